@@ -95,9 +95,9 @@ async def _drive(kind: str, requests: int, viewers: int) -> None:
     step = max(0.01, REPORT_SECONDS / viewers)  # a page's reports cover their counts' time (see above)
     audience = Audience(3600, clock=partial(next, itertools.count(0.0, step)))
     playback = Playback(audience, interval=1200, gap=0)  # every report taken (see above)
-    app = create_app(source, source, Metrics(), viewers=Viewers(audience, playback),
+    app = create_app(source, source, Metrics(),
                      playlist_options=PlaylistOptions(trust_cf_connecting_ip=True),
-                     viewer_options=ViewerOptions(viewer_dir))
+                     viewer_options=ViewerOptions(viewer_dir, viewers=Viewers(audience, playback)))
     await feed(app, kind, _requests(kind, viewers), WARM_UP + requests)
     if kind != "playlist" and audience.watching != min(viewers, WARM_UP + requests):
         sys.exit(f"{kind}: {audience.watching} pages counted, {viewers} expected")

@@ -557,11 +557,16 @@ class MemoryTransport(asyncio.Transport):
 
 @contextlib.asynccontextmanager
 async def in_memory(app: web.Application, transport: asyncio.Transport) -> AsyncIterator[Any]:
-    """The protocol aiohttp's AppRunner.server() makes for one connection, on `transport`."""
+    """The protocol aiohttp's AppRunner.server() makes for one connection, on `transport`; for the
+    service's app (create_app's), behind the connection gate with its quick answers, as it listens."""
+    from broadcaster.http.connections import ConnectionGate, GateOptions
+    from broadcaster.http.keys import QUICK
+
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     assert runner.server is not None
-    protocol = runner.server()
+    quick = app.get(QUICK)
+    protocol = runner.server() if quick is None else ConnectionGate(runner.server, GateOptions(8, quick=quick))()
     protocol.connection_made(transport)
     try:
         yield protocol

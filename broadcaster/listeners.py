@@ -13,8 +13,9 @@ from typing import Any
 
 from aiohttp import web
 
-from .http.connections import KEEPALIVE_TIMEOUT, GatedSite
+from .http.connections import KEEPALIVE_TIMEOUT, GatedSite, GateOptions
 from .http.control import prepare_socket
+from .http.keys import QUICK
 from .http.serving import serving
 from .metrics import ConnectionMetrics
 from .settings import Address, Settings
@@ -47,9 +48,11 @@ async def listen(stack: contextlib.AsyncExitStack, app: web.Application, listene
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=HANDLER_STOP_TIMEOUT,
                            keepalive_timeout=KEEPALIVE_TIMEOUT, **options)
     try:
+        gate = GateOptions(limit=listener.limit, header_timeout=settings.header_timeout,
+                           write_timeout=settings.write_timeout, metrics=metrics, kind=listener.kind,
+                           quick=app.get(QUICK))  # plain playlist GETs answered before aiohttp (quick.py)
         await stack.enter_async_context(serving(runner, lambda r: GatedSite(
-            r, where.host, where.port, limit=listener.limit, header_timeout=settings.header_timeout,
-            write_timeout=settings.write_timeout, metrics=metrics, kind=listener.kind, backlog=listener.backlog)))
+            r, where.host, where.port, gate, backlog=listener.backlog)))
     except OSError as err:
         # Taken, below 1024, or not this machine's address: only the setting (or the other program)
         # changes that, never a restart (Grafana's default port is 3000 too).

@@ -18,7 +18,8 @@ from .bucket.bucket import Bucket, BucketOptions
 from .bucket.mirror import PlaylistMirror
 from .bucket.recorder import Recorder
 from .clips.book import CLIPS_FILE, ClipBook, ClipPlaces
-from .http import LiveEvents, Pathways, PlaylistOptions, ViewerOptions, Viewers, create_app, create_metrics_app, limits
+from .http import (LiveEvents, Pathways, PlaylistOptions, Running, ViewerOptions, Viewers, create_app,
+                   create_metrics_app, limits)
 from .http.connections import install_accept_error_handler
 from .http.control import create_control_app
 from .http.page_policy import media_origins
@@ -230,7 +231,7 @@ class Service:
             playlist_options=PlaylistOptions(blocking_reload=s.blocking_reload, max_held=self.budget.held,
                                              trust_cf_connecting_ip=s.trust_cf_connecting_ip,
                                              forwarded_allow_ips=s.forwarded_allow_ips,
-                                             pathways=self._pathways(s)),
+                                             pathways=self._pathways(s), release_held=self._release_waiters),
             viewer_options=None if viewer_folder is None else ViewerOptions(
                 viewer_folder, stream_url=stream_url, max_open=self.budget.files, write_timeout=s.write_timeout,
                 p2p_trackers=s.p2p_trackers, p2p_swarm=s.p2p_swarm,
@@ -238,10 +239,10 @@ class Service:
                 p2p_min_viewers=s.p2p_min_viewers, p2p_upload_mb=s.p2p_upload_mb, viewer_timeout=s.viewer_timeout,
                 show_viewer_count=s.show_viewer_count, owncast_url=s.owncast_url,
                 frame_ancestors=s.frame_ancestors, sources=s.viewer_sources, title=s.stream_title,
-                description=s.stream_description, media_origins=media_origins(s)),
-            expose_metrics=s.metrics_listen == "", connection_metrics=self.connection_metrics,
-            viewers=Viewers(self.audience, self.playback, pathway=steered.reports if (steered := self.delivery.steered) else None),
-            release_held=self._release_waiters,
+                description=s.stream_description, media_origins=media_origins(s),
+                viewers=Viewers(self.audience, self.playback,
+                                pathway=steered.reports if (steered := self.delivery.steered) else None)),
+            running=Running(connection_metrics=self.connection_metrics, expose_metrics=s.metrics_listen == ""),
         )
 
     def _release_waiters(self) -> None:

@@ -121,7 +121,7 @@ def test_amplification() -> None:
 
 
 @pytest.mark.parametrize(("module", "kinds", "extra"), [
-    ("serve_cost", ("baseline", "ours", "steering"), ()),
+    ("serve_cost", ("baseline", "ours", "via_aiohttp", "steering"), ()),
     ("heartbeat", ("playlist", "heartbeat", "report"), ("--viewers", "2")),
     ("pathway_cost", ("bucket", "steering"), ("--variants", "2")),
 ])
@@ -155,7 +155,8 @@ def test_counted_benches(module: str, kinds: tuple[str, ...], extra: tuple[str, 
         has(out, rf"^\s+{kind}:\s+{NUMBER}$")
     if module == "serve_cost":
         has(out, rf"ours adds {NUMBER} \({NUMBER}%\)", rf"ratio baseline/ours: {NUMBER}",
-            rf"a steering manifest request / a playlist request: {NUMBER}")
+            rf"a steering manifest request / a playlist request via aiohttp: {NUMBER} \(goal: <= 1\); "
+            rf"/ a plain playlist request: {NUMBER}")
     elif module == "pathway_cost":
         has(out, rf"steering adds {NUMBER} \({NUMBER}%\) while the bucket serves")
     else:
@@ -166,13 +167,16 @@ def test_counted_benches(module: str, kinds: tuple[str, ...], extra: tuple[str, 
 # -- wrk against the app in a process ---------------------------------------------------------------
 
 
-@needs("wrk")
+@needs("wrk", "/usr/sbin/nginx")
 def test_serve() -> None:
-    out = bench("serve", "--connections", "4", "--duration", "1", "--rounds", "1")
-    for kind in ("baseline", "ours"):
+    out = bench("serve", "--connections", "4", "--duration", "1", "--rounds", "1", "--held", "4", "--segments", "2")
+    for kind in ("baseline", "ours", "nginx"):
         has(out, rf"^\s+{kind}:\s+{NUMBER} req/s p99\s+{NUMBER} ms\s+{NUMBER} us$")
     # n/a: a run in which one of them answered nothing (a machine too loaded to measure).
-    has(out, rf"ratio ours/baseline \(medians\): ({NUMBER}|n/a) \(goal >= 0.9: (met|NOT met)\)")
+    has(out, rf"ratio nginx/baseline \(medians\): ({NUMBER}|n/a), nginx/ours: ({NUMBER}|n/a)",
+        rf"ratio ours/baseline \(medians\): ({NUMBER}|n/a) \(goal >= 1.2: (met|NOT met)\)",
+        rf"listed -> answered: n {NUMBER} p50 {NUMBER} ms p95 {NUMBER} ms max {NUMBER} ms "
+        r"\(goal p95 <= 25 ms: (met|NOT met)\)")
 
 
 @needs("wrk")

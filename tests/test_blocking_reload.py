@@ -14,7 +14,7 @@ from aiohttp.test_utils import make_mocked_request
 from prometheus_client import CollectorRegistry
 from pytest_aiohttp import AiohttpClient
 
-from broadcaster.http import PlaylistOptions, create_app
+from broadcaster.http import PlaylistOptions, Running, create_app
 from broadcaster.http.clients import CF_CONNECTING_IP, Proxies, client_address
 from broadcaster.metrics import ConnectionMetrics
 from tests.support.client import Client
@@ -158,7 +158,7 @@ async def running(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncItera
     world = World(tmp_path, can_block_reload=True)
     registry = CollectorRegistry()
     app = create_app(world.playlists, world.report, world.metrics, playlist_options=PlaylistOptions(max_held=16),
-                     connection_metrics=ConnectionMetrics(registry))
+                     running=Running(connection_metrics=ConnectionMetrics(registry)))
     # A held request waits up to 30 s, far longer than the test takes.
     monkeypatch.setattr("broadcaster.playlist.hls.BLOCK_TIMEOUT_TARGET_DURATIONS", 30)
     world.owncast_lists(0, "stream-a-0.ts", "stream-a-1.ts")
@@ -225,7 +225,7 @@ async def test_one_address_cannot_take_the_whole_held_cap(tmp_path: Path, aiohtt
     world = World(tmp_path, can_block_reload=True)
     registry = CollectorRegistry()
     client: Client = await aiohttp_client(create_app(
-        world.playlists, world.report, world.metrics, connection_metrics=ConnectionMetrics(registry),
+        world.playlists, world.report, world.metrics, running=Running(connection_metrics=ConnectionMetrics(registry)),
         playlist_options=PlaylistOptions(max_held=32, trust_cf_connecting_ip=True)))
     monkeypatch.setattr("broadcaster.playlist.hls.BLOCK_TIMEOUT_TARGET_DURATIONS", 30)
     world.owncast_lists(0, "stream-a-0.ts", "stream-a-1.ts")

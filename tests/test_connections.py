@@ -13,7 +13,7 @@ import pytest
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from broadcaster.http.connections import GatedSite, install_accept_error_handler
+from broadcaster.http.connections import GatedSite, GateOptions, install_accept_error_handler
 from broadcaster.lograte import RateLimitedLog
 from broadcaster.metrics import ConnectionMetrics
 from tests.support.waiting import until
@@ -86,8 +86,8 @@ async def start(limit: int, header_timeout: float = 10.0,
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     registry = CollectorRegistry()
-    site = GatedSite(runner, "127.0.0.1", 0, limit=limit, header_timeout=header_timeout,
-                     write_timeout=write_timeout, metrics=ConnectionMetrics(registry))
+    site = GatedSite(runner, "127.0.0.1", 0, GateOptions(limit=limit, header_timeout=header_timeout,
+                                                          write_timeout=write_timeout, metrics=ConnectionMetrics(registry)))
     await site.start()
     port = runner.addresses[0][1]
     return runner, Listener(site, port, release, held, registry, [])

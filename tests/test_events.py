@@ -20,7 +20,7 @@ import pytest
 from aiohttp import web
 from pytest_aiohttp import AiohttpClient
 
-from broadcaster.http import LiveEvents, create_app
+from broadcaster.http import LiveEvents, Running, create_app
 from broadcaster.http.events import parse_last_event_id
 from broadcaster.metrics import Metrics
 from broadcaster.playlist import hls
@@ -381,7 +381,7 @@ async def test_one_client_holds_at_most_an_eighth_of_the_streams(aiohttp_client:
     registry = CollectorRegistry()
     app = create_app(NoPlaylists(), Healthy(), Metrics(), events=LiveEvents(hub),
                      playlist_options=PlaylistOptions(trust_cf_connecting_ip=True),
-                     connection_metrics=ConnectionMetrics(registry))
+                     running=Running(connection_metrics=ConnectionMetrics(registry)))
     client = await aiohttp_client(app)
     one = {"CF-Connecting-IP": "203.0.113.7"}
     try:

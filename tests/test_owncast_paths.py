@@ -30,8 +30,8 @@ from broadcaster.metrics import Metrics
 from broadcaster.source.owncast import SourceVariant
 from broadcaster.http import create_app, late
 from broadcaster.http.clients import Clients, Proxies
-from broadcaster.http.playlists import PlaylistRoutes
-from broadcaster.http.playlists import answered_as_sent, canonical_query
+from broadcaster.http.playlists import PlaylistRoutes, RouteOptions
+from broadcaster.http.canonical import answered_as_sent, canonical_query
 from tests.support.world import World
 from tests.support.client import PLAIN, get
 from tests.support.fakes import CountingGenerator, FakeHealth, FakePlaylists
@@ -477,8 +477,8 @@ async def test_late_numbers_past_a_clients_budget_are_a_small_redirect(
     world = World(tmp_path, window=12.0, stepped=True, can_block_reload=True)
     clock = _Clock()
     # The playlist route as create_app adds it, with a budget on a clock of the test's.
-    routes = PlaylistRoutes(world.playlists, world.metrics, 0, True, clients=Clients(
-        Proxies((ipaddress.ip_network("127.0.0.0/8"),)), late.LateAnswers(clock=clock)))
+    routes = PlaylistRoutes(world.playlists, world.metrics, 0, True, RouteOptions(clients=Clients(
+        Proxies((ipaddress.ip_network("127.0.0.0/8"),)), late.LateAnswers(clock=clock))))
     app = web.Application()
     app.router.add_get(r"/live/{n:[0-9]+}/playlist.m3u8", routes.media)
     client: TestClient[Any, Any] = await aiohttp_client(app, auto_decompress=False)

@@ -168,7 +168,7 @@ def make_rig(aiohttp_client: AiohttpClient, tmp_path: Path) -> MakeRig:
         options = PlaylistOptions(pathways=pathways, forwarded_allow_ips=proxies.networks,
                                   trust_cf_connecting_ip=proxies.cloudflare)
         app = create_app(shown, FakeHealth(), Metrics(), playlist_options=options,
-                         viewer_options=ViewerOptions(VIEWER), viewers=viewers)
+                         viewer_options=ViewerOptions(VIEWER, viewers=viewers))
         server: Any = app if handler_cancellation else Uncancelling(app)
         client: Client = await aiohttp_client(server, auto_decompress=False)
         return Rig(client, shown, copies, located, tmp_path / "hls", policy, counts, behind, clock)

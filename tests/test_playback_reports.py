@@ -385,10 +385,11 @@ async def client_for(aiohttp_client: AiohttpClient, clock: Clock, *, show: bool 
     AudienceMetrics(metrics.registry, lambda: audience.watching, lambda: audience.p2p,
                     lambda: audience.refused, lambda: audience.stalled_recently)
     PlaybackMetrics(metrics.registry, playback)
-    app = create_app(FakePlaylists(6, 1), FakeHealth(), metrics, viewers=Viewers(audience, playback),
+    app = create_app(FakePlaylists(6, 1), FakeHealth(), metrics,
                      playlist_options=PlaylistOptions(trust_cf_connecting_ip=True),
                      viewer_options=ViewerOptions(VIEWER, show_viewer_count=show,
-                                                  owncast_url="https://owncast.example"))
+                                                  owncast_url="https://owncast.example",
+                                                  viewers=Viewers(audience, playback)))
     return await aiohttp_client(app), audience, playback, metrics
 
 

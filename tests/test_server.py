@@ -24,7 +24,7 @@ from yarl import URL
 from broadcaster.playlist import deflate, hls
 from broadcaster.playlist.rendered import Rendered
 from broadcaster.metrics import ConnectionMetrics, Metrics
-from broadcaster.http import PlaylistOptions, ViewerOptions, create_app, create_metrics_app
+from broadcaster.http import PlaylistOptions, Running, ViewerOptions, create_app, create_metrics_app
 from tests.support.client import PLAIN, Client, get
 from tests.support.fakes import FakeHealth, FakePlaylists
 from tests.support.waiting import until
@@ -430,15 +430,15 @@ async def test_playlist_requests_is_a_prometheus_counter(make_client: MakeClient
 
 
 def test_playlist_header_cache_stays_small() -> None:
-    from broadcaster.http import playlists
+    from broadcaster.http import answers
 
     for n in range(500):
-        playlists._playlist_headers(f'"v{n}"', "public, max-age=1", n % 2 == 0, True)
-        assert len(playlists._playlist_headers_cache) <= 64
-    first = playlists._playlist_headers('"x"', "public, max-age=1", True, True)
-    assert first is playlists._playlist_headers('"x"', "public, max-age=1", True, True)
+        answers.playlist_headers(f'"v{n}"', "public, max-age=1", n % 2 == 0, True)
+        assert len(answers._playlist_headers_cache) <= 64
+    first = answers.playlist_headers('"x"', "public, max-age=1", True, True)
+    assert first is answers.playlist_headers('"x"', "public, max-age=1", True, True)
     assert first["Content-Encoding"] == "gzip" and first["ETag"] == '"x"'
-    assert "Content-Type" not in playlists._playlist_headers('"x"', "public, max-age=1", True, False)
+    assert "Content-Type" not in answers.playlist_headers('"x"', "public, max-age=1", True, False)
 
 
 async def test_metrics_count_not_ready(make_client: MakeClient) -> None:
@@ -449,7 +449,7 @@ async def test_metrics_count_not_ready(make_client: MakeClient) -> None:
 
 
 async def test_metrics_can_be_hidden(make_client: MakeClient) -> None:
-    client = await make_client(expose_metrics=False)
+    client = await make_client(running=Running(expose_metrics=False))
     assert (await get(client, "/metrics"))[0] == 404
 
 
@@ -548,7 +548,7 @@ async def test_a_large_file_is_sent_within_the_write_timeout_and_a_client_that_n
     # read too little in time on a loaded machine and was rightly dropped (run q1 of 2026-11-26, 14 of 16 MB).
     client = await aiohttp_client(create_app(ready_playlists(), FakeHealth(), metrics,
                                              viewer_options=ViewerOptions(viewer_dir, max_open=1, write_timeout=2.0),
-                                             connection_metrics=ConnectionMetrics(registry)))
+                                             running=Running(connection_metrics=ConnectionMetrics(registry))))
     path = f"/big.js?v={version_of(big)}"
     status, headers, body = await get(client, path)
     assert (status, body) == (200, big) and headers["Cache-Control"] == "public, max-age=31536000, immutable"

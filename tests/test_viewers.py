@@ -126,9 +126,9 @@ async def client_for(aiohttp_client: AiohttpClient, audience: Audience, *, trust
     assert VIEWER is not None
     metrics = Metrics()
     AudienceMetrics(metrics.registry, lambda: audience.watching, lambda: audience.p2p, lambda: audience.refused)
-    app = create_app(FakePlaylists(6, 1), FakeHealth(), metrics, viewers=Viewers(audience),
+    app = create_app(FakePlaylists(6, 1), FakeHealth(), metrics,
                      playlist_options=PlaylistOptions(trust_cf_connecting_ip=trust_cf),
-                     viewer_options=ViewerOptions(VIEWER, **options))
+                     viewer_options=ViewerOptions(VIEWER, viewers=Viewers(audience), **options))
     return await aiohttp_client(app)
 
 

@@ -29,10 +29,11 @@ from . import health as readings
 from . import limits, viewer
 from .clients import Clients, Network, Proxies
 from .common import CLIENT_MAX_SIZE, CONNECTION_LOG, elsewhere
-from .keys import (DEFAULT_VARIANT, EVENTS, HEALTH, METRICS, PAGE_POLICY, STATE_EVENTS, VIEWER_CONFIG,
+from .keys import (DEFAULT_VARIANT, EVENTS, HEALTH, METRICS, PAGE_POLICY, QUICK, STATE_EVENTS, VIEWER_CONFIG,
                    VIEWER_FILES, HealthSource)
 from .page_policy import page_policy
-from .playlists import MAX_HELD, Horizon, MasterSource, PlaylistRoutes, PlaylistSource
+from .playlists import MAX_HELD, Horizon, MasterSource, PlaylistRoutes, PlaylistSource, RouteOptions
+from .quick import QuickAnswers
 from .steering_route import SteeringRoute, SteeringSource
 from .viewer_files import ViewerFiles
 from .viewer_page import Words
@@ -82,6 +83,8 @@ class PlaylistOptions:
     trust_cf_connecting_ip: bool = False  # count held requests per CF-Connecting-IP (behind the tunnel)
     pathways: Pathways | None = None  # content steering: the VM's pathway and the steering manifest
     forwarded_allow_ips: tuple[Network, ...] = ()  # proxies whose X-Forwarded-For names the client
+    # Answers every held blocking request at once (the sources' release_waiters), called on shutdown.
+    release_held: Callable[[], None] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +94,26 @@ class LiveEvents:
 
     hub: EventHub
     state: StatusWatcher | None = None
+
+
+@dataclass(frozen=True)
+class Viewers:
+    """The viewer page's heartbeats: the count they keep, and the playback reports they carry (None: not
+    taken)."""
+
+    audience: Audience
+    playback: Playback | None = None
+    # What a beat's Hb-Pathway says (content steering): (page id, its address, the header).
+    pathway: Callable[[str, str | None, str], None] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Running:
+    """What the service running the app tells it: where refused requests are counted, and whether
+    /metrics is served here (not when it has a listener of its own, METRICS_LISTEN)."""
+
+    connection_metrics: ConnectionMetrics | None = None
+    expose_metrics: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +138,7 @@ class ViewerOptions:
     sources: tuple[str, ...] = ()  # origins ?src= may play besides this service's playlists; ("*",) = any
     title: str = ""  # the page's title and heading (STREAM_TITLE); "" = Owncast's name, else the page's own
     description: str = ""  # the line under it (STREAM_DESCRIPTION); "" = Owncast's summary, else none
+    viewers: Viewers | None = None  # the page's heartbeats are taken (POST /live/watching)
 
     def config(self, counting: bool = False, reporting: bool = False) -> dict[str, object]:
         """/config.json: where the viewer plays from, P2P (only when on: the page then loads its code),
@@ -150,17 +174,6 @@ class ViewerOptions:
         return config
 
 
-@dataclass(frozen=True)
-class Viewers:
-    """The viewer page's heartbeats: the count they keep, and the playback reports they carry (None: not
-    taken)."""
-
-    audience: Audience
-    playback: Playback | None = None
-    # What a beat's Hb-Pathway says (content steering): (page id, its address, the header).
-    pathway: Callable[[str, str | None, str], None] | None = None
-
-
 def create_app(
     playlists: PlaylistSource,
     health: HealthSource,
@@ -169,25 +182,24 @@ def create_app(
     events: LiveEvents | None = None,
     playlist_options: PlaylistOptions = PlaylistOptions(),
     viewer_options: ViewerOptions | None = None,
-    expose_metrics: bool = True,
-    connection_metrics: ConnectionMetrics | None = None,
-    viewers: Viewers | None = None,
-    release_held: Callable[[], None] | None = None,
+    running: Running = Running(),
 ) -> web.Application:
     """The public web app. Without `events` there is no /live/events; with it, the app's shutdown ends
     its streams, and its `state` watcher (publishing into the hub) runs from the app's startup to its
     shutdown.
-    `release_held` answers every held blocking request at once (the source's release_waiters), called on
-    shutdown. Without `viewer_options`, / is a line of text; with both it and `viewers`, the page's
-    heartbeats count its viewers (POST /live/watching), and with their `playback` their playback reports
-    are taken.
+    `playlist_options.release_held` answers every held blocking request at once, called on shutdown.
+    Without `viewer_options`, / is a line of text; with its `viewers`, the page's heartbeats count its
+    viewers (POST /live/watching), and with their `playback` their playback reports are taken.
+    app[QUICK] holds the plain playlist requests the connection gate answers before aiohttp (quick.py).
 
     Run it with handler_cancellation=True, as the service does (aiohttp's test server does too): a handler
     whose client hangs up is then cancelled, so a held blocking request or an event stream gives its
     slot back at once and requests nobody waits for cannot fill the caps (issue 18).
     With `playlist_options.pathways` the playlists offer the VM's pathway too (content steering); without, the steering
     manifest's path answers 410, so players holding an older multivariant playlist stop asking."""
+    viewers = viewer_options.viewers if viewer_options is not None else None
     audience, playback = (viewers.audience, viewers.playback) if viewers is not None else (None, None)
+    connection_metrics = running.connection_metrics
     # No middleware (common.py says why): the playlist handlers are the hot path.
     app = web.Application(client_max_size=CLIENT_MAX_SIZE, handler_args={"logger": CONNECTION_LOG})
     app[HEALTH] = health
@@ -196,12 +208,13 @@ def create_app(
     app[DEFAULT_VARIANT] = options.default_variant
     proxies = Proxies(options.forwarded_allow_ips, options.trust_cf_connecting_ip)  # who names the client
     clients = Clients(proxies)  # one budget of late answers per client for every pathway's playlists
+    pathways = options.pathways
     playlist_routes = PlaylistRoutes(playlists, metrics, options.default_variant, options.blocking_reload,
-                                     max_held=options.max_held, connection_metrics=connection_metrics,
-                                     clients=clients,
-                                     masters=options.pathways.masters if options.pathways is not None else None,
-                                     horizon=Horizon(options.pathways.newest, options.pathways.away)
-                                     if options.pathways is not None else None)
+                                     RouteOptions(max_held=options.max_held, connection_metrics=connection_metrics,
+                                                  clients=clients,
+                                                  masters=pathways.masters if pathways is not None else None,
+                                                  horizon=Horizon(pathways.newest, pathways.away)
+                                                  if pathways is not None else None))
     r = app.router
     r.add_get("/live/master.m3u8", playlist_routes.master)
     r.add_get("/live/playlist.m3u8", playlist_routes.default_media)
@@ -210,6 +223,7 @@ def create_app(
     # these two paths here and everything else on that hostname to Owncast (cloudflared.yml.example).
     r.add_get(f"/hls/{hls.OWNCAST_PLAYLIST_NAME}", playlist_routes.owncast_master)
     r.add_get(rf"/hls/{{n:[0-9]+}}/{hls.OWNCAST_PLAYLIST_NAME}", playlist_routes.media)
+    app[QUICK] = quick_routes(playlist_routes)
     _add_pathways(app, options.pathways, metrics, options, clients)
     if events is not None:
         app[EVENTS] = events.hub
@@ -220,10 +234,10 @@ def create_app(
             app[STATE_EVENTS] = events.state
             app.cleanup_ctx.append(_running_state_events)
         app.on_shutdown.append(_end_event_streams)
-    if release_held is not None:
-        app.on_shutdown.append(functools.partial(_answer_held, release_held))
+    if options.release_held is not None:
+        app.on_shutdown.append(functools.partial(_answer_held, options.release_held))
     r.add_get("/health", readings.health)
-    if expose_metrics:
+    if running.expose_metrics:
         r.add_get("/metrics", readings.metrics)
     if viewer_options is None:
         r.add_get("/", viewer.index_text)
@@ -272,8 +286,9 @@ def _add_pathways(app: web.Application, pathways: Pathways | None, metrics: Metr
         return
     for served in pathways.others:
         routes = PlaylistRoutes(served.playlists, metrics, options.default_variant, options.blocking_reload,
-                                max_held=options.max_held, clients=clients, label_prefix=f"{served.folder}/",
-                                horizon=Horizon(pathways.newest, served.away))
+                                RouteOptions(max_held=options.max_held, clients=clients,
+                                             label_prefix=f"{served.folder}/",
+                                             horizon=Horizon(pathways.newest, served.away)))
         r.add_get(rf"/live/{served.folder}/{{n:[0-9]+}}/{hls.MEDIA_PLAYLIST_NAME}", routes.media)
         r.add_get(rf"/hls/{served.folder}/{{n:[0-9]+}}/{hls.OWNCAST_PLAYLIST_NAME}", routes.media)
     if pathways.segments is not None:
@@ -300,6 +315,18 @@ async def _end_event_streams(app: web.Application) -> None:
 async def _answer_held(release: Callable[[], None], app: web.Application) -> None:
     """on_shutdown: every held blocking request gets the playlist as it is, and none is held from now."""
     release()
+
+
+def quick_routes(routes: PlaylistRoutes) -> QuickAnswers:
+    """The first pathway's plain playlist requests, answered before aiohttp (the same paths as above)."""
+    answers = QuickAnswers()
+    answers.exact("/live/master.m3u8", functools.partial(routes.quick_master, hls.MEDIA_PLAYLIST_NAME))
+    answers.exact(f"/hls/{hls.OWNCAST_PLAYLIST_NAME}", functools.partial(routes.quick_master,
+                                                                           hls.OWNCAST_PLAYLIST_NAME))
+    answers.exact("/live/playlist.m3u8", routes.quick_default)
+    answers.numbered("live", hls.MEDIA_PLAYLIST_NAME, routes.quick_media)
+    answers.numbered("hls", hls.OWNCAST_PLAYLIST_NAME, routes.quick_media)
+    return answers
 
 
 def create_metrics_app(metrics: Metrics) -> web.Application:

@@ -19,6 +19,8 @@ Here the listener's protocol factory is wrapped in a counting one (ConnectionGat
   buffer above its high-water mark, the kernel's full) for `write_timeout`: aiohttp has no write timeout,
   and a client pipelining requests it never reads held its buffers, memory and a handle for as long as
   it liked (issue 18). Files sent by sendfile never pause the transport: their handler times them.
+- a plain playlist GET on a connection aiohttp holds nothing of is answered here, from bytes made once
+  per version, before aiohttp parses it (quick.py: aiohttp's own cost per request is most of its cost).
 
 asyncio accepts a batch of connections (up to the listen backlog) in one turn of the loop, creates all
 their protocols on the next, connects them one by one on the one after, and reads none of them before
@@ -43,6 +45,7 @@ import socket
 import struct
 import termios
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -51,6 +54,8 @@ from ..edge import EDGE_HEADERS
 from ..files import TEMPORARY_ERRNOS
 from ..lograte import RateLimitedLog
 from ..metrics import ConnectionMetrics
+from . import quick
+from .quick import QuickAnswers
 
 log = logging.getLogger(__name__)
 
@@ -90,27 +95,32 @@ def busy_response(text: str, retry_after: int) -> bytes:
     ).encode() + body
 
 
-class ConnectionGate:
-    """The protocol factory for a listener: at most `limit` connections get `factory`'s protocol."""
+@dataclass(frozen=True, slots=True)
+class GateOptions:
+    """How a listener's connections are gated."""
 
-    def __init__(
-        self,
-        factory: ProtocolFactory,
-        *,
-        limit: int,
-        header_timeout: float = HEADER_TIMEOUT,
-        write_timeout: float = WRITE_TIMEOUT,
-        retry_after: int = RETRY_AFTER,
-        metrics: ConnectionMetrics | None = None,
-        kind: str = "connections",
-    ) -> None:
-        if limit < 1 or not header_timeout > 0 or not write_timeout > 0:
+    limit: int  # connections handed to aiohttp at once
+    header_timeout: float = HEADER_TIMEOUT
+    write_timeout: float = WRITE_TIMEOUT
+    retry_after: int = RETRY_AFTER
+    metrics: ConnectionMetrics | None = None
+    kind: str = "connections"  # its name in the connection metrics
+    quick: QuickAnswers | None = None  # plain playlist GETs answered before aiohttp parses them (quick.py)
+
+
+class ConnectionGate:
+    """The protocol factory for a listener: at most `options.limit` connections get `factory`'s protocol."""
+
+    def __init__(self, factory: ProtocolFactory, options: GateOptions) -> None:
+        limit, metrics = options.limit, options.metrics
+        if limit < 1 or not options.header_timeout > 0 or not options.write_timeout > 0:
             raise ValueError("limit >= 1, header_timeout and write_timeout > 0")
         self._factory = factory
         self.limit = limit
-        self.header_timeout = header_timeout
-        self.write_timeout = write_timeout
-        self._busy = busy_response("too many connections, try again shortly\n", retry_after)
+        self.header_timeout = options.header_timeout
+        self.write_timeout = options.write_timeout
+        self.quick = options.quick
+        self._busy = busy_response("too many connections, try again shortly\n", options.retry_after)
         self._metrics = metrics
         self._lingering = 0  # refused connections waiting to close cleanly
         # Admitted connections (handed to aiohttp), oldest first. Ones accepted but not yet connected,
@@ -121,7 +131,7 @@ class ConnectionGate:
         self._fresh: dict[_Counted, None] = {}  # admitted, no complete request head read yet, oldest first
         self._peek = bytearray(_PEEK)  # one buffer for every MSG_PEEK (one loop, one at a time)
         if metrics is not None:
-            metrics.watch(kind, lambda: len(self._open), limit)
+            metrics.watch(options.kind, lambda: len(self._open), limit)
 
     @property
     def open(self) -> int:
@@ -200,6 +210,8 @@ class _Counted(asyncio.Protocol):
         self._made = False  # the transport told us, and aiohttp's handler, of the connection
         self._dropped = False
         self._lingering = False  # refused, waiting for its request to be read before closing
+        # Everything aiohttp was given ended a bodiless head: its parser holds nothing (quick.py).
+        self._whole = True
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -244,7 +256,25 @@ class _Counted(asyncio.Protocol):
                 self._head_done()
             else:
                 self._tail = seen[-3:]
+        if self._whole and self._gate.quick is not None:
+            if self._answer_quickly(data, self._gate.quick):
+                return
+            self._whole = quick.whole_heads(data)
         self._inner.data_received(data)
+
+    def _answer_quickly(self, data: bytes, answers: QuickAnswers) -> bool:
+        """Writes the answer to a plain playlist GET here when aiohttp has nothing of this connection's in
+        hand and its writing is not paused (a client that reads nothing is aiohttp's to hold back)."""
+        transport = self._transport
+        if (self._write_timer is not None or transport is None or transport.is_closing()
+                or not quick.idle(self._inner)):
+            return False
+        answer = answers.answer(data)
+        if answer is None:
+            return False
+        transport.write(answer)
+        quick.kept_alive(self._inner, asyncio.get_running_loop().time())
+        return True
 
     def eof_received(self) -> bool | None:
         if not self._made:
@@ -361,24 +391,12 @@ def _peek(transport_socket: Any, buf: bytearray) -> int:
 class GatedSite(web.BaseSite):
     """A TCP listener of `runner` whose connections go through a ConnectionGate."""
 
-    def __init__(
-        self,
-        runner: web.BaseRunner,
-        host: str,
-        port: int,
-        *,
-        limit: int,
-        header_timeout: float = HEADER_TIMEOUT,
-        write_timeout: float = WRITE_TIMEOUT,
-        metrics: ConnectionMetrics | None = None,
-        kind: str = "connections",
-        backlog: int = 128,
-    ) -> None:
+    def __init__(self, runner: web.BaseRunner, host: str, port: int, options: GateOptions, *,
+                 backlog: int = 128) -> None:
         super().__init__(runner, backlog=backlog)
         assert runner.server is not None  # BaseSite checked it
         self._host, self._port = host, port
-        self.gate = ConnectionGate(runner.server, limit=limit, header_timeout=header_timeout,
-                                   write_timeout=write_timeout, metrics=metrics, kind=kind)
+        self.gate = ConnectionGate(runner.server, options)
 
     @property
     def name(self) -> str:

@@ -9,6 +9,7 @@ from aiohttp import web
 from ..metrics import Metrics
 from ..status.assessment import Assessment
 from ..status.hub import EventHub, StatusWatcher
+from .quick import QuickAnswers
 from .viewer_files import ViewerFiles
 
 
@@ -25,3 +26,4 @@ DEFAULT_VARIANT = web.AppKey("default_variant", int)
 VIEWER_FILES = web.AppKey[ViewerFiles]("viewer_files")  # only set when a viewer is served
 VIEWER_CONFIG = web.AppKey("viewer_config", bytes)  # config.json: where the viewer finds the stream
 PAGE_POLICY = web.AppKey("page_policy", str)  # the viewer page's Content-Security-Policy (page_policy.py)
+QUICK = web.AppKey("quick", QuickAnswers)  # plain playlist GETs the connection gate answers (quick.py)

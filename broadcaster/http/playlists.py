@@ -8,19 +8,21 @@ app per request (bench/serve.py, bench/serve_cost.py measure it).
 
 from __future__ import annotations
 
-import functools
-from dataclasses import dataclass
+import contextlib
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from aiohttp import hdrs, web
-from multidict import CIMultiDict, CIMultiDictProxy, MultiMapping
 
 from ..edge import EDGE_HEADERS, edge_headers, unavailable
 from ..metrics import ConnectionMetrics, Metrics
 from ..numbers import whole_number
 from ..playlist import hls
 from ..playlist.rendered import Rendered
+from .answers import Written, accepts_gzip, quick_answer, rendered_response, written_response
+from .canonical import (BLOCKING_PARAMS, LISTED_CACHE_CONTROL, SKIP, blocking_param, request_target, respelt,
+                        to_canonical)
 from .clients import Clients, client_address, request_here
 from .common import internal_error
 
@@ -64,119 +66,6 @@ class PlaylistSource(Protocol):
         """Calls of wait_for_sequence not ended yet: the one count of held requests (the cap, /metrics)."""
 
 
-_BLOCKING_PARAMS = frozenset({"_HLS_msn", "_HLS_part", "_HLS_skip"})
-# A redirect to the canonical URL is a pure function of the URL asked: cacheable (a CDN may keep it).
-CANONICAL_CACHE_CONTROL = "public, max-age=60"
-# A redirect from a number listed long before to the newest version depends on when it is asked: not
-# kept. Sent only to a client past its budget of late answers (late.py).
-LISTED_CACHE_CONTROL = hls.UNREADY_CACHE_CONTROL
-_SKIP = "YES"  # the one spelling of _HLS_skip: "v2" (skip date ranges too) gets the same answer here
-
-
-def _blocking_param(value: str | None) -> str | None:
-    """A blocking-reload parameter up to a stray `?`: old Owncast pages add their cache buster with a
-    second `?` (`_HLS_msn=12?cachebust=3`), which makes it part of the value."""
-    return value.partition("?")[0] if value is not None else None
-
-
-def request_target(request: web.Request) -> str:
-    """The request's path and query exactly as sent (percent-encoding and all): what a cache in front
-    keys the answer by (nginx's $request_uri). An absolute-form target (`GET http://host/path`, as a
-    proxy may send it) counts from its path."""
-    raw = request.raw_path
-    if raw.startswith("/"):
-        return raw
-    _, scheme, rest = raw.partition("://")
-    slash = rest.find("/")
-    return rest[slash:] if scheme and slash >= 0 else "/"
-
-
-def canonical_query(query: MultiMapping[str], blocking: bool) -> str | None:
-    """The query string of the canonical URL of a playlist request, from its decoded `query`; None when
-    a directive's value is bad (answered 400 as it is).
-
-    The canonical URL carries only what the service uses (docs/hls-rules.md, "One URL per answer"):
-    with blocking reload on, `_HLS_msn` then `_HLS_skip`, each once, the number in plain digits without
-    leading zeros, the skip as YES. `_HLS_part` goes: the service serves no partial segments, so the
-    answer is the same without it (hls.js sends it only to a playlist that lists parts). Anything else
-    (Owncast's page adds `?cachebust=<random>` to every playlist request; an attacker, a fresh value each
-    time) would be a new cache key per request: a CDN passes each to the origin, which would send the
-    whole playlist every time. A redirect to the canonical URL costs a few hundred bytes, and what
-    follows it is the answer every cache already holds. (A number listed already is the blocking
-    handler's to redirect: that depends on when it is asked.)"""
-    if not blocking:
-        return ""
-    values: dict[str, str] = {}
-    for name in _BLOCKING_PARAMS & query.keys():
-        # A repeated name: its last value. Shaka 4.16 keeps the URL a redirect took it to as the
-        # playlist's own and adds its next _HLS_msn after the one there (`?_HLS_msn=7&_HLS_msn=9`):
-        # the last is what it asks for now. (The first, 7, was redirected to 7's answer, which its
-        # browser kept for six target durations: Shaka stood still there, issue 49.)
-        value = _blocking_param(query.getall(name)[-1]) or ""
-        if name == "_HLS_skip":
-            if value not in hls.SKIP_REQUEST_VALUES:
-                return None
-            values[name] = _SKIP
-            continue
-        number = whole_number(value)
-        if number is None:
-            return None
-        values[name] = str(number)
-    if "_HLS_part" in values and "_HLS_msn" not in values:
-        return None  # an error (6.2.5.2): answered 400
-    return "&".join(f"{name}={values[name]}" for name in ("_HLS_msn", "_HLS_skip") if name in values)
-
-
-def answered_as_sent(query: str, blocking: bool) -> bool:
-    """Whether a query, exactly as sent, is a valid set of delivery directives in the canonical spelling,
-    in any order: `_HLS_msn=<digits, no leading zero>` and `_HLS_skip=YES`, each at most once, nothing
-    else. Such a query is answered as the canonical form is, with no redirect: video.js (VHS 3.17) asks
-    `_HLS_skip=YES&_HLS_msn=N` on every reload, and a 302 cost it a round trip each time (issue 47). Two
-    orders of one set: at most twice the canonical URLs per playlist version (docs/hls-rules.md)."""
-    if not blocking or not query:
-        return False
-    seen: list[str] = []
-    for item in query.split("&"):
-        name, equals, value = item.partition("=")
-        if not equals or name in seen:
-            return False
-        if name == "_HLS_msn":
-            if whole_number(value) is None or (value[0] == "0" and value != "0"):
-                return False
-        elif name != "_HLS_skip" or value != _SKIP:
-            return False
-        seen.append(name)
-    return True
-
-
-def respelt(target: str, path: str, query: MultiMapping[str], blocking: bool) -> str | None:
-    """Where a playlist request goes whose target (request_target) is not its decoded path alone: the
-    canonical URL, relative to the request's (so it works under a path prefix), or None when it is
-    answered as it is (answered_as_sent, or a bad directive: 400).
-
-    Any other spelling of the same request would be one more cache key for a whole playlist (issue 50,
-    R1c): a query the service does not use, a directive another way (`_HLS_msn=012`, `_HLS_skip=v2`,
-    twice, with `_HLS_part`), percent-encoding anywhere (`_HLS_%6dsn=`, `pl%61ylist.m3u8`, `%30/`), an
-    empty `?`. The router matches the decoded path, so each reached the playlist."""
-    sent_path, _, sent_query = target.partition("?")
-    if sent_path == path and answered_as_sent(sent_query, blocking):
-        return None
-    canonical = canonical_query(query, blocking)
-    if canonical is None:
-        return None
-    name = path.rpartition("/")[2]
-    if sent_path.rpartition("/")[0] == path.rpartition("/")[0]:
-        location = name
-    else:  # a folder spelt another way: from the folder as sent, back up to the root of the route
-        location = "../" * (sent_path.count("/") - 1) + path[1:]
-    return f"{location}?{canonical}" if canonical else location
-
-
-def _to_canonical(request: web.Request, location: str,
-                  cache_control: str = CANONICAL_CACHE_CONTROL) -> web.Response:
-    """302 to the same playlist under its canonical URL, `location` relative to the request's."""
-    return web.Response(status=302, headers=edge_headers({
-        hdrs.LOCATION: location, hdrs.CACHE_CONTROL: cache_control}))
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,21 +78,34 @@ class Horizon:
     away: Callable[[], bool] = lambda: False
 
 
+@dataclass(frozen=True, slots=True)
+class RouteOptions:
+    """What one pathway's playlist routes share with the others and where their masters come from.
+
+    `masters`: where the multivariant playlists come from (the source's own by default; with content
+    steering, one that names every pathway); `label_prefix` marks these routes' requests in
+    hls_broadcaster_playlist_requests_total (the VM pathway's are "vm/<n>"); `horizon.newest(variant)`:
+    the newest number another pathway lists already (the VM's, ahead of the bucket's by the uploads on
+    their way): a player that comes from there asks for its next one, which is coming here too, so it is
+    held rather than refused as too far ahead; while players are steered away from this pathway
+    (`horizon.away()`), a number the other lists is not held for uploads that do not land."""
+
+    max_held: int = MAX_HELD
+    connection_metrics: ConnectionMetrics | None = None
+    clients: Clients = field(default_factory=Clients)  # one per app: every pathway's routes share it
+    masters: MasterSource | None = None
+    label_prefix: str = ""
+    horizon: Horizon | None = None
+
+
 class PlaylistRoutes:
     """The playlist handlers, with what they need at hand: the hot path, so no app lookups per
     request, and `guarded`'s try inlined (free in Python 3.11) rather than worn (a coroutine)."""
 
-    def __init__(self, source: PlaylistSource, metrics: Metrics, default_variant: int, blocking: bool, *,
-                 max_held: int = MAX_HELD, connection_metrics: ConnectionMetrics | None = None,
-                 clients: Clients = Clients(), masters: MasterSource | None = None,
-                 label_prefix: str = "", horizon: Horizon | None = None) -> None:
-        """`masters`: where the multivariant playlists come from (the source's own by default; with
-        content steering, one that names every pathway); `label_prefix` marks this instance's requests in
-        hls_broadcaster_playlist_requests_total (the VM pathway's are "vm/<n>"); `horizon(variant)`: the
-        newest number another pathway lists already (the VM's, ahead of the bucket's by the uploads on
-        their way): a player that comes from there asks for its next one, which is coming here too, so
-        it is held rather than refused as too far ahead; and while players are steered away from this
-        pathway (`horizon.away()`), a number the other lists is not held for uploads that do not land."""
+    def __init__(self, source: PlaylistSource, metrics: Metrics, default_variant: int, blocking: bool,
+                 options: RouteOptions = RouteOptions()) -> None:
+        max_held, connection_metrics, clients = options.max_held, options.connection_metrics, options.clients
+        masters, label_prefix, horizon = options.masters, options.label_prefix, options.horizon
         self._source = source
         self._late = clients.late  # what a client's late _HLS_msn may cost (late.py)
         self._masters = masters  # None: the source's own
@@ -247,7 +149,7 @@ class PlaylistRoutes:
                 location = respelt(target, request.path, request.query, self._blocking_on)
                 if location is not None:
                     return self._redirect(request, self._default_label, location)
-                if self._blocking_on and _BLOCKING_PARAMS & request.query.keys():
+                if self._blocking_on and BLOCKING_PARAMS & request.query.keys():
                     return await self._blocking(request, self._default)
             return self._serve(request, self._default)
         except Exception as exc:  # noqa: BLE001 (logged by internal_error)
@@ -266,7 +168,7 @@ class PlaylistRoutes:
                 location = respelt(target, request.path, request.query, self._blocking_on)
                 if location is not None:
                     return self._redirect(request, "unknown", location)
-            if target != request.path and self._blocking_on and _BLOCKING_PARAMS & request.query.keys():
+            if target != request.path and self._blocking_on and BLOCKING_PARAMS & request.query.keys():
                 return await self._blocking(request, int(digits))
             return self._serve(request, int(digits))
         except Exception as exc:  # noqa: BLE001 (logged by internal_error)
@@ -280,18 +182,18 @@ class PlaylistRoutes:
         if target is None or current is None:
             return self._serve(request, variant)  # not ready / unknown, as for a plain request
         query = request.query
-        skip_text = _blocking_param(query.get("_HLS_skip"))
+        skip_text = blocking_param(query.get("_HLS_skip"))
         if skip_text is not None and skip_text not in hls.SKIP_REQUEST_VALUES:
             return self._bad_request(variant, "_HLS_skip must be YES or v2")
         skip = skip_text is not None
-        msn_text = _blocking_param(query.get("_HLS_msn"))
+        msn_text = blocking_param(query.get("_HLS_msn"))
         if msn_text is None:
             # _HLS_part without _HLS_msn is an error; _HLS_skip alone asks for a delta update at once.
             if "_HLS_part" in query:
                 return self._bad_request(variant, "_HLS_part needs _HLS_msn")
             return self._serve(request, variant, skip=skip and not current.ended)
         msn = whole_number(msn_text)
-        if msn is None or whole_number(_blocking_param(query.get("_HLS_part", "0")) or "") is None:
+        if msn is None or whole_number(blocking_param(query.get("_HLS_part", "0")) or "") is None:
             return self._bad_request(variant, "_HLS_msn and _HLS_part must be whole numbers")
         newest = current.last_sequence
         if msn < newest - hls.MSN_BEHIND_LIMIT or (current.ended and msn > newest):
@@ -302,13 +204,13 @@ class PlaylistRoutes:
             # number: Shaka 4.16 keeps the URL a redirect took it to as the playlist's own and adds its
             # next _HLS_msn after what is there (`?_HLS_msn=A&_HLS_msn=B`, one more 302 each reload).
             if self._late.take(client_address(request, self._proxies), target):
-                response = _rendered(request, current, hls.blocking_cache_control(target))
+                response = rendered_response(request, current, hls.blocking_cache_control(target))
                 self._count(str(variant), response.status)
                 return response
             self._count(str(variant), 302)
             name = request.path.rpartition("/")[2]
-            location = f"{name}?_HLS_skip={_SKIP}" if skip else name
-            return _to_canonical(request, location, LISTED_CACHE_CONTROL)
+            location = f"{name}?_HLS_skip={SKIP}" if skip else name
+            return to_canonical(request, location, LISTED_CACHE_CONTROL)
         if current.ended:  # 6.2.5.2: after EXT-X-ENDLIST the parameters are ignored
             return self._serve(request, variant)
         if msn > newest + hls.MSN_AHEAD_LIMIT and (
@@ -360,14 +262,42 @@ class PlaylistRoutes:
         # Answered before segment _HLS_msn was listed (the service is stopping): a playlist players
         # take as it is and ask again, but one no cache may keep as the answer to this URL.
         early = rendered.last_sequence < msn and not rendered.ended
-        response = _rendered(request, rendered,
-                             hls.UNREADY_CACHE_CONTROL if early else hls.blocking_cache_control(target))
+        response = written_response(request, rendered,
+                                    hls.UNREADY_CACHE_CONTROL if early else hls.blocking_cache_control(target))
         self._count(str(variant), response.status)
+        if isinstance(response, Written):
+            with contextlib.suppress(ConnectionError):  # gone: nothing more to send it
+                await request.writer.drain()  # as aiohttp after its own: a client that reads nothing waits
         return response
+
+    def quick_media(self, variant: int, accept_encoding: str) -> tuple[bytes, bytes] | None:
+        """A plain GET's 200 as bytes up to its Date (quick.py), counted as _serve counts it; None when
+        the answer would be anything else (aiohttp's route then gives it)."""
+        source = self._source
+        target = source.target_duration
+        rendered = source.media_playlist(variant) if target is not None else None
+        if target is None or rendered is None:
+            return None
+        self._count(self._default_label if variant == self._default else str(variant), 200)
+        return quick_answer(rendered, hls.playlist_cache_control(target), accepts_gzip(accept_encoding))
+
+    def quick_default(self, accept_encoding: str) -> tuple[bytes, bytes] | None:
+        return self.quick_media(self._default, accept_encoding)
+
+    def quick_master(self, name: str, accept_encoding: str) -> tuple[bytes, bytes] | None:
+        """The multivariant playlist naming its variants `<n>/<name>`, as quick_media; None with content
+        steering too (its masters depend on the request's Host)."""
+        source = self._source
+        target = source.target_duration
+        rendered = source.master_playlist(name) if target is not None and self._masters is None else None
+        if target is None or rendered is None:
+            return None
+        self._count("master", 200)
+        return quick_answer(rendered, hls.playlist_cache_control(target), accepts_gzip(accept_encoding))
 
     def _redirect(self, request: web.Request, label: str, location: str | None) -> web.Response:
         self._count(label, 302)  # labels stay bounded: a variant is named once served
-        return _to_canonical(request, location or request.path.rpartition("/")[2])
+        return to_canonical(request, location or request.path.rpartition("/")[2])
 
     def _too_many_held(self, variant: int, reason: str) -> web.Response:
         self._count(str(variant), 503)
@@ -413,7 +343,7 @@ class PlaylistRoutes:
                     if label == "unknown":
                         label = str(variant)
                     rendered = rendered.answer(skip)
-                    response = _rendered(request, rendered, cache_control)
+                    response = rendered_response(request, rendered, cache_control)
                 elif variant is None or variant == default:
                     response = _not_ready()
                 else:
@@ -422,73 +352,6 @@ class PlaylistRoutes:
             return response
         finally:
             self._count(label, status)
-
-
-def _rendered(request: web.Request, rendered: Rendered, cache_control: str) -> web.Response:
-    """One rendering, plain or gzipped (compressed once per change, not per request), or a 304."""
-    gzipped = _accepts_gzip(request.headers.get(hdrs.ACCEPT_ENCODING, ""))
-    if gzipped:
-        body, etag = rendered.gzip_body, rendered.gzip_etag
-    else:  # bounded: a long window's newest segments only (hls.MAX_IDENTITY_BYTES)
-        plain = rendered.identity
-        body, etag = plain.body, plain.etag
-    if hdrs.IF_NONE_MATCH in request.headers and _none_match(request, etag):
-        return web.Response(status=304, headers=_playlist_headers(etag, cache_control, gzipped, False))
-    return web.Response(body=body, headers=_playlist_headers(etag, cache_control, gzipped, True))
-
-
-# A playlist version is served thousands of times with the same headers: built once, not per request
-# (aiohttp copies them into each response). Keyed by ETag, which differs between plain and gzipped.
-_playlist_headers_cache: dict[tuple[str, str, bool], CIMultiDictProxy[str]] = {}
-
-
-def _playlist_headers(etag: str, cache_control: str, gzipped: bool, with_body: bool) -> CIMultiDictProxy[str]:
-    key = (etag, cache_control, with_body)
-    headers = _playlist_headers_cache.get(key)
-    if headers is None:
-        if len(_playlist_headers_cache) >= 64:  # old versions: only the newest few are requested
-            _playlist_headers_cache.clear()
-        built = CIMultiDict({**EDGE_HEADERS, hdrs.CACHE_CONTROL: cache_control, hdrs.ETAG: etag,
-                             hdrs.VARY: hdrs.ACCEPT_ENCODING})
-        if with_body:
-            built[hdrs.CONTENT_TYPE] = hls.PLAYLIST_CONTENT_TYPE
-            if gzipped:
-                built[hdrs.CONTENT_ENCODING] = "gzip"
-        headers = _playlist_headers_cache[key] = CIMultiDictProxy(built)
-    return headers
-
-
-def _none_match(request: web.Request, etag: str) -> bool:
-    """If-None-Match uses the weak comparison (RFC 9110 13.1.2): W/"x" matches "x"; "*" matches all."""
-    tags = request.if_none_match or ()
-    value = etag.strip('"')
-    return any(tag.value in (value, "*") for tag in tags)
-
-
-@functools.lru_cache(maxsize=256)  # clients send the same few headers over and over
-def _accepts_gzip(accept_encoding: str) -> bool:
-    """RFC 9110 12.5.3: gzip (or x-gzip, else "*") listed with q > 0. Plain is always acceptable."""
-    wildcard = 0.0
-    for item in accept_encoding.split(","):
-        coding, _, params = item.partition(";")
-        coding = coding.strip().lower()
-        if coding in ("gzip", "x-gzip"):
-            return _qvalue(params) > 0
-        if coding == "*":
-            wildcard = _qvalue(params)
-    return wildcard > 0
-
-
-def _qvalue(params: str) -> float:
-    for param in params.split(";"):
-        name, _, value = param.partition("=")
-        if name.strip().lower() == "q":
-            try:
-                q = float(value)
-            except ValueError:
-                return 0.0  # unreadable: fall back to the plain body, which is always valid
-            return q if 0.0 <= q <= 1.0 else 0.0  # also rejects nan and inf
-    return 1.0
 
 
 def _not_ready() -> web.Response:

@@ -1,0 +1,157 @@
+"""A playlist version's answer: plain or gzipped, its headers, a 304 for a matching If-None-Match; and the
+same 200 as bytes (head and body), for a plain GET answered before aiohttp parses it (quick.py) and for
+the requests held for a version, written at once when it comes (written_response).
+
+A version is served thousands of times with the same headers: they are built once per version, not per
+request, keyed by ETag (which differs between the plain and the gzipped body).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from aiohttp import hdrs, web
+from aiohttp.helpers import rfc822_formatted_time
+from aiohttp.http import HttpVersion11
+from multidict import CIMultiDict, CIMultiDictProxy
+
+from ..edge import EDGE_HEADERS
+from ..playlist import hls
+from ..playlist.rendered import Rendered
+
+_KEPT = 64  # versions whose headers are kept: only the newest few are requested
+
+
+def rendered_response(request: web.Request, rendered: Rendered, cache_control: str) -> web.Response:
+    """One rendering, plain or gzipped (compressed once per change, not per request), or a 304."""
+    gzipped = accepts_gzip(request.headers.get(hdrs.ACCEPT_ENCODING, ""))
+    if gzipped:
+        body, etag = rendered.gzip_body, rendered.gzip_etag
+    else:  # bounded: a long window's newest segments only (hls.MAX_IDENTITY_BYTES)
+        plain = rendered.identity
+        body, etag = plain.body, plain.etag
+    if hdrs.IF_NONE_MATCH in request.headers and _none_match(request, etag):
+        return web.Response(status=304, headers=playlist_headers(etag, cache_control, gzipped, False))
+    return web.Response(body=body, headers=playlist_headers(etag, cache_control, gzipped, True))
+
+
+_playlist_headers_cache: dict[tuple[str, str, bool], CIMultiDictProxy[str]] = {}
+
+
+def playlist_headers(etag: str, cache_control: str, gzipped: bool, with_body: bool) -> CIMultiDictProxy[str]:
+    """What a playlist answer carries beside what aiohttp adds (Content-Length, Date), built once per
+    version (aiohttp copies them into each response)."""
+    key = (etag, cache_control, with_body)
+    headers = _playlist_headers_cache.get(key)
+    if headers is None:
+        if len(_playlist_headers_cache) >= _KEPT:
+            _playlist_headers_cache.clear()
+        built = CIMultiDict({**EDGE_HEADERS, hdrs.CACHE_CONTROL: cache_control, hdrs.ETAG: etag,
+                             hdrs.VARY: hdrs.ACCEPT_ENCODING})
+        if with_body:
+            built[hdrs.CONTENT_TYPE] = hls.PLAYLIST_CONTENT_TYPE
+            if gzipped:
+                built[hdrs.CONTENT_ENCODING] = "gzip"
+        headers = _playlist_headers_cache[key] = CIMultiDictProxy(built)
+    return headers
+
+
+_quick_cache: dict[tuple[str, str], bytes] = {}
+
+
+def quick_answer(rendered: Rendered, cache_control: str, gzipped: bool) -> tuple[bytes, bytes]:
+    """The 200 rendered_response gives a GET without If-None-Match, as bytes: its status line and
+    headers up to the Date aiohttp would add (each line ending in CRLF), and its body."""
+    if gzipped:
+        body, etag = rendered.gzip_body, rendered.gzip_etag
+    else:
+        plain = rendered.identity
+        body, etag = plain.body, plain.etag
+    key = (etag, cache_control)
+    head = _quick_cache.get(key)
+    if head is None:
+        if len(_quick_cache) >= _KEPT:
+            _quick_cache.clear()
+        lines = [f"{name}: {value}\r\n" for name, value in playlist_headers(etag, cache_control, gzipped, True).items()]
+        head = _quick_cache[key] = ("HTTP/1.1 200 OK\r\n" + "".join(lines)
+                                    + f"{hdrs.CONTENT_LENGTH}: {len(body)}\r\n").encode("latin-1")
+    return head, body
+
+
+class _Date:
+    """aiohttp's Date string, and its header line with the head's end (encoded once a second)."""
+
+    text = ""
+    line = b""
+
+
+def dated(head: bytes, body: bytes) -> bytes:
+    """A quick_answer whole, with the Date aiohttp would add."""
+    date = rfc822_formatted_time()
+    if date is not _Date.text:
+        _Date.text, _Date.line = date, f"Date: {date}\r\n\r\n".encode("ascii")
+    return b"".join((head, _Date.line, body))
+
+
+class Written(web.Response):
+    """A 200 the handler wrote whole (written_response): aiohttp sends nothing more and keeps the
+    connection alive, as after a response of its own to the same request."""
+
+    @property
+    def keep_alive(self) -> bool:
+        return True
+
+    async def prepare(self, request: Any) -> None:
+        return None
+
+    async def write_eof(self, data: bytes = b"") -> None:
+        return None
+
+
+def written_response(request: web.Request, rendered: Rendered, cache_control: str) -> web.Response:
+    """rendered_response's answer, written at once as quick_answer's bytes when it would be exactly those
+    (a keep-alive HTTP/1.1 GET that asks nothing else of aiohttp): the requests held for a version are
+    answered one after another when it comes, and aiohttp's response objects were most of each one's cost.
+    The handler then awaits request.writer.drain(), as aiohttp does after its own."""
+    transport = request.transport
+    if (request.method != hdrs.METH_GET or request.version != HttpVersion11 or not request.keep_alive
+            or hdrs.IF_NONE_MATCH in request.headers or hdrs.EXPECT in request.headers
+            or transport is None or transport.is_closing()):
+        return rendered_response(request, rendered, cache_control)
+    gzipped = accepts_gzip(request.headers.get(hdrs.ACCEPT_ENCODING, ""))
+    transport.write(dated(*quick_answer(rendered, cache_control, gzipped)))
+    return Written()
+
+
+def _none_match(request: web.Request, etag: str) -> bool:
+    """If-None-Match uses the weak comparison (RFC 9110 13.1.2): W/"x" matches "x"; "*" matches all."""
+    tags = request.if_none_match or ()
+    value = etag.strip('"')
+    return any(tag.value in (value, "*") for tag in tags)
+
+
+@functools.lru_cache(maxsize=256)  # clients send the same few headers over and over
+def accepts_gzip(accept_encoding: str) -> bool:
+    """RFC 9110 12.5.3: gzip (or x-gzip, else "*") listed with q > 0. Plain is always acceptable."""
+    wildcard = 0.0
+    for item in accept_encoding.split(","):
+        coding, _, params = item.partition(";")
+        coding = coding.strip().lower()
+        if coding in ("gzip", "x-gzip"):
+            return _qvalue(params) > 0
+        if coding == "*":
+            wildcard = _qvalue(params)
+    return wildcard > 0
+
+
+def _qvalue(params: str) -> float:
+    for param in params.split(";"):
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "q":
+            try:
+                q = float(value)
+            except ValueError:
+                return 0.0  # unreadable: fall back to the plain body, which is always valid
+            return q if 0.0 <= q <= 1.0 else 0.0  # also rejects nan and inf
+    return 1.0

@@ -1,0 +1,126 @@
+"""One URL per answer (docs/hls-rules.md): the canonical spelling of a playlist request, and the redirect
+to it from any other, so a cache in front keys each answer once.
+"""
+
+from __future__ import annotations
+
+from aiohttp import hdrs, web
+from multidict import MultiMapping
+
+from ..edge import edge_headers
+from ..numbers import whole_number
+from ..playlist import hls
+
+BLOCKING_PARAMS = frozenset({"_HLS_msn", "_HLS_part", "_HLS_skip"})
+# A redirect to the canonical URL is a pure function of the URL asked: cacheable (a CDN may keep it).
+CANONICAL_CACHE_CONTROL = "public, max-age=60"
+# A redirect from a number listed long before to the newest version depends on when it is asked: not
+# kept. Sent only to a client past its budget of late answers (late.py).
+LISTED_CACHE_CONTROL = hls.UNREADY_CACHE_CONTROL
+SKIP = "YES"  # the one spelling of _HLS_skip: "v2" (skip date ranges too) gets the same answer here
+
+
+def blocking_param(value: str | None) -> str | None:
+    """A blocking-reload parameter up to a stray `?`: old Owncast pages add their cache buster with a
+    second `?` (`_HLS_msn=12?cachebust=3`), which makes it part of the value."""
+    return value.partition("?")[0] if value is not None else None
+
+
+def request_target(request: web.Request) -> str:
+    """The request's path and query exactly as sent (percent-encoding and all): what a cache in front
+    keys the answer by (nginx's $request_uri). An absolute-form target (`GET http://host/path`, as a
+    proxy may send it) counts from its path."""
+    raw = request.raw_path
+    if raw.startswith("/"):
+        return raw
+    _, scheme, rest = raw.partition("://")
+    slash = rest.find("/")
+    return rest[slash:] if scheme and slash >= 0 else "/"
+
+
+def canonical_query(query: MultiMapping[str], blocking: bool) -> str | None:
+    """The query string of the canonical URL of a playlist request, from its decoded `query`; None when
+    a directive's value is bad (answered 400 as it is).
+
+    The canonical URL carries only what the service uses (docs/hls-rules.md, "One URL per answer"):
+    with blocking reload on, `_HLS_msn` then `_HLS_skip`, each once, the number in plain digits without
+    leading zeros, the skip as YES. `_HLS_part` goes: the service serves no partial segments, so the
+    answer is the same without it (hls.js sends it only to a playlist that lists parts). Anything else
+    (Owncast's page adds `?cachebust=<random>` to every playlist request; an attacker, a fresh value each
+    time) would be a new cache key per request: a CDN passes each to the origin, which would send the
+    whole playlist every time. A redirect to the canonical URL costs a few hundred bytes, and what
+    follows it is the answer every cache already holds. (A number listed already is the blocking
+    handler's to redirect: that depends on when it is asked.)"""
+    if not blocking:
+        return ""
+    values: dict[str, str] = {}
+    for name in BLOCKING_PARAMS & query.keys():
+        # A repeated name: its last value. Shaka 4.16 keeps the URL a redirect took it to as the
+        # playlist's own and adds its next _HLS_msn after the one there (`?_HLS_msn=7&_HLS_msn=9`):
+        # the last is what it asks for now. (The first, 7, was redirected to 7's answer, which its
+        # browser kept for six target durations: Shaka stood still there, issue 49.)
+        value = blocking_param(query.getall(name)[-1]) or ""
+        if name == "_HLS_skip":
+            if value not in hls.SKIP_REQUEST_VALUES:
+                return None
+            values[name] = SKIP
+            continue
+        number = whole_number(value)
+        if number is None:
+            return None
+        values[name] = str(number)
+    if "_HLS_part" in values and "_HLS_msn" not in values:
+        return None  # an error (6.2.5.2): answered 400
+    return "&".join(f"{name}={values[name]}" for name in ("_HLS_msn", "_HLS_skip") if name in values)
+
+
+def answered_as_sent(query: str, blocking: bool) -> bool:
+    """Whether a query, exactly as sent, is a valid set of delivery directives in the canonical spelling,
+    in any order: `_HLS_msn=<digits, no leading zero>` and `_HLS_skip=YES`, each at most once, nothing
+    else. Such a query is answered as the canonical form is, with no redirect: video.js (VHS 3.17) asks
+    `_HLS_skip=YES&_HLS_msn=N` on every reload, and a 302 cost it a round trip each time (issue 47). Two
+    orders of one set: at most twice the canonical URLs per playlist version (docs/hls-rules.md)."""
+    if not blocking or not query:
+        return False
+    seen: list[str] = []
+    for item in query.split("&"):
+        name, equals, value = item.partition("=")
+        if not equals or name in seen:
+            return False
+        if name == "_HLS_msn":
+            if whole_number(value) is None or (value[0] == "0" and value != "0"):
+                return False
+        elif name != "_HLS_skip" or value != SKIP:
+            return False
+        seen.append(name)
+    return True
+
+
+def respelt(target: str, path: str, query: MultiMapping[str], blocking: bool) -> str | None:
+    """Where a playlist request goes whose target (request_target) is not its decoded path alone: the
+    canonical URL, relative to the request's (so it works under a path prefix), or None when it is
+    answered as it is (answered_as_sent, or a bad directive: 400).
+
+    Any other spelling of the same request would be one more cache key for a whole playlist (issue 50,
+    R1c): a query the service does not use, a directive another way (`_HLS_msn=012`, `_HLS_skip=v2`,
+    twice, with `_HLS_part`), percent-encoding anywhere (`_HLS_%6dsn=`, `pl%61ylist.m3u8`, `%30/`), an
+    empty `?`. The router matches the decoded path, so each reached the playlist."""
+    sent_path, _, sent_query = target.partition("?")
+    if sent_path == path and answered_as_sent(sent_query, blocking):
+        return None
+    canonical = canonical_query(query, blocking)
+    if canonical is None:
+        return None
+    name = path.rpartition("/")[2]
+    if sent_path.rpartition("/")[0] == path.rpartition("/")[0]:
+        location = name
+    else:  # a folder spelt another way: from the folder as sent, back up to the root of the route
+        location = "../" * (sent_path.count("/") - 1) + path[1:]
+    return f"{location}?{canonical}" if canonical else location
+
+
+def to_canonical(request: web.Request, location: str,
+                  cache_control: str = CANONICAL_CACHE_CONTROL) -> web.Response:
+    """302 to the same playlist under its canonical URL, `location` relative to the request's."""
+    return web.Response(status=302, headers=edge_headers({
+        hdrs.LOCATION: location, hdrs.CACHE_CONTROL: cache_control}))

@@ -1,0 +1,123 @@
+"""Plain playlist GETs answered from bytes made once per version, before aiohttp parses them.
+
+Most requests are a player's plain reload of a playlist: `GET /live/0/playlist.m3u8 HTTP/1.1`, a few
+headers, no body. aiohttp spends most of such a request on what it shares with every other (parsing into
+a request object, a task, routing, a response object, writing its headers): a trivial aiohttp handler
+answering the same bytes costs about as much as the whole playlist route. The connection gate
+(connections.py) sees each connection's bytes first; when they are exactly one such request and aiohttp
+has nothing of the connection's in hand, it writes the answer the playlist route would give, made once
+per version (answers.quick_answer) with the Date aiohttp adds, and counts it in the route's metrics.
+
+Anything else goes to aiohttp as it is, so its answer stays the reference: a request this strict reading
+does not take whole (another method, a query, percent-encoding, If-None-Match, a body, Connection other
+than keep-alive, anything but printable ASCII, a head split over reads or behind another), and any answer
+but a 200 of the first pathway's playlists (not ready, unknown, steering's masters, which depend on the
+Host). A connection that ever sent aiohttp something other than whole bodiless heads stays with aiohttp:
+its parser may hold part of a message, which these bytes would jump.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from .answers import dated
+
+# The route's answer to a plain GET (its status line and headers up to the Date, and its body), given
+# the request's Accept-Encoding; None: not a 200 here, aiohttp's to answer.
+Answer = Callable[[str], "tuple[bytes, bytes] | None"]
+Numbered = Callable[[int, str], "tuple[bytes, bytes] | None"]  # the same for variant n
+
+_MAX_HEAD = 4096  # a player's head is a few hundred bytes; aiohttp reads longer ones
+_TOKEN = rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+"  # a field name (RFC 9110 5.6.2)
+# One whole head and nothing after it: GET, origin-form target, HTTP/1.1, at most 64 fields of printable
+# ASCII (llhttp would take obs-text and bare LFs too: those go to aiohttp).
+_HEAD = re.compile(rb"GET (/[!-~]*) HTTP/1\.1\r\n((?:" + _TOKEN + rb":[\t -~]*\r\n){0,64})\r\n")
+# Fields (lowercased) that change how the request is read or answered: aiohttp's to take.
+_REFUSED = re.compile(rb"(?:^|\n)(?:content-length|transfer-encoding|upgrade|expect|if-none-match"
+                      rb"|connection(?!:[\t ]*keep-alive[\t ]*\r)):")
+_ACCEPT_ENCODING = re.compile(rb"(?:^|\n)accept-encoding:[\t ]*([^\r]*?)[\t ]*\r")
+_BODY_FIELDS = (b"content-length", b"transfer-encoding", b"upgrade")
+_MAX_VARIANT_DIGITS = 4  # as the route: a longer number cannot be a variant of ours
+
+
+class QuickAnswers:
+    """The playlist paths answered before aiohttp, and the answering."""
+
+    def __init__(self) -> None:
+        self._exact: dict[bytes, Answer] = {}
+        self._numbered: dict[tuple[bytes, bytes], Numbered] = {}  # /<folder>/<n>/<name>
+        self.answered = 0  # requests answered here (not through aiohttp)
+
+    def exact(self, path: str, answer: Answer) -> None:
+        self._exact[path.encode()] = answer
+
+    def numbered(self, folder: str, name: str, answer: Numbered) -> None:
+        """/<folder>/<n>/<name>, n in plain digits (no leading zero: that URL is the route's redirect)."""
+        self._numbered[(folder.encode(), name.encode())] = answer
+
+    def answer(self, data: bytes) -> bytes | None:
+        """The whole answer to `data` when it is one plain GET of a path here answered 200; else None."""
+        if len(data) > _MAX_HEAD or not data.startswith(b"GET /"):
+            return None
+        head = _HEAD.fullmatch(data)
+        if head is None:
+            return None
+        fields = head.group(2).lower()
+        if _REFUSED.search(fields) is not None:
+            return None
+        coding = _ACCEPT_ENCODING.search(fields)
+        accept_encoding = coding.group(1).decode("ascii") if coding is not None else ""
+        try:
+            found = self._find(head.group(1), accept_encoding)
+        except Exception:  # noqa: BLE001 (aiohttp's route answers it, and logs what fails there)
+            return None
+        if found is None:
+            return None
+        self.answered += 1
+        return dated(*found)
+
+    def _find(self, path: bytes, accept_encoding: str) -> tuple[bytes, bytes] | None:
+        exact = self._exact.get(path)
+        if exact is not None:
+            return exact(accept_encoding)
+        parts = path.split(b"/")
+        if len(parts) != 4:
+            return None
+        numbered = self._numbered.get((parts[1], parts[3]))
+        digits = parts[2]
+        if (numbered is None or not digits.isdigit() or len(digits) > _MAX_VARIANT_DIGITS
+                or (digits[0] == 0x30 and digits != b"0")):
+            return None
+        return numbered(int(digits), accept_encoding)
+
+
+def whole_heads(data: bytes) -> bool:
+    """Whether bytes given to aiohttp leave its parser holding nothing: they end a head and declare no
+    body (nor an upgrade). Conservative: a head split over reads counts as not, for good."""
+    if not data.endswith(b"\r\n\r\n"):
+        return False
+    lowered = data.lower()
+    return not any(name in lowered for name in _BODY_FIELDS)
+
+
+# aiohttp's RequestHandler keeps these privately (3.10 to 3.14): the gate reads them as it reads
+# `_waiter` for idleness. Should a later aiohttp lack them, no request is answered quickly.
+
+def idle(handler: Any) -> bool:
+    """aiohttp waits for the connection's next request: nothing in hand, queued, or being closed, and its
+    keep-alive timer runs (kept_alive moves it on)."""
+    try:
+        waiter = handler._waiter
+        return (waiter is not None and not waiter.done() and not handler._messages
+                and handler._keepalive_handle is not None and not handler._close and not handler._force_close
+                and handler._payload_parser is None and not handler._upgraded)
+    except AttributeError:
+        return False
+
+
+def kept_alive(handler: Any, now: float) -> None:
+    """After an answer given here: the idle connection is closed a keep-alive timeout from now, as after
+    aiohttp's own (its timer fires at the old time, finds this one later and waits on)."""
+    handler._next_keepalive_close_time = now + handler._keepalive_timeout

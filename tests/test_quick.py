@@ -1,0 +1,253 @@
+"""Plain playlist GETs answered before aiohttp parses them (broadcaster/http/quick.py): what is taken and
+what is left to aiohttp (at the seam), and on a real listener as the service runs it (the connection gate,
+aiohttp's runner, the public app over the service's own PlaylistSource): the same bytes as aiohttp's
+answer, counted alike, never ahead of a request aiohttp holds, and kept alive as aiohttp keeps its own.
+Held requests are answered with the same bytes too (answers.written_response)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from broadcaster.http import create_app
+from broadcaster.http.connections import GatedSite, GateOptions
+from broadcaster.http.keys import QUICK
+from broadcaster.http.quick import QuickAnswers, idle, whole_heads
+from broadcaster.http.serving import serving
+from broadcaster.metrics import Metrics
+from broadcaster.playlist.manifest import ManifestGenerator
+from broadcaster.playlist.options import WindowOptions
+from broadcaster.playlist.segments import ListedSegment
+from broadcaster.publish.visible import VisiblePlaylists
+from broadcaster.source.owncast import SourceVariant
+from tests.support.fakes import FakeHealth
+from tests.support.waiting import until
+
+PLAIN = b"GET /live/0/playlist.m3u8 HTTP/1.1\r\nHost: example.com\r\nAccept: */*\r\n\r\n"
+
+
+# -- at the seam: what the strict reading takes -------------------------------------------------------
+
+
+def answers() -> tuple[QuickAnswers, list[tuple[object, ...]]]:
+    asked: list[tuple[object, ...]] = []
+    quick = QuickAnswers()
+
+    def exact(accept_encoding: str) -> tuple[bytes, bytes]:
+        asked.append(("exact", accept_encoding))
+        return b"HTTP/1.1 200 OK\r\nX: 1\r\n", b"body"
+
+    def numbered(n: int, accept_encoding: str) -> tuple[bytes, bytes] | None:
+        asked.append(("numbered", n, accept_encoding))
+        return None if n == 9 else (b"HTTP/1.1 200 OK\r\n", b"n")
+
+    quick.exact("/live/playlist.m3u8", exact)
+    quick.numbered("live", "playlist.m3u8", numbered)
+    return quick, asked
+
+
+def test_a_plain_get_is_answered_with_the_date_aiohttp_adds() -> None:
+    quick, asked = answers()
+    answer = quick.answer(b"GET /live/playlist.m3u8 HTTP/1.1\r\nHost: x\r\nAccept-Encoding:  gzip, br \r\n"
+                          b"Connection: Keep-Alive\r\n\r\n")
+    assert answer is not None
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 OK\r\nX: 1\r\nDate: ") and head.endswith(b" GMT") and body == b"body"
+    assert asked == [("exact", "gzip, br")]  # the value as aiohttp reads it (lowercased: compared so anyway)
+    assert quick.answer(PLAIN) == b"HTTP/1.1 200 OK\r\n" + answer[answer.index(b"Date: "):-len(b"body")] + b"n"
+    assert asked[-1] == ("numbered", 0, "") and quick.answered == 2
+
+
+@pytest.mark.parametrize("data", [
+    b"HEAD /live/0/playlist.m3u8 HTTP/1.1\r\n\r\n",
+    b"POST /live/0/playlist.m3u8 HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
+    b"GET /live/0/playlist.m3u8 HTTP/1.0\r\n\r\n",
+    b"GET /live/0/playlist.m3u8?_HLS_msn=5 HTTP/1.1\r\n\r\n",
+    b"GET /live/0/playlist.m3u8? HTTP/1.1\r\n\r\n",
+    b"GET /live/0/pl%61ylist.m3u8 HTTP/1.1\r\n\r\n",
+    b"GET //live/0/playlist.m3u8 HTTP/1.1\r\n\r\n",
+    b"GET http://x/live/0/playlist.m3u8 HTTP/1.1\r\n\r\n",
+    b"GET /live/00/playlist.m3u8 HTTP/1.1\r\n\r\n",
+    b"GET /live/01/playlist.m3u8 HTTP/1.1\r\n\r\n",
+    b"GET /live/12345/playlist.m3u8 HTTP/1.1\r\n\r\n",
+    b"GET /live/\xd9\xa3/playlist.m3u8 HTTP/1.1\r\n\r\n",  # a digit to str.isdigit, not to HTTP
+    b"GET /live/0/stream.m3u8 HTTP/1.1\r\n\r\n",
+    b"GET /live/9/playlist.m3u8 HTTP/1.1\r\n\r\n",  # the route's answer is not a 200
+    b"GET /live/0/playlist.m3u8 HTTP/1.1\r\nIf-None-Match: \"x\"\r\n\r\n",
+    b"GET /live/0/playlist.m3u8 HTTP/1.1\r\ncontent-length: 5\r\n\r\nhello",
+    b"GET /live/0/playlist.m3u8 HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+    b"GET /live/0/playlist.m3u8 HTTP/1.1\r\nConnection: close\r\n\r\n",
+    b"GET /live/0/playlist.m3u8 HTTP/1.1\r\nConnection: keep-alive, Upgrade\r\nUpgrade: websocket\r\n\r\n",
+    b"GET /live/0/playlist.m3u8 HTTP/1.1\r\nExpect: 100-continue\r\n\r\n",
+    b"GET /live/0/playlist.m3u8 HTTP/1.1\r\nHost: x\r\n",  # not whole yet
+    b"GET /live/0/playlist.m3u8 HTTP/1.1\r\n\r\nGET /live/0/playlist.m3u8 HTTP/1.1\r\n\r\n",  # two
+    b"GET /live/0/playlist.m3u8 HTTP/1.1\nHost: x\n\n",  # bare LFs
+    b"GET /live/0/playlist.m3u8 HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n",
+    b"GET /live/0/playlist.m3u8 HTTP/1.1\r\nHost : x\r\n\r\n",
+    b"GET /live/0/playlist.m3u8 HTTP/1.1\r\nX: caf\xc3\xa9\r\n\r\n",
+    b"GET /live/0/playlist.m3u8 HTTP/1.1\r\nX: a\x00b\r\n\r\n",
+    b"GET /live/0/playlist.m3u8 HTTP/1.1\r\n" + b"X: y\r\n" * 65 + b"\r\n",
+    b"GET /live/0/playlist.m3u8 HTTP/1.1\r\nX: " + b"y" * 5000 + b"\r\n\r\n",
+])
+def test_anything_else_is_left_to_aiohttp(data: bytes) -> None:
+    quick, asked = answers()
+    assert quick.answer(data) is None
+    assert all(call[0] != "exact" for call in asked) and quick.answered == 0
+    assert asked in ([], [("numbered", 9, "")])
+
+
+def test_a_failing_route_leaves_the_request_to_aiohttp() -> None:
+    quick = QuickAnswers()
+
+    def failing(accept_encoding: str) -> tuple[bytes, bytes]:
+        raise ZeroDivisionError
+
+    quick.exact("/live/playlist.m3u8", failing)
+    assert quick.answer(b"GET /live/playlist.m3u8 HTTP/1.1\r\n\r\n") is None
+
+
+@pytest.mark.parametrize(("data", "whole"), [
+    (PLAIN, True),
+    (PLAIN + PLAIN, True),
+    (b"GET / HTTP/1.1\r\nHost: x\r\n", False),  # a head split over reads: never again
+    (b"POST /live/watching HTTP/1.1\r\nContent-Length: 2\r\n\r\n", False),
+    (b"POST /live/watching HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", False),
+    (b"GET /live/events HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n", False),
+    (b"GET / HTTP/1.1\n\n", False),
+])
+def test_whole_heads(data: bytes, whole: bool) -> None:
+    assert whole_heads(data) is whole
+
+
+def test_an_aiohttp_without_the_handler_state_read_answers_nothing_here() -> None:
+    assert idle(object()) is False
+
+
+# -- on a real listener ----------------------------------------------------------------------------
+
+
+@dataclass
+class Served:
+    port: int
+    quick: QuickAnswers
+    metrics: Metrics
+    visible: VisiblePlaylists
+    add: Any
+
+
+@contextlib.asynccontextmanager
+async def served(keepalive_timeout: float = 75.0) -> AsyncIterator[Served]:
+    """The public app over VisiblePlaylists (variant 0, one segment), as the service listens."""
+    visible = VisiblePlaylists()
+    visible.under(2)
+    gen = ManifestGenerator(2, WindowOptions(0))
+
+    def add() -> None:
+        n = gen.next_sequence
+        gen.append(ListedSegment(f"https://media.example/0/seg{n}.ts", 2.0), 1_000_000.0 + n)
+        visible.show({0: gen.render()})
+
+    add()
+    metrics = Metrics()
+    app = create_app(visible, FakeHealth(), metrics)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, keepalive_timeout=keepalive_timeout,
+                           handler_cancellation=True)
+    async with serving(runner, lambda r: GatedSite(r, "127.0.0.1", 0, GateOptions(limit=64, quick=app[QUICK]))):
+        yield Served(runner.addresses[0][1], app[QUICK], metrics, visible, add)
+
+
+async def exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, data: bytes) -> bytes:
+    writer.write(data)
+    return await answer(reader)
+
+
+async def answer(reader: asyncio.StreamReader) -> bytes:
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = next(int(line.partition(b":")[2]) for line in head.split(b"\r\n")
+                  if line.lower().startswith(b"content-length:"))
+    return head + await reader.readexactly(length)
+
+
+def undated(answer: bytes) -> bytes:
+    return b"\r\n".join(line for line in answer.split(b"\r\n") if not line.startswith(b"Date: "))
+
+
+def requests_counted(metrics: Metrics) -> dict[tuple[str, int], int]:
+    return dict(metrics.playlist_requests._counts)
+
+
+@pytest.mark.parametrize("path", ["/live/playlist.m3u8", "/live/0/playlist.m3u8", "/hls/0/stream.m3u8",
+                                  "/live/master.m3u8", "/hls/stream.m3u8"])
+@pytest.mark.parametrize("encoding", ["", "Accept-Encoding: gzip, deflate\r\n"])
+async def test_the_answer_is_aiohttps_byte_for_byte(path: str, encoding: str) -> None:
+    async with served() as s:
+        s.visible.announce([])  # no master yet: both answer 503, and aiohttp gives it
+        reader, writer = await asyncio.open_connection("127.0.0.1", s.port)
+        request = f"GET {path} HTTP/1.1\r\nHost: x\r\n{encoding}".encode()
+        if "master" in path or path == "/hls/stream.m3u8":
+            assert (await exchange(reader, writer, request + b"\r\n")).startswith(b"HTTP/1.1 503 ")
+            s.visible.announce([SourceVariant(0, 1_000_000)])
+        assert s.quick.answered == 0
+        quick = await exchange(reader, writer, request + b"\r\n")
+        assert s.quick.answered == 1
+        # A tag matching nothing: aiohttp's route gives the same 200.
+        slow = await exchange(reader, writer, request + b'If-None-Match: "other"\r\n\r\n')
+        assert s.quick.answered == 1
+        assert quick.startswith(b"HTTP/1.1 200 OK\r\n") and undated(quick) == undated(slow)
+        assert (b"Content-Encoding: gzip\r\n" in quick) is bool(encoding)
+        label = "master" if "master" in path or path == "/hls/stream.m3u8" else "0"
+        assert requests_counted(s.metrics)[(label, 200)] == 2
+        writer.close()
+
+
+async def test_a_request_behind_a_held_one_is_answered_after_it() -> None:
+    async with served() as s:
+        reader, writer = await asyncio.open_connection("127.0.0.1", s.port)
+        writer.write(b"GET /live/0/playlist.m3u8?_HLS_msn=1 HTTP/1.1\r\nHost: x\r\n\r\n")
+        await until(lambda: s.visible.held_requests == 1, "the blocking request held")
+        writer.write(PLAIN)  # aiohttp has the held one in hand: this one queues behind it
+        # Another connection's answer: by then the server has read the first one's second request.
+        other_reader, other_writer = await asyncio.open_connection("127.0.0.1", s.port)
+        assert b"seg0.ts" in await exchange(other_reader, other_writer, PLAIN) and s.quick.answered == 1
+        s.add()
+        held, behind = await answer(reader), await answer(reader)
+        assert b"seg1.ts" in held and b"seg1.ts" in behind and s.quick.answered == 1
+        assert b"seg1.ts" in await exchange(reader, writer, PLAIN) and s.quick.answered == 2  # idle again
+        writer.close()
+        other_writer.close()
+
+
+async def test_a_connection_answered_here_is_kept_alive_as_aiohttp_keeps_it() -> None:
+    async with served(keepalive_timeout=1.0) as s:
+        reader, writer = await asyncio.open_connection("127.0.0.1", s.port)
+        for _ in range(25):  # a player's reloads, 0.1 s apart, past two keep-alive timeouts
+            assert (await exchange(reader, writer, PLAIN)).startswith(b"HTTP/1.1 200 ")
+            await asyncio.sleep(0.1)
+        assert s.quick.answered == 25
+        async with asyncio.timeout(30):  # aiohttp closes it once idle a keep-alive timeout
+            assert await reader.read() == b""
+        writer.close()
+
+
+async def test_held_requests_are_answered_with_aiohttps_bytes() -> None:
+    async with served() as s:
+        plain, other = [await asyncio.open_connection("127.0.0.1", s.port) for _ in range(2)]
+        held = b"GET /live/0/playlist.m3u8?_HLS_msn=1 HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\n"
+        plain[1].write(held + b"\r\n")
+        other[1].write(held + b'If-None-Match: "other"\r\n\r\n')  # answered by aiohttp's response
+        await until(lambda: s.visible.held_requests == 2, "both requests held")
+        s.add()
+        written, by_aiohttp = await answer(plain[0]), await answer(other[0])
+        assert written.startswith(b"HTTP/1.1 200 OK\r\n") and undated(written) == undated(by_aiohttp)
+        assert b"Content-Encoding: gzip\r\n" in written and requests_counted(s.metrics)[("0", 200)] == 2
+        # The connection goes on as after aiohttp's own answer: the next request, here or by aiohttp.
+        assert b"seg1.ts" in await exchange(*plain, PLAIN) and s.quick.answered == 1
+        assert b"seg1.ts" in await exchange(*plain, PLAIN.replace(b"\r\n\r\n", b'\r\nIf-None-Match: "x"\r\n\r\n'))
+        for _, writer in (plain, other):
+            writer.close()
