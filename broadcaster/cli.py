@@ -13,6 +13,7 @@ from pathlib import Path
 
 from . import __version__, fixes, state_dir
 from .access import command as invites
+from .bucket import edge_rules
 from .bucket.url_mistakes import url_mistakes
 from .clips import command as clips
 from .settings import SETTINGS, Settings, SettingsError, load_settings, lookalike_keys
@@ -81,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     clips.add_parser(sub)
     _add_env_file(sub.choices["clip"])
     invites.add_parser(sub)
+    edge_rules.add_parser(sub)
     return parser
 
 
@@ -216,7 +218,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    commands = {"run": _run, "check": _check, "demo": _demo, "clip": clips.run, "invite": invites.run}
+    commands = {"run": _run, "check": _check, "demo": _demo, "clip": clips.run, "invite": invites.run,
+                "edge-rules": edge_rules.run}
     try:
         return commands[args.command](args)
     except SettingsError as err:
