@@ -68,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="run the checks as USER, the service's (run by root: the env file, Owncast's "
                             "folder, STATE_DIR and the port are judged as USER may; without it root's check "
                             "fails, since root reads every folder)")
+    check.add_argument("--r2-dev", metavar="URL", help="with PRIVATE=true: the bucket's r2.dev URL "
+                       "(https://pub-<id>.r2.dev), tried as a door around the edge (it must not serve segments)")
     demo = sub.add_parser("demo", help="run everything locally: S3 server, synthetic stream, service, viewer")
     demo.add_argument("--host", default="127.0.0.1", help="address for the service and viewer (default 127.0.0.1)")
     demo.add_argument("--port", type=int, default=3000, help="port for the service and viewer (default 3000)")
@@ -172,7 +174,7 @@ def _check(args: argparse.Namespace) -> int:
 
     setup_logging("error", settings.secrets())
     passed = asyncio.run(run_checks(settings, print_line=print, warnings=lookalikes, as_root=as_root,
-                                    env_file=args.env_file))
+                                    env_file=args.env_file, r2_dev=args.r2_dev))
     return 0 if passed else 2
 
 

@@ -61,6 +61,7 @@ from .status.audience import Audience
 from .status.hub import EventHub, StatusWatcher
 from .status.playback import Playback
 from .status.playback_metrics import PlaybackMetrics
+from .status.edge_guard import edge_guard
 from .status.public_reads import PublicReads
 from .status.trackers import TrackerProbe
 
@@ -213,6 +214,7 @@ class Service:
             start_check=lambda: listed_answers(self.store, self.urls.segment, s.r2_key_prefix, s.upload_timeout))
         self.newest.woken = self.metrics.playlist_requests.on_request = self.public_reads.wake
         self.public_reads.in_outage = lambda: self.uploader.storage_ok is False  # a probe failing may be it
+        self.public_reads.guard = edge_guard(s, self.newest, target)  # a private stream's edge refuses strangers
         records = _pathways(s)
         # Every pathway but the first bucket's has its versions made only while clients read it.
         self.readers = {p.id: Readers(lambda: self.playlists.target_duration) for p in records[1:]}

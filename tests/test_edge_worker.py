@@ -2,7 +2,9 @@
 local R2 bucket holding a real segment (ffmpeg's MPEG-TS): URLs signed by OUR broadcaster/edge_token.sign
 as the service lists them are served with the bucket's bytes and headers, a second viewer's GET is a
 cache hit, expired / tampered / unsigned / other-prefix tokens get 403, and the Worker and the Python
-validator agree on every token of a table. One miniflare process for the module."""
+validator agree on every token of a table. Then `check`'s proof of the edge (bucket/edge_check.py) and
+/health's watch of it (status/edge_guard.py), against the Worker (refusing strangers) and a plain public
+bucket (not refusing). One miniflare process for the module."""
 
 from __future__ import annotations
 
@@ -13,10 +15,18 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 from broadcaster.access.tokens import edge_key
+from broadcaster.bucket import edge_check
+from broadcaster.bucket.edge_check import Probe
 from broadcaster.edge_token import SEPARATOR, checked_text, sign, valid
+from broadcaster.status.edge_guard import EdgeGuard
+from broadcaster.status.public_reads import PublicReads
+from broadcaster.steering.first_byte import FirstByte
+from broadcaster.steering.probe import PROBE_HEADERS
 from tests.support.edge_worker import EdgeWorker
+from tests.support.local_http import serve_local
 from tests.support.waiting import until
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("edge_worker")]
@@ -141,3 +151,79 @@ async def test_the_worker_and_the_python_validator_agree_on_every_token(worker: 
         verdicts[query] = (status == 200, python)
     assert {q: v for q, v in verdicts.items() if v[0] != v[1]} == {}
     assert sum(v[0] for v in verdicts.values()) >= 4  # the table holds tokens both take, not refusals only
+
+
+async def plain_bucket(body: bytes) -> tuple[web.AppRunner, str]:
+    """A public bucket with no edge rule: every object to anyone, whatever the query."""
+    async def serve(request: web.Request) -> web.Response:
+        return web.Response(body=body, content_type="video/mp2t", headers={"Access-Control-Allow-Origin": "*"})
+
+    app = web.Application()
+    app.router.add_get("/{key:.*}", serve)
+    return await serve_local(app)
+
+
+async def lines_of(probe: Probe) -> list[tuple[str, str]]:
+    said: list[tuple[str, str]] = []
+    await edge_check.check(probe, lambda status, text: said.append((status, text)))
+    return said
+
+
+async def test_check_proves_the_workers_edge_and_finds_the_door_around_it(worker: EdgeWorker,
+                                                                          segment_bytes: bytes) -> None:
+    signed = f"{worker.url}/{SEGMENT}?verify={sign(KEY, PREFIX, window(time.time()))}"
+    runner, r2_dev = await plain_bucket(segment_bytes)  # the bucket's r2.dev URL, left on
+    try:
+        said = await lines_of(Probe(signed, segment_bytes, r2_dev, timeout=10))
+        assert [s for s, _ in said] == ["ok", "ok", "ok", "FAIL"], said
+        assert "-> 403, refused by the Worker" in said[0][1]
+        assert "with the window's token -> 200, same bytes (the Worker)" in said[1][1]
+        assert "verify=..." in said[1][1] and "verify=" not in said[1][1].replace("verify=...", "")  # no token shown
+        assert "cache hit (HIT)" in said[2][1] and "r2.dev URL serves the probe without a token" in said[3][1]
+        untried = await lines_of(Probe(signed, segment_bytes, None, timeout=10))
+        assert untried[-1][0] == "warn" and "r2.dev URL was not tried" in untried[-1][1]
+        bad_key = signed.replace(signed.partition("verify=")[2], sign("0" * 64, PREFIX, window(time.time())))
+        refused = await lines_of(Probe(bad_key, segment_bytes, None, timeout=10))
+        assert refused[1][0] == "FAIL" and "refuses the service's own token" in refused[1][1]
+    finally:
+        await runner.cleanup()
+
+
+async def test_check_fails_a_public_url_that_serves_strangers(segment_bytes: bytes) -> None:
+    runner, url = await plain_bucket(segment_bytes)
+    try:
+        said = await lines_of(Probe(f"{url}/live/x.ts?verify=1-2", segment_bytes, None, timeout=10))
+        assert said[0][0] == "FAIL" and "without a token -> 200: anyone with a segment's URL gets it" in said[0][1]
+        assert "hls-broadcaster edge-rules" in said[0][1]
+        on_r2_dev = await lines_of(Probe("https://pub-0123.r2.dev/live/x.ts?verify=1-2", b"", None, timeout=0.01))
+        assert on_r2_dev[0][0] == "FAIL" and "R2_PUBLIC_URL is on r2.dev" in on_r2_dev[0][1]
+    finally:
+        await runner.cleanup()
+
+
+async def test_health_says_when_the_public_url_answers_strangers(worker: EdgeWorker, segment_bytes: bytes) -> None:
+    """EdgeGuard with the probe's real client: refused by the Worker, nothing to say; a plain public bucket
+    (the gate removed) serves the newest segment without its token: /health's reason; refused again: gone."""
+    signed = f"{worker.url}/{SEGMENT}?verify={sign(KEY, PREFIX, window(time.time()))}"
+    runner, plain = await plain_bucket(segment_bytes)
+    newest = [(signed, time.monotonic())]
+    guard = EdgeGuard(lambda: newest[0], lambda: 30.0, FirstByte(PROBE_HEADERS))
+    try:
+        await guard.look()
+        assert guard.health_reason() is None
+        newest[0] = (f"{plain}/{SEGMENT}?verify=x", time.monotonic())
+        await guard.look()
+        reason = guard.health_reason() or ""
+        assert "answer without a token at their public URL" in reason and SEGMENT.rpartition("/")[2] not in reason
+        reads = PublicReads(presigned=False, newest=lambda: None, target_duration=lambda: 2, up=lambda _: None)
+        reads.guard = guard  # as the service sets it: one of /health's delivery facts
+        assert reads.delivery(None)() == (None, [reason])
+        newest[0] = (signed, time.monotonic())
+        await guard.look()
+        assert guard.health_reason() is None
+        newest[0] = (f"{plain}/{SEGMENT}", time.monotonic() - 60)  # nothing live: no look, nothing said
+        await guard.look()
+        assert guard.health_reason() is None
+    finally:
+        await guard.stop()
+        await runner.cleanup()
