@@ -383,8 +383,8 @@ async def _check_bucket(s: Settings, store: S3Store, report: _Report, r2_dev: st
             await _check_presigned(s, key, body, report)
         elif s.private:  # a stranger refused, a playlist's URI answered (bucket/edge_check.py)
             said = {"ok": report.ok, "warn": report.warn, "FAIL": report.fail, "skip": report.skip}
-            await edge_check.check(edge_check.Probe(segment_urls(s).segment(key), body, r2_dev, s.upload_timeout),
-                                   lambda status, text: said[status](text))
+            probe = edge_check.Probe(segment_urls(s).segment(key), key, body, r2_dev, s.upload_timeout)
+            await edge_check.check(probe, lambda status, text: said[status](text))
         else:
             await _check_public(s, key, body, report)
     finally:

@@ -174,16 +174,16 @@ async def test_check_proves_the_workers_edge_and_finds_the_door_around_it(worker
     signed = f"{worker.url}/{SEGMENT}?verify={sign(KEY, PREFIX, window(time.time()))}"
     runner, r2_dev = await plain_bucket(segment_bytes)  # the bucket's r2.dev URL, left on
     try:
-        said = await lines_of(Probe(signed, segment_bytes, r2_dev, timeout=10))
+        said = await lines_of(Probe(signed, SEGMENT, segment_bytes, r2_dev, timeout=10))
         assert [s for s, _ in said] == ["ok", "ok", "ok", "FAIL"], said
         assert "-> 403, refused by the Worker" in said[0][1]
         assert "with the window's token -> 200, same bytes (the Worker)" in said[1][1]
         assert "verify=..." in said[1][1] and "verify=" not in said[1][1].replace("verify=...", "")  # no token shown
         assert "cache hit (HIT)" in said[2][1] and "r2.dev URL serves the probe without a token" in said[3][1]
-        untried = await lines_of(Probe(signed, segment_bytes, None, timeout=10))
+        untried = await lines_of(Probe(signed, SEGMENT, segment_bytes, None, timeout=10))
         assert untried[-1][0] == "warn" and "r2.dev URL was not tried" in untried[-1][1]
         bad_key = signed.replace(signed.partition("verify=")[2], sign("0" * 64, PREFIX, window(time.time())))
-        refused = await lines_of(Probe(bad_key, segment_bytes, None, timeout=10))
+        refused = await lines_of(Probe(bad_key, SEGMENT, segment_bytes, None, timeout=10))
         assert refused[1][0] == "FAIL" and "refuses the service's own token" in refused[1][1]
     finally:
         await runner.cleanup()
@@ -192,10 +192,11 @@ async def test_check_proves_the_workers_edge_and_finds_the_door_around_it(worker
 async def test_check_fails_a_public_url_that_serves_strangers(segment_bytes: bytes) -> None:
     runner, url = await plain_bucket(segment_bytes)
     try:
-        said = await lines_of(Probe(f"{url}/live/x.ts?verify=1-2", segment_bytes, None, timeout=10))
+        said = await lines_of(Probe(f"{url}/live/x.ts?verify=1-2", "live/x.ts", segment_bytes, None, timeout=10))
         assert said[0][0] == "FAIL" and "without a token -> 200: anyone with a segment's URL gets it" in said[0][1]
         assert "hls-broadcaster edge-rules" in said[0][1]
-        on_r2_dev = await lines_of(Probe("https://pub-0123.r2.dev/live/x.ts?verify=1-2", b"", None, timeout=0.01))
+        on_r2_dev = await lines_of(Probe("https://pub-0123.r2.dev/live/x.ts?verify=1-2", "live/x.ts", b"", None,
+                                         timeout=0.01))
         assert on_r2_dev[0][0] == "FAIL" and "R2_PUBLIC_URL is on r2.dev" in on_r2_dev[0][1]
     finally:
         await runner.cleanup()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import aiohttp
 
@@ -23,10 +23,11 @@ Line = Callable[[str, str], None]  # (ok | warn | FAIL | skip, text)
 
 @dataclass(frozen=True, slots=True)
 class Probe:
-    """The probe object as a playlist would list it: `signed` (R2_PUBLIC_URL/key?verify=...), its bytes,
-    the bucket's r2.dev URL to try (None: not given), and the seconds a GET may take."""
+    """The probe object as a playlist would list it: `signed` (R2_PUBLIC_URL/key?verify=...), its key and
+    bytes, the bucket's r2.dev URL to try (None: not given), and the seconds a GET may take."""
 
     signed: str
+    key: str
     body: bytes
     r2_dev: str | None
     timeout: float
@@ -126,8 +127,7 @@ async def _r2_dev(http: aiohttp.ClientSession, probe: Probe, line: Line) -> None
         line("warn", "edge: the bucket's r2.dev URL was not tried (check --r2-dev URL tries it): if it is on, it "
              "serves every segment to anyone; R2 > the bucket > Settings > Public Development URL: Disable")
         return
-    path = urlsplit(probe.unsigned).path
-    door = probe.r2_dev.rstrip("/") + path
+    door = f"{probe.r2_dev.rstrip('/')}/{quote(probe.key)}"
     answer = await _get(http, door)
     if isinstance(answer, Answer) and answer.status == 200 and answer.body == probe.body:
         line("FAIL", f"edge: the bucket's r2.dev URL serves the probe without a token ({door}): a door around "
