@@ -48,7 +48,7 @@ def parts(message_and_token: str, separator_len: int) -> tuple[str, int, bytes] 
         return None
     head, dash, encoded = message_and_token.rpartition("-")
     stamp = head[-TIMESTAMP_DIGITS:]
-    message = head[: len(head) - TIMESTAMP_DIGITS - separator_len]
+    message = head[: max(len(head) - TIMESTAMP_DIGITS - separator_len, 0)]
     if not dash or len(encoded) < MIN_MAC_CHARS or len(stamp) != TIMESTAMP_DIGITS or not stamp.isascii() \
             or not stamp.isdigit() or not message:
         return None

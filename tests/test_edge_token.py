@@ -85,6 +85,7 @@ def test_the_separator_is_skipped_by_its_length_whatever_it_holds() -> None:
     assert valid(KEY, f"{PREFIX}&token={token}", TTL, NOW, len("&token="))
     assert not valid(KEY, f"{PREFIX}?verify={token}", TTL, NOW, len(SEPARATOR) - 1)  # message read as /live/?
     assert not valid(KEY, f"?verify={token}", TTL, NOW, len(SEPARATOR))  # no message at all
+    assert not valid(KEY, f"ify={token}", TTL, NOW, len(SEPARATOR))  # shorter than a separator: none either
 
 
 def test_the_waf_expression_names_the_prefix_key_ttl_and_separator() -> None:

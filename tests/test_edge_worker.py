@@ -124,9 +124,12 @@ async def test_expired_tampered_unsigned_and_other_prefix_tokens_get_403(worker:
         status, body, headers = await get(f"{worker.url}/{SEGMENT}?{query}")
         assert status == 403 and len(body) < 40 and headers[MARK] == "worker", (what, status, body)
         assert headers["cache-control"] == "no-store"
-    # A valid token of this prefix opens nothing outside it.
+    # A valid token of this prefix opens nothing outside it; a key it cannot name is not found (no 500).
     status, _, _ = await get(f"{worker.url}/elsewhere/seg.ts?verify={token}")
     assert status == 403
+    for missing in ("live/stream_0/seg-09999.ts", "live/%E0%A4%A.ts"):
+        status, _, headers = await get(f"{worker.url}/{missing}?verify={token}")
+        assert (status, headers[MARK]) == (404, "worker"), missing
 
 
 async def test_the_worker_and_the_python_validator_agree_on_every_token(worker: EdgeWorker) -> None:
@@ -141,7 +144,8 @@ async def test_the_worker_and_the_python_validator_agree_on_every_token(worker: 
         f"verify={ts}-{mac.lower()}", f"verify={int(ts) + 1}-{mac}", f"verify={good}&x=1", f"x=1&verify={good}",
         f"token={good}", f"verifyX{good}", f"verify={raw}", f"verify={ts}{mac}", "verify=", "",
         f"verify={sign(KEY, '/live', window(now))}", f"verify={sign(KEY, PREFIX + '?', window(now))}",
-        f"verify=0{ts}-{mac}", f"verify={ts}-{mac.replace('%', '%25')}",
+        f"verify=0{ts}-{mac}", f"verify={ts}-{mac.replace('%', '%25')}", f"{ts}-{mac}", f"v{ts}-{mac}",
+        f"verify={ts}-{mac}%ZZ", f"verify={ts}-{mac[:-3]}%E0%A4%A",
     ]
     verdicts = {}
     for query in queries:

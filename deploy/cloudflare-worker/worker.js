@@ -53,7 +53,8 @@ export async function judge(secret, text, ttl, now, separatorLength) {
   if (dash < 0) return "no token";
   const head = text.slice(0, dash);
   const stamp = head.slice(-TIMESTAMP_DIGITS);
-  const message = head.slice(0, head.length - TIMESTAMP_DIGITS - separatorLength);
+  const messageLength = head.length - TIMESTAMP_DIGITS - separatorLength;
+  const message = head.slice(0, Math.max(messageLength, 0));
   const encoded = text.slice(dash + 1);
   if (!/^\d{10}$/.test(stamp) || message.length === 0 || encoded.length < 43) return "not a token";
   let mac;
@@ -85,7 +86,12 @@ function marked(response, cache, head) {
 }
 
 async function fromBucket(request, env, ctx, url, cacheKey) {
-  const key = decodeURIComponent(url.pathname.slice((env.PUBLIC_PATH || "").length + 1));
+  let key;
+  try {
+    key = decodeURIComponent(url.pathname.slice((env.PUBLIC_PATH || "").length + 1));
+  } catch {
+    return null; // a malformed %-escape names no object
+  }
   const range = request.headers.get("range");
   if (range !== null) {
     // A part of a segment missing from the cache: read that part, not cached (a whole GET fills it).
