@@ -150,6 +150,8 @@ def test_the_invite_command_adds_prints_the_link_revokes_and_lists(tmp_path: Pat
         bad = invite_cli(tmp_path, *args)
         assert bad.returncode == 2 and words in bad.stderr and "Traceback" not in bad.stderr
         assert len(bad.stderr.strip().splitlines()) == 1
+    key = invite_cli(tmp_path, "tracker-key")
+    assert key.stdout == f"TRACKER_VIEWER_KEY={derive(SECRET, 'viewer').hex()}\n"
     short = invite_cli(tmp_path, "list", secret="short")
     assert short.returncode == 2 and "PRIVATE_SECRET is too short" in short.stderr
 
