@@ -214,20 +214,20 @@ async def test_health_says_when_the_public_url_answers_strangers(worker: EdgeWor
     newest = [(signed, time.monotonic())]
     guard = EdgeGuard(lambda: newest[0], lambda: 30.0, FirstByte(PROBE_HEADERS))
     try:
-        await guard.look()
+        assert await guard.look()
         assert guard.health_reason() is None
         newest[0] = (f"{plain}/{SEGMENT}?verify=x", time.monotonic())
-        await guard.look()
+        assert await guard.look()
         reason = guard.health_reason() or ""
         assert "answer without a token at their public URL" in reason and SEGMENT.rpartition("/")[2] not in reason
         reads = PublicReads(presigned=False, newest=lambda: None, target_duration=lambda: 2, up=lambda _: None)
         reads.guard = guard  # as the service sets it: one of /health's delivery facts
         assert reads.delivery(None)() == (None, [reason])
         newest[0] = (signed, time.monotonic())
-        await guard.look()
+        assert await guard.look()
         assert guard.health_reason() is None
         newest[0] = (f"{plain}/{SEGMENT}", time.monotonic() - 60)  # nothing live: no look, nothing said
-        await guard.look()
+        assert not await guard.look()
         assert guard.health_reason() is None
     finally:
         await guard.stop()

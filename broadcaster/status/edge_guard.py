@@ -24,6 +24,7 @@ from ..steering.probe import PROBE_HEADERS
 log = logging.getLogger(__name__)
 
 GUARD_EVERY = 60.0  # seconds between looks
+IDLE_EVERY = 1.0  # seconds between asking whether something is live (no request): the first look follows it
 TIMEOUT = 5.0  # seconds a look may take
 REFUSED = ("HTTP 401", "HTTP 403")  # what the edge answers a stranger
 
@@ -64,11 +65,11 @@ class EdgeGuard:
         """/health's reason while the public URL serves segments without a token; else None."""
         return self._reason
 
-    async def look(self) -> None:
-        """One look at the newest segment listed, without its token (nothing live: no look)."""
+    async def look(self) -> bool:
+        """One look at the newest segment listed, without its token; False when nothing is live (no look)."""
         newest = self._newest()
         if self._fetch is None or newest is None or self._clock() - newest[1] > self._fresh():
-            return
+            return False
         url = newest[0].partition("?")[0]
         answered, detail = await self._fetch(url, TIMEOUT)
         if answered:
@@ -79,21 +80,23 @@ class EdgeGuard:
         elif detail in REFUSED:
             reason = None
         else:
-            return
+            return True
         if (reason is None) != (self._reason is None):  # told once each way
             if reason is None:
                 log.info("the public URL refuses segments without a token again")
             else:
                 log.error("%s", reason)
         self._reason = reason
+        return True
 
     async def _run(self) -> None:
         while True:
+            looked = True
             try:
-                await self.look()
+                looked = await self.look()
             except Exception:  # noqa: BLE001 (a bug here must not end the watch: the next look may do)
                 log.exception("looking at the edge without a token failed")
-            await asyncio.sleep(self._every)  # a pace, not a wait for a condition
+            await asyncio.sleep(self._every if looked else IDLE_EVERY)  # a pace, not a wait for a condition
 
     def start(self) -> None:
         if self._task is None and self._fetch is not None:
