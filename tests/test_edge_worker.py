@@ -199,6 +199,9 @@ async def test_check_fails_a_public_url_that_serves_strangers(segment_bytes: byt
         said = await lines_of(Probe(f"{url}/live/x.ts?verify=1-2", "live/x.ts", segment_bytes, None, timeout=10))
         assert said[0][0] == "FAIL" and "without a token -> 200: anyone with a segment's URL gets it" in said[0][1]
         assert "hls-broadcaster edge-rules" in said[0][1]
+        not_a_url = await lines_of(Probe(f"{url}/live/x.ts?verify=1-2", "live/x.ts", segment_bytes, "pub-1.r2.dev",
+                                         timeout=10))
+        assert not_a_url[-1][0] == "FAIL" and "--r2-dev 'pub-1.r2.dev': not a URL" in not_a_url[-1][1]
         on_r2_dev = await lines_of(Probe("https://pub-0123.r2.dev/live/x.ts?verify=1-2", "live/x.ts", b"", None,
                                          timeout=0.01))
         assert on_r2_dev[0][0] == "FAIL" and "R2_PUBLIC_URL is on r2.dev" in on_r2_dev[0][1]

@@ -127,6 +127,9 @@ async def _r2_dev(http: aiohttp.ClientSession, probe: Probe, line: Line) -> None
         line("warn", "edge: the bucket's r2.dev URL was not tried (check --r2-dev URL tries it): if it is on, it "
              "serves every segment to anyone; R2 > the bucket > Settings > Public Development URL: Disable")
         return
+    if urlsplit(probe.r2_dev).scheme not in ("http", "https") or not urlsplit(probe.r2_dev).hostname:
+        line("FAIL", f"--r2-dev {probe.r2_dev[:80]!r}: not a URL (the bucket's https://pub-<id>.r2.dev address)")
+        return
     door = f"{probe.r2_dev.rstrip('/')}/{quote(probe.key)}"
     answer = await _get(http, door)
     if isinstance(answer, Answer) and answer.status == 200 and answer.body == probe.body:
