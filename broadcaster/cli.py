@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__, fixes, state_dir
+from .access import command as invites
+from .bucket import edge_rules
 from .bucket.url_mistakes import url_mistakes
 from .clips import command as clips
 from .settings import SETTINGS, Settings, SettingsError, load_settings, lookalike_keys
@@ -66,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="run the checks as USER, the service's (run by root: the env file, Owncast's "
                             "folder, STATE_DIR and the port are judged as USER may; without it root's check "
                             "fails, since root reads every folder)")
+    check.add_argument("--r2-dev", metavar="URL", help="with PRIVATE=true: the bucket's r2.dev URL "
+                       "(https://pub-<id>.r2.dev), tried as a door around the edge (it must not serve segments)")
     demo = sub.add_parser("demo", help="run everything locally: S3 server, synthetic stream, service, viewer")
     demo.add_argument("--host", default="127.0.0.1", help="address for the service and viewer (default 127.0.0.1)")
     demo.add_argument("--port", type=int, default=3000, help="port for the service and viewer (default 3000)")
@@ -79,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="viewers share segments peer to peer through a local tracker (needs Node.js)")
     clips.add_parser(sub)
     _add_env_file(sub.choices["clip"])
+    invites.add_parser(sub)
+    edge_rules.add_parser(sub)
     return parser
 
 
@@ -169,7 +175,7 @@ def _check(args: argparse.Namespace) -> int:
 
     setup_logging("error", settings.secrets())
     passed = asyncio.run(run_checks(settings, print_line=print, warnings=lookalikes, as_root=as_root,
-                                    env_file=args.env_file))
+                                    env_file=args.env_file, r2_dev=args.r2_dev))
     return 0 if passed else 2
 
 
@@ -215,7 +221,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    commands = {"run": _run, "check": _check, "demo": _demo, "clip": clips.run}
+    commands = {"run": _run, "check": _check, "demo": _demo, "clip": clips.run, "invite": invites.run,
+                "edge-rules": edge_rules.run}
     try:
         return commands[args.command](args)
     except SettingsError as err:

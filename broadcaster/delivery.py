@@ -18,6 +18,7 @@ from .playlist.pathway import BUCKET, VM, BaseUris, Pathway, VmUris
 from .publish.pathways import FIRST, PathwayPlan
 from .publish.visible import VisiblePlaylists
 from .settings import Settings
+from .status.edge_guard import edge_guard
 from .status.public_reads import PublicReads
 from .steering.metrics import PathwayCounts
 from .steering.plan import steered_plan
@@ -53,6 +54,7 @@ class Delivery:
             start_check=lambda: listed_answers(first.store, self.urls.segment, s.r2_key_prefix, s.upload_timeout))
         self.newest.woken = metrics.playlist_requests.on_request = self.public_reads.wake
         self.public_reads.in_outage = lambda: first.uploader.storage_ok is False  # a probe failing may be it
+        self.public_reads.guard = edge_guard(s, self.newest, target)  # a private stream's edge refuses strangers
         records = pathway_records(s)
         self.steered: Steered | None = None
         self.plan = PathwayPlan(records)

@@ -21,11 +21,12 @@ from urllib.parse import urlsplit
 import aiohttp
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .bucket import public_check
+from .bucket import edge_check, public_check
 from .bucket.public_check import PROBE_CACHE_CONTROL, PROBE_CONTENT_TYPE
 from .bucket.store import BucketAccess, S3Store, StoreError
 from .bucket.url_mistakes import R2_API_HOST as _R2_API_HOST
 from .bucket.url_mistakes import endpoint_has_path, url_mistakes
+from .bucket.urls import segment_urls
 from .playlist import hls
 from .preflight_machine import check_hls_dir, check_listeners, check_state_dir
 from .preflight_report import PrintLine, Report
@@ -70,12 +71,12 @@ def as_root_line(command: str) -> str:
 
 
 async def run_checks(settings: Settings, *, print_line: PrintLine, warnings: list[str] | None = None,
-                     as_root: str | None = None, env_file: Path | None = None) -> bool:
+                     as_root: str | None = None, env_file: Path | None = None, r2_dev: str | None = None) -> bool:
     """Run every check, printing one line each; True when none failed (warnings do not count).
     `warnings`: found before the settings loaded (keys that look like a setting's name). `as_root`: run
     by root not told the service's user (the check as that user would run it): a failure, and the user's
     folders are not judged. `env_file`: the settings' file, to tell this service from another one
-    holding STATE_DIR."""
+    holding STATE_DIR. `r2_dev`: the bucket's r2.dev URL, tried as a door around a private stream's edge."""
     report = Report(print_line, [s for s in settings.secrets() if s])
     for line in warnings or []:
         report.warn(line)
@@ -89,7 +90,7 @@ async def run_checks(settings: Settings, *, print_line: PrintLine, warnings: lis
         check_state_dir(settings, report, env_file)
     check_listeners(settings, report)
     if bucket_named:
-        await _check_first_bucket(settings, report)
+        await _check_first_bucket(settings, report, r2_dev)
     else:
         report.skip("the bucket: S3_ENDPOINT_URL names a path, which the S3 API would take for the bucket's "
                     "(fix it first; R2_PUBLIC_URL is judged then)")
@@ -105,11 +106,11 @@ async def run_checks(settings: Settings, *, print_line: PrintLine, warnings: lis
     return report.failures == 0
 
 
-async def _check_first_bucket(settings: Settings, report: Report) -> None:
+async def _check_first_bucket(settings: Settings, report: Report, r2_dev: str | None) -> None:
     store = S3Store(BucketAccess.of(settings.first_bucket), max_connections=2, read_timeout=settings.upload_timeout)
     try:
         await store.start()
-        await _check_bucket(settings, store, report)
+        await _check_bucket(settings, store, report, r2_dev)
     finally:
         await store.close()
 
@@ -204,7 +205,7 @@ def _shorten(value: str) -> str:
 # -- the bucket -----------------------------------------------------------------------------------
 
 
-async def _check_bucket(s: Settings, store: S3Store, report: Report) -> None:
+async def _check_bucket(s: Settings, store: S3Store, report: Report, r2_dev: str | None = None) -> None:
     key, body = public_check.probe_object(s.r2_key_prefix, "check")
 
     stored, _ = await _store_step(
@@ -224,6 +225,10 @@ async def _check_bucket(s: Settings, store: S3Store, report: Report) -> None:
         await _store_step(s, report, "head bucket (the service's start-up and health probe)", store.probe)
         if _presigned(s):
             await check_presigned(s, key, body, report)
+        elif s.private:  # a stranger refused, a playlist's URI answered (bucket/edge_check.py)
+            said = {"ok": report.ok, "warn": report.warn, "FAIL": report.fail, "skip": report.skip}
+            probe = edge_check.Probe(segment_urls(s).segment(key), key, body, r2_dev, s.upload_timeout)
+            await edge_check.check(probe, lambda status, text: said[status](text))
         else:
             await check_public(s, key, body, report)
     finally:

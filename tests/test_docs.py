@@ -335,9 +335,10 @@ def test_one_story_for_the_env_file() -> None:
         ROOT / "deploy" / "ecosystem.config.js")
 
 
-# Not shown whole: the alerts' unit tests (promtool's input), and the dashboard (Grafana imports it: 1000s
-# of lines of JSON no one reads on a page).
-NOT_INCLUDED = {"deploy/alerts.test.yml", "deploy/grafana-dashboard.json"}
+# Not shown whole: the alerts' unit tests (promtool's input), the dashboard (Grafana imports it: 1000s
+# of lines of JSON no one reads on a page), and the Worker's npm lock file (npm reads it).
+NOT_INCLUDED = {"deploy/alerts.test.yml", "deploy/grafana-dashboard.json",
+                "deploy/cloudflare-worker/package-lock.json"}
 
 
 def test_the_site_shows_every_file_an_operator_copies_as_it_is() -> None:

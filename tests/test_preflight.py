@@ -152,6 +152,28 @@ async def test_a_public_url_that_does_not_serve_the_bucket_fails_and_still_clean
     assert await keys_in(seaweed) == []
 
 
+async def test_a_private_stream_whose_public_url_serves_strangers_fails_the_edge_check(
+    seaweed: SeaweedS3, tmp_path: Path
+) -> None:
+    """PRIVATE=true with the bucket public and no edge rule in front (SeaweedFS serves anyone): the probe
+    without a token answers, which fails; with the window's token it answers too (the token not shown).
+    The edge's refusals are proven against the Worker in workerd (tests/test_edge_worker.py)."""
+    private = settings_for(seaweed, tmp_path, PRIVATE="true", PRIVATE_SECRET="p" * 40)
+    ok, lines = await check(private)
+    assert not ok
+    edge = [line for line in lines if " edge: " in line]
+    assert edge[0].startswith("FAIL edge: GET " + seaweed.public_url) and "without a token -> 200" in edge[0]
+    assert edge[1].startswith("ok   edge: GET ") and "?verify=... with the window's token -> 200" in edge[1]
+    assert edge[-1].startswith("warn edge: the bucket's r2.dev URL was not tried"), edge
+    assert not any("verify=" in line.replace("verify=...", "") for line in lines), lines
+    # `check --r2-dev URL`: the bucket's r2.dev address tried as a door (here the bucket's public URL).
+    doors: list[str] = []
+    assert not await run_checks(private, print_line=doors.append, r2_dev=seaweed.public_url)
+    assert any(line.startswith("FAIL edge: the bucket's r2.dev URL serves the probe without a token")
+               for line in doors), doors
+    assert await keys_in(seaweed) == []
+
+
 async def test_unreachable_endpoint_names_it(seaweed: SeaweedS3, tmp_path: Path) -> None:
     ok, lines = await check(settings_for(seaweed, tmp_path, S3_ENDPOINT_URL="http://127.0.0.1:9"))
 

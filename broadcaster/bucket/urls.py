@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from botocore.config import Config
 
 from ..settings import Settings
+from .edge_urls import EdgeUrls, edge_prefix, edge_tokens
 from .sessions import sync_session
 from .store import BucketAccess
 
@@ -124,4 +125,7 @@ def segment_urls(s: Settings) -> SegmentUrls:
     """The URL maker SEGMENT_URLS asks for."""
     if s.segment_urls == "presigned":
         return PresignedUrls(S3Signer(BucketAccess.of(s.first_bucket)), expiry=s.presign_expiry, keep_valid=s.segment_url_life)
+    if s.private:  # the edge token Cloudflare checks, in every segment URI
+        return EdgeUrls(s.first_bucket.public_url, edge_tokens(s, edge_prefix(s.first_bucket.public_url,
+                                                                              s.r2_key_prefix)))
     return PublicUrls(s.first_bucket.public_url)

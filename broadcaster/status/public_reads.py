@@ -30,6 +30,7 @@ from ..playlist import hls
 from ..steering.first_byte import FirstByte
 from ..steering.policy import PROBE_FAILURES
 from ..steering.probe import PROBE_EVERY, PROBE_HEADERS, Pace, Wake, probe_pathway
+from .edge_guard import EdgeGuard
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +93,9 @@ class PublicReads:
         # Whether the first bucket's uploads fail now (the service sets it): a probe failing then may be the
         # outage's, and the reason says so rather than send the operator to a setting alone.
         self.in_outage: Callable[[], bool] = lambda: False
+        # A private stream's watch that strangers are refused at the edge (the service sets it): its reason
+        # is one of /health's delivery facts, and it runs while this does.
+        self.guard: EdgeGuard | None = None
         up(1)
 
     # -- what probes tell ---------------------------------------------------------------------------
@@ -123,9 +127,10 @@ class PublicReads:
     def delivery(self, steering: Steered | None) -> Callable[[], tuple[str | None, list[str]]]:
         """/health's delivery facts (HealthReport's `delivery`): the pathway players are steered to (None
         without steering), and every reason viewers may not get what is listed: steering's while players
-        are away from the bucket, then this one's."""
+        are away from the bucket, then this one's, then the edge guard's (strangers get segments)."""
         def facts() -> tuple[str | None, list[str]]:
-            reasons = [r for r in (steering.health_reason() if steering else None, self._reason) if r is not None]
+            guarded = self.guard.health_reason() if self.guard else None
+            reasons = [r for r in (steering.health_reason() if steering else None, self._reason, guarded) if r]
             return (steering.first if steering else None), reasons
         return facts
 
@@ -191,6 +196,8 @@ class PublicReads:
         if self._start_check is not None:
             self._tasks.append(asyncio.create_task(self._checked_at_start(self._start_check),
                                                    name="public-reads-start"))
+        if self.guard is not None:
+            self.guard.start()
         if probe:
             self._client = FirstByte(PROBE_HEADERS)
             self._tasks.append(asyncio.create_task(probe_pathway(
@@ -215,4 +222,6 @@ class PublicReads:
         client, self._client = self._client, None
         if client is not None:
             await client.close()
+        if self.guard is not None:
+            await self.guard.stop()
 

@@ -1,0 +1,112 @@
+"""A private stream's edge, watched for /health: the newest segment listed, fetched at its public URL
+WITHOUT its token (as a stranger with a copied URL would), must be refused. A 200 means the WAF rule or
+the Worker that refuses strangers is gone (removed, disabled, its route changed): every segment is then
+anyone's, and /health says so, naming what to do, until a look is refused again.
+
+One first-byte GET (steering/first_byte.py) a GUARD_EVERY while something is live: a refusal at the edge
+costs no bucket read (the WAF or the Worker answers before R2), and a removed gate is told within that.
+An answer that is neither (no answer, a 5xx) says nothing of the gate: public_reads.py judges reachability.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+from ..settings import Settings
+from ..steering.first_byte import FirstByte
+from ..steering.probe import PROBE_HEADERS
+
+log = logging.getLogger(__name__)
+
+GUARD_EVERY = 60.0  # seconds between looks
+IDLE_EVERY = 1.0  # seconds between asking whether something is live (no request): the first look follows it
+TIMEOUT = 5.0  # seconds a look may take
+REFUSED = ("HTTP 401", "HTTP 403")  # what the edge answers a stranger
+
+
+class Fetch(Protocol):
+    """A first-byte GET (steering/first_byte.py's FirstByte): (answered 200/206, what it answered or why
+    not); `close` ends its kept connection."""
+
+    async def __call__(self, url: str, timeout: float) -> tuple[bool, str]: ...
+
+    async def close(self) -> None: ...
+
+
+def edge_guard(s: Settings, newest: Callable[[], tuple[str, float] | None],
+               target_duration: Callable[[], int | None]) -> EdgeGuard:
+    """The service's guard: watching for a private stream whose segments are listed at R2_PUBLIC_URL (with
+    the edge token), idle otherwise. A segment listed within three target durations is live."""
+    watched = s.private and s.segment_urls == "public"
+    return EdgeGuard(newest, lambda: 3 * (target_duration() or 3), FirstByte(PROBE_HEADERS) if watched else None)
+
+
+class EdgeGuard:
+    """`newest()`: the newest segment listed (its URL with the token, when); `fresh()`: how old it may be
+    and still be live (seconds); `fetch`: the first-byte GET (None: no watch, as for a public stream).
+    Started and stopped with the public URL's watch (public_reads.py's PublicReads.guard)."""
+
+    def __init__(self, newest: Callable[[], tuple[str, float] | None], fresh: Callable[[], float],
+                 fetch: Fetch | None, *, every: float = GUARD_EVERY, clock: Callable[[], float] = time.monotonic) -> None:
+        self._newest = newest
+        self._fresh = fresh
+        self._fetch = fetch
+        self._every = every
+        self._clock = clock
+        self._reason: str | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def health_reason(self) -> str | None:
+        """/health's reason while the public URL serves segments without a token; else None."""
+        return self._reason
+
+    async def look(self) -> bool:
+        """One look at the newest segment listed, without its token; False when nothing is live (no look)."""
+        newest = self._newest()
+        if self._fetch is None or newest is None or self._clock() - newest[1] > self._fresh():
+            return False
+        url = newest[0].partition("?")[0]
+        answered, detail = await self._fetch(url, TIMEOUT)
+        if answered:
+            # No segment's name: /health is read by more than the operator.
+            reason = (f"a private stream's segments answer without a token at their public URL (the newest: "
+                      f"{detail}): the WAF rule or Worker that refuses strangers at R2_PUBLIC_URL is gone; put it "
+                      "back (hls-broadcaster edge-rules, docs/private-streams-edge.md)")
+        elif detail in REFUSED:
+            reason = None
+        else:
+            return True
+        if (reason is None) != (self._reason is None):  # told once each way
+            if reason is None:
+                log.info("the public URL refuses segments without a token again")
+            else:
+                log.error("%s", reason)
+        self._reason = reason
+        return True
+
+    async def _run(self) -> None:
+        while True:
+            looked = True
+            try:
+                looked = await self.look()
+            except Exception:  # noqa: BLE001 (a bug here must not end the watch: the next look may do)
+                log.exception("looking at the edge without a token failed")
+            await asyncio.sleep(self._every if looked else IDLE_EVERY)  # a pace, not a wait for a condition
+
+    def start(self) -> None:
+        if self._task is None and self._fetch is not None:
+            self._task = asyncio.create_task(self._run(), name="edge-guard")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._fetch is not None:
+            await self._fetch.close()
