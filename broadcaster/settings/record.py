@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import Any
 
 from . import values as kinds
 from .buckets import FIRST, BucketSettings, bucket_rows
+from .derived import Derived
 from .rows import Setting, rows, setting
 from .values import MAX_DESCRIPTION, MAX_TITLE, Address
 
@@ -29,7 +29,7 @@ def first_bucket_here() -> Any:
 
 
 @dataclass(frozen=True)
-class Settings:
+class Settings(Derived):
     """Every setting, parsed: a field each (its type what its parser returns), every bucket's in `buckets`."""
 
     hls_dir: Path = setting("Owncast's HLS folder (data/hls)", kinds.existing_dir,
@@ -291,45 +291,6 @@ class Settings:
     def __repr__(self) -> str:  # never print a secret, even in a traceback
         shown = {s.attr: ("***" if s.secret else getattr(self, s.attr)) for s in rows(Settings)}
         return f"Settings({shown}, buckets={self.buckets})"
-
-    @property
-    def listed_seconds(self) -> float:
-        """How much of the stream the live playlists list: the live window, or the rewind window."""
-        return max(self.window_seconds, float(self.rewind_seconds))
-
-    @property
-    def segment_url_life(self) -> float:
-        """The longest a listed segment's URL may still be fetched: about a window listed, then held by
-        a player's copy of the playlist (6.2.2), plus CLEANUP_MARGIN. Presigned URLs must outlive it."""
-        return 3 * self.listed_seconds + self.cleanup_margin
-
-    @property
-    def p2p_swarm(self) -> str:
-        """The viewers' P2P swarm id: one per stream (endpoint, bucket and prefix), so another stream
-        announced to the same tracker never shares segments with this one (their media sequence
-        numbers, P2P Media Loader's segment ids, would collide)."""
-        first = self.first_bucket
-        stream = "\n".join((first.endpoint_url, first.bucket, self.r2_key_prefix))
-        return "hls-broadcaster-" + hashlib.sha256(stream.encode()).hexdigest()[:32]
-
-    @property
-    def steering(self) -> bool:
-        """Content steering on: more than the bucket's pathway is offered."""
-        return len(self.pathways) > 1
-
-    @property
-    def first_bucket(self) -> BucketSettings:
-        return self.buckets[0]
-
-    @property
-    def extra_buckets(self) -> tuple[BucketSettings, ...]:
-        """Every bucket PATHWAYS names besides the first, in its order."""
-        return self.buckets[1:]
-
-    @property
-    def invites_file(self) -> Path:
-        """Where the named invites are kept (PRIVATE_INVITES, else STATE_DIR/invites.json)."""
-        return self.private_invites or self.state_dir / "invites.json"
 
     def secrets(self) -> list[str]:
         return [str(getattr(self, s.attr)) for s in rows(Settings) if s.secret] + [
