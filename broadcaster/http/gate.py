@@ -41,7 +41,6 @@ ACCESS = "access"  # the query parameter a viewer token rides in
 EDGE = "verify"  # ... and the edge token (bucket/edge_urls.py)
 _BEARER = "Bearer "
 _ITEM = ACCESS + "="
-_QUERY_ACCESS = _ITEM  # a cheap test before the query is split
 # Owncast's own page plays /hls/: it cannot ask for a pass-phrase nor carry a token.
 OWNCAST_PAGE = ("Owncast's own page cannot play a private stream (it cannot carry a viewer token): "
                 "watch it on this service's page")
@@ -52,7 +51,7 @@ def token_of(request: web.Request) -> tuple[str | None, bool]:
     hand: the playlist route never parses a plain reload's query, and a parse cost the gate a tenth of a
     request."""
     raw = request.raw_path
-    if _QUERY_ACCESS in raw:
+    if _ITEM in raw:  # a cheap test before the query is split
         for item in raw.partition("?")[2].split("&"):
             if item.startswith(_ITEM):
                 value = item[len(_ITEM):]
@@ -144,14 +143,13 @@ class Gate(Open):
 
     def __init__(self, keeper: Gatekeeper, edge: EdgeTokens | None = None) -> None:
         """`edge`: the edge tokens segment URIs carry (None: the VM's segments take the viewer token only)."""
-        self.keeper = keeper
-        self._keeper = keeper
+        self.keeper = keeper  # POST /live/access grants with it too
         self._edge = edge
 
     def admit(self, request: web.Request) -> tuple[web.Response | None, str | None]:
         """(the refusal, None) or (None, the token when it came in the query)."""
         token, in_query = token_of(request)
-        refusal = self._keeper.admit(token)
+        refusal = self.keeper.admit(token)
         if refusal is not None:
             owncast = request.path.startswith("/hls/")
             return refused(refusal, owncast), None
