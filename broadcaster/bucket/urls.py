@@ -125,13 +125,13 @@ class PresignedUrls:
 
 def segment_urls(s: Settings) -> SegmentUrls:
     """The URL maker SEGMENT_URLS asks for."""
+    if s.private and s.segment_urls == "public":  # the edge token Cloudflare checks, in every segment URI
+        return EdgeUrls(s.first_bucket.public_url, edge_tokens(s, edge_prefix(s.first_bucket.public_url,
+                                                                              s.r2_key_prefix)))
     if s.segment_urls == "presigned":
         signer = S3Signer(
             endpoint_url=s.first_bucket.endpoint_url, region=s.first_bucket.region, access_key=s.first_bucket.access_key_id,
             secret_key=s.first_bucket.secret_access_key, bucket=s.first_bucket.bucket,
         )  # fmt: skip
         return PresignedUrls(signer, expiry=s.presign_expiry, keep_valid=s.segment_url_life)
-    if s.private:  # the edge token Cloudflare checks, in every segment URI
-        return EdgeUrls(s.first_bucket.public_url, edge_tokens(s, edge_prefix(s.first_bucket.public_url,
-                                                                              s.r2_key_prefix)))
     return PublicUrls(s.first_bucket.public_url)
