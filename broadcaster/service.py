@@ -27,8 +27,8 @@ from .clips.book import CLIPS_FILE, ClipBook, ClipPlaces
 from .http import LiveEvents, Pathways, PlaylistOptions, ViewerOptions, Viewers, create_app, create_metrics_app, limits
 from .http.connections import KEEPALIVE_TIMEOUT, GatedSite, install_accept_error_handler
 from .http.control import create_control_app, prepare_socket
-from .http.gate import gate_for
 from .http.page_policy import media_origins
+from .http.gate import gate_for
 from .http.serving import serving
 from .http.steered import pathways as steered_pathways, vm_segments
 from .metrics import AudienceMetrics, ConnectionMetrics, Metrics
