@@ -28,10 +28,10 @@ from .http import LiveEvents, Pathways, PlaylistOptions, ViewerOptions, Viewers,
 from .http.connections import KEEPALIVE_TIMEOUT, GatedSite, install_accept_error_handler
 from .http.control import create_control_app, prepare_socket
 from .http.page_policy import media_origins
-from .http.gate import gate_for
 from .http.serving import serving
 from .http.steered import pathways as steered_pathways, vm_segments
 from .metrics import AudienceMetrics, ConnectionMetrics, Metrics
+from .http.gate import gate_for
 from .playlist.options import WindowOptions
 from .playlist.pathway import BUCKET, VM, BaseUris, Pathway, VmUris
 from .publish.config import PublisherConfig
