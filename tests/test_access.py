@@ -60,6 +60,7 @@ def test_the_passphrase_grants_a_token_the_doors_admit_until_it_expires(tmp_path
     clock = Clock()
     gate = keeper(tmp_path, clock)
     assert gate.grant({"passphrase": "wrong"}) == Refusal(403, "wrong pass-phrase")
+    assert isinstance(gate.grant({"passphrase": " open sesame\n"}), Grant)  # pasted with a space and a line end
     grant = gate.grant({"passphrase": "open sesame"})
     assert isinstance(grant, Grant) and grant.expires == NOW + 600
     assert gate.admit(None) == Refusal(401, NO_TOKEN) and gate.admit("") == Refusal(401, NO_TOKEN)
