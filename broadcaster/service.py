@@ -26,6 +26,7 @@ from .http.gate import gate_for
 from .http.page_policy import media_origins
 from .http.steered import pathways as steered_pathways, vm_segments
 from .metrics import AudienceMetrics, ConnectionMetrics, Metrics
+from .http.gate import gate_for
 from .playlist.options import WindowOptions
 from .publish.config import PublisherConfig
 from .publish.publisher import Publisher

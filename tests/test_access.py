@@ -60,6 +60,7 @@ def test_the_passphrase_grants_a_token_the_doors_admit_until_it_expires(tmp_path
     clock = Clock()
     gate = keeper(tmp_path, clock)
     assert gate.grant({"passphrase": "wrong"}) == Refusal(403, "wrong pass-phrase")
+    assert isinstance(gate.grant({"passphrase": " open sesame\n"}), Grant)  # pasted with a space and a line end
     grant = gate.grant({"passphrase": "open sesame"})
     assert isinstance(grant, Grant) and grant.expires == NOW + 600
     assert gate.admit(None) == Refusal(401, NO_TOKEN) and gate.admit("") == Refusal(401, NO_TOKEN)
@@ -168,3 +169,16 @@ def test_a_private_stream_lists_segments_with_the_edge_token(tmp_path: Path) -> 
     assert uri.startswith("https://media.example.com/live/0/seg1.ts?verify=")
     ts = int(uri.partition("verify=")[2].partition("-")[0])
     assert ts % 60 == 0 and edge_key(SECRET) not in uri
+
+
+async def test_a_private_streams_clips_are_refused_with_one_line(tmp_path: Path) -> None:
+    """A clip's playlists in the bucket cannot carry a fresh edge token: `clip` says so, as the service wires it."""
+    from broadcaster.clips.book import ClipError
+    from broadcaster.service import Service
+
+    service = Service(load_settings(environ=env(tmp_path, PRIVATE="true", PRIVATE_SECRET=SECRET)))
+    try:
+        with pytest.raises(ClipError, match="PRIVATE=true"):
+            await service.clips.make(last=5)
+    finally:
+        await service.stop()

@@ -225,3 +225,16 @@ async def test_the_vms_segments_take_the_edge_token_their_uris_carry_or_a_viewer
     mine = gate.keeper.grant({"passphrase": PASSPHRASE})
     assert not isinstance(mine, Refusal)
     assert (await client.get(with_access("/live/vm/0/s7.ts", mine.token))).status == 200
+
+
+def test_another_buckets_uris_carry_the_edge_token_of_the_first_buckets() -> None:
+    from broadcaster.playlist.pathway import BaseUris
+    from broadcaster.playlist.segments import ListedSegment
+
+    listed = ListedSegment("https://media.example.com/live/0/s7.ts?verify=17-abc", 2.0, key="live/0/s7.ts",
+                           init_uri="https://media.example.com/live/0/init.mp4?verify=17-abc")
+    backup = BaseUris("https://backup.example.com")
+    assert backup.segment(listed) == "https://backup.example.com/live/0/s7.ts?verify=17-abc"
+    assert backup.init(listed) == "https://backup.example.com/live/0/init.mp4?verify=17-abc"
+    public = ListedSegment("https://media.example.com/live/0/s7.ts", 2.0, key="live/0/s7.ts")
+    assert backup.segment(public) == "https://backup.example.com/live/0/s7.ts"  # a public stream: as it was

@@ -2,12 +2,16 @@
 PRIVATE=true, PATHWAYS=bucket,vm), SeaweedFS, the Owncast emulator's ffmpeg. Every door answers 401
 without a token and 403 with a bad one, saying nothing of the stream, and lets a viewer with a token in
 (a table); media playlists are the same bytes for two viewers and list each segment with the edge token,
-which also opens the VM's segment door; /health and /metrics answer as for a public stream."""
+which also opens the VM's segment door; an invite made and revoked with `hls-broadcaster invite` while
+the service runs lets in, then is refused; /health and /metrics answer as for a public stream."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
@@ -16,7 +20,7 @@ import pytest
 from broadcaster.demo.emulator import OwncastEmulator, resolve_settings
 from broadcaster.demo.recordings import Recordings
 from broadcaster.demo.seaweed import SeaweedS3
-from tests.support.service_process import ServiceProcess, service_env
+from tests.support.service_process import ServiceProcess, service_env, with_this_code
 from tests.support.waiting import until
 
 pytestmark = pytest.mark.integration
@@ -25,13 +29,26 @@ SECRET = "s" * 48
 PASSPHRASE = "the pass-phrase"
 
 
+@dataclass
+class Private:
+    service: ServiceProcess
+    env: dict[str, str]  # its settings, as `hls-broadcaster invite` reads them too
+
+
 @pytest.fixture
-async def private(tmp_path: Path, recordings: Recordings, seaweed: SeaweedS3) -> AsyncIterator[ServiceProcess]:
+async def private(tmp_path: Path, recordings: Recordings, seaweed: SeaweedS3) -> AsyncIterator[Private]:
     async with OwncastEmulator(tmp_path / "hls", resolve_settings(segment_seconds=1), recordings=recordings):
         env = service_env(tmp_path / "hls", seaweed, tmp_path / "state", WINDOW_SECONDS="6", PRIVATE="true",
                           PRIVATE_SECRET=SECRET, PRIVATE_PASSPHRASE=PASSPHRASE, PATHWAYS="bucket,vm")
         async with ServiceProcess(env, tmp_path / "service") as service:
-            yield service
+            yield Private(service, env)
+
+
+def invite(private: Private, *args: str) -> str:
+    """`hls-broadcaster invite ...` as the operator runs it beside the service: its output."""
+    done = subprocess.run([sys.executable, "-m", "broadcaster", "invite", *args], env=with_this_code(private.env),
+                          capture_output=True, text=True, timeout=60, check=True)
+    return done.stdout
 
 
 async def get(http: aiohttp.ClientSession, url: str, token: str | None = None,
@@ -44,8 +61,8 @@ async def get(http: aiohttp.ClientSession, url: str, token: str | None = None,
         return response.status, await response.read()
 
 
-async def test_every_door_asks_for_a_token_and_lets_a_viewer_in(private: ServiceProcess) -> None:
-    base = private.url
+async def test_every_door_asks_for_a_token_and_lets_a_viewer_in(private: Private) -> None:
+    base = private.service.url
     async with aiohttp.ClientSession() as http:
         async with http.post(f"{base}/live/access", json={"passphrase": PASSPHRASE}) as granted:
             assert granted.status == 200
@@ -96,6 +113,18 @@ async def test_every_door_asks_for_a_token_and_lets_a_viewer_in(private: Service
 
         await until(edge_open, "/health naming the public URL that serves strangers")
         assert (await get(http, f"{base}/metrics"))[0] == 200
+        # An invite made by the command while the service runs lets in; revoked, its renewal is refused.
+        link = invite(private, "add", "guest", "--days", "1").splitlines()[-1]
+        async with http.post(f"{base}/live/access", json={"invite": link.partition("?invite=")[2]}) as redeemed:
+            assert redeemed.status == 200
+            guest = (await redeemed.json())["token"]
+        assert (await get(http, f"{base}/live/0/playlist.m3u8", guest))[0] == 200
+        invite(private, "revoke", "guest")
+
+        async def revoked() -> bool:  # the service looks at the file again within a second
+            async with http.post(f"{base}/live/access", json={"token": guest}) as renewal:
+                return renewal.status == 403 and (await renewal.json())["error"] == "this invite was revoked"
+        await until(revoked, "the revoked invite refused", 10)
         # The page is anyone's and says the stream is private, naming nothing of it.
         status, config = await get(http, f"{base}/config.json")
         assert status == 200 and json.loads(config)["private"] is True

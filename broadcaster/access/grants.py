@@ -83,7 +83,8 @@ class Gatekeeper:
         if isinstance(passphrase, str):
             if self._passphrase is None:
                 return Refusal(403, "this stream takes invite links only")
-            given = hashlib.sha256(passphrase.encode()).digest()
+            # Stripped, as the setting is: a space typed or pasted around it is no other pass-phrase.
+            given = hashlib.sha256(passphrase.strip().encode()).digest()
             if not hmac.compare_digest(given, self._passphrase):
                 return Refusal(403, "wrong pass-phrase")
             return self._mint(PASSPHRASE, now)

@@ -55,18 +55,30 @@ def init_key(segment: ListedSegment) -> str | None:
     return f"{folder}/{name}" if folder else name
 
 
+def with_edge_token(uri: str, listed: str) -> str:
+    """`uri` with the edge token (`verify=`) of the URI the first bucket lists, if it has one: a private
+    stream's token covers the path prefix, so it opens the same object on another pathway (fixed when
+    the segment was listed, as that URI is)."""
+    if EDGE_QUERY not in listed:
+        return uri
+    edge = [item for item in urlsplit(listed).query.split("&") if item.startswith(EDGE_QUERY)]
+    return f"{uri}?{edge[0]}" if edge else uri
+
+
 @dataclass(frozen=True, slots=True)
 class BaseUris:
-    """A bucket's public base URL and each object's key (another provider's bucket: BACKUP_PUBLIC_URL)."""
+    """A bucket's public base URL and each object's key (another provider's bucket: BACKUP_PUBLIC_URL),
+    with a private stream's edge token (with_edge_token: its public URL's path must then be the first
+    bucket's, the path the token signs)."""
 
     base: str
 
     def segment(self, segment: ListedSegment) -> str:
-        return f"{self.base.rstrip('/')}/{segment.key}"
+        return with_edge_token(f"{self.base.rstrip('/')}/{segment.key}", segment.uri)
 
     def init(self, segment: ListedSegment) -> str | None:
         key = init_key(segment)
-        return None if key is None else f"{self.base.rstrip('/')}/{key}"
+        return None if key is None else with_edge_token(f"{self.base.rstrip('/')}/{key}", segment.init_uri or "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,9 +103,7 @@ class VmUris:
             variant = int(path.parent.name)
         except ValueError:
             variant = 0
-        uri = self.base.rstrip("/") + hls.vm_segment_uri(variant, path.name)
-        edge = [item for item in urlsplit(listed).query.split("&") if item.startswith(EDGE_QUERY)]
-        return f"{uri}?{edge[0]}" if edge else uri
+        return with_edge_token(self.base.rstrip("/") + hls.vm_segment_uri(variant, path.name), listed)
 
 
 @dataclass(frozen=True, slots=True)
