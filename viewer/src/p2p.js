@@ -52,8 +52,9 @@ const MAX_BANNED = 256;
 
 /** Everything viewer.js needs: { createHls, snapshot }, createHls(config) in place of `new Hls(config)`,
  * or null when P2P cannot be safe here (no WebCrypto: the page then plays from the bucket alone, and
- * snapshot() says why, as `off`). */
-export function create(options) {
+ * snapshot() says why, as `off`). address(url): a tracker's URL with a private stream's token
+ * (access.js), as the page holds it when a player is made; the counts keep the URLs without it. */
+export function create(options, address = (url) => url) {
   const valid = options && Array.isArray(options.trackers) && options.trackers.length
     && options.trackers.every((url) => /^wss?:\/\//.test(url)) && typeof options.swarm === 'string' && options.swarm
     && Array.isArray(options.stun) && options.stun.every((url) => /^stuns?:/i.test(url));
@@ -235,7 +236,7 @@ export function create(options) {
     }
     hlsConfig.p2p = {
       core: {
-        announceTrackers: stats.trackers,
+        announceTrackers: stats.trackers.map(address),
         swarmId: stats.swarm,
         highDemandTimeWindow: START_HIGH_DEMAND_SECONDS,
         isP2PUploadDisabled: stats.uploadDisabled,
