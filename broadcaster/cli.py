@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__, fixes, state_dir
+from .access import command as invites
 from .bucket.url_mistakes import url_mistakes
 from .clips import command as clips
 from .settings import SETTINGS, Settings, SettingsError, load_settings, lookalike_keys
@@ -79,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="viewers share segments peer to peer through a local tracker (needs Node.js)")
     clips.add_parser(sub)
     _add_env_file(sub.choices["clip"])
+    invites.add_parser(sub)
     return parser
 
 
@@ -214,7 +216,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    commands = {"run": _run, "check": _check, "demo": _demo, "clip": clips.run}
+    commands = {"run": _run, "check": _check, "demo": _demo, "clip": clips.run, "invite": invites.run}
     try:
         return commands[args.command](args)
     except SettingsError as err:

@@ -180,6 +180,7 @@ def _check_together(s: Settings) -> None:
             "PUBLISH_PLAYLISTS=true needs a publicly readable bucket, SEGMENT_URLS=presigned is for a private "
             "one: choose one of them"
         )
+    problems += _private_problems(s)
     needed = s.segment_url_life  # an expiry inside it breaks playback
     if s.segment_urls == "presigned" and s.presign_expiry < needed:
         problems.append(
@@ -189,3 +190,22 @@ def _check_together(s: Settings) -> None:
         )
     if problems:
         raise SettingsError(*problems)
+
+
+# Below this a secret may be guessed offline from one token: 32 characters of `openssl rand -hex 32`'s 64.
+MIN_SECRET_CHARS = 32
+
+
+def _private_problems(s: Settings) -> list[str]:
+    """A private stream needs its secret, a way in, and its doors at the service (not in the bucket)."""
+    if not s.private:
+        return []
+    problems = []
+    if len(s.private_secret) < MIN_SECRET_CHARS:
+        problems.append(f"PRIVATE_SECRET {'is not set' if not s.private_secret else 'is too short'}: PRIVATE=true "
+                        f"needs at least {MIN_SECRET_CHARS} characters every token is derived from (e.g. the "
+                        "output of `openssl rand -hex 32`)")
+    if s.publish_playlists:
+        problems.append("PUBLISH_PLAYLISTS=true serves playlists from the bucket, around the viewer token "
+                        "PRIVATE=true asks for at the service: choose one of them")
+    return problems

@@ -178,6 +178,36 @@ class Settings:
         doc="with P2P on: the most a viewer's page sends to other viewers in one visit, in MB (0: it "
             "takes from peers and sends nothing). On a metered connection (cellular, or the browser's "
             "data saver) it sends nothing either way")
+    private: bool = setting("a private stream: every stream door (playlists, events, the VM's segments, the "
+        "tracker) asks for a viewer token got with PRIVATE_PASSPHRASE or an invite, and segment URIs carry an "
+        "edge token Cloudflare checks (docs/private-streams.md)", kinds.boolean, "false",
+        doc="a private stream: every stream door asks for a viewer token, got with `PRIVATE_PASSPHRASE` "
+            "or an invite (`hls-broadcaster invite`), and every segment URI carries an edge token "
+            "Cloudflare checks; `/health` and `/metrics` stay as they are. See [Private "
+            "streams](../private-streams.md#private-streams)")
+    # "" = not set (required with PRIVATE=true)
+    private_secret: str = setting("with PRIVATE=true: at least 32 characters every token is derived from; changing "
+        "it ends every viewer token and invite link at once", kinds.optional(kinds.nonempty), "", secret=True,
+        doc="with `PRIVATE=true`: at least 32 characters (e.g. `openssl rand -hex 32`) from which every "
+            "key is derived: viewer tokens, edge tokens, invite links. Changing it ends them all at once")
+    # "" = no pass-phrase: invites only
+    private_passphrase: str = setting("with PRIVATE=true: the pass-phrase viewers type on the page; empty = "
+        "invite links only", kinds.optional(kinds.nonempty), "", secret=True,
+        doc="with `PRIVATE=true`: the pass-phrase viewers type on the page; empty: invite links only")
+    # None = STATE_DIR/invites.json
+    private_invites: Path | None = setting("with PRIVATE=true: the invites file hls-broadcaster invite manages; "
+        "empty = STATE_DIR/invites.json", kinds.optional_path, "",
+        doc="with `PRIVATE=true`: the file of named invites `hls-broadcaster invite add|revoke|list` "
+            "manages; empty: `STATE_DIR/invites.json`")
+    private_token_life: int = setting("with PRIVATE=true: seconds a viewer token lasts; the page renews it, "
+        "re-checking its invite, so a revoked invite stops within one life", kinds.whole(30, 86_400), "600",
+        doc="with `PRIVATE=true`: seconds a viewer token lasts (30 to 86400); the page renews it before "
+            "it ends, re-checking its invite, so a revoked invite stops working within one life")
+    private_edge_window: int = setting("with PRIVATE=true: seconds one edge token (verify=) is handed out for in "
+        "segment URIs; each stays valid this long plus a listed segment's life", kinds.whole(10, 86_400), "300",
+        doc="with `PRIVATE=true`: seconds one edge token (`verify=`) is written into new segment URIs "
+            "(10 to 86400); each is accepted for this plus the longest a listed segment's URI is used "
+            "(3 × the window listed + `CLEANUP_MARGIN`)")
     viewer_timeout: float = setting("seconds a viewer page stays counted after its last heartbeat (it beats every "
         "third of this while playing); also how fast a closed tab leaves the count when its goodbye is lost",
         kinds.bounded(3, 600), "30",
@@ -295,6 +325,11 @@ class Settings:
     def extra_buckets(self) -> tuple[BucketSettings, ...]:
         """Every bucket PATHWAYS names besides the first, in its order."""
         return self.buckets[1:]
+
+    @property
+    def invites_file(self) -> Path:
+        """Where the named invites are kept (PRIVATE_INVITES, else STATE_DIR/invites.json)."""
+        return self.private_invites or self.state_dir / "invites.json"
 
     def secrets(self) -> list[str]:
         return [str(getattr(self, s.attr)) for s in rows(Settings) if s.secret] + [

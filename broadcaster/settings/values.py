@@ -132,6 +132,11 @@ def _expanded(value: str) -> Path:
         raise ValueError(f"no such user for {value.split('/', 1)[0]}") from None
 
 
+def optional_path(value: str) -> Path | None:
+    """A file's path, or None when empty (the setting's default place)."""
+    return _expanded(value.strip()) if value.strip() else None
+
+
 def existing_dir(value: str) -> Path:
     path = _expanded(value)
     try:
