@@ -108,8 +108,8 @@ async def stack(tmp_path_factory: pytest.TempPathFactory, seaweed_server: Seawee
     async with Framer() as framer, Pages() as players, bucket_of_its_own(seaweed_server) as bucket, \
             demo_with_tracker(tmp, bucket, tracker_dir, recordings=recordings, PRIVATE="true",
                               PRIVATE_SECRET=SECRET, PRIVATE_PASSPHRASE=PASSPHRASE,
-                              PRIVATE_INVITES=str(invites), STREAM_TITLE=TITLE, FRAME_ANCESTORS=f"'self' {framer.url}",
-                              P2P_MIN_VIEWERS="2") as demo:
+                              PRIVATE_INVITES=str(invites), STREAM_TITLE=TITLE,
+                              FRAME_ANCESTORS=f"'self' {framer.url}", P2P_MIN_VIEWERS="2") as demo:
         framer.target = demo.service.url
         yield Stack(demo, framer, players, links.token("alice"), links.token("bob"), time.time())
 
