@@ -85,6 +85,8 @@ out.renewed = a.token();
 out.refreshed = a.refresh('https://watch.example/live/0/stream.m3u8?access=t2&_HLS_msn=5&_HLS_part=1');
 out.refreshedOld = a.refresh('https://watch.example/live/0/stream.m3u8?access=t1&_HLS_msn=5');
 out.bucket = a.refresh('https://bucket.example/live/0/seg1.ts?verify=1800000000-abc');
+out.vm = a.refresh('https://watch.example/live/vm/0/seg1.ts?verify=1800000000-abc');
+out.page = a.refresh('https://watch.example/viewer.min.js?v=0123456789abcdef');
 out.snapshot = a.snapshot();
 out.reloaded = Access.create(world(tab)).token();
 timers.length = 0;
@@ -146,6 +148,9 @@ def test_the_pass_phrase_gets_a_token_renewed_by_the_services_clock_and_added_to
     assert got["refreshed"] == "https://watch.example/live/0/stream.m3u8?access=t2&_HLS_msn=5&_HLS_part=1"
     assert got["refreshedOld"] == "https://watch.example/live/0/stream.m3u8?access=t2&_HLS_msn=5"
     assert got["bucket"] == "https://bucket.example/live/0/seg1.ts?verify=1800000000-abc"  # not the service's
+    # The VM's pathway: a segment the service lists without a viewer token is asked with it; not its files.
+    assert got["vm"] == "https://watch.example/live/vm/0/seg1.ts?verify=1800000000-abc&access=t2"
+    assert got["page"] == "https://watch.example/viewer.min.js?v=0123456789abcdef"
     assert got["reloaded"] == "t2"  # the same tab, the page loaded again: no form
 
 

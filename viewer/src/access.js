@@ -15,7 +15,8 @@
  * create(deps) returns { token, withToken, refresh, passphrase, redeem, recover, forget, snapshot }:
  * - token(): the token held and still valid, or null;
  * - withToken(url): `url` with access=<token> (unchanged without one);
- * - refresh(url): a URL the service wrote with an access= of an older token, with the current one;
+ * - refresh(url): a URL the service wrote with an access= of an older token, with the current one; a URL
+ *   of the service's stream doors without one (the VM's segments), with it; any other as it is;
  * - passphrase(text), redeem(invite): ask the service; a promise of { ok } or { ok: false, error } with
  *   the service's own words (wrong pass-phrase, the invite expired or was revoked, too many attempts);
  * - recover(): after a door refused the token held: renew it, or redeem the invite kept; { ok, error };
@@ -30,6 +31,9 @@ const KEY = 'hls-broadcaster.access';
 const ENDPOINT = 'live/access';
 const PARAM = 'access';
 const RENEW_AT = 0.75; // renew once this share of the time left has passed: a life of 600 s, 150 s early
+// The service's stream doors: a URI there without a token (a segment of the VM's pathway, listed in a
+// media playlist that is the same for every viewer) is asked with it.
+const STREAM_PATH = /^\/(live|hls)\//;
 const RETRY_MS = 10000; // a renewal that did not get through (offline for a moment): again this soon
 
 export function create(deps = {}) {
@@ -40,6 +44,7 @@ export function create(deps = {}) {
   const cancel = deps.clearTimeout || ((timer) => clearTimeout(timer));
   const base = deps.base || location.href;
   const onLost = deps.onLost || (() => {});
+  const home = new URL(base).origin; // the service's
   const own = { held: false, expiresAt: null, renewals: 0 };
   let kept = read(); // { token, expiresAt (device ms), invite }
   let timer = null;
@@ -60,9 +65,13 @@ export function create(deps = {}) {
 
   function refresh(url) {
     const held = token();
-    if (!held || !url.includes(PARAM + '=')) return url;
+    if (!held) return url;
     const u = new URL(url, base);
-    if (!u.searchParams.has(PARAM) || u.searchParams.get(PARAM) === held) return url;
+    if (u.searchParams.has(PARAM)) {
+      if (u.searchParams.get(PARAM) === held) return url;
+    } else if (u.origin !== home || !STREAM_PATH.test(u.pathname)) {
+      return url; // the bucket's (segments carry their own edge token), or not a door
+    }
     u.searchParams.set(PARAM, held);
     return u.href;
   }

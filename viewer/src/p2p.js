@@ -52,9 +52,10 @@ const MAX_BANNED = 256;
 
 /** Everything viewer.js needs: { createHls, snapshot }, createHls(config) in place of `new Hls(config)`,
  * or null when P2P cannot be safe here (no WebCrypto: the page then plays from the bucket alone, and
- * snapshot() says why, as `off`). address(url): a tracker's URL with a private stream's token
- * (access.js), as the page holds it when a player is made; the counts keep the URLs without it. */
-export function create(options, address = (url) => url) {
+ * snapshot() says why, as `off`). access: a private stream's token (access.js), or null: the trackers'
+ * URLs carry it as the page holds it when a player is made (the counts keep the URLs without it), and a
+ * segment of the service's (the VM's pathway) is fetched with it. */
+export function create(options, access = null) {
   const valid = options && Array.isArray(options.trackers) && options.trackers.length
     && options.trackers.every((url) => /^wss?:\/\//.test(url)) && typeof options.swarm === 'string' && options.swarm
     && Array.isArray(options.stun) && options.stun.every((url) => /^stuns?:/i.test(url));
@@ -236,7 +237,7 @@ export function create(options, address = (url) => url) {
     }
     hlsConfig.p2p = {
       core: {
-        announceTrackers: stats.trackers.map(address),
+        announceTrackers: access ? stats.trackers.map(access.withToken) : stats.trackers,
         swarmId: stats.swarm,
         highDemandTimeWindow: START_HIGH_DEMAND_SECONDS,
         isP2PUploadDisabled: stats.uploadDisabled,
@@ -245,7 +246,13 @@ export function create(options, address = (url) => url) {
         validateP2PSegment: (url, byteRange, data) => checks.fromPeer(url, byteRange, data),
         validateHTTPSegment: (url, byteRange, data) => checks.fromBucket(url, byteRange, data),
         validateP2PSegmentSize: (url, byteRange, size) => checks.sizeAllowed(url, byteRange, size),
-        httpRequestSetup: () => budget.get(),
+        httpRequestSetup: (url, byteRange, signal, range) => {
+          budget.get();
+          const asked = access ? access.refresh(url) : url;
+          if (asked === url) return undefined; // the engine's own request
+          const headers = range ? { Range: `bytes=${range.start}-${range.end ?? ''}` } : undefined;
+          return new Request(asked, { headers, signal });
+        },
         ...(stats.peersOff || !stats.allowed ? P2P_OFF : {}),
       },
       onHlsJsCreated(hls) {

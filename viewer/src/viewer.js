@@ -116,7 +116,7 @@ async function configuredSource() {
       choice = P2PChoice.create({ config: config.p2p, onChange: (on) => { if (sharing) sharing.allow(on); } });
       // Peer-to-peer segments, the bucket as the fallback; if it cannot load, play without it, and say
       // why in the console (a file missing, a config.json p2p.js refuses).
-      p2p = await import('./p2p.js').then((m) => m.create(config.p2p, access.withToken)).catch((err) => {
+      p2p = await import('./p2p.js').then((m) => m.create(config.p2p, access)).catch((err) => {
         console.warn('P2P off:', err);
         return null;
       });
