@@ -27,6 +27,7 @@ from .clips.book import CLIPS_FILE, ClipBook, ClipPlaces
 from .http import LiveEvents, Pathways, PlaylistOptions, ViewerOptions, Viewers, create_app, create_metrics_app, limits
 from .http.connections import KEEPALIVE_TIMEOUT, GatedSite, install_accept_error_handler
 from .http.control import create_control_app, prepare_socket
+from .http.gate import gate_for
 from .http.page_policy import media_origins
 from .http.serving import serving
 from .http.steered import pathways as steered_pathways, vm_segments
@@ -295,7 +296,7 @@ class Service:
         self.clips = ClipBook(
             StateFile(s.state_dir, CLIPS_FILE), self.uploader, self.store, self.publisher,
             lambda: self.playlists.announced, ClipPlaces(
-                s.r2_key_prefix, s.first_bucket.public_url if s.segment_urls == "public" else None, s.max_clips),
+                s.r2_key_prefix, s.first_bucket.public_url if s.segment_urls == "public" and not s.private else None, s.max_clips),
             holder=self.cleaner,
         )
         self.clips.load()
@@ -341,7 +342,7 @@ class Service:
             playlist_options=PlaylistOptions(blocking_reload=s.blocking_reload, max_held=self.budget.held,
                                              trust_cf_connecting_ip=s.trust_cf_connecting_ip,
                                              forwarded_allow_ips=s.forwarded_allow_ips,
-                                             pathways=self._pathways(s)),
+                                             pathways=self._pathways(s), gate=gate_for(s)),
             viewer_options=None if viewer_folder is None else ViewerOptions(
                 viewer_folder, stream_url=stream_url, max_open=self.budget.files, write_timeout=s.write_timeout,
                 p2p_trackers=s.p2p_trackers, p2p_swarm=s.p2p_swarm,
@@ -349,7 +350,7 @@ class Service:
                 p2p_min_viewers=s.p2p_min_viewers, p2p_upload_mb=s.p2p_upload_mb, viewer_timeout=s.viewer_timeout,
                 show_viewer_count=s.show_viewer_count, owncast_url=s.owncast_url,
                 frame_ancestors=s.frame_ancestors, sources=s.viewer_sources, title=s.stream_title,
-                description=s.stream_description, media_origins=media_origins(s)),
+                description=s.stream_description, media_origins=media_origins(s), private=s.private),
             expose_metrics=s.metrics_listen == "", connection_metrics=self.connection_metrics,
             viewers=Viewers(self.audience, self.playback, pathway=self.pathway_reports),
             release_held=self._release_waiters,

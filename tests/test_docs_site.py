@@ -66,6 +66,7 @@ def test_every_route_docs_entry_names_a_route_and_every_route_has_one(tmp_path: 
         "AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s", "AWS_BUCKET_NAME": "docs",
         "R2_PUBLIC_URL": "https://cdn.example", "P2P_TRACKERS": "wss://tracker.example/",
         "OWNCAST_URL": "https://owncast.example",
+        "PRIVATE": "true", "PRIVATE_SECRET": "docs-" * 8,  # and its /live/access
         # and a second bucket as a third pathway: its routes and metrics too
         "PATHWAYS": "bucket,backup,vm", "BACKUP_S3_ENDPOINT_URL": "http://127.0.0.1:9",
         "BACKUP_ACCESS_KEY_ID": "docs", "BACKUP_SECRET_ACCESS_KEY": "docs", "BACKUP_BUCKET_NAME": "backup",

@@ -242,7 +242,8 @@ class ClipBook:
             if value is not None and not 0 <= value <= LATEST:  # NaN too
                 raise ClipError(f"{name!r} must be a number of seconds from 0 to {LATEST:.0f} (9999-12-31)")
         if self._public_url is None:
-            raise ClipError("clips need a public bucket: with SEGMENT_URLS=presigned no player could read them")
+            raise ClipError("clips need segments any player may read: with SEGMENT_URLS=presigned or PRIVATE=true "
+                            "no player could read the clip's playlists in the bucket")
         span = self.span()
         if span is None:
             raise ClipError("the live playlists list nothing yet: no stream in the window to clip")

@@ -27,8 +27,10 @@ from ..vm.segments import VmSegments
 from . import events as sse
 from . import health as readings
 from . import limits, viewer
+from .access_route import AccessRoute
 from .clients import Clients, Network, Proxies
-from .common import CLIENT_MAX_SIZE, CONNECTION_LOG, elsewhere
+from .common import CLIENT_MAX_SIZE, CONNECTION_LOG, elsewhere, guarded
+from .gate import OPEN, Gate
 from .keys import (DEFAULT_VARIANT, EVENTS, HEALTH, METRICS, PAGE_POLICY, STATE_EVENTS, VIEWER_CONFIG,
                    VIEWER_FILES, HealthSource)
 from .page_policy import page_policy
@@ -83,6 +85,7 @@ class PlaylistOptions:
     trust_cf_connecting_ip: bool = False  # count held requests per CF-Connecting-IP (behind the tunnel)
     pathways: Pathways | None = None  # content steering: the VM's pathway and the steering manifest
     forwarded_allow_ips: tuple[Network, ...] = ()  # proxies whose X-Forwarded-For names the client
+    gate: Gate | None = None  # PRIVATE=true: every stream door asks for a viewer token (gate.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +118,7 @@ class ViewerOptions:
     media_origins: tuple[str, ...] = ()  # where its player fetches segments besides here (page_policy.py)
     sources: tuple[str, ...] = ()  # origins ?src= may play besides this service's playlists; ("*",) = any
     title: str = ""  # the page's title and heading (STREAM_TITLE); "" = Owncast's name, else the page's own
+    private: bool = False  # PRIVATE=true: the page asks for a pass-phrase first and names nothing of the stream
     description: str = ""  # the line under it (STREAM_DESCRIPTION); "" = Owncast's summary, else none
 
     def config(self, counting: bool = False, reporting: bool = False) -> dict[str, object]:
@@ -128,7 +132,9 @@ class ViewerOptions:
             config["p2p"] = {"trackers": list(self.p2p_trackers), "swarm": self.p2p_swarm,
                              "stun": list(self.p2p_stun), "start": self.p2p_start_on,
                              "minViewers": self.p2p_min_viewers, "uploadMb": self.p2p_upload_mb}
-        if self.owncast_url and not (self.title and self.description):
+        if self.private:  # the page learns it before asking for anything; nothing names the stream
+            config["private"] = True
+        elif self.owncast_url and not (self.title and self.description):
             # The words no setting gives, from Owncast's /api/config (its server name and summary, served
             # with CORS to any origin): the page asks for them there (viewer.js).
             config["details"] = {"url": f"{self.owncast_url}/api/config", "title": not self.title,
@@ -204,19 +210,22 @@ def create_app(
                                      horizon=Horizon(options.pathways.newest, options.pathways.away)
                                      if options.pathways is not None else None)
     r = app.router
-    r.add_get("/live/master.m3u8", playlist_routes.master)
-    r.add_get("/live/playlist.m3u8", playlist_routes.default_media)
-    r.add_get(r"/live/{n:[0-9]+}/playlist.m3u8", playlist_routes.media)
+    doors = options.gate or OPEN  # every stream door wears one of its wrappers (none when public)
+    r.add_get("/live/master.m3u8", doors.master(playlist_routes.master))
+    r.add_get("/live/playlist.m3u8", doors.playlist(playlist_routes.default_media))
+    r.add_get(r"/live/{n:[0-9]+}/playlist.m3u8", doors.playlist(playlist_routes.media))
     # Owncast's own paths, the same playlists: its web page plays them unchanged when a tunnel sends
     # these two paths here and everything else on that hostname to Owncast (cloudflared.yml.example).
-    r.add_get(f"/hls/{hls.OWNCAST_PLAYLIST_NAME}", playlist_routes.owncast_master)
-    r.add_get(rf"/hls/{{n:[0-9]+}}/{hls.OWNCAST_PLAYLIST_NAME}", playlist_routes.media)
+    r.add_get(f"/hls/{hls.OWNCAST_PLAYLIST_NAME}", doors.master(playlist_routes.owncast_master))
+    r.add_get(rf"/hls/{{n:[0-9]+}}/{hls.OWNCAST_PLAYLIST_NAME}", doors.playlist(playlist_routes.media))
+    if options.gate is not None:
+        r.add_post("/live/access", guarded(AccessRoute(options.gate.keeper, proxies).grant))
     _add_pathways(app, options.pathways, metrics, options, clients)
     if events is not None:
         app[EVENTS] = events.hub
         on_refused = (functools.partial(connection_metrics.rejected, "events_per_client")
                       if connection_metrics is not None else None)
-        r.add_get("/live/events", sse.EventStreams(proxies, on_refused).handle)
+        r.add_get("/live/events", doors.door(sse.EventStreams(proxies, on_refused).handle))
         if events.state is not None:
             app[STATE_EVENTS] = events.state
             app.cleanup_ctx.append(_running_state_events)
@@ -240,7 +249,8 @@ def create_app(
         app[VIEWER_FILES] = ViewerFiles(
             root, max_open=viewer_options.max_open, write_timeout=viewer_options.write_timeout,
             on_write_timeout=on_timeout, config=app[VIEWER_CONFIG],  # the page carries it (issue 42)
-            words=Words(viewer_options.title, viewer_options.description))
+            # A private stream's page is served to anyone: it names nothing of the stream.
+            words=Words("", "") if viewer_options.private else Words(viewer_options.title, viewer_options.description))
         app[PAGE_POLICY] = page_policy(
             frame_ancestors=viewer_options.frame_ancestors, media=viewer_options.media_origins,
             trackers=viewer_options.p2p_trackers, owncast_url=viewer_options.owncast_url,
@@ -250,7 +260,7 @@ def create_app(
             watching = WatchingRoute(audience, show=viewer_options.show_viewer_count, proxies=proxies,
                                      playback=playback, pathway=viewers.pathway if viewers is not None else None,
                                      sharing=bool(viewer_options.p2p_trackers))
-            r.add_post("/live/watching", watching.beat)
+            r.add_post("/live/watching", doors.door(watching.beat))
             r.add_route("OPTIONS", "/live/watching", preflight)  # never granted
         r.add_get("/", viewer.viewer_file)
         r.add_get("/embed", viewer.viewer_embed)
@@ -265,21 +275,22 @@ def _add_pathways(app: web.Application, pathways: Pathways | None, metrics: Metr
     """The steering manifest beside each multivariant playlist, each other pathway's media playlists
     under <folder>/<pathway's folder>/, and the VM's segments under <folder>/vm/."""
     r = app.router
+    doors = options.gate or OPEN
     steering = SteeringRoute(pathways.steering if pathways else None,
                              pathways.count_steering if pathways else lambda pathway: None, proxies=clients.proxies)
     for folder in ("live", "hls"):
-        r.add_get(f"/{folder}/{hls.STEERING_MANIFEST_NAME}", steering.manifest)
+        r.add_get(f"/{folder}/{hls.STEERING_MANIFEST_NAME}", doors.steering(steering.manifest))
     if pathways is None:
         return
     for served in pathways.others:
         routes = PlaylistRoutes(served.playlists, metrics, options.default_variant, options.blocking_reload,
                                 max_held=options.max_held, clients=clients, label_prefix=f"{served.folder}/",
                                 horizon=Horizon(pathways.newest, served.away, served.readers))
-        r.add_get(rf"/live/{served.folder}/{{n:[0-9]+}}/{hls.MEDIA_PLAYLIST_NAME}", routes.media)
-        r.add_get(rf"/hls/{served.folder}/{{n:[0-9]+}}/{hls.OWNCAST_PLAYLIST_NAME}", routes.media)
+        r.add_get(rf"/live/{served.folder}/{{n:[0-9]+}}/{hls.MEDIA_PLAYLIST_NAME}", doors.playlist(routes.media))
+        r.add_get(rf"/hls/{served.folder}/{{n:[0-9]+}}/{hls.OWNCAST_PLAYLIST_NAME}", doors.playlist(routes.media))
     if pathways.segments is not None:
         segment = r"/{folder:live|hls}/" + hls.VM_FOLDER + r"/{n:[0-9]+}/{file:[^/]+\.(?:ts|m4s|mp4|aac)}"
-        r.add_get(segment, pathways.segments.segment)
+        r.add_get(segment, doors.door(pathways.segments.segment))
 
 
 async def _running_state_events(app: web.Application) -> AsyncIterator[None]:

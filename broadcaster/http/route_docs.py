@@ -63,6 +63,13 @@ ROUTE_DOCS: dict[str, str] = {
         "`VM_SEGMENT_MBPS`, the client's share of it or the answers in flight; see "
         "[What a client can cost](../steering.md#what-a-client-can-cost)"
     ),
+    "/live/access": (
+        "with `PRIVATE=true`: a viewer token for `{\"passphrase\": ...}`, `{\"invite\": <an invite link's token>}`"
+        " or `{\"token\": <a valid token>}` (renewal): `200 {\"token\", \"expires\"}`, or `{\"error\"}` with "
+        "`403` (wrong pass-phrase, an invite expired, revoked or not valid), `400` or `429` (a client's failed "
+        "attempts are bounded); every stream door then asks for it as `?access=` or `Authorization: Bearer`, "
+        "see [Private streams](../private-streams.md#private-streams)"
+    ),
     "/live/events": (
         "Server-Sent Events for dashboards: `segment` per segment listed (variant, media sequence, duration, "
         "URL) and `state` per change (`online`/`offline`/`degraded`); resumes from `Last-Event-ID` (or "

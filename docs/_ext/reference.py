@@ -42,6 +42,7 @@ def _service() -> Iterator[Any]:
             "AWS_ACCESS_KEY_ID": "docs", "AWS_SECRET_ACCESS_KEY": "docs", "AWS_BUCKET_NAME": "docs",
             "R2_PUBLIC_URL": "https://cdn.example", "P2P_TRACKERS": "wss://tracker.example/",
             "OWNCAST_URL": "https://owncast.example",
+            "PRIVATE": "true", "PRIVATE_SECRET": "docs-" * 8,  # and its /live/access
             # and a second bucket as a third pathway: its routes and metrics too
             "PATHWAYS": "bucket,backup,vm", "BACKUP_S3_ENDPOINT_URL": "http://127.0.0.1:9",
             "BACKUP_ACCESS_KEY_ID": "docs", "BACKUP_SECRET_ACCESS_KEY": "docs", "BACKUP_BUCKET_NAME": "backup",

@@ -1,0 +1,184 @@
+"""The private stream's gate (PRIVATE=true): every stream door's handler is worn by one of `Gate`'s
+wrappers, which lets a request in only with a viewer token the Gatekeeper admits.
+
+The token comes as the query parameter `access=` (players cannot add headers, and an embedded page's
+cookies may be blocked) or `Authorization: Bearer`. Without one: 401; with one that does not let in: 403;
+each a one-line JSON body saying what to do and nothing about the stream (no title, count or names), and
+no cache keeps it. A request let in is handled as the public service handles it, `access=` taken out of
+its URL first (the playlist routes answer any query they do not use with a redirect to the canonical
+URL), and the token goes back into what the player follows next:
+
+- the multivariant playlist's URIs (variants, renditions, the steering SERVER-URI), so it is one
+  rendering per viewer, plain (a few hundred bytes: no gzip and no ETag per request);
+- a redirect's Location (a playlist spelt another way, a late _HLS_msn);
+- the steering manifest's RELOAD-URI.
+
+Media playlists stay byte-identical for every viewer: players reload a media playlist at its own URL,
+query included, so the token they were given rides along without being written into them. A wrapper costs
+each gated request a coroutine and, with a token in the query, a clone of the request (bench/private_cost.py
+measures it against the public service); nothing is wrapped in public mode.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from urllib.parse import quote
+
+from aiohttp import hdrs, web
+from aiohttp.typedefs import Handler
+from multidict import CIMultiDict
+
+from ..access.grants import Gatekeeper, Keys, Refusal
+from ..access.invites import InvitesFile
+from ..edge import NO_STORE, edge_headers
+from ..settings import Settings
+
+ACCESS = "access"  # the query parameter a viewer token rides in
+_BEARER = "Bearer "
+# Owncast's own page plays /hls/: it cannot ask for a pass-phrase nor carry a token.
+OWNCAST_PAGE = ("Owncast's own page cannot play a private stream (it cannot carry a viewer token): "
+                "watch it on this service's page")
+
+
+def token_of(request: web.Request) -> tuple[str | None, bool]:
+    """(the viewer token the request carries, whether it came in the query)."""
+    if ACCESS in request.query:
+        return request.query[ACCESS], True
+    auth = request.headers.get(hdrs.AUTHORIZATION, "")
+    return (auth[len(_BEARER):].strip(), False) if auth.startswith(_BEARER) else (None, False)
+
+
+def refused(refusal: Refusal, owncast: bool = False) -> web.Response:
+    """401/403 with one line to show: the page shows the pass-phrase form; nothing names the stream."""
+    message = OWNCAST_PAGE if owncast and refusal.status == 401 else refusal.message
+    headers = edge_headers({hdrs.CACHE_CONTROL: NO_STORE})
+    if refusal.status == 401:
+        headers[hdrs.WWW_AUTHENTICATE] = 'Bearer realm="stream"'
+    return web.Response(status=refusal.status, text=json.dumps({"error": message}) + "\n",
+                        content_type="application/json", headers=headers)
+
+
+def with_access(uri: str, token: str) -> str:
+    """`uri` with `access=<token>` added to its query (a token is URL-safe, quoted anyway)."""
+    base, hash_, fragment = uri.partition("#")
+    joined = f"{base}{'&' if '?' in base else '?'}{ACCESS}={quote(token, safe='')}"
+    return joined + hash_ + fragment
+
+
+def _without_access(request: web.Request) -> web.Request:
+    """The request as the public handlers take it: `access` out of its query, the rest as sent."""
+    path, _, query = request.raw_path.partition("?")
+    kept = "&".join(item for item in query.split("&") if item.partition("=")[0] != ACCESS)
+    return request.clone(rel_url=f"{path}?{kept}" if kept else path)
+
+
+def master_with_access(body: bytes, token: str) -> bytes:
+    """A multivariant playlist whose every URI (a URI line, a URI="..." attribute) carries the token."""
+    lines = []
+    for line in body.decode().split("\n"):
+        if line and not line.startswith("#"):
+            line = with_access(line, token)
+        elif 'URI="' in line:
+            head, _, rest = line.partition('URI="')
+            uri, quote_, tail = rest.partition('"')
+            line = f'{head}URI="{with_access(uri, token)}{quote_}{tail}'
+        lines.append(line)
+    return "\n".join(lines).encode()
+
+
+def steering_with_access(body: bytes, token: str) -> bytes:
+    manifest = json.loads(body)
+    if isinstance(manifest.get("RELOAD-URI"), str):
+        manifest["RELOAD-URI"] = with_access(manifest["RELOAD-URI"], token)
+    return json.dumps(manifest, separators=(",", ":")).encode()
+
+
+class Open:
+    """The doors of a public stream: each handler as it is (no wrapper, no cost)."""
+
+    def door(self, handler: Handler) -> Handler:
+        return handler
+
+    playlist = master = steering = door
+
+
+OPEN = Open()
+
+
+class Gate(Open):
+    """The wrappers a door's handler wears in private mode, all judged by one Gatekeeper."""
+
+    def __init__(self, keeper: Gatekeeper) -> None:
+        self.keeper = keeper
+        self._keeper = keeper
+
+    def admit(self, request: web.Request) -> tuple[web.Response | None, str | None]:
+        """(the refusal, None) or (None, the token when it came in the query)."""
+        token, in_query = token_of(request)
+        refusal = self._keeper.admit(token)
+        if refusal is not None:
+            owncast = request.path.startswith("/hls/")
+            return refused(refusal, owncast), None
+        return None, token if in_query else None
+
+    def door(self, handler: Handler) -> Handler:
+        """A door that answers as it would publicly (events, the heartbeat, the VM's segments...)."""
+
+        @functools.wraps(handler)
+        async def gated(request: web.Request) -> web.StreamResponse:
+            refusal, token = self.admit(request)
+            if refusal is not None:
+                return refusal
+            return await handler(_without_access(request) if token is not None else request)
+
+        return gated
+
+    def playlist(self, handler: Handler) -> Handler:
+        """A media playlist's door: its redirects keep the token."""
+        return self._rewriting(handler, lambda body, token: body)
+
+    def master(self, handler: Handler) -> Handler:
+        """The multivariant playlist's door: rendered for this viewer, its URIs carrying the token."""
+        return self._rewriting(handler, master_with_access, plain=True)
+
+    def steering(self, handler: Handler) -> Handler:
+        return self._rewriting(handler, steering_with_access, plain=True)
+
+    def _rewriting(self, handler: Handler, rewrite: Callable[[bytes, str], bytes], plain: bool = False) -> Handler:
+        @functools.wraps(handler)
+        async def gated(request: web.Request) -> web.StreamResponse:
+            refusal, token = self.admit(request)
+            if refusal is not None:
+                return refusal
+            if token is None:  # a Bearer header: the player sends it again, nothing to carry
+                return await handler(request)
+            inner = _without_access(request)
+            if plain:  # asked plain and whole: the body is rewritten for this viewer
+                headers = CIMultiDict(inner.headers)
+                headers.popall(hdrs.ACCEPT_ENCODING, None)
+                headers.popall(hdrs.IF_NONE_MATCH, None)
+                inner = inner.clone(headers=headers)
+            response = await handler(inner)
+            if not isinstance(response, web.Response):
+                return response
+            location = response.headers.get(hdrs.LOCATION)
+            if location is not None:
+                response.headers[hdrs.LOCATION] = with_access(location, token)
+            elif plain and response.status == 200 and response.body is not None:
+                assert isinstance(response.body, bytes)
+                response.body = rewrite(response.body, token)
+                response.headers.popall(hdrs.ETAG, None)
+                response.headers[hdrs.CACHE_CONTROL] = "private, no-cache"  # one viewer's rendering
+            return response
+
+        return gated
+
+
+def gate_for(s: Settings) -> Gate | None:
+    """The gate PRIVATE=true asks for, or None for a public stream."""
+    if not s.private:
+        return None
+    keys = Keys(s.private_secret, s.private_passphrase, s.private_token_life)
+    return Gate(Gatekeeper(keys, InvitesFile(s.invites_file)))
