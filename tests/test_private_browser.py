@@ -233,7 +233,7 @@ async def test_videojs_and_shaka_on_another_site_play_a_multivariant_url_with_a_
         page = await browser.new_page()
         await page.goto(f"{stack.players.url}/page/{player}?src={src}")
         await page.wait_for_function("() => window.probe && window.probe.started "
-                                     "&& document.getElementById('v').currentTime > 2",
+                                     "&& document.querySelector('video').currentTime > 2",
                                      timeout=WAIT * 1000, polling=POLL_MS)
         probe = await page.evaluate("() => ({ player: probe.player, fatal: probe.fatal, "
                                     "errors: probe.errors })")

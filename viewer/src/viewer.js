@@ -270,9 +270,9 @@ async function refused(why) {
 
 // -- go -------------------------------------------------------------------------------------------
 
-if (params.get('stats') === '1') stats.show(true);
 setInterval(tick, 1000);
 admitted().then(() => {
+  if (params.get('stats') === '1') stats.show(true); // its event stream is a door too: after the token
   if (given !== null && src === null) {
     status.set('error', 'The src parameter is not an http(s) URL.', 'Bad src parameter');
   } else if (src !== null) {
