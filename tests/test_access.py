@@ -150,5 +150,21 @@ def test_the_invite_command_adds_prints_the_link_revokes_and_lists(tmp_path: Pat
         bad = invite_cli(tmp_path, *args)
         assert bad.returncode == 2 and words in bad.stderr and "Traceback" not in bad.stderr
         assert len(bad.stderr.strip().splitlines()) == 1
+    key = invite_cli(tmp_path, "tracker-key")
+    assert key.stdout == f"TRACKER_VIEWER_KEY={derive(SECRET, 'viewer').hex()}\n"
     short = invite_cli(tmp_path, "list", secret="short")
     assert short.returncode == 2 and "PRIVATE_SECRET is too short" in short.stderr
+
+
+def test_a_private_stream_lists_segments_with_the_edge_token(tmp_path: Path) -> None:
+    from broadcaster.bucket.edge_urls import EdgeUrls
+    from broadcaster.bucket.urls import PublicUrls, segment_urls
+
+    assert isinstance(segment_urls(load_settings(environ=env(tmp_path))), PublicUrls)
+    s = load_settings(environ=env(tmp_path, PRIVATE="true", PRIVATE_SECRET=SECRET, PRIVATE_EDGE_WINDOW="60"))
+    urls = segment_urls(s)
+    assert isinstance(urls, EdgeUrls)
+    uri = urls.segment("live/0/seg1.ts")
+    assert uri.startswith("https://media.example.com/live/0/seg1.ts?verify=")
+    ts = int(uri.partition("verify=")[2].partition("-")[0])
+    assert ts % 60 == 0 and edge_key(SECRET) not in uri

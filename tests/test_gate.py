@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from pytest_aiohttp import AiohttpClient
 
-from broadcaster.access.grants import Gatekeeper, Keys
+from broadcaster.access.grants import Gatekeeper, Keys, Refusal
 from broadcaster.access.invites import InvitesFile
 from broadcaster.http import LiveEvents, PlaylistOptions, ViewerOptions, Viewers, create_app
 from broadcaster.http.gate import Gate, master_with_access, steering_with_access, with_access
@@ -160,3 +160,67 @@ def test_failed_attempts_refill_over_a_minute_and_unknown_clients_share_a_larger
     assert attempts.allowed(None)
     attempts.failed(None)
     assert not attempts.allowed(None)
+
+
+def test_edge_tokens_one_per_window_valid_for_their_life_and_only_for_their_prefix() -> None:
+    import base64
+    import hashlib
+    import hmac
+    from urllib.parse import unquote
+
+    from broadcaster.access.edge_tokens import EdgeTokens
+    from broadcaster.bucket.edge_urls import EdgeUrls, edge_prefix
+    from broadcaster.edge_token import sign
+
+    # Cloudflare's form: <ts>-<URL-encoded base64 HMAC-SHA256(key, message + ts)>
+    ts, _, mac = sign("key", "/live/", 1_700_000_100).partition("-")
+    expected = hmac.new(b"key", b"/live/1700000100", hashlib.sha256).digest()
+    assert ts == "1700000100" and base64.b64decode(unquote(mac)) == expected
+    now = [1_700_000_130.0]
+    tokens = EdgeTokens("k" * 64, "/live/", 60, 60 + 200, clock=lambda: now[0])
+    first = tokens.current()
+    assert first.startswith("1700000100-")  # the window's start
+    now[0] = 1_700_000_159.0
+    assert tokens.current() == first  # one token for every URI listed in a window
+    now[0] = 1_700_000_160.0
+    assert tokens.current() != first and tokens.valid(first)
+    now[0] = 1_700_000_100.0 + 259
+    assert tokens.valid(first)
+    now[0] = 1_700_000_100.0 + 260
+    assert not tokens.valid(first)  # past the window and a listed URI's life
+    other = EdgeTokens("k" * 64, "/other/", 60, 260, clock=lambda: now[0])
+    assert not other.valid(tokens.current()) and not tokens.valid("") and not tokens.valid("1-x")
+    assert not EdgeTokens("z" * 64, "/live/", 60, 260, clock=lambda: now[0]).valid(tokens.current())
+    urls = EdgeUrls("https://media.example.com", tokens)
+    assert urls.segment("live/0/s1.ts") == f"https://media.example.com/live/0/s1.ts?verify={tokens.current()}"
+    assert edge_prefix("https://media.example.com", "live") == "/live/"
+    assert edge_prefix("https://cdn.example.com/media/", "live") == "/media/live/"
+    assert "k" * 64 not in repr(urls)
+
+
+async def test_the_vms_segments_take_the_edge_token_their_uris_carry_or_a_viewer_token(
+        aiohttp_client: AiohttpClient, tmp_path: Path) -> None:
+    from aiohttp import web
+
+    from broadcaster.access.edge_tokens import EdgeTokens
+    from broadcaster.playlist.pathway import VmUris
+    from broadcaster.playlist.segments import ListedSegment
+
+    listed = ListedSegment("https://media.example.com/live/0/s7.ts?verify=17-abc", 2.0, key="live/0/s7.ts")
+    assert VmUris().segment(listed) == "/live/vm/0/s7.ts?verify=17-abc"  # the URI the bucket's lists, fixed
+    assert VmUris().segment(ListedSegment("https://m/live/0/s7.ts", 2.0, key="live/0/s7.ts")) == "/live/vm/0/s7.ts"
+    edge = EdgeTokens("e" * 64, "/live/", 60, 260)
+    gate = Gate(Gatekeeper(Keys(SECRET, PASSPHRASE, 600), InvitesFile(tmp_path / "invites.json")), edge)
+
+    async def segment(request: web.Request) -> web.Response:
+        return web.Response(body=b"video")
+
+    app = web.Application()
+    app.router.add_get("/live/vm/0/s7.ts", gate.segment(segment))
+    client = await aiohttp_client(app)
+    assert (await client.get("/live/vm/0/s7.ts")).status == 401
+    assert (await client.get("/live/vm/0/s7.ts?verify=17-abc")).status == 401  # not ours: as without one
+    assert (await client.get(f"/live/vm/0/s7.ts?verify={edge.current()}")).status == 200
+    mine = gate.keeper.grant({"passphrase": PASSPHRASE})
+    assert not isinstance(mine, Refusal)
+    assert (await client.get(with_access("/live/vm/0/s7.ts", mine.token))).status == 200

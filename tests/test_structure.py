@@ -25,7 +25,7 @@ MAX_PARAMETERS = 10  # a function that needs more takes a record of them, or doe
 # Top-level modules and packages: shared ones every stage may use (they import no stage), and the ones that
 # compose the stages into a program (they import any). Every top-level module is one or the other.
 SHARED_PACKAGES = {"settings"}
-SHARED = {"metrics", "lograte", "numbers", "tails", "files", "fixes", "state_dir", "edge"} | SHARED_PACKAGES
+SHARED = {"metrics", "lograte", "numbers", "tails", "files", "fixes", "state_dir", "edge", "edge_token"} | SHARED_PACKAGES
 STAGES = {p.name for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").exists()} - SHARED_PACKAGES
 COMPOSERS = {"__init__", "__main__", "cli", "service", "preflight"}
 # Each variant's playlist has one owner, VariantPlaylist (issue 49): only these modules name a

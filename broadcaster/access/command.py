@@ -15,7 +15,7 @@ from typing import Any
 
 from ..settings import SettingsError, raw_setting
 from .invites import DAY, Invite, InviteError, InviteLinks, read_invites, write_invites
-from .tokens import NAME
+from .tokens import NAME, VIEWER, derive
 
 MIN_SECRET_CHARS = 32
 MAX_DAYS = 3650
@@ -36,6 +36,8 @@ def add_parser(sub: Any) -> None:
     revoke = actions.add_parser("revoke", help="revoke an invite: its link lets no one in from now on")
     revoke.add_argument("name")
     actions.add_parser("list", help="list the invites, their expiry and whether revoked")
+    actions.add_parser("tracker-key", help="print the P2P tracker's TRACKER_VIEWER_KEY line (derived from "
+                                           "PRIVATE_SECRET): it then lets only viewers with a token announce")
 
 
 def _where(args: argparse.Namespace) -> tuple[str, Path]:
@@ -60,6 +62,9 @@ def _line(invite: Invite, now: float) -> str:
 
 def _act(args: argparse.Namespace, now: float) -> None:
     secret, path = _where(args)
+    if args.action == "tracker-key":  # the viewer key, as the tracker checks tokens with it
+        print(f"TRACKER_VIEWER_KEY={derive(secret, VIEWER).hex()}")
+        return
     invites = read_invites(path)
     if args.action == "list":
         for invite in sorted(invites.values(), key=lambda i: i.name):

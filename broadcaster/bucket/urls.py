@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from botocore.config import Config
 
 from ..settings import Settings
+from .edge_urls import EdgeUrls, edge_prefix, edge_tokens
 from .sessions import sync_session
 
 # An init section is shared by every segment of one transcoder run of one variant: a few are in use at
@@ -130,4 +131,7 @@ def segment_urls(s: Settings) -> SegmentUrls:
             secret_key=s.first_bucket.secret_access_key, bucket=s.first_bucket.bucket,
         )  # fmt: skip
         return PresignedUrls(signer, expiry=s.presign_expiry, keep_valid=s.segment_url_life)
+    if s.private:  # the edge token Cloudflare checks, in every segment URI
+        return EdgeUrls(s.first_bucket.public_url, edge_tokens(s, edge_prefix(s.first_bucket.public_url,
+                                                                              s.r2_key_prefix)))
     return PublicUrls(s.first_bucket.public_url)

@@ -290,7 +290,7 @@ def _add_pathways(app: web.Application, pathways: Pathways | None, metrics: Metr
         r.add_get(rf"/hls/{served.folder}/{{n:[0-9]+}}/{hls.OWNCAST_PLAYLIST_NAME}", doors.playlist(routes.media))
     if pathways.segments is not None:
         segment = r"/{folder:live|hls}/" + hls.VM_FOLDER + r"/{n:[0-9]+}/{file:[^/]+\.(?:ts|m4s|mp4|aac)}"
-        r.add_get(segment, doors.door(pathways.segments.segment))
+        r.add_get(segment, doors.segment(pathways.segments.segment))
 
 
 async def _running_state_events(app: web.Application) -> AsyncIterator[None]:

@@ -30,12 +30,15 @@ from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
 from multidict import CIMultiDict
 
+from ..access.edge_tokens import EdgeTokens
 from ..access.grants import Gatekeeper, Keys, Refusal
 from ..access.invites import InvitesFile
 from ..edge import NO_STORE, edge_headers
+from ..bucket.edge_urls import edge_prefix, edge_tokens
 from ..settings import Settings
 
 ACCESS = "access"  # the query parameter a viewer token rides in
+EDGE = "verify"  # ... and the edge token (bucket/edge_urls.py)
 _BEARER = "Bearer "
 # Owncast's own page plays /hls/: it cannot ask for a pass-phrase nor carry a token.
 OWNCAST_PAGE = ("Owncast's own page cannot play a private stream (it cannot carry a viewer token): "
@@ -101,7 +104,7 @@ class Open:
     def door(self, handler: Handler) -> Handler:
         return handler
 
-    playlist = master = steering = door
+    playlist = master = steering = segment = door
 
 
 OPEN = Open()
@@ -110,9 +113,11 @@ OPEN = Open()
 class Gate(Open):
     """The wrappers a door's handler wears in private mode, all judged by one Gatekeeper."""
 
-    def __init__(self, keeper: Gatekeeper) -> None:
+    def __init__(self, keeper: Gatekeeper, edge: EdgeTokens | None = None) -> None:
+        """`edge`: the edge tokens segment URIs carry (None: the VM's segments take the viewer token only)."""
         self.keeper = keeper
         self._keeper = keeper
+        self._edge = edge
 
     def admit(self, request: web.Request) -> tuple[web.Response | None, str | None]:
         """(the refusal, None) or (None, the token when it came in the query)."""
@@ -132,6 +137,22 @@ class Gate(Open):
             if refusal is not None:
                 return refusal
             return await handler(_without_access(request) if token is not None else request)
+
+        return gated
+
+    def segment(self, handler: Handler) -> Handler:
+        """The VM's segments: the edge token their URIs carry (as Cloudflare checks the bucket's), or a
+        viewer token."""
+        edge = self._edge
+
+        @functools.wraps(handler)
+        async def gated(request: web.Request) -> web.StreamResponse:
+            verify = request.query.get(EDGE)
+            if edge is None or verify is None or not edge.valid(verify):
+                refusal, _ = self.admit(request)
+                if refusal is not None:
+                    return refusal
+            return await handler(request)
 
         return gated
 
@@ -181,4 +202,5 @@ def gate_for(s: Settings) -> Gate | None:
     if not s.private:
         return None
     keys = Keys(s.private_secret, s.private_passphrase, s.private_token_life)
-    return Gate(Gatekeeper(keys, InvitesFile(s.invites_file)))
+    edge = edge_tokens(s, edge_prefix(s.first_bucket.public_url, s.r2_key_prefix))
+    return Gate(Gatekeeper(keys, InvitesFile(s.invites_file)), edge)

@@ -21,6 +21,7 @@ from .segments import ListedSegment
 
 BUCKET = "bucket"  # a pathway whose segments are in a bucket (the first, or another: BACKUP_*)
 VM = "vm"  # the pathway the service serves itself
+EDGE_QUERY = "verify="  # a private stream's edge token in a segment's URI (bucket/edge_urls.py)
 
 
 class SegmentUris(Protocol):
@@ -71,24 +72,28 @@ class BaseUris:
 @dataclass(frozen=True, slots=True)
 class VmUris:
     """The VM's: /live/vm/<n>/<file> (hls.vm_segment_uri), on the host the player asked (`base` empty: an
-    absolute-path reference) or under `base` (VM_PATHWAY_URL)."""
+    absolute-path reference) or under `base` (VM_PATHWAY_URL). A private stream's edge token (`verify=`)
+    in the URI the first bucket lists goes along: the VM's segment door checks the same token, and it
+    was fixed when the segment was listed, so the VM's URI is too."""
 
     base: str = ""
 
     def segment(self, segment: ListedSegment) -> str:
-        return self._uri(segment.key)
+        return self._uri(segment.key, segment.uri)
 
     def init(self, segment: ListedSegment) -> str | None:
         key = init_key(segment)
-        return None if key is None else self._uri(key)
+        return None if key is None else self._uri(key, segment.init_uri or "")
 
-    def _uri(self, key: str | None) -> str:
+    def _uri(self, key: str | None, listed: str) -> str:
         path = PurePosixPath(key or "")
         try:
             variant = int(path.parent.name)
         except ValueError:
             variant = 0
-        return self.base.rstrip("/") + hls.vm_segment_uri(variant, path.name)
+        uri = self.base.rstrip("/") + hls.vm_segment_uri(variant, path.name)
+        edge = [item for item in urlsplit(listed).query.split("&") if item.startswith(EDGE_QUERY)]
+        return f"{uri}?{edge[0]}" if edge else uri
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,7 @@ import http from 'node:http'
 import Server from 'bittorrent-tracker/server'
 import { WebSocketServer, WebSocket } from 'ws'
 
+import { accessOf } from './access.mjs'
 import { Bucket, Clients, clientKeys } from './clients.mjs'
 import { Refused, parse } from './messages.mjs'
 import { PeerIds } from './peer-ids.mjs'
@@ -75,6 +76,9 @@ const RELAYED_OFFER = '{"action":"announce","offer":' // how the library seriali
  *   now      the clock, in ms (Date.now; a test's own to move time on)
  *   sweepMs  how often idle connections, old offers and forgotten clients are swept (a few times per
  *            idle period, at most every 5 s)
+ *   access   a private stream's viewer tokens (access.mjs's ViewerTokens), or none: a connection whose
+ *            URL carries no valid `access=` token is closed (1008, the reason) before it announces, and
+ *            one whose token has expired at its next announce
  * listen() resolves with the address bound ({ address, port }: port 0 takes a free one) or rejects
  * with the server's error; close() ends every connection and resolves once the server is closed;
  * snapshot() says what it holds now (a copy: for tests and for looking, never for changing it).
@@ -162,8 +166,9 @@ export function createTracker (options) {
   const peerIds = new PeerIds({ keepMs: PEER_ID_MS, max: MAX_PEER_IDS })
 
   class Connection {
-    constructor (ws, client, at) {
+    constructor (ws, client, at, token) {
       this.ws = ws
+      this.token = token // its viewer token (`access=` on its URL), for a private stream
       this.client = client // {site, network}
       this.opened = at
       this.lastMessage = at
@@ -284,6 +289,8 @@ export function createTracker (options) {
       throw err
     }
     if (message.answer) return answer(conn, message)
+    const denied = o.access?.refusal(conn.token, at)
+    if (denied) return close(conn, 1008, denied) // no stranger joins the swarm, nor serves it
     if (!conn.socketBucket.take(at)) return close(conn, 1008, 'announces too often (TRACKER_SOCKET_ANNOUNCES)')
     if (!clients.announce(conn.client, at)) return close(conn, 1008, 'announces too often from this client (TRACKER_CLIENT_ANNOUNCES)')
     announce(conn, message, at)
@@ -394,14 +401,16 @@ export function createTracker (options) {
     return conn.pinged
   }
 
-  function onConnection (ws, client) {
-    const conn = new Connection(ws, client, now())
+  function onConnection (ws, client, token) {
+    const conn = new Connection(ws, client, now(), token)
     sockets.add(conn)
     server.onWebSocketConnection(conn.conduit)
     ws.on('message', (data, isBinary) => onMessage(conn, data, isBinary))
     ws.on('ping', () => counted(conn, now())) // ws answers each with a pong: read at the same pace
     ws.on('error', () => drop(conn, 'connection error'))
     ws.on('close', () => forget(conn))
+    const denied = o.access?.refusal(token, now())
+    if (denied) close(conn, 1008, denied) // told why at once, not at its first announce
   }
 
   // Idle connections, old offers and forgotten clients, a few times per idle period.
@@ -482,7 +491,7 @@ export function createTracker (options) {
     socket.once('close', () => { if (!handed) clients.close(client) })
     wss.handleUpgrade(req, socket, head, (ws) => {
       handed = true
-      onConnection(ws, client)
+      onConnection(ws, client, accessOf(req.url))
     })
   })
 

@@ -93,8 +93,9 @@ async function fetchText (url) {
 // service's swarm and variants have been read, nothing of it is allowed; a service that stops
 // answering keeps what it named last (its viewers may still be playing).
 export class AllowedSwarms {
-  constructor ({ serviceUrls, any, pollMs, log }) {
+  constructor ({ serviceUrls, any, pollMs, log, access = null }) {
     this.any = any
+    this.access = access // a private stream: the playlist is read with a token of the tracker's own
     this.serviceUrls = any ? [] : serviceUrls.map((url) => url.replace(/\/+$/, ''))
     this.pollMs = pollMs
     this.log = log
@@ -141,7 +142,8 @@ export class AllowedSwarms {
       if (typeof swarm !== 'string' || !SWARM_ID.test(swarm)) throw new Error('its p2p.swarm is not a swarm id')
       let master
       try {
-        master = await fetchText(`${url}/live/master.m3u8`)
+        const token = this.access ? `?access=${this.access.mint(Date.now())}` : ''
+        master = await fetchText(`${url}/live/master.m3u8${token}`)
       } catch (err) {
         if (err.message === 'HTTP 404' || err.message === 'HTTP 503') return this.problem(url, 'no stream yet', false)
         throw err

@@ -28,6 +28,9 @@
 //                                   a few kB; the library's default would be ws's 100 MiB)
 //   TRACKER_MAX_BUFFERED            bytes waiting to be sent to one connection, 65536; past it the
 //                                   connection is dropped (it does not read)
+//   TRACKER_VIEWER_KEY              a private stream's viewer key (64 hex digits: `hls-broadcaster invite
+//                                   tracker-key`): a page's WebSocket URL must carry a valid token (access=),
+//                                   and the tracker reads the service's playlist with one of its own
 //   TRACKER_IDLE_SECONDS            a connection that sends nothing this long is closed, 300 (viewers
 //                                   announce every 120 s); one that has not announced after
 //                                   min(10, this) seconds too
@@ -35,6 +38,7 @@
 // `--ignore-scripts`: bittorrent-tracker's client half depends on node-datachannel, whose install script
 // downloads a native binary. The server half used here never loads it.
 import { DEFAULTS, createTracker } from './server.mjs'
+import { ViewerTokens } from './access.mjs'
 import { AllowedSwarms } from './swarms.mjs'
 
 function setting (name, fallback, low, high) {
@@ -65,20 +69,30 @@ const options = {
   maxBuffered: setting('TRACKER_MAX_BUFFERED', DEFAULTS.maxBuffered, 1024, 64 * 1024 * 1024),
   idleMs: setting('TRACKER_IDLE_SECONDS', DEFAULTS.idleMs / 1000, 1, 86_400) * 1000
 }
+let access = null
+if (process.env.TRACKER_VIEWER_KEY) {
+  try {
+    access = new ViewerTokens(process.env.TRACKER_VIEWER_KEY.trim())
+  } catch (err) {
+    console.error(`tracker: TRACKER_VIEWER_KEY: ${err.message} (hls-broadcaster invite tracker-key prints it)`)
+    process.exit(2)
+  }
+}
 const swarms = new AllowedSwarms({
+  access,
   serviceUrls: list('TRACKER_SERVICE_URL', 'http://127.0.0.1:3000'),
   any: process.env.TRACKER_ANY_SWARM === '1',
   pollMs: setting('TRACKER_SERVICE_POLL_SECONDS', 30, 1, 3600) * 1000,
   log: (line) => console.log(line)
 })
-const tracker = createTracker({ ...options, swarms })
+const tracker = createTracker({ ...options, swarms, access })
 
 tracker.listen().then(({ address, port }) => {
   // The first line: broadcaster/demo/tracker.py reads the URL from it.
   console.log(`tracker: listening on ws://${address}:${port} (max ${options.maxConnections} connections, ` +
     `${options.maxClientConnections} a client, IPv6 by /${options.ipv6Prefix}; ${options.maxPeers} peers a swarm; ` +
     `${options.maxMessage} B a message; ` +
-    `${options.idleMs / 1000} s idle); serving ${swarms.describe()}`)
+    `${options.idleMs / 1000} s idle); serving ${swarms.describe()}${access ? ' to viewers with a token' : ''}`)
 }, (err) => {
   console.error(`tracker: cannot listen on ${options.host}:${options.port} (TRACKER_HOST/TRACKER_PORT): ${err.message}`)
   // Taken, below 1024 or not this machine's address: a set-up mistake, exit 2 (the unit and the pm2 entry

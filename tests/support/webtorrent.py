@@ -46,9 +46,12 @@ class StandInService:
     """What the tracker reads from the service on loopback: /config.json (the swarm) and the
     multivariant playlist (the variants); `master` and `p2p` may be changed while it runs."""
 
-    def __init__(self) -> None:
+    def __init__(self, admit: Callable[[str | None], object | None] | None = None) -> None:
+        """`admit`: a private stream's judgement of the playlist's `access=` (None: let in), e.g. the
+        service's Gatekeeper.admit; None: a public stream."""
         self.master: str | None = MASTER
         self.p2p: bool = True
+        self.admit = admit
         self.url = ""
         self._runner: web.AppRunner | None = None
 
@@ -73,6 +76,8 @@ class StandInService:
     async def _master(self, request: web.Request) -> web.Response:
         if self.master is None:
             raise web.HTTPNotFound()
+        if self.admit is not None and self.admit(request.query.get("access")) is not None:
+            raise web.HTTPForbidden()
         return web.Response(text=self.master, content_type="application/vnd.apple.mpegurl")
 
 
