@@ -35,6 +35,7 @@ from aiohttp import web
 from broadcaster.access.invites import InviteLinks
 from broadcaster.demo.recordings import Recordings
 from broadcaster.demo.seaweed import SeaweedS3
+from broadcaster.playlist import hls
 from tests.support.browser import (POLL_MS, WEBRTC_ARGS, Chromium, OwnedPages, needs_chromium,
                                    shared_chromium, wait_for_state, watch)
 from tests.support.independent_players import SHAKA_52, VIDEOJS_OWNCAST, Pages
@@ -225,17 +226,34 @@ async def test_the_embed_on_another_site_plays_with_third_party_cookies_and_stor
 async def test_invited_viewers_play_with_p2p_and_every_door_gets_the_token(stack: Stack,
                                                                          browser: OwnedPages) -> None:
     """One by the pass-phrase (with the stats panel open: /live/events), one by an invite link, started back
-    at one of the stream's first moments (?start=: rewind)."""
+    at one of the stream's first moments (?start=: rewind). The first is told its tokens end 8 s after
+    they are granted (the answer changed on its way; the service's last PRIVATE_TOKEN_LIFE): it renews
+    them within seconds, and hls.js's reloads of the URIs the service wrote with the first token go out
+    with the new one, and are answered."""
+    granted: list[str] = []
+
+    async def short_lived(route: Any) -> None:
+        response = await route.fetch()
+        body = await response.json()
+        if response.status == 200:
+            granted.append(body["token"])
+            body["expires"] = int(time.time()) + 8
+        await route.fulfill(response=response, json=body)
+
     # Enough stream that a moment of its start is well behind where a live viewer plays (6-8 s behind).
     await until(lambda: time.time() - stack.began > 14, "14 s of stream to rewind into", WAIT)
-    pages, asked, sockets = [], [], []
+    pages, asked, sockets, answered = [], [], [], []
     start = datetime.fromtimestamp(stack.began - 2, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    for url in (f"{stack.url}/?stats=1", f"{stack.url}/?invite={stack.invite}&start={start}"):
+    urls = (f"{stack.url}/?stats=1", f"{stack.url}/?invite={stack.invite}&start={start}")
+    for _ in urls:
         page = await (await browser.new_context()).new_page()
         page.on("request", lambda r: asked.append(r.url))
         page.on("websocket", lambda ws: sockets.append(ws.url))
-        await page.goto(url)
         pages.append(page)
+    await pages[0].route("**/live/access", short_lived)
+    pages[0].on("response", lambda r: answered.append((r.url, r.status)))
+    for page, url in zip(pages, urls, strict=True):
+        await page.goto(url)
     await enter(pages[0], PASSPHRASE)
     for page in pages:
         await wait_for_state(page, "playing", int(WAIT * 1000), f"{stack.url}/live/master.m3u8")
@@ -247,6 +265,16 @@ async def test_invited_viewers_play_with_p2p_and_every_door_gets_the_token(stack
     for page in pages:  # the two meet through the tracker, each with its token
         await page.wait_for_function("() => window.viewerStats.p2p && window.viewerStats.p2p.peers >= 1",
                                      timeout=WAIT * 1000, polling=POLL_MS)
+    await pages[0].wait_for_function("() => window.viewerStats.access.renewals >= 1",
+                                     timeout=WAIT * 1000, polling=POLL_MS)
+
+    def reloaded_with(token: str) -> bool:
+        return any(status == 200 and urlsplit(url).path.endswith(f"/{hls.MEDIA_PLAYLIST_NAME}")
+                   and parse_qs(urlsplit(url).query).get("access") == [token] for url, status in answered)
+
+    assert reloaded_with(granted[0])
+    await until(lambda: len(granted) > 1 and reloaded_with(granted[-1]), "a reload with the renewed token",
+                WAIT, detail=lambda: (granted, answered[-5:]))
     stats = [await watch(page, 2) for page in pages]
     await pages[0].wait_for_function("() => window.viewerStats.eventStream === 'open'",
                                      timeout=WAIT * 1000, polling=POLL_MS)
