@@ -252,8 +252,10 @@ const RECOVER_AGAIN_MS = 15000; // refused again this soon after: the form rathe
 /** A door refused the page (a playlist's 401/403, `why` null; or a renewal refused, `why` the service's
  * words): the player stops; the token is renewed, or the invite kept exchanged again, else the viewer is
  * asked. Then the player starts again, with the token. */
+let refusing = false; // one at a time: the player's refusal and a renewal's may come together
 async function refused(why) {
-  if (gate.locked()) return;
+  if (gate.locked() || refusing) return;
+  refusing = true;
   player.stop();
   let said = why;
   if (why === null && performance.now() - recovered > RECOVER_AGAIN_MS) {
@@ -265,6 +267,7 @@ async function refused(why) {
     said = '';
   }
   if (!access.token()) await gate.ask(said || '');
+  refusing = false;
   player.restart();
 }
 
