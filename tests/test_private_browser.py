@@ -189,6 +189,21 @@ async def test_a_stranger_sees_the_pass_phrase_form_alone_and_copied_urls_are_re
                 assert TITLE not in body and ".ts" not in body and "#EXT" not in body, body
 
 
+async def test_a_page_hosted_elsewhere_learns_the_stream_is_private_from_the_playlists_401(
+        stack: Stack, browser: OwnedPages) -> None:
+    """The viewer's page as another site hosts it (its files, no config: viewers.md), playing the private
+    stream by ?src=: its player starts, the multivariant playlist answers 401, the form comes, and the
+    pass-phrase (asked of the stream's service) plays."""
+    page = await browser.new_page()
+    refused: list[str] = []
+    page.on("response", lambda r: refused.append(urlsplit(r.url).path) if r.status == 401 else None)
+    src = quote(f"{stack.url}/live/master.m3u8", safe="")
+    await page.goto(f"{stack.players.url}/js/index.html?src={src}")
+    await enter(page, PASSPHRASE)
+    await wait_for_state(page, "playing", int(WAIT * 1000))
+    assert refused == ["/live/master.m3u8"], refused
+
+
 async def test_videojs_and_shaka_on_another_site_play_a_multivariant_url_with_a_token(
         stack: Stack, browser: OwnedPages) -> None:
     src = quote(f"{stack.url}/live/master.m3u8?access={await token_for(stack)}", safe="")

@@ -115,6 +115,12 @@ out.afterRecover = e.token();
 const f = Access.create(world(store()));
 await f.redeem('inv-old').then(() => f.passphrase('open sesame'));
 out.recoverValid = await f.recover();
+const g = Access.create(world(store()));
+g.serve('https://stream.example/tv/hls/stream.m3u8?x=1');  // a page hosted elsewhere playing ?src=
+await g.passphrase('open sesame');
+out.elsewhere = { asked: asked[asked.length - 1].url,
+  vm: g.refresh('https://stream.example/tv/live/vm/0/seg1.ts'),
+  page: g.refresh('https://watch.example/live/x.ts') };
 console.log(JSON.stringify(out));
 """
 
@@ -168,3 +174,10 @@ def test_offline_renewals_retry_and_a_refused_token_is_recovered_or_dropped(got:
     assert got["offline"]["held"] and got["offline"]["retryMs"] and max(got["offline"]["retryMs"]) <= 10000
     assert got["recoverExpired"]["ok"] is False and got["afterRecover"] is None
     assert got["recoverValid"] == {"ok": True}
+
+
+def test_a_page_hosted_elsewhere_asks_the_service_of_the_stream_it_plays(got: dict[str, Any]) -> None:
+    elsewhere = got["elsewhere"]
+    assert elsewhere["asked"] == "https://stream.example/tv/live/access"
+    assert elsewhere["vm"].startswith("https://stream.example/tv/live/vm/0/seg1.ts?access=t")
+    assert elsewhere["page"] == "https://watch.example/live/x.ts"  # not that service's: no token

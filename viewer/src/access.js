@@ -12,7 +12,10 @@
  * The service's clock says when a token ends (`expires`, Unix seconds); the device's may be off, so the
  * end is kept on the device's clock, shifted by the difference the answer's Date header shows.
  *
- * create(deps) returns { token, withToken, refresh, passphrase, redeem, recover, forget, snapshot }:
+ * create(deps) returns { serve, token, withToken, refresh, passphrase, redeem, recover, forget, snapshot }:
+ * - serve(playlist): the stream's multivariant playlist is at this URL: its service's /live/access (beside
+ *   its /live/ or /hls/ folder) is asked from then on, and its stream URIs get the token. Until then, the
+ *   page's own service (a page hosted elsewhere plays another's: ?src=);
  * - token(): the token held and still valid, or null;
  * - withToken(url): `url` with access=<token> (unchanged without one);
  * - refresh(url): a URL the service wrote with an access= of an older token, with the current one; a URL
@@ -33,7 +36,8 @@ const PARAM = 'access';
 const RENEW_AT = 0.75; // renew once this share of the time left has passed: a life of 600 s, 150 s early
 // The service's stream doors: a URI there without a token (a segment of the VM's pathway, listed in a
 // media playlist that is the same for every viewer) is asked with it.
-const STREAM_PATH = /^\/(live|hls)\//;
+const STREAM_PATH = /\/(live|hls)\//;
+const PLAYLIST_PATH = /\/(live|hls)\/[^/]+$/; // a multivariant playlist there: /live/access is beside it
 const RETRY_MS = 10000; // a renewal that did not get through (offline for a moment): again this soon
 
 export function create(deps = {}) {
@@ -44,12 +48,20 @@ export function create(deps = {}) {
   const cancel = deps.clearTimeout || ((timer) => clearTimeout(timer));
   const base = deps.base || location.href;
   const onLost = deps.onLost || (() => {});
-  const home = new URL(base).origin; // the service's
+  let endpoint = new URL(ENDPOINT, base).href;
+  let home = new URL(base).origin; // the service's
   const own = { held: false, expiresAt: null, renewals: 0 };
   let kept = read(); // { token, expiresAt (device ms), invite }
   let timer = null;
   show();
   schedule();
+
+  function serve(playlist) {
+    const url = new URL(playlist, base);
+    if (!PLAYLIST_PATH.test(url.pathname)) return;
+    endpoint = new URL('../' + ENDPOINT, url).href;
+    home = url.origin;
+  }
 
   function token() {
     return kept.token && kept.expiresAt > now() ? kept.token : null;
@@ -111,9 +123,11 @@ export function create(deps = {}) {
   async function ask(body) {
     let response;
     try {
-      response = await http(new URL(ENDPOINT, base).href, {
+      // text/plain: a simple request, so a page hosted on another site asks without a preflight (the
+      // service answers any origin, and reads the JSON whatever its type).
+      response = await http(endpoint, {
         method: 'POST', cache: 'no-store', credentials: 'omit',
-        headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body),
+        headers: { 'Content-Type': 'text/plain;charset=UTF-8' }, body: JSON.stringify(body),
       });
     } catch (err) {
       return { ok: false, error: 'The server could not be reached. Try again.', retry: true };
@@ -180,7 +194,7 @@ export function create(deps = {}) {
     own.expiresAt = own.held ? kept.expiresAt : null;
   }
 
-  return { token, withToken, refresh, passphrase, redeem, recover, forget, snapshot: () => frozen(own) };
+  return { serve, token, withToken, refresh, passphrase, redeem, recover, forget, snapshot: () => frozen(own) };
 }
 
 /** sessionStorage when this page may use it (a third-party frame may not: reading it throws), else a

@@ -280,6 +280,7 @@ admitted().then(() => {
     status.set('error', 'The src parameter is not an http(s) URL.', 'Bad src parameter');
   } else if (src !== null) {
     allowedSource(src).then((allowed) => {
+      access.serve(src);
       if (allowed) player.start(src, null);
       else {
         const why = "This page plays only this site's own stream: the src parameter names another site.";
@@ -287,7 +288,10 @@ admitted().then(() => {
       }
     });
   } else {
-    configuredSource().then((found) => player.start(found, sharing));
+    configuredSource().then((found) => {
+      access.serve(found);
+      player.start(found, sharing);
+    });
   }
   // The stream's words (Owncast's title) only to a page let in.
   afterFirstFrame(() => gate.after(owncastWords), WORDS_WAIT_MS);
