@@ -17,6 +17,7 @@ tests/test_viewer_access.py's, at the module's seams."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import time
@@ -207,9 +208,10 @@ async def test_a_page_hosted_elsewhere_learns_the_stream_is_private_from_the_pla
 async def test_videojs_and_shaka_on_another_site_play_a_multivariant_url_with_a_token(
         stack: Stack, browser: OwnedPages) -> None:
     src = quote(f"{stack.url}/live/master.m3u8?access={await token_for(stack)}", safe="")
-    for player in (VIDEOJS_OWNCAST, SHAKA_52):
-        page = await browser.new_page()
+    pages = {player: await browser.new_page() for player in (VIDEOJS_OWNCAST, SHAKA_52)}
+    for player, page in pages.items():  # both at once
         await page.goto(f"{stack.players.url}/page/{player}?src={src}")
+    for player, page in pages.items():
         # Seconds played, as the probe counts them (a live stream's currentTime starts far from 0).
         await page.wait_for_function("() => window.probe && window.probe.samples.length "
                                      "&& window.probe.samples[window.probe.samples.length - 1][4] >= 2",
@@ -241,7 +243,7 @@ async def test_the_embed_on_another_site_plays_with_third_party_cookies_and_stor
 async def test_invited_viewers_play_with_p2p_and_every_door_gets_the_token(stack: Stack,
                                                                          browser: OwnedPages) -> None:
     """One by the pass-phrase (with the stats panel open: /live/events), one by an invite link, started back
-    at one of the stream's first moments (?start=: rewind). The first is told its tokens end 8 s after
+    at one of the stream's first moments (?start=: rewind). The first is told its tokens end 4 s after
     they are granted (the answer changed on its way; the service's last PRIVATE_TOKEN_LIFE): it renews
     them within seconds, and hls.js's reloads of the URIs the service wrote with the first token go out
     with the new one, and are answered."""
@@ -252,7 +254,7 @@ async def test_invited_viewers_play_with_p2p_and_every_door_gets_the_token(stack
         body = await response.json()
         if response.status == 200:
             granted.append(body["token"])
-            body["expires"] = int(time.time()) + 8
+            body["expires"] = int(time.time()) + 4
         await route.fulfill(response=response, json=body)
 
     # Enough stream that a moment of its start is well behind where a live viewer plays (6-8 s behind).
@@ -290,7 +292,7 @@ async def test_invited_viewers_play_with_p2p_and_every_door_gets_the_token(stack
     assert reloaded_with(granted[0])
     await until(lambda: len(granted) > 1 and reloaded_with(granted[-1]), "a reload with the renewed token",
                 WAIT, detail=lambda: (granted, answered[-5:]))
-    stats = [await watch(page, 2) for page in pages]
+    stats = await asyncio.gather(*(watch(page, 2) for page in pages))
     await pages[0].wait_for_function("() => window.viewerStats.eventStream === 'open'",
                                      timeout=WAIT * 1000, polling=POLL_MS)
     assert all(s["state"] == "playing" and not s["errors"] for s in stats), stats
