@@ -70,10 +70,11 @@ def with_access(uri: str, token: str) -> str:
     return joined + hash_ + fragment
 
 
-def _without_access(request: web.Request) -> web.Request:
-    """The request as the public handlers take it: `access` out of its query, the rest as sent."""
+def _without_access(request: web.Request, names: tuple[str, ...] = (ACCESS,)) -> web.Request:
+    """The request as the public handlers take it: `access` (and any of `names`) out of its query, the
+    rest as sent."""
     path, _, query = request.raw_path.partition("?")
-    kept = "&".join(item for item in query.split("&") if item.partition("=")[0] != ACCESS)
+    kept = "&".join(item for item in query.split("&") if item.partition("=")[0] not in names)
     return request.clone(rel_url=f"{path}?{kept}" if kept else path)
 
 
@@ -142,7 +143,8 @@ class Gate(Open):
 
     def segment(self, handler: Handler) -> Handler:
         """The VM's segments: the edge token their URIs carry (as Cloudflare checks the bucket's), or a
-        viewer token."""
+        viewer token; both taken out of the URL the handler sees (it redirects any other query to the
+        segment's one URL, so a CDN in front keys it once)."""
         edge = self._edge
 
         @functools.wraps(handler)
@@ -152,6 +154,8 @@ class Gate(Open):
                 refusal, _ = self.admit(request)
                 if refusal is not None:
                     return refusal
+            if EDGE in request.query or ACCESS in request.query:
+                request = _without_access(request, (ACCESS, EDGE))
             return await handler(request)
 
         return gated
