@@ -245,8 +245,8 @@ async def test_invited_viewers_play_with_p2p_and_every_door_gets_the_token(stack
     """One by the pass-phrase (with the stats panel open: /live/events), one by an invite link, started back
     at one of the stream's first moments (?start=: rewind). The first is told its tokens end 4 s after
     they are granted (the answer changed on its way; the service's last PRIVATE_TOKEN_LIFE): it renews
-    them within seconds, and hls.js's reloads of the URIs the service wrote with the first token go out
-    with the new one, and are answered."""
+    them within seconds, hls.js's reloads of the URIs the service wrote with the first token go out with
+    the new one, and are answered, and its tracker connection is opened again with a new one."""
     granted: list[str] = []
 
     async def short_lived(route: Any) -> None:
@@ -279,9 +279,6 @@ async def test_invited_viewers_play_with_p2p_and_every_door_gets_the_token(stack
     live = await pages[0].evaluate("() => Date.now() - window.viewerStats.playingDate")
     assert rewound > live + 4000, (rewound, live)  # started back in the window, not at the live edge
     assert await pages[1].evaluate("() => window.viewerStats.access.held")
-    for page in pages:  # the two meet through the tracker, each with its token
-        await page.wait_for_function("() => window.viewerStats.p2p && window.viewerStats.p2p.peers >= 1",
-                                     timeout=WAIT * 1000, polling=POLL_MS)
     await pages[0].wait_for_function("() => window.viewerStats.access.renewals >= 1",
                                      timeout=WAIT * 1000, polling=POLL_MS)
 
@@ -292,6 +289,14 @@ async def test_invited_viewers_play_with_p2p_and_every_door_gets_the_token(stack
     assert reloaded_with(granted[0])
     await until(lambda: len(granted) > 1 and reloaded_with(granted[-1]), "a reload with the renewed token",
                 WAIT, detail=lambda: (granted, answered[-5:]))
+    # Its tracker connection too: opened again with a renewed token (the tracker checks it at each announce).
+    def renewed_socket() -> bool:
+        return any(parse_qs(urlsplit(u).query).get("access", [""])[0] in granted[1:] for u in sockets)
+
+    await until(renewed_socket, "a tracker connection with a renewed token", WAIT, detail=lambda: sockets)
+    for page in pages:  # the two meet through the tracker, each with its token
+        await page.wait_for_function("() => window.viewerStats.p2p && window.viewerStats.p2p.peers >= 1",
+                                     timeout=WAIT * 1000, polling=POLL_MS)
     stats = await asyncio.gather(*(watch(page, 2) for page in pages))
     await pages[0].wait_for_function("() => window.viewerStats.eventStream === 'open'",
                                      timeout=WAIT * 1000, polling=POLL_MS)

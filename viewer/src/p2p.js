@@ -38,6 +38,7 @@
  * sent config.p2p.uploadMb MB to peers (P2P_UPLOAD_MB).
  */
 import { HlsJsP2PEngine } from '../p2p-media-loader-hlsjs.es.min.js';
+import { retoken } from './p2p-retoken.js';
 import { Checks, GetBudget, SegmentHashes, Unfinished } from './p2p-trust.js';
 import { snapshot as frozen } from './snapshot.js';
 
@@ -49,6 +50,7 @@ const P2P_OFF = { mainStream: { isP2PDisabled: true }, secondaryStream: { isP2PD
 // Peer ids a page remembers as banned: a new id costs an attacker nothing, a connection each time, so
 // the list only needs to hold the ones seen lately; the oldest is forgotten first.
 const MAX_BANNED = 256;
+const RETOKEN_MS = 5000; // a private stream: how soon a renewed token reaches the tracker connections
 
 /** Everything viewer.js needs: { createHls, snapshot }, createHls(config) in place of `new Hls(config)`,
  * or null when P2P cannot be safe here (no WebCrypto: the page then plays from the bucket alone, and
@@ -81,6 +83,7 @@ export function create(options, access = null) {
     peersSeen: 0, // peers connected at some point, this page's lifetime
     trackerErrors: 0, // the tracker refused or failed (P2P Media Loader's onTrackerError)
     trackerWarnings: 0, // e.g. the tracker cannot be reached (onTrackerWarning): HTTP alone goes on
+    trackerTokens: 0, // a private stream: tracker connections moved to a renewed token (p2p-retoken.js)
     uploadDisabled: isMetered() || uploadCap <= 0, // 0 MB: sends nothing from the start
     uploadCap, // bytes; once sent, this visit sends no more (the rest of the segment being sent may pass it)
     allowed: false, // the viewer's choice and the swarm's size (p2p-choice.js) let it ask peers
@@ -107,6 +110,12 @@ export function create(options, access = null) {
   const banned = new Set(); // peer ids, for this page's life (the latest MAX_BANNED)
   const dropped = new Set(); // peer ids dropped for unfinished uploads, refused as banned ones are (the same)
   let current = null; // the engine of the newest player: older ones' late events are ignored
+  if (access) {
+    // A renewed token, to the tracker before the older one ends there (p2p-retoken.js).
+    setInterval(() => {
+      if (current) stats.trackerTokens += retoken(current, access);
+    }, RETOKEN_MS);
+  }
   let peers = new Set();
 
   /** What it and its checks and GET budget counted, read-only, with the share of the engine's bytes
