@@ -92,9 +92,16 @@ function tick() {
 
 /**
  * config.json: in the page, where the service writes it (issue 42: the player starts without asking
- * for it), else fetched; null when there is none (the page is hosted elsewhere).
+ * for it), else fetched, once (a private stream's page reads it before anything else too); null when
+ * there is none (the page is hosted elsewhere).
  */
-async function readConfig() {
+let configRead = null;
+function readConfig() {
+  if (configRead === null) configRead = configOnce();
+  return configRead;
+}
+
+async function configOnce() {
   const inline = document.querySelector('meta[name="viewer-config"]');
   if (inline && inline.content) {
     try {
