@@ -124,6 +124,7 @@ def test_amplification() -> None:
     ("serve_cost", ("baseline", "ours", "steering"), ()),
     ("heartbeat", ("playlist", "heartbeat", "report"), ("--viewers", "2")),
     ("pathway_cost", ("bucket", "steering"), ("--variants", "2")),
+    ("private_cost", ("public", "query", "bearer"), ()),
 ])
 def test_counted_benches(module: str, kinds: tuple[str, ...], extra: tuple[str, ...],
                          monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
@@ -156,6 +157,8 @@ def test_counted_benches(module: str, kinds: tuple[str, ...], extra: tuple[str, 
     if module == "serve_cost":
         has(out, rf"ours adds {NUMBER} \({NUMBER}%\)", rf"ratio baseline/ours: {NUMBER}",
             rf"a steering manifest request / a playlist request: {NUMBER}")
+    elif module == "private_cost":
+        has(out, rf"private/public: query {NUMBER}, bearer {NUMBER} \(goal: <= 1.1: (met|NOT met)\)")
     elif module == "pathway_cost":
         has(out, rf"steering adds {NUMBER} \({NUMBER}%\) while the bucket serves")
     else:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
@@ -40,17 +40,27 @@ from ..settings import Settings
 ACCESS = "access"  # the query parameter a viewer token rides in
 EDGE = "verify"  # ... and the edge token (bucket/edge_urls.py)
 _BEARER = "Bearer "
+_ITEM = ACCESS + "="
+_QUERY_ACCESS = _ITEM  # a cheap test before the query is split
 # Owncast's own page plays /hls/: it cannot ask for a pass-phrase nor carry a token.
 OWNCAST_PAGE = ("Owncast's own page cannot play a private stream (it cannot carry a viewer token): "
                 "watch it on this service's page")
 
 
 def token_of(request: web.Request) -> tuple[str | None, bool]:
-    """(the viewer token the request carries, whether it came in the query)."""
-    if ACCESS in request.query:
-        return request.query[ACCESS], True
-    auth = request.headers.get(hdrs.AUTHORIZATION, "")
-    return (auth[len(_BEARER):].strip(), False) if auth.startswith(_BEARER) else (None, False)
+    """(the viewer token the request carries, whether it came in the query). Read from the raw query by
+    hand: the playlist route never parses a plain reload's query, and a parse cost the gate a tenth of a
+    request."""
+    raw = request.raw_path
+    if _QUERY_ACCESS in raw:
+        for item in raw.partition("?")[2].split("&"):
+            if item.startswith(_ITEM):
+                value = item[len(_ITEM):]
+                return (unquote(value) if "%" in value else value), True
+    auth = request.headers.get(hdrs.AUTHORIZATION)
+    if auth is None or not auth.startswith(_BEARER):
+        return None, False
+    return auth[len(_BEARER):].strip(), False
 
 
 def refused(refusal: Refusal, owncast: bool = False) -> web.Response:
@@ -70,12 +80,30 @@ def with_access(uri: str, token: str) -> str:
     return joined + hash_ + fragment
 
 
+def _stripped(raw: str, names: tuple[str, ...]) -> str:
+    path, _, query = raw.partition("?")
+    kept = "&".join(item for item in query.split("&") if item.partition("=")[0] not in names)
+    return f"{path}?{kept}" if kept else path
+
+
 def _without_access(request: web.Request, names: tuple[str, ...] = (ACCESS,)) -> web.Request:
     """The request as the public handlers take it: `access` (and any of `names`) out of its query, the
-    rest as sent."""
-    path, _, query = request.raw_path.partition("?")
-    kept = "&".join(item for item in query.split("&") if item.partition("=")[0] not in names)
-    return request.clone(rel_url=f"{path}?{kept}" if kept else path)
+    rest as sent (a new request: its query, URL and path are all the stripped one's)."""
+    return request.clone(rel_url=_stripped(request.raw_path, names))
+
+
+def _as_sent_without_access(request: web.Request) -> web.Request:
+    """The same request, its `raw_path` (what the playlist routes read the target as sent from:
+    playlists.request_target) without `access=`. Its decoded path never had the query, and the routes
+    read its query only for the _HLS_* directives, so the token left there changes nothing. Set in the
+    request's cache of computed properties: a clone cost a playlist request a sixth more
+    (bench/private_cost.py); where that cache is not there, a clone."""
+    stripped = _stripped(request.raw_path, (ACCESS,))
+    cache = getattr(request, "_cache", None)
+    if not isinstance(cache, dict):
+        return request.clone(rel_url=stripped)
+    cache["raw_path"] = stripped
+    return request
 
 
 def master_with_access(body: bytes, token: str) -> bytes:
@@ -130,14 +158,15 @@ class Gate(Open):
         return None, token if in_query else None
 
     def door(self, handler: Handler) -> Handler:
-        """A door that answers as it would publicly (events, the heartbeat, the VM's segments...)."""
+        """A door that answers as it would publicly (events, the heartbeat): they read no query but
+        their own parameters, so the token is left where it is."""
 
         @functools.wraps(handler)
         async def gated(request: web.Request) -> web.StreamResponse:
-            refusal, token = self.admit(request)
+            refusal, _ = self.admit(request)
             if refusal is not None:
                 return refusal
-            return await handler(_without_access(request) if token is not None else request)
+            return await handler(request)
 
         return gated
 
@@ -179,12 +208,13 @@ class Gate(Open):
                 return refusal
             if token is None:  # a Bearer header: the player sends it again, nothing to carry
                 return await handler(request)
-            inner = _without_access(request)
             if plain:  # asked plain and whole: the body is rewritten for this viewer
-                headers = CIMultiDict(inner.headers)
+                headers = CIMultiDict(request.headers)
                 headers.popall(hdrs.ACCEPT_ENCODING, None)
                 headers.popall(hdrs.IF_NONE_MATCH, None)
-                inner = inner.clone(headers=headers)
+                inner = request.clone(rel_url=_stripped(request.raw_path, (ACCESS,)), headers=headers)
+            else:
+                inner = _as_sent_without_access(request)
             response = await handler(inner)
             if not isinstance(response, web.Response):
                 return response
