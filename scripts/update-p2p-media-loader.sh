@@ -118,6 +118,11 @@ done
 for field in mainStreamLoader p2pLoaders trackerClient _peers; do
     grep -qF "$field" "$core" || echo "WARN $core_name $version has no '$field': viewer/p2p.js cannot close banned peers" >&2
 done
+# ...and bittorrent-tracker's tracker objects (viewer/p2p-retoken.js: a private stream's renewed token to
+# the tracker connections); without them P2P stops once a viewer's first token ends.
+for field in _trackers announceUrl _openSocket reconnecting; do
+    grep -qF "$field" "$core" || echo "WARN $core_name $version has no '$field': viewer/p2p-retoken.js cannot renew tracker tokens" >&2
+done
 
 sha() { sha256sum "$1" | cut -d ' ' -f 1; }
 core_sha="$(sha "$core")"

@@ -108,6 +108,14 @@ async def test_with_p2p_the_page_asks_for_its_engine_beside_its_scripts(
     assert set(modules) <= set(reached)
 
 
+async def test_a_private_streams_page_preloads_no_playlist(aiohttp_client: AiohttpClient) -> None:
+    """A private stream's page says so in its config and asks for no playlist before it has a token (a
+    preload would go without one: refused, and a door asked by a stranger's page)."""
+    client = await client_for(aiohttp_client, VIEWER, private=True)
+    _, _, preloads, config = page_parts(await text(client, "/"))
+    assert config["private"] is True and preloads == []
+
+
 async def test_a_request_reads_no_file(aiohttp_client: AiohttpClient, tmp_path: Path) -> None:
     """Every file is read once, when the app is made (issue 50, M1: the page and every module URL used
     to check the module graph's files again on each request, and `?x=N` reached them each time): with

@@ -54,7 +54,9 @@ class Config:
             parsed = {}
         parsed = parsed if isinstance(parsed, dict) else {}
         src = parsed.get("src")
-        self.playlist = src if isinstance(src, str) else ""
+        # A private stream's page asks for the playlist with its token, once it has one: a preload
+        # without it would be refused (and is a door asked before the viewer is in).
+        self.playlist = src if isinstance(src, str) and not parsed.get("private") else ""
         self.preload = tuple(PRELOAD_WHEN[key] for key in sorted(parsed.keys() & PRELOAD_WHEN.keys()))
 
 

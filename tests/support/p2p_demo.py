@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from broadcaster.access.tokens import VIEWER, derive
 from broadcaster.demo.recordings import Recordings
 from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.demo.tracker import LocalTracker, free_port
@@ -46,10 +47,14 @@ async def demo_with_tracker(tmp_path: Path, seaweed: SeaweedS3, tracker_dir: Pat
                             **over: str) -> AsyncIterator[Demo]:
     """running_demo with the tracker as it runs on the VM: it serves only this service's swarms, read
     from the service (TRACKER_SERVICE_URL), so the viewers meet through the same checks a stranger
-    meets. Its port is chosen first, since the service names it to the viewers."""
+    meets. Its port is chosen first, since the service names it to the viewers. A private stream's
+    (PRIVATE_SECRET in `over`): the tracker is given the viewer key, as `hls-broadcaster invite
+    tracker-key` prints it for its unit."""
     port = free_port()
+    secret = over.get("PRIVATE_SECRET")
+    env = {"TRACKER_VIEWER_KEY": derive(secret, VIEWER).hex()} if secret else None
     async with running_demo(tmp_path, seaweed, f"ws://127.0.0.1:{port}", recordings=recordings, **over) as demo, \
-            LocalTracker(tracker_dir, service=demo.service.url, port=port) as tracker:
+            LocalTracker(tracker_dir, service=demo.service.url, port=port, env=env) as tracker:
         # It answers "not ready" until it has read the service.
         await until(lambda: any("serving swarm" in line for line in tracker.lines), "the tracker serving the swarm",
                     30, every=0.1, detail=lambda: tracker.lines[-5:])

@@ -2,8 +2,10 @@
  * EventSource on /live/events. It is open only while the panel is, so ordinary viewers hold no
  * connection.
  *
- * create({ isOpen }): isOpen() says whether the panel still wants the stream when a refused one is
- * tried again. Returns { open, close, snapshot }: snapshot() has `events` (received while the panel was
+ * create({ isOpen, address }): isOpen() says whether the panel still wants the stream when a refused one is
+ * tried again; address(url) is the URL with a private stream's token (access.js), or as it is.
+ * A token renewed while the stream is open is not the stream's: when the browser's own reconnection is
+ * refused with the old one, the stream is opened again, with the current one. Returns { open, close, snapshot }: snapshot() has `events` (received while the panel was
  * open) and `eventStream` ('closed' | 'connecting' | 'open'). */
 
 import { snapshot as frozen } from './snapshot.js';
@@ -11,7 +13,7 @@ import { snapshot as frozen } from './snapshot.js';
 const EVENTS_SHOWN = 10; // server events listed in the stats panel, newest first
 const EVENTS_REOPEN_MS = 5000; // the server refused the stream (503: busy or restarting): try again
 
-export function create({ isOpen }) {
+export function create({ isOpen, address = (url) => url }) {
   const list = document.getElementById('events');
   const status = document.getElementById('events-status');
   const own = { events: 0, eventStream: 'closed' };
@@ -22,7 +24,7 @@ export function create({ isOpen }) {
     if (eventSource || !window.EventSource) return;
     clearTimeout(reopenTimer);
     // The service that serves this page; EventSource sends Last-Event-ID itself when it reconnects.
-    const source = new EventSource(new URL('/live/events', location.href).href);
+    const source = new EventSource(address(new URL('/live/events', location.href).href));
     eventSource = source;
     setEventStream('connecting');
     source.addEventListener('open', () => setEventStream('open'));

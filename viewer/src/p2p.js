@@ -38,6 +38,7 @@
  * sent config.p2p.uploadMb MB to peers (P2P_UPLOAD_MB).
  */
 import { HlsJsP2PEngine } from '../p2p-media-loader-hlsjs.es.min.js';
+import { retoken } from './p2p-retoken.js';
 import { Checks, GetBudget, SegmentHashes, Unfinished } from './p2p-trust.js';
 import { snapshot as frozen } from './snapshot.js';
 
@@ -49,11 +50,14 @@ const P2P_OFF = { mainStream: { isP2PDisabled: true }, secondaryStream: { isP2PD
 // Peer ids a page remembers as banned: a new id costs an attacker nothing, a connection each time, so
 // the list only needs to hold the ones seen lately; the oldest is forgotten first.
 const MAX_BANNED = 256;
+const RETOKEN_MS = 5000; // a private stream: how soon a renewed token reaches the tracker connections
 
 /** Everything viewer.js needs: { createHls, snapshot }, createHls(config) in place of `new Hls(config)`,
  * or null when P2P cannot be safe here (no WebCrypto: the page then plays from the bucket alone, and
- * snapshot() says why, as `off`). */
-export function create(options) {
+ * snapshot() says why, as `off`). access: a private stream's token (access.js), or null: the trackers'
+ * URLs carry it as the page holds it when a player is made (the counts keep the URLs without it), and a
+ * segment of the service's (the VM's pathway) is fetched with it. */
+export function create(options, access = null) {
   const valid = options && Array.isArray(options.trackers) && options.trackers.length
     && options.trackers.every((url) => /^wss?:\/\//.test(url)) && typeof options.swarm === 'string' && options.swarm
     && Array.isArray(options.stun) && options.stun.every((url) => /^stuns?:/i.test(url));
@@ -79,6 +83,7 @@ export function create(options) {
     peersSeen: 0, // peers connected at some point, this page's lifetime
     trackerErrors: 0, // the tracker refused or failed (P2P Media Loader's onTrackerError)
     trackerWarnings: 0, // e.g. the tracker cannot be reached (onTrackerWarning): HTTP alone goes on
+    trackerTokens: 0, // a private stream: tracker connections moved to a renewed token (p2p-retoken.js)
     uploadDisabled: isMetered() || uploadCap <= 0, // 0 MB: sends nothing from the start
     uploadCap, // bytes; once sent, this visit sends no more (the rest of the segment being sent may pass it)
     allowed: false, // the viewer's choice and the swarm's size (p2p-choice.js) let it ask peers
@@ -105,6 +110,12 @@ export function create(options) {
   const banned = new Set(); // peer ids, for this page's life (the latest MAX_BANNED)
   const dropped = new Set(); // peer ids dropped for unfinished uploads, refused as banned ones are (the same)
   let current = null; // the engine of the newest player: older ones' late events are ignored
+  if (access) {
+    // A renewed token, to the tracker before the older one ends there (p2p-retoken.js).
+    setInterval(() => {
+      if (current) stats.trackerTokens += retoken(current, access);
+    }, RETOKEN_MS);
+  }
   let peers = new Set();
 
   /** What it and its checks and GET budget counted, read-only, with the share of the engine's bytes
@@ -235,7 +246,7 @@ export function create(options) {
     }
     hlsConfig.p2p = {
       core: {
-        announceTrackers: stats.trackers,
+        announceTrackers: access ? stats.trackers.map(access.withToken) : stats.trackers,
         swarmId: stats.swarm,
         highDemandTimeWindow: START_HIGH_DEMAND_SECONDS,
         isP2PUploadDisabled: stats.uploadDisabled,
@@ -244,7 +255,13 @@ export function create(options) {
         validateP2PSegment: (url, byteRange, data) => checks.fromPeer(url, byteRange, data),
         validateHTTPSegment: (url, byteRange, data) => checks.fromBucket(url, byteRange, data),
         validateP2PSegmentSize: (url, byteRange, size) => checks.sizeAllowed(url, byteRange, size),
-        httpRequestSetup: () => budget.get(),
+        httpRequestSetup: (url, byteRange, signal, range) => {
+          budget.get();
+          const asked = access ? access.refresh(url) : url;
+          if (asked === url) return undefined; // the engine's own request
+          const headers = range ? { Range: `bytes=${range.start}-${range.end ?? ''}` } : undefined;
+          return new Request(asked, { headers, signal });
+        },
         ...(stats.peersOff || !stats.allowed ? P2P_OFF : {}),
       },
       onHlsJsCreated(hls) {

@@ -13,9 +13,9 @@
  * pathway behind the others at once (hls.pathwayPriority; pathways.js says which comes first: the second
  * bucket if there is one, else the VM) and keeps it there a while, whatever the steering manifests say.
  *
- * create(deps) returns { start, hls, play, tick, engine, snapshot }:
+ * create(deps) returns { start, restart, stop, hls, play, tick, engine, snapshot }:
  * - start(url, p2p) plays the playlist at `url` (p2p: viewer/p2p.js's player factory, or null); the
- *   player restarts itself from then on;
+ *   player restarts itself from then on; stop() drops the player, restart() starts it again;
  * - hls() is the current hls.js player, or null (none, or the native player);
  * - play() plays the video, muted if the browser allows only that;
  * - tick() once a second: progress, stalls and the end of a stream;
@@ -25,7 +25,11 @@
  * onPlayer(hls) (each new hls.js player, before it loads: playback.js listens to it),
  * and the controls' side: onLevels(levels, hls), onMutedAutoplay(), onStart(live) (a player starts
  * at the live edge, or at a time; a time found to be at the edge says live again once it knows),
- * onStop(), behind() (the viewer watches behind the live edge).
+ * onStop(), behind() (the viewer watches behind the live edge);
+ * and for a private stream, access (access.js: the multivariant playlist is asked with the token held,
+ * and every URL the service wrote with an older token is asked with the current one, so a renewed token
+ * reaches hls.js's reloads) and denied() (a playlist answered 401/403: the player has stopped; the page
+ * gets a token and starts it again).
  */
 
 import { demoted } from './pathways.js';
@@ -46,6 +50,8 @@ const MAX_ERRORS = 50; // errors kept, the newest
 
 export function create(deps) {
   const { video, status, position, rewind } = deps;
+  const access = deps.access || null;
+  const address = (url) => (access ? access.withToken(url) : url);
   // What this module keeps, as snapshot() hands it out. `errors` lists fatal player errors and media
   // errors; a playlist answering 503/404 is not one: that is the "waiting" state.
   const own = {
@@ -106,7 +112,7 @@ export function create(deps) {
           if (!rewind.startNative(gen === generation) && gen === generation) deps.onStart(true);
         }, { once: true });
       }
-      video.src = src;
+      video.src = address(src);
       play();
     } else {
       status.set('error', 'This browser cannot play HLS video.', 'Cannot play this stream here');
@@ -133,6 +139,14 @@ export function create(deps) {
     // back to live. Interstitials are off: Owncast makes none, and hls.js's interstitials controller would
     // restart loading at the live start it chose on the first playlist, undoing startLoad(?start).
     const config = { liveDurationInfinity: true, backBufferLength: 30, enableInterstitialPlayback: false };
+    if (access && access.token()) {
+      // Only with a token (a public stream's requests go as they always did): hls.js reuses the URIs the
+      // service wrote, older token and all, for its reloads; each request goes out with the current one.
+      config.xhrSetup = (xhr, url) => {
+        const current = access.refresh(url);
+        if (current !== url) xhr.open('GET', current, true);
+      };
+    }
     const h = p2p ? p2p.createHls(config) : new Hls(config);
     hls = h;
     own.engine = 'hls.js ' + Hls.version;
@@ -179,7 +193,7 @@ export function create(deps) {
       if (failedAt.size) setTimeout(() => { if (gen === generation) leaveFailing(); }, 0);
     });
     h.attachMedia(video);
-    h.loadSource(src);
+    h.loadSource(address(src));
   }
 
   function onPlaylist(details) {
@@ -206,6 +220,10 @@ export function create(deps) {
     const playlist = /^(manifest|level)Load/.test(data.details);
     if (data.type === Hls.ErrorTypes.NETWORK_ERROR && playlist && (code === 404 || code === 503)) {
       waitForStream('waiting'); // the server says there is no stream (yet)
+      return;
+    }
+    if (data.type === Hls.ErrorTypes.NETWORK_ERROR && playlist && (code === 401 || code === 403)) {
+      refused(); // a private stream, and no valid token
       return;
     }
     addError(data.type + '/' + data.details + (code ? ' (HTTP ' + code + ')' : ''));
@@ -260,6 +278,13 @@ export function create(deps) {
 
   // -- waiting for a stream -------------------------------------------------------------------------
 
+  /** A private stream's playlist refused this page: no player until the page has a token. */
+  function refused() {
+    stop();
+    status.set('loading');
+    if (deps.denied) deps.denied();
+  }
+
   /** Drops the player and polls the playlist until a live one is back, then plays it. */
   function waitForStream(state) {
     stop();
@@ -273,6 +298,10 @@ export function create(deps) {
           start();
           return;
         }
+        if (found === 'denied') {
+          refused();
+          return;
+        }
         if (found && found !== status.state()) status.set(found);
         poll();
       }, status.state() === 'offline' ? POLL_OFFLINE_MS : POLL_WAITING_MS);
@@ -280,10 +309,11 @@ export function create(deps) {
     poll();
   }
 
-  /** 'live', 'offline' (ended playlist), 'waiting' (no playlist yet), or null (could not tell). */
+  /** 'live', 'offline' (ended playlist), 'waiting' (no playlist yet), 'denied' (a private stream's
+   * playlist refused the token, or its lack), or null (could not tell). */
   async function probe(url) {
     try {
-      let text = await fetchPlaylist(url);
+      let text = await fetchPlaylist(address(url));
       if (text !== null && text.includes('#EXT-X-STREAM-INF')) {
         const variant = text.split(/\r?\n/).find((line) => line.trim() && !line.startsWith('#'));
         text = variant ? await fetchPlaylist(new URL(variant.trim(), url).href) : null;
@@ -292,12 +322,14 @@ export function create(deps) {
       if (text.includes('#EXT-X-ENDLIST')) return 'offline';
       return text.includes('#EXTINF') ? 'live' : 'waiting';
     } catch (err) {
+      if (err instanceof Refused) return 'denied';
       return null; // the server is unreachable: keep saying what we said
     }
   }
 
   async function fetchPlaylist(url) {
-    const response = await fetch(url, { cache: 'no-store' });
+    const response = await fetch(access ? access.refresh(url) : url, { cache: 'no-store' });
+    if (response.status === 401 || response.status === 403) throw new Refused();
     return response.ok ? response.text() : null;
   }
 
@@ -383,6 +415,8 @@ export function create(deps) {
     if (gen !== generation) return;
     if (found === 'waiting' || found === 'offline') {
       waitForStream(found);
+    } else if (found === 'denied') {
+      refused();
     } else {
       addError('native/media error ' + (video.error ? video.error.code : '?'));
       own.errorKinds.media.fatal += 1;
@@ -390,5 +424,14 @@ export function create(deps) {
     }
   });
 
-  return { start: begin, hls: () => hls, play, tick, engine: () => own.engine, snapshot: () => frozen(own) };
+  /** The playlist started last, again (a private stream's page got a token); nothing before a start. */
+  function restart() {
+    if (src !== null) start();
+  }
+
+  return { start: begin, restart, stop, hls: () => hls, play, tick, engine: () => own.engine,
+    snapshot: () => frozen(own) };
 }
+
+/** A playlist answered 401 or 403 (probe). */
+class Refused extends Error {}

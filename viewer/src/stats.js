@@ -14,8 +14,8 @@ const BYTES_PER_GB = 2 ** 30; // AWS bills data transfer in binary gigabytes
 
 /** create({ video, hls, position, onToggle }): hls() is the current hls.js player or null; onToggle(open)
  * is called when the panel opens or closes (the events panel follows it). The modules it composes come
- * later, by attach({ status, player, rewind, events, playback, p2p, owncast }) (each with snapshot(); p2p
- * only when on, owncast with OWNCAST_URL). */
+ * later, by attach({ status, player, rewind, events, playback, p2p, owncast, access }) (each with snapshot();
+ * p2p only when on, owncast with OWNCAST_URL). */
 export function create({ video, hls, position, onToggle }) {
   const $ = (id) => document.getElementById(id);
   const panel = $('stats');
@@ -55,6 +55,7 @@ export function create({ video, hls, position, onToggle }) {
       if (parts.playback) all.playback = parts.playback.snapshot();
       if (parts.p2p) all.p2p = parts.p2p.snapshot();
       if (parts.owncast) all.owncast = parts.owncast.snapshot(); // owncast-health.js's reports
+      if (parts.access) all.access = parts.access.snapshot(); // a private stream's token (access.js)
       composed = frozen(all);
       queueMicrotask(() => { composed = null; });
     }

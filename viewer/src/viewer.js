@@ -10,6 +10,8 @@
  *   playback.js  how playback fares (stalls, latency, errors, downloads), reported with the heartbeat
  *   p2p.js       viewer-to-viewer segments, imported only when /config.json has "p2p"
  *   p2p-choice.js  the viewer's notice and choice about P2P, and whether enough viewers share
+ *   access.js    a private stream's token: asked for, kept, renewed, added to what the page asks
+ *   gate.js      a private stream's pass-phrase form, shown alone while the page has no token
  *
  * Each exports create(deps): values and callbacks in, a few functions out, and snapshot(): a read-only
  * copy of the state it keeps (issue 49: no module writes another's; stats.js composes the snapshots for
@@ -22,7 +24,9 @@
  * their own that it names by version: keep those two as plain import('./x.js') calls.
  */
 
+import * as Access from './access.js';
 import * as Controls from './controls.js';
+import * as Gate from './gate.js';
 import * as P2PChoice from './p2p-choice.js';
 import * as Events from './events.js';
 import * as Playback from './playback.js';
@@ -40,6 +44,10 @@ const given = params.get('src') || null;
 const src = given === null ? null : playlistUrl(given);
 
 const hls = () => player.hls();
+// A private stream (config.json "private", or a playlist answering 401): the form until the viewer has a
+// token; a renewal refused (an invite revoked) stops the player and asks again.
+const access = Access.create({ onLost: (why) => refused(why) });
+const gate = Gate.create({ access });
 let p2p = null; // p2p.js's { createHls, snapshot } once config.json turned it on and it loaded
 let sharing = null; // ...when it can share here (createHls is null without WebCrypto)
 let choice = null; // p2p-choice.js: the viewer's say, shown with config.json "p2p" before any peer
@@ -57,14 +65,16 @@ const player = Player.create({
   onStart: (live) => controls.starting(live),
   onStop: () => controls.reset(),
   behind: () => controls.behind(),
+  access,
+  denied: () => refused(null),
 });
 // After the player: its snapshot is where playback.js starts counting errors from.
 const playback = Playback.create({ video, hls, position, player: player.snapshot,
   p2p: () => (p2p ? p2p.snapshot() : null), behindLive: stats.behindLive });
 const controls = Controls.create({ video, hls, position, state: status.state, behindLive: stats.behindLive,
   play: player.play });
-const events = Events.create({ isOpen: stats.isOpen });
-stats.attach({ status, player, rewind, events, playback });
+const events = Events.create({ isOpen: stats.isOpen, address: access.withToken });
+stats.attach({ status, player, rewind, events, playback, access });
 
 video.addEventListener('timeupdate', () => {
   // The clock and the test hooks, between ticks (a seek shows at once, not up to a second later).
@@ -82,9 +92,16 @@ function tick() {
 
 /**
  * config.json: in the page, where the service writes it (issue 42: the player starts without asking
- * for it), else fetched; null when there is none (the page is hosted elsewhere).
+ * for it), else fetched, once (a private stream's page reads it before anything else too); null when
+ * there is none (the page is hosted elsewhere).
  */
-async function readConfig() {
+let configRead = null;
+function readConfig() {
+  if (configRead === null) configRead = configOnce();
+  return configRead;
+}
+
+async function configOnce() {
   const inline = document.querySelector('meta[name="viewer-config"]');
   if (inline && inline.content) {
     try {
@@ -106,7 +123,7 @@ async function configuredSource() {
       choice = P2PChoice.create({ config: config.p2p, onChange: (on) => { if (sharing) sharing.allow(on); } });
       // Peer-to-peer segments, the bucket as the fallback; if it cannot load, play without it, and say
       // why in the console (a file missing, a config.json p2p.js refuses).
-      p2p = await import('./p2p.js').then((m) => m.create(config.p2p)).catch((err) => {
+      p2p = await import('./p2p.js').then((m) => m.create(config.p2p, access)).catch((err) => {
         console.warn('P2P off:', err);
         return null;
       });
@@ -123,7 +140,7 @@ async function configuredSource() {
       // Imported once the video plays (its first beat waits for that anyway): one request fewer
       // before the first frame.
       afterFirstFrame(() => import('./watching.js').then((m) => {
-        const watching = m.start(config, video, willing, playback, counted);
+        const watching = m.start(config, video, willing, playback, counted, access.withToken);
         if (watching.owncast) stats.attach({ owncast: watching.owncast }); // viewerStats.owncast
       })
         .catch((err) => console.warn('viewer count off:', err)));
@@ -214,21 +231,75 @@ function playlistUrl(text) {
   return null;
 }
 
+/**
+ * Before the stream is asked for: an invite link (?invite=) is exchanged for a token, and taken out of
+ * the address bar (a moment link copied from the page must not pass it on); a stream config.json says is
+ * private waits for a token (the form). Otherwise the player starts, and a playlist answering 401 is how
+ * the page learns (refused below).
+ */
+async function admitted() {
+  const invite = params.get('invite');
+  let said = '';
+  if (invite !== null) {
+    const url = new URL(location.href);
+    url.searchParams.delete('invite');
+    history.replaceState(history.state, '', url.href);
+    const result = await access.redeem(invite);
+    if (result.ok) return;
+    said = result.error;
+  }
+  if (access.token()) return;
+  const config = await readConfig().catch(() => null);
+  if (said || (config && config.private)) await gate.ask(said);
+}
+
+let recovered = -Infinity; // when a refused token was last renewed or exchanged again (performance.now())
+const RECOVER_AGAIN_MS = 15000; // refused again this soon after: the form rather than a loop
+
+/** A door refused the page (a playlist's 401/403, `why` null; or a renewal refused, `why` the service's
+ * words): the player stops; the token is renewed, or the invite kept exchanged again, else the viewer is
+ * asked. Then the player starts again, with the token. */
+let refusing = false; // one at a time: the player's refusal and a renewal's may come together
+async function refused(why) {
+  if (gate.locked() || refusing) return;
+  refusing = true;
+  player.stop();
+  let said = why;
+  if (why === null && performance.now() - recovered > RECOVER_AGAIN_MS) {
+    const result = await access.recover();
+    if (result.ok) recovered = performance.now();
+    else said = result.error;
+  } else if (why === null) {
+    access.forget();
+    said = '';
+  }
+  if (!access.token()) await gate.ask(said || '');
+  refusing = false;
+  player.restart();
+}
+
 // -- go -------------------------------------------------------------------------------------------
 
-if (params.get('stats') === '1') stats.show(true);
 setInterval(tick, 1000);
-if (given !== null && src === null) {
-  status.set('error', 'The src parameter is not an http(s) URL.', 'Bad src parameter');
-} else if (src !== null) {
-  allowedSource(src).then((allowed) => {
-    if (allowed) player.start(src, null);
-    else {
-      const why = "This page plays only this site's own stream: the src parameter names another site.";
-      status.set('error', why, 'Not this site\'s stream');
-    }
-  });
-} else {
-  configuredSource().then((found) => player.start(found, sharing));
-}
-afterFirstFrame(owncastWords, WORDS_WAIT_MS);
+admitted().then(() => {
+  if (params.get('stats') === '1') stats.show(true); // its event stream is a door too: after the token
+  if (given !== null && src === null) {
+    status.set('error', 'The src parameter is not an http(s) URL.', 'Bad src parameter');
+  } else if (src !== null) {
+    allowedSource(src).then((allowed) => {
+      access.serve(src);
+      if (allowed) player.start(src, null);
+      else {
+        const why = "This page plays only this site's own stream: the src parameter names another site.";
+        status.set('error', why, 'Not this site\'s stream');
+      }
+    });
+  } else {
+    configuredSource().then((found) => {
+      access.serve(found);
+      player.start(found, sharing);
+    });
+  }
+  // The stream's words (Owncast's title) only to a page let in.
+  afterFirstFrame(() => gate.after(owncastWords), WORDS_WAIT_MS);
+});

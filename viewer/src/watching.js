@@ -22,7 +22,7 @@ function randomId() {
   return btoa(String.fromCharCode(...bytes)).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
 }
 
-export function start(config, video, p2pOn, playback = null, onSharing = null) {
+export function start(config, video, p2pOn, playback = null, onSharing = null, address = (url) => url) {
   const viewers = config.viewers || {};
   const owncast = config.owncast;
   const shown = document.getElementById('watching');
@@ -75,7 +75,8 @@ export function start(config, video, p2pOn, playback = null, onSharing = null) {
     const headers = { 'Hb-Watching': value };
     if (report !== null) headers['Hb-Report'] = report.text;
     if (pathway !== null) headers['Hb-Pathway'] = pathway;
-    return fetch(url, { method: 'POST', cache: 'no-store', credentials: 'omit', keepalive, headers });
+    // A private stream's token (access.js) as the page holds it now: it is renewed while the page plays.
+    return fetch(address(url), { method: 'POST', cache: 'no-store', credentials: 'omit', keepalive, headers });
   }
 
   function leave() {
