@@ -34,7 +34,7 @@ from broadcaster.http.playlists import PlaylistRoutes
 from broadcaster.http.playlists import answered_as_sent, canonical_query
 from tests.support.world import World
 from tests.support.client import PLAIN, get
-from tests.support.fakes import CountingGenerator, FakeHealth, FakePlaylists
+from tests.support.fakes import Clock, CountingGenerator, FakeHealth, FakePlaylists
 from tests.support.waiting import until
 
 MASTER = "/hls/stream.m3u8"
@@ -457,14 +457,6 @@ async def test_a_number_listed_long_before_is_answered_with_the_newest_version(
             assert body == canonical[2]
 
 
-class _Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.mark.parametrize("skip", [False, True])
 async def test_late_numbers_past_a_clients_budget_are_a_small_redirect(
         tmp_path: Path, aiohttp_client: Any, skip: bool) -> None:
@@ -475,7 +467,7 @@ async def test_late_numbers_past_a_clients_budget_are_a_small_redirect(
     cache holds it; with a number, Shaka kept it and repeated _HLS_msn in every reload after). Another
     client has its own budget."""
     world = World(tmp_path, window=12.0, stepped=True, can_block_reload=True)
-    clock = _Clock()
+    clock = Clock()
     # The playlist route as create_app adds it, with a budget on a clock of the test's.
     routes = PlaylistRoutes(world.playlists, world.metrics, 0, True, clients=Clients(
         Proxies((ipaddress.ip_network("127.0.0.0/8"),)), late.LateAnswers(clock=clock)))
@@ -500,7 +492,7 @@ async def test_late_numbers_past_a_clients_budget_are_a_small_redirect(
         assert answers == [(200, None)] * late.BURST + [(302, plain)]
         assert await ask(0, "203.0.113.8") == (200, None)  # another client: a budget of its own
         assert await ask(last(world), "203.0.113.7") == (200, None)  # keeping up is never budgeted
-        clock.now += 1.0 / late.PER_TARGET_DURATION  # a target duration of 1 s: one more comes back
+        clock.t += 1.0 / late.PER_TARGET_DURATION  # a target duration of 1 s: one more comes back
         assert [await ask(2, "203.0.113.7") for _ in range(2)] == [(200, None), (302, plain)]
     finally:
         await world.pub.close()
@@ -509,7 +501,7 @@ async def test_late_numbers_past_a_clients_budget_are_a_small_redirect(
 def test_late_answers_remember_a_bounded_number_of_clients() -> None:
     """Clients the service cannot tell apart (None: the tunnel before the operator trusts it) share one
     budget late.UNKNOWN_SHARE times larger; a forgotten client comes back with a full one."""
-    clock = _Clock()
+    clock = Clock()
     budget = late.LateAnswers(clock=clock, max_clients=3)
     shared = late.BURST * late.UNKNOWN_SHARE
     assert [budget.take(None, 1) for _ in range(shared + 1)] == [True] * shared + [False]
@@ -521,9 +513,9 @@ def test_late_answers_remember_a_bounded_number_of_clients() -> None:
     assert budget.take("a", 1)
     while budget.take("e", 4):
         pass
-    clock.now += 1.0  # a longer target duration refills more slowly: 2 per 4 s here
+    clock.t += 1.0  # a longer target duration refills more slowly: 2 per 4 s here
     assert not budget.take("e", 4)
-    clock.now += 1.0
+    clock.t += 1.0
     assert budget.take("e", 4) and not budget.take("e", 4)
 
 
