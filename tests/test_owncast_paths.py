@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import gzip
 import ipaddress
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urljoin
@@ -32,6 +31,7 @@ from broadcaster.http import create_app, late
 from broadcaster.http.clients import Clients, Proxies
 from broadcaster.http.playlists import PlaylistRoutes
 from broadcaster.http.playlists import answered_as_sent, canonical_query
+from tests.support.served import ServeWorld
 from tests.support.world import World
 from tests.support.client import PLAIN, get
 from tests.support.fakes import Clock, CountingGenerator, FakeHealth, FakePlaylists
@@ -52,14 +52,11 @@ def live_media(n: int | str) -> str:
 
 
 @pytest.fixture
-async def served(tmp_path: Path, aiohttp_client: Any) -> AsyncIterator[tuple[World, TestClient[Any, Any]]]:
+async def served(serve_world: ServeWorld) -> tuple[World, TestClient[Any, Any]]:
     """Two variants live with 1 s segments; a 12 s window that slides, so delta updates are offered too."""
-    world = World(tmp_path, window=12.0, stepped=True, can_block_reload=True)
-    client: TestClient[Any, Any] = await aiohttp_client(create_app(world.playlists, world.report, world.metrics),
-                                                        auto_decompress=False)
+    world, client = await serve_world(window=12.0, stepped=True, can_block_reload=True, decompress=False)
     await _live(world)
-    yield world, client
-    await world.pub.close()
+    return world, client
 
 
 async def _live(world: World) -> None:
