@@ -19,7 +19,6 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 from multidict import MultiDict
-from prometheus_client.parser import text_string_to_metric_families
 
 from broadcaster.playlist import hls, master
 from broadcaster.playlist.options import WindowOptions
@@ -33,7 +32,7 @@ from broadcaster.http.playlists import PlaylistRoutes
 from broadcaster.http.playlists import answered_as_sent, canonical_query
 from tests.support.served import ServeWorld
 from tests.support.world import World
-from tests.support.client import PLAIN, get
+from tests.support.client import PLAIN, get, playlist_counts
 from tests.support.fakes import Clock, CountingGenerator, FakeHealth, FakePlaylists
 from tests.support.waiting import until
 
@@ -73,13 +72,6 @@ def last(world: World, variant: int = 0) -> int:
     rendered = world.playlists.media_playlist(variant)
     assert rendered is not None
     return rendered.last_sequence
-
-
-async def playlist_counts(client: TestClient[Any, Any]) -> dict[tuple[str, str], float]:
-    _, _, body = await get(client, "/metrics")
-    families = {f.name: f for f in text_string_to_metric_families(body.decode())}
-    return {(s.labels["playlist"], s.labels["status"]): s.value
-            for s in families["hls_broadcaster_playlist_requests"].samples if s.name.endswith("_total")}
 
 
 # -- the multivariant playlist -------------------------------------------------------------------
