@@ -24,6 +24,9 @@ if TYPE_CHECKING:
     from broadcaster.demo.seaweed import SeaweedS3
     from tests.support.s3 import RunWideServer
 
+# The fixtures several modules share, each kind in one support module.
+pytest_plugins = ("tests.support.served",)
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("hls-broadcaster", "runs by hand")

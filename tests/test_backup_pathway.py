@@ -6,9 +6,7 @@ real publisher: tests/test_pathway_views.py; on two real S3 servers: tests/test_
 from __future__ import annotations
 
 import asyncio
-import functools
 
-from broadcaster.bucket.store import StoreError
 from broadcaster.bucket.uploader import Backoff, Uploader
 from broadcaster.metrics import Metrics
 from broadcaster.playlist.master import Pathway
@@ -16,24 +14,11 @@ from broadcaster.playlist.rendered import Rendered
 from broadcaster.source.owncast import SourceVariant
 from broadcaster.steering.masters import SteeredMasters
 from broadcaster.steering.policy import BucketSignals, SteeringPolicy
-from tests.support.fakes import Clock
+from tests.support.fakes import Clock, FakeStore
+from tests.support.policy_world import PolicyWorld
 from tests.support.waiting import until
 
 WAIT = 5.0  # seconds any one condition may take
-
-
-class GatedStore:
-    """A second bucket that fails every put while closed (a StoreError, as S3Store raises)."""
-
-    def __init__(self) -> None:
-        self.closed = False
-        self.objects: dict[str, bytes] = {}
-
-    async def put(self, key: str, body: bytes, *, content_type: str, cache_control: str) -> None:
-        await asyncio.sleep(0)
-        if self.closed:
-            raise StoreError("SlowDown", "closed")
-        self.objects[key] = body
 
 
 def playlist(first: int, last: int) -> Rendered:
@@ -47,7 +32,7 @@ async def test_the_second_buckets_signals_are_read_as_the_first_buckets() -> Non
     machine's moto took over 2 s with 1 s segments, and the policy put a healthy bucket behind); one it
     refused is failing at once, and says why (with a failed probe: down)."""
     clock = Clock()
-    store = GatedStore()
+    store = FakeStore(refusal="SlowDown")  # a second bucket
     uploader = Uploader(store, Metrics(), concurrency=4, attempt_timeout=1.0,
                         backoff=Backoff(base=0.01, cap=0.05, clock=clock), pathway="backup")
     # As bucket/bucket.py reads every bucket, the first one included.
@@ -60,7 +45,7 @@ async def test_the_second_buckets_signals_are_read_as_the_first_buckets() -> Non
     assert signals.failing() is False and signals.refused() is None
     policy.evaluate()
     assert policy.priority == ("bucket", "backup", "vm")
-    store.closed = True
+    store.down = True
     put = asyncio.ensure_future(uploader.upload_bytes("live/0/seg1.ts", b"bytes 1", content_type="video/mp2t",
                                                       cache_control="x"))
     try:
@@ -80,32 +65,22 @@ async def test_the_second_buckets_signals_are_read_as_the_first_buckets() -> Non
 def test_with_the_vm_named_before_it_a_healthy_second_bucket_still_comes_first() -> None:
     """PATHWAYS=bucket,vm,backup: when the first bucket fails, the second (healthy, caught up) comes
     before the VM, which then sends no segment bytes; when it fails too, the VM; back in that order."""
-    clock = Clock()
-    behind = {"bucket": 0.0, "backup": 0.0}
-    policy = SteeringPolicy(("bucket", "vm", "backup"),
-                            {p: BucketSignals(behind=functools.partial(behind.__getitem__, p))
-                             for p in ("bucket", "backup")}, lambda: 2, interval=1.0, clock=clock)
-
-    def run(seconds: float) -> None:
-        end = clock.t + seconds
-        while clock.t < end:
-            clock.t += 0.5
-            policy.evaluate()
-
+    world = PolicyWorld(("bucket", "vm", "backup"))
+    policy, run = world.policy, world.run
     run(2)
     assert policy.priority == ("bucket", "backup", "vm")
-    behind["bucket"] = 10
+    world.behind = 10
     run(0.5)
     assert policy.priority == ("backup", "vm", "bucket") and policy.reason == "uploads"
     reason = policy.health_reason()
     assert reason is not None and reason.startswith("players steered to the backup pathway")
-    behind["backup"] = 10
+    world.others_behind["backup"] = 10
     run(0.5)
     assert policy.priority == ("vm", "bucket", "backup")
     reason = policy.health_reason()
     assert reason is not None and "the backup pathway: uploads to it have waited 10s" in reason
     assert policy.switches == {("backup", "uploads"): 1, ("vm", "uploads"): 1}
-    behind["backup"] = 0.0  # the second bucket caught up: back before the VM at the next evaluation
+    world.others_behind["backup"] = 0.0  # the second bucket caught up: back before the VM at the next evaluation
     run(0.5)
     assert policy.priority == ("backup", "vm", "bucket")
 

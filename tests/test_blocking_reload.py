@@ -12,24 +12,22 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 from prometheus_client import CollectorRegistry
-from pytest_aiohttp import AiohttpClient
 
 from broadcaster.http import PlaylistOptions, Running, create_app
 from broadcaster.http.clients import CF_CONNECTING_IP, Proxies, client_address
 from broadcaster.metrics import ConnectionMetrics
 from tests.support.client import Client
+from tests.support.served import ServeWorld
 from tests.support.waiting import WAIT, until
 from tests.support.world import World
 
 
 @pytest.fixture
-async def served(tmp_path: Path, aiohttp_client: AiohttpClient) -> AsyncIterator[tuple[World, Client]]:
-    world = World(tmp_path, can_block_reload=True)
-    client = await aiohttp_client(create_app(world.playlists, world.report, world.metrics))
+async def served(serve_world: ServeWorld) -> tuple[World, Client]:
+    world, client = await serve_world(can_block_reload=True)
     world.owncast_lists(0, "stream-a-0.ts", "stream-a-1.ts")
     await world.settle()
-    yield world, client
-    await world.pub.close()
+    return world, client
 
 
 def last(world: World) -> int:
@@ -115,22 +113,16 @@ async def test_parameters_are_ignored_after_endlist(served: tuple[World, Client]
     assert r.status == 200 and (await r.text()).endswith("#EXT-X-ENDLIST\n")
 
 
-async def test_with_blocking_reload_off_the_parameters_are_ignored(tmp_path: Path, aiohttp_client: AiohttpClient) -> None:
-    world = World(tmp_path)
-    client: Client = await aiohttp_client(
-        create_app(world.playlists, world.report, world.metrics,
-                   playlist_options=PlaylistOptions(blocking_reload=False)))
+async def test_with_blocking_reload_off_the_parameters_are_ignored(serve_world: ServeWorld) -> None:
+    world, client = await serve_world(app=dict(playlist_options=PlaylistOptions(blocking_reload=False)))
     world.owncast_lists(0, "stream-a-0.ts", "stream-a-1.ts")
     await world.settle()
-    try:
-        plain = await (await client.get("/live/0/playlist.m3u8")).text()
-        assert "CAN-BLOCK-RELOAD" not in plain
-        async with asyncio.timeout(1):  # answered at once, not held for the next segment
-            for query in (f"_HLS_msn={last(world) + 1}", "_HLS_part=1", "_HLS_skip=YES"):
-                r = await client.get(f"/live/0/playlist.m3u8?{query}")
-                assert r.status == 200 and await r.text() == plain, query
-    finally:
-        await world.pub.close()
+    plain = await (await client.get("/live/0/playlist.m3u8")).text()
+    assert "CAN-BLOCK-RELOAD" not in plain
+    async with asyncio.timeout(1):  # answered at once, not held for the next segment
+        for query in (f"_HLS_msn={last(world) + 1}", "_HLS_part=1", "_HLS_skip=YES"):
+            r = await client.get(f"/live/0/playlist.m3u8?{query}")
+            assert r.status == 200 and await r.text() == plain, query
 
 
 # -- requests nobody waits for (issue 18) ------------------------------------------------------------
@@ -218,37 +210,33 @@ async def test_a_hit_and_run_flood_leaves_real_viewers_their_held_requests(runni
     assert running.rejected("held") == 0 and running.held == 0
 
 
-async def test_one_address_cannot_take_the_whole_held_cap(tmp_path: Path, aiohttp_client: AiohttpClient,
+async def test_one_address_cannot_take_the_whole_held_cap(serve_world: ServeWorld,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     """Behind the tunnel every request comes from cloudflared: with TRUST_CF_CONNECTING_IP the cap counts
     Cloudflare's CF-Connecting-IP, and one address holds at most an eighth of it (at least 2)."""
-    world = World(tmp_path, can_block_reload=True)
     registry = CollectorRegistry()
-    client: Client = await aiohttp_client(create_app(
-        world.playlists, world.report, world.metrics, running=Running(connection_metrics=ConnectionMetrics(registry)),
+    world, client = await serve_world(can_block_reload=True, app=dict(
+        running=Running(connection_metrics=ConnectionMetrics(registry)),
         playlist_options=PlaylistOptions(max_held=32, trust_cf_connecting_ip=True)))
     monkeypatch.setattr("broadcaster.playlist.hls.BLOCK_TIMEOUT_TARGET_DURATIONS", 30)
     world.owncast_lists(0, "stream-a-0.ts", "stream-a-1.ts")
     await world.settle()
     path = f"/live/0/playlist.m3u8?_HLS_msn={last(world) + 1}"
-    try:
-        one = {CF_CONNECTING_IP: "203.0.113.7"}
-        held = [asyncio.ensure_future(client.get(path, headers=one)) for _ in range(4)]
-        await until(lambda: world.playlists.held_requests == 4, "four held for one address")
-        refused = await client.get(path, headers=one)
-        assert refused.status == 503 and refused.headers["Retry-After"] == "1"
-        assert registry.get_sample_value("hls_broadcaster_connections_rejected_total",
-                                         {"reason": "held_per_client"}) == 1
-        # Others are held as before: another address, one in the same IPv6 /64 counted once.
-        other = [asyncio.ensure_future(client.get(path, headers={CF_CONNECTING_IP: address}))
-                 for address in ("198.51.100.1", "2001:db8:1:2::1", "2001:db8:1:2::2")]
-        await until(lambda: world.playlists.held_requests == 7, "other addresses held")
-        world.owncast_lists(0, "stream-a-2.ts")
-        for request in held + other:
-            async with asyncio.timeout(WAIT):
-                assert (await request).status == 200
-    finally:
-        await world.pub.close()
+    one = {CF_CONNECTING_IP: "203.0.113.7"}
+    held = [asyncio.ensure_future(client.get(path, headers=one)) for _ in range(4)]
+    await until(lambda: world.playlists.held_requests == 4, "four held for one address")
+    refused = await client.get(path, headers=one)
+    assert refused.status == 503 and refused.headers["Retry-After"] == "1"
+    assert registry.get_sample_value("hls_broadcaster_connections_rejected_total",
+                                     {"reason": "held_per_client"}) == 1
+    # Others are held as before: another address, one in the same IPv6 /64 counted once.
+    other = [asyncio.ensure_future(client.get(path, headers={CF_CONNECTING_IP: address}))
+             for address in ("198.51.100.1", "2001:db8:1:2::1", "2001:db8:1:2::2")]
+    await until(lambda: world.playlists.held_requests == 7, "other addresses held")
+    world.owncast_lists(0, "stream-a-2.ts")
+    for request in held + other:
+        async with asyncio.timeout(WAIT):
+            assert (await request).status == 200
 
 
 @pytest.mark.parametrize("trust", [True, False])

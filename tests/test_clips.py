@@ -32,6 +32,7 @@ from broadcaster.publish.variant_playlist import VariantPlaylist
 from broadcaster.playlist.segments import ListedSegment, Removed
 from broadcaster.settings import load_settings
 from broadcaster.state.disk import StateFile
+from tests.support.fakes import Clock
 from tests.support.owncast_writer import emulator_paused
 from tests.support.service_process import running_service, service_env
 from tests.support.waiting import until as wait_until
@@ -93,14 +94,6 @@ class Bucket:
         return []
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0 + 100
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def book_for(tmp_path: Path, source: Source, bucket: Bucket, cleaner: Cleaner | None = None,
              public_url: str | None = "https://cdn.example") -> ClipBook:
     (tmp_path / "state").mkdir(exist_ok=True)
@@ -160,14 +153,14 @@ async def test_clips_by_time_are_bounded_by_the_window_with_one_line_errors(tmp_
 
 
 async def test_the_cleaner_keeps_what_a_clip_lists_until_the_clip_is_deleted(tmp_path: Path) -> None:
-    bucket, clock = Bucket(), Clock()
+    bucket, clock = Bucket(), Clock(T0 + 100)
     cleaner = Cleaner(bucket, Metrics(), margin=0, wall_clock=clock)
     source = Source()
     book = book_for(tmp_path, source, bucket, cleaner)
     clip = await book.make(start=T0 + 2, end=T0 + 4)  # segments 2 and 3 of both variants
     gone = [Removed(seg(v, i), 0, 1.0) for v in (0, 1) for i in range(6)]
     cleaner.schedule(gone)
-    clock.now += 5
+    clock.t += 5
     await cleaner.run_once()
     kept = {f"{PREFIX}/{v}/stream-a-{i}.ts" for v in (0, 1) for i in (2, 3)}
     assert set(bucket.deleted) == {r.segment.key for r in gone} - kept
@@ -247,7 +240,7 @@ async def test_past_max_clips_a_new_clip_is_refused_with_one_line(tmp_path: Path
 
 async def test_a_damaged_or_oversized_clips_file_keeps_what_it_can_read_and_says_what_it_dropped(
         tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
-    bucket, clock = Bucket(), Clock()
+    bucket, clock = Bucket(), Clock(T0 + 100)
     cleaner = Cleaner(bucket, Metrics(), margin=0, wall_clock=clock)
     book = book_for(tmp_path, Source(), bucket)
     made = [await book.make(start=T0 + i, end=T0 + i + 1) for i in range(4)]
@@ -269,7 +262,7 @@ async def test_a_damaged_or_oversized_clips_file_keeps_what_it_can_read_and_says
     assert len(copies) == 1 and json.loads(copies[0].read_text()) == data  # the file as it was
     assert path.exists()  # not set aside: the clips read are kept, and held from the cleaner
     cleaner.schedule([Removed(seg(0, 2), 0, 1.0), Removed(seg(0, 1), 0, 1.0)])
-    clock.now += 5
+    clock.t += 5
     await cleaner.run_once()
     assert bucket.deleted == [f"{PREFIX}/0/stream-a-1.ts"]  # clip 2's segment is held, clip 1's is not
 

@@ -8,19 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
-from pytest_aiohttp import AiohttpClient
 
 from broadcaster.playlist import hls
 from broadcaster.playlist.manifest import ManifestGenerator
 from broadcaster.playlist.options import WindowOptions
 from broadcaster.playlist.segments import ListedSegment
-from broadcaster.http import create_app
 from tests.support.client import Client
+from tests.support.served import ServeWorld
 from tests.support.hls_checker import MediaPlaylistChecker
 from tests.support.world import World
 
@@ -184,15 +181,13 @@ def test_edge_rendering_is_the_same_version_without_server_control() -> None:
 
 
 @pytest.fixture
-async def served(tmp_path: Path, aiohttp_client: AiohttpClient) -> AsyncIterator[tuple[World, Client]]:
-    world = World(tmp_path, window=12.0, stepped=True, can_block_reload=True)
-    client = await aiohttp_client(create_app(world.playlists, world.report, world.metrics))
+async def served(serve_world: ServeWorld) -> tuple[World, Client]:
+    world, client = await serve_world(window=12.0, stepped=True, can_block_reload=True)
     for i in range(14):  # one a second: the window slides, so delta updates are offered
         world.now += 1
         world.owncast_lists(0, f"stream-a-{i}.ts")
         await world.settle()
-    yield world, client
-    await world.pub.close()
+    return world, client
 
 
 async def test_skip_request_gets_the_delta_update(served: tuple[World, Client]) -> None:

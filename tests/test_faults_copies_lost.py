@@ -20,7 +20,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from broadcaster.demo.emulator import Cleanup, Ledger, OwncastEmulator
 from broadcaster.vm.copies_room import DISK_RESERVE
@@ -30,6 +29,7 @@ from tests.support.disks import small_tmpfs
 from tests.support.fault_proxy import FaultProxy
 from tests.support.hls_checker import MediaPlaylistChecker
 from tests.support.processes import rss_kb
+from tests.support.scrape import by_label, scraped, total
 from tests.support.service_process import ServiceProcess, service_env
 from tests.support.waiting import until
 from tests.support.whole import finished
@@ -58,17 +58,12 @@ def entries(text: str) -> list[tuple[str, bool]]:
 
 async def lost(http: aiohttp.ClientSession, url: str) -> dict[str, float]:
     """segments_lost_total{reason="copy_dropped"} by variant."""
-    async with http.get(f"{url}/metrics") as r:
-        text = await r.text()
-    return {s.labels["variant"]: s.value for f in text_string_to_metric_families(text) for s in f.samples
-            if s.name == "hls_broadcaster_segments_lost_total" and s.labels.get("reason") == "copy_dropped"}
+    return by_label(await scraped(http, url), "hls_broadcaster_segments_lost_total", "variant", reason="copy_dropped")
 
 
 async def metric(http: aiohttp.ClientSession, url: str, name: str) -> float:
     """A metric's samples summed (every label)."""
-    async with http.get(f"{url}/metrics") as r:
-        text = await r.text()
-    return sum(s.value for f in text_string_to_metric_families(text) for s in f.samples if s.name == name)
+    return total(await scraped(http, url), name)
 
 
 async def health(http: aiohttp.ClientSession, url: str) -> dict[str, Any]:

@@ -52,6 +52,7 @@ import pytest_asyncio
 from broadcaster.demo.seaweed import SeaweedS3
 from tests.support.service_process import ServiceProcess, service_env
 from tests.support.observe import Observer
+from tests.support.scrape import total
 from tests.support.owncast_writer import SECONDS, HandFedOwncast, Prepare, real_ts_segment, write_in_place
 from tests.support.waiting import TimedOut, until
 
@@ -158,8 +159,7 @@ async def _what_the_service_did(seen: Observer, service: ServiceProcess) -> str:
         return f"(/metrics did not answer: {err!r})\n" + "\n".join(service.warnings()[-40:])
 
     def count(name: str, **labels: str) -> int:
-        return int(sum(value for (sample, have), value in metrics.items()
-                       if sample == name and all((k, v) in have for k, v in labels.items())))
+        return int(total(metrics, name, **labels))
 
     ns = "hls_broadcaster"
     per_variant = {v: (count(f"{ns}_segments_seen_total", variant=str(v)),

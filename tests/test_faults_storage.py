@@ -27,7 +27,6 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from broadcaster.demo.emulator import Cleanup, LateTails, Ledger, OwncastEmulator
 from broadcaster.demo.ffmpeg import ffmpeg_exe
@@ -36,6 +35,7 @@ from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.playlist import hls
 from broadcaster.source.owncast import PlaylistError, parse_media_playlist
 from tests.support.fault_proxy import FaultProxy
+from tests.support.scrape import scraped, total
 from tests.support.service_process import ServiceProcess, service_env
 from tests.support.hls_checker import VariantSetChecker
 from tests.support.waiting import until
@@ -207,27 +207,15 @@ class Rig:
             self.health_log.append(body["status"])
         return r.status, body
 
-    async def metrics(self) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-        async with self.http.get(f"{self.service.url}/metrics") as r:
-            text = await r.text()
-        return {
-            (s.name, frozenset(s.labels.items())): s.value
-            for family in text_string_to_metric_families(text)
-            for s in family.samples
-        }
-
     async def metric(self, sample: str, **labels: str) -> float:
         """Sum of the samples named `sample` whose labels include `labels`."""
-        want = set(labels.items())
-        return sum(v for (n, ls), v in (await self.metrics()).items() if n == sample and want <= ls)
+        return total(await scraped(self.http, self.service.url), sample, **labels)
 
     async def lost(self) -> dict[tuple[str, str], float]:
         """segments_lost_total by (variant, reason)."""
-        return {
-            (dict(ls)["variant"], dict(ls)["reason"]): v
-            for (n, ls), v in (await self.metrics()).items()
-            if n == "hls_broadcaster_segments_lost_total"
-        }
+        return {(dict(ls)["variant"], dict(ls)["reason"]): v
+                for (n, ls), v in (await scraped(self.http, self.service.url)).items()
+                if n == "hls_broadcaster_segments_lost_total"}
 
     async def until(self, probe: Callable[[], Awaitable[T | None]], timeout: float, what: str) -> T:
         """Poll `probe` every 150 ms until it returns something truthy; fail fast on a watch error."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Coroutine
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -23,8 +22,9 @@ from yarl import URL
 
 from broadcaster.status.hub import EventHub
 from broadcaster.source.owncast import SourceVariant
-from broadcaster.http import LiveEvents, ViewerOptions, create_app
+from broadcaster.http import LiveEvents, ViewerOptions
 from broadcaster.service import default_viewer_dir
+from tests.support.served import ServeWorld
 from tests.support.world import World
 
 Client = TestClient[web.Request, web.Application]
@@ -42,22 +42,19 @@ HEADERS = ["If-None-Match", "Accept-Encoding", "Last-Event-ID", "Access-Control-
 
 
 @pytest.fixture
-async def served(tmp_path: Path, aiohttp_client: Any,
-                 monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple[World, Client]]:
+async def served(serve_world: ServeWorld, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple[World, Client]]:
     monkeypatch.setattr("broadcaster.playlist.hls.BLOCK_TIMEOUT_TARGET_DURATIONS", 0.01)  # held requests end at once
-    world = World(tmp_path, can_block_reload=True)
     viewer = default_viewer_dir()
     assert viewer is not None
     hub = EventHub()
-    app = create_app(world.playlists, world.report, world.metrics, events=LiveEvents(hub), viewer_options=ViewerOptions(viewer))
-    client: Client = await aiohttp_client(app)
+    world, client = await serve_world(can_block_reload=True,
+                                      app=dict(events=LiveEvents(hub), viewer_options=ViewerOptions(viewer)))
     world.pub.on_master([SourceVariant(0, 1_000_000), SourceVariant(1, 500_000)])
     world.owncast_lists(0, "stream-a-0.ts", "stream-a-1.ts")
     world.owncast_lists(1, "stream-a-0.ts", "stream-a-1.ts")
     await world.settle()
     yield world, client
     hub.close()  # as the service does: streams end before the server shuts down
-    await world.pub.close()
 
 
 # -- ASCII digits only (issue 11, finding 6) -------------------------------------------------------

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import gzip
 import ipaddress
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urljoin
@@ -20,7 +19,6 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 from multidict import MultiDict
-from prometheus_client.parser import text_string_to_metric_families
 
 from broadcaster.playlist import hls, master
 from broadcaster.playlist.options import WindowOptions
@@ -32,9 +30,10 @@ from broadcaster.http import create_app, late
 from broadcaster.http.clients import Clients, Proxies
 from broadcaster.http.playlists import PlaylistRoutes, RouteOptions
 from broadcaster.http.canonical import answered_as_sent, canonical_query
+from tests.support.served import ServeWorld
 from tests.support.world import World
-from tests.support.client import PLAIN, get
-from tests.support.fakes import CountingGenerator, FakeHealth, FakePlaylists
+from tests.support.client import PLAIN, get, playlist_counts
+from tests.support.fakes import Clock, CountingGenerator, FakeHealth, FakePlaylists
 from tests.support.waiting import until
 
 MASTER = "/hls/stream.m3u8"
@@ -52,14 +51,11 @@ def live_media(n: int | str) -> str:
 
 
 @pytest.fixture
-async def served(tmp_path: Path, aiohttp_client: Any) -> AsyncIterator[tuple[World, TestClient[Any, Any]]]:
+async def served(serve_world: ServeWorld) -> tuple[World, TestClient[Any, Any]]:
     """Two variants live with 1 s segments; a 12 s window that slides, so delta updates are offered too."""
-    world = World(tmp_path, window=12.0, stepped=True, can_block_reload=True)
-    client: TestClient[Any, Any] = await aiohttp_client(create_app(world.playlists, world.report, world.metrics),
-                                                        auto_decompress=False)
+    world, client = await serve_world(window=12.0, stepped=True, can_block_reload=True, decompress=False)
     await _live(world)
-    yield world, client
-    await world.pub.close()
+    return world, client
 
 
 async def _live(world: World) -> None:
@@ -76,13 +72,6 @@ def last(world: World, variant: int = 0) -> int:
     rendered = world.playlists.media_playlist(variant)
     assert rendered is not None
     return rendered.last_sequence
-
-
-async def playlist_counts(client: TestClient[Any, Any]) -> dict[tuple[str, str], float]:
-    _, _, body = await get(client, "/metrics")
-    families = {f.name: f for f in text_string_to_metric_families(body.decode())}
-    return {(s.labels["playlist"], s.labels["status"]): s.value
-            for s in families["hls_broadcaster_playlist_requests"].samples if s.name.endswith("_total")}
 
 
 # -- the multivariant playlist -------------------------------------------------------------------
@@ -457,14 +446,6 @@ async def test_a_number_listed_long_before_is_answered_with_the_newest_version(
             assert body == canonical[2]
 
 
-class _Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.mark.parametrize("skip", [False, True])
 async def test_late_numbers_past_a_clients_budget_are_a_small_redirect(
         tmp_path: Path, aiohttp_client: Any, skip: bool) -> None:
@@ -475,7 +456,7 @@ async def test_late_numbers_past_a_clients_budget_are_a_small_redirect(
     cache holds it; with a number, Shaka kept it and repeated _HLS_msn in every reload after). Another
     client has its own budget."""
     world = World(tmp_path, window=12.0, stepped=True, can_block_reload=True)
-    clock = _Clock()
+    clock = Clock()
     # The playlist route as create_app adds it, with a budget on a clock of the test's.
     routes = PlaylistRoutes(world.playlists, world.metrics, 0, True, RouteOptions(clients=Clients(
         Proxies((ipaddress.ip_network("127.0.0.0/8"),)), late.LateAnswers(clock=clock))))
@@ -500,7 +481,7 @@ async def test_late_numbers_past_a_clients_budget_are_a_small_redirect(
         assert answers == [(200, None)] * late.BURST + [(302, plain)]
         assert await ask(0, "203.0.113.8") == (200, None)  # another client: a budget of its own
         assert await ask(last(world), "203.0.113.7") == (200, None)  # keeping up is never budgeted
-        clock.now += 1.0 / late.PER_TARGET_DURATION  # a target duration of 1 s: one more comes back
+        clock.t += 1.0 / late.PER_TARGET_DURATION  # a target duration of 1 s: one more comes back
         assert [await ask(2, "203.0.113.7") for _ in range(2)] == [(200, None), (302, plain)]
     finally:
         await world.pub.close()
@@ -509,7 +490,7 @@ async def test_late_numbers_past_a_clients_budget_are_a_small_redirect(
 def test_late_answers_remember_a_bounded_number_of_clients() -> None:
     """Clients the service cannot tell apart (None: the tunnel before the operator trusts it) share one
     budget late.UNKNOWN_SHARE times larger; a forgotten client comes back with a full one."""
-    clock = _Clock()
+    clock = Clock()
     budget = late.LateAnswers(clock=clock, max_clients=3)
     shared = late.BURST * late.UNKNOWN_SHARE
     assert [budget.take(None, 1) for _ in range(shared + 1)] == [True] * shared + [False]
@@ -521,9 +502,9 @@ def test_late_answers_remember_a_bounded_number_of_clients() -> None:
     assert budget.take("a", 1)
     while budget.take("e", 4):
         pass
-    clock.now += 1.0  # a longer target duration refills more slowly: 2 per 4 s here
+    clock.t += 1.0  # a longer target duration refills more slowly: 2 per 4 s here
     assert not budget.take("e", 4)
-    clock.now += 1.0
+    clock.t += 1.0
     assert budget.take("e", 4) and not budget.take("e", 4)
 
 

@@ -16,9 +16,9 @@ from aiohttp import web
 from broadcaster.bucket.public_check import listed_answers
 from broadcaster.demo.emulator import OwncastEmulator
 from broadcaster.demo.seaweed import SeaweedS3
-from broadcaster.bucket.store import StoreError
 from broadcaster.status.public_reads import PublicReads
 from broadcaster.steering.policy import PROBE_FAILURES
+from tests.support.fakes import FakeStore
 from tests.support.gates import BucketGates
 from tests.support.local_http import serve_local
 from tests.support.service_process import ServiceProcess, service_env
@@ -149,26 +149,10 @@ async def test_without_steering_it_probes_the_newest_listed_at_its_url_and_sees_
     assert agents and all("steering probe" in a for a in agents), agents
 
 
-class Store:
-    """The bucket's put and delete, kept in a dict; `refuse`: every put fails."""
-
-    def __init__(self, refuse: bool = False) -> None:
-        self.objects: dict[str, bytes] = {}
-        self.refuse = refuse
-
-    async def put(self, key: str, body: bytes, *, content_type: str, cache_control: str) -> None:
-        if self.refuse:
-            raise StoreError("ServiceUnavailable")
-        self.objects[key] = body
-
-    async def delete(self, key: str) -> None:
-        self.objects.pop(key, None)
-
-
 async def test_the_start_look_fetches_its_object_at_the_listed_url_and_deletes_it() -> None:
     """The object's bytes at the URL: None; served elsewhere (the URL names another place): the status;
     the bucket refusing the object: None (its uploads tell of that)."""
-    store = Store()
+    store = FakeStore()
     app = web.Application()
 
     async def obj(request: web.Request) -> web.Response:
@@ -182,7 +166,7 @@ async def test_the_start_look_fetches_its_object_at_the_listed_url_and_deletes_i
         assert await listed_answers(store, lambda key: f"{base}/right/{key}", "live", 5) is None
         assert await listed_answers(store, lambda key: f"{base}/wrong/{key}", "live", 5) == "HTTP 404"
         assert store.objects == {}  # deleted either way
-        assert await listed_answers(Store(refuse=True), lambda key: f"{base}/wrong/{key}", "live", 5) is None
+        assert await listed_answers(FakeStore(down=True), lambda key: f"{base}/wrong/{key}", "live", 5) is None
     finally:
         await runner.cleanup()
 

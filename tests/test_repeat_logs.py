@@ -10,10 +10,8 @@ import pytest
 from broadcaster.bucket.cleaner import Cleaner
 from broadcaster.metrics import Metrics
 from broadcaster.bucket.mirror import PlaylistMirror
-from tests.support.fakes import FakeStore
-from tests.support.fakes import Bucket, Clock, removed
+from tests.support.fakes import Bucket, Clock, FakeStore, removed, version
 from tests.support.waiting import until
-from tests.support.fakes import version
 
 
 def messages(caplog: pytest.LogCaptureFixture, logger: str, level: int) -> list[str]:
@@ -36,17 +34,9 @@ async def test_cleaner_delete_failures_through_an_outage_are_one_line(caplog: py
     assert c.deleted == 2
 
 
-class Flapping(FakeStore):
-    """Every other PUT fails: a throttled bucket."""
-
-    async def put(self, key: str, body: bytes, *, content_type: str, cache_control: str) -> None:
-        self.down = len(self.attempts) % 2 == 0
-        await super().put(key, body, content_type=content_type, cache_control=cache_control)
-
-
 async def test_a_flapping_bucket_does_not_flood_the_mirror_log(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG, "broadcaster.bucket.mirror")
-    store = Flapping()
+    store = FakeStore(flapping=True)  # a throttled bucket
     # No pace between writes to a key (R2's one a second is tested in test_mirror): 40 paced writes
     # would span more than the log's 30 s and rightly give a second line.
     m = PlaylistMirror(store, Metrics(), attempt_timeout=1.0, min_interval=0.0)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
+from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 from pytest_aiohttp import AiohttpClient
 from yarl import URL
@@ -25,7 +25,7 @@ from broadcaster.playlist import deflate, hls
 from broadcaster.playlist.rendered import Rendered
 from broadcaster.metrics import ConnectionMetrics, Metrics
 from broadcaster.http import PlaylistOptions, Running, ViewerOptions, create_app, create_metrics_app
-from tests.support.client import PLAIN, Client, get
+from tests.support.client import PLAIN, Client, get, playlist_counts
 from tests.support.fakes import FakeHealth, FakePlaylists
 from tests.support.waiting import until
 
@@ -69,18 +69,6 @@ def make_client(aiohttp_client: AiohttpClient, metrics: Metrics) -> MakeClient:
         return await aiohttp_client(app, auto_decompress=False)
 
     return make
-
-
-async def playlist_counts(client: Client) -> dict[tuple[str, str], float]:
-    status, headers, body = await get(client, "/metrics")
-    assert status == 200
-    assert headers["Content-Type"] == CONTENT_TYPE_LATEST
-    families = {f.name: f for f in text_string_to_metric_families(body.decode())}
-    return {
-        (s.labels["playlist"], s.labels["status"]): s.value
-        for s in families["hls_broadcaster_playlist_requests"].samples
-        if s.name.endswith("_total")
-    }
 
 
 # -- playlists ------------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from broadcaster.steering.policy import (DOWN, MIN_UPLOAD_WAIT, PUBLIC_URL, SLOW
                                          SteeringPolicy, refusal)
 from broadcaster.steering.probe import PROBE_AGAIN
 from tests.support.fakes import Clock
+from tests.support.policy_world import PolicyWorld as World
 from tests.support.waiting import until
 
 TARGET = 2
@@ -44,28 +45,9 @@ def counting(policy: SteeringPolicy) -> list[float]:
     return evaluated
 
 
-class World:
-    def __init__(self) -> None:
-        self.clock = Clock()
-        self.behind = 0.0
-        self.failing = True  # the uploads' last attempt failed
-        self.refused: str | None = None  # why the bucket refused the last attempt
-        self.policy = SteeringPolicy(("bucket", "vm"), {"bucket": BucketSignals(behind=lambda: self.behind,
-                                                                               failing=lambda: self.failing,
-                                                                               refused=lambda: self.refused)},
-                                     lambda: TARGET, interval=INTERVAL, clock=self.clock)
-
-    def run(self, seconds: float, step: float = 0.5) -> None:
-        """Evaluate every `step` for `seconds`, as the service's loop does."""
-        end = self.clock.t + seconds
-        while self.clock.t < end:
-            self.clock.t += step
-            self.policy.evaluate()
-
-
 @pytest.fixture
 def world() -> World:
-    return World()
+    return World(target=TARGET, interval=INTERVAL)
 
 
 def test_normally_the_bucket_is_first_and_the_manifest_says_so(world: World) -> None:

@@ -15,13 +15,13 @@ import aiohttp
 import boto3
 import pytest
 from moto.server import ThreadedMotoServer
-from prometheus_client.parser import text_string_to_metric_families
 
 from broadcaster.demo.emulator import OwncastEmulator
 from broadcaster.demo.tracker import LocalTracker, free_port
 from broadcaster.settings import SETTINGS
 from broadcaster.status import trackers
 from tests.support.public_bucket import readable_by_anyone
+from tests.support.scrape import scraped
 from tests.support.service_process import running_service
 from tests.support.waiting import WAIT, until
 from tests.support.webtorrent import StandInService
@@ -50,10 +50,8 @@ async def readings(url: str) -> tuple[int, dict[str, Any], float | None]:
     async with aiohttp.ClientSession() as http:
         async with http.get(f"{url}/health") as resp:
             code, body = resp.status, await resp.json()
-        async with http.get(f"{url}/metrics") as resp:
-            text = await resp.text()
-    gauge = [s.value for f in text_string_to_metric_families(text) if f.name == "hls_broadcaster_p2p_tracker_up"
-             for s in f.samples]
+        samples = await scraped(http, url)
+    gauge = [value for (name, _), value in samples.items() if name == "hls_broadcaster_p2p_tracker_up"]
     assert len(gauge) <= 1, gauge
     return code, body, gauge[0] if gauge else None
 

@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
-from prometheus_client.parser import text_string_to_metric_families
 from pytest_aiohttp import AiohttpClient
 
 from broadcaster.http import PlaylistOptions, ViewerOptions, Viewers, create_app
@@ -22,6 +21,7 @@ from broadcaster.status.assessment import HealthReport, Readings
 from broadcaster.status.audience import Audience
 from tests.support.client import new_id
 from tests.support.fakes import Clock, FakeHealth, FakePlaylists
+from tests.support.scrape import parsed
 
 VIEWER = default_viewer_dir()
 
@@ -147,9 +147,7 @@ async def test_the_heartbeat_counts_answers_the_count_uncached_and_metrics_expor
     statuses = [(await client.post("/live/watching", headers={
         "Hb-Watching": new_id(), "CF-Connecting-IP": "203.0.113.9"})).status for _ in range(10)]
     assert statuses == [200] * 3 + [429] * 7
-    text = await (await client.get("/metrics")).text()
-    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
-               for family in text_string_to_metric_families(text) for s in family.samples}
+    samples = parsed(await (await client.get("/metrics")).text())
     assert samples[("hls_broadcaster_viewers", ())] == 8
     assert samples[("hls_broadcaster_viewers_p2p", ())] == 2
     assert samples[("hls_broadcaster_viewer_heartbeats_refused_total", (("reason", "per_client"),))] == 7

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from broadcaster.demo.emulator import OwncastEmulator
 from broadcaster.demo.recordings import Recordings
 from broadcaster.demo.seaweed import SeaweedS3
+from tests.support.scrape import scraped
 from tests.support.service_process import ServiceProcess, service_env
 from tests.support.waiting import until
 
@@ -40,12 +40,9 @@ def written(pid: int) -> int:
 
 async def metrics(http: aiohttp.ClientSession, url: str) -> dict[str, float]:
     """Each family's samples summed (labels dropped), by sample name."""
-    async with http.get(f"{url}/metrics") as r:
-        text = await r.text()
     out: dict[str, float] = {}
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            out[s.name] = out.get(s.name, 0.0) + s.value
+    for (name, _labels), value in (await scraped(http, url)).items():
+        out[name] = out.get(name, 0.0) + value
     return out
 
 

@@ -7,7 +7,10 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from prometheus_client import CONTENT_TYPE_LATEST
 from yarl import URL
+
+from tests.support.scrape import parsed
 
 Client = TestClient[web.Request, web.Application]
 
@@ -18,6 +21,15 @@ async def get(client: Client, path: str | URL, headers: dict[str, str] | None = 
               method: str = "GET") -> tuple[int, Any, bytes]:
     async with client.request(method, path, headers=PLAIN if headers is None else headers) as resp:
         return resp.status, resp.headers, await resp.read()
+
+
+async def playlist_counts(client: Client) -> dict[tuple[str, str], float]:
+    """The playlist requests /metrics has counted, by (playlist, status)."""
+    status, headers, body = await get(client, "/metrics")
+    assert status == 200 and headers["Content-Type"] == CONTENT_TYPE_LATEST
+    return {(dict(labels)["playlist"], dict(labels)["status"]): value
+            for (name, labels), value in parsed(body.decode()).items()
+            if name == "hls_broadcaster_playlist_requests_total"}
 
 
 def new_id() -> str:

@@ -33,13 +33,16 @@ class Put:
 @dataclass
 class FakeStore:
     """Succeeds at once unless told otherwise: `fail[key] = n` fails n times; `hold(key)` blocks
-    that key's puts until `release(key)`; `down = True` fails everything."""
+    that key's puts until `release(key)`; `down = True` fails everything, with the error code `refusal`;
+    `flapping`: every other put fails (a throttled bucket). `objects`: what it holds now (after deletes)."""
 
     puts: list[Put] = field(default_factory=list)
     attempts: list[str] = field(default_factory=list)
     fail: dict[str, int] = field(default_factory=dict)
     down: bool = False
     hang: bool = False
+    refusal: str = "ServiceUnavailable"
+    flapping: bool = False
     _gates: dict[str, asyncio.Event] = field(default_factory=dict)
 
     def hold(self, key: str) -> None:
@@ -50,13 +53,15 @@ class FakeStore:
 
     async def put(self, key: str, body: bytes, *, content_type: str, cache_control: str) -> None:
         self.attempts.append(key)
+        if self.flapping:
+            self.down = len(self.attempts) % 2 == 1
         if self.hang:
             await asyncio.Event().wait()
         gate = self._gates.get(key)
         if gate is not None:
             await gate.wait()
         if self.down:
-            raise StoreError("ServiceUnavailable", "bucket down")
+            raise StoreError(self.refusal, "bucket down")
         if self.fail.get(key, 0) > 0:
             self.fail[key] -= 1
             raise StoreError("InternalError", "try again")
@@ -66,8 +71,15 @@ class FakeStore:
         if self.down:
             raise StoreError("ServiceUnavailable", "bucket down")
 
+    async def delete(self, key: str) -> None:
+        self.puts = [p for p in self.puts if p.key != key]
+
     def keys(self) -> list[str]:
         return [p.key for p in self.puts]
+
+    @property
+    def objects(self) -> dict[str, bytes]:
+        return {p.key: p.body for p in self.puts}
 
 
 class WrittenWhole:
@@ -212,8 +224,10 @@ class Bucket:
 
 
 class Clock:
-    def __init__(self) -> None:
-        self.t = 1000.0
+    """A clock the test moves (`t`), for every part that takes one (monotonic or wall)."""
+
+    def __init__(self, t: float = 1000.0) -> None:
+        self.t = t
 
     def __call__(self) -> float:
         return self.t

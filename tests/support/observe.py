@@ -10,12 +10,12 @@ from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
 import aiohttp
-from prometheus_client.parser import text_string_to_metric_families
 
 from broadcaster.demo.emulator import OwncastEmulator
 from broadcaster.playlist import hls
 from broadcaster.source.owncast import parse_media_playlist
 from tests.support.hls_checker import VariantSetChecker
+from tests.support.scrape import Samples, scraped
 from tests.support.waiting import until
 
 
@@ -174,15 +174,8 @@ class Observer:
             f"{names} listed in every variant",
         )
 
-    async def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-        async with self.http.get(f"{self.url}/metrics") as r:
-            assert r.status == 200
-            text = await r.text()
-        return {
-            (s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text)
-            for s in family.samples
-        }
+    async def metrics(self) -> Samples:
+        return await scraped(self.http, self.url)
 
     async def health(self) -> tuple[int, dict[str, object]]:
         async with self.http.get(f"{self.url}/health") as r:
