@@ -330,9 +330,6 @@ class Service:
         master = self.playlists.master_playlist()
         return None if master is None else master.body
 
-    def health(self) -> tuple[bool, dict[str, object]]:
-        return self.report.health()
-
     async def stop(self, drain_timeout: float = DRAIN_TIMEOUT) -> None:
         """Stops what start started, in the reverse order, and lets go of STATE_DIR last (a second call
         does nothing). The public listener closes first: its app's shutdown answers held requests and

@@ -80,7 +80,8 @@ def test_with_the_vm_named_before_it_a_healthy_second_bucket_still_comes_first()
     reason = policy.health_reason()
     assert reason is not None and "the backup pathway: uploads to it have waited 10s" in reason
     assert policy.switches == {("backup", "uploads"): 1, ("vm", "uploads"): 1}
-    world.others_behind["backup"] = 0.0  # the second bucket caught up: back before the VM at the next evaluation
+    # The second bucket caught up: back before the VM at the next evaluation.
+    world.others_behind["backup"] = 0.0
     run(0.5)
     assert policy.priority == ("backup", "vm", "bucket")
 

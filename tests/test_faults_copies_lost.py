@@ -58,7 +58,8 @@ def entries(text: str) -> list[tuple[str, bool]]:
 
 async def lost(http: aiohttp.ClientSession, url: str) -> dict[str, float]:
     """segments_lost_total{reason="copy_dropped"} by variant."""
-    return by_label(await scraped(http, url), "hls_broadcaster_segments_lost_total", "variant", reason="copy_dropped")
+    samples = await scraped(http, url)
+    return by_label(samples, "hls_broadcaster_segments_lost_total", "variant", reason="copy_dropped")
 
 
 async def metric(http: aiohttp.ClientSession, url: str, name: str) -> float:

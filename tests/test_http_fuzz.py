@@ -42,7 +42,8 @@ HEADERS = ["If-None-Match", "Accept-Encoding", "Last-Event-ID", "Access-Control-
 
 
 @pytest.fixture
-async def served(serve_world: ServeWorld, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple[World, Client]]:
+async def served(serve_world: ServeWorld,
+                 monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple[World, Client]]:
     monkeypatch.setattr("broadcaster.playlist.hls.BLOCK_TIMEOUT_TARGET_DURATIONS", 0.01)  # held requests end at once
     viewer = default_viewer_dir()
     assert viewer is not None

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from broadcaster.demo import emulator
 from broadcaster.demo.emulator import Ledger, OwncastEmulator
@@ -21,6 +20,7 @@ from broadcaster.demo.ffmpeg import ffmpeg_exe
 from broadcaster.demo.recordings import Recordings
 from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.playlist import hls
+from tests.support.scrape import scraped, total
 from tests.support.service_process import ServiceProcess, service_env
 from tests.support.hls_checker import check_master
 from tests.support.observe import Observed, looking
@@ -87,13 +87,10 @@ async def test_every_segment_is_uploaded_and_listed_in_order_and_ffmpeg_plays_it
         # ...holding, byte for byte, the file Owncast finished writing (its writer's ledger).
         await assert_whole(http, owncast.ledger, seen.listed_files(owncast))
 
-        async with http.get(f"{service.url}/metrics") as r:
-            families = {f.name: f for f in text_string_to_metric_families(await r.text())}
-        listed = sum(s.value for s in families["hls_broadcaster_segments_listed"].samples
-                     if s.name.endswith("_total"))
+        samples = await scraped(http, service.url)
+        listed = total(samples, "hls_broadcaster_segments_listed_total")
         assert listed == len(seen.ours[0]) + len(seen.ours[1])
-        delay = {s.name: s.value for s in families["hls_broadcaster_listing_delay_seconds"].samples}
-        assert delay["hls_broadcaster_listing_delay_seconds_count"] == listed
+        assert total(samples, "hls_broadcaster_listing_delay_seconds_count") == listed
         async with http.get(f"{service.url}/health") as r:
             health = await r.json()
         assert r.status == 200 and health["status"] == "ok" and health["stream"] == "ended"

@@ -166,7 +166,8 @@ async def test_the_start_look_fetches_its_object_at_the_listed_url_and_deletes_i
         assert await listed_answers(store, lambda key: f"{base}/right/{key}", "live", 5) is None
         assert await listed_answers(store, lambda key: f"{base}/wrong/{key}", "live", 5) == "HTTP 404"
         assert store.objects == {}  # deleted either way
-        assert await listed_answers(FakeStore(down=True), lambda key: f"{base}/wrong/{key}", "live", 5) is None
+        refusing = FakeStore(down=True)
+        assert await listed_answers(refusing, lambda key: f"{base}/wrong/{key}", "live", 5) is None
     finally:
         await runner.cleanup()
 

@@ -26,7 +26,6 @@ import aiohttp
 import pytest
 import pytest_asyncio
 from aiohttp import web
-from prometheus_client.parser import text_string_to_metric_families
 
 from broadcaster.demo.emulator import OwncastEmulator, resolve_settings
 from broadcaster.demo.recordings import Recordings
@@ -36,6 +35,7 @@ from tests.support.browser import (POLL_MS, Chromium, OwnedPages, needs_chromium
                                    watch)
 from tests.support.local_http import serve_local
 from tests.support.owncast_viewers import OwncastViewers
+from tests.support.scrape import Samples, scraped
 from tests.support.service_process import running_service, service_env
 from tests.support.waiting import until
 
@@ -284,16 +284,6 @@ async def test_src_plays_only_this_sites_streams_unless_the_operator_allows_more
 # -- how playback fares (issue 42) -----------------------------------------------------------------------
 
 
-Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
-
-
-async def metrics(http: aiohttp.ClientSession, url: str) -> Samples:
-    async with http.get(f"{url}/metrics") as response:
-        text = await response.text()
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
-
-
 def by_variant(got: Samples, name: str, variant: str) -> float:
     return got.get((f"hls_broadcaster_playback_{name}", (("variant", variant),)), 0.0)
 
@@ -333,7 +323,7 @@ async def test_a_viewer_below_the_lowest_variants_bitrate_stalls_on_it_here_and_
         for page in pages:
             await open_viewer(page, f"{url}/?stats=1")
         await watch(pages[1], 2)
-        before = await metrics(http, url)
+        before = await scraped(http, url)
         stack.owncast.poll()  # Owncast's window starts again (its poll, every 2 minutes)
         cdp = await slow.new_cdp_session(pages[1])
         await cdp.send("Network.enable")
@@ -348,7 +338,7 @@ async def test_a_viewer_below_the_lowest_variants_bitrate_stalls_on_it_here_and_
 
         async def stalls_counted() -> bool:
             nonlocal got
-            got = await metrics(http, url)
+            got = await scraped(http, url)
             return (by_variant(got, "stalls_total", lowest) > by_variant(before, "stalls_total", lowest)
                     and by_variant(got, "stalled_seconds_total", lowest) > 0.5)
 
@@ -412,7 +402,7 @@ async def test_the_latency_on_metrics_is_the_pages_own_within_a_second_whatever_
         sent = await page.evaluate("() => window.viewerStats.playback.reports")
         await page.wait_for_function("n => window.viewerStats.playback.reports >= n", arg=sent + 1,
                                      timeout=WAIT * 1000, polling=POLL_MS)
-        before = await metrics(http, url)
+        before = await scraped(http, url)
         sent = await page.evaluate("() => window.viewerStats.playback.reports")
         await page.wait_for_function("n => window.viewerStats.playback.reports >= n", arg=sent + 3,
                                      timeout=WAIT * 1000, polling=POLL_MS)
@@ -424,7 +414,7 @@ async def test_the_latency_on_metrics_is_the_pages_own_within_a_second_whatever_
             "() => [window.viewerStats.playback.latencyMs, window.viewerStats.playingDate, "
             "window.viewerStats.playback.skewMs, Date.now()]")
         answered = time.time() * 1000
-        after = await metrics(http, url)
+        after = await scraped(http, url)
         owncast = [r["latency"] for ua, r in stack.owncast.playback_reports if ua == "viewer-fast-clock"]
     own, date, skew, device_now = shown
     count = after[("hls_broadcaster_playback_latency_seconds_count", ())] - \
@@ -458,7 +448,7 @@ async def test_honest_pages_reports_are_all_within_bounds_and_each_start_up_coun
     async with aiohttp.ClientSession() as http:
         contexts = [await browser.new_context(user_agent=f"viewer-{n}") for n in range(2)]
         pages = [await context.new_page() for context in contexts]
-        before = await metrics(http, url)
+        before = await scraped(http, url)
         for page in pages:
             await open_viewer(page, f"{url}/")
         for page in pages:  # each page's first beat is never taken; its start-up comes with a later one
@@ -472,7 +462,7 @@ async def test_honest_pages_reports_are_all_within_bounds_and_each_start_up_coun
                                          timeout=WAIT * 1000, polling=POLL_MS)
         await until(lambda: stack.service.audience.watching == 2, "it plays on, counted again", WAIT)
         figures = [await page.evaluate("() => window.viewerStats.playback") for page in pages]
-        after = await metrics(http, url)
+        after = await scraped(http, url)
 
     def added(name: str, labels: tuple[tuple[str, str], ...] = ()) -> float:
         return after.get((f"hls_broadcaster_playback_{name}", labels), 0.0) - \
@@ -509,7 +499,7 @@ async def test_a_report_whose_beat_failed_goes_into_the_next_and_no_count_is_los
     bucket = ("hls_broadcaster_playback_segments_total", (("source", "bucket"),))
     async with aiohttp.ClientSession() as http:
         page = await (await browser.new_context()).new_page()
-        before = await metrics(http, url)
+        before = await scraped(http, url)
         await open_viewer(page, f"{url}/")
         await page.wait_for_function("() => window.viewerStats.playback.reports >= 3",
                                      timeout=WAIT * 1000, polling=POLL_MS)
@@ -521,7 +511,7 @@ async def test_a_report_whose_beat_failed_goes_into_the_next_and_no_count_is_los
         figures = await page.evaluate("() => window.viewerStats.playback")
 
         async def counted() -> float | None:
-            added = (await metrics(http, url)).get(bucket, 0.0) - before.get(bucket, 0.0)
+            added = (await scraped(http, url)).get(bucket, 0.0) - before.get(bucket, 0.0)
             return added if added >= loaded else None
 
         got = await until(counted, "the page's bucket segments on /metrics", WAIT,

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
-from prometheus_client.parser import text_string_to_metric_families
 
 from broadcaster.settings import SETTINGS
 from tests.support.nginx import Nginx, shipped_cache
 from tests.support.owncast_writer import HandFedOwncast
+from tests.support.scrape import by_label, scraped, total
 from tests.support.service_process import ServiceProcess
 from tests.support.waiting import until
 
@@ -31,22 +31,12 @@ class Edge:
 
     async def origin_requests(self) -> dict[str, float]:
         """hls_broadcaster_playlist_requests_total by status, straight from the service."""
-        async with self.http.get(f"{self.service.url}/metrics") as r:
-            assert r.status == 200
-            text = await r.text()
-        counts: dict[str, float] = {}
-        for family in text_string_to_metric_families(text):
-            for s in family.samples:
-                if s.name == "hls_broadcaster_playlist_requests_total":
-                    counts[s.labels["status"]] = counts.get(s.labels["status"], 0.0) + s.value
-        return counts
+        samples = await scraped(self.http, self.service.url)
+        return by_label(samples, "hls_broadcaster_playlist_requests_total", "status")
 
     async def origin_counts(self, name: str) -> float:
         """The sum of a counter's samples, straight from the service."""
-        async with self.http.get(f"{self.service.url}/metrics") as r:
-            text = await r.text()
-        return sum(s.value for family in text_string_to_metric_families(text) for s in family.samples
-                   if s.name == name)
+        return total(await scraped(self.http, self.service.url), name)
 
     async def listed_at_origin(self, name: str, timeout: float = 20.0) -> int:
         """Until the service's playlist lists segment `name` (asked directly, not through nginx); the

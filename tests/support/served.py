@@ -36,8 +36,8 @@ async def serve_world(tmp_path: Path, aiohttp_client: AiohttpClient) -> AsyncIte
         assert not worlds, "one World a test"
         made = World(tmp_path, **world)
         worlds.append(made)
-        client: Client = await aiohttp_client(create_app(made.playlists, made.report, made.metrics, **(app or {})),
-                                              auto_decompress=decompress)
+        served = create_app(made.playlists, made.report, made.metrics, **(app or {}))
+        client: Client = await aiohttp_client(served, auto_decompress=decompress)
         return made, client
 
     yield serve
