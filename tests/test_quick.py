@@ -64,6 +64,18 @@ def test_a_plain_get_is_answered_with_the_date_aiohttp_adds() -> None:
     assert asked[-1] == ("numbered", 0, "") and quick.answered == 2
 
 
+def test_another_pathways_playlists_are_answered_under_its_folder() -> None:
+    """Content steering's other pathways (/live/vm/<n>/...) are answered here too: a VM playlist request
+    costs what a bucket one does."""
+    quick, asked = answers()
+    quick.numbered("live/vm", "playlist.m3u8", lambda n, encoding: (asked.append(("vm", n)), (b"H\r\n", b"v"))[1])
+    assert quick.answer(b"GET /live/vm/3/playlist.m3u8 HTTP/1.1\r\n\r\n") is not None and asked == [("vm", 3)]
+    for path in (b"/live/vm/03/playlist.m3u8", b"/vm/3/playlist.m3u8", b"/live/vm/playlist.m3u8",
+                 b"/live/vm//3/playlist.m3u8", b"/x/live/vm/3/playlist.m3u8"):
+        assert quick.answer(b"GET " + path + b" HTTP/1.1\r\n\r\n") is None, path
+    assert asked == [("vm", 3)]
+
+
 @pytest.mark.parametrize("data", [
     b"HEAD /live/0/playlist.m3u8 HTTP/1.1\r\n\r\n",
     b"POST /live/0/playlist.m3u8 HTTP/1.1\r\nContent-Length: 0\r\n\r\n",

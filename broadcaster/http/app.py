@@ -303,6 +303,10 @@ def _add_pathways(app: web.Application, pathways: Pathways | None, metrics: Metr
                                              horizon=Horizon(pathways.newest, served.away)))
         r.add_get(rf"/live/{served.folder}/{{n:[0-9]+}}/{hls.MEDIA_PLAYLIST_NAME}", doors.playlist(routes.media))
         r.add_get(rf"/hls/{served.folder}/{{n:[0-9]+}}/{hls.OWNCAST_PLAYLIST_NAME}", doors.playlist(routes.media))
+        quick = app.get(QUICK)
+        if quick is not None:  # its plain GETs answered before aiohttp too, as the first pathway's
+            quick.numbered(f"live/{served.folder}", hls.MEDIA_PLAYLIST_NAME, routes.quick_media)
+            quick.numbered(f"hls/{served.folder}", hls.OWNCAST_PLAYLIST_NAME, routes.quick_media)
     if pathways.segments is not None:
         segment = r"/{folder:live|hls}/" + hls.VM_FOLDER + r"/{n:[0-9]+}/{file:[^/]+\.(?:ts|m4s|mp4|aac)}"
         r.add_get(segment, doors.segment(pathways.segments.segment))

@@ -54,7 +54,8 @@ class QuickAnswers:
         self._exact[path.encode()] = answer
 
     def numbered(self, folder: str, name: str, answer: Numbered) -> None:
-        """/<folder>/<n>/<name>, n in plain digits (no leading zero: that URL is the route's redirect)."""
+        """/<folder>/<n>/<name>, n in plain digits (no leading zero: that URL is the route's redirect);
+        `folder` may hold a "/" (another pathway's: live/vm)."""
         self._numbered[(folder.encode(), name.encode())] = answer
 
     def answer(self, data: bytes) -> bytes | None:
@@ -82,12 +83,12 @@ class QuickAnswers:
         exact = self._exact.get(path)
         if exact is not None:
             return exact(accept_encoding)
-        parts = path.split(b"/")
-        if len(parts) != 4:
+        folder, _, rest = path[1:].rpartition(b"/")  # <folder>/<n>/<name>: a pathway's folder holds a "/"
+        folder, _, digits = folder.rpartition(b"/")
+        numbered = self._numbered.get((folder, rest)) if folder else None
+        if numbered is None:
             return None
-        numbered = self._numbered.get((parts[1], parts[3]))
-        digits = parts[2]
-        if (numbered is None or not digits.isdigit() or len(digits) > _MAX_VARIANT_DIGITS
+        if (not digits.isdigit() or len(digits) > _MAX_VARIANT_DIGITS
                 or (digits[0] == 0x30 and digits != b"0")):
             return None
         return numbered(int(digits), accept_encoding)

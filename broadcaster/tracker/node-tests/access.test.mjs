@@ -30,7 +30,9 @@ test("the service's tokens are read as the service reads them", () => {
 
 test('no stranger joins the swarm: a page without a valid token is closed with the reason', async (t) => {
   const access = new ViewerTokens(KEY)
-  const tracker = await startTracker({ access })
+  // Idle far longer than the token's life: the sweep (every 20 ms, on the test's clock) must not close
+  // the viewer as idle once the clock jumps past its token's end, before its announce is read.
+  const tracker = await startTracker({ access, idleMs: 3600_000 })
   const open = []
   t.after(async () => { for (const v of open) v.close(); await tracker.close() })
   const good = () => `${tracker.url}/?access=${access.mint(tracker.clock.now(), 600)}`
