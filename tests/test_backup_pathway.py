@@ -94,6 +94,10 @@ class Announced:
     def media_playlist(self, variant: int) -> Rendered | None:
         return self.lists.get(variant)
 
+    def last_sequence(self, variant: int) -> int | None:
+        listed = self.lists.get(variant)
+        return listed.last_sequence if listed is not None else None
+
 
 def test_players_who_start_on_the_backup_find_its_playlists_first() -> None:
     ahead, landed, backup = Announced(), Announced(), Announced()

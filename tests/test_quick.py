@@ -68,7 +68,12 @@ def test_another_pathways_playlists_are_answered_under_its_folder() -> None:
     """Content steering's other pathways (/live/vm/<n>/...) are answered here too: a VM playlist request
     costs what a bucket one does."""
     quick, asked = answers()
-    quick.numbered("live/vm", "playlist.m3u8", lambda n, encoding: (asked.append(("vm", n)), (b"H\r\n", b"v"))[1])
+
+    def vm(n: int, accept_encoding: str) -> tuple[bytes, bytes]:
+        asked.append(("vm", n))
+        return b"HTTP/1.1 200 OK\r\n", b"v"
+
+    quick.numbered("live/vm", "playlist.m3u8", vm)
     assert quick.answer(b"GET /live/vm/3/playlist.m3u8 HTTP/1.1\r\n\r\n") is not None and asked == [("vm", 3)]
     for path in (b"/live/vm/03/playlist.m3u8", b"/vm/3/playlist.m3u8", b"/live/vm/playlist.m3u8",
                  b"/live/vm//3/playlist.m3u8", b"/x/live/vm/3/playlist.m3u8"):

@@ -45,7 +45,8 @@ class Announced(Protocol):
 class Listed(Protocol):
     """A pathway's media playlists (publish/visible.py's VisiblePlaylists)."""
 
-    def media_playlist(self, variant: int) -> Rendered | None: ...
+    def last_sequence(self, variant: int) -> int | None:
+        """How far `variant`'s visible version lists (None: none), without rendering it."""
 
 
 MAX_HOSTS = 16  # places (scheme, host, folder) rendered for at once (a hostile client may name many)
@@ -80,7 +81,7 @@ class SteeredMasters:
         rendered = self._rendered.get(key)
         if rendered is None:
             start = self._playlists.get(first)
-            if not variants or start is None or any(start.media_playlist(v.index) is None for v in variants):
+            if not variants or start is None or any(start.last_sequence(v.index) is None for v in variants):
                 return None  # a player must find every variant it is offered where it starts
             pathways = self._hosts.get(base)
             if pathways is None:

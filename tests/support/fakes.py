@@ -149,6 +149,10 @@ class FakePlaylists:
         # A generator without segments is a variant that is not ready yet.
         return gen.render() if gen is not None and gen.segment_count else None
 
+    def last_sequence(self, variant: int) -> int | None:
+        gen = self.generators.get(variant)
+        return gen.next_sequence - 1 if gen is not None and gen.segment_count else None
+
     async def wait_for_sequence(self, variant: int, sequence: int, timeout: float) -> Rendered | None:
         """Never holds: the playlist if it lists `sequence`, else None at once (as after `timeout`)."""
         gen = self.generators.get(variant)
