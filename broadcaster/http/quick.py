@@ -18,6 +18,7 @@ its parser may hold part of a message, which these bytes would jump.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from typing import Any
@@ -58,8 +59,13 @@ class QuickAnswers:
         self._numbered[(folder.encode(), name.encode())] = answer
 
     def answer(self, data: bytes) -> bytes | None:
-        """The whole answer to `data` when it is one plain GET of a path here answered 200; else None."""
+        """The whole answer to `data` when it is one plain GET of a path here answered 200; else None.
+        The path is looked at first: a request for any other (the steering manifest, a segment) costs
+        the gate a lookup, not a reading of its head."""
         if len(data) > _MAX_HEAD or not data.startswith(b"GET /"):
+            return None
+        route = self._route(data[4:data.find(b" ", 4)])
+        if route is None:
             return None
         head = _HEAD.fullmatch(data)
         if head is None:
@@ -68,9 +74,8 @@ class QuickAnswers:
         if _REFUSED.search(fields) is not None:
             return None
         coding = _ACCEPT_ENCODING.search(fields)
-        accept_encoding = coding.group(1).decode("ascii") if coding is not None else ""
         try:
-            found = self._find(head.group(1), accept_encoding)
+            found = route(coding.group(1).decode("ascii") if coding is not None else "")
         except Exception:  # noqa: BLE001 (aiohttp's route answers it, and logs what fails there)
             return None
         if found is None:
@@ -78,10 +83,11 @@ class QuickAnswers:
         self.answered += 1
         return dated(*found)
 
-    def _find(self, path: bytes, accept_encoding: str) -> tuple[bytes, bytes] | None:
+    def _route(self, path: bytes) -> Answer | None:
+        """What answers `path` (given the request's Accept-Encoding), or None."""
         exact = self._exact.get(path)
         if exact is not None:
-            return exact(accept_encoding)
+            return exact
         parts = path.split(b"/")
         if len(parts) != 4:
             return None
@@ -90,7 +96,7 @@ class QuickAnswers:
         if (numbered is None or not digits.isdigit() or len(digits) > _MAX_VARIANT_DIGITS
                 or (digits[0] == 0x30 and digits != b"0")):
             return None
-        return numbered(int(digits), accept_encoding)
+        return functools.partial(numbered, int(digits))
 
 
 def whole_heads(data: bytes) -> bool:
