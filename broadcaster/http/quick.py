@@ -108,7 +108,7 @@ def whole_heads(data: bytes) -> bool:
     return not any(name in lowered for name in _BODY_FIELDS)
 
 
-# aiohttp's RequestHandler keeps these privately (3.10 to 3.14): the gate reads them as it reads
+# aiohttp's RequestHandler keeps these privately (read in aiohttp 3.14): the gate reads them as it reads
 # `_waiter` for idleness. Should a later aiohttp lack them, no request is answered quickly.
 
 def idle(handler: Any) -> bool:
@@ -116,6 +116,7 @@ def idle(handler: Any) -> bool:
     keep-alive timer runs (kept_alive moves it on)."""
     try:
         waiter = handler._waiter
+        handler._next_keepalive_close_time  # noqa: B018 (kept_alive's: an older aiohttp has none)
         return (waiter is not None and not waiter.done() and not handler._messages
                 and handler._keepalive_handle is not None and not handler._close and not handler._force_close
                 and handler._payload_parser is None and not handler._upgraded)
