@@ -179,7 +179,7 @@ def test_serve() -> None:
     has(out, rf"ratio nginx/baseline \(medians\): ({NUMBER}|n/a), nginx/ours: ({NUMBER}|n/a)",
         rf"ratio ours/baseline \(medians\): ({NUMBER}|n/a) \(goal >= 1.2: (met|NOT met)\)",
         rf"listed -> answered: n {NUMBER} p50 {NUMBER} ms p95 {NUMBER} ms max {NUMBER} ms "
-        r"\(goal p95 <= 25 ms: (met|NOT met)\)")
+        r"\(goal p95 <= 25 ms: (met|NOT met)\)", rf"server CPU per answer .*: {NUMBER} us")
 
 
 @needs("wrk")

@@ -1,6 +1,5 @@
 """A playlist version's answer: plain or gzipped, its headers, a 304 for a matching If-None-Match; and the
-same 200 as bytes (head and body), for a plain GET answered before aiohttp parses it (quick.py) and for
-the requests held for a version, written at once when it comes (written_response).
+same 200 as bytes (head and body) for a plain GET answered before aiohttp parses it (quick.py).
 
 A version is served thousands of times with the same headers: they are built once per version, not per
 request, keyed by ETag (which differs between the plain and the gzipped body).
@@ -9,11 +8,9 @@ request, keyed by ETag (which differs between the plain and the gzipped body).
 from __future__ import annotations
 
 import functools
-from typing import Any
 
 from aiohttp import hdrs, web
 from aiohttp.helpers import rfc822_formatted_time
-from aiohttp.http import HttpVersion11
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from ..edge import EDGE_HEADERS
@@ -92,36 +89,6 @@ def dated(head: bytes, body: bytes) -> bytes:
     if date is not _Date.text:
         _Date.text, _Date.line = date, f"Date: {date}\r\n\r\n".encode("ascii")
     return b"".join((head, _Date.line, body))
-
-
-class Written(web.Response):
-    """A 200 the handler wrote whole (written_response): aiohttp sends nothing more and keeps the
-    connection alive, as after a response of its own to the same request."""
-
-    @property
-    def keep_alive(self) -> bool:
-        return True
-
-    async def prepare(self, request: Any) -> None:
-        return None
-
-    async def write_eof(self, data: bytes = b"") -> None:
-        return None
-
-
-def written_response(request: web.Request, rendered: Rendered, cache_control: str) -> web.Response:
-    """rendered_response's answer, written at once as quick_answer's bytes when it would be exactly those
-    (a keep-alive HTTP/1.1 GET that asks nothing else of aiohttp): the requests held for a version are
-    answered one after another when it comes, and aiohttp's response objects were most of each one's cost.
-    The handler then awaits request.writer.drain(), as aiohttp does after its own."""
-    transport = request.transport
-    if (request.method != hdrs.METH_GET or request.version != HttpVersion11 or not request.keep_alive
-            or hdrs.IF_NONE_MATCH in request.headers or hdrs.EXPECT in request.headers
-            or transport is None or transport.is_closing()):
-        return rendered_response(request, rendered, cache_control)
-    gzipped = accepts_gzip(request.headers.get(hdrs.ACCEPT_ENCODING, ""))
-    transport.write(dated(*quick_answer(rendered, cache_control, gzipped)))
-    return Written()
 
 
 def _none_match(request: web.Request, etag: str) -> bool:

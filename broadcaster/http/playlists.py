@@ -8,7 +8,6 @@ app per request (bench/serve.py, bench/serve_cost.py measure it).
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -20,7 +19,7 @@ from ..metrics import ConnectionMetrics, Metrics
 from ..numbers import whole_number
 from ..playlist import hls
 from ..playlist.rendered import Rendered
-from .answers import Written, accepts_gzip, quick_answer, rendered_response, written_response
+from .answers import accepts_gzip, quick_answer, rendered_response
 from .canonical import (BLOCKING_PARAMS, LISTED_CACHE_CONTROL, SKIP, blocking_param, request_target, respelt,
                         to_canonical)
 from .clients import Clients, client_address, request_here
@@ -262,12 +261,9 @@ class PlaylistRoutes:
         # Answered before segment _HLS_msn was listed (the service is stopping): a playlist players
         # take as it is and ask again, but one no cache may keep as the answer to this URL.
         early = rendered.last_sequence < msn and not rendered.ended
-        response = written_response(request, rendered,
-                                    hls.UNREADY_CACHE_CONTROL if early else hls.blocking_cache_control(target))
+        response = rendered_response(request, rendered,
+                                     hls.UNREADY_CACHE_CONTROL if early else hls.blocking_cache_control(target))
         self._count(str(variant), response.status)
-        if isinstance(response, Written):
-            with contextlib.suppress(ConnectionError):  # gone: nothing more to send it
-                await request.writer.drain()  # as aiohttp after its own: a client that reads nothing waits
         return response
 
     def quick_media(self, variant: int, accept_encoding: str) -> tuple[bytes, bytes] | None:

@@ -11,13 +11,14 @@ per version (answers.quick_answer) with the Date aiohttp adds, and counts it in 
 Anything else goes to aiohttp as it is, so its answer stays the reference: a request this strict reading
 does not take whole (another method, a query, percent-encoding, If-None-Match, a body, Connection other
 than keep-alive, anything but printable ASCII, a head split over reads or behind another), and any answer
-but a 200 of the first pathway's playlists (not ready, unknown, steering's masters, which depend on the
-Host). A connection that ever sent aiohttp something other than whole bodiless heads stays with aiohttp:
+but a 200 of a pathway's media playlists or the plain multivariant one (not ready, unknown, steering's
+masters, which depend on the Host). A private stream has none here: every request passes its gate. A connection that ever sent aiohttp something other than whole bodiless heads stays with aiohttp:
 its parser may hold part of a message, which these bytes would jump.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from typing import Any
@@ -59,8 +60,13 @@ class QuickAnswers:
         self._numbered[(folder.encode(), name.encode())] = answer
 
     def answer(self, data: bytes) -> bytes | None:
-        """The whole answer to `data` when it is one plain GET of a path here answered 200; else None."""
+        """The whole answer to `data` when it is one plain GET of a path here answered 200; else None.
+        The path is looked at first: a request for any other (the steering manifest, a segment) costs
+        the gate a lookup, not a reading of its head."""
         if len(data) > _MAX_HEAD or not data.startswith(b"GET /"):
+            return None
+        route = self._route(data[4:data.find(b" ", 4)])
+        if route is None:
             return None
         head = _HEAD.fullmatch(data)
         if head is None:
@@ -69,9 +75,8 @@ class QuickAnswers:
         if _REFUSED.search(fields) is not None:
             return None
         coding = _ACCEPT_ENCODING.search(fields)
-        accept_encoding = coding.group(1).decode("ascii") if coding is not None else ""
         try:
-            found = self._find(head.group(1), accept_encoding)
+            found = route(coding.group(1).decode("ascii") if coding is not None else "")
         except Exception:  # noqa: BLE001 (aiohttp's route answers it, and logs what fails there)
             return None
         if found is None:
@@ -79,10 +84,11 @@ class QuickAnswers:
         self.answered += 1
         return dated(*found)
 
-    def _find(self, path: bytes, accept_encoding: str) -> tuple[bytes, bytes] | None:
+    def _route(self, path: bytes) -> Answer | None:
+        """What answers `path` (given the request's Accept-Encoding), or None."""
         exact = self._exact.get(path)
         if exact is not None:
-            return exact(accept_encoding)
+            return exact
         folder, _, rest = path[1:].rpartition(b"/")  # <folder>/<n>/<name>: a pathway's folder holds a "/"
         folder, _, digits = folder.rpartition(b"/")
         numbered = self._numbered.get((folder, rest)) if folder else None
@@ -91,7 +97,7 @@ class QuickAnswers:
         if (not digits.isdigit() or len(digits) > _MAX_VARIANT_DIGITS
                 or (digits[0] == 0x30 and digits != b"0")):
             return None
-        return numbered(int(digits), accept_encoding)
+        return functools.partial(numbered, int(digits))
 
 
 def whole_heads(data: bytes) -> bool:
@@ -103,7 +109,7 @@ def whole_heads(data: bytes) -> bool:
     return not any(name in lowered for name in _BODY_FIELDS)
 
 
-# aiohttp's RequestHandler keeps these privately (3.10 to 3.14): the gate reads them as it reads
+# aiohttp's RequestHandler keeps these privately (read in aiohttp 3.14): the gate reads them as it reads
 # `_waiter` for idleness. Should a later aiohttp lack them, no request is answered quickly.
 
 def idle(handler: Any) -> bool:
@@ -111,6 +117,7 @@ def idle(handler: Any) -> bool:
     keep-alive timer runs (kept_alive moves it on)."""
     try:
         waiter = handler._waiter
+        handler._next_keepalive_close_time  # noqa: B018 (kept_alive's: an older aiohttp has none)
         return (waiter is not None and not waiter.done() and not handler._messages
                 and handler._keepalive_handle is not None and not handler._close and not handler._force_close
                 and handler._payload_parser is None and not handler._upgraded)
