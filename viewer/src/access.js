@@ -17,7 +17,7 @@
  *   its /live/ or /hls/ folder) is asked from then on, and its stream URIs get the token. Until then, the
  *   page's own service (a page hosted elsewhere plays another's: ?src=);
  * - token(): the token held and still valid, or null;
- * - withToken(url): `url` with access=<token> (unchanged without one);
+ * - withToken(url): `url` with access=<token held> (unchanged without one);
  * - refresh(url): a URL the service wrote with an access= of an older token, with the current one; a URL
  *   of the service's stream doors without one (the VM's segments), with it; any other as it is;
  * - passphrase(text), redeem(invite): ask the service; a promise of { ok } or { ok: false, error } with
@@ -68,7 +68,9 @@ export function create(deps = {}) {
   }
 
   function withToken(url) {
-    const held = token();
+    // The token held, even past the end this page expects: its renewal may be on its way (a busy
+    // device), and the service judges it (a refusal makes the page renew). Never a door asked without.
+    const held = kept.token;
     if (!held) return url;
     const u = new URL(url, base);
     u.searchParams.set(PARAM, held);
