@@ -130,7 +130,7 @@ def _run(args: argparse.Namespace) -> int:
     # Imported once the settings hold (1.2 s of aiohttp and botocore on a busy machine): a setting's
     # mistake is told at once.
     from .service import run
-    from .startup import SetupError, StartupError
+    from .service.startup import SetupError, StartupError
 
     setup_logging(settings.log_level, settings.secrets())
     for line in lookalike_keys(env_file=args.env_file):
@@ -199,7 +199,7 @@ def _become(name: str, command: str) -> str | None:
 
 def _demo(args: argparse.Namespace) -> int:
     from .demo.run import DemoError, run_demo
-    from .startup import StartupError
+    from .service.startup import StartupError
 
     setup_logging("warning")
     try:

@@ -15,8 +15,8 @@ from aiohttp import web
 
 from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.preflight import _check_settings, run_checks
-from broadcaster.preflight_machine import bind_hint
-from broadcaster.preflight_report import Report
+from broadcaster.preflight.machine import bind_hint
+from broadcaster.preflight.report import Report
 from broadcaster.settings import Address, Settings, load_settings
 from broadcaster.state.disk import DirectoryLock
 from tests.support.local_http import serve_local

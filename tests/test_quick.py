@@ -63,6 +63,23 @@ def test_a_plain_get_is_answered_with_the_date_aiohttp_adds() -> None:
     assert asked[-1] == ("numbered", 0, "") and quick.answered == 2
 
 
+def test_a_private_streams_media_playlist_is_answered_here_only_with_a_token_its_gate_admits() -> None:
+    """PRIVATE=true: `?access=<token>` as the whole query and a token the gatekeeper admits (the same
+    bytes for every viewer); a request without one, or with anything else in its query, is the gate's to
+    refuse (aiohttp's), as is a public stream's with any query."""
+    quick = QuickAnswers(admit=lambda token: token == "v1.9.-.good")
+    quick.numbered("live", "playlist.m3u8", lambda n, encoding: (b"HTTP/1.1 200 OK\r\n", b"n"))
+    assert quick.answer(b"GET /live/0/playlist.m3u8?access=v1.9.-.good HTTP/1.1\r\n\r\n") is not None
+    for target in (b"/live/0/playlist.m3u8", b"/live/0/playlist.m3u8?access=v1.9.-.bad",
+                   b"/live/0/playlist.m3u8?access=v1.9.-.good&x=1", b"/live/0/playlist.m3u8?x=1&access=v1.9.-.good",
+                   b"/live/0/playlist.m3u8?access=v1.9.-.go%6Fd", b"/live/0/playlist.m3u8?access=",
+                   b"/live/0/playlist.m3u8?Access=v1.9.-.good"):
+        assert quick.answer(b"GET " + target + b" HTTP/1.1\r\n\r\n") is None, target
+    public, _ = answers()
+    assert public.answer(b"GET /live/0/playlist.m3u8?access=v1.9.-.good HTTP/1.1\r\n\r\n") is None
+    assert quick.answered == 1
+
+
 def test_another_pathways_playlists_are_answered_under_its_folder() -> None:
     """Content steering's other pathways (/live/vm/<n>/...) are answered here too: a VM playlist request
     costs what a bucket one does."""

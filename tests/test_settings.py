@@ -378,7 +378,7 @@ def test_the_demo_on_a_taken_port_says_how_to_move_it(monkeypatch: pytest.Monkey
     command's runner (broadcaster.demo.run) is a stand-in put where the command imports it from: the test
     runs no demo, and a unit test loads neither its emulator nor SeaweedFS (tests/test_suite_rules.py)."""
     from broadcaster import cli
-    from broadcaster.startup import StartupError
+    from broadcaster.service.startup import StartupError
 
     async def taken(**_: object) -> int:
         raise StartupError(f"cannot listen on 127.0.0.1:{port} (HOST/PORT): address already in use")

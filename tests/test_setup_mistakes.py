@@ -27,8 +27,8 @@ import pytest
 
 from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.preflight import _check_settings
-from broadcaster.preflight_machine import check_hls_dir, check_listeners, check_state_dir
-from broadcaster.preflight_report import Report
+from broadcaster.preflight.machine import check_hls_dir, check_listeners, check_state_dir
+from broadcaster.preflight.report import Report
 from broadcaster.settings import SETTINGS, SettingsError, load_settings
 from broadcaster.source.access import AccessWatch, problems
 from broadcaster import fixes, state_dir

@@ -30,9 +30,12 @@ MAX_PARAMETERS = 7  # under 8: a function that needs more takes a record of them
 # compose the stages into a program (they import any). Every top-level module is one or the other.
 SHARED_PACKAGES = {"settings"}
 SHARED = {"metrics", "lograte", "numbers", "tails", "files", "fixes", "state_dir", "edge", "edge_token"} | SHARED_PACKAGES
-STAGES = {p.name for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").exists()} - SHARED_PACKAGES
-COMPOSERS = {"__init__", "__main__", "cli", "service", "preflight", "startup", "listeners", "delivery",
-             "preflight_machine", "preflight_viewer", "preflight_report"}
+# The program composed: the service (with how it starts, listens and delivers) and the check, each a package.
+COMPOSER_PACKAGES = {"service", "preflight"}
+STAGES = ({p.name for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
+          - SHARED_PACKAGES - COMPOSER_PACKAGES)
+COMPOSERS = {"__init__", "__main__", "cli"} | COMPOSER_PACKAGES
+MAX_FLAT_MODULES = 12  # modules at the top of broadcaster/ (a room for each idea, not a hall of files)
 # Each variant's playlist has one owner, VariantPlaylist (issue 49): only these modules name a
 # ManifestGenerator or build one (manifest.resume does): the window itself, its owner, and the restore
 # that builds a saved one for the owner (playlist_memory.restore, called by variants.Variants.playlist).
@@ -81,7 +84,7 @@ def stage_imports() -> set[tuple[str, str, str]]:
     found = set()
     for path, tree in modules():
         parts = path.relative_to(PACKAGE).parts
-        if len(parts) < 2:
+        if len(parts) < 2 or parts[0] in COMPOSER_PACKAGES:  # the program composed imports any stage
             continue
         for name in imported(path, tree):
             top = name.split(".")[0]
@@ -122,7 +125,7 @@ def test_source_and_playlist_import_no_other_stage_and_no_stage_imports_http() -
     wrong = []
     for path, tree in modules():
         parts = path.relative_to(PACKAGE).parts
-        stage = parts[0] if len(parts) > 1 else None
+        stage = parts[0] if len(parts) > 1 and parts[0] not in COMPOSER_PACKAGES else None
         for name in imported(path, tree):
             top = name.split(".")[0]
             if stage in ("source", "playlist") and top != stage and top not in SHARED - {"settings"}:
@@ -136,8 +139,9 @@ def test_shared_modules_import_no_stage_and_every_top_level_module_is_shared_or_
     """A shared module (metrics.py, files.py...) that imported a stage would make every stage using it
     depend on that stage too, unseen by the checks above (metrics.py imported status/playback.py, and
     under TYPE_CHECKING: the walk sees those imports too)."""
-    top_level = {path.stem for path in PACKAGE.glob("*.py")} | SHARED_PACKAGES
+    top_level = {path.stem for path in PACKAGE.glob("*.py")} | SHARED_PACKAGES | COMPOSER_PACKAGES
     assert top_level == SHARED | COMPOSERS, top_level ^ (SHARED | COMPOSERS)
+    assert len(list(PACKAGE.glob("*.py"))) <= MAX_FLAT_MODULES
     wrong = [f"{path.relative_to(PACKAGE)} imports {name}" for path, tree in modules()
              if path.relative_to(PACKAGE).parts[0].removesuffix(".py") in SHARED
              for name in imported(path, tree) if name.split(".")[0] in STAGES]

@@ -232,8 +232,7 @@ def create_app(
     r.add_get(rf"/hls/{{n:[0-9]+}}/{hls.OWNCAST_PLAYLIST_NAME}", doors.playlist(playlist_routes.media))
     if options.gate is not None:
         r.add_post("/live/access", guarded(AccessRoute(options.gate.keeper, proxies).grant))
-    else:  # a private stream's every request passes its gate: none is answered before aiohttp
-        app[QUICK] = quick_routes(playlist_routes)
+    app[QUICK] = quick_routes(playlist_routes, options.gate)
     _add_pathways(app, options.pathways, metrics, options, clients)
     if events is not None:
         app[EVENTS] = events.hub
@@ -333,12 +332,15 @@ async def _answer_held(release: Callable[[], None], app: web.Application) -> Non
     release()
 
 
-def quick_routes(routes: PlaylistRoutes) -> QuickAnswers:
-    """The first pathway's plain playlist requests, answered before aiohttp (the same paths as above)."""
-    answers = QuickAnswers()
-    answers.exact("/live/master.m3u8", functools.partial(routes.quick_master, hls.MEDIA_PLAYLIST_NAME))
-    answers.exact(f"/hls/{hls.OWNCAST_PLAYLIST_NAME}", functools.partial(routes.quick_master,
-                                                                           hls.OWNCAST_PLAYLIST_NAME))
+def quick_routes(routes: PlaylistRoutes, gate: Gate | None = None) -> QuickAnswers:
+    """The first pathway's plain playlist requests, answered before aiohttp (the same paths as above). A
+    private stream's (`gate`): its media playlists, with a viewer token the gate admits in the URL (the
+    same bytes for every viewer); its multivariant playlists are each viewer's own, aiohttp's to answer."""
+    answers = QuickAnswers(gate.admits if gate is not None else None)
+    if gate is None:
+        answers.exact("/live/master.m3u8", functools.partial(routes.quick_master, hls.MEDIA_PLAYLIST_NAME))
+        answers.exact(f"/hls/{hls.OWNCAST_PLAYLIST_NAME}", functools.partial(routes.quick_master,
+                                                                               hls.OWNCAST_PLAYLIST_NAME))
     answers.exact("/live/playlist.m3u8", routes.quick_default)
     answers.numbered("live", hls.MEDIA_PLAYLIST_NAME, routes.quick_media)
     answers.numbered("hls", hls.OWNCAST_PLAYLIST_NAME, routes.quick_media)

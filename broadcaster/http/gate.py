@@ -155,6 +155,11 @@ class Gate(Open):
             return refused(refusal, owncast), None
         return None, token if in_query else None
 
+    def admits(self, token: str) -> bool:
+        """Whether `token` (from a URL's `access=`) lets its request in: the connection gate's quick answers
+        (quick.py) take a private stream's media playlist requests with it."""
+        return self.keeper.admit(token) is None
+
     def door(self, handler: Handler) -> Handler:
         """A door that answers as it would publicly (events, the heartbeat): they read no query but
         their own parameters, so the token is left where it is."""

@@ -40,13 +40,18 @@ _REFUSED = re.compile(rb"(?:^|\n)(?:content-length|transfer-encoding|upgrade|exp
                       rb"|connection(?!:[\t ]*keep-alive[\t ]*\r)):")
 _ACCEPT_ENCODING = re.compile(rb"(?:^|\n)accept-encoding:[\t ]*([^\r]*?)[\t ]*\r")
 _BODY_FIELDS = (b"content-length", b"transfer-encoding", b"upgrade")
+_ACCESS = b"access="  # a private stream's viewer token in the URL (gate.py's ACCESS)
 _MAX_VARIANT_DIGITS = 4  # as the route: a longer number cannot be a variant of ours
 
 
 class QuickAnswers:
     """The playlist paths answered before aiohttp, and the answering."""
 
-    def __init__(self) -> None:
+    def __init__(self, admit: Callable[[str], bool] | None = None) -> None:
+        """`admit`: a private stream's gatekeeper (PRIVATE=true): a request is answered here only with
+        `?access=<token>` as its whole query and a token it admits (any other goes to aiohttp, whose gate
+        answers it); None: a public stream, no query at all."""
+        self._admit = admit
         self._exact: dict[bytes, Answer] = {}
         self._numbered: dict[tuple[bytes, bytes], Numbered] = {}  # /<folder>/<n>/<name>
         self.answered = 0  # requests answered here (not through aiohttp)
@@ -65,7 +70,12 @@ class QuickAnswers:
         the gate a lookup, not a reading of its head."""
         if len(data) > _MAX_HEAD or not data.startswith(b"GET /"):
             return None
-        route = self._route(data[4:data.find(b" ", 4)])
+        path, asks, query = data[4:data.find(b" ", 4)].partition(b"?")
+        if asks and not self._admitted(query):
+            return None
+        if self._admit is not None and not asks:
+            return None  # a private stream's door without a token in the URL: the gate's to refuse
+        route = self._route(path)
         if route is None:
             return None
         head = _HEAD.fullmatch(data)
@@ -83,6 +93,16 @@ class QuickAnswers:
             return None
         self.answered += 1
         return dated(*found)
+
+    def _admitted(self, query: bytes) -> bool:
+        """A private stream's `access=<token>`, the whole query, a token the gatekeeper admits."""
+        admit = self._admit
+        if admit is None or not query.startswith(_ACCESS) or b"&" in query or b"%" in query:
+            return False
+        try:
+            return admit(query[len(_ACCESS):].decode("ascii"))
+        except UnicodeDecodeError:
+            return False
 
     def _route(self, path: bytes) -> Answer | None:
         """What answers `path` (given the request's Accept-Encoding), or None."""

@@ -8,11 +8,11 @@ from urllib.parse import quote
 
 import aiohttp
 
-from .bucket.public_check import ORIGIN as CHECK_ORIGIN, PROBE_CACHE_CONTROL
-from .bucket.store import BucketAccess
-from .bucket.urls import S3Signer
-from .preflight_report import Report
-from .settings import Settings
+from ..bucket.public_check import ORIGIN as CHECK_ORIGIN, PROBE_CACHE_CONTROL
+from ..bucket.store import BucketAccess
+from ..bucket.urls import S3Signer
+from .report import Report
+from ..settings import Settings
 
 # Cloudflare's CF-Cache-Status for an answer its cache took or could take; DYNAMIC and BYPASS are not.
 _CACHED = {"HIT", "MISS", "EXPIRED", "STALE", "UPDATING", "REVALIDATED"}

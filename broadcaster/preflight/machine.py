@@ -9,10 +9,10 @@ import errno
 import socket
 from pathlib import Path
 
-from . import files, fixes, state_dir
-from .preflight_report import Report
-from .settings import Address, Settings
-from .source import access
+from .. import files, fixes, state_dir
+from .report import Report
+from ..settings import Address, Settings
+from ..source import access
 
 
 def check_hls_dir(s: Settings, report: Report) -> None:

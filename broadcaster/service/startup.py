@@ -5,9 +5,9 @@ from __future__ import annotations
 import errno
 from pathlib import Path
 
-from . import state_dir as judged
-from .state.disk import DirectoryBusy, DirectoryLock
-from .vm.held import Held
+from .. import state_dir as judged
+from ..state.disk import DirectoryBusy, DirectoryLock
+from ..vm.held import Held
 
 
 class StartupError(RuntimeError):

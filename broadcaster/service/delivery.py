@@ -9,22 +9,22 @@ import contextlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from .bucket.bucket import Bucket
-from .bucket.public_check import listed_answers
-from .bucket.urls import segment_urls
-from .metrics import Metrics
-from .playlist import hls
-from .playlist.pathway import BUCKET, VM, BaseUris, Pathway, VmUris
-from .publish.pathways import FIRST, PathwayPlan
-from .publish.visible import VisiblePlaylists
-from .settings import Settings
-from .status.edge_guard import edge_guard
-from .status.public_reads import PublicReads
-from .steering.metrics import PathwayCounts
-from .steering.plan import steered_plan
-from .steering.policy import BucketSignals, SteeringPolicy
-from .steering.probe import Newest, Probe, SteeringLoop, Watched
-from .steering.reports import PathwayReports
+from ..bucket.bucket import Bucket
+from ..bucket.public_check import listed_answers
+from ..bucket.urls import segment_urls
+from ..metrics import Metrics
+from ..playlist import hls
+from ..playlist.pathway import BUCKET, VM, BaseUris, Pathway, VmUris
+from ..publish.pathways import FIRST, PathwayPlan
+from ..publish.visible import VisiblePlaylists
+from ..settings import Settings
+from ..status.edge_guard import edge_guard
+from ..status.public_reads import PublicReads
+from ..steering.metrics import PathwayCounts
+from ..steering.plan import steered_plan
+from ..steering.policy import BucketSignals, SteeringPolicy
+from ..steering.probe import Newest, Probe, SteeringLoop, Watched
+from ..steering.reports import PathwayReports
 
 
 @dataclass(frozen=True)

@@ -13,12 +13,12 @@ from typing import Any
 
 from aiohttp import web
 
-from .http.connections import KEEPALIVE_TIMEOUT, GatedSite, GateOptions
-from .http.control import prepare_socket
-from .http.keys import QUICK
-from .http.serving import serving
-from .metrics import ConnectionMetrics
-from .settings import Address, Settings
+from ..http.connections import KEEPALIVE_TIMEOUT, GatedSite, GateOptions
+from ..http.control import prepare_socket
+from ..http.keys import QUICK
+from ..http.serving import serving
+from ..metrics import ConnectionMetrics
+from ..settings import Address, Settings
 from .startup import failed
 
 log = logging.getLogger(__name__)

@@ -21,17 +21,17 @@ from urllib.parse import urlsplit
 import aiohttp
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .bucket import edge_check, public_check
-from .bucket.public_check import PROBE_CACHE_CONTROL, PROBE_CONTENT_TYPE
-from .bucket.store import BucketAccess, S3Store, StoreError
-from .bucket.url_mistakes import R2_API_HOST as _R2_API_HOST
-from .bucket.url_mistakes import endpoint_has_path, url_mistakes
-from .bucket.urls import segment_urls
-from .playlist import hls
-from .preflight_machine import check_hls_dir, check_listeners, check_state_dir
-from .preflight_report import PrintLine, Report
-from .preflight_viewer import check_presigned, check_public
-from .settings import Settings
+from ..bucket import edge_check, public_check
+from ..bucket.public_check import PROBE_CACHE_CONTROL, PROBE_CONTENT_TYPE
+from ..bucket.store import BucketAccess, S3Store, StoreError
+from ..bucket.url_mistakes import R2_API_HOST as _R2_API_HOST
+from ..bucket.url_mistakes import endpoint_has_path, url_mistakes
+from ..bucket.urls import segment_urls
+from ..playlist import hls
+from .machine import check_hls_dir, check_listeners, check_state_dir
+from .report import PrintLine, Report
+from .viewer import check_presigned, check_public
+from ..settings import Settings
 
 T = TypeVar("T")
 

@@ -14,43 +14,43 @@ from pathlib import Path
 
 from aiohttp import web
 
-from .bucket.bucket import Bucket, BucketOptions
-from .bucket.mirror import PlaylistMirror
-from .bucket.recorder import Recorder
-from .clips.book import CLIPS_FILE, ClipBook, ClipPlaces
-from .http import (LiveEvents, Pathways, PlaylistOptions, Running, ViewerOptions, Viewers, create_app,
+from ..bucket.bucket import Bucket, BucketOptions
+from ..bucket.mirror import PlaylistMirror
+from ..bucket.recorder import Recorder
+from ..clips.book import CLIPS_FILE, ClipBook, ClipPlaces
+from ..http import (LiveEvents, Pathways, PlaylistOptions, Running, ViewerOptions, Viewers, create_app,
                    create_metrics_app, limits)
-from .http.connections import install_accept_error_handler
-from .http.control import create_control_app
-from .http.gate import gate_for
-from .http.page_policy import media_origins
-from .http.steered import pathways as steered_pathways, vm_segments
-from .metrics import AudienceMetrics, ConnectionMetrics, Metrics
-from .http.gate import gate_for
-from .playlist.options import WindowOptions
-from .publish.config import PublisherConfig
-from .publish.publisher import Publisher
-from .publish.release import ListedHook, Outlets
-from .publish.visible import VisiblePlaylists
-from .playlist.segments import Removed
-from .settings import Address, Settings
-from .source import inotify, leases
-from .source.access import AccessWatch
-from .source.watcher import HlsWatcher
-from .source.writes import Writes
-from .state.disk import StateFile
-from .state.journal import JournaledState
-from .state.snapshots import Snapshots, register_parts
-from .playlist import hls
-from .steering.metrics import SteeringMetrics
-from .steering.policy import refusal
-from .status.assessment import HealthReport, Readings
-from .status.audience import Audience
-from .status.hub import EventHub, StatusWatcher
-from .status.playback import Playback
-from .status.playback_metrics import PlaybackMetrics
-from .status.trackers import TrackerProbe
-from .vm.held import Held
+from ..http.connections import install_accept_error_handler
+from ..http.control import create_control_app
+from ..http.gate import gate_for
+from ..http.page_policy import media_origins
+from ..http.steered import pathways as steered_pathways, vm_segments
+from ..metrics import AudienceMetrics, ConnectionMetrics, Metrics
+from ..http.gate import gate_for
+from ..playlist.options import WindowOptions
+from ..publish.config import PublisherConfig
+from ..publish.publisher import Publisher
+from ..publish.release import ListedHook, Outlets
+from ..publish.visible import VisiblePlaylists
+from ..playlist.segments import Removed
+from ..settings import Address, Settings
+from ..source import inotify, leases
+from ..source.access import AccessWatch
+from ..source.watcher import HlsWatcher
+from ..source.writes import Writes
+from ..state.disk import StateFile
+from ..state.journal import JournaledState
+from ..state.snapshots import Snapshots, register_parts
+from ..playlist import hls
+from ..steering.metrics import SteeringMetrics
+from ..steering.policy import refusal
+from ..status.assessment import HealthReport, Readings
+from ..status.audience import Audience
+from ..status.hub import EventHub, StatusWatcher
+from ..status.playback import Playback
+from ..status.playback_metrics import PlaybackMetrics
+from ..status.trackers import TrackerProbe
+from ..vm.held import Held
 from .delivery import Delivery
 from .listeners import Listener, control_socket, listen
 from .startup import SetupError, lock_state_dir, open_copies
