@@ -16,9 +16,11 @@ from ..tails import Log, Tail
 from .entry import Entry
 from .segments import ListedSegment
 
-# Entries popped before the list is compacted into a new one (at least half of it popped): a window
-# holds at most twice its entries, and a long one is copied once per as many segments as it lists.
+# Entries popped before the list is compacted into a new one: at least this many, and a sixteenth of the
+# list. A window then keeps at most 64 entries or a sixteenth more than it lists (a 4 h window of 1 s
+# segments: 900), and copies its list once per as many segments slid (a few microseconds each time).
 _COMPACT_AT = 64
+_COMPACT_SHARE = 16
 
 
 class Entries(Protocol):
@@ -98,7 +100,7 @@ class Window:
     def popleft(self) -> Entry:
         first = self._items[self._lo]
         self._lo += 1
-        if self._lo >= _COMPACT_AT and self._lo * 2 >= len(self._items):
+        if self._lo >= _COMPACT_AT and self._lo * _COMPACT_SHARE >= len(self._items):
             self._items, self._lo = self._items[self._lo:], 0  # a new list: frozen views keep the old one
         self._records.drop_to(self._records.first + 1)
         self.mapped -= bool(first.segment.init_uri)

@@ -61,8 +61,9 @@ DRAIN_TIMEOUT = 5.0  # seconds a stop gives uploads in flight, and then the buck
 
 
 def default_viewer_dir() -> Path | None:
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "viewer", here.parent / "viewer"):
+    """The viewer shipped in the package (broadcaster/viewer, in the wheel), or beside it in a checkout."""
+    package = Path(__file__).resolve().parent.parent  # broadcaster/, this being broadcaster/service/
+    for candidate in (package / "viewer", package.parent / "viewer"):
         if (candidate / "index.html").is_file():
             return candidate
     return None
