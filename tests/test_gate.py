@@ -238,3 +238,19 @@ def test_another_buckets_uris_carry_the_edge_token_of_the_first_buckets() -> Non
     assert backup.init(listed) == "https://backup.example.com/live/0/init.mp4?verify=17-abc"
     public = ListedSegment("https://media.example.com/live/0/s7.ts", 2.0, key="live/0/s7.ts")
     assert backup.segment(public) == "https://backup.example.com/live/0/s7.ts"  # a public stream: as it was
+
+
+def test_the_quick_path_lets_a_token_in_again_for_a_second_without_checking_it(tmp_path: Path) -> None:
+    """admits() (the connection gate's quick answers) checks a token's HMAC and expiry once a second at
+    most: past its end a token is refused within a second; a forged one is never let in."""
+    from broadcaster.access.tokens import PASSPHRASE as WHO, ViewerTokens
+
+    wall, mono = [1_000_000.0], [50.0]
+    keeper = Gatekeeper(Keys(SECRET, PASSPHRASE, 600), InvitesFile(tmp_path / "invites.json"), clock=lambda: wall[0])
+    gate = Gate(keeper, clock=lambda: mono[0])
+    token = ViewerTokens(SECRET).mint(WHO, int(wall[0]) + 10)
+    assert gate.admits(token) and not gate.admits(token[:-2] + "AA")
+    wall[0] += 11  # it has ended: still let in for what is left of the second it was admitted in
+    assert gate.admits(token)
+    mono[0] += 1.0
+    assert not gate.admits(token) and not gate.admits(token[:-2] + "AA")

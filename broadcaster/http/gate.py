@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import json
+import time
 from collections.abc import Callable
 from urllib.parse import quote, unquote
 
@@ -42,6 +43,8 @@ EDGE = "verify"  # ... and the edge token (bucket/edge_urls.py)
 _BEARER = "Bearer "
 _ITEM = ACCESS + "="
 # Owncast's own page plays /hls/: it cannot ask for a pass-phrase nor carry a token.
+_ADMITTED_FOR = 1.0  # seconds a token admitted by the quick path is let in again unchecked
+_ADMITTED_KEPT = 4096  # tokens remembered so at most (one a viewer)
 OWNCAST_PAGE = ("Owncast's own page cannot play a private stream (it cannot carry a viewer token): "
                 "watch it on this service's page")
 
@@ -141,10 +144,13 @@ OPEN = Open()
 class Gate(Open):
     """The wrappers a door's handler wears in private mode, all judged by one Gatekeeper."""
 
-    def __init__(self, keeper: Gatekeeper, edge: EdgeTokens | None = None) -> None:
+    def __init__(self, keeper: Gatekeeper, edge: EdgeTokens | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         """`edge`: the edge tokens segment URIs carry (None: the VM's segments take the viewer token only)."""
         self.keeper = keeper  # POST /live/access grants with it too
         self._edge = edge
+        self._clock = clock
+        self._admitted: dict[str, float] = {}  # token -> until when admits() lets it in unchecked
 
     def admit(self, request: web.Request) -> tuple[web.Response | None, str | None]:
         """(the refusal, None) or (None, the token when it came in the query)."""
@@ -157,8 +163,19 @@ class Gate(Open):
 
     def admits(self, token: str) -> bool:
         """Whether `token` (from a URL's `access=`) lets its request in: the connection gate's quick answers
-        (quick.py) take a private stream's media playlist requests with it."""
-        return self.keeper.admit(token) is None
+        (quick.py) take a private stream's media playlist requests with it. A token let in is let in again
+        for a second without its HMAC checked again (each viewer reloads a few times a second across its
+        variants); so an expiry or a revoked invite takes effect at most a second late here."""
+        now = self._clock()
+        until = self._admitted.get(token)
+        if until is not None and until > now:
+            return True
+        if self.keeper.admit(token) is not None:
+            return False
+        if len(self._admitted) >= _ADMITTED_KEPT:  # a crowd's worth: forget them all, they are checked again
+            self._admitted.clear()
+        self._admitted[token] = now + _ADMITTED_FOR
+        return True
 
     def door(self, handler: Handler) -> Handler:
         """A door that answers as it would publicly (events, the heartbeat): they read no query but
