@@ -103,10 +103,11 @@ async def flat_past_the_bound(http: aiohttp.ClientSession, url: str, state: Path
           f"over {len(beside)} looks; RSS {rss} KB, {grown:+d} KB after {PAST_THE_BOUND} more segments lost")
     assert max(beside) <= WAITING_BESIDE_COPIES, beside
     # The process's RSS here also grows as the rewind window (240 s) and the records held for a segment's URL
-    # life fill, outage or not (tests/test_outage_memory.py measures the outage's part alone, flat): 15-26
-    # KB per segment measured. Bound: half a segment (32 KB; they are about 65 KB) per segment; an upload that kept
-    # its body cost 2.5 segments.
-    assert grown < PAST_THE_BOUND * 32, f"RSS {rss} KB then {grown:+d} KB over {PAST_THE_BOUND} segments lost"
+    # life fill, outage or not (tests/test_outage_memory.py measures the outage's part alone, flat): 15-33
+    # KB per segment measured (each entry now written for two pathways; 548, 752 and, on a loaded machine,
+    # 912 KB over the 28). Bound: three quarters of a segment (48 KB; they are about 65 KB) per segment; an
+    # upload that kept its body cost 2.5 segments, over three times the bound.
+    assert grown < PAST_THE_BOUND * 48, f"RSS {rss} KB then {grown:+d} KB over {PAST_THE_BOUND} segments lost"
 
 
 async def _at_least(look: Callable[[], Awaitable[int]], n: int) -> bool:
