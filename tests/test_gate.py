@@ -214,14 +214,16 @@ async def test_the_vms_segments_take_the_edge_token_their_uris_carry_or_a_viewer
     gate = Gate(Gatekeeper(Keys(SECRET, PASSPHRASE, 600), InvitesFile(tmp_path / "invites.json")), edge)
 
     async def segment(request: web.Request) -> web.Response:
-        return web.Response(body=b"video")
+        return web.Response(body=b"video", headers={"Cache-Control": "public, max-age=31536000, immutable"})
 
     app = web.Application()
     app.router.add_get("/live/vm/0/s7.ts", gate.segment(segment))
     client = await aiohttp_client(app)
     assert (await client.get("/live/vm/0/s7.ts")).status == 401
     assert (await client.get("/live/vm/0/s7.ts?verify=17-abc")).status == 401  # not ours: as without one
-    assert (await client.get(f"/live/vm/0/s7.ts?verify={edge.current()}")).status == 200
+    opened = await client.get(f"/live/vm/0/s7.ts?verify={edge.current()}")
+    # A cache in front keys a segment by its path: what a token opened is never kept for others.
+    assert opened.status == 200 and opened.headers["Cache-Control"] == "private, max-age=31536000, immutable"
     mine = gate.keeper.grant({"passphrase": PASSPHRASE})
     assert not isinstance(mine, Refusal)
     assert (await client.get(with_access("/live/vm/0/s7.ts", mine.token))).status == 200

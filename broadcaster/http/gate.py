@@ -193,7 +193,9 @@ class Gate(Open):
     def segment(self, handler: Handler) -> Handler:
         """The VM's segments: the edge token their URIs carry (as Cloudflare checks the bucket's), or a
         viewer token; both taken out of the URL the handler sees (it redirects any other query to the
-        segment's one URL, so a CDN in front keys it once)."""
+        segment's one URL). What it lets in is `private`: a cache in front keys a segment by its path (the
+        shipped nginx file, a Cache Rule that ignores the query), and would hand what one token opened to
+        anyone asking without one."""
         edge = self._edge
 
         @functools.wraps(handler)
@@ -205,7 +207,12 @@ class Gate(Open):
                     return refusal
             if EDGE in request.query or ACCESS in request.query:
                 request = _without_access(request, (ACCESS, EDGE))
-            return await handler(request)
+            response = await handler(request)
+            cache_control = response.headers.get(hdrs.CACHE_CONTROL, "")
+            if not response.prepared and cache_control and "no-store" not in cache_control:
+                kept = [d for d in cache_control.split(", ") if d not in ("public", "private")]
+                response.headers[hdrs.CACHE_CONTROL] = ", ".join(["private", *kept])
+            return response
 
         return gated
 
