@@ -174,11 +174,6 @@ class Window:
         """The entries' records as they are now (ids count the entries appended to this window)."""
         return self._records.tail()
 
-    def upto(self, count: int) -> Upto:
-        """Its first `count` entries, as a version that lists fewer than the window (a pathway behind
-        the others: playlist/views.py)."""
-        return Upto(self, count)
-
 
 class Upto:
     """The first `count` entries of a window, read as a window is (Entries). Reading from the end skips
