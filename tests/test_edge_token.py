@@ -34,13 +34,23 @@ def test_the_docs_example_uri_reads_as_the_docs_name_its_parts() -> None:
 
 def test_sign_writes_what_the_docs_generation_recipe_writes() -> None:
     """The docs' recipe, step by step: HMAC-SHA256(secret, message + timestamp), standard base64,
-    URL-encoded (quote_plus), `<timestamp>-<mac>`. (The MAC printed in the docs' example URL does not come
-    from the secret printed beside it, whatever the message's form; so the example is held by its parts,
-    its recipe and its expiry formula, not by that string.)"""
+    URL-encoded (quote_plus), `<timestamp>-<mac>`. (The MAC printed in the docs' example URL comes from no
+    secret and message the docs print: the same string stands for `/download/cat.jpg` in one version of the
+    page and for `/images/cat.jpg` in another, beside `mysecrettoken` and, in another, `secretKey`; so the
+    example is held by its parts, its recipe and its expiry formula, and the MAC by the test below.)"""
     digest = hmac.new(DOC_SECRET.encode("utf8"), f"{DOC_MESSAGE}{DOC_ISSUED}".encode("utf8"), hashlib.sha256)
     recipe = f"{DOC_ISSUED}-{quote_plus(base64.b64encode(digest.digest()))}"
     assert sign(DOC_SECRET, DOC_MESSAGE, DOC_ISSUED) == recipe
     assert recipe.endswith("%3D")  # the `=` padding URL-encoded, as in the docs' URL
+
+
+def test_the_docs_printed_mac_comes_from_none_of_the_messages_and_secrets_the_docs_print() -> None:
+    """Why the example's MAC string is not the test's oracle: every pairing the docs' versions print fails."""
+    _, _, printed = parts(DOC_URI, DOC_SEPARATOR) or ("", 0, b"")
+    for secret in ("mysecrettoken", "secretKey"):
+        for message in ("/images/cat.jpg", "/download/cat.jpg"):
+            made = hmac.new(secret.encode(), f"{message}{DOC_ISSUED}".encode(), hashlib.sha256).digest()
+            assert made != printed, (secret, message)
 
 
 def test_the_docs_rule_accepts_a_signed_uri_until_issued_plus_ttl() -> None:
