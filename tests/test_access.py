@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from broadcaster.access.grants import BAD_TOKEN, EXPIRED, NO_TOKEN, Gatekeeper, Grant, Keys, Refusal
+from broadcaster.access.grants import BAD_TOKEN, CHANGED, EXPIRED, NO_TOKEN, Gatekeeper, Grant, Keys, Refusal
 from broadcaster.access.invites import Invite, InviteError, InviteLinks, InvitesFile, read_invites, write_invites
 from broadcaster.access.tokens import ViewerTokens, derive, edge_key
 from broadcaster.settings import SETTINGS, SettingsError, load_settings
@@ -74,6 +74,23 @@ def test_the_passphrase_grants_a_token_the_doors_admit_until_it_expires(tmp_path
     assert gate.grant({"token": grant.token}) == Refusal(403, EXPIRED)
     assert gate.admit(renewed.token) is None
     assert gate.grant({"what": 1}).status == 400  # type: ignore[union-attr]
+
+
+def test_changing_the_passphrase_ends_its_tokens_at_once(tmp_path: Path) -> None:
+    """The pass-phrase leaked, the operator changed it: its viewers are refused at the next request and
+    cannot renew; the P2P tracker's own token (`-`, it knows no pass-phrase) still reads but is never renewed."""
+    clock = Clock()
+    grant = keeper(tmp_path, clock).grant({"passphrase": "open sesame"})
+    assert isinstance(grant, Grant)
+    who = ViewerTokens(SECRET).read(grant.token)
+    assert who is not None and who.who.startswith("-") and len(who.who) == 9 and not who.invited
+    assert keeper(tmp_path, clock).admit(grant.token) is None  # a restart with the same pass-phrase
+    for changed in (keeper(tmp_path, clock, passphrase="new words"), keeper(tmp_path, clock, passphrase="")):
+        assert changed.admit(grant.token) == Refusal(403, CHANGED)
+        assert changed.grant({"token": grant.token}).status == 403  # type: ignore[union-attr]
+    tracker = ViewerTokens(SECRET).mint("-", NOW + 60)
+    gate = keeper(tmp_path, clock)
+    assert gate.admit(tracker) is None and gate.grant({"token": tracker}) == Refusal(403, CHANGED)
 
 
 def test_invites_only_without_a_passphrase(tmp_path: Path) -> None:
@@ -147,6 +164,7 @@ def test_the_invite_command_adds_prints_the_link_revokes_and_lists(tmp_path: Pat
     listed = invite_cli(tmp_path, "list")
     assert listed.stdout.strip() == "alice  was revoked"
     for args, words in ((("revoke", "nobody"), "no invite named nobody"), (("add", "a.b"), "invite name 'a.b'"),
+                        (("add", "--", "-eve"), "invite name '-eve'"),
                         (("add", "x", "--days", "0"), "--days 0: between 0 and 3650")):
         bad = invite_cli(tmp_path, *args)
         assert bad.returncode == 2 and words in bad.stderr and "Traceback" not in bad.stderr

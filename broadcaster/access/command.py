@@ -71,7 +71,7 @@ def _act(args: argparse.Namespace, now: float) -> None:
             print(_line(invite, now))
         return
     if NAME.fullmatch(args.name) is None:
-        raise InviteError(f"invite name {args.name[:60]!r}: letters, digits, - and _ only, at most 40")
+        raise InviteError(f"invite name {args.name[:60]!r}: letters, digits, - and _ only (not - first), at most 40")
     if args.action == "revoke":
         if args.name not in invites:
             raise InviteError(f"no invite named {args.name} in {path}")

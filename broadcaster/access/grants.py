@@ -3,7 +3,8 @@
 `admit` answers a door's question (a token or none -> in, 401 or 403 with the words to show) at the cost
 of a dict lookup for a token seen before: the doors include the playlist routes, the hot path. `grant`
 answers /live/access: a pass-phrase, an invite link's token or a still-valid viewer token (renewal, which
-re-checks the invite, so a revoked invite stops within one token life) for a new token.
+re-checks the invite, so a revoked invite stops within one token life) for a new token. A pass-phrase's
+token is refused at once when PRIVATE_PASSPHRASE has changed since it was given.
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from .invites import InviteLinks, InvitesFile
-from .tokens import PASSPHRASE, Token, ViewerTokens
+from .tokens import PASSPHRASE, Token, ViewerTokens, passphrase_who
 
 NO_TOKEN = "this stream is private: enter the pass-phrase or open your invite link on the stream's page"
 BAD_TOKEN = "this access token is not valid: enter the pass-phrase or open your invite link again"
 EXPIRED = "this access token has expired: enter the pass-phrase or open your invite link again"
+CHANGED = "the pass-phrase has changed: enter the new one"
 _SEEN_KEPT = 4096  # tokens whose signature was checked already (each viewer holds one for a token life)
 
 
@@ -50,6 +52,7 @@ class Gatekeeper:
         self._links = InviteLinks(keys.secret)
         # Compared as digests: equal lengths, so compare_digest's time says nothing of the pass-phrase.
         self._passphrase = hashlib.sha256(keys.passphrase.encode()).digest() if keys.passphrase else None
+        self._passphrase_who = passphrase_who(keys.secret, keys.passphrase) if keys.passphrase else None
         self._life = keys.life
         self._invites = invites
         self._clock = clock
@@ -74,6 +77,8 @@ class Gatekeeper:
             why = "this invite is no longer valid" if invite is None else invite.refusal(self._clock())
             if why is not None:
                 return Refusal(403, why)
+        elif token.who != PASSPHRASE and token.who != self._passphrase_who:
+            return Refusal(403, CHANGED)  # given for a pass-phrase since changed (or, with none now, dropped)
         return None
 
     def grant(self, asked: Mapping[str, object]) -> Grant | Refusal:
@@ -87,7 +92,8 @@ class Gatekeeper:
             given = hashlib.sha256(passphrase.strip().encode()).digest()
             if not hmac.compare_digest(given, self._passphrase):
                 return Refusal(403, "wrong pass-phrase")
-            return self._mint(PASSPHRASE, now)
+            assert self._passphrase_who is not None  # set with the pass-phrase
+            return self._mint(self._passphrase_who, now)
         if isinstance(invite, str):
             name = self._links.name_of(invite)
             return Refusal(403, "this invite is not valid") if name is None else self._invited(name, now)
@@ -97,6 +103,8 @@ class Gatekeeper:
                 return refusal
             held = self._tokens.read(token)
             assert held is not None  # admitted
+            if held.who == PASSPHRASE:  # the tracker's own (or one from before pass-phrases were marked)
+                return Refusal(403, CHANGED if self._passphrase_who else "this stream takes invite links only")
             return self._mint(held.who, now) if not held.invited else self._invited(held.who, now)
         return Refusal(400, 'send {"passphrase": "..."}, {"invite": "..."} or {"token": "..."}')
 

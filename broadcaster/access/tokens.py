@@ -2,8 +2,9 @@
 
 Every key is derived from PRIVATE_SECRET by purpose (`key(purpose) = HMAC-SHA256(secret, purpose)`), so
 one secret serves viewer tokens, edge tokens and invite links without one standing in for another, and
-rotating it ends them all. A token names who it was given to (an invite's name, or `-` for the
-pass-phrase) so an invite's token can be re-checked against the invites file; nothing is stored.
+rotating it ends them all. A token names who it was given to (an invite's name, or `-` and a mark of the
+pass-phrase it was given for) so an invite's token can be re-checked against the invites file, and a
+pass-phrase's against the pass-phrase now set; nothing is stored.
 """
 
 from __future__ import annotations
@@ -15,16 +16,25 @@ import re
 from dataclasses import dataclass
 
 VERSION = "v1"
-VIEWER, EDGE, INVITE = "viewer", "edge", "invite"  # the purposes keys are derived for
-PASSPHRASE = "-"  # who a pass-phrase's token was given to
-# An invite's name: what `invite add` takes (no dot: it separates a token's fields).
-NAME = re.compile(r"[A-Za-z0-9_-]{1,40}")
+VIEWER, EDGE, INVITE, PASSPHRASE_MARK = "viewer", "edge", "invite", "passphrase"  # purposes keys serve
+# Who a pass-phrase's token was given to: `-` and 8 characters of a MAC of the pass-phrase (so changing
+# PRIVATE_PASSPHRASE ends its tokens), or `-` alone (the P2P tracker's own, which knows no pass-phrase).
+PASSPHRASE = "-"
+_PASSPHRASE_WHO = re.compile(r"-[A-Za-z0-9_-]{0,8}")
+# An invite's name: what `invite add` takes (no dot: it separates a token's fields; no leading `-`: that
+# is a pass-phrase's).
+NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,39}")
 MAX_TOKEN_CHARS = 200  # a longer one is not ours: judged without hashing it
 
 
 def derive(secret: str, purpose: str) -> bytes:
     """The key for one purpose (design: HMAC-SHA256(PRIVATE_SECRET, purpose))."""
     return hmac.new(secret.encode(), purpose.encode(), hashlib.sha256).digest()
+
+
+def passphrase_who(secret: str, passphrase: str) -> str:
+    """Who a token given for `passphrase` names: it changes when the pass-phrase does."""
+    return PASSPHRASE + mac(derive(secret, PASSPHRASE_MARK), passphrase)[:8]
 
 
 def edge_key(secret: str) -> str:
@@ -43,11 +53,11 @@ class Token:
     """A viewer token whose signature holds: until when, and for whom."""
 
     expires: int  # Unix seconds
-    who: str  # an invite's name, or PASSPHRASE
+    who: str  # an invite's name, or a pass-phrase's mark (PASSPHRASE first)
 
     @property
     def invited(self) -> bool:
-        return self.who != PASSPHRASE
+        return not self.who.startswith(PASSPHRASE)
 
 
 class ViewerTokens:
@@ -69,7 +79,7 @@ class ViewerTokens:
         if len(parts) != 4 or parts[0] != VERSION or not parts[1].isdigit() or len(parts[1]) > 12:
             return None
         who = parts[2]
-        if who != PASSPHRASE and NAME.fullmatch(who) is None:
+        if _PASSPHRASE_WHO.fullmatch(who) is None and NAME.fullmatch(who) is None:
             return None
         body = text.rpartition(".")[0]
         if not hmac.compare_digest(mac(self._key, body).encode(), parts[3].encode()):
