@@ -1,0 +1,74 @@
+"""A private stream's kept VOD playlists as the gated route answers them (http/vod_route.py).
+
+A media playlist is kept with relative segment URIs (render_vod: it sits beside them in the bucket's
+layout); it is answered with each one made absolute by the live playlists' own URL maker: the segment's
+public URL with the current window's edge token (PRIVATE with SEGMENT_URLS=public), or a presigned URL.
+A rendering is kept for the window (`window()`: it changes whenever the URLs it gives would), so every
+viewer of a window gets the same bytes, and the edge, keying a segment without its token, one cache entry
+per segment; a clip of a few thousand segments is signed once a window, not once a viewer. A multivariant
+playlist is answered as kept: its variant URIs are relative, on this route, and the gate adds the viewer's
+token to them.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Callable
+from typing import Protocol
+
+from ..bucket.urls import SegmentUrls
+
+_MAP = '#EXT-X-MAP:URI="'
+_RENDERINGS_KEPT = 256  # playlists asked in one window (each clip's few); past it they are made again
+
+
+class Kept(Protocol):
+    version: int
+
+    def read(self, relative: str) -> bytes | None: ...
+
+
+class ServedVod:
+    def __init__(self, kept: Kept, urls: SegmentUrls, key_prefix: str, window: Callable[[], object]) -> None:
+        """`key_prefix`: R2_KEY_PREFIX (a kept path is its key below it); `window()`: a value that changes
+        whenever `urls` would give another URL for the same key (the edge token of the window)."""
+        self._kept = kept
+        self._urls = urls
+        self._prefix = f"{key_prefix}/" if key_prefix else ""
+        self._window = window
+        self._made: dict[str, bytes] = {}
+        self._made_for: tuple[object, int] | None = None
+
+    def playlist(self, relative: str, *, media: bool) -> bytes | None:
+        """The kept playlist at `relative` (below PREFIX) as a viewer gets it; None when none is kept."""
+        made_for = (self._window(), self._kept.version)
+        if made_for != self._made_for:
+            self._made.clear()
+            self._made_for = made_for
+        cached = self._made.get(relative)
+        if cached is not None:
+            return cached
+        body = self._kept.read(relative)
+        if body is None:
+            return None
+        if media:
+            body = signed(body, self._prefix + relative, self._urls)
+        if len(self._made) >= _RENDERINGS_KEPT:
+            self._made.clear()
+        self._made[relative] = body
+        return body
+
+
+def signed(body: bytes, key: str, urls: SegmentUrls) -> bytes:
+    """A VOD media playlist kept at `key` with each segment and init section URI (relative to it) replaced
+    by the URL `urls` makes for the object it names."""
+    folder = posixpath.dirname(key)
+    lines = []
+    for line in body.decode().split("\n"):
+        if line and not line.startswith("#"):
+            line = urls.segment(posixpath.normpath(posixpath.join(folder, line)))
+        elif line.startswith(_MAP):
+            uri, quote, rest = line[len(_MAP):].partition('"')
+            line = f"{_MAP}{urls.init(posixpath.normpath(posixpath.join(folder, uri)))}{quote}{rest}"
+        lines.append(line)
+    return "\n".join(lines).encode()

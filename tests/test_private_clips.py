@@ -1,0 +1,210 @@
+"""A private stream's clips and recordings (PRIVATE=true): made and kept as a public stream's, their
+playlists kept in STATE_DIR instead of the bucket, and reached only through the gated route. At the seam
+(the real app, gate, clip book, recorder, kept playlists and URL makers; the live playlists a fake): a
+stranger (no token, a forged, expired or revoked one) gets 401/403 with a one-line body naming nothing;
+an invited viewer gets the VOD playlist with each segment URI carrying the window's edge token (the same
+bytes for two viewers in a window) or a presigned URL; a deleted clip is gone; a public stream has no such
+route. Then ONE real-parts run: a moto server holding the segments, the service's own wiring from its
+settings, every listed segment fetched through the edge check and compared with what was written."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from pytest_aiohttp import AiohttpClient
+
+from broadcaster.access.edge_tokens import EdgeTokens
+from broadcaster.access.grants import Gatekeeper, Keys
+from broadcaster.access.invites import Invite, InviteLinks, InvitesFile, write_invites
+from broadcaster.access.tokens import ViewerTokens, edge_key
+from broadcaster.bucket.edge_urls import EdgeUrls
+from broadcaster.bucket.recorder import Recorder
+from broadcaster.bucket.urls import PresignedUrls
+from broadcaster.clips.book import ClipBook, ClipPlaces
+from broadcaster.clips.kept import KeptPlaylists
+from broadcaster.clips.served import ServedVod
+from broadcaster.edge_token import SEPARATOR, checked_text, valid
+from broadcaster.http import PlaylistOptions, create_app
+from broadcaster.http.gate import Gate
+from broadcaster.metrics import Metrics
+from broadcaster.playlist.segments import ListedSegment
+from broadcaster.service.private_vod import GATED_AT, url_window
+from broadcaster.settings import load_settings
+from broadcaster.state.disk import StateFile
+from tests.support.client import Client
+from tests.support.clip_source import PREFIX, T0, Source
+from tests.support.fakes import FakeHealth, FakePlaylists
+from tests.support.settings_env import env
+
+SECRET = "c" * 40
+PASSPHRASE = "let me in"
+PUBLIC = "https://media.example.com"
+WINDOW, TTL = 60, 260  # PRIVATE_EDGE_WINDOW, and how long a window's token is accepted
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0 + 100
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class World:
+    """A private stream's clip book, kept playlists and app, at one clock."""
+
+    def __init__(self, tmp_path: Path, clock: Clock, presigned: PresignedUrls | None = None) -> None:
+        (tmp_path / "state").mkdir(exist_ok=True)
+        self.kept = KeptPlaylists(tmp_path / "state" / "vod", PREFIX)
+        self.book = ClipBook(StateFile(tmp_path / "state", "clips.json"), self.kept, self.kept, Source(),
+                             lambda: None, ClipPlaces(PREFIX, None, wall_clock=clock, gated=GATED_AT), holder=None)
+        self.edge = EdgeTokens(edge_key(SECRET), f"/{PREFIX}/", WINDOW, TTL, clock=clock)
+        urls = presigned or EdgeUrls(PUBLIC, self.edge)
+        window = (lambda: int(clock()) // WINDOW) if presigned else self.edge.current
+        self.invites = tmp_path / "invites.json"
+        self.gate = Gate(Gatekeeper(Keys(SECRET, PASSPHRASE, 600), InvitesFile(self.invites), clock), self.edge)
+        self.app = create_app(FakePlaylists(), FakeHealth(), Metrics(), playlist_options=PlaylistOptions(
+            gate=self.gate, vod=ServedVod(self.kept, urls, PREFIX, window)))
+        self.clock = clock
+
+    def invited(self, name: str, revoked: bool = False) -> str:
+        """A viewer token for an invite (its file written here)."""
+        write_invites(self.invites, {name: Invite(name, int(self.clock()) + 86_400, revoked)})
+        return ViewerTokens(SECRET).mint(name, int(self.clock()) + 600)
+
+
+async def get(client: Client, path: str, token: str | None = None) -> tuple[int, str]:
+    response = await client.get(path + (f"?access={token}" if token else ""))
+    return response.status, await response.text()
+
+
+def uris(body: str) -> list[str]:
+    return [line for line in body.splitlines() if line and not line.startswith("#")]
+
+
+async def test_a_private_clip_is_kept_off_the_bucket_and_its_url_is_the_gated_route(tmp_path: Path) -> None:
+    world = World(tmp_path, Clock())
+    clip = await world.book.make(last=5)
+    assert clip.url == f"/live/clips/{clip.id}/master.m3u8" and clip.describe()["private"] is True
+    kept = tmp_path / "state" / "vod" / "clips" / clip.id
+    assert sorted(p.name for p in kept.rglob("*.m3u8")) == ["master.m3u8", "playlist.m3u8", "playlist.m3u8"]
+    assert not (tmp_path / "state" / "vod" / PREFIX).exists()  # below PREFIX, as the route serves it
+    await world.book.delete(clip.id)
+    assert list(kept.rglob("*.m3u8")) == []
+
+
+@pytest.mark.parametrize("door", ["master.m3u8", "0/playlist.m3u8", "missing"])
+async def test_a_stranger_gets_401_or_403_naming_nothing_of_the_clip(
+        aiohttp_client: AiohttpClient, tmp_path: Path, door: str) -> None:
+    world = World(tmp_path, Clock())
+    clip = await world.book.make(last=5)
+    path = f"/live/clips/{clip.id}/{door}" if door != "missing" else "/live/clips/20261118-000000-ffff/master.m3u8"
+    client = await aiohttp_client(world.app)
+    expired = ViewerTokens(SECRET).mint("-", int(world.clock()) - 1)
+    for token, status in ((None, 401), ("v1.1.-.forged", 403), (expired, 403), (world.invited("gone", True), 403)):
+        response = await client.get(path + (f"?access={token}" if token else ""))
+        body = await response.text()
+        assert response.status == status, (token, body)
+        assert response.headers["Cache-Control"] == "no-store"
+        assert list(json.loads(body)) == ["error"] and body.count("\n") == 1
+        assert clip.id not in body and "stream-a" not in body and "#EXT" not in body
+    assert json.loads(body)["error"] == "this invite was revoked"
+
+
+async def test_an_invited_viewer_gets_the_clip_with_the_windows_edge_token_the_same_bytes_as_another(
+        aiohttp_client: AiohttpClient, tmp_path: Path) -> None:
+    clock = Clock()
+    world = World(tmp_path, clock)
+    clip = await world.book.make(last=5)
+    client = await aiohttp_client(world.app)
+    guest, other = world.invited("guest"), ViewerTokens(SECRET).mint("-", int(clock()) + 600)
+    status, master = await get(client, clip.url, guest)
+    assert status == 200 and f"0/playlist.m3u8?access={guest}" in master and f"1/playlist.m3u8?access={guest}" in master
+    media = f"/live/clips/{clip.id}/0/playlist.m3u8"
+    status, body = await get(client, media, guest)
+    assert status == 200 and "#EXT-X-PLAYLIST-TYPE:VOD" in body and body.rstrip().endswith("#EXT-X-ENDLIST")
+    assert (await get(client, media, other))[1] == body  # one rendering for every viewer of the window
+    listed = uris(body)
+    assert [urlsplit(u).path for u in listed] == [f"/{PREFIX}/0/stream-a-{i}.ts" for i in range(15, 20)]
+    assert all(u.startswith(PUBLIC) for u in listed) and f"/{PREFIX}/0/" in body
+
+    def edge_admits(uri: str) -> bool:  # Cloudflare's check: the prefix signed, the query as sent
+        text = checked_text(f"/{PREFIX}/", urlsplit(uri).query)
+        return valid(edge_key(SECRET), text, TTL, int(clock()), len(SEPARATOR))
+
+    assert all(edge_admits(u) for u in listed)
+    clock.now += WINDOW  # the next window: a new token for everyone, the old URIs still good for their life
+    later = (await get(client, media, guest))[1]
+    assert later != body and later == (await get(client, media, other))[1]
+    assert all(edge_admits(u) for u in listed + uris(later))
+    clock.now += TTL
+    assert not any(edge_admits(u) for u in listed)
+    await world.book.delete(clip.id)
+    assert (await get(client, media, guest))[0] == 404  # past the gate: gone
+    assert (await get(client, media))[0] == 401  # a stranger learns not even that
+
+
+async def test_with_presigned_urls_a_clip_lists_each_segment_signed_once_a_window(
+        aiohttp_client: AiohttpClient, tmp_path: Path) -> None:
+    signed: list[str] = []
+
+    def sign(key: str, expires_in: int) -> str:
+        signed.append(key)
+        return f"https://acc.r2.cloudflarestorage.com/bucket/{key}?X-Amz-Expires={expires_in}&X-Amz-Signature=s{len(signed)}"
+
+    clock = Clock()
+    world = World(tmp_path, clock, PresignedUrls(sign, expiry=3600))
+    clip = await world.book.make(last=3)
+    client = await aiohttp_client(world.app)
+    guest = world.invited("guest")
+    media = f"/live/clips/{clip.id}/1/playlist.m3u8"
+    body = (await get(client, media, guest))[1]
+    assert [urlsplit(u).path for u in uris(body)] == [f"/bucket/{PREFIX}/1/stream-a-{i}.ts" for i in range(17, 20)]
+    assert (await get(client, media, guest))[1] == body and len(signed) == 3  # kept for the window
+    clock.now += WINDOW
+    assert (await get(client, media, guest))[1] != body and len(signed) == 6
+
+
+def test_the_url_window_follows_the_edge_token_or_the_edge_window_for_presigned(tmp_path: Path) -> None:
+    s = load_settings(environ=env(tmp_path, PRIVATE="true", PRIVATE_SECRET=SECRET, PRIVATE_EDGE_WINDOW="60"))
+    edge = EdgeUrls(PUBLIC, EdgeTokens(edge_key(SECRET), "/live/", 60, 260))
+    assert url_window(s, edge)() == edge.window() == edge.segment("k").partition("verify=")[2]
+    before = int(time.time()) // 60
+    presigned = url_window(s, PresignedUrls(lambda key, expires_in: key, expiry=3600))()
+    assert isinstance(presigned, int) and before <= presigned <= int(time.time()) // 60  # once an edge window
+
+
+async def test_a_private_recording_is_kept_off_the_bucket_and_served_behind_the_gate(
+        aiohttp_client: AiohttpClient, tmp_path: Path) -> None:
+    world = World(tmp_path, Clock())
+    recorder = Recorder(world.kept, tmp_path / "state", PREFIX)
+    for v in (0, 1):
+        for i in range(3):
+            recorder.record("run-1", v, ListedSegment(f"{PUBLIC}/{PREFIX}/{v}/seg-{i}.ts?verify=x", 2.0, T0 + 2 * i,
+                                                      key=f"{PREFIX}/{v}/seg-{i}.ts"))
+    recorder.finish("run-1", 2, None)
+    await recorder.close()
+    assert (tmp_path / "state" / "vod" / "recording-run-1.m3u8").is_file()
+    client = await aiohttp_client(world.app)
+    assert (await get(client, "/live/recording-run-1.m3u8"))[0] == 401
+    assert (await get(client, "/live/0/recording-run-1.m3u8"))[0] == 401
+    guest = world.invited("guest")
+    status, master = await get(client, "/live/recording-run-1.m3u8", guest)
+    assert status == 200 and f"1/recording-run-1.m3u8?access={guest}" in master
+    body = (await get(client, "/live/1/recording-run-1.m3u8", guest))[1]
+    assert [u.partition("?")[0] for u in uris(body)] == [f"{PUBLIC}/{PREFIX}/1/seg-{i}.ts" for i in range(3)]
+    assert all(f"?verify={world.edge.current()}" in u for u in uris(body))
+
+
+async def test_a_public_stream_has_no_gated_clip_route(aiohttp_client: AiohttpClient, tmp_path: Path) -> None:
+    """Without the gate the kept playlists are not served (a public stream's clips are the bucket's)."""
+    world = World(tmp_path, Clock())
+    clip = await world.book.make(last=5)
+    served = ServedVod(world.kept, EdgeUrls(PUBLIC, world.edge), PREFIX, world.edge.current)
+    client = await aiohttp_client(create_app(FakePlaylists(), FakeHealth(), Metrics(),
+                                             playlist_options=PlaylistOptions(vod=served)))
+    assert (await client.get(clip.url)).status == 404
