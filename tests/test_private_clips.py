@@ -36,7 +36,7 @@ from broadcaster.service.private_vod import GATED_AT, url_window
 from broadcaster.settings import load_settings
 from broadcaster.state.disk import StateFile
 from tests.support.client import Client
-from tests.support.clip_source import PREFIX, T0, Source
+from tests.support.clip_source import PREFIX, T0, Bucket, Source
 from tests.support.fakes import FakeHealth, FakePlaylists
 from tests.support.settings_env import env
 
@@ -59,7 +59,8 @@ class World:
 
     def __init__(self, tmp_path: Path, clock: Clock, presigned: PresignedUrls | None = None) -> None:
         (tmp_path / "state").mkdir(exist_ok=True)
-        self.kept = KeptPlaylists(tmp_path / "state" / "vod", PREFIX)
+        self.bucket = Bucket()  # what the book's playlists never go to
+        self.kept = KeptPlaylists(tmp_path / "state" / "vod", PREFIX, self.bucket)
         self.book = ClipBook(StateFile(tmp_path / "state", "clips.json"), self.kept, self.kept, Source(),
                              lambda: None, ClipPlaces(PREFIX, None, wall_clock=clock, gated=GATED_AT), holder=None)
         self.edge = EdgeTokens(edge_key(SECRET), f"/{PREFIX}/", WINDOW, TTL, clock=clock)
@@ -93,8 +94,21 @@ async def test_a_private_clip_is_kept_off_the_bucket_and_its_url_is_the_gated_ro
     kept = tmp_path / "state" / "vod" / "clips" / clip.id
     assert sorted(p.name for p in kept.rglob("*.m3u8")) == ["master.m3u8", "playlist.m3u8", "playlist.m3u8"]
     assert not (tmp_path / "state" / "vod" / PREFIX).exists()  # below PREFIX, as the route serves it
+    assert world.bucket.objects == {}
     await world.book.delete(clip.id)
     assert list(kept.rglob("*.m3u8")) == []
+
+
+async def test_deleting_a_clip_made_while_the_stream_was_public_deletes_its_playlists_in_the_bucket(
+        tmp_path: Path) -> None:
+    world = World(tmp_path, Clock())
+    public = ClipBook(StateFile(tmp_path / "state", "clips.json"), world.bucket, world.bucket, Source(),
+                      lambda: None, ClipPlaces(PREFIX, PUBLIC), holder=None)
+    clip = await public.make(last=3)
+    assert len(world.bucket.objects) == 3 and not clip.gated
+    world.book.load()  # the same STATE_DIR, turned private
+    await world.book.delete(clip.id)
+    assert world.bucket.objects == {} and world.book.clips() == []
 
 
 @pytest.mark.parametrize("door", ["master.m3u8", "0/playlist.m3u8", "missing"])
@@ -231,9 +245,9 @@ async def test_on_a_real_s3_server_an_invited_viewer_fetches_every_clip_segment_
     s3 = boto3.client("s3", endpoint_url=moto_url, aws_access_key_id=s.first_bucket.access_key_id,
                       aws_secret_access_key=s.first_bucket.secret_access_key, region_name="us-east-1")
     written = {f"{PREFIX}/{v}/stream-a-{i}.ts": bytes([v, i]) * (500 + i) for v in (0, 1) for i in range(20)}
-    for key, body in written.items():
-        s3.put_object(Bucket=s.first_bucket.bucket, Key=key, Body=body)
-    kept = kept_playlists(s)
+    for key, video in written.items():
+        s3.put_object(Bucket=s.first_bucket.bucket, Key=key, Body=video)
+    kept = kept_playlists(s, Bucket())
     assert kept is not None
     s.state_dir.mkdir(parents=True, exist_ok=True)
     book = ClipBook(StateFile(s.state_dir, CLIPS_FILE), kept, kept, Source(), lambda: None,

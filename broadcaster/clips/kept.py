@@ -15,14 +15,22 @@ from __future__ import annotations
 import asyncio
 import os
 from pathlib import Path, PurePosixPath
+from typing import Protocol
 
 FOLDER = "vod"  # in STATE_DIR
 
 
+class DeletingStore(Protocol):
+    async def delete_many(self, keys: list[str]) -> list[str]: ...
+
+
 class KeptPlaylists:
-    def __init__(self, folder: Path, key_prefix: str) -> None:
+    def __init__(self, folder: Path, key_prefix: str, bucket: DeletingStore | None = None) -> None:
+        """`bucket`: where a clip made while the stream was public has its playlists: a delete deletes
+        them there too (an object already gone is deleted)."""
         self._folder = folder
         self._prefix = f"{key_prefix}/" if key_prefix else ""
+        self._bucket = bucket
         self.version = 0  # changes with every write and delete: what was read before may be stale
 
     def relative(self, key: str) -> str:
@@ -44,7 +52,7 @@ class KeptPlaylists:
         return 0.0
 
     async def delete_many(self, keys: list[str]) -> list[str]:
-        """The keys not deleted (none: a playlist already gone is deleted)."""
+        """The keys not deleted, here or in the bucket (StoreError: the bucket refused)."""
         failed = []
         for key in keys:
             try:
@@ -52,6 +60,8 @@ class KeptPlaylists:
             except (OSError, ValueError):
                 failed.append(key)
         self.version += 1
+        if self._bucket is not None:
+            failed += [key for key in await self._bucket.delete_many(keys) if key not in failed]
         return failed
 
     def read(self, relative: str) -> bytes | None:

@@ -138,7 +138,7 @@ class Service:
         self.mirror = (
             PlaylistMirror(self.store, self.metrics, attempt_timeout=s.upload_timeout) if s.publish_playlists else None
         )
-        self.kept = kept_playlists(s)  # a private stream's clips' and recordings' playlists: not in the bucket
+        self.kept = kept_playlists(s, self.store)  # a private stream's clips' and recordings' playlists: not in the bucket
         self.recorder = Recorder(self.kept or self.uploader, s.state_dir, s.r2_key_prefix) if s.keep_recordings else None
 
     def _steered(self, priority: tuple[str, ...]) -> None:

@@ -8,16 +8,17 @@ from collections.abc import Callable
 
 from ..bucket.edge_urls import EdgeUrls
 from ..bucket.urls import SegmentUrls
-from ..clips.kept import FOLDER, KeptPlaylists
+from ..clips.kept import FOLDER, DeletingStore, KeptPlaylists
 from ..clips.served import ServedVod
 from ..settings import Settings
 
 GATED_AT = "/live"  # where the service serves them, behind its gate (http/vod_route.py)
 
 
-def kept_playlists(s: Settings) -> KeptPlaylists | None:
-    """Where a private stream's VOD playlists go (None: a public stream's go to the bucket)."""
-    return KeptPlaylists(s.state_dir / FOLDER, s.r2_key_prefix) if s.private else None
+def kept_playlists(s: Settings, bucket: DeletingStore) -> KeptPlaylists | None:
+    """Where a private stream's VOD playlists go (None: a public stream's go to the bucket, which still
+    holds the playlists of clips made while the stream was public: deleted there too)."""
+    return KeptPlaylists(s.state_dir / FOLDER, s.r2_key_prefix, bucket) if s.private else None
 
 
 def served_vod(s: Settings, kept: KeptPlaylists | None, urls: SegmentUrls) -> ServedVod | None:
