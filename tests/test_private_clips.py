@@ -111,25 +111,22 @@ async def test_deleting_a_clip_made_while_the_stream_was_public_deletes_its_play
     assert world.bucket.objects == {} and world.book.clips() == []
 
 
-async def test_the_clip_command_prints_the_gated_path_and_says_so(tmp_path: Path) -> None:
+async def test_the_clip_command_prints_the_gated_path_and_says_so(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     import asyncio
     import contextlib
-    import os
-    import subprocess
-    import sys
 
+    from broadcaster.cli import main
     from broadcaster.http.control import create_control_app
     from broadcaster.service.listeners import control_socket
-    from tests.support.service_process import with_this_code
 
     world = World(tmp_path, Clock())
     async with contextlib.AsyncExitStack() as stack:
         assert await control_socket(stack, tmp_path / "state", create_control_app(world.book)) is not None
-        done = await asyncio.to_thread(subprocess.run, [
-            sys.executable, "-m", "broadcaster", "clip", "--last", "3", "--state-dir", str(tmp_path / "state")],
-            capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL, env=with_this_code(dict(os.environ)))
-    assert done.returncode == 0, done.stderr
-    *_, said, url = done.stdout.splitlines()
+        # In a thread: the command runs its own event loop, as from the shell.
+        done = await asyncio.to_thread(main, ["clip", "--last", "3", "--state-dir", str(tmp_path / "state")])
+    assert done == 0, capsys.readouterr().err
+    *_, said, url = capsys.readouterr().out.splitlines()
     clip = world.book.clips()[0]
     assert url == clip.url == f"/live/clips/{clip.id}/master.m3u8"
     assert "behind its gate" in said and f"/?src=/live/clips/{clip.id}/master.m3u8" in said
