@@ -9,6 +9,7 @@ settings, every listed segment fetched through the edge check and compared with 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from pathlib import Path
@@ -113,7 +114,6 @@ async def test_deleting_a_clip_made_while_the_stream_was_public_deletes_its_play
 
 async def test_the_clip_command_prints_the_gated_path_and_says_so(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    import asyncio
     import contextlib
 
     from broadcaster.cli import main
@@ -158,7 +158,8 @@ async def test_an_invited_viewer_gets_the_clip_with_the_windows_edge_token_the_s
     client = await aiohttp_client(world.app)
     guest, other = world.invited("guest"), ViewerTokens(SECRET).mint("-", int(clock()) + 600)
     status, master = await get(client, clip.url, guest)
-    assert status == 200 and f"0/playlist.m3u8?access={guest}" in master and f"1/playlist.m3u8?access={guest}" in master
+    assert status == 200
+    assert f"0/playlist.m3u8?access={guest}" in master and f"1/playlist.m3u8?access={guest}" in master
     media = f"/live/clips/{clip.id}/0/playlist.m3u8"
     status, body = await get(client, media, guest)
     assert status == 200 and "#EXT-X-PLAYLIST-TYPE:VOD" in body and body.rstrip().endswith("#EXT-X-ENDLIST")
@@ -189,7 +190,7 @@ async def test_with_presigned_urls_a_clip_lists_each_segment_signed_once_a_windo
 
     def sign(key: str, expires_in: int) -> str:
         signed.append(key)
-        return f"https://acc.r2.cloudflarestorage.com/bucket/{key}?X-Amz-Expires={expires_in}&X-Amz-Signature=s{len(signed)}"
+        return f"https://acc.r2.example/bucket/{key}?X-Amz-Expires={expires_in}&X-Amz-Signature=s{len(signed)}"
 
     clock = Clock()
     world = World(tmp_path, clock, PresignedUrls(sign, expiry=3600))
@@ -197,9 +198,9 @@ async def test_with_presigned_urls_a_clip_lists_each_segment_signed_once_a_windo
     client = await aiohttp_client(world.app)
     guest = world.invited("guest")
     media = f"/live/clips/{clip.id}/1/playlist.m3u8"
-    body = (await get(client, media, guest))[1]
+    (_, body), (_, again) = await asyncio.gather(get(client, media, guest), get(client, media, guest))
     assert [urlsplit(u).path for u in uris(body)] == [f"/bucket/{PREFIX}/1/stream-a-{i}.ts" for i in range(17, 20)]
-    assert (await get(client, media, guest))[1] == body and len(signed) == 3  # kept for the window
+    assert again == body and len(signed) == 3  # one rendering, for the window
     clock.now += WINDOW
     assert (await get(client, media, guest))[1] != body and len(signed) == 6
 
@@ -255,7 +256,6 @@ async def test_on_a_real_s3_server_an_invited_viewer_fetches_every_clip_segment_
     import boto3
 
     from broadcaster.bucket.edge_urls import edge_prefix, edge_tokens
-    from broadcaster.bucket.urls import segment_urls
     from broadcaster.clips.book import CLIPS_FILE
     from broadcaster.http.gate import gate_for
     from broadcaster.service.private_vod import kept_playlists, served_vod
@@ -276,7 +276,7 @@ async def test_on_a_real_s3_server_an_invited_viewer_fetches_every_clip_segment_
     clip = await book.make(last=4)
     assert s3.list_objects_v2(Bucket=s.first_bucket.bucket, Prefix=f"{PREFIX}/clips/")["KeyCount"] == 0
     client = await aiohttp_client(create_app(FakePlaylists(), FakeHealth(), Metrics(), playlist_options=PlaylistOptions(
-        gate=gate_for(s), vod=served_vod(s, kept, segment_urls(s)))))
+        gate=gate_for(s), vod=served_vod(s, kept))))
     for path in (clip.url, clip.url.replace("master.m3u8", "0/playlist.m3u8")):  # a stranger
         status, body = await get(client, path)
         assert status == 401 and clip.id not in body and "stream-a" not in body

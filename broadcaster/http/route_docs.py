@@ -105,8 +105,8 @@ ROUTE_DOCS: dict[str, str] = {
     ),
     "/": (
         "the hls.js viewer (`?src=<playlist URL>` plays another of this service's playlists, or one of a site"
-        " `VIEWER_SOURCES` allows, a VOD one (a clip) from its start; `?stats=1` opens the stats panel); see [The viewer's "
-        "files](../viewers.md#the-viewers-files)"
+        " `VIEWER_SOURCES` allows, a VOD one (a clip) from its start; `?stats=1` opens the stats panel); see "
+        "[The viewer's files](../viewers.md#the-viewers-files)"
     ),
     "/config.json": (
         "where the viewer finds the stream: `live/master.m3u8`, or the bucket's master with "

@@ -47,7 +47,7 @@ class VodRoute:
         return await self._answer(request, f"{int(info['n'])}/recording-{info['run']}.m3u8", media=True)
 
     async def _answer(self, request: web.Request, relative: str, *, media: bool) -> web.StreamResponse:
-        body = self._served.playlist(relative, media=media)
+        body = await self._served.playlist(relative, media=media)
         if body is None:  # none kept (a clip deleted): as any path nothing serves
             return await elsewhere(request)
         return web.Response(body=body, content_type=hls.PLAYLIST_CONTENT_TYPE,

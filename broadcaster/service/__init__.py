@@ -237,7 +237,7 @@ class Service:
                                              trust_cf_connecting_ip=s.trust_cf_connecting_ip,
                                              forwarded_allow_ips=s.forwarded_allow_ips,
                                              pathways=self._pathways(s), release_held=self._release_waiters,
-                                             gate=gate_for(s), vod=served_vod(s, self.kept, self.delivery.urls)),
+                                             gate=gate_for(s), vod=served_vod(s, self.kept)),
             viewer_options=None if viewer_folder is None else ViewerOptions(
                 viewer_folder, stream_url=stream_url, max_open=self.budget.files, write_timeout=s.write_timeout,
                 p2p_trackers=s.p2p_trackers, p2p_swarm=s.p2p_swarm,

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 
 from ..bucket.edge_urls import EdgeUrls
-from ..bucket.urls import SegmentUrls
+from ..bucket.urls import SegmentUrls, segment_urls
 from ..clips.kept import FOLDER, DeletingStore, KeptPlaylists
 from ..clips.served import ServedVod
 from ..settings import Settings
@@ -21,9 +21,13 @@ def kept_playlists(s: Settings, bucket: DeletingStore) -> KeptPlaylists | None:
     return KeptPlaylists(s.state_dir / FOLDER, s.r2_key_prefix, bucket) if s.private else None
 
 
-def served_vod(s: Settings, kept: KeptPlaylists | None, urls: SegmentUrls) -> ServedVod | None:
-    """The kept playlists as the gated route answers them, listing segments at the live playlists' URLs."""
-    return None if kept is None else ServedVod(kept, urls, s.r2_key_prefix, url_window(s, urls))
+def served_vod(s: Settings, kept: KeptPlaylists | None) -> ServedVod | None:
+    """The kept playlists as the gated route answers them, listing segments as the live playlists do, with
+    a URL maker of their own (ServedVod signs in a thread)."""
+    if kept is None:
+        return None
+    urls = segment_urls(s)
+    return ServedVod(kept, urls, s.r2_key_prefix, url_window(s, urls))
 
 
 def url_window(s: Settings, urls: SegmentUrls) -> Callable[[], object]:
