@@ -4,7 +4,7 @@ playlists kept in STATE_DIR instead of the bucket, and reached only through the 
 stranger (no token, a forged, expired or revoked one) gets 401/403 with a one-line body naming nothing;
 an invited viewer gets the VOD playlist with each segment URI carrying the window's edge token (the same
 bytes for two viewers in a window) or a presigned URL; a deleted clip is gone; a public stream has no such
-route. Then ONE real-parts run: a moto server holding the segments, the service's own wiring from its
+route. Then ONE real-parts run: SeaweedFS holding the segments, the service's own wiring from its
 settings, every listed segment fetched through the edge check and compared with what was written."""
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from broadcaster.playlist.segments import ListedSegment
 from broadcaster.service.private_vod import GATED_AT, url_window
 from broadcaster.settings import load_settings
 from broadcaster.state.disk import StateFile
+from broadcaster.demo.seaweed import SeaweedS3
 from tests.support.client import Client
 from tests.support.clip_source import PREFIX, T0, Bucket, Source
 from tests.support.fakes import FakeHealth, FakePlaylists
@@ -248,33 +249,33 @@ async def test_a_public_stream_has_no_gated_clip_route(aiohttp_client: AiohttpCl
 
 @pytest.mark.integration
 async def test_on_a_real_s3_server_an_invited_viewer_fetches_every_clip_segment_through_the_edge_check(
-        aiohttp_client: AiohttpClient, tmp_path: Path, moto_url: str) -> None:
-    """moto as the bucket (readable by anyone, as R2 behind its public URL: the edge check is what stands in
-    front), the service's own wiring from its settings, the app served over HTTP; the clip's playlists
-    nowhere in the bucket."""
+        aiohttp_client: AiohttpClient, tmp_path: Path, seaweed: SeaweedS3) -> None:
+    """The run's SeaweedFS as the bucket (public-read, as R2 behind its public URL: the edge check is what
+    stands in front), the service's own wiring from its settings, the app served over HTTP; the clip's
+    playlists nowhere in the bucket."""
     import aiohttp
-    import boto3
 
     from broadcaster.bucket.edge_urls import edge_prefix, edge_tokens
     from broadcaster.clips.book import CLIPS_FILE
     from broadcaster.http.gate import gate_for
     from broadcaster.service.private_vod import kept_playlists, served_vod
-    from tests.support.service_process import moto_env
+    from tests.support.service_process import service_env
 
-    s = load_settings(environ=moto_env(moto_url, tmp_path, PRIVATE="true", PRIVATE_SECRET=SECRET,
-                                       R2_KEY_PREFIX=PREFIX))
-    s3 = boto3.client("s3", endpoint_url=moto_url, aws_access_key_id=s.first_bucket.access_key_id,
-                      aws_secret_access_key=s.first_bucket.secret_access_key, region_name="us-east-1")
+    (tmp_path / "hls").mkdir()
+    s = load_settings(environ=service_env(tmp_path / "hls", seaweed, tmp_path / "state", PRIVATE="true",
+                                          PRIVATE_SECRET=SECRET, R2_KEY_PREFIX=PREFIX))
     written = {f"{PREFIX}/{v}/stream-a-{i}.ts": bytes([v, i]) * (500 + i) for v in (0, 1) for i in range(20)}
-    for key, video in written.items():
-        s3.put_object(Bucket=s.first_bucket.bucket, Key=key, Body=video)
-    kept = kept_playlists(s, Bucket())
-    assert kept is not None
-    s.state_dir.mkdir(parents=True, exist_ok=True)
-    book = ClipBook(StateFile(s.state_dir, CLIPS_FILE), kept, kept, Source(), lambda: None,
-                    ClipPlaces(PREFIX, None, gated=GATED_AT), holder=None)
-    clip = await book.make(last=4)
-    assert s3.list_objects_v2(Bucket=s.first_bucket.bucket, Prefix=f"{PREFIX}/clips/")["KeyCount"] == 0
+    async with seaweed.client() as s3:
+        for key, video in written.items():
+            await s3.put_object(Bucket=seaweed.bucket, Key=key, Body=video)
+        kept = kept_playlists(s, Bucket())
+        assert kept is not None
+        s.state_dir.mkdir(parents=True, exist_ok=True)
+        book = ClipBook(StateFile(s.state_dir, CLIPS_FILE), kept, kept, Source(), lambda: None,
+                        ClipPlaces(PREFIX, None, gated=GATED_AT), holder=None)
+        clip = await book.make(last=4)
+        listed = await s3.list_objects_v2(Bucket=seaweed.bucket, Prefix=f"{PREFIX}/clips/")
+        assert listed.get("KeyCount", 0) == 0 and "Contents" not in listed
     client = await aiohttp_client(create_app(FakePlaylists(), FakeHealth(), Metrics(), playlist_options=PlaylistOptions(
         gate=gate_for(s), vod=served_vod(s, kept))))
     for path in (clip.url, clip.url.replace("master.m3u8", "0/playlist.m3u8")):  # a stranger
@@ -297,5 +298,5 @@ async def test_on_a_real_s3_server_an_invited_viewer_fetches_every_clip_segment_
                 assert not valid(edge_key(SECRET), checked_text(prefix, ""), ttl, int(time.time()), len(SEPARATOR))
                 async with bucket.get(uri) as segment:
                     assert segment.status == 200
-                    fetched[url.path.removeprefix(f"/{s.first_bucket.bucket}/")] = await segment.read()
+                    fetched[url.path.removeprefix(f"/{seaweed.bucket}/")] = await segment.read()
     assert fetched == {k: written[k] for k in clip.keys} and len(fetched) == 8
