@@ -165,6 +165,10 @@ async def test_an_invited_viewer_gets_the_clip_with_the_windows_edge_token_the_s
     status, body = await get(client, media, guest)
     assert status == 200 and "#EXT-X-PLAYLIST-TYPE:VOD" in body and body.rstrip().endswith("#EXT-X-ENDLIST")
     assert (await get(client, media, other))[1] == body  # one rendering for every viewer of the window
+    zipped = await client.get(f"{media}?access={guest}")  # the test client asks for gzip, and inflates
+    plain = await client.get(f"{media}?access={guest}", headers={"Accept-Encoding": "identity"})
+    assert zipped.headers["Content-Encoding"] == "gzip" and "Content-Encoding" not in plain.headers
+    assert await zipped.text() == await plain.text() == body and plain.headers["Cache-Control"] == "private, no-cache"
     listed = uris(body)
     assert [urlsplit(u).path for u in listed] == [f"/{PREFIX}/0/stream-a-{i}.ts" for i in range(15, 20)]
     assert all(u.startswith(PUBLIC) for u in listed) and f"/{PREFIX}/0/" in body

@@ -16,9 +16,11 @@ viewer's token to them.
 from __future__ import annotations
 
 import asyncio
+import gzip
 import logging
 import posixpath
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 from ..bucket.urls import SegmentUrls
@@ -35,6 +37,15 @@ class Kept(Protocol):
     def read(self, relative: str) -> bytes | None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A kept playlist as answered: its bytes, and a media playlist's gzipped too (a recording of hours
+    lists thousands of long URLs; compressed once a window, not once a viewer)."""
+
+    body: bytes
+    gzipped: bytes | None = None
+
+
 class ServedVod:
     def __init__(self, kept: Kept, urls: SegmentUrls, key_prefix: str, window: Callable[[], object]) -> None:
         """`key_prefix`: R2_KEY_PREFIX (a kept path is its key below it); `window()`: a value that changes
@@ -43,10 +54,10 @@ class ServedVod:
         self._urls = urls
         self._prefix = f"{key_prefix}/" if key_prefix else ""
         self._window = window
-        self._made: dict[str, asyncio.Future[bytes | None]] = {}
+        self._made: dict[str, asyncio.Future[Answer | None]] = {}
         self._made_for: tuple[object, int] | None = None
 
-    async def playlist(self, relative: str, *, media: bool) -> bytes | None:
+    async def playlist(self, relative: str, *, media: bool) -> Answer | None:
         """The kept playlist at `relative` (below PREFIX) as a viewer gets it; None when none is kept."""
         made_for = (self._window(), self._kept.version)
         if made_for != self._made_for:
@@ -59,15 +70,17 @@ class ServedVod:
             made = self._made[relative] = asyncio.ensure_future(asyncio.to_thread(self._render, relative, media))
         return await asyncio.shield(made)  # a viewer hanging up leaves the rendering to the others
 
-    def _render(self, relative: str, media: bool) -> bytes | None:
+    def _render(self, relative: str, media: bool) -> Answer | None:
         body = self._kept.read(relative)
         if body is None or not media:
-            return body
+            return None if body is None else Answer(body)
         try:
-            return signed(body, self._prefix + relative, self._urls)
+            body = signed(body, self._prefix + relative, self._urls)
         except ValueError as err:  # not UTF-8: damaged on disk
             log.warning("kept playlist %s cannot be read (%s): answered as missing", relative, err)
             return None
+        # mtime=0: the same bytes for every viewer of the window. A long body at level 1, as live playlists.
+        return Answer(body, gzip.compress(body, compresslevel=6 if len(body) < 65536 else 1, mtime=0))
 
 
 def signed(body: bytes, key: str, urls: SegmentUrls) -> bytes:

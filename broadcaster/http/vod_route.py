@@ -4,7 +4,8 @@ recording at /live/recording-<run>.m3u8 (its variants at /live/<n>/recording-<ru
 wears the gate's wrapper like every other door (401/403 with the same one-line bodies, before anything is
 read), so a stranger learns nothing, not even whether a clip exists. Their playlists are kept off the
 bucket (clips/kept.py); a media playlist lists each segment with what a viewer needs to fetch it
-(clips/served.py): the same bytes for every viewer of a window, kept `private` in any cache on the way.
+(clips/served.py): the same bytes for every viewer of a window (gzipped when asked), kept `private` in any
+cache on the way.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from ..clips.book import CLIP_ID
 from ..clips.served import ServedVod
 from ..edge import edge_headers
 from ..playlist import hls
+from .answers import accepts_gzip
 from .common import elsewhere
 from .gate import Gate
 
@@ -47,11 +49,14 @@ class VodRoute:
         return await self._answer(request, f"{int(info['n'])}/recording-{info['run']}.m3u8", media=True)
 
     async def _answer(self, request: web.Request, relative: str, *, media: bool) -> web.StreamResponse:
-        body = await self._served.playlist(relative, media=media)
-        if body is None:  # none kept (a clip deleted): as any path nothing serves
+        answer = await self._served.playlist(relative, media=media)
+        if answer is None:  # none kept (a clip deleted): as any path nothing serves
             return await elsewhere(request)
-        return web.Response(body=body, content_type=hls.PLAYLIST_CONTENT_TYPE,
-                            headers=edge_headers({hdrs.CACHE_CONTROL: CACHE_CONTROL}))
+        headers = edge_headers({hdrs.CACHE_CONTROL: CACHE_CONTROL, hdrs.VARY: hdrs.ACCEPT_ENCODING})
+        if answer.gzipped is not None and accepts_gzip(request.headers.get(hdrs.ACCEPT_ENCODING, "")):
+            headers[hdrs.CONTENT_ENCODING] = "gzip"
+            return web.Response(body=answer.gzipped, content_type=hls.PLAYLIST_CONTENT_TYPE, headers=headers)
+        return web.Response(body=answer.body, content_type=hls.PLAYLIST_CONTENT_TYPE, headers=headers)
 
 
 def add_vod_routes(app: web.Application, served: ServedVod, gate: Gate) -> None:
