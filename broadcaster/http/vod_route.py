@@ -17,7 +17,7 @@ from ..clips.served import ServedVod
 from ..edge import edge_headers
 from ..playlist import hls
 from .answers import accepts_gzip
-from .common import elsewhere
+from .common import elsewhere, guarded
 from .gate import Gate
 
 # A recording's run as the recorder names its playlists (recorder._SAFE: anything else became "_").
@@ -63,8 +63,10 @@ def add_vod_routes(app: web.Application, served: ServedVod, gate: Gate) -> None:
     """The routes, each behind `gate` (the multivariant playlists' URIs carry the viewer's token)."""
     route = VodRoute(served)
     r = app.router
-    r.add_get(f"/live/clips/{{id:{CLIP_ID.pattern}}}/{hls.MASTER_PLAYLIST_NAME}", gate.master(route.clip_master))
+    # guarded inside the gate: a bug answers one line and a 500 to a viewer let in, never a stranger.
+    r.add_get(f"/live/clips/{{id:{CLIP_ID.pattern}}}/{hls.MASTER_PLAYLIST_NAME}",
+              gate.master(guarded(route.clip_master)))
     r.add_get(f"/live/clips/{{id:{CLIP_ID.pattern}}}/{{n:{VARIANT}}}/{hls.MEDIA_PLAYLIST_NAME}",
-              gate.playlist(route.clip_media))
-    r.add_get(f"/live/recording-{{run:{RUN}}}.m3u8", gate.master(route.recording_master))
-    r.add_get(f"/live/{{n:{VARIANT}}}/recording-{{run:{RUN}}}.m3u8", gate.playlist(route.recording_media))
+              gate.playlist(guarded(route.clip_media)))
+    r.add_get(f"/live/recording-{{run:{RUN}}}.m3u8", gate.master(guarded(route.recording_master)))
+    r.add_get(f"/live/{{n:{VARIANT}}}/recording-{{run:{RUN}}}.m3u8", gate.playlist(guarded(route.recording_media)))
