@@ -97,7 +97,7 @@ class Clip:
     end: float  # ... and of the end of its last
     url: str  # its multivariant playlist: public, or a path of the service (a private stream's, gated)
     keys: tuple[str, ...]  # the segments it lists
-    playlists: tuple[str, ...]  # its own objects in the bucket
+    playlists: tuple[str, ...]  # its own playlists: objects in the bucket, or kept (a private stream's)
 
     def describe(self) -> dict[str, Any]:
         """What the control socket answers about it."""
