@@ -189,14 +189,30 @@ def test_a_private_stream_lists_segments_with_the_edge_token(tmp_path: Path) -> 
     assert ts % 60 == 0 and edge_key(SECRET) not in uri
 
 
-async def test_a_private_streams_clips_are_refused_with_one_line(tmp_path: Path) -> None:
-    """A clip's playlists in the bucket cannot carry a fresh edge token: `clip` says so, as the service wires it."""
+async def test_a_private_streams_clips_are_made_kept_off_the_bucket_and_served_behind_the_gate(tmp_path: Path) -> None:
+    """As the service wires it: a clip is made (nothing to cut yet here, the one line says so, not that the
+    stream is private), its playlists go to STATE_DIR, and the gated route is there; a public stream's are
+    the bucket's, and a public stream with presigned segment URLs still refuses clips with one line."""
+    from aiohttp.test_utils import make_mocked_request
+
     from broadcaster.clips.book import ClipError
+    from broadcaster.clips.kept import KeptPlaylists
+    from broadcaster.http.common import elsewhere
     from broadcaster.service import Service
 
+    path = "/live/clips/20261118-000000-abcd/0/playlist.m3u8"
     service = Service(load_settings(environ=env(tmp_path, PRIVATE="true", PRIVATE_SECRET=SECRET)))
     try:
-        with pytest.raises(ClipError, match="PRIVATE=true"):
+        with pytest.raises(ClipError, match="list nothing yet"):
             await service.clips.make(last=5)
+        assert isinstance(service.kept, KeptPlaylists)
+        assert (await service.app.router.resolve(make_mocked_request("GET", path))).handler is not elsewhere
     finally:
         await service.stop()
+    (tmp_path / "public").mkdir()
+    public = Service(load_settings(environ=env(tmp_path / "public")))
+    try:
+        assert public.kept is None
+        assert (await public.app.router.resolve(make_mocked_request("GET", path))).handler is elsewhere
+    finally:
+        await public.stop()

@@ -205,6 +205,25 @@ async def test_a_page_hosted_elsewhere_learns_the_stream_is_private_from_the_pla
     assert refused == ["/live/master.m3u8"], refused
 
 
+async def test_an_invited_viewer_plays_a_clip_on_the_page_by_its_gated_path(stack: Stack, browser: OwnedPages) -> None:
+    """A clip as `hls-broadcaster clip` prints it (the service's gated path), on the stream's page by ?src=:
+    the form first, then the clip plays, its segments fetched at the URIs the gated route wrote."""
+    await until(lambda: time.time() - stack.began > 6, "6 s of stream to clip", WAIT)
+    clip = await stack.demo.service.clips.make(last=4)
+    page = await browser.new_page()
+    fetched: list[str] = []
+    page.on("response", lambda r: fetched.append(r.url) if r.status == 200 else None)
+    await page.goto(f"{stack.url}/?src={clip.url}")
+    await enter(page, PASSPHRASE)
+    await wait_for_state(page, "playing", int(WAIT * 1000))
+    playlists = {urlsplit(u).path for u in fetched if u.startswith(stack.url) and urlsplit(u).path.endswith(".m3u8")}
+    assert playlists == {clip.url, clip.url.replace("master.m3u8", f"0/{hls.MEDIA_PLAYLIST_NAME}")}, playlists
+    segments = {urlsplit(u).path.rpartition("/")[2] for u in fetched if "verify=" in u}
+    assert segments and segments <= {key.rpartition("/")[2] for key in clip.keys}, (segments, clip.keys)
+    with contextlib.suppress(Exception):
+        await page.close()
+
+
 async def test_videojs_and_shaka_on_another_site_play_a_multivariant_url_with_a_token(
         stack: Stack, browser: OwnedPages) -> None:
     src = quote(f"{stack.url}/live/master.m3u8?access={await token_for(stack)}", safe="")

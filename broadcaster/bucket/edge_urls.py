@@ -25,6 +25,10 @@ class EdgeUrls:
         # playlist marks with the tag again (4.4.4.5), so none outlives its token.
         return f"{self._base}/{key}?verify={self._tokens.current()}"
 
+    def window(self) -> str:
+        """The token written now: it changes exactly when the URLs made for a key do."""
+        return self._tokens.current()
+
     def __repr__(self) -> str:  # the URL maker, never the key
         return f"EdgeUrls({self._base!r}, prefix={self._tokens.message!r})"
 

@@ -3,6 +3,8 @@
 Every listed segment of a run is appended to a journal in STATE_DIR (small, survives restarts);
 when Owncast ends the stream, a VOD playlist of the whole run is written to the bucket next to its
 segments (PREFIX/<variant>/recording-<run>.m3u8), plus a multivariant one (PREFIX/recording-<run>.m3u8).
+A private stream's go under the same keys to the playlists it keeps off the bucket (clips/kept.py), and
+are served behind the gate (/live/recording-<run>.m3u8).
 
 A gap a variant listed (EXT-X-GAP: a moment it lacks and the others list) is journaled as one. When its
 segment lands later (Owncast finished it late: publish/late.py), a line says so, and the recording lists
@@ -20,6 +22,7 @@ import logging
 import re
 from dataclasses import replace
 from pathlib import Path, PurePosixPath
+from typing import Protocol
 from urllib.parse import urlsplit
 
 from ..numbers import whole_number
@@ -29,7 +32,6 @@ from ..playlist.segments import ListedSegment
 from ..playlist.vod import render_vod
 from ..source.owncast import SourceVariant
 from ..state import validate
-from .uploader import Uploader
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +67,14 @@ def _marked(raw: str, mark: str) -> str | None:
     return validate.text(validate.field(d, mark, "a journal line"), "a segment name", 1024)
 
 
+class PlaylistUploader(Protocol):
+    """Where a recording's playlists go: the bucket's uploader, or a private stream's kept playlists."""
+
+    async def upload_bytes(self, key: str, body: bytes, *, content_type: str, cache_control: str) -> float: ...
+
+
 class Recorder:
-    def __init__(self, uploader: Uploader, state_dir: Path, key_prefix: str) -> None:
+    def __init__(self, uploader: PlaylistUploader, state_dir: Path, key_prefix: str) -> None:
         self._uploader = uploader
         self._dir = state_dir / "recordings"
         self._prefix = key_prefix

@@ -3,6 +3,8 @@
 A clip lists the live window's segments where they are (PREFIX/<n>/...), relatively, from
 PREFIX/clips/<id>/<n>/playlist.m3u8, so no video is copied. Its segment keys are held by the cleaner
 for as long as the clip exists, and the list is saved in STATE_DIR/clips.json, so a restart keeps both.
+A private stream's clip playlists are given to its kept playlists (kept.py) instead of the bucket, under
+the same keys, and its URL is the service's gated route.
 """
 
 from __future__ import annotations
@@ -93,15 +95,20 @@ class Clip:
     created: float  # Unix time it was made
     start: float  # PROGRAM-DATE-TIME of its first segment
     end: float  # ... and of the end of its last
-    url: str  # its multivariant playlist, public
+    url: str  # its multivariant playlist: public, or a path of the service (a private stream's, gated)
     keys: tuple[str, ...]  # the segments it lists
-    playlists: tuple[str, ...]  # its own objects in the bucket
+    playlists: tuple[str, ...]  # its own playlists: objects in the bucket, or kept (a private stream's)
 
     def describe(self) -> dict[str, Any]:
         """What the control socket answers about it."""
         return {"id": self.id, "url": self.url, "start": _iso(self.start), "end": _iso(self.end),
                 "seconds": round(self.end - self.start, 3), "created": _iso(self.created),
-                "segments": len(self.keys)}
+                "segments": len(self.keys), "private": self.gated}
+
+    @property
+    def gated(self) -> bool:
+        """A private stream's clip: its URL is the service's gated route, a path (no host: the service's)."""
+        return self.url.startswith("/")
 
     def saved(self) -> dict[str, Any]:
         return {"id": self.id, "created": self.created, "start": self.start, "end": self.end, "url": self.url,
@@ -141,12 +148,15 @@ def parse_time(text: str) -> float:
 @dataclass(frozen=True)
 class ClipPlaces:
     """Where clips go and how many: `key_prefix` (R2_KEY_PREFIX), `public_url` (None: a private bucket,
-    presigned URLs, where a clip cannot be read), `max_clips` (MAX_CLIPS); `wall_clock`: a clip's dates."""
+    presigned URLs, where a clip cannot be read), `max_clips` (MAX_CLIPS); `wall_clock`: a clip's dates;
+    `gated`: a private stream's clips, their playlists kept off the bucket (kept.py) and served at this
+    path of the service, behind its gate (`/live`), whatever `public_url` is."""
 
     key_prefix: str
     public_url: str | None
     max_clips: int = MOST_CLIPS
     wall_clock: Callable[[], float] = time.time
+    gated: str | None = None
 
 
 class ClipBook:
@@ -162,6 +172,7 @@ class ClipBook:
         self._announced = announced
         self._prefix = places.key_prefix
         self._public_url = places.public_url
+        self._gated = places.gated
         self._holder = holder
         self._wall = places.wall_clock
         self._clips: dict[str, Clip] = {}
@@ -241,9 +252,9 @@ class ClipBook:
         for name, value in (("last", last), ("from", start), ("to", end)):
             if value is not None and not 0 <= value <= LATEST:  # NaN too
                 raise ClipError(f"{name!r} must be a number of seconds from 0 to {LATEST:.0f} (9999-12-31)")
-        if self._public_url is None:
-            raise ClipError("clips need segments any player may read: with SEGMENT_URLS=presigned or PRIVATE=true "
-                            "no player could read the clip's playlists in the bucket")
+        if self._public_url is None and self._gated is None:
+            raise ClipError("clips need segments any player may read: with SEGMENT_URLS=presigned no player could "
+                            "read the clip's playlists in the bucket (a private stream, PRIVATE=true, serves them)")
         span = self.span()
         if span is None:
             raise ClipError("the live playlists list nothing yet: no stream in the window to clip")
@@ -277,8 +288,7 @@ class ClipBook:
             media = {hls.clip_key(self._prefix, clip_id, hls.variant_uri(i, hls.MEDIA_PLAYLIST_NAME)): body
                      for i, body in bodies.items()}
             master = hls.clip_key(self._prefix, clip_id, hls.MASTER_PLAYLIST_NAME)
-            clip = Clip(clip_id, self._wall(), first, stop, f"{self._public_url}/{master}", tuple(keys),
-                        (*media, master))
+            clip = Clip(clip_id, self._wall(), first, stop, self._url(clip_id), tuple(keys), (*media, master))
             # Held and saved first: the cleaner must not take a segment while the playlists upload.
             self._clips[clip_id] = clip
             if self._holder is not None:
@@ -296,6 +306,12 @@ class ClipBook:
                 raise
         log.info("clip %s made: %s to %s, %d segments, %s", clip_id, _iso(first), _iso(stop), len(keys), clip.url)
         return clip
+
+    def _url(self, clip_id: str) -> str:
+        """Where a player reads the clip: the bucket's public URL, or the service's gated route."""
+        if self._gated is not None:
+            return f"{self._gated}/{hls.clip_key('', clip_id, hls.MASTER_PLAYLIST_NAME)}"
+        return f"{self._public_url}/{hls.clip_key(self._prefix, clip_id, hls.MASTER_PLAYLIST_NAME)}"
 
     def _shown(self, start: float, end: float) -> dict[int, list[ListedSegment]]:
         """Per variant, the segments clients were shown between `start` and `end` (those with a key)."""

@@ -19,7 +19,8 @@ def add_parser(sub: Any) -> None:
     clip = sub.add_parser(
         "clip", help="make, list or delete clips of the rewind window (talks to the running service)",
         description="Makes a clip of the running service's rewind window: a VOD playlist in the bucket over the "
-                    "segments already there (no video copied). Prints the clip's public URL as the last line.")
+                    "segments already there (no video copied). Prints the clip's public URL as the last line; a "
+                    "private stream's is the service's gated path (/live/clips/ID/master.m3u8).")
     what = clip.add_mutually_exclusive_group(required=True)
     what.add_argument("--last", type=float, metavar="SECONDS", help="the last SECONDS up to the live edge")
     what.add_argument("--from", dest="start", metavar="TIME",
@@ -91,6 +92,9 @@ async def _run(args: argparse.Namespace) -> int:
     if status != 201:
         raise CommandError(data.get("error", f"HTTP {status}") if isinstance(data, dict) else f"HTTP {status}")
     print(_line(data))
+    if data.get("private"):
+        print(f"a private stream's clip: served by this service behind its gate (401/403 without a viewer token); "
+              f"invited viewers play it on the stream's page at /?src={data['url']}")
     print(data["url"])
     return 0
 

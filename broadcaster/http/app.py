@@ -17,6 +17,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from ..clips.served import ServedVod
 from ..metrics import ConnectionMetrics, Metrics
 from ..playlist import hls
 from ..status.audience import Audience
@@ -39,6 +40,7 @@ from .quick import QuickAnswers
 from .steering_route import SteeringRoute, SteeringSource
 from .viewer_files import ViewerFiles
 from .viewer_page import Words
+from .vod_route import add_vod_routes
 from .watching import WatchingRoute, preflight
 
 # Owncast drops a viewer not seen for 15 s (10 s in older releases; activeViewerPurgeTimeout in its
@@ -88,6 +90,7 @@ class PlaylistOptions:
     # Answers every held blocking request at once (the sources' release_waiters), called on shutdown.
     release_held: Callable[[], None] | None = None
     gate: Gate | None = None  # PRIVATE=true: every stream door asks for a viewer token (gate.py)
+    vod: ServedVod | None = None  # with `gate`: the clips and recordings kept off the bucket (vod_route.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,6 +235,8 @@ def create_app(
     r.add_get(rf"/hls/{{n:[0-9]+}}/{hls.OWNCAST_PLAYLIST_NAME}", doors.playlist(playlist_routes.media))
     if options.gate is not None:
         r.add_post("/live/access", guarded(AccessRoute(options.gate.keeper, proxies).grant))
+        if options.vod is not None:
+            add_vod_routes(app, options.vod, options.gate)
     app[QUICK] = quick_routes(playlist_routes, options.gate)
     _add_pathways(app, options.pathways, metrics, options, clients)
     if events is not None:

@@ -70,6 +70,24 @@ ROUTE_DOCS: dict[str, str] = {
         "attempts are bounded); every stream door then asks for it as `?access=` or `Authorization: Bearer`, "
         "see [Private streams](../private-streams.md#private-streams)"
     ),
+    "/live/clips/{id}/master.m3u8": (
+        "with `PRIVATE=true`: a clip's multivariant playlist (`hls-broadcaster clip` prints this path), behind "
+        "the gate like every stream door, its variant URIs carrying the viewer's `access=`; `404` past the "
+        "gate when no such clip is kept; see [Clips and recordings of a private "
+        "stream](../private-streams.md#clips-and-recordings)"
+    ),
+    "/live/clips/{id}/{n}/playlist.m3u8": (
+        "with `PRIVATE=true`: a clip's VOD playlist of variant n, each segment listed at its bucket URL with "
+        "the current window's edge token (the same bytes for every viewer of a window) or presigned"
+    ),
+    "/live/recording-{run}.m3u8": (
+        "with `PRIVATE=true` and `KEEP_RECORDINGS=true`: a stream's recording, its multivariant playlist, "
+        "behind the gate as a clip's"
+    ),
+    "/live/{n}/recording-{run}.m3u8": (
+        "with `PRIVATE=true` and `KEEP_RECORDINGS=true`: a recording's VOD playlist of variant n, its "
+        "segments listed as a clip's"
+    ),
     "/live/events": (
         "Server-Sent Events for dashboards: `segment` per segment listed (variant, media sequence, duration, "
         "URL) and `state` per change (`online`/`offline`/`degraded`); resumes from `Last-Event-ID` (or "
@@ -87,8 +105,8 @@ ROUTE_DOCS: dict[str, str] = {
     ),
     "/": (
         "the hls.js viewer (`?src=<playlist URL>` plays another of this service's playlists, or one of a site"
-        " `VIEWER_SOURCES` allows; `?stats=1` opens the stats panel); see [The viewer's "
-        "files](../viewers.md#the-viewers-files)"
+        " `VIEWER_SOURCES` allows, a VOD one (a clip) from its start; `?stats=1` opens the stats panel); see "
+        "[The viewer's files](../viewers.md#the-viewers-files)"
     ),
     "/config.json": (
         "where the viewer finds the stream: `live/master.m3u8`, or the bucket's master with "

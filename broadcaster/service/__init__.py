@@ -26,7 +26,6 @@ from ..http.gate import gate_for
 from ..http.page_policy import media_origins
 from ..http.steered import pathways as steered_pathways, vm_segments
 from ..metrics import AudienceMetrics, ConnectionMetrics, Metrics
-from ..http.gate import gate_for
 from ..playlist.options import WindowOptions
 from ..publish.config import PublisherConfig
 from ..publish.publisher import Publisher
@@ -53,6 +52,7 @@ from ..status.trackers import TrackerProbe
 from ..vm.held import Held
 from .delivery import Delivery
 from .listeners import Listener, control_socket, listen
+from .private_vod import GATED_AT, kept_playlists, served_vod
 from .startup import SetupError, lock_state_dir, open_copies
 
 log = logging.getLogger(__name__)
@@ -138,7 +138,8 @@ class Service:
         self.mirror = (
             PlaylistMirror(self.store, self.metrics, attempt_timeout=s.upload_timeout) if s.publish_playlists else None
         )
-        self.recorder = Recorder(self.uploader, s.state_dir, s.r2_key_prefix) if s.keep_recordings else None
+        self.kept = kept_playlists(s, self.store)  # a private stream's clips' and recordings' playlists: not in the bucket
+        self.recorder = Recorder(self.kept or self.uploader, s.state_dir, s.r2_key_prefix) if s.keep_recordings else None
 
     def _steered(self, priority: tuple[str, ...]) -> None:
         """A new priority: requests held on the pathways players leave are answered (they read it
@@ -190,9 +191,10 @@ class Service:
     def _build_clips(self, s: Settings) -> None:
         """The operator's clips, held against the cleaner from before the first run (a restart keeps them)."""
         self.clips = ClipBook(
-            StateFile(s.state_dir, CLIPS_FILE), self.uploader, self.store, self.publisher,
+            StateFile(s.state_dir, CLIPS_FILE), self.kept or self.uploader, self.kept or self.store, self.publisher,
             lambda: self.playlists.announced, ClipPlaces(
-                s.r2_key_prefix, s.first_bucket.public_url if s.segment_urls == "public" and not s.private else None, s.max_clips),
+                s.r2_key_prefix, s.first_bucket.public_url if s.segment_urls == "public" and not s.private else None,
+                s.max_clips, gated=GATED_AT if self.kept else None),
             holder=self.cleaner,
         )
         self.clips.load()
@@ -235,7 +237,7 @@ class Service:
                                              trust_cf_connecting_ip=s.trust_cf_connecting_ip,
                                              forwarded_allow_ips=s.forwarded_allow_ips,
                                              pathways=self._pathways(s), release_held=self._release_waiters,
-                                             gate=gate_for(s)),
+                                             gate=gate_for(s), vod=served_vod(s, self.kept)),
             viewer_options=None if viewer_folder is None else ViewerOptions(
                 viewer_folder, stream_url=stream_url, max_open=self.budget.files, write_timeout=s.write_timeout,
                 p2p_trackers=s.p2p_trackers, p2p_swarm=s.p2p_swarm,

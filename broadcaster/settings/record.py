@@ -98,7 +98,8 @@ class Settings(Derived):
     keep_recordings: bool = setting("keep every stream: nothing is deleted and a VOD playlist of it is written "
         "to the bucket when it ends", kinds.boolean, "false",
         doc="keep every stream: nothing is deleted, and a VOD playlist of the whole stream is written "
-            "next to its segments when it ends")
+            "next to its segments when it ends (with `PRIVATE=true`, kept in `STATE_DIR` and served behind "
+            "the gate: [Clips and recordings](../private-streams.md#clips-and-recordings))")
     max_clips: int = setting("clips kept at most (hls-broadcaster clip); past it a new clip is refused until one is "
         "deleted", kinds.whole(1, MOST_CLIPS), "100",
         doc="clips kept at most (1 to 10,000); past it `hls-broadcaster clip` is refused with one line "

@@ -200,6 +200,10 @@ export function create(deps) {
     if (details.live) {
       sawLive = true;
       endlist = false;
+    } else if (details.type === 'VOD' && !sawLive) {
+      // A clip or a recording (#EXT-X-PLAYLIST-TYPE:VOD, which a live playlist never has, ended or not):
+      // played from its start, then "offline" as a stream that ended.
+      endlist = true;
     } else if (!sawLive) {
       waitForStream('offline'); // opened after the stream ended: do not replay its last seconds
     } else {

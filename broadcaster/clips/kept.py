@@ -1,0 +1,83 @@
+"""A private stream's VOD playlists (clips and recordings), kept in STATE_DIR instead of the bucket.
+
+In the bucket a playlist would be a door around the gate: anyone with one segment's edge token (every
+viewer of a window has it) or a copied URL could read it, and its relative segment URIs carry no token,
+so it would not even play. Kept here, a viewer reaches one only through the service's gated route
+(http/vod_route.py), which lists each segment with what that viewer needs to fetch it (served.py).
+
+It stands where the bucket stood for the clip book and the recorder (`upload_bytes`, `delete_many`),
+under the same keys: `PREFIX/clips/<id>/...` is kept as `clips/<id>/...` below the folder, the layout
+the route serves under /live/.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path, PurePosixPath
+from typing import Protocol
+
+FOLDER = "vod"  # in STATE_DIR
+
+
+class DeletingStore(Protocol):
+    async def delete_many(self, keys: list[str]) -> list[str]: ...
+
+
+class KeptPlaylists:
+    def __init__(self, folder: Path, key_prefix: str, bucket: DeletingStore | None = None) -> None:
+        """`bucket`: where a clip made while the stream was public has its playlists: a delete deletes
+        them there too (an object already gone is deleted)."""
+        self._folder = folder
+        self._prefix = f"{key_prefix}/" if key_prefix else ""
+        self._bucket = bucket
+        self.version = 0  # changes with every write and delete: what was read before may be stale
+
+    def relative(self, key: str) -> str:
+        """The path below PREFIX a key is kept (and served) at; ValueError for a key that is not one of ours."""
+        rel = key[len(self._prefix):] if key.startswith(self._prefix) else None
+        parts = PurePosixPath(rel).parts if rel else ()
+        if not parts or rel is None or rel.startswith("/") or any(p in ("..", ".") for p in parts):
+            raise ValueError(f"{key!r} is not a playlist key under the stream's prefix")
+        return rel
+
+    def path(self, relative: str) -> Path:
+        return self._folder.joinpath(*PurePosixPath(relative).parts)
+
+    async def upload_bytes(self, key: str, body: bytes, *, content_type: str, cache_control: str) -> float:
+        """Written whole and atomically (a reader sees the old body or the new one); 0 s in the bucket."""
+        path = self.path(self.relative(key))
+        await asyncio.to_thread(_write, path, body)
+        self.version += 1
+        return 0.0
+
+    async def delete_many(self, keys: list[str]) -> list[str]:
+        """The keys not deleted, here or in the bucket (StoreError: the bucket refused)."""
+        failed = []
+        for key in keys:
+            try:
+                self.path(self.relative(key)).unlink(missing_ok=True)
+            except (OSError, ValueError):
+                failed.append(key)
+        self.version += 1
+        if self._bucket is not None:
+            failed += [key for key in await self._bucket.delete_many(keys) if key not in failed]
+        return failed
+
+    def read(self, relative: str) -> bytes | None:
+        """A kept playlist's body, None when there is none (or it cannot be read)."""
+        try:
+            return self.path(relative).read_bytes()
+        except (OSError, ValueError):
+            return None
+
+
+def _write(path: Path, body: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        temp.write_bytes(body)
+        os.replace(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise

@@ -1,0 +1,98 @@
+"""A private stream's kept VOD playlists as the gated route answers them (http/vod_route.py).
+
+A media playlist is kept with relative segment URIs (render_vod: it sits beside them in the bucket's
+layout); it is answered with each one made absolute by a URL maker of the live playlists' kind (its own:
+a presigned URL maker keeps a cache that is not for two threads): the segment's public URL with the
+current window's edge token (PRIVATE with SEGMENT_URLS=public), or a presigned URL. A rendering is kept
+for the window (`window()`: it changes whenever the URLs it gives would), so every viewer of a window
+gets the same bytes, and the edge, keying a segment without its token, one cache entry per segment. A
+clip of a few thousand segments is signed once a window, not once a viewer, and off the event loop (a
+presigned URL costs a fraction of a millisecond: a 4 h clip of 1 s segments, seconds of a core the live
+playlists must not wait for); viewers asking meanwhile wait for that one rendering. A multivariant
+playlist is answered as kept: its variant URIs are relative, on this route, and the gate adds the
+viewer's token to them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import logging
+import posixpath
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from ..bucket.urls import SegmentUrls
+
+log = logging.getLogger(__name__)
+
+_MAP = '#EXT-X-MAP:URI="'
+_RENDERINGS_KEPT = 256  # playlists asked in one window (each clip's few); past it they are made again
+
+
+class Kept(Protocol):
+    version: int
+
+    def read(self, relative: str) -> bytes | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A kept playlist as answered: its bytes, and a media playlist's gzipped too (a recording of hours
+    lists thousands of long URLs; compressed once a window, not once a viewer)."""
+
+    body: bytes
+    gzipped: bytes | None = None
+
+
+class ServedVod:
+    def __init__(self, kept: Kept, urls: SegmentUrls, key_prefix: str, window: Callable[[], object]) -> None:
+        """`key_prefix`: R2_KEY_PREFIX (a kept path is its key below it); `window()`: a value that changes
+        whenever `urls` would give another URL for the same key (the edge token of the window)."""
+        self._kept = kept
+        self._urls = urls
+        self._prefix = f"{key_prefix}/" if key_prefix else ""
+        self._window = window
+        self._made: dict[str, asyncio.Future[Answer | None]] = {}
+        self._made_for: tuple[object, int] | None = None
+
+    async def playlist(self, relative: str, *, media: bool) -> Answer | None:
+        """The kept playlist at `relative` (below PREFIX) as a viewer gets it; None when none is kept."""
+        made_for = (self._window(), self._kept.version)
+        if made_for != self._made_for:
+            self._made.clear()
+            self._made_for = made_for
+        made = self._made.get(relative)
+        if made is None:
+            if len(self._made) >= _RENDERINGS_KEPT:
+                self._made.clear()
+            made = self._made[relative] = asyncio.ensure_future(asyncio.to_thread(self._render, relative, media))
+        return await asyncio.shield(made)  # a viewer hanging up leaves the rendering to the others
+
+    def _render(self, relative: str, media: bool) -> Answer | None:
+        body = self._kept.read(relative)
+        if body is None or not media:
+            return None if body is None else Answer(body)
+        try:
+            body = signed(body, self._prefix + relative, self._urls)
+        except ValueError as err:  # not UTF-8: damaged on disk
+            log.warning("kept playlist %s cannot be read (%s): answered as missing", relative, err)
+            return None
+        # mtime=0: the same bytes for every viewer of the window. A long body at level 1, as live playlists.
+        return Answer(body, gzip.compress(body, compresslevel=6 if len(body) < 65536 else 1, mtime=0))
+
+
+def signed(body: bytes, key: str, urls: SegmentUrls) -> bytes:
+    """A VOD media playlist kept at `key` with each segment and init section URI (relative to it) replaced
+    by the URL `urls` makes for the object it names."""
+    folder = posixpath.dirname(key)
+    lines = []
+    for line in body.decode().split("\n"):
+        if line and not line.startswith("#"):
+            line = urls.segment(posixpath.normpath(posixpath.join(folder, line)))
+        elif line.startswith(_MAP):
+            uri, quote, rest = line[len(_MAP):].partition('"')
+            line = f"{_MAP}{urls.init(posixpath.normpath(posixpath.join(folder, uri)))}{quote}{rest}"
+        lines.append(line)
+    return "\n".join(lines).encode()

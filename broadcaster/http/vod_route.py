@@ -1,0 +1,72 @@
+"""A private stream's clips and recordings, served behind the gate (PRIVATE=true) at the bucket's layout
+below /live/: a clip at /live/clips/<id>/master.m3u8 (its variants at <n>/playlist.m3u8 beside it), a
+recording at /live/recording-<run>.m3u8 (its variants at /live/<n>/recording-<run>.m3u8). Each route
+wears the gate's wrapper like every other door (401/403 with the same one-line bodies, before anything is
+read), so a stranger learns nothing, not even whether a clip exists. Their playlists are kept off the
+bucket (clips/kept.py); a media playlist lists each segment with what a viewer needs to fetch it
+(clips/served.py): the same bytes for every viewer of a window (gzipped when asked), kept `private` in any
+cache on the way.
+"""
+
+from __future__ import annotations
+
+from aiohttp import hdrs, web
+
+from ..clips.book import CLIP_ID
+from ..clips.served import ServedVod
+from ..edge import edge_headers
+from ..playlist import hls
+from .answers import accepts_gzip
+from .common import elsewhere, guarded
+from .gate import Gate
+
+# A recording's run as the recorder names its playlists (recorder._SAFE: anything else became "_").
+RUN = r"[A-Za-z0-9_-]{1,200}"
+VARIANT = r"[0-9]{1,4}"
+# A clip never changes; a recording is written once. `private`: the route is gated, and a cache that keys
+# by path alone would hand one viewer's answer to anyone; no-cache: a later window lists newer tokens.
+CACHE_CONTROL = "private, no-cache"
+
+
+class VodRoute:
+    def __init__(self, served: ServedVod) -> None:
+        self._served = served
+
+    async def clip_master(self, request: web.Request) -> web.StreamResponse:
+        return await self._answer(request, f"clips/{request.match_info['id']}/{hls.MASTER_PLAYLIST_NAME}",
+                                  media=False)
+
+    async def clip_media(self, request: web.Request) -> web.StreamResponse:
+        info = request.match_info
+        return await self._answer(request, f"clips/{info['id']}/{int(info['n'])}/{hls.MEDIA_PLAYLIST_NAME}",
+                                  media=True)
+
+    async def recording_master(self, request: web.Request) -> web.StreamResponse:
+        return await self._answer(request, f"recording-{request.match_info['run']}.m3u8", media=False)
+
+    async def recording_media(self, request: web.Request) -> web.StreamResponse:
+        info = request.match_info
+        return await self._answer(request, f"{int(info['n'])}/recording-{info['run']}.m3u8", media=True)
+
+    async def _answer(self, request: web.Request, relative: str, *, media: bool) -> web.StreamResponse:
+        answer = await self._served.playlist(relative, media=media)
+        if answer is None:  # none kept (a clip deleted): as any path nothing serves
+            return await elsewhere(request)
+        headers = edge_headers({hdrs.CACHE_CONTROL: CACHE_CONTROL, hdrs.VARY: hdrs.ACCEPT_ENCODING})
+        if answer.gzipped is not None and accepts_gzip(request.headers.get(hdrs.ACCEPT_ENCODING, "")):
+            headers[hdrs.CONTENT_ENCODING] = "gzip"
+            return web.Response(body=answer.gzipped, content_type=hls.PLAYLIST_CONTENT_TYPE, headers=headers)
+        return web.Response(body=answer.body, content_type=hls.PLAYLIST_CONTENT_TYPE, headers=headers)
+
+
+def add_vod_routes(app: web.Application, served: ServedVod, gate: Gate) -> None:
+    """The routes, each behind `gate` (the multivariant playlists' URIs carry the viewer's token)."""
+    route = VodRoute(served)
+    r = app.router
+    # guarded inside the gate: a bug answers one line and a 500 to a viewer let in, never a stranger.
+    r.add_get(f"/live/clips/{{id:{CLIP_ID.pattern}}}/{hls.MASTER_PLAYLIST_NAME}",
+              gate.master(guarded(route.clip_master)))
+    r.add_get(f"/live/clips/{{id:{CLIP_ID.pattern}}}/{{n:{VARIANT}}}/{hls.MEDIA_PLAYLIST_NAME}",
+              gate.playlist(guarded(route.clip_media)))
+    r.add_get(f"/live/recording-{{run:{RUN}}}.m3u8", gate.master(guarded(route.recording_master)))
+    r.add_get(f"/live/{{n:{VARIANT}}}/recording-{{run:{RUN}}}.m3u8", gate.playlist(guarded(route.recording_media)))
