@@ -19,7 +19,7 @@ from typing import Protocol
 
 from .entry import Entry
 from .pathway import LISTED, Pathway, SegmentUris
-from .renderer import Renderer
+from .renderer import Listing, Renderer
 from .rendered import Pending, Rendered, Version
 from .window import Upto, Window
 
@@ -94,29 +94,11 @@ class PathwayTexts:
         return uris.init(e.segment)
 
 
-class Source(Protocol):
+class Source(Listing, Protocol):
     """What a view reads of its playlist (manifest.ManifestGenerator)."""
 
     @property
     def window(self) -> Window: ...
-    @property
-    def target_duration(self) -> int: ...
-    @property
-    def media_sequence(self) -> int: ...
-    @property
-    def discontinuity_sequence(self) -> int: ...
-    @property
-    def next_sequence(self) -> int: ...
-    @property
-    def ended(self) -> bool: ...
-    @property
-    def independent_segments(self) -> bool: ...
-    @property
-    def can_block_reload(self) -> bool: ...
-    @property
-    def can_skip(self) -> bool: ...
-    @property
-    def start_at_edge(self) -> bool: ...
     @property
     def changes(self) -> int: ...
     @property
