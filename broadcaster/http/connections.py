@@ -1,38 +1,23 @@
 """Client connections held within the file-handle budget, decided when they are accepted.
 
-aiohttp accepts every connection it can and gives each a request handler; when the process runs out of
-file handles, asyncio's accept fails over and over and everything else that opens a file fails with it.
-Here the listener's protocol factory is wrapped in a counting one (ConnectionGate):
+aiohttp accepts every connection it can; when the process runs out of file handles, asyncio's accept
+fails over and over and everything else that opens a file fails with it. So the listener's protocol
+factory is wrapped in a counting one (ConnectionGate):
 
 - below the cap a connection gets aiohttp's handler, behind a thin proxy that counts it and closes it if
-  its first request head is not complete within `header_timeout` (aiohttp has no request-head timeout
-  of its own: its keepalive_timeout, 75 s here, covers the wait for each later request);
-- at the cap, a connection that is only holding a handle (no complete request head yet, or idle
-  between requests) is closed to make room, as nginx does with idle keep-alive connections: a crowd of
-  idle or half-sent connections cannot lock /health or viewers out;
-- past the cap with nothing idle: a fixed `503` with `Retry-After` and `Connection: close`, written
-  before aiohttp's handler sees the connection (no parsing), and the connection is closed once its
-  request is read (closing with unread bytes would reset it, losing the 503). A newcomer whose request
-  head is already there may instead go up to OVERDRAFT past the cap: /health and players get through.
+  its first request head is not complete within `header_timeout` (aiohttp has no request-head timeout);
+- at the cap, a connection only holding a handle (no complete head yet, or idle between requests) is
+  closed to make room, as nginx does: idle or half-sent connections cannot lock /health or viewers out;
+- past the cap with nothing idle: a fixed `503` with `Retry-After`, written before aiohttp sees the
+  connection; a newcomer whose request head is already there may go up to OVERDRAFT past the cap;
+- a connection whose answers it stops reading is closed once its writing has been paused for
+  `write_timeout` (aiohttp has no write timeout); sendfile never pauses it: its handler times it;
+- a plain playlist GET on a connection aiohttp holds nothing of is answered here (quick.py).
 
-- a connection whose answers it stops reading is closed once its writing has been paused (asyncio's
-  buffer above its high-water mark, the kernel's full) for `write_timeout`: aiohttp has no write timeout,
-  and a client pipelining requests it never reads held its buffers, memory and a handle for as long as
-  it liked (issue 18). Files sent by sendfile never pause the transport: their handler times them.
-- a plain playlist GET on a connection aiohttp holds nothing of is answered here, from bytes made once
-  per version, before aiohttp parses it (quick.py: aiohttp's own cost per request is most of its cost).
-
-asyncio accepts a batch of connections (up to the listen backlog) in one turn of the loop, creates all
-their protocols on the next, connects them one by one on the one after, and reads none of them before
-that. So the decision looks only at connections already connected, and judges a connection by what is
-in its socket, read or not (MSG_PEEK): a complete request head is a request about to be served; a few
-bytes without the blank line are a half-sent head like any other, whether the loop has got to them yet
-or not. A flood accepted in the same batch as /health is thus as idle as a flood accepted before it.
-
-If handles run out anyway (other processes share the limit, or a descriptor leak), asyncio reports each
-failed accept with a traceback through the loop's exception handler; install_accept_error_handler turns
-those into one rate-limited line.
-"""
+asyncio accepts a batch of connections in one turn and reads none of them for two more, so a connection
+is judged by what is in its socket, read or not (MSG_PEEK): a flood accepted in the same batch as
+/health is as idle as one accepted before it. If handles run out anyway, install_accept_error_handler
+turns asyncio's traceback per failed accept into one rate-limited line."""
 
 from __future__ import annotations
 
@@ -154,11 +139,9 @@ class ConnectionGate:
         return True
 
     def _evict_idle(self) -> bool:
-        """Closes one connection that only holds a handle; False if there is none.
-
-        The oldest first; one whose complete request head is waiting unread in its socket (the loop has
-        not got to it yet) is not idle. What was looked at goes to the back, so the next scan starts
-        elsewhere: long-lived event streams and held requests would gather at the front otherwise."""
+        """Closes one connection that only holds a handle (the oldest; one with a complete head waiting is not
+        idle); False if there is none. What was looked at goes to the back, so held requests do not gather
+        at the front."""
         victim: _Counted | None = None
         for group, idle in ((self._fresh, _Counted.fresh), (self._open, _Counted.idle)):
             for conn in list(itertools.islice(group, _EVICT_SCAN)):
@@ -227,11 +210,8 @@ class _Counted(asyncio.Protocol):
         self._inner.connection_made(transport)
 
     def _refuse(self, transport: asyncio.Transport) -> None:
-        """Writes the 503 and closes; the budget's margin, not the cap, holds its handle meanwhile.
-
-        Closing a socket with the request still unread in it sends a reset, which may reach the client
-        before the 503 does: so the answer is followed by a FIN and the connection lingers until that
-        request is read (or the client closes, or LINGER passes). Only a few at a time may linger."""
+        """Writes the 503 and closes. A close with the request unread sends a reset that may beat the 503, so
+        the answer is followed by a FIN and the connection lingers until the request is read (LINGER at most)."""
         self._dropped = True
         self._gate._count("connections")
         transport.write(self._gate._busy)
@@ -371,10 +351,8 @@ class _Counted(asyncio.Protocol):
 
 def _peek(transport_socket: Any, buf: bytearray) -> int:
     """Copies what is waiting unread in a connection's socket into `buf`, leaving it there; 0 if nothing.
-
-    asyncio hands out only a TransportSocket, without recv: a socket object is made on the same
-    descriptor for the call and detached after it, so the descriptor stays the transport's. MSG_DONTWAIT:
-    never a blocking call, whatever mode that object would assume."""
+    A socket object is made on the transport's descriptor for the call and detached after it;
+    MSG_DONTWAIT: never a blocking call."""
     try:
         sock = socket.socket(transport_socket.family, transport_socket.type, transport_socket.proto,
                              transport_socket.fileno())
