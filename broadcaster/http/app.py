@@ -1,11 +1,9 @@
 """The web apps: every route they serve and their typed keys (keys.py).
 
-Following aiohttp's examples/background_tasks.py: dependencies come in as arguments and go into the
-app under typed AppKeys, and what runs beside the routes is tied to the app's life. Given a
-StatusWatcher, the app starts it with its startup (cleanup_ctx) to publish state events into the event
-hub. On shutdown (on_shutdown, before the runner waits for its handlers) the app stops that watcher, ends
-every event stream and answers every held blocking request, so no long-lived request holds a stop up.
-"""
+As aiohttp's examples/background_tasks.py: dependencies come in as arguments under typed AppKeys, and
+what runs beside the routes is tied to the app's life (cleanup_ctx). On shutdown, before the runner
+waits for its handlers, the app stops its StatusWatcher, ends every event stream and answers every held
+blocking request, so no long-lived request holds a stop up."""
 
 from __future__ import annotations
 
@@ -190,19 +188,13 @@ def create_app(
     viewer_options: ViewerOptions | None = None,
     running: Running = Running(),
 ) -> web.Application:
-    """The public web app. Without `events` there is no /live/events; with it, the app's shutdown ends
-    its streams, and its `state` watcher (publishing into the hub) runs from the app's startup to its
-    shutdown.
-    `playlist_options.release_held` answers every held blocking request at once, called on shutdown.
-    Without `viewer_options`, / is a line of text; with its `viewers`, the page's heartbeats count its
-    viewers (POST /live/watching), and with their `playback` their playback reports are taken.
-    app[QUICK] holds the plain playlist requests the connection gate answers before aiohttp (quick.py).
+    """The public web app. Without `events` there is no /live/events; without `viewer_options`, / is a line
+    of text (with its `viewers`, POST /live/watching counts them; with `playback`, reports are taken).
+    Without `playlist_options.pathways` the steering manifest's path answers 410, so players holding an
+    older multivariant playlist stop asking. app[QUICK]: what the connection gate answers before aiohttp.
 
-    Run it with handler_cancellation=True, as the service does (aiohttp's test server does too): a handler
-    whose client hangs up is then cancelled, so a held blocking request or an event stream gives its
-    slot back at once and requests nobody waits for cannot fill the caps (issue 18).
-    With `playlist_options.pathways` the playlists offer the VM's pathway too (content steering); without, the steering
-    manifest's path answers 410, so players holding an older multivariant playlist stop asking."""
+    Run it with handler_cancellation=True, as the service does: a handler whose client hangs up is then
+    cancelled, so held requests and event streams give their slot back at once."""
     viewers = viewer_options.viewers if viewer_options is not None else None
     audience, playback = (viewers.audience, viewers.playback) if viewers is not None else (None, None)
     connection_metrics = running.connection_metrics
