@@ -1,16 +1,11 @@
 """One playlist as each pathway lists it (content steering): the same entries, numbers, dates and
-discontinuities on every pathway (6.2.4, and the steering specification: pathways carry the same
-content), each at that pathway's URIs.
+discontinuities on every pathway (6.2.4), each at that pathway's URIs.
 
-A pathway behind the others (its uploads land later) lists fewer: the entries up to `through`, the
-newest whose segments all landed there. Every pathway's version starts where the playlist starts (one
-media sequence and discontinuity sequence for all: ManifestGenerator keeps an entry until the pathway
-furthest behind has a window without it, `hold`), so the one rule for what a pathway may list is where
-its version ends. An entry keeps the URI a pathway first listed it at for as long as it is listed there
-(6.2.2): `modes` says, per number, where that is when it is not the pathway's own (a gap: it never
-landed there; or another pathway's URI: listed while players were steered away from this one, so a
-player that stays here plays on from where the segment is).
-"""
+A pathway behind the others lists fewer: the entries up to `through`. Every pathway's version starts
+where the playlist starts (ManifestGenerator holds an entry until the pathway furthest behind has a
+window without it), so the one rule for what a pathway may list is where its version ends. An entry
+keeps the URI a pathway first listed it at (6.2.2): `modes` says, per number, where that is when not the
+pathway's own (a gap; or another pathway's URI, listed while players were steered away)."""
 
 from __future__ import annotations
 

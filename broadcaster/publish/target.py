@@ -1,15 +1,10 @@
 """The target duration: the one owner of EXT-X-TARGETDURATION for every variant's playlist.
 
 Decided from Owncast's first stream playlist (or TARGET_DURATION), then kept while Owncast changes
-underneath (docs/hls-rules.md, "A new target duration"): a new stream gets the target its own
-playlists advertise, a longer segment within a stream raises it, doubled. The policy decides and
-returns the decision (a Retarget); it touches no playlist. The lister applies it (Lister.retarget,
-for its own `fit` and for the publisher's `raise_for`) to every variant's playlist at once
-(VariantPlaylist.retarget: each renders the target it was started with).
-The value then goes forward with each version (Versions.target, which the view keeps for the
-server's Cache-Control and blocking timeouts) and each save (the publisher's memory), and nothing
-else decides or sets it.
-"""
+underneath (docs/hls-rules.md, "A new target duration"): a new stream gets the target its playlists
+advertise, a longer segment raises it, doubled. The policy returns the decision (a Retarget) and touches
+no playlist; the lister applies it to every variant's playlist at once. The value then goes forward with
+each version and each save, and nothing else decides or sets it."""
 
 from __future__ import annotations
 

@@ -1,15 +1,11 @@
 """Watches Owncast's HLS folder and hands every complete playlist to the publisher.
 
-Only playlists are read: a segment is handed on when its variant playlist lists it (Owncast writes the
-segment in place, then rewrites the playlist in place, but may still be copying the segment's last bytes
-then: the events of the variant folders go to writes.Writes, which the uploads ask). A playlist read
-half-written fails to parse and is simply read again on the next event.
-
-What is read is bounded: only the variants the multivariant playlist names, only regular files, never
-through a symlink or outside HLS_DIR (broadcaster/files.py), at most MAX_PLAYLIST_BYTES each and the newest
-MAX_PLAYLIST_ENTRIES entries. Nothing read here can stop the watch: an error in one read is logged
-(at most once per 30 s) and the watch goes on.
-"""
+Only playlists are read: a segment is handed on when its variant playlist lists it (its last bytes may
+still be being copied then: the variant folders' events go to writes.Writes, which the uploads ask). A
+playlist read half-written fails to parse and is read again on the next event. What is read is bounded:
+the variants the multivariant playlist names, regular files beneath HLS_DIR (broadcaster/files.py), at
+most MAX_PLAYLIST_BYTES and the newest MAX_PLAYLIST_ENTRIES entries. An error in one read is logged (at
+most once per 30 s) and the watch goes on."""
 
 from __future__ import annotations
 
