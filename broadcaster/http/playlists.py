@@ -81,13 +81,11 @@ class Horizon:
 class RouteOptions:
     """What one pathway's playlist routes share with the others and where their masters come from.
 
-    `masters`: where the multivariant playlists come from (the source's own by default; with content
-    steering, one that names every pathway); `label_prefix` marks these routes' requests in
-    hls_broadcaster_playlist_requests_total (the VM pathway's are "vm/<n>"); `horizon.newest(variant)`:
-    the newest number another pathway lists already (the VM's, ahead of the bucket's by the uploads on
-    their way): a player that comes from there asks for its next one, which is coming here too, so it is
-    held rather than refused as too far ahead; while players are steered away from this pathway
-    (`horizon.away()`), a number the other lists is not held for uploads that do not land."""
+    `masters`: the multivariant playlists (with content steering, one that names every pathway);
+    `label_prefix` marks these routes' requests in hls_broadcaster_playlist_requests_total;
+    `horizon.newest(variant)`: the newest number another pathway lists already: a player coming from there
+    asks for its next one, held rather than refused as too far ahead, but not while players are steered
+    away from this pathway (`horizon.away()`)."""
 
     max_held: int = MAX_HELD
     connection_metrics: ConnectionMetrics | None = None

@@ -79,12 +79,10 @@ SEQUENCE_RESERVE = 86_400
 def continue_above(reserved: int, next_sequence: int, last_discontinuities: list[int]) -> tuple[int, int]:
     """(first media sequence, discontinuity sequence) after a state not saved at a clean stop.
 
-    The state's numbers from `next_sequence` up to `reserved` may have been served since; each of them
-    added at most one discontinuity to the variant's last one (`last_discontinuities`, hls.js's cc). The
-    discontinuity sequence goes above all of those, and the numbering far enough above `reserved` that a
-    player that saw any version served meanwhile sees a legal change (6.2.2): every number skipped counts
-    as a segment removed, and each removed segment raises the discontinuity sequence by at most one.
-    The first new segment carries EXT-X-DISCONTINUITY, so its number (cc) is above every one served."""
+    The numbers from `next_sequence` up to `reserved` may have been served since, each adding at most one
+    discontinuity to `last_discontinuities`. Both sequences go far enough above those that a player that saw
+    any version served meanwhile sees a legal change (6.2.2); the first new segment carries
+    EXT-X-DISCONTINUITY, so its number (hls.js's cc) is above every one served."""
     span = reserved - next_sequence
     high, low = max(last_discontinuities, default=0), min(last_discontinuities, default=0)
     return reserved + span + (high - low), high + span
@@ -359,13 +357,10 @@ def stable_variant_id(index: int) -> str:
 
 def steering_ttl(target_duration: int) -> int:
     """TTL (7.1): how long a player keeps a steering manifest before it asks again. Half a target duration
-    (at least 1 s): a player plays about three behind the live edge (HOLD_BACK_TARGET_DURATIONS), and one
-    that moves only with the manifest must have it before its own failover. Shaka 4.16 retries a failing
-    segment at the URI it first parsed, and after one retry switches rendition, loading the new one from
-    the pathway its last manifest put first: about 1.5 s after the first failure. Reloaded every target
-    duration (2 s), the manifest missed that moment in about half the outages, and with 4 s buffered Shaka
-    stood still 2.6 s (test_steering_browser). The cost is one small request per viewer per TTL, answered
-    by the CDN's cache (docs/steering.md)."""
+    (at least 1 s): a player that moves only with the manifest must have it before its own failover (Shaka
+    4.16 switches rendition, from the pathway its last manifest put first, about 1.5 s after the first
+    failure; reloaded every target duration, the manifest missed that moment in about half the outages).
+    The cost is one small request per viewer per TTL, answered by the CDN's cache (docs/steering.md)."""
     return max(1, (target_duration + 1) // 2)
 
 

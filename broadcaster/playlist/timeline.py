@@ -66,12 +66,10 @@ class Timeline:
     def restart(self, left: Sequence[Entry], carried: Sequence[Entry], *, new_timeline: bool, sequence: int,
                 discontinuity_sequence: int) -> tuple[bool, bool]:
         """The numbers of a new playlist at the same address (ManifestGenerator.restart): the entries `left`
-        leave, the `carried` ones (never shown) start it again. Numbers continue above every one served
-        and `sequence`. With `new_timeline` the next segment's discontinuity number is above every one
-        before it and `discontinuity_sequence`; without, it keeps the number it would have had (variants
-        cut apart: one moment, one number in every variant, 6.2.4). Returns whether the segment after the
-        carried ones is tagged (it starts a new timeline, or follows a gap or an end: the carried ones stay
-        on theirs), and whether the new playlist ends (the old one had, on a kept timeline)."""
+        leave, the `carried` ones (never shown) start it again, numbered above every one served and
+        `sequence`. With `new_timeline` the next discontinuity number is above every one before and
+        `discontinuity_sequence`; without, it keeps its number (variants cut apart: one moment, one number,
+        6.2.4). Returns whether the segment after the carried ones is tagged, and whether the new one ends."""
         gap_after = bool(carried) and (new_timeline or self.pending or self.ended)
         self.discontinuity += sum(e.discontinuity for e in left)
         if new_timeline:

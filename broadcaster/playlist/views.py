@@ -199,11 +199,9 @@ class View:
                 del self.modes[n]
 
     def version(self, p: Source, frozen: Callable[[], Snapshot], edge: bool = False) -> Version | None:
-        """Its version of `p` as far as it lists now, rendered when first asked from `frozen()` (`p` as it
-        is now, one Snapshot for every pathway of a push): a Pending (players read this pathway only while
-        steered to it). With an entry at another URI than its own (`modes`, a bucket players are steered
-        away from: read, and its modes change as the window slides) it is rendered now. None while it
-        lists nothing (render)."""
+        """Its version of `p` as far as it lists now: a Pending, rendered when first asked from `frozen()` (one
+        Snapshot for every pathway of a push), or rendered now when an entry is at another URI than its own
+        (`modes` change as the window slides). None while it lists nothing."""
         through = self.through
         if not self._shows(p, through):
             return None

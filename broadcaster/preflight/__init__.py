@@ -73,10 +73,9 @@ def as_root_line(command: str) -> str:
 async def run_checks(settings: Settings, *, print_line: PrintLine, warnings: list[str] | None = None,
                      as_root: str | None = None, env_file: Path | None = None, r2_dev: str | None = None) -> bool:
     """Run every check, printing one line each; True when none failed (warnings do not count).
-    `warnings`: found before the settings loaded (keys that look like a setting's name). `as_root`: run
-    by root not told the service's user (the check as that user would run it): a failure, and the user's
-    folders are not judged. `env_file`: the settings' file, to tell this service from another one
-    holding STATE_DIR. `r2_dev`: the bucket's r2.dev URL, tried as a door around a private stream's edge."""
+    `warnings`: found before the settings loaded. `as_root`: run by root not told the service's user (a
+    failure; the user's folders are not judged). `env_file`: to tell this service from another holding
+    STATE_DIR. `r2_dev`: the bucket's r2.dev URL, tried as a door around a private stream's edge."""
     report = Report(print_line, [s for s in settings.secrets() if s])
     for line in warnings or []:
         report.warn(line)

@@ -175,13 +175,9 @@ class SlotAligner:
                    held: Callable[[int, Copy], bool] | None = None,
                    fresh: Callable[[int, Copy], bool] | None = None, before: SlotKey | None = None) -> Ready | None:
         """The first undecided slot once it can be decided (taken out of the queue), else None.
-
-        `held(variant, copy)`: the copy's file is still being written by Owncast. Such a copy holds only
-        its own variant once another copy of the slot is in the bucket: the slot is decided, and that
-        variant lists it later, or a gap there alone (lister.py); every other copy is waited for.
-        `fresh(variant, copy)`, asked of each copy in the bucket as the slot is about to be decided: False
-        when its file was written again since its upload (the copy is uploading again then, so the slot
-        waits for it as for any copy not in the bucket). `before`: only a slot before it (Lanes.bound)."""
+        `held(variant, copy)`: Owncast still writes the copy's file: it holds only its own variant once another
+        copy is in the bucket. `fresh(variant, copy)`: False when its file was written again since its upload
+        (waited for as any copy not in the bucket). `before`: only a slot before it (Lanes.bound)."""
         if not self._order or (before is not None and self._order[0] >= before):
             return None
         key = self._order[0]

@@ -61,12 +61,9 @@ class TargetPolicy:
     def fit(self, slot: Slot, members: list[Variant], variants: Iterable[Variant], last_run: int | None,
             together: bool, started: bool, aligned: bool = True) -> Retarget | None:
         """Keep 4.4.3.1 and 6.2.1 while Owncast changes underneath (docs/hls-rules.md, "A new target
-        duration"): a new stream gets the target its own playlists advertise; a segment longer than
-        the target within a stream raises it, doubled, so a copied variant's keyframe interval costs
-        a new playlist once or twice, not at every longer segment. The decision, if the target changes:
-        every playlist then starts again at the same address above all it served, and no segment is
-        dropped. `started`: some variant has a slot of this run decided already (listed, or waiting in
-        it): the stream is not new any more, whichever variant's slot this is. `aligned`: no variant has a
+        duration"): a new stream gets the target its playlists advertise; a longer segment within a stream
+        raises it, doubled, so a keyframe interval costs a new playlist once or twice, not at every longer
+        segment. `started`: some variant has a slot of this run decided already; `aligned`: no variant has a
         slot before this one still to list (else the timeline is kept: `_set`)."""
         current = self.value
         if current is None:

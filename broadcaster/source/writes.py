@@ -77,11 +77,9 @@ class _State(enum.Enum):
 
 class Writes:
     """What the watcher's events said of each file in the variant folders under `root`, and the wait for
-    one to be finished. Fed by the watcher (`exact`, `note`, `forget_all`), asked by the uploads.
-    kernel: the watcher reads inotify (or will once its watch begins), so a file unheard of waits
-    `unheard_quiet`; else every file is judged by `quiet`. lease: the kernel is asked at each look
-    whether the file is open for writing anywhere (leases.writers); False: never, the events and the
-    file decide (as where the kernel will not answer)."""
+    one to be finished: fed by the watcher, asked by the uploads. `kernel`: the watcher reads inotify, so
+    a file unheard of waits `unheard_quiet` (else `quiet`); `lease`: the kernel is asked at each look
+    whether the file is open for writing (leases.writers)."""
 
     def __init__(self, root: Path, *, kernel: bool, quiet: float = QUIET, unheard_quiet: float = UNHEARD_QUIET,
                  lease: bool = True,

@@ -254,12 +254,10 @@ class Snapshots:
 
 
 def register_parts(snapshots: Snapshots, publisher: Restorable, cleaners: Mapping[str, Durable] | None = None) -> None:
-    """The service's parts in one state, saved before a version becomes visible: the publisher's memory
-    at the top level (pushed with each version, restored last), each bucket's cleaner (asked at each save,
-    restored first): the first bucket's under "cleaner", another's under "<pathway>_cleaner"
-    ("backup_cleaner"), so a publisher that refuses its part leaves nothing restored. A state saved
-    without a bucket restores its cleaner empty; one saved with it and read without it leaves those keys
-    to the bucket's lifecycle rule."""
+    """The service's parts in one state, saved before a version becomes visible: the publisher's memory at
+    the top level (restored last, so a publisher that refuses its part leaves nothing restored), each
+    bucket's cleaner under "cleaner" (the first) or "<pathway>_cleaner". Keys saved for a bucket not
+    configured any more are left to that bucket's lifecycle rule."""
     for pathway, cleaner in (cleaners or {}).items():
         snapshots.register("cleaner" if pathway == "bucket" else f"{pathway}_cleaner", cleaner, empty=[])
     snapshots.register_root(publisher)

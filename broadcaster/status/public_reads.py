@@ -57,11 +57,8 @@ def _hint(detail: str, presigned: bool) -> str:
 
 
 class PublicReads:
-    """The verdict, and without steering the probe that feeds it. `newest()`: the newest segment listed
-    (its URL, when: steering/probe.py's Newest); `target_duration()`: the playlists'; `up(value)`: the
-    gauge; `watched()`: players read the stream lately (probe.Watched): the probe's GETs go only then;
-    `start_check`: the start's test object fetched at its listed URL (public_check.listed_answers bound
-    to the first bucket), None to skip it."""
+    """The verdict, and without steering the probe that feeds it (steering/probe.py's Newest and Watched);
+    `start_check`: the start's test object fetched at its listed URL, None to skip it."""
 
     def __init__(self, *, presigned: bool, newest: Callable[[], tuple[str, float] | None],
                  target_duration: Callable[[], int | None], up: Callable[[float], None],
