@@ -51,10 +51,6 @@ class EventStreams:
         self._by: dict[str, int] = {}  # open streams per client
         self.handle = guarded(self._handle)
 
-    @property
-    def by_client(self) -> dict[str, int]:
-        return dict(self._by)
-
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         hub = request.app[EVENTS]
         if hub.closed:

@@ -101,11 +101,6 @@ def segment_content_type(name: str) -> str | None:
     return _SEGMENT_TYPES.get(suffix(name).lower())
 
 
-def is_init_section(name: str) -> bool:
-    """An fMP4 init section (EXT-X-MAP, 4.4.4.5): every later segment of its run needs it."""
-    return suffix(name).lower() == ".mp4"
-
-
 def rounded_duration(duration: float) -> int:
     """EXTINF rounded to the nearest integer, as 4.4.3.1 compares it with the target duration: as it is
     written (milliseconds), so a 1.4996 s segment, written 1.500, counts as 2."""
