@@ -46,11 +46,9 @@ log = logging.getLogger(__name__)
 
 HEADER_TIMEOUT = 10.0  # seconds from accept to a complete first request head (HEADER_TIMEOUT setting)
 WRITE_TIMEOUT = 30.0  # seconds a connection's writing may stay paused (WRITE_TIMEOUT setting)
-# Idle keep-alive connections: aiohttp closes them after this long (it waits this long for the next
-# request, a half-sent one included; 3.14 also for the first, 3.10 does not: HEADER_TIMEOUT is ours
-# either way). Longer than any player's reload interval
-# (a target duration), so viewers keep their connection; nginx's default. Under pressure idle ones are
-# closed first anyway (see ConnectionGate), so a long wait costs no handles a new client needs.
+# Idle keep-alive connections: aiohttp closes them after this long. Longer than any player's reload
+# interval, so viewers keep their connection (nginx's default); under pressure idle ones are closed
+# first anyway (ConnectionGate).
 KEEPALIVE_TIMEOUT = 75.0
 RETRY_AFTER = 2  # seconds, for the 503 past the connection cap
 LISTEN_QUEUE = 1024  # connections the kernel holds until they are accepted (capped by net.core.somaxconn)
@@ -108,10 +106,8 @@ class ConnectionGate:
         self._busy = busy_response("too many connections, try again shortly\n", options.retry_after)
         self._metrics = metrics
         self._lingering = 0  # refused connections waiting to close cleanly
-        # Admitted connections (handed to aiohttp), oldest first. Ones accepted but not yet connected,
-        # and refused ones on their way out, are not counted: the budget reserves handles for those
-        # (limits.ACCEPT_BATCHES, the margin), and counting them here let a batch of a flood fill the
-        # cap with connections nobody could judge.
+        # Admitted connections (handed to aiohttp), oldest first. Ones not yet connected or on their way out
+        # are not counted: the budget's margin holds their handles (limits.ACCEPT_BATCHES).
         self._open: dict[_Counted, None] = {}
         self._fresh: dict[_Counted, None] = {}  # admitted, no complete request head read yet, oldest first
         self._peek = bytearray(_PEEK)  # one buffer for every MSG_PEEK (one loop, one at a time)
@@ -384,9 +380,8 @@ class GatedSite(web.BaseSite):
         await super().start()  # registers with the runner, which stops it on cleanup
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(self.gate, self._host, self._port, backlog=self._backlog)
-        # asyncio uses `backlog` both for listen() and as how many it accepts in one go; the budget wants
-        # the latter small, while a burst of new clients wants the kernel's queue deep (else their SYNs
-        # are dropped and retried a second later). The queue costs no file handle: deepen it.
+        # asyncio uses `backlog` for listen() and as how many it accepts in one go; the budget wants the latter
+        # small, a burst of clients wants the kernel's queue deep, which costs no handle: deepen it.
         for sock in self._server.sockets:
             with sock.dup() as same:
                 same.listen(LISTEN_QUEUE)

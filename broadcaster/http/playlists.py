@@ -194,12 +194,9 @@ class PlaylistRoutes:
             return self._bad_request(variant, "_HLS_msn and _HLS_part must be whole numbers")
         newest = current.last_sequence
         if msn < newest - hls.MSN_BEHIND_LIMIT or (current.ended and msn > newest):
-            # Listed long before, or never to be (the stream ended): answered at once with the newest
-            # version (6.2.5.2), in full (a delta skips what a player this late may not hold). Each
-            # number is a URL, so a cache key, of its own: what a client may cost that way is bounded
-            # (late.py); past its budget, a redirect to the plain URL every cache holds. It names no
-            # number: Shaka 4.16 keeps the URL a redirect took it to as the playlist's own and adds its
-            # next _HLS_msn after what is there (`?_HLS_msn=A&_HLS_msn=B`, one more 302 each reload).
+            # Listed long before, or never to be: answered at once with the newest version, in full (6.2.5.2). Each
+            # number is a cache key of its own, so what a client may cost that way is bounded (late.py); past its
+            # budget, a redirect to the plain URL, which names no number (Shaka 4.16 would add its next _HLS_msn).
             if self._late.take(client_address(request, self._proxies), target):
                 response = rendered_response(request, current, hls.blocking_cache_control(target))
                 self._count(str(variant), response.status)
@@ -231,9 +228,8 @@ class PlaylistRoutes:
                 held_by[client] = held_by.get(client, 0) + 1
             timeout = hls.block_timeout(target)
             if self._horizon is not None and self._horizon.away():
-                # Steered away (its uploads fail): a player still here reads the steering manifest with
-                # its next reloads, and must not wait three target durations for a number (Shaka 4.16
-                # moves to another pathway with its next playlist load: it stalled 2 s on the held one).
+                # Steered away: a player still here must not wait three target durations for a number (Shaka moves
+                # pathway only with its next playlist load).
                 timeout = 0.0 if (self._horizon.newest(variant) or -1) >= msn else float(target)
             try:
                 rendered = await source.wait_for_sequence(variant, msn, timeout) if timeout else None
@@ -245,9 +241,8 @@ class PlaylistRoutes:
                         held_by[client] -= 1
         if rendered is None and self._horizon is not None and (
                 (self._horizon.newest(variant) or -1) >= msn or self._horizon.away()):
-            # The stream advances on another pathway (the VM's) while this one (the bucket's) waits for
-            # its uploads: the playlist as it is, not an error. Shaka takes a 503 from this host for a
-            # failure of every pathway it serves (the VM's too) and holds to the failing one for 60 s.
+            # The stream advances on another pathway while this one waits for its uploads: the playlist as it is,
+            # not an error (Shaka takes a 503 for a failure of every pathway this host serves).
             rendered = source.media_playlist(variant)
         if rendered is None:
             self._count(str(variant), 503)

@@ -73,12 +73,9 @@ class Timeline:
         gap_after = bool(carried) and (new_timeline or self.pending or self.ended)
         self.discontinuity += sum(e.discontinuity for e in left)
         if new_timeline:
-            # The next segment starts a new timeline, counted here, in every variant alike (all restart
-            # together, also one that listed nothing yet), so discontinuity numbers stay the same across them.
-            # With segments carried, its tag counts it: they keep the number they had, the first one too,
-            # whose own tag the new playlist does not render (it is its first entry): counted here instead.
-            # Without, a carried first segment of a new stream fell back to the number before its
-            # discontinuity, under which the other variants list an earlier moment (6.2.4).
+            # The next segment starts a new timeline, counted here, in every variant alike, so discontinuity
+            # numbers stay the same across them. Carried segments keep their numbers, the first one too, whose
+            # own tag the new playlist does not render: counted here instead (6.2.4).
             first_tag = bool(carried) and carried[0].discontinuity
             self.discontinuity = (
                 max(self.discontinuity + first_tag, discontinuity_sequence - 1) if carried

@@ -40,11 +40,9 @@ class Lanes:
         if lane is None:
             lane = self._lanes[index] = SlotAligner()
             v = variants.get(index)
-            # What was decided together stays decided; a variant that had no copy in it (its playlist came
-            # after the others' first segments) lists the run from its start. A copy decided together
-            # that waits in its variant (Owncast still writing it) counts: taken for none, its lane saw
-            # the slot after it as a jump past segments never seen, and marked a gap in that variant
-            # alone, a discontinuity the other variants do not have there (6.2.4).
+            # What was decided together stays decided; a variant that had no copy in it lists the run from its
+            # start. A copy decided together that waits in its variant counts: else its lane saw the next slot as a
+            # jump and marked a gap that variant alone has (6.2.4).
             joined = v is not None and (v.playlist.last_run == run or self.together.joined(index, run))
             lane.decided = self.together.decided if joined else min(self.together.decided, (run, -1))
         return lane
