@@ -69,9 +69,8 @@ class PlaylistSource(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Horizon:
-    """This pathway among the others (content steering): the newest number any lists per variant (the
-    VM's, ahead of the bucket's by the uploads on their way), and whether players are steered away from
-    this one now."""
+    """This pathway among the others: the newest number any lists per variant, and whether players are
+    steered away from this one now."""
 
     newest: Callable[[int], int | None]
     away: Callable[[], bool] = lambda: False
@@ -301,12 +300,9 @@ class PlaylistRoutes:
 
     def _serve(self, request: web.Request, variant: int | None, *, skip: bool = False,
                master_name: str = hls.MEDIA_PLAYLIST_NAME) -> web.Response:
-        """The multivariant playlist (variant None) or a media playlist, counted by label and status.
-
-        Not ready (503, retried by players) vs unknown (404, fatal in hls.js): nothing is ready while the
-        source has no target duration; after that None for the master or the default variant (which the
-        wiring promises exists) means not ready yet, and None for any other variant means unknown.
-        """
+        """The multivariant playlist (variant None) or a media playlist, counted by label and status. Not ready
+        (503, retried by players) vs unknown (404, fatal in hls.js): nothing is ready without a target
+        duration; then None for the master or the default variant means not ready, for any other unknown."""
         source, default = self._source, self._default
         # Labels stay bounded: a client-chosen variant number is a label only once it was served.
         label = "master" if variant is None else self._default_label if variant == default else "unknown"

@@ -112,9 +112,8 @@ class PathwayViews:
     # -- how far each pathway lists ---------------------------------------------------------------------
 
     def advance(self, playlist: Playlist | None) -> int | None:
-        """Each pathway's view as far as its segments are there; returns where the pathway furthest behind
-        ends, in the window and short of its end (None: none is behind): the playlist keeps what it still
-        needs (ManifestGenerator.keep_through), then `trim`."""
+        """Each pathway's view as far as its segments are there; returns where the pathway furthest behind ends,
+        short of the window's end (None: none is behind): the playlist keeps what it still needs, then `trim`."""
         former = self._former
         if former is not None:
             first_view = former.view(self._plan.first.id)
@@ -181,9 +180,8 @@ class PathwayViews:
             view.through = through
 
     def versions(self, playlist: Playlist | None, showable: bool, edge: bool = False) -> dict[str, Version]:
-        """Each pathway's version now (none while it lists nothing); `edge`: the first bucket's alone, for
-        the bucket's copy. The first bucket's is rendered now; every other one when first asked, from the
-        playlist as it is now (View.version: a Snapshot, one for them all)."""
+        """Each pathway's version now; `edge`: the first bucket's alone. The first bucket's is rendered now, every
+        other one when first asked (View.version: one Snapshot for them all)."""
         out: dict[str, Version] = {}
         former = self._former
         frozen: list[Snapshot] = []
@@ -295,8 +293,7 @@ class PathwayViews:
         return former.drop() if former is not None else []
 
     def forget(self) -> list[Removed]:
-        """A restart that keeps nothing (continuing above a state, a variant back): every view empty.
-        Returns what a former playlist held back."""
+        """A restart that keeps nothing: every view empty. Returns what a former playlist held back."""
         left = self._drop_former()
         self._vm_listed.clear()  # its numbers may name other segments now
         for view in self._views.values():
@@ -306,8 +303,7 @@ class PathwayViews:
     # -- saved with the state -----------------------------------------------------------------------------
 
     def saved(self, last: int) -> dict[str, object]:
-        """How far each pathway lists and where it listed what (views_memory.saved): the former is not
-        saved, a restart lists the new playlist on every pathway."""
+        """How far each pathway lists and where it listed what (views_memory.saved); the former is not saved."""
         return views_memory.saved(self._current(), last)
 
     def restore(self, data: object, playlist: Playlist | None) -> None:

@@ -105,9 +105,8 @@ class Held:
 
     def first(self, key: str, parts: tuple[str, ...], stamp: Stamp,
               content_type: str | None = None) -> HeldFile | None:
-        """The first read of `key`'s file (`parts` beneath HLS_DIR) was this version: held from now on (the
-        version held already: as it is, its copy with it). None for a file of no type we publish
-        (`content_type`: its type, when the caller knows it)."""
+        """The first read of `key`'s file (`parts` beneath HLS_DIR) was this version: held from now on (or the
+        version held already). None for a file of no type we publish."""
         content_type = content_type or hls.segment_content_type(key)
         if content_type is None:
             return None
@@ -189,8 +188,8 @@ class Held:
             return self._index.files.get(key)
 
     def alive(self, key: str) -> bool:
-        """A version of `key` may still be read: its copy is kept, or Owncast's file is there (a stat; asked
-        of each upload that waits, once per turn of the bucket's backoff: bucket/turns.py)."""
+        """A version of `key` may still be read: its copy is kept, or Owncast's file is there (a stat, once per
+        turn of the bucket's backoff for each upload that waits)."""
         held = self.get(key)
         if held is None:
             return False
@@ -233,8 +232,8 @@ class Held:
         return self.keep(key, body)
 
     def read(self, held: HeldFile) -> bytes:
-        """Its bytes (blocking: run it in a thread): the copy, or Owncast's file while it is the version
-        held. FileNotFoundError once neither is (dropped, deleted, rewritten)."""
+        """Its bytes (blocking): the copy, or Owncast's file while it is the version held; FileNotFoundError once
+        neither is."""
         if held.copy is not None:
             with contextlib.suppress(FileNotFoundError):
                 return self._files.read(held.copy, held.size)
