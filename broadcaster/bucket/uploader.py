@@ -39,9 +39,8 @@ class ObjectStore(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Backoff:
-    """How long to wait before retry number `attempt` (from 0): exponential, capped, with full jitter
-    (AWS architecture blog). The bucket's turns while it fails (turns.py), and a file's reads out of
-    handles. `sleep`, `rng` and `clock` (how long uploads have waited): a test's fakes."""
+    """How long to wait before retry number `attempt` (from 0): exponential, capped, with full jitter (AWS
+    architecture blog). `sleep`, `rng` and `clock`: a test's fakes."""
 
     base: float = 0.25
     cap: float = 15.0
@@ -126,10 +125,9 @@ class Uploader:
         return self.waits.now()
 
     def outage(self) -> dict[str, object] | None:
-        """While the bucket fails (None otherwise), for /health: the uploads that wait, the segments lost
-        (no copy left, Owncast's file gone), and with copies kept (the VM's pathway), their bytes, their
-        bound now and what sets it (VM_COPIES_MB, or STATE_DIR's disk down to its reserve) and, at the rate
-        they grew since the outage began, the seconds until the oldest start to go."""
+        """While the bucket fails (None otherwise), for /health: the uploads that wait, the segments lost, and
+        the copies kept: their bytes, their bound and what sets it, and when the oldest start to go at the
+        rate they grew."""
         down_for = self._outage.down_for()
         if down_for is None:
             return None

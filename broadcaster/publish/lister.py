@@ -97,9 +97,8 @@ class Lister:
             self.on_done(ready)
 
     def on_uploaded(self, index: int, duration: float, task: asyncio.Future[Uploaded]) -> None:
-        """An upload finished (its done-callback): the upload ratio learns its time, what it completes is
-        listed (without the VM's pathway a copy is ready once uploaded), and the bucket's playlists show
-        what is now in the bucket."""
+        """An upload finished (its done-callback): the upload ratio learns its time, and what it completes is
+        listed and shown."""
         self.upload_ratio.learn(task, duration)
         if not self._closed:
             self.advance()
@@ -140,11 +139,9 @@ class Lister:
         return decided
 
     def _decide(self, slot: Slot, members: list[Variant], together: bool = True) -> None:
-        """List the slot in every member whose copy is in the bucket, and keep it in those whose copy
-        Owncast is still writing (listed later, or a gap there alone); a copy lost gets a gap there
-        alone. When no copy is in the bucket, or one is missing or beyond any target, the slot is
-        dropped in every member. `together`: the variants are numbered alike (not variants cut apart,
-        each numbered on its own)."""
+        """List the slot in every member whose copy is in the bucket, and keep it in those whose copy Owncast is
+        still writing; a lost copy gets a gap there alone. With no copy in the bucket, or one missing or beyond
+        any target, the slot is dropped in every member. `together`: the variants are numbered alike."""
         verdict = judged(slot, members, self._metrics)
         if verdict is None:
             return
@@ -232,16 +229,14 @@ class Lister:
         return waiting if waiting is not None else v.playlist.last_run
 
     def again(self) -> None:
-        """Push the versions again soon, nothing new listed: a pathway showed its former playlist as far
-        as it went (variants.Variants.caught_up), and shows the new one next. Soon, not now: the Release
-        is telling what it showed."""
+        """Push the versions again soon, nothing new listed: a pathway showed its former playlist as far as it
+        went and shows the new one next (not now: the Release is telling what it showed)."""
         if (loop := running_loop()) is not None:
             loop.call_soon(lambda: None if self._closed else self.advance())
 
     def retarget(self, decision: Retarget | None) -> None:
-        """Apply the target policy's decision to every variant's playlist at once, after listing what
-        waits in each (a copy not in the bucket by now is a gap there): every playlist is then where
-        every other is, from the same next number on a new timeline (Variants.retarget)."""
+        """Apply the target policy's decision to every variant's playlist at once, after listing what waits in
+        each (a copy not in the bucket by now is a gap there): all go on from the same next number."""
         if decision is None:
             return
         self._behind.catch_up(force=True)

@@ -225,9 +225,8 @@ class Uploads:
         return hls.object_key(self._prefix, index, name)
 
     def release_held(self, unready: Iterable[Unready] = ()) -> None:
-        """A pathway lists what the VM holds from now on: every copy held and not listed yet is ready, and
-        each of `unready` (copies whose upload held nothing first and has not landed: the publisher's) is
-        held now, once Owncast has finished its file, and ready then."""
+        """A pathway lists what the VM holds from now on: every copy held is ready, and each of `unready`
+        (uploads that held nothing first and have not landed) is held once Owncast finished its file."""
         for readiness in list(self._held_waiting):
             readiness.release()
         if not self.keeping or self._others:  # with other buckets every copy is held first
@@ -253,9 +252,8 @@ class Uploads:
 
     def start(self, index: int, seg: SourceSegment, run: int
               ) -> tuple[asyncio.Task[Uploaded], Ready, str, str | None, dict[str, asyncio.Future[Any]]]:
-        """The uploads of `seg`, variant `index`'s (each after its init section's): the first bucket's task,
-        when it may be listed (`ready`: its SHA-256, once held or uploaded), its key, the init section's,
-        and its uploads to the other buckets by pathway ID."""
+        """The uploads of `seg` (each after its init section's): the first bucket's task, `ready`, its key, the
+        init section's, and its uploads to the other buckets by pathway ID."""
         folder = self._hls_dir / str(index)
         init_key: str | None = None
         init_task: asyncio.Task[Uploaded] | None = None
@@ -339,9 +337,8 @@ class Uploads:
             return None
 
     def again(self, pathway: str, index: int, key: str) -> asyncio.Future[Uploaded] | None:
-        """The upload to `pathway`'s bucket of a listed segment whose upload had not landed before a
-        restart: from Owncast's file if it is still there (what the service held does not outlive a
-        restart). None for a pathway that is no bucket of this run."""
+        """The upload to `pathway`'s bucket of a listed segment that had not landed before a restart, from
+        Owncast's file if it is still there. None for a pathway that is no bucket of this run."""
         uploader = self._uploader if pathway == hls.BUCKET_PATHWAY else self._others.get(pathway)
         if uploader is None:
             return None

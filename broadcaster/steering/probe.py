@@ -162,8 +162,7 @@ class SteeringLoop:
 
     def _next_look(self) -> float:
         """Seconds until the next evaluation with no event between: QUIET_EVERY while nothing is live,
-        EVALUATE_EVERY while anything is amiss, else when the clock alone could decide (policy.calm_for),
-        QUIET_EVERY at most (with uploads that tell when one is late, only that)."""
+        EVALUATE_EVERY while anything is amiss, else policy.calm_for, QUIET_EVERY at most."""
         if self._quiet:
             return QUIET_EVERY
         calm = self._policy.calm_for(self._told_late)
