@@ -189,12 +189,9 @@ def create_app(
     running: Running = Running(),
 ) -> web.Application:
     """The public web app. Without `events` there is no /live/events; without `viewer_options`, / is a line
-    of text (with its `viewers`, POST /live/watching counts them; with `playback`, reports are taken).
-    Without `playlist_options.pathways` the steering manifest's path answers 410, so players holding an
-    older multivariant playlist stop asking. app[QUICK]: what the connection gate answers before aiohttp.
-
-    Run it with handler_cancellation=True, as the service does: a handler whose client hangs up is then
-    cancelled, so held requests and event streams give their slot back at once."""
+    of text. Without `playlist_options.pathways` the steering manifest's path answers 410, so players
+    holding an older multivariant playlist stop asking. app[QUICK]: what the gate answers before aiohttp.
+    Run it with handler_cancellation=True: a client that hangs up frees its held request at once."""
     viewers = viewer_options.viewers if viewer_options is not None else None
     audience, playback = (viewers.audience, viewers.playback) if viewers is not None else (None, None)
     connection_metrics = running.connection_metrics

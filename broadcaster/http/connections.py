@@ -124,9 +124,8 @@ class ConnectionGate:
         return _Counted(self, self._factory())
 
     def _admit(self, conn: _Counted) -> bool:
-        """Whether `conn`, just connected, may stay (it is then counted): below the cap, or once an idle
-        one made room, or, when its request head is already there (a health check, a player), a little
-        past the cap: the connections holding the cap may all be busy for a moment."""
+        """Whether `conn`, just connected, may stay (it is then counted): below the cap, once an idle one made
+        room, or a little past the cap when its request head is already there (a health check, a player)."""
         if not (len(self._open) < self.limit or self._evict_idle()
                 or (len(self._open) < self.limit + OVERDRAFT and conn.has_request())):
             return False
@@ -282,10 +281,8 @@ class _Counted(asyncio.Protocol):
             self._inner.connection_lost(exc)
 
     def idle(self) -> bool:
-        """No request in progress: no head yet, or aiohttp waiting for the next request.
-
-        aiohttp's own keep-alive timer decides idleness the same way (RequestHandler._waiter pending);
-        should a later aiohttp not have it, nothing counts as idle and the cap answers 503 instead."""
+        """No request in progress: no head yet, or aiohttp waiting for the next (its RequestHandler._waiter;
+        without it nothing counts as idle, and the cap answers 503 instead)."""
         if self._dropped:
             return False
         if self._timer is not None:
@@ -307,10 +304,8 @@ class _Counted(asyncio.Protocol):
         return waiting > 0
 
     def has_request(self) -> bool:
-        """A complete request head (or _PEEK bytes of one) is waiting in the socket, unread by the loop.
-
-        Only this protects a connection from being closed to make room: a head without its end is
-        half-sent, however recently it arrived. One MSG_PEEK into the gate's buffer (about 10 µs)."""
+        """A complete request head (or _PEEK bytes of one) is waiting in the socket, unread by the loop: the one
+        thing that keeps a connection from being closed to make room. One MSG_PEEK (about 10 µs)."""
         buf = self._gate._peek
         n = _peek(self._transport.get_extra_info("socket") if self._transport is not None else None, buf)
         if n == 0:
