@@ -182,8 +182,8 @@ class Uploader:
             whole, n = path.parts, len(base)
             parts = whole[n:] if whole[:n] == base and len(whole) > n else (path.name,)
         if on_kept is None:
-            # Sent as without a holder, holding nothing while the bucket takes it at once (issue 66 item 3:
-            # steering costs nothing per segment while nothing fails); held once an attempt fails (`keep`).
+            # Sent as without a holder while the bucket takes it at once (steering costs nothing per segment
+            # while nothing fails); held once an attempt fails (`keep`).
             return await self._put(Job(key, read, content_type, hls.SEGMENT_CACHE_CONTROL, variant, hashed,
                                        keep=parts, alive=exists))
         first, body = await self._first_read(read, holder, key, parts, hashed, content_type)

@@ -250,7 +250,7 @@ def create_app(
             counting=audience is not None, reporting=audience is not None and playback is not None)).encode()
         app[VIEWER_FILES] = ViewerFiles(
             root, max_open=viewer_options.max_open, write_timeout=viewer_options.write_timeout,
-            on_write_timeout=on_timeout, config=app[VIEWER_CONFIG],  # the page carries it (issue 42)
+            on_write_timeout=on_timeout, config=app[VIEWER_CONFIG],  # the page carries it
             # A private stream's page is served to anyone: it names nothing of the stream.
             words=Words("", "") if viewer_options.private else Words(viewer_options.title, viewer_options.description))
         app[PAGE_POLICY] = page_policy(

@@ -51,10 +51,8 @@ def canonical_query(query: MultiMapping[str], blocking: bool) -> str | None:
         return ""
     values: dict[str, str] = {}
     for name in BLOCKING_PARAMS & query.keys():
-        # A repeated name: its last value. Shaka 4.16 keeps the URL a redirect took it to as the
-        # playlist's own and adds its next _HLS_msn after the one there (`?_HLS_msn=7&_HLS_msn=9`):
-        # the last is what it asks for now. (The first, 7, was redirected to 7's answer, which its
-        # browser kept for six target durations: Shaka stood still there, issue 49.)
+        # A repeated name: its last value. Shaka 4.16 keeps the URL a redirect took it to and adds its
+        # next _HLS_msn after the one there (`?_HLS_msn=7&_HLS_msn=9`): the last is what it asks for now.
         value = blocking_param(query.getall(name)[-1]) or ""
         if name == "_HLS_skip":
             if value not in hls.SKIP_REQUEST_VALUES:

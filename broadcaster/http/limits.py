@@ -3,7 +3,7 @@
 Every client connection is a file handle, and so is everything the service needs to do its job: the
 watcher's inotify handle and folder scans, each upload's connection and file, the state file, logs,
 listeners. When clients take the last handle, the watcher cannot open a playlist and segments are
-missed (issue 11). So the service raises its soft RLIMIT_NOFILE to the hard limit, reserves what its
+missed. So the service raises its soft RLIMIT_NOFILE to the hard limit, reserves what its
 own work needs, and derives from the rest one cap on client connections and, within it, caps on
 event streams and held blocking requests that leave room for plain playlist and /health requests.
 """

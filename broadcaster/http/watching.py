@@ -40,9 +40,8 @@ _HEADERS = CIMultiDictProxy(CIMultiDict({hdrs.CACHE_CONTROL: NO_STORE, hdrs.SERV
 SEC_FETCH_SITE = istr("Sec-Fetch-Site")
 _OWN_SITE = frozenset({"same-origin", "none"})  # "none": typed in the address bar, no page sent it
 _MALFORMED = MALFORMED + "\n"
-# An IPv6 client counts by its /48, as the tracker counts its connections (TRACKER_IPV6_PREFIX's
-# default, tracker/clients.mjs says why): by /64, 100 /64s of one free tunnel broker's /48 held 2,000 ids
-# (issue 50 P3).
+# An IPv6 client counts by its /48, as the tracker does (tracker/clients.mjs says why: one free tunnel
+# broker's /48 holds many /64s).
 IPV6_PREFIX = 48
 _JSON_HEADERS = CIMultiDictProxy(CIMultiDict({hdrs.CACHE_CONTROL: NO_STORE, hdrs.SERVER: SERVER_NAME,
                                               hdrs.CONTENT_TYPE: "application/json"}))

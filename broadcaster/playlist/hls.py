@@ -234,7 +234,7 @@ def offers_delta_updates(window_seconds: float, target_duration: int) -> bool:
     return window_seconds >= DELTA_MIN_WINDOW_TARGET_DURATIONS * target_duration
 
 
-# -- Segment hashes for viewer-to-viewer delivery (issue 31) ----------------------------------------
+# -- Segment hashes for viewer-to-viewer delivery ---------------------------------------------------
 
 # With P2P on, each segment of a live media playlist carries the SHA-256 of the bytes the service put in
 # the bucket, before its EXTINF: "#EXT-HB-SHA256:" and 43 characters of unpadded base64url. viewer/p2p.js

@@ -49,7 +49,7 @@ class PathwayPlan:
     def lists_held(self) -> bool:
         """Now, a pathway lists what the VM holds before any bucket has it: the VM serves its pathway (not
         only redirects). While the bucket serves, a copy is listed once uploaded, as without steering: one
-        version (and one save) per slot, not one more per landing (issue 66: 2.6x the bytes written)."""
+        version (and one save) per slot, not one more per landing."""
         return self.held and not self.redirects()
 
     @property

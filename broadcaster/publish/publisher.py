@@ -89,8 +89,7 @@ class Publisher:
         self._plan = config.pathways
         self._variants = Variants(config.window, self._drop, config.pathways)
         # Nothing new is shown before a state is saved above the first sequence. What it shows, it tells
-        # each variant's playlist (what a client may have seen before a new target, issue 32; what a clip
-        # is cut from).
+        # each variant's playlist (what a new target carries, what a clip is cut from).
         self.release = Release(outlets, metrics, key_prefix=config.key_prefix, limit=config.first_sequence,
                                shown_to=self._variants, monotonic=config.monotonic)
         self._lanes = Lanes(metrics)

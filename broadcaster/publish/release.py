@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 
 class ShownTo(Protocol):
     """Told how far each playlist was shown on each pathway, as it becomes visible (variants.Variants,
-    for each VariantPlaylist: what a new target carries, issue 32, and what clips are cut from)."""
+    for each VariantPlaylist: what a new target carries, and what clips are cut from)."""
 
     def shown(self, renderings: Mapping[str, Mapping[int, Version]], *, replace: bool = False) -> None:
         """`replace`: a restored state's versions, nothing else visible."""

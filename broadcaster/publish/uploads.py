@@ -284,7 +284,7 @@ class Uploads:
             task: asyncio.Task[Uploaded] = asyncio.ensure_future(_already(Uploaded(0.0, None)))
         elif not self._others:
             # Held first while a pathway lists what the VM holds (its first read told to its readiness alone);
-            # else it holds nothing unless an attempt fails, or release_held holds it (issue 66 item 3).
+            # else it holds nothing unless an attempt fails, or release_held holds it.
             task = asyncio.ensure_future(self._upload(folder / seg.name, seg_key, index, init_task, init_kept,
                                                       readiness.kept if self.keeping and self._lists_held()
                                                       else None))

@@ -208,7 +208,7 @@ class Service:
         audience = self.audience = Audience(self.settings.viewer_timeout)
         AudienceMetrics(self.metrics.registry, lambda: audience.watching, lambda: audience.p2p,
                         lambda: audience.refused, lambda: audience.stalled_recently)
-        # Their playback reports (issue 42), one per page per beat interval at most: /metrics.
+        # Their playback reports, one per page per beat interval at most: /metrics.
         playlists = self.playlists
         self.playback = Playback(audience, interval=self.settings.viewer_timeout / 3,
                                  target_duration=lambda: playlists.target_duration)

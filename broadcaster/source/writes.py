@@ -245,8 +245,8 @@ class Writes:
             # is still to come, or never will (then the caller's limit gives it up).
             return _State.WRITING
         if short:
-            # Closed on a packet boundary with less media than its playlist names: a writer that closes
-            # and opens the file again (issue 80). Listed now, viewers and caches would keep the half.
+            # Closed on a packet boundary with less media than its playlist names: a writer that will
+            # open it again. Listed now, viewers and caches would keep the half.
             return _State.WRITING
         return _State.FINISHED
 

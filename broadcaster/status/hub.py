@@ -37,9 +37,7 @@ from .stream import Event, StreamState, StreamStatus
 log = logging.getLogger(__name__)
 
 # Events kept for Last-Event-ID resume, and so the most a resume (or a reset) ever sends: about 6 KB,
-# 20 s of three variants' 1 s segments. A dashboard reconnects after RETRY_MS and misses a few; one
-# further behind gets a reset and these recent events, not minutes of history (1024 events were 58-88
-# KB of VM egress per reconnect for `?lastEventId=1`, issue 18).
+# 20 s of three variants' 1 s segments; one further behind gets a reset, not minutes of history.
 RING_SIZE = 64
 # Open streams at once when none is given. Each is a sleeping handler plus its socket (a file handle);
 # beyond the cap a crowd gets 503 with Retry-After. The service derives its cap from the file-handle
