@@ -1,13 +1,10 @@
 """`hls-broadcaster check`: proves the settings, this machine and the bucket work before the first stream.
 
-One line per check, "ok   ...", "warn ...", "FAIL ..." or "skip ...", and for each failure the
-setting to fix. On this machine, as the user it runs as: that Owncast's folder can be entered, listed,
-read and watched (HLS_DIR), that STATE_DIR is or can be made writable, and that HOST:PORT (and
-METRICS_LISTEN) can be bound. Then it stores a small probe object under R2_KEY_PREFIX, as a segment is
-stored, reads it back with the S3 API and as a viewer would (with and without CORS): through
-R2_PUBLIC_URL, or with SEGMENT_URLS=presigned through a presigned URL, then deletes it: the same calls
-the service makes for every segment. The secret is never printed, nor a presigned URL's signature.
-"""
+One line per check, "ok   ...", "warn ...", "FAIL ..." or "skip ...", and for each failure the setting
+to fix. On this machine, as the user it runs as: HLS_DIR can be entered, listed, read and watched,
+STATE_DIR is or can be made writable, HOST:PORT (and METRICS_LISTEN) can be bound. Then a probe object
+is stored as a segment is, read back with the S3 API and as a viewer would, and deleted: the calls the
+service makes for every segment. The secret is never printed, nor a presigned URL's signature."""
 
 from __future__ import annotations
 

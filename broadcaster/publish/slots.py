@@ -1,13 +1,10 @@
 """Cross-variant slot alignment: which segment position is decided next, and which variants take part.
 
-A slot is one segment position, the same in every variant: (Owncast transcoder run, Owncast's
-sequence number). ffmpeg numbers all variants of one run in lockstep, so this key lines variants up
-(docs: HLS 6.2.4). A slot is decided (listed or dropped) once every variant taking part has its copy
-uploaded, or has moved on (or ended) without one, or (once another copy is uploaded) still waits for
-Owncast to finish its file: that variant lists it later, or a gap there alone. Slots are decided in order, so
-every variant lists the same slots under the same media sequence numbers. What deciding means
-(listing, metrics, gaps) is the lister's business (lister.py, waiting.py).
-"""
+A slot is one segment position, the same in every variant: (Owncast transcoder run, Owncast's sequence
+number); ffmpeg numbers all variants of one run in lockstep (6.2.4). A slot is decided (listed or
+dropped) once every variant taking part has its copy uploaded, has moved on without one, or still waits
+for Owncast to finish its file while another copy is uploaded. Slots are decided in order, so every
+variant lists the same slots under the same numbers; what deciding means is the lister's."""
 
 from __future__ import annotations
 

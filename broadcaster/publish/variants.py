@@ -1,13 +1,9 @@
 """Variants: Owncast's variants as the publisher knows them, by index, each with its playlist.
 
-The publisher adds a variant when its playlist first comes, and a restore replaces them all; both
-build the variant's playlist here (a VariantPlaylist under the one WindowOptions, its removed segments
-going on to the cleaner), so a playlist is made in one place, new or restored. Others read the
-variants through the Mapping: what was read of Owncast is written by the publisher only (a restore
-builds each Variant whole, memory.decode, and `restored` puts them here), and a playlist changes only
-through its own intents (variant_playlist.py). The Release tells what it made
-visible here (`shown`), and each playlist keeps how far it was shown.
-"""
+A variant's playlist is made here, new or restored (a VariantPlaylist under the one WindowOptions, its
+removed segments going on to the cleaner). Others read the variants through the Mapping: what was read
+of Owncast is written by the publisher only, a playlist changes only through its own intents. The
+Release tells what it made visible here (`shown`)."""
 
 from __future__ import annotations
 
