@@ -334,7 +334,8 @@ class ConnectionMetrics(Collector):
 class AudienceMetrics(Collector):
     """hls_broadcaster_viewers (pages playing now), _viewers_p2p (of which sharing peer to peer),
     _viewers_stalled (of which reported a stall in the last 5 minutes) and
-    _viewer_heartbeats_refused_total{reason}, read from the count when scraped (nothing on the beat's path)."""
+    _viewer_heartbeats_refused_total{reason}, read from the count when scraped (nothing on the beat's path).
+    """
 
     def __init__(self, registry: CollectorRegistry, watching: Callable[[], int], p2p: Callable[[], int],
                  refused: Callable[[], dict[str, int]], stalled: Callable[[], int] = lambda: 0) -> None:

@@ -5,7 +5,8 @@ One WARNING when the bucket starts failing, with the reason; a summary at most e
 lasts; one INFO when it works again, with how long and how many attempts failed. A failure within
 `interval` of the "back" line resumes the story quietly, so a flapping bucket writes no pair per flap. A
 segment an outage loses is told once per outage (a WARNING at the first, then counts by reason); one
-lost just after the "back" line is the same outage's (`lost_count`)."""
+lost just after the "back" line is the same outage's (`lost_count`).
+"""
 
 from __future__ import annotations
 

@@ -6,7 +6,8 @@ Owncast ends the stream, a VOD playlist of the whole run is written next to its 
 
 A gap a variant listed is journaled as one; when its segment lands later (publish/late.py) a line says
 so and the recording lists it, waiting LATE_WAIT at most for such uploads. A listed segment whose upload
-failed for good after (lost in an outage) gets a `lost` line: a gap in the recording."""
+failed for good after (lost in an outage) gets a `lost` line: a gap in the recording.
+"""
 
 from __future__ import annotations
 

@@ -3,7 +3,8 @@
 A new session parses botocore's JSON data again for its first client (0.1 s of CPU, against 0.003 s for
 a client of a session that has). Every session made here shares the first one's data loader, whose
 cache only adds whole entries and is safe across threads; the sessions themselves stay one per use
-(a session is not)."""
+(a session is not).
+"""
 
 from __future__ import annotations
 

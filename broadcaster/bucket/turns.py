@@ -8,7 +8,8 @@ when the bucket is seen working again (`open`: an upload landed, or bucket/check
 An upload whose bytes exist nowhere any more (its copy dropped and Owncast's file deleted) does not wait
 for a turn it can never use: the queue is swept at each turn, and when an upload comes to wait (at most
 once every SWEEP_EVERY), and such uploads end lost (a gap). So the uploads that wait, and their memory,
-are bounded by the segments still on disk, whatever the outage's length."""
+are bounded by the segments still on disk, whatever the outage's length.
+"""
 
 from __future__ import annotations
 

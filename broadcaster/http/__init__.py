@@ -8,7 +8,8 @@ every held request and event stream released. app.py builds the apps; the handle
 (with canonical.py and answers.py), events.py, health.py, viewer.py, watching.py and the VM pathway's
 (steered.py); quick.py answers plain playlist requests before aiohttp; control.py is the operator's socket.
 Never: change a playlist, the bucket or the state (clips are made on the control socket, by clips/),
-or let one client cost more than the caps allow."""
+or let one client cost more than the caps allow.
+"""
 
 from .app import (LiveEvents, Pathways, PlaylistOptions, Running, ViewerOptions, Viewers, create_app,
                   create_metrics_app)

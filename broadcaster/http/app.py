@@ -3,7 +3,8 @@
 As aiohttp's examples/background_tasks.py: dependencies come in as arguments under typed AppKeys, and
 what runs beside the routes is tied to the app's life (cleanup_ctx). On shutdown, before the runner
 waits for its handlers, the app stops its StatusWatcher, ends every event stream and answers every held
-blocking request, so no long-lived request holds a stop up."""
+blocking request, so no long-lived request holds a stop up.
+"""
 
 from __future__ import annotations
 

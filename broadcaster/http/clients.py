@@ -11,7 +11,8 @@ untrusted loopback peer speaks for every viewer at once).
 
 Where the viewer asked (`request_here`) is the request's Host and the scheme a trusted proxy reports
 (`CF-Visitor`, `X-Forwarded-Proto`), or the connection's own with no proxy in front; else the scheme is
-left to the player (`//host/...`)."""
+left to the player (`//host/...`).
+"""
 
 from __future__ import annotations
 
@@ -60,7 +61,8 @@ class Proxies:
 
     def scheme(self, request: web.Request) -> tuple[str | None, bool]:
         """(the scheme the viewer used, whether a proxy said it): a trusted proxy's word, the connection's own
-        with no proxy in front; None when one is that does not say (a client's own header is never believed)."""
+        with no proxy in front; None when one is that does not say (a client's own header is never believed).
+        """
         headers = request.headers
         if (self.cloudflare or self.networks) and self.trusts(peer := request.remote or ""):
             said = _cf_visitor(headers) if self.cloudflare and _loopback(peer) else None
@@ -102,9 +104,9 @@ class Proxies:
 
 @dataclass(frozen=True, slots=True)
 class Here:
-    """Where a request found its answer: `base` is `scheme://host/folder/` (or `//host/folder/`);
-    `shared`: a cache in front may keep an answer naming it for every viewer. An `http://` base a proxy
-    reported is not: a cache keying without the viewer's scheme would hand it to https pages (mixed content)."""
+    """Where a request found its answer: `base` is `scheme://host/folder/` (or `//host/folder/`); `shared`: a
+    cache in front may keep an answer naming it for every viewer. An `http://` base a proxy reported is not: a
+    cache keying without the viewer's scheme would hand it to https pages (mixed content)."""
 
     base: str
     shared: bool = True

@@ -17,7 +17,8 @@ factory is wrapped in a counting one (ConnectionGate):
 asyncio accepts a batch of connections in one turn and reads none of them for two more, so a connection
 is judged by what is in its socket, read or not (MSG_PEEK): a flood accepted in the same batch as
 /health is as idle as one accepted before it. If handles run out anyway, install_accept_error_handler
-turns asyncio's traceback per failed accept into one rate-limited line."""
+turns asyncio's traceback per failed accept into one rate-limited line.
+"""
 
 from __future__ import annotations
 
@@ -206,7 +207,8 @@ class _Counted(asyncio.Protocol):
 
     def _refuse(self, transport: asyncio.Transport) -> None:
         """Writes the 503 and closes. A close with the request unread sends a reset that may beat the 503, so
-        the answer is followed by a FIN and the connection lingers until the request is read (LINGER at most)."""
+        the answer is followed by a FIN and the connection lingers until the request is read (LINGER at most).
+        """
         self._dropped = True
         self._gate._count("connections")
         transport.write(self._gate._busy)
@@ -304,8 +306,8 @@ class _Counted(asyncio.Protocol):
         return waiting > 0
 
     def has_request(self) -> bool:
-        """A complete request head (or _PEEK bytes of one) is waiting in the socket, unread by the loop: the one
-        thing that keeps a connection from being closed to make room. One MSG_PEEK (about 10 µs)."""
+        """A complete request head (or _PEEK bytes of one) is waiting in the socket, unread by the loop: the
+        one thing that keeps a connection from being closed to make room. One MSG_PEEK (about 10 µs)."""
         buf = self._gate._peek
         n = _peek(self._transport.get_extra_info("socket") if self._transport is not None else None, buf)
         if n == 0:
@@ -375,8 +377,8 @@ class GatedSite(web.BaseSite):
         await super().start()  # registers with the runner, which stops it on cleanup
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(self.gate, self._host, self._port, backlog=self._backlog)
-        # asyncio uses `backlog` for listen() and as how many it accepts in one go; the budget wants the latter
-        # small, a burst of clients wants the kernel's queue deep, which costs no handle: deepen it.
+        # asyncio uses `backlog` for listen() and as how many it accepts in one go; the budget wants the
+        # latter small, a burst of clients wants the kernel's queue deep, which costs no handle: deepen it.
         for sock in self._server.sockets:
             with sock.dup() as same:
                 same.listen(LISTEN_QUEUE)

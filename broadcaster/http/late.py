@@ -5,7 +5,8 @@ with the newest version (6.2.5.2). But each such number is a URL of its own, so 
 each to the origin, which sends the whole playlist: one client naming number after number could make the
 VM send hundreds of MB/s at a long window. So each client gets a few such answers per target duration (a
 token bucket); past that, the small redirect to the playlist's plain URL, which every cache holds.
-Clients the service cannot tell apart (clients.py) share one larger bucket."""
+Clients the service cannot tell apart (clients.py) share one larger bucket.
+"""
 
 from __future__ import annotations
 

@@ -9,7 +9,8 @@ connect, so that a script injected through any bug runs nowhere.
 - frame-ancestors: FRAME_ANCESTORS (which only a header can say); no plugins, no <base>, no forms.
 
 The page's own <meta> policy stays for a copy hosted elsewhere; a browser enforces both
-(tests/test_csp_browser.py)."""
+(tests/test_csp_browser.py).
+"""
 
 from __future__ import annotations
 

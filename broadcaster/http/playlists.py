@@ -193,9 +193,10 @@ class PlaylistRoutes:
             return self._bad_request(variant, "_HLS_msn and _HLS_part must be whole numbers")
         newest = current.last_sequence
         if msn < newest - hls.MSN_BEHIND_LIMIT or (current.ended and msn > newest):
-            # Listed long before, or never to be: answered at once with the newest version, in full (6.2.5.2). Each
-            # number is a cache key of its own, so what a client may cost that way is bounded (late.py); past its
-            # budget, a redirect to the plain URL, which names no number (Shaka 4.16 would add its next _HLS_msn).
+            # Listed long before, or never to be: answered at once with the newest version, in full (6.2.5.2).
+            # Each number is a cache key of its own, so what a client may cost that way is bounded (late.py);
+            # past its budget, a redirect to the plain URL, which names no number (Shaka 4.16 would add its
+            # next _HLS_msn).
             if self._late.take(client_address(request, self._proxies), target):
                 response = rendered_response(request, current, hls.blocking_cache_control(target))
                 self._count(str(variant), response.status)
@@ -227,8 +228,8 @@ class PlaylistRoutes:
                 held_by[client] = held_by.get(client, 0) + 1
             timeout = hls.block_timeout(target)
             if self._horizon is not None and self._horizon.away():
-                # Steered away: a player still here must not wait three target durations for a number (Shaka moves
-                # pathway only with its next playlist load).
+                # Steered away: a player still here must not wait three target durations for a number (Shaka
+                # moves pathway only with its next playlist load).
                 timeout = 0.0 if (self._horizon.newest(variant) or -1) >= msn else float(target)
             try:
                 rendered = await source.wait_for_sequence(variant, msn, timeout) if timeout else None
@@ -240,8 +241,8 @@ class PlaylistRoutes:
                         held_by[client] -= 1
         if rendered is None and self._horizon is not None and (
                 (self._horizon.newest(variant) or -1) >= msn or self._horizon.away()):
-            # The stream advances on another pathway while this one waits for its uploads: the playlist as it is,
-            # not an error (Shaka takes a 503 for a failure of every pathway this host serves).
+            # The stream advances on another pathway while this one waits for its uploads: the playlist as it
+            # is, not an error (Shaka takes a 503 for a failure of every pathway this host serves).
             rendered = source.media_playlist(variant)
         if rendered is None:
             self._count(str(variant), 503)
@@ -300,8 +301,8 @@ class PlaylistRoutes:
 
     def _serve(self, request: web.Request, variant: int | None, *, skip: bool = False,
                master_name: str = hls.MEDIA_PLAYLIST_NAME) -> web.Response:
-        """The multivariant playlist (variant None) or a media playlist, counted by label and status. Not ready
-        (503, retried by players) vs unknown (404, fatal in hls.js): nothing is ready without a target
+        """The multivariant playlist (variant None) or a media playlist, counted by label and status. Not
+        ready (503, retried by players) vs unknown (404, fatal in hls.js): nothing is ready without a target
         duration; then None for the master or the default variant means not ready, for any other unknown."""
         source, default = self._source, self._default
         # Labels stay bounded: a client-chosen variant number is a label only once it was served.

@@ -10,7 +10,8 @@ carries /config.json's content and asks for its playlist beside its scripts (vie
 The page and its embed form (`/embed`) carry the Content-Security-Policy header (page_policy.py; a
 `<meta>` policy cannot say FRAME_ANCESTORS). Every file is read and hashed once, when the app is made
 (viewer_files.py); a large one is sent by sendfile, at most `max_open` at once (limits.VIEWER_FILES),
-each within `write_timeout`."""
+each within `write_timeout`.
+"""
 
 from __future__ import annotations
 

@@ -14,7 +14,8 @@ counted), and the answer carries the service's clock (`"now"`) for the page's la
 when the report came too soon. With content steering, `Hb-Pathway` (steering/reports.py) goes to the
 policy with the page's address: a claim, it changes at most what that address gets. With P2P on, the
 answer also counts the pages that share (`"sharing":N`): a page connects to peers only when N reaches
-P2P_MIN_VIEWERS; the audience's bounds per address bound how far one address moves N."""
+P2P_MIN_VIEWERS; the audience's bounds per address bound how far one address moves N.
+"""
 
 from __future__ import annotations
 

@@ -7,4 +7,5 @@ in `timeline.py`, departures in `leaving.py`, rendering in `renderer.py`, `chunk
 `master.py` and `vod.py` the multivariant and whole-stream playlists; `pathway.py` a delivery pathway's
 record and `views.py` one pathway's view of a playlist.
 Never: read files, touch the network, look at a clock of its own, or save and restore itself
-(publish/playlist_memory.py does); it imports no other stage."""
+(publish/playlist_memory.py does); it imports no other stage.
+"""

@@ -191,7 +191,8 @@ class ManifestGenerator:
     ) -> int:
         """List a segment that is already downloadable (6.2.1); returns its media sequence number. `sequence`
         keeps variants numbered alike (6.2.4): an empty playlist starts at it, after that it must be the next
-        (6.2.2). `now`: a monotonic clock; `wall` (default `now`) dates a segment without PROGRAM-DATE-TIME."""
+        (6.2.2). `now`: a monotonic clock; `wall` (default `now`) dates a segment without PROGRAM-DATE-TIME.
+        """
         numbers = self._numbers
         if sequence is not None and sequence != numbers.next:
             if self._window:
@@ -224,8 +225,9 @@ class ManifestGenerator:
         `discontinuity_sequence` start it higher still (where the other variants are).
 
         `served_through`: the last number a client may have seen. The segments after it were never shown: they
-        start the new playlist under their numbers, or moved up to end just below `carry_to`. Returns those that
-        leave: from the first that does not fit the new target on (carry.carried); the next marks the gap."""
+        start the new playlist under their numbers, or moved up to end just below `carry_to`. Returns those
+        that leave: from the first that does not fit the new target on (carry.carried); the next marks the
+        gap."""
         self._target(target_duration)  # before anything changes: it may refuse
         unseen = [e for e in self._window if served_through is not None and e.sequence > served_through]
         left = list(islice(self._window, len(self._window) - len(unseen)))

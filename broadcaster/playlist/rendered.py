@@ -15,7 +15,8 @@ from .chunks import Parts
 
 class Rendered:
     """One rendering of a playlist: the bytes, a strong ETag, and a gzip copy made on first demand. A media
-    playlist is rendered in parts (Parts), joined and gzipped only when asked; its ETag is a digest of them."""
+    playlist is rendered in parts (Parts), joined and gzipped only when asked; its ETag is a digest of them.
+    """
 
     __slots__ = ("_body", "_parts", "_etag", "_gzip", "last_sequence", "ended", "delta",
                  "_media_sequence", "_delta_count", "_blind_delta", "_identity")

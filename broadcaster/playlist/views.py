@@ -5,7 +5,8 @@ A pathway behind the others lists fewer: the entries up to `through`. Every path
 where the playlist starts (ManifestGenerator holds an entry until the pathway furthest behind has a
 window without it), so the one rule for what a pathway may list is where its version ends. An entry
 keeps the URI a pathway first listed it at (6.2.2): `modes` says, per number, where that is when not the
-pathway's own (a gap; or another pathway's URI, listed while players were steered away)."""
+pathway's own (a gap; or another pathway's URI, listed while players were steered away).
+"""
 
 from __future__ import annotations
 
@@ -199,9 +200,9 @@ class View:
                 del self.modes[n]
 
     def version(self, p: Source, frozen: Callable[[], Snapshot], edge: bool = False) -> Version | None:
-        """Its version of `p` as far as it lists now: a Pending, rendered when first asked from `frozen()` (one
-        Snapshot for every pathway of a push), or rendered now when an entry is at another URI than its own
-        (`modes` change as the window slides). None while it lists nothing."""
+        """Its version of `p` as far as it lists now: a Pending, rendered when first asked from `frozen()`
+        (one Snapshot for every pathway of a push), or rendered now when an entry is at another URI than its
+        own (`modes` change as the window slides). None while it lists nothing."""
         through = self.through
         if not self._shows(p, through):
             return None

@@ -1,9 +1,9 @@
-"""Window: the entries one playlist lists, oldest first, with what is counted over them and the record
-of each as the state file keeps it.
+"""Window: the entries one playlist lists, oldest first, with what is counted over them and the record of each
+as the state file keeps it.
 
-The one owner of the entries: the generator decides what is listed and dropped (manifest.py; how many
-of the first have slid out is `sliding`'s count), the renderings read them (chunks.py), the publisher's memory saves their records (`records`: a Tail, a
-value that later changes to the window leave as it was).
+The one owner of the entries: the generator decides what is listed and dropped (manifest.py; how many of the
+first have slid out is `sliding`'s count), the renderings read them (chunks.py), the publisher's memory saves
+their records (`records`: a Tail, a value that later changes to the window leave as it was).
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@ One line per check, "ok   ...", "warn ...", "FAIL ..." or "skip ...", and for ea
 to fix. On this machine, as the user it runs as: HLS_DIR can be entered, listed, read and watched,
 STATE_DIR is or can be made writable, HOST:PORT (and METRICS_LISTEN) can be bound. Then a probe object
 is stored as a segment is, read back with the S3 API and as a viewer would, and deleted: the calls the
-service makes for every segment. The secret is never printed, nor a presigned URL's signature."""
+service makes for every segment. The secret is never printed, nor a presigned URL's signature.
+"""
 
 from __future__ import annotations
 
@@ -61,7 +62,8 @@ _HINTS: dict[str, tuple[str, str]] = {
 # Owncast's folder and STATE_DIR says nothing of what the service's user may.
 def as_root_line(command: str) -> str:
     """The failure `check` run as root says: `command`, this very check as the service's user would run it
-    (fixes.this_check: the program by its full path, which is not on that user's PATH, and the env file given)."""
+    (fixes.this_check: the program by its full path, which is not on that user's PATH, and the env file
+    given)."""
     return ("check ran as root, which enters and reads every folder: it proves nothing about the service's "
             f"user. Run it as that user (sudo -u hls-broadcaster {command}), or name the user: check --as "
             "hls-broadcaster (Owncast's user under pm2; --as root if the service runs as root)")

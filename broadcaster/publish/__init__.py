@@ -14,4 +14,5 @@ ManifestGenerator, through intents. pathway_views.PathwayViews says how far each
 returns the hold; it changes no playlist. Every other piece of state has one owner, built by the
 publisher (publisher.py; the lister's come to it as one record, parts.Parts).
 Never: serve HTTP, list a segment on a bucket's pathway before it is in that bucket, or show a
-pathway a number another pathway gave another segment."""
+pathway a number another pathway gave another segment.
+"""

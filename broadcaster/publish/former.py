@@ -4,7 +4,8 @@ After a retarget, a pathway that had not listed everything any pathway showed go
 playlist, frozen as it was, as its segments land, up to the last number shown anywhere (`through`), and
 only then the new one: no segment shown on one pathway is missing from another. What leaves the new
 playlist meanwhile is held here (`hold_back`) until no pathway lists the former (`drop`). One former at
-a time; pathway_views.PathwayViews holds it."""
+a time; pathway_views.PathwayViews holds it.
+"""
 
 from __future__ import annotations
 

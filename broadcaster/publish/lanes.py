@@ -41,8 +41,8 @@ class Lanes:
             lane = self._lanes[index] = SlotAligner()
             v = variants.get(index)
             # What was decided together stays decided; a variant that had no copy in it lists the run from its
-            # start. A copy decided together that waits in its variant counts: else its lane saw the next slot as a
-            # jump and marked a gap that variant alone has (6.2.4).
+            # start. A copy decided together that waits in its variant counts: else its lane saw the next slot
+            # as a jump and marked a gap that variant alone has (6.2.4).
             joined = v is not None and (v.playlist.last_run == run or self.together.joined(index, run))
             lane.decided = self.together.decided if joined else min(self.together.decided, (run, -1))
         return lane

@@ -5,7 +5,8 @@ The live playlists keep the gap (6.2.2), but the upload goes on, bounded as any 
 and everything that is not the live window uses it: the recording lists the segment (bucket/recorder.py),
 a clip made over it lists it (`settled`), and it counts as late, not lost. Only a file never finished
 within the bound, or deleted first, is lost. What is late is saved with the publisher's memory (`saved`):
-a restart starts those uploads again. One that lands after its gap left every playlist goes to the cleaner."""
+a restart starts those uploads again. One that lands after its gap left every playlist goes to the cleaner.
+"""
 
 from __future__ import annotations
 

@@ -2,7 +2,8 @@
 
 `KeyIndex` answers for the window as it is now (rebuilt once per change, not per request). `VmListed`
 remembers what the VM's pathway listed a while after it left the window: a player holding an older
-version still asks for it (6.2.2), and the VM answers only what its pathway listed."""
+version still asks for it (6.2.2), and the VM answers only what its pathway listed.
+"""
 
 from __future__ import annotations
 

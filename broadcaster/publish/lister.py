@@ -139,9 +139,10 @@ class Lister:
         return decided
 
     def _decide(self, slot: Slot, members: list[Variant], together: bool = True) -> None:
-        """List the slot in every member whose copy is in the bucket, and keep it in those whose copy Owncast is
-        still writing; a lost copy gets a gap there alone. With no copy in the bucket, or one missing or beyond
-        any target, the slot is dropped in every member. `together`: the variants are numbered alike."""
+        """List the slot in every member whose copy is in the bucket, and keep it in those whose copy Owncast
+        is still writing; a lost copy gets a gap there alone. With no copy in the bucket, or one missing or
+        beyond any target, the slot is dropped in every member. `together`: the variants are numbered alike.
+        """
         verdict = judged(slot, members, self._metrics)
         if verdict is None:
             return

@@ -16,7 +16,8 @@ switch each pathway together (variants.Variants, 6.2.4).
 
 PathwayViews decides; it changes no playlist: what it decides (`advance`, `before_append`: the hold) is
 returned to the playlist's owner (VariantPlaylist). Its state is its own; the uploads on their way are
-landings.Landings'."""
+landings.Landings'.
+"""
 
 
 from __future__ import annotations
@@ -97,8 +98,8 @@ class PathwayViews:
         return 0 <= sequence <= view.through
 
     def found(self, pathway: str, key: str, at: At | None, vm: bool) -> tuple[int, str | None] | None:
-        """`key` (`at`: where the window lists it) as `pathway` lists it: its number and the first bucket's URL
-        once it landed there; None when `pathway` does not list it. The VM's pathway also answers what it
+        """`key` (`at`: where the window lists it) as `pathway` lists it: its number and the first bucket's
+        URL once it landed there; None when `pathway` does not list it. The VM's pathway also answers what it
         listed before it left the window (6.2.2)."""
         if at is None and vm:
             at = self._vm_listed.get(key)
@@ -112,8 +113,9 @@ class PathwayViews:
     # -- how far each pathway lists ---------------------------------------------------------------------
 
     def advance(self, playlist: Playlist | None) -> int | None:
-        """Each pathway's view as far as its segments are there; returns where the pathway furthest behind ends,
-        short of the window's end (None: none is behind): the playlist keeps what it still needs, then `trim`."""
+        """Each pathway's view as far as its segments are there; returns where the pathway furthest behind
+        ends, short of the window's end (None: none is behind): the playlist keeps what it still needs, then
+        `trim`."""
         former = self._former
         if former is not None:
             first_view = former.view(self._plan.first.id)
@@ -180,8 +182,8 @@ class PathwayViews:
             view.through = through
 
     def versions(self, playlist: Playlist | None, showable: bool, edge: bool = False) -> dict[str, Version]:
-        """Each pathway's version now; `edge`: the first bucket's alone. The first bucket's is rendered now, every
-        other one when first asked (View.version: one Snapshot for them all)."""
+        """Each pathway's version now; `edge`: the first bucket's alone. The first bucket's is rendered now,
+        every other one when first asked (View.version: one Snapshot for them all)."""
         out: dict[str, Version] = {}
         former = self._former
         frozen: list[Snapshot] = []
@@ -303,7 +305,8 @@ class PathwayViews:
     # -- saved with the state -----------------------------------------------------------------------------
 
     def saved(self, last: int) -> dict[str, object]:
-        """How far each pathway lists and where it listed what (views_memory.saved); the former is not saved."""
+        """How far each pathway lists and where it listed what (views_memory.saved); the former is not saved.
+        """
         return views_memory.saved(self._current(), last)
 
     def restore(self, data: object, playlist: Playlist | None) -> None:

@@ -5,7 +5,8 @@ asks it, as it decides what each pathway lists (pathway_views.py): `fallbacks(pa
 pathway lists what it lacks while players are steered away from it (the pathways before it, best first),
 so a player that stays on it plays on; and `redirects()`, whether the VM answers its segments with a
 redirect to the first bucket, so that its pathway lists only what landed there. The steering stage
-answers both; without steering nothing is steered."""
+answers both; without steering nothing is steered.
+"""
 
 from __future__ import annotations
 

@@ -10,7 +10,8 @@ the publisher back but `_drop` (what leaves a playlist, on to the cleaner).
 
 Each piece of state has one owner, built here: variants.Variants (what was read of Owncast), each
 VariantPlaylist, numbering.Numbering, lanes.Lanes, uploads.Uploads (with rewrites.Rewrites),
-late.LateCopies, target.TargetPolicy. A restore (recall.Recall) sets each through its own."""
+late.LateCopies, target.TargetPolicy. A restore (recall.Recall) sets each through its own.
+"""
 
 from __future__ import annotations
 

@@ -52,9 +52,10 @@ class Recall:
         return encode(m, lanes.undecided(), now, self._queues.saved(), self._late.saved())
 
     def restore(self, data: dict[str, object]) -> int:
-        """Continue from `memory`; returns the numbers the state allows to show before the next save. state.json
-        may be damaged or crafted: every value is checked before anything changes, and any error is raised as
-        ValueError (nothing changed), so the service sets the file aside instead of failing to start."""
+        """Continue from `memory`; returns the numbers the state allows to show before the next save.
+        state.json may be damaged or crafted: every value is checked before anything changes, and any error is
+        raised as ValueError (nothing changed), so the service sets the file aside instead of failing to
+        start."""
         p = self._parts
         try:
             m = decode(data, self._mono(), p.variants.playlist)
@@ -99,8 +100,8 @@ class Recall:
                     reserved - 1, start)
 
     def first_read(self, v: Variant, playlist: SourcePlaylist, now: float) -> None:
-        """After continuing above a state not saved at a clean stop, what a variant's first read lists may have
-        been listed under numbers now given up: remembered as seen, never listed again (a URI keeps its
+        """After continuing above a state not saved at a clean stop, what a variant's first read lists may
+        have been listed under numbers now given up: remembered as seen, never listed again (a URI keeps its
         number); their objects go once no playlist served before the restart can list them."""
         if self._read_since is None or v.index in self._read_since:
             return

@@ -11,7 +11,8 @@ segment upload that lands is remembered (the file's version it sent, the SHA-256
   treats the follow as the copy's upload.
 
 A segment listed before its writer came back keeps its entry (6.2.2): its P2P hash is that version's,
-and what caches fetched before stays. Only the newest REMEMBERED uploads are followed; a restart forgets."""
+and what caches fetched before stays. Only the newest REMEMBERED uploads are followed; a restart forgets.
+"""
 
 from __future__ import annotations
 

@@ -4,7 +4,8 @@ A slot is one segment position, the same in every variant: (Owncast transcoder r
 number); ffmpeg numbers all variants of one run in lockstep (6.2.4). A slot is decided (listed or
 dropped) once every variant taking part has its copy uploaded, has moved on without one, or still waits
 for Owncast to finish its file while another copy is uploaded. Slots are decided in order, so every
-variant lists the same slots under the same numbers; what deciding means is the lister's."""
+variant lists the same slots under the same numbers; what deciding means is the lister's.
+"""
 
 from __future__ import annotations
 
@@ -171,10 +172,10 @@ class SlotAligner:
     def take_ready(self, variants: Iterable[Variant], now: Callable[[], float], target: int | None,
                    held: Callable[[int, Copy], bool] | None = None,
                    fresh: Callable[[int, Copy], bool] | None = None, before: SlotKey | None = None) -> Ready | None:
-        """The first undecided slot once it can be decided (taken out of the queue), else None.
-        `held(variant, copy)`: Owncast still writes the copy's file: it holds only its own variant once another
-        copy is in the bucket. `fresh(variant, copy)`: False when its file was written again since its upload
-        (waited for as any copy not in the bucket). `before`: only a slot before it (Lanes.bound)."""
+        """The first undecided slot once it can be decided (taken out of the queue), else None. `held(variant,
+        copy)`: Owncast still writes the copy's file: it holds only its own variant once another copy is in
+        the bucket. `fresh(variant, copy)`: False when its file was written again since its upload (waited for
+        as any copy not in the bucket). `before`: only a slot before it (Lanes.bound)."""
         if not self._order or (before is not None and self._order[0] >= before):
             return None
         key = self._order[0]

@@ -4,7 +4,8 @@ Decided from Owncast's first stream playlist (or TARGET_DURATION), then kept whi
 underneath (docs/hls-rules.md, "A new target duration"): a new stream gets the target its playlists
 advertise, a longer segment raises it, doubled. The policy returns the decision (a Retarget) and touches
 no playlist; the lister applies it to every variant's playlist at once. The value then goes forward with
-each version and each save, and nothing else decides or sets it."""
+each version and each save, and nothing else decides or sets it.
+"""
 
 from __future__ import annotations
 
@@ -81,9 +82,9 @@ class TargetPolicy:
                               if v.last_key is not None and v.last_key[0] == run), default=need)
             wanted, reason = max(self._floor, advertised, need), "new_stream"
             if wanted < current and not _ended(variants):
-                # No EXT-X-ENDLIST between: players stay on this playlist, and video.js misplaces a new one with a
-                # shorter target. The new stream follows a plain discontinuity instead, until a stream that follows an
-                # end (docs/hls-rules.md, "A new target duration").
+                # No EXT-X-ENDLIST between: players stay on this playlist, and video.js misplaces a new one
+                # with a shorter target. The new stream follows a plain discontinuity instead, until a stream
+                # that follows an end (docs/hls-rules.md, "A new target duration").
                 self._metrics.target_kept.inc()
                 log.warning("new stream with a target duration of %ds after one of %ds that did not end "
                             "(no EXT-X-ENDLIST): keeping %ds, players go on through a discontinuity; the "
@@ -110,9 +111,9 @@ class TargetPolicy:
         if current is None or wanted == current:
             return None
         # Every variant starts its new playlist on a new timeline, also within a stream: video.js and Shaka
-        # re-anchor at a discontinuity (without one they skipped or stalled). Except for variants cut apart, or
-        # while not every variant has listed as far (`aligned`): only keeping the timeline then keeps one moment
-        # under one number in every variant (6.2.4).
+        # re-anchor at a discontinuity (without one they skipped or stalled). Except for variants cut apart,
+        # or while not every variant has listed as far (`aligned`): only keeping the timeline then keeps one
+        # moment under one number in every variant (6.2.4).
         new_timeline = aligned and (reason == "new_stream" or together)
         self.value = wanted
         self._metrics.target_duration.set(wanted)

@@ -5,7 +5,8 @@ Only whole files reach the bucket. An upload first waits until Owncast has finis
 (source.writes; docs/owncast.md), at most UNFINISHED_LIMIT: a file still being written then is lost, its
 gap marked, never uploaded half. After the upload the file must still be the version that was read, or
 it is uploaded again; a write after that is followed (rewrites.Rewrites), also when its segment is about
-to be listed. So the bucket, the P2P hash, recordings and clips hold the file as Owncast left it."""
+to be listed. So the bucket, the P2P hash, recordings and clips hold the file as Owncast left it.
+"""
 
 from __future__ import annotations
 
@@ -178,13 +179,13 @@ def init_section_name(segment: str, init: str, run: int) -> str:
 class Uploads:
     def __init__(self, config: PublisherConfig, uploader: Uploader, writes: FinishWatch, metrics: Metrics, *,
                  others: Mapping[str, Uploader] | None = None) -> None:
-        """`uploader`: the first bucket's; `others`: every other bucket's, by pathway ID (each uploads what the
-        first read). While a pathway lists what the service holds (PathwayPlan.lists_held), a copy may be
+        """`uploader`: the first bucket's; `others`: every other bucket's, by pathway ID (each uploads what
+        the first read). While a pathway lists what the service holds (PathwayPlan.lists_held), a copy may be
         listed once held, before any bucket has it."""
         self._uploader = uploader
         self._others = dict(others or {})
-        # A copy may be listed once the service holds it (a pathway lists what the VM holds): an attribute, not
-        # a property, as it is asked at every segment.
+        # A copy may be listed once the service holds it (a pathway lists what the VM holds): an attribute,
+        # not a property, as it is asked at every segment.
         self.keeping = config.pathways.held and uploader.holds
         self._writes = writes
         self._metrics = metrics
@@ -252,8 +253,8 @@ class Uploads:
 
     def start(self, index: int, seg: SourceSegment, run: int
               ) -> tuple[asyncio.Task[Uploaded], Ready, str, str | None, dict[str, asyncio.Future[Any]]]:
-        """The uploads of `seg` (each after its init section's): the first bucket's task, `ready`, its key, the
-        init section's, and its uploads to the other buckets by pathway ID."""
+        """The uploads of `seg` (each after its init section's): the first bucket's task, `ready`, its key,
+        the init section's, and its uploads to the other buckets by pathway ID."""
         folder = self._hls_dir / str(index)
         init_key: str | None = None
         init_task: asyncio.Task[Uploaded] | None = None

@@ -13,7 +13,8 @@ variant back after streams without it: the lister), `continue_above` (a state no
 Every pathway lists the same playlist, up to the newest entry whose segment is there
 (pathway_views.PathwayViews), at its own URIs (playlist/views.py). Every segment leaving the window goes
 to `on_removed` as it leaves. A new target carries what no client saw, and clips are cut from what the
-Release told was shown (`shown`, `shown_between`), never from what is listed but not yet saved."""
+Release told was shown (`shown`, `shown_between`), never from what is listed but not yet saved.
+"""
 
 from __future__ import annotations
 

@@ -3,7 +3,8 @@
 A variant's playlist is made here, new or restored (a VariantPlaylist under the one WindowOptions, its
 removed segments going on to the cleaner). Others read the variants through the Mapping: what was read
 of Owncast is written by the publisher only, a playlist changes only through its own intents. The
-Release tells what it made visible here (`shown`)."""
+Release tells what it made visible here (`shown`).
+"""
 
 from __future__ import annotations
 
@@ -55,8 +56,8 @@ class Variants(Mapping[int, Variant]):
         return self._plan
 
     def join_apart(self, v: Variant, run: int, discontinuity: bool) -> None:
-        """`v` new in a run whose variants are cut apart starts at the discontinuity number the others give this
-        run (6.2.4: players line variants up by date and discontinuity number): theirs where they list or
+        """`v` new in a run whose variants are cut apart starts at the discontinuity number the others give
+        this run (6.2.4: players line variants up by date and discontinuity number): theirs where they list or
         listed it (VariantPlaylist.run_numbers), else the one their first segment of it will get.
         `discontinuity`: the flag of its first segment."""
         numbers = []
@@ -117,7 +118,8 @@ class Variants(Mapping[int, Variant]):
                                            carry_to=to) for index, v in self._variants.items()}
 
     def versions(self, now: float, edge: bool = False) -> dict[str, dict[int, Version]]:
-        """Every variant's version on each pathway that can be shown (`edge`: the first bucket's pathway's alone).
+        """Every variant's version on each pathway that can be shown (`edge`: the first bucket's pathway's
+        alone).
 
         One target duration per pathway (6.2.4): a pathway that lists the playlist before a new target does so
         in every variant until each showed it as far as it went, then lists the new one in every variant at

@@ -5,7 +5,8 @@ writing (slots.SlotAligner.take_ready). A variant whose copy is not in the bucke
 under the number every variant gives it, with everything decided for it after, in order; the lister
 lists the head once uploaded, or a gap there (EXT-X-GAP) when the copy is lost or unfinished at
 `give_up`: its numbers stay every other variant's. The saved form (`saved`) lists what waits: a restart
-lists each under its number, as a segment when in the bucket, else a gap uploaded late (late.LateCopies)."""
+lists each under its number, as a segment when in the bucket, else a gap uploaded late (late.LateCopies).
+"""
 
 from __future__ import annotations
 

@@ -3,7 +3,8 @@
 A copy whose upload still waits for Owncast to finish its file (`waiting`) when another copy of its slot
 is in the bucket holds only its own variant (lister.py). One seen being written meanwhile (`writing`) is
 given up a bounded time later (a stuck writer); one not there at all ends its wait as deleted. A copy
-that is uploading is waited for: its bytes are whole, the bucket is merely slower for it."""
+that is uploading is waited for: its bytes are whole, the bucket is merely slower for it.
+"""
 
 from __future__ import annotations
 

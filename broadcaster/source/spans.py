@@ -4,7 +4,8 @@ A writer unlike Owncast may close a segment on a packet boundary, let its playli
 again for the rest: closed, whole packets and listed, yet half a segment. Its timestamps tell: ffmpeg's
 hls muxer gives each segment's span as its `#EXTINF`, so a whole segment spans it to within a frame.
 Only the head and the tail are read (two preads of HEAD bytes, well under a millisecond). A file without
-readable timestamps (not PES, scrambled, a 33-bit wrap inside it) gives None: unknown."""
+readable timestamps (not PES, scrambled, a 33-bit wrap inside it) gives None: unknown.
+"""
 
 from __future__ import annotations
 

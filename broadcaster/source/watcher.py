@@ -5,7 +5,8 @@ still be being copied then: the variant folders' events go to writes.Writes, whi
 playlist read half-written fails to parse and is read again on the next event. What is read is bounded:
 the variants the multivariant playlist names, regular files beneath HLS_DIR (broadcaster/files.py), at
 most MAX_PLAYLIST_BYTES and the newest MAX_PLAYLIST_ENTRIES entries. An error in one read is logged (at
-most once per 30 s) and the watch goes on."""
+most once per 30 s) and the watch goes on.
+"""
 
 from __future__ import annotations
 
@@ -250,7 +251,8 @@ class HlsWatcher:
 
     def scan(self, quiet: bool = True) -> None:
         """Read the master and every variant it names; unchanged ones cost a read and a compare. When `quiet`,
-        a playlist that still does not parse is broken, not half-written: warned of once per file and error."""
+        a playlist that still does not parse is broken, not half-written: warned of once per file and error.
+        """
         self._last_scan = time.monotonic()
         self.scans += 1
         known = self._reader.variants or frozenset()

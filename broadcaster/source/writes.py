@@ -22,7 +22,8 @@ watch (only the files of a restart or an overflow pay it, and those may be a slo
 is bounded by the caller's limit: a file still being written then is given up, never read.
 
 A file is not finished for good once it was: a writer may open it again after its close. Each write heard
-is told to whoever `follow`s (publish/rewrites.py uploads it again), and None when events were lost."""
+is told to whoever `follow`s (publish/rewrites.py uploads it again), and None when events were lost.
+"""
 
 from __future__ import annotations
 

@@ -63,7 +63,8 @@ class Snapshots:
         self.disk_clean: bool | None = None
 
     def register(self, key: str, part: Durable, empty: object = None) -> None:
-        """`part`'s snapshot is saved under `key`, and restored from `empty` when another part refuses the file."""
+        """`part`'s snapshot is saved under `key`, and restored from `empty` when another part refuses the
+        file."""
         self._parts[key] = (part, empty)
 
     def register_root(self, part: Restorable) -> None:
@@ -138,8 +139,8 @@ class Snapshots:
 
     async def save(self, root: dict[str, Any]) -> dict[str, Any] | None:
         """Write `root` (the top level) and the keyed parts' snapshots in a worker thread; returns what was
-        saved, or None when the write failed (logged once per reason, counted, kept in `error`: the stream goes
-        on within the numbers the last saved state reserved)."""
+        saved, or None when the write failed (logged once per reason, counted, kept in `error`: the stream
+        goes on within the numbers the last saved state reserved)."""
         if self.file is None:
             return None
         # Saved while running: numbers past the state's own may be served before the next save.

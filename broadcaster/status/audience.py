@@ -15,7 +15,8 @@ A hostile client cannot inflate the count beyond a stated bound nor cost more th
 
 The page's playback reports (status/playback.py) ride on its beats; per id the table also keeps when its
 last report was taken and whether its start-up figure was, and, apart, the pages that stalled within
-STALLED_WINDOW and the addresses whose start-up counted within STARTUP_EVERY."""
+STALLED_WINDOW and the addresses whose start-up counted within STARTUP_EVERY.
+"""
 
 from __future__ import annotations
 

@@ -2,7 +2,8 @@
 WITHOUT its token (as a stranger with a copied URL would), must be refused. A 200 means the WAF rule or
 Worker is gone: every segment is anyone's, and /health says so until a look is refused again. One
 first-byte GET a GUARD_EVERY while something is live (a refusal costs no bucket read); an answer that
-is neither says nothing of the gate (public_reads.py judges reachability)."""
+is neither says nothing of the gate (public_reads.py judges reachability).
+"""
 
 from __future__ import annotations
 

@@ -14,7 +14,8 @@ Wire format (https://html.spec.whatwg.org/multipage/server-sent-events.html):
   (RING_SIZE) or from before this process; the ring follows. Its `id` is where the stream resumes, so a
   reconnect right after it gets no second reset;
 - a new or reset dashboard first gets the current state as a `state` event without an `id`;
-- `: ping` comment lines every 15 s of silence, so tunnels and proxies keep the connection."""
+- `: ping` comment lines every 15 s of silence, so tunnels and proxies keep the connection.
+"""
 
 from __future__ import annotations
 

@@ -21,7 +21,8 @@ Any client can send one, so what a report can do is bounded (docs/viewers.md#how
   (deploy/alerts.yml needs two).
 
 A report that is not base64 of version 1 with or without its P2P fields is refused (400 with one line,
-nothing logged, counted)."""
+nothing logged, counted).
+"""
 
 from __future__ import annotations
 

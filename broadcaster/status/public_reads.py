@@ -8,7 +8,8 @@ say nothing of it (an R2_PUBLIC_URL that serves another bucket answers every seg
 
 Two failures in a row (policy.PROBE_FAILURES), or the start's object not answering, make /health non-ok
 with a reason naming the setting to check, logged once (an ERROR for what is a setting, a WARNING for
-what an outage fails too), and hls_broadcaster_public_reads_up 0. A probe that answers clears it."""
+what an outage fails too), and hls_broadcaster_public_reads_up 0. A probe that answers clears it.
+"""
 
 from __future__ import annotations
 

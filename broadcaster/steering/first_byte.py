@@ -5,7 +5,8 @@ from one probe to the next.
 Written on asyncio's streams rather than aiohttp's client: the probe is the one thing steering does every
 second while a stream is live, and this costs about half aiohttp's CPU per GET (bench/probe_cost.py). It
 reads the status line and headers, and the body only when its Content-Length says it is short; any other
-answer closes the connection. A kept connection the server closed while idle is opened again once."""
+answer closes the connection. A kept connection the server closed while idle is opened again once.
+"""
 
 from __future__ import annotations
 

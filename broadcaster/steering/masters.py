@@ -10,7 +10,8 @@ front does not say). A shared cache must key on the host, as every CDN and deplo
 Past MAX_HOSTS places (or a Host that is not a plain host) the URIs are relative.
 
 It is answered once every variant has a playlist on the pathway players start on, so no player is told
-of a variant that answers 503 before its first frame."""
+of a variant that answers 503 before its first frame.
+"""
 
 from __future__ import annotations
 

@@ -17,7 +17,8 @@ segment the bucket holds: players without content steering may play the VM's var
 a failed pathway in a penalty box for five minutes; neither must cost the VM its segments' bytes.
 
 Pure but for the clock and the signals passed in: evaluate() is called by probe.SteeringLoop (every half
-second while anything is amiss, else when something could change a decision: calm_for) and by tests."""
+second while anything is amiss, else when something could change a decision: calm_for) and by tests.
+"""
 
 from __future__ import annotations
 
@@ -133,7 +134,8 @@ class SteeringPolicy:
     def report(self, viewer: str, pathway: str | None, failed: Mapping[str, int],
                client: str | None = None) -> None:
         """A page's playback report (steering/reports.py): the pathway it plays and its failed segment fetches
-        by pathway since its last report; `client` its address as the viewer count keys it. A claim: it moves nobody."""
+        by pathway since its last report; `client` its address as the viewer count keys it. A claim: it moves
+        nobody."""
         now = self.clock()
         counts = {p: n for p, n in failed.items() if n > 0 and p in self._state}
         self._reports[viewer] = _Report(now, pathway)
@@ -152,8 +154,8 @@ class SteeringPolicy:
                 and now - self._back_at >= self.interval)
 
     def client_failing(self, client: str | None) -> bool:
-        """Whether a page at `client` reported failed fetches within REPORTED_FOR seconds: the VM may send that
-        address segment bytes while the bucket serves everyone else (bounded: vm/segments.py)."""
+        """Whether a page at `client` reported failed fetches within REPORTED_FOR seconds: the VM may send
+        that address segment bytes while the bucket serves everyone else (bounded: vm/segments.py)."""
         if client is None:
             return False
         at = self._failing_clients.get(client)
@@ -184,8 +186,9 @@ class SteeringPolicy:
         return state is not None and state.signals.refused() is not None
 
     def probe_wanted(self, pathway: str) -> bool:
-        """Whether `pathway`'s probe should go now: its uploads are refused and no probe answered since (`down` is
-        told at once), or a page reported a failed fetch since its last probe, PROBE_AGAIN or more ago."""
+        """Whether `pathway`'s probe should go now: its uploads are refused and no probe answered since
+        (`down` is told at once), or a page reported a failed fetch since its last probe, PROBE_AGAIN or more
+        ago."""
         state = self._state.get(pathway)
         if state is None:
             return False

@@ -18,7 +18,8 @@ listing wakes them (SteeringLoop.wake); while nobody plays (`Watched`), the prob
 policy wants one, and a player's first request wakes it (SteeringLoop.seen).
 
 Each GET's answer is also told to /health's watch of what viewers can fetch (status/public_reads.py),
-which without steering (PATHWAYS=bucket) runs probe_pathway itself with a `Judge` of its own."""
+which without steering (PATHWAYS=bucket) runs probe_pathway itself with a `Judge` of its own.
+"""
 
 from __future__ import annotations
 
@@ -103,11 +104,11 @@ class SteeringLoop:
                  on_change: Callable[[tuple[str, ...]], None] = lambda priority: None,
                  watched: Callable[[], bool] = lambda: True, told_late: bool = False,
                  heard: Callable[[str, bool, str], None] = lambda pathway, ok, detail: None) -> None:
-        """`on_change(priority)`: told each new priority, and each time the VM starts or stops redirecting to the
-        first bucket (policy.bucket_serves): held requests are answered then (publish/visible.py). `watched()`:
-        players read the stream lately: the probes' GETs go only then, or when the policy wants one.
-        `told_late`: the uploads call look() when one waited policy.late_after(): no turn is due on the clock
-        alone. `heard(pathway, ok, detail)`: each probe's GET as it answers (status/public_reads.py)."""
+        """`on_change(priority)`: told each new priority, and each time the VM starts or stops redirecting to
+        the first bucket (policy.bucket_serves): held requests are answered then (publish/visible.py).
+        `watched()`: players read the stream lately: the probes' GETs go only then, or when the policy wants
+        one. `told_late`: the uploads call look() when one waited policy.late_after(): no turn is due on the
+        clock alone. `heard(pathway, ok, detail)`: each probe's GET as it answers (status/public_reads.py)."""
         self._heard = heard
         self._policy = policy
         self._probes = dict(probes)
@@ -321,7 +322,8 @@ async def probe_pathway(policy: Judge, pathway: str, newest: Callable[[], tuple[
                         pace: Pace = Pace(), heard: Heard = lambda ok, detail: None) -> None:
     """Probe `pathway`'s newest segment for ever, telling the policy each outcome, then `probed(ok,
     failed_before)`. While nothing is live it waits QUIET_EVERY; while nobody plays it sends no GET after one
-    that answered unless the policy wants one, having told `pace.asleep()`. `heard(ok, detail)`: each answer."""
+    that answered unless the policy wants one, having told `pace.asleep()`. `heard(ok, detail)`: each answer.
+    """
     ok = True
     sleeping = False  # the last turn found nobody playing
     now, clock = pace.now, pace.clock

@@ -4,7 +4,8 @@ plays now and its segment fetches that failed on each pathway since its previous
 `Hb-Pathway: <pathway> [<pathway>=<count> ...]`: a pathway id (or "-": not known), then each pathway with
 failed fetches and how many (past MOST, MOST: one page weighs one page). Words not understood (unknown
 id, a bad count, a repeat, past MAX_WORDS) are ignored and counted, and the rest is heard, so a newer
-page still says what it can. A claim anyone can make: it never moves players (steering/policy.py)."""
+page still says what it can. A claim anyone can make: it never moves players (steering/policy.py).
+"""
 
 from __future__ import annotations
 

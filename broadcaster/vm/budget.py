@@ -4,7 +4,8 @@
 Viewers steered to the VM by the service's own evidence get `steered`: all of VM_SEGMENT_MBPS. While the
 bucket serves, only a client whose own page reports failed fetches gets bytes, and a report is a claim
 anyone can make: those clients take from `reported`, a quarter of the rate and burst, together. So a
-crowd of forged reporters leaves the steered pool full for the first second of a real outage."""
+crowd of forged reporters leaves the steered pool full for the first second of a real outage.
+"""
 
 from __future__ import annotations
 

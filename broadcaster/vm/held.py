@@ -17,7 +17,8 @@ is there and unchanged it *is* those bytes: the VM's pathway serves them, read f
 The copies are bounded (VM_COPIES_MB, oldest first; never the last 64 MB or 2 % of the disk), named by a
 counter of ours, never from a URL or Owncast. What is held is forgotten after a segment's whole life in
 the playlists (Settings.segment_url_life). Written from the uploads' worker threads and the event loop:
-the index is behind a lock."""
+the index is behind a lock.
+"""
 
 from __future__ import annotations
 
@@ -188,8 +189,8 @@ class Held:
             return self._index.files.get(key)
 
     def alive(self, key: str) -> bool:
-        """A version of `key` may still be read: its copy is kept, or Owncast's file is there (a stat, once per
-        turn of the bucket's backoff for each upload that waits)."""
+        """A version of `key` may still be read: its copy is kept, or Owncast's file is there (a stat, once
+        per turn of the bucket's backoff for each upload that waits)."""
         held = self.get(key)
         if held is None:
             return False
@@ -232,8 +233,8 @@ class Held:
         return self.keep(key, body)
 
     def read(self, held: HeldFile) -> bytes:
-        """Its bytes (blocking): the copy, or Owncast's file while it is the version held; FileNotFoundError once
-        neither is."""
+        """Its bytes (blocking): the copy, or Owncast's file while it is the version held; FileNotFoundError
+        once neither is."""
         if held.copy is not None:
             with contextlib.suppress(FileNotFoundError):
                 return self._files.read(held.copy, held.size)

@@ -17,7 +17,8 @@ The bytes are bounded three ways, past each a 503 with Retry-After: per second i
 ten seconds' burst), per client (ClientShares: one client, however fast it asks, gets no more than a
 steered viewer), and in answers at once. Clients served on their own report spend a pool of their own
 (budget.py's VmBytes). A client is its address as http/watching.py's client_key gives it; a reset
-mid-answer is counted (`reset`), not logged."""
+mid-answer is counted (`reset`), not logged.
+"""
 
 from __future__ import annotations
 
@@ -108,9 +109,9 @@ class VmSegments:
                  on_sent: Callable[[int | str, int], None] = lambda status, size: None,
                  client: Callable[[web.Request], str | None] = _nobody, bucket: BucketCopy | None = None,
                  own_failure: OwnFailure | None = None) -> None:
-        """`vm_bytes`: what it may send (budget.py); `client`: the client's address as the viewer count keys it
-        (None: unknown); `bucket`: where the first bucket has a segment while it serves (None: the VM answers
-        every segment it lists)."""
+        """`vm_bytes`: what it may send (budget.py); `client`: the client's address as the viewer count keys
+        it (None: unknown); `bucket`: where the first bucket has a segment while it serves (None: the VM
+        answers every segment it lists)."""
         self._copies = copies
         self._key_for = key_for
         self._bucket = bucket
