@@ -281,10 +281,8 @@ class Release:
     async def close(self) -> None:
         if self._saver is not None:
             self._saver.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._saver
-            except asyncio.CancelledError:
-                pass
             self._saver = None
         if self.snapshots is not None:
             await self.snapshots.close()  # a save in its thread finishes before a newer one is written

@@ -11,6 +11,7 @@ most once per 30 s) and the watch goes on.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import time
@@ -97,10 +98,8 @@ class HlsWatcher:
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await task
-            except asyncio.CancelledError:
-                pass
 
     def _identity(self) -> tuple[int, int] | None:
         try:
