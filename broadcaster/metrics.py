@@ -244,12 +244,9 @@ class BucketMetrics:
 
 
 class PlaylistRequests(Collector):
-    """hls_broadcaster_playlist_requests_total{playlist, status}, kept in a plain dict.
-
-    It is bumped on every playlist request, the hot path (bench/serve.py), and only from the event
-    loop's thread, which also renders /metrics. A prometheus-client Counter takes a lock and finds the
-    label child per bump: about a fifth of what our handler adds to aiohttp's own cost per request.
-    """
+    """hls_broadcaster_playlist_requests_total{playlist, status}, kept in a plain dict: it is bumped on every
+    playlist request, only from the event loop's thread, and a prometheus-client Counter's lock and label
+    lookup cost a fifth of what our handler adds to aiohttp's own cost (bench/serve.py)."""
 
     _NAME = f"{_NS}_playlist_requests"
     _HELP = "Playlist requests served"
@@ -337,7 +334,8 @@ class ConnectionMetrics(Collector):
 class AudienceMetrics(Collector):
     """hls_broadcaster_viewers (pages playing now), _viewers_p2p (of which sharing peer to peer),
     _viewers_stalled (of which reported a stall in the last 5 minutes) and
-    _viewer_heartbeats_refused_total{reason}, read from the count when scraped (nothing on the beat's path)."""
+    _viewer_heartbeats_refused_total{reason}, read from the count when scraped (nothing on the beat's path).
+    """
 
     def __init__(self, registry: CollectorRegistry, watching: Callable[[], int], p2p: Callable[[], int],
                  refused: Callable[[], dict[str, int]], stalled: Callable[[], int] = lambda: 0) -> None:

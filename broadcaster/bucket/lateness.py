@@ -1,14 +1,10 @@
-"""The uploads to one bucket not done yet, oldest first, and the one timer that tells when the oldest
-has waited too long (the steering loop then evaluates, rather than looking on a timer of its own while
-nothing is amiss).
+"""The uploads to one bucket not done yet, oldest first, and the one timer that tells when the oldest has
+waited too long (the steering loop then evaluates, rather than looking on a timer of its own).
 
-One timer, for the oldest upload waiting, armed once a later upload starts while it has waited
-ARM_AFTER (the next segment's: Owncast writes one at least every target duration, and `late_after` is
-one at least, so it is armed in time); cancelled once none waits. Not armed for every upload (an arming
-and a cancel per upload while the bucket takes each at once), nor left armed (it woke the event loop
-every `late_after` for nothing). An upload no other follows (the stream's last) is found when its
-attempt times out (UPLOAD_TIMEOUT: the uploader's on_failure), or by the steering loop's own turn
-(probe.QUIET_EVERY).
+The timer is armed for the oldest upload once a later one starts while it has waited ARM_AFTER (Owncast
+writes a segment at least every target duration, so it is armed in time) and cancelled once none waits:
+not an arming and a cancel per upload, nor a timer left to wake the loop for nothing. An upload no other
+follows is found when its attempt times out, or by the steering loop's own turn (probe.QUIET_EVERY).
 """
 
 from __future__ import annotations

@@ -1,18 +1,11 @@
-"""A bucket outage told in a few lines, instead of one line per failed attempt.
+"""A bucket outage told in a few lines, instead of one line per failed attempt (an hour-long R2 incident
+would bury everything else).
 
-A 12 s outage wrote 139 WARNING lines, one per attempt per segment (issue 11); an hour-long R2
-incident would bury everything else. Here: one WARNING when the bucket starts failing, with the
-reason; a summary at most every `interval` while it lasts (attempts failed, uploads waiting, the
-oldest's wait); one INFO when it works again, with how long it was down and how many attempts failed.
-
-A bucket that flaps (throttled: some requests pass, some fail) must not write a WARNING and an INFO per
-flap: a failure within `interval` of the "back" line resumes the story quietly (the next summary
-tells it), and the "back" line of such a relapse waits until `interval` has passed since the last line.
-
-A segment an outage loses (its upload waited, then no copy was left and Owncast deleted its file) is told
-once per outage: a WARNING at the first, then a count in each summary and in the "back" line, by reason.
-One lost as its upload resumes, just after the "back" line (it read the bytes only then), is the same
-outage's: the first such is said with the count so far, the rest are counted (`lost_count`).
+One WARNING when the bucket starts failing, with the reason; a summary at most every `interval` while it
+lasts; one INFO when it works again, with how long and how many attempts failed. A failure within
+`interval` of the "back" line resumes the story quietly, so a flapping bucket writes no pair per flap. A
+segment an outage loses is told once per outage (a WARNING at the first, then counts by reason); one
+lost just after the "back" line is the same outage's (`lost_count`).
 """
 
 from __future__ import annotations

@@ -1,17 +1,13 @@
-"""KEEP_RECORDINGS: a stream is kept instead of cleaned up (owncast #3246).
+"""KEEP_RECORDINGS: a stream is kept instead of cleaned up.
 
-Every listed segment of a run is appended to a journal in STATE_DIR (small, survives restarts);
-when Owncast ends the stream, a VOD playlist of the whole run is written to the bucket next to its
-segments (PREFIX/<variant>/recording-<run>.m3u8), plus a multivariant one (PREFIX/recording-<run>.m3u8).
-A private stream's go under the same keys to the playlists it keeps off the bucket (clips/kept.py), and
-are served behind the gate (/live/recording-<run>.m3u8).
+Every listed segment of a run is appended to a journal in STATE_DIR (small, survives restarts); when
+Owncast ends the stream, a VOD playlist of the whole run is written next to its segments
+(PREFIX/<variant>/recording-<run>.m3u8), plus a multivariant one (PREFIX/recording-<run>.m3u8).
+A private stream's go to the playlists it keeps off the bucket (clips/kept.py), served behind the gate.
 
-A gap a variant listed (EXT-X-GAP: a moment it lacks and the others list) is journaled as one. When its
-segment lands later (Owncast finished it late: publish/late.py), a line says so, and the recording lists
-the segment there; a gap whose segment never came stays a gap in the recording, so its variants number
-alike. The recording waits for such late uploads, LATE_WAIT at most, before it is written. A segment
-journaled as listed whose upload failed for good after (listed on the VM's pathway before the bucket had
-it, and lost in an outage: no copy left, Owncast's file gone) gets a `lost` line: a gap in the recording.
+A gap a variant listed is journaled as one; when its segment lands later (publish/late.py) a line says
+so and the recording lists it, waiting LATE_WAIT at most for such uploads. A listed segment whose upload
+failed for good after (lost in an outage) gets a `lost` line: a gap in the recording.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 aiobotocore reads every answer's body whole before botocore looks at it (AIOHTTPSession.send for
 non-streaming operations, convert_to_response_dict for every error): an endpoint answering 500 with an
-endless body grew memory to 6.4 GB in 15 s (issue 11). Here we read the body ourselves, up to a cap;
+endless body grew memory by gigabytes in seconds. Here we read the body ourselves, up to a cap;
 past it the connection is dropped and the attempt fails at once with ResponseTooLarge. Plugged in
 through AioConfig(http_session_cls=...), aiobotocore's own seam for the HTTP backend.
 """

@@ -1,11 +1,9 @@
 """botocore sessions that read botocore's data files once per process.
 
-A new botocore session parses botocore's JSON data again for its first client (the endpoints, S3's
-API and its endpoint rules): 0.1 s of CPU, against 0.003 s for a client of a session that has parsed
-them (2026-11-26). Every session made here shares the first one's data loader, which keeps what it
-parsed, so only the process's first client pays. The sessions themselves stay one per use: a session is
-not safe to share between threads (the bucket's store has a thread of its own, the second bucket
-another); a loader's cache is (it only adds entries, each computed whole before it is stored).
+A new session parses botocore's JSON data again for its first client (0.1 s of CPU, against 0.003 s for
+a client of a session that has). Every session made here shares the first one's data loader, whose
+cache only adds whole entries and is safe across threads; the sessions themselves stay one per use
+(a session is not).
 """
 
 from __future__ import annotations

@@ -1,22 +1,14 @@
 """A bucket's retries while it fails: one at a time, on the bucket's backoff, not a timer per upload.
 
-While the bucket is down every upload waits. Each retrying on its own backoff (capped at 15 s, full
-jitter) made a backlog of N uploads try about N/7.5 times a second whatever the outage: 52 failed
-attempts a second after five minutes, each a request, a botocore exchange and its garbage, and two
-timer tasks per upload for every wait. Here an upload whose attempt failed waits for its turn in a
-queue (a future, no task): the bucket gives one turn per backoff to the upload that waited longest, and
-every upload goes at once when the bucket is seen working again (`open`: an upload landed, or the
-bucket's own check, bucket/checks.py, every 2 s while it is down). Failed attempts a second are then
-one per turn plus the first attempt of each new segment (kept: it keeps the copy that outlives Owncast's
-cleanup, vm/held.py), however many wait and however long the outage.
+Uploads each retrying on their own backoff make a backlog of N try about N/7.5 times a second, however
+long the outage. Here an upload whose attempt failed waits for its turn in a queue (a future, no task):
+the bucket gives one turn per backoff to the upload that waited longest, and every upload goes at once
+when the bucket is seen working again (`open`: an upload landed, or bucket/checks.py's check every 2 s).
 
-An upload whose bytes exist nowhere any more (its copy dropped for VM_COPIES_MB or the disk's reserve,
-and Owncast's file deleted) does not wait for a turn it can never use: at each turn the queue is swept
-and such uploads go at once, find their segment lost and end (the playlists make it a gap); so is it
-when an upload comes to wait, at most once every SWEEP_EVERY (every new segment's first attempt fails
-while the bucket is down, so it is looked at about once a second, with no timer of its own). So the
-uploads that wait are bounded by the segments still on disk, whatever the outage's length, and with them
-the memory they cost (a record and a coroutine each, no segment bytes: uploader.FirstBody).
+An upload whose bytes exist nowhere any more (its copy dropped and Owncast's file deleted) does not wait
+for a turn it can never use: the queue is swept at each turn, and when an upload comes to wait (at most
+once every SWEEP_EVERY), and such uploads end lost (a gap). So the uploads that wait, and their memory,
+are bounded by the segments still on disk, whatever the outage's length.
 """
 
 from __future__ import annotations

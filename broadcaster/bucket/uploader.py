@@ -39,9 +39,8 @@ class ObjectStore(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Backoff:
-    """How long to wait before retry number `attempt` (from 0): exponential, capped, with full jitter
-    (AWS architecture blog). The bucket's turns while it fails (turns.py), and a file's reads out of
-    handles. `sleep`, `rng` and `clock` (how long uploads have waited): a test's fakes."""
+    """How long to wait before retry number `attempt` (from 0): exponential, capped, with full jitter (AWS
+    architecture blog). `sleep`, `rng` and `clock`: a test's fakes."""
 
     base: float = 0.25
     cap: float = 15.0
@@ -55,14 +54,11 @@ class Backoff:
 
 @dataclass(slots=True)
 class Job:
-    """One upload: what it sends and how. `read`: the bytes of an attempt after the first. `on_failed(body,
-    stamp)`: after an attempt the bucket failed, on a worker thread (the holder keeps a copy for the next
-    attempts). `first`: the body the first attempt sends, read already. `keep`: the file's parts beneath
-    HLS_DIR, of a segment not held: the first attempt the bucket fails holds the version it sent and keeps
-    a copy, which the next attempts send (the backlog survives Owncast's cleanup; the VM's pathway serves
-    the copy meanwhile). `alive`: whether its bytes are still somewhere, asked while it waits for the bucket
-    (turns.py: an upload with nothing left to send goes at once, and is lost, rather than wait out the
-    outage); None: always."""
+    """One upload: what it sends and how. `read`: the bytes of an attempt after the first; `on_failed(body,
+    stamp)`: after a failed attempt, on a worker thread; `first`: the first attempt's body, read already;
+    `keep`: the file's parts beneath HLS_DIR of a segment not held: the first failed attempt holds the version
+    it sent and keeps a copy for the next ones (it survives Owncast's cleanup); `alive`: whether its bytes are
+    still anywhere (turns.py: with nothing left to send it goes at once, and is lost); None: always."""
 
     key: str
     read: Read
@@ -88,11 +84,9 @@ class Uploader:
         holder: Holder | None = None,
         pathway: str = "bucket",
     ) -> None:
-        """`holder` (content steering, vm/held.py): a segment file whose upload is told `on_kept` is first
-        read once, outside the upload slots, and held (the VM's pathway may list it at once, and every
-        bucket's upload sends that version); one that is not is held only once an attempt fails. A failed
-        attempt keeps a copy, so the next ones survive Owncast's cleanup. `pathway`: the bucket's pathway
-        ID, which it tells the holder with each landing of what it holds."""
+        """`holder` (content steering, vm/held.py): a file whose upload is told `on_kept` is first read once,
+        outside the upload slots, and held; else it is held once an attempt fails. `pathway`: the bucket's
+        pathway ID, told to the holder with each landing."""
         self._store = store
         self._holder = holder
         self.pathway = pathway
@@ -131,10 +125,9 @@ class Uploader:
         return self.waits.now()
 
     def outage(self) -> dict[str, object] | None:
-        """While the bucket fails (None otherwise), for /health: the uploads that wait, the segments lost
-        (no copy left, Owncast's file gone), and with copies kept (the VM's pathway), their bytes, their
-        bound now and what sets it (VM_COPIES_MB, or STATE_DIR's disk down to its reserve) and, at the rate
-        they grew since the outage began, the seconds until the oldest start to go."""
+        """While the bucket fails (None otherwise), for /health: the uploads that wait, the segments lost, and
+        the copies kept: their bytes, their bound and what sets it, and when the oldest start to go at the
+        rate they grew."""
         down_for = self._outage.down_for()
         if down_for is None:
             return None
@@ -166,15 +159,10 @@ class Uploader:
     async def upload_file(self, path: Path, key: str, variant: str, *, root: Path | None = None,
                           hashed: bool = False, on_kept: Callable[[Kept], None] | None = None,
                           parts: tuple[str, ...] | None = None) -> Uploaded:
-        """Upload one file (inside `root`, see read_segment_file); returns how long the successful
-        PutObject took and, when `hashed`, the SHA-256 of the bytes it sent (only P2P needs it). With a
-        holder and `on_kept`, the file is read and held first, `on_kept` told at once, and that version
-        uploaded (what the VM's pathway lists before any bucket has it, what the other buckets send); with a
-        holder alone, it is held only once an attempt fails (`_attempts`' `keep`). `parts`: the file's beneath
-        `root`, when the caller has them (what the holder reads again).
-
-        Raises SegmentLost when it can never succeed.
-        """
+        """Upload one file (inside `root`, see read_segment_file); returns how long the successful PutObject
+        took and, when `hashed`, the SHA-256 of what it sent (P2P). With a holder and `on_kept`, the file is
+        read and held first, `on_kept` told at once, and that version uploaded. `parts`: the file's beneath
+        `root`, when the caller has them. Raises SegmentLost when it can never succeed."""
         content_type = hls.segment_content_type(path.name)
         if content_type is None:
             raise SegmentLost("bad_type", f"{path} is not a segment type we publish")
@@ -194,8 +182,8 @@ class Uploader:
             whole, n = path.parts, len(base)
             parts = whole[n:] if whole[:n] == base and len(whole) > n else (path.name,)
         if on_kept is None:
-            # Sent as without a holder, holding nothing while the bucket takes it at once (issue 66 item 3:
-            # steering costs nothing per segment while nothing fails); held once an attempt fails (`keep`).
+            # Sent as without a holder while the bucket takes it at once (steering costs nothing per segment
+            # while nothing fails); held once an attempt fails (`keep`).
             return await self._put(Job(key, read, content_type, hls.SEGMENT_CACHE_CONTROL, variant, hashed,
                                        keep=parts, alive=exists))
         first, body = await self._first_read(read, holder, key, parts, hashed, content_type)

@@ -83,13 +83,9 @@ class S3Signer:
 
 
 class PresignedUrls:
-    """Presigned GET URLs for a private bucket, each valid for `expiry` seconds from its signing.
-
-    A segment is signed once, when it enters the window (its URL is then kept, see the module's
-    docstring). An init section is listed again by every new segment of its run, which can outlast
-    any expiry: its URL is reused while it has at least half its life left, and at least `keep_valid`
-    (the longest a playlist naming it may still be played), then signed anew. A new EXT-X-MAP URI is
-    fine for players: the playlist repeats the tag where the URI changes (4.4.4.5).
+    """Presigned GET URLs for a private bucket, each valid for `expiry` seconds from its signing. A segment is
+    signed once, when it enters the window; an init section, listed again by every segment of its run, is
+    signed anew once less than half its life, or `keep_valid`, is left (a new EXT-X-MAP URI is fine: 4.4.4.5).
     """
 
     def __init__(

@@ -1,10 +1,9 @@
 """The web apps: every route they serve and their typed keys (keys.py).
 
-Following aiohttp's examples/background_tasks.py: dependencies come in as arguments and go into the
-app under typed AppKeys, and what runs beside the routes is tied to the app's life. Given a
-StatusWatcher, the app starts it with its startup (cleanup_ctx) to publish state events into the event
-hub. On shutdown (on_shutdown, before the runner waits for its handlers) the app stops that watcher, ends
-every event stream and answers every held blocking request, so no long-lived request holds a stop up.
+As aiohttp's examples/background_tasks.py: dependencies come in as arguments under typed AppKeys, and
+what runs beside the routes is tied to the app's life (cleanup_ctx). On shutdown, before the runner
+waits for its handlers, the app stops its StatusWatcher, ends every event stream and answers every held
+blocking request, so no long-lived request holds a stop up.
 """
 
 from __future__ import annotations
@@ -193,19 +192,10 @@ def create_app(
     viewer_options: ViewerOptions | None = None,
     running: Running = Running(),
 ) -> web.Application:
-    """The public web app. Without `events` there is no /live/events; with it, the app's shutdown ends
-    its streams, and its `state` watcher (publishing into the hub) runs from the app's startup to its
-    shutdown.
-    `playlist_options.release_held` answers every held blocking request at once, called on shutdown.
-    Without `viewer_options`, / is a line of text; with its `viewers`, the page's heartbeats count its
-    viewers (POST /live/watching), and with their `playback` their playback reports are taken.
-    app[QUICK] holds the plain playlist requests the connection gate answers before aiohttp (quick.py).
-
-    Run it with handler_cancellation=True, as the service does (aiohttp's test server does too): a handler
-    whose client hangs up is then cancelled, so a held blocking request or an event stream gives its
-    slot back at once and requests nobody waits for cannot fill the caps (issue 18).
-    With `playlist_options.pathways` the playlists offer the VM's pathway too (content steering); without, the steering
-    manifest's path answers 410, so players holding an older multivariant playlist stop asking."""
+    """The public web app. Without `events` there is no /live/events; without `viewer_options`, / is a line
+    of text. Without `playlist_options.pathways` the steering manifest's path answers 410, so players
+    holding an older multivariant playlist stop asking. app[QUICK]: what the gate answers before aiohttp.
+    Run it with handler_cancellation=True: a client that hangs up frees its held request at once."""
     viewers = viewer_options.viewers if viewer_options is not None else None
     audience, playback = (viewers.audience, viewers.playback) if viewers is not None else (None, None)
     connection_metrics = running.connection_metrics
@@ -266,7 +256,7 @@ def create_app(
             counting=audience is not None, reporting=audience is not None and playback is not None)).encode()
         app[VIEWER_FILES] = ViewerFiles(
             root, max_open=viewer_options.max_open, write_timeout=viewer_options.write_timeout,
-            on_write_timeout=on_timeout, config=app[VIEWER_CONFIG],  # the page carries it (issue 42)
+            on_write_timeout=on_timeout, config=app[VIEWER_CONFIG],  # the page carries it
             # A private stream's page is served to anyone: it names nothing of the stream.
             words=Words("", "") if viewer_options.private else Words(viewer_options.title, viewer_options.description))
         app[PAGE_POLICY] = page_policy(

@@ -42,23 +42,17 @@ def canonical_query(query: MultiMapping[str], blocking: bool) -> str | None:
     """The query string of the canonical URL of a playlist request, from its decoded `query`; None when
     a directive's value is bad (answered 400 as it is).
 
-    The canonical URL carries only what the service uses (docs/hls-rules.md, "One URL per answer"):
-    with blocking reload on, `_HLS_msn` then `_HLS_skip`, each once, the number in plain digits without
-    leading zeros, the skip as YES. `_HLS_part` goes: the service serves no partial segments, so the
-    answer is the same without it (hls.js sends it only to a playlist that lists parts). Anything else
-    (Owncast's page adds `?cachebust=<random>` to every playlist request; an attacker, a fresh value each
-    time) would be a new cache key per request: a CDN passes each to the origin, which would send the
-    whole playlist every time. A redirect to the canonical URL costs a few hundred bytes, and what
-    follows it is the answer every cache already holds. (A number listed already is the blocking
-    handler's to redirect: that depends on when it is asked.)"""
+    It carries only what the service uses (docs/hls-rules.md, "One URL per answer"): with blocking reload
+    on, `_HLS_msn` then `_HLS_skip`, each once, in plain digits and YES. `_HLS_part` goes (no partial
+    segments are served). Anything else (Owncast's page's `?cachebust=`, an attacker's fresh value) would be
+    a new cache key per request, each passed to the origin for a whole playlist; the redirect to the
+    canonical URL costs a few hundred bytes."""
     if not blocking:
         return ""
     values: dict[str, str] = {}
     for name in BLOCKING_PARAMS & query.keys():
-        # A repeated name: its last value. Shaka 4.16 keeps the URL a redirect took it to as the
-        # playlist's own and adds its next _HLS_msn after the one there (`?_HLS_msn=7&_HLS_msn=9`):
-        # the last is what it asks for now. (The first, 7, was redirected to 7's answer, which its
-        # browser kept for six target durations: Shaka stood still there, issue 49.)
+        # A repeated name: its last value. Shaka 4.16 keeps the URL a redirect took it to and adds its
+        # next _HLS_msn after the one there (`?_HLS_msn=7&_HLS_msn=9`): the last is what it asks for now.
         value = blocking_param(query.getall(name)[-1]) or ""
         if name == "_HLS_skip":
             if value not in hls.SKIP_REQUEST_VALUES:
@@ -75,11 +69,9 @@ def canonical_query(query: MultiMapping[str], blocking: bool) -> str | None:
 
 
 def answered_as_sent(query: str, blocking: bool) -> bool:
-    """Whether a query, exactly as sent, is a valid set of delivery directives in the canonical spelling,
-    in any order: `_HLS_msn=<digits, no leading zero>` and `_HLS_skip=YES`, each at most once, nothing
-    else. Such a query is answered as the canonical form is, with no redirect: video.js (VHS 3.17) asks
-    `_HLS_skip=YES&_HLS_msn=N` on every reload, and a 302 cost it a round trip each time (issue 47). Two
-    orders of one set: at most twice the canonical URLs per playlist version (docs/hls-rules.md)."""
+    """Whether a query, exactly as sent, is a valid set of delivery directives in the canonical spelling, in
+    any order: answered with no redirect, since video.js asks `_HLS_skip=YES&_HLS_msn=N` on every reload.
+    Two orders of one set: at most twice the canonical URLs per playlist version (docs/hls-rules.md)."""
     if not blocking or not query:
         return False
     seen: list[str] = []
@@ -98,13 +90,9 @@ def answered_as_sent(query: str, blocking: bool) -> bool:
 
 def respelt(target: str, path: str, query: MultiMapping[str], blocking: bool) -> str | None:
     """Where a playlist request goes whose target (request_target) is not its decoded path alone: the
-    canonical URL, relative to the request's (so it works under a path prefix), or None when it is
-    answered as it is (answered_as_sent, or a bad directive: 400).
-
-    Any other spelling of the same request would be one more cache key for a whole playlist (issue 50,
-    R1c): a query the service does not use, a directive another way (`_HLS_msn=012`, `_HLS_skip=v2`,
-    twice, with `_HLS_part`), percent-encoding anywhere (`_HLS_%6dsn=`, `pl%61ylist.m3u8`, `%30/`), an
-    empty `?`. The router matches the decoded path, so each reached the playlist."""
+    canonical URL, relative to the request's (it works under a path prefix), or None when it is answered
+    as it is (answered_as_sent, or a bad directive: 400). The router matches the decoded path, so every
+    other spelling (percent-encoding, `_HLS_msn=012`, an empty `?`) would be one more cache key."""
     sent_path, _, sent_query = target.partition("?")
     if sent_path == path and answered_as_sent(sent_query, blocking):
         return None

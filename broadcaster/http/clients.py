@@ -1,27 +1,17 @@
-"""Who a request comes from: the client address the per-client caps count by (held blocking requests,
-event streams, the viewer count), behind the Cloudflare tunnel or a reverse proxy of the operator's.
+"""Who a request comes from: the client address the per-client caps count by, behind the Cloudflare
+tunnel or a reverse proxy of the operator's, and where it asked.
 
 A request names its client in a header only through a proxy the operator trusts (`Proxies`): anyone
-reaching the port directly could name any address. So:
+reaching the port directly could name any address. So the peer is the client, unless it is a trusted
+proxy; then its `CF-Connecting-IP` (with TRUST_CF_CONNECTING_IP), else the right-most address of
+`X-Forwarded-For` (or RFC 7239 `Forwarded`) that is not itself a trusted proxy (what lies left of it the
+client wrote itself: uvicorn's --forwarded-allow-ips and nginx's real_ip_recursive do the same); a
+trusted proxy that names nobody is the client itself. None: unknown, and only the global caps apply (an
+untrusted loopback peer speaks for every viewer at once).
 
-- the connection's peer is the client, unless it is a trusted proxy;
-- a trusted proxy's `CF-Connecting-IP` (with TRUST_CF_CONNECTING_IP: Cloudflare's edge sets it, and
-  cloudflared, on this machine, is a loopback peer) names the client;
-- else its `X-Forwarded-For` (or, without one, the `for=` of RFC 7239 `Forwarded`), read from the right:
-  each proxy appends the address it was reached from, so the right-most address that is not itself a
-  trusted proxy (FORWARDED_ALLOW_IPS) is the client; what lies left of it the client wrote itself (as
-  uvicorn's --forwarded-allow-ips and nginx's real_ip_recursive do);
-- a trusted proxy that names nobody is the client itself.
-
-None: the client is unknown, and only the global caps apply: a loopback peer that is not trusted (the
-tunnel or a local proxy, before the operator says so, speaks for every viewer at once), or a trusted
-proxy's header that does not parse.
-
-Where the viewer asked (`request_here`: the multivariant playlist and the steering manifest name their
-URIs with it) is the request's Host, and the scheme the viewer used: a trusted proxy's word for it
-(Cloudflare's `CF-Visitor`, or `X-Forwarded-Proto`, as nginx and Caddy set it), else the connection's own
-when no proxy is in front; when one is that does not say (or is not trusted to), the scheme is left to
-the player (a network-path reference, `//host/...`).
+Where the viewer asked (`request_here`) is the request's Host and the scheme a trusted proxy reports
+(`CF-Visitor`, `X-Forwarded-Proto`), or the connection's own with no proxy in front; else the scheme is
+left to the player (`//host/...`).
 """
 
 from __future__ import annotations
@@ -70,10 +60,9 @@ class Proxies:
         return (self.cloudflare and _loopback(peer)) or bool(self.networks and _within(self.networks, peer))
 
     def scheme(self, request: web.Request) -> tuple[str | None, bool]:
-        """(the scheme the viewer used, whether a proxy said it): a trusted proxy's word (CF-Visitor from
-        Cloudflare's tunnel, else X-Forwarded-Proto or Forwarded's proto=, the nearest proxy's); the
-        connection's own when no proxy is in front; None when one is that does not say, or is not
-        trusted to (a client's own header is never believed: it gets what a proxy we cannot hear gets)."""
+        """(the scheme the viewer used, whether a proxy said it): a trusted proxy's word, the connection's own
+        with no proxy in front; None when one is that does not say (a client's own header is never believed).
+        """
         headers = request.headers
         if (self.cloudflare or self.networks) and self.trusts(peer := request.remote or ""):
             said = _cf_visitor(headers) if self.cloudflare and _loopback(peer) else None
@@ -115,21 +104,18 @@ class Proxies:
 
 @dataclass(frozen=True, slots=True)
 class Here:
-    """Where a request found its answer, as the viewer named it: `base` is `scheme://host/folder/` (or
-    `//host/folder/` when the scheme is the player's to keep); `shared`: an answer naming it may be kept
-    by a cache in front for every viewer. An `http://` base a proxy reported is not: a cache that keys
-    without the viewer's scheme (Cloudflare's default key holds the scheme it reaches the origin with)
-    would hand it to viewers of an https page, whose browsers refuse http URIs (mixed content)."""
+    """Where a request found its answer: `base` is `scheme://host/folder/` (or `//host/folder/`); `shared`: a
+    cache in front may keep an answer naming it for every viewer. An `http://` base a proxy reported is not: a
+    cache keying without the viewer's scheme would hand it to https pages (mixed content)."""
 
     base: str
     shared: bool = True
 
 
 def request_here(request: web.Request, proxies: Proxies) -> Here | None:
-    """Where `request` asked, for absolute URIs beside what it asked for (the multivariant playlist's
-    variants, the steering manifest's RELOAD-URI): every player resolves those alike, where GStreamer's
-    hlsdemux resolves a network-path reference against the path and Shaka 5 cannot reload a relative
-    RELOAD-URI. None when the Host is not a plain host (nothing of it is written into an answer)."""
+    """Where `request` asked, for the absolute URIs the multivariant playlist and steering manifest name
+    (GStreamer resolves a network-path reference against the path; Shaka 5 cannot reload a relative
+    RELOAD-URI). None when the Host is not a plain host."""
     host = request.headers.get(hdrs.HOST, "")
     if not _plain_host(host):
         return None
@@ -179,9 +165,8 @@ def _forwarded_proto(headers: CIMultiDictProxy[str]) -> str | None:
 
 
 def client_address(request: web.Request, proxies: Proxies) -> str | None:
-    """The key the per-client caps count by (held requests, event streams), or None when the client is
-    unknown: its address, IPv4 as such; an IPv6 client owns a /64 and may use any address in it: it
-    counts as one."""
+    """The key the per-client caps count by, or None when the client is unknown: IPv4 as such; an IPv6
+    client owns a /64 and may use any address in it: it counts as one."""
     address = _address(proxies.client(request) or "")
     if address is None:
         return None

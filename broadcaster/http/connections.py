@@ -1,37 +1,23 @@
 """Client connections held within the file-handle budget, decided when they are accepted.
 
-aiohttp accepts every connection it can and gives each a request handler; when the process runs out of
-file handles, asyncio's accept fails over and over and everything else that opens a file fails with it.
-Here the listener's protocol factory is wrapped in a counting one (ConnectionGate):
+aiohttp accepts every connection it can; when the process runs out of file handles, asyncio's accept
+fails over and over and everything else that opens a file fails with it. So the listener's protocol
+factory is wrapped in a counting one (ConnectionGate):
 
 - below the cap a connection gets aiohttp's handler, behind a thin proxy that counts it and closes it if
-  its first request head is not complete within `header_timeout` (aiohttp has no request-head timeout
-  of its own: its keepalive_timeout, 75 s here, covers the wait for each later request);
-- at the cap, a connection that is only holding a handle (no complete request head yet, or idle
-  between requests) is closed to make room, as nginx does with idle keep-alive connections: a crowd of
-  idle or half-sent connections cannot lock /health or viewers out;
-- past the cap with nothing idle: a fixed `503` with `Retry-After` and `Connection: close`, written
-  before aiohttp's handler sees the connection (no parsing), and the connection is closed once its
-  request is read (closing with unread bytes would reset it, losing the 503). A newcomer whose request
-  head is already there may instead go up to OVERDRAFT past the cap: /health and players get through.
+  its first request head is not complete within `header_timeout` (aiohttp has no request-head timeout);
+- at the cap, a connection only holding a handle (no complete head yet, or idle between requests) is
+  closed to make room, as nginx does: idle or half-sent connections cannot lock /health or viewers out;
+- past the cap with nothing idle: a fixed `503` with `Retry-After`, written before aiohttp sees the
+  connection; a newcomer whose request head is already there may go up to OVERDRAFT past the cap;
+- a connection whose answers it stops reading is closed once its writing has been paused for
+  `write_timeout` (aiohttp has no write timeout); sendfile never pauses it: its handler times it;
+- a plain playlist GET on a connection aiohttp holds nothing of is answered here (quick.py).
 
-- a connection whose answers it stops reading is closed once its writing has been paused (asyncio's
-  buffer above its high-water mark, the kernel's full) for `write_timeout`: aiohttp has no write timeout,
-  and a client pipelining requests it never reads held its buffers, memory and a handle for as long as
-  it liked (issue 18). Files sent by sendfile never pause the transport: their handler times them.
-- a plain playlist GET on a connection aiohttp holds nothing of is answered here, from bytes made once
-  per version, before aiohttp parses it (quick.py: aiohttp's own cost per request is most of its cost).
-
-asyncio accepts a batch of connections (up to the listen backlog) in one turn of the loop, creates all
-their protocols on the next, connects them one by one on the one after, and reads none of them before
-that. So the decision looks only at connections already connected, and judges a connection by what is
-in its socket, read or not (MSG_PEEK): a complete request head is a request about to be served; a few
-bytes without the blank line are a half-sent head like any other, whether the loop has got to them yet
-or not. A flood accepted in the same batch as /health is thus as idle as a flood accepted before it.
-
-If handles run out anyway (other processes share the limit, or a descriptor leak), asyncio reports each
-failed accept with a traceback through the loop's exception handler; install_accept_error_handler turns
-those into one rate-limited line.
+asyncio accepts a batch of connections in one turn and reads none of them for two more, so a connection
+is judged by what is in its socket, read or not (MSG_PEEK): a flood accepted in the same batch as
+/health is as idle as one accepted before it. If handles run out anyway, install_accept_error_handler
+turns asyncio's traceback per failed accept into one rate-limited line.
 """
 
 from __future__ import annotations
@@ -61,11 +47,9 @@ log = logging.getLogger(__name__)
 
 HEADER_TIMEOUT = 10.0  # seconds from accept to a complete first request head (HEADER_TIMEOUT setting)
 WRITE_TIMEOUT = 30.0  # seconds a connection's writing may stay paused (WRITE_TIMEOUT setting)
-# Idle keep-alive connections: aiohttp closes them after this long (it waits this long for the next
-# request, a half-sent one included; 3.14 also for the first, 3.10 does not: HEADER_TIMEOUT is ours
-# either way). Longer than any player's reload interval
-# (a target duration), so viewers keep their connection; nginx's default. Under pressure idle ones are
-# closed first anyway (see ConnectionGate), so a long wait costs no handles a new client needs.
+# Idle keep-alive connections: aiohttp closes them after this long. Longer than any player's reload
+# interval, so viewers keep their connection (nginx's default); under pressure idle ones are closed
+# first anyway (ConnectionGate).
 KEEPALIVE_TIMEOUT = 75.0
 RETRY_AFTER = 2  # seconds, for the 503 past the connection cap
 LISTEN_QUEUE = 1024  # connections the kernel holds until they are accepted (capped by net.core.somaxconn)
@@ -123,10 +107,8 @@ class ConnectionGate:
         self._busy = busy_response("too many connections, try again shortly\n", options.retry_after)
         self._metrics = metrics
         self._lingering = 0  # refused connections waiting to close cleanly
-        # Admitted connections (handed to aiohttp), oldest first. Ones accepted but not yet connected,
-        # and refused ones on their way out, are not counted: the budget reserves handles for those
-        # (limits.ACCEPT_BATCHES, the margin), and counting them here let a batch of a flood fill the
-        # cap with connections nobody could judge.
+        # Admitted connections (handed to aiohttp), oldest first. Ones not yet connected or on their way out
+        # are not counted: the budget's margin holds their handles (limits.ACCEPT_BATCHES).
         self._open: dict[_Counted, None] = {}
         self._fresh: dict[_Counted, None] = {}  # admitted, no complete request head read yet, oldest first
         self._peek = bytearray(_PEEK)  # one buffer for every MSG_PEEK (one loop, one at a time)
@@ -143,9 +125,8 @@ class ConnectionGate:
         return _Counted(self, self._factory())
 
     def _admit(self, conn: _Counted) -> bool:
-        """Whether `conn`, just connected, may stay (it is then counted): below the cap, or once an idle
-        one made room, or, when its request head is already there (a health check, a player), a little
-        past the cap: the connections holding the cap may all be busy for a moment."""
+        """Whether `conn`, just connected, may stay (it is then counted): below the cap, once an idle one made
+        room, or a little past the cap when its request head is already there (a health check, a player)."""
         if not (len(self._open) < self.limit or self._evict_idle()
                 or (len(self._open) < self.limit + OVERDRAFT and conn.has_request())):
             return False
@@ -154,11 +135,9 @@ class ConnectionGate:
         return True
 
     def _evict_idle(self) -> bool:
-        """Closes one connection that only holds a handle; False if there is none.
-
-        The oldest first; one whose complete request head is waiting unread in its socket (the loop has
-        not got to it yet) is not idle. What was looked at goes to the back, so the next scan starts
-        elsewhere: long-lived event streams and held requests would gather at the front otherwise."""
+        """Closes one connection that only holds a handle (the oldest; one with a complete head waiting is not
+        idle); False if there is none. What was looked at goes to the back, so held requests do not gather
+        at the front."""
         victim: _Counted | None = None
         for group, idle in ((self._fresh, _Counted.fresh), (self._open, _Counted.idle)):
             for conn in list(itertools.islice(group, _EVICT_SCAN)):
@@ -227,11 +206,9 @@ class _Counted(asyncio.Protocol):
         self._inner.connection_made(transport)
 
     def _refuse(self, transport: asyncio.Transport) -> None:
-        """Writes the 503 and closes; the budget's margin, not the cap, holds its handle meanwhile.
-
-        Closing a socket with the request still unread in it sends a reset, which may reach the client
-        before the 503 does: so the answer is followed by a FIN and the connection lingers until that
-        request is read (or the client closes, or LINGER passes). Only a few at a time may linger."""
+        """Writes the 503 and closes. A close with the request unread sends a reset that may beat the 503, so
+        the answer is followed by a FIN and the connection lingers until the request is read (LINGER at most).
+        """
         self._dropped = True
         self._gate._count("connections")
         transport.write(self._gate._busy)
@@ -306,10 +283,8 @@ class _Counted(asyncio.Protocol):
             self._inner.connection_lost(exc)
 
     def idle(self) -> bool:
-        """No request in progress: no head yet, or aiohttp waiting for the next request.
-
-        aiohttp's own keep-alive timer decides idleness the same way (RequestHandler._waiter pending);
-        should a later aiohttp not have it, nothing counts as idle and the cap answers 503 instead."""
+        """No request in progress: no head yet, or aiohttp waiting for the next (its RequestHandler._waiter;
+        without it nothing counts as idle, and the cap answers 503 instead)."""
         if self._dropped:
             return False
         if self._timer is not None:
@@ -331,10 +306,8 @@ class _Counted(asyncio.Protocol):
         return waiting > 0
 
     def has_request(self) -> bool:
-        """A complete request head (or _PEEK bytes of one) is waiting in the socket, unread by the loop.
-
-        Only this protects a connection from being closed to make room: a head without its end is
-        half-sent, however recently it arrived. One MSG_PEEK into the gate's buffer (about 10 µs)."""
+        """A complete request head (or _PEEK bytes of one) is waiting in the socket, unread by the loop: the
+        one thing that keeps a connection from being closed to make room. One MSG_PEEK (about 10 µs)."""
         buf = self._gate._peek
         n = _peek(self._transport.get_extra_info("socket") if self._transport is not None else None, buf)
         if n == 0:
@@ -371,10 +344,8 @@ class _Counted(asyncio.Protocol):
 
 def _peek(transport_socket: Any, buf: bytearray) -> int:
     """Copies what is waiting unread in a connection's socket into `buf`, leaving it there; 0 if nothing.
-
-    asyncio hands out only a TransportSocket, without recv: a socket object is made on the same
-    descriptor for the call and detached after it, so the descriptor stays the transport's. MSG_DONTWAIT:
-    never a blocking call, whatever mode that object would assume."""
+    A socket object is made on the transport's descriptor for the call and detached after it;
+    MSG_DONTWAIT: never a blocking call."""
     try:
         sock = socket.socket(transport_socket.family, transport_socket.type, transport_socket.proto,
                              transport_socket.fileno())
@@ -406,9 +377,8 @@ class GatedSite(web.BaseSite):
         await super().start()  # registers with the runner, which stops it on cleanup
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(self.gate, self._host, self._port, backlog=self._backlog)
-        # asyncio uses `backlog` both for listen() and as how many it accepts in one go; the budget wants
-        # the latter small, while a burst of new clients wants the kernel's queue deep (else their SYNs
-        # are dropped and retried a second later). The queue costs no file handle: deepen it.
+        # asyncio uses `backlog` for listen() and as how many it accepts in one go; the budget wants the
+        # latter small, a burst of clients wants the kernel's queue deep, which costs no handle: deepen it.
         for sock in self._server.sockets:
             with sock.dup() as same:
                 same.listen(LISTEN_QUEUE)

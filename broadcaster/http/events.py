@@ -42,7 +42,7 @@ def parse_last_event_id(value: str | None) -> int | None:
 class EventStreams:
     """The route, with each client's streams counted (clients.client_address, the key of the held
     requests' cap): one client may hold at most a CLIENT_SHARE of the hub's streams, so one address
-    cannot take every slot (issue 50, P3b: one client held all 1,000), while a crowd behind one NAT
+    cannot take every slot, while a crowd behind one NAT
     (the stats panel of many viewers) still gets many."""
 
     def __init__(self, proxies: Proxies, on_refused: Callable[[], None] | None = None) -> None:
@@ -50,10 +50,6 @@ class EventStreams:
         self._on_refused = on_refused  # a stream refused at the per-client cap (a metric)
         self._by: dict[str, int] = {}  # open streams per client
         self.handle = guarded(self._handle)
-
-    @property
-    def by_client(self) -> dict[str, int]:
-        return dict(self._by)
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         hub = request.app[EVENTS]

@@ -1,15 +1,11 @@
 """What answering a late blocking request may cost, per client.
 
-A player late for its reload asks `_HLS_msn` of a number listed long before (a busy browser, a
-background tab, 1 s segments). The spec answers it at once (6.2.5.2), and so does the service: a plain
-200 with the newest version, as every player expects (issue 47). But each such number is a URL of its
-own, so a cache in front passes each one to the origin, which sends the whole playlist: one client
-naming number after number made the VM send 558 MB/s at a 4 h window (issue 41, R1b).
-
-So each client gets a few such answers per target duration (a token bucket), enough for any player
-however late it is; past that it gets the small redirect to the playlist's plain URL instead, which
-every cache holds (still an answer it plays on). Clients the service cannot tell apart (the tunnel
-before the operator trusts it: clients.py) share one larger bucket.
+A player late for its reload asks `_HLS_msn` of a number listed long before; the spec answers it at once
+with the newest version (6.2.5.2). But each such number is a URL of its own, so a cache in front passes
+each to the origin, which sends the whole playlist: one client naming number after number could make the
+VM send hundreds of MB/s at a long window. So each client gets a few such answers per target duration (a
+token bucket); past that, the small redirect to the playlist's plain URL, which every cache holds.
+Clients the service cannot tell apart (clients.py) share one larger bucket.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Every client connection is a file handle, and so is everything the service needs to do its job: the
 watcher's inotify handle and folder scans, each upload's connection and file, the state file, logs,
 listeners. When clients take the last handle, the watcher cannot open a playlist and segments are
-missed (issue 11). So the service raises its soft RLIMIT_NOFILE to the hard limit, reserves what its
+missed. So the service raises its soft RLIMIT_NOFILE to the hard limit, reserves what its
 own work needs, and derives from the rest one cap on client connections and, within it, caps on
 event streams and held blocking requests that leave room for plain playlist and /health requests.
 """
@@ -28,12 +28,9 @@ METRICS_CONNECTIONS = 8  # METRICS_LISTEN: its socket plus this many scrapers at
 # A viewer file sent from disk (hls.min.js) holds its file besides its connection: at most this many at
 # once (http/viewer_files.py; smaller files are answered from memory and hold no file).
 VIEWER_FILES = 8
-# The event loop accepts up to ACCEPT_BACKLOG connections in one go (it is also the listen queue) before
-# any of them reaches the connection cap's check: asyncio creates their protocols on the next turn of
-# the loop, when the next batch may be accepted already, and a connection closed to make room (or
-# answered 503) lets go of its handle only a turn later. So at the end of a turn three batches may hold
-# handles at once: the previous one's closing connections, the one just created, the one just accepted
-# (bench.overload --reconnect 0.1 peaked at 1006 of 1024 handles with room for two).
+# The event loop accepts up to ACCEPT_BACKLOG connections in one go before any reaches the connection
+# cap's check, and a connection closed to make room lets go of its handle only a turn later: three
+# batches may hold handles at once (the closing, the created, the accepted).
 ACCEPT_BACKLOG = 64
 ACCEPT_BATCHES = 3
 # Other slack: 503'd connections lingering until their request is read (16), requests let in just past
@@ -48,8 +45,7 @@ CONNECTIONS_CEILING = 16384
 EVENTS_SHARE = 4  # event streams: at most a quarter of the connections ...
 EVENTS_CEILING = 1000  # ... and never more than this many dashboards
 # Held blocking requests: at most a quarter of the connections. They all wake when a segment is listed,
-# and a request arriving meanwhile waits behind them: ~400 at once kept /health's p99 above 100 ms on
-# 2 busy cores, ~200 below it (bench/overload.py; docs/development.md, capacity).
+# and a request arriving meanwhile waits behind them (bench/overload.py; docs/development.md, capacity).
 HELD_SHARE = 4
 # Event streams and held requests together stay below the connection cap by at least half of it:
 # those connections are left for plain playlist requests, /health and /metrics.

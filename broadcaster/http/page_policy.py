@@ -1,21 +1,15 @@
 """The viewer page's Content-Security-Policy header (/ and /embed): what the page may load and where it may
-connect, so that a script injected through any bug runs nowhere (issue 68).
+connect, so that a script injected through any bug runs nowhere.
 
-- scripts, styles, fonts, workers' code: this service's own files only ('self'): the page has no inline
-  script or style (tests/test_deploy.py checks the built page), so it needs no hash or nonce;
-- hls.js runs its demuxer in a worker made from a blob: URL, and feeds the video through a blob: URL
-  (Media Source Extensions): worker-src and media-src 'self' blob:;
-- connect-src (its fetches: playlists, segments, the heartbeat, the trackers' WebSockets, Owncast's
-  ping): this service, the bucket's public URL (or the S3 endpoint with presigned URLs), a second bucket's,
-  the P2P trackers, OWNCAST_URL; and, with VIEWER_SOURCES, any https: (http: too for an http source or
-  '*'), since the other site's playlists may name segments anywhere;
-- media-src also names the buckets: a browser without Media Source Extensions plays the playlist itself;
-- frame-ancestors: FRAME_ANCESTORS (which only a header can say);
-- no plugins, no <base>, no forms.
+- scripts, styles, fonts: this service's own files only ('self'; the page has no inline script or style);
+- worker-src and media-src 'self' blob: (hls.js's worker and Media Source Extensions); media-src also
+  names the buckets, for a browser that plays the playlist itself;
+- connect-src: this service, the buckets' public URLs (or the S3 endpoint with presigned URLs), the P2P
+  trackers, OWNCAST_URL; and with VIEWER_SOURCES any https: (http: too for an http source or '*');
+- frame-ancestors: FRAME_ANCESTORS (which only a header can say); no plugins, no <base>, no forms.
 
-The page's own <meta> policy (viewer/src/index.html) stays for a copy hosted elsewhere; a browser enforces
-both, so what passes is what both allow. tests/test_csp_browser.py plays the page under it in Chromium
-(P2P off and on, embedded) with no violation, and sees an injected script refused.
+The page's own <meta> policy stays for a copy hosted elsewhere; a browser enforces both
+(tests/test_csp_browser.py).
 """
 
 from __future__ import annotations

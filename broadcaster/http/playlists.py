@@ -69,9 +69,8 @@ class PlaylistSource(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Horizon:
-    """This pathway among the others (content steering): the newest number any lists per variant (the
-    VM's, ahead of the bucket's by the uploads on their way), and whether players are steered away from
-    this one now."""
+    """This pathway among the others: the newest number any lists per variant, and whether players are
+    steered away from this one now."""
 
     newest: Callable[[int], int | None]
     away: Callable[[], bool] = lambda: False
@@ -81,13 +80,11 @@ class Horizon:
 class RouteOptions:
     """What one pathway's playlist routes share with the others and where their masters come from.
 
-    `masters`: where the multivariant playlists come from (the source's own by default; with content
-    steering, one that names every pathway); `label_prefix` marks these routes' requests in
-    hls_broadcaster_playlist_requests_total (the VM pathway's are "vm/<n>"); `horizon.newest(variant)`:
-    the newest number another pathway lists already (the VM's, ahead of the bucket's by the uploads on
-    their way): a player that comes from there asks for its next one, which is coming here too, so it is
-    held rather than refused as too far ahead; while players are steered away from this pathway
-    (`horizon.away()`), a number the other lists is not held for uploads that do not land."""
+    `masters`: the multivariant playlists (with content steering, one that names every pathway);
+    `label_prefix` marks these routes' requests in hls_broadcaster_playlist_requests_total;
+    `horizon.newest(variant)`: the newest number another pathway lists already: a player coming from there
+    asks for its next one, held rather than refused as too far ahead, but not while players are steered
+    away from this pathway (`horizon.away()`)."""
 
     max_held: int = MAX_HELD
     connection_metrics: ConnectionMetrics | None = None
@@ -196,12 +193,10 @@ class PlaylistRoutes:
             return self._bad_request(variant, "_HLS_msn and _HLS_part must be whole numbers")
         newest = current.last_sequence
         if msn < newest - hls.MSN_BEHIND_LIMIT or (current.ended and msn > newest):
-            # Listed long before, or never to be (the stream ended): answered at once with the newest
-            # version (6.2.5.2), in full (a delta skips what a player this late may not hold). Each
-            # number is a URL, so a cache key, of its own: what a client may cost that way is bounded
-            # (late.py); past its budget, a redirect to the plain URL every cache holds. It names no
-            # number: Shaka 4.16 keeps the URL a redirect took it to as the playlist's own and adds its
-            # next _HLS_msn after what is there (`?_HLS_msn=A&_HLS_msn=B`, one more 302 each reload).
+            # Listed long before, or never to be: answered at once with the newest version, in full (6.2.5.2).
+            # Each number is a cache key of its own, so what a client may cost that way is bounded (late.py);
+            # past its budget, a redirect to the plain URL, which names no number (Shaka 4.16 would add its
+            # next _HLS_msn).
             if self._late.take(client_address(request, self._proxies), target):
                 response = rendered_response(request, current, hls.blocking_cache_control(target))
                 self._count(str(variant), response.status)
@@ -233,9 +228,8 @@ class PlaylistRoutes:
                 held_by[client] = held_by.get(client, 0) + 1
             timeout = hls.block_timeout(target)
             if self._horizon is not None and self._horizon.away():
-                # Steered away (its uploads fail): a player still here reads the steering manifest with
-                # its next reloads, and must not wait three target durations for a number (Shaka 4.16
-                # moves to another pathway with its next playlist load: it stalled 2 s on the held one).
+                # Steered away: a player still here must not wait three target durations for a number (Shaka
+                # moves pathway only with its next playlist load).
                 timeout = 0.0 if (self._horizon.newest(variant) or -1) >= msn else float(target)
             try:
                 rendered = await source.wait_for_sequence(variant, msn, timeout) if timeout else None
@@ -247,9 +241,8 @@ class PlaylistRoutes:
                         held_by[client] -= 1
         if rendered is None and self._horizon is not None and (
                 (self._horizon.newest(variant) or -1) >= msn or self._horizon.away()):
-            # The stream advances on another pathway (the VM's) while this one (the bucket's) waits for
-            # its uploads: the playlist as it is, not an error. Shaka takes a 503 from this host for a
-            # failure of every pathway it serves (the VM's too) and holds to the failing one for 60 s.
+            # The stream advances on another pathway while this one waits for its uploads: the playlist as it
+            # is, not an error (Shaka takes a 503 for a failure of every pathway this host serves).
             rendered = source.media_playlist(variant)
         if rendered is None:
             self._count(str(variant), 503)
@@ -308,12 +301,9 @@ class PlaylistRoutes:
 
     def _serve(self, request: web.Request, variant: int | None, *, skip: bool = False,
                master_name: str = hls.MEDIA_PLAYLIST_NAME) -> web.Response:
-        """The multivariant playlist (variant None) or a media playlist, counted by label and status.
-
-        Not ready (503, retried by players) vs unknown (404, fatal in hls.js): nothing is ready while the
-        source has no target duration; after that None for the master or the default variant (which the
-        wiring promises exists) means not ready yet, and None for any other variant means unknown.
-        """
+        """The multivariant playlist (variant None) or a media playlist, counted by label and status. Not
+        ready (503, retried by players) vs unknown (404, fatal in hls.js): nothing is ready without a target
+        duration; then None for the master or the default variant means not ready, for any other unknown."""
         source, default = self._source, self._default
         # Labels stay bounded: a client-chosen variant number is a label only once it was served.
         label = "master" if variant is None else self._default_label if variant == default else "unknown"

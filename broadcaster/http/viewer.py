@@ -1,28 +1,16 @@
 """The viewer page (an hls.js player, built into `viewer/` by scripts/build-viewer) and its config.json,
 or a plain index without it.
 
-The page's files are cacheable by a CDN, so the VM sends each version of them about once (issue 18):
+The page's files are cacheable by a CDN, so the VM sends each version of them about once: the page
+(`/`, `/index.html`) is `no-cache` (revalidated by ETag) and names its files by version
+(`hls.min.js?v=<hash>`); a file at its versioned URL is immutable for a year; any other URL of it is a
+brief `302` to the versioned one (a cache buster costs a few hundred bytes, not the file). The page
+carries /config.json's content and asks for its playlist beside its scripts (viewer_page.py).
 
-- the page (`/`, `/index.html`) names its files with their version, `hls.min.js?v=<hash of its
-  content>` (the build writes those names); it is served itself with `no-cache` (revalidated by ETag: a
-  304 of a few hundred bytes), any query string ignored, so a new version is seen at once;
-- a file at its versioned URL is cacheable for a year and immutable;
-- any other URL of a file (no query, a cache buster, an old version) is a `302` to the versioned one,
-  cacheable briefly: a cache buster costs the VM a few hundred bytes, not the file.
-
-The page starts as fast as hls.js alone would (issue 42): it carries /config.json's content and asks for
-its playlist beside its scripts (viewer_page.py); its module comes combined with the modules it imports
-(esbuild, at build time), and names the two it imports later by versioned URL, so none takes that 302.
-
-The page, and its embed form (`/embed`: the video and its controls, nothing else), carry the page's
-Content-Security-Policy header (page_policy.py): scripts from this service alone, connections to it, the
-bucket and the trackers, and the sites that may frame them (FRAME_ANCESTORS; a `<meta>` policy cannot say
-it). The page's own `<meta>` policy stays too, so a copy hosted elsewhere keeps one.
-
-Every file is read and hashed once, when the app is made (viewer_files.py): a request is a lookup. A
-large one (hls.min.js, 624 KB) is sent from its file by sendfile while the file is the one read (else
-from memory): at most `max_open` at once (the file-handle budget reserves that many, limits.VIEWER_FILES),
-each within `write_timeout`, so a client that never reads holds its file no longer than that.
+The page and its embed form (`/embed`) carry the Content-Security-Policy header (page_policy.py; a
+`<meta>` policy cannot say FRAME_ANCESTORS). Every file is read and hashed once, when the app is made
+(viewer_files.py); a large one is sent by sendfile, at most `max_open` at once (limits.VIEWER_FILES),
+each within `write_timeout`.
 """
 
 from __future__ import annotations

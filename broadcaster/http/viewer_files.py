@@ -1,10 +1,8 @@
 """The viewer's files, as the viewer handlers (viewer.py) answer them: see there for the rules.
 
-Every file is read and hashed once, when the app is made (issue 49: the page is built beforehand, by
-scripts/build-viewer, and nothing in it changes while the service runs): a request is a lookup, whatever
-its query string. The page and its embed form are rendered then too (viewer_page.py). A large file
-(hls.min.js) is sent from its file by sendfile, copying nothing into the process, when the file is still
-the one read (same size, time and inode; one stat); else from what was read.
+Every file is read and hashed once, when the app is made (scripts/build-viewer built it beforehand):
+a request is a lookup, whatever its query string. The page and its embed form are rendered then too
+(viewer_page.py). A large file is sent by sendfile while the file is still the one read (one stat).
 """
 
 from __future__ import annotations

@@ -1,37 +1,20 @@
-"""POST /live/watching: the viewer page's heartbeat while it plays (the viewer count, issue 34).
+"""POST /live/watching: the viewer page's heartbeat while it plays (the viewer count).
 
 The page names itself in one header, `Hb-Watching: <the page's random id>[ p2p]`: that counts it for
-VIEWER_TIMEOUT more seconds; `Hb-Watching: <id> leave` takes it out at once (the page sends that on pause
-and when it closes). A POST, so no cache on the way keeps or answers it; no body is read. The answer is the
-count (`{"watching": N}`) when the page shows it, else 204; 429 when this beat is not counted
-(status/audience.py says why and bounds it).
+VIEWER_TIMEOUT more seconds; `Hb-Watching: <id> leave` takes it out at once. A POST, so no cache keeps or
+answers it; no body is read. The answer is the count (`{"watching": N}`) when the page shows it, else
+204; 429 when this beat is not counted (status/audience.py says why and bounds it). A header rather than
+a query, no middleware, headers built once: as cheap as a playlist request (bench/heartbeat.py).
 
-As cheap as a playlist request (bench/heartbeat.py counts both): a header rather than a query string,
-because a query makes the request's URL the costly kind (yarl builds and decodes it; with the header a
-heartbeat went from 1.05 to 1.00 playlist requests); no middleware, nothing looked up in the app, response headers built
-once, the client's address hashed once and never kept (status/audience.py).
+Only this site's pages count: the custom header makes a browser send a CORS preflight, refused here
+(`preflight`), and a beat a browser marks as from another site (`Sec-Fetch-Site`) is not counted.
 
-Only this site's pages count (issue 41): a custom header makes a browser ask first (a CORS preflight),
-and the preflight for this path is refused with no CORS header at all (`preflight`), so another site's
-page never gets to send the beat. And a beat a browser marks as sent from another site or origin
-(`Sec-Fetch-Site`, which a page cannot set) is not counted either; the page's own beats are
-same-origin, also inside another site's frame (/embed).
-
-With a playback report (issue 42, `Hb-Report: 1 ...`, status/playback.py), the beat is parsed first (a
-malformed one: 400 with one line, not counted, nothing logged), counted as any, then its report taken
-when the count took the page; the answer carries the service's clock (`"now"`, ms since the epoch), from
-which the page corrects its own clock when it measures its latency behind live, and `"taken":0` when the
-report came too soon after the page's last (the page then counts it again in its next).
-
-With content steering (PATHWAYS), a counted beat may also say which pathway the page plays and how many
-of its segment fetches failed on each since its last beat (`Hb-Pathway`, steering/reports.py): the
-steering policy hears it with the page's address (client_key), taken or not, since it keeps one word per
-page whatever the page sends. A claim: it changes at most what that address gets (steering/policy.py).
-
-With P2P on (`sharing`), every counted beat is answered with JSON that also says how many counted pages
-share (`"sharing":N`, the ones whose viewer chose to): a page connects to peers only when N reaches
-P2P_MIN_VIEWERS (viewer/src/p2p-choice.js). The `p2p` word is a claim too; the audience's bounds per
-address (status/audience.py) bound how far one address can move N.
+With a playback report (`Hb-Report`, status/playback.py) the beat is parsed first (malformed: 400, not
+counted), and the answer carries the service's clock (`"now"`) for the page's latency, and `"taken":0`
+when the report came too soon. With content steering, `Hb-Pathway` (steering/reports.py) goes to the
+policy with the page's address: a claim, it changes at most what that address gets. With P2P on, the
+answer also counts the pages that share (`"sharing":N`): a page connects to peers only when N reaches
+P2P_MIN_VIEWERS; the audience's bounds per address bound how far one address moves N.
 """
 
 from __future__ import annotations
@@ -58,9 +41,8 @@ _HEADERS = CIMultiDictProxy(CIMultiDict({hdrs.CACHE_CONTROL: NO_STORE, hdrs.SERV
 SEC_FETCH_SITE = istr("Sec-Fetch-Site")
 _OWN_SITE = frozenset({"same-origin", "none"})  # "none": typed in the address bar, no page sent it
 _MALFORMED = MALFORMED + "\n"
-# An IPv6 client counts by its /48, as the tracker counts its connections (TRACKER_IPV6_PREFIX's
-# default, tracker/clients.mjs says why): by /64, 100 /64s of one free tunnel broker's /48 held 2,000 ids
-# (issue 50 P3).
+# An IPv6 client counts by its /48, as the tracker does (tracker/clients.mjs says why: one free tunnel
+# broker's /48 holds many /64s).
 IPV6_PREFIX = 48
 _JSON_HEADERS = CIMultiDictProxy(CIMultiDict({hdrs.CACHE_CONTROL: NO_STORE, hdrs.SERVER: SERVER_NAME,
                                               hdrs.CONTENT_TYPE: "application/json"}))
@@ -133,9 +115,8 @@ async def preflight(request: web.Request) -> web.Response:
 
 
 def client_key(request: web.Request, proxies: Proxies) -> str | None:
-    """The address a page's beats count under, as clients.client_address finds it (named by a proxy
-    only when trusted; a loopback peer speaks for everyone: None; an IPv6 client is its /48, as the tracker counts it), without
-    parsing the usual IPv4 address: it comes from the socket, or from a proxy's header, and is only hashed."""
+    """The address a page's beats count under, as clients.client_address finds it (a trusted proxy's
+    word; loopback: None; IPv6: its /48), without parsing it: it is only hashed."""
     text = proxies.client(request)
     if not text:
         return None

@@ -31,9 +31,8 @@ _ENDS_LEVEL = 1
 
 
 class Chunk:
-    """Segments group*CHUNK_ENTRIES .. +CHUNK_ENTRIES-1, frozen: the text, deflated once (referring
-    back into the segment before it, which precedes it in every version that lists it), its CRC-32
-    and digest. Its segments, and the one before, are past the hashed edge: their hash is not shown."""
+    """Segments group*CHUNK_ENTRIES .. +CHUNK_ENTRIES-1, frozen: the text, deflated once (referring back into
+    the segment before it), its CRC-32 and digest. They are past the hashed edge: no hash shown."""
 
     __slots__ = ("group", "text", "deflated", "crc", "digest")
 
@@ -46,9 +45,8 @@ class Chunk:
 
 
 class Middle:
-    """The frozen chunks a version lists between its first and last chunks: immutable, shared by
-    every version (and the bucket's copy) until the window crosses a chunk boundary; the aggregates
-    are carried over from the previous middle, not recomputed over the window."""
+    """The frozen chunks between a version's first and last: shared by every version until the window crosses
+    a chunk boundary, the aggregates carried over, not recomputed over the window."""
 
     __slots__ = ("chunks", "length", "crc", "shift", "deflated", "digest", "_text")
 
@@ -139,11 +137,9 @@ class Frozen:
 
     def parts(self, entries: Entries, start: int, end: int, head: str, ended: bool,
               target_duration: int) -> Parts:
-        """The full playlist in parts: the segments are grouped by sequence number in chunks of
-        CHUNK_ENTRIES; the chunks between the first and the last are frozen (made once, kept while
-        listed), the first (which loses segments as the window slides) and the last (which gains them,
-        and holds every segment near the edge, which shows its hash) are joined for this version.
-        Costs the two open chunks and the hashed edge, whatever the window."""
+        """The full playlist in parts: chunks of CHUNK_ENTRIES segments by number, those between the first and
+        the last frozen (made once, kept while listed), the two open ones (and the hashed edge) joined for
+        this version: the cost, whatever the window."""
         size = CHUNK_ENTRIES
         edge = hashed_from(end, target_duration)
         frozen = self.chunks

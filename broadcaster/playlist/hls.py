@@ -69,22 +69,18 @@ _SEGMENT_TYPES = {
 MIN_WINDOW_TARGET_DURATIONS = 3
 
 # 6.2.2: a media sequence number always names the same URI, across restarts too. Every state saved
-# reserves this many numbers past its own next one; versions shown while saves fail use only those
-# (each recorded in STATE_DIR/served first), and a start whose record of them is damaged continues
-# above them (docs/hls-rules.md#numbers-across-restarts).
-# A day of 1 s segments: a full STATE_DIR can last that long before listing stops.
+# reserves this many numbers past its own next one, for versions shown while saves fail
+# (docs/hls-rules.md#numbers-across-restarts): a day of 1 s segments.
 SEQUENCE_RESERVE = 86_400
 
 
 def continue_above(reserved: int, next_sequence: int, last_discontinuities: list[int]) -> tuple[int, int]:
     """(first media sequence, discontinuity sequence) after a state not saved at a clean stop.
 
-    The state's numbers from `next_sequence` up to `reserved` may have been served since; each of them
-    added at most one discontinuity to the variant's last one (`last_discontinuities`, hls.js's cc). The
-    discontinuity sequence goes above all of those, and the numbering far enough above `reserved` that a
-    player that saw any version served meanwhile sees a legal change (6.2.2): every number skipped counts
-    as a segment removed, and each removed segment raises the discontinuity sequence by at most one.
-    The first new segment carries EXT-X-DISCONTINUITY, so its number (cc) is above every one served."""
+    The numbers from `next_sequence` up to `reserved` may have been served since, each adding at most one
+    discontinuity to `last_discontinuities`. Both sequences go far enough above those that a player that saw
+    any version served meanwhile sees a legal change (6.2.2); the first new segment carries
+    EXT-X-DISCONTINUITY, so its number (hls.js's cc) is above every one served."""
     span = reserved - next_sequence
     high, low = max(last_discontinuities, default=0), min(last_discontinuities, default=0)
     return reserved + span + (high - low), high + span
@@ -101,11 +97,6 @@ def suffix(name: str) -> str:
 def segment_content_type(name: str) -> str | None:
     """Content-Type for a segment file, or None when it is not a kind of file we publish."""
     return _SEGMENT_TYPES.get(suffix(name).lower())
-
-
-def is_init_section(name: str) -> bool:
-    """An fMP4 init section (EXT-X-MAP, 4.4.4.5): every later segment of its run needs it."""
-    return suffix(name).lower() == ".mp4"
 
 
 def rounded_duration(duration: float) -> int:
@@ -149,13 +140,10 @@ def playlist_version(*, has_map: bool) -> int:
     return 6 if has_map else 3
 
 
-# A segment one variant lacks where the others list it (issue 50, W5: its file never finished, or its
-# upload failed): 4.4.4.7's EXT-X-GAP says its URI holds no media and is not to be loaded. The entry keeps
-# its EXTINF and date, so the variant keeps the number every variant gives that moment (6.2.4), and no
-# discontinuity is counted. Section 8 asks no EXT-X-VERSION for it. Written before EXTINF, with the
-# entry's other tags. hls.js (1.7.4) never asks for such a URI and loads the moment from a variant that
-# has it (its fragGap switch); a moment lost in every variant is left out instead, the next segment
-# carrying EXT-X-DISCONTINUITY (docs/hls-rules.md, "Segments").
+# A segment one variant lacks where the others list it (its file never finished, or its upload failed):
+# 4.4.4.7's EXT-X-GAP, which keeps its EXTINF and date so the variant keeps the number every variant
+# gives that moment (6.2.4), with no discontinuity. hls.js loads the moment from a variant that has it; a
+# moment lost in every variant is left out instead (docs/hls-rules.md, "Segments").
 GAP_TAG = "#EXT-X-GAP"
 
 
@@ -188,10 +176,9 @@ def format_program_date_time(epoch_seconds: float) -> str:
 HOLD_BACK_TARGET_DURATIONS = 3
 # A request for a segment more than two past the last listed one is an error (400).
 MSN_AHEAD_LIMIT = 2
-# A request for a segment listed already is answered at once (6.2.5.2). Up to this many behind the last
-# one, as for the newest (a delta if asked: it lists more than this). Further behind, the whole newest
-# version: a delta skips what a player that late may not hold; and as each number is a cache key of its
-# own, what one client may cost that way is bounded (broadcaster/http/late.py).
+# A request for a segment listed already is answered at once (6.2.5.2); further behind than this, with
+# the whole newest version (a delta skips what a player that late may not hold), and what one client may
+# cost that way is bounded (broadcaster/http/late.py).
 MSN_BEHIND_LIMIT = 2
 # A held request that waited three target durations gets 503: the stream is not advancing.
 BLOCK_TIMEOUT_TARGET_DURATIONS = 3
@@ -204,10 +191,9 @@ def server_control(target_duration: int, *, can_skip: bool = False) -> str:
     return f"#EXT-X-SERVER-CONTROL:{skip}CAN-BLOCK-RELOAD=YES,HOLD-BACK={hold_back:.1f}"
 
 
-# A full playlist answered without gzip (no Accept-Encoding: ffmpeg, curl; never a browser, nor a CDN
-# or the nginx cache, which ask the origin for gzip) lists at most this many bytes of its newest
-# segments: a rewind window must not make one small request cost megabytes (docs/hls-rules.md,
-# "Caching"). The default 5 min window of 1 s segments (45 KB) fits whole.
+# A full playlist answered without gzip (ffmpeg, curl; never a browser or a CDN) lists at most this many
+# bytes of its newest segments: a rewind window must not make one small request cost megabytes
+# (docs/hls-rules.md, "Caching").
 MAX_IDENTITY_BYTES = 64 * 1024
 
 
@@ -248,27 +234,18 @@ def offers_delta_updates(window_seconds: float, target_duration: int) -> bool:
     return window_seconds >= DELTA_MIN_WINDOW_TARGET_DURATIONS * target_duration
 
 
-# -- Segment hashes for viewer-to-viewer delivery (issue 31) ----------------------------------------
+# -- Segment hashes for viewer-to-viewer delivery ---------------------------------------------------
 
-# With P2P on (P2P_TRACKERS), each segment of a live media playlist carries the SHA-256 of the bytes the
-# service put in the bucket, on a line of its own before its EXTINF: "#EXT-HB-SHA256:" and 43 characters
-# of unpadded base64url (59 bytes a segment with the newline; hex would be 80). viewer/p2p.js takes it
-# from hls.js's fragment tagList and refuses a peer's copy of the segment unless it hashes the same, so
-# a viewer trusts the playlist (from the service, or the bucket's copy the service wrote) and no peer.
-# A tag, not a comment (4.1: tags begin with #EXT), of this service's own (#EXT-X- is reserved for the
-# spec): clients ignore tags they do not know (6.3.1), so video.js, Shaka, Safari and ffmpeg play on.
-# Before EXTINF rather than between it and the URI, where naive parsers expect the URI. Live media
-# playlists only (their delta updates and the bucket's copy too), and only their newest segments (below):
-# clips and recordings are not shared between peers.
+# With P2P on, each segment of a live media playlist carries the SHA-256 of the bytes the service put in
+# the bucket, before its EXTINF: "#EXT-HB-SHA256:" and 43 characters of unpadded base64url. viewer/p2p.js
+# refuses a peer's copy unless it hashes the same: a viewer trusts the playlist, no peer. A tag of our own
+# (#EXT-X- is the spec's): clients ignore tags they do not know (6.3.1). Before EXTINF, where naive
+# parsers expect no URI. Live media playlists only: clips and recordings are not shared between peers.
 SEGMENT_HASH_TAG = "#EXT-HB-SHA256"
 _SHA256_BYTES = 32
-# Only the segments near the live edge carry their hash (issue 40, H1): those are the ones peers share.
-# A viewer at the edge plays three target durations behind it (hls.js's liveSyncDurationCount) and asks
-# peers only for segments ahead of its playhead; one whose playback fell further behind, or a rewound
-# one, loads the rest from the bucket, as a segment listed without a hash always is (viewer/p2p.js). A
-# hash is 43 characters that do not compress (about 33 bytes gzipped each): on every segment of a 4 h
-# window of 1 s segments they made the gzipped playlist 7x bigger, which every first load and every
-# player without delta updates pays.
+# Only the segments near the live edge carry their hash: those are the ones peers share (a viewer
+# further behind loads from the bucket). Hashes do not compress: on every segment of a 4 h window they
+# made the gzipped playlist 7x bigger.
 HASHED_EDGE_SECONDS = 60
 HASHED_MIN_SEGMENTS = 6  # twice the distance hls.js keeps, whatever the target duration
 
@@ -306,9 +283,7 @@ _BASE64URL = re.compile(r"[A-Za-z0-9_-]+")
 # Specification") ------------------------------------------------------------------------------------
 
 # A pathway is a whole copy of the variants at other URIs; every variant is offered once per pathway,
-# its EXT-X-STREAM-INF carrying PATHWAY-ID (4.4.6.2). The bucket's pathway is the one viewers play
-# normally; the VM's serves segments from the service's own copy (steering/copies.py); a second bucket
-# (another provider) may be a third.
+# its EXT-X-STREAM-INF carrying PATHWAY-ID (4.4.6.2): the bucket's, the VM's, a second bucket's.
 BUCKET_PATHWAY = "bucket"
 VM_PATHWAY = "vm"
 BACKUP_PATHWAY = "backup"
@@ -328,10 +303,8 @@ STEERING_MANIFEST_NAME = "steering.json"
 STEERING_VERSION = 1
 STEERING_CONTENT_TYPE = "application/json"
 # The VM's pathway: its media playlists at <folder>/vm/<n>/<media name>, listing its segments at
-# /live/vm/<n>/<file> (an absolute-path reference: the host the player asked, nothing for the operator
-# to configure but the tunnel's route; one URL per segment however the playlist was reached, /live/ or
-# Owncast's /hls/, so a CDN keeps one copy; and Shaka 4.16, which resolves a segment against the playlist
-# of the pathway it started on after it changed pathway, finds it too).
+# /live/vm/<n>/<file>: an absolute-path reference, one URL per segment however the playlist was reached
+# (one CDN copy), which Shaka 4.16 also finds after it changed pathway.
 VM_FOLDER = "vm"
 VM_SEGMENT_FOLDER = "/live/vm"
 # A second bucket's pathway: its media playlists served here at <folder>/backup/<n>/<media name>, listing
@@ -359,13 +332,10 @@ def stable_variant_id(index: int) -> str:
 
 def steering_ttl(target_duration: int) -> int:
     """TTL (7.1): how long a player keeps a steering manifest before it asks again. Half a target duration
-    (at least 1 s): a player plays about three behind the live edge (HOLD_BACK_TARGET_DURATIONS), and one
-    that moves only with the manifest must have it before its own failover. Shaka 4.16 retries a failing
-    segment at the URI it first parsed, and after one retry switches rendition, loading the new one from
-    the pathway its last manifest put first: about 1.5 s after the first failure. Reloaded every target
-    duration (2 s), the manifest missed that moment in about half the outages, and with 4 s buffered Shaka
-    stood still 2.6 s (test_steering_browser). The cost is one small request per viewer per TTL, answered
-    by the CDN's cache (docs/steering.md)."""
+    (at least 1 s): a player that moves only with the manifest must have it before its own failover (Shaka
+    4.16 switches rendition, from the pathway its last manifest put first, about 1.5 s after the first
+    failure; reloaded every target duration, the manifest missed that moment in about half the outages).
+    The cost is one small request per viewer per TTL, answered by the CDN's cache (docs/steering.md)."""
     return max(1, (target_duration + 1) // 2)
 
 

@@ -189,12 +189,9 @@ class ManifestGenerator:
     def append(
         self, segment: ListedSegment, now: float, sequence: int | None = None, wall: float | None = None
     ) -> int:
-        """List a segment that is already downloadable (6.2.1); returns its media sequence number.
-
-        `sequence` keeps variants numbered alike (6.2.4): an empty playlist starts at it; after that
-        it must be the next number, since a sequence number cannot be skipped (6.2.2).
-        `now` decides how long a segment has been listed (pass a monotonic clock); `wall` (default
-        `now`) dates a segment that came without PROGRAM-DATE-TIME.
+        """List a segment that is already downloadable (6.2.1); returns its media sequence number. `sequence`
+        keeps variants numbered alike (6.2.4): an empty playlist starts at it, after that it must be the next
+        (6.2.2). `now`: a monotonic clock; `wall` (default `now`) dates a segment without PROGRAM-DATE-TIME.
         """
         numbers = self._numbers
         if sequence is not None and sequence != numbers.next:
@@ -223,16 +220,14 @@ class ManifestGenerator:
                 discontinuity_sequence: int = 0, new_timeline: bool = True,
                 served_through: int | None = None, carry_to: int = 0) -> list[ListedSegment]:
         """A new playlist at the same address, for a new target duration (docs/hls-rules.md, "A new target
-        duration"): every segment leaves at once (kept downloadable as any removed one), and the next one
-        starts the new window, numbered above every one served, on a new timeline unless not `new_timeline`
-        (Timeline.restart). `sequence` and `discontinuity_sequence` start it higher still: where the other
-        variants are (a variant that comes back after streams without it).
+        duration"): every segment leaves at once (kept downloadable), and the next one starts the new window
+        numbered above every one served, on a new timeline unless not `new_timeline`. `sequence` and
+        `discontinuity_sequence` start it higher still (where the other variants are).
 
-        `served_through`: the last number a client may have seen. The segments after it were listed but never
-        shown (their version waited for a save, or was replaced in the same turn): they start the new playlist
-        under the numbers they had, or moved up to end just below `carry_to` (never served: where the other
-        variants' next one is), instead of leaving unseen. Returns those that leave: from the first that does
-        not fit the new target (a lower one) on (carry.carried); the next segment marks the gap."""
+        `served_through`: the last number a client may have seen. The segments after it were never shown: they
+        start the new playlist under their numbers, or moved up to end just below `carry_to`. Returns those
+        that leave: from the first that does not fit the new target on (carry.carried); the next marks the
+        gap."""
         self._target(target_duration)  # before anything changes: it may refuse
         unseen = [e for e in self._window if served_through is not None and e.sequence > served_through]
         left = list(islice(self._window, len(self._window) - len(unseen)))

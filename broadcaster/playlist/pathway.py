@@ -56,9 +56,8 @@ def init_key(segment: ListedSegment) -> str | None:
 
 
 def with_edge_token(uri: str, listed: str) -> str:
-    """`uri` with the edge token (`verify=`) of the URI the first bucket lists, if it has one: a private
-    stream's token covers the path prefix, so it opens the same object on another pathway (fixed when
-    the segment was listed, as that URI is)."""
+    """`uri` with the edge token (`verify=`) of the URI the first bucket lists, if it has one: the token
+    covers the path prefix, so it opens the same object on another pathway."""
     if EDGE_QUERY not in listed:
         return uri
     edge = [item for item in urlsplit(listed).query.split("&") if item.startswith(EDGE_QUERY)]
@@ -67,9 +66,8 @@ def with_edge_token(uri: str, listed: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class BaseUris:
-    """A bucket's public base URL and each object's key (another provider's bucket: BACKUP_PUBLIC_URL),
-    with a private stream's edge token (with_edge_token: its public URL's path must then be the first
-    bucket's, the path the token signs)."""
+    """A bucket's public base URL and each object's key, with a private stream's edge token (its public
+    URL's path must then be the first bucket's, the path the token signs)."""
 
     base: str
 
@@ -83,10 +81,9 @@ class BaseUris:
 
 @dataclass(frozen=True, slots=True)
 class VmUris:
-    """The VM's: /live/vm/<n>/<file> (hls.vm_segment_uri), on the host the player asked (`base` empty: an
-    absolute-path reference) or under `base` (VM_PATHWAY_URL). A private stream's edge token (`verify=`)
-    in the URI the first bucket lists goes along: the VM's segment door checks the same token, and it
-    was fixed when the segment was listed, so the VM's URI is too."""
+    """The VM's: /live/vm/<n>/<file> (hls.vm_segment_uri), on the host the player asked (`base` empty) or
+    under `base` (VM_PATHWAY_URL), with a private stream's edge token from the URI the first bucket lists
+    (the VM's segment door checks the same token)."""
 
     base: str = ""
 

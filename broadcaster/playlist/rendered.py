@@ -14,10 +14,9 @@ from .chunks import Parts
 
 
 class Rendered:
-    """One rendering of a playlist: the bytes, a strong ETag, and a gzip copy made on first demand.
-
-    A media playlist is rendered in parts (Parts): its body is joined, and its gzip assembled from
-    pieces, only when asked; its ETag is a digest of the parts (the same bytes give the same parts)."""
+    """One rendering of a playlist: the bytes, a strong ETag, and a gzip copy made on first demand. A media
+    playlist is rendered in parts (Parts), joined and gzipped only when asked; its ETag is a digest of them.
+    """
 
     __slots__ = ("_body", "_parts", "_etag", "_gzip", "last_sequence", "ended", "delta",
                  "_media_sequence", "_delta_count", "_blind_delta", "_identity")
@@ -65,13 +64,10 @@ class Rendered:
         return self.etag[:-1] + '-gz"'
 
     def answer(self, skip: bool, msn: int | None = None) -> Rendered:
-        """This version, or its delta update to a request that asked for one (_HLS_skip, 6.2.5.1).
-
-        video.js (VHS isPlaylistUnchanged) takes a delta that lists as many segments as the version
-        it holds, under the same media sequence, for no change, and stalls. A blocking request says
-        which version that is: the player holds up to _HLS_msn - 1, so under this media sequence it
-        holds _HLS_msn - media sequence segments; that count gets the whole playlist. Without _HLS_msn
-        a delta goes only where no earlier version under its media sequence had its count."""
+        """This version, or its delta update to a request that asked for one (_HLS_skip, 6.2.5.1). video.js
+        stalls on a delta that lists as many segments as the version it holds under the same media sequence:
+        a blocking request says which that is (up to _HLS_msn - 1), and that count gets the whole playlist.
+        Without _HLS_msn a delta goes only where no earlier version under its media sequence had its count."""
         delta = self.delta
         if not skip or delta is None:
             return self
@@ -105,10 +101,9 @@ class Rendered:
 
 
 class Pending:
-    """A version pushed with what it lists (views.View.version: its reach and the entries, frozen) and
-    rendered when first asked: a pathway players read only while steered to it (the VM's, a second
-    bucket's) costs each push this record, not a rendering. What a push or a held request needs to know
-    of it (how far it lists, whether it ended) is known without rendering it."""
+    """A version pushed with what it lists (its reach and the entries, frozen) and rendered when first
+    asked: a pathway players read only while steered to it costs each push this record, not a rendering.
+    How far it lists and whether it ended are known without rendering it."""
 
     __slots__ = ("last_sequence", "ended", "_make", "_rendered")
 
@@ -154,11 +149,9 @@ def _segment_start(body: bytes, date_line: int) -> int:
 
 
 def newest_segments(body: bytes, limit: int) -> bytes:
-    """A media playlist of at most about `limit` bytes: the newest whole segments of `body` (a rendering
-    of ours), numbered as there (EXT-X-MEDIA-SEQUENCE and EXT-X-DISCONTINUITY-SEQUENCE count what was
-    left out, as when segments slide out, 6.2.2), the EXT-X-MAP in force before the first (4.4.4.5),
-    and no CAN-SKIP-UNTIL: a delta update is made against the whole window, which such a client does
-    not hold. `body` itself when it fits."""
+    """A media playlist of at most about `limit` bytes: the newest whole segments of `body`, numbered as
+    there (6.2.2), with the EXT-X-MAP in force before the first (4.4.4.5) and no CAN-SKIP-UNTIL (such a
+    client holds no whole window to skip against). `body` itself when it fits."""
     if len(body) <= limit:
         return body
     first = body.find(_DATE_LINE)

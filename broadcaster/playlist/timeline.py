@@ -66,21 +66,16 @@ class Timeline:
     def restart(self, left: Sequence[Entry], carried: Sequence[Entry], *, new_timeline: bool, sequence: int,
                 discontinuity_sequence: int) -> tuple[bool, bool]:
         """The numbers of a new playlist at the same address (ManifestGenerator.restart): the entries `left`
-        leave, the `carried` ones (never shown) start it again. Numbers continue above every one served
-        and `sequence`. With `new_timeline` the next segment's discontinuity number is above every one
-        before it and `discontinuity_sequence`; without, it keeps the number it would have had (variants
-        cut apart: one moment, one number in every variant, 6.2.4). Returns whether the segment after the
-        carried ones is tagged (it starts a new timeline, or follows a gap or an end: the carried ones stay
-        on theirs), and whether the new playlist ends (the old one had, on a kept timeline)."""
+        leave, the `carried` ones (never shown) start it again, numbered above every one served and
+        `sequence`. With `new_timeline` the next discontinuity number is above every one before and
+        `discontinuity_sequence`; without, it keeps its number (variants cut apart: one moment, one number,
+        6.2.4). Returns whether the segment after the carried ones is tagged, and whether the new one ends."""
         gap_after = bool(carried) and (new_timeline or self.pending or self.ended)
         self.discontinuity += sum(e.discontinuity for e in left)
         if new_timeline:
-            # The next segment starts a new timeline, counted here, in every variant alike (all restart
-            # together, also one that listed nothing yet), so discontinuity numbers stay the same across them.
-            # With segments carried, its tag counts it: they keep the number they had, the first one too,
-            # whose own tag the new playlist does not render (it is its first entry): counted here instead.
-            # Without, a carried first segment of a new stream fell back to the number before its
-            # discontinuity, under which the other variants list an earlier moment (6.2.4).
+            # The next segment starts a new timeline, counted here, in every variant alike, so discontinuity
+            # numbers stay the same across them. Carried segments keep their numbers, the first one too, whose
+            # own tag the new playlist does not render: counted here instead (6.2.4).
             first_tag = bool(carried) and carried[0].discontinuity
             self.discontinuity = (
                 max(self.discontinuity + first_tag, discontinuity_sequence - 1) if carried

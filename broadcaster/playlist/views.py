@@ -1,15 +1,11 @@
 """One playlist as each pathway lists it (content steering): the same entries, numbers, dates and
-discontinuities on every pathway (6.2.4, and the steering specification: pathways carry the same
-content), each at that pathway's URIs.
+discontinuities on every pathway (6.2.4), each at that pathway's URIs.
 
-A pathway behind the others (its uploads land later) lists fewer: the entries up to `through`, the
-newest whose segments all landed there. Every pathway's version starts where the playlist starts (one
-media sequence and discontinuity sequence for all: ManifestGenerator keeps an entry until the pathway
-furthest behind has a window without it, `hold`), so the one rule for what a pathway may list is where
-its version ends. An entry keeps the URI a pathway first listed it at for as long as it is listed there
-(6.2.2): `modes` says, per number, where that is when it is not the pathway's own (a gap: it never
-landed there; or another pathway's URI: listed while players were steered away from this one, so a
-player that stays here plays on from where the segment is).
+A pathway behind the others lists fewer: the entries up to `through`. Every pathway's version starts
+where the playlist starts (ManifestGenerator holds an entry until the pathway furthest behind has a
+window without it), so the one rule for what a pathway may list is where its version ends. An entry
+keeps the URI a pathway first listed it at (6.2.2): `modes` says, per number, where that is when not the
+pathway's own (a gap; or another pathway's URI, listed while players were steered away).
 """
 
 from __future__ import annotations
@@ -19,7 +15,7 @@ from typing import Protocol
 
 from .entry import Entry
 from .pathway import LISTED, Pathway, SegmentUris
-from .renderer import Renderer
+from .renderer import Listing, Renderer
 from .rendered import Pending, Rendered, Version
 from .window import Upto, Window
 
@@ -94,29 +90,11 @@ class PathwayTexts:
         return uris.init(e.segment)
 
 
-class Source(Protocol):
+class Source(Listing, Protocol):
     """What a view reads of its playlist (manifest.ManifestGenerator)."""
 
     @property
     def window(self) -> Window: ...
-    @property
-    def target_duration(self) -> int: ...
-    @property
-    def media_sequence(self) -> int: ...
-    @property
-    def discontinuity_sequence(self) -> int: ...
-    @property
-    def next_sequence(self) -> int: ...
-    @property
-    def ended(self) -> bool: ...
-    @property
-    def independent_segments(self) -> bool: ...
-    @property
-    def can_block_reload(self) -> bool: ...
-    @property
-    def can_skip(self) -> bool: ...
-    @property
-    def start_at_edge(self) -> bool: ...
     @property
     def changes(self) -> int: ...
     @property
@@ -222,11 +200,9 @@ class View:
                 del self.modes[n]
 
     def version(self, p: Source, frozen: Callable[[], Snapshot], edge: bool = False) -> Version | None:
-        """Its version of `p` as far as it lists now, rendered when first asked from `frozen()` (`p` as it
-        is now, one Snapshot for every pathway of a push): a Pending (players read this pathway only while
-        steered to it). With an entry at another URI than its own (`modes`, a bucket players are steered
-        away from: read, and its modes change as the window slides) it is rendered now. None while it
-        lists nothing (render)."""
+        """Its version of `p` as far as it lists now: a Pending, rendered when first asked from `frozen()`
+        (one Snapshot for every pathway of a push), or rendered now when an entry is at another URI than its
+        own (`modes` change as the window slides). None while it lists nothing."""
         through = self.through
         if not self._shows(p, through):
             return None

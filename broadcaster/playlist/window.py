@@ -1,16 +1,15 @@
-"""Window: the entries one playlist lists, oldest first, with what is counted over them and the record
-of each as the state file keeps it.
+"""Window: the entries one playlist lists, oldest first, with what is counted over them and the record of each
+as the state file keeps it.
 
-The one owner of the entries: the generator decides what is listed and dropped (manifest.py; how many
-of the first have slid out is `sliding`'s count), the renderings read them (chunks.py), the publisher's memory saves their records (`records`: a Tail, a
-value that later changes to the window leave as it was).
+The one owner of the entries: the generator decides what is listed and dropped (manifest.py; how many of the
+first have slid out is `sliding`'s count), the renderings read them (chunks.py), the publisher's memory saves
+their records (`records`: a Tail, a value that later changes to the window leave as it was).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
-from typing import Protocol
 
 from ..tails import Log, Tail
 from .entry import Entry
@@ -21,24 +20,6 @@ from .segments import ListedSegment
 # segments: 900), and copies its list once per as many segments slid (a few microseconds each time).
 _COMPACT_AT = 64
 _COMPACT_SHARE = 16
-
-
-class Entries(Protocol):
-    """What a rendering reads of the entries a version lists (a Window, or the first ones of it: Upto)."""
-
-    def __len__(self) -> int: ...
-
-    def __iter__(self) -> Iterator[Entry]: ...
-
-    def __reversed__(self) -> Iterator[Entry]: ...
-
-    @property
-    def first(self) -> Entry | None: ...
-
-    @property
-    def mapped(self) -> int: ...
-
-    def newest(self, count: int) -> list[Entry]: ...
 
 
 class Window:
@@ -176,7 +157,7 @@ class Window:
 
 
 class Upto:
-    """The first `count` entries of a window, read as a window is (Entries). Reading from the end skips
+    """The first `count` entries of a window, read as a window is. Reading from the end skips
     the entries past it: a pathway's lag, a few segments (an outage's backlog at most)."""
 
     __slots__ = ("_window", "_count", "_mapped")
@@ -215,3 +196,7 @@ class Upto:
     def newest(self, count: int) -> list[Entry]:
         skip = len(self._window) - self._count
         return list(islice(reversed(self._window), skip, skip + count))[::-1]
+
+
+# What a rendering reads of the entries a version lists: a window, or the first ones of it.
+Entries = Window | Upto

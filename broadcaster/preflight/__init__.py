@@ -1,12 +1,10 @@
 """`hls-broadcaster check`: proves the settings, this machine and the bucket work before the first stream.
 
-One line per check, "ok   ...", "warn ...", "FAIL ..." or "skip ...", and for each failure the
-setting to fix. On this machine, as the user it runs as: that Owncast's folder can be entered, listed,
-read and watched (HLS_DIR), that STATE_DIR is or can be made writable, and that HOST:PORT (and
-METRICS_LISTEN) can be bound. Then it stores a small probe object under R2_KEY_PREFIX, as a segment is
-stored, reads it back with the S3 API and as a viewer would (with and without CORS): through
-R2_PUBLIC_URL, or with SEGMENT_URLS=presigned through a presigned URL, then deletes it: the same calls
-the service makes for every segment. The secret is never printed, nor a presigned URL's signature.
+One line per check, "ok   ...", "warn ...", "FAIL ..." or "skip ...", and for each failure the setting
+to fix. On this machine, as the user it runs as: HLS_DIR can be entered, listed, read and watched,
+STATE_DIR is or can be made writable, HOST:PORT (and METRICS_LISTEN) can be bound. Then a probe object
+is stored as a segment is, read back with the S3 API and as a viewer would, and deleted: the calls the
+service makes for every segment. The secret is never printed, nor a presigned URL's signature.
 """
 
 from __future__ import annotations
@@ -64,7 +62,8 @@ _HINTS: dict[str, tuple[str, str]] = {
 # Owncast's folder and STATE_DIR says nothing of what the service's user may.
 def as_root_line(command: str) -> str:
     """The failure `check` run as root says: `command`, this very check as the service's user would run it
-    (fixes.this_check: the program by its full path, which is not on that user's PATH, and the env file given)."""
+    (fixes.this_check: the program by its full path, which is not on that user's PATH, and the env file
+    given)."""
     return ("check ran as root, which enters and reads every folder: it proves nothing about the service's "
             f"user. Run it as that user (sudo -u hls-broadcaster {command}), or name the user: check --as "
             "hls-broadcaster (Owncast's user under pm2; --as root if the service runs as root)")
@@ -73,10 +72,9 @@ def as_root_line(command: str) -> str:
 async def run_checks(settings: Settings, *, print_line: PrintLine, warnings: list[str] | None = None,
                      as_root: str | None = None, env_file: Path | None = None, r2_dev: str | None = None) -> bool:
     """Run every check, printing one line each; True when none failed (warnings do not count).
-    `warnings`: found before the settings loaded (keys that look like a setting's name). `as_root`: run
-    by root not told the service's user (the check as that user would run it): a failure, and the user's
-    folders are not judged. `env_file`: the settings' file, to tell this service from another one
-    holding STATE_DIR. `r2_dev`: the bucket's r2.dev URL, tried as a door around a private stream's edge."""
+    `warnings`: found before the settings loaded. `as_root`: run by root not told the service's user (a
+    failure; the user's folders are not judged). `env_file`: to tell this service from another holding
+    STATE_DIR. `r2_dev`: the bucket's r2.dev URL, tried as a door around a private stream's edge."""
     report = Report(print_line, [s for s in settings.secrets() if s])
     for line in warnings or []:
         report.warn(line)

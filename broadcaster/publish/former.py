@@ -1,13 +1,10 @@
 """Former: the playlist before a new target, which the pathways behind go on listing.
 
-A new target duration restarts a variant's playlist (variant_playlist.VariantPlaylist.retarget). A
-pathway that had not listed everything any pathway showed goes on listing the former playlist, frozen as
-it was (ManifestGenerator.frozen), as its segments land, up to the last number shown anywhere
-(`through`), and only then the new one: no segment shown on one pathway is missing from another. What
-leaves the new playlist meanwhile is held here (`hold_back`) and goes on to the cleaner once no pathway
-lists the former (`drop`): the former may list it.
-
-One former at a time; pathway_views.PathwayViews holds it and moves its views on.
+After a retarget, a pathway that had not listed everything any pathway showed goes on listing the former
+playlist, frozen as it was, as its segments land, up to the last number shown anywhere (`through`), and
+only then the new one: no segment shown on one pathway is missing from another. What leaves the new
+playlist meanwhile is held here (`hold_back`) until no pathway lists the former (`drop`). One former at
+a time; pathway_views.PathwayViews holds it.
 """
 
 from __future__ import annotations

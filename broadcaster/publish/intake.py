@@ -64,13 +64,10 @@ class Intake:
         numbers no longer name the same moment in every variant, so from now on each variant lists
         its own segments as they come, and players line variants up by PROGRAM-DATE-TIME and
         discontinuity numbers (docs/hls-rules.md, "Variants cut apart")."""
-        # Raise the target now, while nothing of the slots moved is listed. Cut apart before anything of
-        # the run was listed, with every slot before it decided, every variant is at its start: each
-        # starts its new playlist there on a new timeline. Once some variant listed (or waits to list) a
-        # slot of it, possibly one the others have not (decided without their copies, which came late),
-        # or still has a slot of a run before to decide, the raise keeps the timeline, as a raise from one
-        # lane does: else one variant listed a moment under another discontinuity number than the others
-        # (6.2.4; test_variants_alike's shuffled streams, with the reads' threads finishing in any order).
+        # Raise the target now, while nothing of the slots moved is listed. Before anything of the run was
+        # listed, every variant is at its start: each starts its new playlist there on a new timeline. Once
+        # some variant listed (or waits to list) a slot of it, or has a slot of a run before to decide, the
+        # raise keeps the timeline, so every variant lists a moment under one discontinuity number (6.2.4).
         aligned = not self._lister.started(run) and not self._lanes.behind((run, -1))
         longest = max(longest, self._lanes.cut_apart(run, self._variants))
         self._lister.retarget(self._target.raise_for(longest, "longer_segment", aligned=aligned))

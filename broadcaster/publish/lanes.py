@@ -40,11 +40,9 @@ class Lanes:
         if lane is None:
             lane = self._lanes[index] = SlotAligner()
             v = variants.get(index)
-            # What was decided together stays decided; a variant that had no copy in it (its playlist came
-            # after the others' first segments) lists the run from its start. A copy decided together
-            # that waits in its variant (Owncast still writing it) counts: taken for none, its lane saw
-            # the slot after it as a jump past segments never seen, and marked a gap in that variant
-            # alone, a discontinuity the other variants do not have there (6.2.4).
+            # What was decided together stays decided; a variant that had no copy in it lists the run from its
+            # start. A copy decided together that waits in its variant counts: else its lane saw the next slot
+            # as a jump and marked a gap that variant alone has (6.2.4).
             joined = v is not None and (v.playlist.last_run == run or self.together.joined(index, run))
             lane.decided = self.together.decided if joined else min(self.together.decided, (run, -1))
         return lane
@@ -64,13 +62,9 @@ class Lanes:
                     progressed = decide(lane, [v]) or progressed
 
     def bound(self, lane: SlotAligner) -> SlotKey | None:
-        """`lane` decides only slots before this one (None: any): the first undecided in a lane that shares
-        a variant with it (every variant's own lane with the lane together). A variant lists its slots in
-        order: before, a variant's own lane listed a new run's first segment ahead of the run before's
-        last one, still uploading in the lane together (or the lane together a new run's ahead of the last
-        of a run cut apart), which then came after it with a discontinuity of its own, and that variant's
-        discontinuity numbers ran ahead of the others' (6.2.4; test_variants_alike's shuffled streams with
-        the reads' threads finishing in another order)."""
+        """`lane` decides only slots before this one (None: any): the first undecided in a lane that shares a
+        variant with it. A variant lists its slots in order, so its discontinuity numbers never run ahead of
+        the others' (6.2.4) when a new run's first segment lands before the last run's last one."""
         if lane is not self.together:
             return self.together.first
         return min((first for own in self._lanes.values() if (first := own.first) is not None), default=None)

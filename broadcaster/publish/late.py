@@ -1,17 +1,11 @@
-"""Late is late, not lost (issue 67): a copy its variant's live playlist gave up as a gap is uploaded once
-Owncast finishes it.
+"""Late is late, not lost: a copy its variant's live playlist gave up as a gap is uploaded once Owncast
+finishes it.
 
-A copy Owncast is still writing a target duration after the other variants listed its slot is listed as a
-gap (EXT-X-GAP) in its own variant (lister.py), and the live playlists keep that gap: a listed entry never
-changes (6.2.2). Its upload goes on as any upload does, bounded the same way (uploads.UNFINISHED_LIMIT from
-when Owncast listed it). Once the file is finished it is uploaded whole, and everything that is not the
-live window uses it: the recording lists the segment there (bucket/recorder.py), a clip made over it lists
-it (`settled`), and it counts as late (`hls_broadcaster_segments_late_total`), not lost. Only a file never
-finished within the bound, or deleted first, is lost, counted then under its reason.
-
-What is late is saved with the publisher's memory (`saved`): a restart starts those uploads again (the file
-is Owncast's, still there), and remembers which gaps landed. An upload that lands after its gap left every
-playlist is handed to the cleaner again, so the object does not outlive its turn.
+The live playlists keep the gap (6.2.2), but the upload goes on, bounded as any (uploads.UNFINISHED_LIMIT),
+and everything that is not the live window uses it: the recording lists the segment (bucket/recorder.py),
+a clip made over it lists it (`settled`), and it counts as late, not lost. Only a file never finished
+within the bound, or deleted first, is lost. What is late is saved with the publisher's memory (`saved`):
+a restart starts those uploads again. One that lands after its gap left every playlist goes to the cleaner.
 """
 
 from __future__ import annotations

@@ -1,11 +1,8 @@
 """What a playlist lists, by key: the lookup behind VariantPlaylist.found, and the VM's pathway's record.
 
-The server asks, for a segment (or init section) requested on a pathway, whether that pathway lists it
-and at what number (http/pathway.py answers only what is listed). `KeyIndex` answers for the window as
-it is now (rebuilt once per change of the playlist, not per request). `VmListed` remembers what the VM's
-pathway listed a while after it leaves the window: a player holding an older version still asks for it
-(6.2.2: a removed segment stays available its duration plus the playlist's), and the VM answers only
-what its pathway listed.
+`KeyIndex` answers for the window as it is now (rebuilt once per change, not per request). `VmListed`
+remembers what the VM's pathway listed a while after it left the window: a player holding an older
+version still asks for it (6.2.2), and the VM answers only what its pathway listed.
 """
 
 from __future__ import annotations

@@ -1,32 +1,21 @@
 """Lists what is uploaded, in Owncast's order, and pushes the new versions on to the Release.
 
-The publisher gives each copy its slot and starts its upload; a finished upload comes here (its
-done-callback is `on_done`), not back to the publisher. The lister takes the slots that are ready
-(slots.SlotAligner), decides each in every member variant or in none (what its copies say:
-verdict.judged), asks the target policy whether the target must change (target.TargetPolicy returns a
-Retarget, which the lister applies to every playlist), has each entry made, listed through the
-variant's playlist (variant_playlist.VariantPlaylist, whose intents are the only way a playlist
-changes), counted and recorded (listings.Listings), and pushes every variant's new version to the
-Release, with the publisher's memory when a state file is kept: every call that changes that memory ends
-in `advance`, so the latest version pushed carries the memory as it is now, and a save needs to ask
-nothing back.
+The publisher gives each copy its slot and starts its upload; a finished upload comes here (`on_done`),
+not back to the publisher. The lister takes the slots that are ready (slots.SlotAligner), decides each
+in every member variant or in none (verdict.judged), applies the target policy's Retarget to every
+playlist, lists each entry through the variant's playlist's intents, records it (listings.Listings), and
+pushes every variant's new version to the Release with the publisher's memory: every call that changes
+that memory ends in `advance`, so a save needs to ask nothing back.
 
-One stuck file holds only its own variant (issue 50, W5): a slot is decided once one copy is in the
-bucket and the others are too or are still being written by Owncast (`held`); a variant whose copy is
-not in the bucket keeps the slot, and what is decided for it after, in order (waiting.Queues, which
-behind.Behind lists as far as it can at each push), and lists it once uploaded, or a gap there alone
-(EXT-X-GAP) when the copy is lost or Owncast has not finished the file a target duration after the
-others listed it. A slot no variant has a copy of in the bucket is dropped in every variant, the next
-segment carrying EXT-X-DISCONTINUITY, as before.
+One stuck file holds only its own variant: a slot is decided once one copy is in the bucket and the
+others are too or are still being written (`held`); a variant whose copy is not in the bucket keeps the
+slot and what follows, in order (waiting.Queues, behind.Behind), and lists it once uploaded, or a gap
+there alone (EXT-X-GAP) when the copy is lost or unfinished a target duration after the others listed
+it. A slot no variant has in the bucket is dropped in every variant (the next carries a discontinuity).
 
-What it is given, it uses: the parts (parts.Parts: the variants, what was read of Owncast and each
-one's playlist; the slots, lanes.Lanes; the target policy; the numbering the playlists share,
-numbering.Numbering: read, and told each listing), the publisher's memory as a function (`memory`),
-and the copies' fates (fates.CopyFates): whether an upload still waits for Owncast to finish a copy's
-file (such a copy is `held`), the files written again since their upload (such a copy is uploading
-again, and waited for as any copy not in the bucket) and the copies given up late (a gap in their live
-playlist, uploaded once finished, for recordings and clips). Its own: what waits per variant, the upload
-ratio (upload_ratio.UploadRatio) and what Owncast announced last (for recordings)."""
+What it is given, it uses: the parts (parts.Parts), the publisher's memory as a function, and the
+copies' fates (fates.CopyFates: held, written again since their upload, given up late). Its own: what
+waits per variant, the upload ratio and what Owncast announced last (for recordings)."""
 
 from __future__ import annotations
 
@@ -102,17 +91,14 @@ class Lister:
 
     def on_ready(self, task: asyncio.Future[Uploaded], ready: asyncio.Future[Any]) -> None:
         """on_done, for a copy's `ready` beside its first bucket's upload (`task`). Once that is done its
-        own done-callback pushes (on_uploaded: run already, as `ready` followed the upload, or next, as it
-        was scheduled first): no second push for the same landing. Otherwise (held by the VM, landed on
-        another bucket first) this one pushes. A third of the pushes were such seconds, listing nothing
-        (issue 66 item 3: every push costs more with pathways to advance)."""
+        own done-callback pushes: no second push for the same landing. Otherwise (held by the VM, landed on
+        another bucket first) this one pushes."""
         if not task.done():
             self.on_done(ready)
 
     def on_uploaded(self, index: int, duration: float, task: asyncio.Future[Uploaded]) -> None:
-        """An upload finished (its done-callback): the upload ratio learns its time, what it completes is
-        listed (without the VM's pathway a copy is ready once uploaded), and the bucket's playlists show
-        what is now in the bucket."""
+        """An upload finished (its done-callback): the upload ratio learns its time, and what it completes is
+        listed and shown."""
         self.upload_ratio.learn(task, duration)
         if not self._closed:
             self.advance()
@@ -153,11 +139,10 @@ class Lister:
         return decided
 
     def _decide(self, slot: Slot, members: list[Variant], together: bool = True) -> None:
-        """List the slot in every member whose copy is in the bucket, and keep it in those whose copy
-        Owncast is still writing (listed later, or a gap there alone); a copy lost gets a gap there
-        alone. When no copy is in the bucket, or one is missing or beyond any target, the slot is
-        dropped in every member. `together`: the variants are numbered alike (not variants cut apart,
-        each numbered on its own)."""
+        """List the slot in every member whose copy is in the bucket, and keep it in those whose copy Owncast
+        is still writing; a lost copy gets a gap there alone. With no copy in the bucket, or one missing or
+        beyond any target, the slot is dropped in every member. `together`: the variants are numbered alike.
+        """
         verdict = judged(slot, members, self._metrics)
         if verdict is None:
             return
@@ -245,16 +230,14 @@ class Lister:
         return waiting if waiting is not None else v.playlist.last_run
 
     def again(self) -> None:
-        """Push the versions again soon, nothing new listed: a pathway showed its former playlist as far
-        as it went (variants.Variants.caught_up), and shows the new one next. Soon, not now: the Release
-        is telling what it showed."""
+        """Push the versions again soon, nothing new listed: a pathway showed its former playlist as far as it
+        went and shows the new one next (not now: the Release is telling what it showed)."""
         if (loop := running_loop()) is not None:
             loop.call_soon(lambda: None if self._closed else self.advance())
 
     def retarget(self, decision: Retarget | None) -> None:
-        """Apply the target policy's decision to every variant's playlist at once, after listing what
-        waits in each (a copy not in the bucket by now is a gap there): every playlist is then where
-        every other is, from the same next number on a new timeline (Variants.retarget)."""
+        """Apply the target policy's decision to every variant's playlist at once, after listing what waits in
+        each (a copy not in the bucket by now is a gap there): all go on from the same next number."""
         if decision is None:
             return
         self._behind.catch_up(force=True)

@@ -1,11 +1,8 @@
 """Numbering: the numbers every variant's playlist shares, with one owner.
 
-The next media sequence number (the highest any variant has reached, plus one: an empty playlist
-starts there, so numbering never goes back and variants listed together keep the same numbers), the
-run of the last slot listed, where a new playlist starts after continuing above a state, and Owncast's
-runs by name (a transcoder run's order, the first part of a slot's key). The publisher names runs as it
-reads Owncast's playlists, the lister records each listing, a restore sets them all at once; each
-through a method here, and the publisher's memory saves them (memory.py).
+The next media sequence number (the highest any variant has reached, plus one, so numbering never goes
+back), the run of the last slot listed, where a new playlist starts after continuing above a state, and
+Owncast's runs by name. Each changes through a method here; the publisher's memory saves them.
 """
 
 from __future__ import annotations
@@ -51,7 +48,8 @@ class Numbering:
         self._last_run = run
 
     def continued(self, start: int, floor: int) -> None:
-        """Every playlist continues at `start`, its discontinuity numbers above `floor` (hls.continue_above)."""
+        """Every playlist continues at `start`, its discontinuity numbers above `floor` (hls.continue_above).
+        """
         self._next_sequence, self._discontinuity_floor = start, floor
 
     def restored(self, next_sequence: int, last_run: int | None, runs: Mapping[str, int], floor: int) -> None:

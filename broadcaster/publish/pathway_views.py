@@ -1,31 +1,22 @@
 """What each pathway lists of one variant's playlist: the one rule, for every pathway.
 
-A pathway lists the playlist's entries up to the newest one whose segment is there, each once it is:
+A pathway lists the playlist's entries up to the newest one whose segment is there: a bucket's once its
+upload there landed (landings.Landings; failed for good: a gap, EXT-X-GAP; while players are steered
+away, at the URI of the first pathway that has it, PathwayPlan.fallbacks, for players that stay); the
+VM's at once (vm/held.py), or, while it only redirects to the first bucket (PathwayPlan.redirects), once
+the first bucket's lists it.
 
-- a bucket's pathway, once its upload to that bucket landed (landings.Landings holds each upload not landed
-  yet); an upload that failed for good is listed there as a gap (EXT-X-GAP: the other pathways may
-  have it); while players are steered away from it, what it lacks is listed at the URI of the first
-  pathway that has it (PathwayPlan.fallbacks), so a player that stays on it (video.js, a player without
-  content steering) plays on from there;
-- the VM's, at once (every segment listed is ready: held, or in a bucket; the VM serves Owncast's file
-  or the copy it kept, vm/held.py), or, while it only redirects players to
-  the first bucket (PathwayPlan.redirects), once the first bucket's pathway lists it.
+A pathway never goes back: what it listed stays listed at its URI (6.2.2), and the playlist keeps every
+entry until the pathway furthest behind has a window without it (ManifestGenerator.keep_through): every
+version has the same numbers, discontinuities, durations and dates (6.2.4), only its end and URIs differ.
 
-A pathway never goes back: what it listed stays listed, at the URI it was listed at (6.2.2), and the
-playlist keeps every entry until the pathway furthest behind has a window without it
-(ManifestGenerator.keep_through). So every pathway's version has the same numbers, discontinuities, durations
-and dates (6.2.4): only where each ends, and its URIs, differ (views.View renders them from the entries).
+After a new target duration, a pathway that had not listed everything any pathway showed goes on listing
+the former playlist (former.Former) up to the last number shown anywhere, then the new one; the variants
+switch each pathway together (variants.Variants, 6.2.4).
 
-A new target duration restarts the playlist (variant_playlist.VariantPlaylist.retarget). A pathway
-that had not listed everything any pathway showed goes on listing the former playlist (former.Former) as
-its segments land, up to the last number shown anywhere, and only then the new one: no segment shown
-on one pathway is missing from another. The variants' playlists switch each pathway together
-(variants.Variants: one target per pathway at a time, 6.2.4).
-
-PathwayViews decides; it changes no playlist. What it decides is returned to the playlist's owner
-(VariantPlaylist): how far the pathway furthest behind lists (`advance`, `before_append`: the hold the
-owner gives its generator). Its state is its own: each pathway's view, what each showed last, the former
-playlist, the VM's record (listed_keys.VmListed); the uploads on their way are landings.Landings'.
+PathwayViews decides; it changes no playlist: what it decides (`advance`, `before_append`: the hold) is
+returned to the playlist's owner (VariantPlaylist). Its state is its own; the uploads on their way are
+landings.Landings'.
 """
 
 
@@ -107,9 +98,9 @@ class PathwayViews:
         return 0 <= sequence <= view.through
 
     def found(self, pathway: str, key: str, at: At | None, vm: bool) -> tuple[int, str | None] | None:
-        """`key` (`at`: where the window lists it, None: it does not) as `pathway` lists it: its number and
-        the first bucket's URL once it landed there (None: not yet); None when `pathway` does not list it.
-        `vm`: the VM's pathway, which also answers what it listed before it left the window (6.2.2)."""
+        """`key` (`at`: where the window lists it) as `pathway` lists it: its number and the first bucket's
+        URL once it landed there; None when `pathway` does not list it. The VM's pathway also answers what it
+        listed before it left the window (6.2.2)."""
         if at is None and vm:
             at = self._vm_listed.get(key)
             if at is None:
@@ -123,8 +114,8 @@ class PathwayViews:
 
     def advance(self, playlist: Playlist | None) -> int | None:
         """Each pathway's view as far as its segments are there; returns where the pathway furthest behind
-        ends, in the window and short of its end (None: none is behind): the playlist keeps what it still
-        needs (ManifestGenerator.keep_through), then `trim`."""
+        ends, short of the window's end (None: none is behind): the playlist keeps what it still needs, then
+        `trim`."""
         former = self._former
         if former is not None:
             first_view = former.view(self._plan.first.id)
@@ -191,9 +182,8 @@ class PathwayViews:
             view.through = through
 
     def versions(self, playlist: Playlist | None, showable: bool, edge: bool = False) -> dict[str, Version]:
-        """Each pathway's version now (none while it lists nothing); `edge`: the first bucket's alone, for
-        the bucket's copy. The first bucket's is rendered now; every other one when first asked, from the
-        playlist as it is now (View.version: a Snapshot, one for them all)."""
+        """Each pathway's version now; `edge`: the first bucket's alone. The first bucket's is rendered now,
+        every other one when first asked (View.version: one Snapshot for them all)."""
         out: dict[str, Version] = {}
         former = self._former
         frozen: list[Snapshot] = []
@@ -262,9 +252,8 @@ class PathwayViews:
         return {pid for pid, seen in self._shown.items() if seen < shown and not self._on_former(pid)}
 
     def restarting(self, frozen: Frozen | None, keep: set[str], shown: int) -> list[Removed]:
-        """The playlist restarts (a new target): the pathways in `keep` go on listing `frozen` (the
-        playlist as it was) up to `shown`; the others start on the new one. Returns what left a former
-        playlist given up now (one former at a time)."""
+        """The playlist restarts (a new target): the pathways in `keep` go on listing `frozen` up to `shown`;
+        the others start on the new one. Returns what left a former playlist given up now."""
         dropped = self._drop_former()
         if frozen is not None and keep:
             kept = {pid: self._views[pid] for pid in keep}
@@ -306,8 +295,7 @@ class PathwayViews:
         return former.drop() if former is not None else []
 
     def forget(self) -> list[Removed]:
-        """A restart that keeps nothing (continuing above a state, a variant back): every view empty.
-        Returns what a former playlist held back."""
+        """A restart that keeps nothing: every view empty. Returns what a former playlist held back."""
         left = self._drop_former()
         self._vm_listed.clear()  # its numbers may name other segments now
         for view in self._views.values():
@@ -317,8 +305,8 @@ class PathwayViews:
     # -- saved with the state -----------------------------------------------------------------------------
 
     def saved(self, last: int) -> dict[str, object]:
-        """How far each pathway lists and where it listed what (views_memory.saved): the former is not
-        saved, a restart lists the new playlist on every pathway."""
+        """How far each pathway lists and where it listed what (views_memory.saved); the former is not saved.
+        """
         return views_memory.saved(self._current(), last)
 
     def restore(self, data: object, playlist: Playlist | None) -> None:

@@ -1,17 +1,11 @@
 """The pathways a publisher lists on (content steering), and what it is told of them while it runs.
 
-`PathwayPlan` is built once from the settings (service.py): the pathways in the order PATHWAYS names
-them, the first bucket's first. While the service runs the plan is asked two things, by every variant's
-playlist as it decides what each pathway lists (pathway_views.py):
-
-- `fallbacks(pathway)`: where a bucket's pathway lists the segments it lacks while players are steered
-  away from it (the pathways before it in the steering manifest's priority, best first; none while it
-  serves): a player that stays on it (video.js, a player without content steering) plays on from there;
-- `redirects()`: the VM answers its pathway's segment requests with a redirect to the first bucket's
-  copy (players are steered to the bucket, which the service sees serving), so the VM's pathway lists
-  only what landed there. Otherwise it lists every segment the VM holds.
-
-The steering stage answers both (the policy's priority); without steering nothing is steered.
+`PathwayPlan` is built once from the settings: the pathways in PATHWAYS' order. Every variant's playlist
+asks it, as it decides what each pathway lists (pathway_views.py): `fallbacks(pathway)`, where a bucket's
+pathway lists what it lacks while players are steered away from it (the pathways before it, best first),
+so a player that stays on it plays on; and `redirects()`, whether the VM answers its segments with a
+redirect to the first bucket, so that its pathway lists only what landed there. The steering stage
+answers both; without steering nothing is steered.
 """
 
 from __future__ import annotations
@@ -56,7 +50,7 @@ class PathwayPlan:
     def lists_held(self) -> bool:
         """Now, a pathway lists what the VM holds before any bucket has it: the VM serves its pathway (not
         only redirects). While the bucket serves, a copy is listed once uploaded, as without steering: one
-        version (and one save) per slot, not one more per landing (issue 66: 2.6x the bytes written)."""
+        version (and one save) per slot, not one more per landing."""
         return self.held and not self.redirects()
 
     @property

@@ -1,28 +1,16 @@
 """Turns Owncast's playlists into ours: upload first, list second, in Owncast's order per variant.
 
-Uploads run in parallel (across variants and across a backlog); a segment that finishes early waits
-for the ones before it (slots.SlotAligner says when, lanes.Lanes which aligner). What a new stream, a
-gap or the end of a stream looks like in Owncast's files is decided here; what that means for the
-playlist (discontinuities, ENDLIST, the window) is each variant's VariantPlaylist's business (its
-intents, over the pure window of playlist/manifest.py), the target duration is target.TargetPolicy's.
-A segment seen for the first time is taken in by intake.Intake (its slot, its upload); a finished upload
-goes forward to lister.Lister (its done-callback), which lists the slots that are ready and pushes each
-new version to the publisher's Release, with the publisher's memory (recall.Recall's, read through the
-function the publisher handed it), which Release saves (Snapshots) before the version becomes
-visible (VisiblePlaylists): a crash must not forget a number a client has seen. Nothing else downstream
-calls the publisher back, but for `_drop`, the hook that takes what leaves a playlist on to the
-cleaner; only the service's last save, at a clean stop, asks for `snapshot` (the part's builder, after
-closing it).
+Uploads run in parallel; a segment that finishes early waits for the ones before it (slots.SlotAligner,
+lanes.Lanes). What a new stream, a gap or the end looks like in Owncast's files is decided here; what it
+means for the playlist is each VariantPlaylist's (its intents), the target duration target.TargetPolicy's.
+A new segment is taken in by intake.Intake; a finished upload goes forward to lister.Lister, which lists
+and pushes each version to the Release with the publisher's memory (recall.Recall); the Release saves it
+before it becomes visible: a crash must not forget a number a client has seen. Nothing downstream calls
+the publisher back but `_drop` (what leaves a playlist, on to the cleaner).
 
-Each piece of the publisher's state has one owner, which the publisher builds: the variants
-(variants.Variants: what was read of Owncast, per variant, written here only, built whole by a
-restore), each variant's playlist (variant_playlist.VariantPlaylist, changed only through its
-intents), the numbering the playlists share (numbering.Numbering, Owncast's runs with it), the slots
-(lanes.Lanes), the uploads and the init sections' (uploads.Uploads, with the files written again after
-their upload: rewrites.Rewrites), the copies given up as a gap and uploaded late (late.LateCopies), the
-target (target.TargetPolicy, which decides and returns a Retarget). The publisher changes what it read
-as it reads Owncast; the lister lists through each playlist's intents and records each listing in the
-numbering; a restore (recall.Recall) sets each through its own.
+Each piece of state has one owner, built here: variants.Variants (what was read of Owncast), each
+VariantPlaylist, numbering.Numbering, lanes.Lanes, uploads.Uploads (with rewrites.Rewrites),
+late.LateCopies, target.TargetPolicy. A restore (recall.Recall) sets each through its own.
 """
 
 from __future__ import annotations
@@ -102,8 +90,7 @@ class Publisher:
         self._plan = config.pathways
         self._variants = Variants(config.window, self._drop, config.pathways)
         # Nothing new is shown before a state is saved above the first sequence. What it shows, it tells
-        # each variant's playlist (what a client may have seen before a new target, issue 32; what a clip
-        # is cut from).
+        # each variant's playlist (what a new target carries, what a clip is cut from).
         self.release = Release(outlets, metrics, key_prefix=config.key_prefix, limit=config.first_sequence,
                                shown_to=self._variants, monotonic=config.monotonic)
         self._lanes = Lanes(metrics)

@@ -53,11 +53,9 @@ class Recall:
 
     def restore(self, data: dict[str, object]) -> int:
         """Continue from `memory`; returns the numbers the state allows to show before the next save.
-        Raises ValueError (nothing changed) when it does not add up.
-
-        state.json may be damaged or crafted: every value is checked (types, ranges, sizes) before
-        anything changes, and any other error in here is turned into the same ValueError, so the
-        service sets the file aside instead of failing to start."""
+        state.json may be damaged or crafted: every value is checked before anything changes, and any error is
+        raised as ValueError (nothing changed), so the service sets the file aside instead of failing to
+        start."""
         p = self._parts
         try:
             m = decode(data, self._mono(), p.variants.playlist)
@@ -89,9 +87,8 @@ class Recall:
         return m.allowed
 
     def _continue_above(self, reserved: int, start: int, floor: int) -> None:
-        """The state was not saved at a clean stop: numbers up to `reserved` may have been served since
-        (saves failed, or the service was killed before it could say). Every playlist gives up its
-        window and continues at `start`, a discontinuity first (hls.continue_above)."""
+        """The state was not saved at a clean stop: numbers up to `reserved` may have been served since. Every
+        playlist continues at `start`, a discontinuity first (hls.continue_above)."""
         now = self._mono()
         for v in self._parts.variants.values():
             v.playlist.continue_above(start, floor, now)
@@ -103,10 +100,9 @@ class Recall:
                     reserved - 1, start)
 
     def first_read(self, v: Variant, playlist: SourcePlaylist, now: float) -> None:
-        """After continuing above a state not saved at a clean stop, the segments a variant's first read
-        lists may have been listed after that state was saved, under numbers now given up: they are
-        remembered as seen and never listed again (a URI keeps its number). Their objects, if uploaded,
-        are deleted once no playlist served before the restart can still list them."""
+        """After continuing above a state not saved at a clean stop, what a variant's first read lists may
+        have been listed under numbers now given up: remembered as seen, never listed again (a URI keeps its
+        number); their objects go once no playlist served before the restart can list them."""
         if self._read_since is None or v.index in self._read_since:
             return
         self._read_since.add(v.index)

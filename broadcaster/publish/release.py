@@ -1,17 +1,13 @@
 """Makes new playlist versions public in the one safe order: saved to STATE_DIR first (a crash must not
-forget a number a client has seen), then visible to clients and offered to the bucket, then told
-(the listing outlets, the listing-delay metric). Built, started and closed by the Publisher, whose
-lister pushes each version (Versions, the publisher's memory with it, which is what a save writes)
-and what Owncast announces: Release asks the publisher nothing, renders the bucket's master itself
-rather than reading back the view it wrote, tells each variant's playlist how far it was shown
-(`shown_to`: variants.Variants) and tells each listing to the parts that consume it
-(Outlets.on_listed, e.g. the event hub).
+forget a number a client has seen), then visible to clients and offered to the bucket, then told (the
+listing outlets, the listing-delay metric). The publisher's lister pushes each version with the memory
+a save writes: Release asks the publisher nothing back, and tells each variant's playlist how far it was
+shown (`shown_to`).
 
-When the save fails (a full STATE_DIR) a version is still shown if all its numbers are below the
-reserve the last saved state recorded, once STATE_DIR/served records the highest of them: a restart
-from that state continues above it, so no number is served twice, and a restart from a state with no
-such record continues exactly (docs/hls-rules.md#numbers-across-restarts). Past the reserve, or when
-nothing can be recorded (a read-only STATE_DIR), versions are held back until a save succeeds."""
+When the save fails (a full STATE_DIR) a version is still shown if its numbers are below the reserve the
+last saved state recorded, once STATE_DIR/served records the highest of them
+(docs/hls-rules.md#numbers-across-restarts). Past the reserve, or when nothing can be recorded, versions
+are held back until a save succeeds."""
 
 from __future__ import annotations
 
@@ -42,7 +38,7 @@ log = logging.getLogger(__name__)
 
 class ShownTo(Protocol):
     """Told how far each playlist was shown on each pathway, as it becomes visible (variants.Variants,
-    for each VariantPlaylist: what a new target carries, issue 32, and what clips are cut from)."""
+    for each VariantPlaylist: what a new target carries, and what clips are cut from)."""
 
     def shown(self, renderings: Mapping[str, Mapping[int, Version]], *, replace: bool = False) -> None:
         """`replace`: a restored state's versions, nothing else visible."""
@@ -285,10 +281,8 @@ class Release:
     async def close(self) -> None:
         if self._saver is not None:
             self._saver.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._saver
-            except asyncio.CancelledError:
-                pass
             self._saver = None
         if self.snapshots is not None:
             await self.snapshots.close()  # a save in its thread finishes before a newer one is written

@@ -1,26 +1,17 @@
-"""A segment file written again after its upload (issue 67): the bucket ends with the file's final bytes.
+"""A segment file written again after its upload: the bucket ends with the file's final bytes.
 
-Owncast writes each segment once and closes it. A writer that closes a file, then opens it again and
-writes (appends the rest, or truncates it and writes it whole again) has not finished it: a write after a
-close makes the segment unfinished again, whatever the kernel said at the close. Every segment upload that
-lands is remembered here (the file's version it sent, and the SHA-256 of its bytes). After that:
+A write after a close makes the segment unfinished again, whatever the kernel said at the close. Every
+segment upload that lands is remembered (the file's version it sent, the SHA-256 of its bytes). Then:
 
-- **A write heard** (source.writes: inotify's IN_MODIFY, a change on watchfiles' path; when events were
-  lost, every file remembered is looked at) to a remembered file whose version moved: the file is
-  followed, that is waited for until it is finished again (source.writes, at most the upload's limit),
-  and, if its bytes changed, uploaded again under the same key (`hls_broadcaster_segment_rewrites_total`,
-  a WARNING). The bucket's object is then the file's final bytes, whether its segment is listed yet or not.
-- **When its segment is about to be listed** (`stale`, one look: the file's version against the one
-  uploaded, and whether anyone has it open for writing now), a file written again, or opened for that, is
-  followed the same way, and the copy waits for that instead of being listed: its playlist never lists a
-  key whose object is not the file as it is then. The lister treats
-  the follow as the copy's upload (held in its variant, a gap there past the bound, late after that).
+- **a write heard** (source.writes; every remembered file when events were lost) to a file whose version
+  moved: the file is waited for until finished again and, if its bytes changed, uploaded again under the
+  same key (`hls_broadcaster_segment_rewrites_total`, a WARNING);
+- **when its segment is about to be listed** (`stale`: one look), a file written again, or open for
+  writing, is followed the same way and the copy waits for that instead of being listed: the lister
+  treats the follow as the copy's upload.
 
-What this cannot change: a segment listed before its writer came back was listed with the version then in
-the bucket. Its entry never changes (6.2.2), so with P2P its hash is that version's, and a viewer or a
-cache that fetched the object before it was replaced keeps those bytes (segments are cached as immutable).
-Files remembered are the newest REMEMBERED uploads (Owncast deletes older ones first); a restart forgets
-them, so a file written again after a restart is not followed.
+A segment listed before its writer came back keeps its entry (6.2.2): its P2P hash is that version's,
+and what caches fetched before stays. Only the newest REMEMBERED uploads are followed; a restart forgets.
 """
 
 from __future__ import annotations

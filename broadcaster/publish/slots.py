@@ -1,12 +1,10 @@
 """Cross-variant slot alignment: which segment position is decided next, and which variants take part.
 
-A slot is one segment position, the same in every variant: (Owncast transcoder run, Owncast's
-sequence number). ffmpeg numbers all variants of one run in lockstep, so this key lines variants up
-(docs: HLS 6.2.4). A slot is decided (listed or dropped) once every variant taking part has its copy
-uploaded, or has moved on (or ended) without one, or (once another copy is uploaded) still waits for
-Owncast to finish its file: that variant lists it later, or a gap there alone. Slots are decided in order, so
-every variant lists the same slots under the same media sequence numbers. What deciding means
-(listing, metrics, gaps) is the lister's business (lister.py, waiting.py).
+A slot is one segment position, the same in every variant: (Owncast transcoder run, Owncast's sequence
+number); ffmpeg numbers all variants of one run in lockstep (6.2.4). A slot is decided (listed or
+dropped) once every variant taking part has its copy uploaded, has moved on without one, or still waits
+for Owncast to finish its file while another copy is uploaded. Slots are decided in order, so every
+variant lists the same slots under the same numbers; what deciding means is the lister's.
 """
 
 from __future__ import annotations
@@ -174,14 +172,10 @@ class SlotAligner:
     def take_ready(self, variants: Iterable[Variant], now: Callable[[], float], target: int | None,
                    held: Callable[[int, Copy], bool] | None = None,
                    fresh: Callable[[int, Copy], bool] | None = None, before: SlotKey | None = None) -> Ready | None:
-        """The first undecided slot once it can be decided (taken out of the queue), else None.
-
-        `held(variant, copy)`: the copy's file is still being written by Owncast. Such a copy holds only
-        its own variant once another copy of the slot is in the bucket: the slot is decided, and that
-        variant lists it later, or a gap there alone (lister.py); every other copy is waited for.
-        `fresh(variant, copy)`, asked of each copy in the bucket as the slot is about to be decided: False
-        when its file was written again since its upload (the copy is uploading again then, so the slot
-        waits for it as for any copy not in the bucket). `before`: only a slot before it (Lanes.bound)."""
+        """The first undecided slot once it can be decided (taken out of the queue), else None. `held(variant,
+        copy)`: Owncast still writes the copy's file: it holds only its own variant once another copy is in
+        the bucket. `fresh(variant, copy)`: False when its file was written again since its upload (waited for
+        as any copy not in the bucket). `before`: only a slot before it (Lanes.bound)."""
         if not self._order or (before is not None and self._order[0] >= before):
             return None
         key = self._order[0]

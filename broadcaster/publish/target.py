@@ -1,14 +1,10 @@
 """The target duration: the one owner of EXT-X-TARGETDURATION for every variant's playlist.
 
 Decided from Owncast's first stream playlist (or TARGET_DURATION), then kept while Owncast changes
-underneath (docs/hls-rules.md, "A new target duration"): a new stream gets the target its own
-playlists advertise, a longer segment within a stream raises it, doubled. The policy decides and
-returns the decision (a Retarget); it touches no playlist. The lister applies it (Lister.retarget,
-for its own `fit` and for the publisher's `raise_for`) to every variant's playlist at once
-(VariantPlaylist.retarget: each renders the target it was started with).
-The value then goes forward with each version (Versions.target, which the view keeps for the
-server's Cache-Control and blocking timeouts) and each save (the publisher's memory), and nothing
-else decides or sets it.
+underneath (docs/hls-rules.md, "A new target duration"): a new stream gets the target its playlists
+advertise, a longer segment raises it, doubled. The policy returns the decision (a Retarget) and touches
+no playlist; the lister applies it to every variant's playlist at once. The value then goes forward with
+each version and each save, and nothing else decides or sets it.
 """
 
 from __future__ import annotations
@@ -66,12 +62,9 @@ class TargetPolicy:
     def fit(self, slot: Slot, members: list[Variant], variants: Iterable[Variant], last_run: int | None,
             together: bool, started: bool, aligned: bool = True) -> Retarget | None:
         """Keep 4.4.3.1 and 6.2.1 while Owncast changes underneath (docs/hls-rules.md, "A new target
-        duration"): a new stream gets the target its own playlists advertise; a segment longer than
-        the target within a stream raises it, doubled, so a copied variant's keyframe interval costs
-        a new playlist once or twice, not at every longer segment. The decision, if the target changes:
-        every playlist then starts again at the same address above all it served, and no segment is
-        dropped. `started`: some variant has a slot of this run decided already (listed, or waiting in
-        it): the stream is not new any more, whichever variant's slot this is. `aligned`: no variant has a
+        duration"): a new stream gets the target its playlists advertise; a longer segment within a stream
+        raises it, doubled, so a keyframe interval costs a new playlist once or twice, not at every longer
+        segment. `started`: some variant has a slot of this run decided already; `aligned`: no variant has a
         slot before this one still to list (else the timeline is kept: `_set`)."""
         current = self.value
         if current is None:
@@ -80,9 +73,8 @@ class TargetPolicy:
         need = max(hls.rounded_duration(c.source.duration) for c in slot.copies.values())
         run = slot.key[0]
         runs = [v.playlist.last_run for v in members]
-        # Once per stream: variants cut apart reach the stream's first slot each in a lane of its own,
-        # and a second decision, taken from what Owncast advertises by then, started every playlist on
-        # a new timeline again, after one lane had listed the stream's first moment on the one before.
+        # Once per stream: variants cut apart reach the stream's first slot each in a lane of its own, and a
+        # second decision would start every playlist on a new timeline again.
         new_stream = not started and (any(r is not None and r != run for r in runs) or (
             last_run is not None and last_run != run and all(r is None for r in runs)))
         if new_stream:
@@ -90,10 +82,9 @@ class TargetPolicy:
                               if v.last_key is not None and v.last_key[0] == run), default=need)
             wanted, reason = max(self._floor, advertised, need), "new_stream"
             if wanted < current and not _ended(variants):
-                # No EXT-X-ENDLIST between: players stay on this playlist, and video.js misplaces a new
-                # one with a shorter target (it froze in 2 runs of 14). The new stream follows a plain
-                # discontinuity in the same playlist instead, at the longer target's latency, until a
-                # stream that follows an end (docs/hls-rules.md, "A new target duration").
+                # No EXT-X-ENDLIST between: players stay on this playlist, and video.js misplaces a new one
+                # with a shorter target. The new stream follows a plain discontinuity instead, until a stream
+                # that follows an end (docs/hls-rules.md, "A new target duration").
                 self._metrics.target_kept.inc()
                 log.warning("new stream with a target duration of %ds after one of %ds that did not end "
                             "(no EXT-X-ENDLIST): keeping %ds, players go on through a discontinuity; the "
@@ -119,13 +110,10 @@ class TargetPolicy:
         wanted = min(wanted, hls.MAX_TARGET_DURATION)
         if current is None or wanted == current:
             return None
-        # Every variant starts its new playlist on a new timeline, also within a stream, where the
-        # media goes on: video.js and Shaka re-anchor at a discontinuity (without one, video.js skipped
-        # the longer segment in 5 runs of 11, and Shaka stalled in 2). Except for variants cut apart,
-        # raised from one of them, or while not every variant has listed as far (`aligned`): the others
-        # have listed past that moment, or one still lists moments the others listed on the timeline
-        # before, so only keeping the timeline keeps one moment under one number in every variant
-        # (6.2.4); a new stream's first segment then starts its timeline in each variant as it is listed.
+        # Every variant starts its new playlist on a new timeline, also within a stream: video.js and Shaka
+        # re-anchor at a discontinuity (without one they skipped or stalled). Except for variants cut apart,
+        # or while not every variant has listed as far (`aligned`): only keeping the timeline then keeps one
+        # moment under one number in every variant (6.2.4).
         new_timeline = aligned and (reason == "new_stream" or together)
         self.value = wanted
         self._metrics.target_duration.set(wanted)

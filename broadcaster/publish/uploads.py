@@ -1,15 +1,11 @@
 """The uploads of Owncast's segments: one task per copy, an init section once per run and variant, and
 nothing uploaded again that a state restored says is in the bucket already.
 
-Only whole files reach the bucket. A playlist can name a segment Owncast is still writing (ffmpeg PUTs
-the playlist without waiting for the segment's answer, docs/owncast.md), so an upload first waits until
-Owncast has finished the file (source.writes says when), at most UNFINISHED_LIMIT: a file still being
-written then is lost, its gap marked, never uploaded half. After the upload the file must still be the
-version that was read (same inode, size and mtime); if Owncast changed it meanwhile it is uploaded
-again. A write after that (its writer opened it again, issue 67) makes it unfinished again: it is
-followed (rewrites.Rewrites: waited for, and uploaded again if its bytes changed), also when its segment is
-about to be listed, which then waits for that. So the bucket, the hash carried for P2P, recordings and
-clips all hold the file as Owncast left it.
+Only whole files reach the bucket. An upload first waits until Owncast has finished the file
+(source.writes; docs/owncast.md), at most UNFINISHED_LIMIT: a file still being written then is lost, its
+gap marked, never uploaded half. After the upload the file must still be the version that was read, or
+it is uploaded again; a write after that is followed (rewrites.Rewrites), also when its segment is about
+to be listed. So the bucket, the P2P hash, recordings and clips hold the file as Owncast left it.
 """
 
 from __future__ import annotations
@@ -72,11 +68,9 @@ Unready = tuple[int, str, str, str | None, Ready]
 
 
 class _Ready:
-    """When a copy may be listed (`ready`: its SHA-256, or None): as soon as the service holds it while a
-    pathway lists what the VM holds (`lists_held`; held before that, once it does: `release`), else once
-    its upload to some bucket landed; an error once every upload failed; cancelled once every one was
-    (the publisher is closing). An upload started while no pathway lists what the VM holds holds nothing
-    first (issue 66 item 3): Uploads.release_held holds it, should one start to before it lands."""
+    """When a copy may be listed (`ready`: its SHA-256, or None): once held while a pathway lists what the VM
+    holds (`lists_held`; `release` when one starts to), else once its upload to some bucket landed; an
+    error once every upload failed; cancelled once every one was."""
 
     def __init__(self, ready: Ready, lists_held: Callable[[], bool] | None,
                  waiting: set[_Ready] | None = None) -> None:
@@ -168,19 +162,16 @@ def _told(future: asyncio.Future[Kept], kept: Kept) -> None:
 
 def _first_read_told(future: asyncio.Future[Kept], readiness: _Ready, kept: Kept) -> None:
     """A segment's first read (Uploader.upload_file's on_kept): told to its readiness at once and to the
-    other buckets' uploads (`future`, which has no done-callback: one would take a turn of the event loop
-    of its own for every segment, as the upload goes on to its PutObject at once; issue 66 item 3)."""
+    other buckets' uploads (`future`: a done-callback would cost an event-loop turn per segment)."""
     readiness.kept(kept)
     _told(future, kept)
 
 
 def init_section_name(segment: str, init: str, run: int) -> str:
-    """The name of the init section `init` (Owncast's) of `segment`'s transcoder run in the bucket,
-    where the VM's pathway lists it too. Init sections keep their name across transcoder runs; the
-    run's id keeps keys unique: stream-<shortid>-<init>, as Owncast names the run's segments. Never the
-    shortid first: its alphabet has '_' and '-', and every route of the VM's pathway (vm/segments.py,
-    cloudflared.yml.example, deploy/nginx-cache.conf) takes a name beginning with a letter or digit, as
-    Owncast's are: a run whose shortid began so had its init section answered 404 there."""
+    """The name in the bucket of the init section `init` of `segment`'s transcoder run:
+    stream-<shortid>-<init>, as Owncast names the run's segments (init sections keep their name across
+    runs). Never the shortid first: it may begin with '_' or '-', and the VM's routes (vm/segments.py,
+    cloudflared.yml.example, deploy/nginx-cache.conf) take names beginning with a letter or digit."""
     shortid = stream_id(segment)
     return f"stream-{shortid}-{init}" if shortid is not None else f"run{run}-{init}"
 
@@ -189,13 +180,12 @@ class Uploads:
     def __init__(self, config: PublisherConfig, uploader: Uploader, writes: FinishWatch, metrics: Metrics, *,
                  others: Mapping[str, Uploader] | None = None) -> None:
         """`uploader`: the first bucket's; `others`: every other bucket's, by pathway ID (each uploads what
-        the first read). When a pathway may list what the service holds (the VM's: `config.pathways.held`),
-        a copy may be listed once held, before any bucket has it: while that pathway does now
-        (PathwayPlan.lists_held; else once uploaded, and `release_held` when it starts to)."""
+        the first read). While a pathway lists what the service holds (PathwayPlan.lists_held), a copy may be
+        listed once held, before any bucket has it."""
         self._uploader = uploader
         self._others = dict(others or {})
-        # A copy may be listed once the service holds it (a pathway lists what the VM holds): an attribute, not
-        # a property, as it is asked at every segment.
+        # A copy may be listed once the service holds it (a pathway lists what the VM holds): an attribute,
+        # not a property, as it is asked at every segment.
         self.keeping = config.pathways.held and uploader.holds
         self._writes = writes
         self._metrics = metrics
@@ -236,9 +226,8 @@ class Uploads:
         return hls.object_key(self._prefix, index, name)
 
     def release_held(self, unready: Iterable[Unready] = ()) -> None:
-        """A pathway lists what the VM holds from now on: every copy held and not listed yet is ready, and
-        each of `unready` (copies whose upload held nothing first and has not landed: the publisher's) is
-        held now, once Owncast has finished its file, and ready then."""
+        """A pathway lists what the VM holds from now on: every copy held is ready, and each of `unready`
+        (uploads that held nothing first and have not landed) is held once Owncast finished its file."""
         for readiness in list(self._held_waiting):
             readiness.release()
         if not self.keeping or self._others:  # with other buckets every copy is held first
@@ -264,9 +253,8 @@ class Uploads:
 
     def start(self, index: int, seg: SourceSegment, run: int
               ) -> tuple[asyncio.Task[Uploaded], Ready, str, str | None, dict[str, asyncio.Future[Any]]]:
-        """The uploads of `seg`, variant `index`'s (each after its init section's): the first bucket's task,
-        when it may be listed (`ready`: its SHA-256, once held or uploaded), its key, the init section's,
-        and its uploads to the other buckets by pathway ID."""
+        """The uploads of `seg` (each after its init section's): the first bucket's task, `ready`, its key,
+        the init section's, and its uploads to the other buckets by pathway ID."""
         folder = self._hls_dir / str(index)
         init_key: str | None = None
         init_task: asyncio.Task[Uploaded] | None = None
@@ -297,7 +285,7 @@ class Uploads:
             task: asyncio.Task[Uploaded] = asyncio.ensure_future(_already(Uploaded(0.0, None)))
         elif not self._others:
             # Held first while a pathway lists what the VM holds (its first read told to its readiness alone);
-            # else it holds nothing unless an attempt fails, or release_held holds it (issue 66 item 3).
+            # else it holds nothing unless an attempt fails, or release_held holds it.
             task = asyncio.ensure_future(self._upload(folder / seg.name, seg_key, index, init_task, init_kept,
                                                       readiness.kept if self.keeping and self._lists_held()
                                                       else None))
@@ -316,10 +304,9 @@ class Uploads:
 
     def _lost_after_listing(self, index: int, key: str, run: int, ready: Ready,
                             task: asyncio.Future[Uploaded]) -> None:
-        """The first bucket's upload of a segment listed before it landed (held: the VM's pathway listed it)
-        failed for good: its copy and Owncast's file are gone. Every pathway lists a gap for it once every
-        bucket's upload failed (pathway_views), its recording too (`on_lost_listed`). Counted and said, as a
-        loss before listing is (Lister.lost)."""
+        """The first bucket's upload of a segment listed before it landed failed for good, its copy and
+        Owncast's file gone: every pathway lists a gap once every bucket's failed, its recording too
+        (`on_lost_listed`). Counted and said, as Lister.lost does."""
         if task.cancelled() or not ready.done() or ready.cancelled() or ready.exception() is not None:
             return  # not listed before (the lister tells that loss when it comes to its slot), or closing
         err = task.exception()
@@ -351,9 +338,8 @@ class Uploads:
             return None
 
     def again(self, pathway: str, index: int, key: str) -> asyncio.Future[Uploaded] | None:
-        """The upload to `pathway`'s bucket of a listed segment whose upload had not landed before a
-        restart: from Owncast's file if it is still there (what the service held does not outlive a
-        restart). None for a pathway that is no bucket of this run."""
+        """The upload to `pathway`'s bucket of a listed segment that had not landed before a restart, from
+        Owncast's file if it is still there. None for a pathway that is no bucket of this run."""
         uploader = self._uploader if pathway == hls.BUCKET_PATHWAY else self._others.get(pathway)
         if uploader is None:
             return None

@@ -1,36 +1,19 @@
 """VariantPlaylist: one variant's live playlist, and the one owner of its ManifestGenerator (PlaylistReads:
 what it is now, read only; VariantPlaylist: the intents that change it).
 
-Nobody else holds the generator (the pure window of playlist/manifest.py; a saved one is rebuilt by
-playlist_memory.restore and handed straight here by variants.Variants.playlist, and
-tests/test_structure.py checks that no other module names one): every change goes through an intent
-here, named for what it means to the variant's playlist.
+Nobody else holds the generator (tests/test_structure.py checks it): every change is an intent here,
+named for what it means to the variant's playlist: `open`, `list` (a segment, or a gap this variant
+alone lacks), `gap` (the next one carries EXT-X-DISCONTINUITY), `end`, `join` (an empty playlist takes
+the discontinuity number the others give the next slot, 6.2.4), `drop_hashes` (P2P turned off).
 
-- `open`: the first playlist, once the target duration is known.
-- `list`: a segment uploaded, under the number every variant listed together gives its slot; or a gap
-  there (EXT-X-GAP), where this variant alone lacks the segment.
-- `gap`: a segment that will never come: the next one carries EXT-X-DISCONTINUITY.
-- `end`: the stream ended: EXT-X-ENDLIST.
-- `join`: an empty playlist takes the discontinuity number the others give the next slot (6.2.4).
-- `drop_hashes`: P2P was turned off since the state it came from was saved.
+Where a variant's playlist restarts is decided here only (docs/hls-rules.md, "A new target duration"
+and "Numbers across restarts"): `retarget` (target.TargetPolicy, every variant at once), `rejoin` (a
+variant back after streams without it: the lister), `continue_above` (a state not saved at a clean stop).
 
-Where does a variant's playlist restart? Here, and only here (docs/hls-rules.md, "A new target
-duration" and "Numbers across restarts"); who decides when is named beside each:
-
-- `retarget`: a new target duration, every variant at once (target.TargetPolicy decides, a Retarget).
-- `rejoin`: a variant back after streams without it, where the others number (the lister, at a slot).
-- `continue_above`: a state not saved at a clean stop (the publisher's restore).
-
-On every pathway (content steering) the same playlist: a segment is listed once some pathway has it
-(the VM holds it, or an upload landed), and each pathway lists the entries up to the newest whose
-segment is there (pathway_views.PathwayViews: the one rule for every pathway, the first bucket's
-included), rendered from the entries at its own URIs (playlist/views.py). `list(..., landings=)` says
-which pathways' uploads are still on their way.
-
-Every segment that leaves the window goes to `on_removed` (on to the cleaner) as it leaves: no caller
-drains it. What clients were shown is told here by the Release (`shown`): a new target carries what no
-client saw (issue 32), and clips are cut from what was shown (`shown_between`), never from what is
-listed but not yet saved and shown.
+Every pathway lists the same playlist, up to the newest entry whose segment is there
+(pathway_views.PathwayViews), at its own URIs (playlist/views.py). Every segment leaving the window goes
+to `on_removed` as it leaves. A new target carries what no client saw, and clips are cut from what the
+Release told was shown (`shown`, `shown_between`), never from what is listed but not yet saved.
 """
 
 from __future__ import annotations
@@ -61,9 +44,8 @@ RemovedHook = Callable[[list[Removed]], None]
 
 
 class PlaylistReads:
-    """What one variant's playlist is now, read only: its numbers, what each pathway lists and showed, what
-    clips are cut from. VariantPlaylist, its one subclass, adds the intents that change it and holds the
-    state read here (set by its __init__)."""
+    """What one variant's playlist is now, read only. VariantPlaylist, its one subclass, adds the intents
+    that change it and holds the state read here."""
 
     index: int
     _gen: ManifestGenerator | None
@@ -229,8 +211,7 @@ class VariantPlaylist(PlaylistReads):
 
     def versions(self, now: float, edge: bool = False) -> dict[str, Version]:
         """Its version on each pathway (`edge`: the first bucket's alone, for the bucket's copy, which cannot
-        block), as far as each lists it; none while there is nothing to show (not open, empty, or
-        regrowing after continuing above a state: 6.2.2)."""
+        block); none while there is nothing to show (not open, empty, or regrowing: 6.2.2)."""
         gen = self._gen
         if gen is None:
             self._views.advance(None)  # a former playlist may still list on
@@ -287,11 +268,9 @@ class VariantPlaylist(PlaylistReads):
 
     def list(self, segment: ListedSegment, run: int | None, now: float, sequence: int, wall: float,
              landings: Mapping[str, Landing] | None = None) -> int:
-        """List a segment of `run` under `sequence` (an empty playlist starts at it: the number the
-        variants listed together are at), or, `segment.gap`, a gap there (EXT-X-GAP: this variant lacks
-        a moment the others list); returns its number. `landings`: its uploads not landed yet, by
-        pathway (each pathway lists it once its own has). Raises SegmentRejected when the playlist
-        refuses it (its gap is marked: the next segment carries a discontinuity)."""
+        """List a segment of `run` under `sequence`, or, `segment.gap`, a gap there (EXT-X-GAP); returns its
+        number. `landings`: its uploads not landed yet, by pathway. Raises SegmentRejected when the playlist
+        refuses it (the next segment then carries a discontinuity)."""
         gen = self._opened()
         hold = self._views.before_append(gen)
         if hold is not None:
@@ -340,13 +319,10 @@ class VariantPlaylist(PlaylistReads):
 
     def retarget(self, target: int, now: float, *, new_timeline: bool, keep_former: frozenset[str] = frozenset(),
                  carry_to: int = 0) -> builtins.list[ListedSegment]:
-        """A new playlist at the same address under a new target duration (target.Retarget): what
-        clients saw leaves (kept downloadable as any removed segment), what they never saw starts the
-        new playlist under its own numbers (issue 32). Returns those of them that do not fit the new
-        target: they leave too, and the gap is marked. `keep_former`: the pathways that go on listing
-        this playlist (as their segments land) up to the last number shown on any, before the new one
-        (variants.Variants.retarget: those behind in some variant, every variant alike). `carry_to`:
-        what it carries ends below it (ManifestGenerator.restart)."""
+        """A new playlist at the same address under a new target duration: what clients saw leaves, what they
+        never saw starts the new playlist under its own numbers; returns those that do not fit the new
+        target. `keep_former`: the pathways that go on listing this playlist up to the last number shown on
+        any before the new one; `carry_to`: what it carries ends below it (ManifestGenerator.restart)."""
         gen = self._gen
         if gen is None:
             return []

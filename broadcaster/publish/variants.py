@@ -1,12 +1,9 @@
 """Variants: Owncast's variants as the publisher knows them, by index, each with its playlist.
 
-The publisher adds a variant when its playlist first comes, and a restore replaces them all; both
-build the variant's playlist here (a VariantPlaylist under the one WindowOptions, its removed segments
-going on to the cleaner), so a playlist is made in one place, new or restored. Others read the
-variants through the Mapping: what was read of Owncast is written by the publisher only (a restore
-builds each Variant whole, memory.decode, and `restored` puts them here), and a playlist changes only
-through its own intents (variant_playlist.py). The Release tells what it made
-visible here (`shown`), and each playlist keeps how far it was shown.
+A variant's playlist is made here, new or restored (a VariantPlaylist under the one WindowOptions, its
+removed segments going on to the cleaner). Others read the variants through the Mapping: what was read
+of Owncast is written by the publisher only, a playlist changes only through its own intents. The
+Release tells what it made visible here (`shown`).
 """
 
 from __future__ import annotations
@@ -59,12 +56,10 @@ class Variants(Mapping[int, Variant]):
         return self._plan
 
     def join_apart(self, v: Variant, run: int, discontinuity: bool) -> None:
-        """`v` new in a run whose variants are cut apart (each listed from its own lane) starts at the
-        discontinuity number the others give this run, as a new variant listed together does (6.2.4;
-        players line variants cut apart up by date and discontinuity number): theirs where they list this
-        run or listed it (one that went on to the next run before `v` came to this one: VariantPlaylist.
-        run_numbers), else the one their first segment of it will get. `discontinuity`: the flag of its
-        first segment."""
+        """`v` new in a run whose variants are cut apart starts at the discontinuity number the others give
+        this run (6.2.4: players line variants up by date and discontinuity number): theirs where they list or
+        listed it (VariantPlaylist.run_numbers), else the one their first segment of it will get.
+        `discontinuity`: the flag of its first segment."""
         numbers = []
         for o in self._variants.values():
             p = o.playlist
@@ -111,33 +106,25 @@ class Variants(Mapping[int, Variant]):
 
     def retarget(self, target: int, now: float, *, new_timeline: bool,
                  carry_to: int = 0) -> dict[int, list[ListedSegment]]:
-        """Every variant's playlist starts again under `target` (VariantPlaylist.retarget); returns what
-        each leaves unlisted. A pathway behind in any variant (a withdrawn one too: what it showed on one
-        pathway it shows on every one, and its window goes on to the cleaner once done with) goes on
-        listing every variant's playlist as it was, as far as it was shown anywhere, before the new one
-        (one target per pathway: 6.2.4).
+        """Every variant's playlist starts again under `target` (VariantPlaylist.retarget); returns what each
+        leaves unlisted. A pathway behind in any variant goes on listing every variant's former playlist, as
+        far as it was shown anywhere, before the new one (one target per pathway: 6.2.4).
 
-        On a new timeline (a new stream) what a variant carries, never shown, ends just below `carry_to`
-        (the next number any variant would list): after variants cut apart (each numbered on its own)
-        one that carries ended lower than one emptied starts, and the new stream's first segment would
-        have two numbers (6.2.4). Its numbers were never served: they may move up, never down."""
+        On a new timeline what a variant carries, never shown, ends just below `carry_to` (the next number any
+        variant would list), so the new stream's first segment has one number in every variant (6.2.4)."""
         behind = frozenset(pid for v in self._variants.values() for pid in v.playlist.behind())
         to = carry_to if new_timeline else 0
         return {index: v.playlist.retarget(target, now, new_timeline=new_timeline, keep_former=behind,
                                            carry_to=to) for index, v in self._variants.items()}
 
     def versions(self, now: float, edge: bool = False) -> dict[str, dict[int, Version]]:
-        """Every variant's version on each pathway that can be shown (`edge`: for the bucket's copy, the
-        first bucket's pathway's alone).
+        """Every variant's version on each pathway that can be shown (`edge`: the first bucket's pathway's
+        alone).
 
-        One target duration per pathway (6.2.4: variants share one). A pathway that lists the playlist
-        before a new target does so in every variant until each showed it as far as it went; only then
-        does it list the new one, in every variant at once. And while a variant's version under the new
-        target is not there yet on a pathway (nothing of it landed there), that pathway's other variants
-        go on showing the versions they showed (no new one under the new target). So also while a variant's
-        new playlist is empty (raised from another variant's lane after it showed all it had), until it
-        lists its next segment or ends; and a version under the new target (one ended empty, too) waits
-        while another variant's is still under the former one."""
+        One target duration per pathway (6.2.4): a pathway that lists the playlist before a new target does so
+        in every variant until each showed it as far as it went, then lists the new one in every variant at
+        once. While a variant's version under the new target is not there yet on a pathway (nothing landed, or
+        its new playlist is empty), that pathway's other variants go on showing what they showed."""
         playing = [v for v in self._variants.values() if not v.withdrawn]
         together = self._leaving()
         for v in self._variants.values():

@@ -56,11 +56,6 @@ class VisiblePlaylists:
             self._masters.clear()
             log.info("Owncast announces %d variant(s): %s", len(variants), [v.index for v in variants])
 
-    @property
-    def showing(self) -> bool:
-        """Some variant's playlist is visible."""
-        return bool(self._visible)
-
     def is_shown(self, variant: int, rendered: Version) -> bool:
         return self._visible.get(variant) is rendered
 

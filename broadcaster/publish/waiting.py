@@ -1,18 +1,11 @@
-"""What a variant still has to list after the others (issue 50, W5): one stuck file holds only its own
-variant.
+"""What a variant still has to list after the others: one stuck file holds only its own variant.
 
-A slot is decided once one of its copies is in the bucket and every other copy is too, or is a file
-Owncast is still writing (slots.SlotAligner.take_ready). The variants whose copy is in the bucket list
-it then; a variant whose copy is not keeps the slot here, under the number every variant gives it, and
-everything decided for it after that (later slots, a gap, the end) waits behind it, in order. The lister
-lists the head once its copy is uploaded, or lists a gap there (EXT-X-GAP, hls.GAP_TAG) when the copy
-is lost or Owncast has still not finished the file at `give_up`: the variant's numbers stay those of
-every other variant, and only its own playlist waited.
-
-The saved form (`saved`, in the publisher's memory) lists what waits: a start from that state lists each
-under its number (the slot was shown in the other variants under it, memory.decode): a copy already in
-the bucket as a segment, any other as a gap, whose copy it uploads once Owncast finishes it
-(late.LateCopies: recordings and clips list it).
+A slot is decided once one copy is in the bucket and every other is too, or is a file Owncast is still
+writing (slots.SlotAligner.take_ready). A variant whose copy is not in the bucket keeps the slot here,
+under the number every variant gives it, with everything decided for it after, in order; the lister
+lists the head once uploaded, or a gap there (EXT-X-GAP) when the copy is lost or unfinished at
+`give_up`: its numbers stay every other variant's. The saved form (`saved`) lists what waits: a restart
+lists each under its number, as a segment when in the bucket, else a gap uploaded late (late.LateCopies).
 """
 
 from __future__ import annotations

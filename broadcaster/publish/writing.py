@@ -1,11 +1,9 @@
 """WritesWaited: the uploads' WriteWatch, and which files an upload is waiting on now.
 
-An upload first waits until Owncast has finished its file (source.writes). A copy whose upload is still
-in that wait (`waiting`) when another copy of its slot is in the bucket holds only its own variant
-(lister.py). One seen being written meanwhile (`writing`) is given up a bounded time later: Owncast gets
-a body over loopback within milliseconds of the playlist that names it, so a file still being written
-by then has a stuck writer; one not there at all ends its wait as deleted (source.writes.MISSING_WAIT).
-A copy that is uploading is waited for: its bytes are whole, the bucket is merely slower for it.
+A copy whose upload still waits for Owncast to finish its file (`waiting`) when another copy of its slot
+is in the bucket holds only its own variant (lister.py). One seen being written meanwhile (`writing`) is
+given up a bounded time later (a stuck writer); one not there at all ends its wait as deleted. A copy
+that is uploading is waited for: its bytes are whole, the bucket is merely slower for it.
 """
 
 from __future__ import annotations

@@ -210,7 +210,7 @@ class Service:
         audience = self.audience = Audience(self.settings.viewer_timeout)
         AudienceMetrics(self.metrics.registry, lambda: audience.watching, lambda: audience.p2p,
                         lambda: audience.refused, lambda: audience.stalled_recently)
-        # Their playback reports (issue 42), one per page per beat interval at most: /metrics.
+        # Their playback reports, one per page per beat interval at most: /metrics.
         playlists = self.playlists
         self.playback = Playback(audience, interval=self.settings.viewer_timeout / 3,
                                  target_duration=lambda: playlists.target_duration)
@@ -334,10 +334,9 @@ class Service:
         return None if master is None else master.body
 
     async def stop(self, drain_timeout: float = DRAIN_TIMEOUT) -> None:
-        """Stops what start started, in the reverse order, and lets go of STATE_DIR last (a second call
-        does nothing). The public listener closes first: its app's shutdown answers held requests and
-        ends event streams at once (no state is read or published from then), so nothing waits on them;
-        uploads get `drain_timeout`, the state is saved, then the bucket's playlists get it too."""
+        """Stops what start started, in the reverse order, and lets go of STATE_DIR last (a second call does
+        nothing). The public listener closes first, answering held requests and ending event streams; uploads
+        get `drain_timeout`, the state is saved, then the bucket's playlists get it too."""
         self._drain_timeout = drain_timeout
         await self._parts.aclose()
 
@@ -366,11 +365,8 @@ def settle_heap() -> None:
 
 
 async def run(settings: Settings) -> int:
-    """Run until SIGINT or SIGTERM; returns the exit code.
-
-    The first signal stops cleanly: held requests and event streams are answered at once, uploads get
-    up to 5 s, the state is saved, exit 0. A second one while stopping exits at once (128 + signal):
-    the state saved with each playlist version is enough to continue, so nothing is waited for."""
+    """Run until SIGINT or SIGTERM; returns the exit code. The first signal stops cleanly (exit 0); a second
+    while stopping exits at once (128 + signal): the state saved with each version is enough to continue."""
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
 

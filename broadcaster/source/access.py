@@ -1,12 +1,10 @@
 """Can this user read Owncast's folder: enter every folder on the way to HLS_DIR, list it and its variant
 folders, read their files, and watch them (inotify)?
 
-The likeliest set-up mistake: Owncast lives under /home/owncast (0700 on Debian 12, 0750 on Ubuntu) and
-the service's user cannot get in. Each problem is one line naming the folder and its fix (an ACL for
-this user alone: fixes.py), for `check`, for `run` before anything starts (exit 2), and for
-/health while it runs (`AccessWatch`: Owncast recreates its folders at every stream, and an ACL set on
-them by hand goes with them). Only a refusal counts: a folder gone in between (Owncast wiping it) is
-the watcher's business.
+The likeliest set-up mistake (Owncast under /home/owncast, 0700 on Debian 12). Each problem is one line
+naming the folder and its fix (fixes.py), for `check`, for `run` before anything starts (exit 2), and for
+/health while it runs (`AccessWatch`: Owncast recreates its folders, and an ACL set by hand goes with
+them). Only a refusal counts: a folder gone in between is the watcher's business.
 """
 
 from __future__ import annotations
@@ -119,7 +117,8 @@ class AccessWatch:
         self._task: asyncio.Task[None] | None = None
 
     def check(self, *, watch: bool = False) -> list[str]:
-        """Every refusal now (with `watch`, an inotify watch tried too: at start-up, not every few seconds)."""
+        """Every refusal now (with `watch`, an inotify watch tried too: at start-up, not every few seconds).
+        """
         found = problems(self._hls_dir, watch=watch)
         self.problem = found[0] if found else None
         return found

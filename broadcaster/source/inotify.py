@@ -1,9 +1,8 @@
 """Linux inotify read on the event loop: the kernel wakes the loop when a file is written, nothing polls.
 
-watchfiles' Rust watcher waits on inotify too, but hands events over to Python through a loop that
-sleeps `step` ms and looks again: the 1 ms step latency needs woke it a thousand times a second, 3 %
-of a core with no stream at all (issue 19). Here the inotify descriptor is registered with the event
-loop (add_reader): epoll returns when the kernel has an event, and not otherwise.
+watchfiles hands events to Python through a loop that sleeps `step` ms and looks again: at the 1 ms
+latency needs, 3 % of a core with no stream at all. Here the inotify descriptor is registered with the
+event loop (add_reader): epoll returns when the kernel has an event, and not otherwise.
 
 Through ctypes rather than a package: three libc calls and one struct, no dependency to vet, and no
 thread of its own. Only what the watcher needs: one folder and the folders directly in it.
@@ -33,13 +32,10 @@ IN_ISDIR = 0x40000000
 _IN_NONBLOCK = os.O_NONBLOCK
 _IN_CLOEXEC = 0o2000000
 
-# A file written in place is read once, when its writer closes it (IN_CLOSE_WRITE), never at a write:
-# a half-written playlist read is a read for nothing. Moved in (IN_MOVED_TO: Owncast's offline tail)
-# counts too; the folder itself gone ends the watch; made (IN_CREATE) in the top folder is a variant
-# folder or a symlink to note. In a variant folder, made and written (IN_CREATE, IN_MODIFY) are read too,
-# not to read anything but to know which segments Owncast is still writing (writes.Writes): a playlist
-# can name a segment before Owncast has copied its last bytes. That is a wake-up per piece Owncast
-# writes (io.Copy's 32 KB; the kernel merges a run of them while the loop is busy), only while it writes.
+# A file written in place is read once, when its writer closes it (IN_CLOSE_WRITE): a half-written
+# playlist read is a read for nothing. Moved in counts too; the folder gone ends the watch; made in the
+# top folder is a variant folder to note. In a variant folder, made and written are heard too, for
+# writes.Writes (a playlist can name a segment Owncast is still copying): a wake-up per piece written.
 ROOT_MASK = IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE_SELF | IN_MOVE_SELF
 VARIANT_MASK = IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_MODIFY | IN_DELETE_SELF | IN_MOVE_SELF
 # Events that mean "read this file" (IN_CREATE too, in the top folder only; the rest say a segment is

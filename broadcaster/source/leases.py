@@ -1,18 +1,13 @@
 """Whether any process has a file open for writing, asked of the kernel: one read lease, taken and
 released at once.
 
-Linux refuses a read lease (fcntl F_SETLEASE F_RDLCK) with EAGAIN while the file is open for writing
-anywhere (fs/locks.c, check_conflicting_open: the inode's write count), whoever the writer is. That is
-the one exact answer to "has Owncast finished this file": a close event can be another process's (a
-`touch`), a rename or a restart hides the writer's open from inotify, and a quiet file may be a stalled
-writer's. It costs an open, two fcntl calls and a close (3 us measured).
-
-The kernel grants a lease only to the file's owner or a process with CAP_LEASE (else EACCES), on file
-systems that support leases (else EINVAL), while fs.leases-enable is on: where it cannot, the answer is
-None and the caller falls back on what inotify said (said once per reason in the log). While the lease is
-held (the microseconds between the two calls) a writer's open of that file waits for its release, and the
-kernel tells the holder with SIGIO, whose default action ends the process: a no-op handler is put in
-first (not inherited by children, unlike SIG_IGN), from the main thread; elsewhere the answer is None.
+Linux refuses a read lease (F_SETLEASE F_RDLCK) with EAGAIN while the file is open for writing anywhere
+(fs/locks.c, check_conflicting_open), whoever the writer is: the one exact answer to "has Owncast
+finished this file" (a close event can be another process's, a rename or restart hides the open). It
+costs about 3 us. The kernel grants it only to the file's owner or with CAP_LEASE, on file systems that
+support it: else the answer is None and the caller falls back on inotify (said once per reason). A
+writer's open during the lease is told with SIGIO, which would end the process: a no-op handler is put
+in first from the main thread (not SIG_IGN, which children inherit); elsewhere the answer is None.
 """
 
 from __future__ import annotations

@@ -15,11 +15,9 @@ import m3u8
 
 MASTER_PLAYLIST = "stream.m3u8"
 VARIANT_PLAYLIST = "stream.m3u8"
-# Entries taken from one media playlist, the newest ones. Owncast lists at most 25 (latency level
-# 1x25) plus its offline tail, and deletes all but the newest SegmentCount+10 files, so older entries
-# name files that are gone. 500 leaves room for any hls_list_size a setup may use, while one
-# playlist's new entries are handled in a few milliseconds, far within a segment (15,000 entries once
-# blocked the service for over a minute).
+# Entries taken from one media playlist, the newest ones. Owncast lists at most 25 and deletes all but
+# the newest SegmentCount+10 files; 500 leaves room for any hls_list_size while a playlist's new
+# entries are handled in milliseconds.
 MAX_PLAYLIST_ENTRIES = 500
 
 # A plain file name: no folders, no "..", no URL escapes, queries or schemes.

@@ -1,15 +1,10 @@
 """How many seconds of media an MPEG-TS file holds, read from its PES timestamps (ISO/IEC 13818-1 2.4.3.7).
 
 A writer unlike Owncast may close a segment on a packet boundary, let its playlist name it, and open it
-again for the rest (issue 80): closed, whole packets and listed, yet half a segment. Its timestamps tell:
-the file spans half the `#EXTINF` its playlist gives it. ffmpeg's hls muxer, which writes Owncast's
-segments, cuts at the next segment's first timestamp and gives that difference as `#EXTINF`, so a whole
-segment spans its `#EXTINF` to within a frame (each stream's last frame counted by its step).
-
-Only the head and the tail are read (the first timestamps of each stream are at the start, the last at
-the end): two preads of HEAD bytes and a scan of their packets, well under a millisecond. A file without
-readable timestamps (not PES, scrambled, a wrap of the 33-bit clock inside it) gives None: unknown, and
-the caller judges it as before.
+again for the rest: closed, whole packets and listed, yet half a segment. Its timestamps tell: ffmpeg's
+hls muxer gives each segment's span as its `#EXTINF`, so a whole segment spans it to within a frame.
+Only the head and the tail are read (two preads of HEAD bytes, well under a millisecond). A file without
+readable timestamps (not PES, scrambled, a 33-bit wrap inside it) gives None: unknown.
 """
 
 from __future__ import annotations

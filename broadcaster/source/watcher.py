@@ -1,19 +1,17 @@
 """Watches Owncast's HLS folder and hands every complete playlist to the publisher.
 
-Only playlists are read: a segment is handed on when its variant playlist lists it (Owncast writes the
-segment in place, then rewrites the playlist in place, but may still be copying the segment's last bytes
-then: the events of the variant folders go to writes.Writes, which the uploads ask). A playlist read
-half-written fails to parse and is simply read again on the next event.
-
-What is read is bounded: only the variants the multivariant playlist names, only regular files, never
-through a symlink or outside HLS_DIR (broadcaster/files.py), at most MAX_PLAYLIST_BYTES each and the newest
-MAX_PLAYLIST_ENTRIES entries. Nothing read here can stop the watch: an error in one read is logged
-(at most once per 30 s) and the watch goes on.
+Only playlists are read: a segment is handed on when its variant playlist lists it (its last bytes may
+still be being copied then: the variant folders' events go to writes.Writes, which the uploads ask). A
+playlist read half-written fails to parse and is read again on the next event. What is read is bounded:
+the variants the multivariant playlist names, regular files beneath HLS_DIR (broadcaster/files.py), at
+most MAX_PLAYLIST_BYTES and the newest MAX_PLAYLIST_ENTRIES entries. An error in one read is logged (at
+most once per 30 s) and the watch goes on.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import time
@@ -62,9 +60,8 @@ class WatchTiming:
 
 
 class HlsWatcher:
-    """Feeds `sink` from HLS_DIR: on every file event, plus a rescan whenever the folder is quiet
-    for `rescan_interval` (catches anything the kernel's event queue dropped), and at least every
-    few such intervals while it is busy."""
+    """Feeds `sink` from HLS_DIR: on every file event, plus a rescan whenever the folder is quiet for
+    `rescan_interval` (what the kernel's queue dropped), and at least every few such intervals while busy."""
 
     def __init__(self, hls_dir: Path, sink: PlaylistSink, metrics: Metrics, *,
                  timing: WatchTiming = WatchTiming(), kernel: bool | None = None,
@@ -101,10 +98,8 @@ class HlsWatcher:
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await task
-            except asyncio.CancelledError:
-                pass
 
     def _identity(self) -> tuple[int, int] | None:
         try:
@@ -254,10 +249,8 @@ class HlsWatcher:
             self._read(path)
 
     def scan(self, quiet: bool = True) -> None:
-        """Read the master and every variant it names; unchanged ones cost a read and a compare.
-
-        When `quiet`, the folder has been quiet when this runs, so a playlist that still does not
-        parse is broken, not half-written: that is worth a warning (once per file and error).
+        """Read the master and every variant it names; unchanged ones cost a read and a compare. When `quiet`,
+        a playlist that still does not parse is broken, not half-written: warned of once per file and error.
         """
         self._last_scan = time.monotonic()
         self.scans += 1

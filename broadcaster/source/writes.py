@@ -1,51 +1,28 @@
 """Whether Owncast has finished writing a file: nobody has it open for writing any more and, for
 MPEG-TS, it is a whole number of 188-byte packets.
 
-Owncast copies each PUT body into the file under its final name and closes the file once the body is
-in (fileWriterReceiverService.go: os.Create, io.Copy, a deferred Close). ffmpeg PUTs the playlist that
-names a segment on another connection without waiting for the segment's answer, so the playlist can
-name a segment whose last bytes Owncast is still copying (docs/owncast.md, "How files are written"):
-listed is necessary, not sufficient. An upload asks `finished` first.
+Owncast copies each PUT body into the file under its final name, and ffmpeg PUTs the playlist that names
+a segment without waiting for the segment's answer, so a listed segment may still be being copied
+(docs/owncast.md, "How files are written"): listed is necessary, not sufficient. An upload asks
+`finished` first.
 
-Whether anyone has the file open for writing is asked of the kernel at each look (leases.py: a read
-lease is refused while it is): exact whoever the writer is, whatever inotify heard or missed. A close
-event alone is not that answer: another process's open and close (`touch`) closes too, a writer may
-close early and open the file again, a rename hides the writer's open, and a restart or a queue overflow
-loses the events. Closed but cut inside a packet is not finished either (a writer that closed early):
-it is waited for, until it is written again or the caller's limit. Nor is an MPEG-TS file closed on a
-packet boundary holding less media than the #EXTINF its playlist names (`named`, told by the watcher;
-spans.py reads its timestamps): a writer that closes a file and opens it again for the rest (issue 80).
-A file changed by name with no writer (truncate(2)) is judged as it is then. After the upload the file's
-version is checked again, and again when its segment is listed (publish/uploads.py): a writer that opens
-it again after a look is caught up to the listing.
+Whether anyone has the file open for writing is asked of the kernel at each look (leases.py): exact
+whoever the writer is, whatever inotify heard or missed (a close event alone is not that answer: any
+process's open and close closes too, a writer may open the file again, events can be lost). Closed but
+cut inside a packet is not finished either, nor an MPEG-TS file holding less media than the #EXTINF its
+playlist names (`named`; spans.py reads its timestamps): a writer that closed and opens it again for the
+rest.
 
-On Linux the watcher reads inotify, which tells when a file is written (IN_MODIFY, a truncation too)
-and when a writer closes it (IN_CLOSE_WRITE): those events wake a waiting upload, so nothing polls.
-Where the kernel will not answer the lease (Owncast's files owned by another user and no CAP_LEASE, a
-file system without leases), inotify's word is taken instead: a file whose last event is a close is
-finished (if whole packets), one written since is waited for until its close (a change made without an
-open writer, such as truncate(2) by name, never closes: it is given up at the limit). Events are
-believed only while the watch that saw them is unbroken: a queue overflow (events lost) or a new watch
-forgets them all, and never turns into "finished".
+Inotify's IN_MODIFY and IN_CLOSE_WRITE wake a waiting upload, so nothing polls. Where the kernel will not
+answer the lease (no CAP_LEASE, a file system without leases), inotify's word is taken instead, believed
+only while the watch that saw it is unbroken (an overflow or a new watch forgets it all). A file neither
+tells of (watchfiles' path; a file from before the watch or an overflow) is finished once it has not
+changed for a quiet period: QUIET on watchfiles' path, the much longer UNHEARD_QUIET beside a kernel
+watch (only the files of a restart or an overflow pay it, and those may be a slow writer's). Every wait
+is bounded by the caller's limit: a file still being written then is given up, never read.
 
-A file neither the lease nor the kernel's events tell of (watchfiles' path, which tells no close from a
-write; a file written before the watch began or before an overflow) is judged by the file itself:
-finished once it has not changed for a quiet period (its mtime that old, or the same stamp seen that far
-apart) and, for MPEG-TS, it is a whole number of packets. Owncast writes a body as it arrives and ffmpeg
-sends a segment in one burst, so a pause that long inside one body is a stalled writer. On watchfiles'
-path the period is QUIET, which every segment costs (bench/ingest_latency.py measures it). Beside a
-kernel watch it is UNHEARD_QUIET, much longer: only the files of the moment the watch began (a restart)
-or events were lost pay it, and such a file may be one whose writer was already slow then (a restart
-mid-segment on a busy VM: a held tail 0.5 s long was taken for finished at QUIET once its cut fell on a
-packet boundary). Without the lease, a writer paused longer than that, or a `touch` while it writes,
-can still be taken for finished: only the checks of the file's version afterwards remain.
-
-Every wait is bounded by the caller's limit: a file still being written then is given up, never read.
-
-A file is not finished for good once it was: a writer may open it again after its close (issue 67). Each
-write heard is told to whoever `follow`s (publish/rewrites.py: a segment whose upload landed is then
-waited for and uploaded again): inotify's IN_MODIFY (a write or a truncation), any change on watchfiles'
-path (`changed`), and, when events were lost, None (every file may have been written).
+A file is not finished for good once it was: a writer may open it again after its close. Each write heard
+is told to whoever `follow`s (publish/rewrites.py uploads it again), and None when events were lost.
 """
 
 from __future__ import annotations
@@ -101,11 +78,9 @@ class _State(enum.Enum):
 
 class Writes:
     """What the watcher's events said of each file in the variant folders under `root`, and the wait for
-    one to be finished. Fed by the watcher (`exact`, `note`, `forget_all`), asked by the uploads.
-    kernel: the watcher reads inotify (or will once its watch begins), so a file unheard of waits
-    `unheard_quiet`; else every file is judged by `quiet`. lease: the kernel is asked at each look
-    whether the file is open for writing anywhere (leases.writers); False: never, the events and the
-    file decide (as where the kernel will not answer)."""
+    one to be finished: fed by the watcher, asked by the uploads. `kernel`: the watcher reads inotify, so
+    a file unheard of waits `unheard_quiet` (else `quiet`); `lease`: the kernel is asked at each look
+    whether the file is open for writing (leases.writers)."""
 
     def __init__(self, root: Path, *, kernel: bool, quiet: float = QUIET, unheard_quiet: float = UNHEARD_QUIET,
                  lease: bool = True,
@@ -271,8 +246,8 @@ class Writes:
             # is still to come, or never will (then the caller's limit gives it up).
             return _State.WRITING
         if short:
-            # Closed on a packet boundary with less media than its playlist names: a writer that closes
-            # and opens the file again (issue 80). Listed now, viewers and caches would keep the half.
+            # Closed on a packet boundary with less media than its playlist names: a writer that will
+            # open it again. Listed now, viewers and caches would keep the half.
             return _State.WRITING
         return _State.FINISHED
 

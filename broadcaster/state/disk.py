@@ -105,9 +105,8 @@ class DirectoryBusy(Exception):
 
 
 class RawJSON:
-    """JSON text encoded already (a playlist's entries, each encoded once when it was listed), written
-    into the file as it is: a window of hours is saved after every segment, and encoding it again
-    each time would cost a core's share (docs/rewind-and-clips.md)."""
+    """JSON text encoded already (each entry when it was listed), written into the file as it is: encoding
+    a window of hours again at every save would cost a core's share (docs/rewind-and-clips.md)."""
 
     __slots__ = ("text",)
 
@@ -172,9 +171,7 @@ class StateFile:
         self._lock = threading.Lock()
 
     def load(self) -> dict[str, Any] | None:
-        """The saved state, or None when there is none (or it had to be set aside).
-
-        Whatever the file holds, this returns or sets it aside: it raises nothing."""
+        """The saved state, or None when there is none (or it had to be set aside): it raises nothing."""
         try:
             raw = self._read()
         except FileNotFoundError:

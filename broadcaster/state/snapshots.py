@@ -63,8 +63,8 @@ class Snapshots:
         self.disk_clean: bool | None = None
 
     def register(self, key: str, part: Durable, empty: object = None) -> None:
-        """`part`'s snapshot is saved under `key`, and restored from `empty` when another part refuses
-        the file."""
+        """`part`'s snapshot is saved under `key`, and restored from `empty` when another part refuses the
+        file."""
         self._parts[key] = (part, empty)
 
     def register_root(self, part: Restorable) -> None:
@@ -79,9 +79,8 @@ class Snapshots:
         return data
 
     def restore(self) -> bool:
-        """Continue from the file (True), or move it aside with one ERROR line and start afresh (False).
-
-        Whatever bytes the file holds: never a traceback, never a crash loop."""
+        """Continue from the file (True), or move it aside with one ERROR line and start afresh (False):
+        whatever bytes it holds, never a traceback, never a crash loop."""
         with no_collection():
             return self._restore()
 
@@ -119,10 +118,9 @@ class Snapshots:
         return False
 
     def _with_shown(self, saved: dict[str, Any]) -> dict[str, Any]:
-        """The state as the parts restore it. With a lease: what `served` records under it (SHOWN_PAST:
-        a process that started from this state, or saved it, showed numbers past it), or, recording
-        nothing, the state is exact (marked clean_stop, as nothing past it was shown). An older file: as
-        it is; a damaged record: the state taken at its worst (not clean: its whole reserve)."""
+        """The state as the parts restore it: with a lease, marked by what `served` records under it (numbers
+        shown past it), or exact (clean_stop) when nothing is; an older file as it is; a damaged record at its
+        worst (its whole reserve)."""
         lease = saved.get(LEASE)
         if type(lease) is not str or not _LEASE_ID.fullmatch(lease):
             return saved
@@ -140,11 +138,9 @@ class Snapshots:
         return {**saved, SHOWN_PAST: high, "clean_stop": False}
 
     async def save(self, root: dict[str, Any]) -> dict[str, Any] | None:
-        """Write `root` (the top level) and the keyed parts' snapshots in a worker thread; returns what
-        was saved, or None when the write failed.
-
-        A failure is logged (once per reason), counted and kept in `error`: the stream goes on within
-        the numbers the last saved state reserved (Release), and a restart now continues above them."""
+        """Write `root` (the top level) and the keyed parts' snapshots in a worker thread; returns what was
+        saved, or None when the write failed (logged once per reason, counted, kept in `error`: the stream
+        goes on within the numbers the last saved state reserved)."""
         if self.file is None:
             return None
         # Saved while running: numbers past the state's own may be served before the next save.
@@ -254,12 +250,10 @@ class Snapshots:
 
 
 def register_parts(snapshots: Snapshots, publisher: Restorable, cleaners: Mapping[str, Durable] | None = None) -> None:
-    """The service's parts in one state, saved before a version becomes visible: the publisher's memory
-    at the top level (pushed with each version, restored last), each bucket's cleaner (asked at each save,
-    restored first): the first bucket's under "cleaner", another's under "<pathway>_cleaner"
-    ("backup_cleaner"), so a publisher that refuses its part leaves nothing restored. A state saved
-    without a bucket restores its cleaner empty; one saved with it and read without it leaves those keys
-    to the bucket's lifecycle rule."""
+    """The service's parts in one state, saved before a version becomes visible: the publisher's memory at
+    the top level (restored last, so a publisher that refuses its part leaves nothing restored), each
+    bucket's cleaner under "cleaner" (the first) or "<pathway>_cleaner". Keys saved for a bucket not
+    configured any more are left to that bucket's lifecycle rule."""
     for pathway, cleaner in (cleaners or {}).items():
         snapshots.register("cleaner" if pathway == "bucket" else f"{pathway}_cleaner", cleaner, empty=[])
     snapshots.register_root(publisher)

@@ -34,15 +34,11 @@ class Assessment:
 
 @dataclass(frozen=True)
 class Readings:
-    """What /health reads besides the publisher's facts and the uploads, each a callable read at every
-    assessment. input_problem: why nothing Owncast writes can be served (HlsWatcher.master_missing).
-    access_problem: a folder or file of HLS_DIR this user is refused (AccessWatch), which may hide a
-    stream: live and degraded, whatever was listed. p2p_trackers: the trackers' readings (TrackerProbe),
-    shown but never making the status other than ok: without a tracker, viewers play from the bucket as
-    without P2P. viewers: the viewer pages playing now, for the body (never a reason to be unhealthy).
-    delivery: (the pathway players are steered to, None without steering; why viewers may not get what is
-    listed): a reason while they are away from the bucket (steering/policy.py), and while the segments
-    listed do not answer at their URLs, naming the setting (status/public_reads.py)."""
+    """What /health reads besides the publisher's facts and the uploads, each read at every assessment.
+    input_problem: why nothing Owncast writes can be served; access_problem: a part of HLS_DIR this user is
+    refused (live and degraded, whatever was listed); p2p_trackers: shown, never unhealthy (viewers play
+    from the bucket without them); viewers: for the body; delivery: (the pathway players are steered to;
+    why viewers may not get what is listed: steering/policy.py, status/public_reads.py)."""
 
     state_error: Callable[[], str | None] = lambda: None
     listing_held: Callable[[], bool] = lambda: False

@@ -1,29 +1,21 @@
-"""Viewers playing now: the viewer pages that sent a heartbeat within `timeout` (issue 34).
+"""Viewers playing now: the viewer pages that sent a heartbeat within `timeout`.
 
 Each page makes up a random id when it loads and beats with it while its video plays (http/watching.py).
-What is kept, in memory only, per id: when it last beat, whether its P2P was on, and which client it
-came from as a keyed hash (Python's SipHash of the address paired with a random salt made at start and
-never written): addresses are never stored, logged or exported, and the table alone does not name one.
+Kept in memory only, per id: when it last beat, whether its P2P was on, and its client as a keyed hash
+(SipHash of the address with a salt made at start and never written): addresses are never stored,
+logged or exported.
 
 A hostile client cannot inflate the count beyond a stated bound nor cost more than a playlist request:
 
-- one client address (an IPv6 client: its /48, as the tracker counts it: http/watching.py) holds at most
-  `per_client` ids at once; beats for more are refused (not counted) until some expire. So N addresses
-  add at most N x per_client.
-- the table holds at most `limit` ids (about 340 bytes each: 235 to 265 measured with tracemalloc for
-  the table's entry, with issue 42's report state, plus the id's string; 66 more for a page that
-  reported a stall in the last STALLED_WINDOW); past it new ids are refused
-  and the ones already counted keep beating. When the address is unknown (behind the tunnel without
-  TRUST_CF_CONNECTING_IP every request comes from loopback) only this cap applies.
-- each beat is O(1): a hash, a dict lookup, a move to the end of an ordered dict, and expiry popping
-  from its front (ids expire in the order they last beat), nothing else (bench/heartbeat.py).
+- one client address (IPv6: its /48) holds at most `per_client` ids at once; N addresses add at most
+  N x per_client.
+- the table holds at most `limit` ids (about 340 bytes each, measured with tracemalloc); past it new ids
+  are refused. When the address is unknown (the tunnel without TRUST_CF_CONNECTING_IP) only this applies.
+- each beat is O(1): a hash, a dict lookup, a move to the end of an ordered dict, expiry from its front.
 
-The page's playback reports (issue 42, status/playback.py) ride on its beats; per id the table also keeps
-when its last report was taken (a page counts once per interval, and its counts are bounded by the time
-since and the time its earlier reports left unused: may_report), whether its start-up figure was taken
-(once per page), and, apart, the pages that
-reported a stall in the last STALLED_WINDOW seconds and the addresses whose start-up counted in the last
-STARTUP_EVERY seconds (issue 50: once a minute per address, whatever ids it makes up).
+The page's playback reports (status/playback.py) ride on its beats; per id the table also keeps when its
+last report was taken and whether its start-up figure was, and, apart, the pages that stalled within
+STALLED_WINDOW and the addresses whose start-up counted within STARTUP_EVERY.
 """
 
 from __future__ import annotations
@@ -124,18 +116,11 @@ class Audience:
         return True
 
     def may_report(self, viewer_id: str, gap: float, startup: bool, needs: float) -> tuple[float, bool] | str:
-        """A page beat just now (counted) with a playback report whose counts need `needs` seconds at
-        least (status/playback.py's rates). Refused, with the reason: "too_soon" when the page's last
-        report was taken, or the page first counted, less than `gap` seconds ago (its first beat's report
-        is never taken: it speaks for no time here); "out_of_bounds" when the report holds more than the
-        time since could, and the time its earlier reports left unused (SLACK at first and at most).
-        Nothing of a refused report is kept: the page carries its counts into its next, which speaks
-        for more time, so a page's reports never hold more than its time counted and SLACK.
-
-        Else the report is taken: the seconds it speaks for (since that last report, or since the page
-        was first counted) and whether its start-up figure (when `startup`) counts: once per page, and
-        once per STARTUP_EVERY per address, so a client that makes up new ids adds one start-up a
-        minute per address."""
+        """A counted page's playback report, whose counts need `needs` seconds at least. Refused with the
+        reason: "too_soon" within `gap` of its last report taken or its first count; "out_of_bounds" when it
+        holds more than the time since and the time earlier reports left unused (SLACK at most). The page
+        carries a refused report's counts into its next. Else taken: the seconds it speaks for, and whether
+        its start-up (when `startup`) counts: once per page, once per STARTUP_EVERY per address."""
         viewer = self._viewers[viewer_id]
         now = viewer.seen
         # Conditionals, not the builtins max and min: each of those calls parses keyword arguments.

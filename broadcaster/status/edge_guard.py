@@ -1,11 +1,8 @@
 """A private stream's edge, watched for /health: the newest segment listed, fetched at its public URL
 WITHOUT its token (as a stranger with a copied URL would), must be refused. A 200 means the WAF rule or
-the Worker that refuses strangers is gone (removed, disabled, its route changed): every segment is then
-anyone's, and /health says so, naming what to do, until a look is refused again.
-
-One first-byte GET (steering/first_byte.py) a GUARD_EVERY while something is live: a refusal at the edge
-costs no bucket read (the WAF or the Worker answers before R2), and a removed gate is told within that.
-An answer that is neither (no answer, a 5xx) says nothing of the gate: public_reads.py judges reachability.
+Worker is gone: every segment is anyone's, and /health says so until a look is refused again. One
+first-byte GET a GUARD_EVERY while something is live (a refusal costs no bucket read); an answer that
+is neither says nothing of the gate (public_reads.py judges reachability).
 """
 
 from __future__ import annotations

@@ -1,26 +1,19 @@
 """Server-Sent Events for GET /live/events: one event per segment listed and per stream state change.
 
-The hub and the StatusWatcher are plain asyncio, no HTTP: the listing hook (release.py calls it once
-a version is visible) and the watcher publish into the hub, and broadcaster/http/events.py serves
-its streams.
-
-Dashboards (the viewer's stats panel) follow the stream without polling playlists or /health.
-Each event is encoded once, into a bounded ring of frames with increasing integer ids. A stream
-remembers the last id it sent and writes every ring frame after it; all streams sleep on one shared
-asyncio.Event that is swapped on every publish (as VisiblePlaylists does for blocking reload), so there is
-no queue and no task per subscriber: a thousand dashboards cost a thousand sleeping handlers.
+Plain asyncio, no HTTP: the listing hook and the StatusWatcher publish into the hub, and
+broadcaster/http/events.py serves its streams. Each event is encoded once, into a bounded ring of frames
+with increasing ids; a stream writes every frame after the last id it sent, and all streams sleep on one
+shared asyncio.Event swapped on every publish: no queue and no task per subscriber.
 
 Wire format (https://html.spec.whatwg.org/multipage/server-sent-events.html):
 
 - first `retry: 1000`, so browsers reconnect after a second;
 - `event: segment`, data {"variant", "media_sequence", "duration", "url"};
 - `event: state`, data {"state": "online" | "offline" | "degraded", "detail"};
-- `event: reset`, data {"last_event_id", "first_id"}: the client's Last-Event-ID is no longer in the
-  ring (it missed more than the ring's RING_SIZE recent events, or it is from before this process);
-  the ring's recent events follow, from `first_id` on. Its `id` is the position the stream resumes after, so a reconnect right after it
-  does not get a second reset;
-- a new dashboard (no Last-Event-ID) and a reset one first get the current state as a `state` event
-  without an `id` (it does not move the client's resume position);
+- `event: reset`, data {"last_event_id", "first_id"}: the client's Last-Event-ID is no longer in the ring
+  (RING_SIZE) or from before this process; the ring follows. Its `id` is where the stream resumes, so a
+  reconnect right after it gets no second reset;
+- a new or reset dashboard first gets the current state as a `state` event without an `id`;
 - `: ping` comment lines every 15 s of silence, so tunnels and proxies keep the connection.
 """
 
@@ -45,9 +38,7 @@ from .stream import Event, StreamState, StreamStatus
 log = logging.getLogger(__name__)
 
 # Events kept for Last-Event-ID resume, and so the most a resume (or a reset) ever sends: about 6 KB,
-# 20 s of three variants' 1 s segments. A dashboard reconnects after RETRY_MS and misses a few; one
-# further behind gets a reset and these recent events, not minutes of history (1024 events were 58-88
-# KB of VM egress per reconnect for `?lastEventId=1`, issue 18).
+# 20 s of three variants' 1 s segments; one further behind gets a reset, not minutes of history.
 RING_SIZE = 64
 # Open streams at once when none is given. Each is a sleeping handler plus its socket (a file handle);
 # beyond the cap a crowd gets 503 with Retry-After. The service derives its cap from the file-handle
@@ -79,14 +70,9 @@ class _Timed(Protocol):
     def duration(self) -> float: ...
 
 class EventHub:
-    """Encodes each event once and streams it to every open /live/events response.
-
-    Ids start at the wall clock in milliseconds when the hub is made and go up by one per event, so
-    a restarted service starts above every id the previous process gave out (unless that one
-    published more than one event per millisecond on average, which segments and state changes
-    never do). A dashboard's Last-Event-ID from before a restart is therefore never taken for one
-    of ours: it gets a reset and the ring.
-    """
+    """Encodes each event once and streams it to every open /live/events response. Ids start at the wall
+    clock in milliseconds, so a restarted service starts above every id the previous one gave out and a
+    Last-Event-ID from before a restart gets a reset."""
 
     def __init__(
         self,
@@ -160,11 +146,8 @@ class EventHub:
         return self._closed
 
     def close(self) -> None:
-        """Ends every open stream at its next turn of the loop, and answers new ones 503.
-
-        Synchronous: it only wakes the streams, which then return, so the web runner's cleanup
-        that follows finds no handler to wait for.
-        """
+        """Ends every open stream at its next turn of the loop, and answers new ones 503. Synchronous: the web
+        runner's cleanup that follows finds no handler to wait for."""
         self._closed = True
         self._changed.set()
 
@@ -257,14 +240,8 @@ class StalledClient(Exception):
 
 
 class StatusWatcher:
-    """Reads an Assessment every `interval` seconds into a StreamStatus (the one transition point, which
-    logs), and publishes a `state` event when the dashboard's state (online, offline, degraded) changes.
-    The public app runs it (http/app.py): started with the app, once the pipeline runs, and stopped on
-    its shutdown before the event streams end.
-
-    The detail alone changing (another degraded reason) is not a new state: dashboards would see an
-    event a second while a reason counts up seconds.
-    """
+    """Reads an Assessment every `interval` seconds into a StreamStatus, and publishes a `state` event when
+    the dashboard's state changes (not its detail alone: that counts up seconds)."""
 
     def __init__(self, hub: EventHub, assess: Assess, *, interval: float = STATUS_INTERVAL,
                  status: StreamStatus | None = None) -> None:

@@ -1,44 +1,27 @@
-"""How viewers' playback fares, from the reports their pages send with the heartbeat (issue 42).
+"""How viewers' playback fares, from the reports their pages send with the heartbeat.
 
 The viewer page (viewer/playback.js) adds to a heartbeat, at most once per beat interval, the header
 `Hb-Report: <base64>`: a version byte (1), then FIELDS in that order, little-endian unsigned integers of
 the width each names (B: 1 byte, H: 2, I: 4), the P2P ones only when P2P is on. Counts are for the time
-since the page's previous report; the largest value of a field's width (NONE) where the page has no
-figure (a latency before it knows the service's clock, a variant the native player hides). Nothing names
-the viewer: the id in Hb-Watching is the page's random one, and no address, URL or peer id is in it.
-Binary, not text: decoding it is two C calls, where int() over 25 numbers in text cost a report about
-30,000 instructions (a playlist request costs 260,000; bench/heartbeat.py).
+since the page's previous report; NONE (a width's largest value) where the page has no figure. Nothing
+names the viewer. Binary, not text: decoding it is two C calls (bench/heartbeat.py).
 
 Any client can send one, so what a report can do is bounded (docs/viewers.md#how-viewers-playback-fares):
 
-- only a page the count takes (status/audience.py: its per-address and total caps) is heard, once it
-  has been counted `gap` seconds (half a beat interval; its first beat's report is never taken) and at
-  most once per `gap`;
-- each report weighs in every distribution by the time it speaks for, since the page's previous report
-  (or since it was first counted) up to one interval: a page weighs at most one observation per
-  interval however often it reports, as much as an honest page reporting at each beat, so invented
-  pages move a distribution by their share of the pages counted and no more (tests/test_playback_reports.py
-  floods it). Its start-up time counts once per page, and once a minute per address
-  (Audience.may_report);
-- its counts hold no more than the page could have had in the time the report speaks for (issue 50:
-  one address's 20 pages added 35,560 stalls and 9.17 M rejected peer segments in 40 s, each field
-  bounded by its width only): at most so many a second (MS_PER_*) of the time since its last report taken
-  (and of the time its earlier reports left unused, at most audience.SLACK: 10 s; so much at first,
-  for its loading), a peer banned only with a rejection, a frame dropped only of those decoded, a
-  segment's download MAX_DOWNLOAD_MS at most. A report beyond is refused whole ("out_of_bounds",
-  counted; the page carries its counts into its next, as after "too_soon");
-- every value is within its range: the start-up and the latency are clamped (STARTUP_CAP, LATENCY_CAP),
-  and the seconds watched and stalled together to the time the report speaks for (and a tenth), so no
-  page claims more time than it was there;
-- labels come from fixed lists: the variant index 0..MAX_VARIANT_LABEL ("unknown", "other"), the source
-  (bucket, peer), the error kind and outcome. Memory is the count's table, fixed arrays, and the
-  addresses that reported a problem lately (PROBLEMS, at most the count's limit each);
-- what the alerts read is how many addresses reported a problem (stalls, rejected peer segments, slow
-  downloads from the bucket) within the alert's window, each address once however many pages it has
-  (a page whose address is unknown counts by itself): an alert needs two (deploy/alerts.yml).
+- only a page the count takes (status/audience.py) is heard, once counted `gap` seconds and at most once
+  per `gap`;
+- each report weighs by the time it speaks for, up to one interval: invented pages move a distribution
+  by their share of the pages counted and no more. Start-up time counts once per page, and once a minute
+  per address (Audience.may_report);
+- its counts hold no more than the page could have had in that time (MS_PER_*, with at most
+  audience.SLACK of unused time carried): a report beyond is refused whole ("out_of_bounds", counted);
+- every value is within its range (STARTUP_CAP, LATENCY_CAP; time watched and stalled to the time
+  spoken for), labels come from fixed lists, and memory is fixed arrays and PROBLEMS;
+- the alerts read how many addresses reported a problem within their window, each address once
+  (deploy/alerts.yml needs two).
 
-A report that is not base64 of version 1 with or without its P2P fields is refused (the route answers
-400 with one line, logs nothing, and counts it).
+A report that is not base64 of version 1 with or without its P2P fields is refused (400 with one line,
+nothing logged, counted).
 """
 
 from __future__ import annotations

@@ -1,20 +1,14 @@
 """Whether viewers can fetch the segments the service lists, whatever PATHWAYS is: uploads that succeed
-say nothing of it (an R2_PUBLIC_URL that serves another bucket, or none, answers every segment with a
-404 while every upload lands). Two looks, both cheap:
+say nothing of it (an R2_PUBLIC_URL that serves another bucket answers every segment 404). Two looks:
 
 - at start, a test object stored as a segment is, fetched at the URL a playlist would list it with, then
-  deleted (bucket/public_check.py's listed_answers: one PUT, one GET, one DELETE per start);
-- while players play, the steering probe's GET of the newest segment listed, at the URL it was listed with
-  (steering/probe.py: its rate, its reads, its sleep while nobody plays). With steering on, the steering
-  loop runs it and tells each answer here (`heard`); without, this runs the same probe itself, reporting
-  to nobody else: it never moves a player.
+  deleted (bucket/public_check.py's listed_answers);
+- while players play, the steering probe's GET of the newest segment listed (steering/probe.py): with
+  steering on its answers are told here (`heard`); without, this runs the same probe itself.
 
-Two failures in a row (policy.PROBE_FAILURES, as steering counts them), or the start's object not
-answering, make /health non-ok with a reason naming the setting to check, the log says so once (and once
-more when it answers again: an ERROR when the start's object is refused or not there, which is a setting;
-a WARNING for the probe, and for a start's GET unanswered, which an outage fails too, as the uploads'
-outage log tells theirs), and hls_broadcaster_public_reads_up is 0 (HlsBroadcasterSegmentsUnreachable).
-A probe that answers clears it.
+Two failures in a row (policy.PROBE_FAILURES), or the start's object not answering, make /health non-ok
+with a reason naming the setting to check, logged once (an ERROR for what is a setting, a WARNING for
+what an outage fails too), and hls_broadcaster_public_reads_up 0. A probe that answers clears it.
 """
 
 from __future__ import annotations
@@ -64,11 +58,8 @@ def _hint(detail: str, presigned: bool) -> str:
 
 
 class PublicReads:
-    """The verdict, and without steering the probe that feeds it. `newest()`: the newest segment listed
-    (its URL, when: steering/probe.py's Newest); `target_duration()`: the playlists'; `up(value)`: the
-    gauge; `watched()`: players read the stream lately (probe.Watched): the probe's GETs go only then;
-    `start_check`: the start's test object fetched at its listed URL (public_check.listed_answers bound
-    to the first bucket), None to skip it."""
+    """The verdict, and without steering the probe that feeds it (steering/probe.py's Newest and Watched);
+    `start_check`: the start's test object fetched at its listed URL, None to skip it."""
 
     def __init__(self, *, presigned: bool, newest: Callable[[], tuple[str, float] | None],
                  target_duration: Callable[[], int | None], up: Callable[[float], None],

@@ -1,16 +1,11 @@
 """The probe's one request: a GET of a segment's first byte (`Range: bytes=0-0`) at the URL viewers fetch
-it from, as a browser fetches it: HTTP/1.1, TLS verified against the system's certificates, no proxy, no
-redirect followed, the connection kept from one probe to the next (a TLS handshake a second would cost
-more than the GET).
+it from, as a browser does: HTTP/1.1, TLS verified, no proxy, no redirect followed, the connection kept
+from one probe to the next.
 
-Written on asyncio's streams rather than aiohttp's client, which the service uses everywhere else: the
-probe is the one thing steering does every second for as long as a stream is live, and issue 66 asks
-that steering cost nothing while nothing fails. aiohttp's client spends about 650 us of CPU on such a GET,
-this about half (bench/probe_cost.py, both in one run). It needs so little of HTTP because it reads only
-the status line and the headers, and the body only when its Content-Length says it is short (a 206's
-byte, an error's page); any other answer (chunked, no length, a whole segment from a server that ignores
-Range) closes the connection, and the next probe opens one. A kept connection the server closed while
-idle is opened again once, as a browser would retry, and only then is its failure an answer.
+Written on asyncio's streams rather than aiohttp's client: the probe is the one thing steering does every
+second while a stream is live, and this costs about half aiohttp's CPU per GET (bench/probe_cost.py). It
+reads the status line and headers, and the body only when its Content-Length says it is short; any other
+answer closes the connection. A kept connection the server closed while idle is opened again once.
 """
 
 from __future__ import annotations

@@ -2,24 +2,15 @@
 answers at /live/master.m3u8 and /hls/stream.m3u8 while content steering is on.
 
 Each is rendered once per change of Owncast's variants, of the variant file name, of the pathway a
-player starts on (the policy's first: a viewer who arrives while the bucket fails starts on the VM) and
-of where it was asked (http/clients.py's request_here: the scheme and host the viewer used, and the
-folder). Every URI in it is absolute there (`https://host/live/0/playlist.m3u8`,
-`https://host/live/vm/0/playlist.m3u8`, the steering manifest's `https://host/live/steering.json`):
-- a host: Shaka 4.16 drops every pathway whose URI has no host as soon as any host failed (for 60 s: its
-  ban filter compares host names, and a relative URI's is empty, so it matches every ban), then stays on
-  the pathway the multivariant playlist named first whatever the steering manifest says;
-- a scheme: GStreamer's hlsdemux and hlsdemux2 (1.22) resolve a network-path reference (`//host/...`)
-  against the path, `http://host//host/live/0/playlist.m3u8`, and play nothing.
-The scheme is the player's own (`//host/...`) only when a proxy in front does not say which it used.
-A shared cache in front must key on the host, as every CDN and deploy/nginx-cache.conf do. At most
-MAX_HOSTS places are rendered for; past them (or with a Host that is not a plain host) the URIs are
-relative.
+player starts on (the policy's first) and of where it was asked (http/clients.py's request_here). Every
+URI in it is absolute there: with a host, since Shaka 4.16's ban filter compares host names and a
+relative URI's empty one matches every ban; with a scheme, since GStreamer's hlsdemux resolves a
+network-path reference (`//host/...`) against the path (the player's own scheme only when a proxy in
+front does not say). A shared cache must key on the host, as every CDN and deploy/nginx-cache.conf do.
+Past MAX_HOSTS places (or a Host that is not a plain host) the URIs are relative.
 
-It is answered once every variant has a playlist on the pathway players start on (the policy's first):
-at a stream's start the VM lists a segment once it holds it, a bucket once its upload landed there, and a
-player told of a variant the bucket did not list yet got its 503 (a retry, or a pathway switch, before
-its first frame).
+It is answered once every variant has a playlist on the pathway players start on, so no player is told
+of a variant that answers 503 before its first frame.
 """
 
 from __future__ import annotations

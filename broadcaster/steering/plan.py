@@ -13,10 +13,9 @@ from .policy import SteeringPolicy
 
 def steered_plan(pathways: Sequence[Pathway], policy: SteeringPolicy) -> PathwayPlan:
     """The plan of `pathways` as `policy` steers them: a bucket's pathway players are steered away from
-    because it fails lists what it lacks at the URI of the pathways before it in the priority, best first
-    (a player that stays there, video.js, plays on from them; a healthy bucket that is merely second lists
-    only its own: a player there may have left the first on its own errors); the VM's pathway lists only
-    what the first bucket has while the VM redirects there (policy.bucket_serves)."""
+    because it fails lists what it lacks at the URI of the pathways before it, best first (a healthy
+    second bucket lists only its own); the VM's lists only what the first bucket has while the VM
+    redirects there (policy.bucket_serves)."""
 
     def fallbacks(pathway: str) -> Sequence[str]:
         priority = policy.priority

@@ -1,51 +1,23 @@
 """Which pathway players should use, best first: the steering manifest's PATHWAY-PRIORITY (7.1).
 
-Normally the configured order (PATHWAYS, the bucket first), and the VM sends no segment bytes. A bucket
-pathway is put behind the others, for a reason, when:
+Normally the configured order (PATHWAYS, the bucket first). A bucket pathway is put behind the others
+when the service's own evidence says it fails (docs/steering.md#how-it-works): `uploads` (an upload
+waited past a target duration while failing, or SLOW_TARGETS of them however it goes: an upload only slow
+on a busy machine is no outage, and steering then would add the segments' bytes to that machine's work),
+`public_url` (the probe of the URL viewers fetch failed twice), `down` (an upload refused while the probe
+fails: told on the first such evidence, since a player that does not fail over on its own has only its
+buffer). It comes back at the first evaluation where none holds and its uploads have caught up: no hold.
 
-- `uploads`: an upload to it has waited longer than a target duration (and MIN_UPLOAD_WAIT: with 1 s
-  segments a busy machine's upload often takes one) while its last attempt failed, or longer than
-  SLOW_TARGETS target durations however it goes (slower than the stream by a player's buffer): its
-  playlists stop growing while the VM's list every finished segment at once. An upload that is only
-  slow on a busy machine, and succeeds, is no outage: sending players to the VM then would add the
-  segments' bytes to the busy machine's work (bench.p2p's start at load steered them);
-- `public_url`: the service cannot fetch the newest segment at the URL viewers fetch it at, twice in a
-  row (a custom domain's DNS or certificate broken, r2.dev's rate limit: writes work, reads do not;
-  probe.py);
-- `down`: the bucket refuses an upload (it answered an error, or refused the connection: not a timeout,
-  which a busy machine gives too) while the probe of its public URL fails: both ways at once is the bucket
-  down for everyone, told on the first such evidence rather than after a target duration of waiting or
-  two probes (a player that does not fail over on its own, Shaka, has only its buffer meanwhile). The
-  probe goes at once when an upload is refused (probe_wanted). Either alone moves nobody: a lost request
-  or a single 503 happens, and a probe failing alone waits for its second failure (`public_url`).
+A page's report of failed fetches is a claim anyone can make: it moves nobody but, at most, the one who
+made it (a probe sooner, probe_wanted; the VM's bytes to that address for REPORTED_FOR, client_failing).
+Reports heard while players were steered away, or within a report interval after, are the outage's.
 
-These are the service's own evidence: nothing a client sends is one of them. A viewer page's report of
-failed fetches (report()) is a claim anyone can make, with any number of page ids and addresses, so it
-moves nobody but, at most, the one who made it: it makes the service probe that bucket's public URL
-now rather than at its next turn (probe_wanted; at most one probe more per PROBE_AGAIN however many
-reports come), and the VM may send segment bytes to that client's address for REPORTED_FOR seconds,
-bounded (client_failing, vm/segments.py). A failure only some viewers see (their DNS, their network) is
-their players' own failover, not everyone's. Only a failure reported while the bucket serves everyone
-is one of those: what pages saw while players were sent away is the outage's, forgotten when players
-are steered back, and so is a report within a report interval after it (its failures may be from
-before): one steering reload after the bucket serves again, no player gets the VM's bytes.
+While the bucket is first and its last probe answered (bucket_serves), the VM redirects a request for a
+segment the bucket holds: players without content steering may play the VM's variants, and hls.js keeps
+a failed pathway in a penalty box for five minutes; neither must cost the VM its segments' bytes.
 
-It comes back at the first evaluation where no signal holds and its uploads have caught up (none waits
-longer than a target duration: its playlists list what the VM's do, but the newest): no hold, and
-nothing a client sends can lengthen it, so players are back within one steering reload of the evidence
-clearing.
-
-While the bucket is first and its last probe answered (bucket_serves), the VM answers a request for one
-of its segments the bucket holds with a redirect to the bucket's copy: a player without content steering
-sees each pathway's variants as redundant streams (6.3.4) and may play the VM's (hls.js without its
-steering controller picks the last of equal variants), and hls.js keeps a pathway it failed on in a
-penalty box for five minutes: neither must cost the VM its segments' bytes.
-
-Each change of the first pathway is one log line and one count (`switches`); `first` and `reason` say
-where players are sent now and why (/health, hls_broadcaster_pathway): the first of the reasons above
-that holds, while /health's line names each that does. Pure but for the clock and the signals passed
-in: evaluate() is called by the service (probe.SteeringLoop: every half second while anything
-is amiss, else when the clock or an event could change a decision: calm_for), and by tests on a fake clock.
+Pure but for the clock and the signals passed in: evaluate() is called by probe.SteeringLoop (every half
+second while anything is amiss, else when something could change a decision: calm_for) and by tests.
 """
 
 from __future__ import annotations
@@ -161,9 +133,9 @@ class SteeringPolicy:
 
     def report(self, viewer: str, pathway: str | None, failed: Mapping[str, int],
                client: str | None = None) -> None:
-        """A page's playback report (Hb-Pathway, steering/reports.py): the pathway it plays now, and its
-        segment fetches that failed since its last report, by pathway; `client` its address as the viewer
-        count keys it (None: unknown). A claim: it moves nobody (the module docstring says what it may do)."""
+        """A page's playback report (steering/reports.py): the pathway it plays and its failed segment fetches
+        by pathway since its last report; `client` its address as the viewer count keys it. A claim: it moves
+        nobody."""
         now = self.clock()
         counts = {p: n for p, n in failed.items() if n > 0 and p in self._state}
         self._reports[viewer] = _Report(now, pathway)
@@ -182,9 +154,8 @@ class SteeringPolicy:
                 and now - self._back_at >= self.interval)
 
     def client_failing(self, client: str | None) -> bool:
-        """Whether a page at `client` (its address as the viewer count keys it) reported failed fetches on a
-        bucket within REPORTED_FOR seconds: the VM may send that address segment bytes while the bucket
-        serves everyone else (bounded: vm/segments.py). An unknown address never is."""
+        """Whether a page at `client` reported failed fetches within REPORTED_FOR seconds: the VM may send
+        that address segment bytes while the bucket serves everyone else (bounded: vm/segments.py)."""
         if client is None:
             return False
         at = self._failing_clients.get(client)
@@ -215,10 +186,9 @@ class SteeringPolicy:
         return state is not None and state.signals.refused() is not None
 
     def probe_wanted(self, pathway: str) -> bool:
-        """Whether `pathway`'s probe should go now, not at its next turn: its uploads are refused and no
-        probe answered since (a bucket down both ways is told as soon as it can be: `down`), or a page
-        reported a failed fetch on it since its last probe, PROBE_AGAIN or more ago (however many pages
-        report, at most one probe more per PROBE_AGAIN)."""
+        """Whether `pathway`'s probe should go now: its uploads are refused and no probe answered since
+        (`down` is told at once), or a page reported a failed fetch since its last probe, PROBE_AGAIN or more
+        ago."""
         state = self._state.get(pathway)
         if state is None:
             return False
@@ -266,14 +236,9 @@ class SteeringPolicy:
         return None if target is None else max(target, MIN_UPLOAD_WAIT)
 
     def calm_for(self, told_late: bool = False) -> float | None:
-        """While the service's own evidence holds nothing against any bucket (no reason, no refusal, no
-        failed probe, no upload waiting past a target duration): the seconds until the clock alone could
-        make an evaluation decide otherwise, when the oldest upload waiting would pass a target duration
-        (MIN_UPLOAD_WAIT at least; a target duration from now while none waits), or never, one waiting or
-        not, when the uploads tell when one is late (`told_late`, Uploader.on_late: the service's wiring,
-        whose calm loop takes no turn for an upload on its way). None otherwise: the signals are read
-        every half second. An evaluation is due sooner on an event (an upload refused or late, a probe
-        failed, a listing after quiet: probe.SteeringLoop.look), never on a report."""
+        """Seconds until the clock alone could change an evaluation while nothing counts against any bucket:
+        when the oldest upload waiting passes late_after, or never when the uploads tell when one is late
+        (`told_late`, Uploader.on_late). None otherwise: the signals are read every half second."""
         wait = self.late_after()
         if wait is None:
             return None
@@ -292,9 +257,8 @@ class SteeringPolicy:
         return all(state.reason is None and state.signals.behind() <= 0 for state in self._state.values())
 
     def bucket_serves(self) -> bool:
-        """Whether the VM sends players to the bucket for a segment it holds: players are steered to it and
-        its last probe answered. The service's own evidence only: no report changes it. (Kept as the
-        priority and the probes change: every variant's playlist asks at every push.)"""
+        """Whether the VM redirects players to the bucket for a segment it holds: the bucket is first and its
+        last probe answered. The service's own evidence only: no report changes it."""
         return self._serves
 
     def _judged_serving(self) -> bool:

@@ -3,43 +3,22 @@ viewers fetch it (R2_PUBLIC_URL, or its presigned URL). Writes can work while re
 domain's DNS or certificate, r2.dev's rate limit): the uploads cannot tell, this can.
 
 Only a segment listed within the last three target durations is probed (an older one may be deleted
-already, and nothing is live), every PROBE_EVERY seconds (86,400 Class B reads a stream-day, 2.6 million
-a month even live 24/7: within R2's free 10 million), and again after PROBE_AGAIN once one failed: two
-failures in a row put players on the VM's pathway (policy.PROBE_FAILURES) about a second and a half into
-an outage. When only viewers' reads fail, this is all the service has, and a player that moves only with
-the steering manifest (Shaka, about 4.5 s buffered with 2 s segments) has its buffer alone meanwhile
-(probing every TTL, Shaka stalled 3.4-3.9 s in 2 of 5 browser runs). An upload the bucket refuses sends
-the probe at once (policy.probe_wanted): one failure then, with the refusal, is the bucket down for
-everyone (policy.DOWN), and players are steered within a second of the refusal. A viewer page's report
-of failed fetches on it sends the probe at once too, at most once per PROBE_AGAIN however many pages
-report (policy.probe_wanted): a report is a claim, the probe the evidence (at most twice the reads
-above, whatever clients send). The other way round, a failed probe asks the bucket's API at once
-(`check_writes`, one GetObject of a missing key, as the service's start does): whichever side sees the
-outage first, the other is asked at once.
+already), every PROBE_EVERY seconds (86,400 Class B reads a stream-day, within R2's free tier), and again
+after PROBE_AGAIN once one failed: two failures in a row steer players (policy.PROBE_FAILURES). A refused
+upload or a page's report sends the probe at once (policy.probe_wanted, at most once per PROBE_AGAIN: a
+report is a claim, the probe the evidence); a failed probe asks the bucket's API at once (`check_writes`):
+whichever side sees the outage first, the other is asked at once.
 
-The policy is evaluated on what can change its decision, not on a timer (issue 66: steering costs
-nothing while nothing fails): a probe that failed, or answered after a failure; an upload attempt that
-failed (SteeringLoop.look); the bucket's API answering; and an upload that has waited a target duration
-(policy.late_after), which the uploads tell (Uploader.on_late: one timer, for the oldest upload waiting,
-armed once the next segment's upload starts while it waits, cancelled once none waits, so it tells only
-of one that waited that long; one no upload follows is found as its attempt times out, or by this
-loop's net). While nothing is amiss the
-loop then has no turn of its own but every QUIET_EVERY (policy.calm_for), a net for an event missed.
-While anything is amiss it is evaluated twice a second. While nothing is live (no segment listed within
-three target durations, no upload waiting, no bucket failing) the loop and the probes look every
-QUIET_EVERY seconds, and the next listing wakes them (SteeringLoop.wake): steering costs an idle service
-no more than its absence. A turn that finds nothing still wakes a service that sleeps between segments
-(issue 66 item 3: the loop's, the probe's and the uploads' timer's came to about one a second, and
-steering's extra context switches halved without them; its CPU per segment did not move measurably).
-And while nobody plays (no playlist or steering manifest request within WATCHED_TARGETS
-target durations: `Watched`) the probe's GET does not go, unless the policy wants it (an upload refused,
-a page's report): there is nobody to steer, and its GET was the one cost steering still added to a
-stream's every second. Nor does the probe's turn: it waits QUIET_EVERY then, and a player's first
-request wakes it at once (SteeringLoop.seen, told by the request counters).
+The policy is evaluated on what can change its decision, not on a timer, so steering costs nothing while
+nothing fails: a probe failing or answering after a failure, a failed upload attempt (SteeringLoop.look),
+the bucket's API answering, an upload waiting a target duration (Uploader.on_late). While calm the loop's
+only turn of its own is a net every QUIET_EVERY (policy.calm_for); while anything is amiss it evaluates
+twice a second. While nothing is live, the loop and the probes look every QUIET_EVERY and the next
+listing wakes them (SteeringLoop.wake); while nobody plays (`Watched`), the probe sends no GET unless the
+policy wants one, and a player's first request wakes it (SteeringLoop.seen).
 
-Each GET's answer is also told to /health's watch of what viewers can fetch (status/public_reads.py:
-SteeringLoop's `heard`), which without steering (PATHWAYS=bucket) runs probe_pathway itself, at the same
-pace, reporting to nobody else (a `Judge` of its own).
+Each GET's answer is also told to /health's watch of what viewers can fetch (status/public_reads.py),
+which without steering (PATHWAYS=bucket) runs probe_pathway itself with a `Judge` of its own.
 """
 
 from __future__ import annotations
@@ -125,14 +104,11 @@ class SteeringLoop:
                  on_change: Callable[[tuple[str, ...]], None] = lambda priority: None,
                  watched: Callable[[], bool] = lambda: True, told_late: bool = False,
                  heard: Callable[[str, bool, str], None] = lambda pathway, ok, detail: None) -> None:
-        """`probes`: each bucket pathway's; `on_change(priority)`: told each new priority, and each time the
-        VM starts or stops redirecting to the first bucket (policy.bucket_serves): the requests held on a
-        pathway players leave are answered then (publish/visible.py's answer_held), and what each pathway
-        lists follows; `watched()`: players read the stream lately (`Watched`): the probes' GETs go only
-        then, or when the policy wants one. `told_late`: every bucket's uploads call look() when one has
-        waited policy.late_after() (Uploader.on_late): while calm, no turn is due on the clock alone.
-        `heard(pathway, ok, detail)`: each probe's GET as it answers (/health's watch of what viewers can
-        fetch: status/public_reads.py)."""
+        """`on_change(priority)`: told each new priority, and each time the VM starts or stops redirecting to
+        the first bucket (policy.bucket_serves): held requests are answered then (publish/visible.py).
+        `watched()`: players read the stream lately: the probes' GETs go only then, or when the policy wants
+        one. `told_late`: the uploads call look() when one waited policy.late_after(): no turn is due on the
+        clock alone. `heard(pathway, ok, detail)`: each probe's GET as it answers (status/public_reads.py)."""
         self._heard = heard
         self._policy = policy
         self._probes = dict(probes)
@@ -187,8 +163,7 @@ class SteeringLoop:
 
     def _next_look(self) -> float:
         """Seconds until the next evaluation with no event between: QUIET_EVERY while nothing is live,
-        EVALUATE_EVERY while anything is amiss, else when the clock alone could decide (policy.calm_for),
-        QUIET_EVERY at most (with uploads that tell when one is late, only that)."""
+        EVALUATE_EVERY while anything is amiss, else policy.calm_for, QUIET_EVERY at most."""
         if self._quiet:
             return QUIET_EVERY
         calm = self._policy.calm_for(self._told_late)
@@ -269,12 +244,10 @@ class SteeringLoop:
 
 
 class Wake:
-    """What a loop waits on between its turns: set() ends the wait at once (and the next, until clear());
-    else it ends after the seconds given. One waiter at a time. A future and a timer, not
-    asyncio.timeout around an Event: a timeout that expires cancels the task and catches the cancel, and
-    these loops' waits expire about once a second for as long as a stream is live (issue 66: steering
-    costs nothing while nothing fails). Not asyncio.wait_for either: on 3.11 it loses a cancel that
-    comes as the event is set, and stop() then waited for ever (test_steering_policy hung 300 s once)."""
+    """What a loop waits on between its turns: set() ends the wait at once (and the next, until clear()).
+    A future and a timer, not asyncio.timeout around an Event (an expiring timeout cancels the task, about
+    once a second while live) nor asyncio.wait_for (on 3.11 it loses a cancel that comes as the event is
+    set, and stop() then waits for ever)."""
 
     __slots__ = ("_set", "_waiter")
 
@@ -314,9 +287,8 @@ def _resolve(waiter: asyncio.Future[None]) -> None:
 
 
 class Newest:
-    """The newest segment listed, as the Release tells each listing (publish/release.py ListedHook): the
-    first bucket's probe fetches it at the URL it was listed with (public, or presigned). `woken`: told
-    each listing (SteeringLoop.wake: a quiet loop looks again)."""
+    """The newest segment listed, as the Release tells each listing (ListedHook): the first bucket's probe
+    fetches it at the URL it was listed with. `woken`: told each listing (a quiet loop looks again)."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
@@ -334,9 +306,8 @@ class Newest:
 @dataclass(frozen=True)
 class Pace:
     """When a probe goes (probe_pathway): `quiet()`, nothing live; `watched()`, players read the stream
-    lately; `asleep()`, told when a probe waits for a player; `again`, seconds before the probe that follows
-    a failure (what watches without steering waits a PROBE_EVERY: it has nobody to move sooner); `now`,
-    once set, cuts the wait for the next probe short (and is cleared); `clock`: how old a listing is."""
+    lately; `asleep()`, told when a probe waits for a player; `again`, the wait after a failure; `now`, once
+    set, cuts the next wait short (and is cleared)."""
 
     quiet: Callable[[], bool] = lambda: False
     watched: Callable[[], bool] = lambda: True
@@ -349,14 +320,10 @@ class Pace:
 async def probe_pathway(policy: Judge, pathway: str, newest: Callable[[], tuple[str, float] | None],
                         fetch: Fetch, *, probed: Callable[[bool, bool], None] = lambda ok, was: None,
                         pace: Pace = Pace(), heard: Heard = lambda ok, detail: None) -> None:
-    """Probe `pathway`'s newest segment (its URL and when it was listed: `newest()`) for ever, telling
-    the policy each outcome (the module docstring says when), then `probed(ok, failed_before)` (whether
-    the probe before it had failed). The first bucket's and a second's. `pace.now`, once set, cuts the
-    wait for the next probe short (and is cleared); while `pace.quiet()` (nothing live) it waits QUIET_EVERY;
-    while not `pace.watched()` (nobody plays) it sends no GET after one that answered, unless the policy
-    wants one now, and waits QUIET_EVERY too, having told `pace.asleep()`: a player's request sets `now`
-    then (SteeringLoop.seen), and the probe goes at once. `heard(ok, detail)`: each GET's answer, as it
-    comes."""
+    """Probe `pathway`'s newest segment for ever, telling the policy each outcome, then `probed(ok,
+    failed_before)`. While nothing is live it waits QUIET_EVERY; while nobody plays it sends no GET after one
+    that answered unless the policy wants one, having told `pace.asleep()`. `heard(ok, detail)`: each answer.
+    """
     ok = True
     sleeping = False  # the last turn found nobody playing
     now, clock = pace.now, pace.clock

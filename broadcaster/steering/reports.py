@@ -1,16 +1,10 @@
 """What a viewer page's heartbeat says of the pathways (`Hb-Pathway`, viewer/src/playback.js): the pathway it
 plays now and its segment fetches that failed on each pathway since its previous beat.
 
-`Hb-Pathway: <pathway> [<pathway>=<count> ...]`: a pathway id (or "-": not known, e.g. Safari's own
-player), then, for each pathway on which fetches failed, its id and how many, a whole number (more than
-MOST is taken as MOST: one page weighs one page, however many failures it claims). Words are separated
-by one space, in any order. Words that are not understood (an id no pathway has, a count that is not a
-whole number of at most six digits, the same id again, a word of another form, words past MAX_WORDS) are
-ignored and counted, and the rest is heard: a page of a newer service (a pathway this one does not know)
-still says what it can. The header rides on a beat the count already took.
-
-A report is a claim anyone can make (curl sends one in a line): it never moves players (steering/policy.py
-says what it may do).
+`Hb-Pathway: <pathway> [<pathway>=<count> ...]`: a pathway id (or "-": not known), then each pathway with
+failed fetches and how many (past MOST, MOST: one page weighs one page). Words not understood (unknown
+id, a bad count, a repeat, past MAX_WORDS) are ignored and counted, and the rest is heard, so a newer
+page still says what it can. A claim anyone can make: it never moves players (steering/policy.py).
 """
 
 from __future__ import annotations

@@ -1,13 +1,10 @@
 """The VM's segment bytes as budgets (segments.py spends them): a token bucket of bytes in all
 (ByteBudget), each client's share of it (ClientShares), and the two pools they make (VmBytes).
 
-Two pools, because two kinds of client get bytes at two different times. Viewers steered to the VM by the
-service's own evidence (its uploads or probe failing) get `steered`: all of VM_SEGMENT_MBPS. While the
+Viewers steered to the VM by the service's own evidence get `steered`: all of VM_SEGMENT_MBPS. While the
 bucket serves, only a client whose own page reports failed fetches gets bytes, and a report is a claim
-anyone can make from any number of addresses: those clients take from `reported`, a quarter of the rate
-and of its burst, together. What they spend is never the steered pool's, so a crowd of forged reporters
-leaves it full for the first second of a real outage (before: the one budget was in debt, and honest
-viewers got 503s while it refilled).
+anyone can make: those clients take from `reported`, a quarter of the rate and burst, together. So a
+crowd of forged reporters leaves the steered pool full for the first second of a real outage.
 """
 
 from __future__ import annotations

@@ -4,27 +4,20 @@ A segment is held as one version of Owncast's file (its stamp: inode, size, mtim
 is there and unchanged it *is* those bytes: the VM's pathway serves them, read from Owncast's folder
 (beneath HLS_DIR, never through a symlink). What is held, and when:
 
-- **Nothing, while the bucket takes each upload at once and the VM only redirects** (issue 66 item 3:
-  steering costs nothing per segment while nothing fails). The live window is in Owncast's own folder:
-  a key the VM's pathway lists is held when a player asks the VM for it (`at_hand`: one stat), as
-  Owncast's file is then.
+- **Nothing, while the bucket takes each upload at once and the VM only redirects**: steering costs
+  nothing per segment while nothing fails. A key the VM lists is held when a player asks the VM for it
+  (`at_hand`: one stat).
 - **At the first read, while a pathway lists what the VM holds** (players steered to the VM), or when
-  another bucket sends what the first read (`first`): the VM's pathway lists the segment once held,
-  before any bucket has it. An upload in flight when a pathway starts to list what the VM holds is held
-  then (publish/uploads.py's release_held).
-- **With a copy, once an upload fails** (`keep`, `hold_kept`). Owncast deletes a segment about
-  SegmentCount+10 segments after it listed it (docs/owncast.md); a bucket whose upload failed (an
-  outage) must still get those bytes later, so a copy is kept on the VM's disk under
-  STATE_DIR/segments until every bucket has it (`landed`): the backlog survives Owncast's cleanup, and
-  the VM's pathway serves the copy meanwhile.
+  another bucket sends what the first read (`first`); an upload in flight then is held too
+  (publish/uploads.py's release_held).
+- **With a copy, once an upload fails** (`keep`, `hold_kept`): Owncast deletes a segment soon after
+  listing it (docs/owncast.md), so a copy is kept under STATE_DIR/segments until every bucket has it
+  (`landed`): the backlog survives Owncast's cleanup, and the VM's pathway serves the copy meanwhile.
 
-The copies are bounded in bytes (VM_COPIES_MB, oldest first) and never take the last 64 MB (or 2 %) of
-STATE_DIR's disk; a copy is written under a name of ours (a counter), never one taken from a URL or from
-Owncast. What is held is forgotten after a segment's whole life in the playlists
-(Settings.segment_url_life).
-
-Written from the uploads' worker threads (first reads, copies) and the event loop (the index, `at_hand`),
-read by the event loop and its executor (the bytes): the index is behind a lock.
+The copies are bounded (VM_COPIES_MB, oldest first; never the last 64 MB or 2 % of the disk), named by a
+counter of ours, never from a URL or Owncast. What is held is forgotten after a segment's whole life in
+the playlists (Settings.segment_url_life). Written from the uploads' worker threads and the event loop:
+the index is behind a lock.
 """
 
 from __future__ import annotations
@@ -113,9 +106,8 @@ class Held:
 
     def first(self, key: str, parts: tuple[str, ...], stamp: Stamp,
               content_type: str | None = None) -> HeldFile | None:
-        """The first read of `key`'s file (`parts` beneath HLS_DIR) was this version: held from now on (the
-        version held already: as it is, its copy with it). None for a file of no type we publish
-        (`content_type`: its type, when the caller knows it)."""
+        """The first read of `key`'s file (`parts` beneath HLS_DIR) was this version: held from now on (or the
+        version held already). None for a file of no type we publish."""
         content_type = content_type or hls.segment_content_type(key)
         if content_type is None:
             return None
@@ -197,8 +189,8 @@ class Held:
             return self._index.files.get(key)
 
     def alive(self, key: str) -> bool:
-        """A version of `key` may still be read: its copy is kept, or Owncast's file is there (a stat; asked
-        of each upload that waits, once per turn of the bucket's backoff: bucket/turns.py)."""
+        """A version of `key` may still be read: its copy is kept, or Owncast's file is there (a stat, once
+        per turn of the bucket's backoff for each upload that waits)."""
         held = self.get(key)
         if held is None:
             return False
@@ -210,11 +202,9 @@ class Held:
             return False
 
     def at_hand(self, key: str, parts: tuple[str, ...]) -> HeldFile | None:
-        """What the VM answers for `key` now (a key its pathway lists; `parts`: its file beneath HLS_DIR when
-        nothing is held of it): Owncast's file as it is, held from now on when it was not (an upload that
-        landed at once holds nothing: issue 66 item 3), or the copy kept while Owncast's file is gone or
-        being written again. One look at the file (a stat), on the event loop: asked only for what players
-        fetch from the VM."""
+        """What the VM answers for `key` now (`parts`: its file beneath HLS_DIR when nothing is held of it):
+        Owncast's file as it is, held from now on, or the copy kept while Owncast's file is gone or being
+        written again. One stat, on the event loop: asked only for what players fetch from the VM."""
         held = self.get(key)
         if held is not None:
             parts = held.parts
@@ -243,8 +233,8 @@ class Held:
         return self.keep(key, body)
 
     def read(self, held: HeldFile) -> bytes:
-        """Its bytes (blocking: run it in a thread): the copy, or Owncast's file while it is the version
-        held. FileNotFoundError once neither is (dropped, deleted, rewritten)."""
+        """Its bytes (blocking): the copy, or Owncast's file while it is the version held; FileNotFoundError
+        once neither is."""
         if held.copy is not None:
             with contextlib.suppress(FileNotFoundError):
                 return self._files.read(held.copy, held.size)

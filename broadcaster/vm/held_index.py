@@ -23,7 +23,7 @@ SETTLED_FOR = 180.0
 class HeldFile(NamedTuple):
     """One segment (or init section) held: what an answer needs without reading it. A tuple, not a frozen
     dataclass: one is made for every segment, on the uploads' threads, and a frozen dataclass's __init__
-    (a setattr per field) cost four times as much (issue 66 item 3: steering's cost while nothing fails)."""
+    (a setattr per field) cost four times as much."""
 
     key: str
     parts: tuple[str, ...]  # its file beneath HLS_DIR (<variant>/<name>)

@@ -1,34 +1,23 @@
 """The VM's pathway over HTTP: the steering manifest players reload, and the segments the VM serves
 (Owncast's file, or the copy a failed upload kept: vm/held.py) while players are steered to it.
 
-Segments: only a key a VM playlist listed is answered (SegmentCopies.servable): no URL names a file,
-and a URL with a query is a redirect to the same one without (no bytes: the segment's URL is one cache key, as the Cache Rule in docs/steering.md keys it, so a fresh query per request is no way
-past a CDN's cache). Each answer is what a CDN in front expects of an immutable object: the bucket's
-Cache-Control (hls.SEGMENT_CACHE_CONTROL), a strong ETag and Last-Modified, 304 to If-None-Match (or
-If-Modified-Since), one byte range (206, 416 past the end, If-Range honoured; several ranges get the
-whole object, as RFC 9110 14.2 allows). Nothing here runs for a playlist request.
+Segments: only a key a VM playlist listed is answered (SegmentCopies.servable): no URL names a file, and
+a URL with a query is a redirect to the same one without (one cache key per segment, as the Cache Rule
+in docs/steering.md keys it). Each answer is what a CDN expects of an immutable object: the bucket's
+Cache-Control, a strong ETag and Last-Modified, 304, one byte range (RFC 9110 14.2).
 
-While the bucket serves (steering/policy.py's bucket_serves: the service's own evidence), a segment the
-bucket holds is a 302 to its copy there (not cached: `no-store`), not bytes: a player without content
-steering may play the VM's variants as redundant streams of the bucket's (6.3.4), hls.js keeps a pathway
-it failed on in a penalty box for five minutes, and neither must cost the VM. The one exception is a
-client whose own page reported failed fetches on the bucket within policy.REPORTED_FOR (a failure only
-some viewers see: their players' own failover): its address gets bytes, at most one stream's bitrate
-(the highest BANDWIDTH announced), whatever it claims, `private` (every other client gets a redirect:
-no cache in front may hand those bytes to one). A segment the VM's playlists listed before its
-upload landed (they show what they showed while players were away until the bucket's catch up) is a
-503 to ask again (`late`) once the wait for its upload is over, not bytes.
+While the bucket serves (policy.bucket_serves), a segment the bucket holds is a `no-store` 302 to its
+copy there: players without content steering may play the VM's variants (6.3.4), and hls.js keeps a
+failed pathway in a penalty box; neither must cost the VM. The exception is a client whose own page
+reported failed fetches on the bucket lately (policy.client_failing): its address gets bytes, at most
+one stream's bitrate, `private`. A segment listed before its upload landed is a 503 (`late`) once the
+wait for it is over.
 
-The bytes are bounded three ways, past each a 503 with Retry-After (a player asks again): the bytes sent
-per second in all (VM_SEGMENT_MBPS, a token bucket with ten seconds' burst); each client's share of them
-(ClientShares: the rate divided among the clients that asked for bytes within ACTIVE_SECONDS, so one
-client, however fast it asks, gets no more than a steered viewer may); and the answers being read or
-sent at once, in all and per client. Clients served on their own report spend a pool of their own, a
-quarter of the rate, burst and answers in flight (budget.py's VmBytes): never the steered viewers'.
-A client is its address as the viewer count and the tracker count it (http/watching.py's client_key:
-IPv4 as such, IPv6 by its /48), named by a proxy only when trusted; every client whose address is
-unknown shares one share. A client that resets its connection mid-answer is counted (`reset`), not
-logged.
+The bytes are bounded three ways, past each a 503 with Retry-After: per second in all (VM_SEGMENT_MBPS,
+ten seconds' burst), per client (ClientShares: one client, however fast it asks, gets no more than a
+steered viewer), and in answers at once. Clients served on their own report spend a pool of their own
+(budget.py's VmBytes). A client is its address as http/watching.py's client_key gives it; a reset
+mid-answer is counted (`reset`), not logged.
 """
 
 from __future__ import annotations
@@ -86,10 +75,8 @@ class SegmentCopies(Protocol):
 
 
 class OwnFailure:
-    """Whether a client gets bytes of its own while the bucket serves, and at what rate: `serves()` (the
-    policy's bucket_serves), `failing(client)` (its page reported failed fetches on the bucket lately:
-    policy.client_failing), `bitrate()` (bits a second of the highest variant announced; None before any).
-    Without them (a test's VmSegments), nobody does."""
+    """Whether a client gets bytes of its own while the bucket serves, and at what rate (the policy's
+    bucket_serves and client_failing; the highest variant's bitrate). Without it, nobody does."""
 
     def __init__(self, serves: Callable[[], bool] = lambda: False,
                  failing: Callable[[str | None], bool] = lambda client: False,
@@ -122,11 +109,9 @@ class VmSegments:
                  on_sent: Callable[[int | str, int], None] = lambda status, size: None,
                  client: Callable[[web.Request], str | None] = _nobody, bucket: BucketCopy | None = None,
                  own_failure: OwnFailure | None = None) -> None:
-        """`vm_bytes`: what it may send (budget.py: viewers steered here by the service's own evidence spend
-        its steered pool, clients served on their own page's report a pool of their own); `client`: the
-        client's address as the viewer count keys it (http/watching.py's client_key: named by a proxy only
-        when trusted; None: unknown); `bucket`: where the first bucket has a segment while it serves (None:
-        the VM answers every segment it lists)."""
+        """`vm_bytes`: what it may send (budget.py); `client`: the client's address as the viewer count keys
+        it (None: unknown); `bucket`: where the first bucket has a segment while it serves (None: the VM
+        answers every segment it lists)."""
         self._copies = copies
         self._key_for = key_for
         self._bucket = bucket
