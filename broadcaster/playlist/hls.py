@@ -307,8 +307,8 @@ STEERING_CONTENT_TYPE = "application/json"
 # (one CDN copy), which Shaka 4.16 also finds after it changed pathway.
 VM_FOLDER = "vm"
 VM_SEGMENT_FOLDER = "/live/vm"
-# A second bucket's pathway: its media playlists served here at <folder>/backup/<n>/<media name>, listing
-# its segments at BACKUP_PUBLIC_URL/<key> (steering/backup.py).
+# Another bucket's pathway: its media playlists served here at <folder>/<its id>/<n>/<media name>, listing
+# its segments at <ID>_PUBLIC_URL/<key> (service/delivery.py); `backup` is the id the guides use.
 BACKUP_FOLDER = "backup"
 
 
