@@ -296,7 +296,8 @@ def _add_pathways(app: web.Application, pathways: Pathways | None, metrics: Metr
     for folder in ("live", "hls"):
         r.add_get(f"/{folder}/{hls.STEERING_MANIFEST_NAME}", doors.steering(steering.manifest))
         if pathways is not None and quick is not None and options.gate is None:  # a private one: its gate's
-            quick.whole(f"/{folder}/{hls.STEERING_MANIFEST_NAME}", QuickSteering(steering, clients.proxies, folder))
+            quick.whole(f"/{folder}/{hls.STEERING_MANIFEST_NAME}",
+                        QuickSteering(steering, clients.proxies, folder))
     if pathways is None:
         return
     for served in pathways.others:

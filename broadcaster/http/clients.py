@@ -77,7 +77,8 @@ class Proxies:
         trusted to (a client's own header is never believed: it gets what a proxy we cannot hear gets)."""
         return self.scheme_of(request.headers, lambda: request.remote or "", request.scheme)
 
-    def scheme_of(self, headers: CIMultiDictProxy[str], remote: Callable[[], str], own: str) -> tuple[str | None, bool]:
+    def scheme_of(self, headers: CIMultiDictProxy[str], remote: Callable[[], str],
+                  own: str) -> tuple[str | None, bool]:
         """scheme() from a request's parts: its headers, its peer's address (asked only when a proxy is
         trusted) and its connection's own scheme (the connection gate's quick answers read them raw)."""
         if (self.cloudflare or self.networks) and self.trusts(peer := remote()):
@@ -135,7 +136,8 @@ def request_here(request: web.Request, proxies: Proxies) -> Here | None:
     variants, the steering manifest's RELOAD-URI): every player resolves those alike, where GStreamer's
     hlsdemux resolves a network-path reference against the path and Shaka 5 cannot reload a relative
     RELOAD-URI. None when the Host is not a plain host (nothing of it is written into an answer)."""
-    return here_at(request.headers.get(hdrs.HOST, ""), lambda: proxies.scheme(request), request.path.rpartition("/")[0])
+    return here_at(request.headers.get(hdrs.HOST, ""), lambda: proxies.scheme(request),
+                   request.path.rpartition("/")[0])
 
 
 def here_at(host: str, scheme: Callable[[], tuple[str | None, bool]], folder: str) -> Here | None:

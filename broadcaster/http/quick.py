@@ -13,8 +13,9 @@ does not take whole (another method, a query, percent-encoding, If-None-Match, a
 than keep-alive, anything but printable ASCII, a head split over reads or behind another), and any answer
 but a 200 of a pathway's media playlists or the plain multivariant one (not ready, unknown, steering's
 masters, which depend on the Host). The steering manifest reads its own request (steering_quick.py's
-hook: `whole`). A private stream has none here: every request passes its gate. A connection that ever sent aiohttp something other than whole bodiless heads stays with aiohttp:
-its parser may hold part of a message, which these bytes would jump.
+hook: `whole`). A private stream has none here: every request passes its gate. A connection that ever
+sent aiohttp something other than whole bodiless heads stays with aiohttp: its parser may hold part of a
+message, which these bytes would jump.
 """
 
 from __future__ import annotations

@@ -132,7 +132,8 @@ class QuickSteering:
         tag = _TAG.fullmatch(value.group(1)) if value is not None else None
         if conditional and tag is None:
             return None  # `*`, a list, two fields: aiohttp reads them
-        here = here_at(host.group(1).decode("ascii"), lambda: self._scheme(fields, lowered, peer), self._folder)
+        here = here_at(host.group(1).decode("ascii"), lambda: self._scheme(fields, lowered, peer),
+                       self._folder)
         return _Decided(here, tag.group(1).decode("ascii") if tag is not None else None)
 
     def _by_peer(self, lowered: bytes) -> bool:

@@ -78,7 +78,8 @@ class SteeringRoute:
         if source is None:
             return web.Response(status=hls.STEERING_GONE_STATUS, text="no content steering here\n",
                                 headers=edge_headers({hdrs.CACHE_CONTROL: "public, max-age=3600"}))
-        answer = self.answer_at(request_here(request, self._proxies), request.query.get(STEERING_QUERY_PATHWAY, ""))
+        answer = self.answer_at(request_here(request, self._proxies),
+                                request.query.get(STEERING_QUERY_PATHWAY, ""))
         assert answer is not None  # a source answers
         if none_match(request, answer.etag):
             return web.Response(status=304, headers=answer.unchanged)
