@@ -11,7 +11,8 @@ serving.py runs an app on a site and cleans it up however that ends; common.py i
 shares; playlists.py (with canonical.py, its URLs, and answers.py, its answers' bytes), events.py, health.py, viewer.py (with viewer_files.py and viewer_page.py), watching.py
 and pathway.py (the steering manifest and the VM pathway's segments; steered.py wires them) are
 the handlers; connections.py bounds the connections (and answers plain playlist requests before
-aiohttp parses them: quick.py), control.py is the operator's socket.
+aiohttp parses them: quick.py; the steering manifest's: steering_quick.py), control.py is the operator's
+socket.
 Never: change a playlist, the bucket or the state (it reads what the other stages made; clips are made
 on the control socket, by clips/), or let one client cost more than the caps allow.
 """
