@@ -8,6 +8,7 @@ request, keyed by ETag (which differs between the plain and the gzipped body).
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 
 from aiohttp import hdrs, web
 from aiohttp.helpers import rfc822_formatted_time
@@ -70,10 +71,17 @@ def quick_answer(rendered: Rendered, cache_control: str, gzipped: bool) -> tuple
     if head is None:
         if len(_quick_cache) >= _KEPT:
             _quick_cache.clear()
-        lines = [f"{name}: {value}\r\n" for name, value in playlist_headers(etag, cache_control, gzipped, True).items()]
-        head = _quick_cache[key] = ("HTTP/1.1 200 OK\r\n" + "".join(lines)
-                                    + f"{hdrs.CONTENT_LENGTH}: {len(body)}\r\n").encode("latin-1")
+        head = _quick_cache[key] = raw_head("200 OK", playlist_headers(etag, cache_control, gzipped, True), len(body))
     return head, body
+
+
+def raw_head(status: str, headers: Mapping[str, str], length: int | None) -> bytes:
+    """A response's status line and headers as aiohttp writes them before its Date: `headers` in their
+    order, then Content-Length (`length`; None: a 304's, which has none), each line ending in CRLF."""
+    lines = [f"{name}: {value}\r\n" for name, value in headers.items()]
+    if length is not None:
+        lines.append(f"{hdrs.CONTENT_LENGTH}: {length}\r\n")
+    return ("HTTP/1.1 " + status + "\r\n" + "".join(lines)).encode("latin-1")
 
 
 class _Date:

@@ -36,6 +36,7 @@ from .keys import (DEFAULT_VARIANT, EVENTS, HEALTH, METRICS, PAGE_POLICY, QUICK,
 from .page_policy import page_policy
 from .playlists import MAX_HELD, Horizon, MasterSource, PlaylistRoutes, PlaylistSource, RouteOptions
 from .quick import QuickAnswers
+from .steering_quick import QuickSteering
 from .steering_route import SteeringRoute, SteeringSource
 from .viewer_files import ViewerFiles
 from .viewer_page import Words
@@ -286,8 +287,12 @@ def _add_pathways(app: web.Application, pathways: Pathways | None, metrics: Metr
     doors = options.gate or OPEN
     steering = SteeringRoute(pathways.steering if pathways else None,
                              pathways.count_steering if pathways else lambda pathway: None, proxies=clients.proxies)
+    quick = app.get(QUICK)
     for folder in ("live", "hls"):
         r.add_get(f"/{folder}/{hls.STEERING_MANIFEST_NAME}", doors.steering(steering.manifest))
+        if pathways is not None and quick is not None and options.gate is None:  # a private one: its gate's
+            quick.whole(f"/{folder}/{hls.STEERING_MANIFEST_NAME}",
+                        QuickSteering(steering, clients.proxies, folder))
     if pathways is None:
         return
     for served in pathways.others:
@@ -297,7 +302,6 @@ def _add_pathways(app: web.Application, pathways: Pathways | None, metrics: Metr
                                              horizon=Horizon(pathways.newest, served.away)))
         r.add_get(rf"/live/{served.folder}/{{n:[0-9]+}}/{hls.MEDIA_PLAYLIST_NAME}", doors.playlist(routes.media))
         r.add_get(rf"/hls/{served.folder}/{{n:[0-9]+}}/{hls.OWNCAST_PLAYLIST_NAME}", doors.playlist(routes.media))
-        quick = app.get(QUICK)
         if quick is not None:  # its plain GETs answered before aiohttp too, as the first pathway's
             quick.numbered(f"live/{served.folder}", hls.MEDIA_PLAYLIST_NAME, routes.quick_media)
             quick.numbered(f"hls/{served.folder}", hls.OWNCAST_PLAYLIST_NAME, routes.quick_media)

@@ -20,6 +20,7 @@ import functools
 import ipaddress
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from aiohttp import hdrs, web
@@ -63,8 +64,13 @@ class Proxies:
         """(the scheme the viewer used, whether a proxy said it): a trusted proxy's word, the connection's own
         with no proxy in front; None when one is that does not say (a client's own header is never believed).
         """
-        headers = request.headers
-        if (self.cloudflare or self.networks) and self.trusts(peer := request.remote or ""):
+        return self.scheme_of(request.headers, lambda: request.remote or "", request.scheme)
+
+    def scheme_of(self, headers: CIMultiDictProxy[str], remote: Callable[[], str],
+                  own: str) -> tuple[str | None, bool]:
+        """scheme() from a request's parts (the connection gate's quick answers read them raw); the peer
+        is asked only when a proxy is trusted."""
+        if (self.cloudflare or self.networks) and self.trusts(peer := remote()):
             said = _cf_visitor(headers) if self.cloudflare and _loopback(peer) else None
             said = said or _forwarded_proto(headers)
             if said is not None:
@@ -72,7 +78,7 @@ class Proxies:
         for name in _PROXY_HEADERS:  # a loop, not any(genexpr): on every manifest and master request
             if name in headers:
                 return None, True
-        return request.scheme, False
+        return own, False
 
     def client(self, request: web.Request) -> str | None:
         """The client's address as text (not normalised: IPv4 as it came, the usual case, is only
@@ -116,11 +122,17 @@ def request_here(request: web.Request, proxies: Proxies) -> Here | None:
     """Where `request` asked, for the absolute URIs the multivariant playlist and steering manifest name
     (GStreamer resolves a network-path reference against the path; Shaka 5 cannot reload a relative
     RELOAD-URI). None when the Host is not a plain host."""
-    host = request.headers.get(hdrs.HOST, "")
+    return here_at(request.headers.get(hdrs.HOST, ""), lambda: proxies.scheme(request),
+                   request.path.rpartition("/")[0])
+
+
+def here_at(host: str, scheme: Callable[[], tuple[str | None, bool]], folder: str) -> Here | None:
+    """request_here from a request's parts: its Host, how to tell its scheme (asked only for a plain
+    host) and its path's folder (`/live`)."""
     if not _plain_host(host):
         return None
-    scheme, proxied = proxies.scheme(request)
-    return _here(scheme, host, request.path.rpartition("/")[0], proxied)
+    said, proxied = scheme()
+    return _here(said, host, folder, proxied)
 
 
 @functools.lru_cache(maxsize=256)  # the same few places, request after request (each request made one)

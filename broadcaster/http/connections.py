@@ -246,12 +246,17 @@ class _Counted(asyncio.Protocol):
         if (self._write_timer is not None or transport is None or transport.is_closing()
                 or not quick.idle(self._inner)):
             return False
-        answer = answers.answer(data)
+        answer = answers.answer(data, self.peer)
         if answer is None:
             return False
         transport.write(answer)
         quick.kept_alive(self._inner, asyncio.get_running_loop().time())
         return True
+
+    def peer(self) -> str:
+        """The peer's address as aiohttp's request.remote gives it."""
+        peername = self._transport.get_extra_info("peername") if self._transport is not None else None
+        return str(peername[0]) if isinstance(peername, (list, tuple)) else str(peername or "")
 
     def eof_received(self) -> bool | None:
         if not self._made:

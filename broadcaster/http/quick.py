@@ -12,8 +12,10 @@ Anything else goes to aiohttp as it is, so its answer stays the reference: a req
 does not take whole (another method, a query, percent-encoding, If-None-Match, a body, Connection other
 than keep-alive, anything but printable ASCII, a head split over reads or behind another), and any answer
 but a 200 of a pathway's media playlists or the plain multivariant one (not ready, unknown, steering's
-masters, which depend on the Host). A private stream has none here: every request passes its gate. A connection that ever sent aiohttp something other than whole bodiless heads stays with aiohttp:
-its parser may hold part of a message, which these bytes would jump.
+masters, which depend on the Host). The steering manifest reads its own request (steering_quick.py's
+hook: `whole`). A private stream has none here: every request passes its gate. A connection that ever
+sent aiohttp something other than whole bodiless heads stays with aiohttp: its parser may hold part of a
+message, which these bytes would jump.
 """
 
 from __future__ import annotations
@@ -29,15 +31,19 @@ from .answers import dated
 # the request's Accept-Encoding; None: not a 200 here, aiohttp's to answer.
 Answer = Callable[[str], "tuple[bytes, bytes] | None"]
 Numbered = Callable[[int, str], "tuple[bytes, bytes] | None"]  # the same for variant n
+# A path that reads its request itself (steering_quick.py): its whole answer given the request's bytes,
+# its query and its peer's address (asked only when needed), or None: aiohttp's to answer.
+Whole = Callable[[bytes, bytes, Callable[[], str]], "bytes | None"]
 
 _MAX_HEAD = 4096  # a player's head is a few hundred bytes; aiohttp reads longer ones
 _TOKEN = rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+"  # a field name (RFC 9110 5.6.2)
 # One whole head and nothing after it: GET, origin-form target, HTTP/1.1, at most 64 fields of printable
 # ASCII (llhttp would take obs-text and bare LFs too: those go to aiohttp).
 _HEAD = re.compile(rb"GET (/[!-~]*) HTTP/1\.1\r\n((?:" + _TOKEN + rb":[\t -~]*\r\n){0,64})\r\n")
-# Fields (lowercased) that change how the request is read or answered: aiohttp's to take.
-_REFUSED = re.compile(rb"(?:^|\n)(?:content-length|transfer-encoding|upgrade|expect|if-none-match"
-                      rb"|connection(?!:[\t ]*keep-alive[\t ]*\r)):")
+# Fields (lowercased) that change how the request is read (a body, an upgrade, a close): aiohttp's to take.
+_READ_OTHERWISE = rb"content-length|transfer-encoding|upgrade|expect|connection(?!:[\t ]*keep-alive[\t ]*\r)"
+_REFUSED = re.compile(rb"(?:^|\n)(?:" + _READ_OTHERWISE + rb"|if-none-match):")  # ... or answered
+_READ = re.compile(rb"(?:^|\n)(?:" + _READ_OTHERWISE + rb"):")
 _ACCEPT_ENCODING = re.compile(rb"(?:^|\n)accept-encoding:[\t ]*([^\r]*?)[\t ]*\r")
 _BODY_FIELDS = (b"content-length", b"transfer-encoding", b"upgrade")
 _ACCESS = b"access="  # a private stream's viewer token in the URL (gate.py's ACCESS)
@@ -54,6 +60,7 @@ class QuickAnswers:
         self._admit = admit
         self._exact: dict[bytes, Answer] = {}
         self._numbered: dict[tuple[bytes, bytes], Numbered] = {}  # /<folder>/<n>/<name>
+        self._whole: dict[bytes, Whole] = {}
         self.answered = 0  # requests answered here (not through aiohttp)
 
     def exact(self, path: str, answer: Answer) -> None:
@@ -64,13 +71,23 @@ class QuickAnswers:
         `folder` may hold a "/" (another pathway's: live/vm)."""
         self._numbered[(folder.encode(), name.encode())] = answer
 
-    def answer(self, data: bytes) -> bytes | None:
+    def whole(self, path: str, answer: Whole) -> None:
+        """`path` answered by `answer` whatever its query: it reads the request itself (plain_fields)."""
+        self._whole[path.encode()] = answer
+
+    def answer(self, data: bytes, peer: Callable[[], str] = str) -> bytes | None:
         """The whole answer to `data` when it is one plain GET of a path here answered 200; else None.
-        The path is looked at first: a request for any other (the steering manifest, a segment) costs
-        the gate a lookup, not a reading of its head."""
+        The path is looked at first: a request for any other (a segment) costs the gate a lookup, not a
+        reading of its head. `peer`: the connection's peer address, for a path that reads it."""
         if len(data) > _MAX_HEAD or not data.startswith(b"GET /"):
             return None
         path, asks, query = data[4:data.find(b" ", 4)].partition(b"?")
+        whole = self._whole.get(path)
+        if whole is not None:
+            taken = whole(data, query, peer)
+            if taken is not None:
+                self.answered += 1
+            return taken
         if asks and not self._admitted(query):
             return None
         if self._admit is not None and not asks:
@@ -118,6 +135,17 @@ class QuickAnswers:
                 or (digits[0] == 0x30 and digits != b"0")):
             return None
         return functools.partial(numbered, int(digits))
+
+
+def plain_fields(data: bytes) -> bytes | None:
+    """The header fields of `data` as sent (each line ending in CRLF) when it is one whole GET head this
+    strict reading takes, and nothing in it changes how it is read (a body, an upgrade, a close); None
+    otherwise. For a path that reads its request itself: what else it answers by is its own to check."""
+    head = _HEAD.fullmatch(data)
+    if head is None:
+        return None
+    fields = head.group(2)
+    return None if _READ.search(fields.lower()) is not None else fields
 
 
 def whole_heads(data: bytes) -> bool:

@@ -16,7 +16,8 @@ from ..playlist import hls
 from ..playlist.steering import reloaded_from
 from ..steering.masters import MAX_HOSTS
 from ..vm.ranges import none_match
-from .clients import Proxies, request_here
+from .answers import raw_head
+from .clients import Here, Proxies, request_here
 
 STEERING_QUERY_PATHWAY = "_HLS_pathway"
 
@@ -30,24 +31,29 @@ class SteeringSource(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
-class _Manifest:
+class SteeringAnswer:
     """One place's steering manifest with its headers, built once per change (aiohttp copies a
-    CIMultiDict into each response faster than a dict: the manifest is asked as often as a playlist)."""
+    CIMultiDict into each response faster than a dict: the manifest is asked as often as a playlist),
+    and the same answers as bytes up to the Date aiohttp adds, for the connection gate's quick answers
+    (steering_quick.py)."""
 
     source: bytes  # the source's manifest it was made from (compared by identity)
     body: bytes
     etag: str
     headers: CIMultiDictProxy[str]
     unchanged: CIMultiDictProxy[str]  # a 304's: the same without Content-Type
+    head: bytes  # the 200's status line and headers, Content-Length last
+    unchanged_head: bytes  # the 304's (no Content-Length, as aiohttp writes it)
 
     @classmethod
-    def of(cls, source: bytes, body: bytes, ttl: int, shared: bool) -> _Manifest:
+    def of(cls, source: bytes, body: bytes, ttl: int, shared: bool) -> SteeringAnswer:
         etag = '"' + hashlib.blake2b(body, digest_size=8).hexdigest() + '"'
         unchanged = CIMultiDict({**EDGE_HEADERS, hdrs.ETAG: etag, hdrs.CACHE_CONTROL:
                                  hls.steering_cache_control(ttl) if shared else hls.UNSHARED_CACHE_CONTROL})
         headers = CIMultiDict(unchanged)
         headers[hdrs.CONTENT_TYPE] = hls.STEERING_CONTENT_TYPE
-        return cls(source, body, etag, CIMultiDictProxy(headers), CIMultiDictProxy(unchanged))
+        return cls(source, body, etag, CIMultiDictProxy(headers), CIMultiDictProxy(unchanged),
+                   raw_head("200 OK", headers, len(body)), raw_head("304 Not Modified", unchanged, None))
 
 
 class SteeringRoute:
@@ -64,7 +70,7 @@ class SteeringRoute:
         self._count = count
         self._known = frozenset(pathways)
         self._proxies = proxies  # who may say the scheme the viewer used (clients.py)
-        self._cached: dict[tuple[str, bool], _Manifest] = {}  # (place, shareable) -> the answer there
+        self._cached: dict[tuple[str, bool], SteeringAnswer] = {}  # (place, shareable) -> the answer there
         self._places: set[str] = set()
 
     async def manifest(self, request: web.Request) -> web.Response:
@@ -72,10 +78,22 @@ class SteeringRoute:
         if source is None:
             return web.Response(status=hls.STEERING_GONE_STATUS, text="no content steering here\n",
                                 headers=edge_headers({hdrs.CACHE_CONTROL: "public, max-age=3600"}))
-        pathway = request.query.get(STEERING_QUERY_PATHWAY, "")
+        answer = self.answer_at(request_here(request, self._proxies),
+                                request.query.get(STEERING_QUERY_PATHWAY, ""))
+        assert answer is not None  # a source answers
+        if none_match(request, answer.etag):
+            return web.Response(status=304, headers=answer.unchanged)
+        return web.Response(body=answer.body, headers=answer.headers)
+
+    def answer_at(self, here: Here | None, pathway: str) -> SteeringAnswer | None:
+        """The answer where a player asked (`here`; None: a Host that is not plain) saying it plays
+        `pathway` (_HLS_pathway), counted; None without a source. The route's and the connection gate's
+        quick answers' (steering_quick.py) alike: one cache, one bound on places, one count."""
+        source = self._source
+        if source is None:
+            return None
         self._count(pathway if pathway in self._known else "other" if pathway else "none")
         body = source.manifest()  # a new one whenever the priority or the TTL changes
-        here = request_here(request, self._proxies)
         place = "" if here is None else here.base
         if place not in self._places:
             if len(self._places) >= MAX_HOSTS:
@@ -85,10 +103,6 @@ class SteeringRoute:
         shared = not place or here is None or here.shared
         cached = self._cached.get((place, shared))
         if cached is None or cached.source is not body:
-            cached = self._cached[(place, shared)] = _Manifest.of(body, reloaded_from(body, place or None),
-                                                                  source.ttl(), shared)
-        if none_match(request, cached.etag):
-            return web.Response(status=304, headers=cached.unchanged)
-        return web.Response(body=cached.body, headers=cached.headers)
-
-
+            cached = self._cached[(place, shared)] = SteeringAnswer.of(body, reloaded_from(body, place or None),
+                                                                       source.ttl(), shared)
+        return cached

@@ -1,0 +1,156 @@
+"""The steering manifest answered before aiohttp parses the request, as a plain playlist reload is
+(quick.py): every steering player reloads it once a TTL, and through aiohttp it cost several times a
+playlist request the connection gate answers.
+
+Its answer depends on more of the request than a playlist's: where the player asked (the Host, and the
+scheme a trusted proxy says it used: clients.py), the pathway it says it plays (`_HLS_pathway`, counted)
+and If-None-Match. It is taken here only when each of those reads from the raw head exactly as aiohttp
+reads it, and SteeringRoute.answer_at gives it: one cache, one bound on the places rendered for, one count,
+for both. Anything else goes to aiohttp, whose answer stays the reference:
+
+- a query with anything but unreserved characters, `=` and `&` (percent-encoding, `+`, `;`);
+- no Host, or a field aiohttp takes once sent twice (aiohttp answers those 400);
+- an If-None-Match other than one tag, the answer's own (`*`, a list, another version's);
+- what quick.plain_fields leaves to aiohttp (a body, an upgrade, Connection other than keep-alive,
+  anything but printable ASCII, a head split over reads or behind another).
+
+Public streams only: a private stream's manifest carries each viewer's token (gate.py), its gate's to
+answer. The connection's own scheme is `http`: the gate listens on plain TCP (GatedSite), a TLS front
+being a proxy that says which scheme the viewer used.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from multidict import CIMultiDict, CIMultiDictProxy
+
+from .answers import dated
+from .clients import Here, Proxies, here_at
+from .quick import plain_fields
+from .steering_route import STEERING_QUERY_PATHWAY, SteeringRoute
+
+_QUERY = re.compile(rb"[-A-Za-z0-9._~=&]*")  # what yarl reads as it is sent
+# The first _HLS_pathway item and its value (yarl's query.get: a bare name has the empty value).
+_PATHWAY = re.compile(rb"(?:^|&)" + STEERING_QUERY_PATHWAY.encode() + rb"(?:=([^&]*))?(?:&|$)")
+# Fields (lowercased) aiohttp 3.14 refuses twice in a request (its parser's SINGLETON_HEADERS, less the
+# ones quick.plain_fields already leaves to it); Host it requires once.
+_SINGLETONS = re.compile(rb"(?:^|\n)(host|user-agent|content-type|content-location|content-range|etag"
+                         rb"|max-forwards|server):")
+# A field's value as aiohttp reads it (without the whitespace around it), case kept.
+_HOST = re.compile(rb"(?:^|\n)host:[\t ]*([!-~]*)[\t ]*\r", re.IGNORECASE)
+_IF_NONE_MATCH = re.compile(rb"(?:^|\n)if-none-match:[\t ]*([!-~]*)[\t ]*\r", re.IGNORECASE)
+_TAG = re.compile(rb'(?:W/)?"([!#-~]+)"')  # one entity tag, strong or weak, as aiohttp reads one
+_PROXIED = re.compile(rb"(?:^|\n)(?:cf-connecting-ip|cf-visitor|x-forwarded-for|x-forwarded-proto|forwarded):")
+_OWN_SCHEME = "http"
+_VERSION = b" HTTP/1.1\r\n"  # the request line's end, before the fields
+
+
+class _Seen(enum.Enum):
+    NOT = 0  # a head not read yet
+    BY_PEER = 1  # a head whose answer depends on the peer too: decided per (head, peer)
+
+
+@dataclass(frozen=True, slots=True)
+class _Decided:
+    """What a request's head (its fields) says for the answer: where it asked, and its one entity tag."""
+
+    here: Here | None
+    tag: str | None  # If-None-Match's (without quotes or W/)
+
+
+Decision = _Decided | None | _Seen  # None: aiohttp's to answer
+
+
+class QuickSteering:
+    """The steering manifest at `/<folder>/steering.json`, answered from the raw request (quick.Whole).
+
+    A player sends the same fields with each reload (only its query's _HLS_throughput moves): what they
+    say is read once and kept by their bytes (and the peer, where a trusted proxy's word is read), at
+    most KEPT heads, forgotten all at once past that (a flood of distinct heads costs each a reading)."""
+
+    KEPT = 256
+
+    def __init__(self, route: SteeringRoute, proxies: Proxies, folder: str) -> None:
+        self._route = route
+        self._proxies = proxies  # who may say the scheme the viewer used (clients.py)
+        self._folder = f"/{folder}"
+        self._decided: dict[bytes | tuple[bytes, str], Decision] = {}
+
+    def __call__(self, data: bytes, query: bytes, peer: Callable[[], str]) -> bytes | None:
+        if _QUERY.fullmatch(query) is None:
+            return None
+        end = data.find(b" ", 4)
+        if not data.startswith(_VERSION, end):
+            return None
+        fields = data[end + len(_VERSION):]  # with the blank line that ends them
+        decided = self._decided.get(fields, _Seen.NOT)
+        if decided is _Seen.BY_PEER:
+            decided = self._decided.get((fields, peer()), _Seen.NOT)
+        if decided is _Seen.NOT:
+            decided = self._decide(data, fields, peer)
+        if not isinstance(decided, _Decided):
+            return None
+        pathway = _PATHWAY.search(query)
+        answer = self._route.answer_at(decided.here, pathway.group(1).decode("ascii")
+                                       if pathway is not None and pathway.group(1) else "")
+        if answer is None:
+            return None
+        if decided.tag is not None and decided.tag == answer.etag[1:-1]:  # the weak comparison (13.1.2)
+            return dated(answer.unchanged_head, b"")
+        return dated(answer.head, answer.body)
+
+    def _decide(self, data: bytes, fields: bytes, peer: Callable[[], str]) -> Decision:
+        """Reads a head not seen yet (`fields`: its own, after the request line) and keeps what it says."""
+        if len(self._decided) >= self.KEPT:
+            self._decided.clear()
+        key: bytes | tuple[bytes, str] = fields
+        decided = self._read(data, peer)
+        if isinstance(decided, _Decided) and decided.here is not None and self._by_peer(fields.lower()):
+            self._decided[fields] = _Seen.BY_PEER
+            key = (fields, peer())
+        self._decided[key] = decided
+        return decided
+
+    def _read(self, data: bytes, peer: Callable[[], str]) -> _Decided | None:
+        """What `data`'s head says, or None when it is aiohttp's to read."""
+        fields = plain_fields(data)
+        if fields is None:
+            return None
+        lowered = fields.lower()
+        names = _SINGLETONS.findall(lowered)
+        if b"host" not in names or len(set(names)) != len(names):
+            return None
+        host = _HOST.search(fields)
+        if host is None:
+            return None  # a value with whitespace inside: aiohttp reads it
+        conditional = lowered.count(b"if-none-match:")
+        value = _IF_NONE_MATCH.search(fields) if conditional == 1 else None
+        tag = _TAG.fullmatch(value.group(1)) if value is not None else None
+        if conditional and tag is None:
+            return None  # `*`, a list, two fields: aiohttp reads them
+        here = here_at(host.group(1).decode("ascii"), lambda: self._scheme(fields, lowered, peer),
+                       self._folder)
+        return _Decided(here, tag.group(1).decode("ascii") if tag is not None else None)
+
+    def _by_peer(self, lowered: bytes) -> bool:
+        """Whether the scheme is a proxy's word, to be believed only from a proxy trusted to say it."""
+        return bool(self._proxies.cloudflare or self._proxies.networks) and _PROXIED.search(lowered) is not None
+
+    def _scheme(self, fields: bytes, lowered: bytes, peer: Callable[[], str]) -> tuple[str | None, bool]:
+        """Proxies.scheme, read from the raw fields."""
+        if _PROXIED.search(lowered) is None:
+            return _OWN_SCHEME, False
+        return self._proxies.scheme_of(_headers(fields), peer, _OWN_SCHEME)
+
+
+def _headers(fields: bytes) -> CIMultiDictProxy[str]:
+    """The fields as aiohttp's parser gives them (names and values stripped of the whitespace around them)."""
+    parsed: CIMultiDict[str] = CIMultiDict()
+    for line in fields.decode("ascii").split("\r\n")[:-1]:
+        name, _, value = line.partition(":")
+        parsed.add(name, value.strip(" \t"))
+    return CIMultiDictProxy(parsed)
