@@ -59,10 +59,11 @@ from tests.support.counting_proxy import CountingProxy
 from tests.support.gates import BucketGates
 from tests.support.independent_players import (BY_NAME, HLSDEMUX, HLSDEMUX2, PLAYERS, SHAKA5, SHAKA_52, SHAKA_416,
                                                SHAKA_LOAD_RACE, STREAMLINK, VIEWER_PAGE, VLC, Browser, Carried,
-                                               Native, Opened, Pages, Wire, concatenated, missing_programs,
+                                               Native, Pages, Wire, concatenated, missing_programs,
                                                native_players, page_state)
 from tests.support.loop_thread import LoopThread
 from tests.support.nginx import Nginx, needs_nginx, tunnel_locations
+from tests.support.page_open import Opened
 from tests.support.players import SHAKA
 from tests.support.s3 import bucket_of_its_own
 from tests.support.service_process import ServiceProcess, service_env
@@ -70,7 +71,6 @@ from tests.support.tunnel import SERVICE, tunnel_rules
 from tests.support.waiting import TimedOut, until
 
 pytestmark = [
-    pytest.mark.apart,  # its players are judged by the clock: scripts/test runs it beside the workers
     pytest.mark.integration,
     pytest.mark.browser,
     needs_chromium,
@@ -208,7 +208,7 @@ async def steering_under_way(run: Run, browser: Browser, opened: dict[str, Opene
             if any(SHAKA_LOAD_RACE in thrown for thrown in one.thrown) and run.sessions[name] < ATTEMPTS:
                 run.raced.append(f"{name}: {one.thrown[-1][:160]}")
                 run.sessions[name] += 1
-                opened[name] = await browser.again(one)
+                opened[name] = await browser.again(BY_NAME[name], one)
                 going = False
             elif len(run.wire.asked(name, "steering", since=opened[name].at)) < 2:
                 going = False

@@ -34,6 +34,7 @@ from aiohttp import web
 from broadcaster.demo.ffmpeg import ffmpeg_exe
 from broadcaster.demo.ledger import Finished
 from tests.support.local_http import serve_local
+from tests.support.page_open import Agents, Opened, open_page
 from tests.support.players import PAGES, PROBE_JS, SHAKA, VIDEOJS, VIEWER
 from tests.support.steered_players import STALL_JS
 
@@ -136,17 +137,6 @@ class Pages:
 SHAKA_LOAD_RACE = "getBandwidthEstimate"
 
 
-@dataclass
-class Opened:
-    """A player's page in a context of its own, and the errors its scripts threw (pageerror)."""
-
-    player: Player
-    context: Any
-    page: Any
-    at: float  # time.monotonic() when it was opened
-    thrown: list[str]
-
-
 class Browser:
     """The players' pages in one Chromium, each in a context of its own whose User-Agent is Chromium's
     with the player's marker; each page counts what it plays (steered_players.STALL_JS)."""
@@ -155,25 +145,16 @@ class Browser:
         self.chromium = chromium
         self.urls = urls  # player -> the page it plays in
         self.clock = clock
-        self.agent = ""
+        self.agents = Agents(chromium)
 
     async def open(self, player: Player) -> Opened:
-        if not self.agent:
-            asking = await self.chromium.new_page()
-            self.agent = str(await asking.evaluate("() => navigator.userAgent"))
-            await asking.close()
-        context = await self.chromium.new_context(user_agent=f"{self.agent} {player.marker}")
-        page = await context.new_page()
-        opened = Opened(player, context, page, self.clock(), [])
-        page.on("pageerror", lambda error: opened.thrown.append(str(error)[:300]))
-        await page.add_init_script(STALL_JS)
-        await page.goto(self.urls[player.name])
-        return opened
+        return await open_page(self.chromium, self.urls[player.name], scripts=(STALL_JS,),
+                               user_agent=await self.agents.tagged(player.marker), clock=self.clock)
 
-    async def again(self, opened: Opened) -> Opened:
+    async def again(self, player: Player, opened: Opened) -> Opened:
         """The player's page closed and opened anew (a new session of the player)."""
         await opened.context.close()
-        return await self.open(opened.player)
+        return await self.open(player)
 
 
 async def page_state(page: Any) -> dict[str, Any]:
