@@ -89,7 +89,6 @@ from tests.support.independent_players import (HLSDEMUX, HLSDEMUX2, SHAKA_52, SH
                                                VIDEOJS_DEFAULTS, VIDEOJS_OWNCAST, VIEWER_PAGE, missing_programs)
 
 pytestmark = [
-    pytest.mark.apart,  # its players are judged by the clock: scripts/test runs it beside the workers
     pytest.mark.integration,
     pytest.mark.browser,
     needs_chromium,

@@ -83,7 +83,6 @@ from tests.support.steered_players import Players, TimedLedger, Watched
 from tests.support.waiting import until
 
 pytestmark = [
-    pytest.mark.apart,  # its players are judged by the clock: scripts/test runs it beside the workers
     pytest.mark.integration,
     pytest.mark.browser,
     needs_chromium,
