@@ -398,7 +398,7 @@ async def judged_outage(demo: Demo, *, service: bool, viewers: bool, drain: bool
     drainer: Fetcher | None = None
     draining: asyncio.Future[None] | None = None
     try:
-        steered_at = await until_pathway(demo.service, "vm", timeout=15)
+        steered_at = await until_pathway(demo.service, "vm", timeout=WAIT)
         played: dict[str, float] = {}
         if drain:
             # Once every page has asked the VM for a segment (each a client with a share), the drain begins.
@@ -428,11 +428,11 @@ async def judged_outage(demo: Demo, *, service: bool, viewers: bool, drain: bool
         await demo.rig.run(demo.gates.open())
     # The service steers back once its own evidence clears (the probe answers, uploads current): no hold,
     # whatever the pages reported.
-    back_at = await until_pathway(demo.service, "bucket", timeout=6 * TARGET + 10)
+    back_at = await until_pathway(demo.service, "bucket", timeout=WAIT)
     steered_by_then = (await metric(demo.service, "hls_broadcaster_vm_segment_bytes_total")).get("yes", 0.0)
     steering_lines = len(demo.service.lines)
-    # Back on the bucket within a steering reload (the TTL) and a segment after the service steered back.
-    deadline = back_at + 2 * TARGET + 3
+    # Back on the bucket within a steering reload (the TTL) and a segment after each page was told (its
+    # own first steering reload after the service steered back, told_back: a starved browser reloads late).
     away: dict[str, object] = {}
 
     async def all_back() -> bool:
@@ -445,10 +445,10 @@ async def judged_outage(demo: Demo, *, service: bool, viewers: bool, drain: bool
                               "fetched": timeline(w, back_at), "playlists": reloads(w, back_at, 2)}
         return not away
 
-    await until(all_back, "every player fetching from the bucket after the service steered back",
-                deadline + 10 - time.monotonic(), every=0.25, detail=lambda: away)
+    await until(all_back, "every player fetching from the bucket after the service steered back", WAIT,
+                every=0.25, detail=lambda: away)
     late = {name: round(w.segments(since=back_at, pathway="bucket")[0].at - back_at, 1) for name, w in pages.items()
-            if w.segments(since=back_at, pathway="bucket")[0].at > deadline}
+            if w.segments(since=back_at, pathway="bucket")[0].at > told_back(w, back_at) + 2 * TARGET + 3}
     # The viewer page's playback reports say which pathway it plays (hls_broadcaster_viewers_pathway).
     await until(lambda: reported_on(demo, "bucket"), "the viewer page's reports saying it plays the bucket", WAIT,
                 every=0.1, detail=lambda: demo.service.lines[-3:])
