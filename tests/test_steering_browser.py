@@ -79,7 +79,7 @@ from tests.support.gates import VIEWERS_HOST, BucketGates
 from tests.support.hostile import Fetcher, forge_reports
 from tests.support.loop_thread import LoopThread
 from tests.support.service_process import ServiceProcess, service_env
-from tests.support.steered_players import Players, TimedLedger, Watched
+from tests.support.steered_players import Fetched, Players, TimedLedger, Watched
 from tests.support.waiting import until
 
 pytestmark = [
@@ -254,31 +254,49 @@ def told_back(watched: Watched, back_at: float) -> float:
     return max(when, back_at)
 
 
-def charged(players: Players, watched: Watched, stall: dict[str, Any]) -> float:
+def served_at(demo: Demo, watched: Watched, fetched: Fetched) -> float:
+    """When the segment a page got left the server, as the rig saw it from its own loop (the wire in front
+    of the VM, the viewers' gate in front of the bucket): the page's own record (Playwright's event, in the
+    test's loop) comes seconds late when the machine is starved. The latest such answer no later than
+    the page's record: the VM's by the page's address; the bucket's gate cannot tell pages apart, and a
+    later answer than the page's own only charges it more."""
+    tail = f"/{fetched.variant}/{fetched.name}"
+    if fetched.pathway == "vm":
+        address = PAGE_ADDRESSES.get(watched.name)
+        times = [a.at for a in list(demo.wire.answers)
+                 if a.address == address and a.status == 200 and a.path.endswith(tail)]
+    else:
+        times = [r.ended for r in list(demo.gates.viewers.requests)
+                 if r.ended is not None and r.status == 200 and r.path.split("?")[0].endswith(tail)]
+    return max((t for t in times if t <= fetched.at), default=fetched.at)
+
+
+def charged(demo: Demo, watched: Watched, stall: dict[str, Any]) -> float:
     """Seconds of a stall the service is answerable for: from when the segment it waited for existed
     (Owncast had finished it: on a loaded machine the emulator's ffmpeg falls behind, and no server
-    can list what the source has not made), or from its start, until the page had that segment, or its
-    end if it had none. What a page does with a segment it has is its machine's: run10 of 2026-11-25
-    failed on Shaka standing still 3.2 s with the bucket serving it, the segment it waited for in hand
-    from 0.9 s on (Chromium starved beside four workers on two cores)."""
+    can list what the source has not made), or from its start, until the segment left the server for
+    the page (served_at), or its end if it had none. What a page does with a segment it has is its
+    machine's: run10 of 2026-11-25 failed on Shaka standing still 3.2 s with the bucket serving it, the
+    segment it waited for in hand from 0.9 s on (Chromium starved beside four workers on two cores)."""
     end = stall["start"] + stall["ms"] / 1000
     waited = watched.waited_for(stall)
     if waited is None:
         return float(end - stall["start"])
-    made = players.finished_at(waited)
+    made = demo.players.finished_at(waited)
     since = stall["start"] if made is None else max(stall["start"], made)
-    return float(max(0.0, min(end, waited.at) - since))
+    return float(max(0.0, min(end, served_at(demo, watched, waited)) - since))
 
 
-def source_late(players: Players, watched: Watched, stall: dict[str, Any]) -> str:
+def source_late(demo: Demo, watched: Watched, stall: dict[str, Any]) -> str:
     waited = watched.waited_for(stall)
     if waited is None:
         return "no segment came while it stood still"
-    made = players.finished_at(waited)
+    made = demo.players.finished_at(waited)
     end = stall["start"] + stall["ms"] / 1000
     when = "never finished" if made is None else f"finished {made - stall['start']:+.1f}s after it began"
-    return (f"waited for {waited.pathway} {waited.variant}/{waited.name} ({when}, got {waited.at - stall['start']:+.1f}s); "
-            f"charged {charged(players, watched, stall):.1f}s of {end - stall['start']:.1f}s")
+    return (f"waited for {waited.pathway} {waited.variant}/{waited.name} ({when}, served "
+            f"{served_at(demo, watched, waited) - stall['start']:+.1f}s, got {waited.at - stall['start']:+.1f}s); "
+            f"charged {charged(demo, watched, stall):.1f}s of {end - stall['start']:.1f}s")
 
 
 def asked(demo: Demo, watched: Watched, stalls: list[dict[str, Any]], since: float) -> str:
@@ -461,10 +479,10 @@ async def judged_outage(demo: Demo, *, service: bool, viewers: bool, drain: bool
               f"{len(watched.cached)} from its cache "
               f"({sum(at >= closed_at for at, _u in watched.redirected)} by the VM's redirect), longest stall "
               f"{max((s['ms'] for s in stalls), default=0):.0f} ms")
-        long = [s for s in stalls if charged(demo.players, watched, s) > TARGET]
+        long = [s for s in stalls if charged(demo, watched, s) > TARGET]
         for s in stalls:
             if s["ms"] > 1000 * TARGET:
-                print(f"{name} stall at {s['start'] - closed_at:.1f}s for {s['ms']} ms: {source_late(demo.players, watched, s)}")
+                print(f"{name} stall at {s['start'] - closed_at:.1f}s for {s['ms']} ms: {source_late(demo, watched, s)}")
         if long:
             problems.append(f"{name} stalled longer than a target duration: {long}; "
                             f"{asked(demo, watched, long, closed_at)}; {playing(watched, closed_at)}; "
