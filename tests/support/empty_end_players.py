@@ -22,7 +22,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.support.empty_end import END, LAST, Asked, ScriptedServer, make_media, segments_of
+from tests.support.empty_end import LAST, Asked, ScriptedServer, make_media, segments_of
 from tests.support.independent_players import (BROWSER_PAGES, HLSDEMUX, HLSDEMUX2, SHAKA_52, SHAKA_52_LL,
                                                SHAKA_416, STREAMLINK, VIDEOJS_DEFAULTS, VIDEOJS_OWNCAST,
                                                VIEWER_PAGE, VLC, Native, Pages, PLAYERS, as_nobody)
