@@ -51,7 +51,7 @@ import pytest
 import pytest_asyncio
 
 from broadcaster.demo.emulator import OwncastEmulator, resolve_settings
-from broadcaster.demo.ledger import Finished, Ledger
+from broadcaster.demo.ledger import Finished
 from broadcaster.demo.recordings import Recordings
 from broadcaster.demo.seaweed import SeaweedS3
 from tests.support.browser import shared_chromium, needs_chromium
@@ -67,6 +67,7 @@ from tests.support.page_open import Opened
 from tests.support.players import SHAKA
 from tests.support.s3 import bucket_of_its_own
 from tests.support.service_process import ServiceProcess, service_env
+from tests.support.steered_players import TimedLedger
 from tests.support.tunnel import SERVICE, tunnel_rules
 from tests.support.waiting import TimedOut, until
 
@@ -95,7 +96,7 @@ WITHOUT = tuple(p.name for p in PLAYERS if not p.steering)
 @dataclass
 class Run:
     wire: Wire
-    ledger: Ledger
+    ledger: TimedLedger
     hls_dir: Path
     natives: dict[str, Native]
     states: dict[str, dict[str, Any]] = field(default_factory=dict)  # each page's, at the end
@@ -145,7 +146,7 @@ async def waited(run: Run, condition: Any, what: str, timeout: float, seen: Any)
 async def run(tmp_path_factory: pytest.TempPathFactory, seaweed_server: SeaweedS3,
               recordings: Recordings) -> AsyncIterator[Run]:
     tmp = tmp_path_factory.mktemp("independent")
-    ledger = Ledger()
+    ledger = TimedLedger()
     async with (bucket_of_its_own(seaweed_server) as s3, LoopThread("independent-rig") as rig,
                 on_the_rig(rig, BucketGates(s3)) as gates,
                 OwncastEmulator(tmp / "hls", resolve_settings(segment_seconds=TARGET),
@@ -313,6 +314,15 @@ def summary(run: Run) -> str:
     return "\n".join(lines)
 
 
+def source_pause(run: Run) -> float:
+    """Owncast's longest pause between two segments it finished (any variant) while the players played: a
+    player that stops on a playlist standing still 3 target durations stops on the source's own pause too,
+    whatever the service does (on a loaded machine the emulator's ffmpeg falls behind, then catches up)."""
+    times = sorted(t for path, t in run.ledger.finished_at.items()
+                   if path.endswith(".ts") and t >= run.at["started"])
+    return max((b - a for a, b in zip(times, times[1:])), default=0.0)
+
+
 def story(run: Run, name: str) -> str:
     """For a failure's message: the times of the move, what the player asked around it, what the waits saw."""
     t0 = run.at.get("closed", run.at["started"])
@@ -325,6 +335,7 @@ def story(run: Run, name: str) -> str:
     return (f"times (s after the gate closed) {times}; steering manifests answered {manifests[-30:]}; "
             f"asked {run.wire.timeline(name, t0)}; it said {said}; "
             f"waits that ran out {[wait[:300] for wait in run.waits]}; "
+            f"Owncast's longest pause between finished segments {source_pause(run):.1f} s; "
             f"the service's steering {[line[-160:] for line in run.service_lines if 'pathway' in line][-4:]}")
 
 
