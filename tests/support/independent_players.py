@@ -271,9 +271,13 @@ def native_players(src: str, work: Path) -> list[Native]:
             argv = [sys.executable, "-m", "streamlink", "--loglevel", "info", "--http-header",
                     f"User-Agent=streamlink {player.marker}", "--output", str(output), src, "best"]
         elif player.name == HLSDEMUX:
-            # hlsdemux passes each segment's bytes on as they came (MPEG-TS in, MPEG-TS out).
-            argv = ["gst-launch-1.0", "-q", "souphttpsrc", f"location={src}", "!", "hlsdemux", "!", "filesink",
-                    f"location={output}"]
+            # hlsdemux passes each segment's bytes on as they came (MPEG-TS in, MPEG-TS out). Held on the
+            # first variant by a connection speed of its own (100 Mbit/s): its estimate from the fragments
+            # it times falls on a starved machine, and a switch of variant in the middle of the move is not
+            # what is judged here (once, at load 17, it switched as the service steered back, fetched the
+            # new variant's segment through the VM's redirect to the bucket, and ended, exit 0).
+            argv = ["gst-launch-1.0", "-q", "souphttpsrc", f"location={src}", "!", "hlsdemux",
+                    "connection-speed=100000", "!", "filesink", f"location={output}"]
         elif player.name == HLSDEMUX2:
             # hlsdemux2 needs a bin that handles streams (parsebin, decodebin3, playbin3): parsebin plugs it,
             # tsdemux and the parsers; the sinks keep the clock, as a player's do. No decoder: Debian's are
