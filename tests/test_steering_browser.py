@@ -25,18 +25,16 @@ service steers back, no page gets segment bytes from the VM a steering reload an
 A stall is charged to the service from when Owncast finished the segment the player waited for
 (TimedLedger) until that segment left the server, as the rig's own loop saw it (steering_watch.charged):
 on a loaded machine the emulator's ffmpeg falls behind the clock, and a starved Chromium holds a segment
-seconds before it plays it; only the part between the two is the service's. A page is judged back on the
-bucket from when it was told (its own first steering reload after the service steered back), not from
-the service's turn. In the writes-only outage video.js (VHS 3.17, Owncast's page) does not leave the
+seconds before it plays it. A page is judged back on the bucket from when it was told (its own first
+steering reload after the service steered back), not from the service's turn. In the writes-only outage video.js (VHS 3.17, Owncast's page) does not leave the
 bucket's pathway, whose playlists still answer (VHS changes pathway only on an error): it plays on from
 the VM's URIs that the bucket's playlists list while players are steered to the VM
 (steering/bucket_pathway.py).
 
-What the VM sent is counted on the wire, by a proxy between the pages and the service
-(tests/support/counting_proxy.py): a loaded player gives up on answers before its browser shows them.
-The gates and that proxy answer from an event loop of their own (tests/support/loop_thread.py): in the
-test's loop, behind Playwright's events and the polling of five pages, the pages' requests waited
-seconds whenever a gate opened and the service's backlog of uploads went through it.
+What the VM sent is counted on the wire, by a proxy between the pages and the service (a loaded player
+gives up on answers before its browser shows them). The gates and that proxy answer from an event loop
+of their own (tests/support/loop_thread.py): in the test's loop, behind Playwright's events and five
+pages' polling, the pages' requests waited seconds whenever a gate let the service's backlog through.
 """
 
 from __future__ import annotations
@@ -65,6 +63,7 @@ from tests.support.counting_proxy import Answer, CountingProxy
 from tests.support.gates import VIEWERS_HOST, BucketGates
 from tests.support.hostile import Fetcher, forge_reports
 from tests.support.loop_thread import LoopThread
+from tests.support.s3 import bucket_of_its_own
 from tests.support.service_process import ServiceProcess, service_env
 from tests.support.steered_players import Players, TimedLedger, Watched
 from tests.support.steering_watch import (asked, charged, from_the_vm, health, highest_bandwidth, metric, playing,
@@ -114,13 +113,15 @@ class Demo:
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def demo(tmp_path_factory: pytest.TempPathFactory, recordings: Recordings) -> AsyncIterator[Demo]:
+async def demo(tmp_path_factory: pytest.TempPathFactory, seaweed_server: SeaweedS3, recordings: Recordings,
+               ) -> AsyncIterator[Demo]:
     from playwright.async_api import async_playwright
 
     tmp = tmp_path_factory.mktemp("steering")
     ledger = TimedLedger()
-    # The gates and the wire answer from a loop of their own (tests/support/loop_thread.py).
-    async with (SeaweedS3(tmp / "seaweed", discard=True) as s3, LoopThread("steering-rig") as rig,
+    # A bucket of its own on the run's SeaweedFS behind the gates (an outage is this module's alone); the
+    # gates and the wire answer from a loop of their own (tests/support/loop_thread.py).
+    async with (bucket_of_its_own(seaweed_server) as s3, LoopThread("steering-rig") as rig,
                 LoopThread("hostile") as hostile, threaded(rig, BucketGates(s3)) as gates,
                 OwncastEmulator(tmp / "hls", resolve_settings(segment_seconds=TARGET),
                                 ledger=ledger, recordings=recordings) as owncast):
