@@ -60,23 +60,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             config.hook.pytest_deselected(items=by_hand)
             items[:] = [item for item in items if item not in by_hand]
 
-    # xdist's workers, where the order counts, are not given -n: they learn the count from workerinput.
-    workerinput = getattr(config, "workerinput", None)
-    workers = workerinput["workercount"] if workerinput else config.getoption("numprocesses", None)
-    workers = workers if isinstance(workers, int) and workers > 0 else 1
     modules = order.read()
-    groups: dict[str, tuple[float, bool, bool]] = {}
+    groups: dict[str, tuple[float, bool]] = {}
     counted: set[str] = set()  # the modules whose seconds a group has counted
     for item in items:
         if (group := xdist_group(item)) is None:
             continue
-        seconds, browser, apart = groups.get(group, (0.0, False, False))
+        seconds, browser = groups.get(group, (0.0, False))
         if item.path.name not in counted:
             counted.add(item.path.name)
             seconds += modules[item.path.name].seconds if item.path.name in modules else 0.0
-        groups[group] = (seconds, browser or item.get_closest_marker("browser") is not None,
-                         apart or item.get_closest_marker("apart") is not None)
-    group_rank = {g: n for n, g in enumerate(order.group_order(workers, groups))}
+        groups[group] = (seconds, browser or item.get_closest_marker("browser") is not None)
+    group_rank = {g: n for n, g in enumerate(order.group_order(groups))}
 
     def in_order(item: pytest.Item) -> tuple[float, int, float]:
         group = xdist_group(item)

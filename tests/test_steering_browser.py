@@ -22,46 +22,31 @@ everyone, which gets its share of VM_SEGMENT_MBPS and no more, while the steered
 service steers back, no page gets segment bytes from the VM a steering reload and a target duration later
 (counted on the wire), but a page whose own bucket fetches failed after that, within policy.REPORTED_FOR of it.
 
-A stall is judged from when Owncast finished the segment the player waited for (TimedLedger) until the
-page had it: on a loaded machine the emulator's ffmpeg falls behind the clock, and Chromium, starved, may
-hold a segment seconds before it plays it; only the part of a stall between the two is the service's.
-In the writes-only outage video.js (VHS 3.17, Owncast's page) does not leave the bucket's pathway,
-whose playlists still answer (VHS changes pathway only on an error): it plays on from the VM's URIs
-that the bucket's playlists list while players are steered to the VM (steering/bucket_pathway.py;
-before that, it stalled 13.3 s and 5.4 s in 2 of about 12 runs).
+A stall is charged to the service from when Owncast finished the segment the player waited for
+(TimedLedger) until that segment left the server, as the rig's own loop saw it (steering_watch.charged):
+on a loaded machine the emulator's ffmpeg falls behind the clock, and a starved Chromium holds a segment
+seconds before it plays it. A page is judged back on the bucket from when it was told (its own first
+steering reload after the service steered back), not from the service's turn. In the writes-only outage video.js (VHS 3.17, Owncast's page) does not leave the
+bucket's pathway, whose playlists still answer (VHS changes pathway only on an error): it plays on from
+the VM's URIs that the bucket's playlists list while players are steered to the VM
+(steering/bucket_pathway.py).
 
-Shaka in the outage for everyone stalled 2.4-3.6 s in 2 of 17 runs while the service took 2-3.3 s to
-steer (it retries the segment the bucket listed before the gate closed and moves only with the steering
-manifest); since the `down` reason (steering/policy.py: an upload refused while the probe fails) the
-service steers 0.6-1.4 s after the gate closes, and 6 of 6 runs passed (Shaka's longest stall there
-0.63 s). Five runs on a machine busy with other tests (load 4-10, 2026-11-25) then failed three times:
-twice Shaka stalled 3.4-3.9 s in the viewers-only outage, where only a failed probe or a viewer page's
-report can tell the service (steered 2.4-2.8 s after the gate closed; Shaka, about 4.5 s buffered, took
-up to two target durations to fetch the steering manifest and two more to use it), and once the VM sent
-one segment more than the players were seen to get, in the writes-only outage. Since the probe of the
-bucket's public URL looks every second and again after half a second (steering/probe.py), 10 of 10 runs
-passed by hand (5 beside two busy loops). Tried in the suite (run39), it failed on its own byte count:
-the pages were seen to get 1.86 MB less than the VM counted (answers a loaded player gave up on before
-its browser showed them). What the VM sent is now counted on the wire, by a proxy between the pages and the
-service (tests/support/counting_proxy.py), and the module runs in the suite (scripts/test plays it at normal
-priority, every other test beside it on seven workers at the lowest CPU priority). The gates and that proxy answer from an event
-loop of their own (tests/support/loop_thread.py): in the test's loop, behind Playwright's events and the
-polling of five pages, the pages' requests waited seconds whenever a gate opened and the service's backlog of
-uploads went through it (run8 of 2026-11-25: the viewer page and Shaka stood still 4.5 s and 2.6 s just after
-the gates opened on a 61-second outage, where the service had their segments).
+What the VM sent is counted on the wire, by a proxy between the pages and the service (a loaded player
+gives up on answers before its browser shows them). The gates and that proxy answer from an event loop
+of their own (tests/support/loop_thread.py): in the test's loop, behind Playwright's events and five
+pages' polling, the pages' requests waited seconds whenever a gate let the service's backlog through.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
-import re
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
 
 import aiohttp
 import pytest
@@ -78,12 +63,15 @@ from tests.support.counting_proxy import Answer, CountingProxy
 from tests.support.gates import VIEWERS_HOST, BucketGates
 from tests.support.hostile import Fetcher, forge_reports
 from tests.support.loop_thread import LoopThread
+from tests.support.s3 import bucket_of_its_own
 from tests.support.service_process import ServiceProcess, service_env
 from tests.support.steered_players import Players, TimedLedger, Watched
+from tests.support.steering_watch import (asked, charged, from_the_vm, health, highest_bandwidth, metric, playing,
+                                          refused, reloads, report_words, reported_on, served_at, source_late,
+                                          tell_the_outage, timeline, told_back, until_pathway, until_played, uploads)
 from tests.support.waiting import until
 
 pytestmark = [
-    pytest.mark.apart,  # its players are judged by the clock: scripts/test runs it beside the workers
     pytest.mark.integration,
     pytest.mark.browser,
     needs_chromium,
@@ -124,30 +112,16 @@ class Demo:
     outages: int = 0  # outages so far
 
 
-async def health(service: ServiceProcess) -> dict[str, Any]:
-    async with aiohttp.ClientSession() as session, session.get(f"{service.url}/health") as response:
-        body: dict[str, Any] = json.loads(await response.text())
-        return body
-
-
-async def metric(service: ServiceProcess, name: str) -> dict[str, float]:
-    """A metric's samples by their labels' values joined by ',', read by Prometheus's own text parser."""
-    from prometheus_client.parser import text_string_to_metric_families
-
-    async with aiohttp.ClientSession() as session, session.get(f"{service.url}/metrics") as response:
-        text = await response.text()
-    return {",".join(sample.labels.values()): sample.value for family in text_string_to_metric_families(text)
-            for sample in family.samples if sample.name == name}
-
-
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def demo(tmp_path_factory: pytest.TempPathFactory, recordings: Recordings) -> AsyncIterator[Demo]:
+async def demo(tmp_path_factory: pytest.TempPathFactory, seaweed_server: SeaweedS3, recordings: Recordings,
+               ) -> AsyncIterator[Demo]:
     from playwright.async_api import async_playwright
 
     tmp = tmp_path_factory.mktemp("steering")
     ledger = TimedLedger()
-    # The gates and the wire answer from a loop of their own (tests/support/loop_thread.py).
-    async with (SeaweedS3(tmp / "seaweed", discard=True) as s3, LoopThread("steering-rig") as rig,
+    # A bucket of its own on the run's SeaweedFS behind the gates (an outage is this module's alone); the
+    # gates and the wire answer from a loop of their own (tests/support/loop_thread.py).
+    async with (bucket_of_its_own(seaweed_server) as s3, LoopThread("steering-rig") as rig,
                 LoopThread("hostile") as hostile, threaded(rig, BucketGates(s3)) as gates,
                 OwncastEmulator(tmp / "hls", resolve_settings(segment_seconds=TARGET),
                                 ledger=ledger, recordings=recordings) as owncast):
@@ -184,162 +158,6 @@ async def threaded(rig: LoopThread, gates: BucketGates) -> AsyncIterator[BucketG
         await rig.run(gates.__aexit__(None, None, None))
 
 
-async def until_played(watched: Watched, seconds: float, timeout: float = 60) -> None:
-    start = await watched.played()
-
-    async def played_on() -> bool:
-        return await watched.played() >= start + seconds
-
-    await until(played_on, f"{watched.name} playing {seconds:g} s more", timeout, every=0.25,
-                detail=lambda: watched.fetched[-3:])
-
-
-async def reported_on(demo: Demo, pathway: str) -> bool:
-    """Whether the viewer page's last playback report said it plays `pathway` (the other players send
-    none): the service's hls_broadcaster_viewers_pathway, read as Prometheus scrapes it."""
-    if "viewer" not in demo.pages:
-        return True
-    pages = await metric(demo.service, "hls_broadcaster_viewers_pathway")
-    return pages.get(pathway, 0.0) >= 1 and sum(pages.values()) == 1
-
-
-async def report_words(demo: Demo) -> tuple[float, float]:
-    """(Hb-Pathway words heard naming failed fetches, words in them not understood) so far."""
-    heard = await metric(demo.service, "hls_broadcaster_pathway_reports_total")
-    ignored = await metric(demo.service, "hls_broadcaster_pathway_report_words_ignored_total")
-    return heard.get("some", 0.0), ignored.get("", 0.0)
-
-
-async def highest_bandwidth(service: ServiceProcess) -> int:
-    """The highest BANDWIDTH the multivariant playlist announces (bits a second): one stream."""
-    async with aiohttp.ClientSession() as session, session.get(f"{service.url}/live/master.m3u8") as response:
-        text = await response.text()
-    return max(int(m[1]) for m in re.finditer(r"[:,]BANDWIDTH=(\d+)", text))
-
-
-async def until_pathway(service: ServiceProcess, pathway: str, timeout: float) -> float:
-    """When /health says players are steered to `pathway` (time.monotonic())."""
-
-    async def there() -> bool:
-        return (await health(service)).get("pathway") == pathway
-
-    await until(there, f"/health saying players are steered to the {pathway} pathway", timeout, every=0.1,
-                detail=lambda: [line for line in service.lines if "pathway" in line][-3:])
-    return time.monotonic()
-
-
-def refused(watched: Watched, since: float) -> list[tuple[float, int, str]]:
-    """The answers of 400 and above a page got since `since`, but the closed gate's 503s."""
-    return [(round(at - since, 1), status, url.split("/", 3)[-1]) for at, status, url in watched.refused
-            if at >= since - 4 and not (status == 503 and "127.0.0.2" in url)]
-
-
-def timeline(watched: Watched, since: float) -> list[tuple[float, str, int, str]]:
-    """What a page fetched since `since`: (seconds after it, pathway, status, segment)."""
-    return [(round(f.at - since, 1), f.pathway, f.status, f.name) for f in watched.segments(since=since - 4)]
-
-
-def told_back(watched: Watched, back_at: float) -> float:
-    """When a page was told the bucket serves again, by its own requests (on a loaded machine a
-    browser's reloads come late, and a wall-clock bound after the service steered back failed runs
-    where every player did as told): its first steering manifest answered after `back_at` (players
-    with content steering), its first segment request the VM redirected to the bucket (without), and
-    for the viewer page no sooner than pathways.js's LEAVE_MS (10 s) after its last failed bucket fetch, as
-    viewer/src/player.js keeps the VM first that long."""
-    told = [at for at, _status, url in watched.playlists if at >= back_at and url.split("?")[0].endswith(".json")]
-    told += [at for at, _url in watched.redirected if at >= back_at]
-    when = min(told, default=back_at)
-    if watched.name == "viewer":
-        failed = [at for at, status, url in watched.refused if "127.0.0.2" in url]
-        when = max(when, max(failed, default=0.0) + 10)
-    return max(when, back_at)
-
-
-def charged(players: Players, watched: Watched, stall: dict[str, Any]) -> float:
-    """Seconds of a stall the service is answerable for: from when the segment it waited for existed
-    (Owncast had finished it: on a loaded machine the emulator's ffmpeg falls behind, and no server
-    can list what the source has not made), or from its start, until the page had that segment, or its
-    end if it had none. What a page does with a segment it has is its machine's: run10 of 2026-11-25
-    failed on Shaka standing still 3.2 s with the bucket serving it, the segment it waited for in hand
-    from 0.9 s on (Chromium starved beside four workers on two cores)."""
-    end = stall["start"] + stall["ms"] / 1000
-    waited = watched.waited_for(stall)
-    if waited is None:
-        return float(end - stall["start"])
-    made = players.finished_at(waited)
-    since = stall["start"] if made is None else max(stall["start"], made)
-    return float(max(0.0, min(end, waited.at) - since))
-
-
-def source_late(players: Players, watched: Watched, stall: dict[str, Any]) -> str:
-    waited = watched.waited_for(stall)
-    if waited is None:
-        return "no segment came while it stood still"
-    made = players.finished_at(waited)
-    end = stall["start"] + stall["ms"] / 1000
-    when = "never finished" if made is None else f"finished {made - stall['start']:+.1f}s after it began"
-    return (f"waited for {waited.pathway} {waited.variant}/{waited.name} ({when}, got {waited.at - stall['start']:+.1f}s); "
-            f"charged {charged(players, watched, stall):.1f}s of {end - stall['start']:.1f}s")
-
-
-def asked(demo: Demo, watched: Watched, stalls: list[dict[str, Any]], since: float) -> str:
-    """For a stall's message: what the page asked for around each stall (seconds after `since`), and what
-    went through the proxy in front of the service then (came, answered, path), to tell a request the
-    page never made from one the service was slow to answer."""
-    out = []
-    for s in stalls:
-        start, end = s["start"] - 3, s["start"] + s["ms"] / 1000
-        made = [(round(at - since, 1), url.split("/", 3)[-1]) for at, url in watched.requests if start <= at <= end]
-        passed = [(round(came - since, 1), round(answered - since, 1), path, status)
-                  for came, answered, path, status in demo.wire.trace
-                  if answered >= start and came <= end and not path.endswith(".ts")]
-        out.append(f"asked {made}; through the proxy {passed}")
-    return "; ".join(out)
-
-
-def reloads(watched: Watched, since: float, before: float = 4) -> list[tuple[float, int, str]]:
-    """The playlists and steering manifests a page was answered from `before` seconds ahead of `since`
-    on: (seconds after `since`, status, path)."""
-    return [(round(at - since, 1), status, url.split("/", 3)[-1]) for at, status, url in watched.playlists
-            if at >= since - before]
-
-
-def playing(watched: Watched, since: float) -> str:
-    """For a failure's message: what a page was refused, fetched and reloaded since `since` (seconds after
-    it), and the warnings and errors its console showed."""
-    manifests = [round(at - since, 1) for at, _st, url in watched.playlists
-                 if url.split("?")[0].endswith(".json")]
-    return (f"steering manifests answered at {manifests[-8:]} (of {len(manifests)}); "
-            f"refused {refused(watched, since)}; timeline {timeline(watched, since)}; "
-            f"playlists {reloads(watched, since)}; console {watched.console[-12:]}")
-
-
-def from_the_vm(watched: Watched, since: float) -> list[Any]:
-    """The VM's segment answers (200) a page got since `since`, but those its browser's cache gave it
-    (the same immutable URL fetched again: the VM sent nothing)."""
-    cached = list(watched.cached)
-    out = []
-    for f in watched.segments(since=since, pathway="vm"):
-        if f.status != 200:
-            continue
-        if f.url in cached:
-            cached.remove(f.url)
-            continue
-        out.append(f)
-    return out
-
-
-def uploads(demo: Demo, watched: Watched, back_at: float) -> list[tuple[float, str, str, list[tuple[float, int | None]]]]:
-    """For a failure's message: each VM answer a page got since `back_at` (seconds after it), and its
-    segment's uploads as the service's gate saw them (seconds after `back_at` each began, and the status)."""
-    out = []
-    for f in watched.segments(since=back_at, pathway="vm"):
-        puts = [(round(r.started - back_at, 1), r.status) for r in demo.gates.service.requests
-                if r.method == "PUT" and r.path.split("?")[0].endswith(f"/{f.variant}/{f.name}")]
-        out.append((round(f.at - back_at, 1), f"{f.variant}/{f.name}", str(f.status), puts))
-    return out
-
-
 async def outage(demo: Demo, *, service: bool, viewers: bool, drain: bool = False) -> None:
     """Close the gates until every player played from the VM past its buffer, open them, and check every
     player through it. Each outage is judged on its own: it starts once every player is back on the
@@ -350,20 +168,7 @@ async def outage(demo: Demo, *, service: bool, viewers: bool, drain: bool = Fals
     try:
         await judged_outage(demo, service=service, viewers=viewers, drain=drain)
     except BaseException:
-        said = [line for line in demo.service.lines[first_line:]
-                if any(word in line for word in ("steering", "probe", "pathway", "WARNING", "ERROR"))]
-        print("--- the service during this outage:", *said[-40:], sep="\n")
-        # What the bucket's side answered in error lately, and who answered (the gate closed, or the
-        # S3 server itself through an open gate): (seconds ago, side, mode, status, outcome, path).
-        now = time.monotonic()
-        print("--- the gates' last errors:", [
-            (round(now - r.started, 1), side, r.mode, r.status, r.outcome, r.path.split("?")[0][-40:])
-            for side, gate in (("service", demo.gates.service), ("viewers", demo.gates.viewers))
-            for r in list(gate.requests)[-400:]
-            if (r.status or 0) >= 500 or r.outcome not in ("forwarded", "answered")
-        ][-20:])
-        with contextlib.suppress(Exception):
-            print("--- /health:", json.dumps(await health(demo.service)))
+        await tell_the_outage(demo.service, demo.gates, first_line)
         raise
 
 
@@ -389,7 +194,7 @@ async def judged_outage(demo: Demo, *, service: bool, viewers: bool, drain: bool
     stalls_before = {name: len(await w.stalls()) for name, w in pages.items()}
     fatal_before = {name: len(await w.fatal()) for name, w in pages.items()}
     sent_before = await metric(demo.service, "hls_broadcaster_vm_segment_bytes_total")
-    words_before = await report_words(demo)
+    words_before = await report_words(demo.service)
     wire_from = len(demo.wire.answers)
     ahead = {name: await w.buffered() for name, w in pages.items()}  # what each plays with no fetch at all
     played_before = {name: await w.played() for name, w in pages.items()}
@@ -399,7 +204,7 @@ async def judged_outage(demo: Demo, *, service: bool, viewers: bool, drain: bool
     drainer: Fetcher | None = None
     draining: asyncio.Future[None] | None = None
     try:
-        steered_at = await until_pathway(demo.service, "vm", timeout=15)
+        steered_at = await until_pathway(demo.service, "vm", timeout=WAIT)
         played: dict[str, float] = {}
         if drain:
             # Once every page has asked the VM for a segment (each a client with a share), the drain begins.
@@ -416,7 +221,7 @@ async def judged_outage(demo: Demo, *, service: bool, viewers: bool, drain: bool
                 played[name] = round(await w.played() - played_before[name], 1)
             return time.monotonic() >= max(closed_at + OUTAGE, drained_enough) and all(
                 played[n] >= ahead[n] + TARGET and w.segments(since=steered_at, pathway="vm") for n, w in pages.items()
-            ) and await reported_on(demo, "vm")
+            ) and await reported_on(demo.service, "vm", "viewer" in pages)
 
         await until(past_their_buffers, "every player playing from the VM past its buffer", WAIT + DRAIN_SECONDS,
                     every=0.1, detail=lambda: {n: (played.get(n), round(ahead[n], 1), timeline(w, closed_at),
@@ -429,11 +234,11 @@ async def judged_outage(demo: Demo, *, service: bool, viewers: bool, drain: bool
         await demo.rig.run(demo.gates.open())
     # The service steers back once its own evidence clears (the probe answers, uploads current): no hold,
     # whatever the pages reported.
-    back_at = await until_pathway(demo.service, "bucket", timeout=6 * TARGET + 10)
+    back_at = await until_pathway(demo.service, "bucket", timeout=WAIT)
     steered_by_then = (await metric(demo.service, "hls_broadcaster_vm_segment_bytes_total")).get("yes", 0.0)
     steering_lines = len(demo.service.lines)
-    # Back on the bucket within a steering reload (the TTL) and a segment after the service steered back.
-    deadline = back_at + 2 * TARGET + 3
+    # Back on the bucket within a steering reload (the TTL) and a segment after each page was told (its
+    # own first steering reload after the service steered back, told_back: a starved browser reloads late).
     away: dict[str, object] = {}
 
     async def all_back() -> bool:
@@ -446,12 +251,12 @@ async def judged_outage(demo: Demo, *, service: bool, viewers: bool, drain: bool
                               "fetched": timeline(w, back_at), "playlists": reloads(w, back_at, 2)}
         return not away
 
-    await until(all_back, "every player fetching from the bucket after the service steered back",
-                deadline + 10 - time.monotonic(), every=0.25, detail=lambda: away)
+    await until(all_back, "every player fetching from the bucket after the service steered back", WAIT,
+                every=0.25, detail=lambda: away)
     late = {name: round(w.segments(since=back_at, pathway="bucket")[0].at - back_at, 1) for name, w in pages.items()
-            if w.segments(since=back_at, pathway="bucket")[0].at > deadline}
+            if w.segments(since=back_at, pathway="bucket")[0].at > told_back(w, back_at) + 2 * TARGET + 3}
     # The viewer page's playback reports say which pathway it plays (hls_broadcaster_viewers_pathway).
-    await until(lambda: reported_on(demo, "bucket"), "the viewer page's reports saying it plays the bucket", WAIT,
+    await until(lambda: reported_on(demo.service, "bucket", "viewer" in pages), "the viewer page's reports saying it plays the bucket", WAIT,
                 every=0.1, detail=lambda: demo.service.lines[-3:])
     await asyncio.gather(*(until_played(w, 2 * TARGET) for w in pages.values()))  # and play on from it
     problems = []
@@ -462,13 +267,14 @@ async def judged_outage(demo: Demo, *, service: bool, viewers: bool, drain: bool
               f"{len(watched.cached)} from its cache "
               f"({sum(at >= closed_at for at, _u in watched.redirected)} by the VM's redirect), longest stall "
               f"{max((s['ms'] for s in stalls), default=0):.0f} ms")
-        long = [s for s in stalls if charged(demo.players, watched, s) > TARGET]
+        served = functools.partial(served_at, demo.wire, demo.gates, PAGE_ADDRESSES.get(name))
+        long = [s for s in stalls if charged(demo.players, served, watched, s) > TARGET]
         for s in stalls:
             if s["ms"] > 1000 * TARGET:
-                print(f"{name} stall at {s['start'] - closed_at:.1f}s for {s['ms']} ms: {source_late(demo.players, watched, s)}")
+                print(f"{name} stall at {s['start'] - closed_at:.1f}s for {s['ms']} ms: {source_late(demo.players, served, watched, s)}")
         if long:
             problems.append(f"{name} stalled longer than a target duration: {long}; "
-                            f"{asked(demo, watched, long, closed_at)}; {playing(watched, closed_at)}; "
+                            f"{asked(demo.wire, watched, long, closed_at)}; {playing(watched, closed_at)}; "
                             f"errors {await watched.errors()}")
         fatal = (await watched.fatal())[fatal_before[name]:]
         if fatal:
@@ -477,7 +283,7 @@ async def judged_outage(demo: Demo, *, service: bool, viewers: bool, drain: bool
         back = told_back(watched, back_at)
         vm_after = [f.name for f in watched.segments(since=back + 2 * TARGET + 3, pathway="vm")]
         if vm_after:
-            print(f"{name} from the VM after it was told: {uploads(demo, watched, back_at)}; the service's "
+            print(f"{name} from the VM after it was told: {uploads(demo.gates, watched, back_at)}; the service's "
                   f"steering lines: {[line for line in demo.service.lines if 'pathway' in line][-6:]}")
             problems.append(f"{name} still fetched from the VM {round(back - back_at, 1)} s after steering back "
                             f"and {2 * TARGET + 3} s after it was told: {vm_after}")
@@ -541,7 +347,7 @@ async def judged_outage(demo: Demo, *, service: bool, viewers: bool, drain: bool
     if drainer is not None:
         problems += drain_problems(demo, drainer, steered_at)
     # The viewer page's Hb-Pathway is understood word for word, and its failed fetches on the bucket heard.
-    words = await report_words(demo)
+    words = await report_words(demo.service)
     failed_there = [at for at, _status, url in pages["viewer"].refused
                     if VIEWERS_HOST in url and at >= closed_at] if "viewer" in pages else []
     if words[1] != words_before[1] or (failed_there and words[0] == words_before[0]):

@@ -273,16 +273,12 @@ def test_the_runs_order_is_made_from_data_that_names_the_modules_there_are() -> 
     assert grouped - set(recorded) == set(), "a grouped module has no recorded seconds: scripts/test --write-durations"
 
 
-def test_the_order_begins_the_apart_groups_then_the_long_ones() -> None:
+def test_the_order_begins_the_longest_groups_then_the_long_ones() -> None:
     from tests.support.order import Module, group_order, ungrouped_rank
 
-    groups = {"short": (10.0, False, False), "long": (100.0, False, False), "p2p": (200.0, True, False),
-              "gap": (20.0, True, False), "steering": (50.0, True, True)}
-    # Apart first, then the quiet ones beside it (one per worker left), the browser groups longest first.
-    assert group_order(7, groups) == ("steering", "long", "short", "p2p", "gap")
-    assert group_order(2, groups) == ("steering", "long", "p2p", "gap", "short")
-    # Without an apart group: the longest quiet one alone beside the browser groups, the rest after.
-    assert group_order(7, {g: v for g, v in groups.items() if g != "steering"}) == ("long", "p2p", "gap", "short")
+    groups = {"short": (10.0, False), "long": (100.0, False), "p2p": (200.0, True), "gap": (20.0, True)}
+    # The longest quiet one, then the browser groups longest first, the other quiet ones after.
+    assert group_order(groups) == ("long", "p2p", "gap", "short")
     modules = {"test_a.py": Module(60.0, 2), "test_b.py": Module(40.0, 1), "test_c.py": Module(3.0, 3)}
     ranks = sorted([("test_a.py", False), ("test_b.py", True), ("test_c.py", False), ("test_new.py", False)],
                    key=lambda m: ungrouped_rank(modules, *m))

@@ -33,33 +33,24 @@ tests/test_players_empty_end.py feeds the same listings to the service's own Pub
 "ended_empty" is what it shows. A client is a path of its own (/c/<client>/live/master.m3u8): its clock
 starts at its first request, JOIN seconds into the stream (0-6 s listed in each variant).
 
-`python -m tests.support.empty_end [--unpinned] SCRIPT...` plays every player against each script and
-prints what each did (the module docstring of tests/test_players_empty_end.py has the figures).
+The players and their pages are tests/support/empty_end_players.py's; `python -m
+tests.support.empty_end_players [--unpinned] SCRIPT...` plays every player against each script and prints
+what each did (the module docstring of tests/test_players_empty_end.py has the figures).
 """
 
 from __future__ import annotations
 
-import asyncio
-import collections
-import contextlib
-import os
 import re
-import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from aiohttp import web
 
 from broadcaster.playlist.hls import MEDIA_PLAYLIST_NAME, format_program_date_time
 from broadcaster.playlist.master import render_master
 from broadcaster.source.owncast import SourceVariant
-from tests.support.independent_players import (BROWSER_PAGES, HLSDEMUX, HLSDEMUX2, SHAKA_52, SHAKA_52_LL,
-                                               SHAKA_416, STREAMLINK, VIDEOJS_DEFAULTS, VIDEOJS_OWNCAST,
-                                               VIEWER_PAGE, VLC, Native, Pages, PLAYERS, as_nobody)
 from tests.support.local_http import serve_local
 from tests.support.publish_scenario import Encoded, encode, every
 from tests.support.waiting import until
@@ -252,6 +243,11 @@ class Client:
     def clock(self) -> float:
         return JOIN + time.monotonic() - self.started
 
+    def shown_the_end(self) -> float | None:
+        """When (its clock) it was first answered a version from END on: where its end begins, however
+        late a busy machine made it fetch what came before."""
+        return next((a.at for a in self.asked if a.ended), None)
+
 
 class ScriptedServer:
     """/c/<client>/live/master.m3u8, /c/<client>/live/<n>/playlist.m3u8 and the segments beside them (their
@@ -340,357 +336,3 @@ class ScriptedServer:
 
 
 CORS = {"Access-Control-Allow-Origin": "*"}
-
-
-# -- the players' pages ------------------------------------------------------------------------------------
-
-# What every page reports, whatever its player (an init script: it runs before the page's own), on
-# window.emptyEnd: the video element's events, how far it got, and whether it stands still: `stuck` once it
-# has played and then not moved for STUCK_MS without an 'ended' (paused or not: a player that gave up may
-# pause). The errors and playlists of the player come from the hooks below.
-STUCK_MS = 8000
-WATCH_JS = """
-(() => {
-  const STUCK_MS = %d;
-  const w = window.emptyEnd = { started: false, ended: false, stuck: false, furthest: 0, stillMs: 0, events: [],
-                                errors: [], levels: [], frags: [], mediaError: null };
-  const now = () => Math.round(performance.now());
-  let hooked = null, last = -1, lastMove = performance.now();
-  const hook = (v) => {
-    for (const kind of ['playing', 'waiting', 'ended', 'error', 'pause', 'seeking']) {
-      v.addEventListener(kind, () => {
-        w.events.push([kind, Math.round(v.currentTime * 1000) / 1000, now()]);
-        if (kind === 'ended') w.ended = true;
-        if (kind === 'playing') w.started = true;
-        if (kind === 'error') w.mediaError = v.error ? v.error.code + ' ' + v.error.message : '?';
-      });
-    }
-  };
-  setInterval(() => {
-    const v = document.querySelector('video');
-    if (!v) return;
-    if (v !== hooked) { hook(v); hooked = v; }
-    const t = v.currentTime, ms = performance.now();
-    if (t !== last) { last = t; lastMove = ms; }
-    if (w.started) w.furthest = Math.max(w.furthest, t);
-    w.stillMs = Math.round(ms - lastMove);
-    if (w.started && !w.ended && ms - lastMove > STUCK_MS) w.stuck = true;
-  }, 100);
-})();
-""" % STUCK_MS
-
-# The viewer page's hls.js (viewer/hls.min.js, as viewer/player.js makes it), through its global: every
-# ERROR event, each media playlist it loaded, each fragment buffered and BUFFER_EOS, on window.emptyEnd.
-# With PIN it starts on the lowest level (hls.js sorts its levels by bitrate: variant 1) and is held on
-# variant 1 (loadLevel: a manual level, as the viewer's quality menu sets one).
-HLSJS_HOOK_JS = """
-(() => {
-  const PIN = %s;
-  let made;
-  Object.defineProperty(window, 'Hls', { configurable: true, enumerable: true, get: () => made, set: (Hls) => {
-    made = class extends Hls {
-      constructor(config) {
-        super(PIN ? Object.assign({}, config, { startLevel: 0 }) : config);
-        const w = window.emptyEnd, E = Hls.Events, video = () => document.querySelector('video');
-        const variantOf = (level) => Number((/\\/live\\/(\\d+)\\//.exec(this.levels[level].url) || [0, -1])[1]);
-        this.on(E.ERROR, (e, d) => w.errors.push({
-          details: d.details, fatal: !!d.fatal, level: d.level === undefined ? null : d.level,
-          reason: String(d.reason || (d.error && d.error.message) || ''),
-          action: d.errorAction ? d.errorAction.action : null, t: video() ? video().currentTime : null }));
-        this.on(E.LEVEL_LOADED, (e, d) => w.levels.push({
-          variant: variantOf(d.level), target: d.details.targetduration, live: d.details.live,
-          segments: d.details.fragments.length, first: d.details.startSN, last: d.details.endSN }));
-        this.on(E.FRAG_BUFFERED, (e, d) => w.frags.push([variantOf(d.frag.level), d.frag.sn]));
-        this.on(E.BUFFER_EOS, () => w.frags.push(['eos']));
-        if (PIN) {
-          this.on(E.MANIFEST_PARSED, (e, d) => {
-            this.loadLevel = d.levels.findIndex((l) => /\\/live\\/1\\//.test(l.url));
-          });
-        }
-      }
-    };
-  } });
-})();
-"""
-
-# The pages of tests/support/independent_players.py, with their players held on the transcoded variant where
-# a page can choose one (PIN): Shaka without ABR, starting from a bandwidth estimate that only variant 1
-# fits (not the browser's: useNetworkInformation off); video.js with variant 1's representation alone
-# enabled once it has the multivariant playlist (VHS's quality API; Owncast's options start on the lowest
-# anyway). Shaka's errors are recorded whole (its page keeps their codes only).
-SHAKA_PIN = ("  player.configure({ abr: { enabled: false, defaultBandwidthEstimate: 100000,"
-             " useNetworkInformation: false } });\n")
-SHAKA_ERRORS = ("  player.addEventListener('error', (e) => window.emptyEnd.errors.push({ code: e.detail.code,"
-                " severity: e.detail.severity, message: String(e.detail.message || e.detail).slice(0, 200) }));\n")
-VIDEOJS_PIN = ("  player.one('loadedmetadata', () => vhs().representations().forEach((r) => {\n"
-               "    r.enabled(variantOf(r.playlist && r.playlist.resolvedUri) === 1);\n  }));\n")
-
-
-def page_of(name: str, pin: bool) -> str:
-    page = BROWSER_PAGES[name]
-    if name.startswith("shaka"):
-        anchor, more = "  await player.attach(video);", (SHAKA_PIN if pin else "") + SHAKA_ERRORS
-    else:
-        anchor, more = "  player.src({ src, type: 'application/x-mpegURL' });", VIDEOJS_PIN if pin else ""
-    if page.count(anchor) != 1:
-        raise ValueError(f"{name}'s page changed: {anchor!r} is not there once")
-    return page.replace(anchor, more + anchor)
-
-
-PAGES = {pin: {name: page_of(name, pin) for name in BROWSER_PAGES} for pin in (True, False)}
-
-
-class PinnedPages(Pages):
-    """independent_players.Pages (the players' scripts, and the viewer's folder under /js/, its index.html
-    the viewer page) serving the pages held on variant 1, or (`pin` False) left to choose."""
-
-    def __init__(self, pin: bool = True) -> None:
-        super().__init__()
-        self.pages = PAGES[pin]
-
-    async def _page(self, request: web.Request) -> web.Response:  # type: ignore[override]
-        return web.Response(text=self.pages[request.match_info["player"]], content_type="text/html")
-
-
-# -- the players' processes ------------------------------------------------------------------------------
-
-
-def native_player(name: str, src: str, work: Path, pin: bool) -> Native:
-    """independent_players.native_players' commands, held on variant 1 (`pin`): streamlink's "worst" stream;
-    hlsdemux at connection-speed 1 kbps; hlsdemux2 in uridecodebin3 (streams-aware, as parsebin is, and
-    it passes connection-speed on), stopped at the parsed streams (no decoder: Debian's are in another
-    package) into fakesinks that keep the clock; VLC's lowest adaptive logic. VLC quits at the end of its
-    playlist (--play-and-exit), as the others do at the end of the stream."""
-    player = next(p for p in PLAYERS if p.name == name)
-    if name == VLC and os.geteuid() == 0:
-        folder = Path(tempfile.mkdtemp(prefix="hls-broadcaster-vlc-"))  # nobody enters pytest's folders
-    else:
-        folder = work / name
-        folder.mkdir(parents=True)
-    output: Path | None = folder / "out.ts"
-    env: dict[str, str] | None = None
-    if name == STREAMLINK:
-        argv = [sys.executable, "-m", "streamlink", "--loglevel", "info", "--http-header",
-                f"User-Agent=streamlink {player.marker}", "--output", str(output), src, "worst" if pin else "best"]
-    elif name == HLSDEMUX:
-        argv = ["gst-launch-1.0", "-q", "souphttpsrc", f"location={src}", "!", "hlsdemux",
-                *(["connection-speed=1"] if pin else []), "!", "filesink", f"location={output}"]
-    elif name == HLSDEMUX2:
-        output = None
-        sinks = ["p.", "!", "queue", "!", "fakesink", "sync=true", "p.", "!", "queue", "!", "fakesink", "sync=true"]
-        if pin:
-            argv = ["gst-launch-1.0", "-q", "uridecodebin3", f"uri={src}", "connection-speed=1",
-                    "caps=video/x-h264;audio/mpeg", "name=p", *sinks]
-        else:
-            argv = ["gst-launch-1.0", "-q", "souphttpsrc", f"location={src}", "!", "parsebin", "name=p", *sinks]
-        env = {**os.environ, "GST_PLUGIN_FEATURE_RANK": "hlsdemux:NONE"}
-    elif name == VLC:
-        argv, env = as_nobody(["cvlc", "--verbose=1", "--no-stats", *(["--adaptive-logic=lowest"] if pin else []),
-                               "--play-and-exit", src, "--sout", f"#std{{access=file,mux=ts,dst={output}}}"], folder)
-    else:
-        raise ValueError(name)
-    return Native(player, argv, folder, output, env)
-
-
-# -- one run of every player -------------------------------------------------------------------------------
-
-PAGE_PLAYERS = (VIEWER_PAGE, SHAKA_416, SHAKA_52, SHAKA_52_LL, VIDEOJS_OWNCAST, VIDEOJS_DEFAULTS)
-PROCESS_PLAYERS = (STREAMLINK, HLSDEMUX, HLSDEMUX2, VLC)
-ALL_PLAYERS = PAGE_PLAYERS + PROCESS_PLAYERS
-# A process still running this long after the end was shown to it (on its clock) is judged not to end:
-# streamlink stops on a playlist with no new segment for 3 target durations (15 s under the new target).
-GRACE = 25.0
-BOUND = 150.0  # a net for the whole run, on a loaded machine: every wait ends on its condition first
-
-PAGE_STATE_JS = """() => {
-  const w = window.emptyEnd || {};
-  const p = window.probe || null;
-  const s = window.viewerStats || null;
-  return JSON.parse(JSON.stringify({
-    started: !!w.started, ended: !!w.ended, stuck: !!w.stuck, stillMs: w.stillMs || 0, furthest: w.furthest || 0,
-    errors: w.errors || [], levels: w.levels || [], frags: w.frags || [], events: (w.events || []).slice(-12),
-    mediaError: w.mediaError || null,
-    probe: p ? { player: p.player, version: p.version,
-                 fatal: p.errors.filter((e) => e.fatal).map((e) => String(e.details)),
-                 errors: p.errors.slice(-50).map((e) => String(e.details)) } : null,
-    viewer: s ? { state: s.state, engine: s.engine, errors: s.errors, kinds: s.errorKinds } : null,
-  }));
-}"""
-
-
-@dataclass
-class Outcome:
-    """What one player did with one script."""
-
-    name: str
-    script: str
-    page: dict[str, Any] = field(default_factory=dict)  # its page's state (PAGE_STATE_JS)
-    exit: int | None = None  # a process's exit status; None: still running GRACE after the end (stopped)
-    ran: float = 0.0  # a process's seconds from start to exit (or to being stopped)
-    media: float = 0.0  # seconds of media in a process's output (streamlink, hlsdemux, VLC)
-    said: list[str] = field(default_factory=list)  # a process's last lines, or a page's console errors
-    asked: list[Asked] = field(default_factory=list)  # what the server answered it
-
-    @property
-    def process(self) -> bool:
-        return self.name in PROCESS_PLAYERS
-
-    @property
-    def ended(self) -> bool:
-        """A page's video fired 'ended'; a process exited 0 by itself."""
-        return self.exit == 0 if self.process else bool(self.page.get("ended"))
-
-    @property
-    def offline(self) -> bool:
-        """The viewer page says the stream is offline (its end, or its fallback for one)."""
-        return (self.page.get("viewer") or {}).get("state") == "offline"
-
-    @property
-    def fatal(self) -> list[str]:
-        page = self.page
-        out = [str(e.get("details")) for e in page.get("errors", []) if e.get("fatal")]
-        out += [str(e.get("message")) for e in page.get("errors", []) if e.get("severity") == 2]  # Shaka's CRITICAL
-        out += (page.get("probe") or {}).get("fatal", [])
-        kinds = (page.get("viewer") or {}).get("kinds") or {}
-        if any(k.get("fatal") for k in kinds.values()):
-            out += [f"viewer: {e}" for e in (page.get("viewer") or {}).get("errors", [])] or ["viewer: a fatal error"]
-        if page.get("mediaError"):
-            out.append(f"media element: {page['mediaError']}")
-        return out
-
-    def errors(self) -> collections.Counter[str]:
-        """Every error the player reported, by what it said (video.js's: its page's, tests/support/players.py)."""
-        own = self.page.get("errors", [])
-        if not own:
-            return collections.Counter((self.page.get("probe") or {}).get("errors", []))
-        return collections.Counter(
-            f"{e.get('details') or e.get('code')}: {e.get('reason') or e.get('message') or ''}"[:160]
-            + (" (fatal)" if e.get("fatal") or e.get("severity") == 2 else "") for e in own)
-
-    @property
-    def stood_still(self) -> bool:
-        """A page that played to the stream's last moment and then stood still, without 'ended'."""
-        return bool(self.page.get("stuck")) and self.page.get("furthest", 0) >= LAST - 0.5
-
-    def segments(self) -> list[tuple[int, str]]:
-        return [(a.variant, a.name) for a in self.asked if a.name.endswith(".ts") and a.status == 200]
-
-    def got_the_last(self, variant: int = 1) -> bool:
-        return (variant, segments_of(variant)[-1].name) in self.segments()
-
-    def reloads_after_end(self, variant: int = 1) -> list[float]:
-        return [a.at for a in self.asked if a.variant == variant and a.ended]
-
-    def summary(self) -> str:
-        page = self.page
-        after = self.reloads_after_end()
-        rate = (len(after) - 1) / (after[-1] - after[0]) if len(after) > 2 and after[-1] > after[0] else 0.0
-        missing = [a.name for a in self.asked if a.status != 200]
-        variants = list(dict.fromkeys(v for v, _ in self.segments()))
-        common = (f"{len(missing)} answers not 200, variants {variants}, got v1's last segment "
-                  f"{self.got_the_last()}, v1 ended version asked {len(after)}x ({rate:.1f}/s)")
-        if self.process:
-            return (f"{self.name}: exit {self.exit} after {self.ran:.1f} s, media {self.media:.2f} s, {common}; "
-                    f"said {self.said[-4:]}")
-        viewer = page.get("viewer") or {}
-        return (f"{self.name}: ended {self.ended}, stood still {self.stood_still} (furthest "
-                f"{page.get('furthest', 0):.2f}, still {page.get('stillMs')} ms), fatal {self.fatal}, "
-                f"errors {dict(self.errors())}, {common}"
-                + (f"; viewer state {viewer.get('state')}, hls.js levels {page.get('levels', [])[-2:]}, "
-                   f"EOS {['eos'] in page.get('frags', [])}" if viewer else "")
-                + f"; events {page.get('events', [])[-4:]}; console {self.said[-3:]}")
-
-
-async def play_all(chromium: Any, server: ScriptedServer, script: str, work: Path, pin: bool = True,
-                   players: Sequence[str] = ALL_PLAYERS) -> dict[str, Outcome]:
-    """Every player at once against `script` (each a client of its own), until each has ended, stood still,
-    failed, or (a process) outlived the end by GRACE; what each did."""
-    outcomes = {name: Outcome(name, script) for name in players}
-    natives = {name: native_player(name, server.plays(f"{script}-{name}", script), work, pin)
-               for name in players if name in PROCESS_PLAYERS}
-    started: dict[str, float] = {}
-    stopped: dict[str, float] = {}  # when each process was seen ended (by itself, or stopped)
-    outlived: set[str] = set()  # the processes stopped GRACE after the end
-    async with PinnedPages(pin) as pages:
-        contexts, opened = [], {}
-        try:
-            for native in natives.values():
-                await native.start()
-                started[native.player.name] = time.monotonic()
-            for name in (n for n in players if n in PAGE_PLAYERS):
-                src = server.plays(f"{script}-{name}", script)
-                context = await chromium.new_context()
-                contexts.append(context)
-                page = await context.new_page()
-                said = outcomes[name].said
-                page.on("console", lambda m, said=said: said.append(f"{m.type}: {m.text}"[:200])
-                        if m.type in ("warning", "error") else None)
-                page.on("pageerror", lambda err, said=said: said.append(f"pageerror: {err}"[:200]))
-                await page.add_init_script(WATCH_JS)
-                if name == VIEWER_PAGE:
-                    await page.add_init_script(HLSJS_HOOK_JS % ("true" if pin else "false"))
-                    await page.goto(f"{pages.url}/js/index.html?src={src}")
-                else:
-                    await page.goto(f"{pages.url}/page/{name}?src={src}")
-                opened[name] = page
-
-            async def settled() -> bool:
-                done = True
-                for name, page in opened.items():
-                    state = outcomes[name].page = await page.evaluate(PAGE_STATE_JS)
-                    viewer = state.get("viewer") or {}
-                    done = done and bool(state["ended"] or outcomes[name].fatal or state["stuck"]
-                                         or (state["started"] and viewer.get("state") == "offline"))
-                for name, native in natives.items():
-                    client = server.client(f"{script}-{name}")
-                    if native.running and client is not None and client.clock() > END + GRACE:
-                        outlived.add(name)
-                        await native.stop()
-                    if not native.running:
-                        stopped.setdefault(name, time.monotonic())
-                    done = done and not native.running
-                return done
-
-            def where() -> dict[str, str]:
-                return {n: o.summary()[:300] for n, o in outcomes.items()}
-
-            await until(settled, f"every player ended, stood still or outlived the end ({script})", BOUND,
-                        every=0.5, detail=where)
-        finally:
-            for native in natives.values():
-                await native.stop()
-            for name, page in opened.items():
-                with contextlib.suppress(Exception):  # a page that died: its outcome says what it had
-                    outcomes[name].page = await page.evaluate(PAGE_STATE_JS)
-            for context in contexts:
-                with contextlib.suppress(Exception):
-                    await context.close()
-    for name, native in natives.items():
-        outcome = outcomes[name]
-        outcome.exit = None if name in outlived else native.exited
-        outcome.ran = stopped.get(name, time.monotonic()) - started[name]
-        await asyncio.to_thread(native.finish, work)
-        outcome.media = native.media
-        outcome.said = native.said(40)
-    for name, outcome in outcomes.items():
-        client = server.client(f"{script}-{name}")
-        outcome.asked = list(client.asked) if client is not None else []
-    return outcomes
-
-
-async def _main(scripts: list[str], pin: bool) -> None:
-    from tests.support.browser import shared_chromium
-
-    work = Path(tempfile.mkdtemp(prefix="empty-end-"))
-    async with ScriptedServer(make_media(work / "media")) as server, shared_chromium() as chromium:
-        for script in scripts:
-            t0 = time.monotonic()
-            outcomes = await play_all(chromium, server, script, work / script, pin)
-            print(f"== {script} ({'held on variant 1' if pin else 'players choosing'}): {time.monotonic() - t0:.1f} s")
-            for outcome in outcomes.values():
-                print("  " + outcome.summary())
-
-
-if __name__ == "__main__":
-    args = sys.argv[1:]
-    asyncio.run(_main([a for a in args if a != "--unpinned"] or ["ended_empty"], "--unpinned" not in args))

@@ -5,11 +5,8 @@ pytest-xdist's loadgroup hands each worker the next xdist_group in turn (scripts
 --no-loadscope-reorder, so it keeps this order), then a second, so the first wave runs together and
 each worker's second begins when its first ends:
 
-- the groups of the modules marked `apart` first, when a run has them among the workers (scripts/test's
-  full run plays them in a process of their own, beside the workers: their players are judged by the
-  clock); then, beside them, the longest groups without a browser, one per worker left (or, without an
-  apart group, the longest one alone beside the browser groups); then every browser group, longest first;
-  then the other groups without a browser;
+- the longest group without a browser, then every browser group, longest first (the longest units of
+  work, begun at once rather than left for the end); then the other groups without a browser;
 - then the tests in no group, the modules whose tests each take LONG seconds or more first (those
   without a browser, pacing themselves by a stream's clock beside the groups' busy browsers, before
   those with one), longest first; then every other module in file order: short tests that fill the end.
@@ -53,17 +50,15 @@ def write(seen: Mapping[str, Module], path: Path = DURATIONS) -> None:
                                 for name, m in sorted(merged.items())}, indent=1) + "\n")
 
 
-def group_order(workers: int, groups: Mapping[str, tuple[float, bool, bool]]) -> tuple[str, ...]:
+def group_order(groups: Mapping[str, tuple[float, bool]]) -> tuple[str, ...]:
     """The order the xdist groups begin in. `groups`: each group present -> (its seconds, whether it has a
-    browser, whether it is apart)."""
+    browser)."""
     def longest(names: Collection[str]) -> list[str]:
         return sorted(names, key=lambda g: (-groups[g][0], g))
 
-    first = longest([g for g, (_, _, apart) in groups.items() if apart])
-    quiet = longest([g for g, (_, browser, apart) in groups.items() if not browser and not apart])
-    loud = longest([g for g, (_, browser, apart) in groups.items() if browser and not apart])
-    calm = max(0, workers - len(first)) if first else 1
-    return (*first, *quiet[:calm], *loud, *quiet[calm:])
+    quiet = longest([g for g, (_, browser) in groups.items() if not browser])
+    loud = longest([g for g, (_, browser) in groups.items() if browser])
+    return (*quiet[:1], *loud, *quiet[1:])
 
 
 def ungrouped_rank(modules: Mapping[str, Module], name: str, browser: bool) -> tuple[int, float]:

@@ -26,6 +26,7 @@ from aiohttp import web
 from broadcaster.demo.ledger import Finished, Ledger
 from tests.support.counting_proxy import AGENT_TAG
 from tests.support.local_http import serve_local
+from tests.support.page_open import Agents, open_page
 from tests.support.players import PAGES, PROBE_JS, SHAKA, VIDEOJS, VIEWER
 
 STALL_MS = 250
@@ -192,7 +193,7 @@ class Players:
         self._runner: web.AppRunner | None = None
         self.pages_url = ""
         self._contexts: list[Any] = []
-        self._user_agent = ""
+        self._agents = Agents(browser)
 
     async def __aenter__(self) -> Players:
         app = web.Application()
@@ -213,17 +214,6 @@ class Players:
         if self._runner is not None:
             await self._runner.cleanup()
 
-    async def _agent(self) -> str:
-        """Chromium's own User-Agent (read once, from a page of its own)."""
-        if not self._user_agent:
-            context = await self.browser.new_context()
-            try:
-                page = await context.new_page()
-                self._user_agent = str(await page.evaluate("() => navigator.userAgent"))
-            finally:
-                await context.close()
-        return self._user_agent
-
     @staticmethod
     async def _probe(_request: web.Request) -> web.Response:
         return web.Response(text=PROBE_JS, content_type="text/javascript")
@@ -235,14 +225,11 @@ class Players:
     async def open(self, name: str) -> Watched:
         """`viewer` (the service's page) or one of players.py's PAGES, playing the service's master."""
         address = self.addresses.get(name)
-        agent = f"{await self._agent()} {AGENT_TAG}{address}" if address else None
-        context = await self.browser.new_context(**({"user_agent": agent} if agent else {}))
-        self._contexts.append(context)
-        page = await context.new_page()
-        watched = Watched(name, page)
-        await page.add_init_script(STALL_JS)
-        page.on("console", lambda m: watched.console.append(f"{m.type}: {m.text}"[:300])
-                if m.type in ("warning", "error") else None)
+        agent = await self._agents.tagged(f"{AGENT_TAG}{address}") if address else None
+        opened = await open_page(self.browser, None, scripts=(STALL_JS,), user_agent=agent)
+        self._contexts.append(opened.context)
+        context, page = opened.context, opened.page
+        watched = Watched(name, page, console=opened.said)
         page.on("response", lambda response: self._record(watched, response))
         page.on("request", lambda request: watched.requests.append((time.monotonic(), request.url)))
         # A fetch that got no answer at all (the gate's connection refused or reset, a player's abort):
