@@ -378,7 +378,8 @@ def documented_routes() -> list[tuple[list[str], str, str, str]]:
 
 
 # What a form's placeholders stand for: a variant's number; a segment's or init section's file name.
-_PLACEHOLDERS = {"<n>": "[0-9]+", "<segment>": r"[^/]+\.(ts|m4s|mp4|aac)"}
+_PLACEHOLDERS = {"<n>": "[0-9]+", "<segment>": r"[^/]+\.(ts|m4s|mp4|aac)", "<id>": "[0-9]{8}-[0-9]{6}-[0-9a-f]{4}",
+                 "<run>": "[A-Za-z0-9_-]+"}
 
 
 def documented_forms() -> list[tuple[re.Pattern[str], str, str]]:
@@ -452,6 +453,7 @@ def test_the_docs_route_table_names_every_route_the_service_has() -> None:
                 missing.append(path)
         elif "{" in path.replace("{n}", "0"):  # e.g. /{folder}/vm/{n}/{file}: a path of its form
             form = re.escape(path).replace(r"\{n\}", "[0-9]+").replace(r"\{folder\}", "(live|hls)")
+            form = form.replace(r"\{id\}", "[^/]+").replace(r"\{run\}", "[^/]+")
             if not any(re.fullmatch(form.replace(r"\{file\}", "[^/]+"), p) for p in named):
                 missing.append(path)
         elif path.replace("{n}", "0") not in named:
