@@ -66,8 +66,8 @@ from tests.support.loop_thread import LoopThread
 from tests.support.s3 import bucket_of_its_own
 from tests.support.service_process import ServiceProcess, service_env
 from tests.support.steered_players import Players, TimedLedger, Watched
-from tests.support.steering_watch import (asked, charged, from_the_vm, health, highest_bandwidth, metric, playing,
-                                          refused, reloads, report_words, reported_on, served_at, source_late,
+from tests.support.steering_watch import (asked, charged, from_the_vm, health, highest_bandwidth, last_back, metric,
+                                          playing, refused, reloads, report_words, reported_on, served_at, source_late,
                                           tell_the_outage, timeline, told_back, until_pathway, until_played, uploads)
 from tests.support.waiting import until
 
@@ -259,7 +259,7 @@ async def judged_outage(demo: Demo, *, service: bool, viewers: bool, drain: bool
     await until(lambda: reported_on(demo.service, "bucket", "viewer" in pages), "the viewer page's reports saying it plays the bucket", WAIT,
                 every=0.1, detail=lambda: demo.service.lines[-3:])
     await asyncio.gather(*(until_played(w, 2 * TARGET) for w in pages.values()))  # and play on from it
-    problems = []
+    back_at, problems = last_back(demo.service, steering_lines, back_at), []
     for name, watched in pages.items():
         stalls = (await watched.stalls())[stalls_before[name]:]
         print(f"{name}: {len(watched.segments(since=closed_at, pathway='vm'))} segments from the VM, "

@@ -11,6 +11,7 @@ import contextlib
 import json
 import re
 import time
+from datetime import datetime
 from collections.abc import Callable
 from typing import Any
 
@@ -65,6 +66,18 @@ async def until_pathway(service: ServiceProcess, pathway: str, timeout: float) -
     await until(there, f"/health saying players are steered to the {pathway} pathway", timeout, every=0.1,
                 detail=lambda: [line for line in service.lines if "pathway" in line][-3:])
     return time.monotonic()
+
+
+def last_back(service: ServiceProcess, since_line: int, back_at: float) -> float:
+    """`back_at`, or when the service last steered back when it steered away again after its line
+    `since_line` (a probe unanswered in 2 s on a loaded machine: its own evidence, which players rightly
+    follow): what the VM sent until then was steered, and a player is judged from then on."""
+    lines = service.lines[since_line:]
+    backs = [line for line in lines if "steering players back to the bucket" in line]
+    if not any("steering players to the" in line for line in lines) or not backs:
+        return back_at
+    wall = datetime.strptime(backs[-1][:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()  # logging's local asctime
+    return max(back_at, wall - (time.time() - time.monotonic()))
 
 
 def refused(watched: Watched, since: float) -> list[tuple[float, int, str]]:
