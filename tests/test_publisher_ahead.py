@@ -1,9 +1,9 @@
-"""The VM's pathway ahead of the bucket's (content steering, issues 48 and 66): with the service holding
-each file it read once (vm/held.py), the publisher lists a segment on the VM's pathway as soon as it
-is held and on the bucket's once its upload lands, under the same numbers, discontinuities, durations and
-dates (publish/pathway_views.py, one rule for every pathway); an upload that fails keeps a copy and
-sends it, whatever Owncast deleted meanwhile; a restart uploads again what was listed before it landed.
-A real Publisher and Uploader over a scripted bucket (World)."""
+"""The VM's pathway ahead of the bucket's (content steering): with the service holding each file it read once
+(vm/held.py), the publisher lists a segment on the VM's pathway as soon as it is held and on the bucket's once
+its upload lands, under the same numbers, discontinuities, durations and dates (publish/pathway_views.py, one
+rule for every pathway); an upload that fails keeps a copy and sends it, whatever Owncast deleted meanwhile; a
+restart uploads again what was listed before it landed. A real Publisher and Uploader over a scripted bucket
+(World)."""
 
 from __future__ import annotations
 
@@ -240,9 +240,8 @@ async def test_an_upload_lost_after_it_was_listed_ahead_is_a_gap_on_the_buckets_
 
 async def test_a_new_target_reaches_every_variant_of_the_bucket_at_once(tmp_path: Path) -> None:
     """Longer segments raise the target while one variant's upload is still on its way: the bucket's
-    playlists move to the new target together, once that variant's has a version under it (6.2.4:
-    variants share a target duration; test_owncast_matrix saw the bucket's variants differ after
-    2 -> 3 variants), while the VM's move at once."""
+    playlists move to the new target together, once that variant's has a version under it (6.2.4: variants
+    share a target duration), while the VM's move at once."""
     w, _ = make(tmp_path)
     for n in range(2):
         for v in (0, 1):
@@ -267,10 +266,9 @@ async def test_a_new_target_reaches_every_variant_of_the_bucket_at_once(tmp_path
 
 
 async def test_a_segment_shown_ahead_when_the_target_rises_is_listed_in_the_bucket_too(tmp_path: Path) -> None:
-    """A segment the VM's pathway showed while its upload was on its way, then a longer segment raises
-    the target: the new playlist starts after it (the VM's viewers saw it), and the bucket's playlist
-    still lists it once it lands, before moving to the new target. Before, it was in no version the
-    bucket showed (test_owncast_matrix, 1 run in 73 of its raised chain)."""
+    """A segment the VM's pathway showed while its upload was on its way, then a longer segment raises the
+    target: the new playlist starts after it (the VM's viewers saw it), and the bucket's playlist still
+    lists it once it lands, before moving to the new target."""
     w, _ = make(tmp_path)
     for n in range(2):
         for v in (0, 1):
