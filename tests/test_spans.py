@@ -8,10 +8,8 @@ The media are real ffmpeg output: whole segments of ffmpeg's hls muxer span thei
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import subprocess
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -33,6 +31,7 @@ from tests.support.owncast_writer import HandFedOwncast, real_ts_segment
 from tests.support.service_process import ServiceProcess, service_env
 from tests.support.waiting import until
 from tests.support.whole import assert_whole
+from tests.support.writes_watch import watching
 
 KERNEL = pytest.mark.skipif(not inotify.available(), reason="inotify is Linux only")
 _PATHS = [pytest.param(True, id="inotify", marks=KERNEL), pytest.param(False, id="watchfiles")]
@@ -90,22 +89,6 @@ def test_bytes_without_timestamps_are_unknown_never_short() -> None:
     assert not spans.short_of(None, 2.0)
 
 
-@contextlib.asynccontextmanager
-async def watching(root: Path, kernel: bool, lease: bool) -> AsyncIterator[Writes]:
-    """Writes fed by a running HlsWatcher (inotify or watchfiles) on `root`, once its watch has begun;
-    `lease`: the kernel is asked who writes (else the events and the file decide)."""
-    (root / "0").mkdir(exist_ok=True)
-    w = Writes(root, kernel=kernel, lease=lease)
-    watcher = HlsWatcher(root, Sink(), Metrics(), kernel=kernel, writes=w)
-    await watcher.start()
-    try:
-        if kernel:
-            await until(lambda: w._exact, "the kernel watch began")
-        yield w
-    finally:
-        await watcher.stop()
-
-
 # -- the wait: a file closed short of its #EXTINF is waited for, a whole one is not ------------------------
 
 
@@ -117,7 +100,7 @@ async def test_a_file_closed_on_a_packet_boundary_short_of_its_extinf_waits_for_
 ) -> None:
     """Closed with half its bytes, no writer, whole packets, quiet: every other sign says finished. Named
     with its #EXTINF (1 s), it is waited for until its writer has written it whole."""
-    async with watching(tmp_path, kernel, lease) as w:
+    async with watching(tmp_path, kernel, lease=lease) as w:
         path = tmp_path / "0" / "stream-a-0.ts"
         writer = OddWriter(kind, ts_bytes)
         writer.begin(path)

@@ -10,7 +10,6 @@ object in the bucket against the file as Owncast finished it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import os
 from collections.abc import AsyncIterator
@@ -36,36 +35,13 @@ from tests.support.observe import Observer
 from tests.support.owncast_writer import HandFedOwncast, real_ts_segment
 from tests.support.service_process import ServiceProcess, moto_env, service_env
 from tests.support.whole import assert_whole
-from tests.support.waiting import TimedOut, until
+from tests.support.waiting import until
 from tests.support.world import World
+from tests.support.writes_watch import listed_within, still_waiting, watching
 
 KERNEL = pytest.mark.skipif(not inotify.available(), reason="inotify is Linux only")
 _PATHS = [pytest.param(True, id="inotify", marks=KERNEL), pytest.param(False, id="watchfiles")]
 CUT = 1000  # bytes held back: not a whole number of TS packets, as a cut in a body almost never is
-
-
-@contextlib.asynccontextmanager
-async def kernel_watch(root: Path, quiet: float = writes.QUIET, unheard_quiet: float = writes.UNHEARD_QUIET,
-                       lease: bool = True) -> AsyncIterator[Writes]:
-    """Writes fed by the real watcher on inotify, once its watch has begun; variant folder 0 made.
-    lease=False: the kernel is not asked whether the file is open for writing (the events and the file
-    decide, as where Owncast's files are another user's)."""
-    (root / "0").mkdir(exist_ok=True)
-    w = Writes(root, kernel=True, quiet=quiet, unheard_quiet=unheard_quiet, lease=lease)
-    watcher = HlsWatcher(root, Sink(), Metrics(), kernel=True, writes=w)
-    await watcher.start()
-    try:
-        await until(lambda: w._exact, "the kernel watch began")
-        yield w
-    finally:
-        await watcher.stop()
-
-
-async def still_waiting(wait: asyncio.Future[Finish], looks: int, every: float = 0.05) -> None:
-    """`wait` has not ended over `looks` looks `every` seconds apart (longer than a quiet period)."""
-    for _ in range(looks):
-        await asyncio.wait({wait}, timeout=every)
-        assert not wait.done(), wait.result()
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +93,7 @@ async def test_the_kernel_tells_a_cut_on_a_packet_boundary_which_the_file_alone_
     """Held back a whole number of packets, the file on disk looks whole: only the kernel tells (the lease
     refused while the file is open for writing, or else the close event)."""
     held = HeldBack(ts_bytes, 188 * 4)
-    async with kernel_watch(tmp_path, quiet=0.05, lease=lease) as w:
+    async with watching(tmp_path, True, quiet=0.05, lease=lease) as w:
         try:
             held.begin(tmp_path / "0" / "seg.ts")
             wait = asyncio.ensure_future(w.finished(tmp_path / "0" / "seg.ts", 30))
@@ -136,7 +112,7 @@ async def test_a_file_closed_before_it_is_asked_for_costs_no_wait_and_one_look(
 ) -> None:
     """One look (an open, fstat and the lease asked: whole packets, no writer left), no wait: a close heard
     is not enough by itself (issue 50: a writer that closed early, another process's close)."""
-    async with kernel_watch(tmp_path) as w:
+    async with watching(tmp_path, True) as w:
         (tmp_path / "0" / "seg.ts").write_bytes(b"\x47" * 188)
         await until(lambda: w._writing.get(tmp_path / "0" / "seg.ts") is False, "the close was read")
         looks: list[object] = []
@@ -230,7 +206,7 @@ async def test_a_file_written_since_before_the_watch_began_waits_longer_than_the
     try:
         # The unheard period made long: under load the watch began seconds after the file was written.
         # Without the lease (which tells the open file at once), the quiet is what holds it.
-        async with kernel_watch(tmp_path, unheard_quiet=60, lease=False) as w:
+        async with watching(tmp_path, True, unheard_quiet=60, lease=False) as w:
             wait = asyncio.ensure_future(w.finished(tmp_path / "0" / "seg.ts", 30))
             await still_waiting(wait, 10)  # twice QUIET, and more: the file alone looked whole throughout
             held.release()
@@ -392,19 +368,6 @@ async def test_the_service_lists_a_held_segment_only_once_it_is_whole_and_says_s
 
 HOLD = 1.0  # seconds a tail is held at most once its playlist names it (Owncast's own: ~10 ms)
 LATE = 3  # slots whose tails are held
-
-
-async def listed_within(seen: Observer, name: str, seconds: float) -> bool:
-    """Whether every variant lists `name` within `seconds` (a bound on the hold; the test's outcome does
-    not depend on it: either way the tail comes and the bytes are compared)."""
-    async def listed() -> bool:
-        await seen.poll()
-        return all(name in seen.names(v) for v in seen.variants)
-
-    try:
-        return bool(await until(listed, f"{name} listed in every variant", seconds, every=0.05))
-    except TimedOut:
-        return False
 
 
 @pytest.mark.integration

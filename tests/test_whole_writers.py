@@ -10,14 +10,12 @@ bucket against the file as its writer finally left it (the ledger), on both watc
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import shutil
 import subprocess
 import sys
 import threading
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -36,9 +34,10 @@ from tests.support.observe import Observer
 from tests.support.odd_writers import OddWriter
 from tests.support.owncast_writer import HandFedOwncast, real_ts_segment
 from tests.support.service_process import ServiceProcess, service_env
-from tests.support.waiting import TimedOut, until
+from tests.support.waiting import until
 from tests.support.whole import assert_whole
 from tests.support.world import World
+from tests.support.writes_watch import listed_within, still_waiting, watching
 
 KERNEL = pytest.mark.skipif(not inotify.available(), reason="inotify is Linux only")
 _PATHS = [pytest.param(True, id="inotify", marks=KERNEL), pytest.param(False, id="watchfiles")]
@@ -49,28 +48,6 @@ assert LOOKS * 0.05 > 2 * QUIET
 @pytest.fixture(scope="module")
 def ts_bytes(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     return real_ts_segment(tmp_path_factory.mktemp("ts"))
-
-
-async def still_waiting(wait: asyncio.Future[Finish], looks: int = LOOKS, every: float = 0.05) -> None:
-    """`wait` has not ended over `looks` looks `every` seconds apart."""
-    for _ in range(looks):
-        await asyncio.wait({wait}, timeout=every)
-        assert not wait.done(), f"taken for {wait.result()} while its writer had not finished it"
-
-
-@contextlib.asynccontextmanager
-async def watching(root: Path, kernel: bool, **writes_args: object) -> AsyncIterator[Writes]:
-    """Writes fed by a running HlsWatcher (inotify or watchfiles) on `root`, once its watch has begun."""
-    (root / "0").mkdir(exist_ok=True)
-    w = Writes(root, kernel=kernel, **writes_args)  # type: ignore[arg-type]
-    watcher = HlsWatcher(root, Sink(), Metrics(), kernel=kernel, writes=w)
-    await watcher.start()
-    try:
-        if kernel:
-            await until(lambda: w._exact, "the kernel watch began")
-        yield w
-    finally:
-        await watcher.stop()
 
 
 # -- W1, W2: a writer that has not finished is waited for, whatever the events and the file say ----------
@@ -95,7 +72,7 @@ async def test_a_writer_that_has_not_finished_is_waited_for_whatever_its_events_
                 writer.touch()
                 if kernel:
                     await until(lambda: w._writing.get(path) is False, "touch's close was read")
-            await still_waiting(wait)
+            await still_waiting(wait, LOOKS)
             writer.finish()
             assert await wait is Finish.WAITED
         finally:
@@ -144,7 +121,7 @@ async def test_after_a_restart_a_file_still_open_on_a_packet_boundary_is_never_f
     try:
         async with watching(tmp_path, True, unheard_quiet=0.2) as w:
             wait = asyncio.ensure_future(w.finished(tmp_path / "0" / "seg.ts", 30))
-            await still_waiting(wait)
+            await still_waiting(wait, LOOKS)
             held.release()
             assert await wait is Finish.WAITED
     finally:
@@ -193,7 +170,7 @@ async def test_a_real_queue_overflow_is_logged_counted_and_an_open_file_is_never
         said = [r.getMessage() for r in caplog.records if "overflowed" in r.getMessage()]
         assert len(said) == 1 and str(tmp_path) in said[0] and "max_queued_events" in said[0], said
         wait = asyncio.ensure_future(w.finished(path, 30))
-        await still_waiting(wait)
+        await still_waiting(wait, LOOKS)
         held.release()
         assert await wait is Finish.WAITED
     finally:
@@ -218,7 +195,7 @@ async def test_without_the_lease_a_close_inside_a_packet_or_a_rename_is_still_no
         writer.begin(path)
         try:
             wait = asyncio.ensure_future(w.finished(path, 30))
-            await still_waiting(wait)
+            await still_waiting(wait, LOOKS)
             writer.finish()
             assert await wait is Finish.WAITED
         finally:
@@ -355,19 +332,6 @@ async def test_a_file_touched_after_its_upload_is_listed_as_uploaded(tmp_path: P
 
 WAITED = 20.0  # seconds the service may take to start waiting on a file (a loaded machine)
 HOLD = 1.0  # seconds a `touch`ed file is held after it, the service free to take it meanwhile
-
-
-async def listed_within(seen: Observer, name: str, seconds: float) -> bool:
-    """Whether the service lists `name` within `seconds` (a bound on a hold, not on the outcome: either way
-    the writer finishes the file and the bytes are compared)."""
-    async def listed() -> bool:
-        await seen.poll()
-        return name in seen.names(0)
-
-    try:
-        return bool(await until(listed, f"{name} listed", seconds, every=0.05))
-    except TimedOut:
-        return False
 
 
 @pytest.mark.integration
