@@ -31,6 +31,7 @@ from tests.support.hls_checker import MediaPlaylistChecker
 from tests.support.processes import rss_kb
 from tests.support.scrape import by_label, scraped, total
 from tests.support.service_process import ServiceProcess, service_env
+from tests.support.listing import listing
 from tests.support.waiting import until
 from tests.support.whole import finished
 
@@ -45,15 +46,7 @@ START_TIMEOUT = 60.0
 
 def entries(text: str) -> list[tuple[str, bool]]:
     """A media playlist's entries: (URI, listed with EXT-X-GAP)."""
-    out: list[tuple[str, bool]] = []
-    gap = False
-    for line in text.splitlines():
-        if line == "#EXT-X-GAP":
-            gap = True
-        elif line and not line.startswith("#"):
-            out.append((line, gap))
-            gap = False
-    return out
+    return [(e.uri, e.gap) for e in listing(text)]
 
 
 async def lost(http: aiohttp.ClientSession, url: str) -> dict[str, float]:

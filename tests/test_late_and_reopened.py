@@ -37,6 +37,7 @@ from broadcaster.source.writes import Writes
 from broadcaster.state.disk import StateFile, dumps
 from tests.support.fakes import Sink
 from tests.support.held_back import HeldWrites
+from tests.support.listing import listing
 from tests.support.observe import Observer
 from tests.support.odd_writers import OddWriter
 from tests.support.owncast_writer import HandFedOwncast, real_ts_segment
@@ -60,15 +61,7 @@ def sample(world: World, name: str, **labels: str) -> float | None:
 
 def entries(text: str) -> list[tuple[str, bool]]:
     """A playlist's segments in order: (file name, listed as a gap)."""
-    out: list[tuple[str, bool]] = []
-    gap = False
-    for line in text.splitlines():
-        if line == "#EXT-X-GAP":
-            gap = True
-        elif line and not line.startswith("#"):
-            out.append((line.rsplit("/", 1)[-1], gap))
-            gap = False
-    return out
+    return [(e.name, e.gap) for e in listing(text)]
 
 
 def bodies(world: World, key: str) -> list[bytes]:

@@ -9,7 +9,6 @@ the rule at the seam (a version rendered late is the version pushed, byte for by
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -23,6 +22,7 @@ from broadcaster.publish.visible import VisiblePlaylists
 from broadcaster.steering.policy import SteeringPolicy
 from tests.support.counting_proxy import CountingProxy
 from tests.support.service_process import running_service, service_env
+from tests.support.listing import listing
 from tests.support.waiting import until
 
 pytestmark = pytest.mark.integration
@@ -32,16 +32,7 @@ WAIT = 30.0  # seconds any one condition may take on a busy machine
 
 def entries(body: str) -> dict[int, tuple[str, str]]:
     """Number -> (segment file name, PROGRAM-DATE-TIME) of each segment a media playlist lists."""
-    sequence = int(re.search(r"#EXT-X-MEDIA-SEQUENCE:(\d+)", body)[1])  # type: ignore[index]
-    out: dict[int, tuple[str, str]] = {}
-    date = ""
-    for line in body.splitlines():
-        if line.startswith("#EXT-X-PROGRAM-DATE-TIME:"):
-            date = line.split(":", 1)[1]
-        elif line and not line.startswith("#"):
-            out[sequence] = (line.rsplit("/", 1)[1], date)
-            sequence += 1
-    return out
+    return {e.number: (e.name, e.date) for e in listing(body)}
 
 
 def last(rendered: Rendered | None) -> int:

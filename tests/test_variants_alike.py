@@ -17,6 +17,7 @@ import pytest
 
 from broadcaster.source.owncast import SourceVariant
 from broadcaster.source.writes import Finish
+from tests.support.listing import listing
 from tests.support.waiting import until
 from tests.support.world import World
 
@@ -55,20 +56,7 @@ class Holds:
 
 def numbers(world: World, v: int) -> dict[int, tuple[str, int, bool]]:
     """Variant v's visible playlist: number -> (segment name, discontinuity number, a gap)."""
-    lines = world.text(v).splitlines()
-    number = int(next(ln for ln in lines if ln.startswith("#EXT-X-MEDIA-SEQUENCE:")).split(":")[1])
-    disc = int(next(ln for ln in lines if ln.startswith("#EXT-X-DISCONTINUITY-SEQUENCE:")).split(":")[1])
-    out: dict[int, tuple[str, int, bool]] = {}
-    gap = False
-    for line in lines:
-        if line == "#EXT-X-DISCONTINUITY":
-            disc += 1
-        elif line == "#EXT-X-GAP":
-            gap = True
-        elif line and not line.startswith("#"):
-            out[number] = (line.rsplit("/", 1)[1], disc, gap)
-            number, gap = number + 1, False
-    return out
+    return {e.number: (e.name, e.discontinuity, e.gap) for e in listing(world.text(v))}
 
 
 async def let_run() -> None:
