@@ -1,4 +1,4 @@
-"""A second bucket as a pathway (issue 48 item 1), on two real S3 servers: the first bucket is SeaweedFS
+"""A second bucket as a pathway, on two real S3 servers: the first bucket is SeaweedFS
 behind BucketGates (tests/support/gates.py), the second moto in server mode (another provider). The
 service (`python -m broadcaster run`) offers both buckets' pathways and the VM's; when the test closes the
 first bucket's gate (for the service and the viewers together), the steering manifest puts the second bucket first,
@@ -131,8 +131,8 @@ async def test_with_the_first_bucket_closed_players_are_steered_to_the_second(
 
             async def at_second_bucket() -> bool:
                 """The backup pathway lists its newest segments at the second bucket's URL. A segment it
-                lacked while players were steered away from it (its uploads behind on a loaded machine:
-                a run of the suite, 2026-11-28, steered for 0.5 s) stays listed at the VM's URI, where it
+                lacked while players were steered away from it (its uploads behind on a loaded machine)
+                stays listed at the VM's URI, where it
                 was listed (a pathway never goes back); no other URI is listed."""
                 status, body = await text(http, f"{url}/live/backup/0/playlist.m3u8")
                 uris = segments(body)
@@ -168,7 +168,7 @@ async def test_with_the_first_bucket_closed_players_are_steered_to_the_second(
                 status, body = await text(http, f"{url}/live/backup/{v}/playlist.m3u8")
                 # A segment the second bucket lacked when listed (its uploads behind on a loaded machine:
                 # steered away from, it lists it at the VM's URI, relative) is fetched there: Owncast's
-                # bytes either way (a run of the suite, 2026-11-27: /live/vm/0/stream-...-6.ts).
+                # bytes either way.
                 listed += [(uri if "://" in uri else f"{url}{uri}", owncast.variant_dir(v) / uri.rpartition("/")[2])
                            for uri in segments(body)]
             assert await assert_whole(http, owncast.ledger, listed) >= 6  # fetched from moto, Owncast's bytes
@@ -330,7 +330,7 @@ async def test_deletions_due_in_the_second_bucket_outlive_a_restart(
 
 async def test_a_third_bucket_is_a_settings_block(tmp_path: Path, owncast: OwncastEmulator,
                                                   moto_url: str) -> None:
-    """Issue 66 item 4: adding a bucket is settings, not code. PATHWAYS=bucket,backup,b2 with B2_*
+    """Adding a bucket is settings, not code. PATHWAYS=bucket,backup,b2 with B2_*
     beside BACKUP_* (three buckets on moto): every variant is offered on the three pathways, the steering
     manifest names them (the first bucket first), the third pathway's playlists list its own bucket's
     URLs, which serve Owncast's bytes, and its uploads are counted under its own `pathway` label."""

@@ -1,15 +1,13 @@
-"""No segment Owncast finishes is lost (issue 67): a late segment reaches the bucket, the recordings and
+"""No segment Owncast finishes is lost: a late segment reaches the bucket, the recordings and
 the clips, and a file written again after its upload never leaves an earlier version of itself there.
 
 - **Late is late, not lost.** A copy still being written a target duration after the other variants
   listed its slot is a gap (EXT-X-GAP) in its variant's live playlist, and stays one there (a listed entry
   never changes, 6.2.2). Its upload goes on: once Owncast finishes the file it is uploaded whole, counted
-  as late (not lost), and the recording and clips list it. Before, its upload was stopped there and the
-  segment was nowhere but on Owncast's disk.
+  as late (not lost), and the recording and clips list it.
 - **A reopened file is one write.** A write after a close (opened again and appended, or truncated and
   written again) makes the segment unfinished again: before it is listed, it is waited for and its final
-  bytes listed; after, the bucket's object is replaced by them. Before, the bucket kept the first version
-  (94,000 of 188,000 bytes in the issue), or the segment was lost as a gap.
+  bytes listed; after, the bucket's object is replaced by them (never a first half kept, nor a gap).
 
 The writers are tests/support/odd_writers.py's; what is compared is bytes: the bucket's objects and the
 recordings' segments against the files as their writers left them.
@@ -246,7 +244,7 @@ async def test_a_file_written_again_before_its_segment_is_listed_is_listed_with_
 ) -> None:
     """Variant 0's copy is uploaded, but its slot waits for variant 1's. Meanwhile its writer opens it again
     and writes more: the segment is unfinished again, waited for, uploaded again and listed with its final
-    bytes (before: lost as unfinished, a gap there)."""
+    bytes, not lost as unfinished."""
     world = World(tmp_path, writes=Writes(tmp_path, kernel=False, quiet=0.0))
     for v in (0, 1):
         world.owncast_lists(v, "stream-a-0.ts")

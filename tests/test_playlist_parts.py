@@ -1,4 +1,4 @@
-"""A long window's playlist rendered in parts (issue 32): frozen chunks of segments, each deflated once.
+"""A long window's playlist rendered in parts: frozen chunks of segments, each deflated once.
 
 Every version, whatever happened to the window, must be the whole window joined as before (the
 reference: Renderer.text, every entry's text after the header), and its gzip one
@@ -101,7 +101,7 @@ def run_history(chunk: int, window: float, fmp4: bool, hashes: bool, ops: list[t
 def test_every_version_in_parts_is_the_whole_window_joined(
     chunk: int, window: float, fmp4: bool, hashes: bool, edge: int, ops: list[tuple[str, int]]
 ) -> None:
-    """Hashes shown only near the edge (issue 40, H1): a segment's text changes once, as it leaves the
+    """Hashes shown only near the edge: a segment's text changes once, as it leaves the
     edge, never inside a frozen chunk or the text a piece refers back into."""
     run_history(chunk, window, fmp4, hashes, ops, edge)
 

@@ -99,7 +99,7 @@ async def test_passes_with_the_right_settings_and_leaves_nothing_behind(
 async def test_loopback_without_trusting_cf_connecting_ip_is_a_warning(
     seaweed: SeaweedS3, tmp_path: Path, host: str, trust: str, warned: bool
 ) -> None:
-    """Issue 41, V3: behind cloudflared on loopback every viewer comes from 127.0.0.1: without
+    """Behind cloudflared on loopback every viewer comes from 127.0.0.1: without
     TRUST_CF_CONNECTING_IP one client fills the viewer count. A warning, not a failure (a local test
     without the tunnel is fine)."""
     ok, lines = await check(settings_for(seaweed, tmp_path, HOST=host, TRUST_CF_CONNECTING_IP=trust))
@@ -187,8 +187,8 @@ async def test_an_endpoint_with_the_bucket_in_its_path_is_caught(seaweed: Seawee
     ok, lines = await check(settings)
 
     assert not ok and lines[0].startswith("FAIL S3_ENDPOINT_URL has a path"), lines
-    # One FAIL, for it alone: the bucket's checks, which would fail for it and blame the (right) R2_PUBLIC_URL
-    # (issue 68), are skipped until it is fixed.
+    # One FAIL, for it alone: the bucket's checks, which would fail for it and blame the (right) R2_PUBLIC_URL,
+    # are skipped until it is fixed.
     assert [line for line in lines if line.startswith("FAIL")] == [lines[0]], lines
     assert any(line.startswith("skip the bucket: S3_ENDPOINT_URL names a path") for line in lines), lines
     assert not any("R2_PUBLIC_URL" in line for line in lines if line.startswith("FAIL")), lines
@@ -222,7 +222,7 @@ async def test_the_deploy_cors_policy_satisfies_the_check(seaweed: SeaweedS3, tm
     assert ok, "\n".join(lines)
 
 
-# -- this machine: PORT, STATE_DIR (issue 47) -----------------------------------------------------------
+# -- this machine: PORT, STATE_DIR ----------------------------------------------------------------------
 
 
 async def test_a_port_in_use_fails_naming_the_setting_and_a_free_one_passes(seaweed: SeaweedS3, tmp_path: Path) -> None:
@@ -240,7 +240,7 @@ async def test_a_port_in_use_fails_naming_the_setting_and_a_free_one_passes(seaw
 
 def test_port_3000_in_use_names_grafana() -> None:
     """Grafana's default port is PORT's default: on a VM that runs the dashboard too, the likeliest
-    clash, named (issue 47). Told by the error alone: binding 3000 here could meet the demo of another test."""
+    clash, named. Told by the error alone: binding 3000 here could meet the demo of another test."""
     taken = OSError(errno.EADDRINUSE, "Address already in use")
     assert bind_hint(taken, Address("127.0.0.1", 3000)) == (
         "already in use by another program (Grafana's default port is 3000 too) (`ss -ltnp 'sport = :3000'` "

@@ -271,8 +271,7 @@ async def check(s3: SeaweedS3, tmp_path: Path, **over: str) -> tuple[bool, list[
         "AWS_SECRET_ACCESS_KEY": s3.secret_key, "AWS_BUCKET_NAME": s3.bucket, "STATE_DIR": str(tmp_path / "state"),
         "SEGMENT_URLS": "presigned", "PRESIGN_EXPIRY": str(EXPIRY), "REWIND_SECONDS": "0",
         "TRUST_CF_CONNECTING_IP": "true",  # HOST is loopback: behind cloudflared, as deploy/env.example says
-        # Any free port: the default 3000 may be another test's service at that moment (a full run,
-        # 2026-11-26: "HOST/PORT 127.0.0.1:3000: already in use" beside the check this test is about).
+        # Any free port: the default 3000 may be another test's service at that moment.
         "PORT": "0",
         **over,
     })  # fmt: skip

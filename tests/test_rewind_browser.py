@@ -1,4 +1,4 @@
-"""Rewind in the viewer (issue 21): hls.js in Debian's headless Chromium on a long live window.
+"""Rewind in the viewer: hls.js in Debian's headless Chromium on a long live window.
 
 Owncast's folder gets a backlog of real 1 s segments (one continuous ffmpeg encoding, so timestamps
 run on) dated up to now, then one more a second: the service lists the backlog in a burst, so the
@@ -232,8 +232,8 @@ async def test_seek_back_go_live_and_start_at_a_time(stream: Stream) -> None:
             at = float(int(time.time() - 45))
             page = await new_page(f"{stream.long.url}/?start={rfc3339(at)}")
             # The date of the first picture it played: the date shown less what it has played since (the
-            # range of video.played it is in begins where it began), not the date when this poll came: on a
-            # loaded machine it came 1.5 s in (a full run of 2026-11-26).
+            # range of video.played it is in begins where it began), not the date when this poll came (on a
+            # loaded machine, seconds later).
             seen = await (await page.wait_for_function(PLAYED_FROM,
                                                        timeout=40_000, polling=POLL_MS)).json_value()
             first = seen["date"] - 1000 * (seen["t"] - seen["from"])

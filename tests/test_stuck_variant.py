@@ -1,10 +1,7 @@
-"""One stuck file delays only its own variant, with a gap marked there alone (issue 50, W5).
-
-Before: a segment file Owncast never finished held its slot in every variant until the upload gave it up
-(UNFINISHED_LIMIT, 10 s), so every playlist froze (hls.js stood still 7 s), and the slot was then
-dropped in every variant, the good copies too. Now the variants whose copy is in the bucket list the
-slot at once; the stuck variant alone waits, at most a target duration, then lists the slot as a gap
-(EXT-X-GAP, 4.4.4.7) under the same number, and goes on. The copy's upload goes on (issue 67): lost only
+"""One stuck file delays only its own variant, with a gap marked there alone: the variants whose copy is
+in the bucket list the slot at once (no playlist freezes, no good copy dropped); the stuck variant alone
+waits, at most a target duration, then lists the slot as a gap (EXT-X-GAP, 4.4.4.7) under the same
+number, and goes on. The copy's upload goes on: lost only
 if Owncast never finishes the file (tests/test_late_and_reopened.py has it finished late).
 
 Here at the publisher's seam (a writer held by the test, a clock the test moves); the service with
