@@ -15,12 +15,9 @@ from tests.support.tunnel import OWNCAST_HOST, SERVICE, route
 
 SECRET = "backup-s3cr3t-never-shown"
 BACKUP = {
-    "BACKUP_S3_ENDPOINT_URL": "https://s3.eu-central-1.amazonaws.com/",
-    "BACKUP_S3_REGION": "eu-central-1",
-    "BACKUP_ACCESS_KEY_ID": "AKIABACKUP",
-    "BACKUP_SECRET_ACCESS_KEY": SECRET,
-    "BACKUP_BUCKET_NAME": "stream-backup",
-    "BACKUP_PUBLIC_URL": "https://backup.example.net/",
+    "BACKUP_S3_ENDPOINT_URL": "https://s3.eu-central-1.amazonaws.com/", "BACKUP_S3_REGION": "eu-central-1",
+    "BACKUP_ACCESS_KEY_ID": "AKIABACKUP", "BACKUP_SECRET_ACCESS_KEY": SECRET,
+    "BACKUP_BUCKET_NAME": "stream-backup", "BACKUP_PUBLIC_URL": "https://backup.example.net/",
 }
 
 

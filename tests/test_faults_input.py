@@ -229,13 +229,8 @@ async def rig(
     prefix = "t-" + re.sub(r"[^A-Za-z0-9]+", "-", request.node.name)[-60:].strip("-")
     # Nothing is deleted from the bucket, so listing it shows everything that was ever uploaded.
     env = service_env(
-        feed.root,
-        s3,
-        tmp_path / "state",
-        WINDOW_SECONDS="4",
-        DELETE_OLD_SEGMENTS="false",
-        R2_KEY_PREFIX=prefix,
-        PATHWAYS="bucket,vm",
+        feed.root, s3, tmp_path / "state", WINDOW_SECONDS="4", DELETE_OLD_SEGMENTS="false",
+        R2_KEY_PREFIX=prefix, PATHWAYS="bucket,vm",
     )
     async with ServiceProcess(env, tmp_path) as service, aiohttp.ClientSession() as http:
         seen = Observer(service.url, http, feed.variants)
@@ -364,21 +359,9 @@ async def test_bad_segment_files_are_lost_once_and_nothing_outside_is_uploaded(
 # -- playlist entries ---------------------------------------------------------------------------------
 
 UNSAFE_NAMES = [
-    "../../etc/passwd",
-    "/etc/passwd",
-    "%2e%2e%2fsecret.ts",
-    "sub/dir.ts",
-    "../secret.ts",
-    "..\\secret.ts",
-    "stream-a..b-1.ts",
-    "stream%2Df4ult-1.ts",
-    "..",
-    ".hidden.ts",
-    "file:///etc/passwd",
-    "http://127.0.0.1:9/x.ts",
-    "x.ts?y=../../etc/passwd",
-    "été.ts",
-    "a\x00b.ts",
+    "../../etc/passwd", "/etc/passwd", "%2e%2e%2fsecret.ts", "sub/dir.ts", "../secret.ts", "..\\secret.ts",
+    "stream-a..b-1.ts", "stream%2Df4ult-1.ts", "..", ".hidden.ts", "file:///etc/passwd",
+    "http://127.0.0.1:9/x.ts", "x.ts?y=../../etc/passwd", "été.ts", "a\x00b.ts",
 ]
 
 
@@ -459,13 +442,9 @@ async def test_broken_playlists_are_warned_once_and_the_stream_goes_on(rig: Rig)
         feed.playlist(v).symlink_to(outside)
 
     breakers: list[tuple[Callable[[int], None], str]] = [
-        (truncated, "incomplete playlist"),
-        (binary, "not UTF-8 text"),
-        (control, "unparsable playlist"),
-        (huge_line, "larger than 262144 bytes"),
-        (directory, "not a regular file"),
-        (symlink, "a symlink; not followed"),
-        (fifo, "not a regular file"),
+        (truncated, "incomplete playlist"), (binary, "not UTF-8 text"), (control, "unparsable playlist"),
+        (huge_line, "larger than 262144 bytes"), (directory, "not a regular file"),
+        (symlink, "a symlink; not followed"), (fifo, "not a regular file"),
     ]
     assert len(breakers) == BREAKERS
     for shift in (0, 3):
@@ -585,9 +564,7 @@ async def test_symlinked_variant_folders_and_stray_files_are_ignored_once(rig: R
     # Stray files: junk next to Owncast's files, and a name made to forge a log line.
     forged = "x\n2026-01-01 00:00:00,000 WARNING broadcaster.publish.publisher: variant 0: forged.txt"
     strays = [
-        feed.root / "notes.txt",
-        feed.folder(0) / "core.1234",
-        feed.folder(1) / "thumb.jpg",
+        feed.root / "notes.txt", feed.folder(0) / "core.1234", feed.folder(1) / "thumb.jpg",
         feed.root / forged,
     ]
     for path in strays:

@@ -17,11 +17,7 @@ import pytest
 from broadcaster.demo.emulator import LateTails, Ledger, OwncastEmulator, Variant, resolve_settings
 from broadcaster.demo.ledger import Finished
 from broadcaster.demo.owncast_files import (
-    OpenInPlace,
-    OwncastFolder,
-    copy_in_place,
-    move_into_place,
-    write_in_place,
+    OpenInPlace, OwncastFolder, copy_in_place, move_into_place, write_in_place,
 )
 from broadcaster.demo.receiver import PutReceiver
 from tests.support.owncast_writer import HandFedOwncast

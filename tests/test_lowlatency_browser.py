@@ -20,9 +20,7 @@ from tests.support.service_process import ServiceProcess, service_env
 from tests.support.waiting import until
 
 pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.browser,
-    needs_chromium,
+    pytest.mark.integration, pytest.mark.browser, needs_chromium,
 ]
 
 

@@ -78,13 +78,8 @@ async def test_passes_with_the_right_settings_and_leaves_nothing_behind(
     assert set(statuses(lines)) == {"ok"}, lines
     text = "\n".join(lines)
     for step in (
-        "put probe object live/.hls-broadcaster-check-",
-        "head probe object",
-        "head bucket",
-        "public GET " + seaweed.public_url + "/live/",
-        "CORS GET",
-        "CORS preflight",
-        "delete probe object",
+        "put probe object live/.hls-broadcaster-check-", "head probe object", "head bucket",
+        "public GET " + seaweed.public_url + "/live/", "CORS GET", "CORS preflight", "delete probe object",
     ):
         assert step in text, (step, lines)
     assert lines[-1].startswith("all checks passed")

@@ -59,12 +59,9 @@ def make_client(aiohttp_client: AiohttpClient, metrics: Metrics) -> MakeClient:
     async def make(playlists: Any = None, health: Any = None, *, viewer_dir: Path | None = None,
                    default_variant: int = 0, **kwargs: Any) -> Client:
         app = create_app(
-            ready_playlists() if playlists is None else playlists,
-            health or FakeHealth(),
-            metrics,
+            ready_playlists() if playlists is None else playlists, health or FakeHealth(), metrics,
             playlist_options=PlaylistOptions(default_variant=default_variant),
-            viewer_options=None if viewer_dir is None else ViewerOptions(viewer_dir),
-            **kwargs,
+            viewer_options=None if viewer_dir is None else ViewerOptions(viewer_dir), **kwargs,
         )
         return await aiohttp_client(app, auto_decompress=False)
 
@@ -393,11 +390,7 @@ async def test_metrics_count_playlist_requests_with_bounded_labels(make_client: 
     status, headers, _ = await get(client, "/metrics")
     assert (status, headers["Cache-Control"]) == (200, "no-store")
     assert await playlist_counts(client) == {
-        ("master", "200"): 1,
-        ("0", "200"): 2,
-        ("1", "200"): 1,
-        ("1", "304"): 1,
-        ("unknown", "404"): 3,
+        ("master", "200"): 1, ("0", "200"): 2, ("1", "200"): 1, ("1", "304"): 1, ("unknown", "404"): 3,
     }
 
 

@@ -378,10 +378,7 @@ class FaultProxy:
         url = URL(self.upstream + request.raw_path, encoded=True)
         try:
             async with self._client.request(
-                request.method,
-                url,
-                headers=headers,
-                data=body if request.body_exists else None,
+                request.method, url, headers=headers, data=body if request.body_exists else None,
                 allow_redirects=False,
             ) as upstream:
                 payload = await upstream.read()

@@ -71,23 +71,9 @@ class HlsJsRun:
 
 async def _run_ffmpeg(exe: str, base: str, scenario: str) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
-        exe,
-        "-hide_banner",
-        "-nostdin",
-        "-loglevel",
-        "level+warning",
-        "-nostats",
-        "-progress",
-        "pipe:1",
-        "-i",
-        f"{base}/p/{scenario}/ffmpeg/index.m3u8",
-        "-c",
-        "copy",
-        "-f",
-        "null",
-        "-",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+        exe, "-hide_banner", "-nostdin", "-loglevel", "level+warning", "-nostats", "-progress", "pipe:1",
+        "-i", f"{base}/p/{scenario}/ffmpeg/index.m3u8", "-c", "copy", "-f", "null", "-",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )
     try:
         out, err = await asyncio.wait_for(proc.communicate(), PLAYER_TIMEOUT)
@@ -173,10 +159,7 @@ async def observe(server: GapServer) -> tuple[dict[str, FfmpegRun], dict[str, Hl
     hlsjs: dict[str, HlsJsRun] = {}
     for scenario, (log, video) in zip(SCENARIOS, hlsjs_runs):
         hlsjs[scenario] = HlsJsRun(
-            log=log,
-            current_time=float(video["currentTime"]),
-            duration=float(video["duration"] or 0),
-            played=[(float(a), float(b)) for a, b in video["played"]],
-            asked=server.asked(scenario, "hlsjs"),
+            log=log, current_time=float(video["currentTime"]), duration=float(video["duration"] or 0),
+            played=[(float(a), float(b)) for a, b in video["played"]], asked=server.asked(scenario, "hlsjs"),
         )
     return ffmpeg, hlsjs

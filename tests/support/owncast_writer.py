@@ -26,18 +26,8 @@ from typing import TYPE_CHECKING, Protocol
 from broadcaster.demo.ffmpeg import ffmpeg_exe
 from broadcaster.demo.ledger import Ledger
 from broadcaster.demo.owncast_files import (
-    PIECE,
-    Body,
-    Entry,
-    MasterEntry,
-    OpenInPlace,
-    OwncastFolder,
-    entry_text,
-    master_text,
-    pdt,
-    playlist_head,
-    playlist_text,
-    write_in_place,
+    PIECE, Body, Entry, MasterEntry, OpenInPlace, OwncastFolder, entry_text, master_text, pdt, playlist_head,
+    playlist_text, write_in_place,
 )
 
 if TYPE_CHECKING:
