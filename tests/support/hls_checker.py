@@ -861,9 +861,7 @@ class VariantSetChecker:
         if c is None:
             c = self._checkers[variant] = MediaPlaylistChecker(
                 allow_resume_after_endlist=self.allow_resume_after_endlist,
-                allow_playlist_type=self.allow_playlist_type,
-                name=variant,
-                allow_restart=self.allow_restart,
+                allow_playlist_type=self.allow_playlist_type, name=variant, allow_restart=self.allow_restart,
             )
         return c
 
