@@ -62,8 +62,7 @@ def segments(body: str) -> list[str]:
 
 
 async def test_with_the_first_bucket_closed_players_are_steered_to_the_second(
-    tmp_path: Path, seaweed: SeaweedS3, owncast: OwncastEmulator, moto_url: str
-) -> None:
+        tmp_path: Path, seaweed: SeaweedS3, owncast: OwncastEmulator, moto_url: str) -> None:
     s3 = boto3.client("s3", endpoint_url=moto_url, aws_access_key_id="second-key",
                       aws_secret_access_key="second-secret", region_name="us-east-1")
     # Public reads, as a CDN in front of it gives viewers (the service never sends an ACL header).
@@ -241,8 +240,7 @@ def public_bucket(s3: Any, name: str) -> None:
 
 
 async def test_with_pathways_bucket_backup_the_vm_serves_no_pathway(
-    tmp_path: Path, owncast: OwncastEmulator, moto_url: str
-) -> None:
+        tmp_path: Path, owncast: OwncastEmulator, moto_url: str) -> None:
     """PATHWAYS=bucket,backup: the second bucket instead of the VM (both buckets on moto here)."""
     s3 = boto3.client("s3", endpoint_url=moto_url, aws_access_key_id="k", aws_secret_access_key="s",
                       region_name="us-east-1")
@@ -279,8 +277,7 @@ async def test_with_pathways_bucket_backup_the_vm_serves_no_pathway(
 
 
 async def test_deletions_due_in_the_second_bucket_outlive_a_restart(
-    tmp_path: Path, owncast: OwncastEmulator, moto_url: str
-) -> None:
+        tmp_path: Path, owncast: OwncastEmulator, moto_url: str) -> None:
     """Segments that left the window shortly before a stop are still due for deletion in the second bucket
     (CLEANUP_MARGIN): the state keeps them ("backup_cleaner"), so the next run deletes them, as the first
     bucket's. Without it they stayed there for good (only a lifecycle rule would take them)."""

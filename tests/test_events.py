@@ -155,8 +155,7 @@ async def test_segment_events_arrive_in_order_with_their_json(make_client: MakeC
 
 
 async def test_state_events_and_a_new_dashboard_gets_the_current_state_without_an_id(
-    make_client: MakeClient,
-) -> None:
+        make_client: MakeClient) -> None:
     hub, client = await make_client()
     first = await open_stream(client)
     hub.state_changed("online", "ok")
@@ -545,8 +544,7 @@ def test_an_assessment_reads_as_a_dashboard_state(ok: bool, stream: str, status:
 
 
 async def test_watcher_publishes_each_state_change_once(
-    make_client: MakeClient, caplog: pytest.LogCaptureFixture
-) -> None:
+        make_client: MakeClient, caplog: pytest.LogCaptureFixture) -> None:
     hub, client = await make_client()
     reader = await open_stream(client)
     health = FakeHealth()

@@ -47,8 +47,7 @@ async def status(http: aiohttp.ClientSession, url: str) -> int:
 
 
 async def test_segments_leave_the_bucket_only_after_every_playlist_let_go(
-    tmp_path: Path, seaweed: SeaweedS3, owncast: OwncastEmulator
-) -> None:
+        tmp_path: Path, seaweed: SeaweedS3, owncast: OwncastEmulator) -> None:
     env = service_env(owncast.variant_dir(0).parent, seaweed, tmp_path / "state", WINDOW_SECONDS="3",
                       CLEANUP_MARGIN="0")
     seen = Observed()
@@ -129,8 +128,7 @@ async def test_segments_leave_the_bucket_only_after_every_playlist_let_go(
 
 
 async def test_kept_stream_gets_a_vod_playlist_and_nothing_is_deleted(
-    tmp_path: Path, seaweed: SeaweedS3, owncast: OwncastEmulator
-) -> None:
+        tmp_path: Path, seaweed: SeaweedS3, owncast: OwncastEmulator) -> None:
     env = service_env(owncast.variant_dir(0).parent, seaweed, tmp_path / "state", WINDOW_SECONDS="3",
                       KEEP_RECORDINGS="true", CLEANUP_MARGIN="0")
     seen = Observed()

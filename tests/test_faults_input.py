@@ -213,8 +213,7 @@ def variants_named(master: str) -> tuple[list[str], list[tuple[str, str]]]:
 
 @pytest_asyncio.fixture(loop_scope="module")
 async def rig(
-    request: pytest.FixtureRequest, tmp_path: Path, s3: SeaweedS3, ts_bytes: bytes
-) -> AsyncIterator[Rig]:
+        request: pytest.FixtureRequest, tmp_path: Path, s3: SeaweedS3, ts_bytes: bytes) -> AsyncIterator[Rig]:
     """Two good slots already listed by the running service. Parametrize it (indirect) with
     HandFedOwncast's options to change Owncast's folder, and "before_start" to change it further
     before the service starts."""
@@ -265,8 +264,7 @@ def _huge(p: Path) -> None:
 
 
 async def test_bad_segment_files_are_lost_once_and_nothing_outside_is_uploaded(
-    rig: Rig, ts_bytes: bytes, long_ts: bytes
-) -> None:
+        rig: Rig, ts_bytes: bytes, long_ts: bytes) -> None:
     feed, seen, service = rig.feed, rig.seen, rig.service
 
     def good(p: Path) -> None:

@@ -49,8 +49,7 @@ async def listed_in_each(http: aiohttp.ClientSession, service: ServiceProcess, o
 
 
 async def test_playlists_continue_across_a_clean_restart(
-    tmp_path: Path, seaweed: SeaweedS3, owncast: OwncastEmulator
-) -> None:
+        tmp_path: Path, seaweed: SeaweedS3, owncast: OwncastEmulator) -> None:
     env = service_env(owncast.variant_dir(0).parent, seaweed, tmp_path / "state", WINDOW_SECONDS="6",
                       LOG_LEVEL="debug")
     seen = Observed()  # one checker across both runs: the restart must be invisible to it
@@ -206,8 +205,7 @@ async def _until_ended(http: aiohttp.ClientSession, service: ServiceProcess, own
 @pytest.mark.parametrize("content", [b"{not json", b'{"format": "something-else"}', b'{"format": "hls-broadcaster/state", "version": 1, "variants": 7}'],
                          ids=["corrupt", "foreign", "inconsistent"])
 async def test_a_bad_state_file_is_set_aside_not_a_crash_loop(
-    tmp_path: Path, seaweed: SeaweedS3, owncast: OwncastEmulator, content: bytes
-) -> None:
+        tmp_path: Path, seaweed: SeaweedS3, owncast: OwncastEmulator, content: bytes) -> None:
     state = tmp_path / "state"
     state.mkdir()
     (state / "state.json").write_bytes(content)
@@ -234,8 +232,7 @@ def _newest_number(owncast: OwncastEmulator) -> int:
 
 @pytest.mark.parametrize("out_of", ["space", "inodes"])
 async def test_a_full_state_dir_then_a_restart_never_serves_a_number_twice(
-    tmp_path: Path, seaweed: SeaweedS3, owncast: OwncastEmulator, out_of: str
-) -> None:
+        tmp_path: Path, seaweed: SeaweedS3, owncast: OwncastEmulator, out_of: str) -> None:
     """STATE_DIR on a small real filesystem fills up under a live stream; a clean stop, and a
     restart on the still full disk: every version served, before and after, goes through one checker.
     After the restart on the full disk the stream goes on as it did before it, until the

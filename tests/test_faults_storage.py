@@ -296,8 +296,7 @@ class Rig:
 
 @contextlib.asynccontextmanager
 async def running(
-    tmp_path: Path, seaweed: SeaweedS3, owncast: OwncastEmulator, **env: str
-) -> AsyncIterator[Rig]:
+        tmp_path: Path, seaweed: SeaweedS3, owncast: OwncastEmulator, **env: str) -> AsyncIterator[Rig]:
     """The service with its uploads going through a FaultProxy, and a Watch polling it."""
     assert owncast.ledger is not None, "the Watch compares the bucket's bytes with the emulator's ledger"
     async with FaultProxy(seaweed.endpoint_url) as proxy:
@@ -337,8 +336,7 @@ CAUSE = {
 
 @pytest.mark.parametrize("fault", ["down_503", "refuse"])
 async def test_bucket_down_then_back_keeps_serving_and_lists_the_backlog_in_order(
-    tmp_path: Path, seaweed: SeaweedS3, owncast: OwncastEmulator, fault: str
-) -> None:
+        tmp_path: Path, seaweed: SeaweedS3, owncast: OwncastEmulator, fault: str) -> None:
     owncast.late_tails = LateTails()  # a segment's tail late, every segment, before, during and after
     # Without content steering: the bucket's playlists list only what landed, so a backlog waits for the
     # bucket and is listed in order when it is back. With it (the default), they list what is not in the
@@ -538,8 +536,7 @@ async def _ended(watch: Watch) -> bool:
 
 
 async def test_hung_uploads_are_retried_after_upload_timeout_and_health_says_so(
-    tmp_path: Path, seaweed: SeaweedS3, owncast: OwncastEmulator
-) -> None:
+        tmp_path: Path, seaweed: SeaweedS3, owncast: OwncastEmulator) -> None:
     async with running(tmp_path, seaweed, owncast, UPLOAD_TIMEOUT="1") as rig:
         watch, proxy = rig.watch, rig.proxy
         await rig.ready()
@@ -598,8 +595,7 @@ SLOW_BYTES_PER_SECOND = 40_000  # a 1 s segment is ~90 kB in variant 0 (over 2 s
 
 
 async def test_slow_bucket_is_reported_slower_than_real_time(
-    tmp_path: Path, seaweed: SeaweedS3, owncast: OwncastEmulator
-) -> None:
+        tmp_path: Path, seaweed: SeaweedS3, owncast: OwncastEmulator) -> None:
     async with running(tmp_path, seaweed, owncast, UPLOAD_TIMEOUT="10") as rig:
         proxy = rig.proxy
         await rig.ready()
@@ -638,8 +634,7 @@ async def test_slow_bucket_is_reported_slower_than_real_time(
 
 
 async def test_every_attempt_the_bucket_refuses_is_counted(
-    tmp_path: Path, seaweed: SeaweedS3, owncast: OwncastEmulator
-) -> None:
+        tmp_path: Path, seaweed: SeaweedS3, owncast: OwncastEmulator) -> None:
     async with running(tmp_path, seaweed, owncast) as rig:
         await rig.ready()
         before = await rig.metric("hls_broadcaster_upload_failures_total", reason="SlowDown")
@@ -663,8 +658,7 @@ async def test_every_attempt_the_bucket_refuses_is_counted(
 
 
 async def test_a_bucket_outage_is_one_warning_then_one_info_in_the_log(
-    tmp_path: Path, seaweed: SeaweedS3, owncast: OwncastEmulator
-) -> None:
+        tmp_path: Path, seaweed: SeaweedS3, owncast: OwncastEmulator) -> None:
     async with running(tmp_path, seaweed, owncast) as rig:
         await rig.ready()
         before = len(rig.service.lines)

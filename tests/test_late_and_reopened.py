@@ -218,8 +218,7 @@ async def watched_world(root: Path, kernel: bool) -> AsyncIterator[World]:
 @pytest.mark.parametrize("kernel", _PATHS)
 @pytest.mark.parametrize("kind", ["appended", "rewritten"])
 async def test_a_file_written_again_after_its_segment_is_listed_is_replaced_in_the_bucket(
-    tmp_path: Path, ts_bytes: bytes, kernel: bool, kind: str
-) -> None:
+        tmp_path: Path, ts_bytes: bytes, kernel: bool, kind: str) -> None:
     """Closed on a packet boundary with half its bytes (the service takes that version: whole packets, no
     writer left), listed, then opened again: the rest appended, or truncated and written whole. The
     bucket's object becomes the file's final bytes."""
@@ -240,8 +239,7 @@ async def test_a_file_written_again_after_its_segment_is_listed_is_replaced_in_t
 
 
 async def test_a_file_written_again_before_its_segment_is_listed_is_listed_with_its_final_bytes(
-    tmp_path: Path,
-) -> None:
+        tmp_path: Path) -> None:
     """Variant 0's copy is uploaded, but its slot waits for variant 1's. Meanwhile its writer opens it again
     and writes more: the segment is unfinished again, waited for, uploaded again and listed with its final
     bytes, not lost as unfinished."""
@@ -268,8 +266,7 @@ async def test_a_file_written_again_before_its_segment_is_listed_is_listed_with_
 
 
 async def test_a_file_opened_again_for_writing_when_its_segment_is_about_to_be_listed_waits_for_its_writer(
-    tmp_path: Path, ts_bytes: bytes
-) -> None:
+        tmp_path: Path, ts_bytes: bytes) -> None:
     """Its writer has it open again, nothing written yet, as the slot is decided: the kernel says so (the
     lease), so variant 0 waits for the writer rather than list the version in the bucket, and lists the
     final bytes once they are uploaded."""
@@ -324,8 +321,7 @@ async def recording(http: aiohttp.ClientSession, url: str) -> tuple[str, list[tu
 @pytest.mark.parametrize("watch", [pytest.param("auto", id="inotify", marks=KERNEL),
                                    pytest.param("watchfiles", id="watchfiles")])
 async def test_the_service_keeps_every_segment_owncast_finishes_in_the_bucket_and_the_recording(
-    tmp_path: Path, seaweed: SeaweedS3, watch: str
-) -> None:
+        tmp_path: Path, seaweed: SeaweedS3, watch: str) -> None:
     """Two variants; variant 0's writer pauses past a target duration (the slot is a gap there), closes a
     file half written and appends the rest once the slot is listed, and holds a file open across a restart of
     the service, finishing it after. Every segment Owncast finished is in the bucket with its final bytes,

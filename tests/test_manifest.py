@@ -251,8 +251,7 @@ _ops = st.lists(
 @settings(max_examples=150, deadline=None)
 @given(ops=_ops, target=st.integers(1, 4), window=st.floats(0.5, 12))
 def test_any_sequence_of_changes_keeps_every_rule(
-    ops: list[tuple[str, float, bool, float]], target: int, window: float
-) -> None:
+        ops: list[tuple[str, float, bool, float]], target: int, window: float) -> None:
     d = Driven(target=target, window=window)
     pdt = T0
     for i, (op, duration, disc, advance) in enumerate(ops):

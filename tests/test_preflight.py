@@ -70,8 +70,7 @@ def bucket_lines(lines: list[str]) -> list[str]:
 
 
 async def test_passes_with_the_right_settings_and_leaves_nothing_behind(
-    seaweed: SeaweedS3, tmp_path: Path
-) -> None:
+        seaweed: SeaweedS3, tmp_path: Path) -> None:
     ok, lines = await check(settings_for(seaweed, tmp_path))
 
     assert ok, "\n".join(lines)
@@ -92,8 +91,7 @@ async def test_passes_with_the_right_settings_and_leaves_nothing_behind(
     ("127.0.0.1", "true", False), ("0.0.0.0", "false", False), ("192.0.2.10", "false", False),
 ])
 async def test_loopback_without_trusting_cf_connecting_ip_is_a_warning(
-    seaweed: SeaweedS3, tmp_path: Path, host: str, trust: str, warned: bool
-) -> None:
+        seaweed: SeaweedS3, tmp_path: Path, host: str, trust: str, warned: bool) -> None:
     """Behind cloudflared on loopback every viewer comes from 127.0.0.1: without
     TRUST_CF_CONNECTING_IP one client fills the viewer count. A warning, not a failure (a local test
     without the tunnel is fine)."""
@@ -105,8 +103,7 @@ async def test_loopback_without_trusting_cf_connecting_ip_is_a_warning(
 
 
 async def test_wrong_secret_fails_on_the_first_bucket_check_naming_the_setting(
-    seaweed: SeaweedS3, tmp_path: Path
-) -> None:
+        seaweed: SeaweedS3, tmp_path: Path) -> None:
     wrong = "not-the-secret-0123456789"
     ok, lines = await check(settings_for(seaweed, tmp_path, AWS_SECRET_ACCESS_KEY=wrong))
 
@@ -132,8 +129,7 @@ async def test_wrong_bucket_and_key_name_their_settings(seaweed: SeaweedS3, tmp_
 
 
 async def test_a_public_url_that_does_not_serve_the_bucket_fails_and_still_cleans_up(
-    seaweed: SeaweedS3, tmp_path: Path
-) -> None:
+        seaweed: SeaweedS3, tmp_path: Path) -> None:
     ok, lines = await check(
         settings_for(seaweed, tmp_path, R2_PUBLIC_URL=seaweed.endpoint_url + "/elsewhere")
     )
@@ -148,8 +144,7 @@ async def test_a_public_url_that_does_not_serve_the_bucket_fails_and_still_clean
 
 
 async def test_a_private_stream_whose_public_url_serves_strangers_fails_the_edge_check(
-    seaweed: SeaweedS3, tmp_path: Path
-) -> None:
+        seaweed: SeaweedS3, tmp_path: Path) -> None:
     """PRIVATE=true with the bucket public and no edge rule in front (SeaweedFS serves anyone): the probe
     without a token answers, which fails; with the window's token it answers too (the token not shown).
     The edge's refusals are proven against the Worker in workerd (tests/test_edge_worker.py)."""
@@ -303,8 +298,7 @@ async def cloudflare_in_front(target: str, cache_status: str | None) -> tuple[we
 @pytest.mark.parametrize(("cache_status", "cached"), [("DYNAMIC", False), (None, False), ("MISS", True),
                                                      ("HIT", True)])
 async def test_a_segment_fetched_through_the_public_url_must_be_cacheable(
-    seaweed: SeaweedS3, tmp_path: Path, cache_status: str | None, cached: bool
-) -> None:
+        seaweed: SeaweedS3, tmp_path: Path, cache_status: str | None, cached: bool) -> None:
     """Behind Cloudflare, DYNAMIC (or no CF-Cache-Status) means no Cache Rule made segments eligible:
     every viewer's GET would reach the bucket. A warning naming the rule; MISS or HIT is an ok line."""
     runner, edge = await cloudflare_in_front(seaweed.public_url, cache_status)

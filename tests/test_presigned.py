@@ -114,8 +114,7 @@ async def get(http: aiohttp.ClientSession, url: str) -> tuple[int, bytes]:
 
 
 async def test_every_listed_url_is_presigned_serves_its_segment_and_never_changes_and_ffmpeg_plays(
-    tmp_path: Path, private_s3: SeaweedS3, owncast: OwncastEmulator
-) -> None:
+        tmp_path: Path, private_s3: SeaweedS3, owncast: OwncastEmulator) -> None:
     env = presigned_env(owncast.variant_dir(0).parent, private_s3, tmp_path / "state", WINDOW_SECONDS="4")
     listed = Listed()
     async with ServiceProcess(env, tmp_path) as service, aiohttp.ClientSession() as http:
@@ -154,8 +153,7 @@ async def test_every_listed_url_is_presigned_serves_its_segment_and_never_change
 
 
 async def test_a_restart_keeps_the_listed_urls_byte_for_byte(
-    tmp_path: Path, private_s3: SeaweedS3, owncast: OwncastEmulator
-) -> None:
+        tmp_path: Path, private_s3: SeaweedS3, owncast: OwncastEmulator) -> None:
     env = presigned_env(owncast.variant_dir(0).parent, private_s3, tmp_path / "state", WINDOW_SECONDS="10")
     before, after = Listed(), Listed()
     async with aiohttp.ClientSession() as http:
@@ -227,8 +225,7 @@ async def what_it_got(http: aiohttp.ClientSession, said: str) -> str:
 @pytest.mark.browser
 @needs_chromium
 async def test_hls_js_plays_presigned_segments_from_a_private_bucket(
-    tmp_path: Path, private_s3: SeaweedS3, owncast: OwncastEmulator
-) -> None:
+        tmp_path: Path, private_s3: SeaweedS3, owncast: OwncastEmulator) -> None:
     from playwright.async_api import Response, async_playwright
 
     # The bucket's pathway alone (presigned_env): a probe of a loaded SeaweedFS would steer the page.
@@ -281,8 +278,7 @@ async def check(s3: SeaweedS3, tmp_path: Path, **over: str) -> tuple[bool, list[
 
 
 async def test_check_reads_through_a_presigned_url_and_says_the_bucket_is_private(
-    tmp_path: Path, private_s3: SeaweedS3
-) -> None:
+        tmp_path: Path, private_s3: SeaweedS3) -> None:
     ok, lines = await check(private_s3, tmp_path)
     text = "\n".join(lines)
     assert ok, text

@@ -534,8 +534,7 @@ async def test_the_queue_depth_is_a_running_count_not_a_sum_per_segment(world: W
 
 
 async def test_a_playlist_full_of_unsafe_names_writes_one_line_not_one_per_name(
-    world: World, caplog: pytest.LogCaptureFixture
-) -> None:
+        world: World, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING, logger="broadcaster.publish.publisher")
     rejected = tuple((f"../evil-{i}.ts", "not a plain file name") for i in range(500))
     world.pub.on_variant_playlist(0, SourcePlaylist(1, 0, (), False, True, rejected=rejected))
@@ -758,8 +757,7 @@ async def test_a_raise_from_one_lane_lists_what_the_other_lane_listed_meanwhile(
 
 
 async def test_a_variant_a_passthrough_stream_adds_joins_at_the_others_discontinuity_number(
-    tmp_path: Path,
-) -> None:
+        tmp_path: Path) -> None:
     """Two variants cut apart, then a new stream with a third: the new variant's first segment covers a
     moment the others list under a discontinuity number, and it lists it under the same one (6.2.4; the
     checker lines variants up by date), not at its own."""

@@ -165,8 +165,7 @@ def test_presigned_segment_urls_refuse_playlists_in_the_bucket(tmp_path: Path) -
     [("30", "60", "149", 150), ("1200", "60", "3600", 3660), ("20", "0", "60", 60)],
 )
 def test_presign_expiry_must_outlast_a_segments_life_in_the_playlists(
-    tmp_path: Path, window: str, margin: str, expiry: str, needed: int
-) -> None:
+        tmp_path: Path, window: str, margin: str, expiry: str, needed: int) -> None:
     over = {"SEGMENT_URLS": "presigned", "WINDOW_SECONDS": window, "CLEANUP_MARGIN": margin, "REWIND_SECONDS": "0"}
     if int(expiry) < needed:
         message = one_line_error(env(tmp_path, PRESIGN_EXPIRY=expiry, **over))

@@ -158,8 +158,7 @@ READ_FIX = ("as root: setfacl -d -m u:{user}:rX {hls.parent} && setfacl -R -m u:
     ("group", "user {user} cannot list {hls}/0 (HLS_DIR's variant folder 0); " + READ_FIX),
 ])
 def test_a_folder_the_user_cannot_read_is_named_with_a_fix_that_works_pasted(
-    place: Path, bucket: SeaweedS3, closing: str, expected: str
-) -> None:
+        place: Path, bucket: SeaweedS3, closing: str, expected: str) -> None:
     """Issue 68, item 3: `check` and `run` name the folder and its fix, the same line; pasted into a root
     shell as printed, the next `check` as the user passes, and keeps passing once Owncast has made its
     folders again, closed to others, at the next stream."""

@@ -58,8 +58,7 @@ async def _polling(seen: Observer) -> AsyncIterator[None]:
 
 
 async def test_service_first_then_a_passthrough_stream_is_listed_from_its_first_segment(
-    tmp_path: Path, seaweed: SeaweedS3
-) -> None:
+        tmp_path: Path, seaweed: SeaweedS3) -> None:
     hls = tmp_path / "hls"
     hls.mkdir()
     variants = [Variant(640, 360, 1200, passthrough=True, audio_passthrough=True), Variant(320, 180, 250)]

@@ -249,8 +249,7 @@ async def _stream(w: World, segments: range, variants: tuple[int, ...] = (0, 1))
 
 
 async def test_a_save_writes_the_memory_pushed_with_the_version_never_asking_the_publisher(
-    tmp_path: Path,
-) -> None:
+        tmp_path: Path) -> None:
     (tmp_path / "hls").mkdir()
     (tmp_path / "state").mkdir()
     file = StateFile(tmp_path / "state")

@@ -93,8 +93,7 @@ def continues_exactly(a: World, b: World, count: int) -> None:
 @pytest.mark.parametrize("stop", ["sigterm", "crash"])
 @pytest.mark.parametrize("fault", [errno.ENOSPC, errno.EROFS], ids=["full", "read-only"])
 async def test_a_failing_state_dir_then_a_restart_never_serves_a_number_twice(
-    tmp_path: Path, disk: Disk, fault: int, stop: str
-) -> None:
+        tmp_path: Path, disk: Disk, fault: int, stop: str) -> None:
     hls_dir = tmp_path / "hls"
     hls_dir.mkdir()
     if isinstance(disk, TmpfsDisk) and fault == errno.EROFS:
@@ -192,8 +191,7 @@ async def _read_only_holds_then_continues_exactly(hls_dir: Path, disk: Disk, sto
 
 
 async def test_restarts_on_a_full_state_dir_go_on_within_the_reserve(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A deploy, crash or reboot while STATE_DIR stays full is no outage. Each start reads
     the last state saved and how far versions went past it (STATE_DIR/served), continues above, and
     shows new versions as the process before it did, each recorded first; only once that state's
@@ -244,8 +242,7 @@ async def test_restarts_on_a_full_state_dir_go_on_within_the_reserve(
 
 
 async def test_when_the_reserve_is_used_up_new_versions_wait_for_a_save(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(hls, "SEQUENCE_RESERVE", 3)
     (tmp_path / "hls").mkdir()
     disk = SeamDisk(tmp_path)
@@ -269,8 +266,7 @@ async def test_when_the_reserve_is_used_up_new_versions_wait_for_a_save(
 
 @pytest.mark.parametrize("record", ["works", "fails"])
 async def test_a_clean_state_then_a_disk_failing_from_the_start(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, record: str
-) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, record: str) -> None:
     """A state saved at a clean stop, then a start on a disk that cannot take a save. New
     numbers are shown within the state's reserve once STATE_DIR/served records them under it (the
     stream goes on, as on a full disk, where the record is written in place), so a crash then continues
@@ -349,8 +345,7 @@ async def test_a_crash_with_a_healthy_disk_continues_exactly(tmp_path: Path) -> 
 
 
 async def test_a_crash_after_versions_shown_unsaved_continues_above_the_highest_recorded(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """The record is what the start trusts: torn in one slot by the crash, the other slot still says
     how far versions went; damaged whole, it is set aside with one line and the state is taken at its
     worst (the reserve), never trusted to be exact."""

@@ -125,8 +125,7 @@ def calls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, compaction: bool) -> 
 @pytest.mark.parametrize("lasting", [False, True], ids=["once", "from-then-on"])
 @pytest.mark.parametrize("compaction", [True, False], ids=["compaction", "line"])
 def test_a_fault_at_any_write_call_then_kill_9_never_reuses_a_number(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, compaction: bool, lasting: bool
-) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, compaction: bool, lasting: bool) -> None:
     import asyncio
     seen = calls(tmp_path, monkeypatch, compaction)
     for at in range(len(seen)):

@@ -73,8 +73,7 @@ async def list_slot(world: World, i: int, held: HeldWrites | None = None) -> Non
 
 
 async def test_the_other_variants_list_on_time_and_the_stuck_one_lists_a_gap_there_alone(
-    world: World, held: HeldWrites
-) -> None:
+        world: World, held: HeldWrites) -> None:
     await list_slot(world, 0)
     await until(lambda: world.playlists.media_playlist(0) is not None and "stream-a-0.ts" in names(world, 1))
     await list_slot(world, 1, held)
@@ -108,8 +107,7 @@ async def test_the_other_variants_list_on_time_and_the_stuck_one_lists_a_gap_the
 
 
 async def test_a_file_finished_within_the_bound_is_listed_late_in_its_variant_alone(
-    world: World, held: HeldWrites
-) -> None:
+        world: World, held: HeldWrites) -> None:
     await list_slot(world, 0)
     await list_slot(world, 1, held)
     await until(lambda: world.playlists.media_playlist(1) is not None and names(world, 1)[-1] == "stream-a-1.ts")
@@ -143,8 +141,7 @@ async def test_a_copy_lost_behind_a_stuck_one_is_a_gap_in_its_place_counted_once
 
 
 async def test_a_restart_while_a_variant_waits_lists_what_it_waited_for_as_gaps(
-    tmp_path: Path, world: World, held: HeldWrites
-) -> None:
+        tmp_path: Path, world: World, held: HeldWrites) -> None:
     """The slot was shown in the other variants under its number: the state saved then brings it back
     as a gap in the variant that waited (the copy uploaded behind it as a segment), and both go on under
     the same numbers."""
@@ -191,8 +188,7 @@ async def poll_until_cancelled(seen: Observer, name: str, texts: dict[int, str])
 @pytest.mark.browser
 @needs_chromium
 async def test_a_viewer_on_the_variant_whose_file_never_finishes_does_not_stand_still(
-    tmp_path: Path, seaweed: SeaweedS3
-) -> None:
+        tmp_path: Path, seaweed: SeaweedS3) -> None:
     """Owncast writes one 1 s segment a second in two variants; the viewer page (hls.js) plays variant
     0; one of variant 0's files is then left open, never finished. Variant 1 lists that slot on time,
     variant 0 lists a gap (EXT-X-GAP) under the same number, and the viewer plays on: before, every

@@ -173,8 +173,7 @@ async def test_waiting_retries_go_at_once_when_the_bucket_works_again(tmp_path: 
 
 
 async def test_a_bucket_outage_is_one_warning_then_one_info_with_per_attempt_lines_at_debug(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     import asyncio
     import logging
 
@@ -202,8 +201,7 @@ async def test_a_bucket_outage_is_one_warning_then_one_info_with_per_attempt_lin
 
 @pytest.mark.parametrize("code", [errno.EMFILE, errno.ENFILE, errno.ENOMEM])
 async def test_out_of_handles_or_memory_is_retried_never_lost(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: int
-) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: int) -> None:
     """EMFILE/ENFILE/ENOMEM say nothing about the file: it is read again after a backoff."""
     fake, slept = FakeStore(), []
 

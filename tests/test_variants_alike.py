@@ -162,8 +162,7 @@ def discontinuity_of(world: World, v: int, name: str) -> int:
 
 @pytest.mark.parametrize("raised", [False, True], ids=["no_raise", "raised"])
 async def test_a_stream_cut_apart_after_its_first_slot_was_decided_with_one_copy_waiting(
-    tmp_path: Path, raised: bool
-) -> None:
+        tmp_path: Path, raised: bool) -> None:
     """The new stream's first slot decided with both variants while the transcoded variant's copy is still
     written; then the copied variant's next segment shows the two cut apart: later by 0.6 s, or (`raised`)
     4.6 s long, raising the target 2 -> 5 while that copy waits. Both variants give the stream's first two

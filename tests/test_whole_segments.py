@@ -68,8 +68,7 @@ async def watched(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterat
 
 
 async def test_a_segment_still_being_written_is_waited_for_until_owncast_finishes_it(
-    watched: tuple[Writes, Path], ts_bytes: bytes
-) -> None:
+        watched: tuple[Writes, Path], ts_bytes: bytes) -> None:
     w, folder = watched
     held = HeldBack(ts_bytes, CUT)
     held.begin(folder / "stream-a-0.ts")
@@ -88,8 +87,7 @@ async def test_a_segment_still_being_written_is_waited_for_until_owncast_finishe
 @KERNEL
 @pytest.mark.parametrize("lease", [True, False], ids=["lease", "events"])
 async def test_the_kernel_tells_a_cut_on_a_packet_boundary_which_the_file_alone_cannot(
-    tmp_path: Path, ts_bytes: bytes, lease: bool
-) -> None:
+        tmp_path: Path, ts_bytes: bytes, lease: bool) -> None:
     """Held back a whole number of packets, the file on disk looks whole: only the kernel tells (the lease
     refused while the file is open for writing, or else the close event)."""
     held = HeldBack(ts_bytes, 188 * 4)
@@ -108,8 +106,7 @@ async def test_the_kernel_tells_a_cut_on_a_packet_boundary_which_the_file_alone_
 
 @KERNEL
 async def test_a_file_closed_before_it_is_asked_for_costs_no_wait_and_one_look(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """One look (an open, fstat and the lease asked: whole packets, no writer left), no wait: a close heard
     is not enough by itself (issue 50: a writer that closed early, another process's close)."""
     async with watching(tmp_path, True) as w:
@@ -153,8 +150,7 @@ async def test_after_lost_events_a_file_is_judged_by_itself_never_taken_for_fini
 
 @KERNEL
 async def test_the_watcher_forgets_what_the_kernel_said_when_its_queue_overflows(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """IN_Q_OVERFLOW through the real watcher: a close heard before it is forgotten, so a file rewritten
     while events were lost is judged again, not taken for finished on the word of the old close."""
     (tmp_path / "0").mkdir()
@@ -194,8 +190,7 @@ async def test_the_watcher_forgets_what_the_kernel_said_when_its_queue_overflows
 
 @KERNEL
 async def test_a_file_written_since_before_the_watch_began_waits_longer_than_the_quiet_of_watchfiles(
-    tmp_path: Path, ts_bytes: bytes
-) -> None:
+        tmp_path: Path, ts_bytes: bytes) -> None:
     """A restart while Owncast writes a segment: the kernel never heard of the file, and its cut falls on a
     packet boundary (whole packets: the file alone looks whole). Beside a kernel watch such a file must be
     quiet for UNHEARD_QUIET, not QUIET (the kill -9 test caught 39,104 of 48,880 bytes listed when it was
@@ -217,8 +212,7 @@ async def test_a_file_written_since_before_the_watch_began_waits_longer_than_the
 
 @pytest.mark.parametrize("before", ["first_watch", "second_watch"])
 async def test_before_a_kernel_watch_begins_a_file_unheard_of_still_waits_the_longer_quiet(
-    tmp_path: Path, before: str
-) -> None:
+        tmp_path: Path, before: str) -> None:
     """Uploads asked before the kernel watch begins must judge by the kernel path's quiet, not watchfiles':
     at start-up (the service read Owncast's playlists before its first watch began: the outage test's
     byte comparison caught 31,584 of 39,480 bytes listed so, a tail held 0.5 s) and between two watches
@@ -256,8 +250,7 @@ async def test_a_writer_that_never_finishes_is_given_up_at_the_limit(tmp_path: P
 
 
 async def test_a_file_never_made_is_missing_after_a_short_wait(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "0").mkdir()
     monkeypatch.setattr(writes, "MISSING_WAIT", 0.1)
     told: list[int] = []
@@ -320,8 +313,7 @@ async def test_a_segment_never_finished_is_lost_with_its_gap_marked_never_upload
 @pytest.mark.parametrize("watch", [pytest.param("auto", id="inotify", marks=KERNEL),
                                    pytest.param("watchfiles", id="watchfiles")])
 async def test_the_service_lists_a_held_segment_only_once_it_is_whole_and_says_so_once_per_stream(
-    tmp_path: Path, moto_url: str, ts_bytes: bytes, watch: str
-) -> None:
+        tmp_path: Path, moto_url: str, ts_bytes: bytes, watch: str) -> None:
     feed = HandFedOwncast(tmp_path / "hls", ts_bytes, variants=(0,))
     env = moto_env(moto_url, tmp_path, HLS_WATCH=watch, WINDOW_SECONDS="6", R2_KEY_PREFIX=f"held-{watch}",
                    DELETE_OLD_SEGMENTS="false")
@@ -372,8 +364,7 @@ LATE = 3  # slots whose tails are held
 
 @pytest.mark.integration
 async def test_a_segment_named_before_its_last_bytes_are_written_is_listed_whole(
-    tmp_path: Path, seaweed: SeaweedS3
-) -> None:
+        tmp_path: Path, seaweed: SeaweedS3) -> None:
     ledger = Ledger()
     feed = HandFedOwncast(tmp_path / "hls", real_ts_segment(tmp_path), ledger=ledger)
     first = [feed.slot(), feed.slot()]

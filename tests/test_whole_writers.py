@@ -56,8 +56,7 @@ def ts_bytes(tmp_path_factory: pytest.TempPathFactory) -> bytes:
 @pytest.mark.parametrize("kernel", _PATHS)
 @pytest.mark.parametrize("kind", ["closed_early", "reopened", "renamed", "touched"])
 async def test_a_writer_that_has_not_finished_is_waited_for_whatever_its_events_said(
-    tmp_path: Path, ts_bytes: bytes, kernel: bool, kind: str
-) -> None:
+        tmp_path: Path, ts_bytes: bytes, kernel: bool, kind: str) -> None:
     """closed_early: a close 100 bytes into a packet (the inotify path took the close for finished: 94,100
     of 188,000 bytes listed). reopened, renamed, touched: the file on a packet boundary and quiet, its
     writer's last event a close (its own, or `touch`'s) or a rename, or none at all (watchfiles)."""
@@ -81,8 +80,7 @@ async def test_a_writer_that_has_not_finished_is_waited_for_whatever_its_events_
 
 @pytest.mark.parametrize("kernel", _PATHS)
 async def test_a_whole_segment_truncated_by_name_to_its_own_length_is_finished_not_unfinished(
-    tmp_path: Path, ts_bytes: bytes, kernel: bool
-) -> None:
+        tmp_path: Path, ts_bytes: bytes, kernel: bool) -> None:
     """W5: truncate(2) by name writes (IN_MODIFY) with no open, so no close ever follows: the inotify path
     waited for one until the limit and lost a whole segment. Nobody holds it open: it is finished as it is."""
     async with watching(tmp_path, kernel) as w:
@@ -95,8 +93,7 @@ async def test_a_whole_segment_truncated_by_name_to_its_own_length_is_finished_n
 
 @pytest.mark.parametrize("kernel", _PATHS)
 async def test_a_segment_truncated_by_name_inside_a_packet_is_given_up_never_finished(
-    tmp_path: Path, ts_bytes: bytes, kernel: bool
-) -> None:
+        tmp_path: Path, ts_bytes: bytes, kernel: bool) -> None:
     """The other outcome of truncate(2) by name, decided: cut inside a packet, the file is not a whole
     segment, and nobody will finish it: it is waited for until the limit, then lost (never listed)."""
     async with watching(tmp_path, kernel) as w:
@@ -111,8 +108,7 @@ async def test_a_segment_truncated_by_name_inside_a_packet_is_given_up_never_fin
 
 @KERNEL
 async def test_after_a_restart_a_file_still_open_on_a_packet_boundary_is_never_finished_however_quiet(
-    tmp_path: Path, ts_bytes: bytes
-) -> None:
+        tmp_path: Path, ts_bytes: bytes) -> None:
     """The watch begins while the file is open (a restart mid-segment): the kernel never heard of it, and
     the file alone looks whole and quiet. It counted as finished after UNHEARD_QUIET (2 s; 0.2 s here)."""
     (tmp_path / "0").mkdir()
@@ -143,8 +139,7 @@ def _flood(folder: Path, events: int) -> None:
 
 @KERNEL
 async def test_a_real_queue_overflow_is_logged_counted_and_an_open_file_is_never_taken_for_finished(
-    tmp_path: Path, ts_bytes: bytes, caplog: pytest.LogCaptureFixture
-) -> None:
+        tmp_path: Path, ts_bytes: bytes, caplog: pytest.LogCaptureFixture) -> None:
     """The kernel's own IN_Q_OVERFLOW (its queue filled while the loop was blocked): logged, counted in
     hls_broadcaster_inotify_overflows_total, what was heard forgotten; a file still open then, cut on a
     packet boundary, is not finished after the unheard quiet (0.2 s here; it was, at 2 s in the service)."""
@@ -184,8 +179,7 @@ async def test_a_real_queue_overflow_is_logged_counted_and_an_open_file_is_never
 @KERNEL
 @pytest.mark.parametrize("kind", ["closed_early", "renamed"])
 async def test_without_the_lease_a_close_inside_a_packet_or_a_rename_is_still_not_finished(
-    tmp_path: Path, ts_bytes: bytes, kind: str
-) -> None:
+        tmp_path: Path, ts_bytes: bytes, kind: str) -> None:
     """Without the kernel's answer (another owner, no CAP_LEASE): a close 100 bytes into a packet is not
     finished (the packet check on the kernel path too), and a file renamed into place is judged by the
     file itself (unheard quiet, 60 s here), not taken for closed."""
@@ -338,8 +332,7 @@ HOLD = 1.0  # seconds a `touch`ed file is held after it, the service free to tak
 @pytest.mark.parametrize("watch", [pytest.param("auto", id="inotify", marks=KERNEL),
                                    pytest.param("watchfiles", id="watchfiles")])
 async def test_the_service_lists_each_odd_writers_segment_whole_or_not_at_all(
-    tmp_path: Path, seaweed: SeaweedS3, watch: str
-) -> None:
+        tmp_path: Path, seaweed: SeaweedS3, watch: str) -> None:
     """One slot per odd writer, each named by the playlist while its writer has not finished it (or, for
     the truncation, finished by name). The service must be seen waiting (never listing it meanwhile), and
     in the end every object listed is byte for byte the file its writer left: nothing listed half."""

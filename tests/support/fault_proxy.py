@@ -232,8 +232,7 @@ class FaultProxy:
         return await self.start()
 
     async def __aexit__(
-        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
+            self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
         await self.close()
 
     async def _listen(self, rebind: bool = True) -> None:
