@@ -170,14 +170,9 @@ async def test_kept_stream_gets_a_vod_playlist_and_nothing_is_deleted(
     assert service.problems() == []
 
 
-def free_port() -> int:
-    """A port for the service to bind, reserved on this machine (broadcaster/demo/ports.py)."""
-    return kept_port()
-
-
 async def test_metrics_on_a_listener_of_their_own(tmp_path: Path, seaweed: SeaweedS3) -> None:
     (tmp_path / "hls").mkdir()
-    port = free_port()
+    port = kept_port()
     env = service_env(tmp_path / "hls", seaweed, tmp_path / "state", METRICS_LISTEN=f"127.0.0.1:{port}")
     async with (aiohttp.ClientSession() as http,
                 ServiceProcess(env, tmp_path, start_timeout=START_TIMEOUT) as service):
