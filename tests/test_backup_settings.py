@@ -1,4 +1,4 @@
-"""The second bucket's settings (issue 48 item 1): all of them with 'backup' in PATHWAYS, none without,
+"""The second bucket's settings: all of them with 'backup' in PATHWAYS, none without,
 each error line naming its setting, the secret never shown."""
 
 from __future__ import annotations
@@ -106,7 +106,7 @@ def test_check_validates_the_backup_settings(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("host", "path"), [("live.example.com", "/live/backup/0/playlist.m3u8"),
                                            (OWNCAST_HOST, "/hls/backup/1/stream.m3u8")])
 def test_the_tunnel_routes_the_backup_pathways_playlists(host: str, path: str) -> None:
-    """Each layout's own (issue 68: each layout's steering rule passes its paths on its hostname alone)."""
+    """Each layout's own (each layout's steering rule passes its paths on its hostname alone)."""
     assert route(path, host=host) == SERVICE
 
 

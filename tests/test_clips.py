@@ -1,4 +1,4 @@
-"""Clips (issue 21): VOD playlists over segments already in the bucket, made by the operator through
+"""Clips: VOD playlists over segments already in the bucket, made by the operator through
 the control socket, kept from the cleaner, kept across restarts."""
 
 from __future__ import annotations

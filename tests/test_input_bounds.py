@@ -1,4 +1,4 @@
-"""Input bounded and never fatal (issue 11): what HlsWatcher reads from HLS_DIR, on real folders with
+"""Input bounded and never fatal: what HlsWatcher reads from HLS_DIR, on real folders with
 real inotify events. Faults that need a handle shortage are injected at the one seam (os.open)."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""The writers' ledger and LateTails (issue 39): what each writer of Owncast's folder finished writing,
-recorded when it closes a file; and the PUT receiver's way to make the race of issue 39 happen on every
+"""The writers' ledger and LateTails: what each writer of Owncast's folder finished writing,
+recorded when it closes a file; and the PUT receiver's way to make the late-tail race happen on every
 segment (a segment's last bytes written only after the playlist naming it), through the real ffmpeg too."""
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ def test_an_hour_long_outage_is_one_warning_summaries_and_one_info(
         clock: Clock, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG, "outage-test")
     out = outage_log(clock)
-    for _ in range(3600 * 11):  # 11 failed attempts a second, as in the 12 s outage of issue 11
+    for _ in range(3600 * 11):  # 11 failed attempts a second, as in a real 12 s outage
         out.failed("SlowDown")
         clock.t += 1 / 11
     assert out.down

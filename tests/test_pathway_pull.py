@@ -101,7 +101,7 @@ async def test_the_vms_versions_are_rendered_only_when_asked_and_a_request_gets_
 
 async def test_while_nobody_plays_the_probe_sleeps_and_a_players_first_request_wakes_it(
         tmp_path: Path, seaweed: SeaweedS3, owncast: OwncastEmulator, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Issue 66 item 3: with nobody playing, the probe of the bucket's public URL sends no GET and takes
+    """With nobody playing, the probe of the bucket's public URL sends no GET and takes
     no turn every second either (its timer a loop wake-up a second); the first player's playlist request
     wakes it, and it probes at once, not a turn later. The public URL through a counting proxy, which
     tells the probe's GETs (it names itself) from anyone's."""

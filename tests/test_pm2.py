@@ -1,4 +1,4 @@
-"""Issue 68, item 1: pm2 as docs/production.md says, step by step, as a user that is not root.
+"""pm2 as docs/production.md says, step by step, as a user that is not root.
 
 docs/production.md's "With pm2 instead of systemd" block is run line by line as written, with only this
 machine's paths put in (/opt, /etc and /var/lib folders of the test's own; `owncast`: a system user made

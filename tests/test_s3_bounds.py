@@ -1,4 +1,4 @@
-"""A misbehaving S3 endpoint (issue 11, finding 8): what it answers is read and counted within bounds.
+"""A misbehaving S3 endpoint: what it answers is read and counted within bounds.
 
 A real S3 server (moto) behind the FaultProxy: an endless 500 body must not be read whole (memory),
 and invented status codes must not invent metric label values.

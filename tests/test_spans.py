@@ -1,4 +1,4 @@
-"""A segment closed with less media than its playlist names is not finished (issue 80): a writer that
+"""A segment closed with less media than its playlist names is not finished: a writer that
 closes a file on a packet boundary, lets its playlist name it and opens it again for the rest is waited
 for, so the half is never listed (broadcaster/source/spans.py, read by source/writes.py).
 

@@ -1,4 +1,4 @@
-"""Issue 41, S1: a fault at any os call of a save or of a compaction, then kill -9 and a restart: no
+"""A fault at any os call of a save or of a compaction, then kill -9 and a restart: no
 media sequence number is ever served for two segments and none goes back.
 
 As tests/test_state_fuzz.py drives what state.json holds, this drives where a write fails: a real
