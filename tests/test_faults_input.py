@@ -227,10 +227,8 @@ async def rig(
     before_start(feed, outside)
     prefix = "t-" + re.sub(r"[^A-Za-z0-9]+", "-", request.node.name)[-60:].strip("-")
     # Nothing is deleted from the bucket, so listing it shows everything that was ever uploaded.
-    env = service_env(
-        feed.root, s3, tmp_path / "state", WINDOW_SECONDS="4", DELETE_OLD_SEGMENTS="false",
-        R2_KEY_PREFIX=prefix, PATHWAYS="bucket,vm",
-    )
+    env = service_env(feed.root, s3, tmp_path / "state", WINDOW_SECONDS="4", DELETE_OLD_SEGMENTS="false",
+                      R2_KEY_PREFIX=prefix, PATHWAYS="bucket,vm")
     async with ServiceProcess(env, tmp_path) as service, aiohttp.ClientSession() as http:
         seen = Observer(service.url, http, feed.variants)
         await listed_everywhere(seen, service, *first)

@@ -239,11 +239,9 @@ def test_master_keeps_attributes_and_uses_relative_uris() -> None:
 
 
 _ops = st.lists(
-    st.one_of(
-        st.tuples(st.just("seg"), st.floats(0.2, 1.8), st.booleans(), st.floats(0, 3)),
-        st.tuples(st.just("gap"), st.just(0.0), st.just(False), st.just(0.0)),
-        st.tuples(st.just("end"), st.just(0.0), st.just(False), st.just(0.0)),
-    ),
+    st.one_of(st.tuples(st.just("seg"), st.floats(0.2, 1.8), st.booleans(), st.floats(0, 3)),
+              st.tuples(st.just("gap"), st.just(0.0), st.just(False), st.just(0.0)),
+              st.tuples(st.just("end"), st.just(0.0), st.just(False), st.just(0.0))),
     max_size=80,
 )
 

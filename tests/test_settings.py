@@ -160,10 +160,8 @@ def test_presigned_segment_urls_refuse_playlists_in_the_bucket(tmp_path: Path) -
     assert load_settings(environ=env(tmp_path, PUBLISH_PLAYLISTS="true")).publish_playlists  # public: fine
 
 
-@pytest.mark.parametrize(
-    ("window", "margin", "expiry", "needed"),
-    [("30", "60", "149", 150), ("1200", "60", "3600", 3660), ("20", "0", "60", 60)],
-)
+@pytest.mark.parametrize(("window", "margin", "expiry", "needed"),
+                         [("30", "60", "149", 150), ("1200", "60", "3600", 3660), ("20", "0", "60", 60)])
 def test_presign_expiry_must_outlast_a_segments_life_in_the_playlists(
         tmp_path: Path, window: str, margin: str, expiry: str, needed: int) -> None:
     over = {"SEGMENT_URLS": "presigned", "WINDOW_SECONDS": window, "CLEANUP_MARGIN": margin, "REWIND_SECONDS": "0"}

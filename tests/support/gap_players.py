@@ -149,13 +149,10 @@ async def observe(server: GapServer) -> tuple[dict[str, FfmpegRun], dict[str, Hl
 
     ffmpeg: dict[str, FfmpegRun] = {}
     for scenario, (code, out, err) in zip(SCENARIOS, ffmpeg_runs):
-        ffmpeg[scenario] = FfmpegRun(
-            exit_code=code,
-            log=[line for line in err.splitlines() if line.strip()],
-            frames=int(_progress(out, "frame")),
-            out_time=int(_progress(out, "out_time_us").lstrip("-") or 0) / 1e6,
-            asked=server.asked(scenario, "ffmpeg"),
-        )
+        ffmpeg[scenario] = FfmpegRun(exit_code=code, log=[line for line in err.splitlines() if line.strip()],
+                                     frames=int(_progress(out, "frame")),
+                                     out_time=int(_progress(out, "out_time_us").lstrip("-") or 0) / 1e6,
+                                     asked=server.asked(scenario, "ffmpeg"))
     hlsjs: dict[str, HlsJsRun] = {}
     for scenario, (log, video) in zip(SCENARIOS, hlsjs_runs):
         hlsjs[scenario] = HlsJsRun(

@@ -168,11 +168,8 @@ class Observer:
         await until(polled, what, timeout, every=0.05, detail=lambda: f"listed {self.listed}")
 
     async def listed_everywhere(self, *names: str, timeout: float = 10.0) -> None:
-        await self.until(
-            lambda: all(n in self.names(v) for v in self.variants for n in names),
-            timeout,
-            f"{names} listed in every variant",
-        )
+        await self.until(lambda: all(n in self.names(v) for v in self.variants for n in names), timeout,
+                         f"{names} listed in every variant")
 
     async def metrics(self) -> Samples:
         return await scraped(self.http, self.url)
