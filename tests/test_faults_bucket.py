@@ -87,8 +87,7 @@ async def test_segments_leave_the_bucket_only_after_every_playlist_let_go(
                         missing_since.setdefault(uri, now)
                 # Left longer ago than its keep, the 5 s between cleaner runs, and slack (a playlist
                 # version the polls missed): due to go.
-                gone = [u for u, t in missing_since.items()
-                        if now - t > keep[u] + CLEANER_INTERVAL + SLACK]
+                gone = [u for u, t in missing_since.items() if now - t > keep[u] + CLEANER_INTERVAL + SLACK]
                 return gone if len(gone) >= 6 else None
 
             gone: list[str] = await until(six_due, "six segments due to leave the bucket", 60, every=0.2,

@@ -31,8 +31,7 @@ async def seen_until(http: aiohttp.ClientSession, service: ServiceProcess, oc: O
         await poll(http, service.url, oc, seen)
         return done()
 
-    await until(polled, "the stream seen as the test needs", timeout, every=0.1,
-                detail=seen.describe)
+    await until(polled, "the stream seen as the test needs", timeout, every=0.1, detail=seen.describe)
 
 
 async def text(http: aiohttp.ClientSession, url: str) -> str:

@@ -19,9 +19,7 @@ from tests.support.browser import launch_chromium, needs_chromium, open_viewer, 
 from tests.support.service_process import ServiceProcess, service_env
 from tests.support.waiting import until
 
-pytestmark = [
-    pytest.mark.integration, pytest.mark.browser, needs_chromium,
-]
+pytestmark = [pytest.mark.integration, pytest.mark.browser, needs_chromium]
 
 
 TARGET = 1  # the emulator's segments, and so the playlists' target duration, in seconds

@@ -30,9 +30,7 @@ from tests.support.service_process import ServiceProcess, service_env
 
 # Each wait is on a condition with its own deadline, generous for a loaded 2-core machine (a seek a
 # minute back loads segments the player never had); the whole test's limit is the sum's bound.
-pytestmark = [
-    pytest.mark.integration, pytest.mark.browser, pytest.mark.timeout(300), needs_chromium,
-]
+pytestmark = [pytest.mark.integration, pytest.mark.browser, pytest.mark.timeout(300), needs_chromium]
 
 # The rewind window, in one place; the live window alone (REWIND_SECONDS=0) gets no seek bar.
 LONG_WINDOW = {"REWIND_SECONDS": "120", "WINDOW_SECONDS": "30"}
