@@ -53,10 +53,6 @@ def ts_bytes(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     return real_ts_segment(tmp_path_factory.mktemp("ts"))
 
 
-def sample(world: World, name: str, **labels: str) -> float | None:
-    return world.metrics.registry.get_sample_value(name, labels)
-
-
 def entries(text: str) -> list[tuple[str, bool]]:
     """A playlist's segments in order: (file name, listed as a gap)."""
     return [(e.name, e.gap) for e in listing(text)]
@@ -114,10 +110,10 @@ async def test_a_copy_given_up_as_a_gap_is_uploaded_once_finished_and_recorded_n
     await given_up_in_variant_0(world, "stream-a-1.ts")
     assert "live/0/stream-a-1.ts" not in world.store.keys()
     held.release("stream-a-1.ts")  # Owncast finishes it, late
-    await until(lambda: sample(world, "hls_broadcaster_segments_late_total", variant="0") == 1,
+    await until(lambda: world.sample("segments_late_total", variant="0") == 1,
                 "the late copy uploaded once finished, and counted late")
     assert bodies(world, "live/0/stream-a-1.ts") == [(tmp_path / "hls" / "0" / "stream-a-1.ts").read_bytes()]
-    assert sample(world, "hls_broadcaster_segments_lost_total", variant="0", reason="unfinished") is None
+    assert world.sample("segments_lost_total", variant="0", reason="unfinished") is None
     await both_list(world, 2)
     await until(lambda: entries(world.text(0))[-1] == ("stream-a-2.ts", False))
     assert ("stream-a-1.ts", True) in entries(world.text(0))  # the live playlist keeps the gap it showed
@@ -134,9 +130,9 @@ async def test_a_copy_never_finished_is_lost_and_its_recording_lists_the_gap(tmp
     await both_list(world, 0)
     await both_list(world, 1, held)
     await given_up_in_variant_0(world, "stream-a-1.ts")
-    await until(lambda: sample(world, "hls_broadcaster_segments_lost_total", variant="0", reason="unfinished"),
+    await until(lambda: world.sample("segments_lost_total", variant="0", reason="unfinished"),
                 "the copy given up at the limit")
-    assert sample(world, "hls_broadcaster_segments_late_total", variant="0") is None
+    assert world.sample("segments_late_total", variant="0") is None
     assert "live/0/stream-a-1.ts" not in world.store.keys()
     recordings = await stream_ends(world, 2)
     # The same moment under the same number in both recordings: a gap in variant 0's, as live.
@@ -164,7 +160,7 @@ async def test_a_restart_while_a_variant_waits_uploads_its_copy_once_finished(tm
     await again.pub.start()
     assert ("stream-a-1.ts", True) in entries(again.text(0))
     again_held.release("stream-a-1.ts")  # Owncast finishes it after the restart
-    await until(lambda: sample(again, "hls_broadcaster_segments_late_total", variant="0") == 1,
+    await until(lambda: again.sample("segments_late_total", variant="0") == 1,
                 "the copy uploaded after the restart, late")
     assert bodies(again, "live/0/stream-a-1.ts") == [(tmp_path / "hls" / "0" / "stream-a-1.ts").read_bytes()]
     for v in (0, 1):
@@ -232,8 +228,7 @@ async def test_a_file_written_again_after_its_segment_is_listed_is_replaced_in_t
         await until(lambda: bodies(world, "live/0/stream-a-0.ts")[-1] == ts_bytes,
                     "the bucket's object replaced by the file's final bytes",
                     detail=lambda: [len(b) for b in bodies(world, "live/0/stream-a-0.ts")])
-        await until(lambda: sample(world, "hls_broadcaster_segment_rewrites_total", variant="0") == 1,
-                    "the rewrite counted")
+        await until(lambda: world.sample("segment_rewrites_total", variant="0") == 1, "the rewrite counted")
         assert world.uris(0) == ["stream-a-0.ts"]  # the listing itself never changes
         await world.pub.close()
 
@@ -260,8 +255,8 @@ async def test_a_file_written_again_before_its_segment_is_listed_is_listed_with_
     await world.settle()
     assert [entries(world.text(v)) for v in (0, 1)] == [[(f"stream-a-{i}.ts", False) for i in range(3)]] * 2
     assert bodies(world, "live/0/stream-a-1.ts")[-1] == final
-    assert sample(world, "hls_broadcaster_segments_lost_total", variant="0", reason="unfinished") is None
-    assert sample(world, "hls_broadcaster_segment_rewrites_total", variant="0") == 1
+    assert world.sample("segments_lost_total", variant="0", reason="unfinished") is None
+    assert world.sample("segment_rewrites_total", variant="0") == 1
     await world.pub.close()
 
 

@@ -70,8 +70,7 @@ async def test_segment_deleted_before_upload_is_lost_and_the_gap_marked(world: W
     await world.settle()
     assert world.uris(0) == ["stream-a-0.ts", "stream-a-2.ts"]
     assert world.text().count("#EXT-X-DISCONTINUITY\n") == 1
-    lost = world.metrics.registry.get_sample_value(
-        "hls_broadcaster_segments_lost_total", {"variant": "0", "reason": "deleted"})
+    lost = world.sample("segments_lost_total", variant="0", reason="deleted")
     assert lost == 1
 
 
@@ -121,8 +120,7 @@ async def test_missing_init_section_loses_its_segments(world: World) -> None:
     world.owncast_lists(0, "stream-a-0.m4s", init="init_0.mp4")
     await world.settle()
     assert world.playlists.media_playlist(0) is None
-    assert world.metrics.registry.get_sample_value(
-        "hls_broadcaster_segments_lost_total", {"variant": "0", "reason": "init_lost"}) == 1
+    assert world.sample("segments_lost_total", variant="0", reason="init_lost") == 1
 
 
 def test_a_lost_init_section_is_reported_once_not_as_an_unretrieved_future(tmp_path: Path) -> None:
@@ -143,8 +141,7 @@ def test_a_lost_init_section_is_reported_once_not_as_an_unretrieved_future(tmp_p
         (tmp_path / "0" / "stream-a-0.m4s").write_bytes(b"\x00" * 376)
         await world.settle()
         await world.pub.close()
-        return world.metrics.registry.get_sample_value(
-            "hls_broadcaster_segments_lost_total", {"variant": "0", "reason": "init_lost"})
+        return world.sample("segments_lost_total", variant="0", reason="init_lost")
 
     logging.disable(logging.CRITICAL)
     try:
@@ -175,10 +172,8 @@ async def test_a_longer_segment_raises_the_target_with_a_new_playlist(world: Wor
         assert "#EXT-X-TARGETDURATION:6\n" in world.text(v)  # 1 -> 3 (2.6 s) -> 6 (4.4 s, doubled)
         assert _shown(world, v) == {f"stream-a-{i}.ts" for i in range(4)}
     assert [n for v, _, n in world.listed if v == 0] == [f"stream-a-{i}.ts" for i in range(4)]
-    assert world.metrics.registry.get_sample_value(
-        "hls_broadcaster_target_duration_changes_total", {"reason": "longer_segment"}) == 2
-    assert world.metrics.registry.get_sample_value("hls_broadcaster_input_rejected_total",
-                                                   {"reason": "rejected"}) is None
+    assert world.sample("target_duration_changes_total", reason="longer_segment") == 2
+    assert world.sample("input_rejected_total", reason="rejected") is None
     numbers = [n for v, n, _ in world.listed if v == 0]
     assert numbers == sorted(set(numbers))  # never reused, never back
 
@@ -417,8 +412,7 @@ async def test_unsafe_names_are_counted_once(world: World) -> None:
     bad = SourcePlaylist(1, 0, (), False, True, rejected=(("../../etc/passwd", "not a plain file name"),))
     world.pub.on_variant_playlist(0, bad)
     world.pub.on_variant_playlist(0, bad)
-    assert world.metrics.registry.get_sample_value(
-        "hls_broadcaster_input_rejected_total", {"reason": "unsafe_name"}) == 1
+    assert world.sample("input_rejected_total", reason="unsafe_name") == 1
 
 
 async def test_health_reports_counts_and_stall(world: World) -> None:
@@ -525,12 +519,12 @@ async def test_the_queue_depth_is_a_running_count_not_a_sum_per_segment(world: W
     world.pub.on_variant_playlist(0, SourcePlaylist(1, 0, segments, False, True))
     assert slots.values_calls < 10
     assert world.pub.queue_depth == 300
-    assert world.metrics.registry.get_sample_value("hls_broadcaster_upload_queue_depth") == 300
+    assert world.sample("upload_queue_depth") == 300
     for name in names:
         world.store.release(f"live/0/{name}")
     await world.settle()
     assert world.pub.queue_depth == 0
-    assert world.metrics.registry.get_sample_value("hls_broadcaster_upload_queue_depth") == 0
+    assert world.sample("upload_queue_depth") == 0
 
 
 async def test_a_playlist_full_of_unsafe_names_writes_one_line_not_one_per_name(
@@ -542,8 +536,7 @@ async def test_a_playlist_full_of_unsafe_names_writes_one_line_not_one_per_name(
         ("../more.ts", "not a plain file name"),)))
     lines = [r.getMessage() for r in caplog.records if "skipping" in r.getMessage()]
     assert len(lines) == 1 and "../evil-0.ts" in lines[0], lines[:3]
-    assert world.metrics.registry.get_sample_value(
-        "hls_broadcaster_input_rejected_total", {"reason": "unsafe_name"}) == 501
+    assert world.sample("input_rejected_total", reason="unsafe_name") == 501
 
 
 async def test_variants_cut_apart_are_listed_each_on_its_own(tmp_path: Path) -> None:
@@ -564,7 +557,7 @@ async def test_variants_cut_apart_are_listed_each_on_its_own(tmp_path: Path) -> 
     for v in (0, 1):
         numbers = [n for i, n, _ in world.listed if i == v]
         assert numbers == sorted(set(numbers))
-    assert world.metrics.registry.get_sample_value("hls_broadcaster_variants_cut_apart_total") == 1
+    assert world.sample("variants_cut_apart_total") == 1
     assert world.pub.target_duration == 2
 
 
@@ -590,8 +583,7 @@ async def test_a_new_stream_with_shorter_segments_gets_its_own_target(world: Wor
     assert [name for _, _, name in world.listed] == (
         [f"stream-a-{n}.ts" for n in range(4)] + [f"stream-b-{n}.ts" for n in range(5)]
         + [f"stream-c-{n}.ts" for n in range(3)])
-    assert world.metrics.registry.get_sample_value(
-        "hls_broadcaster_target_duration_changes_total", {"reason": "new_stream"}) == 2
+    assert world.sample("target_duration_changes_total", reason="new_stream") == 2
 
 
 async def test_shorter_segments_after_a_stream_that_did_not_end_keep_the_target(world: World) -> None:
@@ -609,9 +601,8 @@ async def test_shorter_segments_after_a_stream_that_did_not_end_keep_the_target(
     assert world.pub.target_duration == 3 and "#EXT-X-TARGETDURATION:3\n" in text
     assert "stream-a-3.ts" in text and text.count("#EXT-X-DISCONTINUITY\n") == 1
     assert text.index("#EXT-X-DISCONTINUITY\n") < text.index("stream-b-0.ts")
-    assert world.metrics.registry.get_sample_value("hls_broadcaster_target_duration_kept_total") == 1
-    assert world.metrics.registry.get_sample_value(
-        "hls_broadcaster_target_duration_changes_total", {"reason": "new_stream"}) is None
+    assert world.sample("target_duration_kept_total") == 1
+    assert world.sample("target_duration_changes_total", reason="new_stream") is None
     world.owncast_lists(0, ended=True, target=1)
     await world.settle()
     world.segments[0] = []
@@ -619,7 +610,7 @@ async def test_shorter_segments_after_a_stream_that_did_not_end_keep_the_target(
         world.owncast_lists(0, f"stream-c-{n}.ts", duration=1.0, target=1)
         await world.settle()
     assert world.pub.target_duration == 1 and "#EXT-X-TARGETDURATION:1\n" in world.text()
-    assert world.metrics.registry.get_sample_value("hls_broadcaster_target_duration_kept_total") == 1
+    assert world.sample("target_duration_kept_total") == 1
 
 
 async def test_a_stream_that_cannot_be_served_is_never_idle_in_health(world: World) -> None:

@@ -224,8 +224,7 @@ async def test_an_upload_lost_after_it_was_listed_ahead_is_a_gap_on_the_buckets_
     assert key not in w.store.keys()
     assert gaps(w, "bucket", 0) == ["stream-abc-0.ts"]
     # Counted lost, with why: no copy was left and Owncast's file is gone (said once, as a WARNING).
-    assert w.metrics.registry.get_sample_value(
-        "hls_broadcaster_segments_lost_total", {"variant": "0", "reason": "copy_dropped"}) == 1
+    assert w.sample("segments_lost_total", variant="0", reason="copy_dropped") == 1
     # No version of the bucket's playlist ever listed it without EXT-X-GAP.
     for v, body in w.playlists.shown:
         lines = body.splitlines()
@@ -351,8 +350,7 @@ async def test_a_segment_lost_after_listing_is_a_gap_on_every_pathway_and_in_the
     await until(lambda: gaps(w, "ahead", 0) == gaps(w, "bucket", 0) == ["stream-abc-0.ts"],
                 "a gap on both pathways", detail=lambda: (w.text(0), listed(w, "ahead", 0)))
     assert key not in w.store.keys()
-    assert w.metrics.registry.get_sample_value(
-        "hls_broadcaster_segments_lost_total", {"variant": "0", "reason": "copy_dropped"}) == 1
+    assert w.sample("segments_lost_total", variant="0", reason="copy_dropped") == 1
     # The stream ends: its recording lists the lost segment as a gap, the next one as a segment.
     w.owncast_lists(0, "stream-abc-2.ts", ended=True)
     recording = "live/0/recording-abc.m3u8"

@@ -117,8 +117,7 @@ async def test_a_file_finished_within_the_bound_is_listed_late_in_its_variant_al
     await until(lambda: names(world, 0) == names(world, 1) == ["stream-a-0.ts", "stream-a-1.ts"])
     assert "#EXT-X-GAP" not in world.text(0)
     assert list(numbered(world, 0)) == list(numbered(world, 1))
-    assert world.metrics.registry.get_sample_value("hls_broadcaster_segments_lost_total",
-                                                   {"variant": "0", "reason": "unfinished"}) is None
+    assert world.sample("segments_lost_total", variant="0", reason="unfinished") is None
     world.check()
     await world.pub.close()
 

@@ -188,7 +188,7 @@ async def test_a_stream_cut_apart_after_its_first_slot_was_decided_with_one_copy
     world.owncast_lists(1, "stream-b-2.ts", duration=2.0, date=24, target=2)
     await until(lambda: "stream-b-2" in world.text(1), "stream-b-2 listed in variant 1", 5, every=0.001)
     checked(world, done)
-    assert world.metrics.registry.get_sample_value("hls_broadcaster_variants_cut_apart_total") == 1
+    assert world.sample("variants_cut_apart_total") == 1
     assert world.pub.target_duration == (5 if raised else 2)
     # The waiting copy's place in its lane: after the slot decided together, no jump (and no gap) there.
     if not raised:
