@@ -77,8 +77,7 @@ WAITING_BESIDE_COPIES = 3 * len(VARIANTS) + 2 * len(VARIANTS) + 4
 async def flat_past_the_bound(http: aiohttp.ClientSession, url: str, state: Path, pid: int) -> None:
     """Past the bound the outage costs nothing more: the uploads that wait stay those whose bytes are still
     on disk (a copy, or Owncast's file; bucket/turns.py releases the others, which end lost), and the
-    memory with them. Before, an upload whose copy was dropped waited for its turn of the bucket's backoff,
-    one released per turn (up to 15 s) while two segments a second joined."""
+    memory with them, not one released per turn of the bucket's backoff while two segments a second join."""
     beside: list[int] = []
 
     async def past() -> int:

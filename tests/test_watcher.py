@@ -155,7 +155,7 @@ async def test_after_a_wipe_variant_playlists_wait_for_the_new_master_naming_a_n
     """Owncast wipes its folder for a new stream and writes each variant's first playlist before the
     master (ffmpeg writes it last). A variant the new stream adds is named only by that master: the other
     variants' playlists wait for it, so all three reach the publisher after it and the new one is listed
-    from its first segment (before, its first segment came after the slot was decided in the others)."""
+    from its first segment, not after its slot was decided in the others."""
     sink, metrics = OrderedSink(), Metrics()
     (tmp_path / "0").mkdir()
     write_in_place(tmp_path / "stream.m3u8", MASTER)

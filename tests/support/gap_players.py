@@ -57,8 +57,7 @@ class HlsJsRun:
 
         resumed: where playback went on after a hole that ends at `end`; a 'waiting' read there counts
         too. The page reads currentTime when the event is handled, and on a loaded machine the player's
-        seek over the hole can come first (a full run at load 10: the only 'waiting' at 6.137 s, where
-        playback resumed past the hole at 5-6 s, and no stall over 250 ms)."""
+        seek over the hole can come first (the only 'waiting' then read past the hole)."""
         last = end if resumed is None else max(end, resumed + 0.05)  # the same clock, read twice
         waited = None
         for kind, t, ms in self.log["media"]:
