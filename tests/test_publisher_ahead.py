@@ -15,6 +15,7 @@ import pytest
 from broadcaster.vm.held import Held
 from broadcaster.state.disk import StateFile
 from tests.support.hls_checker import VariantSetChecker
+from tests.support.listing import Listed, listing
 from tests.support.waiting import until
 from tests.support.world import World, snapshots_of
 
@@ -29,16 +30,16 @@ def make(tmp_path: Path, max_bytes: int = 1 << 20, **options: object) -> tuple[W
     return World(tmp_path / "hls", holder=held, **options), held  # type: ignore[arg-type]
 
 
-def names(body: str) -> list[str]:
-    return [line.rsplit("/", 1)[1] for line in body.splitlines() if line and not line.startswith("#")]
-
-
-def listed(world: World, view: str, variant: int) -> list[str]:
-    """The segment names the newest version of a view lists (`ahead`: the VM's, `bucket`)."""
+def shown(world: World, view: str, variant: int) -> list[Listed]:
+    """What the newest version of a view lists (`ahead`: the VM's, `bucket`)."""
     playlists = world.ahead if view == "ahead" else world.playlists
     assert playlists is not None
     rendered = playlists.media_playlist(variant)
-    return [] if rendered is None else names(rendered.body.decode())
+    return [] if rendered is None else listing(rendered.body.decode())
+
+
+def listed(world: World, view: str, variant: int) -> list[str]:
+    return [e.name for e in shown(world, view, variant)]
 
 
 def same_playlist(body: str) -> str:
@@ -199,12 +200,7 @@ async def test_without_a_keeper_nothing_changes(tmp_path: Path, bucket_down: boo
 
 
 def gaps(world: World, view: str, variant: int) -> list[str]:
-    """The segment names the newest version of a view lists with EXT-X-GAP."""
-    playlists = world.ahead if view == "ahead" else world.playlists
-    assert playlists is not None
-    rendered = playlists.media_playlist(variant)
-    lines = [] if rendered is None else rendered.body.decode().splitlines()
-    return [lines[i + 2].rsplit("/", 1)[1] for i, line in enumerate(lines) if line == "#EXT-X-GAP"]
+    return [e.name for e in shown(world, view, variant) if e.gap]
 
 
 async def test_an_upload_lost_after_it_was_listed_ahead_is_a_gap_on_the_buckets_pathway(tmp_path: Path) -> None:
@@ -288,7 +284,7 @@ async def test_a_segment_shown_ahead_when_the_target_rises_is_listed_in_the_buck
     await until(lambda: all(b"#EXT-X-TARGETDURATION:3\n" in r.body for v in (0, 1)
                             if (r := w.playlists.media_playlist(v)) is not None))
     for v in (0, 1):
-        seen = {name for x, body in w.playlists.shown if x == v for name in names(body)}
+        seen = {e.name for x, body in w.playlists.shown if x == v for e in listing(body)}
         assert {f"stream-abc-{n}.ts" for n in range(4)} <= seen, (v, sorted(seen))
     for view in (w.playlists.shown, w.ahead.shown):
         checker = VariantSetChecker(allow_restart=True)
