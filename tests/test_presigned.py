@@ -25,6 +25,7 @@ from broadcaster.settings import load_settings
 from tests.support.browser import launch_chromium, needs_chromium, open_viewer, watch
 from tests.support.service_process import ServiceProcess, service_env
 from tests.support.hls_checker import VariantSetChecker
+from tests.support.listing import listing as listed_in
 from tests.support.waiting import until
 
 EXPIRY = 900
@@ -60,14 +61,10 @@ class Listed:
     def note(self, v: int, text: str) -> None:
         self.checker.assert_ok(str(v), text)
         lines = text.splitlines()
-        seq = int(next(line for line in lines if line.startswith("#EXT-X-MEDIA-SEQUENCE:")).split(":")[1])
-        for line in lines:
-            if line.startswith('#EXT-X-MAP:URI="'):
-                self.inits.add(line.split('"')[1])
-            elif line and not line.startswith("#"):
-                first = self.uris[v].setdefault(seq, line)
-                assert first == line, f"variant {v}, media sequence {seq}: {first} became {line}"
-                seq += 1
+        self.inits.update(line.split('"')[1] for line in lines if line.startswith('#EXT-X-MAP:URI="'))
+        for e in listed_in(text):
+            first = self.uris[v].setdefault(e.number, e.uri)
+            assert first == e.uri, f"variant {v}, media sequence {e.number}: {first} became {e.uri}"
         if "#EXT-X-ENDLIST" in lines:
             self.ended.add(v)
 

@@ -27,6 +27,7 @@ from tests.support.browser import PLAYERS, POLL_MS, launch_chromium, needs_chrom
 from tests.support.held_back import HeldBack, HeldWrites
 from tests.support.observe import Observer
 from tests.support.owncast_writer import SECONDS, HandFedOwncast
+from tests.support.listing import listing
 from tests.support.service_process import ServiceProcess, service_env
 from tests.support.waiting import until
 from tests.support.world import World
@@ -34,17 +35,7 @@ from tests.support.world import World
 
 def numbered(world: World, v: int) -> dict[int, tuple[str, bool]]:
     """What variant v's visible playlist lists: number -> (segment name, listed as a gap)."""
-    lines = world.text(v).splitlines()
-    number = int(next(ln for ln in lines if ln.startswith("#EXT-X-MEDIA-SEQUENCE:")).split(":")[1])
-    out: dict[int, tuple[str, bool]] = {}
-    gap = False
-    for line in lines:
-        if line == "#EXT-X-GAP":
-            gap = True
-        elif line and not line.startswith("#"):
-            out[number] = (line.rsplit("/", 1)[1], gap)
-            number, gap = number + 1, False
-    return out
+    return {e.number: (e.name, e.gap) for e in listing(world.text(v))}
 
 
 def names(world: World, v: int) -> list[str]:
