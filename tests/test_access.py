@@ -15,18 +15,11 @@ from broadcaster.access.grants import BAD_TOKEN, CHANGED, EXPIRED, NO_TOKEN, Gat
 from broadcaster.access.invites import Invite, InviteError, InviteLinks, InvitesFile, read_invites, write_invites
 from broadcaster.access.tokens import ViewerTokens, derive, edge_key
 from broadcaster.settings import SETTINGS, SettingsError, load_settings
+from tests.support.fakes import Clock
 from tests.support.settings_env import env
 
 SECRET = "k" * 40
 NOW = 1_800_000_000
-
-
-class Clock:
-    def __init__(self, now: float = NOW) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def keeper(tmp_path: Path, clock: Clock, passphrase: str = "open sesame", life: int = 600) -> Gatekeeper:
@@ -57,7 +50,7 @@ def test_a_forged_or_malformed_token_is_not_read(forged: object) -> None:
 
 
 def test_the_passphrase_grants_a_token_the_doors_admit_until_it_expires(tmp_path: Path) -> None:
-    clock = Clock()
+    clock = Clock(NOW)
     gate = keeper(tmp_path, clock)
     assert gate.grant({"passphrase": "wrong"}) == Refusal(403, "wrong pass-phrase")
     assert isinstance(gate.grant({"passphrase": " open sesame\n"}), Grant)  # pasted with a space and a line end
@@ -66,10 +59,10 @@ def test_the_passphrase_grants_a_token_the_doors_admit_until_it_expires(tmp_path
     assert gate.admit(None) == Refusal(401, NO_TOKEN) and gate.admit("") == Refusal(401, NO_TOKEN)
     assert gate.admit("v1.junk") == Refusal(403, BAD_TOKEN)
     assert gate.admit(grant.token) is None
-    clock.now = NOW + 599
+    clock.t = NOW + 599
     renewed = gate.grant({"token": grant.token})
     assert isinstance(renewed, Grant) and renewed.expires == NOW + 599 + 600
-    clock.now = NOW + 600
+    clock.t = NOW + 600
     assert gate.admit(grant.token) == Refusal(403, EXPIRED)  # seen before: still judged by the clock
     assert gate.grant({"token": grant.token}) == Refusal(403, EXPIRED)
     assert gate.admit(renewed.token) is None
@@ -94,12 +87,12 @@ def test_changing_the_passphrase_ends_its_tokens_at_once(tmp_path: Path) -> None
 
 
 def test_invites_only_without_a_passphrase(tmp_path: Path) -> None:
-    gate = keeper(tmp_path, Clock(), passphrase="")
+    gate = keeper(tmp_path, Clock(NOW), passphrase="")
     assert gate.grant({"passphrase": ""}) == Refusal(403, "this stream takes invite links only")
 
 
 def test_an_invite_lets_in_until_revoked_or_expired_and_says_which(tmp_path: Path) -> None:
-    clock = Clock()
+    clock = Clock(NOW)
     path = tmp_path / "invites.json"
     write_invites(path, {"alice": Invite("alice", NOW + 3600), "bob": Invite("bob", NOW - 1)})
     gate = keeper(tmp_path, clock, life=600)
@@ -110,12 +103,12 @@ def test_an_invite_lets_in_until_revoked_or_expired_and_says_which(tmp_path: Pat
     assert gate.grant({"invite": links.token("bob")}) == Refusal(403, "this invite expired on 2027-01-15 07:59 UTC")
     assert gate.grant({"invite": InviteLinks("z" * 40).token("alice")}) == Refusal(403, "this invite is not valid")
     assert gate.grant({"invite": links.token("carol")}) == Refusal(403, "this invite is not valid")  # not in the file
-    clock.now = NOW + 3300  # a token near the invite's end ends with it
+    clock.t = NOW + 3300  # a token near the invite's end ends with it
     late = gate.grant({"invite": links.token("alice")})
     assert isinstance(late, Grant) and late.expires == NOW + 3600
     write_invites(path, {"alice": Invite("alice", NOW + 3600, revoked=True)})
     os.utime(path, ns=(1, 1))  # a change within the same mtime tick is still seen (size, mtime)
-    clock.now += 1.0  # the file is looked at again a second on
+    clock.t += 1.0  # the file is looked at again a second on
     assert gate.admit(late.token) == Refusal(403, "this invite was revoked")
     assert gate.grant({"token": late.token}) == Refusal(403, "this invite was revoked")
 

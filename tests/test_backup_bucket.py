@@ -1,4 +1,4 @@
-"""A second bucket as a pathway (issue 48 item 1), on two real S3 servers: the first bucket is SeaweedFS
+"""A second bucket as a pathway, on two real S3 servers: the first bucket is SeaweedFS
 behind BucketGates (tests/support/gates.py), the second moto in server mode (another provider). The
 service (`python -m broadcaster run`) offers both buckets' pathways and the VM's; when the test closes the
 first bucket's gate (for the service and the viewers together), the steering manifest puts the second bucket first,
@@ -62,8 +62,7 @@ def segments(body: str) -> list[str]:
 
 
 async def test_with_the_first_bucket_closed_players_are_steered_to_the_second(
-    tmp_path: Path, seaweed: SeaweedS3, owncast: OwncastEmulator, moto_url: str
-) -> None:
+        tmp_path: Path, seaweed: SeaweedS3, owncast: OwncastEmulator, moto_url: str) -> None:
     s3 = boto3.client("s3", endpoint_url=moto_url, aws_access_key_id="second-key",
                       aws_secret_access_key="second-secret", region_name="us-east-1")
     # Public reads, as a CDN in front of it gives viewers (the service never sends an ACL header).
@@ -131,8 +130,8 @@ async def test_with_the_first_bucket_closed_players_are_steered_to_the_second(
 
             async def at_second_bucket() -> bool:
                 """The backup pathway lists its newest segments at the second bucket's URL. A segment it
-                lacked while players were steered away from it (its uploads behind on a loaded machine:
-                a run of the suite, 2026-11-28, steered for 0.5 s) stays listed at the VM's URI, where it
+                lacked while players were steered away from it (its uploads behind on a loaded machine)
+                stays listed at the VM's URI, where it
                 was listed (a pathway never goes back); no other URI is listed."""
                 status, body = await text(http, f"{url}/live/backup/0/playlist.m3u8")
                 uris = segments(body)
@@ -168,7 +167,7 @@ async def test_with_the_first_bucket_closed_players_are_steered_to_the_second(
                 status, body = await text(http, f"{url}/live/backup/{v}/playlist.m3u8")
                 # A segment the second bucket lacked when listed (its uploads behind on a loaded machine:
                 # steered away from, it lists it at the VM's URI, relative) is fetched there: Owncast's
-                # bytes either way (a run of the suite, 2026-11-27: /live/vm/0/stream-...-6.ts).
+                # bytes either way.
                 listed += [(uri if "://" in uri else f"{url}{uri}", owncast.variant_dir(v) / uri.rpartition("/")[2])
                            for uri in segments(body)]
             assert await assert_whole(http, owncast.ledger, listed) >= 6  # fetched from moto, Owncast's bytes
@@ -241,8 +240,7 @@ def public_bucket(s3: Any, name: str) -> None:
 
 
 async def test_with_pathways_bucket_backup_the_vm_serves_no_pathway(
-    tmp_path: Path, owncast: OwncastEmulator, moto_url: str
-) -> None:
+        tmp_path: Path, owncast: OwncastEmulator, moto_url: str) -> None:
     """PATHWAYS=bucket,backup: the second bucket instead of the VM (both buckets on moto here)."""
     s3 = boto3.client("s3", endpoint_url=moto_url, aws_access_key_id="k", aws_secret_access_key="s",
                       region_name="us-east-1")
@@ -279,8 +277,7 @@ async def test_with_pathways_bucket_backup_the_vm_serves_no_pathway(
 
 
 async def test_deletions_due_in_the_second_bucket_outlive_a_restart(
-    tmp_path: Path, owncast: OwncastEmulator, moto_url: str
-) -> None:
+        tmp_path: Path, owncast: OwncastEmulator, moto_url: str) -> None:
     """Segments that left the window shortly before a stop are still due for deletion in the second bucket
     (CLEANUP_MARGIN): the state keeps them ("backup_cleaner"), so the next run deletes them, as the first
     bucket's. Without it they stayed there for good (only a lifecycle rule would take them)."""
@@ -330,7 +327,7 @@ async def test_deletions_due_in_the_second_bucket_outlive_a_restart(
 
 async def test_a_third_bucket_is_a_settings_block(tmp_path: Path, owncast: OwncastEmulator,
                                                   moto_url: str) -> None:
-    """Issue 66 item 4: adding a bucket is settings, not code. PATHWAYS=bucket,backup,b2 with B2_*
+    """Adding a bucket is settings, not code. PATHWAYS=bucket,backup,b2 with B2_*
     beside BACKUP_* (three buckets on moto): every variant is offered on the three pathways, the steering
     manifest names them (the first bucket first), the third pathway's playlists list its own bucket's
     URLs, which serve Owncast's bytes, and its uploads are counted under its own `pathway` label."""

@@ -1,4 +1,4 @@
-"""The second bucket proven before a stream (issue 48 item 1): `hls-broadcaster check` puts a probe
+"""The second bucket proven before a stream: `hls-broadcaster check` puts a probe
 object there, fetches it at BACKUP_PUBLIC_URL as a viewer's page would and deletes it, each failure one
 line naming the BACKUP_ setting to fix; and the service does not start when the second bucket refuses
 its settings (as with a wrong first bucket), on real S3 servers (moto, a bucket each)."""

@@ -1,4 +1,4 @@
-"""The second bucket's settings (issue 48 item 1): all of them with 'backup' in PATHWAYS, none without,
+"""The second bucket's settings: all of them with 'backup' in PATHWAYS, none without,
 each error line naming its setting, the secret never shown."""
 
 from __future__ import annotations
@@ -15,12 +15,9 @@ from tests.support.tunnel import OWNCAST_HOST, SERVICE, route
 
 SECRET = "backup-s3cr3t-never-shown"
 BACKUP = {
-    "BACKUP_S3_ENDPOINT_URL": "https://s3.eu-central-1.amazonaws.com/",
-    "BACKUP_S3_REGION": "eu-central-1",
-    "BACKUP_ACCESS_KEY_ID": "AKIABACKUP",
-    "BACKUP_SECRET_ACCESS_KEY": SECRET,
-    "BACKUP_BUCKET_NAME": "stream-backup",
-    "BACKUP_PUBLIC_URL": "https://backup.example.net/",
+    "BACKUP_S3_ENDPOINT_URL": "https://s3.eu-central-1.amazonaws.com/", "BACKUP_S3_REGION": "eu-central-1",
+    "BACKUP_ACCESS_KEY_ID": "AKIABACKUP", "BACKUP_SECRET_ACCESS_KEY": SECRET,
+    "BACKUP_BUCKET_NAME": "stream-backup", "BACKUP_PUBLIC_URL": "https://backup.example.net/",
 }
 
 
@@ -109,7 +106,7 @@ def test_check_validates_the_backup_settings(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("host", "path"), [("live.example.com", "/live/backup/0/playlist.m3u8"),
                                            (OWNCAST_HOST, "/hls/backup/1/stream.m3u8")])
 def test_the_tunnel_routes_the_backup_pathways_playlists(host: str, path: str) -> None:
-    """Each layout's own (issue 68: each layout's steering rule passes its paths on its hostname alone)."""
+    """Each layout's own (each layout's steering rule passes its paths on its hostname alone)."""
     assert route(path, host=host) == SERVICE
 
 

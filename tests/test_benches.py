@@ -104,7 +104,7 @@ def test_amplification() -> None:
     for kind in ("canonical, gzip", "cache-busted, gzip", "canonical, no gzip", "cache-busted, no gzip",
                  "blocking, gzip"):
         has(out, rf"^\| {kind} \| \d+ \| {NUMBER} \| {NUMBER} \| {NUMBER} \| {NUMBER} \|$")
-    # Issue 47: video.js's order of a valid set, and a player a number or two behind, get a plain 200.
+    # video.js's order of a valid set, and a player a number or two behind, get a plain 200.
     for kind in ("video.js's order, gzip", "behind, gzip"):
         has(out, rf"^\| {kind} \| 200 \| {NUMBER} \| {NUMBER} \| {NUMBER} \| {NUMBER} \|$")
     # Issues 41 and 50 (R1c): each form of the URL an attacker may vary is a redirect (each was a 200
@@ -112,7 +112,7 @@ def test_amplification() -> None:
     for kind in ("_HLS_part, gzip", "leading zeros, gzip", "_HLS_skip=v2, gzip", "encoded query, gzip",
                  "encoded path, gzip"):
         has(out, rf"^\| {kind} \| 302 \| {NUMBER} \| {NUMBER} \| {NUMBER} \| {NUMBER} \|$")
-    # ... but a number listed long before: a 200 within the client's budget (issue 47), which these 3
+    # ... but a number listed long before: a 200 within the client's budget, which these 3
     # requests do not reach (tests/test_owncast_paths.py goes past it); the bench checks the bytes.
     has(out, rf"^\| _HLS_msn listed, gzip \| 200 \| {NUMBER} \| {NUMBER} \| {NUMBER} \| {NUMBER} \|$")
     has(out, rf"^Late numbers \(`_HLS_msn listed`\): {NUMBER} MB in {NUMBER} s for 3 requests, about \d+ whole "
@@ -268,7 +268,7 @@ def test_glass_to_request() -> None:
 def test_vm_cost() -> None:
     out = bench("vm_cost", "--idle", "1", "--levels", "1", "--variants", "1", "--viewers", "0", "--segments", "2",
                 "--settle", "1")
-    for pathways in ("bucket", "bucket,vm"):  # side by side (issue 66)
+    for pathways in ("bucket", "bucket,vm"):  # side by side
         has(out, rf"^idle \(no stream\)\s+{pathways}\s+{NUMBER} s\s+{NUMBER} %",
             rf"^1 s x 25, 1 var, no viewers\s+{pathways}\s+{NUMBER} s\s+{NUMBER} %\s+{NUMBER} ms\s+{NUMBER} B\s+\d+")
     has(out, r"^goals: .*(met|NOT met)", r"^against PATHWAYS=bucket in the same run:",

@@ -67,7 +67,7 @@ async def test_a_number_added_after_a_redirects_own_is_the_one_asked(served: tup
     """Shaka 4.16 keeps the URL a redirect took it to as the playlist's own and adds its next directives
     after the ones there: `?_HLS_msn=<old>&_HLS_msn=<next>`. The last is what it asks for now, and is
     held until listed. (Taking the first, the service sent it back to <old>'s answer, which the browser
-    held for six target durations: Shaka stood still at the next stream's join, issue 49.)"""
+    held for six target durations: Shaka stood still at the next stream's join.)"""
     world, client = served
     old, n = last(world) - 1, last(world) + 1
     r = await client.get(f"/live/0/playlist.m3u8?_HLS_msn={old}{skip}&_HLS_msn={n}{skip}", allow_redirects=False)
@@ -125,7 +125,7 @@ async def test_with_blocking_reload_off_the_parameters_are_ignored(serve_world: 
             assert r.status == 200 and await r.text() == plain, query
 
 
-# -- requests nobody waits for (issue 18) ------------------------------------------------------------
+# -- requests nobody waits for ----------------------------------------------------------------------
 
 
 @dataclass
@@ -168,7 +168,7 @@ async def running(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncItera
 
 
 async def hit_and_run(port: int, path: str) -> None:
-    """Sends one request and hangs up at once, as the flood in issue 18 did."""
+    """Sends one request and hangs up at once, as a flood of them does."""
     _, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
     writer.close()

@@ -1,4 +1,4 @@
-"""Clips (issue 21): VOD playlists over segments already in the bucket, made by the operator through
+"""Clips: VOD playlists over segments already in the bucket, made by the operator through
 the control socket, kept from the cleaner, kept across restarts."""
 
 from __future__ import annotations
@@ -244,8 +244,7 @@ async def sizes_of(s3: SeaweedS3, keys: tuple[str, ...]) -> dict[str, int]:
 
 @pytest.mark.integration
 async def test_a_clip_from_the_cli_plays_in_ffmpeg_outlives_the_window_and_a_restart(
-    tmp_path: Path, recordings: Recordings, seaweed: SeaweedS3, short_state: Path
-) -> None:
+        tmp_path: Path, recordings: Recordings, seaweed: SeaweedS3, short_state: Path) -> None:
     env = service_env(tmp_path / "hls", seaweed, short_state, REWIND_SECONDS=REWIND, WINDOW_SECONDS="4",
                       CLEANUP_MARGIN="0")
     async with OwncastEmulator(tmp_path / "hls", resolve_settings(segment_seconds=1), recordings=recordings) as owncast, \

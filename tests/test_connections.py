@@ -231,7 +231,7 @@ async def test_a_half_sent_head_is_closed_after_the_header_timeout() -> None:
 
 @pytest.mark.parametrize("pipelined", [1, 50])
 async def test_a_client_that_never_reads_its_answers_is_closed_after_the_write_timeout(pipelined: int) -> None:
-    """Issue 18: a client pipelining requests it never reads held its buffers and handle indefinitely."""
+    """A client pipelining requests it never reads must not hold its buffers and handle indefinitely."""
     runner, lst = await start(limit=10, write_timeout=0.3)
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)

@@ -1,4 +1,4 @@
-"""Issue 68, item 6: the viewer page's Content-Security-Policy (broadcaster/http/page_policy.py) in Debian's
+"""The viewer page's Content-Security-Policy (broadcaster/http/page_policy.py) in Debian's
 headless Chromium, on the live demo stream.
 
 Every frame records each `securitypolicyviolation` event from its start (an init script, which Playwright

@@ -262,8 +262,8 @@ def test_every_path_the_service_names_for_players_reaches_it_in_its_layout(layou
     (OWNCAST_HOST, "/live/vm/0/playlist.m3u8"), (OWNCAST_HOST, "/hls/vm/0/stream-abc-12.ts"),
     (OWNCAST_HOST, "/live/backup/0/playlist.m3u8")])
 def test_content_steering_paths_of_the_other_layout_stay_out(host: str, path: str) -> None:
-    """Each layout's steering rule passes its own paths only (the rule without a hostname passed both
-    layouts' on every hostname: issue 68)."""
+    """Each layout's steering rule passes its own paths only (the rule without a hostname would pass both
+    layouts' on every hostname)."""
     assert route(path, host=host) != SERVICE
 
 
@@ -629,7 +629,7 @@ def test_vendored_p2p_media_loader_matches_the_recorded_checksums() -> None:
 
 
 def test_the_vendored_core_is_the_published_one_with_the_patch_only() -> None:
-    """Issue 40: the vendored core is the published file (its SHA-256 as VENDOR.md records it) plus
+    """The vendored core is the published file (its SHA-256 as VENDOR.md records it) plus
     scripts/p2p-media-loader-core.patch, and nothing else: the patch taken back out gives the published
     bytes (the update script applies it forward, from npm)."""
     section = (VIEWER / "VENDOR.md").read_text().split("## P2P Media Loader\n", 1)[1]

@@ -114,10 +114,8 @@ async def test_expired_tampered_unsigned_and_other_prefix_tokens_get_403(worker:
     flipped = ("B" if mac[0] == "A" else "A") + mac[1:]
     refused = {
         "expired": f"verify={sign(KEY, PREFIX, int(now) - TTL - 5)}",
-        "tampered mac": f"verify={ts}-{flipped}",
-        "tampered timestamp": f"verify={int(ts) - WINDOW}-{mac}",
-        "unsigned": "",
-        "other prefix": f"verify={sign(KEY, '/elsewhere/', window(now))}",
+        "tampered mac": f"verify={ts}-{flipped}", "tampered timestamp": f"verify={int(ts) - WINDOW}-{mac}",
+        "unsigned": "", "other prefix": f"verify={sign(KEY, '/elsewhere/', window(now))}",
         "another key": f"verify={sign('0' * 64, PREFIX, window(now))}",
     }
     for what, query in refused.items():

@@ -155,8 +155,7 @@ async def test_segment_events_arrive_in_order_with_their_json(make_client: MakeC
 
 
 async def test_state_events_and_a_new_dashboard_gets_the_current_state_without_an_id(
-    make_client: MakeClient,
-) -> None:
+        make_client: MakeClient) -> None:
     hub, client = await make_client()
     first = await open_stream(client)
     hub.state_changed("online", "ok")
@@ -256,7 +255,7 @@ async def test_an_id_from_another_process_gets_a_reset_then_the_ring(make_client
 @pytest.mark.parametrize("behind", ["from id 1", "200 behind", "65 behind"])
 async def test_a_resume_too_far_behind_gets_a_reset_and_the_recent_events_only(
         make_client: MakeClient, behind: str) -> None:
-    """Issue 18: `?lastEventId=1` sent the whole ring of 1024 events (58-88 KB of VM egress)."""
+    """`?lastEventId=1` must not send the whole ring of 1024 events (58-88 KB of VM egress)."""
     hub, client = await make_client()  # the default ring
     ids = segments(hub, 0, 1100)
     last_id = {"from id 1": 1, "200 behind": ids[-201], "65 behind": ids[-66]}[behind]
@@ -368,7 +367,7 @@ async def test_streams_beyond_the_cap_get_503_with_retry_after(make_client: Make
 
 
 async def test_one_client_holds_at_most_an_eighth_of_the_streams(aiohttp_client: AiohttpClient) -> None:
-    """Issue 50, P3b: one client could hold all 1,000 /live/events slots. Now one client address (the
+    """One client must not hold all 1,000 /live/events slots: one client address (the
     key of the held requests' cap: here named by the tunnel's CF-Connecting-IP) holds at most an eighth
     of them, counted as hls_broadcaster_connections_rejected_total{reason="events_per_client"}; other
     clients still get theirs, and a closed stream gives its slot back."""
@@ -545,8 +544,7 @@ def test_an_assessment_reads_as_a_dashboard_state(ok: bool, stream: str, status:
 
 
 async def test_watcher_publishes_each_state_change_once(
-    make_client: MakeClient, caplog: pytest.LogCaptureFixture
-) -> None:
+        make_client: MakeClient, caplog: pytest.LogCaptureFixture) -> None:
     hub, client = await make_client()
     reader = await open_stream(client)
     health = FakeHealth()

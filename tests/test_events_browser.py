@@ -57,8 +57,7 @@ async def segment_events(reader: SseReader, n: int, timeout: float = 60) -> list
 
 
 async def test_segment_events_from_the_real_service_point_at_the_bucket_and_resume_without_duplicates(
-    service: ServiceProcess, seaweed: SeaweedS3, owncast: OwncastEmulator
-) -> None:
+        service: ServiceProcess, seaweed: SeaweedS3, owncast: OwncastEmulator) -> None:
     async with aiohttp.ClientSession() as http:
         witness = await open_events(http, service.url)  # stays connected throughout
         # A new dashboard first learns the current state (the stream is live: online or degraded).
@@ -115,8 +114,7 @@ async def test_segment_events_from_the_real_service_point_at_the_bucket_and_resu
 
 @needs_chromium
 async def test_viewer_shows_server_events_only_while_the_stats_panel_is_open(
-    service: ServiceProcess, tmp_path: Path
-) -> None:
+        service: ServiceProcess, tmp_path: Path) -> None:
     from playwright.async_api import Request, async_playwright
 
     ARTIFACTS.mkdir(exist_ok=True)

@@ -1,4 +1,4 @@
-"""Issue 68, item 2: one rule for exit codes, and what each supervisor does with them.
+"""One rule for exit codes, and what each supervisor does with them.
 
 A mistake a restart cannot fix (a setting, Owncast's folder closed to the user, the port taken, a bucket
 that does not exist, credentials refused, STATE_DIR held by another service) ends `run` with exit 2 and

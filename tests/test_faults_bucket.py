@@ -47,8 +47,7 @@ async def status(http: aiohttp.ClientSession, url: str) -> int:
 
 
 async def test_segments_leave_the_bucket_only_after_every_playlist_let_go(
-    tmp_path: Path, seaweed: SeaweedS3, owncast: OwncastEmulator
-) -> None:
+        tmp_path: Path, seaweed: SeaweedS3, owncast: OwncastEmulator) -> None:
     env = service_env(owncast.variant_dir(0).parent, seaweed, tmp_path / "state", WINDOW_SECONDS="3",
                       CLEANUP_MARGIN="0")
     seen = Observed()
@@ -88,8 +87,7 @@ async def test_segments_leave_the_bucket_only_after_every_playlist_let_go(
                         missing_since.setdefault(uri, now)
                 # Left longer ago than its keep, the 5 s between cleaner runs, and slack (a playlist
                 # version the polls missed): due to go.
-                gone = [u for u, t in missing_since.items()
-                        if now - t > keep[u] + CLEANER_INTERVAL + SLACK]
+                gone = [u for u, t in missing_since.items() if now - t > keep[u] + CLEANER_INTERVAL + SLACK]
                 return gone if len(gone) >= 6 else None
 
             gone: list[str] = await until(six_due, "six segments due to leave the bucket", 60, every=0.2,
@@ -129,8 +127,7 @@ async def test_segments_leave_the_bucket_only_after_every_playlist_let_go(
 
 
 async def test_kept_stream_gets_a_vod_playlist_and_nothing_is_deleted(
-    tmp_path: Path, seaweed: SeaweedS3, owncast: OwncastEmulator
-) -> None:
+        tmp_path: Path, seaweed: SeaweedS3, owncast: OwncastEmulator) -> None:
     env = service_env(owncast.variant_dir(0).parent, seaweed, tmp_path / "state", WINDOW_SECONDS="3",
                       KEEP_RECORDINGS="true", CLEANUP_MARGIN="0")
     seen = Observed()
@@ -172,14 +169,9 @@ async def test_kept_stream_gets_a_vod_playlist_and_nothing_is_deleted(
     assert service.problems() == []
 
 
-def free_port() -> int:
-    """A port for the service to bind, reserved on this machine (broadcaster/demo/ports.py)."""
-    return kept_port()
-
-
 async def test_metrics_on_a_listener_of_their_own(tmp_path: Path, seaweed: SeaweedS3) -> None:
     (tmp_path / "hls").mkdir()
-    port = free_port()
+    port = kept_port()
     env = service_env(tmp_path / "hls", seaweed, tmp_path / "state", METRICS_LISTEN=f"127.0.0.1:{port}")
     async with (aiohttp.ClientSession() as http,
                 ServiceProcess(env, tmp_path, start_timeout=START_TIMEOUT) as service):

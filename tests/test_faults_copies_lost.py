@@ -31,6 +31,7 @@ from tests.support.hls_checker import MediaPlaylistChecker
 from tests.support.processes import rss_kb
 from tests.support.scrape import by_label, scraped, total
 from tests.support.service_process import ServiceProcess, service_env
+from tests.support.listing import listing
 from tests.support.waiting import until
 from tests.support.whole import finished
 
@@ -45,15 +46,7 @@ START_TIMEOUT = 60.0
 
 def entries(text: str) -> list[tuple[str, bool]]:
     """A media playlist's entries: (URI, listed with EXT-X-GAP)."""
-    out: list[tuple[str, bool]] = []
-    gap = False
-    for line in text.splitlines():
-        if line == "#EXT-X-GAP":
-            gap = True
-        elif line and not line.startswith("#"):
-            out.append((line, gap))
-            gap = False
-    return out
+    return [(e.uri, e.gap) for e in listing(text)]
 
 
 async def lost(http: aiohttp.ClientSession, url: str) -> dict[str, float]:
@@ -84,8 +77,7 @@ WAITING_BESIDE_COPIES = 3 * len(VARIANTS) + 2 * len(VARIANTS) + 4
 async def flat_past_the_bound(http: aiohttp.ClientSession, url: str, state: Path, pid: int) -> None:
     """Past the bound the outage costs nothing more: the uploads that wait stay those whose bytes are still
     on disk (a copy, or Owncast's file; bucket/turns.py releases the others, which end lost), and the
-    memory with them. Before, an upload whose copy was dropped waited for its turn of the bucket's backoff,
-    one released per turn (up to 15 s) while two segments a second joined."""
+    memory with them, not one released per turn of the bucket's backoff while two segments a second join."""
     beside: list[int] = []
 
     async def past() -> int:

@@ -1,4 +1,4 @@
-"""A hostile HLS_DIR (issue 4), against the real service process and a real S3 server (SeaweedFS).
+"""A hostile HLS_DIR, against the real service process and a real S3 server (SeaweedFS).
 
 Owncast's folder is written by hand here, in place and in Owncast's order (the segment first, then the
 variant playlist that lists it), with real MPEG-TS bytes made once by ffmpeg. That makes each fault easy
@@ -129,13 +129,9 @@ def assert_nothing_from_outside(objects: dict[str, bytes]) -> None:
 
 # Bounds of the waits on a condition, never how long anything takes. A segment is listed here (on the
 # bucket's pathway, what the service's playlists show) once its upload landed and a version holding it
-# was saved; those written before the service starts, once unchanged for UNHEARD_QUIET (2 s) too. The
-# rig's first two slots were listed in every variant 0.35-1.5 s after the start (96 starts timed, at a
-# load average of 9 to 24; 141 starts passed at 2 to 34, 2026-11-27). LISTED allows for one upload
-# attempt that stalls past UPLOAD_TIMEOUT (5 s, the rig keeps the default) and is retried, as slowly, on
-# a loaded machine: what the one failure of the rig's wait (10 s then; a full run at load 13: one
-# variant's second segment missing, every other variant's listed) looked like, and could not be made
-# again. A wait that fails says, per variant, what the service had listed and uploaded, which of its
+# was saved; those written before the service starts, once unchanged for UNHEARD_QUIET (2 s) too: about
+# 1.5 s after the start at the most under load. LISTED allows for one upload attempt that stalls past
+# UPLOAD_TIMEOUT (5 s, the rig keeps the default) and is retried, as slowly, on a loaded machine. A wait that fails says, per variant, what the service had listed and uploaded, which of its
 # uploads failed and why, and what it warned of: a segment listed but not uploaded is the bucket's
 # slowness, one not listed the service holding it.
 LISTED = 15.0
@@ -207,7 +203,7 @@ def variants_named(master: str) -> tuple[list[str], list[tuple[str, str]]]:
     """A multivariant playlist's other lines in order, and its variants (EXT-X-STREAM-INF and URI) in any
     order: the pathways' order follows the service's probe of the bucket (content steering), which a
     loaded machine can fail between two reads (the VM's pathway first then), and so does the pathway
-    EXT-X-CONTENT-STEERING names first (PATHWAY-ID: "vm" then, in a full run of 2026-11-26, k2)."""
+    EXT-X-CONTENT-STEERING names first (PATHWAY-ID: "vm" then)."""
     lines = [re.sub(r'^(#EXT-X-CONTENT-STEERING:.*PATHWAY-ID=)"[^"]*"', r'\1"<the pathway first now>"', line)
              for line in master.splitlines()]
     paired = {i for i, line in enumerate(lines[:-1]) if line.startswith("#EXT-X-STREAM-INF:")}
@@ -217,8 +213,7 @@ def variants_named(master: str) -> tuple[list[str], list[tuple[str, str]]]:
 
 @pytest_asyncio.fixture(loop_scope="module")
 async def rig(
-    request: pytest.FixtureRequest, tmp_path: Path, s3: SeaweedS3, ts_bytes: bytes
-) -> AsyncIterator[Rig]:
+        request: pytest.FixtureRequest, tmp_path: Path, s3: SeaweedS3, ts_bytes: bytes) -> AsyncIterator[Rig]:
     """Two good slots already listed by the running service. Parametrize it (indirect) with
     HandFedOwncast's options to change Owncast's folder, and "before_start" to change it further
     before the service starts."""
@@ -232,15 +227,8 @@ async def rig(
     before_start(feed, outside)
     prefix = "t-" + re.sub(r"[^A-Za-z0-9]+", "-", request.node.name)[-60:].strip("-")
     # Nothing is deleted from the bucket, so listing it shows everything that was ever uploaded.
-    env = service_env(
-        feed.root,
-        s3,
-        tmp_path / "state",
-        WINDOW_SECONDS="4",
-        DELETE_OLD_SEGMENTS="false",
-        R2_KEY_PREFIX=prefix,
-        PATHWAYS="bucket,vm",
-    )
+    env = service_env(feed.root, s3, tmp_path / "state", WINDOW_SECONDS="4", DELETE_OLD_SEGMENTS="false",
+                      R2_KEY_PREFIX=prefix, PATHWAYS="bucket,vm")
     async with ServiceProcess(env, tmp_path) as service, aiohttp.ClientSession() as http:
         seen = Observer(service.url, http, feed.variants)
         await listed_everywhere(seen, service, *first)
@@ -274,8 +262,7 @@ def _huge(p: Path) -> None:
 
 
 async def test_bad_segment_files_are_lost_once_and_nothing_outside_is_uploaded(
-    rig: Rig, ts_bytes: bytes, long_ts: bytes
-) -> None:
+        rig: Rig, ts_bytes: bytes, long_ts: bytes) -> None:
     feed, seen, service = rig.feed, rig.seen, rig.service
 
     def good(p: Path) -> None:
@@ -314,8 +301,8 @@ async def test_bad_segment_files_are_lost_once_and_nothing_outside_is_uploaded(
     assert (status, reasons) in ((200, ["ok"]), (503, [])), (status, health)
 
     # Every good slot is listed once, in order, in both variants under the same numbers. A slot broken
-    # in variant 0 alone is a gap there (EXT-X-GAP) and a segment in variant 1 (issue 50, W5: the good
-    # copy is no longer dropped); one broken in both variants is in neither.
+    # in variant 0 alone is a gap there (EXT-X-GAP) and a segment in variant 1 (the good copy is
+    # kept); one broken in both variants is in neither.
     everywhere = {name for name, (_reason, broken) in faults.items() if set(broken) == set(feed.variants)}
     for v in feed.variants:
         names = seen.names(v)
@@ -368,21 +355,9 @@ async def test_bad_segment_files_are_lost_once_and_nothing_outside_is_uploaded(
 # -- playlist entries ---------------------------------------------------------------------------------
 
 UNSAFE_NAMES = [
-    "../../etc/passwd",
-    "/etc/passwd",
-    "%2e%2e%2fsecret.ts",
-    "sub/dir.ts",
-    "../secret.ts",
-    "..\\secret.ts",
-    "stream-a..b-1.ts",
-    "stream%2Df4ult-1.ts",
-    "..",
-    ".hidden.ts",
-    "file:///etc/passwd",
-    "http://127.0.0.1:9/x.ts",
-    "x.ts?y=../../etc/passwd",
-    "été.ts",
-    "a\x00b.ts",
+    "../../etc/passwd", "/etc/passwd", "%2e%2e%2fsecret.ts", "sub/dir.ts", "../secret.ts", "..\\secret.ts",
+    "stream-a..b-1.ts", "stream%2Df4ult-1.ts", "..", ".hidden.ts", "file:///etc/passwd",
+    "http://127.0.0.1:9/x.ts", "x.ts?y=../../etc/passwd", "été.ts", "a\x00b.ts",
 ]
 
 
@@ -463,13 +438,9 @@ async def test_broken_playlists_are_warned_once_and_the_stream_goes_on(rig: Rig)
         feed.playlist(v).symlink_to(outside)
 
     breakers: list[tuple[Callable[[int], None], str]] = [
-        (truncated, "incomplete playlist"),
-        (binary, "not UTF-8 text"),
-        (control, "unparsable playlist"),
-        (huge_line, "larger than 262144 bytes"),
-        (directory, "not a regular file"),
-        (symlink, "a symlink; not followed"),
-        (fifo, "not a regular file"),
+        (truncated, "incomplete playlist"), (binary, "not UTF-8 text"), (control, "unparsable playlist"),
+        (huge_line, "larger than 262144 bytes"), (directory, "not a regular file"),
+        (symlink, "a symlink; not followed"), (fifo, "not a regular file"),
     ]
     assert len(breakers) == BREAKERS
     for shift in (0, 3):
@@ -525,9 +496,8 @@ async def test_broken_playlists_are_warned_once_and_the_stream_goes_on(rig: Rig)
 @pytest.mark.parametrize("rig", [{"variants": (0,)}], indirect=True)
 async def test_impossible_durations_never_reach_the_playlists(rig: Rig) -> None:
     """EXTINF inf or nan makes the playlist unusable: it is ignored, and warned about once, until
-    Owncast's list has moved past that entry. Without PROGRAM-DATE-TIME the playlist parser used to take
-    inf as a number, and the publisher's rounding raised in a callback (a traceback, and a slot never
-    decided). A negative or zero EXTINF is a segment that does not fit the target duration: not listed."""
+    Owncast's list has moved past that entry (taken as a number, inf would make the publisher's rounding
+    raise in a callback: a slot never decided). A negative or zero EXTINF is a segment that does not fit the target duration: not listed."""
     feed, seen, service = rig.feed, rig.seen, rig.service
     feed.list_size = 3  # Owncast's list moves past a bad entry after 3 more segments
     cases = [("inf", True), ("nan", True), ("-1", True), ("0", True), ("inf", False), ("nan", False)]
@@ -590,9 +560,7 @@ async def test_symlinked_variant_folders_and_stray_files_are_ignored_once(rig: R
     # Stray files: junk next to Owncast's files, and a name made to forge a log line.
     forged = "x\n2026-01-01 00:00:00,000 WARNING broadcaster.publish.publisher: variant 0: forged.txt"
     strays = [
-        feed.root / "notes.txt",
-        feed.folder(0) / "core.1234",
-        feed.folder(1) / "thumb.jpg",
+        feed.root / "notes.txt", feed.folder(0) / "core.1234", feed.folder(1) / "thumb.jpg",
         feed.root / forged,
     ]
     for path in strays:
@@ -702,7 +670,7 @@ async def test_absurd_duration_in_the_first_playlist_does_not_fix_the_target_dur
     assert target <= 60, f"EXT-X-TARGETDURATION:{target}, Cache-Control: {cache_control}"
 
 
-# -- issue 11: input bounded and never fatal ----------------------------------------------------------
+# -- input bounded and never fatal -------------------------------------------------------------------
 
 _HELD: list[int] = []  # writers held open on FIFOs, closed by the test that made them
 

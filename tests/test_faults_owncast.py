@@ -31,8 +31,7 @@ async def seen_until(http: aiohttp.ClientSession, service: ServiceProcess, oc: O
         await poll(http, service.url, oc, seen)
         return done()
 
-    await until(polled, "the stream seen as the test needs", timeout, every=0.1,
-                detail=seen.describe)
+    await until(polled, "the stream seen as the test needs", timeout, every=0.1, detail=seen.describe)
 
 
 async def text(http: aiohttp.ClientSession, url: str) -> str:
@@ -115,10 +114,9 @@ async def test_restart_offline_wipe_idle_and_back(tmp_path: Path, seaweed: Seawe
 
 
 async def test_variants_ffmpeg_ends_one_segment_apart_both_end(tmp_path: Path, seaweed: SeaweedS3) -> None:
-    """ffmpeg stopped mid-segment can give one variant a last short segment the other never gets (a full
-    run: variant 0 listed a 0.04 s segment 32, variant 1 ended at 31). The real service ends both playlists
-    with EXT-X-ENDLIST, in step, that segment in neither; it used to wait for variant 1 for good, and
-    players stood at the end of the stream without ever being told it ended."""
+    """ffmpeg stopped mid-segment can give one variant a last short segment the other never gets. The real
+    service ends both playlists with EXT-X-ENDLIST, in step, that segment in neither, never waiting for the
+    other variant for good (players would stand at the end without being told it ended)."""
     ts = await asyncio.to_thread(real_ts_segment, tmp_path)
     feed = HandFedOwncast(tmp_path / "hls", ts, variants=(0, 1))
     for _ in range(3):

@@ -49,8 +49,7 @@ async def listed_in_each(http: aiohttp.ClientSession, service: ServiceProcess, o
 
 
 async def test_playlists_continue_across_a_clean_restart(
-    tmp_path: Path, seaweed: SeaweedS3, owncast: OwncastEmulator
-) -> None:
+        tmp_path: Path, seaweed: SeaweedS3, owncast: OwncastEmulator) -> None:
     env = service_env(owncast.variant_dir(0).parent, seaweed, tmp_path / "state", WINDOW_SECONDS="6",
                       LOG_LEVEL="debug")
     seen = Observed()  # one checker across both runs: the restart must be invisible to it
@@ -102,13 +101,13 @@ _GAP = re.compile(r"segments (\d+)\.\.(\d+) of run \d+ were never seen")
 
 
 async def test_kill_9_at_random_points_with_healthy_saves_loses_nothing(tmp_path: Path, recordings: Recordings, seaweed: SeaweedS3) -> None:
-    """Issue 32: kill -9 (as an OOM kill, a power cut or a watchdog does) at random points of a stream,
+    """kill -9 (as an OOM kill, a power cut or a watchdog does) at random points of a stream,
     three times, each restart at once on the same STATE_DIR: every segment Owncast listed is listed
     once, in order, under consecutive numbers, with no discontinuity, and one checker sees every
     version polled across all four runs. Owncast lists 30 segments, so it still lists what it wrote
     while the service was down, even on a slow machine; a segment it dropped before the service came
     back is Owncast's own gap: the only place a discontinuity may appear, and the service says so.
-    Issue 39: every segment's last bytes reach Owncast's disk only after its playlist names it
+    Every segment's last bytes reach Owncast's disk only after its playlist names it
     (LateTails), and every segment listed is, in the bucket, the file Owncast finished writing."""
     rng = random.Random(int(os.environ.get("KILL_SEED", "3201")))
     owncast = OwncastEmulator(tmp_path / "hls", resolve_settings(list_size=30),
@@ -206,8 +205,7 @@ async def _until_ended(http: aiohttp.ClientSession, service: ServiceProcess, own
 @pytest.mark.parametrize("content", [b"{not json", b'{"format": "something-else"}', b'{"format": "hls-broadcaster/state", "version": 1, "variants": 7}'],
                          ids=["corrupt", "foreign", "inconsistent"])
 async def test_a_bad_state_file_is_set_aside_not_a_crash_loop(
-    tmp_path: Path, seaweed: SeaweedS3, owncast: OwncastEmulator, content: bytes
-) -> None:
+        tmp_path: Path, seaweed: SeaweedS3, owncast: OwncastEmulator, content: bytes) -> None:
     state = tmp_path / "state"
     state.mkdir()
     (state / "state.json").write_bytes(content)
@@ -234,11 +232,10 @@ def _newest_number(owncast: OwncastEmulator) -> int:
 
 @pytest.mark.parametrize("out_of", ["space", "inodes"])
 async def test_a_full_state_dir_then_a_restart_never_serves_a_number_twice(
-    tmp_path: Path, seaweed: SeaweedS3, owncast: OwncastEmulator, out_of: str
-) -> None:
-    """Issue 18: STATE_DIR on a small real filesystem fills up under a live stream; a clean stop, and a
+        tmp_path: Path, seaweed: SeaweedS3, owncast: OwncastEmulator, out_of: str) -> None:
+    """STATE_DIR on a small real filesystem fills up under a live stream; a clean stop, and a
     restart on the still full disk: every version served, before and after, goes through one checker.
-    Issue 41, S2: after the restart on the full disk the stream goes on as it did before it, until the
+    After the restart on the full disk the stream goes on as it did before it, until the
     disk has room again. Out of inodes, journal lines still work (the clean stop's too), but the first
     save of a process is a whole new state.json, which does not fit."""
     with small_tmpfs(tmp_path / "state", inodes=64 if out_of == "inodes" else None) as state:

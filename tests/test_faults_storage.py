@@ -1,11 +1,11 @@
-"""Issue 4, "R2 is slow or down": the bucket fails under a running stream, with real parts only.
+"""R2 is slow or down: the bucket fails under a running stream, with real parts only.
 
 SeaweedFS is the bucket, the Owncast emulator writes a real ffmpeg stream in place, and the service
 runs as a process. The service's S3_ENDPOINT_URL is a FaultProxy in front of SeaweedFS (uploads take
 the faulty path) while R2_PUBLIC_URL points at SeaweedFS directly (viewers read the bucket). A watcher
 polls both variant playlists every 150 ms for the whole test, checks every version with
 VariantSetChecker, fetches every segment URL from SeaweedFS the moment it is first listed (its bytes
-must be the file Owncast finished writing, from the emulator's ledger: issue 39), and remembers when
+must be the file Owncast finished writing, from the emulator's ledger), and remembers when
 each URL first and last appeared. In the bucket-down-then-back tests every segment's last bytes reach
 Owncast's disk only after its playlist names it (LateTails), so a segment uploaded cut short would show.
 """
@@ -143,7 +143,7 @@ class Watch:
                 if self.msn[v].setdefault(seq, line) != line:
                     self.errors.append(f"variant {v}: media sequence {seq} is {line}, was {self.msn[v][seq]}")
                 self.discontinuity.setdefault(line, disc)
-                if gap:  # lost in this variant alone (issue 50): its URI holds no media (4.4.4.7)
+                if gap:  # lost in this variant alone: its URI holds no media (4.4.4.7)
                     self.gaps[v].add(line)
                 else:
                     uris.append(line)
@@ -296,8 +296,7 @@ class Rig:
 
 @contextlib.asynccontextmanager
 async def running(
-    tmp_path: Path, seaweed: SeaweedS3, owncast: OwncastEmulator, **env: str
-) -> AsyncIterator[Rig]:
+        tmp_path: Path, seaweed: SeaweedS3, owncast: OwncastEmulator, **env: str) -> AsyncIterator[Rig]:
     """The service with its uploads going through a FaultProxy, and a Watch polling it."""
     assert owncast.ledger is not None, "the Watch compares the bucket's bytes with the emulator's ledger"
     async with FaultProxy(seaweed.endpoint_url) as proxy:
@@ -337,9 +336,8 @@ CAUSE = {
 
 @pytest.mark.parametrize("fault", ["down_503", "refuse"])
 async def test_bucket_down_then_back_keeps_serving_and_lists_the_backlog_in_order(
-    tmp_path: Path, seaweed: SeaweedS3, owncast: OwncastEmulator, fault: str
-) -> None:
-    owncast.late_tails = LateTails()  # issue 39's race on every segment, before, during and after
+        tmp_path: Path, seaweed: SeaweedS3, owncast: OwncastEmulator, fault: str) -> None:
+    owncast.late_tails = LateTails()  # a segment's tail late, every segment, before, during and after
     # Without content steering: the bucket's playlists list only what landed, so a backlog waits for the
     # bucket and is listed in order when it is back. With it (the default), they list what is not in the
     # bucket yet at its VM URI while players are steered there (tests/test_steering_bucket_pathway.py).
@@ -514,7 +512,7 @@ async def test_segments_deleted_during_an_outage_are_counted_and_marked_as_a_gap
                 jump = number(after) != number(before) + 1
                 assert watch.discontinuity[after] == jump, (v, name(before), name(after))
         # One hole, dropped in every variant; a segment deleted in one variant alone just as the bucket
-        # came back (the other's copy uploaded) is an EXT-X-GAP entry there (issue 50, W5), not a hole.
+        # came back (the other's copy uploaded) is an EXT-X-GAP entry there, not a hole.
         assert missing[0] and missing[0] == missing[1], missing
         gapped = {v: sorted(number(u) for u in watch.gaps[v]) for v in VARIANTS}
         lost = {k: n - lost_at_start.get(k, 0.0) for k, n in (await rig.lost()).items()}
@@ -538,8 +536,7 @@ async def _ended(watch: Watch) -> bool:
 
 
 async def test_hung_uploads_are_retried_after_upload_timeout_and_health_says_so(
-    tmp_path: Path, seaweed: SeaweedS3, owncast: OwncastEmulator
-) -> None:
+        tmp_path: Path, seaweed: SeaweedS3, owncast: OwncastEmulator) -> None:
     async with running(tmp_path, seaweed, owncast, UPLOAD_TIMEOUT="1") as rig:
         watch, proxy = rig.watch, rig.proxy
         await rig.ready()
@@ -563,8 +560,7 @@ async def test_hung_uploads_are_retried_after_upload_timeout_and_health_says_so(
         # Each attempt was abandoned after UPLOAD_TIMEOUT (1 s), not after botocore's 60 s or the default
         # 5 s: the setting is a duration, so this one bound stays, with room for a loaded machine's
         # scheduling. The service's clock starts before the proxy sees the request: an attempt that waited
-        # for a connection while the others hung reaches the proxy just before its second is up (a full run
-        # saw 4 us), so only the longest is held to the lower bound.
+        # for a connection while the others hung reaches the proxy just before its second is up, so only the longest is held to the lower bound.
         assert gave_up and max(gave_up) >= 0.5 and all(d < 4.5 for d in gave_up), sorted(gave_up)
         # ...and tried again: the same segment reached the hung bucket more than once.
         tries = collections.Counter(r.path for r in hung)
@@ -599,8 +595,7 @@ SLOW_BYTES_PER_SECOND = 40_000  # a 1 s segment is ~90 kB in variant 0 (over 2 s
 
 
 async def test_slow_bucket_is_reported_slower_than_real_time(
-    tmp_path: Path, seaweed: SeaweedS3, owncast: OwncastEmulator
-) -> None:
+        tmp_path: Path, seaweed: SeaweedS3, owncast: OwncastEmulator) -> None:
     async with running(tmp_path, seaweed, owncast, UPLOAD_TIMEOUT="10") as rig:
         proxy = rig.proxy
         await rig.ready()
@@ -639,8 +634,7 @@ async def test_slow_bucket_is_reported_slower_than_real_time(
 
 
 async def test_every_attempt_the_bucket_refuses_is_counted(
-    tmp_path: Path, seaweed: SeaweedS3, owncast: OwncastEmulator
-) -> None:
+        tmp_path: Path, seaweed: SeaweedS3, owncast: OwncastEmulator) -> None:
     async with running(tmp_path, seaweed, owncast) as rig:
         await rig.ready()
         before = await rig.metric("hls_broadcaster_upload_failures_total", reason="SlowDown")
@@ -664,8 +658,7 @@ async def test_every_attempt_the_bucket_refuses_is_counted(
 
 
 async def test_a_bucket_outage_is_one_warning_then_one_info_in_the_log(
-    tmp_path: Path, seaweed: SeaweedS3, owncast: OwncastEmulator
-) -> None:
+        tmp_path: Path, seaweed: SeaweedS3, owncast: OwncastEmulator) -> None:
     async with running(tmp_path, seaweed, owncast) as rig:
         await rig.ready()
         before = len(rig.service.lines)
@@ -686,7 +679,7 @@ async def test_a_bucket_outage_is_one_warning_then_one_info_in_the_log(
 
         [back] = await rig.until(back_in_the_log, 10, "the log says the bucket is back")
         during = rig.service.lines[before:]
-        # Content steering's one line when it sends players to the VM's pathway (PATHWAYS, issue 48).
+        # Content steering's one line when it sends players to the VM's pathway (PATHWAYS).
         warnings = [line for line in during if " WARNING " in line and "steering players to the vm" not in line]
         assert len([w for w in warnings if "bucket unreachable (" in w]) == 1, "\n".join(warnings)
         # Nothing else but summaries (at most one every 30 s; none in an outage this short).

@@ -102,45 +102,11 @@ def observed(tmp_path_factory: pytest.TempPathFactory) -> Observations:
     out = tmp_path_factory.mktemp("gap-segments")
     subprocess.run(
         [
-            ffmpeg_exe(),
-            "-hide_banner",
-            "-nostdin",
-            "-loglevel",
-            "error",
-            "-f",
-            "lavfi",
-            "-i",
-            f"testsrc=size=320x240:rate={FPS}",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=440:sample_rate=48000",
-            "-t",
-            str(SEGMENTS),
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-pix_fmt",
-            "yuv420p",
-            "-g",
-            str(FPS),
-            "-keyint_min",
-            str(FPS),
-            "-sc_threshold",
-            "0",
-            "-c:a",
-            "aac",
-            "-b:a",
-            "64k",
-            "-f",
-            "hls",
-            "-hls_time",
-            "1",
-            "-hls_list_size",
-            "0",
-            "-hls_segment_filename",
-            str(out / "seg%03d.ts"),
+            ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-f", "lavfi", "-i",
+            f"testsrc=size=320x240:rate={FPS}", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
+            "-t", str(SEGMENTS), "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-g",
+            str(FPS), "-keyint_min", str(FPS), "-sc_threshold", "0", "-c:a", "aac", "-b:a", "64k", "-f",
+            "hls", "-hls_time", "1", "-hls_list_size", "0", "-hls_segment_filename", str(out / "seg%03d.ts"),
             str(out / "source.m3u8"),
         ],
         check=True,
@@ -200,13 +166,11 @@ def _at_join(t: float) -> bool:
 
 
 def _errors(h: HlsJsRun, join: bool = True) -> list[dict[str, Any]]:
-    """hls.js's error events, less a non-fatal bufferStalledError away from the join (anywhere, when the
-    stream has none: `join` False, the baseline, whole): hls.js reports its
-    buffer run dry there when the loaded machine starves the page (at start-up, playback can begin before
-    the first fragment is appended; a full run at load 20 had one at 6.96 s, 2 s past the join, after
-    standstills at 0, 0.25 and 6.01 s, while playback went on in one range to the end). Any other error,
-    and a stall at the join, where a hole would show, still counts; the callers also forbid any
-    'waiting' there and require one played range."""
+    """hls.js's error events, less a non-fatal bufferStalledError away from the join (anywhere when the
+    stream has none: `join` False, the baseline): hls.js reports its buffer run dry there when the loaded
+    machine starves the page, while playback goes on in one range. Any other error, and a stall at the
+    join, where a hole would show, still counts; the callers also forbid any 'waiting' there and require
+    one played range."""
     return [e for e in h.errors
             if e["fatal"] or e["details"] != "bufferStalledError" or (join and _at_join(float(e.get("t") or 0.0)))]
 

@@ -62,7 +62,7 @@ async def test_the_first_read_is_told_at_once_and_its_future_takes_no_turn_of_th
     kept: asyncio.Future[Kept] = loop.create_future()
     _first_read_told(kept, readiness, HELD)
     # Told in the call: no done-callback on the future, so nothing is left for a turn of the loop of its own
-    # (a turn a segment was most of what a calm steering service added: issue 66 item 3).
+    # (a turn a segment was most of what a calm steering service added).
     assert waiting == {readiness} and kept.result() == HELD
     assert not loop._ready  # type: ignore[attr-defined]  # asyncio's queue of callbacks to run
     # A first read that never came: the future holds the upload's error, marked retrieved (the upload's

@@ -58,7 +58,7 @@ async def served(serve_world: ServeWorld,
     hub.close()  # as the service does: streams end before the server shuts down
 
 
-# -- ASCII digits only (issue 11, finding 6) -------------------------------------------------------
+# -- ASCII digits only -----------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("msn", ["%C2%B2", "%EF%BC%91", "%D9%A1", "1%C2%B2", "1" * 20])

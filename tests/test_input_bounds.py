@@ -1,4 +1,4 @@
-"""Input bounded and never fatal (issue 11): what HlsWatcher reads from HLS_DIR, on real folders with
+"""Input bounded and never fatal: what HlsWatcher reads from HLS_DIR, on real folders with
 real inotify events. Faults that need a handle shortage are injected at the one seam (os.open)."""
 
 from __future__ import annotations
@@ -71,8 +71,7 @@ async def running(hls: Path) -> AsyncIterator[tuple[HlsWatcher, Sink, Metrics]]:
 
 
 async def test_a_fifo_playlist_at_start_up_neither_raises_nor_stops_the_watcher(
-    hls: Path, held_fifo: Callable[[Path], None], caplog: pytest.LogCaptureFixture
-) -> None:
+        hls: Path, held_fifo: Callable[[Path], None], caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="broadcaster.source.watcher")
     held_fifo(hls / "0" / "stream.m3u8")
     sink, metrics = Sink(), Metrics()
@@ -90,8 +89,7 @@ async def test_a_fifo_playlist_at_start_up_neither_raises_nor_stops_the_watcher(
 
 
 async def test_a_fifo_swapped_in_while_running_does_not_stop_the_watcher(
-    hls: Path, running: tuple[HlsWatcher, Sink, Metrics], held_fifo: Callable[[Path], None]
-) -> None:
+        hls: Path, running: tuple[HlsWatcher, Sink, Metrics], held_fifo: Callable[[Path], None]) -> None:
     _, sink, metrics = running
     playlist = hls / "0" / "stream.m3u8"
     write_in_place(playlist, media("stream-a-0.ts"))
@@ -105,8 +103,7 @@ async def test_a_fifo_swapped_in_while_running_does_not_stop_the_watcher(
 
 
 async def test_any_error_in_a_scan_is_logged_once_and_the_watcher_goes_on(
-    hls: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
+        hls: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="broadcaster.source")
     write_in_place(hls / "0" / "stream.m3u8", media("stream-a-0.ts"))
     broken = [True]
@@ -140,8 +137,7 @@ async def test_any_error_in_a_scan_is_logged_once_and_the_watcher_goes_on(
 
 
 async def test_only_the_variants_the_master_names_are_read(
-    hls: Path, running: tuple[HlsWatcher, Sink, Metrics], caplog: pytest.LogCaptureFixture
-) -> None:
+        hls: Path, running: tuple[HlsWatcher, Sink, Metrics], caplog: pytest.LogCaptureFixture) -> None:
     watcher, sink, metrics = running
     caplog.set_level(logging.INFO, logger="broadcaster.source.watcher")
     (hls / "5").mkdir()
@@ -191,8 +187,7 @@ def test_a_playlist_over_the_byte_limit_is_refused(hls: Path) -> None:
 
 
 async def test_a_variant_folder_that_appears_while_the_others_are_busy_is_noticed(
-    hls: Path, tmp_path: Path
-) -> None:
+        hls: Path, tmp_path: Path) -> None:
     """The quiet rescan never comes while Owncast writes; a file renamed into a folder before inotify
     watches it, or a whole folder moved in, gives no event for the playlist itself."""
     (hls / "1").mkdir()
@@ -233,8 +228,7 @@ async def test_a_variant_folder_that_appears_while_the_others_are_busy_is_notice
 
 
 async def test_a_playlist_unopenable_for_lack_of_handles_is_read_again(
-    hls: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
+        hls: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="broadcaster.source.watcher")
     sink, metrics = Sink(), Metrics()
     w = HlsWatcher(hls, sink, metrics, timing=WatchTiming(rescan_interval=30))  # no rescan to the rescue

@@ -31,8 +31,7 @@ pytestmark = pytest.mark.integration
 
 
 async def test_every_segment_is_uploaded_and_listed_in_order_and_ffmpeg_plays_it(
-    tmp_path: Path, seaweed: SeaweedS3, owncast: OwncastEmulator
-) -> None:
+        tmp_path: Path, seaweed: SeaweedS3, owncast: OwncastEmulator) -> None:
     env = service_env(owncast.variant_dir(0).parent, seaweed, tmp_path / "state", WINDOW_SECONDS="4",
                       PATHWAYS="bucket,vm")
     seen = Observed()
@@ -190,8 +189,7 @@ async def run_command(*args: str, env: dict[str, str], cwd: Path) -> tuple[int, 
 
 
 async def test_check_command_passes_on_a_working_bucket_and_names_a_wrong_secret(
-    tmp_path: Path, seaweed: SeaweedS3
-) -> None:
+        tmp_path: Path, seaweed: SeaweedS3) -> None:
     (tmp_path / "hls").mkdir()
     me = ("--as", pwd.getpwuid(os.geteuid()).pw_name)  # as root, check fails unless told the service's user
     code, out = await run_command("check", *me, env=service_env(tmp_path / "hls", seaweed, tmp_path / "state"),

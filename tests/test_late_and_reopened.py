@@ -1,15 +1,13 @@
-"""No segment Owncast finishes is lost (issue 67): a late segment reaches the bucket, the recordings and
+"""No segment Owncast finishes is lost: a late segment reaches the bucket, the recordings and
 the clips, and a file written again after its upload never leaves an earlier version of itself there.
 
 - **Late is late, not lost.** A copy still being written a target duration after the other variants
   listed its slot is a gap (EXT-X-GAP) in its variant's live playlist, and stays one there (a listed entry
   never changes, 6.2.2). Its upload goes on: once Owncast finishes the file it is uploaded whole, counted
-  as late (not lost), and the recording and clips list it. Before, its upload was stopped there and the
-  segment was nowhere but on Owncast's disk.
+  as late (not lost), and the recording and clips list it.
 - **A reopened file is one write.** A write after a close (opened again and appended, or truncated and
   written again) makes the segment unfinished again: before it is listed, it is waited for and its final
-  bytes listed; after, the bucket's object is replaced by them. Before, the bucket kept the first version
-  (94,000 of 188,000 bytes in the issue), or the segment was lost as a gap.
+  bytes listed; after, the bucket's object is replaced by them (never a first half kept, nor a gap).
 
 The writers are tests/support/odd_writers.py's; what is compared is bytes: the bucket's objects and the
 recordings' segments against the files as their writers left them.
@@ -37,6 +35,7 @@ from broadcaster.source.writes import Writes
 from broadcaster.state.disk import StateFile, dumps
 from tests.support.fakes import Sink
 from tests.support.held_back import HeldWrites
+from tests.support.listing import listing
 from tests.support.observe import Observer
 from tests.support.odd_writers import OddWriter
 from tests.support.owncast_writer import HandFedOwncast, real_ts_segment
@@ -54,21 +53,9 @@ def ts_bytes(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     return real_ts_segment(tmp_path_factory.mktemp("ts"))
 
 
-def sample(world: World, name: str, **labels: str) -> float | None:
-    return world.metrics.registry.get_sample_value(name, labels)
-
-
 def entries(text: str) -> list[tuple[str, bool]]:
     """A playlist's segments in order: (file name, listed as a gap)."""
-    out: list[tuple[str, bool]] = []
-    gap = False
-    for line in text.splitlines():
-        if line == "#EXT-X-GAP":
-            gap = True
-        elif line and not line.startswith("#"):
-            out.append((line.rsplit("/", 1)[-1], gap))
-            gap = False
-    return out
+    return [(e.name, e.gap) for e in listing(text)]
 
 
 def bodies(world: World, key: str) -> list[bytes]:
@@ -123,10 +110,10 @@ async def test_a_copy_given_up_as_a_gap_is_uploaded_once_finished_and_recorded_n
     await given_up_in_variant_0(world, "stream-a-1.ts")
     assert "live/0/stream-a-1.ts" not in world.store.keys()
     held.release("stream-a-1.ts")  # Owncast finishes it, late
-    await until(lambda: sample(world, "hls_broadcaster_segments_late_total", variant="0") == 1,
+    await until(lambda: world.sample("segments_late_total", variant="0") == 1,
                 "the late copy uploaded once finished, and counted late")
     assert bodies(world, "live/0/stream-a-1.ts") == [(tmp_path / "hls" / "0" / "stream-a-1.ts").read_bytes()]
-    assert sample(world, "hls_broadcaster_segments_lost_total", variant="0", reason="unfinished") is None
+    assert world.sample("segments_lost_total", variant="0", reason="unfinished") is None
     await both_list(world, 2)
     await until(lambda: entries(world.text(0))[-1] == ("stream-a-2.ts", False))
     assert ("stream-a-1.ts", True) in entries(world.text(0))  # the live playlist keeps the gap it showed
@@ -143,9 +130,9 @@ async def test_a_copy_never_finished_is_lost_and_its_recording_lists_the_gap(tmp
     await both_list(world, 0)
     await both_list(world, 1, held)
     await given_up_in_variant_0(world, "stream-a-1.ts")
-    await until(lambda: sample(world, "hls_broadcaster_segments_lost_total", variant="0", reason="unfinished"),
+    await until(lambda: world.sample("segments_lost_total", variant="0", reason="unfinished"),
                 "the copy given up at the limit")
-    assert sample(world, "hls_broadcaster_segments_late_total", variant="0") is None
+    assert world.sample("segments_late_total", variant="0") is None
     assert "live/0/stream-a-1.ts" not in world.store.keys()
     recordings = await stream_ends(world, 2)
     # The same moment under the same number in both recordings: a gap in variant 0's, as live.
@@ -173,7 +160,7 @@ async def test_a_restart_while_a_variant_waits_uploads_its_copy_once_finished(tm
     await again.pub.start()
     assert ("stream-a-1.ts", True) in entries(again.text(0))
     again_held.release("stream-a-1.ts")  # Owncast finishes it after the restart
-    await until(lambda: sample(again, "hls_broadcaster_segments_late_total", variant="0") == 1,
+    await until(lambda: again.sample("segments_late_total", variant="0") == 1,
                 "the copy uploaded after the restart, late")
     assert bodies(again, "live/0/stream-a-1.ts") == [(tmp_path / "hls" / "0" / "stream-a-1.ts").read_bytes()]
     for v in (0, 1):
@@ -227,8 +214,7 @@ async def watched_world(root: Path, kernel: bool) -> AsyncIterator[World]:
 @pytest.mark.parametrize("kernel", _PATHS)
 @pytest.mark.parametrize("kind", ["appended", "rewritten"])
 async def test_a_file_written_again_after_its_segment_is_listed_is_replaced_in_the_bucket(
-    tmp_path: Path, ts_bytes: bytes, kernel: bool, kind: str
-) -> None:
+        tmp_path: Path, ts_bytes: bytes, kernel: bool, kind: str) -> None:
     """Closed on a packet boundary with half its bytes (the service takes that version: whole packets, no
     writer left), listed, then opened again: the rest appended, or truncated and written whole. The
     bucket's object becomes the file's final bytes."""
@@ -242,18 +228,16 @@ async def test_a_file_written_again_after_its_segment_is_listed_is_replaced_in_t
         await until(lambda: bodies(world, "live/0/stream-a-0.ts")[-1] == ts_bytes,
                     "the bucket's object replaced by the file's final bytes",
                     detail=lambda: [len(b) for b in bodies(world, "live/0/stream-a-0.ts")])
-        await until(lambda: sample(world, "hls_broadcaster_segment_rewrites_total", variant="0") == 1,
-                    "the rewrite counted")
+        await until(lambda: world.sample("segment_rewrites_total", variant="0") == 1, "the rewrite counted")
         assert world.uris(0) == ["stream-a-0.ts"]  # the listing itself never changes
         await world.pub.close()
 
 
 async def test_a_file_written_again_before_its_segment_is_listed_is_listed_with_its_final_bytes(
-    tmp_path: Path,
-) -> None:
+        tmp_path: Path) -> None:
     """Variant 0's copy is uploaded, but its slot waits for variant 1's. Meanwhile its writer opens it again
     and writes more: the segment is unfinished again, waited for, uploaded again and listed with its final
-    bytes (before: lost as unfinished, a gap there)."""
+    bytes, not lost as unfinished."""
     world = World(tmp_path, writes=Writes(tmp_path, kernel=False, quiet=0.0))
     for v in (0, 1):
         world.owncast_lists(v, "stream-a-0.ts")
@@ -271,14 +255,13 @@ async def test_a_file_written_again_before_its_segment_is_listed_is_listed_with_
     await world.settle()
     assert [entries(world.text(v)) for v in (0, 1)] == [[(f"stream-a-{i}.ts", False) for i in range(3)]] * 2
     assert bodies(world, "live/0/stream-a-1.ts")[-1] == final
-    assert sample(world, "hls_broadcaster_segments_lost_total", variant="0", reason="unfinished") is None
-    assert sample(world, "hls_broadcaster_segment_rewrites_total", variant="0") == 1
+    assert world.sample("segments_lost_total", variant="0", reason="unfinished") is None
+    assert world.sample("segment_rewrites_total", variant="0") == 1
     await world.pub.close()
 
 
 async def test_a_file_opened_again_for_writing_when_its_segment_is_about_to_be_listed_waits_for_its_writer(
-    tmp_path: Path, ts_bytes: bytes
-) -> None:
+        tmp_path: Path, ts_bytes: bytes) -> None:
     """Its writer has it open again, nothing written yet, as the slot is decided: the kernel says so (the
     lease), so variant 0 waits for the writer rather than list the version in the bucket, and lists the
     final bytes once they are uploaded."""
@@ -333,8 +316,7 @@ async def recording(http: aiohttp.ClientSession, url: str) -> tuple[str, list[tu
 @pytest.mark.parametrize("watch", [pytest.param("auto", id="inotify", marks=KERNEL),
                                    pytest.param("watchfiles", id="watchfiles")])
 async def test_the_service_keeps_every_segment_owncast_finishes_in_the_bucket_and_the_recording(
-    tmp_path: Path, seaweed: SeaweedS3, watch: str
-) -> None:
+        tmp_path: Path, seaweed: SeaweedS3, watch: str) -> None:
     """Two variants; variant 0's writer pauses past a target duration (the slot is a gap there), closes a
     file half written and appends the rest once the slot is listed, and holds a file open across a restart of
     the service, finishing it after. Every segment Owncast finished is in the bucket with its final bytes,

@@ -1,5 +1,5 @@
-"""The writers' ledger and LateTails (issue 39): what each writer of Owncast's folder finished writing,
-recorded when it closes a file; and the PUT receiver's way to make the race of issue 39 happen on every
+"""The writers' ledger and LateTails: what each writer of Owncast's folder finished writing,
+recorded when it closes a file; and the PUT receiver's way to make the late-tail race happen on every
 segment (a segment's last bytes written only after the playlist naming it), through the real ffmpeg too."""
 
 from __future__ import annotations
@@ -17,11 +17,7 @@ import pytest
 from broadcaster.demo.emulator import LateTails, Ledger, OwncastEmulator, Variant, resolve_settings
 from broadcaster.demo.ledger import Finished
 from broadcaster.demo.owncast_files import (
-    OpenInPlace,
-    OwncastFolder,
-    copy_in_place,
-    move_into_place,
-    write_in_place,
+    OpenInPlace, OwncastFolder, copy_in_place, move_into_place, write_in_place,
 )
 from broadcaster.demo.receiver import PutReceiver
 from tests.support.owncast_writer import HandFedOwncast

@@ -43,11 +43,6 @@ BUCKET = "lifecycle"
 Stack = contextlib.ExitStack[bool | None]
 
 
-def free_port() -> int:
-    """A port for the service to bind, reserved on this machine (broadcaster/demo/ports.py)."""
-    return kept_port()
-
-
 @pytest.fixture(scope="module")
 def bucket(moto_url: str) -> str:
     s3 = boto3.client("s3", endpoint_url=moto_url, aws_access_key_id="k", aws_secret_access_key="s",
@@ -66,9 +61,9 @@ def settings(tmp_path: Path, moto_url: str, bucket: str) -> Settings:
     env = {k: v for k, v in os.environ.items() if k not in {s.name for s in SETTINGS}}
     env.update(HLS_DIR=str(tmp_path / "hls"), STATE_DIR=str(tmp_path / "state"), S3_ENDPOINT_URL=moto_url,
                AWS_ACCESS_KEY_ID="k", AWS_SECRET_ACCESS_KEY="s", AWS_BUCKET_NAME=bucket,
-               R2_PUBLIC_URL=f"{moto_url}/{bucket}", HOST="127.0.0.1", PORT=str(free_port()),
-               METRICS_LISTEN=f"127.0.0.1:{free_port()}", PUBLISH_PLAYLISTS="true",
-               P2P_TRACKERS=f"ws://127.0.0.1:{free_port()}/announce", UPLOAD_TIMEOUT="5")
+               R2_PUBLIC_URL=f"{moto_url}/{bucket}", HOST="127.0.0.1", PORT=str(kept_port()),
+               METRICS_LISTEN=f"127.0.0.1:{kept_port()}", PUBLISH_PLAYLISTS="true",
+               P2P_TRACKERS=f"ws://127.0.0.1:{kept_port()}/announce", UPLOAD_TIMEOUT="5")
     return load_settings(environ=env)
 
 

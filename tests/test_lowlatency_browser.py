@@ -19,11 +19,7 @@ from tests.support.browser import launch_chromium, needs_chromium, open_viewer, 
 from tests.support.service_process import ServiceProcess, service_env
 from tests.support.waiting import until
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.browser,
-    needs_chromium,
-]
+pytestmark = [pytest.mark.integration, pytest.mark.browser, needs_chromium]
 
 
 TARGET = 1  # the emulator's segments, and so the playlists' target duration, in seconds
@@ -89,7 +85,7 @@ async def test_hlsjs_blocks_on_the_next_segment_and_takes_delta_updates(service:
     # A plain 200 each (no redirect: video.js's reloads once took one each), but for the answer LL-HLS
     # gives a blocking request whose segment has not come within three target durations: 503, the
     # stream is not advancing, which hls.js retries. On a loaded machine the emulator's segment can be
-    # that late (a full run of 2026-11-26, k1): held the three seconds, never sooner, and said so.
+    # that late: held the three seconds, never sooner, and said so.
     late = [a for a in statuses if a[1] == 503 and "_HLS_msn" in a[0] and a[2] >= 3 * TARGET - 0.1
             and a[3] == "the stream is not advancing\n"]
     assert [a for a in statuses if a[1] != 200 and a not in late] == [], f"{len(statuses)} playlist answers"

@@ -104,7 +104,7 @@ def test_gap_marks_the_next_segment_but_not_the_first_ever() -> None:
 
 
 def test_a_gap_entry_keeps_its_number_date_and_duration_with_ext_x_gap_and_no_discontinuity() -> None:
-    """One variant's copy missing where the others list the moment (issue 50, W5): an entry with
+    """One variant's copy missing where the others list the moment: an entry with
     EXT-X-GAP (4.4.4.7) before its EXTINF, counted as no discontinuity, at the same version (section 8
     asks none for it), and saved and restored as such."""
     d = Driven(window=6.0)
@@ -239,11 +239,9 @@ def test_master_keeps_attributes_and_uses_relative_uris() -> None:
 
 
 _ops = st.lists(
-    st.one_of(
-        st.tuples(st.just("seg"), st.floats(0.2, 1.8), st.booleans(), st.floats(0, 3)),
-        st.tuples(st.just("gap"), st.just(0.0), st.just(False), st.just(0.0)),
-        st.tuples(st.just("end"), st.just(0.0), st.just(False), st.just(0.0)),
-    ),
+    st.one_of(st.tuples(st.just("seg"), st.floats(0.2, 1.8), st.booleans(), st.floats(0, 3)),
+              st.tuples(st.just("gap"), st.just(0.0), st.just(False), st.just(0.0)),
+              st.tuples(st.just("end"), st.just(0.0), st.just(False), st.just(0.0))),
     max_size=80,
 )
 
@@ -251,8 +249,7 @@ _ops = st.lists(
 @settings(max_examples=150, deadline=None)
 @given(ops=_ops, target=st.integers(1, 4), window=st.floats(0.5, 12))
 def test_any_sequence_of_changes_keeps_every_rule(
-    ops: list[tuple[str, float, bool, float]], target: int, window: float
-) -> None:
+        ops: list[tuple[str, float, bool, float]], target: int, window: float) -> None:
     d = Driven(target=target, window=window)
     pdt = T0
     for i, (op, duration, disc, advance) in enumerate(ops):
@@ -407,7 +404,7 @@ def test_an_end_before_a_restart_within_a_stream_stays_and_an_empty_restarted_pl
 
 @pytest.mark.parametrize("new_timeline", [True, False])
 def test_a_restart_starts_the_new_playlist_with_what_was_never_served(new_timeline: bool) -> None:
-    """served_through (issue 32): segments listed after the last version a client may have seen start
+    """served_through: segments listed after the last version a client may have seen start
     the new playlist under the numbers they had (never served), with their dates; a gap marked after
     them still comes after them. The checker takes it as a new playlist above all it saw."""
     checker = MediaPlaylistChecker(allow_restart=True)
@@ -436,7 +433,7 @@ def test_a_restart_starts_the_new_playlist_with_what_was_never_served(new_timeli
 
 
 def test_segments_carried_into_a_new_timeline_keep_theirs_and_the_next_segment_starts_it_tagged() -> None:
-    """A restart with new_timeline that carries never-served segments (issue 32): they stay on the
+    """A restart with new_timeline that carries never-served segments: they stay on the
     timeline they were on, and the first new segment starts the new one with #EXT-X-DISCONTINUITY (its
     timestamps and date jump), numbered as a variant that carried nothing numbers it."""
     checker = MediaPlaylistChecker(allow_restart=True)
@@ -462,9 +459,8 @@ def test_segments_carried_into_a_new_timeline_keep_theirs_and_the_next_segment_s
 def test_two_restarts_in_a_row_count_one_new_timeline_whether_emptied_or_carrying() -> None:
     """Two new targets in a row (a raise, then a new stream's), nothing listed between: the next segment
     starts one new timeline, counted once, in a variant the restarts emptied as in one that carried a
-    never-served segment through both (variants restart together: one moment, one number, 6.2.4).
-    Before, the emptied one counted it at each restart: its next segment came one number above the other
-    variant's (test_variants_alike's shuffled streams, with the reads' threads finishing in any order)."""
+    never-served segment through both (variants restart together: one moment, one number, 6.2.4), never
+    once per restart."""
     checker = MediaPlaylistChecker(allow_restart=True)
     carrying = ManifestGenerator(1, WindowOptions(3.0))
     emptied = ManifestGenerator(1, WindowOptions(3.0))
@@ -549,7 +545,7 @@ def test_a_new_timeline_carries_what_was_never_shown_on_to_where_the_other_varia
 @pytest.mark.parametrize("limit", [1200, 3000, 8000])
 @pytest.mark.parametrize("fmp4", [False, True])
 def test_the_newest_segments_of_a_long_window_are_a_playlist_numbered_as_the_whole(limit: int, fmp4: bool) -> None:
-    """issue 32: a client without gzip gets at most about MAX_IDENTITY_BYTES of a rewind window, its newest
+    """A client without gzip gets at most about MAX_IDENTITY_BYTES of a rewind window, its newest
     whole segments, each with the number, discontinuity number, date and init section it has in the whole."""
     from broadcaster.playlist.rendered import newest_segments
 

@@ -275,8 +275,7 @@ async def running(*coroutines: Coroutine[Any, Any, None]) -> AsyncIterator[None]
 
 @pytest.mark.integration
 async def test_real_prometheus_scrapes_the_service_and_answers_every_dashboard_query(
-    tmp_path: Path, seaweed: SeaweedS3, owncast: OwncastEmulator
-) -> None:
+        tmp_path: Path, seaweed: SeaweedS3, owncast: OwncastEmulator) -> None:
     env = service_env(owncast.variant_dir(0).parent, seaweed, tmp_path / "state", WINDOW_SECONDS="6",
                       VIEWER_TIMEOUT="3", PATHWAYS="bucket,vm")  # a report a second from viewer_page
     async with (

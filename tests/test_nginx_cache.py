@@ -171,11 +171,10 @@ async def test_identical_blocking_requests_reach_the_service_once(edge: Edge) ->
 
 @needs_nginx
 async def test_a_plain_reload_within_its_max_age_comes_from_the_cache(edge: Edge) -> None:
-    """A plain playlist answer (max-age half a target duration) is kept by nginx: of identical reloads, one
-    reaches the service and every other is answered from that copy. The reloads are all in nginx's socket
-    before any answer is read, so they come within its max-age by construction (nginx takes the first to
-    the service and the others wait on the cache lock or find the copy), not because the machine was quick
-    enough to ask twice within the 2 s: the test used to repeat its pair of requests until it had."""
+    """A plain playlist answer (max-age half a target duration) is kept by nginx: of identical reloads,
+    one reaches the service and every other is answered from that copy. The reloads are all in nginx's
+    socket before any answer is read, so they come within its max-age by construction, not because the
+    machine was quick enough."""
     last = await edge.listed_at_origin(edge.owncast.slot())
     max_age = TARGET // 2
     before = await edge.origin_requests()
@@ -217,7 +216,7 @@ async def test_only_playlists_go_through(edge: Edge) -> None:
     async with edge.http.post(f"http://127.0.0.1:{edge.nginx.port}/live/watching",
                               headers={"Hb-Watching": "a" * 22}) as r:
         assert r.status == 404  # the heartbeat too: it must not be routed here
-    # So the set-up at the top routes the playlists alone here (issue 41, V5: it said the whole tunnel).
+    # So the set-up at the top routes the playlists alone here.
     header = "\n".join(line for line in CACHE_CONF.read_text().splitlines() if line.startswith("#"))
     assert "PLAYLIST rules only" in header and "keep every other path on the service" in header
     assert "instead of the service's" not in header
@@ -253,10 +252,10 @@ async def test_behind_the_tunnel_each_scheme_is_its_own_entry(tunnel_edge: Edge)
 
 @needs_nginx
 async def test_content_steering_through_the_cache(edge: Edge) -> None:
-    """Issue 48: the multivariant playlist names its variants with the Host the viewer asked (port
-    included) and is cached per host; the steering manifest is one entry per host whatever the query;
-    while the bucket serves, a VM pathway segment is a redirect to the bucket's copy that the cache never
-    keeps (it holds only while the bucket serves). The cached 200s of a steered VM: bench/steering.py."""
+    """The multivariant playlist names its variants with the Host the viewer asked (port included) and is
+    cached per host; the steering manifest is one entry per host whatever the query; while the bucket
+    serves, a VM pathway segment is a redirect to the bucket's copy that the cache never keeps. The cached
+    200s of a steered VM: bench/steering.py."""
     name = edge.owncast.slot()
     await edge.listed_at_origin(name)
     port = edge.nginx.port
@@ -289,10 +288,9 @@ async def test_content_steering_through_the_cache(edge: Edge) -> None:
     assert bucket.endswith("/0/" + name) and bucket.startswith("http") and "/vm/" not in bucket, bucket
     assert await edge.origin_counts("hls_broadcaster_vm_segment_requests_total") == before + 3
 async def test_other_spellings_through_the_cache_cost_the_service_a_redirect_each(edge: Edge) -> None:
-    """Issue 50, R1c: nginx keys by $request_uri, so every spelling of a playlist URL (`_HLS_%6dsn=`,
-    `pl%61ylist.m3u8`, hex in either case) is a miss that reaches the service: 200 of 200 did, each
-    answered with the whole playlist. Each now gets a 302 of a few hundred bytes (kept by nginx for its
-    max-age like any answer), whose target is the canonical URL every viewer shares."""
+    """nginx keys by $request_uri, so every spelling of a playlist URL (`_HLS_%6dsn=`, `pl%61ylist.m3u8`,
+    hex in either case) is a miss that reaches the service: each gets a 302 of a few hundred bytes (kept
+    for its max-age like any answer) to the canonical URL every viewer shares, never the whole playlist."""
     for _ in range(3):
         name = edge.owncast.slot()
     last = await edge.listed_at_origin(name)
@@ -317,13 +315,11 @@ async def test_other_spellings_through_the_cache_cost_the_service_a_redirect_eac
 @needs_nginx
 async def test_one_clients_vm_bytes_are_never_anyone_elses(tunnel_edge: Edge) -> None:
     """While the bucket serves, the VM sends bytes only to a client whose own page reported failed fetches
-    (everyone else: a redirect). Those bytes are `private`: nginx passes them on and keeps nothing, so the
-    next request for that segment, from anyone, reaches the service and gets that client's answer (on
-    main: `immutable`, keyed on $uri, and every later request got the bytes from nginx's cache: 207,841
-    answers, 15.4 GB in 8 s, while the service counted 79 KB). And only the tunnel (cloudflared, from
-    127.0.0.1) names the client: a client reaching the cache from its own address with a
-    CF-Connecting-IP of its own is that address (on main nginx passed the header on, and the service,
-    trusting its loopback peer, believed it: any client named any address)."""
+    (everyone else: a redirect). Those bytes are `private`: nginx keeps nothing, so the next request for
+    that segment, from anyone, reaches the service and gets its own answer (a cached copy would hand
+    gigabytes the service never counted). And only the tunnel (cloudflared, from 127.0.0.1) names the
+    client: a CF-Connecting-IP sent to the cache from a client's own address is that address, never what
+    it claims."""
     edge = tunnel_edge
     name = edge.owncast.slot()
     await edge.listed_at_origin(name)

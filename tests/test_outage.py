@@ -24,11 +24,10 @@ def outage_log(clock: Clock, waiting: tuple[int, float | None] = (12, 41.0)) -> 
 
 
 def test_an_hour_long_outage_is_one_warning_summaries_and_one_info(
-    clock: Clock, caplog: pytest.LogCaptureFixture
-) -> None:
+        clock: Clock, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG, "outage-test")
     out = outage_log(clock)
-    for _ in range(3600 * 11):  # 11 failed attempts a second, as in the 12 s outage of issue 11
+    for _ in range(3600 * 11):  # 11 failed attempts a second, as in a real 12 s outage
         out.failed("SlowDown")
         clock.t += 1 / 11
     assert out.down
@@ -62,8 +61,7 @@ def test_a_short_outage_is_one_warning_and_one_info(clock: Clock, caplog: pytest
 
 
 def test_a_flapping_bucket_writes_at_most_two_lines_per_interval(
-    clock: Clock, caplog: pytest.LogCaptureFixture
-) -> None:
+        clock: Clock, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG, "outage-test")
     out = outage_log(clock, waiting=(0, None))
     for i in range(10 * 60 * 4):  # ten minutes: fails, works, fails... four outcomes a second
@@ -99,8 +97,7 @@ def test_a_new_outage_long_after_the_last_is_told_again(clock: Clock, caplog: py
 
 
 def test_a_brief_relapse_is_told_once_the_interval_has_passed(
-    clock: Clock, caplog: pytest.LogCaptureFixture
-) -> None:
+        clock: Clock, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG, "outage-test")
     out = outage_log(clock)
     out.failed("SlowDown")

@@ -89,9 +89,8 @@ async def test_an_outage_past_the_copies_bound_costs_no_more_memory_as_it_goes_o
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Owncast writes a segment and deletes the one three before; the bucket refuses all; the copies'
     bound holds ten. Past it the outage may last any time: what waits stays the uploads whose bytes are on
-    disk (bucket/turns.py releases the rest, which end lost) and the memory stays where it was. Before, an
-    upload whose copy was dropped waited for its turn of the bucket's backoff: one released per turn while
-    segments kept coming, a task and its records each.
+    disk (bucket/turns.py releases the rest, which end lost) and the memory stays where it was (not one
+    released per turn of the bucket's backoff while segments keep coming, a task and its records each).
 
     Segments come here a hundred times faster than Owncast's, so the queue is swept at each upload that
     comes to wait (in the service at most once a second: the bound there adds a second of segments)."""

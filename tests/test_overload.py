@@ -1,4 +1,4 @@
-"""Issue 11, finding 1: one client cannot exhaust the service's file handles.
+"""One client cannot exhaust the service's file handles.
 
 The real service process under a low open-file limit (384, soft and hard, in the child: room for the reserve and ~100 connections), a live
 synthetic stream, SeaweedFS. One client opens more event streams than their cap, more held blocking
@@ -143,7 +143,7 @@ async def test_one_client_past_every_cap_gets_503s_and_the_stream_goes_on(
             served: str = await until(listing_newest, f"{newest} listed by the service", 20, every=0.2)
             listed = {line.rsplit("/", 1)[-1] for line in served.splitlines() if line and not line.startswith("#")}
             assert written <= listed, sorted(written - listed)
-            # ...each, in the bucket, the file Owncast finished writing (issue 39).
+            # ...each, in the bucket, the file Owncast finished writing.
             urls = [line for line in served.splitlines() if line.startswith("http")]
             await assert_whole(http, stream.ledger, [(u, stream.variant_dir(0) / u.rsplit("/", 1)[-1])
                                                      for u in urls])

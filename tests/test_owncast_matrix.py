@@ -1,4 +1,4 @@
-"""The Owncast settings matrix (issue 17, item 6): latency levels, variants and passthrough, on real ffmpeg.
+"""The Owncast settings matrix: latency levels, variants and passthrough, on real ffmpeg.
 
 Each test is a chain of short streams written by the Owncast emulator (real ffmpeg with Owncast's
 arguments, files written in place, the folder wiped at every start, the offline tail at every stop),
@@ -26,7 +26,7 @@ removed   3      3 transcoded (TARGET_DURATION=10)       (first stream)
 removed   0      1 transcoded                            3 variants -> 1, level 3 -> 0
 added     0      1, then 1 again, then 2 transcoded      a variant added after a discontinuity
 raised    0      source copied + 1 transcoded            a copied segment longer after the cut
-raised    0      source copied + 1 transcoded            again, a 3 s copied segment (issue 32)
+raised    0      source copied + 1 transcoded            again, a 3 s copied segment
 ========  =====  ======================================  ======================================
 
 So every latency level 0-4, transcoded and passthrough (the broadcaster's video and audio copied, cut
@@ -45,7 +45,7 @@ For every row:
    exactly the row's variants.
 2. Every segment Owncast listed in each variant's playlist (read from Owncast's files while it
    streams; its offline clip left out) is listed by the service in that variant, and its URL answers
-   200 from the bucket with exactly the bytes Owncast finished writing (issue 39): their SHA-256 and
+   200 from the bucket with exactly the bytes Owncast finished writing: their SHA-256 and
    size as the emulator's PUT receiver closed the file (its ledger), not a read of Owncast's folder,
    which could catch the file still being written and so compare a cut upload equal. In passthrough
    rows (large segments: where the bug lived) the receiver holds each segment's last fifth until the
@@ -54,47 +54,23 @@ For every row:
    EXT-X-ENDLIST.
    The next stream starts once that happened and once the wall clock has passed the last
    PROGRAM-DATE-TIME (plus EXTINF) of the stream that ended, as a broadcaster sending in real time
-   cannot reconnect sooner. (ffmpeg dates a stream from when it has probed its input, so its dates
-   run ahead of the wall clock, by about 1.9 s with a copied variant: a stream started at once after
-   the last would date its first segments before the last one's end, and the checker, lining variants
-   up by date, would see one moment under two discontinuity numbers.) No segment is wiped by Owncast
-   before the service read it, so these rows state no exception to "every segment listed".
+   cannot reconnect sooner (ffmpeg's dates run ahead of the wall clock, about 1.9 s with a copied
+   variant: sooner, one moment would come under two discontinuity numbers).
 3. The listing latency: from the first sight of a segment in Owncast's playlist to the first sight of
    it in the service's playlist (both looked at every 100 ms, in turn: 0 means "in the same look").
    Only a generous bound is asserted ("within a couple of segments"): listed before Owncast lists
    the segment two after it, or within 2 x max(segment length, its EXTINF) + 3 s (12.5 s at least:
-   LOADED, what the suite's load costs), where a passthrough
-   row's segment length is its longest copied segment (a transcoded segment of a new stream waits
-   for the copied one of its moment: 6.07 s for a 1 s segment behind a 3 s copied one, under the
-   full suite's load, 2026-11-26). p50 and max per
-   row are printed (`-s`, or `-rP` under xdist). A segment that waited while the service logged the
-   bucket unreachable is excused from the bound, and printed as such (the bucket is moto on a shared
-   VM: under load from other sessions it stalled past UPLOAD_TIMEOUT twice in some 30 runs).
+   LOADED, what the suite's load costs), where a passthrough row's segment length is its longest copied
+   segment (a transcoded segment of a new stream waits for the copied one of its moment). p50 and max
+   per row are printed (`-s`, or `-rP` under xdist). A segment that waited while the service logged the
+   bucket unreachable is excused from the bound, and printed as such (moto on a shared VM stalls).
 
-Measured on the suite's 2-core VM, shared with other sessions (load average 5-17 while measuring).
-This file alone with `-n 2 --dist worksteal`: 93-94 s on a quiet VM, 103-112 s under load (ten
-runs). The tests take 8 to 53 s each (levels 44-53, removed 32, variants 23-33, added 20-34,
-copied3 24-26, copied 21-23, raised 8-10; raised 11-15 since it passes, 2026-11-23; raised 24-29
-with its second row, three runs alone, issue 32), about 195 s
-in all, so about 90 s more for the whole suite on two workers; the whole suite took 518-545 s with
-it (one run without it: 518 s, within the VM's noise). On 2026-11-23, quiet: 95.8-97.6 s for the
-file (three runs). Listing latency: p50 0.00-0.39 s in every row (0.00: in the same look); max
-0.1-0.3 s in transcoded rows on a quiet VM, up to 6.2 s under load (level 3 and 4, against bounds of
-11 and 13 s); 1.5-2.5 s in passthrough rows, where a transcoded segment waits in its slot for the
-copied variant's until the service finds the two cut apart. Every segment fetched matched Owncast's file
-byte for byte (as read from Owncast's folder; since issue 39, as Owncast finished writing it, and with
-LateTails in passthrough rows that fails before issue 39's fix: every segment of the row cut short).
-
-By hand (issue 39), the three chains with the source copied (copied, copied3, raised) N times in a row,
+By hand, the three chains with the source copied (copied, copied3, raised) N times in a row,
 each run one test that plays all three and says per chain what it found (clean, or the segments missing
 or altered), printed with `-rA` (or `-s`):
     python -m pytest tests/test_owncast_matrix.py --passthrough-runs 20 -k again -rA
-By default these runs leave the race to chance, as Owncast does in the field (before issue 39's fix, a
-segment was cut in 4 of 8 runs); --passthrough-late-tails holds every segment's tail as the matrix does.
-A run takes about 70 s on a quiet VM.
-Since 2026-11-23 a row lasts 4 s at least, not 8 (every row still lists 3 segments per variant, and
-a passthrough row as many as its keyframes need): 163 s of calls alone under a load average of 10-17,
-against 189 s in the last full run with 8 (issue 33).
+By default these runs leave the race to chance, as Owncast does in the field;
+--passthrough-late-tails holds every segment's tail as the matrix does.
 """
 
 from __future__ import annotations
@@ -135,9 +111,8 @@ MIN_SEGMENTS = 3  # each variant of a row lists at least this many segments befo
 MIN_SECONDS = 4.0  # and the stream has been on at least this long (8 made level-0 rows twice as long)
 SLACK = 3.0  # the latency bound: 2 x the segment's length + SLACK seconds, and at least LOADED
 # The suite's workers run at the lowest CPU priority beside browsers, and the service they start with
-# them: a 1 s segment was listed 6.07 and 6.09 s late in 2 of 6 full runs (2026-11-26), 6.2 s at level
-# 3-4 before. The bound is for a segment held back by the service (till the next stream, or a timer),
-# not for a starved machine: twice the worst seen under load.
+# them: a 1 s segment was seen listed 6.1 s late. The bound is for a segment held back by the service
+# (till the next stream, or a timer), not for a starved machine: twice the worst seen under load.
 LOADED = 12.5
 # A VM segment asked for before its upload landed is asked again (Matrix.fetch) for at most this long.
 LATE_UPLOAD = 30.0
@@ -224,10 +199,8 @@ _NAME = re.compile(r"^stream-(.+)-(\d+)\.ts$")  # Owncast's stream-<shortid>-<n>
 
 
 def owncast_entries(text: str) -> list[tuple[str, float, str | None]]:
-    """(name, EXTINF, PROGRAM-DATE-TIME) of each stream segment in Owncast's variant playlist as read.
-
-    The test's own reading, not the service's parser: only complete lines count (Owncast rewrites the
-    file in place) and the offline clip is left out."""
+    """(name, EXTINF, PROGRAM-DATE-TIME) of each stream segment in Owncast's variant playlist: the test's
+    own reading, complete lines only (Owncast rewrites the file in place), the offline clip left out."""
     if not text.startswith("#EXTM3U\n"):
         return []
     out: list[tuple[str, float, str | None]] = []
@@ -291,14 +264,11 @@ class Matrix:
             await asyncio.gather(*followers.values(), return_exceptions=True)
 
     async def follow(self, v: int) -> None:
-        """Until cancelled: variant `v`'s playlist by blocking reload (_HLS_msn, 6.2.5.2: each request
-        answered once the next segment is listed), so that a version shown only for a moment is seen too.
-        The version listing the segment just before a new target restarts the playlists lives a fraction
-        of a second (the target raised for the next copied segment; what a client may have seen is not
-        carried into the new playlist, issue 32): a look every POLL missed one on a loaded machine (run n1
-        of 2026-11-26, the 72p segment of the raise's moment), as a player reloading every target duration
-        may. Only which segments are listed, and when, is taken from here: the checker reads poll_service's
-        looks, each consistent across the variants."""
+        """Until cancelled: variant `v`'s playlist by blocking reload (_HLS_msn, 6.2.5.2), so that a
+        version shown only for a moment is seen too (the one listing the segment just before a target
+        raise lives a fraction of a second: a look every POLL missed it on a loaded machine). Only
+        which segments are listed, and when, is taken from here: the checker reads poll_service's
+        looks, consistent across the variants."""
         url = self.playlist_url(v)
         msn: int | None = None
         while True:
@@ -378,12 +348,9 @@ class Matrix:
         return texts
 
     async def poll_service(self) -> None:
-        """One look at every variant, read twice until nothing changed in between, then checked.
-
-        The checker compares each variant's version with the others' last ones, and takes a variant
-        it has not seen before to be in the others' first playlist: a look the service changed half-way
-        (a new stream restarting every playlist with a new target) would compare a new variant's first
-        playlist with the old playlists of the others, which no player could load at once."""
+        """One look at every variant, read twice until nothing changed in between, then checked: a
+        look the service changed half-way would compare a new variant's first playlist with the
+        others' old ones, which no player could load at once."""
         if not self.rows:
             return
         seen_at = time.monotonic()
@@ -420,12 +387,10 @@ class Matrix:
             self.ended.pop(v, None)
 
     async def fetch(self, seg: Segment, url: str) -> None:
-        """A listed segment is in the bucket the moment it is listed (its bytes: `altered`).
-
-        One exception, asked again as a player asks: a segment the bucket's pathway listed at the VM's
-        URI while players were steered away (uploads lagging on a loaded machine) and asked for once
-        they are back, before its upload landed, is a 503 with Retry-After (vm/segments.py's `late`),
-        then a redirect to the bucket's copy."""
+        """A listed segment is in the bucket the moment it is listed (its bytes: `altered`). One
+        exception, asked again as a player asks: a segment listed at the VM's URI while players were
+        steered away and asked for once they are back, before its upload landed, is a 503 with Retry-
+        After (vm/segments.py's `late`), then a redirect to the bucket's copy."""
         deadline = time.monotonic() + LATE_UPLOAD
         while True:
             async with self.http.get(url) as r:
@@ -570,12 +535,10 @@ class Matrix:
                          self.excused.get(index, []))
 
     def bucket_outage(self, seg: Segment) -> str | None:
-        """The service's own log line saying the bucket failed while `seg` waited to be listed, if any.
-
-        The bucket is moto on the same shared VM: under load from other sessions it once stalled past
-        UPLOAD_TIMEOUT; the service then retries, as it should, and lists late. That is a fault of the
-        bucket (tests/test_faults_bucket.py's subject), not a latency of the service: such a segment is
-        excused from the bound, and printed; it must still be listed and fetchable like any other."""
+        """The service's own log line saying the bucket failed while `seg` waited to be listed, if
+        any: moto on a shared VM may stall past UPLOAD_TIMEOUT, a fault of the bucket
+        (tests/test_faults_bucket.py's subject), not a latency of the service. Such a segment is
+        excused from the bound and printed; it must still be listed and fetchable."""
         assert seg.owncast_at is not None and seg.service_at is not None
         offset = time.time() - time.monotonic()
         for line in self.service_log:
@@ -766,15 +729,13 @@ async def test_passthrough_segment_longer_after_the_cut_raises_the_target_at_one
     (found cut apart: target 1 -> 2), 1, then 3.5 s (target 2 -> 4)."""
     final: Metrics = {}
     async with chain(tmp_path, s3_url, "raised", final) as matrix:
-        # Then again with a 3 s copied segment (issue 32: the transcoded segment of the raise's moment
-        # was once never listed, 72 of 73): each stream follows an end, so its target starts low again.
+        # Then again with a 3 s copied segment: each stream follows an end, so its target starts low again.
         await play_all(matrix, RAISED)
     # A stream's first target is what the playlist the service read first advertises, and Owncast's
     # advertises the longest segment listed so far: 1 or 2 as a rule, and the 3.5 s (3 s) segment, listed
     # after the cut, raises it to 4 (the longer_segment change this test is for). Under load the service
-    # can decide a stream's first moment after the long segment is listed (CI, 2026-11-27: the second
-    # stream's first moment 4.3 s after Owncast listed it, its target 3 from its first version): then that
-    # stream starts at 3 and no raise is needed. Either way, every raise seen in a stream's versions was
+    # can decide a stream's first moment after the long segment is listed: then that stream starts at 3
+    # and no raise is needed. Either way, every raise seen in a stream's versions was
     # counted, and each stream's target covers its longest segment.
     assert counter(final, "hls_broadcaster_variants_cut_apart_total") == 2
     seen_raised = sum(len(matrix.targets[index]) - 1 for index in range(len(RAISED)))
@@ -788,7 +749,7 @@ async def test_passthrough_segment_longer_after_the_cut_raises_the_target_at_one
     assert not [k for k, value in final.items() if k[0] == "hls_broadcaster_segments_lost_total" and value]
 
 
-# -- by hand: the passthrough chains again and again (issue 39) ------------------------------------------
+# -- by hand: the passthrough chains again and again ------------------------------------------------------
 
 PASSTHROUGH_CHAINS = {"copied": COPIED, "copied3": COPIED3, "raised": RAISED}
 

@@ -80,7 +80,7 @@ async def test_owncasts_page_plays_from_the_bucket_through_the_same_hostname_tun
             assert playlists and {urlsplit(u).netloc for u in playlists} == {tunnel_host}, playlists
             assert {urlsplit(u).path for u in playlists} <= {"/hls/stream.m3u8", "/hls/0/stream.m3u8",
                                                               "/hls/1/stream.m3u8"}, playlists
-            # Issue 47: every playlist answer is a plain 200, each request one round trip through the
+            # Every playlist answer is a plain 200, each request one round trip through the
             # tunnel. (VHS puts _HLS_skip before _HLS_msn: a valid set of directives in another order,
             # answered as the canonical form is; before, each was a 302 to that form: 11 of 28.)
             answered = [(url, status) for url, status in responses if url in playlists]

@@ -203,7 +203,7 @@ async def test_query_strings_players_add_do_not_matter(served: tuple[World, Test
     (hls_media(1), "v=7&_HLS_msn={n}", "stream.m3u8?_HLS_msn={n}"),
     (live_media(0), "_HLS_skip=YES&v=1&_HLS_msn={n}", "playlist.m3u8?_HLS_msn={n}&_HLS_skip=YES"),
     (live_media(0), "_HLS_msn={n}&_HLS_msn={n}", "playlist.m3u8?_HLS_msn={n}"),
-    # Issue 41: what the service does not use, or spells another way, is a second URL for one answer.
+    # What the service does not use, or spells another way, is a second URL for one answer.
     (live_media(0), "_HLS_msn={n}&_HLS_part=3", "playlist.m3u8?_HLS_msn={n}"),  # no partial segments
     (live_media(0), "_HLS_msn={n}&_HLS_part=0&_HLS_skip=YES", "playlist.m3u8?_HLS_msn={n}&_HLS_skip=YES"),
     (hls_media(1), "_HLS_msn=000{n}", "stream.m3u8?_HLS_msn={n}"),  # leading zeros
@@ -212,7 +212,7 @@ async def test_query_strings_players_add_do_not_matter(served: tuple[World, Test
 ])
 async def test_a_query_the_service_does_not_use_is_a_small_redirect_to_the_canonical_url(
         served: tuple[World, TestClient[Any, Any]], path: str, query: str, location: str) -> None:
-    """Issue 32: a cache buster must not buy the whole playlist from the VM (a CDN passes each unseen
+    """A cache buster must not buy the whole playlist from the VM (a CDN passes each unseen
     URL on). It gets a 302 of a few hundred bytes to the canonical URL, whose answer caches hold."""
     world, client = served
     n = last(world)
@@ -249,7 +249,7 @@ def test_the_canonical_query_keeps_only_the_directives_in_order_one_spelling_eac
 
 
 def test_a_valid_set_of_directives_is_answered_as_sent_in_either_order_and_only_as_spelt() -> None:
-    """Issue 47: the order of a valid set needs no redirect; issue 50 (R1c): any other spelling does."""
+    """The order of a valid set needs no redirect; any other spelling does."""
     for sent in ("_HLS_msn=12", "_HLS_skip=YES", "_HLS_msn=0", "_HLS_msn=12&_HLS_skip=YES",
                  "_HLS_skip=YES&_HLS_msn=12"):
         assert answered_as_sent(sent, True), sent
@@ -263,7 +263,7 @@ def test_a_valid_set_of_directives_is_answered_as_sent_in_either_order_and_only_
 
 
 @pytest.mark.parametrize(("target", "location"), [
-    # Issue 50, R1c: percent-encoding anywhere is another cache key for the same whole playlist.
+    # Percent-encoding anywhere is another cache key for the same whole playlist.
     ("/live/0/playlist.m3u8?_HLS_%6dsn={n}", "playlist.m3u8?_HLS_msn={n}"),
     ("/live/0/playlist.m3u8?_HLS_%6Dsn={n}&_HLS_skip=YES", "playlist.m3u8?_HLS_msn={n}&_HLS_skip=YES"),
     ("/live/0/playlist.m3u8?_HLS_msn=%3{n}", None),  # (filled in below: the number's first digit encoded)
@@ -284,10 +284,9 @@ def test_a_valid_set_of_directives_is_answered_as_sent_in_either_order_and_only_
 ])
 async def test_any_other_spelling_of_a_playlist_url_is_redirected_to_the_canonical_one(
         served: tuple[World, TestClient[Any, Any]], target: str, location: str | None) -> None:
-    """Issue 50, R1c: the router matches the decoded path and the query is read decoded, so
-    `_HLS_%6dsn=`, `pl%61ylist.m3u8`, `%30/` each reached the playlist with `public, max-age`: a new key
-    per spelling for a cache in front (nginx keys by $request_uri), the whole playlist each time. Now a
-    302 of a few hundred bytes to the canonical URL, which resolves (relative, so under a path prefix
+    """The router matches the decoded path and reads the query decoded, so `_HLS_%6dsn=`,
+    `pl%61ylist.m3u8`, `%30/` would each be a new key for a cache in front (nginx keys by $request_uri)
+    for the whole playlist: each gets a 302 of a few hundred bytes to the canonical URL, which resolves (relative, so under a path prefix
     too) to an answer with no second redirect. Sent byte for byte, as an attacker would."""
     world, client = served
     n = last(world)
@@ -387,7 +386,7 @@ SAME_HEADERS = ("Content-Type", "Content-Encoding", "Content-Length", "ETag", "C
 @pytest.mark.parametrize("path", [hls_media(0), live_media(1), "/live/playlist.m3u8"])
 async def test_videojs_order_of_the_directives_is_answered_as_the_canonical_one_without_a_redirect(
         served: tuple[World, TestClient[Any, Any]], path: str, encoding: dict[str, str]) -> None:
-    """Issue 47: video.js (VHS 3.17, Owncast's player) asks `_HLS_skip=YES&_HLS_msn=N` on every reload.
+    """video.js (VHS 3.17, Owncast's player) asks `_HLS_skip=YES&_HLS_msn=N` on every reload.
     A valid set of directives in another order gets what its canonical form gets: the same status,
     bytes and headers (so the same caching), at once for a listed number, held for the next one."""
     world, client = served
@@ -422,7 +421,7 @@ async def test_videojs_order_of_the_directives_is_answered_as_the_canonical_one_
 async def test_a_number_listed_long_before_is_answered_with_the_newest_version(
         served: tuple[World, TestClient[Any, Any]], path: str, skip: bool) -> None:
     """6.2.5.2: `_HLS_msn` of any number listed (0 too) is answered at once with the newest version.
-    Issue 47: every player gets a plain 200, a player late for its reload too (a busy browser, a slow
+    Every player gets a plain 200, a player late for its reload too (a busy browser, a slow
     phone, a background tab). More than hls.MSN_BEHIND_LIMIT (2) behind it is the whole version, never a
     delta (which skips what a player that late may not hold), cacheable as any blocking answer; up to
     two behind, what the newest number gets (a delta if asked)."""
@@ -449,8 +448,7 @@ async def test_a_number_listed_long_before_is_answered_with_the_newest_version(
 @pytest.mark.parametrize("skip", [False, True])
 async def test_late_numbers_past_a_clients_budget_are_a_small_redirect(
         tmp_path: Path, aiohttp_client: Any, skip: bool) -> None:
-    """Issue 41, R1b: each late number is a URL (a CDN cache key) of its own for the whole playlist, so
-    one client naming number after number made the VM send the whole playlist each time. A client gets
+    """Each late number is a URL (a CDN cache key) of its own for the whole playlist: a client gets
     late.BURST such answers at once and late.PER_TARGET_DURATION more per target duration; past that, a
     redirect, not kept (it depends on when it is asked), to the playlist's URL without a number (every
     cache holds it; with a number, Shaka kept it and repeated _HLS_msn in every reload after). Another
@@ -580,7 +578,7 @@ async def test_503_until_ready(aiohttp_client: Any, path: str) -> None:
 
 
 async def test_a_long_window_without_gzip_is_its_newest_segments_bounded(aiohttp_client: Any) -> None:
-    """issue 32: an hour of 1 s segments is about 300 KB plain; a request without gzip (ffmpeg sends no
+    """An hour of 1 s segments is about 300 KB plain; a request without gzip (ffmpeg sends no
     Accept-Encoding) gets its newest whole segments, at most hls.MAX_IDENTITY_BYTES, with an ETag of its
     own; gzip gets the whole window, as every browser, Cloudflare and the nginx cache ask."""
     playlists = FakePlaylists(target_duration=1, variants=1)

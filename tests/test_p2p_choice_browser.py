@@ -25,7 +25,7 @@ from tests.support.s3 import bucket_of_its_own
 from tests.support.startup import Startup, StartupRecorder, emulate
 from tests.support.waiting import until
 
-MAX_REQUESTS_BEFORE_FIRST_FRAME = 12  # issue 84's goal at a 150 ms round trip
+MAX_REQUESTS_BEFORE_FIRST_FRAME = 12  # the goal at a 150 ms round trip
 pytestmark = [pytest.mark.integration, pytest.mark.browser, needs_chromium,
               pytest.mark.xdist_group("p2p_choice_browser"), pytest.mark.asyncio(loop_scope="module")]
 

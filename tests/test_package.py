@@ -26,17 +26,8 @@ from packaging.utils import canonicalize_name
 from broadcaster import __version__
 
 from .support.installed import (
-    ROOT,
-    Built,
-    DemoRun,
-    Venv,
-    all_gone,
-    build,
-    build_warnings,
-    build_wheel_from_sdist,
-    copy_tree,
-    demo_plays,
-    tracked_files,
+    ROOT, Built, DemoRun, Venv, all_gone, build, build_warnings, build_wheel_from_sdist, copy_tree,
+    demo_plays, tracked_files,
 )
 
 # One xdist worker builds the wheel and its venv once for the whole module (scripts/test).

@@ -9,7 +9,6 @@ the rule at the seam (a version rendered late is the version pushed, byte for by
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -23,6 +22,7 @@ from broadcaster.publish.visible import VisiblePlaylists
 from broadcaster.steering.policy import SteeringPolicy
 from tests.support.counting_proxy import CountingProxy
 from tests.support.service_process import running_service, service_env
+from tests.support.listing import listing
 from tests.support.waiting import until
 
 pytestmark = pytest.mark.integration
@@ -32,16 +32,7 @@ WAIT = 30.0  # seconds any one condition may take on a busy machine
 
 def entries(body: str) -> dict[int, tuple[str, str]]:
     """Number -> (segment file name, PROGRAM-DATE-TIME) of each segment a media playlist lists."""
-    sequence = int(re.search(r"#EXT-X-MEDIA-SEQUENCE:(\d+)", body)[1])  # type: ignore[index]
-    out: dict[int, tuple[str, str]] = {}
-    date = ""
-    for line in body.splitlines():
-        if line.startswith("#EXT-X-PROGRAM-DATE-TIME:"):
-            date = line.split(":", 1)[1]
-        elif line and not line.startswith("#"):
-            out[sequence] = (line.rsplit("/", 1)[1], date)
-            sequence += 1
-    return out
+    return {e.number: (e.name, e.date) for e in listing(body)}
 
 
 def last(rendered: Rendered | None) -> int:
@@ -110,7 +101,7 @@ async def test_the_vms_versions_are_rendered_only_when_asked_and_a_request_gets_
 
 async def test_while_nobody_plays_the_probe_sleeps_and_a_players_first_request_wakes_it(
         tmp_path: Path, seaweed: SeaweedS3, owncast: OwncastEmulator, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Issue 66 item 3: with nobody playing, the probe of the bucket's public URL sends no GET and takes
+    """With nobody playing, the probe of the bucket's public URL sends no GET and takes
     no turn every second either (its timer a loop wake-up a second); the first player's playlist request
     wakes it, and it probes at once, not a turn later. The public URL through a counting proxy, which
     tells the probe's GETs (it names itself) from anyone's."""

@@ -167,7 +167,7 @@ async def test_while_the_vm_redirects_its_pathway_lists_only_what_the_bucket_has
     await asyncio.sleep(0.05)  # nothing to wait for: the point is that it is not listed
     assert [n for _at, n in where(w, "vm")] == [NAMES[0]]
     held = w.uploader._holder
-    assert isinstance(held, Held) and len(held) == 0  # in flight, held nothing (issue 66 item 3)
+    assert isinstance(held, Held) and len(held) == 0  # in flight, held nothing
     w.redirects = False  # steered to the VM
     w.pub.steered()  # as the service does on each change (service._steered)
     await until(lambda: listing(w, "vm", NAMES[1]))  # held now, listed before its upload landed
@@ -188,7 +188,7 @@ async def test_an_upload_failing_while_the_vm_redirects_is_listed_from_its_copy_
         tmp_path: Path) -> None:
     """An upload that held nothing first (the VM only redirected) and failed keeps a copy; steered to the VM
     after Owncast deleted the file, the VM's pathway lists it from that copy at once, without waiting for
-    the file (issue 66 item 3: nothing is held per segment while nothing fails, and nothing is lost)."""
+    the file (nothing is held per segment while nothing fails, and nothing is lost)."""
     w = make(tmp_path)
     w.redirects = True
     w.owncast_lists(0, NAMES[0])
@@ -214,9 +214,7 @@ async def test_an_upload_failing_while_the_vm_redirects_is_listed_from_its_copy_
 
 
 async def test_while_the_bucket_serves_a_slot_is_one_version_as_without_steering(tmp_path: Path) -> None:
-    """Issue 66, item 3: with the VM's pathway each slot was shown (and saved) once when the VM held it and
-    again as each variant's upload landed (2.85 saves a slot against 1: 2.6x the bytes written at a 4 h
-    window). While the VM only redirects, a copy is listed once uploaded, as without steering: the same
+    """Each save is bytes written on the VM: while the VM only redirects, a copy is listed once uploaded, as without steering: the same
     versions on the first bucket's pathway, one per slot, and nothing held (its file is the VM's copy)."""
     async def versions(w: World) -> list[str]:
         for name in NAMES[:6]:

@@ -1,8 +1,8 @@
-"""Viewers' playback reports (issue 42), in process: the report's format and its clamps
-(status/playback.py), the rules that keep one client from painting the picture (a page once per
-interval, the count's caps, its start-up once, no more time than it was there), the heartbeat's answer
-(400 for a malformed report, the service's clock), /metrics, /health and config.json. In Chromium:
-tests/test_viewers_browser.py; the P2P rejections with a real Prometheus: tests/test_p2p_browser.py."""
+"""Viewers' playback reports, in process: the report's format and its clamps (status/playback.py), the rules
+that keep one client from painting the picture (a page once per interval, the count's caps, its start-up once,
+no more time than it was there), the heartbeat's answer (400 for a malformed report, the service's clock),
+/metrics, /health and config.json. In Chromium: tests/test_viewers_browser.py; the P2P rejections with a real
+Prometheus: tests/test_p2p_browser.py."""
 
 from __future__ import annotations
 
@@ -189,9 +189,9 @@ NEVER = [  # (within, beyond) whatever the time
                          + [(*case, False) for case in NEVER])
 def test_a_report_holds_no_more_than_a_page_could_have_had_since_its_last_else_it_is_refused(
         within: dict[str, int], beyond: dict[str, int], in_time: bool) -> None:
-    """Issue 50 P1: each count was bounded by its field's width only (255 stalls, 65,535 rejected peer
-    segments a report). Now by the time the report covers: beyond it, the report is refused whole
-    (counted: reason="out_of_bounds"; the page carries its counts into its next, as after "too soon")."""
+    """Each count is bounded by the time the report covers, not by its field's width (255 stalls, 65,535
+    rejected peer segments a report): beyond it, the report is refused whole (counted:
+    reason="out_of_bounds"; the page carries its counts into its next, as after "too soon")."""
     clock = Clock()
     audience, playback = counted(clock)
     pages = [new_id(), new_id()]
@@ -221,12 +221,10 @@ def flood(audience: Audience, playback: Playback, pages: list[str], address: str
 
 
 def test_one_address_with_20_pages_adds_no_more_than_20_pages_could_have_had() -> None:
-    """Issue 50 P1 as found: one IPv4 address, 20 page ids, 40 s, a report every 50 ms, every count at its
-    width's most: +35,560 stalls, +35,560 errors of each kind, +9.17 M rejected peer segments. Then an
-    attacker that knows the rules and claims what the time allows. Either way: no more than 20 pages
-    could have had in 40 s and the 10 s before (2 stalls a second: 2,000 stalls; 4 rejections a second:
-    4,000), and the address counts once among those that reported a problem (what the alerts read: they
-    need two)."""
+    """One IPv4 address, 20 page ids, 40 s, a report every 50 ms, every count at its width's most; then an
+    attacker that knows the rules and claims what the time allows. Either way: no more than 20 pages could
+    have had in 40 s and the 10 s before (2 stalls a second: 2,000 stalls; 4 rejections a second: 4,000),
+    and the address counts once among those that reported a problem (what the alerts read: they need two)."""
     most = {name: (255 if width == "B" else 65_535 if width == "H" else 0xFFFF_FFFE)
             for name, width in FIELDS if name not in NO_FIGURE}
     greedy = report_of(most)
@@ -250,9 +248,8 @@ def test_one_address_with_20_pages_adds_no_more_than_20_pages_could_have_had() -
 
 
 def test_start_ups_count_once_per_page_and_once_a_minute_per_address() -> None:
-    """Issue 50 P2: a client made up page ids, kept each counted half an interval, sent a start-up of
-    10 minutes and left: 160 start-ups of 600 s in 40 s (30 honest ones). Now an address's start-up
-    counts once a minute, a page's once."""
+    """A client making up page ids, each counted half an interval with a start-up of 10 minutes, must not
+    fill the start-up figures: an address's start-up counts once a minute, a page's once."""
     clock = Clock()
     audience, playback = counted(clock)
     start = clock.t
@@ -429,7 +426,7 @@ async def test_the_answer_carries_the_services_clock_and_says_when_a_report_was_
         again = await (await client.post("/live/watching", headers={"Hb-Watching": page,
                                                                      "Hb-Report": report()})).json()
         assert "taken" not in again and playback.reports == 1 and audience.watching == 1
-        # A beat without a report answers as before issue 42.
+        # A beat without a report answers as a plain heartbeat.
         plain = await client.post("/live/watching", headers={"Hb-Watching": page})
         assert plain.status == (200 if show else 204)
 
@@ -513,17 +510,16 @@ class Hostile:
 @pytest.mark.integration
 async def test_a_hostile_client_moves_the_real_services_figures_no_further_than_its_pages_could(
         tmp_path: Path, moto_url: str) -> None:
-    """Issue 50 P1-P3 on `python -m broadcaster run` over HTTP, set up as behind the tunnel
+    """The report rules on `python -m broadcaster run` over HTTP, set up as behind the tunnel
     (TRUST_CF_CONNECTING_IP=true), pages beating every second (VIEWER_TIMEOUT=3):
 
-    - one IPv4 address, 20 page ids: 10 report every count at its width's most every 100 ms (before:
-      255 stalls, 65,535 rejected peer segments a report, twice a second per page), 10 claim what the
+    - one IPv4 address, 20 page ids: 10 report every count at its width's most every 100 ms, 10 claim what the
       time since their last report taken allows and a start-up of 10 minutes. Added: no more than 20
       pages could have had in that time and the 10 s before each (2 stalls a second, 4 rejections);
       the greedy reports refused and counted; the address once among those with problems;
     - another address makes up a page every 250 ms, keeps it counted until its report is heard, with
-      a 10-minute start-up, and leaves: one start-up counted for it (before: one per page);
-    - 100 /64s of one IPv6 /48, 20 ids each: 20 pages counted at once (before: 2,000)."""
+      a 10-minute start-up, and leaves: one start-up counted for it;
+    - 100 /64s of one IPv6 /48, 20 ids each: 20 pages counted at once, not 2,000."""
     env = moto_env(moto_url, tmp_path, TRUST_CF_CONNECTING_IP="true", VIEWER_TIMEOUT="3")
     async with ServiceProcess(env, tmp_path / "run") as service, aiohttp.ClientSession() as http:
         client = Hostile(http, service.url)

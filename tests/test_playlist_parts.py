@@ -1,4 +1,4 @@
-"""A long window's playlist rendered in parts (issue 32): frozen chunks of segments, each deflated once.
+"""A long window's playlist rendered in parts: frozen chunks of segments, each deflated once.
 
 Every version, whatever happened to the window, must be the whole window joined as before (the
 reference: Renderer.text, every entry's text after the header), and its gzip one
@@ -99,9 +99,8 @@ def run_history(chunk: int, window: float, fmp4: bool, hashes: bool, ops: list[t
        fmp4=st.booleans(), hashes=st.booleans(), edge=st.sampled_from([1, 2, 5, 40]),
        ops=st.lists(st.tuples(st.sampled_from(OPS), st.integers(0, 2 ** 16)), min_size=1, max_size=200))
 def test_every_version_in_parts_is_the_whole_window_joined(
-    chunk: int, window: float, fmp4: bool, hashes: bool, edge: int, ops: list[tuple[str, int]]
-) -> None:
-    """Hashes shown only near the edge (issue 40, H1): a segment's text changes once, as it leaves the
+        chunk: int, window: float, fmp4: bool, hashes: bool, edge: int, ops: list[tuple[str, int]]) -> None:
+    """Hashes shown only near the edge: a segment's text changes once, as it leaves the
     edge, never inside a frozen chunk or the text a piece refers back into."""
     run_history(chunk, window, fmp4, hashes, ops, edge)
 
@@ -180,8 +179,7 @@ def long_playlists() -> FakePlaylists:
 
 
 async def test_aiohttps_client_reads_the_gzip_of_a_long_window(
-    aiohttp_client: AiohttpClient, long_playlists: FakePlaylists
-) -> None:
+        aiohttp_client: AiohttpClient, long_playlists: FakePlaylists) -> None:
     rendered: Rendered = long_playlists.generators[0].render()
     assert rendered._parts is not None and rendered._parts.middle.chunks
     app = create_app(long_playlists, FakeHealth(), Metrics(), playlist_options=PlaylistOptions(default_variant=0))
@@ -194,8 +192,7 @@ async def test_aiohttps_client_reads_the_gzip_of_a_long_window(
 @pytest.mark.browser
 @needs_chromium
 async def test_chromium_reads_the_gzip_of_a_long_window(
-    aiohttp_client: AiohttpClient, long_playlists: FakePlaylists
-) -> None:
+        aiohttp_client: AiohttpClient, long_playlists: FakePlaylists) -> None:
     from playwright.async_api import async_playwright
 
     rendered: Rendered = long_playlists.generators[0].render()

@@ -144,7 +144,7 @@ class CountedUris(VmUris):
 
 def test_each_entry_is_written_once_per_pathway_not_once_per_version() -> None:
     """A pathway's version is rendered on every change (a segment a second per variant): each entry's
-    text at its URIs is made the first time and looked up after (the VM's URIs are not free: issue 66's
+    text at its URIs is made the first time and looked up after (the VM's URIs are not free: they are
     CPU per segment), for plain segments and fMP4's with their EXT-X-MAP alike."""
     for init in (None, "init.mp4"):
         CountedUris.made = {}

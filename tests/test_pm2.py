@@ -1,4 +1,4 @@
-"""Issue 68, item 1: pm2 as docs/production.md says, step by step, as a user that is not root.
+"""pm2 as docs/production.md says, step by step, as a user that is not root.
 
 docs/production.md's "With pm2 instead of systemd" block is run line by line as written, with only this
 machine's paths put in (/opt, /etc and /var/lib folders of the test's own; `owncast`: a system user made
@@ -35,6 +35,7 @@ import pytest
 
 from broadcaster.demo.seaweed import SeaweedS3
 from tests.support import pm2
+from broadcaster.demo.ports import kept_port
 from tests.support.as_user import as_nobody, open_folder
 from tests.support.service_process import with_this_code
 from tests.support.waiting import until
@@ -122,12 +123,6 @@ def fill_in(machine: Machine, bucket: SeaweedS3, hls: Path, port: int) -> None:
     env_file.write_text("\n".join(lines) + "\n")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def health(port: int) -> int:
     try:
         with urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as answer:
@@ -168,7 +163,7 @@ async def test_pm2_runs_the_service_after_exactly_the_documented_steps(
     (hls / "0").mkdir(parents=True)
     subprocess.run(["chown", "-R", f"{user}:{user}", str(machine.home / "owncast")], check=True, timeout=60)
     machine.home.chmod(0o700)
-    port = free_port()
+    port = kept_port()
     steps = documented_steps()
     assert steps[:2] == ["sudo python3 -m venv /opt/hls-broadcaster/venv",
                          "sudo /opt/hls-broadcaster/venv/bin/pip install /path/to/hls-broadcaster"], steps

@@ -1,5 +1,5 @@
 """Ports known before their server binds them (broadcaster/demo/ports.py): below the ephemeral range,
-reserved on this machine while held, so two of our servers never pick the same one (issue 47)."""
+reserved on this machine while held, so two of our servers never pick the same one."""
 
 from __future__ import annotations
 

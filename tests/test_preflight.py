@@ -70,21 +70,15 @@ def bucket_lines(lines: list[str]) -> list[str]:
 
 
 async def test_passes_with_the_right_settings_and_leaves_nothing_behind(
-    seaweed: SeaweedS3, tmp_path: Path
-) -> None:
+        seaweed: SeaweedS3, tmp_path: Path) -> None:
     ok, lines = await check(settings_for(seaweed, tmp_path))
 
     assert ok, "\n".join(lines)
     assert set(statuses(lines)) == {"ok"}, lines
     text = "\n".join(lines)
     for step in (
-        "put probe object live/.hls-broadcaster-check-",
-        "head probe object",
-        "head bucket",
-        "public GET " + seaweed.public_url + "/live/",
-        "CORS GET",
-        "CORS preflight",
-        "delete probe object",
+        "put probe object live/.hls-broadcaster-check-", "head probe object", "head bucket",
+        "public GET " + seaweed.public_url + "/live/", "CORS GET", "CORS preflight", "delete probe object",
     ):
         assert step in text, (step, lines)
     assert lines[-1].startswith("all checks passed")
@@ -97,9 +91,8 @@ async def test_passes_with_the_right_settings_and_leaves_nothing_behind(
     ("127.0.0.1", "true", False), ("0.0.0.0", "false", False), ("192.0.2.10", "false", False),
 ])
 async def test_loopback_without_trusting_cf_connecting_ip_is_a_warning(
-    seaweed: SeaweedS3, tmp_path: Path, host: str, trust: str, warned: bool
-) -> None:
-    """Issue 41, V3: behind cloudflared on loopback every viewer comes from 127.0.0.1: without
+        seaweed: SeaweedS3, tmp_path: Path, host: str, trust: str, warned: bool) -> None:
+    """Behind cloudflared on loopback every viewer comes from 127.0.0.1: without
     TRUST_CF_CONNECTING_IP one client fills the viewer count. A warning, not a failure (a local test
     without the tunnel is fine)."""
     ok, lines = await check(settings_for(seaweed, tmp_path, HOST=host, TRUST_CF_CONNECTING_IP=trust))
@@ -110,8 +103,7 @@ async def test_loopback_without_trusting_cf_connecting_ip_is_a_warning(
 
 
 async def test_wrong_secret_fails_on_the_first_bucket_check_naming_the_setting(
-    seaweed: SeaweedS3, tmp_path: Path
-) -> None:
+        seaweed: SeaweedS3, tmp_path: Path) -> None:
     wrong = "not-the-secret-0123456789"
     ok, lines = await check(settings_for(seaweed, tmp_path, AWS_SECRET_ACCESS_KEY=wrong))
 
@@ -137,8 +129,7 @@ async def test_wrong_bucket_and_key_name_their_settings(seaweed: SeaweedS3, tmp_
 
 
 async def test_a_public_url_that_does_not_serve_the_bucket_fails_and_still_cleans_up(
-    seaweed: SeaweedS3, tmp_path: Path
-) -> None:
+        seaweed: SeaweedS3, tmp_path: Path) -> None:
     ok, lines = await check(
         settings_for(seaweed, tmp_path, R2_PUBLIC_URL=seaweed.endpoint_url + "/elsewhere")
     )
@@ -153,8 +144,7 @@ async def test_a_public_url_that_does_not_serve_the_bucket_fails_and_still_clean
 
 
 async def test_a_private_stream_whose_public_url_serves_strangers_fails_the_edge_check(
-    seaweed: SeaweedS3, tmp_path: Path
-) -> None:
+        seaweed: SeaweedS3, tmp_path: Path) -> None:
     """PRIVATE=true with the bucket public and no edge rule in front (SeaweedFS serves anyone): the probe
     without a token answers, which fails; with the window's token it answers too (the token not shown).
     The edge's refusals are proven against the Worker in workerd (tests/test_edge_worker.py)."""
@@ -187,8 +177,8 @@ async def test_an_endpoint_with_the_bucket_in_its_path_is_caught(seaweed: Seawee
     ok, lines = await check(settings)
 
     assert not ok and lines[0].startswith("FAIL S3_ENDPOINT_URL has a path"), lines
-    # One FAIL, for it alone: the bucket's checks, which would fail for it and blame the (right) R2_PUBLIC_URL
-    # (issue 68), are skipped until it is fixed.
+    # One FAIL, for it alone: the bucket's checks, which would fail for it and blame the (right) R2_PUBLIC_URL,
+    # are skipped until it is fixed.
     assert [line for line in lines if line.startswith("FAIL")] == [lines[0]], lines
     assert any(line.startswith("skip the bucket: S3_ENDPOINT_URL names a path") for line in lines), lines
     assert not any("R2_PUBLIC_URL" in line for line in lines if line.startswith("FAIL")), lines
@@ -222,7 +212,7 @@ async def test_the_deploy_cors_policy_satisfies_the_check(seaweed: SeaweedS3, tm
     assert ok, "\n".join(lines)
 
 
-# -- this machine: PORT, STATE_DIR (issue 47) -----------------------------------------------------------
+# -- this machine: PORT, STATE_DIR ----------------------------------------------------------------------
 
 
 async def test_a_port_in_use_fails_naming_the_setting_and_a_free_one_passes(seaweed: SeaweedS3, tmp_path: Path) -> None:
@@ -240,7 +230,7 @@ async def test_a_port_in_use_fails_naming_the_setting_and_a_free_one_passes(seaw
 
 def test_port_3000_in_use_names_grafana() -> None:
     """Grafana's default port is PORT's default: on a VM that runs the dashboard too, the likeliest
-    clash, named (issue 47). Told by the error alone: binding 3000 here could meet the demo of another test."""
+    clash, named. Told by the error alone: binding 3000 here could meet the demo of another test."""
     taken = OSError(errno.EADDRINUSE, "Address already in use")
     assert bind_hint(taken, Address("127.0.0.1", 3000)) == (
         "already in use by another program (Grafana's default port is 3000 too) (`ss -ltnp 'sport = :3000'` "
@@ -308,8 +298,7 @@ async def cloudflare_in_front(target: str, cache_status: str | None) -> tuple[we
 @pytest.mark.parametrize(("cache_status", "cached"), [("DYNAMIC", False), (None, False), ("MISS", True),
                                                      ("HIT", True)])
 async def test_a_segment_fetched_through_the_public_url_must_be_cacheable(
-    seaweed: SeaweedS3, tmp_path: Path, cache_status: str | None, cached: bool
-) -> None:
+        seaweed: SeaweedS3, tmp_path: Path, cache_status: str | None, cached: bool) -> None:
     """Behind Cloudflare, DYNAMIC (or no CF-Cache-Status) means no Cache Rule made segments eligible:
     every viewer's GET would reach the bucket. A warning naming the rule; MISS or HIT is an ok line."""
     runner, edge = await cloudflare_in_front(seaweed.public_url, cache_status)

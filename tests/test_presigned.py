@@ -25,6 +25,7 @@ from broadcaster.settings import load_settings
 from tests.support.browser import launch_chromium, needs_chromium, open_viewer, watch
 from tests.support.service_process import ServiceProcess, service_env
 from tests.support.hls_checker import VariantSetChecker
+from tests.support.listing import listing as listed_in
 from tests.support.waiting import until
 
 EXPIRY = 900
@@ -60,14 +61,10 @@ class Listed:
     def note(self, v: int, text: str) -> None:
         self.checker.assert_ok(str(v), text)
         lines = text.splitlines()
-        seq = int(next(line for line in lines if line.startswith("#EXT-X-MEDIA-SEQUENCE:")).split(":")[1])
-        for line in lines:
-            if line.startswith('#EXT-X-MAP:URI="'):
-                self.inits.add(line.split('"')[1])
-            elif line and not line.startswith("#"):
-                first = self.uris[v].setdefault(seq, line)
-                assert first == line, f"variant {v}, media sequence {seq}: {first} became {line}"
-                seq += 1
+        self.inits.update(line.split('"')[1] for line in lines if line.startswith('#EXT-X-MAP:URI="'))
+        for e in listed_in(text):
+            first = self.uris[v].setdefault(e.number, e.uri)
+            assert first == e.uri, f"variant {v}, media sequence {e.number}: {first} became {e.uri}"
         if "#EXT-X-ENDLIST" in lines:
             self.ended.add(v)
 
@@ -114,8 +111,7 @@ async def get(http: aiohttp.ClientSession, url: str) -> tuple[int, bytes]:
 
 
 async def test_every_listed_url_is_presigned_serves_its_segment_and_never_changes_and_ffmpeg_plays(
-    tmp_path: Path, private_s3: SeaweedS3, owncast: OwncastEmulator
-) -> None:
+        tmp_path: Path, private_s3: SeaweedS3, owncast: OwncastEmulator) -> None:
     env = presigned_env(owncast.variant_dir(0).parent, private_s3, tmp_path / "state", WINDOW_SECONDS="4")
     listed = Listed()
     async with ServiceProcess(env, tmp_path) as service, aiohttp.ClientSession() as http:
@@ -154,8 +150,7 @@ async def test_every_listed_url_is_presigned_serves_its_segment_and_never_change
 
 
 async def test_a_restart_keeps_the_listed_urls_byte_for_byte(
-    tmp_path: Path, private_s3: SeaweedS3, owncast: OwncastEmulator
-) -> None:
+        tmp_path: Path, private_s3: SeaweedS3, owncast: OwncastEmulator) -> None:
     env = presigned_env(owncast.variant_dir(0).parent, private_s3, tmp_path / "state", WINDOW_SECONDS="10")
     before, after = Listed(), Listed()
     async with aiohttp.ClientSession() as http:
@@ -227,8 +222,7 @@ async def what_it_got(http: aiohttp.ClientSession, said: str) -> str:
 @pytest.mark.browser
 @needs_chromium
 async def test_hls_js_plays_presigned_segments_from_a_private_bucket(
-    tmp_path: Path, private_s3: SeaweedS3, owncast: OwncastEmulator
-) -> None:
+        tmp_path: Path, private_s3: SeaweedS3, owncast: OwncastEmulator) -> None:
     from playwright.async_api import Response, async_playwright
 
     # The bucket's pathway alone (presigned_env): a probe of a loaded SeaweedFS would steer the page.
@@ -271,8 +265,7 @@ async def check(s3: SeaweedS3, tmp_path: Path, **over: str) -> tuple[bool, list[
         "AWS_SECRET_ACCESS_KEY": s3.secret_key, "AWS_BUCKET_NAME": s3.bucket, "STATE_DIR": str(tmp_path / "state"),
         "SEGMENT_URLS": "presigned", "PRESIGN_EXPIRY": str(EXPIRY), "REWIND_SECONDS": "0",
         "TRUST_CF_CONNECTING_IP": "true",  # HOST is loopback: behind cloudflared, as deploy/env.example says
-        # Any free port: the default 3000 may be another test's service at that moment (a full run,
-        # 2026-11-26: "HOST/PORT 127.0.0.1:3000: already in use" beside the check this test is about).
+        # Any free port: the default 3000 may be another test's service at that moment.
         "PORT": "0",
         **over,
     })  # fmt: skip
@@ -282,8 +275,7 @@ async def check(s3: SeaweedS3, tmp_path: Path, **over: str) -> tuple[bool, list[
 
 
 async def test_check_reads_through_a_presigned_url_and_says_the_bucket_is_private(
-    tmp_path: Path, private_s3: SeaweedS3
-) -> None:
+        tmp_path: Path, private_s3: SeaweedS3) -> None:
     ok, lines = await check(private_s3, tmp_path)
     text = "\n".join(lines)
     assert ok, text

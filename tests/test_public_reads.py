@@ -1,4 +1,4 @@
-"""/health tells whether viewers can fetch what is listed, whatever PATHWAYS is (issue 80, item 1):
+"""/health tells whether viewers can fetch what is listed, whatever PATHWAYS is:
 status/public_reads.py's verdict from the probe's answers and the start's test object, the probe run
 without steering against a real HTTP server, and the start's look (bucket/public_check.listed_answers)."""
 

@@ -70,8 +70,7 @@ async def test_segment_deleted_before_upload_is_lost_and_the_gap_marked(world: W
     await world.settle()
     assert world.uris(0) == ["stream-a-0.ts", "stream-a-2.ts"]
     assert world.text().count("#EXT-X-DISCONTINUITY\n") == 1
-    lost = world.metrics.registry.get_sample_value(
-        "hls_broadcaster_segments_lost_total", {"variant": "0", "reason": "deleted"})
+    lost = world.sample("segments_lost_total", variant="0", reason="deleted")
     assert lost == 1
 
 
@@ -121,16 +120,14 @@ async def test_missing_init_section_loses_its_segments(world: World) -> None:
     world.owncast_lists(0, "stream-a-0.m4s", init="init_0.mp4")
     await world.settle()
     assert world.playlists.media_playlist(0) is None
-    assert world.metrics.registry.get_sample_value(
-        "hls_broadcaster_segments_lost_total", {"variant": "0", "reason": "init_lost"}) == 1
+    assert world.sample("segments_lost_total", variant="0", reason="init_lost") == 1
 
 
 def test_a_lost_init_section_is_reported_once_not_as_an_unretrieved_future(tmp_path: Path) -> None:
-    """Without the VM's copies nobody awaits an init section's "kept" future: its error (the init
-    task's, counted as init_lost) was logged again at ERROR, with a traceback, whenever the future was
-    collected ("Future exception was never retrieved"), in whatever ran next. Run on a loop of its own,
-    its log records not kept (a kept record's traceback holds the future), so that once the loop is
-    gone a collection frees every future it made."""
+    """Without the VM's copies nobody awaits an init section's "kept" future: its error (counted as
+    init_lost) must not be logged again, with a traceback, when the future is collected ("Future exception
+    was never retrieved"). Run on a loop of its own, its log records not kept (a kept record's traceback
+    holds the future), so that once the loop is gone a collection frees every future it made."""
     import gc
 
     unretrieved: list[str] = []
@@ -144,8 +141,7 @@ def test_a_lost_init_section_is_reported_once_not_as_an_unretrieved_future(tmp_p
         (tmp_path / "0" / "stream-a-0.m4s").write_bytes(b"\x00" * 376)
         await world.settle()
         await world.pub.close()
-        return world.metrics.registry.get_sample_value(
-            "hls_broadcaster_segments_lost_total", {"variant": "0", "reason": "init_lost"})
+        return world.sample("segments_lost_total", variant="0", reason="init_lost")
 
     logging.disable(logging.CRITICAL)
     try:
@@ -176,18 +172,16 @@ async def test_a_longer_segment_raises_the_target_with_a_new_playlist(world: Wor
         assert "#EXT-X-TARGETDURATION:6\n" in world.text(v)  # 1 -> 3 (2.6 s) -> 6 (4.4 s, doubled)
         assert _shown(world, v) == {f"stream-a-{i}.ts" for i in range(4)}
     assert [n for v, _, n in world.listed if v == 0] == [f"stream-a-{i}.ts" for i in range(4)]
-    assert world.metrics.registry.get_sample_value(
-        "hls_broadcaster_target_duration_changes_total", {"reason": "longer_segment"}) == 2
-    assert world.metrics.registry.get_sample_value("hls_broadcaster_input_rejected_total",
-                                                   {"reason": "rejected"}) is None
+    assert world.sample("target_duration_changes_total", reason="longer_segment") == 2
+    assert world.sample("input_rejected_total", reason="rejected") is None
     numbers = [n for v, n, _ in world.listed if v == 0]
     assert numbers == sorted(set(numbers))  # never reused, never back
 
 
 async def test_the_target_policy_returns_a_retarget_and_changes_no_playlist(world: World) -> None:
-    """The target policy decides, and only decides (issue 49): `fit` (a slot's segment longer than the
-    target) and `raise_for` (variants cut apart) each return a Retarget and leave every variant's
-    playlist as it was, saved form and shown version alike; the lister is what applies a decision."""
+    """The target policy decides, and only decides: `fit` (a slot's segment longer than the target) and
+    `raise_for` (variants cut apart) each return a Retarget and leave every variant's playlist as it was,
+    saved form and shown version alike; the lister is what applies a decision."""
     world.pub.on_master([SourceVariant(0, 800_000), SourceVariant(1, 300_000)])
     for v in (0, 1):
         world.owncast_lists(v, "stream-a-0.ts", "stream-a-1.ts")
@@ -244,9 +238,9 @@ async def test_variants_list_the_same_slots_under_the_same_numbers(world: World)
 
 
 async def test_a_loss_in_one_variant_is_a_gap_there_alone_the_others_keep_their_copy(world: World) -> None:
-    """Issue 50, W5: a copy lost in one variant no longer drops the good copies of the others. That
-    variant lists its moment as a gap (EXT-X-GAP) under the same number, so the numbers and the
-    discontinuity numbers stay those of every variant, and hls.js loads the moment from another."""
+    """A copy lost in one variant drops no good copy of the others: that variant lists its moment as a gap
+    (EXT-X-GAP) under the same number, so the numbers stay those of every variant, and hls.js loads the
+    moment from another."""
     for i in range(3):
         world.owncast_lists(0, f"stream-a-{i}.ts")
         world.owncast_lists(1, f"stream-a-{i}.ts", write=i != 1)  # variant 1's copy of 1 vanished
@@ -305,10 +299,9 @@ async def test_both_variants_end_then_the_next_stream_continues_both(world: Worl
 
 
 async def test_variants_that_end_one_segment_apart_both_end(world: World) -> None:
-    """ffmpeg stopped mid-segment may close one variant with a last short segment the other never gets
-    (a full run: variant 0 listed stream-…-32.ts, 0.04 s, variant 1 ended at 31). Variant 1 will never list
-    it: the slot is decided without it (dropped, as any slot a variant never listed), and both playlists
-    end. It used to wait for variant 1 for good: no EXT-X-ENDLIST in either, players stood still."""
+    """ffmpeg stopped mid-segment may close one variant with a last short segment the other never gets:
+    the slot is decided without it (as any slot a variant never listed), and both playlists end, rather
+    than wait for the other variant for good (no EXT-X-ENDLIST: players stand still)."""
     for v in (0, 1):
         world.owncast_lists(v, "stream-a-0.ts", "stream-a-1.ts")
     world.owncast_lists(0, "stream-a-2.ts", duration=0.041667)
@@ -330,10 +323,9 @@ async def test_variants_that_end_one_segment_apart_both_end(world: World) -> Non
 
 
 async def test_after_an_ended_stream_a_variant_read_late_at_the_next_still_joins_its_first_slot(tmp_path: Path) -> None:
-    """Between streams every variant is quiet: at the next stream, a variant whose first segment is read
-    a moment after another's uploaded is waited for (as long as a live one would be), not left out of
-    the first slot and then restarted, which dropped its whole window without ENDLIST (seen in
-    test_faults_owncast under load)."""
+    """Between streams every variant is quiet: at the next stream, a variant whose first segment is read a
+    moment after another's uploaded is waited for (as long as a live one would be), not left out of the
+    first slot and then restarted, which would drop its whole window without ENDLIST."""
     world = World(tmp_path, window=30.0, stepped=True)
     for v in (0, 1):
         world.owncast_lists(v, "stream-a-0.ts", "stream-a-1.ts", "stream-a-2.ts")
@@ -420,8 +412,7 @@ async def test_unsafe_names_are_counted_once(world: World) -> None:
     bad = SourcePlaylist(1, 0, (), False, True, rejected=(("../../etc/passwd", "not a plain file name"),))
     world.pub.on_variant_playlist(0, bad)
     world.pub.on_variant_playlist(0, bad)
-    assert world.metrics.registry.get_sample_value(
-        "hls_broadcaster_input_rejected_total", {"reason": "unsafe_name"}) == 1
+    assert world.sample("input_rejected_total", reason="unsafe_name") == 1
 
 
 async def test_health_reports_counts_and_stall(world: World) -> None:
@@ -528,17 +519,16 @@ async def test_the_queue_depth_is_a_running_count_not_a_sum_per_segment(world: W
     world.pub.on_variant_playlist(0, SourcePlaylist(1, 0, segments, False, True))
     assert slots.values_calls < 10
     assert world.pub.queue_depth == 300
-    assert world.metrics.registry.get_sample_value("hls_broadcaster_upload_queue_depth") == 300
+    assert world.sample("upload_queue_depth") == 300
     for name in names:
         world.store.release(f"live/0/{name}")
     await world.settle()
     assert world.pub.queue_depth == 0
-    assert world.metrics.registry.get_sample_value("hls_broadcaster_upload_queue_depth") == 0
+    assert world.sample("upload_queue_depth") == 0
 
 
 async def test_a_playlist_full_of_unsafe_names_writes_one_line_not_one_per_name(
-    world: World, caplog: pytest.LogCaptureFixture
-) -> None:
+        world: World, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING, logger="broadcaster.publish.publisher")
     rejected = tuple((f"../evil-{i}.ts", "not a plain file name") for i in range(500))
     world.pub.on_variant_playlist(0, SourcePlaylist(1, 0, (), False, True, rejected=rejected))
@@ -546,8 +536,7 @@ async def test_a_playlist_full_of_unsafe_names_writes_one_line_not_one_per_name(
         ("../more.ts", "not a plain file name"),)))
     lines = [r.getMessage() for r in caplog.records if "skipping" in r.getMessage()]
     assert len(lines) == 1 and "../evil-0.ts" in lines[0], lines[:3]
-    assert world.metrics.registry.get_sample_value(
-        "hls_broadcaster_input_rejected_total", {"reason": "unsafe_name"}) == 501
+    assert world.sample("input_rejected_total", reason="unsafe_name") == 501
 
 
 async def test_variants_cut_apart_are_listed_each_on_its_own(tmp_path: Path) -> None:
@@ -568,7 +557,7 @@ async def test_variants_cut_apart_are_listed_each_on_its_own(tmp_path: Path) -> 
     for v in (0, 1):
         numbers = [n for i, n, _ in world.listed if i == v]
         assert numbers == sorted(set(numbers))
-    assert world.metrics.registry.get_sample_value("hls_broadcaster_variants_cut_apart_total") == 1
+    assert world.sample("variants_cut_apart_total") == 1
     assert world.pub.target_duration == 2
 
 
@@ -594,8 +583,7 @@ async def test_a_new_stream_with_shorter_segments_gets_its_own_target(world: Wor
     assert [name for _, _, name in world.listed] == (
         [f"stream-a-{n}.ts" for n in range(4)] + [f"stream-b-{n}.ts" for n in range(5)]
         + [f"stream-c-{n}.ts" for n in range(3)])
-    assert world.metrics.registry.get_sample_value(
-        "hls_broadcaster_target_duration_changes_total", {"reason": "new_stream"}) == 2
+    assert world.sample("target_duration_changes_total", reason="new_stream") == 2
 
 
 async def test_shorter_segments_after_a_stream_that_did_not_end_keep_the_target(world: World) -> None:
@@ -613,9 +601,8 @@ async def test_shorter_segments_after_a_stream_that_did_not_end_keep_the_target(
     assert world.pub.target_duration == 3 and "#EXT-X-TARGETDURATION:3\n" in text
     assert "stream-a-3.ts" in text and text.count("#EXT-X-DISCONTINUITY\n") == 1
     assert text.index("#EXT-X-DISCONTINUITY\n") < text.index("stream-b-0.ts")
-    assert world.metrics.registry.get_sample_value("hls_broadcaster_target_duration_kept_total") == 1
-    assert world.metrics.registry.get_sample_value(
-        "hls_broadcaster_target_duration_changes_total", {"reason": "new_stream"}) is None
+    assert world.sample("target_duration_kept_total") == 1
+    assert world.sample("target_duration_changes_total", reason="new_stream") is None
     world.owncast_lists(0, ended=True, target=1)
     await world.settle()
     world.segments[0] = []
@@ -623,7 +610,7 @@ async def test_shorter_segments_after_a_stream_that_did_not_end_keep_the_target(
         world.owncast_lists(0, f"stream-c-{n}.ts", duration=1.0, target=1)
         await world.settle()
     assert world.pub.target_duration == 1 and "#EXT-X-TARGETDURATION:1\n" in world.text()
-    assert world.metrics.registry.get_sample_value("hls_broadcaster_target_duration_kept_total") == 1
+    assert world.sample("target_duration_kept_total") == 1
 
 
 async def test_a_stream_that_cannot_be_served_is_never_idle_in_health(world: World) -> None:
@@ -716,11 +703,10 @@ def _shown(world: World, variant: int) -> set[str]:
 
 
 async def test_a_raise_from_one_lane_lists_what_the_other_lane_listed_meanwhile(tmp_path: Path) -> None:
-    """Variants cut apart (a copied variant beside a transcoded one): the copied variant's 3 s segment
-    raises the target 2 -> 4 while the transcoded variant's segments of that moment are listed but
-    not shown yet (a save is in flight: the versions made meanwhile wait for it, and only the newest
-    is shown after it). Every playlist starts again at the same address; those segments must be in
-    the new playlist (issue 32, item 5), not dropped unseen with the old one."""
+    """Variants cut apart: the copied variant's 3 s segment raises the target 2 -> 4 while the transcoded
+    variant's segments of that moment are listed but not shown yet (a save in flight). Every playlist
+    starts again at the same address; those segments must be in the new playlist, not dropped unseen with
+    the old one."""
     state = tmp_path / "state"
     state.mkdir()
     world = World(tmp_path, state=StateFile(state), align_by="time")
@@ -762,12 +748,10 @@ async def test_a_raise_from_one_lane_lists_what_the_other_lane_listed_meanwhile(
 
 
 async def test_a_variant_a_passthrough_stream_adds_joins_at_the_others_discontinuity_number(
-    tmp_path: Path,
-) -> None:
-    """Two variants cut apart (a copied one beside a transcoded one), then a new stream with a third: the
-    new variant's first segment covers a moment the others list under a discontinuity number, and it must
-    list it under the same one (6.2.4; the checker lines variants up by date). It started at its own (found
-    by the matrix's passthrough chains: the new variant at 1, the others at 2)."""
+        tmp_path: Path) -> None:
+    """Two variants cut apart, then a new stream with a third: the new variant's first segment covers a
+    moment the others list under a discontinuity number, and it lists it under the same one (6.2.4; the
+    checker lines variants up by date), not at its own."""
     world = World(tmp_path, align_by="time", window=60.0)
     world.pub.on_master([SourceVariant(0, 3_000_000), SourceVariant(1, 300_000)])
     for n in range(8):

@@ -1,9 +1,9 @@
-"""The VM's pathway ahead of the bucket's (content steering, issues 48 and 66): with the service holding
-each file it read once (vm/held.py), the publisher lists a segment on the VM's pathway as soon as it
-is held and on the bucket's once its upload lands, under the same numbers, discontinuities, durations and
-dates (publish/pathway_views.py, one rule for every pathway); an upload that fails keeps a copy and
-sends it, whatever Owncast deleted meanwhile; a restart uploads again what was listed before it landed.
-A real Publisher and Uploader over a scripted bucket (World)."""
+"""The VM's pathway ahead of the bucket's (content steering): with the service holding each file it read once
+(vm/held.py), the publisher lists a segment on the VM's pathway as soon as it is held and on the bucket's once
+its upload lands, under the same numbers, discontinuities, durations and dates (publish/pathway_views.py, one
+rule for every pathway); an upload that fails keeps a copy and sends it, whatever Owncast deleted meanwhile; a
+restart uploads again what was listed before it landed. A real Publisher and Uploader over a scripted bucket
+(World)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import pytest
 from broadcaster.vm.held import Held
 from broadcaster.state.disk import StateFile
 from tests.support.hls_checker import VariantSetChecker
+from tests.support.listing import Listed, listing
 from tests.support.waiting import until
 from tests.support.world import World, snapshots_of
 
@@ -29,16 +30,16 @@ def make(tmp_path: Path, max_bytes: int = 1 << 20, **options: object) -> tuple[W
     return World(tmp_path / "hls", holder=held, **options), held  # type: ignore[arg-type]
 
 
-def names(body: str) -> list[str]:
-    return [line.rsplit("/", 1)[1] for line in body.splitlines() if line and not line.startswith("#")]
-
-
-def listed(world: World, view: str, variant: int) -> list[str]:
-    """The segment names the newest version of a view lists (`ahead`: the VM's, `bucket`)."""
+def shown(world: World, view: str, variant: int) -> list[Listed]:
+    """What the newest version of a view lists (`ahead`: the VM's, `bucket`)."""
     playlists = world.ahead if view == "ahead" else world.playlists
     assert playlists is not None
     rendered = playlists.media_playlist(variant)
-    return [] if rendered is None else names(rendered.body.decode())
+    return [] if rendered is None else listing(rendered.body.decode())
+
+
+def listed(world: World, view: str, variant: int) -> list[str]:
+    return [e.name for e in shown(world, view, variant)]
 
 
 def same_playlist(body: str) -> str:
@@ -199,12 +200,7 @@ async def test_without_a_keeper_nothing_changes(tmp_path: Path, bucket_down: boo
 
 
 def gaps(world: World, view: str, variant: int) -> list[str]:
-    """The segment names the newest version of a view lists with EXT-X-GAP."""
-    playlists = world.ahead if view == "ahead" else world.playlists
-    assert playlists is not None
-    rendered = playlists.media_playlist(variant)
-    lines = [] if rendered is None else rendered.body.decode().splitlines()
-    return [lines[i + 2].rsplit("/", 1)[1] for i, line in enumerate(lines) if line == "#EXT-X-GAP"]
+    return [e.name for e in shown(world, view, variant) if e.gap]
 
 
 async def test_an_upload_lost_after_it_was_listed_ahead_is_a_gap_on_the_buckets_pathway(tmp_path: Path) -> None:
@@ -224,8 +220,7 @@ async def test_an_upload_lost_after_it_was_listed_ahead_is_a_gap_on_the_buckets_
     assert key not in w.store.keys()
     assert gaps(w, "bucket", 0) == ["stream-abc-0.ts"]
     # Counted lost, with why: no copy was left and Owncast's file is gone (said once, as a WARNING).
-    assert w.metrics.registry.get_sample_value(
-        "hls_broadcaster_segments_lost_total", {"variant": "0", "reason": "copy_dropped"}) == 1
+    assert w.sample("segments_lost_total", variant="0", reason="copy_dropped") == 1
     # No version of the bucket's playlist ever listed it without EXT-X-GAP.
     for v, body in w.playlists.shown:
         lines = body.splitlines()
@@ -240,9 +235,8 @@ async def test_an_upload_lost_after_it_was_listed_ahead_is_a_gap_on_the_buckets_
 
 async def test_a_new_target_reaches_every_variant_of_the_bucket_at_once(tmp_path: Path) -> None:
     """Longer segments raise the target while one variant's upload is still on its way: the bucket's
-    playlists move to the new target together, once that variant's has a version under it (6.2.4:
-    variants share a target duration; test_owncast_matrix saw the bucket's variants differ after
-    2 -> 3 variants), while the VM's move at once."""
+    playlists move to the new target together, once that variant's has a version under it (6.2.4: variants
+    share a target duration), while the VM's move at once."""
     w, _ = make(tmp_path)
     for n in range(2):
         for v in (0, 1):
@@ -267,10 +261,9 @@ async def test_a_new_target_reaches_every_variant_of_the_bucket_at_once(tmp_path
 
 
 async def test_a_segment_shown_ahead_when_the_target_rises_is_listed_in_the_bucket_too(tmp_path: Path) -> None:
-    """A segment the VM's pathway showed while its upload was on its way, then a longer segment raises
-    the target: the new playlist starts after it (the VM's viewers saw it), and the bucket's playlist
-    still lists it once it lands, before moving to the new target. Before, it was in no version the
-    bucket showed (test_owncast_matrix, 1 run in 73 of its raised chain)."""
+    """A segment the VM's pathway showed while its upload was on its way, then a longer segment raises the
+    target: the new playlist starts after it (the VM's viewers saw it), and the bucket's playlist still
+    lists it once it lands, before moving to the new target."""
     w, _ = make(tmp_path)
     for n in range(2):
         for v in (0, 1):
@@ -291,7 +284,7 @@ async def test_a_segment_shown_ahead_when_the_target_rises_is_listed_in_the_buck
     await until(lambda: all(b"#EXT-X-TARGETDURATION:3\n" in r.body for v in (0, 1)
                             if (r := w.playlists.media_playlist(v)) is not None))
     for v in (0, 1):
-        seen = {name for x, body in w.playlists.shown if x == v for name in names(body)}
+        seen = {e.name for x, body in w.playlists.shown if x == v for e in listing(body)}
         assert {f"stream-abc-{n}.ts" for n in range(4)} <= seen, (v, sorted(seen))
     for view in (w.playlists.shown, w.ahead.shown):
         checker = VariantSetChecker(allow_restart=True)
@@ -353,8 +346,7 @@ async def test_a_segment_lost_after_listing_is_a_gap_on_every_pathway_and_in_the
     await until(lambda: gaps(w, "ahead", 0) == gaps(w, "bucket", 0) == ["stream-abc-0.ts"],
                 "a gap on both pathways", detail=lambda: (w.text(0), listed(w, "ahead", 0)))
     assert key not in w.store.keys()
-    assert w.metrics.registry.get_sample_value(
-        "hls_broadcaster_segments_lost_total", {"variant": "0", "reason": "copy_dropped"}) == 1
+    assert w.sample("segments_lost_total", variant="0", reason="copy_dropped") == 1
     # The stream ends: its recording lists the lost segment as a gap, the next one as a segment.
     w.owncast_lists(0, "stream-abc-2.ts", ended=True)
     recording = "live/0/recording-abc.m3u8"

@@ -1,5 +1,4 @@
-"""deploy/nginx-proxy.conf and deploy/Caddyfile, as shipped, in front of the real service (issue 47 item
-4): `nginx -t` and `caddy validate` accept them, and with FORWARDED_ALLOW_IPS naming the proxy the
+"""deploy/nginx-proxy.conf and deploy/Caddyfile, as shipped, in front of the real service: `nginx -t` and `caddy validate` accept them, and with FORWARDED_ALLOW_IPS naming the proxy the
 per-client caps and the viewer count count each real client behind it, whatever a client writes in its
 own X-Forwarded-For (or, with the tunnel's CF-Connecting-IP trusted beside it, in its own CF-Connecting-IP).
 
@@ -82,9 +81,8 @@ async def test_behind_a_proxy_each_real_client_has_its_own_share_of_the_event_st
         behind_a_proxy: tuple[ServiceProcess, Front]) -> None:
     """One client behind the proxy fills its share (22 of 181 streams) and is refused past it, whatever
     X-Forwarded-For it writes itself (nginx appends the address it came from, and the service takes the
-    right-most one that is not the proxy); another client behind the same proxy still gets streams.
-    Before, every request came from nginx's 127.0.0.1, one loopback client that no per-client cap counts,
-    so one client could take every slot."""
+    right-most one that is not the proxy); another client behind the same proxy still gets streams
+    (not all one loopback client that no per-client cap counts)."""
     service, proxy = behind_a_proxy
     held: list[asyncio.StreamWriter] = []
     try:
@@ -109,7 +107,7 @@ async def test_behind_a_proxy_each_real_client_has_its_own_share_of_the_event_st
 
 async def test_behind_a_proxy_the_viewer_count_counts_each_real_client(behind_a_proxy: tuple[ServiceProcess, Front]) -> None:
     """The viewer count keeps at most 20 pages per address (status/audience.py): behind the proxy, per
-    real client, not per proxy (before: nginx's loopback address, which no per-address bound counts)."""
+    real client, not per proxy."""
     _, proxy = behind_a_proxy
 
     async def beat(source: str, page: int, headers: str = "") -> int:

@@ -10,7 +10,6 @@ continuous and ending now), then one more every second, as Owncast would write t
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -22,13 +21,12 @@ from urllib.parse import urlsplit
 import pytest
 from aiohttp import web
 
-from broadcaster.demo.ffmpeg import ffmpeg_exe
 from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.settings import load_settings
 from tests.support.browser import POLL_MS, launch_chromium, needs_chromium, show_video
 from tests.support.observe import listed_at_least
 from tests.support.owncast_web import VIDEOJS_DIR
-from tests.support.owncast_writer import HandFedOwncast, write_in_place
+from tests.support.owncast_writer import HandFedOwncast, one_run_segments, write_in_place
 from tests.support.service_process import running_service, service_env
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
@@ -111,21 +109,8 @@ class Encoded:
 
 
 def encode(folder: Path, seconds: int) -> Encoded:
-    """One ffmpeg run cut into 1 s MPEG-TS segments (a keyframe each second): consecutive timestamps,
-    as one Owncast transcoder run writes them."""
-    folder.mkdir()
-    subprocess.run(
-        [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error",
-         "-f", "lavfi", "-i", "testsrc=size=160x90:rate=15", "-f", "lavfi", "-i", "sine=frequency=440",
-         "-t", str(seconds), "-c:v", "libx264", "-preset", "ultrafast", "-g", "15", "-keyint_min", "15",
-         "-sc_threshold", "0", "-c:a", "aac", "-f", "hls", "-hls_time", "1", "-hls_list_size", "0",
-         "-hls_segment_filename", str(folder / "%03d.ts"), str(folder / "index.m3u8")],
-        check=True, timeout=120, capture_output=True,
-    )  # fmt: skip
-    lines = (folder / "index.m3u8").read_text().splitlines()
-    durations = tuple(float(line[8:].rstrip(",")) for line in lines if line.startswith("#EXTINF:"))
-    assert len(durations) == seconds and all(abs(d - 1) < 0.01 for d in durations), durations
-    return Encoded(tuple((folder / f"{i:03d}.ts").read_bytes() for i in range(seconds)), durations)
+    """One ffmpeg run cut into 1 s segments, as one Owncast transcoder run writes them."""
+    return Encoded(tuple(one_run_segments(folder, seconds, fps=15)), (1.0,) * seconds)
 
 
 def put(owncast: HandFedOwncast, media: Encoded) -> None:

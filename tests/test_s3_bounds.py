@@ -1,4 +1,4 @@
-"""A misbehaving S3 endpoint (issue 11, finding 8): what it answers is read and counted within bounds.
+"""A misbehaving S3 endpoint: what it answers is read and counted within bounds.
 
 A real S3 server (moto) behind the FaultProxy: an endless 500 body must not be read whole (memory),
 and invented status codes must not invent metric label values.
@@ -48,8 +48,7 @@ async def fails_with(call: Coroutine[Any, Any, object]) -> StoreError:
 
 @pytest.mark.parametrize("operation", ["put", "probe", "delete_many"])
 async def test_an_endless_error_body_fails_the_attempt_at_once_with_a_clear_reason(
-    proxy: FaultProxy, store: S3Store, operation: str
-) -> None:
+        proxy: FaultProxy, store: S3Store, operation: str) -> None:
     await proxy.set_mode("endless_500")
     call: Coroutine[Any, Any, object]
     if operation == "put":
@@ -75,8 +74,7 @@ async def test_an_endless_error_body_fails_the_attempt_at_once_with_a_clear_reas
 
 
 async def test_invented_status_codes_are_counted_under_known_labels(
-    tmp_path: Path, proxy: FaultProxy, store: S3Store
-) -> None:
+        tmp_path: Path, proxy: FaultProxy, store: S3Store) -> None:
     metrics = Metrics()
     up = Uploader(store, metrics, concurrency=4, attempt_timeout=3, backoff=Backoff(base=0.0, cap=0.0))
     path = tmp_path / "stream-a-1.ts"

@@ -25,12 +25,9 @@ def s3_client(
     server: SeaweedS3, *, access_key: str | None = None, secret_key: str | None = None
 ) -> Any:  # aiobotocore's client context manager is untyped
     return aio_session().create_client(
-        "s3",
-        endpoint_url=server.endpoint_url,
-        region_name="auto",
+        "s3", endpoint_url=server.endpoint_url, region_name="auto",
         aws_access_key_id=access_key or server.access_key,
-        aws_secret_access_key=secret_key or server.secret_key,
-        config=client_config(),
+        aws_secret_access_key=secret_key or server.secret_key, config=client_config(),
     )
 
 

@@ -59,12 +59,9 @@ def make_client(aiohttp_client: AiohttpClient, metrics: Metrics) -> MakeClient:
     async def make(playlists: Any = None, health: Any = None, *, viewer_dir: Path | None = None,
                    default_variant: int = 0, **kwargs: Any) -> Client:
         app = create_app(
-            ready_playlists() if playlists is None else playlists,
-            health or FakeHealth(),
-            metrics,
+            ready_playlists() if playlists is None else playlists, health or FakeHealth(), metrics,
             playlist_options=PlaylistOptions(default_variant=default_variant),
-            viewer_options=None if viewer_dir is None else ViewerOptions(viewer_dir),
-            **kwargs,
+            viewer_options=None if viewer_dir is None else ViewerOptions(viewer_dir), **kwargs,
         )
         return await aiohttp_client(app, auto_decompress=False)
 
@@ -173,8 +170,7 @@ async def test_head_has_get_headers_and_no_body(make_client: MakeClient, encodin
 
 
 async def test_renders_and_compresses_once_per_change(
-    make_client: MakeClient, monkeypatch: pytest.MonkeyPatch
-) -> None:
+        make_client: MakeClient, monkeypatch: pytest.MonkeyPatch) -> None:
     compressions = []
     real_compress, real_piece = gzip.compress, deflate.deflate_piece
 
@@ -259,8 +255,7 @@ async def test_unknown_path_is_404(make_client: MakeClient, path: str) -> None:
     ],
 )
 async def test_other_methods_are_405_where_get_works_else_404(
-    make_client: MakeClient, viewer_dir: Path, viewer: bool, method: str, path: str, status: int
-) -> None:
+        make_client: MakeClient, viewer_dir: Path, viewer: bool, method: str, path: str, status: int) -> None:
     """aiohttp's own answers, kept now that the catch-all route gives them: 405 (with Allow) only where
     a GET would work, and CORS and our Server name on both (no middleware adds them any more)."""
     client = await make_client(viewer_dir=viewer_dir if viewer else None)
@@ -297,8 +292,7 @@ async def test_one_segment_paths_take_post_only_with_a_viewer(make_client: MakeC
 
 
 async def test_a_failing_source_is_a_500_with_one_log_line(
-    make_client: MakeClient, caplog: pytest.LogCaptureFixture
-) -> None:
+        make_client: MakeClient, caplog: pytest.LogCaptureFixture) -> None:
     class Broken(FakePlaylists):
         def media_playlist(self, variant: int) -> Rendered | None:
             raise RuntimeError("secret detail")
@@ -317,8 +311,7 @@ async def test_a_failing_source_is_a_500_with_one_log_line(
 
 
 async def test_a_failing_health_source_is_a_500_with_one_log_line(
-    make_client: MakeClient, caplog: pytest.LogCaptureFixture
-) -> None:
+        make_client: MakeClient, caplog: pytest.LogCaptureFixture) -> None:
     class Broken(FakeHealth):
         def health(self) -> tuple[bool, dict[str, object]]:
             raise RuntimeError("secret detail")
@@ -393,11 +386,7 @@ async def test_metrics_count_playlist_requests_with_bounded_labels(make_client: 
     status, headers, _ = await get(client, "/metrics")
     assert (status, headers["Cache-Control"]) == (200, "no-store")
     assert await playlist_counts(client) == {
-        ("master", "200"): 1,
-        ("0", "200"): 2,
-        ("1", "200"): 1,
-        ("1", "304"): 1,
-        ("unknown", "404"): 3,
+        ("master", "200"): 1, ("0", "200"): 2, ("1", "200"): 1, ("1", "304"): 1, ("unknown", "404"): 3,
     }
 
 

@@ -130,7 +130,7 @@ def one_line_error(environ: dict[str, str]) -> str:
 @pytest.mark.parametrize("userinfo", [f"admin:{SECRET}@", "admin@", f":{SECRET}@"])
 def test_a_url_with_a_user_or_password_is_refused_without_showing_it(tmp_path: Path, name: str,
                                                                      userinfo: str) -> None:
-    """Issue 41, V4: OWNCAST_URL goes into /config.json and the start-up log (R2_PUBLIC_URL into every
+    """OWNCAST_URL goes into /config.json and the start-up log (R2_PUBLIC_URL into every
     playlist); Owncast's admin API logs in as admin:<stream key>. Refused with one line naming the
     setting, the password not in it."""
     message = one_line_error(env(tmp_path, **{name: f"https://{userinfo}stream.example.com"}))
@@ -160,13 +160,10 @@ def test_presigned_segment_urls_refuse_playlists_in_the_bucket(tmp_path: Path) -
     assert load_settings(environ=env(tmp_path, PUBLISH_PLAYLISTS="true")).publish_playlists  # public: fine
 
 
-@pytest.mark.parametrize(
-    ("window", "margin", "expiry", "needed"),
-    [("30", "60", "149", 150), ("1200", "60", "3600", 3660), ("20", "0", "60", 60)],
-)
+@pytest.mark.parametrize(("window", "margin", "expiry", "needed"),
+                         [("30", "60", "149", 150), ("1200", "60", "3600", 3660), ("20", "0", "60", 60)])
 def test_presign_expiry_must_outlast_a_segments_life_in_the_playlists(
-    tmp_path: Path, window: str, margin: str, expiry: str, needed: int
-) -> None:
+        tmp_path: Path, window: str, margin: str, expiry: str, needed: int) -> None:
     over = {"SEGMENT_URLS": "presigned", "WINDOW_SECONDS": window, "CLEANUP_MARGIN": margin, "REWIND_SECONDS": "0"}
     if int(expiry) < needed:
         message = one_line_error(env(tmp_path, PRESIGN_EXPIRY=expiry, **over))
@@ -198,7 +195,7 @@ def test_cli_settings_that_do_not_go_together_are_one_line_exit_2(tmp_path: Path
     assert "Traceback" not in r.stderr and SECRET not in r.stderr + r.stdout
 
 
-# -- P2P_TRACKERS (issue 22) ----------------------------------------------------------------------
+# -- P2P_TRACKERS ---------------------------------------------------------------------------------
 
 
 def test_p2p_is_off_by_default_and_takes_ws_tracker_urls(tmp_path: Path) -> None:
@@ -259,7 +256,7 @@ def test_one_setting_alone_is_found_as_load_settings_finds_it(tmp_path: Path) ->
         raw_setting("STATE_DIR", environ={}, env_file=tmp_path / "missing.env")
 
 
-# -- every mistake at once (issue 47) ------------------------------------------------------------
+# -- every mistake at once ----------------------------------------------------------------------
 
 
 def test_every_missing_or_bad_setting_is_named_in_one_error(tmp_path: Path) -> None:
@@ -374,7 +371,7 @@ def test_values_survive_the_env_file_as_the_docs_write_them(tmp_path: Path) -> N
 def test_the_demo_on_a_taken_port_says_how_to_move_it(monkeypatch: pytest.MonkeyPatch,
                                                       capsys: pytest.CaptureFixture[str], port: int,
                                                       grafana: bool) -> None:
-    """Its default port is Grafana's default too (issue 47): one line naming the clash and --port. The
+    """Its default port is Grafana's default too: one line naming the clash and --port. The
     command's runner (broadcaster.demo.run) is a stand-in put where the command imports it from: the test
     runs no demo, and a unit test loads neither its emulator nor SeaweedFS (tests/test_suite_rules.py)."""
     from broadcaster import cli
@@ -408,7 +405,7 @@ def test_a_settings_mistake_is_told_before_the_network_libraries_load(tmp_path: 
     assert said == ["run 2 []", "check 2 []"], (done.stdout, done.stderr)
 
 
-# -- issue 68, item 5: what a refused value costs the operator to read ------------------------------------
+# -- what a refused value costs the operator to read ------------------------------------------------------
 
 
 @pytest.mark.parametrize("name", ["STREAM_TITLE", "HLS_DIR", "FRAME_ANCESTORS", "P2P_TRACKERS", "PORT"])

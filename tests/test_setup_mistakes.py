@@ -1,4 +1,4 @@
-"""Issue 47, item 2: every set-up mistake is named at once, a line each, exit 2, and no traceback.
+"""Every set-up mistake is named at once, a line each, exit 2, and no traceback.
 
 The permission mistakes are tried as a user other than root (tests/support/as_user.py: uid 65534 with
 setpriv, root's folders kept out of its way in a mount namespace of its own), since root reads every
@@ -158,9 +158,8 @@ READ_FIX = ("as root: setfacl -d -m u:{user}:rX {hls.parent} && setfacl -R -m u:
     ("group", "user {user} cannot list {hls}/0 (HLS_DIR's variant folder 0); " + READ_FIX),
 ])
 def test_a_folder_the_user_cannot_read_is_named_with_a_fix_that_works_pasted(
-    place: Path, bucket: SeaweedS3, closing: str, expected: str
-) -> None:
-    """Issue 68, item 3: `check` and `run` name the folder and its fix, the same line; pasted into a root
+        place: Path, bucket: SeaweedS3, closing: str, expected: str) -> None:
+    """`check` and `run` name the folder and its fix, the same line; pasted into a root
     shell as printed, the next `check` as the user passes, and keeps passing once Owncast has made its
     folders again, closed to others, at the next stream."""
     assert shutil.which("setfacl"), "setfacl is not installed: scripts/test installs Debian's acl package"

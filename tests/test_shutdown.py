@@ -120,8 +120,7 @@ async def test_sigterm_answers_held_requests_and_event_streams_at_once(
 
 
 async def test_a_second_signal_while_stopping_exits_at_once(
-    tmp_path: Path, moto_url: str, owncast: OwncastEmulator, http: aiohttp.ClientSession
-) -> None:
+        tmp_path: Path, moto_url: str, owncast: OwncastEmulator, http: aiohttp.ClientSession) -> None:
     async with FaultProxy(moto_url) as proxy:
         env = moto_env(moto_url, tmp_path, HLS_DIR=str(owncast.variant_dir(0).parent), S3_ENDPOINT_URL=proxy.url)
         async with ServiceProcess(env, tmp_path) as service:

@@ -1,4 +1,4 @@
-"""A segment closed with less media than its playlist names is not finished (issue 80): a writer that
+"""A segment closed with less media than its playlist names is not finished: a writer that
 closes a file on a packet boundary, lets its playlist name it and opens it again for the rest is waited
 for, so the half is never listed (broadcaster/source/spans.py, read by source/writes.py).
 
@@ -8,10 +8,8 @@ The media are real ffmpeg output: whole segments of ffmpeg's hls muxer span thei
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import subprocess
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -33,6 +31,7 @@ from tests.support.owncast_writer import HandFedOwncast, real_ts_segment
 from tests.support.service_process import ServiceProcess, service_env
 from tests.support.waiting import until
 from tests.support.whole import assert_whole
+from tests.support.writes_watch import watching
 
 KERNEL = pytest.mark.skipif(not inotify.available(), reason="inotify is Linux only")
 _PATHS = [pytest.param(True, id="inotify", marks=KERNEL), pytest.param(False, id="watchfiles")]
@@ -64,8 +63,7 @@ def held(data: bytes) -> float | None:
 
 
 def test_whole_segments_span_their_extinf_and_halves_fall_short(
-    hls_segments: list[tuple[bytes, float]],
-) -> None:
+        hls_segments: list[tuple[bytes, float]]) -> None:
     assert len(hls_segments) >= 5
     for data, extinf in hls_segments:
         whole = held(data)
@@ -90,22 +88,6 @@ def test_bytes_without_timestamps_are_unknown_never_short() -> None:
     assert not spans.short_of(None, 2.0)
 
 
-@contextlib.asynccontextmanager
-async def watching(root: Path, kernel: bool, lease: bool) -> AsyncIterator[Writes]:
-    """Writes fed by a running HlsWatcher (inotify or watchfiles) on `root`, once its watch has begun;
-    `lease`: the kernel is asked who writes (else the events and the file decide)."""
-    (root / "0").mkdir(exist_ok=True)
-    w = Writes(root, kernel=kernel, lease=lease)
-    watcher = HlsWatcher(root, Sink(), Metrics(), kernel=kernel, writes=w)
-    await watcher.start()
-    try:
-        if kernel:
-            await until(lambda: w._exact, "the kernel watch began")
-        yield w
-    finally:
-        await watcher.stop()
-
-
 # -- the wait: a file closed short of its #EXTINF is waited for, a whole one is not ------------------------
 
 
@@ -113,11 +95,10 @@ async def watching(root: Path, kernel: bool, lease: bool) -> AsyncIterator[Write
 @pytest.mark.parametrize("kernel", _PATHS)
 @pytest.mark.parametrize("kind", ["appended", "rewritten"])
 async def test_a_file_closed_on_a_packet_boundary_short_of_its_extinf_waits_for_its_writer(
-    tmp_path: Path, ts_bytes: bytes, kernel: bool, kind: str, lease: bool
-) -> None:
+        tmp_path: Path, ts_bytes: bytes, kernel: bool, kind: str, lease: bool) -> None:
     """Closed with half its bytes, no writer, whole packets, quiet: every other sign says finished. Named
     with its #EXTINF (1 s), it is waited for until its writer has written it whole."""
-    async with watching(tmp_path, kernel, lease) as w:
+    async with watching(tmp_path, kernel, lease=lease) as w:
         path = tmp_path / "0" / "stream-a-0.ts"
         writer = OddWriter(kind, ts_bytes)
         writer.begin(path)
@@ -138,8 +119,7 @@ async def test_a_file_closed_on_a_packet_boundary_short_of_its_extinf_waits_for_
 
 @pytest.mark.parametrize("kernel", _PATHS)
 async def test_a_whole_segment_named_with_its_extinf_is_finished_at_once(
-    tmp_path: Path, ts_bytes: bytes, kernel: bool
-) -> None:
+        tmp_path: Path, ts_bytes: bytes, kernel: bool) -> None:
     """Owncast's own files cost nothing more: written whole and closed, they are READY when asked."""
     (tmp_path / "0").mkdir()
     w = Writes(tmp_path, kernel=kernel, quiet=0.0)
@@ -156,8 +136,7 @@ WAIT = 20.0  # seconds the service may take for a step on a loaded machine
 
 @pytest.mark.integration
 async def test_the_service_never_serves_the_half_of_a_file_its_writer_opens_again(
-    tmp_path: Path, seaweed: SeaweedS3
-) -> None:
+        tmp_path: Path, seaweed: SeaweedS3) -> None:
     """Variant 0's writer closes each odd file on a packet boundary with half its bytes and the playlist
     names it; the writer opens it again later (appended; or truncated and written whole). While the writer
     is mid-way, variant 0 lists no segment for the slot and the bucket holds nothing of it; afterwards every
@@ -210,8 +189,7 @@ async def bucket_has(http: aiohttp.ClientSession, url: str, data: bytes) -> bool
 
 
 def test_the_watcher_tells_each_ts_segments_extinf_but_the_offline_clips(
-    tmp_path: Path, ts_bytes: bytes
-) -> None:
+        tmp_path: Path, ts_bytes: bytes) -> None:
     """What a wait compares with: Owncast's #EXTINF of each segment, read with its playlist; not the offline
     clip's, which is not its length (docs/owncast.md)."""
     files = OwncastFolder(tmp_path, (0,), shortid="a", list_size=10, target=2)

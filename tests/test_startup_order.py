@@ -1,4 +1,4 @@
-"""Start-up in any order (issue 17, item 4), on real ffmpeg output and the real service.
+"""Start-up in any order, on real ffmpeg output and the real service.
 
 - The service first, then a stream whose copied variant is cut at the broadcaster's irregular keyframes
   (1, 3, 2 s ...) next to a transcoded one: Owncast's multivariant playlist only comes once every
@@ -9,7 +9,7 @@
 
 Every playlist version the observer reads goes through the HLS checker (lined up by date where the
 variants are cut apart), and every segment listed is, in the bucket, the file Owncast finished writing
-(the emulator's ledger; issue 39).
+(the emulator's ledger).
 """
 
 from __future__ import annotations
@@ -58,8 +58,7 @@ async def _polling(seen: Observer) -> AsyncIterator[None]:
 
 
 async def test_service_first_then_a_passthrough_stream_is_listed_from_its_first_segment(
-    tmp_path: Path, seaweed: SeaweedS3
-) -> None:
+        tmp_path: Path, seaweed: SeaweedS3) -> None:
     hls = tmp_path / "hls"
     hls.mkdir()
     variants = [Variant(640, 360, 1200, passthrough=True, audio_passthrough=True), Variant(320, 180, 250)]

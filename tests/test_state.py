@@ -100,7 +100,7 @@ async def test_publisher_restore_rejects_garbage_without_changing_anything(tmp_p
     await w.pub.close()
 
 
-# -- whatever state.json holds, start-up restores it or sets it aside (issue 11, finding 5) ----------
+# -- whatever state.json holds, start-up restores it or sets it aside ---------------------------------
 
 
 def restore_into_fresh(tmp_path: Path, content: bytes) -> tuple[World, Cleaner, bool]:
@@ -226,7 +226,7 @@ async def test_names_owncast_listed_but_were_rejected_restore(tmp_path: Path) ->
     await b.pub.close()
 
 
-# -- the memory goes forward with each version (issue 33: no back-call on a segment's walk) ----------
+# -- the memory goes forward with each version (no back-call on a segment's walk) --------------------
 
 _NOT_MEMORY = {"format", "version", "saved_at", "clean_stop", "lease"}  # what a save adds around it
 
@@ -249,8 +249,7 @@ async def _stream(w: World, segments: range, variants: tuple[int, ...] = (0, 1))
 
 
 async def test_a_save_writes_the_memory_pushed_with_the_version_never_asking_the_publisher(
-    tmp_path: Path,
-) -> None:
+        tmp_path: Path) -> None:
     (tmp_path / "hls").mkdir()
     (tmp_path / "state").mkdir()
     file = StateFile(tmp_path / "state")
@@ -321,8 +320,7 @@ async def test_a_memory_read_after_more_listings_still_ends_where_it_was_taken(t
 async def test_a_memory_read_after_the_window_slid_past_it_still_reads_as_it_was_taken(
         tmp_path: Path) -> None:
     """A version's memory is a value (tails.py): read by a save after the window slid past every entry
-    it holds (and the entries' log was compacted), it still holds them. Before, its Tails read the live
-    window, which had dropped them: the memory read back with fewer entries than its version listed."""
+    it holds (and the entries' log was compacted), it still holds them, not the live window's fewer."""
     w = World(tmp_path, stepped=True)  # a 4 s window of 1 s segments
     await _stream(w, range(3), variants=(0,))
     taken = w.pub.snapshot()

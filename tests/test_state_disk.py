@@ -1,4 +1,4 @@
-"""Issue 18, item 1: STATE_DIR full or read-only, then a restart: no media sequence number is served twice.
+"""STATE_DIR full or read-only, then a restart: no media sequence number is served twice.
 
 A real publisher saves into a real StateFile before each version is shown (as the service does), and every
 version made visible, before and after the restart, goes through one VariantSetChecker: a number names
@@ -93,8 +93,7 @@ def continues_exactly(a: World, b: World, count: int) -> None:
 @pytest.mark.parametrize("stop", ["sigterm", "crash"])
 @pytest.mark.parametrize("fault", [errno.ENOSPC, errno.EROFS], ids=["full", "read-only"])
 async def test_a_failing_state_dir_then_a_restart_never_serves_a_number_twice(
-    tmp_path: Path, disk: Disk, fault: int, stop: str
-) -> None:
+        tmp_path: Path, disk: Disk, fault: int, stop: str) -> None:
     hls_dir = tmp_path / "hls"
     hls_dir.mkdir()
     if isinstance(disk, TmpfsDisk) and fault == errno.EROFS:
@@ -117,7 +116,7 @@ async def test_a_failing_state_dir_then_a_restart_never_serves_a_number_twice(
     before = numbers(a.playlists.shown)
 
     # The restart, the disk still failing: the old file is read, and the stream goes on as it did before
-    # the restart (issue 41, S2): above every number shown, each version recorded first under the state
+    # the restart: above every number shown, each version recorded first under the state
     # on disk, within that state's reserve.
     b = World(hls_dir, state=disk.state_file())
     assert b.snapshots is not None and b.snapshots.restore() and b.snapshots.disk_clean is False
@@ -192,9 +191,8 @@ async def _read_only_holds_then_continues_exactly(hls_dir: Path, disk: Disk, sto
 
 
 async def test_restarts_on_a_full_state_dir_go_on_within_the_reserve(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Issue 41, S2: a deploy, crash or reboot while STATE_DIR stays full is no outage. Each start reads
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A deploy, crash or reboot while STATE_DIR stays full is no outage. Each start reads
     the last state saved and how far versions went past it (STATE_DIR/served), continues above, and
     shows new versions as the process before it did, each recorded first; only once that state's
     reserve is used up are they held back, and a save that works again shows them."""
@@ -244,8 +242,7 @@ async def test_restarts_on_a_full_state_dir_go_on_within_the_reserve(
 
 
 async def test_when_the_reserve_is_used_up_new_versions_wait_for_a_save(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(hls, "SEQUENCE_RESERVE", 3)
     (tmp_path / "hls").mkdir()
     disk = SeamDisk(tmp_path)
@@ -269,9 +266,8 @@ async def test_when_the_reserve_is_used_up_new_versions_wait_for_a_save(
 
 @pytest.mark.parametrize("record", ["works", "fails"])
 async def test_a_clean_state_then_a_disk_failing_from_the_start(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, record: str
-) -> None:
-    """Issue 41, S2: a state saved at a clean stop, then a start on a disk that cannot take a save. New
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, record: str) -> None:
+    """A state saved at a clean stop, then a start on a disk that cannot take a save. New
     numbers are shown within the state's reserve once STATE_DIR/served records them under it (the
     stream goes on, as on a full disk, where the record is written in place), so a crash then continues
     above them; when nothing can be recorded either, no new number is shown, and a crash continues
@@ -326,7 +322,7 @@ async def test_a_clean_state_then_a_disk_failing_from_the_start(
 
 
 async def test_a_crash_with_a_healthy_disk_continues_exactly(tmp_path: Path) -> None:
-    """Issue 32: saves all succeeded, so nothing was shown past the last one (STATE_DIR/served records
+    """Saves all succeeded, so nothing was shown past the last one (STATE_DIR/served records
     nothing under it): the start after kill -9 continues exactly, and lists what Owncast wrote meanwhile."""
     (tmp_path / "hls").mkdir()
     disk = SeamDisk(tmp_path)
@@ -349,8 +345,7 @@ async def test_a_crash_with_a_healthy_disk_continues_exactly(tmp_path: Path) -> 
 
 
 async def test_a_crash_after_versions_shown_unsaved_continues_above_the_highest_recorded(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """The record is what the start trusts: torn in one slot by the crash, the other slot still says
     how far versions went; damaged whole, it is set aside with one line and the state is taken at its
     worst (the reserve), never trusted to be exact."""

@@ -1,4 +1,4 @@
-"""Issue 41, S1: a fault at any os call of a save or of a compaction, then kill -9 and a restart: no
+"""A fault at any os call of a save or of a compaction, then kill -9 and a restart: no
 media sequence number is ever served for two segments and none goes back.
 
 As tests/test_state_fuzz.py drives what state.json holds, this drives where a write fails: a real
@@ -125,8 +125,7 @@ def calls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, compaction: bool) -> 
 @pytest.mark.parametrize("lasting", [False, True], ids=["once", "from-then-on"])
 @pytest.mark.parametrize("compaction", [True, False], ids=["compaction", "line"])
 def test_a_fault_at_any_write_call_then_kill_9_never_reuses_a_number(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, compaction: bool, lasting: bool
-) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, compaction: bool, lasting: bool) -> None:
     import asyncio
     seen = calls(tmp_path, monkeypatch, compaction)
     for at in range(len(seen)):

@@ -1,4 +1,4 @@
-"""Issue 32, item 2: state.json plus an append-only journal. A save appends a line holding only what
+"""state.json plus an append-only journal. A save appends a line holding only what
 changed in the long lists, so its size does not grow with the window; compaction writes the full state
 at a size threshold; a start replays the lines; a torn last line is dropped, anything else damaged is
 set aside with one ERROR line. A real publisher and cleaner save through it, as the service does."""
@@ -55,6 +55,22 @@ def world(folder: Path, window: float = 4.0, cls: type[JournaledState] = Journal
     return w, cleaner
 
 
+async def started(folder: Path, cls: type[JournaledState] = JournaledState) -> tuple[World, Cleaner]:
+    """A publisher with nothing saved before, started."""
+    w, cleaner = world(folder, cls=cls)
+    assert w.snapshots is not None and not w.snapshots.restore()
+    await w.pub.start()
+    return w, cleaner
+
+
+def restored(folder: Path, before: dict[str, Any]) -> tuple[World, Cleaner]:
+    """A publisher made again from what `folder` holds, restored to exactly `before` (see memory)."""
+    w, cleaner = world(folder)
+    assert w.snapshots is not None and w.snapshots.restore()
+    assert memory(w, cleaner) == before
+    return w, cleaner
+
+
 async def stream(w: World, first: int, last: int) -> None:
     for n in range(first, last):
         w.now += 1.0  # a segment a second: windows slide, the cleaner gets work
@@ -87,18 +103,15 @@ def _small_compaction(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 async def test_a_start_replays_the_journal_to_exactly_what_was_saved_last(tmp_path: Path) -> None:
-    a, cleaner = world(tmp_path)
-    assert a.snapshots is not None and not a.snapshots.restore()
-    await a.pub.start()
+    a, cleaner = await started(tmp_path)
     await stream(a, 0, 40)
+    assert a.snapshots is not None
     state = a.snapshots.file
     assert isinstance(state, JournaledState) and state.compactions >= 2  # at the threshold, more than once
     assert (tmp_path / "state" / JOURNAL).stat().st_size > 0  # and lines since the last one
     before = memory(a, cleaner)
     await a.pub.close()  # killed: no save at a clean stop
-    b, cleaner_b = world(tmp_path)
-    assert b.snapshots is not None and b.snapshots.restore()
-    assert memory(b, cleaner_b) == before
+    b, cleaner_b = restored(tmp_path, before)
     assert cleaner_b.pending == cleaner.pending > 0
     await b.pub.start()
     await stream(b, 40, 43)  # and it goes on, exactly: the first save after a start is a full one
@@ -136,9 +149,7 @@ async def test_a_line_costs_the_same_whatever_the_window(tmp_path: Path) -> None
 
 
 async def test_a_torn_last_line_is_dropped_with_one_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    a, cleaner = world(tmp_path)
-    assert a.snapshots is not None and not a.snapshots.restore()
-    await a.pub.start()
+    a, cleaner = await started(tmp_path)
     await stream(a, 0, 6)
     before = memory(a, cleaner)
     await a.pub.close()
@@ -159,9 +170,7 @@ async def test_a_torn_last_line_is_dropped_with_one_warning(tmp_path: Path, capl
 @pytest.mark.parametrize("damage", ["middle", "foreign_base", "tail_gap"])
 async def test_a_damaged_journal_is_set_aside_with_one_line(tmp_path: Path, damage: str,
                                                             caplog: pytest.LogCaptureFixture) -> None:
-    a, _cleaner = world(tmp_path)
-    assert a.snapshots is not None and not a.snapshots.restore()
-    await a.pub.start()
+    a, _cleaner = await started(tmp_path)
     await stream(a, 0, 6)
     await a.pub.close()
     path = tmp_path / "state" / JOURNAL
@@ -186,10 +195,9 @@ async def test_a_damaged_journal_is_set_aside_with_one_line(tmp_path: Path, dama
 
 
 async def test_a_failed_append_leaves_no_half_line(tmp_path: Path) -> None:
-    a, cleaner = world(tmp_path, cls=_Failing)
-    assert a.snapshots is not None and not a.snapshots.restore()
-    await a.pub.start()
+    a, cleaner = await started(tmp_path, _Failing)
     await stream(a, 0, 4)
+    assert a.snapshots is not None
     state = a.snapshots.file
     assert isinstance(state, _Failing)
     state.fail = True
@@ -202,9 +210,7 @@ async def test_a_failed_append_leaves_no_half_line(tmp_path: Path) -> None:
     await stream(a, 5, 7)
     before = memory(a, cleaner)
     await a.pub.close()
-    b, cleaner_b = world(tmp_path)
-    assert b.snapshots is not None and b.snapshots.restore()
-    assert memory(b, cleaner_b) == before
+    b, cleaner_b = restored(tmp_path, before)
     await b.pub.close()
 
 
@@ -227,9 +233,8 @@ def metric(w: World, name: str) -> float:
 
 async def compactions_failing(tmp_path: Path) -> tuple[World, Cleaner, _FullFails]:
     """A publisher two segments in, from then on unable to write state.json whole."""
-    a, cleaner = world(tmp_path, cls=_FullFails)
-    assert a.snapshots is not None and not a.snapshots.restore()
-    await a.pub.start()
+    a, cleaner = await started(tmp_path, _FullFails)
+    assert a.snapshots is not None
     state = a.snapshots.file
     assert isinstance(state, _FullFails)
     await stream(a, 0, 2)
@@ -239,7 +244,7 @@ async def compactions_failing(tmp_path: Path) -> tuple[World, Cleaner, _FullFail
 
 async def test_a_compaction_that_fails_leaves_the_lines_going_on(tmp_path: Path,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    """And says so all along (issue 41, S3): lines that work do not hide that state.json cannot be
+    """And says so all along: lines that work do not hide that state.json cannot be
     rewritten (/health, state_save_failing), and each failed try is counted."""
     monkeypatch.setattr(journal, "RETRY_LINES", 5)
     a, cleaner, state = await compactions_failing(tmp_path)
@@ -259,15 +264,13 @@ async def test_a_compaction_that_fails_leaves_the_lines_going_on(tmp_path: Path,
     assert a.health()[0] and metric(a, "state_save_failing") == 0 and a.snapshots.error is None
     before = memory(a, cleaner)
     await a.pub.close()
-    b, cleaner_b = world(tmp_path)
-    assert b.snapshots is not None and b.snapshots.restore()
-    assert memory(b, cleaner_b) == before
+    b, cleaner_b = restored(tmp_path, before)
     await b.pub.close()
 
 
 async def test_the_journal_is_bounded_while_compactions_fail(tmp_path: Path,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    """Issue 41, S3: STATE_DIR out of inodes takes lines but no new state.json. Lines go on up to the
+    """STATE_DIR out of inodes takes lines but no new state.json. Lines go on up to the
     journal's limit, then every save tries the compaction again and fails (the stream goes on within
     the reserve, recorded in STATE_DIR/served): the journal never grows to what a start would refuse."""
     monkeypatch.setattr(journal, "MAX_JOURNAL", 12 << 10)
@@ -296,9 +299,7 @@ async def test_any_damage_to_the_journal_restores_or_sets_aside(tmp_path: Path) 
     (dropping at most a torn last line) or sets both files aside with one ERROR line; nothing else."""
     import random
     import shutil
-    a, _cleaner = world(tmp_path / "a")
-    assert a.snapshots is not None and not a.snapshots.restore()
-    await a.pub.start()
+    a, _cleaner = await started(tmp_path / "a")
     await stream(a, 0, 8)
     await a.pub.close()
     good = tmp_path / "a" / "state"

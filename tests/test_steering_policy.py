@@ -108,7 +108,7 @@ def test_the_public_url_failing_twice_in_a_row_sends_players_away(world: World) 
     policy.probed("bucket", False, "HTTP 503")
     world.run(0.5)
     assert policy.first == "vm" and policy.reason == PUBLIC_URL
-    # Read as a sentence (it said "the bucket's its public URL" before issue 68).
+    # Read as a sentence.
     assert (policy.health_reason() or "").endswith(
         "the bucket pathway: its public URL does not answer the service (HTTP 503)"), policy.health_reason()
     policy.probed("bucket", True)
@@ -124,7 +124,7 @@ def forged(policy: SteeringPolicy, pages: int, tick: int) -> None:
 
 
 def test_no_report_moves_anyone_however_many_pages_say_it(world: World) -> None:
-    """Issue 66: one made-up page id moved every viewer to the VM. Reports are claims: with 1,000 pages
+    """Reports are claims (a made-up page id must not move every viewer to the VM): with 1,000 pages
     saying the bucket fails for them, and no honest page at all, players stay on the bucket."""
     policy = world.policy
     for tick in range(40):
@@ -139,8 +139,7 @@ def test_no_report_moves_anyone_however_many_pages_say_it(world: World) -> None:
 
 def test_the_bucket_comes_back_when_the_evidence_clears_whatever_pages_say(world: World) -> None:
     """No hold: players go back at the first evaluation after the probe answers again, while pages keep
-    saying the bucket fails (on main a page's report held everyone on the VM, the hold doubling up to 5
-    minutes with each relapse)."""
+    saying the bucket fails."""
     policy = world.policy
     for outage in range(3):  # relapse after relapse: each time back at once
         policy.probed("bucket", False, "HTTP 503")
@@ -497,7 +496,7 @@ async def test_reports_make_the_loop_probe_at_once_at_most_once_per_probe_again(
 async def test_reports_while_a_probe_is_on_its_way_are_answered_by_it_not_by_another_at_once(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """A page's report that comes while the probe's GET is on its way asks for what that probe will tell:
-    once it answers, no second probe follows at once (a full run had two 0.4 ms apart, under PROBE_AGAIN);
+    once it answers, no second probe follows at once (never two within PROBE_AGAIN);
     a report after it does, PROBE_AGAIN or more later. The bucket's public URL a real HTTP server that
     holds the first GET until the reports came."""
     from broadcaster.steering import probe
@@ -561,12 +560,11 @@ def test_players_count_as_watching_while_their_requests_move_within_four_target_
 
 async def test_while_nobody_plays_the_probe_sends_no_get_unless_the_policy_wants_one(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """Issue 66, item 3: with nobody playing (no playlist or steering manifest request lately) there is
-    nobody to steer, and the probe's GET, steering's one cost a second while live, does not go; nor does
-    its turn come every PROBE_EVERY: it waits (QUIET_EVERY, here longer than the test). A page's report of
-    failed fetches still makes it probe (the policy wants that: probe_wanted), and a player's request
-    (SteeringLoop.seen, as the request counters call it) wakes it at once, a GET at each turn from then on.
-    A real HTTP server counts the GETs."""
+    """With nobody playing (no playlist or steering manifest request lately) there is nobody to steer, and
+    the probe's GET does not go; nor does its turn come every PROBE_EVERY: it waits (QUIET_EVERY, here
+    longer than the test). A page's report of failed fetches still makes it probe (probe_wanted), and a
+    player's request (SteeringLoop.seen) wakes it at once, a GET at each turn from then on. A real HTTP
+    server counts the GETs."""
     from broadcaster.steering import probe
 
     monkeypatch.setattr(probe, "PROBE_EVERY", 0.02)
@@ -600,10 +598,9 @@ async def test_while_nobody_plays_the_probe_sends_no_get_unless_the_policy_wants
 
 
 def test_failures_reported_during_an_outage_open_no_bytes_once_players_are_back(world: World) -> None:
-    """Issue 66: one steering reload after the bucket serves again, no player takes bytes from the VM. A
-    page whose fetches failed in the outage (everyone's) reported them; they were the outage's, not its
-    own: forgotten when players are steered back, and a report within an interval after it (carrying
-    failures from before) opens nothing. A failure reported later is that page's own again."""
+    """One steering reload after the bucket serves again, no player takes bytes from the VM: failures a
+    page reported in the outage were the outage's, forgotten when players are steered back, and a report
+    within an interval after it opens nothing. A failure reported later is that page's own again."""
     policy = world.policy
     world.behind = TARGET + 1
     world.run(1)
@@ -634,9 +631,9 @@ def test_a_client_failing_when_the_bucket_fails_is_forgotten_when_players_are_ba
 
 
 async def test_the_loops_go_quiet_while_nothing_is_live_and_a_listing_wakes_them() -> None:
-    """Issue 66, item 3: steering costs an idle service no more than its absence. With nothing listed
-    within three target durations, no upload waiting and no bucket failing, the evaluation and the
-    probes look every QUIET_EVERY seconds instead of twice a second; a listing wakes both at once."""
+    """Steering costs an idle service no more than its absence: with nothing listed within three target
+    durations, no upload waiting and no bucket failing, the evaluation and the probes look every
+    QUIET_EVERY seconds instead of twice a second; a listing wakes both at once."""
     from broadcaster.steering.probe import QUIET_EVERY
 
     behind = [0.0]
@@ -663,9 +660,9 @@ async def test_the_loops_go_quiet_while_nothing_is_live_and_a_listing_wakes_them
 
 
 def test_a_calm_policy_says_when_the_clock_alone_could_decide(world: World) -> None:
-    """Issue 66, item 3: while the service's own evidence holds nothing against the bucket, the policy is
-    evaluated when an upload waiting would pass a target duration (calm_for), not twice a second; while
-    anything is amiss, it says None (evaluated every half second)."""
+    """While the service's own evidence holds nothing against the bucket, the policy is evaluated when an
+    upload waiting would pass a target duration (calm_for), not twice a second; while anything is amiss,
+    it says None (evaluated every half second)."""
     policy = world.policy
     world.run(1)
     assert policy.calm_for() == max(TARGET, MIN_UPLOAD_WAIT)  # nothing waits: a target duration from now
@@ -692,11 +689,10 @@ def test_a_calm_policy_says_when_the_clock_alone_could_decide(world: World) -> N
 
 async def test_with_uploads_that_tell_when_one_is_late_a_calm_loop_takes_no_turn_on_a_timer(
         monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """Issue 66, item 3: as the service wires it (told_late, the uploader's on_late and late_after), the
-    loop while nothing is amiss is due no turn on the clock (calm_for: never while no upload waits), and an
-    upload that waits past the policy's late_after (its timer armed as the next segment's upload starts:
-    lateness.ARM_AFTER) is evaluated at once: the bucket lagging, read every
-    half second until it lands. The uploads are the real Uploader's, the bucket FakeStore held."""
+    """As the service wires it (told_late, the uploader's on_late and late_after), the loop while nothing
+    is amiss is due no turn on the clock, and an upload that waits past the policy's late_after (its timer
+    armed as the next segment's upload starts: lateness.ARM_AFTER) is evaluated at once, then every half
+    second until it lands. The uploads are the real Uploader's, the bucket FakeStore held."""
     from broadcaster.bucket.uploader import Uploader
     from broadcaster.metrics import Metrics
     from broadcaster.steering import probe
@@ -745,9 +741,9 @@ async def test_with_uploads_that_tell_when_one_is_late_a_calm_loop_takes_no_turn
 
 async def test_the_loop_evaluates_on_a_failed_upload_and_a_failed_probe_not_only_on_its_timer(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """Issue 66, item 3: the loop that runs the policy evaluates at once when an upload attempt fails (the
-    uploader's on_failure, as the service wires it) and when a probe fails; with a long target duration
-    (its calm timer 30 s away, its quiet one a minute) both are seen within seconds, so by the events."""
+    """The loop evaluates at once when an upload attempt fails (the uploader's on_failure, as the service
+    wires it) and when a probe fails; with its calm timer 30 s away and its quiet one a minute, both are
+    seen within seconds, so by the events."""
     from broadcaster.steering import probe
 
     monkeypatch.setattr(probe, "QUIET_EVERY", 60.0)

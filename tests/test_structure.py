@@ -36,7 +36,7 @@ STAGES = ({p.name for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py
           - SHARED_PACKAGES - COMPOSER_PACKAGES)
 COMPOSERS = {"__init__", "__main__", "cli"} | COMPOSER_PACKAGES
 MAX_FLAT_MODULES = 12  # modules at the top of broadcaster/ (a room for each idea, not a hall of files)
-# Each variant's playlist has one owner, VariantPlaylist (issue 49): only these modules name a
+# Each variant's playlist has one owner, VariantPlaylist: only these modules name a
 # ManifestGenerator or build one (manifest.resume does): the window itself, its owner, and the restore
 # that builds a saved one for the owner (playlist_memory.restore, called by variants.Variants.playlist).
 GENERATOR_HOLDERS = {"playlist/manifest.py", "publish/variant_playlist.py", "publish/playlist_memory.py"}

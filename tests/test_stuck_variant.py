@@ -1,10 +1,7 @@
-"""One stuck file delays only its own variant, with a gap marked there alone (issue 50, W5).
-
-Before: a segment file Owncast never finished held its slot in every variant until the upload gave it up
-(UNFINISHED_LIMIT, 10 s), so every playlist froze (hls.js stood still 7 s), and the slot was then
-dropped in every variant, the good copies too. Now the variants whose copy is in the bucket list the
-slot at once; the stuck variant alone waits, at most a target duration, then lists the slot as a gap
-(EXT-X-GAP, 4.4.4.7) under the same number, and goes on. The copy's upload goes on (issue 67): lost only
+"""One stuck file delays only its own variant, with a gap marked there alone: the variants whose copy is
+in the bucket list the slot at once (no playlist freezes, no good copy dropped); the stuck variant alone
+waits, at most a target duration, then lists the slot as a gap (EXT-X-GAP, 4.4.4.7) under the same
+number, and goes on. The copy's upload goes on: lost only
 if Owncast never finishes the file (tests/test_late_and_reopened.py has it finished late).
 
 Here at the publisher's seam (a writer held by the test, a clock the test moves); the service with
@@ -30,6 +27,7 @@ from tests.support.browser import PLAYERS, POLL_MS, launch_chromium, needs_chrom
 from tests.support.held_back import HeldBack, HeldWrites
 from tests.support.observe import Observer
 from tests.support.owncast_writer import SECONDS, HandFedOwncast
+from tests.support.listing import listing
 from tests.support.service_process import ServiceProcess, service_env
 from tests.support.waiting import until
 from tests.support.world import World
@@ -37,17 +35,7 @@ from tests.support.world import World
 
 def numbered(world: World, v: int) -> dict[int, tuple[str, bool]]:
     """What variant v's visible playlist lists: number -> (segment name, listed as a gap)."""
-    lines = world.text(v).splitlines()
-    number = int(next(ln for ln in lines if ln.startswith("#EXT-X-MEDIA-SEQUENCE:")).split(":")[1])
-    out: dict[int, tuple[str, bool]] = {}
-    gap = False
-    for line in lines:
-        if line == "#EXT-X-GAP":
-            gap = True
-        elif line and not line.startswith("#"):
-            out[number] = (line.rsplit("/", 1)[1], gap)
-            number, gap = number + 1, False
-    return out
+    return {e.number: (e.name, e.gap) for e in listing(world.text(v))}
 
 
 def names(world: World, v: int) -> list[str]:
@@ -76,8 +64,7 @@ async def list_slot(world: World, i: int, held: HeldWrites | None = None) -> Non
 
 
 async def test_the_other_variants_list_on_time_and_the_stuck_one_lists_a_gap_there_alone(
-    world: World, held: HeldWrites
-) -> None:
+        world: World, held: HeldWrites) -> None:
     await list_slot(world, 0)
     await until(lambda: world.playlists.media_playlist(0) is not None and "stream-a-0.ts" in names(world, 1))
     await list_slot(world, 1, held)
@@ -111,8 +98,7 @@ async def test_the_other_variants_list_on_time_and_the_stuck_one_lists_a_gap_the
 
 
 async def test_a_file_finished_within_the_bound_is_listed_late_in_its_variant_alone(
-    world: World, held: HeldWrites
-) -> None:
+        world: World, held: HeldWrites) -> None:
     await list_slot(world, 0)
     await list_slot(world, 1, held)
     await until(lambda: world.playlists.media_playlist(1) is not None and names(world, 1)[-1] == "stream-a-1.ts")
@@ -122,8 +108,7 @@ async def test_a_file_finished_within_the_bound_is_listed_late_in_its_variant_al
     await until(lambda: names(world, 0) == names(world, 1) == ["stream-a-0.ts", "stream-a-1.ts"])
     assert "#EXT-X-GAP" not in world.text(0)
     assert list(numbered(world, 0)) == list(numbered(world, 1))
-    assert world.metrics.registry.get_sample_value("hls_broadcaster_segments_lost_total",
-                                                   {"variant": "0", "reason": "unfinished"}) is None
+    assert world.sample("segments_lost_total", variant="0", reason="unfinished") is None
     world.check()
     await world.pub.close()
 
@@ -146,8 +131,7 @@ async def test_a_copy_lost_behind_a_stuck_one_is_a_gap_in_its_place_counted_once
 
 
 async def test_a_restart_while_a_variant_waits_lists_what_it_waited_for_as_gaps(
-    tmp_path: Path, world: World, held: HeldWrites
-) -> None:
+        tmp_path: Path, world: World, held: HeldWrites) -> None:
     """The slot was shown in the other variants under its number: the state saved then brings it back
     as a gap in the variant that waited (the copy uploaded behind it as a segment), and both go on under
     the same numbers."""
@@ -194,8 +178,7 @@ async def poll_until_cancelled(seen: Observer, name: str, texts: dict[int, str])
 @pytest.mark.browser
 @needs_chromium
 async def test_a_viewer_on_the_variant_whose_file_never_finishes_does_not_stand_still(
-    tmp_path: Path, seaweed: SeaweedS3
-) -> None:
+        tmp_path: Path, seaweed: SeaweedS3) -> None:
     """Owncast writes one 1 s segment a second in two variants; the viewer page (hls.js) plays variant
     0; one of variant 0's files is then left open, never finished. Variant 1 lists that slot on time,
     variant 0 lists a gap (EXT-X-GAP) under the same number, and the viewer plays on: before, every
@@ -261,8 +244,7 @@ async def test_a_viewer_on_the_variant_whose_file_never_finishes_does_not_stand_
                     log = await page.evaluate("() => JSON.parse(JSON.stringify(window.stuckLog))")
                     print(f"\n[stuck] {name}: the video stood still {log['longest'] / 1000:.2f}s at most while "
                           f"playing; hls.js errors {log['errors']}")
-                    # Variant 1 lists the slot; variant 0 a gap there (before, neither: both froze,
-                    # and the slot was dropped in both after 10 s).
+                    # Variant 1 lists the slot; variant 0 a gap there.
                     await seen.until(lambda: name in seen.names(1), 10, f"{name} listed in variant 1")
                 finally:
                     polling.cancel()

@@ -39,7 +39,7 @@ def s3_url() -> Iterator[str]:
                       region_name="us-east-1")
     s3.create_bucket(Bucket="probe")
     # As an R2 bucket behind its public URL: with moto's 403 the service's steering probe failed twice and
-    # /health said the players are steered to the VM (503), which run16 of 2026-11-25 read as the tracker's.
+    # /health said the players are steered to the VM (503), which a test could read as the tracker's.
     readable_by_anyone(s3, "probe")
     yield url
     server.stop()

@@ -173,8 +173,7 @@ async def test_waiting_retries_go_at_once_when_the_bucket_works_again(tmp_path: 
 
 
 async def test_a_bucket_outage_is_one_warning_then_one_info_with_per_attempt_lines_at_debug(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     import asyncio
     import logging
 
@@ -202,8 +201,7 @@ async def test_a_bucket_outage_is_one_warning_then_one_info_with_per_attempt_lin
 
 @pytest.mark.parametrize("code", [errno.EMFILE, errno.ENFILE, errno.ENOMEM])
 async def test_out_of_handles_or_memory_is_retried_never_lost(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: int
-) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: int) -> None:
     """EMFILE/ENFILE/ENOMEM say nothing about the file: it is read again after a backoff."""
     fake, slept = FakeStore(), []
 
@@ -244,7 +242,7 @@ def test_a_folder_below_the_root_that_is_a_symlink_is_never_entered(tmp_path: Pa
 
 
 async def test_the_hash_is_of_the_body_the_successful_attempt_put(tmp_path: Path) -> None:
-    """The hash viewers check peers against (issue 31) is of the bytes in the bucket: a retry reads the
+    """The hash viewers check peers against is of the bytes in the bucket: a retry reads the
     file again, and what the successful PutObject sent is what is hashed."""
     fake = FakeStore(fail={"k": 1})
     path = segment(tmp_path)
@@ -302,8 +300,8 @@ async def test_a_segment_held_first_is_read_on_one_worker_thread_and_sent_from_m
 
 async def test_a_segment_is_held_only_once_an_attempt_fails_and_its_copy_outlives_owncasts_file(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Not held first (no pathway lists what the VM holds: issue 66 item 3, steering costs nothing per
-    segment while the bucket takes each at once): read and sent as without a holder, nothing held. An
+    """Not held first (no pathway lists what the VM holds: steering costs nothing per segment while
+    the bucket takes each at once): read and sent as without a holder, nothing held. An
     attempt that fails holds the version it sent and keeps a copy; the next attempt sends the copy, though
     Owncast deleted its file meanwhile; once it landed the copy goes."""
     held = _held(tmp_path)
@@ -335,7 +333,7 @@ async def test_the_oldest_upload_waiting_past_late_after_is_told_once_and_quick_
     uploads done sooner, nor for one queued behind it until it is the oldest. Its one timer is armed only
     once a later upload starts while it has waited ARM_AFTER (the next segment's), and cancelled once no
     upload waits: armed and cancelled for every upload, or left armed (it woke an idle event loop every
-    late_after for nothing), it cost the calm service (issue 66 item 3). Real time, short waits: the timer
+    late_after for nothing), it would cost the calm service. Real time, short waits: the timer
     is the event loop's."""
     fake = FakeStore()
     up = Uploader(fake, Metrics(), concurrency=4, attempt_timeout=30)

@@ -153,10 +153,8 @@ def list_in(variants: Variants, index: int, i: int, duration: float = 1.0,
 
 async def test_a_former_playlist_is_shown_though_the_new_one_is_still_empty() -> None:
     """The VM's pathway has no version of a variant whose new playlist lists nothing yet: the bucket's
-    showing its former playlist still counts (before, the variants waited for it for good). The other
-    variants' new target waits for that variant's next segment on each pathway (one target per pathway,
-    6.2.4: before, they showed it beside that variant's live version under the former target, for good
-    if it never listed again, the stream ended: it ends empty now, test_variants_alike)."""
+    showing its former playlist still counts. The other variants' new target waits for that variant's next segment on each pathway
+    (one target per pathway, 6.2.4), and an end ends it empty (test_variants_alike)."""
     variants, shown = two_variants()
     upload = shown_ahead_in_variant_1(variants, shown)
     variants.retarget(3, 2.0, new_timeline=True)
@@ -261,7 +259,7 @@ async def test_a_variant_ended_empty_by_a_raise_shows_its_end_with_the_others_ne
 async def test_a_variant_back_in_the_stream_says_what_it_listed_and_never_showed() -> None:
     """A variant's playlist starts again where the others are (rejoin): what it had shown leaves as any
     removed segment; what it listed and never showed (its version not shown yet) is returned, so the
-    lister counts it lost (it was dropped without a word before, 2026-11-28)."""
+    lister counts it lost, never dropped without a word."""
     variants = Variants(WindowOptions(10), lambda left: None, PathwayPlan(PLAN.pathways, redirects=lambda: True))
     for index in (0, 1):
         variants.add(index, 0.0).playlist.open(1, True, 0.0)

@@ -1,41 +1,9 @@
-"""Every variant gives a moment the same number and discontinuity number (6.2.4), whatever order its
-copies come in, late, lost or held by Owncast (issue 66: a clean run failed
-test_segments_deleted_during_an_outage_... with `variant-discontinuity-mismatch`).
-
-The cause, found by the shuffled runs below: a variant whose first slot was a lost copy listed that gap
-under the number the *other* members had moved the numbering on to (one past the slot's), so the
-variants already listing restarted at that number with a discontinuity the new one did not have.
-At the publisher's seam: a bucket of our own (FakeStore), a clock the test moves, every version shown
-through the HLS checker (tests/support/world.py).
-
-The same across variants cut apart (a copied variant beside a transcoded one, each listed from a lane of
-its own, lined up by date: docs/hls-rules.md, "Variants cut apart"). test_owncast_matrix's copied chain
-failed once under load (a load average of 13 on 2 cores) with `variant-discontinuity-mismatch`: the new
-stream's first slot was decided with both variants, the transcoded variant's copy still being written
-(it waited in that variant), before the copied variant's next, longer segment showed the cut. Two causes,
-found with the tests below:
-- The waiting variant's lane took it for a variant that had not joined the run yet: it started before
-  the run's first slot, saw the next one as a jump past segments never seen, and marked a gap in that
-  variant alone (a discontinuity the other variant does not have).
-- The raise of the target that the cut brings restarted every playlist; the transcoded variant's first
-  segment of the stream, listed but not shown yet, was carried into the new playlist as its first entry,
-  where its EXT-X-DISCONTINUITY is not rendered: it fell back to the number before it, while the copied
-  variant had shown its own copy of that moment under the number after.
-And one more, found by the same shuffled runs with the copied variant's playlist advertising its longer
-segments only as it lists them: each lane's first slot of a stream decided the new stream's target again
-(the second time with a new timeline: one moment under two numbers).
-
-Those runs (test_shuffled_streams_raised_from_the_copied_lane_keep_one_target; 25 of 200 failed, twice)
-found a raise from the copied variant's lane after the transcoded variant had listed and shown all it
-had, or had ended: its new playlist was empty, so its version under the former target stayed visible
-beside the copied variant's under the new one (`variant-target-duration-mismatch`), without
-EXT-X-ENDLIST for good if its stream ended (an empty playlist could not end). The other variants' new
-target now waits for its next segment, and an end makes it an empty playlist ended under the new
-target, shown with the others' (test_a_raise_from_one_lane_after_the_other_showed_all_it_had). Its next
-stream then started one discontinuity number above the other variant's (`ManifestGenerator.join` did
-not count the EXT-X-DISCONTINUITY after an end in a playlist a restart had emptied): the 7 or 8 of the
-200 that failed with `variant-discontinuity-mismatch`.
-"""
+"""Every variant gives a moment the same number and discontinuity number (6.2.4), whatever order its copies
+come in, late, lost or held by Owncast, and across variants cut apart (a copied variant beside a transcoded
+one, each listed from a lane of its own, lined up by date: docs/hls-rules.md, "Variants cut apart"). At the
+publisher's seam: a bucket of our own (FakeStore), a clock the test moves, every version shown through the HLS
+checker (tests/support/world.py). The shuffled runs are seeded (the same run each time); each fixed case below
+is one order they found failing."""
 
 from __future__ import annotations
 
@@ -49,6 +17,7 @@ import pytest
 
 from broadcaster.source.owncast import SourceVariant
 from broadcaster.source.writes import Finish
+from tests.support.listing import listing
 from tests.support.waiting import until
 from tests.support.world import World
 
@@ -87,26 +56,12 @@ class Holds:
 
 def numbers(world: World, v: int) -> dict[int, tuple[str, int, bool]]:
     """Variant v's visible playlist: number -> (segment name, discontinuity number, a gap)."""
-    lines = world.text(v).splitlines()
-    number = int(next(ln for ln in lines if ln.startswith("#EXT-X-MEDIA-SEQUENCE:")).split(":")[1])
-    disc = int(next(ln for ln in lines if ln.startswith("#EXT-X-DISCONTINUITY-SEQUENCE:")).split(":")[1])
-    out: dict[int, tuple[str, int, bool]] = {}
-    gap = False
-    for line in lines:
-        if line == "#EXT-X-DISCONTINUITY":
-            disc += 1
-        elif line == "#EXT-X-GAP":
-            gap = True
-        elif line and not line.startswith("#"):
-            out[number] = (line.rsplit("/", 1)[1], disc, gap)
-            number, gap = number + 1, False
-    return out
+    return {e.number: (e.name, e.discontinuity, e.gap) for e in listing(world.text(v))}
 
 
 async def let_run() -> None:
-    """Let the uploads run a little between the shuffled steps. Not a wait for anything: every version
-    must pass whatever they got done meanwhile (the reads run in threads, so runs differ in where the
-    uploads are, which only widens what is tried)."""
+    """Let the uploads run a little between the shuffled steps: not a wait for anything, every version
+    must pass whatever they got done meanwhile."""
     await asyncio.sleep(0.005)
 
 
@@ -131,11 +86,9 @@ async def test_a_variant_whose_first_copy_is_lost_lists_its_gap_under_the_slots_
 
 @pytest.mark.parametrize("seed", range(40))
 async def test_shuffled_copies_keep_every_variant_numbered_alike(tmp_path: Path, seed: int) -> None:
-    """Two variants, the second's playlist coming up to three segments late; each copy at random on
-    time, deleted before it was read, or held by Owncast (released at random, or past a target duration
-    on the test's clock); the two variants' playlists told in either order. Every version shown passes
-    the checker (numbers, dates and discontinuity numbers alike across variants). Seeded: the same run
-    each time (seed 11 failed before the fix)."""
+    """Two variants, the second's playlist up to three segments late; each copy at random on time, deleted
+    before it was read, or held by Owncast; the two playlists told in either order. Every version shown
+    passes the checker."""
     rnd = random.Random(seed)
     holds = Holds()
     world = World(tmp_path, window=6.0, writes=holds, stepped=True)
@@ -174,16 +127,16 @@ async def test_shuffled_copies_keep_every_variant_numbered_alike(tmp_path: Path,
 
 
 def checked(world: World, done: int) -> int:
-    """Every version shown since the `done` first, in order, through the checker (lined up by date): what
-    a player polling any of them could have seen. Returns how many are checked now."""
+    """Every version shown since the `done` first, in order, through the checker: what a player polling
+    any of them could have seen. Returns how many are checked now."""
     for v, body in world.playlists.shown[done:]:
         world.checker.assert_ok(str(v), body)
     return len(world.playlists.shown)
 
 
 async def stream_ended(world: World) -> int:
-    """A first stream of four 2 s segments in both variants, ended; Owncast's folder wiped for the next
-    one. Returns how many versions are shown (and checked) so far."""
+    """A first stream of four 2 s segments in both variants, ended; Owncast's folder wiped. Returns how
+    many versions are shown (and checked) so far."""
     world.pub.on_master([SourceVariant(0, 3_000_000), SourceVariant(1, 300_000)])
     for n in range(4):
         for v in (0, 1):
@@ -209,13 +162,11 @@ def discontinuity_of(world: World, v: int, name: str) -> int:
 
 @pytest.mark.parametrize("raised", [False, True], ids=["no_raise", "raised"])
 async def test_a_stream_cut_apart_after_its_first_slot_was_decided_with_one_copy_waiting(
-    tmp_path: Path, raised: bool
-) -> None:
-    """test_owncast_matrix's failure, in its order: the new stream's first slot decided with both
-    variants, the transcoded variant's copy still being written by Owncast (it waits in that variant);
-    then the copied variant's next segment shows the two cut apart: later by 0.6 s, or (`raised`) 4.6 s
-    long, which raises the target 2 -> 5 while that copy waits. Both variants give the stream's first
-    moment one discontinuity number, and its second one too (no gap marked in the waiting variant)."""
+        tmp_path: Path, raised: bool) -> None:
+    """The new stream's first slot decided with both variants while the transcoded variant's copy is still
+    written; then the copied variant's next segment shows the two cut apart: later by 0.6 s, or (`raised`)
+    4.6 s long, raising the target 2 -> 5 while that copy waits. Both variants give the stream's first two
+    moments one discontinuity number (no gap marked in the waiting variant)."""
     holds = Holds()
     world = World(tmp_path, align_by="time", window=6.0, writes=holds, stepped=True)
     done = await stream_ended(world)
@@ -237,7 +188,7 @@ async def test_a_stream_cut_apart_after_its_first_slot_was_decided_with_one_copy
     world.owncast_lists(1, "stream-b-2.ts", duration=2.0, date=24, target=2)
     await until(lambda: "stream-b-2" in world.text(1), "stream-b-2 listed in variant 1", 5, every=0.001)
     checked(world, done)
-    assert world.metrics.registry.get_sample_value("hls_broadcaster_variants_cut_apart_total") == 1
+    assert world.sample("variants_cut_apart_total") == 1
     assert world.pub.target_duration == (5 if raised else 2)
     # The waiting copy's place in its lane: after the slot decided together, no jump (and no gap) there.
     if not raised:
@@ -247,13 +198,11 @@ async def test_a_stream_cut_apart_after_its_first_slot_was_decided_with_one_copy
 
 
 async def test_the_second_lane_to_start_a_stream_does_not_start_it_again(tmp_path: Path) -> None:
-    """The new stream's variants cut apart from its first slot on (the copied variant's first segment is
-    3 s, the transcoded one's 2 s), the copied variant's copy still being written: the transcoded variant's
-    lane lists the stream first, and decides its target (3 s). The copied variant's lane, once its copy is
-    in the bucket, is not a new stream any more, though its playlist now advertises 4 s: no new playlist
-    on a new timeline, which put its first moment under a number the other variant did not give it.
-    (Meanwhile the transcoded variant's new playlist waits for the copied variant's under the new target:
-    one target at a time, 6.2.4.)"""
+    """Variants cut apart from the first slot, the copied variant's copy still written: the transcoded
+    lane lists the stream first and decides its target. The copied lane, once its copy lands, is not a new
+    stream though it now advertises 4 s: no new timeline (which put its first moment under another
+    number); meanwhile the transcoded variant's new playlist waits for the copied one's (one target at a
+    time, 6.2.4)."""
     holds = Holds()
     world = World(tmp_path, align_by="time", window=6.0, writes=holds, stepped=True)
     done = await stream_ended(world)
@@ -277,15 +226,12 @@ async def test_the_second_lane_to_start_a_stream_does_not_start_it_again(tmp_pat
 
 
 async def shuffled_streams(tmp_path: Path, seed: int, advertised_as_listed: bool) -> None:
-    """Three streams of about 12 s, the second with its variants cut apart (a copied variant cut at
-    keyframes 1-5 s apart beside a transcoded one cut every 2 s), the third at random one or the other.
-    Each variant's segments come in its own order, the two interleaved by when each ends give or take
-    1.5 s (a loaded machine); each copy on time or held by Owncast (released at random, or past a target
-    duration on the test's clock); each stream ended or not. Every version shown passes the checker,
-    lined up by date. `advertised_as_listed`: the copied variant's playlist advertises its longest
-    segment so far (from 2 s: Owncast's own target), so its longer segments raise the target within the
-    stream, from its lane; else its longest keyframe interval from its first segment on (as
-    TARGET_DURATION set to it does, which the docs advise): no raise within a stream."""
+    """Three streams of about 12 s, the second cut apart (a copied variant cut 1-5 s apart beside a
+    transcoded one cut every 2 s), the third at random one or the other; each variant's segments
+    interleaved by when each ends give or take 1.5 s, each copy on time or held, each stream ended or not.
+    Every version shown passes the checker, lined up by date. `advertised_as_listed`: the copied variant
+    advertises its longest segment so far (Owncast's own target), so it raises the target within the
+    stream from its lane; else its longest keyframe interval from the start (as the docs advise)."""
     rnd = random.Random(seed)
     holds = Holds()
     world = World(tmp_path, align_by="time", window=8.0, writes=holds, stepped=True)
@@ -337,30 +283,23 @@ async def shuffled_streams(tmp_path: Path, seed: int, advertised_as_listed: bool
 @pytest.mark.parametrize("seed", range(40))
 async def test_shuffled_streams_cut_apart_keep_every_variant_numbered_alike(tmp_path: Path,
                                                                              seed: int) -> None:
-    """shuffled_streams, the copied variant advertising its longest keyframe interval from the start.
-    Seeded: the same run each time (seeds 4, 10, 23 and 30 failed before the waiting copy's lane was
-    fixed)."""
+    """shuffled_streams, the copied variant advertising its longest keyframe interval from the start."""
     await shuffled_streams(tmp_path, seed, advertised_as_listed=False)
 
 
 @pytest.mark.parametrize("seed", range(20))
 async def test_shuffled_streams_raised_from_the_copied_lane_keep_one_target(tmp_path: Path, seed: int) -> None:
-    """shuffled_streams, the copied variant advertising its segments as it lists them: its longer
-    segments raise the target within the stream, from its own lane, often after the transcoded variant
-    listed and showed all it had, or ended. 20 seeds here (about 3 s): of 200, 25 failed before the fix
-    (in two runs; seeds 16 and 19 of these both times), none after (five runs)."""
+    """shuffled_streams, the copied variant's longer segments raising the target from its own lane, often
+    after the transcoded variant showed all it had, or ended (20 seeds: about 3 s)."""
     await shuffled_streams(tmp_path, seed, advertised_as_listed=True)
 
 
 @pytest.mark.parametrize("then", ["ended", "listed"])
 async def test_a_raise_from_one_lane_after_the_other_showed_all_it_had(tmp_path: Path, then: str) -> None:
-    """Variants cut apart; the transcoded variant has listed, and shown, all it has when the copied
-    variant's 5 s segment raises the target 2 -> 5 (on the same timeline). The transcoded variant's new
-    playlist is empty: the copied variant's new one waits for it (one target on the pathway: 6.2.4), and
-    both show under 5 together, when the stream ends (the empty one ended, 6.2.1) or (`listed`) when the
-    transcoded variant lists its next segment. Before, the transcoded variant's version under 2 stayed
-    visible, without EXT-X-ENDLIST, beside the copied variant's ended one under 5, until the next stream.
-    Found by the shuffled runs above with the copied variant advertising its segments as it lists them."""
+    """The transcoded variant has shown all it has when the copied variant's 5 s segment raises the target
+    2 -> 5: its new playlist is empty, the copied one's waits for it (one target on the pathway, 6.2.4),
+    and both show under 5 together when the stream ends (the empty one ended, 6.2.1) or (`listed`) the
+    transcoded variant lists its next segment; never a version under 2 left beside one under 5."""
     world = World(tmp_path, align_by="time", window=6.0, stepped=True)
     done = await stream_ended(world)
     world.owncast_lists(1, "stream-b-0.ts", duration=2.0, date=20, target=2)
@@ -390,8 +329,7 @@ async def test_a_raise_from_one_lane_after_the_other_showed_all_it_had(tmp_path:
 
 
 async def stream_a_listed(tmp_path: Path) -> tuple[World, Holds]:
-    """Two variants, files held at the test's word (Holds), and a first stream of three 2 s segments listed
-    in both."""
+    """Two variants, files held at the test's word, a first stream of three 2 s segments listed in both."""
     holds = Holds()
     world = World(tmp_path, align_by="time", window=8.0, writes=holds, stepped=True)
     world.pub.on_master([SourceVariant(0, 3_000_000), SourceVariant(1, 300_000)])
@@ -403,13 +341,9 @@ async def stream_a_listed(tmp_path: Path) -> tuple[World, Holds]:
 
 
 async def test_a_raise_while_one_variant_still_lists_the_stream_before_keeps_the_timeline(tmp_path: Path) -> None:
-    """Stream b cut apart (a copied variant 0 beside a transcoded variant 1), variant 1's first copy and
-    variant 0's third still being written by Owncast when stream c comes, cut apart too, with a 5 s
-    segment: the target is raised (3 -> 6) while variant 1 has not listed any of stream b. The raise keeps the timeline (variant
-    1 lists b's moments under the number variant 0 listed them under), as a raise from one lane does.
-    Before, it started a new timeline in every variant, and variant 1's stream b came one number above
-    variant 0's (variant-discontinuity-mismatch; found by the shuffled runs above with their reads'
-    threads slowed at random)."""
+    """Stream b cut apart, variant 1's first copy and variant 0's third still written when stream c comes
+    with a 5 s segment: the target is raised (3 -> 6) before variant 1 listed any of b. The raise keeps
+    the timeline: variant 1 lists b's moments under the numbers variant 0 gave them."""
     world, holds = await stream_a_listed(tmp_path)
     holds.hold(1, "stream-b-0.ts")
     world.owncast_lists(1, "stream-b-0.ts", duration=2.0, date=6, target=2)
@@ -435,12 +369,9 @@ async def test_a_raise_while_one_variant_still_lists_the_stream_before_keeps_the
 
 async def test_a_variant_lists_a_stream_cut_apart_only_after_the_last_slot_of_the_stream_before(
         tmp_path: Path) -> None:
-    """The last slot of a stream still undecided together (both copies still being written by Owncast)
-    when the next stream's variants are cut apart: a variant's own lane waits for it (Lanes.bound).
-    Before, variant 0's lane listed the new stream's first segment at once, and the old stream's last one
-    came after it with a discontinuity of its own, so variant 0's numbers ran one ahead of variant 1's
-    (found by the shuffled runs above with their reads' threads slowed at random: a full run under load
-    failed seed 33 so)."""
+    """The last slot of a stream undecided (both copies still written) when the next stream's variants are
+    cut apart: each variant's own lane waits for it (Lanes.bound), so the old stream's last segment is
+    never listed after the new one's first."""
     world, holds = await stream_a_listed(tmp_path)
     done = checked(world, 0)
     for v in (0, 1):
@@ -470,12 +401,10 @@ async def test_a_variant_lists_a_stream_cut_apart_only_after_the_last_slot_of_th
 
 async def test_a_new_stream_after_variants_cut_apart_lists_its_first_segment_at_one_number_in_each(
         tmp_path: Path) -> None:
-    """Stream b cut apart ends at a lower number in variant 0 (three segments) than in variant 1 (four),
-    and variant 0's last one is still being written when stream c (a lower target, after b's end) comes: it is listed
-    in the same turn as c's first slot, never shown, and carried into the new playlist. It moves up to end
-    where variant 1 goes on, so c's first segment has one number in both (6.2.4). Before, variant 0
-    listed it one number lower, and its next slot started a new timeline there alone
-    (variant-discontinuity-mismatch; found by the shuffled runs above with their reads slowed at random)."""
+    """Stream b cut apart ends lower in variant 0 (three segments) than in variant 1 (four), variant 0's
+    last still written when stream c (a lower target) comes: listed in the same turn as c's first slot,
+    never shown, it is carried into the new playlist and moved up to end where variant 1 goes on, so c's
+    first segment has one number in both (6.2.4)."""
     world, holds = await stream_a_listed(tmp_path)
     done = checked(world, 0)
     holds.hold(1, "stream-b-0.ts")  # variant 0 lists stream b first: variant 1 comes above it

@@ -1,7 +1,7 @@
 """The viewer in a real browser: hls.js in Debian's headless Chromium plays the live demo stream
 (SeaweedFS + the Owncast emulator + the service), fetches every segment from the S3 host, shows
 its stats, and shows the stream going offline and coming back; and a first visit starts as a bare
-hls.js page would (issue 42): few requests before the first frame, none through a redirect."""
+hls.js page would: few requests before the first frame, none through a redirect."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ pytestmark = [
     pytest.mark.xdist_group("viewer_browser"),  # one worker starts the module's demo once (scripts/test)
     pytest.mark.asyncio(loop_scope="module"),
 ]
-# Issue 42's goal for a first visit: at most this many requests before the first frame.
+# The goal for a first visit: at most this many requests before the first frame.
 MAX_REQUESTS_BEFORE_FIRST_FRAME = 12
 
 
@@ -40,8 +40,7 @@ Demo = LiveDemo
 async def demo(tmp_path_factory: pytest.TempPathFactory, recordings: Recordings) -> AsyncIterator[Demo]:
     # The bucket's pathway alone: this module's claims are that every segment came from the bucket and
     # none from this server. With the VM's pathway (the default), a bucket fetch that times out on a
-    # loaded machine sends the page to the VM for 10 s, by design (viewer/src/pathways.js): a full run at
-    # a load average of 12 did (run29). The page with content steering: tests/test_steering_browser.py.
+    # loaded machine sends the page to the VM for 10 s, by design (viewer/src/pathways.js). The page with content steering: tests/test_steering_browser.py.
     async with live_demo(tmp_path_factory.mktemp("viewer"), recordings, WINDOW_SECONDS="8",
                          PATHWAYS="bucket") as running:
         yield running
@@ -83,7 +82,7 @@ async def test_viewer_plays_from_the_bucket_and_shows_offline_and_back(demo: Dem
             await page.get_by_role("button", name="Show stats").click()  # as a person would
             panel = await page.inner_text("body")
             assert s3_host in panel
-            # In the viewer's words (issue 47): no jargon, one latency figure and what it means, and the
+            # In the viewer's words: no jargon, one latency figure and what it means, and the
             # downloads add up: all of it from the bucket here (no P2P), none from this server.
             assert not re.search(r"\bR2\b|\bHTTP\b|egress|optimization", panel), panel
             assert panel.count("Behind live") == 2 and "Behind live: how long ago" in panel, panel
@@ -125,7 +124,7 @@ async def test_viewer_plays_from_the_bucket_and_shows_offline_and_back(demo: Dem
 
 
 async def test_a_first_visit_starts_with_few_requests_and_no_redirect(demo: Demo) -> None:
-    """Issue 42: what the page needs to start comes with it or beside it. Counted by the browser (its own
+    """What the page needs to start comes with it or beside it. Counted by the browser (its own
     account of its requests, each redirect one of them, up to the video's first frame: tests/support/
     startup.py) on a first visit over a 150 ms round trip, the link the goal names."""
     from playwright.async_api import async_playwright
@@ -146,7 +145,7 @@ async def test_a_first_visit_starts_with_few_requests_and_no_redirect(demo: Demo
     asked = [f"{f.started:.2f} {f.url}{' (redirected)' if f.redirected else ''}" for f in start.before]
     assert start.redirects() == [], asked
     # Counted up to the first segment's request: past it, a loaded machine decoding slowly lets hls.js
-    # fetch more segments and reload playlists before the frame (13 in a full run, 8-9 alone); the bench
+    # fetch more segments and reload playlists before the frame; the bench
     # (bench/startup.py) reports the count up to the first frame itself.
     assert len(start.to_first_segment()) <= MAX_REQUESTS_BEFORE_FIRST_FRAME, asked
     own = start.same_origin_files(demo.service.url)

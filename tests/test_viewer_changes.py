@@ -33,9 +33,7 @@ console.log(JSON.stringify({ first, second, third, fourth, fifth }));
 
 def test_a_report_not_taken_goes_into_the_next_even_after_another_went() -> None:
     """Report 1 answered "not taken" after report 2 went: the next report carries report 1's counts, and
-    report 2's are not sent again. Before (2026-11-28), undo stepped back to the totals before the last
-    take: report 1's counts were lost and report 2's counted twice (a page's P2P rejection never reached
-    /metrics in test_p2p_browser)."""
+    report 2's are not sent again (neither lost nor counted twice)."""
     node = shutil.which("node")
     if node is None:
         pytest.fail("node is needed (scripts/test installs it)")

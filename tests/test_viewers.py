@@ -1,4 +1,4 @@
-"""The viewer count (issue 34) and the page's framing policy, in process: the count's bounds and
+"""The viewer count and the page's framing policy, in process: the count's bounds and
 expiry (status/audience.py), its heartbeat route, /metrics and /health, config.json, /embed and the
 frame-ancestors header. Real browsers: tests/test_viewers_browser.py."""
 
@@ -177,7 +177,7 @@ async def test_with_p2p_on_the_answer_counts_the_pages_that_share(aiohttp_client
 
 
 async def test_another_sites_page_cannot_beat(aiohttp_client: AiohttpClient) -> None:
-    """Issue 41, V2: the preflight a browser sends before another site's beat (a custom header) is
+    """The preflight a browser sends before another site's beat (a custom header) is
     refused, with no CORS header; a beat a browser says another site or origin sent is not counted.
     The page's own beats (same-origin, also in another site's frame) and clients that are no browser
     (no Sec-Fetch-Site) count as before. Chromium's side: tests/test_viewers_browser.py."""
@@ -224,7 +224,7 @@ async def test_config_names_owncasts_ping_and_the_beat_from_the_timeout(aiohttp_
     long = await client_for(aiohttp_client, Audience(60), viewer_timeout=60, owncast_url="https://o.example")
     config = await (await long.get("/config.json")).json()
     assert config["owncast"]["every"] == 5.0  # well inside Owncast's 15 s, whatever our timeout
-    assert config["owncast"]["report"] == 10.0  # as often as Owncast's own page reports (issue 42)
+    assert config["owncast"]["report"] == 10.0  # as often as Owncast's own page reports
 
 
 def test_health_says_how_many_watch() -> None:
@@ -248,7 +248,7 @@ async def test_the_page_and_its_embed_form_say_who_may_frame_them(aiohttp_client
         assert response.status == 200, path
         policy = response.headers["Content-Security-Policy"].split("; ")
         assert policy[-1] == "frame-ancestors https://a.example https://*.b.example", policy
-        assert "script-src 'self'" in policy and "default-src 'self'" in policy, policy  # issue 68
+        assert "script-src 'self'" in policy and "default-src 'self'" in policy, policy
         again = await client.get(path, headers={"If-None-Match": response.headers["ETag"]})
         assert again.status == 304 and again.headers["Content-Security-Policy"] == response.headers[
             "Content-Security-Policy"], path
@@ -280,7 +280,7 @@ def test_frame_ancestors_setting(given: str | None, value: str) -> None:
 
 @pytest.mark.parametrize("bad", ["https://a.example/path", "javascript:alert(1)", "* https://a.example",
                                  "'none' 'self'", "a.example", "https://a.example;script-src *",
-                                 # Issue 41, E2: every .com site, a port that cannot be, labels that cannot be.
+                                 # every .com site, a port that cannot be, labels that cannot be
                                  "http://*.com", "https://*.com:443", "https://a.example:99999",
                                  "https://a.example:0", "https://a..example", "https://-a.example"])
 def test_a_bad_frame_ancestors_is_one_line_naming_it(bad: str) -> None:
@@ -291,7 +291,7 @@ def test_a_bad_frame_ancestors_is_one_line_naming_it(bad: str) -> None:
 @pytest.mark.parametrize("public", ["https://*.co.uk", "https://*.github.io", "https://*.pages.dev",
                                     "https://*.CO.UK:8443", "http://*.blogspot.com", "https://*.s3.amazonaws.com"])
 def test_a_wildcard_over_a_public_suffix_is_refused(public: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Issue 50, E2b: `*.github.io` lets anyone's GitHub Pages site frame the page. The Public Suffix
+    """`*.github.io` would let anyone's GitHub Pages site frame the page. The Public Suffix
     List says where anyone may register a site; the package ships it, so no network is needed (every
     connection refused here)."""
     def no_network(*_: object, **__: object) -> None:
@@ -311,7 +311,7 @@ def test_a_wildcard_over_a_public_suffix_is_refused(public: str, monkeypatch: py
                                                                                      "http://b.example:8080")),
 ])
 def test_viewer_sources_setting(given: str | None, value: tuple[str, ...]) -> None:
-    """Issue 41, E1: what ?src= may play besides the service's own playlists (viewer.js checks it)."""
+    """What ?src= may play besides the service's own playlists (viewer.js checks it)."""
     over = {} if given is None else {"VIEWER_SOURCES": given}
     assert settings_with(**over).viewer_sources == value
 
@@ -379,8 +379,8 @@ async def test_the_owncast_stand_in_tells_viewers_apart_as_owncast_does() -> Non
 def test_the_heartbeats_client_key_is_the_held_caps_address_but_an_ipv6_clients_48(peer: str,
                                                                                      trust_cf: bool) -> None:
     """watching.client_key skips parsing IPv4 but finds the address clients.client_address finds; an
-    IPv6 client by its /48, as the tracker counts it (issue 50 P3: by /64, 2,000 ids from 100 /64s of one
-    /48 were counted)."""
+    IPv6 client by its /48, as the tracker counts it (by /64, 100 /64s of one /48 would
+    count as 100 clients)."""
     import ipaddress
 
     from aiohttp.test_utils import make_mocked_request
@@ -405,7 +405,7 @@ def test_the_heartbeats_client_key_is_the_held_caps_address_but_an_ipv6_clients_
         assert keys == {"2001:db8:1::/48"}, keys
 
 
-# -- the page's Content-Security-Policy (issue 68; in Chromium: tests/test_csp_browser.py) ----------------
+# -- the page's Content-Security-Policy (in Chromium: tests/test_csp_browser.py) ---------------------------
 
 
 def policy_of(**over: str) -> dict[str, list[str]]:

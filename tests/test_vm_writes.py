@@ -1,8 +1,6 @@
-"""While nothing fails, content steering costs the VM's disk no more than running without it (issue 66,
-item 3): at a 4 h rewind window, the service with PATHWAYS=bucket,vm wrote 87,296 B per segment (a second
-copy of every segment under STATE_DIR/segments) where PATHWAYS=bucket wrote 2,970 B (the state's journal
-lines). Now the VM's pathway serves Owncast's own files, and keeps a copy only of what an upload failed
-for (broadcaster/vm/held.py).
+"""While nothing fails, content steering costs the VM's disk no more than running without it: the VM's
+pathway serves Owncast's own files, and keeps a copy only of what an upload failed for
+(broadcaster/vm/held.py), never a second copy of every segment.
 
 The service as an operator runs it (its own process), on SeaweedFS, Owncast's 1 s segments in 2
 variants replayed (tests' recordings), REWIND_SECONDS=14400. Measured from the kernel's count of what the
@@ -27,7 +25,7 @@ from tests.support.waiting import until
 
 pytestmark = pytest.mark.integration
 
-BYTES_PER_SEGMENT = 8 * 1024  # issue 66's bound at a 4 h window
+BYTES_PER_SEGMENT = 8 * 1024  # the bound at a 4 h window (the state's journal lines: about 3 KB)
 SEGMENTS = 30  # listed while measured (every variant's)
 
 

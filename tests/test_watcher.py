@@ -79,8 +79,7 @@ async def test_new_variant_folder_is_picked_up(watched: tuple[Path, Sink, Metric
 
 
 async def test_garbage_playlist_is_warned_once_and_stray_files_logged_once(
-    watched: tuple[Path, Sink, Metrics], caplog: pytest.LogCaptureFixture
-) -> None:
+        watched: tuple[Path, Sink, Metrics], caplog: pytest.LogCaptureFixture) -> None:
     hls, sink, metrics = watched
     caplog.set_level(logging.INFO, logger="broadcaster.source.watcher")
     write_in_place(hls / "0" / "stream.m3u8", "#EXTM3U\nthis is not\x00 a playlist\n#EXTINF:x,\n")
@@ -108,8 +107,7 @@ async def test_garbage_playlist_is_warned_once_and_stray_files_logged_once(
 
 
 async def test_symlinked_playlist_and_variant_folder_are_not_read(
-    watched: tuple[Path, Sink, Metrics], tmp_path_factory: pytest.TempPathFactory
-) -> None:
+        watched: tuple[Path, Sink, Metrics], tmp_path_factory: pytest.TempPathFactory) -> None:
     hls, sink, _ = watched
     outside = tmp_path_factory.mktemp("outside")
     (outside / "stream.m3u8").write_text(media("stream-x-0.ts"))
@@ -153,12 +151,11 @@ class OrderedSink(Sink):
 
 @pytest.mark.parametrize("kernel", _PATHS)
 async def test_after_a_wipe_variant_playlists_wait_for_the_new_master_naming_a_new_variant(
-    tmp_path: Path, kernel: bool
-) -> None:
+        tmp_path: Path, kernel: bool) -> None:
     """Owncast wipes its folder for a new stream and writes each variant's first playlist before the
     master (ffmpeg writes it last). A variant the new stream adds is named only by that master: the other
     variants' playlists wait for it, so all three reach the publisher after it and the new one is listed
-    from its first segment (before, its first segment came after the slot was decided in the others)."""
+    from its first segment, not after its slot was decided in the others."""
     sink, metrics = OrderedSink(), Metrics()
     (tmp_path / "0").mkdir()
     write_in_place(tmp_path / "stream.m3u8", MASTER)
@@ -186,8 +183,7 @@ async def test_after_a_wipe_variant_playlists_wait_for_the_new_master_naming_a_n
 
 
 def test_a_quiet_rescan_that_lands_mid_rewrite_is_not_a_warning(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """A rescan runs when the folder has been quiet for a second, which a 1 s stream also is just
     before Owncast rewrites its playlist: the rescan can read it half-written. Broken means broken at
     two quiet rescans in a row, unchanged; rescans are driven by hand here (the watcher not started)."""
@@ -221,8 +217,7 @@ def test_a_quiet_rescan_that_lands_mid_rewrite_is_not_a_warning(
 
 
 def test_a_playlist_rewritten_broken_again_and_again_is_warned_at_the_third_quiet_rescan(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """Each quiet rescan finds it changed (a broken writer keeps rewriting it), always broken."""
     (tmp_path / "0").mkdir()
     write_in_place(tmp_path / "stream.m3u8", MASTER)
@@ -303,8 +298,7 @@ def test_folder_watch_reports_writes_new_folders_and_its_own_removal(tmp_path: P
 
 
 def test_variant_playlists_without_a_multivariant_playlist_are_said_once_not_silent(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """Owncast writes its variants' playlists first and the multivariant playlist after: nothing can
     be served before it (its variants are unknown). Past the grace that is a problem /health names,
     with the file, in one log line and a gauge; a master that cannot be read counts the same; a good

@@ -10,7 +10,6 @@ object in the bucket against the file as Owncast finished it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import os
 from collections.abc import AsyncIterator
@@ -36,36 +35,13 @@ from tests.support.observe import Observer
 from tests.support.owncast_writer import HandFedOwncast, real_ts_segment
 from tests.support.service_process import ServiceProcess, moto_env, service_env
 from tests.support.whole import assert_whole
-from tests.support.waiting import TimedOut, until
+from tests.support.waiting import until
 from tests.support.world import World
+from tests.support.writes_watch import listed_within, still_waiting, watching
 
 KERNEL = pytest.mark.skipif(not inotify.available(), reason="inotify is Linux only")
 _PATHS = [pytest.param(True, id="inotify", marks=KERNEL), pytest.param(False, id="watchfiles")]
 CUT = 1000  # bytes held back: not a whole number of TS packets, as a cut in a body almost never is
-
-
-@contextlib.asynccontextmanager
-async def kernel_watch(root: Path, quiet: float = writes.QUIET, unheard_quiet: float = writes.UNHEARD_QUIET,
-                       lease: bool = True) -> AsyncIterator[Writes]:
-    """Writes fed by the real watcher on inotify, once its watch has begun; variant folder 0 made.
-    lease=False: the kernel is not asked whether the file is open for writing (the events and the file
-    decide, as where Owncast's files are another user's)."""
-    (root / "0").mkdir(exist_ok=True)
-    w = Writes(root, kernel=True, quiet=quiet, unheard_quiet=unheard_quiet, lease=lease)
-    watcher = HlsWatcher(root, Sink(), Metrics(), kernel=True, writes=w)
-    await watcher.start()
-    try:
-        await until(lambda: w._exact, "the kernel watch began")
-        yield w
-    finally:
-        await watcher.stop()
-
-
-async def still_waiting(wait: asyncio.Future[Finish], looks: int, every: float = 0.05) -> None:
-    """`wait` has not ended over `looks` looks `every` seconds apart (longer than a quiet period)."""
-    for _ in range(looks):
-        await asyncio.wait({wait}, timeout=every)
-        assert not wait.done(), wait.result()
 
 
 @pytest.fixture(scope="module")
@@ -92,8 +68,7 @@ async def watched(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterat
 
 
 async def test_a_segment_still_being_written_is_waited_for_until_owncast_finishes_it(
-    watched: tuple[Writes, Path], ts_bytes: bytes
-) -> None:
+        watched: tuple[Writes, Path], ts_bytes: bytes) -> None:
     w, folder = watched
     held = HeldBack(ts_bytes, CUT)
     held.begin(folder / "stream-a-0.ts")
@@ -112,12 +87,11 @@ async def test_a_segment_still_being_written_is_waited_for_until_owncast_finishe
 @KERNEL
 @pytest.mark.parametrize("lease", [True, False], ids=["lease", "events"])
 async def test_the_kernel_tells_a_cut_on_a_packet_boundary_which_the_file_alone_cannot(
-    tmp_path: Path, ts_bytes: bytes, lease: bool
-) -> None:
+        tmp_path: Path, ts_bytes: bytes, lease: bool) -> None:
     """Held back a whole number of packets, the file on disk looks whole: only the kernel tells (the lease
     refused while the file is open for writing, or else the close event)."""
     held = HeldBack(ts_bytes, 188 * 4)
-    async with kernel_watch(tmp_path, quiet=0.05, lease=lease) as w:
+    async with watching(tmp_path, True, quiet=0.05, lease=lease) as w:
         try:
             held.begin(tmp_path / "0" / "seg.ts")
             wait = asyncio.ensure_future(w.finished(tmp_path / "0" / "seg.ts", 30))
@@ -132,11 +106,10 @@ async def test_the_kernel_tells_a_cut_on_a_packet_boundary_which_the_file_alone_
 
 @KERNEL
 async def test_a_file_closed_before_it_is_asked_for_costs_no_wait_and_one_look(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """One look (an open, fstat and the lease asked: whole packets, no writer left), no wait: a close heard
     is not enough by itself (issue 50: a writer that closed early, another process's close)."""
-    async with kernel_watch(tmp_path) as w:
+    async with watching(tmp_path, True) as w:
         (tmp_path / "0" / "seg.ts").write_bytes(b"\x47" * 188)
         await until(lambda: w._writing.get(tmp_path / "0" / "seg.ts") is False, "the close was read")
         looks: list[object] = []
@@ -177,8 +150,7 @@ async def test_after_lost_events_a_file_is_judged_by_itself_never_taken_for_fini
 
 @KERNEL
 async def test_the_watcher_forgets_what_the_kernel_said_when_its_queue_overflows(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """IN_Q_OVERFLOW through the real watcher: a close heard before it is forgotten, so a file rewritten
     while events were lost is judged again, not taken for finished on the word of the old close."""
     (tmp_path / "0").mkdir()
@@ -218,8 +190,7 @@ async def test_the_watcher_forgets_what_the_kernel_said_when_its_queue_overflows
 
 @KERNEL
 async def test_a_file_written_since_before_the_watch_began_waits_longer_than_the_quiet_of_watchfiles(
-    tmp_path: Path, ts_bytes: bytes
-) -> None:
+        tmp_path: Path, ts_bytes: bytes) -> None:
     """A restart while Owncast writes a segment: the kernel never heard of the file, and its cut falls on a
     packet boundary (whole packets: the file alone looks whole). Beside a kernel watch such a file must be
     quiet for UNHEARD_QUIET, not QUIET (the kill -9 test caught 39,104 of 48,880 bytes listed when it was
@@ -230,7 +201,7 @@ async def test_a_file_written_since_before_the_watch_began_waits_longer_than_the
     try:
         # The unheard period made long: under load the watch began seconds after the file was written.
         # Without the lease (which tells the open file at once), the quiet is what holds it.
-        async with kernel_watch(tmp_path, unheard_quiet=60, lease=False) as w:
+        async with watching(tmp_path, True, unheard_quiet=60, lease=False) as w:
             wait = asyncio.ensure_future(w.finished(tmp_path / "0" / "seg.ts", 30))
             await still_waiting(wait, 10)  # twice QUIET, and more: the file alone looked whole throughout
             held.release()
@@ -241,8 +212,7 @@ async def test_a_file_written_since_before_the_watch_began_waits_longer_than_the
 
 @pytest.mark.parametrize("before", ["first_watch", "second_watch"])
 async def test_before_a_kernel_watch_begins_a_file_unheard_of_still_waits_the_longer_quiet(
-    tmp_path: Path, before: str
-) -> None:
+        tmp_path: Path, before: str) -> None:
     """Uploads asked before the kernel watch begins must judge by the kernel path's quiet, not watchfiles':
     at start-up (the service read Owncast's playlists before its first watch began: the outage test's
     byte comparison caught 31,584 of 39,480 bytes listed so, a tail held 0.5 s) and between two watches
@@ -280,8 +250,7 @@ async def test_a_writer_that_never_finishes_is_given_up_at_the_limit(tmp_path: P
 
 
 async def test_a_file_never_made_is_missing_after_a_short_wait(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "0").mkdir()
     monkeypatch.setattr(writes, "MISSING_WAIT", 0.1)
     told: list[int] = []
@@ -344,8 +313,7 @@ async def test_a_segment_never_finished_is_lost_with_its_gap_marked_never_upload
 @pytest.mark.parametrize("watch", [pytest.param("auto", id="inotify", marks=KERNEL),
                                    pytest.param("watchfiles", id="watchfiles")])
 async def test_the_service_lists_a_held_segment_only_once_it_is_whole_and_says_so_once_per_stream(
-    tmp_path: Path, moto_url: str, ts_bytes: bytes, watch: str
-) -> None:
+        tmp_path: Path, moto_url: str, ts_bytes: bytes, watch: str) -> None:
     feed = HandFedOwncast(tmp_path / "hls", ts_bytes, variants=(0,))
     env = moto_env(moto_url, tmp_path, HLS_WATCH=watch, WINDOW_SECONDS="6", R2_KEY_PREFIX=f"held-{watch}",
                    DELETE_OLD_SEGMENTS="false")
@@ -394,23 +362,9 @@ HOLD = 1.0  # seconds a tail is held at most once its playlist names it (Owncast
 LATE = 3  # slots whose tails are held
 
 
-async def listed_within(seen: Observer, name: str, seconds: float) -> bool:
-    """Whether every variant lists `name` within `seconds` (a bound on the hold; the test's outcome does
-    not depend on it: either way the tail comes and the bytes are compared)."""
-    async def listed() -> bool:
-        await seen.poll()
-        return all(name in seen.names(v) for v in seen.variants)
-
-    try:
-        return bool(await until(listed, f"{name} listed in every variant", seconds, every=0.05))
-    except TimedOut:
-        return False
-
-
 @pytest.mark.integration
 async def test_a_segment_named_before_its_last_bytes_are_written_is_listed_whole(
-    tmp_path: Path, seaweed: SeaweedS3
-) -> None:
+        tmp_path: Path, seaweed: SeaweedS3) -> None:
     ledger = Ledger()
     feed = HandFedOwncast(tmp_path / "hls", real_ts_segment(tmp_path), ledger=ledger)
     first = [feed.slot(), feed.slot()]

@@ -10,14 +10,12 @@ bucket against the file as its writer finally left it (the ledger), on both watc
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import shutil
 import subprocess
 import sys
 import threading
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -36,9 +34,10 @@ from tests.support.observe import Observer
 from tests.support.odd_writers import OddWriter
 from tests.support.owncast_writer import HandFedOwncast, real_ts_segment
 from tests.support.service_process import ServiceProcess, service_env
-from tests.support.waiting import TimedOut, until
+from tests.support.waiting import until
 from tests.support.whole import assert_whole
 from tests.support.world import World
+from tests.support.writes_watch import listed_within, still_waiting, watching
 
 KERNEL = pytest.mark.skipif(not inotify.available(), reason="inotify is Linux only")
 _PATHS = [pytest.param(True, id="inotify", marks=KERNEL), pytest.param(False, id="watchfiles")]
@@ -51,36 +50,13 @@ def ts_bytes(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     return real_ts_segment(tmp_path_factory.mktemp("ts"))
 
 
-async def still_waiting(wait: asyncio.Future[Finish], looks: int = LOOKS, every: float = 0.05) -> None:
-    """`wait` has not ended over `looks` looks `every` seconds apart."""
-    for _ in range(looks):
-        await asyncio.wait({wait}, timeout=every)
-        assert not wait.done(), f"taken for {wait.result()} while its writer had not finished it"
-
-
-@contextlib.asynccontextmanager
-async def watching(root: Path, kernel: bool, **writes_args: object) -> AsyncIterator[Writes]:
-    """Writes fed by a running HlsWatcher (inotify or watchfiles) on `root`, once its watch has begun."""
-    (root / "0").mkdir(exist_ok=True)
-    w = Writes(root, kernel=kernel, **writes_args)  # type: ignore[arg-type]
-    watcher = HlsWatcher(root, Sink(), Metrics(), kernel=kernel, writes=w)
-    await watcher.start()
-    try:
-        if kernel:
-            await until(lambda: w._exact, "the kernel watch began")
-        yield w
-    finally:
-        await watcher.stop()
-
-
 # -- W1, W2: a writer that has not finished is waited for, whatever the events and the file say ----------
 
 
 @pytest.mark.parametrize("kernel", _PATHS)
 @pytest.mark.parametrize("kind", ["closed_early", "reopened", "renamed", "touched"])
 async def test_a_writer_that_has_not_finished_is_waited_for_whatever_its_events_said(
-    tmp_path: Path, ts_bytes: bytes, kernel: bool, kind: str
-) -> None:
+        tmp_path: Path, ts_bytes: bytes, kernel: bool, kind: str) -> None:
     """closed_early: a close 100 bytes into a packet (the inotify path took the close for finished: 94,100
     of 188,000 bytes listed). reopened, renamed, touched: the file on a packet boundary and quiet, its
     writer's last event a close (its own, or `touch`'s) or a rename, or none at all (watchfiles)."""
@@ -95,7 +71,7 @@ async def test_a_writer_that_has_not_finished_is_waited_for_whatever_its_events_
                 writer.touch()
                 if kernel:
                     await until(lambda: w._writing.get(path) is False, "touch's close was read")
-            await still_waiting(wait)
+            await still_waiting(wait, LOOKS)
             writer.finish()
             assert await wait is Finish.WAITED
         finally:
@@ -104,8 +80,7 @@ async def test_a_writer_that_has_not_finished_is_waited_for_whatever_its_events_
 
 @pytest.mark.parametrize("kernel", _PATHS)
 async def test_a_whole_segment_truncated_by_name_to_its_own_length_is_finished_not_unfinished(
-    tmp_path: Path, ts_bytes: bytes, kernel: bool
-) -> None:
+        tmp_path: Path, ts_bytes: bytes, kernel: bool) -> None:
     """W5: truncate(2) by name writes (IN_MODIFY) with no open, so no close ever follows: the inotify path
     waited for one until the limit and lost a whole segment. Nobody holds it open: it is finished as it is."""
     async with watching(tmp_path, kernel) as w:
@@ -118,8 +93,7 @@ async def test_a_whole_segment_truncated_by_name_to_its_own_length_is_finished_n
 
 @pytest.mark.parametrize("kernel", _PATHS)
 async def test_a_segment_truncated_by_name_inside_a_packet_is_given_up_never_finished(
-    tmp_path: Path, ts_bytes: bytes, kernel: bool
-) -> None:
+        tmp_path: Path, ts_bytes: bytes, kernel: bool) -> None:
     """The other outcome of truncate(2) by name, decided: cut inside a packet, the file is not a whole
     segment, and nobody will finish it: it is waited for until the limit, then lost (never listed)."""
     async with watching(tmp_path, kernel) as w:
@@ -134,8 +108,7 @@ async def test_a_segment_truncated_by_name_inside_a_packet_is_given_up_never_fin
 
 @KERNEL
 async def test_after_a_restart_a_file_still_open_on_a_packet_boundary_is_never_finished_however_quiet(
-    tmp_path: Path, ts_bytes: bytes
-) -> None:
+        tmp_path: Path, ts_bytes: bytes) -> None:
     """The watch begins while the file is open (a restart mid-segment): the kernel never heard of it, and
     the file alone looks whole and quiet. It counted as finished after UNHEARD_QUIET (2 s; 0.2 s here)."""
     (tmp_path / "0").mkdir()
@@ -144,7 +117,7 @@ async def test_after_a_restart_a_file_still_open_on_a_packet_boundary_is_never_f
     try:
         async with watching(tmp_path, True, unheard_quiet=0.2) as w:
             wait = asyncio.ensure_future(w.finished(tmp_path / "0" / "seg.ts", 30))
-            await still_waiting(wait)
+            await still_waiting(wait, LOOKS)
             held.release()
             assert await wait is Finish.WAITED
     finally:
@@ -166,8 +139,7 @@ def _flood(folder: Path, events: int) -> None:
 
 @KERNEL
 async def test_a_real_queue_overflow_is_logged_counted_and_an_open_file_is_never_taken_for_finished(
-    tmp_path: Path, ts_bytes: bytes, caplog: pytest.LogCaptureFixture
-) -> None:
+        tmp_path: Path, ts_bytes: bytes, caplog: pytest.LogCaptureFixture) -> None:
     """The kernel's own IN_Q_OVERFLOW (its queue filled while the loop was blocked): logged, counted in
     hls_broadcaster_inotify_overflows_total, what was heard forgotten; a file still open then, cut on a
     packet boundary, is not finished after the unheard quiet (0.2 s here; it was, at 2 s in the service)."""
@@ -193,7 +165,7 @@ async def test_a_real_queue_overflow_is_logged_counted_and_an_open_file_is_never
         said = [r.getMessage() for r in caplog.records if "overflowed" in r.getMessage()]
         assert len(said) == 1 and str(tmp_path) in said[0] and "max_queued_events" in said[0], said
         wait = asyncio.ensure_future(w.finished(path, 30))
-        await still_waiting(wait)
+        await still_waiting(wait, LOOKS)
         held.release()
         assert await wait is Finish.WAITED
     finally:
@@ -207,8 +179,7 @@ async def test_a_real_queue_overflow_is_logged_counted_and_an_open_file_is_never
 @KERNEL
 @pytest.mark.parametrize("kind", ["closed_early", "renamed"])
 async def test_without_the_lease_a_close_inside_a_packet_or_a_rename_is_still_not_finished(
-    tmp_path: Path, ts_bytes: bytes, kind: str
-) -> None:
+        tmp_path: Path, ts_bytes: bytes, kind: str) -> None:
     """Without the kernel's answer (another owner, no CAP_LEASE): a close 100 bytes into a packet is not
     finished (the packet check on the kernel path too), and a file renamed into place is judged by the
     file itself (unheard quiet, 60 s here), not taken for closed."""
@@ -218,7 +189,7 @@ async def test_without_the_lease_a_close_inside_a_packet_or_a_rename_is_still_no
         writer.begin(path)
         try:
             wait = asyncio.ensure_future(w.finished(path, 30))
-            await still_waiting(wait)
+            await still_waiting(wait, LOOKS)
             writer.finish()
             assert await wait is Finish.WAITED
         finally:
@@ -357,25 +328,11 @@ WAITED = 20.0  # seconds the service may take to start waiting on a file (a load
 HOLD = 1.0  # seconds a `touch`ed file is held after it, the service free to take it meanwhile
 
 
-async def listed_within(seen: Observer, name: str, seconds: float) -> bool:
-    """Whether the service lists `name` within `seconds` (a bound on a hold, not on the outcome: either way
-    the writer finishes the file and the bytes are compared)."""
-    async def listed() -> bool:
-        await seen.poll()
-        return name in seen.names(0)
-
-    try:
-        return bool(await until(listed, f"{name} listed", seconds, every=0.05))
-    except TimedOut:
-        return False
-
-
 @pytest.mark.integration
 @pytest.mark.parametrize("watch", [pytest.param("auto", id="inotify", marks=KERNEL),
                                    pytest.param("watchfiles", id="watchfiles")])
 async def test_the_service_lists_each_odd_writers_segment_whole_or_not_at_all(
-    tmp_path: Path, seaweed: SeaweedS3, watch: str
-) -> None:
+        tmp_path: Path, seaweed: SeaweedS3, watch: str) -> None:
     """One slot per odd writer, each named by the playlist while its writer has not finished it (or, for
     the truncation, finished by name). The service must be seen waiting (never listing it meanwhile), and
     in the end every object listed is byte for byte the file its writer left: nothing listed half."""

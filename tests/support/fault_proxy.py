@@ -232,8 +232,7 @@ class FaultProxy:
         return await self.start()
 
     async def __aexit__(
-        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
+            self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
         await self.close()
 
     async def _listen(self, rebind: bool = True) -> None:
@@ -378,10 +377,7 @@ class FaultProxy:
         url = URL(self.upstream + request.raw_path, encoded=True)
         try:
             async with self._client.request(
-                request.method,
-                url,
-                headers=headers,
-                data=body if request.body_exists else None,
+                request.method, url, headers=headers, data=body if request.body_exists else None,
                 allow_redirects=False,
             ) as upstream:
                 payload = await upstream.read()

@@ -57,8 +57,7 @@ class HlsJsRun:
 
         resumed: where playback went on after a hole that ends at `end`; a 'waiting' read there counts
         too. The page reads currentTime when the event is handled, and on a loaded machine the player's
-        seek over the hole can come first (a full run at load 10: the only 'waiting' at 6.137 s, where
-        playback resumed past the hole at 5-6 s, and no stall over 250 ms)."""
+        seek over the hole can come first (the only 'waiting' then read past the hole)."""
         last = end if resumed is None else max(end, resumed + 0.05)  # the same clock, read twice
         waited = None
         for kind, t, ms in self.log["media"]:
@@ -71,23 +70,9 @@ class HlsJsRun:
 
 async def _run_ffmpeg(exe: str, base: str, scenario: str) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
-        exe,
-        "-hide_banner",
-        "-nostdin",
-        "-loglevel",
-        "level+warning",
-        "-nostats",
-        "-progress",
-        "pipe:1",
-        "-i",
-        f"{base}/p/{scenario}/ffmpeg/index.m3u8",
-        "-c",
-        "copy",
-        "-f",
-        "null",
-        "-",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+        exe, "-hide_banner", "-nostdin", "-loglevel", "level+warning", "-nostats", "-progress", "pipe:1",
+        "-i", f"{base}/p/{scenario}/ffmpeg/index.m3u8", "-c", "copy", "-f", "null", "-",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )
     try:
         out, err = await asyncio.wait_for(proc.communicate(), PLAYER_TIMEOUT)
@@ -163,20 +148,14 @@ async def observe(server: GapServer) -> tuple[dict[str, FfmpegRun], dict[str, Hl
 
     ffmpeg: dict[str, FfmpegRun] = {}
     for scenario, (code, out, err) in zip(SCENARIOS, ffmpeg_runs):
-        ffmpeg[scenario] = FfmpegRun(
-            exit_code=code,
-            log=[line for line in err.splitlines() if line.strip()],
-            frames=int(_progress(out, "frame")),
-            out_time=int(_progress(out, "out_time_us").lstrip("-") or 0) / 1e6,
-            asked=server.asked(scenario, "ffmpeg"),
-        )
+        ffmpeg[scenario] = FfmpegRun(exit_code=code, log=[line for line in err.splitlines() if line.strip()],
+                                     frames=int(_progress(out, "frame")),
+                                     out_time=int(_progress(out, "out_time_us").lstrip("-") or 0) / 1e6,
+                                     asked=server.asked(scenario, "ffmpeg"))
     hlsjs: dict[str, HlsJsRun] = {}
     for scenario, (log, video) in zip(SCENARIOS, hlsjs_runs):
         hlsjs[scenario] = HlsJsRun(
-            log=log,
-            current_time=float(video["currentTime"]),
-            duration=float(video["duration"] or 0),
-            played=[(float(a), float(b)) for a, b in video["played"]],
-            asked=server.asked(scenario, "hlsjs"),
+            log=log, current_time=float(video["currentTime"]), duration=float(video["duration"] or 0),
+            played=[(float(a), float(b)) for a, b in video["played"]], asked=server.asked(scenario, "hlsjs"),
         )
     return ffmpeg, hlsjs

@@ -185,11 +185,9 @@ class GapServer:
             raise web.HTTPNotFound()
         started = self.clocks.setdefault((scenario, client), time.monotonic())
         published = min(len(self.durations), FIRST_LISTED + int(time.monotonic() - started))
-        return web.Response(
-            text=render(scenario, self.durations, published),
-            content_type="application/vnd.apple.mpegurl",
-            headers={"Cache-Control": "no-cache"},
-        )
+        return web.Response(text=render(scenario, self.durations, published),
+                            content_type="application/vnd.apple.mpegurl",
+                            headers={"Cache-Control": "no-cache"})
 
     async def segment(self, request: web.Request) -> web.Response:
         scenario, client, name = (request.match_info[k] for k in ("scenario", "client", "name"))

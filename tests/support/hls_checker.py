@@ -393,10 +393,8 @@ def _parse_media(text: str, allow_playlist_type: bool) -> _Parsed:
             if _INT_RE.fullmatch(value) and int(value) >= 1:
                 p.target = int(value)
             else:
-                add(
-                    "target-duration-invalid",
-                    f"EXT-X-TARGETDURATION must be a decimal integer >= 1, got {value!r}",
-                )
+                add("target-duration-invalid",
+                    f"EXT-X-TARGETDURATION must be a decimal integer >= 1, got {value!r}")
         elif name == "#EXT-X-MEDIA-SEQUENCE":
             if in_segments:
                 add("media-sequence-after-segment", "EXT-X-MEDIA-SEQUENCE must come before the first segment")
@@ -409,25 +407,19 @@ def _parse_media(text: str, allow_playlist_type: bool) -> _Parsed:
                 )
         elif name == "#EXT-X-DISCONTINUITY-SEQUENCE":
             if in_segments:
-                add(
-                    "discontinuity-sequence-after-segment",
-                    "EXT-X-DISCONTINUITY-SEQUENCE must come before the first segment",
-                )
+                add("discontinuity-sequence-after-segment",
+                    "EXT-X-DISCONTINUITY-SEQUENCE must come before the first segment")
             if _INT_RE.fullmatch(value):
                 p.disc_sequence = int(value)
             else:
                 p.sequence_ok = False
-                add(
-                    "discontinuity-sequence-invalid",
-                    f"EXT-X-DISCONTINUITY-SEQUENCE must be a decimal integer, got {value!r}",
-                )
+                add("discontinuity-sequence-invalid",
+                    f"EXT-X-DISCONTINUITY-SEQUENCE must be a decimal integer, got {value!r}")
         elif name == "#EXT-X-PLAYLIST-TYPE":
             p.playlist_type = value
             if not allow_playlist_type:
-                add(
-                    "playlist-type-present",
-                    f"a live sliding playlist must not carry EXT-X-PLAYLIST-TYPE (found {value!r})",
-                )
+                add("playlist-type-present",
+                    f"a live sliding playlist must not carry EXT-X-PLAYLIST-TYPE (found {value!r})")
             elif value not in ("EVENT", "VOD"):
                 add("playlist-type-invalid", f"EXT-X-PLAYLIST-TYPE must be EVENT or VOD, got {value!r}")
         elif name == "#EXT-X-ENDLIST":
@@ -632,10 +624,8 @@ class MediaPlaylistChecker:
             )
         if self.allow_playlist_type:
             if prev.playlist_type != cur.playlist_type:
-                findings.add(
-                    "playlist-type-changed",
-                    f"EXT-X-PLAYLIST-TYPE changed from {prev.playlist_type} to {cur.playlist_type}",
-                )
+                findings.add("playlist-type-changed",
+                             f"EXT-X-PLAYLIST-TYPE changed from {prev.playlist_type} to {cur.playlist_type}")
             elif prev.playlist_type == "VOD" and prev.lines != cur.lines:
                 findings.add(
                     "vod-playlist-changed", "a VOD playlist must never change, but this version differs"
@@ -697,10 +687,8 @@ class MediaPlaylistChecker:
             ]
             if gone:
                 structural_ok = False
-                add(
-                    "segments-removed-not-from-front",
-                    f"segments may only be removed from the front, but these vanished: {_summary(gone)}",
-                )
+                add("segments-removed-not-from-front",
+                    f"segments may only be removed from the front, but these vanished: {_summary(gone)}")
             last_j = retained[-1][0]
             inserted = [
                 csegs[j].uri
@@ -753,10 +741,8 @@ class MediaPlaylistChecker:
                     f"({3 * cur.target}s), without EXT-X-ENDLIST",
                 )
         if self.allow_playlist_type and removed and "EVENT" in (prev.playlist_type, cur.playlist_type):
-            add(
-                "event-segments-removed",
-                f"an EVENT playlist must not remove segments, but {removed} were removed ({ms_p} -> {ms_c})",
-            )
+            add("event-segments-removed",
+                f"an EVENT playlist must not remove segments, but {removed} were removed ({ms_p} -> {ms_c})")
 
     @staticmethod
     def _check_disc_sequence(prev: _Parsed, cur: _Parsed, removed: int, findings: _Findings) -> None:
@@ -861,9 +847,7 @@ class VariantSetChecker:
         if c is None:
             c = self._checkers[variant] = MediaPlaylistChecker(
                 allow_resume_after_endlist=self.allow_resume_after_endlist,
-                allow_playlist_type=self.allow_playlist_type,
-                name=variant,
-                allow_restart=self.allow_restart,
+                allow_playlist_type=self.allow_playlist_type, name=variant, allow_restart=self.allow_restart,
             )
         return c
 
@@ -883,10 +867,8 @@ class VariantSetChecker:
             others = [f"{v}={t}" for v, t in self._targets.items()
                       if v != variant and t != cur.target and self._generation.get(v) == c.retargets]
             if others:
-                found.add(
-                    "variant-target-duration-mismatch",
-                    f"EXT-X-TARGETDURATION is {cur.target} but other variants have {_summary(others)}",
-                )
+                found.add("variant-target-duration-mismatch",
+                          f"EXT-X-TARGETDURATION is {cur.target} but other variants have {_summary(others)}")
         uses = cur.uses_pdt()
         if cur.segments:  # an empty version (ended) has no segment to carry a date or not
             self._uses_pdt[variant] = uses
@@ -1020,10 +1002,8 @@ def check_master(text: str, host: str | None = None) -> list[Violation]:
                 out.append(Violation("stream-inf-bandwidth-missing", f"{ln!r} has no BANDWIDTH attribute"))
             elif not _INT_RE.fullmatch(bw):
                 out.append(
-                    Violation(
-                        "stream-inf-bandwidth-invalid",
-                        f"BANDWIDTH must be a decimal integer, got {bw!r} in {ln!r}",
-                    )
+                    Violation("stream-inf-bandwidth-invalid",
+                              f"BANDWIDTH must be a decimal integer, got {bw!r} in {ln!r}")
                 )
             expect_uri = ln
         uri = attrs.get("URI")

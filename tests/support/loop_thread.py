@@ -1,9 +1,8 @@
 """An event loop in a thread of its own, for the servers a test puts between its players and the service
-(tests/support/gates.py's proxies, counting_proxy.CountingProxy): in the test's own loop they answered
-only when Playwright's events, the test's polling of its pages and the rest let them, so when a closed
-gate opened and the service's backlog of uploads went through it at once, the pages' requests through
-the proxies waited seconds behind it (test_steering_browser, run8 of 2026-11-25: the viewer page and
-Shaka stood still 4.5 s and 2.6 s just after the gate opened, while the service had their segments)."""
+(tests/support/gates.py's proxies, counting_proxy.CountingProxy): in the test's own loop they answer only when
+Playwright's events and the test's polling let them, so when a closed gate opens and the service's backlog of
+uploads goes through at once, the pages' requests wait seconds behind it and players stand still while the
+service has their segments."""
 
 from __future__ import annotations
 

@@ -3,7 +3,6 @@ HLS checker, remember what each variant listed."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +14,7 @@ from broadcaster.demo.emulator import OwncastEmulator
 from broadcaster.playlist import hls
 from broadcaster.source.owncast import parse_media_playlist
 from tests.support.hls_checker import VariantSetChecker
+from tests.support.listing import listing
 from tests.support.scrape import Samples, scraped
 from tests.support.waiting import until
 
@@ -45,21 +45,12 @@ class Observed:
         against it, as a player resolves it (the bucket's URL, or the VM's path on the service's host while
         players are steered away from the bucket: steering/bucket_pathway.py)."""
         self.checker.assert_ok(str(v), text)
-        lines = text.splitlines()
-        seq = int(next(line for line in lines if line.startswith("#EXT-X-MEDIA-SEQUENCE:")).split(":")[1])
-        duration, gap = 0.0, False
-        for line in lines:
-            if line.startswith("#EXTINF:"):
-                duration = float(line[8:].split(",")[0])
-            elif line == "#EXT-X-GAP":
-                gap = True
-            elif line and not line.startswith("#"):
-                uri = urljoin(base, line)
-                self.ours[v][seq] = (uri, duration)
-                if gap:
-                    self.gaps.setdefault(v, set()).add(uri)
-                seq, gap = seq + 1, False
-        if "#EXT-X-ENDLIST" in lines:
+        for e in listing(text):
+            uri = urljoin(base, e.uri)
+            self.ours[v][e.number] = (uri, e.duration)
+            if e.gap:
+                self.gaps.setdefault(v, set()).add(uri)
+        if "#EXT-X-ENDLIST" in text.splitlines():
             self.ended.add(v)
 
     def describe(self) -> str:
@@ -135,19 +126,12 @@ class Observer:
                 text = await r.text()
             self.checker.assert_ok(str(v), text)
             self.versions += 1
-            found = re.search(r"#EXT-X-MEDIA-SEQUENCE:(\d+)", text)
-            assert found is not None, text
-            seq = int(found.group(1))
-            gap = False
-            for line in text.splitlines():
-                if line == "#EXT-X-GAP":
-                    gap = True
-                elif line and not line.startswith("#"):
-                    self.listed.setdefault(v, {})[seq] = line.rsplit("/", 1)[1]
-                    self.urls[(v, line.rsplit("/", 1)[1])] = line
-                    if gap:
-                        self.gaps.setdefault(v, set()).add(seq)
-                    seq, gap = seq + 1, False
+            assert "#EXT-X-MEDIA-SEQUENCE:" in text, text
+            for e in listing(text):
+                self.listed.setdefault(v, {})[e.number] = e.name
+                self.urls[(v, e.name)] = e.uri
+                if e.gap:
+                    self.gaps.setdefault(v, set()).add(e.number)
 
     def segment_url(self, v: int, name: str) -> str:
         """Where a player fetches the segment: its URI resolved against the playlist's URL (the bucket's
@@ -168,11 +152,8 @@ class Observer:
         await until(polled, what, timeout, every=0.05, detail=lambda: f"listed {self.listed}")
 
     async def listed_everywhere(self, *names: str, timeout: float = 10.0) -> None:
-        await self.until(
-            lambda: all(n in self.names(v) for v in self.variants for n in names),
-            timeout,
-            f"{names} listed in every variant",
-        )
+        await self.until(lambda: all(n in self.names(v) for v in self.variants for n in names), timeout,
+                         f"{names} listed in every variant")
 
     async def metrics(self) -> Samples:
         return await scraped(self.http, self.url)

@@ -26,18 +26,8 @@ from typing import TYPE_CHECKING, Protocol
 from broadcaster.demo.ffmpeg import ffmpeg_exe
 from broadcaster.demo.ledger import Ledger
 from broadcaster.demo.owncast_files import (
-    PIECE,
-    Body,
-    Entry,
-    MasterEntry,
-    OpenInPlace,
-    OwncastFolder,
-    entry_text,
-    master_text,
-    pdt,
-    playlist_head,
-    playlist_text,
-    write_in_place,
+    PIECE, Body, Entry, MasterEntry, OpenInPlace, OwncastFolder, entry_text, master_text, pdt, playlist_head,
+    playlist_text, write_in_place,
 )
 
 if TYPE_CHECKING:
@@ -71,6 +61,25 @@ def real_ts_segment(folder: Path, seconds: int = 1) -> bytes:
     data = out.read_bytes()
     assert data[:1] == b"\x47" and len(data) % 188 == 0
     return data
+
+
+def one_run_segments(folder: Path, seconds: int, fps: int = 10) -> list[bytes]:
+    """`seconds` 1 s MPEG-TS segments of one ffmpeg run (a keyframe each second, small, so quick):
+    timestamps continue across them, as one Owncast transcoder run writes them."""
+    folder.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
+         "-f", "lavfi", "-i", f"testsrc=size=160x90:rate={fps}",
+         "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=22050", "-t", str(seconds),
+         "-map", "0:v", "-map", "1:a", "-c:v", "libx264", "-preset", "ultrafast", "-g", str(fps),
+         "-keyint_min", str(fps), "-sc_threshold", "0", "-c:a", "aac", "-ac", "1", "-b:a", "32k",
+         "-f", "hls", "-hls_time", "1", "-hls_list_size", "0",
+         "-hls_segment_filename", str(folder / "seg%d.ts"), str(folder / "out.m3u8")],
+        check=True, timeout=60, capture_output=True,
+    )  # fmt: skip
+    text = (folder / "out.m3u8").read_text()
+    assert text.count("#EXTINF:1.000000,") == seconds, text[:400]
+    return [(folder / f"seg{i}.ts").read_bytes() for i in range(seconds)]
 
 
 Prepare = Callable[[Path], object]

@@ -114,13 +114,8 @@ def systemd_restarts(unit: Path, ended: Ended) -> bool:
         success = ended.signal in _CLEAN_SIGNALS or _in(service.get("SuccessExitStatus", []), ended)
         failure = None if success else "signal"
     return {
-        "no": False,
-        "always": True,
-        "on-success": failure is None,
-        "on-failure": failure is not None,
-        "on-abnormal": failure == "signal",
-        "on-abort": failure == "signal",
-        "on-watchdog": False,
+        "no": False, "always": True, "on-success": failure is None, "on-failure": failure is not None,
+        "on-abnormal": failure == "signal", "on-abort": failure == "signal", "on-watchdog": False,
     }[restart]
 
 

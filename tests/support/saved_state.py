@@ -3,13 +3,13 @@ a World shows (listed, numbers), for tests that save and restore it."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from broadcaster.bucket.cleaner import Cleaner
 from broadcaster.playlist.segments import ListedSegment, Removed
 from broadcaster.state.disk import StateFile
 from tests.support.fakes import Bucket
+from tests.support.listing import listing
 from tests.support.world import PUBLIC, World, snapshots_of
 
 
@@ -49,9 +49,5 @@ def numbers(shown: list[tuple[int, str]]) -> dict[int, dict[int, str]]:
     """variant -> media sequence number -> segment name, over every version shown."""
     out: dict[int, dict[int, str]] = {v: {} for v in VARIANTS}
     for v, text in shown:
-        seq = int(re.search(r"#EXT-X-MEDIA-SEQUENCE:(\d+)", text).group(1))  # type: ignore[union-attr]
-        for line in text.splitlines():
-            if line and not line.startswith("#"):
-                out[v][seq] = line.rsplit("/", 1)[1]
-                seq += 1
+        out[v].update((e.number, e.name) for e in listing(text))
     return out

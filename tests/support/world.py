@@ -153,6 +153,10 @@ class World:
     def health(self) -> tuple[bool, dict[str, object]]:
         return self.report.health()
 
+    def sample(self, name: str, **labels: str) -> float | None:
+        """A sample of the publisher's metrics: `name` without the hls_broadcaster_ prefix."""
+        return self.metrics.registry.get_sample_value(f"hls_broadcaster_{name}", labels)
+
     def uris(self, variant: int) -> list[str]:
         gen = self.pub.playlist(variant)
         assert gen is not None
