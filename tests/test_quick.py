@@ -67,7 +67,7 @@ def test_a_private_streams_media_playlist_is_answered_here_only_with_a_token_its
     """PRIVATE=true: `?access=<token>` as the whole query and a token the gatekeeper admits (the same
     bytes for every viewer); a request without one, or with anything else in its query, is the gate's to
     refuse (aiohttp's), as is a public stream's with any query."""
-    quick = QuickAnswers(admit=lambda token: token == "v1.9.-.good")
+    quick = QuickAnswers(admit=lambda token: token == b"v1.9.-.good")
     quick.numbered("live", "playlist.m3u8", lambda n, encoding: (b"HTTP/1.1 200 OK\r\n", b"n"))
     assert quick.answer(b"GET /live/0/playlist.m3u8?access=v1.9.-.good HTTP/1.1\r\n\r\n") is not None
     for target in (b"/live/0/playlist.m3u8", b"/live/0/playlist.m3u8?access=v1.9.-.bad",
@@ -78,6 +78,29 @@ def test_a_private_streams_media_playlist_is_answered_here_only_with_a_token_its
     public, _ = answers()
     assert public.answer(b"GET /live/0/playlist.m3u8?access=v1.9.-.good HTTP/1.1\r\n\r\n") is None
     assert quick.answered == 1
+
+
+@pytest.mark.parametrize(("fields", "taken"), [
+    (b"Authorization: Bearer v1.9.-.good\r\n", True),
+    (b"Host: x\r\nauthorization:  bearer  v1.9.-.good\r\nAccept: */*\r\n", True),  # names in any case
+    (b"Authorization: Bearer v1.9.-.bad\r\nAuthorization: Bearer v1.9.-.good\r\n", False),  # the first, as the gate
+    (b"Authorization: Bearer v1.9.-.good \r\n", False),  # the gate strips it: the gate's to answer
+    (b"Authorization: Basic v1.9.-.good\r\n", False),
+    (b"Authorization: Bearerv1.9.-.good\r\n", False),
+    (b"Authorization: Bearer\tv1.9.-.good\r\n", False),
+    (b"X-Authorization: Bearer v1.9.-.good\r\n", False),
+    (b"", False),
+])
+def test_a_private_streams_media_playlist_is_answered_here_with_a_bearer_token_its_gate_admits(
+        fields: bytes, taken: bool) -> None:
+    """A player that adds headers: the first Authorization field's Bearer token, read as the gate reads it
+    (a query's token first: a bad one there is refused whatever the header says)."""
+    quick = QuickAnswers(admit=lambda token: token == b"v1.9.-.good")
+    quick.numbered("live", "playlist.m3u8", lambda n, encoding: (b"HTTP/1.1 200 OK\r\n", b"n"))
+    answer = quick.answer(b"GET /live/0/playlist.m3u8 HTTP/1.1\r\n" + fields + b"\r\n")
+    assert (answer is not None) is taken
+    with_query = b"GET /live/0/playlist.m3u8?access=v1.9.-.bad HTTP/1.1\r\n" + fields + b"\r\n"
+    assert quick.answer(with_query) is None
 
 
 def test_another_pathways_playlists_are_answered_under_its_folder() -> None:

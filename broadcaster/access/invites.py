@@ -23,6 +23,9 @@ from .tokens import INVITE, NAME, derive, mac
 MAX_INVITES = 10_000  # a file with more is not one `invite add` wrote
 MAX_FILE_BYTES = 2_000_000
 DAY = 86_400
+# Seconds between looks at the file: a revoke takes effect within this, and within a second where tokens
+# are let in again unjudged for the rest of it (admitted.py).
+LOOK_EVERY = 0.5
 
 log = logging.getLogger(__name__)
 
@@ -109,8 +112,8 @@ def write_invites(path: Path, invites: Mapping[str, Invite]) -> None:
 
 class InvitesFile:
     """The invites as the service reads them on each judgement: read again only when the file changed,
-    and looked at no more than once a second (`clock`: monotonic seconds), so a revoke takes effect
-    within a second and the doors' check costs a dict lookup."""
+    and looked at no more than every LOOK_EVERY seconds (`clock`: monotonic seconds), so a revoke takes
+    effect within that and the doors' check costs a dict lookup."""
 
     def __init__(self, path: Path, clock: Callable[[], float] = time.monotonic) -> None:
         self._path = path
@@ -121,7 +124,7 @@ class InvitesFile:
 
     def get(self, name: str) -> Invite | None:
         now = self._clock()
-        if now - self._looked >= 1.0:
+        if now - self._looked >= LOOK_EVERY:
             self._looked = now
             self._refresh()
         return self._invites.get(name)
