@@ -7,15 +7,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import web
 
-from broadcaster.http import create_app
+from broadcaster.access.grants import Gatekeeper, Keys
+from broadcaster.access.invites import InvitesFile
+from broadcaster.access.tokens import PASSPHRASE, ViewerTokens
+from broadcaster.http import PlaylistOptions, create_app
 from broadcaster.http.connections import GatedSite, GateOptions
+from broadcaster.http.gate import Gate
 from broadcaster.http.keys import QUICK
 from broadcaster.http.quick import QuickAnswers, idle, whole_heads
 from broadcaster.http.serving import serving
@@ -198,8 +204,9 @@ class Served:
 
 
 @contextlib.asynccontextmanager
-async def served(keepalive_timeout: float = 75.0) -> AsyncIterator[Served]:
-    """The public app over VisiblePlaylists (variant 0, one segment), as the service listens."""
+async def served(keepalive_timeout: float = 75.0, gate: Gate | None = None) -> AsyncIterator[Served]:
+    """The public app over VisiblePlaylists (variant 0, one segment), as the service listens (behind a
+    private stream's `gate` if given)."""
     visible = VisiblePlaylists()
     visible.under(2)
     gen = ManifestGenerator(2, WindowOptions(0))
@@ -211,7 +218,7 @@ async def served(keepalive_timeout: float = 75.0) -> AsyncIterator[Served]:
 
     add()
     metrics = Metrics()
-    app = create_app(visible, FakeHealth(), metrics)
+    app = create_app(visible, FakeHealth(), metrics, playlist_options=PlaylistOptions(gate=gate))
     runner = web.AppRunner(app, access_log=None, handle_signals=False, keepalive_timeout=keepalive_timeout,
                            handler_cancellation=True)
     async with serving(runner, lambda r: GatedSite(r, "127.0.0.1", 0, GateOptions(limit=64, quick=app[QUICK]))):
@@ -259,6 +266,26 @@ async def test_the_answer_is_aiohttps_byte_for_byte(path: str, encoding: str) ->
         assert (b"Content-Encoding: gzip\r\n" in quick) is bool(encoding)
         label = "master" if "master" in path or path == "/hls/stream.m3u8" else "0"
         assert requests_counted(s.metrics)[(label, 200)] == 2
+        writer.close()
+
+
+async def test_a_private_streams_reload_is_answered_here_as_its_gate_answers_it(tmp_path: Path) -> None:
+    """A token in the query or a Bearer header: the same bytes as aiohttp's gate gives; a forged one is the
+    gate's to refuse."""
+    tokens = ViewerTokens("s" * 40)
+    gate = Gate(Gatekeeper(Keys("s" * 40, "pw"), InvitesFile(tmp_path / "invites.json")))
+    token = tokens.mint(PASSPHRASE, int(time.time()) + 600)
+    async with served(gate=gate) as s:
+        reader, writer = await asyncio.open_connection("127.0.0.1", s.port)
+        bearer = f"GET /live/0/playlist.m3u8 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n".encode()
+        quick = await exchange(reader, writer, bearer + b"\r\n")
+        slow = await exchange(reader, writer, bearer + b'If-None-Match: "other"\r\n\r\n')  # through aiohttp
+        assert s.quick.answered == 1 and quick.startswith(b"HTTP/1.1 200 OK\r\n") and undated(quick) == undated(slow)
+        query = await exchange(reader, writer, f"GET /live/0/playlist.m3u8?access={token} HTTP/1.1\r\n\r\n".encode())
+        assert s.quick.answered == 2 and undated(query) == undated(quick)
+        forged = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
+        refused = await exchange(reader, writer, bearer.replace(token.encode(), forged.encode()) + b"\r\n")
+        assert refused.startswith(b"HTTP/1.1 403 ") and s.quick.answered == 2
         writer.close()
 
 

@@ -57,6 +57,16 @@ class Gatekeeper:
 
     def admit(self, text: str | None) -> Refusal | None:
         """None: the request may in; else why not."""
+        judged = self._judged(text)
+        return judged if isinstance(judged, Refusal) else None
+
+    def lets_in(self, text: str) -> tuple[float, bool] | None:
+        """None: `text` does not let in now; else (seconds until it ends, whether it is an invite's: the
+        invite may be revoked sooner). What the quick answers remember a token by (admitted.py)."""
+        judged = self._judged(text)
+        return None if isinstance(judged, Refusal) else (judged.expires - self._clock(), judged.who != PASSPHRASE)
+
+    def _judged(self, text: str | None) -> Token | Refusal:
         if not text:
             return Refusal(401, NO_TOKEN)
         token = self._seen.get(text)
@@ -69,12 +79,12 @@ class Gatekeeper:
             self._seen[text] = token
         if self._clock() >= token.expires:
             return Refusal(403, EXPIRED)
-        if token.invited:
+        if token.who != PASSPHRASE:  # an invite's (not the property: this is every door's path)
             invite = self._invites.get(token.who)
             why = "this invite is no longer valid" if invite is None else invite.refusal(self._clock())
             if why is not None:
                 return Refusal(403, why)
-        return None
+        return token
 
     def grant(self, asked: Mapping[str, object]) -> Grant | Refusal:
         """A token for a pass-phrase, an invite link's token, or a valid token to renew."""
