@@ -159,7 +159,8 @@ def test_counted_benches(module: str, kinds: tuple[str, ...], extra: tuple[str, 
             rf"a steering manifest request / a playlist request via aiohttp: {NUMBER} \(goal: <= 1\); "
             rf"/ a plain playlist request: {NUMBER}")
     elif module == "private_cost":
-        has(out, rf"private/public: query {NUMBER}, judged {NUMBER}, bearer {NUMBER} \(goal: <= 1.1: (met|NOT met)\)")
+        has(out, rf"private/public: query {NUMBER}, bearer {NUMBER} \(goal: <= 1.1: (met|NOT met)\); "
+                 rf"a token's first request \(judged\): {NUMBER}")
     elif module == "pathway_cost":
         has(out, rf"steering adds {NUMBER} \({NUMBER}%\) while the bucket serves")
     else:

@@ -3,12 +3,14 @@
 A private stream's media playlist requests are answered before aiohttp (http/quick.py) with the token
 their URL or Authorization header carries, still bytes. A token the Gatekeeper let in is remembered by
 those bytes and let in again by one dict lookup (no decoding, no HMAC, no invites file) for as long as
-its verdict cannot change: a pass-phrase's token until it ends (its end is all that can change it: a
-player's every reload is then a lookup, however seldom it reloads), an invite's for REMEMBERED seconds
-at most, as the invite may be revoked. The Gatekeeper looks at the invites file every LOOK_EVERY
-seconds, so a revoked invite is refused here within REMEMBERED + LOOK_EVERY = one second, and an ended
-token at its end (the remembered time runs on this monotonic clock: were the wall clock stepped while a
-token lives, its end moves by the step here).
+its verdict cannot change: until it ends (or its invite does), unless the invites file changes, which
+forgets them all (an invite revoked, extended or removed). A player's every reload is then a lookup,
+however seldom it reloads; a token is judged on its first request and after each change of the file.
+
+The remembered time runs on the monotonic clock, from what was left of the token's life: an ended token
+is refused at its end (were the wall clock stepped while it lives, its end moves by the step here). The
+invites file is asked for its version every LOOK_EVERY seconds, and looks at the file at most that often
+itself, so a revoked invite is refused here within 2 x LOOK_EVERY = one second.
 
 Only tokens let in are remembered, and at most KEPT at once (then all are forgotten and judged again):
 a flood of bogus tokens costs what the Gatekeeper's refusal costs and never grows this.
@@ -22,12 +24,13 @@ from typing import Protocol
 
 from .invites import LOOK_EVERY
 
-REMEMBERED = 1.0 - LOOK_EVERY  # seconds an invite's token is let in again unjudged
 KEPT = 4096  # tokens remembered at once (one a viewer)
 
 
 class Judge(Protocol):
-    def lets_in(self, text: str) -> tuple[float, bool] | None: ...
+    def lets_in(self, text: str) -> float | None: ...
+
+    def invites_version(self) -> int: ...
 
 
 class AdmittedTokens:
@@ -38,6 +41,8 @@ class AdmittedTokens:
         self._clock = clock
         self._kept = kept
         self._until: dict[bytes, float] = {}  # token -> until when it is let in unjudged
+        self._version = judge.invites_version()  # of the invites what is remembered was judged by
+        self._next_look = clock() + LOOK_EVERY
 
     def __len__(self) -> int:
         return len(self._until)
@@ -45,16 +50,24 @@ class AdmittedTokens:
     def admits(self, token: bytes) -> bool:
         """Whether a request carrying `token` (its raw bytes) may in."""
         now = self._clock()
+        if now >= self._next_look:
+            self._look(now)
         if self._until.get(token, now) > now:
             return True
         try:
-            verdict = self._judge.lets_in(token.decode("ascii"))
+            left = self._judge.lets_in(token.decode("ascii"))
         except UnicodeDecodeError:
             return False
-        if verdict is None:
+        if left is None:
             return False
-        left, invited = verdict
         if len(self._until) >= self._kept:  # a crowd's worth: forget them all, they are judged again
             self._until.clear()
-        self._until[token] = now + (min(left, REMEMBERED) if invited else left)
+        self._until[token] = now + left
         return True
+
+    def _look(self, now: float) -> None:
+        self._next_look = now + LOOK_EVERY
+        version = self._judge.invites_version()
+        if version != self._version:  # an invite changed: every verdict is asked again
+            self._version = version
+            self._until.clear()

@@ -60,11 +60,18 @@ class Gatekeeper:
         judged = self._judged(text)
         return judged if isinstance(judged, Refusal) else None
 
-    def lets_in(self, text: str) -> tuple[float, bool] | None:
-        """None: `text` does not let in now; else (seconds until it ends, whether it is an invite's: the
-        invite may be revoked sooner). What the quick answers remember a token by (admitted.py)."""
+    def lets_in(self, text: str) -> float | None:
+        """None: `text` does not let in now; else for how many seconds it lets in unless the invites file
+        changes (until its end, or its invite's). What the quick answers remember a token by (admitted.py)."""
         judged = self._judged(text)
-        return None if isinstance(judged, Refusal) else (judged.expires - self._clock(), judged.who != PASSPHRASE)
+        if isinstance(judged, Refusal):
+            return None
+        invite = self._invites.get(judged.who) if judged.who != PASSPHRASE else None
+        return min(judged.expires, invite.expires if invite is not None else judged.expires) - self._clock()
+
+    def invites_version(self) -> int:
+        """Changes whenever the invites file does: every lets_in verdict is to be asked again."""
+        return self._invites.version()
 
     def _judged(self, text: str | None) -> Token | Refusal:
         if not text:
