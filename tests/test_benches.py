@@ -124,7 +124,7 @@ def test_amplification() -> None:
     ("serve_cost", ("baseline", "ours", "via_aiohttp", "steering"), ()),
     ("heartbeat", ("playlist", "heartbeat", "report"), ("--viewers", "2")),
     ("pathway_cost", ("bucket", "steering"), ("--variants", "2")),
-    ("private_cost", ("public", "query", "bearer"), ()),
+    ("private_cost", ("public", "query", "judged", "bearer"), ()),
 ])
 def test_counted_benches(module: str, kinds: tuple[str, ...], extra: tuple[str, ...],
                          monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
@@ -159,7 +159,8 @@ def test_counted_benches(module: str, kinds: tuple[str, ...], extra: tuple[str, 
             rf"a steering manifest request / a plain playlist request: {NUMBER} \(goal: <= 1: (met|NOT met)\); "
             rf"/ a playlist request via aiohttp: {NUMBER}")
     elif module == "private_cost":
-        has(out, rf"private/public: query {NUMBER}, bearer {NUMBER} \(goal: <= 1.1: (met|NOT met)\)")
+        has(out, rf"private/public: query {NUMBER}, bearer {NUMBER} \(goal: <= 1.1: (met|NOT met)\); "
+                 rf"a token's first request \(judged\): {NUMBER}")
     elif module == "pathway_cost":
         has(out, rf"steering adds {NUMBER} \({NUMBER}%\) while the bucket serves")
     else:

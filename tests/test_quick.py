@@ -7,15 +7,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import web
 
-from broadcaster.http import create_app
+from broadcaster.access.grants import Gatekeeper, Keys
+from broadcaster.access.invites import InvitesFile
+from broadcaster.access.tokens import PASSPHRASE, ViewerTokens
+from broadcaster.http import PlaylistOptions, create_app
 from broadcaster.http.connections import GatedSite, GateOptions
+from broadcaster.http.gate import Gate
 from broadcaster.http.keys import QUICK
 from broadcaster.http.quick import QuickAnswers, idle, whole_heads
 from broadcaster.http.serving import serving
@@ -67,7 +73,7 @@ def test_a_private_streams_media_playlist_is_answered_here_only_with_a_token_its
     """PRIVATE=true: `?access=<token>` as the whole query and a token the gatekeeper admits (the same
     bytes for every viewer); a request without one, or with anything else in its query, is the gate's to
     refuse (aiohttp's), as is a public stream's with any query."""
-    quick = QuickAnswers(admit=lambda token: token == "v1.9.-.good")
+    quick = QuickAnswers(admit=lambda token: token == b"v1.9.-.good")
     quick.numbered("live", "playlist.m3u8", lambda n, encoding: (b"HTTP/1.1 200 OK\r\n", b"n"))
     assert quick.answer(b"GET /live/0/playlist.m3u8?access=v1.9.-.good HTTP/1.1\r\n\r\n") is not None
     for target in (b"/live/0/playlist.m3u8", b"/live/0/playlist.m3u8?access=v1.9.-.bad",
@@ -78,6 +84,29 @@ def test_a_private_streams_media_playlist_is_answered_here_only_with_a_token_its
     public, _ = answers()
     assert public.answer(b"GET /live/0/playlist.m3u8?access=v1.9.-.good HTTP/1.1\r\n\r\n") is None
     assert quick.answered == 1
+
+
+@pytest.mark.parametrize(("fields", "taken"), [
+    (b"Authorization: Bearer v1.9.-.good\r\n", True),
+    (b"Host: x\r\nauthorization:  bearer  v1.9.-.good\r\nAccept: */*\r\n", True),  # names in any case
+    (b"Authorization: Bearer v1.9.-.bad\r\nAuthorization: Bearer v1.9.-.good\r\n", False),  # the first, as the gate
+    (b"Authorization: Bearer v1.9.-.good \r\n", False),  # the gate strips it: the gate's to answer
+    (b"Authorization: Basic v1.9.-.good\r\n", False),
+    (b"Authorization: Bearerv1.9.-.good\r\n", False),
+    (b"Authorization: Bearer\tv1.9.-.good\r\n", False),
+    (b"X-Authorization: Bearer v1.9.-.good\r\n", False),
+    (b"", False),
+])
+def test_a_private_streams_media_playlist_is_answered_here_with_a_bearer_token_its_gate_admits(
+        fields: bytes, taken: bool) -> None:
+    """A player that adds headers: the first Authorization field's Bearer token, read as the gate reads it
+    (a query's token first: a bad one there is refused whatever the header says)."""
+    quick = QuickAnswers(admit=lambda token: token == b"v1.9.-.good")
+    quick.numbered("live", "playlist.m3u8", lambda n, encoding: (b"HTTP/1.1 200 OK\r\n", b"n"))
+    answer = quick.answer(b"GET /live/0/playlist.m3u8 HTTP/1.1\r\n" + fields + b"\r\n")
+    assert (answer is not None) is taken
+    with_query = b"GET /live/0/playlist.m3u8?access=v1.9.-.bad HTTP/1.1\r\n" + fields + b"\r\n"
+    assert quick.answer(with_query) is None
 
 
 def test_another_pathways_playlists_are_answered_under_its_folder() -> None:
@@ -175,8 +204,9 @@ class Served:
 
 
 @contextlib.asynccontextmanager
-async def served(keepalive_timeout: float = 75.0) -> AsyncIterator[Served]:
-    """The public app over VisiblePlaylists (variant 0, one segment), as the service listens."""
+async def served(keepalive_timeout: float = 75.0, gate: Gate | None = None) -> AsyncIterator[Served]:
+    """The public app over VisiblePlaylists (variant 0, one segment), as the service listens (behind a
+    private stream's `gate` if given)."""
     visible = VisiblePlaylists()
     visible.under(2)
     gen = ManifestGenerator(2, WindowOptions(0))
@@ -188,7 +218,7 @@ async def served(keepalive_timeout: float = 75.0) -> AsyncIterator[Served]:
 
     add()
     metrics = Metrics()
-    app = create_app(visible, FakeHealth(), metrics)
+    app = create_app(visible, FakeHealth(), metrics, playlist_options=PlaylistOptions(gate=gate))
     runner = web.AppRunner(app, access_log=None, handle_signals=False, keepalive_timeout=keepalive_timeout,
                            handler_cancellation=True)
     async with serving(runner, lambda r: GatedSite(r, "127.0.0.1", 0, GateOptions(limit=64, quick=app[QUICK]))):
@@ -236,6 +266,26 @@ async def test_the_answer_is_aiohttps_byte_for_byte(path: str, encoding: str) ->
         assert (b"Content-Encoding: gzip\r\n" in quick) is bool(encoding)
         label = "master" if "master" in path or path == "/hls/stream.m3u8" else "0"
         assert requests_counted(s.metrics)[(label, 200)] == 2
+        writer.close()
+
+
+async def test_a_private_streams_reload_is_answered_here_as_its_gate_answers_it(tmp_path: Path) -> None:
+    """A token in the query or a Bearer header: the same bytes as aiohttp's gate gives; a forged one is the
+    gate's to refuse."""
+    tokens = ViewerTokens("s" * 40)
+    gate = Gate(Gatekeeper(Keys("s" * 40, "pw"), InvitesFile(tmp_path / "invites.json")))
+    token = tokens.mint(PASSPHRASE, int(time.time()) + 600)
+    async with served(gate=gate) as s:
+        reader, writer = await asyncio.open_connection("127.0.0.1", s.port)
+        bearer = f"GET /live/0/playlist.m3u8 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n".encode()
+        quick = await exchange(reader, writer, bearer + b"\r\n")
+        slow = await exchange(reader, writer, bearer + b'If-None-Match: "other"\r\n\r\n')  # through aiohttp
+        assert s.quick.answered == 1 and quick.startswith(b"HTTP/1.1 200 OK\r\n") and undated(quick) == undated(slow)
+        query = await exchange(reader, writer, f"GET /live/0/playlist.m3u8?access={token} HTTP/1.1\r\n\r\n".encode())
+        assert s.quick.answered == 2 and undated(query) == undated(quick)
+        forged = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
+        refused = await exchange(reader, writer, bearer.replace(token.encode(), forged.encode()) + b"\r\n")
+        assert refused.startswith(b"HTTP/1.1 403 ") and s.quick.answered == 2
         writer.close()
 
 

@@ -60,6 +60,23 @@ class Gatekeeper:
 
     def admit(self, text: str | None) -> Refusal | None:
         """None: the request may in; else why not."""
+        judged = self._judged(text)
+        return judged if isinstance(judged, Refusal) else None
+
+    def lets_in(self, text: str) -> float | None:
+        """None: `text` does not let in now; else for how many seconds it lets in unless the invites file
+        changes (until its end, or its invite's). What the quick answers remember a token by (admitted.py)."""
+        judged = self._judged(text)
+        if isinstance(judged, Refusal):
+            return None
+        invite = self._invites.get(judged.who) if judged.who[0] != PASSPHRASE else None
+        return min(judged.expires, invite.expires if invite is not None else judged.expires) - self._clock()
+
+    def invites_version(self) -> int:
+        """Changes whenever the invites file does: every lets_in verdict is to be asked again."""
+        return self._invites.version()
+
+    def _judged(self, text: str | None) -> Token | Refusal:
         if not text:
             return Refusal(401, NO_TOKEN)
         token = self._seen.get(text)
@@ -72,14 +89,14 @@ class Gatekeeper:
             self._seen[text] = token
         if self._clock() >= token.expires:
             return Refusal(403, EXPIRED)
-        if token.invited:
+        if token.who[0] != PASSPHRASE:  # an invite's (not the property: this is every door's path)
             invite = self._invites.get(token.who)
             why = "this invite is no longer valid" if invite is None else invite.refusal(self._clock())
             if why is not None:
                 return Refusal(403, why)
         elif token.who != PASSPHRASE and token.who != self._passphrase_who:
             return Refusal(403, CHANGED)  # given for a pass-phrase since changed (or, with none now, dropped)
-        return None
+        return token
 
     def grant(self, asked: Mapping[str, object]) -> Grant | Refusal:
         """A token for a pass-phrase, an invite link's token, or a valid token to renew."""

@@ -23,6 +23,9 @@ from .tokens import INVITE, NAME, derive, mac
 MAX_INVITES = 10_000  # a file with more is not one `invite add` wrote
 MAX_FILE_BYTES = 2_000_000
 DAY = 86_400
+# Seconds between looks at the file: a revoke takes effect within this at the doors, within twice this
+# where tokens are let in again unjudged until the file changes (access/admitted.py).
+LOOK_EVERY = 0.5
 
 log = logging.getLogger(__name__)
 
@@ -109,8 +112,8 @@ def write_invites(path: Path, invites: Mapping[str, Invite]) -> None:
 
 class InvitesFile:
     """The invites as the service reads them on each judgement: read again only when the file changed,
-    and looked at no more than once a second (`clock`: monotonic seconds), so a revoke takes effect
-    within a second and the doors' check costs a dict lookup."""
+    and looked at no more than every LOOK_EVERY seconds (`clock`: monotonic seconds), so a revoke takes
+    effect within that and the doors' check costs a dict lookup."""
 
     def __init__(self, path: Path, clock: Callable[[], float] = time.monotonic) -> None:
         self._path = path
@@ -118,13 +121,23 @@ class InvitesFile:
         self._seen: tuple[int, int] | None = None  # (mtime_ns, size) of what was read
         self._looked = float("-inf")
         self._invites: dict[str, Invite] = {}
+        self._version = 0  # how many times what was read changed
 
     def get(self, name: str) -> Invite | None:
+        self._look()
+        return self._invites.get(name)
+
+    def version(self) -> int:
+        """A number that changes whenever the invites read change (looked at as get() does): what has
+        been judged by them is to be judged again."""
+        self._look()
+        return self._version
+
+    def _look(self) -> None:
         now = self._clock()
-        if now - self._looked >= 1.0:
+        if now - self._looked >= LOOK_EVERY:
             self._looked = now
             self._refresh()
-        return self._invites.get(name)
 
     def _refresh(self) -> None:
         try:
@@ -140,3 +153,4 @@ class InvitesFile:
             log.warning("%s: no invite lets anyone in until it is fixed", err)
             self._invites = {}
         self._seen = seen
+        self._version += 1

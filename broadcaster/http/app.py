@@ -333,8 +333,9 @@ async def _answer_held(release: Callable[[], None], app: web.Application) -> Non
 
 def quick_routes(routes: PlaylistRoutes, gate: Gate | None = None) -> QuickAnswers:
     """The first pathway's plain playlist requests, answered before aiohttp (the same paths as above). A
-    private stream's (`gate`): its media playlists, with a viewer token the gate admits in the URL (the
-    same bytes for every viewer); its multivariant playlists are each viewer's own, aiohttp's to answer."""
+    private stream's (`gate`): its media playlists, with a viewer token the gate admits in the URL or a
+    Bearer header (the same bytes for every viewer); its multivariant playlists are each viewer's own,
+    aiohttp's to answer."""
     answers = QuickAnswers(gate.admits if gate is not None else None)
     if gate is None:
         answers.exact("/live/master.m3u8", functools.partial(routes.quick_master, hls.MEDIA_PLAYLIST_NAME))

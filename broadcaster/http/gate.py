@@ -31,6 +31,7 @@ from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
 from multidict import CIMultiDict
 
+from ..access.admitted import AdmittedTokens
 from ..access.edge_tokens import EdgeTokens
 from ..access.grants import Gatekeeper, Keys, Refusal
 from ..access.invites import InvitesFile
@@ -40,11 +41,9 @@ from ..settings import Settings
 
 ACCESS = "access"  # the query parameter a viewer token rides in
 EDGE = "verify"  # ... and the edge token (bucket/edge_urls.py)
-_BEARER = "Bearer "
+_BEARER = "bearer "  # its scheme, named in any case (RFC 9110 11.1)
 _ITEM = ACCESS + "="
 # Owncast's own page plays /hls/: it cannot ask for a pass-phrase nor carry a token.
-_ADMITTED_FOR = 1.0  # seconds a token admitted by the quick path is let in again unchecked
-_ADMITTED_KEPT = 4096  # tokens remembered so at most (one a viewer)
 OWNCAST_PAGE = ("Owncast's own page cannot play a private stream (it cannot carry a viewer token): "
                 "watch it on this service's page")
 
@@ -60,7 +59,7 @@ def token_of(request: web.Request) -> tuple[str | None, bool]:
                 value = item[len(_ITEM):]
                 return (unquote(value) if "%" in value else value), True
     auth = request.headers.get(hdrs.AUTHORIZATION)
-    if auth is None or not auth.startswith(_BEARER):
+    if auth is None or auth[:len(_BEARER)].lower() != _BEARER:
         return None, False
     return auth[len(_BEARER):].strip(), False
 
@@ -149,8 +148,9 @@ class Gate(Open):
         """`edge`: the edge tokens segment URIs carry (None: the VM's segments take the viewer token only)."""
         self.keeper = keeper  # POST /live/access grants with it too
         self._edge = edge
-        self._clock = clock
-        self._admitted: dict[str, float] = {}  # token -> until when admits() lets it in unchecked
+        # The connection gate's quick answers (quick.py) take a private stream's media playlist requests
+        # with it: a token let in is let in again for a moment by its bytes alone (admitted.py).
+        self.admits = AdmittedTokens(keeper, clock).admits
 
     def admit(self, request: web.Request) -> tuple[web.Response | None, str | None]:
         """(the refusal, None) or (None, the token when it came in the query)."""
@@ -160,22 +160,6 @@ class Gate(Open):
             owncast = request.path.startswith("/hls/")
             return refused(refusal, owncast), None
         return None, token if in_query else None
-
-    def admits(self, token: str) -> bool:
-        """Whether `token` (from a URL's `access=`) lets its request in: the connection gate's quick answers
-        (quick.py) take a private stream's media playlist requests with it. A token let in is let in again
-        for a second without its HMAC checked again (each viewer reloads a few times a second across its
-        variants); so an expiry or a revoked invite takes effect at most a second late here."""
-        now = self._clock()
-        until = self._admitted.get(token)
-        if until is not None and until > now:
-            return True
-        if self.keeper.admit(token) is not None:
-            return False
-        if len(self._admitted) >= _ADMITTED_KEPT:  # a crowd's worth: forget them all, they are checked again
-            self._admitted.clear()
-        self._admitted[token] = now + _ADMITTED_FOR
-        return True
 
     def door(self, handler: Handler) -> Handler:
         """A door that answers as it would publicly (events, the heartbeat): they read no query but

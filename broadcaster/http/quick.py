@@ -13,9 +13,10 @@ does not take whole (another method, a query, percent-encoding, If-None-Match, a
 than keep-alive, anything but printable ASCII, a head split over reads or behind another), and any answer
 but a 200 of a pathway's media playlists or the plain multivariant one (not ready, unknown, steering's
 masters, which depend on the Host). The steering manifest reads its own request (steering_quick.py's
-hook: `whole`). A private stream has none here: every request passes its gate. A connection that ever
-sent aiohttp something other than whole bodiless heads stays with aiohttp: its parser may hold part of a
-message, which these bytes would jump.
+hook: `whole`). A private stream's media playlists are answered here only with a token its gate admits
+(quick_token.py), the same bytes for every viewer; its multivariant playlists are each viewer's own,
+aiohttp's. A connection that ever sent aiohttp something other than whole bodiless heads stays with
+aiohttp: its parser may hold part of a message, which these bytes would jump.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .answers import dated
+from .quick_token import ACCESS_QUERY, bearer
 
 # The route's answer to a plain GET (its status line and headers up to the Date, and its body), given
 # the request's Accept-Encoding; None: not a 200 here, aiohttp's to answer.
@@ -37,26 +39,33 @@ Whole = Callable[[bytes, bytes, Callable[[], str]], "bytes | None"]
 
 _MAX_HEAD = 4096  # a player's head is a few hundred bytes; aiohttp reads longer ones
 _TOKEN = rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+"  # a field name (RFC 9110 5.6.2)
-# One whole head and nothing after it: GET, origin-form target, HTTP/1.1, at most 64 fields of printable
-# ASCII (llhttp would take obs-text and bare LFs too: those go to aiohttp).
-_HEAD = re.compile(rb"GET (/[!-~]*) HTTP/1\.1\r\n((?:" + _TOKEN + rb":[\t -~]*\r\n){0,64})\r\n")
-# Fields (lowercased) that change how the request is read (a body, an upgrade, a close): aiohttp's to take.
-_READ_OTHERWISE = rb"content-length|transfer-encoding|upgrade|expect|connection(?!:[\t ]*keep-alive[\t ]*\r)"
-_REFUSED = re.compile(rb"(?:^|\n)(?:" + _READ_OTHERWISE + rb"|if-none-match):")  # ... or answered
-_READ = re.compile(rb"(?:^|\n)(?:" + _READ_OTHERWISE + rb"):")
-_ACCEPT_ENCODING = re.compile(rb"(?:^|\n)accept-encoding:[\t ]*([^\r]*?)[\t ]*\r")
+# One whole head and nothing after it, read from the end of its target on: HTTP/1.1, at most 64 fields
+# of printable ASCII (llhttp would take obs-text and bare LFs too: those go to aiohttp). The target before
+# it is a path answered here (printable by construction) and a token admitted, if any (one the gate
+# minted: printable): reading it again cost a private request a token's length of matching. The fields
+# are taken with the LF before them, so every field name follows an LF: a search for one starts with that
+# literal, which the regex engine skips to, where `(?:^|\n)` was tried at every byte of the head.
+_HEAD = re.compile(rb" HTTP/1\.1\r(\n(?:" + _TOKEN + rb":[\t -~]*\r\n){0,64})\r\n")
+# Fields (lowercased) that change how the request is read or answered: aiohttp's to take.
+_REFUSED = re.compile(rb"\n(?:content-length|transfer-encoding|upgrade|expect|if-none-match"
+                      rb"|connection(?!:[\t ]*keep-alive[\t ]*\r)):")
+_ACCEPT_ENCODING = re.compile(rb"\naccept-encoding:[\t ]*([^\r]*?)[\t ]*\r")
+# The same, without if-none-match: for a path that reads its request itself (plain_fields).
+_READ = re.compile(rb"\n(?:content-length|transfer-encoding|upgrade|expect"
+                   rb"|connection(?!:[\t ]*keep-alive[\t ]*\r)):")
+_TARGET = re.compile(rb"/[!-~]*")  # origin-form, printable ASCII
 _BODY_FIELDS = (b"content-length", b"transfer-encoding", b"upgrade")
-_ACCESS = b"access="  # a private stream's viewer token in the URL (gate.py's ACCESS)
 _MAX_VARIANT_DIGITS = 4  # as the route: a longer number cannot be a variant of ours
 
 
 class QuickAnswers:
     """The playlist paths answered before aiohttp, and the answering."""
 
-    def __init__(self, admit: Callable[[str], bool] | None = None) -> None:
-        """`admit`: a private stream's gatekeeper (PRIVATE=true): a request is answered here only with
-        `?access=<token>` as its whole query and a token it admits (any other goes to aiohttp, whose gate
-        answers it); None: a public stream, no query at all."""
+    def __init__(self, admit: Callable[[bytes], bool] | None = None) -> None:
+        """`admit`: a private stream's gatekeeper (PRIVATE=true), given the token as sent
+        (quick_token.py: `?access=<token>` as the whole query, else a Bearer header); a request is
+        answered here only with a token it admits (any other goes to aiohttp, whose gate answers it).
+        None: a public stream, no query at all."""
         self._admit = admit
         self._exact: dict[bytes, Answer] = {}
         self._numbered: dict[tuple[bytes, bytes], Numbered] = {}  # /<folder>/<n>/<name>
@@ -81,26 +90,34 @@ class QuickAnswers:
         reading of its head. `peer`: the connection's peer address, for a path that reads it."""
         if len(data) > _MAX_HEAD or not data.startswith(b"GET /"):
             return None
-        path, asks, query = data[4:data.find(b" ", 4)].partition(b"?")
-        whole = self._whole.get(path)
-        if whole is not None:
-            taken = whole(data, query, peer)
-            if taken is not None:
-                self.answered += 1
-            return taken
-        if asks and not self._admitted(query):
+        end = data.find(b" ", 4)
+        if end < 0:
             return None
-        if self._admit is not None and not asks:
-            return None  # a private stream's door without a token in the URL: the gate's to refuse
+        if self._whole:
+            path, _, query = data[4:end].partition(b"?")
+            whole = self._whole.get(path)
+            if whole is not None:
+                taken = whole(data, query, peer)
+                if taken is not None:
+                    self.answered += 1
+                return taken
+        # Any other query stays in `path`, which then is no path answered here.
+        path, asks, token = data[4:end].partition(ACCESS_QUERY)
         route = self._route(path)
         if route is None:
             return None
-        head = _HEAD.fullmatch(data)
+        head = _HEAD.fullmatch(data, end)
         if head is None:
             return None
-        fields = head.group(2).lower()
+        raw = head.group(1)
+        fields = raw.lower()
         if _REFUSED.search(fields) is not None:
             return None
+        if self._admit is None:
+            if asks:
+                return None
+        elif not self._admit(token if asks else bearer(raw)):
+            return None  # a private stream's door without a token it admits: the gate's to refuse
         coding = _ACCEPT_ENCODING.search(fields)
         try:
             found = route(coding.group(1).decode("ascii") if coding is not None else "")
@@ -110,16 +127,6 @@ class QuickAnswers:
             return None
         self.answered += 1
         return dated(*found)
-
-    def _admitted(self, query: bytes) -> bool:
-        """A private stream's `access=<token>`, the whole query, a token the gatekeeper admits."""
-        admit = self._admit
-        if admit is None or not query.startswith(_ACCESS) or b"&" in query or b"%" in query:
-            return False
-        try:
-            return admit(query[len(_ACCESS):].decode("ascii"))
-        except UnicodeDecodeError:
-            return False
 
     def _route(self, path: bytes) -> Answer | None:
         """What answers `path` (given the request's Accept-Encoding), or None."""
@@ -141,11 +148,14 @@ def plain_fields(data: bytes) -> bytes | None:
     """The header fields of `data` as sent (each line ending in CRLF) when it is one whole GET head this
     strict reading takes, and nothing in it changes how it is read (a body, an upgrade, a close); None
     otherwise. For a path that reads its request itself: what else it answers by is its own to check."""
-    head = _HEAD.fullmatch(data)
+    end = data.find(b" ", 4)
+    if not data.startswith(b"GET /") or end < 0 or _TARGET.fullmatch(data, 4, end) is None:
+        return None
+    head = _HEAD.fullmatch(data, end)
     if head is None:
         return None
-    fields = head.group(2)
-    return None if _READ.search(fields.lower()) is not None else fields
+    fields = head.group(1)  # each field after an LF
+    return None if _READ.search(fields.lower()) is not None else fields[1:]
 
 
 def whole_heads(data: bytes) -> bool:

@@ -1,0 +1,73 @@
+"""Viewer tokens let in again by their exact bytes, unjudged: the judgement of the quick answers.
+
+A private stream's media playlist requests are answered before aiohttp (http/quick.py) with the token
+their URL or Authorization header carries, still bytes. A token the Gatekeeper let in is remembered by
+those bytes and let in again by one dict lookup (no decoding, no HMAC, no invites file) for as long as
+its verdict cannot change: until it ends (or its invite does), unless the invites file changes, which
+forgets them all (an invite revoked, extended or removed). A player's every reload is then a lookup,
+however seldom it reloads; a token is judged on its first request and after each change of the file.
+
+The remembered time runs on the monotonic clock, from what was left of the token's life: an ended token
+is refused at its end (were the wall clock stepped while it lives, its end moves by the step here). The
+invites file is asked for its version every LOOK_EVERY seconds, and looks at the file at most that often
+itself, so a revoked invite is refused here within 2 x LOOK_EVERY = one second.
+
+Only tokens let in are remembered, and at most KEPT at once (then all are forgotten and judged again):
+a flood of bogus tokens costs what the Gatekeeper's refusal costs and never grows this.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+from .invites import LOOK_EVERY
+
+KEPT = 4096  # tokens remembered at once (one a viewer)
+
+
+class Judge(Protocol):
+    def lets_in(self, text: str) -> float | None: ...
+
+    def invites_version(self) -> int: ...
+
+
+class AdmittedTokens:
+    """`admits`, a bound method the quick answers call (one Python frame: no __call__ slot to look up)."""
+
+    def __init__(self, judge: Judge, clock: Callable[[], float] = time.monotonic, kept: int = KEPT) -> None:
+        self._judge = judge
+        self._clock = clock
+        self._kept = kept
+        self._until: dict[bytes, float] = {}  # token -> until when it is let in unjudged
+        self._version = judge.invites_version()  # of the invites what is remembered was judged by
+        self._next_look = clock() + LOOK_EVERY
+
+    def __len__(self) -> int:
+        return len(self._until)
+
+    def admits(self, token: bytes) -> bool:
+        """Whether a request carrying `token` (its raw bytes) may in."""
+        now = self._clock()
+        if now >= self._next_look:
+            self._look(now)
+        if self._until.get(token, now) > now:
+            return True
+        try:
+            left = self._judge.lets_in(token.decode("ascii"))
+        except UnicodeDecodeError:
+            return False
+        if left is None:
+            return False
+        if len(self._until) >= self._kept:  # a crowd's worth: forget them all, they are judged again
+            self._until.clear()
+        self._until[token] = now + left
+        return True
+
+    def _look(self, now: float) -> None:
+        self._next_look = now + LOOK_EVERY
+        version = self._judge.invites_version()
+        if version != self._version:  # an invite changed: every verdict is asked again
+            self._version = version
+            self._until.clear()
