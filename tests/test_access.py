@@ -111,6 +111,9 @@ def test_an_invite_lets_in_until_revoked_or_expired_and_says_which(tmp_path: Pat
     clock.t += 1.0  # the file is looked at again a second on
     assert gate.admit(late.token) == Refusal(403, "this invite was revoked")
     assert gate.grant({"token": late.token}) == Refusal(403, "this invite was revoked")
+    # A link opened the moment `invite add` printed it: POST /live/access looks at the file then and there.
+    write_invites(path, {"dan": Invite("dan", NOW + 3600)})
+    assert isinstance(gate.grant({"invite": links.token("dan")}), Grant)
 
 
 def test_the_invites_file_is_judged_with_one_line(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ from pytest_aiohttp import AiohttpClient
 
 from broadcaster.access.edge_tokens import EdgeTokens
 from broadcaster.access.grants import Gatekeeper, Keys
-from broadcaster.access.invites import Invite, InviteLinks, InvitesFile, write_invites
+from broadcaster.access.invites import LOOK_EVERY, Invite, InviteLinks, InvitesFile, write_invites
 from broadcaster.access.tokens import ViewerTokens, edge_key
 from broadcaster.bucket.edge_urls import EdgeUrls
 from broadcaster.bucket.recorder import Recorder
@@ -69,7 +69,7 @@ class World:
         urls = presigned or EdgeUrls(PUBLIC, self.edge)
         window = (lambda: int(clock()) // WINDOW) if presigned else self.edge.current
         self.invites = tmp_path / "invites.json"
-        self.gate = Gate(Gatekeeper(Keys(SECRET, PASSPHRASE, 600), InvitesFile(self.invites), clock), self.edge)
+        self.gate = Gate(Gatekeeper(Keys(SECRET, PASSPHRASE, 600), InvitesFile(self.invites, clock), clock), self.edge)
         self.app = create_app(FakePlaylists(), FakeHealth(), Metrics(), playlist_options=PlaylistOptions(
             gate=self.gate, vod=ServedVod(self.kept, urls, PREFIX, window)))
         self.clock = clock
@@ -77,6 +77,7 @@ class World:
     def invited(self, name: str, revoked: bool = False) -> str:
         """A viewer token for an invite (its file written here)."""
         write_invites(self.invites, {name: Invite(name, int(self.clock()) + 86_400, revoked)})
+        self.clock.now += LOOK_EVERY  # the service looks at the file that often
         return ViewerTokens(SECRET).mint(name, int(self.clock()) + 600)
 
 

@@ -126,7 +126,7 @@ class Gatekeeper:
         return Refusal(400, 'send {"passphrase": "..."}, {"invite": "..."} or {"token": "..."}')
 
     def _invited(self, name: str, now: float) -> Grant | Refusal:
-        invite = self._invites.get(name)
+        invite = self._invites.current(name)
         why = "this invite is not valid" if invite is None else invite.refusal(now)
         if why is not None or invite is None:
             return Refusal(403, why or "this invite is not valid")

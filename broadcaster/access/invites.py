@@ -127,6 +127,13 @@ class InvitesFile:
         self._look()
         return self._invites.get(name)
 
+    def current(self, name: str) -> Invite | None:
+        """get(), the file looked at now: for POST /live/access (rare, and bounded per client), so a link
+        opened the moment `invite add` printed it is found."""
+        self._looked = self._clock()
+        self._refresh()
+        return self._invites.get(name)
+
     def version(self) -> int:
         """A number that changes whenever the invites read change (looked at as get() does): what has
         been judged by them is to be judged again."""
