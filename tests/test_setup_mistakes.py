@@ -562,8 +562,9 @@ async def test_a_state_dir_another_service_holds_fails_check_as_run_refuses_it(p
     proc = await asyncio.create_subprocess_exec(*argv, env=environ(place), cwd=place, stdout=asyncio.subprocess.DEVNULL,
                                                 stderr=asyncio.subprocess.DEVNULL)
     try:
-        await until(lambda: state_dir.holder(place / "state") is not None or proc.returncode is not None,
-                    "the first service holding STATE_DIR", timeout=30)
+        # Its pid, not "?": the lock is taken a moment before the pid is written into it.
+        await until(lambda: (state_dir.holder(place / "state") or "?").isdigit() or proc.returncode is not None,
+                    "the first service holding STATE_DIR, its pid written", timeout=30)
         pid = state_dir.holder(place / "state")
         assert pid is not None, proc.returncode
         checked = await asyncio.to_thread(as_user, place, "check", "--env-file", str(second))
