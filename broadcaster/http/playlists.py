@@ -109,8 +109,10 @@ class PlaylistRoutes:
         self._default = default_variant
         self._blocking_on = blocking  # off: _HLS_* parameters are ignored, as by a static host
         self._default_label = str(default_variant)
-        inc = metrics.playlist_requests.inc
+        inc = self._inc = metrics.playlist_requests.inc
         self._count = inc if not label_prefix else lambda label, status: inc(label_prefix + label, status)
+        self._label_prefix = label_prefix
+        self._quick_labels: dict[int, str] = {}  # each variant's label, its pathway's prefix included
         self._max_held = max_held
         self._max_per_client = max(2, max_held // HELD_CLIENT_SHARE)
         self._held_by: dict[str, int] = {}  # held requests per client address (client_address)
@@ -267,7 +269,12 @@ class PlaylistRoutes:
         rendered = source.media_playlist(variant) if target is not None else None
         if target is None or rendered is None:
             return None
-        self._count(self._default_label if variant == self._default else str(variant), 200)
+        # Made once a variant (only one with a playlist gets here): another pathway's request costs no more.
+        label = self._quick_labels.get(variant)
+        if label is None:
+            label = self._quick_labels[variant] = self._label_prefix + (
+                self._default_label if variant == self._default else str(variant))
+        self._inc(label, 200)
         return quick_answer(rendered, hls.playlist_cache_control(target), accepts_gzip(accept_encoding))
 
     def quick_default(self, accept_encoding: str) -> tuple[bytes, bytes] | None:
