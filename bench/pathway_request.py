@@ -8,8 +8,8 @@ The service's public app with content steering (PATHWAYS=bucket,vm) over the sam
 bucket's version rendered at its push, the VM's pushed as a Pending (rendered.Pending) and rendered on
 the first request for it. `--every K`: a new version is pushed on both pathways every K requests (a player
 population that asks K times per segment), so the VM's rendering on first demand is counted too; 0: one
-version throughout. Requests are fed one at a time on a keep-alive connection through aiohttp's own
-handler into an in-memory transport under valgrind's callgrind (bench/rig.py's `counted`: runs of N and
+version throughout. Requests are fed one at a time on a keep-alive connection through the connection gate
+(whose quick answers take both pathways' plain reloads) into an in-memory transport under valgrind's callgrind (bench/rig.py's `counted`: runs of N and
 2N requests, subtracted). Needs valgrind (apt-get install valgrind).
 """
 
