@@ -350,3 +350,25 @@ async def test_one_clients_vm_bytes_are_never_anyone_elses(tunnel_edge: Edge) ->
     again = await get(port, uri, extra="CF-Connecting-IP: 203.0.113.7\r\n")
     assert again.cache != "HIT" and again.status in (200, 503), (again.status, again.cache)
 
+
+
+@needs_nginx
+async def test_a_private_streams_playlist_is_kept_for_no_stranger(tmp_path: Path, bucket: str, ts_bytes: bytes) -> None:
+    """A private stream's media playlist asked with a Bearer header has no token in its URL: the shipped
+    file keys it by path alone, and a copy kept there would be handed to a stranger asking without one
+    (its segment URIs carry the window's edge token). Every gated answer is `private`: nginx keeps
+    none, and the stranger reaches the gate."""
+    secret = "s" * 40
+    async with cache_edge(tmp_path, bucket, BUCKET, ts_bytes, seconds=TARGET, PRIVATE="true",
+                          PRIVATE_SECRET=secret, PRIVATE_PASSPHRASE="let me in") as edge:
+        async with edge.http.post(f"{edge.service.url}/live/access", json={"passphrase": "let me in"}) as r:
+            assert r.status == 200, await r.text()
+            token = (await r.json())["token"]
+        await edge.listed_at_origin(edge.owncast.slot(), headers={"Authorization": f"Bearer {token}"})
+        port = edge.nginx.port
+        for asked in ("/live/0/playlist.m3u8", f"/live/0/playlist.m3u8?access={token}"):
+            extra = f"Authorization: Bearer {token}\r\n" if "?" not in asked else ""
+            invited = await get(port, asked, extra=extra)
+            assert invited.status == 200 and invited.headers["cache-control"].startswith("private"), invited
+        stranger = await get(port, "/live/0/playlist.m3u8")
+        assert stranger.status == 401 and b"#EXT" not in stranger.body, stranger

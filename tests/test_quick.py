@@ -281,6 +281,7 @@ async def test_a_private_streams_reload_is_answered_here_as_its_gate_answers_it(
         quick = await exchange(reader, writer, bearer + b"\r\n")
         slow = await exchange(reader, writer, bearer + b'If-None-Match: "other"\r\n\r\n')  # through aiohttp
         assert s.quick.answered == 1 and quick.startswith(b"HTTP/1.1 200 OK\r\n") and undated(quick) == undated(slow)
+        assert b"\r\nCache-Control: private, max-age=" in quick  # no cache in front keeps what a token opened
         query = await exchange(reader, writer, f"GET /live/0/playlist.m3u8?access={token} HTTP/1.1\r\n\r\n".encode())
         assert s.quick.answered == 2 and undated(query) == undated(quick)
         forged = token[:-2] + ("AA" if not token.endswith("AA") else "BB")

@@ -191,12 +191,7 @@ class Gate(Open):
                     return refusal
             if EDGE in request.query or ACCESS in request.query:
                 request = _without_access(request, (ACCESS, EDGE))
-            response = await handler(request)
-            cache_control = response.headers.get(hdrs.CACHE_CONTROL, "")
-            if not response.prepared and cache_control and "no-store" not in cache_control:
-                kept = [d for d in cache_control.split(", ") if d not in ("public", "private")]
-                response.headers[hdrs.CACHE_CONTROL] = ", ".join(["private", *kept])
-            return response
+            return kept_private(await handler(request))
 
         return gated
 
@@ -218,7 +213,7 @@ class Gate(Open):
             if refusal is not None:
                 return refusal
             if token is None:  # a Bearer header: the player sends it again, nothing to carry
-                return await handler(request)
+                return kept_private(await handler(request))
             if plain:  # asked plain and whole: the body is rewritten for this viewer
                 headers = CIMultiDict(request.headers)
                 headers.popall(hdrs.ACCEPT_ENCODING, None)
@@ -226,7 +221,7 @@ class Gate(Open):
                 inner = request.clone(rel_url=_stripped(request.raw_path, (ACCESS,)), headers=headers)
             else:
                 inner = _as_sent_without_access(request)
-            response = await handler(inner)
+            response = kept_private(await handler(inner))
             if not isinstance(response, web.Response):
                 return response
             location = response.headers.get(hdrs.LOCATION)
@@ -240,6 +235,17 @@ class Gate(Open):
             return response
 
         return gated
+
+
+def kept_private(response: web.StreamResponse) -> web.StreamResponse:
+    """What a token opened, `private`: a cache in front (the shipped nginx file, a Cache Rule that ignores
+    the query) keys by path, and would hand it to anyone asking without one (a Bearer request's URL, a
+    segment's, has no token in it at all)."""
+    cache_control = response.headers.get(hdrs.CACHE_CONTROL, "")
+    if not response.prepared and cache_control and "no-store" not in cache_control:
+        kept = [d for d in cache_control.split(", ") if d not in ("public", "private")]
+        response.headers[hdrs.CACHE_CONTROL] = ", ".join(["private", *kept])
+    return response
 
 
 def gate_for(s: Settings) -> Gate | None:

@@ -55,6 +55,7 @@ _READ = re.compile(rb"\n(?:content-length|transfer-encoding|upgrade|expect"
                    rb"|connection(?!:[\t ]*keep-alive[\t ]*\r)):")
 _TARGET = re.compile(rb"/[!-~]*")  # origin-form, printable ASCII
 _BODY_FIELDS = (b"content-length", b"transfer-encoding", b"upgrade")
+_PUBLIC, _PRIVATE = b"\r\nCache-Control: public,", b"\r\nCache-Control: private,"  # as answers.raw_head writes it
 _MAX_VARIANT_DIGITS = 4  # as the route: a longer number cannot be a variant of ours
 
 
@@ -126,6 +127,8 @@ class QuickAnswers:
         if found is None:
             return None
         self.answered += 1
+        if self._admit is not None:  # what a token opened: no cache in front keeps it (gate.kept_private)
+            return dated(found[0].replace(_PUBLIC, _PRIVATE, 1), found[1])
         return dated(*found)
 
     def _route(self, path: bytes) -> Answer | None:

@@ -38,16 +38,18 @@ class Edge:
         """The sum of a counter's samples, straight from the service."""
         return total(await scraped(self.http, self.service.url), name)
 
-    async def listed_at_origin(self, name: str, timeout: float = 20.0) -> int:
-        """Until the service's playlist lists segment `name` (asked directly, not through nginx); the
-        service's media sequence number of its last segment (its own numbers, not Owncast's)."""
+    async def listed_at_origin(self, name: str, timeout: float = 20.0, headers: dict[str, str] | None = None) -> int:
+        """Until the service's playlist lists segment `name` (asked directly, not through nginx, with
+        `headers`: a private stream's token); the service's media sequence number of its last segment (its
+        own numbers, not Owncast's)."""
         seen: list[tuple[int, bytes]] = []
 
         async def listed() -> tuple[int] | None:  # (a tuple: sequence number 0 is an answer too)
-            async with self.http.get(f"{self.service.url}/live/0/playlist.m3u8") as r:
+            async with self.http.get(f"{self.service.url}/live/0/playlist.m3u8", headers=headers) as r:
                 body = await r.read()
             seen[:] = [(r.status, body)]
-            return (last_sequence(body),) if r.status == 200 and body.rstrip().endswith(f"/{name}".encode()) else None
+            last = body.rstrip().rsplit(b"\n", 1)[-1].partition(b"?")[0]  # a private stream's carries a token
+            return (last_sequence(body),) if r.status == 200 and last.endswith(f"/{name}".encode()) else None
 
         (sequence,) = await until(listed, f"the service to list {name}", timeout, every=0.05,
                                   detail=lambda: seen[-1] if seen else "no answer")
