@@ -56,6 +56,7 @@ _READ = re.compile(rb"\n(?:content-length|transfer-encoding|upgrade|expect"
 _TARGET = re.compile(rb"/[!-~]*")  # origin-form, printable ASCII
 _BODY_FIELDS = (b"content-length", b"transfer-encoding", b"upgrade")
 _PUBLIC, _PRIVATE = b"\r\nCache-Control: public,", b"\r\nCache-Control: private,"  # as answers.raw_head writes it
+_PRIVATE_HEADS_KEPT = 64  # a few versions' heads, per variant and encoding
 _MAX_VARIANT_DIGITS = 4  # as the route: a longer number cannot be a variant of ours
 
 
@@ -71,6 +72,7 @@ class QuickAnswers:
         self._exact: dict[bytes, Answer] = {}
         self._numbered: dict[tuple[bytes, bytes], Numbered] = {}  # /<folder>/<n>/<name>
         self._whole: dict[bytes, Whole] = {}
+        self._private_heads: dict[bytes, bytes] = {}
         self.answered = 0  # requests answered here (not through aiohttp)
 
     def exact(self, path: str, answer: Answer) -> None:
@@ -128,8 +130,17 @@ class QuickAnswers:
             return None
         self.answered += 1
         if self._admit is not None:  # what a token opened: no cache in front keeps it (gate.kept_private)
-            return dated(found[0].replace(_PUBLIC, _PRIVATE, 1), found[1])
+            return dated(self._private(found[0]), found[1])
         return dated(*found)
+
+    def _private(self, head: bytes) -> bytes:
+        """`head` saying `private`: made once a version (the routes hand the same head object each time)."""
+        private = self._private_heads.get(head)
+        if private is None:
+            if len(self._private_heads) >= _PRIVATE_HEADS_KEPT:
+                self._private_heads.clear()
+            private = self._private_heads[head] = head.replace(_PUBLIC, _PRIVATE, 1)
+        return private
 
     def _route(self, path: bytes) -> Answer | None:
         """What answers `path` (given the request's Accept-Encoding), or None."""
