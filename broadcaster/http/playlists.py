@@ -8,6 +8,7 @@ app per request (bench/serve.py, bench/serve_cost.py measure it).
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -110,7 +111,10 @@ class PlaylistRoutes:
         self._blocking_on = blocking  # off: _HLS_* parameters are ignored, as by a static host
         self._default_label = str(default_variant)
         inc = self._inc = metrics.playlist_requests.inc
-        self._count = inc if not label_prefix else lambda label, status: inc(label_prefix + label, status)
+        # Another pathway's labels interned: its quick answers (quick_media) count under the same string
+        # object, so the count's dict finds its key by identity, not by comparing the text each request.
+        self._count = inc if not label_prefix else (
+            lambda label, status: inc(sys.intern(label_prefix + label), status))
         self._label_prefix = label_prefix
         self._quick_labels: dict[int, str] = {}  # each variant's label, its pathway's prefix included
         self._max_held = max_held
@@ -272,8 +276,8 @@ class PlaylistRoutes:
         # Made once a variant (only one with a playlist gets here): another pathway's request costs no more.
         label = self._quick_labels.get(variant)
         if label is None:
-            label = self._quick_labels[variant] = self._label_prefix + (
-                self._default_label if variant == self._default else str(variant))
+            label = self._quick_labels[variant] = sys.intern(self._label_prefix + (
+                self._default_label if variant == self._default else str(variant)))
         self._inc(label, 200)
         return quick_answer(rendered, hls.playlist_cache_control(target), accepts_gzip(accept_encoding))
 
