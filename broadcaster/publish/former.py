@@ -10,7 +10,7 @@ a time; pathway_views.PathwayViews holds it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import Protocol
 
 from ..playlist.entry import Entry
@@ -40,50 +40,25 @@ def after(window: Window, through: int) -> Iterator[Entry]:
 
 class Former:
     def __init__(self, playlist: Frozen, views: dict[str, View], through: int) -> None:
-        """`views`: the pathways that list `playlist` (each its view as it was), up to `through`."""
-        self._playlist = playlist
-        self._views = views
-        self._through = through
+        """`views`: the pathways that list `playlist` (each its view as it was), up to `through` (the last
+        number of it shown on any pathway: how far each pathway on it lists it)."""
+        self.playlist = playlist
+        self.views = views
+        self.through = through
         self._left: list[Removed] = []  # what left the new playlist meanwhile
-
-    @property
-    def playlist(self) -> Frozen:
-        return self._playlist
-
-    @property
-    def through(self) -> int:
-        """The last number of it shown on any pathway: how far each pathway on it lists it."""
-        return self._through
-
-    @property
-    def pathways(self) -> frozenset[str]:
-        return frozenset(self._views)
-
-    def lists(self, pathway: str) -> bool:
-        return pathway in self._views
-
-    def view(self, pathway: str) -> View | None:
-        return self._views.get(pathway)
-
-    def views(self) -> Iterable[View]:
-        return self._views.values()
 
     def done(self, pathway: str) -> bool:
         """`pathway` listed it as far as it was shown (or does not list it)."""
-        view = self._views.get(pathway)
-        return view is None or view.through >= self._through
+        view = self.views.get(pathway)
+        return view is None or view.through >= self.through
 
     def render(self, pathway: str, edge: bool) -> Rendered | None:
-        view = self._views.get(pathway)
-        return view.render(self._playlist, edge) if view is not None else None
+        view = self.views.get(pathway)
+        return view.render(self.playlist, edge) if view is not None else None
 
     def keys(self) -> Iterator[tuple[str, bool]]:
         """(key, listed as a gap) of each segment it lists."""
-        return ((e.segment.key, e.segment.gap) for e in self._playlist.window if e.segment.key)
-
-    def unavailable(self, key: str) -> None:
-        """The segment under `key` is nowhere: a gap here too."""
-        self._playlist.unavailable(key)
+        return ((e.segment.key, e.segment.gap) for e in self.playlist.window if e.segment.key)
 
     def hold_back(self, removed: list[Removed]) -> None:
         """Left the new playlist: the former may list it; it goes on once no pathway lists the former."""
@@ -91,18 +66,18 @@ class Former:
 
     def leave(self, pathway: str) -> bool:
         """`pathway` lists the new playlist from now on; True when no pathway lists this one any more."""
-        self._views.pop(pathway, None)
-        return not self._views
+        self.views.pop(pathway, None)
+        return not self.views
 
     def drop(self) -> list[Removed]:
         """Given up (every pathway left it, or another restart): what it held back, on to the cleaner. A
         pathway that had not listed all of it as far as it was shown is said."""
-        for pid, view in self._views.items():
-            unseen = [e.segment.key or "" for e in after(self._playlist.window, view.through)
-                      if e.sequence <= self._through]
+        for pid, view in self.views.items():
+            unseen = [e.segment.key or "" for e in after(self.playlist.window, view.through)
+                      if e.sequence <= self.through]
             if unseen:
                 log.warning("%s pathway: %s shown on another pathway only: a new target came before this "
                             "one had listed them", pid, ", ".join(k.rpartition("/")[2] for k in unseen))
-        self._views.clear()
+        self.views.clear()
         left, self._left = self._left, []
         return left

@@ -50,44 +50,37 @@ class PathwayViews:
     def __init__(self, plan: PathwayPlan, landings: Landings) -> None:
         self._plan = plan
         self._landings = landings
-        self._views: dict[str, View] = {p.id: self._view(p) for p in plan.pathways}
+        self._views: dict[str, View] = {p.id: View(p, plan.uris) for p in plan.pathways}
         self._first = self._views[plan.first.id]
         self._shown: dict[str, int] = {p.id: -1 for p in plan.pathways}  # the last number each showed
-        self._former: Former | None = None  # a restarted playlist some pathways still list (a new target)
+        self.former: Former | None = None  # a restarted playlist some pathways still list (a new target)
         self._vm_listed = VmListed()
 
-    def _view(self, pathway: Pathway) -> View:
-        return View(pathway, self._plan.uris)
-
-    def view(self, pathway: str) -> View | None:
-        """`pathway`'s view of the current playlist (read: tests and the saved state)."""
-        return self._views.get(pathway)
-
     def _on_former(self, pid: str) -> bool:
-        return self._former is not None and self._former.lists(pid)
+        return self.former is not None and pid in self.former.views
 
     def _current(self) -> list[View]:
         """The views of the current playlist (not of the former), in the plan's order: the first bucket's
         first (the VM's may follow it)."""
-        former = self._former
+        former = self.former
         if former is None:
             return list(self._views.values())
-        return [view for pid, view in self._views.items() if not former.lists(pid)]
+        return [view for pid, view in self._views.items() if pid not in former.views]
 
     # -- what lands where -----------------------------------------------------------------------------
 
     def listed_keys(self, playlist: Source) -> dict[str, bool]:
         """Key -> listed as a gap, of every segment the playlist or the former lists (Landings.settle)."""
         listed = {e.segment.key: e.segment.gap for e in playlist.window if e.segment.key}
-        if self._former is not None:
-            listed.update(self._former.keys())
+        if self.former is not None:
+            listed.update(self.former.keys())
         return listed
 
     def nowhere(self, key: str) -> None:
         """The segment under `key` exists nowhere (Landings.settle): the former lists it as a gap too (the
         playlist's owner makes its own entry one)."""
-        if self._former is not None:
-            self._former.unavailable(key)
+        if self.former is not None:
+            self.former.playlist.unavailable(key)
 
     def lists(self, pid: str, sequence: int) -> bool:
         """Whether `pid`'s view lists number `sequence` (of the current playlist: a pathway still on the
@@ -116,10 +109,10 @@ class PathwayViews:
         """Each pathway's view as far as its segments are there; returns where the pathway furthest behind
         ends, short of the window's end (None: none is behind): the playlist keeps what it still needs, then
         `trim`."""
-        former = self._former
+        former = self.former
         if former is not None:
-            first_view = former.view(self._plan.first.id)
-            for view in former.views():
+            first_view = former.views.get(self._plan.first.id)
+            for view in former.views.values():
                 self._extend(view, former.playlist, first_view.through if first_view is not None else former.through,
                              former.through)
         if playlist is None:
@@ -185,7 +178,7 @@ class PathwayViews:
         """Each pathway's version now; `edge`: the first bucket's alone. The first bucket's is rendered now,
         every other one when first asked (View.version: one Snapshot for them all)."""
         out: dict[str, Version] = {}
-        former = self._former
+        former = self.former
         frozen: list[Snapshot] = []
 
         def snapshot() -> Snapshot:  # made once a push, and only for a pathway whose version changed
@@ -199,7 +192,7 @@ class PathwayViews:
             if edge and not first:
                 continue
             rendered: Version | None
-            if former is not None and former.lists(pid):
+            if former is not None and pid in former.views:
                 rendered = former.render(pid, edge)
             elif playlist is None or not showable:
                 rendered = None
@@ -239,12 +232,7 @@ class PathwayViews:
     @property
     def on_former(self) -> frozenset[str]:
         """The pathways that still list the playlist before its last restart (a new target)."""
-        return self._former.pathways if self._former is not None else frozenset()
-
-    def former_target(self, pid: str) -> int | None:
-        """The target duration of the former playlist `pid` lists (None: it lists the current one)."""
-        former = self._former
-        return former.playlist.target_duration if former is not None and former.lists(pid) else None
+        return frozenset(self.former.views) if self.former is not None else frozenset()
 
     def behind(self, shown: int) -> set[str]:
         """The pathways that have not shown everything shown anywhere (`shown`, the last number): what
@@ -258,8 +246,8 @@ class PathwayViews:
         if frozen is not None and keep:
             kept = {pid: self._views[pid] for pid in keep}
             for pid, view in kept.items():
-                self._views[pid] = self._view(view.pathway)
-            self._former = Former(frozen, kept, shown)
+                self._views[pid] = View(view.pathway, self._plan.uris)
+            self.former = Former(frozen, kept, shown)
         for pid, view in self._views.items():
             if not self._on_former(pid):
                 view.forget()
@@ -267,15 +255,15 @@ class PathwayViews:
 
     def former_done(self, pid: str) -> bool:
         """`pid` showed the former playlist as far as any pathway did (or has none here)."""
-        former = self._former
-        if former is None or not former.lists(pid):
+        former = self.former
+        if former is None or pid not in former.views:
             return True
         return former.done(pid) and self._shown[pid] >= former.through
 
     def leave_former(self, pid: str) -> list[Removed]:
         """`pid` lists the new playlist from now on; returns what left once no pathway lists the former."""
-        former = self._former
-        if former is None or not former.lists(pid):
+        former = self.former
+        if former is None or pid not in former.views:
             return []
         self._views[pid].forget()
         if former.leave(pid):
@@ -285,13 +273,13 @@ class PathwayViews:
     def hold_back(self, removed: list[Removed]) -> list[Removed]:
         """What left the playlist: held while a pathway still lists the former (which may list it: it leaves
         once that is done with, and stays downloadable from then on); returns what goes on now."""
-        if self._former is None:
+        if self.former is None:
             return removed
-        self._former.hold_back(removed)
+        self.former.hold_back(removed)
         return []
 
     def _drop_former(self) -> list[Removed]:
-        former, self._former = self._former, None
+        former, self.former = self.former, None
         return former.drop() if former is not None else []
 
     def forget(self) -> list[Removed]:

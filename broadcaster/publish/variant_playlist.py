@@ -137,8 +137,9 @@ class PlaylistReads:
     def version_target(self, pathway: str) -> int | None:
         """The target duration `pathway`'s version is under now: the former playlist's while it lists
         that one."""
-        former = self._views.former_target(pathway)
-        return former if former is not None else self.target_duration
+        former = self._views.former
+        return former.playlist.target_duration if former is not None and pathway in former.views \
+            else self.target_duration
 
     def shown_target(self, pathway: str) -> int | None:
         """The target duration of the version last shown on `pathway` (None: nothing shown since a start)."""
@@ -162,29 +163,21 @@ class PlaylistReads:
 
     # -- what clients were shown, and what clips are cut from (the Release tells: VariantPlaylist.shown) --
 
-    @property
-    def _shown(self) -> int:
-        """The last number a client may have seen, on any pathway."""
-        return self._views.shown_anywhere
-
-    @property
-    def _bucket_shown(self) -> int:
-        """The last number the first bucket's playlist showed: what is in the bucket (clips cut from it)."""
-        return self._views.shown_on(self._first)
-
     def shown_span(self) -> tuple[float, float] | None:
         """(start, end) by PROGRAM-DATE-TIME of what it lists and the first bucket's playlist showed."""
-        return clip_window.span(self._gen.window, self._bucket_shown) if self._gen is not None else None
+        gen = self._gen
+        return clip_window.span(gen.window, self._views.shown_on(self._first)) if gen is not None else None
 
     def shown_between(self, start: float, end: float) -> builtins.list[ListedSegment]:
         """The segments the first bucket's playlist showed, still listed, that overlap [start, end) by
         PROGRAM-DATE-TIME, each as listed (clip_window.between: a clip is made of them)."""
-        return clip_window.between(self._gen.window, self._bucket_shown, start, end) if self._gen is not None else []
+        gen = self._gen
+        return clip_window.between(gen.window, self._views.shown_on(self._first), start, end) if gen is not None else []
 
     def behind(self) -> set[str]:
         """The pathways that have not listed all that any pathway showed of it (a new target now would
         keep its current playlist for them: `retarget`)."""
-        return self._views.behind(self._shown) if self._gen is not None else set()
+        return self._views.behind(self._views.shown_anywhere) if self._gen is not None else set()
 
 
 class VariantPlaylist(PlaylistReads):
@@ -326,7 +319,7 @@ class VariantPlaylist(PlaylistReads):
         gen = self._gen
         if gen is None:
             return []
-        shown = self._shown
+        shown = self._views.shown_anywhere
         frozen = gen.frozen() if keep_former and gen.segment_count else None
         dropped = self._views.restarting(frozen, set(keep_former) if frozen is not None else set(), shown)
         if dropped:
@@ -343,7 +336,7 @@ class VariantPlaylist(PlaylistReads):
         others' timeline. Returns what it listed and never showed (a version not saved yet): that
         leaves unseen, below the others' numbers, where no player can be told of it."""
         gen = self._opened()
-        unseen = [e.segment for e in gen.window if e.sequence > self._shown and not e.segment.gap]
+        unseen = [e.segment for e in gen.window if e.sequence > self._views.shown_anywhere and not e.segment.gap]
         self._forget_views()
         self.restarts += 1
         gen.restart(gen.target_duration, now, sequence=sequence, discontinuity_sequence=discontinuity_sequence)
