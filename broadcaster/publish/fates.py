@@ -8,32 +8,17 @@ from __future__ import annotations
 import asyncio
 import functools
 from pathlib import Path
-from typing import Any, Protocol
 
 from ..bucket.uploader import Uploaded
 from .late import LateCopies
 from .rewrites import Rewrites
 from .slots import Copy
-from .uploads import ready_when_uploaded
-
-
-class OwncastWrites(Protocol):
-    """Whether an upload still waits for Owncast to finish a file (writing.WritesWaited)."""
-
-    def waiting(self, path: Path) -> bool:
-        """In the wait (being written, or not there yet): the copy holds only its own variant."""
-
-    def writing(self, path: Path) -> bool:
-        """In the wait, and seen being written: given up past its bound."""
-
-
-def _retrieved(future: asyncio.Future[Any]) -> None:
-    if not future.cancelled():
-        future.exception()
+from .uploads import ready_when_uploaded, retrieved
+from .writing import WritesWaited
 
 
 class CopyFates:
-    def __init__(self, hls_dir: Path, writes: OwncastWrites, rewrites: Rewrites, late: LateCopies) -> None:
+    def __init__(self, hls_dir: Path, writes: WritesWaited, rewrites: Rewrites, late: LateCopies) -> None:
         self._hls_dir = hls_dir
         self._writes = writes
         self._rewrites = rewrites
@@ -66,4 +51,4 @@ class CopyFates:
         """Its variant lists a gap there from now on: its upload goes on, late (for recordings and clips),
         lost only if Owncast never finishes the file."""
         self._late.add(index, copy.key, run_name, copy.task)
-        copy.ready.add_done_callback(_retrieved)  # its outcome is the late upload's, told there
+        copy.ready.add_done_callback(retrieved)  # its outcome is the late upload's, told there

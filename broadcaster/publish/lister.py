@@ -1,21 +1,11 @@
 """Lists what is uploaded, in Owncast's order, and pushes the new versions on to the Release.
 
-The publisher gives each copy its slot and starts its upload; a finished upload comes here (`on_done`),
-not back to the publisher. The lister takes the slots that are ready (slots.SlotAligner), decides each
-in every member variant or in none (verdict.judged), applies the target policy's Retarget to every
-playlist, lists each entry through the variant's playlist's intents, records it (listings.Listings), and
-pushes every variant's new version to the Release with the publisher's memory: every call that changes
-that memory ends in `advance`, so a save needs to ask nothing back.
-
-One stuck file holds only its own variant: a slot is decided once one copy is in the bucket and the
-others are too or are still being written (`held`); a variant whose copy is not in the bucket keeps the
-slot and what follows, in order (waiting.Queues, behind.Behind), and lists it once uploaded, or a gap
-there alone (EXT-X-GAP) when the copy is lost or unfinished a target duration after the others listed
-it. A slot no variant has in the bucket is dropped in every variant (the next carries a discontinuity).
-
-What it is given, it uses: the parts (parts.Parts), the publisher's memory as a function, and the
-copies' fates (fates.CopyFates: held, written again since their upload, given up late). Its own: what
-waits per variant, the upload ratio and what Owncast announced last (for recordings)."""
+A finished upload comes here, not back to the publisher. The lister takes the slots that are ready
+(slots.SlotAligner), decides each in every member variant or in none (verdict.judged), applies the
+target policy's Retarget to every playlist, lists each entry (listings.Listings), or keeps it in a
+variant whose copy Owncast is still writing (waiting.py, behind.Behind), and pushes every variant's new
+version to the Release with the publisher's memory: every call that changes that memory ends in
+`advance`, so a save needs to ask nothing back."""
 
 from __future__ import annotations
 
@@ -70,16 +60,15 @@ class Lister:
         self._closed = False
 
     def announce(self, variants: list[SourceVariant]) -> None:
-        """Owncast's multivariant playlist names these variants (what a recording's master lists)."""
+        """Owncast's multivariant playlist names these variants (a recording's master lists them)."""
         self._announced = variants
 
     def close(self) -> None:
-        """Nothing is listed any more (the publisher is closing: uploads are cancelled)."""
         self._closed = True
         self._behind.close()
 
     def end(self, v: Variant) -> None:
-        """The variant's playlist ends (EXT-X-ENDLIST), after whatever waits in it."""
+        """EXT-X-ENDLIST, after whatever waits in `v`."""
         self._behind.step(v, Mark.END)
 
     # -- listing, in order, the same slots in every variant ------------------------------------------
@@ -97,15 +86,13 @@ class Lister:
             self.on_done(ready)
 
     def on_uploaded(self, index: int, duration: float, task: asyncio.Future[Uploaded]) -> None:
-        """An upload finished (its done-callback): the upload ratio learns its time, and what it completes is
-        listed and shown."""
+        """An upload finished (its done-callback): the upload ratio learns its time."""
         self.upload_ratio.learn(task, duration)
         if not self._closed:
             self.advance()
 
     def advance(self) -> None:
-        """List every slot that is ready, and what waited for a copy that is in the bucket now, then
-        push the new versions to the Release."""
+        """List what is ready, then push the new versions to the Release."""
         self._behind.catch_up()
         self._lanes.rounds(self._advance_with, self._variants)
         self._behind.catch_up()
@@ -139,10 +126,8 @@ class Lister:
         return decided
 
     def _decide(self, slot: Slot, members: list[Variant], together: bool = True) -> None:
-        """List the slot in every member whose copy is in the bucket, and keep it in those whose copy Owncast
-        is still writing; a lost copy gets a gap there alone. With no copy in the bucket, or one missing or
-        beyond any target, the slot is dropped in every member. `together`: the variants are numbered alike.
-        """
+        """List the slot in every member as its verdict says (verdict.py). `together`: the variants are
+        numbered alike."""
         verdict = judged(slot, members, self._metrics)
         if verdict is None:
             return
@@ -200,8 +185,8 @@ class Lister:
             # (the members listed before this one moved it on).
             at = max(playlist.next_sequence, base) if not playlist.listing else playlist.next_sequence
             if lagging or v.index in held:
-                promised = self.queues.next_sequence(v.index)  # after what waits in it already
-                sequence = promised if promised is not None else at
+                last = self.queues.last(v.index)  # after what waits in it already
+                sequence = last.sequence + 1 if last is not None else at
                 self.queues.add(v.index, Waiting(copy, segment, sequence, run, run_name, wall, give_up))
                 numbering.listed(sequence + 1, run)
             elif (err := lost.get(v.index)) is not None:
@@ -212,7 +197,7 @@ class Lister:
                 numbering.listed(playlist.next_sequence, run)
 
     def _fresh(self, index: int, copy: Copy) -> bool:
-        """False when the copy's file was written again since its upload: it is uploading again (fates.py)."""
+        """False when the copy's file was written again since its upload (fates.py)."""
         redo = self._copies.written_again(index, copy)
         if redo is None:
             return True
@@ -226,8 +211,8 @@ class Lister:
 
     def _last_run(self, v: Variant) -> int | None:
         """The run of the last slot decided for `v`: waiting in it, or listed."""
-        waiting = self.queues.last_run(v.index)
-        return waiting if waiting is not None else v.playlist.last_run
+        waiting = self.queues.last(v.index)
+        return waiting.run if waiting is not None else v.playlist.last_run
 
     def again(self) -> None:
         """Push the versions again soon, nothing new listed: a pathway showed its former playlist as far as it
@@ -248,8 +233,7 @@ class Lister:
                         f"{decision.target}s it (or one before it) does not fit")
 
     def versions(self) -> Versions:
-        """Every variant's current version on each pathway, with the target it was rendered under and,
-        when a state file is kept, the publisher's memory to save with it: pushed, never asked."""
+        """Every variant's current version on each pathway, with what the Release needs beside it."""
         release, variants = self._release, self._variants
         now = self._mono()
         renderings = variants.versions(now)

@@ -1,16 +1,6 @@
-"""Turns Owncast's playlists into ours: upload first, list second, in Owncast's order per variant.
-
-Uploads run in parallel; a segment that finishes early waits for the ones before it (slots.SlotAligner,
-lanes.Lanes). What a new stream, a gap or the end looks like in Owncast's files is decided here; what it
-means for the playlist is each VariantPlaylist's (its intents), the target duration target.TargetPolicy's.
-A new segment is taken in by intake.Intake; a finished upload goes forward to lister.Lister, which lists
-and pushes each version to the Release with the publisher's memory (recall.Recall); the Release saves it
-before it becomes visible: a crash must not forget a number a client has seen. Nothing downstream calls
-the publisher back but `_drop` (what leaves a playlist, on to the cleaner).
-
-Each piece of state has one owner, built here: variants.Variants (what was read of Owncast), each
-VariantPlaylist, numbering.Numbering, lanes.Lanes, uploads.Uploads (with rewrites.Rewrites),
-late.LateCopies, target.TargetPolicy. A restore (recall.Recall) sets each through its own.
+"""Turns Owncast's playlists into ours: builds every part (the package docstring names them) and reads
+Owncast's files. What a new stream, a gap or the end looks like in them is decided here; what it means
+for a playlist is its VariantPlaylist's. Nothing downstream calls the publisher back but `_drop`.
 """
 
 from __future__ import annotations
@@ -18,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,11 +51,6 @@ class PublisherFacts:
     queue_depth: int
 
 
-def _recording_lost(recorder: Recorder, numbering: Numbering) -> Callable[[int, str, int], None]:
-    """Uploads.on_lost_listed for a recorder: the lost segment's run by its name, as the lister records it."""
-    return lambda index, key, run: recorder.lost(numbering.run_name(run), index, key.rpartition("/")[2])
-
-
 class Publisher:
     def __init__(
         self,
@@ -104,13 +89,13 @@ class Publisher:
         self._late = LateCopies(metrics, recorder, self._to_cleaner, config.monotonic)
         self._numbering = Numbering(config.first_sequence)
         if recorder is not None:  # a segment lost after it was listed is a gap in its recording too
-            self._uploads.on_lost_listed = _recording_lost(recorder, self._numbering)
-        # A finished upload goes on to the lister (its done-callback), never back here. It lists through
-        # each variant's playlist and records each listing in the numbering; the memory it pushes with
-        # each version is the publisher's (`_memory`).
+            numbering = self._numbering  # the lost segment's run by its name, as the lister records it
+            self._uploads.on_lost_listed = lambda index, key, run: recorder.lost(
+                numbering.run_name(run), index, key.rpartition("/")[2])
+        # A finished upload goes on to the lister (its done-callback), never back here.
         parts = Parts(self._variants, self._lanes, self._numbering, self.target)
         self.lister = Lister(config, parts, metrics=metrics, release=self.release, recorder=recorder,
-                             memory=self._memory,
+                             memory=lambda now: self._recall.memory(now),
                              copies=CopyFates(config.hls_dir, waited, self._uploads.rewrites, self._late))
         self._variants.caught_up = self.lister.again
         self._intake = Intake(parts, self._uploads, self.lister, metrics)
@@ -122,12 +107,10 @@ class Publisher:
 
     @property
     def target_duration(self) -> int | None:
-        """The target the playlists are rendered under now (TargetPolicy owns it)."""
         return self.target.value
 
     @property
     def aligner(self) -> SlotAligner:
-        """The slots every variant lists together."""
         return self._lanes.together
 
     # -- input from the watcher --------------------------------------------------------------------
@@ -215,11 +198,8 @@ class Publisher:
 
     def snapshot(self) -> dict[str, object]:
         """The publisher's memory now, as the lister pushes it with each version (for the last save, at a
-        clean stop, and for tests): numbering, windows, what is seen and uploaded."""
-        return self._memory(self._mono())
-
-    def _memory(self, now: float) -> dict[str, object]:
-        return self._recall.memory(now)
+        clean stop, and for tests)."""
+        return self._recall.memory(self._mono())
 
     def restore(self, data: dict[str, object]) -> None:
         """Continue from `snapshot` (Recall.restore); raises ValueError (nothing changed) when it does not
@@ -235,8 +215,7 @@ class Publisher:
         return sorted(self._variants)
 
     def playlist(self, index: int) -> VariantPlaylist | None:
-        """A variant's playlist (read it; it changes only through its intents, which the publishing
-        stage calls): what health, clips and tests read."""
+        """A variant's playlist, to read (it changes only through its intents)."""
         v = self._variants.get(index)
         return v.playlist if v else None
 
@@ -261,8 +240,7 @@ class Publisher:
         return await self._late.settled(keys, timeout)
 
     def _unlisted(self) -> list[tuple[int, Copy]]:
-        """Every copy not listed yet, with its variant: in undecided slots, and waiting in a variant behind
-        a stuck one."""
+        """Every copy not listed yet, with its variant (as queue_depth counts them)."""
         return [*((i, c) for s in self._lanes.undecided() for i, c in s.copies.items()),
                 *((i, w.copy) for i, w in self.lister.queues.waiting())]
 
@@ -276,7 +254,7 @@ class Publisher:
         return PublisherFacts(self._mono(), list(self._variants.values()), self.target.value,
                               self.lister.upload_ratio.value, oldest, self.queue_depth)
 
-    # -- life cycle: the publisher and the Release it built ---------------------------------------
+    # -- life cycle ----------------------------------------------------------------------------------
 
     async def drain(self, timeout: float) -> bool:
         """Wait up to `timeout` for uploads in flight; True when nothing is left."""

@@ -22,7 +22,6 @@ from typing import Protocol
 from ..bucket.mirror import PlaylistMirror
 from ..metrics import Metrics
 from ..playlist import hls
-from ..playlist.master import render_master
 from ..playlist.rendered import Rendered, Version
 from ..source.owncast import SourceSegment, SourceVariant
 from ..state.snapshots import Snapshots
@@ -106,9 +105,7 @@ class Release:
         # the publisher starts, where a restore continues, then each save's). Written here only; used
         # only while a state file is kept.
         self.limit = limit
-        self._announced: list[SourceVariant] | None = None  # Owncast's variants, as the publisher pushed them
         self._in_view: set[int] = set()  # variants whose playlist is visible
-        self._master: Rendered | None = None  # the bucket's multivariant playlist, for `_announced`
         self.held = False  # versions are held back: past the limit, and the save failed
 
     def listed(self, listing: Listing) -> None:
@@ -150,8 +147,6 @@ class Release:
 
     def announce(self, variants: list[SourceVariant]) -> None:
         """Owncast's multivariant playlist names these variants: the view's master follows at once."""
-        if variants != self._announced:
-            self._announced, self._master = variants, None
         for shown in self._shows.values():
             shown.announce(variants)
 
@@ -249,21 +244,12 @@ class Release:
         for index, rendered in versions.edges.items():
             key = hls.object_key(self._prefix, index, hls.MEDIA_PLAYLIST_NAME)
             mirror.offer(key, rendered, cache_control)
-        announced = self._announced
-        master = self._master_for_mirror()
+        # The first bucket's master, once every variant it names is visible there.
+        announced = self._playlists.announced
+        master = self._playlists.master_playlist()
         if master is not None and announced:
             needs = tuple(hls.object_key(self._prefix, v.index, hls.MEDIA_PLAYLIST_NAME) for v in announced)
             mirror.offer(self.master_key, master, cache_control, requires=needs)
-
-    def _master_for_mirror(self) -> Rendered | None:
-        """Rendered once per change of Owncast's variants, once every one of them is visible (a player
-        must find every variant it is offered)."""
-        announced = self._announced
-        if not announced or any(v.index not in self._in_view for v in announced):
-            return None
-        if self._master is None:
-            self._master = render_master(announced)
-        return self._master
 
     @property
     def master_key(self) -> str:

@@ -42,19 +42,17 @@ MAX_UPLOADS = 3
 _TOLD_STREAMS = 64  # streams already told of in the log (a bounded memory)
 
 
-class WriteWatch(Protocol):
-    """When Owncast has finished writing a file, and each write heard after (source.writes.Writes)."""
-
-    async def finished(self, path: Path, limit: float, on_writing: Callable[[], None] | None = None) -> Finish: ...
-
-    def follow(self, hook: Callable[[Path | None], None]) -> None:
-        """`hook(path)` at each write heard to a media file (None: events were lost)."""
-
-
 class FinishWatch(Protocol):
     """When Owncast has finished writing a file (writing.WritesWaited, over a WriteWatch)."""
 
     async def finished(self, path: Path, limit: float, on_writing: Callable[[], None] | None = None) -> Finish: ...
+
+
+class WriteWatch(FinishWatch, Protocol):
+    """... and each write heard after (source.writes.Writes)."""
+
+    def follow(self, hook: Callable[[Path | None], None]) -> None:
+        """`hook(path)` at each write heard to a media file (None: events were lost)."""
 
 
 async def _already(done: Uploaded) -> Uploaded:
@@ -138,7 +136,7 @@ def ready_when_uploaded(ready: Ready, task: asyncio.Future[Uploaded]) -> None:
         ready.set_result(task.result().sha256)
 
 
-def _retrieved(future: asyncio.Future[Any]) -> None:
+def retrieved(future: asyncio.Future[Any]) -> None:
     if not future.cancelled():
         future.exception()
 
@@ -272,7 +270,7 @@ class Uploads:
                 self._inits[init_key] = init_task
                 for pid, uploader in self._others.items():
                     other = asyncio.ensure_future(self._elsewhere(uploader, init_key, index, init_kept, None))
-                    other.add_done_callback(_retrieved)
+                    other.add_done_callback(retrieved)
                     self._inits_other[(pid, init_key)] = other
             init_kept = self._inits_kept.get(init_key)
         ready: Ready = loop.create_future()

@@ -1,19 +1,11 @@
 """VariantPlaylist: one variant's live playlist, and the one owner of its ManifestGenerator (PlaylistReads:
-what it is now, read only; VariantPlaylist: the intents that change it).
+what it is now, read only; VariantPlaylist: the intents that change it, each named for what it means to
+the playlist; tests/test_structure.py checks nobody else holds the generator).
 
-Nobody else holds the generator (tests/test_structure.py checks it): every change is an intent here,
-named for what it means to the variant's playlist: `open`, `list` (a segment, or a gap this variant
-alone lacks), `gap` (the next one carries EXT-X-DISCONTINUITY), `end`, `join` (an empty playlist takes
-the discontinuity number the others give the next slot, 6.2.4), `drop_hashes` (P2P turned off).
-
-Where a variant's playlist restarts is decided here only (docs/hls-rules.md, "A new target duration"
-and "Numbers across restarts"): `retarget` (target.TargetPolicy, every variant at once), `rejoin` (a
-variant back after streams without it: the lister), `continue_above` (a state not saved at a clean stop).
-
-Every pathway lists the same playlist, up to the newest entry whose segment is there
-(pathway_views.PathwayViews), at its own URIs (playlist/views.py). Every segment leaving the window goes
-to `on_removed` as it leaves. A new target carries what no client saw, and clips are cut from what the
-Release told was shown (`shown`, `shown_between`), never from what is listed but not yet saved.
+Where a playlist restarts is decided here only (docs/hls-rules.md, "A new target duration" and "Numbers
+across restarts"). How far each pathway lists it is pathway_views.PathwayViews'. A new target carries
+what no client saw, and clips are cut from what the Release told was shown, never from what is listed
+but not yet saved.
 """
 
 from __future__ import annotations
@@ -44,8 +36,7 @@ RemovedHook = Callable[[list[Removed]], None]
 
 
 class PlaylistReads:
-    """What one variant's playlist is now, read only. VariantPlaylist, its one subclass, adds the intents
-    that change it and holds the state read here."""
+    """What one variant's playlist is now, read only (VariantPlaylist holds the state read here)."""
 
     index: int
     _gen: ManifestGenerator | None
@@ -91,7 +82,7 @@ class PlaylistReads:
 
     @property
     def listing(self) -> bool:
-        """Open and listing something: it takes part in every slot, and gives the others its numbers."""
+        """Listing something: it takes part in every slot, and gives the others its numbers."""
         return self.segment_count > 0
 
     def uris(self) -> list[str]:
@@ -102,9 +93,7 @@ class PlaylistReads:
         return {e.segment.key: e.segment.uri for e in gen.window if e.segment.key} if gen is not None else {}
 
     def found(self, pathway: str, key: str) -> tuple[int, str | None] | None:
-        """A segment (or init section) `pathway` lists now, by key: its number (an init section's, its
-        first segment's) and the URL the first bucket lists it at once its upload landed there (None:
-        not yet); None when `pathway` does not list it."""
+        """PathwayViews.found, for the window as it is now."""
         gen = self._gen
         if gen is None:
             return None
@@ -112,8 +101,7 @@ class PlaylistReads:
                                  vm=pathway == hls.VM_PATHWAY)
 
     def visible(self, edge: bool = False) -> Rendered | None:
-        """Its current version with every segment it lists, at the URIs they were listed with (what the
-        first bucket's pathway shows once everything landed)."""
+        """Its current version with every segment it lists, at the URIs they were listed with."""
         gen = self._gen
         if gen is None or not self._showable(gen):
             return None
@@ -127,11 +115,9 @@ class PlaylistReads:
 
     @property
     def on_former(self) -> frozenset[str]:
-        """The pathways that still list the playlist before its last restart (a new target)."""
         return self._views.on_former
 
     def former_done(self, pathway: str) -> bool:
-        """`pathway` showed the former playlist as far as any pathway did (or has none here)."""
         return self._views.former_done(pathway)
 
     def version_target(self, pathway: str) -> int | None:
@@ -142,26 +128,24 @@ class PlaylistReads:
             else self.target_duration
 
     def shown_target(self, pathway: str) -> int | None:
-        """The target duration of the version last shown on `pathway` (None: nothing shown since a start)."""
+        """The target duration of the version last shown on `pathway` (None: none since a start)."""
         return self._shown_targets.get(pathway)
 
     # -- uploads on their way, and what the state file keeps -------------------------------------------
 
     @property
     def landings(self) -> Landings:
-        """The uploads of what it lists on their way (a restart's again: Landings.landing; the keys the
-        publisher's memory saves; those a stop waits for)."""
+        """The uploads of what it lists on their way."""
         return self._landings
 
     def saved(self, now: float) -> dict[str, object] | None:
-        """Its part of the publisher's memory (playlist_memory's format), None before it is open."""
+        """Its part of the publisher's memory (playlist_memory's format)."""
         return playlist_memory.snapshot(self._gen, now) if self._gen is not None else None
 
     def views_saved(self) -> dict[str, object]:
-        """How far each pathway lists it, and where it listed what (saved beside the playlist)."""
         return self._views.saved(self.next_sequence - 1)
 
-    # -- what clients were shown, and what clips are cut from (the Release tells: VariantPlaylist.shown) --
+    # -- what clients were shown, and what clips are cut from ----------------------------------------
 
     def shown_span(self) -> tuple[float, float] | None:
         """(start, end) by PROGRAM-DATE-TIME of what it lists and the first bucket's playlist showed."""
@@ -170,19 +154,17 @@ class PlaylistReads:
 
     def shown_between(self, start: float, end: float) -> builtins.list[ListedSegment]:
         """The segments the first bucket's playlist showed, still listed, that overlap [start, end) by
-        PROGRAM-DATE-TIME, each as listed (clip_window.between: a clip is made of them)."""
+        PROGRAM-DATE-TIME (clip_window.between)."""
         gen = self._gen
         return clip_window.between(gen.window, self._views.shown_on(self._first), start, end) if gen is not None else []
 
     def behind(self) -> set[str]:
-        """The pathways that have not listed all that any pathway showed of it (a new target now would
-        keep its current playlist for them: `retarget`)."""
+        """The pathways that have not listed all that any pathway showed of it (`retarget` keeps the
+        current playlist for them)."""
         return self._views.behind(self._views.shown_anywhere) if self._gen is not None else set()
 
 
 class VariantPlaylist(PlaylistReads):
-    """The intents that change one variant's playlist (the reads are PlaylistReads')."""
-
     def __init__(self, index: int, options: WindowOptions, on_removed: RemovedHook,
                  generator: ManifestGenerator | None = None, plan: PathwayPlan | None = None) -> None:
         """`generator`: a restored playlist's (None: opened once the target duration is known); `plan`:
@@ -229,20 +211,19 @@ class VariantPlaylist(PlaylistReads):
             self._on_removed(removed)
 
     def restore_views(self, data: object) -> None:
-        """A restored state's `views_saved`; raises ValueError when it does not add up."""
+        """A restored state's `views_saved` (ValueError when it does not add up)."""
         self._views.restore(data, self._gen)
 
-    # -- what clients were shown (the Release tells) --------------------------------------------------
 
     def shown(self, pathway: str, rendered: Version) -> bool:
-        """The Release made `rendered` visible on `pathway`: numbers up to its last may have been seen.
-        True when that showed the former playlist as far as it went (the new one is due there next)."""
+        """The Release made `rendered` visible on `pathway`. True when that showed the former playlist as
+        far as it went (the new one is due there next)."""
         self._views.saw(pathway, rendered.last_sequence)
         self._shown_targets[pathway] = self.version_target(pathway)
         return pathway in self._views.on_former and self.former_done(pathway)
 
     def forget_shown(self) -> None:
-        """A restored state replaces what is visible: nothing of this playlist is shown until told."""
+        """A restored state replaces what is visible."""
         self._views.forget_shown()
         self._shown_targets.clear()
 
@@ -250,8 +231,7 @@ class VariantPlaylist(PlaylistReads):
 
     def open(self, target: int, independent: bool, now: float, above: tuple[int, int] | None = None) -> None:
         """The first playlist, under `target`; `above`: (sequence, discontinuity floor) to continue at,
-        after a start that continued above a state (every playlist starts there, its first segment
-        after a discontinuity)."""
+        after a start that continued above a state."""
         if self._gen is not None:
             raise ValueError(f"variant {self.index}: its playlist is open already")
         self._gen = ManifestGenerator(target, self._options, independent_segments=independent)
@@ -285,8 +265,7 @@ class VariantPlaylist(PlaylistReads):
         return number
 
     def gap(self) -> None:
-        """A segment between the last listed and the next will never come: the next carries a
-        discontinuity."""
+        """A segment before the next will never come: the next carries a discontinuity."""
         if self._gen is not None:
             self._gen.mark_gap()
 
@@ -304,7 +283,7 @@ class VariantPlaylist(PlaylistReads):
         gets their number."""
         self._opened().join(discontinuity_number, discontinuity)
 
-    def drop_hashes(self) -> None:
+    def drop_hashes(self) -> None:  # P2P turned off
         if self._gen is not None:
             self._gen.drop_hashes()
 
@@ -352,8 +331,6 @@ class VariantPlaylist(PlaylistReads):
             self.restarts += 1
             self._gen.continue_above(sequence, floor, now)
             self._drain()
-
-    # -- internals --------------------------------------------------------------------------------------
 
     def _forget_views(self) -> None:
         left = self._views.forget()

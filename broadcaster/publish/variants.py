@@ -51,10 +51,6 @@ class Variants(Mapping[int, Variant]):
     def items(self) -> ItemsView[int, Variant]:
         return self._variants.items()
 
-    @property
-    def plan(self) -> PathwayPlan:
-        return self._plan
-
     def join_apart(self, v: Variant, run: int, discontinuity: bool) -> None:
         """`v` new in a run whose variants are cut apart starts at the discontinuity number the others give
         this run (6.2.4: players line variants up by date and discontinuity number): theirs where they list or

@@ -74,19 +74,9 @@ class Queues:
     def variants(self) -> list[int]:
         return list(self._queues)
 
-    def next_sequence(self, index: int) -> int | None:
-        """The number the next slot decided for this variant gets: after the last one waiting in it."""
-        for step in reversed(self._queues.get(index, ())):
-            if isinstance(step, Waiting):
-                return step.sequence + 1
-        return None
-
-    def last_run(self, index: int) -> int | None:
-        """The run of the last slot waiting in this variant (None: none waits)."""
-        for step in reversed(self._queues.get(index, ())):
-            if isinstance(step, Waiting):
-                return step.run
-        return None
+    def last(self, index: int) -> Waiting | None:
+        """The last slot waiting in this variant: the next one decided for it is numbered after it."""
+        return next((s for s in reversed(self._queues.get(index, ())) if isinstance(s, Waiting)), None)
 
     def waiting(self) -> Iterator[tuple[int, Waiting]]:
         for index, queue in self._queues.items():
