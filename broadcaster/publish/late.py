@@ -108,9 +108,6 @@ class LateCopies:
             await asyncio.wait(waiting, timeout=timeout)
         return {k for k in wanted if k in self._landed}
 
-    def tasks(self) -> list[asyncio.Future[Uploaded]]:
-        return [e.task for e in self._pending.values() if e.task is not None]
-
     def uploads(self) -> list[tuple[int, str, asyncio.Future[Uploaded]]]:
         """(variant, key, upload) of each late upload not done yet."""
         return [(e.index, e.key, e.task) for e in self._pending.values() if e.task is not None and not e.task.done()]

@@ -18,8 +18,8 @@ from ..playlist.segments import ListedSegment
 from ..source.owncast import stream_id
 from ..state.validate import INT64, array, describe, field, flag, integer, mapping, number, text
 from .late import parse_saved
-from .playlist_memory import MAX_RESTORED_TARGET
-from .slots import SeenNames, Slot, SlotKey, Variant
+from .playlist_memory import MAX_EPOCH, MAX_RESTORED_TARGET, MIN_EPOCH, uri_or_none
+from .slots import SEEN_LIMIT, SeenNames, Slot, SlotKey, Variant
 from .variant_playlist import SegmentRejected, VariantPlaylist
 
 # A variant's playlist, not open yet (None) or restored from its saved form (variants.Variants.playlist:
@@ -27,7 +27,6 @@ from .variant_playlist import SegmentRejected, VariantPlaylist
 PlaylistMaker = Callable[[int, dict[str, Any] | None, float], VariantPlaylist]
 
 RESERVED = "reserved"  # the top-level key of the numbers a saved state reserves (hls.SEQUENCE_RESERVE)
-SEEN_LIMIT = 4096  # names remembered per variant, far more than Owncast ever lists at once
 # Bounds on what a saved state may hold, far above what the service writes: more is not ours.
 _MAX_VARIANTS = 100
 _MAX_RUNS = 1_000_000  # Owncast transcoder runs seen over the service's life, one per stream start
@@ -172,13 +171,9 @@ def _restore_waiting(playlist: VariantPlaylist, raw: object, now: float) -> list
             raise ValueError(f"a waiting slot is {describe(entry)}, not [number, uri, duration, date, "
                              "discontinuity, init, key, run, uploaded] of an open playlist")
         seq, uri, duration, pdt, disc, init, key = entry[:7]
-        init_uri = None if init is None else text(init, "an init URI")
-        if init_uri is not None and '"' in init_uri:
-            raise ValueError("an init URI contains a quote")
         segment = ListedSegment(text(uri, "a segment URI"), number(duration, "a segment duration", 0.001, 3600),
-                                None if pdt is None else number(pdt, "a segment date", -62_135_596_800.0,
-                                                                  253_402_300_799.0),
-                                flag(disc, "a discontinuity"), init_uri,
+                                None if pdt is None else number(pdt, "a segment date", MIN_EPOCH, MAX_EPOCH),
+                                flag(disc, "a discontinuity"), uri_or_none(init, "an init URI"),
                                 None if key is None else text(key, "a segment key"),
                                 # (older files: always a gap)
                                 gap=not (len(entry) == 9 and flag(entry[8], "uploaded") and key is not None))
@@ -293,10 +288,3 @@ def decode(data: dict[str, object], now: float, playlist: PlaylistMaker) -> Memo
     late, late_landed = parse_saved(data.get("late", {}))  # absent in older files
     return Memory(variants, target, independent, next_sequence, last_run, key, runs, uploaded, reserved, clean,
                   allowed, floor, start, above, late, late_landed, waited)
-
-
-def remember(v: Variant, name: str) -> None:
-    """`v` has seen `name` (never listed again); the oldest of more than SEEN_LIMIT are forgotten."""
-    v.seen[name] = None
-    if len(v.seen) > SEEN_LIMIT:
-        v.seen.popitem(last=False)

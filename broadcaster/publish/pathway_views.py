@@ -9,14 +9,9 @@ the first bucket's lists it.
 A pathway never goes back: what it listed stays listed at its URI (6.2.2), and the playlist keeps every
 entry until the pathway furthest behind has a window without it (ManifestGenerator.keep_through): every
 version has the same numbers, discontinuities, durations and dates (6.2.4), only its end and URIs differ.
+After a new target duration, a pathway behind lists the former playlist first (former.py).
 
-After a new target duration, a pathway that had not listed everything any pathway showed goes on listing
-the former playlist (former.Former) up to the last number shown anywhere, then the new one; the variants
-switch each pathway together (variants.Variants, 6.2.4).
-
-PathwayViews decides; it changes no playlist: what it decides (`advance`, `before_append`: the hold) is
-returned to the playlist's owner (VariantPlaylist). Its state is its own; the uploads on their way are
-landings.Landings'.
+PathwayViews decides and changes no playlist: the hold it decides is returned to the playlist's owner.
 """
 
 
@@ -45,7 +40,6 @@ class Playlist(Source, Protocol):
 
 
 class PathwayViews:
-    """Each pathway's view of one variant's playlist (views.View), and what decides how far each goes."""
 
     def __init__(self, plan: PathwayPlan, landings: Landings) -> None:
         self._plan = plan
@@ -60,8 +54,7 @@ class PathwayViews:
         return self.former is not None and pid in self.former.views
 
     def _current(self) -> list[View]:
-        """The views of the current playlist (not of the former), in the plan's order: the first bucket's
-        first (the VM's may follow it)."""
+        """The views of the current playlist (not of the former), in the plan's order."""
         former = self.former
         if former is None:
             return list(self._views.values())
@@ -77,14 +70,12 @@ class PathwayViews:
         return listed
 
     def nowhere(self, key: str) -> None:
-        """The segment under `key` exists nowhere (Landings.settle): the former lists it as a gap too (the
-        playlist's owner makes its own entry one)."""
+        """The segment under `key` exists nowhere (Landings.settle): the former lists it as a gap too."""
         if self.former is not None:
             self.former.playlist.unavailable(key)
 
     def lists(self, pid: str, sequence: int) -> bool:
-        """Whether `pid`'s view lists number `sequence` (of the current playlist: a pathway still on the
-        former lists none of it)."""
+        """Whether `pid`'s view lists number `sequence` of the current playlist."""
         view = self._views.get(pid)
         if view is None or self._on_former(pid):
             return False
@@ -133,7 +124,7 @@ class PathwayViews:
         return hold
 
     def trim(self, oldest: int) -> None:
-        """The playlist's window starts at `oldest` now: the modes of what left go with it."""
+        """The window starts at `oldest` now: the modes of what left go with it."""
         for view in self._views.values():
             if view.modes:
                 view.drop_modes_before(oldest)
@@ -210,7 +201,6 @@ class PathwayViews:
     # -- what clients were shown (the Release tells) --------------------------------------------------------
 
     def saw(self, pid: str, last: int) -> None:
-        """`pid`'s version shown now lists up to `last`."""
         self._shown[pid] = last
 
     def shown_on(self, pid: str) -> int:
@@ -219,11 +209,10 @@ class PathwayViews:
 
     @property
     def shown_anywhere(self) -> int:
-        """The last number a client may have seen, on any pathway."""
+        """The last number a client may have seen."""
         return max(self._shown.values(), default=-1)
 
     def forget_shown(self) -> None:
-        """A restored state replaces what is visible: nothing is shown until told."""
         for pid in self._shown:
             self._shown[pid] = -1
 
@@ -293,12 +282,11 @@ class PathwayViews:
     # -- saved with the state -----------------------------------------------------------------------------
 
     def saved(self, last: int) -> dict[str, object]:
-        """How far each pathway lists and where it listed what (views_memory.saved); the former is not saved.
-        """
+        """views_memory.saved; the former is not saved."""
         return views_memory.saved(self._current(), last)
 
     def restore(self, data: object, playlist: Playlist | None) -> None:
-        """`saved`'s values, for the pathways configured now; raises ValueError when they do not add up."""
+        """views_memory.restore, for the pathways configured now."""
         views_memory.restore(data, self._views, self._plan.uris, playlist.next_sequence - 1 if playlist else -1)
 
 

@@ -22,7 +22,7 @@ MAX_RESTORED_ENTRIES = 500_000
 # TARGET_DURATION may be set above what Owncast advertises (hls.MAX_TARGET_DURATION): any sane value.
 MAX_RESTORED_TARGET = 3600
 # The dates a PROGRAM-DATE-TIME can carry: 0001-01-01 to 9999-12-31.
-_MIN_EPOCH, _MAX_EPOCH = -62_135_596_800.0, 253_402_300_799.0
+MIN_EPOCH, MAX_EPOCH = -62_135_596_800.0, 253_402_300_799.0
 
 
 def snapshot(gen: ManifestGenerator, now: float) -> dict[str, Any]:
@@ -47,7 +47,7 @@ def snapshot(gen: ManifestGenerator, now: float) -> dict[str, Any]:
     }
 
 
-def _uri_or_none(value: object, what: str) -> str | None:
+def uri_or_none(value: object, what: str) -> str | None:
     if value is None:
         return None
     uri = validate.text(value, what)
@@ -96,9 +96,9 @@ def restore(data: dict[str, Any], now: float, options: WindowOptions) -> Manifes
         segment = ListedSegment(
             validate.text(uri, "a segment URI"),
             validate.number(duration, "a segment duration", 0.001, target + 1),
-            validate.number(pdt, "a segment date", _MIN_EPOCH, _MAX_EPOCH),
+            validate.number(pdt, "a segment date", MIN_EPOCH, MAX_EPOCH),
             validate.flag(disc, "a discontinuity"),
-            _uri_or_none(init, "an init URI"),
+            uri_or_none(init, "an init URI"),
             None if key is None else validate.text(key, "a segment key"),
             digest,
             gap,

@@ -25,7 +25,6 @@ from .intake import Intake
 from .lanes import Lanes
 from .late import LateCopies
 from .lister import Lister
-from .memory import remember
 from .numbering import Numbering
 from .parts import Parts
 from .recall import Recall
@@ -141,7 +140,7 @@ class Publisher:
             log.info("variant %d appeared", index)
         for name, why in playlist.rejected:
             if name not in v.seen:
-                remember(v, name)
+                v.seen[name] = None
                 self._metrics.input_rejected.labels(reason="unsafe_name").inc()
                 shown = name if len(name) <= 200 else name[:200] + "..."
                 # One line per variant per 30 s: a playlist can list hundreds of such names.
@@ -168,7 +167,7 @@ class Publisher:
         for seg in playlist.segments:
             if seg.name in v.seen:
                 continue
-            remember(v, seg.name)
+            v.seen[seg.name] = None
             if seg.is_offline_clip:
                 log.info("variant %d: Owncast shows its offline clip %s; not published", index, seg.name)
             elif v.playlist.opened:
@@ -297,7 +296,7 @@ class Publisher:
         self.lister.close()
         await self.release.close()
         tasks = [*self._in_flight(), *self._uploads.inits(), *self._again]
-        tasks += [*self._late.tasks(), *self._uploads.rewrites.tasks()]
+        tasks += [*(t for _i, _k, t in self._late.uploads()), *self._uploads.rewrites.tasks()]
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

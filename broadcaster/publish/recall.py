@@ -15,7 +15,7 @@ from ..source.owncast import SourcePlaylist
 from ..state import validate
 from .config import PublisherConfig
 from .late import LateCopies
-from .memory import Memory, decode, encode, remember
+from .memory import Memory, decode, encode
 from .parts import Parts
 from .slots import Variant
 from .uploads import Uploads
@@ -108,7 +108,7 @@ class Recall:
         self._read_since.add(v.index)
         given_up = [seg for seg in playlist.segments if seg.name not in v.seen]
         for seg in given_up:
-            remember(v, seg.name)
+            v.seen[seg.name] = None
         self._forget_uploads([self._uploads.key(v.index, seg.name) for seg in given_up if not seg.is_offline_clip], now)
         if given_up:
             log.info("variant %d: %d segment(s) Owncast lists may have been served before the restart; "

@@ -35,12 +35,13 @@ DECIDED_MEMORY = 64
 # Names saved across a restart: Owncast lists at most ~25 per variant (plus its offline tail), so
 # older names cannot come back; keeping the state small keeps its fsync on the listing path cheap.
 SAVED_NAMES = 200
+SEEN_LIMIT = 4096  # names remembered per variant, far more than Owncast ever lists at once
 
 
 class SeenNames(OrderedDict[str, None]):
-    """Names a variant's playlists listed, oldest first, and the last SAVED_NAMES of them as JSON, in a
-    Log whose ids count every name put in: a save writes only the names added since the last
-    (state/journal.py)."""
+    """Names a variant's playlists listed (never listed again), oldest first, the oldest of more than
+    SEEN_LIMIT forgotten; and the last SAVED_NAMES of them as JSON, in a Log whose ids count every name
+    put in: a save writes only the names added since the last (state/journal.py)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -51,6 +52,8 @@ class SeenNames(OrderedDict[str, None]):
             self._saved.add(json.dumps(name))
             self._saved.drop_to(self._saved.end - SAVED_NAMES)
         super().__setitem__(name, value)
+        if len(self) > SEEN_LIMIT:
+            self.popitem(last=False)
 
     def saved(self) -> Tail:
         """The last SAVED_NAMES names (fewer if fewer are remembered), as they are now: a value."""

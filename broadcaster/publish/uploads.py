@@ -159,8 +159,8 @@ def _told(future: asyncio.Future[Kept], kept: Kept) -> None:
 
 
 def _first_read_told(future: asyncio.Future[Kept], readiness: _Ready, kept: Kept) -> None:
-    """A segment's first read (Uploader.upload_file's on_kept): told to its readiness at once and to the
-    other buckets' uploads (`future`: a done-callback would cost an event-loop turn per segment)."""
+    """A segment's first read, told to its readiness at once and to the other buckets' uploads (`future`:
+    a done-callback would cost an event-loop turn per segment)."""
     readiness.kept(kept)
     _told(future, kept)
 
@@ -178,8 +178,7 @@ class Uploads:
     def __init__(self, config: PublisherConfig, uploader: Uploader, writes: FinishWatch, metrics: Metrics, *,
                  others: Mapping[str, Uploader] | None = None) -> None:
         """`uploader`: the first bucket's; `others`: every other bucket's, by pathway ID (each uploads what
-        the first read). While a pathway lists what the service holds (PathwayPlan.lists_held), a copy may be
-        listed once held, before any bucket has it."""
+        the first read)."""
         self._uploader = uploader
         self._others = dict(others or {})
         # A copy may be listed once the service holds it (a pathway lists what the VM holds): an attribute,
@@ -208,7 +207,6 @@ class Uploads:
 
     @property
     def restored(self) -> AbstractSet[str]:
-        """Keys a restored state says were uploaded and not listed yet (the publisher's memory saves them)."""
         return self._restored
 
     def restore(self, keys: AbstractSet[str]) -> None:
@@ -216,7 +214,7 @@ class Uploads:
         self._restored = set(keys)
 
     def give_up_restored(self) -> list[str]:
-        """The restored keys, forgotten here (they are never listed: continuing above a state)."""
+        """The restored keys, forgotten (never listed: continuing above a state)."""
         keys, self._restored = sorted(self._restored), set()
         return keys
 
@@ -246,7 +244,7 @@ class Uploads:
             ready.set_result(kept.sha256)
 
     def inits(self) -> list[asyncio.Future[Any]]:
-        """Every init section's uploads, and the holds under way (the publisher cancels them at close)."""
+        """Every init section's uploads, and the holds under way (cancelled at close)."""
         return [*self._inits.values(), *self._inits_other.values(), *self._holding]
 
     def start(self, index: int, seg: SourceSegment, run: int
@@ -354,8 +352,7 @@ class Uploads:
         return await uploader.upload_held(key, str(index), first.stamp)
 
     def late(self, index: int, key: str) -> asyncio.Task[Uploaded]:
-        """The upload of a segment given up as a gap in its playlist before a restart (late.LateCopies):
-        once Owncast has finished its file, as any upload."""
+        """The upload of a segment given up as a gap before a restart (late.LateCopies)."""
         name = key.rpartition("/")[2]
         return asyncio.ensure_future(self._whole(self._hls_dir / str(index) / name, key, index, hashed=True))
 
