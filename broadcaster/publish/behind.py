@@ -42,7 +42,6 @@ class Behind:
         self._closed = False
 
     def close(self) -> None:
-        """Nothing is listed any more (the publisher is closing)."""
         self._closed = True
         if self._timer is not None:
             self._timer.cancel()

@@ -38,8 +38,6 @@ class Landings:
     def __init__(self, buckets: Iterable[str]) -> None:
         self._pending: dict[str, dict[str, Landing]] = {pid: {} for pid in buckets}
 
-    # -- told ---------------------------------------------------------------------------------------------
-
     def pend(self, key: str, landings: Mapping[str, Landing]) -> None:
         """A segment listed before it landed on these pathways (each one's upload)."""
         for pid, upload in landings.items():
@@ -62,7 +60,7 @@ class Landings:
         return kept
 
     def landing(self, pathway: str, key: str, upload: asyncio.Future[Any]) -> None:
-        """The upload of a pending segment, started again after a restart."""
+        """A pending segment's upload, started again after a restart."""
         pending = self._pending.get(pathway)
         if pending is not None and key in pending:
             pending[key] = upload
@@ -92,11 +90,9 @@ class Landings:
                     nowhere.append(key)
         return landed, nowhere
 
-    # -- asked --------------------------------------------------------------------------------------------
-
     @property
     def waiting(self) -> bool:
-        """Some upload is pending (landed, failed or not yet): `settle` has something to look at."""
+        """`settle` has something to look at."""
         return any(self._pending.values())
 
     def _nowhere(self, key: str) -> bool:
@@ -120,11 +116,10 @@ class Landings:
         return key is not None and (pending is None or key not in pending)
 
     def keys(self) -> dict[str, list[str]]:
-        """Per pathway, the keys not landed (what a restart uploads again: the publisher's memory saves them)."""
+        """Per pathway, the keys not landed (what a restart uploads again)."""
         return {pid: sorted(pending) for pid, pending in self._pending.items() if pending}
 
     def count(self) -> int:
-        """Segments whose upload to some bucket has not landed yet."""
         return len({key for pending in self._pending.values() for key, u in pending.items() if not u.done()})
 
     def uploads(self) -> list[asyncio.Future[Any]]:

@@ -103,11 +103,10 @@ class Lanes:
         return max((c.source.duration for slot in moved for c in slot.copies.values()), default=0.0)
 
     def restored(self, decided: SlotKey) -> None:
-        """Every slot up to `decided` is listed or dropped (a restored state's)."""
         self.together.decided = decided
 
     def counted(self) -> None:
-        """The upload queue gauge says how many copies wait in the slots now."""
+        """The upload queue gauge follows."""
         self._metrics.upload_queue.set(self.queued)
 
     def undecided(self) -> list[Slot]:

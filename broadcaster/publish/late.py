@@ -52,8 +52,7 @@ class LateCopies:
         self._landed: OrderedDict[str, None] = OrderedDict()  # keys of gaps whose segment is in the bucket
 
     def add(self, index: int, key: str, run_name: str, task: asyncio.Future[Uploaded]) -> None:
-        """The copy `key` of variant `index` is a gap in its playlist from now on; `task` uploads it once
-        Owncast has finished it."""
+        """The copy `key` of variant `index` is a gap in its playlist from now on; `task` uploads it."""
         entry = self._pending.get(key)
         if entry is None:
             entry = self._pending[key] = _Late(index, key, run_name, self._mono())
@@ -95,10 +94,6 @@ class LateCopies:
             if entry is not None:
                 entry.left = True
 
-    def landed(self, key: str) -> bool:
-        """A gap whose segment landed late: its object is the file Owncast finished."""
-        return key in self._landed
-
     async def settled(self, keys: Iterable[str], timeout: float) -> set[str]:
         """Of these keys (gaps), those whose segment is in the bucket, after waiting up to `timeout` for
         those still uploading late."""
@@ -112,15 +107,13 @@ class LateCopies:
         """(variant, key, upload) of each late upload not done yet."""
         return [(e.index, e.key, e.task) for e in self._pending.values() if e.task is not None and not e.task.done()]
 
-    # -- across a restart -----------------------------------------------------------------------------
-
     def saved(self) -> dict[str, object]:
         """What is late (JSON-able): each upload still going on, [variant, key, run], and the gaps landed."""
         return {"pending": [[e.index, e.key, e.run_name] for e in self._pending.values()],
                 "landed": list(self._landed)}
 
     def restore(self, pending: Iterable[tuple[int, str, str]], landed: Iterable[str]) -> None:
-        """A saved state's late copies (their uploads start again with `resume`) and gaps landed."""
+        """`saved`'s values (the uploads start again with `resume`)."""
         for index, key, run_name in pending:
             self._pending.setdefault(key, _Late(index, key, run_name, self._mono()))
         for key in landed:

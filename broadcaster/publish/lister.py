@@ -19,7 +19,6 @@ from ..bucket.recorder import Recorder
 from ..bucket.uploader import Uploaded
 from ..metrics import Metrics
 from ..playlist import hls
-from ..source.owncast import SourceVariant
 from .config import PublisherConfig
 from .behind import Behind, running_loop
 from .fates import CopyFates
@@ -56,12 +55,7 @@ class Lister:
         self._behind = Behind(parts, self._listings, copies, self._fresh, self.advance, config.monotonic)
         self.queues = self._behind.queues
         self.upload_ratio = UploadRatio(metrics)
-        self._announced: list[SourceVariant] | None = None  # as Owncast's master names them (recordings)
         self._closed = False
-
-    def announce(self, variants: list[SourceVariant]) -> None:
-        """Owncast's multivariant playlist names these variants (a recording's master lists them)."""
-        self._announced = variants
 
     def close(self) -> None:
         self._closed = True
@@ -111,7 +105,7 @@ class Lister:
             if key[1] == END:
                 if self._recorder is not None and self._target.value is not None:
                     name = self._numbering.run_name(key[0])
-                    self._recorder.finish(name, self._target.value, self._announced)
+                    self._recorder.finish(name, self._target.value, self._release.announced)
                 for v in members:
                     self._behind.step(v, Mark.END)
                 continue

@@ -115,7 +115,6 @@ class Publisher:
     # -- input from the watcher --------------------------------------------------------------------
 
     def on_master(self, variants: list[SourceVariant]) -> None:
-        self.lister.announce(variants)
         self.release.announce(variants)
         named = {sv.index for sv in variants}
         for v in self._variants.values():

@@ -1,7 +1,5 @@
 """Recall: the publisher's memory both ways (memory.py's format): what it saves with each version, and
-a restore that sets each part through its own; after a state not saved at a clean stop, every playlist
-continues above the numbers that may have been served since, and what each variant's first read lists
-is never listed again (its number may have named it already).
+a restore that sets each part through its own.
 """
 
 from __future__ import annotations
@@ -43,7 +41,6 @@ class Recall:
         self._read_since: set[int] | None = None
 
     def memory(self, now: float) -> dict[str, object]:
-        """The publisher's memory, JSON-able (memory.py): numbering, windows, what is seen and uploaded."""
         p = self._parts
         lanes, target, numbering = p.lanes, p.target, p.numbering
         m = Memory(p.variants, target.value, target.independent, numbering.next_sequence,
@@ -53,9 +50,8 @@ class Recall:
 
     def restore(self, data: dict[str, object]) -> int:
         """Continue from `memory`; returns the numbers the state allows to show before the next save.
-        state.json may be damaged or crafted: every value is checked before anything changes, and any error is
-        raised as ValueError (nothing changed), so the service sets the file aside instead of failing to
-        start."""
+        Any error is raised as ValueError before anything changes, so the service sets a damaged or crafted
+        file aside instead of failing to start."""
         p = self._parts
         try:
             m = decode(data, self._mono(), p.variants.playlist)
@@ -87,8 +83,8 @@ class Recall:
         return m.allowed
 
     def _continue_above(self, reserved: int, start: int, floor: int) -> None:
-        """The state was not saved at a clean stop: numbers up to `reserved` may have been served since. Every
-        playlist continues at `start`, a discontinuity first (hls.continue_above)."""
+        """Numbers up to `reserved` may have been served since the state was saved: every playlist continues
+        at `start`, a discontinuity first (hls.continue_above)."""
         now = self._mono()
         for v in self._parts.variants.values():
             v.playlist.continue_above(start, floor, now)

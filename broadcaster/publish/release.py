@@ -1,8 +1,6 @@
 """Makes new playlist versions public in the one safe order: saved to STATE_DIR first (a crash must not
-forget a number a client has seen), then visible to clients and offered to the bucket, then told (the
-listing outlets, the listing-delay metric). The publisher's lister pushes each version with the memory
-a save writes: Release asks the publisher nothing back, and tells each variant's playlist how far it was
-shown (`shown_to`).
+forget a number a client has seen), then visible to clients and offered to the bucket, then told. Each
+version comes with the memory a save writes: Release asks the publisher nothing back.
 
 When the save fails (a full STATE_DIR) a version is still shown if its numbers are below the reserve the
 last saved state recorded, once STATE_DIR/served records the highest of them
@@ -36,8 +34,7 @@ Listing = tuple[int, int, SourceSegment, float, str]  # a listing not yet visibl
 log = logging.getLogger(__name__)
 
 class ShownTo(Protocol):
-    """Told how far each playlist was shown on each pathway, as it becomes visible (variants.Variants,
-    for each VariantPlaylist: what a new target carries, and what clips are cut from)."""
+    """Told how far each playlist was shown on each pathway, as it becomes visible (variants.Variants)."""
 
     def shown(self, renderings: Mapping[str, Mapping[int, Version]], *, replace: bool = False) -> None:
         """`replace`: a restored state's versions, nothing else visible."""
@@ -48,9 +45,8 @@ HELD_RETRY = 1.0  # seconds between saves while versions are held back, new segm
 
 @dataclass(frozen=True, slots=True)
 class Versions:
-    """Every variant's current version on each pathway, pushed by the publisher on each change, with the
-    target duration they were rendered under (TargetPolicy's): Release keeps no copy of its own beyond
-    the latest."""
+    """Every variant's current version on each pathway, pushed on each change: Release keeps no copy of its
+    own beyond the latest."""
 
     renderings: dict[str, dict[int, Version]]  # pathway -> variant -> its version there
     edges: dict[int, Rendered]  # the first bucket's versions for the bucket (no blocking reload); empty without a mirror
@@ -64,7 +60,6 @@ class Versions:
 
     @property
     def in_bucket(self) -> dict[int, Version]:
-        """The first bucket's pathway's versions: only what is in the bucket."""
         return self.renderings.get(hls.BUCKET_PATHWAY, {})
 
 
@@ -109,12 +104,12 @@ class Release:
         self.held = False  # versions are held back: past the limit, and the save failed
 
     def listed(self, listing: Listing) -> None:
-        """A listing to tell once the version holding it is visible."""
+        """Told once the version holding it is visible."""
         self._unpublished.append(listing)
 
     @property
     def mirrors(self) -> bool:
-        """The bucket gets copies of the playlists: the publisher renders its versions (edges) too."""
+        """The bucket gets copies of the playlists: versions come with edges."""
         return self.mirror is not None
 
     @property
@@ -123,7 +118,7 @@ class Release:
         return self.snapshots is not None and self.snapshots.file is not None
 
     def changed(self, versions: Versions) -> None:
-        """The playlists may have changed: release the new versions now, or once saved."""
+        """Release the new versions now, or once saved."""
         if versions.target != self._latest.target:
             for shown in self._shows.values():
                 shown.under(versions.target)
@@ -150,9 +145,14 @@ class Release:
         for shown in self._shows.values():
             shown.announce(variants)
 
+    @property
+    def announced(self) -> list[SourceVariant] | None:
+        """As Owncast's master names them (a recording's master lists them)."""
+        return self._playlists.announced
+
     def restored(self, versions: Versions, limit: int) -> None:
-        """What a restored state shows, before anything is served: visible at once, nothing told.
-        `limit`: what the state restored allows to show before the next save."""
+        """What a restored state shows, before anything is served: visible at once, nothing told; `limit`
+        as in __init__."""
         self._latest = versions
         self.limit = limit
         self._in_view = set(versions.in_bucket)

@@ -62,7 +62,6 @@ class SeenNames(OrderedDict[str, None]):
 
 @dataclass(slots=True)
 class Copy:
-    """One variant's copy of a slot, being uploaded."""
 
     source: SourceSegment
     key: str
@@ -116,7 +115,6 @@ class Ready:
 
 
 class SlotAligner:
-    """The undecided slots, in order, and the rule for when the first of them is decided."""
 
     def __init__(self) -> None:
         self._slots: dict[SlotKey, Slot] = {}
@@ -138,7 +136,7 @@ class SlotAligner:
 
     @property
     def first(self) -> SlotKey | None:
-        """The first undecided slot's key (None: none waits)."""
+        """The first undecided slot's key."""
         return self._order[0] if self._order else None
 
     def is_late(self, key: SlotKey) -> bool:
@@ -146,7 +144,7 @@ class SlotAligner:
         return key <= self.decided
 
     def slot(self, key: SlotKey) -> Slot:
-        """The slot at `key`, made if it is new (e.g. every variant announces the same end of stream)."""
+        """The slot at `key`, made if it is new."""
         existing = self._slots.get(key)
         if existing is not None:
             return existing
@@ -165,7 +163,7 @@ class SlotAligner:
         slot.copies[index] = copy
 
     def take_run(self, run: int) -> list[Slot]:
-        """Take every undecided slot of `run` out (its variants are listed one by one from now on)."""
+        """Take every undecided slot of `run` out (lanes.Lanes.cut_apart)."""
         keys = [k for k in self._order if k[0] == run]
         self._order = [k for k in self._order if k[0] != run]
         slots = [self._slots.pop(k) for k in keys]

@@ -1,10 +1,8 @@
 """The target duration: the one owner of EXT-X-TARGETDURATION for every variant's playlist.
 
 Decided from Owncast's first stream playlist (or TARGET_DURATION), then kept while Owncast changes
-underneath (docs/hls-rules.md, "A new target duration"): a new stream gets the target its playlists
-advertise, a longer segment raises it, doubled. The policy returns the decision (a Retarget) and touches
-no playlist; the lister applies it to every variant's playlist at once. The value then goes forward with
-each version and each save, and nothing else decides or sets it.
+underneath (docs/hls-rules.md, "A new target duration"). The policy returns its decision (a Retarget)
+and touches no playlist; the lister applies it to every variant's playlist at once.
 """
 
 from __future__ import annotations
@@ -61,11 +59,9 @@ class TargetPolicy:
 
     def fit(self, slot: Slot, members: list[Variant], variants: Iterable[Variant], last_run: int | None,
             together: bool, started: bool, aligned: bool = True) -> Retarget | None:
-        """Keep 4.4.3.1 and 6.2.1 while Owncast changes underneath (docs/hls-rules.md, "A new target
-        duration"): a new stream gets the target its playlists advertise; a longer segment within a stream
-        raises it, doubled, so a keyframe interval costs a new playlist once or twice, not at every longer
-        segment. `started`: some variant has a slot of this run decided already; `aligned`: no variant has a
-        slot before this one still to list (else the timeline is kept: `_set`)."""
+        """Keep 4.4.3.1 and 6.2.1: a new stream gets the target its playlists advertise; a longer segment
+        within a stream raises it (`doubled`). `started`: some variant has a slot of this run decided
+        already; `aligned`: no variant has a slot before this one still to list (else the timeline is kept)."""
         current = self.value
         if current is None:
             return None
@@ -97,8 +93,7 @@ class TargetPolicy:
         return self._set(wanted, reason, slot, together, aligned)
 
     def raise_for(self, duration: float, reason: str, *, aligned: bool = True) -> Retarget | None:
-        """A segment of `duration` must fit: the target at least doubled, if it does not already.
-        `aligned`: every variant is at the same moment (a new timeline then); else the timeline is kept."""
+        """A segment of `duration` must fit (`aligned`: as in `fit`)."""
         current = self.value
         need = hls.rounded_duration(duration)
         if current is not None and need > current:

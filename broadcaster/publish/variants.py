@@ -1,9 +1,6 @@
-"""Variants: Owncast's variants as the publisher knows them, by index, each with its playlist.
-
-A variant's playlist is made here, new or restored (a VariantPlaylist under the one WindowOptions, its
-removed segments going on to the cleaner). Others read the variants through the Mapping: what was read
-of Owncast is written by the publisher only, a playlist changes only through its own intents. The
-Release tells what it made visible here (`shown`).
+"""Variants: Owncast's variants as the publisher knows them, by index, each with its playlist (made
+here, new or restored, under the one WindowOptions). Others read them through the Mapping; the Release
+tells what it made visible here (`shown`).
 """
 
 from __future__ import annotations
@@ -70,8 +67,7 @@ class Variants(Mapping[int, Variant]):
         return v
 
     def playlist(self, index: int, saved: dict[str, Any] | None, now: float) -> VariantPlaylist:
-        """A variant's playlist: not open yet (`saved` None), or as `saved` (playlist_memory's format;
-        raises ValueError naming what does not add up)."""
+        """A variant's playlist: not open yet (`saved` None), or as `saved` (playlist_memory.restore)."""
         generator = None if saved is None else playlist_memory.restore(saved, now, self._options)
         return VariantPlaylist(index, self._options, self._on_removed, generator, self._plan)
 
@@ -81,7 +77,6 @@ class Variants(Mapping[int, Variant]):
     # -- what the Release made visible (release.ShownTo) ---------------------------------------------------
 
     def shown(self, renderings: Mapping[str, Mapping[int, Version]], *, replace: bool = False) -> None:
-        """Each pathway's versions made visible (`replace`: a restored state's, nothing else visible)."""
         if replace:
             for v in self._variants.values():
                 v.playlist.forget_shown()
@@ -103,24 +98,18 @@ class Variants(Mapping[int, Variant]):
     def retarget(self, target: int, now: float, *, new_timeline: bool,
                  carry_to: int = 0) -> dict[int, list[ListedSegment]]:
         """Every variant's playlist starts again under `target` (VariantPlaylist.retarget); returns what each
-        leaves unlisted. A pathway behind in any variant goes on listing every variant's former playlist, as
-        far as it was shown anywhere, before the new one (one target per pathway: 6.2.4).
-
-        On a new timeline what a variant carries, never shown, ends just below `carry_to` (the next number any
-        variant would list), so the new stream's first segment has one number in every variant (6.2.4)."""
+        leaves unlisted. A pathway behind in any variant lists every variant's former playlist first (one
+        target per pathway: 6.2.4). On a new timeline what a variant carries ends just below `carry_to`, so
+        the new stream's first segment has one number in every variant (6.2.4)."""
         behind = frozenset(pid for v in self._variants.values() for pid in v.playlist.behind())
         to = carry_to if new_timeline else 0
         return {index: v.playlist.retarget(target, now, new_timeline=new_timeline, keep_former=behind,
                                            carry_to=to) for index, v in self._variants.items()}
 
     def versions(self, now: float, edge: bool = False) -> dict[str, dict[int, Version]]:
-        """Every variant's version on each pathway that can be shown (`edge`: the first bucket's pathway's
-        alone).
-
-        One target duration per pathway (6.2.4): a pathway that lists the playlist before a new target does so
-        in every variant until each showed it as far as it went, then lists the new one in every variant at
-        once. While a variant's version under the new target is not there yet on a pathway (nothing landed, or
-        its new playlist is empty), that pathway's other variants go on showing what they showed."""
+        """Every variant's version on each pathway that can be shown (`edge`: the first bucket's alone).
+        One target duration per pathway (6.2.4): a pathway switches every variant to the new playlist at
+        once; until each variant's new version is there, the others go on showing what they showed."""
         playing = [v for v in self._variants.values() if not v.withdrawn]
         together = self._leaving()
         for v in self._variants.values():
