@@ -19,7 +19,7 @@ from ..source.owncast import stream_id
 from ..state.validate import INT64, array, describe, field, flag, integer, mapping, number, text
 from .late import parse_saved
 from .playlist_memory import MAX_EPOCH, MAX_RESTORED_TARGET, MIN_EPOCH, uri_or_none
-from .slots import SEEN_LIMIT, SeenNames, Slot, SlotKey, Variant
+from .slots import SEEN_LIMIT, SeenNames, Slot, SlotKey, Variant, succeeded
 from .variant_playlist import SegmentRejected, VariantPlaylist
 
 # A variant's playlist, not open yet (None) or restored from its saved form (variants.Variants.playlist:
@@ -80,8 +80,7 @@ def encode(m: Memory, undecided: Iterable[Slot], now: float, waiting: Mapping[in
     for slot in undecided:
         for index, copy in slot.copies.items():
             pending.setdefault(index, set()).add(copy.source.name)
-            t = copy.task
-            if t.done() and not t.cancelled() and t.exception() is None:
+            if succeeded(copy.task):
                 uploaded.append(copy.key)
     variants: dict[str, dict[str, object]] = {}
     for v in m.variants.values():

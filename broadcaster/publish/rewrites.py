@@ -27,7 +27,7 @@ from ..bucket.uploader import SegmentLost, Uploaded
 from ..files import Refused, Stamp, look_beneath
 from ..metrics import Metrics
 from ..source import leases
-from .slots import Copy
+from .slots import Copy, succeeded
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ class Rewrites:
         """About to list `copy` (uploaded): None while its file is still the version in the bucket (or
         gone); else the follow that uploads its final bytes, which the copy waits for instead."""
         task = copy.task
-        if not task.done() or task.cancelled() or task.exception() is not None:
+        if not succeeded(task):
             return None  # not uploaded yet (listed once the VM kept it: the VM's copy is the bytes read)
         done = task.result()
         if done.stamp is None:

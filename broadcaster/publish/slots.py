@@ -60,6 +60,10 @@ class SeenNames(OrderedDict[str, None]):
         return self._saved.tail(min(len(self), SAVED_NAMES))
 
 
+def succeeded(future: asyncio.Future[Any]) -> bool:
+    return future.done() and not future.cancelled() and future.exception() is None
+
+
 @dataclass(slots=True)
 class Copy:
 
@@ -68,8 +72,8 @@ class Copy:
     init_key: str | None
     seen_at: float  # monotonic
     task: asyncio.Task[Uploaded]  # its upload: in the (first) bucket once done
-    # Its SHA-256 (None: not asked for) once it may be listed: when it is uploaded, or, with the VM's
-    # pathway (content steering), as soon as the VM holds it (uploads.Uploads.start).
+    # Its SHA-256 (None: not asked for) once it may be listed (listable: in the bucket, or, with the VM's
+    # pathway (content steering), as soon as the VM holds it: uploads.Uploads.start).
     ready: asyncio.Future[bytes | None]
     # Its uploads to the other buckets (a second bucket's pathway), by pathway ID.
     others: dict[str, asyncio.Future[Any]] = field(default_factory=dict)
@@ -188,11 +192,11 @@ class SlotAligner:
         else:
             members = self._participants(key, variants, now(), target)
             unresolved = [v for v in members if not self._resolved(v, slot)]
-            if unresolved and (held is None or not any(_uploaded(c) for i, c in slot.copies.items()
+            if unresolved and (held is None or not any(succeeded(c.ready) for i, c in slot.copies.items()
                                                        if any(v.index == i for v in members)) or not all(
                     (c := slot.copies.get(v.index)) is not None and held(v.index, c) for v in unresolved)):
                 return None
-            if fresh is not None and not all([fresh(i, c) for i, c in slot.copies.items() if _uploaded(c)]):
+            if fresh is not None and not all([fresh(i, c) for i, c in slot.copies.items() if succeeded(c.ready)]):
                 return None  # (a list: every copy written again is told, not only the first)
         previous = self.decided
         self._order.pop(0)
@@ -252,9 +256,3 @@ class SlotAligner:
             last = v.last_key
             return last is not None and (last > slot.key or v.source_ended and last[0] == slot.key[0])
         return copy.ready.done()
-
-
-def _uploaded(copy: Copy) -> bool:
-    """In the bucket, or (content steering) kept by the VM: listable."""
-    t = copy.ready
-    return t.done() and not t.cancelled() and t.exception() is None

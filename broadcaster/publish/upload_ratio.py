@@ -6,6 +6,7 @@ import asyncio
 
 from ..bucket.uploader import Uploaded
 from ..metrics import Metrics
+from .slots import succeeded
 
 
 class UploadRatio:
@@ -21,7 +22,7 @@ class UploadRatio:
 
     def learn(self, task: asyncio.Future[Uploaded], duration: float) -> None:
         """A segment of `duration` seconds finished its upload (`task`, done)."""
-        if not task.cancelled() and task.exception() is None:
+        if succeeded(task):
             ratio = task.result().took / max(duration, 0.001)
             self.value += (ratio - self.value) * 0.2
             self._metrics.upload_realtime_ratio.set(round(self.value, 3))

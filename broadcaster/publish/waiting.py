@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from ..playlist.segments import ListedSegment
-from .slots import Copy
+from .slots import Copy, succeeded
 
 
 # How long a variant waits past the others for a copy Owncast is still writing, in target durations:
@@ -98,10 +98,5 @@ class Queues:
             out[index] = [step.value if isinstance(step, Mark) else
                           [step.sequence, step.segment.uri, step.segment.duration,
                            step.segment.program_date_time, step.segment.discontinuity, step.segment.init_uri,
-                           step.segment.key, step.run_name, _uploaded(step)] for step in queue]
+                           step.segment.key, step.run_name, succeeded(step.copy.task)] for step in queue]
         return out
-
-
-def _uploaded(step: Waiting) -> bool:
-    task = step.copy.task
-    return task.done() and not task.cancelled() and task.exception() is None
