@@ -1,10 +1,9 @@
 """Former: the playlist before a new target, which the pathways behind go on listing.
 
 After a retarget, a pathway that had not listed everything any pathway showed goes on listing the former
-playlist, frozen as it was, as its segments land, up to the last number shown anywhere (`through`), and
-only then the new one: no segment shown on one pathway is missing from another. What leaves the new
-playlist meanwhile is held here (`hold_back`) until no pathway lists the former (`drop`). One former at
-a time; pathway_views.PathwayViews holds it.
+playlist, frozen as it was, up to the last number shown anywhere, and only then the new one: no segment
+shown on one pathway is missing from another. What leaves the new playlist meanwhile is held here until
+no pathway lists the former. pathway_views.PathwayViews holds one at a time.
 """
 
 from __future__ import annotations
@@ -61,7 +60,7 @@ class Former:
         return ((e.segment.key, e.segment.gap) for e in self.playlist.window if e.segment.key)
 
     def hold_back(self, removed: list[Removed]) -> None:
-        """Left the new playlist: the former may list it; it goes on once no pathway lists the former."""
+        """Left the new playlist: the former may list it."""
         self._left += removed
 
     def leave(self, pathway: str) -> bool:

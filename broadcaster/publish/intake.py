@@ -29,7 +29,7 @@ class Intake:
         self._metrics = metrics
 
     def add(self, v: Variant, seg: SourceSegment, number: int, now: float) -> None:
-        """`seg`, Owncast's `number` in `v`, seen for the first time at `now`."""
+        """`seg`, Owncast's `number` in `v`, seen for the first time."""
         key = (self._numbering.run(stream_id(seg.name) or f"run-{v.restarts}"), number)
         self._metrics.segments_seen.labels(variant=str(v.index)).inc()
         v.last_new_segment = now

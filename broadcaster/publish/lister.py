@@ -232,7 +232,7 @@ class Lister:
         now = self._mono()
         renderings = variants.versions(now)
         edges = ({i: v.rendered for i, v in variants.versions(now, edge=True).get(hls.BUCKET_PATHWAY, {}).items()}
-                 if release.mirrors else {})
+                 if release.mirror is not None else {})  # the bucket gets copies of the playlists
         restarts = sum(v.playlist.restarts for v in variants.values())
         return Versions(renderings, edges, self._target.value, self._memory(now) if release.saves else None,
                         restarts)

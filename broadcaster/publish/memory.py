@@ -129,6 +129,13 @@ def _number_key(key: str, what: str, digits: int) -> int:
     return number
 
 
+def _slot_key(raw: object, what: str, low: int = 0) -> SlotKey:
+    pair = array(raw, what, 2)
+    if len(pair) != 2:
+        raise ValueError(f"{what} is {describe(pair)}, not [run, number]")
+    return integer(pair[0], what, low), integer(pair[1], what, low)
+
+
 def _leaving(item: object) -> tuple[str, float]:
     """One of a variant's keys that left its window, [key, keep] (VariantPlaylist.leaving_saved)."""
     pair = array(item, "a leaving key", 2)
@@ -224,13 +231,8 @@ def decode(data: dict[str, object], now: float, playlist: PlaylistMaker) -> Memo
             if name not in in_flight:
                 seen[name] = None
         first = mapping(field(raw, "first", what), "first", _MAX_RUNS)
-        last_key: SlotKey | None = None
         raw_last_key = field(raw, "last_key", what)
-        if raw_last_key is not None:
-            pair = array(raw_last_key, "last_key", 2)
-            if len(pair) != 2:
-                raise ValueError(f"last_key is {describe(pair)}, not [run, number]")
-            last_key = (integer(pair[0], "last_key"), integer(pair[1], "last_key"))
+        last_key = None if raw_last_key is None else _slot_key(raw_last_key, "last_key")
         # Built whole, as it was saved: after this only the publisher writes it.
         variants[index] = Variant(
             index, restored, seen,
@@ -248,11 +250,8 @@ def decode(data: dict[str, object], now: float, playlist: PlaylistMaker) -> Memo
         raise ValueError("a playlist is ahead of the shared numbering")
     raw_last_run = field(data, "last_run", what)
     last_run = None if raw_last_run is None else integer(raw_last_run, "last_run")
-    decided = array(field(data, "decided", what), "decided", 2)
-    if len(decided) != 2:
-        raise ValueError(f"decided is {describe(decided)}, not [run, number]")
     # (-1, -1) before anything was decided; an end of stream is decided as (run, END).
-    key = (integer(decided[0], "decided", -1), integer(decided[1], "decided", -1))
+    key = _slot_key(field(data, "decided", what), "decided", -1)
     runs = {text(name, "a run name", 1 << 16, one_line=False): integer(n, "a run number")
             for name, n in mapping(field(data, "runs", what), "runs", _MAX_RUNS).items()}
     # Runs are numbered in the order they were seen, so the next one sorts after every slot

@@ -52,7 +52,3 @@ class PathwayPlan:
         only redirects). While the bucket serves, a copy is listed once uploaded, as without steering: one
         version (and one save) per slot, not one more per landing."""
         return self.held and not self.redirects()
-
-    @property
-    def steered(self) -> bool:
-        return len(self.pathways) > 1

@@ -108,11 +108,6 @@ class Release:
         self._unpublished.append(listing)
 
     @property
-    def mirrors(self) -> bool:
-        """The bucket gets copies of the playlists: versions come with edges."""
-        return self.mirror is not None
-
-    @property
     def saves(self) -> bool:
         """A state file is kept: each version comes with the publisher's memory, saved before it is shown."""
         return self.snapshots is not None and self.snapshots.file is not None

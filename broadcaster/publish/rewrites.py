@@ -58,7 +58,7 @@ class Rewrites:
         self._following: dict[Path, asyncio.Task[Uploaded]] = {}
 
     def landed(self, index: int, path: Path, key: str, done: Uploaded) -> None:
-        """A segment upload landed: `done` says which version of `path` the bucket holds as `key`."""
+        """`done` says which version of `path` the bucket holds as `key`."""
         if done.stamp is None or done.sha256 is None:
             return  # nothing to compare a later version with
         self._landed[path] = _Landed(index, key, done)
@@ -67,7 +67,7 @@ class Rewrites:
             self._landed.popitem(last=False)
 
     def heard(self, path: Path | None) -> None:
-        """A write to `path` was heard (None: events were lost, any file may have been written)."""
+        """A write to `path` was heard (None: events were lost)."""
         for p in list(self._landed) if path is None else [path]:
             landed = self._landed.get(p)
             if landed is not None and p not in self._following and self._moved(p, landed.done.stamp):

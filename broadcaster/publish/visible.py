@@ -1,9 +1,6 @@
-"""The playlists clients see: what the server serves and holds blocking reloads on.
-
-Only versions already saved to STATE_DIR are shown here (release.py shows them; a crash must not
-forget a number a client has seen), each rendered at its push or when first asked (rendered.Pending: a
-pathway players read only while steered to it). Masters are rendered once per change of Owncast's
-variants and per variant file name.
+"""The playlists clients see: what the server serves and holds blocking reloads on. Only versions
+already saved to STATE_DIR are shown here (release.py shows them), each rendered at its push or when
+first asked (rendered.Pending: a pathway players read only while steered to it).
 """
 
 from __future__ import annotations
@@ -42,7 +39,6 @@ class VisiblePlaylists:
         return self._target_duration
 
     def under(self, target: int | None) -> None:
-        """The latest versions are under `target`."""
         self._target_duration = target
 
     @property
@@ -67,7 +63,7 @@ class VisiblePlaylists:
             changed.set()
 
     def replace(self, renderings: Mapping[int, Version]) -> None:
-        """What a restored state shows (before anything is served)."""
+        """What a restored state shows, before anything is served."""
         self._visible = dict(renderings)
 
     # -- read by the server --------------------------------------------------------------------------
@@ -77,11 +73,11 @@ class VisiblePlaylists:
         return version.rendered if version is not None else None
 
     def version(self, variant: int) -> Version | None:
-        """`variant`'s visible version as it was pushed: rendered, or Pending until a client asks."""
+        """As it was pushed: rendered, or Pending until a client asks."""
         return self._visible.get(variant)
 
     def last_sequence(self, variant: int) -> int | None:
-        """The last number `variant`'s visible version lists (None: none visible), without rendering it."""
+        """The last number `variant`'s visible version lists, without rendering it."""
         version = self._visible.get(variant)
         return version.last_sequence if version is not None else None
 
@@ -98,10 +94,7 @@ class VisiblePlaylists:
 
     async def wait_for_sequence(self, variant: int, sequence: int, timeout: float) -> Rendered | None:
         """The playlist once it lists `sequence` (or ended), or None after `timeout` (LL-HLS 6.2.5.2).
-
-        Waiters share one event per published version: no task, no polling, a few hundred bytes each.
-        Once the service stops (release_waiters), every waiter gets the playlist as it is, at once.
-        """
+        Waiters share one event per published version: no task, no polling, a few hundred bytes each."""
         self.held_requests += 1
         nudges = self._nudges
         try:
