@@ -68,5 +68,4 @@ class VmListed:
         return self._listed.get(key)
 
     def clear(self) -> None:
-        """A restart that keeps nothing: its numbers may name other segments now."""
         self._listed.clear()

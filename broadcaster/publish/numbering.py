@@ -1,8 +1,5 @@
-"""Numbering: the numbers every variant's playlist shares, with one owner.
-
-The next media sequence number (the highest any variant has reached, plus one, so numbering never goes
-back), the run of the last slot listed, where a new playlist starts after continuing above a state, and
-Owncast's runs by name. Each changes through a method here; the publisher's memory saves them.
+"""Numbering: the numbers every variant's playlist shares, with one owner. The next media sequence
+number is the highest any variant has reached, plus one, so numbering never goes back.
 """
 
 from __future__ import annotations
