@@ -17,6 +17,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from ..edge import EDGE_HEADERS
 from ..playlist import hls
 from ..playlist.rendered import Rendered
+from ..vm.ranges import none_match
 
 _KEPT = 64  # versions whose headers are kept: only the newest few are requested
 
@@ -29,7 +30,7 @@ def rendered_response(request: web.Request, rendered: Rendered, cache_control: s
     else:  # bounded: a long window's newest segments only (hls.MAX_IDENTITY_BYTES)
         plain = rendered.identity
         body, etag = plain.body, plain.etag
-    if hdrs.IF_NONE_MATCH in request.headers and _none_match(request, etag):
+    if hdrs.IF_NONE_MATCH in request.headers and none_match(request, etag):
         return web.Response(status=304, headers=playlist_headers(etag, cache_control, gzipped, False))
     return web.Response(body=body, headers=playlist_headers(etag, cache_control, gzipped, True))
 
@@ -97,13 +98,6 @@ def dated(head: bytes, body: bytes) -> bytes:
     if date is not _Date.text:
         _Date.text, _Date.line = date, f"Date: {date}\r\n\r\n".encode("ascii")
     return b"".join((head, _Date.line, body))
-
-
-def _none_match(request: web.Request, etag: str) -> bool:
-    """If-None-Match uses the weak comparison (RFC 9110 13.1.2): W/"x" matches "x"; "*" matches all."""
-    tags = request.if_none_match or ()
-    value = etag.strip('"')
-    return any(tag.value in (value, "*") for tag in tags)
 
 
 @functools.lru_cache(maxsize=256)  # clients send the same few headers over and over

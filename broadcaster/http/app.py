@@ -222,7 +222,8 @@ def create_app(
     r.add_get(r"/live/{n:[0-9]+}/playlist.m3u8", doors.playlist(playlist_routes.media))
     # Owncast's own paths, the same playlists: its web page plays them unchanged when a tunnel sends
     # these two paths here and everything else on that hostname to Owncast (cloudflared.yml.example).
-    r.add_get(f"/hls/{hls.OWNCAST_PLAYLIST_NAME}", doors.master(playlist_routes.owncast_master))
+    owncast_master = functools.partial(playlist_routes.master, name=hls.OWNCAST_PLAYLIST_NAME)
+    r.add_get(f"/hls/{hls.OWNCAST_PLAYLIST_NAME}", doors.master(owncast_master))
     r.add_get(rf"/hls/{{n:[0-9]+}}/{hls.OWNCAST_PLAYLIST_NAME}", doors.playlist(playlist_routes.media))
     if options.gate is not None:
         r.add_post("/live/access", guarded(AccessRoute(options.gate.keeper, proxies).grant))

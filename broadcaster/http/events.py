@@ -87,8 +87,7 @@ class EventStreams:
                 request.transport.abort()  # or aiohttp's final write would wait on it too
         finally:
             if client is not None:
-                if by[client] == 1:
+                by[client] -= 1
+                if not by[client]:
                     del by[client]
-                else:
-                    by[client] -= 1
         return response

@@ -87,12 +87,6 @@ def _stripped(raw: str, names: tuple[str, ...]) -> str:
     return f"{path}?{kept}" if kept else path
 
 
-def _without_access(request: web.Request, names: tuple[str, ...] = (ACCESS,)) -> web.Request:
-    """The request as the public handlers take it: `access` (and any of `names`) out of its query, the
-    rest as sent (a new request: its query, URL and path are all the stripped one's)."""
-    return request.clone(rel_url=_stripped(request.raw_path, names))
-
-
 def _as_sent_without_access(request: web.Request) -> web.Request:
     """The same request, its `raw_path` (what the playlist routes read the target as sent from:
     playlists.request_target) without `access=`. Its decoded path never had the query, and the routes
@@ -189,8 +183,8 @@ class Gate(Open):
                 refusal, _ = self.admit(request)
                 if refusal is not None:
                     return refusal
-            if EDGE in request.query or ACCESS in request.query:
-                request = _without_access(request, (ACCESS, EDGE))
+            if EDGE in request.query or ACCESS in request.query:  # a new request, its query without them
+                request = request.clone(rel_url=_stripped(request.raw_path, (ACCESS, EDGE)))
             return kept_private(await handler(request))
 
         return gated

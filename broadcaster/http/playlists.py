@@ -125,22 +125,13 @@ class PlaylistRoutes:
         if connection_metrics is not None:
             connection_metrics.watch("held", lambda: source.held_requests, max_held)
 
-    async def master(self, request: web.Request) -> web.Response:
+    async def master(self, request: web.Request, name: str = hls.MEDIA_PLAYLIST_NAME) -> web.Response:
+        """The multivariant playlist naming its variants `<n>/<name>` (/hls/stream.m3u8: as Owncast does)."""
         try:
             target = request_target(request)
             if target != request.path:  # a multivariant playlist uses no query at all
                 return self._redirect(request, "master", respelt(target, request.path, request.query, False))
-            return self._serve(request, None)
-        except Exception as exc:  # noqa: BLE001 (logged by internal_error)
-            return internal_error(request, exc)
-
-    async def owncast_master(self, request: web.Request) -> web.Response:
-        """/hls/stream.m3u8: the same master, naming its variants as Owncast does (<n>/stream.m3u8)."""
-        try:
-            target = request_target(request)
-            if target != request.path:
-                return self._redirect(request, "master", respelt(target, request.path, request.query, False))
-            return self._serve(request, None, master_name=hls.OWNCAST_PLAYLIST_NAME)
+            return self._serve(request, None, master_name=name)
         except Exception as exc:  # noqa: BLE001 (logged by internal_error)
             return internal_error(request, exc)
 
@@ -241,10 +232,9 @@ class PlaylistRoutes:
                 rendered = await source.wait_for_sequence(variant, msn, timeout) if timeout else None
             finally:
                 if client is not None:
-                    if held_by[client] == 1:
+                    held_by[client] -= 1
+                    if not held_by[client]:
                         del held_by[client]
-                    else:
-                        held_by[client] -= 1
         if rendered is None and self._horizon is not None and (
                 (self._horizon.newest(variant) or -1) >= msn or self._horizon.away()):
             # The stream advances on another pathway while this one waits for its uploads: the playlist as it

@@ -18,6 +18,7 @@ from __future__ import annotations
 from aiohttp import hdrs, web
 
 from ..edge import SERVER_NAME, edge_headers
+from ..vm.ranges import none_match
 from .common import REVALIDATE, elsewhere, guarded
 from .keys import DEFAULT_VARIANT, PAGE_POLICY, VIEWER_CONFIG, VIEWER_FILES
 from .viewer_files import REDIRECT_CACHE_CONTROL, SMALL, VERSIONED, ViewerFile
@@ -44,10 +45,7 @@ async def viewer_config(request: web.Request) -> web.Response:
 
 @guarded
 async def viewer_embed(request: web.Request) -> web.StreamResponse:
-    found = request.app[VIEWER_FILES].embed()
-    if found is None:
-        return await elsewhere(request)
-    return await _page(request, found)
+    return await _page(request, request.app[VIEWER_FILES].embed())
 
 
 @guarded
@@ -55,10 +53,7 @@ async def viewer_file(request: web.Request) -> web.StreamResponse:
     files = request.app[VIEWER_FILES]
     name = request.match_info.get("file", PAGE)
     if name == PAGE:
-        found = files.page()
-        if found is None:
-            return await elsewhere(request)
-        return await _page(request, found)
+        return await _page(request, files.page())
     found = files.find(name)
     if found is None:
         return await elsewhere(request)
@@ -67,7 +62,9 @@ async def viewer_file(request: web.Request) -> web.StreamResponse:
     return await _file(request, found, VERSIONED, {})
 
 
-async def _page(request: web.Request, found: ViewerFile) -> web.StreamResponse:
+async def _page(request: web.Request, found: ViewerFile | None) -> web.StreamResponse:
+    if found is None:
+        return await elsewhere(request)
     # Any query string ignored: the page is small, and names the versions. 304s carry the policy too:
     # the browser takes the stored page's headers from them.
     policy = {str(hdrs.CONTENT_SECURITY_POLICY): request.app[PAGE_POLICY]}
@@ -76,27 +73,13 @@ async def _page(request: web.Request, found: ViewerFile) -> web.StreamResponse:
 
 async def _file(request: web.Request, found: ViewerFile, cache_control: str,
                 extra: dict[str, str]) -> web.StreamResponse:
-    response = _small(request, found, cache_control, extra)
-    if response is not None:
-        return response
-    return await request.app[VIEWER_FILES].send(request, found, _headers(found, cache_control, extra))
-
-
-def _headers(found: ViewerFile, cache_control: str, extra: dict[str, str]) -> dict[str, str]:
+    """A 304, the file, or a large one sent within the write timeout (viewer_files.ViewerFiles.send)."""
     headers = edge_headers({hdrs.CACHE_CONTROL: cache_control, hdrs.ETAG: found.etag,
                             hdrs.X_CONTENT_TYPE_OPTIONS: "nosniff", **extra})
+    if none_match(request, found.etag):
+        return web.Response(status=304, headers=headers)
     if found.content_type is not None:
         headers[hdrs.CONTENT_TYPE] = found.content_type
-    return headers
-
-
-def _small(request: web.Request, found: ViewerFile, cache_control: str,
-           extra: dict[str, str]) -> web.Response | None:
-    """A 304, or the file; None when it is large (sent within the write timeout instead)."""
-    headers = _headers(found, cache_control, extra)
-    if request.if_none_match and any(tag.value in (found.version, "*") for tag in request.if_none_match):
-        headers.pop(hdrs.CONTENT_TYPE, None)
-        return web.Response(status=304, headers=headers)
     if len(found.body) <= SMALL:
         return web.Response(body=found.body, headers=headers)
-    return None
+    return await request.app[VIEWER_FILES].send(request, found, headers)

@@ -80,14 +80,11 @@ class SteeringMetrics(Collector):
         first = GaugeMetricFamily(f"{_NS}_pathway", "1 for the pathway players are steered to and the reason it "
                                   "is first: normal (the bucket), or why the bucket is not (uploads, "
                                   "public_url, down); 0 for every other pair", labels=("pathway", "reason"))
-        for pathway in policy.pathways:
-            for reason in REASONS:
-                first.add_metric((pathway, reason), int((pathway, reason) == (policy.first, policy.reason)))
         switches = CounterMetricFamily(f"{_NS}_pathway_switches", "Times players were steered to a pathway, by "
                                        "the reason", labels=("pathway", "reason"))
-        for pathway in policy.pathways:
-            for reason in REASONS:
-                switches.add_metric((pathway, reason), policy.switches.get((pathway, reason), 0))
+        for pair in ((pathway, reason) for pathway in policy.pathways for reason in REASONS):
+            first.add_metric(pair, int(pair == (policy.first, policy.reason)))
+            switches.add_metric(pair, policy.switches.get(pair, 0))
         rank = GaugeMetricFamily(f"{_NS}_pathway_priority", "Each pathway's place in the steering manifest's "
                                  "PATHWAY-PRIORITY (0: first)", labels=("pathway",))
         for i, pathway in enumerate(policy.priority):

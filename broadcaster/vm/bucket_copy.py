@@ -73,10 +73,9 @@ class InBucket:
         upload may wait before it steers players away (then: None, and the VM answers)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + max(self._steering.target_duration() or 3, MIN_UPLOAD_WAIT)
-        key = self._key_for(variant, name)
         if not self._steering.bucket_serves():
             return None
-        at = self._located.found(hls.VM_PATHWAY, key)
+        at = self._located.found(hls.VM_PATHWAY, self._key_for(variant, name))
         if at is None or at[1] is not None:
             return at[1] if at is not None else None
         remaining = deadline - loop.time()
@@ -85,7 +84,4 @@ class InBucket:
         # Asked once more, not in a loop: the first bucket's playlist lists it now (or answered for
         # another reason), and one it lists as a gap (or listed and let go before it landed) would
         # answer again at once, for ever, without the loop yielding.
-        if not self._steering.bucket_serves():
-            return None
-        at = self._located.found(hls.VM_PATHWAY, key)
-        return at[1] if at is not None else None
+        return self.now(variant, name)

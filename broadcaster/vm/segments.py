@@ -64,10 +64,6 @@ class BucketCopy(Protocol):
     async def within(self, variant: int, name: str) -> str | None: ...
 
 
-def _nobody(request: web.Request) -> str | None:
-    return None
-
-
 class SegmentCopies(Protocol):
     def servable(self, key: str) -> Copy | None: ...
 
@@ -107,8 +103,8 @@ class VmSegments:
 
     def __init__(self, copies: SegmentCopies, key_for: Callable[[int, str], str], vm_bytes: VmBytes, *,
                  on_sent: Callable[[int | str, int], None] = lambda status, size: None,
-                 client: Callable[[web.Request], str | None] = _nobody, bucket: BucketCopy | None = None,
-                 own_failure: OwnFailure | None = None) -> None:
+                 client: Callable[[web.Request], str | None] = lambda request: None,
+                 bucket: BucketCopy | None = None, own_failure: OwnFailure | None = None) -> None:
         """`vm_bytes`: what it may send (budget.py); `client`: the client's address as the viewer count keys
         it (None: unknown); `bucket`: where the first bucket has a segment while it serves (None: the VM
         answers every segment it lists)."""
@@ -206,10 +202,9 @@ class VmSegments:
         finally:
             self._sending -= 1
             self._sending_reported -= own is not None
-            if self._by_client[key] == 1:
+            self._by_client[key] -= 1
+            if not self._by_client[key]:
                 del self._by_client[key]
-            else:
-                self._by_client[key] -= 1
 
     def _refused(self, client: str | None, size: int, own: float | None, pool: Pool) -> web.Response | None:
         """The 503 for an answer of `size` bytes past a bound, or None when it may go (its bytes taken
