@@ -21,9 +21,7 @@ class Probed(Protocol):
     async def probe(self) -> None: ...
 
 
-class Record(Protocol):
-    """What the uploader keeps of the bucket's outcomes (uploader.py)."""
-
+class Record(Protocol):  # the uploader's
     @property
     def storage_ok(self) -> bool | None: ...
 
@@ -34,9 +32,8 @@ class Record(Protocol):
 
 
 class BucketChecks:
-    """`store`'s probe (a GetObject of a key that never exists), bounded by `timeout`; `uploads_pending`:
-    copies still to upload (they prove the bucket while they go); `refused`: whether an error's reason is
-    the bucket refusing, not only slow (steering/policy.py's refusal)."""
+    """`uploads_pending`: copies still to upload (they prove the bucket while they go); `refused`: whether an
+    error's reason is the bucket refusing, not only slow (steering/policy.py's refusal)."""
 
     def __init__(self, store: Probed, record: Record, *, timeout: float, uploads_pending: Callable[[], int],
                  refused: Callable[[str], bool] = lambda reason: True) -> None:
@@ -47,8 +44,7 @@ class BucketChecks:
         self._refused = refused
 
     async def _ask(self) -> StoreError | None:
-        """One probe: None when the bucket answered as it should, else why not (StoreError("Timeout")
-        when it did not answer within the timeout)."""
+        """One probe: None when the bucket answered as it should, else why not."""
         try:
             async with asyncio.timeout(self._timeout):
                 await self._store.probe()

@@ -32,12 +32,11 @@ class Waiting:
         self._told = -1  # the upload on_late was told of (its ID)
 
     def now(self) -> tuple[int, float | None]:
-        """Uploads not done, and how long the oldest has waited in seconds (None when none waits)."""
+        """Uploads not done, and how long the oldest has waited (None when none waits)."""
         oldest = next(iter(self._began.values()), None)
         return len(self._began), None if oldest is None else self._clock() - oldest
 
     def begin(self) -> int:
-        """An upload starts: its ID, for `end`."""
         upload_id, self._next_id = self._next_id, self._next_id + 1
         began = self._began
         now = began[upload_id] = self._clock()

@@ -169,7 +169,6 @@ class PlaylistMirror:
         return True
 
     def health_reason(self, limit: float) -> str | None:
-        """Why viewers of the bucket's playlists are behind, or None."""
         lag = self.lag
         return f"playlists in the bucket {lag:.0f}s behind ({self._failing})" if lag > limit else None
 

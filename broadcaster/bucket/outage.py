@@ -83,7 +83,6 @@ class OutageLog:
             self._summary(now)
 
     def down_for(self) -> float | None:
-        """Seconds since the outage being told began; None when there is none."""
         return None if self._since is None else self._clock() - self._since
 
     @property

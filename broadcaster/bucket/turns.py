@@ -29,8 +29,7 @@ def _always() -> bool:
 
 
 class RetryTurns:
-    """`delay(n)`: the wait before the bucket's turn number `n` since it last worked (uploader.Backoff);
-    `sleep`: how it waits (a test's fake)."""
+    """`delay(n)`: the wait before the bucket's turn number `n` since it last worked (uploader.Backoff)."""
 
     def __init__(self, delay: Callable[[int], float], sleep: Callable[[float], Awaitable[None]]) -> None:
         self._delay = delay
@@ -43,7 +42,6 @@ class RetryTurns:
         self._swept = -SWEEP_EVERY  # the event loop's time of the last sweep
 
     def __len__(self) -> int:
-        """Uploads waiting for their turn."""
         return self._live
 
     async def wait(self, alive: Alive = _always) -> None:
@@ -74,7 +72,6 @@ class RetryTurns:
                 turn.set_result(None)
 
     async def _give(self) -> None:
-        """A turn per backoff to the oldest upload waiting, until none waits."""
         try:
             while True:
                 await self._sleep(self._delay(self._turns))

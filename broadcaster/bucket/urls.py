@@ -47,8 +47,7 @@ class PublicUrls:
     def segment(self, key: str) -> str:
         return f"{self._base}/{key}"
 
-    def init(self, key: str) -> str:
-        return f"{self._base}/{key}"
+    init = segment
 
     def __repr__(self) -> str:
         return f"PublicUrls({self._base!r})"
@@ -119,9 +118,6 @@ class PresignedUrls:
 
 def segment_urls(s: Settings) -> SegmentUrls:
     """The URL maker SEGMENT_URLS asks for."""
-    if s.private and s.segment_urls == "public":  # the edge token Cloudflare checks, in every segment URI
-        return EdgeUrls(s.first_bucket.public_url, edge_tokens(s, edge_prefix(s.first_bucket.public_url,
-                                                                              s.r2_key_prefix)))
     if s.segment_urls == "presigned":
         return PresignedUrls(S3Signer(BucketAccess.of(s.first_bucket)), expiry=s.presign_expiry, keep_valid=s.segment_url_life)
     if s.private:  # the edge token Cloudflare checks, in every segment URI

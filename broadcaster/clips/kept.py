@@ -15,13 +15,10 @@ from __future__ import annotations
 import asyncio
 import os
 from pathlib import Path, PurePosixPath
-from typing import Protocol
+
+from ..bucket.cleaner import DeletingStore as DeletingStore  # the bucket's, and the service's import
 
 FOLDER = "vod"  # in STATE_DIR
-
-
-class DeletingStore(Protocol):
-    async def delete_many(self, keys: list[str]) -> list[str]: ...
 
 
 class KeptPlaylists:
