@@ -1,9 +1,8 @@
-"""The first bucket's API, checked by the service itself apart from its uploads: once at start (wrong
-settings stop the start, an unreachable bucket does not), every PROBE_INTERVAL while no upload proves
-it works (every PROBE_INTERVAL_DOWN while it is down: uploads waiting out a backoff go as soon as it is
-back), and once when the steering probe finds its public URL failing (a refusal here too is the bucket
-down for everyone: steering/policy.py's `down`). Each outcome goes to the uploader's record (its outage
-log, storage_ok), as an upload's does."""
+"""A bucket's API, checked apart from its uploads: once at start (wrong settings stop the start, an
+unreachable bucket does not), every PROBE_INTERVAL while no upload proves it works (PROBE_INTERVAL_DOWN
+while it is down), and once when the steering probe finds its public URL failing. Each outcome goes to the
+uploader's record (its outage log, storage_ok), as an upload's does.
+"""
 
 from __future__ import annotations
 

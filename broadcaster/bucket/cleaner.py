@@ -1,9 +1,9 @@
 """Deletes segments from the bucket once no playlist may list them any more (6.2.2).
 
-A segment that left the window must stay downloadable for its duration plus the longest playlist
-that listed it; a margin on top covers playlists a CDN or a slow client still holds. Deletion goes
-by the keys the service knows (listing a bucket is a paid Class A call), in batches, with retries,
-and what is still to delete is saved with the rest of the state.
+A segment that left the window stays downloadable for its duration plus the longest playlist that listed
+it, plus a margin for playlists a CDN or a slow client still holds. Deletion goes by the keys the service
+knows (listing a bucket is a paid Class A call), in batches, with retries; what is still to delete is
+saved with the rest of the state.
 """
 
 from __future__ import annotations

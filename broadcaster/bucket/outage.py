@@ -1,11 +1,10 @@
-"""A bucket outage told in a few lines, instead of one line per failed attempt (an hour-long R2 incident
-would bury everything else).
+"""A bucket outage told in a few lines, not one per failed attempt (an hour-long R2 incident would bury
+everything else).
 
 One WARNING when the bucket starts failing, with the reason; a summary at most every `interval` while it
-lasts; one INFO when it works again, with how long and how many attempts failed. A failure within
-`interval` of the "back" line resumes the story quietly, so a flapping bucket writes no pair per flap. A
-segment an outage loses is told once per outage (a WARNING at the first, then counts by reason); one
-lost just after the "back" line is the same outage's (`lost_count`).
+lasts; one INFO when it works again. A failure within `interval` of the "back" line resumes the story
+quietly, so a flapping bucket writes no pair per flap. A segment an outage loses is told once per outage
+(a WARNING at the first, then counts by reason); one lost just after the "back" line is that outage's.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
-"""A bucket other than the first (PATHWAYS names it; <ID>_* settings, BACKUP_* for backup) proven as
-the first one is by `hls-broadcaster check` (preflight.py): a probe object put there, fetched at its
-public URL as a viewer's page would (with an Origin: CORS), and deleted; each line names the setting to
-fix. (The service's own start asks it as it asks the first: bucket/bucket.py's Bucket.start.) And the
-service's own look at its start (`listed_answers`): an object stored as a segment is, fetched at the URL a
-playlist would list it with: a key stored where no listed URL looks is told before any viewer meets it."""
+"""A bucket other than the first (PATHWAYS names it) proven by `hls-broadcaster check` as the first one
+is (preflight.py): a probe object put there, fetched at its public URL as a viewer's page would (with an
+Origin: CORS), and deleted; each line names the setting to fix. And the service's own look at its start
+(`listed_answers`): an object stored as a segment is, fetched at the URL a playlist would list: a key
+stored where no listed URL looks is told before any viewer meets it.
+"""
 
 from __future__ import annotations
 

@@ -1,13 +1,11 @@
 """KEEP_RECORDINGS: a stream is kept instead of cleaned up.
 
 Every listed segment of a run is appended to a journal in STATE_DIR (small, survives restarts); when
-Owncast ends the stream, a VOD playlist of the whole run is written next to its segments
-(PREFIX/<variant>/recording-<run>.m3u8), plus a multivariant one (PREFIX/recording-<run>.m3u8).
-A private stream's go to the playlists it keeps off the bucket (clips/kept.py), served behind the gate.
-
-A gap a variant listed is journaled as one; when its segment lands later (publish/late.py) a line says
-so and the recording lists it, waiting LATE_WAIT at most for such uploads. A listed segment whose upload
-failed for good after (lost in an outage) gets a `lost` line: a gap in the recording.
+Owncast ends the stream, a VOD playlist of the run is written next to its segments
+(PREFIX/<variant>/recording-<run>.m3u8), plus a multivariant one (PREFIX/recording-<run>.m3u8); a private
+stream's go to its kept playlists (clips/kept.py). A gap whose segment lands later (publish/late.py) gets
+a `landed` line, and the recording waits LATE_WAIT at most for such uploads; a listed segment whose upload
+failed for good after gets a `lost` line: a gap in the recording.
 """
 
 from __future__ import annotations

@@ -158,11 +158,8 @@ class S3Store:
         return [str(e["Key"]) for e in answer.get("Errors", []) if e.get("Code") != "NoSuchKey"]
 
     async def probe(self) -> None:
-        """Proves the endpoint, credentials and bucket work.
-
-        A GET of a key that does not exist: a Class B call like HeadBucket, but allowed to R2 tokens
-        scoped to objects, and its error body says which setting is wrong (a HEAD has no body).
-        """
+        """A GET of a key that does not exist proves the endpoint, credentials and bucket (a Class B call, as
+        HeadBucket, but allowed to R2 tokens scoped to objects, and its error body names the setting)."""
         try:
             async with _errors():
                 found = await self.client.get_object(Bucket=self.bucket, Key=PROBE_KEY)

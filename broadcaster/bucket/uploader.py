@@ -54,11 +54,10 @@ class Backoff:
 
 @dataclass(slots=True)
 class Job:
-    """One upload: what it sends and how. `read`: the bytes of an attempt after the first; `on_failed(body,
-    stamp)`: after a failed attempt, on a worker thread; `first`: the first attempt's body, read already;
-    `keep`: the file's parts beneath HLS_DIR of a segment not held: the first failed attempt holds the version
-    it sent and keeps a copy for the next ones (it survives Owncast's cleanup); `alive`: whether its bytes are
-    still anywhere (turns.py: with nothing left to send it goes at once, and is lost); None: always."""
+    """One upload. `read`: the bytes of an attempt after the first; `on_failed(body, stamp)`: after a failed
+    attempt, on a worker thread; `first`: the first attempt's body, read already; `keep`: the file's parts
+    beneath HLS_DIR: the first failed attempt holds the version it sent and keeps a copy for the next ones;
+    `alive`: whether its bytes are still anywhere (turns.py); None: always."""
 
     key: str
     read: Read

@@ -54,12 +54,9 @@ class PublicUrls:
 
 
 class S3Signer:
-    """Presigned GET URLs (SigV4 query string) for one bucket, signed locally: no network call.
-
-    A plain botocore client, not the service's aiobotocore one: signing is synchronous CPU work on the
-    listing path and needs no connection pool. R2 only accepts these on its S3 API host
-    (<ACCOUNT_ID>.r2.cloudflarestorage.com), so they bypass the CDN.
-    """
+    """Presigned GET URLs (SigV4 query string) for one bucket, signed locally by a plain botocore client:
+    synchronous CPU work on the listing path, no connection pool. R2 only accepts these on its S3 API host,
+    so they bypass the CDN."""
 
     def __init__(self, access: BucketAccess) -> None:
         self._endpoint = access.endpoint_url

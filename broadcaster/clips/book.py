@@ -1,10 +1,9 @@
 """The clips the operator made: each a VOD playlist in the bucket over segments already there.
 
-A clip lists the live window's segments where they are (PREFIX/<n>/...), relatively, from
-PREFIX/clips/<id>/<n>/playlist.m3u8, so no video is copied. Its segment keys are held by the cleaner
-for as long as the clip exists, and the list is saved in STATE_DIR/clips.json, so a restart keeps both.
-A private stream's clip playlists are given to its kept playlists (kept.py) instead of the bucket, under
-the same keys, and its URL is the service's gated route.
+A clip lists the live window's segments where they are, relatively, from
+PREFIX/clips/<id>/<n>/playlist.m3u8, so no video is copied. The cleaner holds its segment keys for as long
+as the clip exists, and the list is saved in STATE_DIR/clips.json. A private stream's clip playlists go to
+its kept playlists (kept.py) under the same keys, and its URL is the service's gated route.
 """
 
 from __future__ import annotations
@@ -139,10 +138,8 @@ def parse_time(text: str) -> float:
 
 @dataclass(frozen=True)
 class ClipPlaces:
-    """Where clips go and how many: `key_prefix` (R2_KEY_PREFIX), `public_url` (None: a private bucket,
-    presigned URLs, where a clip cannot be read), `max_clips` (MAX_CLIPS); `wall_clock`: a clip's dates;
-    `gated`: a private stream's clips, their playlists kept off the bucket (kept.py) and served at this
-    path of the service, behind its gate (`/live`), whatever `public_url` is."""
+    """`public_url` None: presigned URLs, where a clip cannot be read; `gated`: a private stream's clips,
+    kept off the bucket (kept.py) and served at this path behind the service's gate, whatever `public_url`."""
 
     key_prefix: str
     public_url: str | None
@@ -168,11 +165,8 @@ class ClipBook:
         self._lock = asyncio.Lock()  # one change at a time: the file is written whole
 
     def load(self) -> None:
-        """The clips saved before a restart, held again before the cleaner's first run.
-
-        Each clip is checked on its own: one that does not add up (or past the MOST_CLIPS first) is
-        dropped, the others kept, and one line says what was dropped and where the file as it was is
-        kept. A file that is not JSON at all is set aside whole by StateFile, with its own line."""
+        """The clips saved before a restart, held again before the cleaner's first run. A clip that does not
+        add up (or past the MOST_CLIPS first) is dropped, the others kept, and one line says so."""
         data = self._file.load()
         if data is None:
             return

@@ -1,28 +1,21 @@
 """Whether Owncast has finished writing a file: nobody has it open for writing any more and, for
-MPEG-TS, it is a whole number of 188-byte packets.
+MPEG-TS, it is a whole number of 188-byte packets holding the media its playlist names.
 
-Owncast copies each PUT body into the file under its final name, and ffmpeg PUTs the playlist that names
-a segment without waiting for the segment's answer, so a listed segment may still be being copied
-(docs/owncast.md, "How files are written"): listed is necessary, not sufficient. An upload asks
-`finished` first.
-
-Whether anyone has the file open for writing is asked of the kernel at each look (leases.py): exact
-whoever the writer is, whatever inotify heard or missed (a close event alone is not that answer: any
-process's open and close closes too, a writer may open the file again, events can be lost). Closed but
-cut inside a packet is not finished either, nor an MPEG-TS file holding less media than the #EXTINF its
-playlist names (`named`; spans.py reads its timestamps): a writer that closed and opens it again for the
-rest.
+ffmpeg PUTs the playlist that names a segment without waiting for the segment's answer, so a listed
+segment may still be being copied (docs/owncast.md, "How files are written"): an upload asks `finished`
+first. Whether anyone has the file open for writing is asked of the kernel at each look (leases.py): the
+one exact answer whoever the writer is (a close event can be any process's, a writer may open the file
+again, events can be lost). Closed inside a packet, or with less media than the #EXTINF its playlist
+names (`named`; spans.py), it is a writer's that opens it again for the rest.
 
 Inotify's IN_MODIFY and IN_CLOSE_WRITE wake a waiting upload, so nothing polls. Where the kernel will not
-answer the lease (no CAP_LEASE, a file system without leases), inotify's word is taken instead, believed
-only while the watch that saw it is unbroken (an overflow or a new watch forgets it all). A file neither
-tells of (watchfiles' path; a file from before the watch or an overflow) is finished once it has not
-changed for a quiet period: QUIET on watchfiles' path, the much longer UNHEARD_QUIET beside a kernel
-watch (only the files of a restart or an overflow pay it, and those may be a slow writer's). Every wait
-is bounded by the caller's limit: a file still being written then is given up, never read.
-
-A file is not finished for good once it was: a writer may open it again after its close. Each write heard
-is told to whoever `follow`s (publish/rewrites.py uploads it again), and None when events were lost.
+answer the lease, inotify's word is taken instead, believed only while the watch that saw it is unbroken
+(an overflow or a new watch forgets it all). A file neither tells of is finished once unchanged for a
+quiet period: QUIET on watchfiles' path, the longer UNHEARD_QUIET beside a kernel watch (only a restart's
+or an overflow's files pay it, and those may be a slow writer's). Every wait is bounded by the caller's
+limit: a file still being written then is given up, never read. A writer may open a file again after its
+close: each write heard is told to whoever `follow`s (publish/rewrites.py uploads it again), and None
+when events were lost.
 """
 
 from __future__ import annotations
