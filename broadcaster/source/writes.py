@@ -80,9 +80,8 @@ class Writes:
                  wall: Callable[[], float] = time.time, monotonic: Callable[[], float] = time.monotonic) -> None:
         self._root = root
         self._writers: Callable[[int, Path], bool | None] = leases.writers if lease else _not_asked
-        # How long a file the kernel said nothing of must be unchanged. Beside a kernel watch (from the
-        # start: an upload asked before the first watch begins, or between two watches, judges a file the
-        # kernel has not heard of) that is the longer `unheard_quiet`.
+        # From the start: an upload asked before the first watch begins, or between two, judges a file
+        # the kernel has not heard of.
         self._quiet = unheard_quiet if kernel else quiet
         self._wall = wall
         self._mono = monotonic
