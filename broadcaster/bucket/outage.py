@@ -90,10 +90,9 @@ class OutageLog:
         return sum(self._lost.values())
 
     def lost(self, reason: str) -> bool:
-        """A segment whose upload waited on the bucket is lost (`reason`: copy_dropped, deleted): counted in
-        the outage's lines, the first said at once (an operator can raise VM_COPIES_MB or free the disk
-        before more go). True when this outage tells it (its loser need not say it again); False when no
-        outage is going on or just ended."""
+        """A segment whose upload waited on the bucket is lost (`reason`: copy_dropped, deleted): counted, the
+        first said at once (the operator can raise VM_COPIES_MB or free the disk before more go). True when
+        this outage tells it (its loser need not say it again); False when no outage is on or just ended."""
         now = self._clock()
         ago = None if self._since is not None or self._back_at is None else now - self._back_at
         tail = ago is not None and ago < self._interval

@@ -112,10 +112,9 @@ class Stored(Protocol):
 
 async def listed_answers(store: Stored, url_of: Callable[[str], str], key_prefix: str,
                          timeout: float) -> str | None:
-    """A test object stored under `key_prefix` as a segment is, fetched at `url_of(key)` (the URL a playlist
-    would list it with: R2_PUBLIC_URL/key, or presigned) and deleted. What the GET found when it was not
-    the object's bytes ("HTTP 404", "other bytes", why no answer); None when it was, or when the bucket
-    did not take the object (its uploads tell of that)."""
+    """A probe object stored under `key_prefix` as a segment is, fetched at `url_of(key)` (the URL a playlist
+    would list) and deleted: what the GET found when not the object's bytes ("HTTP 404", "other bytes", why
+    no answer); None when it was, or when the bucket did not take the object (its uploads tell of that)."""
     key, body = probe_object(key_prefix, "start")
     try:
         async with asyncio.timeout(timeout):

@@ -136,10 +136,8 @@ class S3Store:
             await self.client.delete_object(Bucket=self.bucket, Key=key)
 
     async def delete_many(self, keys: list[str]) -> list[str]:
-        """Delete up to 1000 keys in one DeleteObjects; returns the keys that were not deleted.
-
-        Falls back to one DeleteObject per key (free on R2) where DeleteObjects is refused.
-        """
+        """Delete up to 1000 keys in one DeleteObjects (one DeleteObject per key, free on R2, where that is
+        refused); returns the keys that were not deleted."""
         try:
             async with _errors():
                 answer = await self.client.delete_objects(

@@ -79,10 +79,9 @@ class S3Signer:
 
 
 class PresignedUrls:
-    """Presigned GET URLs for a private bucket, each valid for `expiry` seconds from its signing. A segment is
-    signed once, when it enters the window; an init section, listed again by every segment of its run, is
-    signed anew once less than half its life, or `keep_valid`, is left (a new EXT-X-MAP URI is fine: 4.4.4.5).
-    """
+    """Presigned GET URLs, each valid for `expiry` seconds from its signing. An init section, listed again by
+    every segment of its run, is signed anew once less than half its life, or `keep_valid`, is left (a new
+    EXT-X-MAP URI is fine: 4.4.4.5)."""
 
     def __init__(
         self, sign: Signer, *, expiry: int, keep_valid: float = 0.0, clock: Callable[[], float] = time.monotonic

@@ -117,8 +117,7 @@ class AccessWatch:
         self._task: asyncio.Task[None] | None = None
 
     def check(self, *, watch: bool = False) -> list[str]:
-        """Every refusal now (with `watch`, an inotify watch tried too: at start-up, not every few seconds).
-        """
+        """Every refusal now (`watch`: an inotify watch tried too, at start-up, not every few seconds)."""
         found = problems(self._hls_dir, watch=watch)
         self.problem = found[0] if found else None
         return found

@@ -57,8 +57,8 @@ class WatchTiming:
 
 
 class HlsWatcher:
-    """Feeds `sink` from HLS_DIR: on every file event, plus a rescan whenever the folder is quiet for
-    `rescan_interval` (what the kernel's queue dropped), and at least every few such intervals while busy."""
+    """Feeds `sink` from HLS_DIR on every file event, plus a rescan (what the kernel's queue dropped)
+    whenever the folder is quiet for `rescan_interval`, and at least every few such intervals while busy."""
 
     def __init__(self, hls_dir: Path, sink: PlaylistSink, metrics: Metrics, *,
                  timing: WatchTiming = WatchTiming(), kernel: bool | None = None,
@@ -246,9 +246,8 @@ class HlsWatcher:
             self._read(path)
 
     def scan(self, quiet: bool = True) -> None:
-        """Read the master and every variant it names; unchanged ones cost a read and a compare. When `quiet`,
-        a playlist that still does not parse is broken, not half-written: warned of once per file and error.
-        """
+        """Read the master and every variant it names (an unchanged one costs a read and a compare). When
+        `quiet`, a playlist that still does not parse is broken, not half-written: warned of once."""
         self._last_scan = time.monotonic()
         self.scans += 1
         known = self._reader.variants or frozenset()

@@ -70,10 +70,8 @@ class _State(enum.Enum):
 
 
 class Writes:
-    """What the watcher's events said of each file in the variant folders under `root`, and the wait for
-    one to be finished: fed by the watcher, asked by the uploads. `kernel`: the watcher reads inotify, so
-    a file unheard of waits `unheard_quiet` (else `quiet`); `lease`: the kernel is asked at each look
-    whether the file is open for writing (leases.writers)."""
+    """Fed by the watcher, asked by the uploads. `kernel`: the watcher reads inotify, so a file unheard of
+    waits `unheard_quiet` (else `quiet`); `lease`: the kernel is asked at each look (leases.writers)."""
 
     def __init__(self, root: Path, *, kernel: bool, quiet: float = QUIET, unheard_quiet: float = UNHEARD_QUIET,
                  lease: bool = True,
