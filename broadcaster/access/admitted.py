@@ -1,19 +1,14 @@
 """Viewer tokens let in again by their exact bytes, unjudged: the judgement of the quick answers.
 
 A private stream's media playlist requests are answered before aiohttp (http/quick.py) with the token
-their URL or Authorization header carries, still bytes. A token the Gatekeeper let in is remembered by
-those bytes and let in again by one dict lookup (no decoding, no HMAC, no invites file) for as long as
-its verdict cannot change: until it ends (or its invite does), unless the invites file changes, which
-forgets them all (an invite revoked, extended or removed). A player's every reload is then a lookup,
-however seldom it reloads; a token is judged on its first request and after each change of the file.
+their URL or Authorization header carries, still bytes. A token the Gatekeeper let in is let in again by
+one dict lookup (no decoding, no HMAC, no invites file) for as long as its verdict cannot change: until it
+ends (or its invite does), unless the invites file changes, which forgets them all.
 
-The remembered time runs on the monotonic clock, from what was left of the token's life: an ended token
-is refused at its end (were the wall clock stepped while it lives, its end moves by the step here). The
-invites file is asked for its version every LOOK_EVERY seconds, and looks at the file at most that often
-itself, so a revoked invite is refused here within 2 x LOOK_EVERY = one second.
-
-Only tokens let in are remembered, and at most KEPT at once (then all are forgotten and judged again):
-a flood of bogus tokens costs what the Gatekeeper's refusal costs and never grows this.
+The remembered time runs on the monotonic clock, from what was left of the token's life (a wall-clock
+step moves its end by the step). The invites file is asked for its version every LOOK_EVERY seconds, so a
+revoked invite is refused here within 2 x LOOK_EVERY. Only tokens let in are remembered, at most KEPT at
+once (then all are judged again): a flood of bogus tokens never grows this.
 """
 
 from __future__ import annotations

@@ -1,8 +1,7 @@
 """`hls-broadcaster invite add|revoke|list`: the named invites of a private stream, in its invites file.
 
-Needs only PRIVATE_SECRET (the link's signature) and where the file is (PRIVATE_INVITES, else
-STATE_DIR/invites.json), read as the service reads them; the running service sees a change within a
-second (invites.InvitesFile), so nothing is restarted.
+Needs only PRIVATE_SECRET and where the file is, read as the service reads them; the running service sees
+a change within a second (invites.InvitesFile).
 """
 
 from __future__ import annotations

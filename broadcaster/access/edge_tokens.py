@@ -1,7 +1,7 @@
-"""The edge tokens of a private stream: one `verify=` value per PRIVATE_EDGE_WINDOW for a path prefix,
-written into every segment URI listed in that window (so media playlists are the same bytes for every
-viewer, and a cache that ignores the query keeps one entry per segment), and accepted for the window plus
-the longest a listed URI is used (Settings.segment_url_life): a URI is never changed while listed.
+"""A private stream's edge tokens: one `verify=` value per PRIVATE_EDGE_WINDOW for a path prefix, in
+every segment URI listed in that window (media playlists are the same bytes for every viewer, and a cache
+that ignores the query keeps one entry per segment), accepted for the window plus the longest a listed URI
+is used (Settings.segment_url_life): a URI is never changed while listed.
 """
 
 from __future__ import annotations

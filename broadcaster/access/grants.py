@@ -1,10 +1,10 @@
 """Who may in, and the token they get: the one judgement every door and POST /live/access share.
 
-`admit` answers a door's question (a token or none -> in, 401 or 403 with the words to show) at the cost
-of a dict lookup for a token seen before: the doors include the playlist routes, the hot path. `grant`
-answers /live/access: a pass-phrase, an invite link's token or a still-valid viewer token (renewal, which
-re-checks the invite, so a revoked invite stops within one token life) for a new token. A pass-phrase's
-token is refused at once when PRIVATE_PASSPHRASE has changed since it was given.
+`admit` answers a door (a token or none -> in, 401 or 403 with the words to show) at the cost of a dict
+lookup for a token seen before: the doors include the playlist routes. `grant` answers /live/access: a
+pass-phrase, an invite link's token or a still-valid viewer token (renewal re-checks the invite, so a
+revoked invite stops within one token life) for a new token. A pass-phrase's token is refused at once
+when PRIVATE_PASSPHRASE has changed since.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """Named invites: the file `hls-broadcaster invite` manages, and the links it prints.
 
 The file (PRIVATE_INVITES, else STATE_DIR/invites.json) is `{name: {"expires": <Unix s>, "revoked":
-bool}}`, written whole and atomically. A link carries `<name>.<base64url HMAC(key("invite"), name)>`:
-the signature says the service made it, the file says whether it is still good, so an invite is revoked
-or extended without a new link, and a new secret ends every link at once.
+bool}}`, written whole and atomically. A link carries `<name>.<base64url HMAC(key("invite"), name)>`: the
+signature says the service made it, the file whether it is still good, so an invite is revoked or
+extended without a new link, and a new secret ends every link.
 """
 
 from __future__ import annotations

@@ -2,9 +2,8 @@
 
 Every key is derived from PRIVATE_SECRET by purpose (`key(purpose) = HMAC-SHA256(secret, purpose)`), so
 one secret serves viewer tokens, edge tokens and invite links without one standing in for another, and
-rotating it ends them all. A token names who it was given to (an invite's name, or `-` and a mark of the
-pass-phrase it was given for) so an invite's token can be re-checked against the invites file, and a
-pass-phrase's against the pass-phrase now set; nothing is stored.
+rotating it ends them all. A token names who it was given to (an invite's name, or a mark of the
+pass-phrase), so it is re-checked against the invites file or the pass-phrase now set; nothing is stored.
 """
 
 from __future__ import annotations

@@ -3,12 +3,9 @@
 In: segment files to upload, playlist versions to mirror, keys no playlist may list any more; the
 bucket settings, one record per configured bucket (settings.BucketSettings). Out: objects in
 each bucket, the URLs viewers fetch them at, and whether each bucket works (/health, metrics labelled
-with its pathway). bucket.py is one bucket: its store, uploader, checks and cleaner, instantiated per
-bucket in PATHWAYS (the steering loop probes each bucket's public URL: steering/probe.py). What the VM
-holds of a segment for its pathway is the vm stage's (vm/held.py); an upload is told of it through the
-Holder protocol (segment_reads.py).
-One aiobotocore client per bucket on a thread of its own (store_thread.py); every error is a StoreError
-there.
+with its pathway). One aiobotocore client per bucket on a thread of its own (store_thread.py); every
+error is a StoreError there. What the VM holds of a segment is the vm stage's, told through the Holder
+protocol (segment_reads.py).
 Never: decide what a playlist lists, delete an object a playlist (or a kept recording) may still list,
 or write a copy of a segment every bucket took at once.
 """

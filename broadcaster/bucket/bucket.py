@@ -1,8 +1,5 @@
-"""Bucket: one bucket pathway's parts, the same code for every bucket (the first, R2, and any other
-PATHWAYS names, e.g. a second bucket at another provider): its S3 client on a thread of its own
-(store_thread.py), its uploads (uploader.py: retries, the held bytes, its landings told to the holder),
-its own checks of its API (checks.py), its cleaner (cleaner.py), and its metrics, the buckets' families
-with its `pathway` label (metrics.BucketMetrics). What only the first bucket does (playlist copies,
+"""One bucket pathway's parts, the same for every bucket PATHWAYS names: its client, uploads, checks,
+cleaner and metrics (labelled with its `pathway`). What only the first bucket does (playlist copies,
 recordings, clips) the service builds beside its first Bucket.
 """
 

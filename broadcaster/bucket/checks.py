@@ -1,9 +1,8 @@
-"""The first bucket's API, checked by the service itself apart from its uploads: once at start (wrong
-settings stop the start, an unreachable bucket does not), every PROBE_INTERVAL while no upload proves
-it works (every PROBE_INTERVAL_DOWN while it is down: uploads waiting out a backoff go as soon as it is
-back), and once when the steering probe finds its public URL failing (a refusal here too is the bucket
-down for everyone: steering/policy.py's `down`). Each outcome goes to the uploader's record (its outage
-log, storage_ok), as an upload's does."""
+"""A bucket's API, checked apart from its uploads: once at start (wrong settings stop the start, an
+unreachable bucket does not), every PROBE_INTERVAL while no upload proves it works (PROBE_INTERVAL_DOWN
+while it is down), and once when the steering probe finds its public URL failing. Each outcome goes to the
+uploader's record (its outage log, storage_ok), as an upload's does.
+"""
 
 from __future__ import annotations
 
@@ -21,9 +20,7 @@ class Probed(Protocol):
     async def probe(self) -> None: ...
 
 
-class Record(Protocol):
-    """What the uploader keeps of the bucket's outcomes (uploader.py)."""
-
+class Record(Protocol):  # the uploader's
     @property
     def storage_ok(self) -> bool | None: ...
 
@@ -34,9 +31,8 @@ class Record(Protocol):
 
 
 class BucketChecks:
-    """`store`'s probe (a GetObject of a key that never exists), bounded by `timeout`; `uploads_pending`:
-    copies still to upload (they prove the bucket while they go); `refused`: whether an error's reason is
-    the bucket refusing, not only slow (steering/policy.py's refusal)."""
+    """`uploads_pending`: copies still to upload (they prove the bucket while they go); `refused`: whether an
+    error's reason is the bucket refusing, not only slow (steering/policy.py's refusal)."""
 
     def __init__(self, store: Probed, record: Record, *, timeout: float, uploads_pending: Callable[[], int],
                  refused: Callable[[str], bool] = lambda reason: True) -> None:
@@ -47,8 +43,7 @@ class BucketChecks:
         self._refused = refused
 
     async def _ask(self) -> StoreError | None:
-        """One probe: None when the bucket answered as it should, else why not (StoreError("Timeout")
-        when it did not answer within the timeout)."""
+        """One probe: None when the bucket answered as it should, else why not."""
         try:
             async with asyncio.timeout(self._timeout):
                 await self._store.probe()

@@ -1,9 +1,9 @@
 """Deletes segments from the bucket once no playlist may list them any more (6.2.2).
 
-A segment that left the window must stay downloadable for its duration plus the longest playlist
-that listed it; a margin on top covers playlists a CDN or a slow client still holds. Deletion goes
-by the keys the service knows (listing a bucket is a paid Class A call), in batches, with retries,
-and what is still to delete is saved with the rest of the state.
+A segment that left the window stays downloadable for its duration plus the longest playlist that listed
+it, plus a margin for playlists a CDN or a slow client still holds. Deletion goes by the keys the service
+knows (listing a bucket is a paid Class A call), in batches, with retries; what is still to delete is
+saved with the rest of the state.
 """
 
 from __future__ import annotations
@@ -71,8 +71,7 @@ class Cleaner:
         now = self._wall()
         for r in removed:
             if r.segment.key:
-                heapq.heappush(self._due, (now + r.keep + self._margin, r.segment.key))
-                self._note(r.segment.key, now + r.keep + self._margin)
+                self._push(r.segment.key, now + r.keep + self._margin)
                 log.debug("%s may go in %.1fs", r.segment.key, r.keep + self._margin)
         self._metrics.cleanup_pending.set(self.pending)
 
@@ -92,8 +91,7 @@ class Cleaner:
             self._held.pop(key, None)
             due = self._kept.pop(key, None)
             if due is not None:
-                heapq.heappush(self._due, (min(due, now), key))
-                self._note(key, min(due, now))
+                self._push(key, min(due, now))
         self._metrics.cleanup_pending.set(self.pending)
 
     @property
@@ -101,17 +99,16 @@ class Cleaner:
         return len(self._due) + len(self._deleting)
 
     @property
-    def kept(self) -> int:
-        """Segments past their time that a clip keeps."""
+    def kept(self) -> int:  # segments past their time that a clip keeps
         return len(self._kept)
 
-    def _note(self, key: str, due: float) -> None:
+    def _push(self, key: str, due: float) -> None:
+        heapq.heappush(self._due, (due, key))
         self._notes.note(key, due)
 
     def snapshot(self) -> Tail:
         """Every key still to delete with its due time (those a clip keeps too: a restart asks the
-        clips again), as the notes from the oldest live one on (notes.py); a key noted twice, the later
-        wins."""
+        clips again); a key noted twice, the later wins."""
         return self._notes.snapshot()
 
     def restore(self, data: object) -> None:
@@ -133,7 +130,7 @@ class Cleaner:
         self._due, self._kept, self._deleting = due, {}, []
         self._notes = DueNotes()
         for key, when in latest.items():
-            self._note(key, when)
+            self._notes.note(key, when)
         self._metrics.cleanup_pending.set(self.pending)
 
     async def start(self) -> None:
@@ -181,8 +178,7 @@ class Cleaner:
         if failed:
             log.debug("not deleted, retried in %.0fs: %s", self._retry_after, " ".join(failed))
         for key in failed:
-            heapq.heappush(self._due, (now + self._retry_after, key))
-            self._note(key, now + self._retry_after)
+            self._push(key, now + self._retry_after)
         for key in set(batch).difference(failed):
             self._notes.forget(key)
         done = len(batch) - len(failed)

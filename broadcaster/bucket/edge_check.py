@@ -1,9 +1,8 @@
 """`hls-broadcaster check`'s proof of a private stream's edge: the probe object, stored as a segment is,
-fetched at its public URL as a stranger would (no token: must be refused, 403) and as a playlist lists it
-(with the window's `verify=` token: must answer 200 with its bytes), then once more to see the cache keep
-it. It says which recipe answered (the Worker marks its answers with WORKER_MARK; a 403 of Cloudflare's
-own without it is the WAF custom rule's) and warns of a door around the edge: R2_PUBLIC_URL on r2.dev
-(no zone there: neither rule runs), or the bucket's r2.dev URL answering (given with --r2-dev).
+fetched as a stranger would (no token: must be refused, 403) and as a playlist lists it (the window's
+`verify=` token: 200 with its bytes), then again to see the cache keep it. It says which recipe answered
+(WORKER_MARK: the Worker's; Cloudflare's own 403 without it: the WAF rule) and warns of a door around the
+edge: R2_PUBLIC_URL on r2.dev (no zone: neither rule runs), or the bucket's r2.dev URL answering.
 """
 
 from __future__ import annotations

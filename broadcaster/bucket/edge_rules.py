@@ -1,8 +1,7 @@
-"""`hls-broadcaster edge-rules`: what the operator pastes into Cloudflare for a private stream, written
-from the settings: the edge key (the secret the rules check tokens with), the WAF custom rule and the
-Cache Rule (Pro plan and above), and the Worker's values (Free plan: deploy/cloudflare-worker/). The
-rules' text is edge_token's; the prefix and the tokens' life are the ones the service signs with
-(edge_urls.py), so what Cloudflare checks is what the playlists list.
+"""`hls-broadcaster edge-rules`: what the operator pastes into Cloudflare for a private stream: the edge
+key, the WAF custom rule and Cache Rule (Pro plan and above), and the Worker's values (Free plan). The
+prefix and the tokens' life are the ones the service signs with (edge_urls.py), so what Cloudflare checks
+is what the playlists list.
 """
 
 from __future__ import annotations

@@ -20,10 +20,9 @@ class EdgeUrls:
     def segment(self, key: str) -> str:
         return f"{self._base}/{key}?verify={self._tokens.current()}"
 
-    def init(self, key: str) -> str:
-        # Listed again by each new segment of its run: a later window's token in a new URI, which the
-        # playlist marks with the tag again (4.4.4.5), so none outlives its token.
-        return f"{self._base}/{key}?verify={self._tokens.current()}"
+    # An init section is listed again by each new segment of its run: a later window's token in a new URI,
+    # which the playlist marks with the tag again (4.4.4.5), so none outlives its token.
+    init = segment
 
     def window(self) -> str:
         """The token written now: it changes exactly when the URLs made for a key do."""

@@ -2,9 +2,8 @@
 waited too long (the steering loop then evaluates, rather than looking on a timer of its own).
 
 The timer is armed for the oldest upload once a later one starts while it has waited ARM_AFTER (Owncast
-writes a segment at least every target duration, so it is armed in time) and cancelled once none waits:
-not an arming and a cancel per upload, nor a timer left to wake the loop for nothing. An upload no other
-follows is found when its attempt times out, or by the steering loop's own turn (probe.QUIET_EVERY).
+writes a segment at least every target duration) and cancelled once none waits: not a timer per upload.
+An upload no other follows is found when its attempt times out, or by the steering loop's own turn.
 """
 
 from __future__ import annotations
@@ -32,12 +31,11 @@ class Waiting:
         self._told = -1  # the upload on_late was told of (its ID)
 
     def now(self) -> tuple[int, float | None]:
-        """Uploads not done, and how long the oldest has waited in seconds (None when none waits)."""
+        """Uploads not done, and how long the oldest has waited (None when none waits)."""
         oldest = next(iter(self._began.values()), None)
         return len(self._began), None if oldest is None else self._clock() - oldest
 
     def begin(self) -> int:
-        """An upload starts: its ID, for `end`."""
         upload_id, self._next_id = self._next_id, self._next_id + 1
         began = self._began
         now = began[upload_id] = self._clock()

@@ -1,17 +1,14 @@
 """Playlists at the edge: every playlist version also written to the bucket (PUBLISH_PLAYLISTS).
 
-Viewers then load playlists from the CDN, and the VM sees no viewer traffic at all. Each key has at
-most one PUT in flight and the newest version wins: a version superseded while an older one was being
-written is never written, and an older one can never land after a newer one. A PUT replaces the whole
-object atomically, so a viewer gets either the old playlist or the new one.
+Viewers then load playlists from the CDN. Each key has at most one PUT in flight and the newest version
+wins: a version superseded while an older one was being written is never written, and an older one can
+never land after a newer one. A PUT replaces the whole object atomically.
 
-Ordering: a segment is listed only once it is in the bucket, and a version is offered only once it
-is visible (and saved), so a playlist in the bucket never names a segment that is not there. The
-multivariant playlist waits until each media playlist it names has been written once.
-
-Pace: R2 accepts at most one write per second to the same key and answers 429 beyond (docs/r2.md).
-With 1 s segments a media playlist changes about once a second, so writes to one key start at least
-MIN_WRITE_INTERVAL apart; versions offered meanwhile collapse into the newest, as during a slow PUT.
+Ordering: a version is offered only once it is visible (and saved), and lists only segments in the
+bucket; the multivariant playlist waits until each media playlist it names has been written once.
+Pace: R2 accepts at most one write per second to the same key and answers 429 beyond (docs/r2.md), so
+writes to one key start at least MIN_WRITE_INTERVAL apart; versions offered meanwhile collapse into the
+newest, as during a slow PUT.
 """
 
 from __future__ import annotations
@@ -169,7 +166,6 @@ class PlaylistMirror:
         return True
 
     def health_reason(self, limit: float) -> str | None:
-        """Why viewers of the bucket's playlists are behind, or None."""
         lag = self.lag
         return f"playlists in the bucket {lag:.0f}s behind ({self._failing})" if lag > limit else None
 

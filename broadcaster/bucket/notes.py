@@ -1,10 +1,9 @@
 """DueNotes: what the cleaner saves, each key's due time noted when it changes, in that order.
 
 A key's latest note is live until the key is deleted or noted again; the saved list starts at the
-oldest live note (older ones are dropped as the front passes them) and says null for a note that died
-behind it, so a save writes only what changed (state/journal.py). What `snapshot` gives is a value:
-the lists it reads are only ever appended to (a note's death is stamped once, with a number later
-than every snapshot taken before it), so it reads as it was taken, whenever a save reads it.
+oldest live note and says null for a note that died behind it, so a save writes only what changed
+(state/journal.py). `snapshot` gives a value: its lists are only appended to (a note's death is stamped
+once, later than every snapshot taken before it), so it reads as it was taken, whenever a save reads it.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
-"""A bucket other than the first (PATHWAYS names it; <ID>_* settings, BACKUP_* for backup) proven as
-the first one is by `hls-broadcaster check` (preflight.py): a probe object put there, fetched at its
-public URL as a viewer's page would (with an Origin: CORS), and deleted; each line names the setting to
-fix. (The service's own start asks it as it asks the first: bucket/bucket.py's Bucket.start.) And the
-service's own look at its start (`listed_answers`): an object stored as a segment is, fetched at the URL a
-playlist would list it with: a key stored where no listed URL looks is told before any viewer meets it."""
+"""A bucket other than the first (PATHWAYS names it) proven by `hls-broadcaster check` as the first one
+is (preflight.py): a probe object put there, fetched at its public URL as a viewer's page would (with an
+Origin: CORS), and deleted; each line names the setting to fix. And the service's own look at its start
+(`listed_answers`): an object stored as a segment is, fetched at the URL a playlist would list: a key
+stored where no listed URL looks is told before any viewer meets it.
+"""
 
 from __future__ import annotations
 
@@ -112,10 +112,9 @@ class Stored(Protocol):
 
 async def listed_answers(store: Stored, url_of: Callable[[str], str], key_prefix: str,
                          timeout: float) -> str | None:
-    """A test object stored under `key_prefix` as a segment is, fetched at `url_of(key)` (the URL a playlist
-    would list it with: R2_PUBLIC_URL/key, or presigned) and deleted. What the GET found when it was not
-    the object's bytes ("HTTP 404", "other bytes", why no answer); None when it was, or when the bucket
-    did not take the object (its uploads tell of that)."""
+    """A probe object stored under `key_prefix` as a segment is, fetched at `url_of(key)` (the URL a playlist
+    would list) and deleted: what the GET found when not the object's bytes ("HTTP 404", "other bytes", why
+    no answer); None when it was, or when the bucket did not take the object (its uploads tell of that)."""
     key, body = probe_object(key_prefix, "start")
     try:
         async with asyncio.timeout(timeout):

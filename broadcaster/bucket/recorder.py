@@ -1,13 +1,11 @@
 """KEEP_RECORDINGS: a stream is kept instead of cleaned up.
 
 Every listed segment of a run is appended to a journal in STATE_DIR (small, survives restarts); when
-Owncast ends the stream, a VOD playlist of the whole run is written next to its segments
-(PREFIX/<variant>/recording-<run>.m3u8), plus a multivariant one (PREFIX/recording-<run>.m3u8).
-A private stream's go to the playlists it keeps off the bucket (clips/kept.py), served behind the gate.
-
-A gap a variant listed is journaled as one; when its segment lands later (publish/late.py) a line says
-so and the recording lists it, waiting LATE_WAIT at most for such uploads. A listed segment whose upload
-failed for good after (lost in an outage) gets a `lost` line: a gap in the recording.
+Owncast ends the stream, a VOD playlist of the run is written next to its segments
+(PREFIX/<variant>/recording-<run>.m3u8), plus a multivariant one (PREFIX/recording-<run>.m3u8); a private
+stream's go to its kept playlists (clips/kept.py). A gap whose segment lands later (publish/late.py) gets
+a `landed` line, and the recording waits LATE_WAIT at most for such uploads; a listed segment whose upload
+failed for good after gets a `lost` line: a gap in the recording.
 """
 
 from __future__ import annotations
@@ -36,7 +34,7 @@ _SAFE = re.compile(r"[^A-Za-z0-9_-]")
 # waits at most the upload's limit (publish/uploads.UNFINISHED_LIMIT) for Owncast to finish its file.
 LATE_WAIT = 15.0
 # A finished recording never changes; a day of caching is harmless and saves the origin.
-_VOD_CACHE_CONTROL = "public, max-age=86400"
+VOD_CACHE_CONTROL = "public, max-age=86400"
 
 
 def _journal_entry(raw: str, *, first: bool) -> ListedSegment:
@@ -64,7 +62,8 @@ def _marked(raw: str, mark: str) -> str | None:
 
 
 class PlaylistUploader(Protocol):
-    """Where a recording's playlists go: the bucket's uploader, or a private stream's kept playlists."""
+    """Where a recording's or a clip's playlists go: the bucket's uploader, or a private stream's kept
+    playlists."""
 
     async def upload_bytes(self, key: str, body: bytes, *, content_type: str, cache_control: str) -> float: ...
 
@@ -78,8 +77,8 @@ class Recorder:
         self.written: list[str] = []  # keys of finished recordings
         self._late: dict[str, set[asyncio.Future[None]]] = {}  # run -> its segments still uploading late
 
-    def _journal(self, run: str, variant: int) -> Path:
-        return self._dir / _SAFE.sub("_", run) / f"{variant}.jsonl"
+    def _folder(self, run: str) -> Path:
+        return self._dir / _SAFE.sub("_", run)
 
     def record(self, run: str, variant: int, segment: ListedSegment) -> None:
         """Append a listed segment to its run's journal (names only: the playlist sits beside them)."""
@@ -111,7 +110,7 @@ class Recorder:
         settled.add_done_callback(pending.discard)
 
     def _append(self, run: str, variant: int, line: dict[str, object]) -> None:
-        path = self._journal(run, variant)
+        path = self._folder(run) / f"{variant}.jsonl"
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "a", encoding="utf-8") as f:
             f.write(json.dumps(line) + "\n")
@@ -128,7 +127,7 @@ class Recorder:
             if pending:
                 log.warning("recording of run %s: %d segment(s) still uploading late after %gs; listed as gaps",
                             run, len(pending), LATE_WAIT)
-        folder = self._dir / _SAFE.sub("_", run)
+        folder = self._folder(run)
         name = f"recording-{_SAFE.sub('_', run)}.m3u8"
         written: list[int] = []
         for journal in sorted(folder.glob("*.jsonl")):
@@ -162,7 +161,7 @@ class Recorder:
             key = hls.object_key(self._prefix, variant, name)
             await self._uploader.upload_bytes(key, render_vod(segments, target_duration),
                                               content_type=hls.PLAYLIST_CONTENT_TYPE,
-                                              cache_control=_VOD_CACHE_CONTROL)
+                                              cache_control=VOD_CACHE_CONTROL)
             written.append(variant)
             log.info("recording of run %s, variant %d: %d segments kept at %s", run, variant, len(segments), key)
         if written:
@@ -170,7 +169,7 @@ class Recorder:
             master = render_master([known.get(v) or SourceVariant(v, 1) for v in written], media_name=name)
             key = hls.bucket_key(self._prefix, name)
             await self._uploader.upload_bytes(key, master.body, content_type=hls.PLAYLIST_CONTENT_TYPE,
-                                              cache_control=_VOD_CACHE_CONTROL)
+                                              cache_control=VOD_CACHE_CONTROL)
             self.written.append(key)
 
     async def close(self) -> None:

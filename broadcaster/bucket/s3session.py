@@ -1,10 +1,8 @@
 """aiobotocore's HTTP session, reading at most a fixed number of bytes per answer.
 
 aiobotocore reads every answer's body whole before botocore looks at it (AIOHTTPSession.send for
-non-streaming operations, convert_to_response_dict for every error): an endpoint answering 500 with an
-endless body grew memory by gigabytes in seconds. Here we read the body ourselves, up to a cap;
-past it the connection is dropped and the attempt fails at once with ResponseTooLarge. Plugged in
-through AioConfig(http_session_cls=...), aiobotocore's own seam for the HTTP backend.
+non-streaming operations, convert_to_response_dict for every error): an endless body would grow memory
+without bound. Past the cap the connection is dropped and the attempt fails with ResponseTooLarge.
 """
 
 from __future__ import annotations

@@ -32,22 +32,22 @@ class SegmentLost(Exception):
 
 
 def read_segment_file(path: Path, max_bytes: int, *, root: Path | None = None) -> bytes:
-    """Read a regular file, refusing symlinks, special files, empty and oversized files. With `root`
-    (HLS_DIR), no folder below it is entered through a symlink either (see broadcaster/files.py).
-
-    Raises SegmentLost when it can never be read, OSError when it may be later (out of handles).
-    """
     return read_segment_stamped(path, max_bytes, root=root)[0]
 
 
 def read_segment_stamped(path: Path, max_bytes: int, *, root: Path | None = None) -> tuple[bytes, Stamp | None]:
-    """read_segment_file, and the stamp of the version read (None: it changed while it was read)."""
+    """Read a regular file, refusing symlinks, special files, empty and oversized files; with `root`
+    (HLS_DIR), no folder below it is entered through a symlink either (broadcaster/files.py). The stamp
+    is the version read's (None: it changed while it was read). Raises SegmentLost when it can never be
+    read, OSError when it may be later (out of handles)."""
     base = root if root is not None else path.parent
     if not path.is_relative_to(base):
         raise SegmentLost("not_a_file", f"{path} is not inside {base}")
     try:
         data, stamp = read_stamped(base, path.relative_to(base).parts, max_bytes)
-        return _nonempty(path, data), stamp
+        if not data:
+            raise SegmentLost("empty", f"{path} is empty")
+        return data, stamp
     except FileNotFoundError as err:
         raise SegmentLost("deleted", f"{path} was deleted before it was uploaded") from err
     except Refused as err:
@@ -56,12 +56,6 @@ def read_segment_stamped(path: Path, max_bytes: int, *, root: Path | None = None
         if is_temporary(err):
             raise  # out of handles or memory: the upload tries again
         raise SegmentLost("unreadable", f"{path}: {err.strerror}") from err
-
-
-def _nonempty(path: Path, data: bytes) -> bytes:
-    if not data:
-        raise SegmentLost("empty", f"{path} is empty")
-    return data
 
 
 class Uploaded(NamedTuple):

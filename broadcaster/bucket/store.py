@@ -10,7 +10,6 @@ import contextlib
 import logging
 import re
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 
 import aiohttp
@@ -116,9 +115,7 @@ class S3Store:
         await self.start()
         return self
 
-    async def __aexit__(
-        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    async def __aexit__(self, *_: object) -> None:
         await self.close()
 
     @property
@@ -139,10 +136,8 @@ class S3Store:
             await self.client.delete_object(Bucket=self.bucket, Key=key)
 
     async def delete_many(self, keys: list[str]) -> list[str]:
-        """Delete up to 1000 keys in one DeleteObjects; returns the keys that were not deleted.
-
-        Falls back to one DeleteObject per key (free on R2) where DeleteObjects is refused.
-        """
+        """Delete up to 1000 keys in one DeleteObjects (one DeleteObject per key, free on R2, where that is
+        refused); returns the keys that were not deleted."""
         try:
             async with _errors():
                 answer = await self.client.delete_objects(
@@ -161,11 +156,8 @@ class S3Store:
         return [str(e["Key"]) for e in answer.get("Errors", []) if e.get("Code") != "NoSuchKey"]
 
     async def probe(self) -> None:
-        """Proves the endpoint, credentials and bucket work.
-
-        A GET of a key that does not exist: a Class B call like HeadBucket, but allowed to R2 tokens
-        scoped to objects, and its error body says which setting is wrong (a HEAD has no body).
-        """
+        """A GET of a key that does not exist proves the endpoint, credentials and bucket (a Class B call, as
+        HeadBucket, but allowed to R2 tokens scoped to objects, and its error body names the setting)."""
         try:
             async with _errors():
                 found = await self.client.get_object(Bucket=self.bucket, Key=PROBE_KEY)

@@ -1,9 +1,8 @@
 """The bucket on an event loop of its own, in a thread of its own.
 
 Uploads are the service's lifeline; viewers are its load. On the serving loop, a crowd of viewers
-(bench/viewers.py: seconds of loop lag at 10,000) delays each of an upload's socket callbacks by the
-loop's lag, until its timeout expires and the segment is retried, late, and the stream stalls for
-everyone. Here the aiobotocore client lives on its own loop: a request runs there at full speed
+delays each of an upload's socket callbacks by the loop's lag, until its timeout expires and the
+segment is retried, late, and the stream stalls for everyone. Here the aiobotocore client lives on its own loop: a request runs there at full speed
 whatever the serving loop is doing, and only its result waits for the serving loop, once.
 """
 
@@ -45,8 +44,7 @@ class StoreThread:
             raise
 
     async def close(self) -> None:
-        """Cancels requests still running (their callers get CancelledError), closes the client,
-        ends the thread."""
+        """Requests still running are cancelled (their callers get CancelledError)."""
         loop, thread = self._loop, self._thread
         if loop is None or thread is None:
             return

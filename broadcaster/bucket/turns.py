@@ -2,13 +2,12 @@
 
 Uploads each retrying on their own backoff make a backlog of N try about N/7.5 times a second, however
 long the outage. Here an upload whose attempt failed waits for its turn in a queue (a future, no task):
-the bucket gives one turn per backoff to the upload that waited longest, and every upload goes at once
-when the bucket is seen working again (`open`: an upload landed, or bucket/checks.py's check every 2 s).
+one turn per backoff goes to the upload that waited longest, and every upload goes at once when the bucket
+is seen working again (`open`: an upload landed, or bucket/checks.py's check).
 
-An upload whose bytes exist nowhere any more (its copy dropped and Owncast's file deleted) does not wait
-for a turn it can never use: the queue is swept at each turn, and when an upload comes to wait (at most
-once every SWEEP_EVERY), and such uploads end lost (a gap). So the uploads that wait, and their memory,
-are bounded by the segments still on disk, whatever the outage's length.
+An upload whose bytes exist nowhere any more (its copy dropped and Owncast's file deleted) ends lost (a
+gap) instead of waiting: the queue is swept at each turn, and when an upload comes to wait (at most once
+every SWEEP_EVERY). So the uploads that wait, and their memory, are bounded by the segments on disk.
 """
 
 from __future__ import annotations
@@ -29,8 +28,7 @@ def _always() -> bool:
 
 
 class RetryTurns:
-    """`delay(n)`: the wait before the bucket's turn number `n` since it last worked (uploader.Backoff);
-    `sleep`: how it waits (a test's fake)."""
+    """`delay(n)`: the wait before the bucket's turn number `n` since it last worked (uploader.Backoff)."""
 
     def __init__(self, delay: Callable[[int], float], sleep: Callable[[float], Awaitable[None]]) -> None:
         self._delay = delay
@@ -43,7 +41,6 @@ class RetryTurns:
         self._swept = -SWEEP_EVERY  # the event loop's time of the last sweep
 
     def __len__(self) -> int:
-        """Uploads waiting for their turn."""
         return self._live
 
     async def wait(self, alive: Alive = _always) -> None:
@@ -74,7 +71,6 @@ class RetryTurns:
                 turn.set_result(None)
 
     async def _give(self) -> None:
-        """A turn per backoff to the oldest upload waiting, until none waits."""
         try:
             while True:
                 await self._sleep(self._delay(self._turns))

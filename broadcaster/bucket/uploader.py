@@ -54,11 +54,10 @@ class Backoff:
 
 @dataclass(slots=True)
 class Job:
-    """One upload: what it sends and how. `read`: the bytes of an attempt after the first; `on_failed(body,
-    stamp)`: after a failed attempt, on a worker thread; `first`: the first attempt's body, read already;
-    `keep`: the file's parts beneath HLS_DIR of a segment not held: the first failed attempt holds the version
-    it sent and keeps a copy for the next ones (it survives Owncast's cleanup); `alive`: whether its bytes are
-    still anywhere (turns.py: with nothing left to send it goes at once, and is lost); None: always."""
+    """One upload. `read`: the bytes of an attempt after the first; `on_failed(body, stamp)`: after a failed
+    attempt, on a worker thread; `first`: the first attempt's body, read already; `keep`: the file's parts
+    beneath HLS_DIR: the first failed attempt holds the version it sent and keeps a copy for the next ones;
+    `alive`: whether its bytes are still anywhere (turns.py); None: always."""
 
     key: str
     read: Read
@@ -115,13 +114,12 @@ class Uploader:
         self._metrics.upload_wait.set_function(lambda: self.waiting()[1] or 0.0)
 
     @property
-    def holds(self) -> bool:
-        """Segment files may be held (a holder was given)."""
+    def holds(self) -> bool:  # a holder was given
         return self._holder is not None
 
     def waiting(self) -> tuple[int, float | None]:
         """Uploads not done yet (each retried until it succeeds or its file is gone), and how long
-        the oldest has waited in seconds (None when none waits)."""
+        the oldest has waited (None when none waits)."""
         return self.waits.now()
 
     def outage(self) -> dict[str, object] | None:
@@ -159,66 +157,51 @@ class Uploader:
     async def upload_file(self, path: Path, key: str, variant: str, *, root: Path | None = None,
                           hashed: bool = False, on_kept: Callable[[Kept], None] | None = None,
                           parts: tuple[str, ...] | None = None) -> Uploaded:
-        """Upload one file (inside `root`, see read_segment_file); returns how long the successful PutObject
+        """Upload one file (inside `root`, see read_segment_stamped); returns how long the successful PutObject
         took and, when `hashed`, the SHA-256 of what it sent (P2P). With a holder and `on_kept`, the file is
         read and held first, `on_kept` told at once, and that version uploaded. `parts`: the file's beneath
         `root`, when the caller has them. Raises SegmentLost when it can never succeed."""
-        content_type = hls.segment_content_type(path.name)
-        if content_type is None:
-            raise SegmentLost("bad_type", f"{path} is not a segment type we publish")
-
-        def read() -> tuple[bytes, Stamp | None]:
-            return read_segment_stamped(path, self._max_file_bytes, root=root)
-
+        content_type = _segment_type(str(path), always=True)
+        read = functools.partial(read_segment_stamped, path, self._max_file_bytes, root=root)
         holder = self._holder
-        exists = path.exists  # while it waits: Owncast's file is still there (else it goes, and is lost)
-        if holder is None:
-            # Read again on every attempt: if Owncast deleted the file meanwhile, it is lost.
-            return await self._put(Job(key, read, content_type, hls.SEGMENT_CACHE_CONTROL, variant, hashed,
-                                       alive=exists))
-        if parts is None:
-            # By the parts' tuples, not relative_to, which parses and builds two Paths a segment.
-            base = (root if root is not None else path.parent).parts
-            whole, n = path.parts, len(base)
-            parts = whole[n:] if whole[:n] == base and len(whole) > n else (path.name,)
-        if on_kept is None:
-            # Sent as without a holder while the bucket takes it at once (steering costs nothing per segment
-            # while nothing fails); held once an attempt fails (`keep`).
-            return await self._put(Job(key, read, content_type, hls.SEGMENT_CACHE_CONTROL, variant, hashed,
-                                       keep=parts, alive=exists))
-        first, body = await self._first_read(read, holder, key, parts, hashed, content_type)
-        on_kept(first)
-        if not first.kept:  # changed while it was read: read again for each attempt, as without a holder
-            return await self._put(Job(key, read, content_type, hls.SEGMENT_CACHE_CONTROL, variant, hashed,
-                                       alive=exists))
-        box: FirstBody = [(body, first.stamp, first.sha256)]
-        del body  # the box alone has it, and the first attempt takes it out
-        return await self._send_held(key, content_type, variant, first.stamp, box)
+        keep = None
+        if holder is not None:
+            if parts is None:
+                # By the parts' tuples, not relative_to, which parses and builds two Paths a segment.
+                base = (root if root is not None else path.parent).parts
+                whole, n = path.parts, len(base)
+                parts = whole[n:] if whole[:n] == base and len(whole) > n else (path.name,)
+            if on_kept is None:
+                # Sent as without a holder while the bucket takes it at once (steering costs nothing per
+                # segment while nothing fails); held once an attempt fails (`keep`).
+                keep = parts
+            else:
+                first, body = await self._first_read(read, holder, key, parts, hashed, content_type)
+                on_kept(first)
+                if first.kept:  # else changed while it was read: read again for each attempt, as below
+                    box: FirstBody = [(body, first.stamp, first.sha256)]
+                    del body  # the box alone has it, and the first attempt takes it out
+                    return await self._send_held(key, content_type, variant, first.stamp, box)
+        # Read for each attempt (or the copy `keep` held): if Owncast deleted the file, it is lost.
+        return await self._put(Job(key, read, content_type, hls.SEGMENT_CACHE_CONTROL, variant, hashed,
+                                   keep=keep, alive=path.exists))
 
     def has(self, key: str) -> bool:
-        """The holder holds a version of `key`."""
         return self._holder is not None and self._holder.get(key) is not None
 
     async def hold(self, path: Path, key: str, parts: tuple[str, ...], *, root: Path | None = None,
                    hashed: bool = False) -> Kept:
         """Read `path` and hold that version now (an upload in flight that held nothing first, once a pathway
         lists what the VM holds: publish/uploads.py's release_held). Raises SegmentLost as upload_file."""
-        content_type = hls.segment_content_type(path.name)
-        if content_type is None or self._holder is None:
-            raise SegmentLost("bad_type", f"{path} is not a segment type we publish")
-
-        def read() -> tuple[bytes, Stamp | None]:
-            return read_segment_stamped(path, self._max_file_bytes, root=root)
-
+        content_type = _segment_type(str(path), self._holder is not None)
+        read = functools.partial(read_segment_stamped, path, self._max_file_bytes, root=root)
+        assert self._holder is not None
         return (await self._first_read(read, self._holder, key, parts, hashed, content_type, held_or_first))[0]
 
     async def upload_held(self, key: str, variant: str, stamp: Stamp | None = None) -> Uploaded:
         """Upload a segment the holder holds (another bucket's upload of what the first read): its copy,
         or Owncast's file while it is the version held. Raises SegmentLost once neither is there."""
-        content_type = hls.segment_content_type(key)
-        if content_type is None or self._holder is None:
-            raise SegmentLost("bad_type", f"{key} is not a segment type we publish")
-        return await self._send_held(key, content_type, variant, stamp, [])
+        return await self._send_held(key, _segment_type(key, self._holder is not None), variant, stamp, [])
 
     async def _send_held(self, key: str, content_type: str, variant: str, stamp: Stamp | None,
                          first: FirstBody) -> Uploaded:
@@ -238,21 +221,23 @@ class Uploader:
         return done
 
     async def _first_read(self, read: Read, holder: Holder, key: str, parts: tuple[str, ...],
-                          hashed: bool, content_type: str, how: HoldRead | None = None) -> tuple[Kept, bytes]:
-        """The file read and held once, off the event loop (`how`: hold_first unless given); out of handles
-        or memory, tried again."""
+                          hashed: bool, content_type: str, how: HoldRead = hold_first) -> tuple[Kept, bytes]:
+        """The file read and held once, off the event loop; out of handles or memory, tried again."""
         attempt = 0
-        how = how or hold_first
         while True:
             try:
                 return await asyncio.to_thread(how, read, holder, key, parts, hashed, content_type)
             except OSError as err:
-                if not is_temporary(err):
-                    raise
-                self._unreadable.warning("unreadable", "cannot read the file for %s for now (%s); trying again",
-                                         key, err.strerror)
+                self._unreadable_now(err, key)
             await self._sleep(self._retry.delay(attempt))
             attempt += 1
+
+    def _unreadable_now(self, err: OSError, key: str) -> None:
+        """Out of handles or memory: said (rate-limited), and tried again; any other OSError raised."""
+        if not is_temporary(err):
+            raise err
+        self._unreadable.warning("unreadable", "cannot read the file for %s for now (%s); trying again",
+                                 key, err.strerror)
 
     async def upload_bytes(self, key: str, body: bytes, *, content_type: str, cache_control: str) -> float:
         """Upload bytes made here (a recording's playlist); retried until it succeeds."""
@@ -286,11 +271,8 @@ class Uploader:
                     if waited and variant is not None:
                         err.told = self._outage.lost(err.reason)
                     raise
-                except OSError as err:  # out of handles or memory (read_segment_file lets only those out)
-                    if not is_temporary(err):
-                        raise
-                    self._unreadable.warning("unreadable", "cannot read the file for %s for now (%s); "
-                                             "trying again", key, err.strerror)
+                except OSError as err:  # out of handles or memory (read_segment_stamped lets only those out)
+                    self._unreadable_now(err, key)
                     bucket_failed = False
                 else:
                     started = time.perf_counter()
@@ -334,3 +316,12 @@ class Uploader:
                 await self._turns.wait() if alive is None else await self._turns.wait(alive)
             else:  # not the bucket's turns: the bucket did not fail, this file could not be read for now
                 await self._sleep(self._retry.delay(attempt - 1))
+
+
+def _segment_type(name: str, always: bool) -> str:
+    """The content type of a segment file named `name`; SegmentLost when it is no type we publish (or not
+    `always`: nothing to hold it with)."""
+    content_type = hls.segment_content_type(name)
+    if content_type is None or not always:
+        raise SegmentLost("bad_type", f"{name} is not a segment type we publish")
+    return content_type

@@ -47,20 +47,16 @@ class PublicUrls:
     def segment(self, key: str) -> str:
         return f"{self._base}/{key}"
 
-    def init(self, key: str) -> str:
-        return f"{self._base}/{key}"
+    init = segment
 
     def __repr__(self) -> str:
         return f"PublicUrls({self._base!r})"
 
 
 class S3Signer:
-    """Presigned GET URLs (SigV4 query string) for one bucket, signed locally: no network call.
-
-    A plain botocore client, not the service's aiobotocore one: signing is synchronous CPU work on the
-    listing path and needs no connection pool. R2 only accepts these on its S3 API host
-    (<ACCOUNT_ID>.r2.cloudflarestorage.com), so they bypass the CDN.
-    """
+    """Presigned GET URLs (SigV4 query string) for one bucket, signed locally by a plain botocore client:
+    synchronous CPU work on the listing path, no connection pool. R2 only accepts these on its S3 API host,
+    so they bypass the CDN."""
 
     def __init__(self, access: BucketAccess) -> None:
         self._endpoint = access.endpoint_url
@@ -83,10 +79,9 @@ class S3Signer:
 
 
 class PresignedUrls:
-    """Presigned GET URLs for a private bucket, each valid for `expiry` seconds from its signing. A segment is
-    signed once, when it enters the window; an init section, listed again by every segment of its run, is
-    signed anew once less than half its life, or `keep_valid`, is left (a new EXT-X-MAP URI is fine: 4.4.4.5).
-    """
+    """Presigned GET URLs, each valid for `expiry` seconds from its signing. An init section, listed again by
+    every segment of its run, is signed anew once less than half its life, or `keep_valid`, is left (a new
+    EXT-X-MAP URI is fine: 4.4.4.5)."""
 
     def __init__(
         self, sign: Signer, *, expiry: int, keep_valid: float = 0.0, clock: Callable[[], float] = time.monotonic
@@ -119,9 +114,6 @@ class PresignedUrls:
 
 def segment_urls(s: Settings) -> SegmentUrls:
     """The URL maker SEGMENT_URLS asks for."""
-    if s.private and s.segment_urls == "public":  # the edge token Cloudflare checks, in every segment URI
-        return EdgeUrls(s.first_bucket.public_url, edge_tokens(s, edge_prefix(s.first_bucket.public_url,
-                                                                              s.r2_key_prefix)))
     if s.segment_urls == "presigned":
         return PresignedUrls(S3Signer(BucketAccess.of(s.first_bucket)), expiry=s.presign_expiry, keep_valid=s.segment_url_life)
     if s.private:  # the edge token Cloudflare checks, in every segment URI

@@ -1,10 +1,9 @@
 """The clips the operator made: each a VOD playlist in the bucket over segments already there.
 
-A clip lists the live window's segments where they are (PREFIX/<n>/...), relatively, from
-PREFIX/clips/<id>/<n>/playlist.m3u8, so no video is copied. Its segment keys are held by the cleaner
-for as long as the clip exists, and the list is saved in STATE_DIR/clips.json, so a restart keeps both.
-A private stream's clip playlists are given to its kept playlists (kept.py) instead of the bucket, under
-the same keys, and its URL is the service's gated route.
+A clip lists the live window's segments where they are, relatively, from
+PREFIX/clips/<id>/<n>/playlist.m3u8, so no video is copied. The cleaner holds its segment keys for as long
+as the clip exists, and the list is saved in STATE_DIR/clips.json. A private stream's clip playlists go to
+its kept playlists (kept.py) under the same keys, and its URL is the service's gated route.
 """
 
 from __future__ import annotations
@@ -21,6 +20,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from ..bucket.cleaner import DeletingStore
+from ..bucket.recorder import VOD_CACHE_CONTROL, PlaylistUploader  # a clip never changes either
 from ..bucket.store import StoreError
 from ..playlist import hls
 from ..playlist.master import render_master
@@ -38,8 +39,6 @@ CLIPS_FILE = "clips.json"
 SOCKET_FOLDER = "control"
 SOCKET_NAME = "control.sock"
 CLIP_ID = re.compile(r"[0-9]{8}-[0-9]{6}-[0-9a-f]{4}")
-# A clip never changes: a day of caching is harmless and saves the origin (as recordings).
-_VOD_CACHE_CONTROL = "public, max-age=86400"
 _MAX_KEYS = 500_000  # a 4 h window of 1 s segments in 30 variants
 # Seconds a clip waits for a gap's segment still uploading late (Owncast finishing its file: each waits at
 # most the upload's limit, publish/uploads.UNFINISHED_LIMIT): a clip never changes once made.
@@ -73,14 +72,6 @@ class ClipSource(Protocol):
     async def landed(self, keys: list[str], timeout: float) -> set[str]:
         """Of these keys (gaps the live playlists list), those whose segment is in the bucket all the same,
         uploaded late (publish/late.py); those still uploading are waited for, `timeout` at most."""
-
-
-class BytesUploader(Protocol):
-    async def upload_bytes(self, key: str, body: bytes, *, content_type: str, cache_control: str) -> float: ...
-
-
-class DeletingStore(Protocol):
-    async def delete_many(self, keys: list[str]) -> list[str]: ...
 
 
 class Holder(Protocol):
@@ -147,10 +138,8 @@ def parse_time(text: str) -> float:
 
 @dataclass(frozen=True)
 class ClipPlaces:
-    """Where clips go and how many: `key_prefix` (R2_KEY_PREFIX), `public_url` (None: a private bucket,
-    presigned URLs, where a clip cannot be read), `max_clips` (MAX_CLIPS); `wall_clock`: a clip's dates;
-    `gated`: a private stream's clips, their playlists kept off the bucket (kept.py) and served at this
-    path of the service, behind its gate (`/live`), whatever `public_url` is."""
+    """`public_url` None: presigned URLs, where a clip cannot be read; `gated`: a private stream's clips,
+    kept off the bucket (kept.py) and served at this path behind the service's gate, whatever `public_url`."""
 
     key_prefix: str
     public_url: str | None
@@ -160,30 +149,24 @@ class ClipPlaces:
 
 
 class ClipBook:
-    def __init__(self, file: StateFile, uploader: BytesUploader, store: DeletingStore, source: ClipSource,
+    def __init__(self, file: StateFile, uploader: PlaylistUploader, store: DeletingStore, source: ClipSource,
                  announced: Callable[[], list[SourceVariant] | None], places: ClipPlaces, *,
                  holder: Holder | None) -> None:
         """`holder`: the cleaner (None when nothing is ever deleted)."""
         self._file = file
-        self._max_clips = places.max_clips
+        self._places = places
         self._uploader = uploader
         self._store = store
         self._source = source
         self._announced = announced
         self._prefix = places.key_prefix
-        self._public_url = places.public_url
-        self._gated = places.gated
         self._holder = holder
-        self._wall = places.wall_clock
         self._clips: dict[str, Clip] = {}
         self._lock = asyncio.Lock()  # one change at a time: the file is written whole
 
     def load(self) -> None:
-        """The clips saved before a restart, held again before the cleaner's first run.
-
-        Each clip is checked on its own: one that does not add up (or past the MOST_CLIPS first) is
-        dropped, the others kept, and one line says what was dropped and where the file as it was is
-        kept. A file that is not JSON at all is set aside whole by StateFile, with its own line."""
+        """The clips saved before a restart, held again before the cleaner's first run. A clip that does not
+        add up (or past the MOST_CLIPS first) is dropped, the others kept, and one line says so."""
         data = self._file.load()
         if data is None:
             return
@@ -212,9 +195,9 @@ class ClipBook:
                 self._holder.hold(list(clip.keys))
         if clips:
             log.info("%d clip(s) kept from before the restart", len(clips))
-        if len(clips) > self._max_clips:
+        if len(clips) > self._places.max_clips:
             log.warning("%d clips kept, more than MAX_CLIPS=%d: new clips are refused until some are deleted",
-                        len(clips), self._max_clips)
+                        len(clips), self._places.max_clips)
 
     def _report_dropped(self, kept: int, dropped: list[str], beyond: int) -> None:
         """One line: how many clips were dropped and why, and the copy of the file as it was."""
@@ -234,17 +217,11 @@ class ClipBook:
 
     def span(self) -> tuple[float, float] | None:
         """What the window shows now, by PROGRAM-DATE-TIME, over every variant."""
-        spans = [s for s in (self._spans().values()) if s is not None]
+        shown = [self._source.playlist(index) for index in self._source.variants()]
+        spans = [s for s in (p.shown_span() for p in shown if p is not None) if s is not None]
         if not spans:
             return None
         return min(s[0] for s in spans), max(s[1] for s in spans)
-
-    def _spans(self) -> dict[int, tuple[float, float] | None]:
-        out: dict[int, tuple[float, float] | None] = {}
-        for index in self._source.variants():
-            shown = self._source.playlist(index)
-            out[index] = shown.shown_span() if shown is not None else None
-        return out
 
     async def make(self, *, last: float | None = None, start: float | None = None,
                    end: float | None = None) -> Clip:
@@ -252,7 +229,7 @@ class ClipBook:
         for name, value in (("last", last), ("from", start), ("to", end)):
             if value is not None and not 0 <= value <= LATEST:  # NaN too
                 raise ClipError(f"{name!r} must be a number of seconds from 0 to {LATEST:.0f} (9999-12-31)")
-        if self._public_url is None and self._gated is None:
+        if self._places.public_url is None and self._places.gated is None:
             raise ClipError("clips need segments any player may read: with SEGMENT_URLS=presigned no player could "
                             "read the clip's playlists in the bucket (a private stream, PRIVATE=true, serves them)")
         span = self.span()
@@ -274,7 +251,7 @@ class ClipBook:
             raise ClipError(f"{_iso(start)} is after the live edge: {window}")
         end = min(end, span[1])
         async with self._lock:
-            if len(self._clips) >= self._max_clips:
+            if len(self._clips) >= self._places.max_clips:
                 raise ClipError(f"{len(self._clips)} clips kept, the most MAX_CLIPS allows: delete one "
                                 "(hls-broadcaster clip --delete ID) or raise MAX_CLIPS")
             clip_id = time.strftime("%Y%m%d-%H%M%S", time.gmtime(start)) + "-" + secrets.token_hex(2)
@@ -288,7 +265,8 @@ class ClipBook:
             media = {hls.clip_key(self._prefix, clip_id, hls.variant_uri(i, hls.MEDIA_PLAYLIST_NAME)): body
                      for i, body in bodies.items()}
             master = hls.clip_key(self._prefix, clip_id, hls.MASTER_PLAYLIST_NAME)
-            clip = Clip(clip_id, self._wall(), first, stop, self._url(clip_id), tuple(keys), (*media, master))
+            clip = Clip(clip_id, self._places.wall_clock(), first, stop, self._url(clip_id), tuple(keys),
+                        (*media, master))
             # Held and saved first: the cleaner must not take a segment while the playlists upload.
             self._clips[clip_id] = clip
             if self._holder is not None:
@@ -297,7 +275,7 @@ class ClipBook:
                 await self._save()
                 for key, body in [*media.items(), (master, self._master(list(bodies)))]:
                     await self._uploader.upload_bytes(key, body, content_type=hls.PLAYLIST_CONTENT_TYPE,
-                                                      cache_control=_VOD_CACHE_CONTROL)
+                                                      cache_control=VOD_CACHE_CONTROL)
             except BaseException:  # cancelled (the bucket did not take it in time) or the disk refused
                 del self._clips[clip_id]
                 if self._holder is not None:
@@ -309,9 +287,9 @@ class ClipBook:
 
     def _url(self, clip_id: str) -> str:
         """Where a player reads the clip: the bucket's public URL, or the service's gated route."""
-        if self._gated is not None:
-            return f"{self._gated}/{hls.clip_key('', clip_id, hls.MASTER_PLAYLIST_NAME)}"
-        return f"{self._public_url}/{hls.clip_key(self._prefix, clip_id, hls.MASTER_PLAYLIST_NAME)}"
+        if self._places.gated is not None:
+            return f"{self._places.gated}/{hls.clip_key('', clip_id, hls.MASTER_PLAYLIST_NAME)}"
+        return f"{self._places.public_url}/{hls.clip_key(self._prefix, clip_id, hls.MASTER_PLAYLIST_NAME)}"
 
     def _shown(self, start: float, end: float) -> dict[int, list[ListedSegment]]:
         """Per variant, the segments clients were shown between `start` and `end` (those with a key)."""

@@ -1,13 +1,10 @@
 """A private stream's VOD playlists (clips and recordings), kept in STATE_DIR instead of the bucket.
 
-In the bucket a playlist would be a door around the gate: anyone with one segment's edge token (every
-viewer of a window has it) or a copied URL could read it, and its relative segment URIs carry no token,
-so it would not even play. Kept here, a viewer reaches one only through the service's gated route
-(http/vod_route.py), which lists each segment with what that viewer needs to fetch it (served.py).
-
-It stands where the bucket stood for the clip book and the recorder (`upload_bytes`, `delete_many`),
-under the same keys: `PREFIX/clips/<id>/...` is kept as `clips/<id>/...` below the folder, the layout
-the route serves under /live/.
+In the bucket a playlist would be a door around the gate (anyone with a window's edge token or a copied
+URL could read it), and its relative segment URIs carry no token, so it would not even play. Here a viewer
+reaches one only through the gated route (http/vod_route.py), which lists each segment with what that
+viewer needs to fetch it (served.py). It stands in for the bucket (`upload_bytes`, `delete_many`) under
+the same keys: `PREFIX/clips/<id>/...` is kept as `clips/<id>/...` below the folder.
 """
 
 from __future__ import annotations
@@ -15,13 +12,10 @@ from __future__ import annotations
 import asyncio
 import os
 from pathlib import Path, PurePosixPath
-from typing import Protocol
+
+from ..bucket.cleaner import DeletingStore as DeletingStore  # the bucket's, and the service's import
 
 FOLDER = "vod"  # in STATE_DIR
-
-
-class DeletingStore(Protocol):
-    async def delete_many(self, keys: list[str]) -> list[str]: ...
 
 
 class KeptPlaylists:

@@ -1,16 +1,12 @@
 """A private stream's kept VOD playlists as the gated route answers them (http/vod_route.py).
 
-A media playlist is kept with relative segment URIs (render_vod: it sits beside them in the bucket's
-layout); it is answered with each one made absolute by a URL maker of the live playlists' kind (its own:
-a presigned URL maker keeps a cache that is not for two threads): the segment's public URL with the
-current window's edge token (PRIVATE with SEGMENT_URLS=public), or a presigned URL. A rendering is kept
-for the window (`window()`: it changes whenever the URLs it gives would), so every viewer of a window
-gets the same bytes, and the edge, keying a segment without its token, one cache entry per segment. A
-clip of a few thousand segments is signed once a window, not once a viewer, and off the event loop (a
-presigned URL costs a fraction of a millisecond: a 4 h clip of 1 s segments, seconds of a core the live
-playlists must not wait for); viewers asking meanwhile wait for that one rendering. A multivariant
-playlist is answered as kept: its variant URIs are relative, on this route, and the gate adds the
-viewer's token to them.
+A kept media playlist's relative segment URIs are made absolute by a URL maker of the live playlists'
+kind (its own: a presigned URL maker's cache is not for two threads): the public URL with the window's
+edge token, or a presigned URL. A rendering is kept for the window (`window()` changes whenever the URLs
+would), so every viewer of a window gets the same bytes and the edge one cache entry per segment; it is
+made off the event loop, once a window, not once a viewer (a 4 h clip of 1 s segments takes seconds of a
+core to sign). A multivariant playlist is answered as kept: its variant URIs are relative, on this route,
+and the gate adds the viewer's token to them.
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@ folders, read their files, and watch them (inotify)?
 
 The likeliest set-up mistake (Owncast under /home/owncast, 0700 on Debian 12). Each problem is one line
 naming the folder and its fix (fixes.py), for `check`, for `run` before anything starts (exit 2), and for
-/health while it runs (`AccessWatch`: Owncast recreates its folders, and an ACL set by hand goes with
-them). Only a refusal counts: a folder gone in between is the watcher's business.
+/health while it runs (Owncast recreates its folders, and an ACL set by hand goes with them). Only a
+refusal counts: a folder gone in between is the watcher's business.
 """
 
 from __future__ import annotations
@@ -117,8 +117,7 @@ class AccessWatch:
         self._task: asyncio.Task[None] | None = None
 
     def check(self, *, watch: bool = False) -> list[str]:
-        """Every refusal now (with `watch`, an inotify watch tried too: at start-up, not every few seconds).
-        """
+        """Every refusal now (`watch`: an inotify watch tried too, at start-up, not every few seconds)."""
         found = problems(self._hls_dir, watch=watch)
         self.problem = found[0] if found else None
         return found

@@ -1,11 +1,9 @@
 """Linux inotify read on the event loop: the kernel wakes the loop when a file is written, nothing polls.
 
 watchfiles hands events to Python through a loop that sleeps `step` ms and looks again: at the 1 ms
-latency needs, 3 % of a core with no stream at all. Here the inotify descriptor is registered with the
-event loop (add_reader): epoll returns when the kernel has an event, and not otherwise.
-
-Through ctypes rather than a package: three libc calls and one struct, no dependency to vet, and no
-thread of its own. Only what the watcher needs: one folder and the folders directly in it.
+latency needs, 3 % of a core with no stream at all. Through ctypes rather than a package: three libc
+calls and one struct, no dependency to vet, no thread of its own. Only what the watcher needs: one folder
+and the folders directly in it.
 """
 
 from __future__ import annotations

@@ -2,12 +2,11 @@
 released at once.
 
 Linux refuses a read lease (F_SETLEASE F_RDLCK) with EAGAIN while the file is open for writing anywhere
-(fs/locks.c, check_conflicting_open), whoever the writer is: the one exact answer to "has Owncast
-finished this file" (a close event can be another process's, a rename or restart hides the open). It
-costs about 3 us. The kernel grants it only to the file's owner or with CAP_LEASE, on file systems that
-support it: else the answer is None and the caller falls back on inotify (said once per reason). A
-writer's open during the lease is told with SIGIO, which would end the process: a no-op handler is put
-in first from the main thread (not SIG_IGN, which children inherit); elsewhere the answer is None.
+(fs/locks.c, check_conflicting_open), whoever the writer is. It costs about 3 us. The kernel grants it
+only to the file's owner or with CAP_LEASE, on file systems that support it: else the answer is None and
+the caller falls back on inotify (said once per reason). A writer's open during the lease is told with
+SIGIO, which would end the process: a no-op handler is put in first from the main thread (not SIG_IGN,
+which children inherit); elsewhere the answer is None.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from pathlib import Path
 from ..metrics import Metrics
 from .owncast import MASTER_PLAYLIST
 
-log = logging.getLogger("broadcaster.source.watcher")  # the watcher's lines, as before the split
+log = logging.getLogger("broadcaster.source.watcher")  # the watcher's lines
 
 _STRAY_LOG_LIMIT = 1000
 # A playlist failing quiet rescans this many times in a row, rewrites or not, is broken.

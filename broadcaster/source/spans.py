@@ -1,10 +1,9 @@
 """How many seconds of media an MPEG-TS file holds, read from its PES timestamps (ISO/IEC 13818-1 2.4.3.7).
 
-A writer unlike Owncast may close a segment on a packet boundary, let its playlist name it, and open it
-again for the rest: closed, whole packets and listed, yet half a segment. Its timestamps tell: ffmpeg's
-hls muxer gives each segment's span as its `#EXTINF`, so a whole segment spans it to within a frame.
-Only the head and the tail are read (two preads of HEAD bytes, well under a millisecond). A file without
-readable timestamps (not PES, scrambled, a 33-bit wrap inside it) gives None: unknown.
+A writer may close a segment on a packet boundary, let its playlist name it, and open it again for the
+rest: closed, whole packets and listed, yet half a segment. ffmpeg's hls muxer gives each segment's span
+as its `#EXTINF`, so a whole segment spans it to within a frame. Only the head and the tail are read (two
+preads). A file without readable timestamps (not PES, scrambled, a 33-bit wrap inside it) gives None.
 """
 
 from __future__ import annotations

@@ -1,10 +1,8 @@
 """Watches Owncast's HLS folder and hands every complete playlist to the publisher.
 
 Only playlists are read: a segment is handed on when its variant playlist lists it (its last bytes may
-still be being copied then: the variant folders' events go to writes.Writes, which the uploads ask). A
-playlist read half-written fails to parse and is read again on the next event. What is read is bounded:
-the variants the multivariant playlist names, regular files beneath HLS_DIR (broadcaster/files.py), at
-most MAX_PLAYLIST_BYTES and the newest MAX_PLAYLIST_ENTRIES entries. An error in one read is logged (at
+still be being copied: the variant folders' events go to writes.Writes, which the uploads ask). A playlist
+read half-written fails to parse and is read again on the next event. An error in one read is logged (at
 most once per 30 s) and the watch goes on.
 """
 
@@ -49,10 +47,9 @@ _STEP_MS = 1
 
 @dataclass(frozen=True)
 class WatchTiming:
-    """rescan_interval: the folder quiet this long is scanned again (and at least every few such intervals
-    while busy); master_grace: how long a variant playlist may go without a multivariant playlist before
-    master_missing says so; new_master_wait: after a wipe, how long a variant playlist waits for the new
-    multivariant playlist (playlist_reader.NEW_MASTER_WAIT)."""
+    """rescan_interval: the folder quiet this long is scanned again; master_grace: how long a variant
+    playlist may go without a multivariant playlist before master_missing says so; new_master_wait: see
+    playlist_reader.NEW_MASTER_WAIT."""
 
     rescan_interval: float = 1.0
     master_grace: float = MASTER_GRACE
@@ -60,8 +57,8 @@ class WatchTiming:
 
 
 class HlsWatcher:
-    """Feeds `sink` from HLS_DIR: on every file event, plus a rescan whenever the folder is quiet for
-    `rescan_interval` (what the kernel's queue dropped), and at least every few such intervals while busy."""
+    """Feeds `sink` from HLS_DIR on every file event, plus a rescan (what the kernel's queue dropped)
+    whenever the folder is quiet for `rescan_interval`, and at least every few such intervals while busy."""
 
     def __init__(self, hls_dir: Path, sink: PlaylistSink, metrics: Metrics, *,
                  timing: WatchTiming = WatchTiming(), kernel: bool | None = None,
@@ -249,9 +246,8 @@ class HlsWatcher:
             self._read(path)
 
     def scan(self, quiet: bool = True) -> None:
-        """Read the master and every variant it names; unchanged ones cost a read and a compare. When `quiet`,
-        a playlist that still does not parse is broken, not half-written: warned of once per file and error.
-        """
+        """Read the master and every variant it names (an unchanged one costs a read and a compare). When
+        `quiet`, a playlist that still does not parse is broken, not half-written: warned of once."""
         self._last_scan = time.monotonic()
         self.scans += 1
         known = self._reader.variants or frozenset()

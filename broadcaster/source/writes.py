@@ -1,28 +1,21 @@
 """Whether Owncast has finished writing a file: nobody has it open for writing any more and, for
-MPEG-TS, it is a whole number of 188-byte packets.
+MPEG-TS, it is a whole number of 188-byte packets holding the media its playlist names.
 
-Owncast copies each PUT body into the file under its final name, and ffmpeg PUTs the playlist that names
-a segment without waiting for the segment's answer, so a listed segment may still be being copied
-(docs/owncast.md, "How files are written"): listed is necessary, not sufficient. An upload asks
-`finished` first.
-
-Whether anyone has the file open for writing is asked of the kernel at each look (leases.py): exact
-whoever the writer is, whatever inotify heard or missed (a close event alone is not that answer: any
-process's open and close closes too, a writer may open the file again, events can be lost). Closed but
-cut inside a packet is not finished either, nor an MPEG-TS file holding less media than the #EXTINF its
-playlist names (`named`; spans.py reads its timestamps): a writer that closed and opens it again for the
-rest.
+ffmpeg PUTs the playlist that names a segment without waiting for the segment's answer, so a listed
+segment may still be being copied (docs/owncast.md, "How files are written"): an upload asks `finished`
+first. Whether anyone has the file open for writing is asked of the kernel at each look (leases.py): the
+one exact answer whoever the writer is (a close event can be any process's, a writer may open the file
+again, events can be lost). Closed inside a packet, or with less media than the #EXTINF its playlist
+names (`named`; spans.py), it is a writer's that opens it again for the rest.
 
 Inotify's IN_MODIFY and IN_CLOSE_WRITE wake a waiting upload, so nothing polls. Where the kernel will not
-answer the lease (no CAP_LEASE, a file system without leases), inotify's word is taken instead, believed
-only while the watch that saw it is unbroken (an overflow or a new watch forgets it all). A file neither
-tells of (watchfiles' path; a file from before the watch or an overflow) is finished once it has not
-changed for a quiet period: QUIET on watchfiles' path, the much longer UNHEARD_QUIET beside a kernel
-watch (only the files of a restart or an overflow pay it, and those may be a slow writer's). Every wait
-is bounded by the caller's limit: a file still being written then is given up, never read.
-
-A file is not finished for good once it was: a writer may open it again after its close. Each write heard
-is told to whoever `follow`s (publish/rewrites.py uploads it again), and None when events were lost.
+answer the lease, inotify's word is taken instead, believed only while the watch that saw it is unbroken
+(an overflow or a new watch forgets it all). A file neither tells of is finished once unchanged for a
+quiet period: QUIET on watchfiles' path, the longer UNHEARD_QUIET beside a kernel watch (only a restart's
+or an overflow's files pay it, and those may be a slow writer's). Every wait is bounded by the caller's
+limit: a file still being written then is given up, never read. A writer may open a file again after its
+close: each write heard is told to whoever `follow`s (publish/rewrites.py uploads it again), and None
+when events were lost.
 """
 
 from __future__ import annotations
@@ -77,19 +70,16 @@ class _State(enum.Enum):
 
 
 class Writes:
-    """What the watcher's events said of each file in the variant folders under `root`, and the wait for
-    one to be finished: fed by the watcher, asked by the uploads. `kernel`: the watcher reads inotify, so
-    a file unheard of waits `unheard_quiet` (else `quiet`); `lease`: the kernel is asked at each look
-    whether the file is open for writing (leases.writers)."""
+    """Fed by the watcher, asked by the uploads. `kernel`: the watcher reads inotify, so a file unheard of
+    waits `unheard_quiet` (else `quiet`); `lease`: the kernel is asked at each look (leases.writers)."""
 
     def __init__(self, root: Path, *, kernel: bool, quiet: float = QUIET, unheard_quiet: float = UNHEARD_QUIET,
                  lease: bool = True,
                  wall: Callable[[], float] = time.time, monotonic: Callable[[], float] = time.monotonic) -> None:
         self._root = root
         self._writers: Callable[[int, Path], bool | None] = leases.writers if lease else _not_asked
-        # How long a file the kernel said nothing of must be unchanged. Beside a kernel watch (from the
-        # start: an upload asked before the first watch begins, or between two watches, judges a file the
-        # kernel has not heard of) that is the longer `unheard_quiet`.
+        # From the start: an upload asked before the first watch begins, or between two, judges a file
+        # the kernel has not heard of.
         self._quiet = unheard_quiet if kernel else quiet
         self._wall = wall
         self._mono = monotonic

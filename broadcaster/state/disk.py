@@ -35,11 +35,12 @@ VERSION = 1
 # Far above what the service writes (a few hundred KB; a day-long cleanup backlog is tens of MB), yet
 # a bound: a 2 GB file is set aside, not read whole.
 MAX_BYTES = 256 << 20
+
+
 @contextlib.contextmanager
 def no_collection() -> Iterator[None]:
-    """The cyclic collector paused: a restore builds tens of thousands of objects that all live on
-    (a window of hours), and the collector's passes over the growing heap meanwhile cost more than the
-    restore itself (bench/rewind_cost.py, cold start)."""
+    """The cyclic collector paused: a restore builds tens of thousands of objects that all live on, and the
+    collector's passes over the growing heap meanwhile cost more than the restore itself."""
     was = gc.isenabled()
     gc.disable()
     try:
@@ -62,6 +63,12 @@ def _finite(text: str) -> float:
     if not math.isfinite(value):
         raise ValueError(f"{text[:20]} is out of range")
     return value
+
+
+def loads(text: str | bytes) -> Any:
+    """JSON as the service wrote it. NaN, Infinity and 1e400 are not numbers it writes; nesting too deep
+    for the parser is a RecursionError, a 5000-digit number a ValueError."""
+    return json.loads(text, parse_constant=_reject_constant, parse_float=_finite)
 
 
 class DirectoryLock:
@@ -114,7 +121,7 @@ class RawJSON:
         self.text = text
 
     def decode(self) -> Any:
-        return json.loads(self.text, parse_constant=_reject_constant, parse_float=_finite)
+        return loads(self.text)
 
 
 class Replaced(OSError):
@@ -184,9 +191,7 @@ class StateFile:
             self.set_aside("unreadable", too_large if err.reason == "too_large" else "not a regular file")
             return None
         try:
-            # NaN, Infinity and 1e400 are not numbers the service writes; nesting too deep for the
-            # parser is a RecursionError, a 5000-digit number a ValueError.
-            data = json.loads(raw, parse_constant=_reject_constant, parse_float=_finite)
+            data = loads(raw)
         except (ValueError, RecursionError) as err:  # UnicodeDecodeError and JSONDecodeError too
             self.set_aside("corrupt", f"not valid JSON ({describe(str(err))})")
             return None
@@ -211,8 +216,7 @@ class StateFile:
     def save(self, data: dict[str, Any]) -> None:
         self.write_prepared(self.prepare(data))
 
-    def prepare(self, data: dict[str, Any]) -> Prepared:
-        """On the event loop: the bytes a save of `data` writes."""
+    def prepare(self, data: dict[str, Any]) -> Prepared:  # on the event loop
         return Prepared(dumps({**header(), **data}).encode())
 
     @property

@@ -1,17 +1,15 @@
 """state.json plus state.journal: what a new segment costs to save does not grow with the window.
 
-A save appends one line to state.journal: every value of the snapshot as it is, except the long lists
-(a playlist's entries, the cleaner's keys, the names seen), which only grow at the end and lose items
-at the front. Those are Tails: each line holds only the items added since the line before and where
-the list now starts. Once the journal has grown to half the last full snapshot (or 1 MB), a save
-writes the full snapshot to state.json instead (atomically, as StateFile does) and starts an empty
-journal: the bytes written per segment are at most about three lines, whatever the window.
+A save appends one line to state.journal: every value of the snapshot, except that the long lists (Tails:
+a playlist's entries, the cleaner's keys, the names seen), which only grow at the end and lose items at
+the front, hold only the items added since the line before and where the list now starts. Once the
+journal has grown to half the last full snapshot (or 1 MB), a save writes the full snapshot to state.json
+instead (atomically, as StateFile does) and starts an empty journal.
 
-On start, state.json is read and the journal's lines are applied in order. The lines name the
-state.json they follow (its `base`): lines of an older one (a crash between the two writes of a
-compaction) are ignored. A last line cut short by a crash is expected (its save never returned, so
-its version was never shown): it is dropped, with one WARNING. Anything else damaged sets both files
-aside with one ERROR line, as a damaged state.json is (disk.py).
+On start, state.json is read and the journal's lines applied in order. Each line names the state.json it
+follows (its `base`): lines of an older one (a crash between a compaction's two writes) are ignored. A
+last line cut short by a crash (its save never returned, so its version was never shown) is dropped with
+one WARNING; anything else damaged sets both files aside with one ERROR line (disk.py).
 """
 
 from __future__ import annotations
@@ -73,14 +71,14 @@ class JournaledState(StateFile):
         if self._base is None or due:
             base = secrets.token_hex(8)
             starts: list[list[object]] = []
-            full = _full(data, (), marks, starts)
+            full = _encoded(data, (), marks, starts, {})
             body = dumps({**header(), **full, BASE: base, TAILS: starts}).encode()
             return Prepared(body, "full", marks, base)
-        line = _delta(data, (), self._marks, marks)
+        line = _encoded(data, (), marks, None, self._marks)
         return Prepared(dumps({BASE: self._base, "doc": line}).encode() + b"\n", "line", marks, self._base)
 
     def compact_next(self) -> None:
-        """The next save writes the full snapshot (bench/rewind_cost.py times one)."""
+        """The next save writes the full snapshot."""
         self._base = None
 
     @property
@@ -98,8 +96,7 @@ class JournaledState(StateFile):
 
     @property
     def trouble(self) -> str | None:
-        """Why state.json could not be rewritten at the last try, while lines still go on; None once a
-        compaction works (or none failed)."""
+        """Why state.json could not be rewritten at the last try, while lines still go on."""
         return self._compaction_error
 
     def write_prepared(self, prepared: Prepared) -> None:
@@ -149,7 +146,7 @@ class JournaledState(StateFile):
         self.compactions += 1
 
     def close(self) -> None:
-        """Lets go of the journal's file handle, kept open between lines (a later line opens it again)."""
+        """The journal's file handle, kept open between lines, closed (a later line opens it again)."""
         fd, self._fd = self._fd, None
         if fd is not None:
             os.close(fd)
@@ -247,8 +244,8 @@ class JournaledState(StateFile):
         return data
 
     def _read_journal(self) -> tuple[list[bytes], bool]:
-        """The journal's whole lines, and whether a last one without its newline followed them: a line
-        counts once its newline is written (its save returned), so that one is dropped, whatever it holds."""
+        """The journal's whole lines, and whether a last one without its newline (its save never returned:
+        dropped, whatever it holds) followed them."""
         try:
             fd = os.open(self.journal, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         except FileNotFoundError:
@@ -276,24 +273,19 @@ class JournaledState(StateFile):
                 pass
 
 
-def _full(data: Any, path: tuple[str, ...], marks: dict[tuple[str, ...], int], starts: list[list[object]]) -> Any:
+def _encoded(data: Any, path: tuple[str, ...], marks: dict[tuple[str, ...], int],
+             starts: list[list[object]] | None, written: dict[tuple[str, ...], int]) -> Any:
+    """`data` with each Tail whole, its start noted in `starts` (a full snapshot), or (`starts` None: a
+    line) as the items past what the journal holds (`written`); each Tail's end noted in `marks`."""
     if isinstance(data, Tail):
         marks[path] = data.end
-        starts.append([*path, data.first])
-        return RawJSON(data.text())
-    if isinstance(data, dict):
-        return {k: _full(v, (*path, k), marks, starts) for k, v in data.items()}
-    return data
-
-
-def _delta(data: Any, path: tuple[str, ...], written: dict[tuple[str, ...], int],
-           marks: dict[tuple[str, ...], int]) -> Any:
-    if isinstance(data, Tail):
-        marks[path] = data.end
+        if starts is not None:
+            starts.append([*path, data.first])
+            return RawJSON(data.text())
         start = max(data.first, min(written.get(path, data.first), data.end))
         return {_TAIL: RawJSON(f"[{data.first},{start},[" + ",".join(data.since(start)) + "]]")}
     if isinstance(data, dict):
-        return {k: _delta(v, (*path, k), written, marks) for k, v in data.items()}
+        return {k: _encoded(v, (*path, k), marks, starts, written) for k, v in data.items()}
     return data
 
 

@@ -1,14 +1,11 @@
 """STATE_DIR/served: how far versions were shown past the state on disk, while its saves failed.
 
-A state save that fails (a full disk) leaves the previous state on disk. Before the service shows a
-version numbered past that state, it writes the highest number about to be shown here, under the id of
-the state on disk. The file is written whole when created and then only overwritten in place, so a
-full disk cannot stop that write (ext4, xfs, tmpfs: the blocks are already there). A start that finds
-no record for its state's id knows nothing was shown past it and continues exactly; one that finds a
-record continues above its number (docs/hls-rules.md#numbers-across-restarts).
-
-Two slots, written in turn, each with its own checksum: a crash in the middle of a write tears at most
-the slot being written, whose version was not shown yet, and the other still holds the last one shown.
+Before the service shows a version numbered past the state on disk (its save failed: a full disk), it
+writes the highest number about to be shown here, under the id of that state. The file is written whole
+when created and then only overwritten in place, so a full disk cannot stop that write. A start that finds
+no record for its state's id continues exactly; one that finds one continues above its number
+(docs/hls-rules.md#numbers-across-restarts). Two slots, written in turn, each with its own checksum: a
+crash mid-write tears at most the slot being written, whose version was not shown yet.
 """
 
 from __future__ import annotations
@@ -57,32 +54,24 @@ class ServedRecord:
         self.ready = False  # the file exists at full size: a write needs no new block
 
     def read(self) -> dict[str, int]:
-        """lease id -> the highest number shown under it; {} when there is no file.
-
-        Raises Unknown (having set the file aside with one ERROR line) when the file is damaged:
-        the caller then takes the worst case."""
+        """lease id -> the highest number shown under it; {} when there is no file. Raises Unknown (the
+        file set aside) when it is damaged: the caller then takes the worst case."""
         try:
             fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOFOLLOW)
+            try:
+                raw = os.pread(fd, 2 * SLOT + 1, 0)
+            finally:
+                os.close(fd)
         except FileNotFoundError:
             return {}
         except OSError as err:
-            self._set_aside(f"cannot read it: {err.strerror or err}")
-            raise Unknown from None
-        try:
-            raw = os.pread(fd, 2 * SLOT + 1, 0)
-        except OSError as err:
-            self._set_aside(f"cannot read it: {err.strerror or err}")
-            raise Unknown from None
-        finally:
-            os.close(fd)
+            raise self._unusable(f"cannot read it: {err.strerror or err}") from None
         if len(raw) != 2 * SLOT:
-            self._set_aside(f"{len(raw)} bytes, not {2 * SLOT}")
-            raise Unknown
+            raise self._unusable(f"{len(raw)} bytes, not {2 * SLOT}")
         slots = [_parse(raw[:SLOT]), _parse(raw[SLOT:])]
         valid = [s for s in slots if s is not None]
         if not valid and any(raw):
-            self._set_aside("neither slot holds a record")
-            raise Unknown
+            raise self._unusable("neither slot holds a record")
         if len(valid) < 2 and any(raw[:SLOT]) and any(raw[SLOT:]):
             log.warning("%s: one slot was torn by a crash while it was written; using the other", self.path)
         self._counter = max((s[2] for s in valid), default=0)
@@ -121,11 +110,13 @@ class ServedRecord:
         finally:
             os.close(fd)
 
-    def _set_aside(self, why: str) -> None:
+    def _unusable(self, why: str) -> Unknown:
+        """The file set aside, with one ERROR line: the Unknown to raise."""
         aside = self.path.with_name(f"{NAME}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}")
         try:
             os.replace(self.path, aside)
         except OSError as err:
             log.error("%s is unusable (%s) and could not be moved aside: %s", self.path, why, err)
-            return
+            return Unknown()
         log.error("%s is unusable (%s); moved it to %s", self.path, why, aside)
+        return Unknown()

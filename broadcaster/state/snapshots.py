@@ -1,11 +1,9 @@
 """The service's durable memory: one snapshot of every part that registers, saved by one owner.
 
 state.json holds the Publisher's memory at its top level and each other part's under its own key
-("cleaner"), the layout older releases wrote. The top level is never asked for: it comes with each
-save, forward (`save(root)`: the memory the publisher's lister pushed with the version being saved;
-`save_now(root)`: the publisher's, at a clean stop); keyed parts, off the segment's path, are asked
-(`Durable.snapshot`). Restoring goes keyed parts first and the top-level part last (`Restorable`);
-when a part refuses what it reads, every part restored before it is reset, so either all continue
+("cleaner"). The top level comes with each save, forward (`save(root)`, `save_now(root)` at a clean
+stop); keyed parts are asked (`Durable.snapshot`). Restoring goes keyed parts first and the top level
+last; when a part refuses what it reads, every part restored before it is reset, so either all continue
 or all start afresh.
 """
 
@@ -63,8 +61,7 @@ class Snapshots:
         self.disk_clean: bool | None = None
 
     def register(self, key: str, part: Durable, empty: object = None) -> None:
-        """`part`'s snapshot is saved under `key`, and restored from `empty` when another part refuses the
-        file."""
+        """`part` is restored from `empty` when another part refuses the file."""
         self._parts[key] = (part, empty)
 
     def register_root(self, part: Restorable) -> None:
@@ -72,7 +69,6 @@ class Snapshots:
         self._root = part
 
     def snapshot(self, root: dict[str, Any]) -> dict[str, Any]:
-        """The state a save writes: `root` at the top level, each keyed part's snapshot under its key."""
         data = dict(root)
         for key, (part, _empty) in self._parts.items():
             data[key] = part.snapshot()
@@ -210,7 +206,6 @@ class Snapshots:
         return None
 
     def _next_start(self) -> str:
-        """What the next start does when the last save failed (save_now)."""
         if self.disk_clean is None:
             return "the next start numbers from the clock"
         if self.shown_past is None:
@@ -250,10 +245,9 @@ class Snapshots:
 
 
 def register_parts(snapshots: Snapshots, publisher: Restorable, cleaners: Mapping[str, Durable] | None = None) -> None:
-    """The service's parts in one state, saved before a version becomes visible: the publisher's memory at
-    the top level (restored last, so a publisher that refuses its part leaves nothing restored), each
-    bucket's cleaner under "cleaner" (the first) or "<pathway>_cleaner". Keys saved for a bucket not
-    configured any more are left to that bucket's lifecycle rule."""
+    """The publisher's memory at the top level (restored last), each bucket's cleaner under "cleaner" (the
+    first) or "<pathway>_cleaner". Keys saved for a bucket not configured any more are left to that bucket's
+    lifecycle rule."""
     for pathway, cleaner in (cleaners or {}).items():
         snapshots.register("cleaner" if pathway == "bucket" else f"{pathway}_cleaner", cleaner, empty=[])
     snapshots.register_root(publisher)
