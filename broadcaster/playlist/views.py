@@ -11,6 +11,7 @@ pathway's own (a gap; or another pathway's URI, listed while players were steere
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Protocol
 
 from .entry import Entry
@@ -124,51 +125,26 @@ class Snapshot:
         self.replacements = p.replacements
 
 
+@dataclass(slots=True)
 class _Upto:
     """A Source's first entries, to `through`: what a pathway behind the others lists (renderer.Listing)."""
 
-    __slots__ = ("_p", "_through", "window")
+    window: Upto
+    target_duration: int
+    media_sequence: int
+    discontinuity_sequence: int
+    next_sequence: int
+    ended: bool
+    independent_segments: bool
+    can_block_reload: bool
+    can_skip: bool
+    start_at_edge: bool
 
-    def __init__(self, p: Source, window: Upto, through: int) -> None:
-        self._p = p
-        self._through = through
-        self.window = window
-
-    @property
-    def target_duration(self) -> int:
-        return self._p.target_duration
-
-    @property
-    def media_sequence(self) -> int:
-        return self._p.media_sequence
-
-    @property
-    def discontinuity_sequence(self) -> int:
-        return self._p.discontinuity_sequence
-
-    @property
-    def next_sequence(self) -> int:
-        return self._through + 1
-
-    @property
-    def ended(self) -> bool:
-        return self._p.ended and self._through == self._p.next_sequence - 1
-
-    @property
-    def independent_segments(self) -> bool:
-        return self._p.independent_segments
-
-    @property
-    def can_block_reload(self) -> bool:
-        return self._p.can_block_reload
-
-    @property
-    def can_skip(self) -> bool:
-        return self._p.can_skip
-
-    @property
-    def start_at_edge(self) -> bool:
-        return self._p.start_at_edge
+    @classmethod
+    def of(cls, p: Source, through: int) -> _Upto:
+        return cls(Upto(p.window, through - p.media_sequence + 1), p.target_duration, p.media_sequence,
+                   p.discontinuity_sequence, through + 1, p.ended and through == p.next_sequence - 1,
+                   p.independent_segments, p.can_block_reload, p.can_skip, p.start_at_edge)
 
 
 class View:
@@ -241,7 +217,7 @@ class View:
             self._replacements = p.replacements
             self._renderer.replaced()
         self._renderer.changed()
-        listing = _Upto(p, Upto(p.window, through - p.media_sequence + 1), through)
+        listing = _Upto.of(p, through)
         rendered = self._renderer.render_edge(listing) if edge else self._renderer.render(listing)
         if edge:
             self._edge = (*key, rendered)
