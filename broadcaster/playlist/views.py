@@ -44,9 +44,6 @@ class PathwayTexts:
         self._listed = pathway.uris is LISTED
         self._own = (self._tag(OWN, False), self._tag(OWN, True))  # by `maps`: the tags of most entries
 
-    def _mode(self, e: Entry) -> str:
-        return self._modes.get(e.sequence, OWN) if self._modes else OWN
-
     def _maps(self, e: Entry, mode: str) -> bool:
         if not e.segment.init_uri:
             return False
@@ -67,7 +64,7 @@ class PathwayTexts:
                 return made
             mode, maps = OWN, e.maps
         else:
-            mode = self._mode(e)
+            mode = self._mode_at(e.sequence)
             maps = self._maps(e, mode)
             if self._listed and mode == OWN and maps == e.maps:
                 return e.text, e.split
@@ -84,7 +81,7 @@ class PathwayTexts:
         return e.shown_as(text, split, hashed_from)
 
     def first_map(self, e: Entry) -> str | None:
-        mode = self._mode(e)
+        mode = self._mode_at(e.sequence)
         if not e.segment.init_uri or self._maps(e, mode):
             return None  # none, or its own text carries it
         uris = self._uris if _uris_of(mode) == OWN else self._others[mode]
