@@ -22,7 +22,6 @@ EDGE_HEADERS: Mapping[str, str] = {
 
 
 def edge_headers(extra: Mapping[str, str]) -> dict[str, str]:
-    """EDGE_HEADERS with `extra` on top."""
     return {**EDGE_HEADERS, **extra}
 
 

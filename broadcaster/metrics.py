@@ -46,84 +46,53 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry(auto_describe=True)
         r = self.registry
-        self.segments_seen = Counter(
-            f"{_NS}_segments_seen", "Segments Owncast listed that we have not seen before", ["variant"],
-            registry=r,
-        )
+
+        def counter(name: str, documentation: str, *labels: str) -> Counter:
+            return Counter(f"{_NS}_{name}", documentation, labels, registry=r)
+
+        def gauge(name: str, documentation: str, *labels: str) -> Gauge:
+            return Gauge(f"{_NS}_{name}", documentation, labels, registry=r)
+
+        self.segments_seen = counter("segments_seen", "Segments Owncast listed that we have not seen before",
+                                     "variant")
         # The buckets' families: one series per bucket pathway (`pathway`: bucket, backup...), each bucket's
         # uploader and cleaner writing through a BucketMetrics.
-        self.segments_uploaded = Counter(
-            f"{_NS}_segments_uploaded", "Segments (and init sections) stored in the bucket", ["pathway", "variant"],
-            registry=r,
-        )
-        self.segments_listed = Counter(
-            f"{_NS}_segments_listed", "Segments added to our playlists", ["variant"], registry=r
-        )
-        self.segments_lost = Counter(
-            f"{_NS}_segments_lost", "Segments Owncast listed that will never be listed by us (one given up as "
-            "a gap in its variant, then uploaded once Owncast finished it, counts as late instead)",
-            ["variant", "reason"],
-            registry=r,
-        )
-        self.segments_unfinished = Counter(
-            f"{_NS}_segments_unfinished",
-            "Segments Owncast listed while it was still writing them (or before it made the file): each "
-            "upload waited until Owncast had finished the file",
-            ["variant"], registry=r,
-        )
-        self.segment_reuploads = Counter(
-            f"{_NS}_segment_reuploads",
-            "Segments uploaded again because Owncast changed the file during the upload (only the last "
-            "upload is listed)",
-            ["variant"], registry=r,
-        )
-        self.segment_rewrites = Counter(
-            f"{_NS}_segment_rewrites",
-            "Segment files written again after their upload (their writer opened them again after closing "
-            "them): uploaded again, so the bucket holds each file's final bytes",
-            ["variant"], registry=r,
-        )
-        self.segments_late = Counter(
-            f"{_NS}_segments_late",
-            "Segments a variant's live playlist gave up as a gap (EXT-X-GAP) while Owncast was still writing "
-            "them, uploaded once Owncast finished them: in the bucket, recordings and clips",
-            ["variant"], registry=r,
-        )
-        self.inotify_overflows = Counter(
-            f"{_NS}_inotify_overflows",
-            "Times the kernel's inotify queue overflowed and events were lost (every playlist is read again; "
-            "a file written meanwhile is judged without its events, never taken for finished on them)",
-            registry=r,
-        )
-        self.upload_failures = Counter(
-            f"{_NS}_upload_failures", "Failed upload attempts (each is retried)", ["pathway", "reason"], registry=r
-        )
-        self.bytes_uploaded = Counter(
-            f"{_NS}_uploaded_bytes", "Bytes stored in the bucket", ["pathway", "variant"], registry=r
-        )
-        self.target_duration = Gauge(
-            f"{_NS}_target_duration_seconds", "EXT-X-TARGETDURATION of the playlists served now", registry=r,
-        )
-        self.target_changes = Counter(
-            f"{_NS}_target_duration_changes",
-            "New playlists started for another target duration (reason: new_stream, longer_segment)",
-            ["reason"], registry=r,
-        )
-        self.target_kept = Counter(
-            f"{_NS}_target_duration_kept",
-            "New streams with shorter segments that kept the longer target duration, as the stream before "
-            "them had not ended (no EXT-X-ENDLIST): a plain discontinuity instead of a new playlist",
-            registry=r,
-        )
-        self.variants_cut_apart = Counter(
-            f"{_NS}_variants_cut_apart",
-            "Owncast runs whose variants are cut at different instants (passthrough), listed variant by variant",
-            registry=r,
-        )
-        self.input_rejected = Counter(
-            f"{_NS}_input_rejected", "Files or playlist entries in HLS_DIR skipped as unsafe or invalid", ["reason"],
-            registry=r,
-        )
+        self.segments_uploaded = counter("segments_uploaded", "Segments (and init sections) stored in the "
+                                         "bucket", "pathway", "variant")
+        self.segments_listed = counter("segments_listed", "Segments added to our playlists", "variant")
+        self.segments_lost = counter("segments_lost", "Segments Owncast listed that will never be listed by "
+                                     "us (one given up as a gap in its variant, then uploaded once Owncast "
+                                     "finished it, counts as late instead)", "variant", "reason")
+        self.segments_unfinished = counter("segments_unfinished", "Segments Owncast listed while it was "
+                                           "still writing them (or before it made the file): each upload "
+                                           "waited until Owncast had finished the file", "variant")
+        self.segment_reuploads = counter("segment_reuploads", "Segments uploaded again because Owncast "
+                                         "changed the file during the upload (only the last upload is "
+                                         "listed)", "variant")
+        self.segment_rewrites = counter("segment_rewrites", "Segment files written again after their upload "
+                                        "(their writer opened them again after closing them): uploaded "
+                                        "again, so the bucket holds each file's final bytes", "variant")
+        self.segments_late = counter("segments_late", "Segments a variant's live playlist gave up as a gap "
+                                     "(EXT-X-GAP) while Owncast was still writing them, uploaded once "
+                                     "Owncast finished them: in the bucket, recordings and clips", "variant")
+        self.inotify_overflows = counter("inotify_overflows", "Times the kernel's inotify queue overflowed "
+                                         "and events were lost (every playlist is read again; a file written "
+                                         "meanwhile is judged without its events, never taken for finished "
+                                         "on them)")
+        self.upload_failures = counter("upload_failures", "Failed upload attempts (each is retried)",
+                                       "pathway", "reason")
+        self.bytes_uploaded = counter("uploaded_bytes", "Bytes stored in the bucket", "pathway", "variant")
+        self.target_duration = gauge("target_duration_seconds", "EXT-X-TARGETDURATION of the playlists "
+                                     "served now")
+        self.target_changes = counter("target_duration_changes", "New playlists started for another target "
+                                      "duration (reason: new_stream, longer_segment)", "reason")
+        self.target_kept = counter("target_duration_kept", "New streams with shorter segments that kept the "
+                                   "longer target duration, as the stream before them had not ended (no "
+                                   "EXT-X-ENDLIST): a plain discontinuity instead of a new playlist")
+        self.variants_cut_apart = counter("variants_cut_apart", "Owncast runs whose variants are cut at "
+                                          "different instants (passthrough), listed variant by variant")
+        self.input_rejected = counter("input_rejected", "Files or playlist entries in HLS_DIR skipped as "
+                                      "unsafe or invalid", "reason")
         self.upload_duration = Histogram(
             f"{_NS}_upload_duration_seconds", "Time of one successful PutObject, retries excluded", ["pathway"],
             buckets=_LATENCY_BUCKETS, registry=r,
@@ -134,80 +103,41 @@ class Metrics:
             buckets=_LATENCY_BUCKETS, registry=r,
         )
         self.playlist_requests = PlaylistRequests(r)
-        self.window_segments = Gauge(
-            f"{_NS}_window_segments", "Segments in the live window", ["variant"], registry=r
-        )
-        self.upload_queue = Gauge(
-            f"{_NS}_upload_queue_depth", "Segments waiting to be uploaded or listed", registry=r
-        )
-        self.last_segment = Gauge(
-            f"{_NS}_last_segment_timestamp_seconds", "Unix time the last segment was listed", ["variant"],
-            registry=r,
-        )
-        self.upload_realtime_ratio = Gauge(
-            f"{_NS}_upload_realtime_ratio",
-            "Moving average of (successful PutObject time / segment duration); above 1 the bucket is "
-            "slower than real time",
-            registry=r,
-        )
-        self.cleanup_deleted = Counter(
-            f"{_NS}_cleanup_deleted", "Old segments deleted from the bucket", ["pathway"], registry=r
-        )
-        self.cleanup_pending = Gauge(
-            f"{_NS}_cleanup_pending", "Old segments waiting until they may be deleted", ["pathway"], registry=r
-        )
-        self.storage_up = Gauge(
-            f"{_NS}_storage_up", "1 if the last storage operation succeeded", ["pathway"], registry=r
-        )
-        self.upload_wait = Gauge(
-            f"{_NS}_upload_wait_seconds",
-            "How long the oldest upload to the bucket not landed yet has waited (0: none waits)", ["pathway"],
-            registry=r,
-        )
-        self.playlist_uploads = Counter(
-            f"{_NS}_playlist_uploads", "Playlist versions written to the bucket (PUBLISH_PLAYLISTS)", ["result"],
-            registry=r,
-        )
-        self.playlist_upload_lag = Gauge(
-            f"{_NS}_playlist_upload_lag_seconds",
-            "Age of the newest playlist version not yet in the bucket (0 when the bucket is current)",
-            registry=r,
-        )
-        self.state_save_failures = Counter(
-            f"{_NS}_state_save_failures", "Writes of STATE_DIR/state.json that failed (full or read-only disk)",
-            registry=r,
-        )
-        self.state_save_failing = Gauge(
-            f"{_NS}_state_save_failing",
-            "1 while the last save failed, or state.json cannot be rewritten though journal lines work: "
-            "a restart now continues above the numbers shown",
-            registry=r,
-        )
-        self.listing_held = Gauge(
-            f"{_NS}_listing_held",
-            "1 while new playlist versions are held back: state cannot be saved and the media sequence "
-            "numbers the last saved state reserved are used up",
-            registry=r,
-        )
-        self.master_missing = Gauge(
-            f"{_NS}_master_playlist_missing",
-            "1 while Owncast writes variant playlists but its multivariant playlist cannot be read: "
-            "nothing of the stream is served",
-            registry=r,
-        )
-        self.p2p_tracker_up = Gauge(
-            f"{_NS}_p2p_tracker_up",
-            "1 while the P2P tracker (P2P_TRACKERS) answers and serves this stream's swarm; 0 while viewers "
-            "cannot meet through it (they play from the bucket alone)",
-            ["tracker"], registry=r,
-        )
-        self.public_reads_up = Gauge(
-            f"{_NS}_public_reads_up",
-            "1 while the segments listed answer at the URLs they are listed with (R2_PUBLIC_URL, or presigned); "
-            "0 while the newest fails twice in a row, or the object stored at start did not answer: viewers "
-            "get errors (/health names the setting)",
-            registry=r,
-        )
+        self.window_segments = gauge("window_segments", "Segments in the live window", "variant")
+        self.upload_queue = gauge("upload_queue_depth", "Segments waiting to be uploaded or listed")
+        self.last_segment = gauge("last_segment_timestamp_seconds", "Unix time the last segment was listed",
+                                  "variant")
+        self.upload_realtime_ratio = gauge("upload_realtime_ratio", "Moving average of (successful PutObject "
+                                           "time / segment duration); above 1 the bucket is slower than real "
+                                           "time")
+        self.cleanup_deleted = counter("cleanup_deleted", "Old segments deleted from the bucket", "pathway")
+        self.cleanup_pending = gauge("cleanup_pending", "Old segments waiting until they may be deleted",
+                                     "pathway")
+        self.storage_up = gauge("storage_up", "1 if the last storage operation succeeded", "pathway")
+        self.upload_wait = gauge("upload_wait_seconds", "How long the oldest upload to the bucket not landed "
+                                 "yet has waited (0: none waits)", "pathway")
+        self.playlist_uploads = counter("playlist_uploads", "Playlist versions written to the bucket "
+                                        "(PUBLISH_PLAYLISTS)", "result")
+        self.playlist_upload_lag = gauge("playlist_upload_lag_seconds", "Age of the newest playlist version "
+                                         "not yet in the bucket (0 when the bucket is current)")
+        self.state_save_failures = counter("state_save_failures", "Writes of STATE_DIR/state.json that "
+                                           "failed (full or read-only disk)")
+        self.state_save_failing = gauge("state_save_failing", "1 while the last save failed, or state.json "
+                                        "cannot be rewritten though journal lines work: a restart now "
+                                        "continues above the numbers shown")
+        self.listing_held = gauge("listing_held", "1 while new playlist versions are held back: state cannot "
+                                  "be saved and the media sequence numbers the last saved state reserved are "
+                                  "used up")
+        self.master_missing = gauge("master_playlist_missing", "1 while Owncast writes variant playlists but "
+                                    "its multivariant playlist cannot be read: nothing of the stream is "
+                                    "served")
+        self.p2p_tracker_up = gauge("p2p_tracker_up", "1 while the P2P tracker (P2P_TRACKERS) answers and "
+                                    "serves this stream's swarm; 0 while viewers cannot meet through it "
+                                    "(they play from the bucket alone)", "tracker")
+        self.public_reads_up = gauge("public_reads_up", "1 while the segments listed answer at the URLs they "
+                                     "are listed with (R2_PUBLIC_URL, or presigned); 0 while the newest "
+                                     "fails twice in a row, or the object stored at start did not answer: "
+                                     "viewers get errors (/health names the setting)")
         self.build = Info(f"{_NS}_build", "Version of the service", registry=r)
         self.build.info({"version": __version__, "python": platform.python_version()})
 

@@ -204,6 +204,5 @@ def test_a_vm_version_is_rendered_when_first_asked_as_it_was_when_pushed() -> No
 
 def _upto(gen: ManifestGenerator, through: int) -> Listing:
     from broadcaster.playlist.views import _Upto
-    from broadcaster.playlist.window import Upto
 
-    return _Upto(gen, Upto(gen.window, through - gen.media_sequence + 1), through)
+    return _Upto.of(gen, through)

@@ -128,7 +128,6 @@ class Renderer:
         return "".join((head, *(shown(e, edge) for e in entries), end))
 
     def _parts(self, p: Listing, server_control: bool) -> Parts:
-        """The full playlist in parts (Frozen.parts)."""
         head = self._header(p, server_control, 0, p.window.first)
         return self._frozen.parts(p.window, p.media_sequence, p.next_sequence, head, p.ended,
                                   p.target_duration)

@@ -11,6 +11,7 @@ pathway's own (a gap; or another pathway's URI, listed while players were steere
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Protocol
 
 from .entry import Entry
@@ -43,9 +44,6 @@ class PathwayTexts:
         self._listed = pathway.uris is LISTED
         self._own = (self._tag(OWN, False), self._tag(OWN, True))  # by `maps`: the tags of most entries
 
-    def _mode(self, e: Entry) -> str:
-        return self._modes.get(e.sequence, OWN) if self._modes else OWN
-
     def _maps(self, e: Entry, mode: str) -> bool:
         if not e.segment.init_uri:
             return False
@@ -66,7 +64,7 @@ class PathwayTexts:
                 return made
             mode, maps = OWN, e.maps
         else:
-            mode = self._mode(e)
+            mode = self._mode_at(e.sequence)
             maps = self._maps(e, mode)
             if self._listed and mode == OWN and maps == e.maps:
                 return e.text, e.split
@@ -83,7 +81,7 @@ class PathwayTexts:
         return e.shown_as(text, split, hashed_from)
 
     def first_map(self, e: Entry) -> str | None:
-        mode = self._mode(e)
+        mode = self._mode_at(e.sequence)
         if not e.segment.init_uri or self._maps(e, mode):
             return None  # none, or its own text carries it
         uris = self._uris if _uris_of(mode) == OWN else self._others[mode]
@@ -124,51 +122,26 @@ class Snapshot:
         self.replacements = p.replacements
 
 
+@dataclass(slots=True)
 class _Upto:
     """A Source's first entries, to `through`: what a pathway behind the others lists (renderer.Listing)."""
 
-    __slots__ = ("_p", "_through", "window")
+    window: Upto
+    target_duration: int
+    media_sequence: int
+    discontinuity_sequence: int
+    next_sequence: int
+    ended: bool
+    independent_segments: bool
+    can_block_reload: bool
+    can_skip: bool
+    start_at_edge: bool
 
-    def __init__(self, p: Source, window: Upto, through: int) -> None:
-        self._p = p
-        self._through = through
-        self.window = window
-
-    @property
-    def target_duration(self) -> int:
-        return self._p.target_duration
-
-    @property
-    def media_sequence(self) -> int:
-        return self._p.media_sequence
-
-    @property
-    def discontinuity_sequence(self) -> int:
-        return self._p.discontinuity_sequence
-
-    @property
-    def next_sequence(self) -> int:
-        return self._through + 1
-
-    @property
-    def ended(self) -> bool:
-        return self._p.ended and self._through == self._p.next_sequence - 1
-
-    @property
-    def independent_segments(self) -> bool:
-        return self._p.independent_segments
-
-    @property
-    def can_block_reload(self) -> bool:
-        return self._p.can_block_reload
-
-    @property
-    def can_skip(self) -> bool:
-        return self._p.can_skip
-
-    @property
-    def start_at_edge(self) -> bool:
-        return self._p.start_at_edge
+    @classmethod
+    def of(cls, p: Source, through: int) -> _Upto:
+        return cls(Upto(p.window, through - p.media_sequence + 1), p.target_duration, p.media_sequence,
+                   p.discontinuity_sequence, through + 1, p.ended and through == p.next_sequence - 1,
+                   p.independent_segments, p.can_block_reload, p.can_skip, p.start_at_edge)
 
 
 class View:
@@ -241,7 +214,7 @@ class View:
             self._replacements = p.replacements
             self._renderer.replaced()
         self._renderer.changed()
-        listing = _Upto(p, Upto(p.window, through - p.media_sequence + 1), through)
+        listing = _Upto.of(p, through)
         rendered = self._renderer.render_edge(listing) if edge else self._renderer.render(listing)
         if edge:
             self._edge = (*key, rendered)

@@ -142,7 +142,7 @@ def _check_settings(s: Settings, report: Report) -> bool:
             f"settings: bucket {s.first_bucket.bucket!r} at {s.first_bucket.endpoint_url} (region {s.first_bucket.region}), keys "
             f"under {prefix}, {_segment_urls(s)}, access key id {_shorten(s.first_bucket.access_key_id)}"
         )
-    if _presigned(s):
+    if s.segment_urls == "presigned":
         _check_presigned_settings(s, endpoint.hostname or "", report)
     else:
         _check_public_settings(s, public_host, report)
@@ -167,12 +167,8 @@ def _loopback(host: str) -> bool:
         return False
 
 
-def _presigned(s: Settings) -> bool:
-    return s.segment_urls == "presigned"
-
-
 def _segment_urls(s: Settings) -> str:
-    if _presigned(s):
+    if s.segment_urls == "presigned":
         return f"presigned URLs (expire after {s.presign_expiry} s)"
     return f"public URL {s.first_bucket.public_url}"
 
@@ -211,7 +207,7 @@ async def _check_bucket(s: Settings, store: S3Store, report: Report, r2_dev: str
         lambda: store.put(key, body, content_type=PROBE_CONTENT_TYPE, cache_control=PROBE_CACHE_CONTROL),
     )  # fmt: skip
     if not stored:
-        report.skip(f"head, {'presigned' if _presigned(s) else 'public'} GET, CORS and delete: nothing was stored")
+        report.skip(f"head, {s.segment_urls} GET, CORS and delete: nothing was stored")
         return
     try:
         found, head = await _store_step(
@@ -221,7 +217,7 @@ async def _check_bucket(s: Settings, store: S3Store, report: Report, r2_dev: str
         if found:
             _check_metadata(head, len(body), report)
         await _store_step(s, report, "head bucket (the service's start-up and health probe)", store.probe)
-        if _presigned(s):
+        if s.segment_urls == "presigned":
             await check_presigned(s, key, body, report)
         elif s.private:  # a stranger refused, a playlist's URI answered (bucket/edge_check.py)
             said = {"ok": report.ok, "warn": report.warn, "FAIL": report.fail, "skip": report.skip}

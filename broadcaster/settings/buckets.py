@@ -35,7 +35,7 @@ class BucketSettings:
     # Empty only for the first bucket with SEGMENT_URLS=presigned (load.py's checks say so for the others).
     public_url: str = setting(
         "the public base URL viewers fetch the bucket's segments from (custom domain or r2.dev)",
-        kinds.optional_url, "", name="R2_PUBLIC_URL",
+        kinds.optional(kinds.url), "", name="R2_PUBLIC_URL",
         doc="Required (unless `SEGMENT_URLS=presigned` for the first bucket): base URL viewers fetch segments "
             "from: your custom domain (production) or `https://pub-<id>.r2.dev` (testing only: rate limited); "
             "another provider's must answer cross-origin GETs (CORS) too")

@@ -220,7 +220,7 @@ class Settings(Derived):
     # "" = off
     owncast_url: str = setting("Owncast's public URL as viewers' browsers reach it (e.g. https://stream.example.com): "
         "the viewer page pings its /api/ping while playing, so Owncast's own viewer count includes this "
-        "page's viewers; empty = off", kinds.optional_url, "",
+        "page's viewers; empty = off", kinds.optional(kinds.url), "",
         doc="Owncast's public URL as viewers' browsers reach it (`https://owncast.example.com`): the "
             "viewer page pings its `/api/ping` while playing, so Owncast's own count includes this "
             "page's viewers, and reports each viewer's playback from the viewer's browser to its CMCD "
@@ -268,7 +268,7 @@ class Settings(Derived):
     # "" = the host each viewer asked for
     vm_pathway_url: str = setting("with 'vm' in PATHWAYS: the base URL the VM's pathway is reached at, on a "
         "hostname Cloudflare does not proxy (e.g. https://vm.example.com); empty: the host each viewer "
-        "asked for, through the tunnel", kinds.optional_url, "",
+        "asked for, through the tunnel", kinds.optional(kinds.url), "",
         doc="with `vm` in `PATHWAYS`: the base URL (scheme and host) at which viewers reach the VM's "
             "pathway, on a hostname Cloudflare does not proxy, so its segments do not go through "
             "Cloudflare's CDN ([Cloudflare's terms](../steering.md#cloudflares-terms)); empty: the host each "

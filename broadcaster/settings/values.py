@@ -60,10 +60,6 @@ def quoted(value: str) -> str:
     return f"{text[:SHOWN_CHARS]!r}... ({len(value)} characters)"
 
 
-def optional_url(value: str) -> str:
-    return url(value) if value.strip() else ""
-
-
 _HOSTNAME = re.compile(r"(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
                        r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?")
 

@@ -54,19 +54,12 @@ class HealthReport:
 
     def __init__(self, facts: Callable[[], PublisherFacts], uploader: Uploader, *,
                  mirror: PlaylistMirror | None = None, readings: Readings = Readings()) -> None:
-        self._delivery = readings.delivery
-        self._p2p_trackers = readings.p2p_trackers
-        self._viewers = readings.viewers
         self._facts = facts
-        self._input_problem = readings.input_problem
-        self._access_problem = readings.access_problem
-        self._listing_held = readings.listing_held
         self._uploader = uploader
-        self._state_error = readings.state_error
         self._mirror = mirror
+        self._readings = readings
 
     def health(self) -> tuple[bool, dict[str, object]]:
-        """/health's answer: (ok, body)."""
         reading = self.assess()
         return reading.ok, reading.body
 
@@ -103,10 +96,10 @@ class HealthReport:
                     reasons.append(f"variant {v.index}: nothing listed for {now - since:.0f}s")
         if f.upload_ratio > SLOW_RATIO and live:
             reasons.append(f"uploads slower than real time ({f.upload_ratio:.1f}s per second of media)")
-        state_error = self._state_error()
+        state_error = self._readings.state_error()
         if state_error is not None:
             reasons.append(f"cannot save state ({state_error})")
-        if self._listing_held():
+        if self._readings.listing_held():
             reasons.append("new segments held back until state can be saved (the numbers reserved are used up)")
         if f.oldest_upload is not None and now - f.oldest_upload > stall:
             reasons.append(f"uploads behind by {now - f.oldest_upload:.0f}s")
@@ -117,14 +110,14 @@ class HealthReport:
             if reason is not None:
                 reasons.append(reason)
         pathway = None
-        if self._delivery is not None:
-            pathway, undelivered = self._delivery()
+        if (delivery := self._readings.delivery) is not None:
+            pathway, undelivered = delivery()
             reasons += undelivered
-        problem = self._input_problem()
+        problem = self._readings.input_problem()
         if problem is not None:
             reasons.append(problem)
             live = True  # Owncast is writing a stream: never idle or ended, whatever was listed
-        refused = self._access_problem()
+        refused = self._readings.access_problem()
         if refused is not None:
             reasons.append(f"cannot read Owncast's folder: {refused}")
             live = True  # a stream may be there, unseen
@@ -148,12 +141,12 @@ class HealthReport:
             body["playlists_in_bucket_lag_seconds"] = mirror_lag
         if pathway is not None:
             body["pathway"] = pathway
-        if self._p2p_trackers is not None:
+        if (trackers := self._readings.p2p_trackers) is not None:
             clock = time.monotonic()
             body["p2p_trackers"] = {
                 url: {"up": r.up, "problem": r.problem, "for_seconds": round(clock - r.since, 1)}
-                for url, r in self._p2p_trackers().items()
+                for url, r in trackers().items()
             }
-        if self._viewers is not None:
-            body["viewers"] = self._viewers()
+        if (viewers := self._readings.viewers) is not None:
+            body["viewers"] = viewers()
         return Assessment(not reasons, state, status, body)
