@@ -10,48 +10,15 @@ from __future__ import annotations
 import asyncio
 import math
 import random
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from broadcaster.source.owncast import SourceVariant
-from broadcaster.source.writes import Finish
+from tests.support.held_back import HeldWrites
 from tests.support.listing import listing
 from tests.support.waiting import until
 from tests.support.world import World
-
-
-class Holds:
-    """source.writes at the seam: a file the test holds (variant, name) is being written until released."""
-
-    def __init__(self) -> None:
-        self.events: dict[tuple[str, str], asyncio.Event] = {}
-
-    def hold(self, variant: int, name: str) -> None:
-        self.events[(str(variant), name)] = asyncio.Event()
-
-    def release(self, keep: Callable[[], bool] = lambda: False) -> None:
-        """Release every held file but those `keep` says to keep (asked once per file)."""
-        for held in list(self.events):
-            if not keep():
-                self.events.pop(held).set()
-
-    def follow(self, hook: Callable[[Path | None], None]) -> None:
-        """No write is heard here."""
-
-    async def finished(self, path: Path, limit: float, on_writing: Callable[[], None] | None = None) -> Finish:
-        event = self.events.get((path.parent.name, path.name))
-        if event is None:
-            return Finish.READY
-        if on_writing is not None:
-            on_writing()
-        try:
-            async with asyncio.timeout(limit):
-                await event.wait()
-        except TimeoutError:
-            return Finish.UNFINISHED
-        return Finish.WAITED
 
 
 def numbers(world: World, v: int) -> dict[int, tuple[str, int, bool]]:
@@ -90,7 +57,7 @@ async def test_shuffled_copies_keep_every_variant_numbered_alike(tmp_path: Path,
     before it was read, or held by Owncast; the two playlists told in either order. Every version shown
     passes the checker."""
     rnd = random.Random(seed)
-    holds = Holds()
+    holds = HeldWrites()
     world = World(tmp_path, window=6.0, writes=holds, stepped=True)
     first = {0: 0, 1: rnd.choice([0, 0, 1, 2, 3])}
     for i in range(14):
@@ -105,17 +72,17 @@ async def test_shuffled_copies_keep_every_variant_numbered_alike(tmp_path: Path,
                 world.owncast_lists(v, name, write=False)
                 continue
             if draw < 0.3:
-                holds.hold(v, name)
+                holds.hold_in(v, name)
             world.owncast_lists(v, name)
         await let_run()
         if rnd.random() < 0.4:
-            holds.release(keep=lambda: rnd.random() < 0.5)
+            holds.release_all(keep=lambda: rnd.random() < 0.5)
         if rnd.random() < 0.3:
             world.now += rnd.choice([0.5, 1.0, 1.5])
             world.pub.lister.advance()
         await let_run()
         world.check()
-    holds.release()
+    holds.release_all()
     world.now += 2
     world.pub.lister.advance()
     await let_run()
@@ -167,10 +134,10 @@ async def test_a_stream_cut_apart_after_its_first_slot_was_decided_with_one_copy
     written; then the copied variant's next segment shows the two cut apart: later by 0.6 s, or (`raised`)
     4.6 s long, raising the target 2 -> 5 while that copy waits. Both variants give the stream's first two
     moments one discontinuity number (no gap marked in the waiting variant)."""
-    holds = Holds()
+    holds = HeldWrites()
     world = World(tmp_path, align_by="time", window=6.0, writes=holds, stepped=True)
     done = await stream_ended(world)
-    holds.hold(1, "stream-b-0.ts")
+    holds.hold_in(1, "stream-b-0.ts")
     world.owncast_lists(1, "stream-b-0.ts", duration=2.0, date=20, target=2)
     world.owncast_lists(0, "stream-b-0.ts", duration=2.2, date=20, target=2)  # the same moment: together
     await until(lambda: "stream-b-0" in world.text(0), "stream-b-0 listed in variant 0", 5, every=0.001)
@@ -182,7 +149,7 @@ async def test_a_stream_cut_apart_after_its_first_slot_was_decided_with_one_copy
         world.owncast_lists(0, "stream-b-1.ts", duration=2.0, date=22.8, target=2)
     await let_run()
     done = checked(world, done)
-    holds.release()
+    holds.release_all()
     await until(lambda: all("stream-b-1" in world.text(v) for v in (0, 1)), "stream-b-1 listed in both", 5,
                 every=0.001)
     world.owncast_lists(1, "stream-b-2.ts", duration=2.0, date=24, target=2)
@@ -203,11 +170,11 @@ async def test_the_second_lane_to_start_a_stream_does_not_start_it_again(tmp_pat
     stream though it now advertises 4 s: no new timeline (which put its first moment under another
     number); meanwhile the transcoded variant's new playlist waits for the copied one's (one target at a
     time, 6.2.4)."""
-    holds = Holds()
+    holds = HeldWrites()
     world = World(tmp_path, align_by="time", window=6.0, writes=holds, stepped=True)
     done = await stream_ended(world)
-    holds.hold(0, "stream-b-0.ts")
-    holds.hold(0, "stream-b-1.ts")  # held to the end: its raise of the target is not this test's
+    holds.hold_in(0, "stream-b-0.ts")
+    holds.hold_in(0, "stream-b-1.ts")  # held to the end: its raise of the target is not this test's
     world.owncast_lists(0, "stream-b-0.ts", duration=3.0, date=20, target=3)
     world.owncast_lists(1, "stream-b-0.ts", duration=2.0, date=20, target=2)
     await until(lambda: "stream-b-0.ts" in world.uris(1), "stream-b-0 listed in variant 1", 5, every=0.001)
@@ -216,7 +183,7 @@ async def test_the_second_lane_to_start_a_stream_does_not_start_it_again(tmp_pat
     await until(lambda: "stream-b-1.ts" in world.uris(1), "stream-b-1 listed in variant 1", 5, every=0.001)
     assert "#EXT-X-TARGETDURATION:2\n" in world.text(1)  # not shown yet: variant 0 has nothing under 3
     done = checked(world, done)
-    holds.events.pop(("0", "stream-b-0.ts")).set()  # Owncast finished stream-b-0, not stream-b-1
+    holds.release_in(0, "stream-b-0.ts")  # Owncast finished stream-b-0, not stream-b-1
     await until(lambda: "stream-b-0" in world.text(0), "stream-b-0 listed in variant 0", 5, every=0.001)
     assert "stream-b-1" in world.text(1)  # shown together
     checked(world, done)
@@ -233,7 +200,7 @@ async def shuffled_streams(tmp_path: Path, seed: int, advertised_as_listed: bool
     advertises its longest segment so far (Owncast's own target), so it raises the target within the
     stream from its lane; else its longest keyframe interval from the start (as the docs advise)."""
     rnd = random.Random(seed)
-    holds = Holds()
+    holds = HeldWrites()
     world = World(tmp_path, align_by="time", window=8.0, writes=holds, stepped=True)
     world.pub.on_master([SourceVariant(0, 3_000_000), SourceVariant(1, 300_000)])
     done, start = 0, 0.0
@@ -252,19 +219,19 @@ async def shuffled_streams(tmp_path: Path, seed: int, advertised_as_listed: bool
             name, d, date = cuts[v][nxt[v]]
             nxt[v] += 1
             if rnd.random() < 0.3:
-                holds.hold(v, name)
+                holds.hold_in(v, name)
             if advertised_as_listed:
                 target[v] = max(target[v], math.ceil(d))
             world.owncast_lists(v, name, duration=d, date=date, target=target[v])
             if rnd.random() < 0.5:
                 await let_run()
             if rnd.random() < 0.4:
-                holds.release(keep=lambda: rnd.random() < 0.5)
+                holds.release_all(keep=lambda: rnd.random() < 0.5)
             if rnd.random() < 0.3:
                 world.now += rnd.choice([0.5, 1.0, 2.0, 3.0])
                 world.pub.lister.advance()
             done = checked(world, done)
-        holds.release()
+        holds.release_all()
         await let_run()
         if rnd.random() < 0.7:
             for v in (0, 1):
@@ -328,9 +295,9 @@ async def test_a_raise_from_one_lane_after_the_other_showed_all_it_had(tmp_path:
     await world.pub.close()
 
 
-async def stream_a_listed(tmp_path: Path) -> tuple[World, Holds]:
+async def stream_a_listed(tmp_path: Path) -> tuple[World, HeldWrites]:
     """Two variants, files held at the test's word, a first stream of three 2 s segments listed in both."""
-    holds = Holds()
+    holds = HeldWrites()
     world = World(tmp_path, align_by="time", window=8.0, writes=holds, stepped=True)
     world.pub.on_master([SourceVariant(0, 3_000_000), SourceVariant(1, 300_000)])
     for n in range(3):
@@ -345,20 +312,20 @@ async def test_a_raise_while_one_variant_still_lists_the_stream_before_keeps_the
     with a 5 s segment: the target is raised (3 -> 6) before variant 1 listed any of b. The raise keeps
     the timeline: variant 1 lists b's moments under the numbers variant 0 gave them."""
     world, holds = await stream_a_listed(tmp_path)
-    holds.hold(1, "stream-b-0.ts")
+    holds.hold_in(1, "stream-b-0.ts")
     world.owncast_lists(1, "stream-b-0.ts", duration=2.0, date=6, target=2)
     world.owncast_lists(0, "stream-b-0.ts", duration=3.0, date=6, target=3)  # cut apart (then 3: b's own)
     world.owncast_lists(0, "stream-b-1.ts", duration=3.0, date=9, target=3)
     world.owncast_lists(1, "stream-b-1.ts", duration=2.0, date=8, target=2)
     await until(lambda: "stream-b-1.ts" in world.uris(0), "stream b listed in variant 0", 5, every=0.001)
     assert world.pub.target_duration == 3 and "stream-b-0.ts" not in world.uris(1), world.uris(1)
-    holds.hold(0, "stream-b-2.ts")  # variant 0 too has a moment of stream b still to list after the raise
+    holds.hold_in(0, "stream-b-2.ts")  # variant 0 too has a moment of stream b still to list after the raise
     world.owncast_lists(0, "stream-b-2.ts", duration=3.0, date=12, target=3)
     world.owncast_lists(1, "stream-b-2.ts", duration=2.0, date=10, target=2)
     world.owncast_lists(0, "stream-c-0.ts", duration=5.0, date=30, target=5)
     world.owncast_lists(1, "stream-c-0.ts", duration=2.0, date=30, target=2)
     await until(lambda: world.pub.target_duration == 6, "the target raised for stream c", 5, every=0.001)
-    holds.release()
+    holds.release_all()
     await until(lambda: all("stream-c-0.ts" in world.uris(v) for v in (0, 1)), "stream c listed", 5, every=0.001)
     await let_run()
     checked(world, 0)
@@ -375,7 +342,7 @@ async def test_a_variant_lists_a_stream_cut_apart_only_after_the_last_slot_of_th
     world, holds = await stream_a_listed(tmp_path)
     done = checked(world, 0)
     for v in (0, 1):
-        holds.hold(v, "stream-a-3.ts")
+        holds.hold_in(v, "stream-a-3.ts")
         world.owncast_lists(v, "stream-a-3.ts", duration=2.0, date=6, target=5)
     # The next stream, cut apart (a copied variant 0 beside a transcoded variant 1).
     world.owncast_lists(0, "stream-b-0.ts", duration=3.0, date=8, target=5)
@@ -389,7 +356,7 @@ async def test_a_variant_lists_a_stream_cut_apart_only_after_the_last_slot_of_th
     for _ in range(20):
         await asyncio.sleep(0)
     assert all("stream-b-0.ts" not in world.uris(v) for v in (0, 1)), [world.uris(v) for v in (0, 1)]
-    holds.release()
+    holds.release_all()
     await until(lambda: all("stream-b-1.ts" in world.uris(v) for v in (0, 1)), "stream b listed", 5, every=0.001)
     for v in (0, 1):
         uris = world.uris(v)
@@ -407,17 +374,17 @@ async def test_a_new_stream_after_variants_cut_apart_lists_its_first_segment_at_
     first segment has one number in both (6.2.4)."""
     world, holds = await stream_a_listed(tmp_path)
     done = checked(world, 0)
-    holds.hold(1, "stream-b-0.ts")  # variant 0 lists stream b first: variant 1 comes above it
+    holds.hold_in(1, "stream-b-0.ts")  # variant 0 lists stream b first: variant 1 comes above it
     world.owncast_lists(0, "stream-b-0.ts", duration=3.0, date=6, target=3)  # cut apart (a copied variant 0)
     world.owncast_lists(1, "stream-b-0.ts", duration=2.0, date=6, target=3)
     world.owncast_lists(0, "stream-b-1.ts", duration=2.0, date=9, target=3)
-    holds.hold(0, "stream-b-2.ts")
+    holds.hold_in(0, "stream-b-2.ts")
     world.owncast_lists(0, "stream-b-2.ts", duration=1.0, date=11, target=3)
     await until(lambda: "stream-b-1.ts" in world.uris(0), "variant 0 lists stream b", 5, every=0.001)
     for n in range(1, 4):
         world.owncast_lists(1, f"stream-b-{n}.ts", duration=2.0, date=6 + 2 * n, target=3)
     keep = iter([False, True])
-    holds.release(keep=lambda: next(keep))  # variant 1's first, not variant 0's last
+    holds.release_all(keep=lambda: next(keep))  # variant 1's first, not variant 0's last
     await until(lambda: "stream-b-3.ts" in world.uris(1), "variant 1 lists stream b", 5, every=0.001)
     for v in (0, 1):
         world.owncast_lists(v, ended=True, target=3)  # the broadcaster left: the next stream may lower it
@@ -430,7 +397,7 @@ async def test_a_new_stream_after_variants_cut_apart_lists_its_first_segment_at_
                 5, every=0.001)
     await let_run()
     assert (raised or 0) > 2 and all("stream-c-0.ts" not in world.uris(v) for v in (0, 1)), (raised, world.uris(0))
-    holds.release()
+    holds.release_all()
     await until(lambda: all("stream-c-0.ts" in world.uris(v) for v in (0, 1)), "stream c listed", 5, every=0.001)
     for v in (0, 1):
         world.owncast_lists(v, "stream-c-1.ts", duration=2.0, date=42, target=2)
