@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import aiohttp
 import pytest
@@ -17,7 +16,7 @@ from broadcaster.http import PlaylistOptions, Running, create_app
 from broadcaster.http.clients import CF_CONNECTING_IP, Proxies, client_address
 from broadcaster.metrics import ConnectionMetrics
 from tests.support.client import Client
-from tests.support.served import ServeWorld
+from tests.support.served import MakeWorld, ServeWorld
 from tests.support.waiting import WAIT, until
 from tests.support.world import World
 
@@ -146,8 +145,8 @@ class Runner:
 
 
 @pytest.fixture
-async def running(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Runner]:
-    world = World(tmp_path, can_block_reload=True)
+async def running(make_world: MakeWorld, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Runner]:
+    world = make_world(can_block_reload=True)
     registry = CollectorRegistry()
     app = create_app(world.playlists, world.report, world.metrics, playlist_options=PlaylistOptions(max_held=16),
                      running=Running(connection_metrics=ConnectionMetrics(registry)))
@@ -164,7 +163,6 @@ async def running(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncItera
         yield Runner(world, f"http://127.0.0.1:{port}", port, registry)
     finally:
         await runner.cleanup()
-        await world.pub.close()
 
 
 async def hit_and_run(port: int, path: str) -> None:
