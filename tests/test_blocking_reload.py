@@ -65,8 +65,7 @@ async def test_a_number_added_after_a_redirects_own_is_the_one_asked(served: tup
                                                                      skip: str) -> None:
     """Shaka 4.16 keeps the URL a redirect took it to as the playlist's own and adds its next directives
     after the ones there: `?_HLS_msn=<old>&_HLS_msn=<next>`. The last is what it asks for now, and is
-    held until listed. (Taking the first, the service sent it back to <old>'s answer, which the browser
-    held for six target durations: Shaka stood still at the next stream's join.)"""
+    held until listed."""
     world, client = served
     old, n = last(world) - 1, last(world) + 1
     r = await client.get(f"/live/0/playlist.m3u8?_HLS_msn={old}{skip}&_HLS_msn={n}{skip}", allow_redirects=False)

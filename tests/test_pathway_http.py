@@ -215,9 +215,7 @@ async def served(rig: Rig, body: bytes = BODY) -> HeldFile:
 
 def test_the_multivariant_playlist_waits_for_the_pathway_players_start_on() -> None:
     """At a stream's start the VM lists a segment once it holds it and the bucket once the upload landed:
-    the multivariant playlist waits for the bucket's playlists while players start there (a player
-    offered a variant the bucket does not list yet got a 503 before its first frame: the installed
-    demo's first request did), and not while they start on the VM."""
+    the multivariant playlist waits for the bucket's playlists while players start there, not on the VM."""
     vm_view = Shown()
     bucket = Shown()
     bucket.generators = FakePlaylists(2, variants=2).generators  # nothing landed yet
@@ -414,9 +412,7 @@ class Fmp4(Shown):
         self.generators[variant].append(ListedSegment(base + segment, 1.0, init_uri=base + init), self._now)
 
 
-# Owncast's shortids (teris-io/shortid, demo/owncast_files.py's alphabet) may begin with '_' or '-': a
-# stream whose id did got 404 for its init section from the VM's pathway (ffmpeg: "Error when loading
-# first segment", test_integration's fMP4 stream, about 1 run in 32).
+# Owncast's shortids (teris-io/shortid, demo/owncast_files.py's alphabet) may begin with '_' or '-'.
 @pytest.mark.parametrize("shortid", ["_mN9yQ90a", "-mN9yQ90a", "amN9yQ90a"])
 async def test_every_uri_of_an_fmp4_stream_the_vm_lists_is_served(make_rig: MakeRig, shortid: str) -> None:
     shown = Fmp4(shortid)
@@ -818,9 +814,8 @@ class NeverLands(Located):
 
 
 async def test_the_redirect_does_not_spin_on_a_segment_that_never_lands() -> None:
-    """The first bucket's playlist answers a wait for a number it lists at once: asked in a loop, a
-    segment listed there but never landed was asked again and again without the event loop yielding,
-    until the wait's deadline (seconds of a blocked service per request)."""
+    """The first bucket's playlist answers a wait for a number it lists at once: a segment listed there
+    but never landed is asked twice, not in a loop that never lets the event loop run."""
     shown = Waiting()
     shown.add_segment(0)
     located = NeverLands(shown)
