@@ -509,16 +509,6 @@ async def test_the_byte_cap_answers_503_past_it(make_rig: MakeRig) -> None:
     assert rig.counts.bytes[False] == 2 * len(BODY) + 100 and rig.counts.requests[503] == 3
 
 
-async def test_the_bytes_count_as_steered_only_while_players_are_steered(make_rig: MakeRig) -> None:
-    rig = await make_rig()
-    await served(rig)
-    await get(rig.client, "/live/vm/0/seg0.ts")
-    steer_away(rig)
-    await get(rig.client, "/live/vm/0/seg0.ts")
-    await get(rig.client, "/live/vm/0/seg0.ts")
-    assert rig.counts.bytes == {False: len(BODY), True: 2 * len(BODY)}
-
-
 async def unfollowed(rig: Rig, path: str = "/live/vm/0/seg0.ts", address: str | None = None,
                      ) -> tuple[int, Any, bytes]:
     """GET without following a redirect (the VM's to the bucket), from `address` as cloudflared names it."""

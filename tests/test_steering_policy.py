@@ -217,16 +217,6 @@ def test_the_addresses_remembered_are_bounded(world: World) -> None:
     assert len(policy._failing_clients) == MAX_FAILING_CLIENTS
 
 
-def test_reports_older_than_two_intervals_are_forgotten(world: World) -> None:
-    policy = world.policy
-    for page in ("a", "b", "c"):
-        policy.report(page, "bucket", {})
-    world.run(2 * INTERVAL + 0.5)  # they stopped beating (closed)
-    policy.report("d", "vm", {"bucket": 1})
-    world.run(0.5)
-    assert policy.pages() == {"vm": 1}
-
-
 def test_a_second_bucket_is_offered_before_the_vm_when_configured_so() -> None:
     world = World(("bucket", "backup", "vm"), target=TARGET, interval=INTERVAL)
     world.behind = 10
