@@ -168,12 +168,6 @@ def test_endlist_then_resume_continues_with_a_discontinuity() -> None:
     assert not d.gen.ended
 
 
-def test_end_on_an_empty_playlist_does_nothing() -> None:
-    gen = ManifestGenerator(1, WindowOptions(3))
-    gen.end()
-    assert not gen.ended
-
-
 def test_program_date_time_is_synthesized_continuously_when_missing() -> None:
     d = Driven()
     d.append(ListedSegment("https://r2/a.ts", 1.0), advance=0)
