@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import aiohttp
 import pytest
@@ -17,7 +16,7 @@ from broadcaster.http import PlaylistOptions, Running, create_app
 from broadcaster.http.clients import CF_CONNECTING_IP, Proxies, client_address
 from broadcaster.metrics import ConnectionMetrics
 from tests.support.client import Client
-from tests.support.served import ServeWorld
+from tests.support.served import MakeWorld, ServeWorld
 from tests.support.waiting import WAIT, until
 from tests.support.world import World
 
@@ -66,8 +65,7 @@ async def test_a_number_added_after_a_redirects_own_is_the_one_asked(served: tup
                                                                      skip: str) -> None:
     """Shaka 4.16 keeps the URL a redirect took it to as the playlist's own and adds its next directives
     after the ones there: `?_HLS_msn=<old>&_HLS_msn=<next>`. The last is what it asks for now, and is
-    held until listed. (Taking the first, the service sent it back to <old>'s answer, which the browser
-    held for six target durations: Shaka stood still at the next stream's join.)"""
+    held until listed."""
     world, client = served
     old, n = last(world) - 1, last(world) + 1
     r = await client.get(f"/live/0/playlist.m3u8?_HLS_msn={old}{skip}&_HLS_msn={n}{skip}", allow_redirects=False)
@@ -146,8 +144,8 @@ class Runner:
 
 
 @pytest.fixture
-async def running(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Runner]:
-    world = World(tmp_path, can_block_reload=True)
+async def running(make_world: MakeWorld, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Runner]:
+    world = make_world(can_block_reload=True)
     registry = CollectorRegistry()
     app = create_app(world.playlists, world.report, world.metrics, playlist_options=PlaylistOptions(max_held=16),
                      running=Running(connection_metrics=ConnectionMetrics(registry)))
@@ -164,7 +162,6 @@ async def running(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncItera
         yield Runner(world, f"http://127.0.0.1:{port}", port, registry)
     finally:
         await runner.cleanup()
-        await world.pub.close()
 
 
 async def hit_and_run(port: int, path: str) -> None:

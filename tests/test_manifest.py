@@ -25,6 +25,14 @@ def seg(i: int, duration: float = 1.0, **kw: object) -> ListedSegment:
                          program_date_time=kw.pop("pdt", T0 + i), **kw)  # type: ignore[arg-type]
 
 
+def listing(target: int, window: float, count: int, duration: float = 1.0) -> ManifestGenerator:
+    """A generator listing a0.ts to a<count - 1>.ts, each `duration` long, listed one after another."""
+    gen = ManifestGenerator(target, WindowOptions(window))
+    for n in range(count):
+        gen.append(ListedSegment(f"a{n}.ts", duration, 1000.0 + duration * n), float(n))
+    return gen
+
+
 class Driven:
     """A generator whose every new rendering is fed to the checker."""
 
@@ -160,12 +168,6 @@ def test_endlist_then_resume_continues_with_a_discontinuity() -> None:
     assert not d.gen.ended
 
 
-def test_end_on_an_empty_playlist_does_nothing() -> None:
-    gen = ManifestGenerator(1, WindowOptions(3))
-    gen.end()
-    assert not gen.ended
-
-
 def test_program_date_time_is_synthesized_continuously_when_missing() -> None:
     d = Driven()
     d.append(ListedSegment("https://r2/a.ts", 1.0), advance=0)
@@ -272,8 +274,6 @@ def test_restart_starts_a_new_playlist_above_everything_before() -> None:
     """A new target duration (docs/hls-rules.md): the next version shares no segment with the last,
     its numbers and its discontinuity number are above every one before, and the window rule holds
     for the new target from then on."""
-    from tests.support.hls_checker import MediaPlaylistChecker
-
     gen = ManifestGenerator(1, WindowOptions(6.0))
     checker = MediaPlaylistChecker(allow_restart=True)
     strict = MediaPlaylistChecker()
@@ -299,12 +299,8 @@ def test_restart_starts_a_new_playlist_above_everything_before() -> None:
 
 
 def test_the_checker_refuses_a_restart_that_goes_back() -> None:
-    from tests.support.hls_checker import MediaPlaylistChecker
-
     checker = MediaPlaylistChecker(allow_restart=True)
-    gen = ManifestGenerator(1, WindowOptions(3.0))
-    for n in range(4):
-        gen.append(ListedSegment(f"a{n}.ts", 1.0, 1000.0 + n), float(n))
+    gen = listing(1, 3.0, 4)
     checker.assert_ok(gen.render().body.decode())
     # Numbers above, but no new discontinuity number: only where the dates go on from the last segment.
     for date in (1002.0, 2000.0):  # back into the old window; far past anything missed
@@ -341,9 +337,7 @@ def test_restart_within_a_stream_keeps_the_timeline() -> None:
 
     # What says "new timeline" still does, also on the first segment of the new playlist.
     for before, flag in (("gap", False), ("end", False), (None, True)):
-        g = ManifestGenerator(1, WindowOptions(3.0))
-        for n in range(4):
-            g.append(ListedSegment(f"a{n}.ts", 1.0, 1000.0 + n), float(n))
+        g = listing(1, 3.0, 4)
         if before == "gap":
             g.mark_gap()
         elif before == "end":
@@ -360,9 +354,7 @@ def test_a_playlist_emptied_by_a_restart_joins_at_the_number_given() -> None:
     next segment carries EXT-X-DISCONTINUITY for its own flag (a new stream; after an end too, once an
     empty playlist can end): join counts that tag, so the segment gets the number the other variants give
     it, not one above."""
-    gen = ManifestGenerator(2, WindowOptions(6.0))
-    for n in range(3):
-        gen.append(ListedSegment(f"a{n}.ts", 2.0, 1000.0 + 2 * n), float(n))
+    gen = listing(2, 6.0, 3, 2.0)
     gen.restart(5, 6.0, new_timeline=False, served_through=2)
     assert gen.segment_count == 0 and gen.next_discontinuity(True) == 1
     gen.join(1, True)  # the others give the new stream's first moment number 1
@@ -377,9 +369,7 @@ def test_an_end_before_a_restart_within_a_stream_stays_and_an_empty_restarted_pl
     discontinuity and the number the others give it (join). A playlist that never listed does not end."""
     for end_first in (True, False):
         checker = MediaPlaylistChecker(allow_restart=True, allow_resume_after_endlist=True)
-        gen = ManifestGenerator(2, WindowOptions(6.0))
-        for n in range(3):
-            gen.append(ListedSegment(f"a{n}.ts", 2.0, 1000.0 + 2 * n), float(n))
+        gen = listing(2, 6.0, 3, 2.0)
         if end_first:
             gen.end()
         checker.assert_ok(gen.render().body.decode())
@@ -408,9 +398,7 @@ def test_a_restart_starts_the_new_playlist_with_what_was_never_served(new_timeli
     the new playlist under the numbers they had (never served), with their dates; a gap marked after
     them still comes after them. The checker takes it as a new playlist above all it saw."""
     checker = MediaPlaylistChecker(allow_restart=True)
-    gen = ManifestGenerator(1, WindowOptions(3.0))
-    for n in range(4):
-        gen.append(ListedSegment(f"a{n}.ts", 1.0, 1000.0 + n), float(n))
+    gen = listing(1, 3.0, 4)
     checker.assert_ok(gen.render().body.decode())  # the last version served: up to a3, number 3
     for n in range(4, 6):
         gen.append(ListedSegment(f"a{n}.ts", 1.0, 1000.0 + n), float(n))  # listed, never shown
@@ -437,9 +425,7 @@ def test_segments_carried_into_a_new_timeline_keep_theirs_and_the_next_segment_s
     timeline they were on, and the first new segment starts the new one with #EXT-X-DISCONTINUITY (its
     timestamps and date jump), numbered as a variant that carried nothing numbers it."""
     checker = MediaPlaylistChecker(allow_restart=True)
-    gen = ManifestGenerator(1, WindowOptions(3.0))
-    for n in range(3):
-        gen.append(ListedSegment(f"a{n}.ts", 1.0, 1000.0 + n), float(n))
+    gen = listing(1, 3.0, 3)
     checker.assert_ok(gen.render().body.decode())
     gen.append(ListedSegment("a3.ts", 1.0, 1003.0), 3.0)  # listed, never shown
     plain = ManifestGenerator(1, WindowOptions(3.0))  # a variant with nothing to carry, restarted alike
@@ -462,11 +448,7 @@ def test_two_restarts_in_a_row_count_one_new_timeline_whether_emptied_or_carryin
     never-served segment through both (variants restart together: one moment, one number, 6.2.4), never
     once per restart."""
     checker = MediaPlaylistChecker(allow_restart=True)
-    carrying = ManifestGenerator(1, WindowOptions(3.0))
-    emptied = ManifestGenerator(1, WindowOptions(3.0))
-    for n in range(3):
-        carrying.append(ListedSegment(f"a{n}.ts", 1.0, 1000.0 + n), float(n))
-        emptied.append(ListedSegment(f"e{n}.ts", 1.0, 1000.0 + n), float(n))
+    carrying, emptied = listing(1, 3.0, 3), listing(1, 3.0, 3)
     checker.assert_ok(emptied.render().body.decode())
     carrying.append(ListedSegment("a3.ts", 1.0, 1003.0), 3.0)  # listed, never shown
     for target, now in ((2, 4.0), (4, 5.0)):
@@ -487,9 +469,7 @@ def test_a_carried_first_segment_of_a_new_stream_keeps_its_discontinuity_number(
     before it (test_owncast_matrix: variant-discontinuity-mismatch, the transcoded variant's first
     segment of a passthrough stream at 0, the copied one's at 1)."""
     checker = MediaPlaylistChecker(allow_restart=True)
-    gen = ManifestGenerator(2, WindowOptions(6.0))
-    for n in range(3):
-        gen.append(ListedSegment(f"a{n}.ts", 2.0, 1000.0 + 2 * n), float(n))
+    gen = listing(2, 6.0, 3, 2.0)
     gen.end()
     checker.assert_ok(gen.render().body.decode())  # the last version served: up to a2, number 2
     gen.append(ListedSegment("b0.ts", 2.0, 1020.0, discontinuity=True), 4.0)  # listed, never shown
@@ -525,9 +505,7 @@ def test_a_new_timeline_carries_what_was_never_shown_on_to_where_the_other_varia
     """Variants cut apart end a stream at different numbers; on the next stream's new timeline, what one
     carries (never shown) moves up to end just below the number every other variant lists next, so the
     new stream's first segment has one number in every variant (6.2.4); never down, never into a hole."""
-    gen = ManifestGenerator(2, WindowOptions(12.0))
-    for n in range(4):
-        gen.append(ListedSegment(f"a{n}.ts", 2.0, 1000.0 + 2 * n), float(n))
+    gen = listing(2, 12.0, 4, 2.0)
     assert gen.restart(2, 5.0, served_through=1, carry_to=7) == []
     assert gen.uris() == ["a2.ts", "a3.ts"] and gen.media_sequence == 5 and gen.next_sequence == 7
     gen.append(ListedSegment("b0.ts", 2.0, 2000.0, discontinuity=True), 6.0)
@@ -535,9 +513,7 @@ def test_a_new_timeline_carries_what_was_never_shown_on_to_where_the_other_varia
     assert "#EXT-X-MEDIA-SEQUENCE:5\n" in text and text.index("a3.ts") < text.index("#EXT-X-DISCONTINUITY\n")
     assert MediaPlaylistChecker().check(text) == []
     # Below what it carries already: its own numbers.
-    again = ManifestGenerator(2, WindowOptions(12.0))
-    for n in range(4):
-        again.append(ListedSegment(f"a{n}.ts", 2.0, 1000.0 + 2 * n), float(n))
+    again = listing(2, 12.0, 4, 2.0)
     again.restart(2, 5.0, served_through=1, carry_to=3)
     assert again.media_sequence == 2 and again.next_sequence == 4
 

@@ -14,6 +14,7 @@ import pytest
 
 from broadcaster.vm.held import Held
 from broadcaster.state.disk import StateFile
+from broadcaster.publish.visible import VisiblePlaylists
 from tests.support.hls_checker import VariantSetChecker
 from tests.support.listing import Listed, listing
 from tests.support.waiting import until
@@ -40,6 +41,20 @@ def shown(world: World, view: str, variant: int) -> list[Listed]:
 
 def listed(world: World, view: str, variant: int) -> list[str]:
     return [e.name for e in shown(world, view, variant)]
+
+
+def passes(shown: list[tuple[int, str]], allow_restart: bool = False) -> None:
+    """Every version of one view through one checker, in the order shown: what a player polling it saw."""
+    checker = VariantSetChecker(allow_restart=allow_restart)
+    for v, body in shown:
+        checker.assert_ok(str(v), body)
+
+
+def at_target(playlists: VisiblePlaylists | None, target: int, variants: tuple[int, ...] = (0, 1)) -> bool:
+    """Every one of `variants` shown, under `target`."""
+    assert playlists is not None
+    return all((r := playlists.media_playlist(v)) is not None
+               and f"#EXT-X-TARGETDURATION:{target}\n".encode() in r.body for v in variants)
 
 
 def same_playlist(body: str) -> str:
@@ -83,9 +98,7 @@ async def test_the_vm_lists_what_it_kept_at_once_and_the_bucket_what_landed(tmp_
     assert all(line.startswith("/live/vm/") for _v, body in w.ahead.shown for line in body.splitlines()
                if line and not line.startswith("#"))
     for view in (w.ahead.shown, w.playlists.shown):
-        checker = VariantSetChecker()
-        for v, body in view:
-            checker.assert_ok(str(v), body)
+        passes(view)
 
 
 async def test_a_failed_upload_keeps_a_copy_and_sends_it_though_owncast_deleted_the_file(tmp_path: Path) -> None:
@@ -227,9 +240,7 @@ async def test_an_upload_lost_after_it_was_listed_ahead_is_a_gap_on_the_buckets_
         for i, line in enumerate(lines):
             if line.endswith("/stream-abc-0.ts"):
                 assert "#EXT-X-GAP" in lines[max(0, i - 3):i], body
-    checker = VariantSetChecker()
-    for v, body in w.playlists.shown:
-        checker.assert_ok(str(v), body)
+    passes(w.playlists.shown)
     await w.pub.close()
 
 
@@ -245,18 +256,13 @@ async def test_a_new_target_reaches_every_variant_of_the_bucket_at_once(tmp_path
     w.store.hold("live/1/stream-abc-2.ts")
     for v in (0, 1):
         w.owncast_lists(v, "stream-abc-2.ts", duration=3.0, target=3)
-    assert w.ahead is not None
-    await until(lambda: all(b"#EXT-X-TARGETDURATION:3\n" in r.body for v in (0, 1)
-                            if (r := w.ahead.media_playlist(v)) is not None))  # type: ignore[union-attr]
+    await until(lambda: at_target(w.ahead, 3))
     for v in (0, 1):
         rendered = w.playlists.media_playlist(v)
         assert rendered is not None and b"#EXT-X-TARGETDURATION:1\n" in rendered.body, v
     w.store.release("live/1/stream-abc-2.ts")
-    await until(lambda: all(b"#EXT-X-TARGETDURATION:3\n" in r.body for v in (0, 1)
-                            if (r := w.playlists.media_playlist(v)) is not None))
-    checker = VariantSetChecker(allow_restart=True)
-    for v, body in w.playlists.shown:  # in the order shown: what a player polling both could see
-        checker.assert_ok(str(v), body)
+    await until(lambda: at_target(w.playlists, 3))
+    passes(w.playlists.shown, allow_restart=True)
     await w.pub.close()
 
 
@@ -278,18 +284,14 @@ async def test_a_segment_shown_ahead_when_the_target_rises_is_listed_in_the_buck
     for v in (0, 1):
         w.owncast_lists(v, "stream-abc-3.ts", duration=3.0, target=3)
     assert w.ahead is not None
-    await until(lambda: all(b"#EXT-X-TARGETDURATION:3\n" in r.body for v in (0, 1)
-                            if (r := w.ahead.media_playlist(v)) is not None))  # type: ignore[union-attr]
+    await until(lambda: at_target(w.ahead, 3))
     w.store.release(held)
-    await until(lambda: all(b"#EXT-X-TARGETDURATION:3\n" in r.body for v in (0, 1)
-                            if (r := w.playlists.media_playlist(v)) is not None))
+    await until(lambda: at_target(w.playlists, 3))
     for v in (0, 1):
         seen = {e.name for x, body in w.playlists.shown if x == v for e in listing(body)}
         assert {f"stream-abc-{n}.ts" for n in range(4)} <= seen, (v, sorted(seen))
     for view in (w.playlists.shown, w.ahead.shown):
-        checker = VariantSetChecker(allow_restart=True)
-        for v, body in view:
-            checker.assert_ok(str(v), body)
+        passes(view, allow_restart=True)
     await w.pub.close()
 
 
@@ -306,9 +308,7 @@ async def test_a_segment_shown_ahead_that_can_never_land_does_not_hold_the_new_t
     w.owncast_lists(0, "stream-abc-2.ts")
     await until(lambda: listed(w, "ahead", 0)[-1:] == ["stream-abc-2.ts"])
     w.owncast_lists(0, "stream-abc-3.ts", duration=3.0, target=3)
-    assert w.ahead is not None
-    await until(lambda: (r := w.ahead.media_playlist(0)) is not None  # type: ignore[union-attr]
-                and b"#EXT-X-TARGETDURATION:3\n" in r.body)
+    await until(lambda: at_target(w.ahead, 3, (0,)))
     (tmp_path / "hls" / "0" / "stream-abc-2.ts").unlink()  # Owncast's cleanup
     w.store.release(key)
     await until(lambda: (r := w.playlists.media_playlist(0)) is not None
@@ -319,9 +319,7 @@ async def test_a_segment_shown_ahead_that_can_never_land_does_not_hold_the_new_t
         for i, line in enumerate(lines):
             if line.endswith("/stream-abc-2.ts"):
                 assert "#EXT-X-GAP" in lines[max(0, i - 3):i], body
-    checker = VariantSetChecker(allow_restart=True)
-    for v, body in w.playlists.shown:
-        checker.assert_ok(str(v), body)
+    passes(w.playlists.shown, allow_restart=True)
     await w.pub.close()
 
 

@@ -32,6 +32,7 @@ from broadcaster.playlist.segments import ListedSegment
 from broadcaster.publish.visible import VisiblePlaylists
 from broadcaster.source.owncast import SourceVariant
 from tests.support.fakes import FakeHealth
+from tests.support.raw_http import answer, exchange, undated
 from tests.support.waiting import until
 
 PLAIN = b"GET /live/0/playlist.m3u8 HTTP/1.1\r\nHost: example.com\r\nAccept: */*\r\n\r\n"
@@ -223,22 +224,6 @@ async def served(keepalive_timeout: float = 75.0, gate: Gate | None = None) -> A
                            handler_cancellation=True)
     async with serving(runner, lambda r: GatedSite(r, "127.0.0.1", 0, GateOptions(limit=64, quick=app[QUICK]))):
         yield Served(runner.addresses[0][1], app[QUICK], metrics, visible, add)
-
-
-async def exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, data: bytes) -> bytes:
-    writer.write(data)
-    return await answer(reader)
-
-
-async def answer(reader: asyncio.StreamReader) -> bytes:
-    head = await reader.readuntil(b"\r\n\r\n")
-    length = next(int(line.partition(b":")[2]) for line in head.split(b"\r\n")
-                  if line.lower().startswith(b"content-length:"))
-    return head + await reader.readexactly(length)
-
-
-def undated(answer: bytes) -> bytes:
-    return b"\r\n".join(line for line in answer.split(b"\r\n") if not line.startswith(b"Date: "))
 
 
 def requests_counted(metrics: Metrics) -> dict[tuple[str, int], int]:

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
-import functools
+from collections.abc import AsyncIterator, Awaitable, Callable
 import json
 import logging
 import math
@@ -218,31 +217,14 @@ def test_the_addresses_remembered_are_bounded(world: World) -> None:
     assert len(policy._failing_clients) == MAX_FAILING_CLIENTS
 
 
-def test_reports_older_than_two_intervals_are_forgotten(world: World) -> None:
-    policy = world.policy
-    for page in ("a", "b", "c"):
-        policy.report(page, "bucket", {})
-    world.run(2 * INTERVAL + 0.5)  # they stopped beating (closed)
-    policy.report("d", "vm", {"bucket": 1})
-    world.run(0.5)
-    assert policy.pages() == {"vm": 1}
-
-
 def test_a_second_bucket_is_offered_before_the_vm_when_configured_so() -> None:
-    clock = Clock()
-    behind = {"bucket": 0.0, "backup": 0.0}
-    policy = SteeringPolicy(("bucket", "backup", "vm"),
-                            {p: BucketSignals(behind=functools.partial(behind.__getitem__, p))
-                             for p in ("bucket", "backup")},
-                            lambda: TARGET, interval=INTERVAL, clock=clock)
-    behind["bucket"] = 10
-    clock.t += 0.5
-    policy.evaluate()
-    assert policy.priority == ("backup", "vm", "bucket")
-    behind["backup"] = 10
-    clock.t += 0.5
-    policy.evaluate()
-    assert policy.priority == ("vm", "bucket", "backup")
+    world = World(("bucket", "backup", "vm"), target=TARGET, interval=INTERVAL)
+    world.behind = 10
+    world.run(0.5)
+    assert world.policy.priority == ("backup", "vm", "bucket")
+    world.others_behind["backup"] = 10
+    world.run(0.5)
+    assert world.policy.priority == ("vm", "bucket", "backup")
 
 
 def test_the_steering_manifest_is_rendered_as_the_spec_orders_it() -> None:
@@ -303,17 +285,13 @@ def test_only_the_configured_pathways_are_known() -> None:
 
 
 def test_with_one_second_segments_an_upload_waits_two_seconds_before_it_counts() -> None:
-    clock = Clock()
-    behind = [1.5]
-    policy = SteeringPolicy(("bucket", "vm"), {"bucket": BucketSignals(behind=lambda: behind[0])}, lambda: 1,
-                            interval=INTERVAL, clock=clock)
-    clock.t += 0.5
-    policy.evaluate()
-    assert policy.first == "bucket"  # a busy machine's upload
-    behind[0] = 2.5
-    clock.t += 0.5
-    policy.evaluate()
-    assert policy.first == "vm"
+    world = World(target=1, interval=INTERVAL)
+    world.behind = 1.5
+    world.run(0.5)
+    assert world.policy.first == "bucket"  # a busy machine's upload
+    world.behind = 2.5
+    world.run(0.5)
+    assert world.policy.first == "vm"
 
 
 def test_nothing_is_decided_before_a_target_duration_is_known() -> None:
@@ -396,35 +374,20 @@ async def test_a_failed_probe_asks_the_buckets_api_at_once_and_its_refusal_steer
     asked: list[float] = []
     refused: dict[str, str | None] = {"bucket": None}
 
-    async def down(request: web.Request) -> web.Response:
-        return web.Response(status=503, text="SlowDown")
-
     async def check_writes() -> None:
         asked.append(time.monotonic())
         refused["bucket"] = "SlowDown"
 
-    runner = web.AppRunner(web.Application(), access_log=None, handle_signals=False)
-    runner.app.router.add_get("/{key:.*}", down)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    url = f"http://127.0.0.1:{runner.addresses[0][1]}/bucket/0/stream-0.ts"
     policy = SteeringPolicy(("bucket", "vm"), {"bucket": BucketSignals(behind=lambda: 0.0, failing=lambda: False,
                                                                        refused=lambda: refused["bucket"])},
                             lambda: TARGET, interval=INTERVAL)
-    newest = Newest()
-    loop = SteeringLoop(policy, {"bucket": Probe(newest, check_writes)})
-    newest.woken = loop.wake  # as the service wires it
-    await loop.start()
-    try:
+    async with answering_bucket(503) as (url, _gets), running(policy, check_writes=check_writes) as (_, newest):
         def steered_away() -> bool:
             newest.listed(0, 0, None, url)  # live: the newest segment is fresh
             return policy.first != "bucket"
 
         # The first probe goes after PROBE_EVERY; the rest at once.
         await until(steered_away, "players steered away from the bucket", 30, every=0.05)
-    finally:
-        await loop.stop()
-        await runner.cleanup()
     assert policy.reason == DOWN and len(asked) == 1
     assert "HTTP 503" in (policy.health_reason() or "")
 
@@ -436,14 +399,17 @@ def calm_policy() -> SteeringPolicy:
 
 
 @contextlib.asynccontextmanager
-async def answering_bucket() -> AsyncIterator[tuple[str, list[float]]]:
+async def answering_bucket(status: int = 206, held: asyncio.Event | None = None,
+                           ) -> AsyncIterator[tuple[str, list[float]]]:
     """A real HTTP server for the bucket's public URL: (a segment's URL there, when each GET of it came),
-    each answered 206 with one byte."""
+    each answered `status` with one byte; the first GET held until `held` is set."""
     gets: list[float] = []
 
     async def segment(request: web.Request) -> web.Response:
         gets.append(time.monotonic())
-        return web.Response(status=206, body=b"x")
+        if held is not None and len(gets) == 1:
+            await held.wait()
+        return web.Response(status=status, body=b"x")
 
     runner = web.AppRunner(web.Application(), access_log=None, handle_signals=False)
     runner.app.router.add_get("/{key:.*}", segment)
@@ -457,11 +423,13 @@ async def answering_bucket() -> AsyncIterator[tuple[str, list[float]]]:
 
 @contextlib.asynccontextmanager
 async def running(policy: SteeringPolicy, watched: Callable[[], bool] = lambda: True,
-                  ) -> AsyncIterator[tuple[SteeringLoop, Newest]]:
+                  check_writes: Callable[[], Awaitable[None]] | None = None, probe: bool = True,
+                  told_late: bool = False) -> AsyncIterator[tuple[SteeringLoop, Newest]]:
     """The loop that runs `policy`, probing the bucket's newest listing (Newest, woken as wired), started
     for the block and stopped after it."""
     newest = Newest()
-    loop = SteeringLoop(policy, {"bucket": Probe(newest)}, watched=watched)
+    loop = SteeringLoop(policy, {"bucket": Probe(newest, check_writes)}, probe=probe, watched=watched,
+                        told_late=told_late)
     newest.woken = loop.wake
     await loop.start()
     try:
@@ -502,43 +470,27 @@ async def test_reports_while_a_probe_is_on_its_way_are_answered_by_it_not_by_ano
     from broadcaster.steering import probe
 
     monkeypatch.setattr(probe, "PROBE_EVERY", 60.0)
-    gets: list[float] = []
     release = asyncio.Event()
-
-    async def segment(request: web.Request) -> web.Response:
-        gets.append(time.monotonic())
-        if len(gets) == 1:
-            await release.wait()
-        return web.Response(status=206, body=b"x")
-
-    runner = web.AppRunner(web.Application(), access_log=None, handle_signals=False)
-    runner.app.router.add_get("/{key:.*}", segment)
-    await runner.setup()
     policy = calm_policy()
-    try:
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        url = f"http://127.0.0.1:{runner.addresses[0][1]}/bucket/0/stream-0.ts"
-        async with running(policy) as (loop, newest):
+    async with answering_bucket(held=release) as (url, gets), running(policy) as (loop, newest):
+        newest.listed(0, 0, None, url)
+        loop.report("page", "bucket", {"bucket": 1})  # the first probe, at once
+        await until(lambda: len(gets) == 1, "the first probe on its way", 10)
+        for page in range(5):
+            loop.report(f"page{page}", "bucket", {"bucket": 1})  # while it is on its way
+        release.set()
+        await until(lambda: policy.probe_wanted("bucket") is False and loop._probe_now["bucket"]._waiter
+                    is not None, "the probe answered and waiting again", 10)
+        assert len(gets) == 1  # no second probe for the reports its answer covers
+        await until(lambda: time.monotonic() - gets[0] > PROBE_AGAIN, "PROBE_AGAIN after it", 10)
+
+        def reported() -> bool:
             newest.listed(0, 0, None, url)
-            loop.report("page", "bucket", {"bucket": 1})  # the first probe, at once
-            await until(lambda: len(gets) == 1, "the first probe on its way", 10)
-            for page in range(5):
-                loop.report(f"page{page}", "bucket", {"bucket": 1})  # while it is on its way
-            release.set()
-            await until(lambda: policy.probe_wanted("bucket") is False and loop._probe_now["bucket"]._waiter
-                        is not None, "the probe answered and waiting again", 10)
-            assert len(gets) == 1  # no second probe for the reports its answer covers
-            await until(lambda: time.monotonic() - gets[0] > PROBE_AGAIN, "PROBE_AGAIN after it", 10)
+            loop.report("late", "bucket", {"bucket": 1})
+            return len(gets) == 2
 
-            def reported() -> bool:
-                newest.listed(0, 0, None, url)
-                loop.report("late", "bucket", {"bucket": 1})
-                return len(gets) == 2
-
-            await until(reported, "a report after it probes again", 10, every=0.05)
-            assert gets[1] - gets[0] >= PROBE_AGAIN
-    finally:
-        await runner.cleanup()
+        await until(reported, "a report after it probes again", 10, every=0.05)
+        assert gets[1] - gets[0] >= PROBE_AGAIN
 
 
 def test_players_count_as_watching_while_their_requests_move_within_four_target_durations() -> None:
@@ -641,11 +593,7 @@ async def test_the_loops_go_quiet_while_nothing_is_live_and_a_listing_wakes_them
                                                                       failing=lambda: False)},
                             lambda: TARGET, interval=INTERVAL)
     evaluated = counting(policy)
-    newest = Newest()
-    loop = SteeringLoop(policy, {"bucket": Probe(newest)}, probe=False)
-    newest.woken = loop.wake
-    await loop.start()
-    try:
+    async with running(policy, probe=False) as (loop, newest):
         await until(lambda: loop._quiet, "quiet with nothing listed", 10)
         quiet_since = len(evaluated)
         newest.listed(0, 0, None, "http://127.0.0.1:9/x.ts")  # a listing: evaluated at once, not quiet
@@ -655,8 +603,6 @@ async def test_the_loops_go_quiet_while_nothing_is_live_and_a_listing_wakes_them
         newest.newest = None
         await until(lambda: len(evaluated) > quiet_since + 2, "evaluated again", 10)
         assert not loop._quiet
-    finally:
-        await loop.stop()
 
 
 def test_a_calm_policy_says_when_the_clock_alone_could_decide(world: World) -> None:
@@ -709,12 +655,9 @@ async def test_with_uploads_that_tell_when_one_is_late_a_calm_loop_takes_no_turn
                             lambda: 1, interval=INTERVAL)  # late after a target duration: 1 s
     assert policy.calm_for() == 1 and policy.calm_for(told_late=True) == math.inf
     evaluated = counting(policy)
-    newest = Newest()
-    loop = SteeringLoop(policy, {"bucket": Probe(newest)}, probe=False, told_late=True)
-    uploader.on_failure = loop.look
-    uploader.waits.on_late, uploader.waits.late_after = loop.look, policy.late_after
-    await loop.start()
-    try:
+    async with running(policy, probe=False, told_late=True) as (loop, newest):
+        uploader.on_failure = loop.look
+        uploader.waits.on_late, uploader.waits.late_after = loop.look, policy.late_after
         newest.listed(0, 0, None, "http://127.0.0.1:9/x.ts")  # live: not quiet
         await until(lambda: len(evaluated) >= 1 and not loop._quiet, "an evaluation while live", 10)
         assert loop._next_look() == 60.0  # calm, nothing waiting: only an event (or QUIET_EVERY) is due
@@ -735,8 +678,6 @@ async def test_with_uploads_that_tell_when_one_is_late_a_calm_loop_takes_no_turn
         store.release("k/b.ts")
         await asyncio.gather(upload, upload_next)
         await until(lambda: loop._next_look() == 60.0, "calm again once it landed", 10)
-    finally:
-        await loop.stop()
 
 
 async def test_the_loop_evaluates_on_a_failed_upload_and_a_failed_probe_not_only_on_its_timer(
@@ -753,10 +694,7 @@ async def test_the_loop_evaluates_on_a_failed_upload_and_a_failed_probe_not_only
                                                                        refused=lambda: refused[0])},
                             lambda: long_target, interval=INTERVAL)
     evaluated = counting(policy)
-    newest = Newest()
-    loop = SteeringLoop(policy, {"bucket": Probe(newest)}, probe=False)
-    await loop.start()
-    try:
+    async with running(policy, probe=False) as (loop, newest):
         newest.listed(0, 0, None, "http://127.0.0.1:9/x.ts")  # live: not quiet
         await until(lambda: len(evaluated) >= 1 and not loop._quiet, "an evaluation while live", 10)
         assert loop._next_look() == long_target  # calm: the clock alone decides nothing sooner
@@ -772,8 +710,6 @@ async def test_the_loop_evaluates_on_a_failed_upload_and_a_failed_probe_not_only
         before = len(evaluated)
         loop._after_probe("bucket", False, policy.probed("bucket", False, "HTTP 503"))  # as the probe's task does
         await until(lambda: len(evaluated) > before, "evaluated on the failed probe", 10)
-    finally:
-        await loop.stop()
 
 
 async def test_a_wake_ends_on_set_or_after_its_seconds_and_a_cancel_leaves_nothing_behind() -> None:

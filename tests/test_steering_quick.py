@@ -32,6 +32,7 @@ from broadcaster.metrics import Metrics
 from broadcaster.playlist import hls
 from broadcaster.playlist.steering import render_steering
 from tests.support.fakes import FakeHealth, FakePlaylists
+from tests.support.raw_http import exchange, undated
 
 MANIFEST = "/live/steering.json"
 
@@ -182,18 +183,6 @@ async def listening(gate: Gate | None = None) -> AsyncIterator[tuple[int, QuickA
     runner = web.AppRunner(app, access_log=None, handle_signals=False, handler_cancellation=True)
     async with serving(runner, lambda r: GatedSite(r, "127.0.0.1", 0, GateOptions(limit=16, quick=app[QUICK]))):
         yield runner.addresses[0][1], app[QUICK], source
-
-
-async def exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, data: bytes) -> bytes:
-    writer.write(data)
-    head = await reader.readuntil(b"\r\n\r\n")
-    lengths = [int(line.partition(b":")[2]) for line in head.split(b"\r\n")
-               if line.lower().startswith(b"content-length:")]
-    return head + await reader.readexactly(lengths[0] if lengths else 0)
-
-
-def undated(answer: bytes) -> bytes:
-    return b"\r\n".join(line for line in answer.split(b"\r\n") if not line.startswith(b"Date: "))
 
 
 async def test_the_answers_are_the_routes_byte_for_byte() -> None:

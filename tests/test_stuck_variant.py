@@ -28,6 +28,7 @@ from tests.support.held_back import HeldBack, HeldWrites
 from tests.support.observe import Observer
 from tests.support.owncast_writer import SECONDS, HandFedOwncast
 from tests.support.listing import listing
+from tests.support.served import MakeWorld
 from tests.support.service_process import ServiceProcess, service_env
 from tests.support.waiting import until
 from tests.support.world import World
@@ -48,10 +49,10 @@ def held() -> HeldWrites:
 
 
 @pytest.fixture
-def world(tmp_path: Path, held: HeldWrites) -> World:
+def world(make_world: MakeWorld, held: HeldWrites) -> World:
     # The publisher's clock is the test's (`world.now`): the bound a stuck copy is held to passes only
     # when the test says so.
-    return World(tmp_path, window=6.0, writes=held, stepped=True)
+    return make_world(window=6.0, writes=held, stepped=True)
 
 
 async def list_slot(world: World, i: int, held: HeldWrites | None = None) -> None:
@@ -94,7 +95,6 @@ async def test_the_other_variants_list_on_time_and_the_stuck_one_lists_a_gap_the
     await until(lambda: names(world, 0)[-1] == names(world, 1)[-1] == "stream-a-3.ts")
     assert list(numbered(world, 0)) == list(numbered(world, 1))
     world.check()
-    await world.pub.close()
 
 
 async def test_a_file_finished_within_the_bound_is_listed_late_in_its_variant_alone(
@@ -110,7 +110,6 @@ async def test_a_file_finished_within_the_bound_is_listed_late_in_its_variant_al
     assert list(numbered(world, 0)) == list(numbered(world, 1))
     assert world.sample("segments_lost_total", variant="0", reason="unfinished") is None
     world.check()
-    await world.pub.close()
 
 
 async def test_a_copy_lost_behind_a_stuck_one_is_a_gap_in_its_place_counted_once(world: World, held: HeldWrites) -> None:
@@ -127,11 +126,10 @@ async def test_a_copy_lost_behind_a_stuck_one_is_a_gap_in_its_place_counted_once
     assert sample("hls_broadcaster_segments_lost_total", {"variant": "0", "reason": "unfinished"}) is None  # late
     assert sample("hls_broadcaster_segments_lost_total", {"variant": "0", "reason": "deleted"}) == 1
     world.check()
-    await world.pub.close()
 
 
 async def test_a_restart_while_a_variant_waits_lists_what_it_waited_for_as_gaps(
-        tmp_path: Path, world: World, held: HeldWrites) -> None:
+        tmp_path: Path, make_world: MakeWorld, world: World, held: HeldWrites) -> None:
     """The slot was shown in the other variants under its number: the state saved then brings it back
     as a gap in the variant that waited (the copy uploaded behind it as a segment), and both go on under
     the same numbers."""
@@ -144,7 +142,7 @@ async def test_a_restart_while_a_variant_waits_lists_what_it_waited_for_as_gaps(
     assert [(w[6], w[8]) for w in waiting] == [("live/0/stream-a-1.ts", False), ("live/0/stream-a-2.ts", True)]
     await world.pub.close()
     (tmp_path / "again").mkdir()
-    again = World(tmp_path / "again", window=6.0, stepped=True)
+    again = make_world(tmp_path / "again", window=6.0, stepped=True)
     again.pub.restore({**saved, "clean_stop": True})
     assert numbered(again, 0) == {n: (name, name == "stream-a-1.ts") for n, (name, _gap) in numbered(world, 1).items()}
     for v in (0, 1):
@@ -153,7 +151,6 @@ async def test_a_restart_while_a_variant_waits_lists_what_it_waited_for_as_gaps(
     await until(lambda: names(again, 0)[-1] == names(again, 1)[-1] == "stream-a-3.ts")
     assert list(numbered(again, 0)) == list(numbered(again, 1))
     again.check()
-    await again.pub.close()
 
 
 # -- the service, with hls.js in Chromium on the variant whose file never finishes -------------------

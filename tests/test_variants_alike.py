@@ -10,48 +10,15 @@ from __future__ import annotations
 import asyncio
 import math
 import random
-from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
 from broadcaster.source.owncast import SourceVariant
-from broadcaster.source.writes import Finish
+from tests.support.held_back import HeldWrites
 from tests.support.listing import listing
+from tests.support.served import MakeWorld
 from tests.support.waiting import until
 from tests.support.world import World
-
-
-class Holds:
-    """source.writes at the seam: a file the test holds (variant, name) is being written until released."""
-
-    def __init__(self) -> None:
-        self.events: dict[tuple[str, str], asyncio.Event] = {}
-
-    def hold(self, variant: int, name: str) -> None:
-        self.events[(str(variant), name)] = asyncio.Event()
-
-    def release(self, keep: Callable[[], bool] = lambda: False) -> None:
-        """Release every held file but those `keep` says to keep (asked once per file)."""
-        for held in list(self.events):
-            if not keep():
-                self.events.pop(held).set()
-
-    def follow(self, hook: Callable[[Path | None], None]) -> None:
-        """No write is heard here."""
-
-    async def finished(self, path: Path, limit: float, on_writing: Callable[[], None] | None = None) -> Finish:
-        event = self.events.get((path.parent.name, path.name))
-        if event is None:
-            return Finish.READY
-        if on_writing is not None:
-            on_writing()
-        try:
-            async with asyncio.timeout(limit):
-                await event.wait()
-        except TimeoutError:
-            return Finish.UNFINISHED
-        return Finish.WAITED
 
 
 def numbers(world: World, v: int) -> dict[int, tuple[str, int, bool]]:
@@ -65,8 +32,9 @@ async def let_run() -> None:
     await asyncio.sleep(0.005)
 
 
-async def test_a_variant_whose_first_copy_is_lost_lists_its_gap_under_the_slots_number(tmp_path: Path) -> None:
-    world = World(tmp_path, window=6.0, stepped=True)
+async def test_a_variant_whose_first_copy_is_lost_lists_its_gap_under_the_slots_number(
+        make_world: MakeWorld) -> None:
+    world = make_world(window=6.0, stepped=True)
     world.owncast_lists(0, "stream-a-0.ts")
     world.owncast_lists(0, "stream-a-1.ts")
     await world.settle()
@@ -81,17 +49,16 @@ async def test_a_variant_whose_first_copy_is_lost_lists_its_gap_under_the_slots_
     assert zero[2] == ("stream-a-2.ts", 0, False) and one[2] == ("stream-a-2.ts", 0, True)
     assert zero[3] == ("stream-a-3.ts", 0, False) and one[3] == ("stream-a-3.ts", 0, False)
     assert "#EXT-X-DISCONTINUITY\n" not in world.text(0)  # no restart of the variant listing already
-    await world.pub.close()
 
 
 @pytest.mark.parametrize("seed", range(40))
-async def test_shuffled_copies_keep_every_variant_numbered_alike(tmp_path: Path, seed: int) -> None:
+async def test_shuffled_copies_keep_every_variant_numbered_alike(make_world: MakeWorld, seed: int) -> None:
     """Two variants, the second's playlist up to three segments late; each copy at random on time, deleted
     before it was read, or held by Owncast; the two playlists told in either order. Every version shown
     passes the checker."""
     rnd = random.Random(seed)
-    holds = Holds()
-    world = World(tmp_path, window=6.0, writes=holds, stepped=True)
+    holds = HeldWrites()
+    world = make_world(window=6.0, writes=holds, stepped=True)
     first = {0: 0, 1: rnd.choice([0, 0, 1, 2, 3])}
     for i in range(14):
         order = [0, 1]
@@ -105,22 +72,21 @@ async def test_shuffled_copies_keep_every_variant_numbered_alike(tmp_path: Path,
                 world.owncast_lists(v, name, write=False)
                 continue
             if draw < 0.3:
-                holds.hold(v, name)
+                holds.hold_in(v, name)
             world.owncast_lists(v, name)
         await let_run()
         if rnd.random() < 0.4:
-            holds.release(keep=lambda: rnd.random() < 0.5)
+            holds.release_all(keep=lambda: rnd.random() < 0.5)
         if rnd.random() < 0.3:
             world.now += rnd.choice([0.5, 1.0, 1.5])
             world.pub.lister.advance()
         await let_run()
         world.check()
-    holds.release()
+    holds.release_all()
     world.now += 2
     world.pub.lister.advance()
     await let_run()
     world.check()
-    await world.pub.close()
 
 
 # -- variants cut apart ----------------------------------------------------------------------------------
@@ -162,15 +128,15 @@ def discontinuity_of(world: World, v: int, name: str) -> int:
 
 @pytest.mark.parametrize("raised", [False, True], ids=["no_raise", "raised"])
 async def test_a_stream_cut_apart_after_its_first_slot_was_decided_with_one_copy_waiting(
-        tmp_path: Path, raised: bool) -> None:
+        make_world: MakeWorld, raised: bool) -> None:
     """The new stream's first slot decided with both variants while the transcoded variant's copy is still
     written; then the copied variant's next segment shows the two cut apart: later by 0.6 s, or (`raised`)
     4.6 s long, raising the target 2 -> 5 while that copy waits. Both variants give the stream's first two
     moments one discontinuity number (no gap marked in the waiting variant)."""
-    holds = Holds()
-    world = World(tmp_path, align_by="time", window=6.0, writes=holds, stepped=True)
+    holds = HeldWrites()
+    world = make_world(align_by="time", window=6.0, writes=holds, stepped=True)
     done = await stream_ended(world)
-    holds.hold(1, "stream-b-0.ts")
+    holds.hold_in(1, "stream-b-0.ts")
     world.owncast_lists(1, "stream-b-0.ts", duration=2.0, date=20, target=2)
     world.owncast_lists(0, "stream-b-0.ts", duration=2.2, date=20, target=2)  # the same moment: together
     await until(lambda: "stream-b-0" in world.text(0), "stream-b-0 listed in variant 0", 5, every=0.001)
@@ -182,7 +148,7 @@ async def test_a_stream_cut_apart_after_its_first_slot_was_decided_with_one_copy
         world.owncast_lists(0, "stream-b-1.ts", duration=2.0, date=22.8, target=2)
     await let_run()
     done = checked(world, done)
-    holds.release()
+    holds.release_all()
     await until(lambda: all("stream-b-1" in world.text(v) for v in (0, 1)), "stream-b-1 listed in both", 5,
                 every=0.001)
     world.owncast_lists(1, "stream-b-2.ts", duration=2.0, date=24, target=2)
@@ -194,20 +160,19 @@ async def test_a_stream_cut_apart_after_its_first_slot_was_decided_with_one_copy
     if not raised:
         assert discontinuity_of(world, 1, "stream-b-1.ts") == discontinuity_of(world, 0, "stream-b-1.ts") \
             == discontinuity_of(world, 0, "stream-b-0.ts") == 1
-    await world.pub.close()
 
 
-async def test_the_second_lane_to_start_a_stream_does_not_start_it_again(tmp_path: Path) -> None:
+async def test_the_second_lane_to_start_a_stream_does_not_start_it_again(make_world: MakeWorld) -> None:
     """Variants cut apart from the first slot, the copied variant's copy still written: the transcoded
     lane lists the stream first and decides its target. The copied lane, once its copy lands, is not a new
     stream though it now advertises 4 s: no new timeline (which put its first moment under another
     number); meanwhile the transcoded variant's new playlist waits for the copied one's (one target at a
     time, 6.2.4)."""
-    holds = Holds()
-    world = World(tmp_path, align_by="time", window=6.0, writes=holds, stepped=True)
+    holds = HeldWrites()
+    world = make_world(align_by="time", window=6.0, writes=holds, stepped=True)
     done = await stream_ended(world)
-    holds.hold(0, "stream-b-0.ts")
-    holds.hold(0, "stream-b-1.ts")  # held to the end: its raise of the target is not this test's
+    holds.hold_in(0, "stream-b-0.ts")
+    holds.hold_in(0, "stream-b-1.ts")  # held to the end: its raise of the target is not this test's
     world.owncast_lists(0, "stream-b-0.ts", duration=3.0, date=20, target=3)
     world.owncast_lists(1, "stream-b-0.ts", duration=2.0, date=20, target=2)
     await until(lambda: "stream-b-0.ts" in world.uris(1), "stream-b-0 listed in variant 1", 5, every=0.001)
@@ -216,16 +181,15 @@ async def test_the_second_lane_to_start_a_stream_does_not_start_it_again(tmp_pat
     await until(lambda: "stream-b-1.ts" in world.uris(1), "stream-b-1 listed in variant 1", 5, every=0.001)
     assert "#EXT-X-TARGETDURATION:2\n" in world.text(1)  # not shown yet: variant 0 has nothing under 3
     done = checked(world, done)
-    holds.events.pop(("0", "stream-b-0.ts")).set()  # Owncast finished stream-b-0, not stream-b-1
+    holds.release_in(0, "stream-b-0.ts")  # Owncast finished stream-b-0, not stream-b-1
     await until(lambda: "stream-b-0" in world.text(0), "stream-b-0 listed in variant 0", 5, every=0.001)
     assert "stream-b-1" in world.text(1)  # shown together
     checked(world, done)
     assert world.pub.target_duration == 3
     assert discontinuity_of(world, 0, "stream-b-0.ts") == discontinuity_of(world, 1, "stream-b-0.ts")
-    await world.pub.close()
 
 
-async def shuffled_streams(tmp_path: Path, seed: int, advertised_as_listed: bool) -> None:
+async def shuffled_streams(make_world: MakeWorld, seed: int, advertised_as_listed: bool) -> None:
     """Three streams of about 12 s, the second cut apart (a copied variant cut 1-5 s apart beside a
     transcoded one cut every 2 s), the third at random one or the other; each variant's segments
     interleaved by when each ends give or take 1.5 s, each copy on time or held, each stream ended or not.
@@ -233,8 +197,8 @@ async def shuffled_streams(tmp_path: Path, seed: int, advertised_as_listed: bool
     advertises its longest segment so far (Owncast's own target), so it raises the target within the
     stream from its lane; else its longest keyframe interval from the start (as the docs advise)."""
     rnd = random.Random(seed)
-    holds = Holds()
-    world = World(tmp_path, align_by="time", window=8.0, writes=holds, stepped=True)
+    holds = HeldWrites()
+    world = make_world(align_by="time", window=8.0, writes=holds, stepped=True)
     world.pub.on_master([SourceVariant(0, 3_000_000), SourceVariant(1, 300_000)])
     done, start = 0, 0.0
     for run, copied in (("a", False), ("b", True), ("c", rnd.random() < 0.5)):
@@ -252,19 +216,19 @@ async def shuffled_streams(tmp_path: Path, seed: int, advertised_as_listed: bool
             name, d, date = cuts[v][nxt[v]]
             nxt[v] += 1
             if rnd.random() < 0.3:
-                holds.hold(v, name)
+                holds.hold_in(v, name)
             if advertised_as_listed:
                 target[v] = max(target[v], math.ceil(d))
             world.owncast_lists(v, name, duration=d, date=date, target=target[v])
             if rnd.random() < 0.5:
                 await let_run()
             if rnd.random() < 0.4:
-                holds.release(keep=lambda: rnd.random() < 0.5)
+                holds.release_all(keep=lambda: rnd.random() < 0.5)
             if rnd.random() < 0.3:
                 world.now += rnd.choice([0.5, 1.0, 2.0, 3.0])
                 world.pub.lister.advance()
             done = checked(world, done)
-        holds.release()
+        holds.release_all()
         await let_run()
         if rnd.random() < 0.7:
             for v in (0, 1):
@@ -277,30 +241,31 @@ async def shuffled_streams(tmp_path: Path, seed: int, advertised_as_listed: bool
         for v in (0, 1):
             world.segments[v] = []  # Owncast wipes its folder for a new stream
         start += 22.0
-    await world.pub.close()
 
 
 @pytest.mark.parametrize("seed", range(40))
-async def test_shuffled_streams_cut_apart_keep_every_variant_numbered_alike(tmp_path: Path,
+async def test_shuffled_streams_cut_apart_keep_every_variant_numbered_alike(make_world: MakeWorld,
                                                                              seed: int) -> None:
     """shuffled_streams, the copied variant advertising its longest keyframe interval from the start."""
-    await shuffled_streams(tmp_path, seed, advertised_as_listed=False)
+    await shuffled_streams(make_world, seed, advertised_as_listed=False)
 
 
 @pytest.mark.parametrize("seed", range(20))
-async def test_shuffled_streams_raised_from_the_copied_lane_keep_one_target(tmp_path: Path, seed: int) -> None:
+async def test_shuffled_streams_raised_from_the_copied_lane_keep_one_target(make_world: MakeWorld,
+                                                                            seed: int) -> None:
     """shuffled_streams, the copied variant's longer segments raising the target from its own lane, often
     after the transcoded variant showed all it had, or ended (20 seeds: about 3 s)."""
-    await shuffled_streams(tmp_path, seed, advertised_as_listed=True)
+    await shuffled_streams(make_world, seed, advertised_as_listed=True)
 
 
 @pytest.mark.parametrize("then", ["ended", "listed"])
-async def test_a_raise_from_one_lane_after_the_other_showed_all_it_had(tmp_path: Path, then: str) -> None:
+async def test_a_raise_from_one_lane_after_the_other_showed_all_it_had(make_world: MakeWorld,
+                                                                       then: str) -> None:
     """The transcoded variant has shown all it has when the copied variant's 5 s segment raises the target
     2 -> 5: its new playlist is empty, the copied one's waits for it (one target on the pathway, 6.2.4),
     and both show under 5 together when the stream ends (the empty one ended, 6.2.1) or (`listed`) the
     transcoded variant lists its next segment; never a version under 2 left beside one under 5."""
-    world = World(tmp_path, align_by="time", window=6.0, stepped=True)
+    world = make_world(align_by="time", window=6.0, stepped=True)
     done = await stream_ended(world)
     world.owncast_lists(1, "stream-b-0.ts", duration=2.0, date=20, target=2)
     world.owncast_lists(0, "stream-b-0.ts", duration=1.0, date=20, target=1)  # cut apart: no raise yet
@@ -325,13 +290,12 @@ async def test_a_raise_from_one_lane_after_the_other_showed_all_it_had(tmp_path:
         assert shown.endswith("#EXT-X-ENDLIST\n") == (then == "ended"), shown
     assert ("stream-b-3" in world.text(1)) == (then == "listed")
     checked(world, done)
-    await world.pub.close()
 
 
-async def stream_a_listed(tmp_path: Path) -> tuple[World, Holds]:
+async def stream_a_listed(make_world: MakeWorld) -> tuple[World, HeldWrites]:
     """Two variants, files held at the test's word, a first stream of three 2 s segments listed in both."""
-    holds = Holds()
-    world = World(tmp_path, align_by="time", window=8.0, writes=holds, stepped=True)
+    holds = HeldWrites()
+    world = make_world(align_by="time", window=8.0, writes=holds, stepped=True)
     world.pub.on_master([SourceVariant(0, 3_000_000), SourceVariant(1, 300_000)])
     for n in range(3):
         for v in (0, 1):
@@ -340,42 +304,42 @@ async def stream_a_listed(tmp_path: Path) -> tuple[World, Holds]:
     return world, holds
 
 
-async def test_a_raise_while_one_variant_still_lists_the_stream_before_keeps_the_timeline(tmp_path: Path) -> None:
+async def test_a_raise_while_one_variant_still_lists_the_stream_before_keeps_the_timeline(
+        make_world: MakeWorld) -> None:
     """Stream b cut apart, variant 1's first copy and variant 0's third still written when stream c comes
     with a 5 s segment: the target is raised (3 -> 6) before variant 1 listed any of b. The raise keeps
     the timeline: variant 1 lists b's moments under the numbers variant 0 gave them."""
-    world, holds = await stream_a_listed(tmp_path)
-    holds.hold(1, "stream-b-0.ts")
+    world, holds = await stream_a_listed(make_world)
+    holds.hold_in(1, "stream-b-0.ts")
     world.owncast_lists(1, "stream-b-0.ts", duration=2.0, date=6, target=2)
     world.owncast_lists(0, "stream-b-0.ts", duration=3.0, date=6, target=3)  # cut apart (then 3: b's own)
     world.owncast_lists(0, "stream-b-1.ts", duration=3.0, date=9, target=3)
     world.owncast_lists(1, "stream-b-1.ts", duration=2.0, date=8, target=2)
     await until(lambda: "stream-b-1.ts" in world.uris(0), "stream b listed in variant 0", 5, every=0.001)
     assert world.pub.target_duration == 3 and "stream-b-0.ts" not in world.uris(1), world.uris(1)
-    holds.hold(0, "stream-b-2.ts")  # variant 0 too has a moment of stream b still to list after the raise
+    holds.hold_in(0, "stream-b-2.ts")  # variant 0 too has a moment of stream b still to list after the raise
     world.owncast_lists(0, "stream-b-2.ts", duration=3.0, date=12, target=3)
     world.owncast_lists(1, "stream-b-2.ts", duration=2.0, date=10, target=2)
     world.owncast_lists(0, "stream-c-0.ts", duration=5.0, date=30, target=5)
     world.owncast_lists(1, "stream-c-0.ts", duration=2.0, date=30, target=2)
     await until(lambda: world.pub.target_duration == 6, "the target raised for stream c", 5, every=0.001)
-    holds.release()
+    holds.release_all()
     await until(lambda: all("stream-c-0.ts" in world.uris(v) for v in (0, 1)), "stream c listed", 5, every=0.001)
     await let_run()
     checked(world, 0)
     assert discontinuity_of(world, 0, "stream-b-2.ts") == discontinuity_of(world, 1, "stream-b-2.ts") \
         < discontinuity_of(world, 0, "stream-c-0.ts") == discontinuity_of(world, 1, "stream-c-0.ts")
-    await world.pub.close()
 
 
 async def test_a_variant_lists_a_stream_cut_apart_only_after_the_last_slot_of_the_stream_before(
-        tmp_path: Path) -> None:
+        make_world: MakeWorld) -> None:
     """The last slot of a stream undecided (both copies still written) when the next stream's variants are
     cut apart: each variant's own lane waits for it (Lanes.bound), so the old stream's last segment is
     never listed after the new one's first."""
-    world, holds = await stream_a_listed(tmp_path)
+    world, holds = await stream_a_listed(make_world)
     done = checked(world, 0)
     for v in (0, 1):
-        holds.hold(v, "stream-a-3.ts")
+        holds.hold_in(v, "stream-a-3.ts")
         world.owncast_lists(v, "stream-a-3.ts", duration=2.0, date=6, target=5)
     # The next stream, cut apart (a copied variant 0 beside a transcoded variant 1).
     world.owncast_lists(0, "stream-b-0.ts", duration=3.0, date=8, target=5)
@@ -389,35 +353,34 @@ async def test_a_variant_lists_a_stream_cut_apart_only_after_the_last_slot_of_th
     for _ in range(20):
         await asyncio.sleep(0)
     assert all("stream-b-0.ts" not in world.uris(v) for v in (0, 1)), [world.uris(v) for v in (0, 1)]
-    holds.release()
+    holds.release_all()
     await until(lambda: all("stream-b-1.ts" in world.uris(v) for v in (0, 1)), "stream b listed", 5, every=0.001)
     for v in (0, 1):
         uris = world.uris(v)
         assert uris.index("stream-a-3.ts") < uris.index("stream-b-0.ts"), (v, uris)
     checked(world, done)
     assert discontinuity_of(world, 0, "stream-b-0.ts") == discontinuity_of(world, 1, "stream-b-0.ts")
-    await world.pub.close()
 
 
 async def test_a_new_stream_after_variants_cut_apart_lists_its_first_segment_at_one_number_in_each(
-        tmp_path: Path) -> None:
+        make_world: MakeWorld) -> None:
     """Stream b cut apart ends lower in variant 0 (three segments) than in variant 1 (four), variant 0's
     last still written when stream c (a lower target) comes: listed in the same turn as c's first slot,
     never shown, it is carried into the new playlist and moved up to end where variant 1 goes on, so c's
     first segment has one number in both (6.2.4)."""
-    world, holds = await stream_a_listed(tmp_path)
+    world, holds = await stream_a_listed(make_world)
     done = checked(world, 0)
-    holds.hold(1, "stream-b-0.ts")  # variant 0 lists stream b first: variant 1 comes above it
+    holds.hold_in(1, "stream-b-0.ts")  # variant 0 lists stream b first: variant 1 comes above it
     world.owncast_lists(0, "stream-b-0.ts", duration=3.0, date=6, target=3)  # cut apart (a copied variant 0)
     world.owncast_lists(1, "stream-b-0.ts", duration=2.0, date=6, target=3)
     world.owncast_lists(0, "stream-b-1.ts", duration=2.0, date=9, target=3)
-    holds.hold(0, "stream-b-2.ts")
+    holds.hold_in(0, "stream-b-2.ts")
     world.owncast_lists(0, "stream-b-2.ts", duration=1.0, date=11, target=3)
     await until(lambda: "stream-b-1.ts" in world.uris(0), "variant 0 lists stream b", 5, every=0.001)
     for n in range(1, 4):
         world.owncast_lists(1, f"stream-b-{n}.ts", duration=2.0, date=6 + 2 * n, target=3)
     keep = iter([False, True])
-    holds.release(keep=lambda: next(keep))  # variant 1's first, not variant 0's last
+    holds.release_all(keep=lambda: next(keep))  # variant 1's first, not variant 0's last
     await until(lambda: "stream-b-3.ts" in world.uris(1), "variant 1 lists stream b", 5, every=0.001)
     for v in (0, 1):
         world.owncast_lists(v, ended=True, target=3)  # the broadcaster left: the next stream may lower it
@@ -430,7 +393,7 @@ async def test_a_new_stream_after_variants_cut_apart_lists_its_first_segment_at_
                 5, every=0.001)
     await let_run()
     assert (raised or 0) > 2 and all("stream-c-0.ts" not in world.uris(v) for v in (0, 1)), (raised, world.uris(0))
-    holds.release()
+    holds.release_all()
     await until(lambda: all("stream-c-0.ts" in world.uris(v) for v in (0, 1)), "stream c listed", 5, every=0.001)
     for v in (0, 1):
         world.owncast_lists(v, "stream-c-1.ts", duration=2.0, date=42, target=2)
@@ -440,4 +403,3 @@ async def test_a_new_stream_after_variants_cut_apart_lists_its_first_segment_at_
     assert world.uris(0)[:2] == ["stream-b-2.ts", "stream-c-0.ts"], world.uris(0)  # carried, not lost
     assert sequence_of(world, 0, "stream-c-0.ts") == sequence_of(world, 1, "stream-c-0.ts")
     assert discontinuity_of(world, 0, "stream-c-0.ts") == discontinuity_of(world, 1, "stream-c-0.ts")
-    await world.pub.close()

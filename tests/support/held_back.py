@@ -56,23 +56,36 @@ class HeldBack:
 
 class HeldWrites:
     """source.writes at the seam: every file is finished when asked, but those the test holds (by name, in
-    variant folder `folder`), whose writer is stuck until `release` (or the upload's limit)."""
+    variant folder `folder`, or in any variant with `hold_in`), whose writer is stuck until released (or
+    the upload's limit)."""
 
     def __init__(self, folder: str = "0") -> None:
         self._folder = folder
-        self._held: dict[str, asyncio.Event] = {}
+        self._held: dict[tuple[str, str], asyncio.Event] = {}
 
     def hold(self, name: str) -> None:
-        self._held[name] = asyncio.Event()
+        self.hold_in(self._folder, name)
+
+    def hold_in(self, variant: int | str, name: str) -> None:
+        self._held[(str(variant), name)] = asyncio.Event()
 
     def release(self, name: str) -> None:
-        self._held.pop(name).set()
+        self.release_in(self._folder, name)
+
+    def release_in(self, variant: int | str, name: str) -> None:
+        self._held.pop((str(variant), name)).set()
+
+    def release_all(self, keep: Callable[[], bool] = lambda: False) -> None:
+        """Release every held file but those `keep` says to keep (asked once per file)."""
+        for held in list(self._held):
+            if not keep():
+                self._held.pop(held).set()
 
     def follow(self, hook: Callable[[Path | None], None]) -> None:
         """No write is ever heard here (the files the test holds are not written meanwhile)."""
 
     async def finished(self, path: Path, limit: float, on_writing: Callable[[], None] | None = None) -> Finish:
-        held = self._held.get(path.name) if path.parent.name == self._folder else None
+        held = self._held.get((path.parent.name, path.name))
         if held is None:
             return Finish.READY
         if on_writing is not None:

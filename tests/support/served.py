@@ -1,6 +1,7 @@
 """The app (create_app) over a World (tests/support/world.py): its playlists, health and metrics,
 asked through aiohttp's test client. A pytest plugin (tests/conftest.py registers it): `serve_world`
-makes a test's World in its tmp_path, and closes its publisher after the test."""
+makes a test's World in its tmp_path, and closes its publisher after the test; `make_world` makes Worlds
+(in tmp_path unless told a folder) and closes their publishers after the test."""
 
 from __future__ import annotations
 
@@ -21,6 +22,26 @@ class ServeWorld(Protocol):
                  **world: Any) -> Awaitable[tuple[World, Client]]:
         """A World made with the options `world`, served by create_app with the options `app`;
         `decompress` False: the client hands the test the bytes sent."""
+
+
+class MakeWorld(Protocol):
+    def __call__(self, folder: Path | None = None, **world: Any) -> World:
+        """A World made with the options `world` in `folder` (the test's tmp_path by default)."""
+
+
+@pytest.fixture
+async def make_world(tmp_path: Path) -> AsyncIterator[MakeWorld]:
+    from tests.support.world import World
+
+    worlds: list[World] = []
+
+    def make(folder: Path | None = None, **world: Any) -> World:
+        worlds.append(World(folder or tmp_path, **world))
+        return worlds[-1]
+
+    yield make
+    for made in worlds:
+        await made.pub.close()
 
 
 @pytest.fixture
