@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import ipaddress
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import parse_qsl, urljoin
 
@@ -608,10 +608,6 @@ async def test_metrics_reuse_the_bounded_labels(served: tuple[World, TestClient[
 def test_a_names_suffix_is_the_one_pathlib_gives(name: str) -> None:
     """hls.suffix (what decides whether a file is a segment we publish, and its Content-Type) reads a name
     as PurePosixPath does, without making a path several times a segment."""
-    from pathlib import PurePosixPath
-
-    from broadcaster.playlist import hls
-
     assert hls.suffix(name) == PurePosixPath(name).suffix
     assert hls.segment_content_type(name) == {".ts": "video/mp2t", ".m4s": "video/iso.segment", ".mp4": "video/mp4",
                                               ".aac": "audio/aac"}.get(PurePosixPath(name).suffix.lower())
