@@ -252,7 +252,8 @@ async def test_the_hash_is_of_the_body_the_successful_attempt_put(tmp_path: Path
 def _held(tmp_path: Path, max_bytes: int = 10_000_000) -> Held:
     (tmp_path / "hls" / "0").mkdir(parents=True)
     (tmp_path / "state").mkdir()
-    held = Held(tmp_path / "hls", tmp_path / "state", max_bytes=max_bytes, keep_for=600.0, buckets=("bucket",))
+    held = Held(tmp_path / "hls", tmp_path / "state", max_bytes=max_bytes, keep_for=600.0,
+                buckets=("bucket",))
     held.open()
     return held
 
