@@ -20,33 +20,14 @@ from yarl import URL
 from broadcaster.demo.emulator import (LATENCY_LEVELS, Cleanup, EmulatorError, OwncastEmulator, OwncastSettings,
                                       Recordings, Variant, ffmpeg_command, resolve_settings)
 from broadcaster.demo.ffmpeg import ffmpeg_exe
+from tests.support.listing import listing
+from tests.support.owncast_writer import owncast_number
 from tests.support.processes import alive
 from tests.support.waiting import until
 
 pytestmark = pytest.mark.integration
 
 TS_PACKET = 188
-
-
-def media_entries(text: str) -> list[tuple[float, str | None, str]]:
-    """(EXTINF duration, PROGRAM-DATE-TIME, uri) for each segment of a media playlist."""
-    entries: list[tuple[float, str | None, str]] = []
-    duration: float | None = None
-    pdt: str | None = None
-    for line in text.splitlines():
-        if line.startswith("#EXTINF:"):
-            duration = float(line[len("#EXTINF:") :].split(",")[0])
-        elif line.startswith("#EXT-X-PROGRAM-DATE-TIME:"):
-            pdt = line.split(":", 1)[1]
-        elif line and not line.startswith("#"):
-            assert duration is not None, f"{line} has no #EXTINF"
-            entries.append((duration, pdt, line))
-            duration, pdt = None, None
-    return entries
-
-
-def segment_number(name: str) -> int:
-    return int(name.rsplit("-", 1)[1].split(".")[0])
 
 
 async def test_variants_segments_and_master(owncast: OwncastEmulator) -> None:
@@ -58,15 +39,15 @@ async def test_variants_segments_and_master(owncast: OwncastEmulator) -> None:
         assert "#EXT-X-TARGETDURATION:1\n" in text
         assert "#EXT-X-INDEPENDENT-SEGMENTS" in text
         assert "#EXT-X-ENDLIST" not in text
-        entries = media_entries(text)
-        assert len(entries) >= 3
-        for duration, pdt, uri in entries:
-            assert 0.9 <= duration <= 1.1, (uri, duration)
-            assert pdt is not None and re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d{4}", pdt)
-            assert name.fullmatch(uri), uri
+        entries = listing(text)
+        assert len(entries) >= 3 and text.count("#EXT-X-PROGRAM-DATE-TIME:") == len(entries)  # one each
+        for e in entries:
+            assert 0.9 <= e.duration <= 1.1, (e.uri, e.duration)
+            assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d{4}", e.date), e.date
+            assert name.fullmatch(e.uri), e.uri
             # Listed means finished: Owncast writes the segment before the playlist.
-            data = (owncast.variant_dir(variant) / uri).read_bytes()
-            assert data and len(data) % TS_PACKET == 0 and data[0] == 0x47, (uri, len(data))
+            data = (owncast.variant_dir(variant) / e.uri).read_bytes()
+            assert data and len(data) % TS_PACKET == 0 and data[0] == 0x47, (e.uri, len(data))
             assert data[::TS_PACKET] == b"\x47" * (len(data) // TS_PACKET)
 
     master = owncast.master_playlist.read_text()
@@ -131,8 +112,8 @@ async def test_stop_stream_appends_offline_tail(owncast: OwncastEmulator) -> Non
         assert playlist.stat().st_ino != inodes[variant]  # temp file + move, unlike ffmpeg's writes
         offline = (owncast.variant_dir(variant) / "offline.ts").read_bytes()
         assert len(offline) % TS_PACKET == 0 and offline[0] == 0x47
-        live = media_entries(text)[:-1]
-        assert live and all((owncast.variant_dir(variant) / uri).is_file() for _, _, uri in live)
+        live = listing(text)[:-1]
+        assert live and all((owncast.variant_dir(variant) / e.uri).is_file() for e in live)
 
 
 async def test_restart_wipes_folder_and_changes_shortid(owncast: OwncastEmulator) -> None:
@@ -146,7 +127,7 @@ async def test_restart_wipes_folder_and_changes_shortid(owncast: OwncastEmulator
     assert owncast.ffmpeg_pid is not None
     names = await owncast.wait_for_segments(0, 1, timeout=20)
     assert all(f"-{owncast.shortid}-" in n for n in names)
-    assert segment_number(names[0]) == 0  # numbering starts again
+    assert owncast_number(names[0]) == 0  # numbering starts again
     on_disk = [p.name for v in (0, 1) for p in owncast.variant_dir(v).iterdir()]
     assert not [n for n in on_disk if old_id in n]
 
@@ -180,17 +161,17 @@ async def test_cleanup_keeps_newest_segments(tmp_path: Path) -> None:
 
         def newest_listed() -> int:
             names = owncast.listed_segments(0)
-            return segment_number(names[-1]) if names else -1
+            return owncast_number(names[-1]) if names else -1
 
         await until(lambda: newest_listed() >= 6, "segment 6 to be listed", 30, every=0.05)
         await until(lambda: not (vdir / f"stream-{owncast.shortid}-0.ts").exists(), "cleanup", 5, every=0.05)
         await owncast.stop_stream(offline=False)
         owncast.cleanup_old_segments()
-        kept = sorted(segment_number(p.name) for p in vdir.glob("*.ts"))
+        kept = sorted(owncast_number(p.name) for p in vdir.glob("*.ts"))
         newest = newest_listed()
         assert kept == [newest - 2, newest - 1, newest]
         # ffmpeg itself never deletes: a segment that fell out of the 2-entry playlist stays on disk.
-        assert newest - 2 not in [segment_number(n) for n in owncast.listed_segments(0)]
+        assert newest - 2 not in [owncast_number(n) for n in owncast.listed_segments(0)]
 
 
 async def test_receiver_refuses_paths_outside_hls_dir(owncast: OwncastEmulator) -> None:
@@ -337,7 +318,7 @@ async def test_each_latency_level_cuts_its_segment_length(tmp_path: Path) -> Non
             seconds = LATENCY_LEVELS[level][0]
             text = owncast.variant_playlist(0).read_text()
             assert target_duration(text) == seconds, (level, text)
-            durations = [d for d, _, _ in media_entries(text)]
+            durations = [e.duration for e in listing(text)]
             assert durations and all(abs(d - seconds) < 0.05 for d in durations), (level, durations)
 
 
@@ -367,11 +348,11 @@ async def test_passthrough_copies_irregular_keyframes(tmp_path: Path) -> None:
         assert all(pid is not None and alive(pid) for pid in pids)
         await until(watch, "three copied segments", 30, every=0.05)
         assert not master_before_variants
-        durations = [d for d, _, _ in media_entries(copied.read_text())]
+        durations = [e.duration for e in listing(copied.read_text())]
         assert [round(d, 1) for d in durations[:3]] == [1.0, 3.0, 2.0]
         assert targets[:2] == [1, 3], targets  # rose within the stream, in the same playlist
-        regular = media_entries(transcoded.read_text())
-        assert len(regular) >= 4 and all(abs(d - 1.0) < 0.05 for d, _, _ in regular)
+        regular = [e.duration for e in listing(transcoded.read_text())]
+        assert len(regular) >= 4 and all(abs(d - 1.0) < 0.05 for d in regular)
         master = owncast.master_playlist.read_text()
         uris = [line for line in master.splitlines() if line.endswith(".m3u8")]
         assert uris == ["0/stream.m3u8", "1/stream.m3u8"]
@@ -400,7 +381,7 @@ async def test_configure_applies_at_restart(tmp_path: Path) -> None:
             assert all(f"-{owncast.shortid}-" in n for n in names)
             text = owncast.variant_playlist(variant).read_text()
             assert target_duration(text) == 2
-            assert [round(d, 1) for d, _, _ in media_entries(text)] == [2.0] * len(names)
+            assert [round(e.duration, 1) for e in listing(text)] == [2.0] * len(names)
         await until(owncast.master_playlist.exists, "the multivariant playlist", 10, every=0.05)
 
 

@@ -17,6 +17,7 @@ from broadcaster.demo.ports import kept_port
 from broadcaster.demo.seaweed import SeaweedS3
 from tests.support.service_process import ServiceProcess, service_env
 from tests.support.hls_checker import MediaPlaylistChecker
+from tests.support.listing import listing
 from tests.support.observe import Observed, looking, poll
 from tests.support.whole import assert_whole
 from tests.support.waiting import until
@@ -27,18 +28,6 @@ pytestmark = [pytest.mark.faults, pytest.mark.integration]
 CLEANER_INTERVAL = 5.0  # broadcaster/bucket/cleaner.py's Cleaner.interval
 SLACK = 5.0
 START_TIMEOUT = 60.0  # a deadline for the service to serve: a loaded machine took over 20 s
-
-
-def listed_segments(text: str) -> dict[str, float]:
-    """A media playlist's segment URIs, oldest first, with their EXTINF durations."""
-    listed: dict[str, float] = {}
-    duration = 0.0
-    for line in text.splitlines():
-        if line.startswith("#EXTINF:"):
-            duration = float(line[8:].split(",")[0])
-        elif line.startswith("http"):
-            listed[line] = duration
-    return listed
 
 
 async def status(http: aiohttp.ClientSession, url: str) -> int:
@@ -72,7 +61,8 @@ async def test_segments_leave_the_bucket_only_after_every_playlist_let_go(
                     async with http.get(f"{service.url}/live/{v}/playlist.m3u8") as r:
                         answered &= r.status == 200
                         text = await r.text() if r.status == 200 else ""
-                    listed = listed_segments(text)
+                    # Its segment URIs in the bucket, oldest first, with their EXTINF durations.
+                    listed = {e.uri: e.duration for e in listing(text) if e.uri.startswith("http")}
                     listed_now.update(listed)
                     length = sum(listed.values())
                     for uri, duration in listed.items():

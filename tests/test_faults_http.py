@@ -1,4 +1,4 @@
-"""Hostile HTTP clients (issue 4), against the real service process (and SeaweedFS behind it).
+"""Hostile HTTP clients, against the real service process (and SeaweedFS behind it).
 
 One service serves a small live stream (hand-fed, as in test_faults_input) for the whole module; every
 test throws something at it and then proves it still answers /health and the playlists, and the module
@@ -47,6 +47,7 @@ from broadcaster.demo.seaweed import SeaweedS3
 from tests.support.service_process import ServiceProcess, service_env
 from tests.support.owncast_writer import HandFedOwncast, real_ts_segment, write_in_place
 from tests.support.observe import Observer
+from tests.support.processes import rss_kb
 from tests.support.waiting import until
 
 # One worker runs the module, its served fixture once (scripts/test's --dist loadgroup; spread, four
@@ -395,7 +396,7 @@ async def test_oversized_requests_are_refused_without_buffering_them(svc: Served
     """No route takes a body: a 100 MB one is answered (405, or 200 for a GET) and the service's memory
     does not grow with it (aiohttp reads and drops the rest of an unread body)."""
     assert svc.service.proc is not None
-    before = rss_kib(svc.service.proc.pid)
+    before = rss_kb(svc.service.proc.pid)
     chunk = b"x" * (1 << 20)
     for method, path in [("POST", "/health"), ("PUT", "/live/0/playlist.m3u8"), ("POST", "/nope"),
                          ("GET", "/live/master.m3u8")]:
@@ -409,14 +410,7 @@ async def test_oversized_requests_are_refused_without_buffering_them(svc: Served
         assert r.status in (405, 413)
     async with svc.http.get(f"{svc.url}/?" + "q=" + "a" * 100_000) as r:
         assert r.status in (400, 414)
-    assert rss_kib(svc.service.proc.pid) - before < 64 * 1024
-
-
-def rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise AssertionError("no VmRSS")
+    assert rss_kb(svc.service.proc.pid) - before < 64 * 1024
 
 
 # -- many clients --------------------------------------------------------------------------------------

@@ -28,7 +28,6 @@ What the service does with each fault (the decisions these tests pin down):
 - symlinked variant folders and symlinked playlists are not read; stray files are ignored (a file of a
   type we do not publish that a playlist then lists is both: a stray when it appears, lost when listed).
 
-The last tests pin bugs found here and fixed in the publisher (they were strict xfails first).
 Proving "logged once" means watching the log for a while after the fact (quiet_for): that is the one
 place these tests wait without a condition. FAULTS_DUMP=1 prints each service's log.
 """
@@ -81,10 +80,6 @@ def long_ts(tmp_path_factory: pytest.TempPathFactory) -> bytes:
 
 
 # -- the service, seen from outside ------------------------------------------------------------------
-
-
-def counter(metrics: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str, **labels: str) -> float:
-    return metrics.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
 def lines_with(service: ServiceProcess, *needles: str) -> list[str]:
@@ -335,11 +330,11 @@ async def test_bad_segment_files_are_lost_once_and_nothing_outside_is_uploaded(
     assert not [k for k in m if k[0] == "hls_broadcaster_segments_lost_total" and ("reason", "sibling_lost") in k[1]
                 and m[k]], "a good copy was dropped"
     for (variant, reason), n in want.items():
-        assert counter(m, "hls_broadcaster_segments_lost_total", variant=variant, reason=reason) == n, variant
+        assert total(m, "hls_broadcaster_segments_lost_total", variant=variant, reason=reason) == n, variant
     # The long one raised the target once, with one line that names it; nothing was rejected.
     assert len(lines_with(service, f"segment {long} lasts 5.000s, longer than the target duration 1s")) == 1
-    assert counter(m, "hls_broadcaster_target_duration_changes_total", reason="longer_segment") == 1
-    assert counter(m, "hls_broadcaster_input_rejected_total", reason="rejected") == 0
+    assert total(m, "hls_broadcaster_target_duration_changes_total", reason="longer_segment") == 1
+    assert total(m, "hls_broadcaster_input_rejected_total", reason="rejected") == 0
 
     # The bucket holds the good segments and the garbage one byte for byte, and nothing else.
     objects = await rig.objects()
@@ -363,8 +358,8 @@ UNSAFE_NAMES = [
 
 async def test_unsafe_names_in_playlists_are_skipped_once_and_never_read(rig: Rig) -> None:
     feed, seen, service = rig.feed, rig.seen, rig.service
-    # Owncast's list does not move here: a skipped entry sliding out of it shifts the numbering (see the
-    # xfail test_unsafe_entry_in_one_variant_keeps_the_variants_lined_up below).
+    # Owncast's list does not move here: a skipped entry sliding out of it shifts the numbering (see
+    # test_unsafe_entry_in_one_variant_keeps_the_variants_lined_up below).
     feed.list_size = 1000
     # Whatever those names could reach exists, and holds the secret.
     (feed.root / "secret.ts").write_bytes(SECRET)
@@ -390,7 +385,7 @@ async def test_unsafe_names_in_playlists_are_skipped_once_and_never_read(rig: Ri
         for name in UNSAFE_NAMES:
             assert len(lines_with(service, f"skipping {name!r} in {v}/stream.m3u8")) <= 1, (v, name)
     m = await seen.metrics()
-    assert counter(m, "hls_broadcaster_input_rejected_total", reason="unsafe_name") == 2 * len(UNSAFE_NAMES)
+    assert total(m, "hls_broadcaster_input_rejected_total", reason="unsafe_name") == 2 * len(UNSAFE_NAMES)
     objects = await rig.objects()
     assert all(re.fullmatch(rf"{rig.prefix}/[01]/stream-f4ult-\d+\.ts", key) for key in objects), sorted(
         objects
@@ -486,7 +481,7 @@ async def test_broken_playlists_are_warned_once_and_the_stream_goes_on(rig: Rig)
         assert len(lines_with(service, f"ignoring {feed.playlist(v)}: ")) == 2, lines_with(service, f"/{v}/")
     assert len(lines_with(service, f"ignoring {feed.root / 'stream.m3u8'}: ")) == 1
     m = await seen.metrics()
-    assert counter(m, "hls_broadcaster_input_rejected_total", reason="bad_playlist") == 2 * BREAKERS + 1
+    assert total(m, "hls_broadcaster_input_rejected_total", reason="bad_playlist") == 2 * BREAKERS + 1
     assert_nothing_from_outside(await bucket_objects(rig.s3))
 
 
@@ -524,9 +519,9 @@ async def test_impossible_durations_never_reach_the_playlists(rig: Rig) -> None:
     await quiet_for(service, QUIET, "ignoring")
     assert len(lines_with(service, f"ignoring {feed.playlist(0)}: ")) == warned
     m = await seen.metrics()
-    assert counter(m, "hls_broadcaster_input_rejected_total", reason="bad_playlist") == warned
-    assert counter(m, "hls_broadcaster_input_rejected_total", reason="rejected") == 2
-    assert counter(m, "hls_broadcaster_segments_lost_total", variant="0", reason="rejected") == 2
+    assert total(m, "hls_broadcaster_input_rejected_total", reason="bad_playlist") == warned
+    assert total(m, "hls_broadcaster_input_rejected_total", reason="rejected") == 2
+    assert total(m, "hls_broadcaster_segments_lost_total", variant="0", reason="rejected") == 2
 
 
 # -- symlinks and strays -----------------------------------------------------------------------------
@@ -604,14 +599,14 @@ async def test_symlinked_variant_folders_and_stray_files_are_ignored_once(rig: R
     for index in (2, 4):
         assert len(lines_with(service, f"{feed.root / str(index)}")) == 1, lines_with(service, f"/{index}")
     m = await seen.metrics()
-    assert counter(m, "hls_broadcaster_input_rejected_total", reason="bad_playlist") == 1
-    assert counter(m, "hls_broadcaster_input_rejected_total", reason="symlink") == 2
-    assert counter(m, "hls_broadcaster_input_rejected_total", reason="not_a_variant") == 1
+    assert total(m, "hls_broadcaster_input_rejected_total", reason="bad_playlist") == 1
+    assert total(m, "hls_broadcaster_input_rejected_total", reason="symlink") == 2
+    assert total(m, "hls_broadcaster_input_rejected_total", reason="not_a_variant") == 1
     assert len(lines_with(service, str(feed.root / "6"))) == 1
     # A file made at once in a new folder may come before inotify watches that folder: noticed or not.
     inner = len(lines_with(service, "junk-dir/inner.bin"))
     assert inner <= 1
-    assert counter(m, "hls_broadcaster_input_rejected_total", reason="stray_file") == len(strays) + inner
+    assert total(m, "hls_broadcaster_input_rejected_total", reason="stray_file") == len(strays) + inner
     objects = await rig.objects()
     assert all(re.fullmatch(rf"{rig.prefix}/[01]/stream-f4ult-\d+\.ts", key) for key in objects), sorted(
         objects
@@ -619,7 +614,7 @@ async def test_symlinked_variant_folders_and_stray_files_are_ignored_once(rig: R
     assert_nothing_from_outside(await bucket_objects(rig.s3))
 
 
-# -- known bugs elsewhere (publisher.py, hls.py): failing tests that document them --------------------
+# -- one variant's entry unlike the other's ------------------------------------------------------------
 
 
 async def test_unsafe_entry_in_one_variant_keeps_the_variants_lined_up(rig: Rig) -> None:
@@ -633,11 +628,7 @@ async def test_unsafe_entry_in_one_variant_keeps_the_variants_lined_up(rig: Rig)
         feed.write_playlist(v)
     after = await good_slots(rig, 3)  # every version of both playlists is checked on the way
     for v in feed.variants:
-        assert seen_tail(rig, v) == after
-
-
-def seen_tail(rig: Rig, v: int) -> list[str]:
-    return rig.seen.names(v)[-3:]
+        assert rig.seen.names(v)[-3:] == after
 
 
 async def test_segment_too_long_in_one_variant_only_does_not_freeze_it(rig: Rig, long_ts: bytes) -> None:
@@ -649,7 +640,7 @@ async def test_segment_too_long_in_one_variant_only_does_not_freeze_it(rig: Rig,
     after = await good_slots(rig, 3, timeout=8)
     for v in rig.feed.variants:
         assert long in rig.seen.names(v)
-        assert seen_tail(rig, v) == after
+        assert rig.seen.names(v)[-3:] == after
 
 
 def _absurd_first_segment(feed: HandFedOwncast, outside: Path) -> None:
@@ -686,8 +677,7 @@ def _fifo_variant(feed: HandFedOwncast, outside: Path) -> None:
 
 @pytest.mark.parametrize("rig", [{"variants": (0,), "before_start": _fifo_variant}], indirect=True)
 async def test_a_fifo_playlist_neither_stops_start_up_nor_the_stream(rig: Rig) -> None:
-    """It made read_playlist get None (len(None) raised TypeError): the service crash-looped at
-    start-up, or its watcher died for good while running."""
+    """A playlist read gets no text from it: neither start-up nor the watcher may fail on that."""
     feed, service = rig.feed, rig.service
     fifo = feed.root / "7" / "stream.m3u8"
     await until_logged(service, f"ignoring {fifo}: not a regular file")
@@ -699,7 +689,7 @@ async def test_a_fifo_playlist_neither_stops_start_up_nor_the_stream(rig: Rig) -
     await quiet_for(service, QUIET, "ignoring")
     assert len(lines_with(service, str(fifo))) == 1
     m = await rig.seen.metrics()
-    assert counter(m, "hls_broadcaster_input_rejected_total", reason="bad_playlist") == 1
+    assert total(m, "hls_broadcaster_input_rejected_total", reason="bad_playlist") == 1
 
 
 async def test_stray_playlists_in_unnamed_folders_neither_stall_nor_hold_health(rig: Rig) -> None:
@@ -739,7 +729,7 @@ async def test_stray_playlists_in_unnamed_folders_neither_stall_nor_hold_health(
         await until_logged(service, f"ignoring {str(feed.root / str(index))!r}: not a variant")
     assert lines_with(service, "arrived after its slot was decided") == []
     m = await seen.metrics()
-    assert counter(m, "hls_broadcaster_input_rejected_total", reason="not_a_variant") == 2
+    assert total(m, "hls_broadcaster_input_rejected_total", reason="not_a_variant") == 2
     assert all(re.fullmatch(rf"{rig.prefix}/[01]/stream-f4ult-\d+\.ts", key) for key in await rig.objects())
 
 

@@ -22,6 +22,7 @@ from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.playlist import hls
 from tests.support.service_process import ServiceProcess, service_env
 from tests.support.observe import Observed, looking, poll
+from tests.support.owncast_writer import owncast_number
 from tests.support.disks import TmpfsDisk, small_tmpfs
 from tests.support.waiting import until
 from tests.support.whole import assert_whole
@@ -153,17 +154,14 @@ async def _kill_9_three_times(tmp_path: Path, seaweed: SeaweedS3, owncast: Ownca
         await assert_whole(http, owncast.ledger, seen.listed_files(owncast, bucket=seaweed.public_url))
     # A discontinuity only right after a gap Owncast made; without one, the discontinuity sequence
     # stays 0 in every version.
-    assert all(_number(name) - 1 in gaps for name in seen.after_discontinuity), (seen.after_discontinuity, gaps)
+    assert all(owncast_number(name) - 1 in gaps for name in seen.after_discontinuity), (
+        seen.after_discontinuity, gaps)
     assert gaps or seen.sequences == {0}
     counts = uploads(*runs)
     listed = listed_keys(seen)
     assert listed <= set(counts)
     # kill -9 may land between an upload and the save that records it: only those go again.
     assert len([k for k, n in counts.items() if n > 1]) <= 3 * 2 * 8
-
-
-def _number(name: str) -> int:
-    return int(name.rsplit("-", 1)[1].split(".")[0])
 
 
 def _assert_exact(seen: Observed, gaps: set[int] | None = None) -> None:
@@ -173,8 +171,8 @@ def _assert_exact(seen: Observed, gaps: set[int] | None = None) -> None:
         ours = [seen.ours[v][n] for n in sorted(seen.ours[v])]
         names = [uri.rsplit("/", 1)[1] for uri, _ in ours]
         numbers = sorted(seen.ours[v])
-        expected = [n for n in seen.owncast[v] if _number(n) not in (gaps or set())]
-        assert names == sorted(expected, key=_number), gaps
+        expected = [n for n in seen.owncast[v] if owncast_number(n) not in (gaps or set())]
+        assert names == sorted(expected, key=owncast_number), gaps
         assert numbers == list(range(numbers[0], numbers[0] + len(numbers)))
 
 
@@ -227,7 +225,7 @@ async def test_a_bad_state_file_is_set_aside_not_a_crash_loop(
 
 def _newest_number(owncast: OwncastEmulator) -> int:
     names = owncast.listed_segments(0)
-    return int(names[-1].rsplit("-", 1)[1].split(".")[0]) if names else -1
+    return owncast_number(names[-1]) if names else -1
 
 
 @pytest.mark.parametrize("out_of", ["space", "inodes"])

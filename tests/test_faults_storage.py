@@ -38,6 +38,7 @@ from tests.support.fault_proxy import FaultProxy
 from tests.support.scrape import scraped, total
 from tests.support.service_process import ServiceProcess, service_env
 from tests.support.hls_checker import VariantSetChecker
+from tests.support.owncast_writer import owncast_number
 from tests.support.waiting import until
 from tests.support.whole import finished
 
@@ -49,11 +50,6 @@ WINDOW_SECONDS = 5.0
 POLL = 0.15  # seconds between polls of the service
 START_TIMEOUT = 60.0  # a deadline for the service to serve: a loaded machine took over 20 s
 T = TypeVar("T")
-
-
-def number(uri_or_name: str) -> int:
-    """Owncast's own segment number, from stream-<shortid>-<n>.ts."""
-    return int(uri_or_name.rsplit("-", 1)[1].split(".")[0])
 
 
 def name(uri: str) -> str:
@@ -188,7 +184,7 @@ class Watch:
         return [self.msn[v][n] for n in sorted(self.msn[v])]
 
     def listed_numbers(self, v: int) -> set[int]:
-        return {number(u) for u in self.msn[v].values()}
+        return {owncast_number(u) for u in self.msn[v].values()}
 
 
 @dataclass
@@ -268,14 +264,19 @@ class Rig:
         for v in VARIANTS:
             top = max(self.watch.listed_numbers(v))
             playlist = parse_media_playlist(self.owncast.variant_playlist(v).read_text())
-            out[v] = [s.name for s in playlist.segments if not s.is_offline_clip and number(s.name) > top]
+            out[v] = [s.name for s in playlist.segments
+                      if not s.is_offline_clip and owncast_number(s.name) > top]
         return out
+
+    async def listed_all(self, backlog: dict[int, list[str]]) -> bool:
+        listed = {v: {name(u) for u in self.watch.msn[v].values()} for v in VARIANTS}
+        return all(set(backlog[v]) <= listed[v] for v in VARIANTS)
 
     def assert_listed_in_order(self, v: int, *, gaps_allowed: bool = False) -> list[int]:
         """Owncast's order, no duplicates, no media sequence number skipped; returns the missing numbers."""
         msns = sorted(self.watch.msn[v])
         assert msns == list(range(msns[0], msns[0] + len(msns))), f"variant {v}: a media sequence was skipped"
-        numbers = [number(u) for u in self.watch.listing(v)]
+        numbers = [owncast_number(u) for u in self.watch.listing(v)]
         assert numbers == sorted(set(numbers)), (
             f"variant {v}: not in Owncast's order or listed twice: {numbers}"
         )
@@ -283,7 +284,7 @@ class Rig:
         if not gaps_allowed:
             assert missing == [], f"variant {v}: Owncast's segments {missing} were never listed"
             # ...and everything Owncast listed in that span is ours too.
-            span = {n for n in self.watch.owncast_names[v] if numbers[0] <= number(n) <= numbers[-1]}
+            span = {n for n in self.watch.owncast_names[v] if numbers[0] <= owncast_number(n) <= numbers[-1]}
             assert span == {name(u) for u in self.watch.listing(v)}
         return missing
 
@@ -385,11 +386,7 @@ async def test_bucket_down_then_back_keeps_serving_and_lists_the_backlog_in_orde
         up_at = time.monotonic()
         await proxy.pass_through()
 
-        async def backlog_listed() -> bool:
-            listed = {v: {name(u) for u in watch.msn[v].values()} for v in VARIANTS}
-            return all(set(backlog[v]) <= listed[v] for v in VARIANTS)
-
-        await rig.until(backlog_listed, 30, "the backlog is listed")
+        await rig.until(lambda: rig.listed_all(backlog), 30, "the backlog is listed")
         listed_after = time.monotonic() - up_at
         await rig.healthy(timeout=30)
         healthy_after = time.monotonic() - up_at
@@ -464,8 +461,8 @@ async def test_segments_deleted_during_an_outage_are_counted_and_marked_as_a_gap
                 return owncast.variant_dir(v) / f"stream-{owncast.shortid}-{n}.ts"
 
             def newest(v: int) -> int:
-                return max((number(p.name) for p in owncast.variant_dir(v).glob(f"stream-{owncast.shortid}-*.ts")),
-                           default=-1)
+                written = owncast.variant_dir(v).glob(f"stream-{owncast.shortid}-*.ts")
+                return max((owncast_number(p.name) for p in written), default=-1)
 
             async def deleted_unuploaded() -> bool:
                 # The three after the last listed were written (Owncast is well past them) and cleaned up.
@@ -509,12 +506,12 @@ async def test_segments_deleted_during_an_outage_are_counted_and_marked_as_a_gap
             listing = watch.listing(v)
             # A discontinuity exactly where Owncast's numbering jumps, nowhere else.
             for before, after in itertools.pairwise(listing):
-                jump = number(after) != number(before) + 1
+                jump = owncast_number(after) != owncast_number(before) + 1
                 assert watch.discontinuity[after] == jump, (v, name(before), name(after))
         # One hole, dropped in every variant; a segment deleted in one variant alone just as the bucket
         # came back (the other's copy uploaded) is an EXT-X-GAP entry there, not a hole.
         assert missing[0] and missing[0] == missing[1], missing
-        gapped = {v: sorted(number(u) for u in watch.gaps[v]) for v in VARIANTS}
+        gapped = {v: sorted(owncast_number(u) for u in watch.gaps[v]) for v in VARIANTS}
         lost = {k: n - lost_at_start.get(k, 0.0) for k, n in (await rig.lost()).items()}
         assert {reason for (_, reason), n in lost.items() if n} <= {"deleted", "sibling_lost"}, lost
         for v in VARIANTS:  # every hole and every gap entry in the listing is a counted loss
@@ -570,11 +567,8 @@ async def test_hung_uploads_are_retried_after_upload_timeout_and_health_says_so(
         await proxy.pass_through()
         up_at = time.monotonic()
 
-        async def backlog_listed() -> bool:
-            listed = {v: {name(u) for u in watch.msn[v].values()} for v in VARIANTS}
-            return all(set(backlog[v]) <= listed[v] for v in VARIANTS)
-
-        await rig.until(backlog_listed, 30, "everything Owncast wrote during the hang is listed")
+        await rig.until(lambda: rig.listed_all(backlog), 30,
+                        "everything Owncast wrote during the hang is listed")
         listed_after = time.monotonic() - up_at
         await rig.healthy(timeout=30)
         await rig.settled()
@@ -630,41 +624,18 @@ async def test_slow_bucket_is_reported_slower_than_real_time(
         await rig.stop()
 
 
-# -- every failed attempt is one counted failure -------------------------------------------------------
+# -- the log through an outage: a few lines an operator can read, not one per attempt; each counted ------
 
 
-async def test_every_attempt_the_bucket_refuses_is_counted(
-        tmp_path: Path, seaweed: SeaweedS3, owncast: OwncastEmulator) -> None:
-    async with running(tmp_path, seaweed, owncast) as rig:
-        await rig.ready()
-        before = await rig.metric("hls_broadcaster_upload_failures_total", reason="SlowDown")
-        await rig.proxy.down_503()
-        # Until several PUTs were refused (retries of one segment and first tries of the next), however
-        # slowly a loaded machine makes them.
-        await until(lambda: len(rig.proxy.seen("down_503", "PUT")) >= 4, "four PUTs answered 503", 30,
-                    every=POLL)
-        await rig.proxy.pass_through()
-        await rig.healthy(timeout=30)
-        counted = await rig.metric("hls_broadcaster_upload_failures_total", reason="SlowDown") - before
-        refused = len(rig.proxy.seen("down_503", "PUT"))
-        assert refused > 0
-        assert counted == refused, (
-            f"the bucket refused {refused} PUTs; the service counted {counted} failures"
-        )
-        await rig.stop()
-
-
-# -- the log through an outage: a few lines an operator can read, not one per attempt ---------------
-
-
-async def test_a_bucket_outage_is_one_warning_then_one_info_in_the_log(
+async def test_a_bucket_outage_is_one_warning_then_one_info_in_the_log_and_every_attempt_counted(
         tmp_path: Path, seaweed: SeaweedS3, owncast: OwncastEmulator) -> None:
     async with running(tmp_path, seaweed, owncast) as rig:
         await rig.ready()
         before = len(rig.service.lines)
         failures_before = await rig.metric("hls_broadcaster_upload_failures_total")
-        await rig.proxy.refuse()
-        await rig.health_matching(503, CAUSE["refuse"], timeout=20)
+        refusals_before = await rig.metric("hls_broadcaster_upload_failures_total", reason="SlowDown")
+        await rig.proxy.down_503()
+        await rig.health_matching(503, CAUSE["down_503"], timeout=20)
 
         async def many_attempts_failed() -> float:
             failed = await rig.metric("hls_broadcaster_upload_failures_total") - failures_before
@@ -673,6 +644,11 @@ async def test_a_bucket_outage_is_one_warning_then_one_info_in_the_log(
         failed = await rig.until(many_attempts_failed, 20, "30 upload attempts failed")
         await rig.proxy.pass_through()
         await rig.healthy(timeout=30)
+        # Every PUT the bucket refused (retries of one segment and first tries of the next) is one failure.
+        counted = (await rig.metric("hls_broadcaster_upload_failures_total", reason="SlowDown")
+                   - refusals_before)
+        refused = len(rig.proxy.seen("down_503", "PUT"))
+        assert refused > 0 and counted == refused, f"the bucket refused {refused} PUTs; {counted} counted"
 
         async def back_in_the_log() -> list[str]:
             return [line for line in rig.service.lines[before:] if "bucket reachable again" in line]

@@ -119,26 +119,20 @@ async def test_fmp4_stream_lists_its_init_section(tmp_path: Path, recordings: Re
             init = text.split('#EXT-X-MAP:URI="')[1].split('"')[0]
             async with http.get(init) as r:
                 assert r.status == 200 and r.headers["Content-Type"] == "video/mp4"
-            player = await asyncio.create_subprocess_exec(
-                ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-i", f"{service.url}/live/master.m3u8",
-                "-t", "3", "-c", "copy", "-f", "null", "-",
-                stdin=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-            )
-            async with asyncio.timeout(30):
-                _, err = await player.communicate()
-            assert player.returncode == 0, err.decode()
-            await assert_whole(http, oc.ledger, seen.listed_files(oc))  # each .m4s as Owncast finished it
-            # The VM's pathway alone (a player steered there, or one without content steering playing its
-            # variants): every URI its media playlist lists, the init section too, is Owncast's file.
+            # The multivariant playlist, and the VM's pathway alone (a player steered there, or one without
+            # content steering playing its variants).
             vm = f"{service.url}/live/vm/0/playlist.m3u8"
-            player = await asyncio.create_subprocess_exec(
-                ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-i", vm,
-                "-t", "3", "-c", "copy", "-f", "null", "-",
-                stdin=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-            )  # fmt: skip
-            async with asyncio.timeout(30):
-                _, err = await player.communicate()
-            assert player.returncode == 0, err.decode()
+            for url in (f"{service.url}/live/master.m3u8", vm):
+                player = await asyncio.create_subprocess_exec(
+                    ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-i", url,
+                    "-t", "3", "-c", "copy", "-f", "null", "-",
+                    stdin=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+                )  # fmt: skip
+                async with asyncio.timeout(30):
+                    _, err = await player.communicate()
+                assert player.returncode == 0, (url, err.decode())
+            await assert_whole(http, oc.ledger, seen.listed_files(oc))  # each .m4s as Owncast finished it
+            # Every URI the VM's media playlist lists, the init section too, is Owncast's file.
             await assert_whole(http, oc.ledger, await vm_listed(http, vm, oc, 0))
             assert await service.stop() == 0
         assert service.problems() == []

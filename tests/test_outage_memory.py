@@ -5,8 +5,7 @@ the service's memory does not grow by a segment per upload for as long as the ou
 
 Measured with tracemalloc (every Python allocation, the bodies included), each way an upload is made:
 without a holder (PATHWAYS=bucket), with one that holds a segment only once an attempt fails, and with one
-that holds it first (a pathway lists what the VM holds). Before the fix each waiting upload kept about
-its segment's size (66 KB per upload of a 59 KB segment); now a few KB of task and record."""
+that holds it first (a pathway lists what the VM holds)."""
 
 from __future__ import annotations
 

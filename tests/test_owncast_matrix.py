@@ -2,8 +2,8 @@
 
 Each test is a chain of short streams written by the Owncast emulator (real ffmpeg with Owncast's
 arguments, files written in place, the folder wiped at every start, the offline tail at every stop),
-watched by one real service process (`python -m broadcaster run`) uploading to moto's S3 server (run in
-a process of its own).
+watched by one real service process (`python -m broadcaster run`) uploading to SeaweedFS (a process of
+its own: the run's, a bucket for each chain).
 Between two streams the settings change the way an operator changes them on Owncast's admin page:
 the broadcaster disconnects (offline tail), the settings apply at the next stream.
 
@@ -63,7 +63,7 @@ For every row:
    LOADED, what the suite's load costs), where a passthrough row's segment length is its longest copied
    segment (a transcoded segment of a new stream waits for the copied one of its moment). p50 and max
    per row are printed (`-s`, or `-rP` under xdist). A segment that waited while the service logged the
-   bucket unreachable is excused from the bound, and printed as such (moto on a shared VM stalls).
+   bucket unreachable is excused from the bound, and printed as such (a bucket on a shared VM stalls).
 
 By hand, the three chains with the source copied (copied, copied3, raised) N times in a row,
 each run one test that plays all three and says per chain what it found (clean, or the segments missing
@@ -78,29 +78,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-import os
 import re
 import statistics
-import subprocess
-import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from urllib.parse import urljoin
 
 import aiohttp
-import boto3
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from broadcaster.demo.emulator import LATENCY_LEVELS, LateTails, Ledger, OwncastEmulator, Variant
 from broadcaster.demo.ledger import Finished
-from broadcaster.settings import SETTINGS
+from broadcaster.demo.seaweed import SeaweedS3
 from tests.support.hls_checker import VariantSetChecker, check_master
-from tests.support.public_bucket import readable_by_anyone
-from tests.support.service_process import ServiceProcess
+from tests.support.scrape import Samples, scraped, total
+from tests.support.service_process import ServiceProcess, service_env
 from tests.support.waiting import until
 from tests.support.whole import finished
 
@@ -124,9 +119,6 @@ SMALLER = Variant(192, 108, 200)
 SMALLEST = Variant(128, 72, 100)
 # The broadcaster's own stream, copied by Owncast ("Source" on its admin page), audio too.
 SOURCE = Variant(320, 180, 600, passthrough=True, audio_passthrough=True)
-
-Metrics = dict[tuple[str, tuple[tuple[str, str], ...]], float]
-
 
 @dataclass(frozen=True)
 class Row:
@@ -536,7 +528,7 @@ class Matrix:
 
     def bucket_outage(self, seg: Segment) -> str | None:
         """The service's own log line saying the bucket failed while `seg` waited to be listed, if
-        any: moto on a shared VM may stall past UPLOAD_TIMEOUT, a fault of the bucket
+        any: a bucket on a shared VM may stall past UPLOAD_TIMEOUT, a fault of the bucket
         (tests/test_faults_bucket.py's subject), not a latency of the service. Such a segment is
         excused from the bound and printed; it must still be listed and fetchable."""
         assert seg.owncast_at is not None and seg.service_at is not None
@@ -553,79 +545,19 @@ class Matrix:
         return None
 
 
-# moto's S3 server in a process of its own. conftest's moto_url runs it in a thread of the test's
-# process, where it shares the GIL with this file's looks at the playlists: on the shared VM under
-# load, one PutObject there took over UPLOAD_TIMEOUT (5 s) and the service listed that segment 8.5 s
-# late. The bucket is not what the matrix is about.
-_MOTO = """
-import logging, sys
-from moto.server import ThreadedMotoServer
-logging.getLogger("werkzeug").setLevel(logging.WARNING)  # not a line per request
-server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-server.start()
-host, port = server.get_host_and_port()
-print(f"http://{host}:{port}", flush=True)
-sys.stdin.read()  # until the test closes our stdin
-server.stop()
-"""
-
-
-@pytest.fixture(scope="module")
-def s3_url() -> Iterator[str]:
-    """moto's S3 server as a child process, for the module's chains (each has a bucket of its own)."""
-    proc = subprocess.Popen([sys.executable, "-c", _MOTO], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            text=True)
-    assert proc.stdin is not None and proc.stdout is not None
-    try:
-        url = proc.stdout.readline().strip()
-        assert url.startswith("http://"), f"moto did not start (exit code {proc.poll()})"
-        yield url
-    finally:
-        proc.stdin.close()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        proc.stdout.close()
-
-
-def moto_bucket(moto_url: str, bucket: str) -> dict[str, str]:
-    """A bucket of its own on moto's server, publicly readable, and the service's settings for it."""
-    s3 = boto3.client("s3", endpoint_url=moto_url, aws_access_key_id="matrixkey",
-                      aws_secret_access_key="matrixsecret", region_name="us-east-1")
-    s3.create_bucket(Bucket=bucket)
-    readable_by_anyone(s3, bucket)  # as an R2 bucket behind its public URL
-    return dict(S3_ENDPOINT_URL=moto_url, AWS_ACCESS_KEY_ID="matrixkey", AWS_SECRET_ACCESS_KEY="matrixsecret",
-                AWS_BUCKET_NAME=bucket, R2_PUBLIC_URL=f"{moto_url}/{bucket}")
-
-
-async def metrics(http: aiohttp.ClientSession, url: str) -> Metrics:
-    async with http.get(f"{url}/metrics") as r:
-        assert r.status == 200
-        text = await r.text()
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
-
-
-def counter(values: Metrics, name: str, **labels: str) -> float:
-    return values.get((name, tuple(sorted(labels.items()))), 0.0)
-
-
 @contextlib.asynccontextmanager
-async def chain(tmp_path: Path, s3_url: str, name: str, final: Metrics, late_tails: bool = True,
+async def chain(tmp_path: Path, s3: SeaweedS3, name: str, final: Samples, late_tails: bool = True,
                 **settings: str) -> AsyncIterator[Matrix]:
-    """The service on a bucket of its own, the emulator, and the looks at both, for one chain of rows.
-    `final` gets the service's metrics after the last row; `settings` are the service's own.
-    `late_tails`: passthrough rows hold each segment's tail until its playlist names it."""
+    """The service on `s3`'s bucket (SeaweedFS, a process of its own: the bucket is not what the matrix is
+    about), the emulator, and the looks at both, for one chain of rows. `final` gets the service's metrics
+    after the last row; `settings` are the service's own. `late_tails`: passthrough rows hold each
+    segment's tail until its playlist names it."""
     hls_dir = tmp_path / "hls"
     hls_dir.mkdir()
-    env = {k: v for k, v in os.environ.items() if k not in {s.name for s in SETTINGS}}
     # Content steering on: every row's playlists on both pathways, the bucket's behind the VM's by its
     # uploads (pathway_views.py's rules across every setting change).
-    env.update(moto_bucket(s3_url, f"matrix-{name}"), HLS_DIR=str(hls_dir), PORT="0",
-               STATE_DIR=str(tmp_path / "state"), LOG_LEVEL="info", PATHWAYS="bucket,vm")
-    env.update(settings)
+    env = service_env(hls_dir, s3, tmp_path / "state", PATHWAYS="bucket,vm", **settings)
+    del env["REWIND_SECONDS"]  # the service's default: five minutes of the stream listed
     owncast = OwncastEmulator(hls_dir, ledger=Ledger())
     started = time.monotonic()
     service = ServiceProcess(env, tmp_path / "service")
@@ -646,7 +578,7 @@ async def chain(tmp_path: Path, s3_url: str, name: str, final: Metrics, late_tai
                 with contextlib.suppress(asyncio.CancelledError):
                     await matrix.watcher
             assert not matrix.unknown, f"listed by the service, never by Owncast: {matrix.unknown}"
-            final.update(await metrics(http, service.url))
+            final.update(await scraped(http, service.url))
             assert await service.stop() == 0
             assert service.problems() == [], "\n".join(service.problems())
     finally:
@@ -669,66 +601,54 @@ async def play_all(matrix: Matrix, rows: list[Row]) -> None:
         print("  " + (await matrix.play(row)).line())
 
 
-async def test_latency_levels_with_one_transcoded_variant(tmp_path: Path, s3_url: str) -> None:
-    """Level 0 -> 2 -> 4 -> 0: each new stream gets its own target duration and nothing is dropped."""
-    final: Metrics = {}
-    async with chain(tmp_path, s3_url, "levels", final) as matrix:
-        await play_all(matrix, [Row(0, (SMALL,)), Row(2, (SMALL,)), Row(4, (SMALL,)), Row(0, (SMALL,))])
-    assert counter(final, "hls_broadcaster_target_duration_changes_total", reason="new_stream") == 3
-    assert counter(final, "hls_broadcaster_target_duration_seconds") == 1
+# The chains of the docstring's table whose checks beyond play()'s are counters: (name, rows, the service's
+# settings, counters after the last row as (sample, reason or "") -> value). Each new stream gets its own
+# target duration and nothing is dropped.
+CHAINS = [
+    pytest.param("levels", [Row(0, (SMALL,)), Row(2, (SMALL,)), Row(4, (SMALL,)), Row(0, (SMALL,))], {},
+                 {("target_duration_changes_total", "new_stream"): 3, ("target_duration_seconds", ""): 1},
+                 id="latency_levels_with_one_transcoded_variant"),
+    # 2 transcoded at level 1 -> the source copied + 1 transcoded at level 1: the copied variant is cut at
+    # the broadcaster's keyframes (2, 1, 3.5, 1.5, 4, 2.5 s apart: segments of 2, 4.5, 1.5, 4 s...), apart
+    # from the transcoded one; the service lists them each on its own and raises the target duration
+    # once, when it finds them cut apart (a new playlist at the same address).
+    pytest.param("copied", COPIED, {},
+                 {("variants_cut_apart_total", ""): 1,
+                  ("target_duration_changes_total", "longer_segment"): 1},
+                 id="two_transcoded_variants_then_the_source_copied"),
+    pytest.param("copied3", COPIED3, {}, {("variants_cut_apart_total", ""): 1},
+                 id="three_transcoded_variants_then_three_with_the_source_copied"),
+    pytest.param("variants", [Row(1, (SMALL, SMALLEST)), Row(3, (SMALL, SMALLER, SMALLEST))], {},
+                 {("target_duration_changes_total", "new_stream"): 1},
+                 id="two_then_three_transcoded_variants"),
+    # 1 variant at level 0 -> 1 again (a reconnect: a discontinuity) -> 2 variants at level 0.
+    pytest.param("added", [Row(0, (SMALL,)), Row(0, (SMALL,)), Row(0, (SMALL, SMALLEST))], {}, {},
+                 id="a_variant_added_after_a_discontinuity"),
+    # 3 variants at level 3 -> 1 at level 0: variants removed between streams are closed (ENDLIST) and
+    # nothing waits for them. TARGET_DURATION=10 (an operator's way to avoid new playlists when Owncast's
+    # settings change) would make a wait for the removed variants 30 s, far past the latency bound.
+    pytest.param("removed", [Row(3, (SMALL, SMALLER, SMALLEST)), Row(0, (SMALL,))], {"TARGET_DURATION": "10"},
+                 {}, id="three_then_one_transcoded_variant"),
+]
 
 
-async def test_two_transcoded_variants_then_the_source_copied(tmp_path: Path, s3_url: str) -> None:
-    """2 transcoded at level 1 -> the source copied + 1 transcoded at level 1: the copied variant is cut at
-    the broadcaster's keyframes (2, 1, 3.5, 1.5, 4, 2.5 s apart: segments of 2, 4.5, 1.5, 4 s...), apart
-    from the transcoded one; the service lists them each on its own and raises the target duration
-    once, when it finds them cut apart (a new playlist at the same address)."""
-    final: Metrics = {}
-    async with chain(tmp_path, s3_url, "copied", final) as matrix:
-        await play_all(matrix, COPIED)
-    assert counter(final, "hls_broadcaster_variants_cut_apart_total") == 1
-    assert counter(final, "hls_broadcaster_target_duration_changes_total", reason="longer_segment") == 1
-
-
-async def test_three_transcoded_variants_then_three_with_the_source_copied(
-        tmp_path: Path, s3_url: str) -> None:
-    """3 transcoded at level 3 -> the source copied + 2 transcoded at level 0."""
-    final: Metrics = {}
-    async with chain(tmp_path, s3_url, "copied3", final) as matrix:
-        await play_all(matrix, COPIED3)
-    assert counter(final, "hls_broadcaster_variants_cut_apart_total") == 1
-
-
-async def test_two_then_three_transcoded_variants(tmp_path: Path, s3_url: str) -> None:
-    """2 variants at level 1 -> 3 at level 3: a variant added between streams."""
-    final: Metrics = {}
-    async with chain(tmp_path, s3_url, "variants", final) as matrix:
-        await play_all(matrix, [Row(1, (SMALL, SMALLEST)), Row(3, (SMALL, SMALLER, SMALLEST))])
-    assert counter(final, "hls_broadcaster_target_duration_changes_total", reason="new_stream") == 1
-
-
-async def test_a_variant_added_after_a_discontinuity(tmp_path: Path, s3_url: str) -> None:
-    """1 variant at level 0 -> 1 again (a reconnect: a discontinuity) -> 2 variants at level 0."""
-    final: Metrics = {}
-    async with chain(tmp_path, s3_url, "added", final) as matrix:
-        await play_all(matrix, [Row(0, (SMALL,)), Row(0, (SMALL,)), Row(0, (SMALL, SMALLEST))])
-
-
-async def test_three_then_one_transcoded_variant(tmp_path: Path, s3_url: str) -> None:
-    """3 variants at level 3 -> 1 at level 0: variants removed between streams are closed (ENDLIST) and
-    nothing waits for them. TARGET_DURATION=10 (an operator's way to avoid new playlists when Owncast's
-    settings change) would make a wait for the removed variants 30 s, far past the latency bound."""
-    final: Metrics = {}
-    async with chain(tmp_path, s3_url, "removed", final, TARGET_DURATION="10") as matrix:
-        await play_all(matrix, [Row(3, (SMALL, SMALLER, SMALLEST)), Row(0, (SMALL,))])
+@pytest.mark.parametrize(("name", "rows", "settings", "counted"), CHAINS)
+async def test_a_chain(tmp_path: Path, seaweed: SeaweedS3, name: str, rows: list[Row],
+                       settings: dict[str, str], counted: dict[tuple[str, str], float]) -> None:
+    final: Samples = {}
+    async with chain(tmp_path, seaweed, name, final, late_tails=True, **settings) as matrix:
+        await play_all(matrix, rows)
+    for (sample, reason), value in counted.items():
+        labels = {"reason": reason} if reason else {}
+        assert total(final, f"hls_broadcaster_{sample}", **labels) == value, (sample, reason)
 
 
 async def test_passthrough_segment_longer_after_the_cut_raises_the_target_at_one_moment(
-        tmp_path: Path, s3_url: str) -> None:
+        tmp_path: Path, seaweed: SeaweedS3) -> None:
     """The source copied + 1 transcoded at level 0, keyframes 2, 1, 3.5 s apart: copied segments of 2
     (found cut apart: target 1 -> 2), 1, then 3.5 s (target 2 -> 4)."""
-    final: Metrics = {}
-    async with chain(tmp_path, s3_url, "raised", final) as matrix:
+    final: Samples = {}
+    async with chain(tmp_path, seaweed, "raised", final) as matrix:
         # Then again with a 3 s copied segment: each stream follows an end, so its target starts low again.
         await play_all(matrix, RAISED)
     # A stream's first target is what the playlist the service read first advertises, and Owncast's
@@ -737,14 +657,14 @@ async def test_passthrough_segment_longer_after_the_cut_raises_the_target_at_one
     # can decide a stream's first moment after the long segment is listed: then that stream starts at 3
     # and no raise is needed. Either way, every raise seen in a stream's versions was
     # counted, and each stream's target covers its longest segment.
-    assert counter(final, "hls_broadcaster_variants_cut_apart_total") == 2
+    assert total(final, "hls_broadcaster_variants_cut_apart_total") == 2
     seen_raised = sum(len(matrix.targets[index]) - 1 for index in range(len(RAISED)))
-    assert counter(final, "hls_broadcaster_target_duration_changes_total",
+    assert total(final, "hls_broadcaster_target_duration_changes_total",
                    reason="longer_segment") >= seen_raised, matrix.targets
     for index, row in enumerate(RAISED):
         assert row.keyframes is not None
         assert max(matrix.targets[index]) >= math.ceil(max(row.keyframes)), (row, matrix.targets)
-    assert counter(final, "hls_broadcaster_target_duration_seconds") == max(matrix.targets[len(RAISED) - 1])
+    assert total(final, "hls_broadcaster_target_duration_seconds") == max(matrix.targets[len(RAISED) - 1])
     # Every segment Owncast listed was listed (play() asserts it); none was counted lost either.
     assert not [k for k, value in final.items() if k[0] == "hls_broadcaster_segments_lost_total" and value]
 
@@ -763,7 +683,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 @pytest.mark.timeout(600)  # three chains: about 70 s on a quiet VM
 async def test_the_passthrough_chains_again(
-        tmp_path: Path, s3_url: str, passthrough_run: int, request: pytest.FixtureRequest) -> None:
+        tmp_path: Path, seaweed: SeaweedS3, passthrough_run: int, request: pytest.FixtureRequest) -> None:
     """One run of --passthrough-runs: the matrix's three chains with the source copied, one after the
     other, each checked as in the matrix (every segment Owncast listed is listed, and is in the bucket the
     file Owncast finished writing). A chain that fails does not stop the run: each says what it found."""
@@ -774,7 +694,7 @@ async def test_the_passthrough_chains_again(
         started = time.monotonic()
         (tmp_path / name).mkdir()
         try:
-            async with chain(tmp_path / name, s3_url, f"again-{passthrough_run}-{name}", {},
+            async with chain(tmp_path / name, seaweed, f"again-{passthrough_run}-{name}", {},
                              late_tails=late_tails) as matrix:
                 await play_all(matrix, rows)
         except AssertionError as err:

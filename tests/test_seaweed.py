@@ -149,7 +149,7 @@ async def test_start_failure_shows_weed_log(tmp_path: Path, monkeypatch: pytest.
 
 async def test_a_port_taken_before_weed_binds_it_is_tried_again_on_others(tmp_path: Path,
                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    """Issue 47: a port found free and taken by another program before weed bound it (weed 4.48 says
+    """A port found free and taken by another program before weed bound it (weed 4.48 says
     "Port allocation failed ... is not available" and exits) is a start on fresh ports, not a failure."""
     spawn = SeaweedS3._spawn
     taken: list[socket.socket] = []

@@ -14,6 +14,7 @@ its number, the media sequence never goes back; and the second process lists wha
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 from collections.abc import Iterator
@@ -115,7 +116,6 @@ async def run(folder: Path, plan: FaultPlan, monkeypatch: pytest.MonkeyPatch, co
 
 def calls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, compaction: bool) -> list[str]:
     """The write calls the armed stretch makes without a fault (each is where one run injects it)."""
-    import asyncio
     plan = FaultPlan()
     asyncio.run(run(tmp_path / "dry", plan, monkeypatch, compaction))
     assert "replace" in plan.calls if compaction else "write" in plan.calls
@@ -126,7 +126,6 @@ def calls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, compaction: bool) -> 
 @pytest.mark.parametrize("compaction", [True, False], ids=["compaction", "line"])
 def test_a_fault_at_any_write_call_then_kill_9_never_reuses_a_number(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, compaction: bool, lasting: bool) -> None:
-    import asyncio
     seen = calls(tmp_path, monkeypatch, compaction)
     for at in range(len(seen)):
         plan = FaultPlan(at, lasting=lasting, code=errno.EIO)

@@ -1,6 +1,6 @@
 """RetryTurns through the real Uploader, the bucket faked at the seam: while the bucket fails, one upload
-retries per turn of the bucket's backoff however many wait (issue 80: 52 failed attempts a second after
-five minutes, each upload on its own timer); all go once it works; a cancelled backlog leaves no timer."""
+retries per turn of the bucket's backoff however many wait (not each upload on a timer of its own); all go
+once it works; a cancelled backlog leaves no timer."""
 
 from __future__ import annotations
 

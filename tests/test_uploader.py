@@ -141,8 +141,6 @@ def test_unsafe_files_are_refused(tmp_path: Path, kind: str) -> None:
         os.mkfifo(path)
     if kind == "bad_type":
         up = Uploader(FakeStore(), Metrics(), concurrency=1, attempt_timeout=1)
-        import asyncio
-
         with pytest.raises(SegmentLost) as err:
             asyncio.run(up.upload_file(tmp_path / "x.exe", "k", "0"))
     else:
@@ -152,8 +150,6 @@ def test_unsafe_files_are_refused(tmp_path: Path, kind: str) -> None:
 
 
 async def test_waiting_retries_go_at_once_when_the_bucket_works_again(tmp_path: Path) -> None:
-    import asyncio
-
     fake = FakeStore(down=True)
     slept: list[float] = []
 
@@ -174,9 +170,6 @@ async def test_waiting_retries_go_at_once_when_the_bucket_works_again(tmp_path: 
 
 async def test_a_bucket_outage_is_one_warning_then_one_info_with_per_attempt_lines_at_debug(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    import asyncio
-    import logging
-
     caplog.set_level(logging.DEBUG, "broadcaster.bucket.uploader")
     fake = FakeStore(down=True)
     up = Uploader(fake, Metrics(), concurrency=4, attempt_timeout=1, backoff=Backoff(base=0.001, cap=0.002))
@@ -256,12 +249,11 @@ async def test_the_hash_is_of_the_body_the_successful_attempt_put(tmp_path: Path
     assert done.sha256 == hashlib.sha256(fake.puts[0].body).digest() != hashlib.sha256(b"\x47" * 1880).digest()
 
 
-def _held(tmp_path: Path) -> Any:
-    from broadcaster.vm.held import Held
-
+def _held(tmp_path: Path, max_bytes: int = 10_000_000) -> Held:
     (tmp_path / "hls" / "0").mkdir(parents=True)
     (tmp_path / "state").mkdir()
-    held = Held(tmp_path / "hls", tmp_path / "state", max_bytes=10_000_000, keep_for=600.0, buckets=("bucket",))
+    held = Held(tmp_path / "hls", tmp_path / "state", max_bytes=max_bytes, keep_for=600.0,
+                buckets=("bucket",))
     held.open()
     return held
 
@@ -405,10 +397,7 @@ async def test_a_segment_whose_copy_was_dropped_and_whose_file_is_gone_is_lost_a
     `copy_dropped` (not a plain `deleted`, which says uploads fell behind Owncast's cleanup), and the
     outage's lines count it: a WARNING at the first, the count in the line that says the bucket is back."""
     caplog.set_level(logging.INFO, logger="broadcaster.bucket.uploader")
-    (tmp_path / "hls" / "0").mkdir(parents=True)
-    (tmp_path / "state").mkdir()
-    held = Held(tmp_path / "hls", tmp_path / "state", max_bytes=1880, keep_for=600.0, buckets=("bucket",))
-    held.open()
+    held = _held(tmp_path, max_bytes=1880)
     fake = FakeStore(down=True)
     up = Uploader(fake, Metrics(), concurrency=2, attempt_timeout=5, holder=held,
                   backoff=Backoff(base=0.01, cap=0.02))

@@ -1,4 +1,4 @@
-"""Only whole segments reach the bucket (issue 39): a segment Owncast's playlist names while Owncast is
+"""Only whole segments reach the bucket: a segment Owncast's playlist names while Owncast is
 still writing it is waited for, and a file that changes during its upload is uploaded again.
 
 The writer holds a segment's last bytes back until the playlist has named it and the service has been
@@ -108,7 +108,7 @@ async def test_the_kernel_tells_a_cut_on_a_packet_boundary_which_the_file_alone_
 async def test_a_file_closed_before_it_is_asked_for_costs_no_wait_and_one_look(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """One look (an open, fstat and the lease asked: whole packets, no writer left), no wait: a close heard
-    is not enough by itself (issue 50: a writer that closed early, another process's close)."""
+    is not enough by itself (a writer that closed early, another process's close)."""
     async with watching(tmp_path, True) as w:
         (tmp_path / "0" / "seg.ts").write_bytes(b"\x47" * 188)
         await until(lambda: w._writing.get(tmp_path / "0" / "seg.ts") is False, "the close was read")

@@ -1,4 +1,4 @@
-"""Whole means whole whatever the writer does (issue 50, W1-W5): a close that is not the last writer's,
+"""Whole means whole whatever the writer does: a close that is not the last writer's,
 a writer that closes early and comes back, a rename while open, a restart or a lost event while a file is
 open, a truncate(2) by name. Whether anyone still has the file open for writing is asked of the kernel
 (broadcaster/source/leases.py); the events and the file itself decide only where it will not answer.
@@ -10,9 +10,11 @@ bucket against the file as its writer finally left it (the ledger), on both watc
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -228,9 +230,6 @@ async def test_a_writer_opening_the_file_while_the_lease_is_held_ends_nothing(tm
     the file meanwhile: here a writer opens it while the lease is held on purpose, as the instant between
     the two calls could in the service. The break is seen begun (F_GETLEASE: the lease is on its way to
     F_UNLCK, the signal sent), this process lives on, and the writer's open goes through once released."""
-    import fcntl
-    import signal
-
     path = tmp_path / "seg.ts"
     path.write_bytes(b"\x47" * 188)
     fd = os.open(path, os.O_RDONLY)
@@ -271,8 +270,6 @@ def test_where_the_kernel_will_not_answer_it_says_why_once_and_the_answer_is_non
 
 def test_asked_from_a_thread_it_cannot_set_the_signal_up_and_says_none(tmp_path: Path,
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    import signal
-
     monkeypatch.setattr(leases, "_sigio_ready", False)
     monkeypatch.setattr(signal, "getsignal", lambda _s: signal.SIG_DFL)  # as in a process that never asked
     path = tmp_path / "seg.ts"

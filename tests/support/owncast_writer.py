@@ -48,6 +48,11 @@ def media(*names: str, ended: bool = False) -> str:
     return text + ("#EXT-X-ENDLIST\n" if ended else "")
 
 
+def owncast_number(name: str) -> int:
+    """Owncast's own number of a segment, from its name stream-<shortid>-<n>.<ext> (or a URI ending so)."""
+    return int(name.rsplit("-", 1)[1].split(".")[0])
+
+
 def real_ts_segment(folder: Path, seconds: int = 1) -> bytes:
     """One real MPEG-TS segment (H.264 + AAC) of `seconds`, made by the ffmpeg the tests use."""
     out = folder / "segment.ts"
