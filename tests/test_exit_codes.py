@@ -3,11 +3,12 @@
 A mistake a restart cannot fix (a setting, the port taken, a bucket that does not exist, credentials
 refused, STATE_DIR held by another service; those of folders closed to the service's user:
 tests/test_setup_mistakes.py) ends `run` with exit 2 and one line; what a restart can fix (the bucket or
-the network unreachable) does not stop it: it starts and waits. Each case runs the real process
-(`python -m broadcaster run`, the tracker's `node tracker.mjs`) and its real exit is then judged by both of its shipped supervisors' restart rules, read from the files
-as systemd and pm2 read them (tests/support/restart_rules.py; tests/test_pm2.py runs the real pm2): the
-systemd unit and the pm2 file each restart neither a set-up mistake nor a clean stop by systemd, and
-each restarts a process killed from outside (the kernel's OOM killer).
+the network unreachable) does not stop it: it starts and waits. Each case runs the real process (`python
+-m broadcaster run`, the tracker's `node tracker.mjs`) and its real exit is then judged by both of its
+shipped supervisors' restart rules, read from the files as systemd and pm2 read them
+(tests/support/restart_rules.py; tests/test_pm2.py runs the real pm2): the systemd unit and the pm2 file
+each restart neither a set-up mistake nor a clean stop by systemd, and each restarts a process killed
+from outside (the kernel's OOM killer).
 """
 
 from __future__ import annotations
