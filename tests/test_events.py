@@ -94,13 +94,16 @@ async def make_client(aiohttp_client: AiohttpClient) -> AsyncIterator[MakeClient
         hub.close()
 
 
-async def open_stream(client: Client, *, headers: Mapping[str, str] | None = None,
-                      query: str = "") -> SseReader:
-    response = await client.get(PATH + query, headers=headers)
+async def started(response: aiohttp.ClientResponse) -> SseReader:
     assert response.status == 200, await response.text()
     reader = SseReader(response)
     await reader.started()
     return reader
+
+
+async def open_stream(client: Client, *, headers: Mapping[str, str] | None = None,
+                      query: str = "") -> SseReader:
+    return await started(await client.get(PATH + query, headers=headers))
 
 
 def segments(hub: EventHub, first: int, n: int) -> list[int]:
@@ -392,11 +395,7 @@ class Served:
     url: str
 
     async def open(self, headers: Mapping[str, str] | None = None) -> SseReader:
-        response = await self.session.get(self.url + PATH, headers=headers)
-        assert response.status == 200
-        reader = SseReader(response)
-        await reader.started()
-        return reader
+        return await started(await self.session.get(self.url + PATH, headers=headers))
 
 
 @pytest.fixture
