@@ -24,6 +24,7 @@ from broadcaster.publish.uploads import init_section_name
 from broadcaster.settings import SETTINGS, load_settings, lookalike_keys
 from broadcaster.settings.buckets import bucket_rows
 from tests.support.metrics import exported_series
+from tests.support.prometheus import alert_rules, tool
 from tests.support.strict_yaml import StrictLoader, strict_yaml
 from tests.support.tunnel import (OWNCAST, OWNCAST_HOST, OWNCAST_PLAYLISTS, SERVICE, TRACKER, TRACKER_HOST, go_search,
                                   route, tunnel_rules)
@@ -497,11 +498,6 @@ def test_every_module_the_viewer_imports_exists_and_is_routed() -> None:
 # -- Prometheus ----------------------------------------------------------------------------------
 
 
-def alert_rules() -> list[dict[str, Any]]:
-    groups = yaml.safe_load((DEPLOY / "alerts.yml").read_text())["groups"]
-    return [rule for group in groups for rule in group["rules"]]
-
-
 def test_alerts_parse_and_every_expression_uses_real_metrics() -> None:
     series = exported_series()
     rules = alert_rules()
@@ -526,11 +522,10 @@ def test_prometheus_scrapes_the_local_metrics_endpoint() -> None:
 
 
 def test_promtool_accepts_the_config_and_the_rules() -> None:
-    if shutil.which("promtool") is None:  # scripts/test installs it: missing is a broken set-up, not a skip
-        pytest.fail("promtool is not installed: apt-get install prometheus (scripts/test does)")
-    rules = run(["promtool", "check", "rules", str(DEPLOY / "alerts.yml")])
+    promtool = tool("promtool")  # scripts/test installs it: missing is a broken set-up, not a skip
+    rules = run([promtool, "check", "rules", str(DEPLOY / "alerts.yml")])
     assert rules.returncode == 0, rules.stdout + rules.stderr
-    config = run(["promtool", "check", "config", "prometheus.yml"], cwd=DEPLOY)
+    config = run([promtool, "check", "config", "prometheus.yml"], cwd=DEPLOY)
     assert config.returncode == 0, config.stdout + config.stderr
 
 
