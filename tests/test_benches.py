@@ -89,6 +89,13 @@ def has(out: str, *patterns: str) -> None:
         assert re.search(pattern, out, re.MULTILINE), f"no line matches {pattern!r} in:\n{out[-4000:]}"
 
 
+def tracker_or_skip() -> None:
+    try:
+        install()
+    except TrackerUnavailable as err:
+        pytest.skip(f"no tracker here (node, npm): {err}")
+
+
 # -- in memory: the real app fed requests without a socket -----------------------------------------
 
 
@@ -211,10 +218,7 @@ def test_rewind_cost() -> None:
 
 
 def test_tracker_attacks() -> None:
-    try:
-        install()
-    except TrackerUnavailable as err:
-        pytest.skip(f"no tracker here (node, npm): {err}")
+    tracker_or_skip()
     out = bench("tracker_attacks", "T2")
     has(out, rf"^\| idle \| nothing, {NUMBER} s \| {NUMBER} s in {NUMBER} s \| {NUMBER} % \|",
         rf"^\| T2 \| .* \| {NUMBER} s in {NUMBER} s \| {NUMBER} % \(({NUMBER}x idle|idle: under a 10 ms tick)\) "
@@ -401,10 +405,7 @@ def test_hlsjs_reload(recordings: Recordings) -> None:
 
 @browser_bench
 def test_p2p(recordings: Recordings) -> None:
-    try:
-        install()
-    except TrackerUnavailable as err:
-        pytest.skip(f"no tracker here (node, npm): {err}")
+    tracker_or_skip()
     # http and hostile only: the hostile mode's honest viewers share as the p2p mode's do (the p2p mode,
     # the same code path, cost the suite 20 s more on its worker).
     out = bench("p2p", "--viewers", "2", "--seconds", "2", "--warmup", "1", "--event-at", "1", "--modes",

@@ -24,6 +24,7 @@ from broadcaster.publish.uploads import init_section_name
 from broadcaster.settings import SETTINGS, load_settings, lookalike_keys
 from broadcaster.settings.buckets import bucket_rows
 from tests.support.metrics import exported_series
+from tests.support.prometheus import alert_rules, tool
 from tests.support.strict_yaml import StrictLoader, strict_yaml
 from tests.support.tunnel import (OWNCAST, OWNCAST_HOST, OWNCAST_PLAYLISTS, SERVICE, TRACKER, TRACKER_HOST, go_search,
                                   route, tunnel_rules)
@@ -256,17 +257,6 @@ def test_every_path_the_service_names_for_players_reaches_it_in_its_layout(layou
     assert missing == [], f"layout {layout}: not in docs/production.md's table: {missing}"
 
 
-@pytest.mark.parametrize(("host", "path"), [
-    ("live.example.com", "/hls/steering.json"), ("live.example.com", "/hls/vm/1/stream.m3u8"),
-    ("live.example.com", "/live/vm/0/stream.m3u8"), (OWNCAST_HOST, "/live/steering.json"),
-    (OWNCAST_HOST, "/live/vm/0/playlist.m3u8"), (OWNCAST_HOST, "/hls/vm/0/stream-abc-12.ts"),
-    (OWNCAST_HOST, "/live/backup/0/playlist.m3u8")])
-def test_content_steering_paths_of_the_other_layout_stay_out(host: str, path: str) -> None:
-    """Each layout's steering rule passes its own paths only (the rule without a hostname would pass both
-    layouts' on every hostname)."""
-    assert route(path, host=host) != SERVICE
-
-
 @pytest.mark.parametrize("shortid", ["_mN9yQ90a", "-mN9yQ90a", "amN9yQ90a"])
 def test_an_init_section_the_vm_lists_reaches_the_service(shortid: str) -> None:
     """Every name the VM's pathway lists passes the tunnel's rule and nginx-cache.conf's: a segment and its
@@ -279,33 +269,6 @@ def test_an_init_section_the_vm_lists_reaches_the_service(shortid: str) -> None:
         path = hls.vm_segment_uri(0, name)
         assert route(path) == SERVICE and route(path, host=OWNCAST_HOST) == SERVICE, path  # both layouts' VM lists
         assert re.search(location[1], path), path
-
-
-@pytest.mark.parametrize("path", ["/live/vm/0/../../metrics", "/live/vm/0/a.ts/x", "/live/vm/x/a.ts",
-                                  "/live/steering.json.bak", "/hls/vm/0/.a.ts", "/live/vm/0/a.m3u8%0A"])
-def test_content_steering_paths_are_narrow(path: str) -> None:
-    assert route(path, host="live.example.com") != SERVICE
-
-
-@pytest.mark.parametrize(
-    "path", ["/hls/stream.m3u8", "/hls/0/stream.m3u8", "/hls/1/stream.m3u8", "/hls/12/stream.m3u8",
-             "/hls/00/stream.m3u8", "/hls/" + "9" * 30 + "/stream.m3u8"],
-)  # fmt: skip
-def test_same_hostname_routes_owncasts_playlist_paths_to_the_service(path: str) -> None:
-    # A leading zero or a huge number reaches the service, which answers 404 (tests/test_owncast_paths.py).
-    assert route(path, host=OWNCAST_HOST) == SERVICE
-
-
-@pytest.mark.parametrize(
-    "path",
-    ["/", "/index.html", "/api/status", "/api/chat", "/ws", "/embed/video", "/hls/", "/hls/0/",
-     "/hls/0/stream-1700000000.ts", "/hls/0/playlist.m3u8", "/hls/stream.m3u8/", "/hls/stream.m3u8x",
-     "/hls/streamXm3u8", "/hls/0/streamXm3u8", "/hls//stream.m3u8", "/hls/-1/stream.m3u8", "/hls/x/stream.m3u8",
-     "/hls/0/1/stream.m3u8", "/x/hls/stream.m3u8", "/hls/stream.m3u8\n", "/HLS/stream.m3u8",
-     "/live/master.m3u8", "/live/0/playlist.m3u8", "/health", "/metrics", "/metrics/", "/hls/../metrics"],
-)  # fmt: skip
-def test_same_hostname_sends_everything_else_to_owncast_never_metrics_to_the_service(path: str) -> None:
-    assert route(path, host=OWNCAST_HOST) == OWNCAST
 
 
 def owncast_playlist_path(path: str) -> bool:
@@ -326,24 +289,42 @@ def test_the_playlist_rule_matches_exactly_owncasts_playlist_paths(head: str, mi
     assert go_search(OWNCAST_PLAYLISTS, path) == owncast_playlist_path(path), path
 
 
-@pytest.mark.parametrize(
-    "path",
-    ["/live/master.m3u8", "/live/playlist.m3u8", "/live/0/playlist.m3u8", "/live/12/playlist.m3u8",
-     "/", "/index.html", "/hls.min.js", "/viewer.min.js", "/viewer.min.css", "/config.json", "/health",
-     "/live/events", "/watching.min.js", "/p2p.min.js"],
-)  # fmt: skip
-def test_tunnel_routes_the_public_paths(path: str) -> None:
-    assert route(path) == SERVICE
+A = "live.example.com"
+NOT_THE_SERVICE = "anything but the service"
 
 
-@pytest.mark.parametrize(
-    "path",
-    ["/metrics", "/metrics/", "/live/../metrics", "/live/", "/live/0/segment.ts", "/VENDOR.md",
-     "/index.html/../metrics", "/healthz", "/state"],
-)  # fmt: skip
-def test_tunnel_does_not_route_metrics_or_anything_else(path: str) -> None:
-    assert route(path) == "http_status:404"
-    assert route("/live/master.m3u8", host="other.example.com") == "http_status:404"
+@pytest.mark.parametrize(("host", "path", "expected"), [
+    *((A, path, SERVICE) for path in [
+        "/live/master.m3u8", "/live/playlist.m3u8", "/live/0/playlist.m3u8", "/live/12/playlist.m3u8", "/",
+        "/index.html", "/hls.min.js", "/viewer.min.js", "/viewer.min.css", "/config.json", "/health", "/live/events",
+        "/watching.min.js", "/p2p.min.js"]),
+    *((A, path, "http_status:404") for path in [
+        "/metrics", "/metrics/", "/live/../metrics", "/live/", "/live/0/segment.ts", "/VENDOR.md",
+        "/index.html/../metrics", "/healthz", "/state"]),
+    ("other.example.com", "/live/master.m3u8", "http_status:404"),
+    # Each layout's steering rule passes its own paths only (the rule without a hostname would pass both
+    # layouts' on every hostname), and narrowly.
+    *((host, path, NOT_THE_SERVICE) for host, path in [
+        (A, "/hls/steering.json"), (A, "/hls/vm/1/stream.m3u8"), (A, "/live/vm/0/stream.m3u8"),
+        (OWNCAST_HOST, "/live/steering.json"), (OWNCAST_HOST, "/live/vm/0/playlist.m3u8"),
+        (OWNCAST_HOST, "/hls/vm/0/stream-abc-12.ts"), (OWNCAST_HOST, "/live/backup/0/playlist.m3u8"),
+        (A, "/live/vm/0/../../metrics"), (A, "/live/vm/0/a.ts/x"), (A, "/live/vm/x/a.ts"),
+        (A, "/live/steering.json.bak"), (A, "/hls/vm/0/.a.ts"), (A, "/live/vm/0/a.m3u8%0A")]),
+    # A leading zero or a huge number reaches the service, which answers 404 (tests/test_owncast_paths.py).
+    *((OWNCAST_HOST, path, SERVICE) for path in [
+        "/hls/stream.m3u8", "/hls/0/stream.m3u8", "/hls/1/stream.m3u8", "/hls/12/stream.m3u8",
+        "/hls/00/stream.m3u8", "/hls/" + "9" * 30 + "/stream.m3u8"]),
+    # The same hostname sends everything else to Owncast, never /metrics to the service.
+    *((OWNCAST_HOST, path, OWNCAST) for path in [
+        "/", "/index.html", "/api/status", "/api/chat", "/ws", "/embed/video", "/hls/", "/hls/0/",
+        "/hls/0/stream-1700000000.ts", "/hls/0/playlist.m3u8", "/hls/stream.m3u8/", "/hls/stream.m3u8x",
+        "/hls/streamXm3u8", "/hls/0/streamXm3u8", "/hls//stream.m3u8", "/hls/-1/stream.m3u8", "/hls/x/stream.m3u8",
+        "/hls/0/1/stream.m3u8", "/x/hls/stream.m3u8", "/hls/stream.m3u8\n", "/HLS/stream.m3u8",
+        "/live/master.m3u8", "/live/0/playlist.m3u8", "/health", "/metrics", "/metrics/", "/hls/../metrics"]),
+])
+def test_the_tunnel_sends_each_path_where_it_belongs(host: str, path: str, expected: str) -> None:
+    got = route(path, host=host)
+    assert got != SERVICE if expected == NOT_THE_SERVICE else got == expected, got
 
 
 def test_tunnel_routes_the_tracker_hostname_to_the_tracker_alone() -> None:
@@ -517,11 +498,6 @@ def test_every_module_the_viewer_imports_exists_and_is_routed() -> None:
 # -- Prometheus ----------------------------------------------------------------------------------
 
 
-def alert_rules() -> list[dict[str, Any]]:
-    groups = yaml.safe_load((DEPLOY / "alerts.yml").read_text())["groups"]
-    return [rule for group in groups for rule in group["rules"]]
-
-
 def test_alerts_parse_and_every_expression_uses_real_metrics() -> None:
     series = exported_series()
     rules = alert_rules()
@@ -546,11 +522,10 @@ def test_prometheus_scrapes_the_local_metrics_endpoint() -> None:
 
 
 def test_promtool_accepts_the_config_and_the_rules() -> None:
-    if shutil.which("promtool") is None:  # scripts/test installs it: missing is a broken set-up, not a skip
-        pytest.fail("promtool is not installed: apt-get install prometheus (scripts/test does)")
-    rules = run(["promtool", "check", "rules", str(DEPLOY / "alerts.yml")])
+    promtool = tool("promtool")  # scripts/test installs it: missing is a broken set-up, not a skip
+    rules = run([promtool, "check", "rules", str(DEPLOY / "alerts.yml")])
     assert rules.returncode == 0, rules.stdout + rules.stderr
-    config = run(["promtool", "check", "config", "prometheus.yml"], cwd=DEPLOY)
+    config = run([promtool, "check", "config", "prometheus.yml"], cwd=DEPLOY)
     assert config.returncode == 0, config.stdout + config.stderr
 
 

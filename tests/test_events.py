@@ -23,8 +23,6 @@ from pytest_aiohttp import AiohttpClient
 from broadcaster.http import LiveEvents, Running, create_app
 from broadcaster.http.events import parse_last_event_id
 from broadcaster.metrics import Metrics
-from broadcaster.playlist import hls
-from broadcaster.playlist.rendered import Rendered
 from broadcaster.service import Service
 from broadcaster.settings import load_settings
 from broadcaster.source.watcher import HlsWatcher
@@ -32,7 +30,7 @@ from broadcaster.status.assessment import Assessment, HealthReport
 from broadcaster.status.hub import RING_SIZE, EventHub, StalledClient, StatusWatcher
 from broadcaster.status.stream import StreamState
 from tests.support.client import Client
-from tests.support.fakes import FakeHealth
+from tests.support.fakes import FakeHealth, FakePlaylists
 from tests.support.sse import Event, SseReader
 from tests.support.waiting import WAIT, until
 from tests.support.service_process import moto_env, running_service
@@ -77,25 +75,6 @@ async def test_the_reader_follows_the_spec_whatever_the_line_ends_and_chunks(new
 # -- the app --------------------------------------------------------------------------------------
 
 
-class NoPlaylists:
-    target_duration: int | None = None
-    held_requests = 0
-
-    def master_playlist(self, media_name: str = hls.MEDIA_PLAYLIST_NAME) -> Rendered | None:
-        return None
-
-    def media_playlist(self, variant: int) -> Rendered | None:
-        return None
-
-    async def wait_for_sequence(self, variant: int, sequence: int, timeout: float) -> Rendered | None:
-        return None
-
-
-class Healthy:
-    def assess(self) -> Assessment:
-        return Assessment(True, StreamState.IDLE, "ok", {"status": "ok", "stream": "idle"})
-
-
 MakeClient = Callable[..., Awaitable[tuple[EventHub, Client]]]
 
 
@@ -107,7 +86,7 @@ async def make_client(aiohttp_client: AiohttpClient) -> AsyncIterator[MakeClient
     async def make(**hub_options: Any) -> tuple[EventHub, Client]:
         hub = EventHub(**hub_options)
         hubs.append(hub)
-        app = create_app(NoPlaylists(), Healthy(), Metrics(), events=LiveEvents(hub))
+        app = create_app(FakePlaylists(None, variants=0), FakeHealth(), Metrics(), events=LiveEvents(hub))
         return hub, await aiohttp_client(app)
 
     yield make
@@ -115,13 +94,16 @@ async def make_client(aiohttp_client: AiohttpClient) -> AsyncIterator[MakeClient
         hub.close()
 
 
-async def open_stream(client: Client, *, headers: Mapping[str, str] | None = None,
-                      query: str = "") -> SseReader:
-    response = await client.get(PATH + query, headers=headers)
+async def started(response: aiohttp.ClientResponse) -> SseReader:
     assert response.status == 200, await response.text()
     reader = SseReader(response)
     await reader.started()
     return reader
+
+
+async def open_stream(client: Client, *, headers: Mapping[str, str] | None = None,
+                      query: str = "") -> SseReader:
+    return await started(await client.get(PATH + query, headers=headers))
 
 
 def segments(hub: EventHub, first: int, n: int) -> list[int]:
@@ -211,15 +193,6 @@ async def test_resume_by_query_parameter_for_polyfills(make_client: MakeClient) 
     assert [int(e.last_id) for e in await both.events(1)] == ids[4:]
 
 
-async def test_up_to_date_resume_gets_no_backlog_and_no_reset(make_client: MakeClient) -> None:
-    hub, client = await make_client()
-    ids = segments(hub, 0, 3)
-    reader = await open_stream(client, headers={"Last-Event-ID": str(ids[-1])})
-    new = segments(hub, 3, 1)
-    event = await reader.event()
-    assert event.type == "segment" and int(event.last_id) == new[0]
-
-
 async def test_an_id_older_than_the_ring_gets_a_reset_then_the_ring(make_client: MakeClient) -> None:
     hub, client = await make_client(ring_size=4)
     hub.state_changed("online", "ok")  # falls out of the ring below: the reset brings it back
@@ -286,11 +259,12 @@ async def test_a_reset_with_an_empty_ring(make_client: MakeClient) -> None:
     assert int((await reader.event()).last_id) == new[0]
 
 
-@pytest.mark.parametrize("junk", ["abc", "-5", "1e3", "12.0", "", "  ", "\u0663", "9" * 40, "0x10"])
-async def test_a_last_event_id_that_is_not_a_number_is_ignored(make_client: MakeClient, junk: str) -> None:
+@pytest.mark.parametrize("given", ["up to date", "abc", "-5", "1e3", "12.0", "", "  ", "\u0663", "9" * 40, "0x10"])
+async def test_an_up_to_date_id_or_one_that_is_not_a_number_gets_no_backlog_and_no_reset(
+        make_client: MakeClient, given: str) -> None:
     hub, client = await make_client()
-    segments(hub, 0, 3)  # would be sent if the junk were taken for an old id
-    reader = await open_stream(client, headers={"Last-Event-ID": junk})
+    ids = segments(hub, 0, 3)  # would be sent if junk were taken for an old id
+    reader = await open_stream(client, headers={"Last-Event-ID": str(ids[-1]) if given == "up to date" else given})
     new = segments(hub, 3, 1)
     event = await reader.event()
     assert event.type == "segment" and int(event.last_id) == new[0]
@@ -378,7 +352,7 @@ async def test_one_client_holds_at_most_an_eighth_of_the_streams(aiohttp_client:
 
     hub = EventHub(max_streams=32, ping_interval=0.05)
     registry = CollectorRegistry()
-    app = create_app(NoPlaylists(), Healthy(), Metrics(), events=LiveEvents(hub),
+    app = create_app(FakePlaylists(None, variants=0), FakeHealth(), Metrics(), events=LiveEvents(hub),
                      playlist_options=PlaylistOptions(trust_cf_connecting_ip=True),
                      running=Running(connection_metrics=ConnectionMetrics(registry)))
     client = await aiohttp_client(app)
@@ -421,17 +395,13 @@ class Served:
     url: str
 
     async def open(self, headers: Mapping[str, str] | None = None) -> SseReader:
-        response = await self.session.get(self.url + PATH, headers=headers)
-        assert response.status == 200
-        reader = SseReader(response)
-        await reader.started()
-        return reader
+        return await started(await self.session.get(self.url + PATH, headers=headers))
 
 
 @pytest.fixture
 async def served() -> AsyncIterator[Served]:
     hub = EventHub(ping_interval=3600)
-    app = create_app(NoPlaylists(), Healthy(), Metrics(), events=LiveEvents(hub))
+    app = create_app(FakePlaylists(None, variants=0), FakeHealth(), Metrics(), events=LiveEvents(hub))
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)

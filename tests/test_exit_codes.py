@@ -1,13 +1,14 @@
 """One rule for exit codes, and what each supervisor does with them.
 
-A mistake a restart cannot fix (a setting, Owncast's folder closed to the user, the port taken, a bucket
-that does not exist, credentials refused, STATE_DIR held by another service) ends `run` with exit 2 and
-one line; what a restart can fix (the bucket or the network unreachable) does not stop it: it starts and
-waits. Each case runs the real process (`python -m broadcaster run`, the tracker's `node tracker.mjs`)
-and its real exit is then judged by both of its shipped supervisors' restart rules, read from the files
-as systemd and pm2 read them (tests/support/restart_rules.py; tests/test_pm2.py runs the real pm2): the
-systemd unit and the pm2 file each restart neither a set-up mistake nor a clean stop by systemd, and
-each restarts a process killed from outside (the kernel's OOM killer).
+A mistake a restart cannot fix (a setting, the port taken, a bucket that does not exist, credentials
+refused, STATE_DIR held by another service; those of folders closed to the service's user:
+tests/test_setup_mistakes.py) ends `run` with exit 2 and one line; what a restart can fix (the bucket or
+the network unreachable) does not stop it: it starts and waits. Each case runs the real process (`python
+-m broadcaster run`, the tracker's `node tracker.mjs`) and its real exit is then judged by both of its
+shipped supervisors' restart rules, read from the files as systemd and pm2 read them
+(tests/support/restart_rules.py; tests/test_pm2.py runs the real pm2): the systemd unit and the pm2 file
+each restart neither a set-up mistake nor a clean stop by systemd, and each restarts a process killed
+from outside (the kernel's OOM killer).
 """
 
 from __future__ import annotations
@@ -18,19 +19,15 @@ import os
 import shutil
 import signal
 import socket
-import subprocess
 import sys
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
 import pytest
 
 from broadcaster.demo.seaweed import SeaweedS3
-from tests.support.as_user import as_nobody, open_folder
 from tests.support.restart_rules import Ended, pm2_app, pm2_restarts, systemd_restarts
-from tests.support.service_process import ServiceProcess, service_env, with_this_code
+from tests.support.service_process import ServiceProcess, service_env
 from tests.support.waiting import until
 
 pytestmark = pytest.mark.integration
@@ -113,13 +110,6 @@ def test_the_reader_takes_systemds_meaning(tmp_path: Path) -> None:
 # -- the service: each case, the real process ------------------------------------------------------------
 
 
-async def test_a_bad_setting_is_exit_2(tmp_path: Path, hls: Path) -> None:
-    env = service_env(hls, _no_bucket(), tmp_path / "state", PORT="nope")
-    ended, errors = await refused(env, tmp_path / "run")
-    assert (ended, errors) == (SET_UP_MISTAKE, ["hls-broadcaster: error: PORT='nope': expected a whole number"])
-    assert restarted(ended) == {"systemd": False, "pm2": False}
-
-
 async def test_the_port_taken_is_exit_2(tmp_path: Path, hls: Path, seaweed: SeaweedS3) -> None:
     with taken_port() as grafana:
         port = grafana.getsockname()[1]
@@ -152,25 +142,6 @@ async def test_a_state_dir_in_use_is_exit_2(tmp_path: Path, hls: Path, seaweed: 
     assert restarted(ended) == {"systemd": False, "pm2": False}
 
 
-async def test_an_endpoint_with_the_bucket_in_its_path_is_exit_2_before_any_request(tmp_path: Path, hls: Path) -> None:
-    """As R2's dashboard shows the bucket's URL: uploads would land one folder down, under keys no listed
-    URL names. `check` fails on it, and `run` refuses the same, with the same line."""
-    nobody = _no_bucket()
-    env = service_env(hls, nobody, tmp_path / "state", S3_ENDPOINT_URL=f"{nobody.endpoint_url}/{nobody.bucket}")
-    ended, errors = await refused(env, tmp_path / "run")
-    assert ended == SET_UP_MISTAKE and errors == [
-        f"hls-broadcaster: error: S3_ENDPOINT_URL has a path ('/{nobody.bucket}'): use the account endpoint "
-        "https://<ACCOUNT_ID>.r2.cloudflarestorage.com and put the bucket in AWS_BUCKET_NAME"], errors
-    assert restarted(ended) == {"systemd": False, "pm2": False}
-
-
-async def test_a_public_url_at_the_s3_api_host_is_exit_2(tmp_path: Path, hls: Path) -> None:
-    """It answers only signed requests: every listed segment would be refused."""
-    env = service_env(hls, _no_bucket(), tmp_path / "state", R2_PUBLIC_URL="https://acc.r2.cloudflarestorage.com/b")
-    ended, errors = await refused(env, tmp_path / "run")
-    assert ended == SET_UP_MISTAKE and len(errors) == 1 and "R2_PUBLIC_URL points at the S3 API host" in errors[0]
-
-
 async def test_the_env_file_unreadable_is_exit_2(tmp_path: Path, hls: Path) -> None:
     run = tmp_path / "run"
     (run / ".env").mkdir(parents=True)  # what `run` reads by default: not a file it can read
@@ -199,73 +170,31 @@ async def test_a_wrong_public_url_starts_and_health_names_it(tmp_path: Path, hls
     assert len(said) == 1 and " ERROR " in said[0], said  # the log says so once
 
 
-async def test_what_a_restart_may_fix_that_stops_the_start_is_exit_1_and_restarted(tmp_path: Path, hls: Path) -> None:
-    """The table's exit 1 row: HOST a name that does not resolve (DNS not up yet at boot, say) stops the
-    start with one line, and each supervisor starts it again."""
-    env = service_env(hls, _no_bucket(), tmp_path / "state", HOST="nonexistent.invalid")
-    ended, errors = await refused(env, tmp_path / "run")
-    assert ended == Ended(status=1) and len(errors) == 1, (ended, errors)
-    assert "cannot listen on nonexistent.invalid:0 (HOST/PORT): " in errors[0] and "Unknown error" not in errors[0]
-    assert restarted(ended) == {"systemd": True, "pm2": True}
-
-
-@pytest.fixture
-def place() -> Iterator[Path]:
-    folder = Path(tempfile.mkdtemp(prefix="hlsb-exit-"))
-    try:
-        yield open_folder(folder)
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-def test_owncasts_folder_closed_to_the_user_is_exit_2(place: Path) -> None:
-    """As another user (root enters every folder): Owncast's home 0700, as Debian makes it."""
-    hls = place / "home" / "owncast" / "data" / "hls"
-    hls.mkdir(parents=True)
-    for folder in (place / "home", hls.parent, hls):
-        folder.chmod(0o755)
-    (place / "home" / "owncast").chmod(0o700)
-    (place / "state").mkdir()
-    os.chown(place / "state", 65534, 65534)
-    env = {k: v for k, v in service_env(hls, _no_bucket(), place / "state").items()}
-    (place / ".stage").mkdir()
-    argv = as_nobody([sys.executable, "-m", "broadcaster", "run"], place / ".stage")
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=120, env=with_this_code(env), cwd=place)
-    ended = Ended.of(done.returncode)
-    assert ended == SET_UP_MISTAKE, done.stderr
-    assert f"user nobody cannot enter {place / 'home' / 'owncast'}" in done.stderr
-    assert restarted(ended) == {"systemd": False, "pm2": False}
-
-
-def test_a_state_dir_the_user_cannot_write_is_exit_2(place: Path) -> None:
-    """As another user (root writes everywhere): STATE_DIR root's, 0755."""
-    hls = place / "hls"
-    hls.mkdir()
-    hls.chmod(0o755)
-    (place / "state").mkdir(mode=0o755)
-    (place / ".stage").mkdir()
-    argv = as_nobody([sys.executable, "-m", "broadcaster", "run"], place / ".stage")
-    env = service_env(hls, _no_bucket(), place / "state")
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=120, env=with_this_code(env), cwd=place)
-    ended = Ended.of(done.returncode)
-    lines = done.stderr.strip().splitlines()
-    assert ended == SET_UP_MISTAKE and len(lines) == 1 and "STATE_DIR" in lines[0], done.stderr
-    assert "Traceback" not in done.stderr
-    assert restarted(ended) == {"systemd": False, "pm2": False}
-
-
-async def test_an_unreachable_bucket_is_waited_for_and_a_kill_is_restarted(tmp_path: Path, hls: Path) -> None:
-    """What a restart could fix does not stop it: the bucket unreachable, it serves and waits. Killed from
-    outside (SIGKILL, as the OOM killer does), each supervisor starts it again; stopped by SIGTERM, it ends
-    0 and systemd leaves it stopped."""
-    env = service_env(hls, _no_bucket(), tmp_path / "state")
-    async with ServiceProcess(env, tmp_path / "run", start_timeout=60) as service:
-        assert service.url
-        assert await service.stop(signal.SIGTERM) == 0
-    assert restarted(Ended(status=0))["systemd"] is False
-    async with ServiceProcess(env, tmp_path / "run", start_timeout=60) as service:
-        killed = await service.stop(signal.SIGKILL)
-    assert restarted(Ended.of(killed)) == {"systemd": True, "pm2": True}, killed
+@pytest.mark.parametrize(("over", "status", "said"), [
+    ({"PORT": "nope"}, 2, "hls-broadcaster: error: PORT='nope': expected a whole number"),
+    # As R2's dashboard shows the bucket's URL: uploads would land one folder down, under keys no listed
+    # URL names. `check` fails on it, and `run` refuses the same, with the same line.
+    ({"S3_ENDPOINT_URL": "{endpoint}/{bucket}"}, 2,
+     "hls-broadcaster: error: S3_ENDPOINT_URL has a path ('/{bucket}'): use the account endpoint "
+     "https://<ACCOUNT_ID>.r2.cloudflarestorage.com and put the bucket in AWS_BUCKET_NAME"),
+    # It answers only signed requests: every listed segment would be refused.
+    ({"R2_PUBLIC_URL": "https://acc.r2.cloudflarestorage.com/b"}, 2, "R2_PUBLIC_URL points at the S3 API host"),
+    # The table's exit 1 row: HOST a name that does not resolve (DNS not up yet at boot, say) stops the
+    # start with one line, and each supervisor starts it again.
+    ({"HOST": "nonexistent.invalid"}, 1, "cannot listen on nonexistent.invalid:0 (HOST/PORT): "),
+], ids=["bad-setting", "bucket-in-endpoint", "public-url-at-s3-api", "host-unresolved"])
+async def test_what_stops_the_start_before_any_request_is_one_line_and_its_exit(
+        tmp_path: Path, hls: Path, over: dict[str, str], status: int, said: str) -> None:
+    """A set-up mistake is exit 2, restarted by neither supervisor; what a restart may fix, exit 1. The line
+    is `said` whole where it starts as the line does, else `said` is in it."""
+    nobody = _no_bucket()
+    said = said.format(endpoint=nobody.endpoint_url, bucket=nobody.bucket)
+    over = {k: v.format(endpoint=nobody.endpoint_url, bucket=nobody.bucket) for k, v in over.items()}
+    ended, errors = await refused(service_env(hls, nobody, tmp_path / "state", **over), tmp_path / "run")
+    assert ended == Ended(status=status) and len(errors) == 1, (ended, errors)
+    assert errors[0] == said if said.startswith("hls-broadcaster: error: ") else said in errors[0], errors
+    assert "Unknown error" not in errors[0]
+    assert restarted(ended) == {"systemd": status == 1, "pm2": status == 1}
 
 
 class _NoBucket:

@@ -31,7 +31,6 @@ from broadcaster.publish.publisher import Publisher
 from broadcaster.service import Service
 from broadcaster.settings import SETTINGS, Address, Settings, load_settings
 from broadcaster.source.watcher import HlsWatcher
-from broadcaster.service.startup import StartupError
 from broadcaster.state.disk import DirectoryBusy, DirectoryLock
 from broadcaster.status.hub import StatusWatcher
 from broadcaster.status.trackers import TrackerProbe

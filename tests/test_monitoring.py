@@ -22,7 +22,7 @@ from broadcaster.demo.emulator import OwncastEmulator
 from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.status.playback import encode
 from tests.support.metrics import exported_series
-from tests.support.prometheus import SCRAPE, PromAPI, prometheus, tool
+from tests.support.prometheus import SCRAPE, PromAPI, alert_rules, prometheus, tool
 from tests.support.service_process import ServiceProcess, service_env
 from tests.support.world import World
 
@@ -32,11 +32,6 @@ DASHBOARD = DEPLOY / "grafana-dashboard.json"
 
 
 # -- alerts ----------------------------------------------------------------------------------------
-
-
-def alert_rules() -> list[dict[str, Any]]:
-    groups = yaml.safe_load((DEPLOY / "alerts.yml").read_text())["groups"]
-    return [rule for group in groups for rule in group["rules"]]
 
 
 def _seconds(duration: str) -> float:

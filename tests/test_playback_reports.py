@@ -208,6 +208,11 @@ def test_a_report_holds_no_more_than_a_page_could_have_had_since_its_last_else_i
     assert playback.reports == 1 + in_time and playback.refused["out_of_bounds"] == 2 - in_time
 
 
+# Every count at its width's most.
+GREEDY = report_of({name: (255 if width == "B" else 65_535 if width == "H" else 0xFFFF_FFFE)
+                    for name, width in FIELDS if name not in NO_FIGURE})
+
+
 def flood(audience: Audience, playback: Playback, pages: list[str], address: str, seconds: float,
           clock: Clock, claim: Any) -> None:
     """`pages` from `address` beat every 50 ms for `seconds`, each report `claim(seconds covered)`."""
@@ -225,13 +230,10 @@ def test_one_address_with_20_pages_adds_no_more_than_20_pages_could_have_had() -
     attacker that knows the rules and claims what the time allows. Either way: no more than 20 pages could
     have had in 40 s and the 10 s before (2 stalls a second: 2,000 stalls; 4 rejections a second: 4,000),
     and the address counts once among those that reported a problem (what the alerts read: they need two)."""
-    most = {name: (255 if width == "B" else 65_535 if width == "H" else 0xFFFF_FFFE)
-            for name, width in FIELDS if name not in NO_FIGURE}
-    greedy = report_of(most)
     careful = (lambda s: report(stalls=min(255, int(s)), network_fatal=min(255, int(2 * s)),
                                 rejected=min(65_535, int(4 * s)), banned=min(255, int(4 * s)),
                                 stalled_ms=int(1000 * s), bucket_segments=1, bucket_ms=120_000))
-    for claim in (lambda _: greedy, careful):
+    for claim in (lambda _: GREEDY, careful):
         clock = Clock()
         audience, playback = counted(clock)
         pages = [new_id() for _ in range(20)]
@@ -524,9 +526,6 @@ async def test_a_hostile_client_moves_the_real_services_figures_no_further_than_
     async with ServiceProcess(env, tmp_path / "run") as service, aiohttp.ClientSession() as http:
         client = Hostile(http, service.url)
         before = await client.metrics()
-        most = {name: (255 if width == "B" else 65_535 if width == "H" else 0xFFFF_FFFE)
-                for name, width in FIELDS if name not in NO_FIGURE}
-        greedy_report = report_of(most)
         greedy, careful = [new_id() for _ in range(10)], [new_id() for _ in range(10)]
         taken: list[int] = []
         started = time.monotonic()
@@ -534,7 +533,7 @@ async def test_a_hostile_client_moves_the_real_services_figures_no_further_than_
 
         async def greedy_page(page: str) -> None:
             while time.monotonic() < until:
-                await client.beat(page, "198.51.100.7", greedy_report)
+                await client.beat(page, "198.51.100.7", GREEDY)
                 await asyncio.sleep(0.1)
 
         async def careful_page(page: str) -> None:

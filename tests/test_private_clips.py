@@ -39,21 +39,13 @@ from broadcaster.state.disk import StateFile
 from broadcaster.demo.seaweed import SeaweedS3
 from tests.support.client import Client
 from tests.support.clip_source import PREFIX, T0, Bucket, Source
-from tests.support.fakes import FakeHealth, FakePlaylists
+from tests.support.fakes import Clock, FakeHealth, FakePlaylists
 from tests.support.settings_env import env
 
 SECRET = "c" * 40
 PASSPHRASE = "let me in"
 PUBLIC = "https://media.example.com"
 WINDOW, TTL = 60, 260  # PRIVATE_EDGE_WINDOW, and how long a window's token is accepted
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0 + 100
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class World:
@@ -77,7 +69,7 @@ class World:
     def invited(self, name: str, revoked: bool = False) -> str:
         """A viewer token for an invite (its file written here)."""
         write_invites(self.invites, {name: Invite(name, int(self.clock()) + 86_400, revoked)})
-        self.clock.now += LOOK_EVERY  # the service looks at the file that often
+        self.clock.t += LOOK_EVERY  # the service looks at the file that often
         return ViewerTokens(SECRET).mint(name, int(self.clock()) + 600)
 
 
@@ -91,7 +83,7 @@ def uris(body: str) -> list[str]:
 
 
 async def test_a_private_clip_is_kept_off_the_bucket_and_its_url_is_the_gated_route(tmp_path: Path) -> None:
-    world = World(tmp_path, Clock())
+    world = World(tmp_path, Clock(T0 + 100))
     clip = await world.book.make(last=5)
     assert clip.url == f"/live/clips/{clip.id}/master.m3u8" and clip.describe()["private"] is True
     kept = tmp_path / "state" / "vod" / "clips" / clip.id
@@ -104,7 +96,7 @@ async def test_a_private_clip_is_kept_off_the_bucket_and_its_url_is_the_gated_ro
 
 async def test_deleting_a_clip_made_while_the_stream_was_public_deletes_its_playlists_in_the_bucket(
         tmp_path: Path) -> None:
-    world = World(tmp_path, Clock())
+    world = World(tmp_path, Clock(T0 + 100))
     public = ClipBook(StateFile(tmp_path / "state", "clips.json"), world.bucket, world.bucket, Source(),
                       lambda: None, ClipPlaces(PREFIX, PUBLIC), holder=None)
     clip = await public.make(last=3)
@@ -122,7 +114,7 @@ async def test_the_clip_command_prints_the_gated_path_and_says_so(
     from broadcaster.http.control import create_control_app
     from broadcaster.service.listeners import control_socket
 
-    world = World(tmp_path, Clock())
+    world = World(tmp_path, Clock(T0 + 100))
     async with contextlib.AsyncExitStack() as stack:
         assert await control_socket(stack, tmp_path / "state", create_control_app(world.book)) is not None
         # In a thread: the command runs its own event loop, as from the shell.
@@ -137,7 +129,7 @@ async def test_the_clip_command_prints_the_gated_path_and_says_so(
 @pytest.mark.parametrize("door", ["master.m3u8", "0/playlist.m3u8", "missing"])
 async def test_a_stranger_gets_401_or_403_naming_nothing_of_the_clip(
         aiohttp_client: AiohttpClient, tmp_path: Path, door: str) -> None:
-    world = World(tmp_path, Clock())
+    world = World(tmp_path, Clock(T0 + 100))
     clip = await world.book.make(last=5)
     path = f"/live/clips/{clip.id}/{door}" if door != "missing" else "/live/clips/20261118-000000-ffff/master.m3u8"
     client = await aiohttp_client(world.app)
@@ -154,7 +146,7 @@ async def test_a_stranger_gets_401_or_403_naming_nothing_of_the_clip(
 
 async def test_an_invited_viewer_gets_the_clip_with_the_windows_edge_token_the_same_bytes_as_another(
         aiohttp_client: AiohttpClient, tmp_path: Path) -> None:
-    clock = Clock()
+    clock = Clock(T0 + 100)
     world = World(tmp_path, clock)
     clip = await world.book.make(last=5)
     client = await aiohttp_client(world.app)
@@ -179,11 +171,11 @@ async def test_an_invited_viewer_gets_the_clip_with_the_windows_edge_token_the_s
         return valid(edge_key(SECRET), text, TTL, int(clock()), len(SEPARATOR))
 
     assert all(edge_admits(u) for u in listed)
-    clock.now += WINDOW  # the next window: a new token for everyone, the old URIs still good for their life
+    clock.t += WINDOW  # the next window: a new token for everyone, the old URIs still good for their life
     later = (await get(client, media, guest))[1]
     assert later != body and later == (await get(client, media, other))[1]
     assert all(edge_admits(u) for u in listed + uris(later))
-    clock.now += TTL
+    clock.t += TTL
     assert not any(edge_admits(u) for u in listed)
     await world.book.delete(clip.id)
     assert (await get(client, media, guest))[0] == 404  # past the gate: gone
@@ -198,7 +190,7 @@ async def test_with_presigned_urls_a_clip_lists_each_segment_signed_once_a_windo
         signed.append(key)
         return f"https://acc.r2.example/bucket/{key}?X-Amz-Expires={expires_in}&X-Amz-Signature=s{len(signed)}"
 
-    clock = Clock()
+    clock = Clock(T0 + 100)
     world = World(tmp_path, clock, PresignedUrls(sign, expiry=3600))
     clip = await world.book.make(last=3)
     client = await aiohttp_client(world.app)
@@ -207,7 +199,7 @@ async def test_with_presigned_urls_a_clip_lists_each_segment_signed_once_a_windo
     (_, body), (_, again) = await asyncio.gather(get(client, media, guest), get(client, media, guest))
     assert [urlsplit(u).path for u in uris(body)] == [f"/bucket/{PREFIX}/1/stream-a-{i}.ts" for i in range(17, 20)]
     assert again == body and len(signed) == 3  # one rendering, for the window
-    clock.now += WINDOW
+    clock.t += WINDOW
     assert (await get(client, media, guest))[1] != body and len(signed) == 6
 
 
@@ -222,7 +214,7 @@ def test_the_url_window_follows_the_edge_token_or_the_edge_window_for_presigned(
 
 async def test_a_private_recording_is_kept_off_the_bucket_and_served_behind_the_gate(
         aiohttp_client: AiohttpClient, tmp_path: Path) -> None:
-    world = World(tmp_path, Clock())
+    world = World(tmp_path, Clock(T0 + 100))
     recorder = Recorder(world.kept, tmp_path / "state", PREFIX)
     for v in (0, 1):
         for i in range(3):
@@ -244,7 +236,7 @@ async def test_a_private_recording_is_kept_off_the_bucket_and_served_behind_the_
 
 async def test_a_public_stream_has_no_gated_clip_route(aiohttp_client: AiohttpClient, tmp_path: Path) -> None:
     """Without the gate the kept playlists are not served (a public stream's clips are the bucket's)."""
-    world = World(tmp_path, Clock())
+    world = World(tmp_path, Clock(T0 + 100))
     clip = await world.book.make(last=5)
     served = ServedVod(world.kept, EdgeUrls(PUBLIC, world.edge), PREFIX, world.edge.current)
     client = await aiohttp_client(create_app(FakePlaylists(), FakeHealth(), Metrics(),

@@ -268,6 +268,8 @@ def test_a_state_dir_the_user_cannot_write_is_named_with_a_fix_that_works_pasted
     (line,) = [x for x in done.stdout.splitlines() if "STATE_DIR" in x]
     assert line == (f"FAIL STATE_DIR (from {place / 'env'})='{place / 'state'}': not writable by user nobody; as "
                     f"root: install -d -m 0750 -o nobody {place / 'state'} && chown -R nobody {place / 'state'}"), line
+    ran = as_user(place, "--env-file", str(env_file(place, None, hls)), "run")  # run stops on the same line
+    assert ran.returncode == 2 and ran.stderr.splitlines() == [f"hls-broadcaster: error: {line[5:]}"], ran.stderr
     paste(line)
     again = as_user(place, "check", "--env-file", str(env_file(place, None, hls)))
     assert f"ok   STATE_DIR {place / 'state'}: writable by user nobody" in again.stdout, again.stdout

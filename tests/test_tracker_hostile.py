@@ -28,6 +28,9 @@ from tests.support.webtorrent import (
 pytestmark = pytest.mark.integration
 
 ALLOWED = VARIANTS[0]  # the first variant's info hash, as P2P Media Loader announces it
+LIMITS = unit_limits()[0]  # the unit's Environment=
+PER_SOCKET, PER_CLIENT = int(LIMITS["TRACKER_SOCKET_ANNOUNCES"]), int(LIMITS["TRACKER_CLIENT_ANNOUNCES"])
+CLIENT_CONNECTIONS = int(LIMITS["TRACKER_MAX_CLIENT_CONNECTIONS"])
 
 
 
@@ -123,10 +126,9 @@ async def test_t3_made_up_swarms_are_never_made(tracker: LocalTracker) -> None:
         await asyncio.gather(*(a.close() for a in attackers))
 
 
-async def test_t4_idle_connections_are_capped_per_client_and_closed(tracker_dir: Path,
+async def test_t4_idle_connections_are_capped_PER_CLIENT_and_closed(tracker_dir: Path,
                                                                    service: StandInService) -> None:
-    env, _ = unit_limits()
-    cap = int(env["TRACKER_MAX_CLIENT_CONNECTIONS"])
+    cap = CLIENT_CONNECTIONS
     tracker = await start(tracker_dir, service, TRACKER_IDLE_SECONDS="2")
     try:
         pid = tracker.pid
@@ -167,7 +169,7 @@ async def test_t5_a_connection_that_does_not_read_is_dropped(tracker: LocalTrack
         # most an SDP may be) is relayed to it, up to each client's budget. 20 clients would be 6 MB.
         for i in range(20):
             sender = await connect(http, tracker.url, f"198.18.0.{i + 1}")
-            for _ in range(int(unit_limits()[0]["TRACKER_SOCKET_ANNOUNCES"])):
+            for _ in range(PER_SOCKET):
                 await sender.send({"action": "announce", "info_hash": ALLOWED, "peer_id": sender.peer_id,
                                    "numwant": 1, "offers": [{"offer": {"type": "offer", "sdp": "v" * 16000},
                                                              "offer_id": random_id()}]})
@@ -189,14 +191,12 @@ async def test_t6_scrape_is_refused_and_lists_nothing(tracker: LocalTracker) -> 
 
 
 async def test_t7_offers_one_client_can_have_relayed_are_bounded(tracker: LocalTracker) -> None:
-    env, _ = unit_limits()
-    per_socket, per_client = int(env["TRACKER_SOCKET_ANNOUNCES"]), int(env["TRACKER_CLIENT_ANNOUNCES"])
     async with connected(tracker.url) as victim, aiohttp.ClientSession() as http:
         await victim.announce(ALLOWED)
         assert await victim.next(lambda m: "interval" in m)
         sockets = [await connect(http, tracker.url, "203.0.113.99") for _ in range(10)]
         for s in sockets:
-            for _ in range(per_socket + 5):
+            for _ in range(PER_SOCKET + 5):
                 if s.closed_with is None:
                     await s.announce(ALLOWED, offers=5, event=None)
         for s in sockets:
@@ -204,7 +204,7 @@ async def test_t7_offers_one_client_can_have_relayed_are_bounded(tracker: LocalT
             assert code == 1008 and "too often" in reason, (code, reason)
         # One offer per announce reaches the one viewer in the swarm: the client's budget, no more.
         offers = [m for m in victim.received if "offer" in m]
-        assert 0 < len(offers) <= per_client, len(offers)
+        assert 0 < len(offers) <= PER_CLIENT, len(offers)
         assert victim.closed_with is None
         await asyncio.gather(*(s.close() for s in sockets))
 
@@ -314,8 +314,7 @@ async def claims(client: Peer, peer_id: str, infohash: str = ALLOWED, timeout: f
 async def test_t8_answers_to_offers_whose_sender_left_cost_the_viewer_nothing(tracker: LocalTracker) -> None:
     """The attacker announces 5 offers and leaves at once, again and again: every viewer's answer goes to
     an offer the tracker no longer knows. Those answers are dropped and cost the viewers nothing."""
-    env, _ = unit_limits()
-    rounds = int(env["TRACKER_SOCKET_ANNOUNCES"]) + 10
+    rounds = PER_SOCKET + 10
     async with connected(tracker.url) as a, connected(tracker.url) as b, aiohttp.ClientSession() as http:
         for viewer in (a, b):
             await joined(viewer)
@@ -336,7 +335,7 @@ async def test_t8_answers_to_offers_whose_sender_left_cost_the_viewer_nothing(tr
         # nothing either (T8b); a flood of them is only read more slowly.
         async with connected(tracker.url) as liar:
             await joined(liar)
-            for _ in range(int(env["TRACKER_SOCKET_ANNOUNCES"]) + 5):
+            for _ in range(PER_SOCKET + 5):
                 await liar.answer(ALLOWED, {"peer_id": a.peer_id, "offer_id": random_id()})
             await joined(liar)
             assert liar.closed_with is None, liar.closed_with
@@ -389,7 +388,7 @@ async def test_e1_a_closing_connection_removes_only_its_own_peers(tracker: Local
 async def test_i1_ipv6_clients_count_by_their_48(tracker: LocalTracker) -> None:
     """One /48 (what a free tunnel broker hands out) is one client: its /64s share one client's
     connections. Another /48 is another client."""
-    cap = int(unit_limits()[0]["TRACKER_MAX_CLIENT_CONNECTIONS"])
+    cap = CLIENT_CONNECTIONS
     async with aiohttp.ClientSession() as http:
         held, refused = [], 0
         for i in range(cap + 30):
@@ -409,8 +408,7 @@ async def test_i1_sockets_that_never_upgrade_cannot_lock_viewers_out(tracker: Lo
     """More plain sockets than there are connection slots, saying nothing (they all come from loopback,
     as cloudflared's do): viewers still get in and meet at once, and those sockets are closed within
     seconds, not at Node's header timeout."""
-    env, _ = unit_limits()
-    count = int(env["TRACKER_MAX_CONNECTIONS"]) + 100
+    count = int(LIMITS["TRACKER_MAX_CONNECTIONS"]) + 100
     host, port = tracker.url.removeprefix("ws://").split(":")
     silent = [await asyncio.open_connection(host, int(port)) for _ in range(count)]
     try:
@@ -437,20 +435,18 @@ async def test_t8b_a_burst_of_offers_costs_the_viewers_who_answer_them_nothing(t
     its budget of announces), so that each of two viewers is sent over a hundred offers within a
     minute; they answer every one, as pages do. Nobody is closed, and the viewers still meet (answers to
     offers the tracker forgot cost them nothing)."""
-    env, _ = unit_limits()
-    per_socket, per_client = int(env["TRACKER_SOCKET_ANNOUNCES"]), int(env["TRACKER_CLIENT_ANNOUNCES"])
     attacker_ip = "203.0.113.77"
     async with connected(tracker.url) as a, connected(tracker.url) as b, aiohttp.ClientSession() as http:
         for viewer in (a, b):
             await joined(viewer)
         sent = 0
-        while sent + per_socket <= per_client:  # each new connection costs the address one token too
+        while sent + PER_SOCKET <= PER_CLIENT:  # each new connection costs the address one token too
             attacker = await connect(http, tracker.url, attacker_ip)
-            for _ in range(per_socket - 1):
+            for _ in range(PER_SOCKET - 1):
                 await attacker.announce(ALLOWED, offers=5, event=None)
-            sent += per_socket
+            sent += PER_SOCKET
             assert await attacker.next(lambda m: len([x for x in attacker.received if "interval" in x])
-                                       >= per_socket - 1) is not None, attacker.closed_with
+                                       >= PER_SOCKET - 1) is not None, attacker.closed_with
             await attacker.close()
         for viewer in (a, b):
             offers = [m for m in viewer.received if "offer" in m]
@@ -467,20 +463,18 @@ async def test_t10_a_neighbour_in_the_same_48_cannot_spend_the_viewers_announce_
     """Five viewers in five /64s of one /48 and a neighbour in a sixth that announces as often as it may:
     the neighbour is refused past its own budget (a /64's), and the viewers announce on and meet. The /48
     still shares one cap of connections (test_i1_ipv6_clients_count_by_their_48)."""
-    env, _ = unit_limits()
-    per_socket, per_client = int(env["TRACKER_SOCKET_ANNOUNCES"]), int(env["TRACKER_CLIENT_ANNOUNCES"])
     async with contextlib.AsyncExitStack() as stack, aiohttp.ClientSession() as http:
         viewers = [await stack.enter_async_context(connected(tracker.url, f"2001:db8:a:{i}::1")) for i in range(1, 6)]
         for viewer in viewers:
             await joined(viewer)
         refused = ""
-        for _ in range(2 * per_client // per_socket):  # its budget is spent well before (refill included)
+        for _ in range(2 * PER_CLIENT // PER_SOCKET):  # its budget is spent well before (refill included)
             try:
                 neighbour = await connect(http, tracker.url, "2001:db8:a:ff::1")
             except aiohttp.WSServerHandshakeError as err:
                 refused = f"HTTP {err.status}"
                 break
-            for _ in range(per_socket):
+            for _ in range(PER_SOCKET):
                 start = len(neighbour.received)
                 await neighbour.announce(ALLOWED, event=None)
                 if await neighbour.next(lambda m: "interval" in m, start=start) is None:

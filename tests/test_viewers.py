@@ -5,7 +5,6 @@ frame-ancestors header. Real browsers: tests/test_viewers_browser.py."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,7 +16,6 @@ from broadcaster.http import PlaylistOptions, ViewerOptions, Viewers, create_app
 from broadcaster.metrics import AudienceMetrics, Metrics
 from broadcaster.service import default_viewer_dir
 from broadcaster.settings import Settings, SettingsError, load_settings
-from broadcaster.status.assessment import HealthReport, Readings
 from broadcaster.status.audience import Audience
 from tests.support.client import new_id
 from tests.support.fakes import Clock, FakeHealth, FakePlaylists
@@ -227,17 +225,6 @@ async def test_config_names_owncasts_ping_and_the_beat_from_the_timeout(aiohttp_
     assert config["owncast"]["report"] == 10.0  # as often as Owncast's own page reports
 
 
-def test_health_says_how_many_watch() -> None:
-    from tests.support.world import World  # noqa: PLC0415 (its publisher's facts, as the service's)
-
-    world = World(Path("/nonexistent"))
-    audience = Audience(30)
-    audience.beat(new_id(), "192.0.2.1", p2p=True)
-    report = HealthReport(world.pub.facts, world.uploader, readings=Readings(
-        viewers=lambda: {"watching": audience.watching, "p2p": audience.p2p}))
-    assert report.assess().body["viewers"] == {"watching": 1, "p2p": 1}
-
-
 # -- framing and /embed ---------------------------------------------------------------------------------
 
 
@@ -268,24 +255,34 @@ def settings_with(**over: str) -> Settings:
     return load_settings(environ=env, make_state_dir=False)
 
 
-@pytest.mark.parametrize(("given", "value"), [
-    (None, "'self'"), ("self", "'self'"), ("'self' https://Example.com", "'self' https://example.com"),
-    ("https://a.example, https://*.b.example:8443", "https://a.example https://*.b.example:8443"),
-    ("*", "*"), ("none", "'none'"), ("'none'", "'none'"),
+# VIEWER_SOURCES: what ?src= may play besides the service's own playlists (viewer.js checks it).
+@pytest.mark.parametrize(("name", "given", "value"), [
+    ("FRAME_ANCESTORS", None, "'self'"), ("FRAME_ANCESTORS", "self", "'self'"),
+    ("FRAME_ANCESTORS", "'self' https://Example.com", "'self' https://example.com"),
+    ("FRAME_ANCESTORS", "https://a.example, https://*.b.example:8443", "https://a.example https://*.b.example:8443"),
+    ("FRAME_ANCESTORS", "*", "*"), ("FRAME_ANCESTORS", "none", "'none'"), ("FRAME_ANCESTORS", "'none'", "'none'"),
+    ("VIEWER_SOURCES", None, ()), ("VIEWER_SOURCES", "", ()), ("VIEWER_SOURCES", "*", ("*",)),
+    ("VIEWER_SOURCES", "https://A.example/ http://b.example:8080", ("https://a.example", "http://b.example:8080")),
 ])
-def test_frame_ancestors_setting(given: str | None, value: str) -> None:
-    over = {} if given is None else {"FRAME_ANCESTORS": given}
-    assert settings_with(**over).frame_ancestors == value
+def test_frame_ancestors_and_viewer_sources_settings(name: str, given: str | None, value: object) -> None:
+    over = {} if given is None else {name: given}
+    assert getattr(settings_with(**over), name.lower()) == value
 
 
-@pytest.mark.parametrize("bad", ["https://a.example/path", "javascript:alert(1)", "* https://a.example",
-                                 "'none' 'self'", "a.example", "https://a.example;script-src *",
-                                 # every .com site, a port that cannot be, labels that cannot be
-                                 "http://*.com", "https://*.com:443", "https://a.example:99999",
-                                 "https://a.example:0", "https://a..example", "https://-a.example"])
-def test_a_bad_frame_ancestors_is_one_line_naming_it(bad: str) -> None:
-    with pytest.raises(SettingsError, match=r"^FRAME_ANCESTORS="):
-        settings_with(FRAME_ANCESTORS=bad)
+@pytest.mark.parametrize(("name", "bad"), [
+    *(("FRAME_ANCESTORS", bad) for bad in [
+        "https://a.example/path", "javascript:alert(1)", "* https://a.example", "'none' 'self'", "a.example",
+        "https://a.example;script-src *",
+        # every .com site, a port that cannot be, labels that cannot be
+        "http://*.com", "https://*.com:443", "https://a.example:99999", "https://a.example:0", "https://a..example",
+        "https://-a.example"]),
+    *(("VIEWER_SOURCES", bad) for bad in [
+        "https://a.example/path", "a.example", "* https://a.example", "https://a.example:99999",
+        "javascript:alert(1)"]),
+])
+def test_a_bad_frame_ancestors_or_viewer_sources_is_one_line_naming_it(name: str, bad: str) -> None:
+    with pytest.raises(SettingsError, match=f"^{name}="):
+        settings_with(**{name: bad})
 
 
 @pytest.mark.parametrize("public", ["https://*.co.uk", "https://*.github.io", "https://*.pages.dev",
@@ -304,23 +301,6 @@ def test_a_wildcard_over_a_public_suffix_is_refused(public: str, monkeypatch: py
     # A site under such a suffix is a name someone registered: its subdomains may frame the page.
     site = public.replace("*.", "*.mine.")
     assert settings_with(FRAME_ANCESTORS=site).frame_ancestors == site.lower()
-
-
-@pytest.mark.parametrize(("given", "value"), [
-    (None, ()), ("", ()), ("*", ("*",)), ("https://A.example/ http://b.example:8080", ("https://a.example",
-                                                                                     "http://b.example:8080")),
-])
-def test_viewer_sources_setting(given: str | None, value: tuple[str, ...]) -> None:
-    """What ?src= may play besides the service's own playlists (viewer.js checks it)."""
-    over = {} if given is None else {"VIEWER_SOURCES": given}
-    assert settings_with(**over).viewer_sources == value
-
-
-@pytest.mark.parametrize("bad", ["https://a.example/path", "a.example", "* https://a.example",
-                                 "https://a.example:99999", "javascript:alert(1)"])
-def test_a_bad_viewer_sources_is_one_line_naming_it(bad: str) -> None:
-    with pytest.raises(SettingsError, match=r"^VIEWER_SOURCES="):
-        settings_with(VIEWER_SOURCES=bad)
 
 
 async def test_config_names_the_other_sources_only_when_allowed(aiohttp_client: AiohttpClient) -> None:

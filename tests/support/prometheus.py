@@ -31,6 +31,12 @@ def tool(name: str) -> str:
     return path
 
 
+def alert_rules() -> list[dict[str, Any]]:
+    """deploy/alerts.yml's rules, every group's."""
+    groups = yaml.safe_load((DEPLOY / "alerts.yml").read_text())["groups"]
+    return [rule for group in groups for rule in group["rules"]]
+
+
 def scrape_config_for(target: str, scrape: str = SCRAPE) -> dict[str, Any]:
     """deploy/prometheus.yml as shipped, with only the target and the intervals substituted (a test
     cannot wait 5 s scrapes): the job, its labels, metrics_path and rule_files are the operator's."""
