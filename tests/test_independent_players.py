@@ -1,4 +1,4 @@
-"""Every player plays, and follows content steering where it can (issue 66, item 5).
+"""Every player plays, and follows content steering where it can.
 
 The service runs with content steering (PATHWAYS=bucket,vm, set here: the default may change) behind the
 tunnel stand-in (nginx routing cloudflared.yml.example's rules, with the headers Cloudflare's edge adds:
@@ -20,12 +20,8 @@ Asserted, each player on its own:
   reloads it again and takes the bucket's;
 - a player without (streamlink, GStreamer, VLC) plays on through the move and after it.
 
-Against the code before (the multivariant playlist naming its variants //host/live/..., RELOAD-URI
-"steering.json"; 2026-11-27), four of these failed: GStreamer's hlsdemux and hlsdemux2 played nothing
-(each asked http://host//host/live/0/playlist.m3u8 and got 404), and Shaka 5.2 in both configurations
-never took the VM's pathway (its first reload threw "Failed to construct 'URL': Invalid URL"). The
-figures of each run: `-s` prints them (summary); docs/steering.md, "Players and the URIs they resolve",
-has them.
+The figures of each run: `-s` prints them (summary); docs/steering.md, "Players and the URIs they
+resolve", has them.
 
 A Shaka page whose first steering reload falls inside its own load() never reloads it again (Shaka 4.16
 and 5.2: independent_players.SHAKA_LOAD_RACE); such a page is opened anew before the move (a new session),

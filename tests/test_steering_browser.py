@@ -58,7 +58,7 @@ from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.vm import budget as vm_budget
 from broadcaster.playlist import hls
 from broadcaster.steering import policy
-from tests.support.browser import launch_chromium, needs_chromium
+from tests.support.browser import needs_chromium, shared_chromium
 from tests.support.counting_proxy import Answer, CountingProxy
 from tests.support.gates import VIEWERS_HOST, BucketGates
 from tests.support.hostile import Fetcher, forge_reports
@@ -115,8 +115,6 @@ class Demo:
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def demo(tmp_path_factory: pytest.TempPathFactory, seaweed_server: SeaweedS3, recordings: Recordings,
                ) -> AsyncIterator[Demo]:
-    from playwright.async_api import async_playwright
-
     tmp = tmp_path_factory.mktemp("steering")
     ledger = TimedLedger()
     # A bucket of its own on the run's SeaweedFS behind the gates (an outage is this module's alone); the
@@ -132,10 +130,9 @@ async def demo(tmp_path_factory: pytest.TempPathFactory, seaweed_server: Seaweed
         # UPLOAD_TIMEOUT stays at its default (5 s): a closed gate answers 503 at once, and with 2 s a PUT
         # that a machine at load 20 made slow timed out after the gate opened, the service steered players
         # to the VM again for it (`uploads`), and they fetched from the VM after being told to go back.
-        async with ServiceProcess(env, tmp / "service") as service, async_playwright() as pw:
+        async with ServiceProcess(env, tmp / "service") as service, shared_chromium() as browser:
             wire = CountingProxy(service.url, keep_host=True, address_from_agent=True)
             await rig.run(wire.start())
-            browser = await launch_chromium(pw)
             try:
                 await owncast.wait_for_segments(0, 3, timeout=30)
                 async with Players(browser, wire.url, gates.public_url, owncast.hls_dir, ledger,
@@ -144,7 +141,6 @@ async def demo(tmp_path_factory: pytest.TempPathFactory, seaweed_server: Seaweed
                     await asyncio.gather(*(until_played(watched, 4) for watched in pages.values()))
                     yield Demo(s3, gates, owncast, service, players, pages, wire, rig, hostile)
             finally:
-                await browser.close()
                 await rig.run(wire.close())
 
 

@@ -329,13 +329,14 @@ async def launch_chromium(pw: Any, args: list[str] = CHROMIUM_ARGS, *, draw_vide
 
 
 @contextlib.asynccontextmanager
-async def shared_chromium(args: list[str] = CHROMIUM_ARGS) -> AsyncIterator[Chromium]:
-    """Playwright's driver and a Chromium for a module's tests (a module-scoped fixture's), closed with it:
-    each test opens its own contexts and pages there (Chromium.own) and closes them."""
+async def shared_chromium(args: list[str] = CHROMIUM_ARGS, *,
+                         draw_video: bool = False) -> AsyncIterator[Chromium]:
+    """Playwright's driver and a Chromium (launch_chromium's), closed with it: a module-scoped fixture's
+    tests each open their own contexts and pages there (Chromium.own) and close them."""
     from playwright.async_api import async_playwright
 
     async with async_playwright() as pw:
-        launched = await launch_chromium(pw, args)
+        launched = await launch_chromium(pw, args, draw_video=draw_video)
         try:
             yield launched
         finally:

@@ -12,7 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from broadcaster.demo.ffmpeg import ffmpeg_exe
-from tests.support.browser import POLL_MS, launch_chromium
+from tests.support.browser import POLL_MS, shared_chromium
 from tests.support.gap_server import SCENARIOS, GapServer
 
 FPS = 30
@@ -124,8 +124,6 @@ async def _bounded_hlsjs(browser: Any, base: str, scenario: str) -> tuple[dict[s
 
 
 async def observe(server: GapServer) -> tuple[dict[str, FfmpegRun], dict[str, HlsJsRun]]:
-    from playwright.async_api import async_playwright
-
     runner = web.AppRunner(server.app(), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -134,15 +132,11 @@ async def observe(server: GapServer) -> tuple[dict[str, FfmpegRun], dict[str, Hl
     base = f"http://{host}:{port}"
     exe = ffmpeg_exe()
     try:
-        async with async_playwright() as pw:
-            browser = await launch_chromium(pw)
-            try:
-                ffmpeg_runs, hlsjs_runs = await asyncio.gather(
-                    asyncio.gather(*(_run_ffmpeg(exe, base, s) for s in SCENARIOS)),
-                    asyncio.gather(*(_bounded_hlsjs(browser, base, s) for s in SCENARIOS)),
-                )
-            finally:
-                await browser.close()
+        async with shared_chromium() as browser:
+            ffmpeg_runs, hlsjs_runs = await asyncio.gather(
+                asyncio.gather(*(_run_ffmpeg(exe, base, s) for s in SCENARIOS)),
+                asyncio.gather(*(_bounded_hlsjs(browser, base, s) for s in SCENARIOS)),
+            )
     finally:
         await runner.cleanup()
 
