@@ -53,14 +53,14 @@ from broadcaster.demo.seaweed import SeaweedS3
 from tests.support.browser import shared_chromium, needs_chromium
 from tests.support.counting_proxy import CountingProxy
 from tests.support.gates import BucketGates
-from tests.support.independent_players import (BY_NAME, HLSDEMUX, HLSDEMUX2, PLAYERS, SHAKA5, SHAKA_52, SHAKA_416,
+from tests.support.independent_players import (BY_NAME, HLSDEMUX, HLSDEMUX2, NATIVE, PLAYERS, SHAKA_52, SHAKA_416,
                                                SHAKA_LOAD_RACE, STREAMLINK, VIEWER_PAGE, VLC, Browser, Carried,
                                                Native, Pages, Wire, concatenated, missing_programs,
-                                               native_players, page_state)
+                                               native_player, page_state)
 from tests.support.loop_thread import LoopThread
 from tests.support.nginx import Nginx, needs_nginx, tunnel_locations
 from tests.support.page_open import Opened
-from tests.support.players import SHAKA
+from tests.support.players import SHAKA, SHAKA5
 from tests.support.s3 import bucket_of_its_own
 from tests.support.service_process import ServiceProcess, service_env
 from tests.support.steered_players import TimedLedger
@@ -162,7 +162,7 @@ async def run(tmp_path_factory: pytest.TempPathFactory, seaweed_server: SeaweedS
             try:
                 await stand_in.start()
                 src = f"{stand_in.url}/live/master.m3u8"
-                natives.update((n.player.name, n) for n in native_players(src, tmp))
+                natives.update((name, native_player(name, src, tmp)) for name in NATIVE)
                 async with shared_chromium() as chromium, Pages() as pages:
                     await owncast.wait_for_segments(0, 3, timeout=30)
                     result.at["started"] = time.monotonic()

@@ -12,7 +12,7 @@ import bisect
 import contextlib
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ SUPPORT = Path(__file__).resolve().parent
 VIEWER = SUPPORT.parent.parent / "viewer"
 VIDEOJS = SUPPORT / "videojs"
 SHAKA = SUPPORT / "shaka"
+SHAKA5 = SUPPORT / "shaka5"
 PLAYER_TIMEOUT = 75.0  # a stuck player is caught by the page's own watchdog long before this
 
 
@@ -366,6 +367,26 @@ assert HLSJS_NO_STEERING_PAGE != HLSJS_PAGE
 PAGES = {"hlsjs": HLSJS_PAGE, "videojs": VIDEOJS_PAGE, "shaka": SHAKA_PAGE, "hlsjs_no_steering": HLSJS_NO_STEERING_PAGE}
 
 
+def player_pages(pages: Mapping[str, str]) -> web.Application:
+    """An app serving `pages` by name at /page/{player} (each loads the stream from `?src=`), PROBE_JS,
+    and the players' scripts: the viewer's folder (hls.js) under /js/, Shaka 4.16 and 5.2, video.js."""
+    app = web.Application()
+
+    async def page(request: web.Request) -> web.Response:
+        return web.Response(text=pages[request.match_info["player"]], content_type="text/html")
+
+    async def probe(_request: web.Request) -> web.Response:
+        return web.Response(text=PROBE_JS, content_type="text/javascript")
+
+    app.router.add_get("/page/{player}", page)
+    app.router.add_get("/js/probe.js", probe)
+    app.router.add_static("/js/", VIEWER)
+    app.router.add_static("/shaka/", SHAKA)
+    app.router.add_static("/shaka5/", SHAKA5)
+    app.router.add_static("/videojs/", VIDEOJS)
+    return app
+
+
 class Server:
     """Pages and players, and per (scenario, player): the service's playlist routes over that client's
     Replay, and the segments its publisher run uploaded (what the bucket would hold)."""
@@ -374,30 +395,17 @@ class Server:
         self.clients: dict[tuple[str, str], Client] = {}
 
     def app(self) -> web.Application:
-        app = web.Application()
+        app = player_pages(PAGES)
         r = app.router
-        r.add_get("/page/{player}", self.page)
         r.add_get("/favicon.ico", self.no_icon)
-        r.add_get("/js/probe.js", self.probe)
-        r.add_static("/js/", VIEWER)  # hls.min.js
-        r.add_static("/shaka/", SHAKA)
-        r.add_static("/videojs/", VIDEOJS)
         r.add_get("/p/{scenario}/{player}/live/master.m3u8", self.master)
         r.add_get(r"/p/{scenario}/{player}/live/{n:\d+}/playlist.m3u8", self.media)
         r.add_get("/s/{scenario}/{player}/{key:.+}", self.segment)
         return app
 
     @staticmethod
-    async def page(request: web.Request) -> web.Response:
-        return web.Response(text=PAGES[request.match_info["player"]], content_type="text/html")
-
-    @staticmethod
     async def no_icon(_request: web.Request) -> web.Response:
         return web.Response(status=204)
-
-    @staticmethod
-    async def probe(_request: web.Request) -> web.Response:
-        return web.Response(text=PROBE_JS, content_type="text/javascript")
 
     def client(self, request: web.Request) -> Client:
         client = self.clients.get((request.match_info["scenario"], request.match_info["player"]))

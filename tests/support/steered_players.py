@@ -27,7 +27,7 @@ from broadcaster.demo.ledger import Finished, Ledger
 from tests.support.counting_proxy import AGENT_TAG
 from tests.support.local_http import serve_local
 from tests.support.page_open import Agents, open_page
-from tests.support.players import PAGES, PROBE_JS, SHAKA, VIDEOJS, VIEWER
+from tests.support.players import PAGES, player_pages
 
 STALL_MS = 250
 STALL_JS = """
@@ -196,13 +196,7 @@ class Players:
         self._agents = Agents(browser)
 
     async def __aenter__(self) -> Players:
-        app = web.Application()
-        app.router.add_get("/page/{player}", self._page)
-        app.router.add_get("/js/probe.js", self._probe)
-        app.router.add_static("/js/", VIEWER)
-        app.router.add_static("/shaka/", SHAKA)
-        app.router.add_static("/videojs/", VIDEOJS)
-        self._runner, self.pages_url = await serve_local(app)
+        self._runner, self.pages_url = await serve_local(player_pages(PAGES))
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -213,14 +207,6 @@ class Players:
                 pass
         if self._runner is not None:
             await self._runner.cleanup()
-
-    @staticmethod
-    async def _probe(_request: web.Request) -> web.Response:
-        return web.Response(text=PROBE_JS, content_type="text/javascript")
-
-    @staticmethod
-    async def _page(request: web.Request) -> web.Response:
-        return web.Response(text=PAGES[request.match_info["player"]], content_type="text/html")
 
     async def open(self, name: str) -> Watched:
         """`viewer` (the service's page) or one of players.py's PAGES, playing the service's master."""
