@@ -16,11 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import pytest_asyncio
 
 from broadcaster.demo.recordings import Recordings
 from broadcaster.demo.seaweed import SeaweedS3
-from tests.support.browser import POLL_MS, WEBRTC_ARGS, Chromium, needs_chromium, shared_chromium, watch
+from tests.support.browser import POLL_MS, WEBRTC_ARGS, Chromium, module_chromium, needs_chromium, watch
 from tests.support.framer import Framer
 from tests.support.p2p_demo import demo_with_tracker, running_demo
 
@@ -51,10 +50,7 @@ INJECT = """(other) => new Promise((resolve) => {
 })"""
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def chromium() -> AsyncIterator[Chromium]:
-    async with shared_chromium(WEBRTC_ARGS) as launched:
-        yield launched
+chromium = module_chromium(WEBRTC_ARGS)
 
 
 @contextlib.asynccontextmanager

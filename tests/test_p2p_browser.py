@@ -38,12 +38,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from broadcaster.demo.recordings import Recordings
 from broadcaster.demo.seaweed import SeaweedS3
 from tests.support.browser import (ALTER_P2P_UPLOADS, HANDED, HOSTILE_MODES, PLAYERS, POLL_MS, WEBRTC_ARGS,
-                                   WITHHOLDING, hostile_peer, needs_chromium, open_viewer, shared_chromium,
+                                   WITHHOLDING, hostile_peer, module_chromium, needs_chromium, open_viewer,
                                    show_video, watch)
 from tests.support.counting_proxy import CountingProxy, closed_port, sequence
 from tests.support.prometheus import PromAPI, prometheus
 from tests.support.s3 import bucket_of_its_own
 from tests.support.p2p_demo import Demo, demo_with_tracker, running_demo
+from tests.support.page_open import Agents
 from tests.support.stun import stun_server
 from tests.support.waiting import until
 
@@ -56,12 +57,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.browser, needs_chromium,
               pytest.mark.xdist_group("p2p_browser"), pytest.mark.asyncio(loop_scope="module")]
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def browser() -> AsyncIterator[Any]:
-    """Debian's Chromium with WEBRTC_ARGS, shared by the module's tests: each makes its own contexts
-    (its viewers) and closes them."""
-    async with shared_chromium(WEBRTC_ARGS) as launched:
-        yield launched
+browser = module_chromium(WEBRTC_ARGS, "browser")
 
 
 @pytest_asyncio.fixture(loop_scope="module")
@@ -92,20 +88,9 @@ class Viewer:
     problems: list[str] = field(default_factory=list)  # page errors and console errors of its own
 
 
-_AGENTS: dict[int, str] = {}  # id(browser) -> Chromium's own user agent, read once per module's browser
-
-
-async def user_agent(browser: Any, name: str) -> str:
-    """Chromium's own user agent, naming a viewer (what the proxy counts GETs by). Read from one blank
-    page per browser: a page per viewer cost the module a renderer's start-up (about 0.4 s of CPU) each."""
-    if id(browser) not in _AGENTS:
-        context = await browser.new_context()
-        try:
-            page = await context.new_page()
-            _AGENTS[id(browser)] = await page.evaluate("() => navigator.userAgent")
-        finally:
-            await context.close()
-    return f"{_AGENTS[id(browser)]} hb-viewer/{name}"
+# Chromium's own user agent naming a viewer (what the proxy counts GETs by), read once per module's
+# browser: a page per viewer cost the module a renderer's start-up (about 0.4 s of CPU) each.
+_AGENTS: dict[int, Agents] = {}  # id(browser) -> its Agents
 
 
 @contextlib.asynccontextmanager
@@ -115,7 +100,7 @@ async def viewers_of(browser: Any, url: str, scripts: list[list[str]]) -> AsyncI
     contexts, viewers = [], []
     try:
         for i, extra in enumerate(scripts):
-            agent = await user_agent(browser, str(i))
+            agent = await _AGENTS.setdefault(id(browser), Agents(browser)).tagged(f"hb-viewer/{i}")
             context = await browser.new_context(user_agent=agent)
             contexts.append(context)
             for script in [RECORD_ICE_SERVERS, *extra]:

@@ -36,8 +36,8 @@ from broadcaster.access.invites import InviteLinks
 from broadcaster.demo.recordings import Recordings
 from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.playlist import hls
-from tests.support.browser import (POLL_MS, WEBRTC_ARGS, Chromium, OwnedPages, needs_chromium,
-                                   shared_chromium, wait_for_state, watch)
+from tests.support.browser import (POLL_MS, WEBRTC_ARGS, OwnedPages, module_chromium, needs_chromium,
+                                   owned_pages, wait_for_state, watch)
 from tests.support.framer import Framer
 from tests.support.independent_players import SHAKA_52, VIDEOJS_OWNCAST, Pages
 from tests.support.p2p_demo import Demo, demo_with_tracker
@@ -90,16 +90,8 @@ async def stack(tmp_path_factory: pytest.TempPathFactory, seaweed_server: Seawee
         yield Stack(demo, framer, players, links.token("alice"), links.token("bob"), time.time())
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def chromium() -> AsyncIterator[Chromium]:
-    async with shared_chromium(ARGS) as launched:
-        yield launched
-
-
-@pytest_asyncio.fixture(loop_scope="module")
-async def browser(chromium: Chromium) -> AsyncIterator[OwnedPages]:
-    async with chromium.own() as own:
-        yield own
+chromium = module_chromium(ARGS)
+browser = owned_pages  # each test's own contexts and pages in it
 
 
 async def token_for(stack: Stack) -> str:

@@ -30,8 +30,8 @@ from broadcaster.demo.emulator import OwncastEmulator, resolve_settings
 from broadcaster.demo.recordings import Recordings
 from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.service import Service
-from tests.support.browser import (POLL_MS, Chromium, OwnedPages, needs_chromium, open_viewer, shared_chromium,
-                                   watch)
+from tests.support.browser import (POLL_MS, Chromium, OwnedPages, module_chromium, needs_chromium, open_viewer,
+                                   owned_pages, watch)
 from tests.support.framer import Framer
 from tests.support.owncast_viewers import OwncastViewers
 from tests.support.scrape import Samples, scraped
@@ -74,19 +74,8 @@ async def stack(tmp_path_factory: pytest.TempPathFactory, recordings: Recordings
             yield Stack(service, owncast, allowed, other)
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def chromium() -> AsyncIterator[Chromium]:
-    """One Chromium for the module's tests (a launch of Playwright's driver and the browser costs about a
-    second of CPU); each test opens its own contexts and pages in it (`browser`)."""
-    async with shared_chromium() as launched:
-        yield launched
-
-
-@pytest_asyncio.fixture(loop_scope="module")
-async def browser(chromium: Chromium) -> AsyncIterator[OwnedPages]:
-    """This test's contexts and pages in the module's Chromium, closed when it ends."""
-    async with chromium.own() as own:
-        yield own
+chromium = module_chromium()
+browser = owned_pages  # each test's own contexts and pages in it
 
 
 async def test_playing_pages_are_counted_here_and_by_owncast_and_closed_ones_leave(

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import pytest_asyncio
 
 CHROMIUM = "/usr/bin/chromium"
 # Chromium 156 prewarms its omnibox popup, a WebUI page (chrome://omnibox-popup.top-chrome/), in a
@@ -341,6 +342,25 @@ async def shared_chromium(args: list[str] = CHROMIUM_ARGS, *,
             yield launched
         finally:
             await launched.close()
+
+
+def module_chromium(args: list[str] = CHROMIUM_ARGS, name: str = "chromium") -> Any:
+    """A module-scoped fixture, `name`: one shared_chromium(args) for the module's tests."""
+
+    @pytest_asyncio.fixture(scope="module", loop_scope="module", name=name)
+    async def fixture() -> AsyncIterator[Chromium]:
+        async with shared_chromium(args) as launched:
+            yield launched
+
+    return fixture
+
+
+@pytest_asyncio.fixture(loop_scope="module", name="browser")
+async def owned_pages(chromium: Chromium) -> AsyncIterator[OwnedPages]:
+    """`browser`: this test's contexts and pages in the module's `chromium` (module_chromium), closed when
+    it ends."""
+    async with chromium.own() as own:
+        yield own
 
 
 async def open_viewer(page: Any, url: str) -> None:

@@ -548,7 +548,7 @@ class Played:
         return out
 
     def warnings(self) -> list[str]:
-        return [line for line in self.ffmpeg_log if re.search(r"\[(warning|error|fatal|panic)\] ", line)]
+        return warned(self.ffmpeg_log)
 
     def summary(self) -> str:
         if self.player == "ffmpeg":
@@ -605,20 +605,36 @@ async def _run_browser(browser: Any, base: str, played: Played) -> None:
             await asyncio.wait_for(context.close(), 15)
 
 
-async def run_ffmpeg(base: str, played: Played) -> None:
-    s = played.scenario
+async def read_with_ffmpeg(url: str, timeout: float) -> tuple[int, str, str]:
+    """ffmpeg reading `url` as a player does (`-c copy -f null -`), killed after `timeout` seconds: its exit
+    status, its -progress lines (`progress`), and what it logged at warning level or above."""
     proc = await asyncio.create_subprocess_exec(
         ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "level+warning", "-nostats",
-        "-progress", "pipe:1",
-        "-i", f"{base}/p/{s.name}/ffmpeg/live/master.m3u8", "-c", "copy", "-f", "null", "-",
+        "-progress", "pipe:1", "-i", url, "-c", "copy", "-f", "null", "-",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )
     try:
-        out, err = await asyncio.wait_for(proc.communicate(), PLAYER_TIMEOUT)
+        out, err = await asyncio.wait_for(proc.communicate(), timeout)
     except TimeoutError:
         proc.kill()
         out, err = await proc.communicate()
-    played.exit_code = proc.returncode
-    played.ffmpeg_log = [line for line in err.decode(errors="replace").splitlines() if line.strip()]
-    frames = re.findall(r"^frame=(\d+)$", out.decode(errors="replace"), re.MULTILINE)
-    played.frames = int(frames[-1]) if frames else 0
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(errors="replace"), err.decode(errors="replace")
+
+
+def progress(out: str, key: str) -> str:
+    """The last value ffmpeg's -progress lines gave `key` ("0" without)."""
+    values = re.findall(rf"^{key}=(\S+)$", out, re.MULTILINE)
+    return values[-1] if values else "0"
+
+
+def warned(lines: list[str]) -> list[str]:
+    """ffmpeg's lines at warning level or above (-loglevel level+warning)."""
+    return [line for line in lines if re.search(r"\[(warning|error|fatal|panic)\] ", line)]
+
+
+async def run_ffmpeg(base: str, played: Played) -> None:
+    url = f"{base}/p/{played.scenario.name}/ffmpeg/live/master.m3u8"
+    played.exit_code, out, err = await read_with_ffmpeg(url, PLAYER_TIMEOUT)
+    played.ffmpeg_log = [line for line in err.splitlines() if line.strip()]
+    played.frames = int(progress(out, "frame"))
