@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import hashlib
 import json
 import re
@@ -56,14 +55,14 @@ from tests.support.gates import BucketGates
 from tests.support.independent_players import (BY_NAME, HLSDEMUX, HLSDEMUX2, NATIVE, PLAYERS, SHAKA_52, SHAKA_416,
                                                SHAKA_LOAD_RACE, STREAMLINK, VIEWER_PAGE, VLC, Browser, Carried,
                                                Native, Pages, Wire, concatenated, missing_programs,
-                                               native_player, page_state)
+                                               native_player)
 from tests.support.loop_thread import LoopThread
 from tests.support.nginx import Nginx, needs_nginx, tunnel_locations
 from tests.support.page_open import Opened
 from tests.support.players import SHAKA, SHAKA5
 from tests.support.s3 import bucket_of_its_own
 from tests.support.service_process import ServiceProcess, service_env
-from tests.support.steered_players import TimedLedger
+from tests.support.steered_players import TimedLedger, on_the_rig, page_state
 from tests.support.tunnel import SERVICE, tunnel_rules
 from tests.support.waiting import TimedOut, until
 
@@ -102,16 +101,6 @@ class Run:
     service_lines: list[str] = field(default_factory=list)
     sessions: collections.Counter[str] = field(default_factory=collections.Counter)  # pages opened again
     raced: list[str] = field(default_factory=list)  # why (Shaka's start-up race)
-
-
-@contextlib.asynccontextmanager
-async def on_the_rig(rig: LoopThread, gates: BucketGates) -> AsyncIterator[BucketGates]:
-    """The gates answering from the rig's loop (tests/support/loop_thread.py), not the browser's."""
-    await rig.run(gates.__aenter__())
-    try:
-        yield gates
-    finally:
-        await rig.run(gates.__aexit__(None, None, None))
 
 
 async def pathway(service: ServiceProcess) -> str:

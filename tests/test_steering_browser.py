@@ -40,7 +40,6 @@ pages' polling, the pages' requests waited seconds whenever a gate let the servi
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import json
 import os
@@ -65,7 +64,7 @@ from tests.support.hostile import Fetcher, forge_reports
 from tests.support.loop_thread import LoopThread
 from tests.support.s3 import bucket_of_its_own
 from tests.support.service_process import ServiceProcess, service_env
-from tests.support.steered_players import Players, TimedLedger, Watched
+from tests.support.steered_players import Players, TimedLedger, Watched, on_the_rig
 from tests.support.steering_watch import (asked, charged, from_the_vm, health, highest_bandwidth, last_back, metric,
                                           playing, refused, reloads, report_words, reported_on, served_at, source_late,
                                           tell_the_outage, timeline, told_back, until_pathway, until_played, uploads)
@@ -120,7 +119,7 @@ async def demo(tmp_path_factory: pytest.TempPathFactory, seaweed_server: Seaweed
     # A bucket of its own on the run's SeaweedFS behind the gates (an outage is this module's alone); the
     # gates and the wire answer from a loop of their own (tests/support/loop_thread.py).
     async with (bucket_of_its_own(seaweed_server) as s3, LoopThread("steering-rig") as rig,
-                LoopThread("hostile") as hostile, threaded(rig, BucketGates(s3)) as gates,
+                LoopThread("hostile") as hostile, on_the_rig(rig, BucketGates(s3)) as gates,
                 OwncastEmulator(tmp / "hls", resolve_settings(segment_seconds=TARGET),
                                 ledger=ledger, recordings=recordings) as owncast):
         env = service_env(tmp / "hls", s3, tmp / "state", S3_ENDPOINT_URL=gates.service_url,
@@ -142,16 +141,6 @@ async def demo(tmp_path_factory: pytest.TempPathFactory, seaweed_server: Seaweed
                     yield Demo(s3, gates, owncast, service, players, pages, wire, rig, hostile)
             finally:
                 await rig.run(wire.close())
-
-
-@contextlib.asynccontextmanager
-async def threaded(rig: LoopThread, gates: BucketGates) -> AsyncIterator[BucketGates]:
-    """`gates` started and stopped on the rig's loop."""
-    await rig.run(gates.__aenter__())
-    try:
-        yield gates
-    finally:
-        await rig.run(gates.__aexit__(None, None, None))
 
 
 async def outage(demo: Demo, *, service: bool, viewers: bool, drain: bool = False) -> None:

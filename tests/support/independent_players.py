@@ -142,24 +142,6 @@ class Browser:
         return await self.open(player)
 
 
-async def page_state(page: Any) -> dict[str, Any]:
-    """Seconds played, the player's name and version, and its errors (fatal first), as the page says."""
-    state: dict[str, Any] = await page.evaluate("""() => {
-      const played = window.__stalls ? window.__stalls.played : 0;
-      if (window.probe) {
-        const p = window.probe;
-        return { played, player: p.player, version: p.version,
-                 fatal: p.errors.filter((e) => e.fatal).map((e) => String(e.details)),
-                 errors: p.errors.map((e) => String(e.details)).slice(-8) };
-      }
-      const s = window.viewerStats || { errors: [], errorKinds: null };
-      const k = s.errorKinds;
-      const fatal = k && k.network.fatal + k.media.fatal + k.other.fatal > 0 ? s.errors.map(String) : [];
-      return { played, player: 'viewer', version: null, fatal, errors: (s.errors || []).map(String).slice(-8) };
-    }""")
-    return state
-
-
 # -- the processes ---------------------------------------------------------------------------------------
 
 
