@@ -67,8 +67,7 @@ from tests.support.publish_scenario import (BROWSERS, EPOCH, PLAYERS, Encoded, M
 
 # The module's players share one fixture of ~100 s: one xdist worker runs them all (scripts/test).
 # Its time limit is its own: each player is bounded (run_browser, run_ffmpeg), four browsers at once, so
-# the fixture as a whole is too, but on a loaded machine (load average 19, 2026-11-23) it took over the
-# suite's 120 s per test, and every test of the module failed for it.
+# the fixture as a whole is too, but on a loaded machine it takes over the suite's 120 s per test.
 pytestmark = [pytest.mark.xdist_group("players_across_change"), pytest.mark.timeout(300)]
 
 
@@ -143,11 +142,9 @@ def scenarios(folder: Path) -> list[Scenario]:
     ]
 
 
-# Played one group at a time: two cores cannot play all at once without stalls of their own (with
-# eight players at once, Shaka stalled for good on the 360p copied variant in 3 runs of 4).
 # Browser players at once: each plays on its own clock (Replay starts at its first request), so a player
-# that waits for a slot sees the same scenario. Eleven at once on two cores starved renderers (a page
-# stopped answering, a player fell behind its own watchdog); four keep the cores below saturation.
+# that waits for a slot sees the same scenario. More at once on two cores starve renderers (a page stops
+# answering, a player falls behind its own watchdog, Shaka stalls for good on the 360p copied variant).
 BROWSER_PLAYERS_AT_ONCE = 4
 
 
@@ -172,11 +169,10 @@ class Observations:
 
 
 # ffmpeg's clock runs at half the wall's: each version is shown twice as long. Its claim is that a client
-# reloading every target duration, as the HLS demuxer does, plays every segment after the change; at the
-# lowest CPU priority beside the suite it was once starved past the version that listed the last segment
-# before the new target (about 2.5 s in "raised": what a client may have seen is not carried into the new
-# playlist, issue 32) and skipped it ("skipping 1 segments ahead, expired from playlists", run p3 of
-# 2026-11-26). The browsers keep the wall's clock: their claims are judged by it.
+# reloading every target duration, as the HLS demuxer does, plays every segment after the change; a
+# starved one misses the version that listed the last segment before the new target (about 2.5 s in
+# "raised": what a client may have seen is not carried into the new playlist) and skips it. The browsers
+# keep the wall's clock: their claims are judged by it.
 FFMPEG_RATE = 0.5
 
 
@@ -331,8 +327,7 @@ VIDEOJS_BY_NUMBER = pytest.mark.xfail(
     strict=True,
     reason="video.js 8.24.1 (VHS 3.17.5) lines variants up by media sequence number "
            "(MediaSequenceSync.calculateBaseTime_): switching to a variant numbered further below than its "
-           "playlist is long throws TypeError, and the switch never shows (measured: 3 of 3 runs with the "
-           "module's switches alone, at load 15-27)",
+           "playlist is long throws TypeError, and the switch never shows",
 )
 SWITCHES = [pytest.param(s, p, marks=VIDEOJS_BY_NUMBER if (s, p) == ("apart", "videojs") else ())
             for s, players in (("aligned", ALIGNED_PLAYERS), ("apart", APART_PLAYERS)) for p in players
@@ -352,15 +347,13 @@ def _assert_no_reload(p: Played, table: str) -> None:
 
 
 def _assert_plain_answers(p: Played, table: str) -> None:
-    """Issue 47: every playlist answer is a plain 200, one round trip each (no redirect), or the 304 of
-    the browser revalidating its cached copy (a 200 to the player); "longer" also gets the 503 of a
-    blocking request held across its gap between streams (the module docstring). 499 is no answer: the
-    player gave the request up (hls.js, switching variants) before it was held. No redirect: a player
-    more than two numbers late for its reload (a loaded machine, a slow phone) gets the newest version
-    at once, a 200, as one that keeps up does (before: a redirect to the playlist's plain URL, and with
-    a number in it Shaka 4.16 kept it and added its next _HLS_msn after what was there, 5 redirects in a
-    row in 2 of 8 runs of "shorter" with Chromium pinned to one CPU; Played.redirects says why each one
-    came, should one come)."""
+    """Every playlist answer is a plain 200, one round trip each (no redirect), or the 304 of the browser
+    revalidating its cached copy (a 200 to the player); "longer" also gets the 503 of a blocking request
+    held across its gap between streams (3 x the old target). 499 is no answer: the player gave the
+    request up (hls.js, switching variants) before it was held. No redirect: a player more than two
+    numbers late for its reload (a loaded machine, a slow phone) gets the newest version at once, a 200,
+    as one that keeps up does (Shaka 4.16 keeps a redirect's URL and adds its next _HLS_msn after what
+    was there; Played.redirects says why each one came, should one come)."""
     plain = {200, 304, 499, 503} if p.scenario.name == "longer" else {200, 304, 499}
     assert set(p.playlist_answers()) <= plain, (p.redirects(), table)
 
@@ -449,7 +442,6 @@ def test_ffmpeg_reads_variants_cut_apart(observed: Observations) -> None:
     assert len(p.segments_after_change()) >= 4, table
 
 
-
 # -- found on the way: what the service should do and does not (yet) ---------------------------------
 
 
@@ -483,9 +475,8 @@ def test_no_delta_update_that_videojs_takes_for_unchanged() -> None:
     version, as blocking reload makes it, holds the last full playlist when a delta comes. video.js
     8.24.1 (VHS 3.17.5, src/playlist-loader.js isPlaylistUnchanged) counts a delta's segments without
     the skipped ones: a delta under the same media sequence (the window still growing) listing as many
-    segments as the version held is taken for no change, and so is every one after it (measured before
-    the fix: video.js stuck for good, 'retryplaylist' twice a second, once its playlist passed 7 s). A
-    blocking request says which version the player holds (_HLS_msn - 1): that one count gets the full
+    segments as the version held is taken for no change, and so is every one after it (video.js stuck
+    for good, 'retryplaylist' twice a second). A blocking request says which version the player holds (_HLS_msn - 1): that one count gets the full
     playlist, every other version its delta, also while the window grows (a rewind window grows for
     hours; full playlists all that time would cost the VM what the bucket saves)."""
     gen = ManifestGenerator(1, WindowOptions(DEFAULT_WINDOW, can_block_reload=True))

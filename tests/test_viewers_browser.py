@@ -434,7 +434,6 @@ async def test_honest_pages_reports_are_all_within_bounds_and_each_start_up_coun
     assert all(f["startupMs"] > 0 and f["lastReport"][0] == -1 for f in figures), figures
 
 
-
 async def test_a_report_whose_beat_failed_goes_into_the_next_and_no_count_is_lost(
         stack: Stack, browser: OwnedPages) -> None:
     """A beat answered 503 or failing on the way (CI, 2026-11-27: a page's P2P rejections never reached

@@ -13,8 +13,7 @@ import pytest_asyncio
 CHROMIUM = "/usr/bin/chromium"
 # Chromium 156 prewarms its omnibox popup, a WebUI page (chrome://omnibox-popup.top-chrome/), in a
 # renderer of its own for every window, so for each browser context the tests open, though headless has
-# no omnibox to show it in: 0.4-1 s of CPU each (a context and a blank page cost 2.46 s for four, 1.15 s
-# without it, 2026-11-27), and in a full run of the suite 120 s of CPU in 158 such renderers.
+# no omnibox to show it in: 0.4-1 s of CPU each.
 NO_OMNIBOX_POPUP = ("WebUIOmniboxPopup", "WebUIOmniboxFullPopup", "WebUIOmniboxAimPopup")
 # Chromium reads the last --disable-features only, and Playwright passes its own list before ours:
 # the one given here keeps Playwright's list (1.65's chromiumSwitches, for reasons of its own) and adds ours.
@@ -40,7 +39,7 @@ CHROMIUM_ARGS = [*_BASE_ARGS, _disabled()]
 # here resolves (the P2P test and bench).
 WEBRTC_ARGS = [*_BASE_ARGS, _disabled("WebRtcHideLocalIpsWithMdns")]
 
-# A hostile viewer (issue 31; the P2P test and bench): every segment chunk it sends over WebRTC has one
+# A hostile viewer (the P2P test and bench): every segment chunk it sends over WebRTC has one
 # byte flipped (commands, a few hundred bytes, go as they are). Its own player keeps the bucket's bytes.
 ALTER_P2P_UPLOADS = """(() => {
   const send = RTCDataChannel.prototype.send;
@@ -56,7 +55,7 @@ ALTER_P2P_UPLOADS = """(() => {
   };
 })();"""
 
-# Hostile viewers of issue 40: the page's P2P Media Loader (the vendored 2.3.1's own Peer class, reached
+# Hostile viewers: the page's P2P Media Loader (the vendored 2.3.1's own Peer class, reached
 # through its engine as viewer/p2p.js reaches it) answers every segment request it gets the hostile way,
 # and never sends the "completed" command. window.hostileUploads counts the segments it sent that way,
 # window.hostileLog says to whom (the peer id) and how ('altered', 'half', '+20 kB', 'x4 + 1 MB').
@@ -64,7 +63,7 @@ ALTER_P2P_UPLOADS = """(() => {
 #   larger    the real segment, announced larger (alternately by 20 kB, within any bound, and 4x + 1 MB),
 #             never "completed" (the end it announced never comes)
 #   half      the first half of the segment, altered, and then nothing
-#   end       (issue 50, V5) announces every segment the playlists list as its own as soon as it is listed
+#   end       announces every segment the playlists list as its own as soon as it is listed
 #             (so that it is asked first, before anyone has it), and answers every request with the
 #             segment's bytes (made-up ones when it has none yet, 200 KiB) but the last 1 KiB at once, then
 #             a byte a second, so that the engine's 2 s "no bytes" timeout never ends the attempt: no
@@ -223,17 +222,14 @@ LAUNCH_TIMEOUT_MS = 180_000
 
 # The pages' size where a test does not set its own (it does where it checks the layout): Chromium draws
 # every frame of a playing page in software here, at Playwright's default of 1280x720 about 4.5 s of CPU
-# per 15 s of the viewer playing, at 480x270 3.1-3.2 s (2026-11-25, /tmp/chrome_res2.py, four runs each).
-# The browser tests are the suite's largest share of its two cores.
+# per 15 s of the viewer playing, at 480x270 3.1-3.2 s.
 VIEWPORT = {"width": 480, "height": 270}
 
 
 # How often a page checks a wait_for_function condition, in ms. Playwright's default polls on every
-# animation frame, which makes Chromium produce a frame 60 times a second for as long as the wait lasts:
-# a playing page took 2.6-2.7 s of CPU per 15 s so, against 1.6-1.8 s polling every 250 ms and 1.5-1.6 s
-# with no wait (2026-11-26, the demo's viewer, its video not drawn). The conditions waited on take
-# seconds; a tenth of a second more to see one costs nothing. Every call passes it
-# (tests/test_suite_rules.py).
+# animation frame, which makes Chromium produce a frame 60 times a second for as long as the wait lasts
+# (a playing page's CPU up by half). The conditions waited on take seconds; a tenth of a second more to
+# see one costs nothing. Every call passes it (tests/test_suite_rules.py).
 POLL_MS = 100
 
 
@@ -241,9 +237,8 @@ POLL_MS = 100
 # is still fetched, decoded, timed and played, its frames still reach requestVideoFrameCallback (71 in 3 s
 # at 24 frames a second; Shaka's timeline observer and the first-frame clock use it) and its box keeps
 # its size (hls.js and Shaka choose by it).
-# Drawing it was 38 % of a playing page's CPU here (2.29 s of CPU per 15 s played against 1.41 s, the GPU
-# process 0.56 s against 0.08 s; the demo's viewer at VIEWPORT, 2026-11-26), and the browser tests are the
-# suite's largest share of its two cores. A test that looks at the picture (a screenshot, the first frame
+# Drawing it was 38 % of a playing page's CPU here, and the browser tests are the suite's largest share of
+# its two cores. A test that looks at the picture (a screenshot, the first frame
 # drawn) launches with draw_video=True or calls show_video(page) before it looks.
 UNDRAWN_VIDEO = """(() => {
   const sheet = new CSSStyleSheet();
