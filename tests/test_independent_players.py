@@ -241,33 +241,22 @@ async def play_through_the_move(run: Run, service: ServiceProcess, rig: LoopThre
 PLAYERS_NAMES = tuple(p.name for p in PLAYERS)
 
 
-def on_the_vm(run: Run, name: str) -> bool:
-    """Once the service steered players to the VM: the player reloaded the steering manifest, then asked
-    for a media playlist of the VM's pathway and got a segment from the VM."""
-    steered_at = run.at["steered"]
-    reloads = run.wire.asked(name, "steering", since=steered_at)
+def followed(run: Run, name: str, since: str) -> bool:
+    """Once the service steered players to the VM (`since` "steered") or back ("back"): the player reloaded
+    the steering manifest, then asked for a media playlist of that pathway and got a segment from it."""
+    pathway, side = ("vm", "service") if since == "steered" else ("bucket", "bucket")
+    reloads = run.wire.asked(name, "steering", since=run.at[since])
     if not reloads:
         return False
-    vm = run.wire.asked(name, "vm", since=reloads[0].at)
-    return bool(vm) and bool(run.wire.segments(name, since=vm[0].at, side="service"))
-
-
-def on_the_bucket_again(run: Run, name: str) -> bool:
-    """Once the service steered players back: the player reloaded the steering manifest, then asked for a
-    media playlist of the bucket's pathway and got a segment from the bucket."""
-    back_at = run.at["back"]
-    reloads = run.wire.asked(name, "steering", since=back_at)
-    if not reloads:
-        return False
-    bucket = run.wire.asked(name, "bucket", since=reloads[0].at)
-    return bool(bucket) and bool(run.wire.segments(name, since=bucket[0].at, side="bucket"))
+    asked = run.wire.asked(name, pathway, since=reloads[0].at)
+    return bool(asked) and bool(run.wire.segments(name, since=asked[0].at, side=side))
 
 
 def moved_on(run: Run, name: str, since: str) -> bool:
     """Whether the player did what it should since the service steered to the VM ("steered") or back
     ("back"): followed (a player with steering) or played on (two segments more, one without)."""
     if name in STEERING:
-        return on_the_vm(run, name) if since == "steered" else on_the_bucket_again(run, name)
+        return followed(run, name, since)
     return len(run.wire.segments(name, since=run.at[since])) >= 2
 
 
@@ -375,8 +364,8 @@ async def test_a_player_with_steering_follows_it_to_the_vm_and_back(run: Run, na
     assert "steered" in run.at and "back" in run.at, f"the service never steered: {run.service_lines}"
     assert len(run.wire.asked(name, "steering", before=run.at["steered"])) >= 1, (
         f"{name} never read the steering manifest before the move; {story(run, name)}")
-    assert on_the_vm(run, name), f"{name} did not take the VM's pathway; {story(run, name)}"
-    assert on_the_bucket_again(run, name), f"{name} did not come back to the bucket's pathway; {story(run, name)}"
+    assert followed(run, name, "steered"), f"{name} did not take the VM's pathway; {story(run, name)}"
+    assert followed(run, name, "back"), f"{name} did not come back to the bucket's pathway; {story(run, name)}"
 
 
 async def test_the_shaka_builds_are_the_vendored_ones(run: Run) -> None:

@@ -13,7 +13,6 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -24,6 +23,7 @@ from aiohttp import web
 from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.settings import load_settings
 from tests.support.browser import POLL_MS, needs_chromium, shared_chromium, show_video
+from tests.support.local_http import serve_local
 from tests.support.observe import listed_at_least
 from tests.support.owncast_web import VIDEOJS_DIR
 from tests.support.owncast_writer import HandFedOwncast, one_run_segments, write_in_place
@@ -102,31 +102,15 @@ window.state = () => {
 """
 
 
-@dataclass(frozen=True)
-class Encoded:
-    bodies: tuple[bytes, ...]
-    durations: tuple[float, ...]
-
-
-def encode(folder: Path, seconds: int) -> Encoded:
-    """One ffmpeg run cut into 1 s segments, as one Owncast transcoder run writes them."""
-    return Encoded(tuple(one_run_segments(folder, seconds, fps=15)), (1.0,) * seconds)
-
-
-def put(owncast: HandFedOwncast, media: Encoded) -> None:
+def put(owncast: HandFedOwncast, bodies: list[bytes]) -> None:
     """Owncast's next segment (the next of the encoded run) and the playlist that lists it."""
-    body = media.bodies[owncast.number]
-
-    def write(path: Path) -> None:
-        write_in_place(path, body)
-
-    owncast.slot({v: write for v in owncast.variants},
-                 duration={v: media.durations[owncast.number] for v in owncast.variants})
+    body = bodies[owncast.number]
+    owncast.slot({v: lambda path: write_in_place(path, body) for v in owncast.variants})
 
 
-async def keep_streaming(owncast: HandFedOwncast, media: Encoded) -> None:
+async def keep_streaming(owncast: HandFedOwncast, media: list[bytes]) -> None:
     """One segment a second on the stream's own clock: segment n goes in when its end is now."""
-    while owncast.number < len(media.bodies):
+    while owncast.number < len(media):
         await asyncio.sleep(max(0.0, owncast.t0 + owncast.number + 1 - time.time()))
         put(owncast, media)
 
@@ -143,12 +127,9 @@ async def page_server() -> AsyncIterator[str]:
     app.router.add_get("/", page)
     app.router.add_get("/favicon.ico", no_icon)
     app.router.add_static("/videojs/", VIDEOJS_DIR)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
+    runner, url = await serve_local(app)
     try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+        yield url
     finally:
         await runner.cleanup()
 
@@ -193,14 +174,13 @@ def pdt_at(s: dict[str, Any], time_: float) -> float:
 async def test_videojs_starts_live_seeks_back_a_minute_and_returns(
         tmp_path: Path, seaweed: SeaweedS3) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
-    media = await asyncio.to_thread(encode, tmp_path / "encoded", STREAM)
+    media = await asyncio.to_thread(one_run_segments, tmp_path / "encoded", STREAM, 15)  # as one Owncast run
     owncast = HandFedOwncast(tmp_path / "hls", b"", variants=(0,), list_size=1000, t0=time.time() - BACKLOG)
     while owncast.number < BACKLOG:
         put(owncast, media)
     # The bucket's pathway alone: this test's claim is that every segment came from the bucket. With the
     # VM's pathway, a probe of the bucket that times out on a loaded machine steers video.js to the VM,
-    # by design (r31 of 2026-11-26, seven workers). video.js with content steering:
-    # tests/test_steering_browser.py.
+    # by design. video.js with content steering: tests/test_steering_browser.py.
     settings = load_settings(environ=service_env(owncast.root, seaweed, tmp_path / "state",
                                                  REWIND_SECONDS=str(REWIND), WINDOW_SECONDS="30",
                                                  PATHWAYS="bucket"))
