@@ -66,9 +66,9 @@ class Observations:
             rows.append(
                 f"{s}: ffmpeg exit={f.exit_code} frames={f.frames} ({f.seconds:.2f}s)"
                 f" out_time={f.out_time:.2f}"
-                f" asked_lost={[a for a in f.asked if a[0] == segment_name(LOST)]} warnings={f.warnings}\n"
+                f" asked_lost={_lost_requests(f.asked)} warnings={f.warnings}\n"
                 f"   hls.js {h.log['version']} t={h.current_time:.2f}/{h.duration:.2f} ended={h.log['ended']}"
-                f" stuck={h.log['stuck']} asked_lost={[a for a in h.asked if a[0] == segment_name(LOST)]}"
+                f" stuck={h.log['stuck']} asked_lost={_lost_requests(h.asked)}"
                 f" stalls={h.log['stalls']} waiting={h.log['waiting']} played={h.played}"
                 f" waited_at_hole_ms={h.waited_ms(LOST - 1, LOST + 1)}"
                 f" errors={[(e['details'], e['fatal'], e['sn']) for e in h.errors]}"
