@@ -38,7 +38,7 @@ from broadcaster.demo.recordings import Recordings
 from broadcaster.demo.seaweed import SeaweedS3
 from tests.support.browser import (ALTER_P2P_UPLOADS, HANDED, HOSTILE_MODES, PLAYERS, POLL_MS, WEBRTC_ARGS,
                                    WITHHOLDING, hostile_peer, module_chromium, needs_chromium, open_viewer,
-                                   show_video, watch)
+                                   show_video, stat_rows, watch)
 from tests.support.counting_proxy import CountingProxy, closed_port, sequence
 from tests.support.prometheus import PromAPI, prometheus
 from tests.support.s3 import bucket_of_its_own
@@ -121,11 +121,6 @@ async def viewers_of(browser: Any, url: str, scripts: list[list[str]]) -> AsyncI
 def browser_network_error(text: str) -> bool:
     """The browser's own console lines for a failed load or a refused WebSocket, not the page's errors."""
     return "Failed to load resource" in text or (text.startswith("WebSocket connection to ") and " failed" in text)
-
-
-# The stats panel's visible rows, name to value.
-STAT_ROWS = ("() => Object.fromEntries([...document.querySelectorAll('#stats dl div:not([hidden])')]"
-             ".map((d) => [d.querySelector('dt').textContent, d.querySelector('dd').textContent]))")
 
 
 def size(text: str) -> tuple[float, float]:
@@ -232,7 +227,7 @@ async def test_three_viewers_share_segments_and_all_keep_playing(
         await show_video(viewers[0].page)
         await viewers[0].page.screenshot(path=str(ARTIFACTS / "viewer-p2p-stats.png"), full_page=True)
         panel = await viewers[0].page.inner_text("#stats")
-        rows = await viewers[0].page.evaluate(STAT_ROWS)
+        rows = await stat_rows(viewers[0].page)
         sharing = await viewers[0].page.inner_text("#sharing")
         ice_servers = [await v.page.evaluate("() => window.iceServersGiven") for v in viewers]
         problems = [list(v.problems) for v in viewers]  # before TRUST_DECISIONS, which logs a mismatch

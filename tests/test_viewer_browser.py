@@ -9,14 +9,14 @@ import re
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 import pytest_asyncio
 
 from broadcaster.demo.recordings import Recordings
-from tests.support.browser import needs_chromium, open_viewer, shared_chromium, wait_for_state, watch
+from tests.support.browser import (needs_chromium, open_viewer, shared_chromium, stat_rows, wait_for_state,
+                                   watch)
 from tests.support.live_demo import LiveDemo, live_demo
 from tests.support.startup import StartupRecorder, emulate
 
@@ -44,14 +44,6 @@ async def demo(tmp_path_factory: pytest.TempPathFactory, recordings: Recordings)
     async with live_demo(tmp_path_factory.mktemp("viewer"), recordings, WINDOW_SECONDS="8",
                          PATHWAYS="bucket") as running:
         yield running
-
-
-async def stat_rows(page: Any) -> dict[str, str]:
-    """The stats panel's visible rows, name to value."""
-    rows: dict[str, str] = await page.evaluate(
-        "() => Object.fromEntries([...document.querySelectorAll('#stats dl div:not([hidden])')]"
-        ".map((d) => [d.querySelector('dt').textContent, d.querySelector('dd').textContent]))")
-    return rows
 
 
 async def test_viewer_plays_from_the_bucket_and_shows_offline_and_back(demo: Demo, tmp_path: Path) -> None:

@@ -391,6 +391,14 @@ async def wait_for_state(page: Any, state: str, timeout_ms: int, playlist: str |
         raise AssertionError(f"the viewer not {state!r} after {timeout_ms / 1000:g} s: {where}") from None
 
 
+async def stat_rows(page: Any) -> dict[str, str]:
+    """The viewer's stats panel's visible rows, name to value."""
+    rows: dict[str, str] = await page.evaluate(
+        "() => Object.fromEntries([...document.querySelectorAll('#stats dl div:not([hidden])')]"
+        ".map((d) => [d.querySelector('dt').textContent, d.querySelector('dd').textContent]))")
+    return rows
+
+
 async def watch(page: Any, seconds: float, timeout_ms: int = 30_000) -> dict[str, Any]:
     """Until the video has played `seconds` more; then the viewer's stats (window.viewerStats)."""
     start = await page.evaluate("() => document.querySelector('video').currentTime")
