@@ -16,13 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import pytest_asyncio
-from aiohttp import web
 
 from broadcaster.demo.recordings import Recordings
 from broadcaster.demo.seaweed import SeaweedS3
-from tests.support.browser import POLL_MS, WEBRTC_ARGS, Chromium, needs_chromium, shared_chromium, watch
-from tests.support.local_http import serve_local
+from tests.support.browser import POLL_MS, WEBRTC_ARGS, Chromium, module_chromium, needs_chromium, watch
+from tests.support.framer import Framer
 from tests.support.p2p_demo import demo_with_tracker, running_demo
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser, needs_chromium,
@@ -52,38 +50,7 @@ INJECT = """(other) => new Promise((resolve) => {
 })"""
 
 
-class Site:
-    """Another origin: a page framing the viewer's /embed (docs/viewers.md's snippet), and a script."""
-
-    def __init__(self) -> None:
-        self.target = ""
-        self.url = ""
-        self._runner: web.AppRunner | None = None
-
-    async def _page(self, _request: web.Request) -> web.Response:
-        snippet = (f'<iframe src="{self.target}/embed" width="640" height="360" allow="autoplay; fullscreen" '
-                   'allowfullscreen style="border:0"></iframe>')
-        return web.Response(text=f"<!doctype html><title>a site</title>{snippet}", content_type="text/html")
-
-    async def _script(self, _request: web.Request) -> web.Response:
-        return web.Response(text='window.injected = "remote";', content_type="text/javascript")
-
-    async def __aenter__(self) -> Site:
-        app = web.Application()
-        app.router.add_get("/", self._page)
-        app.router.add_get("/evil.js", self._script)
-        self._runner, self.url = await serve_local(app)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def chromium() -> AsyncIterator[Chromium]:
-    async with shared_chromium(WEBRTC_ARGS) as launched:
-        yield launched
+chromium = module_chromium(WEBRTC_ARGS)
 
 
 @contextlib.asynccontextmanager
@@ -104,7 +71,7 @@ async def violations(frame: Any) -> list[str]:
 
 async def test_the_page_plays_under_its_policy_alone_and_embedded_and_refuses_an_injected_script(
         tmp_path: Path, seaweed: SeaweedS3, recordings: Recordings, chromium: Chromium) -> None:
-    async with Site() as site, running_demo(tmp_path, seaweed, "", recordings=recordings,
+    async with Framer() as site, running_demo(tmp_path, seaweed, "", recordings=recordings,
                                             FRAME_ANCESTORS=f"'self' {site.url}") as demo, \
             watched(chromium) as (context, said):
         site.target = demo.service.url

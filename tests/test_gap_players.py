@@ -1,10 +1,8 @@
-"""A lost segment: `#EXT-X-DISCONTINUITY` or `#EXT-X-GAP`? Both real players, measured.
+"""A lost segment: `#EXT-X-DISCONTINUITY` or `#EXT-X-GAP`? Both real players (docs/hls-rules.md).
 
-Owncast can delete a segment before we upload it. The issue asked to mark the hole with whichever of
-`#EXT-X-GAP` and `#EXT-X-DISCONTINUITY` hls.js and ffmpeg handle best, and to test both. This is that
-experiment, kept: real MPEG-TS segments (the bundled ffmpeg, 12 x 1 s, H.264 + AAC) served by a small
-aiohttp app (tests/support/gap_server.py) as a LIVE sliding playlist (no ENDLIST until the last
-segment), in three versions:
+Owncast can delete a segment before we upload it. Real MPEG-TS segments (the bundled ffmpeg, 12 x 1 s,
+H.264 + AAC) are served by a small aiohttp app (tests/support/gap_server.py) as a LIVE sliding playlist
+(no ENDLIST until the last segment), in three versions:
 
   A  baseline: all 12 segments.
   B  what the service renders: segment 5 left out, `#EXT-X-DISCONTINUITY` before segment 6 (version 3);
@@ -15,33 +13,15 @@ segment), in three versions:
 Each playlist is played by ffmpeg (`-i URL -c copy -f null -`) and by hls.js 1.7.4 (viewer/hls.min.js,
 with the viewer's options) in Debian's Chromium. The playlists follow manifest.py's format: target
 duration 1, media sequence and discontinuity sequence, independent segments, PROGRAM-DATE-TIME on every
-segment (the source's clock: after the hole it jumps by 2 s in B).
-
-Why live and not VOD: that is what viewers get, and it costs little. Each client has its own clock from
+segment (the source's clock: after the hole it jumps by 2 s in B). Each client has its own clock from
 its first playlist request: segments 0-2 are listed at once, one more each second, a window of 6, and
-ENDLIST with segment 11, so a player that keeps up is done after about 12 s. The six clients run at once.
+ENDLIST with segment 11. The six clients run at once.
 
-What was observed (hls.js 1.7.4, ffmpeg n9.0.2 from imageio-ffmpeg), and is asserted below, so a new
-version of either that behaves differently fails here:
-
-  A  ffmpeg: exit 0, no warnings, 360 video frames. hls.js: plays 0-12 s in one piece, no ERROR event.
-  B  ffmpeg: exit 0, no "Media sequence changed"/"expired from playlists", 330 frames (the 11 s that
-     exist), never asks for seg005. Its only warnings are "Packet corrupt" / "corrupt input packet" for
-     the last frame before the hole: it reads all segments through one MPEG-TS demuxer, whose continuity
-     counters jump where bytes are missing; it ignores the DISCONTINUITY tag, and C shows the same lines.
-     hls.js: never asks for seg005, no ERROR event at all, plays its 11 s timeline in one piece to the
-     end, no waiting at the join (the discontinuity puts seg006 right after seg004: sn 5, cc 1).
-  C  ffmpeg does not know EXT-X-GAP: it requests the URI (twice: keep-alive, then a new connection),
-     logs "HTTP error 404", "Failed to open segment 5" and "failed too many times, skipping", then the
-     same corrupt-packet lines as B, and exits 0 with 330 frames. hls.js does know it: it never requests
-     the URI and reports a non-fatal `fragGap` ERROR for sn 5; the 12 s timeline keeps a 1 s hole with
-     nothing buffered, so playback reaches ~4.98 s and fires 'waiting', hls.js reports non-fatal
-     `bufferStalledError` and `bufferSeekOverHole`, seeks to ~6.14 s and plays on to the end. No fatal
-     error; the wait was 16-75 ms here (asserted < 3 s), then a jump of ~1.15 s of the timeline.
-
-So the discontinuity (B, what the service does) is the better mark for both players: ffmpeg reads the
-same either way minus C's 404 noise, and hls.js plays B without a single error event, wait or seek.
-C works in hls.js too (no fatal error), at the cost of three non-fatal error events and a seek.
+Asserted below, so a new version of either player that behaves differently fails here: ffmpeg reads A
+whole and B and C minus the lost second, exit 0 (C asks for the gap's URI and skips its 404); hls.js
+plays A and B in one piece without an error event and never asks for segment 5, and in C reports a
+non-fatal fragGap, waits briefly at the hole and seeks over it. So the discontinuity (B, what the
+service does) is the better mark for both players.
 """
 
 from __future__ import annotations
@@ -86,9 +66,9 @@ class Observations:
             rows.append(
                 f"{s}: ffmpeg exit={f.exit_code} frames={f.frames} ({f.seconds:.2f}s)"
                 f" out_time={f.out_time:.2f}"
-                f" asked_lost={[a for a in f.asked if a[0] == segment_name(LOST)]} warnings={f.warnings}\n"
+                f" asked_lost={_lost_requests(f.asked)} warnings={f.warnings}\n"
                 f"   hls.js {h.log['version']} t={h.current_time:.2f}/{h.duration:.2f} ended={h.log['ended']}"
-                f" stuck={h.log['stuck']} asked_lost={[a for a in h.asked if a[0] == segment_name(LOST)]}"
+                f" stuck={h.log['stuck']} asked_lost={_lost_requests(h.asked)}"
                 f" stalls={h.log['stalls']} waiting={h.log['waiting']} played={h.played}"
                 f" waited_at_hole_ms={h.waited_ms(LOST - 1, LOST + 1)}"
                 f" errors={[(e['details'], e['fatal'], e['sn']) for e in h.errors]}"

@@ -1,4 +1,4 @@
-"""Every player plays, and follows content steering where it can (issue 66, item 5).
+"""Every player plays, and follows content steering where it can.
 
 The service runs with content steering (PATHWAYS=bucket,vm, set here: the default may change) behind the
 tunnel stand-in (nginx routing cloudflared.yml.example's rules, with the headers Cloudflare's edge adds:
@@ -20,12 +20,8 @@ Asserted, each player on its own:
   reloads it again and takes the bucket's;
 - a player without (streamlink, GStreamer, VLC) plays on through the move and after it.
 
-Against the code before (the multivariant playlist naming its variants //host/live/..., RELOAD-URI
-"steering.json"; 2026-11-27), four of these failed: GStreamer's hlsdemux and hlsdemux2 played nothing
-(each asked http://host//host/live/0/playlist.m3u8 and got 404), and Shaka 5.2 in both configurations
-never took the VM's pathway (its first reload threw "Failed to construct 'URL': Invalid URL"). The
-figures of each run: `-s` prints them (summary); docs/steering.md, "Players and the URIs they resolve",
-has them.
+The figures of each run: `-s` prints them (summary); docs/steering.md, "Players and the URIs they
+resolve", has them.
 
 A Shaka page whose first steering reload falls inside its own load() never reloads it again (Shaka 4.16
 and 5.2: independent_players.SHAKA_LOAD_RACE); such a page is opened anew before the move (a new session),
@@ -36,7 +32,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import hashlib
 import json
 import re
@@ -57,17 +52,17 @@ from broadcaster.demo.seaweed import SeaweedS3
 from tests.support.browser import shared_chromium, needs_chromium
 from tests.support.counting_proxy import CountingProxy
 from tests.support.gates import BucketGates
-from tests.support.independent_players import (BY_NAME, HLSDEMUX, HLSDEMUX2, PLAYERS, SHAKA5, SHAKA_52, SHAKA_416,
+from tests.support.independent_players import (BY_NAME, HLSDEMUX, HLSDEMUX2, NATIVE, PLAYERS, SHAKA_52, SHAKA_416,
                                                SHAKA_LOAD_RACE, STREAMLINK, VIEWER_PAGE, VLC, Browser, Carried,
                                                Native, Pages, Wire, concatenated, missing_programs,
-                                               native_players, page_state)
+                                               native_player)
 from tests.support.loop_thread import LoopThread
 from tests.support.nginx import Nginx, needs_nginx, tunnel_locations
 from tests.support.page_open import Opened
-from tests.support.players import SHAKA
+from tests.support.players import SHAKA, SHAKA5
 from tests.support.s3 import bucket_of_its_own
 from tests.support.service_process import ServiceProcess, service_env
-from tests.support.steered_players import TimedLedger
+from tests.support.steered_players import TimedLedger, on_the_rig, page_state
 from tests.support.tunnel import SERVICE, tunnel_rules
 from tests.support.waiting import TimedOut, until
 
@@ -106,16 +101,6 @@ class Run:
     service_lines: list[str] = field(default_factory=list)
     sessions: collections.Counter[str] = field(default_factory=collections.Counter)  # pages opened again
     raced: list[str] = field(default_factory=list)  # why (Shaka's start-up race)
-
-
-@contextlib.asynccontextmanager
-async def on_the_rig(rig: LoopThread, gates: BucketGates) -> AsyncIterator[BucketGates]:
-    """The gates answering from the rig's loop (tests/support/loop_thread.py), not the browser's."""
-    await rig.run(gates.__aenter__())
-    try:
-        yield gates
-    finally:
-        await rig.run(gates.__aexit__(None, None, None))
 
 
 async def pathway(service: ServiceProcess) -> str:
@@ -166,7 +151,7 @@ async def run(tmp_path_factory: pytest.TempPathFactory, seaweed_server: SeaweedS
             try:
                 await stand_in.start()
                 src = f"{stand_in.url}/live/master.m3u8"
-                natives.update((n.player.name, n) for n in native_players(src, tmp))
+                natives.update((name, native_player(name, src, tmp)) for name in NATIVE)
                 async with shared_chromium() as chromium, Pages() as pages:
                     await owncast.wait_for_segments(0, 3, timeout=30)
                     result.at["started"] = time.monotonic()
@@ -256,33 +241,22 @@ async def play_through_the_move(run: Run, service: ServiceProcess, rig: LoopThre
 PLAYERS_NAMES = tuple(p.name for p in PLAYERS)
 
 
-def on_the_vm(run: Run, name: str) -> bool:
-    """Once the service steered players to the VM: the player reloaded the steering manifest, then asked
-    for a media playlist of the VM's pathway and got a segment from the VM."""
-    steered_at = run.at["steered"]
-    reloads = run.wire.asked(name, "steering", since=steered_at)
+def followed(run: Run, name: str, since: str) -> bool:
+    """Once the service steered players to the VM (`since` "steered") or back ("back"): the player reloaded
+    the steering manifest, then asked for a media playlist of that pathway and got a segment from it."""
+    pathway, side = ("vm", "service") if since == "steered" else ("bucket", "bucket")
+    reloads = run.wire.asked(name, "steering", since=run.at[since])
     if not reloads:
         return False
-    vm = run.wire.asked(name, "vm", since=reloads[0].at)
-    return bool(vm) and bool(run.wire.segments(name, since=vm[0].at, side="service"))
-
-
-def on_the_bucket_again(run: Run, name: str) -> bool:
-    """Once the service steered players back: the player reloaded the steering manifest, then asked for a
-    media playlist of the bucket's pathway and got a segment from the bucket."""
-    back_at = run.at["back"]
-    reloads = run.wire.asked(name, "steering", since=back_at)
-    if not reloads:
-        return False
-    bucket = run.wire.asked(name, "bucket", since=reloads[0].at)
-    return bool(bucket) and bool(run.wire.segments(name, since=bucket[0].at, side="bucket"))
+    asked = run.wire.asked(name, pathway, since=reloads[0].at)
+    return bool(asked) and bool(run.wire.segments(name, since=asked[0].at, side=side))
 
 
 def moved_on(run: Run, name: str, since: str) -> bool:
     """Whether the player did what it should since the service steered to the VM ("steered") or back
     ("back"): followed (a player with steering) or played on (two segments more, one without)."""
     if name in STEERING:
-        return on_the_vm(run, name) if since == "steered" else on_the_bucket_again(run, name)
+        return followed(run, name, since)
     return len(run.wire.segments(name, since=run.at[since])) >= 2
 
 
@@ -390,8 +364,8 @@ async def test_a_player_with_steering_follows_it_to_the_vm_and_back(run: Run, na
     assert "steered" in run.at and "back" in run.at, f"the service never steered: {run.service_lines}"
     assert len(run.wire.asked(name, "steering", before=run.at["steered"])) >= 1, (
         f"{name} never read the steering manifest before the move; {story(run, name)}")
-    assert on_the_vm(run, name), f"{name} did not take the VM's pathway; {story(run, name)}"
-    assert on_the_bucket_again(run, name), f"{name} did not come back to the bucket's pathway; {story(run, name)}"
+    assert followed(run, name, "steered"), f"{name} did not take the VM's pathway; {story(run, name)}"
+    assert followed(run, name, "back"), f"{name} did not come back to the bucket's pathway; {story(run, name)}"
 
 
 async def test_the_shaka_builds_are_the_vendored_ones(run: Run) -> None:

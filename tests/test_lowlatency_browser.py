@@ -15,7 +15,7 @@ import pytest
 from broadcaster.demo.emulator import OwncastEmulator, resolve_settings
 from broadcaster.demo.recordings import Recordings
 from broadcaster.demo.seaweed import SeaweedS3
-from tests.support.browser import launch_chromium, needs_chromium, open_viewer, watch
+from tests.support.browser import needs_chromium, open_viewer, shared_chromium, watch
 from tests.support.service_process import ServiceProcess, service_env
 from tests.support.waiting import until
 
@@ -47,35 +47,29 @@ async def served(url: str, timeout: float = 30.0) -> None:
 
 
 async def test_hlsjs_blocks_on_the_next_segment_and_takes_delta_updates(service: ServiceProcess) -> None:
-    from playwright.async_api import async_playwright
-
     playlist_requests: list[str] = []
     # Every playlist answer, with how long the browser waited for it (its own clock: request.timing) and,
     # for a 503, its text: one round trip each.
     statuses: list[tuple[str, int, float, str]] = []
     answers: dict[str, bytes] = {}
-    async with async_playwright() as pw:
-        browser = await launch_chromium(pw)
-        try:
-            page = await browser.new_page()
-            page.on("request", lambda r: playlist_requests.append(r.url) if "/playlist.m3u8" in r.url else None)
+    async with shared_chromium() as browser:
+        page = await browser.new_page()
+        page.on("request", lambda r: playlist_requests.append(r.url) if "/playlist.m3u8" in r.url else None)
 
-            async def keep(response: Any) -> None:
-                url, status = response.url, response.status
-                if ".m3u8" not in url:
-                    return
-                waited = response.request.timing["responseStart"] / 1000  # ms after the request started
-                statuses.append((url, status, waited, await response.text() if status == 503 else ""))
-                if "_HLS_skip" in url and status == 200:
-                    answers[url] = await response.body()
+        async def keep(response: Any) -> None:
+            url, status = response.url, response.status
+            if ".m3u8" not in url:
+                return
+            waited = response.request.timing["responseStart"] / 1000  # ms after the request started
+            statuses.append((url, status, waited, await response.text() if status == 503 else ""))
+            if "_HLS_skip" in url and status == 200:
+                answers[url] = await response.body()
 
-            page.on("response", keep)
-            await served(f"{service.url}/live/master.m3u8")  # no 503 "not ready" before the stream is listed
-            await open_viewer(page, f"{service.url}/")
-            # Past the window's length: deltas are offered once the window slides (9 s listed).
-            stats = await watch(page, 12, timeout_ms=40_000)
-        finally:
-            await browser.close()
+        page.on("response", keep)
+        await served(f"{service.url}/live/master.m3u8")  # no 503 "not ready" before the stream is listed
+        await open_viewer(page, f"{service.url}/")
+        # Past the window's length: deltas are offered once the window slides (9 s listed).
+        stats = await watch(page, 12, timeout_ms=40_000)
     queries = [parse_qs(urlsplit(u).query) for u in playlist_requests]
     blocking = [q for q in queries if "_HLS_msn" in q]
     assert len(blocking) >= 5, playlist_requests

@@ -14,7 +14,6 @@ tests/test_viewers_browser.py, whose stand-in is such an Owncast (its Stream Hea
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest

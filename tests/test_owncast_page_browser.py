@@ -21,7 +21,7 @@ import yaml
 from broadcaster.demo.emulator import OwncastEmulator, resolve_settings
 from broadcaster.demo.recordings import Recordings
 from broadcaster.demo.seaweed import SeaweedS3
-from tests.support.browser import POLL_MS, launch_chromium, needs_chromium
+from tests.support.browser import POLL_MS, needs_chromium, shared_chromium
 from tests.support.service_process import ServiceProcess, service_env
 from tests.support.nginx import Nginx, needs_nginx, tunnel_locations
 from tests.support.owncast_web import OwncastWeb
@@ -106,7 +106,6 @@ async def play(origin: str, seconds: float) -> tuple[list[str], list[tuple[str, 
     """Open the Owncast page through the tunnel and watch `seconds` of video: the page's requests, the
     responses' statuses, the page's errors (its own and the player's), and the delta updates it got
     (the EXT-X-SKIP lines)."""
-    from playwright.async_api import async_playwright
 
     requests: list[str] = []
     responses: list[tuple[str, int]] = []
@@ -118,22 +117,18 @@ async def play(origin: str, seconds: float) -> tuple[list[str], list[tuple[str, 
             body = (await response.body()).decode()
             skipped.extend(line for line in body.splitlines() if line.startswith("#EXT-X-SKIP:"))
 
-    async with async_playwright() as pw:
-        browser = await launch_chromium(pw)
-        try:
-            page: Any = await browser.new_page()
-            page.on("request", lambda r: requests.append(r.url))
-            page.on("response", lambda r: responses.append((r.url, r.status)))
-            page.on("response", keep_skips)
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            await page.goto(f"{origin}/")
-            # VHS plays it (not the browser's own HLS), and the clock moves.
-            await page.wait_for_function("() => player.tech(true).vhs && player.currentTime() > 0",
-                                         timeout=30_000, polling=POLL_MS)
-            start = await page.evaluate("() => player.currentTime()")
-            await page.wait_for_function("t => player.currentTime() >= t", arg=start + seconds,
-                                         timeout=30_000, polling=POLL_MS)
-            errors += await page.evaluate("() => window.playerErrors")
-        finally:
-            await browser.close()
+    async with shared_chromium() as browser:
+        page: Any = await browser.new_page()
+        page.on("request", lambda r: requests.append(r.url))
+        page.on("response", lambda r: responses.append((r.url, r.status)))
+        page.on("response", keep_skips)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        await page.goto(f"{origin}/")
+        # VHS plays it (not the browser's own HLS), and the clock moves.
+        await page.wait_for_function("() => player.tech(true).vhs && player.currentTime() > 0",
+                                     timeout=30_000, polling=POLL_MS)
+        start = await page.evaluate("() => player.currentTime()")
+        await page.wait_for_function("t => player.currentTime() >= t", arg=start + seconds,
+                                     timeout=30_000, polling=POLL_MS)
+        errors += await page.evaluate("() => window.playerErrors")
     return requests, responses, errors, skipped

@@ -19,7 +19,7 @@ import pytest_asyncio
 
 from broadcaster.demo.recordings import Recordings
 from broadcaster.demo.seaweed import SeaweedS3
-from tests.support.browser import PLAYERS, POLL_MS, WEBRTC_ARGS, needs_chromium, open_viewer, shared_chromium
+from tests.support.browser import PLAYERS, POLL_MS, WEBRTC_ARGS, module_chromium, needs_chromium, open_viewer
 from tests.support.p2p_demo import demo_with_tracker
 from tests.support.s3 import bucket_of_its_own
 from tests.support.startup import Startup, StartupRecorder, emulate
@@ -72,10 +72,7 @@ READ = """() => {
 }"""
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def browser() -> AsyncIterator[Any]:
-    async with shared_chromium(WEBRTC_ARGS) as launched:
-        yield launched
+browser = module_chromium(WEBRTC_ARGS, "browser")
 
 
 @pytest_asyncio.fixture(loop_scope="module")

@@ -17,8 +17,8 @@ change alone (delta updates and video.js: test_no_delta_update_that_videojs_take
 Scenarios (seconds are positions in the scenario, i.e. the picture's barcode):
   shorter  stream A, 3 s segments (target 3), then 2 s later a new stream B of 1 s segments, with no
            ENDLIST between (the offline tail was missed, or Owncast restarted its transcoder): the
-           service keeps target 3 and lists B after a discontinuity in the same playlist (until
-           2026-11-23 it started a new playlist with target 1, see below). Viewers join at 12 s.
+           service keeps target 3 and lists B after a discontinuity in the same playlist. Viewers
+           join at 12 s.
   longer   the same from 1 s (target 1) to 3 s segments (target 3).
   raised   one stream of a copied variant, 1 s segments, then one of 2.5 s at 6 s: target 1 -> 3,
            a new playlist within the stream (timestamps go on).
@@ -32,56 +32,9 @@ Scenarios (seconds are positions in the scenario, i.e. the picture's barcode):
            Shaka's picture printed (its bug, not the service's).
   aligned  the same switches between two variants cut in lockstep, for comparison.
 
-Observed in five runs (and asserted below where it must hold):
-  shorter  hls.js, video.js and Shaka: no error event, no stall at the join, each plays from A's end
-           (15 s) into B's first segment (17 s: the 2 s between streams), to the end; 4/4. ffmpeg:
-           exit 0, reads all 8 segments of B, warns "Packet corrupt" at the join and "DTS ... out of
-           order" (the new stream's timestamps start again).
-           Shaka late for its reload (a loaded machine, a slow phone) stood still at 18-19 s until
-           2026-11-25: in about 4 of 8 full runs of the suite, and 8 of 8 alone with Chromium pinned to
-           one CPU (taskset -c 0, four players at once). Its first reload after the join asked for a
-           number listed already; the service answered 302 to `?_HLS_msn=<newest>`; Shaka 4.16 keeps a
-           redirect's URL as the playlist's own and adds its next number after it (`?_HLS_msn=606&
-           _HLS_msn=607`), which the service read by its first value: a 302 back to 606's answer, which
-           the browser had cached for six target durations (18 s). No newer playlist reached it for
-           16-18 s, its buffer ran out. The service reads a repeated directive by its last value
-           now (tests/test_blocking_reload.py): 0 of 8 pinned runs stood still; and a late number's
-           redirect names no number (the playlist's plain URL), so the reload after it is the canonical
-           one again, not one more repeated directive and redirect.
-           As a new playlist with target 1 (five runs before 2026-11-23): hls.js and Shaka as above
-           (Shaka once skipped 3.4 s of A's end); video.js raised no error, but mostly it jumped from
-           A's end to B's live point (21-24 s, skipping 4-7 s of B), and in 2 runs of 14 the picture
-           froze while currentTime ran on, and the player 'ended' without showing B (VHS has no sync
-           point in the new playlist and misplaces it; see docs/hls-rules.md).
-  longer   Every browser player plays on to the end; the picture jumps 8 -> 10 s (the gap between
-           streams) or skips a few seconds (video.js 2/5 skipped 2-3 s of A's end, Shaka 1/5 6 s of
-           B). The blocking reload held across the gap times out (503 after 3 x the old target 1 s):
-           hls.js reports a non-fatal levelLoadError (3/5), video.js 'retryplaylist' (2/5), Shaka
-           nothing; all retry. ffmpeg: exit 0, the 3 segments of B, the same warnings.
-  raised   All three browser players: no error event and no stall at the change in 5/5 (one
-           video.js run skipped 2.8 s there); 7 runs on 2026-11-23: a stall of 0.5-4 s at the change
-           in 4, video.js skipped the 2.5 s segment in 1, Shaka once ended 4 s early. ffmpeg: exit 0,
-           no warning at all. The same new playlist without a discontinuity (the media goes on; tried on
-           2026-11-23, 11 runs): video.js skipped the 2.5 s segment in 5 ('vhs-gap-skip', 3 of them
-           after a 1.7-3 s stall at 6 s), Shaka stalled 4-6 s and skipped 3-5 s in 2; not clearly
-           worse at these counts, but a new playlist keeps the new timeline measured longest
-           (docs/hls-rules.md, "A new target duration").
-  apart    hls.js: both switches show 2-7 s after they were asked (nextLevel lets the buffer ahead
-           play out), no stall, no error, to the end; 5/5. Shaka: both show within 0.1-0.7 s (its
-           buffer is cleared); twice it started the other variant's segment from its beginning,
-           replaying 1-2 s; no error; but on a loaded machine it stood still for good, or jumped to the
-           live edge, after its switch in about 1 run of 8, by a bug of its own (SHAKA_APART below), so
-           it plays "aligned" instead since 2026-11-26. video.js: the first switch to the copied variant
-           throws "TypeError: Cannot read properties of undefined (reading 'duration')" in
-           MediaSequenceSync.calculateBaseTime_, the switch never shows and playback freezes
-           (stuck, 5/5): VHS lines variants up by media sequence number. ffmpeg reads the 360p
-           variant only ("Could not find codec parameters" for the other's audio), exit 0.
-  aligned  All three switch both ways without error: hls.js within 1-6 s, Shaka 0.1-2.7 s,
-           video.js 1-8 s. Played by video.js and Shaka (the players that fail "apart"); hls.js
-           switches in "apart", which is the harder case.
-No player asked for a segment that was not there, reloaded the multivariant playlist, or reloaded
-the page, in any scenario. A 'waiting' at the start or the odd stall elsewhere comes from running
-many players on two cores and is not asserted.
+What each player must do is asserted below; video.js's switch in "apart" is a strict expected failure
+(VIDEOJS_BY_NUMBER). A 'waiting' at the start or the odd stall elsewhere comes from running many players
+on two cores and is not asserted.
 
 The segments are made once (two ffmpeg at a time); the players play at most four browsers at once.
 """
@@ -105,7 +58,7 @@ from broadcaster.playlist.manifest import ManifestGenerator
 from broadcaster.playlist.options import WindowOptions
 from broadcaster.playlist.segments import ListedSegment
 from broadcaster.source.owncast import SourceVariant
-from tests.support.browser import launch_chromium, needs_chromium
+from tests.support.browser import needs_chromium, shared_chromium
 from tests.support.hls_checker import VariantSetChecker
 from tests.support.players import (SHAKA, Client, Played, Replay, Server, SwitchRace, run_browser,
                                    run_ffmpeg)
@@ -114,8 +67,7 @@ from tests.support.publish_scenario import (BROWSERS, EPOCH, PLAYERS, Encoded, M
 
 # The module's players share one fixture of ~100 s: one xdist worker runs them all (scripts/test).
 # Its time limit is its own: each player is bounded (run_browser, run_ffmpeg), four browsers at once, so
-# the fixture as a whole is too, but on a loaded machine (load average 19, 2026-11-23) it took over the
-# suite's 120 s per test, and every test of the module failed for it.
+# the fixture as a whole is too, but on a loaded machine it takes over the suite's 120 s per test.
 pytestmark = [pytest.mark.xdist_group("players_across_change"), pytest.mark.timeout(300)]
 
 
@@ -134,25 +86,14 @@ APART_JOIN = 72.0
 # "Variants cut apart"). Its HLS parser keeps one map from media sequence number to time for all video
 # variants. At a switch to a variant whose numbers it has not seen, it guesses that the playlist's first
 # segment starts at the presentation's availability start, and its next reload evicts every segment
-# that ends before the guess. Read with its debug build: mostly the guess was within 2.1 s of the truth
-# (harmless, the playhead is further in); once it was the live edge (28.3 s for a segment at 3.0 s),
-# the variant's whole index went, and its streaming engine found no next segment ("advancing to next
-# segment null"): it stood still for good, or jumped 18 s to the live edge. The playlists it was given
-# were the service's usual ones, every segment listed in order at its date (RFC 8216 6.3.2: "Playlists
-# MAY have independent Media Sequence Numbers"). Rate, 2026-11-26: 4 of 32 runs with Chromium pinned
-# to one CPU beside a busy loop, four at once (this page with Shaka's build, or its debug build); 0 of
-# 8 pinned alone; 1 of 11 full runs of the suite. The guess is the live edge when a reload of the old
-# variant lands while the new one's first playlist loads: no variant has a segment index then, and
-# Shaka sets the availability window to 0. A strict xfail cannot hold a player that mostly passes, so
-# "apart" is played by the others; "race" forces that order for Shaka (its answers judged, its picture not), and Shaka's
-# switches are judged between variants numbered in lockstep ("aligned"), which its map gets right (8
-# of 8 passed there, pinned beside the busy loop).
-# Where the bug is forced ("race"), it is seen every time: Shaka stood still 4.5 s about 11 s after its
-# switch (its buffer, then nothing more) and jumped 11 s to the live edge, or stood still for good, or
-# ended early, in 24 of 24 runs (8 pinned to one CPU beside a busy loop; and its debug
-# build showed the guess at the live edge and the whole index evicted, 4 of 4); the same scenario
-# answered in order passed 7 of 8 (the eighth stood still at the stream's end). Its second switch
-# comes at 20 s played, after what it had buffered.
+# that ends before the guess. The guess is the live edge when a reload of the old variant lands while
+# the new one's first playlist loads (no variant has a segment index then): the variant's whole index
+# goes, and it stands still for good or jumps to the live edge. The playlists it is given are the
+# service's usual ones (RFC 8216 6.3.2: "Playlists MAY have independent Media Sequence Numbers"). A
+# strict xfail cannot hold a player that mostly passes, so "apart" is played by the others; "race"
+# forces that order for Shaka (its answers judged, its picture not), and Shaka's switches are judged
+# between variants numbered in lockstep ("aligned"), which its map gets right. Its second switch in
+# "race" comes at 20 s played, after what it had buffered.
 RACE_SWITCH_AT = (3.0, 20.0)
 APART_PLAYERS = ("hlsjs", "videojs", "ffmpeg")
 ALIGNED_PLAYERS = ("videojs", "shaka")
@@ -201,11 +142,9 @@ def scenarios(folder: Path) -> list[Scenario]:
     ]
 
 
-# Played one group at a time: two cores cannot play all at once without stalls of their own (with
-# eight players at once, Shaka stalled for good on the 360p copied variant in 3 runs of 4).
 # Browser players at once: each plays on its own clock (Replay starts at its first request), so a player
-# that waits for a slot sees the same scenario. Eleven at once on two cores starved renderers (a page
-# stopped answering, a player fell behind its own watchdog); four keep the cores below saturation.
+# that waits for a slot sees the same scenario. More at once on two cores starve renderers (a page stops
+# answering, a player falls behind its own watchdog, Shaka stalls for good on the 360p copied variant).
 BROWSER_PLAYERS_AT_ONCE = 4
 
 
@@ -230,11 +169,10 @@ class Observations:
 
 
 # ffmpeg's clock runs at half the wall's: each version is shown twice as long. Its claim is that a client
-# reloading every target duration, as the HLS demuxer does, plays every segment after the change; at the
-# lowest CPU priority beside the suite it was once starved past the version that listed the last segment
-# before the new target (about 2.5 s in "raised": what a client may have seen is not carried into the new
-# playlist, issue 32) and skipped it ("skipping 1 segments ahead, expired from playlists", run p3 of
-# 2026-11-26). The browsers keep the wall's clock: their claims are judged by it.
+# reloading every target duration, as the HLS demuxer does, plays every segment after the change; a
+# starved one misses the version that listed the last segment before the new target (about 2.5 s in
+# "raised": what a client may have seen is not carried into the new playlist) and skips it. The browsers
+# keep the wall's clock: their claims are judged by it.
 FFMPEG_RATE = 0.5
 
 
@@ -248,8 +186,6 @@ def _client(s: Scenario, player: str, made: Made, server: Server) -> Client:
 
 
 async def observe(media: list[Scenario], folder: Path) -> Observations:
-    from playwright.async_api import async_playwright
-
     started = time.monotonic()
     made = {s.name: s for s in media}
     server = Server()
@@ -267,19 +203,15 @@ async def observe(media: list[Scenario], folder: Path) -> Observations:
                 source.mkdir()
                 result = await publish(s, source, f"{base}/s/{name}/{player}")
                 played[(name, player)] = Played(s, player, _client(s, player, result, server))
-        async with async_playwright() as pw:
-            browser = await launch_chromium(pw)
-            try:
-                slots = asyncio.Semaphore(BROWSER_PLAYERS_AT_ONCE)
+        async with shared_chromium() as browser:
+            slots = asyncio.Semaphore(BROWSER_PLAYERS_AT_ONCE)
 
-                async def bounded(p: Played) -> None:
-                    async with slots:
-                        await run_browser(browser, base, p)
+            async def bounded(p: Played) -> None:
+                async with slots:
+                    await run_browser(browser, base, p)
 
-                await asyncio.gather(*(bounded(p) if p.player in BROWSERS else run_ffmpeg(base, p)
-                                       for p in played.values()))
-            finally:
-                await browser.close()
+            await asyncio.gather(*(bounded(p) if p.player in BROWSERS else run_ffmpeg(base, p)
+                                   for p in played.values()))
     finally:
         await runner.cleanup()
     return Observations(made, played, time.monotonic() - started)
@@ -395,8 +327,7 @@ VIDEOJS_BY_NUMBER = pytest.mark.xfail(
     strict=True,
     reason="video.js 8.24.1 (VHS 3.17.5) lines variants up by media sequence number "
            "(MediaSequenceSync.calculateBaseTime_): switching to a variant numbered further below than its "
-           "playlist is long throws TypeError, and the switch never shows (measured: 3 of 3 runs with the "
-           "module's switches alone, at load 15-27)",
+           "playlist is long throws TypeError, and the switch never shows",
 )
 SWITCHES = [pytest.param(s, p, marks=VIDEOJS_BY_NUMBER if (s, p) == ("apart", "videojs") else ())
             for s, players in (("aligned", ALIGNED_PLAYERS), ("apart", APART_PLAYERS)) for p in players
@@ -416,15 +347,13 @@ def _assert_no_reload(p: Played, table: str) -> None:
 
 
 def _assert_plain_answers(p: Played, table: str) -> None:
-    """Issue 47: every playlist answer is a plain 200, one round trip each (no redirect), or the 304 of
-    the browser revalidating its cached copy (a 200 to the player); "longer" also gets the 503 of a
-    blocking request held across its gap between streams (the module docstring). 499 is no answer: the
-    player gave the request up (hls.js, switching variants) before it was held. No redirect: a player
-    more than two numbers late for its reload (a loaded machine, a slow phone) gets the newest version
-    at once, a 200, as one that keeps up does (before: a redirect to the playlist's plain URL, and with
-    a number in it Shaka 4.16 kept it and added its next _HLS_msn after what was there, 5 redirects in a
-    row in 2 of 8 runs of "shorter" with Chromium pinned to one CPU; Played.redirects says why each one
-    came, should one come)."""
+    """Every playlist answer is a plain 200, one round trip each (no redirect), or the 304 of the browser
+    revalidating its cached copy (a 200 to the player); "longer" also gets the 503 of a blocking request
+    held across its gap between streams (3 x the old target). 499 is no answer: the player gave the
+    request up (hls.js, switching variants) before it was held. No redirect: a player more than two
+    numbers late for its reload (a loaded machine, a slow phone) gets the newest version at once, a 200,
+    as one that keeps up does (Shaka 4.16 keeps a redirect's URL and adds its next _HLS_msn after what
+    was there; Played.redirects says why each one came, should one come)."""
     plain = {200, 304, 499, 503} if p.scenario.name == "longer" else {200, 304, 499}
     assert set(p.playlist_answers()) <= plain, (p.redirects(), table)
 
@@ -513,7 +442,6 @@ def test_ffmpeg_reads_variants_cut_apart(observed: Observations) -> None:
     assert len(p.segments_after_change()) >= 4, table
 
 
-
 # -- found on the way: what the service should do and does not (yet) ---------------------------------
 
 
@@ -547,9 +475,8 @@ def test_no_delta_update_that_videojs_takes_for_unchanged() -> None:
     version, as blocking reload makes it, holds the last full playlist when a delta comes. video.js
     8.24.1 (VHS 3.17.5, src/playlist-loader.js isPlaylistUnchanged) counts a delta's segments without
     the skipped ones: a delta under the same media sequence (the window still growing) listing as many
-    segments as the version held is taken for no change, and so is every one after it (measured before
-    the fix: video.js stuck for good, 'retryplaylist' twice a second, once its playlist passed 7 s). A
-    blocking request says which version the player holds (_HLS_msn - 1): that one count gets the full
+    segments as the version held is taken for no change, and so is every one after it (video.js stuck
+    for good, 'retryplaylist' twice a second). A blocking request says which version the player holds (_HLS_msn - 1): that one count gets the full
     playlist, every other version its delta, also while the window grows (a rewind window grows for
     hours; full playlists all that time would cost the VM what the bucket saves)."""
     gen = ManifestGenerator(1, WindowOptions(DEFAULT_WINDOW, can_block_reload=True))

@@ -1,76 +1,29 @@
-"""What an ended EMPTY media playlist does to the players (merge 8d64183, docs/hls-rules.md: "A variant with
-nothing new to list under the new target").
+"""What an ended EMPTY media playlist does to the players (docs/hls-rules.md: "A variant with nothing
+new to list under the new target").
 
 Variants cut apart (Owncast's passthrough): the transcoded variant has listed, and shown, all it had when
-the copied variant's last segment (5 s) raises the target 2 -> 5, and the stream ends. Since 8d64183 the
-transcoded variant's playlist then becomes, under the new target, an ended playlist with no segment:
+the copied variant's last segment (5 s) raises the target 2 -> 5, and the stream ends. The transcoded
+variant's playlist then becomes, under the new target, an ended playlist with no segment:
 
     #EXTM3U / #EXT-X-VERSION:3 / #EXT-X-TARGETDURATION:5 / #EXT-X-MEDIA-SEQUENCE:7 /
     #EXT-X-DISCONTINUITY-SEQUENCE:0 / #EXT-X-INDEPENDENT-SEGMENTS / #EXT-X-ENDLIST
 
-while the copied variant's lists its 5 s segment under 5 and ends. Before, the transcoded variant's last
-version under 2 stayed visible without ENDLIST for good. The rig (tests/support/empty_end.py and
-empty_end_players.py) plays that stream, real MPEG-TS on one timeline, from a scripted server, each
-player on a clock of its own that starts 6 s into the stream; test_the_script_is_what_the_service_shows proves the script is what the
-service's own Publisher shows for those listings. Every player of tests/test_independent_players.py plays
-at once, held on the transcoded variant (variant 1) where it lets a page or a command choose: the viewer
-page (viewer/index.html and its hls.js 1.7.4, startLevel 0 and loadLevel, as its quality menu sets one),
-Shaka 4.16.50 and 5.2.12 (defaults, and 5.2 in low-latency mode; ABR off from a 100 kbps estimate),
-video.js 8.24.1 / VHS 3.17.5 (Owncast's options and VHS's defaults; only variant 1's representation
-enabled), streamlink 8.6.3 ("worst"), GStreamer 1.22's hlsdemux (connection-speed=1) and hlsdemux2
-(uridecodebin3 connection-speed=1, stopped at the parsed streams), and VLC 3.0 (--adaptive-logic=lowest,
---play-and-exit).
-
-Measured on 2026-11-27 (2 cores, load 0.3-1.8; `python -m tests.support.empty_end_players SCRIPT`), each run
-all ten at once, every player having fetched variant 1's segments to its last (14 s):
-
-player                  ended empty (since 8d64183)                  former (before it)
-viewer page (hls.js)    no fatal error; non-fatal levelEmptyError      stands still at 14.0 s for good, the
-                        ("No Segments found in Playlist"), then       page says "playing" (Buffering),
-                        hls.js leaves the manual level for variant    hls.js reloads variant 1 every 1 s
-                        0, loads its ended playlist and its 5 s
-                        segment again, never BUFFER_EOS: the video
-                        stands still at 14.0 s (bufferStalledError),
-                        no 'ended'; the page says "offline" 4 s
-                        later (viewer/player.js's ENDED_STALL_MS)
-Shaka 4.16, 5.2, 5.2 LL stands still at 14.0 s for good; every reload  stands still at 14.0 s for good,
-                        of the empty playlist throws "Cannot read     reloading every 2 s, no error
-                        properties of null (reading 'length')"
-                        (RECOVERABLE) and reloads again: ~190
-                        errors and requests in 22 s, 8.7 a second,
-                        for as long as the page stays open
-video.js (both)         stands still at 13.98 s, no error, no more    the same, reloading every 1 s
-                        reloads                                       ("Playlist no longer updating")
-streamlink              exit 0 with all 14 s, 17 s after the end:     exit 0 with all 14 s, 7 s after
-                        "No new segments for more than 15.00s"        the last segment was listed (its
-                        (3 x the new target), not the ENDLIST         stall timeout, 3 x 2 s)
-hlsdemux                never exits (one "Couldn't update playlist",  never exits
-                        then nothing)
-hlsdemux2               exit 1 7 s after the end: "Couldn't parse     never exits
-                        playlist" x3, "Could not update playlist"
-VLC                     exit 0 at once, 13.9 s remuxed               never exits
-
-Two service-side alternatives, played the same way (SCRIPTS "ended_under_former_target": variant 1's last
-version again, with ENDLIST, under 2; "carried": its last window again, the same numbers, with ENDLIST,
-under 5): every player but video.js ends at once, without an error (viewer and Shaka 'ended', streamlink,
-hlsdemux, hlsdemux2 and VLC exit 0 in 10-15 s from their start). video.js stands still at 13.98 s in both,
-as in the service's ordinary end (Owncast's offline tail comes in a reload after the last segment): VHS
-ends a stream only when it appends a segment of a playlist it knows has ended; with END at 14 s, the last
-segment and ENDLIST in one version, both video.js pages ended. With the players left to choose (no pin,
-"ended empty"), the processes played variant 0 (VLC switched to it) and ended, and so did the Shaka
-builds (Shaka 4.16 stayed on variant 1 and stood still in one run of two); hls.js on variant 0 still
-loaded variant 1's empty playlist at the end (levelEmptyError) and stood still at 14 s until the viewer
-page's fallback; video.js stayed on variant 1.
+while the copied variant's lists its 5 s segment under 5 and ends. The rig (tests/support/empty_end.py
+and empty_end_players.py) plays that stream, real MPEG-TS on one timeline, from a scripted server, each
+player on a clock of its own that starts 6 s into the stream; test_the_script_is_what_the_service_shows
+proves the script is what the service's own Publisher shows for those listings. Every player of
+tests/test_independent_players.py plays at once, held on the transcoded variant (variant 1) where it lets
+a page or a command choose. `python -m tests.support.empty_end_players SCRIPT` plays the other scripts
+(SCRIPTS) the same way and prints what each player did.
 
 Asserted here, on "ended empty" (the service's), for each player: it ends without a fatal error (a page:
 its video's 'ended', the viewer page: "offline" after playing to the end; a process: exit 0 by itself
 within GRACE of being shown the end, having fetched variant 1's last segment). The players that do not
 are strict expected failures whose reason is checked (KnownFailure): the test fails if one ends, or fails
-otherwise. The module takes 37 s (33 s of CPU) at load 1: the ten players at once, each page judged once
-it stood still STUCK_MS at the stream's last moment (not before: a starved browser holds a video
-seconds mid-stream, then plays on), hlsdemux stopped GRACE after it was shown the end. On a busy machine
-each player meets the end as a quick one does: the server shows a player the end only once it fetched
-what it was shown before it (ScriptedServer.shown).
+otherwise. Each page is judged once it stood still STUCK_MS at the stream's last moment (not before: a
+starved browser holds a video seconds mid-stream, then plays on). On a busy machine each player meets the
+end as a quick one does: the server shows a player the end only once it fetched what it was shown before
+it (ScriptedServer.shown).
 """
 
 from __future__ import annotations
@@ -203,10 +156,7 @@ KNOWN = {
 }
 
 
-# How often each failed exactly as its reason says: 30 runs of the module with -n 2, beside
-# tests/test_independent_players.py on the other worker, a busy loop and tests/test_steering_browser.py in a
-# run of its own, on a 2-core machine at a load of 8-24. (Before a page was judged stuck only at the
-# stream's last moment, video.js with Owncast's options was once judged while it still played.)
+# How often each failed exactly as its reason says (30 runs of the module on a loaded 2-core machine).
 MEASURED = dict.fromkeys(KNOWN, "30 of 30 runs")
 
 

@@ -31,16 +31,15 @@ from urllib.parse import parse_qs, quote, urljoin, urlsplit
 import aiohttp
 import pytest
 import pytest_asyncio
-from aiohttp import web
 
 from broadcaster.access.invites import InviteLinks
 from broadcaster.demo.recordings import Recordings
 from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.playlist import hls
-from tests.support.browser import (POLL_MS, WEBRTC_ARGS, Chromium, OwnedPages, needs_chromium,
-                                   shared_chromium, wait_for_state, watch)
+from tests.support.browser import (POLL_MS, WEBRTC_ARGS, OwnedPages, module_chromium, needs_chromium,
+                                   owned_pages, wait_for_state, watch)
+from tests.support.framer import Framer
 from tests.support.independent_players import SHAKA_52, VIDEOJS_OWNCAST, Pages
-from tests.support.local_http import serve_local
 from tests.support.p2p_demo import Demo, demo_with_tracker
 from tests.support.s3 import bucket_of_its_own
 from tests.support.waiting import until
@@ -57,31 +56,6 @@ WAIT = 30.0  # seconds any one browser condition may take on a busy machine
 ARGS = [*WEBRTC_ARGS, "--test-third-party-cookie-phaseout"]
 # What the service's doors answer: the page asks them for the stream; its own files are open to anyone.
 DOORS = ("/live/master.m3u8", "/live/watching", "/live/events")
-
-
-class Framer:
-    """Another site's page framing the service's /embed: served on 127.0.0.1 but named `localhost`, so the
-    frame is a third party (another site, not only another port)."""
-
-    def __init__(self) -> None:
-        self.target = ""  # the service's URL, once it runs
-        self.url = ""
-        self._runner: web.AppRunner | None = None
-
-    async def _page(self, _request: web.Request) -> web.Response:
-        snippet = f'<iframe src="{self.target}/embed" width="640" height="360" allow="autoplay"></iframe>'
-        return web.Response(text=f"<!doctype html><title>a site</title>{snippet}", content_type="text/html")
-
-    async def __aenter__(self) -> Framer:
-        app = web.Application()
-        app.router.add_get("/", self._page)
-        self._runner, url = await serve_local(app)
-        self.url = url.replace("127.0.0.1", "localhost")
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
 
 
 @dataclass
@@ -107,7 +81,7 @@ async def stack(tmp_path_factory: pytest.TempPathFactory, seaweed_server: Seawee
     invites.write_text(json.dumps({"alice": {"expires": now + 86_400, "revoked": False},
                                    "bob": {"expires": now - 60, "revoked": False}}))
     links = InviteLinks(SECRET)
-    async with Framer() as framer, Pages() as players, bucket_of_its_own(seaweed_server) as bucket, \
+    async with Framer("localhost") as framer, Pages() as players, bucket_of_its_own(seaweed_server) as bucket, \
             demo_with_tracker(tmp, bucket, tracker_dir, recordings=recordings, PRIVATE="true",
                               PRIVATE_SECRET=SECRET, PRIVATE_PASSPHRASE=PASSPHRASE,
                               PRIVATE_INVITES=str(invites), STREAM_TITLE=TITLE,
@@ -116,16 +90,8 @@ async def stack(tmp_path_factory: pytest.TempPathFactory, seaweed_server: Seawee
         yield Stack(demo, framer, players, links.token("alice"), links.token("bob"), time.time())
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def chromium() -> AsyncIterator[Chromium]:
-    async with shared_chromium(ARGS) as launched:
-        yield launched
-
-
-@pytest_asyncio.fixture(loop_scope="module")
-async def browser(chromium: Chromium) -> AsyncIterator[OwnedPages]:
-    async with chromium.own() as own:
-        yield own
+chromium = module_chromium(ARGS)
+browser = owned_pages  # each test's own contexts and pages in it
 
 
 async def token_for(stack: Stack) -> str:

@@ -23,7 +23,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from broadcaster.demo.seaweed import SeaweedS3
-from tests.support.browser import POLL_MS, launch_chromium, needs_chromium
+from tests.support.browser import POLL_MS, needs_chromium, shared_chromium
 from tests.support.observe import listed_at_least
 from tests.support.owncast_writer import HandFedOwncast, one_run_segments, write_in_place
 from tests.support.service_process import ServiceProcess, service_env
@@ -109,8 +109,6 @@ def rfc3339(epoch: float) -> str:
 
 
 async def test_seek_back_go_live_and_start_at_a_time(stream: Stream) -> None:
-    from playwright.async_api import async_playwright
-
     requests: list[str] = []
     console_errors: list[str] = []
 
@@ -127,133 +125,129 @@ async def test_seek_back_go_live_and_start_at_a_time(stream: Stream) -> None:
     # The players come once the services list their backlogs (uploaded first, in order: seconds under load).
     await listed_at_least(f"{stream.long.url}/live/0/playlist.m3u8", BACKLOG)
     await listed_at_least(f"{stream.short.url}/live/0/playlist.m3u8", int(float(SHORT_WINDOW["WINDOW_SECONDS"])) - 5)
-    async with async_playwright() as pw:
-        browser = await launch_chromium(pw)
+    async with shared_chromium() as browser:
+        page = await new_page(f"{stream.long.url}/")
+        # At the live edge (once hls.js has caught up with its first seek, or the page with a start
+        # that landed behind it), with the whole backlog seekable and the seek bar shown.
         try:
-            page = await new_page(f"{stream.long.url}/")
-            # At the live edge (once hls.js has caught up with its first seek, or the page with a start
-            # that landed behind it), with the whole backlog seekable and the seek bar shown.
-            try:
-                await page.wait_for_function(AT_EDGE, timeout=40_000, polling=POLL_MS)
-            except Exception as err:
-                raise AssertionError(f"never at the live edge: {await page.evaluate(STATS)}") from err
-            await page.wait_for_function(
-                "() => window.viewerStats.seekableEnd - window.viewerStats.seekableStart >= 80",
-                timeout=40_000, polling=POLL_MS)
-            # The seek bar shows on the next tick (timeupdate) once the player plays: waited for, with the
-            # page's stats in the message if it never does.
-            try:
-                await page.wait_for_function("() => !document.querySelector('#timeline').hidden",
-                                             timeout=40_000, polling=POLL_MS)
-            except Exception as err:
-                raise AssertionError(f"no seek bar: {await page.evaluate(STATS)} {console_errors}") from err
-            # The clock says LIVE once the player is at the edge by the viewer's own rule (within 2 target
-            # durations of where the live button goes, stricter than AT_EDGE): waited for, since a loaded
-            # machine starts hls.js a little late and its stall rule (the live delay grows a second per
-            # stall) brings it back within a few seconds.
-            try:
-                await page.wait_for_function(
-                    f"() => document.querySelector('#behind').textContent === 'LIVE'"
-                    f" && window.viewerStats.behindLive <= {2 * TD}", timeout=40_000, polling=POLL_MS)
-            except Exception as err:
-                raise AssertionError(f"never LIVE: {await page.inner_text('#behind')!r} "
-                                     f"{await page.evaluate(STATS)}") from err
-            stats = await page.evaluate(STATS_NOW)
-            # The date shown is the time of day the picture was made: now, less the latency ("now" read
-            # in the page with the stats, so no round trip to a busy test process counts).
-            assert abs(stats["playingDate"] - (stats["now"] - 1000 * stats["latency"])) < 2000 * TD, stats
-
-            # 60 s back through the seek bar (its value: seconds from the end of the window).
-            before = await page.evaluate(NOW)
-            value = int(await page.input_value("#seek"))
-            await page.locator("#seek").fill(str(value - 60))
-            await page.wait_for_function(
-                "t => { const v = document.querySelector('video');"
-                " return !v.seeking && v.currentTime > t && v.currentTime < t + 10 && v.readyState >= 3; }",
-                arg=before["t"] - 60 + 1, timeout=40_000, polling=POLL_MS)
-            after = await page.evaluate(NOW)
-            # A minute back (the seek bar counts whole seconds), not more: how far it has played on since
-            # is the machine's pace, bounded by the wait above and by the distance to live below.
-            assert after["t"] >= before["t"] - 60 - TD, (before, after)
-            # The date moved with the playhead: the picture shown is the segment dated 60 s earlier...
-            expected = before["date"] + (after["t"] - before["t"]) * 1000
-            assert abs(after["date"] - expected) <= 1000 * TD, (before, after)
-            # ...and that segment is the one fetched: Owncast's segment n is dated t0 + n.
-            number = int(after["date"] / 1000 - stream.t0)
-            fetched = {stream.number(u) for u in requests if u.endswith(".ts")}
-            assert number in fetched, (number, sorted(fetched))
-            # About a minute behind live (the seek bar's whole seconds and hls.js's live delay, a second
-            # longer after each stall, move it a little): the clock says so.
-            await page.wait_for_function(
-                f"() => /^-{ABOUT_A_MINUTE}$/.test(document.querySelector('#behind').textContent)",
-                timeout=40_000, polling=POLL_MS)
-            assert 55 <= (await page.evaluate(STATS))["behindLive"] < 66
-            # What a screen reader says of the seek bar: the time of day and the distance to live.
-            said = await page.get_attribute("#seek", "aria-valuetext")
-            assert said and re.fullmatch(rf"\d\d:\d\d:\d\d, {ABOUT_A_MINUTE} behind live", said), said
-            await page.set_viewport_size({"width": 360, "height": 740})  # a phone: nothing wider than it
-            assert await page.evaluate("() => document.documentElement.scrollWidth") <= 360
-            await page.set_viewport_size({"width": 1100, "height": 800})
-
-            # The live button: back at the edge.
-            await page.get_by_role("button", name="Go live").click(timeout=40_000)
-            await page.wait_for_function(
-                "() => window.viewerStats.behindLive !== null && window.viewerStats.behindLive < 2"
-                " && window.viewerStats.latency < 5", timeout=40_000, polling=POLL_MS)
-            await page.wait_for_function("() => document.querySelector('#behind').textContent === 'LIVE'",
+            await page.wait_for_function(AT_EDGE, timeout=40_000, polling=POLL_MS)
+        except Exception as err:
+            raise AssertionError(f"never at the live edge: {await page.evaluate(STATS)}") from err
+        await page.wait_for_function(
+            "() => window.viewerStats.seekableEnd - window.viewerStats.seekableStart >= 80",
+            timeout=40_000, polling=POLL_MS)
+        # The seek bar shows on the next tick (timeupdate) once the player plays: waited for, with the
+        # page's stats in the message if it never does.
+        try:
+            await page.wait_for_function("() => !document.querySelector('#timeline').hidden",
                                          timeout=40_000, polling=POLL_MS)
-            await page.close()
-
-            # /?start=<45 s before the edge>: starts there and plays on at live pace.
-            at = float(int(time.time() - 45))
-            page = await new_page(f"{stream.long.url}/?start={rfc3339(at)}")
-            # The date of the first picture it played: the date shown less what it has played since (the
-            # range of video.played it is in begins where it began), not the date when this poll came (on a
-            # loaded machine, seconds later).
-            seen = await (await page.wait_for_function(PLAYED_FROM,
-                                                       timeout=40_000, polling=POLL_MS)).json_value()
-            first = seen["date"] - 1000 * (seen["t"] - seen["from"])
-            assert -1000 * TD <= first - at * 1000 <= 1500 * TD, (first / 1000, at, seen)
-            t1, w1 = (await page.evaluate(NOW))["t"], time.time()
-            await page.wait_for_function("t => document.querySelector('video').currentTime > t", arg=t1 + 4,
-                                         timeout=40_000, polling=POLL_MS)
-            t2, w2 = (await page.evaluate(NOW))["t"], time.time()
-            assert t2 - t1 >= 0.5 * (w2 - w1), (t1, t2, w2 - w1)  # playing on, not stalled (a loaded machine slows it)
-            stats = await page.evaluate(STATS)
-            assert 35 < stats["behindLive"] < 55, stats  # still back there: no jump to live
-            assert stats["errors"] == [], stats
-            assert re.search(r"[?&]start=\d{4}-\d\d-\d\dT", stats["momentLink"]), stats
-            await page.close()
-
-            # A time already gone (here in Unix seconds): the earliest moment kept, and the page says so.
-            page = await new_page(f"{stream.long.url}/?start={int(stream.t0) - 600}")
-            await page.wait_for_function("() => window.viewerStats.playingDate",
-                                         timeout=40_000, polling=POLL_MS)
-            stats = await page.evaluate(STATS)
-            assert 0 <= stats["playingDate"] / 1000 - stream.t0 < 10, (stats, stream.t0)  # the backlog's start
-            assert "no longer available" in await page.inner_text("#notice")
-            await page.close()
-
-            # A time after the live edge: live.
-            page = await new_page(f"{stream.long.url}/?start={rfc3339(time.time() + 3600)}")
-            try:
-                await page.wait_for_function(AT_EDGE, timeout=40_000, polling=POLL_MS)
-            except Exception as err:
-                raise AssertionError(f"a time ahead, not live: {await page.evaluate(STATS)}") from err
-            await page.close()
-
-            # Without rewind the page looks as it did: no seek bar. Last, because the backlog, listed at
-            # once, stays listed for about a window (segments are kept listed WINDOW_SECONDS - target
-            # duration): until then even this window reaches back past the seek bar's 45 s.
-            page = await new_page(f"{stream.short.url}/")
+        except Exception as err:
+            raise AssertionError(f"no seek bar: {await page.evaluate(STATS)} {console_errors}") from err
+        # The clock says LIVE once the player is at the edge by the viewer's own rule (within 2 target
+        # durations of where the live button goes, stricter than AT_EDGE): waited for, since a loaded
+        # machine starts hls.js a little late and its stall rule (the live delay grows a second per
+        # stall) brings it back within a few seconds.
+        try:
             await page.wait_for_function(
-                "() => window.viewerStats.seekableEnd - window.viewerStats.seekableStart >= 25"
-                " && window.viewerStats.seekableEnd - window.viewerStats.seekableStart < 45",
-                timeout=40_000, polling=POLL_MS)
-            await page.wait_for_function("() => document.querySelector('#timeline').hidden",
-                                         timeout=40_000, polling=POLL_MS)
-        finally:
-            await browser.close()
+                f"() => document.querySelector('#behind').textContent === 'LIVE'"
+                f" && window.viewerStats.behindLive <= {2 * TD}", timeout=40_000, polling=POLL_MS)
+        except Exception as err:
+            raise AssertionError(f"never LIVE: {await page.inner_text('#behind')!r} "
+                                 f"{await page.evaluate(STATS)}") from err
+        stats = await page.evaluate(STATS_NOW)
+        # The date shown is the time of day the picture was made: now, less the latency ("now" read
+        # in the page with the stats, so no round trip to a busy test process counts).
+        assert abs(stats["playingDate"] - (stats["now"] - 1000 * stats["latency"])) < 2000 * TD, stats
+
+        # 60 s back through the seek bar (its value: seconds from the end of the window).
+        before = await page.evaluate(NOW)
+        value = int(await page.input_value("#seek"))
+        await page.locator("#seek").fill(str(value - 60))
+        await page.wait_for_function(
+            "t => { const v = document.querySelector('video');"
+            " return !v.seeking && v.currentTime > t && v.currentTime < t + 10 && v.readyState >= 3; }",
+            arg=before["t"] - 60 + 1, timeout=40_000, polling=POLL_MS)
+        after = await page.evaluate(NOW)
+        # A minute back (the seek bar counts whole seconds), not more: how far it has played on since
+        # is the machine's pace, bounded by the wait above and by the distance to live below.
+        assert after["t"] >= before["t"] - 60 - TD, (before, after)
+        # The date moved with the playhead: the picture shown is the segment dated 60 s earlier...
+        expected = before["date"] + (after["t"] - before["t"]) * 1000
+        assert abs(after["date"] - expected) <= 1000 * TD, (before, after)
+        # ...and that segment is the one fetched: Owncast's segment n is dated t0 + n.
+        number = int(after["date"] / 1000 - stream.t0)
+        fetched = {stream.number(u) for u in requests if u.endswith(".ts")}
+        assert number in fetched, (number, sorted(fetched))
+        # About a minute behind live (the seek bar's whole seconds and hls.js's live delay, a second
+        # longer after each stall, move it a little): the clock says so.
+        await page.wait_for_function(
+            f"() => /^-{ABOUT_A_MINUTE}$/.test(document.querySelector('#behind').textContent)",
+            timeout=40_000, polling=POLL_MS)
+        assert 55 <= (await page.evaluate(STATS))["behindLive"] < 66
+        # What a screen reader says of the seek bar: the time of day and the distance to live.
+        said = await page.get_attribute("#seek", "aria-valuetext")
+        assert said and re.fullmatch(rf"\d\d:\d\d:\d\d, {ABOUT_A_MINUTE} behind live", said), said
+        await page.set_viewport_size({"width": 360, "height": 740})  # a phone: nothing wider than it
+        assert await page.evaluate("() => document.documentElement.scrollWidth") <= 360
+        await page.set_viewport_size({"width": 1100, "height": 800})
+
+        # The live button: back at the edge.
+        await page.get_by_role("button", name="Go live").click(timeout=40_000)
+        await page.wait_for_function(
+            "() => window.viewerStats.behindLive !== null && window.viewerStats.behindLive < 2"
+            " && window.viewerStats.latency < 5", timeout=40_000, polling=POLL_MS)
+        await page.wait_for_function("() => document.querySelector('#behind').textContent === 'LIVE'",
+                                     timeout=40_000, polling=POLL_MS)
+        await page.close()
+
+        # /?start=<45 s before the edge>: starts there and plays on at live pace.
+        at = float(int(time.time() - 45))
+        page = await new_page(f"{stream.long.url}/?start={rfc3339(at)}")
+        # The date of the first picture it played: the date shown less what it has played since (the
+        # range of video.played it is in begins where it began), not the date when this poll came (on a
+        # loaded machine, seconds later).
+        seen = await (await page.wait_for_function(PLAYED_FROM,
+                                                   timeout=40_000, polling=POLL_MS)).json_value()
+        first = seen["date"] - 1000 * (seen["t"] - seen["from"])
+        assert -1000 * TD <= first - at * 1000 <= 1500 * TD, (first / 1000, at, seen)
+        t1, w1 = (await page.evaluate(NOW))["t"], time.time()
+        await page.wait_for_function("t => document.querySelector('video').currentTime > t", arg=t1 + 4,
+                                     timeout=40_000, polling=POLL_MS)
+        t2, w2 = (await page.evaluate(NOW))["t"], time.time()
+        assert t2 - t1 >= 0.5 * (w2 - w1), (t1, t2, w2 - w1)  # playing on, not stalled (a loaded machine slows it)
+        stats = await page.evaluate(STATS)
+        assert 35 < stats["behindLive"] < 55, stats  # still back there: no jump to live
+        assert stats["errors"] == [], stats
+        assert re.search(r"[?&]start=\d{4}-\d\d-\d\dT", stats["momentLink"]), stats
+        await page.close()
+
+        # A time already gone (here in Unix seconds): the earliest moment kept, and the page says so.
+        page = await new_page(f"{stream.long.url}/?start={int(stream.t0) - 600}")
+        await page.wait_for_function("() => window.viewerStats.playingDate",
+                                     timeout=40_000, polling=POLL_MS)
+        stats = await page.evaluate(STATS)
+        assert 0 <= stats["playingDate"] / 1000 - stream.t0 < 10, (stats, stream.t0)  # the backlog's start
+        assert "no longer available" in await page.inner_text("#notice")
+        await page.close()
+
+        # A time after the live edge: live.
+        page = await new_page(f"{stream.long.url}/?start={rfc3339(time.time() + 3600)}")
+        try:
+            await page.wait_for_function(AT_EDGE, timeout=40_000, polling=POLL_MS)
+        except Exception as err:
+            raise AssertionError(f"a time ahead, not live: {await page.evaluate(STATS)}") from err
+        await page.close()
+
+        # Without rewind the page looks as it did: no seek bar. Last, because the backlog, listed at
+        # once, stays listed for about a window (segments are kept listed WINDOW_SECONDS - target
+        # duration): until then even this window reaches back past the seek bar's 45 s.
+        page = await new_page(f"{stream.short.url}/")
+        await page.wait_for_function(
+            "() => window.viewerStats.seekableEnd - window.viewerStats.seekableStart >= 25"
+            " && window.viewerStats.seekableEnd - window.viewerStats.seekableStart < 45",
+            timeout=40_000, polling=POLL_MS)
+        await page.wait_for_function("() => document.querySelector('#timeline').hidden",
+                                     timeout=40_000, polling=POLL_MS)
     playlists = [u for u in requests if ".m3u8" in u]
     assert playlists and not [u for u in playlists if "start" in parse_qs(urlsplit(u).query)], playlists
     own = [e for e in console_errors if "Failed to load resource" not in e]

@@ -13,7 +13,6 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -23,7 +22,8 @@ from aiohttp import web
 
 from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.settings import load_settings
-from tests.support.browser import POLL_MS, launch_chromium, needs_chromium, show_video
+from tests.support.browser import POLL_MS, needs_chromium, shared_chromium, show_video
+from tests.support.local_http import serve_local
 from tests.support.observe import listed_at_least
 from tests.support.owncast_web import VIDEOJS_DIR
 from tests.support.owncast_writer import HandFedOwncast, one_run_segments, write_in_place
@@ -102,31 +102,15 @@ window.state = () => {
 """
 
 
-@dataclass(frozen=True)
-class Encoded:
-    bodies: tuple[bytes, ...]
-    durations: tuple[float, ...]
-
-
-def encode(folder: Path, seconds: int) -> Encoded:
-    """One ffmpeg run cut into 1 s segments, as one Owncast transcoder run writes them."""
-    return Encoded(tuple(one_run_segments(folder, seconds, fps=15)), (1.0,) * seconds)
-
-
-def put(owncast: HandFedOwncast, media: Encoded) -> None:
+def put(owncast: HandFedOwncast, bodies: list[bytes]) -> None:
     """Owncast's next segment (the next of the encoded run) and the playlist that lists it."""
-    body = media.bodies[owncast.number]
-
-    def write(path: Path) -> None:
-        write_in_place(path, body)
-
-    owncast.slot({v: write for v in owncast.variants},
-                 duration={v: media.durations[owncast.number] for v in owncast.variants})
+    body = bodies[owncast.number]
+    owncast.slot({v: lambda path: write_in_place(path, body) for v in owncast.variants})
 
 
-async def keep_streaming(owncast: HandFedOwncast, media: Encoded) -> None:
+async def keep_streaming(owncast: HandFedOwncast, media: list[bytes]) -> None:
     """One segment a second on the stream's own clock: segment n goes in when its end is now."""
-    while owncast.number < len(media.bodies):
+    while owncast.number < len(media):
         await asyncio.sleep(max(0.0, owncast.t0 + owncast.number + 1 - time.time()))
         put(owncast, media)
 
@@ -143,12 +127,9 @@ async def page_server() -> AsyncIterator[str]:
     app.router.add_get("/", page)
     app.router.add_get("/favicon.ico", no_icon)
     app.router.add_static("/videojs/", VIDEOJS_DIR)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
+    runner, url = await serve_local(app)
     try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+        yield url
     finally:
         await runner.cleanup()
 
@@ -192,17 +173,14 @@ def pdt_at(s: dict[str, Any], time_: float) -> float:
 
 async def test_videojs_starts_live_seeks_back_a_minute_and_returns(
         tmp_path: Path, seaweed: SeaweedS3) -> None:
-    from playwright.async_api import async_playwright
-
     ARTIFACTS.mkdir(exist_ok=True)
-    media = await asyncio.to_thread(encode, tmp_path / "encoded", STREAM)
+    media = await asyncio.to_thread(one_run_segments, tmp_path / "encoded", STREAM, 15)  # as one Owncast run
     owncast = HandFedOwncast(tmp_path / "hls", b"", variants=(0,), list_size=1000, t0=time.time() - BACKLOG)
     while owncast.number < BACKLOG:
         put(owncast, media)
     # The bucket's pathway alone: this test's claim is that every segment came from the bucket. With the
     # VM's pathway, a probe of the bucket that times out on a loaded machine steers video.js to the VM,
-    # by design (r31 of 2026-11-26, seven workers). video.js with content steering:
-    # tests/test_steering_browser.py.
+    # by design. video.js with content steering: tests/test_steering_browser.py.
     settings = load_settings(environ=service_env(owncast.root, seaweed, tmp_path / "state",
                                                  REWIND_SECONDS=str(REWIND), WINDOW_SECONDS="30",
                                                  PATHWAYS="bucket"))
@@ -213,95 +191,91 @@ async def test_videojs_starts_live_seeks_back_a_minute_and_returns(
             # The player comes once the service lists the backlog (it uploads 90 segments first, in order:
             # on a loaded machine that takes seconds, and a player that came sooner would see part of it).
             await listed_at_least(f"{service.url}/hls/0/stream.m3u8", BACKLOG)
-            async with page_server() as origin, async_playwright() as pw:
-                browser = await launch_chromium(pw)
-                try:
-                    page: Any = await browser.new_page(viewport={"width": 800, "height": 500})
-                    errors: list[str] = []
-                    requests: list[str] = []
-                    page.on("pageerror", lambda e: errors.append(str(e)))
-                    page.on("request", lambda r: requests.append(r.url))
-                    answers: list[tuple[str, int]] = []  # every playlist answer: a plain 200 (issue 47)
-                    page.on("response", lambda r: answers.append((r.url, r.status))
-                            if r.url.startswith(service.url) else None)
-                    await page.goto(f"{origin}/?src={service.url}/hls/stream.m3u8")
+            async with page_server() as origin, shared_chromium() as browser:
+                page: Any = await browser.new_page(viewport={"width": 800, "height": 500})
+                errors: list[str] = []
+                requests: list[str] = []
+                page.on("pageerror", lambda e: errors.append(str(e)))
+                page.on("request", lambda r: requests.append(r.url))
+                answers: list[tuple[str, int]] = []  # every playlist answer: a plain 200 (issue 47)
+                page.on("response", lambda r: answers.append((r.url, r.status))
+                        if r.url.startswith(service.url) else None)
+                await page.goto(f"{origin}/?src={service.url}/hls/stream.m3u8")
 
-                    # 1. It starts at the live edge (EXT-X-START), the whole backlog seekable behind it.
-                    await page.wait_for_function("() => !player.paused() && state().segment",
-                                                 timeout=30_000, polling=POLL_MS)
-                    s = await state(page)
-                    seen.append(s)
-                    start, edge = s["seekable"]
-                    assert edge - start >= BACKLOG - 10, s
-                    assert edge - 3 * TARGET <= s["time"] <= edge + TARGET, s
-                    assert s["atLive"] and s["liveButton"] == "at live edge", s
-                    # The player's timeline is Owncast's clock: the edge's date is one Owncast gave a segment it
-                    # wrote (not how recent it is: that is a latency, the benches' to measure).
-                    assert written(owncast, pdt_at(s, edge)), (s, owncast.number)
-                    self_check(owncast, s)
+                # 1. It starts at the live edge (EXT-X-START), the whole backlog seekable behind it.
+                await page.wait_for_function("() => !player.paused() && state().segment",
+                                             timeout=30_000, polling=POLL_MS)
+                s = await state(page)
+                seen.append(s)
+                start, edge = s["seekable"]
+                assert edge - start >= BACKLOG - 10, s
+                assert edge - 3 * TARGET <= s["time"] <= edge + TARGET, s
+                assert s["atLive"] and s["liveButton"] == "at live edge", s
+                # The player's timeline is Owncast's clock: the edge's date is one Owncast gave a segment it
+                # wrote (not how recent it is: that is a latency, the benches' to measure).
+                assert written(owncast, pdt_at(s, edge)), (s, owncast.number)
+                self_check(owncast, s)
 
-                    # 2. A minute back: it plays the segment whose PROGRAM-DATE-TIME is the edge's less 60 s.
-                    s = await state(page)
-                    edge = s["seekable"][1]
-                    wanted = pdt_at(s, edge) - BACK
-                    to = edge - BACK
-                    await page.evaluate("t => player.currentTime(t)", to)
-                    # The first segment it plays there (once the seek has landed: while it is seeking,
-                    # video.js may still answer the live position; and before the seek has begun, the
-                    # live position is past `to` too, so the playhead must be back near it) ...
-                    # The state is read in the page at the frame the condition holds (read from here
-                    # after, it lagged the condition by seconds under load).
-                    s = await state_when(
-                        page, "!player.seeking() && player.currentTime() > t && player.currentTime() < t + 10", to)
-                    seen.append(s)
-                    assert s["error"] is None and s["time"] < to + 2 * TARGET, s
-                    assert wanted - 2 * TARGET <= s["segment"]["pdt"] <= wanted + TARGET, (wanted, s)
-                    self_check(owncast, s)
-                    # ... and it plays on from there.
-                    s = await state_when(page, "player.currentTime() >= t", to + 3)
-                    seen.append(s)
-                    assert s["error"] is None and s["time"] < to + 10, s  # it stayed back there
-                    assert wanted + 2 * TARGET <= pdt_at(s, s["time"]) <= wanted + 10, (wanted, s)
-                    self_check(owncast, s)
-                    # video.js shows it: the LIVE button no longer lit ("currently behind live"), the seek bar
-                    # over the whole seekable window with the playhead where the player has it ...
-                    assert s["behindLive"] and s["liveButton"] == "behind live", s
-                    assert s["seekable"][1] - s["seekable"][0] >= BACKLOG - 10, s
-                    short_of_live = (1 - float(s["seekBar"][0]) / 100) * s["liveWindow"]
-                    behind = s["seekable"][1] - s["time"]
-                    assert abs(short_of_live - behind) <= 1.5, s
-                    # ... which is a minute short of the edge, less what it played since the seek that the edge
-                    # has not yet caught up: the end moves when video.js reloads the playlist, and under load
-                    # (CI, seven workers) the state was read 6.5 s after the seek with the end 3 s further.
-                    assert BACK - 3 - (s["time"] - to) <= behind <= BACK + 3, (to, s)
-                    await screenshot(page, "videojs-rewind-behind-live.png")
+                # 2. A minute back: it plays the segment whose PROGRAM-DATE-TIME is the edge's less 60 s.
+                s = await state(page)
+                edge = s["seekable"][1]
+                wanted = pdt_at(s, edge) - BACK
+                to = edge - BACK
+                await page.evaluate("t => player.currentTime(t)", to)
+                # The first segment it plays there (once the seek has landed: while it is seeking,
+                # video.js may still answer the live position; and before the seek has begun, the
+                # live position is past `to` too, so the playhead must be back near it) ...
+                # The state is read in the page at the frame the condition holds (read from here
+                # after, it lagged the condition by seconds under load).
+                s = await state_when(
+                    page, "!player.seeking() && player.currentTime() > t && player.currentTime() < t + 10", to)
+                seen.append(s)
+                assert s["error"] is None and s["time"] < to + 2 * TARGET, s
+                assert wanted - 2 * TARGET <= s["segment"]["pdt"] <= wanted + TARGET, (wanted, s)
+                self_check(owncast, s)
+                # ... and it plays on from there.
+                s = await state_when(page, "player.currentTime() >= t", to + 3)
+                seen.append(s)
+                assert s["error"] is None and s["time"] < to + 10, s  # it stayed back there
+                assert wanted + 2 * TARGET <= pdt_at(s, s["time"]) <= wanted + 10, (wanted, s)
+                self_check(owncast, s)
+                # video.js shows it: the LIVE button no longer lit ("currently behind live"), the seek bar
+                # over the whole seekable window with the playhead where the player has it ...
+                assert s["behindLive"] and s["liveButton"] == "behind live", s
+                assert s["seekable"][1] - s["seekable"][0] >= BACKLOG - 10, s
+                short_of_live = (1 - float(s["seekBar"][0]) / 100) * s["liveWindow"]
+                behind = s["seekable"][1] - s["time"]
+                assert abs(short_of_live - behind) <= 1.5, s
+                # ... which is a minute short of the edge, less what it played since the seek that the edge
+                # has not yet caught up: the end moves when video.js reloads the playlist, and under load
+                # (CI, seven workers) the state was read 6.5 s after the seek with the end 3 s further.
+                assert BACK - 3 - (s["time"] - to) <= behind <= BACK + 3, (to, s)
+                await screenshot(page, "videojs-rewind-behind-live.png")
 
-                    # 3. Back to live.
-                    await page.evaluate("() => player.liveTracker.seekToLiveEdge()")
-                    # Near the edge, and video.js's live UI caught up with it: its LiveTracker updates the
-                    # button on its own timer, which under load ran after the playhead had arrived (the
-                    # state read then still said "behind live" at 95.0 s of 95 s).
-                    s = await state_when(page, "state().time >= state().seekable[1] - 3 && state().atLive"
-                                               " && state().liveButton === 'at live edge'", 0)
-                    seen.append(s)
-                    edge = s["seekable"][1]
-                    assert s["error"] is None and edge - 3 * TARGET <= s["time"] <= edge + TARGET, s
-                    assert s["atLive"] and s["liveButton"] == "at live edge", s
-                    assert written(owncast, pdt_at(s, s["time"])), (s, owncast.number)
-                    self_check(owncast, s)
-                    await screenshot(page, "videojs-rewind-back-live.png")
-                    assert errors == [] and await page.evaluate("() => window.playerErrors") == []
-                    # Owncast's playlist paths on the service; every segment from the bucket.
-                    playlists = {urlsplit(u).path for u in requests if u.startswith(service.url)}
-                    assert playlists == {"/hls/stream.m3u8", "/hls/0/stream.m3u8"}, playlists
-                    # One round trip per playlist request: video.js's `_HLS_skip=YES&_HLS_msn=N` is a valid
-                    # set of directives in another order, answered as the canonical form is, no 302.
-                    assert [a for a in answers if a[1] != 200] == [], f"{len(answers)} playlist answers"
-                    print(f"video.js: {len(answers)} playlist answers, all 200")
-                    segments = [u for u in requests if u.endswith(".ts")]
-                    assert segments and all(u.startswith(seaweed.public_url) for u in segments), segments
-                finally:
-                    await browser.close()
+                # 3. Back to live.
+                await page.evaluate("() => player.liveTracker.seekToLiveEdge()")
+                # Near the edge, and video.js's live UI caught up with it: its LiveTracker updates the
+                # button on its own timer, which under load ran after the playhead had arrived (the
+                # state read then still said "behind live" at 95.0 s of 95 s).
+                s = await state_when(page, "state().time >= state().seekable[1] - 3 && state().atLive"
+                                           " && state().liveButton === 'at live edge'", 0)
+                seen.append(s)
+                edge = s["seekable"][1]
+                assert s["error"] is None and edge - 3 * TARGET <= s["time"] <= edge + TARGET, s
+                assert s["atLive"] and s["liveButton"] == "at live edge", s
+                assert written(owncast, pdt_at(s, s["time"])), (s, owncast.number)
+                self_check(owncast, s)
+                await screenshot(page, "videojs-rewind-back-live.png")
+                assert errors == [] and await page.evaluate("() => window.playerErrors") == []
+                # Owncast's playlist paths on the service; every segment from the bucket.
+                playlists = {urlsplit(u).path for u in requests if u.startswith(service.url)}
+                assert playlists == {"/hls/stream.m3u8", "/hls/0/stream.m3u8"}, playlists
+                # One round trip per playlist request: video.js's `_HLS_skip=YES&_HLS_msn=N` is a valid
+                # set of directives in another order, answered as the canonical form is, no 302.
+                assert [a for a in answers if a[1] != 200] == [], f"{len(answers)} playlist answers"
+                print(f"video.js: {len(answers)} playlist answers, all 200")
+                segments = [u for u in requests if u.endswith(".ts")]
+                assert segments and all(u.startswith(seaweed.public_url) for u in segments), segments
             assert not feeding.done(), "the encoded stream ran out before the test ended"
         finally:
             print("video.js showed:", *seen, sep="\n")

@@ -1,12 +1,11 @@
-"""Issue 48, end to end: R2 taken away for real while players play. A real S3 server (SeaweedFS) behind
-two gates (tests/support/gates.py): closed for the viewers and the service together, then for the
-viewers only, then for the service's writes only, each until every player has played past what it had
-buffered when the gate closed, and a target duration more, from the VM (at least STEERING_OUTAGE_SECONDS:
-the issue's minute with STEERING_OUTAGE_SECONDS=60). Five players in headless Chromium: the viewer page, a
-plain hls.js page, Owncast's player (video.js with its VHS), Shaka, and hls.js without its content
-steering controller (a player that does not know EXT-X-CONTENT-STEERING: the pathways' variants are
-redundant streams to it, and it plays the last, the VM's, which sends it to the bucket by redirect while
-the bucket serves). STEERING_PLAYERS=viewer,shaka picks some.
+"""End to end: R2 taken away for real while players play. A real S3 server (SeaweedFS) behind two gates
+(tests/support/gates.py): closed for the viewers and the service together, then for the viewers only, then
+for the service's writes only, each until every player has played past what it had buffered when the gate
+closed, and a target duration more, from the VM (at least STEERING_OUTAGE_SECONDS). Five players in
+headless Chromium: the viewer page, a plain hls.js page, Owncast's player (video.js with its VHS), Shaka,
+and hls.js without its content steering controller (a player that does not know EXT-X-CONTENT-STEERING: the
+pathways' variants are redundant streams to it, and it plays the last, the VM's, which sends it to the
+bucket by redirect while the bucket serves). STEERING_PLAYERS=viewer,shaka picks some.
 
 Each keeps playing (no stall longer than one target duration, no fatal error) on the VM's pathway, every
 segment it plays is byte for byte what Owncast finished writing, and once the gate opens and the bucket
@@ -15,7 +14,7 @@ reload and a segment; the VM sends segment bytes only while players are away fro
 
 Each page is at an address of its own (the proxy in front of the service names it in CF-Connecting-IP,
 as cloudflared does, TRUST_CF_CONNECTING_IP): the VM's bytes are bounded per address. Beside the pages,
-clients that want more than their share (issue 66; tests/support/hostile.py), as plain HTTP: forged
+clients that want more than their share (tests/support/hostile.py), as plain HTTP: forged
 reporters (made-up pages at many addresses saying the bucket fails for them) while the bucket serves,
 which move nobody and get no more than one stream's bitrate each, and a drain while the bucket fails for
 everyone, which gets its share of VM_SEGMENT_MBPS and no more, while the steered pages play on. Once the
@@ -34,13 +33,12 @@ the VM's URIs that the bucket's playlists list while players are steered to the 
 What the VM sent is counted on the wire, by a proxy between the pages and the service (a loaded player
 gives up on answers before its browser shows them). The gates and that proxy answer from an event loop
 of their own (tests/support/loop_thread.py): in the test's loop, behind Playwright's events and five
-pages' polling, the pages' requests waited seconds whenever a gate let the service's backlog through.
+pages' polling, the pages' requests would wait whenever a gate let the service's backlog through.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import json
 import os
@@ -58,14 +56,14 @@ from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.vm import budget as vm_budget
 from broadcaster.playlist import hls
 from broadcaster.steering import policy
-from tests.support.browser import launch_chromium, needs_chromium
+from tests.support.browser import needs_chromium, shared_chromium
 from tests.support.counting_proxy import Answer, CountingProxy
 from tests.support.gates import VIEWERS_HOST, BucketGates
 from tests.support.hostile import Fetcher, forge_reports
 from tests.support.loop_thread import LoopThread
 from tests.support.s3 import bucket_of_its_own
 from tests.support.service_process import ServiceProcess, service_env
-from tests.support.steered_players import Players, TimedLedger, Watched
+from tests.support.steered_players import Players, TimedLedger, Watched, on_the_rig
 from tests.support.steering_watch import (asked, charged, from_the_vm, health, highest_bandwidth, last_back, metric,
                                           playing, refused, reloads, report_words, reported_on, served_at, source_late,
                                           tell_the_outage, timeline, told_back, until_pathway, until_played, uploads)
@@ -109,20 +107,17 @@ class Demo:
     wire: CountingProxy  # between the pages and the service: every answer the VM put on the wire
     rig: LoopThread  # where the gates and the wire run: their coroutines go through rig.run()
     hostile: LoopThread  # where the forged reporters and the drain run (tests/support/hostile.py)
-    outages: int = 0  # outages so far
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def demo(tmp_path_factory: pytest.TempPathFactory, seaweed_server: SeaweedS3, recordings: Recordings,
                ) -> AsyncIterator[Demo]:
-    from playwright.async_api import async_playwright
-
     tmp = tmp_path_factory.mktemp("steering")
     ledger = TimedLedger()
     # A bucket of its own on the run's SeaweedFS behind the gates (an outage is this module's alone); the
     # gates and the wire answer from a loop of their own (tests/support/loop_thread.py).
     async with (bucket_of_its_own(seaweed_server) as s3, LoopThread("steering-rig") as rig,
-                LoopThread("hostile") as hostile, threaded(rig, BucketGates(s3)) as gates,
+                LoopThread("hostile") as hostile, on_the_rig(rig, BucketGates(s3)) as gates,
                 OwncastEmulator(tmp / "hls", resolve_settings(segment_seconds=TARGET),
                                 ledger=ledger, recordings=recordings) as owncast):
         env = service_env(tmp / "hls", s3, tmp / "state", S3_ENDPOINT_URL=gates.service_url,
@@ -132,10 +127,9 @@ async def demo(tmp_path_factory: pytest.TempPathFactory, seaweed_server: Seaweed
         # UPLOAD_TIMEOUT stays at its default (5 s): a closed gate answers 503 at once, and with 2 s a PUT
         # that a machine at load 20 made slow timed out after the gate opened, the service steered players
         # to the VM again for it (`uploads`), and they fetched from the VM after being told to go back.
-        async with ServiceProcess(env, tmp / "service") as service, async_playwright() as pw:
+        async with ServiceProcess(env, tmp / "service") as service, shared_chromium() as browser:
             wire = CountingProxy(service.url, keep_host=True, address_from_agent=True)
             await rig.run(wire.start())
-            browser = await launch_chromium(pw)
             try:
                 await owncast.wait_for_segments(0, 3, timeout=30)
                 async with Players(browser, wire.url, gates.public_url, owncast.hls_dir, ledger,
@@ -144,18 +138,7 @@ async def demo(tmp_path_factory: pytest.TempPathFactory, seaweed_server: Seaweed
                     await asyncio.gather(*(until_played(watched, 4) for watched in pages.values()))
                     yield Demo(s3, gates, owncast, service, players, pages, wire, rig, hostile)
             finally:
-                await browser.close()
                 await rig.run(wire.close())
-
-
-@contextlib.asynccontextmanager
-async def threaded(rig: LoopThread, gates: BucketGates) -> AsyncIterator[BucketGates]:
-    """`gates` started and stopped on the rig's loop."""
-    await rig.run(gates.__aenter__())
-    try:
-        yield gates
-    finally:
-        await rig.run(gates.__aexit__(None, None, None))
 
 
 async def outage(demo: Demo, *, service: bool, viewers: bool, drain: bool = False) -> None:
@@ -200,7 +183,6 @@ async def judged_outage(demo: Demo, *, service: bool, viewers: bool, drain: bool
     played_before = {name: await w.played() for name, w in pages.items()}
     closed_at = time.monotonic()
     await demo.rig.run(demo.gates.close(service=service, viewers=viewers))
-    demo.outages += 1
     drainer: Fetcher | None = None
     draining: asyncio.Future[None] | None = None
     try:
@@ -290,11 +272,10 @@ async def judged_outage(demo: Demo, *, service: bool, viewers: bool, drain: bool
     await demo.players.settle()
     problems += demo.players.mismatches()
     # What the VM counted is what it put on the wire (the proxy in front of it counts every answer's body,
-    # those a player gave up on before its browser showed them included: run39's count of what the
-    # pages saw came 1.86 MB short at load), and the players got no more than that. A page may be
-    # fetching from the VM as this is read (a player without steering stays on the VM's pathway, which
-    # sends the newest segment itself while its upload is late: run53 at load, counted as not steered),
-    # so the two are read until they agree, once no answer is between them.
+    # those a player gave up on before its browser showed them included), and the players got no more
+    # than that. A page may be fetching from the VM as this is read (a player without steering stays on
+    # the VM's pathway, which sends the newest segment itself while its upload is late, counted as not
+    # steered), so the two are read until they agree, once no answer is between them.
     answers: list[Answer] = []
     counted: dict[str, float] = {}
 
@@ -334,8 +315,7 @@ async def judged_outage(demo: Demo, *, service: bool, viewers: bool, drain: bool
     # whose upload had not landed then is asked again: vm/segments.py's `late`), but to a page whose own
     # fetches from the bucket failed within REPORTED_FOR (and a beat, its report's way) of the answer,
     # *after* the service steered back: what pages saw fail in the outage was everyone's, and opens no
-    # bytes once the bucket serves (policy._own_failure_heard; before, a page that had failed in the
-    # outage kept getting the VM's bytes for REPORTED_FOR after it).
+    # bytes once the bucket serves (policy._own_failure_heard).
     failed_bucket = {PAGE_ADDRESSES[n]: [at for at, _status, url in w.refused if VIEWERS_HOST in url and at >= back_at]
                      for n, w in pages.items()}
     paid_after = [(round(a.at - back_at, 1), a.address, a.path.rsplit("/", 1)[-1], a.size) for a in answers

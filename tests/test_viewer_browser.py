@@ -9,14 +9,14 @@ import re
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 import pytest_asyncio
 
 from broadcaster.demo.recordings import Recordings
-from tests.support.browser import launch_chromium, needs_chromium, open_viewer, wait_for_state, watch
+from tests.support.browser import (needs_chromium, open_viewer, shared_chromium, stat_rows, wait_for_state,
+                                   watch)
 from tests.support.live_demo import LiveDemo, live_demo
 from tests.support.startup import StartupRecorder, emulate
 
@@ -46,77 +46,63 @@ async def demo(tmp_path_factory: pytest.TempPathFactory, recordings: Recordings)
         yield running
 
 
-async def stat_rows(page: Any) -> dict[str, str]:
-    """The stats panel's visible rows, name to value."""
-    rows: dict[str, str] = await page.evaluate(
-        "() => Object.fromEntries([...document.querySelectorAll('#stats dl div:not([hidden])')]"
-        ".map((d) => [d.querySelector('dt').textContent, d.querySelector('dd').textContent]))")
-    return rows
-
-
 async def test_viewer_plays_from_the_bucket_and_shows_offline_and_back(demo: Demo, tmp_path: Path) -> None:
-    from playwright.async_api import async_playwright
-
     await demo.owncast.wait_for_segments(0, 3, timeout=20)
     ARTIFACTS.mkdir(exist_ok=True)
     requests: list[str] = []
     console_errors: list[str] = []
-    async with async_playwright() as pw:
-        browser = await launch_chromium(pw, draw_video=True)  # screenshots, the first frame drawn
-        try:
-            page = await browser.new_page(viewport={"width": 1100, "height": 800})
-            page.on("request", lambda r: requests.append(r.url))
-            page.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda e: console_errors.append(str(e)))
-            await open_viewer(page, f"{demo.service.url}/")
-            stats = await watch(page, 5)
-            await page.screenshot(path=str(ARTIFACTS / "viewer-playing.png"), full_page=True)
+    async with shared_chromium(draw_video=True) as browser:  # screenshots, the first frame drawn
+        page = await browser.new_page(viewport={"width": 1100, "height": 800})
+        page.on("request", lambda r: requests.append(r.url))
+        page.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: console_errors.append(str(e)))
+        await open_viewer(page, f"{demo.service.url}/")
+        stats = await watch(page, 5)
+        await page.screenshot(path=str(ARTIFACTS / "viewer-playing.png"), full_page=True)
 
-            s3_host = urlsplit(demo.s3.endpoint_url).netloc
-            service_host = urlsplit(demo.service.url).netloc
-            segments = [u for u in requests if u.endswith((".ts", ".m4s"))]
-            assert segments and all(urlsplit(u).netloc == s3_host for u in segments), segments
-            assert not [u for u in requests if urlsplit(u).netloc == service_host and u.endswith(".ts")]
-            assert stats["segments"] >= 5 and stats["bytes"] > 0 and stats["originSegments"] == 0
-            assert stats["segmentHosts"] == [s3_host] and stats["errors"] == []
-            await page.get_by_role("button", name="Show stats").click()  # as a person would
-            panel = await page.inner_text("body")
-            assert s3_host in panel
-            # In the viewer's words: no jargon, one latency figure and what it means, and the
-            # downloads add up: all of it from the bucket here (no P2P), none from this server.
-            assert not re.search(r"\bR2\b|\bHTTP\b|egress|optimization", panel), panel
-            assert panel.count("Behind live") == 2 and "Behind live: how long ago" in panel, panel
-            rows = await stat_rows(page)
-            assert rows["Video downloaded"] == rows["From the storage bucket"].split(" · ")[0], rows
-            assert rows["From the storage bucket"].endswith(" · 100 %"), rows
-            assert "No video came from this server" in panel and not await page.is_visible("#sharing")
-            await page.screenshot(path=str(ARTIFACTS / "viewer-stats.png"), full_page=True)
+        s3_host = urlsplit(demo.s3.endpoint_url).netloc
+        service_host = urlsplit(demo.service.url).netloc
+        segments = [u for u in requests if u.endswith((".ts", ".m4s"))]
+        assert segments and all(urlsplit(u).netloc == s3_host for u in segments), segments
+        assert not [u for u in requests if urlsplit(u).netloc == service_host and u.endswith(".ts")]
+        assert stats["segments"] >= 5 and stats["bytes"] > 0 and stats["originSegments"] == 0
+        assert stats["segmentHosts"] == [s3_host] and stats["errors"] == []
+        await page.get_by_role("button", name="Show stats").click()  # as a person would
+        panel = await page.inner_text("body")
+        assert s3_host in panel
+        # In the viewer's words: no jargon, one latency figure and what it means, and the
+        # downloads add up: all of it from the bucket here (no P2P), none from this server.
+        assert not re.search(r"\bR2\b|\bHTTP\b|egress|optimization", panel), panel
+        assert panel.count("Behind live") == 2 and "Behind live: how long ago" in panel, panel
+        rows = await stat_rows(page)
+        assert rows["Video downloaded"] == rows["From the storage bucket"].split(" · ")[0], rows
+        assert rows["From the storage bucket"].endswith(" · 100 %"), rows
+        assert "No video came from this server" in panel and not await page.is_visible("#sharing")
+        await page.screenshot(path=str(ARTIFACTS / "viewer-stats.png"), full_page=True)
 
-            # Owncast's broadcaster disconnects: offline clip + ENDLIST. The viewer says so.
-            await demo.owncast.stop_stream(offline=True)
-            await wait_for_state(page, "offline", 45_000, f"{demo.service.url}/live/0/playlist.m3u8")
-            assert "offline" in (await page.inner_text("body")).lower()
-            assert await page.inner_text("#s-state") == "offline"  # the stats panel agrees at once
-            await page.screenshot(path=str(ARTIFACTS / "viewer-offline.png"), full_page=True)
+        # Owncast's broadcaster disconnects: offline clip + ENDLIST. The viewer says so.
+        await demo.owncast.stop_stream(offline=True)
+        await wait_for_state(page, "offline", 45_000, f"{demo.service.url}/live/0/playlist.m3u8")
+        assert "offline" in (await page.inner_text("body")).lower()
+        assert await page.inner_text("#s-state") == "offline"  # the stats panel agrees at once
+        await page.screenshot(path=str(ARTIFACTS / "viewer-offline.png"), full_page=True)
 
-            # ...and comes back as a new stream: the viewer plays again by itself.
-            await demo.owncast.restart_stream()
-            await wait_for_state(page, "playing", 45_000, f"{demo.service.url}/live/0/playlist.m3u8")
-            final = await watch(page, 2)
-            await page.screenshot(path=str(ARTIFACTS / "viewer-back.png"), full_page=True)
+        # ...and comes back as a new stream: the viewer plays again by itself.
+        await demo.owncast.restart_stream()
+        await wait_for_state(page, "playing", 45_000, f"{demo.service.url}/live/0/playlist.m3u8")
+        final = await watch(page, 2)
+        await page.screenshot(path=str(ARTIFACTS / "viewer-back.png"), full_page=True)
 
-            # Phone width: nothing wider than the screen. Keyboard: the stats toggle works without a mouse.
-            await page.set_viewport_size({"width": 360, "height": 740})
-            assert await page.evaluate("() => document.documentElement.scrollWidth") <= 360
-            await page.screenshot(path=str(ARTIFACTS / "viewer-phone.png"), full_page=True)
-            toggle = page.get_by_role("button", name="Hide stats")
-            await toggle.focus()
-            await page.keyboard.press("Enter")
-            await page.get_by_role("button", name="Show stats").wait_for(timeout=5_000)
-            assert await page.locator("#stats").is_hidden()
-            assert final["originSegments"] == 0 and final["errors"] == []
-        finally:
-            await browser.close()
+        # Phone width: nothing wider than the screen. Keyboard: the stats toggle works without a mouse.
+        await page.set_viewport_size({"width": 360, "height": 740})
+        assert await page.evaluate("() => document.documentElement.scrollWidth") <= 360
+        await page.screenshot(path=str(ARTIFACTS / "viewer-phone.png"), full_page=True)
+        toggle = page.get_by_role("button", name="Hide stats")
+        await toggle.focus()
+        await page.keyboard.press("Enter")
+        await page.get_by_role("button", name="Show stats").wait_for(timeout=5_000)
+        assert await page.locator("#stats").is_hidden()
+        assert final["originSegments"] == 0 and final["errors"] == []
     # Failed resource loads are the browser's, not the page's; anything else is a bug in the viewer.
     own = [e for e in console_errors if "Failed to load resource" not in e]
     assert own == [], own
@@ -127,21 +113,16 @@ async def test_a_first_visit_starts_with_few_requests_and_no_redirect(demo: Demo
     """What the page needs to start comes with it or beside it. Counted by the browser (its own
     account of its requests, each redirect one of them, up to the video's first frame: tests/support/
     startup.py) on a first visit over a 150 ms round trip, the link the goal names."""
-    from playwright.async_api import async_playwright
 
     await demo.owncast.wait_for_segments(0, 3, timeout=20)
-    async with async_playwright() as pw:
-        browser = await launch_chromium(pw, draw_video=True)  # the first frame drawn
-        try:
-            context = await browser.new_context()  # nothing cached, no connection open
-            page = await context.new_page()
-            recorder = StartupRecorder(page)
-            await recorder.install()
-            await emulate(context, page, latency_ms=150)
-            await page.goto(f"{demo.service.url}/", wait_until="commit")
-            start = await recorder.result(timeout_ms=30_000)
-        finally:
-            await browser.close()
+    async with shared_chromium(draw_video=True) as browser:  # the first frame drawn
+        context = await browser.new_context()  # nothing cached, no connection open
+        page = await context.new_page()
+        recorder = StartupRecorder(page)
+        await recorder.install()
+        await emulate(context, page, latency_ms=150)
+        await page.goto(f"{demo.service.url}/", wait_until="commit")
+        start = await recorder.result(timeout_ms=30_000)
     asked = [f"{f.started:.2f} {f.url}{' (redirected)' if f.redirected else ''}" for f in start.before]
     assert start.redirects() == [], asked
     # Counted up to the first segment's request: past it, a loaded machine decoding slowly lets hls.js

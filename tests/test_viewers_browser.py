@@ -25,15 +25,14 @@ from typing import Any
 import aiohttp
 import pytest
 import pytest_asyncio
-from aiohttp import web
 
 from broadcaster.demo.emulator import OwncastEmulator, resolve_settings
 from broadcaster.demo.recordings import Recordings
 from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.service import Service
-from tests.support.browser import (POLL_MS, Chromium, OwnedPages, needs_chromium, open_viewer, shared_chromium,
-                                   watch)
-from tests.support.local_http import serve_local
+from tests.support.browser import (POLL_MS, Chromium, OwnedPages, module_chromium, needs_chromium, open_viewer,
+                                   owned_pages, watch)
+from tests.support.framer import Framer
 from tests.support.owncast_viewers import OwncastViewers
 from tests.support.scrape import Samples, scraped
 from tests.support.service_process import running_service, service_env
@@ -49,30 +48,6 @@ TIMEOUT = 3  # VIEWER_TIMEOUT: short, so a page whose goodbye is lost leaves the
 WAIT = 30.0  # seconds any one browser condition may take on a busy machine
 
 
-class Framer:
-    """Another origin (127.0.0.1, another port) whose page frames the viewer's /embed."""
-
-    def __init__(self) -> None:
-        self.target = ""  # the service's URL, once it runs
-        self.url = ""
-        self._runner: web.AppRunner | None = None
-
-    async def _page(self, _request: web.Request) -> web.Response:
-        snippet = (f'<iframe src="{self.target}/embed" width="640" height="360" allow="autoplay; fullscreen" '
-                   'allowfullscreen style="border:0"></iframe>')  # docs/viewers.md#embedding-the-player
-        return web.Response(text=f"<!doctype html><title>a site</title><h1>My site</h1>{snippet}",
-                            content_type="text/html")
-
-    async def start(self) -> None:
-        app = web.Application()
-        app.router.add_get("/", self._page)
-        self._runner, self.url = await serve_local(app)
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-
-
 @dataclass
 class Stack:
     service: Service
@@ -84,40 +59,23 @@ class Stack:
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def stack(tmp_path_factory: pytest.TempPathFactory, recordings: Recordings) -> AsyncIterator[Stack]:
     tmp = tmp_path_factory.mktemp("viewers")
-    allowed, other = Framer(), Framer()
-    await allowed.start()
-    await other.start()
-    try:
-        async with (
-            SeaweedS3(tmp / "seaweed", discard=True) as s3,
-            OwncastEmulator(tmp / "hls", resolve_settings(segment_seconds=1), recordings=recordings) as emulator,
-            OwncastViewers(purge_timeout=TIMEOUT, prune_every=0.5) as owncast,
-        ):
-            env = service_env(tmp / "hls", s3, tmp / "state", WINDOW_SECONDS="8", VIEWER_TIMEOUT=str(TIMEOUT),
-                              OWNCAST_URL=owncast.url, FRAME_ANCESTORS=f"'self' {allowed.url}",
-                              VIEWER_SOURCES=allowed.url)
-            async with running_service(env) as service:  # in this process: the test watches its audience
-                allowed.target = other.target = service.url
-                await emulator.wait_for_segments(0, 3, timeout=20)
-                yield Stack(service, owncast, allowed, other)
-    finally:
-        await allowed.stop()
-        await other.stop()
+    async with (
+        Framer() as allowed, Framer() as other,
+        SeaweedS3(tmp / "seaweed", discard=True) as s3,
+        OwncastEmulator(tmp / "hls", resolve_settings(segment_seconds=1), recordings=recordings) as emulator,
+        OwncastViewers(purge_timeout=TIMEOUT, prune_every=0.5) as owncast,
+    ):
+        env = service_env(tmp / "hls", s3, tmp / "state", WINDOW_SECONDS="8", VIEWER_TIMEOUT=str(TIMEOUT),
+                          OWNCAST_URL=owncast.url, FRAME_ANCESTORS=f"'self' {allowed.url}",
+                          VIEWER_SOURCES=allowed.url)
+        async with running_service(env) as service:  # in this process: the test watches its audience
+            allowed.target = other.target = service.url
+            await emulator.wait_for_segments(0, 3, timeout=20)
+            yield Stack(service, owncast, allowed, other)
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def chromium() -> AsyncIterator[Chromium]:
-    """One Chromium for the module's tests (a launch of Playwright's driver and the browser costs about a
-    second of CPU); each test opens its own contexts and pages in it (`browser`)."""
-    async with shared_chromium() as launched:
-        yield launched
-
-
-@pytest_asyncio.fixture(loop_scope="module")
-async def browser(chromium: Chromium) -> AsyncIterator[OwnedPages]:
-    """This test's contexts and pages in the module's Chromium, closed when it ends."""
-    async with chromium.own() as own:
-        yield own
+chromium = module_chromium()
+browser = owned_pages  # each test's own contexts and pages in it
 
 
 async def test_playing_pages_are_counted_here_and_by_owncast_and_closed_ones_leave(
@@ -474,7 +432,6 @@ async def test_honest_pages_reports_are_all_within_bounds_and_each_start_up_coun
     assert added("reports_total") >= 2 * 3, (added("reports_total"), figures)
     assert added("startup_seconds_count") == 2, (added("startup_seconds_count"), figures)
     assert all(f["startupMs"] > 0 and f["lastReport"][0] == -1 for f in figures), figures
-
 
 
 async def test_a_report_whose_beat_failed_goes_into_the_next_and_no_count_is_lost(

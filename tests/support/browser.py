@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import pytest_asyncio
 
 CHROMIUM = "/usr/bin/chromium"
 # Chromium 156 prewarms its omnibox popup, a WebUI page (chrome://omnibox-popup.top-chrome/), in a
 # renderer of its own for every window, so for each browser context the tests open, though headless has
-# no omnibox to show it in: 0.4-1 s of CPU each (a context and a blank page cost 2.46 s for four, 1.15 s
-# without it, 2026-11-27), and in a full run of the suite 120 s of CPU in 158 such renderers.
+# no omnibox to show it in: 0.4-1 s of CPU each.
 NO_OMNIBOX_POPUP = ("WebUIOmniboxPopup", "WebUIOmniboxFullPopup", "WebUIOmniboxAimPopup")
 # Chromium reads the last --disable-features only, and Playwright passes its own list before ours:
 # the one given here keeps Playwright's list (1.65's chromiumSwitches, for reasons of its own) and adds ours.
@@ -39,7 +39,7 @@ CHROMIUM_ARGS = [*_BASE_ARGS, _disabled()]
 # here resolves (the P2P test and bench).
 WEBRTC_ARGS = [*_BASE_ARGS, _disabled("WebRtcHideLocalIpsWithMdns")]
 
-# A hostile viewer (issue 31; the P2P test and bench): every segment chunk it sends over WebRTC has one
+# A hostile viewer (the P2P test and bench): every segment chunk it sends over WebRTC has one
 # byte flipped (commands, a few hundred bytes, go as they are). Its own player keeps the bucket's bytes.
 ALTER_P2P_UPLOADS = """(() => {
   const send = RTCDataChannel.prototype.send;
@@ -55,7 +55,7 @@ ALTER_P2P_UPLOADS = """(() => {
   };
 })();"""
 
-# Hostile viewers of issue 40: the page's P2P Media Loader (the vendored 2.3.1's own Peer class, reached
+# Hostile viewers: the page's P2P Media Loader (the vendored 2.3.1's own Peer class, reached
 # through its engine as viewer/p2p.js reaches it) answers every segment request it gets the hostile way,
 # and never sends the "completed" command. window.hostileUploads counts the segments it sent that way,
 # window.hostileLog says to whom (the peer id) and how ('altered', 'half', '+20 kB', 'x4 + 1 MB').
@@ -63,7 +63,7 @@ ALTER_P2P_UPLOADS = """(() => {
 #   larger    the real segment, announced larger (alternately by 20 kB, within any bound, and 4x + 1 MB),
 #             never "completed" (the end it announced never comes)
 #   half      the first half of the segment, altered, and then nothing
-#   end       (issue 50, V5) announces every segment the playlists list as its own as soon as it is listed
+#   end       announces every segment the playlists list as its own as soon as it is listed
 #             (so that it is asked first, before anyone has it), and answers every request with the
 #             segment's bytes (made-up ones when it has none yet, 200 KiB) but the last 1 KiB at once, then
 #             a byte a second, so that the engine's 2 s "no bytes" timeout never ends the attempt: no
@@ -222,17 +222,14 @@ LAUNCH_TIMEOUT_MS = 180_000
 
 # The pages' size where a test does not set its own (it does where it checks the layout): Chromium draws
 # every frame of a playing page in software here, at Playwright's default of 1280x720 about 4.5 s of CPU
-# per 15 s of the viewer playing, at 480x270 3.1-3.2 s (2026-11-25, /tmp/chrome_res2.py, four runs each).
-# The browser tests are the suite's largest share of its two cores.
+# per 15 s of the viewer playing, at 480x270 3.1-3.2 s.
 VIEWPORT = {"width": 480, "height": 270}
 
 
 # How often a page checks a wait_for_function condition, in ms. Playwright's default polls on every
-# animation frame, which makes Chromium produce a frame 60 times a second for as long as the wait lasts:
-# a playing page took 2.6-2.7 s of CPU per 15 s so, against 1.6-1.8 s polling every 250 ms and 1.5-1.6 s
-# with no wait (2026-11-26, the demo's viewer, its video not drawn). The conditions waited on take
-# seconds; a tenth of a second more to see one costs nothing. Every call passes it
-# (tests/test_suite_rules.py).
+# animation frame, which makes Chromium produce a frame 60 times a second for as long as the wait lasts
+# (a playing page's CPU up by half). The conditions waited on take seconds; a tenth of a second more to
+# see one costs nothing. Every call passes it (tests/test_suite_rules.py).
 POLL_MS = 100
 
 
@@ -240,9 +237,8 @@ POLL_MS = 100
 # is still fetched, decoded, timed and played, its frames still reach requestVideoFrameCallback (71 in 3 s
 # at 24 frames a second; Shaka's timeline observer and the first-frame clock use it) and its box keeps
 # its size (hls.js and Shaka choose by it).
-# Drawing it was 38 % of a playing page's CPU here (2.29 s of CPU per 15 s played against 1.41 s, the GPU
-# process 0.56 s against 0.08 s; the demo's viewer at VIEWPORT, 2026-11-26), and the browser tests are the
-# suite's largest share of its two cores. A test that looks at the picture (a screenshot, the first frame
+# Drawing it was 38 % of a playing page's CPU here, and the browser tests are the suite's largest share of
+# its two cores. A test that looks at the picture (a screenshot, the first frame
 # drawn) launches with draw_video=True or calls show_video(page) before it looks.
 UNDRAWN_VIDEO = """(() => {
   const sheet = new CSSStyleSheet();
@@ -329,17 +325,37 @@ async def launch_chromium(pw: Any, args: list[str] = CHROMIUM_ARGS, *, draw_vide
 
 
 @contextlib.asynccontextmanager
-async def shared_chromium(args: list[str] = CHROMIUM_ARGS) -> AsyncIterator[Chromium]:
-    """Playwright's driver and a Chromium for a module's tests (a module-scoped fixture's), closed with it:
-    each test opens its own contexts and pages there (Chromium.own) and closes them."""
+async def shared_chromium(args: list[str] = CHROMIUM_ARGS, *,
+                         draw_video: bool = False) -> AsyncIterator[Chromium]:
+    """Playwright's driver and a Chromium (launch_chromium's), closed with it: a module-scoped fixture's
+    tests each open their own contexts and pages there (Chromium.own) and close them."""
     from playwright.async_api import async_playwright
 
     async with async_playwright() as pw:
-        launched = await launch_chromium(pw, args)
+        launched = await launch_chromium(pw, args, draw_video=draw_video)
         try:
             yield launched
         finally:
             await launched.close()
+
+
+def module_chromium(args: list[str] = CHROMIUM_ARGS, name: str = "chromium") -> Any:
+    """A module-scoped fixture, `name`: one shared_chromium(args) for the module's tests."""
+
+    @pytest_asyncio.fixture(scope="module", loop_scope="module", name=name)
+    async def fixture() -> AsyncIterator[Chromium]:
+        async with shared_chromium(args) as launched:
+            yield launched
+
+    return fixture
+
+
+@pytest_asyncio.fixture(loop_scope="module", name="browser")
+async def owned_pages(chromium: Chromium) -> AsyncIterator[OwnedPages]:
+    """`browser`: this test's contexts and pages in the module's `chromium` (module_chromium), closed when
+    it ends."""
+    async with chromium.own() as own:
+        yield own
 
 
 async def open_viewer(page: Any, url: str) -> None:
@@ -373,6 +389,14 @@ async def wait_for_state(page: Any, state: str, timeout_ms: int, playlist: str |
                    readyState: v && v.readyState, playlist: tail };
         }""", playlist)
         raise AssertionError(f"the viewer not {state!r} after {timeout_ms / 1000:g} s: {where}") from None
+
+
+async def stat_rows(page: Any) -> dict[str, str]:
+    """The viewer's stats panel's visible rows, name to value."""
+    rows: dict[str, str] = await page.evaluate(
+        "() => Object.fromEntries([...document.querySelectorAll('#stats dl div:not([hidden])')]"
+        ".map((d) => [d.querySelector('dt').textContent, d.querySelector('dd').textContent]))")
+    return rows
 
 
 async def watch(page: Any, seconds: float, timeout_ms: int = 30_000) -> dict[str, Any]:

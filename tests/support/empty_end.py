@@ -17,12 +17,12 @@ of the stream on. A segment is listed once complete; variant 1 lists its last at
 it has; at END (15 s) variant 0 lists its 5 s segment, which raises the target 2 -> 5, and Owncast ends
 the stream. What each variant shows from then on (SCRIPTS):
 
-  ended_empty                the service since merge 8d64183: variant 0 a new playlist under
-                             TARGETDURATION 5, MEDIA-SEQUENCE 7 (the number after every one either
-                             variant listed), DISCONTINUITY-SEQUENCE 0 (one timeline, kept), its 5 s
-                             segment and ENDLIST; variant 1 the same header and ENDLIST, no segment.
-  former                     the service before it: variant 0 as above; variant 1 its last version under
-                             TARGETDURATION 2, no ENDLIST, for good (until the next stream).
+  ended_empty                the service's: variant 0 a new playlist under TARGETDURATION 5,
+                             MEDIA-SEQUENCE 7 (the number after every one either variant listed),
+                             DISCONTINUITY-SEQUENCE 0 (one timeline, kept), its 5 s segment and ENDLIST;
+                             variant 1 the same header and ENDLIST, no segment.
+  former                     variant 0 as above; variant 1 its last version under TARGETDURATION 2, no
+                             ENDLIST, for good (until the next stream).
   ended_under_former_target  an alternative: variant 0 as above; variant 1 its last version under
                              TARGETDURATION 2 with ENDLIST (two targets at the end: 6.2.4).
   carried                    an alternative: variant 0 as above; variant 1 its last window again under
@@ -33,9 +33,7 @@ tests/test_players_empty_end.py feeds the same listings to the service's own Pub
 "ended_empty" is what it shows. A client is a path of its own (/c/<client>/live/master.m3u8): its clock
 starts at its first request, JOIN seconds into the stream (0-6 s listed in each variant).
 
-The players and their pages are tests/support/empty_end_players.py's; `python -m
-tests.support.empty_end_players [--unpinned] SCRIPT...` plays every player against each script and prints
-what each did (the module docstring of tests/test_players_empty_end.py has the figures).
+The players and their pages are tests/support/empty_end_players.py's.
 """
 
 from __future__ import annotations

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import os
 import sys
 import tempfile
 import time
@@ -20,12 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
-
 from tests.support.empty_end import LAST, Asked, ScriptedServer, make_media, segments_of
-from tests.support.independent_players import (BROWSER_PAGES, HLSDEMUX, HLSDEMUX2, SHAKA_52, SHAKA_52_LL,
-                                               SHAKA_416, STREAMLINK, VIDEOJS_DEFAULTS, VIDEOJS_OWNCAST,
-                                               VIEWER_PAGE, VLC, Native, Pages, PLAYERS, as_nobody)
+from tests.support.independent_players import (BROWSER_PAGES, NATIVE, SHAKA_52, SHAKA_52_LL, SHAKA_416,
+                                               VIDEOJS_DEFAULTS, VIDEOJS_OWNCAST, VIEWER_PAGE, Pages, native_player)
 from tests.support.page_open import Opened, open_page
 from tests.support.waiting import TimedOut, until
 
@@ -130,62 +126,10 @@ def page_of(name: str, pin: bool) -> str:
 PAGES = {pin: {name: page_of(name, pin) for name in BROWSER_PAGES} for pin in (True, False)}
 
 
-class PinnedPages(Pages):
-    """independent_players.Pages (the players' scripts, and the viewer's folder under /js/, its index.html
-    the viewer page) serving the pages held on variant 1, or (`pin` False) left to choose."""
-
-    def __init__(self, pin: bool = True) -> None:
-        super().__init__()
-        self.pages = PAGES[pin]
-
-    async def _page(self, request: web.Request) -> web.Response:  # type: ignore[override]
-        return web.Response(text=self.pages[request.match_info["player"]], content_type="text/html")
-
-
-# -- the players' processes ------------------------------------------------------------------------------
-
-
-def native_player(name: str, src: str, work: Path, pin: bool) -> Native:
-    """independent_players.native_players' commands, held on variant 1 (`pin`): streamlink's "worst" stream;
-    hlsdemux at connection-speed 1 kbps; hlsdemux2 in uridecodebin3 (streams-aware, as parsebin is, and
-    it passes connection-speed on), stopped at the parsed streams (no decoder: Debian's are in another
-    package) into fakesinks that keep the clock; VLC's lowest adaptive logic. VLC quits at the end of its
-    playlist (--play-and-exit), as the others do at the end of the stream."""
-    player = next(p for p in PLAYERS if p.name == name)
-    if name == VLC and os.geteuid() == 0:
-        folder = Path(tempfile.mkdtemp(prefix="hls-broadcaster-vlc-"))  # nobody enters pytest's folders
-    else:
-        folder = work / name
-        folder.mkdir(parents=True)
-    output: Path | None = folder / "out.ts"
-    env: dict[str, str] | None = None
-    if name == STREAMLINK:
-        argv = [sys.executable, "-m", "streamlink", "--loglevel", "info", "--http-header",
-                f"User-Agent=streamlink {player.marker}", "--output", str(output), src, "worst" if pin else "best"]
-    elif name == HLSDEMUX:
-        argv = ["gst-launch-1.0", "-q", "souphttpsrc", f"location={src}", "!", "hlsdemux",
-                *(["connection-speed=1"] if pin else []), "!", "filesink", f"location={output}"]
-    elif name == HLSDEMUX2:
-        output = None
-        sinks = ["p.", "!", "queue", "!", "fakesink", "sync=true", "p.", "!", "queue", "!", "fakesink", "sync=true"]
-        if pin:
-            argv = ["gst-launch-1.0", "-q", "uridecodebin3", f"uri={src}", "connection-speed=1",
-                    "caps=video/x-h264;audio/mpeg", "name=p", *sinks]
-        else:
-            argv = ["gst-launch-1.0", "-q", "souphttpsrc", f"location={src}", "!", "parsebin", "name=p", *sinks]
-        env = {**os.environ, "GST_PLUGIN_FEATURE_RANK": "hlsdemux:NONE"}
-    elif name == VLC:
-        argv, env = as_nobody(["cvlc", "--verbose=1", "--no-stats", *(["--adaptive-logic=lowest"] if pin else []),
-                               "--play-and-exit", src, "--sout", f"#std{{access=file,mux=ts,dst={output}}}"], folder)
-    else:
-        raise ValueError(name)
-    return Native(player, argv, folder, output, env)
-
-
 # -- one run of every player -------------------------------------------------------------------------------
 
 PAGE_PLAYERS = (VIEWER_PAGE, SHAKA_416, SHAKA_52, SHAKA_52_LL, VIDEOJS_OWNCAST, VIDEOJS_DEFAULTS)
-PROCESS_PLAYERS = (STREAMLINK, HLSDEMUX, HLSDEMUX2, VLC)
+PROCESS_PLAYERS = NATIVE
 ALL_PLAYERS = PAGE_PLAYERS + PROCESS_PLAYERS
 # A process still running this long after the end was shown to it (on its clock) is judged not to end:
 # streamlink stops on a playlist with no new segment for 3 target durations (15 s under the new target).
@@ -296,13 +240,14 @@ async def play_all(chromium: Any, server: ScriptedServer, script: str, work: Pat
     """Every player at once against `script` (each a client of its own), until each has ended, stood still,
     failed, or (a process) outlived the end by GRACE; what each did."""
     outcomes = {name: Outcome(name, script) for name in players}
-    natives = {name: native_player(name, server.plays(f"{script}-{name}", script), work, pin)
+    natives = {name: native_player(name, server.plays(f"{script}-{name}", script), work, lowest=pin,
+                                   ends=True)
                for name in players if name in PROCESS_PLAYERS}
     started: dict[str, float] = {}
     stopped: dict[str, float] = {}  # when each process was seen ended (by itself, or stopped)
     outlived: set[str] = set()  # the processes stopped GRACE after the end
     opened: dict[str, Opened] = {}  # the pages
-    async with PinnedPages(pin) as pages:
+    async with Pages(PAGES[pin]) as pages:
         try:
             for native in natives.values():
                 await native.start()

@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 from dataclasses import dataclass
 from typing import Any
 
-from aiohttp import web
-
-from broadcaster.demo.ffmpeg import ffmpeg_exe
-from tests.support.browser import POLL_MS, launch_chromium
+from tests.support.browser import POLL_MS, shared_chromium
 from tests.support.gap_server import SCENARIOS, GapServer
+from tests.support.local_http import serve_local
+from tests.support.players import progress, read_with_ffmpeg, warned
 
 FPS = 30
 PLAYER_TIMEOUT = 40.0  # a stuck player is caught by the page's own watchdog long before this
@@ -33,7 +31,7 @@ class FfmpegRun:
 
     @property
     def warnings(self) -> list[str]:
-        return [line for line in self.log if re.search(r"\[(warning|error|fatal|panic)\] ", line)]
+        return warned(self.log)
 
 
 @dataclass
@@ -66,26 +64,6 @@ class HlsJsRun:
             elif waited is not None and kind == "playing" and t >= end:
                 return int(ms - waited)
         return None
-
-
-async def _run_ffmpeg(exe: str, base: str, scenario: str) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        exe, "-hide_banner", "-nostdin", "-loglevel", "level+warning", "-nostats", "-progress", "pipe:1",
-        "-i", f"{base}/p/{scenario}/ffmpeg/index.m3u8", "-c", "copy", "-f", "null", "-",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), PLAYER_TIMEOUT)
-    except TimeoutError:
-        proc.kill()
-        out, err = await proc.communicate()
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(errors="replace"), err.decode(errors="replace")
-
-
-def _progress(out: str, key: str) -> str:
-    values = re.findall(rf"^{key}=(\S+)$", out, re.MULTILINE)
-    return values[-1] if values else "0"
 
 
 async def _run_hlsjs(browser: Any, base: str, scenario: str) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -124,33 +102,22 @@ async def _bounded_hlsjs(browser: Any, base: str, scenario: str) -> tuple[dict[s
 
 
 async def observe(server: GapServer) -> tuple[dict[str, FfmpegRun], dict[str, HlsJsRun]]:
-    from playwright.async_api import async_playwright
-
-    runner = web.AppRunner(server.app(), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    base = f"http://{host}:{port}"
-    exe = ffmpeg_exe()
+    runner, base = await serve_local(server.app())
     try:
-        async with async_playwright() as pw:
-            browser = await launch_chromium(pw)
-            try:
-                ffmpeg_runs, hlsjs_runs = await asyncio.gather(
-                    asyncio.gather(*(_run_ffmpeg(exe, base, s) for s in SCENARIOS)),
-                    asyncio.gather(*(_bounded_hlsjs(browser, base, s) for s in SCENARIOS)),
-                )
-            finally:
-                await browser.close()
+        async with shared_chromium() as browser:
+            ffmpeg_runs, hlsjs_runs = await asyncio.gather(
+                asyncio.gather(*(read_with_ffmpeg(f"{base}/p/{s}/ffmpeg/index.m3u8", PLAYER_TIMEOUT)
+                                 for s in SCENARIOS)),
+                asyncio.gather(*(_bounded_hlsjs(browser, base, s) for s in SCENARIOS)),
+            )
     finally:
         await runner.cleanup()
 
     ffmpeg: dict[str, FfmpegRun] = {}
     for scenario, (code, out, err) in zip(SCENARIOS, ffmpeg_runs):
         ffmpeg[scenario] = FfmpegRun(exit_code=code, log=[line for line in err.splitlines() if line.strip()],
-                                     frames=int(_progress(out, "frame")),
-                                     out_time=int(_progress(out, "out_time_us").lstrip("-") or 0) / 1e6,
+                                     frames=int(progress(out, "frame")),
+                                     out_time=int(progress(out, "out_time_us").lstrip("-") or 0) / 1e6,
                                      asked=server.asked(scenario, "ffmpeg"))
     hlsjs: dict[str, HlsJsRun] = {}
     for scenario, (log, video) in zip(SCENARIOS, hlsjs_runs):

@@ -24,7 +24,7 @@ import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,10 +35,9 @@ from broadcaster.demo.ffmpeg import ffmpeg_exe
 from broadcaster.demo.ledger import Finished
 from tests.support.local_http import serve_local
 from tests.support.page_open import Agents, Opened, open_page
-from tests.support.players import PAGES, PROBE_JS, SHAKA, VIDEOJS, VIEWER
+from tests.support.players import PAGES, player_pages
 from tests.support.steered_players import STALL_JS
 
-SHAKA5 = Path(__file__).resolve().parent / "shaka5"
 SEGMENT_SUFFIXES = (".ts", ".m4s", ".mp4", ".aac")
 NOBODY = 65534
 
@@ -98,35 +97,21 @@ assert "vhs:" not in VIDEOJS_DEFAULTS_PAGE and "vhs:" in PAGES["videojs"]
 
 
 class Pages:
-    """The players' pages, served from 127.0.0.1 (another origin than the service's, as a site embedding a
-    player is), each loading the stream from `?src=`."""
+    """The players' pages (`pages`, by name: players.player_pages), served from 127.0.0.1 (another origin
+    than the service's, as a site embedding a player is), each loading the stream from `?src=`."""
 
-    def __init__(self) -> None:
+    def __init__(self, pages: Mapping[str, str] = BROWSER_PAGES) -> None:
+        self.pages = pages
         self._runner: web.AppRunner | None = None
         self.url = ""
 
     async def __aenter__(self) -> Pages:
-        app = web.Application()
-        app.router.add_get("/page/{player}", self._page)
-        app.router.add_get("/js/probe.js", self._probe)
-        app.router.add_static("/js/", VIEWER)
-        app.router.add_static("/shaka/", SHAKA)
-        app.router.add_static("/shaka5/", SHAKA5)
-        app.router.add_static("/videojs/", VIDEOJS)
-        self._runner, self.url = await serve_local(app)
+        self._runner, self.url = await serve_local(player_pages(self.pages))
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
-
-    @staticmethod
-    async def _page(request: web.Request) -> web.Response:
-        return web.Response(text=BROWSER_PAGES[request.match_info["player"]], content_type="text/html")
-
-    @staticmethod
-    async def _probe(_request: web.Request) -> web.Response:
-        return web.Response(text=PROBE_JS, content_type="text/javascript")
 
 
 # The TypeError Shaka 4.16 and 5.2 throw when their first steering reload (a TTL after the first manifest)
@@ -155,24 +140,6 @@ class Browser:
         """The player's page closed and opened anew (a new session of the player)."""
         await opened.context.close()
         return await self.open(player)
-
-
-async def page_state(page: Any) -> dict[str, Any]:
-    """Seconds played, the player's name and version, and its errors (fatal first), as the page says."""
-    state: dict[str, Any] = await page.evaluate("""() => {
-      const played = window.__stalls ? window.__stalls.played : 0;
-      if (window.probe) {
-        const p = window.probe;
-        return { played, player: p.player, version: p.version,
-                 fatal: p.errors.filter((e) => e.fatal).map((e) => String(e.details)),
-                 errors: p.errors.map((e) => String(e.details)).slice(-8) };
-      }
-      const s = window.viewerStats || { errors: [], errorKinds: null };
-      const k = s.errorKinds;
-      const fatal = k && k.network.fatal + k.media.fatal + k.other.fatal > 0 ? s.errors.map(String) : [];
-      return { played, player: 'viewer', version: null, fatal, errors: (s.errors || []).map(String).slice(-8) };
-    }""")
-    return state
 
 
 # -- the processes ---------------------------------------------------------------------------------------
@@ -252,46 +219,55 @@ def as_nobody(argv: list[str], folder: Path) -> tuple[list[str], dict[str, str]]
     return ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", *argv], env
 
 
-def native_players(src: str, work: Path) -> list[Native]:
-    """streamlink, GStreamer (hlsdemux, hlsdemux2) and VLC, each playing `src` with its folder under
-    `work`."""
-    out: list[Native] = []
-    for player in PLAYERS:
-        if player.name not in (STREAMLINK, HLSDEMUX, HLSDEMUX2, VLC):
-            continue
-        if player.name == VLC and os.geteuid() == 0:
-            # Nobody enters pytest's folders (root's, 0700): a folder of its own in the system's temp.
-            folder = Path(tempfile.mkdtemp(prefix="hls-broadcaster-vlc-"))
+NATIVE = (STREAMLINK, HLSDEMUX, HLSDEMUX2, VLC)
+
+
+def native_player(name: str, src: str, work: Path, *, lowest: bool = False, ends: bool = False) -> Native:
+    """One of NATIVE playing `src`, its folder under `work`. `lowest`: held on the lowest variant
+    (streamlink's "worst", hlsdemux at connection-speed 1 kbps, hlsdemux2 in uridecodebin3, which passes
+    connection-speed on, VLC's lowest adaptive logic). `ends`: VLC quits at the end of its playlist
+    (--play-and-exit), as the others do at the end of the stream, and hlsdemux chooses its variant."""
+    player = BY_NAME[name]
+    if name == VLC and os.geteuid() == 0:
+        # Nobody enters pytest's folders (root's, 0700): a folder of its own in the system's temp.
+        folder = Path(tempfile.mkdtemp(prefix="hls-broadcaster-vlc-"))
+    else:
+        folder = work / name
+        folder.mkdir(parents=True)
+    output: Path | None = folder / "out.ts"
+    env: dict[str, str] | None = None
+    if name == STREAMLINK:
+        argv = [sys.executable, "-m", "streamlink", "--loglevel", "info", "--http-header",
+                f"User-Agent=streamlink {player.marker}", "--output", str(output), src, "worst" if lowest else "best"]
+    elif name == HLSDEMUX:
+        # hlsdemux passes each segment's bytes on as they came (MPEG-TS in, MPEG-TS out). Held on the
+        # first variant by a connection speed of its own (100 Mbit/s): its estimate from the fragments
+        # it times falls on a starved machine, and a switch of variant in the middle of the move is not
+        # what is judged here (once, at load 17, it switched as the service steered back, fetched the
+        # new variant's segment through the VM's redirect to the bucket, and ended, exit 0).
+        speed = ["connection-speed=1"] if lowest else [] if ends else ["connection-speed=100000"]
+        argv = ["gst-launch-1.0", "-q", "souphttpsrc", f"location={src}", "!", "hlsdemux", *speed,
+                "!", "filesink", f"location={output}"]
+    elif name == HLSDEMUX2:
+        # hlsdemux2 needs a bin that handles streams (parsebin, decodebin3, playbin3): parsebin plugs it,
+        # tsdemux and the parsers; the sinks keep the clock, as a player's do. No decoder: Debian's are
+        # in another package.
+        output = None
+        sinks = ["p.", "!", "queue", "!", "fakesink", "sync=true", "p.", "!", "queue", "!", "fakesink", "sync=true"]
+        if lowest:
+            argv = ["gst-launch-1.0", "-q", "uridecodebin3", f"uri={src}", "connection-speed=1",
+                    "caps=video/x-h264;audio/mpeg", "name=p", *sinks]
         else:
-            folder = work / player.name
-            folder.mkdir(parents=True)
-        output: Path | None = folder / "out.ts"
-        env: dict[str, str] | None = None
-        if player.name == STREAMLINK:
-            argv = [sys.executable, "-m", "streamlink", "--loglevel", "info", "--http-header",
-                    f"User-Agent=streamlink {player.marker}", "--output", str(output), src, "best"]
-        elif player.name == HLSDEMUX:
-            # hlsdemux passes each segment's bytes on as they came (MPEG-TS in, MPEG-TS out). Held on the
-            # first variant by a connection speed of its own (100 Mbit/s): its estimate from the fragments
-            # it times falls on a starved machine, and a switch of variant in the middle of the move is not
-            # what is judged here (once, at load 17, it switched as the service steered back, fetched the
-            # new variant's segment through the VM's redirect to the bucket, and ended, exit 0).
-            argv = ["gst-launch-1.0", "-q", "souphttpsrc", f"location={src}", "!", "hlsdemux",
-                    "connection-speed=100000", "!", "filesink", f"location={output}"]
-        elif player.name == HLSDEMUX2:
-            # hlsdemux2 needs a bin that handles streams (parsebin, decodebin3, playbin3): parsebin plugs it,
-            # tsdemux and the parsers; the sinks keep the clock, as a player's do. No decoder: Debian's are
-            # in another package.
-            output = None
             argv = ["gst-launch-1.0", "-q", "souphttpsrc", f"location={src}",
-                    f"user-agent=GStreamer {player.marker}", "!", "parsebin", "name=p",
-                    "p.", "!", "queue", "!", "fakesink", "sync=true", "p.", "!", "queue", "!", "fakesink", "sync=true"]
-            env = {**os.environ, "GST_PLUGIN_FEATURE_RANK": "hlsdemux:NONE"}
-        else:
-            argv, env = as_nobody(["cvlc", "--verbose=1", "--no-stats", src,
-                                    "--sout", f"#std{{access=file,mux=ts,dst={output}}}"], folder)
-        out.append(Native(player, argv, folder, output, env))
-    return out
+                    f"user-agent=GStreamer {player.marker}", "!", "parsebin", "name=p", *sinks]
+        env = {**os.environ, "GST_PLUGIN_FEATURE_RANK": "hlsdemux:NONE"}
+    elif name == VLC:
+        argv, env = as_nobody(["cvlc", "--verbose=1", "--no-stats", *(["--adaptive-logic=lowest"] if lowest else []),
+                               *(["--play-and-exit"] if ends else []), src,
+                               "--sout", f"#std{{access=file,mux=ts,dst={output}}}"], folder)
+    else:
+        raise ValueError(name)
+    return Native(player, argv, folder, output, env)
 
 
 def missing_programs() -> list[str]:

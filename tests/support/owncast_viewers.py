@@ -180,10 +180,8 @@ class OwncastViewers:
         self.name = "New Owncast Server"  # its server name and summary, as an admin set them (/api/config)
         self.summary = "This is a new live video streaming server powered by Owncast."
         self.viewers: dict[str, Viewer] = {}
-        self.pings = 0
         self.playback = PlaybackWindow()
         self.playback_reports: list[tuple[str, dict[str, float]]] = []  # (User-Agent, report) as they came
-        self.playback_refused = 0
         self._runner: web.AppRunner | None = None
         self._pruner: asyncio.Task[None] | None = None
         self.url = ""
@@ -193,7 +191,6 @@ class OwncastViewers:
         return len(self.viewers)
 
     async def _ping(self, request: web.Request) -> web.Response:
-        self.pings += 1
         if self.stream_connected:  # SetViewerActive
             key = client_id(request)
             known = self.viewers.get(key)
@@ -210,7 +207,6 @@ class OwncastViewers:
         try:
             report = decode_playback((await request.read()).decode("utf-8", "replace"))
         except PlaybackDecodeError as err:
-            self.playback_refused += 1
             return _simple(False, str(err))
         self.playback_reports.append((request.headers.get("User-Agent", ""), report))
         client = client_id(request)

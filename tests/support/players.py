@@ -12,7 +12,7 @@ import bisect
 import contextlib
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ SUPPORT = Path(__file__).resolve().parent
 VIEWER = SUPPORT.parent.parent / "viewer"
 VIDEOJS = SUPPORT / "videojs"
 SHAKA = SUPPORT / "shaka"
+SHAKA5 = SUPPORT / "shaka5"
 PLAYER_TIMEOUT = 75.0  # a stuck player is caught by the page's own watchdog long before this
 
 
@@ -366,6 +367,26 @@ assert HLSJS_NO_STEERING_PAGE != HLSJS_PAGE
 PAGES = {"hlsjs": HLSJS_PAGE, "videojs": VIDEOJS_PAGE, "shaka": SHAKA_PAGE, "hlsjs_no_steering": HLSJS_NO_STEERING_PAGE}
 
 
+def player_pages(pages: Mapping[str, str]) -> web.Application:
+    """An app serving `pages` by name at /page/{player} (each loads the stream from `?src=`), PROBE_JS,
+    and the players' scripts: the viewer's folder (hls.js) under /js/, Shaka 4.16 and 5.2, video.js."""
+    app = web.Application()
+
+    async def page(request: web.Request) -> web.Response:
+        return web.Response(text=pages[request.match_info["player"]], content_type="text/html")
+
+    async def probe(_request: web.Request) -> web.Response:
+        return web.Response(text=PROBE_JS, content_type="text/javascript")
+
+    app.router.add_get("/page/{player}", page)
+    app.router.add_get("/js/probe.js", probe)
+    app.router.add_static("/js/", VIEWER)
+    app.router.add_static("/shaka/", SHAKA)
+    app.router.add_static("/shaka5/", SHAKA5)
+    app.router.add_static("/videojs/", VIDEOJS)
+    return app
+
+
 class Server:
     """Pages and players, and per (scenario, player): the service's playlist routes over that client's
     Replay, and the segments its publisher run uploaded (what the bucket would hold)."""
@@ -374,30 +395,17 @@ class Server:
         self.clients: dict[tuple[str, str], Client] = {}
 
     def app(self) -> web.Application:
-        app = web.Application()
+        app = player_pages(PAGES)
         r = app.router
-        r.add_get("/page/{player}", self.page)
         r.add_get("/favicon.ico", self.no_icon)
-        r.add_get("/js/probe.js", self.probe)
-        r.add_static("/js/", VIEWER)  # hls.min.js
-        r.add_static("/shaka/", SHAKA)
-        r.add_static("/videojs/", VIDEOJS)
         r.add_get("/p/{scenario}/{player}/live/master.m3u8", self.master)
         r.add_get(r"/p/{scenario}/{player}/live/{n:\d+}/playlist.m3u8", self.media)
         r.add_get("/s/{scenario}/{player}/{key:.+}", self.segment)
         return app
 
     @staticmethod
-    async def page(request: web.Request) -> web.Response:
-        return web.Response(text=PAGES[request.match_info["player"]], content_type="text/html")
-
-    @staticmethod
     async def no_icon(_request: web.Request) -> web.Response:
         return web.Response(status=204)
-
-    @staticmethod
-    async def probe(_request: web.Request) -> web.Response:
-        return web.Response(text=PROBE_JS, content_type="text/javascript")
 
     def client(self, request: web.Request) -> Client:
         client = self.clients.get((request.match_info["scenario"], request.match_info["player"]))
@@ -540,7 +548,7 @@ class Played:
         return out
 
     def warnings(self) -> list[str]:
-        return [line for line in self.ffmpeg_log if re.search(r"\[(warning|error|fatal|panic)\] ", line)]
+        return warned(self.ffmpeg_log)
 
     def summary(self) -> str:
         if self.player == "ffmpeg":
@@ -597,20 +605,36 @@ async def _run_browser(browser: Any, base: str, played: Played) -> None:
             await asyncio.wait_for(context.close(), 15)
 
 
-async def run_ffmpeg(base: str, played: Played) -> None:
-    s = played.scenario
+async def read_with_ffmpeg(url: str, timeout: float) -> tuple[int, str, str]:
+    """ffmpeg reading `url` as a player does (`-c copy -f null -`), killed after `timeout` seconds: its exit
+    status, its -progress lines (`progress`), and what it logged at warning level or above."""
     proc = await asyncio.create_subprocess_exec(
         ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "level+warning", "-nostats",
-        "-progress", "pipe:1",
-        "-i", f"{base}/p/{s.name}/ffmpeg/live/master.m3u8", "-c", "copy", "-f", "null", "-",
+        "-progress", "pipe:1", "-i", url, "-c", "copy", "-f", "null", "-",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )
     try:
-        out, err = await asyncio.wait_for(proc.communicate(), PLAYER_TIMEOUT)
+        out, err = await asyncio.wait_for(proc.communicate(), timeout)
     except TimeoutError:
         proc.kill()
         out, err = await proc.communicate()
-    played.exit_code = proc.returncode
-    played.ffmpeg_log = [line for line in err.decode(errors="replace").splitlines() if line.strip()]
-    frames = re.findall(r"^frame=(\d+)$", out.decode(errors="replace"), re.MULTILINE)
-    played.frames = int(frames[-1]) if frames else 0
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(errors="replace"), err.decode(errors="replace")
+
+
+def progress(out: str, key: str) -> str:
+    """The last value ffmpeg's -progress lines gave `key` ("0" without)."""
+    values = re.findall(rf"^{key}=(\S+)$", out, re.MULTILINE)
+    return values[-1] if values else "0"
+
+
+def warned(lines: list[str]) -> list[str]:
+    """ffmpeg's lines at warning level or above (-loglevel level+warning)."""
+    return [line for line in lines if re.search(r"\[(warning|error|fatal|panic)\] ", line)]
+
+
+async def run_ffmpeg(base: str, played: Played) -> None:
+    url = f"{base}/p/{played.scenario.name}/ffmpeg/live/master.m3u8"
+    played.exit_code, out, err = await read_with_ffmpeg(url, PLAYER_TIMEOUT)
+    played.ffmpeg_log = [line for line in err.splitlines() if line.strip()]
+    played.frames = int(progress(out, "frame"))

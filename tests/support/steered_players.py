@@ -13,9 +13,11 @@ with the writers' ledger (broadcaster/demo/ledger.py): byte for byte Owncast's f
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,9 +27,11 @@ from aiohttp import web
 
 from broadcaster.demo.ledger import Finished, Ledger
 from tests.support.counting_proxy import AGENT_TAG
+from tests.support.gates import BucketGates
 from tests.support.local_http import serve_local
+from tests.support.loop_thread import LoopThread
 from tests.support.page_open import Agents, open_page
-from tests.support.players import PAGES, PROBE_JS, SHAKA, VIDEOJS, VIEWER
+from tests.support.players import PAGES, player_pages
 
 STALL_MS = 250
 STALL_JS = """
@@ -56,13 +60,38 @@ STALL_JS = """
 """ % STALL_MS
 
 
-_FATAL_JS = """() => {
-  if (window.probe) return window.probe.errors.filter((e) => e.fatal).map((e) => String(e.details));
-  const s = window.viewerStats;
-  if (!s) return [];
+# What a page's player says: seconds played (STALL_JS), the player's name and version, its fatal errors
+# (players.py's probe, or the viewer page's own count of errors it had to make a new player for:
+# viewerStats.errorKinds, with its error list) and its last errors, fatal or not.
+PAGE_STATE_JS = """() => {
+  const played = window.__stalls ? window.__stalls.played : 0;
+  if (window.probe) {
+    const p = window.probe;
+    return { played, player: p.player, version: p.version,
+             fatal: p.errors.filter((e) => e.fatal).map((e) => String(e.details)),
+             errors: p.errors.map((e) => String(e.details)).slice(-12) };
+  }
+  const s = window.viewerStats || { errors: [], errorKinds: null };
   const k = s.errorKinds;
-  return k.network.fatal + k.media.fatal + k.other.fatal > 0 ? s.errors.map(String) : [];
+  const fatal = k && k.network.fatal + k.media.fatal + k.other.fatal > 0 ? s.errors.map(String) : [];
+  return { played, player: 'viewer', version: null, fatal, errors: (s.errors || []).map(String).slice(-12) };
 }"""
+
+
+async def page_state(page: Any) -> dict[str, Any]:
+    """PAGE_STATE_JS's answer."""
+    state: dict[str, Any] = await page.evaluate(PAGE_STATE_JS)
+    return state
+
+
+@contextlib.asynccontextmanager
+async def on_the_rig(rig: LoopThread, gates: BucketGates) -> AsyncIterator[BucketGates]:
+    """`gates` answering from the rig's loop (tests/support/loop_thread.py), not the browser's."""
+    await rig.run(gates.__aenter__())
+    try:
+        yield gates
+    finally:
+        await rig.run(gates.__aexit__(None, None, None))
 
 
 class TimedLedger(Ledger):
@@ -154,16 +183,10 @@ class Watched:
         }"""))
 
     async def fatal(self) -> list[str]:
-        """Fatal errors the page's player reported: players.py's probe, or the viewer page's own count of
-        errors it had to make a new player for (viewerStats.errorKinds, with its error list)."""
-        return list(await self.page.evaluate(_FATAL_JS))
+        return list((await page_state(self.page))["fatal"])
 
     async def errors(self) -> list[str]:
-        """The last errors the page's player reported, fatal or not (players.py's probe; the viewer page
-        keeps its own list)."""
-        return list(await self.page.evaluate(
-            "() => (window.probe ? window.probe.errors.map((e) => String(e.details))"
-            " : (window.viewerStats ? window.viewerStats.errors.map(String) : [])).slice(-12)"))
+        return list((await page_state(self.page))["errors"])
 
     def segments(self, since: float = 0.0, pathway: str | None = None) -> list[Fetched]:
         return [f for f in self.fetched if f.at >= since and (pathway is None or f.pathway == pathway)]
@@ -196,13 +219,7 @@ class Players:
         self._agents = Agents(browser)
 
     async def __aenter__(self) -> Players:
-        app = web.Application()
-        app.router.add_get("/page/{player}", self._page)
-        app.router.add_get("/js/probe.js", self._probe)
-        app.router.add_static("/js/", VIEWER)
-        app.router.add_static("/shaka/", SHAKA)
-        app.router.add_static("/videojs/", VIDEOJS)
-        self._runner, self.pages_url = await serve_local(app)
+        self._runner, self.pages_url = await serve_local(player_pages(PAGES))
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -213,14 +230,6 @@ class Players:
                 pass
         if self._runner is not None:
             await self._runner.cleanup()
-
-    @staticmethod
-    async def _probe(_request: web.Request) -> web.Response:
-        return web.Response(text=PROBE_JS, content_type="text/javascript")
-
-    @staticmethod
-    async def _page(request: web.Request) -> web.Response:
-        return web.Response(text=PAGES[request.match_info["player"]], content_type="text/html")
 
     async def open(self, name: str) -> Watched:
         """`viewer` (the service's page) or one of players.py's PAGES, playing the service's master."""
