@@ -59,12 +59,6 @@ class Entry:
         ))
         return f"{head}#EXTINF:{self.segment.duration:.3f},\n{uri}\n", len(head)
 
-    def made_as(self, tag: str) -> tuple[str, int] | None:
-        """Its text and hash split as `tag` made it (text_as), None before: asked first, so a pathway's
-        version costs a lookup per entry, not its URIs made again."""
-        others = self.others
-        return others.get(tag) if others is not None else None
-
     def text_as(self, tag: str, uri: str, map_uri: str | None, gap: bool) -> tuple[str, int]:
         """Its text and hash split with another pathway's URIs (`map_uri`: its EXT-X-MAP's, when it
         carries one there; `gap`: EXT-X-GAP there), made once per `tag` (the pathway and how it lists it)."""
@@ -75,10 +69,6 @@ class Entry:
         if made is None:
             made = others[tag] = self._lines(uri, map_uri, gap or self.segment.gap)
         return made
-
-    def shown(self, hashed_from: int) -> str:
-        """Its text in a version whose segments from number `hashed_from` on show their hash."""
-        return self.shown_as(self.text, self.split, hashed_from)
 
     def shown_as(self, text: str, split: int, hashed_from: int) -> str:
         """`text` (its text on some pathway, its hash line at `split`) with its hash when it is past
@@ -106,7 +96,7 @@ class ListedTexts:
         return e.text
 
     def shown(self, e: Entry, hashed_from: int) -> str:
-        return e.shown(hashed_from)
+        return e.shown_as(e.text, e.split, hashed_from)
 
     def first_map(self, e: Entry) -> str | None:
         return e.segment.init_uri if not e.maps else None

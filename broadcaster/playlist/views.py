@@ -59,8 +59,8 @@ class PathwayTexts:
         if not self._modes:  # every entry at its own URI: EXT-X-MAP where the listed version has it
             if self._listed:
                 return e.text, e.split
-            made = e.made_as(self._own[e.maps])
-            if made is not None:  # a version costs a lookup per entry, not its URIs made again
+            made = e.others.get(self._own[e.maps]) if e.others is not None else None
+            if made is not None:  # as text_as made it: a version costs a lookup per entry, not its URIs again
                 return made
             mode, maps = OWN, e.maps
         else:
