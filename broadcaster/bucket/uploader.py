@@ -56,8 +56,8 @@ class Backoff:
 class Job:
     """One upload. `read`: the bytes of an attempt after the first; `on_failed(body, stamp)`: after a failed
     attempt, on a worker thread; `first`: the first attempt's body, read already; `keep`: the file's parts
-    beneath HLS_DIR: the first failed attempt holds the version it sent and keeps a copy for the next ones;
-    `alive`: whether its bytes are still anywhere (turns.py); None: always."""
+    beneath HLS_DIR: the first failed attempt holds the version it sent and keeps a copy (it survives
+    Owncast's cleanup); `alive`: whether its bytes are anywhere (else it goes at once, lost); None: always."""
 
     key: str
     read: Read
@@ -161,7 +161,7 @@ class Uploader:
         took and, when `hashed`, the SHA-256 of what it sent (P2P). With a holder and `on_kept`, the file is
         read and held first, `on_kept` told at once, and that version uploaded. `parts`: the file's beneath
         `root`, when the caller has them. Raises SegmentLost when it can never succeed."""
-        content_type = _segment_type(str(path), always=True)
+        content_type = _segment_type(str(path))
         read = functools.partial(read_segment_stamped, path, self._max_file_bytes, root=root)
         holder = self._holder
         keep = None
@@ -318,10 +318,10 @@ class Uploader:
                 await self._sleep(self._retry.delay(attempt - 1))
 
 
-def _segment_type(name: str, always: bool) -> str:
-    """The content type of a segment file named `name`; SegmentLost when it is no type we publish (or not
-    `always`: nothing to hold it with)."""
+def _segment_type(name: str, usable: bool = True) -> str:
+    """The content type of a segment file named `name`; SegmentLost when it is no type we publish, or not
+    `usable` (no holder to hold it with)."""
     content_type = hls.segment_content_type(name)
-    if content_type is None or not always:
+    if content_type is None or not usable:
         raise SegmentLost("bad_type", f"{name} is not a segment type we publish")
     return content_type
