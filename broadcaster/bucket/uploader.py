@@ -83,9 +83,8 @@ class Uploader:
         holder: Holder | None = None,
         pathway: str = "bucket",
     ) -> None:
-        """`holder` (content steering, vm/held.py): a file whose upload is told `on_kept` is first read once,
-        outside the upload slots, and held; else it is held once an attempt fails. `pathway`: the bucket's
-        pathway ID, told to the holder with each landing."""
+        """`holder` (vm/held.py): a file whose upload is told `on_kept` is first read once, outside the
+        upload slots, and held; else it is held once an attempt fails. `pathway`: told with each landing."""
         self._store = store
         self._holder = holder
         self.pathway = pathway
@@ -157,10 +156,10 @@ class Uploader:
     async def upload_file(self, path: Path, key: str, variant: str, *, root: Path | None = None,
                           hashed: bool = False, on_kept: Callable[[Kept], None] | None = None,
                           parts: tuple[str, ...] | None = None) -> Uploaded:
-        """Upload one file (inside `root`, see read_segment_stamped); returns how long the successful PutObject
-        took and, when `hashed`, the SHA-256 of what it sent (P2P). With a holder and `on_kept`, the file is
-        read and held first, `on_kept` told at once, and that version uploaded. `parts`: the file's beneath
-        `root`, when the caller has them. Raises SegmentLost when it can never succeed."""
+        """Upload one file (inside `root`); returns how long the successful PutObject took and, when
+        `hashed`, the SHA-256 of what it sent (P2P). With a holder and `on_kept`, the file is read and held
+        first, `on_kept` told at once, and that version uploaded. `parts`: the file's beneath `root`, when the
+        caller has them. Raises SegmentLost when it can never succeed."""
         content_type = _segment_type(str(path))
         read = functools.partial(read_segment_stamped, path, self._max_file_bytes, root=root)
         holder = self._holder
