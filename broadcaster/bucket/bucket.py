@@ -78,8 +78,7 @@ class Bucket:
 
     async def start(self, stack: contextlib.AsyncExitStack) -> str | None:
         """Its client, its check at start and its cleaner, each stop entered on `stack`. A line naming the
-        setting when it refuses our settings (the service does not start then); merely unreachable, it
-        starts, and its uploads wait for it."""
+        setting when it refuses our settings (the service does not start); merely unreachable, it starts."""
         await self.store.start()
         stack.push_async_callback(self.store.close)
         refused = await self.checks.at_start()

@@ -63,9 +63,8 @@ class BucketChecks:
         return None
 
     async def writes(self) -> None:
-        """Asked once by the steering probe: only a refusal is recorded (an answer says nothing of the
-        uploads, which tell on their own, and a timeout on a busy machine would make its slow uploads
-        count as failing)."""
+        """Asked once by the steering probe: only a refusal is recorded (the uploads tell of the rest, and a
+        timeout on a busy machine would make its slow uploads count as failing)."""
         err = await self._ask()
         if err is not None and self._refused(err.reason):
             self._record.record(False, err.reason)

@@ -56,8 +56,8 @@ class Backoff:
 class Job:
     """One upload. `read`: the bytes of an attempt after the first; `on_failed(body, stamp)`: after a failed
     attempt, on a worker thread; `first`: the first attempt's body, read already; `keep`: the file's parts
-    beneath HLS_DIR: the first failed attempt holds the version it sent and keeps a copy for the next ones;
-    `alive`: whether its bytes are still anywhere (turns.py); None: always."""
+    beneath HLS_DIR: the first failed attempt holds the version it sent and keeps a copy (it survives
+    Owncast's cleanup); `alive`: whether its bytes are anywhere (else it goes at once, lost); None: always."""
 
     key: str
     read: Read
@@ -83,9 +83,8 @@ class Uploader:
         holder: Holder | None = None,
         pathway: str = "bucket",
     ) -> None:
-        """`holder` (content steering, vm/held.py): a file whose upload is told `on_kept` is first read once,
-        outside the upload slots, and held; else it is held once an attempt fails. `pathway`: the bucket's
-        pathway ID, told to the holder with each landing."""
+        """`holder` (vm/held.py): a file whose upload is told `on_kept` is first read once, outside the
+        upload slots, and held; else it is held once an attempt fails. `pathway`: told with each landing."""
         self._store = store
         self._holder = holder
         self.pathway = pathway
@@ -157,11 +156,11 @@ class Uploader:
     async def upload_file(self, path: Path, key: str, variant: str, *, root: Path | None = None,
                           hashed: bool = False, on_kept: Callable[[Kept], None] | None = None,
                           parts: tuple[str, ...] | None = None) -> Uploaded:
-        """Upload one file (inside `root`, see read_segment_stamped); returns how long the successful PutObject
-        took and, when `hashed`, the SHA-256 of what it sent (P2P). With a holder and `on_kept`, the file is
-        read and held first, `on_kept` told at once, and that version uploaded. `parts`: the file's beneath
-        `root`, when the caller has them. Raises SegmentLost when it can never succeed."""
-        content_type = _segment_type(str(path), always=True)
+        """Upload one file (inside `root`); returns how long the successful PutObject took and, when
+        `hashed`, the SHA-256 of what it sent (P2P). With a holder and `on_kept`, the file is read and held
+        first, `on_kept` told at once, and that version uploaded. `parts`: the file's beneath `root`, when the
+        caller has them. Raises SegmentLost when it can never succeed."""
+        content_type = _segment_type(str(path))
         read = functools.partial(read_segment_stamped, path, self._max_file_bytes, root=root)
         holder = self._holder
         keep = None
@@ -318,10 +317,10 @@ class Uploader:
                 await self._sleep(self._retry.delay(attempt - 1))
 
 
-def _segment_type(name: str, always: bool) -> str:
-    """The content type of a segment file named `name`; SegmentLost when it is no type we publish (or not
-    `always`: nothing to hold it with)."""
+def _segment_type(name: str, usable: bool = True) -> str:
+    """The content type of a segment file named `name`; SegmentLost when it is no type we publish, or not
+    `usable` (no holder to hold it with)."""
     content_type = hls.segment_content_type(name)
-    if content_type is None or not always:
+    if content_type is None or not usable:
         raise SegmentLost("bad_type", f"{name} is not a segment type we publish")
     return content_type

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..bucket.cleaner import DeletingStore
-from ..bucket.recorder import VOD_CACHE_CONTROL, PlaylistUploader  # a clip never changes either
+from ..bucket.recorder import VOD_CACHE_CONTROL, PlaylistUploader  # a clip, as a recording, never changes
 from ..bucket.store import StoreError
 from ..playlist import hls
 from ..playlist.master import render_master

@@ -59,9 +59,8 @@ def problems(hls_dir: Path, *, watch: bool) -> list[str]:
 
 
 def _owncast_data_folder(hls_dir: Path) -> str | None:
-    """HLS_DIR one folder too high (Owncast's `data`, whose `hls` holds the stream), or two (Owncast's own
-    folder, with `data/hls` in it): the line that says so. Owncast's HLS folder has its variant folders
-    (0, 1...) or its stream.m3u8 itself."""
+    """The line saying HLS_DIR is one folder too high (Owncast's `data`) or two (Owncast's own
+    folder): its HLS folder has its variant folders (0, 1...) or its stream.m3u8 itself."""
     try:
         if any(e.isdigit() for e in os.listdir(hls_dir)) or (hls_dir / "stream.m3u8").exists():
             return None

@@ -151,9 +151,8 @@ class PlaylistReader:
         return True
 
     def _name_durations(self, index: int, playlist: SourcePlaylist) -> None:
-        """Tell `writes` each MPEG-TS segment's #EXTINF before the uploads ask it: a file closed with less
-        media than that is not finished (spans.py). Owncast's offline clip is left out: its #EXTINF is
-        not its length (docs/owncast.md)."""
+        """Each MPEG-TS segment's #EXTINF, told to `writes` before the uploads ask it (spans.py). Owncast's
+        offline clip is left out: its #EXTINF is not its length (docs/owncast.md)."""
         folder = self._dir / str(index)
         for segment in playlist.segments:
             if segment.name.endswith(".ts") and not segment.is_offline_clip:
