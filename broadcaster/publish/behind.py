@@ -28,8 +28,7 @@ def running_loop() -> asyncio.AbstractEventLoop | None:
 class Behind:
     def __init__(self, parts: Parts, listings: Listings, copies: CopyFates, fresh: Callable[[int, Copy], bool],
                  wake: Callable[[], None], monotonic: Callable[[], float]) -> None:
-        """`fresh(index, copy)`: False when the copy's file was written again since its upload (it is
-        uploading again: waited for again); `wake`: the lister's push, at a copy's bound."""
+        """`fresh`: Lister._fresh; `wake`: the lister's push, at a copy's bound."""
         self._variants = parts.variants
         self._target = parts.target
         self._listings = listings
@@ -48,7 +47,7 @@ class Behind:
             self._timer = None
 
     def step(self, v: Variant, mark: Mark) -> None:
-        """A gap or the end in `v`'s playlist: now, or after what waits in it."""
+        """Now, or after what waits in `v`."""
         if self.queues.lagging(v.index):
             self.queues.add(v.index, mark)
         else:
