@@ -221,8 +221,7 @@ class Publisher:
         """The steering changed (a priority, or whether the VM only redirects): what the VM holds is
         listed now if a pathway lists it, and every pathway's playlists follow the plan again."""
         if self._plan.lists_held():
-            self._uploads.release_held((i, c.source.name, c.key, c.init_key, c.ready)
-                                       for i, c in self._unlisted() if not c.ready.done())
+            self._uploads.release_held((i, c) for i, c in self._unlisted() if not c.ready.done())
         self.lister.advance()
 
     def found(self, pathway: str, key: str) -> tuple[int, str | None] | None:
