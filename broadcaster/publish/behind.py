@@ -28,8 +28,7 @@ def running_loop() -> asyncio.AbstractEventLoop | None:
 class Behind:
     def __init__(self, parts: Parts, listings: Listings, copies: CopyFates, fresh: Callable[[int, Copy], bool],
                  wake: Callable[[], None], monotonic: Callable[[], float]) -> None:
-        """`fresh(index, copy)`: False when the copy's file was written again since its upload (it is
-        uploading again: waited for again); `wake`: the lister's push, at a copy's bound."""
+        """`fresh`: Lister._fresh; `wake`: the lister's push, at a copy's bound."""
         self._variants = parts.variants
         self._target = parts.target
         self._listings = listings
@@ -39,16 +38,16 @@ class Behind:
         self._mono = monotonic
         self.queues = Queues()  # per variant, what waits behind a copy not yet in the bucket
         self._timer: asyncio.TimerHandle | None = None  # the next give-up of a stuck copy
-        self._closed = False
+        self.closed = False  # the publisher is closing: nothing is listed any more
 
     def close(self) -> None:
-        self._closed = True
+        self.closed = True
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
 
     def step(self, v: Variant, mark: Mark) -> None:
-        """A gap or the end in `v`'s playlist: now, or after what waits in it."""
+        """Now, or after what waits in `v`."""
         if self.queues.lagging(v.index):
             self.queues.add(v.index, mark)
         else:
@@ -64,7 +63,7 @@ class Behind:
         """List what waits in each variant as far as it can: copies uploaded, gaps where a copy is lost
         or still being written past its bound (`force`: every copy not in the bucket now, before the
         playlists start again under a new target). Then wake again at the next bound."""
-        if self._closed:
+        if self.closed:
             return
         now = self._mono()
         for index in self.queues.variants():
@@ -110,5 +109,5 @@ class Behind:
 
     def _wake(self) -> None:
         self._timer = None
-        if not self._closed:
+        if not self.closed:
             self._wake_up()

@@ -15,8 +15,6 @@ from .uploads import UNFINISHED_LIMIT
 
 @dataclass(frozen=True)
 class PublisherConfig:
-    """Where segments come from and go, and how playlists are numbered and kept."""
-
     hls_dir: Path
     key_prefix: str
     urls: SegmentUrls

@@ -55,10 +55,8 @@ class Lister:
         self._behind = Behind(parts, self._listings, copies, self._fresh, self.advance, config.monotonic)
         self.queues = self._behind.queues
         self.upload_ratio = UploadRatio(metrics)
-        self._closed = False
 
     def close(self) -> None:
-        self._closed = True
         self._behind.close()
 
     def end(self, v: Variant) -> None:
@@ -69,7 +67,7 @@ class Lister:
 
     def on_done(self, _ready: asyncio.Future[Any]) -> None:
         """A copy may be listed now (the done-callback of its `ready`, or its upload to another bucket's)."""
-        if not self._closed:
+        if not self._behind.closed:
             self.advance()
 
     def on_ready(self, task: asyncio.Future[Uploaded], ready: asyncio.Future[Any]) -> None:
@@ -82,7 +80,7 @@ class Lister:
     def on_uploaded(self, index: int, duration: float, task: asyncio.Future[Uploaded]) -> None:
         """An upload finished (its done-callback): the upload ratio learns its time."""
         self.upload_ratio.learn(task, duration)
-        if not self._closed:
+        if not self._behind.closed:
             self.advance()
 
     def advance(self) -> None:
@@ -212,7 +210,7 @@ class Lister:
         """Push the versions again soon, nothing new listed: a pathway showed its former playlist as far as it
         went and shows the new one next (not now: the Release is telling what it showed)."""
         if (loop := running_loop()) is not None:
-            loop.call_soon(lambda: None if self._closed else self.advance())
+            loop.call_soon(lambda: None if self._behind.closed else self.advance())
 
     def retarget(self, decision: Retarget | None) -> None:
         """Apply the target policy's decision to every variant's playlist at once, after listing what waits in

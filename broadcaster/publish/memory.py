@@ -137,7 +137,7 @@ def _slot_key(raw: object, what: str, low: int = 0) -> SlotKey:
 
 
 def _leaving(item: object) -> tuple[str, float]:
-    """One of a variant's keys that left its window, [key, keep] (VariantPlaylist.leaving_saved)."""
+    """One of a variant's keys that left its window, [key, seconds kept] (VariantPlaylist.left)."""
     pair = array(item, "a leaving key", 2)
     if len(pair) != 2:
         raise ValueError(f"a leaving key is {describe(pair)}, not [key, seconds kept]")

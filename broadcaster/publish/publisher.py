@@ -99,7 +99,6 @@ class Publisher:
         self._variants.caught_up = self.lister.again
         self._intake = Intake(parts, self._uploads, self.lister, metrics)
         self._recall = Recall(config, parts, self._uploads, self._late, self.lister.queues, recorder, self._drop)
-        self._again: list[asyncio.Future[Uploaded]] = []  # uploads a restored state had not seen land
         self._closed = False
         self._input_log = RateLimitedLog(log)
         self.release.changed(self.lister.versions())  # the target TARGET_DURATION sets, before any playlist
@@ -221,8 +220,7 @@ class Publisher:
         """The steering changed (a priority, or whether the VM only redirects): what the VM holds is
         listed now if a pathway lists it, and every pathway's playlists follow the plan again."""
         if self._plan.lists_held():
-            self._uploads.release_held((i, c.source.name, c.key, c.init_key, c.ready)
-                                       for i, c in self._unlisted() if not c.ready.done())
+            self._uploads.release_held((i, c) for i, c in self._unlisted() if not c.ready.done())
         self.lister.advance()
 
     def found(self, pathway: str, key: str) -> tuple[int, str | None] | None:
@@ -279,8 +277,8 @@ class Publisher:
                     if task is None:
                         continue
                     v.playlist.landings.landing(pathway, key, task)
+                    # Cancelled at close with the landings' other uploads (_in_flight).
                     task.add_done_callback(functools.partial(self._landed_again, v.index, key))
-                    self._again.append(task)
 
     def _landed_again(self, index: int, key: str, task: asyncio.Future[Uploaded]) -> None:
         if not task.cancelled() and task.exception() is not None:
@@ -294,7 +292,7 @@ class Publisher:
         self._closed = True
         self.lister.close()
         await self.release.close()
-        tasks = [*self._in_flight(), *self._uploads.inits(), *self._again]
+        tasks = [*self._in_flight(), *self._uploads.inits()]
         tasks += [*(t for _i, _k, t in self._late.uploads()), *self._uploads.rewrites.tasks()]
         for t in tasks:
             t.cancel()

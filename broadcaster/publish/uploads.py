@@ -26,6 +26,7 @@ from ..playlist import hls
 from ..source.owncast import SourceSegment, stream_id
 from ..source.writes import Finish
 from .rewrites import Rewrites
+from .slots import Copy
 
 if TYPE_CHECKING:  # config.py takes UNFINISHED_LIMIT from here
     from .config import PublisherConfig
@@ -60,9 +61,6 @@ async def _already(done: Uploaded) -> Uploaded:
 
 
 Ready = asyncio.Future[bytes | None]
-# A copy not ready yet, as the publisher hands it to release_held: its variant, its file's name, its key,
-# its init section's key, and when it may be listed.
-Unready = tuple[int, str, str, str | None, Ready]
 
 
 class _Ready:
@@ -221,18 +219,19 @@ class Uploads:
     def key(self, index: int, name: str) -> str:
         return hls.object_key(self._prefix, index, name)
 
-    def release_held(self, unready: Iterable[Unready] = ()) -> None:
+    def release_held(self, unready: Iterable[tuple[int, Copy]] = ()) -> None:
         """A pathway lists what the VM holds from now on: every copy held is ready, and each of `unready`
         (uploads that held nothing first and have not landed) is held once Owncast finished its file."""
         for readiness in list(self._held_waiting):
             readiness.release()
         if not self.keeping or self._others:  # with other buckets every copy is held first
             return
-        for index, name, key, init_key, ready in unready:
-            init_kept = self._inits_kept.get(init_key) if init_key is not None else None
-            task = asyncio.ensure_future(self._hold_now(self._hls_dir / str(index) / name, key, index, init_kept))
+        for index, copy in unready:
+            init_kept = self._inits_kept.get(copy.init_key) if copy.init_key is not None else None
+            path = self._hls_dir / str(index) / copy.source.name
+            task = asyncio.ensure_future(self._hold_now(path, copy.key, index, init_kept))
             self._holding.add(task)
-            task.add_done_callback(functools.partial(self._held_now, ready))
+            task.add_done_callback(functools.partial(self._held_now, copy.ready))
 
     def _held_now(self, ready: Ready, task: asyncio.Future[Kept | None]) -> None:
         """Held: ready, while a pathway still lists what the VM holds (else the next release holds it)."""

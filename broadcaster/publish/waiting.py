@@ -2,10 +2,9 @@
 
 A slot is decided once one copy is in the bucket and every other is too, or is a file Owncast is still
 writing (slots.SlotAligner.take_ready). A variant whose copy is not in the bucket keeps the slot here,
-under the number every variant gives it, with everything decided for it after, in order; the lister
-lists the head once uploaded, or a gap there (EXT-X-GAP) when the copy is lost or unfinished at
-`give_up`: its numbers stay every other variant's. The saved form (`saved`) lists what waits: a restart
-lists each under its number, as a segment when in the bucket, else a gap uploaded late (late.LateCopies).
+under the number every variant gives it, with everything decided for it after, in order; it lists the
+head once uploaded, or a gap there (EXT-X-GAP) when the copy is lost or unfinished at `give_up`
+(behind.Behind): its numbers stay every other variant's.
 """
 
 from __future__ import annotations
@@ -91,8 +90,7 @@ class Queues:
     def saved(self) -> dict[int, list[object]]:
         """Per variant, what waits (JSON-able): each slot as [number, URI, duration, date, discontinuity,
         init URI, key, run, uploaded] (run: its recording's; uploaded: in the bucket already, so a start
-        lists it; else it lists a gap there, and uploads the copy once finished: late), each mark as its
-        name."""
+        lists it, else a gap there, uploaded late), each mark as its name."""
         out: dict[int, list[object]] = {}
         for index, queue in self._queues.items():
             out[index] = [step.value if isinstance(step, Mark) else
