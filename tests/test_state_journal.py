@@ -225,12 +225,6 @@ class _FullFails(JournaledState):
         super()._write(body)
 
 
-def metric(w: World, name: str) -> float:
-    value = w.metrics.registry.get_sample_value(f"hls_broadcaster_{name}")
-    assert value is not None, name
-    return value
-
-
 async def compactions_failing(tmp_path: Path) -> tuple[World, Cleaner, _FullFails]:
     """A publisher two segments in, from then on unable to write state.json whole."""
     a, cleaner = await started(tmp_path, _FullFails)
@@ -254,14 +248,14 @@ async def test_a_compaction_that_fails_leaves_the_lines_going_on(tmp_path: Path,
     failing = []
     for n in range(2, 12):  # each shown: saved as lines, the compaction tried again every 5
         await stream(a, n, n + 1)
-        failing.append((a.health()[0], metric(a, "state_save_failing")))
+        failing.append((a.health()[0], a.sample("state_save_failing")))
     assert state.compactions == compactions
-    assert failing == [(False, 1.0)] * 10 and metric(a, "state_save_failures_total") == 2
+    assert failing == [(False, 1.0)] * 10 and a.sample("state_save_failures_total") == 2
     assert a.snapshots.error == os.strerror(errno.ENOSPC)
     state.fail = False
     await stream(a, 12, 18)  # the compaction is tried again within RETRY_LINES lines, and works
     assert state.compactions == compactions + 1
-    assert a.health()[0] and metric(a, "state_save_failing") == 0 and a.snapshots.error is None
+    assert a.health()[0] and a.sample("state_save_failing") == 0 and a.snapshots.error is None
     before = memory(a, cleaner)
     await a.pub.close()
     b, cleaner_b = restored(tmp_path, before)
@@ -284,10 +278,11 @@ async def test_the_journal_is_bounded_while_compactions_fail(tmp_path: Path,
         await stream(a, n, n + 1)
         sizes.append(path.stat().st_size)
         n += 1
-    failures = metric(a, "state_save_failures_total")
+    failures = a.sample("state_save_failures_total")
+    assert failures is not None
     await stream(a, n, n + 20)  # shown, each save a failed compaction: the journal stays as it is
     assert path.stat().st_size == sizes[-1] <= limit + max(b - a for a, b in zip(sizes, sizes[1:]))
-    assert metric(a, "state_save_failures_total") == failures + 20 and not a.health()[0]
+    assert a.sample("state_save_failures_total") == failures + 20 and not a.health()[0]
     state.fail = False
     await stream(a, n + 20, n + 21)  # the next save compacts: an empty journal
     assert path.stat().st_size == 0 and a.health()[0]
