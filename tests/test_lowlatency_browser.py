@@ -9,15 +9,13 @@ from typing import Any
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-import aiohttp
 import pytest
 
 from broadcaster.demo.emulator import OwncastEmulator, resolve_settings
 from broadcaster.demo.recordings import Recordings
 from broadcaster.demo.seaweed import SeaweedS3
-from tests.support.browser import needs_chromium, open_viewer, shared_chromium, watch
+from tests.support.browser import needs_chromium, open_viewer, shared_chromium, until_served, watch
 from tests.support.service_process import ServiceProcess, service_env
-from tests.support.waiting import until
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser, needs_chromium]
 
@@ -35,15 +33,6 @@ async def service(tmp_path: Path, recordings: Recordings, seaweed: SeaweedS3) ->
                           PATHWAYS="bucket")
         async with ServiceProcess(env, tmp_path / "service") as svc:
             yield svc
-
-
-async def served(url: str, timeout: float = 30.0) -> None:
-    async with aiohttp.ClientSession() as http:
-        async def answered() -> bool:
-            async with http.get(url) as r:
-                return r.status == 200
-
-        await until(answered, f"{url} served", timeout, every=0.1)
 
 
 async def test_hlsjs_blocks_on_the_next_segment_and_takes_delta_updates(service: ServiceProcess) -> None:
@@ -66,7 +55,7 @@ async def test_hlsjs_blocks_on_the_next_segment_and_takes_delta_updates(service:
                 answers[url] = await response.body()
 
         page.on("response", keep)
-        await served(f"{service.url}/live/master.m3u8")  # no 503 "not ready" before the stream is listed
+        await until_served(f"{service.url}/live/master.m3u8")  # no 503 "not ready" before the stream is listed
         await open_viewer(page, f"{service.url}/")
         # Past the window's length: deltas are offered once the window slides (9 s listed).
         stats = await watch(page, 12, timeout_ms=40_000)

@@ -14,18 +14,16 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import aiohttp
 import pytest
 import yaml
 
 from broadcaster.demo.emulator import OwncastEmulator, resolve_settings
 from broadcaster.demo.recordings import Recordings
 from broadcaster.demo.seaweed import SeaweedS3
-from tests.support.browser import POLL_MS, needs_chromium, shared_chromium
+from tests.support.browser import POLL_MS, needs_chromium, shared_chromium, until_served
 from tests.support.service_process import ServiceProcess, service_env
 from tests.support.nginx import Nginx, needs_nginx, tunnel_locations
 from tests.support.owncast_web import OwncastWeb
-from tests.support.waiting import until
 
 ROOT = Path(__file__).resolve().parent.parent
 HOSTNAME = "owncast.example.com"  # layout B's hostname in cloudflared.yml.example
@@ -34,17 +32,6 @@ OWNCAST = "http://127.0.0.1:8080"
 SEGMENT_SUFFIXES = (".ts", ".m4s", ".mp4", ".aac")
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser, needs_chromium, needs_nginx]
-
-
-async def wait_until_served(url: str, timeout: float) -> str:
-    """The playlist once the service lists segments (503 until then), fetched through the tunnel."""
-    async with aiohttp.ClientSession() as session:
-        async def served() -> str | None:
-            async with session.get(url) as resp:
-                return await resp.text() if resp.status == 200 else None
-
-        text: str = await until(served, f"{url} served", timeout, every=0.1)
-        return text
 
 
 # A window below nine target durations offers no delta updates; one of nine does once it slides, so the
@@ -67,7 +54,7 @@ async def test_owncasts_page_plays_from_the_bucket_through_the_same_hostname_tun
         # Owncast streams once everything is up: the service started first, as under systemd.
         async with Nginx(tmp_path / "tunnel", locations) as tunnel, \
                 OwncastEmulator(hls_dir, resolve_settings(segment_seconds=1), recordings=recordings):
-            master = await wait_until_served(f"{tunnel.url}/hls/stream.m3u8", timeout=30)
+            master = await until_served(f"{tunnel.url}/hls/stream.m3u8")  # fetched through the tunnel
             assert "0/stream.m3u8" in master and "playlist.m3u8" not in master
             requests, responses, errors, skipped = await play(tunnel.url, seconds=seconds)
             s3_host = urlsplit(seaweed.endpoint_url).netloc

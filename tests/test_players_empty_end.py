@@ -156,13 +156,9 @@ KNOWN = {
 }
 
 
-# How often each failed exactly as its reason says (30 runs of the module on a loaded 2-core machine).
-MEASURED = dict.fromkeys(KNOWN, "30 of 30 runs")
-
-
 def claimed(names: tuple[str, ...]) -> list[object]:
     return [pytest.param(n, marks=pytest.mark.xfail(
-                strict=True, raises=KnownFailure, reason=f"{KNOWN[n].reason} (measured: {MEASURED[n]})"))
+                strict=True, raises=KnownFailure, reason=KNOWN[n].reason))
             if n in KNOWN else n for n in names]
 
 
@@ -201,7 +197,7 @@ async def test_every_player_played_the_transcoded_variant(run: dict[str, Outcome
                    reason="hls.js 1.7.4 never ends the video: the empty playlist is a levelEmptyError, on which "
                           "it leaves the (manual) level for variant 0 and loads its 5 s segment again; no "
                           "BUFFER_EOS, the video stands still at 14 s (only the viewer page's own fallback, "
-                          "ENDED_STALL_MS, ends it) (measured: 30 of 30 runs)")
+                          "ENDED_STALL_MS, ends it)")
 async def test_the_viewer_pages_video_ends(run: dict[str, Outcome]) -> None:
     o = run[VIEWER_PAGE]
     page = o.page

@@ -7,8 +7,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 import pytest_asyncio
+
+from tests.support.waiting import until
 
 CHROMIUM = "/usr/bin/chromium"
 # Chromium 156 prewarms its omnibox popup, a WebUI page (chrome://omnibox-popup.top-chrome/), in a
@@ -356,6 +359,17 @@ async def owned_pages(chromium: Chromium) -> AsyncIterator[OwnedPages]:
     it ends."""
     async with chromium.own() as own:
         yield own
+
+
+async def until_served(url: str, timeout: float = 30.0) -> str:
+    """`url`'s body once it is answered 200 (a playlist: the service answers 503 until it lists one)."""
+    async with aiohttp.ClientSession() as http:
+        async def served() -> str | None:
+            async with http.get(url) as response:
+                return await response.text() if response.status == 200 else None
+
+        text: str = await until(served, f"{url} served", timeout, every=0.1)
+        return text
 
 
 async def open_viewer(page: Any, url: str) -> None:
