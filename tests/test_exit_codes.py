@@ -197,6 +197,20 @@ async def test_what_stops_the_start_before_any_request_is_one_line_and_its_exit(
     assert restarted(ended) == {"systemd": status == 1, "pm2": status == 1}
 
 
+async def test_an_unreachable_bucket_is_waited_for_and_a_kill_is_restarted(tmp_path: Path, hls: Path) -> None:
+    """What a restart could fix does not stop it: the bucket unreachable, it serves and waits. Killed from
+    outside (SIGKILL, as the OOM killer does), each supervisor starts it again; stopped by SIGTERM, it ends
+    0 and systemd leaves it stopped."""
+    env = service_env(hls, _no_bucket(), tmp_path / "state")
+    async with ServiceProcess(env, tmp_path / "run", start_timeout=60) as service:
+        assert service.url
+        assert await service.stop(signal.SIGTERM) == 0
+    assert restarted(Ended(status=0))["systemd"] is False
+    async with ServiceProcess(env, tmp_path / "run", start_timeout=60) as service:
+        killed = await service.stop(signal.SIGKILL)
+    assert restarted(Ended.of(killed)) == {"systemd": True, "pm2": True}, killed
+
+
 class _NoBucket:
     """Settings for a bucket nothing answers for (port 9, discard: connection refused at once)."""
 

@@ -126,7 +126,7 @@ async def test_t3_made_up_swarms_are_never_made(tracker: LocalTracker) -> None:
         await asyncio.gather(*(a.close() for a in attackers))
 
 
-async def test_t4_idle_connections_are_capped_PER_CLIENT_and_closed(tracker_dir: Path,
+async def test_t4_idle_connections_are_capped_per_client_and_closed(tracker_dir: Path,
                                                                    service: StandInService) -> None:
     cap = CLIENT_CONNECTIONS
     tracker = await start(tracker_dir, service, TRACKER_IDLE_SECONDS="2")
