@@ -161,7 +161,8 @@ def test_the_diary_check_tells_ours_from_upstream() -> None:
     ours = ["As issue 47 asked", "see #81.", "Measured on 2026-11-25:", "the page before (b7620df)",
             "against the 558 MB/s of issue\n41; at"]
     upstream = ["(hls.js issue 5747)", "(hls.js\nissue 5747)", "(hls.js #4309, hls.js #3913)",
-                "(owncast#4060)", "owncast/owncast 3c6ca409", "`max-age=31536000`", "`#EXT-X-SKIP`", "20261123-140000-1a2b"]
+                "(owncast#4060)", "owncast/owncast 3c6ca409", "`max-age=31536000`", "`#EXT-X-SKIP`",
+                "20261123-140000-1a2b"]
     assert [len(diary_entries(s)) for s in ours] == [1] * len(ours)
     assert [diary_entries(s) for s in upstream] == [[]] * len(upstream)
 
