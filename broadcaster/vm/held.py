@@ -215,8 +215,8 @@ class Held:
                 return kept
             if held is not None and held.stamp == stamp:
                 return held
-            # Not held, or Owncast's file is another version now: held unless a writer has it open now (issue
-            # 67's writers write a segment again; the kernel's word, asked only here).
+            # Not held, or Owncast's file is another version now: held unless a writer has it open now (some
+            # writers write a segment again; the kernel's word, asked only here).
             look = look_beneath(self._root, parts, self._writers)
         except (OSError, Refused):
             return kept
