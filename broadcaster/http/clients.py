@@ -170,10 +170,8 @@ def _forwarded_proto(headers: CIMultiDictProxy[str]) -> str | None:
     if values:
         last = values[-1].rsplit(",", 1)[-1].strip().lower()
         return last if last in SCHEMES else None
-    protos = [value.strip().strip('"').lower() for line in headers.getall(FORWARDED, [])
-              for element in line.split(",") for pair in element.split(";")
-              for name, _, value in (pair.strip().partition("="),) if name.lower() == "proto"]
-    return protos[-1] if protos and protos[-1] in SCHEMES else None
+    protos = _forwarded(headers.getall(FORWARDED, []), "proto")
+    return protos[-1].lower() if protos and protos[-1].lower() in SCHEMES else None
 
 
 def client_address(request: web.Request, proxies: Proxies) -> str | None:
@@ -192,16 +190,14 @@ def _forwarded_for(x_forwarded_for: list[str], forwarded: list[str]) -> list[str
     7239 4, 6); None when neither header is there."""
     if x_forwarded_for:
         return [hop.strip() for line in x_forwarded_for for hop in line.split(",")]
-    if not forwarded:
-        return None
-    hops = []
-    for line in forwarded:
-        for element in line.split(","):
-            for pair in element.split(";"):
-                name, _, value = pair.strip().partition("=")
-                if name.lower() == "for":
-                    hops.append(value.strip().strip('"'))
-    return hops or None
+    return _forwarded(forwarded, "for") or None
+
+
+def _forwarded(lines: list[str], name: str) -> list[str]:
+    """RFC 7239 Forwarded's `name=` values (`for`, `proto`), oldest first, unquoted."""
+    return [value.strip().strip('"') for line in lines for element in line.split(",")
+            for pair in element.split(";") for key, _, value in (pair.strip().partition("="),)
+            if key.lower() == name]
 
 
 @functools.lru_cache(maxsize=4096)  # the same few proxies and clients, request after request

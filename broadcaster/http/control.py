@@ -109,7 +109,6 @@ def create_control_app(book: ClipBook) -> web.Application:
     return app
 
 
-
 def prepare_socket(state_dir: Path) -> Path:
     """The socket's private folder made (0700) and a stale socket from an earlier run removed: the
     service holds STATE_DIR's lock, so no other service listens there. The folder is opened without

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from aiohttp import hdrs, web
+from aiohttp.typedefs import Handler
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ..edge import EDGE_HEADERS, NO_STORE, SERVER_NAME, edge_headers
@@ -18,20 +19,16 @@ async def health(request: web.Request) -> web.Response:
     return web.json_response(reading.body, status=200 if reading.ok else 503, headers=edge_headers({hdrs.CACHE_CONTROL: NO_STORE}))
 
 
-@guarded
-async def metrics(request: web.Request) -> web.Response:
-    return _metrics_response(request, EDGE_HEADERS)
+def _metrics(headers: Mapping[str, str]) -> Handler:
+    @guarded
+    async def metrics(request: web.Request) -> web.Response:
+        body = generate_latest(request.app[METRICS].registry)
+        # CONTENT_TYPE_LATEST carries a version and charset, so it goes in as a header, not content_type.
+        return web.Response(body=body, headers={**headers, hdrs.CONTENT_TYPE: CONTENT_TYPE_LATEST,
+                                                hdrs.CACHE_CONTROL: NO_STORE})
+
+    return metrics
 
 
-@guarded
-async def private_metrics(request: web.Request) -> web.Response:
-    """/metrics on a listener of its own: no CORS, no web page has any business there."""
-    return _metrics_response(request, {hdrs.SERVER: SERVER_NAME})
-
-
-def _metrics_response(request: web.Request, headers: Mapping[str, str]) -> web.Response:
-    body = generate_latest(request.app[METRICS].registry)
-    # CONTENT_TYPE_LATEST carries a version and charset, so it goes in as a header, not content_type.
-    return web.Response(
-        body=body, headers={**headers, hdrs.CONTENT_TYPE: CONTENT_TYPE_LATEST, hdrs.CACHE_CONTROL: NO_STORE}
-    )
+metrics = _metrics(EDGE_HEADERS)
+private_metrics = _metrics({hdrs.SERVER: SERVER_NAME})

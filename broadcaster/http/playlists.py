@@ -66,8 +66,6 @@ class PlaylistSource(Protocol):
         """Calls of wait_for_sequence not ended yet: the one count of held requests (the cap, /metrics)."""
 
 
-
-
 @dataclass(frozen=True, slots=True)
 class Horizon:
     """This pathway among the others: the newest number any lists per variant, and whether players are

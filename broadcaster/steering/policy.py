@@ -211,11 +211,6 @@ class SteeringPolicy:
         """Why the first pathway is first: NORMAL, or why the bucket's is not."""
         return self._first_reason
 
-    @property
-    def steered_for(self) -> float:
-        """Seconds since players were last sent away from the bucket (0 while it is first)."""
-        return 0.0 if self.first == hls.BUCKET_PATHWAY else self.clock() - self._first_since
-
     def ttl(self) -> int:
         return hls.steering_ttl(self.target_duration() or 3)
 
@@ -268,8 +263,8 @@ class SteeringPolicy:
         """/health's reason while players are sent away from the bucket, None while it serves."""
         if self.first == hls.BUCKET_PATHWAY:
             return None
-        bucket = self._state[hls.BUCKET_PATHWAY]
-        return (f"players steered to the {self.first} pathway for {self.steered_for:.0f}s: the bucket "
+        bucket, steered_for = self._state[hls.BUCKET_PATHWAY], self.clock() - self._first_since
+        return (f"players steered to the {self.first} pathway for {steered_for:.0f}s: the bucket "
                 f"pathway: {bucket.detail}{self._failing_details(hls.BUCKET_PATHWAY)}")
 
     def pages(self) -> dict[str, int]:

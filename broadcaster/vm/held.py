@@ -41,16 +41,12 @@ log = logging.getLogger(__name__)
 _new = tuple.__new__
 
 
-def _not_asked(_fd: int, _path: Path) -> bool | None:
-    return None
-
-
 class Held:
     """`buckets`: the pathway IDs of the buckets every upload goes to (a copy goes once all have it)."""
 
     def __init__(self, hls_dir: Path, state_dir: Path, *, max_bytes: int, keep_for: float,
                  buckets: Iterable[str] = (hls.BUCKET_PATHWAY,), clock: Callable[[], float] = time.monotonic,
-                 writers: Callable[[int, Path], bool | None] = _not_asked) -> None:
+                 writers: Callable[[int, Path], bool | None] = lambda fd, path: None) -> None:
         """`writers(fd, path)`: whether the file open as `fd` is open for writing anywhere (source/leases.py;
         None: the kernel will not say), asked before `at_hand` holds a version of Owncast's file."""
         self._root = hls_dir
@@ -215,8 +211,8 @@ class Held:
                 return kept
             if held is not None and held.stamp == stamp:
                 return held
-            # Not held, or Owncast's file is another version now: held unless a writer has it open now (issue
-            # 67's writers write a segment again; the kernel's word, asked only here).
+            # Not held, or Owncast's file is another version now: held unless a writer has it open now (some
+            # writers write a segment again; the kernel's word, asked only here).
             look = look_beneath(self._root, parts, self._writers)
         except (OSError, Refused):
             return kept
