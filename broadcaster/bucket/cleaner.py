@@ -9,7 +9,6 @@ saved with the rest of the state.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import heapq
 import logging
 import time
@@ -19,6 +18,7 @@ from typing import Protocol
 from ..lograte import RateLimitedLog
 from ..metrics import BucketMetrics, Metrics
 from ..playlist.segments import Removed
+from ..source.tasks import cancelled
 from ..state import validate
 from ..state.disk import RawJSON
 from ..tails import Tail
@@ -139,10 +139,7 @@ class Cleaner:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancelled(task)
 
     async def _run(self) -> None:
         while True:

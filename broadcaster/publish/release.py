@@ -22,6 +22,7 @@ from ..metrics import Metrics
 from ..playlist import hls
 from ..playlist.rendered import Rendered, Version
 from ..source.owncast import SourceSegment, SourceVariant
+from ..source.tasks import cancelled
 from ..state.snapshots import Snapshots
 from .memory import RESERVED
 from .visible import VisiblePlaylists
@@ -260,10 +261,7 @@ class Release:
             self._saver = asyncio.create_task(self._save_loop(self.snapshots), name="state-saver")
 
     async def close(self) -> None:
-        if self._saver is not None:
-            self._saver.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._saver
-            self._saver = None
+        saver, self._saver = self._saver, None
+        await cancelled(saver)
         if self.snapshots is not None:
             await self.snapshots.close()  # a save in its thread finishes before a newer one is written

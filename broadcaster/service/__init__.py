@@ -35,6 +35,7 @@ from ..playlist.segments import Removed
 from ..settings import Address, Settings
 from ..source import inotify, leases
 from ..source.access import AccessWatch
+from ..source.tasks import cancelled
 from ..source.watcher import HlsWatcher
 from ..source.writes import Writes
 from ..state.disk import StateFile
@@ -67,12 +68,6 @@ def default_viewer_dir() -> Path | None:
         if (candidate / "index.html").is_file():
             return candidate
     return None
-
-
-async def _cancel(task: asyncio.Task[None]) -> None:
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
 
 
 class Service:
@@ -323,7 +318,7 @@ class Service:
         await self.access.start()
         stack.push_async_callback(self.access.stop)
         for pid, bucket in self.buckets.items():
-            stack.push_async_callback(_cancel, asyncio.create_task(bucket.checks.run(), name=f"storage-probe-{pid}"))
+            stack.push_async_callback(cancelled, asyncio.create_task(bucket.checks.run(), name=f"storage-probe-{pid}"))
         if self.tracker_probe is not None:
             await self.tracker_probe.start()
             stack.push_async_callback(self.tracker_probe.stop)

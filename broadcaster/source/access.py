@@ -10,13 +10,13 @@ refusal counts: a folder gone in between is the watcher's business.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 from pathlib import Path
 
 from .. import fixes
 from ..files import closed_folder, user_name
 from . import inotify
+from .tasks import cancelled
 
 ACCESS_INTERVAL = 5.0  # seconds between two checks while the service runs
 _SEGMENT_SUFFIXES = (".ts", ".m4s", ".mp4")
@@ -127,10 +127,7 @@ class AccessWatch:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancelled(task)
 
     async def _run(self) -> None:
         while True:

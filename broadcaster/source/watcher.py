@@ -9,7 +9,6 @@ most once per 30 s) and the watch goes on.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import time
@@ -26,6 +25,7 @@ from . import inotify
 from .notices import InputNotices
 from .owncast import MASTER_PLAYLIST, VARIANT_PLAYLIST
 from .playlist_reader import VARIANT_DIR, NEW_MASTER_WAIT, PlaylistReader, PlaylistSink
+from .tasks import cancelled
 from .writes import Writes
 
 log = logging.getLogger(__name__)
@@ -93,10 +93,7 @@ class HlsWatcher:
             handle.cancel()
         self._later.clear()
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancelled(task)
 
     def _identity(self) -> tuple[int, int] | None:
         try:

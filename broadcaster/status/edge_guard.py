@@ -8,13 +8,13 @@ is neither says nothing of the gate (public_reads.py judges reachability).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
 from typing import Protocol
 
 from ..settings import Settings
+from ..source.tasks import cancelled
 from ..steering.first_byte import FirstByte
 from ..steering.probe import PROBE_HEADERS
 
@@ -101,9 +101,6 @@ class EdgeGuard:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancelled(task)
         if self._fetch is not None:
             await self._fetch.close()

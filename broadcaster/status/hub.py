@@ -32,6 +32,7 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping
 
 from typing import Protocol
 
+from ..source.tasks import cancelled
 from .assessment import Assessment
 from .stream import Event, StreamState, StreamStatus
 
@@ -265,10 +266,7 @@ class StatusWatcher:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancelled(task)
 
     def check(self) -> None:
         """One reading: publishes a state event if the state changed (the first reading always does)."""

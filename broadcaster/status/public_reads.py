@@ -14,13 +14,13 @@ what an outage fails too), and hls_broadcaster_public_reads_up 0. A probe that a
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from ..playlist import hls
+from ..source.tasks import cancelled
 from ..steering.first_byte import FirstByte
 from ..steering.policy import PROBE_FAILURES
 from ..steering.probe import PROBE_EVERY, PROBE_HEADERS, Pace, Wake, probe_pathway
@@ -205,11 +205,7 @@ class PublicReads:
 
     async def stop(self) -> None:
         tasks, self._tasks = self._tasks, []
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancelled(*tasks)
         client, self._client = self._client, None
         if client is not None:
             await client.close()

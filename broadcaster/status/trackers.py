@@ -24,6 +24,8 @@ from dataclasses import dataclass
 import aiohttp
 from prometheus_client import Gauge
 
+from ..source.tasks import cancelled
+
 log = logging.getLogger(__name__)
 
 PROBE_INTERVAL = 15.0  # seconds between probes of a tracker that answers
@@ -127,10 +129,7 @@ class TrackerProbe:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancelled(task)
         http, self._http = self._http, None
         if http is not None:
             await http.close()

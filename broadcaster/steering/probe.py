@@ -24,7 +24,6 @@ which without steering (PATHWAYS=bucket) runs probe_pathway itself with a `Judge
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import time
@@ -33,6 +32,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from .. import __version__
+from ..source.tasks import cancelled
 from .first_byte import FirstByte
 from .policy import PROBE_AGAIN as PROBE_AGAIN  # the soonest a probe follows the last
 from .policy import SteeringPolicy
@@ -189,11 +189,7 @@ class SteeringLoop:
         tasks, self._tasks = self._tasks, []
         tasks += self._checking.values()
         self._checking.clear()
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancelled(*tasks)
         clients, self._clients = self._clients, {}
         for client in clients.values():
             await client.close()
