@@ -35,3 +35,7 @@ class Report:
     def fail(self, text: str) -> None:
         self.failures += 1
         self.line("FAIL", text)
+
+    def said(self, status: str, text: str) -> None:
+        """A line from a check that names its status (bucket/public_check.py's and edge_check.py's)."""
+        {"ok": self.ok, "warn": self.warn, "FAIL": self.fail, "skip": self.skip}[status](text)

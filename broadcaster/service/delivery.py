@@ -21,7 +21,6 @@ from ..settings import Settings
 from ..status.edge_guard import edge_guard
 from ..status.public_reads import PublicReads
 from ..steering.metrics import PathwayCounts
-from ..steering.plan import steered_plan
 from ..steering.policy import BucketSignals, SteeringPolicy
 from ..steering.probe import Newest, Probe, SteeringLoop, Watched
 from ..steering.reports import PathwayReports
@@ -60,7 +59,7 @@ class Delivery:
         self.plan = PathwayPlan(records)
         if s.steering:
             self.steered = steered(s, metrics, buckets, playlists, self.newest, self.public_reads, on_change)
-            self.plan = steered_plan(records, self.steered.policy)
+            self.plan = self.steered.policy.plan(records)
 
     async def start(self, stack: contextlib.AsyncExitStack) -> None:
         """The public reads' watch, and steering's loop; each stop entered on `stack`."""

@@ -26,11 +26,13 @@ import logging
 import math
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from ..playlist import hls
+from ..playlist.pathway import Pathway
 from ..playlist.steering import render_steering
+from ..publish.pathways import PathwayPlan
 
 log = logging.getLogger(__name__)
 
@@ -255,6 +257,20 @@ class SteeringPolicy:
         """Whether the VM redirects players to the bucket for a segment it holds: the bucket is first and its
         last probe answered. The service's own evidence only: no report changes it."""
         return self._serves
+
+    def plan(self, pathways: Sequence[Pathway]) -> PathwayPlan:
+        """What it tells the publisher of `pathways` (publish/pathways.py): a bucket's pathway players are
+        steered away from because it fails lists what it lacks at the URI of the pathways before it, best
+        first (a healthy second bucket lists only its own); the VM's lists only what the first bucket has
+        while the VM redirects there (bucket_serves)."""
+
+        def fallbacks(pathway: str) -> Sequence[str]:
+            priority = self._priority
+            if pathway not in priority or priority[0] == pathway or not self.failing(pathway):
+                return ()
+            return priority[:priority.index(pathway)]
+
+        return PathwayPlan(tuple(pathways), fallbacks, self.bucket_serves)
 
     def _judged_serving(self) -> bool:
         return self._priority[0] == hls.BUCKET_PATHWAY and self._state[hls.BUCKET_PATHWAY].probe_failures == 0
