@@ -53,6 +53,43 @@ class _Viewer:
     unused: float = SLACK  # seconds its reports may hold beyond the time since its last (at most SLACK)
 
 
+class Recent:
+    """Keys marked within the last `window` seconds, each once, at most `cap` of them (the oldest go
+    first; past the cap new keys are not marked until some expire)."""
+
+    __slots__ = ("window", "cap", "_marked")
+
+    def __init__(self, window: float, cap: int) -> None:
+        self.window, self.cap = window, cap
+        self._marked: OrderedDict[object, float] = OrderedDict()
+
+    def mark(self, key: object, now: float, again: bool = True) -> bool:
+        """Whether `key` is marked at `now`: a key marked already is marked anew, or with `again` False
+        left as it was (False)."""
+        marked = self._marked
+        self._expire(now)
+        if key in marked:
+            if not again:
+                return False
+            marked.move_to_end(key)
+        elif len(marked) >= self.cap:
+            return False
+        marked[key] = now
+        return True
+
+    def count(self, now: float) -> int:
+        self._expire(now)
+        return len(self._marked)
+
+    def discard(self, key: object) -> None:
+        self._marked.pop(key, None)
+
+    def _expire(self, now: float) -> None:
+        marked = self._marked
+        while marked and next(iter(marked.values())) <= now - self.window:
+            marked.popitem(last=False)
+
+
 class Audience:
     """The count of viewer pages playing now. One event loop's: not thread-safe, and needs not be."""
 
@@ -68,8 +105,8 @@ class Audience:
         self._viewers: OrderedDict[str, _Viewer] = OrderedDict()  # least recently beaten first
         self._per_client: dict[int, int] = {}
         self._p2p = 0
-        self._stalled: OrderedDict[str, float] = OrderedDict()  # id -> its last stall reported, oldest first
-        self._started: OrderedDict[int, float] = OrderedDict()  # client -> its start-up taken, oldest first
+        self._stalled = Recent(STALLED_WINDOW, limit)  # the pages that reported a stall (each counted)
+        self._started = Recent(STARTUP_EVERY, limit)  # the clients whose start-up was taken
         # "other_site": a beat a browser says another site's page sent (http/watching.py).
         self.refused = {"per_client": 0, "limit": 0, "bad_id": 0, "other_site": 0}
 
@@ -133,22 +170,12 @@ class Audience:
         viewer.reported = now
         unused = has - needs
         viewer.unused = unused if unused < SLACK else SLACK
-        take_startup = startup and not viewer.started and self._may_start(viewer.client, now)
+        # Once per page; and per address once per STARTUP_EVERY (no address known: the page's own once).
+        take_startup = startup and not viewer.started and (
+            viewer.client is None or self._started.mark(viewer.client, now, again=False))
         if take_startup:
             viewer.started = True
         return elapsed, take_startup
-
-    def _may_start(self, client: int | None, now: float) -> bool:
-        """Whether the address `client` may add a start-up now (taken as added when it may)."""
-        if client is None:  # no address known: the page's own once is all there is
-            return True
-        started = self._started
-        while started and next(iter(started.values())) <= now - STARTUP_EVERY:
-            started.popitem(last=False)
-        if client in started or len(started) >= self.limit:
-            return False
-        started[client] = now
-        return True
 
     def address(self, viewer_id: str) -> int | str:
         """What the counted page's address is known by (its client's keyed hash), or the page's own id when
@@ -161,19 +188,14 @@ class Audience:
 
     def stalled(self, viewer_id: str) -> None:
         """The page (counted) reported a stall just now."""
-        stalled = self._stalled
-        stalled[viewer_id] = self._viewers[viewer_id].seen
-        stalled.move_to_end(viewer_id)
+        self._stalled.mark(viewer_id, self._viewers[viewer_id].seen)
 
     @property
     def stalled_recently(self) -> int:
         """Of the pages playing now, those that reported a stall in the last STALLED_WINDOW seconds."""
         now = self._clock()
         self._expire(now)
-        stalled = self._stalled
-        while stalled and next(iter(stalled.values())) <= now - STALLED_WINDOW:
-            stalled.popitem(last=False)
-        return len(stalled)
+        return self._stalled.count(now)
 
     def leave(self, viewer_id: str) -> None:
         """The page stopped playing or closed: out of the count at once (whoever knows its id)."""
@@ -200,7 +222,7 @@ class Audience:
 
     def _forget(self, viewer_id: str) -> None:
         viewer = self._viewers.pop(viewer_id)
-        self._stalled.pop(viewer_id, None)
+        self._stalled.discard(viewer_id)
         self._p2p -= viewer.p2p
         if viewer.client is not None:
             left = self._per_client[viewer.client] - 1

@@ -30,11 +30,10 @@ import binascii
 import math
 import struct
 from bisect import bisect_left
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from .audience import STALLED_WINDOW, Audience
+from .audience import STALLED_WINDOW, Audience, Recent
 
 VERSION = 1
 # (name, width). Times in ms, sizes in bytes.
@@ -136,35 +135,6 @@ class Buckets:
             total += count
             out.append(("+Inf" if bound == math.inf else repr(bound), float(total)))
         return out
-
-
-class Recent:
-    """Keys marked within the last `window` seconds, each once, at most `cap` of them (the oldest go
-    first; past the cap new keys are not marked until some expire)."""
-
-    __slots__ = ("window", "cap", "_marked")
-
-    def __init__(self, window: float, cap: int) -> None:
-        self.window, self.cap = window, cap
-        self._marked: OrderedDict[object, float] = OrderedDict()
-
-    def mark(self, key: object, now: float) -> None:
-        marked = self._marked
-        self._expire(now)
-        if key in marked:
-            marked.move_to_end(key)
-        elif len(marked) >= self.cap:
-            return
-        marked[key] = now
-
-    def count(self, now: float) -> int:
-        self._expire(now)
-        return len(self._marked)
-
-    def _expire(self, now: float) -> None:
-        marked = self._marked
-        while marked and next(iter(marked.values())) <= now - self.window:
-            marked.popitem(last=False)
 
 
 @dataclass(slots=True)
