@@ -14,6 +14,7 @@ one WARNING; anything else damaged sets both files aside with one ERROR line (di
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
@@ -24,7 +25,7 @@ from typing import Any
 from .. import files
 from ..tails import Tail
 from . import validate
-from .disk import MAX_BYTES, Prepared, RawJSON, Replaced, StateFile, dumps, header
+from .disk import Prepared, RawJSON, Replaced, StateFile, dumps, header, read_capped
 
 log = logging.getLogger(__name__)
 
@@ -247,30 +248,20 @@ class JournaledState(StateFile):
         """The journal's whole lines, and whether a last one without its newline (its save never returned:
         dropped, whatever it holds) followed them."""
         try:
-            fd = os.open(self.journal, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            raw = read_capped(self.journal)
         except FileNotFoundError:
             return [], False
-        except OSError as err:
-            raise ValueError(f"cannot read it: {err.strerror or err}") from None
-        try:
-            raw = files.read_open(fd, self.journal, MAX_BYTES)
         except files.Refused as err:
             raise ValueError("too large" if err.reason == "too_large" else "not a regular file") from None
         except OSError as err:
             raise ValueError(f"cannot read it: {err.strerror or err}") from None
-        finally:
-            os.close(fd)
         parts = raw.split(b"\n")
         return parts[:-1], bool(parts[-1])
 
     def set_aside(self, kind: str, why: str) -> None:
         super().set_aside(kind, why)
-        if os.path.lexists(self.journal):
-            aside = self.journal.with_name(f"{JOURNAL}.{kind}")
-            try:
-                os.replace(self.journal, aside)
-            except OSError:
-                pass
+        with contextlib.suppress(OSError):  # gone, or stuck: its lines name the state.json set aside, no new one
+            files.set_aside(self.journal, kind)
 
 
 def _encoded(data: Any, path: tuple[str, ...], marks: dict[tuple[str, ...], int],
