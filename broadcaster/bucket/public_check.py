@@ -8,7 +8,6 @@ stored where no listed URL looks is told before any viewer meets it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import secrets
 from collections.abc import Awaitable, Callable
 from typing import Protocol
@@ -19,7 +18,7 @@ import aiohttp
 from .. import __version__
 from ..settings import BucketSettings
 from ..playlist import hls
-from .store import BucketAccess, S3Store, StoreError
+from .store import BucketAccess, S3Store, StoreError, within
 
 # A made-up viewer page's origin: the bucket's CORS policy must allow any origin (or the viewer's own).
 ORIGIN = "https://viewer.example"
@@ -116,10 +115,8 @@ async def listed_answers(store: Stored, url_of: Callable[[str], str], key_prefix
     would list) and deleted: what the GET found when not the object's bytes ("HTTP 404", "other bytes", why
     no answer); None when it was, or when the bucket did not take the object (its uploads tell of that)."""
     key, body = probe_object(key_prefix, "start")
-    try:
-        async with asyncio.timeout(timeout):
-            await store.put(key, body, content_type=PROBE_CONTENT_TYPE, cache_control=PROBE_CACHE_CONTROL)
-    except (StoreError, TimeoutError):
+    if await within(store.put(key, body, content_type=PROBE_CONTENT_TYPE, cache_control=PROBE_CACHE_CONTROL),
+                     timeout) is not None:
         return None
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as http, \
@@ -128,9 +125,7 @@ async def listed_answers(store: Stored, url_of: Callable[[str], str], key_prefix
     except (aiohttp.ClientError, OSError, TimeoutError) as err:
         return f"no answer: {type(err).__name__}"
     finally:
-        with contextlib.suppress(StoreError, TimeoutError):
-            async with asyncio.timeout(timeout):
-                await store.delete(key)
+        await within(store.delete(key), timeout)
     if status != 200:
         return f"HTTP {status}"
     return None if got == body else "other bytes"

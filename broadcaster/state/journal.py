@@ -15,7 +15,6 @@ one WARNING; anything else damaged sets both files aside with one ERROR line (di
 from __future__ import annotations
 
 import contextlib
-import errno
 import logging
 import os
 import secrets
@@ -25,7 +24,7 @@ from typing import Any
 from .. import files
 from ..tails import Tail
 from . import validate
-from .disk import Prepared, RawJSON, Replaced, StateFile, dumps, header, read_capped
+from .disk import Prepared, RawJSON, Replaced, StateFile, dumps, header, read_capped, write_all
 
 log = logging.getLogger(__name__)
 
@@ -166,18 +165,17 @@ class JournaledState(StateFile):
     def _append(self, line: bytes) -> None:
         if self._fd is None:
             self._fd = os.open(self.journal, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
-        size, written = self._journal_size, 0
+        size, whole = self._journal_size, False
         try:
-            written = os.write(self._fd, line)
-            if written != len(line):  # a short write: the disk filled up under it
-                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            write_all(self._fd, line)
+            whole = True
             os.fdatasync(self._fd)
         except OSError as err:
             try:
                 os.ftruncate(self._fd, size)  # never a half line before the next one
             except OSError:
                 self._base = None  # the next save writes state.json and a new journal
-                if written == len(line):  # the whole line stays, and every start applies it
+                if whole:  # the whole line stays, and every start applies it
                     raise Replaced(err) from err
             raise
 
@@ -260,7 +258,7 @@ class JournaledState(StateFile):
 
     def set_aside(self, kind: str, why: str) -> None:
         super().set_aside(kind, why)
-        with contextlib.suppress(OSError):  # gone, or stuck: its lines name the state.json set aside, no new one
+        with contextlib.suppress(OSError):  # gone, or stuck: its lines name the state.json set aside
             files.set_aside(self.journal, kind)
 
 
