@@ -90,12 +90,10 @@ class Bucket:
         setting when it refuses our settings (the service does not start); merely unreachable, it starts."""
         await self.store.start()
         stack.push_async_callback(self.store.close)
-        # Its error naming a setting stops the start; merely unreachable, it is recorded (its outage log
-        # says so, once) and the service starts.
         err = await within(self.store.probe(), self._timeout)
         if err is not None and err.setting is not None:
             return self.refusal_line(err)
-        self.uploader.record(err is None, None if err is None else err.reason)
+        self.uploader.record(err is None, None if err is None else err.reason)  # its outage log tells, once
         if self.cleaner is not None:
             await self.cleaner.start()
             stack.push_async_callback(self.cleaner.stop)

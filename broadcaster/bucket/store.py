@@ -181,7 +181,7 @@ async def within(call: Awaitable[object], timeout: float) -> StoreError | None:
         async with asyncio.timeout(timeout):
             await call
     except StoreError as err:
-        return err
+        return StoreError(err.reason)  # not `err`: its traceback's frames hold what was sent (a segment)
     except TimeoutError:
         return StoreError("Timeout")
     return None
