@@ -214,7 +214,6 @@ class StateFile:
             return None
         return data
 
-
     def save(self, data: dict[str, Any]) -> None:
         self.write_prepared(self.prepare(data))
 
