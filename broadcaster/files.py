@@ -1,6 +1,6 @@
-"""Reading files beneath a folder so that nothing outside it is ever read, and what an OSError's errno
-says: shared by every stage that reads a file (HLS_DIR's playlists and segments, STATE_DIR's state and
-journal) or meets a failing system call (the listener's accepts).
+"""Reading files beneath a folder so that nothing outside it is ever read, writing one whole (or setting
+a damaged one aside), and what an OSError's errno says: shared by every stage that reads or writes a file
+(HLS_DIR's playlists and segments, STATE_DIR's files) or meets a failing system call (the listener's accepts).
 
 Whoever can write to the folder can swap a subfolder for a symlink at any moment (rename(2) with
 RENAME_EXCHANGE swaps them atomically), so checking a path and then opening it proves nothing. Here
@@ -17,6 +17,7 @@ import errno
 import os
 import pwd
 import stat
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -170,6 +171,32 @@ def _open_at(dir_fd: int, name: str, flags: int, shown: Path) -> int:
             kind = "folder" if flags & os.O_DIRECTORY else "regular file"
             raise Refused("not_a_file", f"{shown} is not a {kind}", shown) from err
         raise
+
+
+def write_whole(path: Path, body: bytes) -> None:
+    """`body` as the whole of `path`, its folder made if needed: written beside it and renamed over it, so
+    a reader sees the old file or the new one. Raises OSError (nothing changed)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        temp.write_bytes(body)
+        os.replace(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+
+
+def set_aside(path: Path, kind: str) -> Path:
+    """Move a damaged file to `<name>.<kind>-<time>` beside it, never over one set aside in the same
+    second; where it went. Raises OSError (it stays where it was)."""
+    stem = f"{path.name}.{kind}-{time.strftime('%Y%m%dT%H%M%S')}"
+    aside = path.with_name(stem)
+    for n in range(2, 100):
+        if not os.path.lexists(aside):
+            break
+        aside = path.with_name(f"{stem}-{n}")
+    os.replace(path, aside)
+    return aside
 
 
 # -- who may: the names and fixes a permission error's line gives (settings, check, /health) ----------

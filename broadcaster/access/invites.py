@@ -11,13 +11,13 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from ..files import write_whole
 from .tokens import INVITE, NAME, derive, mac
 
 MAX_INVITES = 10_000  # a file with more is not one `invite add` wrote
@@ -100,13 +100,9 @@ def _parsed(path: Path, raw: object) -> dict[str, Invite]:
 def write_invites(path: Path, invites: Mapping[str, Invite]) -> None:
     """The whole file, atomically (a reader sees the old one or the new one)."""
     text = json.dumps({i.name: {"expires": i.expires, "revoked": i.revoked} for i in invites.values()}, indent=1)
-    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temp.write_text(text + "\n")
-        os.replace(temp, path)
+        write_whole(path, f"{text}\n".encode())
     except OSError as err:
-        temp.unlink(missing_ok=True)
         raise InviteError(f"{path}: cannot write it ({err.strerror or err})") from None
 
 

@@ -1,10 +1,16 @@
 """One bucket pathway's parts, the same for every bucket PATHWAYS names: its client, uploads, checks,
 cleaner and metrics (labelled with its `pathway`). What only the first bucket does (playlist copies,
 recordings, clips) the service builds beside its first Bucket.
+
+Its API is checked apart from its uploads: once at start (wrong settings stop the start, an unreachable
+bucket does not), every PROBE_INTERVAL while no upload proves it works (PROBE_INTERVAL_DOWN while it is
+down), and once when the steering probe finds its public URL failing. Each outcome goes to the uploader's
+record (its outage log, storage_ok), as an upload's does.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
@@ -12,13 +18,15 @@ from dataclasses import dataclass
 
 from ..metrics import BucketMetrics, Metrics
 from ..settings import BucketSettings, Settings
-from .checks import BucketChecks
 from .cleaner import Cleaner
-from .store import BucketAccess, S3Store, StoreError
+from .store import BucketAccess, S3Store, StoreError, within
 from .store_thread import StoreThread
 from .uploader import Holder, Uploader
 
 log = logging.getLogger(__name__)
+
+PROBE_INTERVAL = 15.0  # seconds between bucket checks while no upload proves the bucket works
+PROBE_INTERVAL_DOWN = 2.0  # while it is down: uploads waiting out a backoff go as soon as it is back
 
 
 @dataclass(frozen=True)
@@ -53,8 +61,9 @@ class Bucket:
                                          read_timeout=timeout))
         self.uploader = Uploader(self.store, self.metrics, concurrency=options.concurrency, attempt_timeout=timeout,
                                  holder=holder, pathway=settings.pathway)
-        self.checks = BucketChecks(self.store, self.uploader, timeout=timeout, uploads_pending=uploads_pending,
-                                   refused=refused)
+        self._timeout = timeout
+        self._pending = uploads_pending
+        self._refused = refused
         self.cleaner = Cleaner(self.store, self.metrics, margin=options.cleanup_margin) if options.cleans else None
 
     @property
@@ -81,9 +90,10 @@ class Bucket:
         setting when it refuses our settings (the service does not start); merely unreachable, it starts."""
         await self.store.start()
         stack.push_async_callback(self.store.close)
-        refused = await self.checks.at_start()
-        if refused is not None:
-            return self.refusal_line(refused)
+        err = await within(self.store.probe(), self._timeout)
+        if err is not None and err.setting is not None:
+            return self.refusal_line(err)
+        self.uploader.record(err is None, None if err is None else err.reason)  # its outage log tells, once
         if self.cleaner is not None:
             await self.cleaner.start()
             stack.push_async_callback(self.cleaner.stop)
@@ -91,3 +101,24 @@ class Bucket:
             log.info("%s at %s takes every segment too: viewers fetch them at %s", self.name,
                      self.settings.endpoint_url, self.settings.public_url)
         return None
+
+    async def check_writes(self) -> None:
+        """Asked once by the steering probe: only a refusal is recorded (the uploads tell of the rest, and a
+        timeout on a busy machine would make its slow uploads count as failing)."""
+        err = await within(self.store.probe(), self._timeout)
+        if err is not None and self._refused(err.reason):
+            self.uploader.record(False, err.reason)
+
+    async def run_checks(self) -> None:
+        """Until cancelled: a check while no upload proves the bucket; what an upload told meanwhile wins."""
+        uploader = self.uploader
+        while True:
+            await asyncio.sleep(PROBE_INTERVAL_DOWN if uploader.storage_ok is False else PROBE_INTERVAL)
+            before = uploader.uploads_done
+            if uploader.storage_ok and self._pending():
+                continue  # uploads are proving it right now
+            err = await within(self.store.probe(), self._timeout)
+            if err is None:
+                uploader.record(True)
+            elif uploader.uploads_done == before:
+                uploader.record(False, err.reason)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -25,12 +24,11 @@ from ..metrics import Metrics
 from ..playlist import hls
 from ..playlist.rendered import Rendered
 from .store import StoreError
-from .uploader import ObjectStore
+from .uploader import Backoff, ObjectStore
 
 log = logging.getLogger(__name__)
 
-_BACKOFF_BASE = 0.5
-_BACKOFF_CAP = 5.0
+_BACKOFF = Backoff(base=0.5, cap=5.0)  # a key's retries while the bucket fails it
 # R2: one write per second per key. A little above it, so two PUTs never land in the same second
 # at R2 even when the second one travels faster than the first.
 MIN_WRITE_INTERVAL = 1.1
@@ -129,9 +127,8 @@ class PlaylistMirror:
             else:
                 failures += 1
                 k.wake.set()  # try again: with the newest version by then
-                delay = random.uniform(0, min(_BACKOFF_CAP, _BACKOFF_BASE * 2 ** (failures - 1)))
                 try:
-                    async with asyncio.timeout(delay):
+                    async with asyncio.timeout(_BACKOFF.delay(failures - 1)):
                         await self._written_once.wait()  # another key got through: the bucket is back
                 except TimeoutError:
                     pass

@@ -7,8 +7,6 @@ stored where no listed URL looks is told before any viewer meets it.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import secrets
 from collections.abc import Awaitable, Callable
 from typing import Protocol
@@ -19,7 +17,7 @@ import aiohttp
 from .. import __version__
 from ..settings import BucketSettings
 from ..playlist import hls
-from .store import BucketAccess, S3Store, StoreError
+from .store import BucketAccess, S3Store, within
 
 # A made-up viewer page's origin: the bucket's CORS policy must allow any origin (or the viewer's own).
 ORIGIN = "https://viewer.example"
@@ -49,34 +47,28 @@ async def check(bucket: BucketSettings, key_prefix: str, timeout: float, line: L
     where = f"the {bucket.pathway} pathway's bucket {bucket.bucket!r} at {bucket.endpoint_url}"
     try:
         await store.start()
-        if not await _step(bucket, timeout, line, f"{where}: put probe object {key}", lambda: store.put(
+        if not await _step(bucket, timeout, line, f"{where}: put probe object {key}", store.put(
                 key, body, content_type=PROBE_CONTENT_TYPE, cache_control=PROBE_CACHE_CONTROL)):
             line("skip", f"{where}: public GET and delete: nothing was stored")
             return
         try:
             await _public(bucket, timeout, key, body, line)
         finally:
-            await _step(bucket, timeout, line, f"{where}: delete probe object {key}", lambda: store.delete(key))
+            await _step(bucket, timeout, line, f"{where}: delete probe object {key}", store.delete(key))
     finally:
         await store.close()
 
 
 async def _step(bucket: BucketSettings, timeout: float, line: Line, what: str,
-                call: Callable[[], Awaitable[object]]) -> bool:
-    try:
-        async with asyncio.timeout(timeout):
-            await call()
-    except StoreError as err:
-        setting = bucket.setting(err.setting) if err.setting else None
-        line("FAIL", f"{what} -> {err.reason}: " + (f"check {setting}" if setting else
-                                                     f"check {bucket.setting('S3_ENDPOINT_URL')} and the "
-                                                     "provider's status"))
-        return False
-    except (TimeoutError, OSError, aiohttp.ClientError) as err:
-        line("FAIL", f"{what} -> {type(err).__name__}: cannot reach {bucket.setting('S3_ENDPOINT_URL')}")
-        return False
-    line("ok", what)
-    return True
+                call: Awaitable[object]) -> bool:
+    err = await within(call, timeout)
+    if err is None:
+        line("ok", what)
+        return True
+    setting = bucket.setting(err.setting or "S3_ENDPOINT_URL")  # a wrong setting, or the bucket unreachable
+    line("FAIL", f"{what} -> {err.reason}: check {setting}" + ("" if err.setting else
+                                                               " and the provider's status"))
+    return False
 
 
 async def _public(bucket: BucketSettings, timeout: float, key: str, body: bytes, line: Line) -> None:
@@ -116,10 +108,8 @@ async def listed_answers(store: Stored, url_of: Callable[[str], str], key_prefix
     would list) and deleted: what the GET found when not the object's bytes ("HTTP 404", "other bytes", why
     no answer); None when it was, or when the bucket did not take the object (its uploads tell of that)."""
     key, body = probe_object(key_prefix, "start")
-    try:
-        async with asyncio.timeout(timeout):
-            await store.put(key, body, content_type=PROBE_CONTENT_TYPE, cache_control=PROBE_CACHE_CONTROL)
-    except (StoreError, TimeoutError):
+    if await within(store.put(key, body, content_type=PROBE_CONTENT_TYPE, cache_control=PROBE_CACHE_CONTROL),
+                     timeout) is not None:
         return None
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as http, \
@@ -128,9 +118,7 @@ async def listed_answers(store: Stored, url_of: Callable[[str], str], key_prefix
     except (aiohttp.ClientError, OSError, TimeoutError) as err:
         return f"no answer: {type(err).__name__}"
     finally:
-        with contextlib.suppress(StoreError, TimeoutError):
-            async with asyncio.timeout(timeout):
-                await store.delete(key)
+        await within(store.delete(key), timeout)
     if status != 200:
         return f"HTTP {status}"
     return None if got == body else "other bytes"

@@ -3,7 +3,7 @@
 Uploads each retrying on their own backoff make a backlog of N try about N/7.5 times a second, however
 long the outage. Here an upload whose attempt failed waits for its turn in a queue (a future, no task):
 one turn per backoff goes to the upload that waited longest, and every upload goes at once when the bucket
-is seen working again (`open`: an upload landed, or bucket/checks.py's check).
+is seen working again (`open`: an upload landed, or bucket/bucket.py's check).
 
 An upload whose bytes exist nowhere any more (its copy dropped and Owncast's file deleted) ends lost (a
 gap) instead of waiting: the queue is swept at each turn, and when an upload comes to wait (at most once

@@ -24,7 +24,7 @@ from .segment_reads import (
 )
 from .outage import OutageLog
 from .lateness import Waiting
-from .store import StoreError
+from .store import within
 from .turns import Alive, RetryTurns
 
 __all__ = ["COPY_DROPPED", "Backoff", "Holder", "Kept", "ObjectStore", "SegmentLost", "Uploaded", "Uploader",
@@ -275,12 +275,10 @@ class Uploader:
                     bucket_failed = False
                 else:
                     started = time.perf_counter()
-                    try:
-                        async with asyncio.timeout(self._attempt_timeout):
-                            await self._store.put(key, body, content_type=content_type,
-                                                  cache_control=cache_control)
-                    except (StoreError, TimeoutError) as err:
-                        reason = err.reason if isinstance(err, StoreError) else "Timeout"
+                    put = self._store.put(key, body, content_type=content_type, cache_control=cache_control)
+                    failed = await within(put, self._attempt_timeout)
+                    if failed is not None:
+                        reason = failed.reason
                         self.uploads_failed += 1
                         waited = True
                         bounded_reason = bounded(reason, UPLOAD_FAILURE_REASONS)

@@ -174,7 +174,6 @@ class ClipBook:
         if type(entries) is not list:
             self._file.set_aside("corrupt", f"clips is {validate.describe(entries)}, not a list")
             return
-        clips: list[Clip] = []
         dropped: list[str] = []
         for raw in entries[:MOST_CLIPS]:
             try:
@@ -186,18 +185,17 @@ class ClipBook:
                 dropped.append(f"clip id {clip.id} listed twice")
                 continue
             self._clips[clip.id] = clip
-            clips.append(clip)
-        beyond = max(0, len(entries) - MOST_CLIPS)
-        if dropped or beyond:
-            self._report_dropped(len(clips), dropped, beyond)
-        for clip in clips:
             if self._holder is not None:
                 self._holder.hold(list(clip.keys))
-        if clips:
-            log.info("%d clip(s) kept from before the restart", len(clips))
-        if len(clips) > self._places.max_clips:
+        kept = len(self._clips)
+        beyond = max(0, len(entries) - MOST_CLIPS)
+        if dropped or beyond:
+            self._report_dropped(kept, dropped, beyond)
+        if kept:
+            log.info("%d clip(s) kept from before the restart", kept)
+        if kept > self._places.max_clips:
             log.warning("%d clips kept, more than MAX_CLIPS=%d: new clips are refused until some are deleted",
-                        len(clips), self._places.max_clips)
+                        kept, self._places.max_clips)
 
     def _report_dropped(self, kept: int, dropped: list[str], beyond: int) -> None:
         """One line: how many clips were dropped and why, and the copy of the file as it was."""

@@ -10,10 +10,10 @@ the same keys: `PREFIX/clips/<id>/...` is kept as `clips/<id>/...` below the fol
 from __future__ import annotations
 
 import asyncio
-import os
 from pathlib import Path, PurePosixPath
 
 from ..bucket.cleaner import DeletingStore as DeletingStore  # the bucket's, and the service's import
+from ..files import write_whole
 
 FOLDER = "vod"  # in STATE_DIR
 
@@ -41,7 +41,7 @@ class KeptPlaylists:
     async def upload_bytes(self, key: str, body: bytes, *, content_type: str, cache_control: str) -> float:
         """Written whole and atomically (a reader sees the old body or the new one); 0 s in the bucket."""
         path = self.path(self.relative(key))
-        await asyncio.to_thread(_write, path, body)
+        await asyncio.to_thread(write_whole, path, body)
         self.version += 1
         return 0.0
 
@@ -65,13 +65,3 @@ class KeptPlaylists:
         except (OSError, ValueError):
             return None
 
-
-def _write(path: Path, body: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        temp.write_bytes(body)
-        os.replace(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise

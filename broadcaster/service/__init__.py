@@ -318,7 +318,7 @@ class Service:
         await self.access.start()
         stack.push_async_callback(self.access.stop)
         for pid, bucket in self.buckets.items():
-            stack.push_async_callback(cancelled, asyncio.create_task(bucket.checks.run(), name=f"storage-probe-{pid}"))
+            stack.push_async_callback(cancelled, asyncio.create_task(bucket.run_checks(), name=f"storage-probe-{pid}"))
         if self.tracker_probe is not None:
             await self.tracker_probe.start()
             stack.push_async_callback(self.tracker_probe.stop)

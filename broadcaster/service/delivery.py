@@ -91,7 +91,7 @@ def steered(s: Settings, metrics: Metrics, buckets: Mapping[str, Bucket], playli
     `newest` listing and each other bucket's newest upload, told `on_change` of each new priority."""
     signals = {pid: BucketSignals.of_uploads(b.behind, b.outcome) for pid, b in buckets.items()}
     policy = SteeringPolicy(s.pathways, signals, lambda: playlists.target_duration, interval=s.viewer_timeout / 3)
-    probes = {pid: Probe(newest if pid == hls.BUCKET_PATHWAY else _newest_landed(b), b.checks.writes)
+    probes = {pid: Probe(newest if pid == hls.BUCKET_PATHWAY else _newest_landed(b), b.check_writes)
               for pid, b in buckets.items()}
     counts = PathwayCounts(lambda: policy.first != hls.BUCKET_PATHWAY, s.pathways)
     # Players read the stream: its playlists' or steering manifest's requests moved lately (the

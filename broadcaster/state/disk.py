@@ -71,6 +71,16 @@ def loads(text: str | bytes) -> Any:
     return json.loads(text, parse_constant=_reject_constant, parse_float=_finite)
 
 
+def read_capped(path: Path) -> bytes:
+    """A state file's bytes. Opened without blocking (a FIFO would wait for a writer for ever); read as
+    Owncast's files are: a regular file only, never past MAX_BYTES (a huge one is not read whole)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        return files.read_open(fd, path, MAX_BYTES)
+    finally:
+        os.close(fd)
+
+
 class DirectoryLock:
     """STATE_DIR/lock, held with flock(2) while the service runs: two services on one STATE_DIR would
     race on the temporary file and both upload and delete the same keys. The kernel drops the lock
@@ -180,7 +190,7 @@ class StateFile:
     def load(self) -> dict[str, Any] | None:
         """The saved state, or None when there is none (or it had to be set aside): it raises nothing."""
         try:
-            raw = self._read()
+            raw = read_capped(self.path)
         except FileNotFoundError:
             return None
         except OSError as err:
@@ -203,15 +213,6 @@ class StateFile:
             self.set_aside("foreign", f"state version {version}, this release reads {VERSION}")
             return None
         return data
-
-    def _read(self) -> bytes:
-        """The file's bytes. Opened without blocking (a FIFO would wait for a writer for ever); read as
-        Owncast's files are: a regular file only, never past MAX_BYTES (a huge one is not read whole)."""
-        fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-        try:
-            return files.read_open(fd, self.path, MAX_BYTES)
-        finally:
-            os.close(fd)
 
     def save(self, data: dict[str, Any]) -> None:
         self.write_prepared(self.prepare(data))
@@ -259,14 +260,8 @@ class StateFile:
         """Move the file aside, with one ERROR line saying why (`why` is one line, kept short)."""
         why = why.replace("\n", " ")
         why = why if len(why) <= 300 else why[:300] + "..."
-        stem = f"{self.path.name}.{kind}-{time.strftime('%Y%m%dT%H%M%S')}"
-        aside = self.path.with_name(stem)
-        for n in range(2, 100):  # never over an earlier one set aside in the same second
-            if not os.path.lexists(aside):
-                break
-            aside = self.path.with_name(f"{stem}-{n}")
         try:
-            os.replace(self.path, aside)
+            aside = files.set_aside(self.path, kind)
         except OSError as err:
             log.error("state file %s is unusable (%s) and could not be moved aside: %s", self.path, why, err)
             return

@@ -14,7 +14,7 @@ one WARNING; anything else damaged sets both files aside with one ERROR line (di
 
 from __future__ import annotations
 
-import errno
+import contextlib
 import logging
 import os
 import secrets
@@ -24,7 +24,7 @@ from typing import Any
 from .. import files
 from ..tails import Tail
 from . import validate
-from .disk import MAX_BYTES, Prepared, RawJSON, Replaced, StateFile, dumps, header
+from .disk import Prepared, RawJSON, Replaced, StateFile, dumps, header, read_capped, write_all
 
 log = logging.getLogger(__name__)
 
@@ -165,18 +165,17 @@ class JournaledState(StateFile):
     def _append(self, line: bytes) -> None:
         if self._fd is None:
             self._fd = os.open(self.journal, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
-        size, written = self._journal_size, 0
+        size, whole = self._journal_size, False
         try:
-            written = os.write(self._fd, line)
-            if written != len(line):  # a short write: the disk filled up under it
-                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            write_all(self._fd, line)
+            whole = True
             os.fdatasync(self._fd)
         except OSError as err:
             try:
                 os.ftruncate(self._fd, size)  # never a half line before the next one
             except OSError:
                 self._base = None  # the next save writes state.json and a new journal
-                if written == len(line):  # the whole line stays, and every start applies it
+                if whole:  # the whole line stays, and every start applies it
                     raise Replaced(err) from err
             raise
 
@@ -247,30 +246,20 @@ class JournaledState(StateFile):
         """The journal's whole lines, and whether a last one without its newline (its save never returned:
         dropped, whatever it holds) followed them."""
         try:
-            fd = os.open(self.journal, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            raw = read_capped(self.journal)
         except FileNotFoundError:
             return [], False
-        except OSError as err:
-            raise ValueError(f"cannot read it: {err.strerror or err}") from None
-        try:
-            raw = files.read_open(fd, self.journal, MAX_BYTES)
         except files.Refused as err:
             raise ValueError("too large" if err.reason == "too_large" else "not a regular file") from None
         except OSError as err:
             raise ValueError(f"cannot read it: {err.strerror or err}") from None
-        finally:
-            os.close(fd)
         parts = raw.split(b"\n")
         return parts[:-1], bool(parts[-1])
 
     def set_aside(self, kind: str, why: str) -> None:
         super().set_aside(kind, why)
-        if os.path.lexists(self.journal):
-            aside = self.journal.with_name(f"{JOURNAL}.{kind}")
-            try:
-                os.replace(self.journal, aside)
-            except OSError:
-                pass
+        with contextlib.suppress(OSError):  # gone, or stuck: its lines name the state.json set aside
+            files.set_aside(self.journal, kind)
 
 
 def _encoded(data: Any, path: tuple[str, ...], marks: dict[tuple[str, ...], int],

@@ -13,9 +13,10 @@ from __future__ import annotations
 import logging
 import os
 import re
-import time
 import zlib
 from pathlib import Path
+
+from .. import files
 
 log = logging.getLogger(__name__)
 
@@ -112,9 +113,8 @@ class ServedRecord:
 
     def _unusable(self, why: str) -> Unknown:
         """The file set aside, with one ERROR line: the Unknown to raise."""
-        aside = self.path.with_name(f"{NAME}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}")
         try:
-            os.replace(self.path, aside)
+            aside = files.set_aside(self.path, "corrupt")
         except OSError as err:
             log.error("%s is unusable (%s) and could not be moved aside: %s", self.path, why, err)
             return Unknown()

@@ -69,7 +69,7 @@ WATCHED_LEAST = 10.0  # seconds, whatever the target duration (a blocking reques
 @dataclass(frozen=True)
 class Probe:
     """One bucket pathway's probe: its newest segment's URL and when it was listed there (`newest`), and
-    its API asked once when a probe fails (`check_writes`: BucketChecks.writes)."""
+    its API asked once when a probe fails (`check_writes`: Bucket.check_writes)."""
 
     newest: Callable[[], tuple[str, float] | None]
     check_writes: Callable[[], Awaitable[None]] | None = None
