@@ -8,10 +8,10 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from .fates import CopyFates
 from .listings import Listings
 from .parts import Parts
 from .slots import Copy, Variant
+from .uploads import retrieved
 from .waiting import STUCK_TARGET_DURATIONS, Mark, Queues, Waiting
 
 log = logging.getLogger(__name__)
@@ -26,16 +26,17 @@ def running_loop() -> asyncio.AbstractEventLoop | None:
 
 
 class Behind:
-    def __init__(self, parts: Parts, listings: Listings, copies: CopyFates, fresh: Callable[[int, Copy], bool],
-                 wake: Callable[[], None], monotonic: Callable[[], float]) -> None:
+    def __init__(self, parts: Parts, listings: Listings, fresh: Callable[[int, Copy], bool],
+                 wake: Callable[[], None]) -> None:
         """`fresh`: Lister._fresh; `wake`: the lister's push, at a copy's bound."""
         self._variants = parts.variants
         self._target = parts.target
         self._listings = listings
-        self._copies = copies
+        self._waited = parts.waited
+        self._late = parts.late
         self._fresh = fresh
         self._wake_up = wake
-        self._mono = monotonic
+        self._mono = parts.config.monotonic
         self.queues = Queues()  # per variant, what waits behind a copy not yet in the bucket
         self._timer: asyncio.TimerHandle | None = None  # the next give-up of a stuck copy
         self.closed = False  # the publisher is closing: nothing is listed any more
@@ -78,7 +79,7 @@ class Behind:
                     if ready.done() and ready.exception() is None and not self._fresh(index, step.copy):
                         continue  # written again since its upload: waited for again (the same step)
                     if not ready.done():
-                        writing = self._copies.writing(index, step.copy)
+                        writing = self._waited.writing(index, step.copy.source.name)
                         if not force and (now < step.give_up or not writing):
                             break
                         log.warning("variant %d: %s still %s %.1fs after the other variants listed it; a gap here "
@@ -86,7 +87,10 @@ class Behind:
                                     "being written by Owncast" if writing else "not in the bucket",
                                     now - step.give_up + STUCK_TARGET_DURATIONS * (self._target.value or 1))
                         self._listings.gap(v, step, now)
-                        self._copies.late(index, step.copy, step.run_name)
+                        # Its variant lists a gap there from now on: its upload goes on, late (for recordings
+                        # and clips), lost only if Owncast never finishes the file.
+                        self._late.add(index, step.copy.key, step.run_name, step.copy.task)
+                        step.copy.ready.add_done_callback(retrieved)  # its outcome is the late upload's
                     elif (err := ready.exception()) is not None:
                         self._listings.lost(v, step.copy, err)
                         self._listings.gap(v, step, now)

@@ -19,15 +19,13 @@ from ..bucket.recorder import Recorder
 from ..bucket.uploader import Uploaded
 from ..metrics import Metrics
 from ..playlist import hls
-from .config import PublisherConfig
 from .behind import Behind, running_loop
-from .fates import CopyFates
 from .listings import Listings, never_shown
 from .parts import Parts
 from .release import Release, Versions
-from .slots import END, Copy, Slot, SlotAligner, Variant
+from .slots import END, Copy, Slot, SlotAligner, Variant, succeeded
 from .target import Retarget
-from .upload_ratio import UploadRatio
+from .uploads import ready_when_uploaded
 from .verdict import judged
 from .waiting import STUCK_TARGET_DURATIONS, Mark, Waiting
 
@@ -37,24 +35,27 @@ MemoryNow = Callable[[float], dict[str, object]]  # the publisher's memory at a 
 
 
 class Lister:
-    def __init__(self, config: PublisherConfig, parts: Parts, *, metrics: Metrics, release: Release,
-                 recorder: Recorder | None, memory: MemoryNow, copies: CopyFates) -> None:
-        self._wall = config.wall_clock
-        self._mono = config.monotonic
-        self._metrics = metrics
-        self._release = release
-        self._recorder = recorder
-        self._listings = Listings(config, metrics, release, recorder)  # each entry, counted and recorded
+    def __init__(self, parts: Parts, memory: MemoryNow) -> None:
+        self._wall = parts.config.wall_clock
+        self._mono = parts.config.monotonic
+        self._metrics = parts.metrics
+        self._release = parts.release
+        self._recorder = parts.recorder
+        self._listings = Listings(parts)  # each entry, counted and recorded
         self._variants = parts.variants
         self._lanes = parts.lanes
         self._target = parts.target
         self._numbering = parts.numbering
         self._memory = memory
-        self._copies = copies
+        self._waited = parts.waited
+        self._rewrites = parts.uploads.rewrites
         # What waits per variant behind a copy not yet in the bucket (listed after the others).
-        self._behind = Behind(parts, self._listings, copies, self._fresh, self.advance, config.monotonic)
+        self._behind = Behind(parts, self._listings, self._fresh, self.advance)
         self.queues = self._behind.queues
-        self.upload_ratio = UploadRatio(metrics)
+        # Moving average over ~10 segments of the successful PutObject's time against the media it carries
+        # (like Owncast's "possible slow uploads"; /health): above 1 the bucket cannot keep up. An outage
+        # does not count here: it shows as storage unreachable instead.
+        self.upload_ratio = 0.0
 
     def close(self) -> None:
         self._behind.close()
@@ -79,7 +80,9 @@ class Lister:
 
     def on_uploaded(self, index: int, duration: float, task: asyncio.Future[Uploaded]) -> None:
         """An upload finished (its done-callback): the upload ratio learns its time."""
-        self.upload_ratio.learn(task, duration)
+        if succeeded(task):
+            self.upload_ratio += (task.result().took / max(duration, 0.001) - self.upload_ratio) * 0.2
+            self._metrics.upload_realtime_ratio.set(round(self.upload_ratio, 3))
         if not self._behind.closed:
             self.advance()
 
@@ -95,7 +98,7 @@ class Lister:
         """Decide the lane's slots that are ready, in order, up to its bound; whether any was."""
         decided, bound = False, self._lanes.bound(aligner)
         while ready := aligner.take_ready(variants, self._mono, self._target.value,
-                                          self._copies.waiting if aligner is self._lanes.together else None,
+                                          self._waited.waiting if aligner is self._lanes.together else None,
                                           self._fresh, before=bound):
             decided = True
             slot, members, previous = ready.slot, ready.members, ready.previous
@@ -189,10 +192,15 @@ class Lister:
                 numbering.listed(playlist.next_sequence, run)
 
     def _fresh(self, index: int, copy: Copy) -> bool:
-        """False when the copy's file was written again since its upload (fates.py)."""
-        redo = self._copies.written_again(index, copy)
+        """False when the copy's file was written again since its upload (rewrites.Rewrites.stale): the
+        follow that uploads the file's final bytes is the copy's upload from now on (its `ready` follows
+        it), the copy unfinished again."""
+        redo = self._rewrites.stale(index, copy)
         if redo is None:
             return True
+        ready: asyncio.Future[bytes | None] = asyncio.get_running_loop().create_future()
+        redo.add_done_callback(functools.partial(ready_when_uploaded, ready))
+        copy.task, copy.ready = redo, ready
         redo.add_done_callback(functools.partial(self.on_uploaded, index, copy.source.duration))
         self.again()  # held now?
         return False

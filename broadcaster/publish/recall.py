@@ -7,34 +7,29 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from ..bucket.recorder import Recorder
 from ..playlist.segments import ListedSegment, Removed
 from ..source.owncast import SourcePlaylist
 from ..state import validate
-from .config import PublisherConfig
-from .late import LateCopies
 from .memory import Memory, decode, encode
 from .parts import Parts
 from .slots import Variant
-from .uploads import Uploads
 from .waiting import Queues
 
 log = logging.getLogger(__name__)
 
 
 class Recall:
-    def __init__(self, config: PublisherConfig, parts: Parts, uploads: Uploads, late: LateCopies, queues: Queues,
-                 recorder: Recorder | None, drop: Callable[[list[Removed]], None]) -> None:
+    def __init__(self, parts: Parts, queues: Queues, drop: Callable[[list[Removed]], None]) -> None:
         """`queues`: what waits in each variant (the lister's); `drop`: objects no playlist will name go on
         to the cleaner."""
-        self._mono = config.monotonic
-        self._window = config.window
-        self._hashes = config.segment_hashes
+        self._mono = parts.config.monotonic
+        self._window = parts.config.window
+        self._hashes = parts.config.segment_hashes
         self._parts = parts
-        self._uploads = uploads
-        self._late = late
+        self._uploads = parts.uploads
+        self._late = parts.late
         self._queues = queues
-        self._recorder = recorder
+        self._recorder = parts.recorder
         self._drop = drop
         # After continuing above a state not saved at a clean stop: the variants read since. What a
         # variant's first read lists may have been served, under numbers given up: never listed again.
