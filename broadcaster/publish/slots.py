@@ -178,7 +178,7 @@ class SlotAligner:
                    held: Callable[[int, str], bool] | None = None,
                    fresh: Callable[[int, Copy], bool] | None = None, before: SlotKey | None = None) -> Ready | None:
         """The first undecided slot once it can be decided (taken out of the queue), else None. `held(variant,
-        file name)`: Owncast still writes the copy's file: it holds only its own variant once another copy is in
+        name)`: Owncast still writes the copy's file: it holds only its own variant once another copy is in
         the bucket. `fresh(variant, copy)`: False when its file was written again since its upload (waited for
         as any copy not in the bucket). `before`: only a slot before it (Lanes.bound)."""
         if not self._order or (before is not None and self._order[0] >= before):
@@ -194,7 +194,8 @@ class SlotAligner:
             unresolved = [v for v in members if not self._resolved(v, slot)]
             if unresolved and (held is None or not any(succeeded(c.ready) for i, c in slot.copies.items()
                                                        if any(v.index == i for v in members)) or not all(
-                    (c := slot.copies.get(v.index)) is not None and held(v.index, c.source.name) for v in unresolved)):
+                    (c := slot.copies.get(v.index)) is not None and held(v.index, c.source.name)
+                    for v in unresolved)):
                 return None
             if fresh is not None and not all([fresh(i, c) for i, c in slot.copies.items() if succeeded(c.ready)]):
                 return None  # (a list: every copy written again is told, not only the first)
