@@ -1,7 +1,7 @@
 """Lists what is uploaded, in Owncast's order, and pushes the new versions on to the Release.
 
 A finished upload comes here, not back to the publisher. The lister takes the slots that are ready
-(slots.SlotAligner), decides each in every member variant or in none (verdict.judged), applies the
+(slots.SlotAligner), decides each in every member variant or in none (judged), applies the
 target policy's Retarget to every playlist, lists each entry (listings.Listings), or keeps it in a
 variant whose copy Owncast is still writing (waiting.py, behind.Behind), and pushes every variant's new
 version to the Release with the publisher's memory: every call that changes that memory ends in
@@ -13,25 +13,74 @@ import asyncio
 import functools
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
-from ..bucket.recorder import Recorder
 from ..bucket.uploader import Uploaded
 from ..metrics import Metrics
 from ..playlist import hls
 from .behind import Behind, running_loop
 from .listings import Listings, never_shown
 from .parts import Parts
-from .release import Release, Versions
+from .release import Versions
 from .slots import END, Copy, Slot, SlotAligner, Variant, succeeded
 from .target import Retarget
 from .uploads import ready_when_uploaded
-from .verdict import judged
 from .waiting import STUCK_TARGET_DURATIONS, Mark, Waiting
 
 log = logging.getLogger(__name__)
 
 MemoryNow = Callable[[float], dict[str, object]]  # the publisher's memory at a moment (memory.encode's JSON)
+
+
+@dataclass(slots=True)
+class Verdict:
+    """What a ready slot's copies say, variant by variant: which copy is in the bucket (listed now), which
+    one Owncast is still writing (kept in its variant: listed later, or a gap there alone), which one is
+    lost (a gap there alone), and whether the slot is dropped in every variant."""
+
+    lost: dict[int, BaseException | None] = field(default_factory=dict)  # copies not listed (their error)
+    held: set[int] = field(default_factory=set)  # copies Owncast is still writing
+    dropped: bool = False  # a copy missing or beyond any target: no variant lists it
+
+    def in_none(self, members: int) -> bool:
+        """No variant lists it: a gap in every variant helps no player (hls.js loads a gap from another
+        variant), and listing it in some only would number them differently."""
+        return self.dropped or len(self.lost) + len(self.held) == members
+
+
+def judged(slot: Slot, members: list[Variant], metrics: Metrics) -> Verdict | None:
+    """The verdict on `slot`'s copies in `members` (None: a copy was cancelled, the publisher is closing);
+    a copy missing or beyond any target is counted and said here, a lost one once it is decided where its
+    gap goes."""
+    verdict = Verdict()
+    for v in members:
+        copy = slot.copies.get(v.index)
+        if copy is None:
+            verdict.dropped = True
+            verdict.lost[v.index] = None
+            metrics.segments_lost.labels(variant=str(v.index), reason="missing").inc()
+            if v.source_ended:  # ffmpeg stopped: a last short segment one variant got, another not
+                log.info("variant %d: Owncast ended it before segment %d:%d; that segment is dropped in "
+                         "every variant, which end together", v.index, *slot.key)
+            else:
+                log.warning("variant %d: Owncast never listed segment %d:%d", v.index, *slot.key)
+        elif copy.ready.cancelled():
+            return None
+        elif not copy.ready.done():
+            verdict.held.add(v.index)
+        elif (err := copy.ready.exception()) is not None:
+            verdict.lost[v.index] = err
+        elif not hls.fits_target(copy.source.duration, hls.MAX_TARGET_DURATION):
+            # Beyond any Owncast setting: a broken playlist, not a reason to slow every viewer.
+            verdict.dropped = True
+            verdict.lost[v.index] = None
+            metrics.input_rejected.labels(reason="rejected").inc()
+            metrics.segments_lost.labels(variant=str(v.index), reason="rejected").inc()
+            log.warning("variant %d: segment %s not listed: EXTINF %.3fs is beyond the longest target "
+                        "duration served (%ds)", v.index, copy.source.name, copy.source.duration,
+                        hls.MAX_TARGET_DURATION)
+    return verdict
 
 
 class Lister:
