@@ -7,7 +7,7 @@ the cleaner. Segments are taken in (intake.py), lined up across variants (slots.
 (uploads.py; written again: rewrites.py), listed only once uploaded (lister.py, listings.py;
 a copy Owncast has not finished holds only its own variant: waiting.py, behind.py, writing.py, late.py)
 under one target duration (target.py), numbered so that no number is ever served twice (numbering.py,
-memory.py, recall.py, docs/hls-rules.md#numbers-across-restarts).
+memory.py, docs/hls-rules.md#numbers-across-restarts).
 
 Each variant's playlist is held by variant_playlist.VariantPlaylist, which alone changes its
 ManifestGenerator, through intents. pathway_views.PathwayViews says how far each pathway lists and

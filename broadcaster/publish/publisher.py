@@ -24,9 +24,9 @@ from .intake import Intake
 from .lanes import Lanes
 from .late import LateCopies
 from .lister import Lister
+from .memory import Recall
 from .numbering import Numbering
 from .parts import Parts
-from .recall import Recall
 from .release import Outlets, Release
 from .slots import END, Copy, SlotAligner, Variant
 from .target import TargetPolicy

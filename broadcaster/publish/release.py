@@ -23,7 +23,6 @@ from ..playlist import hls
 from ..playlist.rendered import Rendered, Version
 from ..source.owncast import SourceSegment, SourceVariant
 from ..state.snapshots import Snapshots
-from .memory import RESERVED
 from .visible import VisiblePlaylists
 
 # (variant, media sequence, Owncast's segment, the URL listed), once the listing is visible.
@@ -40,6 +39,7 @@ class ShownTo(Protocol):
         """`replace`: a restored state's versions, nothing else visible."""
 
 
+RESERVED = "reserved"  # the top-level key of the numbers a saved state reserves (hls.SEQUENCE_RESERVE)
 HELD_RETRY = 1.0  # seconds between saves while versions are held back, new segments or not
 
 
