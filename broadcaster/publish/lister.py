@@ -3,7 +3,7 @@
 A finished upload comes here, not back to the publisher. The lister takes the slots that are ready
 (slots.SlotAligner), decides each in every member variant or in none (judged), applies the
 target policy's Retarget to every playlist, lists each entry (listings.Listings), or keeps it in a
-variant whose copy Owncast is still writing (waiting.py, behind.Behind), and pushes every variant's new
+variant whose copy Owncast is still writing (behind.Behind), and pushes every variant's new
 version to the Release with the publisher's memory: every call that changes that memory ends in
 `advance`, so a save needs to ask nothing back."""
 
@@ -19,14 +19,13 @@ from typing import Any
 from ..bucket.uploader import Uploaded
 from ..metrics import Metrics
 from ..playlist import hls
-from .behind import Behind, running_loop
+from .behind import STUCK_TARGET_DURATIONS, Behind, Mark, Waiting, running_loop
 from .listings import Listings, never_shown
 from .parts import Parts
 from .release import Versions
 from .slots import END, Copy, Slot, SlotAligner, Variant, succeeded
 from .target import Retarget
 from .uploads import ready_when_uploaded
-from .waiting import STUCK_TARGET_DURATIONS, Mark, Waiting
 
 log = logging.getLogger(__name__)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from ..bucket.uploader import SegmentLost
 from ..metrics import Metrics
@@ -13,7 +14,9 @@ from ..playlist.segments import ListedSegment
 from .parts import Parts
 from .slots import Copy, Variant
 from .variant_playlist import SegmentRejected
-from .waiting import Waiting
+
+if TYPE_CHECKING:  # behind.py lists through Listings
+    from .behind import Waiting
 
 log = logging.getLogger(__name__)
 

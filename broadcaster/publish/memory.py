@@ -21,12 +21,12 @@ from ..source.owncast import SourcePlaylist, stream_id
 from ..state.snapshots import SHOWN_PAST
 from ..state.validate import INT64, array, describe, field, flag, integer, mapping, number, text
 from .late import parse_saved
+from .behind import Queues
 from .parts import Parts
 from .playlist_memory import MAX_EPOCH, MAX_RESTORED_TARGET, MIN_EPOCH, uri_or_none
 from .release import RESERVED
 from .slots import SEEN_LIMIT, SeenNames, Slot, SlotKey, Variant, succeeded
 from .variant_playlist import SegmentRejected, VariantPlaylist
-from .waiting import Queues
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ class Memory:
 def encode(m: Memory, undecided: Iterable[Slot], now: float, waiting: Mapping[int, list[object]] | None = None,
            late: dict[str, object] | None = None) -> dict[str, object]:
     """The publisher's memory, JSON-able: numbering, windows, what is seen and uploaded, per variant
-    what waits behind a copy not yet in the bucket (waiting.Queues.saved), and what is late
+    what waits behind a copy not yet in the bucket (behind.Queues.saved), and what is late
     (late.LateCopies.saved)."""
     pending: dict[int, set[str]] = {}
     uploaded: list[str] = []
