@@ -3,7 +3,7 @@
 In: Owncast's parsed playlists and finished segments (source/), and the pathway plan (pathways.py).
 Out: playlist versions the server shows on each pathway (visible.py), each saved (state/) before it is
 visible, then announced and mirrored to the bucket (release.py); segments that left every playlist, for
-the cleaner. Segments are taken in (intake.py), lined up across variants (slots.py, lanes.py), uploaded
+the cleaner. Segments are taken in (intake.py), lined up across variants (slots.py), uploaded
 (uploads.py; written again: rewrites.py), listed only once uploaded (lister.py, listings.py;
 a copy Owncast has not finished holds only its own variant: behind.py, writing.py, late.py)
 under one target duration (target.py), numbered so that no number is ever served twice (numbering.py,

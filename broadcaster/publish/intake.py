@@ -1,4 +1,4 @@
-"""Intake: a segment Owncast lists for the first time, taken in: its slot (lanes.Lanes: which aligner,
+"""Intake: a segment Owncast lists for the first time, taken in: its slot (slots.Lanes: which aligner,
 and whether Owncast cut its run's variants apart), its upload (uploads.Uploads) and the done-callbacks
 that take it on to the lister once it is ready, never back to the publisher."""
 
@@ -8,10 +8,9 @@ import functools
 import logging
 
 from ..source.owncast import SourceSegment, stream_id
-from .lanes import apart
 from .lister import Lister
 from .parts import Parts
-from .slots import Copy, Variant
+from .slots import Copy, Variant, apart
 
 log = logging.getLogger(__name__)
 

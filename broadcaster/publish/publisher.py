@@ -21,14 +21,13 @@ from ..playlist.segments import Removed
 from ..source.owncast import SourcePlaylist, SourceVariant
 from .config import PublisherConfig
 from .intake import Intake
-from .lanes import Lanes
 from .late import LateCopies
 from .lister import Lister
 from .memory import Recall
 from .numbering import Numbering
 from .parts import Parts
 from .release import Outlets, Release
-from .slots import END, Copy, SlotAligner, Variant
+from .slots import END, Copy, Lanes, SlotAligner, Variant
 from .target import TargetPolicy
 from .uploads import Uploads, WriteWatch
 from .variant_playlist import RemovedHook, VariantPlaylist
