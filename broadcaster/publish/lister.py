@@ -29,7 +29,7 @@ from .uploads import ready_when_uploaded
 
 log = logging.getLogger(__name__)
 
-MemoryNow = Callable[[float], dict[str, object]]  # the publisher's memory at a moment (memory.encode's JSON)
+MemoryNow = Callable[[float], dict[str, object]]  # the publisher's memory at a moment (Recall.memory's JSON)
 
 
 @dataclass(slots=True)

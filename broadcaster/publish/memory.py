@@ -9,7 +9,7 @@ used, and raises ValueError naming what does not add up.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping, Set as AbstractSet
+from collections.abc import Callable, Mapping, Set as AbstractSet
 from dataclasses import dataclass
 from dataclasses import field as member
 from typing import Any
@@ -75,57 +75,6 @@ class Memory:
     late: list[tuple[int, str, str]] = member(default_factory=list)
     late_landed: list[str] = member(default_factory=list)
     waited: list[tuple[str, int, ListedSegment]] = member(default_factory=list)
-
-
-def encode(m: Memory, undecided: Iterable[Slot], now: float, waiting: Mapping[int, list[object]] | None = None,
-           late: dict[str, object] | None = None) -> dict[str, object]:
-    """The publisher's memory, JSON-able: numbering, windows, what is seen and uploaded, per variant
-    what waits behind a copy not yet in the bucket (behind.Queues.saved), and what is late
-    (late.LateCopies.saved)."""
-    pending: dict[int, set[str]] = {}
-    uploaded: list[str] = []
-    for slot in undecided:
-        for index, copy in slot.copies.items():
-            pending.setdefault(index, set()).add(copy.source.name)
-            if succeeded(copy.task):
-                uploaded.append(copy.key)
-    variants: dict[str, dict[str, object]] = {}
-    for v in m.variants.values():
-        in_flight = pending.get(v.index, set())
-        variants[str(v.index)] = {
-            "generator": v.playlist.saved(now),
-            # The last names, and those still in flight apart: a restart forgets those, so it uploads
-            # and lists them.
-            "seen": v.seen.saved(),
-            "in_flight": sorted(in_flight),
-            # Listed before their upload to some bucket landed (content steering): uploaded again.
-            "uploading": _uploading_saved(v.playlist.landings.keys()),
-            "first": {str(k): n for k, n in v.first.items()},
-            "last_key": list(v.last_key) if v.last_key else None,
-            "last_media_sequence": v.last_media_sequence,
-            "restarts": v.restarts,
-            "source_ended": v.source_ended,
-        }
-        if waiting and waiting.get(v.index):
-            variants[str(v.index)]["waiting"] = waiting[v.index]
-        views = v.playlist.views_saved()
-        if views:  # a pathway that lists less than the playlist, or at other URIs (pathway_views.py)
-            variants[str(v.index)]["views"] = views
-    out: dict[str, object] = {
-        "target_duration": m.target,
-        "independent": m.independent,
-        "next_sequence": m.next_sequence,
-        RESERVED: m.next_sequence + hls.SEQUENCE_RESERVE,
-        "discontinuity_floor": m.discontinuity_floor,
-        "last_run": m.last_run,
-        "decided": list(m.decided),
-        "runs": dict(m.runs),
-        "variants": variants,
-        "uploaded": uploaded + sorted(m.uploaded),
-    }
-    if late and (late.get("pending") or late.get("landed")):
-        out["late"] = late
-    return out
 
 
 def _number_key(key: str, what: str, digits: int) -> int:
@@ -205,7 +154,7 @@ def _restore_waiting(playlist: VariantPlaylist, raw: object, now: float) -> list
 
 
 def decode(data: dict[str, object], now: float, playlist: PlaylistMaker) -> Memory:
-    """The memory `encode` wrote, each variant's playlist made by `playlist`."""
+    """The memory `Recall.memory` wrote, each variant's playlist made by `playlist`."""
     what = "publisher state"
     data = mapping(data, what, 1000)
     raw_target = field(data, "target_duration", what)
@@ -313,12 +262,55 @@ class Recall:
         self._read_since: set[int] | None = None
 
     def memory(self, now: float) -> dict[str, object]:
+        """The publisher's memory, JSON-able: numbering, windows, what is seen and uploaded, per variant
+        what waits behind a copy not yet in the bucket (behind.Queues.saved), and what is late
+        (late.LateCopies.saved)."""
         p = self._parts
-        lanes, target, numbering = p.lanes, p.target, p.numbering
-        m = Memory(p.variants, target.value, target.independent, numbering.next_sequence,
-                   numbering.last_run, lanes.together.decided, numbering.runs, self._uploads.restored,
-                   discontinuity_floor=numbering.discontinuity_floor)
-        return encode(m, lanes.undecided(), now, self._queues.saved(), self._late.saved())
+        numbering, waiting, late = p.numbering, self._queues.saved(), self._late.saved()
+        pending: dict[int, set[str]] = {}
+        uploaded: list[str] = []
+        for slot in p.lanes.undecided():
+            for index, copy in slot.copies.items():
+                pending.setdefault(index, set()).add(copy.source.name)
+                if succeeded(copy.task):
+                    uploaded.append(copy.key)
+        variants: dict[str, dict[str, object]] = {}
+        for v in p.variants.values():
+            in_flight = pending.get(v.index, set())
+            variants[str(v.index)] = {
+                "generator": v.playlist.saved(now),
+                # The last names, and those still in flight apart: a restart forgets those, so it uploads
+                # and lists them.
+                "seen": v.seen.saved(),
+                "in_flight": sorted(in_flight),
+                # Listed before their upload to some bucket landed (content steering): uploaded again.
+                "uploading": _uploading_saved(v.playlist.landings.keys()),
+                "first": {str(k): n for k, n in v.first.items()},
+                "last_key": list(v.last_key) if v.last_key else None,
+                "last_media_sequence": v.last_media_sequence,
+                "restarts": v.restarts,
+                "source_ended": v.source_ended,
+            }
+            if waiting.get(v.index):
+                variants[str(v.index)]["waiting"] = waiting[v.index]
+            views = v.playlist.views_saved()
+            if views:  # a pathway that lists less than the playlist, or at other URIs (pathway_views.py)
+                variants[str(v.index)]["views"] = views
+        out: dict[str, object] = {
+            "target_duration": p.target.value,
+            "independent": p.target.independent,
+            "next_sequence": numbering.next_sequence,
+            RESERVED: numbering.next_sequence + hls.SEQUENCE_RESERVE,
+            "discontinuity_floor": numbering.discontinuity_floor,
+            "last_run": numbering.last_run,
+            "decided": list(p.lanes.together.decided),
+            "runs": dict(numbering.runs),
+            "variants": variants,
+            "uploaded": uploaded + sorted(self._uploads.restored),
+        }
+        if late.get("pending") or late.get("landed"):
+            out["late"] = late
+        return out
 
     def restore(self, data: dict[str, object]) -> int:
         """Continue from `memory`; returns the numbers the state allows to show before the next save.

@@ -51,8 +51,8 @@ class Versions:
     renderings: dict[str, dict[int, Version]]  # pathway -> variant -> its version there
     edges: dict[int, Rendered]  # the first bucket's versions for the bucket (no blocking reload); empty without a mirror
     target: int | None  # the target duration the publisher decided
-    # The publisher's memory when these versions were pushed (memory.encode: JSON-able, its long lists
-    # Tails, values however late the save reads them); None when no state file is kept (`Release.saves`).
+    # The publisher's memory when these versions were pushed (memory.Recall.memory: JSON-able, its long
+    # lists Tails, values however late the save reads them); None when no state file is kept (`Release.saves`).
     memory: dict[str, object] | None = None
     # How many times the playlists restarted (a new target, a variant back) before these versions: a
     # version pushed before a restart is never shown after it (its numbers start the new playlist).
