@@ -169,7 +169,7 @@ class Lister:
         return decided
 
     def _decide(self, slot: Slot, members: list[Variant], together: bool = True) -> None:
-        """List the slot in every member as its verdict says (verdict.py). `together`: the variants are
+        """List the slot in every member as its verdict says (Verdict). `together`: the variants are
         numbered alike."""
         verdict = judged(slot, members, self._metrics)
         if verdict is None:
