@@ -1,20 +1,110 @@
-"""Behind: what a variant lists after the others (waiting.py), listed as far as it can at each push:
-a copy once it is in the bucket (or kept by the VM), a gap there alone (EXT-X-GAP) once it is lost or
-Owncast is still writing it a bound after the others listed it; woken at the next such bound."""
+"""What a variant still has to list after the others: one stuck file holds only its own variant.
+
+A slot is decided once one copy is in the bucket and every other is too, or is a file Owncast is still
+writing (slots.SlotAligner.take_ready). A variant whose copy is not in the bucket keeps the slot here
+(Queues), under the number every variant gives it, with everything decided for it after, in order. Behind
+lists it as far as it can at each push: the head once uploaded (or kept by the VM), or a gap there
+(EXT-X-GAP) when the copy is lost or Owncast is still writing it at `give_up`, a bound after the others
+listed it; woken at the next such bound. Its numbers stay every other variant's.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
-from .fates import CopyFates
+from ..playlist.segments import ListedSegment
 from .listings import Listings
 from .parts import Parts
-from .slots import Copy, Variant
-from .waiting import STUCK_TARGET_DURATIONS, Mark, Queues, Waiting
+from .slots import Copy, Variant, succeeded
+from .uploads import retrieved
 
 log = logging.getLogger(__name__)
+
+# How long a variant waits past the others for a copy Owncast is still writing, in target durations:
+# its next version then comes within about 1.5 of them of its last, as 6.2.1 asks of every playlist.
+# Owncast has a body within milliseconds of the playlist that names it, so by then the writer is stuck.
+STUCK_TARGET_DURATIONS = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Waiting:
+    """A decided slot one variant lists once its copy is uploaded: `segment` as it is listed (its hash
+    added once uploaded), under `sequence`; a gap there if the copy is lost, or not finished by Owncast
+    at `give_up` (monotonic)."""
+
+    copy: Copy
+    segment: ListedSegment
+    sequence: int
+    run: int
+    run_name: str  # the recording's
+    wall: float  # the clock reading of its slot: a date made up for it is the same in every variant
+    give_up: float
+
+
+class Mark(enum.Enum):
+    GAP = "gap"  # a slot dropped in every variant: the next segment carries EXT-X-DISCONTINUITY
+    END = "end"  # the stream ended: EXT-X-ENDLIST
+
+
+Step = Waiting | Mark
+
+
+class Queues:
+    """Per variant, the steps decided for it that wait behind a copy not yet uploaded, oldest first."""
+
+    def __init__(self) -> None:
+        self._queues: dict[int, deque[Step]] = {}
+
+    def lagging(self, index: int) -> bool:
+        """Something waits in this variant: whatever is decided for it next waits behind."""
+        return index in self._queues
+
+    def add(self, index: int, step: Step) -> None:
+        self._queues.setdefault(index, deque()).append(step)
+
+    def head(self, index: int) -> Step | None:
+        queue = self._queues.get(index)
+        return queue[0] if queue else None
+
+    def pop(self, index: int) -> None:
+        queue = self._queues[index]
+        queue.popleft()
+        if not queue:
+            del self._queues[index]
+
+    def variants(self) -> list[int]:
+        return list(self._queues)
+
+    def last(self, index: int) -> Waiting | None:
+        """The last slot waiting in this variant: the next one decided for it is numbered after it."""
+        return next((s for s in reversed(self._queues.get(index, ())) if isinstance(s, Waiting)), None)
+
+    def waiting(self) -> Iterator[tuple[int, Waiting]]:
+        for index, queue in self._queues.items():
+            for step in queue:
+                if isinstance(step, Waiting):
+                    yield index, step
+
+    @property
+    def count(self) -> int:
+        return sum(1 for _ in self.waiting())
+
+    def saved(self) -> dict[int, list[object]]:
+        """Per variant, what waits (JSON-able): each slot as [number, URI, duration, date, discontinuity,
+        init URI, key, run, uploaded] (run: its recording's; uploaded: in the bucket already, so a start
+        lists it, else a gap there, uploaded late), each mark as its name."""
+        out: dict[int, list[object]] = {}
+        for index, queue in self._queues.items():
+            out[index] = [step.value if isinstance(step, Mark) else
+                          [step.sequence, step.segment.uri, step.segment.duration,
+                           step.segment.program_date_time, step.segment.discontinuity, step.segment.init_uri,
+                           step.segment.key, step.run_name, succeeded(step.copy.task)] for step in queue]
+        return out
 
 
 def running_loop() -> asyncio.AbstractEventLoop | None:
@@ -26,16 +116,17 @@ def running_loop() -> asyncio.AbstractEventLoop | None:
 
 
 class Behind:
-    def __init__(self, parts: Parts, listings: Listings, copies: CopyFates, fresh: Callable[[int, Copy], bool],
-                 wake: Callable[[], None], monotonic: Callable[[], float]) -> None:
+    def __init__(self, parts: Parts, listings: Listings, fresh: Callable[[int, Copy], bool],
+                 wake: Callable[[], None]) -> None:
         """`fresh`: Lister._fresh; `wake`: the lister's push, at a copy's bound."""
         self._variants = parts.variants
         self._target = parts.target
         self._listings = listings
-        self._copies = copies
+        self._waited = parts.waited
+        self._late = parts.late
         self._fresh = fresh
         self._wake_up = wake
-        self._mono = monotonic
+        self._mono = parts.config.monotonic
         self.queues = Queues()  # per variant, what waits behind a copy not yet in the bucket
         self._timer: asyncio.TimerHandle | None = None  # the next give-up of a stuck copy
         self.closed = False  # the publisher is closing: nothing is listed any more
@@ -78,7 +169,7 @@ class Behind:
                     if ready.done() and ready.exception() is None and not self._fresh(index, step.copy):
                         continue  # written again since its upload: waited for again (the same step)
                     if not ready.done():
-                        writing = self._copies.writing(index, step.copy)
+                        writing = self._waited.writing(index, step.copy.source.name)
                         if not force and (now < step.give_up or not writing):
                             break
                         log.warning("variant %d: %s still %s %.1fs after the other variants listed it; a gap here "
@@ -86,7 +177,10 @@ class Behind:
                                     "being written by Owncast" if writing else "not in the bucket",
                                     now - step.give_up + STUCK_TARGET_DURATIONS * (self._target.value or 1))
                         self._listings.gap(v, step, now)
-                        self._copies.late(index, step.copy, step.run_name)
+                        # Its variant lists a gap there from now on: its upload goes on, late (for recordings
+                        # and clips), lost only if Owncast never finishes the file.
+                        self._late.add(index, step.copy.key, step.run_name, step.copy.task)
+                        step.copy.ready.add_done_callback(retrieved)  # its outcome is the late upload's
                     elif (err := ready.exception()) is not None:
                         self._listings.lost(v, step.copy, err)
                         self._listings.gap(v, step, now)

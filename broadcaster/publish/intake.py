@@ -1,4 +1,4 @@
-"""Intake: a segment Owncast lists for the first time, taken in: its slot (lanes.Lanes: which aligner,
+"""Intake: a segment Owncast lists for the first time, taken in: its slot (slots.Lanes: which aligner,
 and whether Owncast cut its run's variants apart), its upload (uploads.Uploads) and the done-callbacks
 that take it on to the lister once it is ready, never back to the publisher."""
 
@@ -7,26 +7,23 @@ from __future__ import annotations
 import functools
 import logging
 
-from ..metrics import Metrics
 from ..source.owncast import SourceSegment, stream_id
-from .lanes import apart
 from .lister import Lister
 from .parts import Parts
-from .slots import Copy, Variant
-from .uploads import Uploads
+from .slots import Copy, Variant, apart
 
 log = logging.getLogger(__name__)
 
 
 class Intake:
-    def __init__(self, parts: Parts, uploads: Uploads, lister: Lister, metrics: Metrics) -> None:
+    def __init__(self, parts: Parts, lister: Lister) -> None:
         self._variants = parts.variants
         self._lanes = parts.lanes
         self._numbering = parts.numbering
         self._target = parts.target
-        self._uploads = uploads
+        self._uploads = parts.uploads
         self._lister = lister
-        self._metrics = metrics
+        self._metrics = parts.metrics
 
     def add(self, v: Variant, seg: SourceSegment, number: int, now: float) -> None:
         """`seg`, Owncast's `number` in `v`, seen for the first time."""

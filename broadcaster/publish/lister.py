@@ -1,9 +1,9 @@
 """Lists what is uploaded, in Owncast's order, and pushes the new versions on to the Release.
 
 A finished upload comes here, not back to the publisher. The lister takes the slots that are ready
-(slots.SlotAligner), decides each in every member variant or in none (verdict.judged), applies the
+(slots.SlotAligner), decides each in every member variant or in none (judged), applies the
 target policy's Retarget to every playlist, lists each entry (listings.Listings), or keeps it in a
-variant whose copy Owncast is still writing (waiting.py, behind.Behind), and pushes every variant's new
+variant whose copy Owncast is still writing (behind.Behind), and pushes every variant's new
 version to the Release with the publisher's memory: every call that changes that memory ends in
 `advance`, so a save needs to ask nothing back."""
 
@@ -13,48 +13,97 @@ import asyncio
 import functools
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
-from ..bucket.recorder import Recorder
 from ..bucket.uploader import Uploaded
 from ..metrics import Metrics
 from ..playlist import hls
-from .config import PublisherConfig
-from .behind import Behind, running_loop
-from .fates import CopyFates
+from .behind import STUCK_TARGET_DURATIONS, Behind, Mark, Waiting, running_loop
 from .listings import Listings, never_shown
 from .parts import Parts
-from .release import Release, Versions
-from .slots import END, Copy, Slot, SlotAligner, Variant
+from .release import Versions
+from .slots import END, Copy, Slot, SlotAligner, Variant, succeeded
 from .target import Retarget
-from .upload_ratio import UploadRatio
-from .verdict import judged
-from .waiting import STUCK_TARGET_DURATIONS, Mark, Waiting
+from .uploads import ready_when_uploaded
 
 log = logging.getLogger(__name__)
 
-MemoryNow = Callable[[float], dict[str, object]]  # the publisher's memory at a moment (memory.encode's JSON)
+MemoryNow = Callable[[float], dict[str, object]]  # the publisher's memory at a moment (Recall.memory's JSON)
+
+
+@dataclass(slots=True)
+class Verdict:
+    """What a ready slot's copies say, variant by variant: which copy is in the bucket (listed now), which
+    one Owncast is still writing (kept in its variant: listed later, or a gap there alone), which one is
+    lost (a gap there alone), and whether the slot is dropped in every variant."""
+
+    lost: dict[int, BaseException | None] = field(default_factory=dict)  # copies not listed (their error)
+    held: set[int] = field(default_factory=set)  # copies Owncast is still writing
+    dropped: bool = False  # a copy missing or beyond any target: no variant lists it
+
+    def in_none(self, members: int) -> bool:
+        """No variant lists it: a gap in every variant helps no player (hls.js loads a gap from another
+        variant), and listing it in some only would number them differently."""
+        return self.dropped or len(self.lost) + len(self.held) == members
+
+
+def judged(slot: Slot, members: list[Variant], metrics: Metrics) -> Verdict | None:
+    """The verdict on `slot`'s copies in `members` (None: a copy was cancelled, the publisher is closing);
+    a copy missing or beyond any target is counted and said here, a lost one once it is decided where its
+    gap goes."""
+    verdict = Verdict()
+    for v in members:
+        copy = slot.copies.get(v.index)
+        if copy is None:
+            verdict.dropped = True
+            verdict.lost[v.index] = None
+            metrics.segments_lost.labels(variant=str(v.index), reason="missing").inc()
+            if v.source_ended:  # ffmpeg stopped: a last short segment one variant got, another not
+                log.info("variant %d: Owncast ended it before segment %d:%d; that segment is dropped in "
+                         "every variant, which end together", v.index, *slot.key)
+            else:
+                log.warning("variant %d: Owncast never listed segment %d:%d", v.index, *slot.key)
+        elif copy.ready.cancelled():
+            return None
+        elif not copy.ready.done():
+            verdict.held.add(v.index)
+        elif (err := copy.ready.exception()) is not None:
+            verdict.lost[v.index] = err
+        elif not hls.fits_target(copy.source.duration, hls.MAX_TARGET_DURATION):
+            # Beyond any Owncast setting: a broken playlist, not a reason to slow every viewer.
+            verdict.dropped = True
+            verdict.lost[v.index] = None
+            metrics.input_rejected.labels(reason="rejected").inc()
+            metrics.segments_lost.labels(variant=str(v.index), reason="rejected").inc()
+            log.warning("variant %d: segment %s not listed: EXTINF %.3fs is beyond the longest target "
+                        "duration served (%ds)", v.index, copy.source.name, copy.source.duration,
+                        hls.MAX_TARGET_DURATION)
+    return verdict
 
 
 class Lister:
-    def __init__(self, config: PublisherConfig, parts: Parts, *, metrics: Metrics, release: Release,
-                 recorder: Recorder | None, memory: MemoryNow, copies: CopyFates) -> None:
-        self._wall = config.wall_clock
-        self._mono = config.monotonic
-        self._metrics = metrics
-        self._release = release
-        self._recorder = recorder
-        self._listings = Listings(config, metrics, release, recorder)  # each entry, counted and recorded
+    def __init__(self, parts: Parts, memory: MemoryNow) -> None:
+        self._wall = parts.config.wall_clock
+        self._mono = parts.config.monotonic
+        self._metrics = parts.metrics
+        self._release = parts.release
+        self._recorder = parts.recorder
+        self._listings = Listings(parts)  # each entry, counted and recorded
         self._variants = parts.variants
         self._lanes = parts.lanes
         self._target = parts.target
         self._numbering = parts.numbering
         self._memory = memory
-        self._copies = copies
+        self._waited = parts.waited
+        self._rewrites = parts.uploads.rewrites
         # What waits per variant behind a copy not yet in the bucket (listed after the others).
-        self._behind = Behind(parts, self._listings, copies, self._fresh, self.advance, config.monotonic)
+        self._behind = Behind(parts, self._listings, self._fresh, self.advance)
         self.queues = self._behind.queues
-        self.upload_ratio = UploadRatio(metrics)
+        # Moving average over ~10 segments of the successful PutObject's time against the media it carries
+        # (like Owncast's "possible slow uploads"; /health): above 1 the bucket cannot keep up. An outage
+        # does not count here: it shows as storage unreachable instead.
+        self.upload_ratio = 0.0
 
     def close(self) -> None:
         self._behind.close()
@@ -79,7 +128,9 @@ class Lister:
 
     def on_uploaded(self, index: int, duration: float, task: asyncio.Future[Uploaded]) -> None:
         """An upload finished (its done-callback): the upload ratio learns its time."""
-        self.upload_ratio.learn(task, duration)
+        if succeeded(task):
+            self.upload_ratio += (task.result().took / max(duration, 0.001) - self.upload_ratio) * 0.2
+            self._metrics.upload_realtime_ratio.set(round(self.upload_ratio, 3))
         if not self._behind.closed:
             self.advance()
 
@@ -95,7 +146,7 @@ class Lister:
         """Decide the lane's slots that are ready, in order, up to its bound; whether any was."""
         decided, bound = False, self._lanes.bound(aligner)
         while ready := aligner.take_ready(variants, self._mono, self._target.value,
-                                          self._copies.waiting if aligner is self._lanes.together else None,
+                                          self._waited.waiting if aligner is self._lanes.together else None,
                                           self._fresh, before=bound):
             decided = True
             slot, members, previous = ready.slot, ready.members, ready.previous
@@ -118,7 +169,7 @@ class Lister:
         return decided
 
     def _decide(self, slot: Slot, members: list[Variant], together: bool = True) -> None:
-        """List the slot in every member as its verdict says (verdict.py). `together`: the variants are
+        """List the slot in every member as its verdict says (Verdict). `together`: the variants are
         numbered alike."""
         verdict = judged(slot, members, self._metrics)
         if verdict is None:
@@ -189,10 +240,15 @@ class Lister:
                 numbering.listed(playlist.next_sequence, run)
 
     def _fresh(self, index: int, copy: Copy) -> bool:
-        """False when the copy's file was written again since its upload (fates.py)."""
-        redo = self._copies.written_again(index, copy)
+        """False when the copy's file was written again since its upload (rewrites.Rewrites.stale): the
+        follow that uploads the file's final bytes is the copy's upload from now on (its `ready` follows
+        it), the copy unfinished again."""
+        redo = self._rewrites.stale(index, copy)
         if redo is None:
             return True
+        ready: asyncio.Future[bytes | None] = asyncio.get_running_loop().create_future()
+        redo.add_done_callback(functools.partial(ready_when_uploaded, ready))
+        copy.task, copy.ready = redo, ready
         redo.add_done_callback(functools.partial(self.on_uploaded, index, copy.source.duration))
         self.again()  # held now?
         return False

@@ -6,16 +6,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
-from ..bucket.recorder import Recorder
 from ..bucket.uploader import SegmentLost
 from ..metrics import Metrics
 from ..playlist.segments import ListedSegment
-from .config import PublisherConfig
-from .release import Release
+from .parts import Parts
 from .slots import Copy, Variant
 from .variant_playlist import SegmentRejected
-from .waiting import Waiting
+
+if TYPE_CHECKING:  # behind.py lists through Listings
+    from .behind import Waiting
 
 log = logging.getLogger(__name__)
 
@@ -28,15 +29,16 @@ def never_shown(metrics: Metrics, index: int, segments: Iterable[ListedSegment],
 
 
 class Listings:
-    def __init__(self, config: PublisherConfig, metrics: Metrics, release: Release, recorder: Recorder | None) -> None:
+    def __init__(self, parts: Parts) -> None:
+        config = parts.config
         self._urls = config.urls
         # P2P on (P2P_TRACKERS): each listed segment carries the SHA-256 of its bytes in the bucket, which
         # viewers check their peers' copies against (hls.SEGMENT_HASH_TAG).
         self._hashes = config.segment_hashes
         self._wall = config.wall_clock
-        self._metrics = metrics
-        self._release = release
-        self._recorder = recorder
+        self._metrics = parts.metrics
+        self._release = parts.release
+        self._recorder = parts.recorder
 
     def segment(self, copy: Copy, discontinuity: bool) -> ListedSegment:
         """The entry a copy is listed as (its hash added once its upload is done)."""

@@ -1,4 +1,6 @@
-"""The Publisher's memory as JSON (state.json's top level), and reading it back with every value checked.
+"""The Publisher's memory as JSON (state.json's top level), and reading it back with every value checked;
+Recall: that memory both ways, what the publisher saves with each version, and a restore that sets each
+part through its own.
 
 state.json may be damaged or crafted: `decode` checks types, ranges and sizes before anything is
 used, and raises ValueError naming what does not add up.
@@ -6,27 +8,32 @@ used, and raises ValueError naming what does not add up.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Set as AbstractSet
+import logging
+from collections.abc import Callable, Mapping, Set as AbstractSet
 from dataclasses import dataclass
 from dataclasses import field as member
 from typing import Any
 
 from ..numbers import whole_number
 from ..playlist import hls
+from ..playlist.segments import ListedSegment, Removed
+from ..source.owncast import SourcePlaylist, stream_id
 from ..state.snapshots import SHOWN_PAST
-from ..playlist.segments import ListedSegment
-from ..source.owncast import stream_id
 from ..state.validate import INT64, array, describe, field, flag, integer, mapping, number, text
 from .late import parse_saved
+from .behind import Queues
+from .parts import Parts
 from .playlist_memory import MAX_EPOCH, MAX_RESTORED_TARGET, MIN_EPOCH, uri_or_none
+from .release import RESERVED
 from .slots import SEEN_LIMIT, SeenNames, Slot, SlotKey, Variant, succeeded
 from .variant_playlist import SegmentRejected, VariantPlaylist
+
+log = logging.getLogger(__name__)
 
 # A variant's playlist, not open yet (None) or restored from its saved form (variants.Variants.playlist:
 # every playlist under today's WindowOptions).
 PlaylistMaker = Callable[[int, dict[str, Any] | None, float], VariantPlaylist]
 
-RESERVED = "reserved"  # the top-level key of the numbers a saved state reserves (hls.SEQUENCE_RESERVE)
 # Bounds on what a saved state may hold, far above what the service writes: more is not ours.
 _MAX_VARIANTS = 100
 _MAX_RUNS = 1_000_000  # Owncast transcoder runs seen over the service's life, one per stream start
@@ -68,57 +75,6 @@ class Memory:
     late: list[tuple[int, str, str]] = member(default_factory=list)
     late_landed: list[str] = member(default_factory=list)
     waited: list[tuple[str, int, ListedSegment]] = member(default_factory=list)
-
-
-def encode(m: Memory, undecided: Iterable[Slot], now: float, waiting: Mapping[int, list[object]] | None = None,
-           late: dict[str, object] | None = None) -> dict[str, object]:
-    """The publisher's memory, JSON-able: numbering, windows, what is seen and uploaded, per variant
-    what waits behind a copy not yet in the bucket (waiting.Queues.saved), and what is late
-    (late.LateCopies.saved)."""
-    pending: dict[int, set[str]] = {}
-    uploaded: list[str] = []
-    for slot in undecided:
-        for index, copy in slot.copies.items():
-            pending.setdefault(index, set()).add(copy.source.name)
-            if succeeded(copy.task):
-                uploaded.append(copy.key)
-    variants: dict[str, dict[str, object]] = {}
-    for v in m.variants.values():
-        in_flight = pending.get(v.index, set())
-        variants[str(v.index)] = {
-            "generator": v.playlist.saved(now),
-            # The last names, and those still in flight apart: a restart forgets those, so it uploads
-            # and lists them.
-            "seen": v.seen.saved(),
-            "in_flight": sorted(in_flight),
-            # Listed before their upload to some bucket landed (content steering): uploaded again.
-            "uploading": _uploading_saved(v.playlist.landings.keys()),
-            "first": {str(k): n for k, n in v.first.items()},
-            "last_key": list(v.last_key) if v.last_key else None,
-            "last_media_sequence": v.last_media_sequence,
-            "restarts": v.restarts,
-            "source_ended": v.source_ended,
-        }
-        if waiting and waiting.get(v.index):
-            variants[str(v.index)]["waiting"] = waiting[v.index]
-        views = v.playlist.views_saved()
-        if views:  # a pathway that lists less than the playlist, or at other URIs (pathway_views.py)
-            variants[str(v.index)]["views"] = views
-    out: dict[str, object] = {
-        "target_duration": m.target,
-        "independent": m.independent,
-        "next_sequence": m.next_sequence,
-        RESERVED: m.next_sequence + hls.SEQUENCE_RESERVE,
-        "discontinuity_floor": m.discontinuity_floor,
-        "last_run": m.last_run,
-        "decided": list(m.decided),
-        "runs": dict(m.runs),
-        "variants": variants,
-        "uploaded": uploaded + sorted(m.uploaded),
-    }
-    if late and (late.get("pending") or late.get("landed")):
-        out["late"] = late
-    return out
 
 
 def _number_key(key: str, what: str, digits: int) -> int:
@@ -198,7 +154,7 @@ def _restore_waiting(playlist: VariantPlaylist, raw: object, now: float) -> list
 
 
 def decode(data: dict[str, object], now: float, playlist: PlaylistMaker) -> Memory:
-    """The memory `encode` wrote, each variant's playlist made by `playlist`."""
+    """The memory `Recall.memory` wrote, each variant's playlist made by `playlist`."""
     what = "publisher state"
     data = mapping(data, what, 1000)
     raw_target = field(data, "target_duration", what)
@@ -286,3 +242,140 @@ def decode(data: dict[str, object], now: float, playlist: PlaylistMaker) -> Memo
     late, late_landed = parse_saved(data.get("late", {}))  # absent in older files
     return Memory(variants, target, independent, next_sequence, last_run, key, runs, uploaded, reserved, clean,
                   allowed, floor, start, above, late, late_landed, waited)
+
+
+class Recall:
+    def __init__(self, parts: Parts, queues: Queues, drop: Callable[[list[Removed]], None]) -> None:
+        """`queues`: what waits in each variant (the lister's); `drop`: objects no playlist will name go on
+        to the cleaner."""
+        self._mono = parts.config.monotonic
+        self._window = parts.config.window
+        self._hashes = parts.config.segment_hashes
+        self._parts = parts
+        self._uploads = parts.uploads
+        self._late = parts.late
+        self._queues = queues
+        self._recorder = parts.recorder
+        self._drop = drop
+        # After continuing above a state not saved at a clean stop: the variants read since. What a
+        # variant's first read lists may have been served, under numbers given up: never listed again.
+        self._read_since: set[int] | None = None
+
+    def memory(self, now: float) -> dict[str, object]:
+        """The publisher's memory, JSON-able: numbering, windows, what is seen and uploaded, per variant
+        what waits behind a copy not yet in the bucket (behind.Queues.saved), and what is late
+        (late.LateCopies.saved)."""
+        p = self._parts
+        numbering, waiting, late = p.numbering, self._queues.saved(), self._late.saved()
+        pending: dict[int, set[str]] = {}
+        uploaded: list[str] = []
+        for slot in p.lanes.undecided():
+            for index, copy in slot.copies.items():
+                pending.setdefault(index, set()).add(copy.source.name)
+                if succeeded(copy.task):
+                    uploaded.append(copy.key)
+        variants: dict[str, dict[str, object]] = {}
+        for v in p.variants.values():
+            in_flight = pending.get(v.index, set())
+            variants[str(v.index)] = {
+                "generator": v.playlist.saved(now),
+                # The last names, and those still in flight apart: a restart forgets those, so it uploads
+                # and lists them.
+                "seen": v.seen.saved(),
+                "in_flight": sorted(in_flight),
+                # Listed before their upload to some bucket landed (content steering): uploaded again.
+                "uploading": _uploading_saved(v.playlist.landings.keys()),
+                "first": {str(k): n for k, n in v.first.items()},
+                "last_key": list(v.last_key) if v.last_key else None,
+                "last_media_sequence": v.last_media_sequence,
+                "restarts": v.restarts,
+                "source_ended": v.source_ended,
+            }
+            if waiting.get(v.index):
+                variants[str(v.index)]["waiting"] = waiting[v.index]
+            views = v.playlist.views_saved()
+            if views:  # a pathway that lists less than the playlist, or at other URIs (pathway_views.py)
+                variants[str(v.index)]["views"] = views
+        out: dict[str, object] = {
+            "target_duration": p.target.value,
+            "independent": p.target.independent,
+            "next_sequence": numbering.next_sequence,
+            RESERVED: numbering.next_sequence + hls.SEQUENCE_RESERVE,
+            "discontinuity_floor": numbering.discontinuity_floor,
+            "last_run": numbering.last_run,
+            "decided": list(p.lanes.together.decided),
+            "runs": dict(numbering.runs),
+            "variants": variants,
+            "uploaded": uploaded + sorted(self._uploads.restored),
+        }
+        if late.get("pending") or late.get("landed"):
+            out["late"] = late
+        return out
+
+    def restore(self, data: dict[str, object]) -> int:
+        """Continue from `memory`; returns the numbers the state allows to show before the next save.
+        Any error is raised as ValueError before anything changes, so the service sets a damaged or crafted
+        file aside instead of failing to start."""
+        p = self._parts
+        try:
+            m = decode(data, self._mono(), p.variants.playlist)
+        except ValueError:
+            raise
+        except Exception as err:  # noqa: BLE001 (a check missed above: still a bad file, not a crash)
+            raise ValueError(f"publisher state does not parse: {describe(err)}") from None
+        p.variants.restored(m.variants)
+        p.target.restored(m.target, m.independent)
+        p.numbering.restored(m.next_sequence, m.last_run, m.runs, m.discontinuity_floor)
+        p.lanes.restored(m.decided)
+        self._uploads.restore(m.uploaded)
+        # Late from before: saved as such, or waiting in a variant (a gap from now on): uploaded once
+        # finished. The recording journals what the restore listed of the waiting slots.
+        self._late.restore([*m.late, *((i, s.key, run) for run, i, s in m.waited if s.gap and s.key)],
+                           m.late_landed)
+        if self._recorder is not None:
+            for run, index, segment in m.waited:
+                if run:
+                    self._recorder.record(run, index, segment)
+        if not self._hashes:  # P2P turned off since that save: the playlists say nothing of hashes
+            for v in p.variants.values():
+                v.playlist.drop_hashes()
+        if m.clean:
+            log.info("continuing from saved state: next media sequence %d, %d variant(s)",
+                     p.numbering.next_sequence, len(p.variants))
+        else:
+            self._continue_above(m.reserved, m.continue_at, m.continue_floor)
+        return m.allowed
+
+    def _continue_above(self, reserved: int, start: int, floor: int) -> None:
+        """Numbers up to `reserved` may have been served since the state was saved: every playlist continues
+        at `start`, a discontinuity first (hls.continue_above)."""
+        now = self._mono()
+        for v in self._parts.variants.values():
+            v.playlist.continue_above(start, floor, now)
+        self._forget_uploads(self._uploads.give_up_restored(), now)
+        self._parts.numbering.continued(start, floor)
+        self._read_since = set()
+        log.warning("state was not saved at a clean stop: media sequence numbers up to %d may have been "
+                    "served since; continuing from %d with a discontinuity, at Owncast's next segment",
+                    reserved - 1, start)
+
+    def first_read(self, v: Variant, playlist: SourcePlaylist, now: float) -> None:
+        """After continuing above a state not saved at a clean stop, what a variant's first read lists may
+        have been listed under numbers now given up: remembered as seen, never listed again (a URI keeps its
+        number); their objects go once no playlist served before the restart can list them."""
+        if self._read_since is None or v.index in self._read_since:
+            return
+        self._read_since.add(v.index)
+        given_up = [seg for seg in playlist.segments if seg.name not in v.seen]
+        for seg in given_up:
+            v.seen[seg.name] = None
+        self._forget_uploads([self._uploads.key(v.index, seg.name) for seg in given_up if not seg.is_offline_clip], now)
+        if given_up:
+            log.info("variant %d: %d segment(s) Owncast lists may have been served before the restart; "
+                     "not listed again", v.index, len(given_up))
+
+    def _forget_uploads(self, keys: list[str], now: float) -> None:
+        """Objects that may be in the bucket and in a playlist served before the restart, never listed
+        again: they go once such a playlist can no longer name them (a window and a half from now)."""
+        keep = self._parts.target.keep_for(self._window.seconds)
+        self._drop([Removed(ListedSegment("", 0.0, key=key), now, keep) for key in keys])

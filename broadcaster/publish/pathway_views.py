@@ -9,7 +9,7 @@ the first bucket's lists it.
 A pathway never goes back: what it listed stays listed at its URI (6.2.2), and the playlist keeps every
 entry until the pathway furthest behind has a window without it (ManifestGenerator.keep_through): every
 version has the same numbers, discontinuities, durations and dates (6.2.4), only its end and URIs differ.
-After a new target duration, a pathway behind lists the former playlist first (former.py).
+After a new target duration, a pathway behind lists the former playlist first (Former).
 
 PathwayViews decides and changes no playlist: the hold it decides is returned to the playlist's owner.
 """
@@ -17,18 +17,90 @@ PathwayViews decides and changes no playlist: the hold it decides is returned to
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator, Mapping
 from typing import Protocol
 
 from ..playlist.entry import Entry
-from ..playlist.pathway import LISTED, Pathway
+from ..playlist.pathway import LISTED, Pathway, SegmentUris
 from ..playlist.rendered import Rendered, Version
 from ..playlist.segments import Removed
 from ..playlist.views import GAP, OWN, Snapshot, Source, View
-from . import views_memory
-from .former import Former, Frozen, after
+from ..playlist.window import Window
+from ..state import validate
 from .landings import Landings
 from .listed_keys import At, VmListed
 from .pathways import PathwayPlan
+
+log = logging.getLogger(__name__)
+
+_MAX_MODES = 100_000  # modes a saved view may hold (a 4 h rewind of 1 s segments is 14,400)
+
+
+class Frozen(Source, Protocol):
+    """The former playlist (a frozen ManifestGenerator): read, and told a segment is nowhere."""
+
+    def unavailable(self, key: str) -> int | None: ...
+
+
+def after(window: Window, through: int) -> Iterator[Entry]:
+    """The entries numbered above `through`, in order (read from the end: a pathway's lag)."""
+    newer: list[Entry] = []
+    for e in reversed(window):
+        if e.sequence <= through:
+            break
+        newer.append(e)
+    return reversed(newer)
+
+
+class Former:
+    """The playlist before a new target, which the pathways behind go on listing: frozen as it was, up to
+    the last number shown anywhere, and only then the new one, so no segment shown on one pathway is
+    missing from another. What leaves the new playlist meanwhile is held here until no pathway lists the
+    former. PathwayViews holds one at a time."""
+
+    def __init__(self, playlist: Frozen, views: dict[str, View], through: int) -> None:
+        """`views`: the pathways that list `playlist` (each its view as it was), up to `through` (the last
+        number of it shown on any pathway: how far each pathway on it lists it)."""
+        self.playlist = playlist
+        self.views = views
+        self.through = through
+        self._left: list[Removed] = []  # what left the new playlist meanwhile
+
+    def done(self, pathway: str) -> bool:
+        """`pathway` listed it as far as it was shown (or does not list it)."""
+        view = self.views.get(pathway)
+        return view is None or view.through >= self.through
+
+    def render(self, pathway: str, edge: bool) -> Rendered | None:
+        view = self.views.get(pathway)
+        return view.render(self.playlist, edge) if view is not None else None
+
+    def keys(self) -> Iterator[tuple[str, bool]]:
+        """(key, listed as a gap) of each segment it lists."""
+        return ((e.segment.key, e.segment.gap) for e in self.playlist.window if e.segment.key)
+
+    def hold_back(self, removed: list[Removed]) -> None:
+        """Left the new playlist: the former may list it."""
+        self._left += removed
+
+    def leave(self, pathway: str) -> bool:
+        """`pathway` lists the new playlist from now on; True when no pathway lists this one any more."""
+        self.views.pop(pathway, None)
+        return not self.views
+
+    def drop(self) -> list[Removed]:
+        """Given up (every pathway left it, or another restart): what it held back, on to the cleaner. A
+        pathway that had not listed all of it as far as it was shown is said."""
+        for pid, view in self.views.items():
+            unseen = [e.segment.key or "" for e in after(self.playlist.window, view.through)
+                      if e.sequence <= self.through]
+            if unseen:
+                log.warning("%s pathway: %s shown on another pathway only: a new target came before this "
+                            "one had listed them", pid, ", ".join(k.rpartition("/")[2] for k in unseen))
+        self.views.clear()
+        left, self._left = self._left, []
+        return left
 
 
 class Playlist(Source, Protocol):
@@ -282,12 +354,45 @@ class PathwayViews:
     # -- saved with the state -----------------------------------------------------------------------------
 
     def saved(self, last: int) -> dict[str, object]:
-        """views_memory.saved; the former is not saved."""
-        return views_memory.saved(self._current(), last)
+        """Where each view ends and the modes it listed, for the views of the current playlist that do not
+        list it through `last` at their own URIs (most saves hold none: one line per segment stays as short
+        as without pathways); the former is not saved."""
+        out: dict[str, object] = {}
+        for v in self._current():
+            if v.through == last and not v.modes:
+                continue
+            modes = {"modes": {str(n): m for n, m in v.modes.items()}} if v.modes else {}
+            out[v.pathway.id] = {"through": v.through, **modes}
+        return out
 
     def restore(self, data: object, playlist: Playlist | None) -> None:
-        """views_memory.restore, for the pathways configured now."""
-        views_memory.restore(data, self._views, self._plan.uris, playlist.next_sequence - 1 if playlist else -1)
+        """`saved`'s values, for the pathways configured now (_restore)."""
+        _restore(data, self._views, self._plan.uris, playlist.next_sequence - 1 if playlist else -1)
+
+
+def _restore(data: object, views: dict[str, View], uris: Mapping[str, SegmentUris], last: int) -> None:
+    """PathwayViews.saved's values into `views` (another pathway's are dropped; a view not saved listed the
+    playlist whole, through `last`); `uris`: the pathways configured now. Raises ValueError when they do
+    not add up."""
+    raw = validate.mapping(data, "the pathways' views", 64)
+    for whole in views.values():
+        whole.through = last
+    for pid, value in raw.items():
+        view = views.get(pid)
+        fields = validate.mapping(value, f"the {pid} pathway's view", 2)
+        through = validate.integer(validate.field(fields, "through", "a view"), "through", -1)
+        modes = validate.mapping(fields.get("modes", {}), "modes", _MAX_MODES)
+        if view is None:
+            continue
+        view.through = min(through, last)
+        if not view.pathway.is_bucket:
+            continue  # the VM's pathway lists what it holds at its own URIs (PathwayViews._extend): no modes
+        for n, mode in modes.items():
+            number = validate.integer(int(n) if n.isdigit() and len(n) < 19 else -1, "a mode's number")
+            text = validate.text(mode, "a mode", 64)
+            if text != GAP and text not in uris:
+                continue  # a pathway no longer configured: its URI cannot be written; listed at ours
+            view.modes[number] = text
 
 
 def _mode(plan: PathwayPlan, landings: Landings, pathway: Pathway, e: Entry) -> str | None:

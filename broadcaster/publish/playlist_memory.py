@@ -6,6 +6,8 @@ nothing read from it may fail later, in a request or in the next append."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import asdict, fields
 from typing import Any
 
 from ..playlist import hls
@@ -23,22 +25,16 @@ MAX_RESTORED_ENTRIES = 500_000
 MAX_RESTORED_TARGET = 3600
 # The dates a PROGRAM-DATE-TIME can carry: 0001-01-01 to 9999-12-31.
 MIN_EPOCH, MAX_EPOCH = -62_135_596_800.0, 253_402_300_799.0
+_CHECKS: dict[str, Callable[[object, str], Any]] = {"bool": validate.flag, "int": validate.integer,
+                                                    "float": validate.number}
+_OPTIONAL = ("continues", "regrowing")  # flags absent in older files (false)
 
 
 def snapshot(gen: ManifestGenerator, now: float) -> dict[str, Any]:
-    """Everything needed to continue this playlist after a restart (JSON-able)."""
-    saved = gen.saved()
+    """Everything needed to continue this playlist after a restart (JSON-able): its numbers and flags
+    (manifest.Saved), and its entries."""
     return {
-        "target_duration": saved.target_duration,
-        "independent": saved.independent,
-        "media_sequence": saved.media_sequence,
-        "discontinuity_sequence": saved.discontinuity_sequence,
-        "next_sequence": saved.next_sequence,
-        "ended": saved.ended,
-        "pending_discontinuity": saved.pending_discontinuity,
-        "continues": saved.continues,
-        "regrowing": saved.regrowing,
-        "longest": saved.longest,
+        **asdict(gen.saved()),
         # Each entry's record is encoded once, when it is listed, with the time it was listed on
         # this clock; the file is saved after every listing, and a window may hold hours: a Tail,
         # so the journal writes only the entries listed since its last line (state/journal.py).
@@ -63,20 +59,12 @@ def restore(data: dict[str, Any], now: float, options: WindowOptions) -> Manifes
     data = validate.mapping(data, what, 100)
     target = validate.integer(validate.field(data, "target_duration", what), "target_duration", 1,
                               MAX_RESTORED_TARGET)
-    saved = Saved(
-        target_duration=target,
-        independent=validate.flag(validate.field(data, "independent", what), "independent"),
-        media_sequence=validate.integer(validate.field(data, "media_sequence", what), "media_sequence"),
-        discontinuity_sequence=validate.integer(validate.field(data, "discontinuity_sequence", what),
-                                                "discontinuity_sequence"),
-        next_sequence=validate.integer(validate.field(data, "next_sequence", what), "next_sequence"),
-        ended=validate.flag(validate.field(data, "ended", what), "ended"),
-        pending_discontinuity=validate.flag(validate.field(data, "pending_discontinuity", what),
-                                            "pending_discontinuity"),
-        continues=validate.flag(data.get("continues", False), "continues"),  # absent in older files
-        regrowing=validate.flag(data.get("regrowing", False), "regrowing"),  # absent in older files
-        longest=validate.number(validate.field(data, "longest", what), "longest"),
-    )
+    # Saved's other values, each checked as its field's type says.
+    values: dict[str, Any] = {}
+    for f in fields(Saved)[1:]:
+        raw = data.get(f.name, False) if f.name in _OPTIONAL else validate.field(data, f.name, what)
+        values[f.name] = _CHECKS[str(f.type)](raw, f.name)
+    saved = Saved(target, **values)
     # Each entry's listing time on the saving process's clock; files from before "clock" held ages.
     raw_clock = data.get("clock")
     clock = None if raw_clock is None else validate.number(raw_clock, "clock", -1e15)

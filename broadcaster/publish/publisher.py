@@ -20,16 +20,14 @@ from ..playlist import hls
 from ..playlist.segments import Removed
 from ..source.owncast import SourcePlaylist, SourceVariant
 from .config import PublisherConfig
-from .fates import CopyFates
 from .intake import Intake
-from .lanes import Lanes
 from .late import LateCopies
 from .lister import Lister
+from .memory import Recall
 from .numbering import Numbering
 from .parts import Parts
-from .recall import Recall
 from .release import Outlets, Release
-from .slots import END, Copy, SlotAligner, Variant
+from .slots import END, Copy, Lanes, SlotAligner, Variant
 from .target import TargetPolicy
 from .uploads import Uploads, WriteWatch
 from .variant_playlist import RemovedHook, VariantPlaylist
@@ -79,12 +77,11 @@ class Publisher:
                                shown_to=self._variants, monotonic=config.monotonic)
         self._lanes = Lanes(metrics)
         # Which copies still wait for Owncast to finish their file: such a copy holds only its own variant.
-        waited = self._waited = WritesWaited(writes)
+        waited = self._waited = WritesWaited(writes, config.hls_dir)
         self._uploads = Uploads(config, uploader, waited, metrics, others=others)
         # A write heard to a file already uploaded: it is followed, and uploaded again once finished.
         writes.follow(self._uploads.rewrites.heard)
         # Copies given up as a gap in their live playlist, uploaded once finished (recordings, clips).
-        self._hls_dir = config.hls_dir
         self._late = LateCopies(metrics, recorder, self._to_cleaner, config.monotonic)
         self._numbering = Numbering(config.first_sequence)
         if recorder is not None:  # a segment lost after it was listed is a gap in its recording too
@@ -92,13 +89,12 @@ class Publisher:
             self._uploads.on_lost_listed = lambda index, key, run: recorder.lost(
                 numbering.run_name(run), index, key.rpartition("/")[2])
         # A finished upload goes on to the lister (its done-callback), never back here.
-        parts = Parts(self._variants, self._lanes, self._numbering, self.target)
-        self.lister = Lister(config, parts, metrics=metrics, release=self.release, recorder=recorder,
-                             memory=lambda now: self._recall.memory(now),
-                             copies=CopyFates(config.hls_dir, waited, self._uploads.rewrites, self._late))
+        parts = Parts(config, metrics, recorder, self._variants, self._lanes, self._numbering, self.target,
+                      self.release, self._uploads, waited, self._late)
+        self.lister = Lister(parts, memory=lambda now: self._recall.memory(now))
         self._variants.caught_up = self.lister.again
-        self._intake = Intake(parts, self._uploads, self.lister, metrics)
-        self._recall = Recall(config, parts, self._uploads, self._late, self.lister.queues, recorder, self._drop)
+        self._intake = Intake(parts, self.lister)
+        self._recall = Recall(parts, self.lister.queues, self._drop)
         self._closed = False
         self._input_log = RateLimitedLog(log)
         self.release.changed(self.lister.versions())  # the target TARGET_DURATION sets, before any playlist
@@ -248,7 +244,7 @@ class Publisher:
     def facts(self) -> PublisherFacts:
         oldest = min((c.seen_at for _i, c in self._unlisted()), default=None)
         return PublisherFacts(self._mono(), list(self._variants.values()), self.target.value,
-                              self.lister.upload_ratio.value, oldest, self.queue_depth)
+                              self.lister.upload_ratio, oldest, self.queue_depth)
 
     # -- life cycle ----------------------------------------------------------------------------------
 
@@ -257,7 +253,7 @@ class Publisher:
         tasks = [t for t in self._in_flight() if not t.done()]
         # Late ones uploading now (one still waiting for Owncast is started again after a restart).
         tasks += [t for index, key, t in self._late.uploads()
-                  if not self._waited.waiting(self._hls_dir / str(index) / key.rpartition("/")[2])]
+                  if not self._waited.waiting(index, key.rpartition("/")[2])]
         if not tasks:
             return True
         _done, pending = await asyncio.wait(tasks, timeout=timeout)

@@ -24,7 +24,6 @@ from ..playlist.rendered import Rendered, Version
 from ..source.owncast import SourceSegment, SourceVariant
 from ..source.tasks import cancelled
 from ..state.snapshots import Snapshots
-from .memory import RESERVED
 from .visible import VisiblePlaylists
 
 # (variant, media sequence, Owncast's segment, the URL listed), once the listing is visible.
@@ -41,6 +40,7 @@ class ShownTo(Protocol):
         """`replace`: a restored state's versions, nothing else visible."""
 
 
+RESERVED = "reserved"  # the top-level key of the numbers a saved state reserves (hls.SEQUENCE_RESERVE)
 HELD_RETRY = 1.0  # seconds between saves while versions are held back, new segments or not
 
 
@@ -52,8 +52,8 @@ class Versions:
     renderings: dict[str, dict[int, Version]]  # pathway -> variant -> its version there
     edges: dict[int, Rendered]  # the first bucket's versions for the bucket (no blocking reload); empty without a mirror
     target: int | None  # the target duration the publisher decided
-    # The publisher's memory when these versions were pushed (memory.encode: JSON-able, its long lists
-    # Tails, values however late the save reads them); None when no state file is kept (`Release.saves`).
+    # The publisher's memory when these versions were pushed (memory.Recall.memory: JSON-able, its long
+    # lists Tails, values however late the save reads them); None when no state file is kept (`Release.saves`).
     memory: dict[str, object] | None = None
     # How many times the playlists restarted (a new target, a variant back) before these versions: a
     # version pushed before a restart is never shown after it (its numbers start the new playlist).

@@ -10,19 +10,18 @@ but not yet saved.
 
 from __future__ import annotations
 
-import asyncio
 import builtins
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
-from typing import Any
 
 from ..playlist import hls
 from ..playlist.manifest import ManifestGenerator, SegmentRejected
 from ..playlist.options import WindowOptions
 from ..playlist.rendered import Rendered, Version
 from ..playlist.segments import ListedSegment, Removed
-from . import clip_window, playlist_memory
+from ..playlist.window import Window
+from . import playlist_memory
 from .landings import Landing, Landings
 from .listed_keys import KeyIndex
 from .pathway_views import PathwayViews
@@ -33,6 +32,30 @@ __all__ = ["RemovedHook", "SegmentRejected", "VariantPlaylist"]
 log = logging.getLogger(__name__)
 
 RemovedHook = Callable[[list[Removed]], None]
+
+
+def _between(window: Window, shown: int, start: float, end: float, newest: int | None = None
+             ) -> list[ListedSegment]:
+    """What clips are cut from: the entries numbered up to `shown` (what the first bucket's playlist showed,
+    never what is listed but not yet saved and shown) that overlap [start, end) by PROGRAM-DATE-TIME, each
+    with its date and discontinuity as listed; `newest`: only the last that many of them. Read from the
+    window's end: a long window costs what the clip asks for."""
+    out: list[ListedSegment] = []
+    for e in reversed(window):
+        if newest is not None and len(out) >= newest:
+            break
+        if e.sequence <= shown and e.program_date_time < end and e.program_date_time + e.segment.duration > start:
+            out.append(replace(e.segment, program_date_time=e.program_date_time, discontinuity=e.discontinuity))
+    return out[::-1]
+
+
+def _span(window: Window, shown: int) -> tuple[float, float] | None:
+    """(start, end) by PROGRAM-DATE-TIME of the entries numbered up to `shown`, or None."""
+    last = _between(window, shown, float("-inf"), float("inf"), newest=1)
+    first = window.first
+    if not last or first is None:
+        return None
+    return first.program_date_time, (last[-1].program_date_time or 0.0) + last[-1].duration
 
 
 class PlaylistReads:
@@ -150,13 +173,13 @@ class PlaylistReads:
     def shown_span(self) -> tuple[float, float] | None:
         """(start, end) by PROGRAM-DATE-TIME of what it lists and the first bucket's playlist showed."""
         gen = self._gen
-        return clip_window.span(gen.window, self._views.shown_on(self._first)) if gen is not None else None
+        return _span(gen.window, self._views.shown_on(self._first)) if gen is not None else None
 
     def shown_between(self, start: float, end: float) -> builtins.list[ListedSegment]:
         """The segments the first bucket's playlist showed, still listed, that overlap [start, end) by
-        PROGRAM-DATE-TIME (clip_window.between)."""
+        PROGRAM-DATE-TIME (_between)."""
         gen = self._gen
-        return clip_window.between(gen.window, self._views.shown_on(self._first), start, end) if gen is not None else []
+        return _between(gen.window, self._views.shown_on(self._first), start, end) if gen is not None else []
 
     def behind(self) -> set[str]:
         """The pathways that have not listed all that any pathway showed of it (`retarget` keeps the

@@ -16,8 +16,9 @@ from .uploads import WriteWatch
 
 
 class WritesWaited:
-    def __init__(self, writes: WriteWatch) -> None:
+    def __init__(self, writes: WriteWatch, hls_dir: Path) -> None:
         self._writes = writes
+        self._hls_dir = hls_dir
         self._waiting: dict[Path, int] = {}  # file -> uploads waiting on it now
         self._writing: set[Path] = set()  # of those, files seen being written during the wait
 
@@ -39,10 +40,12 @@ class WritesWaited:
                 del self._waiting[path]
                 self._writing.discard(path)
 
-    def waiting(self, path: Path) -> bool:
-        """An upload waits for Owncast to finish `path` now (being written, or not there yet)."""
-        return path in self._waiting
+    def waiting(self, index: int, name: str) -> bool:
+        """An upload waits for Owncast to finish variant `index`'s file `name` now (being written, or not
+        there yet): a copy's holds only its own variant."""
+        return self._hls_dir / str(index) / name in self._waiting
 
-    def writing(self, path: Path) -> bool:
-        """An upload waits for `path`, which was seen being written meanwhile."""
-        return path in self._writing
+    def writing(self, index: int, name: str) -> bool:
+        """An upload waits for that file, which was seen being written meanwhile (a gap in its variant
+        past its bound)."""
+        return self._hls_dir / str(index) / name in self._writing
