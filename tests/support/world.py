@@ -7,6 +7,7 @@ import dataclasses
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 from broadcaster.playlist.rendered import Rendered, Version
 from broadcaster.metrics import Metrics
@@ -26,8 +27,10 @@ from broadcaster.playlist.pathway import BUCKET, VM, BaseUris, Pathway, VmUris
 from broadcaster.publish.pathways import FIRST, PathwayPlan
 from broadcaster.bucket.urls import PublicUrls
 from broadcaster.publish.visible import VisiblePlaylists
+from broadcaster.vm.held import Held
 from tests.support.fakes import FakeStore, WrittenWhole
 from tests.support.hls_checker import VariantSetChecker
+from tests.support.listing import Listed, listing
 from tests.support.waiting import until
 
 PUBLIC = "https://cdn.example"
@@ -166,6 +169,35 @@ class World:
         rendered = self.playlists.media_playlist(variant)
         assert rendered is not None
         return rendered.body.decode()
+
+    def views(self, pathway: str) -> Recording:
+        """The versions `pathway` shows (`bucket`: the first bucket's, `playlists`)."""
+        return self.playlists if pathway == "bucket" else self.shown[pathway]
+
+    def entries(self, pathway: str, variant: int = 0) -> list[Listed]:
+        """What the newest version `pathway` shows of `variant` lists."""
+        rendered = self.views(pathway).media_playlist(variant)
+        return [] if rendered is None else listing(rendered.body.decode())
+
+
+def held_world(make: Callable[..., World], folder: Path, pathways: tuple[str, ...] = ("bucket", "vm"),
+               max_bytes: int = 1 << 20, **options: Any) -> tuple[World, Held]:
+    """A World (made by `make`: the make_world fixture) whose uploads hold each file first, with the
+    VM's copies up to `max_bytes` (vm/held.py); Owncast's folder `folder`/hls, the copies in
+    `folder`/state."""
+    (folder / "state").mkdir(parents=True, exist_ok=True)
+    (folder / "hls").mkdir(exist_ok=True)
+    held = Held(folder / "hls", folder / "state", max_bytes=max_bytes, keep_for=600,
+                buckets=[p for p in pathways if p != "vm"])
+    held.open()
+    return make(folder / "hls", holder=held, pathways=pathways, **options), held
+
+
+def passes(versions: list[tuple[int, str]], allow_restart: bool = False) -> None:
+    """Every version of one pathway through one checker, in the order shown: what a player polling it saw."""
+    checker = VariantSetChecker(allow_restart=allow_restart)
+    for v, body in versions:
+        checker.assert_ok(str(v), body)
 
 
 def snapshots_of(file: StateFile | None, pub: Publisher, cleaner: Cleaner | None = None) -> Snapshots:
