@@ -72,8 +72,7 @@ async def both_list(world: World, i: int, held: HeldWrites | None = None) -> Non
     name = f"stream-a-{i}.ts"
     if held is not None:
         held.hold(name)
-    for v in (0, 1):
-        world.owncast_lists(v, name)
+    world.owncast_lists((0, 1), name)
 
 
 async def given_up_in_variant_0(world: World, name: str) -> None:
@@ -87,8 +86,7 @@ async def given_up_in_variant_0(world: World, name: str) -> None:
 
 async def stream_ends(world: World, last: int) -> dict[int, list[tuple[str, bool]]]:
     """Owncast ends the stream after segment `last`: each variant's recording, as its entries."""
-    for v in (0, 1):
-        world.owncast_lists(v, f"stream-a-{last}.ts", ended=True)
+    world.owncast_lists((0, 1), f"stream-a-{last}.ts", ended=True)
     keys = {v: f"live/{v}/recording-a.m3u8" for v in (0, 1)}
     await until(lambda: all(bodies(world, k) for k in keys.values()), "the recordings written", 15)
     return {v: entries(bodies(world, k)[-1].decode()) for v, k in keys.items()}
@@ -239,19 +237,16 @@ async def test_a_file_written_again_before_its_segment_is_listed_is_listed_with_
     and writes more: the segment is unfinished again, waited for, uploaded again and listed with its final
     bytes, not lost as unfinished."""
     world = World(tmp_path, writes=Writes(tmp_path, kernel=False, quiet=0.0))
-    for v in (0, 1):
-        world.owncast_lists(v, "stream-a-0.ts")
+    world.owncast_lists((0, 1), "stream-a-0.ts")
     await world.settle()
     world.store.hold("live/1/stream-a-1.ts")
-    for v in (0, 1):
-        world.owncast_lists(v, "stream-a-1.ts")
+    world.owncast_lists((0, 1), "stream-a-1.ts")
     await until(lambda: "live/0/stream-a-1.ts" in world.store.keys(), "variant 0's copy uploaded")
     final = b"\x47" * 188 * 3
     (tmp_path / "0" / "stream-a-1.ts").write_bytes(final)  # its writer came back
     world.store.release("live/1/stream-a-1.ts")
     await world.settle()
-    for v in (0, 1):
-        world.owncast_lists(v, "stream-a-2.ts")
+    world.owncast_lists((0, 1), "stream-a-2.ts")
     await world.settle()
     assert [entries(world.text(v)) for v in (0, 1)] == [[(f"stream-a-{i}.ts", False) for i in range(3)]] * 2
     assert bodies(world, "live/0/stream-a-1.ts")[-1] == final
@@ -266,8 +261,7 @@ async def test_a_file_opened_again_for_writing_when_its_segment_is_about_to_be_l
     lease), so variant 0 waits for the writer rather than list the version in the bucket, and lists the
     final bytes once they are uploaded."""
     world = World(tmp_path, writes=Writes(tmp_path, kernel=False, quiet=0.0))
-    for v in (0, 1):
-        world.owncast_lists(v, "stream-a-0.ts")
+    world.owncast_lists((0, 1), "stream-a-0.ts")
     await world.settle()
     world.store.hold("live/1/stream-a-1.ts")
     writer = OddWriter("appended", ts_bytes)

@@ -46,8 +46,7 @@ async def test_the_vm_lists_what_it_kept_at_once_and_the_bucket_what_landed(
     for key in KEYS:
         w.store.hold(key)  # the bucket takes nothing
     for n in range(3):
-        for v in (0, 1):
-            w.owncast_lists(v, f"stream-abc-{n}.ts")
+        w.owncast_lists((0, 1), f"stream-abc-{n}.ts")
         count = n + 1
         await until(lambda: all(len(listed(w, "vm", v)) == count for v in (0, 1)))
     assert listed(w, "bucket", 0) == [] and listed(w, "bucket", 1) == []
@@ -229,12 +228,10 @@ async def test_a_new_target_reaches_every_variant_of_the_bucket_at_once(
     share a target duration), while the VM's move at once."""
     w, _ = held_world(make_world, tmp_path)
     for n in range(2):
-        for v in (0, 1):
-            w.owncast_lists(v, f"stream-abc-{n}.ts")
+        w.owncast_lists((0, 1), f"stream-abc-{n}.ts")
     await until(lambda: all(len(listed(w, "bucket", v)) == 2 for v in (0, 1)))
     w.store.hold("live/1/stream-abc-2.ts")
-    for v in (0, 1):
-        w.owncast_lists(v, "stream-abc-2.ts", duration=3.0, target=3)
+    w.owncast_lists((0, 1), "stream-abc-2.ts", duration=3.0, target=3)
     await until(lambda: at_target(w.ahead, 3))
     for v in (0, 1):
         rendered = w.playlists.media_playlist(v)
@@ -251,17 +248,14 @@ async def test_a_segment_shown_ahead_when_the_target_rises_is_listed_in_the_buck
     lists it once it lands, before moving to the new target."""
     w, _ = held_world(make_world, tmp_path)
     for n in range(2):
-        for v in (0, 1):
-            w.owncast_lists(v, f"stream-abc-{n}.ts")
+        w.owncast_lists((0, 1), f"stream-abc-{n}.ts")
     await until(lambda: all(len(listed(w, "bucket", v)) == 2 for v in (0, 1)))
     held = "live/1/stream-abc-2.ts"
     w.store.hold(held)
-    for v in (0, 1):
-        w.owncast_lists(v, "stream-abc-2.ts")
+    w.owncast_lists((0, 1), "stream-abc-2.ts")
     await until(lambda: listed(w, "vm", 1)[-1:] == ["stream-abc-2.ts"])
     assert listed(w, "bucket", 1)[-1:] == ["stream-abc-1.ts"]
-    for v in (0, 1):
-        w.owncast_lists(v, "stream-abc-3.ts", duration=3.0, target=3)
+    w.owncast_lists((0, 1), "stream-abc-3.ts", duration=3.0, target=3)
     assert w.ahead is not None
     await until(lambda: at_target(w.ahead, 3))
     w.store.release(held)

@@ -60,8 +60,7 @@ async def list_slot(world: World, i: int, held: HeldWrites | None = None) -> Non
     name = f"stream-a-{i}.ts"
     if held is not None:
         held.hold(name)
-    for v in (0, 1):
-        world.owncast_lists(v, name)
+    world.owncast_lists((0, 1), name)
 
 
 async def test_the_other_variants_list_on_time_and_the_stuck_one_lists_a_gap_there_alone(

@@ -123,24 +123,26 @@ class World:
         folder.mkdir(exist_ok=True)
         (folder / name).write_bytes(b"\x47" * size)
 
-    def owncast_lists(self, variant: int, *names: str, ended: bool = False, duration: float = 1.0,
-                      discontinuity_before: str | None = None, init: str | None = None,
+    def owncast_lists(self, variant: int | tuple[int, ...], *names: str, ended: bool = False,
+                      duration: float = 1.0, discontinuity_before: str | None = None, init: str | None = None,
                       media_sequence: int | None = None, write: bool = True, target: int = 1,
                       date: float | None = None) -> None:
-        """`date`: the seconds after the epoch of segment 0 the (one) segment named starts at, when its
-        number does not say (a copied variant, cut at other instants than the transcoded ones)."""
-        listed = self.segments.setdefault(variant, [])
-        for name in names:
-            if write:
-                self.write(variant, name)
-            # Owncast's PDT: the same instant for the same segment number in every variant.
-            number = int(name.rsplit("-", 1)[1].split(".")[0]) if name[-4:-3].isdigit() else 0
-            start = number if date is None else date
-            listed.append(SourceSegment(name, duration, 1_800_000_000.0 + start, name == discontinuity_before, init))
-        window = listed[-10:]
-        ms = media_sequence if media_sequence is not None else int(window[0].name.rsplit("-", 1)[1].split(".")[0]) if window and window[0].name[-4:-3].isdigit() else 0
-        window = [dataclasses.replace(s, position=i) for i, s in enumerate(window)]  # as the parser numbers them
-        self.pub.on_variant_playlist(variant, SourcePlaylist(target, ms, tuple(window), ended, True))
+        """`variant`: one, or each of several in turn. `date`: the seconds after the epoch of segment 0 the
+        (one) segment named starts at, when its number does not say (a copied variant, cut at other
+        instants than the transcoded ones)."""
+        for v in variant if isinstance(variant, tuple) else (variant,):
+            listed = self.segments.setdefault(v, [])
+            for name in names:
+                if write:
+                    self.write(v, name)
+                # Owncast's PDT: the same instant for the same segment number in every variant.
+                start = _number(name) if date is None else date
+                listed.append(SourceSegment(name, duration, 1_800_000_000.0 + start, name == discontinuity_before,
+                                            init))
+            window = listed[-10:]
+            ms = media_sequence if media_sequence is not None else _number(window[0].name) if window else 0
+            window = [dataclasses.replace(s, position=i) for i, s in enumerate(window)]  # as the parser numbers them
+            self.pub.on_variant_playlist(v, SourcePlaylist(target, ms, tuple(window), ended, True))
 
     async def settle(self) -> None:
         """Wait until every upload finished and was drained (condition, not a sleep)."""
@@ -178,6 +180,11 @@ class World:
         """What the newest version `pathway` shows of `variant` lists."""
         rendered = self.views(pathway).media_playlist(variant)
         return [] if rendered is None else listing(rendered.body.decode())
+
+
+def _number(name: str) -> int:
+    """The number Owncast's name for a segment ends with (0 for a name without one: offline.ts)."""
+    return int(name.rsplit("-", 1)[1].split(".")[0]) if name[-4:-3].isdigit() else 0
 
 
 def held_world(make: Callable[..., World], folder: Path, pathways: tuple[str, ...] = ("bucket", "vm"),
