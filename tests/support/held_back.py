@@ -13,6 +13,7 @@ import asyncio
 import hashlib
 from collections.abc import Callable
 from pathlib import Path
+from types import TracebackType
 from typing import BinaryIO
 
 from broadcaster.source.writes import Finish
@@ -52,6 +53,13 @@ class HeldBack:
         if self._file is not None:
             self._file.close()
             self._file = None
+
+    def __enter__(self) -> HeldBack:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None:
+        self.close()
 
 
 class HeldWrites:
