@@ -13,10 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from broadcaster.state.disk import StateFile
 from tests.support.served import MakeWorld
 from tests.support.waiting import until
-from tests.support.world import World, held_world, passes, snapshots_of
+from tests.support.world import World, held_world, passes, snapshots_of, stopped
 
 NAMES = [f"stream-abc-{n}.ts" for n in range(10)]
 
@@ -87,13 +86,11 @@ async def test_a_restart_lists_each_number_at_the_uri_it_had(tmp_path: Path, mak
     await until(lambda: where(w, "bucket")[-1:] == [("vm", NAMES[1])])
     saved = w.pub.snapshot()
     assert saved["variants"]["0"]["views"]["bucket"]["modes"]  # type: ignore[index]
-    (tmp_path / "saved").mkdir()
-    assert snapshots_of(StateFile(tmp_path / "saved"), w.pub).save_now(saved) is None
-    await w.pub.close()
+    state = await stopped(w, saved, tmp_path / "saved")
     w2 = held_world(make_world, tmp_path / "b")[0]
     for name in NAMES[:2]:
         w2.write(0, name)
-    assert snapshots_of(StateFile(tmp_path / "saved"), w2.pub).restore()
+    assert snapshots_of(state, w2.pub).restore()
     await w2.pub.start()
     w2.owncast_lists(0, NAMES[2])  # the bucket serves: not steered away any more
     await until(lambda: listing(w2, "bucket", NAMES[2]))
@@ -111,11 +108,9 @@ async def test_a_crafted_record_of_views_is_refused_and_changes_nothing(
     await until(lambda: listing(w, "bucket", NAMES[0]))
     saved = w.pub.snapshot()
     saved["variants"]["0"]["views"] = views  # type: ignore[index]
-    (tmp_path / "saved").mkdir()
-    assert snapshots_of(StateFile(tmp_path / "saved"), w.pub).save_now(saved) is None
-    await w.pub.close()
+    state = await stopped(w, saved, tmp_path / "saved")
     w2 = held_world(make_world, tmp_path / "b")[0]
-    assert not snapshots_of(StateFile(tmp_path / "saved"), w2.pub).restore()  # set aside, not half taken
+    assert not snapshots_of(state, w2.pub).restore()  # set aside, not half taken
     assert w2.pub.variants() == []
 
 
@@ -278,13 +273,11 @@ async def test_a_restart_uploads_again_what_the_second_bucket_had_not_got(
     await until(lambda: listing(w, "bucket", NAMES[1]) and listing(w, "backup", NAMES[0]))
     saved = w.pub.snapshot()
     assert saved["variants"]["0"]["uploading"] == {"backup": [key]}  # type: ignore[index]
-    (tmp_path / "saved").mkdir()
-    assert snapshots_of(StateFile(tmp_path / "saved"), w.pub).save_now(saved) is None
-    await w.pub.close()
+    state = await stopped(w, saved, tmp_path / "saved")
     w2 = held_world(make_world, tmp_path / "b", pathways=("bucket", "backup", "vm"))[0]
     for name in NAMES[:2]:
         w2.write(0, name)
-    assert snapshots_of(StateFile(tmp_path / "saved"), w2.pub).restore()
+    assert snapshots_of(state, w2.pub).restore()
     assert where(w2, "backup") == [("backup", NAMES[0])]
     await w2.pub.start()
     await until(lambda: listing(w2, "backup", NAMES[1]))

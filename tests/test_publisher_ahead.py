@@ -12,13 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from broadcaster.state.disk import StateFile
 from broadcaster.publish.visible import VisiblePlaylists
 from tests.support.hls_checker import VariantSetChecker
 from tests.support.listing import listing
 from tests.support.served import MakeWorld
 from tests.support.waiting import until
-from tests.support.world import World, held_world, passes, snapshots_of
+from tests.support.world import World, held_world, passes, snapshots_of, stopped
 
 KEYS = [f"live/{v}/stream-abc-{n}.ts" for v in (0, 1) for n in range(4)]
 
@@ -120,15 +119,12 @@ async def test_a_restart_uploads_again_what_was_listed_ahead(tmp_path: Path, mak
     await until(lambda: listed(w, "bucket", 0) == ["stream-abc-0.ts"])
     assert w.pub.snapshot()["variants"]["0"]["uploading"] == [key]  # type: ignore[index]
     # Saved at a stop with that upload still on its way, as the service saves.
-    (tmp_path / "saved").mkdir()
-    state = StateFile(tmp_path / "saved")
-    assert snapshots_of(state, w.pub).save_now(w.pub.snapshot()) is None
-    await w.pub.close()
+    state = await stopped(w, w.pub.snapshot(), tmp_path / "saved")
     # A new process from that file: the bucket shows nothing it has not got, and gets it again.
     w2, _ = held_world(make_world, tmp_path / "again")
     (tmp_path / "again" / "hls" / "0").mkdir(parents=True, exist_ok=True)
     (tmp_path / "again" / "hls" / "0" / "stream-abc-1.ts").write_bytes(b"\x47" * 376)
-    assert snapshots_of(StateFile(tmp_path / "saved"), w2.pub).restore()
+    assert snapshots_of(state, w2.pub).restore()
     assert w2.pub.playlist(0) is not None and w2.pub.playlist(0).landings.count() == 1  # type: ignore[union-attr]
     # Each pathway lists what it listed before the stop: the bucket's what it has.
     assert listed(w2, "bucket", 0) == ["stream-abc-0.ts"]
@@ -161,14 +157,12 @@ async def test_what_left_the_window_while_an_upload_lagged_is_deleted_after_a_re
     assert not {f"live/0/{name}" for name in bucket} & set(gone)
     assert f"live/0/{bucket[0]}" not in gone
     saved = w.pub.snapshot()
-    (tmp_path / "saved").mkdir()
-    assert snapshots_of(StateFile(tmp_path / "saved"), w.pub).save_now(saved) is None
-    await w.pub.close()
+    state = await stopped(w, saved, tmp_path / "saved")
     w2, _ = held_world(make_world, tmp_path / "again", window=2.0, stepped=True)
     w2.pub.on_removed = lambda removed: gone.extend(r.segment.key or "" for r in removed)
     for n in range(8):  # the files of segments still listed, as Owncast keeps them
         w2.write(0, f"stream-abc-{n}.ts")
-    assert snapshots_of(StateFile(tmp_path / "saved"), w2.pub).restore()
+    assert snapshots_of(state, w2.pub).restore()
     await w2.pub.start()
     w2.now += 10.0
     w2.owncast_lists(0, "stream-abc-8.ts")

@@ -378,9 +378,7 @@ async def test_a_failed_probe_asks_the_buckets_api_at_once_and_its_refusal_steer
         asked.append(time.monotonic())
         refused["bucket"] = "SlowDown"
 
-    policy = SteeringPolicy(("bucket", "vm"), {"bucket": BucketSignals(behind=lambda: 0.0, failing=lambda: False,
-                                                                       refused=lambda: refused["bucket"])},
-                            lambda: TARGET, interval=INTERVAL)
+    policy = calm_policy(refused=lambda: refused["bucket"])
     async with answering_bucket(503) as (url, _gets), running(policy, check_writes=check_writes) as (_, newest):
         def steered_away() -> bool:
             newest.listed(0, 0, None, url)  # live: the newest segment is fresh
@@ -392,10 +390,13 @@ async def test_a_failed_probe_asks_the_buckets_api_at_once_and_its_refusal_steer
     assert "HTTP 503" in (policy.health_reason() or "")
 
 
-def calm_policy() -> SteeringPolicy:
-    """The policy with a bucket whose uploads land at once: only the probe can say anything against it."""
-    return SteeringPolicy(("bucket", "vm"), {"bucket": BucketSignals(behind=lambda: 0.0, failing=lambda: False)},
-                          lambda: TARGET, interval=INTERVAL)
+def calm_policy(behind: Callable[[], float] = lambda: 0.0, refused: Callable[[], str | None] = lambda: None,
+                target: int = TARGET) -> SteeringPolicy:
+    """The policy on the real clock with a bucket whose upload attempts do not fail: by default they land
+    at once (`behind`: how long the oldest has waited) and none is refused, so only the probe can say
+    anything against it."""
+    signals = BucketSignals(behind=behind, failing=lambda: False, refused=refused)
+    return SteeringPolicy(("bucket", "vm"), {"bucket": signals}, lambda: target, interval=INTERVAL)
 
 
 @contextlib.asynccontextmanager
@@ -589,9 +590,7 @@ async def test_the_loops_go_quiet_while_nothing_is_live_and_a_listing_wakes_them
     from broadcaster.steering.probe import QUIET_EVERY
 
     behind = [0.0]
-    policy = SteeringPolicy(("bucket", "vm"), {"bucket": BucketSignals(behind=lambda: behind[0],
-                                                                      failing=lambda: False)},
-                            lambda: TARGET, interval=INTERVAL)
+    policy = calm_policy(behind=lambda: behind[0])
     evaluated = counting(policy)
     async with running(policy, probe=False) as (loop, newest):
         await until(lambda: loop._quiet, "quiet with nothing listed", 10)
@@ -690,9 +689,7 @@ async def test_the_loop_evaluates_on_a_failed_upload_and_a_failed_probe_not_only
     monkeypatch.setattr(probe, "QUIET_EVERY", 60.0)
     long_target = 30
     refused: list[str | None] = [None]
-    policy = SteeringPolicy(("bucket", "vm"), {"bucket": BucketSignals(behind=lambda: 0.0, failing=lambda: False,
-                                                                       refused=lambda: refused[0])},
-                            lambda: long_target, interval=INTERVAL)
+    policy = calm_policy(refused=lambda: refused[0], target=long_target)
     evaluated = counting(policy)
     async with running(policy, probe=False) as (loop, newest):
         newest.listed(0, 0, None, "http://127.0.0.1:9/x.ts")  # live: not quiet

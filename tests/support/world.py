@@ -200,6 +200,16 @@ def held_world(make: Callable[..., World], folder: Path, pathways: tuple[str, ..
     return make(folder / "hls", holder=held, pathways=pathways, **options), held
 
 
+async def stopped(world: World, saved: dict[str, object], folder: Path) -> StateFile:
+    """`saved` written into `folder` (made here) as the service saves at a stop, then the publisher
+    closed: the state file the next run restores from."""
+    folder.mkdir()
+    state = StateFile(folder)
+    assert snapshots_of(state, world.pub).save_now(saved) is None
+    await world.pub.close()
+    return state
+
+
 def passes(versions: list[tuple[int, str]], allow_restart: bool = False) -> None:
     """Every version of one pathway through one checker, in the order shown: what a player polling it saw."""
     checker = VariantSetChecker(allow_restart=allow_restart)
