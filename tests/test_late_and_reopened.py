@@ -48,11 +48,6 @@ KERNEL = pytest.mark.skipif(not inotify.available(), reason="inotify is Linux on
 _PATHS = [pytest.param(True, id="inotify", marks=KERNEL), pytest.param(False, id="watchfiles")]
 
 
-@pytest.fixture(scope="module")
-def ts_bytes(tmp_path_factory: pytest.TempPathFactory) -> bytes:
-    return real_ts_segment(tmp_path_factory.mktemp("ts"))
-
-
 def entries(text: str) -> list[tuple[str, bool]]:
     """A playlist's segments in order: (file name, listed as a gap)."""
     return [(e.name, e.gap) for e in listing(text)]

@@ -44,11 +44,6 @@ _PATHS = [pytest.param(True, id="inotify", marks=KERNEL), pytest.param(False, id
 CUT = 1000  # bytes held back: not a whole number of TS packets, as a cut in a body almost never is
 
 
-@pytest.fixture(scope="module")
-def ts_bytes(tmp_path_factory: pytest.TempPathFactory) -> bytes:
-    return real_ts_segment(tmp_path_factory.mktemp("ts"))
-
-
 # -- the wait itself, on a real folder fed by the real watcher ----------------------------------------
 
 

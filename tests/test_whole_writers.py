@@ -47,11 +47,6 @@ LOOKS = 12  # still_waiting's looks, 0.05 s apart: 0.6 s, over twice watchfiles'
 assert LOOKS * 0.05 > 2 * QUIET
 
 
-@pytest.fixture(scope="module")
-def ts_bytes(tmp_path_factory: pytest.TempPathFactory) -> bytes:
-    return real_ts_segment(tmp_path_factory.mktemp("ts"))
-
-
 # -- W1, W2: a writer that has not finished is waited for, whatever the events and the file say ----------
 
 
