@@ -34,7 +34,7 @@ from broadcaster.source.watcher import HlsWatcher
 from broadcaster.source.writes import Writes
 from broadcaster.state.disk import StateFile, dumps
 from tests.support.fakes import Sink
-from tests.support.held_back import HeldWrites
+from tests.support.held_back import HeldWrites, both_list
 from tests.support.listing import listing
 from tests.support.observe import Observer
 from tests.support.odd_writers import OddWriter
@@ -60,14 +60,6 @@ def bodies(world: World, key: str) -> list[bytes]:
 def hls_world(tmp_path: Path, **kwargs: object) -> World:
     (tmp_path / "hls").mkdir(exist_ok=True)
     return World(tmp_path / "hls", window=6.0, stepped=True, recordings=tmp_path / "state", **kwargs)  # type: ignore[arg-type]
-
-
-async def both_list(world: World, i: int, held: HeldWrites | None = None) -> None:
-    """Owncast lists segment i in variants 0 and 1 (variant 0's file held open when `held`)."""
-    name = f"stream-a-{i}.ts"
-    if held is not None:
-        held.hold(name)
-    world.owncast_lists((0, 1), name)
 
 
 async def given_up_in_variant_0(world: World, name: str) -> None:
@@ -98,8 +90,8 @@ class NoDeletes:
 async def test_a_copy_given_up_as_a_gap_is_uploaded_once_finished_and_recorded_not_lost(tmp_path: Path) -> None:
     held = HeldWrites()
     world = hls_world(tmp_path, writes=held)
-    await both_list(world, 0)
-    await both_list(world, 1, held)
+    both_list(world, 0)
+    both_list(world, 1, held)
     await given_up_in_variant_0(world, "stream-a-1.ts")
     assert "live/0/stream-a-1.ts" not in world.store.keys()
     held.release("stream-a-1.ts")  # Owncast finishes it, late
@@ -107,7 +99,7 @@ async def test_a_copy_given_up_as_a_gap_is_uploaded_once_finished_and_recorded_n
                 "the late copy uploaded once finished, and counted late")
     assert bodies(world, "live/0/stream-a-1.ts") == [(tmp_path / "hls" / "0" / "stream-a-1.ts").read_bytes()]
     assert world.sample("segments_lost_total", variant="0", reason="unfinished") is None
-    await both_list(world, 2)
+    both_list(world, 2)
     await until(lambda: entries(world.text(0))[-1] == ("stream-a-2.ts", False))
     assert ("stream-a-1.ts", True) in entries(world.text(0))  # the live playlist keeps the gap it showed
     world.check()
@@ -120,8 +112,8 @@ async def test_a_copy_given_up_as_a_gap_is_uploaded_once_finished_and_recorded_n
 async def test_a_copy_never_finished_is_lost_and_its_recording_lists_the_gap(tmp_path: Path) -> None:
     held = HeldWrites()
     world = hls_world(tmp_path, writes=held, unfinished_limit=0.3)
-    await both_list(world, 0)
-    await both_list(world, 1, held)
+    both_list(world, 0)
+    both_list(world, 1, held)
     await given_up_in_variant_0(world, "stream-a-1.ts")
     await until(lambda: world.sample("segments_lost_total", variant="0", reason="unfinished"),
                 "the copy given up at the limit")
@@ -139,9 +131,9 @@ async def test_a_restart_while_a_variant_waits_uploads_its_copy_once_finished(tm
     variant 1 under that number); the copy's upload starts again and lands once Owncast finishes it."""
     held = HeldWrites()
     world = hls_world(tmp_path, writes=held)
-    await both_list(world, 0)
-    await both_list(world, 1, held)
-    await both_list(world, 2)
+    both_list(world, 0)
+    both_list(world, 1, held)
+    both_list(world, 2)
     await until(lambda: world.playlists.media_playlist(1) is not None
                 and entries(world.text(1))[-1] == ("stream-a-2.ts", False))
     saved = json.loads(dumps(world.pub.snapshot()))
@@ -166,12 +158,12 @@ async def test_a_restart_while_a_variant_waits_uploads_its_copy_once_finished(tm
 async def test_a_clip_lists_a_late_segment_and_a_gap_for_one_never_finished(tmp_path: Path) -> None:
     held = HeldWrites()
     world = hls_world(tmp_path, writes=held, unfinished_limit=2.0)
-    await both_list(world, 0)
-    await both_list(world, 1, held)
+    both_list(world, 0)
+    both_list(world, 1, held)
     await given_up_in_variant_0(world, "stream-a-1.ts")
-    await both_list(world, 2, held)
+    both_list(world, 2, held)
     await given_up_in_variant_0(world, "stream-a-2.ts")
-    await both_list(world, 3)
+    both_list(world, 3)
     await until(lambda: entries(world.text(0))[-1] == ("stream-a-3.ts", False))
     held.release("stream-a-1.ts")  # late; stream-a-2.ts is never finished
     await until(lambda: bodies(world, "live/0/stream-a-1.ts"), "the late copy uploaded")
