@@ -15,10 +15,7 @@ recordings' segments against the files as their writers left them.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import urljoin
 
@@ -28,12 +25,9 @@ import pytest
 from broadcaster.clips.book import ClipBook, ClipPlaces
 from broadcaster.demo.ledger import Ledger
 from broadcaster.demo.seaweed import SeaweedS3
-from broadcaster.metrics import Metrics
 from broadcaster.source import inotify
-from broadcaster.source.watcher import HlsWatcher
 from broadcaster.source.writes import Writes
 from broadcaster.state.disk import StateFile, dumps
-from tests.support.fakes import Sink
 from tests.support.held_back import HeldWrites, both_list
 from tests.support.listing import listing
 from tests.support.observe import Observer
@@ -43,6 +37,7 @@ from tests.support.service_process import ServiceProcess, service_env
 from tests.support.waiting import until
 from tests.support.whole import assert_whole
 from tests.support.world import World
+from tests.support.writes_watch import watching
 
 KERNEL = pytest.mark.skipif(not inotify.available(), reason="inotify is Linux only")
 _PATHS = [pytest.param(True, id="inotify", marks=KERNEL), pytest.param(False, id="watchfiles")]
@@ -181,21 +176,6 @@ async def test_a_clip_lists_a_late_segment_and_a_gap_for_one_never_finished(tmp_
 # -- a reopened file is one write ------------------------------------------------------------------------
 
 
-@contextlib.asynccontextmanager
-async def watched_world(root: Path, kernel: bool) -> AsyncIterator[World]:
-    """A World whose Writes a running HlsWatcher (inotify or watchfiles) feeds, as in the service."""
-    (root / "0").mkdir(parents=True, exist_ok=True)
-    writes = Writes(root, kernel=kernel)
-    watcher = HlsWatcher(root, Sink(), Metrics(), kernel=kernel, writes=writes)
-    await watcher.start()
-    try:
-        if kernel:
-            await until(lambda: writes._exact, "the kernel watch began")
-        yield World(root, writes=writes)
-    finally:
-        await watcher.stop()
-
-
 @pytest.mark.parametrize("kernel", _PATHS)
 @pytest.mark.parametrize("kind", ["appended", "rewritten"])
 async def test_a_file_written_again_after_its_segment_is_listed_is_replaced_in_the_bucket(
@@ -203,7 +183,8 @@ async def test_a_file_written_again_after_its_segment_is_listed_is_replaced_in_t
     """Closed on a packet boundary with half its bytes (the service takes that version: whole packets, no
     writer left), listed, then opened again: the rest appended, or truncated and written whole. The
     bucket's object becomes the file's final bytes."""
-    async with watched_world(tmp_path, kernel) as world:
+    async with watching(tmp_path, kernel) as writes:
+        world = World(tmp_path, writes=writes)
         writer = OddWriter(kind, ts_bytes)
         writer.begin(tmp_path / "0" / "stream-a-0.ts")
         world.owncast_lists(0, "stream-a-0.ts", write=False)

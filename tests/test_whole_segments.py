@@ -50,16 +50,8 @@ CUT = 1000  # bytes held back: not a whole number of TS packets, as a cut in a b
 @pytest_asyncio.fixture(params=_PATHS)
 async def watched(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[tuple[Writes, Path]]:
     """Writes fed by a running HlsWatcher (inotify or watchfiles) on tmp_path, and its variant folder."""
-    (tmp_path / "0").mkdir()
-    w = Writes(tmp_path, kernel=request.param)
-    watcher = HlsWatcher(tmp_path, Sink(), Metrics(), kernel=request.param, writes=w)
-    await watcher.start()
-    try:
-        if request.param:
-            await until(lambda: w._exact, "the kernel watch began")
+    async with watching(tmp_path, request.param) as w:
         yield w, tmp_path / "0"
-    finally:
-        await watcher.stop()
 
 
 async def test_a_segment_still_being_written_is_waited_for_until_owncast_finishes_it(
