@@ -77,10 +77,9 @@ async def test_the_other_variants_list_on_time_and_the_stuck_one_lists_a_gap_the
         assert "#EXT-X-DISCONTINUITY\n" not in world.text(v)
     world.check()  # every version shown, through the checker (gaps parsed, numbers across variants)
     assert "live/0/stream-a-1.ts" not in world.store.keys()
-    sample = world.metrics.registry.get_sample_value
     # Not lost yet: its upload goes on, late, until Owncast finishes it or the upload's limit.
-    assert sample("hls_broadcaster_segments_lost_total", {"variant": "0", "reason": "unfinished"}) is None
-    assert sample("hls_broadcaster_segments_lost_total", {"variant": "1", "reason": "sibling_lost"}) is None
+    assert world.sample("segments_lost_total", variant="0", reason="unfinished") is None
+    assert world.sample("segments_lost_total", variant="1", reason="sibling_lost") is None
     await until(lambda: world.pub.queue_depth == 0)  # nothing waits to be listed any more
     both_list(world, 3)
     await until(lambda: names(world, 0)[-1] == names(world, 1)[-1] == "stream-a-3.ts")
@@ -113,9 +112,8 @@ async def test_a_copy_lost_behind_a_stuck_one_is_a_gap_in_its_place_counted_once
     world.now += 1.0
     world.pub.lister.advance()
     assert numbered(world, 0) == {n: (name, name != "stream-a-0.ts") for n, (name, _gap) in numbered(world, 1).items()}
-    sample = world.metrics.registry.get_sample_value
-    assert sample("hls_broadcaster_segments_lost_total", {"variant": "0", "reason": "unfinished"}) is None  # late
-    assert sample("hls_broadcaster_segments_lost_total", {"variant": "0", "reason": "deleted"}) == 1
+    assert world.sample("segments_lost_total", variant="0", reason="unfinished") is None  # late
+    assert world.sample("segments_lost_total", variant="0", reason="deleted") == 1
     world.check()
 
 
