@@ -217,16 +217,6 @@ def test_the_addresses_remembered_are_bounded(world: World) -> None:
     assert len(policy._failing_clients) == MAX_FAILING_CLIENTS
 
 
-def test_a_second_bucket_is_offered_before_the_vm_when_configured_so() -> None:
-    world = World(("bucket", "backup", "vm"), target=TARGET, interval=INTERVAL)
-    world.behind = 10
-    world.run(0.5)
-    assert world.policy.priority == ("backup", "vm", "bucket")
-    world.others_behind["backup"] = 10
-    world.run(0.5)
-    assert world.policy.priority == ("vm", "bucket", "backup")
-
-
 def test_the_steering_manifest_is_rendered_as_the_spec_orders_it() -> None:
     body = render_steering(["vm", "bucket"], 3, "steering.json", [Clone("bucket.2", "bucket")])
     assert body == (b'{"VERSION":1,"TTL":3,"RELOAD-URI":"steering.json","PATHWAY-PRIORITY":["vm","bucket"],'
