@@ -23,13 +23,10 @@ import pytest_asyncio
 
 from broadcaster.demo.ledger import Ledger
 from broadcaster.demo.seaweed import SeaweedS3
-from broadcaster.metrics import Metrics
 from broadcaster.playlist import hls
 from broadcaster import files
 from broadcaster.source import inotify, writes
 from broadcaster.source.writes import Finish, Writes
-from broadcaster.source.watcher import HlsWatcher
-from tests.support.fakes import Sink
 from tests.support.held_back import HeldBack
 from tests.support.observe import Observer
 from tests.support.owncast_writer import HandFedOwncast, real_ts_segment
@@ -74,9 +71,8 @@ async def test_the_kernel_tells_a_cut_on_a_packet_boundary_which_the_file_alone_
         tmp_path: Path, ts_bytes: bytes, lease: bool) -> None:
     """Held back a whole number of packets, the file on disk looks whole: only the kernel tells (the lease
     refused while the file is open for writing, or else the close event)."""
-    held = HeldBack(ts_bytes, 188 * 4)
     async with watching(tmp_path, True, quiet=0.05, lease=lease) as w:
-        try:
+        with HeldBack(ts_bytes, 188 * 4) as held:
             held.begin(tmp_path / "0" / "seg.ts")
             wait = asyncio.ensure_future(w.finished(tmp_path / "0" / "seg.ts", 30))
             await until(lambda: w.waiting == 1, "the upload waits")
@@ -84,8 +80,6 @@ async def test_the_kernel_tells_a_cut_on_a_packet_boundary_which_the_file_alone_
             await still_waiting(wait, 5)
             held.release()
             assert await wait is Finish.WAITED
-        finally:
-            held.close()
 
 
 @KERNEL
@@ -137,7 +131,6 @@ async def test_the_watcher_forgets_what_the_kernel_said_when_its_queue_overflows
     (tmp_path / "0").mkdir()
     path = tmp_path / "0" / "seg.ts"
     path.write_bytes(b"\x47" * 188 * 4)
-    w = Writes(tmp_path, kernel=True, quiet=0.2, unheard_quiet=0.2, lease=False)  # the events alone
     overflow = [False]
     read = inotify.FolderWatch.read
 
@@ -149,24 +142,19 @@ async def test_the_watcher_forgets_what_the_kernel_said_when_its_queue_overflows
         return events
 
     monkeypatch.setattr(inotify.FolderWatch, "read", read_or_overflow)
-    watcher = HlsWatcher(tmp_path, Sink(), Metrics(), kernel=True, writes=w)
-    await watcher.start()
-    held = HeldBack(b"\x47" * 188 * 20, CUT)
-    try:
-        await until(lambda: w._exact, "the kernel watch began")
-        path.write_bytes(b"\x47" * 188 * 4)
-        await until(lambda: w._writing.get(path) is False, "the close was heard")
-        overflow[0] = True
-        held.begin(path)  # rewritten; the kernel loses the events that would tell it
-        await until(lambda: not overflow[0], "the overflow was read")
-        assert path not in w._writing
-        wait = asyncio.ensure_future(w.finished(path, 30))
-        await still_waiting(wait, 8)  # longer than `quiet`: cut inside a packet, so still being written
-        held.release()
-        assert await wait is Finish.WAITED
-    finally:
-        held.close()
-        await watcher.stop()
+    # The events alone (no lease), with short quiets.
+    async with watching(tmp_path, True, quiet=0.2, unheard_quiet=0.2, lease=False) as w:
+        with HeldBack(b"\x47" * 188 * 20, CUT) as held:
+            path.write_bytes(b"\x47" * 188 * 4)
+            await until(lambda: w._writing.get(path) is False, "the close was heard")
+            overflow[0] = True
+            held.begin(path)  # rewritten; the kernel loses the events that would tell it
+            await until(lambda: not overflow[0], "the overflow was read")
+            assert path not in w._writing
+            wait = asyncio.ensure_future(w.finished(path, 30))
+            await still_waiting(wait, 8)  # longer than `quiet`: cut inside a packet, so still being written
+            held.release()
+            assert await wait is Finish.WAITED
 
 
 @KERNEL
