@@ -239,41 +239,22 @@ def public_bucket(s3: Any, name: str) -> None:
     readable_by_anyone(s3, name)
 
 
-async def test_with_pathways_bucket_backup_the_vm_serves_no_pathway(
-        tmp_path: Path, owncast: OwncastEmulator, moto_url: str) -> None:
-    """PATHWAYS=bucket,backup: the second bucket instead of the VM (both buckets on moto here)."""
-    s3 = boto3.client("s3", endpoint_url=moto_url, aws_access_key_id="k", aws_secret_access_key="s",
-                      region_name="us-east-1")
-    env = moto_env(moto_url, tmp_path, PATHWAYS="bucket,backup", BACKUP_S3_ENDPOINT_URL=moto_url,
-                   BACKUP_S3_REGION="us-east-1", BACKUP_ACCESS_KEY_ID="k", BACKUP_SECRET_ACCESS_KEY="s",
-                   BACKUP_BUCKET_NAME="instead-of-vm", BACKUP_PUBLIC_URL=f"{moto_url}/instead-of-vm")
-    assert env["HLS_DIR"] == str(owncast.variant_dir(0).parent)
-    public_bucket(s3, "locktest")
-    public_bucket(s3, "instead-of-vm")
-    async with ServiceProcess(env, tmp_path, start_timeout=START_TIMEOUT) as service, \
-            aiohttp.ClientSession() as http:
-        url = service.url
+def moto_s3(moto_url: str) -> Any:
+    return boto3.client("s3", endpoint_url=moto_url, aws_access_key_id="k", aws_secret_access_key="s",
+                        region_name="us-east-1")
 
-        async def offered() -> bool:
-            status, body = await text(http, f"{url}/live/master.m3u8")
-            return status == 200 and offers(body, "backup") == 2
 
-        await until(offered, "the multivariant playlist offers the backup pathway", 60, every=0.2)
-        status, body = await text(http, f"{url}/live/master.m3u8")
-        assert offers(body, "bucket") == 2 and offers(body, "vm") == 0 and "/vm/" not in body, body
-        status, body = await text(http, f"{url}/live/steering.json")
-        assert json.loads(body)["PATHWAY-PRIORITY"] in (["bucket", "backup"], ["backup", "bucket"])
-        async def backup_lists() -> bool:  # the master names the pathway before its first upload landed
-            status, body = await text(http, f"{url}/live/backup/0/playlist.m3u8")
-            return status == 200 and bool(segments(body))
-
-        await until(backup_lists, "the backup pathway lists a segment", 30, every=0.2)
-        listed = segments((await text(http, f"{url}/live/backup/0/playlist.m3u8"))[1])
-        assert listed and all(uri.startswith(f"{moto_url}/instead-of-vm/live/0/") for uri in listed)
-        name = listed[-1].rpartition("/")[2]
-        for path in ("/live/vm/0/playlist.m3u8", "/hls/vm/0/stream.m3u8", f"/live/vm/0/{name}"):
-            assert (await text(http, url + path))[0] == 404, path
-        assert service.problems() == []
+def buckets_env(moto_url: str, tmp_path: Path, buckets: dict[str, str], **over: str) -> dict[str, str]:
+    """The service on moto (moto_env) with PATHWAYS the first bucket then `buckets` (pathway -> bucket
+    name, each made readable by anyone on moto), each a block of settings named after its pathway."""
+    extra: dict[str, str] = {}
+    for pathway, name in buckets.items():
+        public_bucket(moto_s3(moto_url), name)
+        at = pathway.upper()
+        extra.update({f"{at}_S3_ENDPOINT_URL": moto_url, f"{at}_S3_REGION": "us-east-1",
+                      f"{at}_ACCESS_KEY_ID": "k", f"{at}_SECRET_ACCESS_KEY": "s", f"{at}_BUCKET_NAME": name,
+                      f"{at}_PUBLIC_URL": f"{moto_url}/{name}"})
+    return moto_env(moto_url, tmp_path, PATHWAYS=",".join(("bucket", *buckets)), **extra, **over)
 
 
 async def test_deletions_due_in_the_second_bucket_outlive_a_restart(
@@ -281,15 +262,10 @@ async def test_deletions_due_in_the_second_bucket_outlive_a_restart(
     """Segments that left the window shortly before a stop are still due for deletion in the second bucket
     (CLEANUP_MARGIN): the state keeps them ("backup_cleaner"), so the next run deletes them, as the first
     bucket's. Without it they stayed there for good (only a lifecycle rule would take them)."""
-    s3 = boto3.client("s3", endpoint_url=moto_url, aws_access_key_id="k", aws_secret_access_key="s",
-                      region_name="us-east-1")
+    s3 = moto_s3(moto_url)
     second = "due-after-restart"
-    env = moto_env(moto_url, tmp_path, PATHWAYS="bucket,backup", BACKUP_S3_ENDPOINT_URL=moto_url,
-                   BACKUP_S3_REGION="us-east-1", BACKUP_ACCESS_KEY_ID="k", BACKUP_SECRET_ACCESS_KEY="s",
-                   BACKUP_BUCKET_NAME=second, BACKUP_PUBLIC_URL=f"{moto_url}/{second}",
-                   WINDOW_SECONDS="2", REWIND_SECONDS="0", CLEANUP_MARGIN="6")
-    public_bucket(s3, "locktest")
-    public_bucket(s3, second)
+    env = buckets_env(moto_url, tmp_path, {"backup": second}, WINDOW_SECONDS="2", REWIND_SECONDS="0",
+                      CLEANUP_MARGIN="6")
 
     def in_second() -> set[str]:
         return {o["Key"] for o in s3.list_objects_v2(Bucket=second).get("Contents", [])}
@@ -325,25 +301,16 @@ async def test_deletions_due_in_the_second_bucket_outlive_a_restart(
             assert again.problems() == []
 
 
-async def test_a_third_bucket_is_a_settings_block(tmp_path: Path, owncast: OwncastEmulator,
-                                                  moto_url: str) -> None:
-    """Adding a bucket is settings, not code. PATHWAYS=bucket,backup,b2 with B2_*
-    beside BACKUP_* (three buckets on moto): every variant is offered on the three pathways, the steering
-    manifest names them (the first bucket first), the third pathway's playlists list its own bucket's
-    URLs, which serve Owncast's bytes, and its uploads are counted under its own `pathway` label."""
-    s3 = boto3.client("s3", endpoint_url=moto_url, aws_access_key_id="k", aws_secret_access_key="s",
-                      region_name="us-east-1")
+async def test_more_buckets_are_settings_blocks_and_without_the_vm_it_serves_no_pathway(
+        tmp_path: Path, owncast: OwncastEmulator, moto_url: str) -> None:
+    """Adding a bucket is settings, not code. PATHWAYS=bucket,backup,b2 with B2_* beside BACKUP_* (three
+    buckets on moto), and no VM's pathway: every variant is offered on the three pathways and none on the
+    VM's (its URLs 404), the steering manifest names them (the first bucket first), each other pathway's
+    playlists list its own bucket's URLs, which serve Owncast's bytes, and its uploads are counted under
+    its own `pathway` label."""
     buckets = {"backup": "second-of-three", "b2": "third-of-three"}
-    extra: dict[str, str] = {}
-    for pathway, name in buckets.items():
-        public_bucket(s3, name)
-        at = pathway.upper()
-        extra.update({f"{at}_S3_ENDPOINT_URL": moto_url, f"{at}_S3_REGION": "us-east-1",
-                      f"{at}_ACCESS_KEY_ID": "k", f"{at}_SECRET_ACCESS_KEY": "s", f"{at}_BUCKET_NAME": name,
-                      f"{at}_PUBLIC_URL": f"{moto_url}/{name}"})
-    env = moto_env(moto_url, tmp_path, PATHWAYS="bucket,backup,b2", **extra)
+    env = buckets_env(moto_url, tmp_path, buckets)
     assert env["HLS_DIR"] == str(owncast.variant_dir(0).parent)
-    public_bucket(s3, "locktest")
     async with ServiceProcess(env, tmp_path, start_timeout=START_TIMEOUT) as service, \
             aiohttp.ClientSession() as http:
         url = service.url
@@ -354,23 +321,30 @@ async def test_a_third_bucket_is_a_settings_block(tmp_path: Path, owncast: Ownca
 
         await until(offered, "the multivariant playlist offers both variants on the three pathways", 60,
                     every=0.2)
+        status, body = await text(http, f"{url}/live/master.m3u8")
+        assert offers(body, "vm") == 0 and "/vm/" not in body, body
         status, body = await text(http, f"{url}/live/steering.json")
         priority = json.loads(body)["PATHWAY-PRIORITY"]
         assert status == 200 and priority[0] == "bucket", body
         assert sorted(priority) == ["b2", "backup", "bucket"], body
 
-        async def b2_lists() -> bool:
-            lists = [await text(http, f"{url}/live/b2/{v}/playlist.m3u8") for v in (0, 1)]
+        async def lists() -> bool:  # the master names a pathway before its first upload landed
+            lists = [await text(http, f"{url}/live/{p}/{v}/playlist.m3u8") for p in buckets for v in (0, 1)]
             return all(status == 200 and len(segments(body)) >= 2 for status, body in lists)
 
-        await until(b2_lists, "the third pathway lists two segments of each variant", 30, every=0.2)
+        await until(lists, "the other pathways list two segments of each variant", 30, every=0.2)
         listed = []
-        for v in (0, 1):
-            body = (await text(http, f"{url}/live/b2/{v}/playlist.m3u8"))[1]
-            uris = segments(body)
-            assert all(uri.startswith(f"{moto_url}/third-of-three/live/{v}/") for uri in uris), body
-            listed += [(uri, owncast.variant_dir(v) / uri.rpartition("/")[2]) for uri in uris]
-        assert await assert_whole(http, owncast.ledger, listed) >= 4  # from the third bucket, Owncast's bytes
+        for pathway, name in buckets.items():
+            for v in (0, 1):
+                body = (await text(http, f"{url}/live/{pathway}/{v}/playlist.m3u8"))[1]
+                uris = segments(body)
+                assert all(uri.startswith(f"{moto_url}/{name}/live/{v}/") for uri in uris), body
+                listed += [(uri, owncast.variant_dir(v) / uri.rpartition("/")[2]) for uri in uris]
+        # From the second and third buckets, Owncast's bytes.
+        assert await assert_whole(http, owncast.ledger, listed) >= 8
+        for path in ("/live/vm/0/playlist.m3u8", "/hls/vm/0/stream.m3u8",
+                     "/live/vm/0/" + listed[0][0].rpartition("/")[2]):  # variant 0's, in the second bucket
+            assert (await text(http, url + path))[0] == 404, path
         async with http.get(f"{url}/metrics") as r:
             families = {f.name: f for f in text_string_to_metric_families(await r.text())}
         uploaded: dict[str, float] = {}

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from broadcaster.bucket.uploader import Backoff, Uploader
 from broadcaster.metrics import Metrics
 from broadcaster.playlist.master import Pathway
@@ -62,10 +64,12 @@ async def test_the_second_buckets_signals_are_read_as_the_first_buckets() -> Non
         put.cancel()
 
 
-def test_with_the_vm_named_before_it_a_healthy_second_bucket_still_comes_first() -> None:
-    """PATHWAYS=bucket,vm,backup: when the first bucket fails, the second (healthy, caught up) comes
-    before the VM, which then sends no segment bytes; when it fails too, the VM; back in that order."""
-    world = PolicyWorld(("bucket", "vm", "backup"))
+@pytest.mark.parametrize("pathways", [("bucket", "vm", "backup"), ("bucket", "backup", "vm")])
+def test_named_before_or_after_the_vm_a_healthy_second_bucket_comes_first(pathways: tuple[str, ...]) -> None:
+    """PATHWAYS=bucket,vm,backup as bucket,backup,vm: when the first bucket fails, the second (healthy,
+    caught up) comes before the VM, which then sends no segment bytes; when it fails too, the VM; back in
+    that order."""
+    world = PolicyWorld(pathways)
     policy, run = world.policy, world.run
     run(2)
     assert policy.priority == ("bucket", "backup", "vm")

@@ -47,6 +47,14 @@ async def app() -> AsyncIterator[App]:
     await runner.cleanup()
 
 
+@pytest.fixture
+async def probe() -> AsyncIterator[FirstByte]:
+    """The probe's client, closed after the test."""
+    made = FirstByte(PROBE_HEADERS)
+    yield made
+    await made.close()
+
+
 @contextlib.asynccontextmanager
 async def raw_server(answer: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
                      tls: ssl.SSLContext | None = None) -> AsyncIterator[str]:
@@ -78,41 +86,33 @@ async def raw_server(answer: Callable[[asyncio.StreamReader, asyncio.StreamWrite
         await server.wait_closed()
 
 
-async def test_a_206_is_an_answer_and_its_connection_is_used_again(app: App) -> None:
+async def test_a_206_is_an_answer_and_its_connection_is_used_again(app: App, probe: FirstByte) -> None:
     async def first(request: web.Request) -> web.Response:
         return web.Response(body=b"\x47", status=206, headers={"Content-Range": "bytes 0-0/1880"})
 
     app.handler = first
-    probe = FirstByte(PROBE_HEADERS)
-    try:
-        for n in range(3):
-            assert await probe(f"{app.url}/live/0/stream-{n}.ts", 2.0) == (True, "HTTP 206")
-    finally:
-        await probe.close()
+    for n in range(3):
+        assert await probe(f"{app.url}/live/0/stream-{n}.ts", 2.0) == (True, "HTTP 206")
     assert probe.connections == 1
     assert [r.path for r in app.seen] == [f"/live/0/stream-{n}.ts" for n in range(3)]
     assert all(r.headers["Range"] == "bytes=0-0" and r.headers["User-Agent"] == PROBE_HEADERS["User-Agent"]
                for r in app.seen)
 
 
-async def test_an_error_or_a_redirect_is_no_answer_and_is_not_followed(app: App) -> None:
+async def test_an_error_or_a_redirect_is_no_answer_and_is_not_followed(app: App, probe: FirstByte) -> None:
     async def refuse(request: web.Request) -> web.Response:
         if request.path.endswith("moved.ts"):
             return web.Response(status=302, headers={"Location": "/live/0/elsewhere.ts"})
         return web.Response(status=503, text="<Error><Code>SlowDown</Code></Error>")
 
     app.handler = refuse
-    probe = FirstByte(PROBE_HEADERS)
-    try:
-        assert await probe(f"{app.url}/live/0/stream-1.ts", 2.0) == (False, "HTTP 503")
-        assert await probe(f"{app.url}/live/0/moved.ts", 2.0) == (False, "HTTP 302")
-    finally:
-        await probe.close()
+    assert await probe(f"{app.url}/live/0/stream-1.ts", 2.0) == (False, "HTTP 503")
+    assert await probe(f"{app.url}/live/0/moved.ts", 2.0) == (False, "HTTP 302")
     assert [r.path for r in app.seen] == ["/live/0/stream-1.ts", "/live/0/moved.ts"]  # nothing followed
     assert probe.connections == 1  # an error's short page is read: the connection kept
 
 
-async def test_a_whole_segment_or_a_chunked_answer_closes_the_connection(app: App) -> None:
+async def test_a_whole_segment_or_a_chunked_answer_closes_the_connection(app: App, probe: FirstByte) -> None:
     """A server that ignores Range sends the whole segment (200): an answer, its body not read, the
     connection closed; a chunked one the same."""
     async def whole(request: web.Request) -> web.StreamResponse:
@@ -126,17 +126,13 @@ async def test_a_whole_segment_or_a_chunked_answer_closes_the_connection(app: Ap
         return web.Response(body=b"\x47" * 200_000, status=200)
 
     app.handler = whole
-    probe = FirstByte(PROBE_HEADERS)
-    try:
-        assert await probe(f"{app.url}/live/0/stream-1.ts", 2.0) == (True, "HTTP 200")
-        assert await probe(f"{app.url}/live/0/chunked.ts", 2.0) == (True, "HTTP 200")
-        assert await probe(f"{app.url}/live/0/stream-2.ts", 2.0) == (True, "HTTP 200")
-    finally:
-        await probe.close()
+    assert await probe(f"{app.url}/live/0/stream-1.ts", 2.0) == (True, "HTTP 200")
+    assert await probe(f"{app.url}/live/0/chunked.ts", 2.0) == (True, "HTTP 200")
+    assert await probe(f"{app.url}/live/0/stream-2.ts", 2.0) == (True, "HTTP 200")
     assert probe.connections == 3
 
 
-async def test_a_presigned_urls_query_is_sent_as_it_was_listed() -> None:
+async def test_a_presigned_urls_query_is_sent_as_it_was_listed(probe: FirstByte) -> None:
     targets: list[bytes] = []
 
     async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -146,18 +142,14 @@ async def test_a_presigned_urls_query_is_sent_as_it_was_listed() -> None:
         await writer.drain()
         writer.close()
 
-    probe = FirstByte(PROBE_HEADERS)
     query = "X-Amz-Credential=AKIA%2F20261127%2Fauto%2Fs3%2Faws4_request&X-Amz-Signature=ab%2Bcd"
     async with raw_server(answer) as url:
-        try:
-            assert await probe(f"{url}/live/0/stream%201.ts?{query}", 2.0) == (True, "HTTP 206")
-            assert await probe(f"{url}/live/0/été.ts", 2.0) == (True, "HTTP 206")  # encoded as a browser does
-        finally:
-            await probe.close()
+        assert await probe(f"{url}/live/0/stream%201.ts?{query}", 2.0) == (True, "HTTP 206")
+        assert await probe(f"{url}/live/0/été.ts", 2.0) == (True, "HTTP 206")  # encoded as a browser does
     assert targets == [f"/live/0/stream%201.ts?{query}".encode(), b"/live/0/%C3%A9t%C3%A9.ts"]
 
 
-async def test_a_kept_connection_the_server_closed_while_idle_is_opened_again_once() -> None:
+async def test_a_kept_connection_the_server_closed_while_idle_is_opened_again_once(probe: FirstByte) -> None:
     """A server (or R2's edge) closes an idle kept connection without saying so: the next probe's request
     fails on it before any answer, and goes once more on a new connection, as a browser's would. A
     server that closes every new connection too is no answer."""
@@ -172,21 +164,17 @@ async def test_a_kept_connection_the_server_closed_while_idle_is_opened_again_on
             await writer.drain()
         writer.close()  # ... and closed
 
-    probe = FirstByte(PROBE_HEADERS)
     async with raw_server(answer_once) as url:
-        try:
-            assert await probe(f"{url}/a.ts", 2.0) == (True, "HTTP 206")
-            assert await probe(f"{url}/b.ts", 2.0) == (True, "HTTP 206")
-            assert probe.connections == 2 and len(opened) == 2
-            answering = False
-            ok, detail = await probe(f"{url}/c.ts", 2.0)
-            assert not ok and detail in ("IncompleteReadError", "ConnectionResetError", "BrokenPipeError"), detail
-            assert len(opened) == 3  # the kept one failed, one new one, no more
-        finally:
-            await probe.close()
+        assert await probe(f"{url}/a.ts", 2.0) == (True, "HTTP 206")
+        assert await probe(f"{url}/b.ts", 2.0) == (True, "HTTP 206")
+        assert probe.connections == 2 and len(opened) == 2
+        answering = False
+        ok, detail = await probe(f"{url}/c.ts", 2.0)
+        assert not ok and detail in ("IncompleteReadError", "ConnectionResetError", "BrokenPipeError"), detail
+        assert len(opened) == 3  # the kept one failed, one new one, no more
 
 
-async def test_no_server_a_silent_one_or_one_not_speaking_http_is_no_answer() -> None:
+async def test_no_server_a_silent_one_or_one_not_speaking_http_is_no_answer(probe: FirstByte) -> None:
     async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.read()  # never answers
 
@@ -198,16 +186,12 @@ async def test_no_server_a_silent_one_or_one_not_speaking_http_is_no_answer() ->
 
     async with raw_server(garbage) as closed_url:
         pass  # closed: nothing listens there now
-    probe = FirstByte(PROBE_HEADERS)
     async with raw_server(silent) as quiet_url, raw_server(garbage) as other_url:
-        try:
-            assert await probe(f"{quiet_url}/a.ts", 1.0) == (False, "no answer in 1s")
-            assert await probe(f"{other_url}/a.ts", 2.0) == (False, "ValueError")
-            assert await probe(f"{closed_url}/a.ts", 2.0) == (False, "ConnectionRefusedError")
-            assert (await probe("ftp://example.com/a.ts", 2.0))[0] is False
-            assert (await probe("http://127.0.0.1:99999/a.ts", 2.0))[0] is False
-        finally:
-            await probe.close()
+        assert await probe(f"{quiet_url}/a.ts", 1.0) == (False, "no answer in 1s")
+        assert await probe(f"{other_url}/a.ts", 2.0) == (False, "ValueError")
+        assert await probe(f"{closed_url}/a.ts", 2.0) == (False, "ConnectionRefusedError")
+        assert (await probe("ftp://example.com/a.ts", 2.0))[0] is False
+        assert (await probe("http://127.0.0.1:99999/a.ts", 2.0))[0] is False
 
 
 def _certificate(folder: Path) -> tuple[Path, Path]:

@@ -483,47 +483,43 @@ def test_polling_gap_bounds_the_discontinuity_sequence() -> None:
 # ---------------------------------------------------------------------------------------------- details
 
 
-def test_pdt_without_zone_or_milliseconds_is_flagged() -> None:
-    cases = {
-        "2024-05-01T10:00:00.000Z": set(),
-        "2024-05-01T10:00:00.123+02:00": set(),
-        "2024-05-01T10:00:00.123456-0530": set(),
-        "2024-05-01T10:00:00.000": {"pdt-missing-timezone"},
-        "2024-05-01T10:00:00Z": {"pdt-missing-milliseconds"},
-        "2024-05-01T10:00:00.5Z": {"pdt-missing-milliseconds"},
-        "2024-05-01T10:00:00": {"pdt-missing-timezone", "pdt-missing-milliseconds"},
-        "2024-05-01 10:00:00.000Z": {"pdt-invalid"},
-    }
-    for value, expected in cases.items():
-        assert rules(MediaPlaylistChecker().check(media([Seg("a.ts", pdt=value)]))) == expected, value
+INTEGER = segs("a.ts", "b.ts", dur="6")
+SKIP = ("#EXT-X-SKIP:SKIPPED-SEGMENTS=0",)
+# One version each, and the rules it breaks: details of PDT, version and EXTINF rounding.
+ONE_VERSION: list[tuple[str, str, set[str]]] = [
+    *((f"pdt {value}", media([Seg("a.ts", pdt=value)]), expected) for value, expected in (
+        ("2024-05-01T10:00:00.000Z", set()),
+        ("2024-05-01T10:00:00.123+02:00", set()),
+        ("2024-05-01T10:00:00.123456-0530", set()),
+        ("2024-05-01T10:00:00.000", {"pdt-missing-timezone"}),
+        ("2024-05-01T10:00:00Z", {"pdt-missing-milliseconds"}),
+        ("2024-05-01T10:00:00.5Z", {"pdt-missing-milliseconds"}),
+        ("2024-05-01T10:00:00", {"pdt-missing-timezone", "pdt-missing-milliseconds"}),
+        ("2024-05-01 10:00:00.000Z", {"pdt-invalid"}))),
+    ("integer durations at 1", media(INTEGER, version=1), set()),
+    ("integer durations at 3", media(INTEGER, version=3), set()),  # allowed when they happen to be integers
+    ("integer durations at 4", media(INTEGER, version=4), {"version-too-high"}),
+    ("skip at 9", media(A4, version=9, header=SKIP), set()),
+    ("skip at 6", media(A4, version=6, header=SKIP), {"version-too-low"}),
+    ("skip at 10", media(A4, version=10, header=SKIP), {"version-too-high"}),
+    ("key with an IV at 2", media(INTEGER, version=2, header=(
+        '#EXT-X-KEY:METHOD=AES-128,URI="k.bin",IV=0x00000000000000000000000000000001',)), set()),
+    ("byterange at 4", media(A4, version=4, header=("#EXT-X-BYTERANGE:100@0",)), set()),
+    # EXTINF rounding is half up and exact.
+    ("extinf just under half over", media([Seg("a.ts", "6.49999999999999999999")]), set()),
+    ("extinf half over", media([Seg("a.ts", "6.5")]), {"extinf-exceeds-target"}),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), [c[1:] for c in ONE_VERSION], ids=[c[0] for c in ONE_VERSION])
+def test_one_version_breaks_exactly_these_rules(text: str, expected: set[str]) -> None:
+    assert rules(MediaPlaylistChecker().check(text)) == expected
 
 
 def test_same_instant_written_differently_is_not_a_change() -> None:
     checker = MediaPlaylistChecker()
     checker.assert_ok(media([Seg("a.ts", pdt="2024-05-01T10:00:00.000Z")]))
     checker.assert_ok(media([Seg("a.ts", pdt="2024-05-01T12:00:00.000+02:00")]))
-
-
-def test_version_rules() -> None:
-    def ok(text: str) -> list[Violation]:
-        return MediaPlaylistChecker().check(text)
-
-    integer = segs("a.ts", "b.ts", dur="6")
-    assert ok(media(integer, version=1)) == []
-    assert ok(media(integer, version=3)) == []  # 3 is allowed when the durations happen to be integers
-    assert rules(ok(media(integer, version=4))) == {"version-too-high"}
-    skip = ("#EXT-X-SKIP:SKIPPED-SEGMENTS=0",)
-    assert ok(media(A4, version=9, header=skip)) == []
-    assert rules(ok(media(A4, version=6, header=skip))) == {"version-too-low"}
-    assert rules(ok(media(A4, version=10, header=skip))) == {"version-too-high"}
-    keyed = ('#EXT-X-KEY:METHOD=AES-128,URI="k.bin",IV=0x00000000000000000000000000000001',)
-    assert ok(media(integer, version=2, header=keyed)) == []
-    assert ok(media(A4, version=4, header=("#EXT-X-BYTERANGE:100@0",))) == []
-
-
-def test_extinf_rounding_is_half_up_and_exact() -> None:
-    assert MediaPlaylistChecker().check(media([Seg("a.ts", "6.49999999999999999999")])) == []
-    assert rules(MediaPlaylistChecker().check(media([Seg("a.ts", "6.5")]))) == {"extinf-exceeds-target"}
 
 
 def test_messages_name_the_playlist_version_and_numbers() -> None:

@@ -15,10 +15,7 @@ recordings' segments against the files as their writers left them.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import urljoin
 
@@ -28,13 +25,10 @@ import pytest
 from broadcaster.clips.book import ClipBook, ClipPlaces
 from broadcaster.demo.ledger import Ledger
 from broadcaster.demo.seaweed import SeaweedS3
-from broadcaster.metrics import Metrics
 from broadcaster.source import inotify
-from broadcaster.source.watcher import HlsWatcher
 from broadcaster.source.writes import Writes
 from broadcaster.state.disk import StateFile, dumps
-from tests.support.fakes import Sink
-from tests.support.held_back import HeldWrites
+from tests.support.held_back import HeldWrites, both_list
 from tests.support.listing import listing
 from tests.support.observe import Observer
 from tests.support.odd_writers import OddWriter
@@ -43,14 +37,10 @@ from tests.support.service_process import ServiceProcess, service_env
 from tests.support.waiting import until
 from tests.support.whole import assert_whole
 from tests.support.world import World
+from tests.support.writes_watch import watching
 
 KERNEL = pytest.mark.skipif(not inotify.available(), reason="inotify is Linux only")
 _PATHS = [pytest.param(True, id="inotify", marks=KERNEL), pytest.param(False, id="watchfiles")]
-
-
-@pytest.fixture(scope="module")
-def ts_bytes(tmp_path_factory: pytest.TempPathFactory) -> bytes:
-    return real_ts_segment(tmp_path_factory.mktemp("ts"))
 
 
 def entries(text: str) -> list[tuple[str, bool]]:
@@ -67,15 +57,6 @@ def hls_world(tmp_path: Path, **kwargs: object) -> World:
     return World(tmp_path / "hls", window=6.0, stepped=True, recordings=tmp_path / "state", **kwargs)  # type: ignore[arg-type]
 
 
-async def both_list(world: World, i: int, held: HeldWrites | None = None) -> None:
-    """Owncast lists segment i in variants 0 and 1 (variant 0's file held open when `held`)."""
-    name = f"stream-a-{i}.ts"
-    if held is not None:
-        held.hold(name)
-    for v in (0, 1):
-        world.owncast_lists(v, name)
-
-
 async def given_up_in_variant_0(world: World, name: str) -> None:
     """Variant 1 lists `name`; a target duration later variant 0 lists a gap there."""
     await until(lambda: world.playlists.media_playlist(1) is not None
@@ -87,8 +68,7 @@ async def given_up_in_variant_0(world: World, name: str) -> None:
 
 async def stream_ends(world: World, last: int) -> dict[int, list[tuple[str, bool]]]:
     """Owncast ends the stream after segment `last`: each variant's recording, as its entries."""
-    for v in (0, 1):
-        world.owncast_lists(v, f"stream-a-{last}.ts", ended=True)
+    world.owncast_lists((0, 1), f"stream-a-{last}.ts", ended=True)
     keys = {v: f"live/{v}/recording-a.m3u8" for v in (0, 1)}
     await until(lambda: all(bodies(world, k) for k in keys.values()), "the recordings written", 15)
     return {v: entries(bodies(world, k)[-1].decode()) for v, k in keys.items()}
@@ -105,8 +85,8 @@ class NoDeletes:
 async def test_a_copy_given_up_as_a_gap_is_uploaded_once_finished_and_recorded_not_lost(tmp_path: Path) -> None:
     held = HeldWrites()
     world = hls_world(tmp_path, writes=held)
-    await both_list(world, 0)
-    await both_list(world, 1, held)
+    both_list(world, 0)
+    both_list(world, 1, held)
     await given_up_in_variant_0(world, "stream-a-1.ts")
     assert "live/0/stream-a-1.ts" not in world.store.keys()
     held.release("stream-a-1.ts")  # Owncast finishes it, late
@@ -114,7 +94,7 @@ async def test_a_copy_given_up_as_a_gap_is_uploaded_once_finished_and_recorded_n
                 "the late copy uploaded once finished, and counted late")
     assert bodies(world, "live/0/stream-a-1.ts") == [(tmp_path / "hls" / "0" / "stream-a-1.ts").read_bytes()]
     assert world.sample("segments_lost_total", variant="0", reason="unfinished") is None
-    await both_list(world, 2)
+    both_list(world, 2)
     await until(lambda: entries(world.text(0))[-1] == ("stream-a-2.ts", False))
     assert ("stream-a-1.ts", True) in entries(world.text(0))  # the live playlist keeps the gap it showed
     world.check()
@@ -127,8 +107,8 @@ async def test_a_copy_given_up_as_a_gap_is_uploaded_once_finished_and_recorded_n
 async def test_a_copy_never_finished_is_lost_and_its_recording_lists_the_gap(tmp_path: Path) -> None:
     held = HeldWrites()
     world = hls_world(tmp_path, writes=held, unfinished_limit=0.3)
-    await both_list(world, 0)
-    await both_list(world, 1, held)
+    both_list(world, 0)
+    both_list(world, 1, held)
     await given_up_in_variant_0(world, "stream-a-1.ts")
     await until(lambda: world.sample("segments_lost_total", variant="0", reason="unfinished"),
                 "the copy given up at the limit")
@@ -146,9 +126,9 @@ async def test_a_restart_while_a_variant_waits_uploads_its_copy_once_finished(tm
     variant 1 under that number); the copy's upload starts again and lands once Owncast finishes it."""
     held = HeldWrites()
     world = hls_world(tmp_path, writes=held)
-    await both_list(world, 0)
-    await both_list(world, 1, held)
-    await both_list(world, 2)
+    both_list(world, 0)
+    both_list(world, 1, held)
+    both_list(world, 2)
     await until(lambda: world.playlists.media_playlist(1) is not None
                 and entries(world.text(1))[-1] == ("stream-a-2.ts", False))
     saved = json.loads(dumps(world.pub.snapshot()))
@@ -173,12 +153,12 @@ async def test_a_restart_while_a_variant_waits_uploads_its_copy_once_finished(tm
 async def test_a_clip_lists_a_late_segment_and_a_gap_for_one_never_finished(tmp_path: Path) -> None:
     held = HeldWrites()
     world = hls_world(tmp_path, writes=held, unfinished_limit=2.0)
-    await both_list(world, 0)
-    await both_list(world, 1, held)
+    both_list(world, 0)
+    both_list(world, 1, held)
     await given_up_in_variant_0(world, "stream-a-1.ts")
-    await both_list(world, 2, held)
+    both_list(world, 2, held)
     await given_up_in_variant_0(world, "stream-a-2.ts")
-    await both_list(world, 3)
+    both_list(world, 3)
     await until(lambda: entries(world.text(0))[-1] == ("stream-a-3.ts", False))
     held.release("stream-a-1.ts")  # late; stream-a-2.ts is never finished
     await until(lambda: bodies(world, "live/0/stream-a-1.ts"), "the late copy uploaded")
@@ -196,21 +176,6 @@ async def test_a_clip_lists_a_late_segment_and_a_gap_for_one_never_finished(tmp_
 # -- a reopened file is one write ------------------------------------------------------------------------
 
 
-@contextlib.asynccontextmanager
-async def watched_world(root: Path, kernel: bool) -> AsyncIterator[World]:
-    """A World whose Writes a running HlsWatcher (inotify or watchfiles) feeds, as in the service."""
-    (root / "0").mkdir(parents=True, exist_ok=True)
-    writes = Writes(root, kernel=kernel)
-    watcher = HlsWatcher(root, Sink(), Metrics(), kernel=kernel, writes=writes)
-    await watcher.start()
-    try:
-        if kernel:
-            await until(lambda: writes._exact, "the kernel watch began")
-        yield World(root, writes=writes)
-    finally:
-        await watcher.stop()
-
-
 @pytest.mark.parametrize("kernel", _PATHS)
 @pytest.mark.parametrize("kind", ["appended", "rewritten"])
 async def test_a_file_written_again_after_its_segment_is_listed_is_replaced_in_the_bucket(
@@ -218,7 +183,8 @@ async def test_a_file_written_again_after_its_segment_is_listed_is_replaced_in_t
     """Closed on a packet boundary with half its bytes (the service takes that version: whole packets, no
     writer left), listed, then opened again: the rest appended, or truncated and written whole. The
     bucket's object becomes the file's final bytes."""
-    async with watched_world(tmp_path, kernel) as world:
+    async with watching(tmp_path, kernel) as writes:
+        world = World(tmp_path, writes=writes)
         writer = OddWriter(kind, ts_bytes)
         writer.begin(tmp_path / "0" / "stream-a-0.ts")
         world.owncast_lists(0, "stream-a-0.ts", write=False)
@@ -239,19 +205,16 @@ async def test_a_file_written_again_before_its_segment_is_listed_is_listed_with_
     and writes more: the segment is unfinished again, waited for, uploaded again and listed with its final
     bytes, not lost as unfinished."""
     world = World(tmp_path, writes=Writes(tmp_path, kernel=False, quiet=0.0))
-    for v in (0, 1):
-        world.owncast_lists(v, "stream-a-0.ts")
+    world.owncast_lists((0, 1), "stream-a-0.ts")
     await world.settle()
     world.store.hold("live/1/stream-a-1.ts")
-    for v in (0, 1):
-        world.owncast_lists(v, "stream-a-1.ts")
+    world.owncast_lists((0, 1), "stream-a-1.ts")
     await until(lambda: "live/0/stream-a-1.ts" in world.store.keys(), "variant 0's copy uploaded")
     final = b"\x47" * 188 * 3
     (tmp_path / "0" / "stream-a-1.ts").write_bytes(final)  # its writer came back
     world.store.release("live/1/stream-a-1.ts")
     await world.settle()
-    for v in (0, 1):
-        world.owncast_lists(v, "stream-a-2.ts")
+    world.owncast_lists((0, 1), "stream-a-2.ts")
     await world.settle()
     assert [entries(world.text(v)) for v in (0, 1)] == [[(f"stream-a-{i}.ts", False) for i in range(3)]] * 2
     assert bodies(world, "live/0/stream-a-1.ts")[-1] == final
@@ -266,8 +229,7 @@ async def test_a_file_opened_again_for_writing_when_its_segment_is_about_to_be_l
     lease), so variant 0 waits for the writer rather than list the version in the bucket, and lists the
     final bytes once they are uploaded."""
     world = World(tmp_path, writes=Writes(tmp_path, kernel=False, quiet=0.0))
-    for v in (0, 1):
-        world.owncast_lists(v, "stream-a-0.ts")
+    world.owncast_lists((0, 1), "stream-a-0.ts")
     await world.settle()
     world.store.hold("live/1/stream-a-1.ts")
     writer = OddWriter("appended", ts_bytes)

@@ -178,6 +178,12 @@ def make_rig(aiohttp_client: AiohttpClient, tmp_path: Path) -> MakeRig:
     return make
 
 
+@pytest.fixture
+async def rig(make_rig: MakeRig) -> Rig:
+    """A rig with the defaults."""
+    return await make_rig()
+
+
 def hold(rig: Rig, variant: int, name: str, body: bytes = BODY) -> HeldFile:
     """Owncast's file of `name`, held as the uploads' first read holds it."""
     folder = rig.folder / str(variant)
@@ -232,8 +238,7 @@ def test_the_multivariant_playlist_waits_for_the_pathway_players_start_on() -> N
     assert masters.master_playlist() is not None
 
 
-async def test_the_multivariant_playlist_offers_every_variant_on_both_pathways(make_rig: MakeRig) -> None:
-    rig = await make_rig()
+async def test_the_multivariant_playlist_offers_every_variant_on_both_pathways(rig: Rig) -> None:
     status, headers, body = await get(rig.client, "/live/master.m3u8")
     assert status == 200 and headers["Content-Type"] == hls.PLAYLIST_CONTENT_TYPE
     assert headers["Cache-Control"] == "public, max-age=1"
@@ -260,8 +265,7 @@ async def test_the_multivariant_playlist_offers_every_variant_on_both_pathways(m
 
 @pytest.mark.parametrize("host", ["", "evil.example/x", 'a"b', "a b", "a\\b", "a:b:c", "x" * 300, "[::1",
                                   "-bad.example", "a..b"])
-async def test_a_host_that_is_not_plain_names_the_vm_relatively(make_rig: MakeRig, host: str) -> None:
-    rig = await make_rig()
+async def test_a_host_that_is_not_plain_names_the_vm_relatively(rig: Rig, host: str) -> None:
     status, _, body = await get(rig.client, "/live/master.m3u8", {"Host": host, "Accept-Encoding": "identity"})
     assert status in (200, 400), status  # aiohttp refuses some Host values itself
     if status == 200:
@@ -272,8 +276,7 @@ async def test_a_host_that_is_not_plain_names_the_vm_relatively(make_rig: MakeRi
         assert "RELOAD-URI" not in json.loads(body)
 
 
-async def test_the_hosts_rendered_for_are_bounded(make_rig: MakeRig) -> None:
-    rig = await make_rig()
+async def test_the_hosts_rendered_for_are_bounded(rig: Rig) -> None:
     for n in range(40):
         _, _, body = await get(rig.client, "/live/master.m3u8", {"Host": f"h{n}.example", "Accept-Encoding": "identity"})
         assert (f"\nhttp://h{n}.example/live/vm/0/" in body.decode()) == (n < 16), n
@@ -328,8 +331,7 @@ async def test_a_client_naming_a_scheme_itself_gets_network_path_references(make
     assert "RELOAD-URI" not in json.loads(body)  # a network-path one is no better than none for Shaka 5
 
 
-async def test_a_player_arriving_while_the_bucket_fails_starts_on_the_vm(make_rig: MakeRig) -> None:
-    rig = await make_rig()
+async def test_a_player_arriving_while_the_bucket_fails_starts_on_the_vm(rig: Rig) -> None:
     steer_away(rig)
     _, _, body = await get(rig.client, "/live/master.m3u8")
     assert 'PATHWAY-ID="vm"\n' in body.decode().split("#EXT-X-STREAM-INF")[0]
@@ -338,8 +340,7 @@ async def test_a_player_arriving_while_the_bucket_fails_starts_on_the_vm(make_ri
 # -- the steering manifest ----------------------------------------------------------------------------
 
 
-async def test_the_steering_manifest_is_short_lived_json_with_an_etag(make_rig: MakeRig) -> None:
-    rig = await make_rig()
+async def test_the_steering_manifest_is_short_lived_json_with_an_etag(rig: Rig) -> None:
     status, headers, body = await get(rig.client, "/live/steering.json?_HLS_pathway=bucket&_HLS_throughput=5000000")
     assert status == 200 and headers["Content-Type"] == "application/json"
     assert headers["Cache-Control"] == "public, max-age=1" and headers["Access-Control-Allow-Origin"] == "*"
@@ -369,8 +370,7 @@ async def test_without_pathways_the_steering_manifest_is_gone(aiohttp_client: Ai
 # -- the VM's segments ----------------------------------------------------------------------------------
 
 
-async def test_a_listed_segment_is_served_as_the_bucket_serves_it(make_rig: MakeRig) -> None:
-    rig = await make_rig()
+async def test_a_listed_segment_is_served_as_the_bucket_serves_it(rig: Rig) -> None:
     copy = await served(rig)  # the VM's playlist lists it
     for path in ("/live/vm/0/seg0.ts", "/hls/vm/0/seg0.ts"):
         status, headers, body = await get(rig.client, path)
@@ -382,8 +382,7 @@ async def test_a_listed_segment_is_served_as_the_bucket_serves_it(make_rig: Make
     assert rig.counts.bytes == {True: 0, False: 2 * len(BODY)}
 
 
-async def test_only_what_the_vm_playlists_list_is_served(make_rig: MakeRig) -> None:
-    rig = await make_rig()
+async def test_only_what_the_vm_playlists_list_is_served(rig: Rig) -> None:
     hold(rig, 0, "seg9.ts")  # held, never listed (a slot dropped)
     await served(rig)
     assert (await get(rig.client, "/live/vm/0/seg0.ts"))[0] == 200
@@ -431,8 +430,7 @@ async def test_every_uri_of_an_fmp4_stream_the_vm_lists_is_served(make_rig: Make
         assert headers["Content-Type"] == ("video/mp4" if uri.endswith(".mp4") else "video/iso.segment")
 
 
-async def test_conditional_requests_are_answered_304(make_rig: MakeRig) -> None:
-    rig = await make_rig()
+async def test_conditional_requests_are_answered_304(rig: Rig) -> None:
     copy = await served(rig)
     path = "/live/vm/0/seg0.ts"
     for headers in ({"If-None-Match": copy.etag}, {"If-None-Match": f'W/{copy.etag}'},
@@ -462,8 +460,7 @@ async def test_conditional_requests_are_answered_304(make_rig: MakeRig) -> None:
     ("items=0-10", 200, 0, len(BODY) - 1),
     ("bytes=50-10", 200, 0, len(BODY) - 1),  # invalid: ignored
 ])
-async def test_one_byte_range_is_answered(make_rig: MakeRig, asked: str, status: int, first: int, last: int) -> None:
-    rig = await make_rig()
+async def test_one_byte_range_is_answered(rig: Rig, asked: str, status: int, first: int, last: int) -> None:
     await served(rig)
     got, headers, body = await get(rig.client, "/live/vm/0/seg0.ts", {"Range": asked})
     assert got == status and body == BODY[first:last + 1]
@@ -472,8 +469,7 @@ async def test_one_byte_range_is_answered(make_rig: MakeRig, asked: str, status:
     assert rig.counts.bytes[False] == len(body)
 
 
-async def test_a_range_past_the_end_is_416_and_if_range_guards_ranges(make_rig: MakeRig) -> None:
-    rig = await make_rig()
+async def test_a_range_past_the_end_is_416_and_if_range_guards_ranges(rig: Rig) -> None:
     copy = await served(rig)
     path = "/live/vm/0/seg0.ts"
     status, headers, body = await get(rig.client, path, {"Range": f"bytes={len(BODY)}-"})
@@ -488,8 +484,7 @@ async def test_a_range_past_the_end_is_416_and_if_range_guards_ranges(make_rig: 
         assert status == 200 and body == BODY, stale
 
 
-async def test_head_says_the_length_and_sends_nothing(make_rig: MakeRig) -> None:
-    rig = await make_rig()
+async def test_head_says_the_length_and_sends_nothing(rig: Rig) -> None:
     await served(rig)
     status, headers, body = await get(rig.client, "/live/vm/0/seg0.ts", method="HEAD")
     assert status == 200 and body == b"" and headers["Content-Length"] == str(len(BODY))
@@ -702,10 +697,9 @@ async def test_forged_reporters_spend_a_quarter_and_a_real_outage_finds_the_rest
     assert answers == [(200, "public, max-age=31536000, immutable", len(ONE_SECOND))] * 15, answers
 
 
-async def test_a_query_is_a_redirect_to_the_segment_without_it(make_rig: MakeRig) -> None:
+async def test_a_query_is_a_redirect_to_the_segment_without_it(rig: Rig) -> None:
     """One URL per segment: a CDN keys it once (the Cache Rule ignores the query), and a client that adds
     a fresh query to each request gets a redirect, not the bytes (else a drain of the VM's bandwidth)."""
-    rig = await make_rig()
     await served(rig)
     for path in ("/live/vm/0/seg0.ts?x=1", "/hls/vm/0/seg0.ts?_HLS_msn=3", "/live/vm/0/seg0.ts?x"):
         for method in ("GET", "HEAD"):

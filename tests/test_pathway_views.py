@@ -13,41 +13,19 @@ from pathlib import Path
 
 import pytest
 
-from broadcaster.vm.held import Held
-from broadcaster.state.disk import StateFile
-from tests.support.hls_checker import VariantSetChecker
+from tests.support.served import MakeWorld
 from tests.support.waiting import until
-from tests.support.world import World, snapshots_of
+from tests.support.world import World, held_world, passes, snapshots_of, stopped
 
 NAMES = [f"stream-abc-{n}.ts" for n in range(10)]
-
-
-def make(tmp_path: Path, pathways: tuple[str, ...] = ("bucket", "vm"), max_bytes: int = 1 << 20,
-         **options: object) -> World:
-    (tmp_path / "state").mkdir(parents=True, exist_ok=True)
-    (tmp_path / "hls").mkdir(exist_ok=True)
-    held = Held(tmp_path / "hls", tmp_path / "state", max_bytes=max_bytes, keep_for=600,
-                buckets=[p for p in pathways if p != "vm"])
-    held.open()
-    return World(tmp_path / "hls", holder=held, pathways=pathways, **options)  # type: ignore[arg-type]
 
 
 def where(w: World, pathway: str, variant: int = 0) -> list[tuple[str, str]]:
     """(where, name) of each URI `pathway`'s newest version lists: vm, bucket or backup by its URI, and
     'gap' for an EXT-X-GAP entry."""
-    playlists = w.playlists if pathway == "bucket" else w.shown[pathway]
-    rendered = playlists.media_playlist(variant)
-    if rendered is None:
-        return []
-    out = []
-    lines = rendered.body.decode().splitlines()
-    for i, line in enumerate(lines):
-        if not line or line.startswith("#"):
-            continue
-        at = ("gap" if "#EXT-X-GAP" in lines[max(0, i - 3):i] else "vm" if line.startswith("/live/vm/")
-              else "backup" if line.startswith("https://b2.example/") else "bucket")
-        out.append((at, line.rsplit("/", 1)[1]))
-    return out
+    return [("gap" if e.gap else "vm" if e.uri.startswith("/live/vm/")
+             else "backup" if e.uri.startswith("https://b2.example/") else "bucket", e.name)
+            for e in w.entries(pathway, variant)]
 
 
 def listing(w: World, pathway: str, name: str, variant: int = 0) -> bool:
@@ -56,14 +34,12 @@ def listing(w: World, pathway: str, name: str, variant: int = 0) -> bool:
 
 def checked(w: World, pathway: str) -> None:
     """Every version a pathway showed, in order: the rules, and the same URI for the same number."""
-    shown = w.playlists.shown if pathway == "bucket" else w.shown[pathway].shown
-    checker = VariantSetChecker(allow_restart=True)
-    for v, body in shown:
-        checker.assert_ok(str(v), body)
+    passes(w.views(pathway).shown, allow_restart=True)
 
 
-async def test_steered_away_the_buckets_pathway_lists_what_it_lacks_at_the_vms_uris(tmp_path: Path) -> None:
-    w = make(tmp_path)
+async def test_steered_away_the_buckets_pathway_lists_what_it_lacks_at_the_vms_uris(
+        tmp_path: Path, make_world: MakeWorld) -> None:
+    w = held_world(make_world, tmp_path)[0]
     for name in NAMES[:2]:
         w.owncast_lists(0, name)
     await until(lambda: listing(w, "bucket", NAMES[1]))
@@ -96,13 +72,12 @@ async def test_steered_away_the_buckets_pathway_lists_what_it_lacks_at_the_vms_u
                                   + [("bucket", n) for n in NAMES[5:7]])
     checked(w, "bucket")
     checked(w, "vm")
-    await w.pub.close()
 
 
-async def test_a_restart_lists_each_number_at_the_uri_it_had(tmp_path: Path) -> None:
+async def test_a_restart_lists_each_number_at_the_uri_it_had(tmp_path: Path, make_world: MakeWorld) -> None:
     """Where each pathway listed what is saved with the state (its view's modes): a restarted service,
     the bucket serving again, lists those numbers at the same VM URIs until they leave the window."""
-    w = make(tmp_path / "a")
+    w = held_world(make_world, tmp_path / "a")[0]
     w.owncast_lists(0, NAMES[0])
     await until(lambda: listing(w, "bucket", NAMES[0]))
     w.store.hold(f"live/0/{NAMES[1]}")
@@ -111,54 +86,51 @@ async def test_a_restart_lists_each_number_at_the_uri_it_had(tmp_path: Path) -> 
     await until(lambda: where(w, "bucket")[-1:] == [("vm", NAMES[1])])
     saved = w.pub.snapshot()
     assert saved["variants"]["0"]["views"]["bucket"]["modes"]  # type: ignore[index]
-    (tmp_path / "saved").mkdir()
-    assert snapshots_of(StateFile(tmp_path / "saved"), w.pub).save_now(saved) is None
-    await w.pub.close()
-    w2 = make(tmp_path / "b")
+    state = await stopped(w, saved, tmp_path / "saved")
+    w2 = held_world(make_world, tmp_path / "b")[0]
     for name in NAMES[:2]:
         w2.write(0, name)
-    assert snapshots_of(StateFile(tmp_path / "saved"), w2.pub).restore()
+    assert snapshots_of(state, w2.pub).restore()
     await w2.pub.start()
     w2.owncast_lists(0, NAMES[2])  # the bucket serves: not steered away any more
     await until(lambda: listing(w2, "bucket", NAMES[2]))
     assert where(w2, "bucket") == [("bucket", NAMES[0]), ("vm", NAMES[1]), ("bucket", NAMES[2])]
-    await w2.pub.close()
 
 
 @pytest.mark.parametrize("views", [
     {"bucket": {"through": "x"}}, {"bucket": {"through": 3, "modes": {"a": "vm"}}}, {"bucket": [1]},
     {"bucket": {"through": 3, "modes": {"2": 5}}}, {"bucket": {"through": -7}},
 ])
-async def test_a_crafted_record_of_views_is_refused_and_changes_nothing(tmp_path: Path, views: object) -> None:
-    w = make(tmp_path / "a")
+async def test_a_crafted_record_of_views_is_refused_and_changes_nothing(
+        tmp_path: Path, make_world: MakeWorld, views: object) -> None:
+    w = held_world(make_world, tmp_path / "a")[0]
     w.owncast_lists(0, NAMES[0])
     await until(lambda: listing(w, "bucket", NAMES[0]))
     saved = w.pub.snapshot()
     saved["variants"]["0"]["views"] = views  # type: ignore[index]
-    (tmp_path / "saved").mkdir()
-    assert snapshots_of(StateFile(tmp_path / "saved"), w.pub).save_now(saved) is None
-    await w.pub.close()
-    w2 = make(tmp_path / "b")
-    assert not snapshots_of(StateFile(tmp_path / "saved"), w2.pub).restore()  # set aside, not half taken
+    state = await stopped(w, saved, tmp_path / "saved")
+    w2 = held_world(make_world, tmp_path / "b")[0]
+    assert not snapshots_of(state, w2.pub).restore()  # set aside, not half taken
     assert w2.pub.variants() == []
 
 
-async def test_steered_away_before_anything_landed_nothing_is_listed_at_the_buckets_uri(tmp_path: Path) -> None:
-    w = make(tmp_path)
+async def test_steered_away_before_anything_landed_nothing_is_listed_at_the_buckets_uri(
+        tmp_path: Path, make_world: MakeWorld) -> None:
+    w = held_world(make_world, tmp_path)[0]
     w.fallbacks["bucket"] = ("vm",)
     for name in NAMES[:3]:
         w.store.hold(f"live/0/{name}")
         w.owncast_lists(0, name)
     await until(lambda: listing(w, "bucket", NAMES[2]))
     assert where(w, "bucket") == [("vm", n) for n in NAMES[:3]]
-    await w.pub.close()
 
 
-async def test_while_the_vm_redirects_its_pathway_lists_only_what_the_bucket_has(tmp_path: Path) -> None:
+async def test_while_the_vm_redirects_its_pathway_lists_only_what_the_bucket_has(
+        tmp_path: Path, make_world: MakeWorld) -> None:
     """While the VM only redirects players to the first bucket (it serves), every segment its pathway
     lists is one it can redirect at once: what the bucket has. It never goes back: what it listed while
     players were steered to it stays listed."""
-    w = make(tmp_path)
+    w, held = held_world(make_world, tmp_path)
     w.redirects = True
     w.owncast_lists(0, NAMES[0])
     await until(lambda: listing(w, "vm", NAMES[0]))
@@ -166,8 +138,7 @@ async def test_while_the_vm_redirects_its_pathway_lists_only_what_the_bucket_has
     w.owncast_lists(0, NAMES[1])
     await asyncio.sleep(0.05)  # nothing to wait for: the point is that it is not listed
     assert [n for _at, n in where(w, "vm")] == [NAMES[0]]
-    held = w.uploader._holder
-    assert isinstance(held, Held) and len(held) == 0  # in flight, held nothing
+    assert len(held) == 0  # in flight, held nothing
     w.redirects = False  # steered to the VM
     w.pub.steered()  # as the service does on each change (service._steered)
     await until(lambda: listing(w, "vm", NAMES[1]))  # held now, listed before its upload landed
@@ -181,20 +152,17 @@ async def test_while_the_vm_redirects_its_pathway_lists_only_what_the_bucket_has
         w.store.release(f"live/0/{name}")
     await until(lambda: listing(w, "vm", NAMES[2]))
     checked(w, "vm")
-    await w.pub.close()
 
 
 async def test_an_upload_failing_while_the_vm_redirects_is_listed_from_its_copy_once_players_come_to_the_vm(
-        tmp_path: Path) -> None:
+        tmp_path: Path, make_world: MakeWorld) -> None:
     """An upload that held nothing first (the VM only redirected) and failed keeps a copy; steered to the VM
     after Owncast deleted the file, the VM's pathway lists it from that copy at once, without waiting for
     the file (nothing is held per segment while nothing fails, and nothing is lost)."""
-    w = make(tmp_path)
+    w, held = held_world(make_world, tmp_path)
     w.redirects = True
     w.owncast_lists(0, NAMES[0])
     await until(lambda: listing(w, "vm", NAMES[0]))
-    held = w.uploader._holder
-    assert isinstance(held, Held)
     key = f"live/0/{NAMES[1]}"
     w.store.down = True  # every attempt fails from now on
     w.owncast_lists(0, NAMES[1])
@@ -210,10 +178,10 @@ async def test_an_upload_failing_while_the_vm_redirects_is_listed_from_its_copy_
     assert [p.body for p in w.store.puts if p.key == key] == [body]  # the copy, sent
     await until(lambda: held.copies == 0)  # landed: let go
     checked(w, "vm")
-    await w.pub.close()
 
 
-async def test_while_the_bucket_serves_a_slot_is_one_version_as_without_steering(tmp_path: Path) -> None:
+async def test_while_the_bucket_serves_a_slot_is_one_version_as_without_steering(
+        tmp_path: Path, make_world: MakeWorld) -> None:
     """Each save is bytes written on the VM: while the VM only redirects, a copy is listed once uploaded, as without steering: the same
     versions on the first bucket's pathway, one per slot, and nothing held (its file is the VM's copy)."""
     async def versions(w: World) -> list[str]:
@@ -228,23 +196,20 @@ async def test_while_the_bucket_serves_a_slot_is_one_version_as_without_steering
             await until(lambda: listing(w, "bucket", name) and listing(w, "bucket", name, variant=1))
         return [text for v, text in w.playlists.shown if v == 0]
 
-    steered = make(tmp_path / "steered")
+    steered, held = held_world(make_world, tmp_path / "steered")
     steered.redirects = True  # the bucket serves
-    plain = make(tmp_path / "plain", pathways=("bucket",))
-    held = steered.uploader._holder
-    assert isinstance(held, Held)
+    plain = held_world(make_world, tmp_path / "plain", pathways=("bucket",))[0]
     shown = await versions(steered)
     assert shown == await versions(plain) and len(shown) == 6
     assert len(held) == 0
-    await steered.pub.close()
-    await plain.pub.close()
 
 
 # -- a second bucket ------------------------------------------------------------------------------------
 
 
-async def test_a_segment_is_listed_on_the_second_bucket_only_once_it_landed_there(tmp_path: Path) -> None:
-    w = make(tmp_path, pathways=("bucket", "backup", "vm"))
+async def test_a_segment_is_listed_on_the_second_bucket_only_once_it_landed_there(
+        tmp_path: Path, make_world: MakeWorld) -> None:
+    w = held_world(make_world, tmp_path, pathways=("bucket", "backup", "vm"))[0]
     w.backup_store.hold(f"live/0/{NAMES[1]}")
     for name in NAMES[:3]:
         w.owncast_lists(0, name)
@@ -258,11 +223,10 @@ async def test_a_segment_is_listed_on_the_second_bucket_only_once_it_landed_ther
     assert [p.body for p in w.backup_store.puts] == [(tmp_path / "hls" / "0" / p.key.rsplit("/", 1)[1]).read_bytes()
                                                      for p in w.backup_store.puts]
     checked(w, "backup")
-    await w.pub.close()
 
 
-async def test_one_failing_bucket_never_holds_back_the_other(tmp_path: Path) -> None:
-    w = make(tmp_path, pathways=("bucket", "backup", "vm"))
+async def test_one_failing_bucket_never_holds_back_the_other(tmp_path: Path, make_world: MakeWorld) -> None:
+    w = held_world(make_world, tmp_path, pathways=("bucket", "backup", "vm"))[0]
     w.backup_store.down = True  # the second bucket is down for good here
     for name in NAMES[:4]:
         w.owncast_lists(0, name)
@@ -276,13 +240,13 @@ async def test_one_failing_bucket_never_holds_back_the_other(tmp_path: Path) -> 
     assert not listing(w, "bucket", NAMES[4])
     w.store.down = False
     await until(lambda: listing(w, "bucket", NAMES[4]), "the first bucket catches up", 10)
-    await w.pub.close()
 
 
-async def test_an_upload_that_can_never_land_on_the_second_bucket_is_a_gap_there_alone(tmp_path: Path) -> None:
+async def test_an_upload_that_can_never_land_on_the_second_bucket_is_a_gap_there_alone(
+        tmp_path: Path, make_world: MakeWorld) -> None:
     """No copy could be kept (VM_COPIES_MB) and Owncast deleted the file before the second bucket took
     it: a gap (EXT-X-GAP) on that pathway, the segment itself on the others."""
-    w = make(tmp_path, pathways=("bucket", "backup", "vm"), max_bytes=100)
+    w = held_world(make_world, tmp_path, pathways=("bucket", "backup", "vm"), max_bytes=100)[0]
     key = f"live/0/{NAMES[1]}"
     w.owncast_lists(0, NAMES[0])
     await until(lambda: listing(w, "backup", NAMES[0]))
@@ -297,11 +261,11 @@ async def test_an_upload_that_can_never_land_on_the_second_bucket_is_a_gap_there
     assert where(w, "backup") == [("backup", NAMES[0]), ("gap", NAMES[1]), ("backup", NAMES[2])]
     assert where(w, "bucket") == [("bucket", n) for n in NAMES[:3]]
     checked(w, "backup")
-    await w.pub.close()
 
 
-async def test_a_restart_uploads_again_what_the_second_bucket_had_not_got(tmp_path: Path) -> None:
-    w = make(tmp_path / "a", pathways=("bucket", "backup", "vm"))
+async def test_a_restart_uploads_again_what_the_second_bucket_had_not_got(
+        tmp_path: Path, make_world: MakeWorld) -> None:
+    w = held_world(make_world, tmp_path / "a", pathways=("bucket", "backup", "vm"))[0]
     key = f"live/0/{NAMES[1]}"
     w.backup_store.hold(key)
     for name in NAMES[:2]:
@@ -309,27 +273,24 @@ async def test_a_restart_uploads_again_what_the_second_bucket_had_not_got(tmp_pa
     await until(lambda: listing(w, "bucket", NAMES[1]) and listing(w, "backup", NAMES[0]))
     saved = w.pub.snapshot()
     assert saved["variants"]["0"]["uploading"] == {"backup": [key]}  # type: ignore[index]
-    (tmp_path / "saved").mkdir()
-    assert snapshots_of(StateFile(tmp_path / "saved"), w.pub).save_now(saved) is None
-    await w.pub.close()
-    w2 = make(tmp_path / "b", pathways=("bucket", "backup", "vm"))
+    state = await stopped(w, saved, tmp_path / "saved")
+    w2 = held_world(make_world, tmp_path / "b", pathways=("bucket", "backup", "vm"))[0]
     for name in NAMES[:2]:
         w2.write(0, name)
-    assert snapshots_of(StateFile(tmp_path / "saved"), w2.pub).restore()
+    assert snapshots_of(state, w2.pub).restore()
     assert where(w2, "backup") == [("backup", NAMES[0])]
     await w2.pub.start()
     await until(lambda: listing(w2, "backup", NAMES[1]))
     assert [p.key for p in w2.backup_store.puts] == [key] and w2.store.puts == []
-    await w2.pub.close()
 
 
 async def test_the_vm_still_answers_a_segment_its_pathway_listed_after_it_left_the_window(
-        tmp_path: Path) -> None:
+        tmp_path: Path, make_world: MakeWorld) -> None:
     """A player holding an older version of the VM's pathway's playlist asks for a segment that has left
     the window since (6.2.2: it stays available its duration plus the playlist's). The VM's route answers
     only what its pathway listed (Publisher.found): it must still say the VM listed it, not 404. Found by
     test_backup_bucket on a busy machine: the window slid between the playlist's fetch and the segment's."""
-    w = make(tmp_path, window=3.0, stepped=True)
+    w = held_world(make_world, tmp_path, window=3.0, stepped=True)[0]
     for name in NAMES[:8]:
         w.owncast_lists(0, name)
         w.now += 1.0

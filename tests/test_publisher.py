@@ -68,8 +68,7 @@ async def test_segment_deleted_before_upload_is_lost_and_the_gap_marked(world: W
     await world.settle()
     assert world.uris(0) == ["stream-a-0.ts", "stream-a-2.ts"]
     assert world.text().count("#EXT-X-DISCONTINUITY\n") == 1
-    lost = world.sample("segments_lost_total", variant="0", reason="deleted")
-    assert lost == 1
+    assert world.sample("segments_lost_total", variant="0", reason="deleted") == 1
 
 
 async def test_a_segment_owncast_lists_again_is_not_uploaded_twice(world: World) -> None:
@@ -155,8 +154,7 @@ async def test_a_longer_segment_raises_the_target_with_a_new_playlist(world: Wor
     least), every variant starts a new playlist above all it served, and the checker (allow_restart)
     holds every version to the rules."""
     world.pub.on_master([SourceVariant(0, 800_000), SourceVariant(1, 300_000)])
-    for v in (0, 1):
-        world.owncast_lists(v, "stream-a-0.ts")
+    world.owncast_lists((0, 1), "stream-a-0.ts")
     await world.settle()
     for v in (0, 1):
         world.owncast_lists(v, "stream-a-1.ts", duration=2.6)
@@ -181,8 +179,7 @@ async def test_the_target_policy_returns_a_retarget_and_changes_no_playlist(worl
     `raise_for` (variants cut apart) each return a Retarget and leave every variant's playlist as it was,
     saved form and shown version alike; the lister is what applies a decision."""
     world.pub.on_master([SourceVariant(0, 800_000), SourceVariant(1, 300_000)])
-    for v in (0, 1):
-        world.owncast_lists(v, "stream-a-0.ts", "stream-a-1.ts")
+    world.owncast_lists((0, 1), "stream-a-0.ts", "stream-a-1.ts")
     await world.settle()
     policy, now = world.pub.target, 0.0
     variants = world.pub.facts().variants
@@ -251,22 +248,19 @@ async def test_a_loss_in_one_variant_is_a_gap_there_alone_the_others_keep_their_
         assert "#EXT-X-DISCONTINUITY\n" not in world.text(v)
     assert "live/1/stream-a-1.ts" not in world.store.keys()
     assert [n for v, _s, n in world.listed if v == 1] == ["stream-a-0.ts", "stream-a-2.ts"]  # a gap is not told
-    sample = world.metrics.registry.get_sample_value
-    assert sample("hls_broadcaster_segments_lost_total", {"variant": "1", "reason": "deleted"}) == 1
-    assert sample("hls_broadcaster_segments_lost_total", {"variant": "0", "reason": "sibling_lost"}) is None
+    assert world.sample("segments_lost_total", variant="1", reason="deleted") == 1
+    assert world.sample("segments_lost_total", variant="0", reason="sibling_lost") is None
 
 
 async def test_a_loss_in_every_variant_drops_the_slot_in_all_with_a_discontinuity(world: World) -> None:
     for i in range(3):
-        for v in (0, 1):
-            world.owncast_lists(v, f"stream-a-{i}.ts", write=i != 1)
+        world.owncast_lists((0, 1), f"stream-a-{i}.ts", write=i != 1)
     await world.settle()
     assert world.uris(0) == world.uris(1) == ["stream-a-0.ts", "stream-a-2.ts"]
     for v in (0, 1):
         assert world.text(v).count("#EXT-X-DISCONTINUITY\n") == 1 and "#EXT-X-GAP" not in world.text(v)
-    sample = world.metrics.registry.get_sample_value
-    assert sample("hls_broadcaster_segments_lost_total", {"variant": "0", "reason": "deleted"}) == 1
-    assert sample("hls_broadcaster_segments_lost_total", {"variant": "1", "reason": "deleted"}) == 1
+    assert world.sample("segments_lost_total", variant="0", reason="deleted") == 1
+    assert world.sample("segments_lost_total", variant="1", reason="deleted") == 1
 
 
 async def test_starting_between_two_variant_writes_keeps_numbers_aligned(world: World) -> None:
@@ -280,44 +274,28 @@ async def test_starting_between_two_variant_writes_keeps_numbers_aligned(world: 
     assert "#EXT-X-MEDIA-SEQUENCE:1" in world.text(1)  # a-1 is number 1 in both
 
 
-async def test_both_variants_end_then_the_next_stream_continues_both(world: World) -> None:
-    for v in (0, 1):
-        world.owncast_lists(v, "stream-a-0.ts", "stream-a-1.ts")
-    for v in (0, 1):
-        world.owncast_lists(v, "offline.ts", ended=True, duration=8.0, discontinuity_before="offline.ts")
-    await world.settle()
-    assert world.text(0).endswith("#EXT-X-ENDLIST\n") and world.text(1).endswith("#EXT-X-ENDLIST\n")
-    for v in (0, 1):
-        world.segments[v] = []
-        world.owncast_lists(v, "stream-b-0.ts", "stream-b-1.ts", media_sequence=0)
-    await world.settle()
-    for v in (0, 1):
-        assert "ENDLIST" not in world.text(v) and world.uris(v)[-1] == "stream-b-1.ts"
-    assert world.pub.queue_depth == 0 and not world.pub.aligner._order
-
-
-async def test_variants_that_end_one_segment_apart_both_end(world: World) -> None:
-    """ffmpeg stopped mid-segment may close one variant with a last short segment the other never gets:
-    the slot is decided without it (as any slot a variant never listed), and both playlists end, rather
-    than wait for the other variant for good (no EXT-X-ENDLIST: players stand still)."""
-    for v in (0, 1):
-        world.owncast_lists(v, "stream-a-0.ts", "stream-a-1.ts")
-    world.owncast_lists(0, "stream-a-2.ts", duration=0.041667)
-    for v in (0, 1):
-        world.owncast_lists(v, "offline.ts", ended=True, duration=8.0, discontinuity_before="offline.ts")
+@pytest.mark.parametrize("apart", [False, True], ids=["together", "one_segment_apart"])
+async def test_variants_that_end_together_or_one_segment_apart_both_end(world: World, apart: bool) -> None:
+    """ffmpeg stopped mid-segment may close one variant with a last short segment the other never gets
+    (`apart`): the slot is decided without it (as any slot a variant never listed), and both playlists end,
+    rather than wait for the other variant for good (no EXT-X-ENDLIST: players stand still)."""
+    world.owncast_lists((0, 1), "stream-a-0.ts", "stream-a-1.ts")
+    if apart:
+        world.owncast_lists(0, "stream-a-2.ts", duration=0.041667)
+    world.owncast_lists((0, 1), "offline.ts", ended=True, duration=8.0, discontinuity_before="offline.ts")
     await world.settle()
     for v in (0, 1):
         assert world.text(v).endswith("#EXT-X-ENDLIST\n"), (v, world.text(v))
         assert world.uris(v) == ["stream-a-0.ts", "stream-a-1.ts"], v
     assert world.pub.queue_depth == 0 and not world.pub.aligner._order
     # The next stream continues both playlists, in step.
-    for v in (0, 1):
-        world.segments[v] = []
-        world.owncast_lists(v, "stream-b-0.ts", "stream-b-1.ts", media_sequence=0)
+    world.segments.clear()
+    world.owncast_lists((0, 1), "stream-b-0.ts", "stream-b-1.ts", media_sequence=0)
     await world.settle()
     for v in (0, 1):
         assert "ENDLIST" not in world.text(v) and world.uris(v)[-2:] == ["stream-b-0.ts", "stream-b-1.ts"]
     assert "#EXT-X-MEDIA-SEQUENCE" in world.text(0) and world.text(0).count("\n") == world.text(1).count("\n")
+    assert world.pub.queue_depth == 0 and not world.pub.aligner._order
 
 
 async def test_after_an_ended_stream_a_variant_read_late_at_the_next_still_joins_its_first_slot(make_world: MakeWorld) -> None:
@@ -325,21 +303,17 @@ async def test_after_an_ended_stream_a_variant_read_late_at_the_next_still_joins
     moment after another's uploaded is waited for (as long as a live one would be), not left out of the
     first slot and then restarted, which would drop its whole window without ENDLIST."""
     world = make_world(window=30.0, stepped=True)
-    for v in (0, 1):
-        world.owncast_lists(v, "stream-a-0.ts", "stream-a-1.ts", "stream-a-2.ts")
-    for v in (0, 1):
-        world.owncast_lists(v, "offline.ts", ended=True, duration=8.0, discontinuity_before="offline.ts")
+    world.owncast_lists((0, 1), "stream-a-0.ts", "stream-a-1.ts", "stream-a-2.ts")
+    world.owncast_lists((0, 1), "offline.ts", ended=True, duration=8.0, discontinuity_before="offline.ts")
     await world.settle()
     world.now += 60.0  # the streamer comes back a minute later
-    for v in (0, 1):
-        world.segments[v] = []
+    world.segments.clear()
     world.owncast_lists(0, "stream-b-0.ts", media_sequence=0)
     assert await world.pub.drain(5)  # uploaded, its done-callback run
     assert world.uris(0)[-1] == "stream-a-2.ts"  # held for variant 1
     world.now += 0.5
     world.owncast_lists(1, "stream-b-0.ts", media_sequence=0)
-    for v in (0, 1):
-        world.owncast_lists(v, "stream-b-1.ts")
+    world.owncast_lists((0, 1), "stream-b-1.ts")
     await world.settle()
     for v in (0, 1):  # both keep the last stream's window and list the new one after it, in step
         assert world.uris(v) == ["stream-a-0.ts", "stream-a-1.ts", "stream-a-2.ts", "stream-b-0.ts",
@@ -350,10 +324,8 @@ async def test_after_an_ended_stream_a_variant_read_late_at_the_next_still_joins
 
 async def test_a_variant_announced_but_silent_at_a_new_stream_holds_it_only_three_target_durations(make_world: MakeWorld) -> None:
     world = make_world(window=30.0, stepped=True)
-    for v in (0, 1):
-        world.owncast_lists(v, "stream-a-0.ts")
-    for v in (0, 1):
-        world.owncast_lists(v, "offline.ts", ended=True, duration=8.0, discontinuity_before="offline.ts")
+    world.owncast_lists((0, 1), "stream-a-0.ts")
+    world.owncast_lists((0, 1), "offline.ts", ended=True, duration=8.0, discontinuity_before="offline.ts")
     await world.settle()
     world.now += 60.0
     world.segments[0] = []
@@ -448,8 +420,7 @@ async def test_many_waiters_cost_no_tasks(world: World) -> None:
 
 
 async def test_a_variant_that_reads_the_new_run_late_stays_in_step(world: World) -> None:
-    for v in (0, 1):
-        world.owncast_lists(v, "stream-a-0.ts", "stream-a-1.ts")
+    world.owncast_lists((0, 1), "stream-a-0.ts", "stream-a-1.ts")
     await world.settle()
     # Owncast restarts; variant 0's first new segments are uploaded before variant 1's playlist is read.
     world.segments[0] = []
@@ -465,22 +436,18 @@ async def test_a_variant_that_reads_the_new_run_late_stays_in_step(world: World)
 
 
 async def test_a_variant_that_joins_a_run_after_its_first_slot_drops_that_slot(world: World) -> None:
-    for v in (0, 1):
-        world.owncast_lists(v, "stream-a-0.ts")
+    world.owncast_lists((0, 1), "stream-a-0.ts")
     await world.settle()
-    world.segments[0] = []
-    world.segments[1] = []
+    world.segments.clear()
     world.owncast_lists(0, "stream-b-0.ts", "stream-b-1.ts", media_sequence=0)
     world.owncast_lists(1, "stream-b-1.ts", media_sequence=1)  # its list already moved past b-0
-    for v in (0, 1):
-        world.owncast_lists(v, "stream-b-2.ts")
+    world.owncast_lists((0, 1), "stream-b-2.ts")
     await world.settle()
     assert world.uris(0) == world.uris(1) == ["stream-a-0.ts", "stream-b-1.ts", "stream-b-2.ts"]
 
 
 async def test_shortids_with_dashes_are_one_run(world: World) -> None:
-    for v in (0, 1):
-        world.owncast_lists(v, "stream-ab-DEF_23-0.ts", "stream-ab-DEF_23-1.ts")
+    world.owncast_lists((0, 1), "stream-ab-DEF_23-0.ts", "stream-ab-DEF_23-1.ts")
     await world.settle()
     assert world.uris(0) == world.uris(1) == ["stream-ab-DEF_23-0.ts", "stream-ab-DEF_23-1.ts"]
     assert "#EXT-X-DISCONTINUITY\n" not in world.text(0)
@@ -628,8 +595,7 @@ async def test_a_variant_added_after_a_discontinuity_counts_the_discontinuities_
     world.segments = {}
     world.pub.on_master([*one, SourceVariant(1, 300_000)])
     for n in range(4):
-        for v in (0, 1):
-            world.owncast_lists(v, f"stream-c-{n}.ts")
+        world.owncast_lists((0, 1), f"stream-c-{n}.ts")
         await world.settle()
     numbers = {v: [n for i, n, name in world.listed if i == v and name.startswith("stream-c")] for v in (0, 1)}
     assert numbers[0] == numbers[1] and len(numbers[0]) == 4, numbers
@@ -646,11 +612,9 @@ async def test_variants_removed_then_added_back_between_streams(tmp_path: Path) 
     both = [SourceVariant(0, 3_000_000), SourceVariant(1, 300_000)]
     world.pub.on_master(both)
     for n in range(3):
-        for v in (0, 1):
-            world.owncast_lists(v, f"stream-a-{n}.ts")
+        world.owncast_lists((0, 1), f"stream-a-{n}.ts")
         await world.settle()
-    for v in (0, 1):
-        world.owncast_lists(v, ended=True)
+    world.owncast_lists((0, 1), ended=True)
     await world.settle()
 
     world.segments = {}  # Owncast wipes its folder; the new stream has one variant
@@ -673,8 +637,7 @@ async def test_variants_removed_then_added_back_between_streams(tmp_path: Path) 
     world.owncast_lists(1, "stream-c-0.ts")
     await world.settle()
     for n in range(1, 4):
-        for v in (0, 1):
-            world.owncast_lists(v, f"stream-c-{n}.ts")
+        world.owncast_lists((0, 1), f"stream-c-{n}.ts")
         await world.settle()
     for v in (0, 1):
         assert [name for i, _, name in world.listed if i == v][-4:] == [f"stream-c-{n}.ts" for n in range(4)]
@@ -748,12 +711,10 @@ async def test_a_variant_a_passthrough_stream_adds_joins_at_the_others_discontin
     for v in (0, 1):
         world.owncast_lists(v, ended=True, target=2 - v)
     await world.settle()
-    for v in (0, 1):
-        world.segments[v] = []  # Owncast wipes its folder for a new stream
+    world.segments.clear()  # Owncast wipes its folder for a new stream
     world.pub.on_master([SourceVariant(0, 3_000_000), SourceVariant(1, 300_000), SourceVariant(2, 200_000)])
     for n in range(8):
-        for v in (1, 2):
-            world.owncast_lists(v, f"stream-b-{n}.ts", duration=1.0, date=20 + n)
+        world.owncast_lists((1, 2), f"stream-b-{n}.ts", duration=1.0, date=20 + n)
         if n % 2 == 0:
             world.owncast_lists(0, f"stream-b-{n // 2}.ts", duration=2.0, date=20 + n, target=2)
         await world.settle()

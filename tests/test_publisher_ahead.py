@@ -12,42 +12,18 @@ from pathlib import Path
 
 import pytest
 
-from broadcaster.vm.held import Held
-from broadcaster.state.disk import StateFile
 from broadcaster.publish.visible import VisiblePlaylists
 from tests.support.hls_checker import VariantSetChecker
-from tests.support.listing import Listed, listing
+from tests.support.listing import listing
+from tests.support.served import MakeWorld
 from tests.support.waiting import until
-from tests.support.world import World, snapshots_of
+from tests.support.world import World, held_world, passes, snapshots_of, stopped
 
 KEYS = [f"live/{v}/stream-abc-{n}.ts" for v in (0, 1) for n in range(4)]
 
 
-def make(tmp_path: Path, max_bytes: int = 1 << 20, **options: object) -> tuple[World, Held]:
-    (tmp_path / "state").mkdir(parents=True, exist_ok=True)
-    (tmp_path / "hls").mkdir(exist_ok=True)
-    held = Held(tmp_path / "hls", tmp_path / "state", max_bytes=max_bytes, keep_for=600)
-    held.open()
-    return World(tmp_path / "hls", holder=held, **options), held  # type: ignore[arg-type]
-
-
-def shown(world: World, view: str, variant: int) -> list[Listed]:
-    """What the newest version of a view lists (`ahead`: the VM's, `bucket`)."""
-    playlists = world.ahead if view == "ahead" else world.playlists
-    assert playlists is not None
-    rendered = playlists.media_playlist(variant)
-    return [] if rendered is None else listing(rendered.body.decode())
-
-
-def listed(world: World, view: str, variant: int) -> list[str]:
-    return [e.name for e in shown(world, view, variant)]
-
-
-def passes(shown: list[tuple[int, str]], allow_restart: bool = False) -> None:
-    """Every version of one view through one checker, in the order shown: what a player polling it saw."""
-    checker = VariantSetChecker(allow_restart=allow_restart)
-    for v, body in shown:
-        checker.assert_ok(str(v), body)
+def listed(world: World, pathway: str, variant: int) -> list[str]:
+    return [e.name for e in world.entries(pathway, variant)]
 
 
 def at_target(playlists: VisiblePlaylists | None, target: int, variants: tuple[int, ...] = (0, 1)) -> bool:
@@ -63,15 +39,15 @@ def same_playlist(body: str) -> str:
                      for line in body.splitlines())
 
 
-async def test_the_vm_lists_what_it_kept_at_once_and_the_bucket_what_landed(tmp_path: Path) -> None:
-    w, held = make(tmp_path)
+async def test_the_vm_lists_what_it_kept_at_once_and_the_bucket_what_landed(
+        tmp_path: Path, make_world: MakeWorld) -> None:
+    w, held = held_world(make_world, tmp_path)
     for key in KEYS:
         w.store.hold(key)  # the bucket takes nothing
     for n in range(3):
-        for v in (0, 1):
-            w.owncast_lists(v, f"stream-abc-{n}.ts")
+        w.owncast_lists((0, 1), f"stream-abc-{n}.ts")
         count = n + 1
-        await until(lambda: all(len(listed(w, "ahead", v)) == count for v in (0, 1)))
+        await until(lambda: all(len(listed(w, "vm", v)) == count for v in (0, 1)))
     assert listed(w, "bucket", 0) == [] and listed(w, "bucket", 1) == []
     assert w.listed == []  # told (events, the probe) only once in the bucket
     assert all(held.get(k) is not None for k in KEYS if not k.endswith("-3.ts"))
@@ -101,13 +77,14 @@ async def test_the_vm_lists_what_it_kept_at_once_and_the_bucket_what_landed(tmp_
         passes(view)
 
 
-async def test_a_failed_upload_keeps_a_copy_and_sends_it_though_owncast_deleted_the_file(tmp_path: Path) -> None:
-    w, held = make(tmp_path)
+async def test_a_failed_upload_keeps_a_copy_and_sends_it_though_owncast_deleted_the_file(
+        tmp_path: Path, make_world: MakeWorld) -> None:
+    w, held = held_world(make_world, tmp_path)
     key = "live/0/stream-abc-0.ts"
     w.store.hold(key)
     w.store.fail[key] = 1  # the attempt under way fails (an outage): a copy is kept for the next
     w.owncast_lists(0, "stream-abc-0.ts")
-    await until(lambda: listed(w, "ahead", 0) == ["stream-abc-0.ts"])
+    await until(lambda: listed(w, "vm", 0) == ["stream-abc-0.ts"])
     original = (tmp_path / "hls" / "0" / "stream-abc-0.ts").read_bytes()
     w.store.release(key)
     # The retry waits until Owncast deleted the file: else, quick, it could land (and its copy go) before
@@ -121,10 +98,10 @@ async def test_a_failed_upload_keeps_a_copy_and_sends_it_though_owncast_deleted_
     await until(lambda: held.copies == 0, "the copy let go once the bucket has it")
 
 
-async def test_an_upload_that_lands_at_once_writes_no_copy(tmp_path: Path) -> None:
+async def test_an_upload_that_lands_at_once_writes_no_copy(tmp_path: Path, make_world: MakeWorld) -> None:
     """While nothing fails the VM writes nothing of the segments: its pathway would serve Owncast's own
     file, and every upload sends the version read once."""
-    w, held = make(tmp_path)
+    w, held = held_world(make_world, tmp_path)
     for n in range(3):
         w.owncast_lists(0, f"stream-abc-{n}.ts")
     await until(lambda: listed(w, "bucket", 0) == [f"stream-abc-{n}.ts" for n in range(3)])
@@ -132,71 +109,65 @@ async def test_an_upload_that_lands_at_once_writes_no_copy(tmp_path: Path) -> No
     assert held.read(held.get("live/0/stream-abc-2.ts")) == (tmp_path / "hls" / "0" / "stream-abc-2.ts").read_bytes()  # type: ignore[arg-type]
 
 
-async def test_a_restart_uploads_again_what_was_listed_ahead(tmp_path: Path) -> None:
-    w, _ = make(tmp_path)
+async def test_a_restart_uploads_again_what_was_listed_ahead(tmp_path: Path, make_world: MakeWorld) -> None:
+    w, _ = held_world(make_world, tmp_path)
     key = "live/0/stream-abc-1.ts"
     w.store.hold(key)
     for n in range(2):
         w.owncast_lists(0, f"stream-abc-{n}.ts")
-    await until(lambda: listed(w, "ahead", 0) == ["stream-abc-0.ts", "stream-abc-1.ts"])
+    await until(lambda: listed(w, "vm", 0) == ["stream-abc-0.ts", "stream-abc-1.ts"])
     await until(lambda: listed(w, "bucket", 0) == ["stream-abc-0.ts"])
     assert w.pub.snapshot()["variants"]["0"]["uploading"] == [key]  # type: ignore[index]
     # Saved at a stop with that upload still on its way, as the service saves.
-    (tmp_path / "saved").mkdir()
-    state = StateFile(tmp_path / "saved")
-    assert snapshots_of(state, w.pub).save_now(w.pub.snapshot()) is None
-    await w.pub.close()
+    state = await stopped(w, w.pub.snapshot(), tmp_path / "saved")
     # A new process from that file: the bucket shows nothing it has not got, and gets it again.
-    w2, _ = make(tmp_path / "again")
+    w2, _ = held_world(make_world, tmp_path / "again")
     (tmp_path / "again" / "hls" / "0").mkdir(parents=True, exist_ok=True)
     (tmp_path / "again" / "hls" / "0" / "stream-abc-1.ts").write_bytes(b"\x47" * 376)
-    assert snapshots_of(StateFile(tmp_path / "saved"), w2.pub).restore()
+    assert snapshots_of(state, w2.pub).restore()
     assert w2.pub.playlist(0) is not None and w2.pub.playlist(0).landings.count() == 1  # type: ignore[union-attr]
     # Each pathway lists what it listed before the stop: the bucket's what it has.
     assert listed(w2, "bucket", 0) == ["stream-abc-0.ts"]
-    assert listed(w2, "ahead", 0) == ["stream-abc-0.ts", "stream-abc-1.ts"]
+    assert listed(w2, "vm", 0) == ["stream-abc-0.ts", "stream-abc-1.ts"]
     await w2.pub.start()
     await until(lambda: listed(w2, "bucket", 0) == ["stream-abc-0.ts", "stream-abc-1.ts"])
     assert [p.key for p in w2.store.puts] == [key]
-    await w2.pub.close()
 
 
-async def test_what_left_the_window_while_an_upload_lagged_is_deleted_after_a_restart(tmp_path: Path) -> None:
+async def test_what_left_the_window_while_an_upload_lagged_is_deleted_after_a_restart(
+        tmp_path: Path, make_world: MakeWorld) -> None:
     """Segments leave the playlist only once the pathway furthest behind (the bucket's, its upload of
     segment 3 on its way) has a window without them: till then the VM's version lists the whole backlog,
     and the cleaner gets nothing. A stop meanwhile saves them with the playlist, and the next run hands
     them on once its uploads land and the bucket's version moves on."""
-    w, _ = make(tmp_path, window=2.0, stepped=True)
+    w, _ = held_world(make_world, tmp_path, window=2.0, stepped=True)
     gone: list[str] = []
     w.pub.on_removed = lambda removed: gone.extend(r.segment.key or "" for r in removed)
     held = "live/0/stream-abc-3.ts"
     w.store.hold(held)
     for n in range(8):
         w.owncast_lists(0, f"stream-abc-{n}.ts")
-        await until(lambda: listed(w, "ahead", 0)[-1:] == [f"stream-abc-{n}.ts"])
+        await until(lambda: listed(w, "vm", 0)[-1:] == [f"stream-abc-{n}.ts"])
         w.now += 1.0
     bucket = listed(w, "bucket", 0)
     assert bucket[-1] == "stream-abc-2.ts"
-    assert listed(w, "ahead", 0)[0] == bucket[0]  # one front: the bucket's version still a window long
-    assert len(bucket) >= 2 and listed(w, "ahead", 0)[-1] == "stream-abc-7.ts"
+    assert listed(w, "vm", 0)[0] == bucket[0]  # one front: the bucket's version still a window long
+    assert len(bucket) >= 2 and listed(w, "vm", 0)[-1] == "stream-abc-7.ts"
     # What the bucket's version still lists has not left: segment 3's upload has not landed.
     assert not {f"live/0/{name}" for name in bucket} & set(gone)
     assert f"live/0/{bucket[0]}" not in gone
     saved = w.pub.snapshot()
-    (tmp_path / "saved").mkdir()
-    assert snapshots_of(StateFile(tmp_path / "saved"), w.pub).save_now(saved) is None
-    await w.pub.close()
-    w2, _ = make(tmp_path / "again", window=2.0, stepped=True)
+    state = await stopped(w, saved, tmp_path / "saved")
+    w2, _ = held_world(make_world, tmp_path / "again", window=2.0, stepped=True)
     w2.pub.on_removed = lambda removed: gone.extend(r.segment.key or "" for r in removed)
     for n in range(8):  # the files of segments still listed, as Owncast keeps them
         w2.write(0, f"stream-abc-{n}.ts")
-    assert snapshots_of(StateFile(tmp_path / "saved"), w2.pub).restore()
+    assert snapshots_of(state, w2.pub).restore()
     await w2.pub.start()
     w2.now += 10.0
     w2.owncast_lists(0, "stream-abc-8.ts")
     await until(lambda: {f"live/0/{name}" for name in bucket} <= set(gone),
                 "the keys the bucket's version moved past handed to the cleaner", detail=lambda: sorted(gone))
-    await w2.pub.close()
 
 
 @pytest.mark.parametrize("bucket_down", [False, True])
@@ -212,21 +183,22 @@ async def test_without_a_keeper_nothing_changes(tmp_path: Path, bucket_down: boo
     await until(lambda: w.playlists.media_playlist(0) is not None)
 
 
-def gaps(world: World, view: str, variant: int) -> list[str]:
-    return [e.name for e in shown(world, view, variant) if e.gap]
+def gaps(world: World, pathway: str, variant: int) -> list[str]:
+    return [e.name for e in world.entries(pathway, variant) if e.gap]
 
 
-async def test_an_upload_lost_after_it_was_listed_ahead_is_a_gap_on_the_buckets_pathway(tmp_path: Path) -> None:
+async def test_an_upload_lost_after_it_was_listed_ahead_is_a_gap_on_the_buckets_pathway(
+        tmp_path: Path, make_world: MakeWorld) -> None:
     """No copy could be kept (VM_COPIES_MB reached during an outage) and Owncast deleted the file: the
     upload can never land. The bucket's playlist never lists it as a segment (the bucket would answer 404): a gap
     (EXT-X-GAP, 4.4.4.7) there, from the first version that shows it."""
-    w, held = make(tmp_path, max_bytes=100)  # no room for a 376-byte copy
+    w, held = held_world(make_world, tmp_path, max_bytes=100)  # no room for a 376-byte copy
     key = "live/0/stream-abc-0.ts"
     w.store.hold(key)
     w.store.fail[key] = 1  # the attempt under way fails: the next one reads Owncast's file again
     w.owncast_lists(0, "stream-abc-0.ts")
     w.owncast_lists(0, "stream-abc-1.ts")
-    await until(lambda: listed(w, "ahead", 0) == ["stream-abc-0.ts", "stream-abc-1.ts"])
+    await until(lambda: listed(w, "vm", 0) == ["stream-abc-0.ts", "stream-abc-1.ts"])
     (tmp_path / "hls" / "0" / "stream-abc-0.ts").unlink()  # Owncast's cleanup
     w.store.release(key)
     await until(lambda: listed(w, "bucket", 0) == ["stream-abc-0.ts", "stream-abc-1.ts"])
@@ -241,21 +213,19 @@ async def test_an_upload_lost_after_it_was_listed_ahead_is_a_gap_on_the_buckets_
             if line.endswith("/stream-abc-0.ts"):
                 assert "#EXT-X-GAP" in lines[max(0, i - 3):i], body
     passes(w.playlists.shown)
-    await w.pub.close()
 
 
-async def test_a_new_target_reaches_every_variant_of_the_bucket_at_once(tmp_path: Path) -> None:
+async def test_a_new_target_reaches_every_variant_of_the_bucket_at_once(
+        tmp_path: Path, make_world: MakeWorld) -> None:
     """Longer segments raise the target while one variant's upload is still on its way: the bucket's
     playlists move to the new target together, once that variant's has a version under it (6.2.4: variants
     share a target duration), while the VM's move at once."""
-    w, _ = make(tmp_path)
+    w, _ = held_world(make_world, tmp_path)
     for n in range(2):
-        for v in (0, 1):
-            w.owncast_lists(v, f"stream-abc-{n}.ts")
+        w.owncast_lists((0, 1), f"stream-abc-{n}.ts")
     await until(lambda: all(len(listed(w, "bucket", v)) == 2 for v in (0, 1)))
     w.store.hold("live/1/stream-abc-2.ts")
-    for v in (0, 1):
-        w.owncast_lists(v, "stream-abc-2.ts", duration=3.0, target=3)
+    w.owncast_lists((0, 1), "stream-abc-2.ts", duration=3.0, target=3)
     await until(lambda: at_target(w.ahead, 3))
     for v in (0, 1):
         rendered = w.playlists.media_playlist(v)
@@ -263,26 +233,23 @@ async def test_a_new_target_reaches_every_variant_of_the_bucket_at_once(tmp_path
     w.store.release("live/1/stream-abc-2.ts")
     await until(lambda: at_target(w.playlists, 3))
     passes(w.playlists.shown, allow_restart=True)
-    await w.pub.close()
 
 
-async def test_a_segment_shown_ahead_when_the_target_rises_is_listed_in_the_bucket_too(tmp_path: Path) -> None:
+async def test_a_segment_shown_ahead_when_the_target_rises_is_listed_in_the_bucket_too(
+        tmp_path: Path, make_world: MakeWorld) -> None:
     """A segment the VM's pathway showed while its upload was on its way, then a longer segment raises the
     target: the new playlist starts after it (the VM's viewers saw it), and the bucket's playlist still
     lists it once it lands, before moving to the new target."""
-    w, _ = make(tmp_path)
+    w, _ = held_world(make_world, tmp_path)
     for n in range(2):
-        for v in (0, 1):
-            w.owncast_lists(v, f"stream-abc-{n}.ts")
+        w.owncast_lists((0, 1), f"stream-abc-{n}.ts")
     await until(lambda: all(len(listed(w, "bucket", v)) == 2 for v in (0, 1)))
     held = "live/1/stream-abc-2.ts"
     w.store.hold(held)
-    for v in (0, 1):
-        w.owncast_lists(v, "stream-abc-2.ts")
-    await until(lambda: listed(w, "ahead", 1)[-1:] == ["stream-abc-2.ts"])
+    w.owncast_lists((0, 1), "stream-abc-2.ts")
+    await until(lambda: listed(w, "vm", 1)[-1:] == ["stream-abc-2.ts"])
     assert listed(w, "bucket", 1)[-1:] == ["stream-abc-1.ts"]
-    for v in (0, 1):
-        w.owncast_lists(v, "stream-abc-3.ts", duration=3.0, target=3)
+    w.owncast_lists((0, 1), "stream-abc-3.ts", duration=3.0, target=3)
     assert w.ahead is not None
     await until(lambda: at_target(w.ahead, 3))
     w.store.release(held)
@@ -292,13 +259,13 @@ async def test_a_segment_shown_ahead_when_the_target_rises_is_listed_in_the_buck
         assert {f"stream-abc-{n}.ts" for n in range(4)} <= seen, (v, sorted(seen))
     for view in (w.playlists.shown, w.ahead.shown):
         passes(view, allow_restart=True)
-    await w.pub.close()
 
 
-async def test_a_segment_shown_ahead_that_can_never_land_does_not_hold_the_new_target(tmp_path: Path) -> None:
+async def test_a_segment_shown_ahead_that_can_never_land_does_not_hold_the_new_target(
+        tmp_path: Path, make_world: MakeWorld) -> None:
     """As above, but the upload of the segment shown ahead fails for good (no copy kept, Owncast's file
     gone): the bucket's playlist moves to the new target without it, and never lists it as a segment."""
-    w, held = make(tmp_path, max_bytes=100)  # no room for a copy
+    w, held = held_world(make_world, tmp_path, max_bytes=100)  # no room for a copy
     for n in range(2):
         w.owncast_lists(0, f"stream-abc-{n}.ts")
     await until(lambda: len(listed(w, "bucket", 0)) == 2)
@@ -306,7 +273,7 @@ async def test_a_segment_shown_ahead_that_can_never_land_does_not_hold_the_new_t
     w.store.hold(key)
     w.store.fail[key] = 1  # the attempt under way fails: the next one reads Owncast's file again
     w.owncast_lists(0, "stream-abc-2.ts")
-    await until(lambda: listed(w, "ahead", 0)[-1:] == ["stream-abc-2.ts"])
+    await until(lambda: listed(w, "vm", 0)[-1:] == ["stream-abc-2.ts"])
     w.owncast_lists(0, "stream-abc-3.ts", duration=3.0, target=3)
     await until(lambda: at_target(w.ahead, 3, (0,)))
     (tmp_path / "hls" / "0" / "stream-abc-2.ts").unlink()  # Owncast's cleanup
@@ -320,29 +287,29 @@ async def test_a_segment_shown_ahead_that_can_never_land_does_not_hold_the_new_t
             if line.endswith("/stream-abc-2.ts"):
                 assert "#EXT-X-GAP" in lines[max(0, i - 3):i], body
     passes(w.playlists.shown, allow_restart=True)
-    await w.pub.close()
 
 
 async def test_a_segment_lost_after_listing_is_a_gap_on_every_pathway_and_in_the_recording(
-        tmp_path: Path) -> None:
+        tmp_path: Path, make_world: MakeWorld) -> None:
     """Players steered to the VM: the bucket's pathway lists what the bucket lacks at the VM's URI, and
     the VM's pathway lists it at once. Then no copy is left (VM_COPIES_MB) and Owncast deletes the file:
     the segment exists nowhere. Every pathway lists it as a gap from then on (neither the VM nor the bucket
     could answer it), and so does the recording of its stream (KEEP_RECORDINGS)."""
-    w, _held = make(tmp_path, max_bytes=100, recordings=tmp_path / "state")  # no room for a 376-byte copy
+    # No room for a 376-byte copy.
+    w, _held = held_world(make_world, tmp_path, max_bytes=100, recordings=tmp_path / "state")
     w.fallbacks["bucket"] = ("vm",)  # players are steered away from the bucket
     key = "live/0/stream-abc-0.ts"
     w.store.hold(key)
     w.store.fail[key] = 1
     w.owncast_lists(0, "stream-abc-0.ts")
     w.owncast_lists(0, "stream-abc-1.ts")
-    await until(lambda: listed(w, "ahead", 0) == ["stream-abc-0.ts", "stream-abc-1.ts"])
+    await until(lambda: listed(w, "vm", 0) == ["stream-abc-0.ts", "stream-abc-1.ts"])
     await until(lambda: listed(w, "bucket", 0) == ["stream-abc-0.ts", "stream-abc-1.ts"])
     assert gaps(w, "bucket", 0) == [] and "/vm/" in w.text(0), w.text(0)  # at the VM's URI, not a gap yet
     (tmp_path / "hls" / "0" / "stream-abc-0.ts").unlink()  # Owncast's cleanup
     w.store.release(key)
-    await until(lambda: gaps(w, "ahead", 0) == gaps(w, "bucket", 0) == ["stream-abc-0.ts"],
-                "a gap on both pathways", detail=lambda: (w.text(0), listed(w, "ahead", 0)))
+    await until(lambda: gaps(w, "vm", 0) == gaps(w, "bucket", 0) == ["stream-abc-0.ts"],
+                "a gap on both pathways", detail=lambda: (w.text(0), listed(w, "vm", 0)))
     assert key not in w.store.keys()
     assert w.sample("segments_lost_total", variant="0", reason="copy_dropped") == 1
     # The stream ends: its recording lists the lost segment as a gap, the next one as a segment.
@@ -357,4 +324,3 @@ async def test_a_segment_lost_after_listing_is_a_gap_on_every_pathway_and_in_the
     assert "#EXT-X-GAP" not in lines[at + 1:after], body
     for v, text in w.playlists.shown + (w.ahead.shown if w.ahead is not None else []):
         VariantSetChecker().assert_ok(str(v), text)
-    await w.pub.close()

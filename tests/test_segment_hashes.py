@@ -13,7 +13,6 @@ import hashlib
 import json
 import re
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 
@@ -26,7 +25,7 @@ from broadcaster.playlist.vod import render_vod
 from broadcaster.publish import playlist_memory
 from broadcaster.state.disk import dumps
 from tests.support.hls_checker import VariantSetChecker
-from tests.support.world import World
+from tests.support.served import MakeWorld
 
 DIGESTS = [hashlib.sha256(n.to_bytes(4, "big")).digest() for n in range(400)]
 TAG = re.compile(r"^#EXT-HB-SHA256:([A-Za-z0-9_-]{43})$", re.M)
@@ -155,35 +154,30 @@ def test_drop_hashes_lists_the_same_segments_without_them() -> None:
 # -- the publisher: the hash of the very bytes in the bucket, only with P2P on --------------------------
 
 
-async def test_the_publisher_lists_the_hash_of_the_bytes_it_put_in_the_bucket(tmp_path: Path) -> None:
-    w = World(tmp_path, segment_hashes=True)
+@pytest.mark.parametrize("p2p", [True, False])
+async def test_the_publisher_lists_the_hash_of_the_bytes_it_put_in_the_bucket_only_with_p2p(
+        make_world: MakeWorld, p2p: bool) -> None:
+    w = make_world(segment_hashes=p2p)
     w.write(0, "stream-a-0.ts", 188)
     w.write(0, "stream-a-1.ts", 376)
     w.owncast_lists(0, "stream-a-0.ts", "stream-a-1.ts", write=False)
     await w.settle()  # every version checked by the HLS checker too
     put = {p.key: p.body for p in w.store.puts}
-    assert hashes_in(w.text()) == [hashlib.sha256(put[f"live/0/stream-a-{n}.ts"]).digest() for n in (0, 1)]
-    await w.pub.close()
-
-
-async def test_without_p2p_the_publisher_lists_no_hash(tmp_path: Path) -> None:
-    w = World(tmp_path)
-    w.owncast_lists(0, "stream-a-0.ts", "stream-a-1.ts")
-    await w.settle()
-    assert "EXT-HB" not in w.text() and w.text().count("#EXTINF") == 2
-    await w.pub.close()
+    hashes = [hashlib.sha256(put[f"live/0/stream-a-{n}.ts"]).digest() for n in (0, 1)]
+    assert hashes_in(w.text()) == (hashes if p2p else []) and w.text().count("#EXTINF") == 2
+    assert ("EXT-HB" in w.text()) == p2p
 
 
 @pytest.mark.parametrize("p2p_after", [True, False])
-async def test_hashes_survive_a_restart_and_go_when_p2p_was_turned_off(tmp_path: Path, p2p_after: bool) -> None:
-    a = World(tmp_path, segment_hashes=True)
+async def test_hashes_survive_a_restart_and_go_when_p2p_was_turned_off(
+        make_world: MakeWorld, p2p_after: bool) -> None:
+    a = make_world(segment_hashes=True)
     a.owncast_lists(0, "stream-a-0.ts", "stream-a-1.ts")
     await a.settle()
     saved = json.loads(dumps({**a.pub.snapshot(), "clean_stop": True}))
     listed = hashes_in(a.text())
     await a.pub.close()
 
-    b = World(tmp_path, segment_hashes=p2p_after)
+    b = make_world(segment_hashes=p2p_after)
     b.pub.restore(saved)
     assert len(listed) == 2 and hashes_in(b.text()) == (listed if p2p_after else [])
-    await b.pub.close()

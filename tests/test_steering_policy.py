@@ -217,16 +217,6 @@ def test_the_addresses_remembered_are_bounded(world: World) -> None:
     assert len(policy._failing_clients) == MAX_FAILING_CLIENTS
 
 
-def test_a_second_bucket_is_offered_before_the_vm_when_configured_so() -> None:
-    world = World(("bucket", "backup", "vm"), target=TARGET, interval=INTERVAL)
-    world.behind = 10
-    world.run(0.5)
-    assert world.policy.priority == ("backup", "vm", "bucket")
-    world.others_behind["backup"] = 10
-    world.run(0.5)
-    assert world.policy.priority == ("vm", "bucket", "backup")
-
-
 def test_the_steering_manifest_is_rendered_as_the_spec_orders_it() -> None:
     body = render_steering(["vm", "bucket"], 3, "steering.json", [Clone("bucket.2", "bucket")])
     assert body == (b'{"VERSION":1,"TTL":3,"RELOAD-URI":"steering.json","PATHWAY-PRIORITY":["vm","bucket"],'
@@ -378,9 +368,7 @@ async def test_a_failed_probe_asks_the_buckets_api_at_once_and_its_refusal_steer
         asked.append(time.monotonic())
         refused["bucket"] = "SlowDown"
 
-    policy = SteeringPolicy(("bucket", "vm"), {"bucket": BucketSignals(behind=lambda: 0.0, failing=lambda: False,
-                                                                       refused=lambda: refused["bucket"])},
-                            lambda: TARGET, interval=INTERVAL)
+    policy = calm_policy(refused=lambda: refused["bucket"])
     async with answering_bucket(503) as (url, _gets), running(policy, check_writes=check_writes) as (_, newest):
         def steered_away() -> bool:
             newest.listed(0, 0, None, url)  # live: the newest segment is fresh
@@ -392,10 +380,13 @@ async def test_a_failed_probe_asks_the_buckets_api_at_once_and_its_refusal_steer
     assert "HTTP 503" in (policy.health_reason() or "")
 
 
-def calm_policy() -> SteeringPolicy:
-    """The policy with a bucket whose uploads land at once: only the probe can say anything against it."""
-    return SteeringPolicy(("bucket", "vm"), {"bucket": BucketSignals(behind=lambda: 0.0, failing=lambda: False)},
-                          lambda: TARGET, interval=INTERVAL)
+def calm_policy(behind: Callable[[], float] = lambda: 0.0, refused: Callable[[], str | None] = lambda: None,
+                target: int = TARGET) -> SteeringPolicy:
+    """The policy on the real clock with a bucket whose upload attempts do not fail: by default they land
+    at once (`behind`: how long the oldest has waited) and none is refused, so only the probe can say
+    anything against it."""
+    signals = BucketSignals(behind=behind, failing=lambda: False, refused=refused)
+    return SteeringPolicy(("bucket", "vm"), {"bucket": signals}, lambda: target, interval=INTERVAL)
 
 
 @contextlib.asynccontextmanager
@@ -589,9 +580,7 @@ async def test_the_loops_go_quiet_while_nothing_is_live_and_a_listing_wakes_them
     from broadcaster.steering.probe import QUIET_EVERY
 
     behind = [0.0]
-    policy = SteeringPolicy(("bucket", "vm"), {"bucket": BucketSignals(behind=lambda: behind[0],
-                                                                      failing=lambda: False)},
-                            lambda: TARGET, interval=INTERVAL)
+    policy = calm_policy(behind=lambda: behind[0])
     evaluated = counting(policy)
     async with running(policy, probe=False) as (loop, newest):
         await until(lambda: loop._quiet, "quiet with nothing listed", 10)
@@ -690,9 +679,7 @@ async def test_the_loop_evaluates_on_a_failed_upload_and_a_failed_probe_not_only
     monkeypatch.setattr(probe, "QUIET_EVERY", 60.0)
     long_target = 30
     refused: list[str | None] = [None]
-    policy = SteeringPolicy(("bucket", "vm"), {"bucket": BucketSignals(behind=lambda: 0.0, failing=lambda: False,
-                                                                       refused=lambda: refused[0])},
-                            lambda: long_target, interval=INTERVAL)
+    policy = calm_policy(refused=lambda: refused[0], target=long_target)
     evaluated = counting(policy)
     async with running(policy, probe=False) as (loop, newest):
         newest.listed(0, 0, None, "http://127.0.0.1:9/x.ts")  # live: not quiet

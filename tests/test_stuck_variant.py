@@ -24,7 +24,7 @@ from broadcaster.demo.ffmpeg import ffmpeg_exe
 from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.state.disk import dumps
 from tests.support.browser import PLAYERS, POLL_MS, launch_chromium, needs_chromium, open_viewer
-from tests.support.held_back import HeldBack, HeldWrites
+from tests.support.held_back import HeldBack, HeldWrites, both_list
 from tests.support.observe import Observer
 from tests.support.owncast_writer import SECONDS, HandFedOwncast
 from tests.support.listing import listing
@@ -55,21 +55,12 @@ def world(make_world: MakeWorld, held: HeldWrites) -> World:
     return make_world(window=6.0, writes=held, stepped=True)
 
 
-async def list_slot(world: World, i: int, held: HeldWrites | None = None) -> None:
-    """Owncast lists segment i in both variants (variant 0's file held open when `held`)."""
-    name = f"stream-a-{i}.ts"
-    if held is not None:
-        held.hold(name)
-    for v in (0, 1):
-        world.owncast_lists(v, name)
-
-
 async def test_the_other_variants_list_on_time_and_the_stuck_one_lists_a_gap_there_alone(
         world: World, held: HeldWrites) -> None:
-    await list_slot(world, 0)
+    both_list(world, 0)
     await until(lambda: world.playlists.media_playlist(0) is not None and "stream-a-0.ts" in names(world, 1))
-    await list_slot(world, 1, held)
-    await list_slot(world, 2)
+    both_list(world, 1, held)
+    both_list(world, 2)
     # Variant 1 lists both at once; variant 0 still shows its last version, waiting for its copy.
     await until(lambda: names(world, 1) == ["stream-a-0.ts", "stream-a-1.ts", "stream-a-2.ts"],
                 "variant 1 lists the slot whose variant-0 file is stuck, and the next one")
@@ -86,12 +77,11 @@ async def test_the_other_variants_list_on_time_and_the_stuck_one_lists_a_gap_the
         assert "#EXT-X-DISCONTINUITY\n" not in world.text(v)
     world.check()  # every version shown, through the checker (gaps parsed, numbers across variants)
     assert "live/0/stream-a-1.ts" not in world.store.keys()
-    sample = world.metrics.registry.get_sample_value
     # Not lost yet: its upload goes on, late, until Owncast finishes it or the upload's limit.
-    assert sample("hls_broadcaster_segments_lost_total", {"variant": "0", "reason": "unfinished"}) is None
-    assert sample("hls_broadcaster_segments_lost_total", {"variant": "1", "reason": "sibling_lost"}) is None
+    assert world.sample("segments_lost_total", variant="0", reason="unfinished") is None
+    assert world.sample("segments_lost_total", variant="1", reason="sibling_lost") is None
     await until(lambda: world.pub.queue_depth == 0)  # nothing waits to be listed any more
-    await list_slot(world, 3)
+    both_list(world, 3)
     await until(lambda: names(world, 0)[-1] == names(world, 1)[-1] == "stream-a-3.ts")
     assert list(numbered(world, 0)) == list(numbered(world, 1))
     world.check()
@@ -99,8 +89,8 @@ async def test_the_other_variants_list_on_time_and_the_stuck_one_lists_a_gap_the
 
 async def test_a_file_finished_within_the_bound_is_listed_late_in_its_variant_alone(
         world: World, held: HeldWrites) -> None:
-    await list_slot(world, 0)
-    await list_slot(world, 1, held)
+    both_list(world, 0)
+    both_list(world, 1, held)
     await until(lambda: world.playlists.media_playlist(1) is not None and names(world, 1)[-1] == "stream-a-1.ts")
     assert world.playlists.media_playlist(0) is not None and names(world, 0) == ["stream-a-0.ts"]
     world.now += 0.5
@@ -113,8 +103,8 @@ async def test_a_file_finished_within_the_bound_is_listed_late_in_its_variant_al
 
 
 async def test_a_copy_lost_behind_a_stuck_one_is_a_gap_in_its_place_counted_once(world: World, held: HeldWrites) -> None:
-    await list_slot(world, 0)
-    await list_slot(world, 1, held)
+    both_list(world, 0)
+    both_list(world, 1, held)
     world.owncast_lists(0, "stream-a-2.ts", write=False)  # variant 0's copy of 2 is never there
     world.owncast_lists(1, "stream-a-2.ts")
     await until(lambda: world.playlists.media_playlist(1) is not None and names(world, 1)[-1] == "stream-a-2.ts")
@@ -122,9 +112,8 @@ async def test_a_copy_lost_behind_a_stuck_one_is_a_gap_in_its_place_counted_once
     world.now += 1.0
     world.pub.lister.advance()
     assert numbered(world, 0) == {n: (name, name != "stream-a-0.ts") for n, (name, _gap) in numbered(world, 1).items()}
-    sample = world.metrics.registry.get_sample_value
-    assert sample("hls_broadcaster_segments_lost_total", {"variant": "0", "reason": "unfinished"}) is None  # late
-    assert sample("hls_broadcaster_segments_lost_total", {"variant": "0", "reason": "deleted"}) == 1
+    assert world.sample("segments_lost_total", variant="0", reason="unfinished") is None  # late
+    assert world.sample("segments_lost_total", variant="0", reason="deleted") == 1
     world.check()
 
 
@@ -133,9 +122,9 @@ async def test_a_restart_while_a_variant_waits_lists_what_it_waited_for_as_gaps(
     """The slot was shown in the other variants under its number: the state saved then brings it back
     as a gap in the variant that waited (the copy uploaded behind it as a segment), and both go on under
     the same numbers."""
-    await list_slot(world, 0)
-    await list_slot(world, 1, held)
-    await list_slot(world, 2)
+    both_list(world, 0)
+    both_list(world, 1, held)
+    both_list(world, 2)
     await until(lambda: world.playlists.media_playlist(1) is not None and names(world, 1)[-1] == "stream-a-2.ts")
     saved = json.loads(dumps(world.pub.snapshot()))
     waiting = saved["variants"]["0"]["waiting"]

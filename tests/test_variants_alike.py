@@ -42,8 +42,7 @@ async def test_a_variant_whose_first_copy_is_lost_lists_its_gap_under_the_slots_
     world.owncast_lists(1, "stream-a-2.ts", write=False)
     world.owncast_lists(0, "stream-a-2.ts")
     await world.settle()
-    for v in (0, 1):
-        world.owncast_lists(v, "stream-a-3.ts")
+    world.owncast_lists((0, 1), "stream-a-3.ts")
     await world.settle()
     zero, one = numbers(world, 0), numbers(world, 1)
     assert zero[2] == ("stream-a-2.ts", 0, False) and one[2] == ("stream-a-2.ts", 0, True)
@@ -105,14 +104,11 @@ async def stream_ended(world: World) -> int:
     many versions are shown (and checked) so far."""
     world.pub.on_master([SourceVariant(0, 3_000_000), SourceVariant(1, 300_000)])
     for n in range(4):
-        for v in (0, 1):
-            world.owncast_lists(v, f"stream-a-{n}.ts", duration=2.0, date=2 * n, target=2)
-    for v in (0, 1):
-        world.owncast_lists(v, ended=True, target=2)
+        world.owncast_lists((0, 1), f"stream-a-{n}.ts", duration=2.0, date=2 * n, target=2)
+    world.owncast_lists((0, 1), ended=True, target=2)
     await until(lambda: all(world.pub.playlist(v).ended for v in (0, 1)),  # type: ignore[union-attr]
                 "the first stream ended", 5, every=0.001)
-    for v in (0, 1):
-        world.segments[v] = []
+    world.segments.clear()
     return checked(world, 0)
 
 
@@ -238,8 +234,7 @@ async def shuffled_streams(make_world: MakeWorld, seed: int, advertised_as_liste
         world.pub.lister.advance()
         await let_run()
         done = checked(world, done)
-        for v in (0, 1):
-            world.segments[v] = []  # Owncast wipes its folder for a new stream
+        world.segments.clear()  # Owncast wipes its folder for a new stream
         start += 22.0
 
 
@@ -298,8 +293,7 @@ async def stream_a_listed(make_world: MakeWorld) -> tuple[World, HeldWrites]:
     world = make_world(align_by="time", window=8.0, writes=holds, stepped=True)
     world.pub.on_master([SourceVariant(0, 3_000_000), SourceVariant(1, 300_000)])
     for n in range(3):
-        for v in (0, 1):
-            world.owncast_lists(v, f"stream-a-{n}.ts", duration=2.0, date=2 * n, target=2)
+        world.owncast_lists((0, 1), f"stream-a-{n}.ts", duration=2.0, date=2 * n, target=2)
     await until(lambda: all("stream-a-2.ts" in world.uris(v) for v in (0, 1)), "stream a listed", 5, every=0.001)
     return world, holds
 
@@ -382,21 +376,18 @@ async def test_a_new_stream_after_variants_cut_apart_lists_its_first_segment_at_
     keep = iter([False, True])
     holds.release_all(keep=lambda: next(keep))  # variant 1's first, not variant 0's last
     await until(lambda: "stream-b-3.ts" in world.uris(1), "variant 1 lists stream b", 5, every=0.001)
-    for v in (0, 1):
-        world.owncast_lists(v, ended=True, target=3)  # the broadcaster left: the next stream may lower it
+    world.owncast_lists((0, 1), ended=True, target=3)  # the broadcaster left: the next stream may lower it
     await let_run()
     raised = world.pub.target_duration
-    for v in (0, 1):
-        world.segments[v] = []  # Owncast wipes its folder for a new stream
-        world.owncast_lists(v, "stream-c-0.ts", duration=2.0, date=40, target=2)
+    world.segments.clear()  # Owncast wipes its folder for a new stream
+    world.owncast_lists((0, 1), "stream-c-0.ts", duration=2.0, date=40, target=2)
     await until(lambda: all(f"live/{v}/stream-c-0.ts" in world.store.keys() for v in (0, 1)), "stream c uploaded",
                 5, every=0.001)
     await let_run()
     assert (raised or 0) > 2 and all("stream-c-0.ts" not in world.uris(v) for v in (0, 1)), (raised, world.uris(0))
     holds.release_all()
     await until(lambda: all("stream-c-0.ts" in world.uris(v) for v in (0, 1)), "stream c listed", 5, every=0.001)
-    for v in (0, 1):
-        world.owncast_lists(v, "stream-c-1.ts", duration=2.0, date=42, target=2)
+    world.owncast_lists((0, 1), "stream-c-1.ts", duration=2.0, date=42, target=2)
     await until(lambda: all("stream-c-1.ts" in world.uris(v) for v in (0, 1)), "stream c goes on", 5, every=0.001)
     await let_run()
     checked(world, done)

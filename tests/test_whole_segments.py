@@ -23,13 +23,10 @@ import pytest_asyncio
 
 from broadcaster.demo.ledger import Ledger
 from broadcaster.demo.seaweed import SeaweedS3
-from broadcaster.metrics import Metrics
 from broadcaster.playlist import hls
 from broadcaster import files
 from broadcaster.source import inotify, writes
 from broadcaster.source.writes import Finish, Writes
-from broadcaster.source.watcher import HlsWatcher
-from tests.support.fakes import Sink
 from tests.support.held_back import HeldBack
 from tests.support.observe import Observer
 from tests.support.owncast_writer import HandFedOwncast, real_ts_segment
@@ -44,44 +41,28 @@ _PATHS = [pytest.param(True, id="inotify", marks=KERNEL), pytest.param(False, id
 CUT = 1000  # bytes held back: not a whole number of TS packets, as a cut in a body almost never is
 
 
-@pytest.fixture(scope="module")
-def ts_bytes(tmp_path_factory: pytest.TempPathFactory) -> bytes:
-    return real_ts_segment(tmp_path_factory.mktemp("ts"))
-
-
 # -- the wait itself, on a real folder fed by the real watcher ----------------------------------------
 
 
 @pytest_asyncio.fixture(params=_PATHS)
 async def watched(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[tuple[Writes, Path]]:
     """Writes fed by a running HlsWatcher (inotify or watchfiles) on tmp_path, and its variant folder."""
-    (tmp_path / "0").mkdir()
-    w = Writes(tmp_path, kernel=request.param)
-    watcher = HlsWatcher(tmp_path, Sink(), Metrics(), kernel=request.param, writes=w)
-    await watcher.start()
-    try:
-        if request.param:
-            await until(lambda: w._exact, "the kernel watch began")
+    async with watching(tmp_path, request.param) as w:
         yield w, tmp_path / "0"
-    finally:
-        await watcher.stop()
 
 
 async def test_a_segment_still_being_written_is_waited_for_until_owncast_finishes_it(
         watched: tuple[Writes, Path], ts_bytes: bytes) -> None:
     w, folder = watched
-    held = HeldBack(ts_bytes, CUT)
-    held.begin(folder / "stream-a-0.ts")
-    told: list[str] = []
-    try:
+    with HeldBack(ts_bytes, CUT) as held:
+        held.begin(folder / "stream-a-0.ts")
+        told: list[str] = []
         wait = asyncio.ensure_future(w.finished(folder / "stream-a-0.ts", 30, lambda: told.append("writing")))
         await until(lambda: told == ["writing"], "the wait saw the file being written")
         assert not wait.done()
         held.release()
         assert await wait is Finish.WAITED
         assert told == ["writing"]  # said once
-    finally:
-        held.close()
 
 
 @KERNEL
@@ -90,9 +71,8 @@ async def test_the_kernel_tells_a_cut_on_a_packet_boundary_which_the_file_alone_
         tmp_path: Path, ts_bytes: bytes, lease: bool) -> None:
     """Held back a whole number of packets, the file on disk looks whole: only the kernel tells (the lease
     refused while the file is open for writing, or else the close event)."""
-    held = HeldBack(ts_bytes, 188 * 4)
     async with watching(tmp_path, True, quiet=0.05, lease=lease) as w:
-        try:
+        with HeldBack(ts_bytes, 188 * 4) as held:
             held.begin(tmp_path / "0" / "seg.ts")
             wait = asyncio.ensure_future(w.finished(tmp_path / "0" / "seg.ts", 30))
             await until(lambda: w.waiting == 1, "the upload waits")
@@ -100,8 +80,6 @@ async def test_the_kernel_tells_a_cut_on_a_packet_boundary_which_the_file_alone_
             await still_waiting(wait, 5)
             held.release()
             assert await wait is Finish.WAITED
-        finally:
-            held.close()
 
 
 @KERNEL
@@ -134,9 +112,8 @@ async def test_after_lost_events_a_file_is_judged_by_itself_never_taken_for_fini
     path = folder / "seg.ts"
     w = Writes(tmp_path, kernel=True, quiet=0.2, unheard_quiet=0.2, lease=False)
     w.exact(True)
-    held = HeldBack(b"\x47" * 188 * 20, CUT)
-    held.begin(path)
-    try:
+    with HeldBack(b"\x47" * 188 * 20, CUT) as held:
+        held.begin(path)
         w.note([inotify.Event(path, inotify.IN_CREATE), inotify.Event(path, inotify.IN_MODIFY)])
         wait = asyncio.ensure_future(w.finished(path, 30))
         await until(lambda: w.waiting == 1)
@@ -144,8 +121,6 @@ async def test_after_lost_events_a_file_is_judged_by_itself_never_taken_for_fini
         await still_waiting(wait, 8)  # quiet for longer than `quiet`, but cut inside a packet
         held.release()
         assert await wait is Finish.WAITED
-    finally:
-        held.close()
 
 
 @KERNEL
@@ -156,7 +131,6 @@ async def test_the_watcher_forgets_what_the_kernel_said_when_its_queue_overflows
     (tmp_path / "0").mkdir()
     path = tmp_path / "0" / "seg.ts"
     path.write_bytes(b"\x47" * 188 * 4)
-    w = Writes(tmp_path, kernel=True, quiet=0.2, unheard_quiet=0.2, lease=False)  # the events alone
     overflow = [False]
     read = inotify.FolderWatch.read
 
@@ -168,24 +142,19 @@ async def test_the_watcher_forgets_what_the_kernel_said_when_its_queue_overflows
         return events
 
     monkeypatch.setattr(inotify.FolderWatch, "read", read_or_overflow)
-    watcher = HlsWatcher(tmp_path, Sink(), Metrics(), kernel=True, writes=w)
-    await watcher.start()
-    held = HeldBack(b"\x47" * 188 * 20, CUT)
-    try:
-        await until(lambda: w._exact, "the kernel watch began")
-        path.write_bytes(b"\x47" * 188 * 4)
-        await until(lambda: w._writing.get(path) is False, "the close was heard")
-        overflow[0] = True
-        held.begin(path)  # rewritten; the kernel loses the events that would tell it
-        await until(lambda: not overflow[0], "the overflow was read")
-        assert path not in w._writing
-        wait = asyncio.ensure_future(w.finished(path, 30))
-        await still_waiting(wait, 8)  # longer than `quiet`: cut inside a packet, so still being written
-        held.release()
-        assert await wait is Finish.WAITED
-    finally:
-        held.close()
-        await watcher.stop()
+    # The events alone (no lease), with short quiets.
+    async with watching(tmp_path, True, quiet=0.2, unheard_quiet=0.2, lease=False) as w:
+        with HeldBack(b"\x47" * 188 * 20, CUT) as held:
+            path.write_bytes(b"\x47" * 188 * 4)
+            await until(lambda: w._writing.get(path) is False, "the close was heard")
+            overflow[0] = True
+            held.begin(path)  # rewritten; the kernel loses the events that would tell it
+            await until(lambda: not overflow[0], "the overflow was read")
+            assert path not in w._writing
+            wait = asyncio.ensure_future(w.finished(path, 30))
+            await still_waiting(wait, 8)  # longer than `quiet`: cut inside a packet, so still being written
+            held.release()
+            assert await wait is Finish.WAITED
 
 
 @KERNEL
@@ -196,9 +165,8 @@ async def test_a_file_written_since_before_the_watch_began_waits_longer_than_the
     quiet for UNHEARD_QUIET, not QUIET (the kill -9 test caught 39,104 of 48,880 bytes listed when it was
     QUIET, with a tail held 0.5 s)."""
     (tmp_path / "0").mkdir()
-    held = HeldBack(ts_bytes, 188 * 4)
-    held.begin(tmp_path / "0" / "seg.ts")  # before the watch
-    try:
+    with HeldBack(ts_bytes, 188 * 4) as held:
+        held.begin(tmp_path / "0" / "seg.ts")  # before the watch
         # The unheard period made long: under load the watch began seconds after the file was written.
         # Without the lease (which tells the open file at once), the quiet is what holds it.
         async with watching(tmp_path, True, unheard_quiet=60, lease=False) as w:
@@ -206,8 +174,6 @@ async def test_a_file_written_since_before_the_watch_began_waits_longer_than_the
             await still_waiting(wait, 10)  # twice QUIET, and more: the file alone looked whole throughout
             held.release()
             assert await wait is Finish.WAITED
-    finally:
-        held.close()
 
 
 @pytest.mark.parametrize("before", ["first_watch", "second_watch"])
@@ -222,17 +188,15 @@ async def test_before_a_kernel_watch_begins_a_file_unheard_of_still_waits_the_lo
     if before == "second_watch":
         w.exact(True)
         w.exact(False)  # the old folder's watch ended; the new one has not begun
-    held = HeldBack(b"\x47" * 188 * 20, 188 * 4)  # a cut on a packet boundary: the file alone looks whole
-    held.begin(tmp_path / "0" / "seg.ts")
-    try:
+    # A cut on a packet boundary: the file alone looks whole.
+    with HeldBack(b"\x47" * 188 * 20, 188 * 4) as held:
+        held.begin(tmp_path / "0" / "seg.ts")
         wait = asyncio.ensure_future(w.finished(tmp_path / "0" / "seg.ts", 30))
         await still_waiting(wait, 6)
         held.release()
         w.exact(True)  # the watch, which hears the close
         w.note([inotify.Event(tmp_path / "0" / "seg.ts", inotify.IN_CLOSE_WRITE)])
         assert await wait is Finish.WAITED
-    finally:
-        held.close()
 
 
 async def test_a_writer_that_never_finishes_is_given_up_at_the_limit(tmp_path: Path) -> None:
@@ -240,13 +204,10 @@ async def test_a_writer_that_never_finishes_is_given_up_at_the_limit(tmp_path: P
     folder.mkdir()
     w = Writes(tmp_path, kernel=True)
     w.exact(True)
-    held = HeldBack(b"\x47" * 188 * 20, 188)
-    held.begin(folder / "seg.ts")
-    try:
+    with HeldBack(b"\x47" * 188 * 20, 188) as held:
+        held.begin(folder / "seg.ts")
         w.note([inotify.Event(folder / "seg.ts", inotify.IN_MODIFY)])
         assert await w.finished(folder / "seg.ts", 0.2) is Finish.UNFINISHED
-    finally:
-        held.close()
 
 
 async def test_a_file_never_made_is_missing_after_a_short_wait(
@@ -288,17 +249,14 @@ async def test_a_segment_never_finished_is_lost_with_its_gap_marked_never_upload
     world = World(tmp_path, writes=w, unfinished_limit=0.2)
     world.owncast_lists(0, "stream-a-0.ts")
     await world.settle()
-    held = HeldBack(b"\x47" * 188 * 20, CUT)
-    (tmp_path / "0").mkdir(exist_ok=True)
-    held.begin(tmp_path / "0" / "stream-a-1.ts")
-    try:
+    with HeldBack(b"\x47" * 188 * 20, CUT) as held:
+        (tmp_path / "0").mkdir(exist_ok=True)
+        held.begin(tmp_path / "0" / "stream-a-1.ts")
         w.note([inotify.Event(tmp_path / "0" / "stream-a-1.ts", inotify.IN_MODIFY)])
         world.owncast_lists(0, "stream-a-1.ts", write=False)
         world.owncast_lists(0, "stream-a-2.ts")
         w.note([inotify.Event(tmp_path / "0" / "stream-a-2.ts", inotify.IN_CLOSE_WRITE)])
         await world.settle()
-    finally:
-        held.close()
     assert "live/0/stream-a-1.ts" not in world.store.keys()
     assert [n for _v, _s, n in world.listed] == ["stream-a-0.ts", "stream-a-2.ts"]
     assert "#EXT-X-DISCONTINUITY\n" in world.text().split("stream-a-0.ts")[1]
@@ -327,9 +285,8 @@ async def test_the_service_lists_a_held_segment_only_once_it_is_whole_and_says_s
 
         finals: dict[str, bytes] = {}
         for round_ in (1, 2):  # the second of the stream is counted, not said again
-            held = HeldBack(ts_bytes[: len(ts_bytes) - 188 * round_], CUT)
-            name = feed.slot({0: held.begin})
-            try:
+            with HeldBack(ts_bytes[: len(ts_bytes) - 188 * round_], CUT) as held:
+                name = feed.slot({0: held.begin})
                 async def counted() -> bool:
                     return await unfinished() == round_  # noqa: B023 (awaited at once, in this round)
 
@@ -338,8 +295,6 @@ async def test_the_service_lists_a_held_segment_only_once_it_is_whole_and_says_s
                 await seen.poll()
                 assert name not in seen.names(0)  # listed only once whole
                 held.release()
-            finally:
-                held.close()
             await seen.listed_everywhere(name, timeout=20)
             finals[name] = held.data
         s3 = boto3.client("s3", endpoint_url=moto_url, aws_access_key_id="lockkey-0a9",

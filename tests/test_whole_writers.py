@@ -47,11 +47,6 @@ LOOKS = 12  # still_waiting's looks, 0.05 s apart: 0.6 s, over twice watchfiles'
 assert LOOKS * 0.05 > 2 * QUIET
 
 
-@pytest.fixture(scope="module")
-def ts_bytes(tmp_path_factory: pytest.TempPathFactory) -> bytes:
-    return real_ts_segment(tmp_path_factory.mktemp("ts"))
-
-
 # -- W1, W2: a writer that has not finished is waited for, whatever the events and the file say ----------
 
 
@@ -114,16 +109,13 @@ async def test_after_a_restart_a_file_still_open_on_a_packet_boundary_is_never_f
     """The watch begins while the file is open (a restart mid-segment): the kernel never heard of it, and
     the file alone looks whole and quiet. It counted as finished after UNHEARD_QUIET (2 s; 0.2 s here)."""
     (tmp_path / "0").mkdir()
-    held = HeldBack(ts_bytes, 188 * 4)
-    held.begin(tmp_path / "0" / "seg.ts")
-    try:
+    with HeldBack(ts_bytes, 188 * 4) as held:
+        held.begin(tmp_path / "0" / "seg.ts")
         async with watching(tmp_path, True, unheard_quiet=0.2) as w:
             wait = asyncio.ensure_future(w.finished(tmp_path / "0" / "seg.ts", 30))
             await still_waiting(wait, LOOKS)
             held.release()
             assert await wait is Finish.WAITED
-    finally:
-        held.close()
 
 
 def _flood(folder: Path, events: int) -> None:

@@ -13,9 +13,13 @@ import asyncio
 import hashlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
+from types import TracebackType
+from typing import TYPE_CHECKING, BinaryIO
 
 from broadcaster.source.writes import Finish
+
+if TYPE_CHECKING:
+    from tests.support.world import World
 
 
 class HeldBack:
@@ -52,6 +56,13 @@ class HeldBack:
         if self._file is not None:
             self._file.close()
             self._file = None
+
+    def __enter__(self) -> HeldBack:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None:
+        self.close()
 
 
 class HeldWrites:
@@ -96,3 +107,12 @@ class HeldWrites:
         except TimeoutError:
             return Finish.UNFINISHED
         return Finish.WAITED
+
+
+def both_list(world: World, i: int, held: HeldWrites | None = None) -> None:
+    """Owncast lists segment i (stream-a-<i>.ts) in variants 0 and 1, variant 0's file held open by `held`
+    (its folder "0") when given."""
+    name = f"stream-a-{i}.ts"
+    if held is not None:
+        held.hold(name)
+    world.owncast_lists((0, 1), name)

@@ -1,7 +1,8 @@
 """The app (create_app) over a World (tests/support/world.py): its playlists, health and metrics,
 asked through aiohttp's test client. A pytest plugin (tests/conftest.py registers it): `serve_world`
 makes a test's World in its tmp_path, and closes its publisher after the test; `make_world` makes Worlds
-(in tmp_path unless told a folder) and closes their publishers after the test."""
+(in tmp_path unless told a folder) and closes their publishers after the test; `ts_bytes` is one real
+MPEG-TS segment, made once for the run, for the Worlds' writers."""
 
 from __future__ import annotations
 
@@ -27,6 +28,13 @@ class ServeWorld(Protocol):
 class MakeWorld(Protocol):
     def __call__(self, folder: Path | None = None, **world: Any) -> World:
         """A World made with the options `world` in `folder` (the test's tmp_path by default)."""
+
+
+@pytest.fixture(scope="session")
+def ts_bytes(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    from tests.support.owncast_writer import real_ts_segment
+
+    return real_ts_segment(tmp_path_factory.mktemp("ts"))
 
 
 @pytest.fixture

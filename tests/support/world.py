@@ -7,8 +7,9 @@ import dataclasses
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
-from broadcaster.playlist.rendered import Rendered, Version
+from broadcaster.playlist.rendered import Version
 from broadcaster.metrics import Metrics
 from broadcaster.source.owncast import SourcePlaylist, SourceSegment
 from broadcaster.bucket.cleaner import Cleaner
@@ -26,8 +27,10 @@ from broadcaster.playlist.pathway import BUCKET, VM, BaseUris, Pathway, VmUris
 from broadcaster.publish.pathways import FIRST, PathwayPlan
 from broadcaster.bucket.urls import PublicUrls
 from broadcaster.publish.visible import VisiblePlaylists
+from broadcaster.vm.held import Held
 from tests.support.fakes import FakeStore, WrittenWhole
 from tests.support.hls_checker import VariantSetChecker
+from tests.support.listing import Listed, listing
 from tests.support.waiting import until
 
 PUBLIC = "https://cdn.example"
@@ -120,24 +123,26 @@ class World:
         folder.mkdir(exist_ok=True)
         (folder / name).write_bytes(b"\x47" * size)
 
-    def owncast_lists(self, variant: int, *names: str, ended: bool = False, duration: float = 1.0,
-                      discontinuity_before: str | None = None, init: str | None = None,
+    def owncast_lists(self, variant: int | tuple[int, ...], *names: str, ended: bool = False,
+                      duration: float = 1.0, discontinuity_before: str | None = None, init: str | None = None,
                       media_sequence: int | None = None, write: bool = True, target: int = 1,
                       date: float | None = None) -> None:
-        """`date`: the seconds after the epoch of segment 0 the (one) segment named starts at, when its
-        number does not say (a copied variant, cut at other instants than the transcoded ones)."""
-        listed = self.segments.setdefault(variant, [])
-        for name in names:
-            if write:
-                self.write(variant, name)
-            # Owncast's PDT: the same instant for the same segment number in every variant.
-            number = int(name.rsplit("-", 1)[1].split(".")[0]) if name[-4:-3].isdigit() else 0
-            start = number if date is None else date
-            listed.append(SourceSegment(name, duration, 1_800_000_000.0 + start, name == discontinuity_before, init))
-        window = listed[-10:]
-        ms = media_sequence if media_sequence is not None else int(window[0].name.rsplit("-", 1)[1].split(".")[0]) if window and window[0].name[-4:-3].isdigit() else 0
-        window = [dataclasses.replace(s, position=i) for i, s in enumerate(window)]  # as the parser numbers them
-        self.pub.on_variant_playlist(variant, SourcePlaylist(target, ms, tuple(window), ended, True))
+        """`variant`: one, or each of several in turn. `date`: the seconds after the epoch of segment 0 the
+        (one) segment named starts at, when its number does not say (a copied variant, cut at other
+        instants than the transcoded ones)."""
+        for v in variant if isinstance(variant, tuple) else (variant,):
+            listed = self.segments.setdefault(v, [])
+            for name in names:
+                if write:
+                    self.write(v, name)
+                # Owncast's PDT: the same instant for the same segment number in every variant.
+                start = _number(name) if date is None else date
+                listed.append(SourceSegment(name, duration, 1_800_000_000.0 + start, name == discontinuity_before,
+                                            init))
+            window = listed[-10:]
+            ms = media_sequence if media_sequence is not None else _number(window[0].name) if window else 0
+            window = [dataclasses.replace(s, position=i) for i, s in enumerate(window)]  # as the parser numbers them
+            self.pub.on_variant_playlist(v, SourcePlaylist(target, ms, tuple(window), ended, True))
 
     async def settle(self) -> None:
         """Wait until every upload finished and was drained (condition, not a sleep)."""
@@ -166,6 +171,50 @@ class World:
         rendered = self.playlists.media_playlist(variant)
         assert rendered is not None
         return rendered.body.decode()
+
+    def views(self, pathway: str) -> Recording:
+        """The versions `pathway` shows (`bucket`: the first bucket's, `playlists`)."""
+        return self.playlists if pathway == "bucket" else self.shown[pathway]
+
+    def entries(self, pathway: str, variant: int = 0) -> list[Listed]:
+        """What the newest version `pathway` shows of `variant` lists."""
+        rendered = self.views(pathway).media_playlist(variant)
+        return [] if rendered is None else listing(rendered.body.decode())
+
+
+def _number(name: str) -> int:
+    """The number Owncast's name for a segment ends with (0 for a name without one: offline.ts)."""
+    return int(name.rsplit("-", 1)[1].split(".")[0]) if name[-4:-3].isdigit() else 0
+
+
+def held_world(make: Callable[..., World], folder: Path, pathways: tuple[str, ...] = ("bucket", "vm"),
+               max_bytes: int = 1 << 20, **options: Any) -> tuple[World, Held]:
+    """A World (made by `make`: the make_world fixture) whose uploads hold each file first, with the
+    VM's copies up to `max_bytes` (vm/held.py); Owncast's folder `folder`/hls, the copies in
+    `folder`/state."""
+    (folder / "state").mkdir(parents=True, exist_ok=True)
+    (folder / "hls").mkdir(exist_ok=True)
+    held = Held(folder / "hls", folder / "state", max_bytes=max_bytes, keep_for=600,
+                buckets=[p for p in pathways if p != "vm"])
+    held.open()
+    return make(folder / "hls", holder=held, pathways=pathways, **options), held
+
+
+async def stopped(world: World, saved: dict[str, object], folder: Path) -> StateFile:
+    """`saved` written into `folder` (made here) as the service saves at a stop, then the publisher
+    closed: the state file the next run restores from."""
+    folder.mkdir()
+    state = StateFile(folder)
+    assert snapshots_of(state, world.pub).save_now(saved) is None
+    await world.pub.close()
+    return state
+
+
+def passes(versions: list[tuple[int, str]], allow_restart: bool = False) -> None:
+    """Every version of one pathway through one checker, in the order shown: what a player polling it saw."""
+    checker = VariantSetChecker(allow_restart=allow_restart)
+    for v, body in versions:
+        checker.assert_ok(str(v), body)
 
 
 def snapshots_of(file: StateFile | None, pub: Publisher, cleaner: Cleaner | None = None) -> Snapshots:
