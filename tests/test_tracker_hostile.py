@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import shutil
 import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -18,6 +17,7 @@ import aiohttp
 import pytest
 
 from broadcaster.demo.tracker import LocalTracker
+from tests.support.node import node
 from tests.support.waiting import until
 from broadcaster.status.trackers import info_hash, master_info_hashes, variant_key
 from tests.support.webtorrent import (
@@ -262,15 +262,13 @@ def test_the_info_hashes_are_p2p_media_loaders_own() -> None:
     # bitrate = BANDWIDTH, codecs = CODECS' video codec, RESOLUTION, FRAME-RATE as written.
     levels = [{"bitrate": 1628000, "codecs": "avc1.64001e", "width": 640, "height": 360, "frameRate": "30.000"},
               {"bitrate": 281000, "codecs": "avc1.4d400d", "width": 320, "height": 180, "frameRate": "30.000"}]
-    node = shutil.which("node")
-    assert node is not None, "node is needed (scripts/test installs it)"
-    out = subprocess.run([node, "-e", _VENDORED_HASHES, str(VENDORED_CORE), SWARM, json.dumps(levels)],
+    out = subprocess.run([node(), "-e", _VENDORED_HASHES, str(VENDORED_CORE), SWARM, json.dumps(levels)],
                          capture_output=True, text=True, timeout=30, check=True).stdout
     assert json.loads(out) == VARIANTS
     # and with a bitrate of 0 nothing else counts; avc1.P.L is written avc1.PPCCLL
     odd = ["BANDWIDTH=0,RESOLUTION=1x1", 'BANDWIDTH=5,CODECS="avc1.66.30,mp4a.40.2",VIDEO-RANGE=pq']
     odd_levels = [{"bitrate": 0}, {"bitrate": 5, "codecs": "avc1.66.30", "videoRange": "pq"}]
-    out = subprocess.run([node, "-e", _VENDORED_HASHES, str(VENDORED_CORE), SWARM, json.dumps(odd_levels)],
+    out = subprocess.run([node(), "-e", _VENDORED_HASHES, str(VENDORED_CORE), SWARM, json.dumps(odd_levels)],
                          capture_output=True, text=True, timeout=30, check=True).stdout
     assert json.loads(out) == [info_hash(SWARM, variant_key(line)) for line in odd]
 
