@@ -18,7 +18,7 @@ def node() -> str:
 
 def module_output(script: str, *args: str) -> Any:
     """`script` run by Node as an ES module, `args` after it: what it printed, read as JSON."""
-    done = subprocess.run([node(), "--input-type=module", "-e", script, *args], capture_output=True, text=True,
-                          timeout=60, check=False, stdin=subprocess.DEVNULL)
+    done = subprocess.run([node(), "--input-type=module", "-e", script, *args], capture_output=True,
+                          text=True, timeout=60, check=False, stdin=subprocess.DEVNULL)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
