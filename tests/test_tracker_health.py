@@ -35,7 +35,8 @@ async def readings(url: str) -> tuple[int, dict[str, Any], float | None]:
 
 
 async def test_health_and_the_gauge_follow_the_tracker(tmp_path: Path, moto_url: str, owncast: OwncastEmulator,
-                                                       monkeypatch: pytest.MonkeyPatch, tracker_dir: Path) -> None:
+                                                       monkeypatch: pytest.MonkeyPatch,
+                                                       tracker_dir: Path) -> None:
     monkeypatch.setattr(trackers, "PROBE_INTERVAL", 0.2)
     monkeypatch.setattr(trackers, "PROBE_INTERVAL_DOWN", 0.2)
     folder = tracker_dir
