@@ -358,9 +358,8 @@ def test_the_site_shows_every_file_an_operator_copies_as_it_is() -> None:
 def test_the_install_time_is_given_in_one_place() -> None:
     """The README gives the first command's install time; docs/getting-started.md, which repeats the two
     commands, points there rather than giving a second figure that drifts from it."""
-    root = Path(__file__).resolve().parent.parent
-    readme = (root / "README.md").read_text()
-    started = (root / "docs" / "getting-started.md").read_text()
+    readme = (ROOT / "README.md").read_text()
+    started = (DOCS / "getting-started.md").read_text()
     two_commands = " ".join(started.split("## The two commands", 1)[1].split("\n## ", 1)[0].split())
     assert "How long the first command's install takes" in readme
     assert re.search(r"\b\d+ s\b", two_commands) is None, two_commands
@@ -371,9 +370,8 @@ def test_no_command_names_the_program_bare_after_sudo() -> None:
     """`sudo hls-broadcaster ...` finds no program: sudo's secure_path (/usr/local/sbin:/usr/local/bin:
     /usr/sbin:/usr/bin:/sbin:/bin) does not hold the venv's bin, where the docs install it. The docs, the
     shipped files and the lines the program prints name it by its full path."""
-    root = Path(__file__).resolve().parent.parent
-    said = [f"{p.relative_to(root)}:{n}" for p in [*root.glob("docs/*.md"), *root.glob("deploy/**/*"), root / "README.md",
-                                                   *root.glob("broadcaster/**/*.py")]
+    said = [f"{p.relative_to(ROOT)}:{n}" for p in [*ROOT.glob("docs/*.md"), *ROOT.glob("deploy/**/*"), ROOT / "README.md",
+                                                   *ROOT.glob("broadcaster/**/*.py")]
             if p.is_file() for n, line in enumerate(p.read_text(errors="replace").splitlines(), 1)
             if re.search(r"sudo (?:-u \S+ )?hls-broadcaster\b", line)]
     assert said == [], said
