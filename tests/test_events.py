@@ -18,11 +18,12 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
+from prometheus_client import CollectorRegistry
 from pytest_aiohttp import AiohttpClient
 
-from broadcaster.http import LiveEvents, Running, create_app
+from broadcaster.http import LiveEvents, PlaylistOptions, Running, create_app
 from broadcaster.http.events import parse_last_event_id
-from broadcaster.metrics import Metrics
+from broadcaster.metrics import ConnectionMetrics, Metrics
 from broadcaster.service import Service
 from broadcaster.settings import load_settings
 from broadcaster.source.watcher import HlsWatcher
@@ -346,11 +347,6 @@ async def test_one_client_holds_at_most_an_eighth_of_the_streams(make_client: Ma
     key of the held requests' cap: here named by the tunnel's CF-Connecting-IP) holds at most an eighth
     of them, counted as hls_broadcaster_connections_rejected_total{reason="events_per_client"}; other
     clients still get theirs, and a closed stream gives its slot back."""
-    from prometheus_client import CollectorRegistry
-
-    from broadcaster.http import PlaylistOptions
-    from broadcaster.metrics import ConnectionMetrics
-
     registry = CollectorRegistry()
     hub, client = await make_client(dict(playlist_options=PlaylistOptions(trust_cf_connecting_ip=True),
                                          running=Running(connection_metrics=ConnectionMetrics(registry))),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import json
 import logging
 import os
 import socket
@@ -24,7 +25,7 @@ from yarl import URL
 from broadcaster.playlist import deflate, hls
 from broadcaster.playlist.rendered import Rendered
 from broadcaster.metrics import ConnectionMetrics, Metrics
-from broadcaster.http import PlaylistOptions, Running, ViewerOptions, create_app, create_metrics_app
+from broadcaster.http import PlaylistOptions, Running, ViewerOptions, answers, create_app, create_metrics_app
 from tests.support.client import PLAIN, Client, get, playlist_counts
 from tests.support.fakes import FakeHealth, FakePlaylists
 from tests.support.waiting import until
@@ -383,8 +384,6 @@ async def test_playlist_requests_is_a_prometheus_counter(make_client: MakeClient
 
 
 def test_playlist_header_cache_stays_small() -> None:
-    from broadcaster.http import answers
-
     for n in range(500):
         answers.playlist_headers(f'"v{n}"', "public, max-age=1", n % 2 == 0, True)
         assert len(answers._playlist_headers_cache) <= 64
@@ -544,8 +543,6 @@ async def test_config_json_carries_p2p_only_when_it_is_on(make_client: MakeClien
     """P2P off: nothing about it (the page then loads no P2P code). On: the trackers, the swarm id,
     the STUN servers, and the viewer's say: where the choice starts, how many sharing viewers P2P waits
     for, the most a visit uploads."""
-    import json
-
     off = await make_client(viewer_dir=viewer_dir)
     status, _, body = await get(off, "/config.json")
     assert status == 200 and json.loads(body) == {"src": "live/master.m3u8"}

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from broadcaster.cli import build_parser
 from broadcaster.settings import SETTINGS, Address, SettingsError, load_settings, lookalike_keys, raw_setting
 from tests.support.settings_env import SECRET, env
 
@@ -305,8 +306,6 @@ def test_check_warns_of_a_misspelt_key_and_takes_env_file_before_or_after_the_co
 
 
 def test_env_file_after_the_command_wins_over_one_before(tmp_path: Path) -> None:
-    from broadcaster.cli import build_parser
-
     parser = build_parser()
     assert parser.parse_args(["run"]).env_file == Path(".env")
     assert parser.parse_args(["--env-file", "a", "run"]).env_file == Path("a")

@@ -206,8 +206,6 @@ def test_a_folder_the_user_cannot_read_is_named_with_a_fix_that_works_pasted(
 def test_the_acl_package_is_named_where_setfacl_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
     """A stock Debian has no setfacl: the fix installs its package first (pasted here by hand on Debian 12
     before acl was installed: `apt-get update && apt-get install -y acl` set it up)."""
-    from broadcaster import fixes
-
     real = shutil.which
     monkeypatch.setattr(shutil, "which", lambda name: None if name == "setfacl" else real(name))
     line = fixes.enter(Path("/home/owncast"))
@@ -481,8 +479,6 @@ def test_no_value_of_any_setting_gives_a_traceback(tmp_path: Path, name: str, mo
 def test_the_inotify_fix_is_a_shell_line_that_raises_the_limits_now_and_at_boot(tmp_path: Path) -> None:
     """Not pasted here (it would change the kernel's limits for the whole machine, and /etc): the line
     parses as sh reads it, and what it writes, written elsewhere, is sysctl's format for the two limits."""
-    from broadcaster import fixes
-
     command = fixes.inotify_limits().split(AS_ROOT, 1)[1]
     assert subprocess.run(["sh", "-n", "-c", command], capture_output=True, timeout=30).returncode == 0
     written = tmp_path / "60-hls-broadcaster.conf"
