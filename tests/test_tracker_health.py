@@ -34,9 +34,9 @@ async def readings(url: str) -> tuple[int, dict[str, Any], float | None]:
     return code, body, gauge[0] if gauge else None
 
 
-async def test_health_and_the_gauge_follow_the_tracker(tmp_path: Path, moto_url: str,
-                                                       owncast: OwncastEmulator, monkeypatch: pytest.MonkeyPatch,
-                                                       tracker_dir: Path) -> None:
+async def test_health_and_the_gauge_follow_the_tracker(
+        tmp_path: Path, moto_url: str, owncast: OwncastEmulator, monkeypatch: pytest.MonkeyPatch,
+        tracker_dir: Path) -> None:
     monkeypatch.setattr(trackers, "PROBE_INTERVAL", 0.2)
     monkeypatch.setattr(trackers, "PROBE_INTERVAL_DOWN", 0.2)
     folder = tracker_dir
