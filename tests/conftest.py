@@ -9,6 +9,8 @@ from __future__ import annotations
 import collections
 import json
 import os
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -151,6 +153,18 @@ async def seaweed_server(request: pytest.FixtureRequest,
         return
     async with SeaweedS3(tmp_path_factory.mktemp("seaweed"), discard=True, shared=True) as server:
         yield server
+
+
+@pytest.fixture
+def place() -> Iterator[Path]:
+    """A folder under /tmp anyone may enter (pytest's tmp_path is in root's 0700 folder), removed after."""
+    from tests.support.as_user import open_folder
+
+    folder = Path(tempfile.mkdtemp(prefix="hlsb-place-"))
+    try:
+        yield open_folder(folder)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture

@@ -10,10 +10,16 @@ import sys
 from pathlib import Path
 
 import pytest
+from aiohttp.test_utils import make_mocked_request
 
 from broadcaster.access.grants import BAD_TOKEN, CHANGED, EXPIRED, NO_TOKEN, Gatekeeper, Grant, Keys, Refusal
 from broadcaster.access.invites import Invite, InviteError, InviteLinks, InvitesFile, read_invites, write_invites
 from broadcaster.access.tokens import ViewerTokens, derive, edge_key
+from broadcaster.bucket.edge_urls import EdgeUrls
+from broadcaster.bucket.urls import PublicUrls, segment_urls
+from broadcaster.clips.book import ClipError
+from broadcaster.clips.kept import KeptPlaylists
+from broadcaster.http.common import elsewhere
 from broadcaster.settings import SETTINGS, SettingsError, load_settings
 from tests.support.fakes import Clock
 from tests.support.settings_env import env
@@ -172,9 +178,6 @@ def test_the_invite_command_adds_prints_the_link_revokes_and_lists(tmp_path: Pat
 
 
 def test_a_private_stream_lists_segments_with_the_edge_token(tmp_path: Path) -> None:
-    from broadcaster.bucket.edge_urls import EdgeUrls
-    from broadcaster.bucket.urls import PublicUrls, segment_urls
-
     assert isinstance(segment_urls(load_settings(environ=env(tmp_path))), PublicUrls)
     s = load_settings(environ=env(tmp_path, PRIVATE="true", PRIVATE_SECRET=SECRET, PRIVATE_EDGE_WINDOW="60"))
     urls = segment_urls(s)
@@ -189,11 +192,6 @@ async def test_a_private_streams_clips_are_made_kept_off_the_bucket_and_served_b
     """As the service wires it: a clip is made (nothing to cut yet here, the one line says so, not that the
     stream is private), its playlists go to STATE_DIR, and the gated route is there; a public stream's are
     the bucket's, and a public stream with presigned segment URLs still refuses clips with one line."""
-    from aiohttp.test_utils import make_mocked_request
-
-    from broadcaster.clips.book import ClipError
-    from broadcaster.clips.kept import KeptPlaylists
-    from broadcaster.http.common import elsewhere
     from broadcaster.service import Service
 
     path = "/live/clips/20261118-000000-abcd/0/playlist.m3u8"

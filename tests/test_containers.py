@@ -86,10 +86,6 @@ class Stack:
         got: dict[str, Any] = json.loads(self.podman.run("inspect", self.service).stdout)[0]
         return got
 
-    def state(self) -> dict[str, Any]:
-        state: dict[str, Any] = self.inspect()["State"]
-        return state
-
     def logs(self) -> str:
         done = self.podman.run("logs", self.service)
         return done.stdout + done.stderr
@@ -193,7 +189,7 @@ async def test_the_compose_file_runs_beside_owncasts_container(stack: Stack, sea
         assert "state: state.json" not in stack.logs()  # a first start: no state yet
         # 10 s: Docker's and podman's default wait before SIGKILL (which would make it exit 137).
         stack.compose("stop", "-t", "10", "hls-broadcaster")
-        assert stack.state()["ExitCode"] == 0, stack.logs()
+        assert stack.inspect()["State"]["ExitCode"] == 0, stack.logs()
         assert "SIGTERM: stopping" in stack.logs()
         stack.podman.run("rm", "-f", "-v", stack.service)  # podman-compose has no rm
         stack.compose("up", "-d", "hls-broadcaster")

@@ -19,6 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from dotenv import dotenv_values
 
+from broadcaster.http.route_docs import ROUTE_DOCS
 from broadcaster.playlist import hls
 from broadcaster.publish.uploads import init_section_name
 from broadcaster.settings import SETTINGS, load_settings, lookalike_keys
@@ -419,8 +420,6 @@ def test_the_docs_route_table_names_every_route_the_service_has() -> None:
     """broadcaster/http/route_docs.py has an entry per route of the app (tests/test_docs_site.py checks
     both ways); each one must be in the table, with {n} as 0, a viewer file for /{file}, and a row for
     anything else (/{tail})."""
-    from broadcaster.http.route_docs import ROUTE_DOCS
-
     rows = documented_routes()
     named = {path for paths, _a, _b, _w in rows for path in paths}
     missing = []

@@ -13,6 +13,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
+
+from broadcaster.cli import build_parser
+from broadcaster.settings import SETTINGS, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -199,8 +203,6 @@ def operator_lines() -> Iterator[tuple[str, int, str]]:
 
 
 def alert_names() -> list[str]:
-    import yaml
-
     groups = yaml.safe_load(_read(ROOT / "deploy" / "alerts.yml"))["groups"]
     return [rule["alert"] for group in groups for rule in group["rules"] if "alert" in rule]
 
@@ -230,8 +232,6 @@ def _same(quoted: str, default: str) -> bool:
 
 
 def test_defaults_quoted_in_prose_are_the_code_s() -> None:
-    from broadcaster.settings import SETTINGS
-
     defaults = {s.name: s.default for s in SETTINGS}
     found, wrong = 0, []
     for file, lineno, line in operator_lines():
@@ -249,8 +249,6 @@ def test_defaults_quoted_in_prose_are_the_code_s() -> None:
 
 
 def test_the_presign_expiry_figure_is_the_code_s() -> None:
-    from broadcaster.settings import load_settings
-
     life = load_settings(environ={"HLS_DIR": str(ROOT), "S3_ENDPOINT_URL": "https://a.example", "AWS_ACCESS_KEY_ID": "k",
                                   "AWS_SECRET_ACCESS_KEY": "s", "AWS_BUCKET_NAME": "bucket", "SEGMENT_URLS": "presigned",
                                   "STATE_DIR": "/nonexistent"}, make_state_dir=False).segment_url_life
@@ -260,9 +258,6 @@ def test_the_presign_expiry_figure_is_the_code_s() -> None:
 
 
 def test_one_metrics_listen_example_and_the_ports_agree() -> None:
-    from broadcaster.cli import build_parser
-    from broadcaster.settings import SETTINGS
-
     # METRICS_LISTEN=..., or an example of it ("e.g. 127.0.0.1:9464"): a 9xxx port on loopback.
     texts = [*((f, line) for f, _n, line in operator_lines()), ("record.py", _read(ROOT / "broadcaster" / "settings" / "record.py"))]
     listens = {(f, m.group(0)) for f, text in texts
@@ -358,9 +353,8 @@ def test_the_site_shows_every_file_an_operator_copies_as_it_is() -> None:
 def test_the_install_time_is_given_in_one_place() -> None:
     """The README gives the first command's install time; docs/getting-started.md, which repeats the two
     commands, points there rather than giving a second figure that drifts from it."""
-    root = Path(__file__).resolve().parent.parent
-    readme = (root / "README.md").read_text()
-    started = (root / "docs" / "getting-started.md").read_text()
+    readme = (ROOT / "README.md").read_text()
+    started = (DOCS / "getting-started.md").read_text()
     two_commands = " ".join(started.split("## The two commands", 1)[1].split("\n## ", 1)[0].split())
     assert "How long the first command's install takes" in readme
     assert re.search(r"\b\d+ s\b", two_commands) is None, two_commands
@@ -371,9 +365,8 @@ def test_no_command_names_the_program_bare_after_sudo() -> None:
     """`sudo hls-broadcaster ...` finds no program: sudo's secure_path (/usr/local/sbin:/usr/local/bin:
     /usr/sbin:/usr/bin:/sbin:/bin) does not hold the venv's bin, where the docs install it. The docs, the
     shipped files and the lines the program prints name it by its full path."""
-    root = Path(__file__).resolve().parent.parent
-    said = [f"{p.relative_to(root)}:{n}" for p in [*root.glob("docs/*.md"), *root.glob("deploy/**/*"), root / "README.md",
-                                                   *root.glob("broadcaster/**/*.py")]
+    said = [f"{p.relative_to(ROOT)}:{n}" for p in [*ROOT.glob("docs/*.md"), *ROOT.glob("deploy/**/*"), ROOT / "README.md",
+                                                   *ROOT.glob("broadcaster/**/*.py")]
             if p.is_file() for n, line in enumerate(p.read_text(errors="replace").splitlines(), 1)
             if re.search(r"sudo (?:-u \S+ )?hls-broadcaster\b", line)]
     assert said == [], said

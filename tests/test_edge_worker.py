@@ -8,7 +8,6 @@ bucket (not refusing). One miniflare process for the module."""
 
 from __future__ import annotations
 
-import subprocess
 import time
 from collections.abc import Iterator
 
@@ -26,6 +25,7 @@ from broadcaster.steering.first_byte import FirstByte
 from broadcaster.steering.probe import PROBE_HEADERS
 from tests.support.edge_worker import EdgeWorker
 from tests.support.local_http import serve_local
+from tests.support.owncast_writer import real_ts_segment
 from tests.support.waiting import until
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("edge_worker")]
@@ -41,14 +41,8 @@ MARK = "x-hls-broadcaster-edge"
 
 @pytest.fixture(scope="module")
 def segment_bytes(tmp_path_factory: pytest.TempPathFactory) -> bytes:
-    """One real segment: a second of the test picture, H.264 in MPEG-TS, as the transcoder writes."""
-    from broadcaster.demo.ffmpeg import ffmpeg_exe
-
-    ffmpeg = ffmpeg_exe()
-    out = tmp_path_factory.mktemp("segment") / "seg.ts"
-    subprocess.run([ffmpeg, "-v", "error", "-f", "lavfi", "-i", "testsrc=size=320x180:rate=25", "-t", "1",
-                    "-c:v", "libx264", "-preset", "ultrafast", "-f", "mpegts", str(out)], check=True, timeout=60)
-    return out.read_bytes()
+    """One real segment: a second of the test picture and tone, H.264 and AAC in MPEG-TS."""
+    return real_ts_segment(tmp_path_factory.mktemp("segment"))
 
 
 @pytest.fixture(scope="module")

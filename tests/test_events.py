@@ -18,11 +18,12 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
+from prometheus_client import CollectorRegistry
 from pytest_aiohttp import AiohttpClient
 
-from broadcaster.http import LiveEvents, Running, create_app
+from broadcaster.http import LiveEvents, PlaylistOptions, Running, create_app
 from broadcaster.http.events import parse_last_event_id
-from broadcaster.metrics import Metrics
+from broadcaster.metrics import ConnectionMetrics, Metrics
 from broadcaster.service import Service
 from broadcaster.settings import load_settings
 from broadcaster.source.watcher import HlsWatcher
@@ -83,11 +84,12 @@ async def make_client(aiohttp_client: AiohttpClient) -> AsyncIterator[MakeClient
     """The service's real app (its middlewares too) with the events route, and the hub behind it."""
     hubs: list[EventHub] = []
 
-    async def make(**hub_options: Any) -> tuple[EventHub, Client]:
+    async def make(app: dict[str, Any] | None = None, **hub_options: Any) -> tuple[EventHub, Client]:
         hub = EventHub(**hub_options)
         hubs.append(hub)
-        app = create_app(FakePlaylists(None, variants=0), FakeHealth(), Metrics(), events=LiveEvents(hub))
-        return hub, await aiohttp_client(app)
+        made = create_app(FakePlaylists(None, variants=0), FakeHealth(), Metrics(), events=LiveEvents(hub),
+                          **(app or {}))
+        return hub, await aiohttp_client(made)
 
     yield make
     for hub in hubs:  # as the service does: streams end before the server shuts down
@@ -340,40 +342,30 @@ async def test_streams_beyond_the_cap_get_503_with_retry_after(make_client: Make
     await open_stream(client)
 
 
-async def test_one_client_holds_at_most_an_eighth_of_the_streams(aiohttp_client: AiohttpClient) -> None:
+async def test_one_client_holds_at_most_an_eighth_of_the_streams(make_client: MakeClient) -> None:
     """One client must not hold all 1,000 /live/events slots: one client address (the
     key of the held requests' cap: here named by the tunnel's CF-Connecting-IP) holds at most an eighth
     of them, counted as hls_broadcaster_connections_rejected_total{reason="events_per_client"}; other
     clients still get theirs, and a closed stream gives its slot back."""
-    from prometheus_client import CollectorRegistry
-
-    from broadcaster.http import PlaylistOptions
-    from broadcaster.metrics import ConnectionMetrics
-
-    hub = EventHub(max_streams=32, ping_interval=0.05)
     registry = CollectorRegistry()
-    app = create_app(FakePlaylists(None, variants=0), FakeHealth(), Metrics(), events=LiveEvents(hub),
-                     playlist_options=PlaylistOptions(trust_cf_connecting_ip=True),
-                     running=Running(connection_metrics=ConnectionMetrics(registry)))
-    client = await aiohttp_client(app)
+    hub, client = await make_client(dict(playlist_options=PlaylistOptions(trust_cf_connecting_ip=True),
+                                         running=Running(connection_metrics=ConnectionMetrics(registry))),
+                                    max_streams=32, ping_interval=0.05)
     one = {"CF-Connecting-IP": "203.0.113.7"}
-    try:
-        mine = [await open_stream(client, headers=one) for _ in range(4)]
-        refused = await client.get(PATH, headers=one)
-        assert refused.status == 503 and int(refused.headers["Retry-After"]) > 0
-        assert registry.get_sample_value("hls_broadcaster_connections_rejected_total",
-                                         {"reason": "events_per_client"}) == 1
-        # Another address, and an IPv6 client (its /64 counted once), still get streams.
-        others = [await open_stream(client, headers={"CF-Connecting-IP": address})
-                  for address in ("198.51.100.1", "2001:db8:1:2::1", "2001:db8:1:2::2")]
-        assert hub.streams == 7
-        mine[0].response.close()
-        await until(lambda: hub.streams == 6, "the server to notice the closed stream (at its next ping)")
-        await open_stream(client, headers=one)
-        for reader in mine + others:
-            reader.response.close()
-    finally:
-        hub.close()
+    mine = [await open_stream(client, headers=one) for _ in range(4)]
+    refused = await client.get(PATH, headers=one)
+    assert refused.status == 503 and int(refused.headers["Retry-After"]) > 0
+    assert registry.get_sample_value("hls_broadcaster_connections_rejected_total",
+                                     {"reason": "events_per_client"}) == 1
+    # Another address, and an IPv6 client (its /64 counted once), still get streams.
+    others = [await open_stream(client, headers={"CF-Connecting-IP": address})
+              for address in ("198.51.100.1", "2001:db8:1:2::1", "2001:db8:1:2::2")]
+    assert hub.streams == 7
+    mine[0].response.close()
+    await until(lambda: hub.streams == 6, "the server to notice the closed stream (at its next ping)")
+    await open_stream(client, headers=one)
+    for reader in mine + others:
+        reader.response.close()
 
 
 async def test_head_answers_the_headers_without_holding_a_stream(make_client: MakeClient) -> None:
@@ -404,12 +396,10 @@ async def served() -> AsyncIterator[Served]:
     app = create_app(FakePlaylists(None, variants=0), FakeHealth(), Metrics(), events=LiveEvents(hub))
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
     try:
         async with aiohttp.ClientSession() as session:
-            yield Served(hub, runner, session, f"http://{host}:{port}")
+            yield Served(hub, runner, session, f"http://127.0.0.1:{runner.addresses[0][1]}")
     finally:
         hub.close()
         await runner.cleanup()

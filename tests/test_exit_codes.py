@@ -16,16 +16,17 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import os
-import shutil
 import signal
 import socket
-import sys
 from pathlib import Path
+from types import SimpleNamespace
+from typing import cast
 
 import aiohttp
 import pytest
 
 from broadcaster.demo.seaweed import SeaweedS3
+from tests.support.node import node
 from tests.support.restart_rules import Ended, pm2_app, pm2_restarts, systemd_restarts
 from tests.support.service_process import ServiceProcess, service_env
 from tests.support.waiting import until
@@ -38,6 +39,11 @@ PM2_FILE = ROOT / "deploy" / "ecosystem.config.js"
 TRACKER_UNIT = ROOT / "deploy" / "tracker" / "hls-broadcaster-tracker.service"
 TRACKER_PM2_FILE = ROOT / "broadcaster" / "tracker" / "ecosystem.config.cjs"
 SET_UP_MISTAKE = Ended(status=2)
+# Settings for a bucket nothing answers for (port 9, discard: connection refused at once): the five
+# attributes service_env reads.
+NO_BUCKET = cast(SeaweedS3, SimpleNamespace(endpoint_url="http://127.0.0.1:9", access_key="nobody-key",
+                                            secret_key="nobody-secret", bucket="nobody",
+                                            public_url="http://127.0.0.1:9/nobody"))
 
 
 def restarted(ended: Ended, unit: Path = UNIT, pm2_file: Path = PM2_FILE) -> dict[str, bool]:
@@ -59,18 +65,12 @@ def hls(tmp_path: Path) -> Path:
     return folder
 
 
-async def refused(env: dict[str, str], cwd: Path) -> tuple[Ended, list[str]]:
+async def refused(env: dict[str, str], cwd: Path, status: int = 2) -> list[str]:
+    """`run` ends with exit `status` before it serves, without a traceback: its error lines."""
     service = ServiceProcess(env, cwd)
-    try:
-        await service.start(timeout=60)
-    except RuntimeError:
-        pass
-    else:
-        await service.stop()
-        raise AssertionError(f"the service started at {service.url}")
-    code = await service.exited()
+    errors = await service.refused(60, status)
     assert not [line for line in service.lines if "Traceback" in line], service.lines
-    return Ended.of(code), [line for line in service.lines if line.startswith("hls-broadcaster: error:")]
+    return errors
 
 
 # -- the rules themselves, as read from the files -----------------------------------------------------------
@@ -113,10 +113,9 @@ def test_the_reader_takes_systemds_meaning(tmp_path: Path) -> None:
 async def test_the_port_taken_is_exit_2(tmp_path: Path, hls: Path, seaweed: SeaweedS3) -> None:
     with taken_port() as grafana:
         port = grafana.getsockname()[1]
-        ended, errors = await refused(service_env(hls, seaweed, tmp_path / "state", PORT=str(port)), tmp_path / "run")
-    assert ended == SET_UP_MISTAKE and len(errors) == 1, errors
-    assert f"cannot listen on 127.0.0.1:{port} (HOST/PORT): " in errors[0], errors
-    assert restarted(ended) == {"systemd": False, "pm2": False}
+        errors = await refused(service_env(hls, seaweed, tmp_path / "state", PORT=str(port)), tmp_path / "run")
+    assert len(errors) == 1 and f"cannot listen on 127.0.0.1:{port} (HOST/PORT): " in errors[0], errors
+    assert restarted(SET_UP_MISTAKE) == {"systemd": False, "pm2": False}
 
 
 @pytest.mark.parametrize(("over", "setting"), [({"AWS_BUCKET_NAME": "no-such-bucket"}, "AWS_BUCKET_NAME"),
@@ -124,10 +123,10 @@ async def test_the_port_taken_is_exit_2(tmp_path: Path, hls: Path, seaweed: Seaw
                          ids=["no-such-bucket", "credentials-refused"])
 async def test_a_bucket_that_refuses_is_exit_2(tmp_path: Path, hls: Path, seaweed: SeaweedS3,
                                                 over: dict[str, str], setting: str) -> None:
-    ended, errors = await refused(service_env(hls, seaweed, tmp_path / "state", **over), tmp_path / "run")
-    assert ended == SET_UP_MISTAKE and len(errors) == 1 and errors[0].endswith(f"check {setting}"), errors
+    errors = await refused(service_env(hls, seaweed, tmp_path / "state", **over), tmp_path / "run")
+    assert len(errors) == 1 and errors[0].endswith(f"check {setting}"), errors
     assert "not-the-secret" not in errors[0]
-    assert restarted(ended) == {"systemd": False, "pm2": False}
+    assert restarted(SET_UP_MISTAKE) == {"systemd": False, "pm2": False}
 
 
 async def test_a_state_dir_in_use_is_exit_2(tmp_path: Path, hls: Path, seaweed: SeaweedS3) -> None:
@@ -135,18 +134,18 @@ async def test_a_state_dir_in_use_is_exit_2(tmp_path: Path, hls: Path, seaweed: 
     state.mkdir()
     with open(state / "lock", "w") as held:  # as a running service holds it (state/disk.py's flock)
         fcntl.flock(held, fcntl.LOCK_EX)
-        ended, errors = await refused(service_env(hls, seaweed, state), tmp_path / "run")
-    assert ended == SET_UP_MISTAKE and errors == [
+        errors = await refused(service_env(hls, seaweed, state), tmp_path / "run")
+    assert errors == [
         f"hls-broadcaster: error: STATE_DIR {state.resolve()} is in use by another hls-broadcaster; each service "
         "needs a STATE_DIR of its own"], errors
-    assert restarted(ended) == {"systemd": False, "pm2": False}
+    assert restarted(SET_UP_MISTAKE) == {"systemd": False, "pm2": False}
 
 
 async def test_the_env_file_unreadable_is_exit_2(tmp_path: Path, hls: Path) -> None:
     run = tmp_path / "run"
     (run / ".env").mkdir(parents=True)  # what `run` reads by default: not a file it can read
-    ended, errors = await refused(service_env(hls, _no_bucket(), tmp_path / "state"), run)
-    assert (ended, errors) == (SET_UP_MISTAKE, ["hls-broadcaster: error: env file .env is not a file"])
+    errors = await refused(service_env(hls, NO_BUCKET, tmp_path / "state"), run)
+    assert errors == ["hls-broadcaster: error: env file .env is not a file"]
 
 
 async def test_a_wrong_public_url_starts_and_health_names_it(tmp_path: Path, hls: Path, seaweed: SeaweedS3) -> None:
@@ -187,21 +186,20 @@ async def test_what_stops_the_start_before_any_request_is_one_line_and_its_exit(
         tmp_path: Path, hls: Path, over: dict[str, str], status: int, said: str) -> None:
     """A set-up mistake is exit 2, restarted by neither supervisor; what a restart may fix, exit 1. The line
     is `said` whole where it starts as the line does, else `said` is in it."""
-    nobody = _no_bucket()
-    said = said.format(endpoint=nobody.endpoint_url, bucket=nobody.bucket)
-    over = {k: v.format(endpoint=nobody.endpoint_url, bucket=nobody.bucket) for k, v in over.items()}
-    ended, errors = await refused(service_env(hls, nobody, tmp_path / "state", **over), tmp_path / "run")
-    assert ended == Ended(status=status) and len(errors) == 1, (ended, errors)
+    said = said.format(endpoint=NO_BUCKET.endpoint_url, bucket=NO_BUCKET.bucket)
+    over = {k: v.format(endpoint=NO_BUCKET.endpoint_url, bucket=NO_BUCKET.bucket) for k, v in over.items()}
+    errors = await refused(service_env(hls, NO_BUCKET, tmp_path / "state", **over), tmp_path / "run", status)
+    assert len(errors) == 1, errors
     assert errors[0] == said if said.startswith("hls-broadcaster: error: ") else said in errors[0], errors
     assert "Unknown error" not in errors[0]
-    assert restarted(ended) == {"systemd": status == 1, "pm2": status == 1}
+    assert restarted(Ended(status=status)) == {"systemd": status == 1, "pm2": status == 1}
 
 
 async def test_an_unreachable_bucket_is_waited_for_and_a_kill_is_restarted(tmp_path: Path, hls: Path) -> None:
     """What a restart could fix does not stop it: the bucket unreachable, it serves and waits. Killed from
     outside (SIGKILL, as the OOM killer does), each supervisor starts it again; stopped by SIGTERM, it ends
     0 and systemd leaves it stopped."""
-    env = service_env(hls, _no_bucket(), tmp_path / "state")
+    env = service_env(hls, NO_BUCKET, tmp_path / "state")
     async with ServiceProcess(env, tmp_path / "run", start_timeout=60) as service:
         assert service.url
         assert await service.stop(signal.SIGTERM) == 0
@@ -211,28 +209,12 @@ async def test_an_unreachable_bucket_is_waited_for_and_a_kill_is_restarted(tmp_p
     assert restarted(Ended.of(killed)) == {"systemd": True, "pm2": True}, killed
 
 
-class _NoBucket:
-    """Settings for a bucket nothing answers for (port 9, discard: connection refused at once)."""
-
-    endpoint_url = "http://127.0.0.1:9"
-    access_key = "nobody-key"
-    secret_key = "nobody-secret"
-    bucket = "nobody"
-    public_url = "http://127.0.0.1:9/nobody"
-
-
-def _no_bucket() -> SeaweedS3:
-    return _NoBucket()  # type: ignore[return-value]  # the five attributes service_env reads
-
-
 # -- the tracker: its unit and its pm2 file ----------------------------------------------------------------
 
 
 async def tracker_ended(tracker_dir: Path, **env: str) -> tuple[Ended, str]:
-    node = shutil.which("node")
-    assert node is not None, "node is not installed (scripts/test installs nodejs)"
     proc = await asyncio.create_subprocess_exec(
-        node, str(tracker_dir / "tracker.mjs"), cwd=tracker_dir, stdin=asyncio.subprocess.DEVNULL,
+        node(), str(tracker_dir / "tracker.mjs"), cwd=tracker_dir, stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
         env={"PATH": os.environ["PATH"], "TRACKER_HOST": "127.0.0.1", **env})
     async with asyncio.timeout(60):

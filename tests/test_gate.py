@@ -6,20 +6,31 @@ grants tokens and bounds failed attempts per client; /health and the public app 
 
 from __future__ import annotations
 
+import base64
 import gzip
+import hashlib
+import hmac
 import json
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
+from aiohttp import web
 from pytest_aiohttp import AiohttpClient
 
+from broadcaster.access.edge_tokens import EdgeTokens
 from broadcaster.access.grants import Gatekeeper, Keys, Refusal
 from broadcaster.access.invites import InvitesFile
+from broadcaster.bucket.edge_urls import EdgeUrls, edge_prefix
+from broadcaster.edge_token import sign
 from broadcaster.http import LiveEvents, PlaylistOptions, ViewerOptions, Viewers, create_app
+from broadcaster.http.attempts import Attempts
 from broadcaster.http.gate import Gate, master_with_access, steering_with_access, with_access
 from broadcaster.metrics import Metrics
+from broadcaster.playlist.pathway import BaseUris, VmUris
 from broadcaster.playlist.rendered import Rendered
+from broadcaster.playlist.segments import ListedSegment
 from broadcaster.status.audience import Audience
 from broadcaster.status.hub import EventHub
 from tests.support.client import Client
@@ -146,8 +157,6 @@ def test_the_rewriters_add_the_token_to_every_uri() -> None:
 
 
 def test_failed_attempts_refill_over_a_minute_and_unknown_clients_share_a_larger_budget() -> None:
-    from broadcaster.http.attempts import Attempts
-
     now = [0.0]
     attempts = Attempts(per_minute=6, unknown_per_minute=60, clock=lambda: now[0])
     for _ in range(6):
@@ -166,15 +175,6 @@ def test_failed_attempts_refill_over_a_minute_and_unknown_clients_share_a_larger
 
 
 def test_edge_tokens_one_per_window_valid_for_their_life_and_only_for_their_prefix() -> None:
-    import base64
-    import hashlib
-    import hmac
-    from urllib.parse import unquote
-
-    from broadcaster.access.edge_tokens import EdgeTokens
-    from broadcaster.bucket.edge_urls import EdgeUrls, edge_prefix
-    from broadcaster.edge_token import sign
-
     # Cloudflare's form: <ts>-<URL-encoded base64 HMAC-SHA256(key, message + ts)>
     ts, _, mac = sign("key", "/live/", 1_700_000_100).partition("-")
     expected = hmac.new(b"key", b"/live/1700000100", hashlib.sha256).digest()
@@ -203,12 +203,6 @@ def test_edge_tokens_one_per_window_valid_for_their_life_and_only_for_their_pref
 
 async def test_the_vms_segments_take_the_edge_token_their_uris_carry_or_a_viewer_token(
         aiohttp_client: AiohttpClient, tmp_path: Path) -> None:
-    from aiohttp import web
-
-    from broadcaster.access.edge_tokens import EdgeTokens
-    from broadcaster.playlist.pathway import VmUris
-    from broadcaster.playlist.segments import ListedSegment
-
     listed = ListedSegment("https://media.example.com/live/0/s7.ts?verify=17-abc", 2.0, key="live/0/s7.ts")
     assert VmUris().segment(listed) == "/live/vm/0/s7.ts?verify=17-abc"  # the URI the bucket's lists, fixed
     assert VmUris().segment(ListedSegment("https://m/live/0/s7.ts", 2.0, key="live/0/s7.ts")) == "/live/vm/0/s7.ts"
@@ -232,9 +226,6 @@ async def test_the_vms_segments_take_the_edge_token_their_uris_carry_or_a_viewer
 
 
 def test_another_buckets_uris_carry_the_edge_token_of_the_first_buckets() -> None:
-    from broadcaster.playlist.pathway import BaseUris
-    from broadcaster.playlist.segments import ListedSegment
-
     listed = ListedSegment("https://media.example.com/live/0/s7.ts?verify=17-abc", 2.0, key="live/0/s7.ts",
                            init_uri="https://media.example.com/live/0/init.mp4?verify=17-abc")
     backup = BaseUris("https://backup.example.com")

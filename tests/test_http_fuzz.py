@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Coroutine
-from typing import Any
+from collections.abc import AsyncIterator
 from urllib.parse import quote
 
 import pytest
@@ -111,16 +110,10 @@ _header_value = st.one_of(
 _headers = st.dictionaries(st.sampled_from(HEADERS), _header_value, max_size=4)
 
 
-def _on_loop(loop: asyncio.AbstractEventLoop) -> Callable[[Coroutine[Any, Any, None]], None]:
-    def run(coro: Coroutine[Any, Any, None]) -> None:
-        asyncio.run_coroutine_threadsafe(coro, loop).result(timeout=10)
-    return run
-
-
 async def test_no_query_or_header_makes_a_5xx(served: tuple[World, Client],
                                               caplog: pytest.LogCaptureFixture) -> None:
     _, client = served
-    run = _on_loop(asyncio.get_running_loop())
+    loop = asyncio.get_running_loop()
     seen: list[int] = []
 
     async def request(path: str, query: str, headers: dict[str, str], method: str) -> None:
@@ -148,7 +141,7 @@ async def test_no_query_or_header_makes_a_5xx(served: tuple[World, Client],
     @given(path=st.sampled_from(ROUTES), query=_query, headers=_headers,
            method=st.sampled_from(["GET", "GET", "GET", "HEAD", "OPTIONS"]))
     def fuzz(path: str, query: str, headers: dict[str, str], method: str) -> None:
-        run(request(path, query, headers, method))
+        asyncio.run_coroutine_threadsafe(request(path, query, headers, method), loop).result(timeout=10)
 
     with caplog.at_level(logging.ERROR, logger="broadcaster"):
         await asyncio.to_thread(fuzz)

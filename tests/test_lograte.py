@@ -11,9 +11,10 @@ from tests.support.fakes import Clock
 
 
 @pytest.fixture
-def logger() -> logging.Logger:
+def logger(caplog: pytest.LogCaptureFixture) -> logging.Logger:
     log = logging.getLogger("test_lograte")
     log.setLevel(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger=log.name)
     return log
 
 
@@ -21,7 +22,6 @@ def test_one_line_per_kind_per_interval_with_the_count(logger: logging.Logger,
                                                        caplog: pytest.LogCaptureFixture) -> None:
     clock = Clock()
     rl = RateLimitedLog(logger, interval=30, clock=clock)
-    caplog.set_level(logging.DEBUG, logger=logger.name)
     assert rl.warning("accept", "accept failed: %s", "EMFILE")
     for _ in range(999):
         clock.t += 0.01
@@ -37,7 +37,6 @@ def test_one_line_per_kind_per_interval_with_the_count(logger: logging.Logger,
 
 def test_kinds_are_independent(logger: logging.Logger, caplog: pytest.LogCaptureFixture) -> None:
     rl = RateLimitedLog(logger, interval=30, clock=Clock())
-    caplog.set_level(logging.DEBUG, logger=logger.name)
     assert rl.warning("a", "first a")
     assert rl.error("b", "first b")
     assert not rl.warning("a", "second a")
@@ -46,7 +45,6 @@ def test_kinds_are_independent(logger: logging.Logger, caplog: pytest.LogCapture
 
 def test_kinds_are_bounded(logger: logging.Logger, caplog: pytest.LogCaptureFixture) -> None:
     rl = RateLimitedLog(logger, interval=30, clock=Clock(), max_kinds=3)
-    caplog.set_level(logging.DEBUG, logger=logger.name)
     for i in range(100):
         rl.warning(f"file-{i}", "bad file %d", i)
     # Three kinds of their own, then everything else shares one: four lines, not a hundred.

@@ -21,6 +21,7 @@ import yaml
 from broadcaster.demo.emulator import OwncastEmulator
 from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.status.playback import encode
+from tests.support.listing import listing
 from tests.support.metrics import exported_series
 from tests.support.prometheus import SCRAPE, PromAPI, alert_rules, prometheus, tool
 from tests.support.service_process import ServiceProcess, service_env
@@ -210,18 +211,12 @@ def concrete(expr: str, target: str) -> str:
     return re.sub(r"\$\{(\w+)\}|\$(\w+)", lambda m: values.get(m.group(1) or m.group(2), m.group(0)), expr)
 
 
-def _last_sequence(playlist: str) -> int:
-    lines = playlist.splitlines()
-    first = int(next(line for line in lines if line.startswith("#EXT-X-MEDIA-SEQUENCE:")).split(":")[1])
-    return first + sum(1 for line in lines if line and not line.startswith("#")) - 1
-
-
 async def blocking_viewer(http: aiohttp.ClientSession, url: str) -> None:
     """A low-latency player on variant 0: always one request held for the next segment."""
     playlist = f"{url}/live/0/playlist.m3u8"
     text = ""
     while True:
-        params = {"_HLS_msn": str(_last_sequence(text) + 1)} if text else {}
+        params = {"_HLS_msn": str(listing(text)[-1].number + 1)} if text else {}
         async with http.get(playlist, params=params) as r:
             if r.status == 200:
                 text = await r.text()

@@ -14,7 +14,7 @@ import subprocess
 import tarfile
 import tomllib
 import zipfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,8 +26,7 @@ from packaging.utils import canonicalize_name
 from broadcaster import __version__
 
 from .support.installed import (
-    ROOT, Built, DemoRun, Venv, all_gone, build, build_warnings, build_wheel_from_sdist, copy_tree,
-    demo_plays, tracked_files,
+    ROOT, Built, Venv, build, build_warnings, build_wheel_from_sdist, copy_tree, playing_demo, tracked_files,
 )
 
 # One xdist worker builds the wheel and its venv once for the whole module (scripts/test).
@@ -168,24 +167,12 @@ def test_version_and_help_answer_from_the_console_script_and_python_m(installed:
         "HLS_DIR", "S3_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_BUCKET_NAME"], bad.stderr
 
 
-@pytest.fixture
-async def demo_from_venv(installed: Installed) -> AsyncIterator[DemoRun]:
-    demo = DemoRun([str(installed.venv.script("hls-broadcaster")), "demo", "--port", "0"], installed.outside)
-    try:
-        yield demo
-    finally:
-        await demo.kill()
-
-
-async def test_demo_from_the_installed_wheel_plays_and_stops_on_ctrl_c(demo_from_venv: DemoRun) -> None:
-    await demo_from_venv.start()
-    await demo_plays(demo_from_venv)
-    code, below = await demo_from_venv.ctrl_c()
-    assert below, "the demo runs SeaweedFS and ffmpeg below it"
-    assert code == 0, demo_from_venv.lines[-20:]
-    assert demo_from_venv.lines[-1] == "stopped; nothing left running."
-    assert not [line for line in demo_from_venv.lines if "Traceback" in line or " ERROR " in line]
-    await all_gone(below)
+async def test_demo_from_the_installed_wheel_plays_and_stops_on_ctrl_c(installed: Installed) -> None:
+    argv = [str(installed.venv.script("hls-broadcaster")), "demo", "--port", "0"]
+    async with playing_demo(argv, installed.outside) as demo:
+        pass
+    assert demo.lines[-1] == "stopped; nothing left running."
+    assert not [line for line in demo.lines if "Traceback" in line or " ERROR " in line]
 
 
 async def test_demo_p2p_from_the_installed_wheel_runs_the_tracker_it_ships(installed: Installed) -> None:
@@ -193,11 +180,8 @@ async def test_demo_p2p_from_the_installed_wheel_runs_the_tracker_it_ships(insta
     data), run under the demo, and the viewer is pointed at them; Ctrl-C stops the tracker too."""
     if shutil.which("node") is None or shutil.which("npm") is None:  # scripts/test installs them
         pytest.fail("node and npm are needed for the tracker: apt-get install nodejs npm (scripts/test does)")
-    demo = DemoRun([str(installed.venv.script("hls-broadcaster")), "demo", "--port", "0", "--p2p"],
-                   installed.outside)
-    try:
-        await demo.start()
-        await demo_plays(demo)
+    argv = [str(installed.venv.script("hls-broadcaster")), "demo", "--port", "0", "--p2p"]
+    async with playing_demo(argv, installed.outside) as demo:
         said = [line for line in demo.lines if "P2P:" in line]
         async with aiohttp.ClientSession() as http, http.get(f"{demo.url}/config.json") as resp:
             config = await resp.json()
@@ -206,11 +190,6 @@ async def test_demo_p2p_from_the_installed_wheel_runs_the_tracker_it_ships(insta
         assert any(tracker in line for line in said), said
         async with aiohttp.ClientSession() as http, http.ws_connect(tracker) as ws:  # as P2P Media Loader does
             assert not ws.closed
-        code, below = await demo.ctrl_c()
-        assert code == 0, demo.lines[-20:]
-        await all_gone(below)
-    finally:
-        await demo.kill()
 
 
 @pytest.fixture
@@ -235,13 +214,6 @@ async def test_the_readmes_first_command_in_a_clean_venv(fresh_clone: Path, tmp_
     # (`python -c` would put the working folder first on sys.path; the console script does not)
     where = venv.run_python("import broadcaster; print(broadcaster.__file__)", cwd=tmp_path)
     assert Path(where.strip()).is_relative_to(venv.path), where
-    demo = DemoRun([str(venv.script("hls-broadcaster")), "demo", "--port", "0"], fresh_clone)
-    try:
-        await demo.start()
-        await demo_plays(demo)
-        code, below = await demo.ctrl_c()
-        assert code == 0, demo.lines[-20:]
-        await all_gone(below)
-    finally:
-        await demo.kill()
+    async with playing_demo([str(venv.script("hls-broadcaster")), "demo", "--port", "0"], fresh_clone):
+        pass
 

@@ -21,7 +21,6 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 from prometheus_client import CollectorRegistry
-from prometheus_client.parser import text_string_to_metric_families
 from pytest_aiohttp import AiohttpClient
 
 from broadcaster.http import PlaylistOptions, ViewerOptions, Viewers, create_app
@@ -33,6 +32,7 @@ from broadcaster.status.playback import FIELDS, Playback
 from broadcaster.status.playback_metrics import PlaybackMetrics
 from tests.support.client import new_id
 from tests.support.fakes import Clock, FakeHealth, FakePlaylists
+from tests.support.scrape import parsed, scraped
 from tests.support.service_process import ServiceProcess, moto_env
 
 VIEWER = default_viewer_dir()
@@ -392,11 +392,6 @@ async def client_for(aiohttp_client: AiohttpClient, clock: Clock, *, show: bool 
     return await aiohttp_client(app), audience, playback, metrics
 
 
-def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
-
-
 async def test_a_malformed_report_is_a_400_of_one_line_not_counted_and_not_logged(
         aiohttp_client: AiohttpClient, caplog: pytest.LogCaptureFixture) -> None:
     client, audience, playback, _ = await client_for(aiohttp_client, Clock())
@@ -453,7 +448,7 @@ async def test_metrics_export_the_reports_with_bounded_labels_and_health_says_wh
                 "Hb-Watching": page, "Hb-Report": text, "CF-Connecting-IP": f"192.0.2.{i}"})
             assert response.status == 200, await response.text()
         clock.t += INTERVAL
-    got = samples(await (await client.get("/metrics")).text())
+    got = parsed(await (await client.get("/metrics")).text())
     p = "hls_broadcaster_playback"
     assert got[(f"{p}_reports_total", ())] == 3
     assert got[(f"{p}_watched_seconds_total", (("variant", "1"),))] == 9
@@ -504,10 +499,6 @@ class Hostile:
     async def leave(self, page: str, address: str) -> None:
         await self.beat(f"{page} leave", address)
 
-    async def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-        async with self.http.get(f"{self.url}/metrics") as response:
-            return samples(await response.text())
-
 
 @pytest.mark.integration
 async def test_a_hostile_client_moves_the_real_services_figures_no_further_than_its_pages_could(
@@ -525,7 +516,7 @@ async def test_a_hostile_client_moves_the_real_services_figures_no_further_than_
     env = moto_env(moto_url, tmp_path, TRUST_CF_CONNECTING_IP="true", VIEWER_TIMEOUT="3")
     async with ServiceProcess(env, tmp_path / "run") as service, aiohttp.ClientSession() as http:
         client = Hostile(http, service.url)
-        before = await client.metrics()
+        before = await scraped(http, service.url)
         greedy, careful = [new_id() for _ in range(10)], [new_id() for _ in range(10)]
         taken: list[int] = []
         started = time.monotonic()
@@ -566,7 +557,7 @@ async def test_a_hostile_client_moves_the_real_services_figures_no_further_than_
 
         await asyncio.gather(*map(greedy_page, greedy), *map(careful_page, careful), made_up())
         seconds = time.monotonic() - started
-        after = await client.metrics()
+        after = await scraped(http, service.url)
         gauge = "hls_broadcaster_playback_problem_addresses"
         problems = {problem: after.get((gauge, (("problem", problem),)), -1)
                     for problem in ("stalls", "rejections", "slow_downloads")}

@@ -24,7 +24,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,7 +35,7 @@ import pytest
 from broadcaster.demo.seaweed import SeaweedS3
 from tests.support import pm2
 from broadcaster.demo.ports import kept_port
-from tests.support.as_user import as_nobody, open_folder
+from tests.support.as_user import as_nobody
 from tests.support.service_process import with_this_code
 from tests.support.waiting import until
 
@@ -140,15 +139,6 @@ def user() -> Iterator[str]:
     yield name
     subprocess.run(["userdel", name], capture_output=True, timeout=60)
     subprocess.run(["groupdel", name], capture_output=True, timeout=60)
-
-
-@pytest.fixture
-def place() -> Iterator[Path]:
-    folder = Path(tempfile.mkdtemp(prefix="hlsb-pm2-"))
-    try:
-        yield open_folder(folder)
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 async def test_pm2_runs_the_service_after_exactly_the_documented_steps(

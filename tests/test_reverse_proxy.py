@@ -65,6 +65,14 @@ async def request(front: Front, source: str, path: str, headers: str = "") -> tu
     return reader, writer, status
 
 
+async def beat(front: Front, source: str, page: int, headers: str = "") -> int:
+    """A heartbeat of page number `page` from the loopback address `source`: its status."""
+    _, writer, status = await request(front, source, "/live/watching",
+                                      f"Hb-Watching: page{page:018d}xx\r\nContent-Length: 0\r\n{headers}")
+    writer.close()
+    return status
+
+
 @pytest.fixture(params=[pytest.param("nginx", marks=needs_nginx), pytest.param("caddy", marks=needs_caddy)])
 async def behind_a_proxy(tmp_path: Path, moto_url: str, request: pytest.FixtureRequest,
                        ) -> AsyncIterator[tuple[ServiceProcess, Front]]:
@@ -109,16 +117,10 @@ async def test_behind_a_proxy_the_viewer_count_counts_each_real_client(behind_a_
     """The viewer count keeps at most 20 pages per address (status/audience.py): behind the proxy, per
     real client, not per proxy."""
     _, proxy = behind_a_proxy
-
-    async def beat(source: str, page: int, headers: str = "") -> int:
-        _, writer, status = await request(proxy, source, "/live/watching",
-                                          f"Hb-Watching: page{page:018d}xx\r\nContent-Length: 0\r\n{headers}")
-        writer.close()
-        return status
-
-    statuses = [await beat("127.0.0.2", n, f"X-Forwarded-For: 203.0.113.{n}\r\n") for n in range(PAGES + 1)]
+    statuses = [await beat(proxy, "127.0.0.2", n, f"X-Forwarded-For: 203.0.113.{n}\r\n")
+                for n in range(PAGES + 1)]
     assert statuses[:PAGES] == [200] * PAGES and statuses[PAGES] == 429, statuses
-    assert await beat("127.0.0.3", 99) == 200
+    assert await beat(proxy, "127.0.0.3", 99) == 200
 
 
 PAGES = 20  # status/audience.PER_CLIENT
@@ -141,15 +143,8 @@ async def test_beside_the_tunnel_a_viewer_naming_addresses_is_still_its_own(besi
     """The proxy is a loopback peer, as cloudflared is: a CF-Connecting-IP it passed on as the viewer wrote
     it would be believed, and one client could name any address (a page per made-up address past the
     20 of one). The proxy sets it to the address the viewer came from."""
-
-    async def beat(page: int, address: str) -> int:
-        _, writer, status = await request(beside_the_tunnel, "127.0.0.2", "/live/watching",
-                                          f"Hb-Watching: page{page:018d}xx\r\nContent-Length: 0\r\n"
-                                          f"CF-Connecting-IP: {address}\r\n")
-        writer.close()
-        return status
-
-    statuses = [await beat(n, f"203.0.113.{n}") for n in range(PAGES + 1)]
+    statuses = [await beat(beside_the_tunnel, "127.0.0.2", n, f"CF-Connecting-IP: 203.0.113.{n}\r\n")
+                for n in range(PAGES + 1)]
     assert statuses[:PAGES] == [200] * PAGES and statuses[PAGES] == 429, statuses
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import json
 import logging
 import os
 import socket
@@ -24,7 +25,7 @@ from yarl import URL
 from broadcaster.playlist import deflate, hls
 from broadcaster.playlist.rendered import Rendered
 from broadcaster.metrics import ConnectionMetrics, Metrics
-from broadcaster.http import PlaylistOptions, Running, ViewerOptions, create_app, create_metrics_app
+from broadcaster.http import PlaylistOptions, Running, ViewerOptions, answers, create_app, create_metrics_app
 from tests.support.client import PLAIN, Client, get, playlist_counts
 from tests.support.fakes import FakeHealth, FakePlaylists
 from tests.support.waiting import until
@@ -56,12 +57,13 @@ def metrics() -> Metrics:
 
 @pytest.fixture
 def make_client(aiohttp_client: AiohttpClient, metrics: Metrics) -> MakeClient:
-    async def make(playlists: Any = None, health: Any = None, *, viewer_dir: Path | None = None,
-                   default_variant: int = 0, **kwargs: Any) -> Client:
+    async def make(playlists: Any = None, health: Any = None, *, default_variant: int = 0,
+                   viewer_dir: Path | ViewerOptions | None = None, **kwargs: Any) -> Client:
         app = create_app(
             ready_playlists() if playlists is None else playlists, health or FakeHealth(), metrics,
             playlist_options=PlaylistOptions(default_variant=default_variant),
-            viewer_options=None if viewer_dir is None else ViewerOptions(viewer_dir), **kwargs,
+            viewer_options=ViewerOptions(viewer_dir) if isinstance(viewer_dir, Path) else viewer_dir,
+            **kwargs,
         )
         return await aiohttp_client(app, auto_decompress=False)
 
@@ -80,7 +82,7 @@ async def test_playlists_have_hls_type_and_short_cache(make_client: MakeClient, 
         ("/live/1/playlist.m3u8", playlists.generators[1].render()),
         (MASTER, playlists.master),
     ]:
-        status, headers, body = await get(client, path)
+        status, headers, body = await get(client, path, {**PLAIN, "Origin": "https://viewer.example"})
         assert status == 200
         assert expected is not None and body == expected.body
         assert headers["Content-Type"] == hls.PLAYLIST_CONTENT_TYPE
@@ -89,6 +91,8 @@ async def test_playlists_have_hls_type_and_short_cache(make_client: MakeClient, 
         max_age = int(headers["Cache-Control"].split("max-age=")[1])
         assert 1 <= max_age <= target_duration
         assert headers["Server"] == "hls-broadcaster"
+        assert headers["Access-Control-Allow-Origin"] == "*"
+        assert "ETag" in headers["Access-Control-Expose-Headers"]
 
 
 async def test_default_variant_is_configurable(make_client: MakeClient) -> None:
@@ -202,15 +206,14 @@ async def test_renders_and_compresses_once_per_change(
 # -- not ready and unknown ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", [MEDIA, "/live/0/playlist.m3u8", "/live/7/playlist.m3u8", MASTER])
-async def test_503_until_anything_is_ready(make_client: MakeClient, path: str) -> None:
+async def test_503_until_anything_is_ready_counted_by_playlist(make_client: MakeClient) -> None:
     client = await make_client(FakePlaylists(target_duration=None))
-    status, headers, body = await get(client, path)
-    assert status == 503
-    assert headers["Retry-After"] == "1"
-    assert headers["Cache-Control"] == hls.UNREADY_CACHE_CONTROL
-    assert headers["Access-Control-Allow-Origin"] == "*"
-    assert body
+    for path in (MASTER, MEDIA, "/live/0/playlist.m3u8", "/live/5/playlist.m3u8"):
+        status, headers, body = await get(client, path)
+        assert (status, headers["Retry-After"], body != b"") == (503, "1", True), path
+        assert headers["Cache-Control"] == hls.UNREADY_CACHE_CONTROL
+        assert headers["Access-Control-Allow-Origin"] == "*"
+    assert await playlist_counts(client) == {("master", "503"): 1, ("0", "503"): 2, ("unknown", "503"): 1}
 
 
 async def test_master_and_default_variant_not_ready_are_503(make_client: MakeClient) -> None:
@@ -245,13 +248,16 @@ async def test_an_unknown_variant_or_path_is_404_not_500(make_client: MakeClient
     [
         ("POST", MEDIA, 405), ("PUT", "/live/master.m3u8", 405), ("DELETE", "/health", 405),
         ("POST", "/live/nope.m3u8", 404), ("PATCH", "/a/b", 404), ("HEAD", "/live/x", 404),
+        ("POST", "/nope", None),  # "/{file}" is a GET route when a viewer is served: 405 then, else 404
     ],
 )
 async def test_other_methods_are_405_where_get_works_else_404(
-        make_client: MakeClient, viewer_dir: Path, viewer: bool, method: str, path: str, status: int) -> None:
+        make_client: MakeClient, viewer_dir: Path, viewer: bool, method: str, path: str,
+        status: int | None) -> None:
     """aiohttp's own answers, kept now that the catch-all route gives them: 405 (with Allow) only where
     a GET would work, and CORS and our Server name on both (no middleware adds them any more)."""
     client = await make_client(viewer_dir=viewer_dir if viewer else None)
+    status = status or (405 if viewer else 404)
     got, headers, _ = await get(client, path, method=method)
     assert got == status
     if status == 405:
@@ -276,12 +282,6 @@ async def test_the_private_metrics_listener_sends_no_cors(aiohttp_client: Aiohtt
     assert status == 200 and b"hls_broadcaster_" in body
     assert "Access-Control-Allow-Origin" not in headers
     assert (await get(client, "/nope"))[0] == 404
-
-
-async def test_one_segment_paths_take_post_only_with_a_viewer(make_client: MakeClient, viewer_dir: Path) -> None:
-    # "/{file}" is a GET route when a viewer is served: any one-segment path exists for GET then.
-    assert (await get(await make_client(), "/nope", method="POST"))[0] == 404
-    assert (await get(await make_client(viewer_dir=viewer_dir), "/nope", method="POST"))[0] == 405
 
 
 @pytest.mark.parametrize("source", ["playlists", "health"])
@@ -310,13 +310,6 @@ async def test_a_failing_source_is_a_500_with_one_log_line(
 
 
 # -- CORS -----------------------------------------------------------------------------------------
-
-
-async def test_cors_on_get(make_client: MakeClient) -> None:
-    client = await make_client()
-    _, headers, _ = await get(client, MEDIA, {**PLAIN, "Origin": "https://viewer.example"})
-    assert headers["Access-Control-Allow-Origin"] == "*"
-    assert "ETag" in headers["Access-Control-Expose-Headers"]
 
 
 @pytest.mark.parametrize("path", [MEDIA, "/live/3/playlist.m3u8", "/anything/at/all"])
@@ -391,8 +384,6 @@ async def test_playlist_requests_is_a_prometheus_counter(make_client: MakeClient
 
 
 def test_playlist_header_cache_stays_small() -> None:
-    from broadcaster.http import answers
-
     for n in range(500):
         answers.playlist_headers(f'"v{n}"', "public, max-age=1", n % 2 == 0, True)
         assert len(answers._playlist_headers_cache) <= 64
@@ -400,13 +391,6 @@ def test_playlist_header_cache_stays_small() -> None:
     assert first is answers.playlist_headers('"x"', "public, max-age=1", True, True)
     assert first["Content-Encoding"] == "gzip" and first["ETag"] == '"x"'
     assert "Content-Type" not in answers.playlist_headers('"x"', "public, max-age=1", True, False)
-
-
-async def test_metrics_count_not_ready(make_client: MakeClient) -> None:
-    client = await make_client(FakePlaylists(target_duration=None))
-    for path in (MASTER, MEDIA, "/live/0/playlist.m3u8", "/live/5/playlist.m3u8"):
-        await get(client, path)
-    assert await playlist_counts(client) == {("master", "503"): 1, ("0", "503"): 2, ("unknown", "503"): 1}
 
 
 async def test_metrics_can_be_hidden(make_client: MakeClient) -> None:
@@ -499,7 +483,7 @@ async def test_the_page_is_served_as_built_and_revalidated(make_client: MakeClie
 
 
 async def test_a_large_file_is_sent_within_the_write_timeout_and_a_client_that_never_reads_lets_go_of_it(
-        aiohttp_client: AiohttpClient, metrics: Metrics, viewer_dir: Path) -> None:
+        make_client: MakeClient, viewer_dir: Path) -> None:
     """A large answer is sent at most max_open at once, each within write_timeout (from its file while it
     is the one read: sendfile)."""
     big = os.urandom(16 << 20)  # more than the kernel buffers between the two ends of a loopback connection
@@ -507,9 +491,8 @@ async def test_a_large_file_is_sent_within_the_write_timeout_and_a_client_that_n
     registry = CollectorRegistry()
     # The reading client is this process, at the lowest CPU priority beside the suite: at 0.5 s it once
     # read too little in time on a loaded machine and was rightly dropped (run q1 of 2026-11-26, 14 of 16 MB).
-    client = await aiohttp_client(create_app(ready_playlists(), FakeHealth(), metrics,
-                                             viewer_options=ViewerOptions(viewer_dir, max_open=1, write_timeout=2.0),
-                                             running=Running(connection_metrics=ConnectionMetrics(registry))))
+    client = await make_client(viewer_dir=ViewerOptions(viewer_dir, max_open=1, write_timeout=2.0),
+                               running=Running(connection_metrics=ConnectionMetrics(registry)))
     path = f"/big.js?v={version_of(big)}"
     status, headers, body = await get(client, path)
     assert (status, body) == (200, big) and headers["Cache-Control"] == "public, max-age=31536000, immutable"
@@ -556,21 +539,17 @@ async def test_viewer_refuses_anything_but_its_own_files(make_client: MakeClient
     assert b"outside" not in body and b"dotfile" not in body
 
 
-async def test_config_json_carries_p2p_only_when_it_is_on(make_client: MakeClient, viewer_dir: Path,
-                                                           aiohttp_client: AiohttpClient) -> None:
+async def test_config_json_carries_p2p_only_when_it_is_on(make_client: MakeClient, viewer_dir: Path) -> None:
     """P2P off: nothing about it (the page then loads no P2P code). On: the trackers, the swarm id,
     the STUN servers, and the viewer's say: where the choice starts, how many sharing viewers P2P waits
     for, the most a visit uploads."""
-    import json
-
     off = await make_client(viewer_dir=viewer_dir)
     status, _, body = await get(off, "/config.json")
     assert status == 200 and json.loads(body) == {"src": "live/master.m3u8"}
     options = ViewerOptions(viewer_dir, p2p_trackers=("wss://t.example.com",), p2p_swarm="hls-broadcaster-abc",
                             p2p_stun=("stun:stun.example.com:3478",), p2p_start_on=True, p2p_min_viewers=4,
                             p2p_upload_mb=20)
-    on = await aiohttp_client(create_app(ready_playlists(), FakeHealth(), Metrics(), viewer_options=options))
-    status, _, body = await get(on, "/config.json")
+    status, _, body = await get(await make_client(viewer_dir=options), "/config.json")
     assert status == 200 and json.loads(body) == {
         "src": "live/master.m3u8", "p2p": {"trackers": ["wss://t.example.com"], "swarm": "hls-broadcaster-abc",
                                            "stun": ["stun:stun.example.com:3478"], "start": True,

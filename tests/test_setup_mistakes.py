@@ -12,14 +12,14 @@ degraded with the reason.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import pwd
 import shutil
 import subprocess
 import sys
-import tempfile
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -34,28 +34,12 @@ from broadcaster.source.access import AccessWatch, problems
 from broadcaster import fixes, state_dir
 from broadcaster.fixes import AS_ROOT
 from broadcaster.preflight import as_root_line
-from tests.support.as_user import NOBODY, as_nobody, open_folder
+from tests.support.as_user import NOBODY, as_nobody
 from tests.support.service_process import with_this_code
 from tests.support.waiting import until
 
 pytestmark = pytest.mark.integration
 
-
-
-@pytest.fixture
-async def bucket(seaweed: SeaweedS3) -> SeaweedS3:
-    """The real S3 server (public reads and CORS as R2 with deploy/r2-cors.json)."""
-    return seaweed
-
-
-@pytest.fixture
-def place() -> Iterator[Path]:
-    """A folder under /tmp anyone may enter (pytest's tmp_path is in root's 0700 folder), removed after."""
-    folder = Path(tempfile.mkdtemp(prefix="hlsb-setup-"))
-    try:
-        yield open_folder(folder)
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def owncast_folder(place: Path) -> Path:
@@ -93,11 +77,29 @@ def environ(place: Path) -> dict[str, str]:
     return env
 
 
+def stage(place: Path) -> Path:
+    """as_nobody's scratch mount point, in `place`."""
+    (place / ".stage").mkdir(exist_ok=True)
+    return place / ".stage"
+
+
 def as_user(place: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    stage = place / ".stage"
-    stage.mkdir(exist_ok=True)
-    argv = as_nobody([sys.executable, "-m", "broadcaster", *args], stage)
+    argv = as_nobody([sys.executable, "-m", "broadcaster", *args], stage(place))
     return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=environ(place), cwd=place)
+
+
+@contextlib.asynccontextmanager
+async def running_as_user(place: Path, argv: list[str], out: int = asyncio.subprocess.DEVNULL,
+                          ) -> AsyncIterator[asyncio.subprocess.Process]:
+    """`argv` as the user, in the background for the block (its output to `out`), stopped after it."""
+    proc = await asyncio.create_subprocess_exec(*as_nobody(argv, stage(place)), env=environ(place), cwd=place,
+                                                stdout=out, stderr=asyncio.subprocess.STDOUT)
+    try:
+        yield proc
+    finally:
+        if proc.returncode is None:
+            proc.terminate()
+            await asyncio.wait_for(proc.wait(), 20)
 
 
 def prepare_state(place: Path) -> None:
@@ -110,11 +112,11 @@ def prepare_state(place: Path) -> None:
 # -- as another user ------------------------------------------------------------------------------------
 
 
-def test_the_check_runs_as_another_user(place: Path, bucket: SeaweedS3) -> None:
+def test_the_check_runs_as_another_user(place: Path, seaweed: SeaweedS3) -> None:
     """The rig itself: the command really runs as uid 65534, and a clean set-up passes."""
     hls = owncast_folder(place)
     prepare_state(place)
-    done = as_user(place, "check", "--env-file", str(env_file(place, bucket, hls)))
+    done = as_user(place, "check", "--env-file", str(env_file(place, seaweed, hls)))
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"ok   HLS_DIR {hls}: user nobody can enter, list and read it" in done.stdout, done.stdout
     assert "Traceback" not in done.stdout + done.stderr
@@ -158,7 +160,7 @@ READ_FIX = ("as root: setfacl -d -m u:{user}:rX {hls.parent} && setfacl -R -m u:
     ("group", "user {user} cannot list {hls}/0 (HLS_DIR's variant folder 0); " + READ_FIX),
 ])
 def test_a_folder_the_user_cannot_read_is_named_with_a_fix_that_works_pasted(
-        place: Path, bucket: SeaweedS3, closing: str, expected: str) -> None:
+        place: Path, seaweed: SeaweedS3, closing: str, expected: str) -> None:
     """`check` and `run` name the folder and its fix, the same line; pasted into a root
     shell as printed, the next `check` as the user passes, and keeps passing once Owncast has made its
     folders again, closed to others, at the next stream."""
@@ -179,7 +181,7 @@ def test_a_folder_the_user_cannot_read_is_named_with_a_fix_that_works_pasted(
         os.chown(hls / "0", 0, 4242)
         (hls / "0").chmod(0o750)
     line = expected.format(place=place, hls=hls, user="nobody")
-    settings = env_file(place, bucket, hls)
+    settings = env_file(place, seaweed, hls)
 
     checked = as_user(place, "check", "--env-file", str(settings))
     assert checked.returncode == 2, checked.stdout + checked.stderr
@@ -204,8 +206,6 @@ def test_a_folder_the_user_cannot_read_is_named_with_a_fix_that_works_pasted(
 def test_the_acl_package_is_named_where_setfacl_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
     """A stock Debian has no setfacl: the fix installs its package first (pasted here by hand on Debian 12
     before acl was installed: `apt-get update && apt-get install -y acl` set it up)."""
-    from broadcaster import fixes
-
     real = shutil.which
     monkeypatch.setattr(shutil, "which", lambda name: None if name == "setfacl" else real(name))
     line = fixes.enter(Path("/home/owncast"))
@@ -297,7 +297,7 @@ def test_state_files_left_by_a_run_as_root_are_named_by_check_and_run(place: Pat
     assert f"ok   STATE_DIR {place / 'state'}: writable by user nobody" in again.stdout, again.stdout
 
 
-def test_check_as_root_proves_nothing_unless_told_the_user(place: Path, bucket: SeaweedS3) -> None:
+def test_check_as_root_proves_nothing_unless_told_the_user(place: Path, seaweed: SeaweedS3) -> None:
     """Root enters every folder: its check said "all checks passed" (exit 0) while the service's user could
     not enter Owncast's folder. Now it fails saying so, unless told the user (--as), whose check it then is."""
     if os.geteuid() != 0:
@@ -305,15 +305,13 @@ def test_check_as_root_proves_nothing_unless_told_the_user(place: Path, bucket: 
     hls = owncast_folder(place)
     prepare_state(place)
     (place / "home" / "owncast").chmod(0o700)
-    settings = env_file(place, bucket, hls)
+    settings = env_file(place, seaweed, hls)
     env = environ(place)
-
-    (place / ".stage").mkdir()
 
     def check(*more: str) -> subprocess.CompletedProcess[str]:
         # As root, in the namespace where the user reaches this Python (which may live in root's home).
         argv = as_nobody([sys.executable, "-m", "broadcaster", "check", "--env-file", str(settings), *more],
-                         place / ".stage", drop_root=False)
+                         stage(place), drop_root=False)
         return subprocess.run(argv, capture_output=True, text=True, timeout=120, env=with_this_code(env), cwd=place)
 
     as_root = check()
@@ -323,7 +321,7 @@ def test_check_as_root_proves_nothing_unless_told_the_user(place: Path, bucket: 
     command = f"{sys.executable} -m broadcaster --env-file {settings} check"
     assert as_root.returncode == 2 and fails == [f"FAIL {as_root_line(command)}"], as_root.stdout
     # Pasted as the line says (as that user), it runs the check.
-    pasted = subprocess.run(as_nobody(command.split(), place / ".stage"), capture_output=True, text=True,
+    pasted = subprocess.run(as_nobody(command.split(), stage(place)), capture_output=True, text=True,
                             timeout=120, env=with_this_code(env), cwd=place)
     assert "check ran as root" not in pasted.stdout, pasted.stdout
     assert f"user nobody cannot enter {place / 'home' / 'owncast'}" in pasted.stdout, pasted.stdout  # as the user
@@ -342,13 +340,13 @@ def test_check_as_root_proves_nothing_unless_told_the_user(place: Path, bucket: 
         "no such user", unknown.stderr
 
 
-def test_check_before_the_first_start_does_not_need_state_dir(place: Path, bucket: SeaweedS3) -> None:
+def test_check_before_the_first_start_does_not_need_state_dir(place: Path, seaweed: SeaweedS3) -> None:
     """STATE_DIR does not exist before systemd's StateDirectory= makes it, and this user cannot make it in
     /var/lib: check says so and passes; it never creates it. Only that folder: systemd makes no other."""
     if state_dir.SYSTEMD_STATE_DIR.exists():
         pytest.skip(f"{state_dir.SYSTEMD_STATE_DIR} exists on this machine")
     hls = owncast_folder(place)
-    settings = env_file(place, bucket, hls, STATE_DIR=str(state_dir.SYSTEMD_STATE_DIR))
+    settings = env_file(place, seaweed, hls, STATE_DIR=str(state_dir.SYSTEMD_STATE_DIR))
     done = as_user(place, "check", "--env-file", str(settings))
     assert done.returncode == 0, done.stdout + done.stderr
     warned = [x for x in done.stdout.splitlines() if x.startswith("warn STATE_DIR")]
@@ -356,7 +354,7 @@ def test_check_before_the_first_start_does_not_need_state_dir(place: Path, bucke
     assert not state_dir.SYSTEMD_STATE_DIR.exists()
 
 
-def test_a_mistyped_state_dir_fails_check_as_run_refuses_it(place: Path, bucket: SeaweedS3) -> None:
+def test_a_mistyped_state_dir_fails_check_as_run_refuses_it(place: Path, seaweed: SeaweedS3) -> None:
     """A STATE_DIR the user cannot make that is not the unit's StateDirectory= (a typo): `check` passed it
     with a warning that systemd would make it, and `run` then refused it. Now both stop on it, with exit 2
     and the same line (one judgement: broadcaster/state_dir.py), and the fix it ends with, pasted, makes
@@ -364,7 +362,7 @@ def test_a_mistyped_state_dir_fails_check_as_run_refuses_it(place: Path, bucket:
     hls = owncast_folder(place)
     (place / "lib").mkdir(mode=0o755)  # as /var/lib: root's
     typo = place / "lib" / "hls-broadcastr"
-    settings = env_file(place, bucket, hls, STATE_DIR=str(typo))
+    settings = env_file(place, seaweed, hls, STATE_DIR=str(typo))
     checked = as_user(place, "check", "--env-file", str(settings))
     (line,) = [x for x in checked.stdout.splitlines() if "STATE_DIR" in x]
     said = f"STATE_DIR {typo}: does not exist and user nobody cannot make it in {place / 'lib'}"
@@ -386,19 +384,14 @@ def test_the_fix_for_a_relative_state_dir_names_an_absolute_folder(tmp_path: Pat
     assert f" {tmp_path / 'state'} " in fix + " " and " state " not in fix + " ", fix
 
 
-async def test_a_folder_closed_while_running_makes_health_degraded_with_the_reason(place: Path, bucket: SeaweedS3) -> None:
+async def test_a_folder_closed_while_running_makes_health_degraded_with_the_reason(place: Path, seaweed: SeaweedS3) -> None:
     hls = owncast_folder(place)
     prepare_state(place)
-    stage = place / ".stage"
-    stage.mkdir()
-    argv = as_nobody([sys.executable, "-m", "broadcaster", "--env-file", str(env_file(place, bucket, hls)), "run"],
-                     stage)
-    proc = await asyncio.create_subprocess_exec(*argv, env=environ(place), cwd=place, stdout=asyncio.subprocess.PIPE,
-                                                stderr=asyncio.subprocess.STDOUT)
+    argv = [sys.executable, "-m", "broadcaster", "--env-file", str(env_file(place, seaweed, hls)), "run"]
     lines: list[str] = []
     url = ""
 
-    async def read() -> None:
+    async def read(proc: asyncio.subprocess.Process) -> None:
         nonlocal url
         assert proc.stdout is not None
         async for raw in proc.stdout:
@@ -407,38 +400,34 @@ async def test_a_folder_closed_while_running_makes_health_degraded_with_the_reas
             if "serving http://" in line and not url:
                 url = line.split("serving ", 1)[1].split("/live/", 1)[0]
 
-    reader = asyncio.create_task(read())
-    try:
+    async with running_as_user(place, argv, asyncio.subprocess.PIPE) as proc, aiohttp.ClientSession() as http:
+        reader = asyncio.create_task(read(proc))
         await until(lambda: bool(url) or proc.returncode is not None, "the service serving", timeout=30)
         assert url, lines
-        async with aiohttp.ClientSession() as http:
-            async def health() -> tuple[int, dict[str, object]]:
-                async with http.get(f"{url}/health") as r:
-                    return r.status, json.loads(await r.text())
 
-            status, body = await health()
-            assert status == 200 and body["stream"] == "idle", body
-            (hls / "0").chmod(0o700)  # Owncast made it again, closed
-            reason = f"cannot read Owncast's folder: user nobody cannot list {hls}/0"
-            seen: list[tuple[int, dict[str, object]]] = []
+        async def health() -> tuple[int, dict[str, object]]:
+            async with http.get(f"{url}/health") as r:
+                return r.status, json.loads(await r.text())
 
-            async def degraded() -> bool:
-                seen.append(await health())
-                return seen[-1][0] == 503 and reason in str(seen[-1][1]["status"])
+        status, body = await health()
+        assert status == 200 and body["stream"] == "idle", body
+        (hls / "0").chmod(0o700)  # Owncast made it again, closed
+        reason = f"cannot read Owncast's folder: user nobody cannot list {hls}/0"
+        seen: list[tuple[int, dict[str, object]]] = []
 
-            await until(degraded, f"/health naming {reason}", 20, every=0.5)
-            assert seen[-1][1]["stream"] == "live", seen[-1]  # degraded: live and not ok
-            (hls / "0").chmod(0o755)
+        async def degraded() -> bool:
+            seen.append(await health())
+            return seen[-1][0] == 503 and reason in str(seen[-1][1]["status"])
 
-            async def recovered() -> bool:
-                return (await health())[0] == 200
+        await until(degraded, f"/health naming {reason}", 20, every=0.5)
+        assert seen[-1][1]["stream"] == "live", seen[-1]  # degraded: live and not ok
+        (hls / "0").chmod(0o755)
 
-            await until(recovered, "/health ok again", 20, every=0.5)
-    finally:
-        if proc.returncode is None:
-            proc.terminate()
-            await asyncio.wait_for(proc.wait(), 20)
-        await reader
+        async def recovered() -> bool:
+            return (await health())[0] == 200
+
+        await until(recovered, "/health ok again", 20, every=0.5)
+    await reader
     assert "Traceback" not in "\n".join(lines)
 
 
@@ -490,8 +479,6 @@ def test_no_value_of_any_setting_gives_a_traceback(tmp_path: Path, name: str, mo
 def test_the_inotify_fix_is_a_shell_line_that_raises_the_limits_now_and_at_boot(tmp_path: Path) -> None:
     """Not pasted here (it would change the kernel's limits for the whole machine, and /etc): the line
     parses as sh reads it, and what it writes, written elsewhere, is sysctl's format for the two limits."""
-    from broadcaster import fixes
-
     command = fixes.inotify_limits().split(AS_ROOT, 1)[1]
     assert subprocess.run(["sh", "-n", "-c", command], capture_output=True, timeout=30).returncode == 0
     written = tmp_path / "60-hls-broadcaster.conf"
@@ -548,22 +535,18 @@ def test_run_as_root_on_the_service_users_state_dir_is_refused_with_the_command_
     assert list((place / "state").iterdir()) == []
 
 
-async def test_a_state_dir_another_service_holds_fails_check_as_run_refuses_it(place: Path, bucket: SeaweedS3) -> None:
+async def test_a_state_dir_another_service_holds_fails_check_as_run_refuses_it(place: Path, seaweed: SeaweedS3) -> None:
     """A second service's settings naming the first one's STATE_DIR (a copied env file): `check` said its
     port was held and passed (exit 0), and `run` then refused it. Now check fails it with the line run
     gives, naming the two env files; the running service's own env file, checked while it runs, passes."""
     hls = owncast_folder(place)
     prepare_state(place)
-    first = env_file(place, bucket, hls)
+    first = env_file(place, seaweed, hls)
     second = place / "second.env"
     second.write_text(first.read_text())
     second.chmod(0o644)
-    stage = place / ".stage"
-    stage.mkdir()
-    argv = as_nobody([sys.executable, "-m", "broadcaster", "--env-file", str(first), "run"], stage)
-    proc = await asyncio.create_subprocess_exec(*argv, env=environ(place), cwd=place, stdout=asyncio.subprocess.DEVNULL,
-                                                stderr=asyncio.subprocess.DEVNULL)
-    try:
+    argv = [sys.executable, "-m", "broadcaster", "--env-file", str(first), "run"]
+    async with running_as_user(place, argv) as proc:
         # Its pid, not "?": the lock is taken a moment before the pid is written into it.
         await until(lambda: (state_dir.holder(place / "state") or "?").isdigit() or proc.returncode is not None,
                     "the first service holding STATE_DIR, its pid written", timeout=30)
@@ -579,10 +562,6 @@ async def test_a_state_dir_another_service_holds_fails_check_as_run_refuses_it(p
         assert ran.returncode == 2 and in_use in ran.stderr and "Traceback" not in ran.stderr, ran.stderr
         own = await asyncio.to_thread(as_user, place, "check", "--env-file", str(first))
         assert own.returncode == 0 and "FAIL" not in own.stdout, own.stdout
-    finally:
-        if proc.returncode is None:
-            proc.terminate()
-            await asyncio.wait_for(proc.wait(), 20)
 
 
 async def test_run_as_root_does_not_make_state_dir_in_another_users_folder(place: Path) -> None:
@@ -604,18 +583,10 @@ async def test_run_as_root_does_not_make_state_dir_in_another_users_folder(place
     assert not (home / "hls-state").exists()
     command = line.split("sudo -u nobody ", 1)[1]
     assert command == f"{sys.executable} -m broadcaster --env-file {settings} run", line
-    stage = place / ".stage"
-    stage.mkdir()
-    proc = await asyncio.create_subprocess_exec(*as_nobody(command.split(), stage), env=environ(place), cwd=place,
-                                                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
-    try:
+    async with running_as_user(place, command.split()) as proc:
         await until(lambda: state_dir.holder(home / "hls-state") is not None or proc.returncode is not None,
                     "the service started as that user", timeout=30)
         assert proc.returncode is None and (home / "hls-state").stat().st_uid == NOBODY
-    finally:
-        if proc.returncode is None:
-            proc.terminate()
-            await asyncio.wait_for(proc.wait(), 20)
 
 
 def test_the_check_as_root_names_runs_without_an_env_file_that_is_not_there(

@@ -6,43 +6,21 @@ from the bucket without a tracker)."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from broadcaster.demo.emulator import OwncastEmulator
 from broadcaster.demo.tracker import LocalTracker, free_port
-from broadcaster.settings import SETTINGS
 from broadcaster.status import trackers
-from tests.support.public_bucket import readable_by_anyone
 from tests.support.scrape import scraped
-from tests.support.service_process import running_service
+from tests.support.service_process import moto_env, running_service
 from tests.support.waiting import WAIT, until
 from tests.support.webtorrent import StandInService
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def s3_url() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
-    server.start()
-    host, port = server.get_host_and_port()
-    url = f"http://{host}:{port}"
-    s3 = boto3.client("s3", endpoint_url=url, aws_access_key_id="k", aws_secret_access_key="s",
-                      region_name="us-east-1")
-    s3.create_bucket(Bucket="probe")
-    # As an R2 bucket behind its public URL: with moto's 403 the service's steering probe failed twice and
-    # /health said the players are steered to the VM (503), which a test could read as the tracker's.
-    readable_by_anyone(s3, "probe")
-    yield url
-    server.stop()
 
 
 async def readings(url: str) -> tuple[int, dict[str, Any], float | None]:
@@ -56,18 +34,18 @@ async def readings(url: str) -> tuple[int, dict[str, Any], float | None]:
     return code, body, gauge[0] if gauge else None
 
 
-async def test_health_and_the_gauge_follow_the_tracker(tmp_path: Path, s3_url: str, owncast: OwncastEmulator,
-                                                       monkeypatch: pytest.MonkeyPatch, tracker_dir: Path) -> None:
+async def test_health_and_the_gauge_follow_the_tracker(
+        tmp_path: Path, moto_url: str, owncast: OwncastEmulator, monkeypatch: pytest.MonkeyPatch,
+        tracker_dir: Path) -> None:
     monkeypatch.setattr(trackers, "PROBE_INTERVAL", 0.2)
     monkeypatch.setattr(trackers, "PROBE_INTERVAL_DOWN", 0.2)
     folder = tracker_dir
-    env = {k: v for k, v in os.environ.items() if k not in {s.name for s in SETTINGS}}
-    env.update(HLS_DIR=str(owncast.hls_dir), S3_ENDPOINT_URL=s3_url, AWS_ACCESS_KEY_ID="k",
-               AWS_SECRET_ACCESS_KEY="s", AWS_BUCKET_NAME="probe", R2_PUBLIC_URL=f"{s3_url}/probe", PORT="0",
-               STATE_DIR=str(tmp_path / "state"))
     port = free_port()
     url = f"ws://127.0.0.1:{port}"
-    async with running_service({**env, "P2P_TRACKERS": url}) as service:
+    # moto_env's bucket reads as an R2 bucket behind its public URL: with moto's 403 the service's steering
+    # probe failed twice and /health said the players are steered to the VM (503), as if for the tracker.
+    env = moto_env(moto_url, tmp_path, HLS_DIR=str(owncast.hls_dir), P2P_TRACKERS=url)
+    async with running_service(env) as service:
         tracker = await LocalTracker(folder, service=service.url, port=port).__aenter__()
         state: dict[str, Any] = {}
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import shutil
 import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -18,6 +17,7 @@ import aiohttp
 import pytest
 
 from broadcaster.demo.tracker import LocalTracker
+from tests.support.node import node
 from tests.support.waiting import until
 from broadcaster.status.trackers import info_hash, master_info_hashes, variant_key
 from tests.support.webtorrent import (
@@ -41,24 +41,24 @@ async def service() -> AsyncIterator[StandInService]:
         yield running
 
 
-async def start(folder: Path, service: StandInService, **over: str) -> LocalTracker:
-    """The tracker as the unit runs it, reading `service` (TRACKER_SERVICE_URL), once it serves."""
+@contextlib.asynccontextmanager
+async def started(folder: Path, service: str, *, ready: bool = True,
+                  **over: str) -> AsyncIterator[LocalTracker]:
+    """The tracker as the unit runs it, reading `service` (TRACKER_SERVICE_URL); once it serves if `ready`."""
     env, flags = unit_limits()
-    tracker = await LocalTracker(folder, service=service.url, env={**env, **over}, node_args=flags).__aenter__()
-    await serving(tracker)
-    return tracker
+    async with LocalTracker(folder, service=service, env={**env, **over}, node_args=flags) as tracker:
+        if ready:
+            await serving(tracker)
+        yield tracker
 
 
 @pytest.fixture
 async def tracker(tracker_dir: Path, service: StandInService) -> AsyncIterator[LocalTracker]:
     """The tracker as the unit runs it; after the test, the same process still serves new honest viewers."""
-    running = await start(tracker_dir, service)
-    pid = running.pid
-    try:
+    async with started(tracker_dir, service.url) as running:
+        pid = running.pid
         yield running
         await still_serves(running, pid)
-    finally:
-        await running.__aexit__(None, None, None)
 
 
 async def still_serves(tracker: LocalTracker, pid: int | None) -> None:
@@ -129,17 +129,10 @@ async def test_t3_made_up_swarms_are_never_made(tracker: LocalTracker) -> None:
 async def test_t4_idle_connections_are_capped_per_client_and_closed(tracker_dir: Path,
                                                                    service: StandInService) -> None:
     cap = CLIENT_CONNECTIONS
-    tracker = await start(tracker_dir, service, TRACKER_IDLE_SECONDS="2")
-    try:
+    async with started(tracker_dir, service.url, TRACKER_IDLE_SECONDS="2") as tracker:
         pid = tracker.pid
         async with aiohttp.ClientSession() as http:
-            held, refused = [], 0
-            for _ in range(cap + 30):
-                try:
-                    held.append(await connect(http, tracker.url, "203.0.113.7"))
-                except aiohttp.WSServerHandshakeError as err:
-                    assert err.status == 429, err
-                    refused += 1
+            held, refused = await connections(http, tracker.url, ["203.0.113.7"] * (cap + 30))
             assert len(held) == cap and refused == 30
             assert await meet(tracker.url, ALLOWED)  # other clients meet meanwhile
             # Handshakes the WebSocket server refuses (no key) are not held against the client.
@@ -156,8 +149,6 @@ async def test_t4_idle_connections_are_capped_per_client_and_closed(tracker_dir:
                 assert await peer.closed() is not None
             await asyncio.gather(*(p.close() for p in held))
         await still_serves(tracker, pid)
-    finally:
-        await tracker.__aexit__(None, None, None)
 
 
 async def test_t5_a_connection_that_does_not_read_is_dropped(tracker: LocalTracker) -> None:
@@ -214,10 +205,8 @@ async def test_only_the_services_variants_are_served_and_nothing_before_it_is_re
     is refused (fail closed), and the log says why; variants that go away are still served a while."""
     async with StandInService() as service:
         service.p2p = False
-        env, flags = unit_limits()
-        tracker = await LocalTracker(tracker_dir, service=service.url, node_args=flags,
-                                     env={**env, "TRACKER_SERVICE_POLL_SECONDS": "1"}).__aenter__()
-        try:
+        async with started(tracker_dir, service.url, ready=False,
+                           TRACKER_SERVICE_POLL_SECONDS="1") as tracker:
             await until(lambda: any('has no "p2p"' in line for line in tracker.lines), "the log to say so")
             async with connected(tracker.url) as early:
                 await early.announce(ALLOWED)
@@ -241,8 +230,6 @@ async def test_only_the_services_variants_are_served_and_nothing_before_it_is_re
             await until(lambda: any("cannot read it" in line and "keeping swarm" in line for line in tracker.lines),
                         "the log to say so")
             assert await meet(tracker.url, ALLOWED)
-        finally:
-            await tracker.__aexit__(None, None, None)
 
 
 MASTER_LATER = """#EXTM3U
@@ -275,20 +262,41 @@ def test_the_info_hashes_are_p2p_media_loaders_own() -> None:
     # bitrate = BANDWIDTH, codecs = CODECS' video codec, RESOLUTION, FRAME-RATE as written.
     levels = [{"bitrate": 1628000, "codecs": "avc1.64001e", "width": 640, "height": 360, "frameRate": "30.000"},
               {"bitrate": 281000, "codecs": "avc1.4d400d", "width": 320, "height": 180, "frameRate": "30.000"}]
-    node = shutil.which("node")
-    assert node is not None, "node is needed (scripts/test installs it)"
-    out = subprocess.run([node, "-e", _VENDORED_HASHES, str(VENDORED_CORE), SWARM, json.dumps(levels)],
+    out = subprocess.run([node(), "-e", _VENDORED_HASHES, str(VENDORED_CORE), SWARM, json.dumps(levels)],
                          capture_output=True, text=True, timeout=30, check=True).stdout
     assert json.loads(out) == VARIANTS
     # and with a bitrate of 0 nothing else counts; avc1.P.L is written avc1.PPCCLL
     odd = ["BANDWIDTH=0,RESOLUTION=1x1", 'BANDWIDTH=5,CODECS="avc1.66.30,mp4a.40.2",VIDEO-RANGE=pq']
     odd_levels = [{"bitrate": 0}, {"bitrate": 5, "codecs": "avc1.66.30", "videoRange": "pq"}]
-    out = subprocess.run([node, "-e", _VENDORED_HASHES, str(VENDORED_CORE), SWARM, json.dumps(odd_levels)],
+    out = subprocess.run([node(), "-e", _VENDORED_HASHES, str(VENDORED_CORE), SWARM, json.dumps(odd_levels)],
                          capture_output=True, text=True, timeout=30, check=True).stdout
     assert json.loads(out) == [info_hash(SWARM, variant_key(line)) for line in odd]
 
 
 # -- honest viewers stay on (T8, T9, E1, I1) -----------------------------------------------------------
+
+
+async def connections(http: aiohttp.ClientSession, url: str, addresses: list[str]) -> tuple[list[Peer], int]:
+    """A connection from each of `addresses` in turn: those held, and how many were refused (429)."""
+    held, refused = [], 0
+    for address in addresses:
+        try:
+            held.append(await connect(http, url, address))
+        except aiohttp.WSServerHandshakeError as err:
+            assert err.status == 429, err
+            refused += 1
+    return held, refused
+
+
+async def answered_every_offer(viewer: Peer, url: str, at_least: int) -> None:
+    """`viewer` answers every offer it was sent, as a page does: it is not closed for it, and still meets."""
+    offers = [m for m in viewer.received if "offer" in m]
+    assert len(offers) >= at_least, len(offers)
+    for got in offers:
+        await viewer.answer(ALLOWED, got)
+    await joined(viewer)  # read after every answer: the tracker has judged them all
+    assert viewer.closed_with is None, viewer.closed_with
+    assert await reached(viewer, url, ALLOWED)
 
 
 async def joined(viewer: Peer, infohash: str = ALLOWED) -> None:
@@ -324,13 +332,7 @@ async def test_t8_answers_to_offers_whose_sender_left_cost_the_viewer_nothing(tr
             assert await attacker.next(lambda m: "interval" in m)  # sent with its offers, in one turn
             await attacker.close()
         for viewer in (a, b):
-            offers = [m for m in viewer.received if "offer" in m]
-            assert len(offers) >= rounds, len(offers)
-            for got in offers:  # as a page does: every offer it receives is answered
-                await viewer.answer(ALLOWED, got)
-            await joined(viewer)  # read after every answer: the tracker has judged them all
-            assert viewer.closed_with is None, viewer.closed_with
-            assert await reached(viewer, tracker.url, ALLOWED)
+            await answered_every_offer(viewer, tracker.url, rounds)
         # Answers to offers a connection was never sent go nowhere (nobody can aim answers), and cost
         # nothing either (T8b); a flood of them is only read more slowly.
         async with connected(tracker.url) as liar:
@@ -390,13 +392,8 @@ async def test_i1_ipv6_clients_count_by_their_48(tracker: LocalTracker) -> None:
     connections. Another /48 is another client."""
     cap = CLIENT_CONNECTIONS
     async with aiohttp.ClientSession() as http:
-        held, refused = [], 0
-        for i in range(cap + 30):
-            try:
-                held.append(await connect(http, tracker.url, f"2001:db8:7:{i:x}::1"))
-            except aiohttp.WSServerHandshakeError as err:
-                assert err.status == 429, err
-                refused += 1
+        addresses = [f"2001:db8:7:{i:x}::1" for i in range(cap + 30)]
+        held, refused = await connections(http, tracker.url, addresses)
         assert len(held) == cap and refused == 30, (len(held), refused)
         async with connected(tracker.url, "2001:db8:8:1::1") as other:
             await joined(other)
@@ -449,13 +446,7 @@ async def test_t8b_a_burst_of_offers_costs_the_viewers_who_answer_them_nothing(t
                                        >= PER_SOCKET - 1) is not None, attacker.closed_with
             await attacker.close()
         for viewer in (a, b):
-            offers = [m for m in viewer.received if "offer" in m]
-            assert len(offers) > 100, len(offers)
-            for got in offers:
-                await viewer.answer(ALLOWED, got)
-            await joined(viewer)  # read after every answer: the tracker has judged them all
-            assert viewer.closed_with is None, viewer.closed_with
-            assert await reached(viewer, tracker.url, ALLOWED)
+            await answered_every_offer(viewer, tracker.url, 101)
 
 
 async def test_t10_a_neighbour_in_the_same_48_cannot_spend_the_viewers_announce_budget(

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from broadcaster.demo.tracker import TRACKER_FILES
+from tests.support.node import node
 
 # Node with the tracker's installed packages (the tracker_dir fixture): not a unit test.
 pytestmark = pytest.mark.integration
@@ -20,8 +21,6 @@ NODE_TIMEOUT = 120.0
 
 
 def test_the_trackers_rules_hold_in_process(tracker_dir: Path, tmp_path: Path) -> None:
-    node = shutil.which("node")
-    assert node is not None, "node is needed (scripts/test installs it)"
     folder = tmp_path / "tracker"
     (folder / "node-tests").mkdir(parents=True)
     for path in [*TRACKER_FILES.glob("*.mjs"), TRACKER_FILES / "package.json"]:
@@ -32,7 +31,7 @@ def test_the_trackers_rules_hold_in_process(tracker_dir: Path, tmp_path: Path) -
     (folder / "node_modules").symlink_to(tracker_dir / "node_modules", target_is_directory=True)
     files = [f"node-tests/{p.name}" for p in tests if p.name.endswith(".test.mjs")]
     assert len(files) >= 3, files
-    done = subprocess.run([node, "--test", "--test-reporter=spec", *files], cwd=folder, capture_output=True,
+    done = subprocess.run([node(), "--test", "--test-reporter=spec", *files], cwd=folder, capture_output=True,
                           text=True, timeout=NODE_TIMEOUT, check=False, stdin=subprocess.DEVNULL)
     report = (done.stdout + done.stderr).strip()
     assert done.returncode == 0, f"node --test failed:\n{report[-6000:]}"

@@ -7,12 +7,12 @@ real service, in Chromium: tests/test_private_browser.py."""
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.support.node import module_output
 
 SRC = Path(__file__).resolve().parents[1] / "viewer" / "src"
 
@@ -128,13 +128,7 @@ console.log(JSON.stringify(out));
 @pytest.fixture(scope="module")
 def got() -> dict[str, Any]:
     """What the harness saw (one run of Node for the module's tests)."""
-    node = shutil.which("node")
-    assert node is not None, "node is needed (scripts/test installs it)"
-    script = HARNESS % {"access": json.dumps((SRC / "access.js").as_uri())}
-    done = subprocess.run([node, "--input-type=module", "-e", script], capture_output=True, text=True,
-                          timeout=60, check=False)
-    assert done.returncode == 0, done.stderr
-    result: dict[str, Any] = json.loads(done.stdout)
+    result: dict[str, Any] = module_output(HARNESS % {"access": json.dumps((SRC / "access.js").as_uri())})
     return result
 
 

@@ -5,11 +5,9 @@ did not take goes into the next, also when another report went before its answer
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 from pathlib import Path
 
-import pytest
+from tests.support.node import module_output
 
 MODULE = Path(__file__).resolve().parents[1] / "viewer" / "src" / "playback.js"
 
@@ -34,14 +32,7 @@ console.log(JSON.stringify({ first, second, third, fourth, fifth }));
 def test_a_report_not_taken_goes_into_the_next_even_after_another_went() -> None:
     """Report 1 answered "not taken" after report 2 went: the next report carries report 1's counts, and
     report 2's are not sent again (neither lost nor counted twice)."""
-    node = shutil.which("node")
-    if node is None:
-        pytest.fail("node is needed (scripts/test installs it)")
-    script = CASES % json.dumps(MODULE.as_uri())
-    done = subprocess.run([node, "--input-type=module", "-e", script], capture_output=True, text=True,
-                          timeout=60, check=False)
-    assert done.returncode == 0, done.stderr
-    got = json.loads(done.stdout)
+    got = module_output(CASES % json.dumps(MODULE.as_uri()))
     assert got["first"] == [1, 10] and got["second"] == [2, 5]
     assert got["third"] == [2, 10]  # report 1's counts, and what changed since report 2
     assert got["fourth"] == [2, 10] and got["fifth"] == [0, 0]

@@ -5,11 +5,9 @@ the VM when there is one, the VM's pathway is never moved, the manifest's order 
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 from pathlib import Path
 
-import pytest
+from tests.support.node import module_output
 
 MODULE = Path(__file__).resolve().parents[1] / "viewer" / "src" / "pathways.js"
 
@@ -33,14 +31,7 @@ console.log(JSON.stringify({
 
 
 def test_a_failing_bucket_goes_behind_the_others_for_a_while() -> None:
-    node = shutil.which("node")
-    if node is None:
-        pytest.fail("node is needed (scripts/test installs it)")
-    script = CASES % json.dumps(MODULE.as_uri())
-    done = subprocess.run([node, "--input-type=module", "-e", script], capture_output=True, text=True,
-                          timeout=60, check=False, stdin=subprocess.DEVNULL)
-    assert done.returncode == 0, done.stderr
-    got = json.loads(done.stdout)
+    got = module_output(CASES % json.dumps(MODULE.as_uri()))
     assert got == {
         "none": True,
         "bucket": ["backup", "vm", "bucket"],  # the second bucket first, as the service's policy puts it

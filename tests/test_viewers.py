@@ -4,21 +4,27 @@ frame-ancestors header. Real browsers: tests/test_viewers_browser.py."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, make_mocked_request
 from pytest_aiohttp import AiohttpClient
 
 from broadcaster.http import PlaylistOptions, ViewerOptions, Viewers, create_app
+from broadcaster.http.clients import Proxies, client_address
+from broadcaster.http.page_policy import media_origins, page_policy
+from broadcaster.http.watching import client_key
 from broadcaster.metrics import AudienceMetrics, Metrics
 from broadcaster.service import default_viewer_dir
 from broadcaster.settings import Settings, SettingsError, load_settings
 from broadcaster.status.audience import Audience
 from tests.support.client import new_id
 from tests.support.fakes import Clock, FakeHealth, FakePlaylists
+from tests.support.owncast_viewers import OwncastViewers
 from tests.support.scrape import parsed
 
 VIEWER = default_viewer_dir()
@@ -325,10 +331,6 @@ def test_viewer_settings_defaults_and_bounds() -> None:
 
 
 async def test_the_owncast_stand_in_tells_viewers_apart_as_owncast_does() -> None:
-    import aiohttp
-
-    from tests.support.owncast_viewers import OwncastViewers
-
     async with OwncastViewers(purge_timeout=60, prune_every=60) as owncast, aiohttp.ClientSession() as http:
         async def ping(user_agent: str, forwarded: str | None = None) -> None:
             headers = {"User-Agent": user_agent}
@@ -361,13 +363,6 @@ def test_the_heartbeats_client_key_is_the_held_caps_address_but_an_ipv6_clients_
     """watching.client_key skips parsing IPv4 but finds the address clients.client_address finds; an
     IPv6 client by its /48, as the tracker counts it (by /64, 100 /64s of one /48 would
     count as 100 clients)."""
-    import ipaddress
-
-    from aiohttp.test_utils import make_mocked_request
-
-    from broadcaster.http.clients import Proxies, client_address
-    from broadcaster.http.watching import client_key
-
     proxies = Proxies(cloudflare=trust_cf)
     for headers in ({}, {"CF-Connecting-IP": peer}):
         request = make_mocked_request("POST", "/live/watching", headers=headers)
@@ -389,8 +384,6 @@ def test_the_heartbeats_client_key_is_the_held_caps_address_but_an_ipv6_clients_
 
 
 def policy_of(**over: str) -> dict[str, list[str]]:
-    from broadcaster.http.page_policy import media_origins, page_policy
-
     s = settings_with(**over)
     value = page_policy(frame_ancestors=s.frame_ancestors, media=media_origins(s), trackers=s.p2p_trackers,
                         owncast_url=s.owncast_url, sources=s.viewer_sources)

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.nginx import free_port
+from broadcaster.demo.ports import kept_port
+from tests.support.nginx import shipped_with
 from tests.support.processes import until_listening
 
 CADDYFILE = Path(__file__).resolve().parents[2] / "deploy" / "Caddyfile"
@@ -32,16 +33,14 @@ class CaddyProxy:
 
     def write(self) -> Path:
         self.folder.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
-        text = CADDYFILE.read_text()
-        for old in ("live.example.com {", "reverse_proxy 127.0.0.1:3000 {", "\tgrace_period 10s\n"):
-            assert old in text, f"deploy/Caddyfile no longer contains {old!r}"
+        self.port = kept_port()
         conf = self.folder / "Caddyfile"
         # Its admin endpoint off (tests run side by side), and 2 s of grace at the test's end: the streams
         # the test left would hold its teardown the shipped 10 s.
-        conf.write_text(text.replace("\tgrace_period 10s\n", "\tadmin off\n\tgrace_period 2s\n")
-                        .replace("live.example.com {", f"http://127.0.0.1:{self.port} {{")
-                        .replace("reverse_proxy 127.0.0.1:3000 {", f"reverse_proxy {self.upstream} {{"))
+        conf.write_text(shipped_with(CADDYFILE, {
+            "\tgrace_period 10s\n": "\tadmin off\n\tgrace_period 2s\n",
+            "live.example.com {": f"http://127.0.0.1:{self.port} {{",
+            "reverse_proxy 127.0.0.1:3000 {": f"reverse_proxy {self.upstream} {{"}))
         return conf
 
     async def __aenter__(self) -> CaddyProxy:

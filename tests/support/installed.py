@@ -8,6 +8,7 @@ the checkout, and `hls-broadcaster demo` started from that venv and stopped with
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import shutil
@@ -15,7 +16,7 @@ import signal
 import subprocess
 import sys
 import sysconfig
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -270,6 +271,23 @@ async def demo_plays(demo: DemoRun, timeout: float = 60.0) -> None:
                 assert resp.status == 200, (url, resp.status)
                 body = await resp.read()
             todo += [m.decode() for m in re.findall(rb'import\("\./([\w.-]+\?v=[0-9a-f]{16})"\)', body)]
+
+
+@contextlib.asynccontextmanager
+async def playing_demo(argv: list[str], cwd: Path) -> AsyncIterator[DemoRun]:
+    """The demo started and playing (demo_plays) for the block, then stopped with Ctrl-C: exit 0, and what
+    ran below it (SeaweedFS, ffmpeg) gone. Killed whatever happens."""
+    demo = DemoRun(argv, cwd)
+    try:
+        await demo.start()
+        await demo_plays(demo)
+        yield demo
+        code, below = await demo.ctrl_c()
+        assert below, "the demo runs SeaweedFS and ffmpeg below it"
+        assert code == 0, demo.lines[-20:]
+        await all_gone(below)
+    finally:
+        await demo.kill()
 
 
 async def poll(check: Callable[[], Awaitable[bool]], what: str, timeout: float) -> None:

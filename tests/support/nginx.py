@@ -37,11 +37,6 @@ needs_nginx = pytest.mark.skipif(
 ACCESS_LOG_FORMAT = "'$request_method $request_uri $status $upstream_addr $upstream_cache_status'"
 
 
-def free_port() -> int:
-    """A port reserved on this machine until this process ends (broadcaster/demo/ports.py)."""
-    return kept_port()
-
-
 class Nginx:
     """`async with Nginx(folder, server_block) as proxy:` then `proxy.url`. `access_log()` lists the
     requests it answered, one line each in ACCESS_LOG_FORMAT.
@@ -95,8 +90,6 @@ class Nginx:
         if self._whole is not None:
             return self._whole(self.port)
         d = self.folder
-        temps = "\n".join(f"    {kind}_temp_path {d / ('temp_' + kind)};"
-                          for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
         # As root, workers would switch to "nobody", who cannot enter pytest's private tmp folders (the
         # temp and cache paths live there); as anyone else nginx cannot switch users at all.
         user = "user root root;\n" if os.geteuid() == 0 else ""
@@ -104,7 +97,7 @@ class Nginx:
 error_log {d / "error.log"} warn;
 events {{ worker_connections {self._worker_connections}; }}
 http {{
-{temps}
+{self.temps()}
     log_format routed {ACCESS_LOG_FORMAT};
     access_log {d / "access.log"} routed;
     default_type application/octet-stream;
@@ -116,6 +109,10 @@ http {{
     }}
 }}
 """
+
+    def temps(self) -> str:
+        return "\n".join(f"    {kind}_temp_path {self.folder / ('temp_' + kind)};"
+                         for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
 
     async def start(self, timeout: float = 30.0, attempts: int = 5) -> Nginx:
         """Starts it on a port reserved for it (ports.py), on another if a program we do not know took
@@ -242,14 +239,19 @@ def shipped_cache(work: Path, upstream: str) -> Nginx:
     return Nginx(work, conf=lambda port: render_cache_conf(port, upstream, work))
 
 
+def shipped_with(path: Path, swaps: Mapping[str, str]) -> str:
+    """The shipped file `path` with each string its header names replaced (each must still be there), and
+    nothing else."""
+    text = path.read_text()
+    for old, new in swaps.items():
+        assert old in text, f"deploy/{path.name} no longer contains {old!r}"
+        text = text.replace(old, new)
+    return text
+
+
 def render_cache_conf(port: int, upstream: str, folder: Path) -> str:
-    """deploy/nginx-cache.conf with its three documented strings replaced, and nothing else."""
-    text = CACHE_CONF.read_text()
-    for old in (CACHE_LISTEN, CACHE_UPSTREAM, CACHE_FOLDER):
-        assert old in text, f"deploy/nginx-cache.conf no longer contains {old!r}"
-    return (text.replace(CACHE_LISTEN, f"listen 127.0.0.1:{port} ")
-            .replace(CACHE_UPSTREAM, f"server {upstream};")
-            .replace(CACHE_FOLDER, str(folder)))
+    return shipped_with(CACHE_CONF, {CACHE_LISTEN: f"listen 127.0.0.1:{port} ",
+                                     CACHE_UPSTREAM: f"server {upstream};", CACHE_FOLDER: str(folder)})
 
 
 PROXY_CONF = DEPLOY / "nginx-proxy.conf"
@@ -258,18 +260,13 @@ PROXY_CONF = DEPLOY / "nginx-proxy.conf"
 def render_proxy_site(port: int, http_port: int, upstream: str, cert: Path, key: Path) -> str:
     """deploy/nginx-proxy.conf with the strings its header names replaced (the listen lines, the
     certificate paths, the upstream), and nothing else."""
-    text = PROXY_CONF.read_text()
-    swaps = {
+    return shipped_with(PROXY_CONF, {
         "listen 80;": f"listen 127.0.0.1:{http_port};", "listen [::]:80;": "",
         "listen 443 ssl http2;": f"listen 127.0.0.1:{port} ssl http2;", "listen [::]:443 ssl http2;": "",
         "/etc/letsencrypt/live/live.example.com/fullchain.pem": str(cert),
         "/etc/letsencrypt/live/live.example.com/privkey.pem": str(key),
         "server 127.0.0.1:3000;": f"server {upstream};",
-    }
-    for old, new in swaps.items():
-        assert old in text, f"deploy/nginx-proxy.conf no longer contains {old!r}"
-        text = text.replace(old, new)
-    return text
+    })
 
 
 class ShippedProxy(Nginx):
@@ -281,7 +278,7 @@ class ShippedProxy(Nginx):
         super().__init__(folder, conf=self._site)
         self.upstream = upstream
         self.cert, self.key = folder / "cert.pem", folder / "key.pem"
-        self.http_port = free_port()  # the shipped site's plain-HTTP listener (a redirect to TLS)
+        self.http_port = kept_port()  # the shipped site's plain-HTTP listener (a redirect to TLS)
 
     async def __aenter__(self) -> ShippedProxy:
         await self.start()
@@ -292,8 +289,6 @@ class ShippedProxy(Nginx):
             subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
                             "-subj", "/CN=live.example.com", "-keyout", str(self.key), "-out", str(self.cert)],
                            check=True, capture_output=True, timeout=60)
-        temps = "\n".join(f"    {kind}_temp_path {self.folder / ('temp_' + kind)};"
-                          for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
         site = render_proxy_site(port, self.http_port, self.upstream, self.cert, self.key)
-        return (f"worker_processes 1;\nevents {{ worker_connections 1024; }}\nhttp {{\n{temps}\n"
+        return (f"worker_processes 1;\nevents {{ worker_connections 1024; }}\nhttp {{\n{self.temps()}\n"
                 f"    access_log off;\n{site}\n}}\n")
