@@ -4,7 +4,7 @@ User-Agent, by which every request it makes is told from the others').
 
 - In headless Chromium (one browser, a context each): Shaka 4.16 and 5.2 with their defaults and 5.2 in
   low-latency mode (blocking playlist reload), video.js with Owncast's VHS options and with VHS's
-  defaults, and the service's own viewer page (hls.js); the pages are tests/support/players.py's.
+  defaults, and the service's own viewer page (hls.js); the pages are tests/support/player_pages.py's.
 - Processes: streamlink (dumping the stream as it fetches it), GStreamer's hlsdemux (its output, the
   segments' bytes, to a file) and hlsdemux2 (parsed by parsebin into fakesinks that keep the clock, as a
   player's sinks do), and VLC (cvlc, remuxing what it plays into a file).
@@ -35,7 +35,7 @@ from broadcaster.demo.ffmpeg import ffmpeg_exe
 from broadcaster.demo.ledger import Finished
 from tests.support.local_http import serve_local
 from tests.support.page_open import Agents, Opened, open_page
-from tests.support.players import PAGES, player_pages
+from tests.support.player_pages import PAGES, player_pages
 from tests.support.steered_players import STALL_JS
 
 SEGMENT_SUFFIXES = (".ts", ".m4s", ".mp4", ".aac")

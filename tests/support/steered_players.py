@@ -1,6 +1,6 @@
 """Players watched through an outage (tests/test_steering_browser.py): the viewer page, and plain hls.js
 (with and without its content steering), video.js (Owncast's player) and Shaka pages
-(tests/support/players.py's pages), each in its own Chromium context, every segment response it gets
+(tests/support/player_pages.py's pages), each in its own Chromium context, every segment response it gets
 recorded with a hash of its body, and the picture watched for stalls.
 
 A stall is the video's time standing still for more than STALL_MS while it is neither paused nor
@@ -31,7 +31,7 @@ from tests.support.gates import BucketGates
 from tests.support.local_http import serve_local
 from tests.support.loop_thread import LoopThread
 from tests.support.page_open import Agents, open_page
-from tests.support.players import PAGES, player_pages
+from tests.support.player_pages import PAGES, player_pages
 
 STALL_MS = 250
 STALL_JS = """
@@ -61,7 +61,7 @@ STALL_JS = """
 
 
 # What a page's player says: seconds played (STALL_JS), the player's name and version, its fatal errors
-# (players.py's probe, or the viewer page's own count of errors it had to make a new player for:
+# (player_pages.py's probe, or the viewer page's own count of errors it had to make a new player for:
 # viewerStats.errorKinds, with its error list) and its last errors, fatal or not.
 PAGE_STATE_JS = """() => {
   const played = window.__stalls ? window.__stalls.played : 0;
@@ -232,7 +232,7 @@ class Players:
             await self._runner.cleanup()
 
     async def open(self, name: str) -> Watched:
-        """`viewer` (the service's page) or one of players.py's PAGES, playing the service's master."""
+        """`viewer` (the service's page) or one of player_pages.py's PAGES, playing the service's master."""
         address = self.addresses.get(name)
         agent = await self._agents.tagged(f"{AGENT_TAG}{address}") if address else None
         opened = await open_page(self.browser, None, scripts=(STALL_JS,), user_agent=agent)
