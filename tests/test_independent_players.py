@@ -54,8 +54,8 @@ from tests.support.counting_proxy import CountingProxy
 from tests.support.gates import BucketGates
 from tests.support.independent_players import (BY_NAME, HLSDEMUX, HLSDEMUX2, NATIVE, PLAYERS, SHAKA_52, SHAKA_416,
                                                SHAKA_LOAD_RACE, STREAMLINK, VIEWER_PAGE, VLC, Browser, Carried,
-                                               Native, Pages, Wire, concatenated, missing_programs,
-                                               native_player)
+                                               Native, Wire, concatenated, missing_programs,
+                                               native_player, served_pages)
 from tests.support.loop_thread import LoopThread
 from tests.support.nginx import Nginx, needs_nginx, tunnel_locations
 from tests.support.page_open import Opened
@@ -152,7 +152,7 @@ async def run(tmp_path_factory: pytest.TempPathFactory, seaweed_server: SeaweedS
                 await stand_in.start()
                 src = f"{stand_in.url}/live/master.m3u8"
                 natives.update((name, native_player(name, src, tmp)) for name in NATIVE)
-                async with shared_chromium() as chromium, Pages() as pages:
+                async with shared_chromium() as chromium, served_pages() as pages:
                     await owncast.wait_for_segments(0, 3, timeout=30)
                     result.at["started"] = time.monotonic()
                     await asyncio.gather(*(n.start() for n in natives.values()))

@@ -8,9 +8,9 @@ Each player then gets those versions through the service's own PlaylistRoutes (b
 all) on its own clock, starting when it first asks, with the segments its publisher run uploaded.
 The picture carries its moment as a barcode, which the page reads from the <video> element: what a
 viewer sees, whatever the player believes. (The rig is in tests/support: publish_scenario.py makes the
-media and feeds the publisher, players.py serves (scripted_stream.py) and plays them.) hls.js 1.7.4 (the viewer's
-options), video.js 8.24.1 / VHS 3.17.5 (Owncast's options) and Shaka 4.16.50 (defaults) run in
-Debian's Chromium; ffmpeg n9 runs `-i master.m3u8 -c copy -f null -`. The window is 8 s, or 24 s for
+media and feeds the publisher, players.py serves (scripted_stream.py) and plays them.) hls.js 1.7.4
+(the viewer's options), video.js 8.24.1 / VHS 3.17.5 (Owncast's options) and Shaka 4.16.50 (defaults)
+run in Debian's Chromium; ffmpeg n9 runs `-i master.m3u8 -c copy -f null -`. The window is 8 s, or 24 s for
 "apart": below nine target durations, so no delta updates are offered and what is measured is the
 change alone (delta updates and video.js: test_no_delta_update_that_videojs_takes_for_unchanged).
 
@@ -56,7 +56,7 @@ from broadcaster.playlist.segments import ListedSegment
 from broadcaster.source.owncast import SourceVariant
 from tests.support.browser import needs_chromium, shared_chromium
 from tests.support.hls_checker import VariantSetChecker
-from tests.support.player_pages import SHAKA, stream_pages
+from tests.support.player_pages import PAGES, SHAKA, player_pages
 from tests.support.players import Client, Observations, Played, SwitchRace, run_browser, run_ffmpeg
 from tests.support.publish_scenario import (BROWSERS, EPOCH, PLAYERS, Encoded, Made, Scenario, encode, every,
                                             from_gaps, publish, run_of)
@@ -158,7 +158,7 @@ async def observe(media: list[Scenario], folder: Path) -> Observations:
     started = time.monotonic()
     made = {s.name: s for s in media}
     played: dict[tuple[str, str], Played] = {}
-    async with StreamServer(stream_pages()) as server:
+    async with StreamServer(player_pages(PAGES)) as server:
         base = server.url
         for name, s in made.items():
             for player in s.players:
@@ -328,7 +328,8 @@ def test_plays_on_across_a_new_target_duration(observed: Observations, scenario:
     p, table = observed.played[(scenario, player)], observed.table()
     s = p.scenario
     if player == "ffmpeg":
-        assert p.ffmpeg is not None and p.ffmpeg.exit_code == 0 and p.masters() == 1 and p.missing() == [], table
+        assert p.ffmpeg is not None and p.ffmpeg.exit_code == 0, table
+        assert p.masters() == 1 and p.missing() == [], table
         _assert_plain_answers(p, table)
         assert not [line for line in p.ffmpeg.log if any(t in line for t in SEQUENCE_TROUBLE)], table
         after = [c.name for c in s.cuts if c.start >= s.change]
@@ -399,7 +400,8 @@ def _assert_switches(p: Played, table: str) -> None:
 @needs_chromium
 def test_ffmpeg_reads_variants_cut_apart(observed: Observations) -> None:
     p, table = observed.played[("apart", "ffmpeg")], observed.table()
-    assert p.ffmpeg is not None and p.ffmpeg.exit_code == 0 and p.masters() == 1 and p.missing() == [], table
+    assert p.ffmpeg is not None and p.ffmpeg.exit_code == 0, table
+    assert p.masters() == 1 and p.missing() == [], table
     assert len(p.segments_after_change()) >= 4, table
 
 

@@ -21,7 +21,8 @@ from typing import Any
 
 from tests.support.empty_end import LAST, EndStream, Media, after_end, make_media, segments_of
 from tests.support.independent_players import (BROWSER_PAGES, NATIVE, SHAKA_52, SHAKA_52_LL, SHAKA_416,
-                                               VIDEOJS_DEFAULTS, VIDEOJS_OWNCAST, VIEWER_PAGE, Pages, native_player)
+                                               VIDEOJS_DEFAULTS, VIDEOJS_OWNCAST, VIEWER_PAGE, native_player,
+                                               served_pages)
 from tests.support.page_open import Opened, open_page
 from tests.support.scripted_stream import Asked, StreamServer
 from tests.support.waiting import TimedOut, until
@@ -194,7 +195,8 @@ class Outcome:
         return out
 
     def errors(self) -> collections.Counter[str]:
-        """Every error the player reported, by what it said (video.js's: its page's, tests/support/player_pages.py)."""
+        """Every error the player reported, by what it said (video.js's: its page's,
+        tests/support/player_pages.py)."""
         own = self.page.get("errors", [])
         if not own:
             return collections.Counter((self.page.get("probe") or {}).get("errors", []))
@@ -236,8 +238,8 @@ class Outcome:
                 + f"; events {page.get('events', [])[-4:]}; console {self.said[-3:]}")
 
 
-async def play_all(chromium: Any, server: StreamServer, media: Media, script: str, work: Path, pin: bool = True,
-                   players: Sequence[str] = ALL_PLAYERS) -> dict[str, Outcome]:
+async def play_all(chromium: Any, server: StreamServer, media: Media, script: str, work: Path,
+                   pin: bool = True, players: Sequence[str] = ALL_PLAYERS) -> dict[str, Outcome]:
     """Every player at once against `script` (each a client of its own on `server`), until each has ended,
     stood still, failed, or (a process) outlived the end by GRACE; what each did."""
     outcomes = {name: Outcome(name, script) for name in players}
@@ -249,7 +251,7 @@ async def play_all(chromium: Any, server: StreamServer, media: Media, script: st
     stopped: dict[str, float] = {}  # when each process was seen ended (by itself, or stopped)
     outlived: set[str] = set()  # the processes stopped GRACE after the end
     opened: dict[str, Opened] = {}  # the pages
-    async with Pages(PAGES[pin]) as pages:
+    async with served_pages(PAGES[pin]) as pages:
         try:
             for native in natives.values():
                 await native.start()

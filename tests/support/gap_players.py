@@ -10,7 +10,7 @@ from typing import Any
 
 from tests.support.browser import shared_chromium
 from tests.support.gap_server import SCENARIOS, GapStream
-from tests.support.player_pages import stream_pages
+from tests.support.player_pages import PAGES, player_pages
 from tests.support.player_run import FfmpegRun, play_page, read_with_ffmpeg
 from tests.support.scripted_stream import Asked, StreamServer
 
@@ -67,13 +67,13 @@ async def observe(segments: dict[str, bytes], durations: list[float]
                   ) -> tuple[dict[str, FfmpegRun], dict[str, HlsJsRun], dict[str, list[Asked]]]:
     """Both players of every scenario at once; what each did, and what each client asked by its name
     (<scenario>-<player>)."""
-    async with StreamServer(stream_pages()) as server, shared_chromium() as browser:
+    async with StreamServer(player_pages(PAGES)) as server, shared_chromium() as browser:
         for s in SCENARIOS:
             for player in ("ffmpeg", "hlsjs"):
                 server.add(f"{s}-{player}", GapStream(s, segments, durations))
+        playlist = server.url + "/c/{}-ffmpeg/live/0/playlist.m3u8"
         ffmpeg_runs, hlsjs_runs = await asyncio.gather(
-            asyncio.gather(*(read_with_ffmpeg(f"{server.url}/c/{s}-ffmpeg/live/0/playlist.m3u8", PLAYER_TIMEOUT)
-                             for s in SCENARIOS)),
+            asyncio.gather(*(read_with_ffmpeg(playlist.format(s), PLAYER_TIMEOUT) for s in SCENARIOS)),
             asyncio.gather(*(_hlsjs(browser, server.url, s) for s in SCENARIOS)),
         )
     asked = {name: stream.asked for name, stream in server.clients.items()}

@@ -29,11 +29,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
-
 from broadcaster.demo.ffmpeg import ffmpeg_exe
 from broadcaster.demo.ledger import Finished
-from tests.support.local_http import serve_local
+from tests.support.local_http import Served
 from tests.support.page_open import Agents, Opened, open_page
 from tests.support.player_pages import PAGES, player_pages
 from tests.support.steered_players import STALL_JS
@@ -96,22 +94,10 @@ assert SHAKA_5_LOW_LATENCY_PAGE != SHAKA_5_PAGE != PAGES["shaka"]
 assert "vhs:" not in VIDEOJS_DEFAULTS_PAGE and "vhs:" in PAGES["videojs"]
 
 
-class Pages:
-    """The players' pages (`pages`, by name: players.player_pages), served from 127.0.0.1 (another origin
+def served_pages(pages: Mapping[str, str] = BROWSER_PAGES) -> Served:
+    """The players' pages (`pages`, by name: player_pages.player_pages), served from 127.0.0.1 (another origin
     than the service's, as a site embedding a player is), each loading the stream from `?src=`."""
-
-    def __init__(self, pages: Mapping[str, str] = BROWSER_PAGES) -> None:
-        self.pages = pages
-        self._runner: web.AppRunner | None = None
-        self.url = ""
-
-    async def __aenter__(self) -> Pages:
-        self._runner, self.url = await serve_local(player_pages(self.pages))
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
+    return Served(player_pages(pages))
 
 
 # The TypeError Shaka 4.16 and 5.2 throw when their first steering reload (a TTL after the first manifest)

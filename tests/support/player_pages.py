@@ -19,9 +19,10 @@ SHAKA5 = SUPPORT / "shaka5"
 # Records on window.probe: errors (fatal or not), media events, the fragments loaded (hls.js: sn and
 # cc), stalls (playback standing still for more than 250 ms once started, with the position shown), a
 # sample every 250 ms of [ms, currentTime, position, picture height, seconds played], the switches it was
-# made to do, and `done` once the video ended, a fatal error came, or playback has not moved for STUCK_MS. A position is the moment (seconds
-# from the scenario's start) the picture shows, read from its barcode. STUCK_MS is 20 s: in full runs of the
-# suite (seven other Chromium pages beside these four on two cores) Shaka stood still 10 s and went on.
+# made to do, and `done` once the video ended, a fatal error came, or playback has not moved for STUCK_MS.
+# A position is the moment (seconds from the scenario's start) the picture shows, read from its barcode.
+# STUCK_MS is 20 s: in full runs of the suite (seven other Chromium pages beside these four on two cores)
+# Shaka stood still 10 s and went on.
 PROBE_JS = """
 (() => {
   const STUCK_MS = 20000;
@@ -30,7 +31,8 @@ PROBE_JS = """
   const heights = (params.get('heights') || '').split(',').filter(Boolean).map(Number);
   const video = document.getElementById('v');
   const log = window.probe = {
-    player: null, version: null, errors: [], notes: [], media: [], samples: [], stalls: [], switches: [], frags: [],
+    player: null, version: null, errors: [], notes: [], media: [], samples: [], stalls: [], switches: [],
+    frags: [],
     ended: false, fatal: false, stuck: false, done: false, started: false, playError: null, mediaError: null,
     loads: 0,
   };
@@ -244,7 +246,7 @@ PAGES = {"hlsjs": HLSJS_PAGE, "videojs": VIDEOJS_PAGE, "shaka": SHAKA_PAGE, "hls
 
 def player_pages(pages: Mapping[str, str]) -> web.Application:
     """An app serving `pages` by name at /page/{player} (each loads the stream from `?src=`), PROBE_JS,
-    and the players' scripts: the viewer's folder (hls.js) under /js/, Shaka 4.16 and 5.2, video.js."""
+    a favicon (a 204), and the players' scripts: the viewer's folder (hls.js) under /js/, Shaka 4.16 and 5.2, video.js."""
     app = web.Application()
 
     async def page(request: web.Request) -> web.Response:
@@ -253,21 +255,14 @@ def player_pages(pages: Mapping[str, str]) -> web.Application:
     async def probe(_request: web.Request) -> web.Response:
         return web.Response(text=PROBE_JS, content_type="text/javascript")
 
+    async def no_icon(_request: web.Request) -> web.Response:  # not a 404 in the page's console
+        return web.Response(status=204)
+
     app.router.add_get("/page/{player}", page)
+    app.router.add_get("/favicon.ico", no_icon)
     app.router.add_get("/js/probe.js", probe)
     app.router.add_static("/js/", VIEWER)
     app.router.add_static("/shaka/", SHAKA)
     app.router.add_static("/shaka5/", SHAKA5)
     app.router.add_static("/videojs/", VIDEOJS)
-    return app
-
-
-def stream_pages() -> web.Application:
-    """player_pages(PAGES), the pages of test_players_across_change's StreamServer, with a favicon (a 204)."""
-    app = player_pages(PAGES)
-
-    async def no_icon(_request: web.Request) -> web.Response:
-        return web.Response(status=204)
-
-    app.router.add_get("/favicon.ico", no_icon)
     return app

@@ -102,5 +102,6 @@ async def read_with_ffmpeg(url: str, timeout: float) -> FfmpegRun:
         values = re.findall(rf"^{key}=(\S+)$", progress, re.MULTILINE)
         return values[-1] if values else "0"
 
-    return FfmpegRun(proc.returncode, [line for line in err.decode(errors="replace").splitlines() if line.strip()],
-                     int(last("frame")), int(last("out_time_us").lstrip("-") or 0) / 1e6)
+    lines = [line for line in err.decode(errors="replace").splitlines() if line.strip()]
+    out_time = int(last("out_time_us").lstrip("-") or 0) / 1e6
+    return FfmpegRun(proc.returncode, lines, int(last("frame")), out_time)

@@ -243,7 +243,8 @@ class Played:
                 f" loads={log.get('loads')} masters={self.masters()} navigations={self.navigations}"
                 f" missing={self.missing()} playlist_answers={self.playlist_answers()} heights={self.heights()}"
                 f" switches={[(round(w['played'], 1), w['to'], w.get('position')) for w in log['switches']]}"
-                f" notes={[n[2] for n in log.get('notes', [])][:10]} console={[c for c in self.console if 'getManifest()' not in c][:3]}"
+                f" notes={[n[2] for n in log.get('notes', [])][:10]}"
+                f" console={[c for c in self.console if 'getManifest()' not in c][:3]}"
                 + (f" last_media_events={log.get('media', [])[-4:]}"
                    f" last_requests={[(r.at, r.path.rsplit('/', 1)[-1], r.status) for r in self.client.asked[-6:]]}"
                    if log.get("stuck") else ""))

@@ -18,6 +18,7 @@ from typing import Protocol, TypeVar
 from aiohttp import web
 
 from broadcaster.playlist.hls import MEDIA_PLAYLIST_NAME
+from tests.support.local_http import Served
 
 CORS = {"Access-Control-Allow-Origin": "*"}
 SHOWN = web.ResponseKey("shown", float)  # a media playlist answer's: from when its version was due
@@ -89,18 +90,18 @@ class Stream:
 
 
 def playlist(text: str) -> web.Response:
-    return web.Response(text=text, content_type="application/vnd.apple.mpegurl", headers={"Cache-Control": "no-cache"})
+    return web.Response(text=text, content_type="application/vnd.apple.mpegurl",
+                        headers={"Cache-Control": "no-cache"})
 
 
-class StreamServer:
+class StreamServer(Served):
     """The clients' streams (`clients`, by name) served under /c/<client>/live/, beside the routes of
-    `app` (the players' pages, when they come from the same origin)."""
+    `app` (the players' pages, when they come from the same origin); a handler is cancelled when its
+    client hangs up, as the service runs them (a held blocking reload)."""
 
     def __init__(self, app: web.Application | None = None) -> None:
-        self.app = app or web.Application()
+        super().__init__(app, cancel_handlers=True)
         self.clients: dict[str, Stream] = {}
-        self._runner: web.AppRunner | None = None
-        self.url = ""
         r = self.app.router
         r.add_get("/c/{client}/live/master.m3u8", self._master)
         r.add_get(r"/c/{client}/live/{n:\d+}/" + MEDIA_PLAYLIST_NAME, self._media)
@@ -112,18 +113,6 @@ class StreamServer:
         self.clients[name] = stream
         return f"{self.url}/c/{name}/live/master.m3u8"
 
-    async def __aenter__(self) -> StreamServer:
-        # Handlers cancelled when their client hangs up, as the service runs them (a held blocking reload).
-        self._runner = web.AppRunner(self.app, access_log=None, handler_cancellation=True, shutdown_timeout=1.0)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
-        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-
     @staticmethod
     async def _cors(_request: web.Request, response: web.StreamResponse) -> None:
         response.headers.update(CORS)
@@ -132,7 +121,8 @@ class StreamServer:
         return await self._recorded(request, lambda stream: stream.master(request))
 
     async def _media(self, request: web.Request) -> web.StreamResponse:
-        return await self._recorded(request, lambda stream: stream.media(request, int(request.match_info["n"])))
+        variant = int(request.match_info["n"])
+        return await self._recorded(request, lambda stream: stream.media(request, variant))
 
     async def _segment(self, request: web.Request) -> web.StreamResponse:
         async def answer(stream: Stream) -> web.StreamResponse:
@@ -143,7 +133,8 @@ class StreamServer:
 
         return await self._recorded(request, answer)
 
-    async def _recorded(self, request: web.Request, answer: Callable[[Stream], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+    async def _recorded(self, request: web.Request,
+                        answer: Callable[[Stream], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
         stream = self.clients.get(request.match_info["client"])
         if stream is None:
             raise web.HTTPNotFound()

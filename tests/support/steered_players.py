@@ -23,12 +23,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from aiohttp import web
 
 from broadcaster.demo.ledger import Finished, Ledger
 from tests.support.counting_proxy import AGENT_TAG
 from tests.support.gates import BucketGates
-from tests.support.local_http import serve_local
+from tests.support.local_http import Served
 from tests.support.loop_thread import LoopThread
 from tests.support.page_open import Agents, open_page
 from tests.support.player_pages import PAGES, player_pages
@@ -213,13 +212,12 @@ class Players:
         self.hls_dir = hls_dir
         self.ledger = ledger
         self.watched: list[Watched] = []
-        self._runner: web.AppRunner | None = None
-        self.pages_url = ""
+        self._pages = Served(player_pages(PAGES))
         self._contexts: list[Any] = []
         self._agents = Agents(browser)
 
     async def __aenter__(self) -> Players:
-        self._runner, self.pages_url = await serve_local(player_pages(PAGES))
+        await self._pages.__aenter__()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -228,8 +226,7 @@ class Players:
                 await asyncio.wait_for(context.close(), 15)
             except Exception:  # noqa: BLE001 (closing what is left: the test's outcome stands)
                 pass
-        if self._runner is not None:
-            await self._runner.cleanup()
+        await self._pages.__aexit__()
 
     async def open(self, name: str) -> Watched:
         """`viewer` (the service's page) or one of player_pages.py's PAGES, playing the service's master."""
@@ -257,7 +254,7 @@ class Players:
             await page.goto(f"{self.service_url}/")
         else:
             src = getattr(self, "service_url_for_src", f"{self.service_url}/live/master.m3u8")
-            await page.goto(f"{self.pages_url}/page/{name}?src={src}")
+            await page.goto(f"{self._pages.url}/page/{name}?src={src}")
         await watched.set_clock()
         self.watched.append(watched)
         return watched
