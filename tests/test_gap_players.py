@@ -1,9 +1,9 @@
 """A lost segment: `#EXT-X-DISCONTINUITY` or `#EXT-X-GAP`? Both real players (docs/hls-rules.md).
 
 Owncast can delete a segment before we upload it. Real MPEG-TS segments (the bundled ffmpeg, 12 x 1 s,
-H.264 + AAC) are served by a small aiohttp app (tests/support/gap_server.py's streams on
-tests/support/scripted_stream.py's server) as a LIVE sliding playlist
-(no ENDLIST until the last segment), in three versions:
+H.264 + AAC: publish_scenario.encode) are served by a small aiohttp app (tests/support/gap_server.py's
+streams on tests/support/scripted_stream.py's server) as a LIVE sliding playlist (no ENDLIST until the
+last segment), in three versions:
 
   A  baseline: all 12 segments.
   B  what the service renders: segment 5 left out, `#EXT-X-DISCONTINUITY` before segment 6 (version 3);
@@ -29,17 +29,16 @@ from __future__ import annotations
 
 import asyncio
 import re
-import subprocess
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
-from broadcaster.demo.ffmpeg import ffmpeg_exe
 from tests.support.browser import needs_chromium
-from tests.support.gap_players import FPS, HlsJsRun, observe
+from tests.support.gap_players import HlsJsRun, observe
 from tests.support.gap_server import FIRST_LISTED, LOST, SCENARIOS, entries, render, segment_name
 from tests.support.player_run import FfmpegRun
+from tests.support.publish_scenario import FPS, encode, every
 from tests.support.scripted_stream import Asked
 
 pytestmark = [
@@ -87,22 +86,9 @@ class Observations:
 @pytest.fixture(scope="module")
 def observed(tmp_path_factory: pytest.TempPathFactory) -> Observations:
     """Make the segments once, then play A, B and C with both players at the same time."""
-    out = tmp_path_factory.mktemp("gap-segments")
-    subprocess.run(
-        [
-            ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-f", "lavfi", "-i",
-            f"testsrc=size=320x240:rate={FPS}", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
-            "-t", str(SEGMENTS), "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-g",
-            str(FPS), "-keyint_min", str(FPS), "-sc_threshold", "0", "-c:a", "aac", "-b:a", "64k", "-f",
-            "hls", "-hls_time", "1", "-hls_list_size", "0", "-hls_segment_filename", str(out / "seg%03d.ts"),
-            str(out / "source.m3u8"),
-        ],
-        check=True,
-        timeout=60,
-    )
-    durations = [float(d) for d in re.findall(r"#EXTINF:([\d.]+),", (out / "source.m3u8").read_text())]
-    assert len(durations) == SEGMENTS and all(abs(d - 1.0) < 0.01 for d in durations), durations
-    segments = {segment_name(i): (out / segment_name(i)).read_bytes() for i in range(SEGMENTS)}
+    made = encode(tmp_path_factory.mktemp("gap-segments"), "gap", every(1, SEGMENTS), height=240)
+    durations = list(made.durations)
+    segments = {segment_name(i): body for i, body in enumerate(made.bodies)}
     observations = Observations(durations, *asyncio.run(observe(segments, durations)))
     print(observations.table())
     return observations

@@ -14,7 +14,6 @@ from tests.support.player_pages import PAGES, player_pages
 from tests.support.player_run import FfmpegRun, play_page, read_with_ffmpeg
 from tests.support.scripted_stream import Asked, StreamServer
 
-FPS = 30
 PLAYER_TIMEOUT = 40.0  # a stuck player is caught by the page's own watchdog long before this
 
 
