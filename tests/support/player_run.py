@@ -1,4 +1,4 @@
-"""One run of a player against a stream, bounded: a page of tests/support/players.py's PAGES in Chromium
+"""One run of a player against a stream, bounded: a page of tests/support/player_pages.py's PAGES in Chromium
 until its probe says it is done, or ffmpeg reading the stream as a player does. What each did is an
 observation for the test to judge (PageRun, FfmpegRun), a player that never finished included.
 """
