@@ -1,8 +1,9 @@
 """A lost segment: `#EXT-X-DISCONTINUITY` or `#EXT-X-GAP`? Both real players (docs/hls-rules.md).
 
 Owncast can delete a segment before we upload it. Real MPEG-TS segments (the bundled ffmpeg, 12 x 1 s,
-H.264 + AAC) are served by a small aiohttp app (tests/support/gap_server.py) as a LIVE sliding playlist
-(no ENDLIST until the last segment), in three versions:
+H.264 + AAC: publish_scenario.encode) are served by a small aiohttp app (tests/support/gap_server.py's
+streams on tests/support/scripted_stream.py's server) as a LIVE sliding playlist (no ENDLIST until the
+last segment), in three versions:
 
   A  baseline: all 12 segments.
   B  what the service renders: segment 5 left out, `#EXT-X-DISCONTINUITY` before segment 6 (version 3);
@@ -28,16 +29,17 @@ from __future__ import annotations
 
 import asyncio
 import re
-import subprocess
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
-from broadcaster.demo.ffmpeg import ffmpeg_exe
 from tests.support.browser import needs_chromium
-from tests.support.gap_players import FPS, FfmpegRun, HlsJsRun, observe
-from tests.support.gap_server import FIRST_LISTED, LOST, SCENARIOS, GapServer, entries, render, segment_name
+from tests.support.gap_players import HlsJsRun, observe
+from tests.support.gap_server import FIRST_LISTED, LOST, SCENARIOS, entries, render, segment_name
+from tests.support.player_run import FfmpegRun
+from tests.support.publish_scenario import FPS, encode, every
+from tests.support.scripted_stream import Asked
 
 pytestmark = [
     pytest.mark.integration,
@@ -54,6 +56,11 @@ class Observations:
     durations: list[float]
     ffmpeg: dict[str, FfmpegRun]
     hlsjs: dict[str, HlsJsRun]
+    asked: dict[str, list[Asked]]  # by client: <scenario>-<player>
+
+    def lost(self, scenario: str, player: str) -> list[Asked]:
+        """The player's requests for the lost segment's URI."""
+        return [a for a in self.asked[f"{scenario}-{player}"] if a.name == segment_name(LOST)]
 
     def timeline(self, scenario: str) -> float:
         """Seconds the final playlist lists (B lacks the lost segment; C lists it as a gap)."""
@@ -64,12 +71,12 @@ class Observations:
         for s in SCENARIOS:
             f, h = self.ffmpeg[s], self.hlsjs[s]
             rows.append(
-                f"{s}: ffmpeg exit={f.exit_code} frames={f.frames} ({f.seconds:.2f}s)"
+                f"{s}: ffmpeg exit={f.exit_code} frames={f.frames} ({f.frames / FPS:.2f}s)"
                 f" out_time={f.out_time:.2f}"
-                f" asked_lost={_lost_requests(f.asked)} warnings={f.warnings}\n"
+                f" asked_lost={self.lost(s, 'ffmpeg')} warnings={f.warnings}\n"
                 f"   hls.js {h.log['version']} t={h.current_time:.2f}/{h.duration:.2f} ended={h.log['ended']}"
-                f" stuck={h.log['stuck']} asked_lost={_lost_requests(h.asked)}"
-                f" stalls={h.log['stalls']} waiting={h.log['waiting']} played={h.played}"
+                f" stuck={h.log['stuck']} asked_lost={self.lost(s, 'hlsjs')}"
+                f" stalls={h.log['stalls']} waiting={h.waiting} played={h.played}"
                 f" waited_at_hole_ms={h.waited_ms(LOST - 1, LOST + 1)}"
                 f" errors={[(e['details'], e['fatal'], e['sn']) for e in h.errors]}"
             )
@@ -79,25 +86,10 @@ class Observations:
 @pytest.fixture(scope="module")
 def observed(tmp_path_factory: pytest.TempPathFactory) -> Observations:
     """Make the segments once, then play A, B and C with both players at the same time."""
-    out = tmp_path_factory.mktemp("gap-segments")
-    subprocess.run(
-        [
-            ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-f", "lavfi", "-i",
-            f"testsrc=size=320x240:rate={FPS}", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
-            "-t", str(SEGMENTS), "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-g",
-            str(FPS), "-keyint_min", str(FPS), "-sc_threshold", "0", "-c:a", "aac", "-b:a", "64k", "-f",
-            "hls", "-hls_time", "1", "-hls_list_size", "0", "-hls_segment_filename", str(out / "seg%03d.ts"),
-            str(out / "source.m3u8"),
-        ],
-        check=True,
-        timeout=60,
-    )
-    durations = [float(d) for d in re.findall(r"#EXTINF:([\d.]+),", (out / "source.m3u8").read_text())]
-    assert len(durations) == SEGMENTS and all(abs(d - 1.0) < 0.01 for d in durations), durations
-    segments = {segment_name(i): (out / segment_name(i)).read_bytes() for i in range(SEGMENTS)}
-    server = GapServer(segments, durations)
-    ffmpeg, hlsjs = asyncio.run(observe(server))
-    observations = Observations(durations, ffmpeg, hlsjs)
+    made = encode(tmp_path_factory.mktemp("gap-segments"), "gap", every(1, SEGMENTS), height=240)
+    durations = list(made.durations)
+    segments = {segment_name(i): body for i, body in enumerate(made.bodies)}
+    observations = Observations(durations, *asyncio.run(observe(segments, durations)))
     print(observations.table())
     return observations
 
@@ -110,10 +102,6 @@ CORRUPT_AT_JOIN = re.compile(
     r"\[warning\] (Packet corrupt \(stream = 0, dts = \d+\)\.|corrupt input packet in stream 0)$"
 )
 HOLE_STALLS = {"bufferStalledError", "bufferSeekOverHole", "bufferNudgeOnStall"}
-
-
-def _lost_requests(asked: list[tuple[str, int]]) -> list[tuple[str, int]]:
-    return [a for a in asked if a[0] == segment_name(LOST)]
 
 
 def test_the_playlists_are_the_three_cases(observed: Observations) -> None:
@@ -169,7 +157,7 @@ def test_discontinuity_ffmpeg_reads_on_cleanly(observed: Observations) -> None:
     assert f.exit_code == 0, observed.table()
     assert not [line for line in f.log if any(t in line for t in NO_SEQUENCE_TROUBLE)], observed.table()
     assert [w for w in f.warnings if not CORRUPT_AT_JOIN.search(w)] == [], observed.table()
-    assert _lost_requests(f.asked) == [], observed.table()
+    assert observed.lost("B", "ffmpeg") == [], observed.table()
     assert f.frames == (SEGMENTS - 1) * FPS, observed.table()
 
 
@@ -182,8 +170,8 @@ def test_discontinuity_hlsjs_plays_past_the_hole(observed: Observations) -> None
     assert h.current_time >= observed.timeline("B") - 0.25, observed.table()  # 11 s: the hole is not in it
     played = _played(h)
     assert len(played) == 1 and played[0][1] >= observed.timeline("B") - 0.25, observed.table()
-    assert not [t for t in h.log["waiting"] if _at_join(t)], observed.table()  # no stall at the join
-    assert _lost_requests(h.asked) == [], observed.table()
+    assert not [t for t in h.waiting if _at_join(t)], observed.table()  # no stall at the join
+    assert observed.lost("B", "hlsjs") == [], observed.table()
     frags = {f["sn"]: f["cc"] for f in h.log["frags"]}
     assert frags.get(LOST - 1) == 0 and frags.get(LOST) == 1, observed.table()  # sn 5 is segment 6, new cc
 
@@ -192,8 +180,8 @@ def test_gap_ffmpeg_asks_for_it_and_skips_the_404(observed: Observations) -> Non
     """C with ffmpeg: it does not know EXT-X-GAP. It requests the URI, logs the 404, skips, exits 0."""
     f = observed.ffmpeg["C"]
     assert f.exit_code == 0, observed.table()
-    lost = _lost_requests(f.asked)
-    assert lost and all(status == 404 for _, status in lost), observed.table()
+    lost = observed.lost("C", "ffmpeg")
+    assert lost and all(a.status == 404 for a in lost), observed.table()
     joined = "\n".join(f.warnings)
     assert "HTTP error 404" in joined, observed.table()
     assert f"Failed to open segment {LOST} of playlist 0" in joined, observed.table()
@@ -206,7 +194,7 @@ def test_gap_hlsjs_skips_the_uri_and_jumps_the_hole(observed: Observations) -> N
     """C with hls.js: no request for the gap URI, a non-fatal fragGap, a seek over the 1 s hole, the end."""
     h = observed.hlsjs["C"]
     assert h.fatal == [] and h.log["mediaError"] is None and h.log["playError"] is None, observed.table()
-    assert _lost_requests(h.asked) == [], observed.table()
+    assert observed.lost("C", "hlsjs") == [], observed.table()
     assert [(e["details"], e["sn"]) for e in h.errors if e["details"] == "fragGap"] == [("fragGap", LOST)], (
         observed.table()
     )

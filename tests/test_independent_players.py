@@ -33,7 +33,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import hashlib
-import json
 import re
 import time
 from collections.abc import AsyncIterator
@@ -41,7 +40,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 import pytest_asyncio
 
@@ -54,15 +52,16 @@ from tests.support.counting_proxy import CountingProxy
 from tests.support.gates import BucketGates
 from tests.support.independent_players import (BY_NAME, HLSDEMUX, HLSDEMUX2, NATIVE, PLAYERS, SHAKA_52, SHAKA_416,
                                                SHAKA_LOAD_RACE, STREAMLINK, VIEWER_PAGE, VLC, Browser, Carried,
-                                               Native, Pages, Wire, concatenated, missing_programs,
-                                               native_player)
+                                               Native, Wire, concatenated, missing_programs,
+                                               native_player, served_pages)
 from tests.support.loop_thread import LoopThread
 from tests.support.nginx import Nginx, needs_nginx, tunnel_locations
 from tests.support.page_open import Opened
-from tests.support.players import SHAKA, SHAKA5
+from tests.support.player_pages import SHAKA, SHAKA5
 from tests.support.s3 import bucket_of_its_own
 from tests.support.service_process import ServiceProcess, service_env
 from tests.support.steered_players import TimedLedger, on_the_rig, page_state
+from tests.support.steering_watch import until_pathway
 from tests.support.tunnel import SERVICE, tunnel_rules
 from tests.support.waiting import TimedOut, until
 
@@ -103,22 +102,6 @@ class Run:
     raced: list[str] = field(default_factory=list)  # why (Shaka's start-up race)
 
 
-async def pathway(service: ServiceProcess) -> str:
-    async with aiohttp.ClientSession() as session, session.get(f"{service.url}/health") as response:
-        return str(json.loads(await response.text()).get("pathway"))
-
-
-async def steered(service: ServiceProcess, to: str, timeout: float) -> float:
-    """When /health says players are steered to `to` (time.monotonic())."""
-
-    async def there() -> bool:
-        return await pathway(service) == to
-
-    await until(there, f"/health saying players are steered to the {to} pathway", timeout, every=0.1,
-                detail=lambda: [line for line in service.lines if "pathway" in line][-3:])
-    return time.monotonic()
-
-
 async def waited(run: Run, condition: Any, what: str, timeout: float, seen: Any) -> None:
     """Until `condition`; past `timeout`, note what was seen and go on (each player's test judges it)."""
     try:
@@ -152,7 +135,7 @@ async def run(tmp_path_factory: pytest.TempPathFactory, seaweed_server: SeaweedS
                 await stand_in.start()
                 src = f"{stand_in.url}/live/master.m3u8"
                 natives.update((name, native_player(name, src, tmp)) for name in NATIVE)
-                async with shared_chromium() as chromium, Pages() as pages:
+                async with shared_chromium() as chromium, served_pages() as pages:
                     await owncast.wait_for_segments(0, 3, timeout=30)
                     result.at["started"] = time.monotonic()
                     await asyncio.gather(*(n.start() for n in natives.values()))
@@ -219,7 +202,7 @@ async def play_through_the_move(run: Run, service: ServiceProcess, rig: LoopThre
     at["closed"] = time.monotonic()
     await rig.run(gates.close(service=True, viewers=False))
     try:
-        at["steered"] = steered_at = await steered(service, "vm", MOVE)
+        at["steered"] = await until_pathway(service, "vm", MOVE)
 
         def moved() -> bool:
             return all(moved_on(run, name, "steered") for name in PLAYERS_NAMES)
@@ -229,7 +212,7 @@ async def play_through_the_move(run: Run, service: ServiceProcess, rig: LoopThre
     finally:
         at["opened"] = time.monotonic()
         await rig.run(gates.open())
-    at["back"] = back_at = await steered(service, "bucket", MOVE + 30)
+    at["back"] = await until_pathway(service, "bucket", MOVE + 30)
 
     def back() -> bool:
         return all(moved_on(run, name, "back") for name in PLAYERS_NAMES)

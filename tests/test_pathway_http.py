@@ -50,7 +50,7 @@ from broadcaster.steering.reports import PathwayReports
 from tests.support.client import Client, get
 from tests.support.fakes import Clock, FakeHealth, FakePlaylists
 from tests.support.hls_checker import check_master
-from tests.support.players import VIEWER
+from tests.support.player_pages import VIEWER
 from tests.support.waiting import until
 
 PREFIX = "live"

@@ -8,9 +8,9 @@ Each player then gets those versions through the service's own PlaylistRoutes (b
 all) on its own clock, starting when it first asks, with the segments its publisher run uploaded.
 The picture carries its moment as a barcode, which the page reads from the <video> element: what a
 viewer sees, whatever the player believes. (The rig is in tests/support: publish_scenario.py makes the
-media and feeds the publisher, players.py serves and plays them.) hls.js 1.7.4 (the viewer's
-options), video.js 8.24.1 / VHS 3.17.5 (Owncast's options) and Shaka 4.16.50 (defaults) run in
-Debian's Chromium; ffmpeg n9 runs `-i master.m3u8 -c copy -f null -`. The window is 8 s, or 24 s for
+media and feeds the publisher, players.py serves (scripted_stream.py) and plays them.) hls.js 1.7.4
+(the viewer's options), video.js 8.24.1 / VHS 3.17.5 (Owncast's options) and Shaka 4.16.50 (defaults)
+run in Debian's Chromium; ffmpeg n9 runs `-i master.m3u8 -c copy -f null -`. The window is 8 s, or 24 s for
 "apart": below nine target durations, so no delta updates are offered and what is measured is the
 change alone (delta updates and video.js: test_no_delta_update_that_videojs_takes_for_unchanged).
 
@@ -46,24 +46,21 @@ import hashlib
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from aiohttp import web
 
-from broadcaster.http.playlists import PlaylistRoutes
-from broadcaster.metrics import Metrics
 from broadcaster.playlist.manifest import ManifestGenerator
 from broadcaster.playlist.options import WindowOptions
 from broadcaster.playlist.segments import ListedSegment
 from broadcaster.source.owncast import SourceVariant
 from tests.support.browser import needs_chromium, shared_chromium
 from tests.support.hls_checker import VariantSetChecker
-from tests.support.players import (SHAKA, Client, Played, Replay, Server, SwitchRace, run_browser,
-                                   run_ffmpeg)
+from tests.support.player_pages import PAGES, SHAKA, player_pages
+from tests.support.players import Client, Observations, Played, SwitchRace, run_browser, run_ffmpeg
 from tests.support.publish_scenario import (BROWSERS, EPOCH, PLAYERS, Encoded, Made, Scenario, encode, every,
                                             from_gaps, publish, run_of)
+from tests.support.scripted_stream import StreamServer
 
 # The module's players share one fixture of ~100 s: one xdist worker runs them all (scripts/test).
 # Its time limit is its own: each player is bounded (run_browser, run_ffmpeg), four browsers at once, so
@@ -142,30 +139,10 @@ def scenarios(folder: Path) -> list[Scenario]:
     ]
 
 
-# Browser players at once: each plays on its own clock (Replay starts at its first request), so a player
+# Browser players at once: each plays on its own clock (its Client's starts at its first request), so a player
 # that waits for a slot sees the same scenario. More at once on two cores starve renderers (a page stops
 # answering, a player falls behind its own watchdog, Shaka stalls for good on the 360p copied variant).
 BROWSER_PLAYERS_AT_ONCE = 4
-
-
-@dataclass
-class Observations:
-    scenarios: dict[str, Scenario]
-    played: dict[tuple[str, str], Played]
-    seconds: float
-
-    def made(self, scenario: str) -> Made:
-        return next(p.client.made for (s, _), p in self.played.items() if s == scenario)
-
-    def table(self) -> str:
-        rows = [f"wall time {self.seconds:.1f}s"]
-        for name, s in self.scenarios.items():
-            made = self.made(name)
-            targets = [v.target for v in made.versions]
-            rows.append(f"{name}: change at {s.change}s, targets {sorted(set(targets), key=targets.index)}"
-                        f" changes={made.target_changes} cut_apart={made.cut_apart}")
-            rows += [self.played[(name, p)].summary() for p in s.players]
-        return "\n".join(rows)
 
 
 # ffmpeg's clock runs at half the wall's: each version is shown twice as long. Its claim is that a client
@@ -176,33 +153,22 @@ class Observations:
 FFMPEG_RATE = 0.5
 
 
-def _client(s: Scenario, player: str, made: Made, server: Server) -> Client:
-    """The scenario's playlists for one player, on a clock that starts at its first request."""
-    replay = Replay(made.versions, s.join, FFMPEG_RATE if player == "ffmpeg" else 1.0)
-    client = Client(s, player, made, replay, PlaylistRoutes(replay, Metrics(), 0, True),
-                    race=SwitchRace() if s.name == "race" else None)
-    server.clients[(s.name, player)] = client
-    return client
-
-
 async def observe(media: list[Scenario], folder: Path) -> Observations:
+    """Each player's own publisher run (its segments' URLs its client's path), played on its own clock."""
     started = time.monotonic()
     made = {s.name: s for s in media}
-    server = Server()
-    runner = web.AppRunner(server.app(), access_log=None, handler_cancellation=True)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    base = f"http://{host}:{port}"
     played: dict[tuple[str, str], Played] = {}
-    try:
+    async with StreamServer(player_pages(PAGES)) as server:
+        base = server.url
         for name, s in made.items():
             for player in s.players:
                 source = folder / f"hls-{name}-{player}"
                 source.mkdir()
-                result = await publish(s, source, f"{base}/s/{name}/{player}")
-                played[(name, player)] = Played(s, player, _client(s, player, result, server))
+                result = await publish(s, source, f"{base}/c/{name}-{player}")
+                client = Client(s, player, result, FFMPEG_RATE if player == "ffmpeg" else 1.0,
+                                race=SwitchRace() if s.name == "race" else None)
+                server.add(f"{name}-{player}", client)
+                played[(name, player)] = Played(s, player, client)
         async with shared_chromium() as browser:
             slots = asyncio.Semaphore(BROWSER_PLAYERS_AT_ONCE)
 
@@ -212,8 +178,6 @@ async def observe(media: list[Scenario], folder: Path) -> Observations:
 
             await asyncio.gather(*(bounded(p) if p.player in BROWSERS else run_ffmpeg(base, p)
                                    for p in played.values()))
-    finally:
-        await runner.cleanup()
     return Observations(made, played, time.monotonic() - started)
 
 
@@ -261,6 +225,15 @@ def test_vendored_shaka_matches_the_recorded_checksums() -> None:
 NEW_TARGET = {"longer": (1, 3), "raised": (1, 3)}
 
 
+def _checked(made: Made, align_by: str = "msn") -> Made:
+    """`made`, once every version of every variant passed the checker (new playlists allowed)."""
+    checker = VariantSetChecker(allow_resume_after_endlist=True, allow_restart=True, align_by=align_by)
+    for v in made.versions:
+        for index, rendered in v.media.items():
+            checker.assert_ok(str(index), rendered.body.decode())
+    return made
+
+
 def _sequence(text: str, tag: str) -> int:
     m = re.search(rf"^#EXT-X-{tag}:(\d+)$", text, re.MULTILINE)
     assert m, text
@@ -272,11 +245,7 @@ def test_a_new_target_duration_is_a_new_playlist_at_the_same_address(published: 
                                                                      name: str) -> None:
     """Every version passes the checker (allow_restart); at the change the target changes once, and the
     new playlist shares no segment with the last, numbers above it, one timeline later."""
-    made = published[name]
-    checker = VariantSetChecker(allow_resume_after_endlist=True, allow_restart=True)
-    for v in made.versions:
-        for index, rendered in v.media.items():
-            checker.assert_ok(str(index), rendered.body.decode())
+    made = _checked(published[name])
     targets = [v.target for v in made.versions]
     assert sorted(set(targets), key=targets.index) == list(NEW_TARGET[name])
     i = next(i for i, v in enumerate(made.versions) if v.target == NEW_TARGET[name][1])
@@ -293,11 +262,7 @@ def test_shorter_segments_without_an_end_between_keep_the_target(published: dict
     """Stream B's 1 s segments follow stream A's 3 s ones without ENDLIST: the service keeps target 3
     and lists B after a plain discontinuity in the same playlist (what video.js follows; in a new
     playlist with target 1 it lost its place, see the module docstring)."""
-    made = published["shorter"]
-    checker = VariantSetChecker(allow_resume_after_endlist=True, allow_restart=True)
-    for v in made.versions:
-        for index, rendered in v.media.items():
-            checker.assert_ok(str(index), rendered.body.decode())
+    made = _checked(published["shorter"])
     assert {v.target for v in made.versions} == {3} and made.target_changes["new_stream"] == 0
     joined = next(t for v in made.versions if "stream-bbbbbbb-" in (t := v.media[0].body.decode()))
     first_b = next(line for line in joined.splitlines() if "stream-bbbbbbb-" in line)
@@ -306,12 +271,8 @@ def test_shorter_segments_without_an_end_between_keep_the_target(published: dict
 
 
 def test_variants_cut_apart_are_numbered_apart_and_lined_up_by_date(published: dict[str, Made]) -> None:
-    made = published["apart"]
+    made = _checked(published["apart"], align_by="time")
     assert made.cut_apart == 1 and {v.target for v in made.versions} == {3}
-    checker = VariantSetChecker(allow_resume_after_endlist=True, allow_restart=True, align_by="time")
-    for v in made.versions:
-        for index, rendered in v.media.items():
-            checker.assert_ok(str(index), rendered.body.decode())
     at_join = next(v for v in reversed(made.versions) if v.at <= APART_JOIN)
     first = {i: _sequence(r.body.decode(), "MEDIA-SEQUENCE") for i, r in at_join.media.items()}
     counts = {i: r.body.decode().count("#EXTINF") for i, r in at_join.media.items()}
@@ -367,9 +328,10 @@ def test_plays_on_across_a_new_target_duration(observed: Observations, scenario:
     p, table = observed.played[(scenario, player)], observed.table()
     s = p.scenario
     if player == "ffmpeg":
-        assert p.exit_code == 0 and p.masters() == 1 and p.missing() == [], table
+        assert p.ffmpeg is not None and p.ffmpeg.exit_code == 0, table
+        assert p.masters() == 1 and p.missing() == [], table
         _assert_plain_answers(p, table)
-        assert not [line for line in p.ffmpeg_log if any(t in line for t in SEQUENCE_TROUBLE)], table
+        assert not [line for line in p.ffmpeg.log if any(t in line for t in SEQUENCE_TROUBLE)], table
         after = [c.name for c in s.cuts if c.start >= s.change]
         assert p.segments_after_change() == after, table
         return
@@ -438,7 +400,8 @@ def _assert_switches(p: Played, table: str) -> None:
 @needs_chromium
 def test_ffmpeg_reads_variants_cut_apart(observed: Observations) -> None:
     p, table = observed.played[("apart", "ffmpeg")], observed.table()
-    assert p.exit_code == 0 and p.masters() == 1 and p.missing() == [], table
+    assert p.ffmpeg is not None and p.ffmpeg.exit_code == 0, table
+    assert p.masters() == 1 and p.missing() == [], table
     assert len(p.segments_after_change()) >= 4, table
 
 

@@ -23,7 +23,7 @@ are strict expected failures whose reason is checked (KnownFailure): the test fa
 otherwise. Each page is judged once it stood still STUCK_MS at the stream's last moment (not before: a
 starved browser holds a video seconds mid-stream, then plays on). On a busy machine each player meets the
 end as a quick one does: the server shows a player the end only once it fetched what it was shown before
-it (ScriptedServer.shown).
+it (EndStream.shown).
 """
 
 from __future__ import annotations
@@ -37,11 +37,12 @@ import pytest
 import pytest_asyncio
 
 from tests.support.browser import needs_chromium, shared_chromium
-from tests.support.empty_end import LAST, SCRIPTS, ScriptedServer, make_media, segments_of, service_versions, versions
+from tests.support.empty_end import LAST, SCRIPTS, make_media, segments_of, service_versions, versions
 from tests.support.empty_end_players import ALL_PLAYERS, GRACE, PROCESS_PLAYERS, Outcome, play_all
 from tests.support.hls_checker import VariantSetChecker
 from tests.support.independent_players import (HLSDEMUX, HLSDEMUX2, SHAKA_52, SHAKA_52_LL, SHAKA_416, STREAMLINK,
                                                VIDEOJS_DEFAULTS, VIDEOJS_OWNCAST, VIEWER_PAGE, missing_programs)
+from tests.support.scripted_stream import StreamServer
 
 pytestmark = [
     pytest.mark.integration,
@@ -60,8 +61,8 @@ SCRIPT = "ended_empty"
 async def run(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[dict[str, Outcome]]:
     work = tmp_path_factory.mktemp("empty_end")
     media = await asyncio.to_thread(make_media, work / "media")
-    async with ScriptedServer(media) as server, shared_chromium() as chromium:
-        outcomes = await play_all(chromium, server, SCRIPT, work / SCRIPT)
+    async with StreamServer() as server, shared_chromium() as chromium:
+        outcomes = await play_all(chromium, server, media, SCRIPT, work / SCRIPT)
     print("\n".join(o.summary() for o in outcomes.values()))
     yield outcomes
 

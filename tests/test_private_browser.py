@@ -39,7 +39,8 @@ from broadcaster.playlist import hls
 from tests.support.browser import (POLL_MS, WEBRTC_ARGS, OwnedPages, module_chromium, needs_chromium,
                                    owned_pages, wait_for_state, watch)
 from tests.support.framer import Framer
-from tests.support.independent_players import SHAKA_52, VIDEOJS_OWNCAST, Pages
+from tests.support.independent_players import SHAKA_52, VIDEOJS_OWNCAST, served_pages
+from tests.support.local_http import Served
 from tests.support.p2p_demo import Demo, demo_with_tracker
 from tests.support.s3 import bucket_of_its_own
 from tests.support.waiting import until
@@ -62,7 +63,7 @@ DOORS = ("/live/master.m3u8", "/live/watching", "/live/events")
 class Stack:
     demo: Demo
     framer: Framer
-    players: Pages
+    players: Served
     invite: str  # an invite link's token, valid for a day
     expired: str  # one whose invite ended a minute before the service started
     began: float  # time.time() when the stream was up
@@ -81,7 +82,8 @@ async def stack(tmp_path_factory: pytest.TempPathFactory, seaweed_server: Seawee
     invites.write_text(json.dumps({"alice": {"expires": now + 86_400, "revoked": False},
                                    "bob": {"expires": now - 60, "revoked": False}}))
     links = InviteLinks(SECRET)
-    async with Framer("localhost") as framer, Pages() as players, bucket_of_its_own(seaweed_server) as bucket, \
+    async with Framer("localhost") as framer, served_pages() as players, \
+            bucket_of_its_own(seaweed_server) as bucket, \
             demo_with_tracker(tmp, bucket, tracker_dir, recordings=recordings, PRIVATE="true",
                               PRIVATE_SECRET=SECRET, PRIVATE_PASSPHRASE=PASSPHRASE,
                               PRIVATE_INVITES=str(invites), STREAM_TITLE=TITLE,

@@ -11,22 +11,19 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from aiohttp import web
 
 from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.settings import load_settings
 from tests.support.browser import POLL_MS, needs_chromium, shared_chromium, show_video
-from tests.support.local_http import serve_local
+from tests.support.local_http import Served
 from tests.support.observe import listed_at_least
-from tests.support.owncast_web import VIDEOJS_DIR
 from tests.support.owncast_writer import HandFedOwncast, one_run_segments, write_in_place
+from tests.support.player_pages import player_pages
 from tests.support.service_process import running_service, service_env
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
@@ -115,25 +112,6 @@ async def keep_streaming(owncast: HandFedOwncast, media: list[bytes]) -> None:
         put(owncast, media)
 
 
-@asynccontextmanager
-async def page_server() -> AsyncIterator[str]:
-    async def page(_request: web.Request) -> web.Response:
-        return web.Response(text=PAGE, content_type="text/html")
-
-    async def no_icon(_request: web.Request) -> web.Response:
-        return web.Response(status=204)
-
-    app = web.Application()
-    app.router.add_get("/", page)
-    app.router.add_get("/favicon.ico", no_icon)
-    app.router.add_static("/videojs/", VIDEOJS_DIR)
-    runner, url = await serve_local(app)
-    try:
-        yield url
-    finally:
-        await runner.cleanup()
-
-
 async def state_when(page: Any, condition: str, t: float, timeout: float = 30_000) -> dict[str, Any]:
     """state() at the first check (every POLL_MS) at which `condition` (of `t`) holds and a segment is playing. A seek
     back or to live fetches and appends a segment away from the buffer, as the start does: the same 30 s.
@@ -191,7 +169,7 @@ async def test_videojs_starts_live_seeks_back_a_minute_and_returns(
             # The player comes once the service lists the backlog (it uploads 90 segments first, in order:
             # on a loaded machine that takes seconds, and a player that came sooner would see part of it).
             await listed_at_least(f"{service.url}/hls/0/stream.m3u8", BACKLOG)
-            async with page_server() as origin, shared_chromium() as browser:
+            async with Served(player_pages({"rewind": PAGE})) as pages, shared_chromium() as browser:
                 page: Any = await browser.new_page(viewport={"width": 800, "height": 500})
                 errors: list[str] = []
                 requests: list[str] = []
@@ -200,7 +178,7 @@ async def test_videojs_starts_live_seeks_back_a_minute_and_returns(
                 answers: list[tuple[str, int]] = []  # every playlist answer: a plain 200 (issue 47)
                 page.on("response", lambda r: answers.append((r.url, r.status))
                         if r.url.startswith(service.url) else None)
-                await page.goto(f"{origin}/?src={service.url}/hls/stream.m3u8")
+                await page.goto(f"{pages.url}/page/rewind?src={service.url}/hls/stream.m3u8")
 
                 # 1. It starts at the live edge (EXT-X-START), the whole backlog seekable behind it.
                 await page.wait_for_function("() => !player.paused() && state().segment",

@@ -150,7 +150,7 @@ PACING = {
     "support/hostile.py::forge_reports": "made-up pages' beats, one a second, for the test's time",
     "support/hostile.py::Fetcher.run": "a hostile client's requests, paced after a refusal, until stopped",
     "support/owncast_viewers.py::OwncastViewers._prune_loop": "Owncast's viewer pruning, every prune_every",
-    "support/players.py::Replay.wait_for_sequence": "a held request on the client's scripted clock, as the "
+    "support/players.py::Client.wait_for_sequence": "a held request on the client's scripted clock, as the "
                                                     "service holds one (None at its timeout)",
     "test_faults_http.py::test_a_request_split_across_slow_writes_is_answered":
         "other clients' requests while the slow one writes: each answer is the check",

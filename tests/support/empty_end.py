@@ -30,8 +30,8 @@ the stream. What each variant shows from then on (SCRIPTS):
                              playlist: 6.2.1, the checker's target-duration-changed).
 
 tests/test_players_empty_end.py feeds the same listings to the service's own Publisher and checks that
-"ended_empty" is what it shows. A client is a path of its own (/c/<client>/live/master.m3u8): its clock
-starts at its first request, JOIN seconds into the stream (0-6 s listed in each variant).
+"ended_empty" is what it shows. A client is a path of its own (EndStream): its clock starts at its first
+request, JOIN seconds into the stream (0-6 s listed in each variant).
 
 The players and their pages are tests/support/empty_end_players.py's.
 """
@@ -39,9 +39,8 @@ The players and their pages are tests/support/empty_end_players.py's.
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from aiohttp import web
@@ -49,8 +48,8 @@ from aiohttp import web
 from broadcaster.playlist.hls import MEDIA_PLAYLIST_NAME, format_program_date_time
 from broadcaster.playlist.master import render_master
 from broadcaster.source.owncast import SourceVariant
-from tests.support.local_http import serve_local
 from tests.support.publish_scenario import Encoded, encode, every
+from tests.support.scripted_stream import SHOWN, Asked, Clock, Stream, due, playlist
 from tests.support.waiting import until
 
 EPOCH = 1_800_000_000.0  # segment 0's PROGRAM-DATE-TIME (tests/support/world.py's)
@@ -220,117 +219,59 @@ def make_media(folder: Path) -> Media:
     return Media(bodies, render_master(variants).body.decode())
 
 
-# -- the server ----------------------------------------------------------------------------------------
+# -- the stream ----------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Asked:
-    at: float  # on the client's clock: seconds into the stream
-    variant: int  # -1: the multivariant playlist
-    name: str
-    status: int
-    ended: bool = False  # a media playlist answered with its version after END
+def after_end(asked: Asked) -> bool:
+    """A media playlist answered with its version from END on."""
+    return asked.shown is not None and asked.shown >= END
 
 
-@dataclass
-class Client:
-    script: str
-    started: float  # time.monotonic() of its first request
-    asked: list[Asked] = field(default_factory=list)
+class EndStream(Stream):
+    """One client's stream of `script` (tests/support/scripted_stream.py): the multivariant playlist, each
+    variant's version due on its clock (its URIs relative, as the service's variant URIs are), and the
+    segments; its clock starts JOIN seconds into the stream."""
 
-    def clock(self) -> float:
-        return JOIN + time.monotonic() - self.started
+    def __init__(self, media: Media, script: str) -> None:
+        if script not in SCRIPTS:
+            raise ValueError(script)
+        super().__init__(Clock(JOIN))
+        self.made = media
+        self.script = script
+        self.versions = {v: versions(script, v) for v in (0, 1)}
 
     def shown_the_end(self) -> float | None:
         """When (its clock) it was first answered a version from END on: where its end begins, however
         late a busy machine made it fetch what came before."""
-        return next((a.at for a in self.asked if a.ended), None)
+        return next((a.at for a in self.asked if after_end(a)), None)
 
-
-class ScriptedServer:
-    """/c/<client>/live/master.m3u8, /c/<client>/live/<n>/playlist.m3u8 and the segments beside them (their
-    URIs relative, as the service's variant URIs are), each client on its own clock and script (`plays`).
-    Every answer carries CORS: the players' pages come from another origin, as a site embedding one."""
-
-    def __init__(self, media: Media) -> None:
-        self.media = media
-        self.scripts: dict[str, str] = {}
-        self.clients: dict[str, Client] = {}
-        self.versions = {(s, v): versions(s, v) for s in SCRIPTS for v in (0, 1)}
-        self._runner: web.AppRunner | None = None
-        self.url = ""
-
-    def plays(self, client: str, script: str) -> str:
-        """The URL of the multivariant playlist `client` plays, served `script`."""
-        if script not in SCRIPTS:
-            raise ValueError(script)
-        self.scripts[client] = script
-        return f"{self.url}/c/{client}/live/master.m3u8"
-
-    async def __aenter__(self) -> ScriptedServer:
-        app = web.Application()
-        app.router.add_get("/c/{client}/live/master.m3u8", self._master)
-        app.router.add_get(r"/c/{client}/live/{n:\d+}/" + MEDIA_PLAYLIST_NAME, self._media)
-        app.router.add_get(r"/c/{client}/live/{n:\d+}/{name}", self._segment)
-        self._runner, self.url = await serve_local(app)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-
-    def client(self, name: str) -> Client | None:
-        return self.clients.get(name)
-
-    def _client(self, request: web.Request) -> Client:
-        name = request.match_info["client"]
-        if name not in self.scripts:
-            raise web.HTTPNotFound(headers=CORS)
-        return self.clients.setdefault(name, Client(self.scripts[name], time.monotonic()))
-
-    def shown(self, client: Client, variant: int) -> Version:
+    def shown(self, variant: int) -> Version:
         """The version due on the client's clock; but the end (a version from END on) only once the client
         fetched the last segment it was shown before it in this variant, if this is the variant it plays
         now (its newest segment fetched): a player the machine slowed (the suite beside it) meets the end as
         a quick one does, having played everything, rather than a window that slid past what it had not
         fetched yet. The other variant's end is shown on the clock (a player that switches to it finds it)."""
-        listed = self.versions[(client.script, variant)]
-        now = client.clock()
-        due = ([v for v in listed if v.at <= now] or listed)[-1]
-        if due.at < END:
-            return due
-        got = [a for a in client.asked if a.variant >= 0 and a.name != MEDIA_PLAYLIST_NAME]
+        listed = self.versions[variant]
+        due_now = due(listed, self.clock())
+        if due_now.at < END:
+            return due_now
+        got = [a for a in self.asked if a.variant >= 0 and a.name != MEDIA_PLAYLIST_NAME]
         if not got or got[-1].variant != variant:
-            return due
+            return due_now
         before = [v for v in listed if v.at < END][-1]
         last = [line for line in before.text.splitlines() if line and not line.startswith("#")][-1]
-        return before if last not in {a.name for a in got if a.variant == variant} else due
+        return before if last not in {a.name for a in got if a.variant == variant} else due_now
 
-    @staticmethod
-    def _playlist(text: str) -> web.Response:
-        return web.Response(text=text, content_type="application/vnd.apple.mpegurl",
-                            headers={"Cache-Control": "no-cache", **CORS})
+    async def master(self, request: web.Request) -> web.Response:
+        return playlist(self.made.master)
 
-    async def _master(self, request: web.Request) -> web.Response:
-        client = self._client(request)
-        client.asked.append(Asked(round(client.clock(), 3), -1, "master.m3u8", 200))
-        return self._playlist(self.media.master)
-
-    async def _media(self, request: web.Request) -> web.Response:
-        client, variant = self._client(request), int(request.match_info["n"])
+    async def media(self, request: web.Request, variant: int) -> web.Response:
         if variant not in (0, 1):
-            raise web.HTTPNotFound(headers=CORS)
-        version = self.shown(client, variant)
-        client.asked.append(Asked(round(client.clock(), 3), variant, MEDIA_PLAYLIST_NAME, 200, version.at >= END))
-        return self._playlist(version.text)
+            raise web.HTTPNotFound()
+        version = self.shown(variant)
+        response = playlist(version.text)
+        response[SHOWN] = version.at
+        return response
 
-    async def _segment(self, request: web.Request) -> web.Response:
-        client, variant, name = self._client(request), int(request.match_info["n"]), request.match_info["name"]
-        body = self.media.bodies.get((variant, name))
-        client.asked.append(Asked(round(client.clock(), 3), variant, name, 404 if body is None else 200))
-        if body is None:
-            raise web.HTTPNotFound(headers=CORS)
-        return web.Response(body=body, content_type="video/mp2t", headers=CORS)
-
-
-CORS = {"Access-Control-Allow-Origin": "*"}
+    def segment(self, variant: int, name: str) -> bytes | None:
+        return self.made.bodies.get((variant, name))

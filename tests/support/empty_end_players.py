@@ -19,10 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.support.empty_end import LAST, Asked, ScriptedServer, make_media, segments_of
+from tests.support.empty_end import LAST, EndStream, Media, after_end, make_media, segments_of
 from tests.support.independent_players import (BROWSER_PAGES, NATIVE, SHAKA_52, SHAKA_52_LL, SHAKA_416,
-                                               VIDEOJS_DEFAULTS, VIDEOJS_OWNCAST, VIEWER_PAGE, Pages, native_player)
+                                               VIDEOJS_DEFAULTS, VIDEOJS_OWNCAST, VIEWER_PAGE, native_player,
+                                               served_pages)
 from tests.support.page_open import Opened, open_page
+from tests.support.scripted_stream import Asked, StreamServer
 from tests.support.waiting import TimedOut, until
 
 
@@ -193,7 +195,8 @@ class Outcome:
         return out
 
     def errors(self) -> collections.Counter[str]:
-        """Every error the player reported, by what it said (video.js's: its page's, tests/support/players.py)."""
+        """Every error the player reported, by what it said (video.js's: its page's,
+        tests/support/player_pages.py)."""
         own = self.page.get("errors", [])
         if not own:
             return collections.Counter((self.page.get("probe") or {}).get("errors", []))
@@ -213,7 +216,7 @@ class Outcome:
         return (variant, segments_of(variant)[-1].name) in self.segments()
 
     def reloads_after_end(self, variant: int = 1) -> list[float]:
-        return [a.at for a in self.asked if a.variant == variant and a.ended]
+        return [a.at for a in self.asked if a.variant == variant and after_end(a)]
 
     def summary(self) -> str:
         page = self.page
@@ -235,25 +238,26 @@ class Outcome:
                 + f"; events {page.get('events', [])[-4:]}; console {self.said[-3:]}")
 
 
-async def play_all(chromium: Any, server: ScriptedServer, script: str, work: Path, pin: bool = True,
-                   players: Sequence[str] = ALL_PLAYERS) -> dict[str, Outcome]:
-    """Every player at once against `script` (each a client of its own), until each has ended, stood still,
-    failed, or (a process) outlived the end by GRACE; what each did."""
+async def play_all(chromium: Any, server: StreamServer, media: Media, script: str, work: Path,
+                   pin: bool = True, players: Sequence[str] = ALL_PLAYERS) -> dict[str, Outcome]:
+    """Every player at once against `script` (each a client of its own on `server`), until each has ended,
+    stood still, failed, or (a process) outlived the end by GRACE; what each did."""
     outcomes = {name: Outcome(name, script) for name in players}
-    natives = {name: native_player(name, server.plays(f"{script}-{name}", script), work, lowest=pin,
-                                   ends=True)
+    streams = {name: EndStream(media, script) for name in players}
+    srcs = {name: server.add(f"{script}-{name}", stream) for name, stream in streams.items()}
+    natives = {name: native_player(name, srcs[name], work, lowest=pin, ends=True)
                for name in players if name in PROCESS_PLAYERS}
     started: dict[str, float] = {}
     stopped: dict[str, float] = {}  # when each process was seen ended (by itself, or stopped)
     outlived: set[str] = set()  # the processes stopped GRACE after the end
     opened: dict[str, Opened] = {}  # the pages
-    async with Pages(PAGES[pin]) as pages:
+    async with served_pages(PAGES[pin]) as pages:
         try:
             for native in natives.values():
                 await native.start()
                 started[native.player.name] = time.monotonic()
             for name in (n for n in players if n in PAGE_PLAYERS):
-                src = server.plays(f"{script}-{name}", script)
+                src = srcs[name]
                 if name == VIEWER_PAGE:
                     page_url = f"{pages.url}/js/index.html?src={src}"
                     scripts: tuple[str, ...] = (WATCH_JS, HLSJS_HOOK_JS % ("true" if pin else "false"))
@@ -270,9 +274,9 @@ async def play_all(chromium: Any, server: ScriptedServer, script: str, work: Pat
                     done = done and bool(state["ended"] or outcomes[name].fatal or state["stuck"]
                                          or (state["started"] and viewer.get("state") == "offline"))
                 for name, native in natives.items():
-                    client = server.client(f"{script}-{name}")
-                    end = client.shown_the_end() if client is not None else None
-                    if native.running and client is not None and end is not None and client.clock() > end + GRACE:
+                    client = streams[name]
+                    end = client.shown_the_end()
+                    if native.running and end is not None and client.clock() > end + GRACE:
                         outlived.add(name)
                         await native.stop()
                     if not native.running:
@@ -306,8 +310,7 @@ async def play_all(chromium: Any, server: ScriptedServer, script: str, work: Pat
     for name, one in opened.items():
         outcomes[name].said += [f"pageerror: {error}" for error in one.thrown]
     for name, outcome in outcomes.items():
-        client = server.client(f"{script}-{name}")
-        outcome.asked = list(client.asked) if client is not None else []
+        outcome.asked = list(streams[name].asked)
     return outcomes
 
 
@@ -315,10 +318,11 @@ async def _main(scripts: list[str], pin: bool) -> None:
     from tests.support.browser import shared_chromium
 
     work = Path(tempfile.mkdtemp(prefix="empty-end-"))
-    async with ScriptedServer(make_media(work / "media")) as server, shared_chromium() as chromium:
+    media = make_media(work / "media")
+    async with StreamServer() as server, shared_chromium() as chromium:
         for script in scripts:
             t0 = time.monotonic()
-            outcomes = await play_all(chromium, server, script, work / script, pin)
+            outcomes = await play_all(chromium, server, media, script, work / script, pin)
             print(f"== {script} ({'held on variant 1' if pin else 'players choosing'}): {time.monotonic() - t0:.1f} s")
             for outcome in outcomes.values():
                 print("  " + outcome.summary())

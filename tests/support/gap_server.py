@@ -1,25 +1,24 @@
 """The gap players' rig (tests/test_gap_players.py): the three live playlists of a stream with a lost
-segment, rendered in manifest.py's format, and the server that plays them to each client on its own
-clock.
+segment, rendered in manifest.py's format, and each client's stream of them.
 
   A  baseline: all segments.
   B  what the service renders: segment LOST left out, `#EXT-X-DISCONTINUITY` before the next one.
   C  segment LOST kept as an entry, `#EXT-X-GAP` before its URI, which answers 404.
 
-Each client has its own clock from its first playlist request: FIRST_LISTED segments are listed at
-once, one more each second, a window of WINDOW, and ENDLIST with the last.
+Each client has its own clock from its first playlist request (tests/support/scripted_stream.py):
+FIRST_LISTED segments are listed at once, one more each second, a window of WINDOW, and ENDLIST with
+the last.
 """
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
 from aiohttp import web
 
-VIEWER = Path(__file__).resolve().parent.parent.parent / "viewer"
+from tests.support.scripted_stream import Stream, playlist
+
 LOST = 5  # the segment Owncast deleted before it was uploaded
 FIRST_LISTED = 3  # listed at a client's first request; then one more per second
 WINDOW = 6  # segments in the sliding playlist (>= 3 target durations)
@@ -81,122 +80,21 @@ def render(scenario: str, durations: list[float], published: int) -> str:
     return "\n".join(lines)
 
 
-# -- the server ------------------------------------------------------------------------------------
-
-PLAYER_HTML = """<!doctype html>
-<html><head><meta charset="utf-8"><title>gap test</title></head>
-<body><video id="v" muted playsinline></video>
-<script src="/hls.min.js"></script>
-<script src="/gap-player.js"></script>
-</body></html>
-"""
-
-# Records what the test asks about on window.gapLog; `done` when the video ended, a fatal error came,
-# or playback has not moved for STUCK_MS since it started. A stall is playback standing still for more
-# than 250 ms after the first 'playing' event (`at` is where it stood).
-PLAYER_JS = """
-(() => {
-  const STUCK_MS = 6000;
-  const src = new URLSearchParams(location.search).get('src');
-  const video = document.getElementById('v');
-  const log = window.gapLog = {
-    version: Hls.version, frags: [], errors: [], waiting: [], stalls: [], media: [],
-    ended: false, fatal: false, stuck: false, done: false, started: false, playError: null, mediaError: null,
-  };
-  const now = () => performance.now();
-  let lastTime = -1, lastMove = now();
-  const hls = new Hls({ liveDurationInfinity: true, backBufferLength: 30 });  // as viewer/player.js
-  hls.on(Hls.Events.MANIFEST_PARSED, () => {
-    video.play().catch((err) => { log.playError = String(err); });
-  });
-  hls.on(Hls.Events.FRAG_LOADED, (event, data) => {
-    log.frags.push({ sn: data.frag.sn, url: data.frag.url, gap: !!data.frag.gap, cc: data.frag.cc });
-  });
-  hls.on(Hls.Events.ERROR, (event, data) => {
-    log.errors.push({
-      type: data.type, details: data.details, fatal: !!data.fatal, t: video.currentTime,
-      sn: data.frag ? data.frag.sn : null, url: data.frag ? data.frag.url : (data.url || null),
-      code: data.response ? data.response.code : null,
-    });
-    if (data.fatal) { log.fatal = true; log.done = true; }
-  });
-  video.addEventListener('playing', () => {
-    log.started = true;
-    log.media.push(['playing', video.currentTime, Math.round(now())]);
-  });
-  video.addEventListener('waiting', () => {
-    log.waiting.push(video.currentTime);
-    log.media.push(['waiting', video.currentTime, Math.round(now())]);
-  });
-  video.addEventListener('seeking', () => log.media.push(['seeking', video.currentTime, Math.round(now())]));
-  video.addEventListener('ended', () => { log.ended = true; log.done = true; });
-  video.addEventListener('error', () => {
-    log.mediaError = video.error ? (video.error.message || String(video.error.code)) : '?';
-    log.done = true;
-  });
-  setInterval(() => {
-    const t = video.currentTime;
-    if (t !== lastTime) {
-      const still = now() - lastMove;
-      if (log.started && lastTime >= 0 && still > 250) {
-        log.stalls.push({ at: lastTime, ms: Math.round(still) });
-      }
-      lastTime = t;
-      lastMove = now();
-    } else if (log.started && !video.ended && now() - lastMove > STUCK_MS) {
-      log.stuck = true;
-      log.done = true;
-    }
-  }, 50);
-  hls.attachMedia(video);
-  hls.loadSource(src);
-})();
-"""
+# -- the stream -----------------------------------------------------------------------------------
 
 
-@dataclass
-class GapServer:
-    segments: dict[str, bytes]
-    durations: list[float]
-    requests: list[tuple[str, str, str, int]] = field(default_factory=list)  # scenario, client, name, status
-    clocks: dict[tuple[str, str], float] = field(default_factory=dict)
+class GapStream(Stream):
+    """One client's playlist of `scenario` (variant 0 alone) and its segments, LOST answering 404 but in A."""
 
-    def app(self) -> web.Application:
-        app = web.Application()
-        app.router.add_get("/player.html", self.page)
-        app.router.add_get("/gap-player.js", self.script)
-        app.router.add_get("/hls.min.js", self.hlsjs)
-        app.router.add_get("/p/{scenario}/{client}/index.m3u8", self.playlist)
-        app.router.add_get("/p/{scenario}/{client}/{name}", self.segment)
-        return app
+    def __init__(self, scenario: str, segments: dict[str, bytes], durations: list[float]) -> None:
+        super().__init__()
+        self.scenario = scenario
+        self.segments = segments
+        self.durations = durations
 
-    async def page(self, request: web.Request) -> web.Response:
-        return web.Response(text=PLAYER_HTML, content_type="text/html")
+    async def media(self, request: web.Request, variant: int) -> web.Response:
+        published = min(len(self.durations), FIRST_LISTED + int(self.clock()))
+        return playlist(render(self.scenario, self.durations, published))
 
-    async def script(self, request: web.Request) -> web.Response:
-        return web.Response(text=PLAYER_JS, content_type="text/javascript")
-
-    async def hlsjs(self, request: web.Request) -> web.FileResponse:
-        return web.FileResponse(VIEWER / "hls.min.js")
-
-    async def playlist(self, request: web.Request) -> web.Response:
-        scenario, client = request.match_info["scenario"], request.match_info["client"]
-        if scenario not in SCENARIOS:
-            raise web.HTTPNotFound()
-        started = self.clocks.setdefault((scenario, client), time.monotonic())
-        published = min(len(self.durations), FIRST_LISTED + int(time.monotonic() - started))
-        return web.Response(text=render(scenario, self.durations, published),
-                            content_type="application/vnd.apple.mpegurl",
-                            headers={"Cache-Control": "no-cache"})
-
-    async def segment(self, request: web.Request) -> web.Response:
-        scenario, client, name = (request.match_info[k] for k in ("scenario", "client", "name"))
-        lost = scenario != "A" and name == segment_name(LOST)
-        status = 404 if lost or name not in self.segments else 200
-        self.requests.append((scenario, client, name, status))
-        if status == 404:
-            raise web.HTTPNotFound()
-        return web.Response(body=self.segments[name], content_type="video/mp2t")
-
-    def asked(self, scenario: str, client: str) -> list[tuple[str, int]]:
-        return [(n, s) for sc, c, n, s in self.requests if sc == scenario and c == client]
+    def segment(self, variant: int, name: str) -> bytes | None:
+        return None if self.scenario != "A" and name == segment_name(LOST) else self.segments.get(name)

@@ -4,7 +4,7 @@ User-Agent, by which every request it makes is told from the others').
 
 - In headless Chromium (one browser, a context each): Shaka 4.16 and 5.2 with their defaults and 5.2 in
   low-latency mode (blocking playlist reload), video.js with Owncast's VHS options and with VHS's
-  defaults, and the service's own viewer page (hls.js); the pages are tests/support/players.py's.
+  defaults, and the service's own viewer page (hls.js); the pages are tests/support/player_pages.py's.
 - Processes: streamlink (dumping the stream as it fetches it), GStreamer's hlsdemux (its output, the
   segments' bytes, to a file) and hlsdemux2 (parsed by parsebin into fakesinks that keep the clock, as a
   player's sinks do), and VLC (cvlc, remuxing what it plays into a file).
@@ -29,13 +29,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
-
 from broadcaster.demo.ffmpeg import ffmpeg_exe
 from broadcaster.demo.ledger import Finished
-from tests.support.local_http import serve_local
+from tests.support.local_http import Served
 from tests.support.page_open import Agents, Opened, open_page
-from tests.support.players import PAGES, player_pages
+from tests.support.player_pages import PAGES, player_pages
 from tests.support.steered_players import STALL_JS
 
 SEGMENT_SUFFIXES = (".ts", ".m4s", ".mp4", ".aac")
@@ -96,22 +94,10 @@ assert SHAKA_5_LOW_LATENCY_PAGE != SHAKA_5_PAGE != PAGES["shaka"]
 assert "vhs:" not in VIDEOJS_DEFAULTS_PAGE and "vhs:" in PAGES["videojs"]
 
 
-class Pages:
-    """The players' pages (`pages`, by name: players.player_pages), served from 127.0.0.1 (another origin
+def served_pages(pages: Mapping[str, str] = BROWSER_PAGES) -> Served:
+    """The players' pages (`pages`, by name: player_pages.player_pages), served from 127.0.0.1 (another origin
     than the service's, as a site embedding a player is), each loading the stream from `?src=`."""
-
-    def __init__(self, pages: Mapping[str, str] = BROWSER_PAGES) -> None:
-        self.pages = pages
-        self._runner: web.AppRunner | None = None
-        self.url = ""
-
-    async def __aenter__(self) -> Pages:
-        self._runner, self.url = await serve_local(player_pages(self.pages))
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
+    return Served(player_pages(pages))
 
 
 # The TypeError Shaka 4.16 and 5.2 throw when their first steering reload (a TTL after the first manifest)

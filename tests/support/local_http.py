@@ -2,13 +2,36 @@
 
 from __future__ import annotations
 
+from typing import Self
+
 from aiohttp import web
 
 
-async def serve_local(app: web.Application) -> tuple[web.AppRunner, str]:
-    """Serve `app`; returns its runner (cleanup() stops it) and its base URL."""
+async def serve_local(app: web.Application, cancel_handlers: bool = False) -> tuple[web.AppRunner, str]:
+    """Serve `app`; returns its runner (cleanup() stops it) and its base URL. `cancel_handlers`: a handler
+    is cancelled when its client hangs up, as the service runs them (a held blocking reload)."""
     # A handler still running when the test stops it gets a second (aiohttp's default: 60 s each).
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0, handler_cancellation=cancel_handlers)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
     return runner, f"http://127.0.0.1:{runner.addresses[0][1]}"
+
+
+class Served:
+    """`app` served (serve_local) while the `async with` lasts, at `url`; a stand-in adds its routes to
+    `app` before it is entered."""
+
+    def __init__(self, app: web.Application | None = None, cancel_handlers: bool = False) -> None:
+        self.app = app or web.Application()
+        self.url = ""
+        self._cancel_handlers = cancel_handlers
+        self._runner: web.AppRunner | None = None
+
+    async def __aenter__(self) -> Self:
+        self._runner, self.url = await serve_local(self.app, self._cancel_handlers)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+        self._runner = None

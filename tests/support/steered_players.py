@@ -1,6 +1,6 @@
 """Players watched through an outage (tests/test_steering_browser.py): the viewer page, and plain hls.js
 (with and without its content steering), video.js (Owncast's player) and Shaka pages
-(tests/support/players.py's pages), each in its own Chromium context, every segment response it gets
+(tests/support/player_pages.py's pages), each in its own Chromium context, every segment response it gets
 recorded with a hash of its body, and the picture watched for stalls.
 
 A stall is the video's time standing still for more than STALL_MS while it is neither paused nor
@@ -23,15 +23,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from aiohttp import web
 
 from broadcaster.demo.ledger import Finished, Ledger
 from tests.support.counting_proxy import AGENT_TAG
 from tests.support.gates import BucketGates
-from tests.support.local_http import serve_local
+from tests.support.local_http import Served
 from tests.support.loop_thread import LoopThread
 from tests.support.page_open import Agents, open_page
-from tests.support.players import PAGES, player_pages
+from tests.support.player_pages import PAGES, player_pages
 
 STALL_MS = 250
 STALL_JS = """
@@ -61,7 +60,7 @@ STALL_JS = """
 
 
 # What a page's player says: seconds played (STALL_JS), the player's name and version, its fatal errors
-# (players.py's probe, or the viewer page's own count of errors it had to make a new player for:
+# (player_pages.py's probe, or the viewer page's own count of errors it had to make a new player for:
 # viewerStats.errorKinds, with its error list) and its last errors, fatal or not.
 PAGE_STATE_JS = """() => {
   const played = window.__stalls ? window.__stalls.played : 0;
@@ -213,13 +212,12 @@ class Players:
         self.hls_dir = hls_dir
         self.ledger = ledger
         self.watched: list[Watched] = []
-        self._runner: web.AppRunner | None = None
-        self.pages_url = ""
+        self._pages = Served(player_pages(PAGES))
         self._contexts: list[Any] = []
         self._agents = Agents(browser)
 
     async def __aenter__(self) -> Players:
-        self._runner, self.pages_url = await serve_local(player_pages(PAGES))
+        await self._pages.__aenter__()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -228,11 +226,10 @@ class Players:
                 await asyncio.wait_for(context.close(), 15)
             except Exception:  # noqa: BLE001 (closing what is left: the test's outcome stands)
                 pass
-        if self._runner is not None:
-            await self._runner.cleanup()
+        await self._pages.__aexit__()
 
     async def open(self, name: str) -> Watched:
-        """`viewer` (the service's page) or one of players.py's PAGES, playing the service's master."""
+        """`viewer` (the service's page) or one of player_pages.py's PAGES, playing the service's master."""
         address = self.addresses.get(name)
         agent = await self._agents.tagged(f"{AGENT_TAG}{address}") if address else None
         opened = await open_page(self.browser, None, scripts=(STALL_JS,), user_agent=agent)
@@ -257,7 +254,7 @@ class Players:
             await page.goto(f"{self.service_url}/")
         else:
             src = getattr(self, "service_url_for_src", f"{self.service_url}/live/master.m3u8")
-            await page.goto(f"{self.pages_url}/page/{name}?src={src}")
+            await page.goto(f"{self._pages.url}/page/{name}?src={src}")
         await watched.set_clock()
         self.watched.append(watched)
         return watched

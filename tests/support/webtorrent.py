@@ -24,7 +24,7 @@ import aiohttp
 from aiohttp import web
 
 from broadcaster.status.trackers import master_info_hashes
-from tests.support.local_http import serve_local
+from tests.support.local_http import Served
 from tests.support.waiting import until
 
 UNIT = Path(__file__).resolve().parents[2] / "deploy" / "tracker" / "hls-broadcaster-tracker.service"
@@ -42,30 +42,19 @@ MASTER = """#EXTM3U
 VARIANTS = master_info_hashes(SWARM, MASTER)  # what P2P Media Loader announces for each
 
 
-class StandInService:
+class StandInService(Served):
     """What the tracker reads from the service on loopback: /config.json (the swarm) and the
     multivariant playlist (the variants); `master` and `p2p` may be changed while it runs."""
 
     def __init__(self, admit: Callable[[str | None], object | None] | None = None) -> None:
         """`admit`: a private stream's judgement of the playlist's `access=` (None: let in), e.g. the
         service's Gatekeeper.admit; None: a public stream."""
+        super().__init__()
         self.master: str | None = MASTER
         self.p2p: bool = True
         self.admit = admit
-        self.url = ""
-        self._runner: web.AppRunner | None = None
-
-    async def __aenter__(self) -> StandInService:
-        app = web.Application()
-        app.router.add_get("/config.json", self._config)
-        app.router.add_get("/live/master.m3u8", self._master)
-        self._runner, self.url = await serve_local(app)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-        self._runner = None
+        self.app.router.add_get("/config.json", self._config)
+        self.app.router.add_get("/live/master.m3u8", self._master)
 
     async def _config(self, request: web.Request) -> web.Response:
         config: dict[str, Any] = {"stream": "live/master.m3u8"}
