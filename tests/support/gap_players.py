@@ -15,6 +15,7 @@ from tests.support.player_run import FfmpegRun, play_page, read_with_ffmpeg
 from tests.support.scripted_stream import Asked, StreamServer
 
 PLAYER_TIMEOUT = 40.0  # a stuck player is caught by the page's own watchdog long before this
+STUCK_MS = 6000  # hls.js standing still this long anywhere in a scenario counts as stuck
 
 
 @dataclass
@@ -53,8 +54,8 @@ class HlsJsRun:
 
 
 async def _hlsjs(browser: Any, base: str, scenario: str) -> HlsJsRun:
-    run = await play_page(browser, f"{base}/page/hlsjs?src=/c/{scenario}-hlsjs/live/0/playlist.m3u8",
-                          PLAYER_TIMEOUT)
+    src = f"/c/{scenario}-hlsjs/live/0/playlist.m3u8"
+    run = await play_page(browser, f"{base}/page/hlsjs?stuck={STUCK_MS}&src={src}", PLAYER_TIMEOUT)
     if not run.log:  # fails its scenario by name, not the module at pytest's timeout
         raise AssertionError(f"{scenario}: {run.console[-1:]}")
     video = run.video

@@ -21,12 +21,12 @@ SHAKA5 = SUPPORT / "shaka5"
 # sample every 250 ms of [ms, currentTime, position, picture height, seconds played], the switches it was
 # made to do, and `done` once the video ended, a fatal error came, or playback has not moved for STUCK_MS.
 # A position is the moment (seconds from the scenario's start) the picture shows, read from its barcode.
-# STUCK_MS is 20 s: in full runs of the suite (seven other Chromium pages beside these four on two cores)
-# Shaka stood still 10 s and went on.
+# STUCK_MS is 20 s unless the page's `stuck` parameter says otherwise: in full runs of the suite (seven
+# other Chromium pages beside these four on two cores) Shaka stood still 10 s and went on.
 PROBE_JS = """
 (() => {
-  const STUCK_MS = 20000;
   const params = new URLSearchParams(location.search);
+  const STUCK_MS = Number(params.get('stuck')) || 20000;
   const switchAt = (params.get('switch') || '').split(',').filter(Boolean).map(Number);
   const heights = (params.get('heights') || '').split(',').filter(Boolean).map(Number);
   const video = document.getElementById('v');
