@@ -83,8 +83,9 @@ def test_fmp4_init_section_is_read_from_map() -> None:
     assert p.segments[0].init_name == "init_0.mp4"
 
 
-@pytest.mark.parametrize(("name", "shortid"), [("stream-Ab3dE-41.ts", "Ab3dE"), ("stream-offline-3.ts", "offline"),
-                                              ("segment_1.ts", None), ("stream-ab-DEF_23-14.ts", "ab-DEF_23")])
+@pytest.mark.parametrize(("name", "shortid"), [
+    ("stream-Ab3dE-41.ts", "Ab3dE"), ("stream-offline-3.ts", "offline"), ("segment_1.ts", None),
+    ("stream-ab-DEF_23-14.ts", "ab-DEF_23")])
 def test_stream_id(name: str, shortid: str | None) -> None:
     assert stream_id(name) == shortid  # a shortid may contain dashes
 

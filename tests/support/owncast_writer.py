@@ -135,7 +135,8 @@ class HandFedOwncast(OwncastFolder):
         self.lists[v].add(uri, self.seconds if duration is None else duration, at if self.with_pdt else None)
 
     def slot(self, bodies: Body | Mapping[int, Body | Prepare] | None = None, *,
-             duration: float | Mapping[int, float] | None = None, at: float | None = None, ext: str = "ts") -> str:
+             duration: float | Mapping[int, float] | None = None, at: float | None = None,
+             ext: str = "ts") -> str:
         """The next segment in every variant: its file (by default the real TS bytes; a `Prepare` given for
         a variant makes something else of it), then the playlist that lists it. Returns its name."""
         name = self.name(self.number, ext)
