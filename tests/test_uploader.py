@@ -94,17 +94,16 @@ async def test_retries_with_capped_exponential_backoff_and_jitter(tmp_path: Path
 
 
 async def test_attempt_timeout_is_a_retryable_failure(tmp_path: Path) -> None:
-    fake = FakeStore(hang=True)
-    sleeps = Sleeps()
-    up = Uploader(fake, Metrics(), concurrency=1, attempt_timeout=0.05, backoff=Backoff(sleep=sleeps))
     path = segment(tmp_path)
+    slept: list[float] = []
 
     async def delete_after_two_attempts(delay: float) -> None:
-        sleeps.delays.append(delay)
-        if len(sleeps.delays) == 2:
+        slept.append(delay)
+        if len(slept) == 2:
             path.unlink()
 
-    up._sleep = delete_after_two_attempts
+    up = Uploader(FakeStore(hang=True), Metrics(), concurrency=1, attempt_timeout=0.05,
+                  backoff=Backoff(sleep=delete_after_two_attempts))
     with pytest.raises(SegmentLost) as err:
         await up.upload_file(path, "k", "0")
     assert err.value.reason == "deleted"
