@@ -140,7 +140,7 @@ async def main(args: argparse.Namespace) -> None:
             names += [n for n, _ in odds]
             names.append(feed.slot())
             await seen.listed_everywhere(names[-1], timeout=30)
-            feed.files.offline(data, ws.work)
+            feed.offline(data, ws.work)
             recording = f"{ws.s3.public_url}/live/0/recording-f4ult.m3u8"
 
             async def written() -> str | None:

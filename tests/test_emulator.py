@@ -342,8 +342,7 @@ async def test_passthrough_copies_irregular_keyframes(tmp_path: Path) -> None:
             targets.append(td)
         return len(owncast.listed_segments(0)) >= 3
 
-    try:
-        await owncast.start()
+    async with owncast:
         pids = [owncast.ffmpeg_pid, owncast.source_pid]
         assert all(pid is not None and alive(pid) for pid in pids)
         await until(watch, "three copied segments", 30, every=0.05)
@@ -360,8 +359,6 @@ async def test_passthrough_copies_irregular_keyframes(tmp_path: Path) -> None:
         await owncast.stop_stream()  # the broadcaster leaves; ffmpeg ends with its input
         assert not any(alive(pid) for pid in pids if pid is not None)
         assert copied.read_text().endswith("#EXT-X-ENDLIST\n")
-    finally:
-        await owncast.close()
 
 
 async def test_configure_applies_at_restart(tmp_path: Path) -> None:

@@ -126,11 +126,11 @@ async def test_variants_ffmpeg_ends_one_segment_apart_both_end(tmp_path: Path, s
         seen = Observer(service.url, http, (0, 1))
         await seen.until(lambda: all(len(seen.names(v)) == 3 for v in (0, 1)), 20, "three slots listed")
         last = feed.name(feed.number)  # variant 0 alone: its last frame, cut when ffmpeg stopped
-        feed.files.write_segment(0, last, ts)
+        feed.write_segment(0, last, ts)
         feed.add_entry(0, last, duration=0.041667)
         feed.write_playlist(0)
         (tmp_path / "tmp").mkdir()
-        feed.files.offline(ts, tmp_path / "tmp")  # Owncast's offline tail in both
+        feed.offline(ts, tmp_path / "tmp")  # Owncast's offline tail in both
 
         async def ended() -> bool:
             texts = [await text(http, f"{service.url}/live/{v}/playlist.m3u8") for v in (0, 1)]

@@ -326,7 +326,7 @@ async def test_the_service_keeps_every_segment_owncast_finishes_in_the_bucket_an
                 await bucket_holds(http, f"{seaweed.public_url}/live/0/{name}", ts, f"{name}, in the bucket whole")
                 names.append(feed.slot())
                 await seen.listed_everywhere(names[-1], timeout=WAIT)
-                feed.files.offline(ts, tmp_path)  # the stream ends: its recording is written
+                feed.offline(ts, tmp_path)  # the stream ends: its recording is written
                 m = await seen.metrics()
                 for v in feed.variants:
                     text, listed = await recording(http, f"{seaweed.public_url}/live/{v}/recording-f4ult.m3u8")

@@ -7,28 +7,8 @@ its own: the run's, a bucket for each chain).
 Between two streams the settings change the way an operator changes them on Owncast's admin page:
 the broadcaster disconnects (offline tail), the settings apply at the next stream.
 
-Rows (one row = one stream = one case); the chains run side by side under xdist:
-
-========  =====  ======================================  ======================================
-chain     level  variants                                what changed from the row before
-========  =====  ======================================  ======================================
-levels    0      1 transcoded                            (first stream)
-levels    2      1 transcoded                            level 0 -> 2 (1 s -> 3 s segments)
-levels    4      1 transcoded                            level 2 -> 4 (3 s -> 5 s)
-levels    0      1 transcoded                            level 4 -> 0 (5 s -> 1 s)
-copied    1      2 transcoded                            (first stream)
-copied    1      source copied + 1 transcoded            transcode -> passthrough
-copied3   3      3 transcoded                            (first stream)
-copied3   0      source copied + 2 transcoded            transcode -> passthrough, level 3 -> 0
-variants  1      2 transcoded                            (first stream)
-variants  3      3 transcoded                            2 variants -> 3, level 1 -> 3
-removed   3      3 transcoded (TARGET_DURATION=10)       (first stream)
-removed   0      1 transcoded                            3 variants -> 1, level 3 -> 0
-added     0      1, then 1 again, then 2 transcoded      a variant added after a discontinuity
-raised    0      source copied + 1 transcoded            a copied segment longer after the cut
-raised    0      source copied + 1 transcoded            again, a 3 s copied segment
-========  =====  ======================================  ======================================
-
+Rows (one row = one stream = one case) are `Row(level, variants)`, a chain a list of them (CHAINS and
+the passthrough chains COPIED, COPIED3 and RAISED below); the chains run side by side under xdist.
 So every latency level 0-4, transcoded and passthrough (the broadcaster's video and audio copied, cut
 at its irregular keyframes), one and three variants each appear in chains that pass, as do the
 changes level 0 -> 2, 4 -> 0, 2 variants -> 3, 3 -> 1, a variant added after a discontinuity and
@@ -94,6 +74,7 @@ from broadcaster.demo.emulator import LATENCY_LEVELS, LateTails, Ledger, Owncast
 from broadcaster.demo.ledger import Finished
 from broadcaster.demo.seaweed import SeaweedS3
 from tests.support.hls_checker import VariantSetChecker, check_master
+from tests.support.listing import Listed, listing
 from tests.support.scrape import Samples, scraped, total
 from tests.support.service_process import ServiceProcess, service_env
 from tests.support.waiting import until
@@ -158,56 +139,21 @@ class Segment:
     compared: bool = False  # ...compared with the file as Owncast finished writing it
 
     @property
-    def fetched(self) -> bool:
-        return self.bucket is not None
-
-    @property
     def latency(self) -> float:
         assert self.owncast_at is not None and self.service_at is not None
         # Looked at in turn: the service may show it before the next look at Owncast's file does.
         return max(0.0, self.service_at - self.owncast_at)
 
 
-@dataclass
-class RowReport:
-    row: Row
-    segments: dict[int, int]  # variant -> segments Owncast listed
-    latencies: list[float]
-    versions: int
-    targets: set[int]
-    compared: int  # segments whose bytes in the bucket were compared with Owncast's finished file
-    excused: list[str]  # late, while the service said the bucket was down
-
-    def line(self) -> str:
-        counts = "/".join(str(self.segments[v]) for v in sorted(self.segments))
-        p50, most = statistics.median(self.latencies), max(self.latencies)
-        return (f"{str(self.row):<44} segments {counts:<8} latency p50 {p50:.2f} s, max {most:.2f} s; "
-                f"{self.versions} versions checked, target {sorted(self.targets)}, "
-                f"{self.compared}/{len(self.latencies)} compared byte for byte"
-                + "".join(f"\n    excused from the bound: {e}" for e in self.excused))
-
-
 _NAME = re.compile(r"^stream-(.+)-(\d+)\.ts$")  # Owncast's stream-<shortid>-<n>.ts
 
 
-def owncast_entries(text: str) -> list[tuple[str, float, str | None]]:
-    """(name, EXTINF, PROGRAM-DATE-TIME) of each stream segment in Owncast's variant playlist: the test's
-    own reading, complete lines only (Owncast rewrites the file in place), the offline clip left out."""
+def owncast_entries(text: str) -> list[Listed]:
+    """Each stream segment in Owncast's variant playlist: the test's own reading (listing), complete lines
+    only (Owncast rewrites the file in place), the offline clip left out."""
     if not text.startswith("#EXTM3U\n"):
         return []
-    out: list[tuple[str, float, str | None]] = []
-    duration: float | None = None
-    date: str | None = None
-    for line in text.split("\n")[:-1]:
-        if line.startswith("#EXTINF:"):
-            duration = float(line[len("#EXTINF:"):].split(",")[0])
-        elif line.startswith("#EXT-X-PROGRAM-DATE-TIME:"):
-            date = line.split(":", 1)[1]
-        elif line and not line.startswith("#"):
-            if duration is not None and not line.startswith("offline"):
-                out.append((line, duration, date))
-            duration = date = None
-    return out
+    return [e for e in listing(text[:text.rfind("\n") + 1]) if not e.uri.startswith("offline")]
 
 
 @dataclass
@@ -287,15 +233,11 @@ class Matrix:
             if not line or line.startswith("#"):
                 continue
             name = line.rsplit("/", 1)[1]
-            seg = self.segments.get((v, name))
+            # Listed before the next look at Owncast's playlist: that look sets its EXTINF.
+            seg = self.segment(v, name)
             if seg is None:
-                m = _NAME.match(name)
-                if m is None or m.group(1) not in self.runs:
-                    unknown.append(name)
-                    continue
-                # Listed before the next look at Owncast's playlist: that look sets its EXTINF.
-                seg = self.segments[(v, name)] = Segment(self.runs[m.group(1)], v, name, m.group(1),
-                                                         int(m.group(2)))
+                unknown.append(name)
+                continue
             out.append(seg)
             if seg.service_at is None:
                 seg.service_at = now
@@ -313,19 +255,20 @@ class Matrix:
             except FileNotFoundError:
                 continue
             self.owncast_texts[v] = text
-            for name, duration, _ in owncast_entries(text):
-                seg = self.segments.get((v, name))
-                if seg is not None and seg.owncast_at is not None:
-                    continue
-                m = _NAME.match(name)
-                assert m is not None, f"Owncast listed {name!r} in variant {v}"
-                row = self.runs.get(m.group(1))
-                if row is None:
-                    continue  # a stream start() has not returned from yet: the next look takes it
-                assert row == len(self.rows) - 1, f"{name} is not from the stream on ({self.runs})"
-                if seg is None:
-                    seg = self.segments[(v, name)] = Segment(row, v, name, m.group(1), int(m.group(2)))
-                seg.duration, seg.owncast_at = duration, now
+            for entry in owncast_entries(text):
+                assert _NAME.match(entry.uri), f"Owncast listed {entry.uri!r} in variant {v}"
+                seg = self.segment(v, entry.uri)
+                if seg is None or seg.owncast_at is not None:
+                    continue  # None: a stream start() has not returned from yet, the next look takes it
+                assert seg.row == len(self.rows) - 1, f"{seg.name} is not from the stream on ({self.runs})"
+                seg.duration, seg.owncast_at = entry.duration, now
+
+    def segment(self, v: int, name: str) -> Segment | None:
+        """Variant `v`'s segment `name`, noted at its first sight; None if it is of no stream started."""
+        m = _NAME.match(name)
+        if (v, name) not in self.segments and m is not None and m.group(1) in self.runs:
+            self.segments[(v, name)] = Segment(self.runs[m.group(1)], v, name, m.group(1), int(m.group(2)))
+        return self.segments.get((v, name))
 
     async def read_service(self) -> dict[int, str]:
         """Every variant's media playlist as served now (a removed variant keeps its last one)."""
@@ -433,9 +376,10 @@ class Matrix:
 
         await until(met, what, timeout, every=POLL)
 
-    async def play(self, row: Row) -> RowReport:
+    async def play(self, row: Row) -> str:
         """One stream with the row's settings, on until every variant listed a few segments; then the
-        broadcaster leaves. Returns once the service has listed all of it and ended every playlist."""
+        broadcaster leaves. Returns (report()'s line) once the service has listed all of it and ended
+        every playlist."""
         index = len(self.rows)
         self.checker.align_by = "time" if row.passthrough else "msn"
         self.owncast.configure(variants=row.variants, latency_level=row.level, source_keyframes=row.keyframes)
@@ -483,9 +427,8 @@ class Matrix:
     def last_date(self) -> float:
         """When the media of the stream that ended ends, by Owncast's own dates (ffmpeg's dates run
         ahead of the wall clock by the time it took to probe its input)."""
-        ends = [datetime.strptime(date, "%Y-%m-%dT%H:%M:%S.%f%z").timestamp() + duration
-                for text in self.owncast_texts.values()
-                for _, duration, date in owncast_entries(text)[-1:] if date is not None]
+        ends = [datetime.strptime(e.date, "%Y-%m-%dT%H:%M:%S.%f%z").timestamp() + e.duration
+                for text in self.owncast_texts.values() for e in owncast_entries(text)[-1:] if e.date]
         return max(ends, default=0.0)
 
     async def check_master(self, count: int) -> None:
@@ -497,8 +440,8 @@ class Matrix:
         uris = [ln for ln in text.splitlines() if ln and not ln.startswith("#")]
         assert uris == [f"{self.url}/live/{path}{v}/playlist.m3u8" for path in ("", "vm/") for v in range(count)], text
 
-    def report(self, index: int) -> RowReport:
-        """Check the row's latencies against the bound and its target duration; sum it up."""
+    def report(self, index: int) -> str:
+        """Check the row's latencies against the bound and its target duration; sum it up in a line."""
         row = self.rows[index]
         segs = self.of_row(index)
         late: list[str] = []
@@ -506,7 +449,7 @@ class Matrix:
         # the copied variant's segment of the same moment (docstring, 3.): up to the longest of those.
         copied = [x.duration for x in segs if row.variants[x.variant].passthrough]
         for s in segs:
-            assert s.fetched, s
+            assert s.bucket is not None, s  # fetched
             bound = max(2 * max(row.seconds, s.duration, *copied) + SLACK, LOADED)
             two_after = self.segments.get((s.variant, f"stream-{s.stream}-{s.number + 2}.ts"))
             before_two_after = (two_after is not None and two_after.owncast_at is not None
@@ -521,10 +464,13 @@ class Matrix:
         assert not late, f"{row}: listed more than a couple of segments late: {late}"
         if not row.passthrough:
             assert self.targets.get(index) == {max(self.floor, row.seconds)}, (row, self.targets.get(index))
-        counts = {v: sum(1 for s in segs if s.variant == v) for v in range(len(row.variants))}
-        return RowReport(row, counts, [s.latency for s in segs], self.versions.get(index, 0),
-                         self.targets.get(index, set()), sum(s.compared for s in segs),
-                         self.excused.get(index, []))
+        counts = "/".join(str(sum(1 for s in segs if s.variant == v)) for v in range(len(row.variants)))
+        latencies = [s.latency for s in segs]
+        targets = sorted(self.targets.get(index, set()))
+        return (f"{str(row):<44} segments {counts:<8} latency p50 {statistics.median(latencies):.2f} s, max "
+                f"{max(latencies):.2f} s; {self.versions.get(index, 0)} versions checked, target {targets}, "
+                f"{sum(s.compared for s in segs)}/{len(segs)} compared byte for byte"
+                + "".join(f"\n    excused from the bound: {e}" for e in self.excused.get(index, [])))
 
     def bucket_outage(self, seg: Segment) -> str | None:
         """The service's own log line saying the bucket failed while `seg` waited to be listed, if
@@ -598,7 +544,7 @@ RAISED = [Row(0, (SOURCE, SMALLEST), (2.0, 1.0, 3.5)), Row(0, (SOURCE, SMALLEST)
 
 async def play_all(matrix: Matrix, rows: list[Row]) -> None:
     for row in rows:
-        print("  " + (await matrix.play(row)).line())
+        print("  " + await matrix.play(row))
 
 
 # The chains of the docstring's table whose checks beyond play()'s are counters: (name, rows, the service's

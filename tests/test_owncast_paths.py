@@ -40,6 +40,9 @@ MASTER = "/hls/stream.m3u8"
 LIVE_MASTER = "/live/master.m3u8"
 VARIANTS = [SourceVariant(0, 1_200_000, None, (1280, 720), "avc1.64001f,mp4a.40.2", 30.0),
             SourceVariant(1, 400_000, None, (640, 360), None, None)]
+# What two answers of the same version share, whichever path or method asked for it.
+SAME_HEADERS = ("Content-Type", "Content-Encoding", "Content-Length", "ETag", "Cache-Control", "Vary",
+                "Access-Control-Allow-Origin", "Access-Control-Expose-Headers", "Server")
 
 
 def hls_media(n: int | str) -> str:
@@ -144,9 +147,7 @@ async def test_media_playlist_is_lives_byte_for_byte(served: tuple[World, TestCl
     live = await get(client, live_media(variant), encoding)
     owncast = await get(client, hls_media(variant), encoding)
     assert owncast[0] == live[0] == 200 and owncast[2] == live[2]
-    for name in ("Content-Type", "Content-Encoding", "ETag", "Cache-Control", "Vary",
-                 "Access-Control-Allow-Origin", "Access-Control-Expose-Headers", "Server"):
-        assert owncast[1].get(name) == live[1].get(name), name
+    assert {h: owncast[1].get(h) for h in SAME_HEADERS} == {h: live[1].get(h) for h in SAME_HEADERS}
     if encoding != PLAIN:
         assert owncast[1]["Content-Encoding"] == "gzip" and gzip.decompress(owncast[2]).startswith(b"#EXTM3U")
 
@@ -168,8 +169,7 @@ async def test_head_has_get_headers_and_no_body(served: tuple[World, TestClient[
     _, got, body = await get(client, path)
     status, head, head_body = await get(client, path, method="HEAD")
     assert (status, head_body) == (200, b"") and int(head["Content-Length"]) == len(body)
-    for name in ("Content-Type", "ETag", "Cache-Control", "Vary", "Access-Control-Allow-Origin"):
-        assert head.get(name) == got.get(name)
+    assert {h: head.get(h) for h in SAME_HEADERS} == {h: got.get(h) for h in SAME_HEADERS}
 
 
 @pytest.mark.parametrize("path", [MASTER, hls_media(0), hls_media(1)])
@@ -190,48 +190,6 @@ async def test_query_strings_players_add_do_not_matter(served: tuple[World, Test
     plain = await get(client, path)
     busted = await get(client, f"{path}?{query}")
     assert busted[0] == plain[0] == 200 and busted[2] == plain[2] and busted[1]["ETag"] == plain[1]["ETag"]
-
-
-@pytest.mark.parametrize(("path", "query", "location"), [
-    (MASTER, "cachebust=ab12cd", "stream.m3u8"),  # Owncast's page busts every playlist request
-    (LIVE_MASTER, "x=1", "master.m3u8"),
-    (hls_media(0), "cachebust=ab12cd", "stream.m3u8"),
-    (live_media(1), "v=1&w=2", "playlist.m3u8"),
-    ("/live/playlist.m3u8", "_=1", "playlist.m3u8"),
-    # Owncast's page on a blocking reload: its buster after a second "?".
-    (hls_media(0), "_HLS_msn={n}&_HLS_skip=YES?cachebust=ab12cd", "stream.m3u8?_HLS_msn={n}&_HLS_skip=YES"),
-    (hls_media(1), "v=7&_HLS_msn={n}", "stream.m3u8?_HLS_msn={n}"),
-    (live_media(0), "_HLS_skip=YES&v=1&_HLS_msn={n}", "playlist.m3u8?_HLS_msn={n}&_HLS_skip=YES"),
-    (live_media(0), "_HLS_msn={n}&_HLS_msn={n}", "playlist.m3u8?_HLS_msn={n}"),
-    # What the service does not use, or spells another way, is a second URL for one answer.
-    (live_media(0), "_HLS_msn={n}&_HLS_part=3", "playlist.m3u8?_HLS_msn={n}"),  # no partial segments
-    (live_media(0), "_HLS_msn={n}&_HLS_part=0&_HLS_skip=YES", "playlist.m3u8?_HLS_msn={n}&_HLS_skip=YES"),
-    (hls_media(1), "_HLS_msn=000{n}", "stream.m3u8?_HLS_msn={n}"),  # leading zeros
-    (live_media(1), "_HLS_msn={n}&_HLS_skip=v2", "playlist.m3u8?_HLS_msn={n}&_HLS_skip=YES"),  # the same delta
-    (live_media(0), "_HLS_skip=YES&_HLS_msn={n}&_HLS_skip=YES", "playlist.m3u8?_HLS_msn={n}&_HLS_skip=YES"),
-    # Other players' forms (_HLS_part=0, v2), at either path.
-    (hls_media(0), "_HLS_msn={n}&_HLS_part=0", "stream.m3u8?_HLS_msn={n}"),
-    (hls_media(0), "_HLS_msn={n}&_HLS_skip=v2", "stream.m3u8?_HLS_msn={n}&_HLS_skip=YES"),
-    (live_media(1), "_HLS_skip=YES&_HLS_msn={n}&_HLS_part=0", "playlist.m3u8?_HLS_msn={n}&_HLS_skip=YES"),
-])
-async def test_a_query_the_service_does_not_use_is_a_small_redirect_to_the_canonical_url(
-        served: tuple[World, TestClient[Any, Any]], path: str, query: str, location: str) -> None:
-    """A cache buster must not buy the whole playlist from the VM (a CDN passes each unseen
-    URL on). It gets a 302 of a few hundred bytes to the canonical URL, whose answer caches hold."""
-    world, client = served
-    n = last(world)
-    query, location = query.replace("{n}", str(n)), location.replace("{n}", str(n))
-    async with client.get(f"{path}?{query}", headers=PLAIN, allow_redirects=False) as r:
-        body = await r.read()
-        assert (r.status, r.headers["Location"], body) == (302, location, b"")
-        assert r.headers["Access-Control-Allow-Origin"] == "*"  # a cross-origin player may follow it
-        assert r.headers["Cache-Control"] == "public, max-age=60"
-        assert sum(len(k) + len(v) + 4 for k, v in r.headers.items()) < 400
-    canonical = urljoin(path, location)
-    async with client.get(canonical, headers=PLAIN, allow_redirects=False) as r:
-        assert r.status == 200 and b"#EXTM3U" in await r.read()  # no second redirect
-    followed = await get(client, f"{path}?{query}")  # as players do: XHR and fetch follow it
-    assert followed[0] == 200 and followed[2] == (await get(client, canonical))[2]
 
 
 def test_the_canonical_query_keeps_only_the_directives_in_order_one_spelling_each() -> None:
@@ -266,8 +224,31 @@ def test_a_valid_set_of_directives_is_answered_as_sent_in_either_order_and_only_
         assert not answered_as_sent(sent, True), sent
 
 
-@pytest.mark.parametrize(("target", "location"), [
-    # Percent-encoding anywhere is another cache key for the same whole playlist.
+# A cache buster must not buy the whole playlist from the VM (a CDN passes each unseen URL on).
+BUSTED = [  # (path, query, the canonical URL relative to it)
+    (MASTER, "cachebust=ab12cd", "stream.m3u8"),  # Owncast's page busts every playlist request
+    (LIVE_MASTER, "x=1", "master.m3u8"),
+    (hls_media(0), "cachebust=ab12cd", "stream.m3u8"),
+    (live_media(1), "v=1&w=2", "playlist.m3u8"),
+    ("/live/playlist.m3u8", "_=1", "playlist.m3u8"),
+    # Owncast's page on a blocking reload: its buster after a second "?".
+    (hls_media(0), "_HLS_msn={n}&_HLS_skip=YES?cachebust=ab12cd", "stream.m3u8?_HLS_msn={n}&_HLS_skip=YES"),
+    (hls_media(1), "v=7&_HLS_msn={n}", "stream.m3u8?_HLS_msn={n}"),
+    (live_media(0), "_HLS_skip=YES&v=1&_HLS_msn={n}", "playlist.m3u8?_HLS_msn={n}&_HLS_skip=YES"),
+    (live_media(0), "_HLS_msn={n}&_HLS_msn={n}", "playlist.m3u8?_HLS_msn={n}"),
+    # What the service does not use, or spells another way, is a second URL for one answer.
+    (live_media(0), "_HLS_msn={n}&_HLS_part=3", "playlist.m3u8?_HLS_msn={n}"),  # no partial segments
+    (live_media(0), "_HLS_msn={n}&_HLS_part=0&_HLS_skip=YES", "playlist.m3u8?_HLS_msn={n}&_HLS_skip=YES"),
+    (hls_media(1), "_HLS_msn=000{n}", "stream.m3u8?_HLS_msn={n}"),  # leading zeros
+    (live_media(1), "_HLS_msn={n}&_HLS_skip=v2", "playlist.m3u8?_HLS_msn={n}&_HLS_skip=YES"),  # the same delta
+    (live_media(0), "_HLS_skip=YES&_HLS_msn={n}&_HLS_skip=YES", "playlist.m3u8?_HLS_msn={n}&_HLS_skip=YES"),
+    # Other players' forms (_HLS_part=0, v2), at either path.
+    (hls_media(0), "_HLS_msn={n}&_HLS_part=0", "stream.m3u8?_HLS_msn={n}"),
+    (hls_media(0), "_HLS_msn={n}&_HLS_skip=v2", "stream.m3u8?_HLS_msn={n}&_HLS_skip=YES"),
+    (live_media(1), "_HLS_skip=YES&_HLS_msn={n}&_HLS_part=0", "playlist.m3u8?_HLS_msn={n}&_HLS_skip=YES"),
+]
+# Percent-encoding anywhere is another cache key for the same whole playlist.
+SPELLINGS: list[tuple[str, str | None]] = [  # (target, the canonical URL relative to it)
     ("/live/0/playlist.m3u8?_HLS_%6dsn={n}", "playlist.m3u8?_HLS_msn={n}"),
     ("/live/0/playlist.m3u8?_HLS_%6Dsn={n}&_HLS_skip=YES", "playlist.m3u8?_HLS_msn={n}&_HLS_skip=YES"),
     ("/live/0/playlist.m3u8?_HLS_msn=%3{n}", None),  # (filled in below: the number's first digit encoded)
@@ -285,13 +266,17 @@ def test_a_valid_set_of_directives_is_answered_as_sent_in_either_order_and_only_
     # Case: a name the service does not use (it is not a directive), so it goes.
     ("/hls/0/stream.m3u8?_hls_msn={n}", "stream.m3u8"),
     ("/hls/0/stream.m3u8?_HLS_MSN={n}&_HLS_skip=YES", "stream.m3u8?_HLS_skip=YES"),
-])
-async def test_any_other_spelling_of_a_playlist_url_is_redirected_to_the_canonical_one(
+]
+
+
+@pytest.mark.parametrize(("target", "location"), SPELLINGS + [(f"{p}?{q}", loc) for p, q, loc in BUSTED])
+async def test_a_query_the_service_does_not_use_or_another_spelling_is_a_small_redirect_to_the_canonical_url(
         served: tuple[World, TestClient[Any, Any]], target: str, location: str | None) -> None:
-    """The router matches the decoded path and reads the query decoded, so `_HLS_%6dsn=`,
-    `pl%61ylist.m3u8`, `%30/` would each be a new key for a cache in front (nginx keys by $request_uri)
-    for the whole playlist: each gets a 302 of a few hundred bytes to the canonical URL, which resolves (relative, so under a path prefix
-    too) to an answer with no second redirect. Sent byte for byte, as an attacker would."""
+    """The router matches the decoded path and reads the query decoded, so a cache buster, `_HLS_%6dsn=`,
+    `pl%61ylist.m3u8` or `%30/` would each be a new key for a cache in front (nginx keys by $request_uri)
+    for the whole playlist: each gets a 302 of a few hundred bytes to the canonical URL, whose answer caches
+    hold, which resolves (relative, so under a path prefix too) to an answer with no second redirect. Sent
+    byte for byte, as an attacker would; and followed, as players do (XHR and fetch follow it)."""
     world, client = served
     n = last(world)
     if location is None:
@@ -301,11 +286,14 @@ async def test_any_other_spelling_of_a_playlist_url_is_redirected_to_the_canonic
     status, headers, body = await raw_get(client, target)
     assert (status, headers.get("location"), body) == (302, location, b""), target
     assert headers["cache-control"] == "public, max-age=60" and headers["access-control-allow-origin"] == "*"
+    assert sum(len(k) + len(v) + 4 for k, v in headers.items()) < 400
     for prefix in ("", "/tv"):  # the same under a path prefix a proxy strips
         canonical = urljoin(f"http://h{prefix}{target}", location).removeprefix(f"http://h{prefix}")
         assert "%" not in canonical and not canonical.endswith("?"), canonical
         async with client.get(canonical, headers=PLAIN, allow_redirects=False) as r:
-            assert r.status == 200, (target, canonical)  # no second redirect
+            assert r.status == 200 and b"#EXTM3U" in await r.read(), (target, canonical)  # no second redirect
+    followed = await get(client, target)
+    assert followed[0] == 200 and followed[2] == (await get(client, canonical))[2]
 
 
 @pytest.mark.parametrize("target", ["/live%2Fplaylist.m3u8", "/live%2F0/playlist.m3u8", "/live/0%2Fplaylist.m3u8",
@@ -362,10 +350,6 @@ async def test_ll_hls_queries_as_hlsjs_sends_them_are_answered_at_once(
         body = await r.read()
     assert r.status == 200, (r.status, r.headers.get("Location"))
     assert (b"#EXT-X-SKIP:SKIPPED-SEGMENTS=" in body) == ("_HLS_skip" in query)
-
-
-SAME_HEADERS = ("Content-Type", "Content-Encoding", "Content-Length", "ETag", "Cache-Control", "Vary",
-                "Access-Control-Allow-Origin", "Access-Control-Expose-Headers", "Server")
 
 
 @pytest.mark.parametrize("encoding", [PLAIN, {"Accept-Encoding": "gzip"}])

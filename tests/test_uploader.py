@@ -66,13 +66,6 @@ async def test_fmp4_types(tmp_path: Path) -> None:
     assert [p.content_type for p in fake.puts] == ["video/mp4", "video/iso.segment"]
 
 
-async def test_store_reports_missing_bucket_as_a_setting(moto_url: str) -> None:
-    async with S3Store(BucketAccess(moto_url, "auto", "k", "s", "nope")) as s:
-        with pytest.raises(StoreError) as err:
-            await s.probe()
-    assert err.value.setting == "AWS_BUCKET_NAME"
-
-
 async def test_store_reports_unreachable_endpoint() -> None:
     async with S3Store(BucketAccess("http://127.0.0.1:9", "auto", "k", "s", "live"), connect_timeout=1) as s:
         with pytest.raises(StoreError) as err:
@@ -101,17 +94,16 @@ async def test_retries_with_capped_exponential_backoff_and_jitter(tmp_path: Path
 
 
 async def test_attempt_timeout_is_a_retryable_failure(tmp_path: Path) -> None:
-    fake = FakeStore(hang=True)
-    sleeps = Sleeps()
-    up = Uploader(fake, Metrics(), concurrency=1, attempt_timeout=0.05, backoff=Backoff(sleep=sleeps))
     path = segment(tmp_path)
+    slept: list[float] = []
 
     async def delete_after_two_attempts(delay: float) -> None:
-        sleeps.delays.append(delay)
-        if len(sleeps.delays) == 2:
+        slept.append(delay)
+        if len(slept) == 2:
             path.unlink()
 
-    up._sleep = delete_after_two_attempts
+    up = Uploader(FakeStore(hang=True), Metrics(), concurrency=1, attempt_timeout=0.05,
+                  backoff=Backoff(sleep=delete_after_two_attempts))
     with pytest.raises(SegmentLost) as err:
         await up.upload_file(path, "k", "0")
     assert err.value.reason == "deleted"
@@ -196,12 +188,8 @@ async def test_a_bucket_outage_is_one_warning_then_one_info_with_per_attempt_lin
 async def test_out_of_handles_or_memory_is_retried_never_lost(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: int) -> None:
     """EMFILE/ENFILE/ENOMEM say nothing about the file: it is read again after a backoff."""
-    fake, slept = FakeStore(), []
-
-    async def sleep(delay: float) -> None:
-        slept.append(delay)
-
-    up = Uploader(fake, Metrics(), concurrency=1, attempt_timeout=1, backoff=Backoff(sleep=sleep))
+    fake, sleeps = FakeStore(), Sleeps()
+    up = Uploader(fake, Metrics(), concurrency=1, attempt_timeout=1, backoff=Backoff(sleep=sleeps))
     path = segment(tmp_path)
     real_open, failures = os.open, [3]
 
@@ -214,7 +202,7 @@ async def test_out_of_handles_or_memory_is_retried_never_lost(
     monkeypatch.setattr(os, "open", scarce_open)
     await up.upload_file(path, "k", "0")
     monkeypatch.undo()
-    assert failures == [0] and len(slept) == 3
+    assert failures == [0] and len(sleeps.delays) == 3
     assert [p.body for p in fake.puts] == [path.read_bytes()]
 
 

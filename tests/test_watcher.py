@@ -19,9 +19,8 @@ from broadcaster.metrics import Metrics
 from broadcaster.source.watcher import HlsWatcher, WatchTiming
 from broadcaster.source.owncast import SourcePlaylist, SourceVariant
 from tests.support.fakes import Sink
-from tests.support.owncast_writer import media
+from tests.support.owncast_writer import media, write_in_place as _write_in_place
 from tests.support.waiting import until
-from tests.support.owncast_writer import write_in_place as _write_in_place
 
 MASTER = '#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=800000,RESOLUTION=640x360\n0/stream.m3u8\n'
 # 16-byte pieces: a reader sees many half-written versions of every playlist.

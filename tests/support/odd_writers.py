@@ -106,7 +106,3 @@ class OddWriter:
     def _record(self) -> None:
         if self._ledger is not None and self.path is not None:
             self._ledger.record(self.path, Finished.of(self.data))
-
-    @property
-    def sha256(self) -> str:
-        return Finished.of(self.data).sha256

@@ -15,6 +15,8 @@ from types import TracebackType
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from tests.support.local_http import serve_local
+
 VIDEOJS_DIR = Path(__file__).resolve().parent / "videojs"
 
 # Owncast's player options (web/components/video/OwncastPlayer), with autoplay muted so a test needs no
@@ -68,12 +70,8 @@ class OwncastWeb:
         self.hls_dir = hls_dir
         self.page = page
         self.requests: list[str] = []
-        self.port = 0
+        self.url = ""
         self._runner: web.AppRunner | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     def _app(self) -> web.Application:
         @web.middleware
@@ -96,26 +94,15 @@ class OwncastWeb:
         app.router.add_static("/hls/", self.hls_dir)  # what Owncast serves; nobody should ask any more
         return app
 
-    async def start(self) -> OwncastWeb:
-        self._runner = web.AppRunner(self._app(), access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = self._runner.addresses[0][1]
-        return self
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
     def hls_requests(self) -> list[str]:
         """Requests for Owncast's playlists or segments (anything under /hls/)."""
         return [r for r in self.requests if r.split(" ", 1)[1].startswith("/hls/")]
 
     async def __aenter__(self) -> OwncastWeb:
-        return await self.start()
+        self._runner, self.url = await serve_local(self._app())
+        return self
 
     async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
                         tb: TracebackType | None) -> None:
-        await self.stop()
+        if self._runner is not None:
+            await self._runner.cleanup()

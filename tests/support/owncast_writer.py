@@ -16,7 +16,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.synchronize import Event as MpEvent
@@ -26,17 +26,15 @@ from typing import TYPE_CHECKING, Protocol
 from broadcaster.demo.ffmpeg import ffmpeg_exe
 from broadcaster.demo.ledger import Ledger
 from broadcaster.demo.owncast_files import (
-    PIECE, Body, Entry, MasterEntry, OpenInPlace, OwncastFolder, entry_text, master_text, pdt, playlist_head,
-    playlist_text, write_in_place,
+    Body, MasterEntry, OpenInPlace, OwncastFolder, master_text, playlist_text, write_in_place,
 )
 
 if TYPE_CHECKING:
     from broadcaster.demo.emulator import OwncastEmulator
 
 __all__ = [
-    "PIECE", "SECONDS", "Body", "Entry", "HandFedOwncast", "LateSlot", "Ledger", "OwncastReplay", "Prepare",
-    "emulator_paused", "entry_text", "media", "pdt", "playlist_head", "playlist_text", "real_ts_segment",
-    "replay", "write_in_place",
+    "SECONDS", "HandFedOwncast", "LateSlot", "OwncastReplay", "Prepare", "emulator_paused", "media",
+    "one_run_segments", "owncast_number", "real_ts_segment", "replay", "write_in_place",
 ]  # fmt: skip
 
 SECONDS = 1.0  # HandFedOwncast's EXTINF: Owncast's lowest latency level
@@ -103,83 +101,52 @@ class LateSlot:
             f.finish()
 
 
-class HandFedOwncast:
+class HandFedOwncast(OwncastFolder):
     """HLS_DIR written by hand the way Owncast writes it: `slot()` puts one segment in every variant
     folder, then rewrites every variant playlist to list it (a rolling list of `list_size` entries).
-    A thin driver of OwncastFolder: a test may also add entries and rewrite playlists itself.
+    The one writer's OwncastFolder, filled by a test: it may also add entries and rewrite playlists itself.
     `seconds`: each segment's EXTINF and the playlists' target duration (Owncast's latency level).
     `ledger`: every file it writes is recorded there as closed (`write_in_place` takes one too)."""
 
     def __init__(self, root: Path, ts: bytes, *, variants: tuple[int, ...] = (0, 1), run: str = "f4ult",
                  list_size: int = 10, with_pdt: bool = True, t0: float | None = None,
                  ledger: Ledger | None = None, seconds: int = int(SECONDS)) -> None:
-        self.files = OwncastFolder(root, variants, shortid=run, list_size=list_size, target=seconds, ledger=ledger)
-        self.root, self.ts, self.variants, self.seconds = root, ts, tuple(variants), seconds
+        super().__init__(root, variants, shortid=run, list_size=list_size, target=seconds, ledger=ledger)
+        self.ts, self.seconds = ts, seconds
         self.with_pdt = with_pdt  # ffmpeg's program_date_time flag, which Owncast always sets
         self.t0 = time.time() if t0 is None else t0
         write_in_place(root / "stream.m3u8", self.master_text(), ledger=ledger)
 
     @property
-    def ledger(self) -> Ledger | None:
-        return self.files.ledger
-
-    @property
-    def list_size(self) -> int:
-        return self.files.list_size
-
-    @list_size.setter
-    def list_size(self, size: int) -> None:
-        self.files.list_size = size
-
-    @property
-    def number(self) -> int:  # Owncast's number for the next slot
-        return self.files.number
-
-    @number.setter
-    def number(self, n: int) -> None:
-        self.files.number = n
-
-    @property
     def entries(self) -> dict[int, list[str]]:
         """One text block (tags + URI) per listed entry, which a test may edit before writing."""
-        return {v: self.files.lists[v].blocks for v in self.variants}
+        return {v: self.lists[v].blocks for v in self.variants}
 
     def master_text(self) -> str:
         return master_text([MasterEntry(900000 - 100000 * v, "160x90", "avc1.64000c,mp4a.40.2")
                             for v in self.variants])
 
-    def name(self, number: int, ext: str = "ts") -> str:
-        return self.files.name(number, ext)
+    def add_entry(self, v: int, uri: str, duration: float | None = None, number: int | None = None,
+                  at: float | None = None) -> None:
+        """One more entry in variant v's list (without rewriting the file); `duration` by default its
+        `seconds`, `at` (its date) by default its number's slot from `t0`."""
+        if at is None:
+            at = self.t0 + (self.number if number is None else number) * self.seconds
+        self.lists[v].add(uri, self.seconds if duration is None else duration, at if self.with_pdt else None)
 
-    def folder(self, v: int) -> Path:
-        return self.files.folder(v)
-
-    def playlist(self, v: int) -> Path:
-        return self.files.playlist(v)
-
-    def playlist_text(self, v: int) -> str:
-        return self.files.playlist_text(v)
-
-    def write_playlist(self, v: int) -> None:
-        self.files.write_playlist(v)
-
-    def add_entry(self, v: int, uri: str, duration: float | None = None, number: int | None = None) -> None:
-        """One more entry in variant v's list (without rewriting the file); `duration` by default its `seconds`."""
-        at = self.t0 + (self.number if number is None else number) * self.seconds
-        self.files.lists[v].add(uri, self.seconds if duration is None else duration, at if self.with_pdt else None)
-
-    def slot(self, prepare: dict[int, Prepare] | None = None, *, duration: dict[int, float] | None = None,
+    def slot(self, bodies: Body | Mapping[int, Body | Prepare] | None = None, *,
+             duration: float | Mapping[int, float] | None = None, at: float | None = None,
              ext: str = "ts") -> str:
-        """The next segment in every variant: its file (by default the real TS bytes; `prepare[v]`
-        makes something else of it), then the playlist that lists it. Returns its name."""
+        """The next segment in every variant: its file (by default the real TS bytes; a `Prepare` given for
+        a variant makes something else of it), then the playlist that lists it. Returns its name."""
         name = self.name(self.number, ext)
         for v in self.variants:
-            make = (prepare or {}).get(v)
-            if make is None:
-                self.files.write_segment(v, name, self.ts)
+            body = bodies.get(v) if isinstance(bodies, Mapping) else bodies
+            if callable(body):
+                body(self.folder(v) / name)
             else:
-                make(self.folder(v) / name)
-            self.add_entry(v, name, (duration or {}).get(v))
+                self.write_segment(v, name, self.ts if body is None else body)
+            self.add_entry(v, name, duration.get(v) if isinstance(duration, Mapping) else duration, at=at)
         for v in self.variants:
             self.write_playlist(v)
         self.number += 1
@@ -194,7 +161,7 @@ class HandFedOwncast:
         held = LateSlot(name, [])
         try:
             for v in self.variants:
-                held.files.append(self.files.begin_segment(v, name, self.ts, written))
+                held.files.append(self.begin_segment(v, name, self.ts, written))
                 self.add_entry(v, name)
             for v in self.variants:
                 self.write_playlist(v)
