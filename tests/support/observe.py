@@ -3,7 +3,7 @@ HLS checker, remember what each variant listed."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
@@ -57,6 +57,10 @@ class Observed:
         """What a wait shows when it fails: segments listed per variant, which ended, the last answers."""
         return f"listed {self.counts()}, ended {sorted(self.ended)}, last answers {self.answers}"
 
+    def at(self, http: aiohttp.ClientSession, url: str, oc: OwncastEmulator) -> Looking:
+        """This record kept up to date by looking at Owncast and the service at `url`."""
+        return Looking(self, http, url, oc)
+
     def counts(self) -> dict[int, int]:
         """Segments listed so far per variant."""
         return {v: len(listed) for v, listed in self.ours.items()}
@@ -91,15 +95,39 @@ async def poll(http: aiohttp.ClientSession, url: str, oc: OwncastEmulator, seen:
                 seen.note_ours(v, body, playlist)
 
 
-def looking(http: aiohttp.ClientSession, url: str, oc: OwncastEmulator, seen: Observed,
-            done: Callable[[], bool]) -> Callable[[], Awaitable[bool]]:
-    """A probe for `until`: what Owncast and the service list looked at (`poll`), then `done()`."""
-    async def probe() -> bool:
-        await poll(http, url, oc, seen)
-        return done()
+@dataclass
+class Looking:
+    """`seen` kept up to date from Owncast's files (`oc`) and the service at `url`: one service's run."""
 
-    return probe
+    seen: Observed
+    http: aiohttp.ClientSession
+    url: str
+    oc: OwncastEmulator
 
+    async def poll(self) -> None:
+        await poll(self.http, self.url, self.oc, self.seen)
+
+    async def until(self, done: Callable[[], bool], what: str, timeout: float = 30.0,
+                    every: float = 0.1) -> None:
+        """Until `done()`, what Owncast and the service list looked at before each check."""
+        async def polled() -> bool:
+            await self.poll()
+            return done()
+
+        await until(polled, what, timeout, every=every, detail=self.seen.describe)
+
+    async def listed_in_each(self, count: int, timeout: float = 30.0, every: float = 0.1) -> None:
+        await self.until(lambda: min(self.seen.counts().values()) >= count,
+                         f"{count} segments listed in each variant", timeout, every)
+
+    async def listed_more(self, count: int) -> None:
+        """Until each variant lists `count` more segments than variant 0 had listed so far."""
+        await self.listed_in_each(len(self.seen.ours[0]) + count)
+
+    async def ended(self, timeout: float = 20.0) -> None:
+        """Owncast's broadcaster leaves (its offline tail and ENDLIST); until both our playlists end."""
+        await self.oc.stop_stream(offline=True)
+        await self.until(lambda: self.seen.ended == {0, 1}, "both variants ended", timeout)
 
 
 @dataclass
