@@ -18,11 +18,9 @@ from pathlib import Path
 import pytest
 
 from broadcaster.playlist import hls
-from broadcaster.state.disk import StateFile
 from broadcaster.state.served import ServedRecord
 from tests.support.disks import Disk, SeamDisk, TmpfsDisk, small_tmpfs
-from tests.support.hls_checker import VariantSetChecker
-from tests.support.saved_state import listed, numbers
+from tests.support.saved_state import check_all, listed, numbers
 from tests.support.waiting import until
 from tests.support.world import World
 
@@ -59,15 +57,6 @@ def first_read(w: World, upto: int) -> None:
     """What Owncast's playlists list when a restarted service reads them first: its last ten segments."""
     for v in VARIANTS:
         w.owncast_lists(v, *NAMES[max(0, upto - 10):upto])
-
-
-def check_all(*worlds: World) -> VariantSetChecker:
-    """Every version every world showed, in order, through one checker: as one player saw them."""
-    checker = VariantSetChecker(allow_resume_after_endlist=True)
-    for w in worlds:
-        for v, text in w.playlists.shown:
-            checker.assert_ok(str(v), text)
-    return checker
 
 
 def continues_exactly(a: World, b: World, count: int) -> None:
