@@ -78,7 +78,6 @@ class Watch:
     ended: set[int] = field(default_factory=set)
     errors: list[str] = field(default_factory=list)
     fetches: set[asyncio.Task[None]] = field(default_factory=set)  # segment GETs under way
-    polls: int = 0
     ready: bool = False
 
     async def run(self) -> None:
@@ -92,7 +91,6 @@ class Watch:
     async def poll(self) -> None:
         self.note_owncast()
         await asyncio.gather(*(self.poll_variant(v) for v in VARIANTS), self.poll_master())
-        self.polls += 1
 
     async def poll_variant(self, v: int) -> None:
         async with self.http.get(f"{self.url}/live/{v}/playlist.m3u8") as r:

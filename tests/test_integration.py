@@ -159,13 +159,6 @@ async def test_wrong_secret_stops_start_up_with_one_line_naming_it(tmp_path: Pat
     assert "Traceback" not in "\n".join(proc.lines) and "wrong-secret-123" not in "\n".join(proc.lines)
 
 
-async def test_missing_bucket_names_the_setting(tmp_path: Path, seaweed: SeaweedS3) -> None:
-    (tmp_path / "hls").mkdir()
-    env = service_env(tmp_path / "hls", seaweed, tmp_path / "state", AWS_BUCKET_NAME="no-such-bucket")
-    proc = ServiceProcess(env, tmp_path)
-    assert any("AWS_BUCKET_NAME" in line for line in await proc.refused())
-
-
 async def run_command(*args: str, env: dict[str, str], cwd: Path) -> tuple[int, str]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "broadcaster", *args, env=env, cwd=cwd,
