@@ -70,28 +70,6 @@ async def test_playlists_continue_across_a_clean_restart(
     assert [k for k, n in counts.items() if n > 1] == []  # nothing uploaded twice
 
 
-class _Versions(Observed):
-    """Observed, also noting each URI listed after #EXT-X-DISCONTINUITY, and every discontinuity sequence."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.after_discontinuity: set[str] = set()
-        self.sequences: set[int] = set()
-
-    def note_ours(self, v: int, text: str, base: str = "") -> None:
-        super().note_ours(v, text, base)
-        m = re.search(r"#EXT-X-DISCONTINUITY-SEQUENCE:(\d+)", text)
-        self.sequences.add(int(m.group(1)) if m else 0)
-        tagged = False
-        for line in text.splitlines():
-            if line == "#EXT-X-DISCONTINUITY":
-                tagged = True
-            elif line and not line.startswith("#"):
-                if tagged:
-                    self.after_discontinuity.add(line.rsplit("/", 1)[1])
-                tagged = False
-
-
 _GAP = re.compile(r"segments (\d+)\.\.(\d+) of run \d+ were never seen")
 
 
@@ -116,7 +94,7 @@ async def _kill_9_three_times(tmp_path: Path, seaweed: SeaweedS3, owncast: Ownca
                               rng: random.Random) -> None:
     env = service_env(owncast.variant_dir(0).parent, seaweed, tmp_path / "state", WINDOW_SECONDS="6",
                       LOG_LEVEL="debug")
-    seen = _Versions()
+    seen = Observed()
     runs: list[ServiceProcess] = []
     # Owncast's playlists, read all along (also while the service is down or starting): every segment
     # Owncast listed is one the service must list.

@@ -3,6 +3,7 @@ HLS checker, remember what each variant listed."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,8 @@ class Observed:
     ended: set[int] = field(default_factory=set)
     gaps: dict[int, set[str]] = field(default_factory=dict)  # variant -> URIs listed with EXT-X-GAP
     answers: dict[int, str] = field(default_factory=dict)  # variant -> its playlist's last answer, in short
+    after_discontinuity: set[str] = field(default_factory=set)  # names listed after #EXT-X-DISCONTINUITY
+    sequences: set[int] = field(default_factory=set)  # every EXT-X-DISCONTINUITY-SEQUENCE seen (0: none)
 
     def note_owncast(self, oc: OwncastEmulator) -> None:
         for v in (0, 1):
@@ -45,7 +48,13 @@ class Observed:
         against it, as a player resolves it (the bucket's URL, or the VM's path on the service's host while
         players are steered away from the bucket: steering/bucket_pathway.py)."""
         self.checker.assert_ok(str(v), text)
+        found = re.search(r"^#EXT-X-DISCONTINUITY-SEQUENCE:(\d+)$", text, re.MULTILINE)
+        before = int(found.group(1)) if found else 0
+        self.sequences.add(before)
         for e in listing(text):
+            if e.discontinuity > before:
+                self.after_discontinuity.add(e.name)
+            before = e.discontinuity
             uri = urljoin(base, e.uri)
             self.ours[v][e.number] = (uri, e.duration)
             if e.gap:
