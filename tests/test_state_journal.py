@@ -19,7 +19,7 @@ from broadcaster.state import journal
 from broadcaster.state.disk import Prepared, dumps
 from broadcaster.state.journal import JOURNAL, JournaledState
 from broadcaster.tails import Log
-from tests.support.saved_state import journaled
+from tests.support.saved_state import journaled, stream
 from tests.support.waiting import until
 from tests.support.world import World
 
@@ -57,21 +57,6 @@ def restored(folder: Path, before: dict[str, Any]) -> tuple[World, Cleaner]:
     assert w.snapshots is not None and w.snapshots.restore()
     assert memory(w, cleaner) == before
     return w, cleaner
-
-
-async def stream(w: World, first: int, last: int) -> None:
-    for n in range(first, last):
-        w.now += 1.0  # a segment a second: windows slide, the cleaner gets work
-        for v in VARIANTS:
-            w.owncast_lists(v, f"stream-a-{n}.ts")
-        await w.settle()
-        await until_saved(w, f"stream-a-{n}.ts")
-
-
-async def until_saved(w: World, name: str) -> None:
-    """The version listing `name` is shown: it was saved first."""
-    await until(lambda: all((r := w.playlists.media_playlist(v)) is not None and name.encode() in r.body
-                            for v in VARIANTS), f"{name} shown", 5)
 
 
 def memory(w: World, cleaner: Cleaner) -> dict[str, Any]:

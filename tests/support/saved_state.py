@@ -13,6 +13,7 @@ from broadcaster.state.journal import JournaledState
 from tests.support.fakes import Bucket
 from tests.support.hls_checker import VariantSetChecker
 from tests.support.listing import listing
+from tests.support.waiting import until
 from tests.support.world import PUBLIC, World, snapshots_of
 
 
@@ -56,10 +57,22 @@ def journaled(folder: Path, window: float = 4.0,
 VARIANTS = (0, 1)
 
 
-def listed(w: World, name: str) -> bool:
+def listed(w: World, name: str, variants: tuple[int, ...] = VARIANTS) -> bool:
     """`name` is in every variant's visible playlist."""
-    shown = [w.playlists.media_playlist(v) for v in VARIANTS]
+    shown = [w.playlists.media_playlist(v) for v in variants]
     return all(r is not None and name.encode() in r.body for r in shown)
+
+
+async def stream(w: World, first: int, last: int, variants: tuple[int, ...] = VARIANTS) -> None:
+    """Owncast writes stream-a-<first> to stream-a-<last - 1> in turn, a second apart (windows slide, the
+    cleaner gets work); each is shown in every variant (so saved first) before the next."""
+    for n in range(first, last):
+        name = f"stream-a-{n}.ts"
+        w.now += 1.0
+        for v in variants:
+            w.owncast_lists(v, name)
+        await w.settle()
+        await until(lambda: listed(w, name, variants), f"{name} shown")  # noqa: B023
 
 
 def numbers(shown: list[tuple[int, str]]) -> dict[int, dict[int, str]]:
