@@ -18,7 +18,7 @@ from broadcaster.demo.seaweed import SeaweedS3
 from tests.support.service_process import ServiceProcess, service_env
 from tests.support.hls_checker import MediaPlaylistChecker
 from tests.support.listing import listing
-from tests.support.observe import Observed, looking, poll
+from tests.support.observe import Observed, poll
 from tests.support.whole import assert_whole
 from tests.support.waiting import until
 
@@ -124,20 +124,20 @@ async def test_kept_stream_gets_a_vod_playlist_and_nothing_is_deleted(
     shortid = owncast.shortid
     async with (aiohttp.ClientSession() as http,
                 ServiceProcess(env, tmp_path, start_timeout=START_TIMEOUT) as service):
-        await until(looking(http, service.url, owncast, seen, lambda: min(seen.counts().values()) >= 10),
-                    "10 segments listed in each variant", 30, every=0.2, detail=seen.counts)
+        look = seen.at(http, service.url, owncast)
+        await look.listed_in_each(10, every=0.2)
         await owncast.stop_stream(offline=True)
         vod_url = f"{seaweed.public_url}/live/recording-{shortid}.m3u8"
         async def recorded() -> bool:
             if await status(http, vod_url) == 200:
                 return True
-            await poll(http, service.url, owncast, seen)
+            await look.poll()
             return False
 
-        await until(recorded, "the recording's playlist in the bucket", 20, every=0.2, detail=seen.counts)
+        await until(recorded, "the recording's playlist in the bucket", 20, every=0.2, detail=seen.describe)
         # The final version (with ENDLIST) is served before the recording is written; polling may have
         # stopped just before it, so read it once more for the last segments.
-        await poll(http, service.url, owncast, seen)
+        await look.poll()
         assert seen.ended == {0, 1}
         async with http.get(f"{seaweed.public_url}/live/0/recording-{shortid}.m3u8") as r:
             assert r.headers["Content-Type"] == "application/vnd.apple.mpegurl"

@@ -168,8 +168,6 @@ def parse_responses(data: bytes) -> list[RawResponse]:
 class Exchange:
     responses: list[RawResponse]
     closed: bool  # the server closed the connection
-    sent: int  # bytes we had sent
-    sent_before_answer: int | None  # bytes we had sent when the first byte of an answer arrived
 
     @property
     def statuses(self) -> list[int]:
@@ -183,16 +181,11 @@ async def raw_exchange(
     until the server closes the connection or `timeout` passes after the last chunk."""
     reader, writer = await asyncio.open_connection(svc.host, svc.port)
     received = bytearray()
-    sent = 0
-    answered_at: int | None = None
     closed = asyncio.Event()
 
     async def read() -> None:
-        nonlocal answered_at
         try:
             while data := await reader.read(65536):
-                if answered_at is None:
-                    answered_at = sent
                 received.extend(data)
         except ConnectionError:
             pass
@@ -210,7 +203,6 @@ async def raw_exchange(
                 await writer.drain()
             except ConnectionError:
                 break  # the server gave up on us mid-request
-            sent += len(chunk)
         if eof and not closed.is_set():
             try:
                 writer.write_eof()
@@ -227,7 +219,7 @@ async def raw_exchange(
             await writer.wait_closed()
         except (ConnectionError, OSError):
             pass
-    return Exchange(parse_responses(bytes(received)), closed.is_set(), sent, answered_at)
+    return Exchange(parse_responses(bytes(received)), closed.is_set())
 
 
 def assert_no_leak(body: bytes, what: object) -> None:

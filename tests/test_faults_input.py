@@ -117,11 +117,6 @@ async def bucket_objects(s3: SeaweedS3) -> dict[str, bytes]:
     return out
 
 
-def assert_nothing_from_outside(objects: dict[str, bytes]) -> None:
-    for key, body in objects.items():
-        assert SECRET not in body, f"{key} holds bytes from outside HLS_DIR"
-
-
 # Bounds of the waits on a condition, never how long anything takes. A segment is listed here (on the
 # bucket's pathway, what the service's playlists show) once its upload landed and a version holding it
 # was saved; those written before the service starts, once unchanged for UNHEARD_QUIET (2 s) too: about
@@ -130,15 +125,6 @@ def assert_nothing_from_outside(objects: dict[str, bytes]) -> None:
 # uploads failed and why, and what it warned of: a segment listed but not uploaded is the bucket's
 # slowness, one not listed the service holding it.
 LISTED = 15.0
-
-
-async def listed_everywhere(seen: Observer, service: ServiceProcess, *names: str,
-                            timeout: float = LISTED) -> None:
-    """`names` listed in every variant's playlist (`seen` polls them); a wait that fails says why."""
-    try:
-        await seen.listed_everywhere(*names, timeout=timeout)
-    except TimedOut as err:
-        raise TimedOut(f"{err}\n{await _what_the_service_did(seen, service)}") from None
 
 
 async def _what_the_service_did(seen: Observer, service: ServiceProcess) -> str:
@@ -178,11 +164,26 @@ class Rig:
         return f"{self.prefix}/{v}/{name}"
 
     async def listed_everywhere(self, *names: str, timeout: float = LISTED) -> None:
-        await listed_everywhere(self.seen, self.service, *names, timeout=timeout)
+        """`names` listed in every variant's playlist; a wait that fails says why."""
+        try:
+            await self.seen.listed_everywhere(*names, timeout=timeout)
+        except TimedOut as err:
+            raise TimedOut(f"{err}\n{await _what_the_service_did(self.seen, self.service)}") from None
 
     async def objects(self) -> dict[str, bytes]:
         """This test's objects in the bucket."""
         return {k: b for k, b in (await bucket_objects(self.s3)).items() if k.startswith(self.prefix + "/")}
+
+    async def only_good_segments(self) -> None:
+        """This test's objects are the hand-fed stream's segments, nothing else."""
+        objects = await self.objects()
+        good = rf"{self.prefix}/[01]/stream-f4ult-\d+\.ts"
+        assert all(re.fullmatch(good, key) for key in objects), sorted(objects)
+
+    async def nothing_from_outside(self) -> None:
+        """No object in the whole bucket holds bytes from outside HLS_DIR."""
+        for key, body in (await bucket_objects(self.s3)).items():
+            assert SECRET not in body, f"{key} holds bytes from outside HLS_DIR"
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -225,9 +226,9 @@ async def rig(
     env = service_env(feed.root, s3, tmp_path / "state", WINDOW_SECONDS="4", DELETE_OLD_SEGMENTS="false",
                       R2_KEY_PREFIX=prefix, PATHWAYS="bucket,vm")
     async with ServiceProcess(env, tmp_path) as service, aiohttp.ClientSession() as http:
-        seen = Observer(service.url, http, feed.variants)
-        await listed_everywhere(seen, service, *first)
-        yield Rig(feed, service, seen, s3, prefix, outside)
+        rig = Rig(feed, service, Observer(service.url, http, feed.variants), s3, prefix, outside)
+        await rig.listed_everywhere(*first)
+        yield rig
         assert service.proc is not None and service.proc.returncode is None, "the service died"
         assert service.problems() == [], "\n".join(service.problems())
         assert await service.stop() == 0
@@ -343,7 +344,7 @@ async def test_bad_segment_files_are_lost_once_and_nothing_outside_is_uploaded(
     for name in faults:
         assert rig.key(0, name) not in objects
     assert all(len(body) <= MAX_FILE_BYTES for body in objects.values())
-    assert_nothing_from_outside(await bucket_objects(rig.s3))
+    await rig.nothing_from_outside()
     await quiet_for(service, QUIET, "lost")
 
 
@@ -386,11 +387,8 @@ async def test_unsafe_names_in_playlists_are_skipped_once_and_never_read(rig: Ri
             assert len(lines_with(service, f"skipping {name!r} in {v}/stream.m3u8")) <= 1, (v, name)
     m = await seen.metrics()
     assert total(m, "hls_broadcaster_input_rejected_total", reason="unsafe_name") == 2 * len(UNSAFE_NAMES)
-    objects = await rig.objects()
-    assert all(re.fullmatch(rf"{rig.prefix}/[01]/stream-f4ult-\d+\.ts", key) for key in objects), sorted(
-        objects
-    )
-    assert_nothing_from_outside(await bucket_objects(rig.s3))
+    await rig.only_good_segments()
+    await rig.nothing_from_outside()
 
 
 # -- playlists ---------------------------------------------------------------------------------------
@@ -482,7 +480,7 @@ async def test_broken_playlists_are_warned_once_and_the_stream_goes_on(rig: Rig)
     assert len(lines_with(service, f"ignoring {feed.root / 'stream.m3u8'}: ")) == 1
     m = await seen.metrics()
     assert total(m, "hls_broadcaster_input_rejected_total", reason="bad_playlist") == 2 * BREAKERS + 1
-    assert_nothing_from_outside(await bucket_objects(rig.s3))
+    await rig.nothing_from_outside()
 
 
 # -- durations ----------------------------------------------------------------------------------------
@@ -607,11 +605,8 @@ async def test_symlinked_variant_folders_and_stray_files_are_ignored_once(rig: R
     inner = len(lines_with(service, "junk-dir/inner.bin"))
     assert inner <= 1
     assert total(m, "hls_broadcaster_input_rejected_total", reason="stray_file") == len(strays) + inner
-    objects = await rig.objects()
-    assert all(re.fullmatch(rf"{rig.prefix}/[01]/stream-f4ult-\d+\.ts", key) for key in objects), sorted(
-        objects
-    )
-    assert_nothing_from_outside(await bucket_objects(rig.s3))
+    await rig.only_good_segments()
+    await rig.nothing_from_outside()
 
 
 # -- one variant's entry unlike the other's ------------------------------------------------------------
@@ -730,7 +725,7 @@ async def test_stray_playlists_in_unnamed_folders_neither_stall_nor_hold_health(
     assert lines_with(service, "arrived after its slot was decided") == []
     m = await seen.metrics()
     assert total(m, "hls_broadcaster_input_rejected_total", reason="not_a_variant") == 2
-    assert all(re.fullmatch(rf"{rig.prefix}/[01]/stream-f4ult-\d+\.ts", key) for key in await rig.objects())
+    await rig.only_good_segments()
 
 
 AT_FDCWD, RENAME_EXCHANGE = -100, 2
@@ -806,4 +801,4 @@ async def test_a_variant_folder_swapped_with_a_symlink_never_leaks_outside_files
     objects = await rig.objects()
     leaked = sorted(k for k, body in objects.items() if SECRET in body)
     assert leaked == [], f"{len(leaked)} objects hold bytes from outside HLS_DIR: {leaked[:5]}"
-    assert_nothing_from_outside(await bucket_objects(rig.s3))
+    await rig.nothing_from_outside()

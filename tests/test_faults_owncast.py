@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -16,22 +15,12 @@ from broadcaster.demo.emulator import OwncastEmulator
 from broadcaster.demo.seaweed import SeaweedS3
 from tests.support.service_process import ServiceProcess, service_env
 from tests.support.hls_checker import VariantSetChecker
-from tests.support.observe import Observed, Observer, poll
+from tests.support.observe import Observed, Observer
 from tests.support.owncast_writer import HandFedOwncast, real_ts_segment
 from tests.support.waiting import until
 from tests.support.whole import assert_whole
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
-
-
-async def seen_until(http: aiohttp.ClientSession, service: ServiceProcess, oc: OwncastEmulator, seen: Observed,
-                     done: Callable[[], bool], timeout: float = 30) -> None:
-    """Until `done()`, with what the service and Owncast list looked at before each check."""
-    async def polled() -> bool:
-        await poll(http, service.url, oc, seen)
-        return done()
-
-    await until(polled, "the stream seen as the test needs", timeout, every=0.1, detail=seen.describe)
 
 
 async def text(http: aiohttp.ClientSession, url: str) -> str:
@@ -58,15 +47,15 @@ async def test_restart_offline_wipe_idle_and_back(tmp_path: Path, seaweed: Seawe
     env = service_env(hls, seaweed, tmp_path / "state", WINDOW_SECONDS="5")
     seen = Observed(checker=VariantSetChecker(allow_resume_after_endlist=True))
     async with aiohttp.ClientSession() as http, ServiceProcess(env, tmp_path) as service:
-        await seen_until(http, service, owncast, seen, lambda: min(map(len, seen.ours.values())) >= 4)
+        look = seen.at(http, service.url, owncast)
+        await look.listed_in_each(4)
 
         # 1. Owncast's transcoder restarts with no goodbye (crash): folder wiped, new id, numbers from 0.
         first_id = owncast.shortid
         before = max(seen.ours[0])
         await owncast.restart_stream()
-        await seen_until(http, service, owncast, seen,
-                    lambda: any(owncast.shortid in uri for uri, _ in seen.ours[0].values()) and
-                    any(owncast.shortid in uri for uri, _ in seen.ours[1].values()))
+        await look.until(lambda: all(any(owncast.shortid in uri for uri, _ in seen.ours[v].values())
+                                     for v in (0, 1)), "the new run listed in each variant")
         playlist = await text(http, f"{service.url}/live/playlist.m3u8")
         assert owncast.shortid != first_id and "#EXT-X-DISCONTINUITY\n" in playlist
         assert min(n for n, (u, _) in seen.ours[0].items() if owncast.shortid in u) > before  # still rising
@@ -82,8 +71,7 @@ async def test_restart_offline_wipe_idle_and_back(tmp_path: Path, seaweed: Seawe
         assert lines[marker + 1].startswith("#EXT-X-PROGRAM-DATE-TIME:")
 
         # 2. The broadcaster disconnects: Owncast's offline tail; our playlists end.
-        await owncast.stop_stream(offline=True)
-        await seen_until(http, service, owncast, seen, lambda: seen.ended == {0, 1})
+        await look.ended()
         async with http.get(f"{service.url}/health") as r:
             health = await r.json()
         assert r.status == 200 and health["stream"] == "ended"
@@ -101,8 +89,8 @@ async def test_restart_offline_wipe_idle_and_back(tmp_path: Path, seaweed: Seawe
         # 4. The stream comes back: the same playlists continue after a discontinuity.
         seen.ended.clear()
         await owncast.restart_stream()
-        await seen_until(http, service, owncast, seen,
-                    lambda: sum(owncast.shortid in u for u, _ in seen.ours[0].values()) >= 3)
+        await look.until(lambda: sum(owncast.shortid in u for u, _ in seen.ours[0].values()) >= 3,
+                         "three segments of the stream back listed")
         back = await text(http, f"{service.url}/live/playlist.m3u8")
         assert "#EXT-X-ENDLIST" not in back and "#EXT-X-DISCONTINUITY" in back
         # Across both restarts, every segment listed is the file Owncast finished writing.

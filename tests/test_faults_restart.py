@@ -21,7 +21,7 @@ from broadcaster.demo.emulator import LateTails, Ledger, OwncastEmulator, resolv
 from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.playlist import hls
 from tests.support.service_process import ServiceProcess, service_env
-from tests.support.observe import Observed, looking, poll
+from tests.support.observe import Observed
 from tests.support.owncast_writer import owncast_number
 from tests.support.disks import TmpfsDisk, small_tmpfs
 from tests.support.waiting import until
@@ -42,13 +42,6 @@ def listed_keys(seen: Observed) -> set[str]:
     return {hls.object_key("live", v, uri.rsplit("/", 1)[1]) for v in (0, 1) for uri, _ in seen.ours[v].values()}
 
 
-async def listed_in_each(http: aiohttp.ClientSession, service: ServiceProcess, oc: OwncastEmulator,
-                         seen: Observed, count: int) -> None:
-    """Until the service lists `count` segments in each variant (what Owncast and it list looked at)."""
-    await until(looking(http, service.url, oc, seen, lambda: min(seen.counts().values()) >= count),
-                f"{count} segments listed in each variant", 30, every=0.1, detail=seen.counts)
-
-
 async def test_playlists_continue_across_a_clean_restart(
         tmp_path: Path, seaweed: SeaweedS3, owncast: OwncastEmulator) -> None:
     env = service_env(owncast.variant_dir(0).parent, seaweed, tmp_path / "state", WINDOW_SECONDS="6",
@@ -56,15 +49,16 @@ async def test_playlists_continue_across_a_clean_restart(
     seen = Observed()  # one checker across both runs: the restart must be invisible to it
     async with aiohttp.ClientSession() as http:
         async with ServiceProcess(env, tmp_path) as first:
-            await listed_in_each(http, first, owncast, seen, 4)
+            await seen.at(http, first.url, owncast).listed_in_each(4)
             assert await first.stop() == 0
             assert any("stopping" in line for line in first.lines)
             assert first.problems() == []
         await _owncast_writes(owncast, 2)  # while the service is down
         async with ServiceProcess(env, tmp_path) as second:
             assert any("continuing from saved state" in line for line in second.lines)
-            await listed_in_each(http, second, owncast, seen, len(seen.ours[0]) + 5)
-            await _until_ended(http, second, owncast, seen)
+            look = seen.at(http, second.url, owncast)
+            await look.listed_more(5)
+            await look.ended()
             assert await second.stop() == 0
         assert second.problems() == []
     _assert_exact(seen)
@@ -74,28 +68,6 @@ async def test_playlists_continue_across_a_clean_restart(
     counts = uploads(first, second)
     assert listed <= set(counts)
     assert [k for k, n in counts.items() if n > 1] == []  # nothing uploaded twice
-
-
-class _Versions(Observed):
-    """Observed, also noting each URI listed after #EXT-X-DISCONTINUITY, and every discontinuity sequence."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.after_discontinuity: set[str] = set()
-        self.sequences: set[int] = set()
-
-    def note_ours(self, v: int, text: str, base: str = "") -> None:
-        super().note_ours(v, text, base)
-        m = re.search(r"#EXT-X-DISCONTINUITY-SEQUENCE:(\d+)", text)
-        self.sequences.add(int(m.group(1)) if m else 0)
-        tagged = False
-        for line in text.splitlines():
-            if line == "#EXT-X-DISCONTINUITY":
-                tagged = True
-            elif line and not line.startswith("#"):
-                if tagged:
-                    self.after_discontinuity.add(line.rsplit("/", 1)[1])
-                tagged = False
 
 
 _GAP = re.compile(r"segments (\d+)\.\.(\d+) of run \d+ were never seen")
@@ -122,7 +94,7 @@ async def _kill_9_three_times(tmp_path: Path, seaweed: SeaweedS3, owncast: Ownca
                               rng: random.Random) -> None:
     env = service_env(owncast.variant_dir(0).parent, seaweed, tmp_path / "state", WINDOW_SECONDS="6",
                       LOG_LEVEL="debug")
-    seen = _Versions()
+    seen = Observed()
     runs: list[ServiceProcess] = []
     # Owncast's playlists, read all along (also while the service is down or starting): every segment
     # Owncast listed is one the service must list.
@@ -135,9 +107,10 @@ async def _kill_9_three_times(tmp_path: Path, seaweed: SeaweedS3, owncast: Ownca
                 if kill:
                     assert any("continuing from saved state" in line for line in service.lines)
                     assert not any("not saved at a clean stop" in line for line in service.lines)
-                await listed_in_each(http, service, owncast, seen, len(seen.ours[0]) + rng.randint(1, 4))
+                look = seen.at(http, service.url, owncast)
+                await look.listed_more(rng.randint(1, 4))
                 if kill == 3:
-                    await _until_ended(http, service, owncast, seen)
+                    await look.ended()
                     assert await service.stop() == 0
                     break
                 # A random moment within a segment: before, during or after the save of a version.
@@ -189,17 +162,6 @@ async def _owncast_writes(owncast: OwncastEmulator, count: int) -> None:
                 every=0.05)
 
 
-async def _until_ended(http: aiohttp.ClientSession, service: ServiceProcess, owncast: OwncastEmulator,
-                       seen: Observed) -> None:
-    await owncast.stop_stream(offline=True)
-
-    async def ended() -> bool:
-        await poll(http, service.url, owncast, seen)
-        return seen.ended == {0, 1}
-
-    await until(ended, "both playlists ended", 20, every=0.1)
-
-
 @pytest.mark.parametrize("content", [b"{not json", b'{"format": "something-else"}', b'{"format": "hls-broadcaster/state", "version": 1, "variants": 7}'],
                          ids=["corrupt", "foreign", "inconsistent"])
 async def test_a_bad_state_file_is_set_aside_not_a_crash_loop(
@@ -210,7 +172,7 @@ async def test_a_bad_state_file_is_set_aside_not_a_crash_loop(
     env = service_env(owncast.variant_dir(0).parent, seaweed, state)
     seen = Observed()
     async with aiohttp.ClientSession() as http, ServiceProcess(env, tmp_path) as service:
-        await listed_in_each(http, service, owncast, seen, 2)
+        await seen.at(http, service.url, owncast).listed_in_each(2)
         errors = [line for line in service.lines if " ERROR " in line]
         assert len(errors) == 1 and "state.json" in errors[0] and "moved it to" in errors[0]
         assert "Traceback" not in "\n".join(service.lines)
@@ -242,19 +204,20 @@ async def test_a_full_state_dir_then_a_restart_never_serves_a_number_twice(
         seen = Observed()
         async with aiohttp.ClientSession() as http:
             async with ServiceProcess(env, tmp_path / "run") as first:
-                await listed_in_each(http, first, owncast, seen, 4)
+                look = seen.at(http, first.url, owncast)
+                await look.listed_in_each(4)
                 disk.fail(errno.ENOSPC)
                 if out_of == "space":
                     # A journal line may still fit in the last block its file holds: saves fail once
                     # none does.
                     async def refused() -> str | None:
-                        await poll(http, first.url, owncast, seen)
+                        await look.poll()
                         async with http.get(f"{first.url}/health") as r:
                             return str((await r.json())["status"]) if r.status == 503 else None
 
                     status = await until(refused, "/health answering 503", 30, every=0.1)
                     assert "cannot save state (No space left on device)" in status
-                await listed_in_each(http, first, owncast, seen, len(seen.ours[0]) + 4)  # the stream goes on
+                await look.listed_more(4)  # the stream goes on
                 async with http.get(f"{first.url}/metrics") as r:
                     failing = "hls_broadcaster_state_save_failing 1.0" in await r.text()
                     assert failing is (out_of == "space")
@@ -269,15 +232,14 @@ async def test_a_full_state_dir_then_a_restart_never_serves_a_number_twice(
                 unclean = any("not saved at a clean stop" in line for line in second.lines)
                 assert unclean is (out_of == "space")
                 # New segments are listed although no save works: within the reserve, recorded first.
-                await listed_in_each(http, second, owncast, seen, len(seen.ours[0]) + 4)
+                look = seen.at(http, second.url, owncast)
+                await look.listed_more(4)
                 async with http.get(f"{second.url}/health") as r:
                     assert r.status == 503 and "cannot save state" in (await r.json())["status"]
                 assert not any("held back" in line for line in second.lines)
                 disk.heal()
-                await listed_in_each(http, second, owncast, seen, len(seen.ours[0]) + 4)
-                await owncast.stop_stream(offline=True)
-                await until(looking(http, second.url, owncast, seen, lambda: seen.ended == {0, 1}),
-                            "both variants ended", 20, every=0.1, detail=seen.counts)
+                await look.listed_more(4)
+                await look.ended()
                 assert await second.stop() == 0
             assert not [line for line in second.lines if "Traceback" in line]
     for v in (0, 1):

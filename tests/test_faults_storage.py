@@ -78,7 +78,6 @@ class Watch:
     ended: set[int] = field(default_factory=set)
     errors: list[str] = field(default_factory=list)
     fetches: set[asyncio.Task[None]] = field(default_factory=set)  # segment GETs under way
-    polls: int = 0
     ready: bool = False
 
     async def run(self) -> None:
@@ -92,7 +91,6 @@ class Watch:
     async def poll(self) -> None:
         self.note_owncast()
         await asyncio.gather(*(self.poll_variant(v) for v in VARIANTS), self.poll_master())
-        self.polls += 1
 
     async def poll_variant(self, v: int) -> None:
         async with self.http.get(f"{self.url}/live/{v}/playlist.m3u8") as r:
@@ -335,6 +333,23 @@ CAUSE = {
 }
 
 
+async def outage_told_in_a_few_lines(rig: Rig, before: int, failed: float) -> None:
+    """The log through the outage (from line `before`): a few lines an operator can read, not one per
+    attempt: one WARNING, summaries only (at most one every 30 s), and one INFO that says it is back and
+    counts at least the `failed` attempts seen meanwhile."""
+    async def back_in_the_log() -> list[str]:
+        return [line for line in rig.service.lines[before:] if "bucket reachable again" in line]
+
+    [back] = await rig.until(back_in_the_log, 10, "the log says the bucket is back")
+    during = rig.service.lines[before:]
+    warnings = [line for line in during if " WARNING " in line]
+    assert len([w for w in warnings if "bucket unreachable (" in w]) == 1, "\n".join(warnings)
+    assert all("bucket still unreachable" in w for w in warnings[1:]), "\n".join(warnings)
+    assert " INFO " in back and re.search(r"after \d+s down; \d+ attempts failed", back), back
+    assert int(re.findall(r"(\d+) attempts failed", back)[0]) >= failed
+    assert not [line for line in during if "failed (attempt" in line]  # per-attempt lines: DEBUG only
+
+
 @pytest.mark.parametrize("fault", ["down_503", "refuse"])
 async def test_bucket_down_then_back_keeps_serving_and_lists_the_backlog_in_order(
         tmp_path: Path, seaweed: SeaweedS3, owncast: OwncastEmulator, fault: str) -> None:
@@ -346,6 +361,8 @@ async def test_bucket_down_then_back_keeps_serving_and_lists_the_backlog_in_orde
         watch, proxy = rig.watch, rig.proxy
         await rig.ready()
         failures_before = await rig.metric("hls_broadcaster_upload_failures_total")
+        refusals_before = await rig.metric("hls_broadcaster_upload_failures_total", reason="SlowDown")
+        logged_before = len(rig.service.lines)
 
         # a. The bucket goes down.
         down_at = time.monotonic()
@@ -362,7 +379,7 @@ async def test_bucket_down_then_back_keeps_serving_and_lists_the_backlog_in_orde
             now = await rig.metric("hls_broadcaster_upload_failures_total")
             return now if now > failures else 0
 
-        await rig.until(failures_rise, 20, "upload failures keep rising (uploads are retried)")
+        failed = await rig.until(failures_rise, 20, "upload failures keep rising (uploads are retried)")
 
         async def backlog_waits() -> dict[int, list[str]] | None:
             try:
@@ -390,6 +407,12 @@ async def test_bucket_down_then_back_keeps_serving_and_lists_the_backlog_in_orde
         listed_after = time.monotonic() - up_at
         await rig.healthy(timeout=30)
         healthy_after = time.monotonic() - up_at
+        await outage_told_in_a_few_lines(rig, logged_before, failed - failures_before)
+        if fault == "down_503":  # every PUT the bucket refused (retries and first tries) is one failure counted
+            counted = (await rig.metric("hls_broadcaster_upload_failures_total", reason="SlowDown")
+                       - refusals_before)
+            refused = len(proxy.seen("down_503", "PUT"))
+            assert refused > 0 and counted == refused, f"the bucket refused {refused} PUTs; {counted} counted"
         backlog_uris = {u for v in VARIANTS for u in watch.msn[v].values() if name(u) in backlog[v]}
 
         async def backlog_slid_out() -> bool:
@@ -621,48 +644,4 @@ async def test_slow_bucket_is_reported_slower_than_real_time(
         print(
             f"\n[slow] {health['status']!r}; ratio {ratio}; slow PUTs {min(slow_puts):.2f}-{max(slow_puts):.2f}s"
         )
-        await rig.stop()
-
-
-# -- the log through an outage: a few lines an operator can read, not one per attempt; each counted ------
-
-
-async def test_a_bucket_outage_is_one_warning_then_one_info_in_the_log_and_every_attempt_counted(
-        tmp_path: Path, seaweed: SeaweedS3, owncast: OwncastEmulator) -> None:
-    async with running(tmp_path, seaweed, owncast) as rig:
-        await rig.ready()
-        before = len(rig.service.lines)
-        failures_before = await rig.metric("hls_broadcaster_upload_failures_total")
-        refusals_before = await rig.metric("hls_broadcaster_upload_failures_total", reason="SlowDown")
-        await rig.proxy.down_503()
-        await rig.health_matching(503, CAUSE["down_503"], timeout=20)
-
-        async def many_attempts_failed() -> float:
-            failed = await rig.metric("hls_broadcaster_upload_failures_total") - failures_before
-            return failed if failed >= 30 else 0
-
-        failed = await rig.until(many_attempts_failed, 20, "30 upload attempts failed")
-        await rig.proxy.pass_through()
-        await rig.healthy(timeout=30)
-        # Every PUT the bucket refused (retries of one segment and first tries of the next) is one failure.
-        counted = (await rig.metric("hls_broadcaster_upload_failures_total", reason="SlowDown")
-                   - refusals_before)
-        refused = len(rig.proxy.seen("down_503", "PUT"))
-        assert refused > 0 and counted == refused, f"the bucket refused {refused} PUTs; {counted} counted"
-
-        async def back_in_the_log() -> list[str]:
-            return [line for line in rig.service.lines[before:] if "bucket reachable again" in line]
-
-        [back] = await rig.until(back_in_the_log, 10, "the log says the bucket is back")
-        during = rig.service.lines[before:]
-        # Content steering's one line when it sends players to the VM's pathway (PATHWAYS).
-        warnings = [line for line in during if " WARNING " in line and "steering players to the vm" not in line]
-        assert len([w for w in warnings if "bucket unreachable (" in w]) == 1, "\n".join(warnings)
-        # Nothing else but summaries (at most one every 30 s; none in an outage this short).
-        assert all("bucket still unreachable" in w for w in warnings[1:]), "\n".join(warnings)
-        assert " INFO " in back and re.search(r"after \d+s down; \d+ attempts failed", back), back
-        assert int(re.findall(r"(\d+) attempts failed", back)[0]) >= failed
-        assert not [line for line in during if "failed (attempt" in line]  # per-attempt lines: DEBUG only
-        print(f"\n[log] {failed:.0f} failed attempts written as:\n  " + "\n  ".join(
-            line for line in during if " INFO " in line or " WARNING " in line))
         await rig.stop()

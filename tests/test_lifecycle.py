@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import boto3
 import pytest
 
 from broadcaster.bucket.cleaner import Cleaner
@@ -29,41 +28,25 @@ from broadcaster.clips.book import socket_path
 from broadcaster.demo.ports import kept_port
 from broadcaster.publish.publisher import Publisher
 from broadcaster.service import Service
-from broadcaster.settings import SETTINGS, Address, Settings, load_settings
+from broadcaster.settings import Address, Settings, load_settings
 from broadcaster.source.watcher import HlsWatcher
 from broadcaster.state.disk import DirectoryBusy, DirectoryLock
 from broadcaster.status.hub import StatusWatcher
 from broadcaster.status.trackers import TrackerProbe
-from tests.support.public_bucket import readable_by_anyone
+from tests.support.service_process import moto_env
 from tests.support.sse import Event, SseReader
 from tests.support.waiting import WAIT, until
 
-BUCKET = "lifecycle"
 Stack = contextlib.ExitStack[bool | None]
 
 
-@pytest.fixture(scope="module")
-def bucket(moto_url: str) -> str:
-    s3 = boto3.client("s3", endpoint_url=moto_url, aws_access_key_id="k", aws_secret_access_key="s",
-                      region_name="us-east-1")
-    if not any(b["Name"] == BUCKET for b in s3.list_buckets()["Buckets"]):
-        s3.create_bucket(Bucket=BUCKET)
-    readable_by_anyone(s3, BUCKET)  # as an R2 bucket behind its public URL: what /health checks
-    return BUCKET
-
-
 @pytest.fixture
-def settings(tmp_path: Path, moto_url: str, bucket: str) -> Settings:
+def settings(tmp_path: Path, moto_url: str) -> Settings:
     """Every part that holds something is on: the mirror, the cleaner, the tracker probe, a metrics
     listener of its own, the control socket."""
-    (tmp_path / "hls").mkdir()
-    env = {k: v for k, v in os.environ.items() if k not in {s.name for s in SETTINGS}}
-    env.update(HLS_DIR=str(tmp_path / "hls"), STATE_DIR=str(tmp_path / "state"), S3_ENDPOINT_URL=moto_url,
-               AWS_ACCESS_KEY_ID="k", AWS_SECRET_ACCESS_KEY="s", AWS_BUCKET_NAME=bucket,
-               R2_PUBLIC_URL=f"{moto_url}/{bucket}", HOST="127.0.0.1", PORT=str(kept_port()),
-               METRICS_LISTEN=f"127.0.0.1:{kept_port()}", PUBLISH_PLAYLISTS="true",
-               P2P_TRACKERS=f"ws://127.0.0.1:{kept_port()}/announce", UPLOAD_TIMEOUT="5")
-    return load_settings(environ=env)
+    return load_settings(environ=moto_env(
+        moto_url, tmp_path, HOST="127.0.0.1", PORT=str(kept_port()), METRICS_LISTEN=f"127.0.0.1:{kept_port()}",
+        PUBLISH_PLAYLISTS="true", P2P_TRACKERS=f"ws://127.0.0.1:{kept_port()}/announce", UPLOAD_TIMEOUT="5"))
 
 
 @dataclass

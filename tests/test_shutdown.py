@@ -14,6 +14,7 @@ import pytest
 
 from broadcaster.demo.emulator import OwncastEmulator
 from tests.support.fault_proxy import FaultProxy
+from tests.support.listing import listing
 from tests.support.service_process import ServiceProcess
 from tests.support.service_process import moto_env
 from tests.support.waiting import until
@@ -29,9 +30,7 @@ async def playlist(http: aiohttp.ClientSession, url: str, variant: int) -> str |
 
 def next_number(text: str) -> int:
     """The media sequence number of the segment after the last one listed."""
-    lines = text.splitlines()
-    first = int(next(line for line in lines if line.startswith("#EXT-X-MEDIA-SEQUENCE:")).split(":")[1])
-    return first + sum(1 for line in lines if line.startswith("#EXTINF:"))
+    return listing(text)[-1].number + 1
 
 
 async def until_listed_and_frozen(http: aiohttp.ClientSession, url: str, owncast: OwncastEmulator) -> dict[int, int]:

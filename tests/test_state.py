@@ -20,8 +20,7 @@ from broadcaster.source.owncast import SourcePlaylist
 from broadcaster.state.disk import StateFile, dumps
 from broadcaster.state.journal import JournaledState
 from tests.support.fakes import Bucket
-from tests.support.saved_state import saved_state
-from tests.support.waiting import until
+from tests.support.saved_state import saved_state, stream
 from tests.support.world import World, snapshots_of
 
 
@@ -237,17 +236,6 @@ def _memory_on_disk(file: StateFile) -> dict[str, Any]:
     return {k: v for k, v in data.items() if k not in _NOT_MEMORY}
 
 
-async def _stream(w: World, segments: range, variants: tuple[int, ...] = (0, 1)) -> None:
-    """The variants list these segments, a second apart (the window slides), until every one is
-    shown: each shown version was saved first."""
-    for n in segments:
-        w.now += 1.0
-        for v in variants:
-            w.owncast_lists(v, f"stream-a-{n}.ts")
-        await w.settle()
-    await until(lambda: len(w.listed) == len(variants) * segments.stop, "every segment shown")
-
-
 async def test_a_save_writes_the_memory_pushed_with_the_version_never_asking_the_publisher(
         tmp_path: Path) -> None:
     (tmp_path / "hls").mkdir()
@@ -268,7 +256,7 @@ async def test_a_save_writes_the_memory_pushed_with_the_version_never_asking_the
 
     w.release.changed = spy  # type: ignore[method-assign]
     await w.pub.start()
-    await _stream(w, range(8))
+    await stream(w, 0, 8)
     assert pushed and all(m is not None for m in pushed)
     last = pushed[-1]
     assert last is not None
@@ -296,7 +284,7 @@ async def test_the_memory_saved_after_a_listing_is_the_publishers_memory_then(tm
     w = World(tmp_path / "hls", state=file, stepped=True)
     await w.pub.start()
     for n in range(12):
-        await _stream(w, range(n, n + 1), variants=(0,))
+        await stream(w, n, n + 1, (0,))
         assert _memory_on_disk(file) == json.loads(dumps(w.pub.snapshot())), f"after segment {n}"
     entries = json.loads(dumps(w.pub.snapshot()))["variants"]["0"]["generator"]["entries"]
     assert len(entries) < 12  # the window slid: the Tails lost items at the front
@@ -308,10 +296,10 @@ async def test_a_memory_read_after_more_listings_still_ends_where_it_was_taken(t
     is left out, so the memory stays the one its version was pushed with, and the journal's marks (the
     Tails' ends) say what the line holds."""
     w = World(tmp_path, window=60.0)
-    await _stream(w, range(3), variants=(0,))
+    await stream(w, 0, 3, (0,))
     taken = w.pub.snapshot()
     then = json.loads(dumps(taken))
-    await _stream(w, range(3, 6), variants=(0,))
+    await stream(w, 3, 6, (0,))
     assert json.loads(dumps(w.pub.snapshot())) != then  # the lists grew behind it...
     assert json.loads(dumps(taken)) == then  # ...and the memory taken before still reads as it was
     await w.pub.close()
@@ -322,11 +310,11 @@ async def test_a_memory_read_after_the_window_slid_past_it_still_reads_as_it_was
     """A version's memory is a value (tails.py): read by a save after the window slid past every entry
     it holds (and the entries' log was compacted), it still holds them, not the live window's fewer."""
     w = World(tmp_path, stepped=True)  # a 4 s window of 1 s segments
-    await _stream(w, range(3), variants=(0,))
+    await stream(w, 0, 3, (0,))
     taken = w.pub.snapshot()
     then = json.loads(dumps(taken))
     assert len(then["variants"]["0"]["generator"]["entries"]) == 3
-    await _stream(w, range(3, 80), variants=(0,))
+    await stream(w, 3, 80, (0,))
     now = json.loads(dumps(w.pub.snapshot()))["variants"]["0"]["generator"]["entries"]
     assert now[0][0] > then["variants"]["0"]["generator"]["entries"][-1][0]  # every entry slid out...
     assert json.loads(dumps(taken)) == then  # ...and the memory taken before still reads as it was

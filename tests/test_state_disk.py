@@ -18,11 +18,9 @@ from pathlib import Path
 import pytest
 
 from broadcaster.playlist import hls
-from broadcaster.state.disk import StateFile
 from broadcaster.state.served import ServedRecord
 from tests.support.disks import Disk, SeamDisk, TmpfsDisk, small_tmpfs
-from tests.support.hls_checker import VariantSetChecker
-from tests.support.saved_state import listed, numbers
+from tests.support.saved_state import check_all, listed, numbers, stream
 from tests.support.waiting import until
 from tests.support.world import World
 
@@ -47,27 +45,10 @@ def disk(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Disk]:
 # -- helpers ---------------------------------------------------------------------------------------------
 
 
-async def owncast_writes(w: World, *names: str) -> None:
-    """Owncast writes each segment in turn; each is shown in every variant before the next."""
-    for name in names:
-        for v in VARIANTS:
-            w.owncast_lists(v, name)
-        await until(lambda: listed(w, name), f"{name} is listed")
-
-
 def first_read(w: World, upto: int) -> None:
     """What Owncast's playlists list when a restarted service reads them first: its last ten segments."""
     for v in VARIANTS:
         w.owncast_lists(v, *NAMES[max(0, upto - 10):upto])
-
-
-def check_all(*worlds: World) -> VariantSetChecker:
-    """Every version every world showed, in order, through one checker: as one player saw them."""
-    checker = VariantSetChecker(allow_resume_after_endlist=True)
-    for w in worlds:
-        for v, text in w.playlists.shown:
-            checker.assert_ok(str(v), text)
-    return checker
 
 
 def continues_exactly(a: World, b: World, count: int) -> None:
@@ -96,11 +77,11 @@ async def test_a_failing_state_dir_then_a_restart_never_serves_a_number_twice(
     a = World(hls_dir, state=disk.state_file())
     assert a.snapshots is not None and not a.snapshots.restore()
     await a.pub.start()
-    await owncast_writes(a, *NAMES[0:4])
+    await stream(a, 0, 4)
     disk.fail(fault)
     # The stream goes on within the reserve of the last state saved, each version recorded in
     # STATE_DIR/served (written in place: a full disk cannot stop it), and says it cannot save.
-    await owncast_writes(a, *NAMES[4:9])
+    await stream(a, 4, 9)
     ok, body = a.health()
     assert not ok and f"cannot save state ({os.strerror(fault)})" in str(body["status"])
     assert a.sample("state_save_failing") == 1 and (a.sample("state_save_failures_total") or 0) >= 5
@@ -121,12 +102,12 @@ async def test_a_failing_state_dir_then_a_restart_never_serves_a_number_twice(
         for v in VARIANTS:
             b.owncast_lists(v, name)
     await until(lambda: listed(b, NAMES[13]), "the new window is shown, the disk still failing")
-    await owncast_writes(b, NAMES[14])
+    await stream(b, 14, 15)
     ok, body = b.health()
     assert not ok and f"cannot save state ({os.strerror(fault)})" in str(body["status"])
     assert not b.release.held and b.sample("listing_held") == 0 and b.sample("state_save_failing") == 1
     disk.heal()
-    await owncast_writes(b, NAMES[15])
+    await stream(b, 15, 16)
     assert b.health()[0] and b.sample("listing_held") == 0 and b.sample("state_save_failing") == 0
     await b.pub.close()
     assert b.snapshots.save_now(b.pub.snapshot()) is None
@@ -164,7 +145,7 @@ async def _read_only_holds_then_continues_exactly(hls_dir: Path, disk: Disk, sto
     a = World(hls_dir, state=disk.state_file())
     assert a.snapshots is not None and not a.snapshots.restore()
     await a.pub.start()
-    await owncast_writes(a, *NAMES[0:4])
+    await stream(a, 0, 4)
     disk.fail(errno.EROFS)
     for v in VARIANTS:
         a.owncast_lists(v, NAMES[4])
@@ -195,10 +176,10 @@ async def test_restarts_on_a_full_state_dir_go_on_within_the_reserve(
     disk = SeamDisk(tmp_path)
     a = World(tmp_path / "hls", state=disk.state_file())
     await a.pub.start()
-    await owncast_writes(a, *NAMES[0:4])  # saved with next 4: numbers below 44 reserved
+    await stream(a, 0, 4)  # saved with next 4: numbers below 44 reserved
     reserve = min(numbers(a.playlists.shown)[0]) + 4 + 40
     disk.fail(errno.ENOSPC)
-    await owncast_writes(a, *NAMES[4:8])
+    await stream(a, 4, 8)
     await a.pub.close()  # killed
     worlds, upto = [a], 8
     # Killed once more, the disk full all along. (Each start from the same state skips as many numbers
@@ -242,9 +223,9 @@ async def test_when_the_reserve_is_used_up_new_versions_wait_for_a_save(
     disk = SeamDisk(tmp_path)
     w = World(tmp_path / "hls", state=disk.state_file())
     await w.pub.start()
-    await owncast_writes(w, *NAMES[0:2])  # the version with number 1 saved next = 2: reserved below 5
+    await stream(w, 0, 2)  # the version with number 1 saved next = 2: reserved below 5
     disk.fail(errno.ENOSPC)
-    await owncast_writes(w, *NAMES[2:5])  # numbers 2, 3, 4
+    await stream(w, 2, 5)  # numbers 2, 3, 4
     for v in VARIANTS:
         w.owncast_lists(v, NAMES[5])
     await until(lambda: w.release.held, "held back")
@@ -270,7 +251,7 @@ async def test_a_clean_state_then_a_disk_failing_from_the_start(
     disk = SeamDisk(tmp_path)
     a = World(tmp_path / "hls", state=disk.state_file())
     await a.pub.start()
-    await owncast_writes(a, *NAMES[0:3])
+    await stream(a, 0, 3)
     await a.pub.close()
     assert a.snapshots is not None and a.snapshots.save_now(a.pub.snapshot()) is None
     disk.fail(errno.EROFS)
@@ -289,7 +270,7 @@ async def test_a_clean_state_then_a_disk_failing_from_the_start(
         assert not listed(b, NAMES[3])
     else:
         await until(lambda: listed(b, NAMES[3]), "shown, recorded")
-        await owncast_writes(b, NAMES[4])
+        await stream(b, 4, 5)
         assert not b.release.held and not b.health()[0]
     await b.pub.close()  # a crash
     disk.heal()
@@ -323,7 +304,7 @@ async def test_a_crash_with_a_healthy_disk_continues_exactly(tmp_path: Path) -> 
     a = World(tmp_path / "hls", state=disk.state_file())
     assert a.snapshots is not None and not a.snapshots.restore()
     await a.pub.start()
-    await owncast_writes(a, *NAMES[0:3])
+    await stream(a, 0, 3)
     await a.pub.close()  # killed: no save at a clean stop
     b = World(tmp_path / "hls", state=disk.state_file())
     assert b.snapshots is not None and b.snapshots.restore()
@@ -348,9 +329,9 @@ async def test_a_crash_after_versions_shown_unsaved_continues_above_the_highest_
     a = World(tmp_path / "hls", state=disk.state_file())
     assert a.snapshots is not None and not a.snapshots.restore()
     await a.pub.start()
-    await owncast_writes(a, *NAMES[0:3])  # numbers 0..2 saved: next 3
+    await stream(a, 0, 3)  # numbers 0..2 saved: next 3
     disk.fail(errno.ENOSPC)
-    await owncast_writes(a, *NAMES[3:5])  # 3 and 4 shown unsaved, each recorded first
+    await stream(a, 3, 5)  # 3 and 4 shown unsaved, each recorded first
     await a.pub.close()  # killed
     served = tmp_path / "served"
     raw = bytearray(served.read_bytes())

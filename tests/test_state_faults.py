@@ -22,13 +22,10 @@ from pathlib import Path
 
 import pytest
 
-from broadcaster.bucket.cleaner import Cleaner
 from broadcaster.state import disk, journal, served
 from broadcaster.state.journal import JournaledState
 from tests.support.disks import FaultPlan, FaultyOs
-from tests.support.fakes import Bucket
-from tests.support.hls_checker import VariantSetChecker
-from tests.support.saved_state import listed, numbers
+from tests.support.saved_state import check_all, journaled, listed, numbers
 from tests.support.waiting import until
 from tests.support.world import World
 
@@ -53,17 +50,6 @@ def faulty(plan: FaultPlan, monkeypatch: pytest.MonkeyPatch, *, record_too: bool
         yield
 
 
-def world(folder: Path) -> tuple[World, JournaledState]:
-    state = JournaledState(folder / "state")
-    w = World(folder / "hls", state=state, stepped=True)
-    assert w.snapshots is not None
-    w.snapshots._parts = {}  # the service's wiring: the cleaner under "cleaner", restored first
-    cleaner = Cleaner(Bucket(), w.metrics, margin=5)
-    w.snapshots.register("cleaner", cleaner, empty=[])
-    w.pub.on_removed = cleaner.schedule
-    return w, state
-
-
 async def writes(w: World, names: list[str], *, first_read: int | None = None, each: bool = True) -> None:
     """Owncast writes each segment in turn; `each`: each is listed, or held back (a save failed), before
     the next (after a restart that continues above, the new window is shown once it is long enough)."""
@@ -80,10 +66,10 @@ async def writes(w: World, names: list[str], *, first_read: int | None = None, e
 
 
 async def run(folder: Path, plan: FaultPlan, monkeypatch: pytest.MonkeyPatch, compaction: bool) -> None:
-    (folder / "hls").mkdir(parents=True)
-    (folder / "state").mkdir()
-    a, state = world(folder)
+    a, _cleaner = journaled(folder)
     assert a.snapshots is not None and not a.snapshots.restore()
+    state = a.snapshots.file
+    assert isinstance(state, JournaledState)
     await a.pub.start()
     await writes(a, NAMES[:BEFORE])
     assert listed(a, NAMES[BEFORE - 1])
@@ -96,7 +82,7 @@ async def run(folder: Path, plan: FaultPlan, monkeypatch: pytest.MonkeyPatch, co
         await a.pub.close()  # kill -9: no save at a clean stop, what is on disk is what the next start reads
     state.close()
 
-    b, _state = world(folder)
+    b, _cleaner = journaled(folder)
     assert b.snapshots is not None and b.snapshots.restore()  # never set aside: every file on disk reads back
     await b.pub.start()
     upto = BEFORE + DURING + 2  # two segments written while no service ran
@@ -105,10 +91,7 @@ async def run(folder: Path, plan: FaultPlan, monkeypatch: pytest.MonkeyPatch, co
     await b.pub.close()
     b.snapshots.file.close()  # type: ignore[union-attr]
 
-    checker = VariantSetChecker(allow_resume_after_endlist=True)
-    for w in (a, b):
-        for v, text in w.playlists.shown:
-            checker.assert_ok(str(v), text)  # one number one segment, one segment one number, never back
+    check_all(a, b)  # one number one segment, one segment one number, never back
     before, after = numbers(a.playlists.shown), numbers(b.playlists.shown)
     for v in VARIANTS:
         assert max(after[v]) > max(before[v])  # and it goes on

@@ -19,7 +19,7 @@ from broadcaster.state import journal
 from broadcaster.state.disk import Prepared, dumps
 from broadcaster.state.journal import JOURNAL, JournaledState
 from broadcaster.tails import Log
-from tests.support.fakes import Bucket
+from tests.support.saved_state import journaled, stream
 from tests.support.waiting import until
 from tests.support.world import World
 
@@ -43,21 +43,9 @@ class _Failing(JournaledState):
         super()._append(line)
 
 
-def world(folder: Path, window: float = 4.0, cls: type[JournaledState] = JournaledState) -> tuple[World, Cleaner]:
-    (folder / "hls").mkdir(parents=True, exist_ok=True)
-    (folder / "state").mkdir(exist_ok=True)
-    w = World(folder / "hls", window=window, state=cls(folder / "state"), stepped=True)
-    cleaner = Cleaner(Bucket(), w.metrics, margin=5)
-    assert w.snapshots is not None
-    w.snapshots._parts = {}  # the service's wiring: the cleaner under "cleaner", restored first
-    w.snapshots.register("cleaner", cleaner, empty=[])
-    w.pub.on_removed = cleaner.schedule
-    return w, cleaner
-
-
 async def started(folder: Path, cls: type[JournaledState] = JournaledState) -> tuple[World, Cleaner]:
     """A publisher with nothing saved before, started."""
-    w, cleaner = world(folder, cls=cls)
+    w, cleaner = journaled(folder, cls=cls)
     assert w.snapshots is not None and not w.snapshots.restore()
     await w.pub.start()
     return w, cleaner
@@ -65,25 +53,10 @@ async def started(folder: Path, cls: type[JournaledState] = JournaledState) -> t
 
 def restored(folder: Path, before: dict[str, Any]) -> tuple[World, Cleaner]:
     """A publisher made again from what `folder` holds, restored to exactly `before` (see memory)."""
-    w, cleaner = world(folder)
+    w, cleaner = journaled(folder)
     assert w.snapshots is not None and w.snapshots.restore()
     assert memory(w, cleaner) == before
     return w, cleaner
-
-
-async def stream(w: World, first: int, last: int) -> None:
-    for n in range(first, last):
-        w.now += 1.0  # a segment a second: windows slide, the cleaner gets work
-        for v in VARIANTS:
-            w.owncast_lists(v, f"stream-a-{n}.ts")
-        await w.settle()
-        await until_saved(w, f"stream-a-{n}.ts")
-
-
-async def until_saved(w: World, name: str) -> None:
-    """The version listing `name` is shown: it was saved first."""
-    await until(lambda: all((r := w.playlists.media_playlist(v)) is not None and name.encode() in r.body
-                            for v in VARIANTS), f"{name} shown", 5)
 
 
 def memory(w: World, cleaner: Cleaner) -> dict[str, Any]:
@@ -136,7 +109,7 @@ class _Counting(JournaledState):
 async def test_a_line_costs_the_same_whatever_the_window(tmp_path: Path) -> None:
     sizes = {}
     for window in (4.0, 60.0):
-        w, _cleaner = world(tmp_path / str(window), window, cls=_Counting)
+        w, _cleaner = journaled(tmp_path / str(window), window, cls=_Counting)
         assert w.snapshots is not None and not w.snapshots.restore()
         await w.pub.start()
         await stream(w, 0, 80)
@@ -157,7 +130,7 @@ async def test_a_torn_last_line_is_dropped_with_one_warning(tmp_path: Path, capl
     line = path.read_bytes().splitlines()[-1]
     with open(path, "ab") as f:
         f.write(line[: len(line) // 3])  # a crash in the middle of the next save's line
-    b, cleaner_b = world(tmp_path)
+    b, cleaner_b = journaled(tmp_path)
     with caplog.at_level(logging.INFO):
         assert b.snapshots is not None and b.snapshots.restore()
     assert memory(b, cleaner_b) == before
@@ -183,7 +156,7 @@ async def test_a_damaged_journal_is_set_aside_with_one_line(tmp_path: Path, dama
     else:
         del lines[1]  # the next line's lists do not follow on
     path.write_bytes(b"".join(lines))
-    b, cleaner_b = world(tmp_path)
+    b, cleaner_b = journaled(tmp_path)
     with caplog.at_level(logging.WARNING):
         assert b.snapshots is not None and not b.snapshots.restore()
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
@@ -324,7 +297,7 @@ async def test_any_damage_to_the_journal_restores_or_sets_aside(tmp_path: Path) 
         handler.emit = lambda record: errors.append(record.getMessage())  # type: ignore[method-assign]
         logging.getLogger().addHandler(handler)
         try:
-            b, _c = world(folder)
+            b, _c = journaled(folder)
             assert b.snapshots is not None
             restored = b.snapshots.restore()
             outcomes.add(restored)

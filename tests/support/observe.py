@@ -3,7 +3,8 @@ HLS checker, remember what each variant listed."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
@@ -29,6 +30,8 @@ class Observed:
     ended: set[int] = field(default_factory=set)
     gaps: dict[int, set[str]] = field(default_factory=dict)  # variant -> URIs listed with EXT-X-GAP
     answers: dict[int, str] = field(default_factory=dict)  # variant -> its playlist's last answer, in short
+    after_discontinuity: set[str] = field(default_factory=set)  # names listed after #EXT-X-DISCONTINUITY
+    sequences: set[int] = field(default_factory=set)  # every EXT-X-DISCONTINUITY-SEQUENCE seen (0: none)
 
     def note_owncast(self, oc: OwncastEmulator) -> None:
         for v in (0, 1):
@@ -45,7 +48,13 @@ class Observed:
         against it, as a player resolves it (the bucket's URL, or the VM's path on the service's host while
         players are steered away from the bucket: steering/bucket_pathway.py)."""
         self.checker.assert_ok(str(v), text)
+        found = re.search(r"^#EXT-X-DISCONTINUITY-SEQUENCE:(\d+)$", text, re.MULTILINE)
+        before = int(found.group(1)) if found else 0
+        self.sequences.add(before)
         for e in listing(text):
+            if e.discontinuity > before:
+                self.after_discontinuity.add(e.name)
+            before = e.discontinuity
             uri = urljoin(base, e.uri)
             self.ours[v][e.number] = (uri, e.duration)
             if e.gap:
@@ -56,6 +65,10 @@ class Observed:
     def describe(self) -> str:
         """What a wait shows when it fails: segments listed per variant, which ended, the last answers."""
         return f"listed {self.counts()}, ended {sorted(self.ended)}, last answers {self.answers}"
+
+    def at(self, http: aiohttp.ClientSession, url: str, oc: OwncastEmulator) -> Looking:
+        """This record kept up to date by looking at Owncast and the service at `url`."""
+        return Looking(self, http, url, oc)
 
     def counts(self) -> dict[int, int]:
         """Segments listed so far per variant."""
@@ -91,15 +104,39 @@ async def poll(http: aiohttp.ClientSession, url: str, oc: OwncastEmulator, seen:
                 seen.note_ours(v, body, playlist)
 
 
-def looking(http: aiohttp.ClientSession, url: str, oc: OwncastEmulator, seen: Observed,
-            done: Callable[[], bool]) -> Callable[[], Awaitable[bool]]:
-    """A probe for `until`: what Owncast and the service list looked at (`poll`), then `done()`."""
-    async def probe() -> bool:
-        await poll(http, url, oc, seen)
-        return done()
+@dataclass
+class Looking:
+    """`seen` kept up to date from Owncast's files (`oc`) and the service at `url`: one service's run."""
 
-    return probe
+    seen: Observed
+    http: aiohttp.ClientSession
+    url: str
+    oc: OwncastEmulator
 
+    async def poll(self) -> None:
+        await poll(self.http, self.url, self.oc, self.seen)
+
+    async def until(self, done: Callable[[], bool], what: str, timeout: float = 30.0,
+                    every: float = 0.1) -> None:
+        """Until `done()`, what Owncast and the service list looked at before each check."""
+        async def polled() -> bool:
+            await self.poll()
+            return done()
+
+        await until(polled, what, timeout, every=every, detail=self.seen.describe)
+
+    async def listed_in_each(self, count: int, timeout: float = 30.0, every: float = 0.1) -> None:
+        await self.until(lambda: min(self.seen.counts().values()) >= count,
+                         f"{count} segments listed in each variant", timeout, every)
+
+    async def listed_more(self, count: int) -> None:
+        """Until each variant lists `count` more segments than variant 0 had listed so far."""
+        await self.listed_in_each(len(self.seen.ours[0]) + count)
+
+    async def ended(self, timeout: float = 20.0) -> None:
+        """Owncast's broadcaster leaves (its offline tail and ENDLIST); until both our playlists end."""
+        await self.oc.stop_stream(offline=True)
+        await self.until(lambda: self.seen.ended == {0, 1}, "both variants ended", timeout)
 
 
 @dataclass

@@ -166,7 +166,6 @@ class CmcdCollector:
     def __init__(self) -> None:
         self.clients: dict[str, PlaybackClient] = {}
         self.refused: list[str] = []  # the 400s' messages
-        self.posts = 0
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_route("*", "/api/metrics/cmcd", self._collect)
@@ -175,7 +174,6 @@ class CmcdCollector:
         if request.method == "OPTIONS":
             return web.Response(status=204, headers=PREFLIGHT)
         body = await request.content.read(MAX_BODY + 1)
-        self.posts += 1
         try:
             reports = parse_reports(request.method, body, request_keys(request))
         except CmcdRefused as err:

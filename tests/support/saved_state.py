@@ -1,5 +1,6 @@
-"""A real saved state: what a running publisher writes to STATE_DIR, for tests of restoring it; and what
-a World shows (listed, numbers), for tests that save and restore it."""
+"""A real saved state: what a running publisher writes to STATE_DIR, for tests of restoring it; a World
+saving through the journal as the service wires it; and what a World shows (listed, numbers, check_all),
+for tests that save and restore it."""
 
 from __future__ import annotations
 
@@ -8,8 +9,11 @@ from pathlib import Path
 from broadcaster.bucket.cleaner import Cleaner
 from broadcaster.playlist.segments import ListedSegment, Removed
 from broadcaster.state.disk import StateFile
+from broadcaster.state.journal import JournaledState
 from tests.support.fakes import Bucket
+from tests.support.hls_checker import VariantSetChecker
 from tests.support.listing import listing
+from tests.support.waiting import until
 from tests.support.world import PUBLIC, World, snapshots_of
 
 
@@ -34,15 +38,41 @@ async def saved_state(tmp_path: Path) -> dict[str, object]:
     return data
 
 
+def journaled(folder: Path, window: float = 4.0,
+              cls: type[JournaledState] = JournaledState) -> tuple[World, Cleaner]:
+    """A publisher in folder/hls saving through `cls` in folder/state, with its cleaner."""
+    (folder / "hls").mkdir(parents=True, exist_ok=True)
+    (folder / "state").mkdir(exist_ok=True)
+    w = World(folder / "hls", window=window, state=cls(folder / "state"), stepped=True)
+    cleaner = Cleaner(Bucket(), w.metrics, margin=5)
+    assert w.snapshots is not None
+    w.snapshots._parts = {}  # the service's wiring: the cleaner under "cleaner", restored first
+    w.snapshots.register("cleaner", cleaner, empty=[])
+    w.pub.on_removed = cleaner.schedule
+    return w, cleaner
+
+
 # -- what a World shows, two variants (tests of saving and restoring what was shown) -----------------
 
 VARIANTS = (0, 1)
 
 
-def listed(w: World, name: str) -> bool:
+def listed(w: World, name: str, variants: tuple[int, ...] = VARIANTS) -> bool:
     """`name` is in every variant's visible playlist."""
-    shown = [w.playlists.media_playlist(v) for v in VARIANTS]
+    shown = [w.playlists.media_playlist(v) for v in variants]
     return all(r is not None and name.encode() in r.body for r in shown)
+
+
+async def stream(w: World, first: int, last: int, variants: tuple[int, ...] = VARIANTS) -> None:
+    """Owncast writes stream-a-<first> to stream-a-<last - 1> in turn, a second apart (windows slide, the
+    cleaner gets work); each is shown in every variant (so saved first) before the next."""
+    for n in range(first, last):
+        name = f"stream-a-{n}.ts"
+        w.now += 1.0
+        for v in variants:
+            w.owncast_lists(v, name)
+        await w.settle()
+        await until(lambda: listed(w, name, variants), f"{name} shown")  # noqa: B023
 
 
 def numbers(shown: list[tuple[int, str]]) -> dict[int, dict[int, str]]:
@@ -51,3 +81,12 @@ def numbers(shown: list[tuple[int, str]]) -> dict[int, dict[int, str]]:
     for v, text in shown:
         out[v].update((e.number, e.name) for e in listing(text))
     return out
+
+
+def check_all(*worlds: World) -> VariantSetChecker:
+    """Every version every world showed, in order, through one checker: as one player saw them."""
+    checker = VariantSetChecker(allow_resume_after_endlist=True)
+    for w in worlds:
+        for v, text in w.playlists.shown:
+            checker.assert_ok(str(v), text)
+    return checker
