@@ -92,7 +92,7 @@ async def test_a_token_lets_in_and_rides_along_in_what_the_player_follows(
     first = await client.get(with_access("/live/0/playlist.m3u8", mine))
     second = await client.get("/live/0/playlist.m3u8", headers={"Authorization": f"Bearer {other}"})
     assert first.status == second.status == 200 and await first.read() == await second.read()
-    # The scheme named in any case (RFC 9110 11.1), as the quick answers read it (quick_token.py).
+    # The scheme named in any case (RFC 9110 11.1), as the quick answers read it (quick.py).
     assert (await client.get("/live/0/playlist.m3u8", headers={"Authorization": f"bearer {other}"})).status == 200
     assert mine.encode() not in gzip.decompress(await first.read())
     # Blocking reload with the token beside its directives: answered as without it.
