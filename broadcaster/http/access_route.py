@@ -15,7 +15,6 @@ from ..edge import NO_STORE, edge_headers
 from .attempts import Attempts
 from .clients import Proxies, client_address
 
-MAX_BODY = 1024  # a pass-phrase or a token; the app takes no larger body anyway
 TOO_MANY = "too many attempts: wait a minute and try again"
 
 

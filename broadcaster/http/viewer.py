@@ -45,7 +45,7 @@ async def viewer_config(request: web.Request) -> web.Response:
 
 @guarded
 async def viewer_embed(request: web.Request) -> web.StreamResponse:
-    return await _page(request, request.app[VIEWER_FILES].embed())
+    return await _page(request, request.app[VIEWER_FILES].embed)
 
 
 @guarded
@@ -53,7 +53,7 @@ async def viewer_file(request: web.Request) -> web.StreamResponse:
     files = request.app[VIEWER_FILES]
     name = request.match_info.get("file", PAGE)
     if name == PAGE:
-        return await _page(request, files.page())
+        return await _page(request, files.page)
     found = files.find(name)
     if found is None:
         return await elsewhere(request)
