@@ -31,13 +31,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
-from ..edge import EDGE_HEADERS
+from ..edge import EDGE_HEADERS, NO_STORE
 from ..files import TEMPORARY_ERRNOS
 from ..lograte import RateLimitedLog
 from ..metrics import ConnectionMetrics
 from . import quick
+from .answers import raw_head
 from .quick import QuickAnswers
 
 log = logging.getLogger(__name__)
@@ -67,15 +68,9 @@ ProtocolFactory = Callable[[], asyncio.BaseProtocol]
 def busy_response(text: str, retry_after: int) -> bytes:
     """A complete HTTP/1.1 503 that closes the connection, as bytes (built once per gate)."""
     body = text.encode()
-    return (
-        "HTTP/1.1 503 Service Unavailable\r\n"
-        "Content-Type: text/plain; charset=utf-8\r\n"
-        f"Content-Length: {len(body)}\r\n"
-        f"Retry-After: {retry_after}\r\n"
-        "Cache-Control: no-store\r\n"
-        + "".join(f"{name}: {value}\r\n" for name, value in EDGE_HEADERS.items())  # as every answer
-        + "Connection: close\r\n\r\n"
-    ).encode() + body
+    headers = {hdrs.CONTENT_TYPE: "text/plain; charset=utf-8", hdrs.RETRY_AFTER: str(retry_after),
+               hdrs.CACHE_CONTROL: NO_STORE, **EDGE_HEADERS, hdrs.CONNECTION: "close"}  # as every answer
+    return raw_head("503 Service Unavailable", headers, len(body)) + b"\r\n" + body
 
 
 @dataclass(frozen=True, slots=True)
