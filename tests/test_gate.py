@@ -146,7 +146,7 @@ def test_the_rewriters_add_the_token_to_every_uri() -> None:
 
 
 def test_failed_attempts_refill_over_a_minute_and_unknown_clients_share_a_larger_budget() -> None:
-    from broadcaster.http.attempts import Attempts
+    from broadcaster.http.access_route import Attempts
 
     now = [0.0]
     attempts = Attempts(per_minute=6, unknown_per_minute=60, clock=lambda: now[0])
