@@ -223,7 +223,8 @@ def create_app(
     quick = app[QUICK] = QuickAnswers(options.gate.admits if options.gate is not None else None)
     r.add_get("/live/master.m3u8", doors.master(playlist_routes.master))
     r.add_get("/live/playlist.m3u8", doors.playlist(playlist_routes.media))
-    quick.exact("/live/playlist.m3u8", functools.partial(playlist_routes.quick_media, options.default_variant))
+    quick.exact("/live/playlist.m3u8",
+                functools.partial(playlist_routes.quick_media, options.default_variant))
     # Owncast's own paths, the same playlists: its web page plays them unchanged when a tunnel sends
     # these paths here and everything else on that hostname to Owncast (cloudflared.yml.example).
     owncast_master = functools.partial(playlist_routes.master, name=hls.OWNCAST_PLAYLIST_NAME)
@@ -299,7 +300,7 @@ def _add_pathways(app: web.Application, pathways: Pathways | None, metrics: Metr
         r.add_get(f"/{folder}/{hls.STEERING_MANIFEST_NAME}", doors.steering(steering.manifest))
         if pathways is not None and options.gate is None:  # a private one: its gate's
             app[QUICK].whole(f"/{folder}/{hls.STEERING_MANIFEST_NAME}",
-                        QuickSteering(steering, clients.proxies, folder))
+                             QuickSteering(steering, clients.proxies, folder))
     if pathways is None:
         return
     for served in pathways.others:

@@ -62,10 +62,10 @@ class Proxies:
 
     def scheme_of(self, headers: CIMultiDictProxy[str], remote: Callable[[], str],
                   own: str) -> tuple[str | None, bool]:
-        """(the scheme the viewer used, whether a proxy said it), from a request's parts (the connection gate's
-        quick answers read them raw): a trusted proxy's word, the connection's `own` with no proxy in front;
-        None when one is that does not say (a client's own header is never believed). The peer (`remote`)
-        is asked only when a proxy is trusted."""
+        """(the scheme the viewer used, whether a proxy said it), from a request's parts (the connection
+        gate's quick answers read them raw): a trusted proxy's word, the connection's `own` with no proxy in
+        front; None when one is that does not say (a client's own header is never believed). The peer
+        (`remote`) is asked only when a proxy is trusted."""
         if (self.cloudflare or self.networks) and self.trusts(peer := remote()):
             said = _cf_visitor(headers) if self.cloudflare and _loopback(peer) else None
             said = said or _forwarded_proto(headers)

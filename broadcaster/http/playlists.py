@@ -140,7 +140,8 @@ class PlaylistRoutes:
             if digits is None:
                 variant, label = self._default, self._default_label
             # "007" would be a second URL (and CDN cache key) for variant 7; a huge number cannot be ours.
-            elif whole_number(digits, _MAX_VARIANT_DIGITS) is None or (digits != "0" and digits.startswith("0")):
+            elif (whole_number(digits, _MAX_VARIANT_DIGITS) is None
+                  or (digits != "0" and digits.startswith("0"))):
                 self._count("unknown", 404)
                 return _unknown_variant()
             else:

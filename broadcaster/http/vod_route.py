@@ -52,12 +52,12 @@ class VodRoute:
 
 def add_vod_routes(app: web.Application, served: ServedVod, gate: Gate) -> None:
     """The routes, each behind `gate` (the multivariant playlists' URIs carry the viewer's token)."""
-    clip = f"/live/clips/{{id:{CLIP_ID.pattern}}}"
+    clip, n, run = f"/live/clips/{{id:{CLIP_ID.pattern}}}", f"{{n:{VARIANT}}}", f"{{run:{RUN}}}"
     for path, relative, door in (
             (f"{clip}/{hls.MASTER_PLAYLIST_NAME}", f"clips/{{id}}/{hls.MASTER_PLAYLIST_NAME}", gate.master),
-            (f"{clip}/{{n:{VARIANT}}}/{hls.MEDIA_PLAYLIST_NAME}", f"clips/{{id}}/{{n}}/{hls.MEDIA_PLAYLIST_NAME}",
+            (f"{clip}/{n}/{hls.MEDIA_PLAYLIST_NAME}", f"clips/{{id}}/{{n}}/{hls.MEDIA_PLAYLIST_NAME}",
              gate.playlist),
-            (f"/live/recording-{{run:{RUN}}}.m3u8", "recording-{run}.m3u8", gate.master),
-            (f"/live/{{n:{VARIANT}}}/recording-{{run:{RUN}}}.m3u8", "{n}/recording-{run}.m3u8", gate.playlist)):
+            (f"/live/recording-{run}.m3u8", "recording-{run}.m3u8", gate.master),
+            (f"/live/{n}/recording-{run}.m3u8", "{n}/recording-{run}.m3u8", gate.playlist)):
         # guarded inside the gate: a bug answers one line and a 500 to a viewer let in, never a stranger.
         app.router.add_get(path, door(guarded(VodRoute(served, relative).answer)))
