@@ -229,12 +229,12 @@ def create_app(
     # these paths here and everything else on that hostname to Owncast (cloudflared.yml.example).
     owncast_master = functools.partial(playlist_routes.master, name=hls.OWNCAST_PLAYLIST_NAME)
     r.add_get(f"/hls/{hls.OWNCAST_PLAYLIST_NAME}", doors.master(owncast_master))
+    _media_routes(app, playlist_routes, doors)
     if options.gate is None:
         for path, name in (("/live/master.m3u8", hls.MEDIA_PLAYLIST_NAME),
                            (f"/hls/{hls.OWNCAST_PLAYLIST_NAME}", hls.OWNCAST_PLAYLIST_NAME)):
             quick.exact(path, functools.partial(playlist_routes.quick_master, name))
-    _media_routes(app, playlist_routes, doors)
-    if options.gate is not None:
+    else:
         r.add_post("/live/access", guarded(AccessRoute(options.gate.keeper, proxies).grant))
         if options.vod is not None:
             add_vod_routes(app, options.vod, options.gate)
