@@ -1,4 +1,4 @@
-"""copies_room: what the copies kept for an outage may take now, and what bounds it, on this machine's
+"""copy_files.room: what the copies kept for an outage may take now, and what bounds it, on this machine's
 real disk (tmp_path's)."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from broadcaster.vm.copies_room import CAP, DISK, reserve, room
+from broadcaster.vm.copy_files import CAP, DISK, reserve, room
 
 
 def above_reserve(folder: Path) -> int:

@@ -1,7 +1,7 @@
 """An outage longer than the copies the VM keeps for it, with real parts: SeaweedFS behind a FaultProxy that
 refuses every upload, the Owncast emulator's ffmpeg stream (Owncast's cleanup keeping 3 segments), the
 service as a process with the VM's pathway (PATHWAYS=bucket,vm) and STATE_DIR on a disk with a few MB
-above the reserve the copies never take (vm/copies_room.py's DISK_RESERVE: VM_COPIES_MB's
+above the reserve the copies never take (vm/copy_files.py's DISK_RESERVE: VM_COPIES_MB's
 least, 16 MB, would take minutes of the emulator's stream; both bounds drop the oldest copy the same
 way). Once the copies
 reach the bound the oldest go, and Owncast has deleted their files: those segments exist nowhere. After
@@ -22,7 +22,7 @@ import aiohttp
 import pytest
 
 from broadcaster.demo.emulator import Cleanup, Ledger, OwncastEmulator
-from broadcaster.vm.copies_room import DISK_RESERVE
+from broadcaster.vm.copy_files import DISK_RESERVE
 from broadcaster.demo.recordings import Recordings
 from broadcaster.demo.seaweed import SeaweedS3
 from tests.support.disks import small_tmpfs

@@ -25,7 +25,7 @@ from broadcaster.access.invites import InvitesFile
 from broadcaster.bucket.edge_urls import EdgeUrls, edge_prefix
 from broadcaster.edge_token import sign
 from broadcaster.http import LiveEvents, PlaylistOptions, ViewerOptions, Viewers, create_app
-from broadcaster.http.attempts import Attempts
+from broadcaster.http.access_route import Attempts
 from broadcaster.http.gate import Gate, master_with_access, steering_with_access, with_access
 from broadcaster.metrics import Metrics
 from broadcaster.playlist.pathway import BaseUris, VmUris
@@ -103,7 +103,7 @@ async def test_a_token_lets_in_and_rides_along_in_what_the_player_follows(
     first = await client.get(with_access("/live/0/playlist.m3u8", mine))
     second = await client.get("/live/0/playlist.m3u8", headers={"Authorization": f"Bearer {other}"})
     assert first.status == second.status == 200 and await first.read() == await second.read()
-    # The scheme named in any case (RFC 9110 11.1), as the quick answers read it (quick_token.py).
+    # The scheme named in any case (RFC 9110 11.1), as the quick answers read it (quick.py).
     assert (await client.get("/live/0/playlist.m3u8", headers={"Authorization": f"bearer {other}"})).status == 200
     assert mine.encode() not in gzip.decompress(await first.read())
     # Blocking reload with the token beside its directives: answered as without it.

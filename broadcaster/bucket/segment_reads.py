@@ -103,7 +103,7 @@ class Holder(Protocol):
     @property
     def total_bytes(self) -> int: ...  # the copies' bytes on disk
 
-    def room(self) -> tuple[int, str]: ...  # what the copies may take now, and what bounds them (vm/copies_room.py)
+    def room(self) -> tuple[int, str]: ...  # what the copies may take now, and what bounds them (vm/copy_files.py)
 
 
 # The bytes a first attempt sends, read already: with their stamp and SHA-256 (None: not hashed).

@@ -30,7 +30,7 @@ from . import limits, viewer
 from .access_route import AccessRoute
 from .clients import Clients, Network, Proxies
 from .common import CLIENT_MAX_SIZE, CONNECTION_LOG, elsewhere, guarded
-from .gate import OPEN, Gate
+from .gate import OPEN, Gate, Open
 from .keys import (DEFAULT_VARIANT, EVENTS, HEALTH, METRICS, PAGE_POLICY, QUICK, STATE_EVENTS, VIEWER_CONFIG,
                    VIEWER_FILES, HealthSource)
 from .page_policy import page_policy
@@ -217,19 +217,27 @@ def create_app(
                                                   if pathways is not None else None))
     r = app.router
     doors = options.gate or OPEN  # every stream door wears one of its wrappers (none when public)
+    # The plain playlist GETs the connection gate answers before aiohttp, on the same paths. A private
+    # stream's: its media playlists, with a viewer token the gate admits in the URL or a Bearer header (the
+    # same bytes for every viewer); its multivariant playlists are each viewer's own, aiohttp's to answer.
+    quick = app[QUICK] = QuickAnswers(options.gate.admits if options.gate is not None else None)
     r.add_get("/live/master.m3u8", doors.master(playlist_routes.master))
-    r.add_get("/live/playlist.m3u8", doors.playlist(playlist_routes.default_media))
-    r.add_get(r"/live/{n:[0-9]+}/playlist.m3u8", doors.playlist(playlist_routes.media))
+    r.add_get("/live/playlist.m3u8", doors.playlist(playlist_routes.media))
+    quick.exact("/live/playlist.m3u8",
+                functools.partial(playlist_routes.quick_media, options.default_variant))
     # Owncast's own paths, the same playlists: its web page plays them unchanged when a tunnel sends
-    # these two paths here and everything else on that hostname to Owncast (cloudflared.yml.example).
+    # these paths here and everything else on that hostname to Owncast (cloudflared.yml.example).
     owncast_master = functools.partial(playlist_routes.master, name=hls.OWNCAST_PLAYLIST_NAME)
     r.add_get(f"/hls/{hls.OWNCAST_PLAYLIST_NAME}", doors.master(owncast_master))
-    r.add_get(rf"/hls/{{n:[0-9]+}}/{hls.OWNCAST_PLAYLIST_NAME}", doors.playlist(playlist_routes.media))
-    if options.gate is not None:
+    _media_routes(app, playlist_routes, doors)
+    if options.gate is None:
+        for path, name in (("/live/master.m3u8", hls.MEDIA_PLAYLIST_NAME),
+                           (f"/hls/{hls.OWNCAST_PLAYLIST_NAME}", hls.OWNCAST_PLAYLIST_NAME)):
+            quick.exact(path, functools.partial(playlist_routes.quick_master, name))
+    else:
         r.add_post("/live/access", guarded(AccessRoute(options.gate.keeper, proxies).grant))
         if options.vod is not None:
             add_vod_routes(app, options.vod, options.gate)
-    app[QUICK] = quick_routes(playlist_routes, options.gate)
     _add_pathways(app, options.pathways, metrics, options, clients)
     if events is not None:
         app[EVENTS] = events.hub
@@ -288,12 +296,11 @@ def _add_pathways(app: web.Application, pathways: Pathways | None, metrics: Metr
     doors = options.gate or OPEN
     steering = SteeringRoute(pathways.steering if pathways else None,
                              pathways.count_steering if pathways else lambda pathway: None, proxies=clients.proxies)
-    quick = app.get(QUICK)
     for folder in ("live", "hls"):
         r.add_get(f"/{folder}/{hls.STEERING_MANIFEST_NAME}", doors.steering(steering.manifest))
-        if pathways is not None and quick is not None and options.gate is None:  # a private one: its gate's
-            quick.whole(f"/{folder}/{hls.STEERING_MANIFEST_NAME}",
-                        QuickSteering(steering, clients.proxies, folder))
+        if pathways is not None and options.gate is None:  # a private one: its gate's
+            app[QUICK].whole(f"/{folder}/{hls.STEERING_MANIFEST_NAME}",
+                             QuickSteering(steering, clients.proxies, folder))
     if pathways is None:
         return
     for served in pathways.others:
@@ -301,11 +308,7 @@ def _add_pathways(app: web.Application, pathways: Pathways | None, metrics: Metr
                                 RouteOptions(max_held=options.max_held, clients=clients,
                                              label_prefix=f"{served.folder}/",
                                              horizon=Horizon(pathways.newest, served.away)))
-        r.add_get(rf"/live/{served.folder}/{{n:[0-9]+}}/{hls.MEDIA_PLAYLIST_NAME}", doors.playlist(routes.media))
-        r.add_get(rf"/hls/{served.folder}/{{n:[0-9]+}}/{hls.OWNCAST_PLAYLIST_NAME}", doors.playlist(routes.media))
-        if quick is not None:  # its plain GETs answered before aiohttp too, as the first pathway's
-            quick.numbered(f"live/{served.folder}", hls.MEDIA_PLAYLIST_NAME, routes.quick_media)
-            quick.numbered(f"hls/{served.folder}", hls.OWNCAST_PLAYLIST_NAME, routes.quick_media)
+        _media_routes(app, routes, doors, f"{served.folder}/")
     if pathways.segments is not None:
         segment = r"/{folder:live|hls}/" + hls.VM_FOLDER + r"/{n:[0-9]+}/{file:[^/]+\.(?:ts|m4s|mp4|aac)}"
         r.add_get(segment, doors.segment(pathways.segments.segment))
@@ -332,20 +335,12 @@ async def _answer_held(release: Callable[[], None], app: web.Application) -> Non
     release()
 
 
-def quick_routes(routes: PlaylistRoutes, gate: Gate | None = None) -> QuickAnswers:
-    """The first pathway's plain playlist requests, answered before aiohttp (the same paths as above). A
-    private stream's (`gate`): its media playlists, with a viewer token the gate admits in the URL or a
-    Bearer header (the same bytes for every viewer); its multivariant playlists are each viewer's own,
-    aiohttp's to answer."""
-    answers = QuickAnswers(gate.admits if gate is not None else None)
-    if gate is None:
-        answers.exact("/live/master.m3u8", functools.partial(routes.quick_master, hls.MEDIA_PLAYLIST_NAME))
-        answers.exact(f"/hls/{hls.OWNCAST_PLAYLIST_NAME}", functools.partial(routes.quick_master,
-                                                                               hls.OWNCAST_PLAYLIST_NAME))
-    answers.exact("/live/playlist.m3u8", routes.quick_default)
-    answers.numbered("live", hls.MEDIA_PLAYLIST_NAME, routes.quick_media)
-    answers.numbered("hls", hls.OWNCAST_PLAYLIST_NAME, routes.quick_media)
-    return answers
+def _media_routes(app: web.Application, routes: PlaylistRoutes, doors: Open, under: str = "") -> None:
+    """A pathway's media playlists at /live/<under><n>/playlist.m3u8 and Owncast's /hls/<under><n>/stream.m3u8
+    (`under`: another pathway's folder), their plain GETs answered before aiohttp too."""
+    for folder, name in (("live", hls.MEDIA_PLAYLIST_NAME), ("hls", hls.OWNCAST_PLAYLIST_NAME)):
+        app.router.add_get(rf"/{folder}/{under}{{n:[0-9]+}}/{name}", doors.playlist(routes.media))
+        app[QUICK].numbered(f"{folder}/{under}".rstrip("/"), name, routes.quick_media)
 
 
 def create_metrics_app(metrics: Metrics) -> web.Application:

@@ -60,16 +60,12 @@ class Proxies:
         """Whether the connection's peer is a proxy the operator named (its headers are its word)."""
         return (self.cloudflare and _loopback(peer)) or bool(self.networks and _within(self.networks, peer))
 
-    def scheme(self, request: web.Request) -> tuple[str | None, bool]:
-        """(the scheme the viewer used, whether a proxy said it): a trusted proxy's word, the connection's own
-        with no proxy in front; None when one is that does not say (a client's own header is never believed).
-        """
-        return self.scheme_of(request.headers, lambda: request.remote or "", request.scheme)
-
     def scheme_of(self, headers: CIMultiDictProxy[str], remote: Callable[[], str],
                   own: str) -> tuple[str | None, bool]:
-        """scheme() from a request's parts (the connection gate's quick answers read them raw); the peer
-        is asked only when a proxy is trusted."""
+        """(the scheme the viewer used, whether a proxy said it), from a request's parts (the connection
+        gate's quick answers read them raw): a trusted proxy's word, the connection's `own` with no proxy in
+        front; None when one is that does not say (a client's own header is never believed). The peer
+        (`remote`) is asked only when a proxy is trusted."""
         if (self.cloudflare or self.networks) and self.trusts(peer := remote()):
             said = _cf_visitor(headers) if self.cloudflare and _loopback(peer) else None
             said = said or _forwarded_proto(headers)
@@ -122,7 +118,8 @@ def request_here(request: web.Request, proxies: Proxies) -> Here | None:
     """Where `request` asked, for the absolute URIs the multivariant playlist and steering manifest name
     (GStreamer resolves a network-path reference against the path; Shaka 5 cannot reload a relative
     RELOAD-URI). None when the Host is not a plain host."""
-    return here_at(request.headers.get(hdrs.HOST, ""), lambda: proxies.scheme(request),
+    return here_at(request.headers.get(hdrs.HOST, ""),
+                   lambda: proxies.scheme_of(request.headers, lambda: request.remote or "", request.scheme),
                    request.path.rpartition("/")[0])
 
 

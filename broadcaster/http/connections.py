@@ -24,23 +24,21 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import fcntl
 import itertools
 import logging
 import socket
-import struct
-import termios
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
-from ..edge import EDGE_HEADERS
+from ..edge import EDGE_HEADERS, NO_STORE
 from ..files import TEMPORARY_ERRNOS
 from ..lograte import RateLimitedLog
 from ..metrics import ConnectionMetrics
 from . import quick
+from .answers import raw_head
 from .quick import QuickAnswers
 
 log = logging.getLogger(__name__)
@@ -57,6 +55,8 @@ LINGER = 1.0  # seconds a refused connection may wait for its request to be read
 LINGER_MAX = 16  # refused connections lingering at once
 OVERDRAFT = 16  # connections past the cap for newcomers whose request head is there (the budget's margin)
 _EVICT_SCAN = 64  # connections looked at for an idle one before answering 503
+_TIMED_OUT = {"header_timeout": "sent no complete request head",
+              "write_timeout": "accepted nothing of its answers"}
 _HEAD_END = (b"\r\n\r\n", b"\n\n")  # llhttp takes bare LF line ends too
 # Bytes of a socket's unread data looked at for the end of a request head. Browsers' heads are well under
 # it; a longer one counts as a request (many bytes at once are a client's, not a trickle's).
@@ -68,15 +68,9 @@ ProtocolFactory = Callable[[], asyncio.BaseProtocol]
 def busy_response(text: str, retry_after: int) -> bytes:
     """A complete HTTP/1.1 503 that closes the connection, as bytes (built once per gate)."""
     body = text.encode()
-    return (
-        "HTTP/1.1 503 Service Unavailable\r\n"
-        "Content-Type: text/plain; charset=utf-8\r\n"
-        f"Content-Length: {len(body)}\r\n"
-        f"Retry-After: {retry_after}\r\n"
-        "Cache-Control: no-store\r\n"
-        + "".join(f"{name}: {value}\r\n" for name, value in EDGE_HEADERS.items())  # as every answer
-        + "Connection: close\r\n\r\n"
-    ).encode() + body
+    headers = {hdrs.CONTENT_TYPE: "text/plain; charset=utf-8", hdrs.RETRY_AFTER: str(retry_after),
+               hdrs.CACHE_CONTROL: NO_STORE, **EDGE_HEADERS, hdrs.CONNECTION: "close"}  # as every answer
+    return raw_head("503 Service Unavailable", headers, len(body)) + b"\r\n" + body
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,10 +94,9 @@ class ConnectionGate:
         if limit < 1 or not options.header_timeout > 0 or not options.write_timeout > 0:
             raise ValueError("limit >= 1, header_timeout and write_timeout > 0")
         self._factory = factory
+        self.options = options
         self.limit = limit
-        self.header_timeout = options.header_timeout
-        self.write_timeout = options.write_timeout
-        self.quick = options.quick
+        self.quick = options.quick  # asked for every request: at hand
         self._busy = busy_response("too many connections, try again shortly\n", options.retry_after)
         self._metrics = metrics
         self._lingering = 0  # refused connections waiting to close cleanly
@@ -165,14 +158,10 @@ class ConnectionGate:
     def _head_done(self, conn: _Counted) -> None:
         self._fresh.pop(conn, None)
 
-    def _timed_out(self, conn: _Counted) -> None:
-        self._count("header_timeout")
-        log.debug("closed a connection that sent no complete request head in %.0f s", self.header_timeout)
-        conn.drop()
-
-    def _write_timed_out(self, conn: _Counted) -> None:
-        self._count("write_timeout")
-        log.debug("closed a connection that accepted nothing of its answers for %.0f s", self.write_timeout)
+    def _timed_out(self, conn: _Counted, reason: str) -> None:
+        """`reason`: header_timeout or write_timeout, the setting that ran out (and the count's label)."""
+        self._count(reason)
+        log.debug("closed a connection that %s in %.0f s", _TIMED_OUT[reason], getattr(self.options, reason))
         conn.drop()
 
 
@@ -202,7 +191,8 @@ class _Counted(asyncio.Protocol):
 
     def _start(self, transport: asyncio.Transport) -> None:
         self._made = True
-        self._timer = asyncio.get_running_loop().call_later(self._gate.header_timeout, self._gate._timed_out, self)
+        self._timer = asyncio.get_running_loop().call_later(
+            self._gate.options.header_timeout, self._gate._timed_out, self, "header_timeout")
         self._inner.connection_made(transport)
 
     def _refuse(self, transport: asyncio.Transport) -> None:
@@ -212,7 +202,8 @@ class _Counted(asyncio.Protocol):
         self._dropped = True
         self._gate._count("connections")
         transport.write(self._gate._busy)
-        if self._gate._lingering >= LINGER_MAX or not transport.can_write_eof() or not self._waiting():
+        waiting = _peek(transport.get_extra_info("socket"), self._gate._peek)  # its request, unread
+        if self._gate._lingering >= LINGER_MAX or not transport.can_write_eof() or not waiting:
             transport.close()  # after the write
             return
         self._gate._lingering += 1
@@ -267,7 +258,7 @@ class _Counted(asyncio.Protocol):
     def pause_writing(self) -> None:
         if self._write_timer is None and not self._dropped:
             self._write_timer = asyncio.get_running_loop().call_later(
-                self._gate.write_timeout, self._gate._write_timed_out, self)
+                self._gate.options.write_timeout, self._gate._timed_out, self, "write_timeout")
         if self._made:
             self._inner.pause_writing()
 
@@ -300,15 +291,6 @@ class _Counted(asyncio.Protocol):
     def fresh(self) -> bool:
         """No complete request head read yet."""
         return not self._dropped and self._timer is not None
-
-    def _waiting(self) -> bool:
-        """Bytes have arrived that the loop has not read yet."""
-        sock: Any = self._transport.get_extra_info("socket") if self._transport is not None else None
-        try:
-            waiting: int = struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0" * 4))[0]
-        except (OSError, AttributeError):
-            return False
-        return waiting > 0
 
     def has_request(self) -> bool:
         """A complete request head (or _PEEK bytes of one) is waiting in the socket, unread by the loop: the

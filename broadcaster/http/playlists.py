@@ -133,35 +133,27 @@ class PlaylistRoutes:
         except Exception as exc:  # noqa: BLE001 (logged by internal_error)
             return internal_error(request, exc)
 
-    async def default_media(self, request: web.Request) -> web.Response:
+    async def media(self, request: web.Request) -> web.Response:
+        """Variant n's media playlist (the default variant's without n in the path)."""
         try:
+            digits = request.match_info.get("n")
+            if digits is None:
+                variant, label = self._default, self._default_label
+            # "007" would be a second URL (and CDN cache key) for variant 7; a huge number cannot be ours.
+            elif (whole_number(digits, _MAX_VARIANT_DIGITS) is None
+                  or (digits != "0" and digits.startswith("0"))):
+                self._count("unknown", 404)
+                return _unknown_variant()
+            else:
+                variant, label = int(digits), "unknown"
             target = request_target(request)
             if target != request.path:  # a query, or the path spelt another way
                 location = respelt(target, request.path, request.query, self._blocking_on)
                 if location is not None:
-                    return self._redirect(request, self._default_label, location)
+                    return self._redirect(request, label, location)
                 if self._blocking_on and BLOCKING_PARAMS & request.query.keys():
-                    return await self._blocking(request, self._default)
-            return self._serve(request, self._default)
-        except Exception as exc:  # noqa: BLE001 (logged by internal_error)
-            return internal_error(request, exc)
-
-    async def media(self, request: web.Request) -> web.Response:
-        try:
-            digits = request.match_info["n"]
-            # "007" would be a second URL (and CDN cache key) for variant 7; a huge number cannot be ours.
-            if (whole_number(digits, _MAX_VARIANT_DIGITS) is None
-                    or (digits != "0" and digits.startswith("0"))):
-                self._count("unknown", 404)
-                return _unknown_variant()
-            target = request_target(request)
-            if target != request.path:
-                location = respelt(target, request.path, request.query, self._blocking_on)
-                if location is not None:
-                    return self._redirect(request, "unknown", location)
-            if target != request.path and self._blocking_on and BLOCKING_PARAMS & request.query.keys():
-                return await self._blocking(request, int(digits))
-            return self._serve(request, int(digits))
+                    return await self._blocking(request, variant)
+            return self._serve(request, variant)
         except Exception as exc:  # noqa: BLE001 (logged by internal_error)
             return internal_error(request, exc)
 
@@ -268,9 +260,6 @@ class PlaylistRoutes:
                 self._default_label if variant == self._default else str(variant)))
         self._inc(label, 200)
         return quick_answer(rendered, hls.playlist_cache_control(target), accepts_gzip(accept_encoding))
-
-    def quick_default(self, accept_encoding: str) -> tuple[bytes, bytes] | None:
-        return self.quick_media(self._default, accept_encoding)
 
     def quick_master(self, name: str, accept_encoding: str) -> tuple[bytes, bytes] | None:
         """The multivariant playlist naming its variants `<n>/<name>`, as quick_media; None with content

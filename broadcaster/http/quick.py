@@ -14,7 +14,7 @@ than keep-alive, anything but printable ASCII, a head split over reads or behind
 but a 200 of a pathway's media playlists or the plain multivariant one (not ready, unknown, steering's
 masters, which depend on the Host). The steering manifest reads its own request (steering_quick.py's
 hook: `whole`). A private stream's media playlists are answered here only with a token its gate admits
-(quick_token.py), the same bytes for every viewer; its multivariant playlists are each viewer's own,
+(ACCESS_QUERY, _BEARER), the same bytes for every viewer; its multivariant playlists are each viewer's own,
 aiohttp's. A connection that ever sent aiohttp something other than whole bodiless heads stays with
 aiohttp: its parser may hold part of a message, which these bytes would jump.
 """
@@ -27,7 +27,6 @@ from collections.abc import Callable
 from typing import Any
 
 from .answers import dated
-from .quick_token import ACCESS_QUERY, bearer
 
 # The route's answer to a plain GET (its status line and headers up to the Date, and its body), given
 # the request's Accept-Encoding; None: not a 200 here, aiohttp's to answer.
@@ -46,13 +45,20 @@ _TOKEN = rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+"  # a field name (RFC 9110 5.6.2)
 # are taken with the LF before them, so every field name follows an LF: a search for one starts with that
 # literal, which the regex engine skips to, where `(?:^|\n)` was tried at every byte of the head.
 _HEAD = re.compile(rb" HTTP/1\.1\r(\n(?:" + _TOKEN + rb":[\t -~]*\r\n){0,64})\r\n")
-# Fields (lowercased) that change how the request is read or answered: aiohttp's to take.
-_REFUSED = re.compile(rb"\n(?:content-length|transfer-encoding|upgrade|expect|if-none-match"
-                      rb"|connection(?!:[\t ]*keep-alive[\t ]*\r)):")
+# Fields (lowercased) that change how the request is read (_READ) or answered too (_REFUSED): aiohttp's to
+# take. _READ for a path that reads its request itself (plain_fields).
+_CHANGES = rb"content-length|transfer-encoding|upgrade|expect|connection(?!:[\t ]*keep-alive[\t ]*\r)"
+_REFUSED = re.compile(rb"\n(?:" + _CHANGES + rb"|if-none-match):")
+_READ = re.compile(rb"\n(?:" + _CHANGES + rb"):")
 _ACCEPT_ENCODING = re.compile(rb"\naccept-encoding:[\t ]*([^\r]*?)[\t ]*\r")
-# The same, without if-none-match: for a path that reads its request itself (plain_fields).
-_READ = re.compile(rb"\n(?:content-length|transfer-encoding|upgrade|expect"
-                   rb"|connection(?!:[\t ]*keep-alive[\t ]*\r)):")
+# A private stream's viewer token, read as the gate reads it (gate.token_of), so that a request answered
+# here is let in only when the gate would let it in: `?access=<token>` as the whole query (anything else is
+# the gate's), else the first Authorization field's value after its `Bearer` scheme (named in any case, RFC
+# 9110 11.1). Bytes as sent, judged by them (access/admitted.py): a token with anything around it that
+# aiohttp would strip (a trailing space) is not one let in here, and goes to the gate, which strips it. The
+# search skips to each LF (a literal first) and takes the value to its CR without a character class.
+ACCESS_QUERY = b"?access="  # gate.ACCESS as a target's whole query starts
+_BEARER = re.compile(rb"\nauthorization:[\t ]*bearer +([^\r]*)\r", re.IGNORECASE)
 _TARGET = re.compile(rb"/[!-~]*")  # origin-form, printable ASCII
 _BODY_FIELDS = (b"content-length", b"transfer-encoding", b"upgrade")
 _PUBLIC, _PRIVATE = b"\r\nCache-Control: public,", b"\r\nCache-Control: private,"  # as answers.raw_head writes it
@@ -65,7 +71,7 @@ class QuickAnswers:
 
     def __init__(self, admit: Callable[[bytes], bool] | None = None) -> None:
         """`admit`: a private stream's gatekeeper (PRIVATE=true), given the token as sent
-        (quick_token.py: `?access=<token>` as the whole query, else a Bearer header); a request is
+        (`?access=<token>` as the whole query, else a Bearer header: _BEARER); a request is
         answered here only with a token it admits (any other goes to aiohttp, whose gate answers it).
         None: a public stream, no query at all."""
         self._admit = admit
@@ -119,7 +125,7 @@ class QuickAnswers:
         if self._admit is None:
             if asks:
                 return None
-        elif not self._admit(token if asks else bearer(raw)):
+        elif not self._admit(token if asks else _bearer(raw)):
             return None  # a private stream's door without a token it admits: the gate's to refuse
         coding = _ACCEPT_ENCODING.search(fields)
         try:
@@ -156,6 +162,13 @@ class QuickAnswers:
                 or (digits[0] == 0x30 and digits != b"0")):
             return None
         return functools.partial(numbered, int(digits))
+
+
+def _bearer(fields: bytes) -> bytes:
+    """The token of the first Authorization field in `fields` (a head's field lines, each after an LF and
+    ending in CRLF) when it is a Bearer one; else b"" (no token)."""
+    found = _BEARER.search(fields)
+    return b"" if found is None else found.group(1)
 
 
 def plain_fields(data: bytes) -> bytes | None:

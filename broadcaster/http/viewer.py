@@ -45,7 +45,7 @@ async def viewer_config(request: web.Request) -> web.Response:
 
 @guarded
 async def viewer_embed(request: web.Request) -> web.StreamResponse:
-    return await _page(request, request.app[VIEWER_FILES].embed())
+    return await _file(request, request.app[VIEWER_FILES].embed, page=True)
 
 
 @guarded
@@ -53,29 +53,23 @@ async def viewer_file(request: web.Request) -> web.StreamResponse:
     files = request.app[VIEWER_FILES]
     name = request.match_info.get("file", PAGE)
     if name == PAGE:
-        return await _page(request, files.page())
+        return await _file(request, files.page, page=True)
     found = files.find(name)
-    if found is None:
-        return await elsewhere(request)
-    if request.query_string != f"v={found.version}":
+    if found is not None and request.query_string != f"v={found.version}":
         raise web.HTTPFound(f"{name}?v={found.version}", headers={hdrs.CACHE_CONTROL: REDIRECT_CACHE_CONTROL})
-    return await _file(request, found, VERSIONED, {})
+    return await _file(request, found)
 
 
-async def _page(request: web.Request, found: ViewerFile | None) -> web.StreamResponse:
+async def _file(request: web.Request, found: ViewerFile | None, page: bool = False) -> web.StreamResponse:
+    """A 304, the file, or a large one sent within the write timeout (viewer_files.ViewerFiles.send). The
+    page (or its embed form) at any query string: it is small, and names the versions; with its policy,
+    304s too: the browser takes the stored page's headers from them."""
     if found is None:
         return await elsewhere(request)
-    # Any query string ignored: the page is small, and names the versions. 304s carry the policy too:
-    # the browser takes the stored page's headers from them.
-    policy = {str(hdrs.CONTENT_SECURITY_POLICY): request.app[PAGE_POLICY]}
-    return await _file(request, found, REVALIDATE, policy)
-
-
-async def _file(request: web.Request, found: ViewerFile, cache_control: str,
-                extra: dict[str, str]) -> web.StreamResponse:
-    """A 304, the file, or a large one sent within the write timeout (viewer_files.ViewerFiles.send)."""
-    headers = edge_headers({hdrs.CACHE_CONTROL: cache_control, hdrs.ETAG: found.etag,
-                            hdrs.X_CONTENT_TYPE_OPTIONS: "nosniff", **extra})
+    headers = edge_headers({hdrs.CACHE_CONTROL: REVALIDATE if page else VERSIONED, hdrs.ETAG: found.etag,
+                            hdrs.X_CONTENT_TYPE_OPTIONS: "nosniff"})
+    if page:
+        headers[str(hdrs.CONTENT_SECURITY_POLICY)] = request.app[PAGE_POLICY]
     if none_match(request, found.etag):
         return web.Response(status=304, headers=headers)
     if found.content_type is not None:

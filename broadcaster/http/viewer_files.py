@@ -99,8 +99,9 @@ class ViewerFiles:
         self.max_open = max_open
         self._open = asyncio.Semaphore(max_open)  # large sends at once: each holds a slow client's buffer
         self._files = _read_folder(root)
-        self._page: ViewerFile | None = None
-        self._embed: ViewerFile | None = None
+        self.page: ViewerFile | None = None  # index.html as served (viewer_page.py)
+        # Its embed form (/embed): the same page, marked so its stylesheet shows the video alone.
+        self.embed: ViewerFile | None = None
         raw = self._files.pop(PAGE, None)
         if raw is None:
             return
@@ -110,20 +111,12 @@ class ViewerFiles:
         config_read = viewer_page.Config(config)
         preload = [(name, versions[name]) for name in config_read.preload if name in versions]
         body = viewer_page.render(text, config_read, words, preload).encode()
-        self._page = _file(PAGE, body)
-        self._embed = _file(PAGE, _HTML_TAG.sub(b'<html class="embed"', body, count=1))
+        self.page = _file(PAGE, body)
+        self.embed = _file(PAGE, _HTML_TAG.sub(b'<html class="embed"', body, count=1))
 
     def find(self, name: str) -> ViewerFile | None:
-        """The file `name` as read (not the page: page() is); None for anything else."""
+        """The file `name` as read (not the page: `page` is); None for anything else."""
         return self._files.get(name)
-
-    def page(self) -> ViewerFile | None:
-        """index.html as served (viewer_page.py)."""
-        return self._page
-
-    def embed(self) -> ViewerFile | None:
-        """The page's embed form (/embed): the same page, marked so its stylesheet shows the video alone."""
-        return self._embed
 
     async def send(self, request: web.Request, found: ViewerFile, headers: dict[str, str]) -> web.StreamResponse:
         """A large answer, within one of the max_open slots and write_timeout: a client that never reads
@@ -189,7 +182,7 @@ def _check_versions(root: Path, page: str, files: dict[str, ViewerFile], version
     a file edited by hand (or a page not built from the files beside it) is found here, at start, and
     named in one line. It is still served (its URLs take a redirect to its version)."""
     named = [(PAGE, viewer_page.versions_named(page))]
-    named += [(name, viewer_page.imports_named(f.body.decode("utf-8", "replace")))
+    named += [(name, viewer_page.versions_named(f.body.decode("utf-8", "replace"), module=True))
               for name, f in sorted(files.items()) if name.endswith(".js")]
     wrong = [f"{namer} names {name} at v={listed[name]}, the file is v={versions.get(name, 'missing')}"
              for namer, listed in named for name in viewer_page.stale(listed, versions)]

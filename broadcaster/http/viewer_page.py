@@ -60,14 +60,9 @@ class Config:
         self.preload = tuple(PRELOAD_WHEN[key] for key in sorted(parsed.keys() & PRELOAD_WHEN.keys()))
 
 
-def versions_named(text: str) -> dict[str, str]:
-    """The files the page names by version: {name: version}."""
-    return {m.group(2): m.group(3) for m in _VERSIONED.finditer(text)}
-
-
-def imports_named(text: str) -> dict[str, str]:
-    """The files a built module imports by version: {name: version}."""
-    return {m.group(2): m.group(3) for m in _IMPORTED.finditer(text)}
+def versions_named(text: str, module: bool = False) -> dict[str, str]:
+    """The files the page names by version, or those a built `module` imports: {name: version}."""
+    return {m.group(2): m.group(3) for m in (_IMPORTED if module else _VERSIONED).finditer(text)}
 
 
 def render(text: str, config: Config, words: Words, modules: Sequence[tuple[str, str]]) -> str:

@@ -29,27 +29,18 @@ CACHE_CONTROL = "private, no-cache"
 
 
 class VodRoute:
-    def __init__(self, served: ServedVod) -> None:
+    """One kept playlist's route: `relative`, its path in the kept layout (clips/served.py), with the `{id}`,
+    `{run}` and `{n}` of the request's path in it (n as a number: `007` is variant 7's)."""
+
+    def __init__(self, served: ServedVod, relative: str) -> None:
         self._served = served
+        self._relative = relative
+        self._media = "{n}" in relative  # a variant's: its segments listed as a viewer fetches them
 
-    async def clip_master(self, request: web.Request) -> web.StreamResponse:
-        return await self._answer(request, f"clips/{request.match_info['id']}/{hls.MASTER_PLAYLIST_NAME}",
-                                  media=False)
-
-    async def clip_media(self, request: web.Request) -> web.StreamResponse:
+    async def answer(self, request: web.Request) -> web.StreamResponse:
         info = request.match_info
-        return await self._answer(request, f"clips/{info['id']}/{int(info['n'])}/{hls.MEDIA_PLAYLIST_NAME}",
-                                  media=True)
-
-    async def recording_master(self, request: web.Request) -> web.StreamResponse:
-        return await self._answer(request, f"recording-{request.match_info['run']}.m3u8", media=False)
-
-    async def recording_media(self, request: web.Request) -> web.StreamResponse:
-        info = request.match_info
-        return await self._answer(request, f"{int(info['n'])}/recording-{info['run']}.m3u8", media=True)
-
-    async def _answer(self, request: web.Request, relative: str, *, media: bool) -> web.StreamResponse:
-        answer = await self._served.playlist(relative, media=media)
+        relative = self._relative.format(id=info.get("id"), run=info.get("run"), n=int(info.get("n", 0)))
+        answer = await self._served.playlist(relative, media=self._media)
         if answer is None:  # none kept (a clip deleted): as any path nothing serves
             return await elsewhere(request)
         headers = edge_headers({hdrs.CACHE_CONTROL: CACHE_CONTROL, hdrs.VARY: hdrs.ACCEPT_ENCODING})
@@ -61,12 +52,12 @@ class VodRoute:
 
 def add_vod_routes(app: web.Application, served: ServedVod, gate: Gate) -> None:
     """The routes, each behind `gate` (the multivariant playlists' URIs carry the viewer's token)."""
-    route = VodRoute(served)
-    r = app.router
-    # guarded inside the gate: a bug answers one line and a 500 to a viewer let in, never a stranger.
-    r.add_get(f"/live/clips/{{id:{CLIP_ID.pattern}}}/{hls.MASTER_PLAYLIST_NAME}",
-              gate.master(guarded(route.clip_master)))
-    r.add_get(f"/live/clips/{{id:{CLIP_ID.pattern}}}/{{n:{VARIANT}}}/{hls.MEDIA_PLAYLIST_NAME}",
-              gate.playlist(guarded(route.clip_media)))
-    r.add_get(f"/live/recording-{{run:{RUN}}}.m3u8", gate.master(guarded(route.recording_master)))
-    r.add_get(f"/live/{{n:{VARIANT}}}/recording-{{run:{RUN}}}.m3u8", gate.playlist(guarded(route.recording_media)))
+    clip, n, run = f"/live/clips/{{id:{CLIP_ID.pattern}}}", f"{{n:{VARIANT}}}", f"{{run:{RUN}}}"
+    for path, relative, door in (
+            (f"{clip}/{hls.MASTER_PLAYLIST_NAME}", f"clips/{{id}}/{hls.MASTER_PLAYLIST_NAME}", gate.master),
+            (f"{clip}/{n}/{hls.MEDIA_PLAYLIST_NAME}", f"clips/{{id}}/{{n}}/{hls.MEDIA_PLAYLIST_NAME}",
+             gate.playlist),
+            (f"/live/recording-{run}.m3u8", "recording-{run}.m3u8", gate.master),
+            (f"/live/{n}/recording-{run}.m3u8", "{n}/recording-{run}.m3u8", gate.playlist)):
+        # guarded inside the gate: a bug answers one line and a 500 to a viewer let in, never a stranger.
+        app.router.add_get(path, door(guarded(VodRoute(served, relative).answer)))

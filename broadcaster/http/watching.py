@@ -91,7 +91,9 @@ class WatchingRoute:
                 taken = playback.take(viewer_id, report)
                 now = int(time.time() * 1000)
                 body = (b'{"watching":%d,"now":%d' % (len(self._audience), now) if self._show
-                        else b'{"now":%d' % now) + self._shared()
+                        else b'{"now":%d' % now)
+                if self._sharing:
+                    body += b',"sharing":%d' % self._audience.p2p
                 return web.Response(body=body + (b"}" if taken else b',"taken":0}'), headers=_JSON_HEADERS)
             if self._sharing:
                 body = b'{"watching":%d,' % len(self._audience) if self._show else b"{"
@@ -101,10 +103,6 @@ class WatchingRoute:
             return web.Response(body=b'{"watching":%d}' % len(self._audience), headers=_JSON_HEADERS)
         except Exception as exc:  # noqa: BLE001 (logged by internal_error)
             return internal_error(request, exc)
-
-    def _shared(self) -> bytes:
-        """`,"sharing":N` with P2P on, else nothing."""
-        return b',"sharing":%d' % self._audience.p2p if self._sharing else b""
 
 
 async def preflight(request: web.Request) -> web.Response:

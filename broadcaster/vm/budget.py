@@ -148,8 +148,7 @@ class VmBytes:
     page's report while the bucket serves. `shares`: the steered pool's, when a test gives its own."""
 
     def __init__(self, budget: ByteBudget, most_sending: int = MAX_SENDING, shares: ClientShares | None = None) -> None:
-        steered = Pool.of(budget, most_sending)
-        self.steered = steered if shares is None else Pool(budget, shares, most_sending)
+        self.steered = Pool.of(budget, most_sending) if shares is None else Pool(budget, shares, most_sending)
         self.reported = Pool.of(budget.part(REPORTED_PART), max(1, int(most_sending * REPORTED_PART)))
 
     def pool(self, reported: bool) -> Pool:

@@ -1,7 +1,7 @@
 """The copies' folder under STATE_DIR (`segments/`): private (0700), emptied at start (a former run's
 copies are in no index), each copy written whole under a name of ours (a counter; a temporary name,
 then a rename: a reader sees the whole file or none), read at its exact size, never through a symlink;
-and whether its disk has room above the reserve the state's own saves need (copies_room.py)."""
+and how much its disk leaves them above the reserve the state's own saves need (`room`, `fits`)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,13 @@ import os
 import threading
 from pathlib import Path
 
-from .copies_room import reserve as reserve_of
-
 FOLDER = "segments"  # under STATE_DIR
+# The copies never take the last of STATE_DIR's disk: the state must still be saved (numbers served,
+# docs/hls-rules.md#numbers-across-restarts). This much stays free, or a fiftieth of the disk if more;
+# past it the oldest copies go, then new ones are not kept.
+DISK_RESERVE = 64 * 1024 * 1024
+CAP = "VM_COPIES_MB"
+DISK = "disk_reserve"
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _SUFFIX = ".seg"
 _TEMP = ".tmp"
@@ -109,8 +113,8 @@ class CopyFiles:
             st = os.statvfs(fd)
         except OSError:
             return True, 0  # cannot tell: the write says
-        reserve = reserve_of(st)
-        return st.f_bavail * st.f_frsize - size >= reserve, reserve
+        left_free = reserve(st)
+        return st.f_bavail * st.f_frsize - size >= left_free, left_free
 
     def unlink(self, names: list[str]) -> None:
         fd = self._dir
@@ -122,3 +126,20 @@ class CopyFiles:
         for name in names:
             with contextlib.suppress(OSError):
                 os.unlink(name, dir_fd=fd)
+
+
+def reserve(st: os.statvfs_result) -> int:
+    """The bytes of this disk the copies leave free."""
+    return max(DISK_RESERVE, st.f_blocks * st.f_frsize // 50)
+
+
+def room(folder: Path, kept: int, cap: int) -> tuple[int, str]:
+    """The most the copies may take now (`kept` bytes are taken already), and what bounds it: CAP
+    (VM_COPIES_MB), or DISK (the disk's free space down to its reserve, when that comes first). /health
+    says which, so an operator knows how long an outage's backlog holds before the oldest copies go."""
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return cap, CAP  # cannot tell: the cap is what is known
+    disk = kept + max(0, st.f_bavail * st.f_frsize - reserve(st))
+    return (disk, DISK) if disk < cap else (cap, CAP)

@@ -32,8 +32,7 @@ from pathlib import Path
 from ..files import MAX_FILE_BYTES, Refused, Stamp, look_beneath, read_stamped, stamp_beneath
 from ..lograte import RateLimitedLog
 from ..playlist import hls
-from .copies_room import DISK_RESERVE as DISK_RESERVE, room
-from .copy_files import FOLDER as FOLDER, CopyFiles
+from .copy_files import DISK_RESERVE as DISK_RESERVE, FOLDER as FOLDER, CopyFiles, room
 from .held_index import SETTLED_FOR as SETTLED_FOR, HeldFile as HeldFile, HeldIndex
 
 log = logging.getLogger(__name__)
@@ -76,7 +75,7 @@ class Held:
 
     def room(self) -> tuple[int, str]:
         """The bytes the copies may take now, and what bounds them: VM_COPIES_MB, or STATE_DIR's disk down
-        to its reserve (copies_room.py)."""
+        to its reserve (copy_files.room)."""
         return room(self.folder, self._index.bytes, self.max_bytes)
 
     @property

@@ -13,7 +13,7 @@ from ..playlist import hls
 from ..settings import Settings
 from ..steering.metrics import PathwayCounts
 from ..steering.policy import SteeringPolicy
-from .bucket_copy import HeldSegments, InBucket, Located
+from .bucket_copy import HeldSegments, InBucket, Located, Waits
 from .budget import BURST_SECONDS, ByteBudget, VmBytes
 from .held import Held
 from .segments import OwnFailure, VmSegments
@@ -24,13 +24,9 @@ class Announced(Protocol):
     def bandwidth(self) -> int: ...
 
 
-class FirstPlaylists(Protocol):
-    """The first bucket's pathway's playlists (publish/visible.py's VisiblePlaylists)."""
-
+class FirstPlaylists(Waits, Protocol):
     @property
     def announced(self) -> Sequence[Announced] | None: ...
-
-    async def wait_for_sequence(self, variant: int, sequence: int, timeout: float) -> object | None: ...
 
 
 def vm_route(s: Settings, steering: SteeringPolicy, first: FirstPlaylists, held: Held, located: Located,

@@ -26,6 +26,7 @@ import asyncio
 import email.utils
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 from aiohttp import hdrs, web
@@ -70,29 +71,24 @@ class SegmentCopies(Protocol):
     def read(self, copy: Copy) -> bytes: ...
 
 
+@dataclass(frozen=True)
 class OwnFailure:
     """Whether a client gets bytes of its own while the bucket serves, and at what rate (the policy's
     bucket_serves and client_failing; the highest variant's bitrate). Without it, nobody does."""
 
-    def __init__(self, serves: Callable[[], bool] = lambda: False,
-                 failing: Callable[[str | None], bool] = lambda client: False,
-                 bitrate: Callable[[], int | None] = lambda: None) -> None:
-        self._serves = serves
-        self._failing = failing
-        self._bitrate = bitrate
-
-    def serves(self) -> bool:
-        return self._serves()
+    serves: Callable[[], bool] = lambda: False
+    failing: Callable[[str | None], bool] = lambda client: False
+    bitrate: Callable[[], int | None] = lambda: None
 
     def stream_rate(self) -> float:
         """One stream's bytes a second (0 before a variant is announced)."""
-        bits = self._bitrate()
+        bits = self.bitrate()
         return bits / 8 if bits else 0.0
 
     def rate(self, client: str | None) -> float | None:
         """The bytes a second `client` may have while the bucket serves, or None: it is redirected."""
         rate = self.stream_rate()
-        if not rate or not self._serves() or not self._failing(client):
+        if not rate or not self.serves() or not self.failing(client):
             return None
         return rate
 
