@@ -51,8 +51,12 @@ def sample(text: str, name: str, **labels: str) -> float | None:
 
 
 async def head_of(reader: asyncio.StreamReader) -> bytes:
+    """The answer's head; b"" when the service closed the connection without one."""
     async with asyncio.timeout(10):
-        return await reader.readuntil(b"\r\n\r\n")
+        try:
+            return await reader.readuntil(b"\r\n\r\n")
+        except asyncio.IncompleteReadError as err:
+            return err.partial
 
 
 async def closed_by_server(reader: asyncio.StreamReader) -> bool:
@@ -99,7 +103,11 @@ async def test_one_client_past_every_cap_gets_503s_and_the_stream_goes_on(
             heads = [await head_of(r) for r in streams]
             ok = [h for h in heads if h.startswith(b"HTTP/1.1 200 ")]
             busy = [h for h in heads if h.startswith(b"HTTP/1.1 503 ")]
-            assert len(ok) == n_events and len(busy) == 3, [h.split(b"\r\n")[0] for h in heads]
+            # Seen once under a full run's load: one stream closed with no answer. Its /metrics (why the
+            # service closed it) goes with the failure.
+            if not (len(ok) == n_events and len(busy) == 3):
+                said = [line for line in (await metrics(http, service.url)).splitlines() if "rejected_total{" in line]
+                pytest.fail("\n".join([str([h.split(b"\r\n")[0] for h in heads]), *said]))
             assert all(b"\r\nRetry-After: " in h for h in busy)
 
             # Held blocking requests for the second-next segment: the cap, plus 3.
