@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import aiohttp
 import pytest
@@ -35,12 +35,13 @@ from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.playlist import hls
 from broadcaster.source.owncast import PlaylistError, parse_media_playlist
 from tests.support.fault_proxy import FaultProxy
+from tests.support.first_listed import FirstListed
 from tests.support.scrape import scraped, total
 from tests.support.service_process import ServiceProcess, service_env
-from tests.support.hls_checker import VariantSetChecker
+from tests.support.listing import listing
+from tests.support.observe import Observed
 from tests.support.owncast_writer import owncast_number
 from tests.support.waiting import until
-from tests.support.whole import finished
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
@@ -61,46 +62,40 @@ def name(uri: str) -> str:
 
 @dataclass
 class Watch:
-    """Everything seen while polling the service's variant playlists."""
+    """`seen` (every version checked, what each variant listed, Owncast's files) kept up to date in the
+    background; when each URL was first listed and its bytes (`first`), and last listed. A failure is
+    noted in `errors` (the poller cannot raise into the test), told by Rig.check_watch."""
 
     http: aiohttp.ClientSession
     url: str
     owncast: OwncastEmulator
-    checker: VariantSetChecker = field(default_factory=VariantSetChecker)
-    msn: dict[int, dict[int, str]] = field(default_factory=lambda: {v: {} for v in VARIANTS})
-    first_seen: dict[str, float] = field(default_factory=dict)  # URI -> monotonic
-    last_seen: dict[str, float] = field(default_factory=dict)
-    discontinuity: dict[str, bool] = field(default_factory=dict)  # URI -> carried EXT-X-DISCONTINUITY
-    gaps: dict[int, set[str]] = field(default_factory=lambda: {v: set() for v in VARIANTS})  # EXT-X-GAP URIs
-    current: dict[int, list[str]] = field(default_factory=lambda: {v: [] for v in VARIANTS})
-    owncast_names: dict[int, set[str]] = field(default_factory=lambda: {v: set() for v in VARIANTS})
+    first: FirstListed
+    seen: Observed = field(default_factory=Observed)
+    last_seen: dict[str, float] = field(default_factory=dict)  # URI -> monotonic
+    current: dict[int, list[str]] = field(default_factory=lambda: {v: [] for v in VARIANTS})  # non-gap URIs
     statuses: collections.Counter[int] = field(default_factory=collections.Counter)
-    ended: set[int] = field(default_factory=set)
     errors: list[str] = field(default_factory=list)
-    fetches: set[asyncio.Task[None]] = field(default_factory=set)  # segment GETs under way
     ready: bool = False
 
     async def run(self) -> None:
         while True:
             try:
-                await self.poll()
+                self.seen.note_owncast(self.owncast)
+                await asyncio.gather(*(self.poll_variant(v) for v in VARIANTS), self.poll_master())
             except (aiohttp.ClientError, TimeoutError) as err:
                 self.errors.append(f"polling the service failed: {err!r}")
             await asyncio.sleep(POLL)
 
-    async def poll(self) -> None:
-        self.note_owncast()
-        await asyncio.gather(*(self.poll_variant(v) for v in VARIANTS), self.poll_master())
-
     async def poll_variant(self, v: int) -> None:
-        async with self.http.get(f"{self.url}/live/{v}/playlist.m3u8") as r:
+        url = f"{self.url}/live/{v}/playlist.m3u8"
+        async with self.http.get(url) as r:
             text = await r.text()
             if self.ready:
                 self.statuses[r.status] += 1
                 if r.status != 200:
                     self.errors.append(f"variant {v}: playlist answered {r.status} while live")
             if r.status == 200:
-                self.note(v, text, time.monotonic())
+                self.note(v, text, url, time.monotonic())
 
     async def poll_master(self) -> None:
         async with self.http.get(f"{self.url}/live/master.m3u8") as r:
@@ -108,81 +103,28 @@ class Watch:
             if self.ready and r.status != 200:
                 self.errors.append(f"the master playlist answered {r.status} while live")
 
-    async def settle(self) -> None:
-        """Wait for the segment GETs still under way."""
-        while self.fetches:
-            await asyncio.gather(*self.fetches)
-
-    def note_owncast(self) -> None:
-        for v in VARIANTS:
-            try:
-                playlist = parse_media_playlist(self.owncast.variant_playlist(v).read_text())
-            except (OSError, PlaylistError):  # half-written or being replaced: read again next time
-                continue
-            self.owncast_names[v].update(s.name for s in playlist.segments if not s.is_offline_clip)
-
-    def note(self, v: int, text: str, now: float) -> None:
-        for violation in self.checker.check(str(v), text):
-            self.errors.append(str(violation))
-        lines = text.splitlines()
-        seq = int(next(ln for ln in lines if ln.startswith("#EXT-X-MEDIA-SEQUENCE:")).split(":")[1])
-        uris: list[str] = []
-        disc = gap = False
-        for line in lines:
-            if line == "#EXT-X-DISCONTINUITY":
-                disc = True
-            elif line == "#EXT-X-GAP":
-                gap = True
-            elif line and not line.startswith("#"):
-                if self.msn[v].setdefault(seq, line) != line:
-                    self.errors.append(f"variant {v}: media sequence {seq} is {line}, was {self.msn[v][seq]}")
-                self.discontinuity.setdefault(line, disc)
-                if gap:  # lost in this variant alone: its URI holds no media (4.4.4.7)
-                    self.gaps[v].add(line)
-                else:
-                    uris.append(line)
-                seq += 1
-                disc = gap = False
-        if "#EXT-X-ENDLIST" in lines:
-            self.ended.add(v)
-        self.current[v] = uris
-        for uri in uris:
-            if uri not in self.first_seen:
-                self.first_seen[uri] = now
-                # Right away, without holding up the next poll (it times how long each URI is listed).
-                task = asyncio.create_task(self.fetch_from_bucket(v, uri))
-                self.fetches.add(task)
-                task.add_done_callback(self.fetches.discard)
-            self.last_seen[uri] = now
-
-    async def fetch_from_bucket(self, v: int, uri: str) -> None:
-        """A listed segment must already be in the bucket, whole (HLS_RULES: upload first, list second),
-        or, while players are steered to the VM, at its VM URI (a path on the service: the VM's copy, or a
-        redirect to the bucket's once it landed; steering/bucket_pathway.py)."""
-        if uri.startswith("/"):
-            assert uri.startswith(f"/live/{hls.VM_FOLDER}/"), uri
-            uri = self.url + uri
+    def note(self, v: int, text: str, url: str, now: float) -> None:
         try:
-            async with self.http.get(uri) as r:
-                body = await r.read()
-        except aiohttp.ClientError as err:
-            self.errors.append(f"{uri} is listed but fetching it from the bucket failed: {err!r}")
+            self.seen.note_ours(v, text, url)
+        except AssertionError as err:  # VariantSetChecker refused the version
+            self.errors.append(str(err))
             return
-        if r.status != 200 or not body:
-            self.errors.append(f"{uri} is listed but the bucket answers {r.status} ({len(body)} bytes)")
-            return
-        ledger, local = self.owncast.ledger, self.owncast.variant_dir(v) / name(uri)
-        assert ledger is not None
-        await finished(ledger, local)  # its tail may still be held (LateTails)
-        if (problem := ledger.mismatch(local, body)) is not None:
-            self.errors.append(f"{uri} in the bucket: {problem}")
+        # A gap's URI holds no media (4.4.4.7): not fetched, not timed.
+        self.current[v] = [urljoin(url, e.uri) for e in listing(text) if not e.gap]
+        for uri in self.current[v]:
+            # The bucket's URL, or, while players are steered to the VM, its VM URI (a path on the service:
+            # the VM's copy, or a redirect to the bucket's once it landed; steering/bucket_pathway.py).
+            if uri.startswith(self.url) and not uri.startswith(self.first.vm):
+                self.errors.append(f"variant {v}: {uri} is on the service but not a VM segment URI")
+            self.first.note(uri, self.owncast.variant_dir(v) / name(uri), now)
+            self.last_seen[uri] = now
 
     def listing(self, v: int) -> list[str]:
         """Every URI ever listed in variant v, by media sequence number."""
-        return [self.msn[v][n] for n in sorted(self.msn[v])]
+        return [self.seen.ours[v][n][0] for n in sorted(self.seen.ours[v])]
 
     def listed_numbers(self, v: int) -> set[int]:
-        return {owncast_number(u) for u in self.msn[v].values()}
+        return {owncast_number(u) for u in self.listing(v)}
 
 
 @dataclass
@@ -231,17 +173,18 @@ class Rig:
         return found
 
     def check_watch(self) -> None:
-        assert not self.watch.errors, "\n".join(self.watch.errors[:20])
+        errors = self.watch.errors + self.watch.first.problems()
+        assert not errors, "\n".join(errors[:20])
 
     async def settled(self) -> None:
         """Every segment GET done, every version checked: nothing went wrong."""
-        await self.watch.settle()
+        await self.watch.first.settle()
         self.check_watch()
 
     async def ready(self, segments: int = 3) -> None:
         async def listed_and_ok() -> bool:
             status, _ = await self.health()
-            return status == 200 and all(len(self.watch.msn[v]) >= segments for v in VARIANTS)
+            return status == 200 and min(self.watch.seen.counts().values()) >= segments
 
         await self.until(listed_and_ok, 30, f"{segments} segments listed per variant and /health ok")
         self.watch.ready = True
@@ -267,12 +210,12 @@ class Rig:
         return out
 
     async def listed_all(self, backlog: dict[int, list[str]]) -> bool:
-        listed = {v: {name(u) for u in self.watch.msn[v].values()} for v in VARIANTS}
+        listed = {v: {name(u) for u in self.watch.listing(v)} for v in VARIANTS}
         return all(set(backlog[v]) <= listed[v] for v in VARIANTS)
 
     def assert_listed_in_order(self, v: int, *, gaps_allowed: bool = False) -> list[int]:
         """Owncast's order, no duplicates, no media sequence number skipped; returns the missing numbers."""
-        msns = sorted(self.watch.msn[v])
+        msns = sorted(self.watch.seen.ours[v])
         assert msns == list(range(msns[0], msns[0] + len(msns))), f"variant {v}: a media sequence was skipped"
         numbers = [owncast_number(u) for u in self.watch.listing(v)]
         assert numbers == sorted(set(numbers)), (
@@ -282,7 +225,7 @@ class Rig:
         if not gaps_allowed:
             assert missing == [], f"variant {v}: Owncast's segments {missing} were never listed"
             # ...and everything Owncast listed in that span is ours too.
-            span = {n for n in self.watch.owncast_names[v] if numbers[0] <= owncast_number(n) <= numbers[-1]}
+            span = {n for n in self.watch.seen.owncast[v] if numbers[0] <= owncast_number(n) <= numbers[-1]}
             assert span == {name(u) for u in self.watch.listing(v)}
         return missing
 
@@ -306,15 +249,15 @@ async def running(
         assert settings["R2_PUBLIC_URL"] == seaweed.public_url  # viewers read the bucket directly
         async with (ServiceProcess(settings, tmp_path, start_timeout=START_TIMEOUT) as service,
                     aiohttp.ClientSession() as http):
-            watch = Watch(http, service.url, owncast)
+            first = FirstListed(http, owncast.ledger, f"{service.url}/live/{hls.VM_FOLDER}/")
+            watch = Watch(http, service.url, owncast, first)
             poller = asyncio.create_task(watch.run())
             try:
                 yield Rig(service, http, watch, proxy, owncast)
             finally:
                 poller.cancel()
-                for task in watch.fetches:
-                    task.cancel()
-                await asyncio.gather(poller, *watch.fetches, return_exceptions=True)
+                await asyncio.gather(poller, return_exceptions=True)
+                await first.close()
 
 
 # -- a + b: the bucket goes down mid-stream, then comes back ---------------------------------------------
@@ -393,9 +336,9 @@ async def test_bucket_down_then_back_keeps_serving_and_lists_the_backlog_in_orde
         # Nothing new is listed while the bucket is down: every segment listed so far was stored by a PUT
         # the bucket answered 200 (the last good window stays, without ENDLIST).
         stored = {key_tail(r.path) for r in proxy.seen("pass", "PUT") if r.status == 200}
-        listed = {key_tail(u) for u in watch.first_seen}
+        listed = {key_tail(u) for u in watch.first.at}
         assert listed <= stored, sorted(listed - stored)
-        assert watch.ended == set() and all(len(watch.current[v]) >= 3 for v in VARIANTS)
+        assert watch.seen.ended == set() and all(len(watch.current[v]) >= 3 for v in VARIANTS)
         if fault == "down_503":
             assert proxy.counts["down_503"] > 0
 
@@ -413,7 +356,7 @@ async def test_bucket_down_then_back_keeps_serving_and_lists_the_backlog_in_orde
                        - refusals_before)
             refused = len(proxy.seen("down_503", "PUT"))
             assert refused > 0 and counted == refused, f"the bucket refused {refused} PUTs; {counted} counted"
-        backlog_uris = {u for v in VARIANTS for u in watch.msn[v].values() if name(u) in backlog[v]}
+        backlog_uris = {u for v in VARIANTS for u in watch.listing(v) if name(u) in backlog[v]}
 
         async def backlog_slid_out() -> bool:
             return not backlog_uris & {u for v in VARIANTS for u in watch.current[v]}
@@ -423,15 +366,15 @@ async def test_bucket_down_then_back_keeps_serving_and_lists_the_backlog_in_orde
         await rig.settled()  # every version passed VariantSetChecker, every URL was in the bucket
         for v in VARIANTS:
             rig.assert_listed_in_order(v)
-        assert not any(watch.discontinuity.values()), "no segment was lost, so no discontinuity"
+        assert not watch.seen.after_discontinuity, "no segment was lost, so no discontinuity"
         assert sum((await rig.lost()).values()) == 0
-        assert watch.ended == set()
+        assert watch.seen.ended == set()
         # Each backlog segment stayed listed about a window, rather than sliding out at once (the
         # service keeps a segment listed WINDOW_SECONDS - target duration = 4 s; seen from polls, give
         # or take a poll and the state save before each version is served). Sliding out at once, most
         # of the 7 would be gone within a second, some never seen at all. Half of it, since polls on a
         # loaded machine come late at both ends (3.1 s seen with other suites running beside this one).
-        shown = {u: watch.last_seen[u] - watch.first_seen[u] for u in backlog_uris}
+        shown = {u: watch.last_seen[u] - watch.first.at[u] for u in backlog_uris}
         assert min(shown.values()) >= (WINDOW_SECONDS - TARGET) / 2, sorted(shown.values())
         # The segments still listed are in the bucket now, too.
         for v in VARIANTS:
@@ -530,11 +473,11 @@ async def test_segments_deleted_during_an_outage_are_counted_and_marked_as_a_gap
             # A discontinuity exactly where Owncast's numbering jumps, nowhere else.
             for before, after in itertools.pairwise(listing):
                 jump = owncast_number(after) != owncast_number(before) + 1
-                assert watch.discontinuity[after] == jump, (v, name(before), name(after))
+                assert (after in watch.seen.after_discontinuity) == jump, (v, name(before), name(after))
         # One hole, dropped in every variant; a segment deleted in one variant alone just as the bucket
         # came back (the other's copy uploaded) is an EXT-X-GAP entry there, not a hole.
         assert missing[0] and missing[0] == missing[1], missing
-        gapped = {v: sorted(owncast_number(u) for u in watch.gaps[v]) for v in VARIANTS}
+        gapped = {v: sorted(owncast_number(u) for u in watch.seen.gaps.get(v, ())) for v in VARIANTS}
         lost = {k: n - lost_at_start.get(k, 0.0) for k, n in (await rig.lost()).items()}
         assert {reason for (_, reason), n in lost.items() if n} <= {"deleted", "sibling_lost"}, lost
         for v in VARIANTS:  # every hole and every gap entry in the listing is a counted loss
@@ -549,7 +492,7 @@ async def test_segments_deleted_during_an_outage_are_counted_and_marked_as_a_gap
 
 
 async def _ended(watch: Watch) -> bool:
-    return watch.ended == set(VARIANTS)
+    return watch.seen.ended == set(VARIANTS)
 
 
 # -- d: uploads that hang ----------------------------------------------------------------------------

@@ -71,14 +71,14 @@ import aiohttp
 import pytest
 
 from broadcaster.demo.emulator import LATENCY_LEVELS, LateTails, Ledger, OwncastEmulator, Variant
-from broadcaster.demo.ledger import Finished
 from broadcaster.demo.seaweed import SeaweedS3
+from broadcaster.playlist import hls
+from tests.support.first_listed import FirstListed
 from tests.support.hls_checker import VariantSetChecker, check_master
 from tests.support.listing import Listed, listing
 from tests.support.scrape import Samples, scraped, total
 from tests.support.service_process import ServiceProcess, service_env
 from tests.support.waiting import until
-from tests.support.whole import finished
 
 pytestmark = [pytest.mark.integration]
 
@@ -90,8 +90,6 @@ SLACK = 3.0  # the latency bound: 2 x the segment's length + SLACK seconds, and 
 # them: a 1 s segment was seen listed 6.1 s late. The bound is for a segment held back by the service
 # (till the next stream, or a timer), not for a starved machine: twice the worst seen under load.
 LOADED = 12.5
-# A VM segment asked for before its upload landed is asked again (Matrix.fetch) for at most this long.
-LATE_UPLOAD = 30.0
 START_TIMEOUT = 60.0  # seconds the service may take to start
 
 # Small pictures: ffmpeg encodes every transcoded variant in real time, next to the rest of the suite.
@@ -135,8 +133,7 @@ class Segment:
     duration: float = 0.0
     owncast_at: float | None = None  # monotonic: first seen in Owncast's playlist
     service_at: float | None = None  # monotonic: first seen in the service's playlist
-    bucket: Finished | None = None  # the bucket's bytes (hashed), fetched once listed
-    compared: bool = False  # ...compared with the file as Owncast finished writing it
+    url: str = ""  # where first listed, fetched then and compared with Owncast's finished file (Matrix.first)
 
     @property
     def latency(self) -> float:
@@ -163,6 +160,7 @@ class Matrix:
     owncast: OwncastEmulator
     url: str
     http: aiohttp.ClientSession
+    first: FirstListed
     checker: VariantSetChecker = field(
         default_factory=lambda: VariantSetChecker(allow_resume_after_endlist=True, allow_restart=True))
     rows: list[Row] = field(default_factory=list)
@@ -171,7 +169,6 @@ class Matrix:
     ended: dict[int, int] = field(default_factory=dict)  # variant -> row its ENDLIST closed (latest version)
     versions: dict[int, int] = field(default_factory=dict)  # row -> new versions checked while it was on
     targets: dict[int, set[int]] = field(default_factory=dict)  # row -> targets of versions listing it
-    fetches: list[asyncio.Task[None]] = field(default_factory=list)
     unknown: list[str] = field(default_factory=list)  # listed by the service, never by Owncast
     texts: dict[int, str] = field(default_factory=dict)  # variant -> the service's latest version
     owncast_texts: dict[int, str] = field(default_factory=dict)  # variant -> Owncast's, as last read
@@ -240,8 +237,8 @@ class Matrix:
                 continue
             out.append(seg)
             if seg.service_at is None:
-                seg.service_at = now
-                self.fetches.append(asyncio.create_task(self.fetch(seg, urljoin(self.playlist_url(v), line))))
+                seg.service_at, seg.url = now, urljoin(self.playlist_url(v), line)
+                self.first.note(seg.url, self.owncast.variant_dir(v) / name, now)
         return out, unknown
 
     def note_owncast(self) -> None:
@@ -321,39 +318,6 @@ class Matrix:
         else:
             self.ended.pop(v, None)
 
-    async def fetch(self, seg: Segment, url: str) -> None:
-        """A listed segment is in the bucket the moment it is listed (its bytes: `altered`). One
-        exception, asked again as a player asks: a segment listed at the VM's URI while players were
-        steered away and asked for once they are back, before its upload landed, is a 503 with Retry-
-        After (vm/segments.py's `late`), then a redirect to the bucket's copy."""
-        deadline = time.monotonic() + LATE_UPLOAD
-        while True:
-            async with self.http.get(url) as r:
-                late = (r.status == 503 and url.startswith(f"{self.url}/live/vm/")
-                        and "Retry-After" in r.headers and time.monotonic() < deadline)
-                if not late:
-                    assert r.status == 200, (url, r.status)
-                    seg.bucket = Finished.of(await r.read())
-                    return
-                wait = float(r.headers["Retry-After"])
-            await asyncio.sleep(wait)  # as the answer says; the redirect follows once the upload lands
-
-    async def altered(self, index: int) -> list[str]:
-        """The row's segments whose bytes in the bucket are not the file Owncast finished writing (its
-        ledger, waited for: a segment whose tail is held is finished within seconds)."""
-        ledger = self.owncast.ledger
-        assert ledger is not None
-        wrong: list[str] = []
-        for s in self.of_row(index):
-            path = self.owncast.variant_dir(s.variant) / s.name
-            await finished(ledger, path)
-            assert s.bucket is not None, s
-            problem = ledger.mismatch(path, s.bucket)
-            s.compared = True
-            if problem is not None:
-                wrong.append(f"{s.variant}/{s.name}: the bucket holds {problem}")
-        return wrong
-
     def dump(self, v: int, text: str) -> str:
         """What the service and Owncast listed last, for a failure's message."""
         parts = [f"--- service, variant {v}, the version refused:\n{text}"]
@@ -369,9 +333,7 @@ class Matrix:
         async def met() -> bool:
             if self.watcher is not None and self.watcher.done():
                 await self.watcher  # raises what it raised
-            for task in self.fetches:
-                if task.done() and task.exception() is not None:
-                    await task
+            assert not self.first.wrong, "\n".join(self.first.problems())
             return condition()
 
         await until(met, what, timeout, every=POLL)
@@ -415,8 +377,9 @@ class Matrix:
             missing = [f"{s.variant}/{s.name}" for s in self.of_row(index) if s.service_at is None]
             raise AssertionError(f"{row}: {err}; not listed by the service: {missing}; "
                                  f"rows ended by ENDLIST, per variant: {self.ended}") from None
-        await asyncio.gather(*self.fetches)
-        altered = await self.altered(index)
+        await self.first.settle()
+        altered = [f"{s.variant}/{s.name}: {self.first.wrong[s.url]}" for s in self.of_row(index)
+                   if s.url in self.first.wrong]
         assert not altered, (f"{row}: {len(altered)} of {len(self.of_row(index))} segments listed are not "
                              "the file Owncast finished writing:\n" + "\n".join(altered))
         report = self.report(index)
@@ -449,7 +412,7 @@ class Matrix:
         # the copied variant's segment of the same moment (docstring, 3.): up to the longest of those.
         copied = [x.duration for x in segs if row.variants[x.variant].passthrough]
         for s in segs:
-            assert s.bucket is not None, s  # fetched
+            assert s.url in self.first.compared, s  # fetched
             bound = max(2 * max(row.seconds, s.duration, *copied) + SLACK, LOADED)
             two_after = self.segments.get((s.variant, f"stream-{s.stream}-{s.number + 2}.ts"))
             before_two_after = (two_after is not None and two_after.owncast_at is not None
@@ -469,7 +432,7 @@ class Matrix:
         targets = sorted(self.targets.get(index, set()))
         return (f"{str(row):<44} segments {counts:<8} latency p50 {statistics.median(latencies):.2f} s, max "
                 f"{max(latencies):.2f} s; {self.versions.get(index, 0)} versions checked, target {targets}, "
-                f"{sum(s.compared for s in segs)}/{len(segs)} compared byte for byte"
+                f"{sum(s.url in self.first.compared for s in segs)}/{len(segs)} compared byte for byte"
                 + "".join(f"\n    excused from the bound: {e}" for e in self.excused.get(index, [])))
 
     def bucket_outage(self, seg: Segment) -> str | None:
@@ -504,7 +467,8 @@ async def chain(tmp_path: Path, s3: SeaweedS3, name: str, final: Samples, late_t
     # uploads (pathway_views.py's rules across every setting change).
     env = service_env(hls_dir, s3, tmp_path / "state", PATHWAYS="bucket,vm", **settings)
     del env["REWIND_SECONDS"]  # the service's default: five minutes of the stream listed
-    owncast = OwncastEmulator(hls_dir, ledger=Ledger())
+    ledger = Ledger()
+    owncast = OwncastEmulator(hls_dir, ledger=ledger)
     started = time.monotonic()
     service = ServiceProcess(env, tmp_path / "service")
     try:
@@ -514,7 +478,8 @@ async def chain(tmp_path: Path, s3: SeaweedS3, name: str, final: Samples, late_t
             await service.start(timeout=START_TIMEOUT)
             stack.push_async_exit(service.__aexit__)  # kills it and shows its log on a failure
             http = await stack.enter_async_context(aiohttp.ClientSession())
-            matrix = Matrix(owncast, service.url, http, service_log=service.lines,
+            first = FirstListed(http, ledger, f"{service.url}/live/{hls.VM_FOLDER}/")
+            matrix = Matrix(owncast, service.url, http, first, service_log=service.lines,
                             floor=int(settings.get("TARGET_DURATION", "0")), late_tails=late_tails)
             matrix.watcher = asyncio.create_task(matrix.watch())
             try:
@@ -523,6 +488,7 @@ async def chain(tmp_path: Path, s3: SeaweedS3, name: str, final: Samples, late_t
                 matrix.watcher.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await matrix.watcher
+                await first.close()
             assert not matrix.unknown, f"listed by the service, never by Owncast: {matrix.unknown}"
             final.update(await scraped(http, service.url))
             assert await service.stop() == 0
@@ -651,7 +617,8 @@ async def test_the_passthrough_chains_again(
             continue
         segments = [s for s in matrix.segments.values() if s.owncast_at is not None]
         said.append(f"{name}: {len(rows)} streams, {len(segments)} segments listed by Owncast and by the "
-                    f"service, {sum(s.compared for s in segments)} of them byte for byte the finished file "
+                    f"service, {sum(s.url in matrix.first.compared for s in segments)} of them byte for byte "
+                    "the finished file "
                     f"({time.monotonic() - started:.0f} s)")
     mode = "every tail held (LateTails)" if late_tails else "the race left to chance"
     outcome = "clean" if not failed else f"{failed} chain(s) failed"

@@ -165,8 +165,8 @@ PACING = {
     "test_monitoring.py::viewer_page": "a page's heartbeats, one a second, until cancelled",
     "test_owncast_matrix.py::Matrix.watch": "an observer: Owncast's and the service's playlists",
     "test_owncast_matrix.py::Matrix.follow": "an observer: each version by blocking reload, until cancelled",
-    "test_owncast_matrix.py::Matrix.fetch": "a player's fetch asked again after a 503's Retry-After, as the "
-                                             "answer says (at most LATE_UPLOAD)",
+    "support/first_listed.py::FirstListed.fetch": "a player's fetch asked again after a 503's Retry-After, "
+                                                   "as the answer says (at most LATE_UPLOAD)",
     "test_pathway_http.py::Waiting.wait_for_sequence": "a fake of VisiblePlaylists' held request (None at "
                                                        "its timeout, as the service's)",
     f"{_HOSTILE}.greedy_page": "a page's beats for the test's 6 s",

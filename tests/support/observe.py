@@ -30,7 +30,7 @@ class Observed:
     ended: set[int] = field(default_factory=set)
     gaps: dict[int, set[str]] = field(default_factory=dict)  # variant -> URIs listed with EXT-X-GAP
     answers: dict[int, str] = field(default_factory=dict)  # variant -> its playlist's last answer, in short
-    after_discontinuity: set[str] = field(default_factory=set)  # names listed after #EXT-X-DISCONTINUITY
+    after_discontinuity: set[str] = field(default_factory=set)  # URIs listed after #EXT-X-DISCONTINUITY
     sequences: set[int] = field(default_factory=set)  # every EXT-X-DISCONTINUITY-SEQUENCE seen (0: none)
 
     def note_owncast(self, oc: OwncastEmulator) -> None:
@@ -52,10 +52,10 @@ class Observed:
         before = int(found.group(1)) if found else 0
         self.sequences.add(before)
         for e in listing(text):
-            if e.discontinuity > before:
-                self.after_discontinuity.add(e.name)
-            before = e.discontinuity
             uri = urljoin(base, e.uri)
+            if e.discontinuity > before:
+                self.after_discontinuity.add(uri)
+            before = e.discontinuity
             self.ours[v][e.number] = (uri, e.duration)
             if e.gap:
                 self.gaps.setdefault(v, set()).add(uri)
