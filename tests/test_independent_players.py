@@ -57,10 +57,9 @@ from tests.support.independent_players import (BY_NAME, HLSDEMUX, HLSDEMUX2, NAT
 from tests.support.loop_thread import LoopThread
 from tests.support.nginx import Nginx, needs_nginx, tunnel_locations
 from tests.support.page_open import Opened
-from tests.support.player_pages import SHAKA, SHAKA5
+from tests.support.player_pages import SHAKA, SHAKA5, page_state
 from tests.support.s3 import bucket_of_its_own
 from tests.support.service_process import ServiceProcess, service_env
-from tests.support.page_watch import page_state
 from tests.support.steered_players import TimedLedger, on_the_rig
 from tests.support.steering_watch import until_pathway
 from tests.support.tunnel import SERVICE, tunnel_rules

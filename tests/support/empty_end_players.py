@@ -24,18 +24,19 @@ from tests.support.independent_players import (BROWSER_PAGES, NATIVE, SHAKA_52, 
                                                VIDEOJS_DEFAULTS, VIDEOJS_OWNCAST, VIEWER_PAGE, native_player,
                                                served_pages)
 from tests.support.page_open import Opened, open_page
-from tests.support.page_watch import page_state, watch_js
+from tests.support.player_pages import PROBE_JS, page_state
 from tests.support.scripted_stream import Asked, StreamServer
 from tests.support.waiting import TimedOut, until
 
 
 # -- the players' pages ------------------------------------------------------------------------------------
 
-# Every page watched by page_watch.WATCH_JS, `stuck` judged from within half a second of LAST on.
-WATCH_JS = watch_js(LAST - 0.5)
+# Every page's probe (player_pages.PROBE_JS; the viewer page's an init script) counts it `stuck` once it has
+# played to the stream's last moment (within half a second of LAST) and then not moved for 8 s.
+WATCHED = f"stuck=8000&last={LAST - 0.5:g}"
 
 # The viewer page's hls.js (viewer/hls.min.js, as viewer/player.js makes it), through its global: every
-# ERROR event, each media playlist it loaded, each fragment buffered and BUFFER_EOS, on window.watch.
+# ERROR event, each media playlist it loaded, each fragment buffered and BUFFER_EOS, on window.probe.hooked.
 # With PIN it starts on the lowest level (hls.js sorts its levels by bitrate: variant 1) and is held on
 # variant 1 (loadLevel: a manual level, as the viewer's quality menu sets one).
 HLSJS_HOOK_JS = """
@@ -46,7 +47,7 @@ HLSJS_HOOK_JS = """
     made = class extends Hls {
       constructor(config) {
         super(PIN ? Object.assign({}, config, { startLevel: 0 }) : config);
-        const w = window.watch, E = Hls.Events, video = () => document.querySelector('video');
+        const w = window.probe.hooked, E = Hls.Events, video = () => document.querySelector('video');
         const variantOf = (level) => Number((/\\/live\\/(\\d+)\\//.exec(this.levels[level].url) || [0, -1])[1]);
         this.on(E.ERROR, (e, d) => w.errors.push({
           details: d.details, fatal: !!d.fatal, level: d.level === undefined ? null : d.level,
@@ -75,7 +76,7 @@ HLSJS_HOOK_JS = """
 # anyway). Shaka's errors are recorded whole (its page keeps their codes only).
 SHAKA_PIN = ("  player.configure({ abr: { enabled: false, defaultBandwidthEstimate: 100000,"
              " useNetworkInformation: false } });\n")
-SHAKA_ERRORS = ("  player.addEventListener('error', (e) => window.watch.errors.push({ code: e.detail.code,"
+SHAKA_ERRORS = ("  player.addEventListener('error', (e) => window.probe.hooked.errors.push({ code: e.detail.code,"
                 " severity: e.detail.severity, message: String(e.detail.message || e.detail).slice(0, 200) }));\n")
 VIDEOJS_PIN = ("  player.one('loadedmetadata', () => vhs().representations().forEach((r) => {\n"
                "    r.enabled(variantOf(r.playlist && r.playlist.resolvedUri) === 1);\n  }));\n")
@@ -111,7 +112,7 @@ class Outcome:
 
     name: str
     script: str
-    page: dict[str, Any] = field(default_factory=dict)  # its page's state (page_watch.page_state)
+    page: dict[str, Any] = field(default_factory=dict)  # its page's state (player_pages.page_state)
     exit: int | None = None  # a process's exit status; None: still running GRACE after the end (stopped)
     ran: float = 0.0  # a process's seconds from start to exit (or to being stopped)
     media: float = 0.0  # seconds of media in a process's output (streamlink, hlsdemux, VLC)
@@ -207,10 +208,10 @@ async def play_all(chromium: Any, server: StreamServer, media: Media, script: st
             for name in (n for n in players if n in PAGE_PLAYERS):
                 src = srcs[name]
                 if name == VIEWER_PAGE:
-                    page_url = f"{pages.url}/js/index.html?src={src}"
-                    scripts: tuple[str, ...] = (WATCH_JS, HLSJS_HOOK_JS % ("true" if pin else "false"))
+                    page_url = f"{pages.url}/js/index.html?{WATCHED}&src={src}"
+                    scripts: tuple[str, ...] = (PROBE_JS, HLSJS_HOOK_JS % ("true" if pin else "false"))
                 else:
-                    page_url, scripts = f"{pages.url}/page/{name}?src={src}", (WATCH_JS,)
+                    page_url, scripts = f"{pages.url}/page/{name}?{WATCHED}&src={src}", ()
                 opened[name] = await open_page(chromium, page_url, scripts=scripts)
                 outcomes[name].said = opened[name].said
 

@@ -4,7 +4,7 @@
 recorded with a hash of its body, and the picture watched for stalls.
 
 A stall is the video's time standing still for more than STALL_MS while it is neither paused nor
-seeking, once it has played (measured every 50 ms in the page: page_watch.WATCH_JS). Each segment
+seeking, once it has played (measured every 50 ms in the page: player_pages.PROBE_JS). Each segment
 response is named by the pathway that served it (`bucket`: the bucket's public URL, `vm`: the service; a
 redirect from the VM to the bucket is noted apart, the bucket's answer that follows is the fetch) and
 compared with the writers' ledger (broadcaster/demo/ledger.py): byte for byte Owncast's finished file.
@@ -30,8 +30,7 @@ from tests.support.gates import BucketGates
 from tests.support.local_http import Served
 from tests.support.loop_thread import LoopThread
 from tests.support.page_open import Agents, open_page
-from tests.support.page_watch import STALL_MS, page_state, watch_js
-from tests.support.player_pages import PAGES, player_pages
+from tests.support.player_pages import PAGES, PROBE_JS, STALL_MS, page_state, player_pages
 
 @contextlib.asynccontextmanager
 async def on_the_rig(rig: LoopThread, gates: BucketGates) -> AsyncIterator[BucketGates]:
@@ -96,7 +95,7 @@ class Watched:
     async def stalls(self) -> list[dict[str, Any]]:
         """Stalls so far, the one going on included (its `at` and `ms` so far); `start`: its start on
         time.monotonic()'s clock."""
-        got: dict[str, Any] = await self.page.evaluate("() => window.watch")
+        got: dict[str, Any] = await self.page.evaluate("() => ({ stalls: probe.stalls, current: probe.current })")
         stalls = [dict(s, start=self.clock + s["at"] / 1000) for s in got["stalls"]]
         if got["current"] > STALL_MS:
             stalls.append({"at": None, "ms": got["current"], "ongoing": True,
@@ -116,7 +115,7 @@ class Watched:
         return min(got, key=lambda f: _number(f.name)) if got else None
 
     async def played(self) -> float:
-        return float(await self.page.evaluate("() => window.watch.played"))
+        return float(await self.page.evaluate("() => window.probe.played"))
 
     async def buffered(self) -> float:
         """Seconds of media the video holds ahead of its position (what it plays with no fetch at all)."""
@@ -182,7 +181,7 @@ class Players:
         """`viewer` (the service's page) or one of player_pages.py's PAGES, playing the service's master."""
         address = self.addresses.get(name)
         agent = await self._agents.tagged(f"{AGENT_TAG}{address}") if address else None
-        opened = await open_page(self.browser, None, scripts=(watch_js(),), user_agent=agent)
+        opened = await open_page(self.browser, None, scripts=(PROBE_JS,), user_agent=agent)
         self._contexts.append(opened.context)
         context, page = opened.context, opened.page
         watched = Watched(name, page, console=opened.said)
