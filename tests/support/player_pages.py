@@ -136,13 +136,16 @@ PROBE_JS = """
 # viewer page's errors when it counted one it had to make a new player for: viewerStats.errorKinds) and
 # the last errors it reported, fatal or not (`said`).
 PAGE_STATE_JS = """() => {
-  const p = window.probe, s = window.viewerStats || null, own = p.player !== null;
+  const none = { player: null, errors: [], media: [], hooked: { errors: [], levels: [], frags: [] } };
+  const p = window.probe || none;  // a page that never loaded
+  const s = window.viewerStats || null, own = p.player !== null;
   const kinds = s && s.errorKinds ? Object.values(s.errorKinds) : [];
   const viewerFatal = kinds.some((k) => k.fatal) ? (s.errors.length ? s.errors : ['a fatal error']) : [];
   return JSON.parse(JSON.stringify({
-    started: p.started, ended: p.ended, stuck: p.stuck, stillMs: p.stillMs, furthest: p.furthest,
-    played: p.played, errors: p.hooked.errors, levels: p.hooked.levels, frags: p.hooked.frags,
-    events: p.media.slice(-12), mediaError: p.mediaError, player: own ? p.player : 'viewer', version: p.version,
+    started: !!p.started, ended: !!p.ended, stuck: !!p.stuck, stillMs: p.stillMs || 0,
+    furthest: p.furthest || 0, played: p.played || 0, errors: p.hooked.errors, levels: p.hooked.levels,
+    frags: p.hooked.frags, events: p.media.slice(-12), mediaError: p.mediaError || null,
+    player: own ? p.player : 'viewer', version: p.version || null,
     fatal: (own ? p.errors.filter((e) => e.fatal).map((e) => e.details) : viewerFatal).map(String),
     said: (own ? p.errors.map((e) => e.details) : s ? s.errors : []).map(String).slice(-50),
     viewer: s ? { state: s.state, engine: s.engine } : null,
