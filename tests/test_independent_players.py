@@ -57,10 +57,10 @@ from tests.support.independent_players import (BY_NAME, HLSDEMUX, HLSDEMUX2, NAT
 from tests.support.loop_thread import LoopThread
 from tests.support.nginx import Nginx, needs_nginx, tunnel_locations
 from tests.support.page_open import Opened
-from tests.support.player_pages import SHAKA, SHAKA5
+from tests.support.player_pages import SHAKA, SHAKA5, page_state
 from tests.support.s3 import bucket_of_its_own
 from tests.support.service_process import ServiceProcess, service_env
-from tests.support.steered_players import TimedLedger, on_the_rig, page_state
+from tests.support.steered_players import TimedLedger, on_the_rig
 from tests.support.steering_watch import until_pathway
 from tests.support.tunnel import SERVICE, tunnel_rules
 from tests.support.waiting import TimedOut, until
@@ -149,7 +149,7 @@ async def run(tmp_path_factory: pytest.TempPathFactory, seaweed_server: SeaweedS
                         try:
                             result.states[name] = {**await page_state(one.page), "thrown": one.thrown}
                         except Exception as err:  # noqa: BLE001 (a page that died: its test says so)
-                            result.states[name] = {"played": 0, "fatal": [f"the page: {err}"], "errors": []}
+                            result.states[name] = {"played": 0, "fatal": [f"the page: {err}"], "said": []}
             finally:
                 result.at["ended"] = time.monotonic()
                 for native in natives.values():
@@ -286,7 +286,7 @@ def story(run: Run, name: str) -> str:
     times = {k: round(v - t0, 1) for k, v in run.at.items()}
     state = run.states.get(name, {})
     said = run.natives[name].said() if name in run.natives else {
-        "errors": state.get("errors"), "thrown": state.get("thrown"), "sessions": 1 + run.sessions[name]}
+        "errors": state.get("said", [])[-12:], "thrown": state.get("thrown"), "sessions": 1 + run.sessions[name]}
     manifests = [(round(c.at - t0, 1), c.status) for c in run.wire.of(name)
                  if c.side == "service" and c.path.split("?")[0].endswith("/steering.json")]
     return (f"times (s after the gate closed) {times}; steering manifests answered {manifests[-30:]}; "

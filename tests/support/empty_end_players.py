@@ -24,51 +24,19 @@ from tests.support.independent_players import (BROWSER_PAGES, NATIVE, SHAKA_52, 
                                                VIDEOJS_DEFAULTS, VIDEOJS_OWNCAST, VIEWER_PAGE, native_player,
                                                served_pages)
 from tests.support.page_open import Opened, open_page
+from tests.support.player_pages import PROBE_JS, page_state
 from tests.support.scripted_stream import Asked, StreamServer
 from tests.support.waiting import TimedOut, until
 
 
 # -- the players' pages ------------------------------------------------------------------------------------
 
-# What every page reports, whatever its player (an init script: it runs before the page's own), on
-# window.emptyEnd: the video element's events, how far it got, and whether it stands still: `stuck` once it
-# has played to the stream's last moment (within half a second of LAST) and then not moved for STUCK_MS
-# without an 'ended' (paused or not: a player that gave up may pause). Standing still before the end is no
-# verdict: a starved browser on a busy machine holds a video seconds at a time and then plays on. The
-# errors and playlists of the player come from the hooks below.
-STUCK_MS = 8000
-WATCH_JS = """
-(() => {
-  const STUCK_MS = %d, LAST = %g;
-  const w = window.emptyEnd = { started: false, ended: false, stuck: false, furthest: 0, stillMs: 0, events: [],
-                                errors: [], levels: [], frags: [], mediaError: null };
-  const now = () => Math.round(performance.now());
-  let hooked = null, last = -1, lastMove = performance.now();
-  const hook = (v) => {
-    for (const kind of ['playing', 'waiting', 'ended', 'error', 'pause', 'seeking']) {
-      v.addEventListener(kind, () => {
-        w.events.push([kind, Math.round(v.currentTime * 1000) / 1000, now()]);
-        if (kind === 'ended') w.ended = true;
-        if (kind === 'playing') w.started = true;
-        if (kind === 'error') w.mediaError = v.error ? v.error.code + ' ' + v.error.message : '?';
-      });
-    }
-  };
-  setInterval(() => {
-    const v = document.querySelector('video');
-    if (!v) return;
-    if (v !== hooked) { hook(v); hooked = v; }
-    const t = v.currentTime, ms = performance.now();
-    if (t !== last) { last = t; lastMove = ms; }
-    if (w.started) w.furthest = Math.max(w.furthest, t);
-    w.stillMs = Math.round(ms - lastMove);
-    if (w.started && !w.ended && t >= LAST && ms - lastMove > STUCK_MS) w.stuck = true;
-  }, 100);
-})();
-""" % (STUCK_MS, LAST - 0.5)
+# Every page's probe (player_pages.PROBE_JS; the viewer page's an init script) counts it `stuck` once it has
+# played to the stream's last moment (within half a second of LAST) and then not moved for 8 s.
+WATCHED = f"stuck=8000&last={LAST - 0.5:g}"
 
 # The viewer page's hls.js (viewer/hls.min.js, as viewer/player.js makes it), through its global: every
-# ERROR event, each media playlist it loaded, each fragment buffered and BUFFER_EOS, on window.emptyEnd.
+# ERROR event, each media playlist it loaded, each fragment buffered and BUFFER_EOS, on window.probe.hooked.
 # With PIN it starts on the lowest level (hls.js sorts its levels by bitrate: variant 1) and is held on
 # variant 1 (loadLevel: a manual level, as the viewer's quality menu sets one).
 HLSJS_HOOK_JS = """
@@ -79,7 +47,7 @@ HLSJS_HOOK_JS = """
     made = class extends Hls {
       constructor(config) {
         super(PIN ? Object.assign({}, config, { startLevel: 0 }) : config);
-        const w = window.emptyEnd, E = Hls.Events, video = () => document.querySelector('video');
+        const w = window.probe.hooked, E = Hls.Events, video = () => document.querySelector('video');
         const variantOf = (level) => Number((/\\/live\\/(\\d+)\\//.exec(this.levels[level].url) || [0, -1])[1]);
         this.on(E.ERROR, (e, d) => w.errors.push({
           details: d.details, fatal: !!d.fatal, level: d.level === undefined ? null : d.level,
@@ -108,7 +76,7 @@ HLSJS_HOOK_JS = """
 # anyway). Shaka's errors are recorded whole (its page keeps their codes only).
 SHAKA_PIN = ("  player.configure({ abr: { enabled: false, defaultBandwidthEstimate: 100000,"
              " useNetworkInformation: false } });\n")
-SHAKA_ERRORS = ("  player.addEventListener('error', (e) => window.emptyEnd.errors.push({ code: e.detail.code,"
+SHAKA_ERRORS = ("  player.addEventListener('error', (e) => window.probe.hooked.errors.push({ code: e.detail.code,"
                 " severity: e.detail.severity, message: String(e.detail.message || e.detail).slice(0, 200) }));\n")
 VIDEOJS_PIN = ("  player.one('loadedmetadata', () => vhs().representations().forEach((r) => {\n"
                "    r.enabled(variantOf(r.playlist && r.playlist.resolvedUri) === 1);\n  }));\n")
@@ -138,29 +106,13 @@ ALL_PLAYERS = PAGE_PLAYERS + PROCESS_PLAYERS
 GRACE = 25.0
 BOUND = 150.0  # a net for the whole run, on a loaded machine: every wait ends on its condition first
 
-PAGE_STATE_JS = """() => {
-  const w = window.emptyEnd || {};
-  const p = window.probe || null;
-  const s = window.viewerStats || null;
-  return JSON.parse(JSON.stringify({
-    started: !!w.started, ended: !!w.ended, stuck: !!w.stuck, stillMs: w.stillMs || 0, furthest: w.furthest || 0,
-    errors: w.errors || [], levels: w.levels || [], frags: w.frags || [], events: (w.events || []).slice(-12),
-    mediaError: w.mediaError || null,
-    probe: p ? { player: p.player, version: p.version,
-                 fatal: p.errors.filter((e) => e.fatal).map((e) => String(e.details)),
-                 errors: p.errors.slice(-50).map((e) => String(e.details)) } : null,
-    viewer: s ? { state: s.state, engine: s.engine, errors: s.errors, kinds: s.errorKinds } : null,
-  }));
-}"""
-
-
 @dataclass
 class Outcome:
     """What one player did with one script."""
 
     name: str
     script: str
-    page: dict[str, Any] = field(default_factory=dict)  # its page's state (PAGE_STATE_JS)
+    page: dict[str, Any] = field(default_factory=dict)  # its page's state (player_pages.page_state)
     exit: int | None = None  # a process's exit status; None: still running GRACE after the end (stopped)
     ran: float = 0.0  # a process's seconds from start to exit (or to being stopped)
     media: float = 0.0  # seconds of media in a process's output (streamlink, hlsdemux, VLC)
@@ -186,10 +138,7 @@ class Outcome:
         page = self.page
         out = [str(e.get("details")) for e in page.get("errors", []) if e.get("fatal")]
         out += [str(e.get("message")) for e in page.get("errors", []) if e.get("severity") == 2]  # Shaka's CRITICAL
-        out += (page.get("probe") or {}).get("fatal", [])
-        kinds = (page.get("viewer") or {}).get("kinds") or {}
-        if any(k.get("fatal") for k in kinds.values()):
-            out += [f"viewer: {e}" for e in (page.get("viewer") or {}).get("errors", [])] or ["viewer: a fatal error"]
+        out += page.get("fatal", [])
         if page.get("mediaError"):
             out.append(f"media element: {page['mediaError']}")
         return out
@@ -199,7 +148,7 @@ class Outcome:
         tests/support/player_pages.py)."""
         own = self.page.get("errors", [])
         if not own:
-            return collections.Counter((self.page.get("probe") or {}).get("errors", []))
+            return collections.Counter(self.page.get("said", []))
         return collections.Counter(
             f"{e.get('details') or e.get('code')}: {e.get('reason') or e.get('message') or ''}"[:160]
             + (" (fatal)" if e.get("fatal") or e.get("severity") == 2 else "") for e in own)
@@ -259,17 +208,17 @@ async def play_all(chromium: Any, server: StreamServer, media: Media, script: st
             for name in (n for n in players if n in PAGE_PLAYERS):
                 src = srcs[name]
                 if name == VIEWER_PAGE:
-                    page_url = f"{pages.url}/js/index.html?src={src}"
-                    scripts: tuple[str, ...] = (WATCH_JS, HLSJS_HOOK_JS % ("true" if pin else "false"))
+                    page_url = f"{pages.url}/js/index.html?{WATCHED}&src={src}"
+                    scripts: tuple[str, ...] = (PROBE_JS, HLSJS_HOOK_JS % ("true" if pin else "false"))
                 else:
-                    page_url, scripts = f"{pages.url}/page/{name}?src={src}", (WATCH_JS,)
+                    page_url, scripts = f"{pages.url}/page/{name}?{WATCHED}&src={src}", ()
                 opened[name] = await open_page(chromium, page_url, scripts=scripts)
                 outcomes[name].said = opened[name].said
 
             async def settled() -> bool:
                 done = True
                 for name, one in opened.items():
-                    state = outcomes[name].page = await one.page.evaluate(PAGE_STATE_JS)
+                    state = outcomes[name].page = await page_state(one.page)
                     viewer = state.get("viewer") or {}
                     done = done and bool(state["ended"] or outcomes[name].fatal or state["stuck"]
                                          or (state["started"] and viewer.get("state") == "offline"))
@@ -297,7 +246,7 @@ async def play_all(chromium: Any, server: StreamServer, media: Media, script: st
                 await native.stop()
             for name, one in opened.items():
                 with contextlib.suppress(Exception):  # a page that died: its outcome says what it had
-                    outcomes[name].page = await one.page.evaluate(PAGE_STATE_JS)
+                    outcomes[name].page = await page_state(one.page)
                 with contextlib.suppress(Exception):
                     await one.context.close()
     for name, native in natives.items():

@@ -33,8 +33,7 @@ from broadcaster.demo.ffmpeg import ffmpeg_exe
 from broadcaster.demo.ledger import Finished
 from tests.support.local_http import Served
 from tests.support.page_open import Agents, Opened, open_page
-from tests.support.player_pages import PAGES, player_pages
-from tests.support.steered_players import STALL_JS
+from tests.support.player_pages import PAGES, PROBE_JS, player_pages
 
 SEGMENT_SUFFIXES = (".ts", ".m4s", ".mp4", ".aac")
 NOBODY = 65534
@@ -110,7 +109,7 @@ SHAKA_LOAD_RACE = "getBandwidthEstimate"
 
 class Browser:
     """The players' pages in one Chromium, each in a context of its own whose User-Agent is Chromium's
-    with the player's marker; each page counts what it plays (steered_players.STALL_JS)."""
+    with the player's marker; each page counts what it plays (player_pages.PROBE_JS)."""
 
     def __init__(self, chromium: Any, urls: dict[str, str], clock: Callable[[], float]) -> None:
         self.chromium = chromium
@@ -119,7 +118,7 @@ class Browser:
         self.agents = Agents(chromium)
 
     async def open(self, player: Player) -> Opened:
-        return await open_page(self.chromium, self.urls[player.name], scripts=(STALL_JS,),
+        return await open_page(self.chromium, self.urls[player.name], scripts=(PROBE_JS,),
                                user_agent=await self.agents.tagged(player.marker), clock=self.clock)
 
     async def again(self, player: Player, opened: Opened) -> Opened:

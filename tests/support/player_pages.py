@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -15,29 +16,38 @@ VIEWER = SUPPORT.parent.parent / "viewer"
 VIDEOJS = SUPPORT / "videojs"
 SHAKA = SUPPORT / "shaka"
 SHAKA5 = SUPPORT / "shaka5"
+STALL_MS = 250
 
-# Records on window.probe: errors (fatal or not), media events, the fragments loaded (hls.js: sn and
-# cc), stalls (playback standing still for more than 250 ms once started, with the position shown), a
+# Records on window.probe, polled every 50 ms: errors (fatal or not), the video's events, the fragments
+# loaded (hls.js: sn and cc), stalls (its time standing still for more than STALL_MS while neither paused
+# nor seeking, once it has moved, with the position shown; `current`: the one going on), the seconds played
+# since it moved, how far it got (`furthest`) and how long it has not moved (`stillMs`, paused or not), a
 # sample every 250 ms of [ms, currentTime, position, picture height, seconds played], the switches it was
-# made to do, and `done` once the video ended, a fatal error came, or playback has not moved for STUCK_MS.
-# A position is the moment (seconds from the scenario's start) the picture shows, read from its barcode.
-# STUCK_MS is 20 s unless the page's `stuck` parameter says otherwise: in full runs of the suite (seven
-# other Chromium pages beside these four on two cores) Shaka stood still 10 s and went on.
+# made to do, and `done` once the video ended, a fatal error came, or playback has not moved for STUCK_MS
+# (`stuck`) at `last` seconds or later. A position is the moment (seconds from the scenario's start) the
+# picture shows, read from its barcode. STUCK_MS is 20 s unless the page's `stuck` parameter says
+# otherwise: in full runs of the suite (seven other Chromium pages beside these four on two cores) Shaka
+# stood still 10 s and went on. Standing still before `last` is no verdict (a starved browser on a busy
+# machine holds a video seconds at a time and then plays on). `hooked`: for hooks a page adds
+# (tests/support/empty_end_players.py's). The pages load it; added as an init script, it watches any page
+# (the viewer's), and a page's own copy then adds nothing.
 PROBE_JS = """
 (() => {
+  if (window.probe) return;
   const params = new URLSearchParams(location.search);
-  const STUCK_MS = Number(params.get('stuck')) || 20000;
+  const STALL_MS = %d, STUCK_MS = Number(params.get('stuck')) || 20000;
+  const LAST = Number(params.get('last')) || 0;
   const switchAt = (params.get('switch') || '').split(',').filter(Boolean).map(Number);
   const heights = (params.get('heights') || '').split(',').filter(Boolean).map(Number);
-  const video = document.getElementById('v');
   const log = window.probe = {
     player: null, version: null, errors: [], notes: [], media: [], samples: [], stalls: [], switches: [],
-    frags: [],
-    ended: false, fatal: false, stuck: false, done: false, started: false, playError: null, mediaError: null,
-    loads: 0,
+    frags: [], hooked: { errors: [], levels: [], frags: [] }, ended: false, fatal: false, stuck: false,
+    done: false, started: false, moved: false, playError: null, mediaError: null, loads: 0, played: 0,
+    current: 0, furthest: 0, stillMs: 0,
   };
   const now = () => Math.round(performance.now());
-  let adapter = null, lastTime = -1, lastMove = performance.now(), lastSample = 0, played = 0, next = 0;
+  let video = null, adapter = null, lastTime = -1, lastMove = performance.now(), lastPlay = lastMove;
+  let lastSample = 0, next = 0;
   let showing = -1;  // the variant whose picture was last seen (by its height)
   let position = null;
   // The moment the picture shows, from its barcode (tests: barcode()): BITS boxes across the top sixth.
@@ -52,58 +62,101 @@ PROBE_JS = """
     for (let i = 0; i < BITS; i++) if (row[Math.floor((i + 0.5) * 160 / BITS) * 4] > 128) tenths |= 1 << i;
     return tenths / 10;
   };
+  const hook = (v) => {
+    video = v;
+    for (const kind of ['playing', 'waiting', 'seeking', 'pause', 'ended', 'error']) {
+      v.addEventListener(kind, () => {
+        if (kind === 'playing') log.started = true;
+        if (kind === 'ended') { log.ended = true; log.done = true; }
+        if (kind === 'error') {
+          log.mediaError = v.error ? (v.error.message || String(v.error.code)) : '?';
+          log.done = true;
+        }
+        log.media.push([kind, v.currentTime, now(), position]);
+      });
+    }
+  };
   window.probeAttach = (a) => { adapter = a; log.player = a.name; log.version = a.version; };
   window.probeError = (e) => {
-    e.t = video.currentTime; e.ms = now(); e.position = position;
+    e.t = video ? video.currentTime : null; e.ms = now(); e.position = position;
     log.errors.push(e);
     if (e.fatal) { log.fatal = true; log.done = true; }
   };
-  window.probeNote = (n) => log.notes.push([now(), video.currentTime, n]);
-  window.probePlay = () => video.play().catch((err) => { log.playError = String(err); });
-  for (const kind of ['playing', 'waiting', 'seeking']) {
-    video.addEventListener(kind, () => {
-      if (kind === 'playing') log.started = true;
-      log.media.push([kind, video.currentTime, now(), position]);
-    });
-  }
-  video.addEventListener('ended', () => { log.ended = true; log.done = true; });
-  video.addEventListener('error', () => {
-    log.mediaError = video.error ? (video.error.message || String(video.error.code)) : '?';
-    log.done = true;
-  });
-  setInterval(() => {
-    const t = video.currentTime, ms = performance.now();
+  window.probeNote = (n) => log.notes.push([now(), video ? video.currentTime : null, n]);
+  window.probePlay = () => {
+    document.querySelector('video').play().catch((err) => { log.playError = String(err); });
+  };
+  const watch = () => {
+    const v = document.querySelector('video');
+    if (!v) return;
+    if (v !== video) hook(v);
+    const t = v.currentTime, ms = performance.now();
     if (t !== lastTime) {
-      const still = ms - lastMove;
-      if (log.started && lastTime >= 0 && still > 250) {
-        log.stalls.push({ at: lastTime, ms: Math.round(still), position });
+      const still = ms - lastPlay;
+      if (log.moved && lastTime >= 0 && still > STALL_MS) {
+        log.stalls.push({ at: Math.round(lastPlay), ms: Math.round(still), position });
       }
-      if (log.started && lastTime >= 0 && t > lastTime && t - lastTime < 1) played += t - lastTime;
+      if (log.moved && t > lastTime && t - lastTime < 1) log.played += t - lastTime;
+      if (!v.paused && t > 0) log.moved = true;
       lastTime = t;
-      lastMove = ms;
-    } else if (log.started && !video.ended && ms - lastMove > STUCK_MS) {
-      log.stuck = true;
-      log.done = true;
+      lastMove = lastPlay = ms;
+      log.current = 0;
+    } else {
+      if (v.paused || v.seeking) lastPlay = ms; else log.current = Math.round(ms - lastPlay);
+      if (log.started && !log.ended && !v.ended && t >= LAST && ms - lastMove > STUCK_MS) {
+        log.stuck = true;
+        log.done = true;
+      }
     }
+    if (log.started) log.furthest = Math.max(log.furthest, t);
+    log.stillMs = Math.round(ms - lastMove);
     if (adapter && ms - lastSample >= 250) {
       lastSample = ms;
       try { position = shown(); } catch (err) { position = null; }
-      log.samples.push([now(), t, position, video.videoHeight, Math.round(played * 1000) / 1000]);
-      if (heights.includes(video.videoHeight)) showing = heights.indexOf(video.videoHeight);
+      log.samples.push([now(), t, position, v.videoHeight, Math.round(log.played * 1000) / 1000]);
+      if (heights.includes(v.videoHeight)) showing = heights.indexOf(v.videoHeight);
     }
-    if (adapter && next < switchAt.length && played >= switchAt[next]) {
+    if (adapter && next < switchAt.length && log.played >= switchAt[next]) {
       const to = showing === 0 ? 1 : 0;
       next += 1;
-      log.switches.push({ ms: now(), t, played, to, position });
+      log.switches.push({ ms: now(), t, played: log.played, to, position });
       try {
         adapter.switchTo(to, heights[to]);
       } catch (err) {
         log.switches[log.switches.length - 1].error = String(err);
       }
     }
-  }, 50);
+  };
+  watch();  // the page's own copy: its video is there
+  setInterval(watch, 50);
 })();
-"""
+""" % STALL_MS
+
+# What a page says (window.probe's), with its player's name, version, fatal errors (the probe's, or the
+# viewer page's errors when it counted one it had to make a new player for: viewerStats.errorKinds) and
+# the last errors it reported, fatal or not (`said`).
+PAGE_STATE_JS = """() => {
+  const none = { player: null, errors: [], media: [], hooked: { errors: [], levels: [], frags: [] } };
+  const p = window.probe || none;  // a page that never loaded
+  const s = window.viewerStats || null, own = p.player !== null;
+  const kinds = s && s.errorKinds ? Object.values(s.errorKinds) : [];
+  const viewerFatal = kinds.some((k) => k.fatal) ? (s.errors.length ? s.errors : ['a fatal error']) : [];
+  return JSON.parse(JSON.stringify({
+    started: !!p.started, ended: !!p.ended, stuck: !!p.stuck, stillMs: p.stillMs || 0,
+    furthest: p.furthest || 0, played: p.played || 0, errors: p.hooked.errors, levels: p.hooked.levels,
+    frags: p.hooked.frags, events: p.media.slice(-12), mediaError: p.mediaError || null,
+    player: own ? p.player : 'viewer', version: p.version || null,
+    fatal: (own ? p.errors.filter((e) => e.fatal).map((e) => e.details) : viewerFatal).map(String),
+    said: (own ? p.errors.map((e) => e.details) : s ? s.errors : []).map(String).slice(-50),
+    viewer: s ? { state: s.state, engine: s.engine } : null,
+  }));
+}"""
+
+
+async def page_state(page: Any) -> dict[str, Any]:
+    """PAGE_STATE_JS's answer."""
+    state: dict[str, Any] = await page.evaluate(PAGE_STATE_JS)
+    return state
 
 # hls.js as the viewer runs it (viewer/player.js: the same options; a quality is chosen with nextLevel, as
 # viewer/controls.js does).

@@ -18,7 +18,7 @@ from tests.support.page_open import open_page
 
 @dataclass
 class PageRun:
-    log: dict[str, Any] = field(default_factory=dict)  # window.probe (players.PROBE_JS)
+    log: dict[str, Any] = field(default_factory=dict)  # window.probe (player_pages.PROBE_JS)
     console: list[str] = field(default_factory=list)  # console warnings and errors, page errors
     navigations: int = 0  # page loads: 1 means the page never reloaded
     video: dict[str, Any] = field(default_factory=dict)  # VIDEO_JS's, once done

@@ -138,10 +138,6 @@ class Played:
     navigations: int = 0  # page loads: 1 means the page never reloaded
     ffmpeg: FfmpegRun | None = None
 
-    @staticmethod
-    def position(sample: Any) -> float | None:
-        return None if sample is None else float(sample)
-
     def positions(self) -> list[tuple[float, float, int]]:
         """(seconds played, position, picture height) for every sample whose position is known."""
         return [(s[4], s[2], s[3]) for s in self.log.get("samples", []) if s[2] is not None]
@@ -169,7 +165,7 @@ class Played:
 
     def stalls(self) -> list[tuple[float | None, int]]:
         """(position, ms) of every stall after the start."""
-        return [(self.position(s.get("position")), s["ms"]) for s in self.log.get("stalls", [])]
+        return [(s.get("position"), s["ms"]) for s in self.log.get("stalls", [])]
 
     def stalls_near_change(self) -> list[tuple[float | None, int]]:
         c = self.scenario.change

@@ -4,10 +4,10 @@
 recorded with a hash of its body, and the picture watched for stalls.
 
 A stall is the video's time standing still for more than STALL_MS while it is neither paused nor
-seeking, once it has played (measured every 50 ms in the page: STALL_JS). Each segment response is
-named by the pathway that served it (`bucket`: the bucket's public URL, `vm`: the service; a redirect
-from the VM to the bucket is noted apart, the bucket's answer that follows is the fetch) and compared
-with the writers' ledger (broadcaster/demo/ledger.py): byte for byte Owncast's finished file.
+seeking, once it has played (measured every 50 ms in the page: player_pages.PROBE_JS). Each segment
+response is named by the pathway that served it (`bucket`: the bucket's public URL, `vm`: the service; a
+redirect from the VM to the bucket is noted apart, the bucket's answer that follows is the fetch) and
+compared with the writers' ledger (broadcaster/demo/ledger.py): byte for byte Owncast's finished file.
 """
 
 from __future__ import annotations
@@ -30,58 +30,7 @@ from tests.support.gates import BucketGates
 from tests.support.local_http import Served
 from tests.support.loop_thread import LoopThread
 from tests.support.page_open import Agents, open_page
-from tests.support.player_pages import PAGES, player_pages
-
-STALL_MS = 250
-STALL_JS = """
-(() => {
-  const watch = window.__stalls = { stalls: [], played: 0, started: false, current: 0 };
-  let last = -1, lastMove = performance.now();
-  setInterval(() => {
-    const v = document.querySelector('video');
-    if (!v) return;
-    const now = performance.now();
-    if (v.currentTime !== last) {
-      const still = now - lastMove;
-      if (watch.started && last >= 0 && still > %d) watch.stalls.push({ at: Math.round(lastMove), ms: Math.round(still) });
-      if (watch.started && v.currentTime > last && v.currentTime - last < 1) watch.played += v.currentTime - last;
-      if (!v.paused && v.currentTime > 0) watch.started = true;
-      last = v.currentTime;
-      lastMove = now;
-      watch.current = 0;
-    } else if (v.paused || v.seeking) {
-      lastMove = now;
-    } else {
-      watch.current = Math.round(now - lastMove);
-    }
-  }, 50);
-})();
-""" % STALL_MS
-
-
-# What a page's player says: seconds played (STALL_JS), the player's name and version, its fatal errors
-# (player_pages.py's probe, or the viewer page's own count of errors it had to make a new player for:
-# viewerStats.errorKinds, with its error list) and its last errors, fatal or not.
-PAGE_STATE_JS = """() => {
-  const played = window.__stalls ? window.__stalls.played : 0;
-  if (window.probe) {
-    const p = window.probe;
-    return { played, player: p.player, version: p.version,
-             fatal: p.errors.filter((e) => e.fatal).map((e) => String(e.details)),
-             errors: p.errors.map((e) => String(e.details)).slice(-12) };
-  }
-  const s = window.viewerStats || { errors: [], errorKinds: null };
-  const k = s.errorKinds;
-  const fatal = k && k.network.fatal + k.media.fatal + k.other.fatal > 0 ? s.errors.map(String) : [];
-  return { played, player: 'viewer', version: null, fatal, errors: (s.errors || []).map(String).slice(-12) };
-}"""
-
-
-async def page_state(page: Any) -> dict[str, Any]:
-    """PAGE_STATE_JS's answer."""
-    state: dict[str, Any] = await page.evaluate(PAGE_STATE_JS)
-    return state
-
+from tests.support.player_pages import PAGES, PROBE_JS, STALL_MS, page_state, player_pages
 
 @contextlib.asynccontextmanager
 async def on_the_rig(rig: LoopThread, gates: BucketGates) -> AsyncIterator[BucketGates]:
@@ -146,7 +95,7 @@ class Watched:
     async def stalls(self) -> list[dict[str, Any]]:
         """Stalls so far, the one going on included (its `at` and `ms` so far); `start`: its start on
         time.monotonic()'s clock."""
-        got: dict[str, Any] = await self.page.evaluate("() => window.__stalls")
+        got: dict[str, Any] = await self.page.evaluate("() => ({ stalls: probe.stalls, current: probe.current })")
         stalls = [dict(s, start=self.clock + s["at"] / 1000) for s in got["stalls"]]
         if got["current"] > STALL_MS:
             stalls.append({"at": None, "ms": got["current"], "ongoing": True,
@@ -166,7 +115,7 @@ class Watched:
         return min(got, key=lambda f: _number(f.name)) if got else None
 
     async def played(self) -> float:
-        return float(await self.page.evaluate("() => window.__stalls.played"))
+        return float(await self.page.evaluate("() => window.probe.played"))
 
     async def buffered(self) -> float:
         """Seconds of media the video holds ahead of its position (what it plays with no fetch at all)."""
@@ -185,7 +134,7 @@ class Watched:
         return list((await page_state(self.page))["fatal"])
 
     async def errors(self) -> list[str]:
-        return list((await page_state(self.page))["errors"])
+        return list((await page_state(self.page))["said"])[-12:]
 
     def segments(self, since: float = 0.0, pathway: str | None = None) -> list[Fetched]:
         return [f for f in self.fetched if f.at >= since and (pathway is None or f.pathway == pathway)]
@@ -232,7 +181,7 @@ class Players:
         """`viewer` (the service's page) or one of player_pages.py's PAGES, playing the service's master."""
         address = self.addresses.get(name)
         agent = await self._agents.tagged(f"{AGENT_TAG}{address}") if address else None
-        opened = await open_page(self.browser, None, scripts=(STALL_JS,), user_agent=agent)
+        opened = await open_page(self.browser, None, scripts=(PROBE_JS,), user_agent=agent)
         self._contexts.append(opened.context)
         context, page = opened.context, opened.page
         watched = Watched(name, page, console=opened.said)
