@@ -12,8 +12,8 @@ A page's report of failed fetches is a claim anyone can make: it moves nobody bu
 made it (a probe sooner, probe_wanted; the VM's bytes to that address for REPORTED_FOR, client_failing).
 Reports heard while players were steered away, or within a report interval after, are the outage's.
 
-While the bucket is first and its last probe answered (bucket_serves), the VM redirects a request for a
-segment the bucket holds: players without content steering may play the VM's variants, and hls.js keeps
+While the bucket is first and its probe has not failed PROBE_FAILURES times in a row (bucket_serves), the
+VM redirects a request for a segment the bucket holds: players without content steering may play the VM's variants, and hls.js keeps
 a failed pathway in a penalty box for five minutes; neither must cost the VM its segments' bytes.
 
 Pure but for the clock and the signals passed in: evaluate() is called by probe.SteeringLoop (every half
@@ -171,6 +171,9 @@ class SteeringPolicy:
             return False
         failed_before = state.probe_failures > 0
         state.probe_failures = 0 if ok else state.probe_failures + 1
+        if state.probe_failures == 1 and state.signals.refused() is None:  # refused too: `down` tells it
+            log.info("steering: the %s pathway's probe failed (%s); one failure alone moves nobody",
+                     pathway, detail or "no answer")
         self._serves = self._judged_serving()
         state.probe_detail = detail
         state.probed_at = self.clock()
@@ -255,7 +258,9 @@ class SteeringPolicy:
 
     def bucket_serves(self) -> bool:
         """Whether the VM redirects players to the bucket for a segment it holds: the bucket is first and its
-        last probe answered. The service's own evidence only: no report changes it."""
+        probe has not failed PROBE_FAILURES times in a row (one lost probe is no outage, as for the priority:
+        reports make it probe every PROBE_AGAIN, and a busy machine loses one now and then). The service's
+        own evidence only: no report changes it."""
         return self._serves
 
     def plan(self, pathways: Sequence[Pathway]) -> PathwayPlan:
@@ -273,7 +278,8 @@ class SteeringPolicy:
         return PathwayPlan(tuple(pathways), fallbacks, self.bucket_serves)
 
     def _judged_serving(self) -> bool:
-        return self._priority[0] == hls.BUCKET_PATHWAY and self._state[hls.BUCKET_PATHWAY].probe_failures == 0
+        return (self._priority[0] == hls.BUCKET_PATHWAY
+                and self._state[hls.BUCKET_PATHWAY].probe_failures < PROBE_FAILURES)
 
     def health_reason(self) -> str | None:
         """/health's reason while players are sent away from the bucket, None while it serves."""
