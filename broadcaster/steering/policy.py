@@ -158,9 +158,7 @@ class SteeringPolicy:
     def client_failing(self, client: str | None) -> bool:
         """Whether a page at `client` reported failed fetches within REPORTED_FOR seconds: the VM may send
         that address segment bytes while the bucket serves everyone else (bounded: vm/segments.py)."""
-        if client is None:
-            return False
-        at = self._failing_clients.get(client)
+        at = None if client is None else self._failing_clients.get(client)
         return at is not None and self.clock() - at < REPORTED_FOR
 
     def probed(self, pathway: str, ok: bool, detail: str = "") -> bool:
@@ -175,8 +173,7 @@ class SteeringPolicy:
             log.info("steering: the %s pathway's probe failed (%s); one failure alone moves nobody",
                      pathway, detail or "no answer")
         self._serves = self._judged_serving()
-        state.probe_detail = detail
-        state.probed_at = self.clock()
+        state.probe_detail, state.probed_at = detail, self.clock()
         return failed_before
 
     def failing(self, pathway: str) -> bool:
@@ -258,9 +255,8 @@ class SteeringPolicy:
 
     def bucket_serves(self) -> bool:
         """Whether the VM redirects players to the bucket for a segment it holds: the bucket is first and its
-        probe has not failed PROBE_FAILURES times in a row (one lost probe is no outage, as for the priority:
-        reports make it probe every PROBE_AGAIN, and a busy machine loses one now and then). The service's
-        own evidence only: no report changes it."""
+        probe has not failed PROBE_FAILURES times in a row (one lost probe, more likely while reports ask for
+        more, is no outage). The service's own evidence only: no report changes it."""
         return self._serves
 
     def plan(self, pathways: Sequence[Pathway]) -> PathwayPlan:
@@ -278,8 +274,8 @@ class SteeringPolicy:
         return PathwayPlan(tuple(pathways), fallbacks, self.bucket_serves)
 
     def _judged_serving(self) -> bool:
-        return (self._priority[0] == hls.BUCKET_PATHWAY
-                and self._state[hls.BUCKET_PATHWAY].probe_failures < PROBE_FAILURES)
+        bucket = self._state[hls.BUCKET_PATHWAY]
+        return self._priority[0] == hls.BUCKET_PATHWAY and bucket.probe_failures < PROBE_FAILURES
 
     def health_reason(self) -> str | None:
         """/health's reason while players are sent away from the bucket, None while it serves."""
