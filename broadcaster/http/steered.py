@@ -4,6 +4,7 @@ their segments are where each pathway's URIs say), the VM's segments, and the st
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 
 from ..playlist import hls
@@ -14,10 +15,10 @@ from ..settings import Settings
 from ..steering.masters import SteeredMasters
 from ..steering.metrics import PathwayCounts
 from ..steering.policy import SteeringPolicy
-from ..vm.bucket_copy import Located
+from ..vm.bucket_copy import HeldSegments, InBucket, Located
+from ..vm.budget import BURST_SECONDS, ByteBudget, VmBytes
 from ..vm.held import Held
-from ..vm.route import vm_route
-from ..vm.segments import VmSegments
+from ..vm.segments import OwnFailure, VmSegments
 from .app import Pathways, ServedPathway
 from .clients import Proxies
 from .watching import client_key
@@ -25,15 +26,29 @@ from .watching import client_key
 
 def vm_segments(s: Settings, steering: SteeringPolicy, first: VisiblePlaylists, held: Held, located: Located,
                 counts: PathwayCounts) -> VmSegments:
-    """The VM's segment route (vm/route.py), its clients named as the viewer count names them."""
+    """The VM's segment route (vm/segments.py): what it serves from (`held`), where it sends a player
+    instead while the first bucket serves (`first`'s playlists, where the publisher lists each segment:
+    `located`), what it may send (VM_SEGMENT_MBPS), who gets bytes on its own page's report
+    (segments.OwnFailure); its clients named as the viewer count names them."""
     proxies = Proxies(s.forwarded_allow_ips, s.trust_cf_connecting_ip)  # who may name the client
-    return vm_route(s, steering, first, held, located, counts, lambda request: client_key(request, proxies))
+    key_for = functools.partial(hls.object_key, s.r2_key_prefix)
+
+    def bitrate() -> int | None:
+        """The highest BANDWIDTH the multivariant playlist announces: one stream, at most."""
+        return max((v.bandwidth for v in first.announced or ()), default=None)
+
+    rate = s.vm_segment_mbps * 125_000  # bytes a second
+    # A client whose own page failed on the bucket gets bytes of its own, one stream's bitrate at most.
+    own = OwnFailure(steering.bucket_serves, steering.client_failing, bitrate)
+    return VmSegments(HeldSegments(held, located), key_for, VmBytes(ByteBudget(rate, rate * BURST_SECONDS)),
+                      on_sent=counts.sent, client=lambda request: client_key(request, proxies),
+                      bucket=InBucket(steering, located, first, key_for), own_failure=own)
 
 
 def pathways(s: Settings, plan: PathwayPlan, steering: SteeringPolicy, playlists: Mapping[str, VisiblePlaylists],
              segments: VmSegments | None, counts: PathwayCounts) -> Pathways:
     """`playlists`: each pathway's, by ID (the first bucket's included); `segments`: the VM's segment route
-    (vm/route.py; None: no VM pathway)."""
+    (vm_segments; None: no VM pathway)."""
     first = playlists[hls.BUCKET_PATHWAY]
 
     # The VM's pathway on a hostname of its own (VM_PATHWAY_URL, docs/steering.md#cloudflares-terms): its

@@ -5,7 +5,7 @@ STATE_DIR/segments only after a failed upload, until every bucket has it), where
 segment (bucket_copy.Located), the steering policy's word on the first bucket, VM_SEGMENT_MBPS. Out: the
 route GET <folder>/vm/<n>/<file> (segments.py): a redirect to the bucket's copy while the bucket serves
 (bucket_copy.py), or the bytes within the VM's budget (budget.py), with conditional requests and one byte
-range (ranges.py); wired by route.py. How far the VM's pathway lists is the publisher's (publish/).
+range (ranges.py); wired by http/steered.py. How far the VM's pathway lists is the publisher's (publish/).
 Never: answer a name no VM playlist listed, send bytes while the bucket serves but to a client whose own
 page reported failures there, or let one client spend another's share.
 """
