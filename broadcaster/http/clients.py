@@ -67,7 +67,8 @@ class Proxies:
         front; None when one is that does not say (a client's own header is never believed). The peer
         (`remote`) is asked only when a proxy is trusted."""
         if (self.cloudflare or self.networks) and self.trusts(peer := remote()):
-            said = _cf_visitor(headers) if self.cloudflare and _loopback(peer) else None
+            visitor = headers.get(CF_VISITOR) if self.cloudflare and _loopback(peer) else None
+            said = _visitor_scheme(visitor) if visitor is not None else None
             said = said or _forwarded_proto(headers)
             if said is not None:
                 return said, True
@@ -90,8 +91,12 @@ class Proxies:
             named = headers.get(CF_CONNECTING_IP)
             if named is not None:
                 return named.strip()
-        hops = _forwarded_for(headers.getall(X_FORWARDED_FOR, []), headers.getall(FORWARDED, []))
-        if hops is None:
+        # The addresses the proxy chain names, oldest first: X-Forwarded-For's, else Forwarded's for= (RFC
+        # 7239 4, 6).
+        forwarded_for = headers.getall(X_FORWARDED_FOR, [])
+        hops = ([hop.strip() for line in forwarded_for for hop in line.split(",")] if forwarded_for
+                else _forwarded(headers.getall(FORWARDED, []), "for"))
+        if not hops:
             return peer  # a trusted proxy that names nobody: itself
         address: Address | None = None
         for hop in reversed(hops[-MAX_HOPS:]):
@@ -144,14 +149,11 @@ def _plain_host(host: str) -> bool:
     return len(host) <= MAX_HOST_CHARS and _HOST.fullmatch(host) is not None
 
 
-def _cf_visitor(headers: CIMultiDictProxy[str]) -> str | None:
-    """The scheme in Cloudflare's CF-Visitor (`{"scheme":"https"}`), or None."""
-    text = headers.get(CF_VISITOR)
-    return None if text is None or len(text) > 100 else _visitor_scheme(text)
-
-
 @functools.lru_cache(maxsize=16)  # Cloudflare writes one of two values
 def _visitor_scheme(text: str) -> str | None:
+    """The scheme in Cloudflare's CF-Visitor (`{"scheme":"https"}`), or None."""
+    if len(text) > 100:
+        return None
     try:
         value = json.loads(text)
     except ValueError:
@@ -180,14 +182,6 @@ def client_address(request: web.Request, proxies: Proxies) -> str | None:
     if isinstance(address, ipaddress.IPv6Address):
         return str(ipaddress.IPv6Network((address, 64), strict=False))
     return str(address)
-
-
-def _forwarded_for(x_forwarded_for: list[str], forwarded: list[str]) -> list[str] | None:
-    """The addresses a proxy chain names, oldest first: X-Forwarded-For's, else Forwarded's for= (RFC
-    7239 4, 6); None when neither header is there."""
-    if x_forwarded_for:
-        return [hop.strip() for line in x_forwarded_for for hop in line.split(",")]
-    return _forwarded(forwarded, "for") or None
 
 
 def _forwarded(lines: list[str], name: str) -> list[str]:

@@ -65,14 +65,6 @@ _PEEK = 8192
 ProtocolFactory = Callable[[], asyncio.BaseProtocol]
 
 
-def busy_response(text: str, retry_after: int) -> bytes:
-    """A complete HTTP/1.1 503 that closes the connection, as bytes (built once per gate)."""
-    body = text.encode()
-    headers = {hdrs.CONTENT_TYPE: "text/plain; charset=utf-8", hdrs.RETRY_AFTER: str(retry_after),
-               hdrs.CACHE_CONTROL: NO_STORE, **EDGE_HEADERS, hdrs.CONNECTION: "close"}  # as every answer
-    return raw_head("503 Service Unavailable", headers, len(body)) + b"\r\n" + body
-
-
 @dataclass(frozen=True, slots=True)
 class GateOptions:
     """How a listener's connections are gated."""
@@ -97,7 +89,11 @@ class ConnectionGate:
         self.options = options
         self.limit = limit
         self.quick = options.quick  # asked for every request: at hand
-        self._busy = busy_response("too many connections, try again shortly\n", options.retry_after)
+        # The 503 past the cap, whole: it closes the connection.
+        busy = b"too many connections, try again shortly\n"
+        headers = {hdrs.CONTENT_TYPE: "text/plain; charset=utf-8", hdrs.RETRY_AFTER: str(options.retry_after),
+                   hdrs.CACHE_CONTROL: NO_STORE, **EDGE_HEADERS, hdrs.CONNECTION: "close"}  # as every answer
+        self._busy = raw_head("503 Service Unavailable", headers, len(busy)) + b"\r\n" + busy
         self._metrics = metrics
         self._lingering = 0  # refused connections waiting to close cleanly
         # Admitted connections (handed to aiohttp), oldest first. Ones not yet connected or on their way out
@@ -153,9 +149,6 @@ class ConnectionGate:
 
     def _closed(self, conn: _Counted) -> None:
         self._open.pop(conn, None)
-        self._fresh.pop(conn, None)
-
-    def _head_done(self, conn: _Counted) -> None:
         self._fresh.pop(conn, None)
 
     def _timed_out(self, conn: _Counted, reason: str) -> None:
@@ -220,8 +213,10 @@ class _Counted(asyncio.Protocol):
             return
         if self._timer is not None:
             seen = self._tail + data
-            if any(end in seen for end in _HEAD_END):
-                self._head_done()
+            if any(end in seen for end in _HEAD_END):  # its head is whole: no longer fresh
+                self._cancel_timer()
+                self._tail = b""
+                self._gate._fresh.pop(self, None)
             else:
                 self._tail = seen[-3:]
         if self._whole and self._gate.quick is not None:
@@ -312,11 +307,6 @@ class _Counted(asyncio.Protocol):
         self._gate._closed(self)  # at once: the handle is being released
         if self._transport is not None:
             self._transport.abort()  # nothing of ours is waiting to be sent
-
-    def _head_done(self) -> None:
-        self._cancel_timer()
-        self._tail = b""
-        self._gate._head_done(self)
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:

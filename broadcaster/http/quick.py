@@ -125,8 +125,10 @@ class QuickAnswers:
         if self._admit is None:
             if asks:
                 return None
-        elif not self._admit(token if asks else _bearer(raw)):
-            return None  # a private stream's door without a token it admits: the gate's to refuse
+        else:
+            bearer = None if asks else _BEARER.search(raw)  # the first Authorization field, if a Bearer one
+            if not self._admit(token if asks else b"" if bearer is None else bearer.group(1)):
+                return None  # a private stream's door without a token it admits: the gate's to refuse
         coding = _ACCEPT_ENCODING.search(fields)
         try:
             found = route(coding.group(1).decode("ascii") if coding is not None else "")
@@ -162,13 +164,6 @@ class QuickAnswers:
                 or (digits[0] == 0x30 and digits != b"0")):
             return None
         return functools.partial(numbered, int(digits))
-
-
-def _bearer(fields: bytes) -> bytes:
-    """The token of the first Authorization field in `fields` (a head's field lines, each after an LF and
-    ending in CRLF) when it is a Bearer one; else b"" (no token)."""
-    found = _BEARER.search(fields)
-    return b"" if found is None else found.group(1)
 
 
 def plain_fields(data: bytes) -> bytes | None:
