@@ -34,7 +34,7 @@ from .gate import OPEN, Gate, Open
 from .keys import (DEFAULT_VARIANT, EVENTS, HEALTH, METRICS, PAGE_POLICY, QUICK, STATE_EVENTS, VIEWER_CONFIG,
                    VIEWER_FILES, HealthSource)
 from .page_policy import page_policy
-from .playlists import MAX_HELD, Horizon, MasterSource, PlaylistRoutes, PlaylistSource, RouteOptions
+from .playlists import MAX_HELD, MasterSource, PlaylistRoutes, PlaylistSource, RouteOptions
 from .quick import QuickAnswers
 from .steering_quick import QuickSteering
 from .steering_route import SteeringRoute, SteeringSource
@@ -212,9 +212,9 @@ def create_app(
     playlist_routes = PlaylistRoutes(playlists, metrics, options.default_variant, options.blocking_reload,
                                      RouteOptions(max_held=options.max_held, connection_metrics=connection_metrics,
                                                   clients=clients,
-                                                  masters=pathways.masters if pathways is not None else None,
-                                                  horizon=Horizon(pathways.newest, pathways.away)
-                                                  if pathways is not None else None))
+                                                  masters=pathways.masters if pathways else None,
+                                                  newest=pathways.newest if pathways else None,
+                                                  away=pathways.away if pathways else lambda: False))
     r = app.router
     doors = options.gate or OPEN  # every stream door wears one of its wrappers (none when public)
     # The plain playlist GETs the connection gate answers before aiohttp, on the same paths. A private
@@ -306,8 +306,8 @@ def _add_pathways(app: web.Application, pathways: Pathways | None, metrics: Metr
     for served in pathways.others:
         routes = PlaylistRoutes(served.playlists, metrics, options.default_variant, options.blocking_reload,
                                 RouteOptions(max_held=options.max_held, clients=clients,
-                                             label_prefix=f"{served.folder}/",
-                                             horizon=Horizon(pathways.newest, served.away)))
+                                             label_prefix=f"{served.folder}/", newest=pathways.newest,
+                                             away=served.away))
         _media_routes(app, routes, doors, f"{served.folder}/")
     if pathways.segments is not None:
         segment = r"/{folder:live|hls}/" + hls.VM_FOLDER + r"/{n:[0-9]+}/{file:[^/]+\.(?:ts|m4s|mp4|aac)}"

@@ -67,30 +67,22 @@ class PlaylistSource(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
-class Horizon:
-    """This pathway among the others: the newest number any lists per variant, and whether players are
-    steered away from this one now."""
-
-    newest: Callable[[int], int | None]
-    away: Callable[[], bool] = lambda: False
-
-
-@dataclass(frozen=True, slots=True)
 class RouteOptions:
     """What one pathway's playlist routes share with the others and where their masters come from.
 
     `masters`: the multivariant playlists (with content steering, one that names every pathway);
     `label_prefix` marks these routes' requests in hls_broadcaster_playlist_requests_total;
-    `horizon.newest(variant)`: the newest number another pathway lists already: a player coming from there
+    `newest(variant)`: with other pathways, the newest number any lists already: a player coming from there
     asks for its next one, held rather than refused as too far ahead, but not while players are steered
-    away from this pathway (`horizon.away()`)."""
+    away from this pathway (`away()`)."""
 
     max_held: int = MAX_HELD
     connection_metrics: ConnectionMetrics | None = None
     clients: Clients = field(default_factory=Clients)  # one per app: every pathway's routes share it
     masters: MasterSource | None = None
     label_prefix: str = ""
-    horizon: Horizon | None = None
+    newest: Callable[[int], int | None] | None = None
+    away: Callable[[], bool] = lambda: False
 
 
 class PlaylistRoutes:
@@ -100,11 +92,11 @@ class PlaylistRoutes:
     def __init__(self, source: PlaylistSource, metrics: Metrics, default_variant: int, blocking: bool,
                  options: RouteOptions = RouteOptions()) -> None:
         max_held, connection_metrics, clients = options.max_held, options.connection_metrics, options.clients
-        masters, label_prefix, horizon = options.masters, options.label_prefix, options.horizon
+        masters, label_prefix = options.masters, options.label_prefix
         self._source = source
         self._late = clients.late  # what a client's late _HLS_msn may cost (late.py)
         self._masters = masters  # None: the source's own
-        self._horizon = horizon
+        self._newest, self._away = options.newest, options.away
         self._default = default_variant
         self._blocking_on = blocking  # off: _HLS_* parameters are ignored, as by a static host
         self._default_label = str(default_variant)
@@ -195,7 +187,7 @@ class PlaylistRoutes:
         if current.ended:  # 6.2.5.2: after EXT-X-ENDLIST the parameters are ignored
             return self._serve(request, variant)
         if msn > newest + hls.MSN_AHEAD_LIMIT and (
-                self._horizon is None or msn > (self._horizon.newest(variant) or newest) + hls.MSN_AHEAD_LIMIT):
+                self._newest is None or msn > (self._newest(variant) or newest) + hls.MSN_AHEAD_LIMIT):
             return self._bad_request(variant, f"_HLS_msn {msn} is too far ahead of {newest}")
         if msn <= newest:  # listed already (hls.MSN_BEHIND_LIMIT): answered at once, nothing is held
             rendered = await source.wait_for_sequence(variant, msn, hls.block_timeout(target))
@@ -214,10 +206,10 @@ class PlaylistRoutes:
             if client is not None:
                 held_by[client] = held_by.get(client, 0) + 1
             timeout = hls.block_timeout(target)
-            if self._horizon is not None and self._horizon.away():
+            if self._newest is not None and self._away():
                 # Steered away: a player still here must not wait three target durations for a number (Shaka
                 # moves pathway only with its next playlist load).
-                timeout = 0.0 if (self._horizon.newest(variant) or -1) >= msn else float(target)
+                timeout = 0.0 if (self._newest(variant) or -1) >= msn else float(target)
             try:
                 rendered = await source.wait_for_sequence(variant, msn, timeout) if timeout else None
             finally:
@@ -225,8 +217,8 @@ class PlaylistRoutes:
                     held_by[client] -= 1
                     if not held_by[client]:
                         del held_by[client]
-        if rendered is None and self._horizon is not None and (
-                (self._horizon.newest(variant) or -1) >= msn or self._horizon.away()):
+        if rendered is None and self._newest is not None and (
+                (self._newest(variant) or -1) >= msn or self._away()):
             # The stream advances on another pathway while this one waits for its uploads: the playlist as it
             # is, not an error (Shaka takes a 503 for a failure of every pathway this host serves).
             rendered = source.media_playlist(variant)
