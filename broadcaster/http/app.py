@@ -31,8 +31,7 @@ from .access_route import AccessRoute
 from .clients import Clients, Network, Proxies
 from .common import CLIENT_MAX_SIZE, CONNECTION_LOG, elsewhere, guarded
 from .gate import OPEN, Gate, Open
-from .keys import (DEFAULT_VARIANT, EVENTS, HEALTH, METRICS, PAGE_POLICY, QUICK, STATE_EVENTS, VIEWER_CONFIG,
-                   VIEWER_FILES, HealthSource)
+from .keys import DEFAULT_VARIANT, EVENTS, HEALTH, METRICS, QUICK, STATE_EVENTS, VIEWER_FILES, HealthSource
 from .page_policy import page_policy
 from .playlists import MAX_HELD, MasterSource, PlaylistRoutes, PlaylistSource, RouteOptions
 from .quick import QuickAnswers
@@ -262,17 +261,16 @@ def create_app(
         on_timeout = (functools.partial(connection_metrics.rejected, "write_timeout")
                       if connection_metrics is not None else None)
         # The viewer asks where to play from: here, or the bucket when playlists are published there.
-        app[VIEWER_CONFIG] = json.dumps(viewer_options.config(
+        config = json.dumps(viewer_options.config(
             counting=audience is not None, reporting=audience is not None and playback is not None)).encode()
         app[VIEWER_FILES] = ViewerFiles(
             root, max_open=viewer_options.max_open, write_timeout=viewer_options.write_timeout,
-            on_write_timeout=on_timeout, config=app[VIEWER_CONFIG],  # the page carries it
+            on_write_timeout=on_timeout, config=config,
             # A private stream's page is served to anyone: it names nothing of the stream.
-            words=Words("", "") if viewer_options.private else Words(viewer_options.title, viewer_options.description))
-        app[PAGE_POLICY] = page_policy(
-            frame_ancestors=viewer_options.frame_ancestors, media=viewer_options.media_origins,
-            trackers=viewer_options.p2p_trackers, owncast_url=viewer_options.owncast_url,
-            sources=viewer_options.sources)
+            words=Words("", "") if viewer_options.private else Words(viewer_options.title, viewer_options.description),
+            policy=page_policy(frame_ancestors=viewer_options.frame_ancestors, media=viewer_options.media_origins,
+                               trackers=viewer_options.p2p_trackers, owncast_url=viewer_options.owncast_url,
+                               sources=viewer_options.sources))
         r.add_get("/config.json", viewer.viewer_config)
         if audience is not None:
             watching = WatchingRoute(audience, show=viewer_options.show_viewer_count, proxies=proxies,

@@ -24,6 +24,4 @@ EVENTS = web.AppKey("events", EventHub)
 STATE_EVENTS = web.AppKey("state_events", StatusWatcher)  # only set when the app runs them
 DEFAULT_VARIANT = web.AppKey("default_variant", int)
 VIEWER_FILES = web.AppKey[ViewerFiles]("viewer_files")  # only set when a viewer is served
-VIEWER_CONFIG = web.AppKey("viewer_config", bytes)  # config.json: where the viewer finds the stream
-PAGE_POLICY = web.AppKey("page_policy", str)  # the viewer page's Content-Security-Policy (page_policy.py)
 QUICK = web.AppKey("quick", QuickAnswers)  # plain playlist GETs the connection gate answers (quick.py)

@@ -20,7 +20,7 @@ from aiohttp import hdrs, web
 from ..edge import SERVER_NAME, edge_headers
 from ..vm.ranges import none_match
 from .common import REVALIDATE, elsewhere, guarded
-from .keys import DEFAULT_VARIANT, PAGE_POLICY, VIEWER_CONFIG, VIEWER_FILES
+from .keys import DEFAULT_VARIANT, VIEWER_FILES
 from .viewer_files import REDIRECT_CACHE_CONTROL, SMALL, VERSIONED, ViewerFile
 from .viewer_page import PAGE
 
@@ -39,7 +39,7 @@ async def index_text(request: web.Request) -> web.Response:
 
 @guarded
 async def viewer_config(request: web.Request) -> web.Response:
-    return web.Response(body=request.app[VIEWER_CONFIG], content_type="application/json",
+    return web.Response(body=request.app[VIEWER_FILES].config, content_type="application/json",
                         headers=edge_headers({hdrs.CACHE_CONTROL: REVALIDATE}))
 
 
@@ -69,7 +69,7 @@ async def _file(request: web.Request, found: ViewerFile | None, page: bool = Fal
     headers = edge_headers({hdrs.CACHE_CONTROL: REVALIDATE if page else VERSIONED, hdrs.ETAG: found.etag,
                             hdrs.X_CONTENT_TYPE_OPTIONS: "nosniff"})
     if page:
-        headers[str(hdrs.CONTENT_SECURITY_POLICY)] = request.app[PAGE_POLICY]
+        headers[str(hdrs.CONTENT_SECURITY_POLICY)] = request.app[VIEWER_FILES].policy
     if none_match(request, found.etag):
         return web.Response(status=304, headers=headers)
     if found.content_type is not None:

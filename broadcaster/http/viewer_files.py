@@ -87,13 +87,16 @@ def _stat_key(path: Path) -> _StatKey:
 
 class ViewerFiles:
     """The files of viewer_dir by name, read once: the page (viewer_page.py) with config.json and the
-    stream's words in it, and its embed form; the rest as they are."""
+    stream's words in it, and its embed form; the rest as they are. With what the page is served with:
+    `config`, /config.json's content (empty: the page fetches it), and `policy`, its
+    Content-Security-Policy (page_policy.py)."""
 
     def __init__(self, root: Path, *, max_open: int, write_timeout: float,
                  on_write_timeout: Callable[[], None] | None = None, config: bytes = b"",
-                 words: Words = Words()) -> None:
-        """config: /config.json's content, which the page carries (empty: the page fetches it). Blocking
-        (reads every file of root)."""
+                 words: Words = Words(), policy: str = "") -> None:
+        """Blocking (reads every file of root)."""
+        self.config = config
+        self.policy = policy
         self.write_timeout = write_timeout
         self.on_write_timeout = on_write_timeout
         self.max_open = max_open

@@ -52,12 +52,9 @@ class CopyFiles:
 
     def close(self, names: list[str]) -> None:
         """Remove these copies and let the folder go."""
+        self.unlink(names)
         fd, self._dir = self._dir, None
-        if fd is None:
-            return
-        try:
-            self._unlink(fd, names)
-        finally:
+        if fd is not None:
             os.close(fd)
 
     def new_name(self) -> str:
@@ -118,12 +115,7 @@ class CopyFiles:
 
     def unlink(self, names: list[str]) -> None:
         fd = self._dir
-        if fd is not None and names:
-            self._unlink(fd, names)
-
-    @staticmethod
-    def _unlink(fd: int, names: list[str]) -> None:
-        for name in names:
+        for name in names if fd is not None else ():
             with contextlib.suppress(OSError):
                 os.unlink(name, dir_fd=fd)
 
