@@ -81,11 +81,8 @@ class Proxies:
         """The client's address as text (not normalised: IPv4 as it came, the usual case, is only
         hashed or counted), or None when unknown (see the module docstring)."""
         peer = request.remote or ""
-        if not self.networks and not self.cloudflare:  # the default: headers mean nothing
+        if not self.trusts(peer):  # a direct client (or no proxy trusted): its own address, whatever it says
             return None if _loopback(peer) else peer
-        cloudflare = self.cloudflare and _loopback(peer)
-        if not cloudflare and not (self.networks and _within(self.networks, peer)):
-            return None if _loopback(peer) else peer  # a direct client: its own address, whatever it says
         headers = request.headers
         if self.cloudflare:
             named = headers.get(CF_CONNECTING_IP)

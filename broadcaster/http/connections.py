@@ -127,21 +127,15 @@ class ConnectionGate:
         """Closes one connection that only holds a handle (the oldest; one with a complete head waiting is not
         idle); False if there is none. What was looked at goes to the back, so held requests do not gather
         at the front."""
-        victim: _Counted | None = None
         for group, idle in ((self._fresh, _Counted.fresh), (self._open, _Counted.idle)):
             for conn in list(itertools.islice(group, _EVICT_SCAN)):
                 if idle(conn) and not conn.has_request():
-                    victim = conn
-                    break
+                    self._count("idle_evicted")
+                    conn.drop()
+                    return True
                 del group[conn]
                 group[conn] = None
-            if victim is not None:
-                break
-        if victim is None:
-            return False
-        self._count("idle_evicted")
-        victim.drop()
-        return True
+        return False
 
     def _count(self, reason: str) -> None:
         if self._metrics is not None:

@@ -110,7 +110,10 @@ class QuickSteering:
             self._decided.clear()
         key: bytes | tuple[bytes, str] = fields
         decided = self._read(data, peer)
-        if isinstance(decided, _Decided) and decided.here is not None and self._by_peer(fields.lower()):
+        # A scheme a proxy says is believed only from a proxy trusted to say it: kept per peer.
+        proxies = self._proxies
+        if (isinstance(decided, _Decided) and decided.here is not None
+                and (proxies.cloudflare or proxies.networks) and _PROXIED.search(fields.lower()) is not None):
             self._decided[fields] = _Seen.BY_PEER
             key = (fields, peer())
         self._decided[key] = decided
@@ -136,10 +139,6 @@ class QuickSteering:
         here = here_at(host.group(1).decode("ascii"), lambda: self._scheme(fields, lowered, peer),
                        self._folder)
         return _Decided(here, tag.group(1).decode("ascii") if tag is not None else None)
-
-    def _by_peer(self, lowered: bytes) -> bool:
-        """Whether the scheme is a proxy's word, to be believed only from a proxy trusted to say it."""
-        return bool(self._proxies.cloudflare or self._proxies.networks) and _PROXIED.search(lowered) is not None
 
     def _scheme(self, fields: bytes, lowered: bytes, peer: Callable[[], str]) -> tuple[str | None, bool]:
         """Proxies.scheme, read from the raw fields."""
