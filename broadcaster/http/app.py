@@ -31,7 +31,7 @@ from .access_route import AccessRoute
 from .clients import Clients, Network, Proxies
 from .common import CLIENT_MAX_SIZE, CONNECTION_LOG, elsewhere, guarded
 from .gate import OPEN, Gate, Open
-from .keys import DEFAULT_VARIANT, EVENTS, HEALTH, METRICS, QUICK, STATE_EVENTS, VIEWER_FILES, HealthSource
+from .keys import DEFAULT_VARIANT, HEALTH, METRICS, QUICK, VIEWER_FILES, HealthSource
 from .page_policy import page_policy
 from .playlists import MAX_HELD, MasterSource, PlaylistRoutes, PlaylistSource, RouteOptions
 from .quick import QuickAnswers
@@ -239,14 +239,12 @@ def create_app(
             add_vod_routes(app, options.vod, options.gate)
     _add_pathways(app, options.pathways, metrics, options, clients)
     if events is not None:
-        app[EVENTS] = events.hub
         on_refused = (functools.partial(connection_metrics.rejected, "events_per_client")
                       if connection_metrics is not None else None)
-        r.add_get("/live/events", doors.door(sse.EventStreams(proxies, on_refused).handle))
+        r.add_get("/live/events", doors.door(sse.EventStreams(events.hub, proxies, on_refused).handle))
         if events.state is not None:
-            app[STATE_EVENTS] = events.state
-            app.cleanup_ctx.append(_running_state_events)
-        app.on_shutdown.append(_end_event_streams)
+            app.cleanup_ctx.append(functools.partial(_running_state_events, events.state))
+        app.on_shutdown.append(functools.partial(_end_event_streams, events))
     if options.release_held is not None:
         app.on_shutdown.append(functools.partial(_answer_held, options.release_held))
     r.add_get("/health", readings.health)
@@ -312,20 +310,19 @@ def _add_pathways(app: web.Application, pathways: Pathways | None, metrics: Metr
         r.add_get(segment, doors.segment(pathways.segments.segment))
 
 
-async def _running_state_events(app: web.Application) -> AsyncIterator[None]:
+async def _running_state_events(watcher: StatusWatcher, app: web.Application) -> AsyncIterator[None]:
     """cleanup_ctx: the state events run while the app does (stopped sooner by _end_event_streams)."""
-    watcher = app[STATE_EVENTS]
     await watcher.start()
     yield
     await watcher.stop()
 
 
-async def _end_event_streams(app: web.Application) -> None:
+async def _end_event_streams(events: LiveEvents, app: web.Application) -> None:
     """on_shutdown: no state is read or published once the streams end; then every stream ends at its
     next turn of the loop and new ones are answered 503."""
-    if STATE_EVENTS in app:
-        await app[STATE_EVENTS].stop()
-    app[EVENTS].close()
+    if events.state is not None:
+        await events.state.stop()
+    events.hub.close()
 
 
 async def _answer_held(release: Callable[[], None], app: web.Application) -> None:

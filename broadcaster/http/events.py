@@ -13,10 +13,9 @@ from aiohttp import hdrs, web
 
 from ..edge import EDGE_HEADERS, unavailable
 from ..numbers import whole_number
-from ..status.hub import StalledClient
+from ..status.hub import EventHub, StalledClient
 from .clients import Proxies, client_address
 from .common import guarded
-from .keys import EVENTS
 
 log = logging.getLogger(__name__)
 
@@ -45,14 +44,15 @@ class EventStreams:
     cannot take every slot, while a crowd behind one NAT
     (the stats panel of many viewers) still gets many."""
 
-    def __init__(self, proxies: Proxies, on_refused: Callable[[], None] | None = None) -> None:
+    def __init__(self, hub: EventHub, proxies: Proxies, on_refused: Callable[[], None] | None = None) -> None:
+        self._hub = hub
         self._proxies = proxies
         self._on_refused = on_refused  # a stream refused at the per-client cap (a metric)
         self._by: dict[str, int] = {}  # open streams per client
         self.handle = guarded(self._handle)
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
-        hub = request.app[EVENTS]
+        hub = self._hub
         if hub.closed:
             return unavailable("shutting down\n", "1")
         if hub.streams >= hub.max_streams:

@@ -8,7 +8,6 @@ from aiohttp import web
 
 from ..metrics import Metrics
 from ..status.assessment import Assessment
-from ..status.hub import EventHub, StatusWatcher
 from .quick import QuickAnswers
 from .viewer_files import ViewerFiles
 
@@ -20,8 +19,6 @@ class HealthSource(Protocol):
 
 HEALTH = web.AppKey[HealthSource]("health")
 METRICS = web.AppKey("metrics", Metrics)
-EVENTS = web.AppKey("events", EventHub)
-STATE_EVENTS = web.AppKey("state_events", StatusWatcher)  # only set when the app runs them
 DEFAULT_VARIANT = web.AppKey("default_variant", int)
 VIEWER_FILES = web.AppKey[ViewerFiles]("viewer_files")  # only set when a viewer is served
 QUICK = web.AppKey("quick", QuickAnswers)  # plain playlist GETs the connection gate answers (quick.py)
