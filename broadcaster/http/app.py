@@ -31,13 +31,12 @@ from .access_route import AccessRoute
 from .clients import Clients, Network, Proxies
 from .common import CLIENT_MAX_SIZE, CONNECTION_LOG, elsewhere, guarded
 from .gate import OPEN, Gate, Open
-from .keys import DEFAULT_VARIANT, HEALTH, METRICS, QUICK, VIEWER_FILES, HealthSource
+from .keys import DEFAULT_VARIANT, HEALTH, METRICS, QUICK, HealthSource
 from .page_policy import page_policy
 from .playlists import MAX_HELD, MasterSource, PlaylistRoutes, PlaylistSource, RouteOptions
 from .quick import QuickAnswers
 from .steering_quick import QuickSteering
 from .steering_route import SteeringRoute, SteeringSource
-from .viewer_files import ViewerFiles
 from .viewer_page import Words
 from .vod_route import add_vod_routes
 from .watching import WatchingRoute, preflight
@@ -196,8 +195,6 @@ def create_app(
     of text. Without `playlist_options.pathways` the steering manifest's path answers 410, so players
     holding an older multivariant playlist stop asking. app[QUICK]: what the gate answers before aiohttp.
     Run it with handler_cancellation=True: a client that hangs up frees its held request at once."""
-    viewers = viewer_options.viewers if viewer_options is not None else None
-    audience, playback = (viewers.audience, viewers.playback) if viewers is not None else (None, None)
     connection_metrics = running.connection_metrics
     # No middleware (common.py says why): the playlist handlers are the hot path.
     app = web.Application(client_max_size=CLIENT_MAX_SIZE, handler_args={"logger": CONNECTION_LOG})
@@ -258,27 +255,28 @@ def create_app(
             raise ValueError(f"viewer folder {viewer_options.folder} is not a directory")
         on_timeout = (functools.partial(connection_metrics.rejected, "write_timeout")
                       if connection_metrics is not None else None)
+        viewers = viewer_options.viewers
         # The viewer asks where to play from: here, or the bucket when playlists are published there.
-        config = json.dumps(viewer_options.config(
-            counting=audience is not None, reporting=audience is not None and playback is not None)).encode()
-        app[VIEWER_FILES] = ViewerFiles(
+        config = json.dumps(viewer_options.config(counting=viewers is not None,
+                                                  reporting=viewers is not None and viewers.playback is not None))
+        files = viewer.ViewerFiles(
             root, max_open=viewer_options.max_open, write_timeout=viewer_options.write_timeout,
-            on_write_timeout=on_timeout, config=config,
+            on_write_timeout=on_timeout, config=config.encode(),
             # A private stream's page is served to anyone: it names nothing of the stream.
             words=Words("", "") if viewer_options.private else Words(viewer_options.title, viewer_options.description),
-            policy=page_policy(frame_ancestors=viewer_options.frame_ancestors, media=viewer_options.media_origins,
-                               trackers=viewer_options.p2p_trackers, owncast_url=viewer_options.owncast_url,
-                               sources=viewer_options.sources))
-        r.add_get("/config.json", viewer.viewer_config)
-        if audience is not None:
-            watching = WatchingRoute(audience, show=viewer_options.show_viewer_count, proxies=proxies,
-                                     playback=playback, pathway=viewers.pathway if viewers is not None else None,
+            policy=page_policy(frame_ancestors=viewer_options.frame_ancestors,
+                               media=viewer_options.media_origins, trackers=viewer_options.p2p_trackers,
+                               owncast_url=viewer_options.owncast_url, sources=viewer_options.sources))
+        r.add_get("/config.json", guarded(files.config_json))
+        if viewers is not None:
+            watching = WatchingRoute(viewers.audience, show=viewer_options.show_viewer_count, proxies=proxies,
+                                     playback=viewers.playback, pathway=viewers.pathway,
                                      sharing=bool(viewer_options.p2p_trackers))
             r.add_post("/live/watching", doors.door(watching.beat))
             r.add_route("OPTIONS", "/live/watching", preflight)  # never granted
-        r.add_get("/", viewer.viewer_file)
-        r.add_get("/embed", viewer.viewer_embed)
-        r.add_get("/{file}", viewer.viewer_file)
+        r.add_get("/", guarded(files.file))
+        r.add_get("/embed", guarded(files.embed_page))
+        r.add_get("/{file}", guarded(files.file))
     # Last: every path no route above takes ([\s\S]: a %0A in the path as well).
     r.add_route("*", r"/{tail:[\s\S]*}", elsewhere)
     return app

@@ -9,7 +9,6 @@ from aiohttp import web
 from ..metrics import Metrics
 from ..status.assessment import Assessment
 from .quick import QuickAnswers
-from .viewer_files import ViewerFiles
 
 
 class HealthSource(Protocol):
@@ -20,5 +19,4 @@ class HealthSource(Protocol):
 HEALTH = web.AppKey[HealthSource]("health")
 METRICS = web.AppKey("metrics", Metrics)
 DEFAULT_VARIANT = web.AppKey("default_variant", int)
-VIEWER_FILES = web.AppKey[ViewerFiles]("viewer_files")  # only set when a viewer is served
 QUICK = web.AppKey("quick", QuickAnswers)  # plain playlist GETs the connection gate answers (quick.py)

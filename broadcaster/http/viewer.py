@@ -9,20 +9,55 @@ carries /config.json's content and asks for its playlist beside its scripts (vie
 
 The page and its embed form (`/embed`) carry the Content-Security-Policy header (page_policy.py; a
 `<meta>` policy cannot say FRAME_ANCESTORS). Every file is read and hashed once, when the app is made
-(viewer_files.py); a large one is sent by sendfile, at most `max_open` at once (limits.VIEWER_FILES),
-each within `write_timeout`.
+(scripts/build-viewer built it beforehand): a request is a lookup, whatever its query string. The page
+and its embed form are rendered then too (viewer_page.py). A large file is sent by sendfile while the
+file is still the one read (one stat), at most `max_open` at once (limits.VIEWER_FILES), each within
+`write_timeout`.
 """
 
 from __future__ import annotations
 
-from aiohttp import hdrs, web
+import asyncio
+import dataclasses
+import hashlib
+import logging
+import re
+from collections.abc import Callable
+from pathlib import Path
 
-from ..edge import SERVER_NAME, edge_headers
+from aiohttp import hdrs, web
+from aiohttp.abc import AbstractStreamWriter
+from aiohttp.helpers import ETag
+
+from ..edge import SERVER_NAME, edge_headers, unavailable
 from ..vm.ranges import none_match
+from . import viewer_page
 from .common import REVALIDATE, elsewhere, guarded
-from .keys import DEFAULT_VARIANT, VIEWER_FILES
-from .viewer_files import REDIRECT_CACHE_CONTROL, SMALL, VERSIONED, ViewerFile
-from .viewer_page import PAGE
+from .keys import DEFAULT_VARIANT
+from .viewer_page import PAGE, Words
+
+log = logging.getLogger(__name__)
+
+# The viewer's files: plain, visible names directly inside viewer_dir (no folders, "..", dotfiles).
+_VIEWER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,199}")
+# mimetypes reads the host's tables; these are the types browsers insist on for a page and its scripts.
+VIEWER_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".mjs": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".json": "application/json",
+    ".map": "application/json",
+    ".svg": "image/svg+xml",
+}
+VERSIONED = "public, max-age=31536000, immutable"  # a versioned URL's content never changes
+# A redirect to the versioned URL: short, since the version changes when the file does.
+REDIRECT_CACHE_CONTROL = "public, max-age=60"
+SMALL = 64 * 1024  # answers up to this size are left to aiohttp; larger ones are sent within write_timeout
+OPEN_WAIT = 10.0  # seconds a request may wait for one of the max_open large sends, then 503
+BUSY_RETRY_AFTER = "2"
+# The embed form is the page with class="embed" on its <html>: viewer.css then shows the video alone.
+_HTML_TAG = re.compile(rb"<html\b", re.IGNORECASE)
 
 
 @guarded
@@ -37,43 +72,214 @@ async def index_text(request: web.Request) -> web.Response:
     return web.Response(text=text, headers=edge_headers({hdrs.CACHE_CONTROL: REVALIDATE}))
 
 
-@guarded
-async def viewer_config(request: web.Request) -> web.Response:
-    return web.Response(body=request.app[VIEWER_FILES].config, content_type="application/json",
-                        headers=edge_headers({hdrs.CACHE_CONTROL: REVALIDATE}))
+_StatKey = tuple[int, int, int]
 
 
-@guarded
-async def viewer_embed(request: web.Request) -> web.StreamResponse:
-    return await _file(request, request.app[VIEWER_FILES].embed, page=True)
+@dataclasses.dataclass(frozen=True)
+class ViewerFile:
+    name: str
+    version: str  # a hash of the content: the `v` of its versioned URL, and its ETag
+    body: bytes
+    path: Path | None = None  # where it was read from (None: made in memory, the page)
+    stat: _StatKey | None = None  # that file's (mtime, size, inode) when it was read
+
+    def unchanged_path(self) -> Path | None:
+        """The file it was read from, while that still holds these bytes (by stat); else None."""
+        if self.path is None:
+            return None
+        try:
+            return self.path if _stat_key(self.path) == self.stat else None
+        except OSError:
+            return None
+
+    @property
+    def etag(self) -> str:
+        return f'"{self.version}"'
+
+    @property
+    def content_type(self) -> str | None:
+        return VIEWER_TYPES.get(Path(self.name).suffix.lower())
 
 
-@guarded
-async def viewer_file(request: web.Request) -> web.StreamResponse:
-    files = request.app[VIEWER_FILES]
-    name = request.match_info.get("file", PAGE)
-    if name == PAGE:
-        return await _file(request, files.page, page=True)
-    found = files.find(name)
-    if found is not None and request.query_string != f"v={found.version}":
-        raise web.HTTPFound(f"{name}?v={found.version}", headers={hdrs.CACHE_CONTROL: REDIRECT_CACHE_CONTROL})
-    return await _file(request, found)
+def _file(name: str, body: bytes, path: Path | None = None, stat: _StatKey | None = None) -> ViewerFile:
+    return ViewerFile(name, hashlib.sha256(body).hexdigest()[:16], body, path, stat)
 
 
-async def _file(request: web.Request, found: ViewerFile | None, page: bool = False) -> web.StreamResponse:
-    """A 304, the file, or a large one sent within the write timeout (viewer_files.ViewerFiles.send). The
-    page (or its embed form) at any query string: it is small, and names the versions; with its policy,
-    304s too: the browser takes the stored page's headers from them."""
-    if found is None:
-        return await elsewhere(request)
-    headers = edge_headers({hdrs.CACHE_CONTROL: REVALIDATE if page else VERSIONED, hdrs.ETAG: found.etag,
-                            hdrs.X_CONTENT_TYPE_OPTIONS: "nosniff"})
-    if page:
-        headers[str(hdrs.CONTENT_SECURITY_POLICY)] = request.app[VIEWER_FILES].policy
-    if none_match(request, found.etag):
-        return web.Response(status=304, headers=headers)
-    if found.content_type is not None:
-        headers[hdrs.CONTENT_TYPE] = found.content_type
-    if len(found.body) <= SMALL:
-        return web.Response(body=found.body, headers=headers)
-    return await request.app[VIEWER_FILES].send(request, found, headers)
+def _stat_key(path: Path) -> _StatKey:
+    st = path.stat()
+    return st.st_mtime_ns, st.st_size, st.st_ino
+
+
+class ViewerFiles:
+    """The viewer's routes, and the files of viewer_dir by name, read once: the page (viewer_page.py) with
+    config.json and the stream's words in it, and its embed form; the rest as they are. `config`:
+    /config.json's content (empty: the page fetches it); `policy`: the page's Content-Security-Policy
+    (page_policy.py)."""
+
+    def __init__(self, root: Path, *, max_open: int, write_timeout: float,
+                 on_write_timeout: Callable[[], None] | None = None, config: bytes = b"",
+                 words: Words = Words(), policy: str = "") -> None:
+        """Blocking (reads every file of root)."""
+        self.config = config
+        self.policy = policy
+        self.write_timeout = write_timeout
+        self.on_write_timeout = on_write_timeout
+        self.max_open = max_open
+        self._open = asyncio.Semaphore(max_open)  # large sends at once: each holds a slow client's buffer
+        self._files = _read_folder(root)
+        self.page: ViewerFile | None = None  # index.html as served (viewer_page.py)
+        # Its embed form (/embed): the same page, marked so its stylesheet shows the video alone.
+        self.embed: ViewerFile | None = None
+        raw = self._files.pop(PAGE, None)
+        if raw is None:
+            return
+        text = raw.body.decode("utf-8", "replace")
+        versions = {name: found.version for name, found in self._files.items()}
+        _check_versions(root, text, self._files, versions)
+        config_read = viewer_page.Config(config)
+        preload = [(name, versions[name]) for name in config_read.preload if name in versions]
+        body = viewer_page.render(text, config_read, words, preload).encode()
+        self.page = _file(PAGE, body)
+        self.embed = _file(PAGE, _HTML_TAG.sub(b'<html class="embed"', body, count=1))
+
+    async def config_json(self, request: web.Request) -> web.Response:
+        return web.Response(body=self.config, content_type="application/json",
+                            headers=edge_headers({hdrs.CACHE_CONTROL: REVALIDATE}))
+
+    async def embed_page(self, request: web.Request) -> web.StreamResponse:
+        return await self._answer(request, self.embed, page=True)
+
+    async def file(self, request: web.Request) -> web.StreamResponse:
+        """The page (at / and /index.html), or another file: at its versioned URL, else a redirect there."""
+        name = request.match_info.get("file", PAGE)
+        if name == PAGE:
+            return await self._answer(request, self.page, page=True)
+        found = self._files.get(name)
+        if found is not None and request.query_string != f"v={found.version}":
+            raise web.HTTPFound(f"{name}?v={found.version}", headers={hdrs.CACHE_CONTROL: REDIRECT_CACHE_CONTROL})
+        return await self._answer(request, found)
+
+    async def _answer(self, request: web.Request, found: ViewerFile | None,
+                      page: bool = False) -> web.StreamResponse:
+        """A 304, the file, or a large one sent within the write timeout (`_send`). The page (or its embed
+        form) at any query string: it is small, and names the versions; with its policy, 304s too: the
+        browser takes the stored page's headers from them."""
+        if found is None:
+            return await elsewhere(request)
+        headers = edge_headers({hdrs.CACHE_CONTROL: REVALIDATE if page else VERSIONED, hdrs.ETAG: found.etag,
+                                hdrs.X_CONTENT_TYPE_OPTIONS: "nosniff"})
+        if page:
+            headers[str(hdrs.CONTENT_SECURITY_POLICY)] = self.policy
+        if none_match(request, found.etag):
+            return web.Response(status=304, headers=headers)
+        if found.content_type is not None:
+            headers[hdrs.CONTENT_TYPE] = found.content_type
+        if len(found.body) <= SMALL:
+            return web.Response(body=found.body, headers=headers)
+        return await self._send(request, found, headers)
+
+    async def _send(self, request: web.Request, found: ViewerFile,
+                    headers: dict[str, str]) -> web.StreamResponse:
+        """A large answer, within one of the max_open slots and write_timeout: a client that never reads
+        holds neither longer than that. Blocking for one stat (the file still as read?)."""
+        try:
+            async with asyncio.timeout(OPEN_WAIT):
+                await self._open.acquire()
+        except TimeoutError:
+            return unavailable("busy, try again shortly\n", BUSY_RETRY_AFTER)
+        try:
+            path = found.unchanged_path()
+            response: web.StreamResponse
+            if path is not None:
+                response = _SentFile(path, found.version, headers)
+            else:
+                response = web.StreamResponse(headers=headers)
+                response.content_length = len(found.body)
+            try:
+                async with asyncio.timeout(self.write_timeout):
+                    await response.prepare(request)
+                    if path is None:
+                        await response.write(found.body)
+                    await response.write_eof()
+            except ConnectionError as err:  # the client left halfway
+                log.debug("viewer file client went away: %r", err)
+            except TimeoutError:
+                log.debug("a client took over %.0f s to accept %s; dropped", self.write_timeout, found.name)
+                if self.on_write_timeout is not None:
+                    self.on_write_timeout()
+                if request.transport is not None:
+                    request.transport.abort()  # or aiohttp's own final write would wait on it too
+            return response
+        finally:
+            self._open.release()
+
+
+class _SentFile(web.FileResponse):
+    """A FileResponse sent within the handler (under its write timeout): aiohttp's own prepare after
+    the handler returns must not send it a second time. Its ETag is the file's version, as every other
+    answer's (FileResponse would put its own, made of the file's time and size)."""
+
+    def __init__(self, path: Path, version: str, headers: dict[str, str]) -> None:
+        self._version = version
+        super().__init__(path, headers=headers)
+
+    @property
+    def etag(self) -> ETag | None:
+        return super().etag
+
+    @etag.setter
+    def etag(self, value: ETag | str | None) -> None:
+        self.headers[hdrs.ETAG] = f'"{self._version}"'
+
+    async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
+        if self.prepared:
+            return None
+        return await super().prepare(request)
+
+
+def _check_versions(root: Path, page: str, files: dict[str, ViewerFile], versions: dict[str, str]) -> None:
+    """The built files as scripts/build-viewer wrote them: each names the files it loads by the hash of
+    their bytes (the page its scripts and stylesheet, viewer.min.js the two modules it imports later), so
+    a file edited by hand (or a page not built from the files beside it) is found here, at start, and
+    named in one line. It is still served (its URLs take a redirect to its version)."""
+    named = [(PAGE, viewer_page.versions_named(page))]
+    named += [(name, viewer_page.versions_named(f.body.decode("utf-8", "replace"), module=True))
+              for name, f in sorted(files.items()) if name.endswith(".js")]
+    wrong = [f"{namer} names {name} at v={listed[name]}, the file is v={versions.get(name, 'missing')}"
+             for namer, listed in named for name in viewer_page.stale(listed, versions)]
+    if wrong:
+        log.warning("viewer: %s: not the files scripts/build-viewer wrote (edited by hand?): %s; build them "
+                    "again (scripts/build-viewer) or reinstall", root, "; ".join(wrong))
+
+
+def _read_folder(root: Path) -> dict[str, ViewerFile]:
+    """Every plain, visible file directly inside root (after symlinks that stay inside it), by name."""
+    files: dict[str, ViewerFile] = {}
+    try:
+        entries = sorted(root.iterdir())
+    except OSError as err:
+        raise ValueError(f"viewer folder {root} cannot be listed: {err.strerror or err}") from None
+    for entry in entries:
+        path = _viewer_file(root, entry.name)
+        if path is None:
+            continue
+        try:
+            stat = _stat_key(path)
+            files[entry.name] = _file(entry.name, path.read_bytes(), path, stat)
+        except OSError as err:
+            log.warning("viewer: cannot read %s (%s); it is not served", entry, err.strerror or err)
+    return files
+
+
+def _viewer_file(root: Path, name: str) -> Path | None:
+    """The file `name` directly inside `root` (resolved), after symlinks; None for anything else."""
+    if not _VIEWER_NAME.fullmatch(name):
+        return None
+    try:
+        path = (root / name).resolve(strict=True)
+    except (OSError, RuntimeError):  # RuntimeError: a symlink loop (Python < 3.13)
+        return None
+    # A symlink may point elsewhere inside root, but not out of it, into a folder or at a dotfile.
+    if path.parent != root or not _VIEWER_NAME.fullmatch(path.name) or not path.is_file():
+        return None
+    return path
