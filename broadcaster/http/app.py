@@ -14,9 +14,10 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from ..clips.served import ServedVod
+from ..edge import SERVER_NAME
 from ..metrics import ConnectionMetrics, Metrics
 from ..playlist import hls
 from ..status.audience import Audience
@@ -31,7 +32,8 @@ from .access_route import AccessRoute
 from .clients import Clients, Network, Proxies
 from .common import CLIENT_MAX_SIZE, CONNECTION_LOG, elsewhere, guarded
 from .gate import OPEN, Gate, Open
-from .keys import DEFAULT_VARIANT, HEALTH, METRICS, QUICK, HealthSource
+from .health import HealthSource
+from .keys import HEALTH, QUICK
 from .page_policy import page_policy
 from .playlists import MAX_HELD, MasterSource, PlaylistRoutes, PlaylistSource, RouteOptions
 from .quick import QuickAnswers
@@ -199,9 +201,7 @@ def create_app(
     # No middleware (common.py says why): the playlist handlers are the hot path.
     app = web.Application(client_max_size=CLIENT_MAX_SIZE, handler_args={"logger": CONNECTION_LOG})
     app[HEALTH] = health
-    app[METRICS] = metrics
     options = playlist_options
-    app[DEFAULT_VARIANT] = options.default_variant
     proxies = Proxies(options.forwarded_allow_ips, options.trust_cf_connecting_ip)  # who names the client
     clients = Clients(proxies)  # one budget of late answers per client for every pathway's playlists
     pathways = options.pathways
@@ -244,11 +244,11 @@ def create_app(
         app.on_shutdown.append(functools.partial(_end_event_streams, events))
     if options.release_held is not None:
         app.on_shutdown.append(functools.partial(_answer_held, options.release_held))
-    r.add_get("/health", readings.health)
+    r.add_get("/health", readings.health(health))
     if running.expose_metrics:
-        r.add_get("/metrics", readings.metrics)
+        r.add_get("/metrics", readings.metrics(metrics.registry))
     if viewer_options is None:
-        r.add_get("/", viewer.index_text)
+        r.add_get("/", viewer.index_text(options.default_variant))
     else:
         root = viewer_options.folder.resolve()
         if not root.is_dir():
@@ -339,6 +339,6 @@ def _media_routes(app: web.Application, routes: PlaylistRoutes, doors: Open, und
 def create_metrics_app(metrics: Metrics) -> web.Application:
     """/metrics alone, for a listener of its own (METRICS_LISTEN), away from the public tunnel."""
     app = web.Application(client_max_size=CLIENT_MAX_SIZE, handler_args={"logger": CONNECTION_LOG})
-    app[METRICS] = metrics
-    app.router.add_get("/metrics", readings.private_metrics)  # no CORS: no web page has any business here
+    # No CORS: no web page has any business here.
+    app.router.add_get("/metrics", readings.metrics(metrics.registry, {hdrs.SERVER: SERVER_NAME}))
     return app

@@ -28,12 +28,12 @@ from pathlib import Path
 from aiohttp import hdrs, web
 from aiohttp.abc import AbstractStreamWriter
 from aiohttp.helpers import ETag
+from aiohttp.typedefs import Handler
 
 from ..edge import SERVER_NAME, edge_headers, unavailable
 from ..vm.ranges import none_match
 from . import viewer_page
 from .common import REVALIDATE, elsewhere, guarded
-from .keys import DEFAULT_VARIANT
 from .viewer_page import PAGE, Words
 
 log = logging.getLogger(__name__)
@@ -60,16 +60,20 @@ BUSY_RETRY_AFTER = "2"
 _HTML_TAG = re.compile(rb"<html\b", re.IGNORECASE)
 
 
-@guarded
-async def index_text(request: web.Request) -> web.Response:
-    default = request.app[DEFAULT_VARIANT]
+def index_text(default: int) -> Handler:
+    """/ without a viewer: the playlists' paths, as text."""
     text = (
         f"{SERVER_NAME}\n\n"
         f"/live/playlist.m3u8       media playlist of variant {default}\n"
         "/live/{n}/playlist.m3u8   media playlist of variant n\n"
         "/live/master.m3u8         multivariant playlist\n"
     )
-    return web.Response(text=text, headers=edge_headers({hdrs.CACHE_CONTROL: REVALIDATE}))
+
+    @guarded
+    async def index(request: web.Request) -> web.Response:
+        return web.Response(text=text, headers=edge_headers({hdrs.CACHE_CONTROL: REVALIDATE}))
+
+    return index
 
 
 _StatKey = tuple[int, int, int]
