@@ -33,7 +33,7 @@ from multidict import CIMultiDict
 
 from ..access.admitted import AdmittedTokens
 from ..access.edge_tokens import EdgeTokens
-from ..access.grants import Gatekeeper, Keys, Refusal
+from ..access.grants import Gatekeeper, Keys
 from ..access.invites import InvitesFile
 from ..edge import NO_STORE, edge_headers
 from ..bucket.edge_urls import edge_prefix, edge_tokens
@@ -62,16 +62,6 @@ def token_of(request: web.Request) -> tuple[str | None, bool]:
     if auth is None or auth[:len(_BEARER)].lower() != _BEARER:
         return None, False
     return auth[len(_BEARER):].strip(), False
-
-
-def refused(refusal: Refusal, owncast: bool = False) -> web.Response:
-    """401/403 with one line to show: the page shows the pass-phrase form; nothing names the stream."""
-    message = OWNCAST_PAGE if owncast and refusal.status == 401 else refusal.message
-    headers = edge_headers({hdrs.CACHE_CONTROL: NO_STORE})
-    if refusal.status == 401:
-        headers[hdrs.WWW_AUTHENTICATE] = 'Bearer realm="stream"'
-    return web.Response(status=refusal.status, text=json.dumps({"error": message}) + "\n",
-                        content_type="application/json", headers=headers)
 
 
 def with_access(uri: str, token: str) -> str:
@@ -147,13 +137,19 @@ class Gate(Open):
         self.admits = AdmittedTokens(keeper, clock).admits
 
     def admit(self, request: web.Request) -> tuple[web.Response | None, str | None]:
-        """(the refusal, None) or (None, the token when it came in the query)."""
+        """(the refusal, None) or (None, the token when it came in the query). A refusal is a 401 or 403
+        with one line to show (the page shows the pass-phrase form); nothing names the stream."""
         token, in_query = token_of(request)
         refusal = self.keeper.admit(token)
-        if refusal is not None:
-            owncast = request.path.startswith("/hls/")
-            return refused(refusal, owncast), None
-        return None, token if in_query else None
+        if refusal is None:
+            return None, token if in_query else None
+        owncast = refusal.status == 401 and request.path.startswith("/hls/")
+        text = json.dumps({"error": OWNCAST_PAGE if owncast else refusal.message}) + "\n"
+        headers = edge_headers({hdrs.CACHE_CONTROL: NO_STORE})
+        if refusal.status == 401:
+            headers[hdrs.WWW_AUTHENTICATE] = 'Bearer realm="stream"'
+        return web.Response(status=refusal.status, text=text, content_type="application/json",
+                            headers=headers), None
 
     def door(self, handler: Handler) -> Handler:
         """A door that answers as it would publicly (events, the heartbeat): they read no query but
