@@ -80,7 +80,15 @@ def internal_error(request: web.Request, exc: Exception) -> web.Response:
 async def elsewhere(request: web.Request) -> web.Response:
     """What no route takes: a preflight (answered for every path), 404, or 405 where GET would work."""
     if request.method == hdrs.METH_OPTIONS:
-        return _preflight(request)
+        asked = request.headers.get(hdrs.ACCESS_CONTROL_REQUEST_HEADERS, "")
+        # Echo what the browser asks for when it is a plain list of header names; never echo junk.
+        allowed = asked if len(asked) <= 1000 and _HEADER_LIST.fullmatch(asked) else _PREFLIGHT_SAFE_HEADERS
+        return web.Response(status=204, headers=edge_headers({
+            hdrs.ACCESS_CONTROL_ALLOW_METHODS: _PREFLIGHT_METHODS,
+            hdrs.ACCESS_CONTROL_ALLOW_HEADERS: allowed,
+            hdrs.ACCESS_CONTROL_MAX_AGE: _PREFLIGHT_MAX_AGE,
+            hdrs.VARY: hdrs.ACCESS_CONTROL_REQUEST_HEADERS,  # the answer depends on it
+        }))
     if request.method not in (hdrs.METH_GET, hdrs.METH_HEAD):
         match = await request.app.router.resolve(request.clone(method=hdrs.METH_GET))
         if match.handler is not elsewhere:  # a GET route has this path: every route is GET-only
@@ -89,17 +97,3 @@ async def elsewhere(request: web.Request) -> web.Response:
     return web.Response(status=404, text="not found\n",
                         headers=edge_headers({hdrs.CACHE_CONTROL: hls.UNREADY_CACHE_CONTROL}))
 
-
-def _preflight(request: web.Request) -> web.Response:
-    asked = request.headers.get(hdrs.ACCESS_CONTROL_REQUEST_HEADERS, "")
-    # Echo what the browser asks for when it is a plain list of header names; never echo junk.
-    allowed = asked if len(asked) <= 1000 and _HEADER_LIST.fullmatch(asked) else _PREFLIGHT_SAFE_HEADERS
-    return web.Response(
-        status=204,
-        headers=edge_headers({
-            hdrs.ACCESS_CONTROL_ALLOW_METHODS: _PREFLIGHT_METHODS,
-            hdrs.ACCESS_CONTROL_ALLOW_HEADERS: allowed,
-            hdrs.ACCESS_CONTROL_MAX_AGE: _PREFLIGHT_MAX_AGE,
-            hdrs.VARY: hdrs.ACCESS_CONTROL_REQUEST_HEADERS,  # the answer depends on it
-        }),
-    )

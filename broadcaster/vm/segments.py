@@ -145,9 +145,7 @@ class VmSegments:
             # disk): the bucket's, if it has it now. Looked up, never waited for: a name nobody listed must
             # cost nothing.
             there = bucket.now(int(digits), name) if bucket is not None else None
-            if there is None:
-                return self._answer(_not_here())
-            return self._answer(_redirect(there))
+            return self._answer(_not_here() if there is None else _redirect(there))
         if bucket is not None and own is None:
             if self._waiting >= MAX_WAITING:
                 return self._answer(unavailable("too many segment requests waiting, try again shortly\n", "1"))
