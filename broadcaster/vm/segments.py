@@ -204,13 +204,12 @@ class VmSegments:
         """The 503 for an answer of `size` bytes past a bound, or None when it may go (its bytes taken
         from `pool`: the reporters' when `own` is its rate)."""
         key = _UNKNOWN if client is None else client
-        if own is not None and self._sending_reported >= pool.most_sending:
-            # Reporters' answers in flight: their part of the slots, never a steered viewer's.
-            return self._answer(unavailable("too many segment requests at once, try again shortly\n", "1"),
-                                REPORTED)
-        if self._sending >= self._max_sending or (
+        # Reporters' answers in flight: their part of the slots, never a steered viewer's.
+        reporters = own is not None and self._sending_reported >= pool.most_sending
+        if reporters or self._sending >= self._max_sending or (
                 client is not None and self._by_client.get(key, 0) >= self._max_per_client):
-            return self._answer(unavailable("too many segment requests at once, try again shortly\n", "1"))
+            return self._answer(unavailable("too many segment requests at once, try again shortly\n", "1"),
+                                REPORTED if reporters else None)
         shares = pool.shares
         if not shares.take(key, size, own):
             # Its own share, unless it is alone (the cap for everyone) or a share is less than a stream
