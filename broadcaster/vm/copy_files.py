@@ -87,15 +87,8 @@ class CopyFiles:
         if fd is None:
             raise FileNotFoundError(name)
         f = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
-        try:
-            data = os.read(f, size + 1)
-            while len(data) < size:
-                more = os.read(f, size + 1 - len(data))
-                if not more:
-                    break
-                data += more
-        finally:
-            os.close(f)
+        with os.fdopen(f, "rb") as file:  # reads to size + 1 bytes or the end, however many reads that takes
+            data = file.read(size + 1)
         if len(data) != size:
             raise FileNotFoundError(name)
         return data
