@@ -26,7 +26,7 @@ LOGS = 2  # a log file or syslog socket, beyond stderr
 LISTENERS = 2  # PORT (an IPv4 and an IPv6 socket when HOST names both)
 METRICS_CONNECTIONS = 8  # METRICS_LISTEN: its socket plus this many scrapers at once
 # A viewer file sent from disk (hls.min.js) holds its file besides its connection: at most this many at
-# once (http/viewer_files.py; smaller files are answered from memory and hold no file).
+# once (http/viewer.py; smaller files are answered from memory and hold no file).
 VIEWER_FILES = 8
 # The event loop accepts up to ACCEPT_BACKLOG connections in one go before any reaches the connection
 # cap's check, and a connection closed to make room lets go of its handle only a turn later: three
