@@ -11,13 +11,11 @@ import json
 import logging
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 from prometheus_client import CollectorRegistry
 from pytest_aiohttp import AiohttpClient
 
@@ -30,7 +28,7 @@ from broadcaster.source.watcher import HlsWatcher
 from broadcaster.status.assessment import Assessment, HealthReport
 from broadcaster.status.hub import RING_SIZE, EventHub, StalledClient, StatusWatcher
 from broadcaster.status.stream import StreamState
-from tests.support.client import Client
+from tests.support.client import Client, Uncancelling
 from tests.support.fakes import FakeHealth, FakePlaylists
 from tests.support.sse import Event, SseReader
 from tests.support.waiting import WAIT, until
@@ -81,15 +79,18 @@ MakeClient = Callable[..., Awaitable[tuple[EventHub, Client]]]
 
 @pytest.fixture
 async def make_client(aiohttp_client: AiohttpClient) -> AsyncIterator[MakeClient]:
-    """The service's real app (its middlewares too) with the events route, and the hub behind it."""
+    """The service's real app (its middlewares too) with the events route, and the hub behind it;
+    `cancelling=False`: its handlers not cancelled when their client goes, so they find out by writing."""
     hubs: list[EventHub] = []
 
-    async def make(app: dict[str, Any] | None = None, **hub_options: Any) -> tuple[EventHub, Client]:
+    async def make(app: dict[str, Any] | None = None, cancelling: bool = True,
+                   **hub_options: Any) -> tuple[EventHub, Client]:
         hub = EventHub(**hub_options)
         hubs.append(hub)
         made = create_app(FakePlaylists(None, variants=0), FakeHealth(), Metrics(), events=LiveEvents(hub),
                           **(app or {}))
-        return hub, await aiohttp_client(made)
+        server: Any = made if cancelling else Uncancelling(made)
+        return hub, await aiohttp_client(server)
 
     yield make
     for hub in hubs:  # as the service does: streams end before the server shuts down
@@ -376,39 +377,11 @@ async def test_head_answers_the_headers_without_holding_a_stream(make_client: Ma
     assert hub.streams == 0
 
 
-@dataclass
-class Served:
-    """The app run as the service runs it: an AppRunner without handler cancellation (the test
-    server cancels a handler when its client leaves; the service's handlers find out by writing)."""
-
-    hub: EventHub
-    runner: web.AppRunner
-    session: aiohttp.ClientSession
-    url: str
-
-    async def open(self, headers: Mapping[str, str] | None = None) -> SseReader:
-        return await started(await self.session.get(self.url + PATH, headers=headers))
-
-
-@pytest.fixture
-async def served() -> AsyncIterator[Served]:
-    hub = EventHub(ping_interval=3600)
-    app = create_app(FakePlaylists(None, variants=0), FakeHealth(), Metrics(), events=LiveEvents(hub))
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    try:
-        async with aiohttp.ClientSession() as session:
-            yield Served(hub, runner, session, f"http://127.0.0.1:{runner.addresses[0][1]}")
-    finally:
-        hub.close()
-        await runner.cleanup()
-
-
-async def test_a_client_that_goes_away_is_one_debug_line(served: Served, caplog: pytest.LogCaptureFixture) -> None:
+async def test_a_client_that_goes_away_is_one_debug_line(
+        make_client: MakeClient, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
-    hub = served.hub
-    reader = await served.open()
+    hub, client = await make_client(cancelling=False, ping_interval=3600)
+    reader = await open_stream(client)
     reader.response.close()
     # Without handler cancellation the server notices on its next write; publish until it has.
     def gone() -> bool:
@@ -422,11 +395,12 @@ async def test_a_client_that_goes_away_is_one_debug_line(served: Served, caplog:
     assert any(r.name == "broadcaster.http.events" and "went away" in r.getMessage() for r in caplog.records)
 
 
-async def test_close_lets_the_server_shut_down_at_once(served: Served) -> None:
-    readers = [await served.open() for _ in range(3)]
-    served.hub.close()  # what Service.stop() does before the runner's cleanup
+async def test_close_lets_the_server_shut_down_at_once(make_client: MakeClient) -> None:
+    hub, client = await make_client(cancelling=False, ping_interval=3600)
+    readers = [await open_stream(client) for _ in range(3)]
+    hub.close()  # what Service.stop() does before the runner's cleanup
     async with asyncio.timeout(5):  # aiohttp would wait up to 60 s for a handler still streaming
-        await served.runner.cleanup()
+        await client.server.close()
     for reader in readers:
         assert await reader.ended() == []
 

@@ -21,8 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestServer
-from aiohttp.web_runner import AppRunner, BaseRunner
 from pytest_aiohttp import AiohttpClient
 
 from broadcaster.vm.held import Held, HeldFile
@@ -47,7 +45,7 @@ from broadcaster.steering.metrics import PathwayCounts
 from broadcaster.status.audience import Audience
 from broadcaster.steering.policy import BucketSignals, SteeringPolicy
 from broadcaster.steering.reports import PathwayReports
-from tests.support.client import Client, get
+from tests.support.client import Client, Uncancelling, get
 from tests.support.fakes import Clock, FakeHealth, FakePlaylists
 from tests.support.hls_checker import check_master
 from tests.support.player_pages import VIEWER
@@ -115,14 +113,6 @@ class Rig:
 
 
 MakeRig = Callable[..., Awaitable[Rig]]
-
-
-class Uncancelling(TestServer):
-    """A test server that does not cancel a handler whose client goes (aiohttp's TestServer always does,
-    as the service does: handler_cancellation)."""
-
-    async def _make_runner(self, **kwargs: Any) -> BaseRunner:
-        return AppRunner(self.app, **{**kwargs, "handler_cancellation": False})
 
 
 @pytest.fixture
