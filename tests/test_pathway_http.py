@@ -43,7 +43,7 @@ from broadcaster.source.owncast import SourceVariant
 from broadcaster.steering.masters import SteeredMasters
 from broadcaster.steering.metrics import PathwayCounts
 from broadcaster.status.audience import Audience
-from broadcaster.steering.policy import BucketSignals, SteeringPolicy
+from broadcaster.steering.policy import REPORTED_FOR, BucketSignals, SteeringPolicy
 from broadcaster.steering.reports import PathwayReports
 from tests.support.client import Client, Uncancelling, get
 from tests.support.fakes import Clock, FakeHealth, FakePlaylists
@@ -626,8 +626,6 @@ async def test_a_client_whose_own_page_fails_on_the_bucket_gets_one_streams_bitr
     """A failure only some viewers see (their DNS, their network): their page reports it, and the VM
     sends that address bytes of its own, at most one stream's bitrate (its burst: ten seconds of it),
     while everyone else is redirected to the bucket. An IPv6 client is its /48."""
-    from broadcaster.steering.policy import REPORTED_FOR
-
     clock = Clock()
     rig = await make_rig(redirect=True, clock=clock, rate=10e6, burst=100e6, segments=own_failure)
     await served(rig, ONE_SECOND)

@@ -26,6 +26,7 @@ from pytest_aiohttp import AiohttpClient
 from broadcaster.http import PlaylistOptions, ViewerOptions, Viewers, create_app
 from broadcaster.metrics import AudienceMetrics, Metrics
 from broadcaster.service import default_viewer_dir
+from broadcaster.status.assessment import HealthReport, Readings
 from broadcaster.status import playback as pb
 from broadcaster.status.audience import LIMIT, STALLED_WINDOW, Audience
 from broadcaster.status.playback import FIELDS, Playback
@@ -34,6 +35,7 @@ from tests.support.client import new_id
 from tests.support.fakes import Clock, FakeHealth, FakePlaylists
 from tests.support.scrape import parsed, scraped
 from tests.support.service_process import ServiceProcess, moto_env
+from tests.support.world import World
 
 VIEWER = default_viewer_dir()
 INTERVAL = 10.0  # the beat interval at VIEWER_TIMEOUT=30
@@ -599,9 +601,6 @@ async def test_a_hostile_client_moves_the_real_services_figures_no_further_than_
 
 
 def test_health_says_how_many_viewers_stalled_in_the_last_five_minutes() -> None:
-    from broadcaster.status.assessment import HealthReport, Readings
-    from tests.support.world import World  # noqa: PLC0415 (its publisher's facts, as the service's)
-
     world = World(Path("/nonexistent"))
     clock = Clock()
     audience, playback = counted(clock)

@@ -5,7 +5,6 @@ frame-ancestors header. Real browsers: tests/test_viewers_browser.py."""
 from __future__ import annotations
 
 import ipaddress
-import json
 from typing import Any
 
 import aiohttp
