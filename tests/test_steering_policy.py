@@ -22,8 +22,8 @@ from broadcaster.playlist.steering import Clone, reloaded_from, render_steering
 from broadcaster.steering import probe, reports
 from broadcaster.steering.policy import (DOWN, MAX_FAILING_CLIENTS, MIN_UPLOAD_WAIT, PUBLIC_URL, REPORTED_FOR,
                                          SLOW_TARGETS, UPLOADS, BucketSignals, SteeringPolicy, refusal)
-from broadcaster.steering.probe import (PROBE_AGAIN, QUIET_EVERY, WATCHED_LEAST, WATCHED_TARGETS, Newest, Probe,
-                                        SteeringLoop, Wake, Watched)
+from broadcaster.steering.probe import (PROBE_AGAIN, QUIET_EVERY, WATCHED_LEAST, WATCHED_TARGETS, Newest,
+                                        Probe, SteeringLoop, Wake, Watched)
 from tests.support.fakes import Clock, FakeStore
 from tests.support.policy_world import PolicyWorld as World
 from tests.support.waiting import until
