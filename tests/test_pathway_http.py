@@ -210,14 +210,15 @@ async def served(rig: Rig, body: bytes = BODY) -> HeldFile:
 
 
 def test_the_multivariant_playlist_waits_for_the_pathway_players_start_on() -> None:
-    """At a stream's start the VM lists a segment once it holds it and the bucket once the upload landed:
-    the multivariant playlist waits for the bucket's playlists while players start there, not on the VM."""
-    vm_view = Shown()
-    bucket = Shown()
+    """At a stream's start the VM lists a segment once it holds it and a bucket once the upload landed:
+    the multivariant playlist waits for the playlists of the bucket players start on (the first, or the
+    second while the first fails), not for the VM's."""
+    vm_view, bucket, backup = Shown(), Shown(), Shown()
     bucket.generators = FakePlaylists(2, variants=2).generators  # nothing landed yet
+    backup.generators = FakePlaylists(2, variants=2).generators
     first = ["bucket"]
-    masters = SteeredMasters(bucket, [Pathway("bucket"), Pathway("vm", "vm")], lambda: first[0],
-                             {"bucket": bucket, "vm": vm_view})
+    masters = SteeredMasters(bucket, [Pathway("bucket"), Pathway("backup", "backup"), Pathway("vm", "vm")],
+                             lambda: first[0], {"bucket": bucket, "backup": backup, "vm": vm_view})
     assert masters.master_playlist() is None
     first[0] = "vm"
     assert masters.master_playlist() is not None  # the bucket fails: the VM's pathway alone is enough
@@ -226,6 +227,13 @@ def test_the_multivariant_playlist_waits_for_the_pathway_players_start_on() -> N
     assert masters.master_playlist() is None  # variant 1 not landed yet
     bucket.add_segment(1)
     assert masters.master_playlist() is not None
+    first[0] = "backup"
+    assert masters.master_playlist() is None  # the second bucket lists nothing yet
+    backup.add_segment(0)
+    backup.add_segment(1)
+    rendered = masters.master_playlist()
+    assert rendered is not None and "\nbackup/0/playlist.m3u8\n" in rendered.body.decode()
+    assert '#EXT-X-CONTENT-STEERING:SERVER-URI="steering.json",PATHWAY-ID="backup"' in rendered.body.decode()
 
 
 async def test_the_multivariant_playlist_offers_every_variant_on_both_pathways(rig: Rig) -> None:
