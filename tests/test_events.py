@@ -97,16 +97,13 @@ async def make_client(aiohttp_client: AiohttpClient) -> AsyncIterator[MakeClient
         hub.close()
 
 
-async def started(response: aiohttp.ClientResponse) -> SseReader:
+async def open_stream(client: Client, *, headers: Mapping[str, str] | None = None,
+                      query: str = "") -> SseReader:
+    response = await client.get(PATH + query, headers=headers)
     assert response.status == 200, await response.text()
     reader = SseReader(response)
     await reader.started()
     return reader
-
-
-async def open_stream(client: Client, *, headers: Mapping[str, str] | None = None,
-                      query: str = "") -> SseReader:
-    return await started(await client.get(PATH + query, headers=headers))
 
 
 def segments(hub: EventHub, first: int, n: int) -> list[int]:

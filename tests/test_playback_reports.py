@@ -44,14 +44,10 @@ INTERVAL = 10.0  # the beat interval at VIEWER_TIMEOUT=30
 NO_FIGURE = {"startup_ms", "latency_ms", "variant"}
 
 
-def report(*, p2p: bool = True, **given: int) -> str:
+def report(given: dict[str, int] | None = None, /, *, p2p: bool = True, **fields: int) -> str:
     """A version 1 report as the page sends it: every field 0 (startup, latency, variant: none) but those
     given; without P2P's fields when `p2p` is False."""
-    return report_of(given, p2p=p2p)
-
-
-def report_of(given: dict[str, int], *, p2p: bool = True) -> str:
-    values = {name: (-1 if name in NO_FIGURE else 0) for name, _ in FIELDS} | given
+    values = {name: (-1 if name in NO_FIGURE else 0) for name, _ in FIELDS} | (given or {}) | fields
     return pb.encode(*(values[name] for name, _ in FIELDS[: len(FIELDS) if p2p else pb.WITHOUT_P2P]), p2p=p2p)
 
 
@@ -200,19 +196,19 @@ def test_a_report_holds_no_more_than_a_page_could_have_had_since_its_last_else_i
     for page in pages:
         assert send(audience, playback, page, "192.0.2.1", report()) is False  # the first beat: counted
     clock.t += 10
-    assert send(audience, playback, pages[0], "192.0.2.1", report_of(beyond)) is False
+    assert send(audience, playback, pages[0], "192.0.2.1", report(beyond)) is False
     assert playback.refused["out_of_bounds"] == 1 and playback.reports == 0
     assert all(playback.count(i) == 0 for i in range(pb.SWITCHES, len(FIELDS))) and playback.variants == {}
-    assert send(audience, playback, pages[1], "192.0.2.1", report_of(within)) is True
+    assert send(audience, playback, pages[1], "192.0.2.1", report(within)) is True
     # The refused page's report, carried into its next: taken once the time covers it (a bound on rates).
     clock.t += 10
-    assert send(audience, playback, pages[0], "192.0.2.1", report_of(beyond)) is in_time
+    assert send(audience, playback, pages[0], "192.0.2.1", report(beyond)) is in_time
     assert playback.reports == 1 + in_time and playback.refused["out_of_bounds"] == 2 - in_time
 
 
 # Every count at its width's most.
-GREEDY = report_of({name: (255 if width == "B" else 65_535 if width == "H" else 0xFFFF_FFFE)
-                    for name, width in FIELDS if name not in NO_FIGURE})
+GREEDY = report({name: (255 if width == "B" else 65_535 if width == "H" else 0xFFFF_FFFE)
+                 for name, width in FIELDS if name not in NO_FIGURE})
 
 
 def flood(audience: Audience, playback: Playback, pages: list[str], address: str, seconds: float,
@@ -378,10 +374,9 @@ def test_the_stalled_pages_of_the_last_five_minutes_are_those_still_counted() ->
 
 
 async def client_for(aiohttp_client: AiohttpClient, clock: Clock, *, show: bool = True,
-                     ) -> tuple[TestClient[web.Request, web.Application], Audience, Playback, Metrics]:
+                     ) -> tuple[TestClient[web.Request, web.Application], Audience, Playback]:
     assert VIEWER is not None
-    audience = Audience(3 * INTERVAL, clock=clock)
-    playback = Playback(audience, interval=INTERVAL)
+    audience, playback = counted(clock)
     metrics = Metrics(CollectorRegistry(auto_describe=True))
     AudienceMetrics(metrics.registry, lambda: audience.watching, lambda: audience.p2p,
                     lambda: audience.refused, lambda: audience.stalled_recently)
@@ -391,12 +386,12 @@ async def client_for(aiohttp_client: AiohttpClient, clock: Clock, *, show: bool 
                      viewer_options=ViewerOptions(VIEWER, show_viewer_count=show,
                                                   owncast_url="https://owncast.example",
                                                   viewers=Viewers(audience, playback)))
-    return await aiohttp_client(app), audience, playback, metrics
+    return await aiohttp_client(app), audience, playback
 
 
 async def test_a_malformed_report_is_a_400_of_one_line_not_counted_and_not_logged(
         aiohttp_client: AiohttpClient, caplog: pytest.LogCaptureFixture) -> None:
-    client, audience, playback, _ = await client_for(aiohttp_client, Clock())
+    client, audience, playback = await client_for(aiohttp_client, Clock())
     caplog.set_level(logging.DEBUG)
     for text in ("1 2 3", report()[:-8], "!" + report()[1:], "x" * 4000):
         response = await client.post("/live/watching", headers={"Hb-Watching": new_id(), "Hb-Report": text,
@@ -412,7 +407,7 @@ async def test_the_answer_carries_the_services_clock_and_says_when_a_report_was_
         aiohttp_client: AiohttpClient) -> None:
     for show in (True, False):
         clock = Clock()
-        client, audience, playback, _ = await client_for(aiohttp_client, clock, show=show)
+        client, audience, playback = await client_for(aiohttp_client, clock, show=show)
         page = new_id()
         before = time.time() * 1000
         first = await client.post("/live/watching", headers={"Hb-Watching": page, "Hb-Report": report()})
@@ -433,7 +428,7 @@ async def test_the_answer_carries_the_services_clock_and_says_when_a_report_was_
 async def test_metrics_export_the_reports_with_bounded_labels_and_health_says_who_stalled(
         aiohttp_client: AiohttpClient) -> None:
     clock = Clock()
-    client, audience, playback, _ = await client_for(aiohttp_client, clock)
+    client, audience, playback = await client_for(aiohttp_client, clock)
     reports = [
         report(startup_ms=800, watched_ms=9_000, stalls=1, stalled_ms=1_000, latency_ms=6_500, variant=1,
                switches=1, frames=270, dropped_frames=3, media_recovered=1, bucket_segments=3, bucket_ms=600,
