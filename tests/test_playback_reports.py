@@ -384,7 +384,6 @@ async def client_for(aiohttp_client: AiohttpClient, clock: Clock, *, show: bool 
     app = create_app(FakePlaylists(6, 1), FakeHealth(), metrics,
                      playlist_options=PlaylistOptions(trust_cf_connecting_ip=True),
                      viewer_options=ViewerOptions(VIEWER, show_viewer_count=show,
-                                                  owncast_url="https://owncast.example",
                                                   viewers=Viewers(audience, playback)))
     return await aiohttp_client(app), audience, playback
 
@@ -609,14 +608,11 @@ def test_health_says_how_many_viewers_stalled_in_the_last_five_minutes() -> None
     assert health.assess().body["viewers"] == {"watching": 2, "p2p": 0, "stalled_5min": 1}
 
 
-async def test_config_asks_for_reports_and_names_owncasts_playback_report(
-        aiohttp_client: AiohttpClient) -> None:
+async def test_config_asks_for_reports(aiohttp_client: AiohttpClient) -> None:
+    """Owncast's playback report named there too: tests/test_viewers.py."""
     client, *_ = await client_for(aiohttp_client, Clock())
     config = await (await client.get("/config.json")).json()
     assert config["viewers"] == {"beat": 10.0, "show": True, "report": 1}
-    assert config["owncast"] == {"ping": "https://owncast.example/api/ping", "every": 5.0,
-                                 "cmcd": "https://owncast.example/api/metrics/cmcd",
-                                 "metrics": "https://owncast.example/api/metrics/playback", "report": 10.0}
 
 
 def test_the_page_writes_the_fields_the_service_reads() -> None:
