@@ -20,7 +20,7 @@ from broadcaster.status.public_reads import PublicReads
 from broadcaster.steering.policy import PROBE_FAILURES
 from tests.support.fakes import FakeStore
 from tests.support.gates import BucketGates
-from tests.support.local_http import serve_local
+from tests.support.local_http import Served
 from tests.support.service_process import ServiceProcess, service_env
 from tests.support.waiting import until
 
@@ -130,22 +130,21 @@ async def test_without_steering_it_probes_the_newest_listed_at_its_url_and_sees_
 
     app = web.Application()
     app.router.add_get("/live/0/1.ts", segment)
-    runner, base = await serve_local(app)
     listed: list[tuple[str, float]] = []
     watch = PublicReads(presigned=False, newest=lambda: listed[-1] if listed else None,
                         target_duration=lambda: 2, up=Gauge())
-    try:
-        await watch.start(probe=True)
-        listed.append((f"{base}/live/0/1.ts", time.monotonic()))
-        watch.wake()
-        reason = await until(watch.health_reason, "the probe's 404s seen")
-        assert "HTTP 404" in reason and "R2_PUBLIC_URL" in reason
-        answer["status"] = 200
-        listed.append((f"{base}/live/0/1.ts", time.monotonic()))  # still live
-        await until(lambda: watch.health_reason() is None, "the probe's answer seen")
-    finally:
-        await watch.stop()
-        await runner.cleanup()
+    async with Served(app) as bucket:
+        try:
+            await watch.start(probe=True)
+            listed.append((f"{bucket.url}/live/0/1.ts", time.monotonic()))
+            watch.wake()
+            reason = await until(watch.health_reason, "the probe's 404s seen")
+            assert "HTTP 404" in reason and "R2_PUBLIC_URL" in reason
+            answer["status"] = 200
+            listed.append((f"{bucket.url}/live/0/1.ts", time.monotonic()))  # still live
+            await until(lambda: watch.health_reason() is None, "the probe's answer seen")
+        finally:
+            await watch.stop()
     assert agents and all("steering probe" in a for a in agents), agents
 
 
@@ -161,15 +160,12 @@ async def test_the_start_look_fetches_its_object_at_the_listed_url_and_deletes_i
         return web.Response(status=404) if body is None else web.Response(body=body)
 
     app.router.add_get("/right/{key:.+}", obj)
-    runner, base = await serve_local(app)
-    try:
-        assert await listed_answers(store, lambda key: f"{base}/right/{key}", "live", 5) is None
-        assert await listed_answers(store, lambda key: f"{base}/wrong/{key}", "live", 5) == "HTTP 404"
+    async with Served(app) as bucket:
+        assert await listed_answers(store, lambda key: f"{bucket.url}/right/{key}", "live", 5) is None
+        assert await listed_answers(store, lambda key: f"{bucket.url}/wrong/{key}", "live", 5) == "HTTP 404"
         assert store.objects == {}  # deleted either way
         refusing = FakeStore(down=True)
-        assert await listed_answers(refusing, lambda key: f"{base}/wrong/{key}", "live", 5) is None
-    finally:
-        await runner.cleanup()
+        assert await listed_answers(refusing, lambda key: f"{bucket.url}/wrong/{key}", "live", 5) is None
 
 
 class Steering:

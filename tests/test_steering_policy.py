@@ -25,6 +25,7 @@ from broadcaster.steering.policy import (DOWN, MAX_FAILING_CLIENTS, MIN_UPLOAD_W
 from broadcaster.steering.probe import (PROBE_AGAIN, QUIET_EVERY, WATCHED_LEAST, WATCHED_TARGETS, Newest,
                                         Probe, SteeringLoop, Wake, Watched)
 from tests.support.fakes import Clock, FakeStore
+from tests.support.local_http import Served
 from tests.support.policy_world import PolicyWorld as World
 from tests.support.waiting import until
 
@@ -399,14 +400,10 @@ async def answering_bucket(status: int = 206, held: asyncio.Event | None = None,
             await held.wait()
         return web.Response(status=status, body=b"x")
 
-    runner = web.AppRunner(web.Application(), access_log=None, handle_signals=False)
-    runner.app.router.add_get("/{key:.*}", segment)
-    await runner.setup()
-    try:
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}/bucket/0/stream-0.ts", gets
-    finally:
-        await runner.cleanup()
+    app = web.Application()
+    app.router.add_get("/{key:.*}", segment)
+    async with Served(app) as bucket:
+        yield f"{bucket.url}/bucket/0/stream-0.ts", gets
 
 
 @contextlib.asynccontextmanager
