@@ -123,7 +123,8 @@ def make_rig(aiohttp_client: AiohttpClient, tmp_path: Path) -> MakeRig:
                    handler_cancellation: bool = True) -> Rig:
         """`clock`: the policy's, the viewer count's and the byte budget's (a fake one; by default the
         byte budget runs on the real clock); `proxies`: who the service trusts to name a client (a
-        loopback peer, the tunnel, by default)."""
+        loopback peer, the tunnel, by default); `segments`: the VM's segments, or a function of the parts
+        wired here that makes them."""
         shown = shown or Shown()
         (tmp_path / "hls").mkdir(exist_ok=True)
         (tmp_path / "state").mkdir(exist_ok=True)
@@ -138,14 +139,14 @@ def make_rig(aiohttp_client: AiohttpClient, tmp_path: Path) -> MakeRig:
         counts = PathwayCounts(lambda: policy.first != "bucket", ("bucket", "vm"))
         there = InBucket(policy, located, shown, key_for)  # as the service wires it
 
-        bucket = there if redirect else None
-        if callable(segments):  # made here, as the service wires them (vm/route.py), with these options
-            segments = segments(copies=HeldSegments(copies, located), key_for=key_for,
-                                vm_bytes=VmBytes(ByteBudget(rate, burst, budget_clock)), on_sent=counts.sent,
-                                bucket=bucket, policy=policy)
-        vm_segments = segments or VmSegments(HeldSegments(copies, located), key_for,
-                                             VmBytes(ByteBudget(rate, burst, budget_clock)),
-                                             on_sent=counts.sent, bucket=bucket)
+        # Made here as the service wires them (vm/route.py): each client named as `proxies` say, bytes of
+        # its own at one stream's bitrate for a client whose page failed on the bucket while it serves.
+        wired: dict[str, Any] = dict(
+            copies=HeldSegments(copies, located), key_for=key_for, on_sent=counts.sent,
+            vm_bytes=VmBytes(ByteBudget(rate, burst, budget_clock)), bucket=there if redirect else None,
+            client=lambda request: client_key(request, proxies),
+            own_failure=OwnFailure(policy.bucket_serves, policy.client_failing, lambda: STREAM))
+        vm_segments = segments(**wired) if callable(segments) else segments or VmSegments(**wired)
         # The VM's media playlists: the publisher's views (test_playlist_views); here the bucket's stand in.
         pathways = Pathways(
             masters=SteeredMasters(shown, [Pathway("bucket"), Pathway("vm", "vm")], lambda: policy.first,
@@ -621,21 +622,13 @@ STREAM = 1_200_000  # bits a second: Shown's highest variant (its BANDWIDTH)
 ONE_SECOND = bytes(range(250)) * (STREAM // 8 // 250)  # a segment of one second at that bitrate
 
 
-def own_failure(**options: Any) -> VmSegments:
-    """The VM's segments as the service wires them (steered.py): a client whose page failed on the bucket
-    gets bytes of its own at one stream's bitrate, while the bucket serves."""
-    policy = options.pop("policy")
-    return VmSegments(**options, client=cf_client,
-                      own_failure=OwnFailure(policy.bucket_serves, policy.client_failing, lambda: STREAM))
-
-
 async def test_a_client_whose_own_page_fails_on_the_bucket_gets_one_streams_bitrate(
         make_rig: MakeRig) -> None:
     """A failure only some viewers see (their DNS, their network): their page reports it, and the VM
     sends that address bytes of its own, at most one stream's bitrate (its burst: ten seconds of it),
     while everyone else is redirected to the bucket. An IPv6 client is its /48."""
     clock = Clock()
-    rig = await make_rig(redirect=True, clock=clock, rate=10e6, burst=100e6, segments=own_failure)
+    rig = await make_rig(redirect=True, clock=clock, rate=10e6, burst=100e6)
     await served(rig, ONE_SECOND)
     assert await beat(rig, "page-a-0123456789abcdef", "203.0.113.7", "vm bucket=2") in (200, 204)
     answers = [await unfollowed(rig, address="203.0.113.7") for _ in range(12)]
@@ -666,7 +659,7 @@ async def test_forged_reporters_spend_a_quarter_and_a_real_outage_finds_the_rest
     segment from the first second: what the reporters spent was never theirs."""
     clock = Clock()
     rate = 1_000_000.0  # bytes a second, ten seconds' burst
-    rig = await make_rig(redirect=True, clock=clock, rate=rate, burst=10 * rate, segments=own_failure)
+    rig = await make_rig(redirect=True, clock=clock, rate=rate, burst=10 * rate)
     await served(rig, ONE_SECOND)
     forged = [f"198.51.100.{n}" for n in range(60)]
     for n, address in enumerate(forged):
@@ -712,12 +705,6 @@ async def test_a_query_is_a_redirect_to_the_segment_without_it(rig: Rig) -> None
     assert (await get(rig.client, "/live/vm/0/seg0.ts?x=2"))[2] == BODY  # a player follows it
 
 
-def drained(**options: Any) -> VmSegments:
-    """The VM's segments with each client named by CF-Connecting-IP (TRUST_CF_CONNECTING_IP)."""
-    options.pop("policy")
-    return VmSegments(**options, client=cf_client)
-
-
 async def test_a_drain_gets_its_share_and_steered_viewers_theirs(make_rig: MakeRig) -> None:
     """While players are steered to the VM, a client fetching its segments as fast as it can, ignoring
     Retry-After, gets its share of VM_SEGMENT_MBPS (the rate divided among the clients asking), and the
@@ -725,7 +712,7 @@ async def test_a_drain_gets_its_share_and_steered_viewers_theirs(make_rig: MakeR
     clock = Clock()
     rate = 1_000_000.0  # bytes a second; ten seconds' burst
     segment = bytes(range(250)) * 400  # 100 kB: each viewer needs one a second
-    rig = await make_rig(clock=clock, rate=rate, burst=10 * rate, segments=drained)
+    rig = await make_rig(clock=clock, rate=rate, burst=10 * rate)
     await served(rig, segment)
     steer_away(rig)
     viewers = ("203.0.113.1", "203.0.113.2", "203.0.113.3")
@@ -976,7 +963,6 @@ async def test_while_the_bucket_serves_a_segment_not_landed_yet_is_asked_again_n
     """After players are steered back, the VM's playlists show what they showed while players were away
     until the bucket's catch up: a segment listed there whose upload has not landed within the wait is a
     503 to ask again (then a redirect), not bytes from the VM while the bucket serves."""
-    serves = [True]
 
     class NotYet:
         """The bucket never has it within the wait."""
@@ -987,14 +973,9 @@ async def test_while_the_bucket_serves_a_segment_not_landed_yet_is_asked_again_n
         async def within(self, variant: int, name: str) -> str | None:
             return None
 
-    def late(**options: Any) -> VmSegments:
-        options.pop("policy")
-        options["bucket"] = NotYet()
-        return VmSegments(**options, own_failure=OwnFailure(lambda: serves[0]))
-
-    rig = await make_rig(segments=late)
+    rig = await make_rig(segments=lambda **options: VmSegments(**{**options, "bucket": NotYet()}))
     await served(rig)
     status, headers, body = await unfollowed(rig)
     assert (status, headers["Retry-After"], rig.counts.requests) == (503, "1", {"late": 1})
-    serves[0] = False  # players away from the bucket: the VM sends it
+    steer_away(rig)  # players away from the bucket: the VM sends it
     assert (await unfollowed(rig))[2] == BODY
