@@ -48,6 +48,7 @@ from broadcaster.steering.reports import PathwayReports
 from tests.support.client import Client, Uncancelling, get
 from tests.support.fakes import Clock, FakeHealth, FakePlaylists
 from tests.support.hls_checker import check_master
+from tests.support.listing import listing
 from tests.support.player_pages import VIEWER
 from tests.support.waiting import until
 
@@ -84,19 +85,12 @@ class Located:
             return None
         variant, name = key.split("/")[-2:]
         url = f"https://r2.example/{variant}/{name}"
-        for number, line in self._numbered(int(variant)):
-            if line == url:
-                return number, url
-        # Listed by the VM's pathway only, not landed in the bucket yet: the number after its last.
         rendered = self.shown.media_playlist(int(variant))
-        return (rendered.last_sequence + 1 if rendered is not None else 0), None
-
-    def _numbered(self, variant: int) -> list[tuple[int, str]]:
-        rendered = self.shown.media_playlist(variant)
         if rendered is None:
-            return []
-        uris = [line for line in rendered.body.decode().splitlines() if line and not line.startswith("#")]
-        return [(rendered.last_sequence - len(uris) + 1 + i, uri) for i, uri in enumerate(uris)]
+            return 0, None
+        landed = [e.number for e in listing(rendered.body.decode()) if e.uri == url]
+        # Listed by the VM's pathway only, not landed in the bucket yet: the number after its last.
+        return (landed[0], url) if landed else (rendered.last_sequence + 1, None)
 
 
 @dataclass
