@@ -477,25 +477,6 @@ async def test_metrics_export_the_reports_with_bounded_labels_and_health_says_wh
     assert labels == {"1", "other", "unknown"}
 
 
-class Hostile:
-    """A client of the real service over HTTP, naming its address as Cloudflare's edge would."""
-
-    def __init__(self, http: aiohttp.ClientSession, url: str) -> None:
-        self.http, self.url = http, url
-
-    async def beat(self, page: str, address: str, text: str | None = None) -> bool:
-        """A beat (with a report); whether the report was taken."""
-        headers = {"Hb-Watching": page, "CF-Connecting-IP": address}
-        if text is not None:
-            headers["Hb-Report"] = text
-        async with self.http.post(f"{self.url}/live/watching", headers=headers) as response:
-            body = await response.json() if response.status == 200 else {}
-        return response.status == 200 and "now" in body and "taken" not in body
-
-    async def leave(self, page: str, address: str) -> None:
-        await self.beat(f"{page} leave", address)
-
-
 @pytest.mark.integration
 async def test_a_hostile_client_moves_the_real_services_figures_no_further_than_its_pages_could(
         tmp_path: Path, moto_url: str) -> None:
@@ -511,7 +492,15 @@ async def test_a_hostile_client_moves_the_real_services_figures_no_further_than_
     - 100 /64s of one IPv6 /48, 20 ids each: 20 pages counted at once, not 2,000."""
     env = moto_env(moto_url, tmp_path, TRUST_CF_CONNECTING_IP="true", VIEWER_TIMEOUT="3")
     async with ServiceProcess(env, tmp_path / "run") as service, aiohttp.ClientSession() as http:
-        client = Hostile(http, service.url)
+        async def beat(page: str, address: str, text: str | None = None) -> bool:
+            """A beat (with a report) from `address`, named as Cloudflare's edge names it: report taken?"""
+            headers = {"Hb-Watching": page, "CF-Connecting-IP": address}
+            if text is not None:
+                headers["Hb-Report"] = text
+            async with http.post(f"{service.url}/live/watching", headers=headers) as response:
+                body = await response.json() if response.status == 200 else {}
+            return response.status == 200 and "now" in body and "taken" not in body
+
         before = await scraped(http, service.url)
         greedy, careful = [new_id() for _ in range(10)], [new_id() for _ in range(10)]
         taken: list[int] = []
@@ -520,18 +509,18 @@ async def test_a_hostile_client_moves_the_real_services_figures_no_further_than_
 
         async def greedy_page(page: str) -> None:
             while time.monotonic() < until:
-                await client.beat(page, "198.51.100.7", GREEDY)
+                await beat(page, "198.51.100.7", GREEDY)
                 await asyncio.sleep(0.1)
 
         async def careful_page(page: str) -> None:
             # Counted from its first beat's arrival, before its answer; its first report may hold 10 s more.
-            await client.beat(page, "198.51.100.7")
+            await beat(page, "198.51.100.7")
             last = time.monotonic() - 10
             while time.monotonic() < until:
                 s = time.monotonic() - last
                 text = report(startup_ms=600_000, stalls=min(255, int(s)), stalled_ms=int(1000 * s),
                               rejected=min(65_535, int(4 * s)), network_fatal=min(255, int(2 * s)))
-                if await client.beat(page, "198.51.100.7", text):
+                if await beat(page, "198.51.100.7", text):
                     last = time.monotonic()
                     taken.append(1)
                 await asyncio.sleep(0.25)
@@ -542,14 +531,14 @@ async def test_a_hostile_client_moves_the_real_services_figures_no_further_than_
             nonlocal heard
             while time.monotonic() < until:
                 page = new_id()
-                await client.beat(page, "203.0.113.9", report())
+                await beat(page, "203.0.113.9", report())
                 await asyncio.sleep(0.25)
                 for _ in range(20):  # until its report is taken (half a beat interval after its first)
-                    if await client.beat(page, "203.0.113.9", report(startup_ms=600_000)):
+                    if await beat(page, "203.0.113.9", report(startup_ms=600_000)):
                         heard += 1
                         break
                     await asyncio.sleep(0.1)
-                await client.leave(page, "203.0.113.9")
+                await beat(f"{page} leave", "203.0.113.9")
 
         await asyncio.gather(*map(greedy_page, greedy), *map(careful_page, careful), made_up())
         seconds = time.monotonic() - started
