@@ -18,6 +18,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -957,17 +958,11 @@ async def test_while_the_bucket_serves_a_segment_not_landed_yet_is_asked_again_n
     """After players are steered back, the VM's playlists show what they showed while players were away
     until the bucket's catch up: a segment listed there whose upload has not landed within the wait is a
     503 to ask again (then a redirect), not bytes from the VM while the bucket serves."""
+    async def never(variant: int, name: str) -> None:
+        return None
 
-    class NotYet:
-        """The bucket never has it within the wait."""
-
-        def now(self, variant: int, name: str) -> str | None:
-            return None
-
-        async def within(self, variant: int, name: str) -> str | None:
-            return None
-
-    rig = await make_rig(segments=lambda **options: VmSegments(**{**options, "bucket": NotYet()}))
+    not_yet = SimpleNamespace(now=lambda variant, name: None, within=never)  # the bucket never has it in time
+    rig = await make_rig(segments=lambda **options: VmSegments(**{**options, "bucket": not_yet}))
     await served(rig)
     status, headers, body = await unfollowed(rig)
     assert (status, headers["Retry-After"], rig.counts.requests) == (503, "1", {"late": 1})
