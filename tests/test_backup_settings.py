@@ -19,18 +19,6 @@ BACKUP = {
 }
 
 
-def test_backup_pathway_with_its_bucket(tmp_path: Path) -> None:
-    s = load_settings(environ=env(tmp_path, PATHWAYS="bucket,backup,vm", **BACKUP))
-    assert s.pathways == ("bucket", "backup", "vm") and s.steering
-    backup = s.extra_buckets[0]
-    assert (backup.endpoint_url, backup.public_url) == ("https://s3.eu-central-1.amazonaws.com",
-                                                        "https://backup.example.net")
-    assert backup.bucket == "stream-backup" and backup.region == "eu-central-1"
-    assert SECRET not in repr(s)
-    instead = load_settings(environ=env(tmp_path, PATHWAYS="bucket,backup", **BACKUP))
-    assert instead.pathways == ("bucket", "backup")
-
-
 def test_backup_pathway_without_its_bucket_names_each_missing_setting(tmp_path: Path) -> None:
     partial = {k: v for k, v in BACKUP.items() if k not in ("BACKUP_BUCKET_NAME", "BACKUP_SECRET_ACCESS_KEY")}
     with pytest.raises(SettingsError) as err:
@@ -106,13 +94,20 @@ def test_the_backup_pathways_segments_are_not_routed_to_the_service(path: str) -
 
 
 def test_a_third_bucket_is_settings_named_after_its_pathway(tmp_path: Path) -> None:
-    """Adding a bucket is a PATHWAYS entry and its six settings, <ID>_*: no code."""
+    """Adding a bucket is a PATHWAYS entry and its six settings, <ID>_*: no code (the second bucket's,
+    BACKUP_*, and a third's, B2_*)."""
     third = {"B2_S3_ENDPOINT_URL": "https://s3.eu-central-003.backblazeb2.com", "B2_S3_REGION": "eu-central-003",
              "B2_ACCESS_KEY_ID": "b2key", "B2_SECRET_ACCESS_KEY": "b2-secret-123", "B2_BUCKET_NAME": "third",
              "B2_PUBLIC_URL": "https://f003.backblazeb2.com/file/third"}
     s = load_settings(environ=env(tmp_path, PATHWAYS="bucket,backup,b2,vm", **BACKUP, **third))
+    assert s.pathways == ("bucket", "backup", "b2", "vm") and s.steering
     assert [b.pathway for b in s.buckets] == ["bucket", "backup", "b2"]
-    b2 = s.buckets[2]
+    backup, b2 = s.extra_buckets
+    assert (backup.endpoint_url, backup.public_url) == ("https://s3.eu-central-1.amazonaws.com",
+                                                        "https://backup.example.net")  # without their slashes
+    assert backup.bucket == "stream-backup" and backup.region == "eu-central-1" and SECRET not in repr(s)
+    instead = load_settings(environ=env(tmp_path, PATHWAYS="bucket,backup", **BACKUP))
+    assert instead.pathways == ("bucket", "backup")
     assert (b2.endpoint_url, b2.region, b2.bucket, b2.public_url) == (
         "https://s3.eu-central-003.backblazeb2.com", "eu-central-003", "third", "https://f003.backblazeb2.com/file/third")
     assert b2.setting("AWS_BUCKET_NAME") == "B2_BUCKET_NAME" and "b2-secret-123" not in repr(s)
