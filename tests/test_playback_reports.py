@@ -141,22 +141,6 @@ def test_a_page_claims_no_more_time_than_it_was_there() -> None:
     assert (figures.watched_ms, figures.stalled_ms) == (16_000, 17_000)
 
 
-def test_a_pages_start_up_counts_once() -> None:
-    clock = Clock()
-    audience, playback = counted(clock)
-    page = new_id()
-    for _ in range(5):  # the page sends its start-up time in every report
-        send(audience, playback, page, "192.0.2.1", report(startup_ms=900))
-        clock.t += INTERVAL
-    assert weight(playback.startup) == 1 and playback.startup.sum == 0.9
-    # A client making up ids and leaving at once adds nothing: an id must be counted half an interval.
-    for _ in range(50):
-        quick = new_id()
-        assert send(audience, playback, quick, "198.51.100.1", report(startup_ms=60_000)) is False
-        audience.leave(quick)
-    assert weight(playback.startup) == 1 and playback.reports == 4
-
-
 # What a page could have had in a second at most (status/playback.py's MS_PER_*), written out here: 2
 # stalls and 2 variant switches a second, 4 player errors (all kinds together), 4 segments loaded (both
 # sources together) and 4 checked from peers, 250 frames, 25 MB loaded and 25 MB sent; a peer banned only
