@@ -105,6 +105,7 @@ class Rig:
     counts: PathwayCounts
     behind: list[float]
     clock: Clock
+    segments: VmSegments
 
 
 MakeRig = Callable[..., Awaitable[Rig]]
@@ -112,14 +113,15 @@ MakeRig = Callable[..., Awaitable[Rig]]
 
 @pytest.fixture
 def make_rig(aiohttp_client: AiohttpClient, tmp_path: Path) -> MakeRig:
-    async def make(*, rate: float = 1e9, burst: float = 1e9, segments: Any = None, redirect: bool = False,
-                   shown: Shown | None = None, newest: Callable[[int], int | None] = lambda v: None,
+    async def make(*, rate: float = 1e9, burst: float = 1e9, segments: dict[str, Any] | None = None,
+                   redirect: bool = False, shown: Shown | None = None,
+                   newest: Callable[[int], int | None] = lambda v: None,
                    proxies: Proxies = Proxies(cloudflare=True), clock: Clock | None = None,
                    handler_cancellation: bool = True) -> Rig:
         """`clock`: the policy's, the viewer count's and the byte budget's (a fake one; by default the
         byte budget runs on the real clock); `proxies`: who the service trusts to name a client (a
-        loopback peer, the tunnel, by default); `segments`: the VM's segments, or a function of the parts
-        wired here that makes them."""
+        loopback peer, the tunnel, by default); `segments`: parts of the VM's segments in place of those
+        wired here."""
         shown = shown or Shown()
         (tmp_path / "hls").mkdir(exist_ok=True)
         (tmp_path / "state").mkdir(exist_ok=True)
@@ -141,7 +143,7 @@ def make_rig(aiohttp_client: AiohttpClient, tmp_path: Path) -> MakeRig:
             vm_bytes=VmBytes(ByteBudget(rate, burst, budget_clock)), bucket=there if redirect else None,
             client=lambda request: client_key(request, proxies),
             own_failure=OwnFailure(policy.bucket_serves, policy.client_failing, lambda: STREAM))
-        vm_segments = segments(**wired) if callable(segments) else segments or VmSegments(**wired)
+        vm_segments = VmSegments(**{**wired, **(segments or {})})
         # The VM's media playlists: the publisher's views (test_playlist_views); here the bucket's stand in.
         pathways = Pathways(
             masters=SteeredMasters(shown, [Pathway("bucket"), Pathway("vm", "vm")], lambda: policy.first,
@@ -159,7 +161,8 @@ def make_rig(aiohttp_client: AiohttpClient, tmp_path: Path) -> MakeRig:
         client: Client = await aiohttp_client(server, auto_decompress=False)
         if redirect:
             clock.t += 100  # long after any failure
-        return Rig(client, shown, copies, located, tmp_path / "hls", policy, counts, behind, clock)
+        return Rig(client, shown, copies, located, tmp_path / "hls", policy, counts, behind, clock,
+                   vm_segments)
 
     return make
 
@@ -603,11 +606,6 @@ async def test_the_vm_sends_bytes_while_steered_or_its_probe_failed_never_for_a_
     assert rig.counts.bytes == {False: len(BODY), True: len(BODY)} and rig.counts.requests[302] == 4
 
 
-def cf_client(request: Any) -> str | None:
-    """A request's client as the service names it with TRUST_CF_CONNECTING_IP (http/steered.py's vm_segments)."""
-    return client_key(request, Proxies(cloudflare=True))
-
-
 STREAM = 1_200_000  # bits a second: Shown's highest variant (its BANDWIDTH)
 ONE_SECOND = bytes(range(250)) * (STREAM // 8 // 250)  # a segment of one second at that bitrate
 
@@ -829,7 +827,7 @@ async def test_a_copy_gone_before_its_read_costs_no_share_of_the_bytes(make_rig:
     """A 404 for a copy that went between its lookup and its read gives its bytes back: the cap (one
     segment here) and the client's share were taken for nothing, and the next request would get a 503."""
     gone = GoneCopies(a_copy())
-    rig = await make_rig(segments=VmSegments(gone, key_for, VmBytes(ByteBudget(1.0, len(BODY)))))
+    rig = await make_rig(segments={"copies": gone, "vm_bytes": VmBytes(ByteBudget(1.0, len(BODY)))})
     assert (await get(rig.client, "/live/vm/0/seg0.ts"))[0] == 404
     status, _headers, body = await get(rig.client, "/live/vm/0/seg0.ts")
     assert (status, body) == (200, BODY)
@@ -837,9 +835,8 @@ async def test_a_copy_gone_before_its_read_costs_no_share_of_the_bytes(make_rig:
 
 async def test_answers_in_flight_are_bounded_per_client_and_in_all(make_rig: MakeRig, tmp_path: Path) -> None:
     slow = SlowCopies(a_copy())
-    segments = VmSegments(slow, key_for, VmBytes(ByteBudget(1e9, 1e9), 8), client=cf_client)
-    rig = await make_rig(segments=segments)
-
+    rig = await make_rig(segments={"copies": slow, "vm_bytes": VmBytes(ByteBudget(1e9, 1e9), 8)})
+    segments = rig.segments
     first = [asking(rig, "203.0.113.1") for _ in range(2)]
     await until(lambda: segments.sending == 2)
     assert (await asking(rig, "203.0.113.1"))[0] == 503  # its share: 8 // 4
@@ -856,16 +853,9 @@ async def test_reporters_hold_a_quarter_of_the_answers_in_flight(make_rig: MakeR
     slow = SlowCopies(a_copy())
     serves = [True]
     own = OwnFailure(lambda: serves[0], lambda client: (client or "").startswith("198.51.100."), lambda: STREAM)
-    made: list[VmSegments] = []
-
-    def slow_segments(**options: Any) -> VmSegments:  # counted by the rig's counts
-        made.append(VmSegments(slow, key_for, VmBytes(ByteBudget(1e9, 1e9), 8), on_sent=options["on_sent"],
-                               client=cf_client, own_failure=own))
-        return made[0]
-
-    rig = await make_rig(segments=slow_segments)
-    segments = made[0]
-
+    rig = await make_rig(segments={"copies": slow, "vm_bytes": VmBytes(ByteBudget(1e9, 1e9), 8),
+                                   "own_failure": own})
+    segments = rig.segments
     reporters = [asking(rig, f"198.51.100.{n}") for n in range(2)]
     await until(lambda: segments.sending == 2)
     assert (await asking(rig, "198.51.100.9"))[0] == 503  # their quarter of 8, whoever asks
@@ -957,7 +947,7 @@ async def test_while_the_bucket_serves_a_segment_not_landed_yet_is_asked_again_n
         return None
 
     not_yet = SimpleNamespace(now=lambda variant, name: None, within=never)  # the bucket never has it in time
-    rig = await make_rig(segments=lambda **options: VmSegments(**{**options, "bucket": not_yet}))
+    rig = await make_rig(segments={"bucket": not_yet})
     await served(rig)
     status, headers, body = await unfollowed(rig)
     assert (status, headers["Retry-After"], rig.counts.requests) == (503, "1", {"late": 1})
