@@ -14,7 +14,6 @@ import os
 import socket
 import struct
 import threading
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,34 +112,31 @@ MakeRig = Callable[..., Awaitable[Rig]]
 
 @pytest.fixture
 def make_rig(aiohttp_client: AiohttpClient, tmp_path: Path) -> MakeRig:
-    async def make(*, rate: float = 1e9, burst: float = 1e9, segments: dict[str, Any] | None = None,
-                   redirect: bool = False, shown: Shown | None = None,
-                   newest: Callable[[int], int | None] = lambda v: None,
+    async def make(*, segments: dict[str, Any] | None = None, redirect: bool = False,
+                   shown: Shown | None = None, newest: Callable[[int], int | None] = lambda v: None,
                    proxies: Proxies = Proxies(cloudflare=True), clock: Clock | None = None,
                    handler_cancellation: bool = True) -> Rig:
-        """`clock`: the policy's, the viewer count's and the byte budget's (a fake one; by default the
-        byte budget runs on the real clock); `proxies`: who the service trusts to name a client (a
-        loopback peer, the tunnel, by default); `segments`: parts of the VM's segments in place of those
-        wired here."""
+        """`clock`: the policy's and the viewer count's (a fake one); `proxies`: who the service trusts to
+        name a client (a loopback peer, the tunnel, by default); `segments`: parts of the VM's segments in
+        place of those wired here (its byte budget: none to speak of, on the real clock)."""
         shown = shown or Shown()
         (tmp_path / "hls").mkdir(exist_ok=True)
         (tmp_path / "state").mkdir(exist_ok=True)
         copies = Held(tmp_path / "hls", tmp_path / "state", max_bytes=64 * 1024 * 1024, keep_for=600)
         copies.open()
         located = Located(shown)
-        budget_clock = clock or time.monotonic
         clock = clock or Clock()
         behind = [0.0]
         policy = SteeringPolicy(("bucket", "vm"), {"bucket": BucketSignals(behind=lambda: behind[0])},
                                 lambda: shown.target_duration, interval=1.0, clock=clock)
         counts = PathwayCounts(lambda: policy.first != "bucket", ("bucket", "vm"))
-        there = InBucket(policy, located, shown, key_for)  # as the service wires it
 
         # Made here as the service wires them (vm/route.py): each client named as `proxies` say, bytes of
         # its own at one stream's bitrate for a client whose page failed on the bucket while it serves.
         wired: dict[str, Any] = dict(
             copies=HeldSegments(copies, located), key_for=key_for, on_sent=counts.sent,
-            vm_bytes=VmBytes(ByteBudget(rate, burst, budget_clock)), bucket=there if redirect else None,
+            vm_bytes=VmBytes(ByteBudget(1e9, 1e9)),
+            bucket=InBucket(policy, located, shown, key_for) if redirect else None,
             client=lambda request: client_key(request, proxies),
             own_failure=OwnFailure(policy.bucket_serves, policy.client_failing, lambda: STREAM))
         vm_segments = VmSegments(**{**wired, **(segments or {})})
@@ -486,7 +482,7 @@ async def test_head_says_the_length_and_sends_nothing(rig: Rig) -> None:
 
 
 async def test_the_byte_cap_answers_503_past_it(make_rig: MakeRig) -> None:
-    rig = await make_rig(rate=1.0, burst=2.5 * len(BODY))
+    rig = await make_rig(segments={"vm_bytes": VmBytes(ByteBudget(1.0, 2.5 * len(BODY)))})
     await served(rig)
     statuses = [(await get(rig.client, "/live/vm/0/seg0.ts"))[0] for _ in range(4)]
     assert statuses == [200, 200, 503, 503]
@@ -616,7 +612,8 @@ async def test_a_client_whose_own_page_fails_on_the_bucket_gets_one_streams_bitr
     sends that address bytes of its own, at most one stream's bitrate (its burst: ten seconds of it),
     while everyone else is redirected to the bucket. An IPv6 client is its /48."""
     clock = Clock()
-    rig = await make_rig(redirect=True, clock=clock, rate=10e6, burst=100e6)
+    budget = VmBytes(ByteBudget(10e6, 100e6, clock))
+    rig = await make_rig(redirect=True, clock=clock, segments={"vm_bytes": budget})
     await served(rig, ONE_SECOND)
     assert await beat(rig, "page-a-0123456789abcdef", "203.0.113.7", "vm bucket=2") in (200, 204)
     answers = [await unfollowed(rig, address="203.0.113.7") for _ in range(12)]
@@ -647,7 +644,8 @@ async def test_forged_reporters_spend_a_quarter_and_a_real_outage_finds_the_rest
     segment from the first second: what the reporters spent was never theirs."""
     clock = Clock()
     rate = 1_000_000.0  # bytes a second, ten seconds' burst
-    rig = await make_rig(redirect=True, clock=clock, rate=rate, burst=10 * rate)
+    budget = VmBytes(ByteBudget(rate, 10 * rate, clock))
+    rig = await make_rig(redirect=True, clock=clock, segments={"vm_bytes": budget})
     await served(rig, ONE_SECOND)
     forged = [f"198.51.100.{n}" for n in range(60)]
     for n, address in enumerate(forged):
@@ -700,7 +698,7 @@ async def test_a_drain_gets_its_share_and_steered_viewers_theirs(make_rig: MakeR
     clock = Clock()
     rate = 1_000_000.0  # bytes a second; ten seconds' burst
     segment = bytes(range(250)) * 400  # 100 kB: each viewer needs one a second
-    rig = await make_rig(clock=clock, rate=rate, burst=10 * rate)
+    rig = await make_rig(clock=clock, segments={"vm_bytes": VmBytes(ByteBudget(rate, 10 * rate, clock))})
     await served(rig, segment)
     steer_away(rig)
     viewers = ("203.0.113.1", "203.0.113.2", "203.0.113.3")
