@@ -272,16 +272,20 @@ def test_parse_last_event_id() -> None:
     assert parse_last_event_id("\u0663") is None  # a digit, but not one of ours
 
 
-async def test_close_ends_every_stream_and_refuses_new_ones(make_client: MakeClient) -> None:
-    hub, client = await make_client(ping_interval=3600)  # idle streams: only close() can end them
+async def test_close_ends_every_stream_refuses_new_ones_and_lets_the_server_shut_down_at_once(
+        make_client: MakeClient) -> None:
+    """What Service.stop() does before the runner's cleanup, its handlers not cancelled (as it runs them)."""
+    hub, client = await make_client(cancelling=False, ping_interval=3600)  # idle: only close() ends them
     readers = [await open_stream(client) for _ in range(3)]
     assert hub.streams == 3
     hub.close()
+    response = await client.get(PATH)
+    assert response.status == 503 and response.headers["Retry-After"] == "1"
+    async with asyncio.timeout(5):  # aiohttp would wait up to 60 s for a handler still streaming
+        await client.server.close()
     for reader in readers:
         assert await reader.ended(timeout=5) == []
     await until(lambda: hub.streams == 0, "the handlers to return")
-    response = await client.get(PATH)
-    assert response.status == 503 and response.headers["Retry-After"] == "1"
 
 
 async def test_many_subscribers_get_each_event_once_without_a_task_each(make_client: MakeClient) -> None:
@@ -384,16 +388,6 @@ async def test_a_client_that_goes_away_is_one_debug_line(
     loud = [r for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info]
     assert loud == [], [r.getMessage() for r in loud]
     assert any(r.name == "broadcaster.http.events" and "went away" in r.getMessage() for r in caplog.records)
-
-
-async def test_close_lets_the_server_shut_down_at_once(make_client: MakeClient) -> None:
-    hub, client = await make_client(cancelling=False, ping_interval=3600)
-    readers = [await open_stream(client) for _ in range(3)]
-    hub.close()  # what Service.stop() does before the runner's cleanup
-    async with asyncio.timeout(5):  # aiohttp would wait up to 60 s for a handler still streaming
-        await client.server.close()
-    for reader in readers:
-        assert await reader.ended() == []
 
 
 async def test_a_client_that_stops_reading_is_dropped_after_the_write_timeout() -> None:
