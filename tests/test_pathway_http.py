@@ -165,7 +165,6 @@ def make_rig(aiohttp_client: AiohttpClient, tmp_path: Path) -> MakeRig:
 
 @pytest.fixture
 async def rig(make_rig: MakeRig) -> Rig:
-    """A rig with the defaults."""
     return await make_rig()
 
 
