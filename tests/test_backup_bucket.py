@@ -11,21 +11,19 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import boto3
 import pytest
-from prometheus_client.metrics_core import Metric
-from prometheus_client.parser import text_string_to_metric_families
 
 from broadcaster.demo.emulator import OwncastEmulator
 from broadcaster.demo.seaweed import SeaweedS3
 from tests.support.fault_proxy import FaultProxy
 from tests.support.gates import BucketGates
-from tests.support.public_bucket import readable_by_anyone
+from tests.support.public_bucket import bucket_block, keys_in, moto_bucket, moto_s3
+from tests.support.scrape import Samples, by_label, scraped, total
 from tests.support.service_process import ServiceProcess, moto_env, service_env
 from tests.support.waiting import until
 from tests.support.whole import assert_whole
@@ -61,50 +59,55 @@ def segments(body: str) -> list[str]:
     return [line for line in body.splitlines() if line and not line.startswith("#")]
 
 
+async def uris(http: aiohttp.ClientSession, url: str, variant: int, pathway: str = "") -> list[str]:
+    """The segment URIs in `pathway`'s playlist of `variant` (the first bucket's: ""); none but on a 200."""
+    status, body = await text(http, f"{url}/live/{pathway}{'/' if pathway else ''}{variant}/playlist.m3u8")
+    return segments(body) if status == 200 else []
+
+
+async def offered(http: aiohttp.ClientSession, url: str, *pathways: str) -> bool:
+    """The multivariant playlist offers both variants on each of `pathways`."""
+    status, body = await text(http, f"{url}/live/master.m3u8")
+    return status == 200 and all(offers(body, p) == 2 for p in pathways)
+
+
 async def test_with_the_first_bucket_closed_players_are_steered_to_the_second(
         tmp_path: Path, seaweed: SeaweedS3, owncast: OwncastEmulator, moto_url: str) -> None:
-    s3 = boto3.client("s3", endpoint_url=moto_url, aws_access_key_id="second-key",
-                      aws_secret_access_key="second-secret", region_name="us-east-1")
     # Public reads, as a CDN in front of it gives viewers (the service never sends an ACL header).
-    public_bucket(s3, BACKUP)
+    s3 = moto_bucket(moto_url, BACKUP)
     # Viewers reach the second bucket through a gate of its own (another host: another provider's CDN).
     async with BucketGates(seaweed) as gates, FaultProxy(moto_url, host=SECOND_HOST) as second, \
             aiohttp.ClientSession() as http:
         public = f"{second.url}/{BACKUP}"
         env = service_env(owncast.variant_dir(0).parent, seaweed, tmp_path / "state",
                           S3_ENDPOINT_URL=gates.service_url, R2_PUBLIC_URL=gates.public_url,
-                          PATHWAYS="bucket,vm,backup", BACKUP_S3_ENDPOINT_URL=moto_url,
-                          BACKUP_S3_REGION="us-east-1", BACKUP_ACCESS_KEY_ID="second-key",
-                          BACKUP_SECRET_ACCESS_KEY="second-secret", BACKUP_BUCKET_NAME=BACKUP,
-                          BACKUP_PUBLIC_URL=public,
+                          PATHWAYS="bucket,vm,backup",
+                          **{**bucket_block("backup", moto_url, BACKUP, "second-key", "second-secret"),
+                             "BACKUP_PUBLIC_URL": public},
                           # A short window and no margin: segments leave it, and each bucket, within seconds.
                           WINDOW_SECONDS="3", CLEANUP_MARGIN="0")
         async with ServiceProcess(env, tmp_path, start_timeout=START_TIMEOUT) as service:
             url = service.url
 
-            async def priority() -> list[str]:
-                status, body = await text(http, f"{url}/live/steering.json")
-                return list(json.loads(body)["PATHWAY-PRIORITY"]) if status == 200 else []
-
-            def steered(expected: list[str]) -> Callable[[], object]:
+            def steered(expected: list[str]) -> Callable[[], Awaitable[bool]]:
                 async def check() -> bool:
-                    return await priority() == expected
+                    status, body = await text(http, f"{url}/live/steering.json")
+                    return status == 200 and json.loads(body)["PATHWAY-PRIORITY"] == expected
                 return check
 
-            async def told(pathway: str, backup: str = "") -> tuple[dict[str, Any], dict[str, Metric]]:
+            async def told(pathway: str, backup: str = "") -> tuple[dict[str, Any], Samples]:
                 """/health and /metrics, once both say players are steered to `pathway` (they are read
                 apart from the steering manifest: on a busy machine a pathway may lag a moment), and
                 /health's status says `backup` of the backup pathway (a slow upload there may have put it
                 behind first)."""
-                said: list[tuple[dict[str, Any], dict[str, Metric]]] = []
+                said: list[tuple[dict[str, Any], Samples]] = []
 
                 async def agree() -> bool:
                     async with http.get(f"{url}/health") as r:
                         health = await r.json()
-                    async with http.get(f"{url}/metrics") as r:
-                        families = {f.name: f for f in text_string_to_metric_families(await r.text())}
-                    first = [s.labels["pathway"] for s in families["hls_broadcaster_pathway"].samples if s.value == 1]
-                    said[:] = [(health, families)]
+                    samples = await scraped(http, url)
+                    first = [p for p, v in by_label(samples, "hls_broadcaster_pathway", "pathway").items() if v == 1]
+                    said[:] = [(health, samples)]
                     return health["pathway"] == pathway and first == [pathway] \
                         and backup in health["status"].partition("; the backup pathway: ")[2]
 
@@ -114,15 +117,10 @@ async def test_with_the_first_bucket_closed_players_are_steered_to_the_second(
                 return said[0]
 
             async def backup_lists(n: int) -> bool:
-                lists = [await text(http, f"{url}/live/backup/{v}/playlist.m3u8") for v in (0, 1)]
-                return all(status == 200 and len(segments(body)) >= n for status, body in lists)
+                return all([len(await uris(http, url, v, "backup")) >= n for v in (0, 1)])
 
-            async def offered() -> bool:
-                status, body = await text(http, f"{url}/live/master.m3u8")
-                return status == 200 and offers(body, "backup") == 2
-
-            await until(offered, "the multivariant playlist offers both variants on the backup pathway", 60,
-                        every=0.2)
+            await until(lambda: offered(http, url, "backup"),
+                        "the multivariant playlist offers both variants on the backup pathway", 60, every=0.2)
             # Healthy: the second bucket before the VM (at a start on a busy machine, uploads may lag a moment).
             await until(steered(["bucket", "backup", "vm"]), "the first bucket first, then the second", 30,
                         every=0.2)
@@ -133,43 +131,38 @@ async def test_with_the_first_bucket_closed_players_are_steered_to_the_second(
                 lacked while players were steered away from it (its uploads behind on a loaded machine)
                 stays listed at the VM's URI, where it
                 was listed (a pathway never goes back); no other URI is listed."""
-                status, body = await text(http, f"{url}/live/backup/0/playlist.m3u8")
-                uris = segments(body)
-                assert all(uri.startswith((f"{public}/live/0/", "/live/vm/0/")) for uri in uris), body
-                moved = any(uri.startswith("/live/vm/") for uri in uris)
-                assert not moved or any(vm_before_backup(line) for line in service.lines), body
-                return status == 200 and len(uris) >= 2 and all(u.startswith(public) for u in uris[-2:])
+                listed = await uris(http, url, 0, "backup")
+                assert all(uri.startswith((f"{public}/live/0/", "/live/vm/0/")) for uri in listed), listed
+                moved = any(uri.startswith("/live/vm/") for uri in listed)
+                assert not moved or any(vm_before_backup(line) for line in service.lines), listed
+                return len(listed) >= 2 and all(u.startswith(public) for u in listed[-2:])
 
             await until(at_second_bucket, "the backup pathway lists its newest segments at the second bucket", 30,
                         every=0.2)
-            body = (await text(http, f"{url}/live/backup/0/playlist.m3u8"))[1]
             # Keys in the second bucket.
-            early = [uri.removeprefix(f"{public}/") for uri in segments(body) if uri.startswith(public)]
+            early = [uri.removeprefix(f"{public}/") for uri in await uris(http, url, 0, "backup")
+                     if uri.startswith(public)]
 
             await gates.close(service=True, viewers=True)
 
             await until(steered(["backup", "vm", "bucket"]),
                         "the steering manifest puts the second bucket first, before the VM", SWITCH_TIMEOUT,
                         every=0.2)
-            switched = {v: segments((await text(http, f"{url}/live/backup/{v}/playlist.m3u8"))[1]) for v in (0, 1)}
+            switched = {v: await uris(http, url, v, "backup") for v in (0, 1)}
 
             async def grown() -> bool:
-                for v in (0, 1):
-                    now = segments((await text(http, f"{url}/live/backup/{v}/playlist.m3u8"))[1])
-                    if len([uri for uri in now if uri not in switched[v]]) < 3:
-                        return False
-                return True
+                return all([len(set(await uris(http, url, v, "backup")) - set(switched[v])) >= 3
+                            for v in (0, 1)])
 
             # The stream goes on there while the first bucket takes nothing.
             await until(grown, "the backup pathway lists 3 new segments per variant", 30, every=0.2)
             listed = []
             for v in (0, 1):
-                status, body = await text(http, f"{url}/live/backup/{v}/playlist.m3u8")
                 # A segment the second bucket lacked when listed (its uploads behind on a loaded machine:
                 # steered away from, it lists it at the VM's URI, relative) is fetched there: Owncast's
                 # bytes either way.
                 listed += [(uri if "://" in uri else f"{url}{uri}", owncast.variant_dir(v) / uri.rpartition("/")[2])
-                           for uri in segments(body)]
+                           for uri in await uris(http, url, v, "backup")]
             assert await assert_whole(http, owncast.ledger, listed) >= 6  # fetched from moto, Owncast's bytes
             # A player that stays on the first bucket's pathway (video.js leaves a pathway only on an error,
             # not for the steering manifest) plays on: its playlists list what the first bucket lacks at the
@@ -181,27 +174,25 @@ async def test_with_the_first_bucket_closed_players_are_steered_to_the_second(
             async def listed_at_the_vm() -> bool:
                 at_vm.clear()
                 for v in (0, 1):
-                    status, body = await text(http, f"{url}/live/{v}/playlist.m3u8")
-                    uris = [uri for uri in segments(body) if uri.startswith(f"/live/vm/{v}/")]
-                    if status != 200 or len(uris) < 3:
+                    there = [uri for uri in await uris(http, url, v) if uri.startswith(f"/live/vm/{v}/")]
+                    if len(there) < 3:
                         return False
-                    at_vm.extend((f"{url}{uri}", owncast.variant_dir(v) / uri.rpartition("/")[2]) for uri in uris)
+                    at_vm.extend((f"{url}{uri}", owncast.variant_dir(v) / uri.rpartition("/")[2])
+                                 for uri in there)
                 return True
 
             await until(listed_at_the_vm, "the first bucket's pathway lists a window of segments at the VM's URIs",
                         30, every=0.2)
             assert await assert_whole(http, owncast.ledger, at_vm) >= 6
-            health, families = await told("backup")
+            health, samples = await told("backup")
             # Down both ways: its uploads refused (and, while a fresh segment is there to probe, its
             # public URL failing too: policy.DOWN), or waiting (policy.UPLOADS) once none is.
             assert "players steered to the backup pathway" in health["status"] \
                 and "the bucket pathway: uploads to it " in health["status"], health
             # The second bucket's uploads in the buckets' families, by its pathway.
-            landed = sum(s.value for s in families["hls_broadcaster_segments_uploaded"].samples
-                         if s.name.endswith("_total") and s.labels["pathway"] == "backup")
+            landed = total(samples, "hls_broadcaster_segments_uploaded_total", pathway="backup")
             assert landed >= 6, landed
-            assert [s.value for s in families["hls_broadcaster_storage_up"].samples
-                    if s.labels["pathway"] == "backup"] == [1.0]
+            assert by_label(samples, "hls_broadcaster_storage_up", "pathway")["backup"] == 1.0
             assert any("steering players to the backup pathway" in line for line in service.lines)
 
             # The second bucket fails for viewers too (its CDN): only the service's probe can tell; two
@@ -222,26 +213,10 @@ async def test_with_the_first_bucket_closed_players_are_steered_to_the_second(
             await until(steered(["bucket", "backup", "vm"]), "players are steered back to the first bucket",
                         BACK_TIMEOUT, every=0.2)
 
-            def in_second() -> set[str]:
-                return {o["Key"] for o in s3.list_objects_v2(Bucket=BACKUP).get("Contents", [])}
-
-            async def cleaned() -> bool:
-                return not set(early) & in_second()
-
             # The first segments left the window long ago: deleted from the second bucket as from the first.
-            await until(cleaned, "the second bucket's old segments deleted", 30, every=0.2)
+            await until(lambda: not set(early) & keys_in(s3, BACKUP),
+                        "the second bucket's old segments deleted", 30, every=0.2)
             assert service.problems() == []
-
-
-def public_bucket(s3: Any, name: str) -> None:
-    if name not in [b["Name"] for b in s3.list_buckets()["Buckets"]]:
-        s3.create_bucket(Bucket=name)
-    readable_by_anyone(s3, name)
-
-
-def moto_s3(moto_url: str) -> Any:
-    return boto3.client("s3", endpoint_url=moto_url, aws_access_key_id="k", aws_secret_access_key="s",
-                        region_name="us-east-1")
 
 
 def buckets_env(moto_url: str, tmp_path: Path, buckets: dict[str, str], **over: str) -> dict[str, str]:
@@ -249,11 +224,8 @@ def buckets_env(moto_url: str, tmp_path: Path, buckets: dict[str, str], **over: 
     name, each made readable by anyone on moto), each a block of settings named after its pathway."""
     extra: dict[str, str] = {}
     for pathway, name in buckets.items():
-        public_bucket(moto_s3(moto_url), name)
-        at = pathway.upper()
-        extra.update({f"{at}_S3_ENDPOINT_URL": moto_url, f"{at}_S3_REGION": "us-east-1",
-                      f"{at}_ACCESS_KEY_ID": "k", f"{at}_SECRET_ACCESS_KEY": "s", f"{at}_BUCKET_NAME": name,
-                      f"{at}_PUBLIC_URL": f"{moto_url}/{name}"})
+        moto_bucket(moto_url, name)
+        extra.update(bucket_block(pathway, moto_url, name))
     return moto_env(moto_url, tmp_path, PATHWAYS=",".join(("bucket", *buckets)), **extra, **over)
 
 
@@ -267,13 +239,9 @@ async def test_deletions_due_in_the_second_bucket_outlive_a_restart(
     env = buckets_env(moto_url, tmp_path, {"backup": second}, WINDOW_SECONDS="2", REWIND_SECONDS="0",
                       CLEANUP_MARGIN="6")
 
-    def in_second() -> set[str]:
-        return {o["Key"] for o in s3.list_objects_v2(Bucket=second).get("Contents", [])}
-
     async def window(http: aiohttp.ClientSession, url: str) -> set[str]:
         """The keys variant 0's backup playlist lists now."""
-        status, body = await text(http, f"{url}/live/backup/0/playlist.m3u8")
-        return {uri.removeprefix(f"{moto_url}/{second}/") for uri in segments(body)} if status == 200 else set()
+        return {uri.removeprefix(f"{moto_url}/{second}/") for uri in await uris(http, url, 0, "backup")}
 
     async with aiohttp.ClientSession() as http:
         listed: set[str] = set()
@@ -283,21 +251,18 @@ async def test_deletions_due_in_the_second_bucket_outlive_a_restart(
                 now = await window(http, service.url)
                 listed.update(now)
                 due.clear()
-                due.update((listed - now) & in_second())  # left the window, not deleted yet
+                due.update((listed - now) & keys_in(s3, second))  # left the window, not deleted yet
                 return len(due) >= 2
 
             await until(some_wait_for_deletion,
                         "segments that left the backup window and wait for their deletion", 60, every=0.2)
             assert await service.stop() == 0
-        due &= in_second()  # still there at the stop
+        due &= keys_in(s3, second)  # still there at the stop
         assert due
         async with ServiceProcess(env, tmp_path, start_timeout=START_TIMEOUT) as again:
-            async def deleted() -> bool:
-                return not due & in_second()
-
             # Due within CLEANUP_MARGIN and the spec's time after they left the window: deleted by this run.
-            await until(deleted, "the keys due for deletion at the stop deleted by the next run", 60,
-                        every=0.2)
+            await until(lambda: not due & keys_in(s3, second),
+                        "the keys due for deletion at the stop deleted by the next run", 60, every=0.2)
             assert again.problems() == []
 
 
@@ -315,12 +280,8 @@ async def test_more_buckets_are_settings_blocks_and_without_the_vm_it_serves_no_
             aiohttp.ClientSession() as http:
         url = service.url
 
-        async def offered() -> bool:
-            status, body = await text(http, f"{url}/live/master.m3u8")
-            return status == 200 and all(offers(body, p) == 2 for p in ("bucket", "backup", "b2"))
-
-        await until(offered, "the multivariant playlist offers both variants on the three pathways", 60,
-                    every=0.2)
+        await until(lambda: offered(http, url, "bucket", "backup", "b2"),
+                    "the multivariant playlist offers both variants on the three pathways", 60, every=0.2)
         status, body = await text(http, f"{url}/live/master.m3u8")
         assert offers(body, "vm") == 0 and "/vm/" not in body, body
         status, body = await text(http, f"{url}/live/steering.json")
@@ -329,29 +290,21 @@ async def test_more_buckets_are_settings_blocks_and_without_the_vm_it_serves_no_
         assert sorted(priority) == ["b2", "backup", "bucket"], body
 
         async def lists() -> bool:  # the master names a pathway before its first upload landed
-            lists = [await text(http, f"{url}/live/{p}/{v}/playlist.m3u8") for p in buckets for v in (0, 1)]
-            return all(status == 200 and len(segments(body)) >= 2 for status, body in lists)
+            return all([len(await uris(http, url, v, p)) >= 2 for p in buckets for v in (0, 1)])
 
         await until(lists, "the other pathways list two segments of each variant", 30, every=0.2)
         listed = []
         for pathway, name in buckets.items():
             for v in (0, 1):
-                body = (await text(http, f"{url}/live/{pathway}/{v}/playlist.m3u8"))[1]
-                uris = segments(body)
-                assert all(uri.startswith(f"{moto_url}/{name}/live/{v}/") for uri in uris), body
-                listed += [(uri, owncast.variant_dir(v) / uri.rpartition("/")[2]) for uri in uris]
+                there = await uris(http, url, v, pathway)
+                assert all(uri.startswith(f"{moto_url}/{name}/live/{v}/") for uri in there), there
+                listed += [(uri, owncast.variant_dir(v) / uri.rpartition("/")[2]) for uri in there]
         # From the second and third buckets, Owncast's bytes.
         assert await assert_whole(http, owncast.ledger, listed) >= 8
         for path in ("/live/vm/0/playlist.m3u8", "/hls/vm/0/stream.m3u8",
                      "/live/vm/0/" + listed[0][0].rpartition("/")[2]):  # variant 0's, in the second bucket
             assert (await text(http, url + path))[0] == 404, path
-        async with http.get(f"{url}/metrics") as r:
-            families = {f.name: f for f in text_string_to_metric_families(await r.text())}
-        uploaded: dict[str, float] = {}
-        for sample in families["hls_broadcaster_segments_uploaded"].samples:
-            if sample.name.endswith("_total"):
-                pathway = sample.labels["pathway"]
-                uploaded[pathway] = uploaded.get(pathway, 0) + sample.value
+        uploaded = by_label(await scraped(http, url), "hls_broadcaster_segments_uploaded_total", "pathway")
         # Each bucket's uploads go on apart: the third's landed what its pathway lists (four at least).
         assert set(uploaded) == {"bucket", "backup", "b2"} and uploaded["b2"] >= 4, uploaded
         assert service.problems() == []

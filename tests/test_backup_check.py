@@ -9,12 +9,11 @@ import dataclasses
 
 from pathlib import Path
 
-import boto3
 import pytest
 
 from broadcaster.preflight import run_checks
 from broadcaster.settings import Settings, load_settings
-from tests.support.public_bucket import readable_by_anyone
+from tests.support.public_bucket import bucket_block, keys_in, moto_bucket, moto_s3
 from tests.support.service_process import ServiceProcess, moto_env
 
 pytestmark = pytest.mark.integration
@@ -23,60 +22,42 @@ SECOND = "second-check"
 FIRST = "first-check"
 
 
-def second_bucket(moto_url: str, name: str = SECOND, *, public: bool = True, exists_ok: bool = False) -> None:
-    s3 = boto3.client("s3", endpoint_url=moto_url, aws_access_key_id="k", aws_secret_access_key="s",
-                      region_name="us-east-1")
-    if exists_ok and name in [b["Name"] for b in s3.list_buckets()["Buckets"]]:
-        return
-    s3.create_bucket(Bucket=name)
-    if public:
-        readable_by_anyone(s3, name)
-
-
-def objects(moto_url: str, name: str) -> list[str]:
-    s3 = boto3.client("s3", endpoint_url=moto_url, aws_access_key_id="k", aws_secret_access_key="s",
-                      region_name="us-east-1")
-    return [o["Key"] for o in s3.list_objects_v2(Bucket=name).get("Contents", [])]
-
-
 def settings(moto_url: str, tmp_path: Path, name: str = SECOND) -> Settings:
     """The first bucket on moto too (a bucket of its own, public and with CORS, as R2 is set up)."""
-    second_bucket(moto_url, FIRST, exists_ok=True)
+    moto_bucket(moto_url, FIRST)
     return load_settings(flags={
         "HLS_DIR": str(tmp_path), "S3_ENDPOINT_URL": moto_url, "AWS_ACCESS_KEY_ID": "first-key",
         "AWS_SECRET_ACCESS_KEY": "first-secret", "AWS_BUCKET_NAME": FIRST,
         "R2_PUBLIC_URL": f"{moto_url}/{FIRST}", "STATE_DIR": str(tmp_path / "state"), "UPLOAD_TIMEOUT": "5",
         "TRUST_CF_CONNECTING_IP": "true", "PORT": "0", "PATHWAYS": "bucket,backup",
-        "BACKUP_S3_ENDPOINT_URL": moto_url, "BACKUP_S3_REGION": "us-east-1", "BACKUP_ACCESS_KEY_ID": "second-key",
-        "BACKUP_SECRET_ACCESS_KEY": "second-secret-never-shown", "BACKUP_BUCKET_NAME": name,
-        "BACKUP_PUBLIC_URL": f"{moto_url}/{name}"}, environ={})
+        **bucket_block("backup", moto_url, name, "second-key", "second-secret-never-shown")}, environ={})
 
 
-async def check(s: Settings) -> tuple[int, list[str]]:
-    """The checks failed in all, and the second bucket's lines. (moto answers the first bucket's CORS
-    preflight 403, whatever its rules: that check fails here, and counts as one.)"""
+async def check(s: Settings, about: str = "backup pathway") -> tuple[int, list[str]]:
+    """The checks failed in all, and the lines that say `about` (the second bucket's). (moto answers the
+    first bucket's CORS preflight 403, whatever its rules: that check fails here, and counts as one.)"""
     lines: list[str] = []
     await run_checks(s, print_line=lines.append)
-    return sum(line.startswith("FAIL") for line in lines), [line for line in lines if "backup pathway" in line]
+    return sum(line.startswith("FAIL") for line in lines), [line for line in lines if about in line]
 
 
 async def test_check_proves_the_second_bucket_and_leaves_nothing_there(
         moto_url: str, tmp_path: Path) -> None:
-    second_bucket(moto_url)
+    moto_bucket(moto_url, SECOND)
     _, lines = await check(settings(moto_url, tmp_path))
     assert [line.split(" ", 1)[0] for line in lines] == ["ok", "ok", "ok"], lines
     assert "readable by a viewer page (CORS)" in lines[1] and "delete probe object" in lines[2]
-    assert objects(moto_url, SECOND) == []
+    assert keys_in(moto_s3(moto_url), SECOND) == set()
 
 
 async def test_a_second_bucket_viewers_cannot_read_fails_naming_its_public_url(
         moto_url: str, tmp_path: Path) -> None:
-    second_bucket(moto_url, "second-private", public=False)
+    moto_bucket(moto_url, "second-private", public=False)
     failed, lines = await check(settings(moto_url, tmp_path, "second-private"))
     assert failed == 2  # the first bucket's CORS preflight on moto, and this
     assert [line.split(" ", 1)[0] for line in lines] == ["ok", "FAIL", "ok"], lines
     assert "-> HTTP 403: BACKUP_PUBLIC_URL must serve the bucket's objects to anyone" in lines[1]
-    assert objects(moto_url, "second-private") == []  # deleted all the same
+    assert keys_in(moto_s3(moto_url), "second-private") == set()  # deleted all the same
 
 
 async def test_a_second_bucket_that_is_not_there_names_its_setting(
@@ -90,9 +71,7 @@ async def test_a_second_bucket_that_is_not_there_names_its_setting(
 
 async def test_the_service_does_not_start_when_the_second_bucket_refuses_its_settings(
         moto_url: str, tmp_path: Path) -> None:
-    env = moto_env(moto_url, tmp_path, PATHWAYS="bucket,backup", BACKUP_S3_ENDPOINT_URL=moto_url,
-                   BACKUP_S3_REGION="us-east-1", BACKUP_ACCESS_KEY_ID="k", BACKUP_SECRET_ACCESS_KEY="s",
-                   BACKUP_BUCKET_NAME="no-such-second", BACKUP_PUBLIC_URL=f"{moto_url}/no-such-second")
+    env = moto_env(moto_url, tmp_path, PATHWAYS="bucket,backup", **bucket_block("backup", moto_url, "no-such-second"))
     lines = await ServiceProcess(env, tmp_path).refused(timeout=60)
     assert lines == ["hls-broadcaster: error: the backup pathway's bucket 'no-such-second' refused us (NoSuchBucket): "
                      "check BACKUP_BUCKET_NAME"], lines
@@ -102,12 +81,9 @@ async def test_check_says_what_the_vms_pathway_through_the_tunnel_means(moto_url
     """Cloudflare's terms (docs/steering.md#cloudflares-terms): the VM's segments through the tunnel are
     said each time `check` runs with that set-up; a warning, not a failure; not said on a hostname of its
     own (VM_PATHWAY_URL)."""
-    second_bucket(moto_url)
+    moto_bucket(moto_url, SECOND)
     s = dataclasses.replace(settings(moto_url, tmp_path), pathways=("bucket", "backup", "vm"))
-    lines: list[str] = []
-    await run_checks(s, print_line=lines.append)
-    said = [line for line in lines if "VM_PATHWAY_URL" in line]
+    said = (await check(s, "VM_PATHWAY_URL"))[1]
     assert len(said) == 1 and said[0].startswith("warn ") and "Cloudflare's self-serve terms" in said[0]
-    lines.clear()
-    await run_checks(dataclasses.replace(s, vm_pathway_url="https://vm.example.com"), print_line=lines.append)
-    assert not [line for line in lines if "VM_PATHWAY_URL" in line]
+    own = dataclasses.replace(s, vm_pathway_url="https://vm.example.com")
+    assert (await check(own, "VM_PATHWAY_URL"))[1] == []

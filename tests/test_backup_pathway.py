@@ -1,7 +1,8 @@
 """A second bucket as a pathway, at its seams: its signals read as the first bucket's (one Bucket class,
-one uploader: bucket/bucket.py), the policy's order (a healthy second bucket before the VM), and the
-multivariant playlist that waits for the pathway players start on. Its uploads and playlists through a
-real publisher: tests/test_pathway_views.py; on two real S3 servers: tests/test_backup_bucket.py."""
+one uploader: bucket/bucket.py) and the policy's order (a healthy second bucket before the VM). The
+multivariant playlist that waits for the pathway players start on: tests/test_pathway_http.py; its uploads
+and playlists through a real publisher: tests/test_pathway_views.py; on two real S3 servers:
+tests/test_backup_bucket.py."""
 
 from __future__ import annotations
 
@@ -11,22 +12,12 @@ import pytest
 
 from broadcaster.bucket.uploader import Backoff, Uploader
 from broadcaster.metrics import Metrics
-from broadcaster.playlist.master import Pathway
-from broadcaster.playlist.rendered import Rendered
-from broadcaster.source.owncast import SourceVariant
-from broadcaster.steering.masters import SteeredMasters
 from broadcaster.steering.policy import BucketSignals, SteeringPolicy
 from tests.support.fakes import Clock, FakeStore
 from tests.support.policy_world import PolicyWorld
 from tests.support.waiting import until
 
 WAIT = 5.0  # seconds any one condition may take
-
-
-def playlist(first: int, last: int) -> Rendered:
-    body = "#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXT-X-MEDIA-SEQUENCE:%d\n" % first
-    body += "".join(f"#EXTINF:1.0,\nhttps://r2.example.com/live/0/seg{n}.ts\n" for n in range(first, last + 1))
-    return Rendered(body.encode(), last_sequence=last)
 
 
 async def test_the_second_buckets_signals_are_read_as_the_first_buckets() -> None:
@@ -88,31 +79,3 @@ def test_named_before_or_after_the_vm_a_healthy_second_bucket_comes_first(pathwa
     world.others_behind["backup"] = 0.0
     run(0.5)
     assert policy.priority == ("backup", "vm", "bucket")
-
-
-class Announced:
-    def __init__(self) -> None:
-        self.announced = [SourceVariant(0, 1_000_000)]
-        self.lists: dict[int, Rendered] = {}
-
-    def media_playlist(self, variant: int) -> Rendered | None:
-        return self.lists.get(variant)
-
-    def last_sequence(self, variant: int) -> int | None:
-        listed = self.lists.get(variant)
-        return listed.last_sequence if listed is not None else None
-
-
-def test_players_who_start_on_the_backup_find_its_playlists_first() -> None:
-    ahead, landed, backup = Announced(), Announced(), Announced()
-    first = ["backup"]
-    masters = SteeredMasters(landed, [Pathway("bucket"), Pathway("backup", "backup"), Pathway("vm", "vm")],
-                             lambda: first[0], {"bucket": landed, "backup": backup, "vm": ahead})
-    ahead.lists[0] = landed.lists[0] = playlist(0, 0)
-    assert masters.master_playlist() is None  # the backup lists nothing yet: not offered as the start
-    backup.lists[0] = playlist(0, 0)
-    rendered = masters.master_playlist()
-    assert rendered is not None
-    text = rendered.body.decode()
-    assert 'PATHWAY-ID="backup"' in text and "backup/0/playlist.m3u8" in text
-    assert '#EXT-X-CONTENT-STEERING:SERVER-URI="steering.json",PATHWAY-ID="backup"' in text

@@ -11,13 +11,11 @@ import json
 import logging
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 from prometheus_client import CollectorRegistry
 from pytest_aiohttp import AiohttpClient
 
@@ -30,7 +28,7 @@ from broadcaster.source.watcher import HlsWatcher
 from broadcaster.status.assessment import Assessment, HealthReport
 from broadcaster.status.hub import RING_SIZE, EventHub, StalledClient, StatusWatcher
 from broadcaster.status.stream import StreamState
-from tests.support.client import Client
+from tests.support.client import Client, Uncancelling
 from tests.support.fakes import FakeHealth, FakePlaylists
 from tests.support.sse import Event, SseReader
 from tests.support.waiting import WAIT, until
@@ -81,31 +79,31 @@ MakeClient = Callable[..., Awaitable[tuple[EventHub, Client]]]
 
 @pytest.fixture
 async def make_client(aiohttp_client: AiohttpClient) -> AsyncIterator[MakeClient]:
-    """The service's real app (its middlewares too) with the events route, and the hub behind it."""
+    """The service's real app (its middlewares too) with the events route, and the hub behind it;
+    `cancelling=False`: its handlers not cancelled when their client goes, so they find out by writing."""
     hubs: list[EventHub] = []
 
-    async def make(app: dict[str, Any] | None = None, **hub_options: Any) -> tuple[EventHub, Client]:
+    async def make(app: dict[str, Any] | None = None, cancelling: bool = True,
+                   **hub_options: Any) -> tuple[EventHub, Client]:
         hub = EventHub(**hub_options)
         hubs.append(hub)
         made = create_app(FakePlaylists(None, variants=0), FakeHealth(), Metrics(), events=LiveEvents(hub),
                           **(app or {}))
-        return hub, await aiohttp_client(made)
+        server: Any = made if cancelling else Uncancelling(made)
+        return hub, await aiohttp_client(server)
 
     yield make
     for hub in hubs:  # as the service does: streams end before the server shuts down
         hub.close()
 
 
-async def started(response: aiohttp.ClientResponse) -> SseReader:
+async def open_stream(client: Client, *, headers: Mapping[str, str] | None = None,
+                      query: str = "") -> SseReader:
+    response = await client.get(PATH + query, headers=headers)
     assert response.status == 200, await response.text()
     reader = SseReader(response)
     await reader.started()
     return reader
-
-
-async def open_stream(client: Client, *, headers: Mapping[str, str] | None = None,
-                      query: str = "") -> SseReader:
-    return await started(await client.get(PATH + query, headers=headers))
 
 
 def segments(hub: EventHub, first: int, n: int) -> list[int]:
@@ -216,15 +214,18 @@ async def test_an_id_older_than_the_ring_gets_a_reset_then_the_ring(make_client:
     assert [int(e.last_id) for e in await again.events(4)] == ids[6:]
 
 
-@pytest.mark.parametrize("when", ["before this process", "from the future"])
+@pytest.mark.parametrize("when", ["before this process", "from the future", "with an empty ring"])
 async def test_an_id_from_another_process_gets_a_reset_then_the_ring(make_client: MakeClient, when: str) -> None:
     hub, client = await make_client()
-    ids = segments(hub, 0, 3)
-    foreign = ids[0] - 60_000 if when == "before this process" else ids[-1] + 5
+    ids = segments(hub, 0, 0 if when == "with an empty ring" else 3)
+    foreign = 12 if not ids else ids[0] - 60_000 if when == "before this process" else ids[-1] + 5
     reader = await open_stream(client, headers={"Last-Event-ID": str(foreign)})
     reset = await reader.event()
-    assert reset.type == "reset" and reset.json() == {"last_event_id": foreign, "first_id": ids[0]}
-    assert [int(e.last_id) for e in await reader.events(3)] == ids
+    first = ids[0] if ids else hub.last_id + 1
+    assert reset.type == "reset" and reset.json() == {"last_event_id": foreign, "first_id": first}
+    assert [int(e.last_id) for e in await reader.events(len(ids))] == ids
+    new = segments(hub, 3, 1)  # and then what is published
+    assert int((await reader.event()).last_id) == new[0]
 
 
 @pytest.mark.parametrize("behind", ["from id 1", "200 behind", "65 behind"])
@@ -252,15 +253,6 @@ async def test_a_resume_that_missed_the_recent_events_exactly_gets_them_without_
     assert [e.type for e in got] == ["segment"] * RING_SIZE and [int(e.last_id) for e in got] == ids[-RING_SIZE:]
 
 
-async def test_a_reset_with_an_empty_ring(make_client: MakeClient) -> None:
-    hub, client = await make_client()
-    reader = await open_stream(client, headers={"Last-Event-ID": "12"})
-    reset = await reader.event()
-    assert reset.type == "reset" and reset.json() == {"last_event_id": 12, "first_id": hub.last_id + 1}
-    new = segments(hub, 0, 1)
-    assert int((await reader.event()).last_id) == new[0]
-
-
 @pytest.mark.parametrize("given", ["up to date", "abc", "-5", "1e3", "12.0", "", "  ", "\u0663", "9" * 40, "0x10"])
 async def test_an_up_to_date_id_or_one_that_is_not_a_number_gets_no_backlog_and_no_reset(
         make_client: MakeClient, given: str) -> None:
@@ -280,16 +272,20 @@ def test_parse_last_event_id() -> None:
     assert parse_last_event_id("\u0663") is None  # a digit, but not one of ours
 
 
-async def test_close_ends_every_stream_and_refuses_new_ones(make_client: MakeClient) -> None:
-    hub, client = await make_client(ping_interval=3600)  # idle streams: only close() can end them
+async def test_close_ends_every_stream_refuses_new_ones_and_lets_the_server_shut_down_at_once(
+        make_client: MakeClient) -> None:
+    """What Service.stop() does before the runner's cleanup, its handlers not cancelled (as it runs them)."""
+    hub, client = await make_client(cancelling=False, ping_interval=3600)  # idle: only close() ends them
     readers = [await open_stream(client) for _ in range(3)]
     assert hub.streams == 3
     hub.close()
+    response = await client.get(PATH)
+    assert response.status == 503 and response.headers["Retry-After"] == "1"
+    async with asyncio.timeout(5):  # aiohttp would wait up to 60 s for a handler still streaming
+        await client.server.close()
     for reader in readers:
         assert await reader.ended(timeout=5) == []
     await until(lambda: hub.streams == 0, "the handlers to return")
-    response = await client.get(PATH)
-    assert response.status == 503 and response.headers["Retry-After"] == "1"
 
 
 async def test_many_subscribers_get_each_event_once_without_a_task_each(make_client: MakeClient) -> None:
@@ -376,39 +372,11 @@ async def test_head_answers_the_headers_without_holding_a_stream(make_client: Ma
     assert hub.streams == 0
 
 
-@dataclass
-class Served:
-    """The app run as the service runs it: an AppRunner without handler cancellation (the test
-    server cancels a handler when its client leaves; the service's handlers find out by writing)."""
-
-    hub: EventHub
-    runner: web.AppRunner
-    session: aiohttp.ClientSession
-    url: str
-
-    async def open(self, headers: Mapping[str, str] | None = None) -> SseReader:
-        return await started(await self.session.get(self.url + PATH, headers=headers))
-
-
-@pytest.fixture
-async def served() -> AsyncIterator[Served]:
-    hub = EventHub(ping_interval=3600)
-    app = create_app(FakePlaylists(None, variants=0), FakeHealth(), Metrics(), events=LiveEvents(hub))
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    try:
-        async with aiohttp.ClientSession() as session:
-            yield Served(hub, runner, session, f"http://127.0.0.1:{runner.addresses[0][1]}")
-    finally:
-        hub.close()
-        await runner.cleanup()
-
-
-async def test_a_client_that_goes_away_is_one_debug_line(served: Served, caplog: pytest.LogCaptureFixture) -> None:
+async def test_a_client_that_goes_away_is_one_debug_line(
+        make_client: MakeClient, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
-    hub = served.hub
-    reader = await served.open()
+    hub, client = await make_client(cancelling=False, ping_interval=3600)
+    reader = await open_stream(client)
     reader.response.close()
     # Without handler cancellation the server notices on its next write; publish until it has.
     def gone() -> bool:
@@ -420,15 +388,6 @@ async def test_a_client_that_goes_away_is_one_debug_line(served: Served, caplog:
     loud = [r for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info]
     assert loud == [], [r.getMessage() for r in loud]
     assert any(r.name == "broadcaster.http.events" and "went away" in r.getMessage() for r in caplog.records)
-
-
-async def test_close_lets_the_server_shut_down_at_once(served: Served) -> None:
-    readers = [await served.open() for _ in range(3)]
-    served.hub.close()  # what Service.stop() does before the runner's cleanup
-    async with asyncio.timeout(5):  # aiohttp would wait up to 60 s for a handler still streaming
-        await served.runner.cleanup()
-    for reader in readers:
-        assert await reader.ended() == []
 
 
 async def test_a_client_that_stops_reading_is_dropped_after_the_write_timeout() -> None:

@@ -14,15 +14,13 @@ import os
 import socket
 import struct
 import threading
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestServer
-from aiohttp.web_runner import AppRunner, BaseRunner
 from pytest_aiohttp import AiohttpClient
 
 from broadcaster.vm.held import Held, HeldFile
@@ -45,11 +43,12 @@ from broadcaster.source.owncast import SourceVariant
 from broadcaster.steering.masters import SteeredMasters
 from broadcaster.steering.metrics import PathwayCounts
 from broadcaster.status.audience import Audience
-from broadcaster.steering.policy import BucketSignals, SteeringPolicy
+from broadcaster.steering.policy import REPORTED_FOR, BucketSignals, SteeringPolicy
 from broadcaster.steering.reports import PathwayReports
-from tests.support.client import Client, get
+from tests.support.client import Client, Uncancelling, get
 from tests.support.fakes import Clock, FakeHealth, FakePlaylists
 from tests.support.hls_checker import check_master
+from tests.support.listing import listing
 from tests.support.player_pages import VIEWER
 from tests.support.waiting import until
 
@@ -86,19 +85,12 @@ class Located:
             return None
         variant, name = key.split("/")[-2:]
         url = f"https://r2.example/{variant}/{name}"
-        for number, line in self._numbered(int(variant)):
-            if line == url:
-                return number, url
-        # Listed by the VM's pathway only, not landed in the bucket yet: the number after its last.
         rendered = self.shown.media_playlist(int(variant))
-        return (rendered.last_sequence + 1 if rendered is not None else 0), None
-
-    def _numbered(self, variant: int) -> list[tuple[int, str]]:
-        rendered = self.shown.media_playlist(variant)
         if rendered is None:
-            return []
-        uris = [line for line in rendered.body.decode().splitlines() if line and not line.startswith("#")]
-        return [(rendered.last_sequence - len(uris) + 1 + i, uri) for i, uri in enumerate(uris)]
+            return 0, None
+        landed = [e.number for e in listing(rendered.body.decode()) if e.uri == url]
+        # Listed by the VM's pathway only, not landed in the bucket yet: the number after its last.
+        return (landed[0], url) if landed else (rendered.last_sequence + 1, None)
 
 
 @dataclass
@@ -112,50 +104,42 @@ class Rig:
     counts: PathwayCounts
     behind: list[float]
     clock: Clock
+    segments: VmSegments
 
 
 MakeRig = Callable[..., Awaitable[Rig]]
 
 
-class Uncancelling(TestServer):
-    """A test server that does not cancel a handler whose client goes (aiohttp's TestServer always does,
-    as the service does: handler_cancellation)."""
-
-    async def _make_runner(self, **kwargs: Any) -> BaseRunner:
-        return AppRunner(self.app, **{**kwargs, "handler_cancellation": False})
-
-
 @pytest.fixture
 def make_rig(aiohttp_client: AiohttpClient, tmp_path: Path) -> MakeRig:
-    async def make(*, rate: float = 1e9, burst: float = 1e9, segments: Any = None, redirect: bool = False,
+    async def make(*, segments: dict[str, Any] | None = None, redirect: bool = False,
                    shown: Shown | None = None, newest: Callable[[int], int | None] = lambda v: None,
                    proxies: Proxies = Proxies(cloudflare=True), clock: Clock | None = None,
                    handler_cancellation: bool = True) -> Rig:
-        """`clock`: the policy's, the viewer count's and the byte budget's (a fake one; by default the
-        byte budget runs on the real clock); `proxies`: who the service trusts to name a client (a
-        loopback peer, the tunnel, by default)."""
+        """`clock`: the policy's and the viewer count's (a fake one); `proxies`: who the service trusts to
+        name a client (a loopback peer, the tunnel, by default); `segments`: parts of the VM's segments in
+        place of those wired here (its byte budget: none to speak of, on the real clock)."""
         shown = shown or Shown()
         (tmp_path / "hls").mkdir(exist_ok=True)
         (tmp_path / "state").mkdir(exist_ok=True)
         copies = Held(tmp_path / "hls", tmp_path / "state", max_bytes=64 * 1024 * 1024, keep_for=600)
         copies.open()
         located = Located(shown)
-        budget_clock = clock or time.monotonic
         clock = clock or Clock()
         behind = [0.0]
         policy = SteeringPolicy(("bucket", "vm"), {"bucket": BucketSignals(behind=lambda: behind[0])},
                                 lambda: shown.target_duration, interval=1.0, clock=clock)
         counts = PathwayCounts(lambda: policy.first != "bucket", ("bucket", "vm"))
-        there = InBucket(policy, located, shown, key_for)  # as the service wires it
 
-        bucket = there if redirect else None
-        if callable(segments):  # made here, as the service wires them (vm/route.py), with these options
-            segments = segments(copies=HeldSegments(copies, located), key_for=key_for,
-                                vm_bytes=VmBytes(ByteBudget(rate, burst, budget_clock)), on_sent=counts.sent,
-                                bucket=bucket, policy=policy)
-        vm_segments = segments or VmSegments(HeldSegments(copies, located), key_for,
-                                             VmBytes(ByteBudget(rate, burst, budget_clock)),
-                                             on_sent=counts.sent, bucket=bucket)
+        # Made here as the service wires them (vm/route.py): each client named as `proxies` say, bytes of
+        # its own at one stream's bitrate for a client whose page failed on the bucket while it serves.
+        wired: dict[str, Any] = dict(
+            copies=HeldSegments(copies, located), key_for=key_for, on_sent=counts.sent,
+            vm_bytes=VmBytes(ByteBudget(1e9, 1e9)),
+            bucket=InBucket(policy, located, shown, key_for) if redirect else None,
+            client=lambda request: client_key(request, proxies),
+            own_failure=OwnFailure(policy.bucket_serves, policy.client_failing, lambda: STREAM))
+        vm_segments = VmSegments(**{**wired, **(segments or {})})
         # The VM's media playlists: the publisher's views (test_playlist_views); here the bucket's stand in.
         pathways = Pathways(
             masters=SteeredMasters(shown, [Pathway("bucket"), Pathway("vm", "vm")], lambda: policy.first,
@@ -173,14 +157,14 @@ def make_rig(aiohttp_client: AiohttpClient, tmp_path: Path) -> MakeRig:
         client: Client = await aiohttp_client(server, auto_decompress=False)
         if redirect:
             clock.t += 100  # long after any failure
-        return Rig(client, shown, copies, located, tmp_path / "hls", policy, counts, behind, clock)
+        return Rig(client, shown, copies, located, tmp_path / "hls", policy, counts, behind, clock,
+                   vm_segments)
 
     return make
 
 
 @pytest.fixture
 async def rig(make_rig: MakeRig) -> Rig:
-    """A rig with the defaults."""
     return await make_rig()
 
 
@@ -220,14 +204,15 @@ async def served(rig: Rig, body: bytes = BODY) -> HeldFile:
 
 
 def test_the_multivariant_playlist_waits_for_the_pathway_players_start_on() -> None:
-    """At a stream's start the VM lists a segment once it holds it and the bucket once the upload landed:
-    the multivariant playlist waits for the bucket's playlists while players start there, not on the VM."""
-    vm_view = Shown()
-    bucket = Shown()
+    """At a stream's start the VM lists a segment once it holds it and a bucket once the upload landed:
+    the multivariant playlist waits for the playlists of the bucket players start on (the first, or the
+    second while the first fails), not for the VM's."""
+    vm_view, bucket, backup = Shown(), Shown(), Shown()
     bucket.generators = FakePlaylists(2, variants=2).generators  # nothing landed yet
+    backup.generators = FakePlaylists(2, variants=2).generators
     first = ["bucket"]
-    masters = SteeredMasters(bucket, [Pathway("bucket"), Pathway("vm", "vm")], lambda: first[0],
-                             {"bucket": bucket, "vm": vm_view})
+    masters = SteeredMasters(bucket, [Pathway("bucket"), Pathway("backup", "backup"), Pathway("vm", "vm")],
+                             lambda: first[0], {"bucket": bucket, "backup": backup, "vm": vm_view})
     assert masters.master_playlist() is None
     first[0] = "vm"
     assert masters.master_playlist() is not None  # the bucket fails: the VM's pathway alone is enough
@@ -236,6 +221,13 @@ def test_the_multivariant_playlist_waits_for_the_pathway_players_start_on() -> N
     assert masters.master_playlist() is None  # variant 1 not landed yet
     bucket.add_segment(1)
     assert masters.master_playlist() is not None
+    first[0] = "backup"
+    assert masters.master_playlist() is None  # the second bucket lists nothing yet
+    backup.add_segment(0)
+    backup.add_segment(1)
+    rendered = masters.master_playlist()
+    assert rendered is not None and "\nbackup/0/playlist.m3u8\n" in rendered.body.decode()
+    assert '#EXT-X-CONTENT-STEERING:SERVER-URI="steering.json",PATHWAY-ID="backup"' in rendered.body.decode()
 
 
 async def test_the_multivariant_playlist_offers_every_variant_on_both_pathways(rig: Rig) -> None:
@@ -261,6 +253,9 @@ async def test_the_multivariant_playlist_offers_every_variant_on_both_pathways(r
     there = f"http://{rig.client.host}:{rig.client.port}/hls/"
     assert status == 200 and f"\n{there}vm/1/stream.m3u8" in owncast.decode()
     assert f"\n{there}0/stream.m3u8" in owncast.decode() and f'SERVER-URI="{there}steering.json"' in owncast.decode()
+    steer_away(rig)  # a player arriving while the bucket fails starts on the VM
+    _, _, body = await get(rig.client, "/live/master.m3u8")
+    assert 'PATHWAY-ID="vm"\n' in body.decode().split("#EXT-X-STREAM-INF")[0]
 
 
 @pytest.mark.parametrize("host", ["", "evil.example/x", 'a"b', "a b", "a\\b", "a:b:c", "x" * 300, "[::1",
@@ -289,36 +284,30 @@ async def test_the_hosts_rendered_for_are_bounded(rig: Rig) -> None:
         assert reload_uri == (f"http://h{n}.example/live/steering.json" if n < 16 else None), (n, reload_uri)
 
 
-async def test_behind_the_tunnel_every_uri_names_the_scheme_the_viewer_used(make_rig: MakeRig) -> None:
+async def test_behind_the_tunnel_every_uri_names_the_scheme_the_viewer_used(rig: Rig) -> None:
     """cloudflared passes Cloudflare's CF-Visitor on: with TRUST_CF_CONNECTING_IP (the tunnel on this
     machine), a viewer who used https gets https URIs, cached for everyone; one who used plain http gets
     http URIs no cache keeps (a cache keyed without the scheme would hand them to https pages, which
     refuse them); and from a peer not trusted to say, the player keeps its own scheme."""
-    rig = await make_rig(proxies=Proxies(cloudflare=True))
     asked = {"Host": "live.example.com", "Accept-Encoding": "identity"}
     https = {**asked, "CF-Visitor": '{"scheme":"https"}', "X-Forwarded-Proto": "https"}
     status, headers, body = await get(rig.client, "/live/master.m3u8", https)
     assert status == 200 and headers["Cache-Control"] == "public, max-age=1"
     assert "\nhttps://live.example.com/live/vm/1/playlist.m3u8\n" in body.decode()
     assert 'SERVER-URI="https://live.example.com/live/steering.json"' in body.decode()
-    status, headers, body = await get(rig.client, "/live/steering.json?_HLS_pathway=bucket", https)
-    assert headers["Cache-Control"] == "public, max-age=1"
-    assert json.loads(body)["RELOAD-URI"] == "https://live.example.com/live/steering.json"
     http = {**asked, "CF-Visitor": '{"scheme":"http"}', "X-Forwarded-Proto": "http"}
     _, headers, body = await get(rig.client, "/live/master.m3u8", http)
     assert headers["Cache-Control"] == hls.UNSHARED_CACHE_CONTROL
     assert "\nhttp://live.example.com/live/0/playlist.m3u8\n" in body.decode()
-    _, headers, body = await get(rig.client, "/live/steering.json", http)
-    assert headers["Cache-Control"] == hls.UNSHARED_CACHE_CONTROL
-    assert json.loads(body)["RELOAD-URI"] == "http://live.example.com/live/steering.json"
-    # The same http place asked directly (no proxy: the demo, a player on the VM): cached as usual.
-    _, headers, body = await get(rig.client, "/live/steering.json", asked)
-    assert headers["Cache-Control"] == "public, max-age=1"
-    assert json.loads(body)["RELOAD-URI"] == "http://live.example.com/live/steering.json"
-    # The https answer again, after the others: its own rendering, its own headers.
-    _, headers, body = await get(rig.client, "/live/steering.json", https)
-    assert headers["Cache-Control"] == "public, max-age=1"
-    assert json.loads(body)["RELOAD-URI"] == "https://live.example.com/live/steering.json"
+    shared = "public, max-age=1"
+    for said, scheme, cache in ((https, "https", shared), (http, "http", hls.UNSHARED_CACHE_CONTROL),
+                                # The same http place asked directly (no proxy: the demo, a player on the VM).
+                                (asked, "http", shared),
+                                # The https answer again, after the others: its own rendering and headers.
+                                (https, "https", shared)):
+        _, headers, body = await get(rig.client, "/live/steering.json?_HLS_pathway=bucket", said)
+        place = f"{scheme}://live.example.com/live/steering.json"
+        assert (headers["Cache-Control"], json.loads(body)["RELOAD-URI"]) == (cache, place), said
 
 
 async def test_a_client_naming_a_scheme_itself_gets_network_path_references(make_rig: MakeRig) -> None:
@@ -329,12 +318,6 @@ async def test_a_client_naming_a_scheme_itself_gets_network_path_references(make
     assert headers["Cache-Control"] == "public, max-age=1"  # right for every scheme: the player keeps its own
     _, _, body = await get(rig.client, "/live/steering.json", forged)
     assert "RELOAD-URI" not in json.loads(body)  # a network-path one is no better than none for Shaka 5
-
-
-async def test_a_player_arriving_while_the_bucket_fails_starts_on_the_vm(rig: Rig) -> None:
-    steer_away(rig)
-    _, _, body = await get(rig.client, "/live/master.m3u8")
-    assert 'PATHWAY-ID="vm"\n' in body.decode().split("#EXT-X-STREAM-INF")[0]
 
 
 # -- the steering manifest ----------------------------------------------------------------------------
@@ -494,7 +477,7 @@ async def test_head_says_the_length_and_sends_nothing(rig: Rig) -> None:
 
 
 async def test_the_byte_cap_answers_503_past_it(make_rig: MakeRig) -> None:
-    rig = await make_rig(rate=1.0, burst=2.5 * len(BODY))
+    rig = await make_rig(segments={"vm_bytes": VmBytes(ByteBudget(1.0, 2.5 * len(BODY)))})
     await served(rig)
     statuses = [(await get(rig.client, "/live/vm/0/seg0.ts"))[0] for _ in range(4)]
     assert statuses == [200, 200, 503, 503]
@@ -614,21 +597,8 @@ async def test_the_vm_sends_bytes_while_steered_or_its_probe_failed_never_for_a_
     assert rig.counts.bytes == {False: len(BODY), True: len(BODY)} and rig.counts.requests[302] == 4
 
 
-def cf_client(request: Any) -> str | None:
-    """A request's client as the service names it with TRUST_CF_CONNECTING_IP (http/steered.py's vm_segments)."""
-    return client_key(request, Proxies(cloudflare=True))
-
-
 STREAM = 1_200_000  # bits a second: Shown's highest variant (its BANDWIDTH)
 ONE_SECOND = bytes(range(250)) * (STREAM // 8 // 250)  # a segment of one second at that bitrate
-
-
-def own_failure(**options: Any) -> VmSegments:
-    """The VM's segments as the service wires them (steered.py): a client whose page failed on the bucket
-    gets bytes of its own at one stream's bitrate, while the bucket serves."""
-    policy = options.pop("policy")
-    return VmSegments(**options, client=cf_client,
-                      own_failure=OwnFailure(policy.bucket_serves, policy.client_failing, lambda: STREAM))
 
 
 async def test_a_client_whose_own_page_fails_on_the_bucket_gets_one_streams_bitrate(
@@ -636,10 +606,9 @@ async def test_a_client_whose_own_page_fails_on_the_bucket_gets_one_streams_bitr
     """A failure only some viewers see (their DNS, their network): their page reports it, and the VM
     sends that address bytes of its own, at most one stream's bitrate (its burst: ten seconds of it),
     while everyone else is redirected to the bucket. An IPv6 client is its /48."""
-    from broadcaster.steering.policy import REPORTED_FOR
-
     clock = Clock()
-    rig = await make_rig(redirect=True, clock=clock, rate=10e6, burst=100e6, segments=own_failure)
+    budget = VmBytes(ByteBudget(10e6, 100e6, clock))
+    rig = await make_rig(redirect=True, clock=clock, segments={"vm_bytes": budget})
     await served(rig, ONE_SECOND)
     assert await beat(rig, "page-a-0123456789abcdef", "203.0.113.7", "vm bucket=2") in (200, 204)
     answers = [await unfollowed(rig, address="203.0.113.7") for _ in range(12)]
@@ -670,7 +639,8 @@ async def test_forged_reporters_spend_a_quarter_and_a_real_outage_finds_the_rest
     segment from the first second: what the reporters spent was never theirs."""
     clock = Clock()
     rate = 1_000_000.0  # bytes a second, ten seconds' burst
-    rig = await make_rig(redirect=True, clock=clock, rate=rate, burst=10 * rate, segments=own_failure)
+    budget = VmBytes(ByteBudget(rate, 10 * rate, clock))
+    rig = await make_rig(redirect=True, clock=clock, segments={"vm_bytes": budget})
     await served(rig, ONE_SECOND)
     forged = [f"198.51.100.{n}" for n in range(60)]
     for n, address in enumerate(forged):
@@ -716,12 +686,6 @@ async def test_a_query_is_a_redirect_to_the_segment_without_it(rig: Rig) -> None
     assert (await get(rig.client, "/live/vm/0/seg0.ts?x=2"))[2] == BODY  # a player follows it
 
 
-def drained(**options: Any) -> VmSegments:
-    """The VM's segments with each client named by CF-Connecting-IP (TRUST_CF_CONNECTING_IP)."""
-    options.pop("policy")
-    return VmSegments(**options, client=cf_client)
-
-
 async def test_a_drain_gets_its_share_and_steered_viewers_theirs(make_rig: MakeRig) -> None:
     """While players are steered to the VM, a client fetching its segments as fast as it can, ignoring
     Retry-After, gets its share of VM_SEGMENT_MBPS (the rate divided among the clients asking), and the
@@ -729,7 +693,7 @@ async def test_a_drain_gets_its_share_and_steered_viewers_theirs(make_rig: MakeR
     clock = Clock()
     rate = 1_000_000.0  # bytes a second; ten seconds' burst
     segment = bytes(range(250)) * 400  # 100 kB: each viewer needs one a second
-    rig = await make_rig(clock=clock, rate=rate, burst=10 * rate, segments=drained)
+    rig = await make_rig(clock=clock, segments={"vm_bytes": VmBytes(ByteBudget(rate, 10 * rate, clock))})
     await served(rig, segment)
     steer_away(rig)
     viewers = ("203.0.113.1", "203.0.113.2", "203.0.113.3")
@@ -856,7 +820,7 @@ async def test_a_copy_gone_before_its_read_costs_no_share_of_the_bytes(make_rig:
     """A 404 for a copy that went between its lookup and its read gives its bytes back: the cap (one
     segment here) and the client's share were taken for nothing, and the next request would get a 503."""
     gone = GoneCopies(a_copy())
-    rig = await make_rig(segments=VmSegments(gone, key_for, VmBytes(ByteBudget(1.0, len(BODY)))))
+    rig = await make_rig(segments={"copies": gone, "vm_bytes": VmBytes(ByteBudget(1.0, len(BODY)))})
     assert (await get(rig.client, "/live/vm/0/seg0.ts"))[0] == 404
     status, _headers, body = await get(rig.client, "/live/vm/0/seg0.ts")
     assert (status, body) == (200, BODY)
@@ -864,9 +828,8 @@ async def test_a_copy_gone_before_its_read_costs_no_share_of_the_bytes(make_rig:
 
 async def test_answers_in_flight_are_bounded_per_client_and_in_all(make_rig: MakeRig, tmp_path: Path) -> None:
     slow = SlowCopies(a_copy())
-    segments = VmSegments(slow, key_for, VmBytes(ByteBudget(1e9, 1e9), 8), client=cf_client)
-    rig = await make_rig(segments=segments)
-
+    rig = await make_rig(segments={"copies": slow, "vm_bytes": VmBytes(ByteBudget(1e9, 1e9), 8)})
+    segments = rig.segments
     first = [asking(rig, "203.0.113.1") for _ in range(2)]
     await until(lambda: segments.sending == 2)
     assert (await asking(rig, "203.0.113.1"))[0] == 503  # its share: 8 // 4
@@ -883,16 +846,9 @@ async def test_reporters_hold_a_quarter_of_the_answers_in_flight(make_rig: MakeR
     slow = SlowCopies(a_copy())
     serves = [True]
     own = OwnFailure(lambda: serves[0], lambda client: (client or "").startswith("198.51.100."), lambda: STREAM)
-    made: list[VmSegments] = []
-
-    def slow_segments(**options: Any) -> VmSegments:  # counted by the rig's counts
-        made.append(VmSegments(slow, key_for, VmBytes(ByteBudget(1e9, 1e9), 8), on_sent=options["on_sent"],
-                               client=cf_client, own_failure=own))
-        return made[0]
-
-    rig = await make_rig(segments=slow_segments)
-    segments = made[0]
-
+    rig = await make_rig(segments={"copies": slow, "vm_bytes": VmBytes(ByteBudget(1e9, 1e9), 8),
+                                   "own_failure": own})
+    segments = rig.segments
     reporters = [asking(rig, f"198.51.100.{n}") for n in range(2)]
     await until(lambda: segments.sending == 2)
     assert (await asking(rig, "198.51.100.9"))[0] == 503  # their quarter of 8, whoever asks
@@ -980,25 +936,13 @@ async def test_while_the_bucket_serves_a_segment_not_landed_yet_is_asked_again_n
     """After players are steered back, the VM's playlists show what they showed while players were away
     until the bucket's catch up: a segment listed there whose upload has not landed within the wait is a
     503 to ask again (then a redirect), not bytes from the VM while the bucket serves."""
-    serves = [True]
+    async def never(variant: int, name: str) -> None:
+        return None
 
-    class NotYet:
-        """The bucket never has it within the wait."""
-
-        def now(self, variant: int, name: str) -> str | None:
-            return None
-
-        async def within(self, variant: int, name: str) -> str | None:
-            return None
-
-    def late(**options: Any) -> VmSegments:
-        options.pop("policy")
-        options["bucket"] = NotYet()
-        return VmSegments(**options, own_failure=OwnFailure(lambda: serves[0]))
-
-    rig = await make_rig(segments=late)
+    not_yet = SimpleNamespace(now=lambda variant, name: None, within=never)  # the bucket never has it in time
+    rig = await make_rig(segments={"bucket": not_yet})
     await served(rig)
     status, headers, body = await unfollowed(rig)
     assert (status, headers["Retry-After"], rig.counts.requests) == (503, "1", {"late": 1})
-    serves[0] = False  # players away from the bucket: the VM sends it
+    steer_away(rig)  # players away from the bucket: the VM sends it
     assert (await unfollowed(rig))[2] == BODY

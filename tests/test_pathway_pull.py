@@ -19,6 +19,7 @@ from broadcaster.demo.emulator import OwncastEmulator
 from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.playlist.rendered import Pending, Rendered
 from broadcaster.publish.visible import VisiblePlaylists
+from broadcaster.steering import probe
 from broadcaster.steering.policy import SteeringPolicy
 from tests.support.counting_proxy import CountingProxy
 from tests.support.service_process import running_service, service_env
@@ -105,8 +106,6 @@ async def test_while_nobody_plays_the_probe_sleeps_and_a_players_first_request_w
     no turn every second either (its timer a loop wake-up a second); the first player's playlist request
     wakes it, and it probes at once, not a turn later. The public URL through a counting proxy, which
     tells the probe's GETs (it names itself) from anyone's."""
-    from broadcaster.steering import probe
-
     monkeypatch.setattr(probe, "QUIET_EVERY", 600.0)  # asleep, only a request can wake it within the test
     monkeypatch.setattr(probe, "WATCHED_LEAST", 1.0)
     monkeypatch.setattr(probe, "WATCHED_TARGETS", 0)

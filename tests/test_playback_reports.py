@@ -26,6 +26,7 @@ from pytest_aiohttp import AiohttpClient
 from broadcaster.http import PlaylistOptions, ViewerOptions, Viewers, create_app
 from broadcaster.metrics import AudienceMetrics, Metrics
 from broadcaster.service import default_viewer_dir
+from broadcaster.status.assessment import HealthReport, Readings
 from broadcaster.status import playback as pb
 from broadcaster.status.audience import LIMIT, STALLED_WINDOW, Audience
 from broadcaster.status.playback import FIELDS, Playback
@@ -34,6 +35,7 @@ from tests.support.client import new_id
 from tests.support.fakes import Clock, FakeHealth, FakePlaylists
 from tests.support.scrape import parsed, scraped
 from tests.support.service_process import ServiceProcess, moto_env
+from tests.support.world import World
 
 VIEWER = default_viewer_dir()
 INTERVAL = 10.0  # the beat interval at VIEWER_TIMEOUT=30
@@ -42,14 +44,10 @@ INTERVAL = 10.0  # the beat interval at VIEWER_TIMEOUT=30
 NO_FIGURE = {"startup_ms", "latency_ms", "variant"}
 
 
-def report(*, p2p: bool = True, **given: int) -> str:
+def report(given: dict[str, int] | None = None, /, *, p2p: bool = True, **fields: int) -> str:
     """A version 1 report as the page sends it: every field 0 (startup, latency, variant: none) but those
     given; without P2P's fields when `p2p` is False."""
-    return report_of(given, p2p=p2p)
-
-
-def report_of(given: dict[str, int], *, p2p: bool = True) -> str:
-    values = {name: (-1 if name in NO_FIGURE else 0) for name, _ in FIELDS} | given
+    values = {name: (-1 if name in NO_FIGURE else 0) for name, _ in FIELDS} | (given or {}) | fields
     return pb.encode(*(values[name] for name, _ in FIELDS[: len(FIELDS) if p2p else pb.WITHOUT_P2P]), p2p=p2p)
 
 
@@ -143,22 +141,6 @@ def test_a_page_claims_no_more_time_than_it_was_there() -> None:
     assert (figures.watched_ms, figures.stalled_ms) == (16_000, 17_000)
 
 
-def test_a_pages_start_up_counts_once() -> None:
-    clock = Clock()
-    audience, playback = counted(clock)
-    page = new_id()
-    for _ in range(5):  # the page sends its start-up time in every report
-        send(audience, playback, page, "192.0.2.1", report(startup_ms=900))
-        clock.t += INTERVAL
-    assert weight(playback.startup) == 1 and playback.startup.sum == 0.9
-    # A client making up ids and leaving at once adds nothing: an id must be counted half an interval.
-    for _ in range(50):
-        quick = new_id()
-        assert send(audience, playback, quick, "198.51.100.1", report(startup_ms=60_000)) is False
-        audience.leave(quick)
-    assert weight(playback.startup) == 1 and playback.reports == 4
-
-
 # What a page could have had in a second at most (status/playback.py's MS_PER_*), written out here: 2
 # stalls and 2 variant switches a second, 4 player errors (all kinds together), 4 segments loaded (both
 # sources together) and 4 checked from peers, 250 frames, 25 MB loaded and 25 MB sent; a peer banned only
@@ -198,19 +180,19 @@ def test_a_report_holds_no_more_than_a_page_could_have_had_since_its_last_else_i
     for page in pages:
         assert send(audience, playback, page, "192.0.2.1", report()) is False  # the first beat: counted
     clock.t += 10
-    assert send(audience, playback, pages[0], "192.0.2.1", report_of(beyond)) is False
+    assert send(audience, playback, pages[0], "192.0.2.1", report(beyond)) is False
     assert playback.refused["out_of_bounds"] == 1 and playback.reports == 0
     assert all(playback.count(i) == 0 for i in range(pb.SWITCHES, len(FIELDS))) and playback.variants == {}
-    assert send(audience, playback, pages[1], "192.0.2.1", report_of(within)) is True
+    assert send(audience, playback, pages[1], "192.0.2.1", report(within)) is True
     # The refused page's report, carried into its next: taken once the time covers it (a bound on rates).
     clock.t += 10
-    assert send(audience, playback, pages[0], "192.0.2.1", report_of(beyond)) is in_time
+    assert send(audience, playback, pages[0], "192.0.2.1", report(beyond)) is in_time
     assert playback.reports == 1 + in_time and playback.refused["out_of_bounds"] == 2 - in_time
 
 
 # Every count at its width's most.
-GREEDY = report_of({name: (255 if width == "B" else 65_535 if width == "H" else 0xFFFF_FFFE)
-                    for name, width in FIELDS if name not in NO_FIGURE})
+GREEDY = report({name: (255 if width == "B" else 65_535 if width == "H" else 0xFFFF_FFFE)
+                 for name, width in FIELDS if name not in NO_FIGURE})
 
 
 def flood(audience: Audience, playback: Playback, pages: list[str], address: str, seconds: float,
@@ -376,10 +358,9 @@ def test_the_stalled_pages_of_the_last_five_minutes_are_those_still_counted() ->
 
 
 async def client_for(aiohttp_client: AiohttpClient, clock: Clock, *, show: bool = True,
-                     ) -> tuple[TestClient[web.Request, web.Application], Audience, Playback, Metrics]:
+                     ) -> tuple[TestClient[web.Request, web.Application], Audience, Playback]:
     assert VIEWER is not None
-    audience = Audience(3 * INTERVAL, clock=clock)
-    playback = Playback(audience, interval=INTERVAL)
+    audience, playback = counted(clock)
     metrics = Metrics(CollectorRegistry(auto_describe=True))
     AudienceMetrics(metrics.registry, lambda: audience.watching, lambda: audience.p2p,
                     lambda: audience.refused, lambda: audience.stalled_recently)
@@ -387,14 +368,13 @@ async def client_for(aiohttp_client: AiohttpClient, clock: Clock, *, show: bool 
     app = create_app(FakePlaylists(6, 1), FakeHealth(), metrics,
                      playlist_options=PlaylistOptions(trust_cf_connecting_ip=True),
                      viewer_options=ViewerOptions(VIEWER, show_viewer_count=show,
-                                                  owncast_url="https://owncast.example",
                                                   viewers=Viewers(audience, playback)))
-    return await aiohttp_client(app), audience, playback, metrics
+    return await aiohttp_client(app), audience, playback
 
 
 async def test_a_malformed_report_is_a_400_of_one_line_not_counted_and_not_logged(
         aiohttp_client: AiohttpClient, caplog: pytest.LogCaptureFixture) -> None:
-    client, audience, playback, _ = await client_for(aiohttp_client, Clock())
+    client, audience, playback = await client_for(aiohttp_client, Clock())
     caplog.set_level(logging.DEBUG)
     for text in ("1 2 3", report()[:-8], "!" + report()[1:], "x" * 4000):
         response = await client.post("/live/watching", headers={"Hb-Watching": new_id(), "Hb-Report": text,
@@ -410,7 +390,7 @@ async def test_the_answer_carries_the_services_clock_and_says_when_a_report_was_
         aiohttp_client: AiohttpClient) -> None:
     for show in (True, False):
         clock = Clock()
-        client, audience, playback, _ = await client_for(aiohttp_client, clock, show=show)
+        client, audience, playback = await client_for(aiohttp_client, clock, show=show)
         page = new_id()
         before = time.time() * 1000
         first = await client.post("/live/watching", headers={"Hb-Watching": page, "Hb-Report": report()})
@@ -431,7 +411,7 @@ async def test_the_answer_carries_the_services_clock_and_says_when_a_report_was_
 async def test_metrics_export_the_reports_with_bounded_labels_and_health_says_who_stalled(
         aiohttp_client: AiohttpClient) -> None:
     clock = Clock()
-    client, audience, playback, _ = await client_for(aiohttp_client, clock)
+    client, audience, playback = await client_for(aiohttp_client, clock)
     reports = [
         report(startup_ms=800, watched_ms=9_000, stalls=1, stalled_ms=1_000, latency_ms=6_500, variant=1,
                switches=1, frames=270, dropped_frames=3, media_recovered=1, bucket_segments=3, bucket_ms=600,
@@ -481,25 +461,6 @@ async def test_metrics_export_the_reports_with_bounded_labels_and_health_says_wh
     assert labels == {"1", "other", "unknown"}
 
 
-class Hostile:
-    """A client of the real service over HTTP, naming its address as Cloudflare's edge would."""
-
-    def __init__(self, http: aiohttp.ClientSession, url: str) -> None:
-        self.http, self.url = http, url
-
-    async def beat(self, page: str, address: str, text: str | None = None) -> bool:
-        """A beat (with a report); whether the report was taken."""
-        headers = {"Hb-Watching": page, "CF-Connecting-IP": address}
-        if text is not None:
-            headers["Hb-Report"] = text
-        async with self.http.post(f"{self.url}/live/watching", headers=headers) as response:
-            body = await response.json() if response.status == 200 else {}
-        return response.status == 200 and "now" in body and "taken" not in body
-
-    async def leave(self, page: str, address: str) -> None:
-        await self.beat(f"{page} leave", address)
-
-
 @pytest.mark.integration
 async def test_a_hostile_client_moves_the_real_services_figures_no_further_than_its_pages_could(
         tmp_path: Path, moto_url: str) -> None:
@@ -515,7 +476,15 @@ async def test_a_hostile_client_moves_the_real_services_figures_no_further_than_
     - 100 /64s of one IPv6 /48, 20 ids each: 20 pages counted at once, not 2,000."""
     env = moto_env(moto_url, tmp_path, TRUST_CF_CONNECTING_IP="true", VIEWER_TIMEOUT="3")
     async with ServiceProcess(env, tmp_path / "run") as service, aiohttp.ClientSession() as http:
-        client = Hostile(http, service.url)
+        async def beat(page: str, address: str, text: str | None = None) -> bool:
+            """A beat (with a report) from `address`, named as Cloudflare's edge names it: report taken?"""
+            headers = {"Hb-Watching": page, "CF-Connecting-IP": address}
+            if text is not None:
+                headers["Hb-Report"] = text
+            async with http.post(f"{service.url}/live/watching", headers=headers) as response:
+                body = await response.json() if response.status == 200 else {}
+            return response.status == 200 and "now" in body and "taken" not in body
+
         before = await scraped(http, service.url)
         greedy, careful = [new_id() for _ in range(10)], [new_id() for _ in range(10)]
         taken: list[int] = []
@@ -524,18 +493,18 @@ async def test_a_hostile_client_moves_the_real_services_figures_no_further_than_
 
         async def greedy_page(page: str) -> None:
             while time.monotonic() < until:
-                await client.beat(page, "198.51.100.7", GREEDY)
+                await beat(page, "198.51.100.7", GREEDY)
                 await asyncio.sleep(0.1)
 
         async def careful_page(page: str) -> None:
             # Counted from its first beat's arrival, before its answer; its first report may hold 10 s more.
-            await client.beat(page, "198.51.100.7")
+            await beat(page, "198.51.100.7")
             last = time.monotonic() - 10
             while time.monotonic() < until:
                 s = time.monotonic() - last
                 text = report(startup_ms=600_000, stalls=min(255, int(s)), stalled_ms=int(1000 * s),
                               rejected=min(65_535, int(4 * s)), network_fatal=min(255, int(2 * s)))
-                if await client.beat(page, "198.51.100.7", text):
+                if await beat(page, "198.51.100.7", text):
                     last = time.monotonic()
                     taken.append(1)
                 await asyncio.sleep(0.25)
@@ -546,14 +515,14 @@ async def test_a_hostile_client_moves_the_real_services_figures_no_further_than_
             nonlocal heard
             while time.monotonic() < until:
                 page = new_id()
-                await client.beat(page, "203.0.113.9", report())
+                await beat(page, "203.0.113.9", report())
                 await asyncio.sleep(0.25)
                 for _ in range(20):  # until its report is taken (half a beat interval after its first)
-                    if await client.beat(page, "203.0.113.9", report(startup_ms=600_000)):
+                    if await beat(page, "203.0.113.9", report(startup_ms=600_000)):
                         heard += 1
                         break
                     await asyncio.sleep(0.1)
-                await client.leave(page, "203.0.113.9")
+                await beat(f"{page} leave", "203.0.113.9")
 
         await asyncio.gather(*map(greedy_page, greedy), *map(careful_page, careful), made_up())
         seconds = time.monotonic() - started
@@ -599,9 +568,6 @@ async def test_a_hostile_client_moves_the_real_services_figures_no_further_than_
 
 
 def test_health_says_how_many_viewers_stalled_in_the_last_five_minutes() -> None:
-    from broadcaster.status.assessment import HealthReport, Readings
-    from tests.support.world import World  # noqa: PLC0415 (its publisher's facts, as the service's)
-
     world = World(Path("/nonexistent"))
     clock = Clock()
     audience, playback = counted(clock)
@@ -615,14 +581,11 @@ def test_health_says_how_many_viewers_stalled_in_the_last_five_minutes() -> None
     assert health.assess().body["viewers"] == {"watching": 2, "p2p": 0, "stalled_5min": 1}
 
 
-async def test_config_asks_for_reports_and_names_owncasts_playback_report(
-        aiohttp_client: AiohttpClient) -> None:
+async def test_config_asks_for_reports(aiohttp_client: AiohttpClient) -> None:
+    """Owncast's playback report named there too: tests/test_viewers.py."""
     client, *_ = await client_for(aiohttp_client, Clock())
     config = await (await client.get("/config.json")).json()
     assert config["viewers"] == {"beat": 10.0, "show": True, "report": 1}
-    assert config["owncast"] == {"ping": "https://owncast.example/api/ping", "every": 5.0,
-                                 "cmcd": "https://owncast.example/api/metrics/cmcd",
-                                 "metrics": "https://owncast.example/api/metrics/playback", "report": 10.0}
 
 
 def test_the_page_writes_the_fields_the_service_reads() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
+from types import SimpleNamespace
 from collections.abc import Awaitable
 from pathlib import Path
 
@@ -20,28 +21,22 @@ from broadcaster.status.public_reads import PublicReads
 from broadcaster.steering.policy import PROBE_FAILURES
 from tests.support.fakes import FakeStore
 from tests.support.gates import BucketGates
-from tests.support.local_http import serve_local
+from tests.support.local_http import Served
 from tests.support.service_process import ServiceProcess, service_env
 from tests.support.waiting import until
 
 
-class Gauge:
-    def __init__(self) -> None:
-        self.value: float | None = None
-
-    def __call__(self, value: float) -> None:
-        self.value = value
-
-
-def reads(gauge: Gauge, *, presigned: bool = False, newest: tuple[str, float] | None = None) -> PublicReads:
-    return PublicReads(presigned=presigned, newest=lambda: newest, target_duration=lambda: 2, up=gauge)
+def reads(gauge: list[float] | None = None, *, presigned: bool = False) -> PublicReads:
+    """The verdict, each value of its gauge (up) appended to `gauge`."""
+    return PublicReads(presigned=presigned, newest=lambda: None, target_duration=lambda: 2,
+                       up=(gauge if gauge is not None else []).append)
 
 
 def test_two_failures_in_a_row_name_r2_public_url_once_and_an_answer_clears_it(
         caplog: pytest.LogCaptureFixture) -> None:
-    gauge = Gauge()
+    gauge: list[float] = []
     watch = reads(gauge)
-    assert (watch.health_reason(), gauge.value) == (None, 1)
+    assert (watch.health_reason(), gauge[-1]) == (None, 1)
     caplog.set_level(logging.INFO, logger="broadcaster.status.public_reads")
     watch.heard(False, "HTTP 404")
     assert watch.health_reason() is None  # one lost request is not an outage (as steering counts)
@@ -49,11 +44,11 @@ def test_two_failures_in_a_row_name_r2_public_url_once_and_an_answer_clears_it(
         watch.heard(False, "HTTP 404")
     reason = watch.health_reason()
     assert reason is not None and "check R2_PUBLIC_URL" in reason and "(the newest: HTTP 404)" in reason, reason
-    assert "does not serve this bucket's keys" in reason and gauge.value == 0
+    assert "does not serve this bucket's keys" in reason and gauge[-1] == 0
     errors = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert [r.getMessage() for r in errors] == [reason]  # told once, not at every probe
     watch.heard(True, "HTTP 200")
-    assert (watch.health_reason(), gauge.value) == (None, 1)
+    assert (watch.health_reason(), gauge[-1]) == (None, 1)
     assert len([r for r in caplog.records if r.levelno == logging.INFO]) == 1
 
 
@@ -63,7 +58,7 @@ def test_two_failures_in_a_row_name_r2_public_url_once_and_an_answer_clears_it(
     ("no answer in 2s", "unreachable from this machine"),
 ])
 def test_each_answer_gives_its_likely_cause(detail: str, names: str) -> None:
-    watch = reads(Gauge())
+    watch = reads()
     for _ in range(PROBE_FAILURES):
         watch.heard(False, detail)
     reason = watch.health_reason()
@@ -73,7 +68,7 @@ def test_each_answer_gives_its_likely_cause(detail: str, names: str) -> None:
 def test_a_failure_while_the_buckets_uploads_fail_says_it_may_be_the_outage() -> None:
     """A probe failing while the bucket's uploads fail too may be the outage's (a segment listed before the
     bucket took it): the reason names the setting and the outage, so nobody changes a setting that is right."""
-    watch = reads(Gauge())
+    watch = reads()
     down = [False]
     watch.in_outage = lambda: down[0]
     for _ in range(PROBE_FAILURES):
@@ -88,7 +83,7 @@ def test_a_failure_while_the_buckets_uploads_fail_says_it_may_be_the_outage() ->
 
 
 def test_presigned_urls_name_the_endpoint_and_the_credentials() -> None:
-    watch = reads(Gauge(), presigned=True)
+    watch = reads(presigned=True)
     for _ in range(PROBE_FAILURES):
         watch.heard(False, "HTTP 403")
     reason = watch.health_reason()
@@ -96,20 +91,20 @@ def test_presigned_urls_name_the_endpoint_and_the_credentials() -> None:
 
 
 def test_the_start_objects_answer_holds_until_a_probe_answers() -> None:
-    gauge = Gauge()
+    gauge: list[float] = []
     watch = reads(gauge)
     watch.started("HTTP 404")
     reason = watch.health_reason()
     assert reason is not None and "stored at start" in reason and "check R2_PUBLIC_URL" in reason, reason
-    assert gauge.value == 0
+    assert gauge[-1] == 0
     watch.heard(True, "HTTP 200")
-    assert (watch.health_reason(), gauge.value) == (None, 1)
+    assert (watch.health_reason(), gauge[-1]) == (None, 1)
     watch.started(None)
     assert watch.health_reason() is None
 
 
 def test_only_the_first_buckets_probe_tells_what_is_listed() -> None:
-    watch = reads(Gauge())
+    watch = reads()
     for _ in range(3):
         watch.pathway_heard("backup", False, "HTTP 404")
     assert watch.health_reason() is None
@@ -130,22 +125,21 @@ async def test_without_steering_it_probes_the_newest_listed_at_its_url_and_sees_
 
     app = web.Application()
     app.router.add_get("/live/0/1.ts", segment)
-    runner, base = await serve_local(app)
     listed: list[tuple[str, float]] = []
     watch = PublicReads(presigned=False, newest=lambda: listed[-1] if listed else None,
-                        target_duration=lambda: 2, up=Gauge())
-    try:
-        await watch.start(probe=True)
-        listed.append((f"{base}/live/0/1.ts", time.monotonic()))
-        watch.wake()
-        reason = await until(watch.health_reason, "the probe's 404s seen")
-        assert "HTTP 404" in reason and "R2_PUBLIC_URL" in reason
-        answer["status"] = 200
-        listed.append((f"{base}/live/0/1.ts", time.monotonic()))  # still live
-        await until(lambda: watch.health_reason() is None, "the probe's answer seen")
-    finally:
-        await watch.stop()
-        await runner.cleanup()
+                        target_duration=lambda: 2, up=lambda value: None)
+    async with Served(app) as bucket:
+        try:
+            await watch.start(probe=True)
+            listed.append((f"{bucket.url}/live/0/1.ts", time.monotonic()))
+            watch.wake()
+            reason = await until(watch.health_reason, "the probe's 404s seen")
+            assert "HTTP 404" in reason and "R2_PUBLIC_URL" in reason
+            answer["status"] = 200
+            listed.append((f"{bucket.url}/live/0/1.ts", time.monotonic()))  # still live
+            await until(lambda: watch.health_reason() is None, "the probe's answer seen")
+        finally:
+            await watch.stop()
     assert agents and all("steering probe" in a for a in agents), agents
 
 
@@ -161,30 +155,21 @@ async def test_the_start_look_fetches_its_object_at_the_listed_url_and_deletes_i
         return web.Response(status=404) if body is None else web.Response(body=body)
 
     app.router.add_get("/right/{key:.+}", obj)
-    runner, base = await serve_local(app)
-    try:
-        assert await listed_answers(store, lambda key: f"{base}/right/{key}", "live", 5) is None
-        assert await listed_answers(store, lambda key: f"{base}/wrong/{key}", "live", 5) == "HTTP 404"
+    async with Served(app) as bucket:
+        assert await listed_answers(store, lambda key: f"{bucket.url}/right/{key}", "live", 5) is None
+        assert await listed_answers(store, lambda key: f"{bucket.url}/wrong/{key}", "live", 5) == "HTTP 404"
         assert store.objects == {}  # deleted either way
         refusing = FakeStore(down=True)
-        assert await listed_answers(refusing, lambda key: f"{base}/wrong/{key}", "live", 5) is None
-    finally:
-        await runner.cleanup()
-
-
-class Steering:
-    first = "vm"
-
-    def health_reason(self) -> str | None:
-        return "players steered to the vm pathway"
+        assert await listed_answers(refusing, lambda key: f"{bucket.url}/wrong/{key}", "live", 5) is None
 
 
 def test_health_gets_steerings_reason_then_this_one_and_the_pathway_only_with_steering() -> None:
-    watch = reads(Gauge())
+    watch = reads()
     assert watch.delivery(None)() == (None, [])
     for _ in range(PROBE_FAILURES):
         watch.heard(False, "HTTP 404")
-    pathway, why = watch.delivery(Steering())()
+    steered = SimpleNamespace(first="vm", health_reason=lambda: "players steered to the vm pathway")
+    pathway, why = watch.delivery(steered)()
     assert pathway == "vm" and why[0] == "players steered to the vm pathway" and "R2_PUBLIC_URL" in why[1], why
 
 
@@ -194,7 +179,7 @@ def test_health_gets_steerings_reason_then_this_one_and_the_pathway_only_with_st
 def test_the_start_objects_refusal_is_an_error_and_an_outage_a_warning(
         caplog: pytest.LogCaptureFixture, found: str, level: int) -> None:
     caplog.set_level(logging.INFO, logger="broadcaster.status.public_reads")
-    reads(Gauge()).started(found)
+    reads().started(found)
     assert [r.levelno for r in caplog.records] == [level]
 
 

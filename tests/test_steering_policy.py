@@ -16,14 +16,16 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from broadcaster.playlist import hls
+from broadcaster.bucket.uploader import Uploader
+from broadcaster.metrics import Metrics
 from broadcaster.playlist.steering import Clone, reloaded_from, render_steering
-from broadcaster.steering import reports
-from broadcaster.steering.probe import Newest, Probe, SteeringLoop
-from broadcaster.steering.policy import (DOWN, MIN_UPLOAD_WAIT, PUBLIC_URL, SLOW_TARGETS, UPLOADS, BucketSignals,
-                                         SteeringPolicy, refusal)
-from broadcaster.steering.probe import PROBE_AGAIN
-from tests.support.fakes import Clock
+from broadcaster.steering import probe, reports
+from broadcaster.steering.policy import (DOWN, MAX_FAILING_CLIENTS, MIN_UPLOAD_WAIT, PUBLIC_URL, REPORTED_FOR,
+                                         SLOW_TARGETS, UPLOADS, BucketSignals, SteeringPolicy, refusal)
+from broadcaster.steering.probe import (PROBE_AGAIN, QUIET_EVERY, WATCHED_LEAST, WATCHED_TARGETS, Newest,
+                                        Probe, SteeringLoop, Wake, Watched)
+from tests.support.fakes import Clock, FakeStore
+from tests.support.local_http import Served
 from tests.support.policy_world import PolicyWorld as World
 from tests.support.waiting import until
 
@@ -192,8 +194,6 @@ def test_a_report_asks_for_a_probe_at_most_once_per_probe_again(world: World) ->
 
 
 def test_a_report_opens_bytes_to_its_own_address_only_for_a_while(world: World) -> None:
-    from broadcaster.steering.policy import REPORTED_FOR
-
     policy = world.policy
     policy.report("a", "bucket", {"bucket": 1}, client="203.0.113.7")
     policy.report("b", "bucket", {"bucket": 1})  # no address known: nothing to open
@@ -208,8 +208,6 @@ def test_a_report_opens_bytes_to_its_own_address_only_for_a_while(world: World) 
 
 
 def test_the_addresses_remembered_are_bounded(world: World) -> None:
-    from broadcaster.steering.policy import MAX_FAILING_CLIENTS
-
     policy = world.policy
     for n in range(MAX_FAILING_CLIENTS + 10):
         policy.report("a", "bucket", {"bucket": 1}, client=f"c{n}")
@@ -402,14 +400,10 @@ async def answering_bucket(status: int = 206, held: asyncio.Event | None = None,
             await held.wait()
         return web.Response(status=status, body=b"x")
 
-    runner = web.AppRunner(web.Application(), access_log=None, handle_signals=False)
-    runner.app.router.add_get("/{key:.*}", segment)
-    await runner.setup()
-    try:
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}/bucket/0/stream-0.ts", gets
-    finally:
-        await runner.cleanup()
+    app = web.Application()
+    app.router.add_get("/{key:.*}", segment)
+    async with Served(app) as bucket:
+        yield f"{bucket.url}/bucket/0/stream-0.ts", gets
 
 
 @contextlib.asynccontextmanager
@@ -435,8 +429,6 @@ async def test_reports_make_the_loop_probe_at_once_at_most_once_per_probe_again(
     away: pages' reports of failed fetches on the bucket, a flood of them, make it probe the bucket's public
     URL (a real HTTP server, answering) at once, and never sooner than PROBE_AGAIN after the last; the
     bucket answers, so nobody moves."""
-    from broadcaster.steering import probe
-
     monkeypatch.setattr(probe, "PROBE_EVERY", 60.0)
     policy = calm_policy()
     async with answering_bucket() as (url, probes), running(policy) as (loop, newest):
@@ -458,8 +450,6 @@ async def test_reports_while_a_probe_is_on_its_way_are_answered_by_it_not_by_ano
     once it answers, no second probe follows at once (never two within PROBE_AGAIN);
     a report after it does, PROBE_AGAIN or more later. The bucket's public URL a real HTTP server that
     holds the first GET until the reports came."""
-    from broadcaster.steering import probe
-
     monkeypatch.setattr(probe, "PROBE_EVERY", 60.0)
     release = asyncio.Event()
     policy = calm_policy()
@@ -485,8 +475,6 @@ async def test_reports_while_a_probe_is_on_its_way_are_answered_by_it_not_by_ano
 
 
 def test_players_count_as_watching_while_their_requests_move_within_four_target_durations() -> None:
-    from broadcaster.steering.probe import WATCHED_LEAST, WATCHED_TARGETS, Watched
-
     clock, requests, target = Clock(), [0], [5]
     watched = Watched(lambda: requests[0], lambda: target[0], clock=clock)
     assert watched()  # the first look counts as a request: players may be there from the start
@@ -508,8 +496,6 @@ async def test_while_nobody_plays_the_probe_sends_no_get_unless_the_policy_wants
     longer than the test). A page's report of failed fetches still makes it probe (probe_wanted), and a
     player's request (SteeringLoop.seen) wakes it at once, a GET at each turn from then on. A real HTTP
     server counts the GETs."""
-    from broadcaster.steering import probe
-
     monkeypatch.setattr(probe, "PROBE_EVERY", 0.02)
     monkeypatch.setattr(probe, "QUIET_EVERY", 600.0)
     policy = calm_policy()
@@ -577,8 +563,6 @@ async def test_the_loops_go_quiet_while_nothing_is_live_and_a_listing_wakes_them
     """Steering costs an idle service no more than its absence: with nothing listed within three target
     durations, no upload waiting and no bucket failing, the evaluation and the probes look every
     QUIET_EVERY seconds instead of twice a second; a listing wakes both at once."""
-    from broadcaster.steering.probe import QUIET_EVERY
-
     behind = [0.0]
     policy = calm_policy(behind=lambda: behind[0])
     evaluated = counting(policy)
@@ -628,11 +612,6 @@ async def test_with_uploads_that_tell_when_one_is_late_a_calm_loop_takes_no_turn
     is amiss is due no turn on the clock, and an upload that waits past the policy's late_after (its timer
     armed as the next segment's upload starts: lateness.ARM_AFTER) is evaluated at once, then every half
     second until it lands. The uploads are the real Uploader's, the bucket FakeStore held."""
-    from broadcaster.bucket.uploader import Uploader
-    from broadcaster.metrics import Metrics
-    from broadcaster.steering import probe
-    from tests.support.fakes import FakeStore
-
     monkeypatch.setattr(probe, "QUIET_EVERY", 60.0)
     monkeypatch.setattr("broadcaster.steering.policy.MIN_UPLOAD_WAIT", 0.3)
     monkeypatch.setattr("broadcaster.bucket.lateness.ARM_AFTER", 0.05)
@@ -674,8 +653,6 @@ async def test_the_loop_evaluates_on_a_failed_upload_and_a_failed_probe_not_only
     """The loop evaluates at once when an upload attempt fails (the uploader's on_failure, as the service
     wires it) and when a probe fails; with its calm timer 30 s away and its quiet one a minute, both are
     seen within seconds, so by the events."""
-    from broadcaster.steering import probe
-
     monkeypatch.setattr(probe, "QUIET_EVERY", 60.0)
     long_target = 30
     refused: list[str | None] = [None]
@@ -702,8 +679,6 @@ async def test_the_loop_evaluates_on_a_failed_upload_and_a_failed_probe_not_only
 async def test_a_wake_ends_on_set_or_after_its_seconds_and_a_cancel_leaves_nothing_behind() -> None:
     """The steering loops' wait between turns (probe.Wake): set ends it at once, and the next wait until
     cleared; unset, it ends after its seconds; a task cancelled while it waits is cancelled (stop())."""
-    from broadcaster.steering.probe import Wake
-
     wake = Wake()
     waiting = asyncio.create_task(wake.wait(60))
     await until(lambda: wake._waiter is not None, "waiting", 10)

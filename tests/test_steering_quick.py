@@ -39,7 +39,7 @@ MANIFEST = "/live/steering.json"
 
 @dataclass
 class Source:
-    """The policy's manifest: the bucket first, or the VM once `steer()`ed."""
+    """The policy's manifest (the bucket first, unless a test sets `priority`) and the pathways counted."""
 
     priority: tuple[str, ...] = ("bucket", "vm")
     counted: list[str] = field(default_factory=list)

@@ -33,8 +33,6 @@ PER_SOCKET, PER_CLIENT = int(LIMITS["TRACKER_SOCKET_ANNOUNCES"]), int(LIMITS["TR
 CLIENT_CONNECTIONS = int(LIMITS["TRACKER_MAX_CLIENT_CONNECTIONS"])
 
 
-
-
 @pytest.fixture
 async def service() -> AsyncIterator[StandInService]:
     async with StandInService() as running:
@@ -77,9 +75,8 @@ async def test_honest_viewers_meet_and_an_unknown_swarm_is_refused(tracker: Loca
 
 
 async def test_t1_an_offer_of_null_closes_that_connection_only(tracker: LocalTracker) -> None:
-    async with connected(tracker.url) as victim, connected(tracker.url) as attacker:
-        await victim.announce(ALLOWED)
-        assert await victim.next(lambda m: "interval" in m)
+    async with connected(tracker.url) as victim:
+        await joined(victim)
         for bad in ([None], [{"offer": None, "offer_id": random_id()}], "x", [offer()] * 6, [1]):
             async with connected(tracker.url) as attacker:
                 await attacker.send({"action": "announce", "info_hash": ALLOWED, "peer_id": attacker.peer_id,
@@ -171,8 +168,7 @@ async def test_t5_a_connection_that_does_not_read_is_dropped(tracker: LocalTrack
 
 async def test_t6_scrape_is_refused_and_lists_nothing(tracker: LocalTracker) -> None:
     async with connected(tracker.url) as viewer:
-        await viewer.announce(ALLOWED)
-        assert await viewer.next(lambda m: "interval" in m)
+        await joined(viewer)
         for scrape in ({"action": "scrape"}, {"action": "scrape", "info_hash": [random_id() for _ in range(2600)]}):
             async with connected(tracker.url) as scraper:
                 await scraper.send(scrape)
@@ -183,8 +179,7 @@ async def test_t6_scrape_is_refused_and_lists_nothing(tracker: LocalTracker) -> 
 
 async def test_t7_offers_one_client_can_have_relayed_are_bounded(tracker: LocalTracker) -> None:
     async with connected(tracker.url) as victim, aiohttp.ClientSession() as http:
-        await victim.announce(ALLOWED)
-        assert await victim.next(lambda m: "interval" in m)
+        await joined(victim)
         sockets = [await connect(http, tracker.url, "203.0.113.99") for _ in range(10)]
         for s in sockets:
             for _ in range(PER_SOCKET + 5):
@@ -262,15 +257,15 @@ def test_the_info_hashes_are_p2p_media_loaders_own() -> None:
     # bitrate = BANDWIDTH, codecs = CODECS' video codec, RESOLUTION, FRAME-RATE as written.
     levels = [{"bitrate": 1628000, "codecs": "avc1.64001e", "width": 640, "height": 360, "frameRate": "30.000"},
               {"bitrate": 281000, "codecs": "avc1.4d400d", "width": 320, "height": 180, "frameRate": "30.000"}]
-    out = subprocess.run([node(), "-e", _VENDORED_HASHES, str(VENDORED_CORE), SWARM, json.dumps(levels)],
-                         capture_output=True, text=True, timeout=30, check=True).stdout
-    assert json.loads(out) == VARIANTS
+    def hashes(of: list[dict[str, object]]) -> object:
+        run = [node(), "-e", _VENDORED_HASHES, str(VENDORED_CORE), SWARM, json.dumps(of)]
+        return json.loads(subprocess.run(run, capture_output=True, text=True, timeout=30, check=True).stdout)
+
+    assert hashes(levels) == VARIANTS
     # and with a bitrate of 0 nothing else counts; avc1.P.L is written avc1.PPCCLL
     odd = ["BANDWIDTH=0,RESOLUTION=1x1", 'BANDWIDTH=5,CODECS="avc1.66.30,mp4a.40.2",VIDEO-RANGE=pq']
-    odd_levels = [{"bitrate": 0}, {"bitrate": 5, "codecs": "avc1.66.30", "videoRange": "pq"}]
-    out = subprocess.run([node(), "-e", _VENDORED_HASHES, str(VENDORED_CORE), SWARM, json.dumps(odd_levels)],
-                         capture_output=True, text=True, timeout=30, check=True).stdout
-    assert json.loads(out) == [info_hash(SWARM, variant_key(line)) for line in odd]
+    assert hashes([{"bitrate": 0}, {"bitrate": 5, "codecs": "avc1.66.30", "videoRange": "pq"}]) == [
+        info_hash(SWARM, variant_key(line)) for line in odd]
 
 
 # -- honest viewers stay on (T8, T9, E1, I1) -----------------------------------------------------------

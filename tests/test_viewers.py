@@ -5,7 +5,6 @@ frame-ancestors header. Real browsers: tests/test_viewers_browser.py."""
 from __future__ import annotations
 
 import ipaddress
-import json
 from typing import Any
 
 import aiohttp
@@ -215,13 +214,15 @@ async def test_with_the_count_hidden_the_heartbeat_still_counts_and_answers_noth
     assert (response.status, await response.read(), audience.watching) == (204, b"", 1)
     config = await (await client.get("/config.json")).json()
     assert config["viewers"] == {"beat": 10.0, "show": False} and "owncast" not in config
+    assert "sources" not in config  # this service's playlists only
 
 
-async def test_config_names_owncasts_ping_and_the_beat_from_the_timeout(aiohttp_client: AiohttpClient) -> None:
+async def test_config_names_owncasts_ping_the_beat_from_the_timeout_and_other_sources(
+        aiohttp_client: AiohttpClient) -> None:
     client = await client_for(aiohttp_client, Audience(3), viewer_timeout=3,
-                              owncast_url="https://stream.example.com")
+                              owncast_url="https://stream.example.com", sources=("https://other.example",))
     config = await (await client.get("/config.json")).json()
-    assert config["viewers"] == {"beat": 1.0, "show": True}
+    assert config["viewers"] == {"beat": 1.0, "show": True} and config["sources"] == ["https://other.example"]
     assert config["owncast"] == {"ping": "https://stream.example.com/api/ping", "every": 1.0,
                                  "cmcd": "https://stream.example.com/api/metrics/cmcd",
                                  "metrics": "https://stream.example.com/api/metrics/playback", "report": 1.0}
@@ -307,13 +308,6 @@ def test_a_wildcard_over_a_public_suffix_is_refused(public: str, monkeypatch: py
     # A site under such a suffix is a name someone registered: its subdomains may frame the page.
     site = public.replace("*.", "*.mine.")
     assert settings_with(FRAME_ANCESTORS=site).frame_ancestors == site.lower()
-
-
-async def test_config_names_the_other_sources_only_when_allowed(aiohttp_client: AiohttpClient) -> None:
-    config = await (await (await client_for(aiohttp_client, Audience(30))).get("/config.json")).json()
-    assert "sources" not in config  # this service's playlists only
-    client = await client_for(aiohttp_client, Audience(30), sources=("https://other.example",))
-    assert (await (await client.get("/config.json")).json())["sources"] == ["https://other.example"]
 
 
 def test_viewer_settings_defaults_and_bounds() -> None:

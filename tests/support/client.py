@@ -6,7 +6,8 @@ import secrets
 from typing import Any
 
 from aiohttp import web
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.web_runner import AppRunner, BaseRunner
 from prometheus_client import CONTENT_TYPE_LATEST
 from yarl import URL
 
@@ -15,6 +16,14 @@ from tests.support.scrape import parsed
 Client = TestClient[web.Request, web.Application]
 
 PLAIN = {"Accept-Encoding": "identity"}  # the client does not decompress: tests see the bytes sent
+
+
+class Uncancelling(TestServer):
+    """A test server that does not cancel a handler whose client goes (aiohttp's TestServer always does,
+    as the service does: handler_cancellation): the handler finds out by writing."""
+
+    async def _make_runner(self, **kwargs: Any) -> BaseRunner:
+        return AppRunner(self.app, **{**kwargs, "handler_cancellation": False})
 
 
 async def get(client: Client, path: str | URL, headers: dict[str, str] | None = None,
