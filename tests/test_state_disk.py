@@ -47,8 +47,7 @@ def disk(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Disk]:
 
 def first_read(w: World, upto: int) -> None:
     """What Owncast's playlists list when a restarted service reads them first: its last ten segments."""
-    for v in VARIANTS:
-        w.owncast_lists(v, *NAMES[max(0, upto - 10):upto])
+    w.owncast_lists(VARIANTS, *NAMES[max(0, upto - 10):upto])
 
 
 def continues_exactly(a: World, b: World, count: int) -> None:
@@ -99,8 +98,7 @@ async def test_a_failing_state_dir_then_a_restart_never_serves_a_number_twice(
     await b.pub.start()
     first_read(b, 11)  # a-9 and a-10 were written while the service was down
     for name in NAMES[11:14]:  # the new window is shown once three target durations long
-        for v in VARIANTS:
-            b.owncast_lists(v, name)
+        b.owncast_lists(VARIANTS, name)
     await until(lambda: listed(b, NAMES[13]), "the new window is shown, the disk still failing")
     await stream(b, 14, 15)
     ok, body = b.health()
@@ -147,8 +145,7 @@ async def _read_only_holds_then_continues_exactly(hls_dir: Path, disk: Disk, sto
     await a.pub.start()
     await stream(a, 0, 4)
     disk.fail(errno.EROFS)
-    for v in VARIANTS:
-        a.owncast_lists(v, NAMES[4])
+    a.owncast_lists(VARIANTS, NAMES[4])
     await until(lambda: a.release.held, "new versions are held back")
     assert not listed(a, NAMES[4]) and a.sample("listing_held") == 1
     await a.pub.close()
@@ -191,8 +188,7 @@ async def test_restarts_on_a_full_state_dir_go_on_within_the_reserve(
         await w.pub.start()
         first_read(w, upto + 1)
         for name in NAMES[upto + 1:upto + 4]:
-            for v in VARIANTS:
-                w.owncast_lists(v, name)
+            w.owncast_lists(VARIANTS, name)
         await until(lambda: listed(w, NAMES[upto + 3]), "a restart on a full disk lists new segments")
         assert not w.health()[0] and not w.release.held
         worlds.append(w)
@@ -202,8 +198,7 @@ async def test_restarts_on_a_full_state_dir_go_on_within_the_reserve(
     last = worlds[-1]
     while not last.release.held:  # on until the reserve is used up
         assert upto < len(NAMES) - 1, "never held back"
-        for v in VARIANTS:
-            last.owncast_lists(v, NAMES[upto])
+        last.owncast_lists(VARIANTS, NAMES[upto])
         await until(lambda: listed(last, NAMES[upto]) or last.release.held, "listed or held back")
         upto += 1
     held = NAMES[upto - 1]
@@ -226,8 +221,7 @@ async def test_when_the_reserve_is_used_up_new_versions_wait_for_a_save(
     await stream(w, 0, 2)  # the version with number 1 saved next = 2: reserved below 5
     disk.fail(errno.ENOSPC)
     await stream(w, 2, 5)  # numbers 2, 3, 4
-    for v in VARIANTS:
-        w.owncast_lists(v, NAMES[5])
+    w.owncast_lists(VARIANTS, NAMES[5])
     await until(lambda: w.release.held, "held back")
     assert not listed(w, NAMES[5]) and NAMES[5] not in [n for _, _, n in w.listed]  # not shown, not told
     ok, body = w.health()
@@ -263,8 +257,7 @@ async def test_a_clean_state_then_a_disk_failing_from_the_start(
     assert b.snapshots is not None and b.snapshots.restore() and b.snapshots.disk_clean
     assert listed(b, NAMES[2])  # the window continues exactly
     await b.pub.start()
-    for v in VARIANTS:
-        b.owncast_lists(v, *NAMES[0:4])
+    b.owncast_lists(VARIANTS, *NAMES[0:4])
     if record == "fails":
         await until(lambda: b.release.held, "held back")
         assert not listed(b, NAMES[3])
@@ -280,11 +273,9 @@ async def test_a_clean_state_then_a_disk_failing_from_the_start(
     assert c.snapshots.disk_clean is (record == "fails")
     await c.pub.start()
     upto = 5 if record == "fails" else 9
-    for v in VARIANTS:
-        c.owncast_lists(v, *NAMES[0:upto])
+    c.owncast_lists(VARIANTS, *NAMES[0:upto])
     for name in NAMES[upto:upto + 3]:
-        for v in VARIANTS:
-            c.owncast_lists(v, name)
+        c.owncast_lists(VARIANTS, name)
     await until(lambda: listed(c, NAMES[upto + 2]), "listed")
     await c.pub.close()
     check_all(a, b, c)
@@ -312,8 +303,7 @@ async def test_a_crash_with_a_healthy_disk_continues_exactly(tmp_path: Path) -> 
     await b.pub.start()
     first_read(b, 4)  # NAMES[3] was written while the service was down
     for name in NAMES[4:7]:
-        for v in VARIANTS:
-            b.owncast_lists(v, name)
+        b.owncast_lists(VARIANTS, name)
     await until(lambda: listed(b, NAMES[6]), "listed")
     await b.pub.close()
     continues_exactly(a, b, 7)
