@@ -17,7 +17,6 @@ from broadcaster.source.owncast import SourceVariant
 from tests.support.held_back import HeldWrites
 from tests.support.listing import listing
 from tests.support.served import MakeWorld
-from tests.support.waiting import until
 from tests.support.world import World
 
 
@@ -106,8 +105,8 @@ async def stream_ended(world: World) -> int:
     for n in range(4):
         world.owncast_lists((0, 1), f"stream-a-{n}.ts", duration=2.0, date=2 * n, target=2)
     world.owncast_lists((0, 1), ended=True, target=2)
-    await until(lambda: all(world.pub.playlist(v).ended for v in (0, 1)),  # type: ignore[union-attr]
-                "the first stream ended", 5, every=0.001)
+    await world.until(lambda: all(world.pub.playlist(v).ended for v in (0, 1)),  # type: ignore[union-attr]
+                      "the first stream ended")
     world.segments.clear()
     return checked(world, 0)
 
@@ -135,7 +134,7 @@ async def test_a_stream_cut_apart_after_its_first_slot_was_decided_with_one_copy
     holds.hold_in(1, "stream-b-0.ts")
     world.owncast_lists(1, "stream-b-0.ts", duration=2.0, date=20, target=2)
     world.owncast_lists(0, "stream-b-0.ts", duration=2.2, date=20, target=2)  # the same moment: together
-    await until(lambda: "stream-b-0" in world.text(0), "stream-b-0 listed in variant 0", 5, every=0.001)
+    await world.until(lambda: "stream-b-0" in world.text(0), "stream-b-0 listed in variant 0")
     done = checked(world, done)
     world.owncast_lists(1, "stream-b-1.ts", duration=2.0, date=22, target=2)
     if raised:
@@ -145,10 +144,9 @@ async def test_a_stream_cut_apart_after_its_first_slot_was_decided_with_one_copy
     await let_run()
     done = checked(world, done)
     holds.release_all()
-    await until(lambda: all("stream-b-1" in world.text(v) for v in (0, 1)), "stream-b-1 listed in both", 5,
-                every=0.001)
+    await world.until(lambda: all("stream-b-1" in world.text(v) for v in (0, 1)), "stream-b-1 listed in both")
     world.owncast_lists(1, "stream-b-2.ts", duration=2.0, date=24, target=2)
-    await until(lambda: "stream-b-2" in world.text(1), "stream-b-2 listed in variant 1", 5, every=0.001)
+    await world.until(lambda: "stream-b-2" in world.text(1), "stream-b-2 listed in variant 1")
     checked(world, done)
     assert world.sample("variants_cut_apart_total") == 1
     assert world.pub.target_duration == (5 if raised else 2)
@@ -171,14 +169,14 @@ async def test_the_second_lane_to_start_a_stream_does_not_start_it_again(make_wo
     holds.hold_in(0, "stream-b-1.ts")  # held to the end: its raise of the target is not this test's
     world.owncast_lists(0, "stream-b-0.ts", duration=3.0, date=20, target=3)
     world.owncast_lists(1, "stream-b-0.ts", duration=2.0, date=20, target=2)
-    await until(lambda: "stream-b-0.ts" in world.uris(1), "stream-b-0 listed in variant 1", 5, every=0.001)
+    await world.until(lambda: "stream-b-0.ts" in world.uris(1), "stream-b-0 listed in variant 1")
     world.owncast_lists(1, "stream-b-1.ts", duration=2.0, date=22, target=2)
     world.owncast_lists(0, "stream-b-1.ts", duration=4.0, date=23, target=4)
-    await until(lambda: "stream-b-1.ts" in world.uris(1), "stream-b-1 listed in variant 1", 5, every=0.001)
+    await world.until(lambda: "stream-b-1.ts" in world.uris(1), "stream-b-1 listed in variant 1")
     assert "#EXT-X-TARGETDURATION:2\n" in world.text(1)  # not shown yet: variant 0 has nothing under 3
     done = checked(world, done)
     holds.release_in(0, "stream-b-0.ts")  # Owncast finished stream-b-0, not stream-b-1
-    await until(lambda: "stream-b-0" in world.text(0), "stream-b-0 listed in variant 0", 5, every=0.001)
+    await world.until(lambda: "stream-b-0" in world.text(0), "stream-b-0 listed in variant 0")
     assert "stream-b-1" in world.text(1)  # shown together
     checked(world, done)
     assert world.pub.target_duration == 3
@@ -266,9 +264,9 @@ async def test_a_raise_from_one_lane_after_the_other_showed_all_it_had(make_worl
     world.owncast_lists(0, "stream-b-0.ts", duration=1.0, date=20, target=1)  # cut apart: no raise yet
     for n in (1, 2):
         world.owncast_lists(1, f"stream-b-{n}.ts", duration=2.0, date=20 + 2 * n, target=2)
-    await until(lambda: "stream-b-2" in world.text(1), "stream-b-2 listed in variant 1", 5, every=0.001)
+    await world.until(lambda: "stream-b-2" in world.text(1), "stream-b-2 listed in variant 1")
     world.owncast_lists(0, "stream-b-1.ts", duration=5.0, date=21, target=5)
-    await until(lambda: "stream-b-1.ts" in world.uris(0), "stream-b-1 listed in variant 0", 5, every=0.001)
+    await world.until(lambda: "stream-b-1.ts" in world.uris(0), "stream-b-1 listed in variant 0")
     assert world.pub.target_duration == 5
     await let_run()
     assert all("#EXT-X-TARGETDURATION:2\n" in world.text(v) for v in (0, 1))  # neither switched yet
@@ -277,7 +275,7 @@ async def test_a_raise_from_one_lane_after_the_other_showed_all_it_had(make_worl
             world.owncast_lists(v, ended=True, target=5 - 3 * v)
     else:
         world.owncast_lists(1, "stream-b-3.ts", duration=2.0, date=26, target=2)
-    await until(lambda: "stream-b-1" in world.text(0), "stream-b-1 shown in variant 0", 5, every=0.001)
+    await world.until(lambda: "stream-b-1" in world.text(0), "stream-b-1 shown in variant 0")
     await let_run()
     for v in (0, 1):
         shown = world.text(v)
@@ -294,7 +292,7 @@ async def stream_a_listed(make_world: MakeWorld) -> tuple[World, HeldWrites]:
     world.pub.on_master([SourceVariant(0, 3_000_000), SourceVariant(1, 300_000)])
     for n in range(3):
         world.owncast_lists((0, 1), f"stream-a-{n}.ts", duration=2.0, date=2 * n, target=2)
-    await until(lambda: all("stream-a-2.ts" in world.uris(v) for v in (0, 1)), "stream a listed", 5, every=0.001)
+    await world.until(lambda: all("stream-a-2.ts" in world.uris(v) for v in (0, 1)), "stream a listed")
     return world, holds
 
 
@@ -309,16 +307,16 @@ async def test_a_raise_while_one_variant_still_lists_the_stream_before_keeps_the
     world.owncast_lists(0, "stream-b-0.ts", duration=3.0, date=6, target=3)  # cut apart (then 3: b's own)
     world.owncast_lists(0, "stream-b-1.ts", duration=3.0, date=9, target=3)
     world.owncast_lists(1, "stream-b-1.ts", duration=2.0, date=8, target=2)
-    await until(lambda: "stream-b-1.ts" in world.uris(0), "stream b listed in variant 0", 5, every=0.001)
+    await world.until(lambda: "stream-b-1.ts" in world.uris(0), "stream b listed in variant 0")
     assert world.pub.target_duration == 3 and "stream-b-0.ts" not in world.uris(1), world.uris(1)
     holds.hold_in(0, "stream-b-2.ts")  # variant 0 too has a moment of stream b still to list after the raise
     world.owncast_lists(0, "stream-b-2.ts", duration=3.0, date=12, target=3)
     world.owncast_lists(1, "stream-b-2.ts", duration=2.0, date=10, target=2)
     world.owncast_lists(0, "stream-c-0.ts", duration=5.0, date=30, target=5)
     world.owncast_lists(1, "stream-c-0.ts", duration=2.0, date=30, target=2)
-    await until(lambda: world.pub.target_duration == 6, "the target raised for stream c", 5, every=0.001)
+    await world.until(lambda: world.pub.target_duration == 6, "the target raised for stream c")
     holds.release_all()
-    await until(lambda: all("stream-c-0.ts" in world.uris(v) for v in (0, 1)), "stream c listed", 5, every=0.001)
+    await world.until(lambda: all("stream-c-0.ts" in world.uris(v) for v in (0, 1)), "stream c listed")
     await let_run()
     checked(world, 0)
     assert discontinuity_of(world, 0, "stream-b-2.ts") == discontinuity_of(world, 1, "stream-b-2.ts") \
@@ -342,13 +340,13 @@ async def test_a_variant_lists_a_stream_cut_apart_only_after_the_last_slot_of_th
     world.owncast_lists(0, "stream-b-1.ts", duration=4.0, date=11, target=5)
     # The new stream's copies in the bucket, and the loop's turns their uploads' callbacks take (a lane
     # lists within them: the uploads' done-callbacks, then their readiness's).
-    await until(lambda: all(f"live/{v}/stream-b-{n}.ts" in world.store.keys() for v in (0, 1) for n in (0, 1)),
-                "stream b uploaded", 5, every=0.001)
+    await world.until(lambda: all(f"live/{v}/stream-b-{n}.ts" in world.store.keys() for v in (0, 1)
+                                  for n in (0, 1)), "stream b uploaded")
     for _ in range(20):
         await asyncio.sleep(0)
     assert all("stream-b-0.ts" not in world.uris(v) for v in (0, 1)), [world.uris(v) for v in (0, 1)]
     holds.release_all()
-    await until(lambda: all("stream-b-1.ts" in world.uris(v) for v in (0, 1)), "stream b listed", 5, every=0.001)
+    await world.until(lambda: all("stream-b-1.ts" in world.uris(v) for v in (0, 1)), "stream b listed")
     for v in (0, 1):
         uris = world.uris(v)
         assert uris.index("stream-a-3.ts") < uris.index("stream-b-0.ts"), (v, uris)
@@ -370,25 +368,25 @@ async def test_a_new_stream_after_variants_cut_apart_lists_its_first_segment_at_
     world.owncast_lists(0, "stream-b-1.ts", duration=2.0, date=9, target=3)
     holds.hold_in(0, "stream-b-2.ts")
     world.owncast_lists(0, "stream-b-2.ts", duration=1.0, date=11, target=3)
-    await until(lambda: "stream-b-1.ts" in world.uris(0), "variant 0 lists stream b", 5, every=0.001)
+    await world.until(lambda: "stream-b-1.ts" in world.uris(0), "variant 0 lists stream b")
     for n in range(1, 4):
         world.owncast_lists(1, f"stream-b-{n}.ts", duration=2.0, date=6 + 2 * n, target=3)
     keep = iter([False, True])
     holds.release_all(keep=lambda: next(keep))  # variant 1's first, not variant 0's last
-    await until(lambda: "stream-b-3.ts" in world.uris(1), "variant 1 lists stream b", 5, every=0.001)
+    await world.until(lambda: "stream-b-3.ts" in world.uris(1), "variant 1 lists stream b")
     world.owncast_lists((0, 1), ended=True, target=3)  # the broadcaster left: the next stream may lower it
     await let_run()
     raised = world.pub.target_duration
     world.segments.clear()  # Owncast wipes its folder for a new stream
     world.owncast_lists((0, 1), "stream-c-0.ts", duration=2.0, date=40, target=2)
-    await until(lambda: all(f"live/{v}/stream-c-0.ts" in world.store.keys() for v in (0, 1)), "stream c uploaded",
-                5, every=0.001)
+    await world.until(lambda: all(f"live/{v}/stream-c-0.ts" in world.store.keys() for v in (0, 1)),
+                      "stream c uploaded")
     await let_run()
     assert (raised or 0) > 2 and all("stream-c-0.ts" not in world.uris(v) for v in (0, 1)), (raised, world.uris(0))
     holds.release_all()
-    await until(lambda: all("stream-c-0.ts" in world.uris(v) for v in (0, 1)), "stream c listed", 5, every=0.001)
+    await world.until(lambda: all("stream-c-0.ts" in world.uris(v) for v in (0, 1)), "stream c listed")
     world.owncast_lists((0, 1), "stream-c-1.ts", duration=2.0, date=42, target=2)
-    await until(lambda: all("stream-c-1.ts" in world.uris(v) for v in (0, 1)), "stream c goes on", 5, every=0.001)
+    await world.until(lambda: all("stream-c-1.ts" in world.uris(v) for v in (0, 1)), "stream c goes on")
     await let_run()
     checked(world, done)
     assert world.uris(0)[:2] == ["stream-b-2.ts", "stream-c-0.ts"], world.uris(0)  # carried, not lost

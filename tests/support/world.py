@@ -144,9 +144,13 @@ class World:
             window = [dataclasses.replace(s, position=i) for i, s in enumerate(window)]  # as the parser numbers them
             self.pub.on_variant_playlist(v, SourcePlaylist(target, ms, tuple(window), ended, True))
 
+    async def until(self, condition: Callable[[], object], what: str) -> None:
+        """Until `condition()`, looked at every millisecond for at most 5 s: the fake bucket answers at once."""
+        await until(condition, what, 5, every=0.001)
+
     async def settle(self) -> None:
         """Wait until every upload finished and was drained (condition, not a sleep)."""
-        await until(lambda: not self.pub.queue_depth, "the publisher's queue drained", 5, every=0.001)
+        await self.until(lambda: not self.pub.queue_depth, "the publisher's queue drained")
         self.check()
 
     def check(self) -> None:
