@@ -29,7 +29,7 @@ from broadcaster.metrics import Metrics
 from broadcaster.source import inotify, leases
 from broadcaster.source.owncast import SourceVariant
 from broadcaster.source.watcher import HlsWatcher
-from broadcaster.source.writes import QUIET, Finish, Writes
+from broadcaster.source.writes import QUIET, UNHEARD_QUIET, Finish, Writes
 from tests.support.fakes import Sink
 from tests.support.held_back import HeldBack
 from tests.support.observe import Observer
@@ -49,14 +49,22 @@ assert LOOKS * 0.05 > 2 * QUIET
 # -- W1, W2: a writer that has not finished is waited for, whatever the events and the file say ----------
 
 
-@pytest.mark.parametrize("kernel", PATHS)
-@pytest.mark.parametrize("kind", ["closed_early", "reopened", "renamed", "touched"])
+# Every odd writer on both watch paths; and, on the kernel's without the lease, the two it judges otherwise.
+UNFINISHED = [*(pytest.param(kind, path.values[0], True, id=f"{kind}-{path.id}", marks=path.marks)
+                for kind in ("closed_early", "reopened", "renamed", "touched") for path in PATHS),
+              *(pytest.param(kind, True, False, id=f"{kind}-no-lease", marks=KERNEL)
+                for kind in ("closed_early", "renamed"))]
+
+
+@pytest.mark.parametrize(("kind", "kernel", "lease"), UNFINISHED)
 async def test_a_writer_that_has_not_finished_is_waited_for_whatever_its_events_said(
-        tmp_path: Path, ts_bytes: bytes, kernel: bool, kind: str) -> None:
+        tmp_path: Path, ts_bytes: bytes, kind: str, kernel: bool, lease: bool) -> None:
     """closed_early: a close 100 bytes into a packet. reopened, renamed, touched: the file on a packet
     boundary and quiet, its writer's last event a close (its own, or `touch`'s) or a rename, or none at all
-    (watchfiles)."""
-    async with watching(tmp_path, kernel) as w:
+    (watchfiles). Without the kernel's answer (`lease` False: another owner, no CAP_LEASE), the close inside
+    a packet is still not finished (the packet check on the kernel path too), and a file renamed into place
+    is judged by the file itself (unheard quiet, 60 s here), not taken for closed."""
+    async with watching(tmp_path, kernel, lease=lease, unheard_quiet=UNHEARD_QUIET if lease else 60) as w:
         path = tmp_path / "0" / "seg.ts"
         writer = OddWriter(kind, ts_bytes)
         writer.begin(path)
@@ -167,26 +175,6 @@ async def test_a_real_queue_overflow_is_logged_counted_and_an_open_file_is_never
 
 
 # -- where the kernel will not answer: the events and the file, with what that cannot tell -----------------
-
-
-@KERNEL
-@pytest.mark.parametrize("kind", ["closed_early", "renamed"])
-async def test_without_the_lease_a_close_inside_a_packet_or_a_rename_is_still_not_finished(
-        tmp_path: Path, ts_bytes: bytes, kind: str) -> None:
-    """Without the kernel's answer (another owner, no CAP_LEASE): a close 100 bytes into a packet is not
-    finished (the packet check on the kernel path too), and a file renamed into place is judged by the
-    file itself (unheard quiet, 60 s here), not taken for closed."""
-    async with watching(tmp_path, True, lease=False, unheard_quiet=60) as w:
-        path = tmp_path / "0" / "seg.ts"
-        writer = OddWriter(kind, ts_bytes)
-        writer.begin(path)
-        try:
-            wait = asyncio.ensure_future(w.finished(path, 30))
-            await still_waiting(wait, LOOKS)
-            writer.finish()
-            assert await wait is Finish.WAITED
-        finally:
-            writer.close()
 
 
 def ask(path: Path) -> bool | None:
