@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -15,9 +16,11 @@ from broadcaster.source import inotify
 from broadcaster.source.watcher import HlsWatcher
 from broadcaster.source.writes import QUIET, UNHEARD_QUIET, Finish, Writes
 from tests.support.fakes import Sink
-from tests.support.observe import Observer
 from tests.support.scrape import total
 from tests.support.waiting import TimedOut, until
+
+if TYPE_CHECKING:  # a type only: test_watcher, a unit test, loads no emulator (tests/test_suite_rules.py)
+    from tests.support.observe import Observer
 
 KERNEL = pytest.mark.skipif(not inotify.available(), reason="inotify is Linux only")
 # Both watch paths: as Writes' and HlsWatcher's `kernel`, and as the service's HLS_WATCH.
