@@ -70,7 +70,7 @@ async def test_shuffled_copies_keep_every_variant_numbered_alike(make_world: Mak
                 world.owncast_lists(v, name, write=False)
                 continue
             if draw < 0.3:
-                holds.hold_in(v, name)
+                holds.hold(name, v)
             world.owncast_lists(v, name)
         await let_run()
         if rnd.random() < 0.4:
@@ -131,7 +131,7 @@ async def test_a_stream_cut_apart_after_its_first_slot_was_decided_with_one_copy
     holds = HeldWrites()
     world = make_world(align_by="time", window=6.0, writes=holds, stepped=True)
     done = await stream_ended(world)
-    holds.hold_in(1, "stream-b-0.ts")
+    holds.hold("stream-b-0.ts", 1)
     world.owncast_lists(1, "stream-b-0.ts", duration=2.0, date=20, target=2)
     world.owncast_lists(0, "stream-b-0.ts", duration=2.2, date=20, target=2)  # the same moment: together
     await world.until(lambda: "stream-b-0" in world.text(0), "stream-b-0 listed in variant 0")
@@ -165,8 +165,8 @@ async def test_the_second_lane_to_start_a_stream_does_not_start_it_again(make_wo
     holds = HeldWrites()
     world = make_world(align_by="time", window=6.0, writes=holds, stepped=True)
     done = await stream_ended(world)
-    holds.hold_in(0, "stream-b-0.ts")
-    holds.hold_in(0, "stream-b-1.ts")  # held to the end: its raise of the target is not this test's
+    holds.hold("stream-b-0.ts", 0)
+    holds.hold("stream-b-1.ts", 0)  # held to the end: its raise of the target is not this test's
     world.owncast_lists(0, "stream-b-0.ts", duration=3.0, date=20, target=3)
     world.owncast_lists(1, "stream-b-0.ts", duration=2.0, date=20, target=2)
     await world.until(lambda: "stream-b-0.ts" in world.uris(1), "stream-b-0 listed in variant 1")
@@ -175,7 +175,7 @@ async def test_the_second_lane_to_start_a_stream_does_not_start_it_again(make_wo
     await world.until(lambda: "stream-b-1.ts" in world.uris(1), "stream-b-1 listed in variant 1")
     assert "#EXT-X-TARGETDURATION:2\n" in world.text(1)  # not shown yet: variant 0 has nothing under 3
     done = checked(world, done)
-    holds.release_in(0, "stream-b-0.ts")  # Owncast finished stream-b-0, not stream-b-1
+    holds.release("stream-b-0.ts", 0)  # Owncast finished stream-b-0, not stream-b-1
     await world.until(lambda: "stream-b-0" in world.text(0), "stream-b-0 listed in variant 0")
     assert "stream-b-1" in world.text(1)  # shown together
     checked(world, done)
@@ -210,7 +210,7 @@ async def shuffled_streams(make_world: MakeWorld, seed: int, advertised_as_liste
             name, d, date = cuts[v][nxt[v]]
             nxt[v] += 1
             if rnd.random() < 0.3:
-                holds.hold_in(v, name)
+                holds.hold(name, v)
             if advertised_as_listed:
                 target[v] = max(target[v], math.ceil(d))
             world.owncast_lists(v, name, duration=d, date=date, target=target[v])
@@ -302,14 +302,14 @@ async def test_a_raise_while_one_variant_still_lists_the_stream_before_keeps_the
     with a 5 s segment: the target is raised (3 -> 6) before variant 1 listed any of b. The raise keeps
     the timeline: variant 1 lists b's moments under the numbers variant 0 gave them."""
     world, holds = await stream_a_listed(make_world)
-    holds.hold_in(1, "stream-b-0.ts")
+    holds.hold("stream-b-0.ts", 1)
     world.owncast_lists(1, "stream-b-0.ts", duration=2.0, date=6, target=2)
     world.owncast_lists(0, "stream-b-0.ts", duration=3.0, date=6, target=3)  # cut apart (then 3: b's own)
     world.owncast_lists(0, "stream-b-1.ts", duration=3.0, date=9, target=3)
     world.owncast_lists(1, "stream-b-1.ts", duration=2.0, date=8, target=2)
     await world.until(lambda: "stream-b-1.ts" in world.uris(0), "stream b listed in variant 0")
     assert world.pub.target_duration == 3 and "stream-b-0.ts" not in world.uris(1), world.uris(1)
-    holds.hold_in(0, "stream-b-2.ts")  # variant 0 too has a moment of stream b still to list after the raise
+    holds.hold("stream-b-2.ts", 0)  # variant 0 too has a moment of stream b still to list after the raise
     world.owncast_lists(0, "stream-b-2.ts", duration=3.0, date=12, target=3)
     world.owncast_lists(1, "stream-b-2.ts", duration=2.0, date=10, target=2)
     world.owncast_lists(0, "stream-c-0.ts", duration=5.0, date=30, target=5)
@@ -331,7 +331,7 @@ async def test_a_variant_lists_a_stream_cut_apart_only_after_the_last_slot_of_th
     world, holds = await stream_a_listed(make_world)
     done = checked(world, 0)
     for v in (0, 1):
-        holds.hold_in(v, "stream-a-3.ts")
+        holds.hold("stream-a-3.ts", v)
         world.owncast_lists(v, "stream-a-3.ts", duration=2.0, date=6, target=5)
     # The next stream, cut apart (a copied variant 0 beside a transcoded variant 1).
     world.owncast_lists(0, "stream-b-0.ts", duration=3.0, date=8, target=5)
@@ -362,11 +362,11 @@ async def test_a_new_stream_after_variants_cut_apart_lists_its_first_segment_at_
     first segment has one number in both (6.2.4)."""
     world, holds = await stream_a_listed(make_world)
     done = checked(world, 0)
-    holds.hold_in(1, "stream-b-0.ts")  # variant 0 lists stream b first: variant 1 comes above it
+    holds.hold("stream-b-0.ts", 1)  # variant 0 lists stream b first: variant 1 comes above it
     world.owncast_lists(0, "stream-b-0.ts", duration=3.0, date=6, target=3)  # cut apart (a copied variant 0)
     world.owncast_lists(1, "stream-b-0.ts", duration=2.0, date=6, target=3)
     world.owncast_lists(0, "stream-b-1.ts", duration=2.0, date=9, target=3)
-    holds.hold_in(0, "stream-b-2.ts")
+    holds.hold("stream-b-2.ts", 0)
     world.owncast_lists(0, "stream-b-2.ts", duration=1.0, date=11, target=3)
     await world.until(lambda: "stream-b-1.ts" in world.uris(0), "variant 0 lists stream b")
     for n in range(1, 4):
