@@ -20,7 +20,7 @@ import pytest
 from broadcaster.playlist import hls
 from broadcaster.state.served import ServedRecord
 from tests.support.disks import Disk, SeamDisk, TmpfsDisk, small_tmpfs
-from tests.support.saved_state import check_all, listed, numbers, stream
+from tests.support.saved_state import check_all, listed, numbers, started_afresh, stream
 from tests.support.waiting import until
 from tests.support.world import World
 
@@ -52,14 +52,6 @@ def seam(tmp_path: Path) -> SeamDisk:
 # -- helpers ---------------------------------------------------------------------------------------------
 
 
-async def started_afresh(hls_dir: Path, disk: Disk) -> World:
-    """A publisher saving into `disk`, where nothing was saved before, started."""
-    w = World(hls_dir, state=disk.state_file())
-    assert w.snapshots is not None and not w.snapshots.restore()
-    await w.pub.start()
-    return w
-
-
 def first_read(w: World, upto: int) -> None:
     """What Owncast's playlists list when a restarted service reads them first: its last ten segments."""
     w.owncast_lists(VARIANTS, *NAMES[max(0, upto - 10):upto])
@@ -88,7 +80,7 @@ async def test_a_failing_state_dir_then_a_restart_never_serves_a_number_twice(
     if isinstance(disk, TmpfsDisk) and fault == errno.EROFS:
         await _read_only_holds_then_continues_exactly(hls_dir, disk, stop)
         return
-    a = await started_afresh(hls_dir, disk)
+    a = await started_afresh(World(hls_dir, state=disk.state_file()))
     await stream(a, 0, 4)
     disk.fail(fault)
     # The stream goes on within the reserve of the last state saved, each version recorded in
@@ -153,7 +145,7 @@ async def test_a_failing_state_dir_then_a_restart_never_serves_a_number_twice(
 async def _read_only_holds_then_continues_exactly(hls_dir: Path, disk: Disk, stop: str) -> None:
     """A read-only STATE_DIR: nothing can record how far versions went, so none goes past the state
     on disk; the start after it (clean stop or crash) continues exactly, Owncast's backlog and all."""
-    a = await started_afresh(hls_dir, disk)
+    a = await started_afresh(World(hls_dir, state=disk.state_file()))
     await stream(a, 0, 4)
     disk.fail(errno.EROFS)
     a.owncast_lists(VARIANTS, NAMES[4])
@@ -180,7 +172,7 @@ async def test_restarts_on_a_full_state_dir_go_on_within_the_reserve(
     shows new versions as the process before it did, each recorded first; only once that state's
     reserve is used up are they held back, and a save that works again shows them."""
     monkeypatch.setattr(hls, "SEQUENCE_RESERVE", 40)
-    a = await started_afresh(tmp_path / "hls", seam)
+    a = await started_afresh(World(tmp_path / "hls", state=seam.state_file()))
     await stream(a, 0, 4)  # saved with next 4: numbers below 44 reserved
     reserve = min(numbers(a.playlists.shown)[0]) + 4 + 40
     seam.fail(errno.ENOSPC)
@@ -222,7 +214,7 @@ async def test_restarts_on_a_full_state_dir_go_on_within_the_reserve(
 async def test_when_the_reserve_is_used_up_new_versions_wait_for_a_save(
         tmp_path: Path, seam: SeamDisk, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(hls, "SEQUENCE_RESERVE", 3)
-    w = await started_afresh(tmp_path / "hls", seam)
+    w = await started_afresh(World(tmp_path / "hls", state=seam.state_file()))
     await stream(w, 0, 2)  # the version with number 1 saved next = 2: reserved below 5
     seam.fail(errno.ENOSPC)
     await stream(w, 2, 5)  # numbers 2, 3, 4
@@ -246,7 +238,7 @@ async def test_a_clean_state_then_a_disk_failing_from_the_start(
     stream goes on, as on a full disk, where the record is written in place), so a crash then continues
     above them; when nothing can be recorded either, no new number is shown, and a crash continues
     exactly."""
-    a = await started_afresh(tmp_path / "hls", seam)
+    a = await started_afresh(World(tmp_path / "hls", state=seam.state_file()))
     await stream(a, 0, 3)
     await a.pub.close()
     assert a.snapshots is not None and a.snapshots.save_now(a.pub.snapshot()) is None
@@ -292,7 +284,7 @@ async def test_a_clean_state_then_a_disk_failing_from_the_start(
 async def test_a_crash_with_a_healthy_disk_continues_exactly(tmp_path: Path, seam: SeamDisk) -> None:
     """Saves all succeeded, so nothing was shown past the last one (STATE_DIR/served records
     nothing under it): the start after kill -9 continues exactly, and lists what Owncast wrote meanwhile."""
-    a = await started_afresh(tmp_path / "hls", seam)
+    a = await started_afresh(World(tmp_path / "hls", state=seam.state_file()))
     await stream(a, 0, 3)
     await a.pub.close()  # killed: no save at a clean stop
     b = World(tmp_path / "hls", state=seam.state_file())
@@ -312,7 +304,7 @@ async def test_a_crash_after_versions_shown_unsaved_continues_above_the_highest_
     """The record is what the start trusts: torn in one slot by the crash, the other slot still says
     how far versions went; damaged whole, it is set aside with one line and the state is taken at its
     worst (the reserve), never trusted to be exact."""
-    a = await started_afresh(tmp_path / "hls", seam)
+    a = await started_afresh(World(tmp_path / "hls", state=seam.state_file()))
     await stream(a, 0, 3)  # numbers 0..2 saved: next 3
     seam.fail(errno.ENOSPC)
     await stream(a, 3, 5)  # 3 and 4 shown unsaved, each recorded first

@@ -19,7 +19,7 @@ from broadcaster.state import journal
 from broadcaster.state.disk import Prepared, dumps
 from broadcaster.state.journal import JOURNAL, JournaledState
 from broadcaster.tails import Log
-from tests.support.saved_state import journaled, stream
+from tests.support.saved_state import journaled, started_afresh, stream
 from tests.support.waiting import until
 from tests.support.world import World
 
@@ -47,9 +47,7 @@ async def started(folder: Path, cls: type[JournaledState] = JournaledState,
                   window: float = 4.0) -> tuple[World, Cleaner]:
     """A publisher with nothing saved before, started."""
     w, cleaner = journaled(folder, window, cls)
-    assert w.snapshots is not None and not w.snapshots.restore()
-    await w.pub.start()
-    return w, cleaner
+    return await started_afresh(w), cleaner
 
 
 def restored(folder: Path, before: dict[str, Any]) -> tuple[World, Cleaner]:

@@ -51,6 +51,13 @@ def journaled(folder: Path, window: float = 4.0,
     return w, cleaner
 
 
+async def started_afresh(w: World) -> World:
+    """`w` started where nothing was saved before (its restore finds nothing), as the service starts."""
+    assert w.snapshots is not None and not w.snapshots.restore()
+    await w.pub.start()
+    return w
+
+
 # -- what a World shows, two variants (tests of saving and restoring what was shown) -----------------
 
 VARIANTS = (0, 1)
