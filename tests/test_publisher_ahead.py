@@ -122,7 +122,6 @@ async def test_a_restart_uploads_again_what_was_listed_ahead(tmp_path: Path, mak
     state = await stopped(w, w.pub.snapshot(), tmp_path / "saved")
     # A new process from that file: the bucket shows nothing it has not got, and gets it again.
     w2, _ = held_world(make_world, tmp_path / "again")
-    (tmp_path / "again" / "hls" / "0").mkdir(parents=True, exist_ok=True)
     (tmp_path / "again" / "hls" / "0" / "stream-abc-1.ts").write_bytes(b"\x47" * 376)
     assert snapshots_of(state, w2.pub).restore()
     assert w2.pub.playlist(0) is not None and w2.pub.playlist(0).landings.count() == 1  # type: ignore[union-attr]
