@@ -8,7 +8,6 @@ from dataclasses import dataclass
 
 import aiohttp
 import pytest
-from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 from prometheus_client import CollectorRegistry
 
@@ -16,6 +15,7 @@ from broadcaster.http import PlaylistOptions, Running, create_app
 from broadcaster.http.clients import CF_CONNECTING_IP, Proxies, client_address
 from broadcaster.metrics import ConnectionMetrics
 from tests.support.client import Client
+from tests.support.local_http import Served
 from tests.support.served import MakeWorld, ServeWorld
 from tests.support.waiting import WAIT, until
 from tests.support.world import World
@@ -128,12 +128,15 @@ async def test_with_blocking_reload_off_the_parameters_are_ignored(serve_world: 
 
 @dataclass
 class Runner:
-    """The app on a real listener, run as the service runs it (web.AppRunner, handler_cancellation)."""
+    """The app on a real listener, run as the service runs it (handler_cancellation: support/local_http)."""
 
     world: World
     url: str
-    port: int
     registry: CollectorRegistry
+
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1])
 
     @property
     def held(self) -> float:
@@ -153,15 +156,8 @@ async def running(make_world: MakeWorld, monkeypatch: pytest.MonkeyPatch) -> Asy
     monkeypatch.setattr("broadcaster.playlist.hls.BLOCK_TIMEOUT_TARGET_DURATIONS", 30)
     world.owncast_lists(0, "stream-a-0.ts", "stream-a-1.ts")
     await world.settle()
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, handler_cancellation=True)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
-        yield Runner(world, f"http://127.0.0.1:{port}", port, registry)
-    finally:
-        await runner.cleanup()
+    async with Served(app, cancel_handlers=True) as served:
+        yield Runner(world, served.url, registry)
 
 
 async def hit_and_run(port: int, path: str) -> None:

@@ -12,7 +12,6 @@ import logging
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from contextlib import AsyncExitStack
 from pathlib import Path
 
@@ -28,7 +27,7 @@ from broadcaster.demo.ffmpeg import ffmpeg_exe
 from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.metrics import Metrics
 from broadcaster.playlist.segments import Removed
-from broadcaster.settings import load_settings
+from broadcaster.settings import MOST_CLIPS, load_settings
 from broadcaster.state.disk import StateFile
 from tests.support.clip_source import PREFIX, T0, Bucket, Source, seg
 from tests.support.fakes import Clock
@@ -38,10 +37,10 @@ from tests.support.waiting import until as wait_until
 
 
 def book_for(tmp_path: Path, source: Source, bucket: Bucket, cleaner: Cleaner | None = None,
-             public_url: str | None = "https://cdn.example") -> ClipBook:
+             public_url: str | None = "https://cdn.example", max_clips: int = MOST_CLIPS) -> ClipBook:
     (tmp_path / "state").mkdir(exist_ok=True)
     return ClipBook(StateFile(tmp_path / "state", "clips.json"), bucket, bucket, source, lambda: None,
-                    ClipPlaces(PREFIX, public_url), holder=cleaner)
+                    ClipPlaces(PREFIX, public_url, max_clips=max_clips), holder=cleaner)
 
 
 async def test_a_clip_of_the_last_seconds_lists_the_segments_where_they_are(tmp_path: Path) -> None:
@@ -169,9 +168,7 @@ async def test_the_control_folder_is_refused_when_another_user_owns_it(tmp_path:
 
 
 async def test_past_max_clips_a_new_clip_is_refused_with_one_line(tmp_path: Path) -> None:
-    (tmp_path / "state").mkdir()
-    book = ClipBook(StateFile(tmp_path / "state", "clips.json"), Bucket(), Bucket(), Source(), lambda: None,
-                    ClipPlaces(PREFIX, "https://cdn.example", max_clips=2), holder=None)
+    book = book_for(tmp_path, Source(), Bucket(), max_clips=2)
     for _ in range(2):
         await book.make(last=3)
     with pytest.raises(ClipError, match="^2 clips kept, the most MAX_CLIPS allows: delete one"):
@@ -224,11 +221,6 @@ async def run_cli(state_dir: Path, *args: str) -> subprocess.CompletedProcess[st
     return await asyncio.to_thread(cli, state_dir, *args)
 
 
-@pytest.fixture
-def short_state(tmp_path: Path) -> Iterator[Path]:
-    yield tmp_path / "s"  # the control socket's path must stay under 108 bytes
-
-
 async def keys_in(s3: SeaweedS3) -> set[str]:
     async with s3.client() as client:
         found: set[str] = set()
@@ -244,7 +236,8 @@ async def sizes_of(s3: SeaweedS3, keys: tuple[str, ...]) -> dict[str, int]:
 
 @pytest.mark.integration
 async def test_a_clip_from_the_cli_plays_in_ffmpeg_outlives_the_window_and_a_restart(
-        tmp_path: Path, recordings: Recordings, seaweed: SeaweedS3, short_state: Path) -> None:
+        tmp_path: Path, recordings: Recordings, seaweed: SeaweedS3) -> None:
+    short_state = tmp_path / "s"  # the control socket's path must stay under 108 bytes
     env = service_env(tmp_path / "hls", seaweed, short_state, REWIND_SECONDS=REWIND, WINDOW_SECONDS="4",
                       CLEANUP_MARGIN="0")
     async with OwncastEmulator(tmp_path / "hls", resolve_settings(segment_seconds=1), recordings=recordings) as owncast, \

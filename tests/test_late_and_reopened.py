@@ -25,7 +25,6 @@ import pytest
 from broadcaster.clips.book import ClipBook, ClipPlaces
 from broadcaster.demo.ledger import Ledger
 from broadcaster.demo.seaweed import SeaweedS3
-from broadcaster.source import inotify
 from broadcaster.source.writes import Writes
 from broadcaster.state.disk import StateFile, dumps
 from tests.support.held_back import HeldWrites, both_list
@@ -37,10 +36,8 @@ from tests.support.service_process import ServiceProcess, service_env
 from tests.support.waiting import until
 from tests.support.whole import assert_whole
 from tests.support.world import World
-from tests.support.writes_watch import watching
+from tests.support.writes_watch import PATHS, WATCHES, watching
 
-KERNEL = pytest.mark.skipif(not inotify.available(), reason="inotify is Linux only")
-_PATHS = [pytest.param(True, id="inotify", marks=KERNEL), pytest.param(False, id="watchfiles")]
 
 
 def entries(text: str) -> list[tuple[str, bool]]:
@@ -176,7 +173,7 @@ async def test_a_clip_lists_a_late_segment_and_a_gap_for_one_never_finished(tmp_
 # -- a reopened file is one write ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("kernel", _PATHS)
+@pytest.mark.parametrize("kernel", PATHS)
 @pytest.mark.parametrize("kind", ["appended", "rewritten"])
 async def test_a_file_written_again_after_its_segment_is_listed_is_replaced_in_the_bucket(
         tmp_path: Path, ts_bytes: bytes, kernel: bool, kind: str) -> None:
@@ -275,8 +272,7 @@ async def recording(http: aiohttp.ClientSession, url: str) -> tuple[str, list[tu
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("watch", [pytest.param("auto", id="inotify", marks=KERNEL),
-                                   pytest.param("watchfiles", id="watchfiles")])
+@pytest.mark.parametrize("watch", WATCHES)
 async def test_the_service_keeps_every_segment_owncast_finishes_in_the_bucket_and_the_recording(
         tmp_path: Path, seaweed: SeaweedS3, watch: str) -> None:
     """Two variants; variant 0's writer pauses past a target duration (the slot is a gap there), closes a

@@ -19,7 +19,6 @@ from broadcaster.status.assessment import HealthReport, Readings
 from broadcaster.source.owncast import SourcePlaylist, SourceSegment, SourceVariant
 from tests.support.world import PUBLIC, World
 from tests.support.served import MakeWorld
-from tests.support.waiting import until
 
 @pytest.fixture
 def world(make_world: MakeWorld) -> World:
@@ -37,7 +36,7 @@ async def test_segments_are_uploaded_with_keys_and_listed_with_public_urls(world
 async def test_later_segment_that_finishes_first_waits_for_the_earlier_one(world: World) -> None:
     world.store.hold("live/0/stream-a-0.ts")
     world.owncast_lists(0, "stream-a-0.ts", "stream-a-1.ts", "stream-a-2.ts")
-    await until(lambda: len(world.store.puts) >= 2, "two PUTs", 5, every=0.001)
+    await world.until(lambda: len(world.store.puts) >= 2, "two PUTs")
     assert sorted(world.store.keys()) == ["live/0/stream-a-1.ts", "live/0/stream-a-2.ts"]  # uploaded...
     assert world.playlists.media_playlist(0) is None  # ...but not listed before segment 0
     assert world.pub.queue_depth == 3
@@ -50,7 +49,7 @@ async def test_later_segment_that_finishes_first_waits_for_the_earlier_one(world
 async def test_nothing_is_listed_while_the_bucket_is_down(world: World) -> None:
     world.store.down = True
     world.owncast_lists(0, "stream-a-0.ts")
-    await until(lambda: world.uploader.uploads_failed >= 3, "three failed uploads", 5, every=0.001)
+    await world.until(lambda: world.uploader.uploads_failed >= 3, "three failed uploads")
     assert world.playlists.media_playlist(0) is None
     ok, body = world.health()
     assert not ok and "storage unreachable (ServiceUnavailable)" in str(body["status"])
@@ -218,8 +217,7 @@ async def test_variants_list_the_same_slots_under_the_same_numbers(world: World)
     world.store.hold("live/1/stream-a-0.ts")
     world.owncast_lists(0, "stream-a-0.ts")
     world.owncast_lists(1, "stream-a-0.ts")
-    await until(lambda: "live/0/stream-a-0.ts" in world.store.keys(), "the first segment in the bucket", 5,
-                every=0.001)
+    await world.until(lambda: "live/0/stream-a-0.ts" in world.store.keys(), "the first segment in the bucket")
     # variant 0's copy is in the bucket, but the slot waits for variant 1's: numbers stay aligned
     assert world.playlists.media_playlist(0) is None and world.playlists.master_playlist() is None
     world.store.release("live/1/stream-a-0.ts")
@@ -669,7 +667,7 @@ async def test_a_raise_from_one_lane_lists_what_the_other_lane_listed_meanwhile(
             world.owncast_lists(0, f"stream-a-{n // 2}.ts", duration=2.0, date=n)
         await world.settle()
     # shown: told once a saved version holds them
-    await until(lambda: len(world.listed) >= 9, "nine segments listed", 5, every=0.001)
+    await world.until(lambda: len(world.listed) >= 9, "nine segments listed")
     assert world.pub.target_duration == 2
     # The disk is slow: the save of the version listing 6 is in flight while 7 and 8 are listed.
     gate = asyncio.Event()
@@ -688,8 +686,8 @@ async def test_a_raise_from_one_lane_lists_what_the_other_lane_listed_meanwhile(
     await world.settle()
     assert world.pub.target_duration == 4
     gate.set()
-    await until(lambda: (0, "stream-a-3.ts") in {(v, name) for v, _, name in world.listed},
-                "stream-a-3 listed in variant 0", 5, every=0.001)
+    await world.until(lambda: (0, "stream-a-3.ts") in {(v, name) for v, _, name in world.listed},
+                      "stream-a-3 listed in variant 0")
     world.check()
     for n in (6, 7, 8):
         assert f"stream-a-{n}.ts" in _shown(world, 1), world.text(1)

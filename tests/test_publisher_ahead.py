@@ -88,7 +88,7 @@ async def test_a_failed_upload_keeps_a_copy_and_sends_it_though_owncast_deleted_
     original = (tmp_path / "hls" / "0" / "stream-abc-0.ts").read_bytes()
     w.store.release(key)
     # The retry waits until Owncast deleted the file: else, quick, it could land (and its copy go) before
-    # the copy was ever seen (a full run on a busy machine timed out waiting for it).
+    # the copy was ever seen.
     w.store.hold(key)
     await until(lambda: held.copies == 1, "a copy kept after the failed attempt")
     (tmp_path / "hls" / "0" / "stream-abc-0.ts").unlink()  # Owncast's cleanup, during the outage
@@ -122,7 +122,6 @@ async def test_a_restart_uploads_again_what_was_listed_ahead(tmp_path: Path, mak
     state = await stopped(w, w.pub.snapshot(), tmp_path / "saved")
     # A new process from that file: the bucket shows nothing it has not got, and gets it again.
     w2, _ = held_world(make_world, tmp_path / "again")
-    (tmp_path / "again" / "hls" / "0").mkdir(parents=True, exist_ok=True)
     (tmp_path / "again" / "hls" / "0" / "stream-abc-1.ts").write_bytes(b"\x47" * 376)
     assert snapshots_of(state, w2.pub).restore()
     assert w2.pub.playlist(0) is not None and w2.pub.playlist(0).landings.count() == 1  # type: ignore[union-attr]
@@ -207,11 +206,7 @@ async def test_an_upload_lost_after_it_was_listed_ahead_is_a_gap_on_the_buckets_
     # Counted lost, with why: no copy was left and Owncast's file is gone (said once, as a WARNING).
     assert w.sample("segments_lost_total", variant="0", reason="copy_dropped") == 1
     # No version of the bucket's playlist ever listed it without EXT-X-GAP.
-    for v, body in w.playlists.shown:
-        lines = body.splitlines()
-        for i, line in enumerate(lines):
-            if line.endswith("/stream-abc-0.ts"):
-                assert "#EXT-X-GAP" in lines[max(0, i - 3):i], body
+    assert all(e.gap for _v, body in w.playlists.shown for e in listing(body) if e.name == "stream-abc-0.ts")
     passes(w.playlists.shown)
 
 
@@ -281,11 +276,7 @@ async def test_a_segment_shown_ahead_that_can_never_land_does_not_hold_the_new_t
     await until(lambda: (r := w.playlists.media_playlist(0)) is not None
                 and b"#EXT-X-TARGETDURATION:3\n" in r.body and listed(w, "bucket", 0) == ["stream-abc-3.ts"])
     assert key not in w.store.keys() and held.copies == 0
-    for _v, body in w.playlists.shown:
-        lines = body.splitlines()
-        for i, line in enumerate(lines):
-            if line.endswith("/stream-abc-2.ts"):
-                assert "#EXT-X-GAP" in lines[max(0, i - 3):i], body
+    assert all(e.gap for _v, body in w.playlists.shown for e in listing(body) if e.name == "stream-abc-2.ts")
     passes(w.playlists.shown, allow_restart=True)
 
 
@@ -317,10 +308,7 @@ async def test_a_segment_lost_after_listing_is_a_gap_on_every_pathway_and_in_the
     recording = "live/0/recording-abc.m3u8"
     await until(lambda: recording in w.store.keys(), "the recording written")
     body = [p.body for p in w.store.puts if p.key == recording][-1].decode()
-    lines = body.splitlines()
-    at = next(i for i, line in enumerate(lines) if line.endswith("stream-abc-0.ts"))
-    assert "#EXT-X-GAP" in lines[max(0, at - 2):at], body
-    after = next(i for i, line in enumerate(lines) if line.endswith("stream-abc-1.ts"))
-    assert "#EXT-X-GAP" not in lines[at + 1:after], body
+    gap = {e.name: e.gap for e in listing(body)}
+    assert gap["stream-abc-0.ts"] and not gap["stream-abc-1.ts"], body
     for v, text in w.playlists.shown + (w.ahead.shown if w.ahead is not None else []):
         VariantSetChecker().assert_ok(str(v), text)

@@ -20,7 +20,7 @@ import pytest
 from broadcaster.playlist import hls
 from broadcaster.state.served import ServedRecord
 from tests.support.disks import Disk, SeamDisk, TmpfsDisk, small_tmpfs
-from tests.support.saved_state import check_all, listed, numbers, stream
+from tests.support.saved_state import check_all, listed, numbers, started_afresh, stream
 from tests.support.waiting import until
 from tests.support.world import World
 
@@ -42,13 +42,19 @@ def disk(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Disk]:
             d.heal()
 
 
+@pytest.fixture
+def seam(tmp_path: Path) -> SeamDisk:
+    """STATE_DIR (tmp_path) failing at the seam, beside Owncast's folder tmp_path/hls."""
+    (tmp_path / "hls").mkdir()
+    return SeamDisk(tmp_path)
+
+
 # -- helpers ---------------------------------------------------------------------------------------------
 
 
 def first_read(w: World, upto: int) -> None:
     """What Owncast's playlists list when a restarted service reads them first: its last ten segments."""
-    for v in VARIANTS:
-        w.owncast_lists(v, *NAMES[max(0, upto - 10):upto])
+    w.owncast_lists(VARIANTS, *NAMES[max(0, upto - 10):upto])
 
 
 def continues_exactly(a: World, b: World, count: int) -> None:
@@ -74,9 +80,7 @@ async def test_a_failing_state_dir_then_a_restart_never_serves_a_number_twice(
     if isinstance(disk, TmpfsDisk) and fault == errno.EROFS:
         await _read_only_holds_then_continues_exactly(hls_dir, disk, stop)
         return
-    a = World(hls_dir, state=disk.state_file())
-    assert a.snapshots is not None and not a.snapshots.restore()
-    await a.pub.start()
+    a = await started_afresh(World(hls_dir, state=disk.state_file()))
     await stream(a, 0, 4)
     disk.fail(fault)
     # The stream goes on within the reserve of the last state saved, each version recorded in
@@ -87,7 +91,7 @@ async def test_a_failing_state_dir_then_a_restart_never_serves_a_number_twice(
     assert a.sample("state_save_failing") == 1 and (a.sample("state_save_failures_total") or 0) >= 5
     await a.pub.close()
     if stop == "sigterm":
-        assert a.snapshots.save_now(a.pub.snapshot()) == os.strerror(fault)
+        assert a.snapshots is not None and a.snapshots.save_now(a.pub.snapshot()) == os.strerror(fault)
     before = numbers(a.playlists.shown)
 
     # The restart, the disk still failing: the old file is read, and the stream goes on as it did before
@@ -99,8 +103,7 @@ async def test_a_failing_state_dir_then_a_restart_never_serves_a_number_twice(
     await b.pub.start()
     first_read(b, 11)  # a-9 and a-10 were written while the service was down
     for name in NAMES[11:14]:  # the new window is shown once three target durations long
-        for v in VARIANTS:
-            b.owncast_lists(v, name)
+        b.owncast_lists(VARIANTS, name)
     await until(lambda: listed(b, NAMES[13]), "the new window is shown, the disk still failing")
     await stream(b, 14, 15)
     ok, body = b.health()
@@ -142,18 +145,15 @@ async def test_a_failing_state_dir_then_a_restart_never_serves_a_number_twice(
 async def _read_only_holds_then_continues_exactly(hls_dir: Path, disk: Disk, stop: str) -> None:
     """A read-only STATE_DIR: nothing can record how far versions went, so none goes past the state
     on disk; the start after it (clean stop or crash) continues exactly, Owncast's backlog and all."""
-    a = World(hls_dir, state=disk.state_file())
-    assert a.snapshots is not None and not a.snapshots.restore()
-    await a.pub.start()
+    a = await started_afresh(World(hls_dir, state=disk.state_file()))
     await stream(a, 0, 4)
     disk.fail(errno.EROFS)
-    for v in VARIANTS:
-        a.owncast_lists(v, NAMES[4])
+    a.owncast_lists(VARIANTS, NAMES[4])
     await until(lambda: a.release.held, "new versions are held back")
     assert not listed(a, NAMES[4]) and a.sample("listing_held") == 1
     await a.pub.close()
     if stop == "sigterm":
-        assert a.snapshots.save_now(a.pub.snapshot()) == os.strerror(errno.EROFS)
+        assert a.snapshots is not None and a.snapshots.save_now(a.pub.snapshot()) == os.strerror(errno.EROFS)
     disk.heal()
     b = World(hls_dir, state=disk.state_file())
     assert b.snapshots is not None and b.snapshots.restore()
@@ -166,19 +166,16 @@ async def _read_only_holds_then_continues_exactly(hls_dir: Path, disk: Disk, sto
 
 
 async def test_restarts_on_a_full_state_dir_go_on_within_the_reserve(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, seam: SeamDisk, monkeypatch: pytest.MonkeyPatch) -> None:
     """A deploy, crash or reboot while STATE_DIR stays full is no outage. Each start reads
     the last state saved and how far versions went past it (STATE_DIR/served), continues above, and
     shows new versions as the process before it did, each recorded first; only once that state's
     reserve is used up are they held back, and a save that works again shows them."""
     monkeypatch.setattr(hls, "SEQUENCE_RESERVE", 40)
-    (tmp_path / "hls").mkdir()
-    disk = SeamDisk(tmp_path)
-    a = World(tmp_path / "hls", state=disk.state_file())
-    await a.pub.start()
+    a = await started_afresh(World(tmp_path / "hls", state=seam.state_file()))
     await stream(a, 0, 4)  # saved with next 4: numbers below 44 reserved
     reserve = min(numbers(a.playlists.shown)[0]) + 4 + 40
-    disk.fail(errno.ENOSPC)
+    seam.fail(errno.ENOSPC)
     await stream(a, 4, 8)
     await a.pub.close()  # killed
     worlds, upto = [a], 8
@@ -186,13 +183,12 @@ async def test_restarts_on_a_full_state_dir_go_on_within_the_reserve(
     # as were shown past it, to keep the discontinuity sequence legal: the reserve goes in a few starts
     # here, in about fifteen at hls.SEQUENCE_RESERVE.)
     for restart in range(2):
-        w = World(tmp_path / "hls", state=disk.state_file())
+        w = World(tmp_path / "hls", state=seam.state_file())
         assert w.snapshots is not None and w.snapshots.restore() and not w.snapshots.disk_clean
         await w.pub.start()
         first_read(w, upto + 1)
         for name in NAMES[upto + 1:upto + 4]:
-            for v in VARIANTS:
-                w.owncast_lists(v, name)
+            w.owncast_lists(VARIANTS, name)
         await until(lambda: listed(w, NAMES[upto + 3]), "a restart on a full disk lists new segments")
         assert not w.health()[0] and not w.release.held
         worlds.append(w)
@@ -202,37 +198,32 @@ async def test_restarts_on_a_full_state_dir_go_on_within_the_reserve(
     last = worlds[-1]
     while not last.release.held:  # on until the reserve is used up
         assert upto < len(NAMES) - 1, "never held back"
-        for v in VARIANTS:
-            last.owncast_lists(v, NAMES[upto])
+        last.owncast_lists(VARIANTS, NAMES[upto])
         await until(lambda: listed(last, NAMES[upto]) or last.release.held, "listed or held back")
         upto += 1
     held = NAMES[upto - 1]
     assert not listed(last, held)
     shown = numbers([s for w in worlds for s in w.playlists.shown])
     assert max(max(shown[v]) for v in VARIANTS) < reserve  # nothing past the reserve of the state on disk
-    disk.heal()
+    seam.heal()
     await until(lambda: listed(last, held), "shown once a save works")
     await last.pub.close()
     check_all(*worlds)  # one number one segment, never back, across both restarts
 
 
 async def test_when_the_reserve_is_used_up_new_versions_wait_for_a_save(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, seam: SeamDisk, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(hls, "SEQUENCE_RESERVE", 3)
-    (tmp_path / "hls").mkdir()
-    disk = SeamDisk(tmp_path)
-    w = World(tmp_path / "hls", state=disk.state_file())
-    await w.pub.start()
+    w = await started_afresh(World(tmp_path / "hls", state=seam.state_file()))
     await stream(w, 0, 2)  # the version with number 1 saved next = 2: reserved below 5
-    disk.fail(errno.ENOSPC)
+    seam.fail(errno.ENOSPC)
     await stream(w, 2, 5)  # numbers 2, 3, 4
-    for v in VARIANTS:
-        w.owncast_lists(v, NAMES[5])
+    w.owncast_lists(VARIANTS, NAMES[5])
     await until(lambda: w.release.held, "held back")
     assert not listed(w, NAMES[5]) and NAMES[5] not in [n for _, _, n in w.listed]  # not shown, not told
     ok, body = w.health()
     assert "held back" in str(body["status"]) and "No space left on device" in str(body["status"])
-    disk.heal()
+    seam.heal()
     await until(lambda: listed(w, NAMES[5]), "shown once saved")
     assert [n for v, _, n in w.listed if v == 0] == NAMES[0:6]  # told once each, in order
     await w.pub.close()
@@ -241,30 +232,26 @@ async def test_when_the_reserve_is_used_up_new_versions_wait_for_a_save(
 
 @pytest.mark.parametrize("record", ["works", "fails"])
 async def test_a_clean_state_then_a_disk_failing_from_the_start(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, record: str) -> None:
+        tmp_path: Path, seam: SeamDisk, monkeypatch: pytest.MonkeyPatch, record: str) -> None:
     """A state saved at a clean stop, then a start on a disk that cannot take a save. New
     numbers are shown within the state's reserve once STATE_DIR/served records them under it (the
     stream goes on, as on a full disk, where the record is written in place), so a crash then continues
     above them; when nothing can be recorded either, no new number is shown, and a crash continues
     exactly."""
-    (tmp_path / "hls").mkdir()
-    disk = SeamDisk(tmp_path)
-    a = World(tmp_path / "hls", state=disk.state_file())
-    await a.pub.start()
+    a = await started_afresh(World(tmp_path / "hls", state=seam.state_file()))
     await stream(a, 0, 3)
     await a.pub.close()
     assert a.snapshots is not None and a.snapshots.save_now(a.pub.snapshot()) is None
-    disk.fail(errno.EROFS)
+    seam.fail(errno.EROFS)
     if record == "fails":
         def refused(self: ServedRecord, lease: str, high: int) -> None:
             raise OSError(errno.EROFS, os.strerror(errno.EROFS))
         monkeypatch.setattr(ServedRecord, "write", refused)
-    b = World(tmp_path / "hls", state=disk.state_file())
+    b = World(tmp_path / "hls", state=seam.state_file())
     assert b.snapshots is not None and b.snapshots.restore() and b.snapshots.disk_clean
     assert listed(b, NAMES[2])  # the window continues exactly
     await b.pub.start()
-    for v in VARIANTS:
-        b.owncast_lists(v, *NAMES[0:4])
+    b.owncast_lists(VARIANTS, *NAMES[0:4])
     if record == "fails":
         await until(lambda: b.release.held, "held back")
         assert not listed(b, NAMES[3])
@@ -273,18 +260,16 @@ async def test_a_clean_state_then_a_disk_failing_from_the_start(
         await stream(b, 4, 5)
         assert not b.release.held and not b.health()[0]
     await b.pub.close()  # a crash
-    disk.heal()
+    seam.heal()
     monkeypatch.undo()
-    c = World(tmp_path / "hls", state=disk.state_file())
+    c = World(tmp_path / "hls", state=seam.state_file())
     assert c.snapshots is not None and c.snapshots.restore()
     assert c.snapshots.disk_clean is (record == "fails")
     await c.pub.start()
     upto = 5 if record == "fails" else 9
-    for v in VARIANTS:
-        c.owncast_lists(v, *NAMES[0:upto])
+    c.owncast_lists(VARIANTS, *NAMES[0:upto])
     for name in NAMES[upto:upto + 3]:
-        for v in VARIANTS:
-            c.owncast_lists(v, name)
+        c.owncast_lists(VARIANTS, name)
     await until(lambda: listed(c, NAMES[upto + 2]), "listed")
     await c.pub.close()
     check_all(a, b, c)
@@ -296,41 +281,32 @@ async def test_a_clean_state_then_a_disk_failing_from_the_start(
         assert min(numbers(c.playlists.shown)[0]) > max(numbers(b.playlists.shown)[0])
 
 
-async def test_a_crash_with_a_healthy_disk_continues_exactly(tmp_path: Path) -> None:
+async def test_a_crash_with_a_healthy_disk_continues_exactly(tmp_path: Path, seam: SeamDisk) -> None:
     """Saves all succeeded, so nothing was shown past the last one (STATE_DIR/served records
     nothing under it): the start after kill -9 continues exactly, and lists what Owncast wrote meanwhile."""
-    (tmp_path / "hls").mkdir()
-    disk = SeamDisk(tmp_path)
-    a = World(tmp_path / "hls", state=disk.state_file())
-    assert a.snapshots is not None and not a.snapshots.restore()
-    await a.pub.start()
+    a = await started_afresh(World(tmp_path / "hls", state=seam.state_file()))
     await stream(a, 0, 3)
     await a.pub.close()  # killed: no save at a clean stop
-    b = World(tmp_path / "hls", state=disk.state_file())
+    b = World(tmp_path / "hls", state=seam.state_file())
     assert b.snapshots is not None and b.snapshots.restore()
     assert listed(b, NAMES[2])  # the same window, at once
     await b.pub.start()
     first_read(b, 4)  # NAMES[3] was written while the service was down
     for name in NAMES[4:7]:
-        for v in VARIANTS:
-            b.owncast_lists(v, name)
+        b.owncast_lists(VARIANTS, name)
     await until(lambda: listed(b, NAMES[6]), "listed")
     await b.pub.close()
     continues_exactly(a, b, 7)
 
 
 async def test_a_crash_after_versions_shown_unsaved_continues_above_the_highest_recorded(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+        tmp_path: Path, seam: SeamDisk, caplog: pytest.LogCaptureFixture) -> None:
     """The record is what the start trusts: torn in one slot by the crash, the other slot still says
     how far versions went; damaged whole, it is set aside with one line and the state is taken at its
     worst (the reserve), never trusted to be exact."""
-    (tmp_path / "hls").mkdir()
-    disk = SeamDisk(tmp_path)
-    a = World(tmp_path / "hls", state=disk.state_file())
-    assert a.snapshots is not None and not a.snapshots.restore()
-    await a.pub.start()
+    a = await started_afresh(World(tmp_path / "hls", state=seam.state_file()))
     await stream(a, 0, 3)  # numbers 0..2 saved: next 3
-    disk.fail(errno.ENOSPC)
+    seam.fail(errno.ENOSPC)
     await stream(a, 3, 5)  # 3 and 4 shown unsaved, each recorded first
     await a.pub.close()  # killed
     served = tmp_path / "served"
@@ -341,12 +317,12 @@ async def test_a_crash_after_versions_shown_unsaved_continues_above_the_highest_
     slot = 0 if b" %d " % (start + 4) in torn[:512] else 512
     raw[slot + 30:slot + 40] = b"#" * 10
     served.write_bytes(bytes(raw))
-    b = World(tmp_path / "hls", state=disk.state_file())
+    b = World(tmp_path / "hls", state=seam.state_file())
     assert b.snapshots is not None and b.snapshots.restore() and b.snapshots.shown_past == start + 3
     await b.pub.close()
     # Damaged whole: set aside, one line, the reserve.
     served.write_bytes(b"garbage")
-    c = World(tmp_path / "hls", state=disk.state_file())
+    c = World(tmp_path / "hls", state=seam.state_file())
     with caplog.at_level(logging.ERROR):
         assert c.snapshots is not None and c.snapshots.restore()
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR and "served" in r.getMessage()]

@@ -25,7 +25,7 @@ import pytest
 from broadcaster.state import disk, journal, served
 from broadcaster.state.journal import JournaledState
 from tests.support.disks import FaultPlan, FaultyOs
-from tests.support.saved_state import check_all, journaled, listed, numbers
+from tests.support.saved_state import check_all, journaled, listed, numbers, started_afresh
 from tests.support.waiting import until
 from tests.support.world import World
 
@@ -66,11 +66,10 @@ async def writes(w: World, names: list[str], *, first_read: int | None = None, e
 
 
 async def run(folder: Path, plan: FaultPlan, monkeypatch: pytest.MonkeyPatch, compaction: bool) -> None:
-    a, _cleaner = journaled(folder)
-    assert a.snapshots is not None and not a.snapshots.restore()
+    a = await started_afresh(journaled(folder)[0])
+    assert a.snapshots is not None
     state = a.snapshots.file
     assert isinstance(state, JournaledState)
-    await a.pub.start()
     await writes(a, NAMES[:BEFORE])
     assert listed(a, NAMES[BEFORE - 1])
     if compaction:

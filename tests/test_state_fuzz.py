@@ -28,7 +28,6 @@ from broadcaster.state.disk import StateFile
 from tests.support.fakes import Bucket
 from tests.support.world import World, snapshots_of
 from tests.support.saved_state import saved_state
-from tests.support.waiting import until
 
 Path_ = list[str | int]
 
@@ -109,10 +108,6 @@ class _Errors(logging.Handler):
         self.messages.append(record.getMessage())
 
 
-async def _settle(w: World) -> None:
-    await until(lambda: not w.pub.queue_depth, "the publisher's queue drained", 5, every=0.001)
-
-
 async def _check(folder: Path, content: bytes) -> None:
     (folder / "state").mkdir()
     (folder / "hls").mkdir()
@@ -141,7 +136,7 @@ async def _check(folder: Path, content: bytes) -> None:
             w.owncast_lists(v, "stream-z-0.ts", "stream-z-1.ts")
         for v in w.pub.variants():
             w.owncast_lists(v, "stream-z-2.ts")
-        await _settle(w)
+        await w.until(lambda: not w.pub.queue_depth, "the publisher's queue drained")
         for v in w.pub.variants():
             gen = w.pub.playlist(v)
             assert gen is not None and gen.uris()[-1].endswith("/stream-z-2.ts")  # a new stream is listed

@@ -19,7 +19,7 @@ from broadcaster.state import journal
 from broadcaster.state.disk import Prepared, dumps
 from broadcaster.state.journal import JOURNAL, JournaledState
 from broadcaster.tails import Log
-from tests.support.saved_state import journaled, stream
+from tests.support.saved_state import journaled, started_afresh, stream
 from tests.support.waiting import until
 from tests.support.world import World
 
@@ -43,12 +43,11 @@ class _Failing(JournaledState):
         super()._append(line)
 
 
-async def started(folder: Path, cls: type[JournaledState] = JournaledState) -> tuple[World, Cleaner]:
+async def started(folder: Path, cls: type[JournaledState] = JournaledState,
+                  window: float = 4.0) -> tuple[World, Cleaner]:
     """A publisher with nothing saved before, started."""
-    w, cleaner = journaled(folder, cls=cls)
-    assert w.snapshots is not None and not w.snapshots.restore()
-    await w.pub.start()
-    return w, cleaner
+    w, cleaner = journaled(folder, window, cls)
+    return await started_afresh(w), cleaner
 
 
 def restored(folder: Path, before: dict[str, Any]) -> tuple[World, Cleaner]:
@@ -109,10 +108,9 @@ class _Counting(JournaledState):
 async def test_a_line_costs_the_same_whatever_the_window(tmp_path: Path) -> None:
     sizes = {}
     for window in (4.0, 60.0):
-        w, _cleaner = journaled(tmp_path / str(window), window, cls=_Counting)
-        assert w.snapshots is not None and not w.snapshots.restore()
-        await w.pub.start()
+        w, _cleaner = await started(tmp_path / str(window), _Counting, window)
         await stream(w, 0, 80)
+        assert w.snapshots is not None
         state = w.snapshots.file
         assert isinstance(state, _Counting) and len(state.lines) > 20
         sizes[window] = max(state.lines[-20:])
@@ -174,8 +172,7 @@ async def test_a_failed_append_leaves_no_half_line(tmp_path: Path) -> None:
     state = a.snapshots.file
     assert isinstance(state, _Failing)
     state.fail = True
-    for v in VARIANTS:
-        a.owncast_lists(v, "stream-a-4.ts")
+    a.owncast_lists(VARIANTS, "stream-a-4.ts")
     await a.settle()
     snapshots = a.snapshots
     await until(lambda: snapshots.error is not None, "a snapshot error", 5, every=0.002)
@@ -262,7 +259,8 @@ async def test_the_journal_is_bounded_while_compactions_fail(tmp_path: Path,
     await a.pub.close()
 
 
-async def test_any_damage_to_the_journal_restores_or_sets_aside(tmp_path: Path) -> None:
+async def test_any_damage_to_the_journal_restores_or_sets_aside(tmp_path: Path,
+                                                           caplog: pytest.LogCaptureFixture) -> None:
     """Seeded damage to a real journal (bytes changed, cut, doubled, lines swapped): start-up restores
     (dropping at most a torn last line) or sets both files aside with one ERROR line; nothing else."""
     import random
@@ -292,23 +290,18 @@ async def test_any_damage_to_the_journal_restores_or_sets_aside(tmp_path: Path) 
         folder = tmp_path / f"d{n}"
         shutil.copytree(good, folder / "state")
         (folder / "state" / JOURNAL).write_bytes(bytes(body))
-        errors: list[str] = []
-        handler = logging.Handler(logging.ERROR)
-        handler.emit = lambda record: errors.append(record.getMessage())  # type: ignore[method-assign]
-        logging.getLogger().addHandler(handler)
-        try:
-            b, _c = journaled(folder)
-            assert b.snapshots is not None
-            restored = b.snapshots.restore()
-            outcomes.add(restored)
-            assert len(errors) == (0 if restored else 1), errors
-            if restored:
-                for v in b.pub.variants():
-                    rendered = b.playlists.media_playlist(v)
-                    assert rendered is None or rendered.body.startswith(b"#EXTM3U\n")
-            await b.pub.close()
-        finally:
-            logging.getLogger().removeHandler(handler)
+        caplog.clear()
+        b, _c = journaled(folder)
+        assert b.snapshots is not None
+        restored = b.snapshots.restore()
+        outcomes.add(restored)
+        errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+        assert len(errors) == (0 if restored else 1), errors
+        if restored:
+            for v in b.pub.variants():
+                rendered = b.playlists.media_playlist(v)
+                assert rendered is None or rendered.body.startswith(b"#EXTM3U\n")
+        await b.pub.close()
     assert outcomes == {True, False}  # both ways were taken
 
 

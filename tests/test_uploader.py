@@ -16,11 +16,11 @@ import pytest
 
 from broadcaster.metrics import Metrics
 from broadcaster.bucket import lateness
-from broadcaster.vm.held import Held
 from broadcaster.bucket.store import BucketAccess, S3Store, StoreError
 from broadcaster.bucket.uploader import Backoff, SegmentLost, Uploader, read_segment_file
 from tests.support.fakes import FakeStore
 from tests.support.waiting import until
+from tests.support.world import opened_held
 
 
 @pytest.fixture
@@ -237,15 +237,6 @@ async def test_the_hash_is_of_the_body_the_successful_attempt_put(tmp_path: Path
     assert done.sha256 == hashlib.sha256(fake.puts[0].body).digest() != hashlib.sha256(b"\x47" * 1880).digest()
 
 
-def _held(tmp_path: Path, max_bytes: int = 10_000_000) -> Held:
-    (tmp_path / "hls" / "0").mkdir(parents=True)
-    (tmp_path / "state").mkdir()
-    held = Held(tmp_path / "hls", tmp_path / "state", max_bytes=max_bytes, keep_for=600.0,
-                buckets=("bucket",))
-    held.open()
-    return held
-
-
 def _count_hops(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     hops: list[str] = []
     to_thread = asyncio.to_thread
@@ -263,7 +254,7 @@ async def test_a_segment_held_first_is_read_on_one_worker_thread_and_sent_from_m
     """Held first (a pathway lists what the VM holds, or another bucket sends what the first read): the
     file is read once and held (vm/held.py); its first attempt sends those bytes without a second
     worker thread's hop, and an attempt after a failure reads the holder's bytes again on a worker thread."""
-    held = _held(tmp_path)
+    held = opened_held(tmp_path)
     hops = _count_hops(monkeypatch)
     fake = FakeStore(fail={"live/0/b.ts": 1})
     up = Uploader(fake, Metrics(), concurrency=1, attempt_timeout=5, holder=held,
@@ -284,7 +275,7 @@ async def test_a_segment_is_held_only_once_an_attempt_fails_and_its_copy_outlive
     the bucket takes each at once): read and sent as without a holder, nothing held. An
     attempt that fails holds the version it sent and keeps a copy; the next attempt sends the copy, though
     Owncast deleted its file meanwhile; once it landed the copy goes."""
-    held = _held(tmp_path)
+    held = opened_held(tmp_path)
     hops = _count_hops(monkeypatch)
     b = tmp_path / "hls" / "0" / "b.ts"
 
@@ -385,7 +376,7 @@ async def test_a_segment_whose_copy_was_dropped_and_whose_file_is_gone_is_lost_a
     `copy_dropped` (not a plain `deleted`, which says uploads fell behind Owncast's cleanup), and the
     outage's lines count it: a WARNING at the first, the count in the line that says the bucket is back."""
     caplog.set_level(logging.INFO, logger="broadcaster.bucket.uploader")
-    held = _held(tmp_path, max_bytes=1880)
+    held = opened_held(tmp_path, max_bytes=1880)
     fake = FakeStore(down=True)
     up = Uploader(fake, Metrics(), concurrency=2, attempt_timeout=5, holder=held,
                   backoff=Backoff(base=0.01, cap=0.02))

@@ -17,7 +17,6 @@ from broadcaster.source.owncast import SourceVariant
 from tests.support.held_back import HeldWrites
 from tests.support.listing import listing
 from tests.support.served import MakeWorld
-from tests.support.waiting import until
 from tests.support.world import World
 
 
@@ -71,7 +70,7 @@ async def test_shuffled_copies_keep_every_variant_numbered_alike(make_world: Mak
                 world.owncast_lists(v, name, write=False)
                 continue
             if draw < 0.3:
-                holds.hold_in(v, name)
+                holds.hold(name, v)
             world.owncast_lists(v, name)
         await let_run()
         if rnd.random() < 0.4:
@@ -106,8 +105,8 @@ async def stream_ended(world: World) -> int:
     for n in range(4):
         world.owncast_lists((0, 1), f"stream-a-{n}.ts", duration=2.0, date=2 * n, target=2)
     world.owncast_lists((0, 1), ended=True, target=2)
-    await until(lambda: all(world.pub.playlist(v).ended for v in (0, 1)),  # type: ignore[union-attr]
-                "the first stream ended", 5, every=0.001)
+    await world.until(lambda: all(world.pub.playlist(v).ended for v in (0, 1)),  # type: ignore[union-attr]
+                      "the first stream ended")
     world.segments.clear()
     return checked(world, 0)
 
@@ -132,10 +131,10 @@ async def test_a_stream_cut_apart_after_its_first_slot_was_decided_with_one_copy
     holds = HeldWrites()
     world = make_world(align_by="time", window=6.0, writes=holds, stepped=True)
     done = await stream_ended(world)
-    holds.hold_in(1, "stream-b-0.ts")
+    holds.hold("stream-b-0.ts", 1)
     world.owncast_lists(1, "stream-b-0.ts", duration=2.0, date=20, target=2)
     world.owncast_lists(0, "stream-b-0.ts", duration=2.2, date=20, target=2)  # the same moment: together
-    await until(lambda: "stream-b-0" in world.text(0), "stream-b-0 listed in variant 0", 5, every=0.001)
+    await world.until(lambda: "stream-b-0" in world.text(0), "stream-b-0 listed in variant 0")
     done = checked(world, done)
     world.owncast_lists(1, "stream-b-1.ts", duration=2.0, date=22, target=2)
     if raised:
@@ -145,10 +144,9 @@ async def test_a_stream_cut_apart_after_its_first_slot_was_decided_with_one_copy
     await let_run()
     done = checked(world, done)
     holds.release_all()
-    await until(lambda: all("stream-b-1" in world.text(v) for v in (0, 1)), "stream-b-1 listed in both", 5,
-                every=0.001)
+    await world.until(lambda: all("stream-b-1" in world.text(v) for v in (0, 1)), "stream-b-1 listed in both")
     world.owncast_lists(1, "stream-b-2.ts", duration=2.0, date=24, target=2)
-    await until(lambda: "stream-b-2" in world.text(1), "stream-b-2 listed in variant 1", 5, every=0.001)
+    await world.until(lambda: "stream-b-2" in world.text(1), "stream-b-2 listed in variant 1")
     checked(world, done)
     assert world.sample("variants_cut_apart_total") == 1
     assert world.pub.target_duration == (5 if raised else 2)
@@ -167,18 +165,18 @@ async def test_the_second_lane_to_start_a_stream_does_not_start_it_again(make_wo
     holds = HeldWrites()
     world = make_world(align_by="time", window=6.0, writes=holds, stepped=True)
     done = await stream_ended(world)
-    holds.hold_in(0, "stream-b-0.ts")
-    holds.hold_in(0, "stream-b-1.ts")  # held to the end: its raise of the target is not this test's
+    holds.hold("stream-b-0.ts", 0)
+    holds.hold("stream-b-1.ts", 0)  # held to the end: its raise of the target is not this test's
     world.owncast_lists(0, "stream-b-0.ts", duration=3.0, date=20, target=3)
     world.owncast_lists(1, "stream-b-0.ts", duration=2.0, date=20, target=2)
-    await until(lambda: "stream-b-0.ts" in world.uris(1), "stream-b-0 listed in variant 1", 5, every=0.001)
+    await world.until(lambda: "stream-b-0.ts" in world.uris(1), "stream-b-0 listed in variant 1")
     world.owncast_lists(1, "stream-b-1.ts", duration=2.0, date=22, target=2)
     world.owncast_lists(0, "stream-b-1.ts", duration=4.0, date=23, target=4)
-    await until(lambda: "stream-b-1.ts" in world.uris(1), "stream-b-1 listed in variant 1", 5, every=0.001)
+    await world.until(lambda: "stream-b-1.ts" in world.uris(1), "stream-b-1 listed in variant 1")
     assert "#EXT-X-TARGETDURATION:2\n" in world.text(1)  # not shown yet: variant 0 has nothing under 3
     done = checked(world, done)
-    holds.release_in(0, "stream-b-0.ts")  # Owncast finished stream-b-0, not stream-b-1
-    await until(lambda: "stream-b-0" in world.text(0), "stream-b-0 listed in variant 0", 5, every=0.001)
+    holds.release("stream-b-0.ts", 0)  # Owncast finished stream-b-0, not stream-b-1
+    await world.until(lambda: "stream-b-0" in world.text(0), "stream-b-0 listed in variant 0")
     assert "stream-b-1" in world.text(1)  # shown together
     checked(world, done)
     assert world.pub.target_duration == 3
@@ -212,7 +210,7 @@ async def shuffled_streams(make_world: MakeWorld, seed: int, advertised_as_liste
             name, d, date = cuts[v][nxt[v]]
             nxt[v] += 1
             if rnd.random() < 0.3:
-                holds.hold_in(v, name)
+                holds.hold(name, v)
             if advertised_as_listed:
                 target[v] = max(target[v], math.ceil(d))
             world.owncast_lists(v, name, duration=d, date=date, target=target[v])
@@ -266,9 +264,9 @@ async def test_a_raise_from_one_lane_after_the_other_showed_all_it_had(make_worl
     world.owncast_lists(0, "stream-b-0.ts", duration=1.0, date=20, target=1)  # cut apart: no raise yet
     for n in (1, 2):
         world.owncast_lists(1, f"stream-b-{n}.ts", duration=2.0, date=20 + 2 * n, target=2)
-    await until(lambda: "stream-b-2" in world.text(1), "stream-b-2 listed in variant 1", 5, every=0.001)
+    await world.until(lambda: "stream-b-2" in world.text(1), "stream-b-2 listed in variant 1")
     world.owncast_lists(0, "stream-b-1.ts", duration=5.0, date=21, target=5)
-    await until(lambda: "stream-b-1.ts" in world.uris(0), "stream-b-1 listed in variant 0", 5, every=0.001)
+    await world.until(lambda: "stream-b-1.ts" in world.uris(0), "stream-b-1 listed in variant 0")
     assert world.pub.target_duration == 5
     await let_run()
     assert all("#EXT-X-TARGETDURATION:2\n" in world.text(v) for v in (0, 1))  # neither switched yet
@@ -277,7 +275,7 @@ async def test_a_raise_from_one_lane_after_the_other_showed_all_it_had(make_worl
             world.owncast_lists(v, ended=True, target=5 - 3 * v)
     else:
         world.owncast_lists(1, "stream-b-3.ts", duration=2.0, date=26, target=2)
-    await until(lambda: "stream-b-1" in world.text(0), "stream-b-1 shown in variant 0", 5, every=0.001)
+    await world.until(lambda: "stream-b-1" in world.text(0), "stream-b-1 shown in variant 0")
     await let_run()
     for v in (0, 1):
         shown = world.text(v)
@@ -294,7 +292,7 @@ async def stream_a_listed(make_world: MakeWorld) -> tuple[World, HeldWrites]:
     world.pub.on_master([SourceVariant(0, 3_000_000), SourceVariant(1, 300_000)])
     for n in range(3):
         world.owncast_lists((0, 1), f"stream-a-{n}.ts", duration=2.0, date=2 * n, target=2)
-    await until(lambda: all("stream-a-2.ts" in world.uris(v) for v in (0, 1)), "stream a listed", 5, every=0.001)
+    await world.until(lambda: all("stream-a-2.ts" in world.uris(v) for v in (0, 1)), "stream a listed")
     return world, holds
 
 
@@ -304,21 +302,21 @@ async def test_a_raise_while_one_variant_still_lists_the_stream_before_keeps_the
     with a 5 s segment: the target is raised (3 -> 6) before variant 1 listed any of b. The raise keeps
     the timeline: variant 1 lists b's moments under the numbers variant 0 gave them."""
     world, holds = await stream_a_listed(make_world)
-    holds.hold_in(1, "stream-b-0.ts")
+    holds.hold("stream-b-0.ts", 1)
     world.owncast_lists(1, "stream-b-0.ts", duration=2.0, date=6, target=2)
     world.owncast_lists(0, "stream-b-0.ts", duration=3.0, date=6, target=3)  # cut apart (then 3: b's own)
     world.owncast_lists(0, "stream-b-1.ts", duration=3.0, date=9, target=3)
     world.owncast_lists(1, "stream-b-1.ts", duration=2.0, date=8, target=2)
-    await until(lambda: "stream-b-1.ts" in world.uris(0), "stream b listed in variant 0", 5, every=0.001)
+    await world.until(lambda: "stream-b-1.ts" in world.uris(0), "stream b listed in variant 0")
     assert world.pub.target_duration == 3 and "stream-b-0.ts" not in world.uris(1), world.uris(1)
-    holds.hold_in(0, "stream-b-2.ts")  # variant 0 too has a moment of stream b still to list after the raise
+    holds.hold("stream-b-2.ts", 0)  # variant 0 too has a moment of stream b still to list after the raise
     world.owncast_lists(0, "stream-b-2.ts", duration=3.0, date=12, target=3)
     world.owncast_lists(1, "stream-b-2.ts", duration=2.0, date=10, target=2)
     world.owncast_lists(0, "stream-c-0.ts", duration=5.0, date=30, target=5)
     world.owncast_lists(1, "stream-c-0.ts", duration=2.0, date=30, target=2)
-    await until(lambda: world.pub.target_duration == 6, "the target raised for stream c", 5, every=0.001)
+    await world.until(lambda: world.pub.target_duration == 6, "the target raised for stream c")
     holds.release_all()
-    await until(lambda: all("stream-c-0.ts" in world.uris(v) for v in (0, 1)), "stream c listed", 5, every=0.001)
+    await world.until(lambda: all("stream-c-0.ts" in world.uris(v) for v in (0, 1)), "stream c listed")
     await let_run()
     checked(world, 0)
     assert discontinuity_of(world, 0, "stream-b-2.ts") == discontinuity_of(world, 1, "stream-b-2.ts") \
@@ -333,7 +331,7 @@ async def test_a_variant_lists_a_stream_cut_apart_only_after_the_last_slot_of_th
     world, holds = await stream_a_listed(make_world)
     done = checked(world, 0)
     for v in (0, 1):
-        holds.hold_in(v, "stream-a-3.ts")
+        holds.hold("stream-a-3.ts", v)
         world.owncast_lists(v, "stream-a-3.ts", duration=2.0, date=6, target=5)
     # The next stream, cut apart (a copied variant 0 beside a transcoded variant 1).
     world.owncast_lists(0, "stream-b-0.ts", duration=3.0, date=8, target=5)
@@ -342,13 +340,13 @@ async def test_a_variant_lists_a_stream_cut_apart_only_after_the_last_slot_of_th
     world.owncast_lists(0, "stream-b-1.ts", duration=4.0, date=11, target=5)
     # The new stream's copies in the bucket, and the loop's turns their uploads' callbacks take (a lane
     # lists within them: the uploads' done-callbacks, then their readiness's).
-    await until(lambda: all(f"live/{v}/stream-b-{n}.ts" in world.store.keys() for v in (0, 1) for n in (0, 1)),
-                "stream b uploaded", 5, every=0.001)
+    await world.until(lambda: all(f"live/{v}/stream-b-{n}.ts" in world.store.keys() for v in (0, 1)
+                                  for n in (0, 1)), "stream b uploaded")
     for _ in range(20):
         await asyncio.sleep(0)
     assert all("stream-b-0.ts" not in world.uris(v) for v in (0, 1)), [world.uris(v) for v in (0, 1)]
     holds.release_all()
-    await until(lambda: all("stream-b-1.ts" in world.uris(v) for v in (0, 1)), "stream b listed", 5, every=0.001)
+    await world.until(lambda: all("stream-b-1.ts" in world.uris(v) for v in (0, 1)), "stream b listed")
     for v in (0, 1):
         uris = world.uris(v)
         assert uris.index("stream-a-3.ts") < uris.index("stream-b-0.ts"), (v, uris)
@@ -364,31 +362,31 @@ async def test_a_new_stream_after_variants_cut_apart_lists_its_first_segment_at_
     first segment has one number in both (6.2.4)."""
     world, holds = await stream_a_listed(make_world)
     done = checked(world, 0)
-    holds.hold_in(1, "stream-b-0.ts")  # variant 0 lists stream b first: variant 1 comes above it
+    holds.hold("stream-b-0.ts", 1)  # variant 0 lists stream b first: variant 1 comes above it
     world.owncast_lists(0, "stream-b-0.ts", duration=3.0, date=6, target=3)  # cut apart (a copied variant 0)
     world.owncast_lists(1, "stream-b-0.ts", duration=2.0, date=6, target=3)
     world.owncast_lists(0, "stream-b-1.ts", duration=2.0, date=9, target=3)
-    holds.hold_in(0, "stream-b-2.ts")
+    holds.hold("stream-b-2.ts", 0)
     world.owncast_lists(0, "stream-b-2.ts", duration=1.0, date=11, target=3)
-    await until(lambda: "stream-b-1.ts" in world.uris(0), "variant 0 lists stream b", 5, every=0.001)
+    await world.until(lambda: "stream-b-1.ts" in world.uris(0), "variant 0 lists stream b")
     for n in range(1, 4):
         world.owncast_lists(1, f"stream-b-{n}.ts", duration=2.0, date=6 + 2 * n, target=3)
     keep = iter([False, True])
     holds.release_all(keep=lambda: next(keep))  # variant 1's first, not variant 0's last
-    await until(lambda: "stream-b-3.ts" in world.uris(1), "variant 1 lists stream b", 5, every=0.001)
+    await world.until(lambda: "stream-b-3.ts" in world.uris(1), "variant 1 lists stream b")
     world.owncast_lists((0, 1), ended=True, target=3)  # the broadcaster left: the next stream may lower it
     await let_run()
     raised = world.pub.target_duration
     world.segments.clear()  # Owncast wipes its folder for a new stream
     world.owncast_lists((0, 1), "stream-c-0.ts", duration=2.0, date=40, target=2)
-    await until(lambda: all(f"live/{v}/stream-c-0.ts" in world.store.keys() for v in (0, 1)), "stream c uploaded",
-                5, every=0.001)
+    await world.until(lambda: all(f"live/{v}/stream-c-0.ts" in world.store.keys() for v in (0, 1)),
+                      "stream c uploaded")
     await let_run()
     assert (raised or 0) > 2 and all("stream-c-0.ts" not in world.uris(v) for v in (0, 1)), (raised, world.uris(0))
     holds.release_all()
-    await until(lambda: all("stream-c-0.ts" in world.uris(v) for v in (0, 1)), "stream c listed", 5, every=0.001)
+    await world.until(lambda: all("stream-c-0.ts" in world.uris(v) for v in (0, 1)), "stream c listed")
     world.owncast_lists((0, 1), "stream-c-1.ts", duration=2.0, date=42, target=2)
-    await until(lambda: all("stream-c-1.ts" in world.uris(v) for v in (0, 1)), "stream c goes on", 5, every=0.001)
+    await world.until(lambda: all("stream-c-1.ts" in world.uris(v) for v in (0, 1)), "stream c goes on")
     await let_run()
     checked(world, done)
     assert world.uris(0)[:2] == ["stream-b-2.ts", "stream-c-0.ts"], world.uris(0)  # carried, not lost

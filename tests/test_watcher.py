@@ -21,18 +21,21 @@ from broadcaster.source.owncast import SourcePlaylist, SourceVariant
 from tests.support.fakes import Sink
 from tests.support.owncast_writer import media, write_in_place as _write_in_place
 from tests.support.waiting import until
+from tests.support.writes_watch import KERNEL, PATHS
 
 MASTER = '#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=800000,RESOLUTION=640x360\n0/stream.m3u8\n'
 # 16-byte pieces: a reader sees many half-written versions of every playlist.
 write_in_place = functools.partial(_write_in_place, piece=16)
 
 
-# Every event test runs on both paths: inotify on the event loop (Linux) and watchfiles (elsewhere).
-_PATHS = [pytest.param(True, id="inotify", marks=pytest.mark.skipif(not inotify.available(), reason="Linux only")),
-          pytest.param(False, id="watchfiles")]
+# Every event test runs on both paths (PATHS): inotify on the event loop (Linux) and watchfiles (elsewhere).
 
 
-@pytest.fixture(params=_PATHS)
+def rejected(metrics: Metrics, reason: str) -> float | None:
+    return metrics.registry.get_sample_value("hls_broadcaster_input_rejected_total", {"reason": reason})
+
+
+@pytest.fixture(params=PATHS)
 async def watched(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[tuple[Path, Sink, Metrics]]:
     sink, metrics = Sink(), Metrics()
     (tmp_path / "0").mkdir()
@@ -84,20 +87,13 @@ async def test_garbage_playlist_is_warned_once_and_stray_files_logged_once(
     write_in_place(hls / "0" / "stream.m3u8", "#EXTM3U\nthis is not\x00 a playlist\n#EXTINF:x,\n")
     (hls / "notes.txt").write_text("hello")
     (hls / "notes.txt").write_text("hello again")
-
-    def counted() -> bool:
-        sample = metrics.registry.get_sample_value
-        return bool(sample("hls_broadcaster_input_rejected_total", {"reason": "bad_playlist"})) and bool(
-            sample("hls_broadcaster_input_rejected_total", {"reason": "stray_file"}))
-
-    await until(counted, "both rejections counted", 5, every=0.02)
+    await until(lambda: rejected(metrics, "bad_playlist") and rejected(metrics, "stray_file"),
+                "both rejections counted", 5, every=0.02)
     # a few more rescans must not repeat the warnings
     before = len(caplog.records)
     write_in_place(hls / "0" / "stream.m3u8", "#EXTM3U\nthis is not\x00 a playlist\n#EXTINF:x,\n")
     await asyncio.sleep(0)  # let the event be handled, then wait for two quiet rescans below
-    await until(lambda: metrics.registry.get_sample_value(
-                "hls_broadcaster_input_rejected_total", {"reason": "bad_playlist"}) == 1,
-                "the bad playlist counted once", 5, every=0.02)
+    await until(lambda: rejected(metrics, "bad_playlist") == 1, "the bad playlist counted once", 5, every=0.02)
     warnings = [r for r in caplog.records if "stream.m3u8" in r.getMessage() and r.levelno == logging.WARNING]
     assert len(warnings) == 1 and str(hls / "0" / "stream.m3u8") in warnings[0].getMessage()
     strays = [r for r in caplog.records[before:] if "notes.txt" in r.getMessage()]
@@ -148,7 +144,7 @@ class OrderedSink(Sink):
         super().on_variant_playlist(index, playlist)
 
 
-@pytest.mark.parametrize("kernel", _PATHS)
+@pytest.mark.parametrize("kernel", PATHS)
 async def test_after_a_wipe_variant_playlists_wait_for_the_new_master_naming_a_new_variant(
         tmp_path: Path, kernel: bool) -> None:
     """Owncast wipes its folder for a new stream and writes each variant's first playlist before the
@@ -203,7 +199,7 @@ def test_a_quiet_rescan_that_lands_mid_rewrite_is_not_a_warning(
     write_in_place(playlist, full)  # the rewrite completes
     watcher.scan()
     assert warnings() == [] and sink.names(0) == ["a.ts", "b.ts"]
-    assert metrics.registry.get_sample_value("hls_broadcaster_input_rejected_total", {"reason": "bad_playlist"}) is None
+    assert rejected(metrics, "bad_playlist") is None
 
     # Owncast died mid-write: the same broken file at two quiet rescans is warned about, once.
     write_in_place(playlist, media("a.ts", "b.ts", "c.ts"), stop_after=len(full) + 5)
@@ -212,7 +208,7 @@ def test_a_quiet_rescan_that_lands_mid_rewrite_is_not_a_warning(
     watcher.scan()
     watcher.scan()
     assert len(warnings()) == 1 and "incomplete playlist" in warnings()[0] and str(playlist) in warnings()[0]
-    assert metrics.registry.get_sample_value("hls_broadcaster_input_rejected_total", {"reason": "bad_playlist"}) == 1
+    assert rejected(metrics, "bad_playlist") == 1
 
 
 def test_a_playlist_rewritten_broken_again_and_again_is_warned_at_the_third_quiet_rescan(
@@ -248,7 +244,7 @@ class _WaitProbe(selectors.DefaultSelector):
         return ready
 
 
-@pytest.mark.skipif(not inotify.available(), reason="inotify is Linux only")
+@KERNEL
 def test_idle_watcher_waits_on_the_kernel_not_on_a_clock(tmp_path: Path) -> None:
     """The Linux path starts no thread, and once idle the event loop sleeps until the next rescan
     is due: nothing wakes it to look for changes. A write then wakes it (the kernel's event)."""
@@ -279,7 +275,7 @@ def test_idle_watcher_waits_on_the_kernel_not_on_a_clock(tmp_path: Path) -> None
         runner.run(main())
 
 
-@pytest.mark.skipif(not inotify.available(), reason="inotify is Linux only")
+@KERNEL
 def test_folder_watch_reports_writes_new_folders_and_its_own_removal(tmp_path: Path) -> None:
     with inotify.FolderWatch(tmp_path) as watch:
         assert watch.read() == []

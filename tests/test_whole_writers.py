@@ -29,7 +29,7 @@ from broadcaster.metrics import Metrics
 from broadcaster.source import inotify, leases
 from broadcaster.source.owncast import SourceVariant
 from broadcaster.source.watcher import HlsWatcher
-from broadcaster.source.writes import QUIET, Finish, Writes
+from broadcaster.source.writes import QUIET, UNHEARD_QUIET, Finish, Writes
 from tests.support.fakes import Sink
 from tests.support.held_back import HeldBack
 from tests.support.observe import Observer
@@ -39,10 +39,9 @@ from tests.support.service_process import ServiceProcess, service_env
 from tests.support.waiting import until
 from tests.support.whole import assert_whole
 from tests.support.world import World
-from tests.support.writes_watch import listed_within, still_waiting, watching
+from tests.support.writes_watch import (KERNEL, PATHS, WATCHES, listed_within, still_waiting, unfinished,
+                                        watching)
 
-KERNEL = pytest.mark.skipif(not inotify.available(), reason="inotify is Linux only")
-_PATHS = [pytest.param(True, id="inotify", marks=KERNEL), pytest.param(False, id="watchfiles")]
 LOOKS = 12  # still_waiting's looks, 0.05 s apart: 0.6 s, over twice watchfiles' quiet (and the short quiets below)
 assert LOOKS * 0.05 > 2 * QUIET
 
@@ -50,14 +49,22 @@ assert LOOKS * 0.05 > 2 * QUIET
 # -- W1, W2: a writer that has not finished is waited for, whatever the events and the file say ----------
 
 
-@pytest.mark.parametrize("kernel", _PATHS)
-@pytest.mark.parametrize("kind", ["closed_early", "reopened", "renamed", "touched"])
+# Every odd writer on both watch paths; and, on the kernel's without the lease, the two it judges otherwise.
+UNFINISHED = [*(pytest.param(kind, path.values[0], True, id=f"{kind}-{path.id}", marks=path.marks)
+                for kind in ("closed_early", "reopened", "renamed", "touched") for path in PATHS),
+              *(pytest.param(kind, True, False, id=f"{kind}-no-lease", marks=KERNEL)
+                for kind in ("closed_early", "renamed"))]
+
+
+@pytest.mark.parametrize(("kind", "kernel", "lease"), UNFINISHED)
 async def test_a_writer_that_has_not_finished_is_waited_for_whatever_its_events_said(
-        tmp_path: Path, ts_bytes: bytes, kernel: bool, kind: str) -> None:
-    """closed_early: a close 100 bytes into a packet (the inotify path took the close for finished: 94,100
-    of 188,000 bytes listed). reopened, renamed, touched: the file on a packet boundary and quiet, its
-    writer's last event a close (its own, or `touch`'s) or a rename, or none at all (watchfiles)."""
-    async with watching(tmp_path, kernel) as w:
+        tmp_path: Path, ts_bytes: bytes, kind: str, kernel: bool, lease: bool) -> None:
+    """closed_early: a close 100 bytes into a packet. reopened, renamed, touched: the file on a packet
+    boundary and quiet, its writer's last event a close (its own, or `touch`'s) or a rename, or none at all
+    (watchfiles). Without the kernel's answer (`lease` False: another owner, no CAP_LEASE), the close inside
+    a packet is still not finished (the packet check on the kernel path too), and a file renamed into place
+    is judged by the file itself (unheard quiet, 60 s here), not taken for closed."""
+    async with watching(tmp_path, kernel, lease=lease, unheard_quiet=UNHEARD_QUIET if lease else 60) as w:
         path = tmp_path / "0" / "seg.ts"
         writer = OddWriter(kind, ts_bytes)
         writer.begin(path)
@@ -75,11 +82,11 @@ async def test_a_writer_that_has_not_finished_is_waited_for_whatever_its_events_
             writer.close()
 
 
-@pytest.mark.parametrize("kernel", _PATHS)
+@pytest.mark.parametrize("kernel", PATHS)
 async def test_a_whole_segment_truncated_by_name_to_its_own_length_is_finished_not_unfinished(
         tmp_path: Path, ts_bytes: bytes, kernel: bool) -> None:
-    """W5: truncate(2) by name writes (IN_MODIFY) with no open, so no close ever follows: the inotify path
-    waited for one until the limit and lost a whole segment. Nobody holds it open: it is finished as it is."""
+    """W5: truncate(2) by name writes (IN_MODIFY) with no open, so no close ever follows (a wait for one
+    lasts until the limit): nobody holds it open, so it is finished as it is."""
     async with watching(tmp_path, kernel) as w:
         path = tmp_path / "0" / "seg.ts"
         OddWriter("truncated", ts_bytes).begin(path)
@@ -88,7 +95,7 @@ async def test_a_whole_segment_truncated_by_name_to_its_own_length_is_finished_n
         assert await w.finished(path, 3) in (Finish.READY, Finish.WAITED)
 
 
-@pytest.mark.parametrize("kernel", _PATHS)
+@pytest.mark.parametrize("kernel", PATHS)
 async def test_a_segment_truncated_by_name_inside_a_packet_is_given_up_never_finished(
         tmp_path: Path, ts_bytes: bytes, kernel: bool) -> None:
     """The other outcome of truncate(2) by name, decided: cut inside a packet, the file is not a whole
@@ -136,7 +143,7 @@ async def test_a_real_queue_overflow_is_logged_counted_and_an_open_file_is_never
         tmp_path: Path, ts_bytes: bytes, caplog: pytest.LogCaptureFixture) -> None:
     """The kernel's own IN_Q_OVERFLOW (its queue filled while the loop was blocked): logged, counted in
     hls_broadcaster_inotify_overflows_total, what was heard forgotten; a file still open then, cut on a
-    packet boundary, is not finished after the unheard quiet (0.2 s here; it was, at 2 s in the service)."""
+    packet boundary, is not finished after the unheard quiet (0.2 s here)."""
     limit = int(Path("/proc/sys/fs/inotify/max_queued_events").read_text())
     if limit > 100_000:
         pytest.skip(f"fs.inotify.max_queued_events is {limit}: too many files to make to fill it")
@@ -170,51 +177,32 @@ async def test_a_real_queue_overflow_is_logged_counted_and_an_open_file_is_never
 # -- where the kernel will not answer: the events and the file, with what that cannot tell -----------------
 
 
-@KERNEL
-@pytest.mark.parametrize("kind", ["closed_early", "renamed"])
-async def test_without_the_lease_a_close_inside_a_packet_or_a_rename_is_still_not_finished(
-        tmp_path: Path, ts_bytes: bytes, kind: str) -> None:
-    """Without the kernel's answer (another owner, no CAP_LEASE): a close 100 bytes into a packet is not
-    finished (the packet check on the kernel path too), and a file renamed into place is judged by the
-    file itself (unheard quiet, 60 s here), not taken for closed."""
-    async with watching(tmp_path, True, lease=False, unheard_quiet=60) as w:
-        path = tmp_path / "0" / "seg.ts"
-        writer = OddWriter(kind, ts_bytes)
-        writer.begin(path)
-        try:
-            wait = asyncio.ensure_future(w.finished(path, 30))
-            await still_waiting(wait, LOOKS)
-            writer.finish()
-            assert await wait is Finish.WAITED
-        finally:
-            writer.close()
+def ask(path: Path) -> bool | None:
+    """Whether the kernel says a writer has `path` open, asked on a descriptor of our own."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return leases.writers(fd, path)
+    finally:
+        os.close(fd)
 
 
 def test_the_lease_tells_a_writer_anywhere_from_readers_and_from_none(tmp_path: Path) -> None:
     """Open for writing in this process or another: True; only readers, or nobody: False."""
     path = tmp_path / "seg.ts"
     path.write_bytes(b"\x47" * 188)
-
-    def ask() -> bool | None:
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            return leases.writers(fd, path)
-        finally:
-            os.close(fd)
-
-    assert ask() is False
+    assert ask(path) is False
     with open(path, "rb"):
-        assert ask() is False
+        assert ask(path) is False
     with open(path, "ab"):
-        assert ask() is True
+        assert ask(path) is True
     with subprocess.Popen([sys.executable, "-c", f"f = open({str(path)!r}, 'ab'); print('open', flush=True); "
                            "import sys; sys.stdin.read()"], stdin=subprocess.PIPE, stdout=subprocess.PIPE) as other:
         assert other.stdin is not None and other.stdout is not None
         assert other.stdout.readline() == b"open\n"
-        assert ask() is True
+        assert ask(path) is True
         other.stdin.close()
         assert other.wait(timeout=30) == 0
-    assert ask() is False
+    assert ask(path) is False
 
 
 async def test_a_writer_opening_the_file_while_the_lease_is_held_ends_nothing(tmp_path: Path) -> None:
@@ -267,15 +255,7 @@ def test_asked_from_a_thread_it_cannot_set_the_signal_up_and_says_none(tmp_path:
     path = tmp_path / "seg.ts"
     path.write_bytes(b"\x47" * 188)
     got: list[bool | None] = []
-
-    def ask() -> None:
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            got.append(leases.writers(fd, path))
-        finally:
-            os.close(fd)
-
-    thread = threading.Thread(target=ask)
+    thread = threading.Thread(target=lambda: got.append(ask(path)))
     thread.start()
     thread.join()
     assert got == [None]
@@ -318,8 +298,7 @@ HOLD = 1.0  # seconds a `touch`ed file is held after it, the service free to tak
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("watch", [pytest.param("auto", id="inotify", marks=KERNEL),
-                                   pytest.param("watchfiles", id="watchfiles")])
+@pytest.mark.parametrize("watch", WATCHES)
 async def test_the_service_lists_each_odd_writers_segment_whole_or_not_at_all(
         tmp_path: Path, seaweed: SeaweedS3, watch: str) -> None:
     """One slot per odd writer, each named by the playlist while its writer has not finished it (or, for
@@ -334,10 +313,6 @@ async def test_the_service_lists_each_odd_writers_segment_whole_or_not_at_all(
     async with ServiceProcess(env, tmp_path) as service, aiohttp.ClientSession() as http:
         seen = Observer(service.url, http, feed.variants)
         await seen.listed_everywhere(first, timeout=WAITED)
-
-        async def unfinished() -> float:
-            return (await seen.metrics()).get(("hls_broadcaster_segments_unfinished_total", (("variant", "0"),)), 0)
-
         names = [first]
         listed_unfinished: list[str] = []
         waited = 0.0
@@ -347,18 +322,18 @@ async def test_the_service_lists_each_odd_writers_segment_whole_or_not_at_all(
             names.append(name)
             try:
                 if kind == "truncated":
-                    await seen.listed_everywhere(name, timeout=WAITED)  # was: lost after 10 s
+                    await seen.listed_everywhere(name, timeout=WAITED)
                     continue
                 # The service waits on it (counted), or lists it (what this test is against).
                 async def counted_or_listed() -> bool:  # awaited at once, in this round
-                    if await unfinished() != waited:  # noqa: B023
+                    if await unfinished(seen) != waited:  # noqa: B023
                         return True
                     await seen.poll()
                     return name in seen.names(0)  # noqa: B023
 
                 await until(counted_or_listed, f"{kind}: the service waiting on {name} or listing it", WAITED,
                             every=0.05)
-                waited = await unfinished()
+                waited = await unfinished(seen)
                 if kind == "touched":
                     writer.touch()
                 if await listed_within(seen, name, HOLD if kind == "touched" else 0.05):

@@ -67,23 +67,15 @@ class HeldBack:
 
 class HeldWrites:
     """source.writes at the seam: every file is finished when asked, but those the test holds (by name, in
-    variant folder `folder`, or in any variant with `hold_in`), whose writer is stuck until released (or
-    the upload's limit)."""
+    variant `variant`'s folder), whose writer is stuck until released (or the upload's limit)."""
 
-    def __init__(self, folder: str = "0") -> None:
-        self._folder = folder
+    def __init__(self) -> None:
         self._held: dict[tuple[str, str], asyncio.Event] = {}
 
-    def hold(self, name: str) -> None:
-        self.hold_in(self._folder, name)
-
-    def hold_in(self, variant: int | str, name: str) -> None:
+    def hold(self, name: str, variant: int = 0) -> None:
         self._held[(str(variant), name)] = asyncio.Event()
 
-    def release(self, name: str) -> None:
-        self.release_in(self._folder, name)
-
-    def release_in(self, variant: int | str, name: str) -> None:
+    def release(self, name: str, variant: int = 0) -> None:
         self._held.pop((str(variant), name)).set()
 
     def release_all(self, keep: Callable[[], bool] = lambda: False) -> None:
@@ -111,7 +103,7 @@ class HeldWrites:
 
 def both_list(world: World, i: int, held: HeldWrites | None = None) -> None:
     """Owncast lists segment i (stream-a-<i>.ts) in variants 0 and 1, variant 0's file held open by `held`
-    (its folder "0") when given."""
+    when given."""
     name = f"stream-a-{i}.ts"
     if held is not None:
         held.hold(name)

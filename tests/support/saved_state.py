@@ -24,8 +24,7 @@ async def saved_state(tmp_path: Path) -> dict[str, object]:
     cleaner = Cleaner(Bucket(), w.metrics, margin=5)
     snapshots = snapshots_of(None, w.pub, cleaner)
     w.pub.on_removed = cleaner.schedule
-    for v in (0, 1):
-        w.owncast_lists(v, *(f"stream-a-{i}.ts" for i in range(8)))
+    w.owncast_lists((0, 1), *(f"stream-a-{i}.ts" for i in range(8)))
     await w.settle()
     old = [ListedSegment(f"{PUBLIC}/live/0/old-{i}.ts", 1.0, key=f"live/0/old-{i}.ts") for i in range(3)]
     cleaner.schedule([Removed(segment, 0, 9) for segment in old])
@@ -52,6 +51,13 @@ def journaled(folder: Path, window: float = 4.0,
     return w, cleaner
 
 
+async def started_afresh(w: World) -> World:
+    """`w` started where nothing was saved before (its restore finds nothing), as the service starts."""
+    assert w.snapshots is not None and not w.snapshots.restore()
+    await w.pub.start()
+    return w
+
+
 # -- what a World shows, two variants (tests of saving and restoring what was shown) -----------------
 
 VARIANTS = (0, 1)
@@ -69,8 +75,7 @@ async def stream(w: World, first: int, last: int, variants: tuple[int, ...] = VA
     for n in range(first, last):
         name = f"stream-a-{n}.ts"
         w.now += 1.0
-        for v in variants:
-            w.owncast_lists(v, name)
+        w.owncast_lists(variants, name)
         await w.settle()
         await until(lambda: listed(w, name, variants), f"{name} shown")  # noqa: B023
 

@@ -144,9 +144,13 @@ class World:
             window = [dataclasses.replace(s, position=i) for i, s in enumerate(window)]  # as the parser numbers them
             self.pub.on_variant_playlist(v, SourcePlaylist(target, ms, tuple(window), ended, True))
 
+    async def until(self, condition: Callable[[], object], what: str) -> None:
+        """Until `condition()`, looked at every millisecond for at most 5 s: the fake bucket answers at once."""
+        await until(condition, what, 5, every=0.001)
+
     async def settle(self) -> None:
         """Wait until every upload finished and was drained (condition, not a sleep)."""
-        await until(lambda: not self.pub.queue_depth, "the publisher's queue drained", 5, every=0.001)
+        await self.until(lambda: not self.pub.queue_depth, "the publisher's queue drained")
         self.check()
 
     def check(self) -> None:
@@ -187,16 +191,20 @@ def _number(name: str) -> int:
     return int(name.rsplit("-", 1)[1].split(".")[0]) if name[-4:-3].isdigit() else 0
 
 
+def opened_held(folder: Path, max_bytes: int = 1 << 20, buckets: tuple[str, ...] = ("bucket",)) -> Held:
+    """What the service holds of Owncast's files (vm/held.py), opened: Owncast's folder `folder`/hls (its
+    variant 0's folder made), the copies (up to `max_bytes`) in `folder`/state."""
+    (folder / "state").mkdir(parents=True, exist_ok=True)
+    (folder / "hls" / "0").mkdir(parents=True, exist_ok=True)
+    held = Held(folder / "hls", folder / "state", max_bytes=max_bytes, keep_for=600, buckets=buckets)
+    held.open()
+    return held
+
+
 def held_world(make: Callable[..., World], folder: Path, pathways: tuple[str, ...] = ("bucket", "vm"),
                max_bytes: int = 1 << 20, **options: Any) -> tuple[World, Held]:
-    """A World (made by `make`: the make_world fixture) whose uploads hold each file first, with the
-    VM's copies up to `max_bytes` (vm/held.py); Owncast's folder `folder`/hls, the copies in
-    `folder`/state."""
-    (folder / "state").mkdir(parents=True, exist_ok=True)
-    (folder / "hls").mkdir(exist_ok=True)
-    held = Held(folder / "hls", folder / "state", max_bytes=max_bytes, keep_for=600,
-                buckets=[p for p in pathways if p != "vm"])
-    held.open()
+    """A World (made by `make`: the make_world fixture) whose uploads hold each file first (opened_held)."""
+    held = opened_held(folder, max_bytes, tuple(p for p in pathways if p != "vm"))
     return make(folder / "hls", holder=held, pathways=pathways, **options), held
 
 

@@ -7,13 +7,25 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
 
 from broadcaster.metrics import Metrics
+from broadcaster.source import inotify
 from broadcaster.source.watcher import HlsWatcher
 from broadcaster.source.writes import QUIET, UNHEARD_QUIET, Finish, Writes
 from tests.support.fakes import Sink
-from tests.support.observe import Observer
+from tests.support.scrape import total
 from tests.support.waiting import TimedOut, until
+
+if TYPE_CHECKING:  # a type only: test_watcher, a unit test, loads no emulator (tests/test_suite_rules.py)
+    from tests.support.observe import Observer
+
+KERNEL = pytest.mark.skipif(not inotify.available(), reason="inotify is Linux only")
+# Both watch paths: as Writes' and HlsWatcher's `kernel`, and as the service's HLS_WATCH.
+PATHS = [pytest.param(True, id="inotify", marks=KERNEL), pytest.param(False, id="watchfiles")]
+WATCHES = [pytest.param("auto", id="inotify", marks=KERNEL), pytest.param("watchfiles", id="watchfiles")]
 
 
 @contextlib.asynccontextmanager
@@ -52,3 +64,8 @@ async def listed_within(seen: Observer, name: str, seconds: float) -> bool:
         return bool(await until(listed, f"{name} listed in every variant", seconds, every=0.05))
     except TimedOut:
         return False
+
+
+async def unfinished(seen: Observer) -> float:
+    """How many segments of variant 0 the service has seen being written (segments_unfinished_total)."""
+    return total(await seen.metrics(), "hls_broadcaster_segments_unfinished_total", variant="0")
