@@ -131,8 +131,9 @@ def make_rig(aiohttp_client: AiohttpClient, tmp_path: Path) -> MakeRig:
                                 lambda: shown.target_duration, interval=1.0, clock=clock)
         counts = PathwayCounts(lambda: policy.first != "bucket", ("bucket", "vm"))
 
-        # Made here as the service wires them (http/steered.py's vm_segments): each client named as `proxies` say, bytes of
-        # its own at one stream's bitrate for a client whose page failed on the bucket while it serves.
+        # Made here as the service wires them (http/steered.py's vm_segments): each client named as
+        # `proxies` say, bytes of its own at one stream's bitrate for a client whose page failed on the
+        # bucket while it serves.
         wired: dict[str, Any] = dict(
             copies=HeldSegments(copies, located), key_for=key_for, on_sent=counts.sent,
             vm_bytes=VmBytes(ByteBudget(1e9, 1e9)),
