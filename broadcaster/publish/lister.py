@@ -25,7 +25,7 @@ from .parts import Parts
 from .release import Versions
 from .slots import END, Copy, Slot, SlotAligner, Variant, succeeded
 from .target import Retarget
-from .uploads import ready_when_uploaded
+from .uploads import ready_after
 
 log = logging.getLogger(__name__)
 
@@ -246,9 +246,7 @@ class Lister:
         redo = self._rewrites.stale(index, copy)
         if redo is None:
             return True
-        ready: asyncio.Future[bytes | None] = asyncio.get_running_loop().create_future()
-        redo.add_done_callback(functools.partial(ready_when_uploaded, ready))
-        copy.task, copy.ready = redo, ready
+        copy.task, copy.ready = redo, ready_after(redo)
         redo.add_done_callback(functools.partial(self.on_uploaded, index, copy.source.duration))
         self.again()  # held now?
         return False

@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..bucket.uploader import Kept, SegmentLost, Uploaded, Uploader
-from ..files import MAX_FILE_BYTES, Refused, Stamp, read_stamped, stamp_beneath
+from ..files import MAX_FILE_BYTES, Refused, read_stamped, stamp_beneath
 from ..metrics import Metrics
 from ..playlist import hls
 from ..source.owncast import SourceSegment, stream_id
 from ..source.writes import Finish
-from .rewrites import Rewrites
+from .rewrites import Rewrites, unchanged
 from .slots import Copy
 
 if TYPE_CHECKING:  # config.py takes UNFINISHED_LIMIT from here
@@ -122,16 +122,11 @@ class _Ready:
             self._leave()
 
 
-def ready_when_uploaded(ready: Ready, task: asyncio.Future[Uploaded]) -> None:
-    """The task's done-callback: `ready` follows it (unless the copy was kept before)."""
-    if ready.done():
-        return
-    if task.cancelled():
-        ready.cancel()
-    elif (err := task.exception()) is not None:
-        ready.set_exception(err)
-    else:
-        ready.set_result(task.result().sha256)
+def ready_after(task: asyncio.Future[Uploaded]) -> Ready:
+    """A copy's `ready` that follows `task` alone (the follow of a file written again: Lister._fresh)."""
+    readiness = _Ready(asyncio.get_running_loop().create_future(), None)
+    readiness.track(task)
+    return readiness.ready
 
 
 def retrieved(future: asyncio.Future[Any]) -> None:
@@ -432,14 +427,3 @@ class Uploads:
                  "passthrough, take longer to write); uploads wait until Owncast has finished each file. "
                  "Counted in hls_broadcaster_segments_unfinished_total; said once per stream",
                  index, path.name)
-
-
-def unchanged(hls_dir: Path, path: Path, read: Stamp | None) -> bool:
-    """The file is still the version read (or gone: what was read was finished when it was read)."""
-    if read is None:
-        return False  # it changed while it was read
-    try:
-        now = stamp_beneath(hls_dir, path.relative_to(hls_dir).parts)
-    except (OSError, Refused):
-        return True  # not readable now: nothing says it changed; the next read would refuse it
-    return now is None or now == read

@@ -5,7 +5,7 @@ tells what it made visible here (`shown`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, ItemsView, Iterator, Mapping, ValuesView
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from ..playlist.options import WindowOptions
@@ -35,18 +35,6 @@ class Variants(Mapping[int, Variant]):
 
     def __len__(self) -> int:
         return len(self._variants)
-
-    def __contains__(self, index: object) -> bool:
-        return index in self._variants
-
-    def get(self, index: int, default: Variant | None = None) -> Variant | None:  # type: ignore[override]
-        return self._variants.get(index, default)
-
-    def values(self) -> ValuesView[Variant]:
-        return self._variants.values()
-
-    def items(self) -> ItemsView[int, Variant]:
-        return self._variants.items()
 
     def join_apart(self, v: Variant, run: int, discontinuity: bool) -> None:
         """`v` new in a run whose variants are cut apart starts at the discontinuity number the others give
