@@ -2,7 +2,7 @@
 
 A slot is decided once one copy is in the bucket and every other is too, or is a file Owncast is still
 writing (slots.SlotAligner.take_ready). A variant whose copy is not in the bucket keeps the slot here
-(Queues), under the number every variant gives it, with everything decided for it after, in order. Behind
+under the number every variant gives it, with everything decided for it after, in order. Behind
 lists it as far as it can at each push: the head once uploaded (or kept by the VM), or a gap there
 (EXT-X-GAP) when the copy is lost or Owncast is still writing it at `give_up`, a bound after the others
 listed it; woken at the next such bound. Its numbers stay every other variant's.
@@ -54,11 +54,30 @@ class Mark(enum.Enum):
 Step = Waiting | Mark
 
 
-class Queues:
-    """Per variant, the steps decided for it that wait behind a copy not yet uploaded, oldest first."""
+def running_loop() -> asyncio.AbstractEventLoop | None:
+    """None without a loop (a test driving the lister by hand): the next event catches up."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
-    def __init__(self) -> None:
+
+class Behind:
+    def __init__(self, parts: Parts, listings: Listings, fresh: Callable[[int, Copy], bool],
+                 wake: Callable[[], None]) -> None:
+        """`fresh`: Lister._fresh; `wake`: the lister's push, at a copy's bound."""
+        self._variants = parts.variants
+        self._target = parts.target
+        self._listings = listings
+        self._waited = parts.waited
+        self._late = parts.late
+        self._fresh = fresh
+        self._wake_up = wake
+        self._mono = parts.config.monotonic
+        # Per variant, the steps decided for it that wait behind a copy not yet in the bucket, oldest first.
         self._queues: dict[int, deque[Step]] = {}
+        self._timer: asyncio.TimerHandle | None = None  # the next give-up of a stuck copy
+        self.closed = False  # the publisher is closing: nothing is listed any more
 
     def lagging(self, index: int) -> bool:
         """Something waits in this variant: whatever is decided for it next waits behind."""
@@ -66,19 +85,6 @@ class Queues:
 
     def add(self, index: int, step: Step) -> None:
         self._queues.setdefault(index, deque()).append(step)
-
-    def head(self, index: int) -> Step | None:
-        queue = self._queues.get(index)
-        return queue[0] if queue else None
-
-    def pop(self, index: int) -> None:
-        queue = self._queues[index]
-        queue.popleft()
-        if not queue:
-            del self._queues[index]
-
-    def variants(self) -> list[int]:
-        return list(self._queues)
 
     def last(self, index: int) -> Waiting | None:
         """The last slot waiting in this variant: the next one decided for it is numbered after it."""
@@ -106,31 +112,6 @@ class Queues:
                            step.segment.key, step.run_name, succeeded(step.copy.task)] for step in queue]
         return out
 
-
-def running_loop() -> asyncio.AbstractEventLoop | None:
-    """None without a loop (a test driving the lister by hand): the next event catches up."""
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        return None
-
-
-class Behind:
-    def __init__(self, parts: Parts, listings: Listings, fresh: Callable[[int, Copy], bool],
-                 wake: Callable[[], None]) -> None:
-        """`fresh`: Lister._fresh; `wake`: the lister's push, at a copy's bound."""
-        self._variants = parts.variants
-        self._target = parts.target
-        self._listings = listings
-        self._waited = parts.waited
-        self._late = parts.late
-        self._fresh = fresh
-        self._wake_up = wake
-        self._mono = parts.config.monotonic
-        self.queues = Queues()  # per variant, what waits behind a copy not yet in the bucket
-        self._timer: asyncio.TimerHandle | None = None  # the next give-up of a stuck copy
-        self.closed = False  # the publisher is closing: nothing is listed any more
-
     def close(self) -> None:
         self.closed = True
         if self._timer is not None:
@@ -139,8 +120,8 @@ class Behind:
 
     def step(self, v: Variant, mark: Mark) -> None:
         """Now, or after what waits in `v`."""
-        if self.queues.lagging(v.index):
-            self.queues.add(v.index, mark)
+        if self.lagging(v.index):
+            self.add(v.index, mark)
         else:
             self._apply(v, mark)
 
@@ -157,9 +138,10 @@ class Behind:
         if self.closed:
             return
         now = self._mono()
-        for index in self.queues.variants():
+        for index, queue in list(self._queues.items()):
             v = self._variants.get(index)
-            while v is not None and (step := self.queues.head(index)) is not None:
+            while v is not None and queue:
+                step = queue[0]
                 if isinstance(step, Mark):
                     self._apply(v, step)
                 else:
@@ -186,7 +168,9 @@ class Behind:
                         self._listings.gap(v, step, now)
                     else:
                         self._listings.list(v, step, now)
-                self.queues.pop(index)
+                queue.popleft()
+            if not queue:
+                del self._queues[index]
         self._arm(now)
 
     def _arm(self, now: float) -> None:
@@ -194,8 +178,8 @@ class Behind:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        bounds = [step.give_up for index in self.queues.variants()
-                  if isinstance(step := self.queues.head(index), Waiting) and not step.copy.ready.done()]
+        bounds = [step.give_up for queue in self._queues.values()
+                  if isinstance(step := queue[0], Waiting) and not step.copy.ready.done()]
         if not bounds:
             return
         if (loop := running_loop()) is not None:

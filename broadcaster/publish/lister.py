@@ -98,25 +98,24 @@ class Lister:
         self._waited = parts.waited
         self._rewrites = parts.uploads.rewrites
         # What waits per variant behind a copy not yet in the bucket (listed after the others).
-        self._behind = Behind(parts, self._listings, self._fresh, self.advance)
-        self.queues = self._behind.queues
+        self.behind = Behind(parts, self._listings, self._fresh, self.advance)
         # Moving average over ~10 segments of the successful PutObject's time against the media it carries
         # (like Owncast's "possible slow uploads"; /health): above 1 the bucket cannot keep up. An outage
         # does not count here: it shows as storage unreachable instead.
         self.upload_ratio = 0.0
 
     def close(self) -> None:
-        self._behind.close()
+        self.behind.close()
 
     def end(self, v: Variant) -> None:
         """EXT-X-ENDLIST, after whatever waits in `v`."""
-        self._behind.step(v, Mark.END)
+        self.behind.step(v, Mark.END)
 
     # -- listing, in order, the same slots in every variant ------------------------------------------
 
     def on_done(self, _ready: asyncio.Future[Any]) -> None:
         """A copy may be listed now (the done-callback of its `ready`, or its upload to another bucket's)."""
-        if not self._behind.closed:
+        if not self.behind.closed:
             self.advance()
 
     def on_ready(self, task: asyncio.Future[Uploaded], ready: asyncio.Future[Any]) -> None:
@@ -131,14 +130,14 @@ class Lister:
         if succeeded(task):
             self.upload_ratio += (task.result().took / max(duration, 0.001) - self.upload_ratio) * 0.2
             self._metrics.upload_realtime_ratio.set(round(self.upload_ratio, 3))
-        if not self._behind.closed:
+        if not self.behind.closed:
             self.advance()
 
     def advance(self) -> None:
         """List what is ready, then push the new versions to the Release."""
-        self._behind.catch_up()
+        self.behind.catch_up()
         self._lanes.rounds(self._advance_with, self._variants)
-        self._behind.catch_up()
+        self.behind.catch_up()
         self._lanes.counted()
         self._release.changed(self.versions())
 
@@ -156,7 +155,7 @@ class Lister:
                     name = self._numbering.run_name(key[0])
                     self._recorder.finish(name, self._target.value, self._release.announced)
                 for v in members:
-                    self._behind.step(v, Mark.END)
+                    self.behind.step(v, Mark.END)
                 continue
             if previous[0] == key[0] and key[1] != previous[1] + 1:
                 # Owncast's numbering jumped: segments we never saw (e.g. written while we were down
@@ -164,7 +163,7 @@ class Lister:
                 log.warning("segments %d..%d of run %d were never seen; marking the gap", previous[1] + 1,
                             key[1] - 1, key[0])
                 for v in members:
-                    self._behind.step(v, Mark.GAP)
+                    self.behind.step(v, Mark.GAP)
             self._decide(slot, members, together=aligner is self._lanes.together)
         return decided
 
@@ -177,7 +176,7 @@ class Lister:
         lost, held = verdict.lost, verdict.held
         if verdict.in_none(len(members)):  # the next segment marks it
             for v in members:
-                self._behind.step(v, Mark.GAP)
+                self.behind.step(v, Mark.GAP)
                 copy = slot.copies.get(v.index)
                 if (err := lost.get(v.index)) is not None and copy is not None:
                     self._listings.lost(v, copy, err)
@@ -203,13 +202,13 @@ class Lister:
         # that is new, or back after streams without it, starts its playlist there too (6.2.4).
         number = max((v.playlist.next_discontinuity(flags[v.index]) for v in members
                       if v.playlist.listing and v.playlist.next_sequence == base
-                      and not self.queues.lagging(v.index)), default=None)
+                      and not self.behind.lagging(v.index)), default=None)
         give_up = now + STUCK_TARGET_DURATIONS * (self._target.value or 1)
         for v in members:
             playlist = v.playlist
             if not playlist.opened:
                 continue
-            lagging = self.queues.lagging(v.index)
+            lagging = self.behind.lagging(v.index)
             if lagging:
                 pass  # its numbers are promised up to `base` already: it takes its place behind them
             elif together and number is not None:
@@ -228,9 +227,9 @@ class Lister:
             # (the members listed before this one moved it on).
             at = max(playlist.next_sequence, base) if not playlist.listing else playlist.next_sequence
             if lagging or v.index in held:
-                last = self.queues.last(v.index)  # after what waits in it already
+                last = self.behind.last(v.index)  # after what waits in it already
                 sequence = last.sequence + 1 if last is not None else at
-                self.queues.add(v.index, Waiting(copy, segment, sequence, run, run_name, wall, give_up))
+                self.behind.add(v.index, Waiting(copy, segment, sequence, run, run_name, wall, give_up))
                 numbering.listed(sequence + 1, run)
             elif (err := lost.get(v.index)) is not None:
                 self._listings.lost(v, copy, err)
@@ -257,21 +256,21 @@ class Lister:
 
     def _last_run(self, v: Variant) -> int | None:
         """The run of the last slot decided for `v`: waiting in it, or listed."""
-        waiting = self.queues.last(v.index)
+        waiting = self.behind.last(v.index)
         return waiting.run if waiting is not None else v.playlist.last_run
 
     def again(self) -> None:
         """Push the versions again soon, nothing new listed: a pathway showed its former playlist as far as it
         went and shows the new one next (not now: the Release is telling what it showed)."""
         if (loop := running_loop()) is not None:
-            loop.call_soon(lambda: None if self._behind.closed else self.advance())
+            loop.call_soon(lambda: None if self.behind.closed else self.advance())
 
     def retarget(self, decision: Retarget | None) -> None:
         """Apply the target policy's decision to every variant's playlist at once, after listing what waits in
         each (a copy not in the bucket by now is a gap there): all go on from the same next number."""
         if decision is None:
             return
-        self._behind.catch_up(force=True)
+        self.behind.catch_up(force=True)
         left = self._variants.retarget(decision.target, self._mono(), new_timeline=decision.new_timeline,
                                        carry_to=self._numbering.next_sequence)
         for index, segments in left.items():

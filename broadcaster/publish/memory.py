@@ -21,7 +21,7 @@ from ..source.owncast import SourcePlaylist, stream_id
 from ..state.snapshots import SHOWN_PAST
 from ..state.validate import INT64, array, describe, field, flag, integer, mapping, number, text
 from .late import parse_saved
-from .behind import Queues
+from .behind import Behind
 from .parts import Parts
 from .playlist_memory import MAX_EPOCH, MAX_RESTORED_TARGET, MIN_EPOCH, uri_or_none
 from .release import RESERVED
@@ -245,8 +245,8 @@ def decode(data: dict[str, object], now: float, playlist: PlaylistMaker) -> Memo
 
 
 class Recall:
-    def __init__(self, parts: Parts, queues: Queues, drop: Callable[[list[Removed]], None]) -> None:
-        """`queues`: what waits in each variant (the lister's); `drop`: objects no playlist will name go on
+    def __init__(self, parts: Parts, behind: Behind, drop: Callable[[list[Removed]], None]) -> None:
+        """`behind`: what waits in each variant (the lister's); `drop`: objects no playlist will name go on
         to the cleaner."""
         self._mono = parts.config.monotonic
         self._window = parts.config.window
@@ -254,7 +254,7 @@ class Recall:
         self._parts = parts
         self._uploads = parts.uploads
         self._late = parts.late
-        self._queues = queues
+        self._behind = behind
         self._recorder = parts.recorder
         self._drop = drop
         # After continuing above a state not saved at a clean stop: the variants read since. What a
@@ -263,10 +263,10 @@ class Recall:
 
     def memory(self, now: float) -> dict[str, object]:
         """The publisher's memory, JSON-able: numbering, windows, what is seen and uploaded, per variant
-        what waits behind a copy not yet in the bucket (behind.Queues.saved), and what is late
+        what waits behind a copy not yet in the bucket (behind.Behind.saved), and what is late
         (late.LateCopies.saved)."""
         p = self._parts
-        numbering, waiting, late = p.numbering, self._queues.saved(), self._late.saved()
+        numbering, waiting, late = p.numbering, self._behind.saved(), self._late.saved()
         pending: dict[int, set[str]] = {}
         uploaded: list[str] = []
         for slot in p.lanes.undecided():

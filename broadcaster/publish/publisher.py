@@ -94,7 +94,7 @@ class Publisher:
         self.lister = Lister(parts, memory=lambda now: self._recall.memory(now))
         self._variants.caught_up = self.lister.again
         self._intake = Intake(parts, self.lister)
-        self._recall = Recall(parts, self.lister.queues, self._drop)
+        self._recall = Recall(parts, self.lister.behind, self._drop)
         self._closed = False
         self._input_log = RateLimitedLog(log)
         self.release.changed(self.lister.versions())  # the target TARGET_DURATION sets, before any playlist
@@ -185,7 +185,7 @@ class Publisher:
     @property
     def queue_depth(self) -> int:
         """Copies not listed yet: in undecided slots, and waiting in a variant behind a stuck one."""
-        return self._lanes.queued + self.lister.queues.count
+        return self._lanes.queued + self.lister.behind.count
 
     # -- persistence (memory.py's format) ------------------------------------------------------------
 
@@ -234,7 +234,7 @@ class Publisher:
     def _unlisted(self) -> list[tuple[int, Copy]]:
         """Every copy not listed yet, with its variant (as queue_depth counts them)."""
         return [*((i, c) for s in self._lanes.undecided() for i, c in s.copies.items()),
-                *((i, w.copy) for i, w in self.lister.queues.waiting())]
+                *((i, w.copy) for i, w in self.lister.behind.waiting())]
 
     def _in_flight(self) -> list[asyncio.Future[Any]]:
         """The uploads of every copy not listed yet, and of those listed ahead on the VM's pathway."""
