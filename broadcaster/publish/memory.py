@@ -23,7 +23,7 @@ from ..state.validate import INT64, array, describe, field, flag, integer, mappi
 from .late import parse_saved
 from .behind import Behind
 from .parts import Parts
-from .playlist_memory import MAX_EPOCH, MAX_RESTORED_TARGET, MIN_EPOCH, uri_or_none
+from .playlist_memory import MAX_RESTORED_TARGET, saved_segment
 from .release import RESERVED
 from .slots import SEEN_LIMIT, SeenNames, Slot, SlotKey, Variant, succeeded
 from .variant_playlist import SegmentRejected, VariantPlaylist
@@ -132,14 +132,10 @@ def _restore_waiting(playlist: VariantPlaylist, raw: object, now: float) -> list
         if len(entry) not in (7, 8, 9) or not playlist.opened:
             raise ValueError(f"a waiting slot is {describe(entry)}, not [number, uri, duration, date, "
                              "discontinuity, init, key, run, uploaded] of an open playlist")
-        seq, uri, duration, pdt, disc, init, key = entry[:7]
-        segment = ListedSegment(text(uri, "a segment URI"), number(duration, "a segment duration", 0.001, 3600),
-                                None if pdt is None else number(pdt, "a segment date", MIN_EPOCH, MAX_EPOCH),
-                                flag(disc, "a discontinuity"), uri_or_none(init, "an init URI"),
-                                None if key is None else text(key, "a segment key"),
-                                # (older files: always a gap)
-                                gap=not (len(entry) == 9 and flag(entry[8], "uploaded") and key is not None))
-        sequence = integer(seq, "a waiting number")
+        # In the bucket already, listed as a segment (older files: always a gap).
+        uploaded = len(entry) == 9 and flag(entry[8], "uploaded") and entry[6] is not None
+        segment = saved_segment(entry[1:7], 3600, dated=False, gap=not uploaded)
+        sequence = integer(entry[0], "a waiting number")
         if playlist.listing and sequence != playlist.next_sequence:
             raise ValueError(f"waiting slot {sequence} does not follow the playlist's {playlist.next_sequence - 1}")
         try:
@@ -326,8 +322,8 @@ class Recall:
         p.variants.restored(m.variants)
         p.target.restored(m.target, m.independent)
         p.numbering.restored(m.next_sequence, m.last_run, m.runs, m.discontinuity_floor)
-        p.lanes.restored(m.decided)
-        self._uploads.restore(m.uploaded)
+        p.lanes.together.decided = m.decided
+        self._uploads.restored = set(m.uploaded)
         # Late from before: saved as such, or waiting in a variant (a gap from now on): uploaded once
         # finished. The recording journals what the restore listed of the waiting slots.
         self._late.restore([*m.late, *((i, s.key, run) for run, i, s in m.waited if s.gap and s.key)],

@@ -355,9 +355,6 @@ class Lanes:
                 lane.add_copy(again, index, copy)
         return max((c.source.duration for slot in moved for c in slot.copies.values()), default=0.0)
 
-    def restored(self, decided: SlotKey) -> None:
-        self.together.decided = decided
-
     def counted(self) -> None:
         """The upload queue gauge follows."""
         self._metrics.upload_queue.set(self.queued)

@@ -15,7 +15,7 @@ import functools
 import hashlib
 import logging
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Set as AbstractSet
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -182,7 +182,9 @@ class Uploads:
         self._hls_dir = config.hls_dir
         self._prefix = config.key_prefix
         self._limit = config.unfinished_limit
-        self._restored: set[str] = set()  # keys uploaded before a restart, not listed then
+        # Keys a restored state says were uploaded before a restart, not listed then: not uploaded again when
+        # Owncast lists them.
+        self.restored: set[str] = set()
         self._lists_held = config.pathways.lists_held
         self._held_waiting: set[_Ready] = set()  # held, listed once a pathway lists what the VM holds
         self._holding: set[asyncio.Future[Kept | None]] = set()  # uploads in flight being held (release_held)
@@ -198,17 +200,9 @@ class Uploads:
         # Every segment upload that landed, and the file written again after it (its writer came back).
         self.rewrites = Rewrites(config.hls_dir, self.rewritten, metrics)
 
-    @property
-    def restored(self) -> AbstractSet[str]:
-        return self._restored
-
-    def restore(self, keys: AbstractSet[str]) -> None:
-        """A restored state's uploaded keys: not uploaded again when Owncast lists them."""
-        self._restored = set(keys)
-
     def give_up_restored(self) -> list[str]:
         """The restored keys, forgotten (never listed: continuing above a state)."""
-        keys, self._restored = sorted(self._restored), set()
+        keys, self.restored = sorted(self.restored), set()
         return keys
 
     def key(self, index: int, name: str) -> str:
@@ -269,8 +263,8 @@ class Uploads:
         readiness = _Ready(ready, self._lists_held if self.keeping else None, self._held_waiting)
         seg_key = self.key(index, seg.name)
         others: dict[str, asyncio.Future[Any]] = {}
-        if seg_key in self._restored:  # uploaded before a restart, not yet listed then
-            self._restored.discard(seg_key)
+        if seg_key in self.restored:  # uploaded before a restart, not yet listed then
+            self.restored.discard(seg_key)
             # Its bytes are not at hand: no hash, so viewers take it from the bucket, never from peers.
             task: asyncio.Task[Uploaded] = asyncio.ensure_future(_already(Uploaded(0.0, None)))
         elif not self._others:
