@@ -32,9 +32,7 @@ class Listings:
     def __init__(self, parts: Parts) -> None:
         config = parts.config
         self._urls = config.urls
-        # P2P on (P2P_TRACKERS): each listed segment carries the SHA-256 of its bytes in the bucket, which
-        # viewers check their peers' copies against (hls.SEGMENT_HASH_TAG).
-        self._hashes = config.segment_hashes
+        self._hashes = config.segment_hashes  # P2P on (PublisherConfig.segment_hashes)
         self._wall = config.wall_clock
         self._metrics = parts.metrics
         self._release = parts.release

@@ -245,13 +245,8 @@ class Recall:
         """`behind`: what waits in each variant (the lister's); `drop`: objects no playlist will name go on
         to the cleaner."""
         self._mono = parts.config.monotonic
-        self._window = parts.config.window
-        self._hashes = parts.config.segment_hashes
         self._parts = parts
-        self._uploads = parts.uploads
-        self._late = parts.late
         self._behind = behind
-        self._recorder = parts.recorder
         self._drop = drop
         # After continuing above a state not saved at a clean stop: the variants read since. What a
         # variant's first read lists may have been served, under numbers given up: never listed again.
@@ -262,7 +257,7 @@ class Recall:
         what waits behind a copy not yet in the bucket (behind.Behind.saved), and what is late
         (late.LateCopies.saved)."""
         p = self._parts
-        numbering, waiting, late = p.numbering, self._behind.saved(), self._late.saved()
+        numbering, waiting, late = p.numbering, self._behind.saved(), p.late.saved()
         pending: dict[int, set[str]] = {}
         uploaded: list[str] = []
         for slot in p.lanes.undecided():
@@ -302,7 +297,7 @@ class Recall:
             "decided": list(p.lanes.together.decided),
             "runs": dict(numbering.runs),
             "variants": variants,
-            "uploaded": uploaded + sorted(self._uploads.restored),
+            "uploaded": uploaded + sorted(p.uploads.restored),
         }
         if late.get("pending") or late.get("landed"):
             out["late"] = late
@@ -323,16 +318,16 @@ class Recall:
         p.target.restored(m.target, m.independent)
         p.numbering.restored(m.next_sequence, m.last_run, m.runs, m.discontinuity_floor)
         p.lanes.together.decided = m.decided
-        self._uploads.restored = set(m.uploaded)
+        p.uploads.restored = set(m.uploaded)
         # Late from before: saved as such, or waiting in a variant (a gap from now on): uploaded once
         # finished. The recording journals what the restore listed of the waiting slots.
-        self._late.restore([*m.late, *((i, s.key, run) for run, i, s in m.waited if s.gap and s.key)],
+        p.late.restore([*m.late, *((i, s.key, run) for run, i, s in m.waited if s.gap and s.key)],
                            m.late_landed)
-        if self._recorder is not None:
+        if p.recorder is not None:
             for run, index, segment in m.waited:
                 if run:
-                    self._recorder.record(run, index, segment)
-        if not self._hashes:  # P2P turned off since that save: the playlists say nothing of hashes
+                    p.recorder.record(run, index, segment)
+        if not p.config.segment_hashes:  # P2P turned off since that save: the playlists say nothing of hashes
             for v in p.variants.values():
                 v.playlist.drop_hashes()
         if m.clean:
@@ -348,7 +343,8 @@ class Recall:
         now = self._mono()
         for v in self._parts.variants.values():
             v.playlist.continue_above(start, floor, now)
-        self._forget_uploads(self._uploads.give_up_restored(), now)
+        self._forget_uploads(sorted(self._parts.uploads.restored), now)
+        self._parts.uploads.restored = set()
         self._parts.numbering.continued(start, floor)
         self._read_since = set()
         log.warning("state was not saved at a clean stop: media sequence numbers up to %d may have been "
@@ -365,7 +361,8 @@ class Recall:
         given_up = [seg for seg in playlist.segments if seg.name not in v.seen]
         for seg in given_up:
             v.seen[seg.name] = None
-        self._forget_uploads([self._uploads.key(v.index, seg.name) for seg in given_up if not seg.is_offline_clip], now)
+        keys = [self._parts.uploads.key(v.index, seg.name) for seg in given_up if not seg.is_offline_clip]
+        self._forget_uploads(keys, now)
         if given_up:
             log.info("variant %d: %d segment(s) Owncast lists may have been served before the restart; "
                      "not listed again", v.index, len(given_up))
@@ -373,5 +370,5 @@ class Recall:
     def _forget_uploads(self, keys: list[str], now: float) -> None:
         """Objects that may be in the bucket and in a playlist served before the restart, never listed
         again: they go once such a playlist can no longer name them (a window and a half from now)."""
-        keep = self._parts.target.keep_for(self._window.seconds)
+        keep = self._parts.target.keep_for(self._parts.config.window.seconds)
         self._drop([Removed(ListedSegment("", 0.0, key=key), now, keep) for key in keys])

@@ -200,11 +200,6 @@ class Uploads:
         # Every segment upload that landed, and the file written again after it (its writer came back).
         self.rewrites = Rewrites(config.hls_dir, self.rewritten, metrics)
 
-    def give_up_restored(self) -> list[str]:
-        """The restored keys, forgotten (never listed: continuing above a state)."""
-        keys, self.restored = sorted(self.restored), set()
-        return keys
-
     def key(self, index: int, name: str) -> str:
         return hls.object_key(self._prefix, index, name)
 
