@@ -1,11 +1,9 @@
-"""What a variant still has to list after the others: one stuck file holds only its own variant.
-
-A slot is decided once one copy is in the bucket and every other is too, or is a file Owncast is still
-writing (slots.SlotAligner.take_ready). A variant whose copy is not in the bucket keeps the slot here
-under the number every variant gives it, with everything decided for it after, in order. Behind
-lists it as far as it can at each push: the head once uploaded (or kept by the VM), or a gap there
-(EXT-X-GAP) when the copy is lost or Owncast is still writing it at `give_up`, a bound after the others
-listed it; woken at the next such bound. Its numbers stay every other variant's.
+"""What a variant still has to list after the others: one stuck file holds only its own variant
+(docs/hls-rules.md#a-segment-one-variant-lacks). A variant whose copy of a decided slot is not in the
+bucket keeps the slot here, under the number every variant gives it, with everything decided for it
+after, in order. Behind lists it as far as it can at each push: the head once uploaded (or kept by the
+VM), or a gap there (EXT-X-GAP) once the copy is lost or still being written at `give_up`, a bound after
+the others listed it; woken at the next such bound.
 """
 
 from __future__ import annotations

@@ -1,17 +1,8 @@
-"""A segment file written again after its upload: the bucket ends with the file's final bytes.
-
-A write after a close makes the segment unfinished again, whatever the kernel said at the close. Every
-segment upload that lands is remembered (the file's version it sent, the SHA-256 of its bytes). Then:
-
-- **a write heard** (source.writes; every remembered file when events were lost) to a file whose version
-  moved: the file is waited for until finished again and, if its bytes changed, uploaded again under the
-  same key (`hls_broadcaster_segment_rewrites_total`, a WARNING);
-- **when its segment is about to be listed** (`stale`: one look), a file written again, or open for
-  writing, is followed the same way and the copy waits for that instead of being listed: the lister
-  treats the follow as the copy's upload.
-
-A segment listed before its writer came back keeps its entry (6.2.2): its P2P hash is that version's,
-and what caches fetched before stays. Only the newest REMEMBERED uploads are followed; a restart forgets.
+"""A segment file written again after its upload: the bucket ends with the file's final bytes
+(docs/how-it-works.md, "A reopened file is one write"). Every segment upload that lands is remembered
+(the version it sent, the SHA-256 of its bytes); a write heard to its file (`heard`), or a new version or
+a writer seen when its segment is about to be listed (`stale`: the lister then waits for the follow as the
+copy's upload), is followed: waited for until finished again, uploaded again if its bytes changed.
 """
 
 from __future__ import annotations

@@ -1,11 +1,7 @@
 """The uploads of Owncast's segments: one task per copy, an init section once per run and variant, and
-nothing uploaded again that a state restored says is in the bucket already.
-
-Only whole files reach the bucket. An upload first waits until Owncast has finished the file
-(source.writes; docs/owncast.md), at most UNFINISHED_LIMIT: a file still being written then is lost, its
-gap marked, never uploaded half. After the upload the file must still be the version that was read, or
-it is uploaded again; a write after that is followed (rewrites.Rewrites), also when its segment is about
-to be listed. So the bucket, the P2P hash, recordings and clips hold the file as Owncast left it.
+nothing uploaded again that a state restored says is in the bucket already. Only whole files reach the
+bucket: an upload waits until Owncast has finished the file, at most UNFINISHED_LIMIT, and is made again
+if the file changed meanwhile (docs/how-it-works.md, "Whole segments only"; a write after: rewrites.py).
 """
 
 from __future__ import annotations
