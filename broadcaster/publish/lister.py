@@ -2,8 +2,8 @@
 
 A finished upload comes here, not back to the publisher. The lister takes the slots that are ready
 (slots.SlotAligner), decides each in every member variant or in none (judged), applies the
-target policy's Retarget to every playlist, lists each entry (listings.Listings), or keeps it in a
-variant whose copy Owncast is still writing (behind.Behind), and pushes every variant's new
+target policy's Retarget to every playlist, lists each entry through behind.Behind (at once, or after
+what waits in a variant whose copy Owncast is still writing), and pushes every variant's new
 version to the Release with the publisher's memory: every call that changes that memory ends in
 `advance`, so a save needs to ask nothing back."""
 
@@ -19,8 +19,7 @@ from typing import Any
 from ..bucket.uploader import Uploaded
 from ..metrics import Metrics
 from ..playlist import hls
-from .behind import STUCK_TARGET_DURATIONS, Behind, Mark, Waiting, running_loop
-from .listings import Listings, never_shown
+from .behind import STUCK_TARGET_DURATIONS, Behind, Mark, Waiting, never_shown, running_loop
 from .parts import Parts
 from .release import Versions
 from .slots import END, Copy, Slot, SlotAligner, Variant, succeeded
@@ -89,7 +88,6 @@ class Lister:
         self._metrics = parts.metrics
         self._release = parts.release
         self._recorder = parts.recorder
-        self._listings = Listings(parts)  # each entry, counted and recorded
         self._variants = parts.variants
         self._lanes = parts.lanes
         self._target = parts.target
@@ -98,7 +96,7 @@ class Lister:
         self._waited = parts.waited
         self._rewrites = parts.uploads.rewrites
         # What waits per variant behind a copy not yet in the bucket (listed after the others).
-        self.behind = Behind(parts, self._listings, self._fresh, self.advance)
+        self.behind = Behind(parts, self._fresh, self.advance)
         # Moving average over ~10 segments of the successful PutObject's time against the media it carries
         # (like Owncast's "possible slow uploads"; /health): above 1 the bucket cannot keep up. An outage
         # does not count here: it shows as storage unreachable instead.
@@ -179,7 +177,7 @@ class Lister:
                 self.behind.step(v, Mark.GAP)
                 copy = slot.copies.get(v.index)
                 if (err := lost.get(v.index)) is not None and copy is not None:
-                    self._listings.lost(v, copy, err)
+                    self.behind.lost(v, copy, err)
                 elif v.index not in lost:
                     self._metrics.segments_lost.labels(variant=str(v.index), reason="sibling_lost").inc()
                 if v.index in held and copy is not None:
@@ -222,8 +220,8 @@ class Lister:
             elif not together and not playlist.listing:
                 self._variants.join_apart(v, run, flags[v.index])
             copy = slot.copies[v.index]
-            segment = self._listings.segment(copy, flags[v.index])
-            # Under the slot's number, as Listings.list numbers it: `base`, not where the numbering is now
+            segment = self.behind.segment(copy, flags[v.index])
+            # Under the slot's number, as Behind.list_segment numbers it: `base`, not where the numbering is now
             # (the members listed before this one moved it on).
             at = max(playlist.next_sequence, base) if not playlist.listing else playlist.next_sequence
             if lagging or v.index in held:
@@ -232,10 +230,10 @@ class Lister:
                 self.behind.add(v.index, Waiting(copy, segment, sequence, run, run_name, wall, give_up))
                 numbering.listed(sequence + 1, run)
             elif (err := lost.get(v.index)) is not None:
-                self._listings.lost(v, copy, err)
-                if self._listings.gap(v, Waiting(copy, segment, at, run, run_name, wall, give_up), now):
+                self.behind.lost(v, copy, err)
+                if self.behind.list_gap(v, Waiting(copy, segment, at, run, run_name, wall, give_up), now):
                     numbering.listed(playlist.next_sequence, run)
-            elif self._listings.list(v, Waiting(copy, segment, base, run, run_name, wall, give_up), now):
+            elif self.behind.list_segment(v, Waiting(copy, segment, base, run, run_name, wall, give_up), now):
                 numbering.listed(playlist.next_sequence, run)
 
     def _fresh(self, index: int, copy: Copy) -> bool:
