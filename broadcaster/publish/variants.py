@@ -105,7 +105,10 @@ class Variants(Mapping[int, Variant]):
                 # A withdrawn variant (no master names it) leaves once it showed its own as far as it went.
                 if v.playlist.former_done(pid) and (pid in together or v.withdrawn):
                     v.playlist.leave_former(pid)
-        out = self._versions(now, edge)
+        out: dict[str, dict[int, Version]] = {p.id: {} for p in self._plan.pathways[:1 if edge else None]}
+        for index, v in self._variants.items():
+            for pid, rendered in v.playlist.versions(now, edge).items():
+                out[pid][index] = rendered
         for pid, versions in out.items():
             if not versions:
                 continue
@@ -117,11 +120,4 @@ class Variants(Mapping[int, Variant]):
                 out[pid] = {i: r for i, r in versions.items()
                             if self._variants[i].playlist.version_target(pid)
                             in (self._variants[i].playlist.shown_target(pid), None)}
-        return out
-
-    def _versions(self, now: float, edge: bool) -> dict[str, dict[int, Version]]:
-        out: dict[str, dict[int, Version]] = {p.id: {} for p in (self._plan.pathways[:1] if edge else self._plan.pathways)}
-        for index, v in self._variants.items():
-            for pid, rendered in v.playlist.versions(now, edge).items():
-                out[pid][index] = rendered
         return out
