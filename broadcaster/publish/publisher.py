@@ -197,9 +197,7 @@ class Publisher:
     def restore(self, data: dict[str, object]) -> None:
         """Continue from `snapshot` (Recall.restore); raises ValueError (nothing changed) when it does not
         add up."""
-        allowed = self._recall.restore(data)
-        # Below the state's reserve new numbers may be shown before a save, each recorded first under this
-        # state (STATE_DIR/served): a restart on a full disk goes on as the process before it did.
+        allowed = self._recall.restore(data)  # below it, numbers may be shown before a save (Memory.allowed)
         self.release.restored(self.lister.versions(), allowed)
 
     # -- what health and tests read ------------------------------------------------------------------
