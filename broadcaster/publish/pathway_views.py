@@ -17,9 +17,10 @@ PathwayViews decides and changes no playlist: the hold it decides is returned to
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterator, Mapping
-from typing import Protocol
+from typing import Protocol, cast
 
 from ..playlist.entry import Entry
 from ..playlist.pathway import LISTED, Pathway, SegmentUris
@@ -242,14 +243,8 @@ class PathwayViews:
         every other one when first asked (View.version: one Snapshot for them all)."""
         out: dict[str, Version] = {}
         former = self.former
-        frozen: list[Snapshot] = []
-
-        def snapshot() -> Snapshot:  # made once a push, and only for a pathway whose version changed
-            if not frozen:
-                assert playlist is not None
-                frozen.append(Snapshot(playlist))
-            return frozen[0]
-
+        # Made once a push, and only for a pathway whose version changed.
+        snapshot = functools.cache(lambda: Snapshot(cast(Playlist, playlist)))
         for pid, view in self._views.items():
             first = view is self._first
             if edge and not first:
