@@ -8,7 +8,7 @@ the cleaner. docs/how-it-works.md ("Publisher") names the modules, one job each.
 Each variant's playlist is held by variant_playlist.VariantPlaylist, which alone changes its
 ManifestGenerator, through intents. pathway_views.PathwayViews says how far each pathway lists and
 returns the hold; it changes no playlist. Every other piece of state has one owner, built by the
-publisher (publisher.py; the lister, the intake and the recall get them as one record, parts.Parts).
+publisher (publisher.py; the lister and the recall get them as one record, parts.Parts).
 Never: serve HTTP, list a segment on a bucket's pathway before it is in that bucket, show a pathway a
 number another pathway gave another segment, or serve a number twice
 (docs/hls-rules.md#numbers-across-restarts).

@@ -1,11 +1,13 @@
-"""Lists what is uploaded, in Owncast's order, and pushes the new versions on to the Release.
+"""Takes in each segment Owncast lists for the first time, lists what is uploaded, in Owncast's order,
+and pushes the new versions on to the Release.
 
-A finished upload comes here, not back to the publisher. The lister takes the slots that are ready
-(slots.SlotAligner), decides each in every member variant or in none (judged), applies the
-target policy's Retarget to every playlist, lists each entry through behind.Behind (at once, or after
-what waits in a variant whose copy Owncast is still writing), and pushes every variant's new
-version to the Release with the publisher's memory: every call that changes that memory ends in
-`advance`, so a save needs to ask nothing back."""
+A new copy gets its slot (slots.Lanes: which aligner, and whether Owncast cut its run's variants apart)
+and its upload (uploads.Uploads), whose done-callbacks come back here, not to the publisher. The lister
+takes the slots that are ready (slots.SlotAligner), decides each in every member variant or in none
+(judged), applies the target policy's Retarget to every playlist, lists each entry through
+behind.Behind (at once, or after what waits in a variant whose copy Owncast is still writing), and pushes
+every variant's new version to the Release with the publisher's memory: every call that changes that
+memory ends in `advance`, so a save needs to ask nothing back."""
 
 from __future__ import annotations
 
@@ -19,10 +21,11 @@ from typing import Any
 from ..bucket.uploader import Uploaded
 from ..metrics import Metrics
 from ..playlist import hls
+from ..source.owncast import SourceSegment, stream_id
 from .behind import STUCK_TARGET_DURATIONS, Behind, Mark, Waiting, never_shown, running_loop
 from .parts import Parts
 from .release import Versions
-from .slots import END, Copy, Slot, SlotAligner, Variant, succeeded
+from .slots import END, Copy, Slot, SlotAligner, Variant, apart, succeeded
 from .target import Retarget
 from .uploads import ready_after
 
@@ -94,7 +97,7 @@ class Lister:
         self._numbering = parts.numbering
         self._memory = memory
         self._waited = parts.waited
-        self._rewrites = parts.uploads.rewrites
+        self._uploads = parts.uploads
         # What waits per variant behind a copy not yet in the bucket (listed after the others).
         self.behind = Behind(parts, self._fresh, self.advance)
         # Moving average over ~10 segments of the successful PutObject's time against the media it carries
@@ -108,6 +111,51 @@ class Lister:
     def end(self, v: Variant) -> None:
         """EXT-X-ENDLIST, after whatever waits in `v`."""
         self.behind.step(v, Mark.END)
+
+    # -- a copy taken in -------------------------------------------------------------------------------
+
+    def add(self, v: Variant, seg: SourceSegment, number: int, now: float) -> None:
+        """`seg`, Owncast's `number` in `v`, seen for the first time."""
+        key = (self._numbering.run(stream_id(seg.name) or f"run-{v.restarts}"), number)
+        self._metrics.segments_seen.labels(variant=str(v.index)).inc()
+        v.last_new_segment = now
+        together = self._lanes.together
+        aligner = self._lanes.lane(v.index, key[0], self._variants)
+        if aligner is together and aligner.is_late(key) and self._lanes.late_and_apart(v, seg, key):
+            self._cut_apart(key[0], seg.duration)
+            aligner = self._lanes.lane(v.index, key[0], self._variants)
+        if aligner.is_late(key):
+            self._metrics.segments_lost.labels(variant=str(v.index), reason="late").inc()
+            log.warning("variant %d: %s arrived after its slot was decided; not listed", v.index, seg.name)
+            return
+        v.first.setdefault(key[0], key[1])
+        v.last_key = key if v.last_key is None else max(v.last_key, key)
+        slot = aligner.slot(key)
+        slot.discontinuity |= seg.discontinuity
+        task, ready, seg_key, init_key, others = self._uploads.start(v.index, seg, key[0])
+        # Listed once ready (held by the VM, or uploaded to some bucket), shown on each bucket's pathway
+        # once uploaded there.
+        task.add_done_callback(functools.partial(self.on_uploaded, v.index, seg.duration))
+        ready.add_done_callback(functools.partial(self.on_ready, task))
+        for other in others.values():
+            other.add_done_callback(self.on_done)
+        aligner.add_copy(slot, v.index, Copy(seg, seg_key, init_key, now, task, ready, others))
+        if aligner is together and apart(seg, [c.source for i, c in slot.copies.items() if i != v.index]):
+            self._cut_apart(key[0])
+        self._lanes.counted()
+
+    def _cut_apart(self, run: int, longest: float = 0.0) -> None:
+        """Owncast cut this run's variants at different instants (video passthrough): its segment
+        numbers no longer name the same moment in every variant, so from now on each variant lists
+        its own segments as they come, and players line variants up by PROGRAM-DATE-TIME and
+        discontinuity numbers (docs/hls-rules.md, "Variants cut apart")."""
+        # Raise the target now, while nothing of the slots moved is listed. Before anything of the run was
+        # listed, every variant is at its start: each starts its new playlist there on a new timeline. Once
+        # some variant listed (or waits to list) a slot of it, or has a slot of a run before to decide, the
+        # raise keeps the timeline, so every variant lists a moment under one discontinuity number (6.2.4).
+        aligned = not self.started(run) and not self._lanes.behind((run, -1))
+        longest = max(longest, self._lanes.cut_apart(run, self._variants))
+        self.retarget(self._target.raise_for(longest, "longer_segment", aligned=aligned))
 
     # -- listing, in order, the same slots in every variant ------------------------------------------
 
@@ -240,7 +288,7 @@ class Lister:
         """False when the copy's file was written again since its upload (rewrites.Rewrites.stale): the
         follow that uploads the file's final bytes is the copy's upload from now on (its `ready` follows
         it), the copy unfinished again."""
-        redo = self._rewrites.stale(index, copy)
+        redo = self._uploads.rewrites.stale(index, copy)
         if redo is None:
             return True
         copy.task, copy.ready = redo, ready_after(redo)

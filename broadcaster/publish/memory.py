@@ -267,13 +267,12 @@ class Recall:
                     uploaded.append(copy.key)
         variants: dict[str, dict[str, object]] = {}
         for v in p.variants.values():
-            in_flight = pending.get(v.index, set())
             variants[str(v.index)] = {
                 "generator": v.playlist.saved(now),
                 # The last names, and those still in flight apart: a restart forgets those, so it uploads
                 # and lists them.
                 "seen": v.seen.saved(),
-                "in_flight": sorted(in_flight),
+                "in_flight": sorted(pending.get(v.index, ())),
                 # Listed before their upload to some bucket landed (content steering): uploaded again.
                 "uploading": _uploading_saved(v.playlist.landings.keys()),
                 "first": {str(k): n for k, n in v.first.items()},

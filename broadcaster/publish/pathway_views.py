@@ -1,10 +1,9 @@
-"""What each pathway lists of one variant's playlist: the one rule, for every pathway.
+"""What each pathway lists of one variant's playlist: the one rule, for every pathway (docs/steering.md).
 
 A pathway lists the playlist's entries up to the newest one whose segment is there: a bucket's once its
-upload there landed (landings.Landings; failed for good: a gap, EXT-X-GAP; while players are steered
-away, at the URI of the first pathway that has it, PathwayPlan.fallbacks, for players that stay); the
-VM's at once (vm/held.py), or, while it only redirects to the first bucket (PathwayPlan.redirects), once
-the first bucket's lists it.
+upload there landed (landings.Landings; failed for good: a gap; while players are steered away, at the URI
+of the first pathway that has it: PathwayPlan.fallbacks); the VM's at once, or, while it only redirects
+to the first bucket (PathwayPlan.redirects), once the first bucket's lists it.
 
 A pathway never goes back: what it listed stays listed at its URI (6.2.2), and the playlist keeps every
 entry until the pathway furthest behind has a window without it (ManifestGenerator.keep_through): every

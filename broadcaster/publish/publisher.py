@@ -20,7 +20,6 @@ from ..playlist import hls
 from ..playlist.segments import Removed
 from ..source.owncast import SourcePlaylist, SourceVariant
 from .config import PublisherConfig
-from .intake import Intake
 from .late import LateCopies
 from .lister import Lister
 from .memory import Recall
@@ -93,7 +92,6 @@ class Publisher:
                       self.release, self._uploads, waited, self._late)
         self.lister = Lister(parts, memory=lambda now: self._recall.memory(now))
         self._variants.caught_up = self.lister.again
-        self._intake = Intake(parts, self.lister)
         self._recall = Recall(parts, self.lister.behind, self._drop)
         self._closed = False
         self._input_log = RateLimitedLog(log)
@@ -165,7 +163,7 @@ class Publisher:
             if seg.is_offline_clip:
                 log.info("variant %d: Owncast shows its offline clip %s; not published", index, seg.name)
             elif v.playlist.opened:
-                self._intake.add(v, seg, playlist.media_sequence + seg.position, now)
+                self.lister.add(v, seg, playlist.media_sequence + seg.position, now)
         # Owncast's offline tail ends with ENDLIST; its idle transcoder only lists offline clips.
         ended = playlist.ended or (bool(playlist.segments) and playlist.segments[-1].is_offline_clip)
         if ended and not v.source_ended and v.last_key is not None:

@@ -140,7 +140,7 @@ class Release:
 
     def restored(self, versions: Versions, limit: int) -> None:
         """What a restored state shows, before anything is served: visible at once, nothing told; `limit`
-        as in __init__."""
+        as the attribute (the state's reserve)."""
         self._latest = versions
         self.limit = limit
         self._in_view = set(versions.in_bucket)
