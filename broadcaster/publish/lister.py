@@ -105,13 +105,6 @@ class Lister:
         # does not count here: it shows as storage unreachable instead.
         self.upload_ratio = 0.0
 
-    def close(self) -> None:
-        self.behind.close()
-
-    def end(self, v: Variant) -> None:
-        """EXT-X-ENDLIST, after whatever waits in `v`."""
-        self.behind.step(v, Mark.END)
-
     # -- a copy taken in -------------------------------------------------------------------------------
 
     def add(self, v: Variant, seg: SourceSegment, number: int, now: float) -> None:
@@ -132,14 +125,14 @@ class Lister:
         v.last_key = key if v.last_key is None else max(v.last_key, key)
         slot = aligner.slot(key)
         slot.discontinuity |= seg.discontinuity
-        task, ready, seg_key, init_key, others = self._uploads.start(v.index, seg, key[0])
+        copy = self._uploads.start(v.index, seg, key[0], now)
         # Listed once ready (held by the VM, or uploaded to some bucket), shown on each bucket's pathway
         # once uploaded there.
-        task.add_done_callback(functools.partial(self.on_uploaded, v.index, seg.duration))
-        ready.add_done_callback(functools.partial(self.on_ready, task))
-        for other in others.values():
+        copy.task.add_done_callback(functools.partial(self.on_uploaded, v.index, seg.duration))
+        copy.ready.add_done_callback(functools.partial(self.on_ready, copy.task))
+        for other in copy.others.values():
             other.add_done_callback(self.on_done)
-        aligner.add_copy(slot, v.index, Copy(seg, seg_key, init_key, now, task, ready, others))
+        aligner.add_copy(slot, v.index, copy)
         if aligner is together and apart(seg, [c.source for i, c in slot.copies.items() if i != v.index]):
             self._cut_apart(key[0])
         self._lanes.counted()

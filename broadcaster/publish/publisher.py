@@ -19,6 +19,7 @@ from ..metrics import Metrics
 from ..playlist import hls
 from ..playlist.segments import Removed
 from ..source.owncast import SourcePlaylist, SourceVariant
+from .behind import Mark
 from .config import PublisherConfig
 from .late import LateCopies
 from .lister import Lister
@@ -117,7 +118,7 @@ class Publisher:
                 # A new stream without this variant: nothing waits for it, and a player still on it
                 # learns the playlist will not change (its copies yet to come are still listed).
                 v.withdrawn = True
-                self.lister.end(v)
+                self.lister.behind.step(v, Mark.END)  # after whatever waits in it
                 log.info("variant %d: no longer in Owncast's multivariant playlist; its playlist is closed",
                          v.index)
         if not self._closed:
@@ -282,7 +283,7 @@ class Publisher:
 
     async def close(self) -> None:
         self._closed = True
-        self.lister.close()
+        self.lister.behind.close()
         await self.release.close()
         tasks = [*self._in_flight(), *self._uploads.inits()]
         tasks += [*(t for _i, _k, t in self._late.uploads()), *self._uploads.rewrites.tasks()]

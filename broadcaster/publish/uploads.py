@@ -226,10 +226,8 @@ class Uploads:
         """Every init section's uploads, and the holds under way (cancelled at close)."""
         return [*self._inits.values(), *self._inits_other.values(), *self._holding]
 
-    def start(self, index: int, seg: SourceSegment, run: int
-              ) -> tuple[asyncio.Task[Uploaded], Ready, str, str | None, dict[str, asyncio.Future[Any]]]:
-        """The uploads of `seg` (each after its init section's): the first bucket's task, `ready`, its key,
-        the init section's, and its uploads to the other buckets by pathway ID."""
+    def start(self, index: int, seg: SourceSegment, run: int, now: float) -> Copy:
+        """The copy of `seg` seen `now`, its uploads started (each after its init section's)."""
         folder = self._hls_dir / str(index)
         init_key: str | None = None
         init_task: asyncio.Task[Uploaded] | None = None
@@ -275,7 +273,7 @@ class Uploads:
                 readiness.track(others[pid])
         readiness.track(task)
         task.add_done_callback(functools.partial(self._lost_after_listing, index, seg_key, run, ready))
-        return task, ready, seg_key, init_key, others
+        return Copy(seg, seg_key, init_key, now, task, ready, others)
 
     def _lost_after_listing(self, index: int, key: str, run: int, ready: Ready,
                             task: asyncio.Future[Uploaded]) -> None:
