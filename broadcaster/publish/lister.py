@@ -135,7 +135,7 @@ class Lister:
         aligner.add_copy(slot, v.index, copy)
         if aligner is together and apart(seg, [c.source for i, c in slot.copies.items() if i != v.index]):
             self._cut_apart(key[0])
-        self._lanes.counted()
+        self._metrics.upload_queue.set(self._lanes.queued)
 
     def _cut_apart(self, run: int, longest: float = 0.0) -> None:
         """Owncast cut this run's variants at different instants (video passthrough): its segment
@@ -177,7 +177,7 @@ class Lister:
         self.behind.catch_up()
         self._lanes.rounds(self._advance_with, self._variants)
         self.behind.catch_up()
-        self._lanes.counted()
+        self._metrics.upload_queue.set(self._lanes.queued)
         self._release.changed(self.versions())
 
     def _advance_with(self, aligner: SlotAligner, variants: list[Variant]) -> bool:

@@ -314,7 +314,7 @@ class Recall:
         except Exception as err:  # noqa: BLE001 (a check missed above: still a bad file, not a crash)
             raise ValueError(f"publisher state does not parse: {describe(err)}") from None
         p.variants.restored(m.variants)
-        p.target.restored(m.target, m.independent)
+        p.target.value, p.target.independent = m.target, m.independent
         p.numbering.restored(m.next_sequence, m.last_run, m.runs, m.discontinuity_floor)
         p.lanes.together.decided = m.decided
         p.uploads.restored = set(m.uploaded)

@@ -65,7 +65,7 @@ class Former:
         self.playlist = playlist
         self.views = views
         self.through = through
-        self._left: list[Removed] = []  # what left the new playlist meanwhile
+        self.left: list[Removed] = []  # what left the new playlist meanwhile: it may list it
 
     def done(self, pathway: str) -> bool:
         """`pathway` listed it as far as it was shown (or does not list it)."""
@@ -79,10 +79,6 @@ class Former:
     def keys(self) -> Iterator[tuple[str, bool]]:
         """(key, listed as a gap) of each segment it lists."""
         return ((e.segment.key, e.segment.gap) for e in self.playlist.window if e.segment.key)
-
-    def hold_back(self, removed: list[Removed]) -> None:
-        """Left the new playlist: the former may list it."""
-        self._left += removed
 
     def leave(self, pathway: str) -> bool:
         """`pathway` lists the new playlist from now on; True when no pathway lists this one any more."""
@@ -99,7 +95,7 @@ class Former:
                 log.warning("%s pathway: %s shown on another pathway only: a new target came before this "
                             "one had listed them", pid, ", ".join(k.rpartition("/")[2] for k in unseen))
         self.views.clear()
-        left, self._left = self._left, []
+        left, self.left = self.left, []
         return left
 
 
@@ -330,7 +326,7 @@ class PathwayViews:
         once that is done with, and stays downloadable from then on); returns what goes on now."""
         if self.former is None:
             return removed
-        self.former.hold_back(removed)
+        self.former.left += removed
         return []
 
     def _drop_former(self) -> list[Removed]:

@@ -351,10 +351,6 @@ class Lanes:
                 lane.add_copy(again, index, copy)
         return max((c.source.duration for slot in moved for c in slot.copies.values()), default=0.0)
 
-    def counted(self) -> None:
-        """The upload queue gauge follows."""
-        self._metrics.upload_queue.set(self.queued)
-
     def undecided(self) -> list[Slot]:
         """Every slot not yet listed or dropped, together and variant by variant."""
         return [*self.together.slots(), *(s for lane in self._lanes.values() for s in lane.slots())]
