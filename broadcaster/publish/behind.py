@@ -87,7 +87,7 @@ class Behind:
         self._late = parts.late
         self._fresh = fresh
         self._wake_up = wake
-        self._mono = parts.config.monotonic
+        self._mono = config.monotonic
         # Per variant, the steps decided for it that wait behind a copy not yet in the bucket, oldest first.
         self._queues: dict[int, deque[Step]] = {}
         self._timer: asyncio.TimerHandle | None = None  # the next give-up of a stuck copy
