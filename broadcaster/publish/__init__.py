@@ -3,16 +3,13 @@
 In: Owncast's parsed playlists and finished segments (source/), and the pathway plan (pathways.py).
 Out: playlist versions the server shows on each pathway (visible.py), each saved (state/) before it is
 visible, then announced and mirrored to the bucket (release.py); segments that left every playlist, for
-the cleaner. Segments are taken in (intake.py), lined up across variants (slots.py), uploaded
-(uploads.py; written again: rewrites.py), listed only once uploaded (lister.py, listings.py;
-a copy Owncast has not finished holds only its own variant: behind.py, writing.py, late.py)
-under one target duration (target.py), numbered so that no number is ever served twice (numbering.py,
-memory.py, docs/hls-rules.md#numbers-across-restarts).
+the cleaner. docs/how-it-works.md ("Publisher") names the modules, one job each.
 
 Each variant's playlist is held by variant_playlist.VariantPlaylist, which alone changes its
 ManifestGenerator, through intents. pathway_views.PathwayViews says how far each pathway lists and
 returns the hold; it changes no playlist. Every other piece of state has one owner, built by the
-publisher (publisher.py; the lister, the intake and the recall get them as one record, parts.Parts).
-Never: serve HTTP, list a segment on a bucket's pathway before it is in that bucket, or show a
-pathway a number another pathway gave another segment.
+publisher (publisher.py; the lister and the recall get them as one record, parts.Parts).
+Never: serve HTTP, list a segment on a bucket's pathway before it is in that bucket, show a pathway a
+number another pathway gave another segment, or serve a number twice
+(docs/hls-rules.md#numbers-across-restarts).
 """

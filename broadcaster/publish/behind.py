@@ -1,11 +1,11 @@
-"""What a variant still has to list after the others: one stuck file holds only its own variant.
+"""Behind: a decided copy listed in one variant's playlist (or a gap there alone), counted, told to the
+Release and recorded, at once or after what waits in that variant; the lister decides which, and when.
 
-A slot is decided once one copy is in the bucket and every other is too, or is a file Owncast is still
-writing (slots.SlotAligner.take_ready). A variant whose copy is not in the bucket keeps the slot here
-(Queues), under the number every variant gives it, with everything decided for it after, in order. Behind
-lists it as far as it can at each push: the head once uploaded (or kept by the VM), or a gap there
-(EXT-X-GAP) when the copy is lost or Owncast is still writing it at `give_up`, a bound after the others
-listed it; woken at the next such bound. Its numbers stay every other variant's.
+One stuck file holds only its own variant (docs/hls-rules.md#a-segment-one-variant-lacks). A variant
+whose copy of a decided slot is not in the bucket keeps the slot here, under the number every variant
+gives it, with everything decided for it after, in order. Behind lists it as far as it can at each push:
+the head once uploaded (or kept by the VM), or a gap there (EXT-X-GAP) once the copy is lost or still
+being written at `give_up`, a bound after the others listed it; woken at the next such bound.
 """
 
 from __future__ import annotations
@@ -14,14 +14,16 @@ import asyncio
 import enum
 import logging
 from collections import deque
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, replace
 
+from ..bucket.uploader import SegmentLost
+from ..metrics import Metrics
 from ..playlist.segments import ListedSegment
-from .listings import Listings
 from .parts import Parts
 from .slots import Copy, Variant, succeeded
 from .uploads import retrieved
+from .variant_playlist import SegmentRejected
 
 log = logging.getLogger(__name__)
 
@@ -54,11 +56,42 @@ class Mark(enum.Enum):
 Step = Waiting | Mark
 
 
-class Queues:
-    """Per variant, the steps decided for it that wait behind a copy not yet uploaded, oldest first."""
+def never_shown(metrics: Metrics, index: int, segments: Iterable[ListedSegment], before: str) -> None:
+    """Listed, never shown, and leaving unseen: each counted lost (`rejected`) and said."""
+    for segment in segments:
+        metrics.segments_lost.labels(variant=str(index), reason="rejected").inc()
+        log.warning("variant %d: segment %s not listed: never shown before %s", index, segment.uri, before)
 
-    def __init__(self) -> None:
+
+def running_loop() -> asyncio.AbstractEventLoop | None:
+    """None without a loop (a test driving the lister by hand): the next event catches up."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+class Behind:
+    def __init__(self, parts: Parts, fresh: Callable[[int, Copy], bool], wake: Callable[[], None]) -> None:
+        """`fresh`: Lister._fresh; `wake`: the lister's push, at a copy's bound."""
+        config = parts.config
+        self._urls = config.urls
+        self._hashes = config.segment_hashes  # P2P on (PublisherConfig.segment_hashes)
+        self._wall = config.wall_clock
+        self._metrics = parts.metrics
+        self._release = parts.release
+        self._recorder = parts.recorder
+        self._variants = parts.variants
+        self._target = parts.target
+        self._waited = parts.waited
+        self._late = parts.late
+        self._fresh = fresh
+        self._wake_up = wake
+        self._mono = config.monotonic
+        # Per variant, the steps decided for it that wait behind a copy not yet in the bucket, oldest first.
         self._queues: dict[int, deque[Step]] = {}
+        self._timer: asyncio.TimerHandle | None = None  # the next give-up of a stuck copy
+        self.closed = False  # the publisher is closing: nothing is listed any more
 
     def lagging(self, index: int) -> bool:
         """Something waits in this variant: whatever is decided for it next waits behind."""
@@ -66,19 +99,6 @@ class Queues:
 
     def add(self, index: int, step: Step) -> None:
         self._queues.setdefault(index, deque()).append(step)
-
-    def head(self, index: int) -> Step | None:
-        queue = self._queues.get(index)
-        return queue[0] if queue else None
-
-    def pop(self, index: int) -> None:
-        queue = self._queues[index]
-        queue.popleft()
-        if not queue:
-            del self._queues[index]
-
-    def variants(self) -> list[int]:
-        return list(self._queues)
 
     def last(self, index: int) -> Waiting | None:
         """The last slot waiting in this variant: the next one decided for it is numbered after it."""
@@ -106,31 +126,6 @@ class Queues:
                            step.segment.key, step.run_name, succeeded(step.copy.task)] for step in queue]
         return out
 
-
-def running_loop() -> asyncio.AbstractEventLoop | None:
-    """None without a loop (a test driving the lister by hand): the next event catches up."""
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        return None
-
-
-class Behind:
-    def __init__(self, parts: Parts, listings: Listings, fresh: Callable[[int, Copy], bool],
-                 wake: Callable[[], None]) -> None:
-        """`fresh`: Lister._fresh; `wake`: the lister's push, at a copy's bound."""
-        self._variants = parts.variants
-        self._target = parts.target
-        self._listings = listings
-        self._waited = parts.waited
-        self._late = parts.late
-        self._fresh = fresh
-        self._wake_up = wake
-        self._mono = parts.config.monotonic
-        self.queues = Queues()  # per variant, what waits behind a copy not yet in the bucket
-        self._timer: asyncio.TimerHandle | None = None  # the next give-up of a stuck copy
-        self.closed = False  # the publisher is closing: nothing is listed any more
-
     def close(self) -> None:
         self.closed = True
         if self._timer is not None:
@@ -139,8 +134,8 @@ class Behind:
 
     def step(self, v: Variant, mark: Mark) -> None:
         """Now, or after what waits in `v`."""
-        if self.queues.lagging(v.index):
-            self.queues.add(v.index, mark)
+        if self.lagging(v.index):
+            self.add(v.index, mark)
         else:
             self._apply(v, mark)
 
@@ -157,9 +152,10 @@ class Behind:
         if self.closed:
             return
         now = self._mono()
-        for index in self.queues.variants():
+        for index, queue in list(self._queues.items()):
             v = self._variants.get(index)
-            while v is not None and (step := self.queues.head(index)) is not None:
+            while v is not None and queue:
+                step = queue[0]
                 if isinstance(step, Mark):
                     self._apply(v, step)
                 else:
@@ -176,17 +172,19 @@ class Behind:
                                     "(EXT-X-GAP), uploaded late once finished", index, step.copy.source.name,
                                     "being written by Owncast" if writing else "not in the bucket",
                                     now - step.give_up + STUCK_TARGET_DURATIONS * (self._target.value or 1))
-                        self._listings.gap(v, step, now)
+                        self.list_gap(v, step, now)
                         # Its variant lists a gap there from now on: its upload goes on, late (for recordings
                         # and clips), lost only if Owncast never finishes the file.
                         self._late.add(index, step.copy.key, step.run_name, step.copy.task)
                         step.copy.ready.add_done_callback(retrieved)  # its outcome is the late upload's
                     elif (err := ready.exception()) is not None:
-                        self._listings.lost(v, step.copy, err)
-                        self._listings.gap(v, step, now)
+                        self.lost(v, step.copy, err)
+                        self.list_gap(v, step, now)
                     else:
-                        self._listings.list(v, step, now)
-                self.queues.pop(index)
+                        self.list_segment(v, step, now)
+                queue.popleft()
+            if not queue:
+                del self._queues[index]
         self._arm(now)
 
     def _arm(self, now: float) -> None:
@@ -194,8 +192,8 @@ class Behind:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        bounds = [step.give_up for index in self.queues.variants()
-                  if isinstance(step := self.queues.head(index), Waiting) and not step.copy.ready.done()]
+        bounds = [step.give_up for queue in self._queues.values()
+                  if isinstance(step := queue[0], Waiting) and not step.copy.ready.done()]
         if not bounds:
             return
         if (loop := running_loop()) is not None:
@@ -205,3 +203,73 @@ class Behind:
         self._timer = None
         if not self.closed:
             self._wake_up()
+
+    # -- one entry in one variant's playlist ---------------------------------------------------------
+
+    def segment(self, copy: Copy, discontinuity: bool) -> ListedSegment:
+        """The entry a copy is listed as (its hash added once its upload is done)."""
+        src = copy.source
+        return ListedSegment(
+            uri=self._urls.segment(copy.key),
+            duration=src.duration,
+            program_date_time=src.program_date_time,
+            discontinuity=discontinuity,
+            init_uri=self._urls.init(copy.init_key) if copy.init_key else None,
+            key=copy.key,
+        )
+
+    def lost(self, v: Variant, copy: Copy, err: BaseException) -> None:
+        """A copy lost before it was listed: counted, and said (a loss an outage's lines count already,
+        OutageLog.lost, only as DEBUG: a long outage loses hundreds)."""
+        reason = err.reason if isinstance(err, SegmentLost) else "error"
+        self._metrics.segments_lost.labels(variant=str(v.index), reason=reason).inc()
+        if isinstance(err, SegmentLost):
+            log.log(logging.DEBUG if err.told else logging.WARNING, "variant %d: segment %s lost (%s): %s",
+                    v.index, copy.source.name, reason, err)
+        else:
+            log.error("variant %d: segment %s lost to an unexpected error: %r", v.index, copy.source.name, err)
+
+    def list_gap(self, v: Variant, step: Waiting, now: float) -> bool:
+        """List `step`'s segment as a gap (EXT-X-GAP) in `v` alone, under its number: the others list its
+        moment under it (False when the playlist refuses it: the gap is marked with a discontinuity). So
+        does the recording (its segment may land late)."""
+        playlist = v.playlist
+        gap = replace(step.segment, gap=True, sha256=None)
+        try:
+            playlist.list(gap, step.run, now, step.sequence, step.wall)
+        except SegmentRejected as err:
+            log.warning("variant %d: gap for %s not listed: %s", v.index, step.segment.uri, err)
+            return False
+        self._metrics.window_segments.labels(variant=str(v.index)).set(playlist.segment_count)
+        if self._recorder is not None and step.run_name:
+            self._recorder.record(step.run_name, v.index, gap)
+        return True
+
+    def list_segment(self, v: Variant, step: Waiting, now: float) -> bool:
+        """List `step`'s copy in `v`'s playlist as its segment, its hash added (False when the playlist
+        refuses it: the gap is marked). `step.sequence`: where an empty playlist starts."""
+        playlist = v.playlist
+        # Each playlist numbers its own segments; an empty one (new, or after a new target) starts at
+        # the highest number any variant has reached, so numbering never goes back and variants
+        # listed together keep the same numbers.
+        sequence = max(playlist.next_sequence, step.sequence) if not playlist.listing else playlist.next_sequence
+        copy, segment = step.copy, step.segment
+        src = copy.source
+        sha256 = copy.ready.result()  # of the bytes uploaded, or kept by the VM: the same read
+        if self._hashes:
+            segment = replace(segment, sha256=sha256)
+        try:
+            playlist.list(segment, step.run, now, sequence, step.wall, landings=copy.landings())
+        except SegmentRejected as err:
+            self._metrics.input_rejected.labels(reason="rejected").inc()
+            self._metrics.segments_lost.labels(variant=str(v.index), reason="rejected").inc()
+            log.warning("variant %d: segment %s not listed: %s", v.index, src.name, err)
+            return False
+        label = str(v.index)
+        self._metrics.segments_listed.labels(variant=label).inc()
+        self._metrics.window_segments.labels(variant=label).set(playlist.segment_count)
+        self._metrics.last_segment.labels(variant=label).set(self._wall())
+        self._release.listed((v.index, sequence, src, copy.seen_at, segment.uri))
+        if self._recorder is not None:
+            self._recorder.record(step.run_name, v.index, segment)
+        return True

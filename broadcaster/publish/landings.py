@@ -112,8 +112,7 @@ class Landings:
 
     def landed(self, pathway: str, key: str | None) -> bool:
         """Whether `key` is in `pathway`'s bucket (listed and not on its way there)."""
-        pending = self._pending.get(pathway)
-        return key is not None and (pending is None or key not in pending)
+        return key is not None and self.state(pathway, key) == OWN
 
     def keys(self) -> dict[str, list[str]]:
         """Per pathway, the keys not landed (what a restart uploads again)."""

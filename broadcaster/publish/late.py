@@ -1,11 +1,7 @@
 """Late is late, not lost: a copy its variant's live playlist gave up as a gap is uploaded once Owncast
-finishes it.
-
-The live playlists keep the gap (6.2.2), but the upload goes on, bounded as any (uploads.UNFINISHED_LIMIT),
-and everything that is not the live window uses it: the recording lists the segment (bucket/recorder.py),
-a clip made over it lists it (`settled`), and it counts as late, not lost. Only a file never finished
-within the bound, or deleted first, is lost. What is late is saved with the publisher's memory (`saved`):
-a restart starts those uploads again. One that lands after its gap left every playlist goes to the cleaner.
+finishes it, and all but the live window use it: the recording, a clip made over it (`settled`), the
+counts (docs/how-it-works.md, "Late, not lost"). What is late is saved with the publisher's memory
+(`saved`); one that lands after its gap left every playlist goes to the cleaner.
 """
 
 from __future__ import annotations

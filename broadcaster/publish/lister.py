@@ -1,11 +1,13 @@
-"""Lists what is uploaded, in Owncast's order, and pushes the new versions on to the Release.
+"""Takes in each segment Owncast lists for the first time, lists what is uploaded, in Owncast's order,
+and pushes the new versions on to the Release.
 
-A finished upload comes here, not back to the publisher. The lister takes the slots that are ready
-(slots.SlotAligner), decides each in every member variant or in none (judged), applies the
-target policy's Retarget to every playlist, lists each entry (listings.Listings), or keeps it in a
-variant whose copy Owncast is still writing (behind.Behind), and pushes every variant's new
-version to the Release with the publisher's memory: every call that changes that memory ends in
-`advance`, so a save needs to ask nothing back."""
+A new copy gets its slot (slots.Lanes: which aligner, and whether Owncast cut its run's variants apart)
+and its upload (uploads.Uploads), whose done-callbacks come back here, not to the publisher. The lister
+takes the slots that are ready (slots.SlotAligner), decides each in every member variant or in none
+(judged), applies the target policy's Retarget to every playlist, lists each entry through
+behind.Behind (at once, or after what waits in a variant whose copy Owncast is still writing), and pushes
+every variant's new version to the Release with the publisher's memory: every call that changes that
+memory ends in `advance`, so a save needs to ask nothing back."""
 
 from __future__ import annotations
 
@@ -19,13 +21,13 @@ from typing import Any
 from ..bucket.uploader import Uploaded
 from ..metrics import Metrics
 from ..playlist import hls
-from .behind import STUCK_TARGET_DURATIONS, Behind, Mark, Waiting, running_loop
-from .listings import Listings, never_shown
+from ..source.owncast import SourceSegment, stream_id
+from .behind import STUCK_TARGET_DURATIONS, Behind, Mark, Waiting, never_shown, running_loop
 from .parts import Parts
 from .release import Versions
-from .slots import END, Copy, Slot, SlotAligner, Variant, succeeded
+from .slots import END, Copy, Slot, SlotAligner, Variant, apart, succeeded
 from .target import Retarget
-from .uploads import ready_when_uploaded
+from .uploads import ready_after
 
 log = logging.getLogger(__name__)
 
@@ -89,34 +91,70 @@ class Lister:
         self._metrics = parts.metrics
         self._release = parts.release
         self._recorder = parts.recorder
-        self._listings = Listings(parts)  # each entry, counted and recorded
         self._variants = parts.variants
         self._lanes = parts.lanes
         self._target = parts.target
         self._numbering = parts.numbering
         self._memory = memory
         self._waited = parts.waited
-        self._rewrites = parts.uploads.rewrites
+        self._uploads = parts.uploads
         # What waits per variant behind a copy not yet in the bucket (listed after the others).
-        self._behind = Behind(parts, self._listings, self._fresh, self.advance)
-        self.queues = self._behind.queues
+        self.behind = Behind(parts, self._fresh, self.advance)
         # Moving average over ~10 segments of the successful PutObject's time against the media it carries
         # (like Owncast's "possible slow uploads"; /health): above 1 the bucket cannot keep up. An outage
         # does not count here: it shows as storage unreachable instead.
         self.upload_ratio = 0.0
 
-    def close(self) -> None:
-        self._behind.close()
+    # -- a copy taken in -------------------------------------------------------------------------------
 
-    def end(self, v: Variant) -> None:
-        """EXT-X-ENDLIST, after whatever waits in `v`."""
-        self._behind.step(v, Mark.END)
+    def add(self, v: Variant, seg: SourceSegment, number: int, now: float) -> None:
+        """`seg`, Owncast's `number` in `v`, seen for the first time."""
+        key = (self._numbering.run(stream_id(seg.name) or f"run-{v.restarts}"), number)
+        self._metrics.segments_seen.labels(variant=str(v.index)).inc()
+        v.last_new_segment = now
+        together = self._lanes.together
+        aligner = self._lanes.lane(v.index, key[0], self._variants)
+        if aligner is together and aligner.is_late(key) and self._lanes.late_and_apart(v, seg, key):
+            self._cut_apart(key[0], seg.duration)
+            aligner = self._lanes.lane(v.index, key[0], self._variants)
+        if aligner.is_late(key):
+            self._metrics.segments_lost.labels(variant=str(v.index), reason="late").inc()
+            log.warning("variant %d: %s arrived after its slot was decided; not listed", v.index, seg.name)
+            return
+        v.first.setdefault(key[0], key[1])
+        v.last_key = key if v.last_key is None else max(v.last_key, key)
+        slot = aligner.slot(key)
+        slot.discontinuity |= seg.discontinuity
+        copy = self._uploads.start(v.index, seg, key[0], now)
+        # Listed once ready (held by the VM, or uploaded to some bucket), shown on each bucket's pathway
+        # once uploaded there.
+        copy.task.add_done_callback(functools.partial(self.on_uploaded, v.index, seg.duration))
+        copy.ready.add_done_callback(functools.partial(self.on_ready, copy.task))
+        for other in copy.others.values():
+            other.add_done_callback(self.on_done)
+        aligner.add_copy(slot, v.index, copy)
+        if aligner is together and apart(seg, [c.source for i, c in slot.copies.items() if i != v.index]):
+            self._cut_apart(key[0])
+        self._metrics.upload_queue.set(self._lanes.queued)
+
+    def _cut_apart(self, run: int, longest: float = 0.0) -> None:
+        """Owncast cut this run's variants at different instants (video passthrough): its segment
+        numbers no longer name the same moment in every variant, so from now on each variant lists
+        its own segments as they come, and players line variants up by PROGRAM-DATE-TIME and
+        discontinuity numbers (docs/hls-rules.md, "Variants cut apart")."""
+        # Raise the target now, while nothing of the slots moved is listed. Before anything of the run was
+        # listed, every variant is at its start: each starts its new playlist there on a new timeline. Once
+        # some variant listed (or waits to list) a slot of it, or has a slot of a run before to decide, the
+        # raise keeps the timeline, so every variant lists a moment under one discontinuity number (6.2.4).
+        aligned = not self.started(run) and not self._lanes.behind((run, -1))
+        longest = max(longest, self._lanes.cut_apart(run, self._variants))
+        self.retarget(self._target.raise_for(longest, "longer_segment", aligned=aligned))
 
     # -- listing, in order, the same slots in every variant ------------------------------------------
 
     def on_done(self, _ready: asyncio.Future[Any]) -> None:
         """A copy may be listed now (the done-callback of its `ready`, or its upload to another bucket's)."""
-        if not self._behind.closed:
+        if not self.behind.closed:
             self.advance()
 
     def on_ready(self, task: asyncio.Future[Uploaded], ready: asyncio.Future[Any]) -> None:
@@ -131,15 +169,15 @@ class Lister:
         if succeeded(task):
             self.upload_ratio += (task.result().took / max(duration, 0.001) - self.upload_ratio) * 0.2
             self._metrics.upload_realtime_ratio.set(round(self.upload_ratio, 3))
-        if not self._behind.closed:
+        if not self.behind.closed:
             self.advance()
 
     def advance(self) -> None:
         """List what is ready, then push the new versions to the Release."""
-        self._behind.catch_up()
+        self.behind.catch_up()
         self._lanes.rounds(self._advance_with, self._variants)
-        self._behind.catch_up()
-        self._lanes.counted()
+        self.behind.catch_up()
+        self._metrics.upload_queue.set(self._lanes.queued)
         self._release.changed(self.versions())
 
     def _advance_with(self, aligner: SlotAligner, variants: list[Variant]) -> bool:
@@ -156,7 +194,7 @@ class Lister:
                     name = self._numbering.run_name(key[0])
                     self._recorder.finish(name, self._target.value, self._release.announced)
                 for v in members:
-                    self._behind.step(v, Mark.END)
+                    self.behind.step(v, Mark.END)
                 continue
             if previous[0] == key[0] and key[1] != previous[1] + 1:
                 # Owncast's numbering jumped: segments we never saw (e.g. written while we were down
@@ -164,7 +202,7 @@ class Lister:
                 log.warning("segments %d..%d of run %d were never seen; marking the gap", previous[1] + 1,
                             key[1] - 1, key[0])
                 for v in members:
-                    self._behind.step(v, Mark.GAP)
+                    self.behind.step(v, Mark.GAP)
             self._decide(slot, members, together=aligner is self._lanes.together)
         return decided
 
@@ -177,10 +215,10 @@ class Lister:
         lost, held = verdict.lost, verdict.held
         if verdict.in_none(len(members)):  # the next segment marks it
             for v in members:
-                self._behind.step(v, Mark.GAP)
+                self.behind.step(v, Mark.GAP)
                 copy = slot.copies.get(v.index)
                 if (err := lost.get(v.index)) is not None and copy is not None:
-                    self._listings.lost(v, copy, err)
+                    self.behind.lost(v, copy, err)
                 elif v.index not in lost:
                     self._metrics.segments_lost.labels(variant=str(v.index), reason="sibling_lost").inc()
                 if v.index in held and copy is not None:
@@ -203,13 +241,13 @@ class Lister:
         # that is new, or back after streams without it, starts its playlist there too (6.2.4).
         number = max((v.playlist.next_discontinuity(flags[v.index]) for v in members
                       if v.playlist.listing and v.playlist.next_sequence == base
-                      and not self.queues.lagging(v.index)), default=None)
+                      and not self.behind.lagging(v.index)), default=None)
         give_up = now + STUCK_TARGET_DURATIONS * (self._target.value or 1)
         for v in members:
             playlist = v.playlist
             if not playlist.opened:
                 continue
-            lagging = self.queues.lagging(v.index)
+            lagging = self.behind.lagging(v.index)
             if lagging:
                 pass  # its numbers are promised up to `base` already: it takes its place behind them
             elif together and number is not None:
@@ -223,32 +261,30 @@ class Lister:
             elif not together and not playlist.listing:
                 self._variants.join_apart(v, run, flags[v.index])
             copy = slot.copies[v.index]
-            segment = self._listings.segment(copy, flags[v.index])
-            # Under the slot's number, as Listings.list numbers it: `base`, not where the numbering is now
+            segment = self.behind.segment(copy, flags[v.index])
+            # Under the slot's number, as Behind.list_segment numbers it: `base`, not where the numbering is now
             # (the members listed before this one moved it on).
             at = max(playlist.next_sequence, base) if not playlist.listing else playlist.next_sequence
             if lagging or v.index in held:
-                last = self.queues.last(v.index)  # after what waits in it already
+                last = self.behind.last(v.index)  # after what waits in it already
                 sequence = last.sequence + 1 if last is not None else at
-                self.queues.add(v.index, Waiting(copy, segment, sequence, run, run_name, wall, give_up))
+                self.behind.add(v.index, Waiting(copy, segment, sequence, run, run_name, wall, give_up))
                 numbering.listed(sequence + 1, run)
             elif (err := lost.get(v.index)) is not None:
-                self._listings.lost(v, copy, err)
-                if self._listings.gap(v, Waiting(copy, segment, at, run, run_name, wall, give_up), now):
+                self.behind.lost(v, copy, err)
+                if self.behind.list_gap(v, Waiting(copy, segment, at, run, run_name, wall, give_up), now):
                     numbering.listed(playlist.next_sequence, run)
-            elif self._listings.list(v, Waiting(copy, segment, base, run, run_name, wall, give_up), now):
+            elif self.behind.list_segment(v, Waiting(copy, segment, base, run, run_name, wall, give_up), now):
                 numbering.listed(playlist.next_sequence, run)
 
     def _fresh(self, index: int, copy: Copy) -> bool:
         """False when the copy's file was written again since its upload (rewrites.Rewrites.stale): the
         follow that uploads the file's final bytes is the copy's upload from now on (its `ready` follows
         it), the copy unfinished again."""
-        redo = self._rewrites.stale(index, copy)
+        redo = self._uploads.rewrites.stale(index, copy)
         if redo is None:
             return True
-        ready: asyncio.Future[bytes | None] = asyncio.get_running_loop().create_future()
-        redo.add_done_callback(functools.partial(ready_when_uploaded, ready))
-        copy.task, copy.ready = redo, ready
+        copy.task, copy.ready = redo, ready_after(redo)
         redo.add_done_callback(functools.partial(self.on_uploaded, index, copy.source.duration))
         self.again()  # held now?
         return False
@@ -259,21 +295,21 @@ class Lister:
 
     def _last_run(self, v: Variant) -> int | None:
         """The run of the last slot decided for `v`: waiting in it, or listed."""
-        waiting = self.queues.last(v.index)
+        waiting = self.behind.last(v.index)
         return waiting.run if waiting is not None else v.playlist.last_run
 
     def again(self) -> None:
         """Push the versions again soon, nothing new listed: a pathway showed its former playlist as far as it
         went and shows the new one next (not now: the Release is telling what it showed)."""
         if (loop := running_loop()) is not None:
-            loop.call_soon(lambda: None if self._behind.closed else self.advance())
+            loop.call_soon(lambda: None if self.behind.closed else self.advance())
 
     def retarget(self, decision: Retarget | None) -> None:
         """Apply the target policy's decision to every variant's playlist at once, after listing what waits in
         each (a copy not in the bucket by now is a gap there): all go on from the same next number."""
         if decision is None:
             return
-        self._behind.catch_up(force=True)
+        self.behind.catch_up(force=True)
         left = self._variants.retarget(decision.target, self._mono(), new_timeline=decision.new_timeline,
                                        carry_to=self._numbering.next_sequence)
         for index, segments in left.items():

@@ -21,9 +21,9 @@ from ..source.owncast import SourcePlaylist, stream_id
 from ..state.snapshots import SHOWN_PAST
 from ..state.validate import INT64, array, describe, field, flag, integer, mapping, number, text
 from .late import parse_saved
-from .behind import Queues
+from .behind import Behind
 from .parts import Parts
-from .playlist_memory import MAX_EPOCH, MAX_RESTORED_TARGET, MIN_EPOCH, uri_or_none
+from .playlist_memory import MAX_RESTORED_TARGET, saved_segment
 from .release import RESERVED
 from .slots import SEEN_LIMIT, SeenNames, Slot, SlotKey, Variant, succeeded
 from .variant_playlist import SegmentRejected, VariantPlaylist
@@ -132,14 +132,10 @@ def _restore_waiting(playlist: VariantPlaylist, raw: object, now: float) -> list
         if len(entry) not in (7, 8, 9) or not playlist.opened:
             raise ValueError(f"a waiting slot is {describe(entry)}, not [number, uri, duration, date, "
                              "discontinuity, init, key, run, uploaded] of an open playlist")
-        seq, uri, duration, pdt, disc, init, key = entry[:7]
-        segment = ListedSegment(text(uri, "a segment URI"), number(duration, "a segment duration", 0.001, 3600),
-                                None if pdt is None else number(pdt, "a segment date", MIN_EPOCH, MAX_EPOCH),
-                                flag(disc, "a discontinuity"), uri_or_none(init, "an init URI"),
-                                None if key is None else text(key, "a segment key"),
-                                # (older files: always a gap)
-                                gap=not (len(entry) == 9 and flag(entry[8], "uploaded") and key is not None))
-        sequence = integer(seq, "a waiting number")
+        # In the bucket already, listed as a segment (older files: always a gap).
+        uploaded = len(entry) == 9 and flag(entry[8], "uploaded") and entry[6] is not None
+        segment = saved_segment(entry[1:7], 3600, dated=False, gap=not uploaded)
+        sequence = integer(entry[0], "a waiting number")
         if playlist.listing and sequence != playlist.next_sequence:
             raise ValueError(f"waiting slot {sequence} does not follow the playlist's {playlist.next_sequence - 1}")
         try:
@@ -245,17 +241,12 @@ def decode(data: dict[str, object], now: float, playlist: PlaylistMaker) -> Memo
 
 
 class Recall:
-    def __init__(self, parts: Parts, queues: Queues, drop: Callable[[list[Removed]], None]) -> None:
-        """`queues`: what waits in each variant (the lister's); `drop`: objects no playlist will name go on
+    def __init__(self, parts: Parts, behind: Behind, drop: Callable[[list[Removed]], None]) -> None:
+        """`behind`: what waits in each variant (the lister's); `drop`: objects no playlist will name go on
         to the cleaner."""
         self._mono = parts.config.monotonic
-        self._window = parts.config.window
-        self._hashes = parts.config.segment_hashes
         self._parts = parts
-        self._uploads = parts.uploads
-        self._late = parts.late
-        self._queues = queues
-        self._recorder = parts.recorder
+        self._behind = behind
         self._drop = drop
         # After continuing above a state not saved at a clean stop: the variants read since. What a
         # variant's first read lists may have been served, under numbers given up: never listed again.
@@ -263,10 +254,10 @@ class Recall:
 
     def memory(self, now: float) -> dict[str, object]:
         """The publisher's memory, JSON-able: numbering, windows, what is seen and uploaded, per variant
-        what waits behind a copy not yet in the bucket (behind.Queues.saved), and what is late
+        what waits behind a copy not yet in the bucket (behind.Behind.saved), and what is late
         (late.LateCopies.saved)."""
         p = self._parts
-        numbering, waiting, late = p.numbering, self._queues.saved(), self._late.saved()
+        numbering, waiting, late = p.numbering, self._behind.saved(), p.late.saved()
         pending: dict[int, set[str]] = {}
         uploaded: list[str] = []
         for slot in p.lanes.undecided():
@@ -276,13 +267,12 @@ class Recall:
                     uploaded.append(copy.key)
         variants: dict[str, dict[str, object]] = {}
         for v in p.variants.values():
-            in_flight = pending.get(v.index, set())
             variants[str(v.index)] = {
                 "generator": v.playlist.saved(now),
                 # The last names, and those still in flight apart: a restart forgets those, so it uploads
                 # and lists them.
                 "seen": v.seen.saved(),
-                "in_flight": sorted(in_flight),
+                "in_flight": sorted(pending.get(v.index, ())),
                 # Listed before their upload to some bucket landed (content steering): uploaded again.
                 "uploading": _uploading_saved(v.playlist.landings.keys()),
                 "first": {str(k): n for k, n in v.first.items()},
@@ -306,7 +296,7 @@ class Recall:
             "decided": list(p.lanes.together.decided),
             "runs": dict(numbering.runs),
             "variants": variants,
-            "uploaded": uploaded + sorted(self._uploads.restored),
+            "uploaded": uploaded + sorted(p.uploads.restored),
         }
         if late.get("pending") or late.get("landed"):
             out["late"] = late
@@ -324,19 +314,19 @@ class Recall:
         except Exception as err:  # noqa: BLE001 (a check missed above: still a bad file, not a crash)
             raise ValueError(f"publisher state does not parse: {describe(err)}") from None
         p.variants.restored(m.variants)
-        p.target.restored(m.target, m.independent)
+        p.target.value, p.target.independent = m.target, m.independent
         p.numbering.restored(m.next_sequence, m.last_run, m.runs, m.discontinuity_floor)
-        p.lanes.restored(m.decided)
-        self._uploads.restore(m.uploaded)
+        p.lanes.together.decided = m.decided
+        p.uploads.restored = set(m.uploaded)
         # Late from before: saved as such, or waiting in a variant (a gap from now on): uploaded once
         # finished. The recording journals what the restore listed of the waiting slots.
-        self._late.restore([*m.late, *((i, s.key, run) for run, i, s in m.waited if s.gap and s.key)],
+        p.late.restore([*m.late, *((i, s.key, run) for run, i, s in m.waited if s.gap and s.key)],
                            m.late_landed)
-        if self._recorder is not None:
+        if p.recorder is not None:
             for run, index, segment in m.waited:
                 if run:
-                    self._recorder.record(run, index, segment)
-        if not self._hashes:  # P2P turned off since that save: the playlists say nothing of hashes
+                    p.recorder.record(run, index, segment)
+        if not p.config.segment_hashes:  # P2P turned off since that save: the playlists say nothing of hashes
             for v in p.variants.values():
                 v.playlist.drop_hashes()
         if m.clean:
@@ -352,7 +342,8 @@ class Recall:
         now = self._mono()
         for v in self._parts.variants.values():
             v.playlist.continue_above(start, floor, now)
-        self._forget_uploads(self._uploads.give_up_restored(), now)
+        self._forget_uploads(sorted(self._parts.uploads.restored), now)
+        self._parts.uploads.restored = set()
         self._parts.numbering.continued(start, floor)
         self._read_since = set()
         log.warning("state was not saved at a clean stop: media sequence numbers up to %d may have been "
@@ -369,7 +360,8 @@ class Recall:
         given_up = [seg for seg in playlist.segments if seg.name not in v.seen]
         for seg in given_up:
             v.seen[seg.name] = None
-        self._forget_uploads([self._uploads.key(v.index, seg.name) for seg in given_up if not seg.is_offline_clip], now)
+        keys = [self._parts.uploads.key(v.index, seg.name) for seg in given_up if not seg.is_offline_clip]
+        self._forget_uploads(keys, now)
         if given_up:
             log.info("variant %d: %d segment(s) Owncast lists may have been served before the restart; "
                      "not listed again", v.index, len(given_up))
@@ -377,5 +369,5 @@ class Recall:
     def _forget_uploads(self, keys: list[str], now: float) -> None:
         """Objects that may be in the bucket and in a playlist served before the restart, never listed
         again: they go once such a playlist can no longer name them (a window and a half from now)."""
-        keep = self._parts.target.keep_for(self._window.seconds)
+        keep = self._parts.target.keep_for(self._parts.config.window.seconds)
         self._drop([Removed(ListedSegment("", 0.0, key=key), now, keep) for key in keys])

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 
 class Numbering:
     def __init__(self, first_sequence: int) -> None:
-        # Read by the lister, the intake and the memory; changed only through the methods here.
+        # Read by the lister and the memory; changed only through the methods here.
         self.next_sequence = first_sequence  # the media sequence to start from without saved state
         self.last_run: int | None = None  # the run of the last slot listed
         # Where a new playlist's discontinuity numbers start after continuing above a state (0: none).

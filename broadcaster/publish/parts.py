@@ -1,9 +1,6 @@
 """Parts: the pieces of the publisher's state, each with one owner, built once by the publisher
-(publisher.py) and handed as one record to the parts that work through them (the lister, the intake, the
-recall): the variants (what was read of Owncast, and each one's playlist), the slots (slots.Lanes), the
-numbering the playlists share (numbering.Numbering), the target policy, the uploads, the files an upload
-waits on (writing.WritesWaited), the copies uploaded late (late.LateCopies) and where versions go
-(release.Release)."""
+(publisher.py) and handed as one record to the parts that work through them (the lister and the
+recall)."""
 
 from __future__ import annotations
 

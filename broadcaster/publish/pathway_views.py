@@ -1,10 +1,9 @@
-"""What each pathway lists of one variant's playlist: the one rule, for every pathway.
+"""What each pathway lists of one variant's playlist: the one rule, for every pathway (docs/steering.md).
 
 A pathway lists the playlist's entries up to the newest one whose segment is there: a bucket's once its
-upload there landed (landings.Landings; failed for good: a gap, EXT-X-GAP; while players are steered
-away, at the URI of the first pathway that has it, PathwayPlan.fallbacks, for players that stay); the
-VM's at once (vm/held.py), or, while it only redirects to the first bucket (PathwayPlan.redirects), once
-the first bucket's lists it.
+upload there landed (landings.Landings; failed for good: a gap; while players are steered away, at the URI
+of the first pathway that has it: PathwayPlan.fallbacks); the VM's at once, or, while it only redirects
+to the first bucket (PathwayPlan.redirects), once the first bucket's lists it.
 
 A pathway never goes back: what it listed stays listed at its URI (6.2.2), and the playlist keeps every
 entry until the pathway furthest behind has a window without it (ManifestGenerator.keep_through): every
@@ -17,9 +16,10 @@ PathwayViews decides and changes no playlist: the hold it decides is returned to
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterator, Mapping
-from typing import Protocol
+from typing import Protocol, cast
 
 from ..playlist.entry import Entry
 from ..playlist.pathway import LISTED, Pathway, SegmentUris
@@ -65,7 +65,7 @@ class Former:
         self.playlist = playlist
         self.views = views
         self.through = through
-        self._left: list[Removed] = []  # what left the new playlist meanwhile
+        self.left: list[Removed] = []  # what left the new playlist meanwhile: it may list it
 
     def done(self, pathway: str) -> bool:
         """`pathway` listed it as far as it was shown (or does not list it)."""
@@ -79,10 +79,6 @@ class Former:
     def keys(self) -> Iterator[tuple[str, bool]]:
         """(key, listed as a gap) of each segment it lists."""
         return ((e.segment.key, e.segment.gap) for e in self.playlist.window if e.segment.key)
-
-    def hold_back(self, removed: list[Removed]) -> None:
-        """Left the new playlist: the former may list it."""
-        self._left += removed
 
     def leave(self, pathway: str) -> bool:
         """`pathway` lists the new playlist from now on; True when no pathway lists this one any more."""
@@ -99,7 +95,7 @@ class Former:
                 log.warning("%s pathway: %s shown on another pathway only: a new target came before this "
                             "one had listed them", pid, ", ".join(k.rpartition("/")[2] for k in unseen))
         self.views.clear()
-        left, self._left = self._left, []
+        left, self.left = self.left, []
         return left
 
 
@@ -242,14 +238,8 @@ class PathwayViews:
         every other one when first asked (View.version: one Snapshot for them all)."""
         out: dict[str, Version] = {}
         former = self.former
-        frozen: list[Snapshot] = []
-
-        def snapshot() -> Snapshot:  # made once a push, and only for a pathway whose version changed
-            if not frozen:
-                assert playlist is not None
-                frozen.append(Snapshot(playlist))
-            return frozen[0]
-
+        # Made once a push, and only for a pathway whose version changed.
+        snapshot = functools.cache(lambda: Snapshot(cast(Playlist, playlist)))
         for pid, view in self._views.items():
             first = view is self._first
             if edge and not first:
@@ -336,7 +326,7 @@ class PathwayViews:
         once that is done with, and stays downloadable from then on); returns what goes on now."""
         if self.former is None:
             return removed
-        self.former.hold_back(removed)
+        self.former.left += removed
         return []
 
     def _drop_former(self) -> list[Removed]:

@@ -19,14 +19,10 @@ from ..playlist.pathway import BUCKET, LISTED, Pathway, SegmentUris
 FIRST = Pathway(hls.BUCKET_PATHWAY, BUCKET, "", LISTED)
 
 
-def _never(pathway: str) -> Sequence[str]:
-    return ()
-
-
 @dataclass(frozen=True)
 class PathwayPlan:
     pathways: tuple[Pathway, ...] = (FIRST,)
-    fallbacks: Callable[[str], Sequence[str]] = _never
+    fallbacks: Callable[[str], Sequence[str]] = lambda pathway: ()
     redirects: Callable[[], bool] = lambda: True
     uris: Mapping[str, SegmentUris] = field(init=False)
     # A pathway lists what the VM holds: a segment may be listed before any bucket has it.

@@ -43,13 +43,18 @@ def snapshot(gen: ManifestGenerator, now: float) -> dict[str, Any]:
     }
 
 
-def uri_or_none(value: object, what: str) -> str | None:
-    if value is None:
-        return None
-    uri = validate.text(value, what)
-    if '"' in uri:  # written inside URI="..."
-        raise ValueError(f"{what} contains a quote")
-    return uri
+def saved_segment(values: list[Any], longest: float, *, dated: bool = True, sha256: bytes | None = None,
+                  gap: bool = False) -> ListedSegment:
+    """A saved entry's [URI, duration, date, discontinuity, init URI, key], each value checked (`dated`:
+    a date required); what follows them in a record is its reader's."""
+    uri, duration, pdt, disc, init, key = values
+    date = None if pdt is None and not dated else validate.number(pdt, "a segment date", MIN_EPOCH, MAX_EPOCH)
+    if init is not None and '"' in validate.text(init, "an init URI"):  # written inside URI="..."
+        raise ValueError("an init URI contains a quote")
+    return ListedSegment(validate.text(uri, "a segment URI"),
+                         validate.number(duration, "a segment duration", 0.001, longest), date,
+                         validate.flag(disc, "a discontinuity"), init,
+                         None if key is None else validate.text(key, "a segment key"), sha256, gap)
 
 
 def restore(data: dict[str, Any], now: float, options: WindowOptions) -> ManifestGenerator:
@@ -76,21 +81,12 @@ def restore(data: dict[str, Any], now: float, options: WindowOptions) -> Manifes
         entry = validate.array(raw, "an entry", 10)
         if len(entry) not in (8, 9, 10):
             raise ValueError(f"an entry has {len(entry)} values, not 8 to 10")
-        seq, uri, duration, pdt, disc, init, key, age = entry[:8]
+        seq, age = entry[0], entry[7]
         # A ninth value: its hash (null for a gap without one); a tenth: a gap entry (Entry.saved).
         gap = len(entry) == 10 and validate.flag(entry[9], "a gap")
         digest = None if len(entry) < 9 or (gap and entry[8] is None) \
             else hls.decode_segment_hash(validate.text(entry[8], "a segment hash", 64))
-        segment = ListedSegment(
-            validate.text(uri, "a segment URI"),
-            validate.number(duration, "a segment duration", 0.001, target + 1),
-            validate.number(pdt, "a segment date", MIN_EPOCH, MAX_EPOCH),
-            validate.flag(disc, "a discontinuity"),
-            uri_or_none(init, "an init URI"),
-            None if key is None else validate.text(key, "a segment key"),
-            digest,
-            gap,
-        )
+        segment = saved_segment(entry[1:7], target + 1, sha256=digest, gap=gap)
         if clock is not None:
             age = round(clock - validate.number(age, "a segment's listing time", -1e15), 3)
         listed_at = now - validate.number(age, "a segment age", 0, 1e9)

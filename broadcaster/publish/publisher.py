@@ -19,8 +19,8 @@ from ..metrics import Metrics
 from ..playlist import hls
 from ..playlist.segments import Removed
 from ..source.owncast import SourcePlaylist, SourceVariant
+from .behind import Mark
 from .config import PublisherConfig
-from .intake import Intake
 from .late import LateCopies
 from .lister import Lister
 from .memory import Recall
@@ -93,8 +93,7 @@ class Publisher:
                       self.release, self._uploads, waited, self._late)
         self.lister = Lister(parts, memory=lambda now: self._recall.memory(now))
         self._variants.caught_up = self.lister.again
-        self._intake = Intake(parts, self.lister)
-        self._recall = Recall(parts, self.lister.queues, self._drop)
+        self._recall = Recall(parts, self.lister.behind, self._drop)
         self._closed = False
         self._input_log = RateLimitedLog(log)
         self.release.changed(self.lister.versions())  # the target TARGET_DURATION sets, before any playlist
@@ -119,7 +118,7 @@ class Publisher:
                 # A new stream without this variant: nothing waits for it, and a player still on it
                 # learns the playlist will not change (its copies yet to come are still listed).
                 v.withdrawn = True
-                self.lister.end(v)
+                self.lister.behind.step(v, Mark.END)  # after whatever waits in it
                 log.info("variant %d: no longer in Owncast's multivariant playlist; its playlist is closed",
                          v.index)
         if not self._closed:
@@ -165,7 +164,7 @@ class Publisher:
             if seg.is_offline_clip:
                 log.info("variant %d: Owncast shows its offline clip %s; not published", index, seg.name)
             elif v.playlist.opened:
-                self._intake.add(v, seg, playlist.media_sequence + seg.position, now)
+                self.lister.add(v, seg, playlist.media_sequence + seg.position, now)
         # Owncast's offline tail ends with ENDLIST; its idle transcoder only lists offline clips.
         ended = playlist.ended or (bool(playlist.segments) and playlist.segments[-1].is_offline_clip)
         if ended and not v.source_ended and v.last_key is not None:
@@ -185,7 +184,7 @@ class Publisher:
     @property
     def queue_depth(self) -> int:
         """Copies not listed yet: in undecided slots, and waiting in a variant behind a stuck one."""
-        return self._lanes.queued + self.lister.queues.count
+        return self._lanes.queued + self.lister.behind.count
 
     # -- persistence (memory.py's format) ------------------------------------------------------------
 
@@ -197,9 +196,7 @@ class Publisher:
     def restore(self, data: dict[str, object]) -> None:
         """Continue from `snapshot` (Recall.restore); raises ValueError (nothing changed) when it does not
         add up."""
-        allowed = self._recall.restore(data)
-        # Below the state's reserve new numbers may be shown before a save, each recorded first under this
-        # state (STATE_DIR/served): a restart on a full disk goes on as the process before it did.
+        allowed = self._recall.restore(data)  # below it, numbers may be shown before a save (Memory.allowed)
         self.release.restored(self.lister.versions(), allowed)
 
     # -- what health and tests read ------------------------------------------------------------------
@@ -234,7 +231,7 @@ class Publisher:
     def _unlisted(self) -> list[tuple[int, Copy]]:
         """Every copy not listed yet, with its variant (as queue_depth counts them)."""
         return [*((i, c) for s in self._lanes.undecided() for i, c in s.copies.items()),
-                *((i, w.copy) for i, w in self.lister.queues.waiting())]
+                *((i, w.copy) for i, w in self.lister.behind.waiting())]
 
     def _in_flight(self) -> list[asyncio.Future[Any]]:
         """The uploads of every copy not listed yet, and of those listed ahead on the VM's pathway."""
@@ -286,7 +283,7 @@ class Publisher:
 
     async def close(self) -> None:
         self._closed = True
-        self.lister.close()
+        self.lister.behind.close()
         await self.release.close()
         tasks = [*self._in_flight(), *self._uploads.inits()]
         tasks += [*(t for _i, _k, t in self._late.uploads()), *self._uploads.rewrites.tasks()]

@@ -81,8 +81,6 @@ class Outlets:
 class Release:
     def __init__(self, outlets: Outlets, metrics: Metrics, *, key_prefix: str, limit: int = 0,
                  shown_to: ShownTo | None = None, monotonic: Callable[[], float] = time.monotonic) -> None:
-        """`limit`: numbers below it may be shown before the first save (the publisher's first number);
-        `shown_to`: told each version as it becomes visible."""
         self._playlists = outlets.playlists
         # Every pathway's playlists, the first bucket's included.
         self._shows = {hls.BUCKET_PATHWAY: outlets.playlists, **outlets.pathways}
@@ -127,14 +125,8 @@ class Release:
             self._dirty.set()
 
     def _all_shown(self, versions: Versions) -> bool:
-        shows = self._shows
-        for pid, made in versions.renderings.items():
-            shown = shows.get(pid)
-            if shown is not None:
-                for i, r in made.items():
-                    if not shown.is_shown(i, r):
-                        return False
-        return True
+        return all(shown.is_shown(i, r) for pid, made in versions.renderings.items()
+                   if (shown := self._shows.get(pid)) is not None for i, r in made.items())
 
     def announce(self, variants: list[SourceVariant]) -> None:
         """Owncast's multivariant playlist names these variants: the view's master follows at once."""
@@ -148,7 +140,7 @@ class Release:
 
     def restored(self, versions: Versions, limit: int) -> None:
         """What a restored state shows, before anything is served: visible at once, nothing told; `limit`
-        as in __init__."""
+        as the attribute (the state's reserve)."""
         self._latest = versions
         self.limit = limit
         self._in_view = set(versions.in_bucket)
@@ -194,7 +186,6 @@ class Release:
                 await self._dirty.wait()
             self._dirty.clear()
             versions = self._latest
-            renderings = {(pid, i): r for pid, by in versions.renderings.items() for i, r in by.items()}
             if not self._unpublished and self._all_shown(versions):
                 continue  # woken again for a change an earlier save already covered
             # The latest version's memory: every change to the publisher's memory pushes a version
@@ -204,7 +195,8 @@ class Release:
             saved = await snapshots.save(versions.memory)  # a failure is logged and shown by /health
             if saved is not None:
                 self.limit = max(self.limit, saved[RESERVED])
-            high = max((r.last_sequence for r in renderings.values()), default=-1)
+            high = max((r.last_sequence for made in versions.renderings.values() for r in made.values()),
+                       default=-1)
             # Unsaved, a version is shown only once STATE_DIR/served says how far: a start from the
             # state on disk then continues above that, and one with no record continues exactly.
             if versions.restarts != self._latest.restarts:

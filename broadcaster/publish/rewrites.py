@@ -1,17 +1,8 @@
-"""A segment file written again after its upload: the bucket ends with the file's final bytes.
-
-A write after a close makes the segment unfinished again, whatever the kernel said at the close. Every
-segment upload that lands is remembered (the file's version it sent, the SHA-256 of its bytes). Then:
-
-- **a write heard** (source.writes; every remembered file when events were lost) to a file whose version
-  moved: the file is waited for until finished again and, if its bytes changed, uploaded again under the
-  same key (`hls_broadcaster_segment_rewrites_total`, a WARNING);
-- **when its segment is about to be listed** (`stale`: one look), a file written again, or open for
-  writing, is followed the same way and the copy waits for that instead of being listed: the lister
-  treats the follow as the copy's upload.
-
-A segment listed before its writer came back keeps its entry (6.2.2): its P2P hash is that version's,
-and what caches fetched before stays. Only the newest REMEMBERED uploads are followed; a restart forgets.
+"""A segment file written again after its upload: the bucket ends with the file's final bytes
+(docs/how-it-works.md, "A reopened file is one write"). Every segment upload that lands is remembered
+(the version it sent, the SHA-256 of its bytes); a write heard to its file (`heard`), or a new version or
+a writer seen when its segment is about to be listed (`stale`: the lister then waits for the follow as the
+copy's upload), is followed: waited for until finished again, uploaded again if its bytes changed.
 """
 
 from __future__ import annotations
@@ -24,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..bucket.uploader import SegmentLost, Uploaded
-from ..files import Refused, Stamp, look_beneath
+from ..files import Refused, Stamp, look_beneath, stamp_beneath
 from ..metrics import Metrics
 from ..source import leases
 from .slots import Copy, succeeded
@@ -36,10 +27,6 @@ REMEMBERED = 4096  # uploads remembered: every segment of every variant for well
 # Waits until `path` is finished again, then uploads it under `key` if its bytes are not those of
 # `previous` (uploads.Uploads.rewritten): the version now in the bucket.
 Upload = Callable[[int, Path, str, Uploaded], Awaitable[Uploaded]]
-
-
-def _nobody(_fd: int, _path: Path) -> bool | None:
-    return None
 
 
 @dataclass(slots=True)
@@ -70,7 +57,8 @@ class Rewrites:
         """A write to `path` was heard (None: events were lost)."""
         for p in list(self._landed) if path is None else [path]:
             landed = self._landed.get(p)
-            if landed is not None and p not in self._following and self._moved(p, landed.done.stamp):
+            if landed is not None and p not in self._following \
+                    and not unchanged(self._root, p, landed.done.stamp):
                 self._follow(p, landed)
 
     def stale(self, index: int, copy: Copy) -> asyncio.Task[Uploaded] | None:
@@ -87,7 +75,7 @@ class Rewrites:
         if following is not None:
             return following
         landed = self._landed.get(path) or _Landed(index, copy.key, done)
-        if landed.done is done and not self._moved(path, done.stamp, ask_writers=True):
+        if landed.done is done and not self._reopened(path, done.stamp):
             return None
         # A new version on disk, or one uploaded since the copy's (a follow heard the write first): the
         # copy takes what the follow ends with.
@@ -96,12 +84,11 @@ class Rewrites:
     def tasks(self) -> list[asyncio.Task[Uploaded]]:
         return list(self._following.values())
 
-    def _moved(self, path: Path, stamp: Stamp | None, ask_writers: bool = False) -> bool:
-        """Another version of `path` than `stamp`, or (`ask_writers`) open for writing now: its writer came
-        back and may still write (the kernel's answer, source/leases.py; None where it will not say)."""
+    def _reopened(self, path: Path, stamp: Stamp) -> bool:
+        """Another version of `path` than `stamp`, or open for writing now: its writer came back and may
+        still write (the kernel's answer, source/leases.py; None where it will not say)."""
         try:
-            look = look_beneath(self._root, path.relative_to(self._root).parts,
-                                leases.writers if ask_writers else _nobody)
+            look = look_beneath(self._root, path.relative_to(self._root).parts, leases.writers)
         except (OSError, Refused):
             return False  # not readable now: nothing says it changed
         return look is not None and (look[0] != stamp or look[1] is True)
@@ -131,5 +118,16 @@ class Rewrites:
             log.warning("variant %d: %s was written again after its upload (its writer opened it again after "
                         "closing it); the bucket's object is replaced by its final bytes", before.index, path.name)
         landed = self._landed.get(path)
-        if landed is not None and self._moved(path, done.stamp):
+        if landed is not None and not unchanged(self._root, path, done.stamp):
             self._follow(path, landed)  # written again since the follow's last look: once more
+
+
+def unchanged(hls_dir: Path, path: Path, read: Stamp | None) -> bool:
+    """The file is still the version read (or gone: what was read was finished when it was read)."""
+    if read is None:
+        return False  # it changed while it was read
+    try:
+        now = stamp_beneath(hls_dir, path.relative_to(hls_dir).parts)
+    except (OSError, Refused):
+        return True  # not readable now: nothing says it changed; the next read would refuse it
+    return now is None or now == read

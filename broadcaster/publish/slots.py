@@ -135,13 +135,9 @@ class SlotAligner:
         self._recent: OrderedDict[SlotKey, SourceSegment] = OrderedDict()  # decided slot -> one copy
         # Copies in undecided slots, kept as a running count: summing the slots on every new segment
         # made one long playlist quadratic.
-        self._queued = 0
+        self.queued = 0
         self._run_seen: dict[int, float] = {}  # run -> when its first copy was seen (the last few runs)
         self._joined: dict[int, set[int]] = {}  # run -> variants with a copy in a slot of it decided here
-
-    @property
-    def queued(self) -> int:
-        return self._queued
 
     def slots(self) -> ValuesView[Slot]:
         return self._slots.values()
@@ -171,7 +167,7 @@ class SlotAligner:
             if len(self._run_seen) > 4:
                 del self._run_seen[min(self._run_seen)]
         if index not in slot.copies:
-            self._queued += 1
+            self.queued += 1
         slot.copies[index] = copy
 
     def take_run(self, run: int) -> list[Slot]:
@@ -179,7 +175,7 @@ class SlotAligner:
         keys = [k for k in self._order if k[0] == run]
         self._order = [k for k in self._order if k[0] != run]
         slots = [self._slots.pop(k) for k in keys]
-        self._queued -= sum(len(s.copies) for s in slots)
+        self.queued -= sum(len(s.copies) for s in slots)
         return slots
 
     def take_ready(self, variants: Iterable[Variant], now: Callable[[], float], target: int | None,
@@ -209,7 +205,7 @@ class SlotAligner:
                 return None  # (a list: every copy written again is told, not only the first)
         previous = self.decided
         self._order.pop(0)
-        self._queued -= len(self._slots.pop(key).copies)
+        self.queued -= len(self._slots.pop(key).copies)
         self.decided = key
         if slot.copies:
             self._recent[key] = next(iter(slot.copies.values())).source
@@ -354,13 +350,6 @@ class Lanes:
                 again.discontinuity |= slot.discontinuity
                 lane.add_copy(again, index, copy)
         return max((c.source.duration for slot in moved for c in slot.copies.values()), default=0.0)
-
-    def restored(self, decided: SlotKey) -> None:
-        self.together.decided = decided
-
-    def counted(self) -> None:
-        """The upload queue gauge follows."""
-        self._metrics.upload_queue.set(self.queued)
 
     def undecided(self) -> list[Slot]:
         """Every slot not yet listed or dropped, together and variant by variant."""

@@ -41,9 +41,6 @@ class TargetPolicy:
         self.independent = True  # Owncast's EXT-X-INDEPENDENT-SEGMENTS, read with the first target
         self._metrics = metrics
 
-    def restored(self, value: int | None, independent: bool) -> None:
-        self.value, self.independent = value, independent
-
     def first(self, advertised: int, independent: bool, source_target: int) -> None:
         """Owncast's first stream playlist was read: the target, unless one is decided already."""
         if self.value is not None:

@@ -1,11 +1,7 @@
 """The uploads of Owncast's segments: one task per copy, an init section once per run and variant, and
-nothing uploaded again that a state restored says is in the bucket already.
-
-Only whole files reach the bucket. An upload first waits until Owncast has finished the file
-(source.writes; docs/owncast.md), at most UNFINISHED_LIMIT: a file still being written then is lost, its
-gap marked, never uploaded half. After the upload the file must still be the version that was read, or
-it is uploaded again; a write after that is followed (rewrites.Rewrites), also when its segment is about
-to be listed. So the bucket, the P2P hash, recordings and clips hold the file as Owncast left it.
+nothing uploaded again that a state restored says is in the bucket already. Only whole files reach the
+bucket: an upload waits until Owncast has finished the file, at most UNFINISHED_LIMIT, and is made again
+if the file changed meanwhile (docs/how-it-works.md, "Whole segments only"; a write after: rewrites.py).
 """
 
 from __future__ import annotations
@@ -15,17 +11,17 @@ import functools
 import hashlib
 import logging
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Set as AbstractSet
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..bucket.uploader import Kept, SegmentLost, Uploaded, Uploader
-from ..files import MAX_FILE_BYTES, Refused, Stamp, read_stamped, stamp_beneath
+from ..files import MAX_FILE_BYTES, Refused, read_stamped, stamp_beneath
 from ..metrics import Metrics
 from ..playlist import hls
 from ..source.owncast import SourceSegment, stream_id
 from ..source.writes import Finish
-from .rewrites import Rewrites
+from .rewrites import Rewrites, unchanged
 from .slots import Copy
 
 if TYPE_CHECKING:  # config.py takes UNFINISHED_LIMIT from here
@@ -122,16 +118,11 @@ class _Ready:
             self._leave()
 
 
-def ready_when_uploaded(ready: Ready, task: asyncio.Future[Uploaded]) -> None:
-    """The task's done-callback: `ready` follows it (unless the copy was kept before)."""
-    if ready.done():
-        return
-    if task.cancelled():
-        ready.cancel()
-    elif (err := task.exception()) is not None:
-        ready.set_exception(err)
-    else:
-        ready.set_result(task.result().sha256)
+def ready_after(task: asyncio.Future[Uploaded]) -> Ready:
+    """A copy's `ready` that follows `task` alone (the follow of a file written again: Lister._fresh)."""
+    readiness = _Ready(asyncio.get_running_loop().create_future(), None)
+    readiness.track(task)
+    return readiness.ready
 
 
 def retrieved(future: asyncio.Future[Any]) -> None:
@@ -187,7 +178,9 @@ class Uploads:
         self._hls_dir = config.hls_dir
         self._prefix = config.key_prefix
         self._limit = config.unfinished_limit
-        self._restored: set[str] = set()  # keys uploaded before a restart, not listed then
+        # Keys a restored state says were uploaded before a restart, not listed then: not uploaded again when
+        # Owncast lists them.
+        self.restored: set[str] = set()
         self._lists_held = config.pathways.lists_held
         self._held_waiting: set[_Ready] = set()  # held, listed once a pathway lists what the VM holds
         self._holding: set[asyncio.Future[Kept | None]] = set()  # uploads in flight being held (release_held)
@@ -202,19 +195,6 @@ class Uploads:
         self._inits_other: dict[tuple[str, str], asyncio.Future[Uploaded]] = {}
         # Every segment upload that landed, and the file written again after it (its writer came back).
         self.rewrites = Rewrites(config.hls_dir, self.rewritten, metrics)
-
-    @property
-    def restored(self) -> AbstractSet[str]:
-        return self._restored
-
-    def restore(self, keys: AbstractSet[str]) -> None:
-        """A restored state's uploaded keys: not uploaded again when Owncast lists them."""
-        self._restored = set(keys)
-
-    def give_up_restored(self) -> list[str]:
-        """The restored keys, forgotten (never listed: continuing above a state)."""
-        keys, self._restored = sorted(self._restored), set()
-        return keys
 
     def key(self, index: int, name: str) -> str:
         return hls.object_key(self._prefix, index, name)
@@ -246,10 +226,8 @@ class Uploads:
         """Every init section's uploads, and the holds under way (cancelled at close)."""
         return [*self._inits.values(), *self._inits_other.values(), *self._holding]
 
-    def start(self, index: int, seg: SourceSegment, run: int
-              ) -> tuple[asyncio.Task[Uploaded], Ready, str, str | None, dict[str, asyncio.Future[Any]]]:
-        """The uploads of `seg` (each after its init section's): the first bucket's task, `ready`, its key,
-        the init section's, and its uploads to the other buckets by pathway ID."""
+    def start(self, index: int, seg: SourceSegment, run: int, now: float) -> Copy:
+        """The copy of `seg` seen `now`, its uploads started (each after its init section's)."""
         folder = self._hls_dir / str(index)
         init_key: str | None = None
         init_task: asyncio.Task[Uploaded] | None = None
@@ -274,8 +252,8 @@ class Uploads:
         readiness = _Ready(ready, self._lists_held if self.keeping else None, self._held_waiting)
         seg_key = self.key(index, seg.name)
         others: dict[str, asyncio.Future[Any]] = {}
-        if seg_key in self._restored:  # uploaded before a restart, not yet listed then
-            self._restored.discard(seg_key)
+        if seg_key in self.restored:  # uploaded before a restart, not yet listed then
+            self.restored.discard(seg_key)
             # Its bytes are not at hand: no hash, so viewers take it from the bucket, never from peers.
             task: asyncio.Task[Uploaded] = asyncio.ensure_future(_already(Uploaded(0.0, None)))
         elif not self._others:
@@ -295,7 +273,7 @@ class Uploads:
                 readiness.track(others[pid])
         readiness.track(task)
         task.add_done_callback(functools.partial(self._lost_after_listing, index, seg_key, run, ready))
-        return task, ready, seg_key, init_key, others
+        return Copy(seg, seg_key, init_key, now, task, ready, others)
 
     def _lost_after_listing(self, index: int, key: str, run: int, ready: Ready,
                             task: asyncio.Future[Uploaded]) -> None:
@@ -432,14 +410,3 @@ class Uploads:
                  "passthrough, take longer to write); uploads wait until Owncast has finished each file. "
                  "Counted in hls_broadcaster_segments_unfinished_total; said once per stream",
                  index, path.name)
-
-
-def unchanged(hls_dir: Path, path: Path, read: Stamp | None) -> bool:
-    """The file is still the version read (or gone: what was read was finished when it was read)."""
-    if read is None:
-        return False  # it changed while it was read
-    try:
-        now = stamp_beneath(hls_dir, path.relative_to(hls_dir).parts)
-    except (OSError, Refused):
-        return True  # not readable now: nothing says it changed; the next read would refuse it
-    return now is None or now == read

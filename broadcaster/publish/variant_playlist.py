@@ -64,7 +64,7 @@ class PlaylistReads:
     index: int
     _gen: ManifestGenerator | None
     _views: PathwayViews
-    _landings: Landings
+    landings: Landings  # the uploads of what it lists, on their way
     _keys: KeyIndex
     _first: str
     _shown_targets: dict[str, int | None]
@@ -154,12 +154,7 @@ class PlaylistReads:
         """The target duration of the version last shown on `pathway` (None: none since a start)."""
         return self._shown_targets.get(pathway)
 
-    # -- uploads on their way, and what the state file keeps -------------------------------------------
-
-    @property
-    def landings(self) -> Landings:
-        """The uploads of what it lists on their way."""
-        return self._landings
+    # -- what the state file keeps -----------------------------------------------------------------------
 
     def saved(self, now: float) -> dict[str, object] | None:
         """Its part of the publisher's memory (playlist_memory's format)."""
@@ -197,8 +192,8 @@ class VariantPlaylist(PlaylistReads):
         self._on_removed = on_removed
         self._gen = generator
         plan = plan or PathwayPlan()
-        self._landings = Landings(p.id for p in plan.buckets)  # uploads of what it lists, on their way
-        self._views = PathwayViews(plan, self._landings)  # how far each pathway lists it
+        self.landings = Landings(p.id for p in plan.buckets)
+        self._views = PathwayViews(plan, self.landings)  # how far each pathway lists it
         self._first = plan.first.id
         self._keys = KeyIndex()  # found()'s lookup, rebuilt once per change
         self._shown_targets: dict[str, int | None] = {}  # the target of each pathway's version shown last
@@ -214,7 +209,7 @@ class VariantPlaylist(PlaylistReads):
         if gen is None:
             self._views.advance(None)  # a former playlist may still list on
         else:
-            if self._landings.waiting:  # else nothing to settle (most pushes while nothing fails)
+            if self.landings.waiting:  # else nothing to settle (most pushes while nothing fails)
                 self._settle(gen, now)
             gen.keep_through(self._views.advance(gen), now)
             self._views.trim(gen.media_sequence)
@@ -277,7 +272,7 @@ class VariantPlaylist(PlaylistReads):
             gen.mark_gap()
             raise
         if landings and segment.key and not segment.gap:
-            self._landings.pend(segment.key, landings)
+            self.landings.pend(segment.key, landings)
         if run is not None:
             self.last_run, self.run_numbers[run] = run, gen.last_discontinuity
             if len(self.run_numbers) > 4:
@@ -363,7 +358,7 @@ class VariantPlaylist(PlaylistReads):
             self._on_removed(left)
 
     def _settle(self, gen: ManifestGenerator, now: float) -> None:
-        landed, nowhere = self._landings.settle(lambda: self._views.listed_keys(gen))
+        landed, nowhere = self.landings.settle(lambda: self._views.listed_keys(gen))
         for key in landed:  # listed late: it stays about a window from now (ManifestGenerator.landed)
             gen.landed(key, now)
         for key in nowhere:  # a gap on every pathway: a clip or the rewind never names it again

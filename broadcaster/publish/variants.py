@@ -5,7 +5,7 @@ tells what it made visible here (`shown`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, ItemsView, Iterator, Mapping, ValuesView
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from ..playlist.options import WindowOptions
@@ -35,18 +35,6 @@ class Variants(Mapping[int, Variant]):
 
     def __len__(self) -> int:
         return len(self._variants)
-
-    def __contains__(self, index: object) -> bool:
-        return index in self._variants
-
-    def get(self, index: int, default: Variant | None = None) -> Variant | None:  # type: ignore[override]
-        return self._variants.get(index, default)
-
-    def values(self) -> ValuesView[Variant]:
-        return self._variants.values()
-
-    def items(self) -> ItemsView[int, Variant]:
-        return self._variants.items()
 
     def join_apart(self, v: Variant, run: int, discontinuity: bool) -> None:
         """`v` new in a run whose variants are cut apart starts at the discontinuity number the others give
@@ -117,7 +105,10 @@ class Variants(Mapping[int, Variant]):
                 # A withdrawn variant (no master names it) leaves once it showed its own as far as it went.
                 if v.playlist.former_done(pid) and (pid in together or v.withdrawn):
                     v.playlist.leave_former(pid)
-        out = self._versions(now, edge)
+        out: dict[str, dict[int, Version]] = {p.id: {} for p in self._plan.pathways[:1 if edge else None]}
+        for index, v in self._variants.items():
+            for pid, rendered in v.playlist.versions(now, edge).items():
+                out[pid][index] = rendered
         for pid, versions in out.items():
             if not versions:
                 continue
@@ -129,11 +120,4 @@ class Variants(Mapping[int, Variant]):
                 out[pid] = {i: r for i, r in versions.items()
                             if self._variants[i].playlist.version_target(pid)
                             in (self._variants[i].playlist.shown_target(pid), None)}
-        return out
-
-    def _versions(self, now: float, edge: bool) -> dict[str, dict[int, Version]]:
-        out: dict[str, dict[int, Version]] = {p.id: {} for p in (self._plan.pathways[:1] if edge else self._plan.pathways)}
-        for index, v in self._variants.items():
-            for pid, rendered in v.playlist.versions(now, edge).items():
-                out[pid][index] = rendered
         return out

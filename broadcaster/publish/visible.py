@@ -23,9 +23,9 @@ class VisiblePlaylists:
     def __init__(self) -> None:
         # The target duration of the latest versions, pushed with each (release.py: `under`): what the
         # server's Cache-Control and blocking timeouts follow. None until the first Owncast playlist was read.
-        self._target_duration: int | None = None
+        self.target_duration: int | None = None
         self._visible: dict[int, Version] = {}
-        self._variants: list[SourceVariant] | None = None  # as Owncast's master announces them
+        self.announced: list[SourceVariant] | None = None  # Owncast's variants, as its master names them
         self._masters: dict[str, Rendered] = {}  # by variant file name: /live/'s and Owncast's /hls/
         self._changed = asyncio.Event()
         self.held_requests = 0  # in wait_for_sequence now: the one count (the HTTP cap and /metrics read it)
@@ -34,21 +34,12 @@ class VisiblePlaylists:
 
     # -- written by release.py only (what Owncast announces, show, replace) ---------------------------
 
-    @property
-    def target_duration(self) -> int | None:
-        return self._target_duration
-
     def under(self, target: int | None) -> None:
-        self._target_duration = target
-
-    @property
-    def announced(self) -> list[SourceVariant] | None:
-        """Owncast's variants, from its master playlist (None until it was read)."""
-        return self._variants
+        self.target_duration = target
 
     def announce(self, variants: list[SourceVariant]) -> None:
-        if variants != self._variants:
-            self._variants = variants
+        if variants != self.announced:
+            self.announced = variants
             self._masters.clear()
             log.info("Owncast announces %d variant(s): %s", len(variants), [v.index for v in variants])
 
@@ -86,7 +77,7 @@ class VisiblePlaylists:
         for two: hls.MEDIA_PLAYLIST_NAME and hls.OWNCAST_PLAYLIST_NAME)."""
         master = self._masters.get(media_name)
         if master is None:
-            variants = self._variants
+            variants = self.announced
             if not variants or any(v.index not in self._visible for v in variants):
                 return None  # a player must find every variant it is offered
             master = self._masters[media_name] = render_master(variants, media_name)
