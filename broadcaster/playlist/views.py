@@ -11,14 +11,12 @@ pathway's own (a gap; or another pathway's URI, listed while players were steere
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Protocol
 
 from .entry import Entry
 from .pathway import LISTED, Pathway, SegmentUris
 from .renderer import Listing, Renderer
 from .rendered import Pending, Rendered, Version
-from .window import Upto, Window
 
 OWN = ""  # listed at the pathway's own URI
 GAP = "-"  # listed as EXT-X-GAP there (4.4.4.7): it never landed there (given up)
@@ -92,56 +90,35 @@ class Source(Listing, Protocol):
     """What a view reads of its playlist (manifest.ManifestGenerator)."""
 
     @property
-    def window(self) -> Window: ...
-    @property
     def changes(self) -> int: ...
     @property
     def replacements(self) -> int: ...
 
 
 class Snapshot:
-    """A Source as it was when a version was pushed: its entries frozen (Window.frozen: nothing copied) and
-    its header's values, for the versions rendered when first asked (View.version)."""
+    """A Source as it was when a version was pushed, or its first entries to `through` (what a pathway
+    behind the others lists): its entries a frozen view (Window.frozen: nothing copied) and its header's
+    values, for the versions rendered when first asked (View.version)."""
 
     __slots__ = ("window", "target_duration", "media_sequence", "discontinuity_sequence", "next_sequence",
                  "ended", "independent_segments", "can_block_reload", "can_skip", "start_at_edge", "changes",
                  "replacements")
 
-    def __init__(self, p: Source) -> None:
-        self.window = p.window.frozen()
+    def __init__(self, p: Source, through: int | None = None) -> None:
+        if through is None:
+            self.window, self.next_sequence, self.ended = p.window.frozen(), p.next_sequence, p.ended
+        else:
+            self.window = p.window.frozen(through - p.media_sequence + 1)
+            self.next_sequence, self.ended = through + 1, p.ended and through == p.next_sequence - 1
         self.target_duration = p.target_duration
         self.media_sequence = p.media_sequence
         self.discontinuity_sequence = p.discontinuity_sequence
-        self.next_sequence = p.next_sequence
-        self.ended = p.ended
         self.independent_segments = p.independent_segments
         self.can_block_reload = p.can_block_reload
         self.can_skip = p.can_skip
         self.start_at_edge = p.start_at_edge
         self.changes = p.changes
         self.replacements = p.replacements
-
-
-@dataclass(slots=True)
-class _Upto:
-    """A Source's first entries, to `through`: what a pathway behind the others lists (renderer.Listing)."""
-
-    window: Upto
-    target_duration: int
-    media_sequence: int
-    discontinuity_sequence: int
-    next_sequence: int
-    ended: bool
-    independent_segments: bool
-    can_block_reload: bool
-    can_skip: bool
-    start_at_edge: bool
-
-    @classmethod
-    def of(cls, p: Source, through: int) -> _Upto:
-        return cls(Upto(p.window, through - p.media_sequence + 1), p.target_duration, p.media_sequence,
-                   p.discontinuity_sequence, through + 1, p.ended and through == p.next_sequence - 1,
-                   p.independent_segments, p.can_block_reload, p.can_skip, p.start_at_edge)
 
 
 class View:
@@ -214,7 +191,7 @@ class View:
             self._replacements = p.replacements
             self._renderer.replaced()
         self._renderer.changed()
-        listing = _Upto.of(p, through)
+        listing = Snapshot(p, through)
         rendered = self._renderer.render_edge(listing) if edge else self._renderer.render(listing)
         if edge:
             self._edge = (*key, rendered)
