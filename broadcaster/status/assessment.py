@@ -29,7 +29,7 @@ class Assessment:
     @property
     def detail(self) -> str:
         """The state event's detail: the status while live, else the stream's phase."""
-        return self.state.detail(self.status)
+        return self.status if self.state.stream == "live" else self.state.stream
 
 
 @dataclass(frozen=True)

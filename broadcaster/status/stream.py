@@ -43,7 +43,3 @@ class StreamState(enum.Enum):
         if self is StreamState.LIVE:
             return "online"
         return "degraded" if self is StreamState.DEGRADED else "offline"
-
-    def detail(self, status: str) -> str:
-        """The SSE event's detail: /health's "status" while live, else the stream's phase."""
-        return status if self.stream == "live" else self.stream
