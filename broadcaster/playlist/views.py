@@ -125,15 +125,14 @@ class View:
     """One pathway's versions of one playlist: the entries up to `through` (-1: none yet), each at the
     URI `modes` gives it there (OWN when absent), rendered once per change of either."""
 
-    __slots__ = ("pathway", "through", "modes", "_renderer", "_made", "_edge", "_replacements", "_pending")
+    __slots__ = ("pathway", "through", "modes", "_renderer", "_made", "_replacements", "_pending")
 
     def __init__(self, pathway: Pathway, others: Mapping[str, SegmentUris]) -> None:
         self.pathway = pathway
         self.through = -1
         self.modes: dict[int, str] = {}
         self._renderer = Renderer(PathwayTexts(pathway, others, self.modes))
-        self._made: tuple[int, int, Rendered] | None = None  # (changes, through, rendered)
-        self._edge: tuple[int, int, Rendered] | None = None
+        self._made: dict[bool, tuple[int, int, Rendered]] = {}  # by `edge`: (changes, through, rendered)
         self._replacements = -1
         self._pending: tuple[int, int, bool, Pending] | None = None  # the last version(): unchanged, the same
 
@@ -141,7 +140,8 @@ class View:
         """A new playlist (a restart): nothing listed here yet."""
         self.through = -1
         self.modes.clear()
-        self._made = self._edge = self._pending = None
+        self._made.clear()
+        self._pending = None
 
     def drop_modes_before(self, sequence: int) -> None:
         """Entries below `sequence` left the playlist: their modes with them."""
@@ -183,7 +183,7 @@ class View:
         return self._rendering(p, edge, through) if self._shows(p, through) else None
 
     def _rendering(self, p: Source, edge: bool, through: int) -> Rendered:
-        made = self._edge if edge else self._made
+        made = self._made.get(edge)
         key = (p.changes, through)
         if made is not None and made[:2] == key:
             return made[2]
@@ -193,9 +193,6 @@ class View:
         self._renderer.changed()
         listing = Snapshot(p, through)
         rendered = self._renderer.render_edge(listing) if edge else self._renderer.render(listing)
-        if edge:
-            self._edge = (*key, rendered)
-        else:
-            self._made = (*key, rendered)
+        self._made[edge] = (*key, rendered)
         return rendered
 
