@@ -106,7 +106,7 @@ class Announced:
 def test_players_who_start_on_the_backup_find_its_playlists_first() -> None:
     ahead, landed, backup = Announced(), Announced(), Announced()
     first = ["backup"]
-    masters = SteeredMasters(landed, [Pathway("bucket"), Pathway("backup", "backup"), Pathway("vm", "vm")],
+    masters = SteeredMasters([Pathway("bucket"), Pathway("backup", "backup"), Pathway("vm", "vm")],
                              lambda: first[0], {"bucket": landed, "backup": backup, "vm": ahead})
     ahead.lists[0] = landed.lists[0] = playlist(0, 0)
     assert masters.master_playlist() is None  # the backup lists nothing yet: not offered as the start

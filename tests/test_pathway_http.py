@@ -158,7 +158,7 @@ def make_rig(aiohttp_client: AiohttpClient, tmp_path: Path) -> MakeRig:
                                              on_sent=counts.sent, bucket=bucket)
         # The VM's media playlists: the publisher's views (test_playlist_views); here the bucket's stand in.
         pathways = Pathways(
-            masters=SteeredMasters(shown, [Pathway("bucket"), Pathway("vm", "vm")], lambda: policy.first,
+            masters=SteeredMasters([Pathway("bucket"), Pathway("vm", "vm")], lambda: policy.first,
                                    {"bucket": shown, "vm": shown}),
             steering=policy, newest=newest, others=(ServedPathway("vm", "vm", shown, lambda: policy.first != "vm"),),
             segments=vm_segments, count_steering=counts.manifest, away=lambda: policy.first != "bucket")
@@ -226,7 +226,7 @@ def test_the_multivariant_playlist_waits_for_the_pathway_players_start_on() -> N
     bucket = Shown()
     bucket.generators = FakePlaylists(2, variants=2).generators  # nothing landed yet
     first = ["bucket"]
-    masters = SteeredMasters(bucket, [Pathway("bucket"), Pathway("vm", "vm")], lambda: first[0],
+    masters = SteeredMasters([Pathway("bucket"), Pathway("vm", "vm")], lambda: first[0],
                              {"bucket": bucket, "vm": vm_view})
     assert masters.master_playlist() is None
     first[0] = "vm"
