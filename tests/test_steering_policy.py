@@ -718,4 +718,4 @@ async def test_a_wake_ends_on_set_or_after_its_seconds_and_a_cancel_leaves_nothi
     cancelled.cancel()
     with pytest.raises(asyncio.CancelledError):
         await cancelled
-    assert wake._waiter is None and not wake.is_set()
+    assert wake._waiter is None and not wake._set

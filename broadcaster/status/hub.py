@@ -30,8 +30,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 
-from typing import Protocol
-
+from ..source.owncast import SourceSegment
 from ..source.tasks import cancelled
 from .assessment import Assessment
 from .stream import Event, StreamState
@@ -62,13 +61,6 @@ def _data(data: Mapping[str, object]) -> str:
     # Compact and ASCII-only: one line, no newline that would end the data field early.
     return json.dumps(data, separators=(",", ":"))
 
-
-
-class _Timed(Protocol):
-    """What the hub reads of a listed segment (Owncast's SourceSegment)."""
-
-    @property
-    def duration(self) -> float: ...
 
 class EventHub:
     """Encodes each event once and streams it to every open /live/events response. Ids start at the wall
@@ -123,7 +115,7 @@ class EventHub:
             "segment", {"variant": variant, "media_sequence": media_sequence, "duration": seconds, "url": url}
         )
 
-    def listed(self, variant: int, media_sequence: int, segment: _Timed, url: str) -> None:
+    def listed(self, variant: int, media_sequence: int, segment: SourceSegment, url: str) -> None:
         """The Release's listing outlet (publish/release.py ListedHook): told once the listing is visible."""
         self.segment_listed(variant, media_sequence, segment.duration, url)
 
