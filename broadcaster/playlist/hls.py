@@ -147,14 +147,10 @@ def playlist_version(*, has_map: bool) -> int:
 GAP_TAG = "#EXT-X-GAP"
 
 
-def playlist_max_age(target_duration: int) -> int:
-    """Media playlists are cached for about half a target duration (appendix B.1), at least 1 s."""
-    return max(1, target_duration // 2)
-
-
 @functools.lru_cache(maxsize=64)  # asked on every playlist request; a handful of target durations exist
 def playlist_cache_control(target_duration: int) -> str:
-    return f"public, max-age={playlist_max_age(target_duration)}"
+    """Media playlists are cached for about half a target duration (appendix B.1), at least 1 s."""
+    return f"public, max-age={max(1, target_duration // 2)}"
 
 
 # A playlist that is not ready yet (or an error) must not be cached long: hls.js would keep it (B.1).

@@ -59,10 +59,6 @@ class HealthReport:
         self._mirror = mirror
         self._readings = readings
 
-    def health(self) -> tuple[bool, dict[str, object]]:
-        reading = self.assess()
-        return reading.ok, reading.body
-
     def assess(self) -> Assessment:
         f = self._facts()
         now = f.now
