@@ -176,11 +176,10 @@ class View:
             return True
         return count > 0 and bool(len(p.window))
 
-    def render(self, p: Source, edge: bool = False, through: int | None = None) -> Rendered | None:
-        """Its version of `p` up to `through` (None: as far as it lists now; `edge`: for a static host,
-        which cannot block), None while it lists nothing (_shows)."""
-        through = self.through if through is None else through
-        return self._rendering(p, edge, through) if self._shows(p, through) else None
+    def render(self, p: Source, edge: bool = False) -> Rendered | None:
+        """Its version of `p` as far as it lists now (`edge`: for a static host, which cannot block), None
+        while it lists nothing (_shows)."""
+        return self._rendering(p, edge, self.through) if self._shows(p, self.through) else None
 
     def _rendering(self, p: Source, edge: bool, through: int) -> Rendered:
         made = self._made.get(edge)

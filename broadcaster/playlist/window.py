@@ -30,7 +30,7 @@ class Window:
 
     __slots__ = ("_items", "_lo", "_hi", "_records", "duration", "mapped", "tagged")
 
-    def __init__(self, entries: Iterable[Entry] = (), first_id: int = 0) -> None:
+    def __init__(self, first_id: int = 0) -> None:
         """`first_id`: the id of the first entry's record (ids count the entries appended)."""
         self._items: list[Entry] = []
         self._lo = 0
@@ -39,8 +39,6 @@ class Window:
         self.duration = 0.0  # seconds listed
         self.mapped = 0  # entries with an EXT-X-MAP (fMP4): the playlist needs version 6
         self.tagged = 0  # entries with EXT-X-DISCONTINUITY (asked per variant per slot: not summed)
-        for entry in entries:
-            self.append(entry)
 
     def _end(self) -> int:
         return len(self._items) if self._hi is None else self._hi

@@ -45,8 +45,7 @@ class SteeredMasters:
 
     def __init__(self, pathways: Sequence[Pathway], first: Callable[[], str],
                  playlists: Mapping[str, Listed]) -> None:
-        """`playlists`: each pathway's, by ID, the first bucket's announcing the variants (a player must
-        find every variant on the pathway it starts on)."""
+        """`playlists`: each pathway's, by ID, the first bucket's announcing the variants."""
         self._playlists = dict(playlists)
         self._pathways = tuple(pathways)
         self._first = first
