@@ -60,8 +60,8 @@ async def _drive(kind: str, requests: int, every: int) -> None:
     push()
     policy = SteeringPolicy(("bucket", "vm"), {"bucket": BucketSignals(behind=lambda: 0.0)}, lambda: 1,
                             interval=5.0)
-    pathways = Pathways(masters=SteeredMasters(bucket, [Offered("bucket"), Offered("vm", "vm")],
-                                               lambda: policy.first, {}),
+    pathways = Pathways(masters=SteeredMasters([Offered("bucket"), Offered("vm", "vm")], lambda: policy.first,
+                                               {"bucket": bucket}),
                         steering=policy, newest=lambda variant: None,
                         others=(ServedPathway(hls.VM_PATHWAY, hls.VM_FOLDER, vm),))
     app: web.Application = playlist_app(bucket.media_playlist, playlist_options=PlaylistOptions(pathways=pathways))

@@ -499,8 +499,8 @@ def steered_app() -> web.Application:
     counts = PathwayCounts(lambda: policy.first != "bucket", ("bucket", "vm"))
     playlists: Any = None  # the masters are not asked here: only the manifest is
 
-    pathways = Pathways(masters=SteeredMasters(playlists, [Pathway("bucket"), Pathway("vm", "vm")],
-                                               lambda: policy.first, {}),
+    pathways = Pathways(masters=SteeredMasters([Pathway("bucket"), Pathway("vm", "vm")], lambda: policy.first,
+                                               {"bucket": playlists}),
                         steering=policy, newest=lambda variant: None, count_steering=counts.manifest)
     return playlist_app(lambda variant: gen.render() if variant == 0 else None,
                         playlist_options=PlaylistOptions(pathways=pathways))

@@ -236,8 +236,8 @@ def player_paths(layout: str) -> list[str]:
     master, a variant's playlist on each pathway, the steering manifest, the VM's segments and init
     sections (the bucket's are on R2_PUBLIC_URL, never the tunnel)."""
     master, media = MASTERS[layout]
-    relative = [hls.variant_uri(3, media), hls.STEERING_MANIFEST_NAME, hls.vm_variant_uri(3, media),
-                f"{hls.BACKUP_FOLDER}/{hls.variant_uri(3, media)}"]
+    relative = [hls.variant_uri(3, media), hls.STEERING_MANIFEST_NAME,
+                *(f"{folder}/{hls.variant_uri(3, media)}" for folder in (hls.VM_FOLDER, hls.BACKUP_PATHWAY))]
     segment = "stream-_mN9yQ90a-41.m4s"
     absolute = [hls.vm_segment_uri(3, hls.object_key("live", 3, segment)),
                 hls.vm_segment_uri(3, hls.object_key("live", 3, init_section_name(segment, "init_3.mp4", 1))),

@@ -84,7 +84,7 @@ def test_window_is_never_shorter_than_three_target_durations() -> None:
     d = Driven(target=2, window=1)  # asks for less than the spec allows
     for i in range(10):
         d.append(seg(i, 2.0), advance=2.0)
-    assert d.gen.window_duration >= 6.0
+    assert d.gen.window.duration >= 6.0
     assert d.gen.segment_count == 3
 
 
@@ -207,7 +207,7 @@ def test_backlog_burst_grows_the_window_until_segments_were_listed_long_enough()
         d.append(seg(i), advance=0)
     assert d.gen.segment_count == 20 and d.gen.media_sequence == 0
     d.append(seg(20), advance=5.0)  # a window later the backlog may slide out
-    assert d.gen.window_duration < 7
+    assert d.gen.window.duration < 7
 
 
 def test_removed_segment_is_kept_for_the_longest_playlist_that_listed_it_not_the_longest_ever() -> None:

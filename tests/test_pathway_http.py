@@ -143,7 +143,7 @@ def make_rig(aiohttp_client: AiohttpClient, tmp_path: Path) -> MakeRig:
         vm_segments = VmSegments(**{**wired, **(segments or {})})
         # The VM's media playlists: the publisher's views (test_playlist_views); here the bucket's stand in.
         pathways = Pathways(
-            masters=SteeredMasters(shown, [Pathway("bucket"), Pathway("vm", "vm")], lambda: policy.first,
+            masters=SteeredMasters([Pathway("bucket"), Pathway("vm", "vm")], lambda: policy.first,
                                    {"bucket": shown, "vm": shown}),
             steering=policy, newest=newest, others=(ServedPathway("vm", "vm", shown, lambda: policy.first != "vm"),),
             segments=vm_segments, count_steering=counts.manifest, away=lambda: policy.first != "bucket")
@@ -212,7 +212,7 @@ def test_the_multivariant_playlist_waits_for_the_pathway_players_start_on() -> N
     bucket.generators = FakePlaylists(2, variants=2).generators  # nothing landed yet
     backup.generators = FakePlaylists(2, variants=2).generators
     first = ["bucket"]
-    masters = SteeredMasters(bucket, [Pathway("bucket"), Pathway("backup", "backup"), Pathway("vm", "vm")],
+    masters = SteeredMasters([Pathway("bucket"), Pathway("backup", "backup"), Pathway("vm", "vm")],
                              lambda: first[0], {"bucket": bucket, "backup": backup, "vm": vm_view})
     assert masters.master_playlist() is None
     first[0] = "vm"

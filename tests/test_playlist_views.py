@@ -203,6 +203,4 @@ def test_a_vm_version_is_rendered_when_first_asked_as_it_was_when_pushed() -> No
 
 
 def _upto(gen: ManifestGenerator, through: int) -> Listing:
-    from broadcaster.playlist.views import _Upto
-
-    return _Upto.of(gen, through)
+    return Snapshot(gen, through)

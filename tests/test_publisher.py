@@ -569,11 +569,10 @@ async def test_a_stream_that_cannot_be_served_is_never_idle_in_health(world: Wor
     """Owncast writes variant playlists but no multivariant playlist (HlsWatcher.master_missing):
     nothing is listed, yet /health must not say idle and ok."""
     problem = "Owncast writes 0/stream.m3u8 but its multivariant playlist stream.m3u8 is missing"
-    ok, body = HealthReport(world.pub.facts, world.uploader,
-                            readings=Readings(input_problem=lambda: problem)).health()
-    assert not ok and body["stream"] == "live" and body["status"] == problem
-    ok, body = HealthReport(world.pub.facts, world.uploader).health()
-    assert ok and body["stream"] == "idle"
+    reading = HealthReport(world.pub.facts, world.uploader, readings=Readings(input_problem=lambda: problem)).assess()
+    assert not reading.ok and reading.body["stream"] == "live" and reading.body["status"] == problem
+    reading = HealthReport(world.pub.facts, world.uploader).assess()
+    assert reading.ok and reading.body["stream"] == "idle"
 
 
 async def test_a_variant_added_after_a_discontinuity_counts_the_discontinuities_before_it(tmp_path: Path) -> None:

@@ -315,7 +315,7 @@ async def judged_outage(demo: Demo, *, service: bool, viewers: bool, drain: bool
     # whose upload had not landed then is asked again: vm/segments.py's `late`), but to a page whose own
     # fetches from the bucket failed within REPORTED_FOR (and a beat, its report's way) of the answer,
     # *after* the service steered back: what pages saw fail in the outage was everyone's, and opens no
-    # bytes once the bucket serves (policy._own_failure_heard).
+    # bytes once the bucket serves (SteeringPolicy.report).
     failed_bucket = {PAGE_ADDRESSES[n]: [at for at, _status, url in w.refused if VIEWERS_HOST in url and at >= back_at]
                      for n, w in pages.items()}
     paid_after = [(round(a.at - back_at, 1), a.address, a.path.rsplit("/", 1)[-1], a.size) for a in answers

@@ -18,7 +18,7 @@ from aiohttp import web
 
 from broadcaster.bucket.uploader import Uploader
 from broadcaster.metrics import Metrics
-from broadcaster.playlist.steering import Clone, reloaded_from, render_steering
+from broadcaster.playlist.steering import reloaded_from, render_steering
 from broadcaster.steering import probe, reports
 from broadcaster.steering.policy import (DOWN, MAX_FAILING_CLIENTS, MIN_UPLOAD_WAIT, PUBLIC_URL, REPORTED_FOR,
                                          SLOW_TARGETS, UPLOADS, BucketSignals, SteeringPolicy, refusal)
@@ -216,9 +216,8 @@ def test_the_addresses_remembered_are_bounded(world: World) -> None:
 
 
 def test_the_steering_manifest_is_rendered_as_the_spec_orders_it() -> None:
-    body = render_steering(["vm", "bucket"], 3, "steering.json", [Clone("bucket.2", "bucket")])
-    assert body == (b'{"VERSION":1,"TTL":3,"RELOAD-URI":"steering.json","PATHWAY-PRIORITY":["vm","bucket"],'
-                    b'"PATHWAY-CLONES":[{"BASE-ID":"bucket","ID":"bucket.2","URI-REPLACEMENT":{}}]}')
+    body = render_steering(["vm", "bucket"], 3, "steering.json")
+    assert body == b'{"VERSION":1,"TTL":3,"RELOAD-URI":"steering.json","PATHWAY-PRIORITY":["vm","bucket"]}'
     for bad in ([], ["vm", "vm"], ["a b"], ['x"']):
         with pytest.raises(ValueError):
             render_steering(bad, 3)
@@ -230,7 +229,7 @@ def test_the_manifest_served_at_a_place_reloads_from_there() -> None:
     """RELOAD-URI absolute where the manifest was asked (Shaka 5 reloads with `new URL(uri)` and no base,
     which throws on a relative one), every other member and their order as rendered; without an absolute
     place (a network-path one, or none), no RELOAD-URI: players reload the URI they had."""
-    body = render_steering(["vm", "bucket"], 3, "steering.json", [Clone("bucket.2", "bucket")])
+    body = render_steering(["vm", "bucket"], 3, "steering.json")
     there = reloaded_from(body, "https://live.example.com/hls/")
     assert there == body.replace(b'"steering.json"', b'"https://live.example.com/hls/steering.json"')
     assert json.loads(reloaded_from(body, "http://127.0.0.1:3000/live/"))["RELOAD-URI"] == (
@@ -694,4 +693,4 @@ async def test_a_wake_ends_on_set_or_after_its_seconds_and_a_cancel_leaves_nothi
     cancelled.cancel()
     with pytest.raises(asyncio.CancelledError):
         await cancelled
-    assert wake._waiter is None and not wake.is_set()
+    assert wake._waiter is None and not wake._set

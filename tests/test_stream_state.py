@@ -1,4 +1,4 @@
-"""StreamState: one type for /health's "stream" and the SSE state; StreamStatus: one transition point."""
+"""StreamState: one type for /health's "stream" and the SSE state; StatusWatcher: one transition point."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ import logging
 
 import pytest
 
-from broadcaster.status.stream import StreamState, StreamStatus
+from broadcaster.status.assessment import Assessment
+from broadcaster.status.hub import EventHub, StatusWatcher
+from broadcaster.status.stream import StreamState
 
 
 @pytest.mark.parametrize(("stream", "ok", "state", "shown", "event"), [
@@ -23,19 +25,23 @@ def test_each_state_reads_as_health_and_as_an_event(stream: str, ok: bool, state
     assert StreamState.of(state.stream, ok) is state  # what /health shows reads back as the same state
 
 
-def test_the_transition_point_logs_and_notifies_each_change_once(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="broadcaster.status.stream")
-    status = StreamStatus()
-    seen: list[tuple[StreamState, str]] = []
-    status.subscribe(lambda state, detail: seen.append((state, detail)))
-    assert status.state is None
-    status.set(StreamState.LIVE, "ok")
-    status.set(StreamState.LIVE, "ok")
-    status.set(StreamState.DEGRADED, "uploads behind by 9s")
-    status.set(StreamState.DEGRADED, "uploads behind by 10s")  # another reason: no transition
-    status.set(StreamState.ENDED, "ended")
-    assert seen == [(StreamState.LIVE, "ok"), (StreamState.DEGRADED, "uploads behind by 9s"),
-                    (StreamState.ENDED, "ended")]
-    assert status.state is StreamState.ENDED
+def test_the_transition_point_logs_each_change_and_publishes_each_state_once(
+        caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    caplog.set_level(logging.INFO, logger="broadcaster.status.hub")
+    hub = EventHub()
+    published: list[tuple[str, str]] = []
+    monkeypatch.setattr(hub, "state_changed", lambda event, detail: published.append((event, detail)))
+    readings = iter([(StreamState.LIVE, "ok"), (StreamState.LIVE, "ok"),
+                     (StreamState.DEGRADED, "uploads behind by 9s"),
+                     (StreamState.DEGRADED, "uploads behind by 10s"),  # another reason: no transition
+                     (StreamState.ENDED, "ok"),
+                     (StreamState.IDLE, "ok")])  # a transition, but offline both times: no event
+    watcher = StatusWatcher(hub, lambda: Assessment(True, *next(readings), {}))
+    assert watcher.state is None
+    for _ in range(6):
+        watcher.check()
+    assert published == [("online", "ok"), ("degraded", "uploads behind by 9s"), ("offline", "ended")]
+    assert watcher.state == "offline"
     assert [r.getMessage() for r in caplog.records] == [
-        "stream state: live (ok)", "stream state: degraded (uploads behind by 9s)", "stream state: ended (ended)"]
+        "stream state: live (ok)", "stream state: degraded (uploads behind by 9s)", "stream state: ended (ended)",
+        "stream state: idle (idle)"]

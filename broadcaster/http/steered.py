@@ -61,7 +61,7 @@ def pathways(s: Settings, plan: PathwayPlan, steering: SteeringPolicy, playlists
         numbers = [n for p in playlists.values() if (n := p.last_sequence(variant)) is not None]
         return max(numbers, default=None)
 
-    return Pathways(masters=SteeredMasters(first, offered, lambda: steering.first, playlists),
+    return Pathways(masters=SteeredMasters(offered, lambda: steering.first, playlists),
                     steering=steering, newest=newest, others=others, segments=segments,
                     count_steering=counts.manifest, away=_away(steering, hls.BUCKET_PATHWAY))
 

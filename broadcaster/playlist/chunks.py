@@ -16,7 +16,7 @@ from itertools import islice
 
 from . import deflate
 from .entry import LISTED_TEXTS, Entry, Texts, hashed_from
-from .window import Entries
+from .window import Window
 
 # A long window's playlist is kept as chunks of this many segments (by sequence number), each frozen
 # once every segment of it is listed: its text, gzip piece, CRC and digest are made once, and a new
@@ -135,7 +135,7 @@ class Frozen:
     def clear(self) -> None:
         self.chunks.clear()
 
-    def parts(self, entries: Entries, start: int, end: int, head: str, ended: bool,
+    def parts(self, entries: Window, start: int, end: int, head: str, ended: bool,
               target_duration: int) -> Parts:
         """The full playlist in parts: chunks of CHUNK_ENTRIES segments by number, those between the first and
         the last frozen (made once, kept while listed), the two open ones (and the hashed edge) joined for

@@ -147,14 +147,10 @@ def playlist_version(*, has_map: bool) -> int:
 GAP_TAG = "#EXT-X-GAP"
 
 
-def playlist_max_age(target_duration: int) -> int:
-    """Media playlists are cached for about half a target duration (appendix B.1), at least 1 s."""
-    return max(1, target_duration // 2)
-
-
 @functools.lru_cache(maxsize=64)  # asked on every playlist request; a handful of target durations exist
 def playlist_cache_control(target_duration: int) -> str:
-    return f"public, max-age={playlist_max_age(target_duration)}"
+    """Media playlists are cached for about half a target duration (appendix B.1), at least 1 s."""
+    return f"public, max-age={max(1, target_duration // 2)}"
 
 
 # A playlist that is not ready yet (or an error) must not be cached long: hls.js would keep it (B.1).
@@ -286,6 +282,8 @@ _BASE64URL = re.compile(r"[A-Za-z0-9_-]+")
 # its EXT-X-STREAM-INF carrying PATHWAY-ID (4.4.6.2): the bucket's, the VM's, a second bucket's.
 BUCKET_PATHWAY = "bucket"
 VM_PATHWAY = "vm"
+# Another bucket's pathway: its media playlists served here at <folder>/<its id>/<n>/<media name>, listing
+# its segments at <ID>_PUBLIC_URL/<key> (service/delivery.py); `backup` is the id the guides use.
 BACKUP_PATHWAY = "backup"
 PATHWAYS = (BUCKET_PATHWAY, VM_PATHWAY, BACKUP_PATHWAY)
 # 7.1: a pathway ID is made of [a-z], [A-Z], [0-9], '.', '-' and '_' only.
@@ -307,14 +305,6 @@ STEERING_CONTENT_TYPE = "application/json"
 # (one CDN copy), which Shaka 4.16 also finds after it changed pathway.
 VM_FOLDER = "vm"
 VM_SEGMENT_FOLDER = "/live/vm"
-# Another bucket's pathway: its media playlists served here at <folder>/<its id>/<n>/<media name>, listing
-# its segments at <ID>_PUBLIC_URL/<key> (service/delivery.py); `backup` is the id the guides use.
-BACKUP_FOLDER = "backup"
-
-
-def vm_variant_uri(index: int, media_name: str) -> str:
-    """A variant's URI on the VM's pathway, relative to the multivariant playlist (4.4.6.2)."""
-    return f"{VM_FOLDER}/{variant_uri(index, media_name)}"
 
 
 def vm_segment_uri(index: int, key: str) -> str:

@@ -57,6 +57,9 @@ class ManifestGenerator:
 
     def __init__(self, target_duration: int, options: WindowOptions, *, independent_segments: bool = True) -> None:
         self.options = options
+        # What its versions say of the origin (options.py says why), read as the playlist's own.
+        self.can_block_reload = options.can_block_reload
+        self.start_at_edge = options.start_at_edge
         self._target(target_duration)
         self.independent_segments = independent_segments
         self._window = Window()  # the entries listed (its records' ids count the entries appended)
@@ -102,16 +105,6 @@ class ManifestGenerator:
     # -- state -------------------------------------------------------------------------------------
 
     @property
-    def can_block_reload(self) -> bool:
-        """Only an origin that holds requests may say so; a playlist copied to a bucket must not (6.2.5.2)."""
-        return self.options.can_block_reload
-
-    @property
-    def start_at_edge(self) -> bool:
-        """A window longer than players keep behind the edge (REWIND_SECONDS) says where to start."""
-        return self.options.start_at_edge
-
-    @property
     def media_sequence(self) -> int:
         return self._numbers.media
 
@@ -136,10 +129,6 @@ class ManifestGenerator:
     def window(self) -> Window:
         """The entries listed (what the renderer reads; changed only here)."""
         return self._window
-
-    @property
-    def window_duration(self) -> float:
-        return self._window.duration
 
     @property
     def showable(self) -> bool:

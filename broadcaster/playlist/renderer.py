@@ -14,14 +14,14 @@ from . import hls
 from .chunks import Frozen, Parts
 from .entry import LISTED_TEXTS, Entry, Texts, hashed_from
 from .rendered import Rendered
-from .window import Entries
+from .window import Window
 
 
 class Listing(Protocol):
     """What a playlist lists and says, read-only (manifest.ManifestGenerator)."""
 
     @property
-    def window(self) -> Entries: ...
+    def window(self) -> Window: ...
     @property
     def target_duration(self) -> int: ...
     @property
@@ -133,7 +133,7 @@ class Renderer:
                                   p.target_duration)
 
 
-def _skippable(entries: Entries, keep: float) -> int:
+def _skippable(entries: Window, keep: float) -> int:
     """How many segments a delta update replaces with EXT-X-SKIP: the oldest ones, keeping at least
     `keep` (CAN-SKIP-UNTIL) seconds of the playlist's end (6.2.5.1)."""
     tail = 0.0

@@ -5,27 +5,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
 from . import hls
 
 
-@dataclass(frozen=True, slots=True)
-class Clone:
-    """A pathway made by the player from another (7.2, PATHWAY-CLONES), here with the very same URIs
-    (an empty URI-REPLACEMENT): a new ID for the same pathway. A player that gave up on `base` after its
-    own errors (hls.js keeps a failed pathway aside for five minutes) takes the clone at once when the
-    manifest puts it first, so viewers come back to the bucket within one reload."""
-
-    id: str
-    base: str
-
-
-def render_steering(priority: Sequence[str], ttl: int, reload_uri: str | None = None,
-                    clones: Sequence[Clone] = ()) -> bytes:
-    """The manifest's bytes: VERSION, TTL, RELOAD-URI (when given), PATHWAY-PRIORITY (unique IDs, at least
-    one) and PATHWAY-CLONES (when any), in the order 7.1 lists them."""
+def render_steering(priority: Sequence[str], ttl: int, reload_uri: str | None = None) -> bytes:
+    """The manifest's bytes: VERSION, TTL, RELOAD-URI (when given) and PATHWAY-PRIORITY (unique IDs, at
+    least one), in the order 7.1 lists them."""
     ids = list(priority)
     if not ids or len(set(ids)) != len(ids) or not all(hls.is_pathway_id(i) for i in ids):
         raise ValueError(f"PATHWAY-PRIORITY needs unique pathway IDs of [A-Za-z0-9._-] (7.1): {ids}")
@@ -35,11 +22,6 @@ def render_steering(priority: Sequence[str], ttl: int, reload_uri: str | None = 
     if reload_uri:
         manifest["RELOAD-URI"] = reload_uri
     manifest["PATHWAY-PRIORITY"] = ids
-    if clones:
-        for clone in clones:
-            if not hls.is_pathway_id(clone.id) or clone.id == clone.base:
-                raise ValueError(f"a clone needs an ID of its own: {clone}")
-        manifest["PATHWAY-CLONES"] = [{"BASE-ID": c.base, "ID": c.id, "URI-REPLACEMENT": {}} for c in clones]
     return json.dumps(manifest, separators=(",", ":")).encode()
 
 

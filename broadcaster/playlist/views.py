@@ -11,14 +11,12 @@ pathway's own (a gap; or another pathway's URI, listed while players were steere
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Protocol
 
 from .entry import Entry
 from .pathway import LISTED, Pathway, SegmentUris
 from .renderer import Listing, Renderer
 from .rendered import Pending, Rendered, Version
-from .window import Upto, Window
 
 OWN = ""  # listed at the pathway's own URI
 GAP = "-"  # listed as EXT-X-GAP there (4.4.4.7): it never landed there (given up)
@@ -92,28 +90,29 @@ class Source(Listing, Protocol):
     """What a view reads of its playlist (manifest.ManifestGenerator)."""
 
     @property
-    def window(self) -> Window: ...
-    @property
     def changes(self) -> int: ...
     @property
     def replacements(self) -> int: ...
 
 
 class Snapshot:
-    """A Source as it was when a version was pushed: its entries frozen (Window.frozen: nothing copied) and
-    its header's values, for the versions rendered when first asked (View.version)."""
+    """A Source as it was when a version was pushed, or its first entries to `through` (what a pathway
+    behind the others lists): its entries a frozen view (Window.frozen: nothing copied) and its header's
+    values, for the versions rendered when first asked (View.version)."""
 
     __slots__ = ("window", "target_duration", "media_sequence", "discontinuity_sequence", "next_sequence",
                  "ended", "independent_segments", "can_block_reload", "can_skip", "start_at_edge", "changes",
                  "replacements")
 
-    def __init__(self, p: Source) -> None:
-        self.window = p.window.frozen()
+    def __init__(self, p: Source, through: int | None = None) -> None:
+        if through is None:
+            self.window, self.next_sequence, self.ended = p.window.frozen(), p.next_sequence, p.ended
+        else:
+            self.window = p.window.frozen(through - p.media_sequence + 1)
+            self.next_sequence, self.ended = through + 1, p.ended and through == p.next_sequence - 1
         self.target_duration = p.target_duration
         self.media_sequence = p.media_sequence
         self.discontinuity_sequence = p.discontinuity_sequence
-        self.next_sequence = p.next_sequence
-        self.ended = p.ended
         self.independent_segments = p.independent_segments
         self.can_block_reload = p.can_block_reload
         self.can_skip = p.can_skip
@@ -122,41 +121,18 @@ class Snapshot:
         self.replacements = p.replacements
 
 
-@dataclass(slots=True)
-class _Upto:
-    """A Source's first entries, to `through`: what a pathway behind the others lists (renderer.Listing)."""
-
-    window: Upto
-    target_duration: int
-    media_sequence: int
-    discontinuity_sequence: int
-    next_sequence: int
-    ended: bool
-    independent_segments: bool
-    can_block_reload: bool
-    can_skip: bool
-    start_at_edge: bool
-
-    @classmethod
-    def of(cls, p: Source, through: int) -> _Upto:
-        return cls(Upto(p.window, through - p.media_sequence + 1), p.target_duration, p.media_sequence,
-                   p.discontinuity_sequence, through + 1, p.ended and through == p.next_sequence - 1,
-                   p.independent_segments, p.can_block_reload, p.can_skip, p.start_at_edge)
-
-
 class View:
     """One pathway's versions of one playlist: the entries up to `through` (-1: none yet), each at the
     URI `modes` gives it there (OWN when absent), rendered once per change of either."""
 
-    __slots__ = ("pathway", "through", "modes", "_renderer", "_made", "_edge", "_replacements", "_pending")
+    __slots__ = ("pathway", "through", "modes", "_renderer", "_made", "_replacements", "_pending")
 
     def __init__(self, pathway: Pathway, others: Mapping[str, SegmentUris]) -> None:
         self.pathway = pathway
         self.through = -1
         self.modes: dict[int, str] = {}
         self._renderer = Renderer(PathwayTexts(pathway, others, self.modes))
-        self._made: tuple[int, int, Rendered] | None = None  # (changes, through, rendered)
-        self._edge: tuple[int, int, Rendered] | None = None
+        self._made: dict[bool, tuple[int, int, Rendered]] = {}  # by `edge`: (changes, through, rendered)
         self._replacements = -1
         self._pending: tuple[int, int, bool, Pending] | None = None  # the last version(): unchanged, the same
 
@@ -164,7 +140,8 @@ class View:
         """A new playlist (a restart): nothing listed here yet."""
         self.through = -1
         self.modes.clear()
-        self._made = self._edge = self._pending = None
+        self._made.clear()
+        self._pending = None
 
     def drop_modes_before(self, sequence: int) -> None:
         """Entries below `sequence` left the playlist: their modes with them."""
@@ -199,14 +176,13 @@ class View:
             return True
         return count > 0 and bool(len(p.window))
 
-    def render(self, p: Source, edge: bool = False, through: int | None = None) -> Rendered | None:
-        """Its version of `p` up to `through` (None: as far as it lists now; `edge`: for a static host,
-        which cannot block), None while it lists nothing (_shows)."""
-        through = self.through if through is None else through
-        return self._rendering(p, edge, through) if self._shows(p, through) else None
+    def render(self, p: Source, edge: bool = False) -> Rendered | None:
+        """Its version of `p` as far as it lists now (`edge`: for a static host, which cannot block), None
+        while it lists nothing (_shows)."""
+        return self._rendering(p, edge, self.through) if self._shows(p, self.through) else None
 
     def _rendering(self, p: Source, edge: bool, through: int) -> Rendered:
-        made = self._edge if edge else self._made
+        made = self._made.get(edge)
         key = (p.changes, through)
         if made is not None and made[:2] == key:
             return made[2]
@@ -214,11 +190,8 @@ class View:
             self._replacements = p.replacements
             self._renderer.replaced()
         self._renderer.changed()
-        listing = _Upto.of(p, through)
+        listing = Snapshot(p, through)
         rendered = self._renderer.render_edge(listing) if edge else self._renderer.render(listing)
-        if edge:
-            self._edge = (*key, rendered)
-        else:
-            self._made = (*key, rendered)
+        self._made[edge] = (*key, rendered)
         return rendered
 

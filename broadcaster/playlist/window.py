@@ -30,7 +30,7 @@ class Window:
 
     __slots__ = ("_items", "_lo", "_hi", "_records", "duration", "mapped", "tagged")
 
-    def __init__(self, entries: Iterable[Entry] = (), first_id: int = 0) -> None:
+    def __init__(self, first_id: int = 0) -> None:
         """`first_id`: the id of the first entry's record (ids count the entries appended)."""
         self._items: list[Entry] = []
         self._lo = 0
@@ -39,8 +39,6 @@ class Window:
         self.duration = 0.0  # seconds listed
         self.mapped = 0  # entries with an EXT-X-MAP (fMP4): the playlist needs version 6
         self.tagged = 0  # entries with EXT-X-DISCONTINUITY (asked per variant per slot: not summed)
-        for entry in entries:
-            self.append(entry)
 
     def _end(self) -> int:
         return len(self._items) if self._hi is None else self._hi
@@ -104,13 +102,22 @@ class Window:
         window.duration, window.mapped, window.tagged = self.duration, self.mapped, self.tagged
         return window
 
-    def frozen(self) -> Window:
-        """These entries as they are now, read only, whatever is appended or dropped later: a version saved
-        now and rendered when first asked (playlist/views.py). No entry is copied."""
+    def frozen(self, count: int | None = None) -> Window:
+        """These entries as they are now (or the first `count` of them: what a pathway behind the others
+        lists), read only, whatever is appended or dropped later: a version saved now and rendered when
+        first asked (playlist/views.py). No entry is copied; the sums lose the entries past the view's end
+        (a pathway's lag: a few segments, an outage's backlog at most)."""
         view = Window.__new__(Window)
-        view._items, view._lo, view._hi = self._items, self._lo, self._end()
+        end = self._end() if count is None else self._lo + max(0, min(count, len(self)))
+        view._items, view._lo, view._hi = self._items, self._lo, end
         view._records = self._records
         view.duration, view.mapped, view.tagged = self.duration, self.mapped, self.tagged
+        for e in islice(self._items, end, self._end()):
+            view.duration -= e.segment.duration
+            view.mapped -= bool(e.segment.init_uri)
+            view.tagged -= e.discontinuity
+        if end == self._lo:
+            view.duration = 0.0
         return view
 
     def landed(self, key: str, now: float) -> None:
@@ -154,49 +161,3 @@ class Window:
     def records(self) -> Tail:
         """The entries' records as they are now (ids count the entries appended to this window)."""
         return self._records.tail()
-
-
-class Upto:
-    """The first `count` entries of a window, read as a window is. Reading from the end skips
-    the entries past it: a pathway's lag, a few segments (an outage's backlog at most)."""
-
-    __slots__ = ("_window", "_count", "_mapped")
-
-    def __init__(self, window: Window, count: int) -> None:
-        self._window = window
-        self._count = max(0, min(count, len(window)))
-        self._mapped: int | None = None
-
-    def __len__(self) -> int:
-        return self._count
-
-    def __iter__(self) -> Iterator[Entry]:
-        return islice(self._window, self._count)
-
-    def __reversed__(self) -> Iterator[Entry]:
-        return islice(reversed(self._window), len(self._window) - self._count, None)
-
-    @property
-    def first(self) -> Entry | None:
-        return self._window.first if self._count else None
-
-    @property
-    def mapped(self) -> int:
-        if self._mapped is None:
-            past = sum(bool(e.segment.init_uri) for e in islice(reversed(self._window),
-                                                                len(self._window) - self._count))
-            self._mapped = self._window.mapped - past
-        return self._mapped
-
-    @property
-    def duration(self) -> float:
-        past = sum(e.segment.duration for e in islice(reversed(self._window), len(self._window) - self._count))
-        return self._window.duration - past if self._count else 0.0
-
-    def newest(self, count: int) -> list[Entry]:
-        skip = len(self._window) - self._count
-        return list(islice(reversed(self._window), skip, skip + count))[::-1]
-
-
-# What a rendering reads of the entries a version lists: a window, or the first ones of it.
-Entries = Window | Upto

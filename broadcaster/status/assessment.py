@@ -29,7 +29,7 @@ class Assessment:
     @property
     def detail(self) -> str:
         """The state event's detail: the status while live, else the stream's phase."""
-        return self.state.detail(self.status)
+        return self.status if self.state.stream == "live" else self.state.stream
 
 
 @dataclass(frozen=True)
@@ -58,10 +58,6 @@ class HealthReport:
         self._uploader = uploader
         self._mirror = mirror
         self._readings = readings
-
-    def health(self) -> tuple[bool, dict[str, object]]:
-        reading = self.assess()
-        return reading.ok, reading.body
 
     def assess(self) -> Assessment:
         f = self._facts()

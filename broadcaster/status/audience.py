@@ -129,7 +129,9 @@ class Audience:
             return False
         now = self._clock()
         self._expire(now)
-        client = self._hash(address)
+        # SipHash (str's hash, keyed per process) of the address with our salt: cheap, and 64 bits, so
+        # two addresses sharing a key (and a cap) is a 1 in 2**64 chance.
+        client = None if address is None else hash((self._salt, address))
         known = self._viewers.get(viewer_id)
         if known is not None and known.client == client:  # the usual case: the same page again
             self._viewers.move_to_end(viewer_id)
@@ -205,11 +207,6 @@ class Audience:
     def __len__(self) -> int:
         """Pages counted as of the last beat or reading (no expiry run: the beat just ran it)."""
         return len(self._viewers)
-
-    def _hash(self, address: str | None) -> int | None:
-        # SipHash (str's hash, keyed per process) of the address with our salt: cheap, and 64 bits, so
-        # two addresses sharing a key (and a cap) is a 1 in 2**64 chance.
-        return None if address is None else hash((self._salt, address))
 
     def _expire(self, now: float) -> None:
         viewers = self._viewers

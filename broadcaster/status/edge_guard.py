@@ -11,7 +11,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from typing import Protocol
 
 from ..settings import Settings
 from ..source.tasks import cancelled
@@ -26,30 +25,22 @@ TIMEOUT = 5.0  # seconds a look may take
 REFUSED = ("HTTP 401", "HTTP 403")  # what the edge answers a stranger
 
 
-class Fetch(Protocol):
-    """A first-byte GET (steering/first_byte.py's FirstByte): (answered 200/206, what it answered or why
-    not); `close` ends its kept connection."""
-
-    async def __call__(self, url: str, timeout: float) -> tuple[bool, str]: ...
-
-    async def close(self) -> None: ...
-
-
 def edge_guard(s: Settings, newest: Callable[[], tuple[str, float] | None],
-               target_duration: Callable[[], int | None]) -> EdgeGuard:
-    """The service's guard: watching for a private stream whose segments are listed at R2_PUBLIC_URL (with
-    the edge token), idle otherwise. A segment listed within three target durations is live."""
-    watched = s.private and s.segment_urls == "public"
-    return EdgeGuard(newest, lambda: 3 * (target_duration() or 3), FirstByte(PROBE_HEADERS) if watched else None)
+               target_duration: Callable[[], int | None]) -> EdgeGuard | None:
+    """The service's guard for a private stream whose segments are listed at R2_PUBLIC_URL (with the edge
+    token); None otherwise. A segment listed within three target durations is live."""
+    if not (s.private and s.segment_urls == "public"):
+        return None
+    return EdgeGuard(newest, lambda: 3 * (target_duration() or 3), FirstByte(PROBE_HEADERS))
 
 
 class EdgeGuard:
     """`newest()`: the newest segment listed (its URL with the token, when); `fresh()`: how old it may be
-    and still be live (seconds); `fetch`: the first-byte GET (None: no watch, as for a public stream).
-    Started and stopped with the public URL's watch (public_reads.py's PublicReads.guard)."""
+    and still be live (seconds); `fetch`: the first-byte GET, its connection kept. Started and stopped with
+    the public URL's watch (public_reads.py's PublicReads.guard)."""
 
     def __init__(self, newest: Callable[[], tuple[str, float] | None], fresh: Callable[[], float],
-                 fetch: Fetch | None, *, every: float = GUARD_EVERY, clock: Callable[[], float] = time.monotonic) -> None:
+                 fetch: FirstByte, *, every: float = GUARD_EVERY, clock: Callable[[], float] = time.monotonic) -> None:
         self._newest = newest
         self._fresh = fresh
         self._fetch = fetch
@@ -65,7 +56,7 @@ class EdgeGuard:
     async def look(self) -> bool:
         """One look at the newest segment listed, without its token; False when nothing is live (no look)."""
         newest = self._newest()
-        if self._fetch is None or newest is None or self._clock() - newest[1] > self._fresh():
+        if newest is None or self._clock() - newest[1] > self._fresh():
             return False
         url = newest[0].partition("?")[0]
         answered, detail = await self._fetch(url, TIMEOUT)
@@ -96,11 +87,10 @@ class EdgeGuard:
             await asyncio.sleep(self._every if looked else IDLE_EVERY)  # a pace, not a wait for a condition
 
     def start(self) -> None:
-        if self._task is None and self._fetch is not None:
+        if self._task is None:
             self._task = asyncio.create_task(self._run(), name="edge-guard")
 
     async def stop(self) -> None:
         task, self._task = self._task, None
         await cancelled(task)
-        if self._fetch is not None:
-            await self._fetch.close()
+        await self._fetch.close()

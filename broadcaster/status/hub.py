@@ -30,11 +30,10 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 
-from typing import Protocol
-
+from ..source.owncast import SourceSegment
 from ..source.tasks import cancelled
 from .assessment import Assessment
-from .stream import Event, StreamState, StreamStatus
+from .stream import Event, StreamState
 
 log = logging.getLogger(__name__)
 
@@ -62,13 +61,6 @@ def _data(data: Mapping[str, object]) -> str:
     # Compact and ASCII-only: one line, no newline that would end the data field early.
     return json.dumps(data, separators=(",", ":"))
 
-
-
-class _Timed(Protocol):
-    """What the hub reads of a listed segment (Owncast's SourceSegment)."""
-
-    @property
-    def duration(self) -> float: ...
 
 class EventHub:
     """Encodes each event once and streams it to every open /live/events response. Ids start at the wall
@@ -123,7 +115,7 @@ class EventHub:
             "segment", {"variant": variant, "media_sequence": media_sequence, "duration": seconds, "url": url}
         )
 
-    def listed(self, variant: int, media_sequence: int, segment: _Timed, url: str) -> None:
+    def listed(self, variant: int, media_sequence: int, segment: SourceSegment, url: str) -> None:
         """The Release's listing outlet (publish/release.py ListedHook): told once the listing is visible."""
         self.segment_listed(variant, media_sequence, segment.duration, url)
 
@@ -241,24 +233,22 @@ class StalledClient(Exception):
 
 
 class StatusWatcher:
-    """Reads an Assessment every `interval` seconds into a StreamStatus, and publishes a `state` event when
-    the dashboard's state changes (not its detail alone: that counts up seconds)."""
+    """Reads an Assessment every `interval` seconds. Its StreamState changes in one place (_set_state, which
+    logs each transition, as aiortc's RTCDtlsTransport does with its State), and a change of the
+    dashboard's state (not of its detail alone: that counts up seconds) is published as a `state` event."""
 
-    def __init__(self, hub: EventHub, assess: Assess, *, interval: float = STATUS_INTERVAL,
-                 status: StreamStatus | None = None) -> None:
+    def __init__(self, hub: EventHub, assess: Assess, *, interval: float = STATUS_INTERVAL) -> None:
         self._hub = hub
         self._assess = assess
         self._interval = interval
-        self._state: Event | None = None
+        self._stream: StreamState | None = None
         self._task: asyncio.Task[None] | None = None
         self._last_error: str | None = None
-        self.status = status or StreamStatus()
-        self.status.subscribe(self._changed)
 
     @property
     def state(self) -> Event | None:
         """The last state published; None before the first check."""
-        return self._state
+        return None if self._stream is None else self._stream.event
 
     async def start(self) -> None:
         if self._task is None:
@@ -278,11 +268,16 @@ class StatusWatcher:
                 log.warning("assessing the stream failed, state events paused: %r", err)
             return
         self._last_error = None
-        self.status.set(reading.state, reading.detail)
+        self._set_state(reading.state, reading.detail)
 
-    def _changed(self, state: StreamState, detail: str) -> None:
-        if state.event != self._state:  # idle -> ended is a transition, but offline both times
-            self._state = state.event
+    def _set_state(self, state: StreamState, detail: str) -> None:
+        """The transition point. The same state with another detail (another degraded reason) is no
+        transition; idle -> ended is one, but offline both times: no event."""
+        before, self._stream = self._stream, state
+        if state is before:
+            return
+        log.info("stream state: %s (%s)", state.value, detail)
+        if before is None or state.event != before.event:
             self._hub.state_changed(state.event, detail)
 
     async def _run(self) -> None:

@@ -8,18 +8,13 @@
     DEGRADED   live               degraded
     ENDED      ended              offline
 
-StreamStatus holds the current state; its `set` is the one transition point: it logs each change
-and tells every subscriber (as aiortc's RTCDtlsTransport does with its State and `_set_state`).
+hub.py's StatusWatcher holds the current one (its _set_state: each transition logged).
 """
 
 from __future__ import annotations
 
 import enum
-import logging
-from collections.abc import Callable
 from typing import Literal
-
-log = logging.getLogger(__name__)
 
 Event = Literal["online", "offline", "degraded"]  # the SSE `state` event's "state"
 
@@ -48,37 +43,3 @@ class StreamState(enum.Enum):
         if self is StreamState.LIVE:
             return "online"
         return "degraded" if self is StreamState.DEGRADED else "offline"
-
-    def detail(self, status: str) -> str:
-        """The SSE event's detail: /health's "status" while live, else the stream's phase."""
-        return status if self.stream == "live" else self.stream
-
-
-Subscriber = Callable[[StreamState, str], None]
-
-
-class StreamStatus:
-    """The current StreamState, and the one place it changes."""
-
-    def __init__(self) -> None:
-        self._state: StreamState | None = None
-        self._subscribers: list[Subscriber] = []
-
-    @property
-    def state(self) -> StreamState | None:
-        """None before the first reading."""
-        return self._state
-
-    def subscribe(self, subscriber: Subscriber) -> None:
-        """`subscriber(state, detail)` is called on every transition, in the order subscribed."""
-        self._subscribers.append(subscriber)
-
-    def set(self, state: StreamState, detail: str) -> None:
-        """The transition point: a new state is logged and told to every subscriber. The same state
-        with another detail (another degraded reason) is no transition."""
-        if state is self._state:
-            return
-        log.info("stream state: %s (%s)", state.value, detail)
-        self._state = state
-        for subscriber in self._subscribers:
-            subscriber(state, detail)

@@ -24,17 +24,12 @@ from ..playlist.master import Pathway, Steering, VariantStream, render_master
 from ..playlist.rendered import Rendered
 
 
-class Announced(Protocol):
-    """What the publisher shows (publish/visible.py's VisiblePlaylists is one)."""
-
-    @property
-    def announced(self) -> Sequence[VariantStream] | None: ...
-
-    def media_playlist(self, variant: int) -> Rendered | None: ...
-
-
 class Listed(Protocol):
     """A pathway's media playlists (publish/visible.py's VisiblePlaylists)."""
+
+    @property
+    def announced(self) -> Sequence[VariantStream] | None:
+        """The variants Owncast announces (read of the first bucket's)."""
 
     def last_sequence(self, variant: int) -> int | None:
         """How far `variant`'s visible version lists (None: none), without rendering it."""
@@ -48,11 +43,9 @@ class SteeredMasters:
     ones served by the VM (relative: the bucket's and "vm") and the steering manifest named under `here`
     (`https://host/folder/`)."""
 
-    def __init__(self, shown: Announced, pathways: Sequence[Pathway], first: Callable[[], str],
+    def __init__(self, pathways: Sequence[Pathway], first: Callable[[], str],
                  playlists: Mapping[str, Listed]) -> None:
-        """`shown`: what Owncast announces (the first bucket's playlists); `playlists`: each pathway's,
-        by ID (a player must find every variant on the pathway it starts on)."""
-        self._shown = shown
+        """`playlists`: each pathway's, by ID, the first bucket's announcing the variants."""
         self._playlists = dict(playlists)
         self._pathways = tuple(pathways)
         self._first = first
@@ -61,8 +54,7 @@ class SteeredMasters:
         self._hosts: dict[str, tuple[Pathway, ...]] = {}
 
     def master_playlist(self, media_name: str = hls.MEDIA_PLAYLIST_NAME, here: str | None = None) -> Rendered | None:
-        shown = self._shown
-        variants = shown.announced
+        variants = self._playlists[hls.BUCKET_PATHWAY].announced
         if variants is not self._variants:
             self._variants = variants
             self._rendered.clear()

@@ -67,7 +67,7 @@ class Copies(Protocol):
 
 class SteeringMetrics(Collector):
     def __init__(self, registry: CollectorRegistry, policy: SteeringPolicy, copies: Copies, counts: PathwayCounts,
-                 cap_bytes_per_second: float, reports: PathwayReports | None = None) -> None:
+                 cap_bytes_per_second: float, reports: PathwayReports) -> None:
         self._policy, self._copies, self._counts, self._cap = policy, copies, counts, cap_bytes_per_second
         self._reports = reports
         registry.register(self)
@@ -114,12 +114,11 @@ class SteeringMetrics(Collector):
         heard = CounterMetricFamily(f"{_NS}_pathway_reports", "Viewer pages' words on their pathway heard "
                                     "(Hb-Pathway, with a counted heartbeat), by whether they name failed "
                                     "fetches (claims: they move nobody)", labels=("failures",))
-        failing = reports.failing if reports else 0
-        heard.add_metric(("some",), failing)
-        heard.add_metric(("none",), (reports.heard if reports else 0) - failing)
+        heard.add_metric(("some",), reports.failing)
+        heard.add_metric(("none",), reports.heard - reports.failing)
         ignored = CounterMetricFamily(f"{_NS}_pathway_report_words_ignored", "Words of those not understood "
                                       "(an unknown pathway id, a count that is not a whole number, another "
-                                      "form), ignored", value=reports.ignored if reports else 0)
+                                      "form), ignored", value=reports.ignored)
         return [
             first, switches, rank, sent, requests, manifests, pages, heard, ignored,
             GaugeMetricFamily(f"{_NS}_vm_segment_cap_bytes_per_second", "The most segment bytes a second the "

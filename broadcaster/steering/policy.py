@@ -143,17 +143,14 @@ class SteeringPolicy:
         self._reports[viewer] = _Report(now, pathway)
         for p in counts:
             self._state[p].reported_at = now
-        if counts and client is not None and self._own_failure_heard(now):
+        # A failed fetch reported now may be a failure only that client sees: the bucket is first and not
+        # failing on the service's own evidence, and was a report interval ago too.
+        if (counts and client is not None and self._priority[0] == hls.BUCKET_PATHWAY
+                and not self.failing(hls.BUCKET_PATHWAY) and now - self._back_at >= self.interval):
             clients = self._failing_clients
             clients.pop(client, None)
             clients[client] = now
             self._forget_clients(now)
-
-    def _own_failure_heard(self, now: float) -> bool:
-        """A failed fetch reported now may be a failure only that client sees: the bucket is first and not
-        failing on the service's own evidence, and was a report interval ago too."""
-        return (self._priority[0] == hls.BUCKET_PATHWAY and not self.failing(hls.BUCKET_PATHWAY)
-                and now - self._back_at >= self.interval)
 
     def client_failing(self, client: str | None) -> bool:
         """Whether a page at `client` reported failed fetches within REPORTED_FOR seconds: the VM may send

@@ -257,9 +257,6 @@ class Wake:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    def is_set(self) -> bool:
-        return self._set
-
     def clear(self) -> None:
         self._set = False
 

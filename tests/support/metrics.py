@@ -11,6 +11,7 @@ from broadcaster.status.audience import Audience
 from broadcaster.status.playback import Playback
 from broadcaster.steering.metrics import PathwayCounts, SteeringMetrics
 from broadcaster.steering.policy import BucketSignals, SteeringPolicy
+from broadcaster.steering.reports import PathwayReports
 from broadcaster.status.playback_metrics import PlaybackMetrics
 
 
@@ -35,5 +36,6 @@ def exported_series() -> set[str]:
     counts.sent(200, 1)
     counts.manifest("bucket")
     with tempfile.TemporaryDirectory() as folder:
-        SteeringMetrics(registry, policy, Held(Path(folder), Path(folder), max_bytes=1, keep_for=1), counts, 1.0)
+        SteeringMetrics(registry, policy, Held(Path(folder), Path(folder), max_bytes=1, keep_for=1), counts, 1.0,
+                        PathwayReports(policy.report))
         return {family.name + s for family in registry.collect() for s in suffixes[family.type]}

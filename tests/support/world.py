@@ -160,7 +160,8 @@ class World:
                 self.checker.assert_ok(str(v), rendered.body.decode())
 
     def health(self) -> tuple[bool, dict[str, object]]:
-        return self.report.health()
+        reading = self.report.assess()
+        return reading.ok, reading.body
 
     def sample(self, name: str, **labels: str) -> float | None:
         """A sample of the publisher's metrics: `name` without the hls_broadcaster_ prefix."""
