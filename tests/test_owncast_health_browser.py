@@ -21,7 +21,7 @@ import pytest
 from broadcaster.demo.emulator import OwncastEmulator, resolve_settings
 from broadcaster.demo.recordings import Recordings
 from broadcaster.demo.seaweed import SeaweedS3
-from tests.support.browser import POLL_MS, needs_chromium, open_viewer, shared_chromium
+from tests.support.browser import needs_chromium, open_viewer, shared_chromium, until_page
 from tests.support.owncast_cmcd import CmcdCollector, PlaybackClient
 from tests.support.owncast_viewers import OwncastViewers
 from tests.support.service_process import running_service, service_env
@@ -103,8 +103,7 @@ async def test_five_players_at_five_addresses_are_five_viewers_in_owncasts_strea
         await cdp.send("Network.enable")
         offline = {"offline": True, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1}
         await cdp.send("Network.emulateNetworkConditions", offline)
-        await troubled.wait_for_function("() => window.viewerStats.playback.stalls >= 1", timeout=WAIT * 1000,
-                                         polling=POLL_MS)
+        await until_page(troubled, "() => window.viewerStats.playback.stalls >= 1", timeout=WAIT)
         await cdp.send("Network.emulateNetworkConditions", offline | {"offline": False})
         page_counts: list[int] = []
 
