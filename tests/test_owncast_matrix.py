@@ -436,10 +436,9 @@ class Matrix:
                 + "".join(f"\n    excused from the bound: {e}" for e in self.excused.get(index, [])))
 
     def bucket_outage(self, seg: Segment) -> str | None:
-        """The service's own log line saying the bucket failed while `seg` waited to be listed, if
-        any: a bucket on a shared VM may stall past UPLOAD_TIMEOUT, a fault of the bucket
-        (tests/test_faults_bucket.py's subject), not a latency of the service. Such a segment is
-        excused from the bound and printed; it must still be listed and fetchable."""
+        """The service's own log line saying the bucket failed while `seg` waited to be listed, if any: a
+        bucket on a shared VM may stall past UPLOAD_TIMEOUT, a fault of the bucket, not a latency of the
+        service (the docstring, 3.); such a segment must still be listed and fetchable."""
         assert seg.owncast_at is not None and seg.service_at is not None
         offset = time.time() - time.monotonic()
         for line in self.service_log:
@@ -459,8 +458,7 @@ async def chain(tmp_path: Path, s3: SeaweedS3, name: str, final: Samples, late_t
                 **settings: str) -> AsyncIterator[Matrix]:
     """The service on `s3`'s bucket (SeaweedFS, a process of its own: the bucket is not what the matrix is
     about), the emulator, and the looks at both, for one chain of rows. `final` gets the service's metrics
-    after the last row; `settings` are the service's own. `late_tails`: passthrough rows hold each
-    segment's tail until its playlist names it."""
+    after the last row; `settings` are the service's own (Matrix.late_tails: `late_tails`)."""
     hls_dir = tmp_path / "hls"
     hls_dir.mkdir()
     # Content steering on: every row's playlists on both pathways, the bucket's behind the VM's by its
@@ -470,14 +468,11 @@ async def chain(tmp_path: Path, s3: SeaweedS3, name: str, final: Samples, late_t
     ledger = Ledger()
     owncast = OwncastEmulator(hls_dir, ledger=ledger)
     started = time.monotonic()
-    service = ServiceProcess(env, tmp_path / "service")
     try:
-        async with contextlib.AsyncExitStack() as stack:
-            # Up to a minute to start (not ServiceProcess's 20 s): on the shared 2-core VM under load
-            # (load average 20) one start took 17 s to reach "serving".
-            await service.start(timeout=START_TIMEOUT)
-            stack.push_async_exit(service.__aexit__)  # kills it and shows its log on a failure
-            http = await stack.enter_async_context(aiohttp.ClientSession())
+        # Up to a minute to start (not ServiceProcess's 20 s): on the shared 2-core VM under load
+        # (load average 20) one start took 17 s to reach "serving".
+        async with (ServiceProcess(env, tmp_path / "service", start_timeout=START_TIMEOUT) as service,
+                    aiohttp.ClientSession() as http):
             first = FirstListed(http, ledger, f"{service.url}/live/{hls.VM_FOLDER}/")
             matrix = Matrix(owncast, service.url, http, first, service_log=service.lines,
                             floor=int(settings.get("TARGET_DURATION", "0")), late_tails=late_tails)
