@@ -4,12 +4,10 @@ The service runs with content steering (PATHWAYS=bucket,vm, set here: the defaul
 tunnel stand-in (nginx routing cloudflared.yml.example's rules, with the headers Cloudflare's edge adds:
 tests/support/nginx.py), trusting it as deploy/env.example says (TRUST_CF_CONNECTING_IP=true), SeaweedFS
 behind the test's two gates (tests/support/gates.py) as its bucket, the Owncast emulator's 2 s segments
-as its source. Ten players play /live/master.m3u8 at once (tests/support/independent_players.py): Shaka
-4.16 and 5.2 with their defaults and 5.2 in low-latency mode, video.js with Owncast's VHS options and with
-VHS's defaults, the service's viewer page (hls.js) in one headless Chromium; streamlink, GStreamer's
-hlsdemux and hlsdemux2, and VLC as processes. Then the service's evidence moves: the gate in front of the
-bucket closes for the service alone (its uploads fail, as in R2's outage of 21 March 2025; viewers still
-read the bucket) until the service steers players to the VM, and opens until it steers them back.
+as its source. Ten players play /live/master.m3u8 at once (tests/support/independent_players.py: six
+pages in one headless Chromium, four processes). Then the service's evidence moves: the gate in front of
+the bucket closes for the service alone (its uploads fail, as in R2's outage of 21 March 2025; viewers
+still read the bucket) until the service steers players to the VM, and opens until it steers them back.
 
 Asserted, each player on its own:
 - it plays, and every segment it got (from the bucket or the VM, on the wire) is byte for byte what

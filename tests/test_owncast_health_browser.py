@@ -87,15 +87,12 @@ async def test_five_players_at_five_addresses_are_five_viewers_in_owncasts_strea
                     out[source] = (client, stats)
             return out
 
-        seen: dict[str, tuple[PlaybackClient, dict[str, Any]]] = {}
+        async def enough() -> dict[str, tuple[PlaybackClient, dict[str, Any]]] | None:
+            got = await shown()
+            return got if len(got) >= SHOWN * VIEWERS else None
 
-        async def enough() -> bool:
-            nonlocal seen
-            seen = await shown()
-            return len(seen) >= SHOWN * VIEWERS
-
-        await until(enough, f"at least {SHOWN:.0%} of {VIEWERS} viewers shown apart with their figures", WAIT,
-                    every=0.5, detail=lambda: (collector.viewers(), collector.refused))
+        seen = await until(enough, f"at least {SHOWN:.0%} of {VIEWERS} viewers shown apart with their figures",
+                           WAIT, every=0.5, detail=lambda: (collector.viewers(), collector.refused))
         # One viewer loses its network until its video stalls: its stall (and the errors its player may
         # meet) reach Owncast once it is back, the reports that failed meanwhile carried into the next.
         troubled = pages[-1]

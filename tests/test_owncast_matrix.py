@@ -8,13 +8,8 @@ Between two streams the settings change the way an operator changes them on Ownc
 the broadcaster disconnects (offline tail), the settings apply at the next stream.
 
 Rows (one row = one stream = one case) are `Row(level, variants)`, a chain a list of them (CHAINS and
-the passthrough chains COPIED, COPIED3 and RAISED below); the chains run side by side under xdist.
-So every latency level 0-4, transcoded and passthrough (the broadcaster's video and audio copied, cut
-at its irregular keyframes), one and three variants each appear in chains that pass, as do the
-changes level 0 -> 2, 4 -> 0, 2 variants -> 3, 3 -> 1, a variant added after a discontinuity and
-transcode -> passthrough, and a second raise of the target after the variants were cut apart
-(raised: each variant starts its new playlist at its own next segment, on the same timeline, so one
-moment keeps one discontinuity number in every variant).
+the passthrough chains COPIED, COPIED3 and RAISED below: passthrough copies the broadcaster's video and
+audio, cut at its irregular keyframes); the chains run side by side under xdist.
 
 For every row:
 1. Every version of every media playlist the service serves while the row is on is checked with
@@ -553,7 +548,8 @@ async def test_a_chain(tmp_path: Path, seaweed: SeaweedS3, name: str, rows: list
 async def test_passthrough_segment_longer_after_the_cut_raises_the_target_at_one_moment(
         tmp_path: Path, seaweed: SeaweedS3) -> None:
     """The source copied + 1 transcoded at level 0, keyframes 2, 1, 3.5 s apart: copied segments of 2
-    (found cut apart: target 1 -> 2), 1, then 3.5 s (target 2 -> 4)."""
+    (found cut apart: target 1 -> 2), 1, then 3.5 s (target 2 -> 4). Each variant starts its new playlist
+    at its own next segment, on the same timeline: one moment keeps one discontinuity number in each."""
     final: Samples = {}
     async with chain(tmp_path, seaweed, "raised", final) as matrix:
         # Then again with a 3 s copied segment: each stream follows an end, so its target starts low again.

@@ -288,15 +288,14 @@ async def test_a_viewer_below_the_lowest_variants_bitrate_stalls_on_it_here_and_
         # Its page stalls on the lowest variant and says so with its next reports.
         await until_page(pages[1], "v => window.viewerStats.playback.variant === v"
                          " && window.viewerStats.playback.stalls >= 2", int(lowest), timeout=WAIT)
-        got: Samples = {}
 
-        async def stalls_counted() -> bool:
-            nonlocal got
+        async def stalls_counted() -> Samples | None:
             got = await scraped(http, url)
             stalls = [playback(s, "stalls_total", variant=lowest) for s in (before, got)]
-            return stalls[1] > stalls[0] and playback(got, "stalled_seconds_total", variant=lowest) > 0.5
+            stalled = playback(got, "stalled_seconds_total", variant=lowest)
+            return got if stalls[1] > stalls[0] and stalled > 0.5 else None
 
-        await until(stalls_counted, "the slow page's stalls on /metrics", WAIT, every=0.2)
+        got = await until(stalls_counted, "the slow page's stalls on /metrics", WAIT, every=0.2)
         async with http.get(f"{url}/health") as response:
             viewers = (await response.json())["viewers"]
         # Owncast: both pages report; the slow one's errors (its stalls) make it a viewer in trouble.
