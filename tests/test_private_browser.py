@@ -18,7 +18,6 @@ tests/test_viewer_access.py's, at the module's seams."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
 from collections.abc import AsyncIterator
@@ -186,8 +185,6 @@ async def test_an_invited_viewer_plays_a_clip_on_the_page_by_its_gated_path(stac
     assert playlists == {clip.url, clip.url.replace("master.m3u8", f"0/{hls.MEDIA_PLAYLIST_NAME}")}, playlists
     segments = {urlsplit(u).path.rpartition("/")[2] for u in fetched if "verify=" in u}
     assert segments and segments <= {key.rpartition("/")[2] for key in clip.keys}, (segments, clip.keys)
-    with contextlib.suppress(Exception):
-        await page.close()
 
 
 async def test_videojs_and_shaka_on_another_site_play_a_multivariant_url_with_a_token(
@@ -220,8 +217,6 @@ async def test_the_embed_on_another_site_plays_with_third_party_cookies_and_stor
       return { cookie: document.cookie, storage, held: window.viewerStats.access.held };
     }""")
     assert kept == {"cookie": "", "storage": "SecurityError", "held": True}, kept
-    with contextlib.suppress(Exception):
-        await page.close()
 
 
 async def test_invited_viewers_play_with_p2p_and_every_door_gets_the_token(stack: Stack,
