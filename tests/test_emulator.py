@@ -31,8 +31,7 @@ TS_PACKET = 188
 
 
 async def test_variants_segments_and_master(owncast: OwncastEmulator) -> None:
-    for variant in (0, 1):
-        await owncast.wait_for_segments(variant, 3, timeout=20)
+    await asyncio.gather(*(owncast.wait_for_segments(variant, 3, timeout=20) for variant in (0, 1)))
     name = re.compile(rf"stream-{re.escape(owncast.shortid)}-\d+\.ts")
     for variant in (0, 1):
         text = owncast.variant_playlist(variant).read_text()
@@ -100,8 +99,7 @@ async def test_slow_writes_expose_partial_files(tmp_path: Path) -> None:
 
 
 async def test_stop_stream_appends_offline_tail(owncast: OwncastEmulator) -> None:
-    for variant in (0, 1):
-        await owncast.wait_for_segments(variant, 2, timeout=20)
+    await asyncio.gather(*(owncast.wait_for_segments(variant, 2, timeout=20) for variant in (0, 1)))
     inodes = [owncast.variant_playlist(v).stat().st_ino for v in (0, 1)]
     await owncast.stop_stream()
     assert owncast.ffmpeg_pid is None
@@ -414,9 +412,7 @@ async def test_a_replayed_stream_is_written_as_a_live_one(tmp_path: Path, record
                 OwncastEmulator(tmp_path / "again", recordings=recordings) as again):
         assert (live.replaying, replay.replaying, again.replaying) == (False, True, True)
         assert recordings.made - made <= 1  # a second replay found it made
-        for emulator in (live, replay):
-            for v in (0, 1):
-                await emulator.wait_for_segments(v, 4, timeout=60)
+        await asyncio.gather(*(e.wait_for_segments(v, 4, timeout=60) for e in (live, replay) for v in (0, 1)))
         for v in (0, 1):
             shapes = [playlist_shape(e.variant_playlist(v).read_text())[:12] for e in (live, replay)]
             assert shapes[0] == shapes[1], shapes

@@ -4,7 +4,6 @@ the whole stream; and /metrics can live on a listener of its own."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from pathlib import Path
 
@@ -12,13 +11,13 @@ import aiohttp
 import pytest
 
 from broadcaster.demo.emulator import OwncastEmulator
-from broadcaster.demo.ffmpeg import ffmpeg_exe
 from broadcaster.demo.ports import kept_port
 from broadcaster.demo.seaweed import SeaweedS3
 from tests.support.service_process import ServiceProcess, service_env
 from tests.support.hls_checker import MediaPlaylistChecker
 from tests.support.listing import listing
 from tests.support.observe import Observed, poll
+from tests.support.player_run import read_with_ffmpeg
 from tests.support.whole import assert_whole
 from tests.support.waiting import until
 
@@ -149,12 +148,8 @@ async def test_kept_stream_gets_a_vod_playlist_and_nothing_is_deleted(
         assert names == listed  # the whole stream, not just the last window
         # Nothing deleted, even long after it left the window, and each the file Owncast finished writing.
         await assert_whole(http, owncast.ledger, seen.listed_files(owncast))
-        player = await asyncio.create_subprocess_exec(
-            ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-i", vod_url, "-c", "copy", "-f", "null", "-",
-            stdin=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
-        async with asyncio.timeout(60):
-            _, err = await player.communicate()
-        assert player.returncode == 0, err.decode()
+        player = await read_with_ffmpeg(vod_url, 60)
+        assert player.exit_code == 0, player.warnings
         assert await service.stop() == 0
     assert service.problems() == []
 

@@ -21,7 +21,7 @@ import pytest
 from broadcaster.demo.emulator import OwncastEmulator, resolve_settings
 from broadcaster.demo.recordings import Recordings
 from broadcaster.demo.seaweed import SeaweedS3
-from tests.support.browser import POLL_MS, needs_chromium, open_viewer, shared_chromium
+from tests.support.browser import needs_chromium, open_viewer, shared_chromium, until_page
 from tests.support.owncast_cmcd import CmcdCollector, PlaybackClient
 from tests.support.owncast_viewers import OwncastViewers
 from tests.support.service_process import running_service, service_env
@@ -87,15 +87,12 @@ async def test_five_players_at_five_addresses_are_five_viewers_in_owncasts_strea
                     out[source] = (client, stats)
             return out
 
-        seen: dict[str, tuple[PlaybackClient, dict[str, Any]]] = {}
+        async def enough() -> dict[str, tuple[PlaybackClient, dict[str, Any]]] | None:
+            got = await shown()
+            return got if len(got) >= SHOWN * VIEWERS else None
 
-        async def enough() -> bool:
-            nonlocal seen
-            seen = await shown()
-            return len(seen) >= SHOWN * VIEWERS
-
-        await until(enough, f"at least {SHOWN:.0%} of {VIEWERS} viewers shown apart with their figures", WAIT,
-                    every=0.5, detail=lambda: (collector.viewers(), collector.refused))
+        seen = await until(enough, f"at least {SHOWN:.0%} of {VIEWERS} viewers shown apart with their figures",
+                           WAIT, every=0.5, detail=lambda: (collector.viewers(), collector.refused))
         # One viewer loses its network until its video stalls: its stall (and the errors its player may
         # meet) reach Owncast once it is back, the reports that failed meanwhile carried into the next.
         troubled = pages[-1]
@@ -103,8 +100,7 @@ async def test_five_players_at_five_addresses_are_five_viewers_in_owncasts_strea
         await cdp.send("Network.enable")
         offline = {"offline": True, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1}
         await cdp.send("Network.emulateNetworkConditions", offline)
-        await troubled.wait_for_function("() => window.viewerStats.playback.stalls >= 1", timeout=WAIT * 1000,
-                                         polling=POLL_MS)
+        await until_page(troubled, "() => window.viewerStats.playback.stalls >= 1", timeout=WAIT)
         await cdp.send("Network.emulateNetworkConditions", offline | {"offline": False})
         page_counts: list[int] = []
 

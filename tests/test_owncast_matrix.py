@@ -8,13 +8,8 @@ Between two streams the settings change the way an operator changes them on Ownc
 the broadcaster disconnects (offline tail), the settings apply at the next stream.
 
 Rows (one row = one stream = one case) are `Row(level, variants)`, a chain a list of them (CHAINS and
-the passthrough chains COPIED, COPIED3 and RAISED below); the chains run side by side under xdist.
-So every latency level 0-4, transcoded and passthrough (the broadcaster's video and audio copied, cut
-at its irregular keyframes), one and three variants each appear in chains that pass, as do the
-changes level 0 -> 2, 4 -> 0, 2 variants -> 3, 3 -> 1, a variant added after a discontinuity and
-transcode -> passthrough, and a second raise of the target after the variants were cut apart
-(raised: each variant starts its new playlist at its own next segment, on the same timeline, so one
-moment keeps one discontinuity number in every variant).
+the passthrough chains COPIED, COPIED3 and RAISED below: passthrough copies the broadcaster's video and
+audio, cut at its irregular keyframes); the chains run side by side under xdist.
 
 For every row:
 1. Every version of every media playlist the service serves while the row is on is checked with
@@ -436,10 +431,9 @@ class Matrix:
                 + "".join(f"\n    excused from the bound: {e}" for e in self.excused.get(index, [])))
 
     def bucket_outage(self, seg: Segment) -> str | None:
-        """The service's own log line saying the bucket failed while `seg` waited to be listed, if
-        any: a bucket on a shared VM may stall past UPLOAD_TIMEOUT, a fault of the bucket
-        (tests/test_faults_bucket.py's subject), not a latency of the service. Such a segment is
-        excused from the bound and printed; it must still be listed and fetchable."""
+        """The service's own log line saying the bucket failed while `seg` waited to be listed, if any: a
+        bucket on a shared VM may stall past UPLOAD_TIMEOUT, a fault of the bucket, not a latency of the
+        service (the docstring, 3.); such a segment must still be listed and fetchable."""
         assert seg.owncast_at is not None and seg.service_at is not None
         offset = time.time() - time.monotonic()
         for line in self.service_log:
@@ -459,8 +453,7 @@ async def chain(tmp_path: Path, s3: SeaweedS3, name: str, final: Samples, late_t
                 **settings: str) -> AsyncIterator[Matrix]:
     """The service on `s3`'s bucket (SeaweedFS, a process of its own: the bucket is not what the matrix is
     about), the emulator, and the looks at both, for one chain of rows. `final` gets the service's metrics
-    after the last row; `settings` are the service's own. `late_tails`: passthrough rows hold each
-    segment's tail until its playlist names it."""
+    after the last row; `settings` are the service's own (Matrix.late_tails: `late_tails`)."""
     hls_dir = tmp_path / "hls"
     hls_dir.mkdir()
     # Content steering on: every row's playlists on both pathways, the bucket's behind the VM's by its
@@ -470,14 +463,11 @@ async def chain(tmp_path: Path, s3: SeaweedS3, name: str, final: Samples, late_t
     ledger = Ledger()
     owncast = OwncastEmulator(hls_dir, ledger=ledger)
     started = time.monotonic()
-    service = ServiceProcess(env, tmp_path / "service")
     try:
-        async with contextlib.AsyncExitStack() as stack:
-            # Up to a minute to start (not ServiceProcess's 20 s): on the shared 2-core VM under load
-            # (load average 20) one start took 17 s to reach "serving".
-            await service.start(timeout=START_TIMEOUT)
-            stack.push_async_exit(service.__aexit__)  # kills it and shows its log on a failure
-            http = await stack.enter_async_context(aiohttp.ClientSession())
+        # Up to a minute to start (not ServiceProcess's 20 s): on the shared 2-core VM under load
+        # (load average 20) one start took 17 s to reach "serving".
+        async with (ServiceProcess(env, tmp_path / "service", start_timeout=START_TIMEOUT) as service,
+                    aiohttp.ClientSession() as http):
             first = FirstListed(http, ledger, f"{service.url}/live/{hls.VM_FOLDER}/")
             matrix = Matrix(owncast, service.url, http, first, service_log=service.lines,
                             floor=int(settings.get("TARGET_DURATION", "0")), late_tails=late_tails)
@@ -558,7 +548,8 @@ async def test_a_chain(tmp_path: Path, seaweed: SeaweedS3, name: str, rows: list
 async def test_passthrough_segment_longer_after_the_cut_raises_the_target_at_one_moment(
         tmp_path: Path, seaweed: SeaweedS3) -> None:
     """The source copied + 1 transcoded at level 0, keyframes 2, 1, 3.5 s apart: copied segments of 2
-    (found cut apart: target 1 -> 2), 1, then 3.5 s (target 2 -> 4)."""
+    (found cut apart: target 1 -> 2), 1, then 3.5 s (target 2 -> 4). Each variant starts its new playlist
+    at its own next segment, on the same timeline: one moment keeps one discontinuity number in each."""
     final: Samples = {}
     async with chain(tmp_path, seaweed, "raised", final) as matrix:
         # Then again with a 3 s copied segment: each stream follows an end, so its target starts low again.

@@ -15,21 +15,17 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-import yaml
 
 from broadcaster.demo.emulator import OwncastEmulator, resolve_settings
 from broadcaster.demo.recordings import Recordings
 from broadcaster.demo.seaweed import SeaweedS3
-from tests.support.browser import POLL_MS, needs_chromium, shared_chromium, until_served
+from tests.support.browser import needs_chromium, shared_chromium, until_page, until_served
 from tests.support.service_process import ServiceProcess, service_env
 from tests.support.nginx import Nginx, needs_nginx, tunnel_locations
 from tests.support.owncast_web import OwncastWeb
+from tests.support.independent_players import SEGMENT_SUFFIXES
+from tests.support.tunnel import OWNCAST, OWNCAST_HOST, SERVICE, tunnel_rules
 
-ROOT = Path(__file__).resolve().parent.parent
-HOSTNAME = "owncast.example.com"  # layout B's hostname in cloudflared.yml.example
-SERVICE = "http://127.0.0.1:3000"  # the ports the example names; the test's parts run elsewhere
-OWNCAST = "http://127.0.0.1:8080"
-SEGMENT_SUFFIXES = (".ts", ".m4s", ".mp4", ".aac")
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser, needs_chromium, needs_nginx]
 
@@ -42,7 +38,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.browser, needs_chromium, need
                          ids=["no-delta-updates", "delta-updates"])
 async def test_owncasts_page_plays_from_the_bucket_through_the_same_hostname_tunnel(
         tmp_path: Path, recordings: Recordings, seaweed: SeaweedS3, window: str, seconds: float, deltas: bool) -> None:
-    rules = yaml.safe_load((ROOT / "cloudflared.yml.example").read_text())["ingress"]
     hls_dir = tmp_path / "hls"
     hls_dir.mkdir()
     # The bucket's pathway alone: the claim is every segment from the bucket, and with the VM's pathway a
@@ -50,7 +45,8 @@ async def test_owncasts_page_plays_from_the_bucket_through_the_same_hostname_tun
     # tests/test_steering_browser.py).
     env = service_env(hls_dir, seaweed, tmp_path / "state", WINDOW_SECONDS=window, PATHWAYS="bucket")
     async with ServiceProcess(env, tmp_path / "service") as service, OwncastWeb(hls_dir) as owncast:
-        locations = tunnel_locations(rules, HOSTNAME, {SERVICE: service.url, OWNCAST: owncast.url})
+        routes = {SERVICE: service.url, OWNCAST: owncast.url}
+        locations = tunnel_locations(tunnel_rules(), OWNCAST_HOST, routes)
         # Owncast streams once everything is up: the service started first, as under systemd.
         async with Nginx(tmp_path / "tunnel", locations) as tunnel, \
                 OwncastEmulator(hls_dir, resolve_settings(segment_seconds=1), recordings=recordings):
@@ -112,10 +108,8 @@ async def play(origin: str, seconds: float) -> tuple[list[str], list[tuple[str, 
         page.on("pageerror", lambda e: errors.append(str(e)))
         await page.goto(f"{origin}/")
         # VHS plays it (not the browser's own HLS), and the clock moves.
-        await page.wait_for_function("() => player.tech(true).vhs && player.currentTime() > 0",
-                                     timeout=30_000, polling=POLL_MS)
+        await until_page(page, "() => player.tech(true).vhs && player.currentTime() > 0")
         start = await page.evaluate("() => player.currentTime()")
-        await page.wait_for_function("t => player.currentTime() >= t", arg=start + seconds,
-                                     timeout=30_000, polling=POLL_MS)
+        await until_page(page, "t => player.currentTime() >= t", start + seconds)
         errors += await page.evaluate("() => window.playerErrors")
     return requests, responses, errors, skipped

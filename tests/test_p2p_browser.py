@@ -32,18 +32,18 @@ from urllib.parse import urlsplit
 import aiohttp
 import pytest
 import pytest_asyncio
-from prometheus_client.parser import text_string_to_metric_families
 
 from broadcaster.demo.recordings import Recordings
 from broadcaster.demo.seaweed import SeaweedS3
-from tests.support.browser import (ALTER_P2P_UPLOADS, HANDED, HOSTILE_MODES, PLAYERS, POLL_MS, WEBRTC_ARGS,
+from tests.support.browser import (ALTER_P2P_UPLOADS, HANDED, HOSTILE_MODES, PLAYERS, WEBRTC_ARGS,
                                    WITHHOLDING, hostile_peer, module_chromium, needs_chromium, open_viewer,
-                                   show_video, stat_rows, watch)
+                                   show_video, stat_rows, until_page, watch)
 from tests.support.counting_proxy import CountingProxy, closed_port, sequence
 from tests.support.prometheus import PromAPI, prometheus
 from tests.support.s3 import bucket_of_its_own
+from tests.support.scrape import scraped, total
 from tests.support.p2p_demo import Demo, demo_with_tracker, running_demo
-from tests.support.page_open import Agents
+from tests.support.page_open import Agents, Opened, open_page
 from tests.support.stun import stun_server
 from tests.support.waiting import until
 
@@ -81,10 +81,19 @@ RECORD_ICE_SERVERS = """(() => {
 
 @dataclass
 class Viewer:
-    page: Any
-    agent: str = ""  # its user agent: the proxy counts its GETs by it
+    opened: Opened
+    agent: str  # its user agent: the proxy counts its GETs by it
     requests: list[str] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)  # page errors and console errors of its own
+
+    @property
+    def page(self) -> Any:
+        return self.opened.page
+
+    @property
+    def problems(self) -> list[str]:
+        """Its page's errors and its console's, not the browser's own for a failed load."""
+        errors = [line.removeprefix("error: ") for line in self.opened.said if line.startswith("error: ")]
+        return [e for e in errors if not browser_network_error(e)] + self.opened.thrown
 
 
 # Chromium's own user agent naming a viewer (what the proxy counts GETs by), read once per module's
@@ -96,26 +105,19 @@ _AGENTS: dict[int, Agents] = {}  # id(browser) -> its Agents
 async def viewers_of(browser: Any, url: str, scripts: list[list[str]]) -> AsyncIterator[list[Viewer]]:
     """A viewer per entry of `scripts` (its init scripts), each in a context of its own (its own cache,
     storage and peer id), opened together; their contexts are closed on exit."""
-    contexts, viewers = [], []
+    viewers: list[Viewer] = []
     try:
         for i, extra in enumerate(scripts):
             agent = await _AGENTS.setdefault(id(browser), Agents(browser)).tagged(f"hb-viewer/{i}")
-            context = await browser.new_context(user_agent=agent)
-            contexts.append(context)
-            for script in [RECORD_ICE_SERVERS, *extra]:
-                await context.add_init_script(script)
-            page = await context.new_page()
-            viewer = Viewer(page, agent)
-            page.on("request", lambda r, v=viewer: v.requests.append(r.url))
-            page.on("console", lambda m, v=viewer: v.problems.append(m.text)
-                    if m.type == "error" and not browser_network_error(m.text) else None)
-            page.on("pageerror", lambda e, v=viewer: v.problems.append(str(e)))
+            opened = await open_page(browser, None, scripts=[RECORD_ICE_SERVERS, *extra], user_agent=agent)
+            viewer = Viewer(opened, agent)
+            viewer.page.on("request", lambda r, v=viewer: v.requests.append(r.url))
             viewers.append(viewer)
         await asyncio.gather(*(open_viewer(v.page, url) for v in viewers))
         yield viewers
     finally:
-        for context in contexts:
-            await context.close()
+        for v in viewers:
+            await v.opened.context.close()
 
 
 def browser_network_error(text: str) -> bool:
@@ -135,9 +137,9 @@ def p2p_requests(viewer: Viewer) -> list[str]:
     return [u for u in viewer.requests if urlsplit(u).path.lstrip("/") in P2P_FILES]
 
 
-async def until_pages(viewers: list[Viewer], condition: str, timeout_ms: int = 20_000) -> None:
+async def until_pages(viewers: list[Viewer], condition: str, timeout: float = 20) -> None:
     for v in viewers:
-        await v.page.wait_for_function(condition, timeout=timeout_ms, polling=POLL_MS)
+        await until_page(v.page, condition, timeout=timeout)
 
 
 def played_segments(proxy: CountingProxy, since: collections.Counter[str]) -> list[str]:
@@ -215,10 +217,7 @@ async def test_three_viewers_share_segments_and_all_keep_playing(
             demo_with_tracker(tmp_path, seaweed, tracker_dir, recordings=recordings, P2P_STUN_SERVERS=stun) as demo, \
             viewers_of(browser, f"{demo.service.url}/?stats=1", [[], [], []]) as viewers:
         # Peers find each other through the tracker...
-        for v in viewers:
-            await v.page.wait_for_function(
-                "() => window.viewerStats.p2p && window.viewerStats.p2p.peers >= 1",
-                timeout=20_000, polling=POLL_MS)
+        await until_pages(viewers, "() => window.viewerStats.p2p && window.viewerStats.p2p.peers >= 1")
         # ...and from then on all three play on (16 s of video each) while the bucket is counted.
         before = collections.Counter(demo.proxy.gets)
         stats = await asyncio.gather(*(watch(v.page, 16, timeout_ms=40_000) for v in viewers))
@@ -292,13 +291,10 @@ async def test_three_viewers_share_segments_and_all_keep_playing(
 
 
 async def steered_to_vm(service_url: str) -> bool:
-    """Whether the service has steered players to the VM's pathway since it started (its switches metric,
-    read as Prometheus reads it)."""
-    async with aiohttp.ClientSession() as session, session.get(f"{service_url}/metrics") as response:
-        text = await response.text()
-    return any(sample.value > 0 for family in text_string_to_metric_families(text)
-               if family.name == "hls_broadcaster_pathway_switches" for sample in family.samples
-               if sample.name.endswith("_total") and sample.labels.get("pathway") == "vm")
+    """Whether the service has steered players to the VM's pathway since it started (its switches metric)."""
+    async with aiohttp.ClientSession() as http:
+        switches = await scraped(http, service_url)
+    return total(switches, "hls_broadcaster_pathway_switches_total", pathway="vm") > 0
 
 
 async def test_an_unreachable_tracker_plays_as_without_p2p(tmp_path: Path, seaweed: SeaweedS3,
@@ -309,17 +305,9 @@ async def test_an_unreachable_tracker_plays_as_without_p2p(tmp_path: Path, seawe
         steered = await steered_to_vm(demo.service.url)
         # A page without WebCrypto (plain http from another host than localhost) cannot check peers'
         # segments (issue 31): P2P turns itself off, says why, and the page plays from the bucket.
-        context = await browser.new_context()
-        try:
-            await context.add_init_script(NO_WEBCRYPTO)
-            page = await context.new_page()
-            warnings: list[str] = []
-            page.on("console", lambda m: warnings.append(m.text) if m.type == "warning" else None)
-            await open_viewer(page, f"{demo.service.url}/?stats=1")
-            without = await watch(page, 2)
-            panel = await page.inner_text("#stats")
-        finally:
-            await context.close()
+        async with viewers_of(browser, f"{demo.service.url}/?stats=1", [[NO_WEBCRYPTO]]) as (plain,):
+            without = await watch(plain.page, 2)
+            panel = await plain.page.inner_text("#stats")
     # From the bucket, but where the service steered players to the VM meanwhile (content steering: uploads
     # waiting over a target duration on a loaded machine), as it would any page.
     assert stats["errors"] == [] and stats["state"] == "playing" and (stats["originSegments"] == 0 or steered), stats
@@ -328,7 +316,8 @@ async def test_an_unreachable_tracker_plays_as_without_p2p(tmp_path: Path, seawe
     assert p2p_requests(viewer)  # P2P was on: the page loaded it, and played on without a tracker
     assert without["errors"] == [] and without["state"] == "playing", without
     assert "WebCrypto" in without["p2p"]["off"] and "bytesFromPeers" not in without["p2p"], without["p2p"]
-    assert any(w.startswith("P2P off:") and "WebCrypto" in w for w in warnings), warnings
+    said = plain.opened.said
+    assert any(w.startswith("warning: P2P off:") and "WebCrypto" in w for w in said), said
     assert "off: no WebCrypto" in panel, panel
 
 
@@ -355,6 +344,8 @@ async def test_without_p2p_the_page_requests_no_p2p_file(tmp_path: Path, seaweed
 
 # -- (d) a segment the bucket serves damaged (issue 40, V4) -----------------------------------------------
 
+PLAYING_NOW = "() => window.viewerStats.state === 'playing' && !document.querySelector('video').paused"
+
 
 async def test_a_damaged_segment_from_the_bucket_stops_the_video_only_for_a_moment(
     tmp_path: Path, seaweed: SeaweedS3, browser: Any, recordings: Recordings,
@@ -369,19 +360,13 @@ async def test_a_damaged_segment_from_the_bucket_stops_the_video_only_for_a_mome
         await watch(page, 2)
         bad = max(sequence(path) for path in demo.proxy.gets) + 2  # one the player has not asked for yet
         demo.proxy.corrupt = lambda path: sequence(path) == bad
-        await page.wait_for_function("() => window.viewerStats.mediaErrors >= 1",
-                                     timeout=40_000, polling=POLL_MS)
+        await until_page(page, "() => window.viewerStats.mediaErrors >= 1", timeout=40)
         # Within seconds: playing again, and 4 s of video played since.
-        await page.wait_for_function(
-            "() => window.viewerStats.state === 'playing' && !document.querySelector('video').paused",
-            timeout=15_000, polling=POLL_MS)
+        await until_page(page, PLAYING_NOW, timeout=15)
         stats = await watch(page, 4, timeout_ms=15_000)
         # Playing at the end too. The damaged object stays in the bucket: under load the new player at the
-        # live edge may meet it once more (a full run ended its 4 s in "error", recovering again), so
-        # this waits for playing rather than reading one instant.
-        await page.wait_for_function(
-            "() => window.viewerStats.state === 'playing' && !document.querySelector('video').paused",
-            timeout=15_000, polling=POLL_MS)
+        # live edge may meet it once more and recover again, so this waits for playing, not one instant.
+        await until_page(page, PLAYING_NOW, timeout=15)
         panel = await page.inner_text("#stats")
     assert demo.proxy.corrupted, "the damaged segment was never asked for"
     assert stats["mediaErrors"] >= 1 and stats["recoveries"] >= 1, stats
@@ -426,7 +411,7 @@ async def test_a_peer_sending_altered_bytes_is_refused_and_honest_viewers_play_t
         assert await api.value(rejected) == 0
         async with viewers_of(browser, f"{demo.service.url}/?stats=1",
                               [[ALTER_P2P_UPLOADS], honest, honest]) as viewers:
-            stats, handed, errors, panel, problems = await refused_and_played(viewers)
+            await refused_and_played(demo, viewers)
             reported = await page_reports(viewers[1:])
             # The rejections the honest pages saw, on /metrics once they reported them, and the alert.
             seen: list[Any] = []
@@ -444,7 +429,6 @@ async def test_a_peer_sending_altered_bytes_is_refused_and_honest_viewers_play_t
     assert reported["rejected"] >= 2 and got["rejected"] >= reported["rejected"], (reported, got)
     assert got["banned"] >= 2 and got["verified"] == 0, got  # each honest page banned the one hostile peer
     assert firing["labels"]["severity"] == "warning", firing
-    check_refused_and_played(demo, stats, handed, errors, panel, problems)
 
 
 # What a page's reports did, for a failure's detail: sent, not taken (counted again later), its P2P counts.
@@ -459,13 +443,10 @@ async def page_reports(viewers: list[Viewer]) -> dict[str, int]:
 
 
 async def playback_metrics(http: aiohttp.ClientSession, url: str) -> dict[str, float]:
-    async with http.get(f"{url}/metrics") as response:
-        text = await response.text()
-    found = {(s.name, s.labels.get("result")): s.value for f in text_string_to_metric_families(text)
-             for s in f.samples}
-    return {"rejected": found[("hls_broadcaster_playback_p2p_segments_total", "rejected")],
-            "verified": found[("hls_broadcaster_playback_p2p_segments_total", "verified")],
-            "banned": found[("hls_broadcaster_playback_p2p_peers_banned_total", None)]}
+    got = await scraped(http, url)
+    segments = {result: total(got, "hls_broadcaster_playback_p2p_segments_total", result=result)
+                for result in ("rejected", "verified")}
+    return segments | {"banned": total(got, "hls_broadcaster_playback_p2p_peers_banned_total")}
 
 
 async def alert_firing(api: PromAPI, name: str) -> dict[str, Any] | None:
@@ -473,31 +454,23 @@ async def alert_firing(api: PromAPI, name: str) -> dict[str, Any] | None:
     return next((a for a in alerts if a["labels"]["alertname"] == name and a["state"] == "firing"), None)
 
 
-async def refused_and_played(viewers: list[Viewer]) -> tuple[Any, ...]:
-    """Test (e)'s part in the browsers: the honest viewers ban the hostile one, refuse it again, play on."""
+async def refused_and_played(demo: Demo, viewers: list[Viewer]) -> None:
+    """Test (e)'s part in the browsers: the honest viewers ban the hostile one, refuse it again, and play the
+    bucket's bytes on."""
     pages = [v.page for v in viewers]
     # Each honest viewer takes a segment from the hostile one (the only peer that uploads), finds
     # it altered, and bans it...
-    for page in pages[1:]:
-        await page.wait_for_function("() => window.viewerStats.p2p.bannedPeers >= 1",
-                                     timeout=40_000, polling=POLL_MS)
+    await until_pages(viewers[1:], "() => window.viewerStats.p2p.bannedPeers >= 1", timeout=40)
     # The tracker introduces the banned peer again when the viewers announce (every few minutes
     # in production; now, here): the page closes that connection at once.
     await asyncio.gather(*(p.evaluate(ANNOUNCE_AGAIN) for p in pages[1:]))
-    for page in pages[1:]:
-        await page.wait_for_function("() => window.viewerStats.p2p.refusedConnections >= 1",
-                                     timeout=20_000, polling=POLL_MS)
+    await until_pages(viewers[1:], "() => window.viewerStats.p2p.refusedConnections >= 1")
     # ...and plays on, from the bucket (6 s of video more each).
     stats = await asyncio.gather(*(watch(p, 6) for p in pages[1:]))
     handed = [await p.evaluate("() => window.handed") for p in pages[1:]]
     errors = [await p.evaluate("() => document.querySelector('video').error") for p in pages[1:]]
     panel = await pages[1].inner_text("#stats")
     problems = [e for v in viewers[1:] for e in v.problems]
-    return stats, handed, errors, panel, problems
-
-
-def check_refused_and_played(demo: Demo, stats: list[dict[str, Any]], handed: list[list[str]],
-                             errors: list[Any], panel: str, problems: list[str]) -> None:
     banned = [s["p2p"]["bannedPeerIds"] for s in stats]
     print("hostile peer:", json.dumps([{k: s["p2p"][k] for k in (
         "rejectedSegments", "rejectedBytes", "bannedPeers", "refusedConnections", "verifiedSegments",
@@ -543,9 +516,8 @@ async def test_peers_that_withhold_their_end_announce_a_larger_size_or_send_half
         first_ids = [set(await v.page.evaluate("() => window.ownPeerIds()")) for v in good]
         with contextlib.suppress(PlaywrightTimeout):
             for v in bad:
-                await v.page.wait_for_function(
-                    "ids => window.hostileLog.filter((u) => ids.includes(u.to)).length >= 2",
-                    arg=sorted(set().union(*first_ids)), timeout=45_000, polling=POLL_MS)
+                await until_page(v.page, "ids => window.hostileLog.filter((u) => ids.includes(u.to))"
+                                 ".length >= 2", sorted(set().union(*first_ids)), timeout=45)
         before = collections.Counter(demo.proxy.gets)
         by_agent = collections.Counter(demo.proxy.gets_by_agent)
         stats = await asyncio.gather(*(watch(v.page, 10, timeout_ms=40_000) for v in good))
@@ -557,15 +529,14 @@ async def test_peers_that_withhold_their_end_announce_a_larger_size_or_send_half
         attacks = [await v.page.evaluate("() => window.hostileLog") for v in bad]
         errors = [await v.page.evaluate("() => document.querySelector('video').error") for v in good]
         # Each lie in the size liar's log was sent when logged, over a channel its viewer had just asked on;
-        # it reaches that viewer's count a moment later. The stats above were read when `watch` ended, and
-        # the log after: r26 of 2026-11-26 (seven workers) logged a lie after them and failed on a count of 0.
+        # it reaches that viewer's count a moment later: a lie logged after `watch` ended is waited for.
         lies = {u["to"] for u in attacks[HOSTILE_MODES.index("larger")] if u["how"] == "x4 + 1 MB"}
         oversized = []
         for v, own in zip(good, ids[:3], strict=True):
             if own & lies:
                 with contextlib.suppress(PlaywrightTimeout):  # a count that stays 0 fails below
-                    await v.page.wait_for_function("() => window.viewerStats.p2p.oversizedAnnouncements >= 1",
-                                                   timeout=10_000, polling=POLL_MS)
+                    await until_page(v.page, "() => window.viewerStats.p2p.oversizedAnnouncements >= 1",
+                                     timeout=10)
             oversized.append(await v.page.evaluate("() => window.viewerStats.p2p.oversizedAnnouncements"))
 
     honest_ids = set().union(*ids[:3])
@@ -625,12 +596,12 @@ async def test_a_peer_that_never_finishes_an_upload_is_dropped_and_costs_no_more
         await until_pages(good, "() => window.ownPeerIds().length > 0")
         ids = [set(await v.page.evaluate("() => window.ownPeerIds()")) for v in good]
         # Until the withholder has been asked by every honest viewer as often as the bound allows...
-        await bad.page.wait_for_function(
-            """(ids) => ids.every((own) => window.hostileLog.filter((u) => own.includes(u.to)).length >= %d)"""
-            % UNFINISHED_BOUND, arg=[sorted(own) for own in ids], timeout=90_000, polling=POLL_MS)
+        await until_page(bad.page, "(ids) => ids.every((own) => window.hostileLog"
+                         f".filter((u) => own.includes(u.to)).length >= {UNFINISHED_BOUND})",
+                         [sorted(own) for own in ids], timeout=90)
         # ...and then dropped by each (as soon as the last of those attempts ends).
         with contextlib.suppress(PlaywrightTimeout):
-            await until_pages(good, "() => window.viewerStats.p2p.droppedPeers >= 1", timeout_ms=15_000)
+            await until_pages(good, "() => window.viewerStats.p2p.droppedPeers >= 1", timeout=15)
         at_drop = await asyncio.gather(*(v.page.evaluate("() => window.viewerStats.p2p") for v in good))
         log_at_drop = await bad.page.evaluate("() => window.hostileLog")
         before = collections.Counter(demo.proxy.gets)

@@ -18,7 +18,6 @@ tests/test_viewer_access.py's, at the module's seams."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
 from collections.abc import AsyncIterator
@@ -36,8 +35,8 @@ from broadcaster.access.invites import InviteLinks
 from broadcaster.demo.recordings import Recordings
 from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.playlist import hls
-from tests.support.browser import (POLL_MS, WEBRTC_ARGS, OwnedPages, module_chromium, needs_chromium,
-                                   owned_pages, wait_for_state, watch)
+from tests.support.browser import (WEBRTC_ARGS, OwnedPages, module_chromium, needs_chromium, owned_pages,
+                                   until_page, wait_for_state, watch)
 from tests.support.framer import Framer
 from tests.support.independent_players import SHAKA_52, VIDEOJS_OWNCAST, served_pages
 from tests.support.local_http import Served
@@ -125,16 +124,14 @@ async def test_a_stranger_sees_the_pass_phrase_form_alone_and_copied_urls_are_re
         assert not await page.is_visible(hidden), hidden
     # A wrong pass-phrase: the service's words, and the form stays for another try.
     await enter(page, "open says me")
-    await page.wait_for_function("() => !document.getElementById('access-error').hidden",
-                                 timeout=WAIT * 1000, polling=POLL_MS)
+    await until_page(page, "() => !document.getElementById('access-error').hidden", timeout=WAIT)
     assert await page.inner_text("#access-error") == "wrong pass-phrase"
     assert await page.is_visible("#passphrase") and not await page.is_visible("video")
     assert not any(urlsplit(u).path in DOORS for u in asked), asked  # config.json said private: nothing asked
 
     # An invite that ended: the page says so plainly, and asks for the pass-phrase.
     await page.goto(f"{stack.url}/?invite={stack.expired}")
-    await page.wait_for_function("() => !document.getElementById('access-error').hidden",
-                                 timeout=WAIT * 1000, polling=POLL_MS)
+    await until_page(page, "() => !document.getElementById('access-error').hidden", timeout=WAIT)
     said = await page.inner_text("#access-error")
     assert said.startswith("this invite expired on ") and await page.is_visible("#passphrase"), said
     assert "invite=" not in page.url  # not left in the address bar (nor in a moment link copied from it)
@@ -188,8 +185,6 @@ async def test_an_invited_viewer_plays_a_clip_on_the_page_by_its_gated_path(stac
     assert playlists == {clip.url, clip.url.replace("master.m3u8", f"0/{hls.MEDIA_PLAYLIST_NAME}")}, playlists
     segments = {urlsplit(u).path.rpartition("/")[2] for u in fetched if "verify=" in u}
     assert segments and segments <= {key.rpartition("/")[2] for key in clip.keys}, (segments, clip.keys)
-    with contextlib.suppress(Exception):
-        await page.close()
 
 
 async def test_videojs_and_shaka_on_another_site_play_a_multivariant_url_with_a_token(
@@ -200,9 +195,8 @@ async def test_videojs_and_shaka_on_another_site_play_a_multivariant_url_with_a_
         await page.goto(f"{stack.players.url}/page/{player}?src={src}")
     for player, page in pages.items():
         # Seconds played, as the probe counts them (a live stream's currentTime starts far from 0).
-        await page.wait_for_function("() => window.probe && window.probe.samples.length "
-                                     "&& window.probe.samples[window.probe.samples.length - 1][4] >= 2",
-                                     timeout=WAIT * 1000, polling=POLL_MS)
+        await until_page(page, "() => window.probe && window.probe.samples.length "
+                         "&& window.probe.samples[window.probe.samples.length - 1][4] >= 2", timeout=WAIT)
         probe = await page.evaluate("() => ({ player: probe.player, fatal: probe.fatal, "
                                     "errors: probe.errors })")
         assert not probe["fatal"], (player, probe)
@@ -223,8 +217,6 @@ async def test_the_embed_on_another_site_plays_with_third_party_cookies_and_stor
       return { cookie: document.cookie, storage, held: window.viewerStats.access.held };
     }""")
     assert kept == {"cookie": "", "storage": "SecurityError", "held": True}, kept
-    with contextlib.suppress(Exception):
-        await page.close()
 
 
 async def test_invited_viewers_play_with_p2p_and_every_door_gets_the_token(stack: Stack,
@@ -267,8 +259,7 @@ async def test_invited_viewers_play_with_p2p_and_every_door_gets_the_token(stack
     print(f"behind live: the rewound page {rewound / 1000:.1f} s, the live one {live / 1000:.1f} s")
     assert rewound > live + 4000, (rewound, live)  # started back in the window, not at the live edge
     assert await pages[1].evaluate("() => window.viewerStats.access.held")
-    await pages[0].wait_for_function("() => window.viewerStats.access.renewals >= 1",
-                                     timeout=WAIT * 1000, polling=POLL_MS)
+    await until_page(pages[0], "() => window.viewerStats.access.renewals >= 1", timeout=WAIT)
 
     def reloaded_with(token: str) -> bool:
         return any(status == 200 and urlsplit(url).path.endswith(f"/{hls.MEDIA_PLAYLIST_NAME}")
@@ -283,11 +274,10 @@ async def test_invited_viewers_play_with_p2p_and_every_door_gets_the_token(stack
 
     await until(renewed_socket, "a tracker connection with a renewed token", WAIT, detail=lambda: sockets)
     for page in pages:  # the two meet through the tracker, each with its token
-        await page.wait_for_function("() => window.viewerStats.p2p && window.viewerStats.p2p.peers >= 1",
-                                     timeout=WAIT * 1000, polling=POLL_MS)
+        await until_page(page, "() => window.viewerStats.p2p && window.viewerStats.p2p.peers >= 1",
+                         timeout=WAIT)
     stats = await asyncio.gather(*(watch(page, 2) for page in pages))
-    await pages[0].wait_for_function("() => window.viewerStats.eventStream === 'open'",
-                                     timeout=WAIT * 1000, polling=POLL_MS)
+    await until_page(pages[0], "() => window.viewerStats.eventStream === 'open'", timeout=WAIT)
     assert all(s["state"] == "playing" and not s["errors"] for s in stats), stats
 
     service = urlsplit(stack.url).netloc

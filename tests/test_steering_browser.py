@@ -12,23 +12,20 @@ segment it plays is byte for byte what Owncast finished writing, and once the ga
 has caught up, the service steers back and each is fetching from the bucket again within a steering
 reload and a segment; the VM sends segment bytes only while players are away from the bucket.
 
-Each page is at an address of its own (the proxy in front of the service names it in CF-Connecting-IP,
-as cloudflared does, TRUST_CF_CONNECTING_IP): the VM's bytes are bounded per address. Beside the pages,
-clients that want more than their share (tests/support/hostile.py), as plain HTTP: forged
-reporters (made-up pages at many addresses saying the bucket fails for them) while the bucket serves,
-which move nobody and get no more than one stream's bitrate each, and a drain while the bucket fails for
-everyone, which gets its share of VM_SEGMENT_MBPS and no more, while the steered pages play on. Once the
-service steers back, no page gets segment bytes from the VM a steering reload and a target duration later
-(counted on the wire), but a page whose own bucket fetches failed after that, within policy.REPORTED_FOR of it.
+Each page is at an address of its own (PAGE_ADDRESSES): the VM's bytes are bounded per address. Beside the
+pages, clients that want more than their share (tests/support/hostile.py), as plain HTTP: forged reporters
+while the bucket serves (test_forged_reports_move_nobody_and_open_the_vm_to_nobody_else), and a drain while
+the bucket fails for everyone (judged_outage's `drain`). Once the service steers back, no page gets segment
+bytes from the VM a steering reload and a target duration later (counted on the wire), but a page whose own
+bucket fetches failed after that, within policy.REPORTED_FOR of it.
 
 A stall is charged to the service from when Owncast finished the segment the player waited for
-(TimedLedger) until that segment left the server, as the rig's own loop saw it (steering_watch.charged):
-on a loaded machine the emulator's ffmpeg falls behind the clock, and a starved Chromium holds a segment
-seconds before it plays it. A page is judged back on the bucket from when it was told (its own first
-steering reload after the service steered back), not from the service's turn. In the writes-only outage video.js (VHS 3.17, Owncast's page) does not leave the
-bucket's pathway, whose playlists still answer (VHS changes pathway only on an error): it plays on from
-the VM's URIs that the bucket's playlists list while players are steered to the VM
-(steering/bucket_pathway.py).
+(TimedLedger) until that segment left the server, as the rig's own loop saw it (steering_watch.charged).
+A page is judged back on the bucket from when it was told (its own first steering reload after the
+service steered back), not from the service's turn. In the writes-only outage video.js (VHS 3.17,
+Owncast's page) does not leave the bucket's pathway, whose playlists still answer (VHS changes pathway
+only on an error): it plays on from the VM's URIs that the bucket's playlists list while players are
+steered to the VM (steering/bucket_pathway.py).
 
 What the VM sent is counted on the wire, by a proxy between the pages and the service (a loaded player
 gives up on answers before its browser shows them). The gates and that proxy answer from an event loop

@@ -30,11 +30,11 @@ from broadcaster.demo.emulator import OwncastEmulator, resolve_settings
 from broadcaster.demo.recordings import Recordings
 from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.service import Service
-from tests.support.browser import (POLL_MS, Chromium, OwnedPages, module_chromium, needs_chromium, open_viewer,
-                                   owned_pages, watch)
+from tests.support.browser import (Chromium, OwnedPages, module_chromium, needs_chromium, open_viewer,
+                                   owned_pages, until_page, watch)
 from tests.support.framer import Framer
 from tests.support.owncast_viewers import OwncastViewers
-from tests.support.scrape import Samples, scraped
+from tests.support.scrape import Samples, scraped, total
 from tests.support.service_process import running_service, service_env
 from tests.support.waiting import until
 
@@ -97,12 +97,12 @@ async def test_playing_pages_are_counted_here_and_by_owncast_and_closed_ones_lea
         for page in pages:
             await open_viewer(page, f"{stack.service.url}/")
         await until(lambda: audience.watching == 3, "3 pages counted", WAIT)
-        await pages[2].wait_for_function("() => document.getElementById('watching').textContent === "
-                                         "'3 watching'", timeout=WAIT * 1000, polling=POLL_MS)
+        await until_page(pages[2], "() => document.getElementById('watching').textContent === '3 watching'",
+                         timeout=WAIT)
         async with http.get(f"{stack.service.url}/health") as response:
             viewers = (await response.json())["viewers"]
-        # Stalls are another test's (below); here a page may stall on a loaded machine (seen once in a
-        # full run from a fresh clone), and counts only among these three.
+        # Stalls are another test's (below); here a page may stall on a loaded machine, and counts only
+        # among these three.
         assert viewers.keys() == {"watching", "p2p", "stalled_5min"}, viewers
         assert (viewers["watching"], viewers["p2p"]) == (3, 0) and 0 <= viewers["stalled_5min"] <= 3, viewers
         # Owncast's count: the two tabs of one browser are one viewer to it, as on its own page.
@@ -147,8 +147,7 @@ async def test_without_a_title_setting_the_page_shows_owncasts_name_and_summary(
     stack.owncast.summary = "Live from the cellar <script>, every week"
     page = await browser.new_page()
     await page.goto(f"{stack.service.url}/")
-    await page.wait_for_function("n => document.title === n", arg=stack.owncast.name,
-                                 timeout=WAIT * 1000, polling=POLL_MS)
+    await until_page(page, "n => document.title === n", stack.owncast.name, timeout=WAIT)
     assert await page.inner_text("#title") == stack.owncast.name
     assert await page.is_visible("#description")
     assert await page.inner_text("#description") == stack.owncast.summary
@@ -160,11 +159,9 @@ async def test_embed_plays_framed_by_a_named_site_and_is_refused_elsewhere(stack
     async with chromium.own(draw_video=True) as browser:  # it looks at what the embed shows
         page = await browser.new_page()
         frame = await _frame_of(page, stack.allowed.url)
-        await frame.wait_for_function("() => window.viewerStats && window.viewerStats.state === 'playing'",
-                                      timeout=WAIT * 1000, polling=POLL_MS)
-        start = await frame.evaluate("() => document.querySelector('video').currentTime")
-        await frame.wait_for_function("t => document.querySelector('video').currentTime > t", arg=start + 2,
-                                      timeout=WAIT * 1000, polling=POLL_MS)
+        await until_page(frame, "() => window.viewerStats && window.viewerStats.state === 'playing'",
+                         timeout=WAIT)
+        await watch(frame, 2)
         # The video alone: the title, status bar and panels are not shown in the embed form.
         assert await frame.is_visible("video")
         assert not await frame.is_visible("h1") and not await frame.is_visible(".bar")
@@ -228,9 +225,8 @@ async def test_src_plays_only_this_sites_streams_unless_the_operator_allows_more
     page.on("request", lambda r: asked.append(r.url))
     for path in ("/", "/embed"):
         await page.goto(f"{service}{path}?src={stack.other.url}/live/master.m3u8")
-        await page.wait_for_function(
-            "() => window.viewerStats && window.viewerStats.state === 'error'",
-            timeout=WAIT * 1000, polling=POLL_MS)
+        await until_page(page, "() => window.viewerStats && window.viewerStats.state === 'error'",
+                         timeout=WAIT)
         said = await page.evaluate("() => document.getElementById('status').textContent")
         assert "only this site's own stream" in said
     await page.goto(f"{service}/?src={stack.allowed.url}/live/master.m3u8")  # allowed: asked (a 404)
@@ -242,14 +238,15 @@ async def test_src_plays_only_this_sites_streams_unless_the_operator_allows_more
 # -- how playback fares (issue 42) -----------------------------------------------------------------------
 
 
-def by_variant(got: Samples, name: str, variant: str) -> float:
-    return got.get((f"hls_broadcaster_playback_{name}", (("variant", variant),)), 0.0)
+def playback(got: Samples, name: str, **labels: str) -> float:
+    """hls_broadcaster_playback_`name` with `labels` (0 without)."""
+    return total(got, f"hls_broadcaster_playback_{name}", **labels)
 
 
 async def lowest_variant(http: aiohttp.ClientSession, url: str) -> tuple[str, int]:
     """The variant of the multivariant playlist with the lowest BANDWIDTH: (its index, bits/s). Waited
     for: at a new stream (the emulator's replay starting over) the service answers 503 until every variant
-    it announces is listed (steering/masters.py), and run3 of 2026-11-25 asked just then."""
+    it announces is listed (steering/masters.py)."""
     seen: list[tuple[int, str]] = []  # (status, body) of the last answer
 
     async def variants() -> list[tuple[str, str]]:
@@ -289,18 +286,16 @@ async def test_a_viewer_below_the_lowest_variants_bitrate_stalls_on_it_here_and_
             "offline": False, "latency": 0, "downloadThroughput": bandwidth / 8 / 2,
             "uploadThroughput": -1})
         # Its page stalls on the lowest variant and says so with its next reports.
-        await pages[1].wait_for_function(
-            "v => window.viewerStats.playback.variant === v && window.viewerStats.playback.stalls >= 2",
-            arg=int(lowest), timeout=WAIT * 1000, polling=POLL_MS)
-        got: Samples = {}
+        await until_page(pages[1], "v => window.viewerStats.playback.variant === v"
+                         " && window.viewerStats.playback.stalls >= 2", int(lowest), timeout=WAIT)
 
-        async def stalls_counted() -> bool:
-            nonlocal got
+        async def stalls_counted() -> Samples | None:
             got = await scraped(http, url)
-            return (by_variant(got, "stalls_total", lowest) > by_variant(before, "stalls_total", lowest)
-                    and by_variant(got, "stalled_seconds_total", lowest) > 0.5)
+            stalls = [playback(s, "stalls_total", variant=lowest) for s in (before, got)]
+            stalled = playback(got, "stalled_seconds_total", variant=lowest)
+            return got if stalls[1] > stalls[0] and stalled > 0.5 else None
 
-        await until(stalls_counted, "the slow page's stalls on /metrics", WAIT, every=0.2)
+        got = await until(stalls_counted, "the slow page's stalls on /metrics", WAIT, every=0.2)
         async with http.get(f"{url}/health") as response:
             viewers = (await response.json())["viewers"]
         # Owncast: both pages report; the slow one's errors (its stalls) make it a viewer in trouble.
@@ -316,11 +311,12 @@ async def test_a_viewer_below_the_lowest_variants_bitrate_stalls_on_it_here_and_
         slow_reports = [r for ua, r in stack.owncast.playback_reports if ua == "viewer-slow"]
     assert got[("hls_broadcaster_viewers_stalled", ())] >= 1 and viewers["stalled_5min"] >= 1, (got, viewers)
     # A page stalling on a link too slow for it reports no more than it could have had (issue 50).
-    refused = ("hls_broadcaster_playback_reports_refused_total", (("reason", "out_of_bounds"),))
-    assert got[refused] == before[refused], (got[refused], before[refused])
+    refused = [playback(s, "reports_refused_total", reason="out_of_bounds") for s in (before, got)]
+    assert refused[0] == refused[1], refused
+
     def on_lowest(samples: Samples) -> float:
-        return (by_variant(samples, "watched_seconds_total", lowest)
-                + by_variant(samples, "stalled_seconds_total", lowest))
+        return (playback(samples, "watched_seconds_total", variant=lowest)
+                + playback(samples, "stalled_seconds_total", variant=lowest))
 
     assert on_lowest(got) > on_lowest(before), (got, before)
     assert health is not None and not health.healthy and health.representation > 0, health
@@ -358,15 +354,12 @@ async def test_the_latency_on_metrics_is_the_pages_own_within_a_second_whatever_
         await watch(page, 2)
         await until(lambda: stack.service.audience.watching == 1, "this page alone counted", WAIT)
         sent = await page.evaluate("() => window.viewerStats.playback.reports")
-        await page.wait_for_function("n => window.viewerStats.playback.reports >= n", arg=sent + 1,
-                                     timeout=WAIT * 1000, polling=POLL_MS)
+        await until_page(page, "n => window.viewerStats.playback.reports >= n", sent + 1, timeout=WAIT)
         before = await scraped(http, url)
         sent = await page.evaluate("() => window.viewerStats.playback.reports")
-        await page.wait_for_function("n => window.viewerStats.playback.reports >= n", arg=sent + 3,
-                                     timeout=WAIT * 1000, polling=POLL_MS)
+        await until_page(page, "n => window.viewerStats.playback.reports >= n", sent + 3, timeout=WAIT)
         # This machine's clock read on both sides of the page's reading: on a loaded machine the answer
-        # came back 1.8 s after the page read its figures (run e3), which a single read after took for
-        # latency.
+        # comes back seconds after the page read its figures, which a single read after takes for latency.
         asked = time.time() * 1000
         shown = await page.evaluate(
             "() => [window.viewerStats.playback.latencyMs, window.viewerStats.playingDate, "
@@ -375,11 +368,8 @@ async def test_the_latency_on_metrics_is_the_pages_own_within_a_second_whatever_
         after = await scraped(http, url)
         owncast = [r["latency"] for ua, r in stack.owncast.playback_reports if ua == "viewer-fast-clock"]
     own, date, skew, device_now = shown
-    count = after[("hls_broadcaster_playback_latency_seconds_count", ())] - \
-        before[("hls_broadcaster_playback_latency_seconds_count", ())]
-    total = after[("hls_broadcaster_playback_latency_seconds_sum", ())] - \
-        before[("hls_broadcaster_playback_latency_seconds_sum", ())]
-    exported = total / count
+    count = playback(after, "latency_seconds_count") - playback(before, "latency_seconds_count")
+    exported = (playback(after, "latency_seconds_sum") - playback(before, "latency_seconds_sum")) / count
     # The truth: this machine's clock when the page read its figures (between `asked` and `answered`) less
     # the PROGRAM-DATE-TIME of the frame it showed.
     truth = ((asked - date) / 1000, (answered - date) / 1000)
@@ -410,25 +400,22 @@ async def test_honest_pages_reports_are_all_within_bounds_and_each_start_up_coun
         for page in pages:
             await open_viewer(page, f"{url}/")
         for page in pages:  # each page's first beat is never taken; its start-up comes with a later one
-            await page.wait_for_function("() => window.viewerStats.playback.reports >= 4",
-                                         timeout=WAIT * 1000, polling=POLL_MS)
+            await until_page(page, "() => window.viewerStats.playback.reports >= 4", timeout=WAIT)
         await pages[0].evaluate("() => document.querySelector('video').pause()")
         await until(lambda: stack.service.audience.watching == 1, "the paused page left", WAIT)
         sent = await pages[0].evaluate("() => window.viewerStats.playback.reports")
         await pages[0].evaluate("() => document.querySelector('video').play()")
-        await pages[0].wait_for_function("n => window.viewerStats.playback.reports >= n", arg=sent + 3,
-                                         timeout=WAIT * 1000, polling=POLL_MS)
+        await until_page(pages[0], "n => window.viewerStats.playback.reports >= n", sent + 3, timeout=WAIT)
         await until(lambda: stack.service.audience.watching == 2, "it plays on, counted again", WAIT)
         figures = [await page.evaluate("() => window.viewerStats.playback") for page in pages]
         after = await scraped(http, url)
 
-    def added(name: str, labels: tuple[tuple[str, str], ...] = ()) -> float:
-        return after.get((f"hls_broadcaster_playback_{name}", labels), 0.0) - \
-            before.get((f"hls_broadcaster_playback_{name}", labels), 0.0)
+    def added(name: str, **labels: str) -> float:
+        return playback(after, name, **labels) - playback(before, name, **labels)
 
     print("reports sent", [f["reports"] for f in figures], "not taken", [f["notTaken"] for f in figures],
           "taken", added("reports_total"), "start-ups", added("startup_seconds_count"))
-    assert added("reports_refused_total", (("reason", "out_of_bounds"),)) == 0, after
+    assert added("reports_refused_total", reason="out_of_bounds") == 0, after
     assert added("reports_total") >= 2 * 3, (added("reports_total"), figures)
     assert added("startup_seconds_count") == 2, (added("startup_seconds_count"), figures)
     assert all(f["startupMs"] > 0 and f["lastReport"][0] == -1 for f in figures), figures
@@ -436,10 +423,10 @@ async def test_honest_pages_reports_are_all_within_bounds_and_each_start_up_coun
 
 async def test_a_report_whose_beat_failed_goes_into_the_next_and_no_count_is_lost(
         stack: Stack, browser: OwnedPages) -> None:
-    """A beat answered 503 or failing on the way (CI, 2026-11-27: a page's P2P rejections never reached
-    /metrics) carried a report the service never took: the page must count it again in its next, as after
-    "too soon", not drop it. Four beats with a report fail (503s and aborted ones in turn): the page counts
-    each as not taken, and once its beats go through /metrics holds every bucket segment it had loaded."""
+    """A beat answered 503 or failing on the way carried a report the service never took: the page must
+    count it again in its next, as after "too soon", not drop it. Four beats with a report fail (503s and
+    aborted ones in turn): the page counts each as not taken, and once its beats go through /metrics holds
+    every bucket segment it had loaded."""
     url = stack.service.url
     failed: list[str] = []
 
@@ -453,13 +440,11 @@ async def test_a_report_whose_beat_failed_goes_into_the_next_and_no_count_is_los
             failed.append("503")
             await route.fulfill(status=503, body="not now\n")
 
-    bucket = ("hls_broadcaster_playback_segments_total", (("source", "bucket"),))
     async with aiohttp.ClientSession() as http:
         page = await (await browser.new_context()).new_page()
         before = await scraped(http, url)
         await open_viewer(page, f"{url}/")
-        await page.wait_for_function("() => window.viewerStats.playback.reports >= 3",
-                                     timeout=WAIT * 1000, polling=POLL_MS)
+        await until_page(page, "() => window.viewerStats.playback.reports >= 3", timeout=WAIT)
         await page.route("**/live/watching", fail)
         not_taken = await page.evaluate("() => window.viewerStats.playback.notTaken")
         await until(lambda: len(failed) >= 4, "four failed beats with a report", WAIT)
@@ -468,7 +453,8 @@ async def test_a_report_whose_beat_failed_goes_into_the_next_and_no_count_is_los
         figures = await page.evaluate("() => window.viewerStats.playback")
 
         async def counted() -> float | None:
-            added = (await scraped(http, url)).get(bucket, 0.0) - before.get(bucket, 0.0)
+            added = playback(await scraped(http, url), "segments_total", source="bucket") - \
+                playback(before, "segments_total", source="bucket")
             return added if added >= loaded else None
 
         got = await until(counted, "the page's bucket segments on /metrics", WAIT,

@@ -372,11 +372,16 @@ async def until_served(url: str, timeout: float = 30.0) -> str:
         return text
 
 
+async def until_page(page: Any, condition: str, arg: Any = None, timeout: float = 30.0) -> None:
+    """Until `condition` (a function of `arg`, in JavaScript) holds in `page` (or a frame), checked every
+    POLL_MS: Playwright's TimeoutError after `timeout` seconds."""
+    await page.wait_for_function(condition, arg=arg, timeout=timeout * 1000, polling=POLL_MS)
+
+
 async def open_viewer(page: Any, url: str) -> None:
     """Load the viewer page at `url` and wait until hls.js plays."""
     await page.goto(url)
-    await page.wait_for_function("() => window.viewerStats && window.viewerStats.state === 'playing'",
-                                 timeout=30_000, polling=POLL_MS)
+    await until_page(page, "() => window.viewerStats && window.viewerStats.state === 'playing'")
 
 
 async def wait_for_state(page: Any, state: str, timeout_ms: int, playlist: str | None = None) -> None:
@@ -386,8 +391,8 @@ async def wait_for_state(page: Any, state: str, timeout_ms: int, playlist: str |
     from playwright.async_api import TimeoutError as PlaywrightTimeout
 
     try:
-        await page.wait_for_function("s => window.viewerStats && window.viewerStats.state === s", arg=state,
-                                     timeout=timeout_ms, polling=POLL_MS)
+        await until_page(page, "s => window.viewerStats && window.viewerStats.state === s", state,
+                         timeout=timeout_ms / 1000)
     except PlaywrightTimeout:
         where = await page.evaluate("""async (url) => {
           const s = window.viewerStats || {}, v = document.querySelector('video');
@@ -416,7 +421,7 @@ async def stat_rows(page: Any) -> dict[str, str]:
 async def watch(page: Any, seconds: float, timeout_ms: int = 30_000) -> dict[str, Any]:
     """Until the video has played `seconds` more; then the viewer's stats (window.viewerStats)."""
     start = await page.evaluate("() => document.querySelector('video').currentTime")
-    await page.wait_for_function("t => document.querySelector('video').currentTime > t", arg=start + seconds,
-                                 timeout=timeout_ms, polling=POLL_MS)
+    await until_page(page, "t => document.querySelector('video').currentTime > t", start + seconds,
+                     timeout=timeout_ms / 1000)
     stats: dict[str, Any] = await page.evaluate("() => JSON.parse(JSON.stringify(window.viewerStats))")
     return stats

@@ -18,10 +18,8 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import os
-import re
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
@@ -29,11 +27,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from broadcaster.demo.ffmpeg import ffmpeg_exe
 from broadcaster.demo.ledger import Finished
 from tests.support.local_http import Served
 from tests.support.page_open import Agents, Opened, open_page
 from tests.support.player_pages import PAGES, PROBE_JS, player_pages
+from tests.support.player_run import read_with_ffmpeg
 
 SEGMENT_SUFFIXES = (".ts", ".m4s", ".mp4", ".aac")
 NOBODY = 65534
@@ -376,14 +374,6 @@ def concatenated(output: bytes, fetched: Sequence[Carried]) -> tuple[int, str | 
 
 
 def media_seconds(path: Path) -> float:
-    """How much media ffmpeg reads from `path`: the last time= of a copy to nowhere."""
-    if not path.exists():
-        return 0.0
-    done = subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostats", "-stats_period", "60", "-stats",
-                           "-i", str(path), "-c", "copy", "-f", "null", "-"],
-                          capture_output=True, text=True, timeout=60)
-    times = re.findall(r"time=(\d+):(\d+):(\d+\.\d+)", done.stderr)
-    if not times:
-        return 0.0
-    h, m, sec = times[-1]
-    return int(h) * 3600 + int(m) * 60 + float(sec)
+    """How much media ffmpeg reads from `path` (read_with_ffmpeg's, on a loop of its own: Native.finish runs
+    in a thread)."""
+    return asyncio.run(read_with_ffmpeg(str(path), 60)).out_time if path.exists() else 0.0

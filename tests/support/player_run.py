@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from broadcaster.demo.ffmpeg import ffmpeg_exe
-from tests.support.browser import POLL_MS
+from tests.support.browser import until_page
 from tests.support.page_open import open_page
 
 
@@ -61,8 +61,7 @@ async def _play_page(browser: Any, url: str, timeout: float, run: PageRun) -> No
     try:
         await page.goto(url)
         with contextlib.suppress(PlaywrightTimeoutError):  # an observation too: `done` stays false
-            await page.wait_for_function("() => window.probe && window.probe.done",
-                                         timeout=timeout * 1000, polling=POLL_MS)
+            await until_page(page, "() => window.probe && window.probe.done", timeout=timeout)
         run.log = await page.evaluate("() => JSON.parse(JSON.stringify(window.probe))")
         run.video = await page.evaluate(VIDEO_JS)
     finally:
