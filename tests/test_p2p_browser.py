@@ -444,6 +444,8 @@ async def page_reports(viewers: list[Viewer]) -> dict[str, int]:
 
 async def playback_metrics(http: aiohttp.ClientSession, url: str) -> dict[str, float]:
     got = await scraped(http, url)
+    names = {name for name, _ in got}  # a count of 0 must be a sample's, not a renamed family's absence
+    assert {f"hls_broadcaster_playback_p2p_{n}_total" for n in ("segments", "peers_banned")} <= names, names
     segments = {result: total(got, "hls_broadcaster_playback_p2p_segments_total", result=result)
                 for result in ("rejected", "verified")}
     return segments | {"banned": total(got, "hls_broadcaster_playback_p2p_peers_banned_total")}
