@@ -69,11 +69,6 @@ SECRET = b"SECRET-OUTSIDE-HLS-DIR-7f3a9c"  # in every file outside HLS_DIR a tes
 
 
 @pytest.fixture(scope="module")
-def ts_bytes(tmp_path_factory: pytest.TempPathFactory) -> bytes:
-    return real_ts_segment(tmp_path_factory.mktemp("ts"))
-
-
-@pytest.fixture(scope="module")
 def long_ts(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     """5 s of media: a segment named 5 s holds that (one named longer than its media is not finished)."""
     return real_ts_segment(tmp_path_factory.mktemp("ts5"), 5)

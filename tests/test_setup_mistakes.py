@@ -16,6 +16,7 @@ import contextlib
 import json
 import os
 import pwd
+import re
 import shutil
 import subprocess
 import sys
@@ -130,6 +131,21 @@ def paste(line: str) -> None:
     assert done.returncode == 0, (command, done.stdout, done.stderr)
 
 
+def stops_alike(place: Path, settings: Path, about: str) -> tuple[str, str]:
+    """`check` and `run` as the user on `settings` both stop on one line (one judgement): exit 2, no
+    traceback, `check` with one FAIL line naming `about`, `run` with that line as its error and nothing
+    else but its INFO log lines. The line (without FAIL), and all `check` said."""
+    checked = as_user(place, "check", "--env-file", str(settings))
+    said = [x[5:] for x in checked.stdout.splitlines() if x.startswith("FAIL ") and about in x]
+    assert checked.returncode == 2 and len(said) == 1, checked.stdout + checked.stderr
+    assert "Traceback" not in checked.stdout + checked.stderr
+    (line,) = said
+    ran = as_user(place, "--env-file", str(settings), "run")
+    told = [x for x in ran.stderr.splitlines() if not re.match(r"[\d-]+ [\d:,]+ INFO ", x)]
+    assert ran.returncode == 2 and told == [f"hls-broadcaster: error: {line}"], ran.stderr
+    return line, checked.stdout
+
+
 def remake_as_owncast(hls: Path) -> None:
     """Owncast at a stream's start: HLS_DIR wiped and made again with its variant folder, as a process whose
     umask closes them to others (an Owncast unit with UMask=0077): 0700 folders, 0600 files, unless a
@@ -183,17 +199,8 @@ def test_a_folder_the_user_cannot_read_is_named_with_a_fix_that_works_pasted(
     line = expected.format(place=place, hls=hls, user="nobody")
     settings = env_file(place, seaweed, hls)
 
-    checked = as_user(place, "check", "--env-file", str(settings))
-    assert checked.returncode == 2, checked.stdout + checked.stderr
-    fails = [x for x in checked.stdout.splitlines() if x.startswith("FAIL")]
-    assert fails == [f"FAIL {line}"], checked.stdout
-    assert "Traceback" not in checked.stdout + checked.stderr
-
-    ran = as_user(place, "--env-file", str(settings), "run")
-    errors = [x for x in ran.stderr.splitlines() if x.startswith("hls-broadcaster: error:")]
-    assert ran.returncode == 2 and errors == [f"hls-broadcaster: error: {line}"], ran.stderr
-    assert "Traceback" not in ran.stderr + ran.stdout
-
+    said, out = stops_alike(place, settings, "HLS_DIR")
+    assert said == line and out.count("FAIL ") == 1, out
     paste(line)
     again = as_user(place, "check", "--env-file", str(settings))
     assert again.returncode == 0, again.stdout + again.stderr
@@ -263,13 +270,9 @@ def test_an_env_file_that_cannot_be_read_is_one_line_exit_2(place: Path, mistake
 def test_a_state_dir_the_user_cannot_write_is_named_with_a_fix_that_works_pasted(place: Path) -> None:
     hls = owncast_folder(place)
     (place / "state").mkdir(mode=0o755)  # root's, not the service user's
-    done = as_user(place, "check", "--env-file", str(env_file(place, None, hls)))
-    assert done.returncode == 2 and "Traceback" not in done.stdout + done.stderr
-    (line,) = [x for x in done.stdout.splitlines() if "STATE_DIR" in x]
-    assert line == (f"FAIL STATE_DIR (from {place / 'env'})='{place / 'state'}': not writable by user nobody; as "
+    line, _ = stops_alike(place, env_file(place, None, hls), "STATE_DIR")
+    assert line == (f"STATE_DIR (from {place / 'env'})='{place / 'state'}': not writable by user nobody; as "
                     f"root: install -d -m 0750 -o nobody {place / 'state'} && chown -R nobody {place / 'state'}"), line
-    ran = as_user(place, "--env-file", str(env_file(place, None, hls)), "run")  # run stops on the same line
-    assert ran.returncode == 2 and ran.stderr.splitlines() == [f"hls-broadcaster: error: {line[5:]}"], ran.stderr
     paste(line)
     again = as_user(place, "check", "--env-file", str(env_file(place, None, hls)))
     assert f"ok   STATE_DIR {place / 'state'}: writable by user nobody" in again.stdout, again.stdout
@@ -285,14 +288,11 @@ def test_state_files_left_by_a_run_as_root_are_named_by_check_and_run(place: Pat
         (place / "state" / name).write_text("")
         (place / "state" / name).chmod(0o600)
     settings = env_file(place, None, hls)
-    for argv in (["check", "--env-file", str(settings)], ["--env-file", str(settings), "run"]):
-        done = as_user(place, *argv)
-        said = [x for x in (done.stdout + done.stderr).splitlines() if "STATE_DIR" in x]
-        assert done.returncode == 2 and len(said) == 1, (argv, done.stdout, done.stderr)
-        assert f"user nobody cannot rewrite lock in it (left by a run as another user?); as root: install -d -m " \
-               f"0750 -o nobody {place / 'state'} && chown -R nobody {place / 'state'}" in said[0], said
-        assert "Traceback" not in done.stdout + done.stderr
-    paste(said[0])
+    line, _ = stops_alike(place, settings, "STATE_DIR")
+    state = place / "state"
+    assert line.endswith(f"user nobody cannot rewrite lock in it (left by a run as another user?); as root: "
+                         f"install -d -m 0750 -o nobody {state} && chown -R nobody {state}"), line
+    paste(line)
     again = as_user(place, "check", "--env-file", str(settings))
     assert f"ok   STATE_DIR {place / 'state'}: writable by user nobody" in again.stdout, again.stdout
 
@@ -363,14 +363,9 @@ def test_a_mistyped_state_dir_fails_check_as_run_refuses_it(place: Path, seaweed
     (place / "lib").mkdir(mode=0o755)  # as /var/lib: root's
     typo = place / "lib" / "hls-broadcastr"
     settings = env_file(place, seaweed, hls, STATE_DIR=str(typo))
-    checked = as_user(place, "check", "--env-file", str(settings))
-    (line,) = [x for x in checked.stdout.splitlines() if "STATE_DIR" in x]
+    line, _ = stops_alike(place, settings, "STATE_DIR")
     said = f"STATE_DIR {typo}: does not exist and user nobody cannot make it in {place / 'lib'}"
-    assert checked.returncode == 2 and line.startswith(f"FAIL {said}"), checked.stdout
-    assert "StateDirectory= makes only /var/lib/hls-broadcaster" in line, line
-    ran = as_user(place, "--env-file", str(settings), "run")
-    assert ran.returncode == 2 and "Traceback" not in ran.stderr, ran.stderr
-    assert ran.stderr.splitlines() == [f"hls-broadcaster: error: {line.removeprefix('FAIL ')}"], ran.stderr
+    assert line.startswith(said) and "StateDirectory= makes only /var/lib/hls-broadcaster" in line, line
     paste(line)
     assert f"ok   STATE_DIR {typo}: writable by user nobody" in as_user(
         place, "check", "--env-file", str(settings)).stdout
@@ -497,16 +492,11 @@ def test_an_hls_dir_one_folder_too_high_names_owncasts_hls_folder(place: Path) -
     (data / "logs").mkdir(mode=0o700)  # Owncast's own, closed to others
     (data / "owncast.db").write_bytes(b"")
     prepare_state(place)
-    done = as_user(place, "check", "--env-file", str(env_file(place, None, data)))
-    said = [x for x in done.stdout.splitlines() if "HLS_DIR" in x and x.startswith("FAIL")]
-    assert done.returncode == 2 and len(said) == 1, done.stdout + done.stderr
-    assert said[0].endswith(f"looks like Owncast's data folder, not its HLS folder: the stream is written in "
-                            f"{hls}; set HLS_DIR={hls}"), said
-    assert "sysctl" not in done.stdout and "Traceback" not in done.stdout + done.stderr
-    ran = as_user(place, "--env-file", str(env_file(place, None, data)), "run")  # run stops on the same line
-    errors = [x for x in ran.stderr.splitlines() if "error:" in x]
-    assert ran.returncode == 2 and errors == [f"hls-broadcaster: error: {said[0][5:]}"], ran.stderr
-    fixed = said[0].rsplit("set ", 1)[1]  # HLS_DIR=<the folder named>, as the line says to set it
+    line, out = stops_alike(place, env_file(place, None, data), "HLS_DIR")
+    assert line.endswith(f"looks like Owncast's data folder, not its HLS folder: the stream is written in "
+                         f"{hls}; set HLS_DIR={hls}"), line
+    assert "sysctl" not in out
+    fixed = line.rsplit("set ", 1)[1]  # HLS_DIR=<the folder named>, as the line says to set it
     again = as_user(place, "check", "--env-file", str(env_file(place, None, Path(fixed.split("=", 1)[1]))))
     assert f"ok   HLS_DIR {hls}: user nobody can enter, list and read it" in again.stdout, again.stdout
     # Two folders too high (Owncast's own folder, data/hls in it): named too.
