@@ -51,13 +51,13 @@ import pytest_asyncio
 from broadcaster.demo.seaweed import SeaweedS3
 from tests.support.service_process import ServiceProcess, service_env
 from tests.support.observe import Observer
+from tests.support.s3 import bucket_of_its_own
 from tests.support.scrape import total
 from tests.support.owncast_writer import SECONDS, HandFedOwncast, Prepare, real_ts_segment, write_in_place
 from tests.support.waiting import TimedOut, until
 
-# One SeaweedFS for the module (each test has its own service, HLS_DIR and key prefix): starting and
-# stopping it for every test would cost half the file's time budget; one worker runs the module
-# (scripts/test's --dist loadgroup), or each worker given one of its tests starts it again.
+# One bucket for the module, on the run's SeaweedFS (each test has its own service, HLS_DIR and key
+# prefix); one worker runs the module (scripts/test's --dist loadgroup).
 pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.asyncio(loop_scope="module"),
               pytest.mark.xdist_group("faults_input")]
 
@@ -182,9 +182,9 @@ class Rig:
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def s3(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[SeaweedS3]:
-    async with SeaweedS3(tmp_path_factory.mktemp("seaweed"), discard=True) as server:
-        yield server
+async def s3(seaweed_server: SeaweedS3) -> AsyncIterator[SeaweedS3]:
+    async with bucket_of_its_own(seaweed_server) as bucket:
+        yield bucket
 
 
 BeforeStart = Callable[[HandFedOwncast, Path], None]
@@ -402,15 +402,6 @@ async def test_broken_playlists_are_warned_once_and_the_stream_goes_on(rig: Rig)
         text = feed.playlist_text(v)
         write_in_place(feed.playlist(v), text.encode()[: len(text) - 7])  # Owncast died mid-write
 
-    def binary(v: int) -> None:
-        write_in_place(feed.playlist(v), b"\xff\xfe" + os.urandom(4096))
-
-    def control(v: int) -> None:
-        write_in_place(feed.playlist(v), b"#EXTM3U\n" + bytes(range(32)) * 100 + b"\n#EXTINF:x,\n\x00\n")
-
-    def huge_line(v: int) -> None:
-        write_in_place(feed.playlist(v), b"#EXTM3U\n#EXT-X-TARGETDURATION:1\n#" + b"A" * (2 << 20) + b"\n")
-
     def directory(v: int) -> None:
         feed.playlist(v).unlink()
         feed.playlist(v).mkdir()
@@ -425,10 +416,15 @@ async def test_broken_playlists_are_warned_once_and_the_stream_goes_on(rig: Rig)
         feed.playlist(v).unlink()
         feed.playlist(v).symlink_to(outside)
 
+    def written(text: bytes) -> Callable[[int], None]:
+        return lambda v: write_in_place(feed.playlist(v), text)
+
     breakers: list[tuple[Callable[[int], None], str]] = [
-        (truncated, "incomplete playlist"), (binary, "not UTF-8 text"), (control, "unparsable playlist"),
-        (huge_line, "larger than 262144 bytes"), (directory, "not a regular file"),
-        (symlink, "a symlink; not followed"), (fifo, "not a regular file"),
+        (truncated, "incomplete playlist"), (written(b"\xff\xfe" + os.urandom(4096)), "not UTF-8 text"),
+        (written(b"#EXTM3U\n" + bytes(range(32)) * 100 + b"\n#EXTINF:x,\n\x00\n"), "unparsable playlist"),
+        (written(b"#EXTM3U\n#EXT-X-TARGETDURATION:1\n#" + b"A" * (2 << 20) + b"\n"),
+         "larger than 262144 bytes"),
+        (directory, "not a regular file"), (symlink, "a symlink; not followed"), (fifo, "not a regular file"),
     ]
     assert len(breakers) == BREAKERS
     for shift in (0, 3):

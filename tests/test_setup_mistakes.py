@@ -211,8 +211,7 @@ def test_a_folder_the_user_cannot_read_is_named_with_a_fix_that_works_pasted(
 
 
 def test_the_acl_package_is_named_where_setfacl_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A stock Debian has no setfacl: the fix installs its package first (pasted here by hand on Debian 12
-    before acl was installed: `apt-get update && apt-get install -y acl` set it up)."""
+    """A stock Debian has no setfacl: the fix installs its package first."""
     real = shutil.which
     monkeypatch.setattr(shutil, "which", lambda name: None if name == "setfacl" else real(name))
     line = fixes.enter(Path("/home/owncast"))
@@ -279,9 +278,8 @@ def test_a_state_dir_the_user_cannot_write_is_named_with_a_fix_that_works_pasted
 
 
 def test_state_files_left_by_a_run_as_root_are_named_by_check_and_run(place: Path) -> None:
-    """`sudo hls-broadcaster run` by hand once leaves root's 0600 files in STATE_DIR: the service's user then
-    failed to lock it at every start (exit 1, restarted in a loop); now a line naming the file and the fix,
-    which works pasted."""
+    """Root's 0600 files left in STATE_DIR by a `sudo hls-broadcaster run` by hand: check and run name the
+    file, and the fix they end with works pasted."""
     hls = owncast_folder(place)
     prepare_state(place)
     for name in ("lock", "state.json"):
@@ -298,8 +296,7 @@ def test_state_files_left_by_a_run_as_root_are_named_by_check_and_run(place: Pat
 
 
 def test_check_as_root_proves_nothing_unless_told_the_user(place: Path, seaweed: SeaweedS3) -> None:
-    """Root enters every folder: its check said "all checks passed" (exit 0) while the service's user could
-    not enter Owncast's folder. Now it fails saying so, unless told the user (--as), whose check it then is."""
+    """Root enters every folder: its check fails saying so, unless told the user (--as), whose check it then is."""
     if os.geteuid() != 0:
         pytest.skip("not root")
     hls = owncast_folder(place)
@@ -355,10 +352,9 @@ def test_check_before_the_first_start_does_not_need_state_dir(place: Path, seawe
 
 
 def test_a_mistyped_state_dir_fails_check_as_run_refuses_it(place: Path, seaweed: SeaweedS3) -> None:
-    """A STATE_DIR the user cannot make that is not the unit's StateDirectory= (a typo): `check` passed it
-    with a warning that systemd would make it, and `run` then refused it. Now both stop on it, with exit 2
-    and the same line (one judgement: broadcaster/state_dir.py), and the fix it ends with, pasted, makes
-    the folder the user's (an absolute path, wherever pasted)."""
+    """A STATE_DIR the user cannot make that is not the unit's StateDirectory= (a typo): check and run stop
+    on it alike (one judgement: broadcaster/state_dir.py), and the fix it ends with, pasted, makes the
+    folder the user's (an absolute path, wherever pasted)."""
     hls = owncast_folder(place)
     (place / "lib").mkdir(mode=0o755)  # as /var/lib: root's
     typo = place / "lib" / "hls-broadcastr"
@@ -372,8 +368,8 @@ def test_a_mistyped_state_dir_fails_check_as_run_refuses_it(place: Path, seaweed
 
 
 def test_the_fix_for_a_relative_state_dir_names_an_absolute_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """With STATE_DIR's line deleted (the default, `state`, relative), the printed fix named `state`: pasted
-    into a root shell it made /root/state. It names the folder the service would use, absolute."""
+    """With STATE_DIR's line deleted (the default, `state`, relative), the printed fix names the folder the
+    service would use, absolute (`state` pasted into a root shell would make /root/state)."""
     monkeypatch.chdir(tmp_path)
     fix = fixes.own_folder(Path("state"))
     assert f" {tmp_path / 'state'} " in fix + " " and " state " not in fix + " ", fix
@@ -485,8 +481,7 @@ def test_the_inotify_fix_is_a_shell_line_that_raises_the_limits_now_and_at_boot(
 
 def test_an_hls_dir_one_folder_too_high_names_owncasts_hls_folder(place: Path) -> None:
     """HLS_DIR set to Owncast's data folder (its `hls` below, the database and logs beside, one of them
-    closed to the user): the line said to raise the kernel's inotify limits. It says where the stream is,
-    and with that value check passes Owncast's folder."""
+    closed to the user): the line says where the stream is, and with that value check passes."""
     hls = owncast_folder(place)
     data = hls.parent
     (data / "logs").mkdir(mode=0o700)  # Owncast's own, closed to others
@@ -507,9 +502,9 @@ def test_an_hls_dir_one_folder_too_high_names_owncasts_hls_folder(place: Path) -
 
 
 def test_run_as_root_on_the_service_users_state_dir_is_refused_with_the_command_to_run(place: Path) -> None:
-    """`sudo hls-broadcaster run` by hand on the service's STATE_DIR started without a word and left files
-    only root may rewrite (the service's next start then failed on them). It is refused, exit 2, one line
-    naming the user and the command to run as that user, and nothing in STATE_DIR is written."""
+    """`sudo hls-broadcaster run` by hand on the service's STATE_DIR (files only root may rewrite would fail
+    the service's next start) is refused: exit 2, one line naming the user and the command to run as that
+    user, and nothing in STATE_DIR is written."""
     if os.geteuid() != 0:
         pytest.skip("not root")
     hls = owncast_folder(place)
@@ -526,9 +521,8 @@ def test_run_as_root_on_the_service_users_state_dir_is_refused_with_the_command_
 
 
 async def test_a_state_dir_another_service_holds_fails_check_as_run_refuses_it(place: Path, seaweed: SeaweedS3) -> None:
-    """A second service's settings naming the first one's STATE_DIR (a copied env file): `check` said its
-    port was held and passed (exit 0), and `run` then refused it. Now check fails it with the line run
-    gives, naming the two env files; the running service's own env file, checked while it runs, passes."""
+    """A second service's settings naming the first one's STATE_DIR (a copied env file): check fails it with
+    the line run gives, naming the two env files; the running service's own, checked while it runs, passes."""
     hls = owncast_folder(place)
     prepare_state(place)
     first = env_file(place, seaweed, hls)
@@ -581,8 +575,8 @@ async def test_run_as_root_does_not_make_state_dir_in_another_users_folder(place
 
 def test_the_check_as_root_names_runs_without_an_env_file_that_is_not_there(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """`check` as root with the settings in the environment (no ./.env) named `--env-file <cwd>/.env`: pasted
-    as the service's user, that check failed on the missing file. The default file is named only where it is."""
+    """`check` as root with the settings in the environment (no ./.env): the command it names for the
+    service's user names the default env file only where it is."""
     monkeypatch.chdir(tmp_path)
     program = tmp_path / "venv" / "bin" / "hls-broadcaster"
     assert fixes.this_check(Path(".env"), str(program)) == f"{program} check"
