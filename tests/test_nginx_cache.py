@@ -50,17 +50,17 @@ def ts_bytes(tmp_path_factory: pytest.TempPathFactory) -> bytes:
 
 
 @pytest.fixture
-async def edge(tmp_path: Path, moto_url: str, ts_bytes: bytes) -> AsyncIterator[Edge]:
-    async with cache_edge(tmp_path, moto_url, ts_bytes, seconds=TARGET) as rig:
+async def edge(request: pytest.FixtureRequest, tmp_path: Path, moto_url: str,
+               ts_bytes: bytes) -> AsyncIterator[Edge]:
+    """The cache in front of the service: parametrize it (indirect) with the service's own settings."""
+    over = getattr(request, "param", {})
+    async with cache_edge(tmp_path, moto_url, ts_bytes, seconds=TARGET, **over) as rig:
         yield rig
 
 
-@pytest.fixture
-async def tunnel_edge(tmp_path: Path, moto_url: str, ts_bytes: bytes) -> AsyncIterator[Edge]:
-    """The cache as its header sets it up, behind cloudflared: the service trusts the loopback peer's
-    Cloudflare headers (TRUST_CF_CONNECTING_IP), which nginx passes on."""
-    async with cache_edge(tmp_path, moto_url, ts_bytes, seconds=TARGET, TRUST_CF_CONNECTING_IP="true") as rig:
-        yield rig
+# The cache as its header sets it up, behind cloudflared: the service trusts the loopback peer's Cloudflare
+# headers (TRUST_CF_CONNECTING_IP), which nginx passes on.
+behind_the_tunnel = pytest.mark.parametrize("edge", [{"TRUST_CF_CONNECTING_IP": "true"}], indirect=True)
 
 
 class Answer(Response):
@@ -189,13 +189,13 @@ async def test_only_playlists_go_through(edge: Edge) -> None:
 
 
 @needs_nginx
-async def test_behind_the_tunnel_each_scheme_is_its_own_entry(tunnel_edge: Edge) -> None:
+@behind_the_tunnel
+async def test_behind_the_tunnel_each_scheme_is_its_own_entry(edge: Edge) -> None:
     """cloudflared passes Cloudflare's CF-Visitor and X-Forwarded-Proto on, and this cache passes them to
     the service, which names every URI with the viewer's scheme: an https viewer's multivariant playlist
     and steering manifest are cached for https viewers; an http viewer's (http URIs, which an https page
     refuses) are never kept, and neither they nor one asked on the VM without the tunnel (http) are ever
     handed to an https viewer."""
-    edge = tunnel_edge
     await edge.listed_at_origin(edge.owncast.slot())
     port = edge.nginx.port
     https = 'CF-Visitor: {"scheme":"https"}\r\nX-Forwarded-Proto: https\r\nCF-Connecting-IP: 203.0.113.9\r\n'
@@ -279,14 +279,14 @@ async def test_other_spellings_through_the_cache_cost_the_service_a_redirect_eac
 
 
 @needs_nginx
-async def test_one_clients_vm_bytes_are_never_anyone_elses(tunnel_edge: Edge) -> None:
+@behind_the_tunnel
+async def test_one_clients_vm_bytes_are_never_anyone_elses(edge: Edge) -> None:
     """While the bucket serves, the VM sends bytes only to a client whose own page reported failed fetches
     (everyone else: a redirect). Those bytes are `private`: nginx keeps nothing, so the next request for
     that segment, from anyone, reaches the service and gets its own answer (a cached copy would hand
     gigabytes the service never counted). And only the tunnel (cloudflared, from 127.0.0.1) names the
     client: a CF-Connecting-IP sent to the cache from a client's own address is that address, never what
     it claims."""
-    edge = tunnel_edge
     name = edge.owncast.slot()
     await edge.listed_at_origin(name)
     port = edge.nginx.port
@@ -317,25 +317,22 @@ async def test_one_clients_vm_bytes_are_never_anyone_elses(tunnel_edge: Edge) ->
     assert again.cache != "HIT" and again.status in (200, 503), (again.status, again.cache)
 
 
-
 @needs_nginx
-async def test_a_private_streams_playlist_is_kept_for_no_stranger(tmp_path: Path, moto_url: str,
-                                                                  ts_bytes: bytes) -> None:
+@pytest.mark.parametrize("edge", [{"PRIVATE": "true", "PRIVATE_SECRET": "s" * 40,
+                                   "PRIVATE_PASSPHRASE": "let me in"}], indirect=True)
+async def test_a_private_streams_playlist_is_kept_for_no_stranger(edge: Edge) -> None:
     """A private stream's media playlist asked with a Bearer header has no token in its URL: the shipped
     file keys it by path alone, and a copy kept there would be handed to a stranger asking without one
     (its segment URIs carry the window's edge token). Every gated answer is `private`: nginx keeps
     none, and the stranger reaches the gate."""
-    secret = "s" * 40
-    async with cache_edge(tmp_path, moto_url, ts_bytes, seconds=TARGET, PRIVATE="true",
-                          PRIVATE_SECRET=secret, PRIVATE_PASSPHRASE="let me in") as edge:
-        async with edge.http.post(f"{edge.service.url}/live/access", json={"passphrase": "let me in"}) as r:
-            assert r.status == 200, await r.text()
-            token = (await r.json())["token"]
-        await edge.listed_at_origin(edge.owncast.slot(), headers={"Authorization": f"Bearer {token}"})
-        port = edge.nginx.port
-        for asked in ("/live/0/playlist.m3u8", f"/live/0/playlist.m3u8?access={token}"):
-            extra = f"Authorization: Bearer {token}\r\n" if "?" not in asked else ""
-            invited = await get(port, asked, extra=extra)
-            assert invited.status == 200 and invited.headers["cache-control"].startswith("private"), invited
-        stranger = await get(port, "/live/0/playlist.m3u8")
-        assert stranger.status == 401 and b"#EXT" not in stranger.body, stranger
+    async with edge.http.post(f"{edge.service.url}/live/access", json={"passphrase": "let me in"}) as r:
+        assert r.status == 200, await r.text()
+        token = (await r.json())["token"]
+    await edge.listed_at_origin(edge.owncast.slot(), headers={"Authorization": f"Bearer {token}"})
+    port = edge.nginx.port
+    for asked in ("/live/0/playlist.m3u8", f"/live/0/playlist.m3u8?access={token}"):
+        extra = f"Authorization: Bearer {token}\r\n" if "?" not in asked else ""
+        invited = await get(port, asked, extra=extra)
+        assert invited.status == 200 and invited.headers["cache-control"].startswith("private"), invited
+    stranger = await get(port, "/live/0/playlist.m3u8")
+    assert stranger.status == 401 and b"#EXT" not in stranger.body, stranger

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from dotenv import dotenv_values
 
 from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.preflight import _check_settings
@@ -36,7 +37,7 @@ from broadcaster import fixes, state_dir
 from broadcaster.fixes import AS_ROOT
 from broadcaster.preflight import as_root_line
 from tests.support.as_user import NOBODY, as_nobody
-from tests.support.service_process import with_this_code
+from tests.support.service_process import ServiceProcess, with_this_code
 from tests.support.waiting import until
 
 pytestmark = pytest.mark.integration
@@ -90,11 +91,11 @@ def as_user(place: Path, *args: str, timeout: float = 60) -> subprocess.Complete
 
 
 @contextlib.asynccontextmanager
-async def running_as_user(place: Path, argv: list[str], out: int = asyncio.subprocess.DEVNULL,
-                          ) -> AsyncIterator[asyncio.subprocess.Process]:
-    """`argv` as the user, in the background for the block (its output to `out`), stopped after it."""
+async def running_as_user(place: Path, argv: list[str]) -> AsyncIterator[asyncio.subprocess.Process]:
+    """`argv` as the user, in the background for the block, stopped after it."""
+    quiet = asyncio.subprocess.DEVNULL
     proc = await asyncio.create_subprocess_exec(*as_nobody(argv, stage(place)), env=environ(place), cwd=place,
-                                                stdout=out, stderr=asyncio.subprocess.STDOUT)
+                                                stdout=quiet, stderr=quiet)
     try:
         yield proc
     finally:
@@ -296,7 +297,8 @@ def test_state_files_left_by_a_run_as_root_are_named_by_check_and_run(place: Pat
 
 
 def test_check_as_root_proves_nothing_unless_told_the_user(place: Path, seaweed: SeaweedS3) -> None:
-    """Root enters every folder: its check fails saying so, unless told the user (--as), whose check it then is."""
+    """Root enters every folder: its check fails saying so, unless told the user (--as), whose check it
+    then is."""
     if os.geteuid() != 0:
         pytest.skip("not root")
     hls = owncast_folder(place)
@@ -378,26 +380,12 @@ def test_the_fix_for_a_relative_state_dir_names_an_absolute_folder(tmp_path: Pat
 async def test_a_folder_closed_while_running_makes_health_degraded_with_the_reason(place: Path, seaweed: SeaweedS3) -> None:
     hls = owncast_folder(place)
     prepare_state(place)
-    argv = [sys.executable, "-m", "broadcaster", "--env-file", str(env_file(place, seaweed, hls)), "run"]
-    lines: list[str] = []
-    url = ""
-
-    async def read(proc: asyncio.subprocess.Process) -> None:
-        nonlocal url
-        assert proc.stdout is not None
-        async for raw in proc.stdout:
-            line = raw.decode(errors="replace").rstrip()
-            lines.append(line)
-            if "serving http://" in line and not url:
-                url = line.split("serving ", 1)[1].split("/live/", 1)[0]
-
-    async with running_as_user(place, argv, asyncio.subprocess.PIPE) as proc, aiohttp.ClientSession() as http:
-        reader = asyncio.create_task(read(proc))
-        await until(lambda: bool(url) or proc.returncode is not None, "the service serving", timeout=30)
-        assert url, lines
+    env = {**environ(place), **{k: v or "" for k, v in dotenv_values(env_file(place, seaweed, hls)).items()}}
+    async with (ServiceProcess(env, place, prefix=as_nobody([], stage(place))) as service,
+                aiohttp.ClientSession() as http):
 
         async def health() -> tuple[int, dict[str, object]]:
-            async with http.get(f"{url}/health") as r:
+            async with http.get(f"{service.url}/health") as r:
                 return r.status, json.loads(await r.text())
 
         status, body = await health()
@@ -418,8 +406,7 @@ async def test_a_folder_closed_while_running_makes_health_degraded_with_the_reas
             return (await health())[0] == 200
 
         await until(recovered, "/health ok again", 20, every=0.5)
-    await reader
-    assert "Traceback" not in "\n".join(lines)
+    assert "Traceback" not in "\n".join(service.lines)
 
 
 def test_a_folder_gone_is_no_refusal(tmp_path: Path) -> None:
