@@ -51,8 +51,7 @@ from tests.support.processes import rss_kb
 from tests.support.raw_http import Response, responses
 from tests.support.waiting import until
 
-# One worker runs the module, its served fixture once (scripts/test's --dist loadgroup; spread, four
-# workers each started it: 26 of the module's 30 s in a full run at load 15).
+# One worker runs the module, its served fixture once (scripts/test's --dist loadgroup).
 pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.asyncio(loop_scope="module"),
               pytest.mark.xdist_group("faults_http")]
 

@@ -36,8 +36,7 @@ from tests.support.nginx import CACHE_CONF, needs_nginx, shipped_cache
 from tests.support.owncast_writer import real_ts_segment
 from tests.support.raw_http import Response, responses
 
-# One worker runs the module, its fixtures once (scripts/test's --dist loadgroup): spread over the
-# workers, five of its six tests made them again (29 of the module's 34 s in a full run at load 15).
+# One worker runs the module, its module fixtures (moto's server, the segment) once (--dist loadgroup).
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("nginx_cache")]
 
 TARGET = 4  # Owncast's 4 s latency level: the service holds a blocking request for up to 12 s

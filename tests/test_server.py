@@ -487,8 +487,8 @@ async def test_a_large_file_is_sent_within_the_write_timeout_and_a_client_that_n
     big = os.urandom(16 << 20)  # more than the kernel buffers between the two ends of a loopback connection
     (viewer_dir / "big.js").write_bytes(big)
     registry = CollectorRegistry()
-    # The reading client is this process, at the lowest CPU priority beside the suite: at 0.5 s it once
-    # read too little in time on a loaded machine and was rightly dropped (run q1 of 2026-11-26, 14 of 16 MB).
+    # The reading client is this process, at the lowest CPU priority beside the suite: at 0.5 s it could
+    # read too little in time on a loaded machine, and was rightly dropped.
     client = await make_client(viewer_dir=ViewerOptions(viewer_dir, max_open=1, write_timeout=2.0),
                                running=Running(connection_metrics=ConnectionMetrics(registry)))
     path = f"/big.js?v={version_of(big)}"
