@@ -8,6 +8,7 @@ bucket (not refusing). One miniflare process for the module."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterator
 
@@ -24,7 +25,7 @@ from broadcaster.status.public_reads import PublicReads
 from broadcaster.steering.first_byte import FirstByte
 from broadcaster.steering.probe import PROBE_HEADERS
 from tests.support.edge_worker import EdgeWorker
-from tests.support.local_http import serve_local
+from tests.support.local_http import Served
 from tests.support.waiting import until
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("edge_worker")]
@@ -141,14 +142,14 @@ async def test_the_worker_and_the_python_validator_agree_on_every_token(worker: 
     assert sum(v[0] for v in verdicts.values()) >= 4  # the table holds tokens both take, not refusals only
 
 
-async def plain_bucket(body: bytes) -> tuple[web.AppRunner, str]:
+def plain_bucket(body: bytes) -> Served:
     """A public bucket with no edge rule: every object to anyone, whatever the query."""
     async def serve(request: web.Request) -> web.Response:
         return web.Response(body=body, content_type="video/mp2t", headers={"Access-Control-Allow-Origin": "*"})
 
-    app = web.Application()
-    app.router.add_get("/{key:.*}", serve)
-    return await serve_local(app)
+    bucket = Served()
+    bucket.app.router.add_get("/{key:.*}", serve)
+    return bucket
 
 
 async def lines_of(probe: Probe) -> list[tuple[str, str]]:
@@ -160,9 +161,8 @@ async def lines_of(probe: Probe) -> list[tuple[str, str]]:
 async def test_check_proves_the_workers_edge_and_finds_the_door_around_it(worker: EdgeWorker,
                                                                           ts_bytes: bytes) -> None:
     signed = f"{worker.url}/{SEGMENT}?verify={sign(KEY, PREFIX, window(time.time()))}"
-    runner, r2_dev = await plain_bucket(ts_bytes)  # the bucket's r2.dev URL, left on
-    try:
-        said = await lines_of(Probe(signed, SEGMENT, ts_bytes, r2_dev, timeout=10))
+    async with plain_bucket(ts_bytes) as r2_dev:  # the bucket's r2.dev URL, left on
+        said = await lines_of(Probe(signed, SEGMENT, ts_bytes, r2_dev.url, timeout=10))
         assert [s for s, _ in said] == ["ok", "ok", "ok", "FAIL"], said
         assert "-> 403, refused by the Worker" in said[0][1]
         assert "with the window's token -> 200, same bytes (the Worker)" in said[1][1]
@@ -173,13 +173,11 @@ async def test_check_proves_the_workers_edge_and_finds_the_door_around_it(worker
         bad_key = signed.replace(signed.partition("verify=")[2], sign("0" * 64, PREFIX, window(time.time())))
         refused = await lines_of(Probe(bad_key, SEGMENT, ts_bytes, None, timeout=10))
         assert refused[1][0] == "FAIL" and "refuses the service's own token" in refused[1][1]
-    finally:
-        await runner.cleanup()
 
 
 async def test_check_fails_a_public_url_that_serves_strangers(ts_bytes: bytes) -> None:
-    runner, url = await plain_bucket(ts_bytes)
-    try:
+    async with plain_bucket(ts_bytes) as bucket:
+        url = bucket.url
         said = await lines_of(Probe(f"{url}/live/x.ts?verify=1-2", "live/x.ts", ts_bytes, None, timeout=10))
         assert said[0][0] == "FAIL" and "without a token -> 200: anyone with a segment's URL gets it" in said[0][1]
         assert "hls-broadcaster edge-rules" in said[0][1]
@@ -189,18 +187,17 @@ async def test_check_fails_a_public_url_that_serves_strangers(ts_bytes: bytes) -
         on_r2_dev = await lines_of(Probe("https://pub-0123.r2.dev/live/x.ts?verify=1-2", "live/x.ts", b"", None,
                                          timeout=0.01))
         assert on_r2_dev[0][0] == "FAIL" and "R2_PUBLIC_URL is on r2.dev" in on_r2_dev[0][1]
-    finally:
-        await runner.cleanup()
 
 
 async def test_health_says_when_the_public_url_answers_strangers(worker: EdgeWorker, ts_bytes: bytes) -> None:
     """EdgeGuard with the probe's real client: refused by the Worker, nothing to say; a plain public bucket
     (the gate removed) serves the newest segment without its token: /health's reason; refused again: gone."""
     signed = f"{worker.url}/{SEGMENT}?verify={sign(KEY, PREFIX, window(time.time()))}"
-    runner, plain = await plain_bucket(ts_bytes)
     newest = [(signed, time.monotonic())]
     guard = EdgeGuard(lambda: newest[0], lambda: 30.0, FirstByte(PROBE_HEADERS))
-    try:
+    async with plain_bucket(ts_bytes) as bucket, contextlib.AsyncExitStack() as stopping:
+        stopping.push_async_callback(guard.stop)
+        plain = bucket.url
         assert await guard.look()
         assert guard.health_reason() is None
         newest[0] = (f"{plain}/{SEGMENT}?verify=x", time.monotonic())
@@ -216,6 +213,3 @@ async def test_health_says_when_the_public_url_answers_strangers(worker: EdgeWor
         newest[0] = (f"{plain}/{SEGMENT}", time.monotonic() - 60)  # nothing live: no look, nothing said
         assert not await guard.look()
         assert guard.health_reason() is None
-    finally:
-        await guard.stop()
-        await runner.cleanup()

@@ -25,7 +25,7 @@ from tests.support.listing import listing
 from tests.support.metrics import exported_series
 from tests.support.prometheus import SCRAPE, PromAPI, alert_rules, prometheus, tool
 from tests.support.service_process import ServiceProcess, service_env
-from tests.support.world import World
+from tests.support.served import MakeWorld
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -127,32 +127,30 @@ def test_dashboard_is_in_grafanas_export_format_with_the_datasource_as_a_variabl
 # -- the gauges the dashboard added -------------------------------------------------------------------
 
 
-async def test_held_requests_counts_waiters_until_answered_timed_out_or_gone(tmp_path: Path) -> None:
-    world = World(tmp_path)
-    try:
-        world.owncast_lists(0, "stream-a-0.ts")
-        await world.settle()
-        rendered = world.playlists.media_playlist(0)
-        assert rendered is not None
-        base = rendered.last_sequence
-        assert await world.playlists.wait_for_sequence(0, base, timeout=1) is rendered  # answered at once
-        assert world.playlists.held_requests == 0
-        answered = [asyncio.ensure_future(world.playlists.wait_for_sequence(0, base + 1, timeout=5)) for _ in range(3)]
-        timed_out = asyncio.ensure_future(world.playlists.wait_for_sequence(0, base + 2, timeout=0.05))
-        gone = asyncio.ensure_future(world.playlists.wait_for_sequence(0, base + 2, timeout=5))
-        await asyncio.sleep(0)
-        assert world.playlists.held_requests == 5
-        assert await timed_out is None
-        assert world.playlists.held_requests == 4
-        gone.cancel()  # the viewer hung up
-        with pytest.raises(asyncio.CancelledError):
-            await gone
-        assert world.playlists.held_requests == 3
-        world.owncast_lists(0, "stream-a-1.ts")
-        assert all(r is not None for r in await asyncio.gather(*answered))
-        assert world.playlists.held_requests == 0
-    finally:
-        await world.pub.close()
+async def test_held_requests_counts_waiters_until_answered_timed_out_or_gone(make_world: MakeWorld) -> None:
+    world = make_world()
+    world.owncast_lists(0, "stream-a-0.ts")
+    await world.settle()
+    rendered = world.playlists.media_playlist(0)
+    assert rendered is not None
+    base = rendered.last_sequence
+    assert await world.playlists.wait_for_sequence(0, base, timeout=1) is rendered  # answered at once
+    assert world.playlists.held_requests == 0
+    answered = [asyncio.ensure_future(world.playlists.wait_for_sequence(0, base + 1, timeout=5))
+                for _ in range(3)]
+    timed_out = asyncio.ensure_future(world.playlists.wait_for_sequence(0, base + 2, timeout=0.05))
+    gone = asyncio.ensure_future(world.playlists.wait_for_sequence(0, base + 2, timeout=5))
+    await asyncio.sleep(0)
+    assert world.playlists.held_requests == 5
+    assert await timed_out is None
+    assert world.playlists.held_requests == 4
+    gone.cancel()  # the viewer hung up
+    with pytest.raises(asyncio.CancelledError):
+        await gone
+    assert world.playlists.held_requests == 3
+    world.owncast_lists(0, "stream-a-1.ts")
+    assert all(r is not None for r in await asyncio.gather(*answered))
+    assert world.playlists.held_requests == 0
 
 
 # -- a real Prometheus on the real service -------------------------------------------------------------

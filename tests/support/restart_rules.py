@@ -63,7 +63,7 @@ def unit_sections(path: Path) -> dict[str, dict[str, list[str]]]:
             continue
         key, sep, value = line.partition("=")
         if section is None or not sep or line.endswith("\\"):
-            raise ValueError(f"{path}:{number}: not KEY=value in a section (nor a continuation line): {raw!r}")
+            raise ValueError(f"{path}:{number}: not KEY=value in a section, or a continuation line: {raw!r}")
         section.setdefault(key.strip(), []).append(value.strip())
     return sections
 
