@@ -161,11 +161,9 @@ async def raw_exchange(
     closed = asyncio.Event()
 
     async def read() -> None:
-        try:
+        with contextlib.suppress(ConnectionError):
             while data := await reader.read(65536):
                 received.extend(data)
-        except ConnectionError:
-            pass
         closed.set()
 
     reading = asyncio.create_task(read())
@@ -181,21 +179,15 @@ async def raw_exchange(
             except ConnectionError:
                 break  # the server gave up on us mid-request
         if eof and not closed.is_set():
-            try:
+            with contextlib.suppress(ConnectionError, OSError):
                 writer.write_eof()
-            except (ConnectionError, OSError):
-                pass
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(closed.wait(), timeout)
-        except TimeoutError:
-            pass
     finally:
         reading.cancel()
         writer.close()
-        try:
+        with contextlib.suppress(ConnectionError, OSError):
             await writer.wait_closed()
-        except (ConnectionError, OSError):
-            pass
     return Exchange(responses(bytes(received)), closed.is_set())
 
 
