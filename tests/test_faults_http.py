@@ -49,6 +49,7 @@ from tests.support.owncast_writer import HandFedOwncast, write_in_place
 from tests.support.observe import Observer
 from tests.support.processes import rss_kb
 from tests.support.raw_http import Response, responses
+from tests.support.s3 import bucket_of_its_own
 from tests.support.waiting import until
 
 # One worker runs the module, its served fixture once (scripts/test's --dist loadgroup).
@@ -87,9 +88,10 @@ class Served:
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def served(tmp_path_factory: pytest.TempPathFactory, ts_bytes: bytes) -> AsyncIterator[Served]:
+async def served(tmp_path_factory: pytest.TempPathFactory, seaweed_server: SeaweedS3,
+                 ts_bytes: bytes) -> AsyncIterator[Served]:
     tmp = tmp_path_factory.mktemp("http-faults")
-    async with SeaweedS3(tmp / "seaweed", discard=True) as s3:
+    async with bucket_of_its_own(seaweed_server) as s3:  # on the run's SeaweedFS
         feed = HandFedOwncast(tmp / "hls", ts_bytes, list_size=1000)
         names = [feed.slot() for _ in range(3)]
         # HEADER_TIMEOUT past the module's length: the thousand idle connections are held open by the
