@@ -7,13 +7,16 @@ import asyncio
 import errno
 import logging
 import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
 
-from broadcaster.source import owncast, playlist_reader, watcher
+from broadcaster.files import Refused, read_beneath
+from broadcaster.source import owncast, playlist_reader
 from broadcaster.metrics import Metrics
 from broadcaster.source.owncast import PlaylistError, parse_media_playlist
 from broadcaster.source.watcher import HlsWatcher, WatchTiming
@@ -268,8 +271,7 @@ from pathlib import Path
 from broadcaster.metrics import Metrics
 from broadcaster.bucket.uploader import Backoff, Uploader
 from broadcaster.source.watcher import HlsWatcher
-from tests.support.fakes import FakeStore
-from tests.support.waiting import until
+from tests.support.fakes import FakeStore, Sink
 
 logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(levelname)s %(message)s")
 root = Path(sys.argv[1])
@@ -286,22 +288,15 @@ def release():
     while held:
         os.close(held.pop())
 
-class Sink:
-    got = []
-    def on_master(self, variants): pass
-    def on_variant_playlist(self, index, playlist): self.got.append(index)
-
 async def main():
     resource.setrlimit(resource.RLIMIT_NOFILE, (128, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
     sink = Sink()
     watcher = HlsWatcher(root, sink, Metrics())
     exhaust()
     watcher.scan()  # the master cannot be opened: read again shortly
-    assert sink.got == [], sink.got
+    assert sink.playlists == [], sink.playlists
     release()
-    async with asyncio.timeout(5):
-        while not sink.got:
-            await asyncio.sleep(0.01)
+    await sink.wait_for(lambda: bool(sink.playlists))
     await watcher.stop()
 
     slept = []
@@ -321,9 +316,6 @@ asyncio.run(main())
 
 def test_real_handle_exhaustion_is_waited_out_in_a_child_process(hls: Path) -> None:
     """The same with a real RLIMIT_NOFILE, in a child process (the test runner keeps its handles)."""
-    import subprocess
-    import sys
-
     write_in_place(hls / "0" / "stream.m3u8", media("stream-a-0.ts"))
     (hls / "0" / "seg.ts").write_bytes(b"\x47" * 188)
     repo = Path(__file__).resolve().parent.parent
@@ -336,8 +328,6 @@ def test_real_handle_exhaustion_is_waited_out_in_a_child_process(hls: Path) -> N
 
 
 def test_read_beneath_reads_regular_files_only_and_stays_inside(tmp_path: Path) -> None:
-    from broadcaster.files import Refused, read_beneath
-
     root = tmp_path / "hls"
     (root / "0").mkdir(parents=True)
     (tmp_path / "secret.ts").write_bytes(b"secret")
