@@ -215,8 +215,8 @@ def test_the_acl_package_is_named_where_setfacl_is_missing(monkeypatch: pytest.M
 
 @pytest.mark.parametrize("mistake", ["unreadable", "closed-folder", "closed-above", "a-folder", "not-utf8", "missing"])
 def test_an_env_file_that_cannot_be_read_is_one_line_exit_2(place: Path, mistake: str) -> None:
-    """The thing refused is named, the file or its folder (an unreadable folder was told as the file's mode),
-    and its fix, pasted as printed, lets the user read it: then the next line is about something else."""
+    """The thing refused is named, the file or its folder (not the file's mode), and its fix, pasted as
+    printed, lets the user read it: then the next line is about something else."""
     hls = owncast_folder(place)
     settings = env_file(place, None, hls)
     if mistake == "unreadable":
