@@ -114,12 +114,14 @@ def prepare_state(place: Path) -> None:
 # -- as another user ------------------------------------------------------------------------------------
 
 
-def paste(line: str) -> None:
-    """The fix a line ends with ("...; as root: <shell line>"), pasted into a root shell as it is printed."""
+def paste(line: str, place: Path, settings: Path) -> subprocess.CompletedProcess[str]:
+    """The fix a line ends with ("...; as root: <shell line>"), pasted into a root shell as it is printed;
+    then the user's `check` on `settings`."""
     assert line.count(AS_ROOT) == 1, line
     command = line.split(AS_ROOT, 1)[1]
     done = subprocess.run(["sh", "-c", command], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, (command, done.stdout, done.stderr)
+    return as_user(place, "check", "--env-file", str(settings))
 
 
 def stops_alike(place: Path, settings: Path, about: str) -> tuple[str, str]:
@@ -192,8 +194,7 @@ def test_a_folder_the_user_cannot_read_is_named_with_a_fix_that_works_pasted(
 
     said, out = stops_alike(place, settings, "HLS_DIR")
     assert said == line and out.count("FAIL ") == 1, out
-    paste(line)
-    again = as_user(place, "check", "--env-file", str(settings))  # as uid 65534 (the rig), now a clean set-up
+    again = paste(line, place, settings)  # as uid 65534 (the rig), now a clean set-up
     assert again.returncode == 0, again.stdout + again.stderr
     assert f"ok   HLS_DIR {hls}: user nobody can enter, list and read it" in again.stdout, again.stdout
     if not closing.endswith(("owncast", "home")):
@@ -252,8 +253,7 @@ def test_an_env_file_that_cannot_be_read_is_one_line_exit_2(place: Path, mistake
         assert AS_ROOT not in expected or said[0].endswith(expected), said  # the fix ends the line
         assert "Traceback" not in done.stderr
     if AS_ROOT in expected:
-        paste(said[0])
-        done = as_user(place, "check", "--env-file", str(settings))
+        done = paste(said[0], place, settings)
         assert "env file" not in done.stdout + done.stderr, done.stdout + done.stderr
         assert f"ok   HLS_DIR {hls}" in done.stdout, done.stdout  # read, and every check run
 
@@ -261,11 +261,11 @@ def test_an_env_file_that_cannot_be_read_is_one_line_exit_2(place: Path, mistake
 def test_a_state_dir_the_user_cannot_write_is_named_with_a_fix_that_works_pasted(place: Path) -> None:
     hls = owncast_folder(place)
     (place / "state").mkdir(mode=0o755)  # root's, not the service user's
-    line, _ = stops_alike(place, env_file(place, None, hls), "STATE_DIR")
+    settings = env_file(place, None, hls)
+    line, _ = stops_alike(place, settings, "STATE_DIR")
     assert line == (f"STATE_DIR (from {place / 'env'})='{place / 'state'}': not writable by user nobody; as "
                     f"root: install -d -m 0750 -o nobody {place / 'state'} && chown -R nobody {place / 'state'}"), line
-    paste(line)
-    again = as_user(place, "check", "--env-file", str(env_file(place, None, hls)))
+    again = paste(line, place, settings)
     assert f"ok   STATE_DIR {place / 'state'}: writable by user nobody" in again.stdout, again.stdout
 
 
@@ -282,8 +282,7 @@ def test_state_files_left_by_a_run_as_root_are_named_by_check_and_run(place: Pat
     state = place / "state"
     assert line.endswith(f"user nobody cannot rewrite lock in it (left by a run as another user?); as root: "
                          f"install -d -m 0750 -o nobody {state} && chown -R nobody {state}"), line
-    paste(line)
-    again = as_user(place, "check", "--env-file", str(settings))
+    again = paste(line, place, settings)
     assert f"ok   STATE_DIR {place / 'state'}: writable by user nobody" in again.stdout, again.stdout
 
 
@@ -355,9 +354,7 @@ def test_a_mistyped_state_dir_fails_check_as_run_refuses_it(place: Path, seaweed
     line, _ = stops_alike(place, settings, "STATE_DIR")
     said = f"STATE_DIR {typo}: does not exist and user nobody cannot make it in {place / 'lib'}"
     assert line.startswith(said) and "StateDirectory= makes only /var/lib/hls-broadcaster" in line, line
-    paste(line)
-    assert f"ok   STATE_DIR {typo}: writable by user nobody" in as_user(
-        place, "check", "--env-file", str(settings)).stdout
+    assert f"ok   STATE_DIR {typo}: writable by user nobody" in paste(line, place, settings).stdout
 
 
 def test_the_fix_for_a_relative_state_dir_names_an_absolute_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
