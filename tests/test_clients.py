@@ -5,6 +5,7 @@ The service behind the shipped nginx layout is tested in tests/test_reverse_prox
 from __future__ import annotations
 
 import ipaddress
+from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import make_mocked_request
@@ -12,6 +13,7 @@ from multidict import CIMultiDict
 
 from broadcaster.http.clients import Here, Proxies, client_address, request_here
 from broadcaster.settings import SettingsError, load_settings
+from tests.support.settings_env import env
 
 NGINX = ipaddress.ip_network("10.0.0.5/32")
 LAN = ipaddress.ip_network("10.0.0.0/24")
@@ -113,23 +115,17 @@ def test_the_key_is_the_address_or_an_ipv6_clients_64() -> None:
                                                                                       "127.0.0.1/32")),
     ("10.1.2.3/8", ("10.0.0.0/8",)),
 ])
-def test_forwarded_allow_ips_setting(given: str, networks: tuple[str, ...]) -> None:
-    settings = load_settings(environ={**ENV, "FORWARDED_ALLOW_IPS": given}, make_state_dir=False)
+def test_forwarded_allow_ips_setting(tmp_path: Path, given: str, networks: tuple[str, ...]) -> None:
+    settings = load_settings(environ=env(tmp_path, FORWARDED_ALLOW_IPS=given))
     assert tuple(map(str, settings.forwarded_allow_ips)) == networks
 
 
 @pytest.mark.parametrize("bad", ["*", "nginx", "10.0.0.0/33", "10.0.0.1-10.0.0.9", ",".join(["10.0.0.1"] * 1)
                                  + "," + ",".join(f"10.0.{i}.0/24" for i in range(20))])
-def test_a_bad_forwarded_allow_ips_is_one_line_naming_it(bad: str) -> None:
+def test_a_bad_forwarded_allow_ips_is_one_line_naming_it(tmp_path: Path, bad: str) -> None:
     with pytest.raises(SettingsError, match=r"^FORWARDED_ALLOW_IPS=") as raised:
-        load_settings(environ={**ENV, "FORWARDED_ALLOW_IPS": bad}, make_state_dir=False)
+        load_settings(environ=env(tmp_path, FORWARDED_ALLOW_IPS=bad))
     assert "\n" not in str(raised.value)
-
-
-ENV = {"HLS_DIR": "/", "S3_ENDPOINT_URL": "http://s3.example", "AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s",
-       "AWS_BUCKET_NAME": "bucket", "R2_PUBLIC_URL": "https://cdn.example",
-       # Not a shared folder: STATE_DIR's check reads what is in it, and /tmp holds other tests' files.
-       "STATE_DIR": "/nonexistent/state"}
 
 
 # -- where a viewer asked: the scheme and host the multivariant playlist and steering manifest name -----

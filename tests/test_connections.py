@@ -7,6 +7,7 @@ import errno
 import logging
 import socket
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import pytest
@@ -16,6 +17,7 @@ from prometheus_client import CollectorRegistry
 from broadcaster.http.connections import GatedSite, GateOptions, install_accept_error_handler
 from broadcaster.lograte import RateLimitedLog
 from broadcaster.metrics import ConnectionMetrics
+from tests.support import raw_http
 from tests.support.waiting import until
 
 HELLO = b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n"
@@ -40,13 +42,6 @@ class Listener:
         self.clients.append(writer)
         return reader, writer
 
-    async def close(self, runner: web.AppRunner) -> None:
-        self.release.set()
-        for writer in self.clients:
-            writer.close()
-        await asyncio.gather(*(w.wait_closed() for w in self.clients), return_exceptions=True)
-        await runner.cleanup()
-
     async def sent_before_accepted(self, request: bytes) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         """A client whose request is in the service's socket before the service gets to the connection."""
         sock = socket.create_connection(("127.0.0.1", self.port))  # the kernel completes it, not the loop
@@ -63,8 +58,9 @@ class Listener:
 BIG = b"x" * (16 << 20)  # more than the kernel buffers between the two ends of a loopback connection
 
 
-async def start(limit: int, header_timeout: float = 10.0,
-                write_timeout: float = 30.0) -> tuple[web.AppRunner, Listener]:
+@asynccontextmanager
+async def listening(limit: int, header_timeout: float = 10.0,
+                    write_timeout: float = 30.0) -> AsyncIterator[Listener]:
     release = asyncio.Event()
     held: list[int] = []
 
@@ -89,15 +85,21 @@ async def start(limit: int, header_timeout: float = 10.0,
     site = GatedSite(runner, "127.0.0.1", 0, GateOptions(limit=limit, header_timeout=header_timeout,
                                                           write_timeout=write_timeout, metrics=ConnectionMetrics(registry)))
     await site.start()
-    port = runner.addresses[0][1]
-    return runner, Listener(site, port, release, held, registry, [])
+    listener = Listener(site, runner.addresses[0][1], release, held, registry, [])
+    try:
+        yield listener
+    finally:
+        release.set()
+        for writer in listener.clients:
+            writer.close()
+        await asyncio.gather(*(w.wait_closed() for w in listener.clients), return_exceptions=True)
+        await runner.cleanup()
 
 
 @pytest.fixture
 async def listener() -> AsyncIterator[Listener]:
-    runner, lst = await start(limit=2)
-    yield lst
-    await lst.close(runner)
+    async with listening(limit=2) as lst:
+        yield lst
 
 
 async def answer(reader: asyncio.StreamReader) -> bytes:
@@ -108,9 +110,7 @@ async def answer(reader: asyncio.StreamReader) -> bytes:
 
 async def response(reader: asyncio.StreamReader) -> bytes:
     async with asyncio.timeout(5):
-        head = await reader.readuntil(b"\r\n\r\n")
-        length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
-        return head + await reader.readexactly(length)
+        return await raw_http.answer(reader)
 
 
 async def closed_by_server(reader: asyncio.StreamReader) -> bool:
@@ -172,42 +172,40 @@ async def test_a_flood_accepted_in_one_batch_cannot_lock_a_newcomer_out(sent: bo
     before reading any. A crowd of half-sent and idle connections ahead of a client in one batch must
     not get it a 503: connections not yet connected, and unread heads that never end, hold no place.
     A complete request waiting unread in the same batch is not closed to make room."""
-    runner, lst = await start(limit=4)
     crowd: list[socket.socket] = []
     try:
-        busy = await lst.connect()
-        busy[1].write(HOLD)
-        await until(lambda: lst.held, "a held request", 5, every=0.01)
-        # Blocking sockets, no await: the loop does not run, so all of them wait in the listen queue (the
-        # kernel completes the handshakes) and the loop accepts them in one go (backlog 128).
-        for i in range(60):
+        async with listening(limit=4) as lst:
+            busy = await lst.connect()
+            busy[1].write(HOLD)
+            await until(lambda: lst.held, "a held request", 5, every=0.01)
+            # Blocking sockets, no await: the loop does not run, so all of them wait in the listen queue (the
+            # kernel completes the handshakes) and the loop accepts them in one go (backlog 128).
+            for i in range(60):
+                sock = socket.create_connection(("127.0.0.1", lst.port))
+                crowd.append(sock)
+                if i == 0:
+                    sock.sendall(HELLO)  # a client's request, ahead of the crowd
+                elif i % 2:
+                    sock.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\n")  # a head without its blank line
             sock = socket.create_connection(("127.0.0.1", lst.port))
-            crowd.append(sock)
-            if i == 0:
-                sock.sendall(HELLO)  # a client's request, ahead of the crowd
-            elif i % 2:
-                sock.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\n")  # a head without its blank line
-        sock = socket.create_connection(("127.0.0.1", lst.port))
-        if sent:
-            sock.sendall(HELLO)
-        reader, writer = await asyncio.open_connection(sock=sock)
-        lst.clients.append(writer)
-        if not sent:
-            writer.write(HELLO)
-        assert (await response(reader)).endswith(b"hello")
-        assert lst.rejected("idle_evicted") >= 1
-        first, writer = await asyncio.open_connection(sock=crowd.pop(0))
-        lst.clients.append(writer)
-        assert (await response(first)).endswith(b"hello")
+            if sent:
+                sock.sendall(HELLO)
+            reader, writer = await asyncio.open_connection(sock=sock)
+            lst.clients.append(writer)
+            if not sent:
+                writer.write(HELLO)
+            assert (await response(reader)).endswith(b"hello")
+            assert lst.rejected("idle_evicted") >= 1
+            first, writer = await asyncio.open_connection(sock=crowd.pop(0))
+            lst.clients.append(writer)
+            assert (await response(first)).endswith(b"hello")
     finally:
         for sock in crowd:
             sock.close()
-        await lst.close(runner)
 
 
 async def test_a_half_sent_head_is_closed_after_the_header_timeout() -> None:
-    runner, lst = await start(limit=10, header_timeout=0.3)
-    try:
+    async with listening(limit=10, header_timeout=0.3) as lst:
         complete = await lst.connect()
         complete[1].write(HELLO)
         assert (await response(complete[0])).endswith(b"hello")
@@ -225,33 +223,30 @@ async def test_a_half_sent_head_is_closed_after_the_header_timeout() -> None:
             split[1].write(piece)
             await split[1].drain()
         assert (await response(split[0])).endswith(b"hello")
-    finally:
-        await lst.close(runner)
 
 
 @pytest.mark.parametrize("pipelined", [1, 50])
 async def test_a_client_that_never_reads_its_answers_is_closed_after_the_write_timeout(pipelined: int) -> None:
     """A client pipelining requests it never reads must not hold its buffers and handle indefinitely."""
-    runner, lst = await start(limit=10, write_timeout=0.3)
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     try:
-        sock.connect(("127.0.0.1", lst.port))
-        sock.sendall(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n" * pipelined)
-        await lst.until_open(1)
-        await until(lambda: lst.rejected("write_timeout") >= 1, "a write timeout counted", 10, every=0.01)
-        await lst.until_open(0)  # its place (and handle) given back
-        # A client that reads is served as ever. A small answer: the socket's buffers take it whole, so no
-        # write waits on the reader. 16 MB to a reader in this same process paused for longer than 0.3 s
-        # whenever the process waited that long for a core (a full run at the lowest CPU priority), and
-        # was then rightly cut.
-        reader, writer = await lst.connect()
-        writer.write(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
-        assert (await response(reader)).endswith(b"hello")
-        assert lst.rejected("write_timeout") == 1
+        async with listening(limit=10, write_timeout=0.3) as lst:
+            sock.connect(("127.0.0.1", lst.port))
+            sock.sendall(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n" * pipelined)
+            await lst.until_open(1)
+            await until(lambda: lst.rejected("write_timeout") >= 1, "a write timeout counted", 10, every=0.01)
+            await lst.until_open(0)  # its place (and handle) given back
+            # A client that reads is served as ever. A small answer: the socket's buffers take it whole, so no
+            # write waits on the reader. 16 MB to a reader in this same process paused for longer than 0.3 s
+            # whenever the process waited that long for a core (a full run at the lowest CPU priority), and
+            # was then rightly cut.
+            reader, writer = await lst.connect()
+            writer.write(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert (await response(reader)).endswith(b"hello")
+            assert lst.rejected("write_timeout") == 1
     finally:
         sock.close()
-        await lst.close(runner)
 
 
 async def test_accept_failures_for_lack_of_handles_are_one_line_per_interval(

@@ -26,6 +26,7 @@ from broadcaster.settings import SETTINGS, load_settings, lookalike_keys
 from broadcaster.settings.buckets import bucket_rows
 from tests.support.metrics import exported_series
 from tests.support.prometheus import alert_rules, tool
+from tests.support.restart_rules import pm2_app, unit_sections
 from tests.support.strict_yaml import StrictLoader, strict_yaml
 from tests.support.tunnel import (OWNCAST, OWNCAST_HOST, OWNCAST_PLAYLISTS, SERVICE, TRACKER, TRACKER_HOST, go_search,
                                   route, tunnel_rules)
@@ -45,26 +46,8 @@ def run(argv: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
 # -- systemd -------------------------------------------------------------------------------------
 
 
-def unit_entries(path: Path) -> dict[str, dict[str, list[str]]]:
-    """systemd's INI dialect: repeatable keys, '#'/';' comments, no continuation lines here."""
-    sections: dict[str, dict[str, list[str]]] = {}
-    current: dict[str, list[str]] | None = None
-    for number, raw in enumerate(path.read_text().splitlines(), 1):
-        line = raw.strip()
-        if not line or line.startswith(("#", ";")):
-            continue
-        if line.startswith("[") and line.endswith("]"):
-            current = sections.setdefault(line[1:-1], {})
-            continue
-        assert current is not None, f"line {number} outside a section: {raw!r}"
-        assert "=" in line and not line.endswith("\\"), f"line {number} is not KEY=value: {raw!r}"
-        key, _, value = line.partition("=")
-        current.setdefault(key.strip(), []).append(value.strip())
-    return sections
-
-
 def test_unit_file_has_the_required_settings() -> None:
-    unit = unit_entries(UNIT)
+    unit = unit_sections(UNIT)
     assert set(unit) == {"Unit", "Service", "Install"}
     svc = {key: values[-1] for key, values in unit["Service"].items()}  # the last assignment wins
     # The service reads its env file itself, as check and pm2 do (no EnvironmentFile=: one reader).
@@ -125,13 +108,7 @@ def test_unit_file_sandbox_scores_well() -> None:
 
 @pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
 def test_pm2_file_loads_and_runs_the_console_script(tmp_path: Path) -> None:
-    script = "process.stdout.write(JSON.stringify(require(process.argv[1])))"
-    env = {"PATH": "/usr/bin:/bin:/usr/local/bin", "HLS_BROADCASTER_HOME": str(tmp_path)}
-    result = run(["node", "-e", script, str(DEPLOY / "ecosystem.config.js")], env=env)
-    assert result.returncode == 0, result.stderr
-    apps = json.loads(result.stdout)["apps"]
-    assert len(apps) == 1
-    app = apps[0]
+    app = pm2_app(DEPLOY / "ecosystem.config.js", {"HLS_BROADCASTER_HOME": str(tmp_path)})  # its one app
     assert app["name"] == "hls-broadcaster"
     assert app["script"] == str(tmp_path / "venv" / "bin" / "hls-broadcaster")
     assert app["interpreter"] == "none"

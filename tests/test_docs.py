@@ -13,10 +13,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 
 from broadcaster.cli import build_parser
 from broadcaster.settings import SETTINGS, load_settings
+from tests.support.prometheus import alert_rules
+from tests.support.settings_env import env
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -202,20 +203,16 @@ def operator_lines() -> Iterator[tuple[str, int, str]]:
             yield str(path.relative_to(ROOT)), lineno, line
 
 
-def alert_names() -> list[str]:
-    groups = yaml.safe_load(_read(ROOT / "deploy" / "alerts.yml"))["groups"]
-    return [rule["alert"] for group in groups for rule in group["rules"] if "alert" in rule]
-
-
 def test_the_monitoring_page_lists_every_alert_of_alerts_yml() -> None:
+    names = [rule["alert"] for rule in alert_rules()]
     table = re.findall(r"^\| `(HlsBroadcaster\w+)` \|", _read(DOCS / "monitoring.md"), re.MULTILINE)
-    assert sorted(table) == sorted(alert_names()) and len(table) == len(set(table)), (
-        f"docs/monitoring.md's table: {len(table)} alerts, deploy/alerts.yml: {len(alert_names())}; "
-        f"only in the table {sorted(set(table) - set(alert_names()))}, only in the file "
-        f"{sorted(set(alert_names()) - set(table))}")
+    assert sorted(table) == sorted(names) and len(table) == len(set(table)), (
+        f"docs/monitoring.md's table: {len(table)} alerts, deploy/alerts.yml: {len(names)}; "
+        f"only in the table {sorted(set(table) - set(names))}, only in the file "
+        f"{sorted(set(names) - set(table))}")
     counted = [(f, n, int(m.group(1))) for f, n, line in operator_lines()
                for m in re.finditer(r"\b(\d+) alerts\b", line)]
-    assert all(count == len(alert_names()) for _f, _n, count in counted), counted
+    assert all(count == len(names) for _f, _n, count in counted), counted
 
 
 # A default quoted in prose: `NAME=VALUE` (the default), default `NAME=VALUE`, `NAME` (default VALUE...
@@ -248,10 +245,8 @@ def test_defaults_quoted_in_prose_are_the_code_s() -> None:
     assert wrong == [], "\n".join(wrong)
 
 
-def test_the_presign_expiry_figure_is_the_code_s() -> None:
-    life = load_settings(environ={"HLS_DIR": str(ROOT), "S3_ENDPOINT_URL": "https://a.example", "AWS_ACCESS_KEY_ID": "k",
-                                  "AWS_SECRET_ACCESS_KEY": "s", "AWS_BUCKET_NAME": "bucket", "SEGMENT_URLS": "presigned",
-                                  "STATE_DIR": "/nonexistent"}, make_state_dir=False).segment_url_life
+def test_the_presign_expiry_figure_is_the_code_s(tmp_path: Path) -> None:
+    life = load_settings(environ=env(tmp_path, SEGMENT_URLS="presigned")).segment_url_life
     figures = [(f, n, int(m.group(1))) for f, n, line in operator_lines()
                for m in re.finditer(r"\b(\d+) s with the defaults", line)]
     assert figures and all(figure == life for _f, _n, figure in figures), (life, figures)
@@ -326,9 +321,7 @@ def test_one_story_for_the_env_file() -> None:
                         for group in ("hls-broadcaster", "owncast")}, installs
     assert checks == {CHECK, PM2_CHECK, CHECK_AS}, checks
     assert wrong == [], "\n".join(wrong)
-    unit = _read(ROOT / "deploy" / "hls-broadcaster.service")
-    assert f"ExecStart=/opt/hls-broadcaster/venv/bin/hls-broadcaster --env-file {ENV_FILE} run" in unit
-    assert f'"--env-file", envFile, "run"' in _read(ROOT / "deploy" / "ecosystem.config.js")
+    # The unit's ExecStart and pm2's arguments are test_deploy's (the unit parsed, the pm2 file run in node).
     assert f'const envFile = process.env.HLS_BROADCASTER_ENV_FILE || "{ENV_FILE}";' in _read(
         ROOT / "deploy" / "ecosystem.config.js")
 

@@ -8,6 +8,7 @@ bucket (not refusing). One miniflare process for the module."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterator
 
@@ -24,8 +25,7 @@ from broadcaster.status.public_reads import PublicReads
 from broadcaster.steering.first_byte import FirstByte
 from broadcaster.steering.probe import PROBE_HEADERS
 from tests.support.edge_worker import EdgeWorker
-from tests.support.local_http import serve_local
-from tests.support.owncast_writer import real_ts_segment
+from tests.support.local_http import Served
 from tests.support.waiting import until
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("edge_worker")]
@@ -40,17 +40,11 @@ MARK = "x-hls-broadcaster-edge"
 
 
 @pytest.fixture(scope="module")
-def segment_bytes(tmp_path_factory: pytest.TempPathFactory) -> bytes:
-    """One real segment: a second of the test picture and tone, H.264 and AAC in MPEG-TS."""
-    return real_ts_segment(tmp_path_factory.mktemp("segment"))
-
-
-@pytest.fixture(scope="module")
-def worker(tmp_path_factory: pytest.TempPathFactory, segment_bytes: bytes) -> Iterator[EdgeWorker]:
+def worker(tmp_path_factory: pytest.TempPathFactory, ts_bytes: bytes) -> Iterator[EdgeWorker]:
     seed = tmp_path_factory.mktemp("bucket")
     for key in (SEGMENT, OTHER, "elsewhere/seg.ts"):
         (seed / key).parent.mkdir(parents=True, exist_ok=True)
-        (seed / key).write_bytes(segment_bytes)
+        (seed / key).write_bytes(ts_bytes)
     with EdgeWorker(seed, key=KEY, prefix=PREFIX, ttl=TTL, log=seed.parent / "miniflare.log") as running:
         yield running
 
@@ -66,25 +60,25 @@ async def get(url: str, **headers: str) -> tuple[int, bytes, dict[str, str]]:
 
 
 async def test_a_listed_uri_gets_the_segment_with_the_buckets_headers(worker: EdgeWorker,
-                                                                     segment_bytes: bytes) -> None:
+                                                                     ts_bytes: bytes) -> None:
     token = sign(KEY, PREFIX, window(time.time()))
     status, body, headers = await get(f"{worker.url}/{SEGMENT}?verify={token}", Origin="https://viewer.example")
-    assert status == 200 and body == segment_bytes
+    assert status == 200 and body == ts_bytes
     assert headers["content-type"] == "video/mp2t"
     assert headers["cache-control"] == "public, max-age=31536000, immutable"
     assert headers["etag"].strip('"') and headers[MARK] == "worker"
     assert headers["access-control-allow-origin"] == "*"  # a viewer page on another origin reads it
     part_status, part, part_headers = await get(f"{worker.url}/{SEGMENT}?verify={token}", Range="bytes=188-375")
-    assert (part_status, part) == (206, segment_bytes[188:376])
-    assert part_headers["content-range"] == f"bytes 188-375/{len(segment_bytes)}"
+    assert (part_status, part) == (206, ts_bytes[188:376])
+    assert part_headers["content-range"] == f"bytes 188-375/{len(ts_bytes)}"
 
 
 async def test_the_second_viewers_get_is_a_cache_hit_whatever_its_token(worker: EdgeWorker,
-                                                                        segment_bytes: bytes) -> None:
+                                                                        ts_bytes: bytes) -> None:
     now = time.time()
     first = sign(KEY, PREFIX, window(now))
     status, body, headers = await get(f"{worker.url}/{OTHER}?verify={first}")
-    assert (status, body, headers["x-cache"]) == (200, segment_bytes, "MISS")
+    assert (status, body, headers["x-cache"]) == (200, ts_bytes, "MISS")
     # The answer is stored once its body has gone (waitUntil): the first viewer's next GET says when.
     seen: list[tuple[int, str]] = []
 
@@ -97,7 +91,7 @@ async def test_the_second_viewers_get_is_a_cache_hit_whatever_its_token(worker: 
     # Another viewer with another token (its timestamp not the window's start): the same cache entry.
     other = sign(KEY, PREFIX, window(now) - 1)  # valid as long as the window's own (TTL > WINDOW)
     status, body, headers = await get(f"{worker.url}/{OTHER}?verify={other}")
-    assert (status, body, headers["x-cache"]) == (200, segment_bytes, "HIT")
+    assert (status, body, headers["x-cache"]) == (200, ts_bytes, "HIT")
 
 
 async def test_expired_tampered_unsigned_and_other_prefix_tokens_get_403(worker: EdgeWorker) -> None:
@@ -148,14 +142,14 @@ async def test_the_worker_and_the_python_validator_agree_on_every_token(worker: 
     assert sum(v[0] for v in verdicts.values()) >= 4  # the table holds tokens both take, not refusals only
 
 
-async def plain_bucket(body: bytes) -> tuple[web.AppRunner, str]:
+def plain_bucket(body: bytes) -> Served:
     """A public bucket with no edge rule: every object to anyone, whatever the query."""
     async def serve(request: web.Request) -> web.Response:
         return web.Response(body=body, content_type="video/mp2t", headers={"Access-Control-Allow-Origin": "*"})
 
-    app = web.Application()
-    app.router.add_get("/{key:.*}", serve)
-    return await serve_local(app)
+    bucket = Served()
+    bucket.app.router.add_get("/{key:.*}", serve)
+    return bucket
 
 
 async def lines_of(probe: Probe) -> list[tuple[str, str]]:
@@ -165,49 +159,45 @@ async def lines_of(probe: Probe) -> list[tuple[str, str]]:
 
 
 async def test_check_proves_the_workers_edge_and_finds_the_door_around_it(worker: EdgeWorker,
-                                                                          segment_bytes: bytes) -> None:
+                                                                          ts_bytes: bytes) -> None:
     signed = f"{worker.url}/{SEGMENT}?verify={sign(KEY, PREFIX, window(time.time()))}"
-    runner, r2_dev = await plain_bucket(segment_bytes)  # the bucket's r2.dev URL, left on
-    try:
-        said = await lines_of(Probe(signed, SEGMENT, segment_bytes, r2_dev, timeout=10))
+    async with plain_bucket(ts_bytes) as r2_dev:  # the bucket's r2.dev URL, left on
+        said = await lines_of(Probe(signed, SEGMENT, ts_bytes, r2_dev.url, timeout=10))
         assert [s for s, _ in said] == ["ok", "ok", "ok", "FAIL"], said
         assert "-> 403, refused by the Worker" in said[0][1]
         assert "with the window's token -> 200, same bytes (the Worker)" in said[1][1]
         assert "verify=..." in said[1][1] and "verify=" not in said[1][1].replace("verify=...", "")  # no token shown
         assert "cache hit (HIT)" in said[2][1] and "r2.dev URL serves the probe without a token" in said[3][1]
-        untried = await lines_of(Probe(signed, SEGMENT, segment_bytes, None, timeout=10))
+        untried = await lines_of(Probe(signed, SEGMENT, ts_bytes, None, timeout=10))
         assert untried[-1][0] == "warn" and "r2.dev URL was not tried" in untried[-1][1]
         bad_key = signed.replace(signed.partition("verify=")[2], sign("0" * 64, PREFIX, window(time.time())))
-        refused = await lines_of(Probe(bad_key, SEGMENT, segment_bytes, None, timeout=10))
+        refused = await lines_of(Probe(bad_key, SEGMENT, ts_bytes, None, timeout=10))
         assert refused[1][0] == "FAIL" and "refuses the service's own token" in refused[1][1]
-    finally:
-        await runner.cleanup()
 
 
-async def test_check_fails_a_public_url_that_serves_strangers(segment_bytes: bytes) -> None:
-    runner, url = await plain_bucket(segment_bytes)
-    try:
-        said = await lines_of(Probe(f"{url}/live/x.ts?verify=1-2", "live/x.ts", segment_bytes, None, timeout=10))
+async def test_check_fails_a_public_url_that_serves_strangers(ts_bytes: bytes) -> None:
+    async with plain_bucket(ts_bytes) as bucket:
+        url = bucket.url
+        said = await lines_of(Probe(f"{url}/live/x.ts?verify=1-2", "live/x.ts", ts_bytes, None, timeout=10))
         assert said[0][0] == "FAIL" and "without a token -> 200: anyone with a segment's URL gets it" in said[0][1]
         assert "hls-broadcaster edge-rules" in said[0][1]
-        not_a_url = await lines_of(Probe(f"{url}/live/x.ts?verify=1-2", "live/x.ts", segment_bytes, "pub-1.r2.dev",
+        not_a_url = await lines_of(Probe(f"{url}/live/x.ts?verify=1-2", "live/x.ts", ts_bytes, "pub-1.r2.dev",
                                          timeout=10))
         assert not_a_url[-1][0] == "FAIL" and "--r2-dev 'pub-1.r2.dev': not a URL" in not_a_url[-1][1]
         on_r2_dev = await lines_of(Probe("https://pub-0123.r2.dev/live/x.ts?verify=1-2", "live/x.ts", b"", None,
                                          timeout=0.01))
         assert on_r2_dev[0][0] == "FAIL" and "R2_PUBLIC_URL is on r2.dev" in on_r2_dev[0][1]
-    finally:
-        await runner.cleanup()
 
 
-async def test_health_says_when_the_public_url_answers_strangers(worker: EdgeWorker, segment_bytes: bytes) -> None:
+async def test_health_says_when_the_public_url_answers_strangers(worker: EdgeWorker, ts_bytes: bytes) -> None:
     """EdgeGuard with the probe's real client: refused by the Worker, nothing to say; a plain public bucket
     (the gate removed) serves the newest segment without its token: /health's reason; refused again: gone."""
     signed = f"{worker.url}/{SEGMENT}?verify={sign(KEY, PREFIX, window(time.time()))}"
-    runner, plain = await plain_bucket(segment_bytes)
     newest = [(signed, time.monotonic())]
     guard = EdgeGuard(lambda: newest[0], lambda: 30.0, FirstByte(PROBE_HEADERS))
-    try:
+    async with plain_bucket(ts_bytes) as bucket, contextlib.AsyncExitStack() as stopping:
+        stopping.push_async_callback(guard.stop)
+        plain = bucket.url
         assert await guard.look()
         assert guard.health_reason() is None
         newest[0] = (f"{plain}/{SEGMENT}?verify=x", time.monotonic())
@@ -223,6 +213,3 @@ async def test_health_says_when_the_public_url_answers_strangers(worker: EdgeWor
         newest[0] = (f"{plain}/{SEGMENT}", time.monotonic() - 60)  # nothing live: no look, nothing said
         assert not await guard.look()
         assert guard.health_reason() is None
-    finally:
-        await guard.stop()
-        await runner.cleanup()

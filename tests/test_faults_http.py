@@ -45,13 +45,14 @@ from yarl import URL
 
 from broadcaster.demo.seaweed import SeaweedS3
 from tests.support.service_process import ServiceProcess, service_env
-from tests.support.owncast_writer import HandFedOwncast, real_ts_segment, write_in_place
+from tests.support.owncast_writer import HandFedOwncast, write_in_place
 from tests.support.observe import Observer
 from tests.support.processes import rss_kb
+from tests.support.raw_http import Response, responses
+from tests.support.s3 import bucket_of_its_own
 from tests.support.waiting import until
 
-# One worker runs the module, its served fixture once (scripts/test's --dist loadgroup; spread, four
-# workers each started it: 26 of the module's 30 s in a full run at load 15).
+# One worker runs the module, its served fixture once (scripts/test's --dist loadgroup).
 pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.asyncio(loop_scope="module"),
               pytest.mark.xdist_group("faults_http")]
 
@@ -87,10 +88,11 @@ class Served:
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def served(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Served]:
+async def served(tmp_path_factory: pytest.TempPathFactory, seaweed_server: SeaweedS3,
+                 ts_bytes: bytes) -> AsyncIterator[Served]:
     tmp = tmp_path_factory.mktemp("http-faults")
-    async with SeaweedS3(tmp / "seaweed", discard=True) as s3:
-        feed = HandFedOwncast(tmp / "hls", real_ts_segment(tmp), list_size=1000)
+    async with bucket_of_its_own(seaweed_server) as s3:  # on the run's SeaweedFS
+        feed = HandFedOwncast(tmp / "hls", ts_bytes, list_size=1000)
         names = [feed.slot() for _ in range(3)]
         # HEADER_TIMEOUT past the module's length: the thousand idle connections are held open by the
         # service until the test closes them (its 10 s default closed the first ones accepted while a
@@ -142,31 +144,8 @@ async def svc(served: Served) -> AsyncIterator[Served]:
 
 
 @dataclass
-class RawResponse:
-    status: int
-    headers: dict[str, str]
-    body: bytes
-
-
-def parse_responses(data: bytes) -> list[RawResponse]:
-    """Every HTTP/1.1 response in `data` (Content-Length framed, as this service frames them)."""
-    out: list[RawResponse] = []
-    while data:
-        head, sep, rest = data.partition(b"\r\n\r\n")
-        assert sep, f"truncated response: {data[:200]!r}"
-        lines = head.decode("latin-1").split("\r\n")
-        assert lines[0].startswith("HTTP/1."), lines[0]
-        status = int(lines[0].split()[1])
-        headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
-        length = int(headers.get("content-length", "0"))
-        out.append(RawResponse(status, headers, rest[:length]))
-        data = rest[length:]
-    return out
-
-
-@dataclass
 class Exchange:
-    responses: list[RawResponse]
+    responses: list[Response]
     closed: bool  # the server closed the connection
 
     @property
@@ -184,11 +163,9 @@ async def raw_exchange(
     closed = asyncio.Event()
 
     async def read() -> None:
-        try:
+        with contextlib.suppress(ConnectionError):
             while data := await reader.read(65536):
                 received.extend(data)
-        except ConnectionError:
-            pass
         closed.set()
 
     reading = asyncio.create_task(read())
@@ -204,22 +181,16 @@ async def raw_exchange(
             except ConnectionError:
                 break  # the server gave up on us mid-request
         if eof and not closed.is_set():
-            try:
+            with contextlib.suppress(ConnectionError, OSError):
                 writer.write_eof()
-            except (ConnectionError, OSError):
-                pass
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(closed.wait(), timeout)
-        except TimeoutError:
-            pass
     finally:
         reading.cancel()
         writer.close()
-        try:
+        with contextlib.suppress(ConnectionError, OSError):
             await writer.wait_closed()
-        except (ConnectionError, OSError):
-            pass
-    return Exchange(parse_responses(bytes(received)), closed.is_set())
+    return Exchange(responses(bytes(received)), closed.is_set())
 
 
 def assert_no_leak(body: bytes, what: object) -> None:

@@ -51,13 +51,13 @@ import pytest_asyncio
 from broadcaster.demo.seaweed import SeaweedS3
 from tests.support.service_process import ServiceProcess, service_env
 from tests.support.observe import Observer
+from tests.support.s3 import bucket_of_its_own
 from tests.support.scrape import total
 from tests.support.owncast_writer import SECONDS, HandFedOwncast, Prepare, real_ts_segment, write_in_place
 from tests.support.waiting import TimedOut, until
 
-# One SeaweedFS for the module (each test has its own service, HLS_DIR and key prefix): starting and
-# stopping it for every test would cost half the file's time budget; one worker runs the module
-# (scripts/test's --dist loadgroup), or each worker given one of its tests starts it again.
+# One bucket for the module, on the run's SeaweedFS (each test has its own service, HLS_DIR and key
+# prefix); one worker runs the module (scripts/test's --dist loadgroup).
 pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.asyncio(loop_scope="module"),
               pytest.mark.xdist_group("faults_input")]
 
@@ -66,11 +66,6 @@ SECRET = b"SECRET-OUTSIDE-HLS-DIR-7f3a9c"  # in every file outside HLS_DIR a tes
 
 
 # -- Owncast's folder, written by hand ---------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def ts_bytes(tmp_path_factory: pytest.TempPathFactory) -> bytes:
-    return real_ts_segment(tmp_path_factory.mktemp("ts"))
 
 
 @pytest.fixture(scope="module")
@@ -187,9 +182,9 @@ class Rig:
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def s3(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[SeaweedS3]:
-    async with SeaweedS3(tmp_path_factory.mktemp("seaweed"), discard=True) as server:
-        yield server
+async def s3(seaweed_server: SeaweedS3) -> AsyncIterator[SeaweedS3]:
+    async with bucket_of_its_own(seaweed_server) as bucket:
+        yield bucket
 
 
 BeforeStart = Callable[[HandFedOwncast, Path], None]
@@ -407,15 +402,6 @@ async def test_broken_playlists_are_warned_once_and_the_stream_goes_on(rig: Rig)
         text = feed.playlist_text(v)
         write_in_place(feed.playlist(v), text.encode()[: len(text) - 7])  # Owncast died mid-write
 
-    def binary(v: int) -> None:
-        write_in_place(feed.playlist(v), b"\xff\xfe" + os.urandom(4096))
-
-    def control(v: int) -> None:
-        write_in_place(feed.playlist(v), b"#EXTM3U\n" + bytes(range(32)) * 100 + b"\n#EXTINF:x,\n\x00\n")
-
-    def huge_line(v: int) -> None:
-        write_in_place(feed.playlist(v), b"#EXTM3U\n#EXT-X-TARGETDURATION:1\n#" + b"A" * (2 << 20) + b"\n")
-
     def directory(v: int) -> None:
         feed.playlist(v).unlink()
         feed.playlist(v).mkdir()
@@ -430,10 +416,15 @@ async def test_broken_playlists_are_warned_once_and_the_stream_goes_on(rig: Rig)
         feed.playlist(v).unlink()
         feed.playlist(v).symlink_to(outside)
 
+    def written(text: bytes) -> Callable[[int], None]:
+        return lambda v: write_in_place(feed.playlist(v), text)
+
     breakers: list[tuple[Callable[[int], None], str]] = [
-        (truncated, "incomplete playlist"), (binary, "not UTF-8 text"), (control, "unparsable playlist"),
-        (huge_line, "larger than 262144 bytes"), (directory, "not a regular file"),
-        (symlink, "a symlink; not followed"), (fifo, "not a regular file"),
+        (truncated, "incomplete playlist"), (written(b"\xff\xfe" + os.urandom(4096)), "not UTF-8 text"),
+        (written(b"#EXTM3U\n" + bytes(range(32)) * 100 + b"\n#EXTINF:x,\n\x00\n"), "unparsable playlist"),
+        (written(b"#EXTM3U\n#EXT-X-TARGETDURATION:1\n#" + b"A" * (2 << 20) + b"\n"),
+         "larger than 262144 bytes"),
+        (directory, "not a regular file"), (symlink, "a symlink; not followed"), (fifo, "not a regular file"),
     ]
     assert len(breakers) == BREAKERS
     for shift in (0, 3):
@@ -688,8 +679,8 @@ async def test_a_fifo_playlist_neither_stops_start_up_nor_the_stream(rig: Rig) -
 
 
 async def test_stray_playlists_in_unnamed_folders_neither_stall_nor_hold_health(rig: Rig) -> None:
-    """A 15,000-entry (~1 MB) playlist in a spare folder stalled the service for over a minute and
-    pushed the real variants' slots out; a one-entry one kept /health at 503 "uploads behind"."""
+    """A 15,000-entry (~1 MB) playlist in a spare folder neither stalls the service nor pushes the real
+    variants' slots out; a one-entry one does not hold /health at 503 ("uploads behind")."""
     feed, seen, service = rig.feed, rig.seen, rig.service
     stall = 3 * SECONDS  # the publisher reports a variant or an upload stuck this long
     (feed.root / "5").mkdir()
@@ -764,8 +755,7 @@ def _write_at(dir_fd: int, name: str, data: bytes | str) -> None:
 async def test_a_variant_folder_swapped_with_a_symlink_never_leaks_outside_files(rig: Rig) -> None:
     """Owncast's variant 1 folder is swapped with a symlink to a folder outside, again and again,
     while segments are written and uploaded. Outside, every name Owncast uses (and its playlist)
-    holds SECRET bytes: a read that follows the symlink at any moment would upload them. Before
-    broadcaster/files.py, 68 of 400 such files reached the bucket."""
+    holds SECRET bytes: a read that follows the symlink at any moment would upload them."""
     feed = rig.feed
     evil = rig.outside / "evil"
     evil.mkdir()

@@ -7,12 +7,16 @@ import asyncio
 import errno
 import logging
 import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
 
-from broadcaster.source import owncast, playlist_reader, watcher
+from broadcaster.files import Refused, read_beneath
+from broadcaster.source import owncast, playlist_reader
 from broadcaster.metrics import Metrics
 from broadcaster.source.owncast import PlaylistError, parse_media_playlist
 from broadcaster.source.watcher import HlsWatcher, WatchTiming
@@ -58,13 +62,22 @@ def held_fifo() -> Iterator[Callable[[Path], None]]:
         os.close(fd)
 
 
+@asynccontextmanager
+async def watching(hls: Path, rescan: float = 0.2) -> AsyncIterator[tuple[HlsWatcher, Sink, Metrics]]:
+    """HlsWatcher on `hls` (a quiet rescan every `rescan` s), started, then stopped at the block's end."""
+    sink, metrics = Sink(), Metrics()
+    w = HlsWatcher(hls, sink, metrics, timing=WatchTiming(rescan_interval=rescan))
+    await w.start()
+    try:
+        yield w, sink, metrics
+    finally:
+        await w.stop()
+
+
 @pytest.fixture
 async def running(hls: Path) -> AsyncIterator[tuple[HlsWatcher, Sink, Metrics]]:
-    sink, metrics = Sink(), Metrics()
-    w = HlsWatcher(hls, sink, metrics, timing=WatchTiming(rescan_interval=0.2))
-    await w.start()
-    yield w, sink, metrics
-    await w.stop()
+    async with watching(hls) as parts:
+        yield parts
 
 
 # -- finding 2: a FIFO named stream.m3u8 --------------------------------------------------------------
@@ -74,16 +87,11 @@ async def test_a_fifo_playlist_at_start_up_neither_raises_nor_stops_the_watcher(
         hls: Path, held_fifo: Callable[[Path], None], caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="broadcaster.source.watcher")
     held_fifo(hls / "0" / "stream.m3u8")
-    sink, metrics = Sink(), Metrics()
-    w = HlsWatcher(hls, sink, metrics, timing=WatchTiming(rescan_interval=0.2))
-    await w.start()  # the scan at start-up reads the FIFO
-    try:
+    async with watching(hls) as (_, sink, metrics):  # the scan at start-up reads the FIFO
         await until(lambda: rejected(metrics, "bad_playlist"), "the bad playlist rejected", 5, every=0.02)
         (hls / "0" / "stream.m3u8").unlink()
         write_in_place(hls / "0" / "stream.m3u8", media("stream-a-0.ts"))
         await sink.wait_for(lambda: sink.names(0) == ["stream-a-0.ts"])
-    finally:
-        await w.stop()
     said = lines(caplog, str(hls / "0" / "stream.m3u8"), "not a regular file", level=logging.WARNING)
     assert len(said) == 1, said
 
@@ -115,10 +123,7 @@ async def test_any_error_in_a_scan_is_logged_once_and_the_watcher_goes_on(
         return real(text)
 
     monkeypatch.setattr(playlist_reader, "parse_media_playlist", parse)
-    sink = Sink()
-    w = HlsWatcher(hls, sink, Metrics(), timing=WatchTiming(rescan_interval=0.05))
-    await w.start()  # must not raise
-    try:
+    async with watching(hls, rescan=0.05) as (w, sink, _):  # starting must not raise
         for _ in range(5):  # several rescans and events hit the same bug: each write, then a rescan
             write_in_place(hls / "0" / "stream.m3u8", media("stream-a-0.ts"))
             scans = w.scans
@@ -126,8 +131,6 @@ async def test_any_error_in_a_scan_is_logged_once_and_the_watcher_goes_on(
         broken[0] = False
         write_in_place(hls / "0" / "stream.m3u8", media("stream-a-0.ts", "stream-a-1.ts"))
         await sink.wait_for(lambda: sink.names(0) == ["stream-a-0.ts", "stream-a-1.ts"])
-    finally:
-        await w.stop()
     said = lines(caplog, "a bug in the parser")
     assert len(said) == 1, said
     assert "Traceback" not in caplog.text
@@ -192,9 +195,6 @@ async def test_a_variant_folder_that_appears_while_the_others_are_busy_is_notice
     watches it, or a whole folder moved in, gives no event for the playlist itself."""
     (hls / "1").mkdir()
     write_in_place(hls / "stream.m3u8", master(0, 1, 2, 3))
-    sink = Sink()
-    w = HlsWatcher(hls, sink, Metrics())  # the default one-second quiet rescan
-    await w.start()
     stop = asyncio.Event()
 
     async def owncast_writes() -> None:
@@ -205,23 +205,23 @@ async def test_a_variant_folder_that_appears_while_the_others_are_busy_is_notice
                 write_in_place(hls / str(v) / "stream.m3u8", media(*[f"stream-a-{j}.ts" for j in range(n)]))
             await asyncio.sleep(0.2)
 
-    writer = asyncio.create_task(owncast_writes())
-    try:
-        await sink.wait_for(lambda: len(sink.names(0)) >= 2)
-        ready = tmp_path / "ready.m3u8"
-        write_in_place(ready, media("stream-b-0.ts"))
-        (hls / "2").mkdir()
-        os.rename(ready, hls / "2" / "stream.m3u8")
-        folder = tmp_path / "3"
-        folder.mkdir()
-        write_in_place(folder / "stream.m3u8", media("stream-c-0.ts"))
-        os.rename(folder, hls / "3")
-        await sink.wait_for(lambda: sink.names(2) == ["stream-b-0.ts"] and sink.names(3) == ["stream-c-0.ts"],
-                            timeout=10)
-    finally:
-        stop.set()
-        await writer
-        await w.stop()
+    async with watching(hls, rescan=WatchTiming.rescan_interval) as (_, sink, _):  # the default quiet rescan
+        writer = asyncio.create_task(owncast_writes())
+        try:
+            await sink.wait_for(lambda: len(sink.names(0)) >= 2)
+            ready = tmp_path / "ready.m3u8"
+            write_in_place(ready, media("stream-b-0.ts"))
+            (hls / "2").mkdir()
+            os.rename(ready, hls / "2" / "stream.m3u8")
+            folder = tmp_path / "3"
+            folder.mkdir()
+            write_in_place(folder / "stream.m3u8", media("stream-c-0.ts"))
+            os.rename(folder, hls / "3")
+            await sink.wait_for(
+                lambda: sink.names(2) == ["stream-b-0.ts"] and sink.names(3) == ["stream-c-0.ts"], timeout=10)
+        finally:
+            stop.set()
+            await writer
 
 
 # -- out of file handles: read again later, never given up ---------------------------------------------
@@ -230,37 +230,34 @@ async def test_a_variant_folder_that_appears_while_the_others_are_busy_is_notice
 async def test_a_playlist_unopenable_for_lack_of_handles_is_read_again(
         hls: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="broadcaster.source.watcher")
-    sink, metrics = Sink(), Metrics()
-    w = HlsWatcher(hls, sink, metrics, timing=WatchTiming(rescan_interval=30))  # no rescan to the rescue
-    await w.start()
-    written = [0]
+    async with watching(hls, rescan=30) as (_, sink, metrics):  # no rescan to the rescue
+        written = [0]
 
-    def seen() -> bool:
-        if sink.names(0):
-            return True
-        written[0] += 1
-        write_in_place(hls / "0" / "stream.m3u8", media(*[f"stream-a-{i}.ts" for i in range(written[0])]))
-        return False
+        def seen() -> bool:
+            if sink.names(0):
+                return True
+            written[0] += 1
+            write_in_place(hls / "0" / "stream.m3u8", media(*[f"stream-a-{i}.ts" for i in range(written[0])]))
+            return False
 
-    # Until an event was seen: the watch is up (60 s: a net, it takes a moment).
-    await until(seen, "the watch up (an event seen)", 60, every=0.05)
-    real_open = os.open
-    failures = [3]
+        # Until an event was seen: the watch is up (60 s: a net, it takes a moment).
+        await until(seen, "the watch up (an event seen)", 60, every=0.05)
+        real_open = os.open
+        failures = [3]
 
-    def scarce_open(path: str | os.PathLike[str], flags: int, *args: object, **kwargs: object) -> int:
-        if str(path).endswith("stream.m3u8") and failures[0]:  # only 0/stream.m3u8 changes here
-            failures[0] -= 1
-            raise OSError(errno.EMFILE, os.strerror(errno.EMFILE), str(path))
-        return real_open(path, flags, *args, **kwargs)  # type: ignore[arg-type]
+        def scarce_open(path: str | os.PathLike[str], flags: int, *args: object, **kwargs: object) -> int:
+            if str(path).endswith("stream.m3u8") and failures[0]:  # only 0/stream.m3u8 changes here
+                failures[0] -= 1
+                raise OSError(errno.EMFILE, os.strerror(errno.EMFILE), str(path))
+            return real_open(path, flags, *args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(os, "open", scarce_open)
-    try:
-        names = [f"stream-a-{i}.ts" for i in range(written[0] + 1)]
-        write_in_place(hls / "0" / "stream.m3u8", media(*names))  # one event, then quiet
-        await sink.wait_for(lambda: sink.names(0) == names, timeout=10)
-    finally:
-        monkeypatch.undo()
-        await w.stop()
+        monkeypatch.setattr(os, "open", scarce_open)
+        try:
+            names = [f"stream-a-{i}.ts" for i in range(written[0] + 1)]
+            write_in_place(hls / "0" / "stream.m3u8", media(*names))  # one event, then quiet
+            await sink.wait_for(lambda: sink.names(0) == names, timeout=10)
+        finally:
+            monkeypatch.undo()
     assert failures == [0]
     assert rejected(metrics, "bad_playlist") == 0
     assert lines(caplog, "ignoring") == []
@@ -274,8 +271,7 @@ from pathlib import Path
 from broadcaster.metrics import Metrics
 from broadcaster.bucket.uploader import Backoff, Uploader
 from broadcaster.source.watcher import HlsWatcher
-from tests.support.fakes import FakeStore
-from tests.support.waiting import until
+from tests.support.fakes import FakeStore, Sink
 
 logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(levelname)s %(message)s")
 root = Path(sys.argv[1])
@@ -292,22 +288,15 @@ def release():
     while held:
         os.close(held.pop())
 
-class Sink:
-    got = []
-    def on_master(self, variants): pass
-    def on_variant_playlist(self, index, playlist): self.got.append(index)
-
 async def main():
     resource.setrlimit(resource.RLIMIT_NOFILE, (128, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
     sink = Sink()
     watcher = HlsWatcher(root, sink, Metrics())
     exhaust()
     watcher.scan()  # the master cannot be opened: read again shortly
-    assert sink.got == [], sink.got
+    assert sink.playlists == [], sink.playlists
     release()
-    async with asyncio.timeout(5):
-        while not sink.got:
-            await asyncio.sleep(0.01)
+    await sink.wait_for(lambda: bool(sink.playlists))
     await watcher.stop()
 
     slept = []
@@ -327,9 +316,6 @@ asyncio.run(main())
 
 def test_real_handle_exhaustion_is_waited_out_in_a_child_process(hls: Path) -> None:
     """The same with a real RLIMIT_NOFILE, in a child process (the test runner keeps its handles)."""
-    import subprocess
-    import sys
-
     write_in_place(hls / "0" / "stream.m3u8", media("stream-a-0.ts"))
     (hls / "0" / "seg.ts").write_bytes(b"\x47" * 188)
     repo = Path(__file__).resolve().parent.parent
@@ -342,8 +328,6 @@ def test_real_handle_exhaustion_is_waited_out_in_a_child_process(hls: Path) -> N
 
 
 def test_read_beneath_reads_regular_files_only_and_stays_inside(tmp_path: Path) -> None:
-    from broadcaster.files import Refused, read_beneath
-
     root = tmp_path / "hls"
     (root / "0").mkdir(parents=True)
     (tmp_path / "secret.ts").write_bytes(b"secret")

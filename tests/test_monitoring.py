@@ -25,7 +25,7 @@ from tests.support.listing import listing
 from tests.support.metrics import exported_series
 from tests.support.prometheus import SCRAPE, PromAPI, alert_rules, prometheus, tool
 from tests.support.service_process import ServiceProcess, service_env
-from tests.support.world import World
+from tests.support.served import MakeWorld
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -127,76 +127,67 @@ def test_dashboard_is_in_grafanas_export_format_with_the_datasource_as_a_variabl
 # -- the gauges the dashboard added -------------------------------------------------------------------
 
 
-async def test_held_requests_counts_waiters_until_answered_timed_out_or_gone(tmp_path: Path) -> None:
-    world = World(tmp_path)
-    try:
-        world.owncast_lists(0, "stream-a-0.ts")
-        await world.settle()
-        rendered = world.playlists.media_playlist(0)
-        assert rendered is not None
-        base = rendered.last_sequence
-        assert await world.playlists.wait_for_sequence(0, base, timeout=1) is rendered  # answered at once
-        assert world.playlists.held_requests == 0
-        answered = [asyncio.ensure_future(world.playlists.wait_for_sequence(0, base + 1, timeout=5)) for _ in range(3)]
-        timed_out = asyncio.ensure_future(world.playlists.wait_for_sequence(0, base + 2, timeout=0.05))
-        gone = asyncio.ensure_future(world.playlists.wait_for_sequence(0, base + 2, timeout=5))
-        await asyncio.sleep(0)
-        assert world.playlists.held_requests == 5
-        assert await timed_out is None
-        assert world.playlists.held_requests == 4
-        gone.cancel()  # the viewer hung up
-        with pytest.raises(asyncio.CancelledError):
-            await gone
-        assert world.playlists.held_requests == 3
-        world.owncast_lists(0, "stream-a-1.ts")
-        assert all(r is not None for r in await asyncio.gather(*answered))
-        assert world.playlists.held_requests == 0
-    finally:
-        await world.pub.close()
+async def test_held_requests_counts_waiters_until_answered_timed_out_or_gone(make_world: MakeWorld) -> None:
+    world = make_world()
+    world.owncast_lists(0, "stream-a-0.ts")
+    await world.settle()
+    rendered = world.playlists.media_playlist(0)
+    assert rendered is not None
+    base = rendered.last_sequence
+    assert await world.playlists.wait_for_sequence(0, base, timeout=1) is rendered  # answered at once
+    assert world.playlists.held_requests == 0
+    answered = [asyncio.ensure_future(world.playlists.wait_for_sequence(0, base + 1, timeout=5))
+                for _ in range(3)]
+    timed_out = asyncio.ensure_future(world.playlists.wait_for_sequence(0, base + 2, timeout=0.05))
+    gone = asyncio.ensure_future(world.playlists.wait_for_sequence(0, base + 2, timeout=5))
+    await asyncio.sleep(0)
+    assert world.playlists.held_requests == 5
+    assert await timed_out is None
+    assert world.playlists.held_requests == 4
+    gone.cancel()  # the viewer hung up
+    with pytest.raises(asyncio.CancelledError):
+        await gone
+    assert world.playlists.held_requests == 3
+    world.owncast_lists(0, "stream-a-1.ts")
+    assert all(r is not None for r in await asyncio.gather(*answered))
+    assert world.playlists.held_requests == 0
 
 
 # -- a real Prometheus on the real service -------------------------------------------------------------
 
 RATE_INTERVAL = "5s"  # what Grafana's $__rate_interval is at a 1 s scrape: at least four scrapes
+
+
+def targets(refs: dict[str, str]) -> set[tuple[str, str]]:
+    """(panel title, refId) for each refId letter given per title."""
+    return {(title, ref) for title, letters in refs.items() for ref in letters}
+
+
 # Dashboard queries that must have data while a stream is live and a viewer watches: all but those
 # that count trouble (a healthy stream loses no segment and answers no error).
-MAY_BE_EMPTY = {
-    ("Segments listed and lost", "B"),  # lost segments
-    ("Playlist requests per second by kind", "B"),  # answers other than 200/304
+MAY_BE_EMPTY = targets({
+    "Segments listed and lost": "B",  # lost segments
+    "Playlist requests per second by kind": "B",  # answers other than 200/304
     # Segments Owncast listed before it finished them, re-uploads, late and rewritten segments: only where
     # Owncast's timing (or a writer unlike it) has them.
-    ("Segments listed before Owncast finished them", "A"), ("Segments listed before Owncast finished them", "B"),
-    ("Segments listed before Owncast finished them", "C"), ("Segments listed before Owncast finished them", "D"),
+    "Segments listed before Owncast finished them": "ABCD",
     # Content steering: pages say which pathway they play once they report it (this test's page does not).
-    ("Delivery pathway", "B"),
-}
-MUST_HAVE_DATA = {
-    ("Segments listed and lost", "A"),
-    ("Listing delay p50 / p95", "A"), ("Listing delay p50 / p95", "B"),
-    ("Upload duration p50 / p95", "A"), ("Upload duration p50 / p95", "B"),
-    ("Real-time ratio", "A"),
-    ("Storage up", "A"),
-    ("Window and queue", "A"), ("Window and queue", "B"),
-    ("Playlist requests per second by kind", "A"),
-    ("Held requests and SSE streams", "A"), ("Held requests and SSE streams", "B"),
-    ("Bytes to R2", "A"),
-    ("Egress moved to R2 (estimated)", "A"),
-    ("Egress avoided (estimated, time range)", "A"),
-    ("Egress cost avoided (estimated, time range)", "A"),
-    ("Viewers watching (this service's page)", "A"), ("Viewers watching (this service's page)", "B"),
-    ("Viewers watching (this service's page)", "C"),
+    "Delivery pathway": "B",
+})
+MUST_HAVE_DATA = targets({
+    "Segments listed and lost": "A", "Listing delay p50 / p95": "AB", "Upload duration p50 / p95": "AB",
+    "Real-time ratio": "A", "Storage up": "A", "Window and queue": "AB",
+    "Playlist requests per second by kind": "A", "Held requests and SSE streams": "AB", "Bytes to R2": "A",
+    "Egress moved to R2 (estimated)": "A", "Egress avoided (estimated, time range)": "A",
+    "Egress cost avoided (estimated, time range)": "A", "Viewers watching (this service's page)": "ABC",
     # Stream health: what viewer_page reports (every series is there from the first report; errors,
     # rejections and bans at 0).
-    ("Start-up time p50 / p95", "A"), ("Start-up time p50 / p95", "B"),
-    ("Rebuffering ratio", "A"), ("Rebuffering ratio", "B"),
-    ("Latency behind live p50 / p95", "A"), ("Latency behind live p50 / p95", "B"),
-    ("Playback errors per minute", "A"),
-    ("Segment download time p95 by source", "A"), ("Segment download time p95 by source", "B"),
-    ("P2P share", "A"),
-    ("P2P rejections per minute", "A"), ("P2P rejections per minute", "B"),
+    "Start-up time p50 / p95": "AB", "Rebuffering ratio": "AB", "Latency behind live p50 / p95": "AB",
+    "Playback errors per minute": "A", "Segment download time p95 by source": "AB", "P2P share": "A",
+    "P2P rejections per minute": "AB",
     # Content steering (PATHWAYS=bucket,vm): the bucket first, nothing sent by the VM.
-    ("Delivery pathway", "A"), ("VM segment egress", "A"), ("VM segment egress", "B"),
-}  # fmt: skip
+    "Delivery pathway": "A", "VM segment egress": "AB",
+})
 
 
 def test_every_dashboard_query_is_classified() -> None:
@@ -304,11 +295,8 @@ async def test_real_prometheus_scrapes_the_service_and_answers_every_dashboard_q
                 await api.until(f"data for {key}: {expr}", lambda e=expr: api.query(e))
             # The panels read what the service is doing: one SSE stream open, one blocking request held,
             # one viewer page playing (with P2P), reporting what viewer_page says.
-            for key in [("Held requests and SSE streams", "A"), ("Held requests and SSE streams", "B"),
-                        ("Viewers watching (this service's page)", "A"),
-                        ("Viewers watching (this service's page)", "B"),
-                        ("Viewers watching (this service's page)", "C"), ("Rebuffering ratio", "A"),
-                        ("P2P share", "A")]:
+            for key in targets({"Held requests and SSE streams": "AB", "Rebuffering ratio": "A",
+                                "Viewers watching (this service's page)": "ABC", "P2P share": "A"}):
                 expr = concrete(queries()[key], target)
                 await api.until(f"{key} above 0", lambda e=expr: _above(api, e, 0))
             latency = await api.value(concrete(queries()[("Latency behind live p50 / p95", "A")], target))

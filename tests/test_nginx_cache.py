@@ -25,26 +25,22 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import urljoin
 
-import boto3
 import pytest
 
 from tests.support.cache_edge import Edge, cache_edge, last_sequence
 from tests.support.nginx import CACHE_CONF, needs_nginx, shipped_cache
 from tests.support.owncast_writer import real_ts_segment
-from tests.support.public_bucket import readable_by_anyone
+from tests.support.raw_http import Response, responses
 
-# One worker runs the module, its fixtures once (scripts/test's --dist loadgroup): spread over the
-# workers, five of its six tests made them again (29 of the module's 34 s in a full run at load 15).
+# One worker runs the module, its module fixtures (moto's server, the segment) once (--dist loadgroup).
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("nginx_cache")]
 
 TARGET = 4  # Owncast's 4 s latency level: the service holds a blocking request for up to 12 s
 CONCURRENT = 40  # identical blocking requests
-BUCKET = "live"
 
 
 @pytest.fixture(scope="module")
@@ -52,36 +48,22 @@ def ts_bytes(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     return real_ts_segment(tmp_path_factory.mktemp("ts"), TARGET)
 
 
-@pytest.fixture(scope="module")
-def bucket(moto_url: str) -> Iterator[str]:
-    s3 = boto3.client("s3", endpoint_url=moto_url, region_name="us-east-1",
-                      aws_access_key_id="test-key", aws_secret_access_key="test-secret")
-    s3.create_bucket(Bucket=BUCKET)
-    # As an R2 bucket behind its public URL: without it the probe got 403 and the VM's pathway rightly
-    # sent bytes where the test expects a redirect (a full run on a loaded machine).
-    readable_by_anyone(s3, BUCKET)
-    yield moto_url
-
-
 @pytest.fixture
-async def edge(tmp_path: Path, bucket: str, ts_bytes: bytes) -> AsyncIterator[Edge]:
-    async with cache_edge(tmp_path, bucket, BUCKET, ts_bytes, seconds=TARGET) as rig:
+async def edge(request: pytest.FixtureRequest, tmp_path: Path, moto_url: str,
+               ts_bytes: bytes) -> AsyncIterator[Edge]:
+    """The cache in front of the service: parametrize it (indirect) with the service's own settings."""
+    over = getattr(request, "param", {})
+    async with cache_edge(tmp_path, moto_url, ts_bytes, seconds=TARGET, **over) as rig:
         yield rig
 
 
-@pytest.fixture
-async def tunnel_edge(tmp_path: Path, bucket: str, ts_bytes: bytes) -> AsyncIterator[Edge]:
-    """The cache as its header sets it up, behind cloudflared: the service trusts the loopback peer's
-    Cloudflare headers (TRUST_CF_CONNECTING_IP), which nginx passes on."""
-    async with cache_edge(tmp_path, bucket, BUCKET, ts_bytes, seconds=TARGET, TRUST_CF_CONNECTING_IP="true") as rig:
-        yield rig
+# The cache as its header sets it up, behind cloudflared: the service trusts the loopback peer's Cloudflare
+# headers (TRUST_CF_CONNECTING_IP), which nginx passes on.
+behind_the_tunnel = pytest.mark.parametrize("edge", [{"TRUST_CF_CONNECTING_IP": "true"}], indirect=True)
 
 
-@dataclass
-class Answer:
-    status: int
-    headers: dict[str, str]
-    body: bytes  # unzipped
+class Answer(Response):
+    """Its body unzipped."""
 
     @property
     def cache(self) -> str:
@@ -106,27 +88,10 @@ class Viewer:
         return cls(reader, writer)
 
     async def answer(self) -> Answer:
-        raw = await self.reader.read()
+        (got,) = responses(await self.reader.read())
         self.writer.close()
-        head, _, body = raw.partition(b"\r\n\r\n")
-        lines = head.decode("latin-1").split("\r\n")
-        headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
-        if headers.get("transfer-encoding") == "chunked":
-            body = _unchunk(body)
-        if headers.get("content-encoding") == "gzip":
-            body = gzip.decompress(body)
-        return Answer(int(lines[0].split()[1]), headers, body)
-
-
-def _unchunk(data: bytes) -> bytes:
-    out = bytearray()
-    while True:
-        size_line, _, data = data.partition(b"\r\n")
-        size = int(size_line.split(b";")[0], 16)
-        if size == 0:
-            return bytes(out)
-        out += data[:size]
-        data = data[size + 2:]
+        zipped = got.headers.get("content-encoding") == "gzip"
+        return Answer(got.status, got.headers, gzip.decompress(got.body) if zipped else got.body)
 
 
 async def get(port: int, path: str, host: str = "live.example.com", extra: str = "",
@@ -223,13 +188,13 @@ async def test_only_playlists_go_through(edge: Edge) -> None:
 
 
 @needs_nginx
-async def test_behind_the_tunnel_each_scheme_is_its_own_entry(tunnel_edge: Edge) -> None:
+@behind_the_tunnel
+async def test_behind_the_tunnel_each_scheme_is_its_own_entry(edge: Edge) -> None:
     """cloudflared passes Cloudflare's CF-Visitor and X-Forwarded-Proto on, and this cache passes them to
     the service, which names every URI with the viewer's scheme: an https viewer's multivariant playlist
     and steering manifest are cached for https viewers; an http viewer's (http URIs, which an https page
     refuses) are never kept, and neither they nor one asked on the VM without the tunnel (http) are ever
     handed to an https viewer."""
-    edge = tunnel_edge
     await edge.listed_at_origin(edge.owncast.slot())
     port = edge.nginx.port
     https = 'CF-Visitor: {"scheme":"https"}\r\nX-Forwarded-Proto: https\r\nCF-Connecting-IP: 203.0.113.9\r\n'
@@ -313,14 +278,14 @@ async def test_other_spellings_through_the_cache_cost_the_service_a_redirect_eac
 
 
 @needs_nginx
-async def test_one_clients_vm_bytes_are_never_anyone_elses(tunnel_edge: Edge) -> None:
+@behind_the_tunnel
+async def test_one_clients_vm_bytes_are_never_anyone_elses(edge: Edge) -> None:
     """While the bucket serves, the VM sends bytes only to a client whose own page reported failed fetches
     (everyone else: a redirect). Those bytes are `private`: nginx keeps nothing, so the next request for
     that segment, from anyone, reaches the service and gets its own answer (a cached copy would hand
     gigabytes the service never counted). And only the tunnel (cloudflared, from 127.0.0.1) names the
     client: a CF-Connecting-IP sent to the cache from a client's own address is that address, never what
     it claims."""
-    edge = tunnel_edge
     name = edge.owncast.slot()
     await edge.listed_at_origin(name)
     port = edge.nginx.port
@@ -351,24 +316,22 @@ async def test_one_clients_vm_bytes_are_never_anyone_elses(tunnel_edge: Edge) ->
     assert again.cache != "HIT" and again.status in (200, 503), (again.status, again.cache)
 
 
-
 @needs_nginx
-async def test_a_private_streams_playlist_is_kept_for_no_stranger(tmp_path: Path, bucket: str, ts_bytes: bytes) -> None:
+@pytest.mark.parametrize("edge", [{"PRIVATE": "true", "PRIVATE_SECRET": "s" * 40,
+                                   "PRIVATE_PASSPHRASE": "let me in"}], indirect=True)
+async def test_a_private_streams_playlist_is_kept_for_no_stranger(edge: Edge) -> None:
     """A private stream's media playlist asked with a Bearer header has no token in its URL: the shipped
     file keys it by path alone, and a copy kept there would be handed to a stranger asking without one
     (its segment URIs carry the window's edge token). Every gated answer is `private`: nginx keeps
     none, and the stranger reaches the gate."""
-    secret = "s" * 40
-    async with cache_edge(tmp_path, bucket, BUCKET, ts_bytes, seconds=TARGET, PRIVATE="true",
-                          PRIVATE_SECRET=secret, PRIVATE_PASSPHRASE="let me in") as edge:
-        async with edge.http.post(f"{edge.service.url}/live/access", json={"passphrase": "let me in"}) as r:
-            assert r.status == 200, await r.text()
-            token = (await r.json())["token"]
-        await edge.listed_at_origin(edge.owncast.slot(), headers={"Authorization": f"Bearer {token}"})
-        port = edge.nginx.port
-        for asked in ("/live/0/playlist.m3u8", f"/live/0/playlist.m3u8?access={token}"):
-            extra = f"Authorization: Bearer {token}\r\n" if "?" not in asked else ""
-            invited = await get(port, asked, extra=extra)
-            assert invited.status == 200 and invited.headers["cache-control"].startswith("private"), invited
-        stranger = await get(port, "/live/0/playlist.m3u8")
-        assert stranger.status == 401 and b"#EXT" not in stranger.body, stranger
+    async with edge.http.post(f"{edge.service.url}/live/access", json={"passphrase": "let me in"}) as r:
+        assert r.status == 200, await r.text()
+        token = (await r.json())["token"]
+    await edge.listed_at_origin(edge.owncast.slot(), headers={"Authorization": f"Bearer {token}"})
+    port = edge.nginx.port
+    for asked in ("/live/0/playlist.m3u8", f"/live/0/playlist.m3u8?access={token}"):
+        extra = f"Authorization: Bearer {token}\r\n" if "?" not in asked else ""
+        invited = await get(port, asked, extra=extra)
+        assert invited.status == 200 and invited.headers["cache-control"].startswith("private"), invited
+    stranger = await get(port, "/live/0/playlist.m3u8")
+    assert stranger.status == 401 and b"#EXT" not in stranger.body, stranger

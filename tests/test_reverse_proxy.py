@@ -73,25 +73,34 @@ async def beat(front: Front, source: str, page: int, headers: str = "") -> int:
     return status
 
 
+@pytest.fixture
+def tunnel() -> bool:
+    """Whether the service also trusts the tunnel's CF-Connecting-IP from a loopback peer (the VM's pathway
+    on a hostname of its own, VM_PATHWAY_URL, beside cloudflared): not as the proxies' headers say."""
+    return False
+
+
 @pytest.fixture(params=[pytest.param("nginx", marks=needs_nginx), pytest.param("caddy", marks=needs_caddy)])
 async def behind_a_proxy(tmp_path: Path, moto_url: str, request: pytest.FixtureRequest,
-                       ) -> AsyncIterator[tuple[ServiceProcess, Front]]:
-    """The service behind deploy/nginx-proxy.conf, or deploy/Caddyfile, as their headers say to run it."""
+                         tunnel: bool) -> AsyncIterator[Front]:
+    """The service behind deploy/nginx-proxy.conf, or deploy/Caddyfile, as their headers say to run it;
+    nothing alarming in its log at the end."""
     env = moto_env(moto_url, tmp_path, HOST="127.0.0.1", FORWARDED_ALLOW_IPS="127.0.0.1",
-                   TRUST_CF_CONNECTING_IP="false", PATHWAYS="bucket,vm")
+                   TRUST_CF_CONNECTING_IP=str(tunnel).lower(), PATHWAYS="bucket,vm")
     kind = ShippedProxy if request.param == "nginx" else CaddyProxy
     async with ServiceProcess(env, tmp_path / "service", nofile=1024) as service:
         async with kind(tmp_path / request.param, service.url.removeprefix("http://")) as proxy:
-            yield service, proxy
+            yield proxy
+        assert service.problems() == []
 
 
-async def test_behind_a_proxy_each_real_client_has_its_own_share_of_the_event_streams(
-        behind_a_proxy: tuple[ServiceProcess, Front]) -> None:
+async def test_behind_a_proxy_each_real_client_has_its_own_share_of_the_event_streams(behind_a_proxy: Front,
+                                                                                     ) -> None:
     """One client behind the proxy fills its share (22 of 181 streams) and is refused past it, whatever
     X-Forwarded-For it writes itself (nginx appends the address it came from, and the service takes the
     right-most one that is not the proxy); another client behind the same proxy still gets streams
     (not all one loopback client that no per-client cap counts)."""
-    service, proxy = behind_a_proxy
+    proxy = behind_a_proxy
     held: list[asyncio.StreamWriter] = []
     try:
         for n in range(PER_CLIENT):
@@ -110,52 +119,33 @@ async def test_behind_a_proxy_each_real_client_has_its_own_share_of_the_event_st
     finally:
         for writer in held:
             writer.close()
-    assert service.problems() == []
-
-
-async def test_behind_a_proxy_the_viewer_count_counts_each_real_client(behind_a_proxy: tuple[ServiceProcess, Front]) -> None:
-    """The viewer count keeps at most 20 pages per address (status/audience.py): behind the proxy, per
-    real client, not per proxy."""
-    _, proxy = behind_a_proxy
-    statuses = [await beat(proxy, "127.0.0.2", n, f"X-Forwarded-For: 203.0.113.{n}\r\n")
-                for n in range(PAGES + 1)]
-    assert statuses[:PAGES] == [200] * PAGES and statuses[PAGES] == 429, statuses
-    assert await beat(proxy, "127.0.0.3", 99) == 200
 
 
 PAGES = 20  # status/audience.PER_CLIENT
 
 
-@pytest.fixture(params=[pytest.param("nginx", marks=needs_nginx), pytest.param("caddy", marks=needs_caddy)])
-async def beside_the_tunnel(tmp_path: Path, moto_url: str, request: pytest.FixtureRequest) -> AsyncIterator[Front]:
-    """The proxy in front of a service that also trusts the tunnel's CF-Connecting-IP from a loopback peer
-    (the VM's pathway on a hostname of its own, VM_PATHWAY_URL, beside cloudflared)."""
-    env = moto_env(moto_url, tmp_path, HOST="127.0.0.1", FORWARDED_ALLOW_IPS="127.0.0.1",
-                   TRUST_CF_CONNECTING_IP="true", PATHWAYS="bucket,vm")
-    kind = ShippedProxy if request.param == "nginx" else CaddyProxy
-    async with ServiceProcess(env, tmp_path / "service", nofile=1024) as service:
-        async with kind(tmp_path / request.param, service.url.removeprefix("http://")) as proxy:
-            yield proxy
-        assert service.problems() == []
-
-
-async def test_beside_the_tunnel_a_viewer_naming_addresses_is_still_its_own(beside_the_tunnel: Front) -> None:
-    """The proxy is a loopback peer, as cloudflared is: a CF-Connecting-IP it passed on as the viewer wrote
-    it would be believed, and one client could name any address (a page per made-up address past the
-    20 of one). The proxy sets it to the address the viewer came from."""
-    statuses = [await beat(beside_the_tunnel, "127.0.0.2", n, f"CF-Connecting-IP: 203.0.113.{n}\r\n")
+@pytest.mark.parametrize(("tunnel", "named"), [(False, "X-Forwarded-For"), (True, "CF-Connecting-IP")],
+                         ids=["behind-a-proxy", "beside-the-tunnel"])
+async def test_the_viewer_count_counts_each_real_client_whatever_it_names(behind_a_proxy: Front,
+                                                                          named: str) -> None:
+    """The viewer count keeps at most 20 pages per address (status/audience.py): behind the proxy, per
+    real client, not per proxy, whatever address a client names itself. Beside the tunnel the proxy is a
+    loopback peer, as cloudflared is: a CF-Connecting-IP it passed on as the viewer wrote it would be
+    believed (a page per made-up address past the 20 of one); the proxy sets it to the viewer's address."""
+    statuses = [await beat(behind_a_proxy, "127.0.0.2", n, f"{named}: 203.0.113.{n}\r\n")
                 for n in range(PAGES + 1)]
     assert statuses[:PAGES] == [200] * PAGES and statuses[PAGES] == 429, statuses
+    assert await beat(behind_a_proxy, "127.0.0.3", 99) == 200  # another client behind the same proxy
 
 
-async def test_behind_a_proxy_the_steering_manifest_names_the_scheme_the_proxy_says(
-        behind_a_proxy: tuple[ServiceProcess, Front]) -> None:
+async def test_behind_a_proxy_the_steering_manifest_names_the_scheme_the_proxy_says(behind_a_proxy: Front,
+                                                                                    ) -> None:
     """The steering manifest's RELOAD-URI (and the multivariant playlist's URIs, rendered from the same
     place: tests/test_pathway_http.py) is absolute with the scheme the viewer used, as the proxy's own
     X-Forwarded-Proto says it: nginx (TLS) says https, Caddy's plain-HTTP address here http, whatever a
     client writes in that header itself (each proxy overwrites it). An http answer from a proxy is the
     viewer's alone (no cache keeps it for viewers of another scheme)."""
-    _, proxy = behind_a_proxy
+    proxy = behind_a_proxy
     tls = isinstance(proxy, ShippedProxy)
     expected = ("https://live.example.com/live/steering.json" if tls
                 else f"http://127.0.0.1:{proxy.port}/live/steering.json")

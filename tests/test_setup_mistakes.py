@@ -16,6 +16,7 @@ import contextlib
 import json
 import os
 import pwd
+import re
 import shutil
 import subprocess
 import sys
@@ -24,6 +25,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from dotenv import dotenv_values
 
 from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.preflight import _check_settings
@@ -35,7 +37,7 @@ from broadcaster import fixes, state_dir
 from broadcaster.fixes import AS_ROOT
 from broadcaster.preflight import as_root_line
 from tests.support.as_user import NOBODY, as_nobody
-from tests.support.service_process import with_this_code
+from tests.support.service_process import ServiceProcess, with_this_code
 from tests.support.waiting import until
 
 pytestmark = pytest.mark.integration
@@ -89,11 +91,11 @@ def as_user(place: Path, *args: str, timeout: float = 60) -> subprocess.Complete
 
 
 @contextlib.asynccontextmanager
-async def running_as_user(place: Path, argv: list[str], out: int = asyncio.subprocess.DEVNULL,
-                          ) -> AsyncIterator[asyncio.subprocess.Process]:
-    """`argv` as the user, in the background for the block (its output to `out`), stopped after it."""
+async def running_as_user(place: Path, argv: list[str]) -> AsyncIterator[asyncio.subprocess.Process]:
+    """`argv` as the user, in the background for the block, stopped after it."""
+    quiet = asyncio.subprocess.DEVNULL
     proc = await asyncio.create_subprocess_exec(*as_nobody(argv, stage(place)), env=environ(place), cwd=place,
-                                                stdout=out, stderr=asyncio.subprocess.STDOUT)
+                                                stdout=quiet, stderr=quiet)
     try:
         yield proc
     finally:
@@ -112,22 +114,29 @@ def prepare_state(place: Path) -> None:
 # -- as another user ------------------------------------------------------------------------------------
 
 
-def test_the_check_runs_as_another_user(place: Path, seaweed: SeaweedS3) -> None:
-    """The rig itself: the command really runs as uid 65534, and a clean set-up passes."""
-    hls = owncast_folder(place)
-    prepare_state(place)
-    done = as_user(place, "check", "--env-file", str(env_file(place, seaweed, hls)))
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert f"ok   HLS_DIR {hls}: user nobody can enter, list and read it" in done.stdout, done.stdout
-    assert "Traceback" not in done.stdout + done.stderr
-
-
-def paste(line: str) -> None:
-    """The fix a line ends with ("...; as root: <shell line>"), pasted into a root shell as it is printed."""
+def paste(line: str, place: Path, settings: Path) -> subprocess.CompletedProcess[str]:
+    """The fix a line ends with ("...; as root: <shell line>"), pasted into a root shell as it is printed;
+    then the user's `check` on `settings`."""
     assert line.count(AS_ROOT) == 1, line
     command = line.split(AS_ROOT, 1)[1]
     done = subprocess.run(["sh", "-c", command], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, (command, done.stdout, done.stderr)
+    return as_user(place, "check", "--env-file", str(settings))
+
+
+def stops_alike(place: Path, settings: Path, about: str) -> tuple[str, str]:
+    """`check` and `run` as the user on `settings` both stop on one line (one judgement): exit 2, no
+    traceback, `check` with one FAIL line naming `about`, `run` with that line as its error and nothing
+    else but its INFO log lines. The line (without FAIL), and all `check` said."""
+    checked = as_user(place, "check", "--env-file", str(settings))
+    said = [x[5:] for x in checked.stdout.splitlines() if x.startswith("FAIL ") and about in x]
+    assert checked.returncode == 2 and len(said) == 1, checked.stdout + checked.stderr
+    assert "Traceback" not in checked.stdout + checked.stderr
+    (line,) = said
+    ran = as_user(place, "--env-file", str(settings), "run")
+    told = [x for x in ran.stderr.splitlines() if not re.match(r"[\d-]+ [\d:,]+ INFO ", x)]
+    assert ran.returncode == 2 and told == [f"hls-broadcaster: error: {line}"], ran.stderr
+    return line, checked.stdout
 
 
 def remake_as_owncast(hls: Path) -> None:
@@ -183,20 +192,11 @@ def test_a_folder_the_user_cannot_read_is_named_with_a_fix_that_works_pasted(
     line = expected.format(place=place, hls=hls, user="nobody")
     settings = env_file(place, seaweed, hls)
 
-    checked = as_user(place, "check", "--env-file", str(settings))
-    assert checked.returncode == 2, checked.stdout + checked.stderr
-    fails = [x for x in checked.stdout.splitlines() if x.startswith("FAIL")]
-    assert fails == [f"FAIL {line}"], checked.stdout
-    assert "Traceback" not in checked.stdout + checked.stderr
-
-    ran = as_user(place, "--env-file", str(settings), "run")
-    errors = [x for x in ran.stderr.splitlines() if x.startswith("hls-broadcaster: error:")]
-    assert ran.returncode == 2 and errors == [f"hls-broadcaster: error: {line}"], ran.stderr
-    assert "Traceback" not in ran.stderr + ran.stdout
-
-    paste(line)
-    again = as_user(place, "check", "--env-file", str(settings))
+    said, out = stops_alike(place, settings, "HLS_DIR")
+    assert said == line and out.count("FAIL ") == 1, out
+    again = paste(line, place, settings)  # as uid 65534 (the rig), now a clean set-up
     assert again.returncode == 0, again.stdout + again.stderr
+    assert f"ok   HLS_DIR {hls}: user nobody can enter, list and read it" in again.stdout, again.stdout
     if not closing.endswith(("owncast", "home")):
         remake_as_owncast(hls)
         after = as_user(place, "check", "--env-file", str(settings))
@@ -204,8 +204,7 @@ def test_a_folder_the_user_cannot_read_is_named_with_a_fix_that_works_pasted(
 
 
 def test_the_acl_package_is_named_where_setfacl_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A stock Debian has no setfacl: the fix installs its package first (pasted here by hand on Debian 12
-    before acl was installed: `apt-get update && apt-get install -y acl` set it up)."""
+    """A stock Debian has no setfacl: the fix installs its package first."""
     real = shutil.which
     monkeypatch.setattr(shutil, "which", lambda name: None if name == "setfacl" else real(name))
     line = fixes.enter(Path("/home/owncast"))
@@ -217,8 +216,8 @@ def test_the_acl_package_is_named_where_setfacl_is_missing(monkeypatch: pytest.M
 
 @pytest.mark.parametrize("mistake", ["unreadable", "closed-folder", "closed-above", "a-folder", "not-utf8", "missing"])
 def test_an_env_file_that_cannot_be_read_is_one_line_exit_2(place: Path, mistake: str) -> None:
-    """The thing refused is named, the file or its folder (an unreadable folder was told as the file's mode),
-    and its fix, pasted as printed, lets the user read it: then the next line is about something else."""
+    """The thing refused is named, the file or its folder (not the file's mode), and its fix, pasted as
+    printed, lets the user read it: then the next line is about something else."""
     hls = owncast_folder(place)
     settings = env_file(place, None, hls)
     if mistake == "unreadable":
@@ -254,8 +253,7 @@ def test_an_env_file_that_cannot_be_read_is_one_line_exit_2(place: Path, mistake
         assert AS_ROOT not in expected or said[0].endswith(expected), said  # the fix ends the line
         assert "Traceback" not in done.stderr
     if AS_ROOT in expected:
-        paste(said[0])
-        done = as_user(place, "check", "--env-file", str(settings))
+        done = paste(said[0], place, settings)
         assert "env file" not in done.stdout + done.stderr, done.stdout + done.stderr
         assert f"ok   HLS_DIR {hls}" in done.stdout, done.stdout  # read, and every check run
 
@@ -263,43 +261,34 @@ def test_an_env_file_that_cannot_be_read_is_one_line_exit_2(place: Path, mistake
 def test_a_state_dir_the_user_cannot_write_is_named_with_a_fix_that_works_pasted(place: Path) -> None:
     hls = owncast_folder(place)
     (place / "state").mkdir(mode=0o755)  # root's, not the service user's
-    done = as_user(place, "check", "--env-file", str(env_file(place, None, hls)))
-    assert done.returncode == 2 and "Traceback" not in done.stdout + done.stderr
-    (line,) = [x for x in done.stdout.splitlines() if "STATE_DIR" in x]
-    assert line == (f"FAIL STATE_DIR (from {place / 'env'})='{place / 'state'}': not writable by user nobody; as "
+    settings = env_file(place, None, hls)
+    line, _ = stops_alike(place, settings, "STATE_DIR")
+    assert line == (f"STATE_DIR (from {place / 'env'})='{place / 'state'}': not writable by user nobody; as "
                     f"root: install -d -m 0750 -o nobody {place / 'state'} && chown -R nobody {place / 'state'}"), line
-    ran = as_user(place, "--env-file", str(env_file(place, None, hls)), "run")  # run stops on the same line
-    assert ran.returncode == 2 and ran.stderr.splitlines() == [f"hls-broadcaster: error: {line[5:]}"], ran.stderr
-    paste(line)
-    again = as_user(place, "check", "--env-file", str(env_file(place, None, hls)))
+    again = paste(line, place, settings)
     assert f"ok   STATE_DIR {place / 'state'}: writable by user nobody" in again.stdout, again.stdout
 
 
 def test_state_files_left_by_a_run_as_root_are_named_by_check_and_run(place: Path) -> None:
-    """`sudo hls-broadcaster run` by hand once leaves root's 0600 files in STATE_DIR: the service's user then
-    failed to lock it at every start (exit 1, restarted in a loop); now a line naming the file and the fix,
-    which works pasted."""
+    """Root's 0600 files left in STATE_DIR by a `sudo hls-broadcaster run` by hand: check and run name the
+    file, and the fix they end with works pasted."""
     hls = owncast_folder(place)
     prepare_state(place)
     for name in ("lock", "state.json"):
         (place / "state" / name).write_text("")
         (place / "state" / name).chmod(0o600)
     settings = env_file(place, None, hls)
-    for argv in (["check", "--env-file", str(settings)], ["--env-file", str(settings), "run"]):
-        done = as_user(place, *argv)
-        said = [x for x in (done.stdout + done.stderr).splitlines() if "STATE_DIR" in x]
-        assert done.returncode == 2 and len(said) == 1, (argv, done.stdout, done.stderr)
-        assert f"user nobody cannot rewrite lock in it (left by a run as another user?); as root: install -d -m " \
-               f"0750 -o nobody {place / 'state'} && chown -R nobody {place / 'state'}" in said[0], said
-        assert "Traceback" not in done.stdout + done.stderr
-    paste(said[0])
-    again = as_user(place, "check", "--env-file", str(settings))
+    line, _ = stops_alike(place, settings, "STATE_DIR")
+    state = place / "state"
+    assert line.endswith(f"user nobody cannot rewrite lock in it (left by a run as another user?); as root: "
+                         f"install -d -m 0750 -o nobody {state} && chown -R nobody {state}"), line
+    again = paste(line, place, settings)
     assert f"ok   STATE_DIR {place / 'state'}: writable by user nobody" in again.stdout, again.stdout
 
 
 def test_check_as_root_proves_nothing_unless_told_the_user(place: Path, seaweed: SeaweedS3) -> None:
-    """Root enters every folder: its check said "all checks passed" (exit 0) while the service's user could
-    not enter Owncast's folder. Now it fails saying so, unless told the user (--as), whose check it then is."""
+    """Root enters every folder: its check fails saying so, unless told the user (--as), whose check it
+    then is."""
     if os.geteuid() != 0:
         pytest.skip("not root")
     hls = owncast_folder(place)
@@ -355,30 +344,22 @@ def test_check_before_the_first_start_does_not_need_state_dir(place: Path, seawe
 
 
 def test_a_mistyped_state_dir_fails_check_as_run_refuses_it(place: Path, seaweed: SeaweedS3) -> None:
-    """A STATE_DIR the user cannot make that is not the unit's StateDirectory= (a typo): `check` passed it
-    with a warning that systemd would make it, and `run` then refused it. Now both stop on it, with exit 2
-    and the same line (one judgement: broadcaster/state_dir.py), and the fix it ends with, pasted, makes
-    the folder the user's (an absolute path, wherever pasted)."""
+    """A STATE_DIR the user cannot make that is not the unit's StateDirectory= (a typo): check and run stop
+    on it alike (one judgement: broadcaster/state_dir.py), and the fix it ends with, pasted, makes the
+    folder the user's (an absolute path, wherever pasted)."""
     hls = owncast_folder(place)
     (place / "lib").mkdir(mode=0o755)  # as /var/lib: root's
     typo = place / "lib" / "hls-broadcastr"
     settings = env_file(place, seaweed, hls, STATE_DIR=str(typo))
-    checked = as_user(place, "check", "--env-file", str(settings))
-    (line,) = [x for x in checked.stdout.splitlines() if "STATE_DIR" in x]
+    line, _ = stops_alike(place, settings, "STATE_DIR")
     said = f"STATE_DIR {typo}: does not exist and user nobody cannot make it in {place / 'lib'}"
-    assert checked.returncode == 2 and line.startswith(f"FAIL {said}"), checked.stdout
-    assert "StateDirectory= makes only /var/lib/hls-broadcaster" in line, line
-    ran = as_user(place, "--env-file", str(settings), "run")
-    assert ran.returncode == 2 and "Traceback" not in ran.stderr, ran.stderr
-    assert ran.stderr.splitlines() == [f"hls-broadcaster: error: {line.removeprefix('FAIL ')}"], ran.stderr
-    paste(line)
-    assert f"ok   STATE_DIR {typo}: writable by user nobody" in as_user(
-        place, "check", "--env-file", str(settings)).stdout
+    assert line.startswith(said) and "StateDirectory= makes only /var/lib/hls-broadcaster" in line, line
+    assert f"ok   STATE_DIR {typo}: writable by user nobody" in paste(line, place, settings).stdout
 
 
 def test_the_fix_for_a_relative_state_dir_names_an_absolute_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """With STATE_DIR's line deleted (the default, `state`, relative), the printed fix named `state`: pasted
-    into a root shell it made /root/state. It names the folder the service would use, absolute."""
+    """With STATE_DIR's line deleted (the default, `state`, relative), the printed fix names the folder the
+    service would use, absolute (`state` pasted into a root shell would make /root/state)."""
     monkeypatch.chdir(tmp_path)
     fix = fixes.own_folder(Path("state"))
     assert f" {tmp_path / 'state'} " in fix + " " and " state " not in fix + " ", fix
@@ -387,26 +368,12 @@ def test_the_fix_for_a_relative_state_dir_names_an_absolute_folder(tmp_path: Pat
 async def test_a_folder_closed_while_running_makes_health_degraded_with_the_reason(place: Path, seaweed: SeaweedS3) -> None:
     hls = owncast_folder(place)
     prepare_state(place)
-    argv = [sys.executable, "-m", "broadcaster", "--env-file", str(env_file(place, seaweed, hls)), "run"]
-    lines: list[str] = []
-    url = ""
-
-    async def read(proc: asyncio.subprocess.Process) -> None:
-        nonlocal url
-        assert proc.stdout is not None
-        async for raw in proc.stdout:
-            line = raw.decode(errors="replace").rstrip()
-            lines.append(line)
-            if "serving http://" in line and not url:
-                url = line.split("serving ", 1)[1].split("/live/", 1)[0]
-
-    async with running_as_user(place, argv, asyncio.subprocess.PIPE) as proc, aiohttp.ClientSession() as http:
-        reader = asyncio.create_task(read(proc))
-        await until(lambda: bool(url) or proc.returncode is not None, "the service serving", timeout=30)
-        assert url, lines
+    env = {**environ(place), **{k: v or "" for k, v in dotenv_values(env_file(place, seaweed, hls)).items()}}
+    async with (ServiceProcess(env, place, prefix=as_nobody([], stage(place))) as service,
+                aiohttp.ClientSession() as http):
 
         async def health() -> tuple[int, dict[str, object]]:
-            async with http.get(f"{url}/health") as r:
+            async with http.get(f"{service.url}/health") as r:
                 return r.status, json.loads(await r.text())
 
         status, body = await health()
@@ -427,8 +394,7 @@ async def test_a_folder_closed_while_running_makes_health_degraded_with_the_reas
             return (await health())[0] == 200
 
         await until(recovered, "/health ok again", 20, every=0.5)
-    await reader
-    assert "Traceback" not in "\n".join(lines)
+    assert "Traceback" not in "\n".join(service.lines)
 
 
 def test_a_folder_gone_is_no_refusal(tmp_path: Path) -> None:
@@ -490,23 +456,17 @@ def test_the_inotify_fix_is_a_shell_line_that_raises_the_limits_now_and_at_boot(
 
 def test_an_hls_dir_one_folder_too_high_names_owncasts_hls_folder(place: Path) -> None:
     """HLS_DIR set to Owncast's data folder (its `hls` below, the database and logs beside, one of them
-    closed to the user): the line said to raise the kernel's inotify limits. It says where the stream is,
-    and with that value check passes Owncast's folder."""
+    closed to the user): the line says where the stream is, and with that value check passes."""
     hls = owncast_folder(place)
     data = hls.parent
     (data / "logs").mkdir(mode=0o700)  # Owncast's own, closed to others
     (data / "owncast.db").write_bytes(b"")
     prepare_state(place)
-    done = as_user(place, "check", "--env-file", str(env_file(place, None, data)))
-    said = [x for x in done.stdout.splitlines() if "HLS_DIR" in x and x.startswith("FAIL")]
-    assert done.returncode == 2 and len(said) == 1, done.stdout + done.stderr
-    assert said[0].endswith(f"looks like Owncast's data folder, not its HLS folder: the stream is written in "
-                            f"{hls}; set HLS_DIR={hls}"), said
-    assert "sysctl" not in done.stdout and "Traceback" not in done.stdout + done.stderr
-    ran = as_user(place, "--env-file", str(env_file(place, None, data)), "run")  # run stops on the same line
-    errors = [x for x in ran.stderr.splitlines() if "error:" in x]
-    assert ran.returncode == 2 and errors == [f"hls-broadcaster: error: {said[0][5:]}"], ran.stderr
-    fixed = said[0].rsplit("set ", 1)[1]  # HLS_DIR=<the folder named>, as the line says to set it
+    line, out = stops_alike(place, env_file(place, None, data), "HLS_DIR")
+    assert line.endswith(f"looks like Owncast's data folder, not its HLS folder: the stream is written in "
+                         f"{hls}; set HLS_DIR={hls}"), line
+    assert "sysctl" not in out
+    fixed = line.rsplit("set ", 1)[1]  # HLS_DIR=<the folder named>, as the line says to set it
     again = as_user(place, "check", "--env-file", str(env_file(place, None, Path(fixed.split("=", 1)[1]))))
     assert f"ok   HLS_DIR {hls}: user nobody can enter, list and read it" in again.stdout, again.stdout
     # Two folders too high (Owncast's own folder, data/hls in it): named too.
@@ -517,9 +477,9 @@ def test_an_hls_dir_one_folder_too_high_names_owncasts_hls_folder(place: Path) -
 
 
 def test_run_as_root_on_the_service_users_state_dir_is_refused_with_the_command_to_run(place: Path) -> None:
-    """`sudo hls-broadcaster run` by hand on the service's STATE_DIR started without a word and left files
-    only root may rewrite (the service's next start then failed on them). It is refused, exit 2, one line
-    naming the user and the command to run as that user, and nothing in STATE_DIR is written."""
+    """`sudo hls-broadcaster run` by hand on the service's STATE_DIR (files only root may rewrite would fail
+    the service's next start) is refused: exit 2, one line naming the user and the command to run as that
+    user, and nothing in STATE_DIR is written."""
     if os.geteuid() != 0:
         pytest.skip("not root")
     hls = owncast_folder(place)
@@ -536,9 +496,8 @@ def test_run_as_root_on_the_service_users_state_dir_is_refused_with_the_command_
 
 
 async def test_a_state_dir_another_service_holds_fails_check_as_run_refuses_it(place: Path, seaweed: SeaweedS3) -> None:
-    """A second service's settings naming the first one's STATE_DIR (a copied env file): `check` said its
-    port was held and passed (exit 0), and `run` then refused it. Now check fails it with the line run
-    gives, naming the two env files; the running service's own env file, checked while it runs, passes."""
+    """A second service's settings naming the first one's STATE_DIR (a copied env file): check fails it with
+    the line run gives, naming the two env files; the running service's own, checked while it runs, passes."""
     hls = owncast_folder(place)
     prepare_state(place)
     first = env_file(place, seaweed, hls)
@@ -591,8 +550,8 @@ async def test_run_as_root_does_not_make_state_dir_in_another_users_folder(place
 
 def test_the_check_as_root_names_runs_without_an_env_file_that_is_not_there(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """`check` as root with the settings in the environment (no ./.env) named `--env-file <cwd>/.env`: pasted
-    as the service's user, that check failed on the missing file. The default file is named only where it is."""
+    """`check` as root with the settings in the environment (no ./.env): the command it names for the
+    service's user names the default env file only where it is."""
     monkeypatch.chdir(tmp_path)
     program = tmp_path / "venv" / "bin" / "hls-broadcaster"
     assert fixes.this_check(Path(".env"), str(program)) == f"{program} check"

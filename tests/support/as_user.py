@@ -75,9 +75,10 @@ def _setpriv() -> list[str]:
 
 
 def as_nobody(argv: list[str], stage: Path, *, drop_root: bool = True, also: Sequence[Path] = ()) -> list[str]:
-    """`argv` as uid 65534. `stage`: an empty folder of the caller's, the namespace's scratch mount point
-    (the caller removes it). drop_root=False: still root, in the namespace where another user reaches
-    Python (for a command that drops root itself: `check --as nobody`)."""
+    """`argv` as uid 65534 (none: what to put before a command to run it so, a ServiceProcess's prefix).
+    `stage`: an empty folder of the caller's, the namespace's scratch mount point (the caller removes it).
+    drop_root=False: still root, in the namespace where another user reaches Python (for a command that
+    drops root itself: `check --as nobody`)."""
     if os.geteuid() != 0:
         pytest.skip("not root: cannot make folders owned by another user, nor run as one")
     drop = _setpriv() if drop_root else []
@@ -101,12 +102,12 @@ def as_nobody(argv: list[str], stage: Path, *, drop_root: bool = True, also: Seq
     for _folder, held, source, make in moves:
         lines += [f"mkdir -p {shlex.quote(str(source.parent))}", f"{make} {shlex.quote(str(source))}",
                   f"mount --bind {shlex.quote(str(held))} {shlex.quote(str(source))}"]
-    lines.append("exec " + shlex.join([*drop, *argv]))
+    lines.append(f'exec {shlex.join(drop)} "$@"')  # the command: sh's arguments after its $0
     probe = subprocess.run([unshare, "-m", "true"], capture_output=True, text=True, timeout=30)
     if probe.returncode != 0:
         pytest.skip(f"{', '.join(map(str, blocked))} cannot be entered by another user, and no mount namespace "
                     f"can be made here to let it in ({probe.stderr.strip()[:200]})")
-    return [unshare, "-m", "--propagation", "private", "sh", "-c", "\n".join(lines)]
+    return [unshare, "-m", "--propagation", "private", "sh", "-c", "\n".join(lines), "sh", *argv]
 
 
 def open_folder(base: Path) -> Path:

@@ -5,7 +5,6 @@ through nginx, is the witness of what reached it."""
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,11 +13,10 @@ from pathlib import Path
 
 import aiohttp
 
-from broadcaster.settings import SETTINGS
 from tests.support.nginx import Nginx, shipped_cache
 from tests.support.owncast_writer import HandFedOwncast
 from tests.support.scrape import by_label, scraped, total
-from tests.support.service_process import ServiceProcess
+from tests.support.service_process import ServiceProcess, moto_env
 from tests.support.waiting import until
 
 
@@ -57,18 +55,15 @@ class Edge:
 
 
 @asynccontextmanager
-async def cache_edge(work: Path, s3_url: str, bucket: str, ts: bytes, *, seconds: int,
+async def cache_edge(work: Path, moto_url: str, ts: bytes, *, seconds: int,
                      **over: str) -> AsyncIterator[Edge]:
-    """The service over `bucket` at `s3_url` (its public URL the bucket's, as R2's), Owncast's folder under
-    `work`/hls written with `ts` for every segment, and the shipped cache in front of the service; the
-    service's problems must be none at the end, nginx's error log is shown when the test fails. `over`:
-    settings of the service's own (TRUST_CF_CONNECTING_IP=true: the cache behind cloudflared)."""
+    """The service on moto's S3 server (support/service_process's moto_env: its bucket public, as R2's),
+    Owncast's folder under `work`/hls written with `ts` for every segment, and the shipped cache in front
+    of the service; the service's problems must be none at the end, nginx's error log is shown when the
+    test fails. `over`: the service's own settings (TRUST_CF_CONNECTING_IP=true: the cache behind
+    cloudflared)."""
     owncast = HandFedOwncast(work / "hls", ts, variants=(0,), run="c4che", seconds=seconds)
-    env = {k: v for k, v in os.environ.items() if k not in {s.name for s in SETTINGS}}
-    env.update(HLS_DIR=str(owncast.root), S3_ENDPOINT_URL=s3_url, AWS_ACCESS_KEY_ID="test-key",
-               AWS_SECRET_ACCESS_KEY="test-secret", AWS_BUCKET_NAME=bucket, R2_KEY_PREFIX=work.name,
-               R2_PUBLIC_URL=f"{s3_url}/{bucket}", PORT="0", STATE_DIR=str(work / "state"),
-               LOG_LEVEL="info", **{"PATHWAYS": "bucket,vm", **over})
+    env = moto_env(moto_url, work, R2_KEY_PREFIX=work.name, **{"PATHWAYS": "bucket,vm", **over})
     async with ServiceProcess(env, work / "cwd") as service:
         nginx = shipped_cache(work / "nginx", service.url.removeprefix("http://"))
         await nginx.start()

@@ -48,26 +48,24 @@ class Ended:
         return f"signal {signal.Signals(self.signal).name}" if self.signal is not None else f"exit {self.status}"
 
 
-def unit_service(path: Path) -> dict[str, list[str]]:
-    """A unit's [Service] section: each key's assignments in order (systemd's INI dialect: '#' and ';'
-    comments, repeatable keys; the shipped units have no continuation lines, which is checked)."""
+def unit_sections(path: Path) -> dict[str, dict[str, list[str]]]:
+    """A unit's sections, each key's assignments in order (systemd's INI dialect: '#' and ';' comments,
+    repeatable keys; the shipped units have no continuation lines, and no line outside a section, which
+    is checked)."""
+    sections: dict[str, dict[str, list[str]]] = {}
     section: dict[str, list[str]] | None = None
-    found: dict[str, list[str]] = {}
     for number, raw in enumerate(path.read_text().splitlines(), 1):
         line = raw.strip()
         if not line or line.startswith(("#", ";")):
             continue
         if line.startswith("[") and line.endswith("]"):
-            section = found if line == "[Service]" else None
+            section = sections.setdefault(line[1:-1], {})
             continue
-        if line.endswith("\\"):
-            raise ValueError(f"{path}:{number}: a continuation line, which this reader does not take")
-        if section is not None:
-            key, sep, value = line.partition("=")
-            if not sep:
-                raise ValueError(f"{path}:{number}: not KEY=value: {raw!r}")
-            section.setdefault(key.strip(), []).append(value.strip())
-    return found
+        key, sep, value = line.partition("=")
+        if section is None or not sep or line.endswith("\\"):
+            raise ValueError(f"{path}:{number}: not KEY=value in a section, or a continuation line: {raw!r}")
+        section.setdefault(key.strip(), []).append(value.strip())
+    return sections
 
 
 def _status_set(assignments: list[str]) -> tuple[set[int], set[int]]:
@@ -99,7 +97,7 @@ def _in(assignments: list[str], ended: Ended) -> bool:
 def systemd_restarts(unit: Path, ended: Ended) -> bool:
     """Whether systemd starts `unit`'s service again after its main process ended so, on its own (not
     stopped by systemctl)."""
-    service = unit_service(unit)
+    service = unit_sections(unit)["Service"]
     restart = service.get("Restart", ["no"])[-1] or "no"
     if restart not in _RESTART_VALUES:
         raise ValueError(f"{unit}: Restart={restart} is not a value systemd knows")
