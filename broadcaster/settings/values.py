@@ -60,8 +60,9 @@ def quoted(value: str) -> str:
     return f"{text[:SHOWN_CHARS]!r}... ({len(value)} characters)"
 
 
-_HOSTNAME = re.compile(r"(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-                       r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?")
+# A DNS label: at most 63 letters, digits or '-', not at either end.
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOSTNAME = re.compile(rf"(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*\.?")
 
 
 def host(value: str) -> str:
@@ -216,7 +217,6 @@ def trackers(value: str) -> tuple[str, ...]:
 
 MAX_STUN_SERVERS = 4
 # RFC 7064: stun:host[:port] or stuns:host[:port] (the scheme in any case); an IPv6 host in brackets.
-_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
 _STUN_URL = re.compile(rf"(?i:stuns?):(\[[0-9A-Fa-f:.]+\]|{_LABEL}(?:\.{_LABEL})*)(:[0-9]{{1,5}})?")
 
 
@@ -264,7 +264,6 @@ def listen(value: str) -> str | Address:
 
 # A CSP frame-ancestors source: a scheme and host (a leading *. for any subdomain of a registered name:
 # two labels at least, so not *.com), an optional port (1-65535).
-_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _FRAME_SOURCE = re.compile(
     rf"https?://(?P<wild>\*\.)?(?P<host>{_LABEL}(?:\.{_LABEL})*)(?::(?P<port>[0-9]{{1,5}}))?")
 MAX_FRAME_ANCESTORS = 16
