@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from ..settings import SettingsError, raw_setting
+from ..settings.load import MIN_SECRET_CHARS
 from .invites import DAY, Invite, InviteError, InviteLinks, read_invites, write_invites
 from .tokens import NAME, VIEWER, derive
 
-MIN_SECRET_CHARS = 32
 MAX_DAYS = 3650
 
 

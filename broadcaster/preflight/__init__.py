@@ -237,17 +237,17 @@ async def _store_step(
         async with asyncio.timeout(s.upload_timeout):
             result = await call()
     except StoreError as err:
-        reason, setting = err.reason, err.setting
+        reason = err.reason  # a setting's mistake has its hint (_HINTS)
     except ClientError as err:  # raw client calls (head_object) raise botocore's own errors
-        reason, setting = _client_error_code(err), None
+        reason = _client_error_code(err)
     except (BotoCoreError, OSError, aiohttp.ClientError) as err:
-        reason, setting = type(err).__name__, None
+        reason = type(err).__name__
     except TimeoutError:
-        reason, setting = "Timeout", None
+        reason = "Timeout"
     else:
         report.ok(what)
         return True, result
-    report.fail(f"{what} -> {reason}: {_hint(reason, setting)}" + (f"; {also}" if also else ""))
+    report.fail(f"{what} -> {reason}: {_hint(reason)}" + (f"; {also}" if also else ""))
     return False, None
 
 
@@ -258,14 +258,12 @@ def _client_error_code(err: ClientError) -> str:
     return {"403": "AccessDenied", "404": "NoSuchKey"}.get(code or status, code or status or "error")
 
 
-def _hint(reason: str, setting: str | None) -> str:
+def _hint(reason: str) -> str:
     if reason in _HINTS:
         name, advice = _HINTS[reason]
         return f"check {name} ({advice})"
     if reason == "NoSuchKey":
         return "the object just stored is not there: is S3_ENDPOINT_URL the bucket's real endpoint?"
-    if setting is not None:
-        return f"check {setting}"
     return "check S3_ENDPOINT_URL and the network (see the error name above)"
 
 
