@@ -88,7 +88,9 @@ async def run_checks(settings: Settings, *, print_line: PrintLine, warnings: lis
         check_state_dir(settings, report, env_file)
     check_listeners(settings, report)
     if bucket_named:
-        await _check_first_bucket(settings, report, r2_dev)
+        async with S3Store(BucketAccess.of(settings.first_bucket), max_connections=2,
+                           read_timeout=settings.upload_timeout) as store:
+            await _check_bucket(settings, store, report, r2_dev)
     else:
         report.skip("the bucket: S3_ENDPOINT_URL names a path, which the S3 API would take for the bucket's "
                     "(fix it first; R2_PUBLIC_URL is judged then)")
@@ -100,15 +102,6 @@ async def run_checks(settings: Settings, *, print_line: PrintLine, warnings: lis
     else:
         report.note("all checks passed: the service can store segments and viewers can fetch them.")
     return report.failures == 0
-
-
-async def _check_first_bucket(settings: Settings, report: Report, r2_dev: str | None) -> None:
-    store = S3Store(BucketAccess.of(settings.first_bucket), max_connections=2, read_timeout=settings.upload_timeout)
-    try:
-        await store.start()
-        await _check_bucket(settings, store, report, r2_dev)
-    finally:
-        await store.close()
 
 
 def _check_cdn_terms(settings: Settings, report: Report) -> None:

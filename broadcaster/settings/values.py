@@ -13,7 +13,6 @@ from urllib.parse import urlsplit
 
 from .. import fixes
 from .. import state_dir as judged
-from ..files import closed_folder, user_name
 from ..numbers import whole_number
 
 
@@ -105,14 +104,18 @@ def whole(low: int, high: int) -> Callable[[str], int]:
     return parse
 
 
-def positive(value: str) -> float:
+def _number(value: str, fits: Callable[[float], bool], expected: str) -> float:
     try:
         n = float(value)
     except ValueError:
         raise ValueError("expected a number") from None
-    if not n > 0 or n != n or n == float("inf"):
-        raise ValueError("expected a number above 0")
+    if not fits(n):  # NaN fits nothing
+        raise ValueError(expected)
     return n
+
+
+def positive(value: str) -> float:
+    return _number(value, lambda n: 0 < n < float("inf"), "expected a number above 0")
 
 
 def nonempty(value: str) -> str:
@@ -143,11 +146,7 @@ def existing_dir(value: str) -> Path:
             raise ValueError("not a folder")
         return path.resolve()
     except PermissionError:
-        closed = closed_folder(path)
-        if closed is None:
-            raise ValueError(f"cannot reach it as user {user_name()} (permission denied)") from None
-        raise ValueError(f"user {user_name()} cannot enter {closed} (permission denied); "
-                         f"{fixes.enter(closed)}") from None
+        raise ValueError(fixes.denied(path)) from None
     except OSError as err:
         raise ValueError(f"cannot reach it ({err.strerror or err})") from None
 
@@ -189,13 +188,7 @@ def boolean(value: str) -> bool:
 
 
 def non_negative(value: str) -> float:
-    try:
-        n = float(value)
-    except ValueError:
-        raise ValueError("expected a number") from None
-    if not 0 <= n < float("inf"):
-        raise ValueError("expected a number of seconds, 0 or more")
-    return n
+    return _number(value, lambda n: 0 <= n < float("inf"), "expected a number of seconds, 0 or more")
 
 
 MAX_P2P_TRACKERS = 8  # each viewer holds a WebSocket to every tracker listed
