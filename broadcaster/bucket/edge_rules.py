@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from .. import edge_token
 from ..access.tokens import edge_key
-from ..settings import SETTINGS, Settings, SettingsError, load_settings
+from ..settings import Settings, SettingsError, load_settings
 from .edge_urls import edge_prefix
 
 
@@ -71,9 +71,8 @@ def rules(s: Settings) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    flags = {setting.name: getattr(args, setting.name, None) for setting in SETTINGS}
-    try:
-        lines = rules(load_settings(flags, env_file=getattr(args, "env_file", Path(".env")), make_state_dir=False))
+    try:  # from the environment and the env file: the command takes no setting's flag
+        lines = rules(load_settings(env_file=getattr(args, "env_file", Path(".env")), make_state_dir=False))
     except SettingsError as err:
         for problem in err.problems:
             print(f"hls-broadcaster edge-rules: error: {problem}", file=sys.stderr)

@@ -95,7 +95,7 @@ async def run_checks(settings: Settings, *, print_line: PrintLine, warnings: lis
         report.skip("the bucket: S3_ENDPOINT_URL names a path, which the S3 API would take for the bucket's "
                     "(fix it first; R2_PUBLIC_URL is judged then)")
     for bucket in settings.extra_buckets:
-        await public_check.check(bucket, settings.r2_key_prefix, settings.upload_timeout, report.said)
+        await public_check.check(bucket, settings.r2_key_prefix, settings.upload_timeout, report.line)
     _check_cdn_terms(settings, report)
     if report.failures:
         report.note(f"{report.failures} check(s) failed: fix what is named above and run it again.")
@@ -212,7 +212,7 @@ async def _check_bucket(s: Settings, store: S3Store, report: Report, r2_dev: str
             await check_presigned(s, key, body, report)
         elif s.private:  # a stranger refused, a playlist's URI answered (bucket/edge_check.py)
             probe = edge_check.Probe(segment_urls(s).segment(key), key, body, r2_dev, s.upload_timeout)
-            await edge_check.check(probe, report.said)
+            await edge_check.check(probe, report.line)
         else:
             await check_public(s, key, body, report)
     finally:
