@@ -79,10 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
                       help="copy the first variant's video like Owncast's passthrough (irregular segments)")
     demo.add_argument("--p2p", action="store_true",
                       help="viewers share segments peer to peer through a local tracker (needs Node.js)")
-    clips.add_parser(sub)
-    _add_env_file(sub.choices["clip"])
-    invites.add_parser(sub)
-    edge_rules.add_parser(sub)
+    for commands in (clips, invites, edge_rules):
+        commands.add_parser(sub)
+    for command in ("clip", "invite", "edge-rules"):  # each reads settings from the env file too
+        _add_env_file(sub.choices[command])
     return parser
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -20,13 +19,12 @@ from .edge_urls import edge_prefix
 
 
 def add_parser(sub: Any) -> None:
-    rules = sub.add_parser(
+    sub.add_parser(
         "edge-rules", help="print the Cloudflare rules (or the Worker's values) that guard a private stream's "
                            "segments, and the edge key they check tokens with",
         description="The edge key, the WAF custom rule and Cache Rule (Pro plan and above) and the Worker's "
                     "values (Free plan) for PRIVATE=true, from the settings. The key is a secret: paste it "
                     "into Cloudflare only (docs/private-streams-edge.md).")
-    rules.add_argument("--env-file", type=Path, default=argparse.SUPPRESS, help="settings file (default: ./.env)")
 
 
 def ttl(s: Settings) -> int:
@@ -72,7 +70,7 @@ def rules(s: Settings) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     try:  # from the environment and the env file: the command takes no setting's flag
-        lines = rules(load_settings(env_file=getattr(args, "env_file", Path(".env")), make_state_dir=False))
+        lines = rules(load_settings(env_file=args.env_file, make_state_dir=False))
     except SettingsError as err:
         for problem in err.problems:
             print(f"hls-broadcaster edge-rules: error: {problem}", file=sys.stderr)
