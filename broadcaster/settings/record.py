@@ -187,10 +187,8 @@ class Settings(Derived):
     private_passphrase: str = setting("with PRIVATE=true: the pass-phrase viewers type on the page; empty = "
         "invite links only", kinds.optional(kinds.nonempty), "", secret=True)
     # None = STATE_DIR/invites.json
-    private_invites: Path | None = setting("with PRIVATE=true: the invites file hls-broadcaster invite manages; "
-        "empty = STATE_DIR/invites.json", kinds.optional_path, "",
-        doc="with `PRIVATE=true`: the file of named invites `hls-broadcaster invite add|revoke|list` "
-            "manages; empty: `STATE_DIR/invites.json`")
+    private_invites: Path | None = setting("with PRIVATE=true: the file of named invites hls-broadcaster invite "
+        "add|revoke|list manages; empty = STATE_DIR/invites.json", kinds.optional_path, "")
     private_token_life: int = setting("with PRIVATE=true: seconds a viewer token lasts; the page renews it, "
         "re-checking its invite, so a revoked invite stops within one life", kinds.whole(30, 86_400), "600",
         doc="with `PRIVATE=true`: seconds a viewer token lasts (30 to 86400); the page renews it before "
