@@ -98,7 +98,6 @@ class Settings(Derived):
         "deleted", kinds.whole(1, MOST_CLIPS), "100",
         doc="clips kept at most (1 to 10,000); past it `hls-broadcaster clip` is refused with one line "
             "until a clip is deleted; see [Rewind and clips](../rewind-and-clips.md#rewind-and-clips)")
-    # "" (with the playlists), "off", or a listener of its own
     metrics_listen: str | Address = setting("where /metrics is served: empty = with the playlists, 'off', or HOST:PORT of "
         "its own (keeps it off the public tunnel)", kinds.listen, "")
     header_timeout: float = setting("seconds a new connection may take to send its first complete request head "
@@ -183,7 +182,6 @@ class Settings(Derived):
         "it ends every viewer token and invite link at once", kinds.optional(kinds.nonempty), "", secret=True,
         doc="with `PRIVATE=true`: at least 32 characters (e.g. `openssl rand -hex 32`) from which every "
             "key is derived: viewer tokens, edge tokens, invite links. Changing it ends them all at once")
-    # "" = no pass-phrase: invites only
     private_passphrase: str = setting("with PRIVATE=true: the pass-phrase viewers type on the page; empty = "
         "invite links only", kinds.optional(kinds.nonempty), "", secret=True)
     # None = STATE_DIR/invites.json
@@ -205,7 +203,6 @@ class Settings(Derived):
             "every third of it while playing; see [Viewers watching](../viewers.md#viewers-watching)")
     show_viewer_count: bool = setting("show \"N watching\" on the viewer page (the count is in /metrics and /health "
         "either way)", kinds.boolean, "true")
-    # "" = off
     owncast_url: str = setting("Owncast's public URL as viewers' browsers reach it (e.g. https://stream.example.com): "
         "the viewer page pings its /api/ping while playing, so Owncast's own viewer count includes this "
         "page's viewers; empty = off", kinds.optional(kinds.url), "",
@@ -214,13 +211,11 @@ class Settings(Derived):
             "page's viewers, and reports each viewer's playback from the viewer's browser to its CMCD "
             "collector (`/api/metrics/cmcd`; `/api/metrics/playback` for an Owncast before 0.2), so "
             "its Stream Health includes them too")
-    # "" = Owncast's name with OWNCAST_URL, else the page's own
     stream_title: str = setting("the viewer page's title and heading; empty = Owncast's server name (from its "
         "/api/config) when OWNCAST_URL is set, else 'Live stream'", kinds.page_text(MAX_TITLE), "",
         doc="the viewer page's title and heading (one line, at most 200 characters); empty: the name "
             "Owncast gives its server (its `/api/config`) when `OWNCAST_URL` is set, else \"Live stream\"; "
             "see [The page's words](../viewers.md#the-pages-words)")
-    # "" = Owncast's summary with OWNCAST_URL, else none
     stream_description: str = setting("a line under the viewer page's heading; empty = Owncast's summary (from its "
         "/api/config) when OWNCAST_URL is set, else none", kinds.page_text(MAX_DESCRIPTION), "",
         doc="a line under the viewer page's heading (at most 1000 characters); empty: Owncast's server "
@@ -253,7 +248,6 @@ class Settings(Derived):
             "settings; another ID takes settings named after it, `B2_S3_ENDPOINT_URL`...). Cloudflare's "
             "terms do not cover the VM's segments through the tunnel: read [Steering](../steering.md) "
             "before you add `vm`")
-    # "" = the host each viewer asked for
     vm_pathway_url: str = setting("with 'vm' in PATHWAYS: the base URL the VM's pathway is reached at, on a "
         "hostname Cloudflare does not proxy (e.g. https://vm.example.com); empty: the host each viewer "
         "asked for, through the tunnel", kinds.optional(kinds.url), "",
