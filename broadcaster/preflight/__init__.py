@@ -33,8 +33,6 @@ from ..settings import Settings
 
 T = TypeVar("T")
 
-_LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
-
 # Error codes (S3's, or botocore/aiohttp exception names) -> (setting to fix, what to do).
 _HINTS: dict[str, tuple[str, str]] = {
     "SignatureDoesNotMatch": ("AWS_SECRET_ACCESS_KEY", "the secret does not belong to this access key id"),
@@ -170,13 +168,13 @@ def _check_public_settings(s: Settings, public_host: str, report: Report) -> Non
             "R2_PUBLIC_URL is an r2.dev address: rate-limited (429s) and never cached, not for production; "
             "connect a custom domain to the bucket and use it (deploy/r2-setup.md, step 2)"
         )
-    if s.first_bucket.public_url.startswith("http://") and public_host not in _LOCAL_HOSTS:
+    if s.first_bucket.public_url.startswith("http://") and not _loopback(public_host):
         report.warn("R2_PUBLIC_URL is http://: browsers block its segments on an https:// viewer page")
 
 
 def _check_presigned_settings(s: Settings, endpoint_host: str, report: Report) -> None:
     # Viewers fetch presigned segments from the S3 API host itself.
-    if s.first_bucket.endpoint_url.startswith("http://") and endpoint_host not in _LOCAL_HOSTS:
+    if s.first_bucket.endpoint_url.startswith("http://") and not _loopback(endpoint_host):
         report.warn("S3_ENDPOINT_URL is http://: browsers block presigned segments on an https:// viewer page")
     if s.first_bucket.public_url:
         report.warn("R2_PUBLIC_URL is set but not used: with SEGMENT_URLS=presigned viewers fetch segments "
