@@ -14,7 +14,7 @@ from typing import Any
 
 from ..settings import SettingsError, raw_setting
 from ..settings.load import MIN_SECRET_CHARS
-from .invites import DAY, Invite, InviteError, InviteLinks, read_invites, write_invites
+from .invites import DAY, Invite, InviteError, InviteLinks, read_invites, shown_date, write_invites
 from .tokens import NAME, VIEWER, derive
 
 MAX_DAYS = 3650
@@ -53,7 +53,7 @@ def _where(args: argparse.Namespace) -> tuple[str, Path]:
 
 
 def _line(invite: Invite, now: float) -> str:
-    state = invite.refusal(now) or f"valid until {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(invite.expires))}"
+    state = invite.refusal(now) or f"valid until {shown_date(invite.expires)}"
     return f"{invite.name}  {state.removeprefix('this invite ')}"
 
 
