@@ -18,7 +18,7 @@ from collections.abc import Callable
 from ..metrics import BucketMetrics, Metrics
 from ..settings import BucketSettings, Settings
 from .cleaner import Cleaner
-from .store import BucketAccess, S3Store, StoreError, within
+from .store import BucketAccess, S3Store, within
 from .store_thread import StoreThread
 from .uploader import Holder, Uploader
 
@@ -66,11 +66,6 @@ class Bucket:
         """Its last upload attempt's (ok, None before the first; why it failed)."""
         return self.uploader.storage_ok, self.uploader.last_error
 
-    def refusal_line(self, err: StoreError) -> str:
-        """The one line a refusal of its settings at start-up gives (the service does not start)."""
-        setting = self.settings.setting(err.setting or "")
-        return f"{self.name} refused us ({err.reason}): check {setting}"
-
     async def start(self, stack: contextlib.AsyncExitStack) -> str | None:
         """Its client, its check at start and its cleaner, each stop entered on `stack`. A line naming the
         setting when it refuses our settings (the service does not start); merely unreachable, it starts."""
@@ -78,7 +73,7 @@ class Bucket:
         stack.push_async_callback(self.store.close)
         err = await within(self.store.probe(), self._timeout)
         if err is not None and err.setting is not None:
-            return self.refusal_line(err)
+            return f"{self.name} refused us ({err.reason}): check {self.settings.setting(err.setting)}"
         self.uploader.record(err is None, None if err is None else err.reason)  # its outage log tells, once
         if self.cleaner is not None:
             await self.cleaner.start()
