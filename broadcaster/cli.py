@@ -58,11 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     _add_env_file(parser, top=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    run = sub.add_parser("run", help="run the service", epilog=_settings_help(),
-                         formatter_class=argparse.RawDescriptionHelpFormatter)
-    _add_setting_flags(run)
-    check = sub.add_parser("check", help="validate the settings and prove the bucket works, one line per check",
-                           epilog=_settings_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    # Their flags name every setting, with its help and default: no list of them again below.
+    _add_setting_flags(sub.add_parser("run", help="run the service"))
+    check = sub.add_parser("check", help="validate the settings and prove the bucket works, one line per check")
     _add_setting_flags(check)
     check.add_argument("--as", dest="as_user", metavar="USER",
                        help="run the checks as USER, the service's (run by root: the env file, Owncast's "
@@ -81,10 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
                       help="copy the first variant's video like Owncast's passthrough (irregular segments)")
     demo.add_argument("--p2p", action="store_true",
                       help="viewers share segments peer to peer through a local tracker (needs Node.js)")
-    clips.add_parser(sub)
-    _add_env_file(sub.choices["clip"])
-    invites.add_parser(sub)
-    edge_rules.add_parser(sub)
+    for commands in (clips, invites, edge_rules):
+        commands.add_parser(sub)
+    for command in ("clip", "invite", "edge-rules"):  # each reads settings from the env file too
+        _add_env_file(sub.choices[command])
     return parser
 
 

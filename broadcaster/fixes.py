@@ -1,6 +1,6 @@
 """The fixes a permission error's line gives (settings, `check`, `run`, /health): each one a shell line
 that works pasted as root on a stock Debian or Ubuntu, for the user this process runs as, granting that
-user what it lacks and nothing more (tests/test_fixes_pasted.py pastes each as root and checks again as
+user what it lacks and nothing more (tests/test_setup_mistakes.py pastes each as root and checks again as
 the user).
 
 - A folder of someone else's (Owncast's home, its data/hls): an ACL for this user alone (setfacl), never
@@ -22,7 +22,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from .files import user_name
+from .files import closed_folder, user_name
 
 AS_ROOT = "as root: "  # what every fix begins with; the rest of the line is the shell line to paste
 
@@ -58,6 +58,14 @@ def _setfacl(command: str) -> str:
 def enter(folder: Path) -> str:
     """Let this user pass through `folder` (x only: it need not list it)."""
     return AS_ROOT + _setfacl(f"setfacl -m u:{user_name()}:x {_q(folder)}")
+
+
+def denied(path: Path) -> str:
+    """What a permission error on the way to `path` says: the folder this user cannot enter, and its fix."""
+    closed = closed_folder(path)
+    if closed is None:
+        return f"user {user_name()} cannot reach it (permission denied)"
+    return f"user {user_name()} cannot enter {closed} (permission denied); {enter(closed)}"
 
 
 def read_owncast(hls_dir: Path) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import platform
 from collections.abc import Callable
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
@@ -142,17 +143,6 @@ class Metrics:
         self.build.info({"version": __version__, "python": platform.python_version()})
 
 
-class _Labelled:
-    """A family with its `pathway` label given: `.labels(**others)` asks for the rest."""
-
-    def __init__(self, family: Counter, pathway: str) -> None:
-        self._family = family
-        self._pathway = pathway
-
-    def labels(self, **labels: str) -> Counter:
-        return self._family.labels(pathway=self._pathway, **labels)
-
-
 class BucketMetrics:
     """One bucket's series of the buckets' families (Metrics), labelled with its pathway: what its
     uploader and its cleaner write. Every bucket is one, the first included (`pathway="bucket"`)."""
@@ -164,9 +154,10 @@ class BucketMetrics:
         self.upload_duration = metrics.upload_duration.labels(pathway=pathway)
         self.cleanup_deleted = metrics.cleanup_deleted.labels(pathway=pathway)
         self.cleanup_pending = metrics.cleanup_pending.labels(pathway=pathway)
-        self.upload_failures = _Labelled(metrics.upload_failures, pathway)
-        self.segments_uploaded = _Labelled(metrics.segments_uploaded, pathway)
-        self.bytes_uploaded = _Labelled(metrics.bytes_uploaded, pathway)
+        # Families with the pathway given: called with the other labels, each gives its series.
+        self.upload_failures = functools.partial(metrics.upload_failures.labels, pathway=pathway)
+        self.segments_uploaded = functools.partial(metrics.segments_uploaded.labels, pathway=pathway)
+        self.bytes_uploaded = functools.partial(metrics.bytes_uploaded.labels, pathway=pathway)
 
     @classmethod
     def of(cls, metrics: Metrics | BucketMetrics, pathway: str = "bucket") -> BucketMetrics:

@@ -15,7 +15,7 @@ import pwd
 from pathlib import Path
 
 from . import fixes
-from .files import closed_folder, user_name
+from .files import user_name
 
 # What deploy/hls-broadcaster.service's StateDirectory= makes (systemd makes no other path).
 SYSTEMD_STATE_DIR = Path("/var/lib/hls-broadcaster")
@@ -40,10 +40,7 @@ def refusal(path: Path) -> str | None:
                     f"makes only {SYSTEMD_STATE_DIR}): fix the path, or make it, {fixes.own_folder(path)}")
         return None
     except PermissionError:
-        closed = closed_folder(path)
-        if closed is None:
-            return f"user {user} cannot reach it (permission denied)"
-        return f"user {user} cannot enter {closed} (permission denied); {fixes.enter(closed)}"
+        return fixes.denied(path)
     except OSError as err:
         return f"cannot reach it ({err.strerror or err})"
 

@@ -14,7 +14,7 @@ importing nothing of the service's.
 from __future__ import annotations
 
 # Items dropped before the list is copied: below this a compaction costs more than it frees.
-_COMPACT_AT = 64
+COMPACT_AT = 64
 
 
 class Tail:
@@ -59,7 +59,7 @@ class Log:
         """Drop the items below id `first` (at most every one)."""
         self.first = max(self.first, min(first, self.end))
         dropped = self.first - self._offset
-        if dropped >= _COMPACT_AT and dropped * 2 > len(self._items):
+        if dropped >= COMPACT_AT and dropped * 2 > len(self._items):
             self._items = self._items[dropped:]  # a new list: a Tail taken before keeps the old one
             self._offset = self.first
 

@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from ..settings import SettingsError, raw_setting
-from .invites import DAY, Invite, InviteError, InviteLinks, read_invites, write_invites
+from ..settings.load import MIN_SECRET_CHARS
+from .invites import DAY, Invite, InviteError, InviteLinks, read_invites, shown_date, write_invites
 from .tokens import NAME, VIEWER, derive
 
-MIN_SECRET_CHARS = 32
 MAX_DAYS = 3650
 
 
@@ -25,7 +25,6 @@ def add_parser(sub: Any) -> None:
         "invite", help="add, revoke or list the named invite links of a private stream (PRIVATE=true)",
         description="Named invite links for a private stream. `add` prints the link to send; a revoked or "
                     "expired invite lets its viewers in until their token runs out (PRIVATE_TOKEN_LIFE).")
-    invite.add_argument("--env-file", type=Path, default=argparse.SUPPRESS, help="settings file (default: ./.env)")
     actions = invite.add_subparsers(dest="action", metavar="ACTION", required=True)
     add = actions.add_parser("add", help="add (or renew) an invite and print its link")
     add.add_argument("name", help="the invite's name (letters, digits, - and _; at most 40)")
@@ -40,11 +39,10 @@ def add_parser(sub: Any) -> None:
 
 
 def _where(args: argparse.Namespace) -> tuple[str, Path]:
-    env_file = getattr(args, "env_file", Path(".env"))
     try:
-        secret = raw_setting("PRIVATE_SECRET", env_file=env_file) or ""
-        invites = raw_setting("PRIVATE_INVITES", env_file=env_file)
-        state = raw_setting("STATE_DIR", env_file=env_file) or "state"
+        secret = raw_setting("PRIVATE_SECRET", env_file=args.env_file) or ""
+        invites = raw_setting("PRIVATE_INVITES", env_file=args.env_file)
+        state = raw_setting("STATE_DIR", env_file=args.env_file) or "state"
     except SettingsError as err:
         raise InviteError(str(err)) from None
     if len(secret.strip()) < MIN_SECRET_CHARS:
@@ -55,7 +53,7 @@ def _where(args: argparse.Namespace) -> tuple[str, Path]:
 
 
 def _line(invite: Invite, now: float) -> str:
-    state = invite.refusal(now) or f"valid until {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(invite.expires))}"
+    state = invite.refusal(now) or f"valid until {shown_date(invite.expires)}"
     return f"{invite.name}  {state.removeprefix('this invite ')}"
 
 

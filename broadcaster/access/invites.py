@@ -45,11 +45,11 @@ class Invite:
         if self.revoked:
             return "this invite was revoked"
         if now >= self.expires:
-            return f"this invite expired on {_date(self.expires)}"
+            return f"this invite expired on {shown_date(self.expires)}"
         return None
 
 
-def _date(unix: int) -> str:
+def shown_date(unix: int) -> str:
     return datetime.fromtimestamp(unix, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 

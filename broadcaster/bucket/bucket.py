@@ -14,12 +14,11 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from ..metrics import BucketMetrics, Metrics
 from ..settings import BucketSettings, Settings
 from .cleaner import Cleaner
-from .store import BucketAccess, S3Store, StoreError, within
+from .store import BucketAccess, S3Store, within
 from .store_thread import StoreThread
 from .uploader import Holder, Uploader
 
@@ -29,42 +28,29 @@ PROBE_INTERVAL = 15.0  # seconds between bucket checks while no upload proves th
 PROBE_INTERVAL_DOWN = 2.0  # while it is down: uploads waiting out a backoff go as soon as it is back
 
 
-@dataclass(frozen=True)
-class BucketOptions:
-    """What every bucket is given alike: uploads at once and each attempt's timeout; `cleans`: delete its
-    segments once no playlist may list them (`cleanup_margin` seconds later)."""
-
-    concurrency: int
-    timeout: float
-    cleans: bool = False
-    cleanup_margin: float = 0.0
-
-    @classmethod
-    def of(cls, s: Settings) -> BucketOptions:
-        cleans = s.delete_old_segments and not s.keep_recordings  # kept streams are never cleaned up
-        return cls(s.upload_concurrency, s.upload_timeout, cleans, s.cleanup_margin)
-
-
 class Bucket:
-    """`settings`: this bucket's record; `holder`: what the service holds of each segment (every bucket's
-    upload sends that version); `uploads_pending`: copies still to upload (they prove the bucket while
-    they go); `refused`: whether an error's reason is a refusal (steering/policy.py's refusal)."""
+    """`settings`: this bucket's record; `s`: what every bucket is given alike (uploads at once, each
+    attempt's timeout, whether and when segments are deleted); `holder`: what the service holds of each
+    segment (every bucket's upload sends that version); `uploads_pending`: copies still to upload (they
+    prove the bucket while they go); `refused`: whether an error's reason is a refusal (steering/policy.py's
+    refusal)."""
 
-    def __init__(self, settings: BucketSettings, metrics: Metrics, options: BucketOptions, *,
+    def __init__(self, settings: BucketSettings, s: Settings, metrics: Metrics, *,
                  holder: Holder | None = None, uploads_pending: Callable[[], int] = lambda: 0,
                  refused: Callable[[str], bool] = lambda reason: True) -> None:
         self.settings = settings
         self.pathway = settings.pathway
         self.metrics = BucketMetrics(metrics, settings.pathway)
-        timeout = options.timeout
-        self.store = StoreThread(S3Store(BucketAccess.of(settings), max_connections=options.concurrency,
+        timeout, concurrency = s.upload_timeout, s.upload_concurrency
+        self.store = StoreThread(S3Store(BucketAccess.of(settings), max_connections=concurrency,
                                          read_timeout=timeout))
-        self.uploader = Uploader(self.store, self.metrics, concurrency=options.concurrency, attempt_timeout=timeout,
+        self.uploader = Uploader(self.store, self.metrics, concurrency=concurrency, attempt_timeout=timeout,
                                  holder=holder, pathway=settings.pathway)
         self._timeout = timeout
         self._pending = uploads_pending
         self._refused = refused
-        self.cleaner = Cleaner(self.store, self.metrics, margin=options.cleanup_margin) if options.cleans else None
+        cleans = s.delete_old_segments and not s.keep_recordings  # kept streams are never cleaned up
+        self.cleaner = Cleaner(self.store, self.metrics, margin=s.cleanup_margin) if cleans else None
 
     @property
     def name(self) -> str:
@@ -80,11 +66,6 @@ class Bucket:
         """Its last upload attempt's (ok, None before the first; why it failed)."""
         return self.uploader.storage_ok, self.uploader.last_error
 
-    def refusal_line(self, err: StoreError) -> str:
-        """The one line a refusal of its settings at start-up gives (the service does not start)."""
-        setting = self.settings.setting(err.setting or "")
-        return f"{self.name} refused us ({err.reason}): check {setting}"
-
     async def start(self, stack: contextlib.AsyncExitStack) -> str | None:
         """Its client, its check at start and its cleaner, each stop entered on `stack`. A line naming the
         setting when it refuses our settings (the service does not start); merely unreachable, it starts."""
@@ -92,7 +73,7 @@ class Bucket:
         stack.push_async_callback(self.store.close)
         err = await within(self.store.probe(), self._timeout)
         if err is not None and err.setting is not None:
-            return self.refusal_line(err)
+            return f"{self.name} refused us ({err.reason}): check {self.settings.setting(err.setting)}"
         self.uploader.record(err is None, None if err is None else err.reason)  # its outage log tells, once
         if self.cleaner is not None:
             await self.cleaner.start()

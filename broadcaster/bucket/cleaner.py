@@ -22,7 +22,7 @@ from ..playlist.segments import Removed
 from ..source.tasks import cancelled
 from ..state import validate
 from ..state.disk import RawJSON
-from ..tails import Tail
+from ..tails import COMPACT_AT, Tail  # notes dropped before the lists are copied, as a Log's
 from .store import StoreError
 
 log = logging.getLogger(__name__)
@@ -31,7 +31,6 @@ BATCH = 1000  # DeleteObjects' limit
 # Keys waiting in a saved state: a day-long bucket outage at 1 s segments and 4 variants is ~350,000.
 MAX_RESTORED = 2_000_000
 _ALIVE = 1 << 62  # a note's stamp until it dies: later than any snapshot's
-_COMPACT_AT = 64  # notes dropped before the lists are copied (as tails.Log)
 
 
 class DeletingStore(Protocol):
@@ -255,7 +254,7 @@ class DueNotes:
                 self._died.append(_ALIVE)
             self._first = end
         dropped = self._first - self._offset
-        if dropped >= _COMPACT_AT and dropped * 2 > len(self._texts):
+        if dropped >= COMPACT_AT and dropped * 2 > len(self._texts):
             # New lists: a Tail taken before keeps the old ones, as they were.
             self._texts, self._died = self._texts[dropped:], self._died[dropped:]
             self._offset = self._first

@@ -13,8 +13,9 @@ from urllib.parse import quote, urlsplit
 
 import aiohttp
 
+from .public_check import ORIGIN  # a made-up viewer page's origin
+
 WORKER_MARK = "X-Hls-Broadcaster-Edge"  # deploy/cloudflare-worker/worker.js's header on every answer
-ORIGIN = "https://viewer.example"  # a made-up viewer page's origin, as preflight.py's
 RULES = "run `hls-broadcaster edge-rules` and follow docs/private-streams-edge.md"
 
 Line = Callable[[str, str], None]  # (ok | warn | FAIL | skip, text)

@@ -9,24 +9,22 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from .. import edge_token
 from ..access.tokens import edge_key
-from ..settings import SETTINGS, Settings, SettingsError, load_settings
+from ..settings import Settings, SettingsError, load_settings
 from .edge_urls import edge_prefix
 
 
 def add_parser(sub: Any) -> None:
-    rules = sub.add_parser(
+    sub.add_parser(
         "edge-rules", help="print the Cloudflare rules (or the Worker's values) that guard a private stream's "
                            "segments, and the edge key they check tokens with",
         description="The edge key, the WAF custom rule and Cache Rule (Pro plan and above) and the Worker's "
                     "values (Free plan) for PRIVATE=true, from the settings. The key is a secret: paste it "
                     "into Cloudflare only (docs/private-streams-edge.md).")
-    rules.add_argument("--env-file", type=Path, default=argparse.SUPPRESS, help="settings file (default: ./.env)")
 
 
 def ttl(s: Settings) -> int:
@@ -71,9 +69,8 @@ def rules(s: Settings) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    flags = {setting.name: getattr(args, setting.name, None) for setting in SETTINGS}
-    try:
-        lines = rules(load_settings(flags, env_file=getattr(args, "env_file", Path(".env")), make_state_dir=False))
+    try:  # from the environment and the env file: the command takes no setting's flag
+        lines = rules(load_settings(env_file=args.env_file, make_state_dir=False))
     except SettingsError as err:
         for problem in err.problems:
             print(f"hls-broadcaster edge-rules: error: {problem}", file=sys.stderr)

@@ -42,11 +42,9 @@ def probe_object(key_prefix: str, word: str) -> tuple[str, bytes]:
 
 async def check(bucket: BucketSettings, key_prefix: str, timeout: float, line: Line) -> None:
     """`hls-broadcaster check`'s lines for one bucket other than the first."""
-    store = S3Store(BucketAccess.of(bucket), max_connections=2, read_timeout=timeout)
     key, body = probe_object(key_prefix, "check")
     where = f"the {bucket.pathway} pathway's bucket {bucket.bucket!r} at {bucket.endpoint_url}"
-    try:
-        await store.start()
+    async with S3Store(BucketAccess.of(bucket), max_connections=2, read_timeout=timeout) as store:
         if not await _step(bucket, timeout, line, f"{where}: put probe object {key}", store.put(
                 key, body, content_type=PROBE_CONTENT_TYPE, cache_control=PROBE_CACHE_CONTROL)):
             line("skip", f"{where}: public GET and delete: nothing was stored")
@@ -55,8 +53,6 @@ async def check(bucket: BucketSettings, key_prefix: str, timeout: float, line: L
             await _public(bucket, timeout, key, body, line)
         finally:
             await _step(bucket, timeout, line, f"{where}: delete probe object {key}", store.delete(key))
-    finally:
-        await store.close()
 
 
 async def _step(bucket: BucketSettings, timeout: float, line: Line, what: str,

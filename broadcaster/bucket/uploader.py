@@ -282,7 +282,7 @@ class Uploader:
                         self.uploads_failed += 1
                         waited = True
                         bounded_reason = bounded(reason, UPLOAD_FAILURE_REASONS)
-                        self._metrics.upload_failures.labels(reason=bounded_reason).inc()
+                        self._metrics.upload_failures(reason=bounded_reason).inc()
                         log.debug("upload of %s failed (attempt %d): %s", key, attempt + 1, reason)
                         self.record(False, reason)
                         if on_failed is not None:
@@ -299,8 +299,8 @@ class Uploader:
                         if variant is not None:
                             self.last_landed = (key, self._clock())
                             self._metrics.upload_duration.observe(took)
-                            self._metrics.segments_uploaded.labels(variant=variant).inc()
-                            self._metrics.bytes_uploaded.labels(variant=variant).inc(len(body))
+                            self._metrics.segments_uploaded(variant=variant).inc()
+                            self._metrics.bytes_uploaded(variant=variant).inc(len(body))
                             self.uploads_done += 1
                         self.record(True)
                         if kept is not None:

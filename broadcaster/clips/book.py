@@ -24,6 +24,7 @@ from ..bucket.cleaner import DeletingStore
 from ..bucket.recorder import VOD_CACHE_CONTROL, PlaylistUploader  # a clip, as a recording, never changes
 from ..bucket.store import StoreError
 from ..playlist import hls
+from ..playlist.hls import format_program_date_time as _iso  # times as the playlists write them
 from ..playlist.master import render_master
 from ..playlist.segments import ListedSegment
 from ..playlist.vod import render_vod
@@ -120,10 +121,6 @@ class Clip:
                          for k in validate.array(validate.field(d, "keys", "a clip"), "keys", _MAX_KEYS)),
                    tuple(validate.text(k, "a clip's playlist key")
                          for k in validate.array(validate.field(d, "playlists", "a clip"), "playlists", 1000)))
-
-
-def _iso(epoch: float) -> str:
-    return hls.format_program_date_time(epoch)
 
 
 def parse_time(text: str) -> float:

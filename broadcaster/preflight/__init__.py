@@ -33,8 +33,6 @@ from ..settings import Settings
 
 T = TypeVar("T")
 
-_LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
-
 # Error codes (S3's, or botocore/aiohttp exception names) -> (setting to fix, what to do).
 _HINTS: dict[str, tuple[str, str]] = {
     "SignatureDoesNotMatch": ("AWS_SECRET_ACCESS_KEY", "the secret does not belong to this access key id"),
@@ -88,27 +86,20 @@ async def run_checks(settings: Settings, *, print_line: PrintLine, warnings: lis
         check_state_dir(settings, report, env_file)
     check_listeners(settings, report)
     if bucket_named:
-        await _check_first_bucket(settings, report, r2_dev)
+        async with S3Store(BucketAccess.of(settings.first_bucket), max_connections=2,
+                           read_timeout=settings.upload_timeout) as store:
+            await _check_bucket(settings, store, report, r2_dev)
     else:
         report.skip("the bucket: S3_ENDPOINT_URL names a path, which the S3 API would take for the bucket's "
                     "(fix it first; R2_PUBLIC_URL is judged then)")
     for bucket in settings.extra_buckets:
-        await public_check.check(bucket, settings.r2_key_prefix, settings.upload_timeout, report.said)
+        await public_check.check(bucket, settings.r2_key_prefix, settings.upload_timeout, report.line)
     _check_cdn_terms(settings, report)
     if report.failures:
         report.note(f"{report.failures} check(s) failed: fix what is named above and run it again.")
     else:
         report.note("all checks passed: the service can store segments and viewers can fetch them.")
     return report.failures == 0
-
-
-async def _check_first_bucket(settings: Settings, report: Report, r2_dev: str | None) -> None:
-    store = S3Store(BucketAccess.of(settings.first_bucket), max_connections=2, read_timeout=settings.upload_timeout)
-    try:
-        await store.start()
-        await _check_bucket(settings, store, report, r2_dev)
-    finally:
-        await store.close()
 
 
 def _check_cdn_terms(settings: Settings, report: Report) -> None:
@@ -177,13 +168,13 @@ def _check_public_settings(s: Settings, public_host: str, report: Report) -> Non
             "R2_PUBLIC_URL is an r2.dev address: rate-limited (429s) and never cached, not for production; "
             "connect a custom domain to the bucket and use it (deploy/r2-setup.md, step 2)"
         )
-    if s.first_bucket.public_url.startswith("http://") and public_host not in _LOCAL_HOSTS:
+    if s.first_bucket.public_url.startswith("http://") and not _loopback(public_host):
         report.warn("R2_PUBLIC_URL is http://: browsers block its segments on an https:// viewer page")
 
 
 def _check_presigned_settings(s: Settings, endpoint_host: str, report: Report) -> None:
     # Viewers fetch presigned segments from the S3 API host itself.
-    if s.first_bucket.endpoint_url.startswith("http://") and endpoint_host not in _LOCAL_HOSTS:
+    if s.first_bucket.endpoint_url.startswith("http://") and not _loopback(endpoint_host):
         report.warn("S3_ENDPOINT_URL is http://: browsers block presigned segments on an https:// viewer page")
     if s.first_bucket.public_url:
         report.warn("R2_PUBLIC_URL is set but not used: with SEGMENT_URLS=presigned viewers fetch segments "
@@ -219,7 +210,7 @@ async def _check_bucket(s: Settings, store: S3Store, report: Report, r2_dev: str
             await check_presigned(s, key, body, report)
         elif s.private:  # a stranger refused, a playlist's URI answered (bucket/edge_check.py)
             probe = edge_check.Probe(segment_urls(s).segment(key), key, body, r2_dev, s.upload_timeout)
-            await edge_check.check(probe, report.said)
+            await edge_check.check(probe, report.line)
         else:
             await check_public(s, key, body, report)
     finally:
@@ -237,17 +228,17 @@ async def _store_step(
         async with asyncio.timeout(s.upload_timeout):
             result = await call()
     except StoreError as err:
-        reason, setting = err.reason, err.setting
+        reason = err.reason  # a setting's mistake has its hint (_HINTS)
     except ClientError as err:  # raw client calls (head_object) raise botocore's own errors
-        reason, setting = _client_error_code(err), None
+        reason = _client_error_code(err)
     except (BotoCoreError, OSError, aiohttp.ClientError) as err:
-        reason, setting = type(err).__name__, None
+        reason = type(err).__name__
     except TimeoutError:
-        reason, setting = "Timeout", None
+        reason = "Timeout"
     else:
         report.ok(what)
         return True, result
-    report.fail(f"{what} -> {reason}: {_hint(reason, setting)}" + (f"; {also}" if also else ""))
+    report.fail(f"{what} -> {reason}: {_hint(reason)}" + (f"; {also}" if also else ""))
     return False, None
 
 
@@ -258,14 +249,12 @@ def _client_error_code(err: ClientError) -> str:
     return {"403": "AccessDenied", "404": "NoSuchKey"}.get(code or status, code or status or "error")
 
 
-def _hint(reason: str, setting: str | None) -> str:
+def _hint(reason: str) -> str:
     if reason in _HINTS:
         name, advice = _HINTS[reason]
         return f"check {name} ({advice})"
     if reason == "NoSuchKey":
         return "the object just stored is not there: is S3_ENDPOINT_URL the bucket's real endpoint?"
-    if setting is not None:
-        return f"check {setting}"
     return "check S3_ENDPOINT_URL and the network (see the error name above)"
 
 

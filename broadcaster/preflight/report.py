@@ -16,6 +16,9 @@ class Report:
     failures: int = 0
 
     def line(self, status: str, text: str) -> None:
+        """A check's line, `status` ok, warn, FAIL (counted) or skip: also what bucket/public_check.py's
+        and edge_check.py's checks say theirs with."""
+        self.failures += status == "FAIL"
         self.note(f"{status:<4} {text}")
 
     def note(self, text: str) -> None:
@@ -33,9 +36,4 @@ class Report:
         self.line("skip", text)
 
     def fail(self, text: str) -> None:
-        self.failures += 1
         self.line("FAIL", text)
-
-    def said(self, status: str, text: str) -> None:
-        """A line from a check that names its status (bucket/public_check.py's and edge_check.py's)."""
-        {"ok": self.ok, "warn": self.warn, "FAIL": self.fail, "skip": self.skip}[status](text)

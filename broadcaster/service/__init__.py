@@ -14,7 +14,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from ..bucket.bucket import Bucket, BucketOptions
+from ..bucket.bucket import Bucket
 from ..bucket.mirror import PlaylistMirror
 from ..bucket.recorder import Recorder
 from ..clips.book import CLIPS_FILE, ClipBook, ClipPlaces
@@ -124,7 +124,7 @@ class Service:
         # while the bucket takes each at once and the VM only redirects (vm/held.py).
         self.held = (Held(s.hls_dir, s.state_dir, max_bytes=s.vm_copies_mb * 1024 * 1024, keep_for=s.segment_url_life,
                           buckets=[b.pathway for b in s.buckets], writers=leases.writers) if s.steering else None)
-        self.buckets = {b.pathway: Bucket(b, self.metrics, BucketOptions.of(s), holder=self.held,
+        self.buckets = {b.pathway: Bucket(b, s, self.metrics, holder=self.held,
                                           uploads_pending=lambda: self.publisher.queue_depth,
                                           refused=lambda reason: refusal(False, reason) is not None)
                         for b in s.buckets}

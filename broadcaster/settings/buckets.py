@@ -20,18 +20,15 @@ class BucketSettings:
 
     pathway: str
     endpoint_url: str = setting("the bucket's S3 API endpoint, e.g. https://<ACCOUNT_ID>.r2.cloudflarestorage.com",
-                                kinds.url, name="S3_ENDPOINT_URL",
-                                doc="`https://<ACCOUNT_ID>.r2.cloudflarestorage.com`")
-    region: str = setting("the bucket's S3 region; R2 takes 'auto'", kinds.nonempty, "auto", name="S3_REGION",
-                          doc="R2 takes `auto` (AWS wants the bucket's own, e.g. `eu-central-1`)")
+                                kinds.url, name="S3_ENDPOINT_URL")
+    region: str = setting("the bucket's S3 region; R2 takes 'auto' (AWS the bucket's own, e.g. eu-central-1)",
+                          kinds.nonempty, "auto", name="S3_REGION")
     access_key_id: str = setting("the access key id of the bucket's API token", kinds.nonempty,
                                  name="AWS_ACCESS_KEY_ID")
     secret_access_key: str = setting(
         "the secret of the bucket's API token (prefer the environment or .env to a flag)", kinds.nonempty,
-        secret=True, name="AWS_SECRET_ACCESS_KEY",
-        doc="the API token's secret (keep it in the environment or `.env`, not on the command line)")
-    bucket: str = setting("the bucket the segments go to", kinds.bucket_name, name="AWS_BUCKET_NAME",
-                          doc="the bucket")
+        secret=True, name="AWS_SECRET_ACCESS_KEY")
+    bucket: str = setting("the bucket the segments go to", kinds.bucket_name, name="AWS_BUCKET_NAME")
     # Empty only for the first bucket with SEGMENT_URLS=presigned (load.py's checks say so for the others).
     public_url: str = setting(
         "the public base URL viewers fetch the bucket's segments from (custom domain or r2.dev)",

@@ -21,7 +21,7 @@ from .record import SETTINGS, Settings
 from .rows import Setting, rows
 from .values import SettingsError
 
-_SETTING_NAMES = frozenset(s.name for s in SETTINGS)
+_BY_NAME = {s.name: s for s in SETTINGS}
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # A key that names another bucket's setting: <ID>_ and the end of a bucket setting's name.
 _BUCKET_KEY = re.compile(r"([A-Z][A-Z0-9]{0,15})_(" + "|".join(r.name.removeprefix("X_") for r in bucket_rows("x"))
@@ -63,8 +63,7 @@ class _Sources:
 def raw_setting(name: str, environ: Mapping[str, str] | None = None, env_file: Path | None = None) -> str | None:
     """One setting's raw value, found as load_settings finds it, for a command that needs it alone
     (`clip` looks for the service's STATE_DIR): not parsed, nothing created, the others not required."""
-    setting = next(s for s in SETTINGS if s.name == name)
-    return _Sources({}, os.environ if environ is None else environ, env_file).lookup(setting)[0]
+    return _Sources({}, os.environ if environ is None else environ, env_file).lookup(_BY_NAME[name])[0]
 
 
 def load_settings(
@@ -99,7 +98,7 @@ def load_settings(
 def _bucket_of(key: str) -> str | None:
     """The pathway whose bucket a key that is no setting names (B2_BUCKET_NAME: b2), or None. The first
     bucket's names (AWS_BUCKET_NAME, R2_PUBLIC_URL...) are settings."""
-    if key in _SETTING_NAMES or (bucket := _BUCKET_KEY.fullmatch(key)) is None:
+    if key in _BY_NAME or (bucket := _BUCKET_KEY.fullmatch(key)) is None:
         return None
     return bucket[1].lower()
 
@@ -131,8 +130,8 @@ def lookalike_keys(environ: Mapping[str, str] | None = None, env_file: Path | No
     keeps its default or is missing. Any unknown key in the env file is named; in the environment, only
     those close to a setting's name, or a bucket's set."""
     sources = _Sources({}, os.environ if environ is None else environ, env_file)
-    names = [s.name for s in SETTINGS]
-    raw_pathways = sources.lookup(next(s for s in SETTINGS if s.name == "PATHWAYS"))[0]
+    names = list(_BY_NAME)
+    raw_pathways = sources.lookup(_BY_NAME["PATHWAYS"])[0]
     try:
         pathways = kinds.pathways(raw_pathways or FIRST)
     except ValueError:

@@ -43,20 +43,17 @@ class Settings(Derived):
     # The first bucket's settings (S3_ENDPOINT_URL ... R2_PUBLIC_URL) go here in the table: every
     # bucket's, the first included, are one record (buckets.py).
     buckets: tuple[BucketSettings, ...] = first_bucket_here()
-    r2_key_prefix: str = setting("folder in the bucket; keys are PREFIX/<variant>/<file>", kinds.key_prefix, "live",
-        doc="folder in the bucket")
-    host: str = setting("address to listen on; the tunnel connects locally", kinds.host, "127.0.0.1",
-        doc="listen address; the tunnel connects locally")
-    port: int = setting("port to listen on (0 picks a free one)", kinds.whole(0, 65535), "3000",
-        doc="listen port (`0` picks a free one and logs it)")
+    r2_key_prefix: str = setting("folder in the bucket; keys are PREFIX/<variant>/<file>", kinds.key_prefix,
+        "live")
+    host: str = setting("address to listen on; the tunnel connects locally", kinds.host, "127.0.0.1")
+    port: int = setting("port to listen on (0 picks a free one and logs it)", kinds.whole(0, 65535), "3000")
     state_dir: Path = setting("folder for what the service remembers across restarts", kinds.state_dir, "state",
         doc="where the service keeps what it must remember across restarts: numbering, windows, pending "
             "deletes (`state.json`, written whole and atomically at compaction, and `state.journal`, a "
             "line appended per save), `served` (how far versions went while saves failed), and `lock`, "
             "held while it runs: one service per `STATE_DIR`")
     window_seconds: float = setting("length of the live playlist window (at least 3 target durations)",
-        kinds.positive, "30",
-        doc="live window length; never less than 3 target durations")
+        kinds.positive, "30")
     rewind_seconds: int = setting("how far behind the live edge viewers can seek: the live playlists list this "
         "much of the stream, players still start at the edge (0 = off; docs/rewind-and-clips.md says what it costs)",
         kinds.whole(0, MAX_REWIND_SECONDS), str(DEFAULT_REWIND_SECONDS),
@@ -64,16 +61,14 @@ class Settings(Derived):
             "stream (players still start at the live edge), and clips can be made of it; `0` = off, at "
             "most `14400` (4 h); see [Rewind and clips](../rewind-and-clips.md#rewind-and-clips) for "
             "what it costs")
-    target_duration: int = setting("playlist target duration in s; 0 takes Owncast's", kinds.whole(0, 60), "0",
-        doc="playlist target duration; `0` takes Owncast's")
-    upload_concurrency: int = setting("uploads in flight at once", kinds.whole(1, 256), "8",
-        doc="uploads in flight at once (also the connection pool size)")
+    target_duration: int = setting("playlist target duration in s; 0 takes Owncast's", kinds.whole(0, 60),
+        "0")
+    upload_concurrency: int = setting("uploads in flight at once (also the connection pool size)",
+        kinds.whole(1, 256), "8")
     # A hung PUT holds back its variant's listing: keep this near a couple of segment durations.
     upload_timeout: float = setting("seconds one upload attempt may take before it is retried", kinds.positive, "5")
     blocking_reload: bool = setting("advertise and honour LL-HLS blocking playlist reload (_HLS_msn): players get "
-        "each new segment as soon as it is listed instead of polling", kinds.boolean, "true",
-        doc="advertise and honour LL-HLS blocking playlist reload (`_HLS_msn`), so players get a new "
-            "segment as soon as it is listed instead of polling")
+        "each new segment as soon as it is listed instead of polling", kinds.boolean, "true")
     publish_playlists: bool = setting("also upload every playlist version to the bucket (PREFIX/master.m3u8, "
         "PREFIX/<variant>/playlist.m3u8), so viewers can load playlists from the CDN and not from this VM",
         kinds.boolean, "false",
@@ -93,8 +88,7 @@ class Settings(Derived):
             " 7 days")
     delete_old_segments: bool = setting("delete segments from the bucket once no playlist may list them", kinds.boolean, "true")
     cleanup_margin: float = setting("extra seconds a segment stays after the spec allows deleting it (CDN copies)",
-        kinds.non_negative, "60",
-        doc="seconds a segment stays beyond what the spec requires (copies a CDN still holds)")
+        kinds.non_negative, "60")
     keep_recordings: bool = setting("keep every stream: nothing is deleted and a VOD playlist of it is written "
         "to the bucket when it ends", kinds.boolean, "false",
         doc="keep every stream: nothing is deleted, and a VOD playlist of the whole stream is written "
@@ -104,11 +98,8 @@ class Settings(Derived):
         "deleted", kinds.whole(1, MOST_CLIPS), "100",
         doc="clips kept at most (1 to 10,000); past it `hls-broadcaster clip` is refused with one line "
             "until a clip is deleted; see [Rewind and clips](../rewind-and-clips.md#rewind-and-clips)")
-    # "" (with the playlists), "off", or a listener of its own
     metrics_listen: str | Address = setting("where /metrics is served: empty = with the playlists, 'off', or HOST:PORT of "
-        "its own (keeps it off the public tunnel)", kinds.listen, "",
-        doc="where `/metrics` is served: empty = on `PORT`, `off`, or `HOST:PORT` of its own (keeps it "
-            "off the tunnel)")
+        "its own (keeps it off the public tunnel)", kinds.listen, "")
     header_timeout: float = setting("seconds a new connection may take to send its first complete request head "
         "before it is closed (idle and half-sent connections must not hold file handles)", kinds.positive, "10",
         doc="seconds a new connection may take to send its first request head before it is closed; see "
@@ -191,15 +182,11 @@ class Settings(Derived):
         "it ends every viewer token and invite link at once", kinds.optional(kinds.nonempty), "", secret=True,
         doc="with `PRIVATE=true`: at least 32 characters (e.g. `openssl rand -hex 32`) from which every "
             "key is derived: viewer tokens, edge tokens, invite links. Changing it ends them all at once")
-    # "" = no pass-phrase: invites only
     private_passphrase: str = setting("with PRIVATE=true: the pass-phrase viewers type on the page; empty = "
-        "invite links only", kinds.optional(kinds.nonempty), "", secret=True,
-        doc="with `PRIVATE=true`: the pass-phrase viewers type on the page; empty: invite links only")
+        "invite links only", kinds.optional(kinds.nonempty), "", secret=True)
     # None = STATE_DIR/invites.json
-    private_invites: Path | None = setting("with PRIVATE=true: the invites file hls-broadcaster invite manages; "
-        "empty = STATE_DIR/invites.json", kinds.optional_path, "",
-        doc="with `PRIVATE=true`: the file of named invites `hls-broadcaster invite add|revoke|list` "
-            "manages; empty: `STATE_DIR/invites.json`")
+    private_invites: Path | None = setting("with PRIVATE=true: the file of named invites hls-broadcaster invite "
+        "add|revoke|list manages; empty = STATE_DIR/invites.json", kinds.optional_path, "")
     private_token_life: int = setting("with PRIVATE=true: seconds a viewer token lasts; the page renews it, "
         "re-checking its invite, so a revoked invite stops within one life", kinds.whole(30, 86_400), "600",
         doc="with `PRIVATE=true`: seconds a viewer token lasts (30 to 86400); the page renews it before "
@@ -215,9 +202,7 @@ class Settings(Derived):
         doc="seconds a viewer page stays counted after its last heartbeat (3 to 600); the page beats "
             "every third of it while playing; see [Viewers watching](../viewers.md#viewers-watching)")
     show_viewer_count: bool = setting("show \"N watching\" on the viewer page (the count is in /metrics and /health "
-        "either way)", kinds.boolean, "true",
-        doc="show \"N watching\" on the viewer page; the count is in `/metrics` and `/health` either way")
-    # "" = off
+        "either way)", kinds.boolean, "true")
     owncast_url: str = setting("Owncast's public URL as viewers' browsers reach it (e.g. https://stream.example.com): "
         "the viewer page pings its /api/ping while playing, so Owncast's own viewer count includes this "
         "page's viewers; empty = off", kinds.optional(kinds.url), "",
@@ -226,13 +211,11 @@ class Settings(Derived):
             "page's viewers, and reports each viewer's playback from the viewer's browser to its CMCD "
             "collector (`/api/metrics/cmcd`; `/api/metrics/playback` for an Owncast before 0.2), so "
             "its Stream Health includes them too")
-    # "" = Owncast's name with OWNCAST_URL, else the page's own
     stream_title: str = setting("the viewer page's title and heading; empty = Owncast's server name (from its "
         "/api/config) when OWNCAST_URL is set, else 'Live stream'", kinds.page_text(MAX_TITLE), "",
         doc="the viewer page's title and heading (one line, at most 200 characters); empty: the name "
             "Owncast gives its server (its `/api/config`) when `OWNCAST_URL` is set, else \"Live stream\"; "
             "see [The page's words](../viewers.md#the-pages-words)")
-    # "" = Owncast's summary with OWNCAST_URL, else none
     stream_description: str = setting("a line under the viewer page's heading; empty = Owncast's summary (from its "
         "/api/config) when OWNCAST_URL is set, else none", kinds.page_text(MAX_DESCRIPTION), "",
         doc="a line under the viewer page's heading (at most 1000 characters); empty: Owncast's server "
@@ -265,7 +248,6 @@ class Settings(Derived):
             "settings; another ID takes settings named after it, `B2_S3_ENDPOINT_URL`...). Cloudflare's "
             "terms do not cover the VM's segments through the tunnel: read [Steering](../steering.md) "
             "before you add `vm`")
-    # "" = the host each viewer asked for
     vm_pathway_url: str = setting("with 'vm' in PATHWAYS: the base URL the VM's pathway is reached at, on a "
         "hostname Cloudflare does not proxy (e.g. https://vm.example.com); empty: the host each viewer "
         "asked for, through the tunnel", kinds.optional(kinds.url), "",
@@ -286,8 +268,8 @@ class Settings(Derived):
             "`STATE_DIR/segments` until every bucket has them, so Owncast's cleanup cannot lose them; "
             "oldest dropped first past it. Nothing is written while the buckets take each upload at once. "
             "1024 MB holds about 28 minutes of a 5 Mbit/s stream (all variants together)")
-    log_level: str = setting("debug, info, warning or error", kinds.choice("debug", "info", "warning", "error"), "info",
-        doc="`debug`, `info`, `warning` or `error`")
+    log_level: str = setting("debug, info, warning or error",
+                             kinds.choice("debug", "info", "warning", "error"), "info")
 
     def __repr__(self) -> str:  # never print a secret, even in a traceback
         shown = {s.attr: ("***" if s.secret else getattr(self, s.attr)) for s in rows(Settings)}

@@ -13,7 +13,6 @@ from urllib.parse import urlsplit
 
 from .. import fixes
 from .. import state_dir as judged
-from ..files import closed_folder, user_name
 from ..numbers import whole_number
 
 
@@ -60,8 +59,9 @@ def quoted(value: str) -> str:
     return f"{text[:SHOWN_CHARS]!r}... ({len(value)} characters)"
 
 
-_HOSTNAME = re.compile(r"(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-                       r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?")
+# A DNS label: at most 63 letters, digits or '-', not at either end.
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOSTNAME = re.compile(rf"(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*\.?")
 
 
 def host(value: str) -> str:
@@ -104,14 +104,18 @@ def whole(low: int, high: int) -> Callable[[str], int]:
     return parse
 
 
-def positive(value: str) -> float:
+def _number(value: str, fits: Callable[[float], bool], expected: str) -> float:
     try:
         n = float(value)
     except ValueError:
         raise ValueError("expected a number") from None
-    if not n > 0 or n != n or n == float("inf"):
-        raise ValueError("expected a number above 0")
+    if not fits(n):  # NaN fits nothing
+        raise ValueError(expected)
     return n
+
+
+def positive(value: str) -> float:
+    return _number(value, lambda n: 0 < n < float("inf"), "expected a number above 0")
 
 
 def nonempty(value: str) -> str:
@@ -142,11 +146,7 @@ def existing_dir(value: str) -> Path:
             raise ValueError("not a folder")
         return path.resolve()
     except PermissionError:
-        closed = closed_folder(path)
-        if closed is None:
-            raise ValueError(f"cannot reach it as user {user_name()} (permission denied)") from None
-        raise ValueError(f"user {user_name()} cannot enter {closed} (permission denied); "
-                         f"{fixes.enter(closed)}") from None
+        raise ValueError(fixes.denied(path)) from None
     except OSError as err:
         raise ValueError(f"cannot reach it ({err.strerror or err})") from None
 
@@ -188,13 +188,7 @@ def boolean(value: str) -> bool:
 
 
 def non_negative(value: str) -> float:
-    try:
-        n = float(value)
-    except ValueError:
-        raise ValueError("expected a number") from None
-    if not 0 <= n < float("inf"):
-        raise ValueError("expected a number of seconds, 0 or more")
-    return n
+    return _number(value, lambda n: 0 <= n < float("inf"), "expected a number of seconds, 0 or more")
 
 
 MAX_P2P_TRACKERS = 8  # each viewer holds a WebSocket to every tracker listed
@@ -216,7 +210,6 @@ def trackers(value: str) -> tuple[str, ...]:
 
 MAX_STUN_SERVERS = 4
 # RFC 7064: stun:host[:port] or stuns:host[:port] (the scheme in any case); an IPv6 host in brackets.
-_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
 _STUN_URL = re.compile(rf"(?i:stuns?):(\[[0-9A-Fa-f:.]+\]|{_LABEL}(?:\.{_LABEL})*)(:[0-9]{{1,5}})?")
 
 
@@ -264,7 +257,6 @@ def listen(value: str) -> str | Address:
 
 # A CSP frame-ancestors source: a scheme and host (a leading *. for any subdomain of a registered name:
 # two labels at least, so not *.com), an optional port (1-65535).
-_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _FRAME_SOURCE = re.compile(
     rf"https?://(?P<wild>\*\.)?(?P<host>{_LABEL}(?:\.{_LABEL})*)(?::(?P<port>[0-9]{{1,5}}))?")
 MAX_FRAME_ANCESTORS = 16

@@ -32,6 +32,7 @@ from pathlib import Path
 
 from ..files import MAX_FILE_BYTES, Refused, Stamp, look_beneath
 from . import inotify, leases, spans
+from .spans import TS_PACKET as TS_PACKET  # bench/soak.py reads it here
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,6 @@ EVENT_WAIT = 1.0
 # before ffmpeg sends the playlist, so only a handler not yet scheduled is that late; after this long,
 # it was deleted (a wipe, Owncast's cleanup after an outage) and will not come.
 MISSING_WAIT = 2.0
-TS_PACKET = 188
 # Files remembered (their last event): every segment of every variant for well over Owncast's cleanup,
 # which keeps SegmentCount + 10 per variant; the oldest are forgotten first (then judged as unknown).
 REMEMBERED = 4096

@@ -38,14 +38,10 @@ def _slot(lease: str, high: int, counter: int) -> bytes:
 
 def _parse(raw: bytes) -> tuple[str, int, int] | None:
     """(lease, high, counter) of a slot, or None when it is empty or torn."""
-    text = raw.rstrip(b"\0").decode("ascii", errors="replace")
-    m = _LINE.fullmatch(text)
-    if m is None:
+    m = _LINE.fullmatch(raw.rstrip(b"\0").decode("ascii", errors="replace"))
+    if m is None or _slot(m[1], int(m[2]), int(m[3])) != raw:  # its checksum, as _slot writes it
         return None
-    body = f"{_MAGIC} {m.group(1)} {m.group(2)} {m.group(3)}"
-    if f"{zlib.crc32(body.encode()):08x}" != m.group(4):
-        return None
-    return m.group(1), int(m.group(2)), int(m.group(3))
+    return m[1], int(m[2]), int(m[3])
 
 
 class ServedRecord:
