@@ -16,9 +16,10 @@ owncast#5031 and the per-viewer page of owncast#5094):
 - registerCMCDKeys (same file): each report is registered under cmcdClientID (its `sid` when a non-empty
   string, else the viewer's id) with the viewer's id, GenerateClientIDFromRequest (md5 of the address,
   X-Forwarded-For's first entry when present, and the User-Agent: tests/support/owncast_viewers.py);
-  `sta` (a string) its state; `mtp` > 0 its bandwidth (kbit/s); `ltc` > 0 its latency (ms -> s); `ttlb` > 0
-  its download time (ms -> s); `br` > 0 its bitrate (kbit/s), a change of which is a variant switch; one
-  error for `bs` true and one for `e` == "e", added to its count (every report registers a count, 0 too).
+  `sta` (a string) its state; `mtp` > 0 its bandwidth (kbit/s); `ltc` > 0 its latency (ms -> s); `br` > 0
+  its bitrate (kbit/s), a change of which is a variant switch; one error for `bs` true and one for `e` ==
+  "e", added to its count (every report registers a count, 0 too). (`ttlb`, its download time, is not
+  kept: no test reads it.)
 - metrics/playback.go's RegisterPlaybackReport and playbackClients.go's ClientPlaybackState: the state of
   each playback client (client id) with its viewer; a client silent for 60 s is gone (a new session starts
   afresh). `viewers()` groups the clients by viewer (address + User-Agent), as the admin's per-viewer view.
@@ -55,7 +56,6 @@ class PlaybackClient:
     user_agent: str
     bandwidth_kbps: float = 0.0
     latency_seconds: float = 0.0
-    download_seconds: float = 0.0
     bitrate_kbps: float = 0.0
     error_count: float = 0.0
     quality_variant_changes: float = 0.0
@@ -167,10 +167,7 @@ class CmcdCollector:
         self.clients: dict[str, PlaybackClient] = {}
         self.refused: list[str] = []  # the 400s' messages
 
-    def add_routes(self, app: web.Application) -> None:
-        app.router.add_route("*", "/api/metrics/cmcd", self._collect)
-
-    async def _collect(self, request: web.Request) -> web.Response:
+    async def collect(self, request: web.Request) -> web.Response:
         if request.method == "OPTIONS":
             return web.Response(status=204, headers=PREFLIGHT)
         body = await request.content.read(MAX_BODY + 1)
@@ -210,8 +207,6 @@ class CmcdCollector:
             client.bandwidth_kbps = mtp
         if (ltc := _number(keys, "ltc")) > 0:
             client.latency_seconds = ltc / 1000
-        if (ttlb := _number(keys, "ttlb")) > 0:
-            client.download_seconds = ttlb / 1000
         if (br := _number(keys, "br")) > 0:
             if client.bitrate_kbps and client.bitrate_kbps != br:
                 client.quality_variant_changes += 1

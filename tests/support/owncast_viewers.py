@@ -55,12 +55,11 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Self
 
 from aiohttp import web
 
-from tests.support.local_http import serve_local
+from tests.support.local_http import Served
 
 if TYPE_CHECKING:
     from tests.support.owncast_cmcd import CmcdCollector
@@ -126,11 +125,11 @@ def decode_playback(body: str) -> dict[str, float]:
         value, _ = json.JSONDecoder(parse_constant=_not_json).raw_decode(body.lstrip(" \t\r\n"))
     except json.JSONDecodeError as err:
         raise PlaybackDecodeError(f"invalid character: {err.msg}") from None
+    out = dict.fromkeys(PLAYBACK_FIELDS.values(), 0.0)
     if value is None:
-        return dict.fromkeys(PLAYBACK_FIELDS.values(), 0.0)
+        return out
     if not isinstance(value, dict):
         raise PlaybackDecodeError("json: cannot unmarshal into Go value of type reportPlaybackMetricsRequest")
-    out = dict.fromkeys(PLAYBACK_FIELDS.values(), 0.0)
     for key, given in value.items():
         name = PLAYBACK_FIELDS.get(key.lower())
         if name is None or given is None:
@@ -147,13 +146,11 @@ def _not_json(name: str) -> float:
 
 @dataclass
 class PlaybackWindow:
-    """Owncast's windowed maps (services/metrics/metrics.go), client id -> the latest value."""
+    """Owncast's windowed maps (services/metrics/metrics.go), client id -> the latest value: those the
+    health overview reads (latency, download duration and variant changes are only stored there)."""
 
     errors: dict[str, float] = field(default_factory=dict)
-    quality_variant_changes: dict[str, float] = field(default_factory=dict)
     bandwidths: dict[str, float] = field(default_factory=dict)
-    latencies: dict[str, float] = field(default_factory=dict)
-    download_durations: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -166,13 +163,19 @@ class StreamHealth:
     representation: int
 
 
-class OwncastViewers:
+class OwncastViewers(Served):
     """Owncast's /api/ping, /api/status and /api/metrics/playback on 127.0.0.1; `viewers` is its active
     set, `playback` its playback window."""
 
     def __init__(self, *, purge_timeout: float = 15.0, prune_every: float = 5.0,
                  stream_connected: bool = True, collector: CmcdCollector | None = None) -> None:
-        self.collector = collector
+        super().__init__()
+        r = self.app.router
+        r.add_get("/api/ping", self._ping)
+        r.add_get("/api/status", self._status)
+        r.add_get("/api/config", self._config)
+        r.add_route("*", "/api/metrics/playback", self._playback)
+        r.add_route("*", "/api/metrics/cmcd", collector.collect if collector is not None else self._no_collector)
         self.cmcd_misses = 0
         self.purge_timeout = purge_timeout
         self.prune_every = prune_every
@@ -182,9 +185,7 @@ class OwncastViewers:
         self.viewers: dict[str, Viewer] = {}
         self.playback = PlaybackWindow()
         self.playback_reports: list[tuple[str, dict[str, float]]] = []  # (User-Agent, report) as they came
-        self._runner: web.AppRunner | None = None
         self._pruner: asyncio.Task[None] | None = None
-        self.url = ""
 
     @property
     def viewer_count(self) -> int:
@@ -210,15 +211,9 @@ class OwncastViewers:
             return _simple(False, str(err))
         self.playback_reports.append((request.headers.get("User-Agent", ""), report))
         client = client_id(request)
-        window = self.playback
-        window.errors[client] = report["errors"]
+        self.playback.errors[client] = report["errors"]
         if report["bandwidth"] != 0.0:
-            window.bandwidths[client] = report["bandwidth"]
-        if report["latency"] != 0.0:
-            window.latencies[client] = report["latency"]
-        if report["downloadDuration"] != 0.0:
-            window.download_durations[client] = report["downloadDuration"]
-        window.quality_variant_changes[client] = report["qualityVariantChanges"]
+            self.playback.bandwidths[client] = report["bandwidth"]
         return web.Response(status=200)
 
     def stream_health(self) -> StreamHealth | None:
@@ -268,28 +263,17 @@ class OwncastViewers:
             await asyncio.sleep(self.prune_every)
             self.prune()
 
-    async def __aenter__(self) -> OwncastViewers:
-        app = web.Application()
-        app.router.add_get("/api/ping", self._ping)
-        app.router.add_get("/api/status", self._status)
-        app.router.add_get("/api/config", self._config)
-        app.router.add_route("*", "/api/metrics/playback", self._playback)
-        if self.collector is not None:
-            self.collector.add_routes(app)
-        else:
-            app.router.add_route("*", "/api/metrics/cmcd", self._no_collector)
-        self._runner, self.url = await serve_local(app)
+    async def __aenter__(self) -> Self:
+        await super().__aenter__()
         self._pruner = asyncio.create_task(self._prune_loop())
         return self
 
-    async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
-                        tb: TracebackType | None) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         if self._pruner is not None:
             self._pruner.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._pruner
-        if self._runner is not None:
-            await self._runner.cleanup()
+        await super().__aexit__()
 
 
 def _simple(success: bool, message: str) -> web.Response:

@@ -145,31 +145,27 @@ class Peer:
                          "to_peer_id": to["peer_id"], "offer_id": to["offer_id"],
                          "answer": {"type": "answer", "sdp": "v=0\r\nanswer"}})
 
+    async def _until(self, done: Callable[[], bool], timeout: float) -> None:
+        """Until `done()` (checked at each message and at the close), or `timeout` seconds."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                while not done():
+                    self._news.clear()
+                    await self._news.wait()
+
     async def next(self, match: Callable[[dict[str, Any]], bool], timeout: float = MEET_TIMEOUT,
                    start: int = 0) -> dict[str, Any] | None:
         """The first message received that matches (from the `start`th received on), waiting up to
-        `timeout`; None if none came."""
-        seen = start
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout):
-                while True:
-                    for m in self.received[seen:]:
-                        if match(m):
-                            return m
-                    seen = len(self.received)
-                    if self.closed_with is not None:
-                        return None
-                    self._news.clear()
-                    await self._news.wait()
-        return None
+        `timeout` or the close; None if none came."""
+        def found() -> dict[str, Any] | None:
+            return next((m for m in self.received[start:] if match(m)), None)
+
+        await self._until(lambda: found() is not None or self.closed_with is not None, timeout)
+        return found()
 
     async def closed(self, timeout: float = MEET_TIMEOUT) -> tuple[int | None, str] | None:
         """How the tracker closed this connection, once it has (None if it stays open that long)."""
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout):
-                while self.closed_with is None:
-                    self._news.clear()
-                    await self._news.wait()
+        await self._until(lambda: self.closed_with is not None, timeout)
         return self.closed_with
 
     async def close(self) -> None:
@@ -178,24 +174,20 @@ class Peer:
             await asyncio.gather(self._reader, return_exceptions=True)
 
 
+async def connect(http: aiohttp.ClientSession, url: str, ip: str) -> Peer:
+    peer = Peer(await http.ws_connect(url, headers={"CF-Connecting-IP": ip}, max_msg_size=0))
+    peer.start()
+    return peer
+
+
 @contextlib.asynccontextmanager
 async def connected(url: str, ip: str | None = None) -> AsyncIterator[Peer]:
     async with aiohttp.ClientSession() as http:
-        ws = await http.ws_connect(url, headers={"CF-Connecting-IP": ip or client_ip()}, autoping=True,
-                                   max_msg_size=0)
-        peer = Peer(ws)
-        peer.start()
+        peer = await connect(http, url, ip or client_ip())
         try:
             yield peer
         finally:
             await peer.close()
-
-
-async def connect(http: aiohttp.ClientSession, url: str, ip: str) -> Peer:
-    ws = await http.ws_connect(url, headers={"CF-Connecting-IP": ip}, max_msg_size=0)
-    peer = Peer(ws)
-    peer.start()
-    return peer
 
 
 async def serving(tracker: Any) -> None:
