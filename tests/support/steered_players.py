@@ -146,13 +146,14 @@ def _number(name: str) -> int:
     return int(digits) if digits.isdigit() else -1
 
 
-class Players:
+class Players(Served):
     """The pages, served from 127.0.0.1 (the players' pages) or the service (its viewer page)."""
 
     def __init__(self, browser: Any, service_url: str, bucket_url: str, hls_dir: Path, ledger: TimedLedger,
                  addresses: dict[str, str] | None = None) -> None:
         """`addresses`: each page's own address, by name, as its User-Agent names it (counting_proxy.py's
         AGENT_TAG: a proxy in front of the service passes it on in CF-Connecting-IP)."""
+        super().__init__(player_pages(PAGES))
         self.browser = browser
         self.addresses = addresses or {}
         self.service_url = service_url
@@ -161,13 +162,8 @@ class Players:
         self.hls_dir = hls_dir
         self.ledger = ledger
         self.watched: list[Watched] = []
-        self._pages = Served(player_pages(PAGES))
         self._contexts: list[Any] = []
         self._agents = Agents(browser)
-
-    async def __aenter__(self) -> Players:
-        await self._pages.__aenter__()
-        return self
 
     async def __aexit__(self, *exc: object) -> None:
         for context in self._contexts:
@@ -175,7 +171,7 @@ class Players:
                 await asyncio.wait_for(context.close(), 15)
             except Exception:  # noqa: BLE001 (closing what is left: the test's outcome stands)
                 pass
-        await self._pages.__aexit__()
+        await super().__aexit__()
 
     async def open(self, name: str) -> Watched:
         """`viewer` (the service's page) or one of player_pages.py's PAGES, playing the service's master."""
@@ -202,8 +198,7 @@ class Players:
         if name == "viewer":
             await page.goto(f"{self.service_url}/")
         else:
-            src = getattr(self, "service_url_for_src", f"{self.service_url}/live/master.m3u8")
-            await page.goto(f"{self._pages.url}/page/{name}?src={src}")
+            await page.goto(f"{self.url}/page/{name}?src={self.service_url}/live/master.m3u8")
         await watched.set_clock()
         self.watched.append(watched)
         return watched
