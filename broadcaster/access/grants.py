@@ -115,11 +115,9 @@ class Gatekeeper:
             name = self._links.name_of(invite)
             return Refusal(403, "this invite is not valid") if name is None else self._invited(name, now)
         if isinstance(token, str):
-            refusal = self.admit(token)
-            if refusal is not None:
-                return refusal
-            held = self._tokens.read(token)
-            assert held is not None  # admitted
+            held = self._judged(token)
+            if isinstance(held, Refusal):
+                return held
             if held.who == PASSPHRASE:  # the tracker's own (or one from before pass-phrases were marked)
                 return Refusal(403, CHANGED if self._passphrase_who else "this stream takes invite links only")
             return self._mint(held.who, now) if not held.invited else self._invited(held.who, now)

@@ -56,8 +56,6 @@ _HINTS: dict[str, tuple[str, str]] = {
 }
 
 
-# `check` as root, not told the service's user: root enters and reads every folder, so what it finds of
-# Owncast's folder and STATE_DIR says nothing of what the service's user may.
 def as_root_line(command: str) -> str:
     """The failure `check` run as root says: `command`, this very check as the service's user would run it
     (fixes.this_check: the program by its full path, which is not on that user's PATH, and the env file

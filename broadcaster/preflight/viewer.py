@@ -24,6 +24,7 @@ _PUBLIC_HINTS = {
     "with no path after it",
     429: "rate limited: r2.dev URLs are for development; connect a custom domain and use it as R2_PUBLIC_URL",
 }
+_NOT_SERVED = "the public URL should serve the bucket's objects: check R2_PUBLIC_URL"
 
 _PRESIGNED_HINTS = {
     "AccessDenied": "the token may not read objects: give it Object Read & Write on this bucket (AWS_ACCESS_KEY_ID)",
@@ -48,18 +49,11 @@ async def check_public(s: Settings, key: str, body: bytes, report: Report) -> No
             report.fail(f"public GET {url} -> {type(err).__name__}: cannot reach R2_PUBLIC_URL ({err})")
             report.skip("CORS: the public URL does not answer")
             return
-        if status != 200:
-            hint = _PUBLIC_HINTS.get(
-                status, "the public URL should serve the bucket's objects: check R2_PUBLIC_URL"
-            )
-            report.fail(f"public GET {url} -> {status}: {hint}")
-            report.skip("CORS: the public URL does not serve the object")
-            return
-        if got != body:
-            report.fail(
-                f"public GET {url} -> 200 but other bytes ({len(got)} instead of {len(body)}): "
-                "R2_PUBLIC_URL serves something else (another bucket, a login page?)"
-            )
+        if status != 200 or got != body:
+            why = (f"{status}: {_PUBLIC_HINTS.get(status, _NOT_SERVED)}" if status != 200 else
+                   f"200 but other bytes ({len(got)} instead of {len(body)}): R2_PUBLIC_URL serves something "
+                   "else (another bucket, a login page?)")
+            report.fail(f"public GET {url} -> {why}")
             report.skip("CORS: the public URL does not serve the object")
             return
         report.ok(f"public GET {url} -> 200, same bytes")

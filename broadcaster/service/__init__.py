@@ -117,8 +117,7 @@ class Service:
             self._parts.enter_context(held.pop_all())
 
     def _build_buckets(self, s: Settings) -> None:
-        """Every bucket PATHWAYS names, one Bucket each, the first bucket's first; what the service holds
-        of each segment for them (with a second pathway); what only the first bucket does."""
+        """Every bucket PATHWAYS names, one Bucket each, the first bucket's first; what only it does."""
         # With a second pathway the service holds segments for it: what the VM's pathway lists before a bucket
         # has it, what every bucket's upload sends, a copy of what a failed upload must send again; nothing
         # while the bucket takes each at once and the VM only redirects (vm/held.py).

@@ -33,7 +33,6 @@ def problems(hls_dir: Path, *, watch: bool) -> list[str]:
     above = _owncast_data_folder(hls_dir)
     if above is not None:
         return [above]
-    found: list[str] = []
     folders = [hls_dir]
     try:
         with os.scandir(hls_dir) as entries:
@@ -42,10 +41,7 @@ def problems(hls_dir: Path, *, watch: bool) -> list[str]:
         return [f"user {user} cannot list HLS_DIR {hls_dir}; {fixes.read_owncast(hls_dir)}"]
     except OSError:
         return []  # gone (Owncast replacing it): nothing refused
-    for folder in folders:
-        problem = _folder_problem(hls_dir, folder, user)
-        if problem is not None:
-            found.append(problem)
+    found = [problem for folder in folders if (problem := _folder_problem(hls_dir, folder, user)) is not None]
     if watch and not found and inotify.available():
         try:
             inotify.FolderWatch(hls_dir).close()

@@ -21,6 +21,7 @@ when events were lost.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import functools
 import logging
@@ -255,12 +256,9 @@ class Writes:
         return writing, known[1]
 
     async def _next_change(self, timeout: float) -> None:
-        changed = self._changed
-        try:
+        with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout):
-                await changed.wait()
-        except TimeoutError:
-            pass
+                await self._changed.wait()
 
 
 def _not_asked(_fd: int, _path: Path) -> bool | None:
