@@ -169,8 +169,7 @@ class Lister:
         if succeeded(task):
             self.upload_ratio += (task.result().took / max(duration, 0.001) - self.upload_ratio) * 0.2
             self._metrics.upload_realtime_ratio.set(round(self.upload_ratio, 3))
-        if not self.behind.closed:
-            self.advance()
+        self.on_done(task)
 
     def advance(self) -> None:
         """List what is ready, then push the new versions to the Release."""
