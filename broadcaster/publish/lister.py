@@ -114,10 +114,10 @@ class Lister:
         v.last_new_segment = now
         together = self._lanes.together
         aligner = self._lanes.lane(v.index, key[0], self._variants)
-        if aligner is together and aligner.is_late(key) and self._lanes.late_and_apart(v, seg, key):
+        if aligner is together and key <= aligner.decided and self._lanes.late_and_apart(v, seg, key):
             self._cut_apart(key[0], seg.duration)
             aligner = self._lanes.lane(v.index, key[0], self._variants)
-        if aligner.is_late(key):
+        if key <= aligner.decided:  # listed (or dropped) in the other variants: it cannot join late
             self._metrics.segments_lost.labels(variant=str(v.index), reason="late").inc()
             log.warning("variant %d: %s arrived after its slot was decided; not listed", v.index, seg.name)
             return
