@@ -315,9 +315,7 @@ class Recall:
             raise ValueError(f"publisher state does not parse: {describe(err)}") from None
         p.variants.restored(m.variants)
         p.target.value, p.target.independent = m.target, m.independent
-        numbering = p.numbering
-        numbering.next_sequence, numbering.last_run = m.next_sequence, m.last_run
-        numbering.discontinuity_floor, numbering.runs = m.discontinuity_floor, dict(m.runs)
+        p.numbering.restored(m.next_sequence, m.last_run, m.runs, m.discontinuity_floor)
         p.lanes.together.decided = m.decided
         p.uploads.restored = set(m.uploaded)
         # Late from before: saved as such, or waiting in a variant (a gap from now on): uploaded once

@@ -4,10 +4,12 @@ number is the highest any variant has reached, plus one, so numbering never goes
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 
 class Numbering:
     def __init__(self, first_sequence: int) -> None:
-        # Read by the lister and the memory; changed through the methods here (a restore sets them).
+        # Read by the lister and the memory; changed only through the methods here.
         self.next_sequence = first_sequence  # the media sequence to start from without saved state
         self.last_run: int | None = None  # the run of the last slot listed
         # Where a new playlist's discontinuity numbers start after continuing above a state (0: none).
@@ -29,3 +31,7 @@ class Numbering:
     def continued(self, start: int, floor: int) -> None:
         """Every playlist continues at `start`, its discontinuity numbers above `floor` (hls.continue_above)."""
         self.next_sequence, self.discontinuity_floor = start, floor
+
+    def restored(self, next_sequence: int, last_run: int | None, runs: Mapping[str, int], floor: int) -> None:
+        self.next_sequence, self.last_run, self.discontinuity_floor = next_sequence, last_run, floor
+        self.runs = dict(runs)
