@@ -277,8 +277,7 @@ class Publisher:
             self._metrics.segments_lost.labels(variant=str(index), reason="not_uploaded").inc()
             log.warning("variant %d: %s was listed before a restart but cannot be uploaded (%s); its "
                         "playlists list it as a gap", index, key, task.exception())
-        if not self.lister.behind.closed:
-            self.lister.advance()
+        self.lister.on_done(task)
 
     async def close(self) -> None:
         self.lister.behind.close()  # nothing is listed any more, nor read from Owncast
