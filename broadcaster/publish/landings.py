@@ -45,19 +45,13 @@ class Landings:
             if pending is not None and not upload.done():
                 pending[key] = upload
 
-    def restored(self, keys: Mapping[str, Iterable[str]]) -> dict[str, list[str]]:
-        """A restored state's uploads that had not landed, per pathway: pending until `landing` gives
-        each its upload again. Returns those kept (a pathway configured now)."""
-        kept: dict[str, list[str]] = {}
+    def restored(self, keys: Mapping[str, Iterable[str]]) -> None:
+        """A restored state's uploads that had not landed, per pathway (one not configured now: dropped):
+        pending until `landing` gives each its upload again."""
         for pid, pid_keys in keys.items():
             pending = self._pending.get(pid)
-            if pending is None:
-                continue
-            for key in pid_keys:
-                pending[key] = Restored()
-            if pid_keys:
-                kept[pid] = list(pid_keys)
-        return kept
+            if pending is not None:
+                pending.update((key, Restored()) for key in pid_keys)
 
     def landing(self, pathway: str, key: str, upload: asyncio.Future[Any]) -> None:
         """A pending segment's upload, started again after a restart."""

@@ -20,6 +20,16 @@ At = tuple[int, str, str | None]
 SLACK = 16  # keys the VM's record keeps beyond twice the window's entries
 
 
+def _add(by_key: dict[str, At], e: Entry) -> None:
+    """`e`'s segment (not a gap) by its key, and its init section, unless an earlier entry gave it."""
+    seg = e.segment
+    if seg.key and not seg.gap:
+        by_key[seg.key] = (e.sequence, seg.uri, seg.key)
+    init = init_key(seg)
+    if init is not None and seg.init_uri is not None and init not in by_key:
+        by_key[init] = (e.sequence, seg.init_uri, seg.key)
+
+
 class KeyIndex:
     """The segments and init sections a window lists, by key (no gap: nothing to answer there)."""
 
@@ -32,12 +42,7 @@ class KeyIndex:
         if changes != self._changes:
             by_key: dict[str, At] = {}
             for e in window:
-                seg = e.segment
-                if seg.key and not seg.gap:
-                    by_key[seg.key] = (e.sequence, seg.uri, seg.key)
-                init = init_key(seg)
-                if init is not None and seg.init_uri is not None and init not in by_key:
-                    by_key[init] = (e.sequence, seg.init_uri, seg.key)
+                _add(by_key, e)
             self._by_key, self._changes = by_key, changes
         return self._by_key.get(key)
 
@@ -50,19 +55,12 @@ class VmListed:
 
     def add(self, e: Entry, window_entries: int) -> None:
         """The VM's pathway lists `e` (with its init section); a gap is nothing to answer."""
-        seg = e.segment
-        key = seg.key
-        if not key or seg.gap:
+        if not e.segment.key or e.segment.gap:
             return
-        listed = self._listed
-        listed[key] = (e.sequence, seg.uri, key)
-        if seg.init_uri is not None:
-            init = init_key(seg)
-            if init is not None and init not in listed:
-                listed[init] = (e.sequence, seg.init_uri, key)
+        _add(self._listed, e)
         most = 2 * window_entries + SLACK
-        while len(listed) > most:
-            listed.popitem(last=False)
+        while len(self._listed) > most:
+            self._listed.popitem(last=False)
 
     def get(self, key: str) -> At | None:
         return self._listed.get(key)

@@ -114,10 +114,10 @@ class Lister:
         v.last_new_segment = now
         together = self._lanes.together
         aligner = self._lanes.lane(v.index, key[0], self._variants)
-        if aligner is together and aligner.is_late(key) and self._lanes.late_and_apart(v, seg, key):
+        if aligner is together and key <= aligner.decided and self._lanes.late_and_apart(v, seg, key):
             self._cut_apart(key[0], seg.duration)
             aligner = self._lanes.lane(v.index, key[0], self._variants)
-        if aligner.is_late(key):
+        if key <= aligner.decided:  # listed (or dropped) in the other variants: it cannot join late
             self._metrics.segments_lost.labels(variant=str(v.index), reason="late").inc()
             log.warning("variant %d: %s arrived after its slot was decided; not listed", v.index, seg.name)
             return
@@ -169,8 +169,7 @@ class Lister:
         if succeeded(task):
             self.upload_ratio += (task.result().took / max(duration, 0.001) - self.upload_ratio) * 0.2
             self._metrics.upload_realtime_ratio.set(round(self.upload_ratio, 3))
-        if not self.behind.closed:
-            self.advance()
+        self.on_done(task)
 
     def advance(self) -> None:
         """List what is ready, then push the new versions to the Release."""

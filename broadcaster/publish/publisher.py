@@ -94,7 +94,6 @@ class Publisher:
         self.lister = Lister(parts, memory=lambda now: self._recall.memory(now))
         self._variants.caught_up = self.lister.again
         self._recall = Recall(parts, self.lister.behind, self._drop)
-        self._closed = False
         self._input_log = RateLimitedLog(log)
         self.release.changed(self.lister.versions())  # the target TARGET_DURATION sets, before any playlist
 
@@ -121,11 +120,11 @@ class Publisher:
                 self.lister.behind.step(v, Mark.END)  # after whatever waits in it
                 log.info("variant %d: no longer in Owncast's multivariant playlist; its playlist is closed",
                          v.index)
-        if not self._closed:
+        if not self.lister.behind.closed:
             self.lister.advance()
 
     def on_variant_playlist(self, index: int, playlist: SourcePlaylist) -> None:
-        if self._closed:
+        if self.lister.behind.closed:
             return
         v = self._variants.get(index)
         if v is None:
@@ -278,12 +277,10 @@ class Publisher:
             self._metrics.segments_lost.labels(variant=str(index), reason="not_uploaded").inc()
             log.warning("variant %d: %s was listed before a restart but cannot be uploaded (%s); its "
                         "playlists list it as a gap", index, key, task.exception())
-        if not self._closed:
-            self.lister.advance()
+        self.lister.on_done(task)
 
     async def close(self) -> None:
-        self._closed = True
-        self.lister.behind.close()
+        self.lister.behind.close()  # nothing is listed any more, nor read from Owncast
         await self.release.close()
         tasks = [*self._in_flight(), *self._uploads.inits()]
         tasks += [*(t for _i, _k, t in self._late.uploads()), *self._uploads.rewrites.tasks()]

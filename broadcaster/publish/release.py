@@ -125,7 +125,7 @@ class Release:
             self._dirty.set()
 
     def _all_shown(self, versions: Versions) -> bool:
-        return all(shown.is_shown(i, r) for pid, made in versions.renderings.items()
+        return all(shown.version(i) is r for pid, made in versions.renderings.items()
                    if (shown := self._shows.get(pid)) is not None for i, r in made.items())
 
     def announce(self, variants: list[SourceVariant]) -> None:

@@ -147,10 +147,6 @@ class SlotAligner:
         """The first undecided slot's key."""
         return self._order[0] if self._order else None
 
-    def is_late(self, key: SlotKey) -> bool:
-        """Its slot was already listed (or dropped) in the other variants; it cannot join late."""
-        return key <= self.decided
-
     def slot(self, key: SlotKey) -> Slot:
         """The slot at `key`, made if it is new."""
         existing = self._slots.get(key)

@@ -43,9 +43,6 @@ class VisiblePlaylists:
             self._masters.clear()
             log.info("Owncast announces %d variant(s): %s", len(variants), [v.index for v in variants])
 
-    def is_shown(self, variant: int, rendered: Version) -> bool:
-        return self._visible.get(variant) is rendered
-
     def show(self, renderings: Mapping[int, Version]) -> None:
         """Make these versions (the latest pushed) visible and wake the requests held for a newer one."""
         self._visible.update(renderings)

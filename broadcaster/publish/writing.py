@@ -8,6 +8,7 @@ that is uploading is waited for: its bytes are whole, the bucket is merely slowe
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,11 +20,11 @@ class WritesWaited:
     def __init__(self, writes: WriteWatch, hls_dir: Path) -> None:
         self._writes = writes
         self._hls_dir = hls_dir
-        self._waiting: dict[Path, int] = {}  # file -> uploads waiting on it now
+        self._waiting: Counter[Path] = Counter()  # file -> uploads waiting on it now
         self._writing: set[Path] = set()  # of those, files seen being written during the wait
 
     async def finished(self, path: Path, limit: float, on_writing: Callable[[], None] | None = None) -> Finish:
-        self._waiting[path] = self._waiting.get(path, 0) + 1
+        self._waiting[path] += 1
 
         def seen_writing() -> None:
             self._writing.add(path)
@@ -33,10 +34,8 @@ class WritesWaited:
         try:
             return await self._writes.finished(path, limit, seen_writing)
         finally:
-            left = self._waiting[path] - 1
-            if left:
-                self._waiting[path] = left
-            else:
+            self._waiting[path] -= 1
+            if not self._waiting[path]:
                 del self._waiting[path]
                 self._writing.discard(path)
 
