@@ -310,7 +310,7 @@ class Uploader:
             attempt += 1
             if bucket_failed:
                 # The bucket's turn, at once when it works again, or when nothing is left to send.
-                await self._turns.wait() if alive is None else await self._turns.wait(alive)
+                await self._turns.wait(alive)
             else:  # not the bucket's turns: the bucket did not fail, this file could not be read for now
                 await self._sleep(self._retry.delay(attempt - 1))
 
