@@ -113,7 +113,6 @@ class Cleaner:
         return self._notes.snapshot()
 
     def restore(self, data: object) -> None:
-        """Continue from `snapshot`; raises ValueError (nothing changed) when it does not add up."""
         if isinstance(data, Tail):  # restored without going through a file
             data = RawJSON(data.text()).decode()
         latest: dict[str, float] = {}
