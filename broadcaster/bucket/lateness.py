@@ -69,6 +69,7 @@ class Waiting:
             self._told = oldest
             self.on_late()
         elif oldest != self._told:
-            # A hair past the moment, so the evaluation it wakes finds the upload past it (calm_for: strictly).
+            # A hair past the moment, so the evaluation it wakes finds the upload past it (calm_for:
+            # strictly).
             delay = max(0.0, began + after - self._clock()) + 0.01
             self._late = asyncio.get_running_loop().call_later(delay, self._arm, True)

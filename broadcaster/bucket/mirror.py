@@ -14,6 +14,7 @@ newest, as during a slow PUT.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -127,11 +128,9 @@ class PlaylistMirror:
             else:
                 failures += 1
                 k.wake.set()  # try again: with the newest version by then
-                try:
+                with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(_BACKOFF.delay(failures - 1)):
                         await self._written_once.wait()  # another key got through: the bucket is back
-                except TimeoutError:
-                    pass
             self._metrics.playlist_upload_lag.set(round(self.lag, 3))
 
     async def _put(self, key: str, rendered: Rendered, cache_control: str) -> bool:
