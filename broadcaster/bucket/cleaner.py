@@ -22,7 +22,7 @@ from ..playlist.segments import Removed
 from ..source.tasks import cancelled
 from ..state import validate
 from ..state.disk import RawJSON
-from ..tails import COMPACT_AT, Tail  # notes dropped before the lists are copied, as a Log's
+from ..tails import Log, Tail
 from .store import StoreError
 
 log = logging.getLogger(__name__)
@@ -113,7 +113,6 @@ class Cleaner:
         return self._notes.snapshot()
 
     def restore(self, data: object) -> None:
-        """Continue from `snapshot`; raises ValueError (nothing changed) when it does not add up."""
         if isinstance(data, Tail):  # restored without going through a file
             data = RawJSON(data.text()).decode()
         latest: dict[str, float] = {}
@@ -204,7 +203,7 @@ class _NotesTail(Tail):
                 for text, died in zip(self._items[start:stop], self._died[start:stop])]
 
 
-class DueNotes:
+class DueNotes(Log):
     """What the cleaner saves, each key's due time noted when it changes, in that order.
 
     A key's latest note is live until the key is deleted or noted again; the saved list starts at the
@@ -213,21 +212,19 @@ class DueNotes:
     stamped once, later than every snapshot taken before it), so it reads as it was taken, whenever a
     save reads it."""
 
-    __slots__ = ("_texts", "_died", "_offset", "_first", "_live", "_tick")
+    __slots__ = ("_died", "_live", "_tick")
 
     def __init__(self) -> None:
-        self._texts: list[str] = []  # each note's saved [key, time]; only appended to
+        super().__init__()  # each note's saved [key, time]
         self._died: list[int] = []  # each note's death stamp (_ALIVE until it dies), set once
-        self._offset = 0  # the id of _texts[0]
-        self._first = 0  # the id of the oldest note saved
         self._live: dict[str, int] = {}  # key -> the id of its latest note
         self._tick = 0  # the next death stamp
 
     def note(self, key: str, due: float) -> None:
         """`key` may go at `due`: a new note, and the key's earlier one dies."""
         self._die(self._live.get(key))
-        self._live[key] = self._offset + len(self._texts)
-        self._texts.append(json.dumps([key, round(due, 3)], separators=(",", ":")))
+        self._live[key] = self.end
+        self.add(json.dumps([key, round(due, 3)], separators=(",", ":")))
         self._died.append(_ALIVE)
 
     def forget(self, key: str) -> None:
@@ -239,24 +236,24 @@ class DueNotes:
             self._died[note - self._offset] = self._tick
             self._tick += 1
 
+    def drop_to(self, first: int) -> None:
+        offset = self._offset
+        super().drop_to(first)
+        if self._offset != offset:  # the texts moved to a new list: the stamps too, a Tail keeps the old
+            self._died = self._died[self._offset - offset:]
+
     def snapshot(self) -> Tail:
         """Every live note from the oldest one on, dead ones between them null, as they are now."""
-        end = self._offset + len(self._texts)
-        while self._first < end and self._died[self._first - self._offset] != _ALIVE:
-            self._first += 1
-        if end - self._first > 2 * len(self._live) + 64:
+        end, first = self.end, self.first
+        while first < end and self._died[first - self._offset] != _ALIVE:
+            first += 1
+        if end - first > 2 * len(self._live) + 64:
             # Keys a clip keeps hold the front while newer notes die behind them: note the live ones
             # again, in order, and drop the rest (costs the live count, once per that many dead notes).
-            live = sorted((n, key) for key, n in self._live.items())
-            for n, key in live:
-                self._live[key] = self._offset + len(self._texts)
-                self._texts.append(self._texts[n - self._offset])
+            for n, key in sorted((n, key) for key, n in self._live.items()):
+                self._live[key] = self.end
+                self.add(self._items[n - self._offset])
                 self._died.append(_ALIVE)
-            self._first = end
-        dropped = self._first - self._offset
-        if dropped >= COMPACT_AT and dropped * 2 > len(self._texts):
-            # New lists: a Tail taken before keeps the old ones, as they were.
-            self._texts, self._died = self._texts[dropped:], self._died[dropped:]
-            self._offset = self._first
-        return _NotesTail(self._first, self._offset + len(self._texts), self._texts, self._died, self._offset,
-                          self._tick)
+            first = end
+        self.drop_to(first)
+        return _NotesTail(self.first, self.end, self._items, self._died, self._offset, self._tick)

@@ -95,7 +95,7 @@ async def check(probe: Probe, line: Line) -> None:
 
 
 async def _signed(http: aiohttp.ClientSession, probe: Probe, line: Line) -> None:
-    shown = probe.signed.partition("?")[0] + "?verify=..."  # the token is good for a while: not printed
+    shown = probe.unsigned + "?verify=..."  # the token is good for a while: not printed
     viewer = await _get(http, probe.signed)
     if isinstance(viewer, str):
         line("FAIL", f"edge: GET {shown} -> {viewer}")

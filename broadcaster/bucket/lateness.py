@@ -54,30 +54,22 @@ class Waiting:
         elif upload_id == self._told and began:  # the one told of is done: the next oldest's turn
             self._arm()
 
-    def _arm(self) -> None:
+    def _arm(self, fired: bool = False) -> None:
         """The timer for the oldest upload waiting (none when none waits, nobody asks: late_after, or it
-        was told of already)."""
+        was told of already). `fired`: the timer went off, for the oldest then, which may be another than
+        the one it was armed for (that one done since): told when it waited late_after, else armed again
+        for it (told once: armed again when it is done, `end`, for the next oldest)."""
+        if fired:
+            self._late = None
         after = self.late_after() if self._began else None
         if after is None:
             return
         oldest, began = next(iter(self._began.items()))
-        if oldest == self._told:
-            return
-        # A hair past the moment, so the evaluation it wakes finds the upload past it (calm_for: strictly).
-        delay = max(0.0, began + after - self._clock()) + 0.01
-        self._late = asyncio.get_running_loop().call_later(delay, self._tell)
-
-    def _tell(self) -> None:
-        """The timer fired: the oldest upload waiting may be another than the one it was armed for (that
-        one done since). Told when it waited late_after; else armed again for it (none left: disarmed;
-        told of already: armed again by the next upload to start)."""
-        self._late = None
-        after = self.late_after() if self._began else None
-        if after is None:
-            return
-        oldest, began = next(iter(self._began.items()))
-        if self._clock() - began < after:
-            self._arm()
-            return
-        self._told = oldest  # told once: armed again when it is done (`end`), for the next oldest
-        self.on_late()
+        if fired and self._clock() - began >= after:
+            self._told = oldest
+            self.on_late()
+        elif oldest != self._told:
+            # A hair past the moment, so the evaluation it wakes finds the upload past it (calm_for:
+            # strictly).
+            delay = max(0.0, began + after - self._clock()) + 0.01
+            self._late = asyncio.get_running_loop().call_later(delay, self._arm, True)

@@ -14,6 +14,7 @@ newest, as during a slow PUT.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -23,7 +24,7 @@ from ..lograte import RateLimitedLog
 from ..metrics import Metrics
 from ..playlist import hls
 from ..playlist.rendered import Rendered
-from .store import StoreError
+from .store import within
 from .uploader import Backoff, ObjectStore
 
 log = logging.getLogger(__name__)
@@ -127,20 +128,16 @@ class PlaylistMirror:
             else:
                 failures += 1
                 k.wake.set()  # try again: with the newest version by then
-                try:
+                with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(_BACKOFF.delay(failures - 1)):
                         await self._written_once.wait()  # another key got through: the bucket is back
-                except TimeoutError:
-                    pass
             self._metrics.playlist_upload_lag.set(round(self.lag, 3))
 
     async def _put(self, key: str, rendered: Rendered, cache_control: str) -> bool:
-        try:
-            async with asyncio.timeout(self._timeout):
-                await self._store.put(key, rendered.body, content_type=hls.PLAYLIST_CONTENT_TYPE,
-                                      cache_control=cache_control)
-        except (StoreError, TimeoutError, OSError) as err:
-            reason = err.reason if isinstance(err, StoreError) else type(err).__name__
+        put = self._store.put(key, rendered.body, content_type=hls.PLAYLIST_CONTENT_TYPE,
+                              cache_control=cache_control)
+        if (failed := await within(put, self._timeout)) is not None:
+            reason = failed.reason
             self._metrics.playlist_uploads.labels(result="failed").inc()
             log.debug("writing playlist %s to the bucket failed: %s", key, reason)
             self._lines.warning("failing", "cannot write playlist %s to the bucket (%s); retrying with the "

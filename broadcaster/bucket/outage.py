@@ -26,10 +26,6 @@ LOST_WHY = {
 Waiting = Callable[[], tuple[int, float | None]]
 
 
-def _nothing_waits() -> tuple[int, float | None]:
-    return 0, None
-
-
 class OutageLog:
     """Fed every bucket operation's outcome: `failed(reason)` or `ok()`."""
 
@@ -37,7 +33,7 @@ class OutageLog:
         self,
         logger: logging.Logger,
         *,
-        waiting: Waiting = _nothing_waits,
+        waiting: Waiting,
         clock: Callable[[], float] = time.monotonic,
         interval: float = SUMMARY_INTERVAL,
     ) -> None:

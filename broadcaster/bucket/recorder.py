@@ -142,15 +142,12 @@ class Recorder:
                 try:
                     if (arrived := _marked(raw, "landed")) is not None:
                         landed.add(arrived)
-                        continue
-                    if (gone := _marked(raw, "lost")) is not None:
+                    elif (gone := _marked(raw, "lost")) is not None:
                         lost.add(gone)
-                        continue
-                    segment = _journal_entry(raw, first=not segments)
+                    else:
+                        segments.append(_journal_entry(raw, first=not segments))
                 except (ValueError, RecursionError):
                     unreadable += 1  # a line cut by a crash, or damaged: that segment is missing
-                    continue
-                segments.append(segment)
             segments = [replace(s, gap=False) if s.gap and s.uri in landed
                         else replace(s, gap=True) if not s.gap and s.uri in lost else s for s in segments]
             if unreadable:

@@ -23,10 +23,6 @@ Alive = Callable[[], bool]  # whether an upload's bytes are still somewhere (a c
 SWEEP_EVERY = 1.0
 
 
-def _always() -> bool:
-    return True
-
-
 class RetryTurns:
     """`delay(n)`: the wait before the bucket's turn number `n` since it last worked (uploader.Backoff)."""
 
@@ -34,7 +30,7 @@ class RetryTurns:
         self._delay = delay
         self._sleep = sleep
         # Oldest first, each with its Alive; a cancelled (or released) one is skipped.
-        self._queue: deque[tuple[asyncio.Future[None], Alive]] = deque()
+        self._queue: deque[tuple[asyncio.Future[None], Alive | None]] = deque()
         self._live = 0  # uploads waiting in the queue (a cancelled one leaves its future until it is reached)
         self._turns = 0  # turns given since the bucket last worked
         self._giver: asyncio.Task[None] | None = None
@@ -43,9 +39,9 @@ class RetryTurns:
     def __len__(self) -> int:
         return self._live
 
-    async def wait(self, alive: Alive = _always) -> None:
+    async def wait(self, alive: Alive | None = None) -> None:
         """Until this upload's turn to try the bucket, the bucket works again, or (asked at each turn)
-        `alive()` is False: its bytes are gone and it has nothing to wait for."""
+        `alive()` is False: its bytes are gone and it has nothing to wait for (None: they never go)."""
         loop = asyncio.get_running_loop()
         if self._queue and loop.time() - self._swept >= SWEEP_EVERY:
             self._sweep()
@@ -91,11 +87,11 @@ class RetryTurns:
     def _sweep(self) -> None:
         """Release the uploads whose bytes are gone (a stat each, a turn apart: at most a few thousand
         while copies are kept), and drop the finished entries from the queue."""
-        kept: deque[tuple[asyncio.Future[None], Alive]] = deque()
+        kept: deque[tuple[asyncio.Future[None], Alive | None]] = deque()
         for turn, alive in self._queue:
             if turn.done():
                 continue
-            if alive():
+            if alive is None or alive():
                 kept.append((turn, alive))
             else:
                 turn.set_result(None)

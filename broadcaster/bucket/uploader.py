@@ -91,7 +91,6 @@ class Uploader:
         self._metrics = BucketMetrics.of(metrics, pathway)
         self._slots = asyncio.Semaphore(concurrency)
         self._attempt_timeout = attempt_timeout
-        self._max_file_bytes = MAX_FILE_BYTES
         self._retry = backoff
         self._sleep = backoff.sleep
         self.uploads_done = 0
@@ -161,7 +160,7 @@ class Uploader:
         first, `on_kept` told at once, and that version uploaded. `parts`: the file's beneath `root`, when the
         caller has them. Raises SegmentLost when it can never succeed."""
         content_type = _segment_type(str(path))
-        read = functools.partial(read_segment_stamped, path, self._max_file_bytes, root=root)
+        read = functools.partial(read_segment_stamped, path, MAX_FILE_BYTES, root=root)
         holder = self._holder
         keep = None
         if holder is not None:
@@ -180,7 +179,7 @@ class Uploader:
                 if first.kept:  # else changed while it was read: read again for each attempt, as below
                     box: FirstBody = [(body, first.stamp, first.sha256)]
                     del body  # the box alone has it, and the first attempt takes it out
-                    return await self._send_held(key, content_type, variant, first.stamp, box)
+                    return await self.upload_held(key, variant, first.stamp, box)
         # Read for each attempt (or the copy `keep` held): if Owncast deleted the file, it is lost.
         return await self._put(Job(key, read, content_type, hls.SEGMENT_CACHE_CONTROL, variant, hashed,
                                    keep=keep, alive=path.exists))
@@ -193,17 +192,16 @@ class Uploader:
         """Read `path` and hold that version now (an upload in flight that held nothing first, once a pathway
         lists what the VM holds: publish/uploads.py's release_held). Raises SegmentLost as upload_file."""
         content_type = _segment_type(str(path), self._holder is not None)
-        read = functools.partial(read_segment_stamped, path, self._max_file_bytes, root=root)
+        read = functools.partial(read_segment_stamped, path, MAX_FILE_BYTES, root=root)
         assert self._holder is not None
         return (await self._first_read(read, self._holder, key, parts, hashed, content_type, held_or_first))[0]
 
-    async def upload_held(self, key: str, variant: str, stamp: Stamp | None = None) -> Uploaded:
-        """Upload a segment the holder holds (another bucket's upload of what the first read): its copy,
-        or Owncast's file while it is the version held. Raises SegmentLost once neither is there."""
-        return await self._send_held(key, _segment_type(key, self._holder is not None), variant, stamp, [])
-
-    async def _send_held(self, key: str, content_type: str, variant: str, stamp: Stamp | None,
-                         first: FirstBody) -> Uploaded:
+    async def upload_held(self, key: str, variant: str, stamp: Stamp | None = None,
+                          first: FirstBody | None = None) -> Uploaded:
+        """Upload a segment the holder holds (another bucket's upload of what the first read, or this one's
+        with its `first` read): its copy, or Owncast's file while it is the version held. Raises
+        SegmentLost once neither is there."""
+        content_type = _segment_type(key, self._holder is not None)
         holder = self._holder
         assert holder is not None
 
@@ -310,7 +308,7 @@ class Uploader:
             attempt += 1
             if bucket_failed:
                 # The bucket's turn, at once when it works again, or when nothing is left to send.
-                await self._turns.wait() if alive is None else await self._turns.wait(alive)
+                await self._turns.wait(alive)
             else:  # not the bucket's turns: the bucket did not fail, this file could not be read for now
                 await self._sleep(self._retry.delay(attempt - 1))
 

@@ -22,6 +22,8 @@ from .store import BucketAccess
 # An init section is shared by every segment of one transcoder run of one variant: a few are in use at
 # once, so remembering the last 64 signed ones bounds the cache over months of restarts.
 _INITS_KEPT = 64
+# (key, expires_in): a GET URL for `key` that works for `expires_in` seconds from now.
+Signer = Callable[[str, int], str]
 
 
 class SegmentUrls(Protocol):
@@ -30,11 +32,6 @@ class SegmentUrls(Protocol):
 
     def init(self, key: str) -> str:
         """The URL for an init section (EXT-X-MAP), shared by every segment of a transcoder run."""
-
-
-class Signer(Protocol):
-    def __call__(self, key: str, expires_in: int) -> str:
-        """A GET URL for `key` that works for `expires_in` seconds from now."""
 
 
 class PublicUrls:

@@ -71,14 +71,23 @@ def loads(text: str | bytes) -> Any:
     return json.loads(text, parse_constant=_reject_constant, parse_float=_finite)
 
 
-def read_capped(path: Path) -> bytes:
-    """A state file's bytes. Opened without blocking (a FIFO would wait for a writer for ever); read as
-    Owncast's files are: a regular file only, never past MAX_BYTES (a huge one is not read whole)."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+def read_capped(path: Path) -> bytes | None:
+    """A state file's bytes, None when there is none; ValueError saying why it cannot be read. Opened
+    without blocking (a FIFO would wait for a writer for ever); read as Owncast's files are: a regular file
+    only, never past MAX_BYTES (a huge one is not read whole)."""
     try:
-        return files.read_open(fd, path, MAX_BYTES)
-    finally:
-        os.close(fd)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            return files.read_open(fd, path, MAX_BYTES)
+        finally:
+            os.close(fd)
+    except FileNotFoundError:
+        return None
+    except OSError as err:
+        raise ValueError(f"cannot read it: {err.strerror or err}") from None
+    except files.Refused as err:
+        too_large = f"too large: more than {MAX_BYTES >> 20} MB"
+        raise ValueError(too_large if err.reason == "too_large" else "not a regular file") from None
 
 
 class DirectoryLock:
@@ -191,14 +200,10 @@ class StateFile:
         """The saved state, or None when there is none (or it had to be set aside): it raises nothing."""
         try:
             raw = read_capped(self.path)
-        except FileNotFoundError:
+        except ValueError as err:
+            self.set_aside("unreadable", str(err))
             return None
-        except OSError as err:
-            self.set_aside("unreadable", f"cannot read it: {err.strerror or err}")
-            return None
-        except files.Refused as err:
-            too_large = f"too large: more than {MAX_BYTES >> 20} MB"
-            self.set_aside("unreadable", too_large if err.reason == "too_large" else "not a regular file")
+        if raw is None:
             return None
         try:
             data = loads(raw)

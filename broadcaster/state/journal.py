@@ -245,14 +245,9 @@ class JournaledState(StateFile):
     def _read_journal(self) -> tuple[list[bytes], bool]:
         """The journal's whole lines, and whether a last one without its newline (its save never returned:
         dropped, whatever it holds) followed them."""
-        try:
-            raw = read_capped(self.journal)
-        except FileNotFoundError:
+        raw = read_capped(self.journal)
+        if raw is None:
             return [], False
-        except files.Refused as err:
-            raise ValueError("too large" if err.reason == "too_large" else "not a regular file") from None
-        except OSError as err:
-            raise ValueError(f"cannot read it: {err.strerror or err}") from None
         parts = raw.split(b"\n")
         return parts[:-1], bool(parts[-1])
 
