@@ -135,10 +135,6 @@ class FaultProxy:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    @property
-    def listening(self) -> bool:
-        return self._listener is not None
-
     def seen(self, mode: Mode | None = None, method: str | None = None) -> list[Seen]:
         return [
             r
@@ -172,15 +168,6 @@ class FaultProxy:
 
     async def down_503(self, code: str = "SlowDown") -> None:
         await self.set_mode("down_503", error_code=code)
-
-    async def refuse(self) -> None:
-        await self.set_mode("refuse")
-
-    async def hang(self) -> None:
-        await self.set_mode("hang")
-
-    async def slow(self, bytes_per_second: float) -> None:
-        await self.set_mode("slow", bytes_per_second=bytes_per_second)
 
     # -- life cycle
 

@@ -45,13 +45,12 @@ class Nginx:
     address replaced: shipped_cache, ShippedProxy); the run's own pid, error log and user come on the
     command line, as for a foreground run of a packaged config."""
 
-    def __init__(self, folder: Path, server: str = "", *, http: str = "", worker_connections: int = 1024,
+    def __init__(self, folder: Path, server: str = "", *, http: str = "",
                  conf: Callable[[int], str] | None = None) -> None:
         self.folder = folder
         self._server = server
         self._whole = conf
         self._http = http
-        self._worker_connections = worker_connections
         self.port = 0
         self.proc: asyncio.subprocess.Process | None = None
         self._reserved: Reserved | None = None  # its port, reserved while it runs
@@ -95,7 +94,7 @@ class Nginx:
         user = "user root root;\n" if os.geteuid() == 0 else ""
         return f"""{user}worker_processes 1;
 error_log {d / "error.log"} warn;
-events {{ worker_connections {self._worker_connections}; }}
+events {{ worker_connections 1024; }}
 http {{
 {self.temps()}
     log_format routed {ACCESS_LOG_FORMAT};
