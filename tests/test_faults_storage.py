@@ -33,7 +33,6 @@ from broadcaster.demo.ffmpeg import ffmpeg_exe
 from broadcaster.demo.recordings import Recordings
 from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.playlist import hls
-from broadcaster.source.owncast import PlaylistError, parse_media_playlist
 from tests.support.fault_proxy import FaultProxy, Mode
 from tests.support.first_listed import FirstListed
 from tests.support.scrape import scraped, total
@@ -129,7 +128,6 @@ class Rig:
     http: aiohttp.ClientSession
     watch: Watch
     proxy: FaultProxy
-    owncast: OwncastEmulator
     health_log: list[str] = field(default_factory=list)  # each new /health status, in order
 
     async def health(self) -> tuple[int, dict[str, Any]]:
@@ -192,14 +190,9 @@ class Rig:
         return await self.until(probe, timeout, f"/health {code} with a status matching {pattern!r}")
 
     def backlog(self) -> dict[int, list[str]]:
-        """Per variant: segments Owncast lists now that we have not listed yet (still on disk)."""
-        out: dict[int, list[str]] = {}
-        for v in VARIANTS:
-            top = max(self.watch.listed_numbers(v))
-            playlist = parse_media_playlist(self.owncast.variant_playlist(v).read_text())
-            out[v] = [s.name for s in playlist.segments
-                      if not s.is_offline_clip and owncast_number(s.name) > top]
-        return out
+        """Per variant: segments Owncast listed that we have not listed yet (still on disk)."""
+        tops = {v: max(self.watch.listed_numbers(v)) for v in VARIANTS}
+        return {v: [n for n in self.watch.seen.owncast[v] if owncast_number(n) > tops[v]] for v in VARIANTS}
 
     async def listed_all(self, backlog: dict[int, list[str]]) -> bool:
         listed = {v: {name(u) for u in self.watch.seen.uris(v)} for v in VARIANTS}
@@ -233,7 +226,7 @@ async def running(
             watch = Watch(http, service.url, owncast, first)
             poller = asyncio.create_task(watch.run())
             try:
-                yield Rig(service, http, watch, proxy, owncast)
+                yield Rig(service, http, watch, proxy)
             finally:
                 poller.cancel()
                 await asyncio.gather(poller, return_exceptions=True)
@@ -305,10 +298,7 @@ async def test_bucket_down_then_back_keeps_serving_and_lists_the_backlog_in_orde
         failed = await rig.until(failures_rise, 20, "upload failures keep rising (uploads are retried)")
 
         async def backlog_waits() -> dict[int, list[str]] | None:
-            try:
-                backlog = rig.backlog()
-            except (OSError, PlaylistError):  # Owncast's playlist being replaced: read it again
-                return None
+            backlog = rig.backlog()
             return backlog if all(len(backlog[v]) >= BACKLOG for v in VARIANTS) else None
 
         backlog = await rig.until(backlog_waits, 30, f"{BACKLOG} segments per variant wait (the outage lasts)")

@@ -224,18 +224,17 @@ class FaultProxy:
 
     async def _listen(self, rebind: bool = True) -> None:
         """Listen on its port; when it binds it again (rebind), for a while: the old listener's
-        connections may hold it a moment."""
+        connections may hold it a moment. A first bind says a port taken at once (OSError)."""
         server = self._server
         assert server is not None
         loop = asyncio.get_running_loop()
-        if not rebind:  # a first bind: a port taken says so at once (OSError)
-            self._listener = await loop.create_server(server, self.host, self._port, reuse_address=True)
-            return
 
         async def bound() -> bool:
             try:
                 self._listener = await loop.create_server(server, self.host, self._port, reuse_address=True)
             except OSError:
+                if not rebind:
+                    raise
                 return False
             return True
 
