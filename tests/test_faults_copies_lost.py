@@ -86,8 +86,7 @@ async def flat_past_the_bound(http: aiohttp.ClientSession, url: str, state: Path
     assert max(beside) <= WAITING_BESIDE_COPIES, beside
     # The process's RSS here also grows as the rewind window (240 s) and the records held for a segment's URL
     # life fill, outage or not (tests/test_outage_memory.py measures the outage's part alone, flat): 15-33
-    # KB per segment measured (each entry now written for two pathways; 548, 752 and, on a loaded machine,
-    # 912 KB over the 28). Bound: three quarters of a segment (48 KB; they are about 65 KB) per segment; an
+    # KB per segment. Bound: three quarters of a segment (48 KB; they are about 65 KB) per segment; an
     # upload that kept its body cost 2.5 segments, over three times the bound.
     assert grown < PAST_THE_BOUND * 48, f"RSS {rss} KB then {grown:+d} KB over {PAST_THE_BOUND} segments lost"
 
@@ -166,7 +165,7 @@ async def lost_then_back(tmp_path: Path, state: Path, seaweed: SeaweedS3, record
             came += sum(counted.values())
             assert failed < 1.5 * came, f"{failed:.0f} failed attempts for {came:.0f} segments in the outage"
             # Memory back near where it began (within a tenth: the backlog's burst of uploads at once leaves the
-            # allocator's high-water mark; a 300 s outage once left 47 MB over a start of 75).
+            # allocator's high-water mark).
             rss_after = rss_kb(service.pid)
             print(f"\n[copies lost] RSS {rss_before} KB before the outage, {rss_after} KB after; {failed:.0f} "
                   f"failed attempts for {came:.0f} segments")
