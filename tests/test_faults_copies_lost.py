@@ -32,6 +32,7 @@ from tests.support.processes import rss_kb
 from tests.support.scrape import by_label, scraped, total
 from tests.support.service_process import ServiceProcess, service_env
 from tests.support.listing import listing
+from tests.support.observe import health
 from tests.support.waiting import until
 from tests.support.whole import finished
 
@@ -55,17 +56,6 @@ async def lost(http: aiohttp.ClientSession, url: str) -> dict[str, float]:
     return by_label(samples, "hls_broadcaster_segments_lost_total", "variant", reason="copy_dropped")
 
 
-async def metric(http: aiohttp.ClientSession, url: str, name: str) -> float:
-    """A metric's samples summed (every label)."""
-    return total(await scraped(http, url), name)
-
-
-async def health(http: aiohttp.ClientSession, url: str) -> dict[str, Any]:
-    async with http.get(f"{url}/health") as r:
-        body: dict[str, Any] = await r.json()
-        return body
-
-
 # Segments lost past the copies' bound while the memory is watched: some 14 s of the emulator's stream, many
 # times what the copies hold (about 8 s) and what Owncast keeps (3 s).
 PAST_THE_BOUND = 28
@@ -81,7 +71,7 @@ async def flat_past_the_bound(http: aiohttp.ClientSession, url: str, state: Path
     beside: list[int] = []
 
     async def past() -> int:
-        body = await health(http, url)
+        _, body = await health(http, url)
         copies = len(list((state / "segments").glob("*.seg")))
         beside.append(body["outage"]["uploads_waiting"] - copies)
         return int(sum((await lost(http, url)).values()))
@@ -96,8 +86,7 @@ async def flat_past_the_bound(http: aiohttp.ClientSession, url: str, state: Path
     assert max(beside) <= WAITING_BESIDE_COPIES, beside
     # The process's RSS here also grows as the rewind window (240 s) and the records held for a segment's URL
     # life fill, outage or not (tests/test_outage_memory.py measures the outage's part alone, flat): 15-33
-    # KB per segment measured (each entry now written for two pathways; 548, 752 and, on a loaded machine,
-    # 912 KB over the 28). Bound: three quarters of a segment (48 KB; they are about 65 KB) per segment; an
+    # KB per segment. Bound: three quarters of a segment (48 KB; they are about 65 KB) per segment; an
     # upload that kept its body cost 2.5 segments, over three times the bound.
     assert grown < PAST_THE_BOUND * 48, f"RSS {rss} KB then {grown:+d} KB over {PAST_THE_BOUND} segments lost"
 
@@ -136,13 +125,12 @@ async def lost_then_back(tmp_path: Path, state: Path, seaweed: SeaweedS3, record
 
             await until(started, "3 segments listed per variant", 60, every=0.3)
             rss_before = rss_kb(service.pid)
-            failed_before = await metric(http, url, "hls_broadcaster_upload_failures_total")
-            landed_before = await metric(http, url, "hls_broadcaster_segments_uploaded_total")
-            await proxy.refuse()
+            before = await scraped(http, url)
+            await proxy.set_mode("refuse")
             said: list[dict[str, Any]] = []
 
             async def copies_lost() -> bool:
-                outage = (await health(http, url)).get("outage")
+                outage = (await health(http, url))[1].get("outage")
                 if outage is not None:
                     said.append(outage)
                 return sum((await lost(http, url)).values()) >= 4
@@ -163,21 +151,21 @@ async def lost_then_back(tmp_path: Path, state: Path, seaweed: SeaweedS3, record
                 # Read as a player does: the probes of what is listed run while players read (a failed one
                 # in the outage is cleared by the next that answers, steering/probe.py's Pace).
                 await listing(0)
-                body = await health(http, url)
+                _, body = await health(http, url)
                 copies = any((state / "segments").glob("*.seg"))
                 return "outage" not in body and body["status"] == "ok" and not copies
 
             await until(caught_up, "the backlog uploaded, /health ok", 90, every=0.5)
             counted = await lost(http, url)
             # The bucket was tried one upload per turn of its backoff (bucket/turns.py), whatever waited: each
-            # segment's own first attempt and a few turns; before, every waiting upload retried on a timer
-            # of its own (several attempts each here, 52 a second after 300 s).
-            failed = await metric(http, url, "hls_broadcaster_upload_failures_total") - failed_before
-            came = await metric(http, url, "hls_broadcaster_segments_uploaded_total") - landed_before + sum(
-                counted.values())
+            # segment's own first attempt and a few turns.
+            after = await scraped(http, url)
+            failed, came = (total(after, name) - total(before, name) for name in (
+                "hls_broadcaster_upload_failures_total", "hls_broadcaster_segments_uploaded_total"))
+            came += sum(counted.values())
             assert failed < 1.5 * came, f"{failed:.0f} failed attempts for {came:.0f} segments in the outage"
             # Memory back near where it began (within a tenth: the backlog's burst of uploads at once leaves the
-            # allocator's high-water mark; a 300 s outage once left 47 MB over a start of 75).
+            # allocator's high-water mark).
             rss_after = rss_kb(service.pid)
             print(f"\n[copies lost] RSS {rss_before} KB before the outage, {rss_after} KB after; {failed:.0f} "
                   f"failed attempts for {came:.0f} segments")

@@ -15,7 +15,7 @@ from broadcaster.demo.emulator import OwncastEmulator
 from broadcaster.demo.seaweed import SeaweedS3
 from tests.support.service_process import ServiceProcess, service_env
 from tests.support.hls_checker import VariantSetChecker
-from tests.support.observe import Observed, Observer
+from tests.support.observe import Observed, Observer, health as read_health
 from tests.support.owncast_writer import HandFedOwncast, real_ts_segment
 from tests.support.waiting import until
 from tests.support.whole import assert_whole
@@ -72,9 +72,8 @@ async def test_restart_offline_wipe_idle_and_back(tmp_path: Path, seaweed: Seawe
 
         # 2. The broadcaster disconnects: Owncast's offline tail; our playlists end.
         await look.ended()
-        async with http.get(f"{service.url}/health") as r:
-            health = await r.json()
-        assert r.status == 200 and health["stream"] == "ended"
+        status, health = await read_health(http, service.url)
+        assert status == 200 and health["stream"] == "ended"
         clip = (owncast.variant_dir(0) / "offline.ts").read_bytes()
 
         # 3. Five minutes later: the wipe and the idle transcoder. Nothing changes for viewers.
@@ -83,8 +82,8 @@ async def test_restart_offline_wipe_idle_and_back(tmp_path: Path, seaweed: Seawe
         await until(lambda: any("stream-offline" in line for line in service.lines),
                     "the service logging stream-offline", 10, every=0.1)
         assert await text(http, f"{service.url}/live/playlist.m3u8") == ended
-        async with http.get(f"{service.url}/health") as r:
-            assert r.status == 200 and (await r.json())["stream"] == "ended"
+        status, health = await read_health(http, service.url)
+        assert status == 200 and health["stream"] == "ended"
 
         # 4. The stream comes back: the same playlists continue after a discontinuity.
         seen.ended.clear()

@@ -33,13 +33,12 @@ from broadcaster.demo.ffmpeg import ffmpeg_exe
 from broadcaster.demo.recordings import Recordings
 from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.playlist import hls
-from broadcaster.source.owncast import PlaylistError, parse_media_playlist
-from tests.support.fault_proxy import FaultProxy
+from tests.support.fault_proxy import FaultProxy, Mode
 from tests.support.first_listed import FirstListed
 from tests.support.scrape import scraped, total
 from tests.support.service_process import ServiceProcess, service_env
 from tests.support.listing import listing
-from tests.support.observe import Observed
+from tests.support.observe import Observed, health
 from tests.support.owncast_writer import owncast_number
 from tests.support.waiting import until
 
@@ -119,12 +118,8 @@ class Watch:
             self.first.note(uri, self.owncast.variant_dir(v) / name(uri), now)
             self.last_seen[uri] = now
 
-    def listing(self, v: int) -> list[str]:
-        """Every URI ever listed in variant v, by media sequence number."""
-        return [self.seen.ours[v][n][0] for n in sorted(self.seen.ours[v])]
-
     def listed_numbers(self, v: int) -> set[int]:
-        return {owncast_number(u) for u in self.listing(v)}
+        return {owncast_number(u) for u in self.seen.uris(v)}
 
 
 @dataclass
@@ -133,15 +128,13 @@ class Rig:
     http: aiohttp.ClientSession
     watch: Watch
     proxy: FaultProxy
-    owncast: OwncastEmulator
     health_log: list[str] = field(default_factory=list)  # each new /health status, in order
 
     async def health(self) -> tuple[int, dict[str, Any]]:
-        async with self.http.get(f"{self.service.url}/health") as r:
-            body = await r.json()
+        status, body = await health(self.http, self.service.url)
         if not self.health_log or self.health_log[-1] != body["status"]:
             self.health_log.append(body["status"])
-        return r.status, body
+        return status, body
 
     async def metric(self, sample: str, **labels: str) -> float:
         """Sum of the samples named `sample` whose labels include `labels`."""
@@ -196,38 +189,18 @@ class Rig:
 
         return await self.until(probe, timeout, f"/health {code} with a status matching {pattern!r}")
 
-    async def healthy(self, timeout: float) -> dict[str, Any]:
-        return await self.health_matching(200, r"^ok$", timeout)
-
     def backlog(self) -> dict[int, list[str]]:
-        """Per variant: segments Owncast lists now that we have not listed yet (still on disk)."""
-        out: dict[int, list[str]] = {}
-        for v in VARIANTS:
-            top = max(self.watch.listed_numbers(v))
-            playlist = parse_media_playlist(self.owncast.variant_playlist(v).read_text())
-            out[v] = [s.name for s in playlist.segments
-                      if not s.is_offline_clip and owncast_number(s.name) > top]
-        return out
+        """Per variant: segments Owncast listed that we have not listed yet (still on disk)."""
+        tops = {v: max(self.watch.listed_numbers(v)) for v in VARIANTS}
+        return {v: [n for n in self.watch.seen.owncast[v] if owncast_number(n) > tops[v]] for v in VARIANTS}
 
     async def listed_all(self, backlog: dict[int, list[str]]) -> bool:
-        listed = {v: {name(u) for u in self.watch.listing(v)} for v in VARIANTS}
+        listed = {v: {name(u) for u in self.watch.seen.uris(v)} for v in VARIANTS}
         return all(set(backlog[v]) <= listed[v] for v in VARIANTS)
 
-    def assert_listed_in_order(self, v: int, *, gaps_allowed: bool = False) -> list[int]:
-        """Owncast's order, no duplicates, no media sequence number skipped; returns the missing numbers."""
-        msns = sorted(self.watch.seen.ours[v])
-        assert msns == list(range(msns[0], msns[0] + len(msns))), f"variant {v}: a media sequence was skipped"
-        numbers = [owncast_number(u) for u in self.watch.listing(v)]
-        assert numbers == sorted(set(numbers)), (
-            f"variant {v}: not in Owncast's order or listed twice: {numbers}"
-        )
-        missing = sorted(set(range(numbers[0], numbers[-1] + 1)) - set(numbers))
-        if not gaps_allowed:
-            assert missing == [], f"variant {v}: Owncast's segments {missing} were never listed"
-            # ...and everything Owncast listed in that span is ours too.
-            span = {n for n in self.watch.seen.owncast[v] if numbers[0] <= owncast_number(n) <= numbers[-1]}
-            assert span == {name(u) for u in self.watch.listing(v)}
-        return missing
+    def assert_listed_in_order(self) -> None:
+        for v in VARIANTS:
+            self.watch.seen.assert_in_owncast_order(v, span=True)
 
     async def stop(self) -> None:
         assert await self.service.stop(signal.SIGTERM) == 0
@@ -253,7 +226,7 @@ async def running(
             watch = Watch(http, service.url, owncast, first)
             poller = asyncio.create_task(watch.run())
             try:
-                yield Rig(service, http, watch, proxy, owncast)
+                yield Rig(service, http, watch, proxy)
             finally:
                 poller.cancel()
                 await asyncio.gather(poller, return_exceptions=True)
@@ -295,7 +268,7 @@ async def outage_told_in_a_few_lines(rig: Rig, before: int, failed: float) -> No
 
 @pytest.mark.parametrize("fault", ["down_503", "refuse"])
 async def test_bucket_down_then_back_keeps_serving_and_lists_the_backlog_in_order(
-        tmp_path: Path, seaweed: SeaweedS3, owncast: OwncastEmulator, fault: str) -> None:
+        tmp_path: Path, seaweed: SeaweedS3, owncast: OwncastEmulator, fault: Mode) -> None:
     owncast.late_tails = LateTails()  # a segment's tail late, every segment, before, during and after
     # Without content steering: the bucket's playlists list only what landed, so a backlog waits for the
     # bucket and is listed in order when it is back. With it (the default), they list what is not in the
@@ -309,7 +282,7 @@ async def test_bucket_down_then_back_keeps_serving_and_lists_the_backlog_in_orde
 
         # a. The bucket goes down.
         down_at = time.monotonic()
-        await (proxy.down_503() if fault == "down_503" else proxy.refuse())
+        await proxy.set_mode(fault)
         health = await rig.health_matching(503, CAUSE[fault], timeout=20)
         cause = health["status"]
         detected = time.monotonic() - down_at
@@ -325,10 +298,7 @@ async def test_bucket_down_then_back_keeps_serving_and_lists_the_backlog_in_orde
         failed = await rig.until(failures_rise, 20, "upload failures keep rising (uploads are retried)")
 
         async def backlog_waits() -> dict[int, list[str]] | None:
-            try:
-                backlog = rig.backlog()
-            except (OSError, PlaylistError):  # Owncast's playlist being replaced: read it again
-                return None
+            backlog = rig.backlog()
             return backlog if all(len(backlog[v]) >= BACKLOG for v in VARIANTS) else None
 
         backlog = await rig.until(backlog_waits, 30, f"{BACKLOG} segments per variant wait (the outage lasts)")
@@ -348,7 +318,7 @@ async def test_bucket_down_then_back_keeps_serving_and_lists_the_backlog_in_orde
 
         await rig.until(lambda: rig.listed_all(backlog), 30, "the backlog is listed")
         listed_after = time.monotonic() - up_at
-        await rig.healthy(timeout=30)
+        await rig.health_matching(200, r"^ok$", timeout=30)
         healthy_after = time.monotonic() - up_at
         await outage_told_in_a_few_lines(rig, logged_before, failed - failures_before)
         if fault == "down_503":  # every PUT the bucket refused (retries and first tries) is one failure counted
@@ -356,7 +326,7 @@ async def test_bucket_down_then_back_keeps_serving_and_lists_the_backlog_in_orde
                        - refusals_before)
             refused = len(proxy.seen("down_503", "PUT"))
             assert refused > 0 and counted == refused, f"the bucket refused {refused} PUTs; {counted} counted"
-        backlog_uris = {u for v in VARIANTS for u in watch.listing(v) if name(u) in backlog[v]}
+        backlog_uris = {u for v in VARIANTS for u in watch.seen.uris(v) if name(u) in backlog[v]}
 
         async def backlog_slid_out() -> bool:
             return not backlog_uris & {u for v in VARIANTS for u in watch.current[v]}
@@ -364,8 +334,7 @@ async def test_bucket_down_then_back_keeps_serving_and_lists_the_backlog_in_orde
         await rig.until(backlog_slid_out, WINDOW_SECONDS + 15, "the backlog slides out of the window")
 
         await rig.settled()  # every version passed VariantSetChecker, every URL was in the bucket
-        for v in VARIANTS:
-            rig.assert_listed_in_order(v)
+        rig.assert_listed_in_order()
         assert not watch.seen.after_discontinuity, "no segment was lost, so no discontinuity"
         assert sum((await rig.lost()).values()) == 0
         assert watch.seen.ended == set()
@@ -448,7 +417,7 @@ async def test_segments_deleted_during_an_outage_are_counted_and_marked_as_a_gap
             resumed_after = time.monotonic() - up_at
             lost = await rig.lost()
             assert sum(n for (_, reason), n in lost.items() if reason == "deleted") > 0, lost
-            await rig.healthy(timeout=30)
+            await rig.health_matching(200, r"^ok$", timeout=30)
             await owncast.stop_stream(offline=True)  # Owncast's offline tail + ENDLIST
             await rig.until(lambda: _ended(watch), 20, "both playlists end with ENDLIST")
             async with asyncio.timeout(40):
@@ -468,8 +437,10 @@ async def test_segments_deleted_during_an_outage_are_counted_and_marked_as_a_gap
         await rig.settled()
         missing: dict[int, list[int]] = {}
         for v in VARIANTS:
-            missing[v] = rig.assert_listed_in_order(v, gaps_allowed=True)
-            listing = watch.listing(v)
+            listing = watch.seen.uris(v)
+            numbers = [owncast_number(u) for u in listing]
+            missing[v] = sorted(set(range(numbers[0], numbers[-1] + 1)) - set(numbers))
+            watch.seen.assert_in_owncast_order(v, skipped=missing[v], span=True)
             # A discontinuity exactly where Owncast's numbering jumps, nowhere else.
             for before, after in itertools.pairwise(listing):
                 jump = owncast_number(after) != owncast_number(before) + 1
@@ -504,7 +475,7 @@ async def test_hung_uploads_are_retried_after_upload_timeout_and_health_says_so(
         watch, proxy = rig.watch, rig.proxy
         await rig.ready()
         hang_at = time.monotonic()
-        await proxy.hang()
+        await proxy.set_mode("hang")
         health = await rig.health_matching(503, r"storage unreachable \(\w*Timeout\w*\)", timeout=20)
         detected = time.monotonic() - hang_at
         assert health["storage_reachable"] is False
@@ -536,10 +507,9 @@ async def test_hung_uploads_are_retried_after_upload_timeout_and_health_says_so(
         await rig.until(lambda: rig.listed_all(backlog), 30,
                         "everything Owncast wrote during the hang is listed")
         listed_after = time.monotonic() - up_at
-        await rig.healthy(timeout=30)
+        await rig.health_matching(200, r"^ok$", timeout=30)
         await rig.settled()
-        for v in VARIANTS:
-            rig.assert_listed_in_order(v)
+        rig.assert_listed_in_order()
         assert sum((await rig.lost()).values()) == 0
         print(
             f"\n[hang] /health said Timeout after {detected:.2f}s ({health['status']!r}); attempts abandoned "
@@ -559,7 +529,7 @@ async def test_slow_bucket_is_reported_slower_than_real_time(
     async with running(tmp_path, seaweed, owncast, UPLOAD_TIMEOUT="10") as rig:
         proxy = rig.proxy
         await rig.ready()
-        await proxy.slow(SLOW_BYTES_PER_SECOND)
+        await proxy.set_mode("slow", bytes_per_second=SLOW_BYTES_PER_SECOND)
         health = await rig.health_matching(503, r"slower than real time", timeout=20)
 
         async def ratio_above_1() -> float:
@@ -582,8 +552,7 @@ async def test_slow_bucket_is_reported_slower_than_real_time(
 
         await rig.until(caught_up, 30, "/health ok and the ratio below 1 once the bucket is fast again")
         await rig.settled()
-        for v in VARIANTS:
-            rig.assert_listed_in_order(v)
+        rig.assert_listed_in_order()
         print(
             f"\n[slow] {health['status']!r}; ratio {ratio}; slow PUTs {min(slow_puts):.2f}-{max(slow_puts):.2f}s"
         )

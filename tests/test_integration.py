@@ -23,7 +23,7 @@ from broadcaster.playlist import hls
 from tests.support.scrape import scraped, total
 from tests.support.service_process import ServiceProcess, service_env
 from tests.support.hls_checker import check_master
-from tests.support.observe import Observed
+from tests.support.observe import Observed, health as read_health
 from tests.support.whole import assert_whole
 
 pytestmark = pytest.mark.integration
@@ -61,15 +61,12 @@ async def test_every_segment_is_uploaded_and_listed_in_order_and_ffmpeg_plays_it
         assert "RESOLUTION=" in master and 'PATHWAY-ID="vm"' in master
 
         for v in (0, 1):
-            ours = [seen.ours[v][n] for n in sorted(seen.ours[v])]
-            names = [uri.rsplit("/", 1)[1] for uri, _ in ours]
             # Every segment Owncast listed is listed by us, once, in Owncast's order...
-            assert names == sorted(seen.owncast[v], key=lambda n: int(n.rsplit("-", 1)[1][:-3]))
-            numbers = sorted(seen.ours[v])
-            assert numbers == list(range(numbers[0], numbers[0] + len(ours)))  # no sequence number skipped
+            seen.assert_in_owncast_order(v)
+            names = [uri.rsplit("/", 1)[1] for uri in seen.uris(v)]
             # ...with its real duration...
-            for (uri, duration), name in zip(ours, names):
-                assert duration == pytest.approx(seen.owncast[v][name], abs=0.0006)
+            for (uri, duration) in seen.ours[v].values():
+                assert duration == pytest.approx(seen.owncast[v][uri.rsplit("/", 1)[1]], abs=0.0006)
             # ...and each is a public object in the bucket with the segment headers (its bucket URL: while a
             # loaded machine has players steered away from the bucket, the playlist lists the VM's)...
             for name in names:
@@ -86,9 +83,8 @@ async def test_every_segment_is_uploaded_and_listed_in_order_and_ffmpeg_plays_it
         listed = total(samples, "hls_broadcaster_segments_listed_total")
         assert listed == len(seen.ours[0]) + len(seen.ours[1])
         assert total(samples, "hls_broadcaster_listing_delay_seconds_count") == listed
-        async with http.get(f"{service.url}/health") as r:
-            health = await r.json()
-        assert r.status == 200 and health["status"] == "ok" and health["stream"] == "ended"
+        status, health = await read_health(http, service.url)
+        assert status == 200 and health["status"] == "ok" and health["stream"] == "ended"
         assert health["uploads"]["failed"] == 0 and health["storage_reachable"] is True
         assert seaweed.secret_key not in await (await http.get(f"{service.url}/metrics")).text()
 

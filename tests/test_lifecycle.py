@@ -101,33 +101,26 @@ async def gone(what: str, left: Callable[[], Collection[object]]) -> None:
         raise AssertionError(f"{what} left: {left()}") from None
 
 
-def failing(what: str) -> Callable[..., Any]:
-    async def start(*args: Any, **kwargs: Any) -> None:
-        raise RuntimeError(f"injected: {what} cannot start")
-    return start
-
-
-def taken(port: int, stack: Stack) -> None:
-    """Someone else listens on `port` until the test ends."""
-    holder = stack.enter_context(socket.socket())
-    holder.bind(("127.0.0.1", port))
-    holder.listen()
-
-
 Inject = Callable[[pytest.MonkeyPatch, Stack, Settings], Settings]
 
 
 def part(cls: type, what: str) -> Inject:
     """`cls`'s start raises."""
+    async def start(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError(f"injected: {what} cannot start")
+
     def inject(mp: pytest.MonkeyPatch, _: Stack, settings: Settings) -> Settings:
-        mp.setattr(cls, "start", failing(what))
+        mp.setattr(cls, "start", start)
         return settings
     return inject
 
 
 def port_taken(port: Callable[[Settings], int]) -> Inject:
+    """Someone else listens on the port until the test ends."""
     def inject(_: pytest.MonkeyPatch, stack: Stack, settings: Settings) -> Settings:
-        taken(port(settings), stack)
+        holder = stack.enter_context(socket.socket())
+        holder.bind(("127.0.0.1", port(settings)))
+        holder.listen()
         return settings
     return inject
 

@@ -23,6 +23,7 @@ from broadcaster.bucket.uploader import Backoff, Uploader
 from broadcaster.metrics import Metrics
 from tests.support.fakes import FakeStore
 from tests.support.waiting import until
+from tests.support.world import opened_held
 
 UPLOADS = 40
 SEGMENT = 256 * 1024  # bytes: far above what a waiting upload may cost
@@ -46,9 +47,7 @@ async def test_waiting_uploads_keep_no_segment_in_memory(tmp_path: Path, way: st
     paths = _segments(hls)
     held: Held | None = None
     if way != "no_holder":
-        (tmp_path / "state").mkdir()
-        held = Held(hls, tmp_path / "state", max_bytes=UPLOADS * SEGMENT * 2, keep_for=600.0, buckets=("bucket",))
-        held.open()
+        held = opened_held(tmp_path, max_bytes=UPLOADS * SEGMENT * 2)
     store = FakeStore(down=True)
     up = Uploader(store, Metrics(), concurrency=CONCURRENCY, attempt_timeout=5, holder=held,
                   backoff=Backoff(base=0.01, cap=0.05))
@@ -95,11 +94,8 @@ async def test_an_outage_past_the_copies_bound_costs_no_more_memory_as_it_goes_o
     comes to wait (in the service at most once a second: the bound there adds a second of segments)."""
     monkeypatch.setattr(turns, "SWEEP_EVERY", 0.0)
     hls = tmp_path / "hls"
-    (hls / "0").mkdir(parents=True)
-    (tmp_path / "state").mkdir()
     segment = 4096
-    held = Held(hls, tmp_path / "state", max_bytes=COPIES * segment, keep_for=600.0, buckets=("bucket",))
-    held.open()
+    held = opened_held(tmp_path, max_bytes=COPIES * segment)
     store = FakeStore(down=True)
     # The production backoff: a turn per up to 15 s, as in a long outage.
     up = Uploader(store, Metrics(), concurrency=CONCURRENCY, attempt_timeout=5, holder=held, backoff=Backoff())

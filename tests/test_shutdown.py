@@ -15,6 +15,7 @@ import pytest
 from broadcaster.demo.emulator import OwncastEmulator
 from tests.support.fault_proxy import FaultProxy
 from tests.support.listing import listing
+from tests.support.raw_http import Response, responses
 from tests.support.service_process import ServiceProcess
 from tests.support.service_process import moto_env
 from tests.support.waiting import until
@@ -61,20 +62,14 @@ async def send(port: int, path: str) -> Connection:
     return reader, writer
 
 
-async def answer(connection: Connection) -> tuple[int, dict[str, str], str]:
-    """The whole answer: read until the server closes the connection (status 0: closed unanswered)."""
+async def answer(connection: Connection) -> Response:
+    """The one answer, read until the server closes the connection."""
     reader, writer = connection
     try:
-        head, _, body = (await reader.read()).partition(b"\r\n\r\n")
+        [got] = responses(await reader.read())
     finally:
         writer.close()
-    if not head:
-        return 0, {}, ""
-    lines = head.decode().split("\r\n")
-    headers = dict(line.lower().split(": ", 1) for line in lines[1:])
-    if headers.get("transfer-encoding") == "chunked":
-        body = b""  # an event stream: only that it ended matters
-    return int(lines[0].split()[1]), headers, body.decode()
+    return got
 
 
 @pytest.fixture
@@ -110,10 +105,11 @@ async def test_sigterm_answers_held_requests_and_event_streams_at_once(
             ended = await asyncio.gather(*(answer(r) for r in streams))
         # Answered with the playlist as it is (not a 503 a player might count as an error), which no
         # cache may keep as the answer to "_HLS_msn=N": it does not list N.
-        for i, (status, headers, body) in enumerate(answers):
-            assert status == 200 and body.startswith("#EXTM3U") and headers["cache-control"] == "no-cache"
-            assert next_number(body) == following[i % 2]  # N is not in it: answered by the stop
-        assert all(status == 200 for status, _, _ in ended)  # and each event stream ended
+        for i, got in enumerate(answers):
+            assert got.status == 200 and got.headers["cache-control"] == "no-cache", got
+            assert got.body.startswith(b"#EXTM3U")
+            assert next_number(got.body.decode()) == following[i % 2]  # N is not in it: answered by the stop
+        assert all(got.status == 200 for got in ended)  # and each event stream ended
         assert await service.exited() == 0
         assert not service.problems(), service.problems()
 
@@ -124,7 +120,7 @@ async def test_a_second_signal_while_stopping_exits_at_once(
         env = moto_env(moto_url, tmp_path, HLS_DIR=str(owncast.variant_dir(0).parent), S3_ENDPOINT_URL=proxy.url)
         async with ServiceProcess(env, tmp_path) as service:
             await until(lambda: playlist(http, service.url, 0), "a playlist served", 30, every=0.1)
-            await proxy.hang()  # uploads now never finish: the stop waits its 5 s for them
+            await proxy.set_mode("hang")  # uploads now never finish: the stop waits its 5 s for them
             await until(lambda: proxy.seen("hang", "PUT"), "a PUT held by the proxy", 30, every=0.1)
             assert service.proc is not None
             service.proc.send_signal(signal.SIGTERM)

@@ -135,10 +135,6 @@ class FaultProxy:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    @property
-    def listening(self) -> bool:
-        return self._listener is not None
-
     def seen(self, mode: Mode | None = None, method: str | None = None) -> list[Seen]:
         return [
             r
@@ -172,15 +168,6 @@ class FaultProxy:
 
     async def down_503(self, code: str = "SlowDown") -> None:
         await self.set_mode("down_503", error_code=code)
-
-    async def refuse(self) -> None:
-        await self.set_mode("refuse")
-
-    async def hang(self) -> None:
-        await self.set_mode("hang")
-
-    async def slow(self, bytes_per_second: float) -> None:
-        await self.set_mode("slow", bytes_per_second=bytes_per_second)
 
     # -- life cycle
 
@@ -237,18 +224,17 @@ class FaultProxy:
 
     async def _listen(self, rebind: bool = True) -> None:
         """Listen on its port; when it binds it again (rebind), for a while: the old listener's
-        connections may hold it a moment."""
+        connections may hold it a moment. A first bind says a port taken at once (OSError)."""
         server = self._server
         assert server is not None
         loop = asyncio.get_running_loop()
-        if not rebind:  # a first bind: a port taken says so at once (OSError)
-            self._listener = await loop.create_server(server, self.host, self._port, reuse_address=True)
-            return
 
         async def bound() -> bool:
             try:
                 self._listener = await loop.create_server(server, self.host, self._port, reuse_address=True)
             except OSError:
+                if not rebind:
+                    raise
                 return False
             return True
 

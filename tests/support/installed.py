@@ -67,10 +67,7 @@ def build(src: Path, out: Path, *, isolated: bool = False) -> Built:
     argv = [sys.executable, "-m", "build", "--sdist", "--wheel", "--outdir", str(out), str(src)]
     if not isolated:
         argv.insert(3, "--no-isolation")
-    done = subprocess.run(argv, cwd=src, env=clean_env(), capture_output=True, text=True, timeout=300)
-    log = done.stdout + done.stderr
-    if done.returncode != 0:
-        raise AssertionError(f"build failed ({done.returncode}):\n{log[-4000:]}")
+    log = _run_build(argv, src, "build")
     wheels, sdists = sorted(out.glob("*.whl")), sorted(out.glob("*.tar.gz"))
     assert len(wheels) == 1 and len(sdists) == 1, f"expected one wheel and one sdist in {out}: {wheels} {sdists}"
     return Built(wheels[0], sdists[0], log)
@@ -78,11 +75,17 @@ def build(src: Path, out: Path, *, isolated: bool = False) -> Built:
 
 def build_wheel_from_sdist(sdist: Path, out: Path) -> tuple[Path, str]:
     argv = [sys.executable, "-m", "build", "--no-isolation", "--wheel", "--outdir", str(out), str(sdist)]
-    done = subprocess.run(argv, cwd=out, env=clean_env(), capture_output=True, text=True, timeout=300)
+    log = _run_build(argv, out, "wheel from the sdist")
+    return next(out.glob("*.whl")), log
+
+
+def _run_build(argv: list[str], cwd: Path, what: str) -> str:
+    """What `argv` printed, or an AssertionError with its end."""
+    done = subprocess.run(argv, cwd=cwd, env=clean_env(), capture_output=True, text=True, timeout=300)
     log = done.stdout + done.stderr
     if done.returncode != 0:
-        raise AssertionError(f"wheel from the sdist failed ({done.returncode}):\n{log[-4000:]}")
-    return next(out.glob("*.whl")), log
+        raise AssertionError(f"{what} failed ({done.returncode}):\n{log[-4000:]}")
+    return log
 
 
 # Lines setuptools prints that are not about the package: MANIFEST.in's `global-exclude` found

@@ -45,13 +45,12 @@ class Nginx:
     address replaced: shipped_cache, ShippedProxy); the run's own pid, error log and user come on the
     command line, as for a foreground run of a packaged config."""
 
-    def __init__(self, folder: Path, server: str = "", *, http: str = "", worker_connections: int = 1024,
+    def __init__(self, folder: Path, server: str = "", *, http: str = "",
                  conf: Callable[[int], str] | None = None) -> None:
         self.folder = folder
         self._server = server
         self._whole = conf
         self._http = http
-        self._worker_connections = worker_connections
         self.port = 0
         self.proc: asyncio.subprocess.Process | None = None
         self._reserved: Reserved | None = None  # its port, reserved while it runs
@@ -95,7 +94,7 @@ class Nginx:
         user = "user root root;\n" if os.geteuid() == 0 else ""
         return f"""{user}worker_processes 1;
 error_log {d / "error.log"} warn;
-events {{ worker_connections {self._worker_connections}; }}
+events {{ worker_connections 1024; }}
 http {{
 {self.temps()}
     log_format routed {ACCESS_LOG_FORMAT};
@@ -227,16 +226,14 @@ CLOUDFLARE_HEADERS = (
 # -- the shipped configs ---------------------------------------------------------------------------
 
 CACHE_CONF = DEPLOY / "nginx-cache.conf"
-# The three strings deploy/nginx-cache.conf's header says to change, as shipped.
-CACHE_LISTEN = "listen 127.0.0.1:8081 "
-CACHE_UPSTREAM = "server 127.0.0.1:3000;"
-CACHE_FOLDER = "/var/cache/nginx/hls-broadcaster"
 
 
 def shipped_cache(work: Path, upstream: str) -> Nginx:
     """nginx running deploy/nginx-cache.conf in the foreground as this user, everything it writes under
-    `work`, in front of `upstream` (HOST:PORT)."""
-    return Nginx(work, conf=lambda port: render_cache_conf(port, upstream, work))
+    `work`, in front of `upstream` (HOST:PORT): the three strings its header says to change, replaced."""
+    return Nginx(work, conf=lambda port: shipped_with(CACHE_CONF, {
+        "listen 127.0.0.1:8081 ": f"listen 127.0.0.1:{port} ",
+        "server 127.0.0.1:3000;": f"server {upstream};", "/var/cache/nginx/hls-broadcaster": str(work)}))
 
 
 def shipped_with(path: Path, swaps: Mapping[str, str]) -> str:
@@ -247,26 +244,6 @@ def shipped_with(path: Path, swaps: Mapping[str, str]) -> str:
         assert old in text, f"deploy/{path.name} no longer contains {old!r}"
         text = text.replace(old, new)
     return text
-
-
-def render_cache_conf(port: int, upstream: str, folder: Path) -> str:
-    return shipped_with(CACHE_CONF, {CACHE_LISTEN: f"listen 127.0.0.1:{port} ",
-                                     CACHE_UPSTREAM: f"server {upstream};", CACHE_FOLDER: str(folder)})
-
-
-PROXY_CONF = DEPLOY / "nginx-proxy.conf"
-
-
-def render_proxy_site(port: int, http_port: int, upstream: str, cert: Path, key: Path) -> str:
-    """deploy/nginx-proxy.conf with the strings its header names replaced (the listen lines, the
-    certificate paths, the upstream), and nothing else."""
-    return shipped_with(PROXY_CONF, {
-        "listen 80;": f"listen 127.0.0.1:{http_port};", "listen [::]:80;": "",
-        "listen 443 ssl http2;": f"listen 127.0.0.1:{port} ssl http2;", "listen [::]:443 ssl http2;": "",
-        "/etc/letsencrypt/live/live.example.com/fullchain.pem": str(cert),
-        "/etc/letsencrypt/live/live.example.com/privkey.pem": str(key),
-        "server 127.0.0.1:3000;": f"server {upstream};",
-    })
 
 
 class ShippedProxy(Nginx):
@@ -289,6 +266,14 @@ class ShippedProxy(Nginx):
             subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
                             "-subj", "/CN=live.example.com", "-keyout", str(self.key), "-out", str(self.cert)],
                            check=True, capture_output=True, timeout=60)
-        site = render_proxy_site(port, self.http_port, self.upstream, self.cert, self.key)
+        # The strings deploy/nginx-proxy.conf's header names (the listen lines, the certificate paths, the
+        # upstream), replaced.
+        site = shipped_with(DEPLOY / "nginx-proxy.conf", {
+            "listen 80;": f"listen 127.0.0.1:{self.http_port};", "listen [::]:80;": "",
+            "listen 443 ssl http2;": f"listen 127.0.0.1:{port} ssl http2;", "listen [::]:443 ssl http2;": "",
+            "/etc/letsencrypt/live/live.example.com/fullchain.pem": str(self.cert),
+            "/etc/letsencrypt/live/live.example.com/privkey.pem": str(self.key),
+            "server 127.0.0.1:3000;": f"server {self.upstream};",
+        })
         return (f"worker_processes 1;\nevents {{ worker_connections 1024; }}\nhttp {{\n{self.temps()}\n"
                 f"    access_log off;\n{site}\n}}\n")

@@ -3,10 +3,12 @@ HLS checker, remember what each variant listed."""
 
 from __future__ import annotations
 
+import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import aiohttp
@@ -16,6 +18,7 @@ from broadcaster.playlist import hls
 from broadcaster.source.owncast import parse_media_playlist
 from tests.support.hls_checker import VariantSetChecker
 from tests.support.listing import listing
+from tests.support.owncast_writer import owncast_number
 from tests.support.scrape import Samples, scraped
 from tests.support.waiting import until
 
@@ -73,6 +76,25 @@ class Observed:
     def counts(self) -> dict[int, int]:
         """Segments listed so far per variant."""
         return {v: len(listed) for v, listed in self.ours.items()}
+
+    def uris(self, v: int) -> list[str]:
+        """Every URI variant `v` listed, by media sequence number."""
+        return [self.ours[v][n][0] for n in sorted(self.ours[v])]
+
+    def assert_in_owncast_order(self, v: int, skipped: Collection[int] = (), span: bool = False) -> None:
+        """Every segment Owncast listed, but its numbers `skipped`, listed once, in Owncast's order, under
+        consecutive media sequence numbers. `span`: only those Owncast listed between the first and the last
+        we listed (Owncast was seen before the service's first and after its last listing)."""
+        msns = sorted(self.ours[v])
+        assert msns == list(range(msns[0], msns[0] + len(msns))), f"variant {v}: a media sequence was skipped"
+        listed = [uri.rsplit("/", 1)[1] for uri in self.uris(v)]
+        known = sorted(self.owncast[v], key=owncast_number)
+        # Ours from the first segment Owncast was seen listing: on a loaded machine Owncast's playlist may
+        # have moved past our first before it was first read.
+        names = [n for n in listed if owncast_number(n) >= owncast_number(known[0])]
+        low, high = (owncast_number(listed[0]), owncast_number(listed[-1])) if span else (0, math.inf)
+        expected = [n for n in known if owncast_number(n) not in skipped and low <= owncast_number(n) <= high]
+        assert names == expected, f"variant {v}: listed {names}, Owncast {expected}"
 
     def listed_files(self, oc: OwncastEmulator, bucket: str | None = None) -> list[tuple[str, Path]]:
         """Every segment URL we listed, with the Owncast file it was made from (for tests.support.whole);
@@ -196,8 +218,13 @@ class Observer:
         return await scraped(self.http, self.url)
 
     async def health(self) -> tuple[int, dict[str, object]]:
-        async with self.http.get(f"{self.url}/health") as r:
-            return r.status, await r.json()
+        return await health(self.http, self.url)
+
+
+async def health(http: aiohttp.ClientSession, url: str) -> tuple[int, dict[str, Any]]:
+    """The service at `url`: its /health's status code and body."""
+    async with http.get(f"{url}/health") as r:
+        return r.status, await r.json()
 
 
 async def listed_at_least(url: str, count: int, timeout: float = 60.0) -> None:

@@ -19,25 +19,23 @@ import aiohttp
 
 from tests.support.counting_proxy import CountingProxy
 from tests.support.gates import BucketGates
+from tests.support.observe import health as read_health
+from tests.support.scrape import scraped
 from tests.support.service_process import ServiceProcess
 from tests.support.steered_players import Fetched, Players, Watched
 from tests.support.waiting import until
 
 
 async def health(service: ServiceProcess) -> dict[str, Any]:
-    async with aiohttp.ClientSession() as session, session.get(f"{service.url}/health") as response:
-        body: dict[str, Any] = json.loads(await response.text())
-        return body
+    async with aiohttp.ClientSession() as session:
+        return (await read_health(session, service.url))[1]
 
 
 async def metric(service: ServiceProcess, name: str) -> dict[str, float]:
-    """A metric's samples by their labels' values joined by ',', read by Prometheus's own text parser."""
-    from prometheus_client.parser import text_string_to_metric_families
-
-    async with aiohttp.ClientSession() as session, session.get(f"{service.url}/metrics") as response:
-        text = await response.text()
-    return {",".join(sample.labels.values()): sample.value for family in text_string_to_metric_families(text)
-            for sample in family.samples if sample.name == name}
+    """A metric's samples by their labels' values joined by ','."""
+    async with aiohttp.ClientSession() as session:
+        samples = await scraped(session, service.url)
+    return {",".join(v for _, v in labels): value for (sample, labels), value in samples.items() if sample == name}
 
 
 async def until_played(watched: Watched, seconds: float, timeout: float = 60) -> None:
