@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 from broadcaster.bucket.turns import RetryTurns
 from broadcaster.vm.held import Held
@@ -46,10 +47,23 @@ def _turns(up: Uploader) -> RetryTurns:
     return up._turns
 
 
+def stepped(fake: FakeStore, concurrency: int = 8,
+            **uploader: Any) -> tuple[FakeStore, Uploader, SteppedSleep]:
+    """An Uploader over `fake` whose backoff sleeps are stepped by the test (no jitter)."""
+    sleep = SteppedSleep()
+    backoff = Backoff(sleep=sleep, rng=lambda: 1.0)
+    return fake, Uploader(fake, Metrics(), concurrency=concurrency, attempt_timeout=5, backoff=backoff,
+                          **uploader), sleep
+
+
+async def cancel_all(tasks: list[asyncio.Future[object]]) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
 async def test_a_failing_bucket_is_retried_once_per_turn_however_many_uploads_wait(tmp_path: Path) -> None:
-    fake, sleep = FakeStore(down=True), SteppedSleep()
-    up = Uploader(fake, Metrics(), concurrency=8, attempt_timeout=5,
-                  backoff=Backoff(sleep=sleep, rng=lambda: 1.0))
+    fake, up, sleep = stepped(FakeStore(down=True))
     tasks = _uploads(tmp_path, up)
     # Each upload's first attempt fails, and each then waits for a turn: no timer of its own.
     await until(lambda: len(_turns(up)) == UPLOADS, "every upload waiting for its turn")
@@ -71,9 +85,7 @@ async def test_a_failing_bucket_is_retried_once_per_turn_however_many_uploads_wa
 
 
 async def test_the_next_outage_backs_off_from_its_first_delay(tmp_path: Path) -> None:
-    fake, sleep = FakeStore(fail={"k": 3}), SteppedSleep()
-    up = Uploader(fake, Metrics(), concurrency=1, attempt_timeout=5,
-                  backoff=Backoff(sleep=sleep, rng=lambda: 1.0))
+    fake, up, sleep = stepped(FakeStore(fail={"k": 3}), concurrency=1)
     path = tmp_path / "stream-a-1.ts"
     path.write_bytes(b"\x47" * 1880)
     first = asyncio.ensure_future(up.upload_file(path, "k", "0"))
@@ -88,15 +100,12 @@ async def test_the_next_outage_backs_off_from_its_first_delay(tmp_path: Path) ->
 
 
 async def test_a_backlog_cancelled_leaves_no_timer(tmp_path: Path) -> None:
-    fake, sleep = FakeStore(down=True), SteppedSleep()
-    up = Uploader(fake, Metrics(), concurrency=8, attempt_timeout=5, backoff=Backoff(sleep=sleep))
+    fake, up, sleep = stepped(FakeStore(down=True))
     tasks = _uploads(tmp_path, up)
     await until(lambda: len(_turns(up)) == UPLOADS, "every upload waiting for its turn")
     giver = _turns(up)._giver
     assert giver is not None
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    await cancel_all(tasks)
     assert len(_turns(up)) == 0 and _turns(up)._giver is None
     await asyncio.gather(giver, return_exceptions=True)
     assert giver.cancelled()
@@ -106,9 +115,7 @@ async def test_an_upload_with_nothing_left_to_send_goes_at_the_next_turn_not_at_
     """Owncast deletes the files of half the uploads that wait: at the next turn those end, lost, without
     a bucket attempt each; the rest wait on. What waits is bounded by what is still on disk, not by the
     outage's length."""
-    fake, sleep = FakeStore(down=True), SteppedSleep()
-    up = Uploader(fake, Metrics(), concurrency=8, attempt_timeout=5,
-                  backoff=Backoff(sleep=sleep, rng=lambda: 1.0))
+    fake, up, sleep = stepped(FakeStore(down=True))
     tasks = _uploads(tmp_path, up)
     await until(lambda: len(_turns(up)) == UPLOADS, "every upload waiting for its turn")
     for n in range(0, UPLOADS, 2):
@@ -120,9 +127,7 @@ async def test_an_upload_with_nothing_left_to_send_goes_at_the_next_turn_not_at_
     assert {t.exception().reason for t in gone} == {"deleted"}  # type: ignore[union-attr]
     assert len(fake.attempts) <= UPLOADS + 1  # their first attempts and the turn's: none for the lost
     assert up.waiting()[0] == UPLOADS // 2
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    await cancel_all(tasks)
 
 
 async def test_held_copies_dropped_release_their_uploads(tmp_path: Path) -> None:
@@ -133,9 +138,7 @@ async def test_held_copies_dropped_release_their_uploads(tmp_path: Path) -> None
     (tmp_path / "state").mkdir()
     held = Held(hls, tmp_path / "state", max_bytes=4 * 1880, keep_for=600)
     held.open()
-    fake, sleep = FakeStore(down=True), SteppedSleep()
-    up = Uploader(fake, Metrics(), concurrency=8, attempt_timeout=5,
-                  backoff=Backoff(sleep=sleep, rng=lambda: 1.0), holder=held)
+    fake, up, sleep = stepped(FakeStore(down=True), holder=held)
     tasks = []
     for n in range(8):
         path = hls / "0" / f"stream-a-{n}.ts"
@@ -150,7 +153,5 @@ async def test_held_copies_dropped_release_their_uploads(tmp_path: Path) -> None
     lost = [t for t in tasks if t.done()]
     assert [t.exception().reason for t in lost] == ["copy_dropped"] * 4  # type: ignore[union-attr]
     assert len(_turns(up)) == 4
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    await cancel_all(tasks)
     held.close()
