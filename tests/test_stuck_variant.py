@@ -13,20 +13,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
 import pytest
 
-from broadcaster.demo.ffmpeg import ffmpeg_exe
 from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.state.disk import dumps
 from tests.support.browser import PLAYERS, POLL_MS, launch_chromium, needs_chromium, open_viewer
 from tests.support.held_back import HeldBack, HeldWrites, both_list
 from tests.support.observe import Observer
-from tests.support.owncast_writer import SECONDS, HandFedOwncast
+from tests.support.owncast_writer import SECONDS, HandFedOwncast, one_run_segments
 from tests.support.listing import listing
 from tests.support.served import MakeWorld
 from tests.support.service_process import ServiceProcess, service_env
@@ -171,7 +169,7 @@ async def test_a_viewer_on_the_variant_whose_file_never_finishes_does_not_stand_
     variant froze until the upload gave the file up (10 s) and then dropped the slot everywhere."""
     from playwright.async_api import async_playwright
 
-    bodies = await asyncio.to_thread(continuous, tmp_path / "encoded", STREAM_SECONDS)
+    bodies = await asyncio.to_thread(one_run_segments, tmp_path / "encoded", STREAM_SECONDS, 24)
     feed = HandFedOwncast(tmp_path / "hls", bodies[0], variants=(0, 1), list_size=10)
 
     def write(body: bytes) -> Callable[[Path], object]:
@@ -271,22 +269,6 @@ async def test_a_viewer_on_the_variant_whose_file_never_finishes_does_not_stand_
 
 
 STREAM_SECONDS = 120  # more than the test plays, so no moment comes twice
-
-
-def continuous(folder: Path, seconds: int) -> list[bytes]:
-    """`seconds` 1 s MPEG-TS segments of one continuous stream (a small test picture with sound, a
-    keyframe every second), as Owncast's ffmpeg cuts them: the picture goes on from one to the next."""
-    folder.mkdir()
-    subprocess.run(
-        [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error",
-         "-f", "lavfi", "-i", "testsrc=size=160x90:rate=24", "-f", "lavfi", "-i", "sine=frequency=440",
-         "-t", str(seconds), "-c:v", "libx264", "-preset", "ultrafast", "-g", "24", "-keyint_min", "24",
-         "-sc_threshold", "0", "-threads", "1", "-c:a", "aac", "-f", "hls", "-hls_time", "1",
-         "-hls_list_size", "0", "-hls_segment_filename", str(folder / "%03d.ts"), str(folder / "index.m3u8")],
-        check=True, timeout=120, capture_output=True,
-    )  # fmt: skip
-    return [(folder / f"{i:03d}.ts").read_bytes() for i in range(seconds)]
-
 
 # The longest the video may stand still while playing: the stuck variant waits one target duration (1 s)
 # for its copy, within the few seconds hls.js keeps buffered; before, it stood still about 7 s.
