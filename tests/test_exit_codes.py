@@ -115,7 +115,6 @@ async def test_the_port_taken_is_exit_2(tmp_path: Path, hls: Path, seaweed: Seaw
         port = grafana.getsockname()[1]
         errors = await refused(service_env(hls, seaweed, tmp_path / "state", PORT=str(port)), tmp_path / "run")
     assert len(errors) == 1 and f"cannot listen on 127.0.0.1:{port} (HOST/PORT): " in errors[0], errors
-    assert restarted(SET_UP_MISTAKE) == {"systemd": False, "pm2": False}
 
 
 @pytest.mark.parametrize(("over", "setting"), [({"AWS_BUCKET_NAME": "no-such-bucket"}, "AWS_BUCKET_NAME"),
@@ -126,7 +125,6 @@ async def test_a_bucket_that_refuses_is_exit_2(tmp_path: Path, hls: Path, seawee
     errors = await refused(service_env(hls, seaweed, tmp_path / "state", **over), tmp_path / "run")
     assert len(errors) == 1 and errors[0].endswith(f"check {setting}"), errors
     assert "not-the-secret" not in errors[0]
-    assert restarted(SET_UP_MISTAKE) == {"systemd": False, "pm2": False}
 
 
 async def test_a_state_dir_in_use_is_exit_2(tmp_path: Path, hls: Path, seaweed: SeaweedS3) -> None:
@@ -138,7 +136,6 @@ async def test_a_state_dir_in_use_is_exit_2(tmp_path: Path, hls: Path, seaweed: 
     assert errors == [
         f"hls-broadcaster: error: STATE_DIR {state.resolve()} is in use by another hls-broadcaster; each service "
         "needs a STATE_DIR of its own"], errors
-    assert restarted(SET_UP_MISTAKE) == {"systemd": False, "pm2": False}
 
 
 async def test_the_env_file_unreadable_is_exit_2(tmp_path: Path, hls: Path) -> None:

@@ -7,7 +7,6 @@ import json
 import os
 import socket
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
@@ -49,12 +48,8 @@ async def check(settings: Settings) -> tuple[bool, list[str]]:
     return ok, lines
 
 
-def s3_client(server: SeaweedS3) -> Any:  # aiobotocore's client context manager is untyped
-    return server.client()
-
-
 async def keys_in(server: SeaweedS3) -> list[str]:
-    async with s3_client(server) as s3:
+    async with server.client() as s3:
         listed = await s3.list_objects_v2(Bucket=server.bucket)
     return [item["Key"] for item in listed.get("Contents", [])]
 
@@ -182,7 +177,7 @@ async def test_a_cors_policy_that_leaves_viewers_out_fails_the_cors_checks(
 ) -> None:
     # (SeaweedFS answers CORS for any origin when a bucket has no policy at all, so restrict it instead.)
     policy = {"CORSRules": [{"AllowedOrigins": ["https://only.example"], "AllowedMethods": ["GET", "HEAD"]}]}
-    async with s3_client(seaweed) as s3:
+    async with seaweed.client() as s3:
         await s3.put_bucket_cors(Bucket=seaweed.bucket, CORSConfiguration=policy)
     ok, lines = await check(settings_for(seaweed, tmp_path))
 
@@ -198,7 +193,7 @@ async def test_a_cors_policy_that_leaves_viewers_out_fails_the_cors_checks(
 async def test_the_deploy_cors_policy_satisfies_the_check(seaweed: SeaweedS3, tmp_path: Path) -> None:
     """deploy/r2-cors.json, applied through the S3 API as r2-setup.md says, is what viewers need."""
     policy = json.loads(CORS_FILE.read_text())
-    async with s3_client(seaweed) as s3:
+    async with seaweed.client() as s3:
         await s3.put_bucket_cors(Bucket=seaweed.bucket, CORSConfiguration=policy)
     ok, lines = await check(settings_for(seaweed, tmp_path))
 

@@ -68,9 +68,6 @@ class Listed:
         if "#EXT-X-ENDLIST" in lines:
             self.ended.add(v)
 
-    def all_uris(self) -> list[str]:
-        return [uri for by_seq in self.uris.values() for uri in by_seq.values()]
-
 
 async def poll(http: aiohttp.ClientSession, url: str, listed: Listed) -> None:
     for v in (0, 1):
