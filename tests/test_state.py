@@ -135,8 +135,9 @@ _GEN = ["variants", "0", "generator"]
     (["variants", "0", "leaving"], '[["live/0/a.ts"]]'),
     (_GEN + ["entries", 0, 1], '"https://x/a.ts\\n#EXT-X-ENDLIST"'),  # would be written into the playlist
 ])
-async def test_a_crafted_value_sets_the_file_aside(tmp_path: Path, make_world: MakeWorld, path: list[str | int],
-                                                   raw: str, caplog: pytest.LogCaptureFixture) -> None:
+async def test_a_crafted_value_sets_the_file_aside(
+        tmp_path: Path, make_world: MakeWorld, path: list[str | int], raw: str,
+        caplog: pytest.LogCaptureFixture) -> None:
     data = await saved_state(tmp_path)
     _set(data, path, "@@@")
     content = json.dumps(data).replace('"@@@"', raw).encode()
