@@ -120,10 +120,10 @@ class Shown:
             assert len(targets) <= 1, f"a pathway's playlists show targets {targets} at once"
 
 
-def two_variants(removed: list[str] | None = None) -> tuple[Variants, Shown]:
+def two_variants(removed: list[str] | None = None, plan: PathwayPlan = PLAN) -> tuple[Variants, Shown]:
     """`removed`: the keys handed on to the cleaner, as they go."""
     gone = removed if removed is not None else []
-    variants = Variants(WindowOptions(10), lambda left: gone.extend(r.segment.key or "" for r in left), PLAN)
+    variants = Variants(WindowOptions(10), lambda left: gone.extend(r.segment.key or "" for r in left), plan)
     for index in (0, 1):
         variants.add(index, 0.0).playlist.open(1, True, 0.0)
     return variants, Shown(variants)
@@ -260,9 +260,7 @@ async def test_a_variant_back_in_the_stream_says_what_it_listed_and_never_showed
     """A variant's playlist starts again where the others are (rejoin): what it had shown leaves as any
     removed segment; what it listed and never showed (its version not shown yet) is returned, so the
     lister counts it lost, never dropped without a word."""
-    variants = Variants(WindowOptions(10), lambda left: None, PathwayPlan(PLAN.pathways, redirects=lambda: True))
-    for index in (0, 1):
-        variants.add(index, 0.0).playlist.open(1, True, 0.0)
+    variants, _ = two_variants(plan=PathwayPlan(PLAN.pathways, redirects=lambda: True))
     for i in (0, 1):
         for index in (0, 1):
             list_in(variants, index, i)
