@@ -17,7 +17,6 @@ import asyncio
 import fcntl
 import os
 import signal
-import socket
 from pathlib import Path
 from types import SimpleNamespace
 from typing import cast
@@ -26,6 +25,7 @@ import aiohttp
 import pytest
 
 from broadcaster.demo.seaweed import SeaweedS3
+from tests.support.local_http import taken_port
 from tests.support.node import node
 from tests.support.restart_rules import Ended, pm2_app, pm2_restarts, systemd_restarts
 from tests.support.service_process import ServiceProcess, service_env
@@ -48,14 +48,6 @@ NO_BUCKET = cast(SeaweedS3, SimpleNamespace(endpoint_url="http://127.0.0.1:9", a
 
 def restarted(ended: Ended, unit: Path = UNIT, pm2_file: Path = PM2_FILE) -> dict[str, bool]:
     return {"systemd": systemd_restarts(unit, ended), "pm2": pm2_restarts(pm2_app(pm2_file), ended)}
-
-
-def taken_port() -> socket.socket:
-    """A listening socket on 127.0.0.1: its port is taken (the test closes it)."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen()
-    return sock
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
+from pytest_aiohttp import AiohttpServer
 
 from broadcaster.steering.first_byte import FirstByte
 from broadcaster.steering.probe import PROBE_HEADERS
@@ -36,15 +37,12 @@ class App:
 
 
 @pytest.fixture
-async def app() -> AsyncIterator[App]:
+async def app(aiohttp_server: AiohttpServer) -> App:
     served = App()
-    runner = web.AppRunner(web.Application(), access_log=None, handle_signals=False)
-    runner.app.router.add_get("/{key:.*}", served._answer)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    served.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    yield served
-    await runner.cleanup()
+    application = web.Application()
+    application.router.add_get("/{key:.*}", served._answer)
+    served.url = str((await aiohttp_server(application)).make_url("")).rstrip("/")
+    return served
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import errno
 import json
 import os
-import socket
 from pathlib import Path
 
 import aiohttp
@@ -18,7 +17,7 @@ from broadcaster.preflight.machine import bind_hint
 from broadcaster.preflight.report import Report
 from broadcaster.settings import Address, Settings, load_settings
 from broadcaster.state.disk import DirectoryLock
-from tests.support.local_http import serve_local
+from tests.support.local_http import serve_local, taken_port
 
 pytestmark = pytest.mark.integration
 
@@ -204,9 +203,7 @@ async def test_the_deploy_cors_policy_satisfies_the_check(seaweed: SeaweedS3, tm
 
 
 async def test_a_port_in_use_fails_naming_the_setting_and_a_free_one_passes(seaweed: SeaweedS3, tmp_path: Path) -> None:
-    with socket.socket() as holder:
-        holder.bind(("127.0.0.1", 0))
-        holder.listen(1)
+    with taken_port() as holder:
         port = holder.getsockname()[1]
         ok, lines = await check(settings_for(seaweed, tmp_path, PORT=str(port)))
     failed = [line for line in lines if line.startswith("FAIL")]
@@ -232,9 +229,7 @@ async def test_the_port_of_a_running_service_is_not_a_failure(seaweed: SeaweedS3
     lock = DirectoryLock(tmp_path / "state")
     lock.acquire()
     try:
-        with socket.socket() as holder:
-            holder.bind(("127.0.0.1", 0))
-            holder.listen(1)
+        with taken_port() as holder:
             port = holder.getsockname()[1]
             ok, lines = await check(settings_for(seaweed, tmp_path, PORT=str(port), METRICS_LISTEN=f"127.0.0.1:{port}"))
     finally:

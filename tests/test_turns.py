@@ -5,6 +5,7 @@ once it works; a cancelled backlog leaves no timer."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +57,7 @@ def stepped(fake: FakeStore, concurrency: int = 8,
                           **uploader), sleep
 
 
-async def cancel_all(tasks: list[asyncio.Future[object]]) -> None:
+async def cancel_all(tasks: Sequence[asyncio.Future[Any]]) -> None:
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
