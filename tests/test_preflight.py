@@ -53,10 +53,6 @@ async def keys_in(server: SeaweedS3) -> list[str]:
     return [item["Key"] for item in listed.get("Contents", [])]
 
 
-def statuses(lines: list[str]) -> list[str]:
-    return [line.split(" ", 1)[0] for line in lines[:-1]]  # the last line is the summary
-
-
 def bucket_lines(lines: list[str]) -> list[str]:
     """The lines from the first bucket call on (the settings and this machine's checks come before)."""
     first = next(i for i, line in enumerate(lines) if " probe object " in line)
@@ -68,7 +64,7 @@ async def test_passes_with_the_right_settings_and_leaves_nothing_behind(
     ok, lines = await check(settings_for(seaweed, tmp_path))
 
     assert ok, "\n".join(lines)
-    assert set(statuses(lines)) == {"ok"}, lines
+    assert {line.split(" ", 1)[0] for line in lines[:-1]} == {"ok"}, lines  # the last line is the summary
     text = "\n".join(lines)
     for step in (
         "put probe object live/.hls-broadcaster-check-", "head probe object", "head bucket",
