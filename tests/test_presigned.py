@@ -146,9 +146,7 @@ async def test_an_fmp4_init_section_is_listed_presigned(tmp_path: Path, recordin
                 async with http.get(init) as r:
                     assert r.status == 200 and r.headers["Content-Type"] == "video/mp4", init
             # The multivariant playlist: ffmpeg reads every variant on both pathways, the bucket's presigned
-            # init and segments, and the VM's, each a redirect to its presigned URL. (Its 404 "when loading
-            # first segment" on the VM's pathway was the init section of a run whose shortid began with
-            # '_' or '-', which that pathway refused: test_integration's fMP4 test has such a shortid.)
+            # init and segments, and the VM's, each a redirect to its presigned URL.
             player = await asyncio.create_subprocess_exec(
                 ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-i", f"{service.url}/live/master.m3u8",
                 "-t", "3", "-c", "copy", "-f", "null", "-",
