@@ -72,8 +72,7 @@ def test_generator_restore_rejects_inconsistent_numbers() -> None:
 
 async def test_publisher_restores_and_continues_numbering(make_world: MakeWorld) -> None:
     a = make_world()
-    for v in (0, 1):
-        a.owncast_lists(v, "stream-a-0.ts", "stream-a-1.ts")
+    a.owncast_lists((0, 1), "stream-a-0.ts", "stream-a-1.ts")
     await a.settle()
     saved = json.loads(dumps({**a.pub.snapshot(), "clean_stop": True}))  # as on disk, after a clean stop
     before = {v: a.text(v) for v in (0, 1)}
@@ -84,8 +83,7 @@ async def test_publisher_restores_and_continues_numbering(make_world: MakeWorld)
     b.pub.restore(saved)
     assert {v: b.text(v) for v in (0, 1)} == before
     b.segments = a.segments
-    for v in (0, 1):
-        b.owncast_lists(v, "stream-a-1.ts", "stream-a-2.ts", media_sequence=1)  # a-1 already listed
+    b.owncast_lists((0, 1), "stream-a-1.ts", "stream-a-2.ts", media_sequence=1)  # a-1 already listed
     await b.settle()
     assert b.uris(0) == b.uris(1) == ["stream-a-0.ts", "stream-a-1.ts", "stream-a-2.ts"]
     assert sorted(b.store.keys()) == ["live/0/stream-a-2.ts", "live/1/stream-a-2.ts"]  # only the new one
