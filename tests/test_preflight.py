@@ -7,9 +7,7 @@ import json
 import os
 from pathlib import Path
 
-import aiohttp
 import pytest
-from aiohttp import web
 
 from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.preflight import _check_settings, run_checks
@@ -17,7 +15,8 @@ from broadcaster.preflight.machine import bind_hint
 from broadcaster.preflight.report import Report
 from broadcaster.settings import Address, Settings, load_settings
 from broadcaster.state.disk import DirectoryLock
-from tests.support.local_http import serve_local, taken_port
+from tests.support.counting_proxy import CountingProxy
+from tests.support.local_http import taken_port
 
 pytestmark = pytest.mark.integration
 
@@ -253,38 +252,22 @@ def test_an_r2_dev_public_url_is_a_warning_not_for_production(url: str, warned: 
                                   "not for production"), said
 
 
-async def cloudflare_in_front(target: str, cache_status: str | None) -> tuple[web.AppRunner, str]:
-    """A stand-in for Cloudflare's edge before the bucket's public URL: it passes GETs and OPTIONS on and
-    adds what Cloudflare adds (CF-Ray, and CF-Cache-Status when given)."""
-    async def forward(request: web.Request) -> web.Response:
-        async with aiohttp.ClientSession() as http, http.request(
-            request.method, target + request.path_qs,
-            headers={k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")},
-        ) as r:
-            body = await r.read()
-            headers = {k: v for k, v in r.headers.items()
-                       if k.lower() not in ("content-length", "transfer-encoding", "content-encoding", "server")}
-        headers.update({"CF-Ray": "8f0000000000abcd-AMS", "Server": "cloudflare"})
-        if cache_status is not None:
-            headers["CF-Cache-Status"] = cache_status
-        return web.Response(status=r.status, body=body, headers=headers)
-
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", forward)
-    return await serve_local(app)
-
-
 @pytest.mark.parametrize(("cache_status", "cached"), [("DYNAMIC", False), (None, False), ("MISS", True),
                                                      ("HIT", True)])
 async def test_a_segment_fetched_through_the_public_url_must_be_cacheable(
         seaweed: SeaweedS3, tmp_path: Path, cache_status: str | None, cached: bool) -> None:
     """Behind Cloudflare, DYNAMIC (or no CF-Cache-Status) means no Cache Rule made segments eligible:
     every viewer's GET would reach the bucket. A warning naming the rule; MISS or HIT is an ok line."""
-    runner, edge = await cloudflare_in_front(seaweed.public_url, cache_status)
+    # A stand-in for Cloudflare's edge before the bucket's public URL: what it passes on carries what
+    # Cloudflare adds (CF-Ray, and CF-Cache-Status when given).
+    edge = CountingProxy(seaweed.public_url, adds={"CF-Ray": "8f0000000000abcd-AMS", "Server": "cloudflare"})
+    if cache_status is not None:
+        edge.adds["CF-Cache-Status"] = cache_status
+    await edge.start()
     try:
-        ok, lines = await check(settings_for(seaweed, tmp_path, R2_PUBLIC_URL=edge))
+        ok, lines = await check(settings_for(seaweed, tmp_path, R2_PUBLIC_URL=edge.url))
     finally:
-        await runner.cleanup()
+        await edge.close()
     assert ok, lines
     cache_lines = [line for line in lines if "CF-Cache-Status" in line]
     assert len(cache_lines) == 1, lines
