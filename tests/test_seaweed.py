@@ -103,12 +103,8 @@ async def test_close_stops_the_server(tmp_path: Path, discard: bool) -> None:
     await server.close()  # idempotent
     assert server.pid is None
     assert not alive(pid)
-    socks = [
-        p
-        for p in Path("/tmp").glob("seaweedfs-*.sock")
-        if p.name.endswith(f"-{server.endpoint_url.rsplit(':', 1)[1]}.sock")
-    ]
-    assert not socks
+    port = server.endpoint_url.rsplit(":", 1)[1]
+    assert not [p for p in Path("/tmp").glob("seaweedfs-*.sock") if p.name.endswith(f"-{port}.sock")]
 
 
 async def test_start_failure_shows_weed_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
