@@ -118,8 +118,7 @@ def _saved(c: Cleaner) -> list[list[object]]:
 
 async def test_a_snapshot_reads_as_it_was_taken_whatever_the_cleaner_does_after() -> None:
     """What snapshot gives is a value (cleaner.DueNotes): read later, after keys were deleted, noted again
-    (failed deletes, clips letting go) and the notes compacted, it is what it was when taken. Before,
-    it read the live notes: a note that died since read null, one dropped since was missing."""
+    (failed deletes, clips letting go) and the notes compacted, it is what it was when taken."""
     rng = random.Random(3)
     bucket, clock = Bucket(), Clock()
     c = Cleaner(bucket, Metrics(), margin=0, retry_after=5, wall_clock=clock)

@@ -17,7 +17,6 @@ import asyncio
 import fcntl
 import os
 import signal
-import socket
 from pathlib import Path
 from types import SimpleNamespace
 from typing import cast
@@ -26,6 +25,7 @@ import aiohttp
 import pytest
 
 from broadcaster.demo.seaweed import SeaweedS3
+from tests.support.local_http import taken_port
 from tests.support.node import node
 from tests.support.restart_rules import Ended, pm2_app, pm2_restarts, systemd_restarts
 from tests.support.service_process import ServiceProcess, service_env
@@ -48,14 +48,6 @@ NO_BUCKET = cast(SeaweedS3, SimpleNamespace(endpoint_url="http://127.0.0.1:9", a
 
 def restarted(ended: Ended, unit: Path = UNIT, pm2_file: Path = PM2_FILE) -> dict[str, bool]:
     return {"systemd": systemd_restarts(unit, ended), "pm2": pm2_restarts(pm2_app(pm2_file), ended)}
-
-
-def taken_port() -> socket.socket:
-    """A listening socket on 127.0.0.1: its port is taken (the test closes it)."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen()
-    return sock
 
 
 @pytest.fixture
@@ -110,14 +102,6 @@ def test_the_reader_takes_systemds_meaning(tmp_path: Path) -> None:
 # -- the service: each case, the real process ------------------------------------------------------------
 
 
-async def test_the_port_taken_is_exit_2(tmp_path: Path, hls: Path, seaweed: SeaweedS3) -> None:
-    with taken_port() as grafana:
-        port = grafana.getsockname()[1]
-        errors = await refused(service_env(hls, seaweed, tmp_path / "state", PORT=str(port)), tmp_path / "run")
-    assert len(errors) == 1 and f"cannot listen on 127.0.0.1:{port} (HOST/PORT): " in errors[0], errors
-    assert restarted(SET_UP_MISTAKE) == {"systemd": False, "pm2": False}
-
-
 @pytest.mark.parametrize(("over", "setting"), [({"AWS_BUCKET_NAME": "no-such-bucket"}, "AWS_BUCKET_NAME"),
                                                ({"AWS_SECRET_ACCESS_KEY": "not-the-secret"}, "AWS_SECRET_ACCESS_KEY")],
                          ids=["no-such-bucket", "credentials-refused"])
@@ -126,7 +110,6 @@ async def test_a_bucket_that_refuses_is_exit_2(tmp_path: Path, hls: Path, seawee
     errors = await refused(service_env(hls, seaweed, tmp_path / "state", **over), tmp_path / "run")
     assert len(errors) == 1 and errors[0].endswith(f"check {setting}"), errors
     assert "not-the-secret" not in errors[0]
-    assert restarted(SET_UP_MISTAKE) == {"systemd": False, "pm2": False}
 
 
 async def test_a_state_dir_in_use_is_exit_2(tmp_path: Path, hls: Path, seaweed: SeaweedS3) -> None:
@@ -138,7 +121,6 @@ async def test_a_state_dir_in_use_is_exit_2(tmp_path: Path, hls: Path, seaweed: 
     assert errors == [
         f"hls-broadcaster: error: STATE_DIR {state.resolve()} is in use by another hls-broadcaster; each service "
         "needs a STATE_DIR of its own"], errors
-    assert restarted(SET_UP_MISTAKE) == {"systemd": False, "pm2": False}
 
 
 async def test_the_env_file_unreadable_is_exit_2(tmp_path: Path, hls: Path) -> None:
@@ -171,6 +153,7 @@ async def test_a_wrong_public_url_starts_and_health_names_it(tmp_path: Path, hls
 
 @pytest.mark.parametrize(("over", "status", "said"), [
     ({"PORT": "nope"}, 2, "hls-broadcaster: error: PORT='nope': expected a whole number"),
+    ({"PORT": "{port}"}, 2, "cannot listen on 127.0.0.1:{port} (HOST/PORT): "),  # another program's
     # As R2's dashboard shows the bucket's URL: uploads would land one folder down, under keys no listed
     # URL names. `check` fails on it, and `run` refuses the same, with the same line.
     ({"S3_ENDPOINT_URL": "{endpoint}/{bucket}"}, 2,
@@ -181,14 +164,16 @@ async def test_a_wrong_public_url_starts_and_health_names_it(tmp_path: Path, hls
     # The table's exit 1 row: HOST a name that does not resolve (DNS not up yet at boot, say) stops the
     # start with one line, and each supervisor starts it again.
     ({"HOST": "nonexistent.invalid"}, 1, "cannot listen on nonexistent.invalid:0 (HOST/PORT): "),
-], ids=["bad-setting", "bucket-in-endpoint", "public-url-at-s3-api", "host-unresolved"])
+], ids=["bad-setting", "port-taken", "bucket-in-endpoint", "public-url-at-s3-api", "host-unresolved"])
 async def test_what_stops_the_start_before_any_request_is_one_line_and_its_exit(
         tmp_path: Path, hls: Path, over: dict[str, str], status: int, said: str) -> None:
     """A set-up mistake is exit 2, restarted by neither supervisor; what a restart may fix, exit 1. The line
     is `said` whole where it starts as the line does, else `said` is in it."""
-    said = said.format(endpoint=NO_BUCKET.endpoint_url, bucket=NO_BUCKET.bucket)
-    over = {k: v.format(endpoint=NO_BUCKET.endpoint_url, bucket=NO_BUCKET.bucket) for k, v in over.items()}
-    errors = await refused(service_env(hls, NO_BUCKET, tmp_path / "state", **over), tmp_path / "run", status)
+    with taken_port() as other:
+        fill = {"endpoint": NO_BUCKET.endpoint_url, "bucket": NO_BUCKET.bucket, "port": other.getsockname()[1]}
+        said = said.format(**fill)
+        over = {k: v.format(**fill) for k, v in over.items()}
+        errors = await refused(service_env(hls, NO_BUCKET, tmp_path / "state", **over), tmp_path / "run", status)
     assert len(errors) == 1, errors
     assert errors[0] == said if said.startswith("hls-broadcaster: error: ") else said in errors[0], errors
     assert "Unknown error" not in errors[0]

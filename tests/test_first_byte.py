@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
+from pytest_aiohttp import AiohttpServer
 
 from broadcaster.steering.first_byte import FirstByte
 from broadcaster.steering.probe import PROBE_HEADERS
@@ -36,15 +37,12 @@ class App:
 
 
 @pytest.fixture
-async def app() -> AsyncIterator[App]:
+async def app(aiohttp_server: AiohttpServer) -> App:
     served = App()
-    runner = web.AppRunner(web.Application(), access_log=None, handle_signals=False)
-    runner.app.router.add_get("/{key:.*}", served._answer)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    served.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    yield served
-    await runner.cleanup()
+    application = web.Application()
+    application.router.add_get("/{key:.*}", served._answer)
+    served.url = str((await aiohttp_server(application)).make_url("")).rstrip("/")
+    return served
 
 
 @pytest.fixture
@@ -219,7 +217,7 @@ def _certificate(folder: Path) -> tuple[Path, Path]:
     return cert_file, key_file
 
 
-async def test_https_is_verified_as_a_browser_verifies_it(tmp_path: Path) -> None:
+async def test_https_is_verified_as_a_browser_verifies_it(tmp_path: Path, probe: FirstByte) -> None:
     """A certificate the system does not trust (a custom domain's broken certificate) is no answer, named;
     trusted, the same server answers over a kept TLS connection."""
     cert, key = _certificate(tmp_path)
@@ -232,16 +230,14 @@ async def test_https_is_verified_as_a_browser_verifies_it(tmp_path: Path) -> Non
             writer.write(b"HTTP/1.1 206 Partial Content\r\nContent-Length: 1\r\n\r\nG")
             await writer.drain()
 
-    untrusting = FirstByte(PROBE_HEADERS)
     trusting = FirstByte(PROBE_HEADERS, ssl.create_default_context(cafile=str(cert)))
     async with raw_server(answer, served) as url:
         port = url.rsplit(":", 1)[1]
         try:
-            ok, detail = await untrusting(f"https://127.0.0.1:{port}/a.ts", 2.0)
+            ok, detail = await probe(f"https://127.0.0.1:{port}/a.ts", 2.0)  # the system's trust alone
             assert not ok and detail.startswith("TLS: ") and "CERTIFICATE_VERIFY_FAILED" in detail, detail
             for name in ("a", "b"):
                 assert await trusting(f"https://localhost:{port}/{name}.ts", 2.0) == (True, "HTTP 206")
             assert trusting.connections == 1
         finally:
-            await untrusting.close()
             await trusting.close()

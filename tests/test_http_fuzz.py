@@ -50,8 +50,7 @@ async def served(serve_world: ServeWorld,
     world, client = await serve_world(can_block_reload=True,
                                       app=dict(events=LiveEvents(hub), viewer_options=ViewerOptions(viewer)))
     world.pub.on_master([SourceVariant(0, 1_000_000), SourceVariant(1, 500_000)])
-    world.owncast_lists(0, "stream-a-0.ts", "stream-a-1.ts")
-    world.owncast_lists(1, "stream-a-0.ts", "stream-a-1.ts")
+    world.owncast_lists((0, 1), "stream-a-0.ts", "stream-a-1.ts")
     await world.settle()
     yield world, client
     hub.close()  # as the service does: streams end before the server shuts down

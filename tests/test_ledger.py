@@ -92,10 +92,8 @@ async def receiver(tmp_path: Path) -> AsyncIterator[PutReceiver]:
     (tmp_path / "hls" / "0").mkdir(parents=True)
     got = PutReceiver(tmp_path / "hls", ledger=Ledger(), late_tails=LateTails(linger=0.2, longest=1.0))
     await got.start()
-    try:
-        yield got
-    finally:
-        await got.close()
+    yield got
+    await got.close()
 
 
 async def test_copy_in_place_records_the_body_as_closed(tmp_path: Path) -> None:

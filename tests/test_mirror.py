@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
 from broadcaster.metrics import Metrics
 from broadcaster.bucket.mirror import PlaylistMirror
-from tests.support.fakes import FakeStore
-from tests.support.world import World
-from tests.support.fakes import version
+from tests.support.fakes import FakeStore, version
+from tests.support.served import MakeWorld
 from tests.support.waiting import until
 
 
@@ -87,8 +85,8 @@ async def test_the_same_version_is_not_written_twice(mirror: tuple[PlaylistMirro
     assert len(store.puts) == 1
 
 
-async def test_publisher_mirrors_each_visible_version_without_blocking_reload(tmp_path: Path) -> None:
-    world = World(tmp_path, window=4.0, can_block_reload=True)
+async def test_publisher_mirrors_each_visible_version_without_blocking_reload(make_world: MakeWorld) -> None:
+    world = make_world(window=4.0, can_block_reload=True)
     mirror = PlaylistMirror(world.store, world.metrics, attempt_timeout=1.0)
     world.release.mirror = mirror
     try:
@@ -110,7 +108,6 @@ async def test_publisher_mirrors_each_visible_version_without_blocking_reload(tm
                          if line.endswith(".ts")]
                 assert named and all(f"live/{n}" in stored_before for n in named), (named, stored_before)
     finally:
-        await world.pub.close()
         await mirror.close()
 
 

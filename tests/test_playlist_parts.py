@@ -26,6 +26,7 @@ from broadcaster.playlist.rendered import Rendered
 from broadcaster.playlist.segments import ListedSegment
 from broadcaster.publish import playlist_memory
 from tests.support.browser import launch_chromium, needs_chromium
+from tests.support.client import Client
 from tests.support.fakes import FakeHealth, FakePlaylists
 
 T0 = 1_800_000_000.0
@@ -172,18 +173,18 @@ def test_pieces_that_refer_back_make_one_gzip_member() -> None:
 
 
 @pytest.fixture
-def long_playlists() -> FakePlaylists:
+async def long_served(aiohttp_client: AiohttpClient) -> tuple[Rendered, Client]:
+    """A long window's playlist as rendered, and a client of the app serving it (which decompresses, as
+    any aiohttp client does)."""
     playlists = FakePlaylists(1, 1)
     playlists.generators[0] = long_window(600, 500.0)[0]  # type: ignore[assignment]
-    return playlists
+    app = create_app(playlists, FakeHealth(), Metrics(), playlist_options=PlaylistOptions(default_variant=0))
+    return playlists.generators[0].render(), await aiohttp_client(app)
 
 
-async def test_aiohttps_client_reads_the_gzip_of_a_long_window(
-        aiohttp_client: AiohttpClient, long_playlists: FakePlaylists) -> None:
-    rendered: Rendered = long_playlists.generators[0].render()
+async def test_aiohttps_client_reads_the_gzip_of_a_long_window(long_served: tuple[Rendered, Client]) -> None:
+    rendered, client = long_served
     assert rendered._parts is not None and rendered._parts.middle.chunks
-    app = create_app(long_playlists, FakeHealth(), Metrics(), playlist_options=PlaylistOptions(default_variant=0))
-    client = await aiohttp_client(app)  # decompresses, as any aiohttp client does
     resp = await client.get("/live/0/playlist.m3u8", headers={"Accept-Encoding": "gzip"})
     assert resp.status == 200 and resp.headers["Content-Encoding"] == "gzip"
     assert await resp.read() == rendered.body
@@ -191,13 +192,10 @@ async def test_aiohttps_client_reads_the_gzip_of_a_long_window(
 
 @pytest.mark.browser
 @needs_chromium
-async def test_chromium_reads_the_gzip_of_a_long_window(
-        aiohttp_client: AiohttpClient, long_playlists: FakePlaylists) -> None:
+async def test_chromium_reads_the_gzip_of_a_long_window(long_served: tuple[Rendered, Client]) -> None:
     from playwright.async_api import async_playwright
 
-    rendered: Rendered = long_playlists.generators[0].render()
-    app = create_app(long_playlists, FakeHealth(), Metrics(), playlist_options=PlaylistOptions(default_variant=0))
-    client = await aiohttp_client(app)
+    rendered, client = long_served
     url = str(client.make_url("/live/0/playlist.m3u8"))
     got: list[str] = []
     async with async_playwright() as pw:

@@ -5,13 +5,9 @@ from __future__ import annotations
 import errno
 import json
 import os
-import socket
 from pathlib import Path
-from typing import Any
 
-import aiohttp
 import pytest
-from aiohttp import web
 
 from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.preflight import _check_settings, run_checks
@@ -19,7 +15,8 @@ from broadcaster.preflight.machine import bind_hint
 from broadcaster.preflight.report import Report
 from broadcaster.settings import Address, Settings, load_settings
 from broadcaster.state.disk import DirectoryLock
-from tests.support.local_http import serve_local
+from tests.support.counting_proxy import CountingProxy
+from tests.support.local_http import taken_port
 
 pytestmark = pytest.mark.integration
 
@@ -49,18 +46,10 @@ async def check(settings: Settings) -> tuple[bool, list[str]]:
     return ok, lines
 
 
-def s3_client(server: SeaweedS3) -> Any:  # aiobotocore's client context manager is untyped
-    return server.client()
-
-
 async def keys_in(server: SeaweedS3) -> list[str]:
-    async with s3_client(server) as s3:
+    async with server.client() as s3:
         listed = await s3.list_objects_v2(Bucket=server.bucket)
     return [item["Key"] for item in listed.get("Contents", [])]
-
-
-def statuses(lines: list[str]) -> list[str]:
-    return [line.split(" ", 1)[0] for line in lines[:-1]]  # the last line is the summary
 
 
 def bucket_lines(lines: list[str]) -> list[str]:
@@ -74,7 +63,7 @@ async def test_passes_with_the_right_settings_and_leaves_nothing_behind(
     ok, lines = await check(settings_for(seaweed, tmp_path))
 
     assert ok, "\n".join(lines)
-    assert set(statuses(lines)) == {"ok"}, lines
+    assert {line.split(" ", 1)[0] for line in lines[:-1]} == {"ok"}, lines  # the last line is the summary
     text = "\n".join(lines)
     for step in (
         "put probe object live/.hls-broadcaster-check-", "head probe object", "head bucket",
@@ -182,7 +171,7 @@ async def test_a_cors_policy_that_leaves_viewers_out_fails_the_cors_checks(
 ) -> None:
     # (SeaweedFS answers CORS for any origin when a bucket has no policy at all, so restrict it instead.)
     policy = {"CORSRules": [{"AllowedOrigins": ["https://only.example"], "AllowedMethods": ["GET", "HEAD"]}]}
-    async with s3_client(seaweed) as s3:
+    async with seaweed.client() as s3:
         await s3.put_bucket_cors(Bucket=seaweed.bucket, CORSConfiguration=policy)
     ok, lines = await check(settings_for(seaweed, tmp_path))
 
@@ -198,7 +187,7 @@ async def test_a_cors_policy_that_leaves_viewers_out_fails_the_cors_checks(
 async def test_the_deploy_cors_policy_satisfies_the_check(seaweed: SeaweedS3, tmp_path: Path) -> None:
     """deploy/r2-cors.json, applied through the S3 API as r2-setup.md says, is what viewers need."""
     policy = json.loads(CORS_FILE.read_text())
-    async with s3_client(seaweed) as s3:
+    async with seaweed.client() as s3:
         await s3.put_bucket_cors(Bucket=seaweed.bucket, CORSConfiguration=policy)
     ok, lines = await check(settings_for(seaweed, tmp_path))
 
@@ -209,9 +198,7 @@ async def test_the_deploy_cors_policy_satisfies_the_check(seaweed: SeaweedS3, tm
 
 
 async def test_a_port_in_use_fails_naming_the_setting_and_a_free_one_passes(seaweed: SeaweedS3, tmp_path: Path) -> None:
-    with socket.socket() as holder:
-        holder.bind(("127.0.0.1", 0))
-        holder.listen(1)
+    with taken_port() as holder:
         port = holder.getsockname()[1]
         ok, lines = await check(settings_for(seaweed, tmp_path, PORT=str(port)))
     failed = [line for line in lines if line.startswith("FAIL")]
@@ -237,9 +224,7 @@ async def test_the_port_of_a_running_service_is_not_a_failure(seaweed: SeaweedS3
     lock = DirectoryLock(tmp_path / "state")
     lock.acquire()
     try:
-        with socket.socket() as holder:
-            holder.bind(("127.0.0.1", 0))
-            holder.listen(1)
+        with taken_port() as holder:
             port = holder.getsockname()[1]
             ok, lines = await check(settings_for(seaweed, tmp_path, PORT=str(port), METRICS_LISTEN=f"127.0.0.1:{port}"))
     finally:
@@ -267,38 +252,22 @@ def test_an_r2_dev_public_url_is_a_warning_not_for_production(url: str, warned: 
                                   "not for production"), said
 
 
-async def cloudflare_in_front(target: str, cache_status: str | None) -> tuple[web.AppRunner, str]:
-    """A stand-in for Cloudflare's edge before the bucket's public URL: it passes GETs and OPTIONS on and
-    adds what Cloudflare adds (CF-Ray, and CF-Cache-Status when given)."""
-    async def forward(request: web.Request) -> web.Response:
-        async with aiohttp.ClientSession() as http, http.request(
-            request.method, target + request.path_qs,
-            headers={k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")},
-        ) as r:
-            body = await r.read()
-            headers = {k: v for k, v in r.headers.items()
-                       if k.lower() not in ("content-length", "transfer-encoding", "content-encoding", "server")}
-        headers.update({"CF-Ray": "8f0000000000abcd-AMS", "Server": "cloudflare"})
-        if cache_status is not None:
-            headers["CF-Cache-Status"] = cache_status
-        return web.Response(status=r.status, body=body, headers=headers)
-
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", forward)
-    return await serve_local(app)
-
-
 @pytest.mark.parametrize(("cache_status", "cached"), [("DYNAMIC", False), (None, False), ("MISS", True),
                                                      ("HIT", True)])
 async def test_a_segment_fetched_through_the_public_url_must_be_cacheable(
         seaweed: SeaweedS3, tmp_path: Path, cache_status: str | None, cached: bool) -> None:
     """Behind Cloudflare, DYNAMIC (or no CF-Cache-Status) means no Cache Rule made segments eligible:
     every viewer's GET would reach the bucket. A warning naming the rule; MISS or HIT is an ok line."""
-    runner, edge = await cloudflare_in_front(seaweed.public_url, cache_status)
+    # A stand-in for Cloudflare's edge before the bucket's public URL: what it passes on carries what
+    # Cloudflare adds (CF-Ray, and CF-Cache-Status when given).
+    edge = CountingProxy(seaweed.public_url, adds={"CF-Ray": "8f0000000000abcd-AMS", "Server": "cloudflare"})
+    if cache_status is not None:
+        edge.adds["CF-Cache-Status"] = cache_status
+    await edge.start()
     try:
-        ok, lines = await check(settings_for(seaweed, tmp_path, R2_PUBLIC_URL=edge))
+        ok, lines = await check(settings_for(seaweed, tmp_path, R2_PUBLIC_URL=edge.url))
     finally:
-        await runner.cleanup()
+        await edge.close()
     assert ok, lines
     cache_lines = [line for line in lines if "CF-Cache-Status" in line]
     assert len(cache_lines) == 1, lines

@@ -8,8 +8,7 @@ from __future__ import annotations
 import asyncio
 import re
 import signal
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -24,9 +23,7 @@ from broadcaster.preflight import run_checks
 from broadcaster.settings import load_settings
 from tests.support.browser import launch_chromium, needs_chromium, open_viewer, watch
 from tests.support.service_process import ServiceProcess, service_env
-from tests.support.hls_checker import VariantSetChecker
-from tests.support.listing import listing as listed_in
-from tests.support.waiting import until
+from tests.support.observe import Observed
 
 EXPIRY = 900
 pytestmark = pytest.mark.integration
@@ -48,50 +45,10 @@ def presigned_env(hls_dir: Path, s3: SeaweedS3, state_dir: Path, **over: str) ->
     return env
 
 
-@dataclass
-class Listed:
-    """(variant, media sequence number) -> URI for every version polled. A player takes another URI
-    under a number it has seen for another segment (6.2.2; hls.js: media sequence mismatch)."""
-
-    uris: dict[int, dict[int, str]] = field(default_factory=lambda: {0: {}, 1: {}})
-    inits: set[str] = field(default_factory=set)
-    ended: set[int] = field(default_factory=set)
-    checker: VariantSetChecker = field(default_factory=VariantSetChecker)
-
-    def note(self, v: int, text: str) -> None:
-        self.checker.assert_ok(str(v), text)
-        lines = text.splitlines()
-        self.inits.update(line.split('"')[1] for line in lines if line.startswith('#EXT-X-MAP:URI="'))
-        for e in listed_in(text):
-            first = self.uris[v].setdefault(e.number, e.uri)
-            assert first == e.uri, f"variant {v}, media sequence {e.number}: {first} became {e.uri}"
-        if "#EXT-X-ENDLIST" in lines:
-            self.ended.add(v)
-
-    def all_uris(self) -> list[str]:
-        return [uri for by_seq in self.uris.values() for uri in by_seq.values()]
-
-
-async def poll(http: aiohttp.ClientSession, url: str, listed: Listed) -> None:
-    for v in (0, 1):
-        async with http.get(f"{url}/live/{v}/playlist.m3u8") as r:
-            if r.status == 200:
-                listed.note(v, await r.text())
-
-
-def listing(http: aiohttp.ClientSession, url: str, listed: Listed,
-            done: Callable[[Listed], bool]) -> Callable[[], Awaitable[bool]]:
-    """A probe for `until`: the service's playlists looked at, then `done(listed)`."""
-    async def probe() -> bool:
-        await poll(http, url, listed)
-        return done(listed)
-
-    return probe
-
-
-async def listed_in_each(http: aiohttp.ClientSession, url: str, listed: Listed, count: int) -> None:
-    await until(listing(http, url, listed, lambda seen: min(len(seen.uris[0]), len(seen.uris[1])) >= count),
-                f"{count} segments listed in each variant", 30, every=0.1, detail=lambda: listed.uris)
+def uris(seen: Observed) -> dict[int, dict[int, str]]:
+    """variant -> media sequence number -> URI, as listed (the checker fails a number that names another
+    URI later: msn-uri-changed, 6.2.2)."""
+    return {v: {n: uri for n, (uri, _) in listed.items()} for v, listed in seen.ours.items()}
 
 
 def assert_presigned(uri: str, s3: SeaweedS3) -> None:
@@ -113,20 +70,19 @@ async def get(http: aiohttp.ClientSession, url: str) -> tuple[int, bytes]:
 async def test_every_listed_url_is_presigned_serves_its_segment_and_never_changes_and_ffmpeg_plays(
         tmp_path: Path, private_s3: SeaweedS3, owncast: OwncastEmulator) -> None:
     env = presigned_env(owncast.variant_dir(0).parent, private_s3, tmp_path / "state", WINDOW_SECONDS="4")
-    listed = Listed()
+    seen = Observed()
     async with ServiceProcess(env, tmp_path) as service, aiohttp.ClientSession() as http:
-        await listed_in_each(http, service.url, listed, 3)
-        first = listed.uris[0][min(listed.uris[0])]
+        look = seen.at(http, service.url, owncast)
+        await look.listed_in_each(3)
+        first = uris(seen)[0][min(seen.ours[0])]
         assert (await get(http, first.split("?")[0]))[0] == 403  # private: the signature is what opens it
         player = await asyncio.create_subprocess_exec(
             ffmpeg_exe(), "-hide_banner", "-loglevel", "warning", "-i", f"{service.url}/live/playlist.m3u8",
             "-c", "copy", "-f", "mpegts", str(tmp_path / "played.ts"),
             stdin=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
-        await listed_in_each(http, service.url, listed, 10)
-        await owncast.stop_stream(offline=True)  # Owncast's offline tail + ENDLIST: ffmpeg finishes
-        await until(listing(http, service.url, listed, lambda seen: seen.ended == {0, 1}),
-                    "both variants ended", 20, every=0.1, detail=lambda: listed.ended)
+        await look.listed_in_each(10)
+        await look.ended()  # Owncast's offline tail + ENDLIST: ffmpeg finishes
         async with asyncio.timeout(30):
             _, player_err = await player.communicate()
         assert player.returncode == 0, player_err.decode()
@@ -135,7 +91,7 @@ async def test_every_listed_url_is_presigned_serves_its_segment_and_never_change
 
         compared = 0
         for v in (0, 1):
-            for uri in listed.uris[v].values():
+            for uri in uris(seen)[v].values():
                 assert_presigned(uri, private_s3)
                 status, body = await get(http, uri)
                 assert status == 200, uri
@@ -152,45 +108,45 @@ async def test_every_listed_url_is_presigned_serves_its_segment_and_never_change
 async def test_a_restart_keeps_the_listed_urls_byte_for_byte(
         tmp_path: Path, private_s3: SeaweedS3, owncast: OwncastEmulator) -> None:
     env = presigned_env(owncast.variant_dir(0).parent, private_s3, tmp_path / "state", WINDOW_SECONDS="10")
-    before, after = Listed(), Listed()
+    before, after = Observed(), Observed()
     async with aiohttp.ClientSession() as http:
         async with ServiceProcess(env, tmp_path) as first:
-            await listed_in_each(http, first.url, before, 4)
+            await before.at(http, first.url, owncast).listed_in_each(4)
             assert await first.stop(signal.SIGTERM) == 0
         async with ServiceProcess(env, tmp_path) as second:
             assert any("continuing from saved state" in line for line in second.lines)
-            await poll(http, second.url, after)
-            kept = {(v, n) for v in (0, 1) for n in after.uris[v]} & {(v, n) for v in (0, 1) for n in before.uris[v]}
-            assert len(kept) >= 4, (before.uris, after.uris)
+            look = after.at(http, second.url, owncast)
+            await look.poll()
+            kept = {(v, n) for v in (0, 1) for n in after.ours[v].keys() & before.ours[v].keys()}
+            assert len(kept) >= 4, (uris(before), uris(after))
             # New segments come and go; the ones listed before the restart keep their URIs (not re-signed).
-            newest = max(before.uris[0])
-            await until(listing(http, second.url, after, lambda seen: max(seen.uris[0]) >= newest + 3),
-                        "3 new segments listed after the restart", 20, every=0.1,
-                        detail=lambda: after.uris[0])
+            newest = max(before.ours[0])
+            await look.until(lambda: max(after.ours[0]) >= newest + 3, "3 new segments after the restart", 20)
             assert await second.stop(signal.SIGTERM) == 0
     for v in (0, 1):
-        for n in after.uris[v].keys() & before.uris[v].keys():
-            assert after.uris[v][n] == before.uris[v][n], (v, n)
-        for uri in after.uris[v].values():
+        for n in after.ours[v].keys() & before.ours[v].keys():
+            assert uris(after)[v][n] == uris(before)[v][n], (v, n)
+        for uri in uris(after)[v].values():
             assert_presigned(uri, private_s3)
     assert first.problems() == [] and second.problems() == []
 
 
 async def test_an_fmp4_init_section_is_listed_presigned(tmp_path: Path, recordings: Recordings, private_s3: SeaweedS3) -> None:
-    async with OwncastEmulator(tmp_path / "hls", segment_type="fmp4", recordings=recordings):
+    async with OwncastEmulator(tmp_path / "hls", segment_type="fmp4", recordings=recordings) as owncast:
         env = presigned_env(tmp_path / "hls", private_s3, tmp_path / "state")
-        listed = Listed()
         async with ServiceProcess(env, tmp_path) as service, aiohttp.ClientSession() as http:
-            await listed_in_each(http, service.url, listed, 3)
-            assert listed.inits
-            for init in listed.inits:
+            await Observed().at(http, service.url, owncast).listed_in_each(3)
+            inits: set[str] = set()
+            for v in (0, 1):
+                text = (await get(http, f"{service.url}/live/{v}/playlist.m3u8"))[1].decode()
+                inits |= {line.split('"')[1] for line in text.splitlines() if line.startswith("#EXT-X-MAP")}
+            assert inits
+            for init in inits:
                 assert_presigned(init, private_s3)
                 async with http.get(init) as r:
                     assert r.status == 200 and r.headers["Content-Type"] == "video/mp4", init
             # The multivariant playlist: ffmpeg reads every variant on both pathways, the bucket's presigned
-            # init and segments, and the VM's, each a redirect to its presigned URL. (Its 404 "when loading
-            # first segment" on the VM's pathway was the init section of a run whose shortid began with
-            # '_' or '-', which that pathway refused: test_integration's fMP4 test has such a shortid.)
+            # init and segments, and the VM's, each a redirect to its presigned URL.
             player = await asyncio.create_subprocess_exec(
                 ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-i", f"{service.url}/live/master.m3u8",
                 "-t", "3", "-c", "copy", "-f", "null", "-",

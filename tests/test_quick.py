@@ -226,10 +226,6 @@ async def served(keepalive_timeout: float = 75.0, gate: Gate | None = None) -> A
         yield Served(runner.addresses[0][1], app[QUICK], metrics, visible, add)
 
 
-def requests_counted(metrics: Metrics) -> dict[tuple[str, int], int]:
-    return dict(metrics.playlist_requests._counts)
-
-
 @pytest.mark.parametrize("path", ["/live/playlist.m3u8", "/live/0/playlist.m3u8", "/hls/0/stream.m3u8",
                                   "/live/master.m3u8", "/hls/stream.m3u8"])
 @pytest.mark.parametrize("encoding", ["", "Accept-Encoding: gzip, deflate\r\n"])
@@ -250,7 +246,7 @@ async def test_the_answer_is_aiohttps_byte_for_byte(path: str, encoding: str) ->
         assert quick.startswith(b"HTTP/1.1 200 OK\r\n") and undated(quick) == undated(slow)
         assert (b"Content-Encoding: gzip\r\n" in quick) is bool(encoding)
         label = "master" if "master" in path or path == "/hls/stream.m3u8" else "0"
-        assert requests_counted(s.metrics)[(label, 200)] == 2
+        assert s.metrics.playlist_requests._counts[(label, 200)] == 2
         writer.close()
 
 

@@ -21,6 +21,7 @@ from broadcaster.state.disk import StateFile, dumps
 from broadcaster.state.journal import JournaledState
 from tests.support.fakes import Bucket
 from tests.support.saved_state import saved_state, stream
+from tests.support.served import MakeWorld
 from tests.support.world import World, snapshots_of
 
 
@@ -48,8 +49,12 @@ def test_a_failed_write_leaves_the_old_state(tmp_path: Path, monkeypatch: pytest
     assert data is not None and data["n"] == 1
 
 
-@pytest.mark.parametrize(("content", "kind"), [(b"\x00garbage", "corrupt"), (b"[1, 2]", "foreign"),
-                                               (b'{"format": "hls-broadcaster/state", "version": 99}', "foreign")])
+@pytest.mark.parametrize(("content", "kind"), [
+    (b"\x00garbage", "corrupt"), (b"[1, 2]", "foreign"),
+    (b'{"format": "hls-broadcaster/state", "version": 99}', "foreign"),
+    (b'{"format": "hls-broadcaster/state", "version": 1, "x": ' + b"[" * 200_000 + b"]" * 200_000 + b"}",
+     "corrupt"),  # RecursionError in json.loads
+])
 def test_bad_file_is_set_aside_once(tmp_path: Path, content: bytes, kind: str, caplog: pytest.LogCaptureFixture) -> None:
     (tmp_path / "state.json").write_bytes(content)
     with caplog.at_level(logging.ERROR):
@@ -69,45 +74,41 @@ def test_generator_restore_rejects_inconsistent_numbers() -> None:
         playlist_memory.restore(snap, 0.0, WindowOptions(3))
 
 
-async def test_publisher_restores_and_continues_numbering(tmp_path: Path) -> None:
-    a = World(tmp_path)
-    for v in (0, 1):
-        a.owncast_lists(v, "stream-a-0.ts", "stream-a-1.ts")
+async def test_publisher_restores_and_continues_numbering(make_world: MakeWorld) -> None:
+    a = make_world()
+    a.owncast_lists((0, 1), "stream-a-0.ts", "stream-a-1.ts")
     await a.settle()
     saved = json.loads(dumps({**a.pub.snapshot(), "clean_stop": True}))  # as on disk, after a clean stop
     before = {v: a.text(v) for v in (0, 1)}
     await a.pub.close()
 
-    b = World(tmp_path)
+    b = make_world()
     b.checker = a.checker  # the restart must be invisible to the checker
     b.pub.restore(saved)
     assert {v: b.text(v) for v in (0, 1)} == before
     b.segments = a.segments
-    for v in (0, 1):
-        b.owncast_lists(v, "stream-a-1.ts", "stream-a-2.ts", media_sequence=1)  # a-1 already listed
+    b.owncast_lists((0, 1), "stream-a-1.ts", "stream-a-2.ts", media_sequence=1)  # a-1 already listed
     await b.settle()
     assert b.uris(0) == b.uris(1) == ["stream-a-0.ts", "stream-a-1.ts", "stream-a-2.ts"]
     assert sorted(b.store.keys()) == ["live/0/stream-a-2.ts", "live/1/stream-a-2.ts"]  # only the new one
-    await b.pub.close()
 
 
-async def test_publisher_restore_rejects_garbage_without_changing_anything(tmp_path: Path) -> None:
-    w = World(tmp_path)
+async def test_publisher_restore_rejects_garbage_without_changing_anything(make_world: MakeWorld) -> None:
+    w = make_world()
     with pytest.raises(ValueError):
         w.pub.restore({"variants": {"0": {"generator": None}}})
     assert w.pub.variants() == [] and w.pub.target_duration is None
-    await w.pub.close()
 
 
 # -- whatever state.json holds, start-up restores it or sets it aside ---------------------------------
 
 
-def restore_into_fresh(tmp_path: Path, content: bytes) -> tuple[World, Cleaner, bool]:
+def restore_into_fresh(make_world: MakeWorld, tmp_path: Path, content: bytes) -> tuple[World, Cleaner, bool]:
     folder = tmp_path / "state"
     folder.mkdir(exist_ok=True)
     (folder / "state.json").write_bytes(content)
     (tmp_path / "hls2").mkdir(exist_ok=True)
-    w = World(tmp_path / "hls2")
+    w = make_world(tmp_path / "hls2")
     cleaner = Cleaner(Bucket(), w.metrics, margin=5)
     return w, cleaner, snapshots_of(StateFile(folder), w.pub, cleaner).restore()
 
@@ -136,28 +137,19 @@ _GEN = ["variants", "0", "generator"]
     (["variants", "0", "leaving"], '[["live/0/a.ts"]]'),
     (_GEN + ["entries", 0, 1], '"https://x/a.ts\\n#EXT-X-ENDLIST"'),  # would be written into the playlist
 ])
-async def test_a_crafted_value_sets_the_file_aside(tmp_path: Path, path: list[str | int], raw: str,
-                                                   caplog: pytest.LogCaptureFixture) -> None:
+async def test_a_crafted_value_sets_the_file_aside(
+        tmp_path: Path, make_world: MakeWorld, path: list[str | int], raw: str,
+        caplog: pytest.LogCaptureFixture) -> None:
     data = await saved_state(tmp_path)
     _set(data, path, "@@@")
     content = json.dumps(data).replace('"@@@"', raw).encode()
     with caplog.at_level(logging.WARNING):
-        w, cleaner, restored = restore_into_fresh(tmp_path, content)
+        w, cleaner, restored = restore_into_fresh(make_world, tmp_path, content)
     assert not restored
     assert [r.levelno for r in caplog.records] == [logging.ERROR] and "moved it to" in caplog.messages[0]
     assert w.pub.variants() == [] and w.pub.target_duration is None and cleaner.pending == 0  # afresh
     aside = [p for p in (tmp_path / "state").iterdir() if p.name.startswith("state.json.")]
     assert len(aside) == 1 and aside[0].read_bytes() == content
-    await w.pub.close()
-
-
-async def test_a_deeply_nested_file_is_set_aside(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    nested = b"[" * 200_000 + b"]" * 200_000
-    content = b'{"format": "hls-broadcaster/state", "version": 1, "x": ' + nested + b"}"
-    with caplog.at_level(logging.WARNING):
-        w, _, restored = restore_into_fresh(tmp_path, content)  # RecursionError in json.loads
-    assert not restored and len(caplog.records) == 1 and "moved it to" in caplog.messages[0]
-    await w.pub.close()
 
 
 async def test_a_huge_file_is_not_read_whole(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
@@ -185,44 +177,39 @@ def test_a_state_json_that_is_not_a_file_is_set_aside(tmp_path: Path, kind: str,
     assert not path.exists()
 
 
-async def test_a_real_saved_state_restores(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+async def test_a_real_saved_state_restores(tmp_path: Path, make_world: MakeWorld,
+                                           caplog: pytest.LogCaptureFixture) -> None:
     data = await saved_state(tmp_path)
     with caplog.at_level(logging.WARNING):
-        w, cleaner, restored = restore_into_fresh(tmp_path, json.dumps(data).encode())
+        w, cleaner, restored = restore_into_fresh(make_world, tmp_path, json.dumps(data).encode())
     assert restored and not caplog.records
     assert w.pub.variants() == [0, 1] and cleaner.pending == len(data["cleaner"])  # type: ignore[arg-type]
-    await w.pub.close()
 
 
-async def test_a_target_duration_set_above_owncasts_restores(tmp_path: Path) -> None:
+async def test_a_target_duration_set_above_owncasts_restores(make_world: MakeWorld) -> None:
     """TARGET_DURATION allows up to 60 s, more than the 30 s taken from Owncast's playlists."""
-    (tmp_path / "hls").mkdir()
-    a = World(tmp_path / "hls")
+    a = make_world()
     a.pub.target.value = 60  # as TARGET_DURATION=60 sets it
     a.owncast_lists(0, "stream-a-0.ts", "stream-a-1.ts")
     await a.settle()
     saved = json.loads(dumps({**a.pub.snapshot(), "clean_stop": True}))
     await a.pub.close()
-    b = World(tmp_path / "hls")
+    b = make_world()
     b.pub.restore(saved)
     assert b.pub.target_duration == 60 and "#EXT-X-TARGETDURATION:60" in b.text(0)
-    await b.pub.close()
 
 
-async def test_names_owncast_listed_but_were_rejected_restore(tmp_path: Path) -> None:
+async def test_names_owncast_listed_but_were_rejected_restore(make_world: MakeWorld) -> None:
     """Rejected names are remembered (so they are reported once), escapes and all: the state the
     service writes with them must restore, not be set aside."""
-    (tmp_path / "hls").mkdir()
-    a = World(tmp_path / "hls")
+    a = make_world()
     a.owncast_lists(0, "stream-a-0.ts")
     a.pub.on_variant_playlist(0, SourcePlaylist(1, 0, (), False, True, rejected=(("evil\x1b[2J.ts", "escape"),)))
     await a.settle()
     saved = json.loads(dumps({**a.pub.snapshot(), "clean_stop": True}))
     assert "evil\x1b[2J.ts" in saved["variants"]["0"]["seen"]
     await a.pub.close()
-    b = World(tmp_path / "hls")
-    b.pub.restore(saved)
-    await b.pub.close()
+    make_world().pub.restore(saved)
 
 
 # -- the memory goes forward with each version (no back-call on a segment's walk) --------------------
@@ -237,11 +224,10 @@ def _memory_on_disk(file: StateFile) -> dict[str, Any]:
 
 
 async def test_a_save_writes_the_memory_pushed_with_the_version_never_asking_the_publisher(
-        tmp_path: Path) -> None:
-    (tmp_path / "hls").mkdir()
+        tmp_path: Path, make_world: MakeWorld) -> None:
     (tmp_path / "state").mkdir()
     file = StateFile(tmp_path / "state")
-    w = World(tmp_path / "hls", state=file, stepped=True)
+    w = make_world(state=file, stepped=True)
 
     def asked() -> dict[str, object]:
         raise AssertionError("a save asked the publisher for its memory")
@@ -261,55 +247,51 @@ async def test_a_save_writes_the_memory_pushed_with_the_version_never_asking_the
     last = pushed[-1]
     assert last is not None
     assert _memory_on_disk(file) == json.loads(dumps(last))
-    await w.pub.close()
 
     # Without a state file nothing is encoded: the versions carry no memory.
     (tmp_path / "bare").mkdir()
-    bare = World(tmp_path / "bare")
+    bare = make_world(tmp_path / "bare")
     bare.owncast_lists(0, "stream-a-0.ts")
     await bare.settle()
     gen = bare.pub.playlist(0)
     assert gen is not None and gen.segment_count == 1
     assert bare.pub.lister.versions().memory is None
-    await bare.pub.close()
 
 
-async def test_the_memory_saved_after_a_listing_is_the_publishers_memory_then(tmp_path: Path) -> None:
+async def test_the_memory_saved_after_a_listing_is_the_publishers_memory_then(
+        tmp_path: Path, make_world: MakeWorld) -> None:
     """After each listing, through the journal (each line only the Tails' new items) and a sliding
     window: the memory pushed with the listing's version, its Tails read by the save later, is what the
     publisher's memory is then (one variant: the listing's push is the last before the save)."""
-    (tmp_path / "hls").mkdir()
     (tmp_path / "state").mkdir()
     file = JournaledState(tmp_path / "state")
-    w = World(tmp_path / "hls", state=file, stepped=True)
+    w = make_world(state=file, stepped=True)
     await w.pub.start()
     for n in range(12):
         await stream(w, n, n + 1, (0,))
         assert _memory_on_disk(file) == json.loads(dumps(w.pub.snapshot())), f"after segment {n}"
     entries = json.loads(dumps(w.pub.snapshot()))["variants"]["0"]["generator"]["entries"]
     assert len(entries) < 12  # the window slid: the Tails lost items at the front
-    await w.pub.close()
 
 
-async def test_a_memory_read_after_more_listings_still_ends_where_it_was_taken(tmp_path: Path) -> None:
+async def test_a_memory_read_after_more_listings_still_ends_where_it_was_taken(make_world: MakeWorld) -> None:
     """The Tails of a memory taken once are read later (by the save): what was listed and seen since
     is left out, so the memory stays the one its version was pushed with, and the journal's marks (the
     Tails' ends) say what the line holds."""
-    w = World(tmp_path, window=60.0)
+    w = make_world(window=60.0)
     await stream(w, 0, 3, (0,))
     taken = w.pub.snapshot()
     then = json.loads(dumps(taken))
     await stream(w, 3, 6, (0,))
     assert json.loads(dumps(w.pub.snapshot())) != then  # the lists grew behind it...
     assert json.loads(dumps(taken)) == then  # ...and the memory taken before still reads as it was
-    await w.pub.close()
 
 
 async def test_a_memory_read_after_the_window_slid_past_it_still_reads_as_it_was_taken(
-        tmp_path: Path) -> None:
+        make_world: MakeWorld) -> None:
     """A version's memory is a value (tails.py): read by a save after the window slid past every entry
     it holds (and the entries' log was compacted), it still holds them, not the live window's fewer."""
-    w = World(tmp_path, stepped=True)  # a 4 s window of 1 s segments
+    w = make_world(stepped=True)  # a 4 s window of 1 s segments
     await stream(w, 0, 3, (0,))
     taken = w.pub.snapshot()
     then = json.loads(dumps(taken))
@@ -318,4 +300,3 @@ async def test_a_memory_read_after_the_window_slid_past_it_still_reads_as_it_was
     now = json.loads(dumps(w.pub.snapshot()))["variants"]["0"]["generator"]["entries"]
     assert now[0][0] > then["variants"]["0"]["generator"]["entries"][-1][0]  # every entry slid out...
     assert json.loads(dumps(taken)) == then  # ...and the memory taken before still reads as it was
-    await w.pub.close()

@@ -106,9 +106,9 @@ async def test_cancelling_a_call_cancels_the_request(stores: tuple[StoreThread, 
     assert await asyncio.to_thread(inner.cancelled.wait, 5)
 
 
-async def test_close_ends_the_thread_and_later_calls_fail_clearly(moto_url: str) -> None:
-    store = StoreThread(RecordingStore(moto_url))
-    await store.start()
+async def test_close_ends_the_thread_and_later_calls_fail_clearly(
+        stores: tuple[StoreThread, RecordingStore]) -> None:
+    store, _ = stores
     thread = store._thread
     assert thread is not None and thread.is_alive()
     await store.close()
@@ -118,10 +118,8 @@ async def test_close_ends_the_thread_and_later_calls_fail_clearly(moto_url: str)
     await store.close()  # twice is fine
 
 
-async def test_close_cancels_calls_still_running(moto_url: str) -> None:
-    inner = RecordingStore(moto_url)
-    store = StoreThread(inner)
-    await store.start()
+async def test_close_cancels_calls_still_running(stores: tuple[StoreThread, RecordingStore]) -> None:
+    store, inner = stores
     held = asyncio.ensure_future(store.put("hold.ts", b"h", content_type="video/mp2t", cache_control="x"))
     await until(lambda: inner.threads, "a thread started on the store's loop", 5, every=0.01)
     await store.close()

@@ -55,12 +55,11 @@ def show(p: VariantPlaylist, shown: dict[str, Rendered]) -> tuple[Rendered | Non
 async def test_a_segment_landed_but_not_yet_shown_in_the_bucket_is_shown_there_before_the_new_target() -> None:
     """The race the publisher test cannot time: the upload of what the VM's pathway showed landed, but
     the bucket's version listing it was not shown yet (the Release saves first) when the target rose."""
-    loop = asyncio.get_running_loop()
     p, shown = playlist(), dict[str, Rendered]()
     for i in range(2):
         p.list(seg(i), 0, float(i), p.next_sequence, T0 + i)
     show(p, shown)
-    upload: asyncio.Future[None] = loop.create_future()
+    upload: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     p.list(seg(2), 0, 2.0, p.next_sequence, T0 + 2, landings={"bucket": upload})
     vm, bucket, _ = show(p, shown)
     assert names(vm)[-1] == "stream-a-2.ts" and names(bucket)[-1] == "stream-a-1.ts"
@@ -81,9 +80,8 @@ async def test_a_segment_landed_but_not_yet_shown_in_the_bucket_is_shown_there_b
 
 
 async def test_nothing_is_owed_when_the_bucket_showed_as_far_as_the_vm() -> None:
-    loop = asyncio.get_running_loop()
     p, shown = playlist(), dict[str, Rendered]()
-    upload: asyncio.Future[None] = loop.create_future()
+    upload: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     p.list(seg(0), 0, 0.0, p.next_sequence, T0, landings={"bucket": upload})
     upload.set_result(None)
     show(p, shown)
@@ -120,10 +118,10 @@ class Shown:
             assert len(targets) <= 1, f"a pathway's playlists show targets {targets} at once"
 
 
-def two_variants(removed: list[str] | None = None) -> tuple[Variants, Shown]:
+def two_variants(removed: list[str] | None = None, plan: PathwayPlan = PLAN) -> tuple[Variants, Shown]:
     """`removed`: the keys handed on to the cleaner, as they go."""
     gone = removed if removed is not None else []
-    variants = Variants(WindowOptions(10), lambda left: gone.extend(r.segment.key or "" for r in left), PLAN)
+    variants = Variants(WindowOptions(10), lambda left: gone.extend(r.segment.key or "" for r in left), plan)
     for index in (0, 1):
         variants.add(index, 0.0).playlist.open(1, True, 0.0)
     return variants, Shown(variants)
@@ -231,12 +229,11 @@ async def test_a_variant_ended_empty_by_a_raise_shows_its_end_with_the_others_ne
     Variant 1's new playlist is empty and ended: on each pathway its end shows under the new target
     together with variant 0's new playlist, not before (the bucket's goes on with variant 0's former
     playlist until that upload landed), and never its live version under the former target."""
-    loop = asyncio.get_running_loop()
     variants, shown = two_variants()
     list_in(variants, 0, 0)
     list_in(variants, 1, 0)
     shown.push()
-    upload: asyncio.Future[None] = loop.create_future()
+    upload: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     list_in(variants, 0, 1, upload=upload)
     assert variants[1].playlist.end()
     shown.push()
@@ -260,9 +257,7 @@ async def test_a_variant_back_in_the_stream_says_what_it_listed_and_never_showed
     """A variant's playlist starts again where the others are (rejoin): what it had shown leaves as any
     removed segment; what it listed and never showed (its version not shown yet) is returned, so the
     lister counts it lost, never dropped without a word."""
-    variants = Variants(WindowOptions(10), lambda left: None, PathwayPlan(PLAN.pathways, redirects=lambda: True))
-    for index in (0, 1):
-        variants.add(index, 0.0).playlist.open(1, True, 0.0)
+    variants, _ = two_variants(plan=PathwayPlan(PLAN.pathways, redirects=lambda: True))
     for i in (0, 1):
         for index in (0, 1):
             list_in(variants, index, i)

@@ -77,6 +77,7 @@ class CountingProxy:
     # Name each client to the service in CF-Connecting-IP, as cloudflared does, by the address its
     # User-Agent ends with (`hb-address/<address>`: a test gives each browser context its own, AGENT_TAG).
     address_from_agent: bool = False
+    adds: dict[str, str] = field(default_factory=dict)  # headers added to every answer, as a CDN adds its own
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         # The service's own probe of the public URL (every second) is not a viewer's GET.
@@ -111,6 +112,7 @@ class CountingProxy:
             # service gzips playlists).
             passed = {k: v for k, v in upstream.headers.items()
                       if k.lower() not in ("content-length", "transfer-encoding", "connection")}
+            passed.update(self.adds)
             return web.Response(status=upstream.status, headers=passed, body=body)
 
     async def start(self) -> None:

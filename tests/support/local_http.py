@@ -1,7 +1,9 @@
-"""A small aiohttp app served on 127.0.0.1 at a free port, as the tests' stand-ins and proxies are."""
+"""A small aiohttp app served on 127.0.0.1 at a free port, as the tests' stand-ins and proxies are; and a
+port taken by another program."""
 
 from __future__ import annotations
 
+import socket
 from typing import Self
 
 from aiohttp import web
@@ -35,3 +37,11 @@ class Served:
         if self._runner is not None:
             await self._runner.cleanup()
         self._runner = None
+
+
+def taken_port() -> socket.socket:
+    """A listening socket on 127.0.0.1: its port is taken (the test closes it)."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen()
+    return sock
