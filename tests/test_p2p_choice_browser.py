@@ -22,7 +22,7 @@ from broadcaster.demo.seaweed import SeaweedS3
 from tests.support.browser import PLAYERS, POLL_MS, WEBRTC_ARGS, module_chromium, needs_chromium, open_viewer
 from tests.support.p2p_demo import demo_with_tracker
 from tests.support.s3 import bucket_of_its_own
-from tests.support.startup import Startup, StartupRecorder, emulate
+from tests.support.startup import Startup, first_visit
 from tests.support.waiting import until
 
 MAX_REQUESTS_BEFORE_FIRST_FRAME = 12  # the goal at a 150 ms round trip
@@ -93,11 +93,7 @@ async def viewer(browser: Any, url: str, recorded: list[Startup] | None = None, 
     if recorded is None:
         await open_viewer(page, url)
         return page
-    recorder = StartupRecorder(page)
-    await recorder.install()
-    await emulate(context, page, latency_ms=150)
-    await page.goto(url, wait_until="commit")
-    recorded.append(await recorder.result(timeout_ms=30_000))
+    recorded.append(await first_visit(context, page, url))
     await page.wait_for_function("() => window.viewerStats && window.viewerStats.state === 'playing'",
                                  timeout=30_000, polling=POLL_MS)
     return page
