@@ -48,18 +48,25 @@ def modules() -> tuple[tuple[Path, ast.Module], ...]:
     return tuple((path, ast.parse(path.read_text(), str(path))) for path in sorted(PACKAGE.rglob("*.py")))
 
 
+def from_module(path: Path, node: ast.ImportFrom) -> str | None:
+    """The broadcaster module a `from` import in `path` reads, below the package ("playlist.manifest"; ""
+    for the package itself), a relative one resolved from `path`'s; None for a module outside it."""
+    if node.level:
+        here = path.relative_to(PACKAGE).with_suffix("").parts[:-1]
+        return ".".join([*here[: len(here) - node.level + 1], *([node.module] if node.module else [])])
+    if node.module and f"{node.module}.".startswith("broadcaster."):
+        return node.module.removeprefix("broadcaster").lstrip(".")
+    return None
+
+
 def imported(path: Path, tree: ast.Module) -> set[str]:
     """The broadcaster modules `path` imports, as dotted names below the package ("playlist.hls")."""
-    here = path.relative_to(PACKAGE).with_suffix("").parts[:-1]
     names: set[str] = set()
     for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = list(here[: len(here) - node.level + 1])
-                target = ".".join(base + ([node.module] if node.module else []))
-                names.update(f"{target}.{a.name}".strip(".") if not node.module else target for a in node.names)
-            elif node.module and node.module.startswith("broadcaster."):
-                names.add(node.module.removeprefix("broadcaster."))
+        if isinstance(node, ast.ImportFrom) and (module := from_module(path, node)) is not None:
+            # `from . import x`, `from broadcaster import x`: each name is a module
+            names.update(f"{module}.{a.name}".strip(".") if not (node.module and module) else module
+                         for a in node.names)
         elif isinstance(node, ast.Import):
             names.update(a.name.removeprefix("broadcaster.") for a in node.names if a.name.startswith("broadcaster."))
     return names
@@ -152,16 +159,9 @@ def generator_uses(path: Path, tree: ast.Module) -> list[str]:
     """How `path` reaches a ManifestGenerator: an import of the class or of manifest.resume (by any
     route: relative, absolute, re-exported, `*`), of the manifest module whole, or the name itself
     (`manifest.ManifestGenerator`, a subclass, an annotation)."""
-    here = path.relative_to(PACKAGE).with_suffix("").parts[:-1]
     found = []
     for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom):
-            if node.level:
-                module = ".".join([*here[: len(here) - node.level + 1], *([node.module] if node.module else [])])
-            elif node.module and node.module.startswith("broadcaster"):
-                module = node.module.removeprefix("broadcaster").lstrip(".")
-            else:
-                continue
+        if isinstance(node, ast.ImportFrom) and (module := from_module(path, node)) is not None:
             for a in node.names:
                 name = f"{module}.{a.name}".strip(".")
                 if (name == "playlist.manifest" or a.name == "ManifestGenerator"
@@ -169,9 +169,8 @@ def generator_uses(path: Path, tree: ast.Module) -> list[str]:
                     found.append(f"imports {name}")
         elif isinstance(node, ast.Import):
             found += [f"imports {a.name}" for a in node.names if a.name == "broadcaster.playlist.manifest"]
-        elif isinstance(node, ast.Name) and node.id == "ManifestGenerator":
-            found.append(f"names ManifestGenerator (line {node.lineno})")
-        elif isinstance(node, ast.Attribute) and node.attr == "ManifestGenerator":
+        elif (isinstance(node, ast.Name | ast.Attribute)
+              and "ManifestGenerator" in (getattr(node, "id", None), getattr(node, "attr", None))):
             found.append(f"names ManifestGenerator (line {node.lineno})")
     return found
 
