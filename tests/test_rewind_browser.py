@@ -26,7 +26,7 @@ from broadcaster.demo.seaweed import SeaweedS3
 from tests.support.browser import (POLL_MS, needs_chromium, open_viewer, page_errors, shared_chromium,
                                    until_page)
 from tests.support.observe import listed_at_least
-from tests.support.owncast_writer import HandFedOwncast, one_run_segments, write_in_place
+from tests.support.owncast_writer import HandFedOwncast, keep_writing, one_run_segments, write_next
 from tests.support.service_process import ServiceProcess, service_env
 
 # Each wait is on a condition with its own deadline, generous for a loaded 2-core machine (a seek a
@@ -73,19 +73,6 @@ class Stream:
         return int(m.group(1))
 
 
-def put(owncast: HandFedOwncast, data: bytes) -> None:
-    """Owncast's next segment, with these bytes, then its playlist listing it."""
-    owncast.slot({0: lambda path: write_in_place(path, data)})
-
-
-async def feed(folders: list[HandFedOwncast], segments: list[bytes], t0: float) -> None:
-    """One segment a second after the backlog, each listed once complete (at t0 + n + 1)."""
-    for n in range(BACKLOG, len(segments)):
-        await asyncio.sleep(max(0.0, t0 + n + 1 - time.time()))
-        for owncast in folders:
-            put(owncast, segments[n])
-
-
 @pytest.fixture
 async def stream(tmp_path: Path, seaweed: SeaweedS3) -> AsyncIterator[Stream]:
     segments = await asyncio.to_thread(one_run_segments, tmp_path / "encoded", SEGMENTS)
@@ -93,9 +80,9 @@ async def stream(tmp_path: Path, seaweed: SeaweedS3) -> AsyncIterator[Stream]:
     long = HandFedOwncast(tmp_path / "hls", b"", variants=(0,), list_size=10_000, t0=t0)
     short = HandFedOwncast(tmp_path / "hls-short", b"", variants=(0,), list_size=SHORT_BACKLOG, t0=t0)
     for owncast in (long, short):
-        for n in range(BACKLOG):  # written at once: Owncast's list as the service first finds it
-            put(owncast, segments[n])
-    feeding = asyncio.create_task(feed([long, short], segments, t0))
+        while owncast.number < BACKLOG:  # written at once: Owncast's list as the service first finds it
+            write_next(owncast, segments)
+    feeding = asyncio.gather(keep_writing(long, segments), keep_writing(short, segments))
     try:
         async with (
             ServiceProcess(service_env(tmp_path / "hls", seaweed, tmp_path / "state", **LONG_WINDOW),
