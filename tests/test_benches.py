@@ -114,8 +114,7 @@ def test_amplification() -> None:
     # video.js's order of a valid set, and a player a number or two behind, get a plain 200.
     for kind in ("video.js's order, gzip", "behind, gzip"):
         has(out, rf"^\| {kind} \| 200 \| {NUMBER} \| {NUMBER} \| {NUMBER} \| {NUMBER} \|$")
-    # Issues 41 and 50 (R1c): each form of the URL an attacker may vary is a redirect (each was a 200
-    # with the whole playlist before) ...
+    # Each form of the URL an attacker may vary is a redirect, not a 200 with the whole playlist ...
     for kind in ("_HLS_part, gzip", "leading zeros, gzip", "_HLS_skip=v2, gzip", "encoded query, gzip",
                  "encoded path, gzip"):
         has(out, rf"^\| {kind} \| 302 \| {NUMBER} \| {NUMBER} \| {NUMBER} \| {NUMBER} \|$")
@@ -253,8 +252,7 @@ def test_soak() -> None:
         r"^segments written:\s+\d+ ", r"^segments listed:\s+\d+ \(variant 0: \d+, variant 1: \d+\)",
         rf"^\s+end\s+{NUMBER} MB", rf"^listing delay \(ours\):\s+p50 {NUMBER} ms",
         r"^goal: memory flat, growth under 5 MB: (met|NOT met)")
-    # What it checks does not depend on the machine's speed, even in so short a run: each holds (a stale
-    # rule of the bench's own once said "NOT met" here unseen: the steering master's host-named URIs).
+    # What it checks does not depend on the machine's speed, even in so short a run: each holds.
     has(out, r"^rule violations:\s+0 ", r"^goal: no unexpected loss: met", r"^goal: no rule violation: met",
         r"^goal: no error in the service log: met")
 
@@ -272,7 +270,7 @@ def test_vm_cost() -> None:
         has(out, rf"^idle \(no stream\)\s+{pathways}\s+{NUMBER} s\s+{NUMBER} %",
             rf"^1 s x 25, 1 var, no viewers\s+{pathways}\s+{NUMBER} s\s+{NUMBER} %\s+{NUMBER} ms\s+{NUMBER} B\s+\d+")
     has(out, r"^goals: .*(met|NOT met)", r"^against PATHWAYS=bucket in the same run:",
-        # "-": the baseline's 2 s had no CPU tick (a ratio over nothing; it crashed so once, 2026-11-28)
+        # "-": the baseline's 2 s had no CPU tick (a ratio over nothing)
         rf"^\s+1 s x 25, 1 var, no viewers\s+PATHWAYS=bucket,vm: CPU per segment ({NUMBER}x|-) .* written per segment "
         rf"{NUMBER} B vs {NUMBER} B", r"^goal \(issue 66\): .*: (met|NOT met)$")
 

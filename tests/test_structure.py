@@ -1,12 +1,10 @@
 """The structure docs/how-it-works.md promises, checked from the source: classes under 300 lines,
 modules under 500, functions under 8 parameters, none of them within 5 % of its cap (a cap is not a
-target: a part that grows near it is split by idea before it reaches it), the stages in one
-order where each imports only stages before it (once, steering imported publish and bucket while
-bucket imported steering), `source` and `playlist` import no other stage, no
-stage imports `http` (only service.py, which composes them, does), the shared top-level modules import
-no stage (once, metrics.py imported status/playback.py), and every stage's __init__.py says what
-comes in, what goes out and what it must never do, only a variant's playlist
-(publish/variant_playlist.py) holds a ManifestGenerator, and nothing but the generator writes
+target: a part that grows near it is split by idea before it reaches it), the stages in one order where
+each imports only stages before it, `source` and `playlist` import no other stage, no stage imports
+`http` (only service.py, which composes them, does), the shared top-level modules import no stage, and
+every stage's __init__.py says what comes in, what goes out and what it must never do, only a variant's
+playlist (publish/variant_playlist.py) holds a ManifestGenerator, and nothing but the generator writes
 its state (each change is an intent of its own)."""
 
 from __future__ import annotations
@@ -177,8 +175,7 @@ def generator_uses(path: Path, tree: ast.Module) -> list[str]:
 
 def test_only_a_variants_playlist_holds_a_manifest_generator() -> None:
     """Where does a variant's playlist change? In VariantPlaylist's intents, and nowhere else: no other
-    module may build or hold the window it owns (the publisher, the lister and the target policy each
-    changed it once)."""
+    module may build or hold the window it owns."""
     wrong = [f"{rel} {use}" for path, tree in modules()
              if (rel := path.relative_to(PACKAGE).as_posix()) not in GENERATOR_HOLDERS
              for use in generator_uses(path, tree)]

@@ -1,4 +1,4 @@
-"""Rules the suite keeps about itself (issue 49): a test file imports from tests/support, never from
+"""Rules the suite keeps about itself: a test file imports from tests/support, never from
 another test file; a unit test (no `integration` mark) pays for no S3 server or emulator it does not
 run: importing it (and conftest.py) loads neither moto nor the demo's process-running parts, nor does
 running it; a wait on a condition is the one `until` (tests/support/waiting.py), never a loop of sleeps;
