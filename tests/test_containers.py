@@ -74,8 +74,8 @@ class Stack:
     port: int
 
     def compose(self, *args: str, check: bool = True) -> str:
-        done = self.podman.compose("-p", self.project, "-f", "compose.yml", "-f", "compose.test.yml", *args,
-                                   cwd=self.folder, check=check)
+        done = self.podman.run("-p", self.project, "-f", "compose.yml", "-f", "compose.test.yml", *args,
+                               compose_in=self.folder, check=check, timeout=300)
         return done.stdout + done.stderr
 
     @property

@@ -14,7 +14,8 @@ import pytest
 
 from broadcaster.demo.emulator import OwncastEmulator
 from broadcaster.demo.seaweed import SeaweedS3
-from tests.support.browser import POLL_MS, needs_chromium, open_viewer, shared_chromium, show_video
+from tests.support.browser import (needs_chromium, open_viewer, page_errors, shared_chromium, show_video,
+                                   until_page)
 from tests.support.service_process import ServiceProcess, service_env
 from tests.support.sse import Event, SseReader
 
@@ -120,49 +121,41 @@ async def test_viewer_shows_server_events_only_while_the_stats_panel_is_open(
     ARTIFACTS.mkdir(exist_ok=True)
     event_requests: list[Request] = []
     ended: asyncio.Queue[str] = asyncio.Queue()
-    console_errors: list[str] = []
     async with shared_chromium() as browser:
         page = await browser.new_page(viewport={"width": 1100, "height": 900})
         page.on("request", lambda r: event_requests.append(r) if urlsplit(r.url).path == EVENTS else None)
         for outcome in ("requestfailed", "requestfinished"):
             page.on(outcome, lambda r, o=outcome: ended.put_nowait(o) if urlsplit(r.url).path == EVENTS else None)
-        page.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: console_errors.append(str(e)))
+        errors = page_errors(page)
         await open_viewer(page, f"{service.url}/")
         # An ordinary viewer holds no event stream.
         assert event_requests == []
         assert await page.evaluate("() => window.viewerStats.eventStream") == "closed"
 
         await page.get_by_role("button", name="Show stats").click()
-        await page.wait_for_function(
-            "() => window.viewerStats.eventStream === 'open' && window.viewerStats.events >= 4",
-            timeout=30_000, polling=POLL_MS)
+        await until_page(page, "() => window.viewerStats.eventStream === 'open'"
+                               " && window.viewerStats.events >= 4")
         assert len(event_requests) == 1
         assert urlsplit(event_requests[0].url).netloc == urlsplit(service.url).netloc
         items = page.locator("#events li")
-        await page.wait_for_function("() => document.querySelectorAll('#events li[data-type=segment]').length >= 3",
-                                     timeout=30_000, polling=POLL_MS)
+        await until_page(page, "() => document.querySelectorAll('#events li[data-type=segment]').length >= 3")
         text = await page.inner_text("#events")
         assert "variant 0" in text and "variant 1" in text and " s" in text
         assert await page.locator("#events li[data-type=state]").count() >= 1  # the current state first
         # Never more than the last ten.
-        await page.wait_for_function("() => window.viewerStats.events > 12",
-                                     timeout=30_000, polling=POLL_MS)
+        await until_page(page, "() => window.viewerStats.events > 12")
         assert await items.count() == 10
         await show_video(page)
         await page.screenshot(path=str(ARTIFACTS / "viewer-events.png"), full_page=True)
 
         # Closing the panel closes the stream.
         await page.get_by_role("button", name="Hide stats").click()
-        await page.wait_for_function("() => window.viewerStats.eventStream === 'closed'",
-                                     timeout=5_000, polling=POLL_MS)
+        await until_page(page, "() => window.viewerStats.eventStream === 'closed'", timeout=5)
         async with asyncio.timeout(10):
             await ended.get()
         count = await page.evaluate("() => window.viewerStats.events")
         # Reopening opens a new one, which counts on from where it was.
         await page.get_by_role("button", name="Show stats").click()
-        await page.wait_for_function("n => window.viewerStats.events > n", arg=count,
-                                     timeout=30_000, polling=POLL_MS)
+        await until_page(page, "n => window.viewerStats.events > n", count)
         assert len(event_requests) == 2
-    own = [e for e in console_errors if "Failed to load resource" not in e]
-    assert own == [], own
+    assert errors == [], errors

@@ -10,7 +10,7 @@ wait for the frame (the first-frame time is bench.startup's figure, not asserted
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +19,11 @@ import pytest_asyncio
 
 from broadcaster.demo.recordings import Recordings
 from broadcaster.demo.seaweed import SeaweedS3
-from tests.support.browser import PLAYERS, POLL_MS, WEBRTC_ARGS, module_chromium, needs_chromium, open_viewer
+from tests.support.browser import (PLAYERS, POLL_MS, WEBRTC_ARGS, module_chromium, needs_chromium,
+                                   open_viewer, until_page)
 from tests.support.p2p_demo import demo_with_tracker
 from tests.support.s3 import bucket_of_its_own
-from tests.support.startup import Startup, StartupRecorder, emulate
+from tests.support.startup import Startup, first_visit
 from tests.support.waiting import until
 
 MAX_REQUESTS_BEFORE_FIRST_FRAME = 12  # the goal at a 150 ms round trip
@@ -93,13 +94,8 @@ async def viewer(browser: Any, url: str, recorded: list[Startup] | None = None, 
     if recorded is None:
         await open_viewer(page, url)
         return page
-    recorder = StartupRecorder(page)
-    await recorder.install()
-    await emulate(context, page, latency_ms=150)
-    await page.goto(url, wait_until="commit")
-    recorded.append(await recorder.result(timeout_ms=30_000))
-    await page.wait_for_function("() => window.viewerStats && window.viewerStats.state === 'playing'",
-                                 timeout=30_000, polling=POLL_MS)
+    recorded.append(await first_visit(context, page, url))
+    await until_page(page, "() => window.viewerStats && window.viewerStats.state === 'playing'")
     return page
 
 
@@ -115,6 +111,19 @@ async def counted(page: Any, sharing: int) -> dict[str, Any]:
     state: dict[str, Any] = await until(heard, f"the page hearing {sharing} sharing", 20, every=POLL_MS / 1000,
                                         detail=lambda: seen)
     return state
+
+
+async def both_until(pages: tuple[Any, Any], holds: Callable[[list[dict[str, Any]]], bool], what: str,
+                     timeout: float) -> list[dict[str, Any]]:
+    """Both pages' state once `holds` of the two, read every 0.2 s (the last reading goes with a failure)."""
+    seen: list[dict[str, Any]] = []
+
+    async def read() -> bool:
+        seen[:] = [await page.evaluate(READ) for page in pages]
+        return holds(seen)
+
+    await until(read, what, timeout, every=0.2, detail=lambda: seen)
+    return seen
 
 
 async def test_no_peer_before_the_choice_nor_below_the_threshold_then_peers_share(
@@ -136,8 +145,7 @@ async def test_no_peer_before_the_choice_nor_below_the_threshold_then_peers_shar
         assert alone["pcs"] == 0 and alone["choice"]["yes"] and not alone["choice"]["on"], alone
         # The choice outlives a reload.
         await first.reload()
-        await first.wait_for_function("() => window.viewerStats && window.viewerStats.state === 'playing'",
-                                      timeout=30_000, polling=POLL_MS)
+        await until_page(first, "() => window.viewerStats && window.viewerStats.state === 'playing'")
         kept = await counted(first, 1)
         assert kept["ticked"] and kept["choice"]["chosen"] == "yes" and kept["pcs"] == 0, kept
         # The embed: the same notice, unticked in its own browser; ticked, two share and peers connect.
@@ -147,30 +155,18 @@ async def test_no_peer_before_the_choice_nor_below_the_threshold_then_peers_shar
         assert embedded["shown"] and embedded["text"] == kept["text"] and not embedded["ticked"], embedded
         assert embedded["pcs"] == 0, embedded
         await second.check("#p2p-choice-box")
-        seen: list[Any] = []
-
-        async def sharing() -> bool:
-            seen[:] = [await first.evaluate(READ), await second.evaluate(READ)]
-            return all(s["pcs"] > 0 and s["peers"] > 0 and s["shared"] > 0 for s in seen)
-
-        await until(sharing, "both pages connected to a peer and sharing bytes", 40, every=0.2, detail=lambda: seen)
+        pages = (first, second)
+        seen = await both_until(pages, lambda both: all(s["pcs"] > 0 and s["peers"] > 0 and s["shared"] > 0
+                                                        for s in both), "both pages sharing with a peer", 40)
         assert seen[1]["noUploads"] is True and seen[1]["sent"] == 0, seen
         # The upload cap: once the first page has sent its share this visit it sends no more (the segment on its
         # way may pass it); the second page plays on, from the bucket.
-        async def capped() -> bool:
-            seen[:] = [await first.evaluate(READ), await second.evaluate(READ)]
-            return seen[0]["noUploads"] is True
-
-        await until(capped, "the first page's upload cap reached", 90, every=0.2, detail=lambda: seen)
+        seen = await both_until(pages, lambda both: both[0]["noUploads"] is True,
+                                "the first page's upload cap reached", 90)
         at_cap, from_bucket = seen[0]["sent"], seen[1]["http"]
         assert CAP_MB * 1e6 <= at_cap <= CAP_MB * 1e6 + SEGMENT_MAX, seen
-
-        async def on_from_the_bucket() -> bool:
-            seen[:] = [await first.evaluate(READ), await second.evaluate(READ)]
-            return bool(seen[1]["http"] >= from_bucket + 2 * SEGMENT_BYTES)
-
-        await until(on_from_the_bucket, "the second page taking two segments more from the bucket", 60, every=0.5,
-                    detail=lambda: seen)
+        seen = await both_until(pages, lambda both: both[1]["http"] >= from_bucket + 2 * SEGMENT_BYTES,
+                                "the second page taking two segments more from the bucket", 60)
         assert seen[0]["sent"] == at_cap, seen
-        for page in (first, second):
+        for page in pages:
             await page.context.close()

@@ -160,7 +160,7 @@ def test_version_and_help_answer_from_the_console_script_and_python_m(installed:
             assert sub.returncode == 0 and sub.stdout.startswith("usage: hls-broadcaster"), (command, sub)
     bad = _run(installed, str(installed.venv.script("hls-broadcaster")), "run")
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
-    # Every required setting missing, a line each (issue 47: all at once, not one a run).
+    # Every required setting missing, a line each, all at once (not one a run).
     lines = bad.stderr.strip().splitlines()
     assert all(line.startswith("hls-broadcaster: error: ") for line in lines), bad.stderr
     assert [line.split()[2] for line in lines] == [

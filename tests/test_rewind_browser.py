@@ -23,9 +23,10 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from broadcaster.demo.seaweed import SeaweedS3
-from tests.support.browser import POLL_MS, needs_chromium, shared_chromium
+from tests.support.browser import (POLL_MS, needs_chromium, open_viewer, page_errors, shared_chromium,
+                                   until_page)
 from tests.support.observe import listed_at_least
-from tests.support.owncast_writer import HandFedOwncast, one_run_segments, write_in_place
+from tests.support.owncast_writer import HandFedOwncast, keep_writing, one_run_segments, write_next
 from tests.support.service_process import ServiceProcess, service_env
 
 # Each wait is on a condition with its own deadline, generous for a loaded 2-core machine (a seek a
@@ -52,6 +53,9 @@ PLAYED_FROM = ("() => { const v = document.querySelector('video');"
                " for (let i = 0; i < r.length; i += 1) if (r.start(i) <= v.currentTime) from = r.start(i);"
                " return date && from !== null ? {t: v.currentTime, date, from} : null; }")
 # At the live edge, by the viewer's two measures (hls.js's latency lags a seek by a timeupdate: waited for).
+SEEKABLE = "(window.viewerStats.seekableEnd - window.viewerStats.seekableStart)"
+NO_SEEK_BAR = "document.querySelector('#timeline').hidden"
+CLOCK = "document.querySelector('#behind').textContent"
 AT_EDGE = (f"() => {{ const v = window.viewerStats; return v.playingDate !== null && v.latency !== null"
            f" && v.latency < {5 * TD} && v.behindLive < {3 * TD}; }}")
 
@@ -69,19 +73,6 @@ class Stream:
         return int(m.group(1))
 
 
-def put(owncast: HandFedOwncast, data: bytes) -> None:
-    """Owncast's next segment, with these bytes, then its playlist listing it."""
-    owncast.slot({0: lambda path: write_in_place(path, data)})
-
-
-async def feed(folders: list[HandFedOwncast], segments: list[bytes], t0: float) -> None:
-    """One segment a second after the backlog, each listed once complete (at t0 + n + 1)."""
-    for n in range(BACKLOG, len(segments)):
-        await asyncio.sleep(max(0.0, t0 + n + 1 - time.time()))
-        for owncast in folders:
-            put(owncast, segments[n])
-
-
 @pytest.fixture
 async def stream(tmp_path: Path, seaweed: SeaweedS3) -> AsyncIterator[Stream]:
     segments = await asyncio.to_thread(one_run_segments, tmp_path / "encoded", SEGMENTS)
@@ -89,9 +80,9 @@ async def stream(tmp_path: Path, seaweed: SeaweedS3) -> AsyncIterator[Stream]:
     long = HandFedOwncast(tmp_path / "hls", b"", variants=(0,), list_size=10_000, t0=t0)
     short = HandFedOwncast(tmp_path / "hls-short", b"", variants=(0,), list_size=SHORT_BACKLOG, t0=t0)
     for owncast in (long, short):
-        for n in range(BACKLOG):  # written at once: Owncast's list as the service first finds it
-            put(owncast, segments[n])
-    feeding = asyncio.create_task(feed([long, short], segments, t0))
+        while owncast.number < BACKLOG:  # written at once: Owncast's list as the service first finds it
+            write_next(owncast, segments)
+    feeding = asyncio.gather(keep_writing(long, segments), keep_writing(short, segments))
     try:
         async with (
             ServiceProcess(service_env(tmp_path / "hls", seaweed, tmp_path / "state", **LONG_WINDOW),
@@ -108,18 +99,27 @@ def rfc3339(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+async def until_shown(page: Any, condition: str, what: str, arg: Any = None) -> None:
+    """Until `condition` (of `arg`) holds in the page, within 40 s; else a failure naming `what`, with the
+    clock's text and the viewer's stats."""
+    from playwright.async_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        await until_page(page, condition, arg, timeout=40)
+    except PlaywrightTimeout:
+        shown = f"{await page.inner_text('#behind')!r} {await page.evaluate(STATS)}"
+        raise AssertionError(f"{what}: {shown}") from None
+
+
 async def test_seek_back_go_live_and_start_at_a_time(stream: Stream) -> None:
     requests: list[str] = []
-    console_errors: list[str] = []
+    errors: list[str] = []
 
     async def new_page(url: str) -> Any:
         page = await browser.new_page(viewport={"width": 1100, "height": 800})
         page.on("request", lambda r: requests.append(r.url))
-        page.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: console_errors.append(str(e)))
-        await page.goto(url)
-        await page.wait_for_function("() => window.viewerStats.state === 'playing'",
-                                     timeout=30_000, polling=POLL_MS)
+        page_errors(page, errors)
+        await open_viewer(page, url)
         return page
 
     # The players come once the services list their backlogs (uploaded first, in order: seconds under load).
@@ -129,31 +129,17 @@ async def test_seek_back_go_live_and_start_at_a_time(stream: Stream) -> None:
         page = await new_page(f"{stream.long.url}/")
         # At the live edge (once hls.js has caught up with its first seek, or the page with a start
         # that landed behind it), with the whole backlog seekable and the seek bar shown.
-        try:
-            await page.wait_for_function(AT_EDGE, timeout=40_000, polling=POLL_MS)
-        except Exception as err:
-            raise AssertionError(f"never at the live edge: {await page.evaluate(STATS)}") from err
-        await page.wait_for_function(
-            "() => window.viewerStats.seekableEnd - window.viewerStats.seekableStart >= 80",
-            timeout=40_000, polling=POLL_MS)
+        await until_shown(page, AT_EDGE, "never at the live edge")
+        await until_shown(page, f"() => {SEEKABLE} >= 80", "the backlog never seekable")
         # The seek bar shows on the next tick (timeupdate) once the player plays: waited for, with the
         # page's stats in the message if it never does.
-        try:
-            await page.wait_for_function("() => !document.querySelector('#timeline').hidden",
-                                         timeout=40_000, polling=POLL_MS)
-        except Exception as err:
-            raise AssertionError(f"no seek bar: {await page.evaluate(STATS)} {console_errors}") from err
+        await until_shown(page, f"() => !{NO_SEEK_BAR}", f"no seek bar ({errors})")
         # The clock says LIVE once the player is at the edge by the viewer's own rule (within 2 target
         # durations of where the live button goes, stricter than AT_EDGE): waited for, since a loaded
         # machine starts hls.js a little late and its stall rule (the live delay grows a second per
         # stall) brings it back within a few seconds.
-        try:
-            await page.wait_for_function(
-                f"() => document.querySelector('#behind').textContent === 'LIVE'"
-                f" && window.viewerStats.behindLive <= {2 * TD}", timeout=40_000, polling=POLL_MS)
-        except Exception as err:
-            raise AssertionError(f"never LIVE: {await page.inner_text('#behind')!r} "
-                                 f"{await page.evaluate(STATS)}") from err
+        await until_shown(page, f"() => {CLOCK} === 'LIVE' && window.viewerStats.behindLive <= {2 * TD}",
+                          "never LIVE")
         stats = await page.evaluate(STATS_NOW)
         # The date shown is the time of day the picture was made: now, less the latency ("now" read
         # in the page with the stats, so no round trip to a busy test process counts).
@@ -163,10 +149,9 @@ async def test_seek_back_go_live_and_start_at_a_time(stream: Stream) -> None:
         before = await page.evaluate(NOW)
         value = int(await page.input_value("#seek"))
         await page.locator("#seek").fill(str(value - 60))
-        await page.wait_for_function(
-            "t => { const v = document.querySelector('video');"
-            " return !v.seeking && v.currentTime > t && v.currentTime < t + 10 && v.readyState >= 3; }",
-            arg=before["t"] - 60 + 1, timeout=40_000, polling=POLL_MS)
+        await until_shown(page, "t => { const v = document.querySelector('video'); return !v.seeking"
+                                " && v.currentTime > t && v.currentTime < t + 10 && v.readyState >= 3; }",
+                          "the seek a minute back never landed", before["t"] - 60 + 1)
         after = await page.evaluate(NOW)
         # A minute back (the seek bar counts whole seconds), not more: how far it has played on since
         # is the machine's pace, bounded by the wait above and by the distance to live below.
@@ -180,9 +165,7 @@ async def test_seek_back_go_live_and_start_at_a_time(stream: Stream) -> None:
         assert number in fetched, (number, sorted(fetched))
         # About a minute behind live (the seek bar's whole seconds and hls.js's live delay, a second
         # longer after each stall, move it a little): the clock says so.
-        await page.wait_for_function(
-            f"() => /^-{ABOUT_A_MINUTE}$/.test(document.querySelector('#behind').textContent)",
-            timeout=40_000, polling=POLL_MS)
+        await until_shown(page, f"() => /^-{ABOUT_A_MINUTE}$/.test({CLOCK})", "the clock, not a minute back")
         assert 55 <= (await page.evaluate(STATS))["behindLive"] < 66
         # What a screen reader says of the seek bar: the time of day and the distance to live.
         said = await page.get_attribute("#seek", "aria-valuetext")
@@ -193,11 +176,10 @@ async def test_seek_back_go_live_and_start_at_a_time(stream: Stream) -> None:
 
         # The live button: back at the edge.
         await page.get_by_role("button", name="Go live").click(timeout=40_000)
-        await page.wait_for_function(
-            "() => window.viewerStats.behindLive !== null && window.viewerStats.behindLive < 2"
-            " && window.viewerStats.latency < 5", timeout=40_000, polling=POLL_MS)
-        await page.wait_for_function("() => document.querySelector('#behind').textContent === 'LIVE'",
-                                     timeout=40_000, polling=POLL_MS)
+        await until_shown(page, "() => window.viewerStats.behindLive !== null"
+                                " && window.viewerStats.behindLive < 2 && window.viewerStats.latency < 5",
+                          "the live button, not at the edge")
+        await until_shown(page, f"() => {CLOCK} === 'LIVE'", "the live button, never LIVE")
         await page.close()
 
         # /?start=<45 s before the edge>: starts there and plays on at live pace.
@@ -211,8 +193,7 @@ async def test_seek_back_go_live_and_start_at_a_time(stream: Stream) -> None:
         first = seen["date"] - 1000 * (seen["t"] - seen["from"])
         assert -1000 * TD <= first - at * 1000 <= 1500 * TD, (first / 1000, at, seen)
         t1, w1 = (await page.evaluate(NOW))["t"], time.time()
-        await page.wait_for_function("t => document.querySelector('video').currentTime > t", arg=t1 + 4,
-                                     timeout=40_000, polling=POLL_MS)
+        await until_shown(page, "t => document.querySelector('video').currentTime > t", "no play on", t1 + 4)
         t2, w2 = (await page.evaluate(NOW))["t"], time.time()
         assert t2 - t1 >= 0.5 * (w2 - w1), (t1, t2, w2 - w1)  # playing on, not stalled (a loaded machine slows it)
         stats = await page.evaluate(STATS)
@@ -223,8 +204,7 @@ async def test_seek_back_go_live_and_start_at_a_time(stream: Stream) -> None:
 
         # A time already gone (here in Unix seconds): the earliest moment kept, and the page says so.
         page = await new_page(f"{stream.long.url}/?start={int(stream.t0) - 600}")
-        await page.wait_for_function("() => window.viewerStats.playingDate",
-                                     timeout=40_000, polling=POLL_MS)
+        await until_shown(page, "() => window.viewerStats.playingDate", "a time gone, never playing")
         stats = await page.evaluate(STATS)
         assert 0 <= stats["playingDate"] / 1000 - stream.t0 < 10, (stats, stream.t0)  # the backlog's start
         assert "no longer available" in await page.inner_text("#notice")
@@ -232,23 +212,15 @@ async def test_seek_back_go_live_and_start_at_a_time(stream: Stream) -> None:
 
         # A time after the live edge: live.
         page = await new_page(f"{stream.long.url}/?start={rfc3339(time.time() + 3600)}")
-        try:
-            await page.wait_for_function(AT_EDGE, timeout=40_000, polling=POLL_MS)
-        except Exception as err:
-            raise AssertionError(f"a time ahead, not live: {await page.evaluate(STATS)}") from err
+        await until_shown(page, AT_EDGE, "a time ahead, not live")
         await page.close()
 
         # Without rewind the page looks as it did: no seek bar. Last, because the backlog, listed at
         # once, stays listed for about a window (segments are kept listed WINDOW_SECONDS - target
         # duration): until then even this window reaches back past the seek bar's 45 s.
         page = await new_page(f"{stream.short.url}/")
-        await page.wait_for_function(
-            "() => window.viewerStats.seekableEnd - window.viewerStats.seekableStart >= 25"
-            " && window.viewerStats.seekableEnd - window.viewerStats.seekableStart < 45",
-            timeout=40_000, polling=POLL_MS)
-        await page.wait_for_function("() => document.querySelector('#timeline').hidden",
-                                     timeout=40_000, polling=POLL_MS)
+        await until_shown(page, f"() => {SEEKABLE} >= 25 && {SEEKABLE} < 45", "the short window's range")
+        await until_shown(page, f"() => {NO_SEEK_BAR}", "a seek bar without rewind")
     playlists = [u for u in requests if ".m3u8" in u]
     assert playlists and not [u for u in playlists if "start" in parse_qs(urlsplit(u).query)], playlists
-    own = [e for e in console_errors if "Failed to load resource" not in e]
-    assert own == [], own
+    assert errors == [], errors

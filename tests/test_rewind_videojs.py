@@ -22,7 +22,7 @@ from broadcaster.settings import load_settings
 from tests.support.browser import POLL_MS, needs_chromium, shared_chromium, show_video
 from tests.support.local_http import Served
 from tests.support.observe import listed_at_least
-from tests.support.owncast_writer import HandFedOwncast, one_run_segments, write_in_place
+from tests.support.owncast_writer import HandFedOwncast, keep_writing, one_run_segments, write_next
 from tests.support.player_pages import player_pages
 from tests.support.service_process import running_service, service_env
 
@@ -99,19 +99,6 @@ window.state = () => {
 """
 
 
-def put(owncast: HandFedOwncast, bodies: list[bytes]) -> None:
-    """Owncast's next segment (the next of the encoded run) and the playlist that lists it."""
-    body = bodies[owncast.number]
-    owncast.slot({v: lambda path: write_in_place(path, body) for v in owncast.variants})
-
-
-async def keep_streaming(owncast: HandFedOwncast, media: list[bytes]) -> None:
-    """One segment a second on the stream's own clock: segment n goes in when its end is now."""
-    while owncast.number < len(media):
-        await asyncio.sleep(max(0.0, owncast.t0 + owncast.number + 1 - time.time()))
-        put(owncast, media)
-
-
 async def state_when(page: Any, condition: str, t: float, timeout: float = 30_000) -> dict[str, Any]:
     """state() at the first check (every POLL_MS) at which `condition` (of `t`) holds and a segment is playing. A seek
     back or to live fetches and appends a segment away from the buffer, as the start does: the same 30 s.
@@ -155,7 +142,7 @@ async def test_videojs_starts_live_seeks_back_a_minute_and_returns(
     media = await asyncio.to_thread(one_run_segments, tmp_path / "encoded", STREAM, 15)  # as one Owncast run
     owncast = HandFedOwncast(tmp_path / "hls", b"", variants=(0,), list_size=1000, t0=time.time() - BACKLOG)
     while owncast.number < BACKLOG:
-        put(owncast, media)
+        write_next(owncast, media)
     # The bucket's pathway alone: this test's claim is that every segment came from the bucket. With the
     # VM's pathway, a probe of the bucket that times out on a loaded machine steers video.js to the VM,
     # by design. video.js with content steering: tests/test_steering_browser.py.
@@ -163,7 +150,7 @@ async def test_videojs_starts_live_seeks_back_a_minute_and_returns(
                                                  REWIND_SECONDS=str(REWIND), WINDOW_SECONDS="30",
                                                  PATHWAYS="bucket"))
     async with running_service(settings) as service:
-        feeding = asyncio.create_task(keep_streaming(owncast, media))
+        feeding = asyncio.create_task(keep_writing(owncast, media))
         seen: list[dict[str, Any]] = []  # what the player showed at each step, for the failure message
         try:
             # The player comes once the service lists the backlog (it uploads 90 segments first, in order:

@@ -1,12 +1,10 @@
 """The structure docs/how-it-works.md promises, checked from the source: classes under 300 lines,
 modules under 500, functions under 8 parameters, none of them within 5 % of its cap (a cap is not a
-target: a part that grows near it is split by idea before it reaches it), the stages in one
-order where each imports only stages before it (once, steering imported publish and bucket while
-bucket imported steering), `source` and `playlist` import no other stage, no
-stage imports `http` (only service.py, which composes them, does), the shared top-level modules import
-no stage (once, metrics.py imported status/playback.py), and every stage's __init__.py says what
-comes in, what goes out and what it must never do, only a variant's playlist
-(publish/variant_playlist.py) holds a ManifestGenerator, and nothing but the generator writes
+target: a part that grows near it is split by idea before it reaches it), the stages in one order where
+each imports only stages before it, `source` and `playlist` import no other stage, no stage imports
+`http` (only service.py, which composes them, does), the shared top-level modules import no stage, and
+every stage's __init__.py says what comes in, what goes out and what it must never do, only a variant's
+playlist (publish/variant_playlist.py) holds a ManifestGenerator, and nothing but the generator writes
 its state (each change is an intent of its own)."""
 
 from __future__ import annotations
@@ -48,18 +46,25 @@ def modules() -> tuple[tuple[Path, ast.Module], ...]:
     return tuple((path, ast.parse(path.read_text(), str(path))) for path in sorted(PACKAGE.rglob("*.py")))
 
 
+def from_module(path: Path, node: ast.ImportFrom) -> str | None:
+    """The broadcaster module a `from` import in `path` reads, below the package ("playlist.manifest"; ""
+    for the package itself), a relative one resolved from `path`'s; None for a module outside it."""
+    if node.level:
+        here = path.relative_to(PACKAGE).with_suffix("").parts[:-1]
+        return ".".join([*here[: len(here) - node.level + 1], *([node.module] if node.module else [])])
+    if node.module and f"{node.module}.".startswith("broadcaster."):
+        return node.module.removeprefix("broadcaster").lstrip(".")
+    return None
+
+
 def imported(path: Path, tree: ast.Module) -> set[str]:
     """The broadcaster modules `path` imports, as dotted names below the package ("playlist.hls")."""
-    here = path.relative_to(PACKAGE).with_suffix("").parts[:-1]
     names: set[str] = set()
     for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = list(here[: len(here) - node.level + 1])
-                target = ".".join(base + ([node.module] if node.module else []))
-                names.update(f"{target}.{a.name}".strip(".") if not node.module else target for a in node.names)
-            elif node.module and node.module.startswith("broadcaster."):
-                names.add(node.module.removeprefix("broadcaster."))
+        if isinstance(node, ast.ImportFrom) and (module := from_module(path, node)) is not None:
+            # `from . import x`, `from broadcaster import x`: each name is a module
+            names.update(f"{module}.{a.name}".strip(".") if not (node.module and module) else module
+                         for a in node.names)
         elif isinstance(node, ast.Import):
             names.update(a.name.removeprefix("broadcaster.") for a in node.names if a.name.startswith("broadcaster."))
     return names
@@ -152,16 +157,9 @@ def generator_uses(path: Path, tree: ast.Module) -> list[str]:
     """How `path` reaches a ManifestGenerator: an import of the class or of manifest.resume (by any
     route: relative, absolute, re-exported, `*`), of the manifest module whole, or the name itself
     (`manifest.ManifestGenerator`, a subclass, an annotation)."""
-    here = path.relative_to(PACKAGE).with_suffix("").parts[:-1]
     found = []
     for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom):
-            if node.level:
-                module = ".".join([*here[: len(here) - node.level + 1], *([node.module] if node.module else [])])
-            elif node.module and node.module.startswith("broadcaster"):
-                module = node.module.removeprefix("broadcaster").lstrip(".")
-            else:
-                continue
+        if isinstance(node, ast.ImportFrom) and (module := from_module(path, node)) is not None:
             for a in node.names:
                 name = f"{module}.{a.name}".strip(".")
                 if (name == "playlist.manifest" or a.name == "ManifestGenerator"
@@ -169,17 +167,15 @@ def generator_uses(path: Path, tree: ast.Module) -> list[str]:
                     found.append(f"imports {name}")
         elif isinstance(node, ast.Import):
             found += [f"imports {a.name}" for a in node.names if a.name == "broadcaster.playlist.manifest"]
-        elif isinstance(node, ast.Name) and node.id == "ManifestGenerator":
-            found.append(f"names ManifestGenerator (line {node.lineno})")
-        elif isinstance(node, ast.Attribute) and node.attr == "ManifestGenerator":
+        elif (isinstance(node, ast.Name | ast.Attribute)
+              and "ManifestGenerator" in (getattr(node, "id", None), getattr(node, "attr", None))):
             found.append(f"names ManifestGenerator (line {node.lineno})")
     return found
 
 
 def test_only_a_variants_playlist_holds_a_manifest_generator() -> None:
     """Where does a variant's playlist change? In VariantPlaylist's intents, and nowhere else: no other
-    module may build or hold the window it owns (the publisher, the lister and the target policy each
-    changed it once)."""
+    module may build or hold the window it owns."""
     wrong = [f"{rel} {use}" for path, tree in modules()
              if (rel := path.relative_to(PACKAGE).as_posix()) not in GENERATOR_HOLDERS
              for use in generator_uses(path, tree)]

@@ -1,4 +1,4 @@
-"""Rules the suite keeps about itself (issue 49): a test file imports from tests/support, never from
+"""Rules the suite keeps about itself: a test file imports from tests/support, never from
 another test file; a unit test (no `integration` mark) pays for no S3 server or emulator it does not
 run: importing it (and conftest.py) loads neither moto nor the demo's process-running parts, nor does
 running it; a wait on a condition is the one `until` (tests/support/waiting.py), never a loop of sleeps;
@@ -149,6 +149,7 @@ PACING = {
     "support/fault_proxy.py::FaultProxy._read_slowly": "reads a slow client's body at the rate it was set to",
     "support/hostile.py::forge_reports": "made-up pages' beats, one a second, for the test's time",
     "support/hostile.py::Fetcher.run": "a hostile client's requests, paced after a refusal, until stopped",
+    "support/owncast_writer.py::keep_writing": "Owncast's writes, one segment a second on the stream's clock",
     "support/owncast_viewers.py::OwncastViewers._prune_loop": "Owncast's viewer pruning, every prune_every",
     "support/players.py::Client.wait_for_sequence": "a held request on the client's scripted clock, as the "
                                                     "service holds one (None at its timeout)",
@@ -172,7 +173,6 @@ PACING = {
     f"{_HOSTILE}.greedy_page": "a page's beats for the test's 6 s",
     f"{_HOSTILE}.careful_page": "a page's beats for the test's 6 s",
     f"{_HOSTILE}.made_up": "made-up pages' beats for the test's 6 s",
-    "test_rewind_videojs.py::keep_streaming": "Owncast's writes, one segment a second on the stream's clock",
     "test_start_clock.py::expiry": "measures StartClock itself: the clock under test ends the loop",
     "test_startup_order.py::_polling.poll": "an observer: reads every version until cancelled",
     "test_stuck_variant.py::poll_until_cancelled": "an observer: reads every version until cancelled",

@@ -15,10 +15,10 @@ import pytest
 import pytest_asyncio
 
 from broadcaster.demo.recordings import Recordings
-from tests.support.browser import (needs_chromium, open_viewer, shared_chromium, stat_rows, wait_for_state,
-                                   watch)
+from tests.support.browser import (needs_chromium, open_viewer, page_errors, shared_chromium, stat_rows,
+                                   wait_for_state, watch)
 from tests.support.live_demo import LiveDemo, live_demo
-from tests.support.startup import StartupRecorder, emulate
+from tests.support.startup import first_visit
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 
@@ -33,11 +33,8 @@ pytestmark = [
 MAX_REQUESTS_BEFORE_FIRST_FRAME = 12
 
 
-Demo = LiveDemo
-
-
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def demo(tmp_path_factory: pytest.TempPathFactory, recordings: Recordings) -> AsyncIterator[Demo]:
+async def demo(tmp_path_factory: pytest.TempPathFactory, recordings: Recordings) -> AsyncIterator[LiveDemo]:
     # The bucket's pathway alone: this module's claims are that every segment came from the bucket and
     # none from this server. With the VM's pathway (the default), a bucket fetch that times out on a
     # loaded machine sends the page to the VM for 10 s, by design (viewer/src/pathways.js). The page with content steering: tests/test_steering_browser.py.
@@ -46,16 +43,15 @@ async def demo(tmp_path_factory: pytest.TempPathFactory, recordings: Recordings)
         yield running
 
 
-async def test_viewer_plays_from_the_bucket_and_shows_offline_and_back(demo: Demo, tmp_path: Path) -> None:
+async def test_viewer_plays_from_the_bucket_and_shows_offline_and_back(demo: LiveDemo,
+                                                                     tmp_path: Path) -> None:
     await demo.owncast.wait_for_segments(0, 3, timeout=20)
     ARTIFACTS.mkdir(exist_ok=True)
     requests: list[str] = []
-    console_errors: list[str] = []
     async with shared_chromium(draw_video=True) as browser:  # screenshots, the first frame drawn
         page = await browser.new_page(viewport={"width": 1100, "height": 800})
         page.on("request", lambda r: requests.append(r.url))
-        page.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: console_errors.append(str(e)))
+        errors = page_errors(page)
         await open_viewer(page, f"{demo.service.url}/")
         stats = await watch(page, 5)
         await page.screenshot(path=str(ARTIFACTS / "viewer-playing.png"), full_page=True)
@@ -103,13 +99,11 @@ async def test_viewer_plays_from_the_bucket_and_shows_offline_and_back(demo: Dem
         await page.get_by_role("button", name="Show stats").wait_for(timeout=5_000)
         assert await page.locator("#stats").is_hidden()
         assert final["originSegments"] == 0 and final["errors"] == []
-    # Failed resource loads are the browser's, not the page's; anything else is a bug in the viewer.
-    own = [e for e in console_errors if "Failed to load resource" not in e]
-    assert own == [], own
+    assert errors == [], errors
     shutil.copy(ARTIFACTS / "viewer-playing.png", tmp_path / "viewer-playing.png")
 
 
-async def test_a_first_visit_starts_with_few_requests_and_no_redirect(demo: Demo) -> None:
+async def test_a_first_visit_starts_with_few_requests_and_no_redirect(demo: LiveDemo) -> None:
     """What the page needs to start comes with it or beside it. Counted by the browser (its own
     account of its requests, each redirect one of them, up to the video's first frame: tests/support/
     startup.py) on a first visit over a 150 ms round trip, the link the goal names."""
@@ -117,12 +111,7 @@ async def test_a_first_visit_starts_with_few_requests_and_no_redirect(demo: Demo
     await demo.owncast.wait_for_segments(0, 3, timeout=20)
     async with shared_chromium(draw_video=True) as browser:  # the first frame drawn
         context = await browser.new_context()  # nothing cached, no connection open
-        page = await context.new_page()
-        recorder = StartupRecorder(page)
-        await recorder.install()
-        await emulate(context, page, latency_ms=150)
-        await page.goto(f"{demo.service.url}/", wait_until="commit")
-        start = await recorder.result(timeout_ms=30_000)
+        start = await first_visit(context, await context.new_page(), f"{demo.service.url}/")
     asked = [f"{f.started:.2f} {f.url}{' (redirected)' if f.redirected else ''}" for f in start.before]
     assert start.redirects() == [], asked
     # Counted up to the first segment's request: past it, a loaded machine decoding slowly lets hls.js

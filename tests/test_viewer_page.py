@@ -1,7 +1,6 @@
-"""The viewer's page and files as the service serves them (issues 42 and 49): what the page needs to
-start comes with it or beside it, no file it reaches takes a redirect, and the built files are served as
-they are, read once. Through the real app (aiohttp's test client), on the shipped viewer/ and on copies
-of it."""
+"""The viewer's page and files as the service serves them: what the page needs to start comes with it
+or beside it, no file it reaches takes a redirect, and the built files are served as they are, read
+once. Through the real app (aiohttp's test client), on the shipped viewer/ and on copies of it."""
 
 from __future__ import annotations
 
@@ -117,8 +116,7 @@ async def test_a_private_streams_page_preloads_no_playlist(aiohttp_client: Aioht
 
 
 async def test_a_request_reads_no_file(aiohttp_client: AiohttpClient, tmp_path: Path) -> None:
-    """Every file is read once, when the app is made (issue 50, M1: the page and every module URL used
-    to check the module graph's files again on each request, and `?x=N` reached them each time): with
+    """Every file is read once, when the app is made (not on a request, whatever `?x=N` it carries): with
     the folder gone, every answer is still the same."""
     viewer = tmp_path / "viewer"
     shutil.copytree(VIEWER, viewer, ignore=shutil.ignore_patterns("src"))
@@ -153,9 +151,8 @@ async def test_a_page_not_built_from_its_files_is_named_in_the_log(
 @pytest.mark.parametrize("name", ["watching.min.js", "p2p.min.js"])
 async def test_a_module_named_only_inside_viewer_min_js_edited_by_hand_is_named_at_start(
         aiohttp_client: AiohttpClient, tmp_path: Path, caplog: pytest.LogCaptureFixture, name: str) -> None:
-    """Issue 68: watching.min.js and p2p.min.js are named (by the hash of their bytes) only inside
-    viewer.min.js; a hand edit of one went unnoticed. At start, one line names it, its recorded hash and
-    its own."""
+    """watching.min.js and p2p.min.js are named (by the hash of their bytes) only inside viewer.min.js: a
+    hand edit of one is named at start in one line, with its recorded hash and its own."""
     viewer = tmp_path / "viewer"
     shutil.copytree(VIEWER, viewer, ignore=shutil.ignore_patterns("src"))
     caplog.set_level(logging.WARNING)

@@ -425,3 +425,14 @@ async def watch(page: Any, seconds: float, timeout_ms: int = 30_000) -> dict[str
                      timeout=timeout_ms / 1000)
     stats: dict[str, Any] = await page.evaluate("() => JSON.parse(JSON.stringify(window.viewerStats))")
     return stats
+
+
+def page_errors(page: Any, errors: list[str] | None = None) -> list[str]:
+    """`errors` (a new list without one), growing with the page's console errors and uncaught exceptions:
+    a bug in the page. The browser's own "Failed to load resource" lines are left out (a failed fetch
+    is the network's, and the page handles it)."""
+    found = [] if errors is None else errors
+    page.on("console", lambda m: found.append(m.text)
+            if m.type == "error" and "Failed to load resource" not in m.text else None)
+    page.on("pageerror", lambda e: found.append(str(e)))
+    return found

@@ -39,27 +39,20 @@ class Unavailable(Exception):
 class Podman:
     env: dict[str, str]
 
-    def run(self, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-        """podman ARGS, its output captured (a bound, not a timing: a build on a loaded machine)."""
-        done = subprocess.run(["podman", *args], env=self.env, capture_output=True, text=True, timeout=timeout)
+    def run(self, *args: str, check: bool = True, timeout: float = 600,
+            compose_in: Path | None = None) -> subprocess.CompletedProcess[str]:
+        """podman ARGS (or podman-compose ARGS in the folder `compose_in`), with this configuration, its
+        output captured (a bound, not a timing: a build on a loaded machine)."""
+        argv = ["podman-compose" if compose_in else "podman", *args]
+        done = subprocess.run(argv, cwd=compose_in, env=self.env, capture_output=True, text=True,
+                              timeout=timeout)
         if check and done.returncode != 0:
-            raise AssertionError(f"podman {' '.join(args[:3])} ...: exit {done.returncode}\n{done.stderr[-3000:]}")
+            raise AssertionError(f"{' '.join(argv[:4])} ...: exit {done.returncode}\n"
+                                 f"{done.stdout[-2000:]}\n{done.stderr[-3000:]}")
         return done
 
     def has_image(self, name: str) -> bool:
         return self.run("image", "exists", name, check=False).returncode == 0
-
-    def compose(self, *args: str, cwd: Path, check: bool = True,
-                timeout: float = 300) -> subprocess.CompletedProcess[str]:
-        """podman-compose ARGS in `cwd`, with podman's configuration."""
-        exe = shutil.which("podman-compose")
-        if exe is None:
-            raise Unavailable("podman-compose is not installed (pip install 'hls-broadcaster[test]')")
-        done = subprocess.run([exe, *args], cwd=cwd, env=self.env, capture_output=True, text=True, timeout=timeout)
-        if check and done.returncode != 0:
-            raise AssertionError(f"podman-compose {' '.join(args)}: exit {done.returncode}\n"
-                                 f"{done.stdout[-2000:]}\n{done.stderr[-3000:]}")
-        return done
 
 
 def podman() -> Podman:

@@ -33,8 +33,9 @@ if TYPE_CHECKING:
     from broadcaster.demo.emulator import OwncastEmulator
 
 __all__ = [
-    "SECONDS", "HandFedOwncast", "LateSlot", "OwncastReplay", "Prepare", "emulator_paused", "media",
-    "one_run_segments", "owncast_number", "real_ts_segment", "replay", "write_in_place",
+    "SECONDS", "HandFedOwncast", "LateSlot", "OwncastReplay", "Prepare", "emulator_paused", "keep_writing",
+    "media", "one_run_segments", "owncast_number", "real_ts_segment", "replay", "write_in_place",
+    "write_next",
 ]  # fmt: skip
 
 SECONDS = 1.0  # HandFedOwncast's EXTINF: Owncast's lowest latency level
@@ -173,6 +174,21 @@ class HandFedOwncast(OwncastFolder):
 
 
 # -- a bench's Owncast: pre-encoded segments at a cadence, from a process of its own ----------------
+
+
+def write_next(owncast: HandFedOwncast, segments: list[bytes]) -> None:
+    """Owncast's next segment, `segments`[its number], written in place in every variant, then the
+    playlists listing it."""
+    body = segments[owncast.number]
+    owncast.slot({v: lambda path: write_in_place(path, body) for v in owncast.variants})
+
+
+async def keep_writing(owncast: HandFedOwncast, segments: list[bytes]) -> None:
+    """The rest of `segments`, one a second on the stream's own clock: segment n goes in when its end
+    (t0 + n + 1) is now."""
+    while owncast.number < len(segments):
+        await asyncio.sleep(max(0.0, owncast.t0 + owncast.number + 1 - time.time()))
+        write_next(owncast, segments)
 
 
 class Encoded(Protocol):

@@ -1,6 +1,6 @@
-"""A page's start-up as the browser sees it (issue 42): the time to its video's first frame, and the
-requests it made before that frame, each redirect among them. For tests/test_viewer_browser.py and
-bench/startup.py.
+"""A page's start-up as the browser sees it: the time to its video's first frame, and the
+requests it made before that frame, each redirect among them. For the browser tests' first visits
+(first_visit) and bench/startup.py.
 
 The first frame is the browser's own: requestVideoFrameCallback on the page's <video> (the moment the
 frame went to the compositor), in the page's clock (performance.now(), from the navigation's start).
@@ -114,3 +114,12 @@ class StartupRecorder:
             before.append(Fetched(request.url, (started - float(origin)) / 1000, redirected))
         before.sort(key=lambda f: f.started)
         return Startup(float(frame) / 1000, before)
+
+
+async def first_visit(context: Any, page: Any, url: str, latency_ms: float = 150) -> Startup:
+    """`page` (of a fresh `context`) opening `url` at a `latency_ms` round trip: its start-up, within 30 s."""
+    recorder = StartupRecorder(page)
+    await recorder.install()
+    await emulate(context, page, latency_ms=latency_ms)
+    await page.goto(url, wait_until="commit")
+    return await recorder.result(timeout_ms=30_000)
