@@ -264,7 +264,8 @@ def test_idle_watcher_waits_on_the_kernel_not_on_a_clock(tmp_path: Path) -> None
             blocked: asyncio.Future[float | None] = loop.create_future()
             probe.on_block = blocked.set_result
             timeout = await blocked  # the next time the loop has nothing to do
-            assert set(threading.enumerate()) == threads
+            # No thread of its own (a thread an earlier test's anyio pool left may end meanwhile: <=).
+            assert set(threading.enumerate()) <= threads, set(threading.enumerate()) - threads
             assert timeout is None or timeout > rescan / 2
             write_in_place(tmp_path / "0" / "stream.m3u8", media("stream-a-0.ts"))
             await sink.wait_for(lambda: sink.names(0) == ["stream-a-0.ts"])
