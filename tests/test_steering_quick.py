@@ -20,7 +20,7 @@ from yarl import URL
 from broadcaster.access.grants import Gatekeeper, Keys
 from broadcaster.access.invites import InvitesFile
 from broadcaster.http import Pathways, PlaylistOptions, create_app
-from broadcaster.http.clients import Proxies
+from broadcaster.http.clients import Proxies, here_at
 from broadcaster.http.connections import GatedSite, GateOptions
 from broadcaster.http.gate import Gate
 from broadcaster.http.keys import QUICK
@@ -31,6 +31,7 @@ from broadcaster.http.steering_route import SteeringRoute
 from broadcaster.metrics import Metrics
 from broadcaster.playlist import hls
 from broadcaster.playlist.steering import render_steering
+from broadcaster.steering.masters import MAX_HOSTS
 from tests.support.fakes import FakeHealth, FakePlaylists
 from tests.support.raw_http import exchange, undated
 
@@ -76,7 +77,7 @@ def body_of(answer: bytes | None) -> dict[str, object]:
 def test_a_players_reload_is_answered_and_counted_by_the_pathway_it_names() -> None:
     quick, source, _ = quick_at_seam()
     for query, label in (("?_HLS_pathway=bucket&_HLS_throughput=4200000", "bucket"), ("", "none"),
-                         ("?_HLS_pathway=evil", "other"), ("?_HLS_throughput=1&_HLS_pathway=vm", "vm")):
+                         ("?_HLS_pathway=evil", "evil"), ("?_HLS_throughput=1&_HLS_pathway=vm", "vm")):
         answer = quick.answer(request(MANIFEST + query, "Host: live.example.com", "User-Agent: x"))
         assert body_of(answer) == {"VERSION": 1, "TTL": 1, "RELOAD-URI": "http://live.example.com/live/steering.json",
                                    "PATHWAY-PRIORITY": ["bucket", "vm"]}
@@ -92,7 +93,7 @@ def test_the_pathway_counted_is_the_one_aiohttp_reads(query: str) -> None:
     quick, source, _ = quick_at_seam()
     assert quick.answer(request(f"{MANIFEST}?{query}", "Host: h")) is not None
     pathway = URL(f"{MANIFEST}?{query}").query.get("_HLS_pathway", "")
-    assert source.counted == [pathway if pathway in ("bucket", "vm") else "other" if pathway else "none"]
+    assert source.counted == [pathway or "none"]  # bounded by the counter (test_pathway_http)
 
 
 @pytest.mark.parametrize("data", [
@@ -167,6 +168,23 @@ def test_the_heads_kept_are_bounded() -> None:
         assert quick.answer(request(MANIFEST, *TUNNEL, f"X-Forwarded-For: {peer}"), lambda: peer) is not None
         assert len(steering._decided) <= QuickSteering.KEPT + 1
     assert len(source.counted) == 3 * QuickSteering.KEPT
+
+
+def test_the_places_rendered_for_are_bounded() -> None:
+    """Any client may name any Host: past MAX_HOSTS places the manifest comes without RELOAD-URI, the
+    one answer for all of them, rendered once per change, not once per place."""
+    rendered = render_steering(("bucket", "vm"), 1, hls.STEERING_MANIFEST_NAME)
+    source = Source()
+    source.manifest = lambda: rendered  # type: ignore[method-assign]  # one version, as the policy keeps it
+    route = SteeringRoute(source, source.counted.append)
+    quick = QuickAnswers()
+    quick.whole(MANIFEST, QuickSteering(route, Proxies(), "live"))
+    answers = []
+    for n in range(3 * MAX_HOSTS):
+        answer = quick.answer(request(MANIFEST, f"Host: h{n}.example.com"))
+        assert ("RELOAD-URI" in body_of(answer)) == (n < MAX_HOSTS), n
+        answers.append(route.answer_at(here_at(f"h{n}.example.com", lambda: ("http", False), "/live"), ""))
+    assert len({id(a) for a in answers[MAX_HOSTS:]}) == 1 and len(route._cached) == MAX_HOSTS + 1
 
 
 # -- on a real listener ----------------------------------------------------------------------------

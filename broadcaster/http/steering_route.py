@@ -65,10 +65,9 @@ class SteeringRoute:
     holding an older multivariant playlist stops asking."""
 
     def __init__(self, source: SteeringSource | None, count: Callable[[str], None] = lambda pathway: None,
-                 pathways: tuple[str, ...] = hls.PATHWAYS, proxies: Proxies = Proxies()) -> None:
+                 proxies: Proxies = Proxies()) -> None:
         self._source = source
-        self._count = count
-        self._known = frozenset(pathways)
+        self._count = count  # bounds the labels itself (steering/metrics.py's PathwayCounts)
         self._proxies = proxies  # who may say the scheme the viewer used (clients.py)
         self._cached: dict[tuple[str, bool], SteeringAnswer] = {}  # (place, shareable) -> the answer there
         self._places: set[str] = set()
@@ -92,17 +91,16 @@ class SteeringRoute:
         source = self._source
         if source is None:
             return None
-        self._count(pathway if pathway in self._known else "other" if pathway else "none")
+        self._count(pathway or "none")
         body = source.manifest()  # a new one whenever the priority or the TTL changes
-        place = "" if here is None else here.base
-        if place not in self._places:
-            if len(self._places) >= MAX_HOSTS:
-                place = ""  # past the bound: the manifest as the source renders it, without RELOAD-URI
-            else:
-                self._places.add(place)
-        shared = not place or here is None or here.shared
-        cached = self._cached.get((place, shared))
+        key = ("", True) if here is None else (here.base, here.shared or not here.base)  # (place, shareable)
+        cached = self._cached.get(key)
         if cached is None or cached.source is not body:
-            cached = self._cached[(place, shared)] = SteeringAnswer.of(body, reloaded_from(body, place or None),
-                                                                       source.ttl(), shared)
+            if key[0] not in self._places and len(self._places) >= MAX_HOSTS:
+                key = ("", True)  # past the bound: the manifest as the source renders it, without RELOAD-URI
+                cached = self._cached.get(key)
+            if cached is None or cached.source is not body:
+                self._places.add(key[0])
+                cached = self._cached[key] = SteeringAnswer.of(body, reloaded_from(body, key[0] or None),
+                                                               source.ttl(), key[1])
         return cached
