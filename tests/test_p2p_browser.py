@@ -35,9 +35,9 @@ import pytest_asyncio
 
 from broadcaster.demo.recordings import Recordings
 from broadcaster.demo.seaweed import SeaweedS3
-from tests.support.browser import (ALTER_P2P_UPLOADS, HANDED, HOSTILE_MODES, PLAYERS, WEBRTC_ARGS,
-                                   WITHHOLDING, hostile_peer, module_chromium, needs_chromium, open_viewer,
-                                   show_video, stat_rows, until_page, watch)
+from tests.support.browser import (ALTER_P2P_UPLOADS, ASK_AT_RANDOM, HANDED, HOSTILE_MODES, PLAYERS,
+                                   WEBRTC_ARGS, WITHHOLDING, hostile_peer, module_chromium, needs_chromium,
+                                   open_viewer, show_video, stat_rows, until_page, watch)
 from tests.support.counting_proxy import CountingProxy, closed_port, sequence
 from tests.support.prometheus import PromAPI, prometheus
 from tests.support.s3 import bucket_of_its_own
@@ -507,7 +507,7 @@ async def test_peers_that_withhold_their_end_announce_a_larger_size_or_send_half
     makes more than one bucket GET per segment (the count without P2P)."""
     from playwright.async_api import TimeoutError as PlaywrightTimeout
 
-    honest = [PLAYERS, HANDED]
+    honest = [PLAYERS, HANDED, ASK_AT_RANDOM]
     scripts = [honest, honest, honest, *([PLAYERS, hostile_peer(mode)] for mode in HOSTILE_MODES)]
     async with demo_with_tracker(tmp_path, seaweed, tracker_dir, recordings=recordings) as demo, \
             viewers_of(browser, f"{demo.service.url}/?stats=1", scripts) as viewers:
@@ -516,10 +516,12 @@ async def test_peers_that_withhold_their_end_announce_a_larger_size_or_send_half
         # twice at least (asserted below, after what the honest viewers got).
         await until_pages(good, "() => window.ownPeerIds().length > 0")
         first_ids = [set(await v.page.evaluate("() => window.ownPeerIds()")) for v in good]
-        with contextlib.suppress(PlaywrightTimeout):
-            for v in bad:
-                await until_page(v.page, "ids => window.hostileLog.filter((u) => ids.includes(u.to))"
-                                 ".length >= 2", sorted(set().union(*first_ids)), timeout=45)
+        attacked = [until_page(v.page, "ids => window.hostileLog.filter((u) => ids.includes(u.to)).length >= 2",
+                               sorted(set().union(*first_ids)), timeout=45) for v in bad]
+        for waited in await asyncio.gather(*attacked, return_exceptions=True):
+            if isinstance(waited, BaseException) and not isinstance(waited, PlaywrightTimeout):
+                raise waited
+        connected = [await v.page.evaluate("() => window.connectedPeerIds()") for v in viewers]
         before = collections.Counter(demo.proxy.gets)
         by_agent = collections.Counter(demo.proxy.gets_by_agent)
         stats = await asyncio.gather(*(watch(v.page, 10, timeout_ms=40_000) for v in good))
@@ -529,7 +531,9 @@ async def test_peers_that_withhold_their_end_announce_a_larger_size_or_send_half
         handed = [await v.page.evaluate("() => window.handed") for v in good]
         ids = [set(await v.page.evaluate("() => window.ownPeerIds()")) for v in viewers]
         attacks = [await v.page.evaluate("() => window.hostileLog") for v in bad]
+        hostile = [await v.page.evaluate("() => window.viewerStats.p2p") for v in bad]
         errors = [await v.page.evaluate("() => document.querySelector('video').error") for v in good]
+        at_random = [await v.page.evaluate("() => window.askingAtRandom") for v in good]
         # Each lie in the size liar's log was sent when logged, over a channel its viewer had just asked on;
         # it reaches that viewer's count a moment later: a lie logged after `watch` ended is waited for.
         lies = {u["to"] for u in attacks[HOSTILE_MODES.index("larger")] if u["how"] == "x4 + 1 MB"}
@@ -546,9 +550,14 @@ async def test_peers_that_withhold_their_end_announce_a_larger_size_or_send_half
     on_honest = [[u for u in log if u["to"] in honest_ids] for log in attacks]
     print("hostile peers (issue 40):", json.dumps({
         "attacks on honest viewers": on_honest, "segments": len(names),
-        "viewers": [{k: s["p2p"].get(k) for k in FIGURES} for s in stats]}))
+        "viewers": [{k: s["p2p"].get(k) for k in FIGURES} for s in stats],
+        "hostile viewers": [{"mode": mode, "answered": len(log), "to": sorted({u["to"] for u in log}),
+                             **{k: p.get(k) for k in ("peers", "verifiedSegments", "httpGets")}}
+                            for mode, log, p in zip(HOSTILE_MODES, attacks, hostile, strict=True)],
+        "ids": [sorted(own) for own in ids], "connected when the attacks were waited for": connected}))
     assert len(honest_ids) == 3 and len(hostile_ids) == 3 and not honest_ids & hostile_ids, ids
     assert len(names) >= WINDOW_SEGMENTS, names
+    assert at_random == [True] * 3, at_random  # ASK_AT_RANDOM took
     for v, s, got, error in zip(good, stats, handed, errors, strict=True):
         # No altered byte reached hls.js: every segment it was handed is one the bucket served.
         assert got and None not in got and set(got) <= demo.proxy.served, got

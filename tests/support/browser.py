@@ -196,6 +196,37 @@ PLAYERS = """(() => {
     look();
     return [...ids];
   };
+  // The peers this page is connected to now (for a test's account of who could ask whom).
+  window.connectedPeerIds = () => window.players.flatMap((hls) => {
+    const stream = hls.p2pEngine && hls.p2pEngine.core && hls.p2pEngine.core.mainStreamLoader;
+    const items = stream && stream.p2pLoaders ? [...stream.p2pLoaders.loaders.values()] : [];
+    return items.flatMap((item) => [...item.loader.trackerClient._peers.values()].filter((k) => k.peer)
+      .map((k) => k.peer.id));
+  });
+})();"""
+
+# An honest viewer that asks a peer chosen at random among those that have the segment: P2P Media Loader's
+# own choice while no peer's bandwidth is known. Once some are known it weighs each peer by its bandwidth
+# over the last 15 s, which leaves one not asked yet about a tenth of the weight of one just used: a hostile
+# peer not picked in the first seconds may stay unasked for a minute (one in CI was asked by no honest
+# viewer in 45 s). At random, each is asked within seconds; the attacks only come sooner.
+# window.askingAtRandom: it took.
+ASK_AT_RANDOM = """(() => {
+  const timer = setInterval(() => {
+    for (const hls of window.players || []) {
+      const core = hls.p2pEngine && hls.p2pEngine.core;
+      const stream = core && core.mainStreamLoader;
+      for (const item of stream && stream.p2pLoaders ? stream.p2pLoaders.loaders.values() : []) {
+        for (const known of item.loader.trackerClient._peers.values()) {
+          if (!known.peer) continue;
+          Object.defineProperty(Object.getPrototypeOf(known.peer), 'downloadBandwidth', { get: () => 0 });
+          window.askingAtRandom = known.peer.downloadBandwidth === 0;
+          clearInterval(timer);
+          return;
+        }
+      }
+    }
+  }, 50);
 })();"""
 
 # The SHA-256 (hex) of every segment hls.js hands its transmuxer (worker), in order: what it plays.
