@@ -136,9 +136,10 @@ def test_amplification() -> None:
       rf"heartbeats add {NUMBER}% requests and {NUMBER}% CPU")),
     ("pathway_cost", ("bucket", "steering"), ("--variants", "2"),
      (rf"steering adds {NUMBER} \({NUMBER}%\) while the bucket serves",)),
-    ("private_cost", ("public", "query", "judged", "bearer"), (),
+    ("private_cost", ("public", "query", "judged", "bearer", "long"), (),
      (rf"private/public: query {NUMBER}, bearer {NUMBER} \(goal: <= 1.1: (met|NOT met)\); "
-      rf"a token's first request \(judged\): {NUMBER}",)),
+      rf"a token's first request \(judged\): {NUMBER}; a public request with a field as long as Bearer's: "
+      rf"{NUMBER}",)),
 ])
 def test_counted_benches(module: str, kinds: tuple[str, ...], extra: tuple[str, ...], lines: tuple[str, ...],
                          monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
