@@ -452,3 +452,19 @@ async def test_players_keep_playing_when_the_bucket_fails_for_its_viewers_only(d
 
 async def test_players_keep_playing_when_the_buckets_writes_fail(demo: Demo) -> None:
     await outage(demo, service=True, viewers=False)
+
+
+async def test_steering_reloads_stay_short_where_no_absolute_reload_uri_is_given(demo: Demo) -> None:
+    """The pages reach the service through a proxy that names the client but not the scheme: the manifest
+    can give no absolute RELOAD-URI. Shaka 4.16 then reloads the URL it last fetched with its query added
+    again, a name more at each reload; told the relative RELOAD-URI when it names _HLS_pathway twice
+    (SteeringRoute), it never names it more often."""
+    if "shaka" not in PLAYERS:
+        pytest.skip("STEERING_PLAYERS leaves Shaka out")
+    reloads = [path for _came, _done, path, _status in demo.wire.trace if "steering.json?" in path]
+    # Each page reloads once a TTL (a second): twenty with a query are a few of Shaka's.
+    await until(lambda: len([p for _c, _d, p, _s in demo.wire.trace if "steering.json?" in p]) >= len(reloads) + 20,
+                "twenty more steering reloads", WAIT, every=0.2)
+    reloads = [path for _came, _done, path, _status in demo.wire.trace if "steering.json?" in path]
+    named = max(path.count("_HLS_pathway=") for path in reloads)
+    assert named <= 2, max(reloads, key=len)

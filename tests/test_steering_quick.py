@@ -230,6 +230,27 @@ async def test_the_answers_are_the_routes_byte_for_byte() -> None:
         writer.close()
 
 
+async def test_a_reload_naming_its_pathway_again_gets_the_relative_reload_uri() -> None:
+    """Where no absolute RELOAD-URI can be given (here a Host that is not plain; behind a proxy that does
+    not say the scheme alike), Shaka 4.16 adds its query to the URL it last fetched, again at each reload
+    (SteeringRoute). A query naming _HLS_pathway twice, as its second reload does, is answered by aiohttp
+    with the relative RELOAD-URI, for that client alone; named once, none, by the connection gate."""
+    async with listening() as (port, quick, source):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        once = MANIFEST + "?_HLS_pathway=bucket&_HLS_throughput=1"
+        twice = MANIFEST + "?_HLS_pathway=bucket&_HLS_pathway=bucket&_HLS_throughput=1&_HLS_throughput=1"
+        for host, target, reload_uri, cache_control, quickly in (
+                ("a_b", once, None, "public, max-age=1", 1), ("a_b", twice, "steering.json", "private, no-store", 0),
+                ("live.example.com", twice, "http://live.example.com/live/steering.json", "public, max-age=1", 1)):
+            answered = quick.answered
+            head, _, body = (await exchange(reader, writer, request(target, f"Host: {host}"))).partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 200 OK\r\n") and quick.answered == answered + quickly, (host, target)
+            assert json.loads(body).get("RELOAD-URI") == reload_uri, (host, target)
+            assert f"\r\nCache-Control: {cache_control}\r\n".encode() in head, head
+        assert source.counted == ["bucket"] * 3
+        writer.close()
+
+
 async def test_a_private_streams_manifest_is_its_gates(tmp_path: Path) -> None:
     """PRIVATE=true: the manifest carries each viewer's token, so aiohttp's gate answers it: 401
     without one, and nothing answered here with or without."""

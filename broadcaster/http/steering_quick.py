@@ -31,7 +31,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from .answers import dated
 from .clients import Here, Proxies, here_at
 from .quick import plain_fields
-from .steering_route import STEERING_QUERY_PATHWAY, SteeringRoute
+from .steering_route import STEERING_QUERY_PATHWAY, SteeringRoute, absolute
 
 # What yarl reads as it is sent: a query of these bytes alone (deleted by bytes.translate, a C loop
 # without a regex's set-up, on every reload).
@@ -39,6 +39,7 @@ _QUERY_BYTES = b"-ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789
 # The first _HLS_pathway item and its value (yarl's query.get: a bare name has the empty value).
 _PATHWAY = re.compile(rb"(?:^|&)" + STEERING_QUERY_PATHWAY.encode() + rb"(?:=([^&]*))?(?:&|$)")
 _PATHWAY_FIRST = STEERING_QUERY_PATHWAY.encode() + b"="  # as hls.js sends it: the query's first item
+_PATHWAY_NAME = STEERING_QUERY_PATHWAY.encode()
 # Fields (lowercased) aiohttp 3.14 refuses twice in a request (its parser's SINGLETON_HEADERS, less the
 # ones quick.plain_fields already leaves to it); Host it requires once.
 _SINGLETONS = re.compile(rb"(?:^|\n)(host|user-agent|content-type|content-location|content-range|etag"
@@ -63,6 +64,7 @@ class _Decided:
 
     here: Here | None
     tag: str | None  # If-None-Match's (without quotes or W/)
+    absolute: bool  # an absolute RELOAD-URI named here (steering_route.absolute)
 
 
 Decision = _Decided | None | _Seen  # None: aiohttp's to answer
@@ -97,6 +99,8 @@ class QuickSteering:
             decided = self._decide(data, fields, peer)
         if not isinstance(decided, _Decided):
             return None
+        if not decided.absolute and query.count(_PATHWAY_NAME) > 1:
+            return None  # aiohttp's, which reads the names in the query exactly (SteeringRoute: Shaka 4.16)
         answer = self._route.answer_at(decided.here, _pathway(query))
         if answer is None:
             return None
@@ -138,7 +142,7 @@ class QuickSteering:
             return None  # `*`, a list, two fields: aiohttp reads them
         here = here_at(host.group(1).decode("ascii"), lambda: self._scheme(fields, lowered, peer),
                        self._folder)
-        return _Decided(here, tag.group(1).decode("ascii") if tag is not None else None)
+        return _Decided(here, tag.group(1).decode("ascii") if tag is not None else None, absolute(here))
 
     def _scheme(self, fields: bytes, lowered: bytes, peer: Callable[[], str]) -> tuple[str | None, bool]:
         """Proxies.scheme, read from the raw fields."""

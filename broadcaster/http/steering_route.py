@@ -20,6 +20,9 @@ from .answers import raw_head
 from .clients import Here, Proxies, request_here
 
 STEERING_QUERY_PATHWAY = "_HLS_pathway"
+# The answer as the source renders it, its RELOAD-URI relative, to none but the client that asked: for a
+# reload whose query names _HLS_pathway again where no absolute RELOAD-URI can be given (answer_at).
+_AS_RENDERED = ("", False)
 
 
 class SteeringSource(Protocol):
@@ -62,7 +65,13 @@ class SteeringRoute:
     RELOAD-URI absolute where it was asked (clients.request_here; playlist/steering.py's reloaded_from
     says why): one rendering per change and place, at most MAX_HOSTS places (past them, and for a Host
     that is not a plain host, without RELOAD-URI). Without a source (PATHWAYS=bucket), 410: a player
-    holding an older multivariant playlist stops asking."""
+    holding an older multivariant playlist stops asking.
+
+    Without a RELOAD-URI Shaka 4.16 reloads the URL it last fetched with its _HLS_pathway and
+    _HLS_throughput added again (goog.Uri's QueryData.add), a query longer by some 45 bytes a reload, past
+    the connection gate's 4 KiB head in minutes and aiohttp's 8 KiB request line later (a 400 for good).
+    A reload whose query names _HLS_pathway twice is answered with the relative RELOAD-URI, which it
+    resolves itself, not shared (Shaka 5 cannot read one, and never repeats a name)."""
 
     def __init__(self, source: SteeringSource | None, count: Callable[[str], None] = lambda pathway: None,
                  proxies: Proxies = Proxies()) -> None:
@@ -77,30 +86,38 @@ class SteeringRoute:
         if source is None:
             return web.Response(status=hls.STEERING_GONE_STATUS, text="no content steering here\n",
                                 headers=edge_headers({hdrs.CACHE_CONTROL: "public, max-age=3600"}))
-        answer = self.answer_at(request_here(request, self._proxies),
-                                request.query.get(STEERING_QUERY_PATHWAY, ""))
+        said = request.query.getall(STEERING_QUERY_PATHWAY, ())
+        answer = self.answer_at(request_here(request, self._proxies), said[0] if said else "", len(said) > 1)
         assert answer is not None  # a source answers
         if none_match(request, answer.etag):
             return web.Response(status=304, headers=answer.unchanged)
         return web.Response(body=answer.body, headers=answer.headers)
 
-    def answer_at(self, here: Here | None, pathway: str) -> SteeringAnswer | None:
+    def answer_at(self, here: Here | None, pathway: str, again: bool = False) -> SteeringAnswer | None:
         """The answer where a player asked (`here`; None: a Host that is not plain) saying it plays
-        `pathway` (_HLS_pathway), counted; None without a source. The route's and the connection gate's
-        quick answers' (steering_quick.py) alike: one cache, one bound on places, one count."""
+        `pathway` (_HLS_pathway; `again`: its query names it more than once), counted; None without a
+        source. The route's and the connection gate's quick answers' (steering_quick.py) alike: one cache,
+        one bound on places, one count."""
         source = self._source
         if source is None:
             return None
         self._count(pathway or "none")
         body = source.manifest()  # a new one whenever the priority or the TTL changes
         key = ("", True) if here is None else (here.base, here.shared or not here.base)  # (place, shareable)
+        if again and not absolute(here):
+            key = _AS_RENDERED
         cached = self._cached.get(key)
         if cached is None or cached.source is not body:
-            if key[0] not in self._places and len(self._places) >= MAX_HOSTS:
-                key = ("", True)  # past the bound: the manifest as the source renders it, without RELOAD-URI
+            if key[0] and key[0] not in self._places and len(self._places) >= MAX_HOSTS:
+                key = _AS_RENDERED if again else ("", True)  # past the bound: no absolute RELOAD-URI
                 cached = self._cached.get(key)
             if cached is None or cached.source is not body:
                 self._places.add(key[0])
-                cached = self._cached[key] = SteeringAnswer.of(body, reloaded_from(body, key[0] or None),
-                                                               source.ttl(), key[1])
+                served = body if key == _AS_RENDERED else reloaded_from(body, key[0] or None)
+                cached = self._cached[key] = SteeringAnswer.of(body, served, source.ttl(), key[1])
         return cached
+
+
+def absolute(here: Here | None) -> bool:
+    """Whether an answer `here` names an absolute RELOAD-URI (the scheme is known)."""
+    return here is not None and not here.base.startswith("//") and bool(here.base)
