@@ -461,10 +461,10 @@ async def test_steering_reloads_stay_short_where_no_absolute_reload_uri_is_given
     (SteeringRoute), it never names it more often."""
     if "shaka" not in PLAYERS:
         pytest.skip("STEERING_PLAYERS leaves Shaka out")
-    reloads = [path for _came, _done, path, _status in demo.wire.trace if "steering.json?" in path]
-    # Each page reloads once a TTL (a second): twenty with a query are a few of Shaka's.
-    await until(lambda: len([p for _c, _d, p, _s in demo.wire.trace if "steering.json?" in p]) >= len(reloads) + 20,
-                "twenty more steering reloads", WAIT, every=0.2)
+    # Each page reloads once a TTL (a second): twenty with a query are a few of Shaka's (by this, the module's
+    # last test, hundreds).
+    await until(lambda: len([p for _c, _d, p, _s in demo.wire.trace if "steering.json?" in p]) >= 20,
+                "twenty steering reloads", WAIT, every=0.2)
     reloads = [path for _came, _done, path, _status in demo.wire.trace if "steering.json?" in path]
     named = max(path.count("_HLS_pathway=") for path in reloads)
     assert named <= 2, max(reloads, key=len)
