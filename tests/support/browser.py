@@ -72,7 +72,7 @@ ALTER_P2P_UPLOADS = """(() => {
 #             a byte a second, so that the engine's 2 s "no bytes" timeout never ends the attempt: no
 #             upload ever completes (nor is ever checked), and each costs its receiver the bytes and the
 #             wait until the segment falls due and comes from the bucket
-# It needs window.players (PLAYERS below).
+# It needs window.players and window.p2pLoaders (PLAYERS below).
 HOSTILE_MODES = ("withhold", "larger", "half")
 WITHHOLDING = "end"  # not in HOSTILE_MODES: tests/test_p2p_browser.py's V5 test and bench.p2p use it apart
 _HOSTILE_PEER = """(() => {
@@ -119,21 +119,12 @@ _HOSTILE_PEER = """(() => {
       }
     }
   };
-  const loaders = () => {
-    const found = [];
-    for (const hls of window.players || []) {
-      const core = hls.p2pEngine && hls.p2pEngine.core;
-      const stream = core && core.mainStreamLoader;
-      const items = stream && stream.p2pLoaders && stream.p2pLoaders.loaders;
-      for (const item of items ? items.values() : []) if (item && item.loader) found.push(item.loader);
-    }
-    return found;
-  };
   // 'end': every listed segment announced as this peer's own, to every peer, again and again.
-  const listed = () => loaders().flatMap((loader) => [...loader.stream.segments.values()].map((s) => s.externalId));
+  const listed = () => window.p2pLoaders()
+    .flatMap((loader) => [...loader.stream.segments.values()].map((s) => s.externalId));
   let announce = null;
   const timer = setInterval(() => {
-    for (const loader of loaders()) {
+    for (const loader of window.p2pLoaders()) {
       const client = loader.trackerClient;
       for (const known of client && client._peers ? client._peers.values() : []) {
         if (!known.peer) continue;
@@ -146,7 +137,7 @@ _HOSTILE_PEER = """(() => {
             hostile.call(this, { externalId: id }, requestId, new Uint8Array(200 * 1024).fill(0x5a).buffer);
           };
           setInterval(() => {
-            for (const l of loaders()) {
+            for (const l of window.p2pLoaders()) {
               const peers = l.trackerClient && l.trackerClient._peers;
               for (const k of peers ? peers.values() : []) if (k.peer) k.peer.sendSegmentsAnnouncementCommand();
             }
@@ -180,15 +171,18 @@ PLAYERS = """(() => {
       };
     },
   });
+  // Every P2P loader of the players' main streams (P2P Media Loader's own objects, reached as
+  // viewer/p2p.js reaches them).
+  window.p2pLoaders = () => window.players.flatMap((hls) => {
+    const stream = hls.p2pEngine && hls.p2pEngine.core && hls.p2pEngine.core.mainStreamLoader;
+    const items = stream && stream.p2pLoaders ? [...stream.p2pLoaders.loaders.values()] : [];
+    return items.filter((item) => item && item.loader).map((item) => item.loader);
+  });
   // The tracker client's class keeps them (a static map), whatever became of the players since.
   const ids = new Set();
   const look = () => {
-    for (const hls of window.players) {
-      const core = hls.p2pEngine && hls.p2pEngine.core;
-      const stream = core && core.mainStreamLoader;
-      for (const item of stream && stream.p2pLoaders ? stream.p2pLoaders.loaders.values() : []) {
-        for (const id of item.loader.trackerClient.constructor.PEER_ID_BY_INFO_HASH.values()) ids.add(id);
-      }
+    for (const loader of window.p2pLoaders()) {
+      for (const id of loader.trackerClient.constructor.PEER_ID_BY_INFO_HASH.values()) ids.add(id);
     }
   };
   setInterval(look, 200);
@@ -197,12 +191,8 @@ PLAYERS = """(() => {
     return [...ids];
   };
   // The peers this page is connected to now (for a test's account of who could ask whom).
-  window.connectedPeerIds = () => window.players.flatMap((hls) => {
-    const stream = hls.p2pEngine && hls.p2pEngine.core && hls.p2pEngine.core.mainStreamLoader;
-    const items = stream && stream.p2pLoaders ? [...stream.p2pLoaders.loaders.values()] : [];
-    return items.flatMap((item) => [...item.loader.trackerClient._peers.values()].filter((k) => k.peer)
-      .map((k) => k.peer.id));
-  });
+  window.connectedPeerIds = () => window.p2pLoaders().flatMap((loader) =>
+    [...loader.trackerClient._peers.values()].filter((k) => k.peer).map((k) => k.peer.id));
 })();"""
 
 # An honest viewer that asks a peer chosen at random among those that have the segment: P2P Media Loader's
@@ -210,20 +200,16 @@ PLAYERS = """(() => {
 # over the last 15 s, which leaves one not asked yet about a tenth of the weight of one just used: a hostile
 # peer not picked in the first seconds may stay unasked for a minute (one in CI was asked by no honest
 # viewer in 45 s). At random, each is asked within seconds; the attacks only come sooner.
-# window.askingAtRandom: it took.
+# window.askingAtRandom: it took. It needs PLAYERS.
 ASK_AT_RANDOM = """(() => {
   const timer = setInterval(() => {
-    for (const hls of window.players || []) {
-      const core = hls.p2pEngine && hls.p2pEngine.core;
-      const stream = core && core.mainStreamLoader;
-      for (const item of stream && stream.p2pLoaders ? stream.p2pLoaders.loaders.values() : []) {
-        for (const known of item.loader.trackerClient._peers.values()) {
-          if (!known.peer) continue;
-          Object.defineProperty(Object.getPrototypeOf(known.peer), 'downloadBandwidth', { get: () => 0 });
-          window.askingAtRandom = known.peer.downloadBandwidth === 0;
-          clearInterval(timer);
-          return;
-        }
+    for (const loader of window.p2pLoaders()) {
+      for (const known of loader.trackerClient._peers.values()) {
+        if (!known.peer) continue;
+        Object.defineProperty(Object.getPrototypeOf(known.peer), 'downloadBandwidth', { get: () => 0 });
+        window.askingAtRandom = known.peer.downloadBandwidth === 0;
+        clearInterval(timer);
+        return;
       }
     }
   }, 50);
