@@ -51,6 +51,7 @@ from tests.support.hls_checker import check_master
 from tests.support.listing import listing
 from tests.support.player_pages import VIEWER
 from tests.support.waiting import until
+from tests.support.world import opened_held
 
 PREFIX = "live"
 BODY = bytes(range(256)) * 40  # 10,240 bytes
@@ -120,10 +121,7 @@ def make_rig(aiohttp_client: AiohttpClient, tmp_path: Path) -> MakeRig:
         name a client (a loopback peer, the tunnel, by default); `segments`: parts of the VM's segments in
         place of those wired here (its byte budget: none to speak of, on the real clock)."""
         shown = shown or Shown()
-        (tmp_path / "hls").mkdir(exist_ok=True)
-        (tmp_path / "state").mkdir(exist_ok=True)
-        copies = Held(tmp_path / "hls", tmp_path / "state", max_bytes=64 * 1024 * 1024, keep_for=600)
-        copies.open()
+        copies = opened_held(tmp_path, max_bytes=64 * 1024 * 1024)
         located = Located(shown)
         clock = clock or Clock()
         behind = [0.0]
