@@ -775,22 +775,18 @@ async def test_the_redirect_does_not_spin_on_a_segment_that_never_lands() -> Non
     assert located.asked == 2
 
 
-def a_copy() -> HeldFile:
-    """A held copy of variant 0's seg0.ts, BODY long."""
-    return HeldFile(key_for(0, "seg0.ts"), ("0", "seg0.ts"), Stamp(1, len(BODY), 0), len(BODY), 1e9,
-                    "video/mp2t", 0.0)
-
-
 def asking(rig: Rig, address: str) -> asyncio.Task[tuple[int, Any, bytes]]:
     """A GET of seg0.ts from `address` (as cloudflared names it), on its way."""
     return asyncio.ensure_future(get(rig.client, "/live/vm/0/seg0.ts", {"CF-Connecting-IP": address}))
 
 
 class SlowCopies:
-    """Copies whose reads (on the executor's threads) wait for the test: answers being sent pile up."""
+    """Copies (a held copy of variant 0's seg0.ts, BODY long) whose reads (on the executor's threads) wait
+    for the test: answers being sent pile up."""
 
-    def __init__(self, copy: HeldFile) -> None:
-        self.copy = copy
+    def __init__(self) -> None:
+        self.copy = HeldFile(key_for(0, "seg0.ts"), ("0", "seg0.ts"), Stamp(1, len(BODY), 0), len(BODY), 1e9,
+                             "video/mp2t", 0.0)
         self.go = threading.Event()
 
     def servable(self, key: str) -> HeldFile | None:
@@ -804,8 +800,8 @@ class SlowCopies:
 class GoneCopies(SlowCopies):
     """A copy dropped between its lookup and its read the first time it is read (the byte cap, its time)."""
 
-    def __init__(self, copy: HeldFile) -> None:
-        super().__init__(copy)
+    def __init__(self) -> None:
+        super().__init__()
         self.reads = 0
 
     def read(self, copy: HeldFile) -> bytes:
@@ -818,7 +814,7 @@ class GoneCopies(SlowCopies):
 async def test_a_copy_gone_before_its_read_costs_no_share_of_the_bytes(make_rig: MakeRig) -> None:
     """A 404 for a copy that went between its lookup and its read gives its bytes back: the cap (one
     segment here) and the client's share were taken for nothing, and the next request would get a 503."""
-    gone = GoneCopies(a_copy())
+    gone = GoneCopies()
     rig = await make_rig(segments={"copies": gone, "vm_bytes": VmBytes(ByteBudget(1.0, len(BODY)))})
     assert (await get(rig.client, "/live/vm/0/seg0.ts"))[0] == 404
     status, _headers, body = await get(rig.client, "/live/vm/0/seg0.ts")
@@ -826,7 +822,7 @@ async def test_a_copy_gone_before_its_read_costs_no_share_of_the_bytes(make_rig:
 
 
 async def test_answers_in_flight_are_bounded_per_client_and_in_all(make_rig: MakeRig, tmp_path: Path) -> None:
-    slow = SlowCopies(a_copy())
+    slow = SlowCopies()
     rig = await make_rig(segments={"copies": slow, "vm_bytes": VmBytes(ByteBudget(1e9, 1e9), 8)})
     segments = rig.segments
     first = [asking(rig, "203.0.113.1") for _ in range(2)]
@@ -842,7 +838,7 @@ async def test_answers_in_flight_are_bounded_per_client_and_in_all(make_rig: Mak
 async def test_reporters_hold_a_quarter_of_the_answers_in_flight(make_rig: MakeRig) -> None:
     """Clients served on their own report, reading slowly, hold at most a quarter of the answers being sent
     (2 of 8 here): when the bucket then fails, the steered viewers find the other six."""
-    slow = SlowCopies(a_copy())
+    slow = SlowCopies()
     serves = [True]
     own = OwnFailure(lambda: serves[0], lambda client: (client or "").startswith("198.51.100."), lambda: STREAM)
     rig = await make_rig(segments={"copies": slow, "vm_bytes": VmBytes(ByteBudget(1e9, 1e9), 8),
