@@ -115,15 +115,15 @@ MakeRig = Callable[..., Awaitable[Rig]]
 def make_rig(aiohttp_client: AiohttpClient, tmp_path: Path) -> MakeRig:
     async def make(*, segments: dict[str, Any] | None = None, redirect: bool = False,
                    shown: Shown | None = None, newest: Callable[[int], int | None] = lambda v: None,
-                   proxies: Proxies = Proxies(cloudflare=True), clock: Clock | None = None,
+                   proxies: Proxies = Proxies(cloudflare=True), rate: float | None = None,
                    handler_cancellation: bool = True) -> Rig:
-        """`clock`: the policy's and the viewer count's (a fake one); `proxies`: who the service trusts to
-        name a client (a loopback peer, the tunnel, by default); `segments`: parts of the VM's segments in
-        place of those wired here (its byte budget: none to speak of, on the real clock)."""
+        """`rate`: the VM's byte budget in bytes a second, ten seconds' burst, on the rig's fake clock (the
+        policy's, the viewer count's), else none to speak of; `proxies`: who the service trusts to name a
+        client (a loopback peer, the tunnel, by default); `segments`: parts of the VM's segments in place."""
         shown = shown or Shown()
         copies = opened_held(tmp_path, max_bytes=64 * 1024 * 1024)
         located = Located(shown)
-        clock = clock or Clock()
+        clock = Clock()
         behind = [0.0]
         policy = SteeringPolicy(("bucket", "vm"), {"bucket": BucketSignals(behind=lambda: behind[0])},
                                 lambda: shown.target_duration, interval=1.0, clock=clock)
@@ -134,7 +134,7 @@ def make_rig(aiohttp_client: AiohttpClient, tmp_path: Path) -> MakeRig:
         # bucket while it serves.
         wired: dict[str, Any] = dict(
             copies=HeldSegments(copies, located), key_for=key_for, on_sent=counts.sent,
-            vm_bytes=VmBytes(ByteBudget(1e9, 1e9)),
+            vm_bytes=VmBytes(ByteBudget(rate, 10 * rate, clock) if rate else ByteBudget(1e9, 1e9)),
             bucket=InBucket(policy, located, shown, key_for) if redirect else None,
             client=lambda request: client_key(request, proxies),
             own_failure=OwnFailure(policy.bucket_serves, policy.client_failing, lambda: STREAM))
@@ -605,9 +605,8 @@ async def test_a_client_whose_own_page_fails_on_the_bucket_gets_one_streams_bitr
     """A failure only some viewers see (their DNS, their network): their page reports it, and the VM
     sends that address bytes of its own, at most one stream's bitrate (its burst: ten seconds of it),
     while everyone else is redirected to the bucket. An IPv6 client is its /48."""
-    clock = Clock()
-    budget = VmBytes(ByteBudget(10e6, 100e6, clock))
-    rig = await make_rig(redirect=True, clock=clock, segments={"vm_bytes": budget})
+    rig = await make_rig(redirect=True, rate=10e6)
+    clock = rig.clock
     await served(rig, ONE_SECOND)
     assert await beat(rig, "page-a-0123456789abcdef", "203.0.113.7", "vm bucket=2") in (200, 204)
     answers = [await unfollowed(rig, address="203.0.113.7") for _ in range(12)]
@@ -636,10 +635,9 @@ async def test_forged_reporters_spend_a_quarter_and_a_real_outage_finds_the_rest
     `private` (every other client gets a redirect), and none of their refusals is a 503 of the alert.
     When the bucket then really fails (the service's own evidence), viewers steered to the VM get every
     segment from the first second: what the reporters spent was never theirs."""
-    clock = Clock()
     rate = 1_000_000.0  # bytes a second, ten seconds' burst
-    budget = VmBytes(ByteBudget(rate, 10 * rate, clock))
-    rig = await make_rig(redirect=True, clock=clock, segments={"vm_bytes": budget})
+    rig = await make_rig(redirect=True, rate=rate)
+    clock = rig.clock
     await served(rig, ONE_SECOND)
     forged = [f"198.51.100.{n}" for n in range(60)]
     for n, address in enumerate(forged):
@@ -689,10 +687,10 @@ async def test_a_drain_gets_its_share_and_steered_viewers_theirs(make_rig: MakeR
     """While players are steered to the VM, a client fetching its segments as fast as it can, ignoring
     Retry-After, gets its share of VM_SEGMENT_MBPS (the rate divided among the clients asking), and the
     steered viewers, each at its own address, get every segment they ask for."""
-    clock = Clock()
     rate = 1_000_000.0  # bytes a second; ten seconds' burst
     segment = bytes(range(250)) * 400  # 100 kB: each viewer needs one a second
-    rig = await make_rig(clock=clock, segments={"vm_bytes": VmBytes(ByteBudget(rate, 10 * rate, clock))})
+    rig = await make_rig(rate=rate)
+    clock = rig.clock
     await served(rig, segment)
     steer_away(rig)
     viewers = ("203.0.113.1", "203.0.113.2", "203.0.113.3")
