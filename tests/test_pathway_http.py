@@ -869,9 +869,8 @@ async def test_steered_away_the_buckets_playlists_hold_no_player_for_uploads_tha
     """Shaka 4.16 moves to the pathway the steering manifest puts first with its next playlist load: a
     blocking request held three target durations on the failing bucket's pathway stalled it 2 s."""
     vm_newest = [10]
-    rig = await make_rig(shown=Holding(), newest=lambda v: vm_newest[0])
-    shown = rig.shown
-    assert isinstance(shown, Holding)
+    shown = Holding()
+    rig = await make_rig(shown=shown, newest=lambda v: vm_newest[0])
     newest = shown.media_playlist(0).last_sequence  # type: ignore[union-attr]
     ask = f"/live/0/playlist.m3u8?_HLS_msn={newest + 1}"
     assert (await get(rig.client, ask))[0] == 200  # the fake holds nothing: the timeout is what counts
