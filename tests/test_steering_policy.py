@@ -51,6 +51,13 @@ def world() -> World:
     return World(target=TARGET, interval=INTERVAL)
 
 
+def uploads_late(world: World, seconds: float = 0.5) -> None:
+    """Uploads failing, their oldest waiting past a target duration: players steered to the VM for them."""
+    world.behind = TARGET + 1
+    world.run(seconds)
+    assert world.policy.first == "vm" and world.policy.reason == UPLOADS
+
+
 def test_normally_the_bucket_is_first_and_the_manifest_says_so(world: World) -> None:
     world.run(10)
     policy = world.policy
@@ -88,9 +95,7 @@ def test_uploads_waiting_longer_than_a_target_duration_send_players_to_the_vm_an
 def test_health_names_every_signal_that_holds_the_strongest_as_the_reason(world: World) -> None:
     """Uploads waiting moved players first; the public URL failing meanwhile is named too, not hidden."""
     policy = world.policy
-    world.behind = TARGET + 1
-    world.run(0.5)
-    assert policy.first == "vm" and policy.reason == UPLOADS
+    uploads_late(world)
     assert "public URL" not in (policy.health_reason() or "")
     policy.probed("bucket", False, "HTTP 503")
     policy.probed("bucket", False, "HTTP 503")
@@ -159,9 +164,7 @@ def test_the_bucket_comes_back_when_the_evidence_clears_whatever_pages_say(world
 
 def test_after_uploads_fail_the_bucket_is_back_once_the_backlog_has_landed(world: World) -> None:
     policy = world.policy
-    world.behind = TARGET + 1
-    world.run(0.5)
-    assert policy.first == "vm" and policy.reason == UPLOADS
+    uploads_late(world)
     world.failing = False  # the backlog uploads: its oldest still waits longer than a target duration
     world.behind = TARGET + 0.5
     world.run(3)
@@ -530,9 +533,7 @@ def test_failures_reported_during_an_outage_open_no_bytes_once_players_are_back(
     page reported in the outage were the outage's, forgotten when players are steered back, and a report
     within an interval after it opens nothing. A failure reported later is that page's own again."""
     policy = world.policy
-    world.behind = TARGET + 1
-    world.run(1)
-    assert policy.first == "vm"
+    uploads_late(world, 1)
     policy.report("a", "vm", {"bucket": 3}, client="203.0.113.7")  # in the outage: the VM serves it anyway
     assert not policy.client_failing("203.0.113.7")
     world.behind = 0.0
@@ -550,9 +551,7 @@ def test_a_client_failing_when_the_bucket_fails_is_forgotten_when_players_are_ba
     world.run(INTERVAL)
     policy.report("a", "bucket", {"bucket": 1}, client="203.0.113.7")  # its own failure, the bucket serving
     assert policy.client_failing("203.0.113.7")
-    world.behind = TARGET + 1
-    world.run(1)
-    assert policy.first == "vm"
+    uploads_late(world, 1)
     world.behind = 0.0
     world.run(0.5)
     assert policy.first == "bucket" and not policy.client_failing("203.0.113.7")
@@ -597,9 +596,8 @@ def test_a_calm_policy_says_when_the_clock_alone_could_decide(world: World) -> N
     assert policy.calm_for() is None
     policy.probed("bucket", True)
     assert policy.calm_for() is not None
-    world.behind = TARGET + 1
-    world.run(1)
-    assert policy.first == "vm" and policy.calm_for() is None  # steered away: read every half second
+    uploads_late(world, 1)
+    assert policy.calm_for() is None  # steered away: read every half second
     world.behind = 0.0
     world.run(0.5)
     assert policy.first == "bucket" and policy.calm_for() is not None
