@@ -174,11 +174,9 @@ def test_the_places_rendered_for_are_bounded() -> None:
     """Any client may name any Host: past MAX_HOSTS places the manifest comes without RELOAD-URI, the
     one answer for all of them, rendered once per change, not once per place."""
     rendered = render_steering(("bucket", "vm"), 1, hls.STEERING_MANIFEST_NAME)
-    source = Source()
+    quick, source, steering = quick_at_seam()
     source.manifest = lambda: rendered  # type: ignore[method-assign]  # one version, as the policy keeps it
-    route = SteeringRoute(source, source.counted.append)
-    quick = QuickAnswers()
-    quick.whole(MANIFEST, QuickSteering(route, Proxies(), "live"))
+    route = steering._route
     answers = []
     for n in range(3 * MAX_HOSTS):
         answer = quick.answer(request(MANIFEST, f"Host: h{n}.example.com"))
