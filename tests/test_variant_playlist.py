@@ -19,8 +19,8 @@ T0 = 1_795_000_000.0
 PLAN = PathwayPlan((FIRST, Pathway("vm", VM, "vm", VmUris())), redirects=lambda: False)
 
 
-def seg(i: int, duration: float = 1.0) -> ListedSegment:
-    key = f"live/0/stream-a-{i}.ts"
+def seg(i: int, duration: float = 1.0, index: int = 0) -> ListedSegment:
+    key = f"live/{index}/stream-a-{i}.ts"
     return ListedSegment(f"https://cdn.example/{key}", duration, T0 + i, key=key)
 
 
@@ -130,8 +130,7 @@ def two_variants(removed: list[str] | None = None, plan: PathwayPlan = PLAN) -> 
 def shown_ahead_in_variant_1(variants: Variants, shown: Shown) -> asyncio.Future[None]:
     """Segment 0 in both, shown on both pathways; segment 1 in both, variant 1's shown on the VM's pathway
     only: its upload (returned) has not landed."""
-    list_in(variants, 0, 0)
-    list_in(variants, 1, 0)
+    list_in(variants, (0, 1), 0)
     shown.push()
     upload: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     list_in(variants, 0, 1)
@@ -141,12 +140,12 @@ def shown_ahead_in_variant_1(variants: Variants, shown: Shown) -> asyncio.Future
     return upload
 
 
-def list_in(variants: Variants, index: int, i: int, duration: float = 1.0,
+def list_in(variants: Variants, index: int | tuple[int, ...], i: int, duration: float = 1.0,
             upload: asyncio.Future[None] | None = None) -> None:
-    p = variants[index].playlist
-    key = f"live/{index}/stream-a-{i}.ts"
-    p.list(ListedSegment(f"https://cdn.example/{key}", duration, T0 + i, key=key), 0, float(i),
-           p.next_sequence, T0 + i, landings={"bucket": upload} if upload is not None else None)
+    for n in index if isinstance(index, tuple) else (index,):
+        p = variants[n].playlist
+        p.list(seg(i, duration, n), 0, float(i), p.next_sequence, T0 + i,
+               landings={"bucket": upload} if upload is not None else None)
 
 
 async def test_a_former_playlist_is_shown_though_the_new_one_is_still_empty() -> None:
@@ -175,8 +174,7 @@ async def test_a_second_new_target_before_the_bucket_caught_up_never_shows_two_t
     showed is logged), and the bucket's playlists go from the first target to the last together."""
     loop = asyncio.get_running_loop()
     variants, shown = two_variants()
-    list_in(variants, 0, 0)
-    list_in(variants, 1, 0)
+    list_in(variants, (0, 1), 0)
     shown.push()
     first: asyncio.Future[None] = loop.create_future()
     list_in(variants, 0, 1, upload=first)
@@ -189,8 +187,7 @@ async def test_a_second_new_target_before_the_bucket_caught_up_never_shows_two_t
     shown.push()
     assert variants[0].playlist.on_former == {"bucket"}
     variants.retarget(6, 5.0, new_timeline=True)
-    list_in(variants, 0, 3, duration=5.0)
-    list_in(variants, 1, 3, duration=5.0)
+    list_in(variants, (0, 1), 3, duration=5.0)
     shown.push()
     first.set_result(None)
     for upload in second:
@@ -230,8 +227,7 @@ async def test_a_variant_ended_empty_by_a_raise_shows_its_end_with_the_others_ne
     together with variant 0's new playlist, not before (the bucket's goes on with variant 0's former
     playlist until that upload landed), and never its live version under the former target."""
     variants, shown = two_variants()
-    list_in(variants, 0, 0)
-    list_in(variants, 1, 0)
+    list_in(variants, (0, 1), 0)
     shown.push()
     upload: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     list_in(variants, 0, 1, upload=upload)
@@ -259,8 +255,7 @@ async def test_a_variant_back_in_the_stream_says_what_it_listed_and_never_showed
     lister counts it lost, never dropped without a word."""
     variants, _ = two_variants(plan=PathwayPlan(PLAN.pathways, redirects=lambda: True))
     for i in (0, 1):
-        for index in (0, 1):
-            list_in(variants, index, i)
+        list_in(variants, (0, 1), i)
     variants.shown(variants.versions(0.0))
     list_in(variants, 0, 2)  # listed, its version never shown
     playlist = variants[0].playlist
