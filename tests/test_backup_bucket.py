@@ -22,6 +22,7 @@ from broadcaster.demo.emulator import OwncastEmulator
 from broadcaster.demo.seaweed import SeaweedS3
 from tests.support.fault_proxy import FaultProxy
 from tests.support.gates import BucketGates
+from tests.support.listing import listing
 from tests.support.public_bucket import bucket_block, keys_in, moto_bucket, moto_s3
 from tests.support.scrape import Samples, by_label, scraped, total
 from tests.support.service_process import ServiceProcess, moto_env, service_env
@@ -55,14 +56,10 @@ def vm_before_backup(line: str) -> bool:
     return "vm" in order and "backup" in order and order.index("vm") < order.index("backup")
 
 
-def segments(body: str) -> list[str]:
-    return [line for line in body.splitlines() if line and not line.startswith("#")]
-
-
 async def uris(http: aiohttp.ClientSession, url: str, variant: int, pathway: str = "") -> list[str]:
     """The segment URIs in `pathway`'s playlist of `variant` (the first bucket's: ""); none but on a 200."""
     status, body = await text(http, f"{url}/live/{pathway}{'/' if pathway else ''}{variant}/playlist.m3u8")
-    return segments(body) if status == 200 else []
+    return [e.uri for e in listing(body)] if status == 200 else []
 
 
 async def offered(http: aiohttp.ClientSession, url: str, *pathways: str) -> bool:
