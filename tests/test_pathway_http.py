@@ -819,7 +819,7 @@ async def test_a_copy_gone_before_its_read_costs_no_share_of_the_bytes(make_rig:
     assert (status, body) == (200, BODY)
 
 
-async def test_answers_in_flight_are_bounded_per_client_and_in_all(make_rig: MakeRig, tmp_path: Path) -> None:
+async def test_answers_in_flight_are_bounded_per_client_and_in_all(make_rig: MakeRig) -> None:
     slow = SlowCopies()
     rig = await make_rig(segments={"copies": slow, "vm_bytes": VmBytes(ByteBudget(1e9, 1e9), 8)})
     segments = rig.segments
