@@ -116,7 +116,7 @@ def make_rig(aiohttp_client: AiohttpClient, tmp_path: Path) -> MakeRig:
     async def make(*, segments: dict[str, Any] | None = None, redirect: bool = False,
                    shown: Shown | None = None, newest: Callable[[int], int | None] = lambda v: None,
                    proxies: Proxies = Proxies(cloudflare=True), rate: float | None = None,
-                   handler_cancellation: bool = True) -> Rig:
+                   doubt: Doubting | None = None, handler_cancellation: bool = True) -> Rig:
         """`rate`: the VM's byte budget in bytes a second, ten seconds' burst, on the rig's fake clock (the
         policy's, the viewer count's), else none to speak of; `proxies`: who the service trusts to name a
         client (a loopback peer, the tunnel, by default); `segments`: parts of the VM's segments in place."""
@@ -135,7 +135,7 @@ def make_rig(aiohttp_client: AiohttpClient, tmp_path: Path) -> MakeRig:
         wired: dict[str, Any] = dict(
             copies=HeldSegments(copies, located), key_for=key_for, on_sent=counts.sent,
             vm_bytes=VmBytes(ByteBudget(rate, 10 * rate, clock) if rate else ByteBudget(1e9, 1e9)),
-            bucket=InBucket(policy, located, shown, key_for) if redirect else None,
+            bucket=InBucket(policy, located, shown, key_for, doubt or Doubting()) if redirect else None,
             client=lambda request: client_key(request, proxies),
             own_failure=OwnFailure(policy.bucket_serves, policy.client_failing, lambda: STREAM))
         vm_segments = VmSegments(**{**wired, **(segments or {})})
@@ -509,6 +509,55 @@ async def test_while_the_bucket_serves_a_segment_it_holds_is_a_redirect_there(ma
     assert (await unfollowed(rig, "/live/vm/0/seg7.ts"))[0] == 404
 
 
+class Doubting:
+    """The first bucket's doubt as steering/probe.py's SteeringLoop keeps it (doubted, next_probe), each
+    probe's outcome told by the test (probe); `waits`: the waits for a probe begun."""
+
+    def __init__(self) -> None:
+        self.failed_once = False
+        self.waits = 0
+        self._answered = asyncio.Event()
+
+    def doubted(self) -> bool:
+        return self.failed_once
+
+    async def next_probe(self, seconds: float) -> None:
+        self.waits += 1
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._answered.wait()
+
+    def probe(self, policy: SteeringPolicy, ok: bool) -> None:
+        policy.probed("bucket", ok)
+        self.failed_once = not ok and policy.bucket_serves()
+        answered, self._answered = self._answered, asyncio.Event()
+        answered.set()
+
+
+async def test_while_the_buckets_last_probe_failed_a_redirect_waits_for_the_next(make_rig: MakeRig) -> None:
+    """A player that left the bucket because it fails for viewers, before the service's probe failed twice,
+    is not sent back there at once (video.js would shun the VM's playlists as well, for longer than its
+    buffer): while the last probe failed, a request waits for the next. Failing too, it gets the VM's
+    bytes; answering, the redirect; no answer within DOUBT_WAIT, the redirect as before."""
+    doubt = Doubting()
+    rig = await make_rig(redirect=True, doubt=doubt)
+    await served(rig)
+    for then in (True, False, None):  # the next probe answers, fails, or does not come
+        doubt.probe(rig.policy, False)
+        assert rig.policy.bucket_serves()  # one failure alone moves nobody
+        waits = doubt.waits
+        asked = asyncio.ensure_future(unfollowed(rig))
+        await until(lambda: doubt.waits > waits, "the request waiting for the next probe", 10, every=0.01)
+        assert not asked.done()
+        if then is not None:
+            doubt.probe(rig.policy, then)
+        status, headers, body = await asyncio.wait_for(asked, 10)
+        assert (status, body if status == 200 else headers["Location"]) == (
+            (200, BODY) if then is False else (302, "https://r2.example/0/seg0.ts"))
+        doubt.probe(rig.policy, True)  # the bucket answers: redirected at once, no wait
+        assert (await unfollowed(rig))[0] == 302 and doubt.waits == waits + 1
+
+
 async def test_a_listed_segment_the_vm_has_no_copy_of_is_the_buckets_while_it_serves(make_rig: MakeRig) -> None:
     """A copy dropped after its listing (the byte cap, the disk) and Owncast's file deleted is not a 404
     while the bucket holds the segment: the player is sent there at once, as for a copy the VM has;
@@ -730,7 +779,7 @@ def in_bucket(shown: Waiting, located: Located) -> InBucket:
     """Where the VM redirects to, with the bucket serving."""
     steering = SteeringPolicy(("bucket", "vm"), {"bucket": BucketSignals(behind=lambda: 0.0)}, lambda: 2,
                               interval=1.0)
-    return InBucket(steering, located, shown, key_for)
+    return InBucket(steering, located, shown, key_for, Doubting())
 
 
 async def test_the_redirect_waits_for_the_upload_to_land_in_the_bucket() -> None:

@@ -425,6 +425,38 @@ async def running(policy: SteeringPolicy, watched: Callable[[], bool] = lambda: 
         await loop.stop()
 
 
+async def test_one_failed_probe_is_a_doubt_the_next_probe_settles() -> None:
+    """The loop keeps the first bucket's doubt (vm/bucket_copy.py's InBucket waits on it before a
+    redirect there): after one failed probe the VM still redirects (one lost probe is no outage) but the
+    bucket is doubted; the next probe's answer ends a wait for it, and the doubt with it; two failures in a
+    row, the VM serves, and nothing is doubted."""
+    gets: list[int] = []
+    second = asyncio.Event()
+
+    async def segment(request: web.Request) -> web.Response:  # fails, answers (once let go), then fails
+        gets.append(1)
+        if len(gets) == 2:
+            await second.wait()
+        return web.Response(status=206 if len(gets) == 2 else 503, body=b"x")
+
+    app = web.Application()
+    app.router.add_get("/{key:.*}", segment)
+    policy = calm_policy(target=10)  # a probe waits 10 s for its answer
+    async with Served(app) as bucket, running(policy) as (loop, newest):
+        newest.listed(0, 0, None, f"{bucket.url}/bucket/0/stream-0.ts")
+        await until(lambda: len(gets) == 2, "the second probe on its way", 30, every=0.01)
+        assert loop.doubted() and policy.bucket_serves()
+        waiting = asyncio.ensure_future(loop.next_probe(60))
+        await asyncio.sleep(0)
+        assert not waiting.done()
+        second.set()
+        await asyncio.wait_for(waiting, 30)  # ended by the answer, not its 60 s
+        assert not loop.doubted() and policy.bucket_serves()
+        await until(lambda: not policy.bucket_serves(), "two failed probes", 30, every=0.01)
+        assert not loop.doubted()
+        await asyncio.wait_for(loop.next_probe(0.01), 5)  # no answer: the wait ends at its bound
+
+
 async def test_reports_make_the_loop_probe_at_once_at_most_once_per_probe_again(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """The loop that runs the policy (steering/probe.py), on the real clock, its regular probe a minute

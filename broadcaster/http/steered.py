@@ -15,7 +15,7 @@ from ..settings import Settings
 from ..steering.masters import SteeredMasters
 from ..steering.metrics import PathwayCounts
 from ..steering.policy import SteeringPolicy
-from ..vm.bucket_copy import HeldSegments, InBucket, Located
+from ..vm.bucket_copy import Doubt, HeldSegments, InBucket, Located
 from ..vm.budget import BURST_SECONDS, ByteBudget, VmBytes
 from ..vm.held import Held
 from ..vm.segments import OwnFailure, VmSegments
@@ -25,11 +25,12 @@ from .watching import client_key
 
 
 def vm_segments(s: Settings, steering: SteeringPolicy, first: VisiblePlaylists, held: Held, located: Located,
-                counts: PathwayCounts) -> VmSegments:
+                counts: PathwayCounts, doubt: Doubt) -> VmSegments:
     """The VM's segment route (vm/segments.py): what it serves from (`held`), where it sends a player
     instead while the first bucket serves (`first`'s playlists, where the publisher lists each segment:
     `located`), what it may send (VM_SEGMENT_MBPS), who gets bytes on its own page's report
-    (segments.OwnFailure); its clients named as the viewer count names them."""
+    (segments.OwnFailure); its clients named as the viewer count names them; `doubt`: the first bucket's
+    failed probe, whose next answer a redirect there waits for (steering/probe.py's SteeringLoop)."""
     proxies = Proxies(s.forwarded_allow_ips, s.trust_cf_connecting_ip)  # who may name the client
     key_for = functools.partial(hls.object_key, s.r2_key_prefix)
 
@@ -42,7 +43,7 @@ def vm_segments(s: Settings, steering: SteeringPolicy, first: VisiblePlaylists, 
     own = OwnFailure(steering.bucket_serves, steering.client_failing, bitrate)
     return VmSegments(HeldSegments(held, located), key_for, VmBytes(ByteBudget(rate, rate * BURST_SECONDS)),
                       on_sent=counts.sent, client=lambda request: client_key(request, proxies),
-                      bucket=InBucket(steering, located, first, key_for), own_failure=own)
+                      bucket=InBucket(steering, located, first, key_for, doubt), own_failure=own)
 
 
 def pathways(s: Settings, plan: PathwayPlan, steering: SteeringPolicy, playlists: Mapping[str, VisiblePlaylists],

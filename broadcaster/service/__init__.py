@@ -261,7 +261,7 @@ class Service:
         d = self.delivery
         if (st := d.steered) is None:
             return None
-        segments = (vm_segments(s, st.policy, self.playlists, self.held, self.publisher, st.counts)
+        segments = (vm_segments(s, st.policy, self.playlists, self.held, self.publisher, st.counts, st.loop)
                     if self.held is not None and hls.VM_PATHWAY in s.pathways else None)
         return steered_pathways(s, d.plan, st.policy, self.pathway_playlists, segments, st.counts)
 

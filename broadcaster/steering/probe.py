@@ -24,6 +24,7 @@ which without steering (PATHWAYS=bucket) runs probe_pathway itself with a `Judge
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import time
@@ -32,6 +33,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from .. import __version__
+from ..playlist import hls
 from ..source.tasks import cancelled
 from .first_byte import FirstByte
 from .policy import PROBE_AGAIN as PROBE_AGAIN  # the soonest a probe follows the last
@@ -128,6 +130,8 @@ class SteeringLoop:
         self._serves = policy.bucket_serves()
         self._quiet = False  # nothing live at the last evaluation: the loops look every QUIET_EVERY
         self._unwatched = False  # a probe found nobody playing: it waits for a request (seen)
+        self._first_failed = False  # the first bucket's last probe failed
+        self._first_probed = asyncio.Event()  # set when the first bucket's probe answers, then replaced
 
     def wake(self) -> None:
         """Something was listed: if the loops were quiet, they look now (Newest.listed calls it)."""
@@ -160,6 +164,17 @@ class SteeringLoop:
             event = self._probe_now.get(p)
             if event is not None and self._policy.probe_wanted(p):
                 event.set()
+
+    def doubted(self) -> bool:
+        """The VM still redirects to the first bucket (policy.bucket_serves), but its last probe failed: the
+        next one says whether it fails for viewers (vm/bucket_copy.py's InBucket waits for it)."""
+        return self._first_failed and self._policy.bucket_serves()
+
+    async def next_probe(self, seconds: float) -> None:
+        """Until the first bucket's probe answers next, or `seconds` from now."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._first_probed.wait()
 
     def _next_look(self) -> float:
         """Seconds until the next evaluation with no event between: QUIET_EVERY while nothing is live,
@@ -221,6 +236,10 @@ class SteeringLoop:
                             heard=lambda ok, detail: self._heard(pathway, ok, detail))
 
     def _after_probe(self, pathway: str, ok: bool, failed_before: bool) -> None:
+        if pathway == hls.BUCKET_PATHWAY:
+            self._first_failed = not ok
+            probed, self._first_probed = self._first_probed, asyncio.Event()
+            probed.set()
         # An answer after an answer changes nothing the policy decides: evaluated at its turn.
         if not ok or failed_before:
             self._look.set()

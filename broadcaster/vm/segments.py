@@ -62,6 +62,8 @@ class BucketCopy(Protocol):
 
     def now(self, variant: int, name: str) -> str | None: ...
 
+    def doubted(self) -> bool: ...
+
     async def within(self, variant: int, name: str) -> str | None: ...
 
 
@@ -135,9 +137,11 @@ class VmSegments:
         # bounded bytes, not a redirect to where it fails.
         own = self._own_failure.rate(client)
         bucket = self._bucket
-        if own is None and bucket is not None and (there := bucket.now(int(digits), name)) is not None:
+        if (own is None and bucket is not None and (there := bucket.now(int(digits), name)) is not None
+                and not bucket.doubted()):
             # The bucket serves and has it: a redirect, with no look at the VM's file (players still on the
-            # VM's pathway after an outage ask here for every segment).
+            # VM's pathway after an outage ask here for every segment). While its last probe failed, the
+            # wait below decides (InBucket.within).
             return self._answer(_redirect(there))
         copy = self._copies.servable(self._key_for(int(digits), name))
         if copy is None:
