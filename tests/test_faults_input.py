@@ -311,11 +311,8 @@ async def test_bad_segment_files_are_lost_once_and_nothing_outside_is_uploaded(
             want[(str(v), reason)] = want.get((str(v), reason), 0) + 1
         # A file of a type we do not publish is also a stray to the watcher when it appears (it cannot
         # know yet that a playlist will list it): one line for each of the two problems.
-        strays = (
-            [f"ignoring {str(feed.folder(v) / name)!r}: not a file" for v in broken]
-            if name.endswith(".exe")
-            else []
-        )
+        strays = [f"ignoring {str(feed.folder(v) / name)!r}: not a file"
+                  for v in broken if name.endswith(".exe")]
         for stray in strays:
             assert len(lines_with(service, stray)) == 1, stray
         assert len(lines_with(service, name)) == len(broken) + len(strays), lines_with(service, name)
