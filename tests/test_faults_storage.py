@@ -201,18 +201,12 @@ class Rig:
         listed = {v: {name(u) for u in self.watch.seen.uris(v)} for v in VARIANTS}
         return all(set(backlog[v]) <= listed[v] for v in VARIANTS)
 
-    async def stop(self) -> None:
-        assert await self.service.stop(signal.SIGTERM) == 0
-        log = "\n".join(self.service.lines)
-        assert "Traceback" not in log, log
-        assert self.service.problems() == [], "\n".join(self.service.problems())
-
 
 @contextlib.asynccontextmanager
 async def running(
         tmp_path: Path, seaweed: SeaweedS3, owncast: OwncastEmulator, **env: str) -> AsyncIterator[Rig]:
     """The service with its uploads going through a FaultProxy, and a Watch polling it, ready (Rig.ready);
-    stopped cleanly (Rig.stop) at the block's end."""
+    at the block's end stopped cleanly, with no traceback and no problem in its log."""
     assert owncast.ledger is not None, "the Watch compares the bucket's bytes with the emulator's ledger"
     async with FaultProxy(seaweed.endpoint_url) as proxy:
         settings = service_env(
@@ -229,7 +223,10 @@ async def running(
                 rig = Rig(service, http, watch, proxy)
                 await rig.ready()
                 yield rig
-                await rig.stop()
+                assert await service.stop(signal.SIGTERM) == 0
+                log = "\n".join(service.lines)
+                assert "Traceback" not in log, log
+                assert service.problems() == [], "\n".join(service.problems())
             finally:
                 poller.cancel()
                 await asyncio.gather(poller, return_exceptions=True)
