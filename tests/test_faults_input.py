@@ -242,10 +242,6 @@ async def good_slots(rig: Rig, count: int = 2, timeout: float = LISTED) -> list[
 # -- segment files -----------------------------------------------------------------------------------
 
 
-def _symlink_out(target: Path) -> Prepare:
-    return lambda p: p.symlink_to(target)
-
-
 def _huge(p: Path) -> None:
     with open(p, "wb") as f:
         f.write(b"\x47" * 188)
@@ -264,7 +260,7 @@ async def test_bad_segment_files_are_lost_once_and_nothing_outside_is_uploaded(
     cases: list[tuple[str, dict[int, Prepare], str]] = [
         ("empty", {0: lambda p: p.write_bytes(b"")}, "ts"),
         ("deleted", {0: lambda p: None}, "ts"),  # listed, never written
-        ("symlink", {0: _symlink_out(rig.outside / "secret.ts")}, "ts"),
+        ("symlink", {0: lambda p: p.symlink_to(rig.outside / "secret.ts")}, "ts"),
         ("too_large", {0: _huge}, "ts"),
         ("not_a_file", {0: os.mkfifo}, "ts"),
         ("not_a_file", {0: lambda p: p.mkdir()}, "ts"),
@@ -315,11 +311,8 @@ async def test_bad_segment_files_are_lost_once_and_nothing_outside_is_uploaded(
             want[(str(v), reason)] = want.get((str(v), reason), 0) + 1
         # A file of a type we do not publish is also a stray to the watcher when it appears (it cannot
         # know yet that a playlist will list it): one line for each of the two problems.
-        strays = (
-            [f"ignoring {str(feed.folder(v) / name)!r}: not a file" for v in broken]
-            if name.endswith(".exe")
-            else []
-        )
+        strays = [f"ignoring {str(feed.folder(v) / name)!r}: not a file"
+                  for v in broken if name.endswith(".exe")]
         for stray in strays:
             assert len(lines_with(service, stray)) == 1, stray
         assert len(lines_with(service, name)) == len(broken) + len(strays), lines_with(service, name)

@@ -9,6 +9,7 @@ import json
 import os
 import random
 import signal
+from collections.abc import Collection
 from pathlib import Path
 
 import aiohttp
@@ -31,15 +32,22 @@ pytestmark = [pytest.mark.faults, pytest.mark.integration]
 _UPLOADED = re.compile(r"uploaded (\S+) \(")
 
 
-def uploads(*services: ServiceProcess) -> Counter[str]:
-    """Keys uploaded, from the services' debug log (one line per successful PutObject)."""
-    return Counter(m.group(1) for s in services for line in s.lines if (m := _UPLOADED.search(line)))
-
-
-def listed_keys(seen: Observed) -> set[str]:
-    """The bucket key of each segment listed (R2_KEY_PREFIX "live"): from its variant and name, whichever
-    pathway's URL it was listed at (the VM's while players are steered away from the bucket)."""
-    return {hls.object_key("live", v, uri.rsplit("/", 1)[1]) for v in (0, 1) for uri, _ in seen.ours[v].values()}
+async def listed_whole_and_uploaded(seen: Observed, owncast: OwncastEmulator, seaweed: SeaweedS3,
+                                    runs: list[ServiceProcess], skipped: Collection[int] = ()) -> list[str]:
+    """Owncast's every segment but the numbers `skipped` listed in order, each, in the bucket, the file
+    Owncast finished, and uploaded (the services' debug log: one line per successful PutObject): the keys
+    uploaded more than once."""
+    for v in (0, 1):
+        seen.assert_in_owncast_order(v, skipped=skipped)
+    async with aiohttp.ClientSession() as http:  # the services are gone: each looked for in the bucket
+        await assert_whole(http, owncast.ledger, seen.listed_files(owncast, bucket=seaweed.public_url))
+    counts = Counter(m.group(1) for s in runs for line in s.lines if (m := _UPLOADED.search(line)))
+    # The bucket key of each segment listed (R2_KEY_PREFIX "live"), from its variant and name, whichever
+    # pathway's URL it was listed at (the VM's while players are steered away from the bucket).
+    listed = {hls.object_key("live", v, uri.rsplit("/", 1)[1])
+              for v in (0, 1) for uri, _ in seen.ours[v].values()}
+    assert listed <= set(counts)
+    return [k for k, n in counts.items() if n > 1]
 
 
 async def test_playlists_continue_across_a_clean_restart(
@@ -61,14 +69,8 @@ async def test_playlists_continue_across_a_clean_restart(
             await look.ended()
             assert await second.stop() == 0
         assert second.problems() == []
-    for v in (0, 1):  # Owncast's every segment, those written while the service was down too
-        seen.assert_in_owncast_order(v)
-    async with aiohttp.ClientSession() as http:  # and each is, in the bucket, the file Owncast finished
-        await assert_whole(http, owncast.ledger, seen.listed_files(owncast, bucket=seaweed.public_url))
-    listed = listed_keys(seen)
-    counts = uploads(first, second)
-    assert listed <= set(counts)
-    assert [k for k, n in counts.items() if n > 1] == []  # nothing uploaded twice
+    # Owncast's every segment, those written while the service was down too; nothing uploaded twice.
+    assert await listed_whole_and_uploaded(seen, owncast, seaweed, [first, second]) == []
 
 
 _GAP = re.compile(r"segments (\d+)\.\.(\d+) of run \d+ were never seen")
@@ -88,55 +90,44 @@ async def test_kill_9_at_random_points_with_healthy_saves_loses_nothing(tmp_path
                               ledger=Ledger(), recordings=recordings)
     owncast.late_tails = LateTails()
     async with owncast:
-        await _kill_9_three_times(tmp_path, seaweed, owncast, rng)
-
-
-async def _kill_9_three_times(tmp_path: Path, seaweed: SeaweedS3, owncast: OwncastEmulator,
-                              rng: random.Random) -> None:
-    env = service_env(owncast.variant_dir(0).parent, seaweed, tmp_path / "state", WINDOW_SECONDS="6",
-                      LOG_LEVEL="debug")
-    seen = Observed()
-    runs: list[ServiceProcess] = []
-    # Owncast's playlists, read all along (also while the service is down or starting): every segment
-    # Owncast listed is one the service must list.
-    watching = asyncio.create_task(_note_owncast(owncast, seen))
-    async with aiohttp.ClientSession() as http:
-        for kill in range(4):
-            # Four starts on a shared machine: one took over 20 s under a load average of 20.
-            async with ServiceProcess(env, tmp_path, start_timeout=60) as service:
-                runs.append(service)
-                if kill:
-                    assert any("continuing from saved state" in line for line in service.lines)
-                    assert not any("not saved at a clean stop" in line for line in service.lines)
-                look = seen.at(http, service.url, owncast)
-                await look.listed_more(rng.randint(1, 4))
-                if kill == 3:
-                    await look.ended()
-                    assert await service.stop() == 0
-                    break
-                # A random moment within a segment: before, during or after the save of a version.
-                await asyncio.sleep(rng.uniform(0.0, 1.0))
-                assert await service.stop(signal.SIGKILL) == -signal.SIGKILL
-                assert service.problems() == []
-            await _owncast_writes(owncast, rng.randint(0, 2))  # while the service is down
-    watching.cancel()
-    assert runs[-1].problems() == []
-    gaps = {n for r in runs for line in r.lines if (m := _GAP.search(line))
-            for n in range(int(m.group(1)), int(m.group(2)) + 1)}
-    for v in (0, 1):  # but Owncast's numbers the service said it never saw
-        seen.assert_in_owncast_order(v, skipped=gaps)
-    async with aiohttp.ClientSession() as http:  # the services are gone: each looked for in the bucket
-        await assert_whole(http, owncast.ledger, seen.listed_files(owncast, bucket=seaweed.public_url))
-    # A discontinuity only right after a gap Owncast made; without one, the discontinuity sequence
-    # stays 0 in every version.
-    assert all(owncast_number(name) - 1 in gaps for name in seen.after_discontinuity), (
-        seen.after_discontinuity, gaps)
-    assert gaps or seen.sequences == {0}
-    counts = uploads(*runs)
-    listed = listed_keys(seen)
-    assert listed <= set(counts)
-    # kill -9 may land between an upload and the save that records it: only those go again.
-    assert len([k for k, n in counts.items() if n > 1]) <= 3 * 2 * 8
+        env = service_env(owncast.variant_dir(0).parent, seaweed, tmp_path / "state", WINDOW_SECONDS="6",
+                          LOG_LEVEL="debug")
+        seen = Observed()
+        runs: list[ServiceProcess] = []
+        # Owncast's playlists, read all along (also while the service is down or starting): every segment
+        # Owncast listed is one the service must list.
+        watching = asyncio.create_task(_note_owncast(owncast, seen))
+        async with aiohttp.ClientSession() as http:
+            for kill in range(4):
+                # Four starts on a shared machine: one took over 20 s under a load average of 20.
+                async with ServiceProcess(env, tmp_path, start_timeout=60) as service:
+                    runs.append(service)
+                    if kill:
+                        assert any("continuing from saved state" in line for line in service.lines)
+                        assert not any("not saved at a clean stop" in line for line in service.lines)
+                    look = seen.at(http, service.url, owncast)
+                    await look.listed_more(rng.randint(1, 4))
+                    if kill == 3:
+                        await look.ended()
+                        assert await service.stop() == 0
+                        break
+                    # A random moment within a segment: before, during or after the save of a version.
+                    await asyncio.sleep(rng.uniform(0.0, 1.0))
+                    assert await service.stop(signal.SIGKILL) == -signal.SIGKILL
+                    assert service.problems() == []
+                await _owncast_writes(owncast, rng.randint(0, 2))  # while the service is down
+        watching.cancel()
+        assert runs[-1].problems() == []
+        gaps = {n for r in runs for line in r.lines if (m := _GAP.search(line))
+                for n in range(int(m.group(1)), int(m.group(2)) + 1)}
+        # Owncast's every segment but the numbers the service said it never saw. kill -9 may land between an
+        # upload and the save that records it: only those go again.
+        assert len(await listed_whole_and_uploaded(seen, owncast, seaweed, runs, skipped=gaps)) <= 3 * 2 * 8
+        # A discontinuity only right after a gap Owncast made; without one, the discontinuity sequence
+        # stays 0 in every version.
+        assert all(owncast_number(name) - 1 in gaps for name in seen.after_discontinuity), (
+            seen.after_discontinuity, gaps)
+        assert gaps or seen.sequences == {0}
 
 
 async def _note_owncast(owncast: OwncastEmulator, seen: Observed) -> None:
@@ -147,9 +138,12 @@ async def _note_owncast(owncast: OwncastEmulator, seen: Observed) -> None:
 
 async def _owncast_writes(owncast: OwncastEmulator, count: int) -> None:
     """Owncast writes `count` new segments (counted by its numbering: its playlist holds list_size)."""
-    newest = _newest_number(owncast)
-    await until(lambda: _newest_number(owncast) >= newest + count, "Owncast writing new segments", 30,
-                every=0.05)
+    def newest() -> int:
+        names = owncast.listed_segments(0)
+        return owncast_number(names[-1]) if names else -1
+
+    first = newest()
+    await until(lambda: newest() >= first + count, "Owncast writing new segments", 30, every=0.05)
 
 
 @pytest.mark.parametrize("content", [b"{not json", b'{"format": "something-else"}', b'{"format": "hls-broadcaster/state", "version": 1, "variants": 7}'],
@@ -173,11 +167,6 @@ async def test_a_bad_state_file_is_set_aside_not_a_crash_loop(
         assert await service.stop() == 0
     saved = json.loads((state / "state.json").read_text())
     assert saved["format"] == "hls-broadcaster/state"
-
-
-def _newest_number(owncast: OwncastEmulator) -> int:
-    names = owncast.listed_segments(0)
-    return owncast_number(names[-1]) if names else -1
 
 
 @pytest.mark.parametrize("out_of", ["space", "inodes"])

@@ -74,12 +74,6 @@ async def watching(hls: Path, rescan: float = 0.2) -> AsyncIterator[tuple[HlsWat
         await w.stop()
 
 
-@pytest.fixture
-async def running(hls: Path) -> AsyncIterator[tuple[HlsWatcher, Sink, Metrics]]:
-    async with watching(hls) as parts:
-        yield parts
-
-
 # -- finding 2: a FIFO named stream.m3u8 --------------------------------------------------------------
 
 
@@ -97,17 +91,17 @@ async def test_a_fifo_playlist_at_start_up_neither_raises_nor_stops_the_watcher(
 
 
 async def test_a_fifo_swapped_in_while_running_does_not_stop_the_watcher(
-        hls: Path, running: tuple[HlsWatcher, Sink, Metrics], held_fifo: Callable[[Path], None]) -> None:
-    _, sink, metrics = running
+        hls: Path, held_fifo: Callable[[Path], None]) -> None:
     playlist = hls / "0" / "stream.m3u8"
-    write_in_place(playlist, media("stream-a-0.ts"))
-    await sink.wait_for(lambda: sink.names(0) == ["stream-a-0.ts"])
-    held_fifo(hls / "0" / "fifo")
-    os.replace(hls / "0" / "fifo", playlist)
-    await until(lambda: rejected(metrics, "bad_playlist"), "the bad playlist rejected", 5, every=0.02)
-    playlist.unlink()
-    write_in_place(playlist, media("stream-a-0.ts", "stream-a-1.ts"))
-    await sink.wait_for(lambda: sink.names(0) == ["stream-a-0.ts", "stream-a-1.ts"])
+    async with watching(hls) as (_, sink, metrics):
+        write_in_place(playlist, media("stream-a-0.ts"))
+        await sink.wait_for(lambda: sink.names(0) == ["stream-a-0.ts"])
+        held_fifo(hls / "0" / "fifo")
+        os.replace(hls / "0" / "fifo", playlist)
+        await until(lambda: rejected(metrics, "bad_playlist"), "the bad playlist rejected", 5, every=0.02)
+        playlist.unlink()
+        write_in_place(playlist, media("stream-a-0.ts", "stream-a-1.ts"))
+        await sink.wait_for(lambda: sink.names(0) == ["stream-a-0.ts", "stream-a-1.ts"])
 
 
 async def test_any_error_in_a_scan_is_logged_once_and_the_watcher_goes_on(
@@ -140,28 +134,28 @@ async def test_any_error_in_a_scan_is_logged_once_and_the_watcher_goes_on(
 
 
 async def test_only_the_variants_the_master_names_are_read(
-        hls: Path, running: tuple[HlsWatcher, Sink, Metrics], caplog: pytest.LogCaptureFixture) -> None:
-    watcher, sink, metrics = running
+        hls: Path, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="broadcaster.source.watcher")
-    (hls / "5").mkdir()
-    write_in_place(hls / "5" / "stream.m3u8", media("stream-x-0.ts"))
-    write_in_place(hls / "0" / "stream.m3u8", media("stream-a-0.ts"))
-    await sink.wait_for(lambda: sink.names(0) == ["stream-a-0.ts"])
-    await until(lambda: rejected(metrics, "not_a_variant"), "a playlist that is no variant rejected", 5,
-                every=0.02)
-    for i in range(1, 4):  # events and rescans go on; 5 stays out and is not named again
-        write_in_place(hls / "5" / "stream.m3u8", media(*[f"stream-x-{j}.ts" for j in range(i + 1)]))
-        write_in_place(hls / "0" / "stream.m3u8", media(*[f"stream-a-{j}.ts" for j in range(i + 1)]))
-        await sink.wait_for(lambda i=i: len(sink.names(0)) == i + 1)  # type: ignore[misc]
-        scans = watcher.scans
-        # at least one rescan after this write, so 5 had its chance
-        await until(lambda: watcher.scans > scans, "another scan", 5, every=0.02)
-    assert [i for i, _ in sink.playlists if i == 5] == []
-    assert rejected(metrics, "not_a_variant") == 1
-    assert len(lines(caplog, repr(str(hls / "5")))) == 1
-    # Once the master names it (Owncast writes the master after the variants' first playlists), it is read.
-    write_in_place(hls / "stream.m3u8", master(0, 5))
-    await sink.wait_for(lambda: len(sink.names(5)) == 4)
+    async with watching(hls) as (watcher, sink, metrics):
+        (hls / "5").mkdir()
+        write_in_place(hls / "5" / "stream.m3u8", media("stream-x-0.ts"))
+        write_in_place(hls / "0" / "stream.m3u8", media("stream-a-0.ts"))
+        await sink.wait_for(lambda: sink.names(0) == ["stream-a-0.ts"])
+        await until(lambda: rejected(metrics, "not_a_variant"), "a playlist that is no variant rejected", 5,
+                    every=0.02)
+        for i in range(1, 4):  # events and rescans go on; 5 stays out and is not named again
+            write_in_place(hls / "5" / "stream.m3u8", media(*[f"stream-x-{j}.ts" for j in range(i + 1)]))
+            write_in_place(hls / "0" / "stream.m3u8", media(*[f"stream-a-{j}.ts" for j in range(i + 1)]))
+            await sink.wait_for(lambda i=i: len(sink.names(0)) == i + 1)  # type: ignore[misc]
+            scans = watcher.scans
+            # at least one rescan after this write, so 5 had its chance
+            await until(lambda: watcher.scans > scans, "another scan", 5, every=0.02)
+        assert [i for i, _ in sink.playlists if i == 5] == []
+        assert rejected(metrics, "not_a_variant") == 1
+        assert len(lines(caplog, repr(str(hls / "5")))) == 1
+        # Once the master names it (Owncast writes the master after the variants' first playlists), it is read
+        write_in_place(hls / "stream.m3u8", master(0, 5))
+        await sink.wait_for(lambda: len(sink.names(5)) == 4)
 
 
 def test_a_playlist_lists_at_most_its_newest_entries_numbered_as_owncast_numbers_them() -> None:

@@ -125,16 +125,14 @@ async def test_t3_made_up_swarms_are_never_made(tracker: LocalTracker) -> None:
 
 async def test_t4_idle_connections_are_capped_per_client_and_closed(tracker_dir: Path,
                                                                    service: StandInService) -> None:
-    cap = CLIENT_CONNECTIONS
     async with started(tracker_dir, service.url, TRACKER_IDLE_SECONDS="2") as tracker:
         pid = tracker.pid
         async with aiohttp.ClientSession() as http:
-            held, refused = await connections(http, tracker.url, ["203.0.113.7"] * (cap + 30))
-            assert len(held) == cap and refused == 30
+            held = await capped(http, tracker.url, ["203.0.113.7"] * (CLIENT_CONNECTIONS + 30))
             assert await meet(tracker.url, ALLOWED)  # other clients meet meanwhile
             # Handshakes the WebSocket server refuses (no key) are not held against the client.
             host, port = tracker.url.removeprefix("ws://").split(":")
-            for _ in range(cap + 5):
+            for _ in range(CLIENT_CONNECTIONS + 5):
                 reader, writer = await asyncio.open_connection(host, int(port))
                 writer.write(b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                              b"CF-Connecting-IP: 203.0.113.8\r\n\r\n")
@@ -271,8 +269,9 @@ def test_the_info_hashes_are_p2p_media_loaders_own() -> None:
 # -- honest viewers stay on (T8, T9, E1, I1) -----------------------------------------------------------
 
 
-async def connections(http: aiohttp.ClientSession, url: str, addresses: list[str]) -> tuple[list[Peer], int]:
-    """A connection from each of `addresses` in turn: those held, and how many were refused (429)."""
+async def capped(http: aiohttp.ClientSession, url: str, addresses: list[str]) -> list[Peer]:
+    """A connection from each of `addresses` in turn (30 more than one client's cap): the cap's worth
+    held, returned, and the 30 after them refused (429)."""
     held, refused = [], 0
     for address in addresses:
         try:
@@ -280,7 +279,8 @@ async def connections(http: aiohttp.ClientSession, url: str, addresses: list[str
         except aiohttp.WSServerHandshakeError as err:
             assert err.status == 429, err
             refused += 1
-    return held, refused
+    assert len(held) == CLIENT_CONNECTIONS and refused == 30, (len(held), refused)
+    return held
 
 
 async def answered_every_offer(viewer: Peer, url: str, at_least: int) -> None:
@@ -385,11 +385,9 @@ async def test_e1_a_closing_connection_removes_only_its_own_peers(tracker: Local
 async def test_i1_ipv6_clients_count_by_their_48(tracker: LocalTracker) -> None:
     """One /48 (what a free tunnel broker hands out) is one client: its /64s share one client's
     connections. Another /48 is another client."""
-    cap = CLIENT_CONNECTIONS
     async with aiohttp.ClientSession() as http:
-        addresses = [f"2001:db8:7:{i:x}::1" for i in range(cap + 30)]
-        held, refused = await connections(http, tracker.url, addresses)
-        assert len(held) == cap and refused == 30, (len(held), refused)
+        addresses = [f"2001:db8:7:{i:x}::1" for i in range(CLIENT_CONNECTIONS + 30)]
+        held = await capped(http, tracker.url, addresses)
         async with connected(tracker.url, "2001:db8:8:1::1") as other:
             await joined(other)
             assert await reached(other, tracker.url, ALLOWED)
