@@ -523,13 +523,6 @@ async def test_nothing_else_under_hls_is_ours(client: Client, path: str) -> None
     assert status == 404 and headers["Access-Control-Allow-Origin"] == "*"
 
 
-@pytest.mark.parametrize("path", [MASTER, hls_media(0), hls_media(5)])
-async def test_503_until_ready(aiohttp_client: Any, path: str) -> None:
-    client = await aiohttp_client(create_app(FakePlaylists(target_duration=None), FakeHealth(), Metrics()))
-    status, headers, _ = await get(client, path)
-    assert (status, headers["Retry-After"], headers["Cache-Control"]) == (503, "1", hls.UNREADY_CACHE_CONTROL)
-
-
 async def test_a_long_window_without_gzip_is_its_newest_segments_bounded(aiohttp_client: Any) -> None:
     """An hour of 1 s segments is about 300 KB plain; a request without gzip (ffmpeg sends no
     Accept-Encoding) gets its newest whole segments, at most hls.MAX_IDENTITY_BYTES, with an ETag of its

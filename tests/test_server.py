@@ -206,12 +206,13 @@ async def test_renders_and_compresses_once_per_change(
 
 async def test_503_until_anything_is_ready_counted_by_playlist(make_client: MakeClient) -> None:
     client = await make_client(FakePlaylists(target_duration=None))
-    for path in (MASTER, MEDIA, "/live/0/playlist.m3u8", "/live/5/playlist.m3u8"):
+    for path in (MASTER, MEDIA, "/live/0/playlist.m3u8", "/live/5/playlist.m3u8",  # and Owncast's paths
+                 "/hls/stream.m3u8", "/hls/0/stream.m3u8", "/hls/5/stream.m3u8"):
         status, headers, body = await get(client, path)
         assert (status, headers["Retry-After"], body != b"") == (503, "1", True), path
         assert headers["Cache-Control"] == hls.UNREADY_CACHE_CONTROL
         assert headers["Access-Control-Allow-Origin"] == "*"
-    assert await playlist_counts(client) == {("master", "503"): 1, ("0", "503"): 2, ("unknown", "503"): 1}
+    assert await playlist_counts(client) == {("master", "503"): 2, ("0", "503"): 3, ("unknown", "503"): 2}
 
 
 async def test_master_and_default_variant_not_ready_are_503(make_client: MakeClient) -> None:

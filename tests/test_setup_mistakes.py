@@ -41,7 +41,7 @@ from tests.support.service_process import ServiceProcess, with_this_code
 from tests.support.waiting import until
 
 pytestmark = pytest.mark.integration
-
+ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason="not root")
 
 
 def owncast_folder(place: Path) -> Path:
@@ -153,42 +153,33 @@ def remake_as_owncast(hls: Path) -> None:
 
 READ_FIX = ("as root: setfacl -d -m u:{user}:rX {hls.parent} && setfacl -R -m u:{user}:rX {hls} && "
             "find {hls} -type d -exec setfacl -d -m u:{user}:rX {{}} +")
+# HLS_DIR itself cannot be reached: the setting's own line.
+ENTER = ("HLS_DIR (from {place}/env)='{hls}': user {user} cannot enter {place}/home/owncast (permission "
+         "denied); as root: setfacl -m u:{user}:x {place}/home/owncast")
 
 
-@pytest.mark.parametrize(("closing", "expected"), [
-    # HLS_DIR itself cannot be reached: the setting's own line.
-    ("owncast", "HLS_DIR (from {place}/env)='{hls}': user {user} cannot enter {place}/home/owncast (permission "
-                "denied); as root: setfacl -m u:{user}:x {place}/home/owncast"),
-    ("ubuntu-home", "HLS_DIR (from {place}/env)='{hls}': user {user} cannot enter {place}/home/owncast "
-                    "(permission denied); as root: setfacl -m u:{user}:x {place}/home/owncast"),
-    ("hls-list", "user {user} cannot list HLS_DIR {hls}; " + READ_FIX),
-    ("variant", "user {user} cannot list {hls}/0 (HLS_DIR's variant folder 0); " + READ_FIX),
-    ("playlist", "user {user} cannot read {hls}/0/stream.m3u8 (HLS_DIR's variant folder 0); " + READ_FIX),
-    # Its group may read it, the user is not in that group: an ACL still, never a group to join (it would
-    # grant all the group may, and was once `usermod -aG root`).
-    ("group", "user {user} cannot list {hls}/0 (HLS_DIR's variant folder 0); " + READ_FIX),
+@pytest.mark.parametrize(("closing", "closed", "mode", "expected"), [  # `closed`: the path from HLS_DIR
+    ("owncast", "../..", 0o700, ENTER),  # Debian 12's home folders
+    ("ubuntu-home", "../..", 0o750, ENTER),  # Ubuntu's (21.04 on): its group's, not the service's
+    ("hls-list", ".", 0o711, "user {user} cannot list HLS_DIR {hls}; " + READ_FIX),  # entered, not listed
+    ("variant", "0", 0o700, "user {user} cannot list {hls}/0 (HLS_DIR's variant folder 0); " + READ_FIX),
+    ("playlist", "0/stream.m3u8", 0o600,
+     "user {user} cannot read {hls}/0/stream.m3u8 (HLS_DIR's variant folder 0); " + READ_FIX),
+    # Its group (4242) may read it, the user is not in that group: an ACL still, never a group to join (it
+    # would grant all the group may, and was once `usermod -aG root`).
+    ("group", "0", 0o750, "user {user} cannot list {hls}/0 (HLS_DIR's variant folder 0); " + READ_FIX),
 ])
 def test_a_folder_the_user_cannot_read_is_named_with_a_fix_that_works_pasted(
-        place: Path, seaweed: SeaweedS3, closing: str, expected: str) -> None:
+        place: Path, seaweed: SeaweedS3, closing: str, closed: str, mode: int, expected: str) -> None:
     """`check` and `run` name the folder and its fix, the same line; pasted into a root
     shell as printed, the next `check` as the user passes, and keeps passing once Owncast has made its
     folders again, closed to others, at the next stream."""
     assert shutil.which("setfacl"), "setfacl is not installed: scripts/test installs Debian's acl package"
     hls = owncast_folder(place)
     prepare_state(place)
-    if closing == "owncast":
-        (place / "home" / "owncast").chmod(0o700)  # Debian 12's home folders
-    elif closing == "ubuntu-home":
-        (place / "home" / "owncast").chmod(0o750)  # Ubuntu's (21.04 on): its group's, not the service's
-    elif closing == "hls-list":
-        hls.chmod(0o711)  # entered, not listed
-    elif closing == "variant":
-        (hls / "0").chmod(0o700)
-    elif closing == "playlist":
-        (hls / "0" / "stream.m3u8").chmod(0o600)
-    else:
+    if closing == "group":
         os.chown(hls / "0", 0, 4242)
-        (hls / "0").chmod(0o750)
+    (hls / closed).chmod(mode)
     line = expected.format(place=place, hls=hls, user="nobody")
     settings = env_file(place, seaweed, hls)
 
@@ -286,11 +277,10 @@ def test_state_files_left_by_a_run_as_root_are_named_by_check_and_run(place: Pat
     assert f"ok   STATE_DIR {place / 'state'}: writable by user nobody" in again.stdout, again.stdout
 
 
+@ROOT_ONLY
 def test_check_as_root_proves_nothing_unless_told_the_user(place: Path, seaweed: SeaweedS3) -> None:
     """Root enters every folder: its check fails saying so, unless told the user (--as), whose check it
     then is."""
-    if os.geteuid() != 0:
-        pytest.skip("not root")
     hls = owncast_folder(place)
     prepare_state(place)
     (place / "home" / "owncast").chmod(0o700)
@@ -476,12 +466,11 @@ def test_an_hls_dir_one_folder_too_high_names_owncasts_hls_folder(place: Path) -
                     f"{hls}; set HLS_DIR={hls}"), line
 
 
+@ROOT_ONLY
 def test_run_as_root_on_the_service_users_state_dir_is_refused_with_the_command_to_run(place: Path) -> None:
     """`sudo hls-broadcaster run` by hand on the service's STATE_DIR (files only root may rewrite would fail
     the service's next start) is refused: exit 2, one line naming the user and the command to run as that
     user, and nothing in STATE_DIR is written."""
-    if os.geteuid() != 0:
-        pytest.skip("not root")
     hls = owncast_folder(place)
     prepare_state(place)  # the service user's, as StateDirectory= leaves it
     settings = env_file(place, None, hls)
@@ -523,12 +512,11 @@ async def test_a_state_dir_another_service_holds_fails_check_as_run_refuses_it(p
         assert own.returncode == 0 and "FAIL" not in own.stdout, own.stdout
 
 
+@ROOT_ONLY
 async def test_run_as_root_does_not_make_state_dir_in_another_users_folder(place: Path) -> None:
     """`run` as root, STATE_DIR not made yet, in a folder of the service user's (pm2 under Owncast's user):
     it made the folder root's and started, and that user's next start failed on it. It is refused before
     anything is made, with the command to run as that user, which, run, makes it that user's."""
-    if os.geteuid() != 0:
-        pytest.skip("not root")
     hls = owncast_folder(place)
     home = place / "home" / "owncast"
     os.chown(home, NOBODY, NOBODY)
