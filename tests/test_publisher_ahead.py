@@ -10,8 +10,6 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-import pytest
-
 from broadcaster.publish.visible import VisiblePlaylists
 from tests.support.hls_checker import VariantSetChecker
 from tests.support.listing import listing
@@ -169,8 +167,7 @@ async def test_what_left_the_window_while_an_upload_lagged_is_deleted_after_a_re
                 "the keys the bucket's version moved past handed to the cleaner", detail=lambda: sorted(gone))
 
 
-@pytest.mark.parametrize("bucket_down", [False, True])
-async def test_without_a_keeper_nothing_changes(tmp_path: Path, bucket_down: bool) -> None:
+async def test_without_a_keeper_nothing_changes(tmp_path: Path) -> None:
     """PATHWAYS=bucket: listed once uploaded, as before (the bucket's playlists are the only ones)."""
     w = World(tmp_path)
     assert w.ahead is None
