@@ -51,14 +51,14 @@ def report(given: dict[str, int] | None = None, /, *, p2p: bool = True, **fields
     return pb.encode(*(values[name] for name, _ in FIELDS[: len(FIELDS) if p2p else pb.WITHOUT_P2P]), p2p=p2p)
 
 
-def counted(**options: Any) -> tuple[Clock, Audience, Playback]:
-    """A clock the test moves, and an audience on it with its playback figures."""
+def counted(target: int | None = None, **options: Any) -> tuple[Clock, Audience, Playback]:
+    """A clock the test moves, an audience on it and its playback figures (`target`: the target duration)."""
     clock = Clock()
     audience = Audience(3 * INTERVAL, clock=clock, **options)
-    return clock, audience, Playback(audience, interval=INTERVAL)
+    return clock, audience, Playback(audience, interval=INTERVAL, target_duration=lambda: target)
 
 
-def send(audience: Audience, playback: Playback, page: str, address: str, text: str) -> bool | None:
+def send(audience: Audience, playback: Playback, page: str, address: str | None, text: str) -> bool | None:
     """What the route does with a beat carrying `text`: parsed, counted, taken. None: not counted or
     malformed; else whether the report was taken."""
     values = playback.parse(text)
@@ -269,9 +269,7 @@ def test_the_addresses_that_reported_a_problem_are_counted_once_each_within_thei
     stall count once; a page of another address twice as many; a page whose address is unknown counts
     by itself (no address to share). Stalls and slow downloads are forgotten after 5 minutes, rejections
     after 10 (the alerts' windows)."""
-    clock = Clock()
-    audience = Audience(3 * INTERVAL, clock=clock)
-    playback = Playback(audience, interval=INTERVAL, target_duration=lambda: 3)
+    clock, audience, playback = counted(target=3)
     one = [new_id() for _ in range(20)]
     troubled = report(stalls=1, stalled_ms=1000, rejected=1, bucket_segments=1, bucket_ms=3_500)
     for _ in range(2):
@@ -280,11 +278,10 @@ def test_the_addresses_that_reported_a_problem_are_counted_once_each_within_thei
         clock.t += INTERVAL
     assert playback.problem_addresses() == {"stalls": 1, "rejections": 1, "slow_downloads": 1}
     others = [("192.0.2.5", new_id()), (None, new_id()), (None, new_id())]
+    slow = report(stalls=1, bucket_segments=1, bucket_ms=2_900)
     for _ in range(2):
         for address, page in others:
-            values = playback.parse(report(stalls=1, bucket_segments=1, bucket_ms=2_900))
-            assert values is not None and audience.beat(page, address, p2p=False)
-            playback.take(page, values)
+            assert send(audience, playback, page, address, slow) is not None  # counted, well-formed
         clock.t += INTERVAL
     assert playback.problem_addresses() == {"stalls": 4, "rejections": 1, "slow_downloads": 1}
     clock.t += 300 - 2 * INTERVAL  # the first address's last problems: 5 minutes ago
