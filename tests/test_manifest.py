@@ -547,12 +547,9 @@ def test_the_newest_segments_of_a_long_window_are_a_playlist_numbered_as_the_who
             theirs.init_section.uri if theirs.init_section else None)
     # Discontinuity numbers: the whole's, at every segment kept (hls.js's cc; 6.2.4 across versions).
     def numbers(text: str) -> list[int]:
-        parsed, out = m3u8.loads(text), []
-        number = parsed.discontinuity_sequence or 0
-        for i, s in enumerate(parsed.segments):
-            number += bool(s.discontinuity)
-            out.append(number)
-        return out
+        parsed = m3u8.loads(text)
+        segments, first = parsed.segments, parsed.discontinuity_sequence or 0
+        return [first + sum(bool(s.discontinuity) for s in segments[:i + 1]) for i in range(len(segments))]
     assert numbers(body.decode()) == numbers(full.body.decode())[-kept:]
     assert MediaPlaylistChecker().check(body.decode()) == []
     assert full.identity is full  # under hls.MAX_IDENTITY_BYTES: served whole
