@@ -31,6 +31,16 @@ def at_target(playlists: VisiblePlaylists | None, target: int, variants: tuple[i
                and f"#EXT-X-TARGETDURATION:{target}\n".encode() in r.body for v in variants)
 
 
+def failing_once(w: World, name: str) -> str:
+    """Owncast lists `name` in variant 0, whose upload waits for the test and then fails (an outage): the
+    next attempt reads Owncast's file again. Returns its key."""
+    key = f"live/0/{name}"
+    w.store.hold(key)
+    w.store.fail[key] = 1
+    w.owncast_lists(0, name)
+    return key
+
+
 def same_playlist(body: str) -> str:
     """A version with its URIs named by their files: the same playlist on every pathway."""
     return "\n".join(line.rsplit("/", 1)[1] if line and not line.startswith("#") else line
@@ -78,10 +88,7 @@ async def test_the_vm_lists_what_it_kept_at_once_and_the_bucket_what_landed(
 async def test_a_failed_upload_keeps_a_copy_and_sends_it_though_owncast_deleted_the_file(
         tmp_path: Path, make_world: MakeWorld) -> None:
     w, held = held_world(make_world, tmp_path)
-    key = "live/0/stream-abc-0.ts"
-    w.store.hold(key)
-    w.store.fail[key] = 1  # the attempt under way fails (an outage): a copy is kept for the next
-    w.owncast_lists(0, "stream-abc-0.ts")
+    key = failing_once(w, "stream-abc-0.ts")  # a copy is kept for the next attempt
     await until(lambda: listed(w, "vm", 0) == ["stream-abc-0.ts"])
     original = (tmp_path / "hls" / "0" / "stream-abc-0.ts").read_bytes()
     w.store.release(key)
@@ -189,10 +196,7 @@ async def test_an_upload_lost_after_it_was_listed_ahead_is_a_gap_on_the_buckets_
     upload can never land. The bucket's playlist never lists it as a segment (the bucket would answer 404): a gap
     (EXT-X-GAP, 4.4.4.7) there, from the first version that shows it."""
     w, held = held_world(make_world, tmp_path, max_bytes=100)  # no room for a 376-byte copy
-    key = "live/0/stream-abc-0.ts"
-    w.store.hold(key)
-    w.store.fail[key] = 1  # the attempt under way fails: the next one reads Owncast's file again
-    w.owncast_lists(0, "stream-abc-0.ts")
+    key = failing_once(w, "stream-abc-0.ts")
     w.owncast_lists(0, "stream-abc-1.ts")
     await until(lambda: listed(w, "vm", 0) == ["stream-abc-0.ts", "stream-abc-1.ts"])
     (tmp_path / "hls" / "0" / "stream-abc-0.ts").unlink()  # Owncast's cleanup
@@ -261,10 +265,7 @@ async def test_a_segment_shown_ahead_that_can_never_land_does_not_hold_the_new_t
     for n in range(2):
         w.owncast_lists(0, f"stream-abc-{n}.ts")
     await until(lambda: len(listed(w, "bucket", 0)) == 2)
-    key = "live/0/stream-abc-2.ts"
-    w.store.hold(key)
-    w.store.fail[key] = 1  # the attempt under way fails: the next one reads Owncast's file again
-    w.owncast_lists(0, "stream-abc-2.ts")
+    key = failing_once(w, "stream-abc-2.ts")
     await until(lambda: listed(w, "vm", 0)[-1:] == ["stream-abc-2.ts"])
     w.owncast_lists(0, "stream-abc-3.ts", duration=3.0, target=3)
     await until(lambda: at_target(w.ahead, 3, (0,)))
@@ -286,10 +287,7 @@ async def test_a_segment_lost_after_listing_is_a_gap_on_every_pathway_and_in_the
     # No room for a 376-byte copy.
     w, _held = held_world(make_world, tmp_path, max_bytes=100, recordings=tmp_path / "state")
     w.fallbacks["bucket"] = ("vm",)  # players are steered away from the bucket
-    key = "live/0/stream-abc-0.ts"
-    w.store.hold(key)
-    w.store.fail[key] = 1
-    w.owncast_lists(0, "stream-abc-0.ts")
+    key = failing_once(w, "stream-abc-0.ts")
     w.owncast_lists(0, "stream-abc-1.ts")
     await until(lambda: listed(w, "vm", 0) == ["stream-abc-0.ts", "stream-abc-1.ts"])
     await until(lambda: listed(w, "bucket", 0) == ["stream-abc-0.ts", "stream-abc-1.ts"])
