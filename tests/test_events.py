@@ -111,6 +111,13 @@ def segments(hub: EventHub, first: int, n: int) -> list[int]:
             for i in range(n)]
 
 
+async def gets_the_next(hub: EventHub, reader: SseReader, first: int) -> None:
+    """Nothing else is on its way to `reader`: the next event it gets is the segment published now."""
+    new = segments(hub, first, 1)
+    event = await reader.event()
+    assert event.type == "segment" and int(event.last_id) == new[0]
+
+
 # -- the stream -----------------------------------------------------------------------------------
 
 
@@ -152,8 +159,7 @@ async def test_state_events_and_a_new_dashboard_gets_the_current_state_without_a
     current = await reader.event()
     assert current.type == "state" and current.json()["state"] == "degraded"
     assert not current.id_field and reader.last_id == ""  # it does not move the resume position
-    new = segments(hub, 7, 1)
-    assert int((await reader.event()).last_id) == new[0]
+    await gets_the_next(hub, reader, 7)
 
 
 async def test_ids_start_at_the_wall_clock_in_milliseconds() -> None:
@@ -178,9 +184,7 @@ async def test_resume_gets_exactly_the_missed_events(make_client: MakeClient) ->
     assert [int(e.last_id) for e in resumed] == missed
     assert [e.json()["media_sequence"] for e in resumed] == [13, 14, 15, 16]
     assert all(e.type == "segment" for e in got + resumed)
-    # Nothing else came first or in between: the next event is the next one published.
-    after = segments(hub, 17, 1)
-    assert int((await again.event()).last_id) == after[0]
+    await gets_the_next(hub, again, 17)  # nothing else came first or in between
 
 
 async def test_resume_by_query_parameter_for_polyfills(make_client: MakeClient) -> None:
@@ -224,8 +228,7 @@ async def test_an_id_from_another_process_gets_a_reset_then_the_ring(make_client
     first = ids[0] if ids else hub.last_id + 1
     assert reset.type == "reset" and reset.json() == {"last_event_id": foreign, "first_id": first}
     assert [int(e.last_id) for e in await reader.events(len(ids))] == ids
-    new = segments(hub, 3, 1)  # and then what is published
-    assert int((await reader.event()).last_id) == new[0]
+    await gets_the_next(hub, reader, 3)  # and then what is published
 
 
 @pytest.mark.parametrize("behind", ["from id 1", "200 behind", "65 behind"])
@@ -240,8 +243,7 @@ async def test_a_resume_too_far_behind_gets_a_reset_and_the_recent_events_only(
     assert reset.type == "reset" and reset.json() == {"last_event_id": last_id, "first_id": ids[-RING_SIZE]}
     recent = await reader.events(RING_SIZE)
     assert [int(e.last_id) for e in recent] == ids[-RING_SIZE:]
-    after = segments(hub, 1100, 1)  # nothing else was sent: the next event is the next one published
-    assert int((await reader.event()).last_id) == after[0]
+    await gets_the_next(hub, reader, 1100)  # nothing else was sent
 
 
 async def test_a_resume_that_missed_the_recent_events_exactly_gets_them_without_a_reset(
@@ -259,9 +261,7 @@ async def test_an_up_to_date_id_or_one_that_is_not_a_number_gets_no_backlog_and_
     hub, client = await make_client()
     ids = segments(hub, 0, 3)  # would be sent if junk were taken for an old id
     reader = await open_stream(client, headers={"Last-Event-ID": str(ids[-1]) if given == "up to date" else given})
-    new = segments(hub, 3, 1)
-    event = await reader.event()
-    assert event.type == "segment" and int(event.last_id) == new[0]
+    await gets_the_next(hub, reader, 3)
 
 
 def test_parse_last_event_id() -> None:
@@ -323,8 +323,7 @@ async def test_idle_streams_get_a_ping_comment(make_client: MakeClient) -> None:
     async with asyncio.timeout(WAIT):
         while (item := await reader.next()) != "ping":
             assert item is not None
-    new = segments(hub, 0, 1)  # events still come after pings
-    assert int((await reader.event()).last_id) == new[0]
+    await gets_the_next(hub, reader, 0)  # events still come after pings
 
 
 async def test_streams_beyond_the_cap_get_503_with_retry_after(make_client: MakeClient) -> None:
@@ -499,8 +498,7 @@ async def test_watcher_publishes_each_state_change_once(
         health.error = None
         health.answer = (True, {"status": "ok", "stream": "live"})
         assert (await reader.event()).json() == {"state": "online", "detail": "ok"}
-        sentinel = segments(hub, 0, 1)
-        assert int((await reader.event()).last_id) == sentinel[0]  # and nothing in between
+        await gets_the_next(hub, reader, 0)  # and nothing in between
     finally:
         await watcher.stop()
 
