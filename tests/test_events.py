@@ -527,23 +527,16 @@ async def test_the_service_runs_state_events_from_its_first_scan_until_it_stops(
     first scan of Owncast's folder (a reading before it would say offline); Service.stop stops it first,
     so no state is read or published once the hub closes, and nothing of it is left running."""
     steps: list[str] = []
-    assess, scan, close = HealthReport.assess, HlsWatcher.scan, EventHub.close
 
-    def reading(report: HealthReport) -> Assessment:
-        steps.append("reading")
-        return assess(report)
+    def noting(step: str, real: Callable[..., Any]) -> Callable[..., Any]:
+        def noted(*args: Any, **kwargs: Any) -> Any:
+            steps.append(step)
+            return real(*args, **kwargs)
+        return noted
 
-    def scanning(watcher: HlsWatcher, quiet: bool = True) -> None:
-        steps.append("scan")
-        scan(watcher, quiet)
-
-    def closing(hub: EventHub) -> None:
-        steps.append("close")
-        close(hub)
-
-    monkeypatch.setattr(HealthReport, "assess", reading)
-    monkeypatch.setattr(HlsWatcher, "scan", scanning)
-    monkeypatch.setattr(EventHub, "close", closing)
+    monkeypatch.setattr(HealthReport, "assess", noting("reading", HealthReport.assess))
+    monkeypatch.setattr(HlsWatcher, "scan", noting("scan", HlsWatcher.scan))
+    monkeypatch.setattr(EventHub, "close", noting("close", EventHub.close))
 
     def running() -> list[asyncio.Task[Any]]:
         return [t for t in asyncio.all_tasks() if t.get_name() == "status-events" and not t.done()]
