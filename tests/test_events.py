@@ -12,6 +12,7 @@ import logging
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import aiohttp
@@ -40,17 +41,6 @@ PATH = "/live/events"
 # -- an SSE client: the WHATWG event-stream parsing rules ---------------------------------------
 
 
-class _Chunks:
-    """A response body that arrives in the given chunks (for testing the reader itself)."""
-
-    def __init__(self, chunks: list[bytes]) -> None:
-        self.content = self
-        self._chunks = chunks
-
-    async def readany(self) -> bytes:
-        return self._chunks.pop(0) if self._chunks else b""
-
-
 @pytest.mark.parametrize("newline", ["\n", "\r\n", "\r"])
 @pytest.mark.parametrize("size", [1, 2, 7, 1000])
 async def test_the_reader_follows_the_spec_whatever_the_line_ends_and_chunks(newline: str, size: int) -> None:
@@ -58,7 +48,12 @@ async def test_the_reader_follows_the_spec_whatever_the_line_ends_and_chunks(new
             " |event: not sent without data||data: plain||"
             "id: 8|data: {\"k\": 1}||data: tail without its blank line|").replace("|", newline)
     raw = text.encode()
-    reader = SseReader(_Chunks([raw[i:i + size] for i in range(0, len(raw), size)]))  # type: ignore[arg-type]
+    chunks = [raw[i:i + size] for i in range(0, len(raw), size)]
+
+    async def readany() -> bytes:  # a response body that arrives in those chunks
+        return chunks.pop(0) if chunks else b""
+
+    reader = SseReader(SimpleNamespace(content=SimpleNamespace(readany=readany)))  # type: ignore[arg-type]
     items = []
     while (item := await reader.next()) is not None:
         items.append(item)
