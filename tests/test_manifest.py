@@ -415,8 +415,7 @@ def test_a_restart_starts_the_new_playlist_with_what_was_never_served(new_timeli
     assert text.count("#EXT-X-DISCONTINUITY\n") == 1 and text.index("#EXT-X-DISCONTINUITY\n") < text.index("b0.ts")
     assert text.index("a5.ts") < text.index("#EXT-X-DISCONTINUITY\n")  # the gap after a5, not before a4
     # Without served_through (the default), everything leaves, as before.
-    again = ManifestGenerator(1, WindowOptions(3.0))
-    again.append(ListedSegment("c0.ts", 1.0, 1000.0), 0.0)
+    again = listing(1, 3.0, 1)
     assert again.restart(3, 1.0) == [] and again.uris() == []
 
 
@@ -428,8 +427,7 @@ def test_segments_carried_into_a_new_timeline_keep_theirs_and_the_next_segment_s
     gen = listing(1, 3.0, 3)
     checker.assert_ok(gen.render().body.decode())
     gen.append(ListedSegment("a3.ts", 1.0, 1003.0), 3.0)  # listed, never shown
-    plain = ManifestGenerator(1, WindowOptions(3.0))  # a variant with nothing to carry, restarted alike
-    plain.append(ListedSegment("p0.ts", 1.0, 1000.0), 0.0)
+    plain = listing(1, 3.0, 1)  # a variant with nothing to carry, restarted alike
     assert gen.last_discontinuity == plain.last_discontinuity == 0
     assert gen.restart(6, 4.0, new_timeline=True, served_through=2) == []
     plain.restart(6, 4.0, new_timeline=True)
