@@ -215,8 +215,7 @@ async def test_the_target_policy_returns_a_retarget_and_changes_no_playlist(worl
 async def test_variants_list_the_same_slots_under_the_same_numbers(world: World) -> None:
     world.pub.on_master([SourceVariant(0, 800_000), SourceVariant(1, 300_000)])
     world.store.hold("live/1/stream-a-0.ts")
-    world.owncast_lists(0, "stream-a-0.ts")
-    world.owncast_lists(1, "stream-a-0.ts")
+    world.owncast_lists((0, 1), "stream-a-0.ts")
     await world.until(lambda: "live/0/stream-a-0.ts" in world.store.keys(), "the first segment in the bucket")
     # variant 0's copy is in the bucket, but the slot waits for variant 1's: numbers stay aligned
     assert world.playlists.media_playlist(0) is None and world.playlists.master_playlist() is None
@@ -224,8 +223,7 @@ async def test_variants_list_the_same_slots_under_the_same_numbers(world: World)
     await world.settle()
     master = world.playlists.master_playlist()
     assert master is not None and b"1/playlist.m3u8" in master.body
-    world.owncast_lists(0, "stream-a-1.ts")
-    world.owncast_lists(1, "stream-a-1.ts")
+    world.owncast_lists((0, 1), "stream-a-1.ts")
     await world.settle()
     assert world.uris(0) == world.uris(1) == ["stream-a-0.ts", "stream-a-1.ts"]
 
