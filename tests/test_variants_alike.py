@@ -65,13 +65,10 @@ async def test_shuffled_copies_keep_every_variant_numbered_alike(make_world: Mak
             if i < first[v]:
                 continue
             name = f"stream-a-{i}.ts"
-            draw = rnd.random()
-            if draw < 0.12:
-                world.owncast_lists(v, name, write=False)
-                continue
-            if draw < 0.3:
+            draw = rnd.random()  # below 0.12: deleted before it was read; then up to 0.3: held
+            if 0.12 <= draw < 0.3:
                 holds.hold(name, v)
-            world.owncast_lists(v, name)
+            world.owncast_lists(v, name, write=draw >= 0.12)
         await let_run()
         if rnd.random() < 0.4:
             holds.release_all(keep=lambda: rnd.random() < 0.5)
