@@ -201,10 +201,9 @@ async def test_shuffled_streams_cut_apart_keep_every_variant_numbered_alike(
                 t += d
         target = {v: 5 if copied and v == 0 and not advertised_as_listed else 2 for v in (0, 1)}
         ends = sorted((date + d + rnd.uniform(-1.5, 1.5), v) for v in (0, 1) for _n, d, date in cuts[v])
-        nxt = {0: 0, 1: 0}
+        nxt = {v: iter(cuts[v]) for v in (0, 1)}
         for _end, v in ends:
-            name, d, date = cuts[v][nxt[v]]
-            nxt[v] += 1
+            name, d, date = next(nxt[v])
             if rnd.random() < 0.3:
                 holds.hold(name, v)
             if advertised_as_listed:
