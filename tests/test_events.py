@@ -149,8 +149,7 @@ async def test_state_events_and_a_new_dashboard_gets_the_current_state_without_a
                                        {"state": "degraded", "detail": "storage unreachable (Timeout)"}]
     assert all(e.type == "state" and e.id_field for e in got)
 
-    late = await client.get(PATH)
-    reader = SseReader(late)
+    reader = SseReader(await client.get(PATH))  # a late dashboard
     current = await reader.event()
     assert current.type == "state" and current.json()["state"] == "degraded"
     assert not current.id_field and reader.last_id == ""  # it does not move the resume position
