@@ -132,9 +132,7 @@ def test_a_lost_init_section_is_reported_once_not_as_an_unretrieved_future(tmp_p
         asyncio.get_running_loop().set_exception_handler(
             lambda _loop, context: unretrieved.append(context["message"]))
         world = World(tmp_path)
-        world.owncast_lists(0, "stream-a-0.m4s", init="init_0.mp4", write=False)
-        (tmp_path / "0").mkdir(exist_ok=True)
-        (tmp_path / "0" / "stream-a-0.m4s").write_bytes(b"\x00" * 376)
+        world.owncast_lists(0, "stream-a-0.m4s", init="init_0.mp4")
         await world.settle()
         await world.pub.close()
         return world.sample("segments_lost_total", variant="0", reason="init_lost")
