@@ -235,8 +235,7 @@ async def test_a_resume_too_far_behind_gets_a_reset_and_the_recent_events_only(
     reader = await open_stream(client, query=f"?lastEventId={last_id}")
     reset = await reader.event()
     assert reset.type == "reset" and reset.json() == {"last_event_id": last_id, "first_id": ids[-RING_SIZE]}
-    recent = await reader.events(RING_SIZE)
-    assert [int(e.last_id) for e in recent] == ids[-RING_SIZE:]
+    assert [int(e.last_id) for e in await reader.events(RING_SIZE)] == ids[-RING_SIZE:]
     await gets_the_next(hub, reader, 1100)  # nothing else was sent
 
 
@@ -430,8 +429,7 @@ async def test_a_slow_stream_that_the_ring_left_behind_gets_a_reset() -> None:
 def test_segment_with_a_non_finite_duration_is_valid_json() -> None:
     hub = EventHub()
     hub.segment_listed(0, 1, math.nan, "https://r2.example/x.ts")
-    frame = hub._ring[-1][1].decode()
-    data = next(line for line in frame.splitlines() if line.startswith("data: "))
+    data = next(line for line in hub._ring[-1][1].decode().splitlines() if line.startswith("data: "))
     assert json.loads(data.removeprefix("data: "), parse_constant=lambda c: pytest.fail(c))["duration"] is None
 
 

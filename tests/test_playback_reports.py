@@ -216,8 +216,7 @@ def test_one_address_with_20_pages_adds_no_more_than_20_pages_could_have_had() -
                                 stalled_ms=int(1000 * s), bucket_segments=1, bucket_ms=120_000))
     for claim in (lambda _: GREEDY, careful):
         clock, audience, playback = counted()
-        pages = [new_id() for _ in range(20)]
-        flood(audience, playback, pages, "198.51.100.7", 40, clock, claim)
+        flood(audience, playback, [new_id() for _ in range(20)], "198.51.100.7", 40, clock, claim)
         stalls = sum(v.stalls for v in playback.variants.values())
         assert stalls <= 20 * 50 * 2, stalls
         assert playback.count(pb.NET_FATAL) <= 20 * 50 * 4 and playback.count(pb.REJECTED) <= 20 * 50 * 4

@@ -54,8 +54,7 @@ async def test_the_vm_lists_what_it_kept_at_once_and_the_bucket_what_landed(
         w.store.hold(key)  # the bucket takes nothing
     for n in range(3):
         w.owncast_lists((0, 1), f"stream-abc-{n}.ts")
-        count = n + 1
-        await until(lambda: all(len(listed(w, "vm", v)) == count for v in (0, 1)))
+        await until(lambda: all(len(listed(w, "vm", v)) == n + 1 for v in (0, 1)))
     assert listed(w, "bucket", 0) == [] and listed(w, "bucket", 1) == []
     assert w.listed == []  # told (events, the probe) only once in the bucket
     assert all(held.get(k) is not None for k in KEYS if not k.endswith("-3.ts"))
@@ -147,8 +146,7 @@ async def test_what_left_the_window_while_an_upload_lagged_is_deleted_after_a_re
     w, _ = held_world(make_world, tmp_path, window=2.0, stepped=True)
     gone: list[str] = []
     w.pub.on_removed = lambda removed: gone.extend(r.segment.key or "" for r in removed)
-    held = "live/0/stream-abc-3.ts"
-    w.store.hold(held)
+    w.store.hold("live/0/stream-abc-3.ts")  # its upload never lands before the stop
     for n in range(8):
         w.owncast_lists(0, f"stream-abc-{n}.ts")
         await until(lambda: listed(w, "vm", 0)[-1:] == [f"stream-abc-{n}.ts"])
@@ -160,8 +158,7 @@ async def test_what_left_the_window_while_an_upload_lagged_is_deleted_after_a_re
     # What the bucket's version still lists has not left: segment 3's upload has not landed.
     assert not {f"live/0/{name}" for name in bucket} & set(gone)
     assert f"live/0/{bucket[0]}" not in gone
-    saved = w.pub.snapshot()
-    state = await stopped(w, saved, tmp_path / "saved")
+    state = await stopped(w, w.pub.snapshot(), tmp_path / "saved")
     w2, _ = held_world(make_world, tmp_path / "again", window=2.0, stepped=True)
     w2.pub.on_removed = lambda removed: gone.extend(r.segment.key or "" for r in removed)
     for n in range(8):  # the files of segments still listed, as Owncast keeps them
