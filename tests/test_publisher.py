@@ -8,6 +8,7 @@ import json
 import re
 import logging
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,6 +24,14 @@ from tests.support.served import MakeWorld
 @pytest.fixture
 def world(make_world: MakeWorld) -> World:
     return make_world()
+
+
+async def one_at_a_time(world: World, variants: int | tuple[int, ...], run: str, numbers: range,
+                        **listing: Any) -> None:
+    """Owncast lists stream `run`'s segments `numbers` in `variants`, each settled before the next."""
+    for n in numbers:
+        world.owncast_lists(variants, f"stream-{run}-{n}.ts", **listing)
+        await world.settle()
 
 
 async def test_segments_are_uploaded_with_keys_and_listed_with_public_urls(world: World) -> None:
@@ -518,14 +527,10 @@ async def test_a_new_stream_with_shorter_segments_gets_its_own_target(world: Wor
     await world.settle()
     assert world.pub.target_duration == 3
     world.segments[0] = []  # Owncast wipes its folder for a new stream
-    for n in range(5):
-        world.owncast_lists(0, f"stream-b-{n}.ts", duration=1.0, target=1)
-        await world.settle()
+    await one_at_a_time(world, 0, "b", range(5), duration=1.0, target=1)
     assert world.pub.target_duration == 1 and "#EXT-X-TARGETDURATION:1\n" in world.text()
     world.segments[0] = []
-    for n in range(3):
-        world.owncast_lists(0, f"stream-c-{n}.ts", duration=3.0, target=3)
-        await world.settle()
+    await one_at_a_time(world, 0, "c", range(3), duration=3.0, target=3)
     assert world.pub.target_duration == 3
     assert [name for _, _, name in world.listed] == (
         [f"stream-a-{n}.ts" for n in range(4)] + [f"stream-b-{n}.ts" for n in range(5)]
@@ -541,9 +546,7 @@ async def test_shorter_segments_after_a_stream_that_did_not_end_keep_the_target(
         world.owncast_lists(0, f"stream-a-{n}.ts", duration=3.0, target=3)
     await world.settle()
     world.segments[0] = []
-    for n in range(5):
-        world.owncast_lists(0, f"stream-b-{n}.ts", duration=1.0, target=1)
-        await world.settle()
+    await one_at_a_time(world, 0, "b", range(5), duration=1.0, target=1)
     text = world.text()
     assert world.pub.target_duration == 3 and "#EXT-X-TARGETDURATION:3\n" in text
     assert "stream-a-3.ts" in text and text.count("#EXT-X-DISCONTINUITY\n") == 1
@@ -553,9 +556,7 @@ async def test_shorter_segments_after_a_stream_that_did_not_end_keep_the_target(
     world.owncast_lists(0, ended=True, target=1)
     await world.settle()
     world.segments[0] = []
-    for n in range(3):
-        world.owncast_lists(0, f"stream-c-{n}.ts", duration=1.0, target=1)
-        await world.settle()
+    await one_at_a_time(world, 0, "c", range(3), duration=1.0, target=1)
     assert world.pub.target_duration == 1 and "#EXT-X-TARGETDURATION:1\n" in world.text()
     assert world.sample("target_duration_kept_total") == 1
 
@@ -578,16 +579,12 @@ async def test_a_variant_added_after_a_discontinuity_counts_the_discontinuities_
     world.pub.on_master(one)
     for run in ("a", "b"):
         world.segments = {}
-        for n in range(3):
-            world.owncast_lists(0, f"stream-{run}-{n}.ts")
-            await world.settle()
+        await one_at_a_time(world, 0, run, range(3))
         world.owncast_lists(0, ended=True)
         await world.settle()
     world.segments = {}
     world.pub.on_master([*one, SourceVariant(1, 300_000)])
-    for n in range(4):
-        world.owncast_lists((0, 1), f"stream-c-{n}.ts")
-        await world.settle()
+    await one_at_a_time(world, (0, 1), "c", range(4))
     numbers = {v: [n for i, n, name in world.listed if i == v and name.startswith("stream-c")] for v in (0, 1)}
     assert numbers[0] == numbers[1] and len(numbers[0]) == 4, numbers
     gens = [world.pub.playlist(v) for v in (0, 1)]
@@ -601,9 +598,7 @@ async def test_variants_removed_then_added_back_between_streams(world: World) ->
     variant comes back, both number the same moments alike (the checker lines them up by number)."""
     both = [SourceVariant(0, 3_000_000), SourceVariant(1, 300_000)]
     world.pub.on_master(both)
-    for n in range(3):
-        world.owncast_lists((0, 1), f"stream-a-{n}.ts")
-        await world.settle()
+    await one_at_a_time(world, (0, 1), "a", range(3))
     world.owncast_lists((0, 1), ended=True)
     await world.settle()
 
@@ -611,9 +606,7 @@ async def test_variants_removed_then_added_back_between_streams(world: World) ->
     world.owncast_lists(0, "stream-b-0.ts")
     world.pub.on_master(both[:1])  # its master comes after the first playlist
     await world.settle()
-    for n in range(1, 4):
-        world.owncast_lists(0, f"stream-b-{n}.ts")
-        await world.settle()
+    await one_at_a_time(world, 0, "b", range(1, 4))
     assert [name for v, _, name in world.listed if v == 0][-4:] == [f"stream-b-{n}.ts" for n in range(4)]
     gen = world.pub.playlist(1)
     assert gen is not None and gen.ended
@@ -626,9 +619,7 @@ async def test_variants_removed_then_added_back_between_streams(world: World) ->
     world.pub.on_master(both)  # back to two: variant 1 is read once the master names it
     world.owncast_lists(1, "stream-c-0.ts")
     await world.settle()
-    for n in range(1, 4):
-        world.owncast_lists((0, 1), f"stream-c-{n}.ts")
-        await world.settle()
+    await one_at_a_time(world, (0, 1), "c", range(1, 4))
     for v in (0, 1):
         assert [name for i, _, name in world.listed if i == v][-4:] == [f"stream-c-{n}.ts" for n in range(4)]
     numbers = {v: [n for i, n, name in world.listed if i == v and name.startswith("stream-c")] for v in (0, 1)}
