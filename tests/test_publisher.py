@@ -34,6 +34,18 @@ async def one_at_a_time(world: World, variants: int | tuple[int, ...], run: str,
         await world.settle()
 
 
+async def cut_apart(world: World, run: str, count: int, start: float | None = None, target: int = 1,
+                    transcoded: tuple[int, ...] = (1,)) -> None:
+    """Stream `run` cut apart, settled each second: `count` 1 s segments in `transcoded`, a 2 s one every
+    other second in the copied variant 0 (its target `target`), dated from `start` (else by number)."""
+    for n in range(count):
+        date = None if start is None else start + n
+        world.owncast_lists(transcoded, f"stream-{run}-{n}.ts", duration=1.0, date=date)
+        if n % 2 == 0:
+            world.owncast_lists(0, f"stream-{run}-{n // 2}.ts", duration=2.0, date=date, target=target)
+        await world.settle()
+
+
 async def test_segments_are_uploaded_with_keys_and_listed_with_public_urls(world: World) -> None:
     world.owncast_lists(0, "stream-a-0.ts", "stream-a-1.ts")
     await world.settle()
@@ -502,11 +514,7 @@ async def test_variants_cut_apart_are_listed_each_on_its_own(tmp_path: Path) -> 
     and discontinuity number (the checker aligns by time)."""
     world = World(tmp_path, align_by="time")
     world.pub.on_master([SourceVariant(0, 3_000_000), SourceVariant(1, 300_000)])
-    for n in range(12):
-        world.owncast_lists(1, f"stream-a-{n}.ts", duration=1.0)
-        if n % 2 == 0:
-            world.owncast_lists(0, f"stream-a-{n // 2}.ts", duration=2.0)
-        await world.settle()
+    await cut_apart(world, "a", 12)
     listed = {v: [name for i, _, name in world.listed if i == v] for v in (0, 1)}
     assert listed[1] == [f"stream-a-{n}.ts" for n in range(12)]  # none waits for the copied variant
     assert listed[0] == [f"stream-a-{n}.ts" for n in range(6)]
@@ -644,11 +652,7 @@ async def test_a_raise_from_one_lane_lists_what_the_other_lane_listed_meanwhile(
     await world.pub.start()
     assert world.snapshots is not None
     world.pub.on_master([SourceVariant(0, 3_000_000), SourceVariant(1, 300_000)])
-    for n in range(6):
-        world.owncast_lists(1, f"stream-a-{n}.ts", duration=1.0)
-        if n % 2 == 0:
-            world.owncast_lists(0, f"stream-a-{n // 2}.ts", duration=2.0, date=n)
-        await world.settle()
+    await cut_apart(world, "a", 6, start=0.0)
     # shown: told once a saved version holds them
     await world.until(lambda: len(world.listed) >= 9, "nine segments listed")
     assert world.pub.target_duration == 2
@@ -684,21 +688,13 @@ async def test_a_variant_a_passthrough_stream_adds_joins_at_the_others_discontin
     checker lines variants up by date), not at its own."""
     world = World(tmp_path, align_by="time", window=60.0)
     world.pub.on_master([SourceVariant(0, 3_000_000), SourceVariant(1, 300_000)])
-    for n in range(8):
-        world.owncast_lists(1, f"stream-a-{n}.ts", duration=1.0, date=n)
-        if n % 2 == 0:
-            world.owncast_lists(0, f"stream-a-{n // 2}.ts", duration=2.0, date=n, target=2)
-        await world.settle()
+    await cut_apart(world, "a", 8, start=0.0, target=2)
     for v in (0, 1):
         world.owncast_lists(v, ended=True, target=2 - v)
     await world.settle()
     world.segments.clear()  # Owncast wipes its folder for a new stream
     world.pub.on_master([SourceVariant(0, 3_000_000), SourceVariant(1, 300_000), SourceVariant(2, 200_000)])
-    for n in range(8):
-        world.owncast_lists((1, 2), f"stream-b-{n}.ts", duration=1.0, date=20 + n)
-        if n % 2 == 0:
-            world.owncast_lists(0, f"stream-b-{n // 2}.ts", duration=2.0, date=20 + n, target=2)
-        await world.settle()
+    await cut_apart(world, "b", 8, start=20.0, target=2, transcoded=(1, 2))
     dnum = {v: re.findall(r"#EXT-X-DISCONTINUITY-SEQUENCE:(\d+)", world.text(v)) for v in (0, 1, 2)}
     assert all(dnum.values()), dnum
     listed = {v: [name for i, _, name in world.listed if i == v] for v in (0, 1, 2)}
