@@ -12,6 +12,7 @@ import logging
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import aiohttp
@@ -40,17 +41,6 @@ PATH = "/live/events"
 # -- an SSE client: the WHATWG event-stream parsing rules ---------------------------------------
 
 
-class _Chunks:
-    """A response body that arrives in the given chunks (for testing the reader itself)."""
-
-    def __init__(self, chunks: list[bytes]) -> None:
-        self.content = self
-        self._chunks = chunks
-
-    async def readany(self) -> bytes:
-        return self._chunks.pop(0) if self._chunks else b""
-
-
 @pytest.mark.parametrize("newline", ["\n", "\r\n", "\r"])
 @pytest.mark.parametrize("size", [1, 2, 7, 1000])
 async def test_the_reader_follows_the_spec_whatever_the_line_ends_and_chunks(newline: str, size: int) -> None:
@@ -58,7 +48,12 @@ async def test_the_reader_follows_the_spec_whatever_the_line_ends_and_chunks(new
             " |event: not sent without data||data: plain||"
             "id: 8|data: {\"k\": 1}||data: tail without its blank line|").replace("|", newline)
     raw = text.encode()
-    reader = SseReader(_Chunks([raw[i:i + size] for i in range(0, len(raw), size)]))  # type: ignore[arg-type]
+    chunks = [raw[i:i + size] for i in range(0, len(raw), size)]
+
+    async def readany() -> bytes:  # a response body that arrives in those chunks
+        return chunks.pop(0) if chunks else b""
+
+    reader = SseReader(SimpleNamespace(content=SimpleNamespace(readany=readany)))  # type: ignore[arg-type]
     items = []
     while (item := await reader.next()) is not None:
         items.append(item)
@@ -111,6 +106,13 @@ def segments(hub: EventHub, first: int, n: int) -> list[int]:
             for i in range(n)]
 
 
+async def gets_the_next(hub: EventHub, reader: SseReader, first: int) -> None:
+    """Nothing else is on its way to `reader`: the next event it gets is the segment published now."""
+    new = segments(hub, first, 1)
+    event = await reader.event()
+    assert event.type == "segment" and int(event.last_id) == new[0]
+
+
 # -- the stream -----------------------------------------------------------------------------------
 
 
@@ -147,13 +149,11 @@ async def test_state_events_and_a_new_dashboard_gets_the_current_state_without_a
                                        {"state": "degraded", "detail": "storage unreachable (Timeout)"}]
     assert all(e.type == "state" and e.id_field for e in got)
 
-    late = await client.get(PATH)
-    reader = SseReader(late)
+    reader = SseReader(await client.get(PATH))  # a late dashboard
     current = await reader.event()
     assert current.type == "state" and current.json()["state"] == "degraded"
     assert not current.id_field and reader.last_id == ""  # it does not move the resume position
-    new = segments(hub, 7, 1)
-    assert int((await reader.event()).last_id) == new[0]
+    await gets_the_next(hub, reader, 7)
 
 
 async def test_ids_start_at_the_wall_clock_in_milliseconds() -> None:
@@ -178,9 +178,7 @@ async def test_resume_gets_exactly_the_missed_events(make_client: MakeClient) ->
     assert [int(e.last_id) for e in resumed] == missed
     assert [e.json()["media_sequence"] for e in resumed] == [13, 14, 15, 16]
     assert all(e.type == "segment" for e in got + resumed)
-    # Nothing else came first or in between: the next event is the next one published.
-    after = segments(hub, 17, 1)
-    assert int((await again.event()).last_id) == after[0]
+    await gets_the_next(hub, again, 17)  # nothing else came first or in between
 
 
 async def test_resume_by_query_parameter_for_polyfills(make_client: MakeClient) -> None:
@@ -224,8 +222,7 @@ async def test_an_id_from_another_process_gets_a_reset_then_the_ring(make_client
     first = ids[0] if ids else hub.last_id + 1
     assert reset.type == "reset" and reset.json() == {"last_event_id": foreign, "first_id": first}
     assert [int(e.last_id) for e in await reader.events(len(ids))] == ids
-    new = segments(hub, 3, 1)  # and then what is published
-    assert int((await reader.event()).last_id) == new[0]
+    await gets_the_next(hub, reader, 3)  # and then what is published
 
 
 @pytest.mark.parametrize("behind", ["from id 1", "200 behind", "65 behind"])
@@ -238,10 +235,8 @@ async def test_a_resume_too_far_behind_gets_a_reset_and_the_recent_events_only(
     reader = await open_stream(client, query=f"?lastEventId={last_id}")
     reset = await reader.event()
     assert reset.type == "reset" and reset.json() == {"last_event_id": last_id, "first_id": ids[-RING_SIZE]}
-    recent = await reader.events(RING_SIZE)
-    assert [int(e.last_id) for e in recent] == ids[-RING_SIZE:]
-    after = segments(hub, 1100, 1)  # nothing else was sent: the next event is the next one published
-    assert int((await reader.event()).last_id) == after[0]
+    assert [int(e.last_id) for e in await reader.events(RING_SIZE)] == ids[-RING_SIZE:]
+    await gets_the_next(hub, reader, 1100)  # nothing else was sent
 
 
 async def test_a_resume_that_missed_the_recent_events_exactly_gets_them_without_a_reset(
@@ -259,9 +254,7 @@ async def test_an_up_to_date_id_or_one_that_is_not_a_number_gets_no_backlog_and_
     hub, client = await make_client()
     ids = segments(hub, 0, 3)  # would be sent if junk were taken for an old id
     reader = await open_stream(client, headers={"Last-Event-ID": str(ids[-1]) if given == "up to date" else given})
-    new = segments(hub, 3, 1)
-    event = await reader.event()
-    assert event.type == "segment" and int(event.last_id) == new[0]
+    await gets_the_next(hub, reader, 3)
 
 
 def test_parse_last_event_id() -> None:
@@ -323,8 +316,7 @@ async def test_idle_streams_get_a_ping_comment(make_client: MakeClient) -> None:
     async with asyncio.timeout(WAIT):
         while (item := await reader.next()) != "ping":
             assert item is not None
-    new = segments(hub, 0, 1)  # events still come after pings
-    assert int((await reader.event()).last_id) == new[0]
+    await gets_the_next(hub, reader, 0)  # events still come after pings
 
 
 async def test_streams_beyond_the_cap_get_503_with_retry_after(make_client: MakeClient) -> None:
@@ -437,8 +429,7 @@ async def test_a_slow_stream_that_the_ring_left_behind_gets_a_reset() -> None:
 def test_segment_with_a_non_finite_duration_is_valid_json() -> None:
     hub = EventHub()
     hub.segment_listed(0, 1, math.nan, "https://r2.example/x.ts")
-    frame = hub._ring[-1][1].decode()
-    data = next(line for line in frame.splitlines() if line.startswith("data: "))
+    data = next(line for line in hub._ring[-1][1].decode().splitlines() if line.startswith("data: "))
     assert json.loads(data.removeprefix("data: "), parse_constant=lambda c: pytest.fail(c))["duration"] is None
 
 
@@ -499,8 +490,7 @@ async def test_watcher_publishes_each_state_change_once(
         health.error = None
         health.answer = (True, {"status": "ok", "stream": "live"})
         assert (await reader.event()).json() == {"state": "online", "detail": "ok"}
-        sentinel = segments(hub, 0, 1)
-        assert int((await reader.event()).last_id) == sentinel[0]  # and nothing in between
+        await gets_the_next(hub, reader, 0)  # and nothing in between
     finally:
         await watcher.stop()
 
@@ -529,23 +519,16 @@ async def test_the_service_runs_state_events_from_its_first_scan_until_it_stops(
     first scan of Owncast's folder (a reading before it would say offline); Service.stop stops it first,
     so no state is read or published once the hub closes, and nothing of it is left running."""
     steps: list[str] = []
-    assess, scan, close = HealthReport.assess, HlsWatcher.scan, EventHub.close
 
-    def reading(report: HealthReport) -> Assessment:
-        steps.append("reading")
-        return assess(report)
+    def noting(step: str, real: Callable[..., Any]) -> Callable[..., Any]:
+        def noted(*args: Any, **kwargs: Any) -> Any:
+            steps.append(step)
+            return real(*args, **kwargs)
+        return noted
 
-    def scanning(watcher: HlsWatcher, quiet: bool = True) -> None:
-        steps.append("scan")
-        scan(watcher, quiet)
-
-    def closing(hub: EventHub) -> None:
-        steps.append("close")
-        close(hub)
-
-    monkeypatch.setattr(HealthReport, "assess", reading)
-    monkeypatch.setattr(HlsWatcher, "scan", scanning)
-    monkeypatch.setattr(EventHub, "close", closing)
+    monkeypatch.setattr(HealthReport, "assess", noting("reading", HealthReport.assess))
+    monkeypatch.setattr(HlsWatcher, "scan", noting("scan", HlsWatcher.scan))
+    monkeypatch.setattr(EventHub, "close", noting("close", EventHub.close))
 
     def running() -> list[asyncio.Task[Any]]:
         return [t for t in asyncio.all_tasks() if t.get_name() == "status-events" and not t.done()]

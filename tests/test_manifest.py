@@ -125,8 +125,7 @@ def test_a_gap_entry_keeps_its_number_date_and_duration_with_ext_x_gap_and_no_di
                      "#EXT-X-GAP\n#EXTINF:1.000,\nhttps://r2.example/live/0/")
     assert number == 1 and "#EXT-X-DISCONTINUITY\n" not in text and "#EXT-X-VERSION:3\n" in text
     assert d.gen.last_discontinuity == 0
-    parsed = m3u8.loads(text)  # an independent parser reads it as a gap segment
-    assert [s.gap_tag for s in parsed.segments] == [None, True, None]
+    assert [s.gap_tag for s in m3u8.loads(text).segments] == [None, True, None]  # as m3u8 reads it
     again = playlist_memory.restore(playlist_memory.snapshot(d.gen, d.now), d.now, WindowOptions(6.0))
     assert again.render().body == d.gen.render().body
 
@@ -172,8 +171,7 @@ def test_program_date_time_is_synthesized_continuously_when_missing() -> None:
     d = Driven()
     d.append(ListedSegment("https://r2/a.ts", 1.0), advance=0)
     d.append(ListedSegment("https://r2/b.ts", 1.0))
-    pdts = [s.program_date_time.timestamp() for s in m3u8.loads(d.text()).segments]
-    assert pdts == [T0 - 1.0, T0]
+    assert [s.program_date_time.timestamp() for s in m3u8.loads(d.text()).segments] == [T0 - 1.0, T0]
 
 
 def test_fmp4_map_precedes_first_segment_and_survives_sliding() -> None:
@@ -186,8 +184,7 @@ def test_fmp4_map_precedes_first_segment_and_survives_sliding() -> None:
     assert text.count("#EXT-X-MAP") == 1
     lines = text.splitlines()
     assert lines.index(f'#EXT-X-MAP:URI="{init}"') < lines.index("#EXTINF:1.000,")
-    parsed = m3u8.loads(text)
-    assert all(s.init_section.uri == init for s in parsed.segments)
+    assert all(s.init_section.uri == init for s in m3u8.loads(text).segments)
 
 
 def test_render_is_cached_until_the_playlist_changes() -> None:
@@ -403,8 +400,7 @@ def test_a_restart_starts_the_new_playlist_with_what_was_never_served(new_timeli
     for n in range(4, 6):
         gen.append(ListedSegment(f"a{n}.ts", 1.0, 1000.0 + n), float(n))  # listed, never shown
     gen.mark_gap()
-    left = gen.restart(3, 6.0, new_timeline=new_timeline, served_through=3)
-    assert left == []
+    assert gen.restart(3, 6.0, new_timeline=new_timeline, served_through=3) == []
     assert [r.segment.uri for r in gen.drain_removed()] == [f"a{n}.ts" for n in range(4)]
     assert gen.uris() == ["a4.ts", "a5.ts"] and gen.media_sequence == 4 and gen.next_sequence == 6
     gen.append(ListedSegment("b0.ts", 2.5, 1010.0), 8.5)
@@ -415,8 +411,7 @@ def test_a_restart_starts_the_new_playlist_with_what_was_never_served(new_timeli
     assert text.count("#EXT-X-DISCONTINUITY\n") == 1 and text.index("#EXT-X-DISCONTINUITY\n") < text.index("b0.ts")
     assert text.index("a5.ts") < text.index("#EXT-X-DISCONTINUITY\n")  # the gap after a5, not before a4
     # Without served_through (the default), everything leaves, as before.
-    again = ManifestGenerator(1, WindowOptions(3.0))
-    again.append(ListedSegment("c0.ts", 1.0, 1000.0), 0.0)
+    again = listing(1, 3.0, 1)
     assert again.restart(3, 1.0) == [] and again.uris() == []
 
 
@@ -428,8 +423,7 @@ def test_segments_carried_into_a_new_timeline_keep_theirs_and_the_next_segment_s
     gen = listing(1, 3.0, 3)
     checker.assert_ok(gen.render().body.decode())
     gen.append(ListedSegment("a3.ts", 1.0, 1003.0), 3.0)  # listed, never shown
-    plain = ManifestGenerator(1, WindowOptions(3.0))  # a variant with nothing to carry, restarted alike
-    plain.append(ListedSegment("p0.ts", 1.0, 1000.0), 0.0)
+    plain = listing(1, 3.0, 1)  # a variant with nothing to carry, restarted alike
     assert gen.last_discontinuity == plain.last_discontinuity == 0
     assert gen.restart(6, 4.0, new_timeline=True, served_through=2) == []
     plain.restart(6, 4.0, new_timeline=True)
@@ -539,20 +533,16 @@ def test_the_newest_segments_of_a_long_window_are_a_playlist_numbered_as_the_who
     assert 3 <= kept < len(whole.segments)
     assert part.media_sequence == whole.media_sequence + len(whole.segments) - kept
     assert b"CAN-SKIP-UNTIL" not in body and b"CAN-BLOCK-RELOAD=YES" in body and b"#EXT-X-START:" in body
-    tail = whole.segments[-kept:]
-    for mine, theirs in zip(part.segments, tail, strict=True):
+    for mine, theirs in zip(part.segments, whole.segments[-kept:], strict=True):
         assert (mine.uri, mine.duration, mine.program_date_time) == (theirs.uri, theirs.duration,
                                                                      theirs.program_date_time)
         assert (mine.init_section.uri if mine.init_section else None) == (
             theirs.init_section.uri if theirs.init_section else None)
     # Discontinuity numbers: the whole's, at every segment kept (hls.js's cc; 6.2.4 across versions).
     def numbers(text: str) -> list[int]:
-        parsed, out = m3u8.loads(text), []
-        number = parsed.discontinuity_sequence or 0
-        for i, s in enumerate(parsed.segments):
-            number += bool(s.discontinuity)
-            out.append(number)
-        return out
+        parsed = m3u8.loads(text)
+        segments, first = parsed.segments, parsed.discontinuity_sequence or 0
+        return [first + sum(bool(s.discontinuity) for s in segments[:i + 1]) for i in range(len(segments))]
     assert numbers(body.decode()) == numbers(full.body.decode())[-kept:]
     assert MediaPlaylistChecker().check(body.decode()) == []
     assert full.identity is full  # under hls.MAX_IDENTITY_BYTES: served whole

@@ -51,12 +51,14 @@ def report(given: dict[str, int] | None = None, /, *, p2p: bool = True, **fields
     return pb.encode(*(values[name] for name, _ in FIELDS[: len(FIELDS) if p2p else pb.WITHOUT_P2P]), p2p=p2p)
 
 
-def counted(clock: Clock, **options: Any) -> tuple[Audience, Playback]:
+def counted(target: int | None = None, **options: Any) -> tuple[Clock, Audience, Playback]:
+    """A clock the test moves, an audience on it and its playback figures (`target`: the target duration)."""
+    clock = Clock()
     audience = Audience(3 * INTERVAL, clock=clock, **options)
-    return audience, Playback(audience, interval=INTERVAL)
+    return clock, audience, Playback(audience, interval=INTERVAL, target_duration=lambda: target)
 
 
-def send(audience: Audience, playback: Playback, page: str, address: str, text: str) -> bool | None:
+def send(audience: Audience, playback: Playback, page: str, address: str | None, text: str) -> bool | None:
     """What the route does with a beat carrying `text`: parsed, counted, taken. None: not counted or
     malformed; else whether the report was taken."""
     values = playback.parse(text)
@@ -69,7 +71,7 @@ def send(audience: Audience, playback: Playback, page: str, address: str, text: 
 
 
 def test_a_report_is_base64_of_version_1_with_or_without_p2p_and_anything_else_is_refused() -> None:
-    _, playback = counted(Clock())
+    *_, playback = counted()
     full = report(watched_ms=10_000, latency_ms=7_000, variant=1, bucket_segments=3, peer_segments=2)
     values = playback.parse(full)
     assert values is not None
@@ -87,7 +89,7 @@ def test_a_report_is_base64_of_version_1_with_or_without_p2p_and_anything_else_i
 
 
 def test_a_fields_width_bounds_it_and_the_start_up_and_the_latency_are_clamped() -> None:
-    _, playback = counted(Clock())
+    *_, playback = counted()
     values = playback.parse(report(startup_ms=0xFFFF_FFFE, latency_ms=0xFFFF_FFFE, stalls=255, variant=254))
     assert values is not None
     assert (values[pb.STARTUP], values[pb.LATENCY]) == (pb.STARTUP_CAP, pb.LATENCY_CAP)
@@ -106,8 +108,7 @@ def weight(buckets: pb.Buckets, above: float = -math.inf) -> float:
 
 
 def test_a_page_weighs_at_most_one_observation_per_interval_however_often_it_reports() -> None:
-    clock = Clock()
-    audience, playback = counted(clock)
+    clock, audience, playback = counted()
     page = new_id()
     taken = []
     start = clock.t
@@ -127,8 +128,7 @@ def test_a_page_weighs_at_most_one_observation_per_interval_however_often_it_rep
 
 
 def test_a_page_claims_no_more_time_than_it_was_there() -> None:
-    clock = Clock()
-    audience, playback = counted(clock)
+    clock, audience, playback = counted()
     page = new_id()
     assert send(audience, playback, page, "192.0.2.1", report()) is False  # its first beat
     clock.t += 10
@@ -174,8 +174,7 @@ def test_a_report_holds_no_more_than_a_page_could_have_had_since_its_last_else_i
     """Each count is bounded by the time the report covers, not by its field's width (255 stalls, 65,535
     rejected peer segments a report): beyond it, the report is refused whole (counted:
     reason="out_of_bounds"; the page carries its counts into its next, as after "too soon")."""
-    clock = Clock()
-    audience, playback = counted(clock)
+    clock, audience, playback = counted()
     pages = [new_id(), new_id()]
     for page in pages:
         assert send(audience, playback, page, "192.0.2.1", report()) is False  # the first beat: counted
@@ -216,10 +215,8 @@ def test_one_address_with_20_pages_adds_no_more_than_20_pages_could_have_had() -
                                 rejected=min(65_535, int(4 * s)), banned=min(255, int(4 * s)),
                                 stalled_ms=int(1000 * s), bucket_segments=1, bucket_ms=120_000))
     for claim in (lambda _: GREEDY, careful):
-        clock = Clock()
-        audience, playback = counted(clock)
-        pages = [new_id() for _ in range(20)]
-        flood(audience, playback, pages, "198.51.100.7", 40, clock, claim)
+        clock, audience, playback = counted()
+        flood(audience, playback, [new_id() for _ in range(20)], "198.51.100.7", 40, clock, claim)
         stalls = sum(v.stalls for v in playback.variants.values())
         assert stalls <= 20 * 50 * 2, stalls
         assert playback.count(pb.NET_FATAL) <= 20 * 50 * 4 and playback.count(pb.REJECTED) <= 20 * 50 * 4
@@ -234,8 +231,7 @@ def test_one_address_with_20_pages_adds_no_more_than_20_pages_could_have_had() -
 def test_start_ups_count_once_per_page_and_once_a_minute_per_address() -> None:
     """A client making up page ids, each counted half an interval with a start-up of 10 minutes, must not
     fill the start-up figures: an address's start-up counts once a minute, a page's once."""
-    clock = Clock()
-    audience, playback = counted(clock)
+    clock, audience, playback = counted()
     start = clock.t
     made: list[str] = []
     for step in range(180):  # 4 new pages a second for 45 s, each heard 5 s after its first beat, then gone
@@ -272,9 +268,7 @@ def test_the_addresses_that_reported_a_problem_are_counted_once_each_within_thei
     stall count once; a page of another address twice as many; a page whose address is unknown counts
     by itself (no address to share). Stalls and slow downloads are forgotten after 5 minutes, rejections
     after 10 (the alerts' windows)."""
-    clock = Clock()
-    audience = Audience(3 * INTERVAL, clock=clock)
-    playback = Playback(audience, interval=INTERVAL, target_duration=lambda: 3)
+    clock, audience, playback = counted(target=3)
     one = [new_id() for _ in range(20)]
     troubled = report(stalls=1, stalled_ms=1000, rejected=1, bucket_segments=1, bucket_ms=3_500)
     for _ in range(2):
@@ -283,11 +277,10 @@ def test_the_addresses_that_reported_a_problem_are_counted_once_each_within_thei
         clock.t += INTERVAL
     assert playback.problem_addresses() == {"stalls": 1, "rejections": 1, "slow_downloads": 1}
     others = [("192.0.2.5", new_id()), (None, new_id()), (None, new_id())]
+    slow = report(stalls=1, bucket_segments=1, bucket_ms=2_900)
     for _ in range(2):
         for address, page in others:
-            values = playback.parse(report(stalls=1, bucket_segments=1, bucket_ms=2_900))
-            assert values is not None and audience.beat(page, address, p2p=False)
-            playback.take(page, values)
+            assert send(audience, playback, page, address, slow) is not None  # counted, well-formed
         clock.t += INTERVAL
     assert playback.problem_addresses() == {"stalls": 4, "rejections": 1, "slow_downloads": 1}
     clock.t += 300 - 2 * INTERVAL  # the first address's last problems: 5 minutes ago
@@ -304,8 +297,7 @@ def test_a_flood_moves_each_distribution_by_its_share_of_the_pages_counted_and_n
     at most 100/110 (their start-ups: one per address, 5 of 15); with the count's total cap at 50, 40/50
     (the honest pages were counted first; start-ups 2 of 12)."""
     for limit, fake_pages in ((LIMIT, 100), (50, 40)):
-        clock = Clock()
-        audience, playback = counted(clock, limit=limit)
+        clock, audience, playback = counted(limit=limit)
         honest = [new_id() for _ in range(10)]
         flood = [[new_id() for _ in range(1000)] for _ in range(5)]
         honest_report = report(startup_ms=1000, latency_ms=6000, bucket_segments=3, bucket_ms=900,
@@ -337,8 +329,7 @@ def test_a_flood_moves_each_distribution_by_its_share_of_the_pages_counted_and_n
 
 
 def test_the_stalled_pages_of_the_last_five_minutes_are_those_still_counted() -> None:
-    clock = Clock()
-    audience, playback = counted(clock)
+    clock, audience, playback = counted()
     pages = [new_id() for _ in range(3)]
     for _ in range(2):  # a first beat, then a report taken
         for i, page in enumerate(pages):
@@ -357,10 +348,10 @@ def test_the_stalled_pages_of_the_last_five_minutes_are_those_still_counted() ->
 # -- over HTTP ---------------------------------------------------------------------------------------------
 
 
-async def client_for(aiohttp_client: AiohttpClient, clock: Clock, *, show: bool = True,
-                     ) -> tuple[TestClient[web.Request, web.Application], Audience, Playback]:
+async def client_for(aiohttp_client: AiohttpClient, *, show: bool = True,
+                     ) -> tuple[TestClient[web.Request, web.Application], Clock, Audience, Playback]:
     assert VIEWER is not None
-    audience, playback = counted(clock)
+    clock, audience, playback = counted()
     metrics = Metrics(CollectorRegistry(auto_describe=True))
     AudienceMetrics(metrics.registry, lambda: audience.watching, lambda: audience.p2p,
                     lambda: audience.refused, lambda: audience.stalled_recently)
@@ -369,12 +360,12 @@ async def client_for(aiohttp_client: AiohttpClient, clock: Clock, *, show: bool 
                      playlist_options=PlaylistOptions(trust_cf_connecting_ip=True),
                      viewer_options=ViewerOptions(VIEWER, show_viewer_count=show,
                                                   viewers=Viewers(audience, playback)))
-    return await aiohttp_client(app), audience, playback
+    return await aiohttp_client(app), clock, audience, playback
 
 
 async def test_a_malformed_report_is_a_400_of_one_line_not_counted_and_not_logged(
         aiohttp_client: AiohttpClient, caplog: pytest.LogCaptureFixture) -> None:
-    client, audience, playback = await client_for(aiohttp_client, Clock())
+    client, _, audience, playback = await client_for(aiohttp_client)
     caplog.set_level(logging.DEBUG)
     for text in ("1 2 3", report()[:-8], "!" + report()[1:], "x" * 4000):
         response = await client.post("/live/watching", headers={"Hb-Watching": new_id(), "Hb-Report": text,
@@ -389,8 +380,7 @@ async def test_a_malformed_report_is_a_400_of_one_line_not_counted_and_not_logge
 async def test_the_answer_carries_the_services_clock_and_says_when_a_report_was_not_taken(
         aiohttp_client: AiohttpClient) -> None:
     for show in (True, False):
-        clock = Clock()
-        client, audience, playback = await client_for(aiohttp_client, clock, show=show)
+        client, clock, audience, playback = await client_for(aiohttp_client, show=show)
         page = new_id()
         before = time.time() * 1000
         first = await client.post("/live/watching", headers={"Hb-Watching": page, "Hb-Report": report()})
@@ -410,8 +400,7 @@ async def test_the_answer_carries_the_services_clock_and_says_when_a_report_was_
 
 async def test_metrics_export_the_reports_with_bounded_labels_and_health_says_who_stalled(
         aiohttp_client: AiohttpClient) -> None:
-    clock = Clock()
-    client, audience, playback = await client_for(aiohttp_client, clock)
+    client, clock, audience, playback = await client_for(aiohttp_client)
     reports = [
         report(startup_ms=800, watched_ms=9_000, stalls=1, stalled_ms=1_000, latency_ms=6_500, variant=1,
                switches=1, frames=270, dropped_frames=3, media_recovered=1, bucket_segments=3, bucket_ms=600,
@@ -569,8 +558,7 @@ async def test_a_hostile_client_moves_the_real_services_figures_no_further_than_
 
 def test_health_says_how_many_viewers_stalled_in_the_last_five_minutes() -> None:
     world = World(Path("/nonexistent"))
-    clock = Clock()
-    audience, playback = counted(clock)
+    clock, audience, playback = counted()
     pages = [new_id(), new_id()]
     for _ in range(2):
         send(audience, playback, pages[0], "192.0.2.1", report(stalls=2, stalled_ms=3000))
@@ -583,7 +571,7 @@ def test_health_says_how_many_viewers_stalled_in_the_last_five_minutes() -> None
 
 async def test_config_asks_for_reports(aiohttp_client: AiohttpClient) -> None:
     """Owncast's playback report named there too: tests/test_viewers.py."""
-    client, *_ = await client_for(aiohttp_client, Clock())
+    client, *_ = await client_for(aiohttp_client)
     config = await (await client.get("/config.json")).json()
     assert config["viewers"] == {"beat": 10.0, "show": True, "report": 1}
 

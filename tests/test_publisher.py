@@ -8,6 +8,7 @@ import json
 import re
 import logging
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,6 +24,26 @@ from tests.support.served import MakeWorld
 @pytest.fixture
 def world(make_world: MakeWorld) -> World:
     return make_world()
+
+
+async def one_at_a_time(world: World, variants: int | tuple[int, ...], run: str, numbers: range,
+                        **listing: Any) -> None:
+    """Owncast lists stream `run`'s segments `numbers` in `variants`, each settled before the next."""
+    for n in numbers:
+        world.owncast_lists(variants, f"stream-{run}-{n}.ts", **listing)
+        await world.settle()
+
+
+async def cut_apart(world: World, run: str, count: int, start: float | None = None, target: int = 1,
+                    transcoded: tuple[int, ...] = (1,)) -> None:
+    """Stream `run` cut apart, settled each second: `count` 1 s segments in `transcoded`, a 2 s one every
+    other second in the copied variant 0 (its target `target`), dated from `start` (else by number)."""
+    for n in range(count):
+        date = None if start is None else start + n
+        world.owncast_lists(transcoded, f"stream-{run}-{n}.ts", duration=1.0, date=date)
+        if n % 2 == 0:
+            world.owncast_lists(0, f"stream-{run}-{n // 2}.ts", duration=2.0, date=date, target=target)
+        await world.settle()
 
 
 async def test_segments_are_uploaded_with_keys_and_listed_with_public_urls(world: World) -> None:
@@ -132,9 +153,7 @@ def test_a_lost_init_section_is_reported_once_not_as_an_unretrieved_future(tmp_p
         asyncio.get_running_loop().set_exception_handler(
             lambda _loop, context: unretrieved.append(context["message"]))
         world = World(tmp_path)
-        world.owncast_lists(0, "stream-a-0.m4s", init="init_0.mp4", write=False)
-        (tmp_path / "0").mkdir(exist_ok=True)
-        (tmp_path / "0" / "stream-a-0.m4s").write_bytes(b"\x00" * 376)
+        world.owncast_lists(0, "stream-a-0.m4s", init="init_0.mp4")
         await world.settle()
         await world.pub.close()
         return world.sample("segments_lost_total", variant="0", reason="init_lost")
@@ -215,8 +234,7 @@ async def test_the_target_policy_returns_a_retarget_and_changes_no_playlist(worl
 async def test_variants_list_the_same_slots_under_the_same_numbers(world: World) -> None:
     world.pub.on_master([SourceVariant(0, 800_000), SourceVariant(1, 300_000)])
     world.store.hold("live/1/stream-a-0.ts")
-    world.owncast_lists(0, "stream-a-0.ts")
-    world.owncast_lists(1, "stream-a-0.ts")
+    world.owncast_lists((0, 1), "stream-a-0.ts")
     await world.until(lambda: "live/0/stream-a-0.ts" in world.store.keys(), "the first segment in the bucket")
     # variant 0's copy is in the bucket, but the slot waits for variant 1's: numbers stay aligned
     assert world.playlists.media_playlist(0) is None and world.playlists.master_playlist() is None
@@ -224,8 +242,7 @@ async def test_variants_list_the_same_slots_under_the_same_numbers(world: World)
     await world.settle()
     master = world.playlists.master_playlist()
     assert master is not None and b"1/playlist.m3u8" in master.body
-    world.owncast_lists(0, "stream-a-1.ts")
-    world.owncast_lists(1, "stream-a-1.ts")
+    world.owncast_lists((0, 1), "stream-a-1.ts")
     await world.settle()
     assert world.uris(0) == world.uris(1) == ["stream-a-0.ts", "stream-a-1.ts"]
 
@@ -350,14 +367,13 @@ async def test_owncast_idle_transcoder_ends_the_playlist(world: World) -> None:
     assert world.health() [1]["stream"] == "ended" and world.health()[0]
 
 
-async def test_target_duration_is_never_taken_from_offline_clips(make_world: MakeWorld) -> None:
-    w = make_world()
-    w.owncast_lists(0, "stream-offline-0.ts", duration=5.0)  # the service starts while Owncast idles
-    assert w.pub.target_duration is None
-    w.segments[0] = []
-    w.owncast_lists(0, "stream-a-0.ts", duration=1.0, media_sequence=0)
-    await w.settle()
-    assert w.pub.target_duration == 1 and w.uris(0) == ["stream-a-0.ts"]
+async def test_target_duration_is_never_taken_from_offline_clips(world: World) -> None:
+    world.owncast_lists(0, "stream-offline-0.ts", duration=5.0)  # the service starts while Owncast idles
+    assert world.pub.target_duration is None
+    world.segments[0] = []
+    world.owncast_lists(0, "stream-a-0.ts", duration=1.0, media_sequence=0)
+    await world.settle()
+    assert world.pub.target_duration == 1 and world.uris(0) == ["stream-a-0.ts"]
 
 
 async def test_health_says_when_owncast_produces_but_nothing_is_listed(world: World) -> None:
@@ -498,11 +514,7 @@ async def test_variants_cut_apart_are_listed_each_on_its_own(tmp_path: Path) -> 
     and discontinuity number (the checker aligns by time)."""
     world = World(tmp_path, align_by="time")
     world.pub.on_master([SourceVariant(0, 3_000_000), SourceVariant(1, 300_000)])
-    for n in range(12):
-        world.owncast_lists(1, f"stream-a-{n}.ts", duration=1.0)
-        if n % 2 == 0:
-            world.owncast_lists(0, f"stream-a-{n // 2}.ts", duration=2.0)
-        await world.settle()
+    await cut_apart(world, "a", 12)
     listed = {v: [name for i, _, name in world.listed if i == v] for v in (0, 1)}
     assert listed[1] == [f"stream-a-{n}.ts" for n in range(12)]  # none waits for the copied variant
     assert listed[0] == [f"stream-a-{n}.ts" for n in range(6)]
@@ -523,14 +535,10 @@ async def test_a_new_stream_with_shorter_segments_gets_its_own_target(world: Wor
     await world.settle()
     assert world.pub.target_duration == 3
     world.segments[0] = []  # Owncast wipes its folder for a new stream
-    for n in range(5):
-        world.owncast_lists(0, f"stream-b-{n}.ts", duration=1.0, target=1)
-        await world.settle()
+    await one_at_a_time(world, 0, "b", range(5), duration=1.0, target=1)
     assert world.pub.target_duration == 1 and "#EXT-X-TARGETDURATION:1\n" in world.text()
     world.segments[0] = []
-    for n in range(3):
-        world.owncast_lists(0, f"stream-c-{n}.ts", duration=3.0, target=3)
-        await world.settle()
+    await one_at_a_time(world, 0, "c", range(3), duration=3.0, target=3)
     assert world.pub.target_duration == 3
     assert [name for _, _, name in world.listed] == (
         [f"stream-a-{n}.ts" for n in range(4)] + [f"stream-b-{n}.ts" for n in range(5)]
@@ -546,9 +554,7 @@ async def test_shorter_segments_after_a_stream_that_did_not_end_keep_the_target(
         world.owncast_lists(0, f"stream-a-{n}.ts", duration=3.0, target=3)
     await world.settle()
     world.segments[0] = []
-    for n in range(5):
-        world.owncast_lists(0, f"stream-b-{n}.ts", duration=1.0, target=1)
-        await world.settle()
+    await one_at_a_time(world, 0, "b", range(5), duration=1.0, target=1)
     text = world.text()
     assert world.pub.target_duration == 3 and "#EXT-X-TARGETDURATION:3\n" in text
     assert "stream-a-3.ts" in text and text.count("#EXT-X-DISCONTINUITY\n") == 1
@@ -558,9 +564,7 @@ async def test_shorter_segments_after_a_stream_that_did_not_end_keep_the_target(
     world.owncast_lists(0, ended=True, target=1)
     await world.settle()
     world.segments[0] = []
-    for n in range(3):
-        world.owncast_lists(0, f"stream-c-{n}.ts", duration=1.0, target=1)
-        await world.settle()
+    await one_at_a_time(world, 0, "c", range(3), duration=1.0, target=1)
     assert world.pub.target_duration == 1 and "#EXT-X-TARGETDURATION:1\n" in world.text()
     assert world.sample("target_duration_kept_total") == 1
 
@@ -575,25 +579,20 @@ async def test_a_stream_that_cannot_be_served_is_never_idle_in_health(world: Wor
     assert reading.ok and reading.body["stream"] == "idle"
 
 
-async def test_a_variant_added_after_a_discontinuity_counts_the_discontinuities_before_it(tmp_path: Path) -> None:
+async def test_a_variant_added_after_a_discontinuity_counts_the_discontinuities_before_it(world: World) -> None:
     """One variant for two streams (a discontinuity between them), then two: the new variant's first
     segment has the discontinuity number the other gives the same media sequence number (6.2.4; the
     checker compares them on every version), not 0."""
-    world = World(tmp_path)
     one = [SourceVariant(0, 3_000_000)]
     world.pub.on_master(one)
     for run in ("a", "b"):
         world.segments = {}
-        for n in range(3):
-            world.owncast_lists(0, f"stream-{run}-{n}.ts")
-            await world.settle()
+        await one_at_a_time(world, 0, run, range(3))
         world.owncast_lists(0, ended=True)
         await world.settle()
     world.segments = {}
     world.pub.on_master([*one, SourceVariant(1, 300_000)])
-    for n in range(4):
-        world.owncast_lists((0, 1), f"stream-c-{n}.ts")
-        await world.settle()
+    await one_at_a_time(world, (0, 1), "c", range(4))
     numbers = {v: [n for i, n, name in world.listed if i == v and name.startswith("stream-c")] for v in (0, 1)}
     assert numbers[0] == numbers[1] and len(numbers[0]) == 4, numbers
     gens = [world.pub.playlist(v) for v in (0, 1)]
@@ -601,16 +600,13 @@ async def test_a_variant_added_after_a_discontinuity_counts_the_discontinuities_
     assert gens[0].last_discontinuity == gens[1].last_discontinuity == 2
 
 
-async def test_variants_removed_then_added_back_between_streams(tmp_path: Path) -> None:
+async def test_variants_removed_then_added_back_between_streams(world: World) -> None:
     """Owncast's variants set 2 -> 1 -> 2 between streams. The variant Owncast no longer announces is
     closed (ENDLIST) and the one left is listed at once, not after waiting for the other; when the
     variant comes back, both number the same moments alike (the checker lines them up by number)."""
-    world = World(tmp_path)
     both = [SourceVariant(0, 3_000_000), SourceVariant(1, 300_000)]
     world.pub.on_master(both)
-    for n in range(3):
-        world.owncast_lists((0, 1), f"stream-a-{n}.ts")
-        await world.settle()
+    await one_at_a_time(world, (0, 1), "a", range(3))
     world.owncast_lists((0, 1), ended=True)
     await world.settle()
 
@@ -618,9 +614,7 @@ async def test_variants_removed_then_added_back_between_streams(tmp_path: Path) 
     world.owncast_lists(0, "stream-b-0.ts")
     world.pub.on_master(both[:1])  # its master comes after the first playlist
     await world.settle()
-    for n in range(1, 4):
-        world.owncast_lists(0, f"stream-b-{n}.ts")
-        await world.settle()
+    await one_at_a_time(world, 0, "b", range(1, 4))
     assert [name for v, _, name in world.listed if v == 0][-4:] == [f"stream-b-{n}.ts" for n in range(4)]
     gen = world.pub.playlist(1)
     assert gen is not None and gen.ended
@@ -633,9 +627,7 @@ async def test_variants_removed_then_added_back_between_streams(tmp_path: Path) 
     world.pub.on_master(both)  # back to two: variant 1 is read once the master names it
     world.owncast_lists(1, "stream-c-0.ts")
     await world.settle()
-    for n in range(1, 4):
-        world.owncast_lists((0, 1), f"stream-c-{n}.ts")
-        await world.settle()
+    await one_at_a_time(world, (0, 1), "c", range(1, 4))
     for v in (0, 1):
         assert [name for i, _, name in world.listed if i == v][-4:] == [f"stream-c-{n}.ts" for n in range(4)]
     numbers = {v: [n for i, n, name in world.listed if i == v and name.startswith("stream-c")] for v in (0, 1)}
@@ -660,11 +652,7 @@ async def test_a_raise_from_one_lane_lists_what_the_other_lane_listed_meanwhile(
     await world.pub.start()
     assert world.snapshots is not None
     world.pub.on_master([SourceVariant(0, 3_000_000), SourceVariant(1, 300_000)])
-    for n in range(6):
-        world.owncast_lists(1, f"stream-a-{n}.ts", duration=1.0)
-        if n % 2 == 0:
-            world.owncast_lists(0, f"stream-a-{n // 2}.ts", duration=2.0, date=n)
-        await world.settle()
+    await cut_apart(world, "a", 6, start=0.0)
     # shown: told once a saved version holds them
     await world.until(lambda: len(world.listed) >= 9, "nine segments listed")
     assert world.pub.target_duration == 2
@@ -700,21 +688,13 @@ async def test_a_variant_a_passthrough_stream_adds_joins_at_the_others_discontin
     checker lines variants up by date), not at its own."""
     world = World(tmp_path, align_by="time", window=60.0)
     world.pub.on_master([SourceVariant(0, 3_000_000), SourceVariant(1, 300_000)])
-    for n in range(8):
-        world.owncast_lists(1, f"stream-a-{n}.ts", duration=1.0, date=n)
-        if n % 2 == 0:
-            world.owncast_lists(0, f"stream-a-{n // 2}.ts", duration=2.0, date=n, target=2)
-        await world.settle()
+    await cut_apart(world, "a", 8, start=0.0, target=2)
     for v in (0, 1):
         world.owncast_lists(v, ended=True, target=2 - v)
     await world.settle()
     world.segments.clear()  # Owncast wipes its folder for a new stream
     world.pub.on_master([SourceVariant(0, 3_000_000), SourceVariant(1, 300_000), SourceVariant(2, 200_000)])
-    for n in range(8):
-        world.owncast_lists((1, 2), f"stream-b-{n}.ts", duration=1.0, date=20 + n)
-        if n % 2 == 0:
-            world.owncast_lists(0, f"stream-b-{n // 2}.ts", duration=2.0, date=20 + n, target=2)
-        await world.settle()
+    await cut_apart(world, "b", 8, start=20.0, target=2, transcoded=(1, 2))
     dnum = {v: re.findall(r"#EXT-X-DISCONTINUITY-SEQUENCE:(\d+)", world.text(v)) for v in (0, 1, 2)}
     assert all(dnum.values()), dnum
     listed = {v: [name for i, _, name in world.listed if i == v] for v in (0, 1, 2)}

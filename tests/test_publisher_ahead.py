@@ -10,8 +10,6 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-import pytest
-
 from broadcaster.publish.visible import VisiblePlaylists
 from tests.support.hls_checker import VariantSetChecker
 from tests.support.listing import listing
@@ -33,6 +31,16 @@ def at_target(playlists: VisiblePlaylists | None, target: int, variants: tuple[i
                and f"#EXT-X-TARGETDURATION:{target}\n".encode() in r.body for v in variants)
 
 
+def failing_once(w: World, name: str) -> str:
+    """Owncast lists `name` in variant 0, whose upload waits for the test and then fails (an outage): the
+    next attempt reads Owncast's file again. Returns its key."""
+    key = f"live/0/{name}"
+    w.store.hold(key)
+    w.store.fail[key] = 1
+    w.owncast_lists(0, name)
+    return key
+
+
 def same_playlist(body: str) -> str:
     """A version with its URIs named by their files: the same playlist on every pathway."""
     return "\n".join(line.rsplit("/", 1)[1] if line and not line.startswith("#") else line
@@ -46,8 +54,7 @@ async def test_the_vm_lists_what_it_kept_at_once_and_the_bucket_what_landed(
         w.store.hold(key)  # the bucket takes nothing
     for n in range(3):
         w.owncast_lists((0, 1), f"stream-abc-{n}.ts")
-        count = n + 1
-        await until(lambda: all(len(listed(w, "vm", v)) == count for v in (0, 1)))
+        await until(lambda: all(len(listed(w, "vm", v)) == n + 1 for v in (0, 1)))
     assert listed(w, "bucket", 0) == [] and listed(w, "bucket", 1) == []
     assert w.listed == []  # told (events, the probe) only once in the bucket
     assert all(held.get(k) is not None for k in KEYS if not k.endswith("-3.ts"))
@@ -80,10 +87,7 @@ async def test_the_vm_lists_what_it_kept_at_once_and_the_bucket_what_landed(
 async def test_a_failed_upload_keeps_a_copy_and_sends_it_though_owncast_deleted_the_file(
         tmp_path: Path, make_world: MakeWorld) -> None:
     w, held = held_world(make_world, tmp_path)
-    key = "live/0/stream-abc-0.ts"
-    w.store.hold(key)
-    w.store.fail[key] = 1  # the attempt under way fails (an outage): a copy is kept for the next
-    w.owncast_lists(0, "stream-abc-0.ts")
+    key = failing_once(w, "stream-abc-0.ts")  # a copy is kept for the next attempt
     await until(lambda: listed(w, "vm", 0) == ["stream-abc-0.ts"])
     original = (tmp_path / "hls" / "0" / "stream-abc-0.ts").read_bytes()
     w.store.release(key)
@@ -142,8 +146,7 @@ async def test_what_left_the_window_while_an_upload_lagged_is_deleted_after_a_re
     w, _ = held_world(make_world, tmp_path, window=2.0, stepped=True)
     gone: list[str] = []
     w.pub.on_removed = lambda removed: gone.extend(r.segment.key or "" for r in removed)
-    held = "live/0/stream-abc-3.ts"
-    w.store.hold(held)
+    w.store.hold("live/0/stream-abc-3.ts")  # its upload never lands before the stop
     for n in range(8):
         w.owncast_lists(0, f"stream-abc-{n}.ts")
         await until(lambda: listed(w, "vm", 0)[-1:] == [f"stream-abc-{n}.ts"])
@@ -155,8 +158,7 @@ async def test_what_left_the_window_while_an_upload_lagged_is_deleted_after_a_re
     # What the bucket's version still lists has not left: segment 3's upload has not landed.
     assert not {f"live/0/{name}" for name in bucket} & set(gone)
     assert f"live/0/{bucket[0]}" not in gone
-    saved = w.pub.snapshot()
-    state = await stopped(w, saved, tmp_path / "saved")
+    state = await stopped(w, w.pub.snapshot(), tmp_path / "saved")
     w2, _ = held_world(make_world, tmp_path / "again", window=2.0, stepped=True)
     w2.pub.on_removed = lambda removed: gone.extend(r.segment.key or "" for r in removed)
     for n in range(8):  # the files of segments still listed, as Owncast keeps them
@@ -169,8 +171,7 @@ async def test_what_left_the_window_while_an_upload_lagged_is_deleted_after_a_re
                 "the keys the bucket's version moved past handed to the cleaner", detail=lambda: sorted(gone))
 
 
-@pytest.mark.parametrize("bucket_down", [False, True])
-async def test_without_a_keeper_nothing_changes(tmp_path: Path, bucket_down: bool) -> None:
+async def test_without_a_keeper_nothing_changes(tmp_path: Path) -> None:
     """PATHWAYS=bucket: listed once uploaded, as before (the bucket's playlists are the only ones)."""
     w = World(tmp_path)
     assert w.ahead is None
@@ -192,10 +193,7 @@ async def test_an_upload_lost_after_it_was_listed_ahead_is_a_gap_on_the_buckets_
     upload can never land. The bucket's playlist never lists it as a segment (the bucket would answer 404): a gap
     (EXT-X-GAP, 4.4.4.7) there, from the first version that shows it."""
     w, held = held_world(make_world, tmp_path, max_bytes=100)  # no room for a 376-byte copy
-    key = "live/0/stream-abc-0.ts"
-    w.store.hold(key)
-    w.store.fail[key] = 1  # the attempt under way fails: the next one reads Owncast's file again
-    w.owncast_lists(0, "stream-abc-0.ts")
+    key = failing_once(w, "stream-abc-0.ts")
     w.owncast_lists(0, "stream-abc-1.ts")
     await until(lambda: listed(w, "vm", 0) == ["stream-abc-0.ts", "stream-abc-1.ts"])
     (tmp_path / "hls" / "0" / "stream-abc-0.ts").unlink()  # Owncast's cleanup
@@ -222,9 +220,7 @@ async def test_a_new_target_reaches_every_variant_of_the_bucket_at_once(
     w.store.hold("live/1/stream-abc-2.ts")
     w.owncast_lists((0, 1), "stream-abc-2.ts", duration=3.0, target=3)
     await until(lambda: at_target(w.ahead, 3))
-    for v in (0, 1):
-        rendered = w.playlists.media_playlist(v)
-        assert rendered is not None and b"#EXT-X-TARGETDURATION:1\n" in rendered.body, v
+    assert at_target(w.playlists, 1)  # the bucket's: both still under the old target
     w.store.release("live/1/stream-abc-2.ts")
     await until(lambda: at_target(w.playlists, 3))
     passes(w.playlists.shown, allow_restart=True)
@@ -264,17 +260,13 @@ async def test_a_segment_shown_ahead_that_can_never_land_does_not_hold_the_new_t
     for n in range(2):
         w.owncast_lists(0, f"stream-abc-{n}.ts")
     await until(lambda: len(listed(w, "bucket", 0)) == 2)
-    key = "live/0/stream-abc-2.ts"
-    w.store.hold(key)
-    w.store.fail[key] = 1  # the attempt under way fails: the next one reads Owncast's file again
-    w.owncast_lists(0, "stream-abc-2.ts")
+    key = failing_once(w, "stream-abc-2.ts")
     await until(lambda: listed(w, "vm", 0)[-1:] == ["stream-abc-2.ts"])
     w.owncast_lists(0, "stream-abc-3.ts", duration=3.0, target=3)
     await until(lambda: at_target(w.ahead, 3, (0,)))
     (tmp_path / "hls" / "0" / "stream-abc-2.ts").unlink()  # Owncast's cleanup
     w.store.release(key)
-    await until(lambda: (r := w.playlists.media_playlist(0)) is not None
-                and b"#EXT-X-TARGETDURATION:3\n" in r.body and listed(w, "bucket", 0) == ["stream-abc-3.ts"])
+    await until(lambda: at_target(w.playlists, 3, (0,)) and listed(w, "bucket", 0) == ["stream-abc-3.ts"])
     assert key not in w.store.keys() and held.copies == 0
     assert all(e.gap for _v, body in w.playlists.shown for e in listing(body) if e.name == "stream-abc-2.ts")
     passes(w.playlists.shown, allow_restart=True)
@@ -289,10 +281,7 @@ async def test_a_segment_lost_after_listing_is_a_gap_on_every_pathway_and_in_the
     # No room for a 376-byte copy.
     w, _held = held_world(make_world, tmp_path, max_bytes=100, recordings=tmp_path / "state")
     w.fallbacks["bucket"] = ("vm",)  # players are steered away from the bucket
-    key = "live/0/stream-abc-0.ts"
-    w.store.hold(key)
-    w.store.fail[key] = 1
-    w.owncast_lists(0, "stream-abc-0.ts")
+    key = failing_once(w, "stream-abc-0.ts")
     w.owncast_lists(0, "stream-abc-1.ts")
     await until(lambda: listed(w, "vm", 0) == ["stream-abc-0.ts", "stream-abc-1.ts"])
     await until(lambda: listed(w, "bucket", 0) == ["stream-abc-0.ts", "stream-abc-1.ts"])
