@@ -174,6 +174,7 @@ async def judged_outage(demo: Demo, *, service: bool, viewers: bool, drain: bool
     stalls_before = {name: len(await w.stalls()) for name, w in pages.items()}
     fatal_before = {name: len(await w.fatal()) for name, w in pages.items()}
     sent_before = await metric(demo.service, "hls_broadcaster_vm_segment_bytes_total")
+    answered_before = await metric(demo.service, "hls_broadcaster_vm_segment_requests_total")
     words_before = await report_words(demo.service)
     wire_from = len(demo.wire.answers)
     ahead = {name: await w.buffered() for name, w in pages.items()}  # what each plays with no fetch at all
@@ -322,7 +323,9 @@ async def judged_outage(demo: Demo, *, service: bool, viewers: bool, drain: bool
         problems.append(f"the VM sent segment bytes after the service steered back: {paid_after} "
                         "(seconds after, address, segment, bytes)")
     if drainer is not None:
-        problems += drain_problems(demo, drainer, steered_at)
+        answered = await metric(demo.service, "hls_broadcaster_vm_segment_requests_total")
+        problems += drain_problems(demo, drainer, steered_at,
+                                   {k: n - answered_before.get(k, 0) for k, n in answered.items()})
     # The viewer page's Hb-Pathway is understood word for word, and its failed fetches on the bucket heard.
     words = await report_words(demo.service)
     failed_there = [at for at, _status, url in pages["viewer"].refused
@@ -348,10 +351,12 @@ async def judged_outage(demo: Demo, *, service: bool, viewers: bool, drain: bool
     assert problems == [], "\n".join(problems)
 
 
-def drain_problems(demo: Demo, drainer: Fetcher, steered_at: float) -> list[str]:
+def drain_problems(demo: Demo, drainer: Fetcher, steered_at: float, answered: dict[str, float]) -> list[str]:
     """What is wrong with what a drain got beside the steered pages (judged_outage's `drain`): more than its
     share of VM_SEGMENT_MBPS (the rate divided among the six clients asking: the pages and it), or a page
-    refused by the VM meanwhile (their shares are each twice what a page plays)."""
+    refused by the VM meanwhile (their shares are each twice what a page plays). `answered`: the VM's
+    segment answers in the outage by status, its refusals by bound (`share`; a bare 503: the cap, or the
+    answers at once), told with a page's refusal."""
     rate = VM_MBPS * 125_000
     share = rate / (len(demo.pages) + 1)
     most = share * (drainer.seconds + vm_budget.BURST_SECONDS) + MAX_SEGMENT_BYTES
@@ -368,7 +373,8 @@ def drain_problems(demo: Demo, drainer: Fetcher, steered_at: float) -> list[str]
     if not drainer.statuses.get("200"):
         problems.append(f"the drain got nothing: {dict(drainer.statuses)} (is it draining?)")
     if any(refused_pages.values()):
-        problems.append(f"pages refused by the VM beside the drain: {refused_pages}")
+        problems.append(f"pages refused by the VM beside the drain: {refused_pages}; the VM's answers in the "
+                        f"outage, the drain's among them: {answered}")
     return problems
 
 
