@@ -457,6 +457,23 @@ async def test_one_failed_probe_is_a_doubt_the_next_probe_settles() -> None:
         await asyncio.wait_for(loop.next_probe(0.01), 5)  # no answer: the wait ends at its bound
 
 
+async def test_a_doubt_ends_once_nothing_is_live() -> None:
+    """A failed probe's doubt does not outlive the stream: the next turn finds nothing listed lately, tells
+    the policy no evidence either way, and the doubt ends with a wait for it (no request waits on it)."""
+    held = asyncio.Event()
+    policy = calm_policy()
+    async with answering_bucket(503, held) as (url, gets), running(policy) as (loop, newest):
+        newest.listed(0, 0, None, url)
+        await until(lambda: len(gets) == 1, "the first probe on its way", 30, every=0.01)
+        newest.newest = (url, time.monotonic() - 3600)  # listed an hour ago: nothing live from now on
+        answered = asyncio.ensure_future(loop.next_probe(60))
+        held.set()
+        await asyncio.wait_for(answered, 30)
+        assert loop.doubted()
+        await asyncio.wait_for(loop.next_probe(60), 30)  # the next turn: nothing live
+        assert not loop.doubted() and policy.bucket_serves() and len(gets) == 1
+
+
 async def test_reports_make_the_loop_probe_at_once_at_most_once_per_probe_again(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """The loop that runs the policy (steering/probe.py), on the real clock, its regular probe a minute

@@ -352,7 +352,7 @@ async def probe_pathway(policy: Judge, pathway: str, newest: Callable[[], tuple[
         target = policy.target_duration() or 3
         if latest is None or clock() - latest[1] > 3 * target:
             ok = True
-            policy.probed(pathway, True)  # nothing live to look at: no evidence either way
+            probed(True, policy.probed(pathway, True))  # nothing live to look at: no evidence either way
             continue
         sleeping = False
         if ok and not pace.watched() and not policy.probe_wanted(pathway):
