@@ -36,7 +36,7 @@ from ..edge import EDGE_HEADERS, edge_headers, unavailable
 from ..numbers import whole_number
 from ..playlist import hls
 from ..steering.metrics import LATE, REPORTED, RESET, SHARE
-from .budget import MAX_SENDING as MAX_SENDING, Pool, VmBytes
+from .budget import Pool, VmBytes
 from .held import HeldFile as Copy
 from .ranges import byte_range, not_modified
 
@@ -114,9 +114,8 @@ class VmSegments:
         self._bytes = vm_bytes
         self._own_failure = own_failure or OwnFailure()
         self._on_sent = on_sent  # (status, body bytes) of every answer
-        max_sending = vm_bytes.steered.most_sending
-        self._max_sending = max_sending
-        self._max_per_client = max(1, max_sending // CLIENT_SHARE)
+        self._max_sending = vm_bytes.steered.most_sending
+        self._max_per_client = max(1, self._max_sending // CLIENT_SHARE)
         self._sending = 0
         self._sending_reported = 0  # of them, answers to clients on their own page's report
         self._by_client: dict[str, int] = {}
