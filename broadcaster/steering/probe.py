@@ -177,8 +177,7 @@ class SteeringLoop:
                 await self._first_probed.wait()
 
     def _next_look(self) -> float:
-        """Seconds until the next evaluation with no event between: QUIET_EVERY while nothing is live,
-        EVALUATE_EVERY while anything is amiss, else policy.calm_for, QUIET_EVERY at most."""
+        """Seconds until the next evaluation with no event between."""
         if self._quiet:
             return QUIET_EVERY
         calm = self._policy.calm_for(self._told_late)
@@ -272,9 +271,8 @@ class Wake:
 
     def set(self) -> None:
         self._set = True
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        if self._waiter is not None:
+            _resolve(self._waiter)
 
     def clear(self) -> None:
         self._set = False
