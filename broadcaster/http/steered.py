@@ -33,14 +33,11 @@ def vm_segments(s: Settings, steering: SteeringPolicy, first: VisiblePlaylists, 
     failed probe, whose next answer a redirect there waits for (steering/probe.py's SteeringLoop)."""
     proxies = Proxies(s.forwarded_allow_ips, s.trust_cf_connecting_ip)  # who may name the client
     key_for = functools.partial(hls.object_key, s.r2_key_prefix)
-
-    def bitrate() -> int | None:
-        """The highest BANDWIDTH the multivariant playlist announces: one stream, at most."""
-        return max((v.bandwidth for v in first.announced or ()), default=None)
-
     rate = s.vm_segment_mbps * 125_000  # bytes a second
-    # A client whose own page failed on the bucket gets bytes of its own, one stream's bitrate at most.
-    own = OwnFailure(steering.bucket_serves, steering.client_failing, bitrate)
+    # A client whose own page failed on the bucket gets bytes of its own, one stream's bitrate at most: the
+    # highest BANDWIDTH the multivariant playlist announces.
+    own = OwnFailure(steering.bucket_serves, steering.client_failing,
+                     lambda: max((v.bandwidth for v in first.announced or ()), default=None))
     return VmSegments(HeldSegments(held, located), key_for, VmBytes(ByteBudget(rate, rate * BURST_SECONDS)),
                       on_sent=counts.sent, client=lambda request: client_key(request, proxies),
                       bucket=InBucket(steering, located, first, key_for, doubt), own_failure=own)
