@@ -128,7 +128,6 @@ class ViewerFiles:
         self.policy = policy
         self.write_timeout = write_timeout
         self.on_write_timeout = on_write_timeout
-        self.max_open = max_open
         self._open = asyncio.Semaphore(max_open)  # large sends at once: each holds a slow client's buffer
         self._files = _read_folder(root)
         self.page: ViewerFile | None = None  # index.html as served (viewer_page.py)
