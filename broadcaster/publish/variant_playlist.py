@@ -232,7 +232,6 @@ class VariantPlaylist(PlaylistReads):
         """A restored state's `views_saved` (ValueError when it does not add up)."""
         self._views.restore(data, self._gen)
 
-
     def shown(self, pathway: str, rendered: Version) -> bool:
         """The Release made `rendered` visible on `pathway`. True when that showed the former playlist as
         far as it went (the new one is due there next)."""

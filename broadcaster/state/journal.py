@@ -328,12 +328,9 @@ def _apply(line: Any, path: tuple[str, ...], tails: dict[tuple[str, ...], _Rebui
             first = validate.integer(value[0], "a tail's first id")
             start = validate.integer(value[1], "a tail's start", first)
             added = validate.array(value[2], "a tail's items", 10_000_000)
-            rebuilt = tails.get(path)
-            if rebuilt is None:
-                if start != first:
-                    raise ValueError(f"the list at {'/'.join(path)} does not follow the line before")
-                rebuilt = tails[path] = _Rebuilt(first, [])
-            rebuilt.follow(first, start, added, "/".join(path))
+            if path not in tails:  # a new Tail: it follows only given whole (start == first)
+                tails[path] = _Rebuilt(first, [])
+            tails[path].follow(first, start, added, "/".join(path))
             placed.append(path)
             return None
         return {k: _apply(v, (*path, k), tails, placed) for k, v in line.items()}
