@@ -49,15 +49,6 @@ def _between(window: Window, shown: int, start: float, end: float, newest: int |
     return out[::-1]
 
 
-def _span(window: Window, shown: int) -> tuple[float, float] | None:
-    """(start, end) by PROGRAM-DATE-TIME of the entries numbered up to `shown`, or None."""
-    last = _between(window, shown, float("-inf"), float("inf"), newest=1)
-    first = window.first
-    if not last or first is None:
-        return None
-    return first.program_date_time, (last[-1].program_date_time or 0.0) + last[-1].duration
-
-
 class PlaylistReads:
     """What one variant's playlist is now, read only (VariantPlaylist holds the state read here)."""
 
@@ -168,7 +159,12 @@ class PlaylistReads:
     def shown_span(self) -> tuple[float, float] | None:
         """(start, end) by PROGRAM-DATE-TIME of what it lists and the first bucket's playlist showed."""
         gen = self._gen
-        return _span(gen.window, self._views.shown_on(self._first)) if gen is not None else None
+        if gen is None or gen.window.first is None:
+            return None
+        last = _between(gen.window, self._views.shown_on(self._first), float("-inf"), float("inf"), newest=1)
+        if not last:
+            return None
+        return gen.window.first.program_date_time, (last[-1].program_date_time or 0.0) + last[-1].duration
 
     def shown_between(self, start: float, end: float) -> builtins.list[ListedSegment]:
         """The segments the first bucket's playlist showed, still listed, that overlap [start, end) by
