@@ -100,14 +100,6 @@ def _leaving(item: object) -> tuple[str, float]:
     return text(pair[0], "a leaving key"), number(pair[1], "a leaving key's time kept", 0, _MAX_KEEP)
 
 
-def _uploading_saved(keys: Mapping[str, list[str]]) -> object:
-    """The uploads not landed, as files before pathways saved them (a list: the first bucket's) when no
-    other bucket's are on their way."""
-    if set(keys) <= {hls.BUCKET_PATHWAY}:
-        return keys.get(hls.BUCKET_PATHWAY, [])
-    return dict(keys)
-
-
 def _uploading(raw: object) -> dict[str, list[str]]:
     """A variant's uploads not landed, by pathway (a list: the first bucket's, as files before pathway
     views saved them)."""
@@ -267,14 +259,17 @@ class Recall:
                     uploaded.append(copy.key)
         variants: dict[str, dict[str, object]] = {}
         for v in p.variants.values():
+            landing = v.playlist.landings.keys()
             variants[str(v.index)] = {
                 "generator": v.playlist.saved(now),
                 # The last names, and those still in flight apart: a restart forgets those, so it uploads
                 # and lists them.
                 "seen": v.seen.saved(),
                 "in_flight": sorted(pending.get(v.index, ())),
-                # Listed before their upload to some bucket landed (content steering): uploaded again.
-                "uploading": _uploading_saved(v.playlist.landings.keys()),
+                # Listed before their upload to some bucket landed (content steering): uploaded again. As files
+                # before pathways saved them (a list: the first bucket's) when no other bucket's are on their way.
+                "uploading": (landing.get(hls.BUCKET_PATHWAY, []) if set(landing) <= {hls.BUCKET_PATHWAY}
+                              else landing),
                 "first": {str(k): n for k, n in v.first.items()},
                 "last_key": list(v.last_key) if v.last_key else None,
                 "last_media_sequence": v.last_media_sequence,
