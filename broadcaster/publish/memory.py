@@ -266,8 +266,9 @@ class Recall:
                 # and lists them.
                 "seen": v.seen.saved(),
                 "in_flight": sorted(pending.get(v.index, ())),
-                # Listed before their upload to some bucket landed (content steering): uploaded again. As files
-                # before pathways saved them (a list: the first bucket's) when no other bucket's are on their way.
+                # Listed before their upload to some bucket landed (content steering): uploaded again.
+                # As files before pathways saved them (a list: the first bucket's) when no other
+                # bucket's are on their way.
                 "uploading": (landing.get(hls.BUCKET_PATHWAY, []) if set(landing) <= {hls.BUCKET_PATHWAY}
                               else landing),
                 "first": {str(k): n for k, n in v.first.items()},

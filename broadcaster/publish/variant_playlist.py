@@ -206,7 +206,12 @@ class VariantPlaylist(PlaylistReads):
             self._views.advance(None)  # a former playlist may still list on
         else:
             if self.landings.waiting:  # else nothing to settle (most pushes while nothing fails)
-                self._settle(gen, now)
+                landed, nowhere = self.landings.settle(lambda: self._views.listed_keys(gen))
+                for key in landed:  # listed late: it stays about a window from now (ManifestGenerator.landed)
+                    gen.landed(key, now)
+                for key in nowhere:  # a gap on every pathway: a clip or the rewind never names it again
+                    gen.unavailable(key)
+                    self._views.nowhere(key)
             gen.keep_through(self._views.advance(gen), now)
             self._views.trim(gen.media_sequence)
         self._drain()
@@ -351,14 +356,6 @@ class VariantPlaylist(PlaylistReads):
             self._gen.keep_through(None)
         if left:
             self._on_removed(left)
-
-    def _settle(self, gen: ManifestGenerator, now: float) -> None:
-        landed, nowhere = self.landings.settle(lambda: self._views.listed_keys(gen))
-        for key in landed:  # listed late: it stays about a window from now (ManifestGenerator.landed)
-            gen.landed(key, now)
-        for key in nowhere:  # a gap on every pathway: a clip or the rewind never names it again
-            gen.unavailable(key)
-            self._views.nowhere(key)
 
     def _opened(self) -> ManifestGenerator:
         if self._gen is None:
