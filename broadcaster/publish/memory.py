@@ -329,22 +329,19 @@ class Recall:
             log.info("continuing from saved state: next media sequence %d, %d variant(s)",
                      p.numbering.next_sequence, len(p.variants))
         else:
-            self._continue_above(m.reserved, m.continue_at, m.continue_floor)
+            # Numbers up to `m.reserved` may have been served since the state was saved: every playlist
+            # continues at `m.continue_at`, a discontinuity first (hls.continue_above).
+            now = self._mono()
+            for v in p.variants.values():
+                v.playlist.continue_above(m.continue_at, m.continue_floor, now)
+            self._forget_uploads(sorted(p.uploads.restored), now)
+            p.uploads.restored = set()
+            p.numbering.continued(m.continue_at, m.continue_floor)
+            self._read_since = set()
+            log.warning("state was not saved at a clean stop: media sequence numbers up to %d may have been "
+                        "served since; continuing from %d with a discontinuity, at Owncast's next segment",
+                        m.reserved - 1, m.continue_at)
         return m.allowed
-
-    def _continue_above(self, reserved: int, start: int, floor: int) -> None:
-        """Numbers up to `reserved` may have been served since the state was saved: every playlist continues
-        at `start`, a discontinuity first (hls.continue_above)."""
-        now = self._mono()
-        for v in self._parts.variants.values():
-            v.playlist.continue_above(start, floor, now)
-        self._forget_uploads(sorted(self._parts.uploads.restored), now)
-        self._parts.uploads.restored = set()
-        self._parts.numbering.continued(start, floor)
-        self._read_since = set()
-        log.warning("state was not saved at a clean stop: media sequence numbers up to %d may have been "
-                    "served since; continuing from %d with a discontinuity, at Owncast's next segment",
-                    reserved - 1, start)
 
     def first_read(self, v: Variant, playlist: SourcePlaylist, now: float) -> None:
         """After continuing above a state not saved at a clean stop, what a variant's first read lists may

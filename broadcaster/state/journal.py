@@ -211,7 +211,10 @@ class JournaledState(StateFile):
             tails[path] = _Rebuilt(validate.integer(entry[-1], "a tail's first id"), items)
         applied = 0
         placed: list[tuple[str, ...]] = []  # where the last line applied holds a Tail
-        lines, torn = self._read_journal()
+        # The journal's whole lines, and whether a last one without its newline followed them (its save
+        # never returned: dropped, whatever it holds).
+        *lines, last = (read_capped(self.journal) or b"").split(b"\n")
+        torn = bool(last)
         for n, raw_line in enumerate(lines):
             try:
                 line = RawJSON(raw_line.decode()).decode()
@@ -241,15 +244,6 @@ class JournaledState(StateFile):
             log.info("state: %s, then %d journal line(s)", self.path.name, applied)
         self._base = None  # this process starts with a full snapshot: its own ids
         return data
-
-    def _read_journal(self) -> tuple[list[bytes], bool]:
-        """The journal's whole lines, and whether a last one without its newline (its save never returned:
-        dropped, whatever it holds) followed them."""
-        raw = read_capped(self.journal)
-        if raw is None:
-            return [], False
-        parts = raw.split(b"\n")
-        return parts[:-1], bool(parts[-1])
 
     def set_aside(self, kind: str, why: str) -> None:
         super().set_aside(kind, why)
