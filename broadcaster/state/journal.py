@@ -57,7 +57,6 @@ class JournaledState(StateFile):
         self._full_size = 0  # bytes of the last state.json written
         self._fd: int | None = None
         self._retry_at = 0  # the line count from which a compaction that failed is tried again
-        self._compaction_error: str | None = None
         self.compactions = 0
 
     # -- writing ----------------------------------------------------------------------------------
@@ -94,11 +93,6 @@ class JournaledState(StateFile):
         return (self._journal_size >= max(MAX_JOURNAL, LIMIT_FACTOR * self.threshold)
                 or self._lines >= 2 * MAX_LINES)
 
-    @property
-    def trouble(self) -> str | None:
-        """Why state.json could not be rewritten at the last try, while lines still go on."""
-        return self._compaction_error
-
     def write_prepared(self, prepared: Prepared) -> None:
         """In a worker thread (one at a time). Raises OSError: state.json and the journal hold what they
         held (a failed line is cut back); or Replaced: they hold this save (a compaction renamed its
@@ -118,7 +112,7 @@ class JournaledState(StateFile):
         try:
             self._write(prepared.body)
         except OSError as err:
-            self._compaction_error = str(err.strerror or err)
+            self.trouble = str(err.strerror or err)
             if isinstance(err, Replaced):
                 self._renamed(prepared)
             else:
@@ -130,9 +124,9 @@ class JournaledState(StateFile):
         try:
             self._reset_journal()
         except OSError as err:
-            self._compaction_error = str(err.strerror or err)
+            self.trouble = str(err.strerror or err)
             raise Replaced(err) from err
-        self._compaction_error = None
+        self.trouble = None
         self._base = prepared.base  # lines follow the new state.json in an empty journal
         self._journal_size, self._lines = 0, 0
 
