@@ -193,8 +193,7 @@ class PathwayViews:
     def trim(self, oldest: int) -> None:
         """The window starts at `oldest` now: the modes of what left go with it."""
         for view in self._views.values():
-            if view.modes:
-                view.drop_modes_before(oldest)
+            view.drop_modes_before(oldest)
 
     def before_append(self, playlist: Playlist) -> int | None:
         """An entry is about to be appended, which no pathway lists yet: where the pathway furthest behind

@@ -366,8 +366,6 @@ class VariantPlaylist(PlaylistReads):
         gen = self._gen
         if gen is None:
             return
-        removed = gen.drain_removed()
-        if removed:
-            removed = self._views.hold_back(removed)  # a pathway may still list them on the former
+        removed = self._views.hold_back(gen.drain_removed())  # a pathway may still list them on the former
         if removed:
             self._on_removed(removed)
