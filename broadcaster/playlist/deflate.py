@@ -33,15 +33,9 @@ def _multmodp(a: int, b: int) -> int:
         b = (b >> 1) ^ _POLY if b & 1 else b >> 1
 
 
-def _powers() -> list[int]:
-    """x^(2^n) modulo the polynomial, n = 0..31."""
-    table = [1 << 30]  # x^1
-    for _ in range(31):
-        table.append(_multmodp(table[-1], table[-1]))
-    return table
-
-
-_X2N = _powers()
+_X2N = [1 << 30]  # x^(2^n) modulo the polynomial, n = 0..31 (from x^1)
+for _ in range(31):
+    _X2N.append(_multmodp(_X2N[-1], _X2N[-1]))
 
 
 def crc_shift(length: int) -> int:

@@ -343,4 +343,3 @@ def resume(saved: Saved, entries: Iterable[tuple[int, ListedSegment, float]], op
     if sequences != expected or n.next != n.media + len(sequences):
         raise ValueError("playlist state is inconsistent (sequence numbers do not line up)")
     return gen
-

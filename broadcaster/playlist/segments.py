@@ -30,4 +30,3 @@ class Removed:
     segment: ListedSegment
     removed_at: float
     keep: float  # its duration plus the longest playlist that listed it (6.2.2)
-

@@ -194,4 +194,3 @@ class View:
         rendered = self._renderer.render_edge(listing) if edge else self._renderer.render(listing)
         self._made[edge] = (*key, rendered)
         return rendered
-

@@ -46,9 +46,6 @@ class Window:
     def __len__(self) -> int:
         return self._end() - self._lo
 
-    def __bool__(self) -> bool:
-        return self._end() > self._lo
-
     def __iter__(self) -> Iterator[Entry]:
         return islice(self._items, self._lo, self._hi)
 

@@ -79,7 +79,8 @@ class Landings:
                 gap = gaps.get(key)
                 if gap is None:
                     del pending[key]  # a gap that left every playlist
-                elif not gap and self._nowhere(key):
+                elif not gap and all((up := other.get(key)) is not None and failed(up)
+                                     for other in self._pending.values()):  # one not pending landed there
                     gaps[key] = True
                     nowhere.append(key)
         return landed, nowhere
@@ -88,11 +89,6 @@ class Landings:
     def waiting(self) -> bool:
         """`settle` has something to look at."""
         return any(self._pending.values())
-
-    def _nowhere(self, key: str) -> bool:
-        """The uploads of `key` failed for good on every bucket's pathway (one not pending landed there)."""
-        return all((upload := pending.get(key)) is not None and failed(upload)
-                   for pending in self._pending.values())
 
     def state(self, pathway: str, key: str | None) -> str | None:
         """OWN: landed there (or not a bucket's: the VM holds it); GAP: it never will; None: not yet."""

@@ -100,14 +100,6 @@ def _leaving(item: object) -> tuple[str, float]:
     return text(pair[0], "a leaving key"), number(pair[1], "a leaving key's time kept", 0, _MAX_KEEP)
 
 
-def _uploading_saved(keys: Mapping[str, list[str]]) -> object:
-    """The uploads not landed, as files before pathways saved them (a list: the first bucket's) when no
-    other bucket's are on their way."""
-    if set(keys) <= {hls.BUCKET_PATHWAY}:
-        return keys.get(hls.BUCKET_PATHWAY, [])
-    return dict(keys)
-
-
 def _uploading(raw: object) -> dict[str, list[str]]:
     """A variant's uploads not landed, by pathway (a list: the first bucket's, as files before pathway
     views saved them)."""
@@ -267,6 +259,7 @@ class Recall:
                     uploaded.append(copy.key)
         variants: dict[str, dict[str, object]] = {}
         for v in p.variants.values():
+            landing = v.playlist.landings.keys()
             variants[str(v.index)] = {
                 "generator": v.playlist.saved(now),
                 # The last names, and those still in flight apart: a restart forgets those, so it uploads
@@ -274,7 +267,10 @@ class Recall:
                 "seen": v.seen.saved(),
                 "in_flight": sorted(pending.get(v.index, ())),
                 # Listed before their upload to some bucket landed (content steering): uploaded again.
-                "uploading": _uploading_saved(v.playlist.landings.keys()),
+                # As files before pathways saved them (a list: the first bucket's) when no other
+                # bucket's are on their way.
+                "uploading": (landing.get(hls.BUCKET_PATHWAY, []) if set(landing) <= {hls.BUCKET_PATHWAY}
+                              else landing),
                 "first": {str(k): n for k, n in v.first.items()},
                 "last_key": list(v.last_key) if v.last_key else None,
                 "last_media_sequence": v.last_media_sequence,
@@ -333,22 +329,19 @@ class Recall:
             log.info("continuing from saved state: next media sequence %d, %d variant(s)",
                      p.numbering.next_sequence, len(p.variants))
         else:
-            self._continue_above(m.reserved, m.continue_at, m.continue_floor)
+            # Numbers up to `m.reserved` may have been served since the state was saved: every playlist
+            # continues at `m.continue_at`, a discontinuity first (hls.continue_above).
+            now = self._mono()
+            for v in p.variants.values():
+                v.playlist.continue_above(m.continue_at, m.continue_floor, now)
+            self._forget_uploads(sorted(p.uploads.restored), now)
+            p.uploads.restored = set()
+            p.numbering.continued(m.continue_at, m.continue_floor)
+            self._read_since = set()
+            log.warning("state was not saved at a clean stop: media sequence numbers up to %d may have been "
+                        "served since; continuing from %d with a discontinuity, at Owncast's next segment",
+                        m.reserved - 1, m.continue_at)
         return m.allowed
-
-    def _continue_above(self, reserved: int, start: int, floor: int) -> None:
-        """Numbers up to `reserved` may have been served since the state was saved: every playlist continues
-        at `start`, a discontinuity first (hls.continue_above)."""
-        now = self._mono()
-        for v in self._parts.variants.values():
-            v.playlist.continue_above(start, floor, now)
-        self._forget_uploads(sorted(self._parts.uploads.restored), now)
-        self._parts.uploads.restored = set()
-        self._parts.numbering.continued(start, floor)
-        self._read_since = set()
-        log.warning("state was not saved at a clean stop: media sequence numbers up to %d may have been "
-                    "served since; continuing from %d with a discontinuity, at Owncast's next segment",
-                    reserved - 1, start)
 
     def first_read(self, v: Variant, playlist: SourcePlaylist, now: float) -> None:
         """After continuing above a state not saved at a clean stop, what a variant's first read lists may

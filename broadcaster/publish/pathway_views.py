@@ -13,16 +13,15 @@ After a new target duration, a pathway behind lists the former playlist first (F
 PathwayViews decides and changes no playlist: the hold it decides is returned to the playlist's owner.
 """
 
-
 from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from typing import Protocol, cast
 
 from ..playlist.entry import Entry
-from ..playlist.pathway import LISTED, Pathway, SegmentUris
+from ..playlist.pathway import LISTED, Pathway
 from ..playlist.rendered import Rendered, Version
 from ..playlist.segments import Removed
 from ..playlist.views import GAP, OWN, Snapshot, Source, View
@@ -194,8 +193,7 @@ class PathwayViews:
     def trim(self, oldest: int) -> None:
         """The window starts at `oldest` now: the modes of what left go with it."""
         for view in self._views.values():
-            if view.modes:
-                view.drop_modes_before(oldest)
+            view.drop_modes_before(oldest)
 
     def before_append(self, playlist: Playlist) -> int | None:
         """An entry is about to be appended, which no pathway lists yet: where the pathway furthest behind
@@ -356,33 +354,28 @@ class PathwayViews:
         return out
 
     def restore(self, data: object, playlist: Playlist | None) -> None:
-        """`saved`'s values, for the pathways configured now (_restore)."""
-        _restore(data, self._views, self._plan.uris, playlist.next_sequence - 1 if playlist else -1)
-
-
-def _restore(data: object, views: dict[str, View], uris: Mapping[str, SegmentUris], last: int) -> None:
-    """PathwayViews.saved's values into `views` (another pathway's are dropped; a view not saved listed the
-    playlist whole, through `last`); `uris`: the pathways configured now. Raises ValueError when they do
-    not add up."""
-    raw = validate.mapping(data, "the pathways' views", 64)
-    for whole in views.values():
-        whole.through = last
-    for pid, value in raw.items():
-        view = views.get(pid)
-        fields = validate.mapping(value, f"the {pid} pathway's view", 2)
-        through = validate.integer(validate.field(fields, "through", "a view"), "through", -1)
-        modes = validate.mapping(fields.get("modes", {}), "modes", _MAX_MODES)
-        if view is None:
-            continue
-        view.through = min(through, last)
-        if not view.pathway.is_bucket:
-            continue  # the VM's pathway lists what it holds at its own URIs (PathwayViews._extend): no modes
-        for n, mode in modes.items():
-            number = validate.integer(int(n) if n.isdigit() and len(n) < 19 else -1, "a mode's number")
-            text = validate.text(mode, "a mode", 64)
-            if text != GAP and text not in uris:
-                continue  # a pathway no longer configured: its URI cannot be written; listed at ours
-            view.modes[number] = text
+        """`saved`'s values, for the pathways configured now (another pathway's are dropped; a view not saved
+        listed the playlist whole). Raises ValueError when they do not add up."""
+        last = playlist.next_sequence - 1 if playlist else -1
+        raw = validate.mapping(data, "the pathways' views", 64)
+        for whole in self._views.values():
+            whole.through = last
+        for pid, value in raw.items():
+            view = self._views.get(pid)
+            fields = validate.mapping(value, f"the {pid} pathway's view", 2)
+            through = validate.integer(validate.field(fields, "through", "a view"), "through", -1)
+            modes = validate.mapping(fields.get("modes", {}), "modes", _MAX_MODES)
+            if view is None:
+                continue
+            view.through = min(through, last)
+            if not view.pathway.is_bucket:
+                continue  # the VM's pathway lists what it holds at its own URIs (_extend): no modes
+            for n, mode in modes.items():
+                number = validate.integer(int(n) if n.isdigit() and len(n) < 19 else -1, "a mode's number")
+                text = validate.text(mode, "a mode", 64)
+                if text != GAP and text not in self._plan.uris:
+                    continue  # a pathway no longer configured: its URI cannot be written; listed at ours
+                view.modes[number] = text
 
 
 def _mode(plan: PathwayPlan, landings: Landings, pathway: Pathway, e: Entry) -> str | None:

@@ -257,11 +257,7 @@ class Publisher:
 
     async def start(self) -> None:
         await self.release.start()
-        self._upload_again()
-        self._late.resume(self._uploads.late)
-
-    def _upload_again(self) -> None:
-        """Uploads a restored state listed on the VM's pathway before they landed: started again."""
+        # Uploads a restored state listed on the VM's pathway before they landed: started again.
         for v in self._variants.values():
             for pathway, keys in v.playlist.landings.keys().items():
                 for key in keys:
@@ -271,6 +267,7 @@ class Publisher:
                     v.playlist.landings.landing(pathway, key, task)
                     # Cancelled at close with the landings' other uploads (_in_flight).
                     task.add_done_callback(functools.partial(self._landed_again, v.index, key))
+        self._late.resume(self._uploads.late)
 
     def _landed_again(self, index: int, key: str, task: asyncio.Future[Uploaded]) -> None:
         if not task.cancelled() and task.exception() is not None:

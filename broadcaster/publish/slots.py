@@ -39,7 +39,6 @@ NOTHING: SlotKey = (-1, -1)  # decided before anything was
 # this many segments after the others' cannot be told cut apart from merely late.
 DECIDED_MEMORY = 64
 
-
 # Names saved across a restart: Owncast lists at most ~25 per variant (plus its offline tail), so
 # older names cannot come back; keeping the state small keeps its fsync on the listing path cheap.
 SAVED_NAMES = 200
@@ -149,11 +148,10 @@ class SlotAligner:
 
     def slot(self, key: SlotKey) -> Slot:
         """The slot at `key`, made if it is new."""
-        existing = self._slots.get(key)
-        if existing is not None:
-            return existing
-        slot = self._slots[key] = Slot(key)
-        bisect.insort(self._order, key)
+        slot = self._slots.get(key)
+        if slot is None:
+            slot = self._slots[key] = Slot(key)
+            bisect.insort(self._order, key)
         return slot
 
     def add_copy(self, slot: Slot, index: int, copy: Copy) -> None:

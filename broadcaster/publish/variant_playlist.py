@@ -49,15 +49,6 @@ def _between(window: Window, shown: int, start: float, end: float, newest: int |
     return out[::-1]
 
 
-def _span(window: Window, shown: int) -> tuple[float, float] | None:
-    """(start, end) by PROGRAM-DATE-TIME of the entries numbered up to `shown`, or None."""
-    last = _between(window, shown, float("-inf"), float("inf"), newest=1)
-    first = window.first
-    if not last or first is None:
-        return None
-    return first.program_date_time, (last[-1].program_date_time or 0.0) + last[-1].duration
-
-
 class PlaylistReads:
     """What one variant's playlist is now, read only (VariantPlaylist holds the state read here)."""
 
@@ -168,7 +159,12 @@ class PlaylistReads:
     def shown_span(self) -> tuple[float, float] | None:
         """(start, end) by PROGRAM-DATE-TIME of what it lists and the first bucket's playlist showed."""
         gen = self._gen
-        return _span(gen.window, self._views.shown_on(self._first)) if gen is not None else None
+        if gen is None or gen.window.first is None:
+            return None
+        last = _between(gen.window, self._views.shown_on(self._first), float("-inf"), float("inf"), newest=1)
+        if not last:
+            return None
+        return gen.window.first.program_date_time, (last[-1].program_date_time or 0.0) + last[-1].duration
 
     def shown_between(self, start: float, end: float) -> builtins.list[ListedSegment]:
         """The segments the first bucket's playlist showed, still listed, that overlap [start, end) by
@@ -210,7 +206,12 @@ class VariantPlaylist(PlaylistReads):
             self._views.advance(None)  # a former playlist may still list on
         else:
             if self.landings.waiting:  # else nothing to settle (most pushes while nothing fails)
-                self._settle(gen, now)
+                landed, nowhere = self.landings.settle(lambda: self._views.listed_keys(gen))
+                for key in landed:  # listed late: it stays about a window from now (ManifestGenerator.landed)
+                    gen.landed(key, now)
+                for key in nowhere:  # a gap on every pathway: a clip or the rewind never names it again
+                    gen.unavailable(key)
+                    self._views.nowhere(key)
             gen.keep_through(self._views.advance(gen), now)
             self._views.trim(gen.media_sequence)
         self._drain()
@@ -231,7 +232,6 @@ class VariantPlaylist(PlaylistReads):
     def restore_views(self, data: object) -> None:
         """A restored state's `views_saved` (ValueError when it does not add up)."""
         self._views.restore(data, self._gen)
-
 
     def shown(self, pathway: str, rendered: Version) -> bool:
         """The Release made `rendered` visible on `pathway`. True when that showed the former playlist as
@@ -357,14 +357,6 @@ class VariantPlaylist(PlaylistReads):
         if left:
             self._on_removed(left)
 
-    def _settle(self, gen: ManifestGenerator, now: float) -> None:
-        landed, nowhere = self.landings.settle(lambda: self._views.listed_keys(gen))
-        for key in landed:  # listed late: it stays about a window from now (ManifestGenerator.landed)
-            gen.landed(key, now)
-        for key in nowhere:  # a gap on every pathway: a clip or the rewind never names it again
-            gen.unavailable(key)
-            self._views.nowhere(key)
-
     def _opened(self) -> ManifestGenerator:
         if self._gen is None:
             raise ValueError(f"variant {self.index}: its playlist is not open yet")
@@ -374,8 +366,6 @@ class VariantPlaylist(PlaylistReads):
         gen = self._gen
         if gen is None:
             return
-        removed = gen.drain_removed()
-        if removed:
-            removed = self._views.hold_back(removed)  # a pathway may still list them on the former
+        removed = self._views.hold_back(gen.drain_removed())  # a pathway may still list them on the former
         if removed:
             self._on_removed(removed)

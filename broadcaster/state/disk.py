@@ -195,6 +195,8 @@ class StateFile:
         self.path = directory / name
         self._tmp = directory / f".{name}.tmp"
         self._lock = threading.Lock()
+        # Why the state on disk lags behind saves that succeed (journal.py: a compaction failing).
+        self.trouble: str | None = None
 
     def load(self) -> dict[str, Any] | None:
         """The saved state, or None when there is none (or it had to be set aside): it raises nothing."""
@@ -224,11 +226,6 @@ class StateFile:
 
     def prepare(self, data: dict[str, Any]) -> Prepared:  # on the event loop
         return Prepared(dumps({**header(), **data}).encode())
-
-    @property
-    def trouble(self) -> str | None:
-        """Why the state on disk lags behind saves that succeed (journal.py: a compaction failing)."""
-        return None
 
     def write_prepared(self, prepared: Prepared) -> None:
         # Saves run in a worker thread and, at shutdown, in the caller's: one temporary file, one at a time.

@@ -57,7 +57,6 @@ class JournaledState(StateFile):
         self._full_size = 0  # bytes of the last state.json written
         self._fd: int | None = None
         self._retry_at = 0  # the line count from which a compaction that failed is tried again
-        self._compaction_error: str | None = None
         self.compactions = 0
 
     # -- writing ----------------------------------------------------------------------------------
@@ -94,11 +93,6 @@ class JournaledState(StateFile):
         return (self._journal_size >= max(MAX_JOURNAL, LIMIT_FACTOR * self.threshold)
                 or self._lines >= 2 * MAX_LINES)
 
-    @property
-    def trouble(self) -> str | None:
-        """Why state.json could not be rewritten at the last try, while lines still go on."""
-        return self._compaction_error
-
     def write_prepared(self, prepared: Prepared) -> None:
         """In a worker thread (one at a time). Raises OSError: state.json and the journal hold what they
         held (a failed line is cut back); or Replaced: they hold this save (a compaction renamed its
@@ -118,7 +112,7 @@ class JournaledState(StateFile):
         try:
             self._write(prepared.body)
         except OSError as err:
-            self._compaction_error = str(err.strerror or err)
+            self.trouble = str(err.strerror or err)
             if isinstance(err, Replaced):
                 self._renamed(prepared)
             else:
@@ -130,9 +124,9 @@ class JournaledState(StateFile):
         try:
             self._reset_journal()
         except OSError as err:
-            self._compaction_error = str(err.strerror or err)
+            self.trouble = str(err.strerror or err)
             raise Replaced(err) from err
-        self._compaction_error = None
+        self.trouble = None
         self._base = prepared.base  # lines follow the new state.json in an empty journal
         self._journal_size, self._lines = 0, 0
 
@@ -211,7 +205,10 @@ class JournaledState(StateFile):
             tails[path] = _Rebuilt(validate.integer(entry[-1], "a tail's first id"), items)
         applied = 0
         placed: list[tuple[str, ...]] = []  # where the last line applied holds a Tail
-        lines, torn = self._read_journal()
+        # The journal's whole lines, and whether a last one without its newline followed them (its save
+        # never returned: dropped, whatever it holds).
+        *lines, last = (read_capped(self.journal) or b"").split(b"\n")
+        torn = bool(last)
         for n, raw_line in enumerate(lines):
             try:
                 line = RawJSON(raw_line.decode()).decode()
@@ -241,15 +238,6 @@ class JournaledState(StateFile):
             log.info("state: %s, then %d journal line(s)", self.path.name, applied)
         self._base = None  # this process starts with a full snapshot: its own ids
         return data
-
-    def _read_journal(self) -> tuple[list[bytes], bool]:
-        """The journal's whole lines, and whether a last one without its newline (its save never returned:
-        dropped, whatever it holds) followed them."""
-        raw = read_capped(self.journal)
-        if raw is None:
-            return [], False
-        parts = raw.split(b"\n")
-        return parts[:-1], bool(parts[-1])
 
     def set_aside(self, kind: str, why: str) -> None:
         super().set_aside(kind, why)
@@ -328,12 +316,9 @@ def _apply(line: Any, path: tuple[str, ...], tails: dict[tuple[str, ...], _Rebui
             first = validate.integer(value[0], "a tail's first id")
             start = validate.integer(value[1], "a tail's start", first)
             added = validate.array(value[2], "a tail's items", 10_000_000)
-            rebuilt = tails.get(path)
-            if rebuilt is None:
-                if start != first:
-                    raise ValueError(f"the list at {'/'.join(path)} does not follow the line before")
-                rebuilt = tails[path] = _Rebuilt(first, [])
-            rebuilt.follow(first, start, added, "/".join(path))
+            if path not in tails:  # a new Tail: it follows only given whole (start == first)
+                tails[path] = _Rebuilt(first, [])
+            tails[path].follow(first, start, added, "/".join(path))
             placed.append(path)
             return None
         return {k: _apply(v, (*path, k), tails, placed) for k, v in line.items()}

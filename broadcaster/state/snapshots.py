@@ -74,13 +74,10 @@ class Snapshots:
             data[key] = part.snapshot()
         return data
 
+    @no_collection()
     def restore(self) -> bool:
         """Continue from the file (True), or move it aside with one ERROR line and start afresh (False):
         whatever bytes it holds, never a traceback, never a crash loop."""
-        with no_collection():
-            return self._restore()
-
-    def _restore(self) -> bool:
         saved = self.file.load() if self.file is not None else None
         if saved is not None:
             saved = self._with_shown(saved)
