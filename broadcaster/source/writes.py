@@ -78,7 +78,8 @@ class Writes:
                  lease: bool = True,
                  wall: Callable[[], float] = time.time, monotonic: Callable[[], float] = time.monotonic) -> None:
         self._root = root
-        self._writers: Callable[[int, Path], bool | None] = leases.writers if lease else _not_asked
+        self._writers: Callable[[int, Path], bool | None] = (
+            leases.writers if lease else lambda _fd, _path: None)
         # From the start: an upload asked before the first watch begins, or between two, judges a file
         # the kernel has not heard of.
         self._quiet = unheard_quiet if kernel else quiet
@@ -259,10 +260,6 @@ class Writes:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout):
                 await self._changed.wait()
-
-
-def _not_asked(_fd: int, _path: Path) -> bool | None:
-    return None
 
 
 class _Settling:
