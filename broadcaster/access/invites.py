@@ -81,10 +81,6 @@ def read_invites(path: Path) -> dict[str, Invite]:
         raise InviteError(f"{path}: cannot read it ({getattr(err, 'strerror', None) or err})") from None
     except ValueError as err:
         raise InviteError(f"{path}: not JSON ({err})") from None
-    return _parsed(path, raw)
-
-
-def _parsed(path: Path, raw: object) -> dict[str, Invite]:
     if not isinstance(raw, dict) or len(raw) > MAX_INVITES:
         raise InviteError(f"{path}: expected an object of at most {MAX_INVITES} invites by name")
     invites = {}

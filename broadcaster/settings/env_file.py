@@ -31,10 +31,9 @@ def env_file_values(env_file: Path | None) -> dict[str, str | None]:
     except PermissionError:
         # The thing refused is named, the folder or the file, with the fix for that user (fixes.py).
         closed = closed_folder(env_file)
-        where = env_file.absolute().parent
         if closed is None:
             told = f"cannot read it (permission denied); {fixes.read_service_file(env_file)}"
-        elif closed == where:
+        elif closed == env_file.absolute().parent:
             fix = fixes.enter_service_folder(closed)
             told = f"cannot enter {closed}, its folder (permission denied); {fix}"
         else:
