@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import re
 from dataclasses import dataclass
 from collections.abc import Awaitable
@@ -27,8 +26,6 @@ from botocore.exceptions import (BotoCoreError, ClientError, ConnectionClosedErr
 
 from ..settings import BucketSettings
 from .sessions import aio_session
-
-log = logging.getLogger(__name__)
 
 # Error codes that mean the settings are wrong, not that the bucket is having a bad minute.
 _SETTING_ERRORS = {
