@@ -7,18 +7,15 @@ edge: R2_PUBLIC_URL on r2.dev (no zone: neither rule runs), or the bucket's r2.d
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import quote, urlsplit
 
 import aiohttp
 
-from .public_check import ORIGIN  # a made-up viewer page's origin
+from .public_check import ORIGIN, Line  # a made-up viewer page's origin; a check's line
 
 WORKER_MARK = "X-Hls-Broadcaster-Edge"  # deploy/cloudflare-worker/worker.js's header on every answer
 RULES = "run `hls-broadcaster edge-rules` and follow docs/private-streams-edge.md"
-
-Line = Callable[[str, str], None]  # (ok | warn | FAIL | skip, text)
 
 
 @dataclass(frozen=True, slots=True)

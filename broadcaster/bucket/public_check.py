@@ -29,7 +29,7 @@ PROBE_CACHE_CONTROL = "public, max-age=60"
 # The start's GET says what it is, as the steering probe's does: a bucket's or CDN's logs tell it from viewers.
 START_HEADERS = {"User-Agent": f"hls-broadcaster/{__version__} (start check)"}
 
-Line = Callable[[str, str], None]  # (ok | FAIL | skip, text)
+Line = Callable[[str, str], None]  # (ok | warn | FAIL | skip, text): preflight's Report.line
 
 
 def probe_object(key_prefix: str, word: str) -> tuple[str, bytes]:
