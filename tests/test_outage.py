@@ -30,9 +30,9 @@ def test_an_hour_long_outage_is_one_warning_summaries_and_one_info(
     for _ in range(3600 * 11):  # 11 failed attempts a second, as in a real 12 s outage
         out.failed("SlowDown")
         clock.t += 1 / 11
-    assert out.down
+    assert out.down_for() is not None
     out.ok()
-    assert not out.down
+    assert out.down_for() is None
     got = lines(caplog)
     levels = [level for level, _ in got]
     assert levels[0] == "WARNING" and levels[-1] == "INFO"
@@ -77,7 +77,7 @@ def test_a_flapping_bucket_writes_at_most_two_lines_per_interval(
     assert len(got) <= 2 * (10 * 60 / 30) + 2, got
     assert got[0][0] == "WARNING" and got[1][0] == "INFO"
     assert any("it worked briefly" in msg for _, msg in got), got
-    assert got[-1][0] == "INFO" and not out.down
+    assert got[-1][0] == "INFO" and out.down_for() is None
 
 
 def test_a_new_outage_long_after_the_last_is_told_again(clock: Clock, caplog: pytest.LogCaptureFixture) -> None:

@@ -53,11 +53,6 @@ class OutageLog:
         self._last_line: float | None = None  # when this component last wrote a line
         self._back_at: float | None = None  # when the last "back" line was written
 
-    @property
-    def down(self) -> bool:
-        """True while an outage is being told (including a relapse whose end is not written yet)."""
-        return self._since is not None
-
     def failed(self, reason: str) -> None:
         now = self._clock()
         self._reason = reason
@@ -78,6 +73,7 @@ class OutageLog:
             self._summary(now)
 
     def down_for(self) -> float | None:
+        """Seconds the outage being told has lasted (a relapse whose end is not yet written too), or None."""
         return None if self._since is None else self._clock() - self._since
 
     @property
