@@ -89,7 +89,7 @@ def read_stamped(root: Path, parts: Sequence[str], max_bytes: int) -> tuple[byte
 def stamp_beneath(root: Path, parts: Sequence[str]) -> Stamp | None:
     """The stamp of root/parts..., opened as read_beneath opens it (no symlink followed); None when gone.
     Raises Refused or another OSError."""
-    look = look_beneath(root, parts, _nothing)
+    look = look_beneath(root, parts, lambda _fd, _path: None)
     return None if look is None else look[0]
 
 
@@ -108,10 +108,6 @@ def look_beneath(root: Path, parts: Sequence[str], ask: Callable[[int, Path], T]
         return Stamp.of(st), ask(fd, path)
     finally:
         os.close(fd)
-
-
-def _nothing(_fd: int, _path: Path) -> None:
-    return None
 
 
 def _open_beneath(root: Path, parts: Sequence[str]) -> int:
