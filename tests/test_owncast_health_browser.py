@@ -81,9 +81,10 @@ async def test_five_players_at_five_addresses_are_five_viewers_in_owncasts_strea
                 if len(clients) != 1 or "owncast" not in stats:
                     continue
                 client = clients[0]
+                # Playing ('p') when shown: on a busy machine a player may still rebuffer at its start.
                 if (client.client_id == stats["owncast"]["sid"] and client.bandwidth_kbps > 0
                         and client.bitrate_kbps > 0 and client.latency_seconds > 0
-                        and client.error_count == _page_errors(stats)):
+                        and client.error_count == _page_errors(stats) and client.player_state == "p"):
                     out[source] = (client, stats)
             return out
 
@@ -118,7 +119,6 @@ async def test_five_players_at_five_addresses_are_five_viewers_in_owncasts_strea
     troubled_client = collector.viewers()[(sources[-1], f"viewer-{VIEWERS - 1}")][0]
     for source, (client, stats) in seen.items():
         assert stats["owncast"]["mode"] == "cmcd", stats["owncast"]
-        assert client.player_state == "p" or source == sources[-1], client  # the troubled one may stall again
         assert 0 < client.latency_seconds < 30, client  # behind live by seconds, not by a wrong clock
     print(f"{len(seen)} of {VIEWERS} viewers shown apart: " + ", ".join(
         f"{c.address} {c.bandwidth_kbps:.0f} kbit/s br {c.bitrate_kbps:.0f} ltc {c.latency_seconds:.2f} s "
