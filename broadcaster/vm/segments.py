@@ -9,9 +9,9 @@ Cache-Control, a strong ETag and Last-Modified, 304, one byte range (RFC 9110 14
 While the bucket serves (policy.bucket_serves), a segment the bucket holds is a `no-store` 302 to its
 copy there: players without content steering may play the VM's variants (6.3.4), and hls.js keeps a
 failed pathway in a penalty box; neither must cost the VM. After one failed probe of the bucket, the
-redirect waits for the next probe (bucket_copy.InBucket): failing too, the VM answers. The exception is a client whose own page
-reported failed fetches on the bucket lately (policy.client_failing): its address gets bytes, at most
-one stream's bitrate, `private`. A segment listed before its upload landed is a 503 (`late`) once the
+redirect waits for the next probe (bucket_copy.InBucket): failing too, the VM answers. The exception is a
+client whose own page reported failed fetches on the bucket lately (policy.client_failing): its address
+gets bytes, at most one stream's bitrate, `private`. A segment listed before its upload landed is a 503 (`late`) once the
 wait for it is over.
 
 The bytes are bounded three ways, past each a 503 with Retry-After: per second in all (VM_SEGMENT_MBPS,
