@@ -21,10 +21,11 @@ STALL_MS = 250
 # Records on window.probe, polled every 50 ms: errors (fatal or not), the video's events, the fragments
 # loaded (hls.js: sn and cc), stalls (its time standing still for more than STALL_MS while neither paused
 # nor seeking, once it has moved, with the position shown; `current`: the one going on), the seconds played
-# since it moved, how far it got (`furthest`) and how long it has not moved (`stillMs`, paused or not), a
-# sample every 250 ms of [ms, currentTime, position, picture height, seconds played], the switches it was
-# made to do, and `done` once the video ended, a fatal error came, or playback has not moved for STUCK_MS
-# (`stuck`) at `last` seconds or later. A position is the moment (seconds from the scenario's start) the
+# since it moved, how far it got (`furthest`: the position where the page reads one, else currentTime) and
+# how long it has not moved (`stillMs`, paused or not), a sample every 250 ms of [ms, currentTime, position,
+# picture height, seconds played], the switches it was made to do, and `done` once the video ended, a fatal
+# error came, or playback has not moved for STUCK_MS (`stuck`) at `last` seconds or later (as `furthest`
+# counts). A position is the moment (seconds from the scenario's start) the
 # picture shows, read from its barcode. STUCK_MS is 20 s unless the page's `stuck` parameter says
 # otherwise: in full runs of the suite (seven other Chromium pages beside these four on two cores) Shaka
 # stood still 10 s and went on. Standing still before `last` is no verdict (a starved browser on a busy
@@ -62,6 +63,9 @@ PROBE_JS = """
     for (let i = 0; i < BITS; i++) if (row[Math.floor((i + 0.5) * 160 / BITS) * 4] > 128) tenths |= 1 << i;
     return tenths / 10;
   };
+  // How far playback got: the moment shown where the page reads it, else currentTime (a player whose first
+  // playlist had slid on, on a page slow to load, starts its timeline at a later segment's moment).
+  const reached = () => (position !== null ? position : video.currentTime);
   const hook = (v) => {
     video = v;
     for (const kind of ['playing', 'waiting', 'seeking', 'pause', 'ended', 'error']) {
@@ -103,12 +107,12 @@ PROBE_JS = """
       log.current = 0;
     } else {
       if (v.paused || v.seeking) lastPlay = ms; else log.current = Math.round(ms - lastPlay);
-      if (log.started && !log.ended && !v.ended && t >= LAST && ms - lastMove > STUCK_MS) {
+      if (log.started && !log.ended && !v.ended && reached() >= LAST && ms - lastMove > STUCK_MS) {
         log.stuck = true;
         log.done = true;
       }
     }
-    if (log.started) log.furthest = Math.max(log.furthest, t);
+    if (log.started) log.furthest = Math.max(log.furthest, reached());
     log.stillMs = Math.round(ms - lastMove);
     if (adapter && ms - lastSample >= 250) {
       lastSample = ms;
