@@ -74,6 +74,18 @@ async def test_pending_deletes_survive_a_restart() -> None:
     assert bucket.deleted == [["a"]]
 
 
+async def test_a_key_left_behind_goes_at_the_next_run_and_is_saved_until_then() -> None:
+    """The start check's object whose delete failed (Bucket.left_behind): due at once, kept by a restart."""
+    clock = Clock()
+    first = Cleaner(Bucket(), Metrics(), margin=60, wall_clock=clock)
+    first.delete_soon("live/.hls-broadcaster-check-1.ts")
+    bucket = Bucket()
+    second = Cleaner(bucket, Metrics(), margin=60, wall_clock=clock)
+    second.restore(first.snapshot())
+    await second.run_once()
+    assert bucket.deleted == [["live/.hls-broadcaster-check-1.ts"]] and second.pending == 0
+
+
 class SlowBucket:
     """A DeleteObjects call that has started and not yet answered."""
 

@@ -15,6 +15,7 @@ import pytest
 from aiohttp import web
 
 from broadcaster.bucket.public_check import listed_answers
+from broadcaster.bucket.store import StoreError
 from broadcaster.demo.emulator import OwncastEmulator
 from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.status.public_reads import PublicReads
@@ -154,13 +155,27 @@ async def test_the_start_look_fetches_its_object_at_the_listed_url_and_deletes_i
         body = store.objects.get(request.match_info["key"])
         return web.Response(status=404) if body is None else web.Response(body=body)
 
+    class Undeleting(FakeStore):
+        async def delete(self, key: str) -> None:
+            raise StoreError("SlowDown", "not now")
+
     app.router.add_get("/right/{key:.+}", obj)
+    left: list[str] = []
     async with Served(app) as bucket:
-        assert await listed_answers(store, lambda key: f"{bucket.url}/right/{key}", "live", 5) is None
-        assert await listed_answers(store, lambda key: f"{bucket.url}/wrong/{key}", "live", 5) == "HTTP 404"
-        assert store.objects == {}  # deleted either way
+        assert await listed_answers(store, lambda key: f"{bucket.url}/right/{key}", "live", 5, left.append) is None
+        assert await listed_answers(store, lambda key: f"{bucket.url}/wrong/{key}", "live", 5,
+                                    left.append) == "HTTP 404"
+        assert store.objects == {} and left == []  # deleted either way
         refusing = FakeStore(down=True)
-        assert await listed_answers(refusing, lambda key: f"{bucket.url}/wrong/{key}", "live", 5) is None
+        assert await listed_answers(refusing, lambda key: f"{bucket.url}/wrong/{key}", "live", 5, left.append) is None
+        # An object that may stay (its delete failed; its put timed out, and may land later) is told of.
+        undeleting = Undeleting()
+        assert await listed_answers(undeleting, lambda key: f"{bucket.url}/wrong/{key}", "live", 5,
+                                    left.append) == "HTTP 404"
+        assert left == list(undeleting.objects)
+        assert await listed_answers(FakeStore(hang=True), lambda key: f"{bucket.url}/right/{key}", "live", 0.05,
+                                    left.append) is None
+        assert len(left) == 2 and left[1].startswith("live/.hls-broadcaster-check-")
 
 
 def test_health_gets_steerings_reason_then_this_one_and_the_pathway_only_with_steering() -> None:

@@ -66,6 +66,15 @@ class Bucket:
         """Its last upload attempt's (ok, None before the first; why it failed)."""
         return self.uploader.storage_ok, self.uploader.last_error
 
+    def left_behind(self, key: str) -> None:
+        """An object of the service's own that may be left in it (bucket/public_check.py's): its cleaner
+        deletes it; a kept stream has none, and the log names the key to delete by hand."""
+        if self.cleaner is not None:
+            self.cleaner.delete_soon(key)
+        else:
+            log.warning("%s may hold the start check's object %s (its delete failed): delete it by hand",
+                        self.name, key)
+
     async def start(self, stack: contextlib.AsyncExitStack) -> str | None:
         """Its client, its check at start and its cleaner, each stop entered on `stack`. A line naming the
         setting when it refuses our settings (the service does not start); merely unreachable, it starts."""

@@ -76,6 +76,11 @@ class Cleaner:
                 log.debug("%s may go in %.1fs", r.segment.key, r.keep + self._margin)
         self._metrics.cleanup_pending.set(self.pending)
 
+    def delete_soon(self, key: str) -> None:
+        """A key no playlist lists (a start check's probe object left behind): gone at the next run."""
+        self._push(key, self._wall())
+        self._metrics.cleanup_pending.set(self.pending)
+
     def hold(self, keys: list[str]) -> None:
         """A clip lists these: they outlive the window until every clip that lists them is deleted."""
         for key in keys:

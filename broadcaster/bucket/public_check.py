@@ -99,13 +99,18 @@ class Stored(Protocol):
 
 
 async def listed_answers(store: Stored, url_of: Callable[[str], str], key_prefix: str,
-                         timeout: float) -> str | None:
+                         timeout: float, left: Callable[[str], None]) -> str | None:
     """A probe object stored under `key_prefix` as a segment is, fetched at `url_of(key)` (the URL a playlist
     would list) and deleted: what the GET found when not the object's bytes ("HTTP 404", "other bytes", why
-    no answer); None when it was, or when the bucket did not take the object (its uploads tell of that)."""
+    no answer); None when it was, or when the bucket did not take the object (its uploads tell of that).
+    `left(key)`: told of an object that may be left in the bucket (its delete failed, or its put timed out
+    and may still land), for a later delete."""
     key, body = probe_object(key_prefix, "start")
-    if await within(store.put(key, body, content_type=PROBE_CONTENT_TYPE, cache_control=PROBE_CACHE_CONTROL),
-                     timeout) is not None:
+    refused = await within(store.put(key, body, content_type=PROBE_CONTENT_TYPE,
+                                     cache_control=PROBE_CACHE_CONTROL), timeout)
+    if refused is not None:
+        if refused.reason == "Timeout":
+            left(key)
         return None
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as http, \
@@ -114,7 +119,8 @@ async def listed_answers(store: Stored, url_of: Callable[[str], str], key_prefix
     except (aiohttp.ClientError, OSError, TimeoutError) as err:
         return f"no answer: {type(err).__name__}"
     finally:
-        await within(store.delete(key), timeout)
+        if await within(store.delete(key), timeout) is not None:
+            left(key)
     if status != 200:
         return f"HTTP {status}"
     return None if got == body else "other bytes"

@@ -50,7 +50,8 @@ class Delivery:
         self.public_reads = PublicReads(
             presigned=s.segment_urls == "presigned", newest=self.newest, target_duration=target,
             up=metrics.public_reads_up.set, watched=Watched(lambda: metrics.playlist_requests.total, target),
-            start_check=lambda: listed_answers(first.store, self.urls.segment, s.r2_key_prefix, s.upload_timeout))
+            start_check=lambda: listed_answers(first.store, self.urls.segment, s.r2_key_prefix, s.upload_timeout,
+                                               first.left_behind))
         self.newest.woken = metrics.playlist_requests.on_request = self.public_reads.wake
         self.public_reads.in_outage = lambda: first.uploader.storage_ok is False  # a probe failing may be it
         self.public_reads.guard = edge_guard(s, self.newest, target)  # a private stream's edge refuses strangers
