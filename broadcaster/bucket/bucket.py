@@ -72,8 +72,8 @@ class Bucket:
         if self.cleaner is not None:
             self.cleaner.delete_soon(key)
         else:
-            log.warning("%s may hold the start check's object %s (its delete failed): delete it by hand",
-                        self.name, key)
+            log.warning("%s may hold the start check's object %s (its delete failed, or its upload timed out "
+                        "and may land late): delete it by hand", self.name, key)
 
     async def start(self, stack: contextlib.AsyncExitStack) -> str | None:
         """Its client, its check at start and its cleaner, each stop entered on `stack`. A line naming the

@@ -30,6 +30,8 @@ PROBE_CACHE_CONTROL = "public, max-age=60"
 START_HEADERS = {"User-Agent": f"hls-broadcaster/{__version__} (start check)"}
 
 Line = Callable[[str, str], None]  # (ok | warn | FAIL | skip, text): preflight's Report.line
+# A put that failed for one of these reasons was sent and not answered in time: it may still land.
+MAY_LAND = frozenset({"Timeout", "ReadTimeoutError"})
 
 
 def probe_object(key_prefix: str, word: str) -> tuple[str, bytes]:
@@ -109,7 +111,7 @@ async def listed_answers(store: Stored, url_of: Callable[[str], str], key_prefix
     refused = await within(store.put(key, body, content_type=PROBE_CONTENT_TYPE,
                                      cache_control=PROBE_CACHE_CONTROL), timeout)
     if refused is not None:
-        if refused.reason == "Timeout":
+        if refused.reason in MAY_LAND:
             left(key)
         return None
     try:
