@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from broadcaster.demo.emulator import OwncastEmulator
     from broadcaster.demo.recordings import Recordings
     from broadcaster.demo.seaweed import SeaweedS3
+    from tests.support.browser_slots import BrowserSlots
     from tests.support.s3 import RunWideServer
 
 # The fixtures several modules share, each kind in one support module.
@@ -38,6 +39,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--write-durations", action="store_true",
                     help="record each module's seconds in tests/durations.json, the data the suite's order is "
                          "made from (tests/support/order.py): run with a full scripts/test")
+    group.addoption("--browsers-at-once", type=int, default=0, metavar="N",
+                    help="with xdist workers: at most N browser modules at once (default: as many as this "
+                         "machine's pace carries, tests/support/browser_slots.py)")
     group.addoption("--passthrough-late-tails", action="store_true",
                     help="with --passthrough-runs: hold every segment's last bytes until its playlist names "
                          "it, as the matrix's rows do, rather than leave the race to chance")
@@ -110,9 +114,21 @@ _RUN_WIDE_SEAWEED = pytest.StashKey[tuple["RunWideServer", str]]()  # the server
 _SEAWEED_INPUT = "seaweed_s3"
 
 
+# The run's browser slots (tests/support/browser_slots.py): made by the controller, their folder named to
+# each worker, which holds one for as long as it runs a browser module's tests.
+_SLOTS = pytest.StashKey["BrowserSlots"]()
+_SLOTS_INPUT = "browser_slots"
+_SLOTS_SAID = pytest.StashKey[str]()
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    from tests.support.browser_slots import BrowserSlots
+
+    if (folder := getattr(config, "workerinput", {}).get(_SLOTS_INPUT)) is not None:
+        config.stash[_SLOTS] = BrowserSlots(Path(folder))
     if hasattr(config, "workerinput") or not config.getoption("numprocesses", None) or config.option.collectonly:
         return  # a worker, a run without workers, or no test to run
+    _make_slots(config)
     from broadcaster.demo.seaweed import SeaweedError
     from tests.support.s3 import RunWideServer
 
@@ -125,18 +141,56 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_RUN_WIDE_SEAWEED] = (server, json.dumps(described))
 
 
+def _make_slots(config: pytest.Config) -> None:
+    from tests.support.browser_slots import BrowserSlots, pace_ns, slots_for
+
+    ns = pace_ns()
+    count = config.getoption("--browsers-at-once") or slots_for(ns)
+    config.stash[_SLOTS] = BrowserSlots.make(Path(tempfile.mkdtemp(prefix="hlsb-browser-slots-")), count)
+    config.stash[_SLOTS_SAID] = (f"browser modules at once: {count} (a Python addition took {ns:.0f} ns here; "
+                                 "tests/support/browser_slots.py)")
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    return config.stash.get(_SLOTS_SAID, None)
+
+
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node: Any) -> None:
-    """pytest-xdist, in the controller: each worker is told where the run's SeaweedFS is."""
+    """pytest-xdist, in the controller: each worker is told where the run's SeaweedFS and slots are."""
     started = node.config.stash.get(_RUN_WIDE_SEAWEED, None)
     if started is not None:
         node.workerinput[_SEAWEED_INPUT] = started[1]
+    if (slots := node.config.stash.get(_SLOTS, None)) is not None:
+        node.workerinput[_SLOTS_INPUT] = str(slots.folder)
+
+
+@pytest.hookimpl(tryfirst=True, hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """A worker takes a browser slot before a browser module's first test (outside pytest-timeout's bound:
+    this hook wraps its own) and gives it back after the module's last test here, its module fixtures'
+    teardown included."""
+    slots = item.config.stash.get(_SLOTS, None)
+    if slots is not None and hasattr(item.config, "workerinput") and _browser(item) and not slots.held:
+        waited = slots.take(item.nodeid)
+        item.user_properties.append(("browser_slot_wait_s", round(waited, 1)))
+    yield
+    if slots is not None and slots.held and not (nextitem is not None and nextitem.path == item.path
+                                                 and _browser(nextitem)):
+        slots.give()
+
+
+def _browser(item: pytest.Item) -> bool:
+    return item.get_closest_marker("browser") is not None
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     started = config.stash.get(_RUN_WIDE_SEAWEED, None)
     if started is not None:
         started[0].stop()
+    slots = config.stash.get(_SLOTS, None)
+    if slots is not None and not hasattr(config, "workerinput"):
+        shutil.rmtree(slots.folder, ignore_errors=True)
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")

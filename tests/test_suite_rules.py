@@ -13,6 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
 # What costs a unit test its import time (moto: ~0.6 s of CPU, the emulator and SeaweedFS's client: ~0.8 s,
@@ -146,6 +148,8 @@ _BUSY = "test_input_bounds.py::test_a_variant_folder_that_appears_while_the_othe
 # cancelled or its time is up), or stand in for a clock. Every wait on a condition is `until`
 # (tests/support/waiting.py). "file::function" -> why it is not a wait.
 PACING = {
+    "support/browser_slots.py::BrowserSlots.take": "a worker's wait for another's browser module to end, in "
+                                                   "pytest's own hook, outside any event loop (bounded: WAIT)",
     "support/fault_proxy.py::FaultProxy._read_slowly": "reads a slow client's body at the rate it was set to",
     "support/hostile.py::forge_reports": "made-up pages' beats, one a second, for the test's time",
     "support/hostile.py::Fetcher.run": "a hostile client's requests, paced after a refusal, until stopped",
@@ -283,6 +287,21 @@ def test_the_order_begins_the_longest_groups_then_the_long_ones() -> None:
     ranks = sorted([("test_a.py", False), ("test_b.py", True), ("test_c.py", False), ("test_new.py", False)],
                    key=lambda m: ungrouped_rank(modules, *m))
     assert [name for name, _ in ranks] == ["test_a.py", "test_b.py", "test_c.py", "test_new.py"]
+
+
+def test_browser_slots_hold_the_browser_modules_to_their_number(tmp_path: Path) -> None:
+    from tests.support.browser_slots import BrowserSlots, slots_for
+
+    first, second = BrowserSlots.make(tmp_path, 1), BrowserSlots(tmp_path)
+    first.take("first")
+    with pytest.raises(RuntimeError, match="no browser slot in 0 s"):
+        second.take("second", wait=0.3)
+    first.give()
+    second.take("second")
+    assert second.held and not first.held
+    second.give()
+    # Every worker at the pace the suite was tuned on, fewer on a slower machine, never below two.
+    assert [slots_for(ns) for ns in (40.0, 55.0, 80.0, 160.0, 5000.0)] == [7, 7, 4, 2, 2]
 
 
 def _groups(source: str) -> set[str]:
