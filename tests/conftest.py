@@ -40,8 +40,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="record each module's seconds in tests/durations.json, the data the suite's order is "
                          "made from (tests/support/order.py): run with a full scripts/test")
     group.addoption("--browsers-at-once", type=int, default=0, metavar="N",
-                    help="with xdist workers: at most N browser modules at once (default: as many as this "
-                         "machine's pace carries, tests/support/browser_slots.py)")
+                    help="with xdist workers: at most N browser modules at once (default: the machine's cores "
+                         "plus one, tests/support/browser_slots.py)")
     group.addoption("--passthrough-late-tails", action="store_true",
                     help="with --passthrough-runs: hold every segment's last bytes until its playlist names "
                          "it, as the matrix's rows do, rather than leave the race to chance")
@@ -142,17 +142,33 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def _make_slots(config: pytest.Config) -> None:
-    from tests.support.browser_slots import BrowserSlots, pace_ns, slots_for
+    from tests.support.browser_slots import BrowserSlots, at_once
 
-    ns = pace_ns()
-    count = config.getoption("--browsers-at-once") or slots_for(ns)
+    count = config.getoption("--browsers-at-once") or at_once()
     config.stash[_SLOTS] = BrowserSlots.make(Path(tempfile.mkdtemp(prefix="hlsb-browser-slots-")), count)
-    config.stash[_SLOTS_SAID] = (f"browser modules at once: {count} (a Python addition took {ns:.0f} ns here; "
-                                 "tests/support/browser_slots.py)")
+    config.stash[_SLOTS_SAID] = f"browser modules at once: {count} (tests/support/browser_slots.py)"
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:
     return config.stash.get(_SLOTS_SAID, None)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """scripts/test's loadgroup, holding the browser units to the run's slots."""
+    from tests.support.browser_slots import BrowserBound
+
+    slots = config.stash.get(_SLOTS, None)
+    return BrowserBound(config, log, slots) if slots is not None and config.getvalue("dist") == "loadgroup" else None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """A worker notes which tests are browser tests for the scheduler, before xdist's own hook sends the
+    collection to the controller (tryfirst): the scheduler reads them when it hands out the first unit."""
+    slots = session.config.stash.get(_SLOTS, None)
+    if slots is not None and hasattr(session.config, "workerinput"):
+        slots.note_tests(item.nodeid for item in session.items if _browser(item))
 
 
 @pytest.hookimpl(optionalhook=True)

@@ -7,6 +7,7 @@ a browser page waited on checks its condition on a timer (POLL_MS), not on every
 from __future__ import annotations
 
 import ast
+import collections
 import functools
 import json
 import subprocess
@@ -290,7 +291,7 @@ def test_the_order_begins_the_longest_groups_then_the_long_ones() -> None:
 
 
 def test_browser_slots_hold_the_browser_modules_to_their_number(tmp_path: Path) -> None:
-    from tests.support.browser_slots import BrowserSlots, slots_for
+    from tests.support.browser_slots import BrowserSlots
 
     first, second = BrowserSlots.make(tmp_path, 1), BrowserSlots(tmp_path)
     first.take("first")
@@ -300,8 +301,29 @@ def test_browser_slots_hold_the_browser_modules_to_their_number(tmp_path: Path) 
     second.take("second")
     assert second.held and not first.held
     second.give()
-    # Every worker at the pace the suite was tuned on, fewer on a slower machine, never below two.
-    assert [slots_for(ns) for ns in (40.0, 55.0, 80.0, 160.0, 5000.0)] == [7, 7, 4, 2, 2]
+
+
+def test_the_scheduler_hands_out_other_work_while_the_browser_slots_are_full(tmp_path: Path) -> None:
+    from tests.support.browser_slots import BrowserBound, BrowserSlots
+
+    slots = BrowserSlots.make(tmp_path, 2)
+    slots.note_tests(["t/a.py::x@a", "t/a.py::y@a", "t/b.py::x@b", "t/c.py::x@c", "t/e.py::x"])
+    bound = BrowserBound.__new__(BrowserBound)  # its state alone: no xdist run behind it
+    bound.slots, bound._browser, bound.assigned_work = slots, None, {}
+    bound.workqueue = collections.OrderedDict((s, {}) for s in ["a", "b", "c", "d", "t/e.py::x", "t/f.py::x"])
+    assert bound.browser_units() == {"a", "b", "c", "t/e.py::x"}
+    assert bound.next_unit() == "a"
+    bound.assigned_work = {"one": {"a": {"t/a.py::x@a": True, "t/a.py::y@a": False}}, "two": {"b": {"t/b.py::x@b": False}}}
+    for done in ("a", "b"):
+        del bound.workqueue[done]
+    assert bound.next_unit() == "d"  # two out: the browser units wait, in order
+    del bound.workqueue["d"]
+    assert bound.next_unit() == "t/f.py::x"
+    bound.assigned_work["one"]["a"]["t/a.py::y@a"] = True
+    assert bound.next_unit() == "c"  # one came back
+    bound.assigned_work["three"] = {"c": {"t/c.py::x@c": False}}
+    del bound.workqueue["c"], bound.workqueue["t/f.py::x"]
+    assert bound.next_unit() == "t/e.py::x"  # only browser units left: the slots bound them
 
 
 def _groups(source: str) -> set[str]:

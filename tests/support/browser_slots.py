@@ -1,48 +1,42 @@
-"""How many browser modules a run's xdist workers run at once, and the slots that hold them to it.
+"""How many browser modules a run's xdist workers run at once.
 
-Each browser module plays a live stream in Chromium (several pages at once in some), judged on the stream's
-own clock. scripts/test runs seven workers on two cores; on the machines the suite was tuned on, every
-browser group could begin together. On one about three times slower (a Python addition 160 ns rather than
-55: `pace_ns`), seven at once starved every page: `goto` past 30 s, module fixtures past pytest-timeout's
-300 s, players stalled. So a run holds the browser modules to a number its machine can carry
-(`slots_for`), measured at the start of the run, and the other workers go on with the tests without a
-browser meanwhile.
+Each browser module plays a live stream in Chromium (several pages and players at once in some), judged
+on the stream's own clock. scripts/test runs seven workers on two cores, and xdist's loadgroup hands out
+the browser groups first (tests/support/order.py): on the machines the suite was tuned on, six began
+together and kept up. On CI's machine, whose Python ran two to three times slower for hours at a time
+(other tenants' load), the same six starved each other: `goto` past 30 s, module fixtures past
+pytest-timeout's 300 s, players stalled (11 failed, 44 errors). The speed changes while a run goes, so no
+number measured at its start can be trusted; the bound is the machine's cores plus one.
 
-A slot is a file locked with flock(2) for as long as a worker runs one browser module's tests (their
-module fixtures included): the lock goes with the process, so a worker that dies frees its slot. A worker
-holds at most one slot and waits for one holding none, so no two workers can wait on each other.
+Two parts keep it:
+- `BrowserBound`, the run's scheduler (loadgroup's, the same order), hands a worker the next unit of work
+  that is not a browser unit while `count` of those are out, so no worker sits idle behind one;
+- `BrowserSlots`, for when only browser units are left: a worker takes a slot (a file locked with
+  flock(2), freed with the process if it dies) before a browser module's first test and gives it back
+  after its last, so a worker handed one more waits for another to finish. A worker holds at most one slot
+  and waits holding none, so no two can wait on each other.
 """
 
 from __future__ import annotations
 
 import fcntl
+import json
+import os
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
-MOST = 7  # every worker (scripts/test's -n 7): the fast machines' pace, unchanged
-FEWEST = 2
-FAST_NS = 55.0  # a Python addition on the machines the suite was tuned on (7 at once held there)
+from xdist.scheduler import LoadGroupScheduling
+
 WAIT = 45 * 60.0  # a slot not had in this long means a worker stuck in a browser module: say so
 POLL = 0.2
+TESTS_FILE = "browser-tests.json"  # the browser tests' node ids, written by a worker's collection
 
 
-def pace_ns(additions: int = 300_000, runs: int = 5) -> float:
-    """Nanoseconds a Python addition takes here: the best of a few short runs (the least disturbed one)."""
-    best = float("inf")
-    for _ in range(runs):
-        began = time.perf_counter()
-        total = 0
-        for i in range(additions):
-            total += i
-        best = min(best, time.perf_counter() - began)
-    return best / additions * 1e9
-
-
-def slots_for(ns: float) -> int:
-    """Browser modules at once for a machine whose Python addition takes `ns`: MOST at the pace the suite
-    was tuned on, fewer in proportion on a slower one, never below FEWEST."""
-    return max(FEWEST, min(MOST, int(MOST * FAST_NS / ns)))
+def at_once() -> int:
+    """Browser modules at once: the machine's cores plus one (3 on the 2-core machines)."""
+    return (os.cpu_count() or 1) + 1
 
 
 class BrowserSlots:
@@ -58,6 +52,10 @@ class BrowserSlots:
         for n in range(count):
             (folder / f"slot-{n}").touch()
         return cls(folder)
+
+    @property
+    def count(self) -> int:
+        return len(list(self.folder.glob("slot-*")))
 
     @property
     def held(self) -> bool:
@@ -91,3 +89,43 @@ class BrowserSlots:
             self._held.close()
             self._held = None
 
+    def note_tests(self, nodeids: Iterable[str]) -> None:
+        """A worker's collection: which tests are browser tests, for the scheduler (replaced whole, so it
+        never reads half a file)."""
+        part = self.folder / f".{TESTS_FILE}.{os.getpid()}"
+        part.write_text(json.dumps(sorted(nodeids)))
+        part.replace(self.folder / TESTS_FILE)
+
+    def noted_tests(self) -> list[str]:
+        try:
+            return list(json.loads((self.folder / TESTS_FILE).read_text()))
+        except (OSError, ValueError):
+            return []  # none noted: every unit is handed out in order, and the slots alone bound them
+
+
+class BrowserBound(LoadGroupScheduling):  # type: ignore[misc]  # xdist is untyped
+    """xdist's loadgroup, but while `slots.count` browser units are out, a worker is handed the next unit
+    that is not one."""
+
+    def __init__(self, config: Any, log: Any, slots: BrowserSlots) -> None:
+        super().__init__(config, log)
+        self.slots = slots
+        self._browser: set[str] | None = None
+
+    def browser_units(self) -> set[str]:
+        if self._browser is None:  # the workers have collected by the time the first unit is handed out
+            self._browser = {self._split_scope(nodeid) for nodeid in self.slots.noted_tests()}
+        return self._browser
+
+    def _assign_work_unit(self, node: Any) -> None:
+        self.workqueue.move_to_end(self.next_unit(), last=False)
+        super()._assign_work_unit(node)
+
+    def next_unit(self) -> str:
+        browser = self.browser_units()
+        out = sum(1 for units in self.assigned_work.values() for scope, tests in units.items()
+                  if scope in browser and not all(tests.values()))
+        for scope in self.workqueue:
+            if scope not in browser or out < self.slots.count:
+                return str(scope)
+        return str(next(iter(self.workqueue)))  # only browser units left: the worker waits at its slot
