@@ -20,9 +20,8 @@ from broadcaster.bucket.uploader import Uploader
 from broadcaster.metrics import Metrics
 from broadcaster.playlist.steering import reloaded_from, render_steering
 from broadcaster.steering import probe, reports
-from broadcaster.steering.policy import (DOWN, MAX_FAILING_CLIENTS, MIN_UPLOAD_WAIT, PROBE_FAILURES, PUBLIC_URL,
-                                         REPORTED_FOR, SLOW_TARGETS, UPLOADS, BucketSignals, SteeringPolicy, refusal)
-from broadcaster.steering.pressure import Saturation, read_cpu_pressure
+from broadcaster.steering.policy import (DOWN, MAX_FAILING_CLIENTS, MIN_UPLOAD_WAIT, PUBLIC_URL, REPORTED_FOR,
+                                         SLOW_TARGETS, UPLOADS, BucketSignals, SteeringPolicy, refusal)
 from broadcaster.steering.probe import (PROBE_AGAIN, QUIET_EVERY, WATCHED_LEAST, WATCHED_TARGETS, Newest,
                                         Probe, SteeringLoop, Wake, Watched)
 from tests.support.fakes import Clock, FakeStore
@@ -356,49 +355,6 @@ def test_uploads_timing_out_with_a_probe_failing_are_a_busy_machine_not_a_refusa
     policy.probed("bucket", False, "no answer in 2s")
     world.run(0.5)
     assert policy.first == "bucket" and not policy.probe_wanted("bucket")
-
-
-@pytest.mark.parametrize("busy", [False, True])
-def test_while_this_machines_cpu_is_saturated_slowness_is_its_own_and_errors_still_count(busy: bool) -> None:
-    """A probe with no answer in time and uploads that only wait, while this machine's CPU is saturated
-    (steering/pressure.py), say nothing of the bucket: on a loaded 2-core machine the probe's 2 s passed
-    twice and players went to the VM, which could not keep up already. An error still counts."""
-    timeouts, errors, refusals = World(target=TARGET), World(target=TARGET), World(target=TARGET)
-    for world in (timeouts, errors, refusals):
-        world.busy = busy
-    for _ in range(PROBE_FAILURES + 1):
-        timeouts.policy.probed("bucket", False, "no answer in 2s")
-        errors.policy.probed("bucket", False, "HTTP 503")
-    timeouts.behind = errors.behind = SLOW_TARGETS * TARGET + 1  # its attempts timing out: no refusal
-    refusals.behind, refusals.refused = TARGET + 1, "SlowDown"
-    for world in (timeouts, errors, refusals):
-        world.run(1)
-    assert (timeouts.policy.first, timeouts.policy.bucket_serves()) == (("bucket", True) if busy else ("vm", False))
-    assert (errors.policy.first, errors.policy.reason) == ("vm", PUBLIC_URL if busy else UPLOADS)
-    assert (refusals.policy.first, refusals.policy.reason) == ("vm", UPLOADS)
-
-
-def test_the_cpu_pressure_is_read_from_linux_and_told_when_saturation_begins_and_ends(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    psi = tmp_path / "cpu"
-    psi.write_text("some avg10=87.50 avg60=34.04 avg300=78.85 total=9007963858\n"
-                   "full avg10=0.00 avg60=0.00 avg300=0.00 total=0\n")
-    assert read_cpu_pressure(psi) == 87.5
-    assert read_cpu_pressure(tmp_path / "none") is None
-    psi.write_text("some avg60=1.0\n")
-    assert read_cpu_pressure(psi) is None
-    caplog.set_level(logging.INFO, "broadcaster.steering.pressure")
-    readings, clock = [90.0, 10.0, 10.0, None], Clock()
-    saturation = Saturation(read=lambda: readings.pop(0), clock=clock)
-    assert saturation.busy() and saturation.busy()  # read once a second: the second call is the first's
-    clock.t += 1
-    assert not saturation.busy() and saturation.pressure == 10.0
-    clock.t += 1
-    saturation.busy()
-    clock.t += 1
-    assert not saturation.busy() and saturation.pressure is None  # unreadable: never saturated
-    assert [(r.levelname, r.getMessage()[:33]) for r in caplog.records] == [
-        ("WARNING", "this machine's CPU is saturated ("), ("INFO", "this machine's CPU is no longer s")]
 
 
 async def test_a_failed_probe_asks_the_buckets_api_at_once_and_its_refusal_steers() -> None:

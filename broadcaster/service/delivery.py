@@ -22,7 +22,6 @@ from ..status.edge_guard import edge_guard
 from ..status.public_reads import PublicReads
 from ..steering.metrics import PathwayCounts
 from ..steering.policy import BucketSignals, SteeringPolicy
-from ..steering.pressure import Saturation
 from ..steering.probe import Newest, Probe, SteeringLoop, Watched
 from ..steering.reports import PathwayReports
 
@@ -92,8 +91,7 @@ def steered(s: Settings, metrics: Metrics, buckets: Mapping[str, Bucket], playli
     """The policy over every bucket's uploads, and the loop that runs it: probing the first bucket's
     `newest` listing and each other bucket's newest upload, told `on_change` of each new priority."""
     signals = {pid: BucketSignals.of_uploads(b.behind, b.outcome) for pid, b in buckets.items()}
-    policy = SteeringPolicy(s.pathways, signals, lambda: playlists.target_duration, interval=s.viewer_timeout / 3,
-                            busy=Saturation().busy)
+    policy = SteeringPolicy(s.pathways, signals, lambda: playlists.target_duration, interval=s.viewer_timeout / 3)
     probes = {pid: Probe(newest if pid == hls.BUCKET_PATHWAY else _newest_landed(b), b.check_writes)
               for pid, b in buckets.items()}
     counts = PathwayCounts(lambda: policy.first != hls.BUCKET_PATHWAY, s.pathways)

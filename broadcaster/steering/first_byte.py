@@ -18,8 +18,7 @@ from urllib.parse import quote, urlsplit
 
 MAX_KEPT = 64 * 1024  # the longest body read to keep the connection (an error page); longer: closed
 MAX_HEAD = 64 * 1024  # a status line and headers longer than this are no answer a viewer could use
-_SAFE = "/:@!$&'()*+,;=?%~-._"
-NO_ANSWER = "no answer in"  # how a probe that timed out begins its detail (the policy tells it from an error)  # what stays as it is in a request target: it is sent as it was listed
+_SAFE = "/:@!$&'()*+,;=?%~-._"  # what stays as it is in a request target: it is sent as it was listed
 
 
 class FirstByte:
@@ -46,7 +45,7 @@ class FirstByte:
                 return await self._get(origin, request)
         except TimeoutError:
             self._drop()
-            return False, f"{NO_ANSWER} {timeout:.0f}s"
+            return False, f"no answer in {timeout:.0f}s"
         except ssl.SSLError as err:
             self._drop()
             return False, f"TLS: {err.reason or type(err).__name__}"

@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections import Counter, OrderedDict
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -33,7 +33,6 @@ from ..playlist import hls
 from ..playlist.pathway import Pathway
 from ..playlist.steering import render_steering
 from ..publish.pathways import PathwayPlan
-from .first_byte import NO_ANSWER
 
 log = logging.getLogger(__name__)
 
@@ -110,8 +109,7 @@ class SteeringPolicy:
 
     def __init__(self, pathways: tuple[str, ...], buckets: Mapping[str, BucketSignals],
                  target_duration: Callable[[], int | None], *, interval: float,
-                 clock: Callable[[], float] = time.monotonic, busy: Callable[[], bool] = lambda: False) -> None:
-        """`busy()`: this machine's CPU is saturated (pressure.py): slowness alone is then its own."""
+                 clock: Callable[[], float] = time.monotonic) -> None:
         if not pathways or pathways[0] != hls.BUCKET_PATHWAY or len(set(pathways)) != len(pathways):
             raise ValueError(f"pathways start with the bucket's, each once: {pathways}")
         if hls.BUCKET_PATHWAY not in buckets:
@@ -120,7 +118,6 @@ class SteeringPolicy:
         self.target_duration = target_duration
         self.interval = interval
         self.clock = clock
-        self.busy = busy
         self.switches: dict[tuple[str, str], int] = {}  # (first pathway, reason) -> times it became first
         self._state = {p: _Bucket(s) for p, s in buckets.items() if p in pathways}
         self._reports: dict[str, _Report] = {}  # viewer page id -> its last report
@@ -168,9 +165,6 @@ class SteeringPolicy:
         if state is None:
             return False
         failed_before = state.probe_failures > 0
-        if not ok and detail.startswith(NO_ANSWER) and self.busy():  # unanswered, or unread here: either way
-            state.probed_at = self.clock()
-            return failed_before
         state.probe_failures = 0 if ok else state.probe_failures + 1
         if state.probe_failures == 1 and state.signals.refused() is None:  # refused too: `down` tells it
             log.info("steering: the %s pathway's probe failed (%s); one failure alone moves nobody",
@@ -291,8 +285,12 @@ class SteeringPolicy:
     def pages(self) -> dict[str, int]:
         """Viewer pages by the pathway their last report (within two report intervals) said they play."""
         now = self.clock()
-        return dict(Counter(r.pathway or "unknown" for r in self._reports.values()
-                            if now - r.at <= 2 * self.interval))
+        out: dict[str, int] = {}
+        for r in self._reports.values():
+            if now - r.at <= 2 * self.interval:
+                key = r.pathway or "unknown"
+                out[key] = out.get(key, 0) + 1
+        return out
 
     # -- deciding ---------------------------------------------------------------------------------------
 
@@ -345,8 +343,7 @@ class SteeringPolicy:
         if down:
             found.append((DOWN, _DESCRIBED[DOWN].format(refused=refused, detail=probe_detail)))
         waited = behind > max(target, MIN_UPLOAD_WAIT)
-        slow_only = refused is None and self.busy()  # waits while this machine's CPU is saturated: its own
-        if waited and not slow_only and (state.signals.failing() or behind > SLOW_TARGETS * target):
+        if waited and (state.signals.failing() or behind > SLOW_TARGETS * target):
             found.append((UPLOADS, _DESCRIBED[UPLOADS].format(behind=behind, target=target)))
         if state.probe_failures >= PROBE_FAILURES and not down:
             found.append((PUBLIC_URL, _DESCRIBED[PUBLIC_URL].format(detail=probe_detail)))
