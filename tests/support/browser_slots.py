@@ -1,9 +1,9 @@
 """How many browser modules a run's xdist workers run at once.
 
 Each browser module plays a live stream in Chromium (several pages and players at once in some), judged
-on the stream's own clock. scripts/test runs seven workers on two cores, and xdist's loadgroup hands out
-the browser groups first (tests/support/order.py): on the machines the suite was tuned on, six began
-together and kept up. On CI's machine, whose Python ran two to three times slower for hours at a time
+on the stream's own clock. scripts/test ran seven workers on two cores (five now), and xdist's loadgroup
+hands out the browser groups first (tests/support/order.py): on the machines the suite was tuned on, six
+began together and kept up. On CI's machine, whose Python ran two to three times slower for hours at a time
 (other tenants' load), the same six starved each other: `goto` past 30 s, module fixtures past
 pytest-timeout's 300 s, players stalled (11 failed, 44 errors). The speed changes while a run goes, so no
 number measured at its start can be trusted; the bound is the machine's cores plus one.
