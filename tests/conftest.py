@@ -168,7 +168,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     collection to the controller (tryfirst): the scheduler reads them when it hands out the first unit."""
     slots = session.config.stash.get(_SLOTS, None)
     if slots is not None and hasattr(session.config, "workerinput"):
-        slots.note_tests(item.nodeid for item in session.items if _slotted(item))
+        slots.note_tests(item.nodeid for item in session.items if _browser(item))
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -187,19 +187,17 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     this hook wraps its own) and gives it back after the module's last test here, its module fixtures'
     teardown included."""
     slots = item.config.stash.get(_SLOTS, None)
-    if slots is not None and hasattr(item.config, "workerinput") and _slotted(item) and not slots.held:
+    if slots is not None and hasattr(item.config, "workerinput") and _browser(item) and not slots.held:
         waited = slots.take(item.nodeid)
         item.user_properties.append(("browser_slot_wait_s", round(waited, 1)))
     yield
     if slots is not None and slots.held and not (nextitem is not None and nextitem.path == item.path
-                                                 and _slotted(nextitem)):
+                                                 and _browser(nextitem)):
         slots.give()
 
 
-def _slotted(item: pytest.Item) -> bool:
-    """A test that takes a browser slot: a browser's, or a build's (`heavy`: images, wheels, venvs), whose
-    cores' worth of CPU beside three browser modules starved their players."""
-    return item.get_closest_marker("browser") is not None or item.get_closest_marker("heavy") is not None
+def _browser(item: pytest.Item) -> bool:
+    return item.get_closest_marker("browser") is not None
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -25,7 +25,7 @@ from broadcaster.demo.seaweed import SeaweedS3
 from tests.support.containers import REPO, Podman, Unavailable, base_image, owncast_image, podman, service_image
 from tests.support.waiting import until
 
-pytestmark = [pytest.mark.integration, pytest.mark.heavy, pytest.mark.xdist_group("containers")]
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("containers")]
 
 OWNCAST_UID = 101
 STARTED = 120.0  # bound on a container's start on a loaded machine (the service's own start: 1-3 s)

@@ -30,8 +30,7 @@ from .support.installed import (
 )
 
 # One xdist worker builds the wheel and its venv once for the whole module (scripts/test).
-pytestmark = [pytest.mark.integration, pytest.mark.package, pytest.mark.heavy,
-              pytest.mark.xdist_group("package")]
+pytestmark = [pytest.mark.integration, pytest.mark.package, pytest.mark.xdist_group("package")]
 
 
 @dataclass

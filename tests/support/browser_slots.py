@@ -6,8 +6,7 @@ hands out the browser groups first (tests/support/order.py): on the machines the
 began together and kept up. On CI's machine, whose Python ran two to three times slower for hours at a time
 (other tenants' load), the same six starved each other: `goto` past 30 s, module fixtures past
 pytest-timeout's 300 s, players stalled (11 failed, 44 errors). The speed changes while a run goes, so no
-number measured at its start can be trusted; the bound is the machine's cores plus one. A build (the
-`heavy` marker: container images, wheels, venvs) takes a slot too: a core's worth of CPU for minutes.
+number measured at its start can be trusted; the bound is the machine's cores plus one.
 
 Two parts keep it:
 - `BrowserBound`, the run's scheduler (loadgroup's, the same order), hands a worker the next unit of work
