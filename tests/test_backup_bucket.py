@@ -50,8 +50,9 @@ def offers(master: str, pathway: str) -> int:
 
 
 def vm_before_backup(line: str) -> bool:
-    """A log line of the steering policy's that put the VM's pathway before the second bucket's."""
-    m = re.search(r"steering players .*\(priority ([a-z, ]+)\)", line)
+    """A log line of the steering policy's that put the VM's pathway before the second bucket's (a switch,
+    or a new priority with players staying on the first bucket)."""
+    m = re.search(r"(?:steering players .*\(priority|pathway priority now) ([a-z, ]+)", line)
     order = m.group(1).split(", ") if m else []
     return "vm" in order and "backup" in order and order.index("vm") < order.index("backup")
 
@@ -125,12 +126,13 @@ async def test_with_the_first_bucket_closed_players_are_steered_to_the_second(
 
             async def at_second_bucket() -> bool:
                 """The backup pathway lists its newest segments at the second bucket's URL. A segment it
-                lacked while players were steered away from it (its uploads behind on a loaded machine)
-                stays listed at the VM's URI, where it
-                was listed (a pathway never goes back); no other URI is listed."""
+                lacked while it was put behind the VM's (its uploads behind on a loaded start) stays listed
+                where it was listed, at the first pathway before it that had it: the first bucket's URL, or
+                the VM's URI (a pathway never goes back); no other URI is listed."""
                 listed = await uris(http, url, 0, "backup")
-                assert all(uri.startswith((f"{public}/live/0/", "/live/vm/0/")) for uri in listed), listed
-                moved = any(uri.startswith("/live/vm/") for uri in listed)
+                elsewhere = (f"{gates.public_url}/live/0/", "/live/vm/0/")
+                assert all(uri.startswith((f"{public}/live/0/", *elsewhere)) for uri in listed), listed
+                moved = any(uri.startswith(elsewhere) for uri in listed)
                 assert not moved or any(vm_before_backup(line) for line in service.lines), listed
                 return len(listed) >= 2 and all(u.startswith(public) for u in listed[-2:])
 
