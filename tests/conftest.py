@@ -118,7 +118,6 @@ _SEAWEED_INPUT = "seaweed_s3"
 # each worker, which holds one for as long as it runs a browser module's tests.
 _SLOTS = pytest.StashKey["BrowserSlots"]()
 _SLOTS_INPUT = "browser_slots"
-_SLOTS_SAID = pytest.StashKey[str]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -146,11 +145,11 @@ def _make_slots(config: pytest.Config) -> None:
 
     count = config.getoption("--browsers-at-once") or at_once()
     config.stash[_SLOTS] = BrowserSlots.make(Path(tempfile.mkdtemp(prefix="hlsb-browser-slots-")), count)
-    config.stash[_SLOTS_SAID] = f"browser modules at once: {count} (tests/support/browser_slots.py)"
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:
-    return config.stash.get(_SLOTS_SAID, None)
+    slots = config.stash.get(_SLOTS, None)
+    return None if slots is None else f"browser modules at once: {slots.count} (tests/support/browser_slots.py)"
 
 
 @pytest.hookimpl(optionalhook=True)

@@ -44,6 +44,7 @@ class BrowserSlots:
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
+        self.paths = sorted(folder.glob("slot-*"))  # made before any worker starts: read once
         self._held: IO[bytes] | None = None
 
     @classmethod
@@ -55,7 +56,7 @@ class BrowserSlots:
 
     @property
     def count(self) -> int:
-        return len(list(self.folder.glob("slot-*")))
+        return len(self.paths)
 
     @property
     def held(self) -> bool:
@@ -64,7 +65,7 @@ class BrowserSlots:
     def take(self, who: str, wait: float = WAIT) -> float:
         """Holds a free slot, waiting for one; returns the seconds waited."""
         assert self._held is None, "a worker holds one slot at a time"
-        paths = sorted(self.folder.glob("slot-*"))
+        paths = self.paths
         if not paths:
             raise RuntimeError(f"tests/support/browser_slots.py: no slot files in {self.folder}")
         began = time.monotonic()
@@ -123,8 +124,8 @@ class BrowserBound(LoadGroupScheduling):  # type: ignore[misc]  # xdist is untyp
 
     def next_unit(self) -> str:
         browser = self.browser_units()
-        out = sum(1 for units in self.assigned_work.values() for scope, tests in units.items()
-                  if scope in browser and not all(tests.values()))
+        out = sum(1 for units in self.assigned_work.values() for scope in browser
+                  if scope in units and not all(units[scope].values()))
         for scope in self.workqueue:
             if scope not in browser or out < self.slots.count:
                 return str(scope)
