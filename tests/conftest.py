@@ -167,7 +167,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     collection to the controller (tryfirst): the scheduler reads them when it hands out the first unit."""
     slots = session.config.stash.get(_SLOTS, None)
     if slots is not None and hasattr(session.config, "workerinput"):
-        slots.note_tests(item.nodeid for item in session.items if _browser(item))
+        slots.note_tests({item.nodeid: _weight(item) for item in session.items if _browser(item)})
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -187,7 +187,7 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     teardown included."""
     slots = item.config.stash.get(_SLOTS, None)
     if slots is not None and hasattr(item.config, "workerinput") and _browser(item) and not slots.held:
-        waited = slots.take(item.nodeid)
+        waited = slots.take(item.nodeid, _weight(item))
         item.user_properties.append(("browser_slot_wait_s", round(waited, 1)))
     yield
     if slots is not None and slots.held and not (nextitem is not None and nextitem.path == item.path
@@ -197,6 +197,12 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
 
 def _browser(item: pytest.Item) -> bool:
     return item.get_closest_marker("browser") is not None
+
+
+def _weight(item: pytest.Item) -> int:
+    """The browser slots a test's module takes: `browser(slots=N)`, else one."""
+    marker = item.get_closest_marker("browser")
+    return int(marker.kwargs.get("slots", 1)) if marker is not None else 0
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -68,7 +68,7 @@ from tests.support.waiting import until
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.browser,
+    pytest.mark.browser(slots=2),  # its players are judged on seconds: one browser neighbour at most
     needs_chromium,
     pytest.mark.xdist_group("steering_browser"),
     pytest.mark.asyncio(loop_scope="module"),

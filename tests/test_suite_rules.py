@@ -295,7 +295,7 @@ def test_browser_slots_hold_the_browser_modules_to_their_number(tmp_path: Path) 
 
     first, second = BrowserSlots.make(tmp_path, 1), BrowserSlots(tmp_path)
     first.take("first")
-    with pytest.raises(RuntimeError, match="no browser slot in 0 s"):
+    with pytest.raises(RuntimeError, match="no 1 browser slot"):
         second.take("second", wait=0.3)
     first.give()
     second.take("second")
@@ -303,15 +303,35 @@ def test_browser_slots_hold_the_browser_modules_to_their_number(tmp_path: Path) 
     second.give()
 
 
+def test_a_module_of_two_slots_waits_for_two_free_at_once_holding_none(tmp_path: Path) -> None:
+    from tests.support.browser_slots import BrowserSlots
+
+    one, two, three = BrowserSlots.make(tmp_path, 3), BrowserSlots(tmp_path), BrowserSlots(tmp_path)
+    one.take("one")
+    two.take("two", weight=2)  # the other two
+    with pytest.raises(RuntimeError, match="no 1 browser slot"):
+        three.take("three", wait=0.3)
+    one.give()
+    with pytest.raises(RuntimeError, match="no 2 browser slot"):
+        one.take("one again", weight=2, wait=0.3)
+    three.take("three")  # the slot `one again` did not keep while it waited
+    two.give()
+    three.give()
+    one.take("one again", weight=5, wait=0.3)  # more than there are: every one
+    with pytest.raises(RuntimeError, match="no 1 browser slot"):
+        three.take("three", wait=0.3)
+    one.give()
+
+
 def test_the_scheduler_hands_out_other_work_while_the_browser_slots_are_full(tmp_path: Path) -> None:
     from tests.support.browser_slots import BrowserBound, BrowserSlots
 
     slots = BrowserSlots.make(tmp_path, 2)
-    slots.note_tests(["t/a.py::x@a", "t/a.py::y@a", "t/b.py::x@b", "t/c.py::x@c", "t/e.py::x"])
+    slots.note_tests({"t/a.py::x@a": 1, "t/a.py::y@a": 1, "t/b.py::x@b": 1, "t/c.py::x@c": 1, "t/e.py::x": 1})
     bound = BrowserBound.__new__(BrowserBound)  # its state alone: no xdist run behind it
     bound.slots, bound._browser, bound.assigned_work = slots, None, {}
     bound.workqueue = collections.OrderedDict((s, {}) for s in ["a", "b", "c", "d", "t/e.py::x", "t/f.py::x"])
-    assert bound.browser_units() == {"a", "b", "c", "t/e.py::x"}
+    assert bound.browser_units() == {"a": 1, "b": 1, "c": 1, "t/e.py::x": 1}
     assert bound.next_unit() == "a"
     bound.assigned_work = {"one": {"a": {"t/a.py::x@a": True, "t/a.py::y@a": False}}, "two": {"b": {"t/b.py::x@b": False}}}
     for done in ("a", "b"):
@@ -324,6 +344,23 @@ def test_the_scheduler_hands_out_other_work_while_the_browser_slots_are_full(tmp
     bound.assigned_work["three"] = {"c": {"t/c.py::x@c": False}}
     del bound.workqueue["c"], bound.workqueue["t/f.py::x"]
     assert bound.next_unit() == "t/e.py::x"  # only browser units left: the slots bound them
+
+
+def test_the_scheduler_counts_a_module_of_two_slots_as_two(tmp_path: Path) -> None:
+    from tests.support.browser_slots import BrowserBound, BrowserSlots
+
+    slots = BrowserSlots.make(tmp_path, 3)
+    slots.note_tests({"t/a.py::x@a": 2, "t/a.py::y@a": 2, "t/b.py::x@b": 1, "t/c.py::x@c": 2, "t/d.py::x@d": 1})
+    bound = BrowserBound.__new__(BrowserBound)
+    bound.slots, bound._browser = slots, None
+    bound.assigned_work = {"one": {"a": {"t/a.py::x@a": False, "t/a.py::y@a": False}}}
+    bound.workqueue = collections.OrderedDict((s, {}) for s in ["c", "b", "d", "t/e.py::x"])
+    assert bound.next_unit() == "b"  # two out: one more fits, two do not
+    bound.assigned_work["two"] = {"b": {"t/b.py::x@b": False}}
+    del bound.workqueue["b"]
+    assert bound.next_unit() == "t/e.py::x"  # three out
+    bound.assigned_work = {}
+    assert bound.next_unit() == "c"
 
 
 def _groups(source: str) -> set[str]:

@@ -13,8 +13,13 @@ Two parts keep it:
   that is not a browser unit while `count` of those are out, so no worker sits idle behind one;
 - `BrowserSlots`, for when only browser units are left: a worker takes a slot (a file locked with
   flock(2), freed with the process if it dies) before a browser module's first test and gives it back
-  after its last, so a worker handed one more waits for another to finish. A worker holds at most one slot
-  and waits holding none, so no two can wait on each other.
+  after its last, so a worker handed one more waits for another to finish. A module marked
+  `browser(slots=N)` takes N at once (all or none: a worker waits holding none, so no two can wait on each
+  other).
+
+The steering module takes two: its four players are judged on seconds of an outage, and beside two other
+browser modules on this 2-core machine its pages fell seconds behind (CI: a stall charged past a target
+duration; a player still on the VM 7 s after it was told), where one neighbour leaves them a core.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import fcntl
 import json
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -45,7 +50,7 @@ class BrowserSlots:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.paths = sorted(folder.glob("slot-*"))  # made before any worker starts: read once
-        self._held: IO[bytes] | None = None
+        self._held: list[IO[bytes]] = []
 
     @classmethod
     def make(cls, folder: Path, count: int) -> BrowserSlots:
@@ -60,14 +65,16 @@ class BrowserSlots:
 
     @property
     def held(self) -> bool:
-        return self._held is not None
+        return bool(self._held)
 
-    def take(self, who: str, wait: float = WAIT) -> float:
-        """Holds a free slot, waiting for one; returns the seconds waited."""
-        assert self._held is None, "a worker holds one slot at a time"
+    def take(self, who: str, weight: int = 1, wait: float = WAIT) -> float:
+        """Holds `weight` free slots (at most all of them), waiting until that many are free at once; returns
+        the seconds waited."""
+        assert not self._held, "a worker holds one module's slots at a time"
         paths = self.paths
         if not paths:
             raise RuntimeError(f"tests/support/browser_slots.py: no slot files in {self.folder}")
+        weight = max(1, min(weight, len(paths)))
         began = time.monotonic()
         while True:
             for path in paths:
@@ -77,45 +84,51 @@ class BrowserSlots:
                 except BlockingIOError:
                     handle.close()
                     continue
-                self._held = handle
-                return time.monotonic() - began
+                self._held.append(handle)
+                if len(self._held) == weight:
+                    return time.monotonic() - began
+            self.give()  # fewer free than it needs: it waits holding none
             if time.monotonic() - began > wait:
-                raise RuntimeError(f"{who}: no browser slot in {wait:.0f} s ({len(paths)} in {self.folder}): "
-                                   "a worker is stuck in a browser module")
+                raise RuntimeError(f"{who}: no {weight} browser slot(s) in {wait:.0f} s ({len(paths)} in "
+                                   f"{self.folder}): a worker is stuck in a browser module")
             time.sleep(POLL)
 
     def give(self) -> None:
-        if self._held is not None:
-            fcntl.flock(self._held, fcntl.LOCK_UN)
-            self._held.close()
-            self._held = None
+        for handle in self._held:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            handle.close()
+        self._held.clear()
 
-    def note_tests(self, nodeids: Iterable[str]) -> None:
-        """A worker's collection: which tests are browser tests, for the scheduler (replaced whole, so it
-        never reads half a file)."""
+    def note_tests(self, weights: Mapping[str, int]) -> None:
+        """A worker's collection: which tests are browser tests, and the slots each takes, for the scheduler
+        (replaced whole, so it never reads half a file)."""
         part = self.folder / f".{TESTS_FILE}.{os.getpid()}"
-        part.write_text(json.dumps(sorted(nodeids)))
+        part.write_text(json.dumps(dict(sorted(weights.items()))))
         part.replace(self.folder / TESTS_FILE)
 
-    def noted_tests(self) -> list[str]:
+    def noted_tests(self) -> dict[str, int]:
         try:
-            return list(json.loads((self.folder / TESTS_FILE).read_text()))
-        except (OSError, ValueError):
-            return []  # none noted: every unit is handed out in order, and the slots alone bound them
+            return {str(k): int(v) for k, v in json.loads((self.folder / TESTS_FILE).read_text()).items()}
+        except (OSError, ValueError, AttributeError):
+            return {}  # none noted: every unit is handed out in order, and the slots alone bound them
 
 
 class BrowserBound(LoadGroupScheduling):  # type: ignore[misc]  # xdist is untyped
-    """xdist's loadgroup, but while `slots.count` browser units are out, a worker is handed the next unit
-    that is not one."""
+    """xdist's loadgroup, but while the browser units out take `slots.count` slots (or too many for the next
+    browser unit to fit), a worker is handed the next unit that is not one."""
 
     def __init__(self, config: Any, log: Any, slots: BrowserSlots) -> None:
         super().__init__(config, log)
         self.slots = slots
-        self._browser: set[str] | None = None
+        self._browser: dict[str, int] | None = None
 
-    def browser_units(self) -> set[str]:
+    def browser_units(self) -> dict[str, int]:
+        """Each browser unit, and the slots it takes."""
         if self._browser is None:  # the workers have collected by the time the first unit is handed out
-            self._browser = {self._split_scope(nodeid) for nodeid in self.slots.noted_tests()}
+            self._browser = {}
+            for nodeid, weight in self.slots.noted_tests().items():
+                scope = self._split_scope(nodeid)
+                self._browser[scope] = max(weight, self._browser.get(scope, 1))
         return self._browser
 
     def _assign_work_unit(self, node: Any) -> None:
@@ -124,9 +137,9 @@ class BrowserBound(LoadGroupScheduling):  # type: ignore[misc]  # xdist is untyp
 
     def next_unit(self) -> str:
         browser = self.browser_units()
-        out = sum(1 for units in self.assigned_work.values() for scope in browser
+        out = sum(weight for units in self.assigned_work.values() for scope, weight in browser.items()
                   if scope in units and not all(units[scope].values()))
         for scope in self.workqueue:
-            if scope not in browser or out < self.slots.count:
+            if scope not in browser or out == 0 or out + min(browser[scope], self.slots.count) <= self.slots.count:
                 return str(scope)
         return str(next(iter(self.workqueue)))  # only browser units left: the worker waits at its slot

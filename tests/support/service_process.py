@@ -31,6 +31,7 @@ from tests.support.public_bucket import readable_by_anyone
 if TYPE_CHECKING:
     from broadcaster.demo.seaweed import SeaweedS3
 
+_RECORD = re.compile(r"\d{4}-\d\d-\d\d ")  # cli.py's format: a record begins with its time
 _SERVING = re.compile(r"serving (http://\S+?)/live/master\.m3u8")
 
 
@@ -152,12 +153,22 @@ class ServiceProcess:
                 self._ready.set()
 
     def problems(self) -> list[str]:
-        """Log lines an operator would be alarmed by: errors and tracebacks."""
-        return [line for line in self.lines if " ERROR " in line or "Traceback" in line or "Exception in" in line]
+        """Log records an operator would be alarmed by (errors and tracebacks), each whole: a traceback's
+        lines follow its record without a timestamp, and a failure's message needs them to name the cause."""
+        found: list[str] = []
+        alarming = False
+        for line in self.lines:
+            if _RECORD.match(line):
+                alarming = " ERROR " in line or "Exception in" in line
+            alarming = alarming or "Traceback" in line
+            if alarming:
+                found.append(line)
+        return found
 
     def warnings(self) -> list[str]:
         """Problems, and the warnings a benchmark reports next to its figures."""
-        return [line for line in self.lines if " WARNING " in line or line in self.problems()]
+        problems = set(self.problems())
+        return [line for line in self.lines if " WARNING " in line or line in problems]
 
     async def exited(self, timeout: float = 20.0) -> int:
         assert self.proc is not None
