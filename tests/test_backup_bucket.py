@@ -296,14 +296,17 @@ async def test_more_buckets_are_settings_blocks_and_without_the_vm_it_serves_no_
             listed = []
             for pathway, name in buckets.items():
                 for v in (0, 1):
-                    there = await uris(http, url, v, pathway)
+                    status, body = await text(http, f"{url}/live/{pathway}/{v}/playlist.m3u8")
+                    there = [e.uri for e in listing(body)] if status == 200 else []
+                    seen[f"{pathway}/{v}"] = (status, [u.rpartition("/")[0].removeprefix(moto_url) for u in there])
                     if len(there) < 2 or not all(uri.startswith(f"{moto_url}/{name}/live/{v}/") for uri in there):
                         return None
                     listed += [(uri, owncast.variant_dir(v) / uri.rpartition("/")[2]) for uri in there]
             return listed
 
+        seen: dict[str, tuple[int, list[str]]] = {}  # for a failure's message: where each listed
         listed = await until(lists, "the other pathways list two segments of each variant, at their own bucket",
-                             30 + 30, every=0.2)  # 30: the default window
+                             30 + 30, every=0.2, detail=lambda: (seen, service.lines[-5:]))  # 30: the default window
         # From the second and third buckets, Owncast's bytes.
         assert await assert_whole(http, owncast.ledger, listed) >= 8
         for path in ("/live/vm/0/playlist.m3u8", "/hls/vm/0/stream.m3u8",
