@@ -90,6 +90,7 @@ class Watched:
     playlists: list[tuple[float, int, str]] = field(default_factory=list)  # (when, status, URL) of each playlist answer
     cached: list[str] = field(default_factory=list)  # segment URLs the browser's cache answered (no byte sent)
     requests: list[tuple[float, str]] = field(default_factory=list)  # (when, URL) of each request the page made
+    thrown: list[str] = field(default_factory=list)  # what its scripts threw (pageerror)
     clock: float = 0.0  # time.monotonic() - performance.now() / 1000 in the page: its stalls on our clock
 
     async def stalls(self) -> list[dict[str, Any]]:
@@ -180,7 +181,7 @@ class Players(Served):
         opened = await open_page(self.browser, None, scripts=(PROBE_JS,), user_agent=agent)
         self._contexts.append(opened.context)
         context, page = opened.context, opened.page
-        watched = Watched(name, page, console=opened.said)
+        watched = Watched(name, page, console=opened.said, thrown=opened.thrown)
         page.on("response", lambda response: self._record(watched, response))
         page.on("request", lambda request: watched.requests.append((time.monotonic(), request.url)))
         # A fetch that got no answer at all (the gate's connection refused or reset, a player's abort):
@@ -202,6 +203,17 @@ class Players(Served):
         await watched.set_clock()
         self.watched.append(watched)
         return watched
+
+    async def again(self, watched: Watched) -> Watched:
+        """`watched`'s page closed and opened anew: a new session of its player. What the old one fetched
+        is judged no more (its hashes not awaited)."""
+        for task in watched.pending:
+            task.cancel()
+        self.watched.remove(watched)
+        context = watched.page.context
+        self._contexts.remove(context)
+        await asyncio.wait_for(context.close(), 15)
+        return await self.open(watched.name)
 
     def _record(self, watched: Watched, response: Any) -> None:
         url = response.url
