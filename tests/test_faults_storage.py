@@ -386,11 +386,12 @@ async def test_segments_deleted_during_an_outage_are_counted_and_marked_as_a_gap
             # start took seconds, and segments deleted before it saw them were lost then (a hole, or a gap
             # entry where one variant's alone went). Only the outage's are this test's: those after the last
             # listed as it began, the losses counted from then (read until the listing holds still across it).
-            while True:
-                last_before = {v: max(watch.listed_numbers(v)) for v in VARIANTS}
-                lost_before = await rig.lost()
-                if last_before == {v: max(watch.listed_numbers(v)) for v in VARIANTS}:
-                    break
+            async def as_it_began() -> tuple[dict[int, int], dict[tuple[str, str], float]] | None:
+                listed = {v: max(watch.listed_numbers(v)) for v in VARIANTS}
+                counted = await rig.lost()
+                return (listed, counted) if listed == {v: max(watch.listed_numbers(v)) for v in VARIANTS} else None
+
+            last_before, lost_before = await rig.until(as_it_began, 20, "the listing still across a scrape")
 
             def segment(v: int, n: int) -> Path:
                 return owncast.variant_dir(v) / f"stream-{owncast.shortid}-{n}.ts"

@@ -140,6 +140,6 @@ class BrowserBound(LoadGroupScheduling):  # type: ignore[misc]  # xdist is untyp
         out = sum(weight for units in self.assigned_work.values() for scope, weight in browser.items()
                   if scope in units and not all(units[scope].values()))
         for scope in self.workqueue:
-            if scope not in browser or out == 0 or out + min(browser[scope], self.slots.count) <= self.slots.count:
+            if scope not in browser or out + min(browser[scope], self.slots.count) <= self.slots.count:
                 return str(scope)
         return str(next(iter(self.workqueue)))  # only browser units left: the worker waits at its slot

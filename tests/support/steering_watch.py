@@ -89,6 +89,11 @@ def timeline(watched: Watched, since: float) -> list[tuple[float, str, int, str]
     return [(round(f.at - since, 1), f.pathway, f.status, f.name) for f in watched.segments(since=since - 4)]
 
 
+def steering_manifests(watched: Watched) -> list[float]:
+    """When each steering manifest the page asked for was answered."""
+    return [at for at, _status, url in watched.playlists if url.split("?")[0].endswith(".json")]
+
+
 def told_back(watched: Watched, back_at: float) -> float:
     """When a page was told the bucket serves again, by its own requests (on a loaded machine a
     browser's reloads come late, and a wall-clock bound after the service steered back failed runs
@@ -96,7 +101,7 @@ def told_back(watched: Watched, back_at: float) -> float:
     with content steering), its first segment request the VM redirected to the bucket (without), and
     for the viewer page no sooner than pathways.js's LEAVE_MS (10 s) after its last failed bucket fetch, as
     viewer/src/player.js keeps the VM first that long."""
-    told = [at for at, _status, url in watched.playlists if at >= back_at and url.split("?")[0].endswith(".json")]
+    told = [at for at in steering_manifests(watched) if at >= back_at]
     told += [at for at, _url in watched.redirected if at >= back_at]
     when = min(told, default=back_at)
     if watched.name == "viewer":
@@ -176,8 +181,7 @@ def reloads(watched: Watched, since: float, before: float = 4) -> list[tuple[flo
 def playing(watched: Watched, since: float) -> str:
     """For a failure's message: what a page was refused, fetched and reloaded since `since` (seconds after
     it), and the warnings and errors its console showed."""
-    manifests = [round(at - since, 1) for at, _st, url in watched.playlists
-                 if url.split("?")[0].endswith(".json")]
+    manifests = [round(at - since, 1) for at in steering_manifests(watched)]
     return (f"steering manifests answered at {manifests[-8:]} (of {len(manifests)}); "
             f"refused {refused(watched, since)}; timeline {timeline(watched, since)}; "
             f"playlists {reloads(watched, since)}; console {watched.console[-12:]}")
