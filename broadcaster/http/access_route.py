@@ -1,13 +1,10 @@
-"""POST /live/access: a viewer token for a pass-phrase, an invite link's token, or a token to renew
-(design: `{"passphrase": ...}` | `{"invite": ...}` | `{"token": ...}` -> 200 `{"token", "expires"}`, or
-`{"error": "<what to tell the viewer>"}` with 400, 403 or 429). Nothing about the stream is said either way.
+"""POST /live/access: a viewer token for `{"passphrase": ...}`, `{"invite": ...}` or `{"token": ...}`
+(renewal): 200 `{"token", "expires"}`, or `{"error": ...}` with 400, 403 or 429; nothing about the stream.
 
 Each failed attempt costs the client one of its attempts a minute (`Attempts`: a token bucket per client,
-clients.client_address), so a wrong pass-phrase costs and guessing one is slow. A client whose bucket is
-empty is refused everything (429) until it refills, the right pass-phrase too: otherwise guessing would
-simply go on. Unknown clients (behind the tunnel without TRUST_CF_CONNECTING_IP, every viewer is one)
-share one larger bucket. At most MOST_CLIENTS are remembered, the least recently seen forgotten first (a
-forgotten client starts full, as a new one).
+clients.client_address), so guessing is slow; an empty bucket refuses everything (429), the right
+pass-phrase too. Unknown clients share one larger bucket; at most MOST_CLIENTS are remembered, the least
+recently seen forgotten first (it starts full again).
 """
 
 from __future__ import annotations
@@ -16,6 +13,7 @@ import json
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from aiohttp import hdrs, web
 
@@ -38,9 +36,8 @@ class Attempts:
 
     def _left(self, client: str | None) -> float:
         size = self._sizes[client is None]
-        left, when = self._buckets.get(client, (size, 0.0))
-        now = self._clock()
-        return min(size, left + (now - when) * size / 60.0) if client in self._buckets else size
+        left, when = self._buckets.get(client, (size, self._clock()))
+        return min(size, left + (self._clock() - when) * size / 60.0)
 
     def allowed(self, client: str | None) -> bool:
         """Whether this client may try now (at least one attempt left)."""
@@ -60,25 +57,25 @@ def _answer(status: int, body: dict[str, object]) -> web.Response:
                         headers=edge_headers({hdrs.CACHE_CONTROL: NO_STORE}))
 
 
+@dataclass(frozen=True)
 class AccessRoute:
-    def __init__(self, keeper: Gatekeeper, proxies: Proxies, attempts: Attempts | None = None) -> None:
-        self._keeper = keeper
-        self._proxies = proxies
-        self._attempts = attempts or Attempts()
+    keeper: Gatekeeper
+    proxies: Proxies
+    attempts: Attempts = field(default_factory=Attempts)
 
     async def grant(self, request: web.Request) -> web.Response:
-        client = client_address(request, self._proxies)
-        if not self._attempts.allowed(client):
+        client = client_address(request, self.proxies)
+        if not self.attempts.allowed(client):
             return _answer(429, {"error": TOO_MANY})
         try:
             asked = json.loads(await request.read())
         except (ValueError, UnicodeDecodeError):
             asked = None
         if not isinstance(asked, dict):
-            self._attempts.failed(client)
+            self.attempts.failed(client)
             return _answer(400, {"error": 'send JSON: {"passphrase": "..."} or {"invite": "..."}'})
-        granted = self._keeper.grant(asked)
+        granted = self.keeper.grant(asked)
         if isinstance(granted, Refusal):
-            self._attempts.failed(client)
+            self.attempts.failed(client)
             return _answer(granted.status, {"error": granted.message})
         return _answer(200, {"token": granted.token, "expires": granted.expires})

@@ -1,8 +1,6 @@
 """A playlist version's answer: plain or gzipped, its headers, a 304 for a matching If-None-Match; and the
-same 200 as bytes (head and body) for a plain GET answered before aiohttp parses it (quick.py).
-
-A version is served thousands of times with the same headers: they are built once per version, not per
-request, keyed by ETag (which differs between the plain and the gzipped body).
+same 200 as bytes for a plain GET answered before aiohttp parses it (quick.py). Headers are built once per
+version (keyed by ETag), not per request.
 """
 
 from __future__ import annotations
@@ -25,22 +23,25 @@ _KEPT = 64  # versions whose headers are kept: only the newest few are requested
 def rendered_response(request: web.Request, rendered: Rendered, cache_control: str) -> web.Response:
     """One rendering, plain or gzipped (compressed once per change, not per request), or a 304."""
     gzipped = accepts_gzip(request.headers.get(hdrs.ACCEPT_ENCODING, ""))
-    if gzipped:
-        body, etag = rendered.gzip_body, rendered.gzip_etag
-    else:  # bounded: a long window's newest segments only (hls.MAX_IDENTITY_BYTES)
-        plain = rendered.identity
-        body, etag = plain.body, plain.etag
+    body, etag = _body(rendered, gzipped)
     if hdrs.IF_NONE_MATCH in request.headers and none_match(request, etag):
         return web.Response(status=304, headers=playlist_headers(etag, cache_control, gzipped, False))
     return web.Response(body=body, headers=playlist_headers(etag, cache_control, gzipped, True))
+
+
+def _body(rendered: Rendered, gzipped: bool) -> tuple[bytes, str]:
+    """The body and its ETag; the plain one is bounded (hls.MAX_IDENTITY_BYTES)."""
+    if gzipped:
+        return rendered.gzip_body, rendered.gzip_etag
+    plain = rendered.identity
+    return plain.body, plain.etag
 
 
 _playlist_headers_cache: dict[tuple[str, str, bool], CIMultiDictProxy[str]] = {}
 
 
 def playlist_headers(etag: str, cache_control: str, gzipped: bool, with_body: bool) -> CIMultiDictProxy[str]:
-    """What a playlist answer carries beside what aiohttp adds (Content-Length, Date), built once per
-    version (aiohttp copies them into each response)."""
+    """What a playlist answer carries beside what aiohttp adds (Content-Length, Date)."""
     key = (etag, cache_control, with_body)
     headers = _playlist_headers_cache.get(key)
     if headers is None:
@@ -62,11 +63,7 @@ _quick_cache: dict[tuple[str, str], bytes] = {}
 def quick_answer(rendered: Rendered, cache_control: str, gzipped: bool) -> tuple[bytes, bytes]:
     """The 200 rendered_response gives a GET without If-None-Match, as bytes: its status line and
     headers up to the Date aiohttp would add (each line ending in CRLF), and its body."""
-    if gzipped:
-        body, etag = rendered.gzip_body, rendered.gzip_etag
-    else:
-        plain = rendered.identity
-        body, etag = plain.body, plain.etag
+    body, etag = _body(rendered, gzipped)
     key = (etag, cache_control)
     head = _quick_cache.get(key)
     if head is None:

@@ -1,9 +1,6 @@
-"""The web apps: every route they serve and their typed keys (keys.py).
-
-As aiohttp's examples/background_tasks.py: dependencies come in as arguments under typed AppKeys, and
-what runs beside the routes is tied to the app's life (cleanup_ctx). On shutdown, before the runner
-waits for its handlers, the app stops its StatusWatcher, ends every event stream and answers every held
-blocking request, so no long-lived request holds a stop up.
+"""The web apps: every route they serve. What runs beside the routes is tied to the app's life
+(cleanup_ctx); on shutdown, before the runner waits for its handlers, the app stops its StatusWatcher, ends
+every event stream and answers every held blocking request, so no long-lived request holds a stop up.
 """
 
 from __future__ import annotations
@@ -53,9 +50,8 @@ OWNCAST_REPORT_EVERY = 10.0
 
 @dataclass(frozen=True)
 class ServedPathway:
-    """A pathway whose media playlists the service serves at /live/<folder>/<n>/playlist.m3u8 and
-    /hls/<folder>/<n>/stream.m3u8: every pathway but the first bucket's (at /live/<n>/), a second bucket's
-    included (its playlists are the service's, its segments the bucket's)."""
+    """A pathway whose media playlists are served at /live/<folder>/<n>/playlist.m3u8 and
+    /hls/<folder>/<n>/stream.m3u8: every pathway but the first bucket's (at /live/<n>/)."""
 
     id: str
     folder: str
@@ -80,7 +76,6 @@ class Pathways:
 @dataclass(frozen=True, slots=True)
 class PlaylistOptions:
     """How the playlist routes answer."""
-
     default_variant: int = 0  # the variant /live/playlist.m3u8 is
     blocking_reload: bool = True  # off: _HLS_* parameters are ignored, as by a static host
     max_held: int = MAX_HELD  # blocking requests held at once (the file-handle budget's share)
@@ -95,8 +90,7 @@ class PlaylistOptions:
 
 @dataclass(frozen=True, slots=True)
 class LiveEvents:
-    """/live/events: the hub its streams read, and what publishes the service's state into it while
-    the app runs (None: the hub is fed by others only)."""
+    """/live/events: the hub its streams read, and what publishes the state into it while the app runs."""
 
     hub: EventHub
     state: StatusWatcher | None = None
@@ -104,8 +98,7 @@ class LiveEvents:
 
 @dataclass(frozen=True)
 class Viewers:
-    """The viewer page's heartbeats: the count they keep, and the playback reports they carry (None: not
-    taken)."""
+    """The viewer page's heartbeats: the count they keep, and the playback reports they carry."""
 
     audience: Audience
     playback: Playback | None = None
@@ -125,7 +118,6 @@ class Running:
 @dataclass(frozen=True, slots=True)
 class ViewerOptions:
     """The viewer's page and files, served from `folder`."""
-
     folder: Path
     stream_url: str = "live/master.m3u8"  # where it plays from: here, or the bucket's copies
     max_open: int = limits.VIEWER_FILES  # files sent from disk at once (the file-handle budget's share)
@@ -148,9 +140,8 @@ class ViewerOptions:
     viewers: Viewers | None = None  # the page's heartbeats are taken (POST /live/watching)
 
     def config(self, counting: bool = False, reporting: bool = False) -> dict[str, object]:
-        """/config.json: where the viewer plays from, P2P (only when on: the page then loads its code),
-        and when `counting` (the heartbeat route is served) its heartbeat, Owncast's ping and playback
-        report, and with `reporting` the version of the playback report the heartbeat takes."""
+        """/config.json: where the viewer plays from, P2P when on, and when `counting` (the heartbeat is
+        served) its heartbeat, Owncast's ping and playback report (`reporting`: the report's version)."""
         config: dict[str, object] = {"src": self.stream_url}
         if self.sources:  # without it the page plays only this service's playlists (viewer.js, ?src=)
             config["sources"] = list(self.sources)
@@ -193,12 +184,9 @@ def create_app(
     viewer_options: ViewerOptions | None = None,
     running: Running = Running(),
 ) -> web.Application:
-    """The public web app. Without `events` there is no /live/events; without `viewer_options`, / is a line
-    of text. Without `playlist_options.pathways` the steering manifest's path answers 410, so players
-    holding an older multivariant playlist stop asking. app[QUICK]: what the gate answers before aiohttp.
-    Run it with handler_cancellation=True: a client that hangs up frees its held request at once."""
+    """The public web app; app[QUICK]: what the connection gate answers before aiohttp. Run it with
+    handler_cancellation=True: a client that hangs up frees its held request at once."""
     connection_metrics = running.connection_metrics
-    # No middleware (common.py says why): the playlist handlers are the hot path.
     app = web.Application(client_max_size=CLIENT_MAX_SIZE, handler_args={"logger": CONNECTION_LOG})
     app[HEALTH] = health
     options = playlist_options
@@ -213,16 +201,13 @@ def create_app(
                                                   away=pathways.away if pathways else lambda: False))
     r = app.router
     doors = options.gate or OPEN  # every stream door wears one of its wrappers (none when public)
-    # The plain playlist GETs the connection gate answers before aiohttp, on the same paths. A private
-    # stream's: its media playlists, with a viewer token the gate admits in the URL or a Bearer header (the
-    # same bytes for every viewer); its multivariant playlists are each viewer's own, aiohttp's to answer.
+    # A private stream's multivariant playlists are each viewer's own: only aiohttp answers them.
     quick = app[QUICK] = QuickAnswers(options.gate.admits if options.gate is not None else None)
     r.add_get("/live/master.m3u8", doors.master(playlist_routes.master))
     r.add_get("/live/playlist.m3u8", doors.playlist(playlist_routes.media))
     quick.exact("/live/playlist.m3u8",
                 functools.partial(playlist_routes.quick_media, options.default_variant))
-    # Owncast's own paths, the same playlists: its web page plays them unchanged when a tunnel sends
-    # these paths here and everything else on that hostname to Owncast (cloudflared.yml.example).
+    # Owncast's own paths, the same playlists, for its own page (cloudflared.yml.example).
     owncast_master = functools.partial(playlist_routes.master, name=hls.OWNCAST_PLAYLIST_NAME)
     r.add_get(f"/hls/{hls.OWNCAST_PLAYLIST_NAME}", doors.master(owncast_master))
     _media_routes(app, playlist_routes, doors)
@@ -256,7 +241,6 @@ def create_app(
         on_timeout = (functools.partial(connection_metrics.rejected, "write_timeout")
                       if connection_metrics is not None else None)
         viewers = viewer_options.viewers
-        # The viewer asks where to play from: here, or the bucket when playlists are published there.
         config = json.dumps(viewer_options.config(counting=viewers is not None,
                                                   reporting=viewers is not None and viewers.playback is not None))
         files = viewer.ViewerFiles(
@@ -284,8 +268,8 @@ def create_app(
 
 def _add_pathways(app: web.Application, pathways: Pathways | None, metrics: Metrics,
                   options: PlaylistOptions, clients: Clients) -> None:
-    """The steering manifest beside each multivariant playlist, each other pathway's media playlists
-    under <folder>/<pathway's folder>/, and the VM's segments under <folder>/vm/."""
+    """The steering manifest beside each multivariant playlist, the other pathways' media playlists and
+    the VM's segments."""
     r = app.router
     doors = options.gate or OPEN
     steering = SteeringRoute(pathways.steering if pathways else None,
@@ -316,8 +300,7 @@ async def _running_state_events(watcher: StatusWatcher, app: web.Application) ->
 
 
 async def _end_event_streams(events: LiveEvents, app: web.Application) -> None:
-    """on_shutdown: no state is read or published once the streams end; then every stream ends at its
-    next turn of the loop and new ones are answered 503."""
+    """on_shutdown: the state stops being published; every stream ends, new ones are answered 503."""
     if events.state is not None:
         await events.state.stop()
     events.hub.close()
@@ -329,8 +312,8 @@ async def _answer_held(release: Callable[[], None], app: web.Application) -> Non
 
 
 def _media_routes(app: web.Application, routes: PlaylistRoutes, doors: Open, under: str = "") -> None:
-    """A pathway's media playlists at /live/<under><n>/playlist.m3u8 and Owncast's /hls/<under><n>/stream.m3u8
-    (`under`: another pathway's folder), their plain GETs answered before aiohttp too."""
+    """A pathway's media playlists at /live/<under><n>/playlist.m3u8 and /hls/<under><n>/stream.m3u8, their
+    plain GETs answered before aiohttp too."""
     for folder, name in (("live", hls.MEDIA_PLAYLIST_NAME), ("hls", hls.OWNCAST_PLAYLIST_NAME)):
         app.router.add_get(rf"/{folder}/{under}{{n:[0-9]+}}/{name}", doors.playlist(routes.media))
         app[QUICK].numbered(f"{folder}/{under}".rstrip("/"), name, routes.quick_media)
@@ -339,6 +322,5 @@ def _media_routes(app: web.Application, routes: PlaylistRoutes, doors: Open, und
 def create_metrics_app(metrics: Metrics) -> web.Application:
     """/metrics alone, for a listener of its own (METRICS_LISTEN), away from the public tunnel."""
     app = web.Application(client_max_size=CLIENT_MAX_SIZE, handler_args={"logger": CONNECTION_LOG})
-    # No CORS: no web page has any business here.
     app.router.add_get("/metrics", readings.metrics(metrics.registry, {hdrs.SERVER: SERVER_NAME}))
     return app

@@ -21,15 +21,13 @@ SKIP = "YES"  # the one spelling of _HLS_skip: "v2" (skip date ranges too) gets 
 
 
 def blocking_param(value: str | None) -> str | None:
-    """A blocking-reload parameter up to a stray `?`: old Owncast pages add their cache buster with a
-    second `?` (`_HLS_msn=12?cachebust=3`), which makes it part of the value."""
+    """A blocking-reload parameter up to a stray `?` (old Owncast pages send `_HLS_msn=12?cachebust=3`)."""
     return value.partition("?")[0] if value is not None else None
 
 
 def request_target(request: web.Request) -> str:
-    """The request's path and query exactly as sent (percent-encoding and all): what a cache in front
-    keys the answer by (nginx's $request_uri). An absolute-form target (`GET http://host/path`, as a
-    proxy may send it) counts from its path."""
+    """The request's path and query exactly as sent: what a cache in front keys the answer by (nginx's
+    $request_uri). An absolute-form target (`GET http://host/path`) counts from its path."""
     raw = request.raw_path
     if raw.startswith("/"):
         return raw
@@ -40,19 +38,14 @@ def request_target(request: web.Request) -> str:
 
 def canonical_query(query: MultiMapping[str], blocking: bool) -> str | None:
     """The query string of the canonical URL of a playlist request, from its decoded `query`; None when
-    a directive's value is bad (answered 400 as it is).
-
-    It carries only what the service uses (docs/hls-rules.md, "One URL per answer"): with blocking reload
-    on, `_HLS_msn` then `_HLS_skip`, each once, in plain digits and YES. `_HLS_part` goes (no partial
-    segments are served). Anything else (Owncast's page's `?cachebust=`, an attacker's fresh value) would be
-    a new cache key per request, each passed to the origin for a whole playlist; the redirect to the
-    canonical URL costs a few hundred bytes."""
+    a directive's value is bad (answered 400 as it is). Only what the service uses: with blocking reload on,
+    `_HLS_msn` then `_HLS_skip`, each once, in plain digits and YES (no partial segments: `_HLS_part` goes).
+    Anything else (`?cachebust=`, an attacker's fresh value) would be a cache key per request."""
     if not blocking:
         return ""
     values: dict[str, str] = {}
     for name in BLOCKING_PARAMS & query.keys():
-        # A repeated name: its last value. Shaka 4.16 keeps the URL a redirect took it to and adds its
-        # next _HLS_msn after the one there (`?_HLS_msn=7&_HLS_msn=9`): the last is what it asks for now.
+        # A repeated name: its last value (Shaka 4.16 adds its next _HLS_msn after a redirect's).
         value = blocking_param(query.getall(name)[-1]) or ""
         if name == "_HLS_skip":
             if value not in hls.SKIP_REQUEST_VALUES:
@@ -69,9 +62,8 @@ def canonical_query(query: MultiMapping[str], blocking: bool) -> str | None:
 
 
 def answered_as_sent(query: str, blocking: bool) -> bool:
-    """Whether a query, exactly as sent, is a valid set of delivery directives in the canonical spelling, in
-    any order: answered with no redirect, since video.js asks `_HLS_skip=YES&_HLS_msn=N` on every reload.
-    Two orders of one set: at most twice the canonical URLs per playlist version (docs/hls-rules.md)."""
+    """Whether a query as sent is the canonical directives in either order: answered with no redirect, since
+    video.js asks `_HLS_skip=YES&_HLS_msn=N` on every reload (at most twice the canonical URLs)."""
     if not blocking or not query:
         return False
     seen: list[str] = []
@@ -89,10 +81,9 @@ def answered_as_sent(query: str, blocking: bool) -> bool:
 
 
 def respelt(target: str, path: str, query: MultiMapping[str], blocking: bool) -> str | None:
-    """Where a playlist request goes whose target (request_target) is not its decoded path alone: the
-    canonical URL, relative to the request's (it works under a path prefix), or None when it is answered
-    as it is (answered_as_sent, or a bad directive: 400). The router matches the decoded path, so every
-    other spelling (percent-encoding, `_HLS_msn=012`, an empty `?`) would be one more cache key."""
+    """Where a playlist request whose target is not its decoded path alone goes: the canonical URL,
+    relative to the request's (it works under a path prefix), or None when it is answered as it is
+    (answered_as_sent, or a bad directive: 400). Any other spelling would be one more cache key."""
     sent_path, _, sent_query = target.partition("?")
     if sent_path == path and answered_as_sent(sent_query, blocking):
         return None

@@ -1,17 +1,13 @@
-"""Who a request comes from: the client address the per-client caps count by, behind the Cloudflare
-tunnel or a reverse proxy of the operator's, and where it asked.
+"""Who a request comes from (the address the per-client caps count by) and where it asked.
 
-A request names its client in a header only through a proxy the operator trusts (`Proxies`): anyone
-reaching the port directly could name any address. So the peer is the client, unless it is a trusted
-proxy; then its `CF-Connecting-IP` (with TRUST_CF_CONNECTING_IP), else the right-most address of
-`X-Forwarded-For` (or RFC 7239 `Forwarded`) that is not itself a trusted proxy (what lies left of it the
-client wrote itself: uvicorn's --forwarded-allow-ips and nginx's real_ip_recursive do the same); a
-trusted proxy that names nobody is the client itself. None: unknown, and only the global caps apply (an
-untrusted loopback peer speaks for every viewer at once).
+A header names the client only through a proxy the operator trusts (`Proxies`): anyone reaching the port
+could name any address. So the peer is the client unless it is a trusted proxy; then its
+`CF-Connecting-IP` (TRUST_CF_CONNECTING_IP), else the right-most `X-Forwarded-For` (or RFC 7239
+`Forwarded`) address that is not a trusted proxy (as nginx's real_ip_recursive). None: unknown, only the
+global caps apply (an untrusted loopback peer speaks for every viewer at once).
 
-Where the viewer asked (`request_here`) is the request's Host and the scheme a trusted proxy reports
-(`CF-Visitor`, `X-Forwarded-Proto`), or the connection's own with no proxy in front; else the scheme is
-left to the player (`//host/...`).
+Where the viewer asked (`request_here`): the Host, and the scheme a trusted proxy reports or the
+connection's own with no proxy in front; else the scheme is left to the player (`//host/...`).
 """
 
 from __future__ import annotations
@@ -28,7 +24,7 @@ from multidict import CIMultiDictProxy, istr
 
 from .late import LateAnswers
 
-CF_CONNECTING_IP = istr("CF-Connecting-IP")  # the viewer's address, as Cloudflare's edge saw it (folded once)
+CF_CONNECTING_IP = istr("CF-Connecting-IP")  # folded once
 X_FORWARDED_FOR = istr("X-Forwarded-For")
 FORWARDED = istr("Forwarded")
 X_FORWARDED_PROTO = istr("X-Forwarded-Proto")  # the scheme the viewer used, as nginx and Caddy write it
@@ -37,8 +33,7 @@ CF_VISITOR = istr("CF-Visitor")  # Cloudflare's {"scheme":"https"}: the scheme t
 _PROXY_HEADERS = (CF_CONNECTING_IP, CF_VISITOR, X_FORWARDED_FOR, X_FORWARDED_PROTO, FORWARDED)
 SCHEMES = ("http", "https")
 MAX_HOPS = 16  # addresses of a forwarding header looked at, from the right: no proxy chain is longer
-# A Host a playlist may name (RFC 9110 7.2: uri-host [ ":" port ]): a registered name or an IPv4 address,
-# or an IPv6 address in brackets. Anything else is never written into an answer.
+# A Host a playlist may name (RFC 9110 7.2): a name, IPv4, or [IPv6], and a port; nothing else is written.
 _HOST = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}"
                    r"[A-Za-z0-9])?)*|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?")
 MAX_HOST_CHARS = 260
@@ -49,23 +44,21 @@ Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 @dataclass(frozen=True)
 class Proxies:
-    """The proxies trusted to name the client: `networks` (the operator's FORWARDED_ALLOW_IPS), and with
-    `cloudflare` (TRUST_CF_CONNECTING_IP) every loopback peer, for CF-Connecting-IP: cloudflared runs on
-    this machine and reaches the service on 127.0.0.1 (cloudflared.yml.example, `HOST=127.0.0.1`)."""
+    """The proxies trusted to name the client: `networks` (FORWARDED_ALLOW_IPS), and with `cloudflare`
+    (TRUST_CF_CONNECTING_IP) every loopback peer: cloudflared runs on this machine."""
 
     networks: tuple[Network, ...] = ()
     cloudflare: bool = False
 
     def trusts(self, peer: str) -> bool:
-        """Whether the connection's peer is a proxy the operator named (its headers are its word)."""
+        """Whether the connection's peer is a proxy the operator named."""
         return (self.cloudflare and _loopback(peer)) or bool(self.networks and _within(self.networks, peer))
 
     def scheme_of(self, headers: CIMultiDictProxy[str], remote: Callable[[], str],
                   own: str) -> tuple[str | None, bool]:
-        """(the scheme the viewer used, whether a proxy said it), from a request's parts (the connection
-        gate's quick answers read them raw): a trusted proxy's word, the connection's `own` with no proxy in
-        front; None when one is that does not say (a client's own header is never believed). The peer
-        (`remote`) is asked only when a proxy is trusted."""
+        """(the scheme the viewer used, whether a proxy said it): a trusted proxy's word, the connection's
+        `own` with no proxy in front; None when one is that does not say. `remote` is asked only when a
+        proxy is trusted."""
         if (self.cloudflare or self.networks) and self.trusts(peer := remote()):
             visitor = headers.get(CF_VISITOR) if self.cloudflare and _loopback(peer) else None
             said = _visitor_scheme(visitor) if visitor is not None else None
@@ -78,8 +71,7 @@ class Proxies:
         return own, False
 
     def client(self, request: web.Request) -> str | None:
-        """The client's address as text (not normalised: IPv4 as it came, the usual case, is only
-        hashed or counted), or None when unknown (see the module docstring)."""
+        """The client's address as text (not normalised), or None when unknown."""
         peer = request.remote or ""
         if not self.trusts(peer):  # a direct client (or no proxy trusted): its own address, whatever it says
             return None if _loopback(peer) else peer
@@ -88,8 +80,7 @@ class Proxies:
             named = headers.get(CF_CONNECTING_IP)
             if named is not None:
                 return named.strip()
-        # The addresses the proxy chain names, oldest first: X-Forwarded-For's, else Forwarded's for= (RFC
-        # 7239 4, 6).
+        # The addresses the proxy chain names, oldest first: X-Forwarded-For's, else Forwarded's for=.
         forwarded_for = headers.getall(X_FORWARDED_FOR, [])
         hops = ([hop.strip() for line in forwarded_for for hop in line.split(",")] if forwarded_for
                 else _forwarded(headers.getall(FORWARDED, []), "for"))
@@ -108,26 +99,23 @@ class Proxies:
 
 @dataclass(frozen=True, slots=True)
 class Here:
-    """Where a request found its answer: `base` is `scheme://host/folder/` (or `//host/folder/`); `shared`: a
-    cache in front may keep an answer naming it for every viewer. An `http://` base a proxy reported is not: a
-    cache keying without the viewer's scheme would hand it to https pages (mixed content)."""
+    """Where a request found its answer: `scheme://host/folder/` (or `//host/folder/`); `shared`: a cache
+    may keep an answer naming it for every viewer (not an `http://` a proxy reported: mixed content)."""
 
     base: str
     shared: bool = True
 
 
 def request_here(request: web.Request, proxies: Proxies) -> Here | None:
-    """Where `request` asked, for the absolute URIs the multivariant playlist and steering manifest name
-    (GStreamer resolves a network-path reference against the path; Shaka 5 cannot reload a relative
-    RELOAD-URI). None when the Host is not a plain host."""
+    """Where `request` asked, for the absolute URIs the multivariant playlist and steering manifest name;
+    None when the Host is not a plain host."""
     return here_at(request.headers.get(hdrs.HOST, ""),
                    lambda: proxies.scheme_of(request.headers, lambda: request.remote or "", request.scheme),
                    request.path.rpartition("/")[0])
 
 
 def here_at(host: str, scheme: Callable[[], tuple[str | None, bool]], folder: str) -> Here | None:
-    """request_here from a request's parts: its Host, how to tell its scheme (asked only for a plain
-    host) and its path's folder (`/live`)."""
+    """request_here from a request's parts (the scheme asked only for a plain host)."""
     if not _plain_host(host):
         return None
     said, proxied = scheme()
@@ -160,8 +148,8 @@ def _visitor_scheme(text: str) -> str | None:
 
 
 def _forwarded_proto(headers: CIMultiDictProxy[str]) -> str | None:
-    """X-Forwarded-Proto's last value (the nearest proxy's, as X-Forwarded-For is read from the right),
-    else RFC 7239 Forwarded's last proto=; None when neither names http or https."""
+    """X-Forwarded-Proto's last value (the nearest proxy's), else Forwarded's last proto=; None if not
+    http or https."""
     values = headers.getall(X_FORWARDED_PROTO, [])
     if values:
         last = values[-1].rsplit(",", 1)[-1].strip().lower()
@@ -171,8 +159,7 @@ def _forwarded_proto(headers: CIMultiDictProxy[str]) -> str | None:
 
 
 def client_address(request: web.Request, proxies: Proxies) -> str | None:
-    """The key the per-client caps count by, or None when the client is unknown: IPv4 as such; an IPv6
-    client owns a /64 and may use any address in it: it counts as one."""
+    """The key the per-client caps count by, or None when unknown; an IPv6 client counts by its /64."""
     address = _address(proxies.client(request) or "")
     if address is None:
         return None
@@ -190,8 +177,8 @@ def _forwarded(lines: list[str], name: str) -> list[str]:
 
 @functools.lru_cache(maxsize=4096)  # the same few proxies and clients, request after request
 def _address(text: str) -> Address | None:
-    """An address as a forwarding header writes it: bare, `[v6]` or `[v6]:port`, `v4:port`; an IPv4
-    mapped into IPv6 as the IPv4 it is. None: not an address (`unknown`, an obfuscated RFC 7239 name)."""
+    """An address as a forwarding header writes it (bare, `[v6]:port`, `v4:port`; IPv4-mapped as IPv4), or
+    None (`unknown`, an obfuscated RFC 7239 name)."""
     if text.startswith("["):
         text = text[1:].partition("]")[0]
     elif text.count(":") == 1:
@@ -220,8 +207,7 @@ def _loopback(peer: str) -> bool:
 
 @dataclass(frozen=True)
 class Clients:
-    """What the playlist routes know of their clients: who may name them (`proxies`), and what one's
-    late blocking requests may cost (`late`; one budget for every pathway's routes)."""
+    """Who may name the playlist routes' clients, and what one's late requests may cost (every pathway's)."""
 
     proxies: Proxies = Proxies()
     late: LateAnswers = field(default_factory=LateAnswers)

@@ -1,23 +1,17 @@
-"""Client connections held within the file-handle budget, decided when they are accepted.
+"""Client connections held within the file-handle budget, decided when they are accepted: aiohttp
+accepts every connection it can, and out of handles everything that opens a file fails. So the
+listener's protocol factory is wrapped in a counting one (ConnectionGate):
 
-aiohttp accepts every connection it can; when the process runs out of file handles, asyncio's accept
-fails over and over and everything else that opens a file fails with it. So the listener's protocol
-factory is wrapped in a counting one (ConnectionGate):
-
-- below the cap a connection gets aiohttp's handler, behind a thin proxy that counts it and closes it if
-  its first request head is not complete within `header_timeout` (aiohttp has no request-head timeout);
-- at the cap, a connection only holding a handle (no complete head yet, or idle between requests) is
-  closed to make room, as nginx does: idle or half-sent connections cannot lock /health or viewers out;
-- past the cap with nothing idle: a fixed `503` with `Retry-After`, written before aiohttp sees the
-  connection; a newcomer whose request head is already there may go up to OVERDRAFT past the cap;
-- a connection whose answers it stops reading is closed once its writing has been paused for
-  `write_timeout` (aiohttp has no write timeout); sendfile never pauses it: its handler times it;
+- below the cap a connection gets aiohttp's handler, counted, and is closed if its first request head is
+  not complete within `header_timeout` (aiohttp has no request-head timeout);
+- at the cap, a connection only holding a handle (no complete head yet, or idle) is closed to make room,
+  as nginx does; with nothing idle, a fixed `503` with `Retry-After` before aiohttp sees the connection
+  (a newcomer whose request head is there may go up to OVERDRAFT past the cap);
+- a connection whose writing stays paused for `write_timeout` is closed (aiohttp has no write timeout);
 - a plain playlist GET on a connection aiohttp holds nothing of is answered here (quick.py).
 
-asyncio accepts a batch of connections in one turn and reads none of them for two more, so a connection
-is judged by what is in its socket, read or not (MSG_PEEK): a flood accepted in the same batch as
-/health is as idle as one accepted before it. If handles run out anyway, install_accept_error_handler
-turns asyncio's traceback per failed accept into one rate-limited line.
+asyncio accepts a batch of connections and reads none for two more turns, so a connection is judged by
+what is in its socket, read or not (MSG_PEEK).
 """
 
 from __future__ import annotations
@@ -45,9 +39,7 @@ log = logging.getLogger(__name__)
 
 HEADER_TIMEOUT = 10.0  # seconds from accept to a complete first request head (HEADER_TIMEOUT setting)
 WRITE_TIMEOUT = 30.0  # seconds a connection's writing may stay paused (WRITE_TIMEOUT setting)
-# Idle keep-alive connections: aiohttp closes them after this long. Longer than any player's reload
-# interval, so viewers keep their connection (nginx's default); under pressure idle ones are closed
-# first anyway (ConnectionGate).
+# Idle keep-alive connections' life: longer than any player's reload interval (nginx's default).
 KEEPALIVE_TIMEOUT = 75.0
 RETRY_AFTER = 2  # seconds, for the 503 past the connection cap
 LISTEN_QUEUE = 1024  # connections the kernel holds until they are accepted (capped by net.core.somaxconn)
@@ -58,8 +50,7 @@ _EVICT_SCAN = 64  # connections looked at for an idle one before answering 503
 _TIMED_OUT = {"header_timeout": "sent no complete request head",
               "write_timeout": "accepted nothing of its answers"}
 _HEAD_END = (b"\r\n\r\n", b"\n\n")  # llhttp takes bare LF line ends too
-# Bytes of a socket's unread data looked at for the end of a request head. Browsers' heads are well under
-# it; a longer one counts as a request (many bytes at once are a client's, not a trickle's).
+# Bytes of unread data looked at for a request head's end; more counts as a request (not a trickle).
 _PEEK = 8192
 
 ProtocolFactory = Callable[[], asyncio.BaseProtocol]
@@ -89,15 +80,13 @@ class ConnectionGate:
         self.options = options
         self.limit = limit
         self.quick = options.quick  # asked for every request: at hand
-        # The 503 past the cap, whole: it closes the connection.
         busy = b"too many connections, try again shortly\n"
         headers = {hdrs.CONTENT_TYPE: "text/plain; charset=utf-8", hdrs.RETRY_AFTER: str(options.retry_after),
                    hdrs.CACHE_CONTROL: NO_STORE, **EDGE_HEADERS, hdrs.CONNECTION: "close"}  # as every answer
         self._busy = raw_head("503 Service Unavailable", headers, len(busy)) + b"\r\n" + busy
         self._metrics = metrics
         self._lingering = 0  # refused connections waiting to close cleanly
-        # Admitted connections (handed to aiohttp), oldest first. Ones not yet connected or on their way out
-        # are not counted: the budget's margin holds their handles (limits.ACCEPT_BATCHES).
+        # Admitted connections, oldest first (the budget's margin holds those connecting or closing).
         self._open: dict[_Counted, None] = {}
         self._fresh: dict[_Counted, None] = {}  # admitted, no complete request head read yet, oldest first
         self._peek = bytearray(_PEEK)  # one buffer for every MSG_PEEK (one loop, one at a time)
@@ -109,13 +98,12 @@ class ConnectionGate:
         return len(self._open)
 
     def __call__(self) -> asyncio.BaseProtocol:
-        # Decided in _Counted.connection_made, once the connection has a socket to look at: asyncio
-        # creates a batch of protocols before any of them is connected.
+        # Decided in _Counted.connection_made: asyncio creates a batch of protocols before connecting any.
         return _Counted(self, self._factory())
 
     def _admit(self, conn: _Counted) -> bool:
-        """Whether `conn`, just connected, may stay (it is then counted): below the cap, once an idle one made
-        room, or a little past the cap when its request head is already there (a health check, a player)."""
+        """Whether `conn`, just connected, may stay (then counted): below the cap, once an idle one made
+        room, or a little past the cap when its request head is already there."""
         if not (len(self._open) < self.limit or self._evict_idle()
                 or (len(self._open) < self.limit + OVERDRAFT and conn.has_request())):
             return False
@@ -124,9 +112,8 @@ class ConnectionGate:
         return True
 
     def _evict_idle(self) -> bool:
-        """Closes one connection that only holds a handle (the oldest; one with a complete head waiting is not
-        idle); False if there is none. What was looked at goes to the back, so held requests do not gather
-        at the front."""
+        """Closes the oldest connection that only holds a handle; False if none. What was looked at goes to
+        the back, so held requests do not gather at the front."""
         for group, idle in ((self._fresh, _Counted.fresh), (self._open, _Counted.idle)):
             for conn in list(itertools.islice(group, _EVICT_SCAN)):
                 if idle(conn) and not conn.has_request():
@@ -146,7 +133,6 @@ class ConnectionGate:
         self._fresh.pop(conn, None)
 
     def _timed_out(self, conn: _Counted, reason: str) -> None:
-        """`reason`: header_timeout or write_timeout, the setting that ran out (and the count's label)."""
         self._count(reason)
         log.debug("closed a connection that %s in %.0f s", _TIMED_OUT[reason], getattr(self.options, reason))
         conn.drop()
@@ -184,8 +170,7 @@ class _Counted(asyncio.Protocol):
 
     def _refuse(self, transport: asyncio.Transport) -> None:
         """Writes the 503 and closes. A close with the request unread sends a reset that may beat the 503, so
-        the answer is followed by a FIN and the connection lingers until the request is read (LINGER at most).
-        """
+        a FIN follows and the connection lingers until the request is read (LINGER at most)."""
         self._dropped = True
         self._gate._count("connections")
         transport.write(self._gate._busy)
@@ -208,7 +193,7 @@ class _Counted(asyncio.Protocol):
         if self._timer is not None:
             seen = self._tail + data
             if any(end in seen for end in _HEAD_END):  # its head is whole: no longer fresh
-                self._cancel_timer()
+                self._timer = _cancelled(self._timer)
                 self._tail = b""
                 self._gate._fresh.pop(self, None)
             else:
@@ -220,8 +205,8 @@ class _Counted(asyncio.Protocol):
         self._inner.data_received(data)
 
     def _answer_quickly(self, data: bytes, answers: QuickAnswers) -> bool:
-        """Writes the answer to a plain playlist GET here when aiohttp has nothing of this connection's in
-        hand and its writing is not paused (a client that reads nothing is aiohttp's to hold back)."""
+        """Answers a plain playlist GET here when aiohttp has nothing of this connection's in hand and its
+        writing is not paused."""
         transport = self._transport
         if (self._write_timer is not None or transport is None or transport.is_closing()
                 or not quick.idle(self._inner)):
@@ -241,8 +226,7 @@ class _Counted(asyncio.Protocol):
     def eof_received(self) -> bool | None:
         if not self._made:
             return None  # the transport closes
-        result: bool | None = self._inner.eof_received()
-        return result
+        return self._inner.eof_received()  # type: ignore[no-any-return]
 
     def pause_writing(self) -> None:
         if self._write_timer is None and not self._dropped:
@@ -252,13 +236,12 @@ class _Counted(asyncio.Protocol):
             self._inner.pause_writing()
 
     def resume_writing(self) -> None:
-        self._cancel_write_timer()
+        self._write_timer = _cancelled(self._write_timer)
         if self._made:
             self._inner.resume_writing()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._cancel_timer()
-        self._cancel_write_timer()
+        self._timer = self._write_timer = _cancelled(self._timer, self._write_timer)
         self._gate._closed(self)
         if self._lingering:
             self._lingering = False
@@ -268,8 +251,7 @@ class _Counted(asyncio.Protocol):
             self._inner.connection_lost(exc)
 
     def idle(self) -> bool:
-        """No request in progress: no head yet, or aiohttp waiting for the next (its RequestHandler._waiter;
-        without it nothing counts as idle, and the cap answers 503 instead)."""
+        """No request in progress: no head yet, or aiohttp waiting for the next (RequestHandler._waiter)."""
         if self._dropped:
             return False
         if self._timer is not None:
@@ -282,8 +264,8 @@ class _Counted(asyncio.Protocol):
         return not self._dropped and self._timer is not None
 
     def has_request(self) -> bool:
-        """A complete request head (or _PEEK bytes of one) is waiting in the socket, unread by the loop: the
-        one thing that keeps a connection from being closed to make room. One MSG_PEEK (about 10 µs)."""
+        """A complete request head (or _PEEK bytes) is waiting in the socket, unread: the one thing that keeps
+        a connection from being closed to make room."""
         buf = self._gate._peek
         n = _peek(self._transport.get_extra_info("socket") if self._transport is not None else None, buf)
         if n == 0:
@@ -296,27 +278,23 @@ class _Counted(asyncio.Protocol):
     def drop(self) -> None:
         """Closes the connection now; connection_lost follows and frees its place."""
         self._dropped = True
-        self._cancel_timer()
-        self._cancel_write_timer()
+        self._timer = self._write_timer = _cancelled(self._timer, self._write_timer)
         self._gate._closed(self)  # at once: the handle is being released
         if self._transport is not None:
             self._transport.abort()  # nothing of ours is waiting to be sent
 
-    def _cancel_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
 
-    def _cancel_write_timer(self) -> None:
-        if self._write_timer is not None:
-            self._write_timer.cancel()
-            self._write_timer = None
+def _cancelled(*timers: asyncio.TimerHandle | None) -> asyncio.TimerHandle | None:
+    """Cancels `timers`; None, for what held them."""
+    for timer in timers:
+        if timer is not None:
+            timer.cancel()
+    return None
 
 
 def _peek(transport_socket: Any, buf: bytearray) -> int:
-    """Copies what is waiting unread in a connection's socket into `buf`, leaving it there; 0 if nothing.
-    A socket object is made on the transport's descriptor for the call and detached after it;
-    MSG_DONTWAIT: never a blocking call."""
+    """Copies what is waiting unread in a connection's socket into `buf`, leaving it there; 0 if nothing
+    (a socket object made on the descriptor for the call, never blocking)."""
     try:
         sock = socket.socket(transport_socket.family, transport_socket.type, transport_socket.proto,
                              transport_socket.fileno())
@@ -348,8 +326,8 @@ class GatedSite(web.BaseSite):
         await super().start()  # registers with the runner, which stops it on cleanup
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(self.gate, self._host, self._port, backlog=self._backlog)
-        # asyncio uses `backlog` for listen() and as how many it accepts in one go; the budget wants the
-        # latter small, a burst of clients wants the kernel's queue deep, which costs no handle: deepen it.
+        # asyncio's `backlog` is also how many it accepts at once (kept small); the kernel's queue costs no
+        # handle: deepen it.
         for sock in self._server.sockets:
             with sock.dup() as same:
                 same.listen(LISTEN_QUEUE)
@@ -361,8 +339,8 @@ _RESOURCE_ERRNOS = TEMPORARY_ERRNOS | {errno.ENOBUFS}  # the kernel's socket buf
 
 
 def install_accept_error_handler(loop: asyncio.AbstractEventLoop, ratelog: RateLimitedLog | None = None) -> None:
-    """asyncio logs a traceback per failed accept when handles run out (and retries a second later):
-    make those one WARNING per 30 s with a count. Every other loop error goes where it went before."""
+    """asyncio logs a traceback per failed accept when handles run out: make those one WARNING per 30 s
+    with a count. Every other loop error goes where it went before."""
     previous = loop.get_exception_handler()
     limited = ratelog or RateLimitedLog(log)
 
