@@ -1,9 +1,6 @@
-"""What every response shares: the edge headers, the error answers, `guarded`, the catch-all route,
-and the connection log.
-
-No middleware on purpose: each layer costs every playlist request a coroutine and aiohttp's own
-wrapper (bench/serve.py). Every response carries EDGE_HEADERS from its handler instead, errors are
-caught in the handlers (`guarded`), and the catch-all route answers what aiohttp would answer 404/405.
+"""What every response shares: the error answers, `guarded`, the catch-all route, the connection log.
+No middleware on purpose (each layer costs every playlist request a coroutine: bench/serve.py): handlers
+add EDGE_HEADERS and catch errors themselves (`guarded`), the catch-all route answers 404/405.
 """
 
 from __future__ import annotations
@@ -27,9 +24,8 @@ REVALIDATE = "no-cache"
 CLIENT_MAX_SIZE = 1024  # no route takes a request body
 
 class ConnectionLog(logging.LoggerAdapter[logging.Logger]):
-    """aiohttp's connection logger, minus the ERROR and traceback it writes for every request it cannot
-    parse (garbage, TLS or HTTP/2 on this port, oversized headers...). Those are the client's mistake,
-    answered with a 4xx and a closed connection: one line at debug level, like aiohttp's bad methods."""
+    """aiohttp's connection logger, with a request it cannot parse (the client's mistake, answered 4xx)
+    one debug line, not an ERROR and a traceback."""
 
     def exception(self, msg: object, *args: object, exc_info: object = True, **kwargs: object) -> None:
         if isinstance(exc_info, HttpProcessingError) and 400 <= exc_info.code < 500:
@@ -41,8 +37,6 @@ class ConnectionLog(logging.LoggerAdapter[logging.Logger]):
 CONNECTION_LOG = ConnectionLog(logging.getLogger("aiohttp.server"), {})
 
 
-# -- every response ------------------------------------------------------------------------------
-
 _PREFLIGHT_METHODS = "GET, HEAD, OPTIONS"
 _PREFLIGHT_SAFE_HEADERS = "Cache-Control, If-Modified-Since, If-None-Match, Range"
 _PREFLIGHT_MAX_AGE = "86400"
@@ -50,8 +44,7 @@ _HEADER_LIST = re.compile(r"[A-Za-z0-9-]+(?:\s*,\s*[A-Za-z0-9-]+)*")
 
 
 def guarded(handler: Handler) -> Handler:
-    """A bug in one request: one log line and a 500 with EDGE_HEADERS, not aiohttp's traceback.
-    (The playlist handlers inline the same try: it costs them nothing, a wrapper costs a coroutine.)"""
+    """A bug in one request: one log line and a 500 with EDGE_HEADERS, not aiohttp's traceback."""
 
     @functools.wraps(handler)
     async def guard(request: web.Request) -> web.StreamResponse:
@@ -71,9 +64,6 @@ def internal_error(request: web.Request, exc: Exception) -> web.Response:
     log.error("%s %s failed: %r", request.method, request.raw_path, exc, exc_info=log.isEnabledFor(logging.DEBUG))
     return web.Response(status=500, text="internal server error\n",
                         headers=edge_headers({hdrs.CACHE_CONTROL: NO_STORE}))
-
-
-# -- what no route takes -------------------------------------------------------------------------
 
 
 @guarded

@@ -1,8 +1,5 @@
-"""The operator's control socket: making, listing and deleting clips.
-
-Served on a Unix socket in STATE_DIR (control.sock, mode 0600), never on HOST:PORT: the tunnel and
-anyone who can reach the public port cannot reach it, and only the user the service runs as (or
-root) can connect. `hls-broadcaster clip` is its client.
+"""The operator's control socket (`hls-broadcaster clip`): making, listing and deleting clips. A Unix
+socket in STATE_DIR, never on HOST:PORT, that only the service's user (or root) can connect to.
 
   POST   /clips        {"last": 30} or {"from": <Unix s>, "to": <Unix s>}  -> 201 the clip
   GET    /clips        -> 200 {"clips": [...]}
@@ -28,9 +25,7 @@ from ..files import NOT_FOLLOWED_ERRNOS
 
 log = logging.getLogger(__name__)
 
-# In a folder of its own (clips.book.socket_path), mode 0700, made before the socket is bound: no
-# moment where others could connect. AF_UNIX paths are at most 107 bytes.
-MAX_SOCKET_PATH = 107
+MAX_SOCKET_PATH = 107  # AF_UNIX's limit
 # The bucket takes a clip's few playlists in well under a second; past this it is down (see /health).
 MAKE_TIMEOUT = 30.0
 BOOK: web.AppKey[ClipBook] = web.AppKey("clip_book", ClipBook)
@@ -110,11 +105,9 @@ def create_control_app(book: ClipBook) -> web.Application:
 
 
 def prepare_socket(state_dir: Path) -> Path:
-    """The socket's private folder made (0700) and a stale socket from an earlier run removed: the
-    service holds STATE_DIR's lock, so no other service listens there. The folder is opened without
-    following a symlink and must belong to the service's user (a symlink or another user's folder
-    planted there would put the socket, and the right to connect, where someone else decides).
-    Raises OSError, or ValueError (one line) for a folder refused or a path too long for a socket."""
+    """The socket's private folder made (0700, before the socket is bound) and a stale socket removed (the
+    service holds STATE_DIR's lock). The folder must be no symlink and the service user's own (else the
+    right to connect is someone else's). Raises OSError, or ValueError (one line) for a folder refused."""
     path = socket_path(state_dir)
     if len(os.fsencode(path)) > MAX_SOCKET_PATH:
         raise ValueError(f"{path} is longer than {MAX_SOCKET_PATH} bytes, the limit of a Unix socket's path")

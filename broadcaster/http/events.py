@@ -1,7 +1,5 @@
-"""GET (and HEAD) /live/events: the event hub's streams as Server-Sent Events.
-
-The hub (broadcaster/status/hub.py) encodes and rings the events and is plain asyncio; this handler only
-admits a stream (the cap, shutting down), reads where the client resumes from, and writes.
+"""GET (and HEAD) /live/events: the event hub's (status/hub.py) streams as Server-Sent Events; this
+handler only admits a stream (the caps, shutting down), reads where the client resumes from, and writes.
 """
 
 from __future__ import annotations
@@ -39,10 +37,8 @@ def parse_last_event_id(value: str | None) -> int | None:
 
 
 class EventStreams:
-    """The route, with each client's streams counted (clients.client_address, the key of the held
-    requests' cap): one client may hold at most a CLIENT_SHARE of the hub's streams, so one address
-    cannot take every slot, while a crowd behind one NAT
-    (the stats panel of many viewers) still gets many."""
+    """The route, with each client's streams counted: one client may hold at most a CLIENT_SHARE of the
+    hub's streams, so one address cannot take every slot, while a crowd behind one NAT still gets many."""
 
     def __init__(self, hub: EventHub, proxies: Proxies, on_refused: Callable[[], None] | None = None) -> None:
         self._hub = hub

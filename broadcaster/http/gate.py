@@ -1,22 +1,12 @@
-"""The private stream's gate (PRIVATE=true): every stream door's handler is worn by one of `Gate`'s
-wrappers, which lets a request in only with a viewer token the Gatekeeper admits.
+"""The private stream's gate (PRIVATE=true): every stream door's handler wears one of `Gate`'s wrappers,
+which lets a request in only with a viewer token the Gatekeeper admits, as `access=` in the query (players
+cannot add headers) or `Authorization: Bearer`. Without one: 401, with one that does not let in: 403; a
+one-line JSON body naming nothing of the stream, kept by no cache.
 
-The token comes as the query parameter `access=` (players cannot add headers, and an embedded page's
-cookies may be blocked) or `Authorization: Bearer`. Without one: 401; with one that does not let in: 403;
-each a one-line JSON body saying what to do and nothing about the stream (no title, count or names), and
-no cache keeps it. A request let in is handled as the public service handles it, `access=` taken out of
-its URL first (the playlist routes answer any query they do not use with a redirect to the canonical
-URL), and the token goes back into what the player follows next:
-
-- the multivariant playlist's URIs (variants, renditions, the steering SERVER-URI), so it is one
-  rendering per viewer, plain (a few hundred bytes: no gzip and no ETag per request);
-- a redirect's Location (a playlist spelt another way, a late _HLS_msn);
-- the steering manifest's RELOAD-URI.
-
-Media playlists stay byte-identical for every viewer: players reload a media playlist at its own URL,
-query included, so the token they were given rides along without being written into them. A wrapper costs
-each gated request a coroutine and, with a token in the query, a clone of the request (bench/private_cost.py
-measures it against the public service); nothing is wrapped in public mode.
+A request let in is handled as a public one, `access=` taken out of its URL first, and the token goes
+back into what the player follows next: the multivariant playlist's URIs (one plain rendering per
+viewer), a redirect's Location, the steering manifest's RELOAD-URI. Media playlists stay the same bytes
+for every viewer: players reload them at their own URL, token included. Nothing is wrapped when public.
 """
 
 from __future__ import annotations
@@ -49,9 +39,8 @@ OWNCAST_PAGE = ("Owncast's own page cannot play a private stream (it cannot carr
 
 
 def token_of(request: web.Request) -> tuple[str | None, bool]:
-    """(the viewer token the request carries, whether it came in the query). Read from the raw query by
-    hand: the playlist route never parses a plain reload's query, and a parse cost the gate a tenth of a
-    request."""
+    """(the viewer token the request carries, whether it came in the query), read from the raw query by
+    hand (a parse cost the gate a tenth of a request)."""
     raw = request.raw_path
     if _ITEM in raw:  # a cheap test before the query is split
         for item in raw.partition("?")[2].split("&"):
@@ -78,11 +67,9 @@ def _stripped(raw: str, names: tuple[str, ...]) -> str:
 
 
 def _as_sent_without_access(request: web.Request) -> web.Request:
-    """The same request, its `raw_path` (what the playlist routes read the target as sent from:
-    playlists.request_target) without `access=`. Its decoded path never had the query, and the routes
-    read its query only for the _HLS_* directives, so the token left there changes nothing. Set in the
-    request's cache of computed properties: a clone cost a playlist request a sixth more
-    (bench/private_cost.py); where that cache is not there, a clone."""
+    """The same request, its `raw_path` (the target as sent, canonical.request_target) without `access=`
+    (the routes read the decoded query only for _HLS_*). Set in the request's cache of computed
+    properties: a clone cost a playlist request a sixth more; without that cache, a clone."""
     stripped = _stripped(request.raw_path, (ACCESS,))
     cache = getattr(request, "_cache", None)
     if not isinstance(cache, dict):
@@ -129,16 +116,13 @@ class Gate(Open):
 
     def __init__(self, keeper: Gatekeeper, edge: EdgeTokens | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        """`edge`: the edge tokens segment URIs carry (None: the VM's segments take the viewer token only)."""
         self.keeper = keeper  # POST /live/access grants with it too
-        self._edge = edge
-        # The connection gate's quick answers (quick.py) take a private stream's media playlist requests
-        # with it: a token let in is let in again for a moment by its bytes alone (admitted.py).
+        self._edge = edge  # the edge tokens segment URIs carry (None: only viewer tokens)
+        # For the quick answers (quick.py): a token let in is let in again for a moment by its bytes alone.
         self.admits = AdmittedTokens(keeper, clock).admits
 
     def admit(self, request: web.Request) -> tuple[web.Response | None, str | None]:
-        """(the refusal, None) or (None, the token when it came in the query). A refusal is a 401 or 403
-        with one line to show (the page shows the pass-phrase form); nothing names the stream."""
+        """(the refusal, None) or (None, the token when it came in the query)."""
         token, in_query = token_of(request)
         refusal = self.keeper.admit(token)
         if refusal is None:
@@ -152,8 +136,7 @@ class Gate(Open):
                             headers=headers), None
 
     def door(self, handler: Handler) -> Handler:
-        """A door that answers as it would publicly (events, the heartbeat): they read no query but
-        their own parameters, so the token is left where it is."""
+        """A door that reads no query but its own parameters (events, the heartbeat): the token stays."""
 
         @functools.wraps(handler)
         async def gated(request: web.Request) -> web.StreamResponse:
@@ -165,11 +148,8 @@ class Gate(Open):
         return gated
 
     def segment(self, handler: Handler) -> Handler:
-        """The VM's segments: the edge token their URIs carry (as Cloudflare checks the bucket's), or a
-        viewer token; both taken out of the URL the handler sees (it redirects any other query to the
-        segment's one URL). What it lets in is `private`: a cache in front keys a segment by its path (the
-        shipped nginx file, a Cache Rule that ignores the query), and would hand what one token opened to
-        anyone asking without one."""
+        """The VM's segments: the edge token their URIs carry, or a viewer token; both taken out of the URL
+        the handler sees (it redirects any other query), and what it lets in kept `private`."""
         edge = self._edge
 
         @functools.wraps(handler)
@@ -228,9 +208,7 @@ class Gate(Open):
 
 
 def kept_private(response: web.StreamResponse) -> web.StreamResponse:
-    """What a token opened, `private`: a cache in front (the shipped nginx file, a Cache Rule that ignores
-    the query) keys by path, and would hand it to anyone asking without one (a Bearer request's URL, a
-    segment's, has no token in it at all)."""
+    """What a token opened, `private`: a cache in front that keys by path would hand it to anyone."""
     cache_control = response.headers.get(hdrs.CACHE_CONTROL, "")
     if not response.prepared and cache_control and "no-store" not in cache_control:
         kept = [d for d in cache_control.split(", ") if d not in ("public", "private")]

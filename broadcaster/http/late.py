@@ -1,11 +1,8 @@
-"""What answering a late blocking request may cost, per client.
-
-A player late for its reload asks `_HLS_msn` of a number listed long before; the spec answers it at once
-with the newest version (6.2.5.2). But each such number is a URL of its own, so a cache in front passes
-each to the origin, which sends the whole playlist: one client naming number after number could make the
-VM send hundreds of MB/s at a long window. So each client gets a few such answers per target duration (a
-token bucket); past that, the small redirect to the playlist's plain URL, which every cache holds.
-Clients the service cannot tell apart (clients.py) share one larger bucket.
+"""What answering a late blocking request may cost, per client. A late `_HLS_msn` (listed long before)
+is answered at once in full (6.2.5.2), but each number is a URL of its own that a cache passes to the
+origin: one client naming number after number could make the VM send hundreds of MB/s. So each client
+gets a few such answers per target duration (a token bucket; unknown clients share one larger bucket),
+then the small redirect to the playlist's plain URL.
 """
 
 from __future__ import annotations
@@ -20,13 +17,12 @@ BURST = 4
 PER_TARGET_DURATION = 2
 # Clients the service cannot tell apart: one bucket for all, this many times larger.
 UNKNOWN_SHARE = 16
-# Clients remembered at once; the least recently seen is forgotten first (it comes back with a full
-# bucket: the bound is per client, and per remembered client in memory).
+# Clients remembered at once; the least recently seen is forgotten first (it comes back with a full bucket).
 MAX_CLIENTS = 4096
 
 
 class LateAnswers:
-    """A token bucket per client address for answers to a late `_HLS_msn` (see the module docstring)."""
+    """A token bucket per client address for answers to a late `_HLS_msn`."""
 
     def __init__(self, *, clock: Callable[[], float] = time.monotonic, max_clients: int = MAX_CLIENTS) -> None:
         self._clock = clock

@@ -1,11 +1,7 @@
-"""The file-handle budget: how many client connections, event streams and held requests fit.
-
-Every client connection is a file handle, and so is everything the service needs to do its job: the
-watcher's inotify handle and folder scans, each upload's connection and file, the state file, logs,
-listeners. When clients take the last handle, the watcher cannot open a playlist and segments are
-missed. So the service raises its soft RLIMIT_NOFILE to the hard limit, reserves what its
-own work needs, and derives from the rest one cap on client connections and, within it, caps on
-event streams and held blocking requests that leave room for plain playlist and /health requests.
+"""The file-handle budget: how many client connections, event streams and held requests fit. Clients
+that take the last handle would stop the watcher and the uploads; so the soft RLIMIT_NOFILE is raised to
+the hard limit, the service's own work reserved, and the rest cut into one cap on client connections and,
+within it, caps on event streams and held requests that leave room for plain playlist and /health requests.
 """
 
 from __future__ import annotations
@@ -33,8 +29,7 @@ VIEWER_FILES = 8
 # batches may hold handles at once (the closing, the created, the accepted).
 ACCEPT_BACKLOG = 64
 ACCEPT_BATCHES = 3
-# Other slack: 503'd connections lingering until their request is read (16), requests let in just past
-# the cap (16), DNS lookups.
+# Other slack: 503'd connections lingering (16), requests let in just past the cap (16), DNS lookups.
 MARGIN_MIN = 48
 MARGIN_SHARE = 32  # ... or 1/32 of the limit, whichever is more
 
@@ -47,8 +42,6 @@ EVENTS_CEILING = 1000  # ... and never more than this many dashboards
 # Held blocking requests: at most a quarter of the connections. They all wake when a segment is listed,
 # and a request arriving meanwhile waits behind them (bench/overload.py; docs/development.md, capacity).
 HELD_SHARE = 4
-# Event streams and held requests together stay below the connection cap by at least half of it:
-# those connections are left for plain playlist requests, /health and /metrics.
 CONNECTIONS_MIN = 16  # below the budget's arithmetic, still serve a handful (and warn)
 TIGHT = 256  # fewer connections than this: WARNING at start-up (a small audience fills it)
 
@@ -87,7 +80,7 @@ def reserved_handles(limit: int, *, upload_concurrency: int, metrics_listener: b
 
 
 def compute(limit: int, hard: int, *, upload_concurrency: int, metrics_listener: bool) -> Budget:
-    """The budget at a soft RLIMIT_NOFILE of `limit`: pure, so every figure is unit-tested."""
+    """The budget at a soft RLIMIT_NOFILE of `limit`."""
     reserved = reserved_handles(limit, upload_concurrency=upload_concurrency, metrics_listener=metrics_listener)
     connections = min(max(limit - reserved, CONNECTIONS_MIN), CONNECTIONS_CEILING)
     return Budget(
@@ -103,8 +96,7 @@ def compute(limit: int, hard: int, *, upload_concurrency: int, metrics_listener:
 
 
 def raise_nofile() -> tuple[int, int]:
-    """Raises the soft RLIMIT_NOFILE to the hard limit (as far as the kernel's fs.nr_open allows);
-    returns (soft, hard) as they are then."""
+    """Raises the soft RLIMIT_NOFILE to the hard limit (at most fs.nr_open); returns (soft, hard) then."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     target = min(_nr_open(), hard) if hard != resource.RLIM_INFINITY else _nr_open()
     if soft == resource.RLIM_INFINITY or soft >= target:

@@ -1,15 +1,8 @@
 """The viewer page's Content-Security-Policy header (/ and /embed): what the page may load and where it may
-connect, so that a script injected through any bug runs nowhere.
-
-- scripts, styles, fonts: this service's own files only ('self'; the page has no inline script or style);
-- worker-src and media-src 'self' blob: (hls.js's worker and Media Source Extensions); media-src also
-  names the buckets, for a browser that plays the playlist itself;
-- connect-src: this service, the buckets' public URLs (or the S3 endpoint with presigned URLs), the P2P
-  trackers, OWNCAST_URL; and with VIEWER_SOURCES any https: (http: too for an http source or '*');
-- frame-ancestors: FRAME_ANCESTORS (which only a header can say); no plugins, no <base>, no forms.
-
-The page's own <meta> policy stays for a copy hosted elsewhere; a browser enforces both
-(tests/test_csp_browser.py).
+connect, so that a script injected through any bug runs nowhere. Scripts and styles are the service's own;
+media-src also names the buckets (a browser playing the playlist itself); connect-src the buckets, the P2P
+trackers, OWNCAST_URL and with VIEWER_SOURCES any https:; frame-ancestors is FRAME_ANCESTORS, which only a
+header can say. The page's own <meta> policy stays for a copy hosted elsewhere; a browser enforces both.
 """
 
 from __future__ import annotations

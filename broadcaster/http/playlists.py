@@ -1,9 +1,5 @@
-"""The playlist routes: the hot path.
-
-Playlists are rendered (and gzipped) once per change by their source; every request is served from
-that rendering, so a crowd of viewers costs no rendering and no compression. Segments are not served
-here: the playlists point at the bucket. The handlers take no middleware and look nothing up in the
-app per request (bench/serve.py, bench/serve_cost.py measure it).
+"""The playlist routes: the hot path. Playlists are rendered (and gzipped) once per change by their
+source, so a crowd of viewers costs no rendering; the handlers look nothing up in the app per request.
 """
 
 from __future__ import annotations
@@ -26,13 +22,10 @@ from .canonical import (BLOCKING_PARAMS, LISTED_CACHE_CONTROL, SKIP, blocking_pa
 from .clients import Clients, client_address, request_here
 from .common import internal_error
 
-# Blocking requests held at once when no cap is given; the service derives its cap from the file-handle
-# budget (broadcaster/http/limits.py). Past it: 503 with Retry-After, so held requests never take the
-# connections plain playlist and /health requests need.
+# Blocking requests held at once when no cap is given (the service's comes from limits.py); past it, 503.
 MAX_HELD = 10_000
 HELD_RETRY_AFTER = "1"  # seconds: held requests are answered within a target duration or so
-# One client address may hold at most this share of the held cap: a crowd behind one NAT still gets
-# blocking reload (a player holds one request per playlist it follows), one client cannot take it all.
+# One client address may hold at most this share of the held cap (a crowd behind one NAT still gets many).
 HELD_CLIENT_SHARE = 8
 
 # A variant number longer than this cannot be one of ours; int() of a huge one is costly (and limited).
@@ -41,9 +34,7 @@ _MAX_VARIANT_DIGITS = 4
 
 class MasterSource(Protocol):
     def master_playlist(self, media_name: str = hls.MEDIA_PLAYLIST_NAME, here: str | None = None) -> Rendered | None:
-        """Naming the variants `<n>/<media_name>`, rendered once per version; None: not ready yet. `here`:
-        where the request found the playlist, `https://host/folder/` (clients.request_here), for URIs
-        every player resolves alike (content steering's pathways)."""
+        """As PlaylistSource's, its URIs absolute at `here` (clients.request_here) when given."""
 
 
 class PlaylistSource(Protocol):
@@ -69,12 +60,8 @@ class PlaylistSource(Protocol):
 @dataclass(frozen=True, slots=True)
 class RouteOptions:
     """What one pathway's playlist routes share with the others and where their masters come from.
-
-    `masters`: the multivariant playlists (with content steering, one that names every pathway);
-    `label_prefix` marks these routes' requests in hls_broadcaster_playlist_requests_total;
-    `newest(variant)`: with other pathways, the newest number any lists already: a player coming from there
-    asks for its next one, held rather than refused as too far ahead, but not while players are steered
-    away from this pathway (`away()`)."""
+    `label_prefix` marks these routes' requests in the metrics; `newest(variant)`: the newest number any
+    pathway lists (a player coming from there is held, not refused as too far ahead, unless `away()`)."""
 
     max_held: int = MAX_HELD
     connection_metrics: ConnectionMetrics | None = None
@@ -86,16 +73,17 @@ class RouteOptions:
 
 
 class PlaylistRoutes:
-    """The playlist handlers, with what they need at hand: the hot path, so no app lookups per
-    request, and `guarded`'s try inlined (free in Python 3.11) rather than worn (a coroutine)."""
+    """The playlist handlers, with what they need at hand, `guarded`'s try inlined (free in Python 3.11)
+    rather than worn (a coroutine)."""
 
     def __init__(self, source: PlaylistSource, metrics: Metrics, default_variant: int, blocking: bool,
                  options: RouteOptions = RouteOptions()) -> None:
-        max_held, connection_metrics, clients = options.max_held, options.connection_metrics, options.clients
-        masters, label_prefix = options.masters, options.label_prefix
+        label_prefix = self._label_prefix = options.label_prefix
+        max_held = self._max_held = options.max_held
+        connection_metrics = self._connection_metrics = options.connection_metrics
         self._source = source
-        self._late = clients.late  # what a client's late _HLS_msn may cost (late.py)
-        self._masters = masters  # None: the source's own
+        self._late = options.clients.late  # what a client's late _HLS_msn may cost (late.py)
+        self._masters = options.masters  # None: the source's own
         self._newest, self._away = options.newest, options.away
         self._default = default_variant
         self._blocking_on = blocking  # off: _HLS_* parameters are ignored, as by a static host
@@ -105,13 +93,10 @@ class PlaylistRoutes:
         # object, so the count's dict finds its key by identity, not by comparing the text each request.
         self._count = inc if not label_prefix else (
             lambda label, status: inc(sys.intern(label_prefix + label), status))
-        self._label_prefix = label_prefix
         self._quick_labels: dict[int, str] = {}  # each variant's label, its pathway's prefix included
-        self._max_held = max_held
         self._max_per_client = max(2, max_held // HELD_CLIENT_SHARE)
         self._held_by: dict[str, int] = {}  # held requests per client address (client_address)
-        self._proxies = clients.proxies  # who may name the client (clients.py)
-        self._connection_metrics = connection_metrics
+        self._proxies = options.clients.proxies  # who may name the client (clients.py)
         if connection_metrics is not None:
             connection_metrics.watch("held", lambda: source.held_requests, max_held)
 

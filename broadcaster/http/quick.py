@@ -1,22 +1,16 @@
 """Plain playlist GETs answered from bytes made once per version, before aiohttp parses them.
 
-Most requests are a player's plain reload of a playlist: `GET /live/0/playlist.m3u8 HTTP/1.1`, a few
-headers, no body. aiohttp spends most of such a request on what it shares with every other (parsing into
-a request object, a task, routing, a response object, writing its headers): a trivial aiohttp handler
-answering the same bytes costs about as much as the whole playlist route. The connection gate
-(connections.py) sees each connection's bytes first; when they are exactly one such request and aiohttp
-has nothing of the connection's in hand, it writes the answer the playlist route would give, made once
-per version (answers.quick_answer) with the Date aiohttp adds, and counts it in the route's metrics.
+Most requests are a player's plain reload of a playlist, and aiohttp spends most of one on what every
+request shares (parsing, a task, routing, a response object). The connection gate (connections.py) sees
+each connection's bytes first; when they are exactly one such request and aiohttp has nothing of the
+connection's in hand, it writes the answer the playlist route would give (answers.quick_answer), counted
+as the route counts it.
 
-Anything else goes to aiohttp as it is, so its answer stays the reference: a request this strict reading
-does not take whole (another method, a query, percent-encoding, If-None-Match, a body, Connection other
-than keep-alive, anything but printable ASCII, a head split over reads or behind another), and any answer
-but a 200 of a pathway's media playlists or the plain multivariant one (not ready, unknown, steering's
-masters, which depend on the Host). The steering manifest reads its own request (steering_quick.py's
-hook: `whole`). A private stream's media playlists are answered here only with a token its gate admits
-(ACCESS_QUERY, _BEARER), the same bytes for every viewer; its multivariant playlists are each viewer's own,
-aiohttp's. A connection that ever sent aiohttp something other than whole bodiless heads stays with
-aiohttp: its parser may hold part of a message, which these bytes would jump.
+Anything else goes to aiohttp, whose answer stays the reference: a request this strict reading does not
+take whole (another method, a query, If-None-Match, a body, Connection other than keep-alive, anything
+but printable ASCII, a head split over reads), and any answer but a 200. A private stream's media
+playlists are answered here only with a token its gate admits. A connection that ever sent aiohttp
+anything but whole bodiless heads stays with aiohttp: its parser may hold part of a message.
 """
 
 from __future__ import annotations
@@ -28,35 +22,28 @@ from typing import Any
 
 from .answers import dated
 
-# The route's answer to a plain GET (its status line and headers up to the Date, and its body), given
-# the request's Accept-Encoding; None: not a 200 here, aiohttp's to answer.
+# The route's answer to a plain GET (its head up to the Date, and its body), given the request's
+# Accept-Encoding; None: not a 200 here, aiohttp's to answer.
 Answer = Callable[[str], "tuple[bytes, bytes] | None"]
 Numbered = Callable[[int, str], "tuple[bytes, bytes] | None"]  # the same for variant n
 # A path that reads its request itself (steering_quick.py): its whole answer given the request's bytes,
-# its query and its peer's address (asked only when needed), or None: aiohttp's to answer.
+# its query and its peer's address, or None.
 Whole = Callable[[bytes, bytes, Callable[[], str]], "bytes | None"]
 
 _MAX_HEAD = 4096  # a player's head is a few hundred bytes; aiohttp reads longer ones
 _TOKEN = rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+"  # a field name (RFC 9110 5.6.2)
 # One whole head and nothing after it, read from the end of its target on: HTTP/1.1, at most 64 fields
-# of printable ASCII (llhttp would take obs-text and bare LFs too: those go to aiohttp). The target before
-# it is a path answered here (printable by construction) and a token admitted, if any (one the gate
-# minted: printable): reading it again cost a private request a token's length of matching. The fields
-# are taken with the LF before them, so every field name follows an LF: a search for one starts with that
-# literal, which the regex engine skips to, where `(?:^|\n)` was tried at every byte of the head.
+# of printable ASCII (obs-text and bare LFs go to aiohttp). Each field is taken with the LF before it, so
+# a search for a field name starts with that literal, which the regex engine skips to.
 _HEAD = re.compile(rb" HTTP/1\.1\r(\n(?:" + _TOKEN + rb":[\t -~]*\r\n){0,64})\r\n")
-# Fields (lowercased) that change how the request is read (_READ) or answered too (_REFUSED): aiohttp's to
-# take. _READ for a path that reads its request itself (plain_fields).
+# Fields (lowercased) that change how the request is read (_READ) or answered too (_REFUSED).
 _CHANGES = rb"content-length|transfer-encoding|upgrade|expect|connection(?!:[\t ]*keep-alive[\t ]*\r)"
 _REFUSED = re.compile(rb"\n(?:" + _CHANGES + rb"|if-none-match):")
 _READ = re.compile(rb"\n(?:" + _CHANGES + rb"):")
 _ACCEPT_ENCODING = re.compile(rb"\naccept-encoding:[\t ]*([^\r]*?)[\t ]*\r")
-# A private stream's viewer token, read as the gate reads it (gate.token_of), so that a request answered
-# here is let in only when the gate would let it in: `?access=<token>` as the whole query (anything else is
-# the gate's), else the first Authorization field's value after its `Bearer` scheme (named in any case, RFC
-# 9110 11.1). Bytes as sent, judged by them (access/admitted.py): a token with anything around it that
-# aiohttp would strip (a trailing space) is not one let in here, and goes to the gate, which strips it. The
-# search skips to each LF (a literal first) and takes the value to its CR without a character class.
+# A private stream's viewer token, read as the gate reads it (gate.token_of): `?access=<token>` as the
+# whole query, else the first Authorization field's value after `Bearer` (any case). Judged by its bytes as
+# sent (access/admitted.py): one with anything around it that aiohttp would strip goes to the gate.
 ACCESS_QUERY = b"?access="  # gate.ACCESS as a target's whole query starts
 _BEARER = re.compile(rb"\nauthorization:[\t ]*bearer +([^\r]*)\r", re.IGNORECASE)
 _TARGET = re.compile(rb"/[!-~]*")  # origin-form, printable ASCII
@@ -70,10 +57,7 @@ class QuickAnswers:
     """The playlist paths answered before aiohttp, and the answering."""
 
     def __init__(self, admit: Callable[[bytes], bool] | None = None) -> None:
-        """`admit`: a private stream's gatekeeper (PRIVATE=true), given the token as sent
-        (`?access=<token>` as the whole query, else a Bearer header: _BEARER); a request is
-        answered here only with a token it admits (any other goes to aiohttp, whose gate answers it).
-        None: a public stream, no query at all."""
+        """`admit`: a private stream's gatekeeper, given the token as sent (None: public, no query at all)."""
         self._admit = admit
         self._exact: dict[bytes, Answer] = {}
         self._numbered: dict[tuple[bytes, bytes], Numbered] = {}  # /<folder>/<n>/<name>
@@ -85,8 +69,7 @@ class QuickAnswers:
         self._exact[path.encode()] = answer
 
     def numbered(self, folder: str, name: str, answer: Numbered) -> None:
-        """/<folder>/<n>/<name>, n in plain digits (no leading zero: that URL is the route's redirect);
-        `folder` may hold a "/" (another pathway's: live/vm)."""
+        """/<folder>/<n>/<name>, n in plain digits; `folder` may hold a "/" (another pathway's: live/vm)."""
         self._numbered[(folder.encode(), name.encode())] = answer
 
     def whole(self, path: str, answer: Whole) -> None:
@@ -94,9 +77,8 @@ class QuickAnswers:
         self._whole[path.encode()] = answer
 
     def answer(self, data: bytes, peer: Callable[[], str] = str) -> bytes | None:
-        """The whole answer to `data` when it is one plain GET of a path here answered 200; else None.
-        The path is looked at first: a request for any other (a segment) costs the gate a lookup, not a
-        reading of its head. `peer`: the connection's peer address, for a path that reads it."""
+        """The whole answer to `data` when it is one plain GET of a path here answered 200; else None. The
+        path is looked at first: any other (a segment) costs a lookup, not a reading of its head."""
         if len(data) > _MAX_HEAD or not data.startswith(b"GET /"):
             return None
         end = data.find(b" ", 4)
@@ -142,7 +124,7 @@ class QuickAnswers:
         return dated(*found)
 
     def _private(self, head: bytes) -> bytes:
-        """`head` saying `private`: made once a version (the routes hand the same head object each time)."""
+        """`head` saying `private`, made once a version."""
         private = self._private_heads.get(head)
         if private is None:
             if len(self._private_heads) >= _PRIVATE_HEADS_KEPT:
@@ -168,8 +150,7 @@ class QuickAnswers:
 
 def plain_fields(data: bytes) -> bytes | None:
     """The header fields of `data` as sent (each line ending in CRLF) when it is one whole GET head this
-    strict reading takes, and nothing in it changes how it is read (a body, an upgrade, a close); None
-    otherwise. For a path that reads its request itself: what else it answers by is its own to check."""
+    strict reading takes and nothing in it changes how it is read; None otherwise."""
     end = data.find(b" ", 4)
     if not data.startswith(b"GET /") or end < 0 or _TARGET.fullmatch(data, 4, end) is None:
         return None
@@ -182,19 +163,17 @@ def plain_fields(data: bytes) -> bytes | None:
 
 def whole_heads(data: bytes) -> bool:
     """Whether bytes given to aiohttp leave its parser holding nothing: they end a head and declare no
-    body (nor an upgrade). Conservative: a head split over reads counts as not, for good."""
+    body (nor an upgrade)."""
     if not data.endswith(b"\r\n\r\n"):
         return False
     lowered = data.lower()
     return not any(name in lowered for name in _BODY_FIELDS)
 
 
-# aiohttp's RequestHandler keeps these privately (read in aiohttp 3.14): the gate reads them as it reads
-# `_waiter` for idleness. Should a later aiohttp lack them, no request is answered quickly.
+# aiohttp's RequestHandler keeps these privately (aiohttp 3.14): without them, nothing is answered here.
 
 def idle(handler: Any) -> bool:
-    """aiohttp waits for the connection's next request: nothing in hand, queued, or being closed, and its
-    keep-alive timer runs (kept_alive moves it on)."""
+    """aiohttp waits for the connection's next request: nothing in hand, queued or being closed."""
     try:
         waiter = handler._waiter
         handler._next_keepalive_close_time  # noqa: B018 (kept_alive's: an older aiohttp has none)
@@ -206,6 +185,5 @@ def idle(handler: Any) -> bool:
 
 
 def kept_alive(handler: Any, now: float) -> None:
-    """After an answer given here: the idle connection is closed a keep-alive timeout from now, as after
-    aiohttp's own (its timer fires at the old time, finds this one later and waits on)."""
+    """After an answer given here: the idle connection is closed a keep-alive timeout from now."""
     handler._next_keepalive_close_time = now + handler._keepalive_timeout

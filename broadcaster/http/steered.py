@@ -1,6 +1,4 @@
-"""What content steering hands the HTTP server (http.Pathways), wired from the service's parts: the
-multivariant playlists that name every pathway, every other pathway's media playlists (served here;
-their segments are where each pathway's URIs say), the VM's segments, and the steering manifest."""
+"""What content steering hands the HTTP server (http.Pathways), wired from the service's parts."""
 
 from __future__ import annotations
 
@@ -27,10 +25,8 @@ from .watching import client_key
 def vm_segments(s: Settings, steering: SteeringPolicy, first: VisiblePlaylists, held: Held, located: Located,
                 counts: PathwayCounts, doubt: Doubt) -> VmSegments:
     """The VM's segment route (vm/segments.py): what it serves from (`held`), where it sends a player
-    instead while the first bucket serves (`first`'s playlists, where the publisher lists each segment:
-    `located`), what it may send (VM_SEGMENT_MBPS), who gets bytes on its own page's report
-    (segments.OwnFailure); its clients named as the viewer count names them; `doubt`: the first bucket's
-    failed probe, whose next answer a redirect there waits for (steering/probe.py's SteeringLoop)."""
+    instead while the first bucket serves (`located` in `first`'s playlists), what it may send
+    (VM_SEGMENT_MBPS); `doubt`: the first bucket's failed probe, whose next answer a redirect there awaits."""
     proxies = Proxies(s.forwarded_allow_ips, s.trust_cf_connecting_ip)  # who may name the client
     key_for = functools.partial(hls.object_key, s.r2_key_prefix)
     rate = s.vm_segment_mbps * 125_000  # bytes a second
@@ -45,8 +41,7 @@ def vm_segments(s: Settings, steering: SteeringPolicy, first: VisiblePlaylists, 
 
 def pathways(s: Settings, plan: PathwayPlan, steering: SteeringPolicy, playlists: Mapping[str, VisiblePlaylists],
              segments: VmSegments | None, counts: PathwayCounts) -> Pathways:
-    """`playlists`: each pathway's, by ID (the first bucket's included); `segments`: the VM's segment route
-    (vm_segments; None: no VM pathway)."""
+    """`playlists`: each pathway's, by ID; `segments`: the VM's segment route (None: no VM pathway)."""
     first = playlists[hls.BUCKET_PATHWAY]
 
     # The VM's pathway on a hostname of its own (VM_PATHWAY_URL, docs/steering.md#cloudflares-terms): its

@@ -1,22 +1,14 @@
 """The steering manifest answered before aiohttp parses the request, as a plain playlist reload is
-(quick.py): every steering player reloads it once a TTL, and through aiohttp it cost several times a
-playlist request the connection gate answers.
+(quick.py): every steering player reloads it once a TTL.
 
-Its answer depends on more of the request than a playlist's: where the player asked (the Host, and the
-scheme a trusted proxy says it used: clients.py), the pathway it says it plays (`_HLS_pathway`, counted)
-and If-None-Match. It is taken here only when each of those reads from the raw head exactly as aiohttp
-reads it, and SteeringRoute.answer_at gives it: one cache, one bound on the places rendered for, one count,
-for both. Anything else goes to aiohttp, whose answer stays the reference:
+Its answer depends on the Host, the scheme a trusted proxy says (clients.py), `_HLS_pathway` (counted) and
+If-None-Match: it is taken here only when each reads from the raw head exactly as aiohttp reads it, and
+SteeringRoute.answer_at gives it (one cache, one bound on places, one count for both). Anything else goes
+to aiohttp: a query with more than unreserved characters, `=` and `&`; no Host, or a field aiohttp takes
+once sent twice; an If-None-Match other than one tag; what quick.plain_fields leaves to aiohttp.
 
-- a query with anything but unreserved characters, `=` and `&` (percent-encoding, `+`, `;`);
-- no Host, or a field aiohttp takes once sent twice (aiohttp answers those 400);
-- an If-None-Match other than one tag, the answer's own (`*`, a list, another version's);
-- what quick.plain_fields leaves to aiohttp (a body, an upgrade, Connection other than keep-alive,
-  anything but printable ASCII, a head split over reads or behind another).
-
-Public streams only: a private stream's manifest carries each viewer's token (gate.py), its gate's to
-answer. The connection's own scheme is `http`: the gate listens on plain TCP (GatedSite), a TLS front
-being a proxy that says which scheme the viewer used.
+Public streams only (a private manifest carries each viewer's token). The connection's own scheme is
+`http`: the gate listens on plain TCP, a TLS front being a proxy that says the viewer's scheme.
 """
 
 from __future__ import annotations
@@ -33,8 +25,7 @@ from .clients import Here, Proxies, here_at
 from .quick import plain_fields
 from .steering_route import STEERING_QUERY_PATHWAY, SteeringRoute, absolute
 
-# What yarl reads as it is sent: a query of these bytes alone (deleted by bytes.translate, a C loop
-# without a regex's set-up, on every reload).
+# What yarl reads as it is sent: a query of these bytes alone (checked by bytes.translate).
 _QUERY_BYTES = b"-ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._~=&"
 # The first _HLS_pathway item and its value (yarl's query.get: a bare name has the empty value).
 _PATHWAY = re.compile(rb"(?:^|&)" + STEERING_QUERY_PATHWAY.encode() + rb"(?:=([^&]*))?(?:&|$)")
@@ -61,7 +52,6 @@ class _Seen(enum.Enum):
 @dataclass(frozen=True, slots=True)
 class _Decided:
     """What a request's head (its fields) says for the answer: where it asked, and its one entity tag."""
-
     here: Here | None
     tag: str | None  # If-None-Match's (without quotes or W/)
     absolute: bool  # an absolute RELOAD-URI named here (steering_route.absolute)
@@ -72,10 +62,8 @@ Decision = _Decided | None | _Seen  # None: aiohttp's to answer
 
 class QuickSteering:
     """The steering manifest at `/<folder>/steering.json`, answered from the raw request (quick.Whole).
-
-    A player sends the same fields with each reload (only its query's _HLS_throughput moves): what they
-    say is read once and kept by their bytes (and the peer, where a trusted proxy's word is read), at
-    most KEPT heads, forgotten all at once past that (a flood of distinct heads costs each a reading)."""
+    A player sends the same fields with each reload: what they say is read once and kept by their bytes
+    (and the peer, where a trusted proxy's word is read), at most KEPT heads, all forgotten past that."""
 
     KEPT = 256
 
@@ -109,7 +97,7 @@ class QuickSteering:
         return dated(answer.head, answer.body)
 
     def _decide(self, data: bytes, fields: bytes, peer: Callable[[], str]) -> Decision:
-        """Reads a head not seen yet (`fields`: its own, after the request line) and keeps what it says."""
+        """Reads a head not seen yet (`fields`: after the request line) and keeps what it says."""
         if len(self._decided) >= self.KEPT:
             self._decided.clear()
         key: bytes | tuple[bytes, str] = fields
@@ -161,7 +149,7 @@ def _pathway(query: bytes) -> str:
 
 
 def _headers(fields: bytes) -> CIMultiDictProxy[str]:
-    """The fields as aiohttp's parser gives them (names and values stripped of the whitespace around them)."""
+    """The fields as aiohttp's parser gives them (values stripped)."""
     parsed: CIMultiDict[str] = CIMultiDict()
     for line in fields.decode("ascii").split("\r\n")[:-1]:
         name, _, value = line.partition(":")

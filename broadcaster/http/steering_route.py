@@ -35,10 +35,8 @@ class SteeringSource(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class SteeringAnswer:
-    """One place's steering manifest with its headers, built once per change (aiohttp copies a
-    CIMultiDict into each response faster than a dict: the manifest is asked as often as a playlist),
-    and the same answers as bytes up to the Date aiohttp adds, for the connection gate's quick answers
-    (steering_quick.py)."""
+    """One place's steering manifest with its headers, built once per change, and the same answers as bytes
+    up to the Date aiohttp adds (steering_quick.py)."""
 
     source: bytes  # the source's manifest it was made from (compared by identity)
     body: bytes
@@ -60,18 +58,14 @@ class SteeringAnswer:
 
 
 class SteeringRoute:
-    """GET <folder>/steering.json: the manifest (any query: players add _HLS_pathway and _HLS_throughput,
-    which change nothing in the answer; a CDN should leave the query out of its cache key), its
-    RELOAD-URI absolute where it was asked (clients.request_here; playlist/steering.py's reloaded_from
-    says why): one rendering per change and place, at most MAX_HOSTS places (past them, and for a Host
-    that is not a plain host, without RELOAD-URI). Without a source (PATHWAYS=bucket), 410: a player
-    holding an older multivariant playlist stops asking.
+    """GET <folder>/steering.json: the manifest (its query changes nothing), its RELOAD-URI absolute where
+    it was asked (playlist/steering.py's reloaded_from says why): one rendering per change and place, at
+    most MAX_HOSTS places (past them, and for a Host that is not plain, without RELOAD-URI). Without a
+    source (PATHWAYS=bucket), 410: a player holding an older multivariant playlist stops asking.
 
-    Without a RELOAD-URI Shaka 4.16 reloads the URL it last fetched with its _HLS_pathway and
-    _HLS_throughput added again (goog.Uri's QueryData.add), a query longer by some 45 bytes a reload, past
-    the connection gate's 4 KiB head in minutes and aiohttp's 8 KiB request line later (a 400 for good).
-    A reload whose query names _HLS_pathway twice is answered with the relative RELOAD-URI, which it
-    resolves itself, not shared (Shaka 5 cannot read one, and never repeats a name)."""
+    Without a RELOAD-URI Shaka 4.16 reloads the URL it last fetched with its query added again, longer
+    every reload until refused; a query naming _HLS_pathway twice is answered with the relative RELOAD-URI
+    (not shared: Shaka 5 cannot read one, and never repeats a name)."""
 
     def __init__(self, source: SteeringSource | None, count: Callable[[str], None] = lambda pathway: None,
                  proxies: Proxies = Proxies()) -> None:
@@ -95,9 +89,7 @@ class SteeringRoute:
 
     def answer_at(self, here: Here | None, pathway: str, again: bool = False) -> SteeringAnswer | None:
         """The answer where a player asked (`here`; None: a Host that is not plain) saying it plays
-        `pathway` (_HLS_pathway; `again`: its query names it more than once), counted; None without a
-        source. The route's and the connection gate's quick answers' (steering_quick.py) alike: one cache,
-        one bound on places, one count."""
+        `pathway` (`again`: its query names it more than once), counted; None without a source."""
         source = self._source
         if source is None:
             return None

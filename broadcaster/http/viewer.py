@@ -1,18 +1,11 @@
 """The viewer page (an hls.js player, built into `viewer/` by scripts/build-viewer) and its config.json,
 or a plain index without it.
 
-The page's files are cacheable by a CDN, so the VM sends each version of them about once: the page
-(`/`, `/index.html`) is `no-cache` (revalidated by ETag) and names its files by version
-(`hls.min.js?v=<hash>`); a file at its versioned URL is immutable for a year; any other URL of it is a
-brief `302` to the versioned one (a cache buster costs a few hundred bytes, not the file). The page
-carries /config.json's content and asks for its playlist beside its scripts (viewer_page.py).
-
-The page and its embed form (`/embed`) carry the Content-Security-Policy header (page_policy.py; a
-`<meta>` policy cannot say FRAME_ANCESTORS). Every file is read and hashed once, when the app is made
-(scripts/build-viewer built it beforehand): a request is a lookup, whatever its query string. The page
-and its embed form are rendered then too (viewer_page.py). A large file is sent by sendfile while the
-file is still the one read (one stat), at most `max_open` at once (limits.VIEWER_FILES), each within
-`write_timeout`.
+The files are cacheable by a CDN, so the VM sends each version about once: the page (`/`, `/index.html`,
+`/embed`) is `no-cache` and names its files by version (`hls.min.js?v=<hash>`), immutable for a year at
+that URL; any other URL of a file is a brief `302` to the versioned one. Every file is read and hashed
+once, when the app is made; a large one is sent by sendfile while it is still the one read, at most
+`max_open` at once, each within `write_timeout`.
 """
 
 from __future__ import annotations
@@ -88,7 +81,7 @@ class ViewerFile:
     stat: _StatKey | None = None  # that file's (mtime, size, inode) when it was read
 
     def unchanged_path(self) -> Path | None:
-        """The file it was read from, while that still holds these bytes (by stat); else None."""
+        """The file it was read from, while it still holds these bytes (by stat); else None."""
         if self.path is None:
             return None
         try:
@@ -115,10 +108,8 @@ def _stat_key(path: Path) -> _StatKey:
 
 
 class ViewerFiles:
-    """The viewer's routes, and the files of viewer_dir by name, read once: the page (viewer_page.py) with
-    config.json and the stream's words in it, and its embed form; the rest as they are. `config`:
-    /config.json's content (empty: the page fetches it); `policy`: the page's Content-Security-Policy
-    (page_policy.py)."""
+    """The viewer's routes and files, read once: the page (viewer_page.py) and its embed form, the rest as
+    they are. `config`: /config.json's content; `policy`: the page's Content-Security-Policy."""
 
     def __init__(self, root: Path, *, max_open: int, write_timeout: float,
                  on_write_timeout: Callable[[], None] | None = None, config: bytes = b"",
@@ -164,9 +155,8 @@ class ViewerFiles:
 
     async def _answer(self, request: web.Request, found: ViewerFile | None,
                       page: bool = False) -> web.StreamResponse:
-        """A 304, the file, or a large one sent within the write timeout (`_send`). The page (or its embed
-        form) at any query string: it is small, and names the versions; with its policy, 304s too: the
-        browser takes the stored page's headers from them."""
+        """A 304, the file, or a large one sent within the write timeout (`_send`). The page at any query
+        string; with its policy, 304s too (the browser takes the stored page's headers from them)."""
         if found is None:
             return await elsewhere(request)
         headers = edge_headers({hdrs.CACHE_CONTROL: REVALIDATE if page else VERSIONED, hdrs.ETAG: found.etag,
@@ -183,8 +173,7 @@ class ViewerFiles:
 
     async def _send(self, request: web.Request, found: ViewerFile,
                     headers: dict[str, str]) -> web.StreamResponse:
-        """A large answer, within one of the max_open slots and write_timeout: a client that never reads
-        holds neither longer than that. Blocking for one stat (the file still as read?)."""
+        """A large answer, within one of the max_open slots and write_timeout (blocking for one stat)."""
         try:
             async with asyncio.timeout(OPEN_WAIT):
                 await self._open.acquire()
@@ -218,9 +207,8 @@ class ViewerFiles:
 
 
 class _SentFile(web.FileResponse):
-    """A FileResponse sent within the handler (under its write timeout): aiohttp's own prepare after
-    the handler returns must not send it a second time. Its ETag is the file's version, as every other
-    answer's (FileResponse would put its own, made of the file's time and size)."""
+    """A FileResponse sent within the handler (aiohttp's prepare after it returns sends nothing more), its
+    ETag the file's version as every other answer's."""
 
     def __init__(self, path: Path, version: str, headers: dict[str, str]) -> None:
         self._version = version
@@ -241,10 +229,8 @@ class _SentFile(web.FileResponse):
 
 
 def _check_versions(root: Path, page: str, files: dict[str, ViewerFile], versions: dict[str, str]) -> None:
-    """The built files as scripts/build-viewer wrote them: each names the files it loads by the hash of
-    their bytes (the page its scripts and stylesheet, viewer.min.js the two modules it imports later), so
-    a file edited by hand (or a page not built from the files beside it) is found here, at start, and
-    named in one line. It is still served (its URLs take a redirect to its version)."""
+    """Warns, in one line, of a built file naming another at a version it does not have (edited by hand,
+    or not built from the files beside it). It is still served."""
     named = [(PAGE, viewer_page.versions_named(page))]
     named += [(name, viewer_page.versions_named(f.body.decode("utf-8", "replace"), module=True))
               for name, f in sorted(files.items()) if name.endswith(".js")]

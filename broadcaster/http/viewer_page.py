@@ -1,14 +1,7 @@
-"""The viewer page as served: viewer/index.html as scripts/build-viewer wrote it (its files already named
-by version), with what only the running service knows written in once, when the app is made:
-
-- /config.json's content in its `<meta name="viewer-config">` (viewer.js reads it there; a page hosted
-  elsewhere, with that meta left empty, fetches config.json);
-- the stream's title and description (STREAM_TITLE, STREAM_DESCRIPTION) in its `<title>`, heading and
-  description line;
-- `<link rel="preload">` of the playlist config.json names, so it comes beside the page's scripts instead
-  of after them (hls.js's request for it takes the preloaded answer);
-- `<link rel="modulepreload">` of the modules config.json turns on before the player starts
-  (PRELOAD_WHEN: P2P's engine, which the player waits for), so it does not wait for viewer.js.
+"""The viewer page as served: viewer/index.html as scripts/build-viewer wrote it, with what only the
+running service knows written in once, when the app is made: /config.json's content in its
+`<meta name="viewer-config">` (a copy hosted elsewhere fetches config.json), the stream's title and
+description, and preloads of the playlist and of the modules the player waits for (PRELOAD_WHEN).
 """
 
 from __future__ import annotations
@@ -26,8 +19,7 @@ DEFAULT_TITLE = "Live stream"
 _TITLE = f"<title>{DEFAULT_TITLE}</title>"
 _HEADING = f'<h1 id="title">{DEFAULT_TITLE}</h1>'
 _DESCRIPTION = '<p id="description" class="description" hidden></p>'
-# Modules viewer.js imports before its player starts when config.json has the key: the page asks for
-# them beside its own files (P2P: the player waits for its engine, p2p.js).
+# Modules viewer.js imports before its player starts when config.json has the key.
 PRELOAD_WHEN = {"p2p": "p2p.min.js"}
 # A file the built page names by version: src="x?v=<16 hex digits>" or href="x?v=...".
 _VERSIONED = re.compile(r"""\b(?:src|href)=(["'])([A-Za-z0-9][A-Za-z0-9_.-]{0,199})\?v=([0-9a-f]{16})\1""")

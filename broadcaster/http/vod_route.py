@@ -1,11 +1,7 @@
 """A private stream's clips and recordings, served behind the gate (PRIVATE=true) at the bucket's layout
-below /live/: a clip at /live/clips/<id>/master.m3u8 (its variants at <n>/playlist.m3u8 beside it), a
-recording at /live/recording-<run>.m3u8 (its variants at /live/<n>/recording-<run>.m3u8). Each route
-wears the gate's wrapper like every other door (401/403 with the same one-line bodies, before anything is
-read), so a stranger learns nothing, not even whether a clip exists. Their playlists are kept off the
-bucket (clips/kept.py); a media playlist lists each segment with what a viewer needs to fetch it
-(clips/served.py): the same bytes for every viewer of a window (gzipped when asked), kept `private` in any
-cache on the way.
+below /live/ (clips/<id>/master.m3u8, recording-<run>.m3u8, their variants'). Each route wears the gate's
+wrapper like every other door, so a stranger learns nothing, not even whether a clip exists. Their
+playlists are kept off the bucket (clips/kept.py, clips/served.py), kept `private` in any cache.
 """
 
 from __future__ import annotations
@@ -44,10 +40,11 @@ class VodRoute:
         if answer is None:  # none kept (a clip deleted): as any path nothing serves
             return await elsewhere(request)
         headers = edge_headers({hdrs.CACHE_CONTROL: CACHE_CONTROL, hdrs.VARY: hdrs.ACCEPT_ENCODING})
+        body = answer.body
         if answer.gzipped is not None and accepts_gzip(request.headers.get(hdrs.ACCEPT_ENCODING, "")):
             headers[hdrs.CONTENT_ENCODING] = "gzip"
-            return web.Response(body=answer.gzipped, content_type=hls.PLAYLIST_CONTENT_TYPE, headers=headers)
-        return web.Response(body=answer.body, content_type=hls.PLAYLIST_CONTENT_TYPE, headers=headers)
+            body = answer.gzipped
+        return web.Response(body=body, content_type=hls.PLAYLIST_CONTENT_TYPE, headers=headers)
 
 
 def add_vod_routes(app: web.Application, served: ServedVod, gate: Gate) -> None:

@@ -1,20 +1,14 @@
 """POST /live/watching: the viewer page's heartbeat while it plays (the viewer count).
 
-The page names itself in one header, `Hb-Watching: <the page's random id>[ p2p]`: that counts it for
-VIEWER_TIMEOUT more seconds; `Hb-Watching: <id> leave` takes it out at once. A POST, so no cache keeps or
-answers it; no body is read. The answer is the count (`{"watching": N}`) when the page shows it, else
-204; 429 when this beat is not counted (status/audience.py says why and bounds it). A header rather than
-a query, no middleware, headers built once: as cheap as a playlist request (bench/heartbeat.py).
+`Hb-Watching: <the page's random id>[ p2p]` counts the page for VIEWER_TIMEOUT more seconds, `<id> leave`
+takes it out. A POST, so no cache keeps it; no body is read. The answer is `{"watching": N}` when the page
+shows it, else 204; 429 when the beat is not counted (status/audience.py bounds it). Only this site's
+pages count: the custom header makes a browser send a CORS preflight, refused here, and a beat marked as
+from another site (`Sec-Fetch-Site`) is not counted.
 
-Only this site's pages count: the custom header makes a browser send a CORS preflight, refused here
-(`preflight`), and a beat a browser marks as from another site (`Sec-Fetch-Site`) is not counted.
-
-With a playback report (`Hb-Report`, status/playback.py) the beat is parsed first (malformed: 400, not
-counted), and the answer carries the service's clock (`"now"`) for the page's latency, and `"taken":0`
-when the report came too soon. With content steering, `Hb-Pathway` (steering/reports.py) goes to the
-policy with the page's address: a claim, it changes at most what that address gets. With P2P on, the
-answer also counts the pages that share (`"sharing":N`): a page connects to peers only when N reaches
-P2P_MIN_VIEWERS; the audience's bounds per address bound how far one address moves N.
+With a playback report (`Hb-Report`) the answer carries the service's clock (`"now"`), and `"taken":0`
+when the report came too soon (malformed: 400, not counted). `Hb-Pathway` goes to content steering with
+the page's address (a claim). With P2P on, the answer counts the pages that share (`"sharing":N`).
 """
 
 from __future__ import annotations
@@ -22,6 +16,7 @@ from __future__ import annotations
 import ipaddress
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from aiohttp import hdrs, web
 from multidict import CIMultiDict, CIMultiDictProxy, istr
@@ -48,19 +43,17 @@ _JSON_HEADERS = CIMultiDictProxy(CIMultiDict({hdrs.CACHE_CONTROL: NO_STORE, hdrs
                                               hdrs.CONTENT_TYPE: "application/json"}))
 
 
+@dataclass(frozen=True)
 class WatchingRoute:
-    def __init__(self, audience: Audience, *, show: bool, proxies: Proxies,
-                 playback: Playback | None = None,
-                 pathway: Callable[[str, str | None, str], None] | None = None, sharing: bool = False) -> None:
-        """`pathway(viewer id, its address as client_key gives it, Hb-Pathway)`: a counted page's word on
-        the pathway it plays and the segment fetches that failed on each (steering/reports.py reads it).
-        `sharing`: P2P is on, the answer counts the pages that share."""
-        self._audience = audience
-        self._sharing = sharing
-        self._pathway = pathway
-        self._show = show
-        self._proxies = proxies
-        self._playback = playback
+    """`pathway(viewer id, its address as client_key gives it, Hb-Pathway)`: a counted page's word on the
+    pathway it plays (steering/reports.py reads it). `sharing`: P2P is on."""
+
+    audience: Audience
+    show: bool
+    proxies: Proxies
+    playback: Playback | None = None
+    pathway: Callable[[str, str | None, str], None] | None = None
+    sharing: bool = False
 
     async def beat(self, request: web.Request) -> web.Response:
         try:
@@ -68,39 +61,35 @@ class WatchingRoute:
             viewer_id, _, flag = headers.get(WATCHING_HEADER, "").partition(" ")
             sent_from = headers.get(SEC_FETCH_SITE)
             if sent_from is not None and sent_from not in _OWN_SITE:
-                self._audience.refused["other_site"] += 1
+                self.audience.refused["other_site"] += 1
                 return web.Response(status=403, text="not counted: sent from another site\n",
                                     headers=_HEADERS)
             if flag == "leave":
-                self._audience.leave(viewer_id)
+                self.audience.leave(viewer_id)
                 return web.Response(status=204, headers=_HEADERS)
             report = None
-            playback = self._playback
+            playback = self.playback
             if playback is not None:
                 text = headers.get(REPORT_HEADER)
                 if text is not None:
                     report = playback.parse(text)
                     if report is None:
                         return web.Response(status=400, text=_MALFORMED, headers=_HEADERS)
-            address = client_key(request, self._proxies)
-            if not self._audience.beat(viewer_id, address, flag == "p2p"):
+            address = client_key(request, self.proxies)
+            if not self.audience.beat(viewer_id, address, flag == "p2p"):
                 return web.Response(status=429, text="not counted\n", headers=_HEADERS)
-            if self._pathway is not None and (said := headers.get(PATHWAY_HEADER)) is not None:
-                self._pathway(viewer_id, address, said)
-            if report is not None and playback is not None:
-                taken = playback.take(viewer_id, report)
-                now = int(time.time() * 1000)
-                body = (b'{"watching":%d,"now":%d' % (len(self._audience), now) if self._show
-                        else b'{"now":%d' % now)
-                if self._sharing:
-                    body += b',"sharing":%d' % self._audience.p2p
-                return web.Response(body=body + (b"}" if taken else b',"taken":0}'), headers=_JSON_HEADERS)
-            if self._sharing:
-                body = b'{"watching":%d,' % len(self._audience) if self._show else b"{"
-                return web.Response(body=body + b'"sharing":%d}' % self._audience.p2p, headers=_JSON_HEADERS)
-            if not self._show:
+            if self.pathway is not None and (said := headers.get(PATHWAY_HEADER)) is not None:
+                self.pathway(viewer_id, address, said)
+            items = [b'"watching":%d' % len(self.audience)] if self.show else []
+            if report is not None:
+                items.append(b'"now":%d' % int(time.time() * 1000))
+            if self.sharing:
+                items.append(b'"sharing":%d' % self.audience.p2p)
+            if report is not None and playback is not None and not playback.take(viewer_id, report):
+                items.append(b'"taken":0')
+            if not items:
                 return web.Response(status=204, headers=_HEADERS)
-            return web.Response(body=b'{"watching":%d}' % len(self._audience), headers=_JSON_HEADERS)
+            return web.Response(body=b"{%s}" % b",".join(items), headers=_JSON_HEADERS)
         except Exception as exc:  # noqa: BLE001 (logged by internal_error)
             return internal_error(request, exc)
 
