@@ -1,10 +1,6 @@
-"""POST /live/access: a viewer token for `{"passphrase": ...}`, `{"invite": ...}` or `{"token": ...}`
-(renewal): 200 `{"token", "expires"}`, or `{"error": ...}` with 400, 403 or 429; nothing about the stream.
-
-Each failed attempt costs the client one of its attempts a minute (`Attempts`: a token bucket per client,
-clients.client_address), so guessing is slow; an empty bucket refuses everything (429), the right
-pass-phrase too. Unknown clients share one larger bucket; at most MOST_CLIENTS are remembered, the least
-recently seen forgotten first (it starts full again).
+"""POST /live/access: a viewer token for `{"passphrase": ...}`, `{"invite": ...}` or `{"token": ...}`:
+200 `{"token", "expires"}`, or `{"error": ...}` with 400, 403 or 429. Each failure costs the client one of
+its attempts a minute (`Attempts`; unknown clients share a larger bucket); none left refuses everything.
 """
 
 from __future__ import annotations

@@ -226,9 +226,7 @@ def create_app(
         r.add_get("/live/events", doors.door(sse.EventStreams(events.hub, proxies, on_refused).handle))
         if events.state is not None:
             app.cleanup_ctx.append(functools.partial(_running_state_events, events.state))
-        app.on_shutdown.append(functools.partial(_end_event_streams, events))
-    if options.release_held is not None:
-        app.on_shutdown.append(functools.partial(_answer_held, options.release_held))
+    app.on_shutdown.append(functools.partial(_release, events, options.release_held))
     r.add_get("/health", readings.health(health))
     if running.expose_metrics:
         r.add_get("/metrics", readings.metrics(metrics.registry))
@@ -293,22 +291,22 @@ def _add_pathways(app: web.Application, pathways: Pathways | None, metrics: Metr
 
 
 async def _running_state_events(watcher: StatusWatcher, app: web.Application) -> AsyncIterator[None]:
-    """cleanup_ctx: the state events run while the app does (stopped sooner by _end_event_streams)."""
+    """cleanup_ctx: the state events run while the app does (stopped sooner by _release)."""
     await watcher.start()
     yield
     await watcher.stop()
 
 
-async def _end_event_streams(events: LiveEvents, app: web.Application) -> None:
-    """on_shutdown: the state stops being published; every stream ends, new ones are answered 503."""
-    if events.state is not None:
-        await events.state.stop()
-    events.hub.close()
-
-
-async def _answer_held(release: Callable[[], None], app: web.Application) -> None:
-    """on_shutdown: every held blocking request gets the playlist as it is, and none is held from now."""
-    release()
+async def _release(events: LiveEvents | None, release_held: Callable[[], None] | None,
+                   app: web.Application) -> None:
+    """on_shutdown: the state stops being published and every event stream ends (new ones: 503); then every
+    held blocking request gets the playlist as it is, and none is held from now."""
+    if events is not None:
+        if events.state is not None:
+            await events.state.stop()
+        events.hub.close()
+    if release_held is not None:
+        release_held()
 
 
 def _media_routes(app: web.Application, routes: PlaylistRoutes, doors: Open, under: str = "") -> None:

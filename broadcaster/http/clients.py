@@ -1,13 +1,6 @@
-"""Who a request comes from (the address the per-client caps count by) and where it asked.
-
-A header names the client only through a proxy the operator trusts (`Proxies`): anyone reaching the port
-could name any address. So the peer is the client unless it is a trusted proxy; then its
-`CF-Connecting-IP` (TRUST_CF_CONNECTING_IP), else the right-most `X-Forwarded-For` (or RFC 7239
-`Forwarded`) address that is not a trusted proxy (as nginx's real_ip_recursive). None: unknown, only the
-global caps apply (an untrusted loopback peer speaks for every viewer at once).
-
-Where the viewer asked (`request_here`): the Host, and the scheme a trusted proxy reports or the
-connection's own with no proxy in front; else the scheme is left to the player (`//host/...`).
+"""Who a request comes from (the address the per-client caps count by) and where it asked. A header names
+the client only through a proxy the operator trusts (`Proxies`): its CF-Connecting-IP, else the right-most
+X-Forwarded-For (or Forwarded) address that is not a trusted proxy. None: unknown, only global caps apply.
 """
 
 from __future__ import annotations

@@ -62,8 +62,12 @@ def guarded(handler: Handler) -> Handler:
 def internal_error(request: web.Request, exc: Exception) -> web.Response:
     # One line, without a traceback: the raw (still escaped) path and the repr keep newlines out of the log.
     log.error("%s %s failed: %r", request.method, request.raw_path, exc, exc_info=log.isEnabledFor(logging.DEBUG))
-    return web.Response(status=500, text="internal server error\n",
-                        headers=edge_headers({hdrs.CACHE_CONTROL: NO_STORE}))
+    return text_answer(500, "internal server error\n", NO_STORE)
+
+
+def text_answer(status: int, text: str, cache_control: str = hls.UNREADY_CACHE_CONTROL) -> web.Response:
+    """A line of text with EDGE_HEADERS; by default kept by no cache (an error may be gone next time)."""
+    return web.Response(status=status, text=text, headers=edge_headers({hdrs.CACHE_CONTROL: cache_control}))
 
 
 @guarded
@@ -84,6 +88,5 @@ async def elsewhere(request: web.Request) -> web.Response:
         if match.handler is not elsewhere:  # a GET route has this path: every route is GET-only
             return web.Response(status=405, text="method not allowed\n",
                                 headers=edge_headers({hdrs.ALLOW: "GET,HEAD"}))
-    return web.Response(status=404, text="not found\n",
-                        headers=edge_headers({hdrs.CACHE_CONTROL: hls.UNREADY_CACHE_CONTROL}))
+    return text_answer(404, "not found\n")
 

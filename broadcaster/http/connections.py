@@ -1,17 +1,7 @@
-"""Client connections held within the file-handle budget, decided when they are accepted: aiohttp
-accepts every connection it can, and out of handles everything that opens a file fails. So the
-listener's protocol factory is wrapped in a counting one (ConnectionGate):
-
-- below the cap a connection gets aiohttp's handler, counted, and is closed if its first request head is
-  not complete within `header_timeout` (aiohttp has no request-head timeout);
-- at the cap, a connection only holding a handle (no complete head yet, or idle) is closed to make room,
-  as nginx does; with nothing idle, a fixed `503` with `Retry-After` before aiohttp sees the connection
-  (a newcomer whose request head is there may go up to OVERDRAFT past the cap);
-- a connection whose writing stays paused for `write_timeout` is closed (aiohttp has no write timeout);
-- a plain playlist GET on a connection aiohttp holds nothing of is answered here (quick.py).
-
-asyncio accepts a batch of connections and reads none for two more turns, so a connection is judged by
-what is in its socket, read or not (MSG_PEEK).
+"""Client connections held within the file-handle budget (ConnectionGate, the listener's protocol factory):
+below the cap a connection gets aiohttp's handler, with deadlines for its first request head and for paused
+writing (aiohttp has neither); at the cap an idle one is closed to make room (as nginx does), else a fixed
+503. A plain playlist GET is answered here when aiohttp holds nothing of the connection (quick.py).
 """
 
 from __future__ import annotations

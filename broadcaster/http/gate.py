@@ -1,12 +1,7 @@
 """The private stream's gate (PRIVATE=true): every stream door's handler wears one of `Gate`'s wrappers,
-which lets a request in only with a viewer token the Gatekeeper admits, as `access=` in the query (players
-cannot add headers) or `Authorization: Bearer`. Without one: 401, with one that does not let in: 403; a
-one-line JSON body naming nothing of the stream, kept by no cache.
-
-A request let in is handled as a public one, `access=` taken out of its URL first, and the token goes
-back into what the player follows next: the multivariant playlist's URIs (one plain rendering per
-viewer), a redirect's Location, the steering manifest's RELOAD-URI. Media playlists stay the same bytes
-for every viewer: players reload them at their own URL, token included. Nothing is wrapped when public.
+letting in only a viewer token the Gatekeeper admits (`access=` in the query, or `Authorization: Bearer`),
+else 401 or 403 with one JSON line naming nothing of the stream. The token goes back into what the player
+follows next (the multivariant playlist's URIs, a redirect, RELOAD-URI); media playlists stay shared bytes.
 """
 
 from __future__ import annotations

@@ -1,8 +1,6 @@
-"""What answering a late blocking request may cost, per client. A late `_HLS_msn` (listed long before)
-is answered at once in full (6.2.5.2), but each number is a URL of its own that a cache passes to the
-origin: one client naming number after number could make the VM send hundreds of MB/s. So each client
-gets a few such answers per target duration (a token bucket; unknown clients share one larger bucket),
-then the small redirect to the playlist's plain URL.
+"""What answering a late blocking request may cost, per client: a late `_HLS_msn` is answered at once in
+full (6.2.5.2), but each number is a URL a cache passes to the origin. So a client gets a few per target
+duration (a token bucket; unknown clients share one), then the small redirect to the plain URL.
 """
 
 from __future__ import annotations

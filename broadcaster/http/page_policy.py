@@ -1,7 +1,5 @@
 """The viewer page's Content-Security-Policy header (/ and /embed): what the page may load and where it may
-connect, so that a script injected through any bug runs nowhere. Scripts and styles are the service's own;
-media-src also names the buckets (a browser playing the playlist itself); connect-src the buckets, the P2P
-trackers, OWNCAST_URL and with VIEWER_SOURCES any https:; frame-ancestors is FRAME_ANCESTORS, which only a
+connect, so that a script injected through any bug runs nowhere; frame-ancestors (FRAME_ANCESTORS) only a
 header can say. The page's own <meta> policy stays for a copy hosted elsewhere; a browser enforces both.
 """
 

@@ -20,7 +20,7 @@ from .answers import accepts_gzip, quick_answer, rendered_response
 from .canonical import (BLOCKING_PARAMS, LISTED_CACHE_CONTROL, SKIP, blocking_param, request_target, respelt,
                         to_canonical)
 from .clients import Clients, client_address, request_here
-from .common import internal_error
+from .common import internal_error, text_answer
 
 # Blocking requests held at once when no cap is given (the service's comes from limits.py); past it, 503.
 MAX_HELD = 10_000
@@ -261,8 +261,7 @@ class PlaylistRoutes:
 
     def _bad_request(self, variant: int, why: str) -> web.Response:
         self._count(str(variant), 400)
-        return web.Response(status=400, text=why + "\n",
-                            headers=edge_headers({hdrs.CACHE_CONTROL: hls.UNREADY_CACHE_CONTROL}))
+        return text_answer(400, why + "\n")
 
     def _serve(self, request: web.Request, variant: int | None, *, skip: bool = False,
                master_name: str = hls.MEDIA_PLAYLIST_NAME) -> web.Response:
@@ -312,6 +311,4 @@ def _not_ready() -> web.Response:
 
 def _unknown_variant() -> web.Response:
     # Not cached either: a variant may appear when the stream restarts with other settings.
-    return web.Response(
-        status=404, text="unknown variant\n", headers=edge_headers({hdrs.CACHE_CONTROL: hls.UNREADY_CACHE_CONTROL})
-    )
+    return text_answer(404, "unknown variant\n")

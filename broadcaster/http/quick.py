@@ -1,16 +1,7 @@
-"""Plain playlist GETs answered from bytes made once per version, before aiohttp parses them.
-
-Most requests are a player's plain reload of a playlist, and aiohttp spends most of one on what every
-request shares (parsing, a task, routing, a response object). The connection gate (connections.py) sees
-each connection's bytes first; when they are exactly one such request and aiohttp has nothing of the
-connection's in hand, it writes the answer the playlist route would give (answers.quick_answer), counted
-as the route counts it.
-
-Anything else goes to aiohttp, whose answer stays the reference: a request this strict reading does not
-take whole (another method, a query, If-None-Match, a body, Connection other than keep-alive, anything
-but printable ASCII, a head split over reads), and any answer but a 200. A private stream's media
-playlists are answered here only with a token its gate admits. A connection that ever sent aiohttp
-anything but whole bodiless heads stays with aiohttp: its parser may hold part of a message.
+"""Plain playlist GETs answered from bytes made once per version, before aiohttp parses them (aiohttp
+spends most of such a request on what every request shares). Only one strict, whole, bodiless GET answered
+200, on a connection aiohttp holds nothing of; anything else goes to aiohttp, whose answer stays the
+reference. A private stream's media playlists only with a token its gate admits.
 """
 
 from __future__ import annotations

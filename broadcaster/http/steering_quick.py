@@ -1,14 +1,7 @@
 """The steering manifest answered before aiohttp parses the request, as a plain playlist reload is
-(quick.py): every steering player reloads it once a TTL.
-
-Its answer depends on the Host, the scheme a trusted proxy says (clients.py), `_HLS_pathway` (counted) and
-If-None-Match: it is taken here only when each reads from the raw head exactly as aiohttp reads it, and
-SteeringRoute.answer_at gives it (one cache, one bound on places, one count for both). Anything else goes
-to aiohttp: a query with more than unreserved characters, `=` and `&`; no Host, or a field aiohttp takes
-once sent twice; an If-None-Match other than one tag; what quick.plain_fields leaves to aiohttp.
-
-Public streams only (a private manifest carries each viewer's token). The connection's own scheme is
-`http`: the gate listens on plain TCP, a TLS front being a proxy that says the viewer's scheme.
+(quick.py): only when the Host, a trusted proxy's scheme, `_HLS_pathway` and If-None-Match read from the
+raw head exactly as aiohttp reads them, by SteeringRoute.answer_at (one cache and count for both). Public
+streams only; the connection's own scheme is `http` (a TLS front is a proxy that says the viewer's).
 """
 
 from __future__ import annotations

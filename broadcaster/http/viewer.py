@@ -1,11 +1,6 @@
-"""The viewer page (an hls.js player, built into `viewer/` by scripts/build-viewer) and its config.json,
-or a plain index without it.
-
-The files are cacheable by a CDN, so the VM sends each version about once: the page (`/`, `/index.html`,
-`/embed`) is `no-cache` and names its files by version (`hls.min.js?v=<hash>`), immutable for a year at
-that URL; any other URL of a file is a brief `302` to the versioned one. Every file is read and hashed
-once, when the app is made; a large one is sent by sendfile while it is still the one read, at most
-`max_open` at once, each within `write_timeout`.
+"""The viewer page (built into `viewer/` by scripts/build-viewer) and its files, or a plain index without
+it. Read and hashed once: the page is `no-cache` and names its files by version, immutable for a year at
+that URL (any other URL of one: a brief 302 there); large files go by sendfile, `max_open` at once.
 """
 
 from __future__ import annotations

@@ -6,6 +6,8 @@ playlists are kept off the bucket (clips/kept.py, clips/served.py), kept `privat
 
 from __future__ import annotations
 
+import functools
+
 from aiohttp import hdrs, web
 
 from ..clips.book import CLIP_ID
@@ -24,27 +26,20 @@ VARIANT = r"[0-9]{1,4}"
 CACHE_CONTROL = "private, no-cache"
 
 
-class VodRoute:
-    """One kept playlist's route: `relative`, its path in the kept layout (clips/served.py), with the `{id}`,
-    `{run}` and `{n}` of the request's path in it (n as a number: `007` is variant 7's)."""
-
-    def __init__(self, served: ServedVod, relative: str) -> None:
-        self._served = served
-        self._relative = relative
-        self._media = "{n}" in relative  # a variant's: its segments listed as a viewer fetches them
-
-    async def answer(self, request: web.Request) -> web.StreamResponse:
-        info = request.match_info
-        relative = self._relative.format(id=info.get("id"), run=info.get("run"), n=int(info.get("n", 0)))
-        answer = await self._served.playlist(relative, media=self._media)
-        if answer is None:  # none kept (a clip deleted): as any path nothing serves
-            return await elsewhere(request)
-        headers = edge_headers({hdrs.CACHE_CONTROL: CACHE_CONTROL, hdrs.VARY: hdrs.ACCEPT_ENCODING})
-        body = answer.body
-        if answer.gzipped is not None and accepts_gzip(request.headers.get(hdrs.ACCEPT_ENCODING, "")):
-            headers[hdrs.CONTENT_ENCODING] = "gzip"
-            body = answer.gzipped
-        return web.Response(body=body, content_type=hls.PLAYLIST_CONTENT_TYPE, headers=headers)
+async def _answer(served: ServedVod, layout: str, request: web.Request) -> web.StreamResponse:
+    """One kept playlist: `layout`, its path in the kept layout (clips/served.py), given the `{id}`, `{run}`
+    and `{n}` of the request's path (n as a number: `007` is variant 7's); a variant's lists its segments."""
+    info = request.match_info
+    relative = layout.format(id=info.get("id"), run=info.get("run"), n=int(info.get("n", 0)))
+    answer = await served.playlist(relative, media="{n}" in layout)
+    if answer is None:  # none kept (a clip deleted): as any path nothing serves
+        return await elsewhere(request)
+    headers = edge_headers({hdrs.CACHE_CONTROL: CACHE_CONTROL, hdrs.VARY: hdrs.ACCEPT_ENCODING})
+    body = answer.body
+    if answer.gzipped is not None and accepts_gzip(request.headers.get(hdrs.ACCEPT_ENCODING, "")):
+        headers[hdrs.CONTENT_ENCODING] = "gzip"
+        body = answer.gzipped
+    return web.Response(body=body, content_type=hls.PLAYLIST_CONTENT_TYPE, headers=headers)
 
 
 def add_vod_routes(app: web.Application, served: ServedVod, gate: Gate) -> None:
@@ -57,4 +52,4 @@ def add_vod_routes(app: web.Application, served: ServedVod, gate: Gate) -> None:
             (f"/live/recording-{run}.m3u8", "recording-{run}.m3u8", gate.master),
             (f"/live/{n}/recording-{run}.m3u8", "{n}/recording-{run}.m3u8", gate.playlist)):
         # guarded inside the gate: a bug answers one line and a 500 to a viewer let in, never a stranger.
-        app.router.add_get(path, door(guarded(VodRoute(served, relative).answer)))
+        app.router.add_get(path, door(guarded(functools.partial(_answer, served, relative))))

@@ -1,14 +1,7 @@
-"""POST /live/watching: the viewer page's heartbeat while it plays (the viewer count).
-
-`Hb-Watching: <the page's random id>[ p2p]` counts the page for VIEWER_TIMEOUT more seconds, `<id> leave`
-takes it out. A POST, so no cache keeps it; no body is read. The answer is `{"watching": N}` when the page
-shows it, else 204; 429 when the beat is not counted (status/audience.py bounds it). Only this site's
-pages count: the custom header makes a browser send a CORS preflight, refused here, and a beat marked as
-from another site (`Sec-Fetch-Site`) is not counted.
-
-With a playback report (`Hb-Report`) the answer carries the service's clock (`"now"`), and `"taken":0`
-when the report came too soon (malformed: 400, not counted). `Hb-Pathway` goes to content steering with
-the page's address (a claim). With P2P on, the answer counts the pages that share (`"sharing":N`).
+"""POST /live/watching: the viewer page's heartbeat (`Hb-Watching: <page id>[ p2p|leave]`) counts it for
+VIEWER_TIMEOUT; answers `{"watching": N}` (204 when not shown, 429 when not counted), with a playback report
+(`Hb-Report`) the service's clock, with P2P the pages that share. Only this site's pages count: the custom
+header needs a CORS preflight, refused here, and another site's `Sec-Fetch-Site` is not counted.
 """
 
 from __future__ import annotations
