@@ -40,11 +40,9 @@ from .viewer_page import Words
 from .vod_route import add_vod_routes
 from .watching import WatchingRoute, preflight
 
-# Owncast drops a viewer not seen for 15 s (10 s in older releases; activeViewerPurgeTimeout in its
-# services/stream/stats.go): the page pings it this often, so two lost pings still keep it counted.
+# Owncast drops a viewer not seen for 15 s (activeViewerPurgeTimeout): two lost pings keep it counted.
 OWNCAST_PING_EVERY = 5.0
-# Owncast's own page reports its playback this often (METRICS_SEND_INTERVAL in its
-# web/components/video/metrics/playback.js); Owncast keeps each viewer's latest report per window.
+# Owncast's own page reports its playback this often (its METRICS_SEND_INTERVAL).
 OWNCAST_REPORT_EVERY = 10.0
 
 
@@ -152,8 +150,7 @@ class ViewerOptions:
         if self.private:  # the page learns it before asking for anything; nothing names the stream
             config["private"] = True
         elif self.owncast_url and not (self.title and self.description):
-            # The words no setting gives, from Owncast's /api/config (its server name and summary, served
-            # with CORS to any origin): the page asks for them there (viewer.js).
+            # The words no setting gives: the page asks Owncast's /api/config (CORS to any origin).
             config["details"] = {"url": f"{self.owncast_url}/api/config", "title": not self.title,
                                  "description": not self.description}
         if not counting:
@@ -164,8 +161,7 @@ class ViewerOptions:
             viewers["report"] = int(REPORT_VERSION)
         config["viewers"] = viewers
         if self.owncast_url:
-            # Its playback reports: CMCD to Owncast's collector (0.2), its older endpoint for an Owncast
-            # without it (viewer/src/owncast-health.js).
+            # Playback reports: CMCD to Owncast's collector (0.2), else its older endpoint.
             config["owncast"] = {"ping": f"{self.owncast_url}/api/ping",
                                  "every": min(OWNCAST_PING_EVERY, beat),
                                  "cmcd": f"{self.owncast_url}/api/metrics/cmcd",

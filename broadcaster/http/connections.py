@@ -316,14 +316,11 @@ class GatedSite(web.BaseSite):
         await super().start()  # registers with the runner, which stops it on cleanup
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(self.gate, self._host, self._port, backlog=self._backlog)
-        # asyncio's `backlog` is also how many it accepts at once (kept small); the kernel's queue costs no
-        # handle: deepen it.
+        # asyncio's `backlog` is also how many it accepts at once (kept small): deepen the kernel's queue.
         for sock in self._server.sockets:
             with sock.dup() as same:
                 same.listen(LISTEN_QUEUE)
 
-
-# -- accept failures ---------------------------------------------------------------------------------
 
 _RESOURCE_ERRNOS = TEMPORARY_ERRNOS | {errno.ENOBUFS}  # the kernel's socket buffers, too
 

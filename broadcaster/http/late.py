@@ -9,8 +9,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 
-# Late answers a client may get at once, and how many come back per target duration: a player asks
-# for one playlist per target duration (two or three while it switches variants).
+# Late answers a client may get at once, and per target duration (a player asks one playlist per one).
 BURST = 4
 PER_TARGET_DURATION = 2
 # Clients the service cannot tell apart: one bucket for all, this many times larger.

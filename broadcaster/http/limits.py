@@ -21,12 +21,10 @@ STATE = 4  # the lock file, state.journal (kept open), one of state.json's temp 
 LOGS = 2  # a log file or syslog socket, beyond stderr
 LISTENERS = 2  # PORT (an IPv4 and an IPv6 socket when HOST names both)
 METRICS_CONNECTIONS = 8  # METRICS_LISTEN: its socket plus this many scrapers at once
-# A viewer file sent from disk (hls.min.js) holds its file besides its connection: at most this many at
-# once (http/viewer.py; smaller files are answered from memory and hold no file).
+# Large viewer files sent from disk at once, each holding its file besides its connection (http/viewer.py).
 VIEWER_FILES = 8
-# The event loop accepts up to ACCEPT_BACKLOG connections in one go before any reaches the connection
-# cap's check, and a connection closed to make room lets go of its handle only a turn later: three
-# batches may hold handles at once (the closing, the created, the accepted).
+# The loop accepts up to ACCEPT_BACKLOG connections before any reaches the cap's check, and a connection
+# closed to make room lets go a turn later: three batches may hold handles (closing, created, accepted).
 ACCEPT_BACKLOG = 64
 ACCEPT_BATCHES = 3
 # Other slack: 503'd connections lingering (16), requests let in just past the cap (16), DNS lookups.
@@ -34,13 +32,11 @@ MARGIN_MIN = 48
 MARGIN_SHARE = 32  # ... or 1/32 of the limit, whichever is more
 
 # -- how the client share is split ----------------------------------------------------------------------
-# One event loop serves about 2,000 blocking viewers on 2 cores (docs/development.md, capacity); well
-# beyond that, more connections only cost memory, so the cap stops here whatever the handle limit.
+# One loop serves about 2,000 blocking viewers on 2 cores (docs/development.md): more only cost memory.
 CONNECTIONS_CEILING = 16384
 EVENTS_SHARE = 4  # event streams: at most a quarter of the connections ...
 EVENTS_CEILING = 1000  # ... and never more than this many dashboards
-# Held blocking requests: at most a quarter of the connections. They all wake when a segment is listed,
-# and a request arriving meanwhile waits behind them (bench/overload.py; docs/development.md, capacity).
+# Held requests: at most a quarter; they all wake when a segment is listed, and others wait behind them.
 HELD_SHARE = 4
 CONNECTIONS_MIN = 16  # below the budget's arithmetic, still serve a handful (and warn)
 TIGHT = 256  # fewer connections than this: WARNING at start-up (a small audience fills it)

@@ -89,8 +89,7 @@ class PlaylistRoutes:
         self._blocking_on = blocking  # off: _HLS_* parameters are ignored, as by a static host
         self._default_label = str(default_variant)
         inc = self._inc = metrics.playlist_requests.inc
-        # Another pathway's labels interned: its quick answers (quick_media) count under the same string
-        # object, so the count's dict finds its key by identity, not by comparing the text each request.
+        # Another pathway's labels interned: quick_media's count under the same string, found by identity.
         self._count = inc if not label_prefix else (
             lambda label, status: inc(sys.intern(label_prefix + label), status))
         self._quick_labels: dict[int, str] = {}  # each variant's label, its pathway's prefix included
@@ -157,10 +156,8 @@ class PlaylistRoutes:
             return self._bad_request(variant, "_HLS_msn and _HLS_part must be whole numbers")
         newest = current.last_sequence
         if msn < newest - hls.MSN_BEHIND_LIMIT or (current.ended and msn > newest):
-            # Listed long before, or never to be: answered at once with the newest version, in full (6.2.5.2).
-            # Each number is a cache key of its own, so what a client may cost that way is bounded (late.py);
-            # past its budget, a redirect to the plain URL, which names no number (Shaka 4.16 would add its
-            # next _HLS_msn).
+            # Listed long before, or never to be: answered at once in full (6.2.5.2), within the client's
+            # budget (late.py); past it, a redirect to the plain URL, which names no number.
             if self._late.take(client_address(request, self._proxies), target):
                 response = rendered_response(request, current, hls.blocking_cache_control(target))
                 self._count(str(variant), response.status)
@@ -186,14 +183,12 @@ class PlaylistRoutes:
             held_by = self._held_by
             if client is not None and held_by.get(client, 0) >= self._max_per_client:
                 return self._too_many_held(variant, "held_per_client")
-            # The runner cancels this handler when the client hangs up (handler_cancellation, as the
-            # service runs it): the finally gives the slot back at once, not when the segment comes.
+            # A client hanging up cancels this handler (handler_cancellation): the finally frees the slot.
             if client is not None:
                 held_by[client] = held_by.get(client, 0) + 1
             timeout = hls.block_timeout(target)
             if self._newest is not None and self._away():
-                # Steered away: a player still here must not wait three target durations for a number (Shaka
-                # moves pathway only with its next playlist load).
+                # Steered away: a player still here (Shaka moves with its next load) must not wait long.
                 timeout = 0.0 if (self._newest(variant) or -1) >= msn else float(target)
             try:
                 rendered = await source.wait_for_sequence(variant, msn, timeout) if timeout else None
@@ -204,8 +199,8 @@ class PlaylistRoutes:
                         del held_by[client]
         if rendered is None and self._newest is not None and (
                 (self._newest(variant) or -1) >= msn or self._away()):
-            # The stream advances on another pathway while this one waits for its uploads: the playlist as it
-            # is, not an error (Shaka takes a 503 for a failure of every pathway this host serves).
+            # The stream advances on another pathway: the playlist as it is, not a 503 (Shaka would fail over
+            # every pathway this host serves).
             rendered = source.media_playlist(variant)
         if rendered is None:
             self._count(str(variant), 503)
@@ -214,8 +209,7 @@ class PlaylistRoutes:
                                 headers=edge_headers({hdrs.CACHE_CONTROL: hls.UNREADY_CACHE_CONTROL,
                                                       hdrs.RETRY_AFTER: "1"}))
         rendered = rendered.answer(skip, msn)  # a client that cannot use a delta asks without _HLS_skip
-        # Answered before segment _HLS_msn was listed (the service is stopping): a playlist players
-        # take as it is and ask again, but one no cache may keep as the answer to this URL.
+        # Answered before _HLS_msn was listed (the service is stopping): no cache may keep it for this URL.
         early = rendered.last_sequence < msn and not rendered.ended
         response = rendered_response(request, rendered,
                                      hls.UNREADY_CACHE_CONTROL if early else hls.blocking_cache_control(target))

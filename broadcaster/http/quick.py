@@ -13,12 +13,10 @@ from typing import Any
 
 from .answers import dated
 
-# The route's answer to a plain GET (its head up to the Date, and its body), given the request's
-# Accept-Encoding; None: not a 200 here, aiohttp's to answer.
+# The route's (head up to the Date, body) given the Accept-Encoding; None: not a 200, aiohttp's to answer.
 Answer = Callable[[str], "tuple[bytes, bytes] | None"]
 Numbered = Callable[[int, str], "tuple[bytes, bytes] | None"]  # the same for variant n
-# A path that reads its request itself (steering_quick.py): its whole answer given the request's bytes,
-# its query and its peer's address, or None.
+# A path that reads its request itself (steering_quick.py): given its bytes, query and peer.
 Whole = Callable[[bytes, bytes, Callable[[], str]], "bytes | None"]
 
 _MAX_HEAD = 4096  # a player's head is a few hundred bytes; aiohttp reads longer ones
@@ -32,9 +30,8 @@ _CHANGES = rb"content-length|transfer-encoding|upgrade|expect|connection(?!:[\t 
 _REFUSED = re.compile(rb"\n(?:" + _CHANGES + rb"|if-none-match):")
 _READ = re.compile(rb"\n(?:" + _CHANGES + rb"):")
 _ACCEPT_ENCODING = re.compile(rb"\naccept-encoding:[\t ]*([^\r]*?)[\t ]*\r")
-# A private stream's viewer token, read as the gate reads it (gate.token_of): `?access=<token>` as the
-# whole query, else the first Authorization field's value after `Bearer` (any case). Judged by its bytes as
-# sent (access/admitted.py): one with anything around it that aiohttp would strip goes to the gate.
+# A private stream's viewer token as the gate reads it (gate.token_of), judged by its bytes as sent:
+# one with anything around it that aiohttp would strip goes to the gate.
 ACCESS_QUERY = b"?access="  # gate.ACCESS as a target's whole query starts
 _BEARER = re.compile(rb"\nauthorization:[\t ]*bearer +([^\r]*)\r", re.IGNORECASE)
 _TARGET = re.compile(rb"/[!-~]*")  # origin-form, printable ASCII

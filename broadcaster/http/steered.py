@@ -30,8 +30,7 @@ def vm_segments(s: Settings, steering: SteeringPolicy, first: VisiblePlaylists, 
     proxies = Proxies(s.forwarded_allow_ips, s.trust_cf_connecting_ip)  # who may name the client
     key_for = functools.partial(hls.object_key, s.r2_key_prefix)
     rate = s.vm_segment_mbps * 125_000  # bytes a second
-    # A client whose own page failed on the bucket gets bytes of its own, one stream's bitrate at most: the
-    # highest BANDWIDTH the multivariant playlist announces.
+    # A client whose own page failed on the bucket gets bytes of its own, at most the highest BANDWIDTH.
     own = OwnFailure(steering.bucket_serves, steering.client_failing,
                      lambda: max((v.bandwidth for v in first.announced or ()), default=None))
     return VmSegments(HeldSegments(held, located), key_for, VmBytes(ByteBudget(rate, rate * BURST_SECONDS)),
@@ -44,8 +43,7 @@ def pathways(s: Settings, plan: PathwayPlan, steering: SteeringPolicy, playlists
     """`playlists`: each pathway's, by ID; `segments`: the VM's segment route (None: no VM pathway)."""
     first = playlists[hls.BUCKET_PATHWAY]
 
-    # The VM's pathway on a hostname of its own (VM_PATHWAY_URL, docs/steering.md#cloudflares-terms): its
-    # variants named there, whichever folder the multivariant playlist was asked at.
+    # The VM's pathway on a hostname of its own (VM_PATHWAY_URL): its variants named there.
     offered = [Offered(p.id, f"{s.vm_pathway_url}/live/{hls.VM_FOLDER}/", hls.MEDIA_PLAYLIST_NAME)
                if p.id == hls.VM_PATHWAY and s.vm_pathway_url else Offered(p.id, p.folder) for p in plan.pathways]
     others = tuple(ServedPathway(p.id, p.folder, playlists[p.id], _away(steering, p.id)) for p in plan.pathways[1:])

@@ -24,8 +24,7 @@ _QUERY_BYTES = b"-ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789
 _PATHWAY = re.compile(rb"(?:^|&)" + STEERING_QUERY_PATHWAY.encode() + rb"(?:=([^&]*))?(?:&|$)")
 _PATHWAY_FIRST = STEERING_QUERY_PATHWAY.encode() + b"="  # as hls.js sends it: the query's first item
 _PATHWAY_NAME = STEERING_QUERY_PATHWAY.encode()
-# Fields (lowercased) aiohttp 3.14 refuses twice in a request (its parser's SINGLETON_HEADERS, less the
-# ones quick.plain_fields already leaves to it); Host it requires once.
+# Fields aiohttp 3.14 refuses twice (SINGLETON_HEADERS not left to it already); Host it requires once.
 _SINGLETONS = re.compile(rb"(?:^|\n)(host|user-agent|content-type|content-location|content-range|etag"
                          rb"|max-forwards|server):")
 # A field's value as aiohttp reads it (without the whitespace around it), case kept.

@@ -20,8 +20,7 @@ from .answers import raw_head
 from .clients import Here, Proxies, request_here
 
 STEERING_QUERY_PATHWAY = "_HLS_pathway"
-# The answer as the source renders it, its RELOAD-URI relative, to none but the client that asked: for a
-# reload whose query names _HLS_pathway again where no absolute RELOAD-URI can be given (answer_at).
+# The manifest as rendered (relative RELOAD-URI), for a query naming _HLS_pathway again (answer_at).
 _AS_RENDERED = ("", False)
 
 

@@ -46,8 +46,7 @@ class Config:
             parsed = {}
         parsed = parsed if isinstance(parsed, dict) else {}
         src = parsed.get("src")
-        # A private stream's page asks for the playlist with its token, once it has one: a preload
-        # without it would be refused (and is a door asked before the viewer is in).
+        # A private stream's page asks for the playlist with its token: a preload would be refused.
         self.playlist = src if isinstance(src, str) and not parsed.get("private") else ""
         self.preload = tuple(PRELOAD_WHEN[key] for key in sorted(parsed.keys() & PRELOAD_WHEN.keys()))
 
@@ -73,8 +72,7 @@ def render(text: str, config: Config, words: Words, modules: Sequence[tuple[str,
                             f"{html.escape(words.description, quote=False)}</p>", 1)
     links = "".join(f'  <link rel="modulepreload" href="{name}?v={version}">\n' for name, version in modules)
     if config.playlist:
-        # crossorigin: hls.js asks in CORS mode (the bucket's master too), and a preload serves only a
-        # request of its own mode.
+        # crossorigin: hls.js asks in CORS mode, and a preload serves only a request of its own mode.
         href = html.escape(config.playlist)
         links += f'  <link rel="preload" href="{href}" as="fetch" crossorigin="anonymous">\n'
     return text.replace("</head>", links + "</head>", 1) if links else text

@@ -21,8 +21,7 @@ from .gate import Gate
 # A recording's run as the recorder names its playlists (recorder._SAFE: anything else became "_").
 RUN = r"[A-Za-z0-9_-]{1,200}"
 VARIANT = r"[0-9]{1,4}"
-# A clip never changes; a recording is written once. `private`: the route is gated, and a cache that keys
-# by path alone would hand one viewer's answer to anyone; no-cache: a later window lists newer tokens.
+# `private`: gated (a cache keying by path would hand it to anyone); no-cache: a later window's tokens.
 CACHE_CONTROL = "private, no-cache"
 
 

@@ -23,14 +23,12 @@ from .clients import Proxies
 WATCHING_HEADER = istr("Hb-Watching")  # folded once, not at every lookup
 REPORT_HEADER = istr("Hb-Report")
 PATHWAY_HEADER = istr("Hb-Pathway")  # content steering: the pathway the page plays, its failed fetches
-# Built once, as a proxy: aiohttp copies a CIMultiDict's folded keys as they are, a dict's it folds per
-# request. No CORS headers: only the service's own page (or its embed, the same origin) beats.
+# Built once (aiohttp copies a CIMultiDict's folded keys as they are). No CORS: only this site's pages beat.
 _HEADERS = CIMultiDictProxy(CIMultiDict({hdrs.CACHE_CONTROL: NO_STORE, hdrs.SERVER: SERVER_NAME}))
 SEC_FETCH_SITE = istr("Sec-Fetch-Site")
 _OWN_SITE = frozenset({"same-origin", "none"})  # "none": typed in the address bar, no page sent it
 _MALFORMED = MALFORMED + "\n"
-# An IPv6 client counts by its /48, as the tracker does (tracker/clients.mjs says why: one free tunnel
-# broker's /48 holds many /64s).
+# An IPv6 client counts by its /48, as the tracker does (tracker/clients.mjs says why).
 IPV6_PREFIX = 48
 _JSON_HEADERS = CIMultiDictProxy(CIMultiDict({hdrs.CACHE_CONTROL: NO_STORE, hdrs.SERVER: SERVER_NAME,
                                               hdrs.CONTENT_TYPE: "application/json"}))
