@@ -61,8 +61,7 @@ _quick_cache: dict[tuple[str, str], bytes] = {}
 
 
 def quick_answer(rendered: Rendered, cache_control: str, gzipped: bool) -> tuple[bytes, bytes]:
-    """The 200 rendered_response gives a GET without If-None-Match, as bytes: its status line and
-    headers up to the Date aiohttp would add (each line ending in CRLF), and its body."""
+    """rendered_response's 200 as bytes: its head up to the Date aiohttp would add, and its body."""
     body, etag = _body(rendered, gzipped)
     key = (etag, cache_control)
     head = _quick_cache.get(key)
@@ -74,27 +73,21 @@ def quick_answer(rendered: Rendered, cache_control: str, gzipped: bool) -> tuple
 
 
 def raw_head(status: str, headers: Mapping[str, str], length: int | None) -> bytes:
-    """A response's status line and headers as aiohttp writes them before its Date: `headers` in their
-    order, then Content-Length (`length`; None: a 304's, which has none), each line ending in CRLF."""
+    """A status line and headers as aiohttp writes them before its Date (`length`: None for a 304)."""
     lines = [f"{name}: {value}\r\n" for name, value in headers.items()]
     if length is not None:
         lines.append(f"{hdrs.CONTENT_LENGTH}: {length}\r\n")
     return ("HTTP/1.1 " + status + "\r\n" + "".join(lines)).encode("latin-1")
 
 
-class _Date:
-    """aiohttp's Date string, and its header line with the head's end (encoded once a second)."""
-
-    text = ""
-    line = b""
+@functools.lru_cache(maxsize=1)  # aiohttp's Date changes once a second
+def _date_line(date: str) -> bytes:
+    return f"Date: {date}\r\n\r\n".encode("ascii")
 
 
 def dated(head: bytes, body: bytes) -> bytes:
     """A quick_answer whole, with the Date aiohttp would add."""
-    date = rfc822_formatted_time()
-    if date is not _Date.text:
-        _Date.text, _Date.line = date, f"Date: {date}\r\n\r\n".encode("ascii")
-    return b"".join((head, _Date.line, body))
+    return b"".join((head, _date_line(rfc822_formatted_time()), body))
 
 
 @functools.lru_cache(maxsize=256)  # clients send the same few headers over and over

@@ -48,8 +48,7 @@ OWNCAST_REPORT_EVERY = 10.0
 
 @dataclass(frozen=True)
 class ServedPathway:
-    """A pathway whose media playlists are served at /live/<folder>/<n>/playlist.m3u8 and
-    /hls/<folder>/<n>/stream.m3u8: every pathway but the first bucket's (at /live/<n>/)."""
+    """A pathway whose media playlists are served under /live/<folder>/ and /hls/<folder>/ (not the first)."""
 
     id: str
     folder: str
@@ -59,8 +58,8 @@ class ServedPathway:
 
 @dataclass(frozen=True)
 class Pathways:
-    """Content steering (PATHWAYS): the multivariant playlists naming every pathway, the other pathways'
-    media playlists, the VM's segments (None without the VM's pathway), and the steering manifest."""
+    """Content steering (PATHWAYS): the masters naming every pathway, the others' playlists, the VM's
+    segments (None without the VM's pathway), and the steering manifest."""
 
     masters: MasterSource
     steering: SteeringSource
@@ -106,8 +105,7 @@ class Viewers:
 
 @dataclass(frozen=True, slots=True)
 class Running:
-    """What the service running the app tells it: where refused requests are counted, and whether
-    /metrics is served here (not when it has a listener of its own, METRICS_LISTEN)."""
+    """Where refused requests are counted, and whether /metrics is served here (not with METRICS_LISTEN)."""
 
     connection_metrics: ConnectionMetrics | None = None
     expose_metrics: bool = True
@@ -262,8 +260,7 @@ def create_app(
 
 def _add_pathways(app: web.Application, pathways: Pathways | None, metrics: Metrics,
                   options: PlaylistOptions, clients: Clients) -> None:
-    """The steering manifest beside each multivariant playlist, the other pathways' media playlists and
-    the VM's segments."""
+    """The steering manifests, the other pathways' media playlists and the VM's segments."""
     r = app.router
     doors = options.gate or OPEN
     steering = SteeringRoute(pathways.steering if pathways else None,
@@ -306,8 +303,7 @@ async def _release(events: LiveEvents | None, release_held: Callable[[], None] |
 
 
 def _media_routes(app: web.Application, routes: PlaylistRoutes, doors: Open, under: str = "") -> None:
-    """A pathway's media playlists at /live/<under><n>/playlist.m3u8 and /hls/<under><n>/stream.m3u8, their
-    plain GETs answered before aiohttp too."""
+    """A pathway's media playlists under /live/<under> and /hls/<under>, plain GETs answered quickly too."""
     for folder, name in (("live", hls.MEDIA_PLAYLIST_NAME), ("hls", hls.OWNCAST_PLAYLIST_NAME)):
         app.router.add_get(rf"/{folder}/{under}{{n:[0-9]+}}/{name}", doors.playlist(routes.media))
         app[QUICK].numbered(f"{folder}/{under}".rstrip("/"), name, routes.quick_media)

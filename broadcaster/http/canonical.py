@@ -37,10 +37,9 @@ def request_target(request: web.Request) -> str:
 
 
 def canonical_query(query: MultiMapping[str], blocking: bool) -> str | None:
-    """The query string of the canonical URL of a playlist request, from its decoded `query`; None when
-    a directive's value is bad (answered 400 as it is). Only what the service uses: with blocking reload on,
-    `_HLS_msn` then `_HLS_skip`, each once, in plain digits and YES (no partial segments: `_HLS_part` goes).
-    Anything else (`?cachebust=`, an attacker's fresh value) would be a cache key per request."""
+    """The canonical URL's query string, from the decoded `query`; None when a directive is bad (400). Only
+    what the service uses (with blocking reload, `_HLS_msn` then `_HLS_skip`): anything else (`?cachebust=`,
+    an attacker's fresh value) would be a cache key per request."""
     if not blocking:
         return ""
     values: dict[str, str] = {}
@@ -62,8 +61,8 @@ def canonical_query(query: MultiMapping[str], blocking: bool) -> str | None:
 
 
 def answered_as_sent(query: str, blocking: bool) -> bool:
-    """Whether a query as sent is the canonical directives in either order: answered with no redirect, since
-    video.js asks `_HLS_skip=YES&_HLS_msn=N` on every reload (at most twice the canonical URLs)."""
+    """Whether a query as sent is the canonical directives in either order (video.js asks
+    `_HLS_skip=YES&_HLS_msn=N`): answered with no redirect."""
     if not blocking or not query:
         return False
     seen: list[str] = []

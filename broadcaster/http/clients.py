@@ -50,8 +50,7 @@ class Proxies:
     def scheme_of(self, headers: CIMultiDictProxy[str], remote: Callable[[], str],
                   own: str) -> tuple[str | None, bool]:
         """(the scheme the viewer used, whether a proxy said it): a trusted proxy's word, the connection's
-        `own` with no proxy in front; None when one is that does not say. `remote` is asked only when a
-        proxy is trusted."""
+        `own` with no proxy in front; None when one is that does not say."""
         if (self.cloudflare or self.networks) and self.trusts(peer := remote()):
             visitor = headers.get(CF_VISITOR) if self.cloudflare and _loopback(peer) else None
             said = _visitor_scheme(visitor) if visitor is not None else None
@@ -100,8 +99,7 @@ class Here:
 
 
 def request_here(request: web.Request, proxies: Proxies) -> Here | None:
-    """Where `request` asked, for the absolute URIs the multivariant playlist and steering manifest name;
-    None when the Host is not a plain host."""
+    """Where `request` asked, for absolute URIs; None when the Host is not a plain host."""
     return here_at(request.headers.get(hdrs.HOST, ""),
                    lambda: proxies.scheme_of(request.headers, lambda: request.remote or "", request.scheme),
                    request.path.rpartition("/")[0])
@@ -141,8 +139,7 @@ def _visitor_scheme(text: str) -> str | None:
 
 
 def _forwarded_proto(headers: CIMultiDictProxy[str]) -> str | None:
-    """X-Forwarded-Proto's last value (the nearest proxy's), else Forwarded's last proto=; None if not
-    http or https."""
+    """X-Forwarded-Proto's last value (the nearest proxy's), else Forwarded's last proto=, if a scheme."""
     values = headers.getall(X_FORWARDED_PROTO, [])
     if values:
         last = values[-1].rsplit(",", 1)[-1].strip().lower()
@@ -170,8 +167,7 @@ def _forwarded(lines: list[str], name: str) -> list[str]:
 
 @functools.lru_cache(maxsize=4096)  # the same few proxies and clients, request after request
 def _address(text: str) -> Address | None:
-    """An address as a forwarding header writes it (bare, `[v6]:port`, `v4:port`; IPv4-mapped as IPv4), or
-    None (`unknown`, an obfuscated RFC 7239 name)."""
+    """An address as a forwarding header writes it (`[v6]:port`, `v4:port`; IPv4-mapped as IPv4), or None."""
     if text.startswith("["):
         text = text[1:].partition("]")[0]
     elif text.count(":") == 1:

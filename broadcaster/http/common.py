@@ -24,8 +24,7 @@ REVALIDATE = "no-cache"
 CLIENT_MAX_SIZE = 1024  # no route takes a request body
 
 class ConnectionLog(logging.LoggerAdapter[logging.Logger]):
-    """aiohttp's connection logger, with a request it cannot parse (the client's mistake, answered 4xx)
-    one debug line, not an ERROR and a traceback."""
+    """aiohttp's connection logger, a request it cannot parse (4xx) one debug line, not an ERROR."""
 
     def exception(self, msg: object, *args: object, exc_info: object = True, **kwargs: object) -> None:
         if isinstance(exc_info, HttpProcessingError) and 400 <= exc_info.code < 500:

@@ -195,8 +195,7 @@ class _Counted(asyncio.Protocol):
         self._inner.data_received(data)
 
     def _answer_quickly(self, data: bytes, answers: QuickAnswers) -> bool:
-        """Answers a plain playlist GET here when aiohttp has nothing of this connection's in hand and its
-        writing is not paused."""
+        """Answers a plain playlist GET if aiohttp holds nothing of the connection, its writing not paused."""
         transport = self._transport
         if (self._write_timer is not None or transport is None or transport.is_closing()
                 or not quick.idle(self._inner)):
@@ -254,8 +253,7 @@ class _Counted(asyncio.Protocol):
         return not self._dropped and self._timer is not None
 
     def has_request(self) -> bool:
-        """A complete request head (or _PEEK bytes) is waiting in the socket, unread: the one thing that keeps
-        a connection from being closed to make room."""
+        """A complete request head (or _PEEK bytes) waits unread in the socket: not closed to make room."""
         buf = self._gate._peek
         n = _peek(self._transport.get_extra_info("socket") if self._transport is not None else None, buf)
         if n == 0:
@@ -283,8 +281,7 @@ def _cancelled(*timers: asyncio.TimerHandle | None) -> asyncio.TimerHandle | Non
 
 
 def _peek(transport_socket: Any, buf: bytearray) -> int:
-    """Copies what is waiting unread in a connection's socket into `buf`, leaving it there; 0 if nothing
-    (a socket object made on the descriptor for the call, never blocking)."""
+    """Copies what is waiting unread in a connection's socket into `buf`, leaving it there; 0 if nothing."""
     try:
         sock = socket.socket(transport_socket.family, transport_socket.type, transport_socket.proto,
                              transport_socket.fileno())
@@ -326,8 +323,7 @@ _RESOURCE_ERRNOS = TEMPORARY_ERRNOS | {errno.ENOBUFS}  # the kernel's socket buf
 
 
 def install_accept_error_handler(loop: asyncio.AbstractEventLoop, ratelog: RateLimitedLog | None = None) -> None:
-    """asyncio logs a traceback per failed accept when handles run out: make those one WARNING per 30 s
-    with a count. Every other loop error goes where it went before."""
+    """asyncio's traceback per failed accept when handles run out: one WARNING per 30 s with a count."""
     previous = loop.get_exception_handler()
     limited = ratelog or RateLimitedLog(log)
 

@@ -37,8 +37,7 @@ def parse_last_event_id(value: str | None) -> int | None:
 
 
 class EventStreams:
-    """The route, with each client's streams counted: one client may hold at most a CLIENT_SHARE of the
-    hub's streams, so one address cannot take every slot, while a crowd behind one NAT still gets many."""
+    """The route, one client holding at most a CLIENT_SHARE of the hub's streams (a NAT still gets many)."""
 
     def __init__(self, hub: EventHub, proxies: Proxies, on_refused: Callable[[], None] | None = None) -> None:
         self._hub = hub

@@ -34,8 +34,7 @@ OWNCAST_PAGE = ("Owncast's own page cannot play a private stream (it cannot carr
 
 
 def token_of(request: web.Request) -> tuple[str | None, bool]:
-    """(the viewer token the request carries, whether it came in the query), read from the raw query by
-    hand (a parse cost the gate a tenth of a request)."""
+    """(the viewer token the request carries, whether it came in the query), read from the raw query."""
     raw = request.raw_path
     if _ITEM in raw:  # a cheap test before the query is split
         for item in raw.partition("?")[2].split("&"):
@@ -62,9 +61,8 @@ def _stripped(raw: str, names: tuple[str, ...]) -> str:
 
 
 def _as_sent_without_access(request: web.Request) -> web.Request:
-    """The same request, its `raw_path` (the target as sent, canonical.request_target) without `access=`
-    (the routes read the decoded query only for _HLS_*). Set in the request's cache of computed
-    properties: a clone cost a playlist request a sixth more; without that cache, a clone."""
+    """The request, its `raw_path` (canonical.request_target) without `access=`: set in its cache of
+    computed properties (a clone cost a playlist request a sixth more); without that cache, a clone."""
     stripped = _stripped(request.raw_path, (ACCESS,))
     cache = getattr(request, "_cache", None)
     if not isinstance(cache, dict):
@@ -143,8 +141,7 @@ class Gate(Open):
         return gated
 
     def segment(self, handler: Handler) -> Handler:
-        """The VM's segments: the edge token their URIs carry, or a viewer token; both taken out of the URL
-        the handler sees (it redirects any other query), and what it lets in kept `private`."""
+        """The VM's segments: their edge token or a viewer token, both taken out of the URL; kept private."""
         edge = self._edge
 
         @functools.wraps(handler)

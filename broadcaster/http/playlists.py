@@ -59,9 +59,8 @@ class PlaylistSource(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class RouteOptions:
-    """What one pathway's playlist routes share with the others and where their masters come from.
-    `label_prefix` marks these routes' requests in the metrics; `newest(variant)`: the newest number any
-    pathway lists (a player coming from there is held, not refused as too far ahead, unless `away()`)."""
+    """One pathway's playlist routes' options. `newest(variant)`: the newest number any pathway lists (a
+    player coming from there is held, not refused as too far ahead, unless `away()`)."""
 
     max_held: int = MAX_HELD
     connection_metrics: ConnectionMetrics | None = None
@@ -73,8 +72,7 @@ class RouteOptions:
 
 
 class PlaylistRoutes:
-    """The playlist handlers, with what they need at hand, `guarded`'s try inlined (free in Python 3.11)
-    rather than worn (a coroutine)."""
+    """The playlist handlers, `guarded`'s try inlined (free in Python 3.11), not worn (a coroutine)."""
 
     def __init__(self, source: PlaylistSource, metrics: Metrics, default_variant: int, blocking: bool,
                  options: RouteOptions = RouteOptions()) -> None:
@@ -217,8 +215,7 @@ class PlaylistRoutes:
         return response
 
     def quick_media(self, variant: int, accept_encoding: str) -> tuple[bytes, bytes] | None:
-        """A plain GET's 200 as bytes up to its Date (quick.py), counted as _serve counts it; None when
-        the answer would be anything else (aiohttp's route then gives it)."""
+        """A plain GET's 200 as bytes up to its Date (quick.py), counted as _serve counts it; else None."""
         source = self._source
         target = source.target_duration
         rendered = source.media_playlist(variant) if target is not None else None
@@ -233,8 +230,7 @@ class PlaylistRoutes:
         return quick_answer(rendered, hls.playlist_cache_control(target), accepts_gzip(accept_encoding))
 
     def quick_master(self, name: str, accept_encoding: str) -> tuple[bytes, bytes] | None:
-        """The multivariant playlist naming its variants `<n>/<name>`, as quick_media; None with content
-        steering too (its masters depend on the request's Host)."""
+        """The multivariant playlist, as quick_media; None with content steering (it depends on the Host)."""
         source = self._source
         target = source.target_duration
         rendered = source.master_playlist(name) if target is not None and self._masters is None else None

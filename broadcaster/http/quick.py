@@ -65,8 +65,7 @@ class QuickAnswers:
         self._whole[path.encode()] = answer
 
     def answer(self, data: bytes, peer: Callable[[], str] = str) -> bytes | None:
-        """The whole answer to `data` when it is one plain GET of a path here answered 200; else None. The
-        path is looked at first: any other (a segment) costs a lookup, not a reading of its head."""
+        """The whole answer to `data` when it is one plain GET of a path here answered 200; else None."""
         if len(data) > _MAX_HEAD or not data.startswith(b"GET /"):
             return None
         end = data.find(b" ", 4)
@@ -137,8 +136,7 @@ class QuickAnswers:
 
 
 def plain_fields(data: bytes) -> bytes | None:
-    """The header fields of `data` as sent (each line ending in CRLF) when it is one whole GET head this
-    strict reading takes and nothing in it changes how it is read; None otherwise."""
+    """The header fields of `data` as sent when it is one whole GET head this strict reading takes."""
     end = data.find(b" ", 4)
     if not data.startswith(b"GET /") or end < 0 or _TARGET.fullmatch(data, 4, end) is None:
         return None
@@ -150,8 +148,7 @@ def plain_fields(data: bytes) -> bytes | None:
 
 
 def whole_heads(data: bytes) -> bool:
-    """Whether bytes given to aiohttp leave its parser holding nothing: they end a head and declare no
-    body (nor an upgrade)."""
+    """Whether bytes given to aiohttp leave its parser holding nothing (a head's end, no body)."""
     if not data.endswith(b"\r\n\r\n"):
         return False
     lowered = data.lower()

@@ -11,8 +11,7 @@ from aiohttp import web
 @contextlib.asynccontextmanager
 async def serving(runner: web.BaseRunner,
                   site: Callable[[web.BaseRunner], web.BaseSite]) -> AsyncIterator[None]:
-    """Sets `runner` up and starts `site(runner)`; on the way out, or when either step fails, aiohttp's
-    cleanup (the site stops, on_shutdown releases long-lived requests, cleanup_ctx exits)."""
+    """Sets `runner` up and starts `site(runner)`; on the way out, or on failure, aiohttp's cleanup."""
     try:
         await runner.setup()
         await site(runner).start()

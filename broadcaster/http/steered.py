@@ -24,9 +24,8 @@ from .watching import client_key
 
 def vm_segments(s: Settings, steering: SteeringPolicy, first: VisiblePlaylists, held: Held, located: Located,
                 counts: PathwayCounts, doubt: Doubt) -> VmSegments:
-    """The VM's segment route (vm/segments.py): what it serves from (`held`), where it sends a player
-    instead while the first bucket serves (`located` in `first`'s playlists), what it may send
-    (VM_SEGMENT_MBPS); `doubt`: the first bucket's failed probe, whose next answer a redirect there awaits."""
+    """The VM's segment route (vm/segments.py); `doubt`: the first bucket's failed probe, whose next answer
+    a redirect there awaits."""
     proxies = Proxies(s.forwarded_allow_ips, s.trust_cf_connecting_ip)  # who may name the client
     key_for = functools.partial(hls.object_key, s.r2_key_prefix)
     rate = s.vm_segment_mbps * 125_000  # bytes a second

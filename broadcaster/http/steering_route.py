@@ -34,8 +34,7 @@ class SteeringSource(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class SteeringAnswer:
-    """One place's steering manifest with its headers, built once per change, and the same answers as bytes
-    up to the Date aiohttp adds (steering_quick.py)."""
+    """One place's steering manifest with its headers, and as bytes (steering_quick.py), built once."""
 
     source: bytes  # the source's manifest it was made from (compared by identity)
     body: bytes
@@ -87,8 +86,7 @@ class SteeringRoute:
         return web.Response(body=answer.body, headers=answer.headers)
 
     def answer_at(self, here: Here | None, pathway: str, again: bool = False) -> SteeringAnswer | None:
-        """The answer where a player asked (`here`; None: a Host that is not plain) saying it plays
-        `pathway` (`again`: its query names it more than once), counted; None without a source."""
+        """The answer at `here` to a player on `pathway` (`again`: named twice), counted; None: no source."""
         source = self._source
         if source is None:
             return None

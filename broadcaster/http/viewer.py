@@ -103,8 +103,7 @@ def _stat_key(path: Path) -> _StatKey:
 
 
 class ViewerFiles:
-    """The viewer's routes and files, read once: the page (viewer_page.py) and its embed form, the rest as
-    they are. `config`: /config.json's content; `policy`: the page's Content-Security-Policy."""
+    """The viewer's routes and files, read once: the page (viewer_page.py), its embed form, the rest."""
 
     def __init__(self, root: Path, *, max_open: int, write_timeout: float,
                  on_write_timeout: Callable[[], None] | None = None, config: bytes = b"",
@@ -150,8 +149,8 @@ class ViewerFiles:
 
     async def _answer(self, request: web.Request, found: ViewerFile | None,
                       page: bool = False) -> web.StreamResponse:
-        """A 304, the file, or a large one sent within the write timeout (`_send`). The page at any query
-        string; with its policy, 304s too (the browser takes the stored page's headers from them)."""
+        """A 304, the file, or a large one (`_send`); the page's policy on 304s too (the browser takes the
+        stored page's headers from them)."""
         if found is None:
             return await elsewhere(request)
         headers = edge_headers({hdrs.CACHE_CONTROL: REVALIDATE if page else VERSIONED, hdrs.ETAG: found.etag,
@@ -202,8 +201,7 @@ class ViewerFiles:
 
 
 class _SentFile(web.FileResponse):
-    """A FileResponse sent within the handler (aiohttp's prepare after it returns sends nothing more), its
-    ETag the file's version as every other answer's."""
+    """A FileResponse sent within the handler (not again after it), its ETag the file's version."""
 
     def __init__(self, path: Path, version: str, headers: dict[str, str]) -> None:
         self._version = version
@@ -224,8 +222,7 @@ class _SentFile(web.FileResponse):
 
 
 def _check_versions(root: Path, page: str, files: dict[str, ViewerFile], versions: dict[str, str]) -> None:
-    """Warns, in one line, of a built file naming another at a version it does not have (edited by hand,
-    or not built from the files beside it). It is still served."""
+    """Warns of a built file naming another at a version it does not have (edited by hand?)."""
     named = [(PAGE, viewer_page.versions_named(page))]
     named += [(name, viewer_page.versions_named(f.body.decode("utf-8", "replace"), module=True))
               for name, f in sorted(files.items()) if name.endswith(".js")]

@@ -57,8 +57,7 @@ def versions_named(text: str, module: bool = False) -> dict[str, str]:
 
 
 def render(text: str, config: Config, words: Words, modules: Sequence[tuple[str, str]]) -> str:
-    """The page: config.json in its meta, the stream's words, and the preloads (modules: (name, version)
-    of each module to preload) before </head>."""
+    """The page: config.json in its meta, the stream's words, the preloads (`modules`: (name, version))."""
     if config.body:
         # Attribute-escaped JSON: data, never run (the page's policy allows no inline script).
         meta = f'<meta name="viewer-config" content="{html.escape(config.body.decode(), quote=True)}">'
@@ -79,6 +78,5 @@ def render(text: str, config: Config, words: Words, modules: Sequence[tuple[str,
 
 
 def stale(named: Mapping[str, str], versions: Mapping[str, str]) -> list[str]:
-    """The files the page names at a version they do not have (a page not built from the files beside
-    it: scripts/build-viewer was not run), as 'name' each."""
+    """The files named at a version they do not have (scripts/build-viewer was not run)."""
     return sorted(name for name, version in named.items() if versions.get(name) != version)

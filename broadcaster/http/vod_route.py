@@ -26,8 +26,7 @@ CACHE_CONTROL = "private, no-cache"
 
 
 async def _answer(served: ServedVod, layout: str, request: web.Request) -> web.StreamResponse:
-    """One kept playlist: `layout`, its path in the kept layout (clips/served.py), given the `{id}`, `{run}`
-    and `{n}` of the request's path (n as a number: `007` is variant 7's); a variant's lists its segments."""
+    """One kept playlist: `layout`, its path (clips/served.py), with the request's `{id}`, `{run}`, `{n}`."""
     info = request.match_info
     relative = layout.format(id=info.get("id"), run=info.get("run"), n=int(info.get("n", 0)))
     answer = await served.playlist(relative, media="{n}" in layout)

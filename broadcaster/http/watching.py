@@ -86,15 +86,13 @@ class WatchingRoute:
 
 
 async def preflight(request: web.Request) -> web.Response:
-    """OPTIONS /live/watching: refused, with no CORS header, so no browser sends another site's beat
-    (every other path's preflight is granted: common.elsewhere)."""
+    """OPTIONS /live/watching: refused, with no CORS header, so no browser sends another site's beat."""
     return web.Response(status=403, text="heartbeats come from this site's own pages only\n",
                         headers=_HEADERS)
 
 
 def client_key(request: web.Request, proxies: Proxies) -> str | None:
-    """The address a page's beats count under, as clients.client_address finds it (a trusted proxy's
-    word; loopback: None; IPv6: its /48), without parsing it: it is only hashed."""
+    """The address a page's beats count under, as clients.client_address finds it (IPv6: its /48)."""
     text = proxies.client(request)
     if not text:
         return None
