@@ -1,7 +1,6 @@
 """POST /live/access: a viewer token for `{"passphrase": ...}`, `{"invite": ...}` or `{"token": ...}`:
 200 `{"token", "expires"}`, or `{"error": ...}` with 400, 403 or 429. Each failure costs the client one of
-its attempts a minute (`Attempts`; unknown clients share a larger bucket); none left refuses everything.
-"""
+its attempts a minute (`Attempts`; unknown clients share a larger bucket); none left refuses everything."""
 
 from __future__ import annotations
 
@@ -49,8 +48,7 @@ class Attempts:
 
 
 def _answer(status: int, body: dict[str, object]) -> web.Response:
-    return web.Response(status=status, text=json.dumps(body), content_type="application/json",
-                        headers=edge_headers({hdrs.CACHE_CONTROL: NO_STORE}))
+    return web.json_response(body, status=status, headers=edge_headers({hdrs.CACHE_CONTROL: NO_STORE}))
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,6 @@
 """A playlist version's answer: plain or gzipped, its headers, a 304 for a matching If-None-Match; and the
 same 200 as bytes for a plain GET answered before aiohttp parses it (quick.py). Headers are built once per
-version (keyed by ETag), not per request.
-"""
+version (keyed by ETag), not per request."""
 
 from __future__ import annotations
 

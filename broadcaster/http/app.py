@@ -1,7 +1,6 @@
 """The web apps: every route they serve. What runs beside the routes is tied to the app's life
 (cleanup_ctx); on shutdown, before the runner waits for its handlers, the app stops its StatusWatcher, ends
-every event stream and answers every held blocking request, so no long-lived request holds a stop up.
-"""
+every event stream and answers every held blocking request, so no long-lived request holds a stop up."""
 
 from __future__ import annotations
 

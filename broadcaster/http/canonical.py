@@ -1,6 +1,5 @@
 """One URL per answer (docs/hls-rules.md): the canonical spelling of a playlist request, and the redirect
-to it from any other, so a cache in front keys each answer once.
-"""
+to it from any other, so a cache in front keys each answer once."""
 
 from __future__ import annotations
 
@@ -80,9 +79,8 @@ def answered_as_sent(query: str, blocking: bool) -> bool:
 
 
 def respelt(target: str, path: str, query: MultiMapping[str], blocking: bool) -> str | None:
-    """Where a playlist request whose target is not its decoded path alone goes: the canonical URL,
-    relative to the request's (it works under a path prefix), or None when it is answered as it is
-    (answered_as_sent, or a bad directive: 400). Any other spelling would be one more cache key."""
+    """The canonical URL, relative to the request's (it works under a path prefix), of a request spelt
+    otherwise (one more cache key); None when it is answered as it is (or 400)."""
     sent_path, _, sent_query = target.partition("?")
     if sent_path == path and answered_as_sent(sent_query, blocking):
         return None

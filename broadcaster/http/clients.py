@@ -1,7 +1,6 @@
 """Who a request comes from (the address the per-client caps count by) and where it asked. A header names
 the client only through a proxy the operator trusts (`Proxies`): its CF-Connecting-IP, else the right-most
-X-Forwarded-For (or Forwarded) address that is not a trusted proxy. None: unknown, only global caps apply.
-"""
+X-Forwarded-For (or Forwarded) address that is not a trusted proxy. None: unknown, only global caps apply."""
 
 from __future__ import annotations
 

@@ -1,7 +1,6 @@
 """What every response shares: the error answers, `guarded`, the catch-all route, the connection log.
 No middleware on purpose (each layer costs every playlist request a coroutine: bench/serve.py): handlers
-add EDGE_HEADERS and catch errors themselves (`guarded`), the catch-all route answers 404/405.
-"""
+add EDGE_HEADERS and catch errors themselves (`guarded`), the catch-all route answers 404/405."""
 
 from __future__ import annotations
 

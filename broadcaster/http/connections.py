@@ -1,8 +1,7 @@
 """Client connections held within the file-handle budget (ConnectionGate, the listener's protocol factory):
 below the cap a connection gets aiohttp's handler, with deadlines for its first request head and for paused
 writing (aiohttp has neither); at the cap an idle one is closed to make room (as nginx does), else a fixed
-503. A plain playlist GET is answered here when aiohttp holds nothing of the connection (quick.py).
-"""
+503. A plain playlist GET is answered here when aiohttp holds nothing of the connection (quick.py)."""
 
 from __future__ import annotations
 
@@ -241,12 +240,9 @@ class _Counted(asyncio.Protocol):
 
     def idle(self) -> bool:
         """No request in progress: no head yet, or aiohttp waiting for the next (RequestHandler._waiter)."""
-        if self._dropped:
-            return False
-        if self._timer is not None:
-            return True
         waiter = getattr(self._inner, "_waiter", None)
-        return isinstance(waiter, asyncio.Future) and not waiter.done()
+        return self.fresh() or (not self._dropped and isinstance(waiter, asyncio.Future)
+                                and not waiter.done())
 
     def fresh(self) -> bool:
         """No complete request head read yet."""

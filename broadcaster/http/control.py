@@ -5,8 +5,7 @@ socket in STATE_DIR, never on HOST:PORT, that only the service's user (or root) 
   GET    /clips        -> 200 {"clips": [...]}
   DELETE /clips/{id}   -> 200 the clip deleted
 Errors answer {"error": "<one line>"} with 400 (what was asked cannot be made), 404 (no such clip),
-503 (the bucket did not take it in time) or 500 (STATE_DIR refused the list).
-"""
+503 (the bucket did not take it in time) or 500 (STATE_DIR refused the list)."""
 
 from __future__ import annotations
 
@@ -105,9 +104,8 @@ def create_control_app(book: ClipBook) -> web.Application:
 
 
 def prepare_socket(state_dir: Path) -> Path:
-    """The socket's private folder made (0700, before the socket is bound) and a stale socket removed (the
-    service holds STATE_DIR's lock). The folder must be no symlink and the service user's own (else the
-    right to connect is someone else's). Raises OSError, or ValueError (one line) for a folder refused."""
+    """The socket's private folder made (0700, before the socket is bound), no symlink and the service
+    user's own, and a stale socket removed. Raises OSError, or ValueError (one line) for a folder refused."""
     path = socket_path(state_dir)
     if len(os.fsencode(path)) > MAX_SOCKET_PATH:
         raise ValueError(f"{path} is longer than {MAX_SOCKET_PATH} bytes, the limit of a Unix socket's path")

@@ -1,6 +1,5 @@
 """GET (and HEAD) /live/events: the event hub's (status/hub.py) streams as Server-Sent Events; this
-handler only admits a stream (the caps, shutting down), reads where the client resumes from, and writes.
-"""
+handler only admits a stream (the caps, shutting down), reads where the client resumes from, and writes."""
 
 from __future__ import annotations
 
@@ -31,9 +30,7 @@ _STREAM_HEADERS = {
 
 def parse_last_event_id(value: str | None) -> int | None:
     """A Last-Event-ID that is not one of our ids (not a whole number) is ignored, never an error."""
-    if value is None:
-        return None
-    return whole_number(value.strip(" \t"))
+    return None if value is None else whole_number(value.strip(" \t"))
 
 
 class EventStreams:

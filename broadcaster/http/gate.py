@@ -1,8 +1,7 @@
 """The private stream's gate (PRIVATE=true): every stream door's handler wears one of `Gate`'s wrappers,
 letting in only a viewer token the Gatekeeper admits (`access=` in the query, or `Authorization: Bearer`),
 else 401 or 403 with one JSON line naming nothing of the stream. The token goes back into what the player
-follows next (the multivariant playlist's URIs, a redirect, RELOAD-URI); media playlists stay shared bytes.
-"""
+follows next (the multivariant playlist's URIs, a redirect, RELOAD-URI); media playlists stay shared bytes."""
 
 from __future__ import annotations
 
@@ -50,8 +49,7 @@ def token_of(request: web.Request) -> tuple[str | None, bool]:
 def with_access(uri: str, token: str) -> str:
     """`uri` with `access=<token>` added to its query (a token is URL-safe, quoted anyway)."""
     base, hash_, fragment = uri.partition("#")
-    joined = f"{base}{'&' if '?' in base else '?'}{ACCESS}={quote(token, safe='')}"
-    return joined + hash_ + fragment
+    return f"{base}{'&' if '?' in base else '?'}{ACCESS}={quote(token, safe='')}{hash_}{fragment}"
 
 
 def _stripped(raw: str, names: tuple[str, ...]) -> str:

@@ -1,7 +1,6 @@
 """What answering a late blocking request may cost, per client: a late `_HLS_msn` is answered at once in
 full (6.2.5.2), but each number is a URL a cache passes to the origin. So a client gets a few per target
-duration (a token bucket; unknown clients share one), then the small redirect to the plain URL.
-"""
+duration (a token bucket; unknown clients share one), then the small redirect to the plain URL."""
 
 from __future__ import annotations
 

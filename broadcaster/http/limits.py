@@ -1,8 +1,6 @@
-"""The file-handle budget: how many client connections, event streams and held requests fit. Clients
-that take the last handle would stop the watcher and the uploads; so the soft RLIMIT_NOFILE is raised to
-the hard limit, the service's own work reserved, and the rest cut into one cap on client connections and,
-within it, caps on event streams and held requests that leave room for plain playlist and /health requests.
-"""
+"""The file-handle budget: clients that take the last handle would stop the watcher and the uploads. So
+the soft RLIMIT_NOFILE is raised to the hard limit, the service's own work reserved, and the rest cut into
+caps on client connections and, within it, on event streams and held requests (leaving room for others)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,6 @@
 """The viewer page's Content-Security-Policy header (/ and /embed): what the page may load and where it may
 connect, so that a script injected through any bug runs nowhere; frame-ancestors (FRAME_ANCESTORS) only a
-header can say. The page's own <meta> policy stays for a copy hosted elsewhere; a browser enforces both.
-"""
+header can say. The page's own <meta> policy stays for a copy hosted elsewhere; a browser enforces both."""
 
 from __future__ import annotations
 

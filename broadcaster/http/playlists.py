@@ -1,6 +1,5 @@
 """The playlist routes: the hot path. Playlists are rendered (and gzipped) once per change by their
-source, so a crowd of viewers costs no rendering; the handlers look nothing up in the app per request.
-"""
+source, so a crowd of viewers costs no rendering; the handlers look nothing up in the app per request."""
 
 from __future__ import annotations
 
@@ -255,9 +254,8 @@ class PlaylistRoutes:
 
     def _serve(self, request: web.Request, variant: int | None, *, skip: bool = False,
                master_name: str = hls.MEDIA_PLAYLIST_NAME) -> web.Response:
-        """The multivariant playlist (variant None) or a media playlist, counted by label and status. Not
-        ready (503, retried by players) vs unknown (404, fatal in hls.js): nothing is ready without a target
-        duration; then None for the master or the default variant means not ready, for any other unknown."""
+        """The multivariant playlist (variant None) or a media playlist, counted. Not ready (503, retried)
+        for the master or the default variant, or without a target duration; else unknown (404, fatal)."""
         source, default = self._source, self._default
         # Labels stay bounded: a client-chosen variant number is a label only once it was served.
         label = "master" if variant is None else self._default_label if variant == default else "unknown"

@@ -1,8 +1,7 @@
 """Plain playlist GETs answered from bytes made once per version, before aiohttp parses them (aiohttp
 spends most of such a request on what every request shares). Only one strict, whole, bodiless GET answered
 200, on a connection aiohttp holds nothing of; anything else goes to aiohttp, whose answer stays the
-reference. A private stream's media playlists only with a token its gate admits.
-"""
+reference. A private stream's media playlists only with a token its gate admits."""
 
 from __future__ import annotations
 
@@ -127,9 +126,7 @@ class QuickAnswers:
         folder, _, rest = path[1:].rpartition(b"/")  # <folder>/<n>/<name>: a pathway's folder holds a "/"
         folder, _, digits = folder.rpartition(b"/")
         numbered = self._numbered.get((folder, rest)) if folder else None
-        if numbered is None:
-            return None
-        if (not digits.isdigit() or len(digits) > _MAX_VARIANT_DIGITS
+        if (numbered is None or not digits.isdigit() or len(digits) > _MAX_VARIANT_DIGITS
                 or (digits[0] == 0x30 and digits != b"0")):
             return None
         return functools.partial(numbered, int(digits))

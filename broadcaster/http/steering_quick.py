@@ -1,8 +1,7 @@
 """The steering manifest answered before aiohttp parses the request, as a plain playlist reload is
 (quick.py): only when the Host, a trusted proxy's scheme, `_HLS_pathway` and If-None-Match read from the
 raw head exactly as aiohttp reads them, by SteeringRoute.answer_at (one cache and count for both). Public
-streams only; the connection's own scheme is `http` (a TLS front is a proxy that says the viewer's).
-"""
+streams only; the connection's own scheme is `http` (a TLS front is a proxy that says the viewer's)."""
 
 from __future__ import annotations
 
@@ -53,9 +52,8 @@ Decision = _Decided | None | _Seen  # None: aiohttp's to answer
 
 
 class QuickSteering:
-    """The steering manifest at `/<folder>/steering.json`, answered from the raw request (quick.Whole).
-    A player sends the same fields with each reload: what they say is read once and kept by their bytes
-    (and the peer, where a trusted proxy's word is read), at most KEPT heads, all forgotten past that."""
+    """The steering manifest at `/<folder>/steering.json` from the raw request (quick.Whole). What a head's
+    fields say is read once and kept by their bytes (and peer, for a proxy's word), at most KEPT heads."""
 
     KEPT = 256
 

@@ -56,14 +56,10 @@ class SteeringAnswer:
 
 
 class SteeringRoute:
-    """GET <folder>/steering.json: the manifest (its query changes nothing), its RELOAD-URI absolute where
-    it was asked (playlist/steering.py's reloaded_from says why): one rendering per change and place, at
-    most MAX_HOSTS places (past them, and for a Host that is not plain, without RELOAD-URI). Without a
-    source (PATHWAYS=bucket), 410: a player holding an older multivariant playlist stops asking.
-
-    Without a RELOAD-URI Shaka 4.16 reloads the URL it last fetched with its query added again, longer
-    every reload until refused; a query naming _HLS_pathway twice is answered with the relative RELOAD-URI
-    (not shared: Shaka 5 cannot read one, and never repeats a name)."""
+    """GET <folder>/steering.json (its query changes nothing), its RELOAD-URI absolute where it was asked
+    (reloaded_from says why), at most MAX_HOSTS places; without a source (PATHWAYS=bucket), 410 so that a
+    player holding an older multivariant playlist stops asking. Shaka 4.16 without a RELOAD-URI adds its
+    query again every reload: a query naming _HLS_pathway twice gets the relative one (Shaka 5 never does)."""
 
     def __init__(self, source: SteeringSource | None, count: Callable[[str], None] = lambda pathway: None,
                  proxies: Proxies = Proxies()) -> None:

@@ -1,7 +1,6 @@
 """The viewer page (built into `viewer/` by scripts/build-viewer) and its files, or a plain index without
 it. Read and hashed once: the page is `no-cache` and names its files by version, immutable for a year at
-that URL (any other URL of one: a brief 302 there); large files go by sendfile, `max_open` at once.
-"""
+that URL (any other URL of one: a brief 302 there); large files go by sendfile, `max_open` at once."""
 
 from __future__ import annotations
 
@@ -149,8 +148,7 @@ class ViewerFiles:
 
     async def _answer(self, request: web.Request, found: ViewerFile | None,
                       page: bool = False) -> web.StreamResponse:
-        """A 304, the file, or a large one (`_send`); the page's policy on 304s too (the browser takes the
-        stored page's headers from them)."""
+        """A 304, the file, or a large one (`_send`); the page's policy on 304s too (a browser keeps it)."""
         if found is None:
             return await elsewhere(request)
         headers = edge_headers({hdrs.CACHE_CONTROL: REVALIDATE if page else VERSIONED, hdrs.ETAG: found.etag,
@@ -261,6 +259,4 @@ def _viewer_file(root: Path, name: str) -> Path | None:
     except (OSError, RuntimeError):  # RuntimeError: a symlink loop (Python < 3.13)
         return None
     # A symlink may point elsewhere inside root, but not out of it, into a folder or at a dotfile.
-    if path.parent != root or not _VIEWER_NAME.fullmatch(path.name) or not path.is_file():
-        return None
-    return path
+    return path if path.parent == root and _VIEWER_NAME.fullmatch(path.name) and path.is_file() else None

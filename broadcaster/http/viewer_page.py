@@ -1,8 +1,6 @@
-"""The viewer page as served: viewer/index.html as scripts/build-viewer wrote it, with what only the
-running service knows written in once, when the app is made: /config.json's content in its
-`<meta name="viewer-config">` (a copy hosted elsewhere fetches config.json), the stream's title and
-description, and preloads of the playlist and of the modules the player waits for (PRELOAD_WHEN).
-"""
+"""The viewer page as served: viewer/index.html as built, with what only the service knows written in
+once: /config.json in its `<meta name="viewer-config">` (a copy hosted elsewhere fetches it), the stream's
+title and description, and preloads of the playlist and of the modules the player waits for."""
 
 from __future__ import annotations
 

@@ -1,8 +1,6 @@
-"""A private stream's clips and recordings, served behind the gate (PRIVATE=true) at the bucket's layout
-below /live/ (clips/<id>/master.m3u8, recording-<run>.m3u8, their variants'). Each route wears the gate's
-wrapper like every other door, so a stranger learns nothing, not even whether a clip exists. Their
-playlists are kept off the bucket (clips/kept.py, clips/served.py), kept `private` in any cache.
-"""
+"""A private stream's clips and recordings (kept off the bucket: clips/kept.py), served at the bucket's
+layout below /live/, each route behind the gate like every other door: a stranger learns nothing, not
+even whether a clip exists."""
 
 from __future__ import annotations
 

@@ -1,8 +1,7 @@
 """POST /live/watching: the viewer page's heartbeat (`Hb-Watching: <page id>[ p2p|leave]`) counts it for
 VIEWER_TIMEOUT; answers `{"watching": N}` (204 when not shown, 429 when not counted), with a playback report
 (`Hb-Report`) the service's clock, with P2P the pages that share. Only this site's pages count: the custom
-header needs a CORS preflight, refused here, and another site's `Sec-Fetch-Site` is not counted.
-"""
+header needs a CORS preflight, refused here, and another site's `Sec-Fetch-Site` is not counted."""
 
 from __future__ import annotations
 
