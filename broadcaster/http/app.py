@@ -17,13 +17,10 @@ from ..edge import SERVER_NAME
 from ..metrics import ConnectionMetrics, Metrics
 from ..playlist import hls
 from ..status.audience import Audience
-from ..status.playback import VERSION as REPORT_VERSION
-from ..status.playback import Playback
+from ..status.playback import VERSION as REPORT_VERSION, Playback
 from ..status.hub import WRITE_TIMEOUT, EventHub, StatusWatcher
 from ..vm.segments import VmSegments
-from . import events as sse
-from . import health as readings
-from . import limits, viewer
+from . import events as sse, health as readings, limits, viewer
 from .access_route import AccessRoute
 from .clients import Clients, Network, Proxies
 from .common import CLIENT_MAX_SIZE, CONNECTION_LOG, elsewhere, guarded
@@ -72,14 +69,14 @@ class Pathways:
 @dataclass(frozen=True, slots=True)
 class PlaylistOptions:
     """How the playlist routes answer."""
+
     default_variant: int = 0  # the variant /live/playlist.m3u8 is
     blocking_reload: bool = True  # off: _HLS_* parameters are ignored, as by a static host
     max_held: int = MAX_HELD  # blocking requests held at once (the file-handle budget's share)
     trust_cf_connecting_ip: bool = False  # count held requests per CF-Connecting-IP (behind the tunnel)
     pathways: Pathways | None = None  # content steering: the VM's pathway and the steering manifest
     forwarded_allow_ips: tuple[Network, ...] = ()  # proxies whose X-Forwarded-For names the client
-    # Answers every held blocking request at once (the sources' release_waiters), called on shutdown.
-    release_held: Callable[[], None] | None = None
+    release_held: Callable[[], None] | None = None  # answers every held request at once, on shutdown
     gate: Gate | None = None  # PRIVATE=true: every stream door asks for a viewer token (gate.py)
     vod: ServedVod | None = None  # with `gate`: the clips and recordings kept off the bucket (vod_route.py)
 
@@ -113,6 +110,7 @@ class Running:
 @dataclass(frozen=True, slots=True)
 class ViewerOptions:
     """The viewer's page and files, served from `folder`."""
+
     folder: Path
     stream_url: str = "live/master.m3u8"  # where it plays from: here, or the bucket's copies
     max_open: int = limits.VIEWER_FILES  # files sent from disk at once (the file-handle budget's share)
@@ -167,16 +165,9 @@ class ViewerOptions:
         return config
 
 
-def create_app(
-    playlists: PlaylistSource,
-    health: HealthSource,
-    metrics: Metrics,
-    *,
-    events: LiveEvents | None = None,
-    playlist_options: PlaylistOptions = PlaylistOptions(),
-    viewer_options: ViewerOptions | None = None,
-    running: Running = Running(),
-) -> web.Application:
+def create_app(playlists: PlaylistSource, health: HealthSource, metrics: Metrics, *,
+               events: LiveEvents | None = None, playlist_options: PlaylistOptions = PlaylistOptions(),
+               viewer_options: ViewerOptions | None = None, running: Running = Running()) -> web.Application:
     """The public web app; app[QUICK]: what the connection gate answers before aiohttp. Run it with
     handler_cancellation=True: a client that hangs up frees its held request at once."""
     connection_metrics = running.connection_metrics

@@ -75,12 +75,9 @@ async def elsewhere(request: web.Request) -> web.Response:
         asked = request.headers.get(hdrs.ACCESS_CONTROL_REQUEST_HEADERS, "")
         # Echo what the browser asks for when it is a plain list of header names; never echo junk.
         allowed = asked if len(asked) <= 1000 and _HEADER_LIST.fullmatch(asked) else _PREFLIGHT_SAFE_HEADERS
-        return web.Response(status=204, headers=edge_headers({
-            hdrs.ACCESS_CONTROL_ALLOW_METHODS: _PREFLIGHT_METHODS,
-            hdrs.ACCESS_CONTROL_ALLOW_HEADERS: allowed,
-            hdrs.ACCESS_CONTROL_MAX_AGE: _PREFLIGHT_MAX_AGE,
-            hdrs.VARY: hdrs.ACCESS_CONTROL_REQUEST_HEADERS,  # the answer depends on it
-        }))
+        return web.Response(status=204, headers=edge_headers({  # Vary: the answer depends on what is asked
+            hdrs.ACCESS_CONTROL_ALLOW_METHODS: _PREFLIGHT_METHODS, hdrs.ACCESS_CONTROL_ALLOW_HEADERS: allowed,
+            hdrs.ACCESS_CONTROL_MAX_AGE: _PREFLIGHT_MAX_AGE, hdrs.VARY: hdrs.ACCESS_CONTROL_REQUEST_HEADERS}))
     if request.method not in (hdrs.METH_GET, hdrs.METH_HEAD):
         match = await request.app.router.resolve(request.clone(method=hdrs.METH_GET))
         if match.handler is not elsewhere:  # a GET route has this path: every route is GET-only

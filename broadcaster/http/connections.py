@@ -146,12 +146,9 @@ class _Counted(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self._transport = transport
-        if self._gate._admit(self):
-            self._start(transport)
-        else:  # past the cap: the fixed 503, never seen by aiohttp
+        if not self._gate._admit(self):  # past the cap: the fixed 503, never seen by aiohttp
             self._refuse(transport)
-
-    def _start(self, transport: asyncio.Transport) -> None:
+            return
         self._made = True
         self._timer = asyncio.get_running_loop().call_later(
             self._gate.options.header_timeout, self._gate._timed_out, self, "header_timeout")

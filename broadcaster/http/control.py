@@ -73,10 +73,8 @@ async def make_clip(request: web.Request) -> web.Response:
 async def list_clips(request: web.Request) -> web.Response:
     book = request.app[BOOK]
     span = book.span()
-    return web.json_response({
-        "clips": [c.describe() for c in book.clips()],
-        "window": None if span is None else {"start": span[0], "end": span[1]},
-    })
+    return web.json_response({"clips": [c.describe() for c in book.clips()],
+                              "window": None if span is None else {"start": span[0], "end": span[1]}})
 
 
 async def delete_clip(request: web.Request) -> web.Response:

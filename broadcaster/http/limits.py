@@ -19,23 +19,19 @@ STATE = 4  # the lock file, state.journal (kept open), one of state.json's temp 
 LOGS = 2  # a log file or syslog socket, beyond stderr
 LISTENERS = 2  # PORT (an IPv4 and an IPv6 socket when HOST names both)
 METRICS_CONNECTIONS = 8  # METRICS_LISTEN: its socket plus this many scrapers at once
-# Large viewer files sent from disk at once, each holding its file besides its connection (http/viewer.py).
-VIEWER_FILES = 8
+VIEWER_FILES = 8  # large viewer files sent from disk at once, each holding its file too (http/viewer.py)
 # The loop accepts up to ACCEPT_BACKLOG connections before any reaches the cap's check, and a connection
 # closed to make room lets go a turn later: three batches may hold handles (closing, created, accepted).
 ACCEPT_BACKLOG = 64
 ACCEPT_BATCHES = 3
-# Other slack: 503'd connections lingering (16), requests let in just past the cap (16), DNS lookups.
-MARGIN_MIN = 48
+MARGIN_MIN = 48  # slack: 503'd connections lingering (16), requests just past the cap (16), DNS lookups
 MARGIN_SHARE = 32  # ... or 1/32 of the limit, whichever is more
 
 # -- how the client share is split ----------------------------------------------------------------------
-# One loop serves about 2,000 blocking viewers on 2 cores (docs/development.md): more only cost memory.
-CONNECTIONS_CEILING = 16384
+CONNECTIONS_CEILING = 16384  # one loop serves ~2,000 blocking viewers on 2 cores: more only cost memory
 EVENTS_SHARE = 4  # event streams: at most a quarter of the connections ...
 EVENTS_CEILING = 1000  # ... and never more than this many dashboards
-# Held requests: at most a quarter; they all wake when a segment is listed, and others wait behind them.
-HELD_SHARE = 4
+HELD_SHARE = 4  # held requests: a quarter (they all wake at a segment, and others wait behind them)
 CONNECTIONS_MIN = 16  # below the budget's arithmetic, still serve a handful (and warn)
 TIGHT = 256  # fewer connections than this: WARNING at start-up (a small audience fills it)
 
@@ -77,16 +73,10 @@ def compute(limit: int, hard: int, *, upload_concurrency: int, metrics_listener:
     """The budget at a soft RLIMIT_NOFILE of `limit`."""
     reserved = reserved_handles(limit, upload_concurrency=upload_concurrency, metrics_listener=metrics_listener)
     connections = min(max(limit - reserved, CONNECTIONS_MIN), CONNECTIONS_CEILING)
-    return Budget(
-        limit=limit,
-        hard=hard,
-        reserved=reserved,
-        connections=connections,
-        events=max(1, min(connections // EVENTS_SHARE, EVENTS_CEILING)),
-        held=max(1, connections // HELD_SHARE),
-        files=VIEWER_FILES,
-        metrics_connections=METRICS_CONNECTIONS if metrics_listener else 0,
-    )
+    return Budget(limit=limit, hard=hard, reserved=reserved, connections=connections,
+                  events=max(1, min(connections // EVENTS_SHARE, EVENTS_CEILING)),
+                  held=max(1, connections // HELD_SHARE), files=VIEWER_FILES,
+                  metrics_connections=METRICS_CONNECTIONS if metrics_listener else 0)
 
 
 def raise_nofile() -> tuple[int, int]:

@@ -38,20 +38,10 @@ def page_policy(*, frame_ancestors: str, media: Iterable[str] = (), trackers: It
                        *((origin(owncast_url),) if owncast_url else ()),
                        *(s for s in elsewhere if s != "*"), *anywhere])
     played = _unique(["'self'", "blob:", *media, *anywhere])
-    directives = [
-        "default-src 'self'",
-        "script-src 'self'",
-        "style-src 'self'",
-        "img-src 'self' data:",
-        f"connect-src {' '.join(connect)}",
-        f"media-src {' '.join(played)}",
-        "worker-src 'self' blob:",
-        "object-src 'none'",
-        "base-uri 'none'",
-        "form-action 'none'",
-        f"frame-ancestors {frame_ancestors}",
-    ]
-    return "; ".join(directives)
+    return "; ".join(["default-src 'self'", "script-src 'self'", "style-src 'self'", "img-src 'self' data:",
+                      f"connect-src {' '.join(connect)}", f"media-src {' '.join(played)}",
+                      "worker-src 'self' blob:", "object-src 'none'", "base-uri 'none'", "form-action 'none'",
+                      f"frame-ancestors {frame_ancestors}"])
 
 
 def _unique(values: Iterable[str]) -> tuple[str, ...]:

@@ -49,12 +49,10 @@ _HTML_TAG = re.compile(rb"<html\b", re.IGNORECASE)
 
 def index_text(default: int) -> Handler:
     """/ without a viewer: the playlists' paths, as text."""
-    text = (
-        f"{SERVER_NAME}\n\n"
-        f"/live/playlist.m3u8       media playlist of variant {default}\n"
-        "/live/{n}/playlist.m3u8   media playlist of variant n\n"
-        "/live/master.m3u8         multivariant playlist\n"
-    )
+    text = (f"{SERVER_NAME}\n\n"
+            f"/live/playlist.m3u8       media playlist of variant {default}\n"
+            "/live/{n}/playlist.m3u8   media playlist of variant n\n"
+            "/live/master.m3u8         multivariant playlist\n")
 
     @guarded
     async def index(request: web.Request) -> web.Response:
@@ -115,8 +113,7 @@ class ViewerFiles:
         self._open = asyncio.Semaphore(max_open)  # large sends at once: each holds a slow client's buffer
         self._files = _read_folder(root)
         self.page: ViewerFile | None = None  # index.html as served (viewer_page.py)
-        # Its embed form (/embed): the same page, marked so its stylesheet shows the video alone.
-        self.embed: ViewerFile | None = None
+        self.embed: ViewerFile | None = None  # its embed form (/embed)
         raw = self._files.pop(PAGE, None)
         if raw is None:
             return
