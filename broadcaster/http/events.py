@@ -20,12 +20,9 @@ BUSY_RETRY_AFTER = "10"  # seconds, for the 503 beyond the hub's max_streams
 # One client address may hold at most this share of the streams (at least 2), as of the held requests.
 CLIENT_SHARE = 8
 
-_STREAM_HEADERS = {
-    **EDGE_HEADERS,
-    hdrs.CONTENT_TYPE: "text/event-stream",  # always UTF-8 (the spec allows no other charset)
-    hdrs.CACHE_CONTROL: "no-cache",
-    "X-Accel-Buffering": "no",  # nginx and friends would otherwise hold frames back
-}
+# An event stream is always UTF-8; X-Accel-Buffering: nginx and friends would otherwise hold frames back.
+_STREAM_HEADERS = {**EDGE_HEADERS, hdrs.CONTENT_TYPE: "text/event-stream", hdrs.CACHE_CONTROL: "no-cache",
+                   "X-Accel-Buffering": "no"}
 
 
 def parse_last_event_id(value: str | None) -> int | None:

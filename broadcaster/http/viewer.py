@@ -28,15 +28,9 @@ log = logging.getLogger(__name__)
 # The viewer's files: plain, visible names directly inside viewer_dir (no folders, "..", dotfiles).
 _VIEWER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,199}")
 # mimetypes reads the host's tables; these are the types browsers insist on for a page and its scripts.
-VIEWER_TYPES = {
-    ".html": "text/html; charset=utf-8",
-    ".js": "text/javascript; charset=utf-8",
-    ".mjs": "text/javascript; charset=utf-8",
-    ".css": "text/css; charset=utf-8",
-    ".json": "application/json",
-    ".map": "application/json",
-    ".svg": "image/svg+xml",
-}
+VIEWER_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
+                ".mjs": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8",
+                ".json": "application/json", ".map": "application/json", ".svg": "image/svg+xml"}
 VERSIONED = "public, max-age=31536000, immutable"  # a versioned URL's content never changes
 # A redirect to the versioned URL: short, since the version changes when the file does.
 REDIRECT_CACHE_CONTROL = "public, max-age=60"
