@@ -29,6 +29,7 @@ from broadcaster.http.canonical import answered_as_sent, canonical_query
 from tests.support.served import ServeWorld
 from tests.support.world import World
 from tests.support.client import PLAIN, Client, get, playlist_counts
+from tests.support.raw_http import responses
 from tests.support.fakes import Clock, CountingGenerator, FakeHealth, FakePlaylists
 from tests.support.waiting import until
 
@@ -296,8 +297,7 @@ async def test_other_paths_that_a_server_might_take_for_a_playlist_are_not_one(
 
 
 async def test_an_absolute_form_target_counts_from_its_path(client: Client) -> None:
-    """`GET http://host/live/0/playlist.m3u8` (as a proxy may send it) is the same URL, not a spelling to
-    redirect (a redirect would point at the URL asked: a loop)."""
+    """An absolute-form target is the same URL, not a spelling to redirect (that would loop)."""
     host = f"{client.server.host}:{client.server.port}"
     for path in (LIVE_MASTER, MASTER, live_media(0), hls_media(1)):
         status, _, body = await raw_get(client, f"http://{host}{path}")
@@ -316,10 +316,8 @@ async def raw_get(client: TestClient[Any, Any], target: str) -> tuple[int, dict[
             data = await reader.read()
     finally:
         writer.close()
-    head, _, body = data.partition(b"\r\n\r\n")
-    lines = head.decode().split("\r\n")
-    headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
-    return int(lines[0].split()[1]), headers, body
+    [response] = responses(data)
+    return response.status, response.headers, response.body
 
 
 @pytest.mark.parametrize("query", ["_HLS_msn={n}", "_HLS_msn={n}&_HLS_skip=YES", "_HLS_skip=YES"])
@@ -430,8 +428,8 @@ async def test_late_numbers_past_a_clients_budget_are_a_small_redirect(
 
 
 def test_late_answers_remember_a_bounded_number_of_clients() -> None:
-    """Clients the service cannot tell apart (None: the tunnel before the operator trusts it) share one
-    budget late.UNKNOWN_SHARE times larger; a forgotten client comes back with a full one."""
+    """Clients the service cannot tell apart share one budget late.UNKNOWN_SHARE times larger; a
+    forgotten client comes back with a full one."""
     clock = Clock()
     budget = late.LateAnswers(clock=clock, max_clients=3)
     shared = late.BURST * late.UNKNOWN_SHARE
@@ -549,8 +547,7 @@ async def test_metrics_reuse_the_bounded_labels(client: Client) -> None:
 @pytest.mark.parametrize("name", ["seg5.ts", "0/stream-abc-12.m4s", "x/init.MP4", ".ts", "seg.", "seg", "",
                                   "a..ts", "dir.d/file", "seg.ts/", "/abs/p.mp4", "..", ".", "a.b.c.ts"])
 def test_a_names_suffix_is_the_one_pathlib_gives(name: str) -> None:
-    """hls.suffix (what decides whether a file is a segment we publish, and its Content-Type) reads a name
-    as PurePosixPath does, without making a path several times a segment."""
+    """hls.suffix reads a name as PurePosixPath does, without making a path several times a segment."""
     assert hls.suffix(name) == PurePosixPath(name).suffix
     assert hls.segment_content_type(name) == {".ts": "video/mp2t", ".m4s": "video/iso.segment", ".mp4": "video/mp4",
                                               ".aac": "audio/aac"}.get(PurePosixPath(name).suffix.lower())
