@@ -1,23 +1,10 @@
-"""deploy/nginx-cache.conf, as shipped, in front of the real service: Debian's nginx, a real S3 server
-(moto) and Owncast's folder written by hand the way Owncast writes it (a real 4 s MPEG-TS segment, then
-the playlist that lists it, in place), so each segment appears exactly when the test says.
+"""deploy/nginx-cache.conf, as shipped (three strings replaced, as its header documents), in front of the
+real service, moto and an Owncast folder written by hand, so each segment appears when the test says.
 
-The config is used as it is, with exactly three strings replaced (its header documents them): the
-listen address, the upstream server (the service's HOST:PORT) and the folder nginx writes to. The
-main-context settings of a foreground run come on the command line (-g). nginx runs as this user
-(as root: `user root`, so its workers can reach pytest's private tmp folder) and is stopped by its PID.
-
-What the cache must do:
-- `nginx -t` accepts the config;
-- many identical blocking requests (`?_HLS_msn=<next>`) for a segment not listed yet reach the service
-  as ONE request, and every viewer gets the playlist that lists the new segment;
-- a plain reload within the playlist's max-age is served from the cache (the service sees nothing);
-- a 503 "not ready" is not cached: each request goes to the service, and the first request after the
-  stream starts gets the playlist;
-- the VM's answer for one client alone (`private`) is never kept for another, and only the tunnel's
-  address names a client in CF-Connecting-IP.
-The service's own count (hls_broadcaster_playlist_requests_total on /metrics, read directly from the
-service, never through nginx) is the witness of what reached it.
+What the cache must do: `nginx -t` accepts the config; identical blocking requests reach the service as
+ONE; a plain reload within max-age is served from the cache; a 503 "not ready" is not cached; a
+`private` answer is never kept for another, and only the tunnel's address names a client. The
+service's own /metrics (read directly) witnesses what reached it.
 """
 
 from __future__ import annotations
@@ -57,8 +44,7 @@ async def edge(request: pytest.FixtureRequest, tmp_path: Path, moto_url: str,
         yield rig
 
 
-# The cache as its header sets it up, behind cloudflared: the service trusts the loopback peer's Cloudflare
-# headers (TRUST_CF_CONNECTING_IP), which nginx passes on.
+# Behind cloudflared: the service trusts the Cloudflare headers nginx passes on.
 behind_the_tunnel = pytest.mark.parametrize("edge", [{"TRUST_CF_CONNECTING_IP": "true"}], indirect=True)
 
 
@@ -136,10 +122,8 @@ async def test_identical_blocking_requests_reach_the_service_once(edge: Edge) ->
 
 @needs_nginx
 async def test_a_plain_reload_within_its_max_age_comes_from_the_cache(edge: Edge) -> None:
-    """A plain playlist answer (max-age half a target duration) is kept by nginx: of identical reloads,
-    one reaches the service and every other is answered from that copy. The reloads are all in nginx's
-    socket before any answer is read, so they come within its max-age by construction, not because the
-    machine was quick enough."""
+    """Of identical plain reloads, one reaches the service (all are sent before any answer is read, so
+    within max-age by construction)."""
     last = await edge.listed_at_origin(edge.owncast.slot())
     max_age = TARGET // 2
     before = await edge.origin_requests()
@@ -190,19 +174,15 @@ async def test_only_playlists_go_through(edge: Edge) -> None:
 @needs_nginx
 @behind_the_tunnel
 async def test_behind_the_tunnel_each_scheme_is_its_own_entry(edge: Edge) -> None:
-    """cloudflared passes Cloudflare's CF-Visitor and X-Forwarded-Proto on, and this cache passes them to
-    the service, which names every URI with the viewer's scheme: an https viewer's multivariant playlist
-    and steering manifest are cached for https viewers; an http viewer's (http URIs, which an https page
-    refuses) are never kept, and neither they nor one asked on the VM without the tunnel (http) are ever
-    handed to an https viewer."""
+    """URIs in the viewer's scheme: https answers are cached for https viewers; http ones are never kept,
+    and no http answer is ever handed to an https viewer."""
     await edge.listed_at_origin(edge.owncast.slot())
     port = edge.nginx.port
     https = 'CF-Visitor: {"scheme":"https"}\r\nX-Forwarded-Proto: https\r\nCF-Connecting-IP: 203.0.113.9\r\n'
     http = 'CF-Visitor: {"scheme":"http"}\r\nX-Forwarded-Proto: http\r\nCF-Connecting-IP: 203.0.113.8\r\n'
     for path, named in (("/live/master.m3u8", "\nhttps://live.example.com/live/vm/0/playlist.m3u8\n"),
                         ("/live/steering.json", '"RELOAD-URI":"https://live.example.com/live/steering.json"')):
-        # Asked on the VM itself (no tunnel: the connection's own scheme, http), cached for such requests
-        # alone: never the answer an https viewer behind the tunnel gets.
+        # Asked on the VM itself (http): cached for such requests alone.
         direct = await get(port, path)
         assert named.replace("https:", "http:").encode() in direct.body, direct.body.decode()
         plain = [await get(port, path, extra=http) for _ in range(2)]
@@ -217,10 +197,8 @@ async def test_behind_the_tunnel_each_scheme_is_its_own_entry(edge: Edge) -> Non
 
 @needs_nginx
 async def test_content_steering_through_the_cache(edge: Edge) -> None:
-    """The multivariant playlist names its variants with the Host the viewer asked (port included) and is
-    cached per host; the steering manifest is one entry per host whatever the query; while the bucket
-    serves, a VM pathway segment is a redirect to the bucket's copy that the cache never keeps. The cached
-    200s of a steered VM: bench/steering.py."""
+    """The multivariant playlist and the steering manifest are cached per Host (whatever the query); a
+    VM segment's redirect to the bucket is never kept."""
     name = edge.owncast.slot()
     await edge.listed_at_origin(name)
     port = edge.nginx.port
@@ -253,9 +231,8 @@ async def test_content_steering_through_the_cache(edge: Edge) -> None:
     assert bucket.endswith("/0/" + name) and bucket.startswith("http") and "/vm/" not in bucket, bucket
     assert await edge.origin_counts("hls_broadcaster_vm_segment_requests_total") == before + 3
 async def test_other_spellings_through_the_cache_cost_the_service_a_redirect_each(edge: Edge) -> None:
-    """nginx keys by $request_uri, so every spelling of a playlist URL (`_HLS_%6dsn=`, `pl%61ylist.m3u8`,
-    hex in either case) is a miss that reaches the service: each gets a 302 of a few hundred bytes (kept
-    for its max-age like any answer) to the canonical URL every viewer shares, never the whole playlist."""
+    """nginx keys by $request_uri: every other spelling of a playlist URL gets a small 302 to the canonical
+    URL, never the whole playlist."""
     for _ in range(3):
         name = edge.owncast.slot()
     last = await edge.listed_at_origin(name)
@@ -280,20 +257,15 @@ async def test_other_spellings_through_the_cache_cost_the_service_a_redirect_eac
 @needs_nginx
 @behind_the_tunnel
 async def test_one_clients_vm_bytes_are_never_anyone_elses(edge: Edge) -> None:
-    """While the bucket serves, the VM sends bytes only to a client whose own page reported failed fetches
-    (everyone else: a redirect). Those bytes are `private`: nginx keeps nothing, so the next request for
-    that segment, from anyone, reaches the service and gets its own answer (a cached copy would hand
-    gigabytes the service never counted). And only the tunnel (cloudflared, from 127.0.0.1) names the
-    client: a CF-Connecting-IP sent to the cache from a client's own address is that address, never what
-    it claims."""
+    """The VM's bytes for a reporting client are `private`: nginx keeps nothing, the next request reaches
+    the service. Only the tunnel names the client in CF-Connecting-IP, never the client itself."""
     name = edge.owncast.slot()
     await edge.listed_at_origin(name)
     port = edge.nginx.port
     vm = await get(port, "/live/vm/0/playlist.m3u8")
     uri = vm.body.decode().rstrip().rsplit("\n", 1)[-1]
     assert vm.status == 200 and uri.endswith(name), vm.body.decode()
-    # A page at 203.0.113.7 says the bucket fails for it (its heartbeat, through the tunnel: straight to
-    # the service, as cloudflared routes it).
+    # A page at 203.0.113.7 says the bucket fails for it (its heartbeat straight to the service).
     async with edge.http.post(f"{edge.service.url}/live/watching", headers={
             "Hb-Watching": "page-a-0123456789abcdef", "CF-Connecting-IP": "203.0.113.7",
             "Hb-Pathway": "- bucket=255"}) as r:
@@ -320,10 +292,8 @@ async def test_one_clients_vm_bytes_are_never_anyone_elses(edge: Edge) -> None:
 @pytest.mark.parametrize("edge", [{"PRIVATE": "true", "PRIVATE_SECRET": "s" * 40,
                                    "PRIVATE_PASSPHRASE": "let me in"}], indirect=True)
 async def test_a_private_streams_playlist_is_kept_for_no_stranger(edge: Edge) -> None:
-    """A private stream's media playlist asked with a Bearer header has no token in its URL: the shipped
-    file keys it by path alone, and a copy kept there would be handed to a stranger asking without one
-    (its segment URIs carry the window's edge token). Every gated answer is `private`: nginx keeps
-    none, and the stranger reaches the gate."""
+    """A private playlist asked with a Bearer header is keyed by path alone: every gated answer is
+    `private`, nginx keeps none, and a stranger reaches the gate."""
     async with edge.http.post(f"{edge.service.url}/live/access", json={"passphrase": "let me in"}) as r:
         assert r.status == 200, await r.text()
         token = (await r.json())["token"]
