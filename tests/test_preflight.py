@@ -81,9 +81,7 @@ async def test_passes_with_the_right_settings_and_leaves_nothing_behind(
 ])
 async def test_loopback_without_trusting_cf_connecting_ip_is_a_warning(
         seaweed: SeaweedS3, tmp_path: Path, host: str, trust: str, warned: bool) -> None:
-    """Behind cloudflared on loopback every viewer comes from 127.0.0.1: without
-    TRUST_CF_CONNECTING_IP one client fills the viewer count. A warning, not a failure (a local test
-    without the tunnel is fine)."""
+    """Behind cloudflared without TRUST_CF_CONNECTING_IP, one client fills the viewer count: a warning."""
     ok, lines = await check(settings_for(seaweed, tmp_path, HOST=host, TRUST_CF_CONNECTING_IP=trust))
     warnings = [line for line in lines if line.startswith("warn") and "TRUST_CF_CONNECTING_IP" in line]
     assert ok and len(warnings) == int(warned), lines
@@ -134,9 +132,8 @@ async def test_a_public_url_that_does_not_serve_the_bucket_fails_and_still_clean
 
 async def test_a_private_stream_whose_public_url_serves_strangers_fails_the_edge_check(
         seaweed: SeaweedS3, tmp_path: Path) -> None:
-    """PRIVATE=true with the bucket public and no edge rule in front (SeaweedFS serves anyone): the probe
-    without a token answers, which fails; with the window's token it answers too (the token not shown).
-    The edge's refusals are proven against the Worker in workerd (tests/test_edge_worker.py)."""
+    """PRIVATE=true with no edge rule in front: the probe without a token answers, which fails (the token
+    not shown)."""
     private = settings_for(seaweed, tmp_path, PRIVATE="true", PRIVATE_SECRET="p" * 40)
     ok, lines = await check(private)
     assert not ok
@@ -159,8 +156,7 @@ async def test_an_endpoint_with_the_bucket_in_its_path_is_caught(seaweed: Seawee
     ok, lines = await check(settings)
 
     assert not ok and lines[0].startswith("FAIL S3_ENDPOINT_URL has a path"), lines
-    # One FAIL, for it alone: the bucket's checks, which would fail for it and blame the (right) R2_PUBLIC_URL,
-    # are skipped until it is fixed.
+    # One FAIL, for it alone: the bucket's checks that would blame R2_PUBLIC_URL are skipped.
     assert [line for line in lines if line.startswith("FAIL")] == [lines[0]], lines
     assert any(line.startswith("skip the bucket: S3_ENDPOINT_URL names a path") for line in lines), lines
     assert not any("R2_PUBLIC_URL" in line for line in lines if line.startswith("FAIL")), lines
@@ -258,8 +254,7 @@ async def test_a_segment_fetched_through_the_public_url_must_be_cacheable(
         seaweed: SeaweedS3, tmp_path: Path, cache_status: str | None, cached: bool) -> None:
     """Behind Cloudflare, DYNAMIC (or no CF-Cache-Status) means no Cache Rule made segments eligible:
     every viewer's GET would reach the bucket. A warning naming the rule; MISS or HIT is an ok line."""
-    # A stand-in for Cloudflare's edge before the bucket's public URL: what it passes on carries what
-    # Cloudflare adds (CF-Ray, and CF-Cache-Status when given).
+    # A stand-in for Cloudflare's edge: what it passes on carries CF-Ray (and CF-Cache-Status when given).
     edge = CountingProxy(seaweed.public_url, adds={"CF-Ray": "8f0000000000abcd-AMS", "Server": "cloudflare"})
     if cache_status is not None:
         edge.adds["CF-Cache-Status"] = cache_status
