@@ -117,9 +117,8 @@ def test_a_brief_relapse_is_told_once_the_interval_has_passed(
 
 def test_segments_an_outage_loses_are_said_once_and_counted_by_reason(
         clock: Clock, caplog: pytest.LogCaptureFixture) -> None:
-    """Hundreds of segments lost in a long outage: one WARNING at the first, the counts by reason in the
-    summaries and the "back" line; one lost as its upload resumed just after that line is the same
-    outage's, said once with the count so far; one long after is nobody's (its loser says it)."""
+    """Segments lost in an outage: one WARNING, counts in the summaries and the "back" line; one lost just
+    after is the same outage's, said once; one long after is its loser's to say."""
     caplog.set_level(logging.DEBUG, "outage-test")
     out = outage_log(clock)
     assert out.lost("deleted") is False  # no outage: not this log's to tell

@@ -1,9 +1,6 @@
-"""The installed package is the product: the wheel and sdist built from this tree, installed outside it.
-
-Every other test imports the source tree (the test command installs it editable), so none of them can
-see a module the wheel leaves out: `broadcaster.http` once was, and `hls-broadcaster demo` failed for
-every new user while the suite passed. These tests build the artifacts from a copy of the tree, install
-the wheel in a venv that cannot import the checkout, and run the commands from there.
+"""The installed package is the product: the wheel and sdist built from a copy of this tree, the wheel
+installed in a venv that cannot import the checkout (every other test imports the source tree, so none
+would see a module the wheel leaves out), and the commands run from there.
 """
 
 from __future__ import annotations
@@ -197,12 +194,10 @@ def fresh_clone(tmp_path: Path) -> Iterator[Path]:
     yield copy_tree(tmp_path / "hls-broadcaster")
 
 
-# Its own unit of work (scripts/test's --dist loadgroup: xdist names it package_readme): it shares no
-# fixture with the module, and one worker ran its 50 s (pip in a clean venv) after the module's 100.
+# Its own xdist group: it shares no fixture with the module.
 @pytest.mark.readme
 @pytest.mark.xdist_group("readme")
-# A guard against a hang, not a time it must keep: 65 s in a quiet full run, over 300 s (the suite's
-# guard) in one beside a browser test at a load average of 19 on two cores, pip installing into the venv.
+# A guard against a hang, not a time it must keep.
 @pytest.mark.timeout(900)
 async def test_the_readmes_first_command_in_a_clean_venv(fresh_clone: Path, tmp_path: Path) -> None:
     """Exactly the README's first command, in a venv that has nothing but pip: every dependency comes

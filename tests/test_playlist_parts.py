@@ -1,9 +1,6 @@
-"""A long window's playlist rendered in parts: frozen chunks of segments, each deflated once.
-
-Every version, whatever happened to the window, must be the whole window joined as before (the
-reference: Renderer.text, every entry's text after the header), and its gzip one
-valid member of exactly those bytes, read back by Python's gzip and zlib, aiohttp's client and Chromium.
-"""
+"""A long window's playlist rendered in parts: frozen chunks of segments, each deflated once. Every version
+must be the whole window joined (Renderer.text), its gzip one valid member of those bytes, read back by
+gzip, zlib, aiohttp and Chromium."""
 
 from __future__ import annotations
 

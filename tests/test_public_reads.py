@@ -1,6 +1,5 @@
-"""/health tells whether viewers can fetch what is listed, whatever PATHWAYS is:
-status/public_reads.py's verdict from the probe's answers and the start's test object, the probe run
-without steering against a real HTTP server, and the start's look (bucket/public_check.listed_answers)."""
+"""/health tells whether viewers can fetch what is listed, whatever PATHWAYS is: status/public_reads.py's
+verdict, the probe against a real HTTP server, and the start's look (bucket/public_check)."""
 
 from __future__ import annotations
 
@@ -201,9 +200,8 @@ def test_the_start_objects_refusal_is_an_error_and_an_outage_a_warning(
 @pytest.mark.integration
 async def test_the_service_without_steering_tells_when_its_public_url_fails_while_players_play(
         tmp_path: Path, seaweed: SeaweedS3, owncast: OwncastEmulator) -> None:
-    """Real parts: the service process (PATHWAYS=bucket, as by default), SeaweedFS behind a gate on the
-    viewers' way only, Owncast's stream, a player reading the playlist. Uploads go on while the public URL
-    answers 503: /health turns non-ok naming R2_PUBLIC_URL within 30 s, and ok once it answers again."""
+    """Real parts, the public URL alone answering 503: /health turns non-ok naming R2_PUBLIC_URL within
+    30 s, and ok once it answers again."""
     async with BucketGates(seaweed) as gates, aiohttp.ClientSession() as http:
         env = service_env(owncast.variant_dir(0).parent, seaweed, tmp_path / "state",
                           S3_ENDPOINT_URL=gates.service_url, R2_PUBLIC_URL=gates.public_url)
@@ -218,8 +216,7 @@ async def test_the_service_without_steering_tells_when_its_public_url_fails_whil
             await until(lambda: _is(health(), 200, "ok"), "the stream live and ok", 30)
             await gates.close(service=False, viewers=True)
             said = await until(lambda: _is(health(), 503, "R2_PUBLIC_URL"), "/health naming R2_PUBLIC_URL", 30)
-            # Told by the probe of the newest segment, or by the start's object if its GET came after the gate
-            # closed (it goes in the background, after the backlog's uploads on a loaded machine).
+            # Told by the probe of the newest segment, or by the start's object.
             assert "the segments listed do not answer at their public URLs (" in said and "HTTP 503)" in said, said
             assert "storage unreachable" not in said  # the uploads land meanwhile
             await gates.open()
