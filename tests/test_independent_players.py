@@ -147,8 +147,7 @@ ATTEMPTS = 8  # sessions of a Shaka page at most, its steering lost each time to
 
 
 async def steering_under_way(run: Run, browser: Browser, opened: dict[str, Opened]) -> None:
-    """Every page with content steering reloading its steering manifest; a Shaka page caught by
-    SHAKA_LOAD_RACE is opened again, at most ATTEMPTS times. Other errors are the page's test's to judge."""
+    """Every steering page reloading its manifest; one caught by SHAKA_LOAD_RACE opened again."""
 
     async def under_way() -> bool:
         going = True
@@ -167,8 +166,7 @@ async def steering_under_way(run: Run, browser: Browser, opened: dict[str, Opene
 
 
 async def play_through_the_move(run: Run, service: ServiceProcess, rig: LoopThread, gates: BucketGates) -> None:
-    """Every player playing; uploads refused until players are steered to the VM, then let through until
-    they are steered back."""
+    """Every player playing; uploads refused until players are steered to the VM, then back."""
     wire, at = run.wire, run.at
 
     def playing() -> bool:
@@ -202,8 +200,7 @@ PLAYERS_NAMES = tuple(p.name for p in PLAYERS)
 
 
 def followed(run: Run, name: str, since: str) -> bool:
-    """Once the service steered players to the VM (`since` "steered") or back ("back"): the player reloaded
-    the steering manifest, then asked for a media playlist of that pathway and got a segment from it."""
+    """Since the service steered (`since`): the manifest reloaded, that pathway's playlist and segment."""
     pathway, side = ("vm", "service") if since == "steered" else ("bucket", "bucket")
     reloads = run.wire.asked(name, "steering", since=run.at[since])
     if not reloads:
@@ -213,8 +210,7 @@ def followed(run: Run, name: str, since: str) -> bool:
 
 
 def moved_on(run: Run, name: str, since: str) -> bool:
-    """Whether the player did what it should since the service steered to the VM ("steered") or back
-    ("back"): followed (a player with steering) or played on (two segments more, one without)."""
+    """Since the service steered (`since`): followed (with steering) or played on (without)."""
     if name in STEERING:
         return followed(run, name, since)
     return len(run.wire.segments(name, since=run.at[since])) >= 2
@@ -247,8 +243,7 @@ def summary(run: Run) -> str:
 
 
 def source_pause(run: Run) -> float:
-    """Owncast's longest pause between two finished segments while the players played (a player may stop
-    on the source's own pause, whatever the service does)."""
+    """Owncast's longest pause between two finished segments while the players played."""
     times = sorted(t for path, t in run.ledger.finished_at.items()
                    if path.endswith(".ts") and t >= run.at["started"])
     return max((b - a for a, b in zip(times, times[1:])), default=0.0)
@@ -324,8 +319,7 @@ async def test_a_player_with_steering_follows_it_to_the_vm_and_back(run: Run, na
 
 
 async def test_the_shaka_builds_are_the_vendored_ones(run: Run) -> None:
-    """The versions the pages reported: Shaka 5 vendored beside 4.16 (their bytes as VENDOR.md records
-    them: tests/test_players_across_change.py)."""
+    """The versions the pages reported: Shaka 5 vendored beside 4.16."""
     assert run.states[SHAKA_52].get("version") == "v5.2.12", run.states[SHAKA_52]
     assert run.states[SHAKA_416].get("version") == "v4.16.50", run.states[SHAKA_416]
     assert set(BY_NAME) == set(PLAYERS_NAMES)
@@ -335,8 +329,7 @@ async def test_the_shaka_builds_are_the_vendored_ones(run: Run) -> None:
 
 
 async def test_an_output_is_judged_segment_by_segment() -> None:
-    """concatenated: the output is the segments fetched, whole and in order (one left out is skipped, the
-    last may be cut short where the player was stopped); a byte changed, or bytes of anything else, fail."""
+    """An output is the segments fetched, whole, in order (the last may be cut short)."""
     bodies = [bytes([n]) * (1000 + n) for n in range(4)]
     fetched = [Carried(float(n), "bucket", STREAMLINK, "GET", f"/b/live/0/s-{n}.ts", 200, Finished.of(b), b)
                for n, b in enumerate(bodies)]
@@ -351,8 +344,7 @@ async def test_an_output_is_judged_segment_by_segment() -> None:
 
 
 async def test_the_wire_tells_the_players_apart() -> None:
-    """Each request is its player's by its User-Agent; a segment's 200 keeps its body's hash; the service's
-    own probe (its own User-Agent) is no player's."""
+    """Each request is its player's by User-Agent (the probe's is none); a 200 keeps its hash."""
 
     class Asked:
         def __init__(self, agent: str, path: str) -> None:

@@ -185,8 +185,7 @@ def test_a_playlist_over_the_byte_limit_is_refused(hls: Path) -> None:
 
 async def test_a_variant_folder_that_appears_while_the_others_are_busy_is_noticed(
         hls: Path, tmp_path: Path) -> None:
-    """The quiet rescan never comes while Owncast writes; a file renamed into a folder before inotify
-    watches it, or a whole folder moved in, gives no event for the playlist itself."""
+    """A file renamed into a new folder, or a folder moved in, is noticed while Owncast writes."""
     (hls / "1").mkdir()
     write_in_place(hls / "stream.m3u8", master(0, 1, 2, 3))
     stop = asyncio.Event()

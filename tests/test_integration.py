@@ -127,8 +127,7 @@ async def test_fmp4_stream_lists_its_init_section(tmp_path: Path, recordings: Re
 
 async def vm_listed(http: aiohttp.ClientSession, playlist: str, oc: OwncastEmulator,
                     v: int) -> list[tuple[str, Path]]:
-    """Each URI a VM pathway media playlist lists (its init section and segments), with the Owncast file it
-    was made from (the init section's name carries the run's id before Owncast's: stream-<shortid>-)."""
+    """Each URI a VM media playlist lists (init section too), with the Owncast file it was made from."""
     async with http.get(playlist) as r:
         assert r.status == 200, playlist
         text = await r.text()

@@ -114,8 +114,7 @@ async def test_a_copy_never_finished_is_lost_and_its_recording_lists_the_gap(tmp
 
 
 async def test_a_restart_while_a_variant_waits_uploads_its_copy_once_finished(tmp_path: Path) -> None:
-    """The state saved while variant 0 waits for its copy brings the slot back as a gap (it was shown in
-    variant 1 under that number); the copy's upload starts again and lands once Owncast finishes it."""
+    """Restored while variant 0 waits: a gap, and the copy uploaded once finished."""
     held = HeldWrites()
     world = hls_world(tmp_path, writes=held)
     both_list(world, 0)
@@ -172,8 +171,7 @@ async def test_a_clip_lists_a_late_segment_and_a_gap_for_one_never_finished(tmp_
 @pytest.mark.parametrize("kind", ["appended", "rewritten"])
 async def test_a_file_written_again_after_its_segment_is_listed_is_replaced_in_the_bucket(
         tmp_path: Path, ts_bytes: bytes, kernel: bool, kind: str) -> None:
-    """Listed half written, then opened again (appended, or truncated and rewritten): the bucket's object
-    becomes the file's final bytes."""
+    """Listed half written, then written again: the bucket's object becomes the final bytes."""
     async with watching(tmp_path, kernel) as writes:
         world = World(tmp_path, writes=writes)
         writer = OddWriter(kind, ts_bytes)
@@ -192,8 +190,7 @@ async def test_a_file_written_again_after_its_segment_is_listed_is_replaced_in_t
 
 async def test_a_file_written_again_before_its_segment_is_listed_is_listed_with_its_final_bytes(
         tmp_path: Path) -> None:
-    """Uploaded while its slot waits, then written again: waited for, uploaded again and listed with its
-    final bytes."""
+    """Uploaded while its slot waits, then written again: listed with its final bytes."""
     world = World(tmp_path, writes=Writes(tmp_path, kernel=False, quiet=0.0))
     world.owncast_lists((0, 1), "stream-a-0.ts")
     await world.settle()
@@ -266,8 +263,7 @@ async def recording(http: aiohttp.ClientSession, url: str) -> tuple[str, list[tu
 @pytest.mark.parametrize("watch", WATCHES)
 async def test_the_service_keeps_every_segment_owncast_finishes_in_the_bucket_and_the_recording(
         tmp_path: Path, seaweed: SeaweedS3, watch: str) -> None:
-    """A late writer, a reopened file and one held open across a restart: every finished segment is in
-    the bucket with its final bytes, and in each variant's recording, in order."""
+    """Every finished segment in the bucket whole and in each recording, in order."""
     ledger = Ledger()
     ts = real_ts_segment(tmp_path)
     feed = HandFedOwncast(tmp_path / "hls", ts, variants=(0, 1), ledger=ledger)

@@ -39,8 +39,7 @@ Stack = contextlib.ExitStack[bool | None]
 
 @pytest.fixture
 def settings(tmp_path: Path, moto_url: str) -> Settings:
-    """Every part that holds something is on: the mirror, the cleaner, the tracker probe, a metrics
-    listener of its own, the control socket."""
+    """Every part that holds something on: mirror, cleaner, tracker probe, listeners, socket."""
     return load_settings(environ=moto_env(
         moto_url, tmp_path, HOST="127.0.0.1", PORT=str(kept_port()), METRICS_LISTEN=f"127.0.0.1:{kept_port()}",
         PUBLISH_PLAYLISTS="true", P2P_TRACKERS=f"ws://127.0.0.1:{kept_port()}/announce", UPLOAD_TIMEOUT="5"))
@@ -209,8 +208,7 @@ async def test_a_start_and_stop_leaves_nothing_and_ends_the_event_streams(settin
 
 
 async def test_a_handler_still_running_at_stop_is_cut_off_after_a_few_seconds(settings: Settings) -> None:
-    """A handler that never finishes is cancelled after HANDLER_STOP_TIMEOUT (not aiohttp's 60 s, past
-    systemd's TimeoutStopSec) and the service stops cleanly."""
+    """A handler that never finishes is cancelled after HANDLER_STOP_TIMEOUT; a clean stop."""
     before = _before()
     service = Service(settings)
     entered = asyncio.Event()

@@ -263,8 +263,7 @@ def test_any_sequence_of_changes_keeps_every_rule(
 
 
 def test_restart_starts_a_new_playlist_above_everything_before() -> None:
-    """A new target: the next version shares no segment with the last, its numbers are above every one
-    before, and the window rule holds for the new target."""
+    """A new target: no segment shared with the last version, numbers above, window rule kept."""
     gen = ManifestGenerator(1, WindowOptions(6.0))
     checker = MediaPlaylistChecker(allow_restart=True)
     strict = MediaPlaylistChecker()
@@ -306,8 +305,7 @@ def test_the_checker_refuses_a_restart_that_goes_back() -> None:
 
 
 def test_restart_within_a_stream_keeps_the_timeline() -> None:
-    """new_timeline=False: the next segment keeps the discontinuity number it would have had, unless a
-    gap, an end or its own flag says otherwise."""
+    """new_timeline=False keeps the discontinuity number, unless a gap, an end or a flag."""
     checker = MediaPlaylistChecker(allow_restart=True)
     gen = ManifestGenerator(1, WindowOptions(3.0))
     for n in range(5):
@@ -339,8 +337,7 @@ def test_restart_within_a_stream_keeps_the_timeline() -> None:
 
 
 def test_a_playlist_emptied_by_a_restart_joins_at_the_number_given() -> None:
-    """After a restart that kept the timeline, join counts the next segment's own tag: it gets the number
-    the other variants give it, not one above."""
+    """join counts the next segment's own tag: the others' number, not one above."""
     gen = listing(2, 6.0, 3, 2.0)
     gen.restart(5, 6.0, new_timeline=False, served_through=2)
     assert gen.segment_count == 0 and gen.next_discontinuity(True) == 1
@@ -350,8 +347,7 @@ def test_a_playlist_emptied_by_a_restart_joins_at_the_number_given() -> None:
 
 
 def test_an_end_before_a_restart_within_a_stream_stays_and_an_empty_restarted_playlist_ends() -> None:
-    """Restarted within a stream after or before its end: the new playlist ends empty under the new
-    target; its next segment joins at the others' number. A playlist that never listed does not end."""
+    """The restarted playlist ends empty, then joins at the others' number; never-listed: no end."""
     for end_first in (True, False):
         checker = MediaPlaylistChecker(allow_restart=True, allow_resume_after_endlist=True)
         gen = listing(2, 6.0, 3, 2.0)
@@ -379,8 +375,7 @@ def test_an_end_before_a_restart_within_a_stream_stays_and_an_empty_restarted_pl
 
 @pytest.mark.parametrize("new_timeline", [True, False])
 def test_a_restart_starts_the_new_playlist_with_what_was_never_served(new_timeline: bool) -> None:
-    """served_through: segments never served start the new playlist under their numbers and dates; a gap
-    marked after them stays after them."""
+    """Never-served segments start the new playlist under their numbers; a gap stays after them."""
     checker = MediaPlaylistChecker(allow_restart=True)
     gen = listing(1, 3.0, 4)
     checker.assert_ok(gen.render().body.decode())  # the last version served: up to a3, number 3
@@ -403,8 +398,7 @@ def test_a_restart_starts_the_new_playlist_with_what_was_never_served(new_timeli
 
 
 def test_segments_carried_into_a_new_timeline_keep_theirs_and_the_next_segment_starts_it_tagged() -> None:
-    """Carried never-served segments keep their timeline; the first new segment starts the next one,
-    numbered as in a variant that carried nothing."""
+    """Carried segments keep their timeline; the next starts a new one, numbered as without."""
     checker = MediaPlaylistChecker(allow_restart=True)
     gen = listing(1, 3.0, 3)
     checker.assert_ok(gen.render().body.decode())
@@ -440,8 +434,7 @@ def test_two_restarts_in_a_row_count_one_new_timeline_whether_emptied_or_carryin
 
 
 def test_a_carried_first_segment_of_a_new_stream_keeps_its_discontinuity_number() -> None:
-    """A carried segment that began a new stream is the new playlist's first entry (its tag not
-    rendered) and keeps its own number (6.2.4), not the one before it."""
+    """A carried segment that began a stream keeps its own number (6.2.4), its tag unrendered."""
     checker = MediaPlaylistChecker(allow_restart=True)
     gen = listing(2, 6.0, 3, 2.0)
     gen.end()
@@ -459,8 +452,7 @@ def test_a_carried_first_segment_of_a_new_stream_keeps_its_discontinuity_number(
 
 
 def test_a_restart_to_a_lower_target_leaves_what_does_not_fit_and_what_follows_it_and_marks_the_gap() -> None:
-    """a3 fits, but after a2's hole it could keep no discontinuity number (6.2.4): it leaves too, and the
-    next segment marks the gap."""
+    """a3 fits but follows a2's hole (6.2.4): it leaves too, and the next marks the gap."""
     gen = ManifestGenerator(4, WindowOptions(12.0))
     for n, duration in enumerate((3.5, 1.0, 3.8, 1.0)):
         gen.append(ListedSegment(f"a{n}.ts", duration, 1000.0 + 4 * n), float(n))
@@ -475,8 +467,7 @@ def test_a_restart_to_a_lower_target_leaves_what_does_not_fit_and_what_follows_i
 
 
 def test_a_new_timeline_carries_what_was_never_shown_on_to_where_the_other_variants_go_on() -> None:
-    """carry_to: what one variant carries moves up to end just below the others' next number (6.2.4);
-    never down."""
+    """carry_to moves what one variant carries up to the others' next number (6.2.4), never down."""
     gen = listing(2, 12.0, 4, 2.0)
     assert gen.restart(2, 5.0, served_through=1, carry_to=7) == []
     assert gen.uris() == ["a2.ts", "a3.ts"] and gen.media_sequence == 5 and gen.next_sequence == 7

@@ -218,8 +218,7 @@ def report(stalled: bool) -> str:
 
 
 async def viewer_page(http: aiohttp.ClientSession, url: str) -> None:
-    """A viewer page's heartbeat with its playback report, as viewer/watching.js sends it while playing
-    (P2P on), once a beat interval (VIEWER_TIMEOUT=3: a second)."""
+    """A P2P viewer page's heartbeat with its playback report, once a beat interval."""
     beats = 0
     while True:
         async with http.post(f"{url}/live/watching", headers={"Hb-Watching": "monitoring-test-page p2p",

@@ -65,8 +65,7 @@ class Viewer:
     @classmethod
     async def send(cls, port: int, path: str, host: str = "live.example.com", extra: str = "",
                    source: str = "127.0.0.1") -> Viewer:
-        """`extra`: more header lines, each ending in CRLF; `source`: the loopback address it comes from
-        (127.0.0.1: cloudflared's, as the tunnel reaches the cache; another: a client of its own)."""
+        """`extra`: header lines ending in CRLF; `source`: the loopback address it comes from."""
         reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=(source, 0))
         writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nAccept-Encoding: gzip\r\n{extra}"
                      "Connection: close\r\n\r\n".encode())
@@ -122,8 +121,7 @@ async def test_identical_blocking_requests_reach_the_service_once(edge: Edge) ->
 
 @needs_nginx
 async def test_a_plain_reload_within_its_max_age_comes_from_the_cache(edge: Edge) -> None:
-    """Of identical plain reloads, one reaches the service (all are sent before any answer is read, so
-    within max-age by construction)."""
+    """Of identical plain reloads, all sent before any answer is read, one reaches the service."""
     last = await edge.listed_at_origin(edge.owncast.slot())
     max_age = TARGET // 2
     before = await edge.origin_requests()
@@ -174,8 +172,7 @@ async def test_only_playlists_go_through(edge: Edge) -> None:
 @needs_nginx
 @behind_the_tunnel
 async def test_behind_the_tunnel_each_scheme_is_its_own_entry(edge: Edge) -> None:
-    """URIs in the viewer's scheme: https answers are cached for https viewers; http ones are never kept,
-    and no http answer is ever handed to an https viewer."""
+    """https answers cached for https viewers; http ones never kept nor handed to https."""
     await edge.listed_at_origin(edge.owncast.slot())
     port = edge.nginx.port
     https = 'CF-Visitor: {"scheme":"https"}\r\nX-Forwarded-Proto: https\r\nCF-Connecting-IP: 203.0.113.9\r\n'
@@ -197,8 +194,7 @@ async def test_behind_the_tunnel_each_scheme_is_its_own_entry(edge: Edge) -> Non
 
 @needs_nginx
 async def test_content_steering_through_the_cache(edge: Edge) -> None:
-    """The multivariant playlist and the steering manifest are cached per Host (whatever the query); a
-    VM segment's redirect to the bucket is never kept."""
+    """Playlist and manifest cached per Host; a VM segment's redirect never kept."""
     name = edge.owncast.slot()
     await edge.listed_at_origin(name)
     port = edge.nginx.port
@@ -231,8 +227,7 @@ async def test_content_steering_through_the_cache(edge: Edge) -> None:
     assert bucket.endswith("/0/" + name) and bucket.startswith("http") and "/vm/" not in bucket, bucket
     assert await edge.origin_counts("hls_broadcaster_vm_segment_requests_total") == before + 3
 async def test_other_spellings_through_the_cache_cost_the_service_a_redirect_each(edge: Edge) -> None:
-    """nginx keys by $request_uri: every other spelling of a playlist URL gets a small 302 to the canonical
-    URL, never the whole playlist."""
+    """Every other spelling of a playlist URL: a small 302 to the canonical one."""
     for _ in range(3):
         name = edge.owncast.slot()
     last = await edge.listed_at_origin(name)
@@ -257,8 +252,7 @@ async def test_other_spellings_through_the_cache_cost_the_service_a_redirect_eac
 @needs_nginx
 @behind_the_tunnel
 async def test_one_clients_vm_bytes_are_never_anyone_elses(edge: Edge) -> None:
-    """The VM's bytes for a reporting client are `private`: nginx keeps nothing, the next request reaches
-    the service. Only the tunnel names the client in CF-Connecting-IP, never the client itself."""
+    """A client's `private` VM bytes are never kept; only the tunnel names a client."""
     name = edge.owncast.slot()
     await edge.listed_at_origin(name)
     port = edge.nginx.port
@@ -292,8 +286,7 @@ async def test_one_clients_vm_bytes_are_never_anyone_elses(edge: Edge) -> None:
 @pytest.mark.parametrize("edge", [{"PRIVATE": "true", "PRIVATE_SECRET": "s" * 40,
                                    "PRIVATE_PASSPHRASE": "let me in"}], indirect=True)
 async def test_a_private_streams_playlist_is_kept_for_no_stranger(edge: Edge) -> None:
-    """A private playlist asked with a Bearer header is keyed by path alone: every gated answer is
-    `private`, nginx keeps none, and a stranger reaches the gate."""
+    """A private playlist asked with a Bearer header: `private`, kept for no stranger."""
     async with edge.http.post(f"{edge.service.url}/live/access", json={"passphrase": "let me in"}) as r:
         assert r.status == 200, await r.text()
         token = (await r.json())["token"]
