@@ -117,8 +117,7 @@ def test_a_brief_relapse_is_told_once_the_interval_has_passed(
 
 def test_segments_an_outage_loses_are_said_once_and_counted_by_reason(
         clock: Clock, caplog: pytest.LogCaptureFixture) -> None:
-    """Segments lost in an outage: one WARNING, counts in the summaries and the "back" line; one lost just
-    after is the same outage's, said once; one long after is its loser's to say."""
+    """An outage's losses: one WARNING, counts by reason; one just after is said once with it."""
     caplog.set_level(logging.DEBUG, "outage-test")
     out = outage_log(clock)
     assert out.lost("deleted") is False  # no outage: not this log's to tell

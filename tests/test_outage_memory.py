@@ -80,8 +80,7 @@ OWNCAST_KEEPS = 3  # Owncast's files left on disk
 
 async def test_an_outage_past_the_copies_bound_costs_no_more_memory_as_it_goes_on(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The bucket refuses all and the copies' bound holds ten: past it, what waits stays the uploads whose
-    bytes are on disk (bucket/turns.py releases the rest) and the memory stays flat however long."""
+    """Past the copies' bound only uploads with bytes on disk wait; memory stays flat."""
     monkeypatch.setattr(turns, "SWEEP_EVERY", 0.0)
     hls = tmp_path / "hls"
     segment = 4096

@@ -92,8 +92,7 @@ process.exit(0);
 
 
 def run_module(answers: list[str], window: list[int] = WINDOW, flap: bool = False) -> dict[str, Any]:
-    """The harness's findings; it waits until the window's errors (the sum of its six) reached the
-    collector, or the older endpoint got a report."""
+    """The harness's findings, once the window's errors reached the collector (or the old endpoint)."""
     node = shutil.which("node")
     assert node is not None, "node is needed (scripts/test installs it)"
     script = HARNESS % {"playback": json.dumps((SRC / "playback.js").as_uri()),
@@ -108,8 +107,7 @@ def run_module(answers: list[str], window: list[int] = WINDOW, flap: bool = Fals
 
 
 def test_reports_carry_the_windows_measures_and_one_report_per_stall_and_error() -> None:
-    """A state report at the first frame; then each error (e="e") and stall (bs), the state's report last
-    with mtp, ttlb, ltc and br; a CORS request with no preflight."""
+    """A state report at the first frame; then one per error and stall, the state's last; no preflight."""
     got = run_module(["ok"])
     first = got["first"]
     assert first["url"].endswith("/api/metrics/cmcd") and (first["method"], first["mode"]) == ("POST", "cors")
@@ -145,8 +143,7 @@ def test_a_window_beyond_one_posts_bound_goes_on_in_the_next() -> None:
 
 
 def test_an_owncast_without_the_collector_gets_the_older_report_with_the_counts() -> None:
-    """404, or only a no-cors request getting through: the older endpoint from then on, carrying what was
-    not delivered; no more state changes."""
+    """404, or only no-cors getting through: the older endpoint from then on, carrying the counts."""
     for answers in (["404"], ["cors"]):
         got = run_module(answers)
         legacy = [p for p in got["posts"] if p["url"].endswith("/api/metrics/playback")]
@@ -165,8 +162,7 @@ def test_a_network_failure_keeps_the_collector_and_carries_the_counts() -> None:
 
 
 async def test_the_stand_in_reads_the_pages_reports_as_one_viewer_with_its_figures() -> None:
-    """The page's window, as the module writes it, POSTed to the stand-in: one viewer (address and
-    User-Agent), one playback client (its sid), Owncast's errors = the page's stalls + errors."""
+    """The page's reports to the stand-in: one viewer, one client; Owncast's errors = stalls + errors."""
     got = run_module(["ok"])
     collector = CmcdCollector()
     async with OwncastViewers(collector=collector) as owncast, aiohttp.ClientSession() as http:

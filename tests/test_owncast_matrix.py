@@ -141,8 +141,7 @@ class Matrix:
     late_tails: bool = True  # passthrough rows hold each segment's tail until its playlist names it
 
     async def watch(self) -> None:
-        """Until cancelled: Owncast's playlists, then the service's, every POLL seconds; and each variant's
-        playlist followed by blocking reload (`follow`)."""
+        """Until cancelled: Owncast's and the service's playlists every POLL s; each variant `follow`ed."""
         followers: dict[int, asyncio.Task[None]] = {}
         try:
             while True:
@@ -161,8 +160,7 @@ class Matrix:
             await asyncio.gather(*followers.values(), return_exceptions=True)
 
     async def follow(self, v: int) -> None:
-        """Until cancelled: variant `v`'s playlist by blocking reload, so that a version shown only for a
-        moment is seen too. Only which segments are listed, and when, is taken from here."""
+        """Until cancelled: `v`'s playlist by blocking reload, so that a brief version is seen too."""
         url = self.playlist_url(v)
         msn: int | None = None
         while True:
@@ -181,8 +179,7 @@ class Matrix:
         return f"{self.url}/live/{v}/playlist.m3u8"
 
     def note_listed(self, v: int, text: str, now: float) -> tuple[list[Segment], list[str]]:
-        """The segments of the streams started a version of `v`'s playlist lists (each first seen now noted
-        and its bytes fetched), and the names of no stream started."""
+        """The segments of started streams a version lists (first sight noted, fetched), and unknown names."""
         out, unknown = [], []
         for line in text.splitlines():
             if not line or line.startswith("#"):
@@ -294,8 +291,7 @@ class Matrix:
         await until(met, what, timeout, every=POLL)
 
     async def play(self, row: Row) -> str:
-        """One stream with the row's settings until every variant listed a few segments; report()'s line
-        once the service has listed all of it and ended every playlist."""
+        """One stream until every variant listed a few segments, all of it listed and ended: report()'s."""
         index = len(self.rows)
         self.checker.align_by = "time" if row.passthrough else "msn"
         self.owncast.configure(variants=row.variants, latency_level=row.level, source_keyframes=row.keyframes)
@@ -403,8 +399,7 @@ class Matrix:
 @contextlib.asynccontextmanager
 async def chain(tmp_path: Path, s3: SeaweedS3, name: str, final: Samples, late_tails: bool = True,
                 **settings: str) -> AsyncIterator[Matrix]:
-    """The service on `s3`'s bucket, the emulator, and the looks at both, for one chain of rows. `final`
-    gets the service's metrics after the last row; `settings` are the service's own."""
+    """The service on `s3`, the emulator and the looks at both; `final` gets its last metrics."""
     hls_dir = tmp_path / "hls"
     hls_dir.mkdir()
     # Content steering on: every row's playlists on both pathways.
@@ -526,8 +521,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 @pytest.mark.timeout(600)  # three chains: about 70 s on a quiet VM
 async def test_the_passthrough_chains_again(
         tmp_path: Path, seaweed: SeaweedS3, passthrough_run: int, request: pytest.FixtureRequest) -> None:
-    """One run of --passthrough-runs: the three passthrough chains, each checked as in the matrix; a chain
-    that fails does not stop the run: each says what it found."""
+    """One run of --passthrough-runs: a chain that fails does not stop the others; each reports."""
     late_tails = bool(request.config.getoption("--passthrough-late-tails"))
     said: list[str] = []
     failed = 0

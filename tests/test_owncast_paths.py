@@ -264,8 +264,7 @@ SPELLINGS: list[tuple[str, str | None]] = [  # (target, the canonical URL relati
 @pytest.mark.parametrize(("target", "location"), SPELLINGS + [(f"{p}?{q}", loc) for p, q, loc in BUSTED])
 async def test_a_query_the_service_does_not_use_or_another_spelling_is_a_small_redirect_to_the_canonical_url(
         world: World, client: Client, target: str, location: str | None) -> None:
-    """A cache buster or another spelling of the URL (a new key for a cache in front) gets a small 302 to
-    the canonical URL, relative, with no second redirect. Sent byte for byte, and followed."""
+    """Another spelling gets a small relative 302 to the canonical URL, with no second redirect."""
     n = last(world)
     if location is None:
         target = target.replace("%3{n}", f"%3{str(n)[0]}{str(n)[1:]}")
@@ -290,8 +289,7 @@ async def test_a_query_the_service_does_not_use_or_another_spelling_is_a_small_r
                                     "/live/Playlist.m3u8", "/live/0/playlist.M3U8", "/HLS/stream.m3u8"])
 async def test_other_paths_that_a_server_might_take_for_a_playlist_are_not_one(
         client: Client, target: str) -> None:
-    """An encoded slash, dot segments, a doubled slash, a parameter, another case: no playlist (404,
-    `no-cache`), so no cache key holds one."""
+    """Encoded slash, dot segments, a parameter, another case: a 404 (`no-cache`), no playlist."""
     status, headers, _ = await raw_get(client, target)
     assert (status, headers["cache-control"]) == (404, hls.UNREADY_CACHE_CONTROL), target
 
@@ -336,8 +334,7 @@ async def test_ll_hls_queries_as_hlsjs_sends_them_are_answered_at_once(
 @pytest.mark.parametrize("path", [hls_media(0), live_media(1), "/live/playlist.m3u8"])
 async def test_videojs_order_of_the_directives_is_answered_as_the_canonical_one_without_a_redirect(
         world: World, client: Client, path: str, encoding: dict[str, str]) -> None:
-    """video.js asks `_HLS_skip=YES&_HLS_msn=N`: directives in another order get what the canonical form
-    gets (status, bytes, headers), at once for a listed number, held for the next one."""
+    """video.js's order of directives gets what the canonical form gets, listed or held."""
     n = last(world)
 
     async def get(client: TestClient[Any, Any], url: str, headers: dict[str, str]) -> tuple[int, Any, bytes]:
@@ -368,8 +365,7 @@ async def test_videojs_order_of_the_directives_is_answered_as_the_canonical_one_
 @pytest.mark.parametrize("path", [hls_media(0), live_media(1)])
 async def test_a_number_listed_long_before_is_answered_with_the_newest_version(
         world: World, client: Client, path: str, skip: bool) -> None:
-    """6.2.5.2: `_HLS_msn` of any number listed is answered at once, a plain 200, with the newest version:
-    more than hls.MSN_BEHIND_LIMIT behind, whole (never a delta); up to it, what the newest number gets."""
+    """6.2.5.2: any listed `_HLS_msn` at once; past MSN_BEHIND_LIMIT behind, whole (never a delta)."""
     n = last(world)
     tail = "&_HLS_skip=YES" if skip else ""
     whole = await get(client, path)
@@ -428,8 +424,7 @@ async def test_late_numbers_past_a_clients_budget_are_a_small_redirect(
 
 
 def test_late_answers_remember_a_bounded_number_of_clients() -> None:
-    """Clients the service cannot tell apart share one budget late.UNKNOWN_SHARE times larger; a
-    forgotten client comes back with a full one."""
+    """Clients not told apart share a budget UNKNOWN_SHARE times larger; a forgotten one is refilled."""
     clock = Clock()
     budget = late.LateAnswers(clock=clock, max_clients=3)
     shared = late.BURST * late.UNKNOWN_SHARE
@@ -507,8 +502,7 @@ async def test_nothing_else_under_hls_is_ours(client: Client, path: str) -> None
 
 
 async def test_a_long_window_without_gzip_is_its_newest_segments_bounded(aiohttp_client: Any) -> None:
-    """Without gzip (ffmpeg), the newest whole segments, at most hls.MAX_IDENTITY_BYTES, with an ETag of
-    its own; gzip gets the whole window."""
+    """Without gzip, the newest whole segments in MAX_IDENTITY_BYTES, an ETag of their own."""
     playlists = FakePlaylists(target_duration=1, variants=1)
     gen = playlists.generators[0] = CountingGenerator(1, WindowOptions(3600.0, can_block_reload=True))
     for n in range(3600):

@@ -93,8 +93,7 @@ _AGENTS: dict[int, Agents] = {}  # id(browser) -> its Agents
 
 @contextlib.asynccontextmanager
 async def viewers_of(browser: Any, url: str, scripts: list[list[str]]) -> AsyncIterator[list[Viewer]]:
-    """A viewer per entry of `scripts` (its init scripts), each in a context of its own (its own cache,
-    storage and peer id), opened together; their contexts are closed on exit."""
+    """A viewer per entry of `scripts` (its init scripts), each in a context of its own."""
     viewers: list[Viewer] = []
     try:
         for i, extra in enumerate(scripts):
@@ -133,8 +132,7 @@ async def until_pages(viewers: list[Viewer], condition: str, timeout: float = 20
 
 
 def played_segments(proxy: CountingProxy, since: collections.Counter[str]) -> list[str]:
-    """The segments first fetched since `since` (a copy of proxy.gets), in order, without the first and the
-    last (some viewers fetched those before the window began or after it ended)."""
+    """The segments first fetched since `since`, in order, without the first and the last."""
     return sorted(collections.Counter(proxy.gets) - since, key=sequence)[1:-1]
 
 
@@ -329,8 +327,7 @@ PLAYING_NOW = "() => window.viewerStats.state === 'playing' && !document.querySe
 async def test_a_damaged_segment_from_the_bucket_stops_the_video_only_for_a_moment(
     tmp_path: Path, seaweed: SeaweedS3, browser: Any, recordings: Recordings,
 ) -> None:
-    """A segment damaged in the bucket fails the video; the page counts it, recovers (media recovery,
-    then a new player at the live edge) and plays again within seconds."""
+    """A segment damaged in the bucket: the page counts it, recovers and plays within seconds."""
     async with running_demo(tmp_path, seaweed, "", recordings=recordings) as demo, \
             viewers_of(browser, f"{demo.service.url}/?stats=1", [[]]) as (viewer,):
         page = viewer.page
@@ -372,8 +369,7 @@ ANNOUNCE_AGAIN = """() => {
 async def test_a_peer_sending_altered_bytes_is_refused_and_honest_viewers_play_the_buckets_bytes(
     tracker_dir: Path, tmp_path: Path, seaweed: SeaweedS3, browser: Any, recordings: Recordings,
 ) -> None:
-    """The honest pages report the rejections: /metrics counts them and the bans, and Prometheus with the
-    shipped config and alerts fires HlsBroadcasterP2PSegmentsRejected."""
+    """Rejections reported: /metrics counts them, Prometheus fires HlsBroadcasterP2PSegmentsRejected."""
     honest = [PLAYERS, HANDED, NO_UPLOADS]
     async with demo_with_tracker(tmp_path, seaweed, tracker_dir, recordings=recordings, VIEWER_TIMEOUT="3") as demo, \
             aiohttp.ClientSession() as http, \
@@ -430,8 +426,7 @@ async def alert_firing(api: PromAPI, name: str) -> dict[str, Any] | None:
 
 
 async def refused_and_played(demo: Demo, viewers: list[Viewer]) -> None:
-    """Test (e)'s part in the browsers: the honest viewers ban the hostile one, refuse it again, and play the
-    bucket's bytes on."""
+    """The honest viewers ban the hostile one, refuse it again, and play the bucket's bytes on."""
     pages = [v.page for v in viewers]
     # Each honest viewer takes a segment from the hostile one, finds it altered, and bans it...
     await until_pages(viewers[1:], "() => window.viewerStats.p2p.bannedPeers >= 1", timeout=40)

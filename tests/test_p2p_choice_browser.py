@@ -76,8 +76,7 @@ async def seaweed(seaweed_server: SeaweedS3) -> AsyncIterator[SeaweedS3]:
 
 
 async def viewer(browser: Any, url: str, recorded: list[Startup] | None = None, *extra: str) -> Any:
-    """A page of its own context (its own storage and peer id) that counts its peer connections; with
-    `recorded`, a first visit at a 150 ms round trip whose start-up is appended there."""
+    """A page of its own context counting its peer connections; `recorded`: a 150 ms first visit."""
     context = await browser.new_context()
     await context.add_init_script(COUNT_PEER_CONNECTIONS)
     await context.add_init_script(PLAYERS)

@@ -173,8 +173,7 @@ async def test_demo_from_the_installed_wheel_plays_and_stops_on_ctrl_c(installed
 
 
 async def test_demo_p2p_from_the_installed_wheel_runs_the_tracker_it_ships(installed: Installed) -> None:
-    """`demo --p2p` from the wheel: the tracker's Node files come from the installed package (package
-    data), run under the demo, and the viewer is pointed at them; Ctrl-C stops the tracker too."""
+    """`demo --p2p` from the wheel runs the tracker it ships; Ctrl-C stops the tracker too."""
     if shutil.which("node") is None or shutil.which("npm") is None:  # scripts/test installs them
         pytest.fail("node and npm are needed for the tracker: apt-get install nodejs npm (scripts/test does)")
     argv = [str(installed.venv.script("hls-broadcaster")), "demo", "--port", "0", "--p2p"]
@@ -200,8 +199,7 @@ def fresh_clone(tmp_path: Path) -> Iterator[Path]:
 # A guard against a hang, not a time it must keep.
 @pytest.mark.timeout(900)
 async def test_the_readmes_first_command_in_a_clean_venv(fresh_clone: Path, tmp_path: Path) -> None:
-    """Exactly the README's first command, in a venv that has nothing but pip: every dependency comes
-    from the package index (pip's cache, warm from the test command's own install, makes it quick)."""
+    """Exactly the README's first command, in a venv with nothing but pip."""
     readme = (ROOT / "README.md").read_text()
     assert "pip install '.[demo]' && hls-broadcaster demo" in readme
     venv = Venv.create(tmp_path / "venv", with_test_env=False)

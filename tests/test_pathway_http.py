@@ -272,8 +272,7 @@ async def test_the_hosts_rendered_for_are_bounded(rig: Rig) -> None:
 
 
 async def test_behind_the_tunnel_every_uri_names_the_scheme_the_viewer_used(rig: Rig) -> None:
-    """Through the tunnel (CF-Visitor), https URIs are shared by caches, http ones not (a cache keyed
-    without the scheme would hand them to https pages)."""
+    """Through the tunnel, https URIs are shared by caches, http ones not."""
     asked = {"Host": "live.example.com", "Accept-Encoding": "identity"}
     https = {**asked, "CF-Visitor": '{"scheme":"https"}', "X-Forwarded-Proto": "https"}
     status, headers, body = await get(rig.client, "/live/master.m3u8", https)
@@ -361,8 +360,7 @@ async def test_only_what_the_vm_playlists_list_is_served(rig: Rig) -> None:
 
 
 class Fmp4(Shown):
-    """An fMP4 stream's playlists: each segment after its init section (EXT-X-MAP), named as the
-    uploads name them: Owncast's stream-<shortid>-<n>.m4s, and its init section after the run's id."""
+    """An fMP4 stream's playlists, named as the uploads name them (init section after the run's id)."""
 
     def __init__(self, shortid: str) -> None:
         FakePlaylists.__init__(self, 2, variants=2)
@@ -519,8 +517,7 @@ class Doubting:
 
 
 async def test_while_the_buckets_last_probe_failed_a_redirect_waits_for_the_next(make_rig: MakeRig) -> None:
-    """While the last probe failed, a request waits for the next: failing too, the VM's bytes; answering,
-    the redirect; no answer within DOUBT_WAIT, the redirect."""
+    """While the last probe failed, a request waits for the next (or DOUBT_WAIT) to choose."""
     doubt = Doubting()
     rig = await make_rig(redirect=True, doubt=doubt)
     await served(rig)
@@ -555,8 +552,7 @@ async def test_a_listed_segment_the_vm_has_no_copy_of_is_the_buckets_while_it_se
 
 async def test_a_listed_segment_nothing_held_is_owncasts_file_as_it_is_and_held_from_then_on(
         make_rig: MakeRig) -> None:
-    """Steered to the VM, a segment held nowhere is Owncast's file as it is then; written again, its new
-    version; deleted, nothing."""
+    """Steered to the VM, a segment held nowhere is Owncast's file as it is: rewritten, new; deleted, none."""
     rig = await make_rig(redirect=True)
     listed(rig)
     rig.copies.close()  # held nothing: as an upload that landed at once
@@ -700,8 +696,7 @@ async def test_a_query_is_a_redirect_to_the_segment_without_it(rig: Rig) -> None
 
 
 async def test_a_drain_gets_its_share_and_steered_viewers_theirs(make_rig: MakeRig) -> None:
-    """Steered to the VM, a client fetching as fast as it can gets its share of VM_SEGMENT_MBPS, and the
-    viewers every segment."""
+    """Steered to the VM, a drain gets its share of VM_SEGMENT_MBPS, the viewers every segment."""
     rate = 1_000_000.0  # bytes a second; ten seconds' burst
     segment = bytes(range(250)) * 400  # 100 kB: each viewer needs one a second
     rig = await make_rig(rate=rate)
@@ -907,8 +902,7 @@ async def test_a_request_held_before_players_are_steered_away_is_answered_then()
 @pytest.mark.parametrize("cancelled", [True, False], ids=["cancelled", "write_fails"])
 async def test_a_client_that_resets_mid_answer_is_counted_not_logged(
         make_rig: MakeRig, caplog: pytest.LogCaptureFixture, cancelled: bool) -> None:
-    """A reset is a count (status="reset"), not an ERROR traceback, whether the handler is cancelled or
-    the write fails first."""
+    """A reset is a count (status="reset"), not an ERROR traceback, cancelled or not."""
     caplog.set_level(logging.DEBUG)
     rig = await make_rig(handler_cancellation=cancelled)
     big = bytes(range(256)) * (32 * 1024)  # 8 MiB: more than the sockets' buffers hold
@@ -931,8 +925,7 @@ async def test_a_client_that_resets_mid_answer_is_counted_not_logged(
 
 async def test_while_the_bucket_serves_a_segment_not_landed_yet_is_asked_again_not_sent(
         make_rig: MakeRig) -> None:
-    """While the bucket serves, a segment whose upload has not landed within the wait is a 503 to ask
-    again, not the VM's bytes."""
+    """While the bucket serves, a segment not landed within the wait is a 503, not the VM's bytes."""
     async def never(variant: int, name: str) -> None:
         return None
 

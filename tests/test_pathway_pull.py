@@ -92,8 +92,7 @@ async def test_the_vms_versions_are_rendered_only_when_asked_and_a_request_gets_
 
 async def test_while_nobody_plays_the_probe_sleeps_and_a_players_first_request_wakes_it(
         tmp_path: Path, seaweed: SeaweedS3, owncast: OwncastEmulator, monkeypatch: pytest.MonkeyPatch) -> None:
-    """With nobody playing, the public URL's probe sends no GET; the first playlist request wakes it at
-    once. A counting proxy tells the probe's GETs from anyone's."""
+    """With nobody playing the probe sends no GET; the first playlist request wakes it at once."""
     monkeypatch.setattr(probe, "QUIET_EVERY", 600.0)  # asleep, only a request can wake it within the test
     monkeypatch.setattr(probe, "WATCHED_LEAST", 1.0)
     monkeypatch.setattr(probe, "WATCHED_TARGETS", 0)

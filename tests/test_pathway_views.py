@@ -18,8 +18,7 @@ NAMES = [f"stream-abc-{n}.ts" for n in range(10)]
 
 
 def where(w: World, pathway: str, variant: int = 0) -> list[tuple[str, str]]:
-    """(where, name) of each URI `pathway`'s newest version lists: vm, bucket or backup by its URI, and
-    'gap' for an EXT-X-GAP entry."""
+    """(where, name) of each entry `pathway`'s newest version lists: vm, bucket, backup or gap."""
     return [("gap" if e.gap else "vm" if e.uri.startswith("/live/vm/")
              else "backup" if e.uri.startswith("https://b2.example/") else "bucket", e.name)
             for e in w.entries(pathway, variant)]
@@ -72,8 +71,7 @@ async def test_steered_away_the_buckets_pathway_lists_what_it_lacks_at_the_vms_u
 
 
 async def test_a_restart_lists_each_number_at_the_uri_it_had(tmp_path: Path, make_world: MakeWorld) -> None:
-    """Where each pathway listed what is saved with the state (its view's modes): a restarted service,
-    the bucket serving again, lists those numbers at the same VM URIs until they leave the window."""
+    """A restarted service lists saved numbers at the same VM URIs until they leave the window."""
     w = held_world(make_world, tmp_path / "a")[0]
     w.owncast_lists(0, NAMES[0])
     await until(lambda: listing(w, "bucket", NAMES[0]))
@@ -124,8 +122,7 @@ async def test_steered_away_before_anything_landed_nothing_is_listed_at_the_buck
 
 async def test_while_the_vm_redirects_its_pathway_lists_only_what_the_bucket_has(
         tmp_path: Path, make_world: MakeWorld) -> None:
-    """While the VM only redirects, its pathway lists what the bucket has; what it listed while players
-    were steered to it stays listed."""
+    """While the VM only redirects it lists what the bucket has; what it listed stays listed."""
     w, held = held_world(make_world, tmp_path)
     w.redirects = True
     w.owncast_lists(0, NAMES[0])
@@ -176,8 +173,7 @@ async def test_an_upload_failing_while_the_vm_redirects_is_listed_from_its_copy_
 
 async def test_while_the_bucket_serves_a_slot_is_one_version_as_without_steering(
         tmp_path: Path, make_world: MakeWorld) -> None:
-    """Each save is bytes written on the VM: while the VM only redirects, a copy is listed once uploaded, as without steering: the same
-    versions on the first bucket's pathway, one per slot, and nothing held (its file is the VM's copy)."""
+    """While the VM only redirects: the same versions as without steering, nothing held."""
     async def versions(w: World) -> list[str]:
         for name in NAMES[:6]:
             for v in (0, 1):
@@ -238,8 +234,7 @@ async def test_one_failing_bucket_never_holds_back_the_other(tmp_path: Path, mak
 
 async def test_an_upload_that_can_never_land_on_the_second_bucket_is_a_gap_there_alone(
         tmp_path: Path, make_world: MakeWorld) -> None:
-    """No copy could be kept (VM_COPIES_MB) and Owncast deleted the file before the second bucket took
-    it: a gap (EXT-X-GAP) on that pathway, the segment itself on the others."""
+    """No copy and the file deleted before the second bucket took it: a gap on that pathway alone."""
     w = held_world(make_world, tmp_path, pathways=("bucket", "backup", "vm"), max_bytes=100)[0]
     key = f"live/0/{NAMES[1]}"
     w.owncast_lists(0, NAMES[0])

@@ -160,8 +160,7 @@ NEVER = [  # (within, beyond) whatever the time
                          + [(*case, False) for case in NEVER])
 def test_a_report_holds_no_more_than_a_page_could_have_had_since_its_last_else_it_is_refused(
         within: dict[str, int], beyond: dict[str, int], in_time: bool) -> None:
-    """Each count is bounded by the time the report covers, not its field's width: beyond, the report is
-    refused whole (reason="out_of_bounds"), its counts carried into the next."""
+    """Counts bounded by the time covered: beyond, refused whole, carried into the next."""
     clock, audience, playback = counted()
     pages = [new_id(), new_id()]
     for page in pages:
@@ -194,8 +193,7 @@ def flood(audience: Audience, playback: Playback, pages: list[str], address: str
 
 
 def test_one_address_with_20_pages_adds_no_more_than_20_pages_could_have_had() -> None:
-    """One address, 20 page ids, greedy or claiming what the time allows: no more than 20 pages could
-    have had in 40 s and the 10 s before, and the address counts once among those with a problem."""
+    """20 pages of one address add no more than 20 pages could have; the address counts once."""
     careful = (lambda s: report(stalls=min(255, int(s)), network_fatal=min(255, int(2 * s)),
                                 rejected=min(65_535, int(4 * s)), banned=min(255, int(4 * s)),
                                 stalled_ms=int(1000 * s), bucket_segments=1, bucket_ms=120_000))
@@ -247,8 +245,7 @@ def test_start_ups_count_once_per_page_and_once_a_minute_per_address() -> None:
 
 
 def test_the_addresses_that_reported_a_problem_are_counted_once_each_within_their_window() -> None:
-    """What the alerts read: 20 pages of one address count once, a page with no address by itself;
-    stalls and slow downloads are forgotten after 5 minutes, rejections after 10."""
+    """Problem addresses counted once each; stalls and downloads kept 5 minutes, rejections 10."""
     clock, audience, playback = counted(target=3)
     one = [new_id() for _ in range(20)]
     troubled = report(stalls=1, stalled_ms=1000, rejected=1, bucket_segments=1, bucket_ms=3_500)
@@ -431,8 +428,7 @@ async def test_metrics_export_the_reports_with_bounded_labels_and_health_says_wh
 @pytest.mark.integration
 async def test_a_hostile_client_moves_the_real_services_figures_no_further_than_its_pages_could(
         tmp_path: Path, moto_url: str) -> None:
-    """The report rules on the real service behind the tunnel: 20 greedy or careful pages of one address,
-    an address making up pages (one start-up counted), and 100 /64s of one /48 (20 pages, not 2,000)."""
+    """The real service: greedy and careful pages, made-up pages, 100 /64s of one /48."""
     env = moto_env(moto_url, tmp_path, TRUST_CF_CONNECTING_IP="true", VIEWER_TIMEOUT="3")
     async with ServiceProcess(env, tmp_path / "run") as service, aiohttp.ClientSession() as http:
         async def beat(page: str, address: str, text: str | None = None) -> bool:

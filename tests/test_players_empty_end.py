@@ -64,8 +64,7 @@ async def test_the_script_is_what_the_service_shows(tmp_path: Path) -> None:
 
 
 def checked(script: str) -> list[str]:
-    """Every version of the script, both variants in the order shown, through the checker as the service's
-    own tests use it (new playlists allowed, variants lined up by date)."""
+    """Every version of the script through the checker (new playlists allowed, aligned by date)."""
     checker = VariantSetChecker(allow_restart=True, align_by="time")
     shown = sorted(((v.at, variant, v.text) for variant in (0, 1) for v in versions(script, variant)),
                    key=lambda x: (x[0], x[1]))
@@ -74,8 +73,7 @@ def checked(script: str) -> list[str]:
 
 
 async def test_the_checker_passes_the_ended_empty_playlist_and_not_the_carried_one() -> None:
-    """The rules each end keeps: the service's passes; "carried" changes a playlist's target (6.2.1);
-    "former" and "ended_under_former_target" pass (variant 1 never changes target there)."""
+    """The service's end passes the checker; "carried" changes a target (6.2.1); the formers pass."""
     assert set(SCRIPTS) == {"ended_empty", "former", "ended_under_former_target", "carried"}
     assert checked("ended_empty") == []
     carried = checked("carried")
@@ -86,8 +84,7 @@ async def test_the_checker_passes_the_ended_empty_playlist_and_not_the_carried_o
 
 
 class KnownFailure(Exception):
-    """A player failed exactly as its expected failure says (the xfail's `raises`): any other failure is
-    a failure of the test."""
+    """A player failed exactly as its xfail's `raises` says; any other failure fails the test."""
 
 
 @dataclass(frozen=True)
@@ -100,8 +97,7 @@ SHAKA_LOOP = "Cannot read properties of null (reading 'length')"
 
 
 def shaka_loops(o: Outcome) -> bool:
-    """Stood still at the end, only that error (RECOVERABLE), the ended playlist reloaded at least 5
-    times at a second apart or less."""
+    """Stuck at the end, only that error, the ended playlist reloaded 5 times a second apart or less."""
     errors = o.page.get("errors", [])
     after = o.reloads_after_end()
     return (not o.ended and o.stood_still and o.fatal == [] and len(errors) >= 5
@@ -142,8 +138,7 @@ def claimed(names: tuple[str, ...]) -> list[object]:
 
 @pytest.mark.parametrize("name", claimed(ALL_PLAYERS))
 async def test_every_player_ends_without_a_fatal_error(run: dict[str, Outcome], name: str) -> None:
-    """A page's video ends ('ended'; the viewer page: it says "offline" once it played to the end), a process
-    exits 0 by itself; no fatal error; variant 1's last segment fetched."""
+    """A page's video ends (the viewer says "offline"), a process exits 0; last segment fetched."""
     o = run[name]
     known = KNOWN.get(name)
     if known is not None and known.seen(o):
@@ -161,8 +156,7 @@ async def test_every_player_ends_without_a_fatal_error(run: dict[str, Outcome], 
 
 @pytest.mark.parametrize("name", ALL_PLAYERS)
 async def test_every_player_played_the_transcoded_variant(run: dict[str, Outcome], name: str) -> None:
-    """The rig did what it says (else the verdicts above prove nothing): each player started on variant 1
-    and fetched its segments to its last, from its first playlist on, every answer a 200."""
+    """The rig did what it says: each player on variant 1, to its last segment, every answer a 200."""
     o = run[name]
     got = o.segments()
     assert got and got[0][0] == 1, f"{name} did not start on variant 1: {o.summary()}"
@@ -187,8 +181,7 @@ async def test_the_viewer_pages_video_ends(run: dict[str, Outcome]) -> None:
 
 
 async def test_streamlink_ends_on_its_stall_timeout_not_the_endlist(run: dict[str, Outcome]) -> None:
-    """streamlink ignores an empty playlist's ENDLIST and stops as on a stalled stream, after 3 target
-    durations; its exit is clean and its output whole."""
+    """streamlink ignores an empty ENDLIST: stops after 3 target durations, cleanly, output whole."""
     o = run[STREAMLINK]
     assert any("No new segments for more than 15.00s" in line for line in o.said), o.summary()
     assert o.media >= LAST - 0.5, o.summary()

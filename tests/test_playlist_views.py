@@ -163,8 +163,7 @@ def test_each_entry_is_written_once_per_pathway_not_once_per_version() -> None:
 
 
 def test_a_vm_version_is_rendered_when_first_asked_as_it_was_when_pushed() -> None:
-    """A Pending rendered late is byte for byte the version pushed (delta and long window too); a pathway
-    whose entries are not all at its own URIs is rendered as it comes."""
+    """A Pending rendered late is byte for byte the version pushed; one not all at its URIs at once."""
     gen = ManifestGenerator(1, WindowOptions(16.0, can_block_reload=True))  # offers delta updates
     for i in range(24):
         gen.append(seg(i), T0 + 100 * i)

@@ -132,8 +132,7 @@ async def test_a_public_url_that_does_not_serve_the_bucket_fails_and_still_clean
 
 async def test_a_private_stream_whose_public_url_serves_strangers_fails_the_edge_check(
         seaweed: SeaweedS3, tmp_path: Path) -> None:
-    """PRIVATE=true with no edge rule in front: the probe without a token answers, which fails (the token
-    not shown)."""
+    """PRIVATE=true with no edge rule in front: a probe without a token answers, which fails."""
     private = settings_for(seaweed, tmp_path, PRIVATE="true", PRIVATE_SECRET="p" * 40)
     ok, lines = await check(private)
     assert not ok
@@ -205,8 +204,7 @@ async def test_a_port_in_use_fails_naming_the_setting_and_a_free_one_passes(seaw
 
 
 def test_port_3000_in_use_names_grafana() -> None:
-    """Grafana's default port is PORT's default: on a VM that runs the dashboard too, the likeliest
-    clash, named. Told by the error alone: binding 3000 here could meet the demo of another test."""
+    """Port 3000 in use names Grafana (told by the error alone: 3000 may be another test's)."""
     taken = OSError(errno.EADDRINUSE, "Address already in use")
     assert bind_hint(taken, Address("127.0.0.1", 3000)) == (
         "already in use by another program (Grafana's default port is 3000 too) (`ss -ltnp 'sport = :3000'` "
@@ -252,8 +250,7 @@ def test_an_r2_dev_public_url_is_a_warning_not_for_production(url: str, warned: 
                                                      ("HIT", True)])
 async def test_a_segment_fetched_through_the_public_url_must_be_cacheable(
         seaweed: SeaweedS3, tmp_path: Path, cache_status: str | None, cached: bool) -> None:
-    """Behind Cloudflare, DYNAMIC (or no CF-Cache-Status) means no Cache Rule made segments eligible:
-    every viewer's GET would reach the bucket. A warning naming the rule; MISS or HIT is an ok line."""
+    """DYNAMIC (or no CF-Cache-Status) warns naming the Cache Rule; MISS or HIT is ok."""
     # A stand-in for Cloudflare's edge: what it passes on carries CF-Ray (and CF-Cache-Status when given).
     edge = CountingProxy(seaweed.public_url, adds={"CF-Ray": "8f0000000000abcd-AMS", "Server": "cloudflare"})
     if cache_status is not None:

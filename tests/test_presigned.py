@@ -44,8 +44,7 @@ def presigned_env(hls_dir: Path, s3: SeaweedS3, state_dir: Path, **over: str) ->
 
 
 def uris(seen: Observed) -> dict[int, dict[int, str]]:
-    """variant -> media sequence number -> URI, as listed (the checker fails a number that names another
-    URI later: msn-uri-changed, 6.2.2)."""
+    """variant -> media sequence number -> URI, as listed."""
     return {v: {n: uri for n, (uri, _) in listed.items()} for v, listed in seen.ours.items()}
 
 

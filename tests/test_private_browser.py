@@ -156,8 +156,7 @@ async def test_a_page_hosted_elsewhere_learns_the_stream_is_private_from_the_pla
 
 
 async def test_an_invited_viewer_plays_a_clip_on_the_page_by_its_gated_path(stack: Stack, browser: OwnedPages) -> None:
-    """A clip as `hls-broadcaster clip` prints it (the service's gated path), on the stream's page by ?src=:
-    the form first, then the clip plays, its segments fetched at the URIs the gated route wrote."""
+    """A clip by its gated path on the stream's page: the form, then it plays at the gated URIs."""
     await until(lambda: time.time() - stack.began > 6, "6 s of stream to clip", WAIT)
     clip = await stack.demo.service.clips.make(last=4)
     page = await browser.new_page()

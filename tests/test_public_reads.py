@@ -66,8 +66,7 @@ def test_each_answer_gives_its_likely_cause(detail: str, names: str) -> None:
 
 
 def test_a_failure_while_the_buckets_uploads_fail_says_it_may_be_the_outage() -> None:
-    """A probe failing while the bucket's uploads fail too may be the outage's (a segment listed before the
-    bucket took it): the reason names the setting and the outage, so nobody changes a setting that is right."""
+    """A failure while uploads fail names the setting and the outage, so no right setting is changed."""
     watch = reads()
     down = [False]
     watch.in_outage = lambda: down[0]
@@ -114,8 +113,7 @@ def test_only_the_first_buckets_probe_tells_what_is_listed() -> None:
 
 
 async def test_without_steering_it_probes_the_newest_listed_at_its_url_and_sees_it_answer_again() -> None:
-    """The probe steering has, run without steering, against a real HTTP server: 404s turn the verdict,
-    200s clear it; each GET says it is the service's probe."""
+    """The probe against a real server: 404s turn the verdict, 200s clear it; each GET names itself."""
     answer = {"status": 404}
     agents: list[str] = []
 
@@ -144,8 +142,7 @@ async def test_without_steering_it_probes_the_newest_listed_at_its_url_and_sees_
 
 
 async def test_the_start_look_fetches_its_object_at_the_listed_url_and_deletes_it() -> None:
-    """The object's bytes at the URL: None; served elsewhere (the URL names another place): the status;
-    the bucket refusing the object: None (its uploads tell of that)."""
+    """The object's bytes at the URL: None; served elsewhere: the status; refused: None."""
     store = FakeStore()
     app = web.Application()
 
@@ -200,8 +197,7 @@ def test_the_start_objects_refusal_is_an_error_and_an_outage_a_warning(
 @pytest.mark.integration
 async def test_the_service_without_steering_tells_when_its_public_url_fails_while_players_play(
         tmp_path: Path, seaweed: SeaweedS3, owncast: OwncastEmulator) -> None:
-    """Real parts, the public URL alone answering 503: /health turns non-ok naming R2_PUBLIC_URL within
-    30 s, and ok once it answers again."""
+    """The public URL alone answering 503: /health non-ok naming R2_PUBLIC_URL, then ok again."""
     async with BucketGates(seaweed) as gates, aiohttp.ClientSession() as http:
         env = service_env(owncast.variant_dir(0).parent, seaweed, tmp_path / "state",
                           S3_ENDPOINT_URL=gates.service_url, R2_PUBLIC_URL=gates.public_url)

@@ -141,8 +141,7 @@ async def test_missing_init_section_loses_its_segments(world: World) -> None:
 
 
 def test_a_lost_init_section_is_reported_once_not_as_an_unretrieved_future(tmp_path: Path) -> None:
-    """An init section's unawaited "kept" future must not log "Future exception was never retrieved". On a
-    loop of its own, records not kept (one would hold the future), so a collection frees every future."""
+    """An init section's unawaited future logs no "Future exception was never retrieved"."""
     import gc
 
     unretrieved: list[str] = []
@@ -166,8 +165,7 @@ def test_a_lost_init_section_is_reported_once_not_as_an_unretrieved_future(tmp_p
 
 
 async def test_a_longer_segment_raises_the_target_with_a_new_playlist(world: World) -> None:
-    """Passthrough: a longer segment is never dropped; the target is doubled (at least), every variant
-    starts a new playlist above all it served."""
+    """Passthrough: a longer segment is never dropped: the target doubles (at least), a new playlist."""
     world.pub.on_master([SourceVariant(0, 800_000), SourceVariant(1, 300_000)])
     world.owncast_lists((0, 1), "stream-a-0.ts")
     await world.settle()
@@ -188,8 +186,7 @@ async def test_a_longer_segment_raises_the_target_with_a_new_playlist(world: Wor
 
 
 async def test_the_target_policy_returns_a_retarget_and_changes_no_playlist(world: World) -> None:
-    """`fit` and `raise_for` return a Retarget and leave every playlist as it was, saved and shown; the
-    lister applies a decision."""
+    """`fit` and `raise_for` return a Retarget and change no playlist; the lister applies it."""
     world.pub.on_master([SourceVariant(0, 800_000), SourceVariant(1, 300_000)])
     world.owncast_lists((0, 1), "stream-a-0.ts", "stream-a-1.ts")
     await world.settle()
@@ -282,8 +279,7 @@ async def test_starting_between_two_variant_writes_keeps_numbers_aligned(world: 
 
 @pytest.mark.parametrize("apart", [False, True], ids=["together", "one_segment_apart"])
 async def test_variants_that_end_together_or_one_segment_apart_both_end(world: World, apart: bool) -> None:
-    """A last short segment only one variant gets (`apart`) is decided without the other: both playlists
-    end rather than wait for good."""
+    """A last short segment only one variant gets is decided without the other: both end."""
     world.owncast_lists((0, 1), "stream-a-0.ts", "stream-a-1.ts")
     if apart:
         world.owncast_lists(0, "stream-a-2.ts", duration=0.041667)
@@ -304,8 +300,7 @@ async def test_variants_that_end_together_or_one_segment_apart_both_end(world: W
 
 
 async def test_after_an_ended_stream_a_variant_read_late_at_the_next_still_joins_its_first_slot(make_world: MakeWorld) -> None:
-    """At the next stream, a variant read a moment late is waited for, not left out and then restarted
-    (which would drop its window without ENDLIST)."""
+    """A variant read late at the next stream is waited for, not left out and restarted."""
     world = make_world(window=30.0, stepped=True)
     world.owncast_lists((0, 1), "stream-a-0.ts", "stream-a-1.ts", "stream-a-2.ts")
     world.owncast_lists((0, 1), "offline.ts", ended=True, duration=8.0, discontinuity_before="offline.ts")
@@ -497,8 +492,7 @@ async def test_a_playlist_full_of_unsafe_names_writes_one_line_not_one_per_name(
 
 
 async def test_variants_cut_apart_are_listed_each_on_its_own(tmp_path: Path) -> None:
-    """Passthrough: Owncast's numbers stop naming the same moment; each variant lists every segment as it
-    gets it, with its own numbers, lined up by date (the checker aligns by time)."""
+    """Passthrough: each variant lists every segment as it gets it, with its own numbers."""
     world = World(tmp_path, align_by="time")
     world.pub.on_master([SourceVariant(0, 3_000_000), SourceVariant(1, 300_000)])
     await cut_apart(world, "a", 12)
@@ -513,8 +507,7 @@ async def test_variants_cut_apart_are_listed_each_on_its_own(tmp_path: Path) -> 
 
 
 async def test_a_new_stream_with_shorter_segments_gets_its_own_target(world: World) -> None:
-    """3 s then 1 s segments between two streams: the second gets a 1 s target at once, in a new
-    playlist; a third with 3 s segments goes back up."""
+    """3 s then 1 s streams: the second gets target 1 in a new playlist; 3 s again goes back up."""
     for n in range(4):
         world.owncast_lists(0, f"stream-a-{n}.ts", duration=3.0, target=3)
     world.owncast_lists(0, ended=True, target=3)
@@ -533,8 +526,7 @@ async def test_a_new_stream_with_shorter_segments_gets_its_own_target(world: Wor
 
 
 async def test_shorter_segments_after_a_stream_that_did_not_end_keep_the_target(world: World) -> None:
-    """No EXT-X-ENDLIST between (video.js misplaces a new playlist with a shorter target): a plain
-    discontinuity under the longer target; the next stream after an end gets its own."""
+    """No ENDLIST between: a plain discontinuity under the longer target (video.js); after one, its own."""
     for n in range(4):
         world.owncast_lists(0, f"stream-a-{n}.ts", duration=3.0, target=3)
     await world.settle()
@@ -583,8 +575,7 @@ async def test_a_variant_added_after_a_discontinuity_counts_the_discontinuities_
 
 
 async def test_variants_removed_then_added_back_between_streams(world: World) -> None:
-    """Variants 2 -> 1 -> 2 between streams: the one gone is closed (ENDLIST), the one left listed at
-    once; when it comes back, both number the same moments alike."""
+    """Variants 2 -> 1 -> 2: the one gone is ended, the one left listed at once, then numbered alike."""
     both = [SourceVariant(0, 3_000_000), SourceVariant(1, 300_000)]
     world.pub.on_master(both)
     await one_at_a_time(world, (0, 1), "a", range(3))
@@ -623,8 +614,7 @@ def _shown(world: World, variant: int) -> set[str]:
 
 
 async def test_a_raise_from_one_lane_lists_what_the_other_lane_listed_meanwhile(tmp_path: Path, make_world: MakeWorld) -> None:
-    """A raise while the other variant's segments are listed but not shown yet (a save in flight) keeps
-    them in the new playlist, not dropped unseen with the old one."""
+    """A raise while the other variant's segments are listed but unshown keeps them in the new playlist."""
     state = tmp_path / "state"
     state.mkdir()
     world = make_world(state=StateFile(state), align_by="time")
@@ -662,8 +652,7 @@ async def test_a_raise_from_one_lane_lists_what_the_other_lane_listed_meanwhile(
 
 async def test_a_variant_a_passthrough_stream_adds_joins_at_the_others_discontinuity_number(
         tmp_path: Path) -> None:
-    """A third variant added to a passthrough stream lists its first moment under the others'
-    discontinuity number (6.2.4)."""
+    """A variant added to a passthrough stream starts at the others' discontinuity number (6.2.4)."""
     world = World(tmp_path, align_by="time", window=60.0)
     world.pub.on_master([SourceVariant(0, 3_000_000), SourceVariant(1, 300_000)])
     await cut_apart(world, "a", 8, start=0.0, target=2)

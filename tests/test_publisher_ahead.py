@@ -30,8 +30,7 @@ def at_target(playlists: VisiblePlaylists | None, target: int, variants: tuple[i
 
 
 def failing_once(w: World, name: str) -> str:
-    """Owncast lists `name` in variant 0, whose upload waits for the test and then fails (an outage): the
-    next attempt reads Owncast's file again. Returns its key."""
+    """`name` listed in variant 0; its upload waits for the test, then fails. Returns its key."""
     key = f"live/0/{name}"
     w.store.hold(key)
     w.store.fail[key] = 1
@@ -99,8 +98,7 @@ async def test_a_failed_upload_keeps_a_copy_and_sends_it_though_owncast_deleted_
 
 
 async def test_an_upload_that_lands_at_once_writes_no_copy(tmp_path: Path, make_world: MakeWorld) -> None:
-    """While nothing fails the VM writes nothing of the segments: its pathway would serve Owncast's own
-    file, and every upload sends the version read once."""
+    """While nothing fails the VM writes no copy; every upload sends the version read once."""
     w, held = held_world(make_world, tmp_path)
     for n in range(3):
         w.owncast_lists(0, f"stream-abc-{n}.ts")
@@ -135,8 +133,7 @@ async def test_a_restart_uploads_again_what_was_listed_ahead(tmp_path: Path, mak
 
 async def test_what_left_the_window_while_an_upload_lagged_is_deleted_after_a_restart(
         tmp_path: Path, make_world: MakeWorld) -> None:
-    """Segments leave only once the pathway furthest behind has a window without them; a stop meanwhile
-    saves them, and the next run hands them on once its uploads land."""
+    """Segments leave once the slowest pathway's window is without them, across a restart too."""
     w, _ = held_world(make_world, tmp_path, window=2.0, stepped=True)
     gone: list[str] = []
     w.pub.on_removed = lambda removed: gone.extend(r.segment.key or "" for r in removed)
@@ -183,8 +180,7 @@ def gaps(world: World, pathway: str, variant: int) -> list[str]:
 
 async def test_an_upload_lost_after_it_was_listed_ahead_is_a_gap_on_the_buckets_pathway(
         tmp_path: Path, make_world: MakeWorld) -> None:
-    """No copy kept and the file deleted: the upload can never land, and the bucket's playlist shows a gap
-    (EXT-X-GAP) there from its first version."""
+    """No copy and the file deleted: the bucket's playlist shows a gap there from its first version."""
     w, held = held_world(make_world, tmp_path, max_bytes=100)  # no room for a 376-byte copy
     key = failing_once(w, "stream-abc-0.ts")
     w.owncast_lists(0, "stream-abc-1.ts")
@@ -203,8 +199,7 @@ async def test_an_upload_lost_after_it_was_listed_ahead_is_a_gap_on_the_buckets_
 
 async def test_a_new_target_reaches_every_variant_of_the_bucket_at_once(
         tmp_path: Path, make_world: MakeWorld) -> None:
-    """A raise while an upload is on its way: the bucket's playlists move to the new target together
-    (6.2.4), the VM's at once."""
+    """A raise while an upload is on its way: the bucket's variants move together, the VM's at once."""
     w, _ = held_world(make_world, tmp_path)
     for n in range(2):
         w.owncast_lists((0, 1), f"stream-abc-{n}.ts")
@@ -220,8 +215,7 @@ async def test_a_new_target_reaches_every_variant_of_the_bucket_at_once(
 
 async def test_a_segment_shown_ahead_when_the_target_rises_is_listed_in_the_bucket_too(
         tmp_path: Path, make_world: MakeWorld) -> None:
-    """A segment the VM showed before a raise: the new playlist starts after it, and the bucket's lists it
-    once it lands, before moving to the new target."""
+    """Shown ahead before a raise: the bucket's playlist lists it once landed, then moves on."""
     w, _ = held_world(make_world, tmp_path)
     for n in range(2):
         w.owncast_lists((0, 1), f"stream-abc-{n}.ts")
@@ -245,8 +239,7 @@ async def test_a_segment_shown_ahead_when_the_target_rises_is_listed_in_the_buck
 
 async def test_a_segment_shown_ahead_that_can_never_land_does_not_hold_the_new_target(
         tmp_path: Path, make_world: MakeWorld) -> None:
-    """As above, but the upload of the segment shown ahead fails for good (no copy kept, Owncast's file
-    gone): the bucket's playlist moves to the new target without it, and never lists it as a segment."""
+    """As above, but it never lands: the bucket moves to the new target without it, never listed."""
     w, held = held_world(make_world, tmp_path, max_bytes=100)  # no room for a copy
     for n in range(2):
         w.owncast_lists(0, f"stream-abc-{n}.ts")
@@ -265,8 +258,7 @@ async def test_a_segment_shown_ahead_that_can_never_land_does_not_hold_the_new_t
 
 async def test_a_segment_lost_after_listing_is_a_gap_on_every_pathway_and_in_the_recording(
         tmp_path: Path, make_world: MakeWorld) -> None:
-    """Steered to the VM, then the segment exists nowhere (no copy, file deleted): every pathway and the
-    recording list it as a gap from then on."""
+    """A segment that exists nowhere is a gap on every pathway and in the recording from then on."""
     # No room for a 376-byte copy.
     w, _held = held_world(make_world, tmp_path, max_bytes=100, recordings=tmp_path / "state")
     w.fallbacks["bucket"] = ("vm",)  # players are steered away from the bucket
