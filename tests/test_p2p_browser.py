@@ -319,7 +319,7 @@ async def test_without_p2p_the_page_requests_no_p2p_file(tmp_path: Path, seaweed
     assert loaded == [], loaded
 
 
-# -- (d) a segment the bucket serves damaged (issue 40, V4) -----------------------------------------------
+# -- (d) a segment the bucket serves damaged -----------------------------------------------------------
 
 PLAYING_NOW = "() => window.viewerStats.state === 'playing' && !document.querySelector('video').paused"
 
@@ -347,7 +347,7 @@ async def test_a_damaged_segment_from_the_bucket_stops_the_video_only_for_a_mome
     assert re.search(r"Media errors\s+[1-9]", panel), panel
 
 
-# -- (e) a peer that alters what it shares (issue 31) --------------------------------------------------
+# -- (e) a peer that alters what it shares -------------------------------------------------------------
 
 # The honest viewers upload nothing: every segment they take from a peer is the hostile one's.
 NO_UPLOADS = ("Object.defineProperty(navigator, 'connection', "
@@ -456,7 +456,7 @@ async def refused_and_played(demo: Demo, viewers: list[Viewer]) -> None:
     assert problems == [], problems
 
 
-# -- (f) peers that withhold, lie about sizes, send half (issue 40) --------------------------------------
+# -- (f) peers that withhold, lie about sizes, send half -----------------------------------------------
 
 FIGURES = ("verifiedSegments", "verifiedBucketSegments", "rejectedSegments", "bannedPeers", "droppedPeers",
            "discardedBytes", "unblamedRejections", "oversizedAnnouncements", "httpGets", "getsPerSegment",
@@ -509,7 +509,7 @@ async def test_peers_that_withhold_their_end_announce_a_larger_size_or_send_half
     honest_ids = set().union(*ids[:3])
     hostile_ids = set().union(*ids[3:])
     on_honest = [[u for u in log if u["to"] in honest_ids] for log in attacks]
-    print("hostile peers (issue 40):", json.dumps({
+    print("hostile peers:", json.dumps({
         "attacks on honest viewers": on_honest, "segments": len(names),
         "viewers": [{k: s["p2p"].get(k) for k in FIGURES} for s in stats],
         "hostile viewers": [{"mode": mode, "answered": len(log), "to": sorted({u["to"] for u in log}),
@@ -540,7 +540,7 @@ async def test_peers_that_withhold_their_end_announce_a_larger_size_or_send_half
             assert count >= 1, (count, s["p2p"], lies)  # s: when watch ended; count: after the logs
 
 
-# -- (g) a peer that never finishes an upload (issue 50, V5) ----------------------------------------------
+# -- (g) a peer that never finishes an upload ----------------------------------------------------------
 
 UNFINISHED_BOUND = 4  # viewer/p2p-trust.js: dropped at its 4th unfinished upload with none delivered
 # A request or two before the withholder takes over may be answered honestly: each allows one more.
@@ -583,7 +583,7 @@ async def test_a_peer_that_never_finishes_an_upload_is_dropped_and_costs_no_more
 
     asked = [sum(1 for u in log if u["to"] in own) for own in ids]
     asked_at_drop = [sum(1 for u in log_at_drop if u["to"] in own) for own in ids]
-    print("a peer that never finishes (issue 50, V5):", json.dumps({
+    print("a peer that never finishes:", json.dumps({
         "asked per honest viewer": asked_at_drop, "and at the end": asked, "segments": len(names),
         "gets": [sum(gets[(v.agent, name)] for name in names) for v in good],
         "at drop": [{k: p.get(k) for k in ("droppedPeers", "unfinishedAttempts", "verifiedSegments", "discardedBytes")}
