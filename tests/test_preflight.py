@@ -25,14 +25,9 @@ CORS_FILE = Path(__file__).resolve().parent.parent / "deploy" / "r2-cors.json"
 
 def settings_for(server: SeaweedS3, tmp_path: Path, **overrides: str) -> Settings:
     flags = {
-        "HLS_DIR": str(tmp_path),
-        "S3_ENDPOINT_URL": server.endpoint_url,
-        "AWS_ACCESS_KEY_ID": server.access_key,
-        "AWS_SECRET_ACCESS_KEY": server.secret_key,
-        "AWS_BUCKET_NAME": server.bucket,
-        "R2_PUBLIC_URL": server.public_url,
-        "STATE_DIR": str(tmp_path / "state"),
-        "UPLOAD_TIMEOUT": "5",
+        "HLS_DIR": str(tmp_path), "S3_ENDPOINT_URL": server.endpoint_url, "AWS_ACCESS_KEY_ID": server.access_key,
+        "AWS_SECRET_ACCESS_KEY": server.secret_key, "AWS_BUCKET_NAME": server.bucket,
+        "R2_PUBLIC_URL": server.public_url, "STATE_DIR": str(tmp_path / "state"), "UPLOAD_TIMEOUT": "5",
         "TRUST_CF_CONNECTING_IP": "true",  # HOST is loopback: behind cloudflared, as deploy/env.example
         "PORT": "0",  # no port to find free (the tests of binding PORT choose theirs)
         **overrides,
@@ -61,7 +56,6 @@ def bucket_lines(lines: list[str]) -> list[str]:
 async def test_passes_with_the_right_settings_and_leaves_nothing_behind(
         seaweed: SeaweedS3, tmp_path: Path) -> None:
     ok, lines = await check(settings_for(seaweed, tmp_path))
-
     assert ok, "\n".join(lines)
     assert {line.split(" ", 1)[0] for line in lines[:-1]} == {"ok"}, lines  # the last line is the summary
     text = "\n".join(lines)
@@ -93,7 +87,6 @@ async def test_wrong_secret_fails_on_the_first_bucket_check_naming_the_setting(
         seaweed: SeaweedS3, tmp_path: Path) -> None:
     wrong = "not-the-secret-0123456789"
     ok, lines = await check(settings_for(seaweed, tmp_path, AWS_SECRET_ACCESS_KEY=wrong))
-
     assert not ok
     before = lines[:len(lines) - len(bucket_lines(lines))]
     assert {line.split(" ", 1)[0] for line in before} == {"ok"}, lines  # the settings themselves are fine
@@ -117,15 +110,10 @@ async def test_wrong_bucket_key_or_unreachable_endpoint_name_their_settings(
 
 async def test_a_public_url_that_does_not_serve_the_bucket_fails_and_still_cleans_up(
         seaweed: SeaweedS3, tmp_path: Path) -> None:
-    ok, lines = await check(
-        settings_for(seaweed, tmp_path, R2_PUBLIC_URL=seaweed.endpoint_url + "/elsewhere")
-    )
-
+    ok, lines = await check(settings_for(seaweed, tmp_path, R2_PUBLIC_URL=seaweed.endpoint_url + "/elsewhere"))
     assert not ok
     failed = [line for line in lines if line.startswith("FAIL")]
-    assert len(failed) == 1 and failed[0].startswith("FAIL public GET ") and "R2_PUBLIC_URL" in failed[0], (
-        lines
-    )
+    assert len(failed) == 1 and failed[0].startswith("FAIL public GET ") and "R2_PUBLIC_URL" in failed[0], lines
     assert any(line.startswith("ok   delete probe object") for line in lines), lines
     assert await keys_in(seaweed) == []
 
@@ -153,7 +141,6 @@ async def test_an_endpoint_with_the_bucket_in_its_path_is_caught(seaweed: Seawee
     # The R2 dashboard shows the S3 API URL with the bucket appended; pasting it is a classic.
     settings = settings_for(seaweed, tmp_path, S3_ENDPOINT_URL=f"{seaweed.endpoint_url}/{seaweed.bucket}")
     ok, lines = await check(settings)
-
     assert not ok and lines[0].startswith("FAIL S3_ENDPOINT_URL has a path"), lines
     # One FAIL, for it alone: the bucket's checks that would blame R2_PUBLIC_URL are skipped.
     assert [line for line in lines if line.startswith("FAIL")] == [lines[0]], lines
@@ -162,20 +149,16 @@ async def test_an_endpoint_with_the_bucket_in_its_path_is_caught(seaweed: Seawee
 
 
 async def test_a_cors_policy_that_leaves_viewers_out_fails_the_cors_checks(
-    seaweed: SeaweedS3, tmp_path: Path
-) -> None:
+        seaweed: SeaweedS3, tmp_path: Path) -> None:
     # (SeaweedFS answers CORS for any origin when a bucket has no policy at all, so restrict it instead.)
     policy = {"CORSRules": [{"AllowedOrigins": ["https://only.example"], "AllowedMethods": ["GET", "HEAD"]}]}
     async with seaweed.client() as s3:
         await s3.put_bucket_cors(Bucket=seaweed.bucket, CORSConfiguration=policy)
     ok, lines = await check(settings_for(seaweed, tmp_path))
-
     assert not ok
     failed = [line for line in lines if line.startswith("FAIL")]
     assert [line.split(" with ")[0].split(" ->")[0] for line in failed] == [
-        "FAIL CORS GET",
-        "FAIL CORS preflight OPTIONS",
-    ]
+        "FAIL CORS GET", "FAIL CORS preflight OPTIONS"]
     assert all("deploy/r2-cors.json" in line for line in failed), lines
 
 
@@ -185,7 +168,6 @@ async def test_the_deploy_cors_policy_satisfies_the_check(seaweed: SeaweedS3, tm
     async with seaweed.client() as s3:
         await s3.put_bucket_cors(Bucket=seaweed.bucket, CORSConfiguration=policy)
     ok, lines = await check(settings_for(seaweed, tmp_path))
-
     assert ok, "\n".join(lines)
 
 
