@@ -193,8 +193,7 @@ TRUST_DECISIONS = """async () => {
 
 
 async def test_three_viewers_share_segments_and_all_keep_playing(
-    tracker_dir: Path, tmp_path: Path, seaweed: SeaweedS3, browser: Any, recordings: Recordings,
-) -> None:
+        tracker_dir: Path, tmp_path: Path, seaweed: SeaweedS3, browser: Any, recordings: Recordings) -> None:
     # The operator's STUN server (P2P_STUN_SERVERS) replaces the library's, and the browsers ask it.
     async with stun_server() as (stun, stun_seen), \
             demo_with_tracker(tmp_path, seaweed, tracker_dir, recordings=recordings, P2P_STUN_SERVERS=stun) as demo, \
@@ -246,7 +245,7 @@ async def test_three_viewers_share_segments_and_all_keep_playing(
     assert all(s["p2p"]["httpMismatches"] == 0 for s in stats), stats
     assert all(s["p2p"]["rejectedSegments"] == 0 and s["p2p"]["unhashedSegments"] == 0 for s in stats), stats
     assert all(s["p2p"]["peersOff"] is None for s in stats), stats
-    # The panel: other viewers' and the bucket's bytes add up to the video downloaded; the page says it shares.
+    # The panel: other viewers' and the bucket's bytes add up to the video downloaded; the page shares.
     assert not re.search(r"\bR2\b|\bHTTP\b|\bpeers?\b", panel), panel
     assert "From other viewers" in panel and "Other viewers connected" in panel, panel
     total, bucket, peers = (size(rows[name]) for name in ("Video downloaded", "From the storage bucket",
@@ -325,8 +324,7 @@ PLAYING_NOW = "() => window.viewerStats.state === 'playing' && !document.querySe
 
 
 async def test_a_damaged_segment_from_the_bucket_stops_the_video_only_for_a_moment(
-    tmp_path: Path, seaweed: SeaweedS3, browser: Any, recordings: Recordings,
-) -> None:
+        tmp_path: Path, seaweed: SeaweedS3, browser: Any, recordings: Recordings) -> None:
     """A segment damaged in the bucket: the page counts it, recovers and plays within seconds."""
     async with running_demo(tmp_path, seaweed, "", recordings=recordings) as demo, \
             viewers_of(browser, f"{demo.service.url}/?stats=1", [[]]) as (viewer,):
@@ -367,8 +365,7 @@ ANNOUNCE_AGAIN = """() => {
 
 
 async def test_a_peer_sending_altered_bytes_is_refused_and_honest_viewers_play_the_buckets_bytes(
-    tracker_dir: Path, tmp_path: Path, seaweed: SeaweedS3, browser: Any, recordings: Recordings,
-) -> None:
+        tracker_dir: Path, tmp_path: Path, seaweed: SeaweedS3, browser: Any, recordings: Recordings) -> None:
     """Rejections reported: /metrics counts them, Prometheus fires HlsBroadcasterP2PSegmentsRejected."""
     honest = [PLAYERS, HANDED, NO_UPLOADS]
     async with demo_with_tracker(tmp_path, seaweed, tracker_dir, recordings=recordings, VIEWER_TIMEOUT="3") as demo, \
@@ -464,8 +461,7 @@ FIGURES = ("verifiedSegments", "verifiedBucketSegments", "rejectedSegments", "ba
 
 
 async def test_peers_that_withhold_their_end_announce_a_larger_size_or_send_half_change_nothing_played(
-    tracker_dir: Path, tmp_path: Path, seaweed: SeaweedS3, browser: Any, recordings: Recordings,
-) -> None:
+        tracker_dir: Path, tmp_path: Path, seaweed: SeaweedS3, browser: Any, recordings: Recordings) -> None:
     """Three honest viewers and three HOSTILE_MODES ones: every fragment the honest get hashes as the
     bucket's, no honest peer is banned, they play on, at one bucket GET per segment at most."""
     from playwright.async_api import TimeoutError as PlaywrightTimeout
@@ -548,8 +544,7 @@ EARLY_CREDIT = 1
 
 
 async def test_a_peer_that_never_finishes_an_upload_is_dropped_and_costs_no_more_gets_than_no_p2p(
-    tracker_dir: Path, tmp_path: Path, seaweed: SeaweedS3, browser: Any, recordings: Recordings,
-) -> None:
+        tracker_dir: Path, tmp_path: Path, seaweed: SeaweedS3, browser: Any, recordings: Recordings) -> None:
     """A WITHHOLDING peer (never finishes an upload) is dropped by each honest viewer after its 4th
     unfinished upload; then one bucket GET per segment at most, and segments from each other again."""
     from playwright.async_api import TimeoutError as PlaywrightTimeout

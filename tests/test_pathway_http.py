@@ -470,8 +470,8 @@ async def test_the_byte_cap_answers_503_past_it(make_rig: MakeRig) -> None:
     assert rig.counts.bytes[False] == 2 * len(BODY) + 100 and rig.counts.requests[503] == 3
 
 
-async def unfollowed(rig: Rig, path: str = "/live/vm/0/seg0.ts", address: str | None = None,
-                     ) -> tuple[int, Any, bytes]:
+async def unfollowed(rig: Rig, path: str = "/live/vm/0/seg0.ts",
+                     address: str | None = None) -> tuple[int, Any, bytes]:
     """GET without following a redirect (the VM's to the bucket), from `address` as cloudflared names it."""
     headers = {"CF-Connecting-IP": address} if address else {}
     async with rig.client.request("GET", path, allow_redirects=False, headers=headers) as resp:

@@ -25,8 +25,9 @@ CORS_FILE = Path(__file__).resolve().parent.parent / "deploy" / "r2-cors.json"
 
 def settings_for(server: SeaweedS3, tmp_path: Path, **overrides: str) -> Settings:
     flags = {
-        "HLS_DIR": str(tmp_path), "S3_ENDPOINT_URL": server.endpoint_url, "AWS_ACCESS_KEY_ID": server.access_key,
-        "AWS_SECRET_ACCESS_KEY": server.secret_key, "AWS_BUCKET_NAME": server.bucket,
+        "HLS_DIR": str(tmp_path), "S3_ENDPOINT_URL": server.endpoint_url,
+        "AWS_ACCESS_KEY_ID": server.access_key, "AWS_SECRET_ACCESS_KEY": server.secret_key,
+        "AWS_BUCKET_NAME": server.bucket,
         "R2_PUBLIC_URL": server.public_url, "STATE_DIR": str(tmp_path / "state"), "UPLOAD_TIMEOUT": "5",
         "TRUST_CF_CONNECTING_IP": "true",  # HOST is loopback: behind cloudflared, as deploy/env.example
         "PORT": "0",  # no port to find free (the tests of binding PORT choose theirs)
@@ -110,10 +111,12 @@ async def test_wrong_bucket_key_or_unreachable_endpoint_name_their_settings(
 
 async def test_a_public_url_that_does_not_serve_the_bucket_fails_and_still_cleans_up(
         seaweed: SeaweedS3, tmp_path: Path) -> None:
-    ok, lines = await check(settings_for(seaweed, tmp_path, R2_PUBLIC_URL=seaweed.endpoint_url + "/elsewhere"))
+    elsewhere = seaweed.endpoint_url + "/elsewhere"
+    ok, lines = await check(settings_for(seaweed, tmp_path, R2_PUBLIC_URL=elsewhere))
     assert not ok
     failed = [line for line in lines if line.startswith("FAIL")]
-    assert len(failed) == 1 and failed[0].startswith("FAIL public GET ") and "R2_PUBLIC_URL" in failed[0], lines
+    assert len(failed) == 1 and failed[0].startswith("FAIL public GET "), lines
+    assert "R2_PUBLIC_URL" in failed[0], lines
     assert any(line.startswith("ok   delete probe object") for line in lines), lines
     assert await keys_in(seaweed) == []
 
