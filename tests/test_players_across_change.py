@@ -22,6 +22,7 @@ import asyncio
 import hashlib
 import re
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -245,6 +246,12 @@ SWITCHES = [pytest.param(s, p, marks=VIDEOJS_BY_NUMBER if (s, p) == ("apart", "v
 SEQUENCE_TROUBLE = ("Media sequence changed",)
 
 
+def in_browsers(test: Callable[..., None]) -> Callable[..., None]:
+    """A test of what the players did: the module's run in Chromium."""
+    marked: Callable[..., None] = pytest.mark.integration(pytest.mark.browser(needs_chromium(test)))
+    return marked
+
+
 def _assert_no_reload(p: Played, table: str) -> None:
     assert p.fatal == [] and p.log.get("mediaError") is None and p.log.get("playError") is None, table
     assert p.navigations == 1 and p.masters() == 1, table  # neither the page nor the source was reloaded
@@ -260,9 +267,7 @@ def _assert_plain_answers(p: Played, table: str) -> None:
     assert set(p.playlist_answers()) <= plain, (p.redirects(), table)
 
 
-@pytest.mark.integration
-@pytest.mark.browser
-@needs_chromium
+@in_browsers
 @pytest.mark.parametrize("scenario,player", CHANGES)
 def test_plays_on_across_a_new_target_duration(observed: Observations, scenario: str, player: str) -> None:
     """No fatal error, no reload, and the picture gets a few segments past the change by itself."""
@@ -281,9 +286,7 @@ def test_plays_on_across_a_new_target_duration(observed: Observations, scenario:
     assert reached is not None and reached >= s.change + s.past, table
 
 
-@pytest.mark.integration
-@pytest.mark.browser
-@needs_chromium
+@in_browsers
 @pytest.mark.parametrize("scenario,player", SWITCHES)
 def test_switches_variants_and_plays_on(observed: Observations, scenario: str, player: str) -> None:
     """Each forced switch shows the other variant's picture, and playback goes on past the last."""
@@ -291,18 +294,14 @@ def test_switches_variants_and_plays_on(observed: Observations, scenario: str, p
 
 
 # Shaka's loss in the race (SHAKA_APART) is not judged; the service's answers in it are.
-@pytest.mark.integration
-@pytest.mark.browser
-@needs_chromium
+@in_browsers
 def test_the_race_shaka_loses_in_happened(observed: Observations) -> None:
     """The rig ordered the answers (one old reload answered before the new first playlist)."""
     p = observed.played[("race", "shaka")]
     assert p.client.race is not None and p.client.race.held == 1, observed.table()
 
 
-@pytest.mark.integration
-@pytest.mark.browser
-@needs_chromium
+@in_browsers
 def test_shaka_gets_plain_answers_when_a_reload_lands_in_its_switch(observed: Observations) -> None:
     p = observed.played[("race", "shaka")]
     _assert_plain_answers(p, observed.table())
@@ -327,9 +326,7 @@ def _assert_switches(p: Played, table: str) -> None:
     assert last is not None and reached is not None and reached >= last + p.scenario.past, table
 
 
-@pytest.mark.integration
-@pytest.mark.browser
-@needs_chromium
+@in_browsers
 def test_ffmpeg_reads_variants_cut_apart(observed: Observations) -> None:
     p, table = observed.played[("apart", "ffmpeg")], observed.table()
     assert p.ffmpeg is not None and p.ffmpeg.exit_code == 0, table
