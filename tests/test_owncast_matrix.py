@@ -431,8 +431,7 @@ async def chain(tmp_path: Path, s3: SeaweedS3, name: str, final: Samples, late_t
         print(f"\nOwncast matrix, chain {name}: {time.monotonic() - started:.1f} s")
 
 
-# Keyframes 3, 1, 2 s apart: at level 0 the copied segments are 3, 1, 2, 3, 1, 2 s, the longest first,
-# so the target is raised once, when the variants are found cut apart.
+# Keyframes 3, 1, 2 s apart, the longest first: the target is raised once, when found cut apart.
 LONGEST_FIRST = (3.0, 1.0, 2.0)
 
 # The chains with the source copied (passthrough), also run again and again by hand (the end of this file).
@@ -451,8 +450,7 @@ CHAINS = [
     pytest.param("levels", [Row(0, (SMALL,)), Row(2, (SMALL,)), Row(4, (SMALL,)), Row(0, (SMALL,))], {},
                  {("target_duration_changes_total", "new_stream"): 3, ("target_duration_seconds", ""): 1},
                  id="latency_levels_with_one_transcoded_variant"),
-    # The copied variant is cut at the broadcaster's keyframes, apart from the transcoded one: the target
-    # is raised once, when the service finds them cut apart.
+    # The copied variant is cut at the keyframes: the target is raised once, when found cut apart.
     pytest.param("copied", COPIED, {},
                  {("variants_cut_apart_total", ""): 1,
                   ("target_duration_changes_total", "longer_segment"): 1},
@@ -465,8 +463,7 @@ CHAINS = [
     # 1 variant at level 0 -> 1 again (a reconnect: a discontinuity) -> 2 variants at level 0.
     pytest.param("added", [Row(0, (SMALL,)), Row(0, (SMALL,)), Row(0, (SMALL, SMALLEST))], {}, {},
                  id="a_variant_added_after_a_discontinuity"),
-    # Removed variants are closed (ENDLIST) and nothing waits for them (with TARGET_DURATION=10 a wait
-    # would be 30 s, far past the latency bound).
+    # Removed variants are ended and nothing waits for them (with TARGET_DURATION=10 a wait is 30 s).
     pytest.param("removed", [Row(3, (SMALL, SMALLER, SMALLEST)), Row(0, (SMALL,))], {"TARGET_DURATION": "10"},
                  {}, id="three_then_one_transcoded_variant"),
 ]
@@ -492,8 +489,7 @@ async def test_passthrough_segment_longer_after_the_cut_raises_the_target_at_one
     async with chain(tmp_path, seaweed, "raised", final) as matrix:
         # Then again with a 3 s copied segment: each stream follows an end, so its target starts low again.
         await play_all(matrix, RAISED)
-    # Under load a stream may start after its long segment is listed, needing no raise: every raise seen
-    # was counted, and each stream's target covers its longest segment.
+    # Under load a stream may need no raise: every raise seen was counted, every target covers its longest.
     assert total(final, "hls_broadcaster_variants_cut_apart_total") == 2
     seen_raised = sum(len(matrix.targets[index]) - 1 for index in range(len(RAISED)))
     assert total(final, "hls_broadcaster_target_duration_changes_total",

@@ -149,8 +149,7 @@ async def fetched_in_window(proxy: CountingProxy, since: collections.Counter[str
 # -- (a) three viewers share ---------------------------------------------------------------------------
 
 
-# What viewer/src/p2p-trust.js decides, run in a viewer's page (handed its source at /p2p-trust.js):
-# who is banned for a failed check, which sizes a peer may announce, when the page stops asking peers.
+# What viewer/src/p2p-trust.js decides (bans, announced sizes, when to stop asking peers), in a page.
 TRUST_MODULE = ROOT / "viewer" / "src" / "p2p-trust.js"
 TRUST_DECISIONS = """async () => {
   const { Checks, GetBudget, SegmentHashes } = await import('./p2p-trust.js');
