@@ -1,17 +1,8 @@
-"""Every player plays, and follows content steering where it can.
-
-The service runs with content steering behind the tunnel stand-in (tests/support/nginx.py), SeaweedFS
-behind two gates as its bucket, the Owncast emulator as its source; ten players play /live/master.m3u8 at
-once (tests/support/independent_players.py). The gate in front of the bucket then closes for the service
-alone (its uploads fail; viewers still read the bucket) until it steers players to the VM, and opens
-until it steers them back. Asserted, each player on its own:
-- it plays, and every segment it got (bucket or VM) is byte for byte what Owncast finished; the pages
-  report no fatal error;
-- a page with content steering takes the VM's pathway after the move, and the bucket's after the move
-  back;
-- a player without (streamlink, GStreamer, VLC) plays on through the move and after it.
-`-s` prints each run's figures. A Shaka page caught by SHAKA_LOAD_RACE is opened anew before the move.
-"""
+"""Every player plays, and follows content steering where it can: ten players on /live/master.m3u8
+(tests/support/independent_players.py) while the bucket's gate closes for the service alone until it
+steers players to the VM, then opens until it steers them back. Each player: every segment it got is
+byte for byte Owncast's; a page with steering follows the moves; one without plays on through them.
+`-s` prints the figures. A Shaka page caught by SHAKA_LOAD_RACE is opened anew before the move."""
 
 from __future__ import annotations
 

@@ -1,12 +1,6 @@
-"""No segment Owncast finishes is lost, nor an earlier version of a file written again kept.
-
-- Late is late, not lost: a copy still written a target duration after the other variants listed its
-  slot is a gap (EXT-X-GAP) in its live playlist for good (6.2.2); once finished it is uploaded whole,
-  counted late, and the recording and clips list it.
-- A reopened file is one write: before it is listed, its final bytes are waited for; after, the
-  bucket's object is replaced by them.
-The writers are tests/support/odd_writers.py's; bytes are compared.
-"""
+"""No segment Owncast finishes is lost, nor an earlier version of a file written again kept: a copy late
+past a target duration is a gap in its live playlist for good, then uploaded whole, counted late, and
+listed by the recording and clips; a file written again is listed, or replaced, with its final bytes."""
 
 from __future__ import annotations
 

@@ -1,11 +1,6 @@
-"""deploy/nginx-cache.conf, as shipped (three strings replaced, as its header documents), in front of the
-real service, moto and an Owncast folder written by hand, so each segment appears when the test says.
-
-What the cache must do: `nginx -t` accepts the config; identical blocking requests reach the service as
-ONE; a plain reload within max-age is served from the cache; a 503 "not ready" is not cached; a
-`private` answer is never kept for another, and only the tunnel's address names a client. The
-service's own /metrics (read directly) witnesses what reached it.
-"""
+"""deploy/nginx-cache.conf, as shipped, in front of the real service: identical blocking requests reach
+the service as ONE; reloads within max-age come from the cache; a 503 or a `private` answer is never
+kept; only the tunnel names a client. The service's own /metrics witnesses what reached it."""
 
 from __future__ import annotations
 

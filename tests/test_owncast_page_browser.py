@@ -1,9 +1,5 @@
-"""Owncast's own page, unchanged, plays from the bucket: the same-hostname tunnel layout end to end.
-
-nginx routes by path as cloudflared.yml.example's layout B does: Owncast's two playlist paths to the real
-service, everything else to a stand-in Owncast page playing /hls/stream.m3u8 with video.js. In Chromium
-every segment comes from the S3 server, and Owncast's server sees no playlist or segment request.
-"""
+"""Owncast's own page, unchanged, plays from the bucket through nginx routing as cloudflared.yml.example's
+layout B does: every segment from the S3 server, no playlist or segment request to Owncast's server."""
 
 from __future__ import annotations
 

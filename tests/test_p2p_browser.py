@@ -1,11 +1,7 @@
-"""Viewer-to-viewer segments in a real browser: viewers of the live demo stream share segments over
-WebRTC (fewer bucket GETs, every viewer playing); without a tracker or with P2P off the page plays from
-the bucket; hostile peers (altered bytes, lies about sizes, withheld uploads) get no byte played, no
-honest peer banned and no extra GET; a damaged segment from the bucket stops the video only a moment.
-
-A pass-through proxy in front of SeaweedFS counts the bucket's GETs per viewer (each browser context
-names itself in its user agent); the contexts share one Chromium whose WebRTC candidates are 127.0.0.1.
-"""
+"""Viewer-to-viewer segments in a real browser: viewers of the live demo stream share segments over WebRTC
+(fewer bucket GETs, counted per viewer by a proxy); without a tracker or with P2P off the page plays from
+the bucket; hostile peers get no byte played, no honest peer banned, no extra GET; a damaged segment
+from the bucket stops the video only a moment."""
 
 from __future__ import annotations
 

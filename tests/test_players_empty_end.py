@@ -1,13 +1,8 @@
 """What an ended EMPTY media playlist does to the players (docs/hls-rules.md: "A variant with nothing
-new to list under the new target").
-
-Variants cut apart: the copied variant's last segment raises the target 2 -> 5 as the stream ends, and the
-transcoded variant's playlist becomes an ended playlist with no segment under the new target. The rig
-(tests/support/empty_end.py, empty_end_players.py) plays that stream from a scripted server, each player
-on its own clock, held on variant 1 where it can be; `python -m tests.support.empty_end_players SCRIPT`
-plays the other SCRIPTS. Each player must end without a fatal error within GRACE (a page once it stood
-still STUCK_MS at the last moment); the others are strict expected failures whose reason is checked.
-"""
+new to list under the new target"): the copied variant's last segment raises the target 2 -> 5 as the
+stream ends, and the transcoded variant's playlist ends with no segment. The rig (tests/support/
+empty_end.py, empty_end_players.py) plays it; each player must end without a fatal error within GRACE,
+or is a strict expected failure whose reason is checked."""
 
 from __future__ import annotations
 

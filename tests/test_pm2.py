@@ -1,11 +1,6 @@
-"""pm2 as docs/production.md says, step by step, as a user that is not root.
-
-The "With pm2 instead of systemd" block runs line by line, with this machine's paths, a system user
-`owncast`, and `sudo -u USER` as `runuser -u USER --`; its venv and pip lines are replaced by a stand-in
-console script running this checkout. Then, as that user: `check` passes, `pm2 start` serves /health, a
-SIGKILL is restarted, `pm2 stop` stops it, and a set-up mistake exits 2, which pm2 does not restart.
-Every command runs in a mount namespace where Python is reachable (tests/support/as_user.py).
-"""
+"""pm2 as docs/production.md's "With pm2 instead of systemd" block says, line by line, as a user that is
+not root (install lines replaced by a console script running this checkout): `check` passes, `pm2 start`
+serves /health, a SIGKILL is restarted, `pm2 stop` stops it, a set-up mistake's exit 2 is not restarted."""
 
 from __future__ import annotations
 
