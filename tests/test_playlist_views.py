@@ -10,7 +10,6 @@ from broadcaster.playlist.chunks import CHUNK_ENTRIES
 from broadcaster.playlist.manifest import ManifestGenerator
 from broadcaster.playlist.options import WindowOptions
 from broadcaster.playlist.pathway import BUCKET, LISTED, VM, BaseUris, Pathway, VmUris
-from broadcaster.playlist.renderer import Listing
 from broadcaster.playlist.rendered import Pending, Rendered
 from broadcaster.playlist.segments import ListedSegment
 from broadcaster.playlist.views import GAP, Snapshot, View
@@ -193,7 +192,3 @@ def test_a_vm_version_is_rendered_when_first_asked_as_it_was_when_pushed() -> No
     for i in range(long.next_sequence, long.next_sequence + CHUNK_ENTRIES + 3):
         long.append(seg(i), T0 + 100 * i)
     assert later is not None and expected is not None and later.rendered.body == expected.body
-
-
-def _upto(gen: ManifestGenerator, through: int) -> Listing:
-    return Snapshot(gen, through)
