@@ -19,7 +19,7 @@ from tests.support.owncast_writer import real_ts_segment
 from tests.support.raw_http import Response, responses
 
 # One worker runs the module, its module fixtures (moto's server, the segment) once (--dist loadgroup).
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("nginx_cache")]
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("nginx_cache"), needs_nginx]
 
 TARGET = 4  # Owncast's 4 s latency level: the service holds a blocking request for up to 12 s
 CONCURRENT = 40  # identical blocking requests
@@ -82,14 +82,12 @@ async def get(port: int, path: str, host: str = "live.example.com", extra: str =
 # -- the tests ---------------------------------------------------------------------------------------
 
 
-@needs_nginx
 def test_nginx_accepts_the_shipped_config(tmp_path: Path) -> None:
     done = shipped_cache(tmp_path, "127.0.0.1:3000").check()
     assert done.returncode == 0, done.stderr
     assert "test is successful" in done.stderr
 
 
-@needs_nginx
 async def test_identical_blocking_requests_reach_the_service_once(edge: Edge) -> None:
     for _ in range(3):
         name = edge.owncast.slot()
@@ -114,7 +112,6 @@ async def test_identical_blocking_requests_reach_the_service_once(edge: Edge) ->
     assert sum((await edge.origin_requests()).values()) == sum(after.values())
 
 
-@needs_nginx
 async def test_a_plain_reload_within_its_max_age_comes_from_the_cache(edge: Edge) -> None:
     """Of identical plain reloads, all sent before any answer is read, one reaches the service."""
     last = await edge.listed_at_origin(edge.owncast.slot())
@@ -137,7 +134,6 @@ async def test_a_plain_reload_within_its_max_age_comes_from_the_cache(edge: Edge
         assert last_sequence(await r.read()) == last
 
 
-@needs_nginx
 async def test_not_ready_is_never_cached(edge: Edge) -> None:
     before = await edge.origin_requests()
     for _ in range(2):
@@ -150,7 +146,6 @@ async def test_not_ready_is_never_cached(edge: Edge) -> None:
     assert answer.status == 200 and last_sequence(answer.body) == first
 
 
-@needs_nginx
 async def test_only_playlists_go_through(edge: Edge) -> None:
     for path in ("/metrics", "/health", "/", "/embed", "/config.json", "/live/events"):
         answer = await get(edge.nginx.port, path)
@@ -164,7 +159,6 @@ async def test_only_playlists_go_through(edge: Edge) -> None:
     assert "instead of the service's" not in header
 
 
-@needs_nginx
 @behind_the_tunnel
 async def test_behind_the_tunnel_each_scheme_is_its_own_entry(edge: Edge) -> None:
     """https answers cached for https viewers; http ones never kept nor handed to https."""
@@ -187,7 +181,6 @@ async def test_behind_the_tunnel_each_scheme_is_its_own_entry(edge: Edge) -> Non
         assert named.replace("https:", "http:").encode() in again.body, again.body.decode()
 
 
-@needs_nginx
 async def test_content_steering_through_the_cache(edge: Edge) -> None:
     """Playlist and manifest cached per Host; a VM segment's redirect never kept."""
     name = edge.owncast.slot()
@@ -221,6 +214,8 @@ async def test_content_steering_through_the_cache(edge: Edge) -> None:
     bucket = answers[0].headers["location"]
     assert bucket.endswith("/0/" + name) and bucket.startswith("http") and "/vm/" not in bucket, bucket
     assert await edge.origin_counts("hls_broadcaster_vm_segment_requests_total") == before + 3
+
+
 async def test_other_spellings_through_the_cache_cost_the_service_a_redirect_each(edge: Edge) -> None:
     """Every other spelling of a playlist URL: a small 302 to the canonical one."""
     for _ in range(3):
@@ -244,7 +239,6 @@ async def test_other_spellings_through_the_cache_cost_the_service_a_redirect_eac
                             f"/live/0/playlist.m3u8?_HLS_msn={last}&_HLS_skip=YES"), (target, location)
 
 
-@needs_nginx
 @behind_the_tunnel
 async def test_one_clients_vm_bytes_are_never_anyone_elses(edge: Edge) -> None:
     """A client's `private` VM bytes are never kept; only the tunnel names a client."""
@@ -277,7 +271,6 @@ async def test_one_clients_vm_bytes_are_never_anyone_elses(edge: Edge) -> None:
     assert again.cache != "HIT" and again.status in (200, 503), (again.status, again.cache)
 
 
-@needs_nginx
 @pytest.mark.parametrize("edge", [{"PRIVATE": "true", "PRIVATE_SECRET": "s" * 40,
                                    "PRIVATE_PASSPHRASE": "let me in"}], indirect=True)
 async def test_a_private_streams_playlist_is_kept_for_no_stranger(edge: Edge) -> None:
