@@ -257,7 +257,6 @@ async def recording(http: aiohttp.ClientSession, url: str) -> tuple[str, list[tu
 @pytest.mark.parametrize("watch", WATCHES)
 async def test_the_service_keeps_every_segment_owncast_finishes_in_the_bucket_and_the_recording(
         tmp_path: Path, seaweed: SeaweedS3, watch: str) -> None:
-    """Every finished segment in the bucket whole and in each recording, in order."""
     ledger = Ledger()
     ts = real_ts_segment(tmp_path)
     feed = HandFedOwncast(tmp_path / "hls", ts, variants=(0, 1), ledger=ledger)

@@ -159,7 +159,6 @@ def test_late_tails_refuses_nonsense() -> None:
 
 @pytest.mark.integration
 async def test_through_ffmpeg_every_segment_is_named_while_cut_then_finished_whole(tmp_path: Path) -> None:
-    """With LateTails every ffmpeg segment is named while cut, then finished whole."""
     tails = LateTails(linger=2.0, longest=5.0)
     copied = Variant(320, 180, 600, passthrough=True, audio_passthrough=True)
     stream = resolve_settings(variants=[copied, Variant(128, 72, 100)], latency_level=0, source_keyframes=[1.0])

@@ -217,7 +217,6 @@ async def test_content_steering_through_the_cache(edge: Edge) -> None:
 
 
 async def test_other_spellings_through_the_cache_cost_the_service_a_redirect_each(edge: Edge) -> None:
-    """Every other spelling of a playlist URL: a small 302 to the canonical one."""
     for _ in range(3):
         name = edge.owncast.slot()
     last = await edge.listed_at_origin(name)

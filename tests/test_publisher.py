@@ -300,7 +300,6 @@ async def test_variants_that_end_together_or_one_segment_apart_both_end(world: W
 
 
 async def test_after_an_ended_stream_a_variant_read_late_at_the_next_still_joins_its_first_slot(make_world: MakeWorld) -> None:
-    """A variant read late at the next stream is waited for, not left out and restarted."""
     world = make_world(window=30.0, stepped=True)
     world.owncast_lists((0, 1), "stream-a-0.ts", "stream-a-1.ts", "stream-a-2.ts")
     world.owncast_lists((0, 1), "offline.ts", ended=True, duration=8.0, discontinuity_before="offline.ts")

@@ -258,7 +258,6 @@ async def test_a_segment_shown_ahead_that_can_never_land_does_not_hold_the_new_t
 
 async def test_a_segment_lost_after_listing_is_a_gap_on_every_pathway_and_in_the_recording(
         tmp_path: Path, make_world: MakeWorld) -> None:
-    """A segment that exists nowhere is a gap on every pathway and in the recording from then on."""
     # No room for a 376-byte copy.
     w, _held = held_world(make_world, tmp_path, max_bytes=100, recordings=tmp_path / "state")
     w.fallbacks["bucket"] = ("vm",)  # players are steered away from the bucket
