@@ -1,30 +1,8 @@
-"""Every player plays, and follows content steering where it can.
-
-The service runs with content steering (PATHWAYS=bucket,vm, set here: the default may change) behind the
-tunnel stand-in (nginx routing cloudflared.yml.example's rules, with the headers Cloudflare's edge adds:
-tests/support/nginx.py), trusting it as deploy/env.example says (TRUST_CF_CONNECTING_IP=true), SeaweedFS
-behind the test's two gates (tests/support/gates.py) as its bucket, the Owncast emulator's 2 s segments
-as its source. Ten players play /live/master.m3u8 at once (tests/support/independent_players.py: six
-pages in one headless Chromium, four processes). Then the service's evidence moves: the gate in front of
-the bucket closes for the service alone (its uploads fail, as in R2's outage of 21 March 2025; viewers
-still read the bucket) until the service steers players to the VM, and opens until it steers them back.
-
-Asserted, each player on its own:
-- it plays, and every segment it got (from the bucket or the VM, on the wire) is byte for byte what
-  Owncast finished; streamlink's and hlsdemux's output is those segments one after another, VLC's a
-  remux of what it played (ffmpeg reads it); the pages report no fatal error;
-- a player with content steering (the pages) reloads the steering manifest once the service steers to the
-  VM, takes the VM's pathway (its media playlists and segments), and after the service steers back
-  reloads it again and takes the bucket's;
-- a player without (streamlink, GStreamer, VLC) plays on through the move and after it.
-
-The figures of each run: `-s` prints them (summary); docs/steering.md, "Players and the URIs they
-resolve", has them.
-
-A Shaka page whose first steering reload falls inside its own load() never reloads it again (Shaka 4.16
-and 5.2: independent_players.SHAKA_LOAD_RACE); such a page is opened anew before the move (a new session),
-and the summary says how often.
-"""
+"""Every player plays, and follows content steering where it can: ten players on /live/master.m3u8
+(tests/support/independent_players.py) while the bucket's gate closes for the service alone until it
+steers players to the VM, then opens until it steers them back. Each player: every segment it got is
+byte for byte Owncast's; a page with steering follows the moves; one without plays on through them.
+`-s` prints the figures. A Shaka page caught by SHAKA_LOAD_RACE is opened anew before the move."""
 
 from __future__ import annotations
 
@@ -72,10 +50,7 @@ pytestmark = [
 ]
 
 TARGET = 2  # seconds: the emulator's segments (the steering manifest's TTL is 1 s)
-# Bounds of the waits on a condition, never how long anything takes: a player starts within seconds,
-# follows the steering manifest within a TTL and a playlist reload; a machine at load 20 is slower, and
-# each wait ends as soon as its condition holds. A player that never does what is waited for is judged by
-# its own test, the others' are not held up.
+# Bounds of the waits on a condition (each ends as soon as it holds), generous for a loaded machine.
 START = 60.0
 MOVE = 60.0
 STEERED = 60.0
@@ -163,10 +138,7 @@ ATTEMPTS = 8  # sessions of a Shaka page at most, its steering lost each time to
 
 
 async def steering_under_way(run: Run, browser: Browser, opened: dict[str, Opened]) -> None:
-    """Every page with content steering reloading its steering manifest. A Shaka page whose first reload
-    fell in its own load() (SHAKA_LOAD_RACE: it never reloads again) is opened again, a new session,
-    at most ATTEMPTS times; how often is said in the summary. Any other error stops nothing: the page's
-    test judges it (on main's code, Shaka 5.2's reload threw on the relative RELOAD-URI)."""
+    """Every steering page reloading its manifest; one caught by SHAKA_LOAD_RACE opened again."""
 
     async def under_way() -> bool:
         going = True
@@ -185,9 +157,7 @@ async def steering_under_way(run: Run, browser: Browser, opened: dict[str, Opene
 
 
 async def play_through_the_move(run: Run, service: ServiceProcess, rig: LoopThread, gates: BucketGates) -> None:
-    """Every player playing from the bucket; the service's uploads refused until it steers players to the
-    VM, and every player following (or playing on); the gate opened until it steers them back, and every
-    player following again."""
+    """Every player playing; uploads refused until players are steered to the VM, then back."""
     wire, at = run.wire, run.at
 
     def playing() -> bool:
@@ -221,8 +191,7 @@ PLAYERS_NAMES = tuple(p.name for p in PLAYERS)
 
 
 def followed(run: Run, name: str, since: str) -> bool:
-    """Once the service steered players to the VM (`since` "steered") or back ("back"): the player reloaded
-    the steering manifest, then asked for a media playlist of that pathway and got a segment from it."""
+    """Since the service steered (`since`): the manifest reloaded, that pathway's playlist and segment."""
     pathway, side = ("vm", "service") if since == "steered" else ("bucket", "bucket")
     reloads = run.wire.asked(name, "steering", since=run.at[since])
     if not reloads:
@@ -232,17 +201,14 @@ def followed(run: Run, name: str, since: str) -> bool:
 
 
 def moved_on(run: Run, name: str, since: str) -> bool:
-    """Whether the player did what it should since the service steered to the VM ("steered") or back
-    ("back"): followed (a player with steering) or played on (two segments more, one without)."""
+    """Since the service steered (`since`): followed (with steering) or played on (without)."""
     if name in STEERING:
         return followed(run, name, since)
     return len(run.wire.segments(name, since=run.at[since])) >= 2
 
 
 def summary(run: Run) -> str:
-    """What each player did, for the record (-s, or a failure's output): segments from each side before,
-    during and after the move; when it took the VM's pathway and came back (seconds after the service
-    steered)."""
+    """What each player did (-s, or a failure's output): segments from each side, and when it moved."""
     at, wire = run.at, run.wire
     lines = [f"times (s after the gate closed): " + str({k: round(v - at.get("closed", at["started"]), 1)
                                                         for k, v in at.items()})]
@@ -268,9 +234,7 @@ def summary(run: Run) -> str:
 
 
 def source_pause(run: Run) -> float:
-    """Owncast's longest pause between two segments it finished (any variant) while the players played: a
-    player that stops on a playlist standing still 3 target durations stops on the source's own pause too,
-    whatever the service does (on a loaded machine the emulator's ffmpeg falls behind, then catches up)."""
+    """Owncast's longest pause between two finished segments while the players played."""
     times = sorted(t for path, t in run.ledger.finished_at.items()
                    if path.endswith(".ts") and t >= run.at["started"])
     return max((b - a for a, b in zip(times, times[1:])), default=0.0)
@@ -328,9 +292,7 @@ async def test_every_player_plays_owncasts_bytes(run: Run, name: str) -> None:
 
 @pytest.mark.parametrize("name", WITHOUT)
 async def test_a_player_without_steering_plays_on_through_the_move(run: Run, name: str) -> None:
-    """streamlink, GStreamer and VLC read no steering manifest: they play on through the move (the VM's
-    pathway redirects to the bucket while it serves; the bucket's lists what it lacks at VM URIs while
-    players are steered away) and after it."""
+    """streamlink, GStreamer and VLC read no steering manifest: they play on through the move and after."""
     assert "steered" in run.at and "back" in run.at, f"the service never steered: {run.service_lines}"
     during = run.wire.segments(name, since=run.at["steered"], before=run.at["opened"])
     after = run.wire.segments(name, since=run.at["back"])
@@ -348,8 +310,7 @@ async def test_a_player_with_steering_follows_it_to_the_vm_and_back(run: Run, na
 
 
 async def test_the_shaka_builds_are_the_vendored_ones(run: Run) -> None:
-    """The versions the pages reported: Shaka 5 vendored beside 4.16 (their bytes as VENDOR.md records
-    them: tests/test_players_across_change.py)."""
+    """The versions the pages reported: Shaka 5 vendored beside 4.16."""
     assert run.states[SHAKA_52].get("version") == "v5.2.12", run.states[SHAKA_52]
     assert run.states[SHAKA_416].get("version") == "v4.16.50", run.states[SHAKA_416]
     assert set(BY_NAME) == set(PLAYERS_NAMES)
@@ -359,8 +320,7 @@ async def test_the_shaka_builds_are_the_vendored_ones(run: Run) -> None:
 
 
 async def test_an_output_is_judged_segment_by_segment() -> None:
-    """concatenated: the output is the segments fetched, whole and in order (one left out is skipped, the
-    last may be cut short where the player was stopped); a byte changed, or bytes of anything else, fail."""
+    """An output is the segments fetched, whole, in order (the last may be cut short)."""
     bodies = [bytes([n]) * (1000 + n) for n in range(4)]
     fetched = [Carried(float(n), "bucket", STREAMLINK, "GET", f"/b/live/0/s-{n}.ts", 200, Finished.of(b), b)
                for n, b in enumerate(bodies)]
@@ -375,8 +335,7 @@ async def test_an_output_is_judged_segment_by_segment() -> None:
 
 
 async def test_the_wire_tells_the_players_apart() -> None:
-    """Each request is its player's by its User-Agent; a segment's 200 keeps its body's hash; the service's
-    own probe (its own User-Agent) is no player's."""
+    """Each request is its player's by User-Agent (the probe's is none); a 200 keeps its hash."""
 
     class Asked:
         def __init__(self, agent: str, path: str) -> None:

@@ -74,7 +74,7 @@ async def watching(hls: Path, rescan: float = 0.2) -> AsyncIterator[tuple[HlsWat
         await w.stop()
 
 
-# -- finding 2: a FIFO named stream.m3u8 --------------------------------------------------------------
+# -- a FIFO named stream.m3u8 ---------------------------------------------------------------------------
 
 
 async def test_a_fifo_playlist_at_start_up_neither_raises_nor_stops_the_watcher(
@@ -130,7 +130,7 @@ async def test_any_error_in_a_scan_is_logged_once_and_the_watcher_goes_on(
     assert "Traceback" not in caplog.text
 
 
-# -- finding 3: only the master's variants, entries and bytes capped -----------------------------------
+# -- only the master's variants, entries and bytes capped -----------------------------------------------
 
 
 async def test_only_the_variants_the_master_names_are_read(
@@ -180,13 +180,12 @@ def test_a_playlist_over_the_byte_limit_is_refused(hls: Path) -> None:
         playlist_reader.read_playlist(hls, ("0", "stream.m3u8"))
 
 
-# -- a folder that appears while Owncast writes every ~0.2 s -------------------------------------------
+# -- a folder that appears while Owncast writes every ~0.2 s --------------------------------------------
 
 
 async def test_a_variant_folder_that_appears_while_the_others_are_busy_is_noticed(
         hls: Path, tmp_path: Path) -> None:
-    """The quiet rescan never comes while Owncast writes; a file renamed into a folder before inotify
-    watches it, or a whole folder moved in, gives no event for the playlist itself."""
+    """A file renamed into a new folder, or a folder moved in, is noticed while Owncast writes."""
     (hls / "1").mkdir()
     write_in_place(hls / "stream.m3u8", master(0, 1, 2, 3))
     stop = asyncio.Event()
@@ -218,7 +217,7 @@ async def test_a_variant_folder_that_appears_while_the_others_are_busy_is_notice
             await writer
 
 
-# -- out of file handles: read again later, never given up ---------------------------------------------
+# -- out of file handles: read again later, never given up ----------------------------------------------
 
 
 async def test_a_playlist_unopenable_for_lack_of_handles_is_read_again(

@@ -67,8 +67,7 @@ async def test_every_segment_is_uploaded_and_listed_in_order_and_ffmpeg_plays_it
             # ...with its real duration...
             for (uri, duration) in seen.ours[v].values():
                 assert duration == pytest.approx(seen.owncast[v][uri.rsplit("/", 1)[1]], abs=0.0006)
-            # ...and each is a public object in the bucket with the segment headers (its bucket URL: while a
-            # loaded machine has players steered away from the bucket, the playlist lists the VM's)...
+            # ...and each is a public object in the bucket with the segment headers...
             for name in names:
                 uri = f"{seaweed.public_url}/{hls.object_key('live', v, name)}"
                 async with http.get(uri, headers={"Origin": "https://viewer.example"}) as r:
@@ -95,9 +94,7 @@ async def test_every_segment_is_uploaded_and_listed_in_order_and_ffmpeg_plays_it
 
 async def test_fmp4_stream_lists_its_init_section(tmp_path: Path, recordings: Recordings, seaweed: SeaweedS3,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    # A shortid beginning with '_', as Owncast's alphabet allows (1 stream in 32 begins with '_' or '-'):
-    # the VM's pathway answered 404 for such a run's init section (named after it), and ffmpeg, reading
-    # the multivariant playlist, failed on it ("Error when loading first segment").
+    # A shortid beginning with '_', as Owncast's alphabet allows: its init section is named after it.
     monkeypatch.setattr(emulator, "new_shortid", lambda: "_" + new_shortid()[1:])
     async with OwncastEmulator(tmp_path / "hls", segment_type="fmp4", ledger=Ledger(), recordings=recordings) as oc:
         env = service_env(tmp_path / "hls", seaweed, tmp_path / "state", PATHWAYS="bucket,vm")
@@ -110,8 +107,7 @@ async def test_fmp4_stream_lists_its_init_section(tmp_path: Path, recordings: Re
             init = text.split('#EXT-X-MAP:URI="')[1].split('"')[0]
             async with http.get(init) as r:
                 assert r.status == 200 and r.headers["Content-Type"] == "video/mp4"
-            # The multivariant playlist, and the VM's pathway alone (a player steered there, or one without
-            # content steering playing its variants).
+            # The multivariant playlist, and the VM's pathway alone.
             vm = f"{service.url}/live/vm/0/playlist.m3u8"
             for url in (f"{service.url}/live/master.m3u8", vm):
                 player = await asyncio.create_subprocess_exec(
@@ -131,8 +127,7 @@ async def test_fmp4_stream_lists_its_init_section(tmp_path: Path, recordings: Re
 
 async def vm_listed(http: aiohttp.ClientSession, playlist: str, oc: OwncastEmulator,
                     v: int) -> list[tuple[str, Path]]:
-    """Each URI a VM pathway media playlist lists (its init section and segments), with the Owncast file it
-    was made from (the init section's name carries the run's id before Owncast's: stream-<shortid>-)."""
+    """Each URI a VM media playlist lists (init section too), with the Owncast file it was made from."""
     async with http.get(playlist) as r:
         assert r.status == 200, playlist
         text = await r.text()

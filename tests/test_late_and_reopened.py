@@ -1,17 +1,6 @@
-"""No segment Owncast finishes is lost: a late segment reaches the bucket, the recordings and
-the clips, and a file written again after its upload never leaves an earlier version of itself there.
-
-- **Late is late, not lost.** A copy still being written a target duration after the other variants
-  listed its slot is a gap (EXT-X-GAP) in its variant's live playlist, and stays one there (a listed entry
-  never changes, 6.2.2). Its upload goes on: once Owncast finishes the file it is uploaded whole, counted
-  as late (not lost), and the recording and clips list it.
-- **A reopened file is one write.** A write after a close (opened again and appended, or truncated and
-  written again) makes the segment unfinished again: before it is listed, it is waited for and its final
-  bytes listed; after, the bucket's object is replaced by them (never a first half kept, nor a gap).
-
-The writers are tests/support/odd_writers.py's; what is compared is bytes: the bucket's objects and the
-recordings' segments against the files as their writers left them.
-"""
+"""No segment Owncast finishes is lost, nor an earlier version of a file written again kept: a copy late
+past a target duration is a gap in its live playlist for good, then uploaded whole, counted late, and
+listed by the recording and clips; a file written again is listed, or replaced, with its final bytes."""
 
 from __future__ import annotations
 
@@ -119,8 +108,7 @@ async def test_a_copy_never_finished_is_lost_and_its_recording_lists_the_gap(tmp
 
 
 async def test_a_restart_while_a_variant_waits_uploads_its_copy_once_finished(tmp_path: Path) -> None:
-    """The state saved while variant 0 waits for its copy brings the slot back as a gap (it was shown in
-    variant 1 under that number); the copy's upload starts again and lands once Owncast finishes it."""
+    """Restored while variant 0 waits: a gap, and the copy uploaded once finished."""
     held = HeldWrites()
     world = hls_world(tmp_path, writes=held)
     both_list(world, 0)
@@ -177,9 +165,7 @@ async def test_a_clip_lists_a_late_segment_and_a_gap_for_one_never_finished(tmp_
 @pytest.mark.parametrize("kind", ["appended", "rewritten"])
 async def test_a_file_written_again_after_its_segment_is_listed_is_replaced_in_the_bucket(
         tmp_path: Path, ts_bytes: bytes, kernel: bool, kind: str) -> None:
-    """Closed on a packet boundary with half its bytes (the service takes that version: whole packets, no
-    writer left), listed, then opened again: the rest appended, or truncated and written whole. The
-    bucket's object becomes the file's final bytes."""
+    """Listed half written, then written again: the bucket's object becomes the final bytes."""
     async with watching(tmp_path, kernel) as writes:
         world = World(tmp_path, writes=writes)
         writer = OddWriter(kind, ts_bytes)
@@ -198,9 +184,7 @@ async def test_a_file_written_again_after_its_segment_is_listed_is_replaced_in_t
 
 async def test_a_file_written_again_before_its_segment_is_listed_is_listed_with_its_final_bytes(
         tmp_path: Path) -> None:
-    """Variant 0's copy is uploaded, but its slot waits for variant 1's. Meanwhile its writer opens it again
-    and writes more: the segment is unfinished again, waited for, uploaded again and listed with its final
-    bytes, not lost as unfinished."""
+    """Uploaded while its slot waits, then written again: listed with its final bytes."""
     world = World(tmp_path, writes=Writes(tmp_path, kernel=False, quiet=0.0))
     world.owncast_lists((0, 1), "stream-a-0.ts")
     await world.settle()
@@ -222,9 +206,7 @@ async def test_a_file_written_again_before_its_segment_is_listed_is_listed_with_
 
 async def test_a_file_opened_again_for_writing_when_its_segment_is_about_to_be_listed_waits_for_its_writer(
         tmp_path: Path, ts_bytes: bytes) -> None:
-    """Its writer has it open again, nothing written yet, as the slot is decided: the kernel says so (the
-    lease), so variant 0 waits for the writer rather than list the version in the bucket, and lists the
-    final bytes once they are uploaded."""
+    """Open again (the lease says so) as the slot is decided: variant 0 waits and lists the final bytes."""
     world = World(tmp_path, writes=Writes(tmp_path, kernel=False, quiet=0.0))
     world.owncast_lists((0, 1), "stream-a-0.ts")
     await world.settle()
@@ -275,10 +257,6 @@ async def recording(http: aiohttp.ClientSession, url: str) -> tuple[str, list[tu
 @pytest.mark.parametrize("watch", WATCHES)
 async def test_the_service_keeps_every_segment_owncast_finishes_in_the_bucket_and_the_recording(
         tmp_path: Path, seaweed: SeaweedS3, watch: str) -> None:
-    """Two variants; variant 0's writer pauses past a target duration (the slot is a gap there), closes a
-    file half written and appends the rest once the slot is listed, and holds a file open across a restart of
-    the service, finishing it after. Every segment Owncast finished is in the bucket with its final bytes,
-    and in each variant's recording, which lists Owncast's segments in order."""
     ledger = Ledger()
     ts = real_ts_segment(tmp_path)
     feed = HandFedOwncast(tmp_path / "hls", ts, variants=(0, 1), ledger=ledger)
@@ -302,8 +280,7 @@ async def test_the_service_keeps_every_segment_owncast_finishes_in_the_bucket_an
                 await seen.until(lambda: gap_in_0(name), WAIT, f"{name}: a gap in variant 0")  # noqa: B023
                 paused.finish()
                 await bucket_holds(http, seen.segment_url(0, name), ts, f"{name}, late, in the bucket whole")
-                # Closed half written, then opened again and the rest appended: the half spans half its
-                # #EXTINF, so variant 0 lists the slot as a gap, never the half (tests/test_spans.py).
+                # The half spans half its #EXTINF: variant 0 lists the slot as a gap, never the half.
                 writers.append(appended := OddWriter("appended", ts, ledger))
                 names.append(name := feed.slot({0: appended.begin}))
                 await seen.listed_everywhere(name, timeout=WAIT)

@@ -1,6 +1,5 @@
-"""The writers' ledger and LateTails: what each writer of Owncast's folder finished writing,
-recorded when it closes a file; and the PUT receiver's way to make the late-tail race happen on every
-segment (a segment's last bytes written only after the playlist naming it), through the real ffmpeg too."""
+"""The writers' ledger (what each writer of Owncast's folder finished, recorded at close) and LateTails
+(a segment's last bytes held until the playlist naming it is written), through real ffmpeg too."""
 
 from __future__ import annotations
 
@@ -160,9 +159,6 @@ def test_late_tails_refuses_nonsense() -> None:
 
 @pytest.mark.integration
 async def test_through_ffmpeg_every_segment_is_named_while_cut_then_finished_whole(tmp_path: Path) -> None:
-    """ffmpeg PUTs the playlist without waiting for the segment's answer, so with LateTails every
-    segment is named while its tail is held (none waits for the bound), and the ledger holds the file
-    as finished. (A long linger: the look below must come while the tail is held.)"""
     tails = LateTails(linger=2.0, longest=5.0)
     copied = Variant(320, 180, 600, passthrough=True, audio_passthrough=True)
     stream = resolve_settings(variants=[copied, Variant(128, 72, 100)], latency_level=0, source_keyframes=[1.0])

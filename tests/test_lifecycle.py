@@ -1,9 +1,6 @@
-"""Start-up fails at each step in turn and leaves nothing behind; a start and stop leaves nothing either.
-
-Nothing left means: the STATE_DIR lock can be taken again, every port the service listened on can be
-bound again, the control socket's file is gone, no thread and no asyncio task of the service runs, and
-no file handle stays open. In-process, against moto's real S3 server; each failure is injected at the
-seam of one part (its start raises, a port is taken, the bucket refuses).
+"""Start-up fails at each step in turn and leaves nothing behind; a start and stop leaves nothing either:
+the STATE_DIR lock and every port can be taken again, the control socket is gone, no thread, task or file
+handle of the service remains. In-process against moto, each failure injected at one part's seam.
 """
 
 from __future__ import annotations
@@ -42,8 +39,7 @@ Stack = contextlib.ExitStack[bool | None]
 
 @pytest.fixture
 def settings(tmp_path: Path, moto_url: str) -> Settings:
-    """Every part that holds something is on: the mirror, the cleaner, the tracker probe, a metrics
-    listener of its own, the control socket."""
+    """Every part that holds something on: mirror, cleaner, tracker probe, listeners, socket."""
     return load_settings(environ=moto_env(
         moto_url, tmp_path, HOST="127.0.0.1", PORT=str(kept_port()), METRICS_LISTEN=f"127.0.0.1:{kept_port()}",
         PUBLISH_PLAYLISTS="true", P2P_TRACKERS=f"ws://127.0.0.1:{kept_port()}/announce", UPLOAD_TIMEOUT="5"))
@@ -200,8 +196,7 @@ async def test_a_start_and_stop_leaves_nothing_and_ends_the_event_streams(settin
                 while isinstance(first, str):  # comments
                     first = await reader.next()
                 assert isinstance(first, Event) and first.type == "state", first
-                # Open now. The app's on_shutdown ends it while the service stops; left open, the runner
-                # would wait for its handler (60 s) before the pipeline stops, then cut it off.
+                # Open now: the app's on_shutdown must end it.
                 stopping = asyncio.create_task(service.stop())
                 async with asyncio.timeout(WAIT):
                     assert await response.content.read() == b""
@@ -213,9 +208,7 @@ async def test_a_start_and_stop_leaves_nothing_and_ends_the_event_streams(settin
 
 
 async def test_a_handler_still_running_at_stop_is_cut_off_after_a_few_seconds(settings: Settings) -> None:
-    """A request whose handler has not finished (here one that never would) does not hold the stop for
-    aiohttp's 60 s, past systemd's TimeoutStopSec and pm2's kill_timeout: it is cancelled after
-    HANDLER_STOP_TIMEOUT and the service stops cleanly, leaving nothing."""
+    """A handler that never finishes is cancelled after HANDLER_STOP_TIMEOUT; a clean stop."""
     before = _before()
     service = Service(settings)
     entered = asyncio.Event()

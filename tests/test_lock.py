@@ -1,7 +1,5 @@
 """One service per STATE_DIR: a second instance exits at start-up; a killed one leaves no stale lock.
-
-Real service processes (`python -m broadcaster run`) against moto's real S3 server.
-"""
+Real service processes against moto's real S3 server."""
 
 from __future__ import annotations
 

@@ -112,9 +112,7 @@ def test_gap_marks_the_next_segment_but_not_the_first_ever() -> None:
 
 
 def test_a_gap_entry_keeps_its_number_date_and_duration_with_ext_x_gap_and_no_discontinuity() -> None:
-    """One variant's copy missing where the others list the moment: an entry with
-    EXT-X-GAP (4.4.4.7) before its EXTINF, counted as no discontinuity, at the same version (section 8
-    asks none for it), and saved and restored as such."""
+    """A gap entry: EXT-X-GAP (4.4.4.7) before its EXTINF, no discontinuity, the same version, restored."""
     d = Driven(window=6.0)
     d.append(seg(0))
     number = d.append(seg(1, gap=True))
@@ -139,9 +137,7 @@ def test_segment_that_does_not_fit_the_target_is_rejected(duration: float) -> No
 
 
 def test_a_duration_rounds_as_its_extinf_is_written() -> None:
-    """4.4.3.1 compares the EXTINF written (milliseconds): 1.4996 is written 1.500 and needs a target of 2.
-    One rule for every target decision (the target policy's, and a clip's VOD playlist, which rounded the
-    raw duration to 1 before)."""
+    """4.4.3.1 compares the EXTINF written (milliseconds): 1.4996 is written 1.500 and needs a target of 2."""
     assert hls.rounded_duration(1.4996) == 2 and hls.rounded_duration(1.4994) == 1
     assert not hls.fits_target(1.4996, 1) and hls.fits_target(1.4994, 1) and not hls.fits_target(0.0004, 1)
 
@@ -208,8 +204,7 @@ def test_backlog_burst_grows_the_window_until_segments_were_listed_long_enough()
 
 
 def test_removed_segment_is_kept_for_the_longest_playlist_that_listed_it_not_the_longest_ever() -> None:
-    # 6.2.2: a removed segment stays for its duration plus the longest playlist that contained it. A
-    # backlog burst makes the first playlists long; segments listed after it left were never in one.
+    # 6.2.2: a removed segment stays for its duration plus the longest playlist that contained it.
     d = Driven(target=1, window=3)
     for i in range(10):
         d.append(seg(i), advance=0)
@@ -268,9 +263,7 @@ def test_any_sequence_of_changes_keeps_every_rule(
 
 
 def test_restart_starts_a_new_playlist_above_everything_before() -> None:
-    """A new target duration (docs/hls-rules.md): the next version shares no segment with the last,
-    its numbers and its discontinuity number are above every one before, and the window rule holds
-    for the new target from then on."""
+    """A new target: no segment shared with the last version, numbers above, window rule kept."""
     gen = ManifestGenerator(1, WindowOptions(6.0))
     checker = MediaPlaylistChecker(allow_restart=True)
     strict = MediaPlaylistChecker()
@@ -312,10 +305,7 @@ def test_the_checker_refuses_a_restart_that_goes_back() -> None:
 
 
 def test_restart_within_a_stream_keeps_the_timeline() -> None:
-    """Variants cut apart, raised from one of them (new_timeline=False): a new playlist at the same
-    address whose next segment keeps the discontinuity number it would have had (its timestamps and
-    dates go on), unless a gap, an end or its own flag says otherwise; the checker takes it as a new
-    playlist."""
+    """new_timeline=False keeps the discontinuity number, unless a gap, an end or a flag."""
     checker = MediaPlaylistChecker(allow_restart=True)
     gen = ManifestGenerator(1, WindowOptions(3.0))
     for n in range(5):
@@ -347,10 +337,7 @@ def test_restart_within_a_stream_keeps_the_timeline() -> None:
 
 
 def test_a_playlist_emptied_by_a_restart_joins_at_the_number_given() -> None:
-    """Emptied by a restart that kept the timeline (variants cut apart, raised from another's lane), its
-    next segment carries EXT-X-DISCONTINUITY for its own flag (a new stream; after an end too, once an
-    empty playlist can end): join counts that tag, so the segment gets the number the other variants give
-    it, not one above."""
+    """join counts the next segment's own tag: the others' number, not one above."""
     gen = listing(2, 6.0, 3, 2.0)
     gen.restart(5, 6.0, new_timeline=False, served_through=2)
     assert gen.segment_count == 0 and gen.next_discontinuity(True) == 1
@@ -360,10 +347,7 @@ def test_a_playlist_emptied_by_a_restart_joins_at_the_number_given() -> None:
 
 
 def test_an_end_before_a_restart_within_a_stream_stays_and_an_empty_restarted_playlist_ends() -> None:
-    """Raised from another variant's lane (new_timeline=False) after this playlist ended, or before its
-    end came: the new playlist is ended, empty under the new target (its end comes only once), and the
-    checker takes that for a new playlist that ended; its next segment (a new stream) carries a
-    discontinuity and the number the others give it (join). A playlist that never listed does not end."""
+    """The restarted playlist ends empty, then joins at the others' number; never-listed: no end."""
     for end_first in (True, False):
         checker = MediaPlaylistChecker(allow_restart=True, allow_resume_after_endlist=True)
         gen = listing(2, 6.0, 3, 2.0)
@@ -391,9 +375,7 @@ def test_an_end_before_a_restart_within_a_stream_stays_and_an_empty_restarted_pl
 
 @pytest.mark.parametrize("new_timeline", [True, False])
 def test_a_restart_starts_the_new_playlist_with_what_was_never_served(new_timeline: bool) -> None:
-    """served_through: segments listed after the last version a client may have seen start
-    the new playlist under the numbers they had (never served), with their dates; a gap marked after
-    them still comes after them. The checker takes it as a new playlist above all it saw."""
+    """Never-served segments start the new playlist under their numbers; a gap stays after them."""
     checker = MediaPlaylistChecker(allow_restart=True)
     gen = listing(1, 3.0, 4)
     checker.assert_ok(gen.render().body.decode())  # the last version served: up to a3, number 3
@@ -410,15 +392,13 @@ def test_a_restart_starts_the_new_playlist_with_what_was_never_served(new_timeli
     assert f"#EXT-X-PROGRAM-DATE-TIME:{hls.format_program_date_time(1004.0)}\n#EXTINF:1.000,\na4.ts" in text
     assert text.count("#EXT-X-DISCONTINUITY\n") == 1 and text.index("#EXT-X-DISCONTINUITY\n") < text.index("b0.ts")
     assert text.index("a5.ts") < text.index("#EXT-X-DISCONTINUITY\n")  # the gap after a5, not before a4
-    # Without served_through (the default), everything leaves, as before.
+    # Without served_through, everything leaves.
     again = listing(1, 3.0, 1)
     assert again.restart(3, 1.0) == [] and again.uris() == []
 
 
 def test_segments_carried_into_a_new_timeline_keep_theirs_and_the_next_segment_starts_it_tagged() -> None:
-    """A restart with new_timeline that carries never-served segments: they stay on the
-    timeline they were on, and the first new segment starts the new one with #EXT-X-DISCONTINUITY (its
-    timestamps and date jump), numbered as a variant that carried nothing numbers it."""
+    """Carried segments keep their timeline; the next starts a new one, numbered as without."""
     checker = MediaPlaylistChecker(allow_restart=True)
     gen = listing(1, 3.0, 3)
     checker.assert_ok(gen.render().body.decode())
@@ -437,10 +417,7 @@ def test_segments_carried_into_a_new_timeline_keep_theirs_and_the_next_segment_s
 
 
 def test_two_restarts_in_a_row_count_one_new_timeline_whether_emptied_or_carrying() -> None:
-    """Two new targets in a row (a raise, then a new stream's), nothing listed between: the next segment
-    starts one new timeline, counted once, in a variant the restarts emptied as in one that carried a
-    never-served segment through both (variants restart together: one moment, one number, 6.2.4), never
-    once per restart."""
+    """Two restarts in a row count one new timeline, emptied or carrying (6.2.4), not one per restart."""
     checker = MediaPlaylistChecker(allow_restart=True)
     carrying, emptied = listing(1, 3.0, 3), listing(1, 3.0, 3)
     checker.assert_ok(emptied.render().body.decode())
@@ -457,11 +434,7 @@ def test_two_restarts_in_a_row_count_one_new_timeline_whether_emptied_or_carryin
 
 
 def test_a_carried_first_segment_of_a_new_stream_keeps_its_discontinuity_number() -> None:
-    """A restart with new_timeline that carries a never-served segment which began a new stream (after a
-    discontinuity): it is the new playlist's first entry, so its tag is not rendered, and its number
-    must still be the one it had (the other variants list its moment under it, 6.2.4), not the number
-    before it (test_owncast_matrix: variant-discontinuity-mismatch, the transcoded variant's first
-    segment of a passthrough stream at 0, the copied one's at 1)."""
+    """A carried segment that began a stream keeps its own number (6.2.4), its tag unrendered."""
     checker = MediaPlaylistChecker(allow_restart=True)
     gen = listing(2, 6.0, 3, 2.0)
     gen.end()
@@ -479,9 +452,7 @@ def test_a_carried_first_segment_of_a_new_stream_keeps_its_discontinuity_number(
 
 
 def test_a_restart_to_a_lower_target_leaves_what_does_not_fit_and_what_follows_it_and_marks_the_gap() -> None:
-    """a3 fits, but after a2's hole it could keep neither the discontinuity number the other variants give
-    its moment (it would need a discontinuity of its own: 6.2.4) nor its own (its dates jump): it leaves
-    too, never shown, and the next segment marks the gap."""
+    """a3 fits but follows a2's hole (6.2.4): it leaves too, and the next marks the gap."""
     gen = ManifestGenerator(4, WindowOptions(12.0))
     for n, duration in enumerate((3.5, 1.0, 3.8, 1.0)):
         gen.append(ListedSegment(f"a{n}.ts", duration, 1000.0 + 4 * n), float(n))
@@ -496,9 +467,7 @@ def test_a_restart_to_a_lower_target_leaves_what_does_not_fit_and_what_follows_i
 
 
 def test_a_new_timeline_carries_what_was_never_shown_on_to_where_the_other_variants_go_on() -> None:
-    """Variants cut apart end a stream at different numbers; on the next stream's new timeline, what one
-    carries (never shown) moves up to end just below the number every other variant lists next, so the
-    new stream's first segment has one number in every variant (6.2.4); never down, never into a hole."""
+    """carry_to moves what one variant carries up to the others' next number (6.2.4), never down."""
     gen = listing(2, 12.0, 4, 2.0)
     assert gen.restart(2, 5.0, served_through=1, carry_to=7) == []
     assert gen.uris() == ["a2.ts", "a3.ts"] and gen.media_sequence == 5 and gen.next_sequence == 7
@@ -515,8 +484,7 @@ def test_a_new_timeline_carries_what_was_never_shown_on_to_where_the_other_varia
 @pytest.mark.parametrize("limit", [1200, 3000, 8000])
 @pytest.mark.parametrize("fmp4", [False, True])
 def test_the_newest_segments_of_a_long_window_are_a_playlist_numbered_as_the_whole(limit: int, fmp4: bool) -> None:
-    """A client without gzip gets at most about MAX_IDENTITY_BYTES of a rewind window, its newest
-    whole segments, each with the number, discontinuity number, date and init section it has in the whole."""
+    """Without gzip, at most about MAX_IDENTITY_BYTES: the newest whole segments, numbered as in the whole."""
     from broadcaster.playlist.rendered import newest_segments
 
     gen = ManifestGenerator(2, WindowOptions(600.0, can_block_reload=True, start_at_edge=True))

@@ -112,9 +112,7 @@ async def test_publisher_mirrors_each_visible_version_without_blocking_reload(ma
 
 
 async def test_writes_to_one_key_start_at_least_a_second_apart() -> None:
-    """R2 answers 429 to a second write to the same key within a second: offers at segment pace
-    (several a second) are written at most once per MIN_WRITE_INTERVAL, each key on its own, and the
-    last version offered is the one that lands."""
+    """R2's 429: each key written at most once per MIN_WRITE_INTERVAL, the last version lands."""
     from broadcaster.bucket.mirror import MIN_WRITE_INTERVAL
 
     clock = [100.0]

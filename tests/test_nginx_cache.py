@@ -1,24 +1,6 @@
-"""deploy/nginx-cache.conf, as shipped, in front of the real service: Debian's nginx, a real S3 server
-(moto) and Owncast's folder written by hand the way Owncast writes it (a real 4 s MPEG-TS segment, then
-the playlist that lists it, in place), so each segment appears exactly when the test says.
-
-The config is used as it is, with exactly three strings replaced (its header documents them): the
-listen address, the upstream server (the service's HOST:PORT) and the folder nginx writes to. The
-main-context settings of a foreground run come on the command line (-g). nginx runs as this user
-(as root: `user root`, so its workers can reach pytest's private tmp folder) and is stopped by its PID.
-
-What the cache must do:
-- `nginx -t` accepts the config;
-- many identical blocking requests (`?_HLS_msn=<next>`) for a segment not listed yet reach the service
-  as ONE request, and every viewer gets the playlist that lists the new segment;
-- a plain reload within the playlist's max-age is served from the cache (the service sees nothing);
-- a 503 "not ready" is not cached: each request goes to the service, and the first request after the
-  stream starts gets the playlist;
-- the VM's answer for one client alone (`private`) is never kept for another, and only the tunnel's
-  address names a client in CF-Connecting-IP.
-The service's own count (hls_broadcaster_playlist_requests_total on /metrics, read directly from the
-service, never through nginx) is the witness of what reached it.
-"""
+"""deploy/nginx-cache.conf, as shipped, in front of the real service: identical blocking requests reach
+the service as ONE; reloads within max-age come from the cache; a 503 or a `private` answer is never
+kept; only the tunnel names a client. The service's own /metrics witnesses what reached it."""
 
 from __future__ import annotations
 
@@ -37,7 +19,7 @@ from tests.support.owncast_writer import real_ts_segment
 from tests.support.raw_http import Response, responses
 
 # One worker runs the module, its module fixtures (moto's server, the segment) once (--dist loadgroup).
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("nginx_cache")]
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("nginx_cache"), needs_nginx]
 
 TARGET = 4  # Owncast's 4 s latency level: the service holds a blocking request for up to 12 s
 CONCURRENT = 40  # identical blocking requests
@@ -57,8 +39,7 @@ async def edge(request: pytest.FixtureRequest, tmp_path: Path, moto_url: str,
         yield rig
 
 
-# The cache as its header sets it up, behind cloudflared: the service trusts the loopback peer's Cloudflare
-# headers (TRUST_CF_CONNECTING_IP), which nginx passes on.
+# Behind cloudflared: the service trusts the Cloudflare headers nginx passes on.
 behind_the_tunnel = pytest.mark.parametrize("edge", [{"TRUST_CF_CONNECTING_IP": "true"}], indirect=True)
 
 
@@ -79,8 +60,7 @@ class Viewer:
     @classmethod
     async def send(cls, port: int, path: str, host: str = "live.example.com", extra: str = "",
                    source: str = "127.0.0.1") -> Viewer:
-        """`extra`: more header lines, each ending in CRLF; `source`: the loopback address it comes from
-        (127.0.0.1: cloudflared's, as the tunnel reaches the cache; another: a client of its own)."""
+        """`extra`: header lines ending in CRLF; `source`: the loopback address it comes from."""
         reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=(source, 0))
         writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nAccept-Encoding: gzip\r\n{extra}"
                      "Connection: close\r\n\r\n".encode())
@@ -102,14 +82,12 @@ async def get(port: int, path: str, host: str = "live.example.com", extra: str =
 # -- the tests ---------------------------------------------------------------------------------------
 
 
-@needs_nginx
 def test_nginx_accepts_the_shipped_config(tmp_path: Path) -> None:
     done = shipped_cache(tmp_path, "127.0.0.1:3000").check()
     assert done.returncode == 0, done.stderr
     assert "test is successful" in done.stderr
 
 
-@needs_nginx
 async def test_identical_blocking_requests_reach_the_service_once(edge: Edge) -> None:
     for _ in range(3):
         name = edge.owncast.slot()
@@ -134,12 +112,8 @@ async def test_identical_blocking_requests_reach_the_service_once(edge: Edge) ->
     assert sum((await edge.origin_requests()).values()) == sum(after.values())
 
 
-@needs_nginx
 async def test_a_plain_reload_within_its_max_age_comes_from_the_cache(edge: Edge) -> None:
-    """A plain playlist answer (max-age half a target duration) is kept by nginx: of identical reloads,
-    one reaches the service and every other is answered from that copy. The reloads are all in nginx's
-    socket before any answer is read, so they come within its max-age by construction, not because the
-    machine was quick enough."""
+    """Of identical plain reloads, all sent before any answer is read, one reaches the service."""
     last = await edge.listed_at_origin(edge.owncast.slot())
     max_age = TARGET // 2
     before = await edge.origin_requests()
@@ -160,7 +134,6 @@ async def test_a_plain_reload_within_its_max_age_comes_from_the_cache(edge: Edge
         assert last_sequence(await r.read()) == last
 
 
-@needs_nginx
 async def test_not_ready_is_never_cached(edge: Edge) -> None:
     before = await edge.origin_requests()
     for _ in range(2):
@@ -173,7 +146,6 @@ async def test_not_ready_is_never_cached(edge: Edge) -> None:
     assert answer.status == 200 and last_sequence(answer.body) == first
 
 
-@needs_nginx
 async def test_only_playlists_go_through(edge: Edge) -> None:
     for path in ("/metrics", "/health", "/", "/embed", "/config.json", "/live/events"):
         answer = await get(edge.nginx.port, path)
@@ -187,22 +159,16 @@ async def test_only_playlists_go_through(edge: Edge) -> None:
     assert "instead of the service's" not in header
 
 
-@needs_nginx
 @behind_the_tunnel
 async def test_behind_the_tunnel_each_scheme_is_its_own_entry(edge: Edge) -> None:
-    """cloudflared passes Cloudflare's CF-Visitor and X-Forwarded-Proto on, and this cache passes them to
-    the service, which names every URI with the viewer's scheme: an https viewer's multivariant playlist
-    and steering manifest are cached for https viewers; an http viewer's (http URIs, which an https page
-    refuses) are never kept, and neither they nor one asked on the VM without the tunnel (http) are ever
-    handed to an https viewer."""
+    """https answers cached for https viewers; http ones never kept nor handed to https."""
     await edge.listed_at_origin(edge.owncast.slot())
     port = edge.nginx.port
     https = 'CF-Visitor: {"scheme":"https"}\r\nX-Forwarded-Proto: https\r\nCF-Connecting-IP: 203.0.113.9\r\n'
     http = 'CF-Visitor: {"scheme":"http"}\r\nX-Forwarded-Proto: http\r\nCF-Connecting-IP: 203.0.113.8\r\n'
     for path, named in (("/live/master.m3u8", "\nhttps://live.example.com/live/vm/0/playlist.m3u8\n"),
                         ("/live/steering.json", '"RELOAD-URI":"https://live.example.com/live/steering.json"')):
-        # Asked on the VM itself (no tunnel: the connection's own scheme, http), cached for such requests
-        # alone: never the answer an https viewer behind the tunnel gets.
+        # Asked on the VM itself (http): cached for such requests alone.
         direct = await get(port, path)
         assert named.replace("https:", "http:").encode() in direct.body, direct.body.decode()
         plain = [await get(port, path, extra=http) for _ in range(2)]
@@ -215,12 +181,8 @@ async def test_behind_the_tunnel_each_scheme_is_its_own_entry(edge: Edge) -> Non
         assert named.replace("https:", "http:").encode() in again.body, again.body.decode()
 
 
-@needs_nginx
 async def test_content_steering_through_the_cache(edge: Edge) -> None:
-    """The multivariant playlist names its variants with the Host the viewer asked (port included) and is
-    cached per host; the steering manifest is one entry per host whatever the query; while the bucket
-    serves, a VM pathway segment is a redirect to the bucket's copy that the cache never keeps. The cached
-    200s of a steered VM: bench/steering.py."""
+    """Playlist and manifest cached per Host; a VM segment's redirect never kept."""
     name = edge.owncast.slot()
     await edge.listed_at_origin(name)
     port = edge.nginx.port
@@ -252,10 +214,9 @@ async def test_content_steering_through_the_cache(edge: Edge) -> None:
     bucket = answers[0].headers["location"]
     assert bucket.endswith("/0/" + name) and bucket.startswith("http") and "/vm/" not in bucket, bucket
     assert await edge.origin_counts("hls_broadcaster_vm_segment_requests_total") == before + 3
+
+
 async def test_other_spellings_through_the_cache_cost_the_service_a_redirect_each(edge: Edge) -> None:
-    """nginx keys by $request_uri, so every spelling of a playlist URL (`_HLS_%6dsn=`, `pl%61ylist.m3u8`,
-    hex in either case) is a miss that reaches the service: each gets a 302 of a few hundred bytes (kept
-    for its max-age like any answer) to the canonical URL every viewer shares, never the whole playlist."""
     for _ in range(3):
         name = edge.owncast.slot()
     last = await edge.listed_at_origin(name)
@@ -277,23 +238,16 @@ async def test_other_spellings_through_the_cache_cost_the_service_a_redirect_eac
                             f"/live/0/playlist.m3u8?_HLS_msn={last}&_HLS_skip=YES"), (target, location)
 
 
-@needs_nginx
 @behind_the_tunnel
 async def test_one_clients_vm_bytes_are_never_anyone_elses(edge: Edge) -> None:
-    """While the bucket serves, the VM sends bytes only to a client whose own page reported failed fetches
-    (everyone else: a redirect). Those bytes are `private`: nginx keeps nothing, so the next request for
-    that segment, from anyone, reaches the service and gets its own answer (a cached copy would hand
-    gigabytes the service never counted). And only the tunnel (cloudflared, from 127.0.0.1) names the
-    client: a CF-Connecting-IP sent to the cache from a client's own address is that address, never what
-    it claims."""
+    """A client's `private` VM bytes are never kept; only the tunnel names a client."""
     name = edge.owncast.slot()
     await edge.listed_at_origin(name)
     port = edge.nginx.port
     vm = await get(port, "/live/vm/0/playlist.m3u8")
     uri = vm.body.decode().rstrip().rsplit("\n", 1)[-1]
     assert vm.status == 200 and uri.endswith(name), vm.body.decode()
-    # A page at 203.0.113.7 says the bucket fails for it (its heartbeat, through the tunnel: straight to
-    # the service, as cloudflared routes it).
+    # A page at 203.0.113.7 says the bucket fails for it (its heartbeat straight to the service).
     async with edge.http.post(f"{edge.service.url}/live/watching", headers={
             "Hb-Watching": "page-a-0123456789abcdef", "CF-Connecting-IP": "203.0.113.7",
             "Hb-Pathway": "- bucket=255"}) as r:
@@ -316,14 +270,10 @@ async def test_one_clients_vm_bytes_are_never_anyone_elses(edge: Edge) -> None:
     assert again.cache != "HIT" and again.status in (200, 503), (again.status, again.cache)
 
 
-@needs_nginx
 @pytest.mark.parametrize("edge", [{"PRIVATE": "true", "PRIVATE_SECRET": "s" * 40,
                                    "PRIVATE_PASSPHRASE": "let me in"}], indirect=True)
 async def test_a_private_streams_playlist_is_kept_for_no_stranger(edge: Edge) -> None:
-    """A private stream's media playlist asked with a Bearer header has no token in its URL: the shipped
-    file keys it by path alone, and a copy kept there would be handed to a stranger asking without one
-    (its segment URIs carry the window's edge token). Every gated answer is `private`: nginx keeps
-    none, and the stranger reaches the gate."""
+    """A private playlist asked with a Bearer header: `private`, kept for no stranger."""
     async with edge.http.post(f"{edge.service.url}/live/access", json={"passphrase": "let me in"}) as r:
         assert r.status == 200, await r.text()
         token = (await r.json())["token"]

@@ -23,10 +23,14 @@ def outage_log(clock: Clock, waiting: tuple[int, float | None] = (12, 41.0)) -> 
     return OutageLog(logging.getLogger("outage-test"), waiting=lambda: waiting, clock=clock)
 
 
-def test_an_hour_long_outage_is_one_warning_summaries_and_one_info(
-        clock: Clock, caplog: pytest.LogCaptureFixture) -> None:
+@pytest.fixture
+def out(clock: Clock, caplog: pytest.LogCaptureFixture) -> OutageLog:
     caplog.set_level(logging.DEBUG, "outage-test")
-    out = outage_log(clock)
+    return outage_log(clock)
+
+
+def test_an_hour_long_outage_is_one_warning_summaries_and_one_info(
+        clock: Clock, caplog: pytest.LogCaptureFixture, out: OutageLog) -> None:
     for _ in range(3600 * 11):  # 11 failed attempts a second, as in a real 12 s outage
         out.failed("SlowDown")
         clock.t += 1 / 11
@@ -44,9 +48,8 @@ def test_an_hour_long_outage_is_one_warning_summaries_and_one_info(
     assert got[-1][1] == "bucket reachable again after 3600s down; 39600 attempts failed"
 
 
-def test_a_short_outage_is_one_warning_and_one_info(clock: Clock, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.DEBUG, "outage-test")
-    out = outage_log(clock)
+def test_a_short_outage_is_one_warning_and_one_info(
+        clock: Clock, caplog: pytest.LogCaptureFixture, out: OutageLog) -> None:
     out.ok()  # working: nothing to say
     for _ in range(139):
         out.failed("ConnectTimeoutError")
@@ -80,9 +83,8 @@ def test_a_flapping_bucket_writes_at_most_two_lines_per_interval(
     assert got[-1][0] == "INFO" and out.down_for() is None
 
 
-def test_a_new_outage_long_after_the_last_is_told_again(clock: Clock, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.DEBUG, "outage-test")
-    out = outage_log(clock)
+def test_a_new_outage_long_after_the_last_is_told_again(
+        clock: Clock, caplog: pytest.LogCaptureFixture, out: OutageLog) -> None:
     out.failed("Timeout")
     clock.t += 5
     out.ok()
@@ -97,9 +99,7 @@ def test_a_new_outage_long_after_the_last_is_told_again(clock: Clock, caplog: py
 
 
 def test_a_brief_relapse_is_told_once_the_interval_has_passed(
-        clock: Clock, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.DEBUG, "outage-test")
-    out = outage_log(clock)
+        clock: Clock, caplog: pytest.LogCaptureFixture, out: OutageLog) -> None:
     out.failed("SlowDown")
     clock.t += 2
     out.ok()  # INFO
@@ -116,12 +116,8 @@ def test_a_brief_relapse_is_told_once_the_interval_has_passed(
 
 
 def test_segments_an_outage_loses_are_said_once_and_counted_by_reason(
-        clock: Clock, caplog: pytest.LogCaptureFixture) -> None:
-    """Hundreds of segments lost in a long outage: one WARNING at the first, the counts by reason in the
-    summaries and the "back" line; one lost as its upload resumed just after that line is the same
-    outage's, said once with the count so far; one long after is nobody's (its loser says it)."""
-    caplog.set_level(logging.DEBUG, "outage-test")
-    out = outage_log(clock)
+        clock: Clock, caplog: pytest.LogCaptureFixture, out: OutageLog) -> None:
+    """An outage's losses: one WARNING, counts by reason; one just after is said once with it."""
     assert out.lost("deleted") is False  # no outage: not this log's to tell
     out.failed("ServiceUnavailable")
     for n in range(300):

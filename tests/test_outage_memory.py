@@ -1,11 +1,6 @@
-"""The memory an outage costs: while the bucket refuses every upload, each waiting upload is a small
-record and a task, never its segment's bytes (bucket/uploader.py's FirstBody). The bytes an upload must
-send again are read from Owncast's file or from the copy on disk (vm/held.py) at each attempt, so
-the service's memory does not grow by a segment per upload for as long as the outage lasts.
-
-Measured with tracemalloc (every Python allocation, the bodies included), each way an upload is made:
-without a holder (PATHWAYS=bucket), with one that holds a segment only once an attempt fails, and with one
-that holds it first (a pathway lists what the VM holds)."""
+"""The memory an outage costs: each waiting upload is a small record and a task, never its segment's
+bytes, which are read again from Owncast's file or the copy on disk at each attempt. Measured with
+tracemalloc, each way an upload is made: no holder, a holder once an attempt fails, a holder first."""
 
 from __future__ import annotations
 
@@ -85,13 +80,7 @@ OWNCAST_KEEPS = 3  # Owncast's files left on disk
 
 async def test_an_outage_past_the_copies_bound_costs_no_more_memory_as_it_goes_on(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Owncast writes a segment and deletes the one three before; the bucket refuses all; the copies'
-    bound holds ten. Past it the outage may last any time: what waits stays the uploads whose bytes are on
-    disk (bucket/turns.py releases the rest, which end lost) and the memory stays where it was (not one
-    released per turn of the bucket's backoff while segments keep coming, a task and its records each).
-
-    Segments come here a hundred times faster than Owncast's, so the queue is swept at each upload that
-    comes to wait (in the service at most once a second: the bound there adds a second of segments)."""
+    """Past the copies' bound only uploads with bytes on disk wait; memory stays flat."""
     monkeypatch.setattr(turns, "SWEEP_EVERY", 0.0)
     hls = tmp_path / "hls"
     segment = 4096
@@ -136,8 +125,6 @@ async def test_an_outage_past_the_copies_bound_costs_no_more_memory_as_it_goes_o
     bound = COPIES + OWNCAST_KEEPS + 2
     assert waiting_150 <= bound and waiting_300 <= bound, (waiting_150, waiting_300)
     assert len(lost) >= 300 - 2 * bound and set(lost) == {"copy_dropped"}, (len(lost), set(lost))
-    # Flat but for what lives by time, not by the outage: under 1 KB per segment that went by. That is the
-    # record held of each for its URL's life (vm/held.py's HeldFile, its stamp and parts: some 300 B,
-    # gone after SEGMENT_URL_LIFE) and this test's own names of it; an upload left waiting costs 3 KB.
+    # Flat but for what lives by time (each HeldFile for its URL's life): under 1 KB per segment.
     grown = at_300 - at_150
     assert grown < 150 * 1024, f"{grown / 1024:.1f} KB more after 150 more segments ({waiting_300} waiting)"

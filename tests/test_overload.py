@@ -1,10 +1,5 @@
-"""One client cannot exhaust the service's file handles.
-
-The real service process under a low open-file limit (384, soft and hard, in the child: room for the reserve and ~100 connections), a live
-synthetic stream, SeaweedFS. One client opens more event streams than their cap, more held blocking
-requests than theirs, and more idle and half-sent connections than the connection cap. Before the
-budget, every stream was accepted until accept() failed with EMFILE: /health timed out, the watcher
-could not read playlists (segments missed), and the log filled with tracebacks.
+"""One client cannot exhaust the service's file handles: the real service under a low open-file limit,
+one client opening more event streams, held requests and idle or half-sent connections than their caps.
 """
 
 from __future__ import annotations
@@ -91,8 +86,7 @@ async def test_one_client_past_every_cap_gets_503s_and_the_stream_goes_on(
             heads = [await head_of(r) for r in streams]
             ok = [h for h in heads if h.startswith(b"HTTP/1.1 200 ")]
             busy = [h for h in heads if h.startswith(b"HTTP/1.1 503 ")]
-            # Seen once under a full run's load: one stream closed with no answer. Its /metrics (why the
-            # service closed it) goes with the failure.
+            # A stream closed with no answer: its /metrics (why) goes with the failure.
             if not (len(ok) == n_events and len(busy) == 3):
                 said = by_label(
                     await scraped(http, service.url), "hls_broadcaster_connections_rejected_total", "reason")

@@ -1,8 +1,6 @@
 """The viewer page's reports to Owncast's Stream Health (viewer/src/owncast-health.js), at its seams: the
-module run by Node with a fake video, playback and fetch (what it sends, when, and its fall back to the
-older endpoint), its reports read by the stand-in built to Owncast's collector
-(tests/support/owncast_cmcd.py), and that stand-in's reading of the collector's rules. Five real players
-in Chromium, each from its own address: tests/test_owncast_health_browser.py."""
+module run by Node with a fake video, playback and fetch, and its reports read by the stand-in built to
+Owncast's collector (tests/support/owncast_cmcd.py)."""
 
 from __future__ import annotations
 
@@ -23,8 +21,7 @@ SRC = Path(__file__).resolve().parents[1] / "viewer" / "src"
 # bucket segments/ms/bytes, peer segments/ms/bytes, P2P's four.
 WINDOW = [9000, 2, 700, 1, 270, 0, 1, 0, 1, 0, 0, 1, 2, 100, 50_000, 1, 60, 30_000, 0, 0, 0, 0]
 
-# The module with a fake world: `answers` says how each POST to the collector fares ('ok', '404', 'cors':
-# fails where a no-cors request gets through, 'down': both fail), one word per POST, the last repeated.
+# `answers`: how each POST fares ('ok', '404', 'cors': only no-cors gets through, 'down'), the last repeated.
 HARNESS = """
 import { changesOf } from %(playback)s;
 import * as Health from %(health)s;
@@ -95,8 +92,7 @@ process.exit(0);
 
 
 def run_module(answers: list[str], window: list[int] = WINDOW, flap: bool = False) -> dict[str, Any]:
-    """The harness's findings; it waits until the window's errors (the sum of its six) reached the
-    collector, or the older endpoint got a report."""
+    """The harness's findings, once the window's errors reached the collector (or the old endpoint)."""
     node = shutil.which("node")
     assert node is not None, "node is needed (scripts/test installs it)"
     script = HARNESS % {"playback": json.dumps((SRC / "playback.js").as_uri()),
@@ -111,9 +107,7 @@ def run_module(answers: list[str], window: list[int] = WINDOW, flap: bool = Fals
 
 
 def test_reports_carry_the_windows_measures_and_one_report_per_stall_and_error() -> None:
-    """At the first frame a state report ('ps', playing); then the window's: each error a report with
-    e="e", each stall one with bs, and the state's report last, with mtp (its bytes over its download
-    time), ttlb, ltc and br. A text/plain body in a CORS request: no preflight, its status readable."""
+    """A state report at the first frame; then one per error and stall, the state's last; no preflight."""
     got = run_module(["ok"])
     first = got["first"]
     assert first["url"].endswith("/api/metrics/cmcd") and (first["method"], first["mode"]) == ("POST", "cors")
@@ -149,9 +143,7 @@ def test_a_window_beyond_one_posts_bound_goes_on_in_the_next() -> None:
 
 
 def test_an_owncast_without_the_collector_gets_the_older_report_with_the_counts() -> None:
-    """404 (an older Owncast's answer, with CORS), or a request failing where a no-cors one gets through
-    (its answer without CORS): the older endpoint from then on, its report carrying what the first
-    did not deliver; state changes are no longer sent."""
+    """404, or only no-cors getting through: the older endpoint from then on, carrying the counts."""
     for answers in (["404"], ["cors"]):
         got = run_module(answers)
         legacy = [p for p in got["posts"] if p["url"].endswith("/api/metrics/playback")]
@@ -170,8 +162,7 @@ def test_a_network_failure_keeps_the_collector_and_carries_the_counts() -> None:
 
 
 async def test_the_stand_in_reads_the_pages_reports_as_one_viewer_with_its_figures() -> None:
-    """The page's window, as the module writes it, POSTed to the stand-in: one viewer (address and
-    User-Agent), one playback client (its sid), Owncast's errors = the page's stalls + errors."""
+    """The page's reports to the stand-in: one viewer, one client; Owncast's errors = stalls + errors."""
     got = run_module(["ok"])
     collector = CmcdCollector()
     async with OwncastViewers(collector=collector) as owncast, aiohttp.ClientSession() as http:

@@ -1,15 +1,7 @@
-"""Owncast's Stream Health sees every viewer of the page, each as one viewer (viewer/src/owncast-health.js),
-on real parts: the live demo stream (SeaweedFS, the Owncast emulator, the service), five hls.js players in
-Debian's headless Chromium, and a stand-in built to Owncast's CMCD collector (tests/support/owncast_cmcd.py).
-
-Owncast tells viewers apart by the request's address and User-Agent. Each player's browser context
-reaches Owncast through a proxy of its own that connects from its own loopback address, 127.0.0.2 to
-127.0.0.6 (tests/support/source_proxy.py; Chromium alone connects from 127.0.0.1 whatever loopback
-address it dials). OWNCAST_URL names Owncast as `localhost`, and each context's proxy bypasses
-127.0.0.1, where the service and the bucket are: only the reports, pings and /api/config go through it.
-
-The fall back to the older endpoint on an Owncast without the collector is proven in Chromium by
-tests/test_viewers_browser.py, whose stand-in is such an Owncast (its Stream Health tests)."""
+"""Owncast's Stream Health sees every viewer of the page, each as one viewer, on real parts: the live demo
+stream, five hls.js players in Chromium and a stand-in for Owncast's CMCD collector. Owncast tells viewers
+apart by address and User-Agent: each browser context reaches Owncast (named `localhost`) through a proxy
+of its own connecting from 127.0.0.2-6 (tests/support/source_proxy.py); 127.0.0.1 goes direct."""
 
 from __future__ import annotations
 
@@ -32,8 +24,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.browser, needs_chromium]
 
 VIEWERS = 5
 WAIT = 45.0  # five players and the stack on two busy cores
-# Chromium skips the proxy for loopback hosts unless told (<-loopback>: its implicit rule removed), and
-# Playwright leaves the list as given when it names a loopback host: all of 127.0.0.1 goes direct.
+# <-loopback> removes Chromium's implicit bypass rule; all of 127.0.0.1 goes direct.
 BYPASS = "<-loopback>,127.0.0.1"
 SHOWN = 0.95  # of the viewers, at least, shown apart with their figures
 
@@ -46,9 +37,7 @@ def _page_errors(stats: dict[str, Any]) -> int:
 
 async def test_five_players_at_five_addresses_are_five_viewers_in_owncasts_stream_health(
         tmp_path: Any, recordings: Recordings) -> None:
-    """Each page's reports reach the collector from its own address: five viewers, one playback client
-    (the page's sid) each, with the bandwidth, bitrate and latency the page measured and the error count
-    it has, as its stalls and errors on /metrics are counted."""
+    """Five viewers, one playback client each, with the figures the page measured and its error count."""
     collector = CmcdCollector()
     sources = [f"127.0.0.{n}" for n in range(2, 2 + VIEWERS)]
     async with contextlib.AsyncExitStack() as stack:
@@ -94,8 +83,7 @@ async def test_five_players_at_five_addresses_are_five_viewers_in_owncasts_strea
 
         seen = await until(enough, f"at least {SHOWN:.0%} of {VIEWERS} viewers shown apart with their figures",
                            WAIT, every=0.5, detail=lambda: (collector.viewers(), collector.refused))
-        # One viewer loses its network until its video stalls: its stall (and the errors its player may
-        # meet) reach Owncast once it is back, the reports that failed meanwhile carried into the next.
+        # One viewer loses its network until it stalls: the failed reports are carried into the next.
         troubled = pages[-1]
         cdp = await troubled.context.new_cdp_session(troubled)
         await cdp.send("Network.enable")

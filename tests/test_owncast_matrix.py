@@ -1,51 +1,22 @@
 """The Owncast settings matrix: latency levels, variants and passthrough, on real ffmpeg.
 
-Each test is a chain of short streams written by the Owncast emulator (real ffmpeg with Owncast's
-arguments, files written in place, the folder wiped at every start, the offline tail at every stop),
-watched by one real service process (`python -m broadcaster run`) uploading to SeaweedFS (a process of
-its own: the run's, a bucket for each chain).
-Between two streams the settings change the way an operator changes them on Owncast's admin page:
-the broadcaster disconnects (offline tail), the settings apply at the next stream.
+Each test is a chain of streams (`Row(level, variants)`) written by the Owncast emulator and watched by
+one real service process uploading to SeaweedFS; between two streams the settings change as an operator
+changes them on Owncast's admin page. For every row:
+1. Every version of every media playlist served is checked with VariantSetChecker (allow_restart; aligned
+   by PROGRAM-DATE-TIME in passthrough rows); transcoded rows' target is the level's segment length; the
+   multivariant playlist names exactly the row's variants.
+2. Every segment Owncast listed is listed by the service in that variant and answers 200 from the bucket
+   with exactly the bytes Owncast finished writing (the emulator's ledger, not a read of the folder that
+   could catch a file being written). Passthrough rows hold each segment's last fifth until its playlist
+   is written (LateTails). Nothing else is listed; every playlist ends with EXT-X-ENDLIST, and the next
+   stream starts once the wall clock passed the last PROGRAM-DATE-TIME (a real-time broadcaster cannot
+   reconnect sooner).
+3. Listing latency (Owncast's playlist to the service's, both looked at every POLL) within a generous
+   bound (see report()); a segment late while the service logged the bucket unreachable is excused.
 
-Rows (one row = one stream = one case) are `Row(level, variants)`, a chain a list of them (CHAINS and
-the passthrough chains COPIED, COPIED3 and RAISED below: passthrough copies the broadcaster's video and
-audio, cut at its irregular keyframes); the chains run side by side under xdist.
-
-For every row:
-1. Every version of every media playlist the service serves while the row is on is checked with
-   VariantSetChecker (allow_restart: a new target duration is a new playlist at the same address;
-   variants lined up by PROGRAM-DATE-TIME in passthrough rows, whose variants are cut at different
-   instants): EXT-X-TARGETDURATION never changes within one playlist and every EXTINF fits it. In
-   transcoded rows the target duration is the level's segment length. The multivariant playlist names
-   exactly the row's variants.
-2. Every segment Owncast listed in each variant's playlist (read from Owncast's files while it
-   streams; its offline clip left out) is listed by the service in that variant, and its URL answers
-   200 from the bucket with exactly the bytes Owncast finished writing: their SHA-256 and
-   size as the emulator's PUT receiver closed the file (its ledger), not a read of Owncast's folder,
-   which could catch the file still being written and so compare a cut upload equal. In passthrough
-   rows (large segments: where the bug lived) the receiver holds each segment's last fifth until the
-   playlist naming it has been written (LateTails), so every segment is listed by Owncast while cut.
-   Nothing is listed that Owncast did not list. When the stream stops, every variant's playlist gets
-   EXT-X-ENDLIST.
-   The next stream starts once that happened and once the wall clock has passed the last
-   PROGRAM-DATE-TIME (plus EXTINF) of the stream that ended, as a broadcaster sending in real time
-   cannot reconnect sooner (ffmpeg's dates run ahead of the wall clock, about 1.9 s with a copied
-   variant: sooner, one moment would come under two discontinuity numbers).
-3. The listing latency: from the first sight of a segment in Owncast's playlist to the first sight of
-   it in the service's playlist (both looked at every 100 ms, in turn: 0 means "in the same look").
-   Only a generous bound is asserted ("within a couple of segments"): listed before Owncast lists
-   the segment two after it, or within 2 x max(segment length, its EXTINF) + 3 s (12.5 s at least:
-   LOADED, what the suite's load costs), where a passthrough row's segment length is its longest copied
-   segment (a transcoded segment of a new stream waits for the copied one of its moment). p50 and max
-   per row are printed (`-s`, or `-rP` under xdist). A segment that waited while the service logged the
-   bucket unreachable is excused from the bound, and printed as such (a bucket on a shared VM stalls).
-
-By hand, the three chains with the source copied (copied, copied3, raised) N times in a row,
-each run one test that plays all three and says per chain what it found (clean, or the segments missing
-or altered), printed with `-rA` (or `-s`):
+By hand, the passthrough chains N times in a row (--passthrough-late-tails holds every tail):
     python -m pytest tests/test_owncast_matrix.py --passthrough-runs 20 -k again -rA
-By default these runs leave the race to chance, as Owncast does in the field;
---passthrough-late-tails holds every segment's tail as the matrix does.
 """
 
 from __future__ import annotations
@@ -79,12 +50,9 @@ pytestmark = [pytest.mark.integration]
 
 POLL = 0.1  # seconds between two looks at Owncast's files and the service's playlists
 MIN_SEGMENTS = 3  # each variant of a row lists at least this many segments before the stream stops
-MIN_SECONDS = 4.0  # and the stream has been on at least this long (8 made level-0 rows twice as long)
+MIN_SECONDS = 4.0  # and the stream has been on at least this long
 SLACK = 3.0  # the latency bound: 2 x the segment's length + SLACK seconds, and at least LOADED
-# The suite's workers run at the lowest CPU priority beside browsers, and the service they start with
-# them: a 1 s segment was seen listed 6.1 s late. The bound is for a segment held back by the service
-# (till the next stream, or a timer), not for a starved machine: twice the worst seen under load.
-LOADED = 12.5
+LOADED = 12.5  # the bound is for a segment the service held back, not for a starved machine
 START_TIMEOUT = 60.0  # seconds the service may take to start
 
 # Small pictures: ffmpeg encodes every transcoded variant in real time, next to the rest of the suite.
@@ -141,8 +109,7 @@ _NAME = re.compile(r"^stream-(.+)-(\d+)\.ts$")  # Owncast's stream-<shortid>-<n>
 
 
 def owncast_entries(text: str) -> list[Listed]:
-    """Each stream segment in Owncast's variant playlist: the test's own reading (listing), complete lines
-    only (Owncast rewrites the file in place), the offline clip left out."""
+    """Each stream segment in Owncast's variant playlist, complete lines only, the offline clip left out."""
     if not text.startswith("#EXTM3U\n"):
         return []
     return [e for e in listing(text[:text.rfind("\n") + 1]) if not e.uri.startswith("offline")]
@@ -174,8 +141,7 @@ class Matrix:
     late_tails: bool = True  # passthrough rows hold each segment's tail until its playlist names it
 
     async def watch(self) -> None:
-        """Until cancelled: Owncast's playlists, then the service's, every POLL seconds; and each variant's
-        playlist followed by blocking reload (`follow`)."""
+        """Until cancelled: Owncast's and the service's playlists every POLL s; each variant `follow`ed."""
         followers: dict[int, asyncio.Task[None]] = {}
         try:
             while True:
@@ -194,11 +160,7 @@ class Matrix:
             await asyncio.gather(*followers.values(), return_exceptions=True)
 
     async def follow(self, v: int) -> None:
-        """Until cancelled: variant `v`'s playlist by blocking reload (_HLS_msn, 6.2.5.2), so that a
-        version shown only for a moment is seen too (the one listing the segment just before a target
-        raise lives a fraction of a second: a look every POLL missed it on a loaded machine). Only
-        which segments are listed, and when, is taken from here: the checker reads poll_service's
-        looks, consistent across the variants."""
+        """Until cancelled: `v`'s playlist by blocking reload, so that a brief version is seen too."""
         url = self.playlist_url(v)
         msn: int | None = None
         while True:
@@ -217,15 +179,12 @@ class Matrix:
         return f"{self.url}/live/{v}/playlist.m3u8"
 
     def note_listed(self, v: int, text: str, now: float) -> tuple[list[Segment], list[str]]:
-        """What a version of `v`'s playlist lists: the segments of the streams started, each first seen now
-        noted and its bytes fetched (at its URI resolved against the playlist's URL, as a player resolves
-        it), and the names of no stream started."""
+        """The segments of started streams a version lists (first sight noted, fetched), and unknown names."""
         out, unknown = [], []
         for line in text.splitlines():
             if not line or line.startswith("#"):
                 continue
             name = line.rsplit("/", 1)[1]
-            # Listed before the next look at Owncast's playlist: that look sets its EXTINF.
             seg = self.segment(v, name)
             if seg is None:
                 unknown.append(name)
@@ -275,9 +234,7 @@ class Matrix:
         return texts
 
     async def poll_service(self) -> None:
-        """One look at every variant, read twice until nothing changed in between, then checked: a
-        look the service changed half-way would compare a new variant's first playlist with the
-        others' old ones, which no player could load at once."""
+        """One look at every variant, read again until nothing changed in between, then checked."""
         if not self.rows:
             return
         seen_at = time.monotonic()
@@ -334,9 +291,7 @@ class Matrix:
         await until(met, what, timeout, every=POLL)
 
     async def play(self, row: Row) -> str:
-        """One stream with the row's settings, on until every variant listed a few segments; then the
-        broadcaster leaves. Returns (report()'s line) once the service has listed all of it and ended
-        every playlist."""
+        """One stream until every variant listed a few segments, all of it listed and ended: report()'s."""
         index = len(self.rows)
         self.checker.align_by = "time" if row.passthrough else "msn"
         self.owncast.configure(variants=row.variants, latency_level=row.level, source_keyframes=row.keyframes)
@@ -349,8 +304,7 @@ class Matrix:
 
         def enough() -> bool:
             listed = [sum(1 for s in self.of_row(index) if s.variant == v) for v in range(count)]
-            # ...and the service lists every variant of it: only then does it serve the multivariant
-            # playlist (check_master). On a loaded machine it lagged Owncast past MIN_SECONDS: a 503.
+            # and the service lists every variant: only then does it serve the multivariant playlist
             ours = {s.variant for s in self.of_row(index) if s.service_at is not None}
             return (min(listed) >= MIN_SEGMENTS and time.monotonic() - started >= MIN_SECONDS
                     and ours == set(range(count)))
@@ -363,8 +317,6 @@ class Matrix:
             return all(s.service_at is not None for s in self.of_row(index)) and all(
                 self.ended.get(v) == index for v in range(count))
 
-        # The bound on each segment's latency is checked in report(); here, enough time for the last
-        # segment (written when the broadcaster left) to be listed within it, and for ENDLIST to follow.
         longest = max(row.seconds, max(s.duration for s in self.of_row(index)))
         try:
             await self.until(all_listed_and_ended, 2 * longest + SLACK + 5, f"{row}: every segment listed")
@@ -383,8 +335,7 @@ class Matrix:
         return report
 
     def last_date(self) -> float:
-        """When the media of the stream that ended ends, by Owncast's own dates (ffmpeg's dates run
-        ahead of the wall clock by the time it took to probe its input)."""
+        """When the media of the stream that ended ends, by Owncast's own dates."""
         ends = [datetime.strptime(e.date, "%Y-%m-%dT%H:%M:%S.%f%z").timestamp() + e.duration
                 for text in self.owncast_texts.values() for e in owncast_entries(text)[-1:] if e.date]
         return max(ends, default=0.0)
@@ -403,8 +354,7 @@ class Matrix:
         row = self.rows[index]
         segs = self.of_row(index)
         late: list[str] = []
-        # Until the service has seen the variants cut apart, a transcoded segment waits in its slot for
-        # the copied variant's segment of the same moment (docstring, 3.): up to the longest of those.
+        # A transcoded segment may wait for the copied variant's segment of its moment: the longest bounds.
         copied = [x.duration for x in segs if row.variants[x.variant].passthrough]
         for s in segs:
             assert s.url in self.first.compared, s  # fetched
@@ -431,9 +381,7 @@ class Matrix:
                 + "".join(f"\n    excused from the bound: {e}" for e in self.excused.get(index, [])))
 
     def bucket_outage(self, seg: Segment) -> str | None:
-        """The service's own log line saying the bucket failed while `seg` waited to be listed, if any: a
-        bucket on a shared VM may stall past UPLOAD_TIMEOUT, a fault of the bucket, not a latency of the
-        service (the docstring, 3.); such a segment must still be listed and fetchable."""
+        """The service's own log line saying the bucket failed while `seg` waited to be listed, if any."""
         assert seg.owncast_at is not None and seg.service_at is not None
         offset = time.time() - time.monotonic()
         for line in self.service_log:
@@ -451,21 +399,16 @@ class Matrix:
 @contextlib.asynccontextmanager
 async def chain(tmp_path: Path, s3: SeaweedS3, name: str, final: Samples, late_tails: bool = True,
                 **settings: str) -> AsyncIterator[Matrix]:
-    """The service on `s3`'s bucket (SeaweedFS, a process of its own: the bucket is not what the matrix is
-    about), the emulator, and the looks at both, for one chain of rows. `final` gets the service's metrics
-    after the last row; `settings` are the service's own (Matrix.late_tails: `late_tails`)."""
+    """The service on `s3`, the emulator and the looks at both; `final` gets its last metrics."""
     hls_dir = tmp_path / "hls"
     hls_dir.mkdir()
-    # Content steering on: every row's playlists on both pathways, the bucket's behind the VM's by its
-    # uploads (pathway_views.py's rules across every setting change).
+    # Content steering on: every row's playlists on both pathways.
     env = service_env(hls_dir, s3, tmp_path / "state", PATHWAYS="bucket,vm", **settings)
     del env["REWIND_SECONDS"]  # the service's default: five minutes of the stream listed
     ledger = Ledger()
     owncast = OwncastEmulator(hls_dir, ledger=ledger)
     started = time.monotonic()
     try:
-        # Up to a minute to start (not ServiceProcess's 20 s): on the shared 2-core VM under load
-        # (load average 20) one start took 17 s to reach "serving".
         async with (ServiceProcess(env, tmp_path / "service", start_timeout=START_TIMEOUT) as service,
                     aiohttp.ClientSession() as http):
             first = FirstListed(http, ledger, f"{service.url}/live/{hls.VM_FOLDER}/")
@@ -488,8 +431,7 @@ async def chain(tmp_path: Path, s3: SeaweedS3, name: str, final: Samples, late_t
         print(f"\nOwncast matrix, chain {name}: {time.monotonic() - started:.1f} s")
 
 
-# Keyframes 3, 1, 2 s apart: at level 0 the copied segments are 3, 1, 2, 3, 1, 2 s, the longest first,
-# so the target is raised once, when the variants are found cut apart.
+# Keyframes 3, 1, 2 s apart, the longest first: the target is raised once, when found cut apart.
 LONGEST_FIRST = (3.0, 1.0, 2.0)
 
 # The chains with the source copied (passthrough), also run again and again by hand (the end of this file).
@@ -503,17 +445,12 @@ async def play_all(matrix: Matrix, rows: list[Row]) -> None:
         print("  " + await matrix.play(row))
 
 
-# The chains of the docstring's table whose checks beyond play()'s are counters: (name, rows, the service's
-# settings, counters after the last row as (sample, reason or "") -> value). Each new stream gets its own
-# target duration and nothing is dropped.
+# (name, rows, the service's settings, counters after the last row as (sample, reason or "") -> value).
 CHAINS = [
     pytest.param("levels", [Row(0, (SMALL,)), Row(2, (SMALL,)), Row(4, (SMALL,)), Row(0, (SMALL,))], {},
                  {("target_duration_changes_total", "new_stream"): 3, ("target_duration_seconds", ""): 1},
                  id="latency_levels_with_one_transcoded_variant"),
-    # 2 transcoded at level 1 -> the source copied + 1 transcoded at level 1: the copied variant is cut at
-    # the broadcaster's keyframes (2, 1, 3.5, 1.5, 4, 2.5 s apart: segments of 2, 4.5, 1.5, 4 s...), apart
-    # from the transcoded one; the service lists them each on its own and raises the target duration
-    # once, when it finds them cut apart (a new playlist at the same address).
+    # The copied variant is cut at the keyframes: the target is raised once, when found cut apart.
     pytest.param("copied", COPIED, {},
                  {("variants_cut_apart_total", ""): 1,
                   ("target_duration_changes_total", "longer_segment"): 1},
@@ -526,9 +463,7 @@ CHAINS = [
     # 1 variant at level 0 -> 1 again (a reconnect: a discontinuity) -> 2 variants at level 0.
     pytest.param("added", [Row(0, (SMALL,)), Row(0, (SMALL,)), Row(0, (SMALL, SMALLEST))], {}, {},
                  id="a_variant_added_after_a_discontinuity"),
-    # 3 variants at level 3 -> 1 at level 0: variants removed between streams are closed (ENDLIST) and
-    # nothing waits for them. TARGET_DURATION=10 (an operator's way to avoid new playlists when Owncast's
-    # settings change) would make a wait for the removed variants 30 s, far past the latency bound.
+    # Removed variants are ended and nothing waits for them (with TARGET_DURATION=10 a wait is 30 s).
     pytest.param("removed", [Row(3, (SMALL, SMALLER, SMALLEST)), Row(0, (SMALL,))], {"TARGET_DURATION": "10"},
                  {}, id="three_then_one_transcoded_variant"),
 ]
@@ -554,12 +489,7 @@ async def test_passthrough_segment_longer_after_the_cut_raises_the_target_at_one
     async with chain(tmp_path, seaweed, "raised", final) as matrix:
         # Then again with a 3 s copied segment: each stream follows an end, so its target starts low again.
         await play_all(matrix, RAISED)
-    # A stream's first target is what the playlist the service read first advertises, and Owncast's
-    # advertises the longest segment listed so far: 1 or 2 as a rule, and the 3.5 s (3 s) segment, listed
-    # after the cut, raises it to 4 (the longer_segment change this test is for). Under load the service
-    # can decide a stream's first moment after the long segment is listed: then that stream starts at 3
-    # and no raise is needed. Either way, every raise seen in a stream's versions was
-    # counted, and each stream's target covers its longest segment.
+    # Under load a stream may need no raise: every raise seen was counted, every target covers its longest.
     assert total(final, "hls_broadcaster_variants_cut_apart_total") == 2
     seen_raised = sum(len(matrix.targets[index]) - 1 for index in range(len(RAISED)))
     assert total(final, "hls_broadcaster_target_duration_changes_total",
@@ -587,9 +517,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 @pytest.mark.timeout(600)  # three chains: about 70 s on a quiet VM
 async def test_the_passthrough_chains_again(
         tmp_path: Path, seaweed: SeaweedS3, passthrough_run: int, request: pytest.FixtureRequest) -> None:
-    """One run of --passthrough-runs: the matrix's three chains with the source copied, one after the
-    other, each checked as in the matrix (every segment Owncast listed is listed, and is in the bucket the
-    file Owncast finished writing). A chain that fails does not stop the run: each says what it found."""
+    """One run of --passthrough-runs: a chain that fails does not stop the others; each reports."""
     late_tails = bool(request.config.getoption("--passthrough-late-tails"))
     said: list[str] = []
     failed = 0

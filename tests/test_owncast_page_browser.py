@@ -1,12 +1,5 @@
-"""Owncast's own page, unchanged, plays from the bucket: the same-hostname tunnel layout end to end.
-
-nginx stands in for the tunnel and routes by path exactly as cloudflared.yml.example's layout B does
-(its rules are read from the file): Owncast's two playlist paths to the real service (its own
-process, SeaweedFS, real ffmpeg segments written the way Owncast writes them), everything else to a
-stand-in Owncast web server whose page plays the same-origin /hls/stream.m3u8 with video.js + VHS.
-In Debian's Chromium the page plays, every segment comes from the S3 server, and Owncast's server
-sees no playlist and no segment request.
-"""
+"""Owncast's own page, unchanged, plays from the bucket through nginx routing as cloudflared.yml.example's
+layout B does: every segment from the S3 server, no playlist or segment request to Owncast's server."""
 
 from __future__ import annotations
 
@@ -30,19 +23,14 @@ from tests.support.tunnel import OWNCAST, OWNCAST_HOST, SERVICE, tunnel_rules
 pytestmark = [pytest.mark.integration, pytest.mark.browser, needs_chromium, needs_nginx]
 
 
-# A window below nine target durations offers no delta updates; one of nine does once it slides, so the
-# page plays 16 s taking them. (VHS took a delta listing as many segments as its playlist under the same
-# media sequence for no change and stalled; the page here joins too late in the playlist for that, so
-# tests/test_players_across_change.py::test_no_delta_update_that_videojs_takes_for_unchanged guards it.)
+# A window of nine target durations offers delta updates once it slides: the page plays 16 s taking them.
 @pytest.mark.parametrize(("window", "seconds", "deltas"), [("8", 5, False), ("9", 16, True)],
                          ids=["no-delta-updates", "delta-updates"])
 async def test_owncasts_page_plays_from_the_bucket_through_the_same_hostname_tunnel(
         tmp_path: Path, recordings: Recordings, seaweed: SeaweedS3, window: str, seconds: float, deltas: bool) -> None:
     hls_dir = tmp_path / "hls"
     hls_dir.mkdir()
-    # The bucket's pathway alone: the claim is every segment from the bucket, and with the VM's pathway a
-    # probe of a loaded SeaweedFS steers video.js to the VM by design (video.js with steering:
-    # tests/test_steering_browser.py).
+    # The bucket's pathway alone: the claim is every segment from the bucket.
     env = service_env(hls_dir, seaweed, tmp_path / "state", WINDOW_SECONDS=window, PATHWAYS="bucket")
     async with ServiceProcess(env, tmp_path / "service") as service, OwncastWeb(hls_dir) as owncast:
         routes = {SERVICE: service.url, OWNCAST: owncast.url}
@@ -63,9 +51,7 @@ async def test_owncasts_page_plays_from_the_bucket_through_the_same_hostname_tun
             assert playlists and {urlsplit(u).netloc for u in playlists} == {tunnel_host}, playlists
             assert {urlsplit(u).path for u in playlists} <= {"/hls/stream.m3u8", "/hls/0/stream.m3u8",
                                                               "/hls/1/stream.m3u8"}, playlists
-            # Every playlist answer is a plain 200, each request one round trip through the
-            # tunnel. (VHS puts _HLS_skip before _HLS_msn: a valid set of directives in another order,
-            # answered as the canonical form is; before, each was a 302 to that form: 11 of 28.)
+            # Every playlist answer a plain 200, one round trip (VHS's order of directives too).
             answered = [(url, status) for url, status in responses if url in playlists]
             statuses = [status for _, status in answered]
             counts = f"{statuses.count(200)} of {len(statuses)} playlist answers 200"
@@ -86,9 +72,7 @@ async def test_owncasts_page_plays_from_the_bucket_through_the_same_hostname_tun
 
 
 async def play(origin: str, seconds: float) -> tuple[list[str], list[tuple[str, int]], list[str], list[str]]:
-    """Open the Owncast page through the tunnel and watch `seconds` of video: the page's requests, the
-    responses' statuses, the page's errors (its own and the player's), and the delta updates it got
-    (the EXT-X-SKIP lines)."""
+    """The Owncast page through the tunnel for `seconds`: its requests, statuses, errors and delta updates."""
 
     requests: list[str] = []
     responses: list[tuple[str, int]] = []

@@ -1,9 +1,5 @@
-"""Owncast's playlist paths (/hls/stream.m3u8, /hls/<n>/stream.m3u8) through the real app, with a real
-Publisher behind it: the same versions as under /live/, with every property /live/ has.
-
-Owncast's own web page plays /hls/stream.m3u8 from its origin; a tunnel that sends these two paths here
-lets that page play from the bucket unchanged.
-"""
+"""Owncast's playlist paths (/hls/stream.m3u8, /hls/<n>/stream.m3u8) through the real app and Publisher:
+the same versions as under /live/, with every property /live/ has."""
 
 from __future__ import annotations
 
@@ -33,6 +29,7 @@ from broadcaster.http.canonical import answered_as_sent, canonical_query
 from tests.support.served import ServeWorld
 from tests.support.world import World
 from tests.support.client import PLAIN, Client, get, playlist_counts
+from tests.support.raw_http import responses
 from tests.support.fakes import Clock, CountingGenerator, FakeHealth, FakePlaylists
 from tests.support.waiting import until
 
@@ -267,11 +264,7 @@ SPELLINGS: list[tuple[str, str | None]] = [  # (target, the canonical URL relati
 @pytest.mark.parametrize(("target", "location"), SPELLINGS + [(f"{p}?{q}", loc) for p, q, loc in BUSTED])
 async def test_a_query_the_service_does_not_use_or_another_spelling_is_a_small_redirect_to_the_canonical_url(
         world: World, client: Client, target: str, location: str | None) -> None:
-    """The router matches the decoded path and reads the query decoded, so a cache buster, `_HLS_%6dsn=`,
-    `pl%61ylist.m3u8` or `%30/` would each be a new key for a cache in front (nginx keys by $request_uri)
-    for the whole playlist: each gets a 302 of a few hundred bytes to the canonical URL, whose answer caches
-    hold, which resolves (relative, so under a path prefix too) to an answer with no second redirect. Sent
-    byte for byte, as an attacker would; and followed, as players do (XHR and fetch follow it)."""
+    """Another spelling gets a small relative 302 to the canonical URL, with no second redirect."""
     n = last(world)
     if location is None:
         target = target.replace("%3{n}", f"%3{str(n)[0]}{str(n)[1:]}")
@@ -296,15 +289,13 @@ async def test_a_query_the_service_does_not_use_or_another_spelling_is_a_small_r
                                     "/live/Playlist.m3u8", "/live/0/playlist.M3U8", "/HLS/stream.m3u8"])
 async def test_other_paths_that_a_server_might_take_for_a_playlist_are_not_one(
         client: Client, target: str) -> None:
-    """An encoded slash, dot segments, a doubled slash, a parameter, another case: no playlist (404,
-    `no-cache`), so no cache key holds one."""
+    """Encoded slash, dot segments, a parameter, another case: a 404 (`no-cache`), no playlist."""
     status, headers, _ = await raw_get(client, target)
     assert (status, headers["cache-control"]) == (404, hls.UNREADY_CACHE_CONTROL), target
 
 
 async def test_an_absolute_form_target_counts_from_its_path(client: Client) -> None:
-    """`GET http://host/live/0/playlist.m3u8` (as a proxy may send it) is the same URL, not a spelling to
-    redirect (a redirect would point at the URL asked: a loop)."""
+    """An absolute-form target is the same URL, not a spelling to redirect (that would loop)."""
     host = f"{client.server.host}:{client.server.port}"
     for path in (LIVE_MASTER, MASTER, live_media(0), hls_media(1)):
         status, _, body = await raw_get(client, f"http://{host}{path}")
@@ -323,19 +314,15 @@ async def raw_get(client: TestClient[Any, Any], target: str) -> tuple[int, dict[
             data = await reader.read()
     finally:
         writer.close()
-    head, _, body = data.partition(b"\r\n\r\n")
-    lines = head.decode().split("\r\n")
-    headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
-    return int(lines[0].split()[1]), headers, body
+    [response] = responses(data)
+    return response.status, response.headers, response.body
 
 
 @pytest.mark.parametrize("query", ["_HLS_msn={n}", "_HLS_msn={n}&_HLS_skip=YES", "_HLS_skip=YES"])
 @pytest.mark.parametrize("path", [hls_media(0), live_media(1)])
 async def test_ll_hls_queries_as_hlsjs_sends_them_are_answered_at_once(
         world: World, client: Client, path: str, query: str) -> None:
-    """hls.js adds only _HLS_msn and _HLS_skip (in that order; _HLS_part only to a playlist that lists
-    parts, which the service never does): canonical URLs, answered without a redirect (blocking reload
-    and delta updates as before)."""
+    """hls.js's _HLS_msn and _HLS_skip, in its order, are canonical: answered without a redirect."""
     query = query.replace("{n}", str(last(world)))
     async with asyncio.timeout(2), client.get(f"{path}?{query}", headers=PLAIN, allow_redirects=False) as r:
         body = await r.read()
@@ -347,9 +334,7 @@ async def test_ll_hls_queries_as_hlsjs_sends_them_are_answered_at_once(
 @pytest.mark.parametrize("path", [hls_media(0), live_media(1), "/live/playlist.m3u8"])
 async def test_videojs_order_of_the_directives_is_answered_as_the_canonical_one_without_a_redirect(
         world: World, client: Client, path: str, encoding: dict[str, str]) -> None:
-    """video.js (VHS 3.17, Owncast's player) asks `_HLS_skip=YES&_HLS_msn=N` on every reload.
-    A valid set of directives in another order gets what its canonical form gets: the same status,
-    bytes and headers (so the same caching), at once for a listed number, held for the next one."""
+    """video.js's order of directives gets what the canonical form gets, listed or held."""
     n = last(world)
 
     async def get(client: TestClient[Any, Any], url: str, headers: dict[str, str]) -> tuple[int, Any, bytes]:
@@ -380,11 +365,7 @@ async def test_videojs_order_of_the_directives_is_answered_as_the_canonical_one_
 @pytest.mark.parametrize("path", [hls_media(0), live_media(1)])
 async def test_a_number_listed_long_before_is_answered_with_the_newest_version(
         world: World, client: Client, path: str, skip: bool) -> None:
-    """6.2.5.2: `_HLS_msn` of any number listed (0 too) is answered at once with the newest version.
-    Every player gets a plain 200, a player late for its reload too (a busy browser, a slow
-    phone, a background tab). More than hls.MSN_BEHIND_LIMIT (2) behind it is the whole version, never a
-    delta (which skips what a player that late may not hold), cacheable as any blocking answer; up to
-    two behind, what the newest number gets (a delta if asked)."""
+    """6.2.5.2: any listed `_HLS_msn` at once; past MSN_BEHIND_LIMIT behind, whole (never a delta)."""
     n = last(world)
     tail = "&_HLS_skip=YES" if skip else ""
     whole = await get(client, path)
@@ -407,11 +388,9 @@ async def test_a_number_listed_long_before_is_answered_with_the_newest_version(
 @pytest.mark.parametrize("skip", [False, True])
 async def test_late_numbers_past_a_clients_budget_are_a_small_redirect(
         tmp_path: Path, aiohttp_client: Any, skip: bool) -> None:
-    """Each late number is a URL (a CDN cache key) of its own for the whole playlist: a client gets
-    late.BURST such answers at once and late.PER_TARGET_DURATION more per target duration; past that, a
-    redirect, not kept (it depends on when it is asked), to the playlist's URL without a number (every
-    cache holds it; with a number, Shaka kept it and repeated _HLS_msn in every reload after). Another
-    client has its own budget."""
+    """Each late number is a cache key of its own: a client gets late.BURST such answers and
+    late.PER_TARGET_DURATION more per target duration, then an uncached redirect to the URL without a
+    number. Another client has its own budget."""
     world = World(tmp_path, window=12.0, stepped=True, can_block_reload=True)
     clock = Clock()
     # The playlist route as create_app adds it, with a budget on a clock of the test's.
@@ -445,8 +424,7 @@ async def test_late_numbers_past_a_clients_budget_are_a_small_redirect(
 
 
 def test_late_answers_remember_a_bounded_number_of_clients() -> None:
-    """Clients the service cannot tell apart (None: the tunnel before the operator trusts it) share one
-    budget late.UNKNOWN_SHARE times larger; a forgotten client comes back with a full one."""
+    """Clients not told apart share a budget UNKNOWN_SHARE times larger; a forgotten one is refilled."""
     clock = Clock()
     budget = late.LateAnswers(clock=clock, max_clients=3)
     shared = late.BURST * late.UNKNOWN_SHARE
@@ -524,9 +502,7 @@ async def test_nothing_else_under_hls_is_ours(client: Client, path: str) -> None
 
 
 async def test_a_long_window_without_gzip_is_its_newest_segments_bounded(aiohttp_client: Any) -> None:
-    """An hour of 1 s segments is about 300 KB plain; a request without gzip (ffmpeg sends no
-    Accept-Encoding) gets its newest whole segments, at most hls.MAX_IDENTITY_BYTES, with an ETag of its
-    own; gzip gets the whole window, as every browser, Cloudflare and the nginx cache ask."""
+    """Without gzip, the newest whole segments in MAX_IDENTITY_BYTES, an ETag of their own."""
     playlists = FakePlaylists(target_duration=1, variants=1)
     gen = playlists.generators[0] = CountingGenerator(1, WindowOptions(3600.0, can_block_reload=True))
     for n in range(3600):
@@ -565,8 +541,7 @@ async def test_metrics_reuse_the_bounded_labels(client: Client) -> None:
 @pytest.mark.parametrize("name", ["seg5.ts", "0/stream-abc-12.m4s", "x/init.MP4", ".ts", "seg.", "seg", "",
                                   "a..ts", "dir.d/file", "seg.ts/", "/abs/p.mp4", "..", ".", "a.b.c.ts"])
 def test_a_names_suffix_is_the_one_pathlib_gives(name: str) -> None:
-    """hls.suffix (what decides whether a file is a segment we publish, and its Content-Type) reads a name
-    as PurePosixPath does, without making a path several times a segment."""
+    """hls.suffix reads a name as PurePosixPath does, without making a path several times a segment."""
     assert hls.suffix(name) == PurePosixPath(name).suffix
     assert hls.segment_content_type(name) == {".ts": "video/mp2t", ".m4s": "video/iso.segment", ".mp4": "video/mp4",
                                               ".aac": "audio/aac"}.get(PurePosixPath(name).suffix.lower())

@@ -1,11 +1,7 @@
-"""P2P only with the viewer's knowing and where it helps, in a real browser: the live demo stream
-(SeaweedFS + the Owncast emulator + the service + broadcaster/tracker/'s tracker) with P2P_START_ON off
-and P2P_MIN_VIEWERS=2. Every page counts the RTCPeerConnections it makes (an init script wraps the
-constructor): none before its viewer ticks the one-line notice, none while fewer than two viewers share;
-once two have chosen, peers connect and bytes pass between them. The choice outlives a reload
-(localStorage), and the embed (/embed) shows the same notice. And the P2P page's first visit, at a
-150 ms round trip, reaches its first frame within 12 requests: the heartbeat's module and the tracker
-wait for the frame (the first-frame time is bench.startup's figure, not asserted here).
+"""P2P only with the viewer's knowing and where it helps, in a real browser (P2P_START_ON off,
+P2P_MIN_VIEWERS=2): no RTCPeerConnection before the viewer ticks the notice, nor while fewer than two
+share; once two chose, peers connect. The choice outlives a reload, the embed shows the same notice, and
+the first visit at a 150 ms round trip reaches its first frame within 12 requests.
 """
 
 from __future__ import annotations
@@ -44,15 +40,12 @@ COUNT_PEER_CONNECTIONS = """(() => {
 # The browser's data saver on (navigator.connection.saveData), as Chrome reports it.
 SAVE_DATA = """Object.defineProperty(navigator, 'connection',
   { value: { type: 'wifi', saveData: true, addEventListener() {} }, configurable: true });"""
-# P2P_UPLOAD_MB as the first page reads it (the setting's whole megabytes into its config are test_server's),
-# a twentieth of a megabyte here: a few seconds of sharing.
+# P2P_UPLOAD_MB as the first page reads it: a twentieth of a megabyte, a few seconds of sharing.
 CAP_MB = 0.05
-# What may pass the cap: the rest of the segment being sent when it is reached (the engine sends a segment's
-# chunks in one go): the demo's 1 s segments are about 160 KB.
+# What may pass the cap: the rest of the segment on its way (the demo's are about 160 KB).
 SEGMENT_MAX = 512 * 1024
 SEGMENT_BYTES = 100_000  # less than one of the demo's 1 s segments
-# The page reads its config from a meta tag the service writes (or /config.json): every parse of it is read
-# with this upload cap in place of the setting's.
+# Every parse of the page's config is read with this upload cap in place of the setting's.
 SMALL_CAP = """(() => {
   const parse = JSON.parse;
   JSON.parse = (...args) => {
@@ -83,8 +76,7 @@ async def seaweed(seaweed_server: SeaweedS3) -> AsyncIterator[SeaweedS3]:
 
 
 async def viewer(browser: Any, url: str, recorded: list[Startup] | None = None, *extra: str) -> Any:
-    """A page of its own context (its own storage and peer id) that counts its peer connections; with
-    `recorded`, a first visit at a 150 ms round trip whose start-up is appended there."""
+    """A page of its own context counting its peer connections; `recorded`: a 150 ms first visit."""
     context = await browser.new_context()
     await context.add_init_script(COUNT_PEER_CONNECTIONS)
     await context.add_init_script(PLAYERS)
@@ -148,8 +140,7 @@ async def test_no_peer_before_the_choice_nor_below_the_threshold_then_peers_shar
         await until_page(first, "() => window.viewerStats && window.viewerStats.state === 'playing'")
         kept = await counted(first, 1)
         assert kept["ticked"] and kept["choice"]["chosen"] == "yes" and kept["pcs"] == 0, kept
-        # The embed: the same notice, unticked in its own browser; ticked, two share and peers connect.
-        # Its browser saves data: it takes from peers and sends them nothing.
+        # The embed: the same notice; ticked, peers connect (its browser saves data: it sends nothing).
         second = await viewer(browser, f"{demo.service.url}/embed", None, SAVE_DATA)
         embedded = await second.evaluate(READ)
         assert embedded["shown"] and embedded["text"] == kept["text"] and not embedded["ticked"], embedded
@@ -159,8 +150,7 @@ async def test_no_peer_before_the_choice_nor_below_the_threshold_then_peers_shar
         seen = await both_until(pages, lambda both: all(s["pcs"] > 0 and s["peers"] > 0 and s["shared"] > 0
                                                         for s in both), "both pages sharing with a peer", 40)
         assert seen[1]["noUploads"] is True and seen[1]["sent"] == 0, seen
-        # The upload cap: once the first page has sent its share this visit it sends no more (the segment on its
-        # way may pass it); the second page plays on, from the bucket.
+        # Past its upload cap the first page sends no more; the second plays on, from the bucket.
         seen = await both_until(pages, lambda both: both[0]["noUploads"] is True,
                                 "the first page's upload cap reached", 90)
         at_cap, from_bucket = seen[0]["sent"], seen[1]["http"]

@@ -49,8 +49,7 @@ async def test_the_demos_tracker_is_started_again_on_its_port_when_it_dies(track
 
 @pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs util-linux setpriv")
 async def test_the_demos_tracker_dies_with_a_killed_python(tracker_dir: Path) -> None:
-    """A SIGKILLed demo or test run (no teardown at all) leaves no tracker behind: it runs in a session of
-    its own, so before it stayed, parented to init, whenever a run was killed."""
+    """A SIGKILLed demo or test run leaves no tracker behind (it runs in a session of its own)."""
     script = textwrap.dedent(
         f"""
         import asyncio, os, signal

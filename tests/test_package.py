@@ -1,9 +1,6 @@
-"""The installed package is the product: the wheel and sdist built from this tree, installed outside it.
-
-Every other test imports the source tree (the test command installs it editable), so none of them can
-see a module the wheel leaves out: `broadcaster.http` once was, and `hls-broadcaster demo` failed for
-every new user while the suite passed. These tests build the artifacts from a copy of the tree, install
-the wheel in a venv that cannot import the checkout, and run the commands from there.
+"""The installed package is the product: the wheel and sdist built from a copy of this tree, the wheel
+installed in a venv that cannot import the checkout (every other test imports the source tree, so none
+would see a module the wheel leaves out), and the commands run from there.
 """
 
 from __future__ import annotations
@@ -176,8 +173,7 @@ async def test_demo_from_the_installed_wheel_plays_and_stops_on_ctrl_c(installed
 
 
 async def test_demo_p2p_from_the_installed_wheel_runs_the_tracker_it_ships(installed: Installed) -> None:
-    """`demo --p2p` from the wheel: the tracker's Node files come from the installed package (package
-    data), run under the demo, and the viewer is pointed at them; Ctrl-C stops the tracker too."""
+    """`demo --p2p` from the wheel runs the tracker it ships; Ctrl-C stops the tracker too."""
     if shutil.which("node") is None or shutil.which("npm") is None:  # scripts/test installs them
         pytest.fail("node and npm are needed for the tracker: apt-get install nodejs npm (scripts/test does)")
     argv = [str(installed.venv.script("hls-broadcaster")), "demo", "--port", "0", "--p2p"]
@@ -197,16 +193,13 @@ def fresh_clone(tmp_path: Path) -> Iterator[Path]:
     yield copy_tree(tmp_path / "hls-broadcaster")
 
 
-# Its own unit of work (scripts/test's --dist loadgroup: xdist names it package_readme): it shares no
-# fixture with the module, and one worker ran its 50 s (pip in a clean venv) after the module's 100.
+# Its own xdist group: it shares no fixture with the module.
 @pytest.mark.readme
 @pytest.mark.xdist_group("readme")
-# A guard against a hang, not a time it must keep: 65 s in a quiet full run, over 300 s (the suite's
-# guard) in one beside a browser test at a load average of 19 on two cores, pip installing into the venv.
+# A guard against a hang, not a time it must keep.
 @pytest.mark.timeout(900)
 async def test_the_readmes_first_command_in_a_clean_venv(fresh_clone: Path, tmp_path: Path) -> None:
-    """Exactly the README's first command, in a venv that has nothing but pip: every dependency comes
-    from the package index (pip's cache, warm from the test command's own install, makes it quick)."""
+    """Exactly the README's first command, in a venv with nothing but pip."""
     readme = (ROOT / "README.md").read_text()
     assert "pip install '.[demo]' && hls-broadcaster demo" in readme
     venv = Venv.create(tmp_path / "venv", with_test_env=False)

@@ -1,7 +1,5 @@
-"""The VM's pathway over real HTTP (broadcaster/vm/segments.py, http/steered.py): the multivariant playlist
-with its pathways, the steering manifest, the other pathways' media playlists and the VM's segments,
-answered from what the service holds (Owncast's own file, or a copy) as a CDN expects (conditional
-requests, ranges), only for what its playlists list, bounded."""
+"""The VM's pathway over real HTTP: the multivariant playlist, the steering manifest, the VM's media
+playlists and segments, answered as a CDN expects, only for what its playlists list, bounded."""
 
 from __future__ import annotations
 
@@ -74,8 +72,7 @@ class Shown(FakePlaylists):
 
 
 class Located:
-    """Where the publisher lists each segment, as the route asks it (Publisher.found): the keys the VM's
-    pathway lists, at the number the bucket's playlist gives them, at the bucket's URL once landed."""
+    """Publisher.found: the keys the VM's pathway lists, at the bucket's number, with its URL once landed."""
 
     def __init__(self, shown: FakePlaylists) -> None:
         self.shown = shown
@@ -90,7 +87,6 @@ class Located:
         if rendered is None:
             return 0, None
         landed = [e.number for e in listing(rendered.body.decode()) if e.uri == url]
-        # Listed by the VM's pathway only, not landed in the bucket yet: the number after its last.
         return (landed[0], url) if landed else (rendered.last_sequence + 1, None)
 
 
@@ -117,9 +113,8 @@ def make_rig(aiohttp_client: AiohttpClient, tmp_path: Path) -> MakeRig:
                    shown: Shown | None = None, newest: Callable[[int], int | None] = lambda v: None,
                    proxies: Proxies = Proxies(cloudflare=True), rate: float | None = None,
                    doubt: Doubting | None = None, handler_cancellation: bool = True) -> Rig:
-        """`rate`: the VM's byte budget in bytes a second, ten seconds' burst, on the rig's fake clock (the
-        policy's, the viewer count's), else none to speak of; `proxies`: who the service trusts to name a
-        client (a loopback peer, the tunnel, by default); `segments`: parts of the VM's segments in place."""
+        """`rate`: the VM's byte budget (bytes a second, ten seconds' burst, on the fake clock); `proxies`:
+        who may name a client; `segments`: parts of the VM's segments in place."""
         shown = shown or Shown()
         copies = opened_held(tmp_path, max_bytes=64 * 1024 * 1024)
         located = Located(shown)
@@ -129,9 +124,7 @@ def make_rig(aiohttp_client: AiohttpClient, tmp_path: Path) -> MakeRig:
                                 lambda: shown.target_duration, interval=1.0, clock=clock)
         counts = PathwayCounts(lambda: policy.first != "bucket", ("bucket", "vm"))
 
-        # Made here as the service wires them (http/steered.py's vm_segments): each client named as
-        # `proxies` say, bytes of its own at one stream's bitrate for a client whose page failed on the
-        # bucket while it serves.
+        # Wired as http/steered.py's vm_segments wires them.
         wired: dict[str, Any] = dict(
             copies=HeldSegments(copies, located), key_for=key_for, on_sent=counts.sent,
             vm_bytes=VmBytes(ByteBudget(rate, 10 * rate, clock) if rate else ByteBudget(1e9, 1e9)),
@@ -139,14 +132,13 @@ def make_rig(aiohttp_client: AiohttpClient, tmp_path: Path) -> MakeRig:
             client=lambda request: client_key(request, proxies),
             own_failure=OwnFailure(policy.bucket_serves, policy.client_failing, lambda: STREAM))
         vm_segments = VmSegments(**{**wired, **(segments or {})})
-        # The VM's media playlists: the publisher's views (test_playlist_views); here the bucket's stand in.
+        # The bucket's playlists stand in for the VM's media playlists.
         pathways = Pathways(
             masters=SteeredMasters([Pathway("bucket"), Pathway("vm", "vm")], lambda: policy.first,
                                    {"bucket": shown, "vm": shown}),
             steering=policy, newest=newest, others=(ServedPathway("vm", "vm", shown, lambda: policy.first != "vm"),),
             segments=vm_segments, count_steering=counts.manifest, away=lambda: policy.first != "bucket")
-        # The viewer pages' heartbeats, whose Hb-Pathway the policy hears (with the page's address: a
-        # loopback peer names it in CF-Connecting-IP, as cloudflared does).
+        # The viewer pages' heartbeats, whose Hb-Pathway the policy hears.
         viewers = Viewers(Audience(6.0, clock=clock), pathway=PathwayReports(policy.report))
         options = PlaylistOptions(pathways=pathways, forwarded_allow_ips=proxies.networks,
                                   trust_cf_connecting_ip=proxies.cloudflare)
@@ -203,9 +195,7 @@ async def served(rig: Rig, body: bytes = BODY) -> HeldFile:
 
 
 def test_the_multivariant_playlist_waits_for_the_pathway_players_start_on() -> None:
-    """At a stream's start the VM lists a segment once it holds it and a bucket once the upload landed:
-    the multivariant playlist waits for the playlists of the bucket players start on (the first, or the
-    second while the first fails), not for the VM's."""
+    """The multivariant playlist waits for the playlists of the pathway players start on, not the VM's."""
     vm_view, bucket, backup = Shown(), Shown(), Shown()
     bucket.generators = FakePlaylists(2, variants=2).generators  # nothing landed yet
     backup.generators = FakePlaylists(2, variants=2).generators
@@ -235,8 +225,7 @@ async def test_the_multivariant_playlist_offers_every_variant_on_both_pathways(r
     assert headers["Cache-Control"] == "public, max-age=1"
     text = body.decode()
     lines = text.splitlines()
-    # Every URI absolute where the viewer asked (the scheme and host: GStreamer resolves a network-path
-    # reference against the path, Shaka bans pathways by host name): masters.py says why.
+    # Every URI absolute where the viewer asked (masters.py says why).
     here = f"http://{rig.client.host}:{rig.client.port}/live/"
     assert lines[:3] == ["#EXTM3U", "#EXT-X-VERSION:3",
                          f'#EXT-X-CONTENT-STEERING:SERVER-URI="{here}steering.json",PATHWAY-ID="bucket"']
@@ -244,8 +233,7 @@ async def test_the_multivariant_playlist_offers_every_variant_on_both_pathways(r
     assert check_master(text, host=f"{rig.client.host}:{rig.client.port}") == []
     assert [uri for _, uri in infs] == [f"{here}0/playlist.m3u8", f"{here}1/playlist.m3u8",
                                          f"{here}vm/0/playlist.m3u8", f"{here}vm/1/playlist.m3u8"]
-    # The same attributes on both pathways but for PATHWAY-ID: a player without steering sees
-    # redundant streams.
+    # The same attributes on both pathways but for PATHWAY-ID: redundant streams without steering.
     assert infs[0][0].replace('PATHWAY-ID="bucket"', 'PATHWAY-ID="vm"') == infs[2][0]
     assert 'STABLE-VARIANT-ID="v0"' in infs[0][0] and 'STABLE-VARIANT-ID="v1"' in infs[1][0]
     status, _, owncast = await get(rig.client, "/hls/stream.m3u8")
@@ -284,10 +272,7 @@ async def test_the_hosts_rendered_for_are_bounded(rig: Rig) -> None:
 
 
 async def test_behind_the_tunnel_every_uri_names_the_scheme_the_viewer_used(rig: Rig) -> None:
-    """cloudflared passes Cloudflare's CF-Visitor on: with TRUST_CF_CONNECTING_IP (the tunnel on this
-    machine), a viewer who used https gets https URIs, cached for everyone; one who used plain http gets
-    http URIs no cache keeps (a cache keyed without the scheme would hand them to https pages, which
-    refuse them); and from a peer not trusted to say, the player keeps its own scheme."""
+    """Through the tunnel, https URIs are shared by caches, http ones not."""
     asked = {"Host": "live.example.com", "Accept-Encoding": "identity"}
     https = {**asked, "CF-Visitor": '{"scheme":"https"}', "X-Forwarded-Proto": "https"}
     status, headers, body = await get(rig.client, "/live/master.m3u8", https)
@@ -375,8 +360,7 @@ async def test_only_what_the_vm_playlists_list_is_served(rig: Rig) -> None:
 
 
 class Fmp4(Shown):
-    """An fMP4 stream's playlists: each segment after its init section (EXT-X-MAP), named as the
-    uploads name them: Owncast's stream-<shortid>-<n>.m4s, and its init section after the run's id."""
+    """An fMP4 stream's playlists, named as the uploads name them (init section after the run's id)."""
 
     def __init__(self, shortid: str) -> None:
         FakePlaylists.__init__(self, 2, variants=2)
@@ -486,8 +470,8 @@ async def test_the_byte_cap_answers_503_past_it(make_rig: MakeRig) -> None:
     assert rig.counts.bytes[False] == 2 * len(BODY) + 100 and rig.counts.requests[503] == 3
 
 
-async def unfollowed(rig: Rig, path: str = "/live/vm/0/seg0.ts", address: str | None = None,
-                     ) -> tuple[int, Any, bytes]:
+async def unfollowed(rig: Rig, path: str = "/live/vm/0/seg0.ts",
+                     address: str | None = None) -> tuple[int, Any, bytes]:
     """GET without following a redirect (the VM's to the bucket), from `address` as cloudflared names it."""
     headers = {"CF-Connecting-IP": address} if address else {}
     async with rig.client.request("GET", path, allow_redirects=False, headers=headers) as resp:
@@ -495,8 +479,7 @@ async def unfollowed(rig: Rig, path: str = "/live/vm/0/seg0.ts", address: str | 
 
 
 async def test_while_the_bucket_serves_a_segment_it_holds_is_a_redirect_there(make_rig: MakeRig) -> None:
-    """A player without content steering may play the VM's variants (redundant streams to it): while the
-    bucket serves, it gets the bucket's copy by a redirect nobody caches, and the VM sends no bytes."""
+    """While the bucket serves, a player without steering on the VM's variants is redirected there."""
     rig = await make_rig(redirect=True)
     await served(rig)
     for path in ("/live/vm/0/seg0.ts", "/hls/vm/0/seg0.ts"):
@@ -510,8 +493,7 @@ async def test_while_the_bucket_serves_a_segment_it_holds_is_a_redirect_there(ma
 
 
 class Doubting:
-    """The first bucket's doubt as steering/probe.py's SteeringLoop keeps it (doubted, next_probe), each
-    probe's outcome told by the test (probe); `waits`: the waits for a probe begun."""
+    """The first bucket's doubt as SteeringLoop keeps it, each probe's outcome told by the test."""
 
     def __init__(self) -> None:
         self.failed_once = False
@@ -535,10 +517,7 @@ class Doubting:
 
 
 async def test_while_the_buckets_last_probe_failed_a_redirect_waits_for_the_next(make_rig: MakeRig) -> None:
-    """A player that left the bucket because it fails for viewers, before the service's probe failed twice,
-    is not sent back there at once (video.js would shun the VM's playlists as well, for longer than its
-    buffer): while the last probe failed, a request waits for the next. Failing too, it gets the VM's
-    bytes; answering, the redirect; no answer within DOUBT_WAIT, the redirect as before."""
+    """While the last probe failed, a request waits for the next (or DOUBT_WAIT) to choose."""
     doubt = Doubting()
     rig = await make_rig(redirect=True, doubt=doubt)
     await served(rig)
@@ -559,9 +538,7 @@ async def test_while_the_buckets_last_probe_failed_a_redirect_waits_for_the_next
 
 
 async def test_a_listed_segment_the_vm_has_no_copy_of_is_the_buckets_while_it_serves(make_rig: MakeRig) -> None:
-    """A copy dropped after its listing (the byte cap, the disk) and Owncast's file deleted is not a 404
-    while the bucket holds the segment: the player is sent there at once, as for a copy the VM has;
-    steered away, a 404."""
+    """A listed segment with no copy and no file is the bucket's while it serves; steered away, a 404."""
     rig = await make_rig(redirect=True)
     await served(rig)
     rig.copies.close()  # nothing held any more
@@ -575,9 +552,7 @@ async def test_a_listed_segment_the_vm_has_no_copy_of_is_the_buckets_while_it_se
 
 async def test_a_listed_segment_nothing_held_is_owncasts_file_as_it_is_and_held_from_then_on(
         make_rig: MakeRig) -> None:
-    """An upload that landed at once holds nothing: steered to the VM (uploads lag, or
-    the bucket fails for viewers only), a player still gets the live window the VM's pathway lists, from
-    Owncast's file as it is then; written again since, its new version; deleted, nothing."""
+    """Steered to the VM, a segment held nowhere is Owncast's file as it is: rewritten, new; deleted, none."""
     rig = await make_rig(redirect=True)
     listed(rig)
     rig.copies.close()  # held nothing: as an upload that landed at once
@@ -602,16 +577,14 @@ async def test_a_listed_segment_nothing_held_is_owncasts_file_as_it_is_and_held_
 
 
 async def beat(rig: Rig, page: str, address: str, pathway: str) -> int:
-    """A heartbeat of page `page` from `address` (as cloudflared names it) saying `pathway`
-    (Hb-Pathway): what a viewer page sends, and what anyone can send with no page at all."""
+    """A heartbeat of page `page` from `address` saying `pathway` (Hb-Pathway)."""
     async with rig.client.post("/live/watching", headers={"Hb-Watching": page, "CF-Connecting-IP": address,
                                                           "Hb-Pathway": pathway}) as resp:
         return resp.status
 
 
 async def forge(rig: Rig, address: str, page: str) -> None:
-    """A forged page saying the bucket fails for it: in the positional form a page of before sent, and in
-    the form of now (a hostile client tries both)."""
+    """A forged page saying the bucket fails for it, in both forms of Hb-Pathway."""
     assert await beat(rig, page, address, "bucket 255 0 0") in (200, 204)
     assert await beat(rig, page, address, "bucket bucket=255 backup=255") in (200, 204)
 
@@ -620,8 +593,7 @@ async def test_the_vm_sends_bytes_while_steered_or_its_probe_failed_never_for_a_
         make_rig: MakeRig) -> None:
     rig = await make_rig(redirect=True)
     await served(rig)
-    # Pages report failures on the bucket (made-up ids, 100 of them from 5 addresses): a claim, which
-    # neither moves players nor makes the VM send anyone else its bytes.
+    # Forged reports neither move players nor make the VM send anyone else its bytes.
     for n in range(100):
         await forge(rig, f"198.51.100.{n % 5}", f"forged-page-{n:016d}")
     rig.policy.evaluate()
@@ -631,8 +603,7 @@ async def test_the_vm_sends_bytes_while_steered_or_its_probe_failed_never_for_a_
     assert (await unfollowed(rig, address="203.0.113.9"))[0] == 302
     assert (await unfollowed(rig))[0] == 302
     assert rig.counts.bytes == {False: 0, True: 0}
-    # One lost probe is no outage (reports make it probe every half second): still a redirect. Failed twice
-    # in a row, the service's own evidence: the VM answers.
+    # One lost probe is no outage; two in a row, the service's own evidence: the VM answers.
     rig.policy.probed("bucket", False, "timeout")
     assert (await unfollowed(rig))[0] == 302
     rig.policy.probed("bucket", False, "503")
@@ -651,16 +622,14 @@ ONE_SECOND = bytes(range(250)) * (STREAM // 8 // 250)  # a segment of one second
 
 async def test_a_client_whose_own_page_fails_on_the_bucket_gets_one_streams_bitrate(
         make_rig: MakeRig) -> None:
-    """A failure only some viewers see (their DNS, their network): their page reports it, and the VM
-    sends that address bytes of its own, at most one stream's bitrate (its burst: ten seconds of it),
-    while everyone else is redirected to the bucket. An IPv6 client is its /48."""
+    """A page reporting the bucket fails for it gets the VM's bytes at most one stream's bitrate (ten
+    seconds' burst); everyone else a redirect. An IPv6 client is its /48."""
     rig = await make_rig(redirect=True, rate=10e6)
     clock = rig.clock
     await served(rig, ONE_SECOND)
     assert await beat(rig, "page-a-0123456789abcdef", "203.0.113.7", "vm bucket=2") in (200, 204)
     answers = [await unfollowed(rig, address="203.0.113.7") for _ in range(12)]
     assert [a[0] for a in answers] == [200] * 10 + [503] * 2  # ten seconds of the stream at once, then nothing
-    # Its own answer: no cache in front may hand it to a client that would get a redirect.
     assert {a[1]["Cache-Control"] for a in answers[:10]} == {"private, max-age=31536000, immutable"}
     assert rig.counts.requests["share"] == 2 and 503 not in rig.counts.requests
     assert (await unfollowed(rig, address="203.0.113.8"))[0] == 302  # anyone else: the bucket's copy
@@ -668,22 +637,17 @@ async def test_a_client_whose_own_page_fails_on_the_bucket_gets_one_streams_bitr
     assert [(await unfollowed(rig, address="203.0.113.7"))[0] for _ in range(2)] == [200, 503]
     clock.t += REPORTED_FOR  # no report since: redirected again
     assert (await unfollowed(rig, address="203.0.113.7"))[0] == 302
-    # IPv6: the page's /48 is one client (http/watching.py's client_key), another /48 is not.
     assert await beat(rig, "page-b-0123456789abcdef", "2001:db8:1:1::1", "- bucket=1") in (200, 204)
     assert (await unfollowed(rig, address="2001:db8:1:ffff::2"))[0] == 200
     assert (await unfollowed(rig, address="2001:db8:2::1"))[0] == 302
     assert rig.counts.bytes == {False: 12 * len(ONE_SECOND), True: 0}
-    # Steered away from the bucket: its bytes are its fair share, as anyone's (below), not a stream's.
     steer_away(rig)
     assert (await unfollowed(rig, address="203.0.113.8"))[0] == 200
 
 
 async def test_forged_reporters_spend_a_quarter_and_a_real_outage_finds_the_rest(make_rig: MakeRig) -> None:
-    """60 addresses whose pages say the bucket fails for them, each fetching as fast as it can while the
-    bucket serves, take together at most a quarter of VM_SEGMENT_MBPS and of its burst, each answer
-    `private` (every other client gets a redirect), and none of their refusals is a 503 of the alert.
-    When the bucket then really fails (the service's own evidence), viewers steered to the VM get every
-    segment from the first second: what the reporters spent was never theirs."""
+    """60 reporting addresses take together at most a quarter of VM_SEGMENT_MBPS and its burst, never a
+    503; when the bucket really fails, steered viewers get every segment from the first second."""
     rate = 1_000_000.0  # bytes a second, ten seconds' burst
     rig = await make_rig(redirect=True, rate=rate)
     clock = rig.clock
@@ -717,8 +681,7 @@ async def test_forged_reporters_spend_a_quarter_and_a_real_outage_finds_the_rest
 
 
 async def test_a_query_is_a_redirect_to_the_segment_without_it(rig: Rig) -> None:
-    """One URL per segment: a CDN keys it once (the Cache Rule ignores the query), and a client that adds
-    a fresh query to each request gets a redirect, not the bytes (else a drain of the VM's bandwidth)."""
+    """One URL per segment: a fresh query on each request (a drain past the CDN) gets a redirect."""
     await served(rig)
     for path in ("/live/vm/0/seg0.ts?x=1", "/hls/vm/0/seg0.ts?_HLS_msn=3", "/live/vm/0/seg0.ts?x"):
         for method in ("GET", "HEAD"):
@@ -733,9 +696,7 @@ async def test_a_query_is_a_redirect_to_the_segment_without_it(rig: Rig) -> None
 
 
 async def test_a_drain_gets_its_share_and_steered_viewers_theirs(make_rig: MakeRig) -> None:
-    """While players are steered to the VM, a client fetching its segments as fast as it can, ignoring
-    Retry-After, gets its share of VM_SEGMENT_MBPS (the rate divided among the clients asking), and the
-    steered viewers, each at its own address, get every segment they ask for."""
+    """Steered to the VM, a drain gets its share of VM_SEGMENT_MBPS, the viewers every segment."""
     rate = 1_000_000.0  # bytes a second; ten seconds' burst
     segment = bytes(range(250)) * 400  # 100 kB: each viewer needs one a second
     rig = await make_rig(rate=rate)
@@ -789,8 +750,7 @@ async def test_the_redirect_waits_for_the_upload_to_land_in_the_bucket() -> None
     located.vm.update({key_for(0, "seg2.ts"), key_for(0, "seg3.ts"), key_for(0, "seg4.ts")})
     assert there.now(0, "seg2.ts") == "https://r2.example/0/seg2.ts"
     assert there.now(0, "seg3.ts") is None and there.now(2, "seg0.ts") is None
-    # Listed by the VM's pathway first; the redirect waits for the upload to land (the bucket's pathway
-    # shows a new version), at most as long as an upload waits before players are steered away.
+    # Listed by the VM's pathway first: the redirect waits for the upload to land.
     waiting = asyncio.ensure_future(there.within(0, "seg3.ts"))
     await asyncio.sleep(0.05)
     assert not waiting.done()
@@ -800,8 +760,7 @@ async def test_the_redirect_waits_for_the_upload_to_land_in_the_bucket() -> None
 
 
 class NeverLands(Located):
-    """A segment the bucket's pathway lists past (a gap, or let go before its upload landed): found at a
-    number the bucket's playlist already shows, never with the bucket's URL. Counts the questions."""
+    """A segment the bucket's playlist lists past but never lands; counts the questions."""
 
     asked = 0
 
@@ -811,8 +770,7 @@ class NeverLands(Located):
 
 
 async def test_the_redirect_does_not_spin_on_a_segment_that_never_lands() -> None:
-    """The first bucket's playlist answers a wait for a number it lists at once: a segment listed there
-    but never landed is asked twice, not in a loop that never lets the event loop run."""
+    """A segment listed but never landed is asked twice, not in a loop that starves the event loop."""
     shown = Waiting()
     shown.add_segment(0)
     located = NeverLands(shown)
@@ -823,13 +781,12 @@ async def test_the_redirect_does_not_spin_on_a_segment_that_never_lands() -> Non
 
 
 def asking(rig: Rig, address: str) -> asyncio.Task[tuple[int, Any, bytes]]:
-    """A GET of seg0.ts from `address` (as cloudflared names it), on its way."""
+    """A GET of seg0.ts from `address`, on its way."""
     return asyncio.ensure_future(get(rig.client, "/live/vm/0/seg0.ts", {"CF-Connecting-IP": address}))
 
 
 class SlowCopies:
-    """Copies (a held copy of variant 0's seg0.ts, BODY long) whose reads (on the executor's threads) wait
-    for the test: answers being sent pile up."""
+    """A held copy of variant 0's seg0.ts whose reads wait for the test: answers being sent pile up."""
 
     def __init__(self) -> None:
         self.copy = HeldFile(key_for(0, "seg0.ts"), ("0", "seg0.ts"), Stamp(1, len(BODY), 0), len(BODY), 1e9,
@@ -845,7 +802,7 @@ class SlowCopies:
 
 
 class GoneCopies(SlowCopies):
-    """A copy dropped between its lookup and its read the first time it is read (the byte cap, its time)."""
+    """A copy dropped between its lookup and its first read."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -859,8 +816,7 @@ class GoneCopies(SlowCopies):
 
 
 async def test_a_copy_gone_before_its_read_costs_no_share_of_the_bytes(make_rig: MakeRig) -> None:
-    """A 404 for a copy that went between its lookup and its read gives its bytes back: the cap (one
-    segment here) and the client's share were taken for nothing, and the next request would get a 503."""
+    """A 404 for a copy gone before its read gives its bytes back (else the next would be a 503)."""
     gone = GoneCopies()
     rig = await make_rig(segments={"copies": gone, "vm_bytes": VmBytes(ByteBudget(1.0, len(BODY)))})
     assert (await get(rig.client, "/live/vm/0/seg0.ts"))[0] == 404
@@ -883,8 +839,7 @@ async def test_answers_in_flight_are_bounded_per_client_and_in_all(make_rig: Mak
 
 
 async def test_reporters_hold_a_quarter_of_the_answers_in_flight(make_rig: MakeRig) -> None:
-    """Clients served on their own report, reading slowly, hold at most a quarter of the answers being sent
-    (2 of 8 here): when the bucket then fails, the steered viewers find the other six."""
+    """Reporting clients hold at most a quarter of the answers in flight; steered viewers find the rest."""
     slow = SlowCopies()
     serves = [True]
     own = OwnFailure(lambda: serves[0], lambda client: (client or "").startswith("198.51.100."), lambda: STREAM)
@@ -915,8 +870,7 @@ class Holding(Shown):
 
 
 async def test_steered_away_the_buckets_playlists_hold_no_player_for_uploads_that_fail(make_rig: MakeRig) -> None:
-    """Shaka 4.16 moves to the pathway the steering manifest puts first with its next playlist load: a
-    blocking request held three target durations on the failing bucket's pathway stalled it 2 s."""
+    """A blocking request on the failing bucket's pathway would stall Shaka's move to the VM."""
     vm_newest = [10]
     shown = Holding()
     rig = await make_rig(shown=shown, newest=lambda v: vm_newest[0])
@@ -945,13 +899,10 @@ async def test_a_request_held_before_players_are_steered_away_is_answered_then()
     assert await later is None
 
 
-# The service cancels a handler whose client goes (handler_cancellation): the reset comes as that, or,
-# when the write fails first, as a ConnectionError.
 @pytest.mark.parametrize("cancelled", [True, False], ids=["cancelled", "write_fails"])
 async def test_a_client_that_resets_mid_answer_is_counted_not_logged(
         make_rig: MakeRig, caplog: pytest.LogCaptureFixture, cancelled: bool) -> None:
-    """A reset is a count (status="reset"), not a 21-line ERROR traceback, whether the handler is
-    cancelled first or not."""
+    """A reset is a count (status="reset"), not an ERROR traceback, cancelled or not."""
     caplog.set_level(logging.DEBUG)
     rig = await make_rig(handler_cancellation=cancelled)
     big = bytes(range(256)) * (32 * 1024)  # 8 MiB: more than the sockets' buffers hold
@@ -974,9 +925,7 @@ async def test_a_client_that_resets_mid_answer_is_counted_not_logged(
 
 async def test_while_the_bucket_serves_a_segment_not_landed_yet_is_asked_again_not_sent(
         make_rig: MakeRig) -> None:
-    """After players are steered back, the VM's playlists show what they showed while players were away
-    until the bucket's catch up: a segment listed there whose upload has not landed within the wait is a
-    503 to ask again (then a redirect), not bytes from the VM while the bucket serves."""
+    """While the bucket serves, a segment not landed within the wait is a 503, not the VM's bytes."""
     async def never(variant: int, name: str) -> None:
         return None
 

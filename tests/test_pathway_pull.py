@@ -1,11 +1,6 @@
-"""A pathway nobody reads costs a record per push, not a rendering, on real parts: the service in this
-process (its pathways' visible playlists looked at directly), SeaweedFS, the Owncast emulator's real
-segments.
-
-While the bucket serves, every push shows the VM's pathway's versions as far as they list, each a Pending
-(rendered.Pending: its reach and the entries frozen) rendered when a client first asks: the same numbers
-and segments as the bucket's, at the VM's URIs, a blocking request too. tests/test_playlist_views.py has
-the rule at the seam (a version rendered late is the version pushed, byte for byte)."""
+"""A pathway nobody reads costs a record per push, not a rendering, on real parts: every push shows the
+VM's versions as a Pending rendered when a client first asks, with the bucket's numbers and segments at
+the VM's URIs (the rule at the seam: tests/test_playlist_views.py)."""
 
 from __future__ import annotations
 
@@ -48,8 +43,7 @@ def pending(shown: VisiblePlaylists, variant: int) -> bool:
 
 async def test_the_vms_versions_are_rendered_only_when_asked_and_a_request_gets_the_current_one(
         tmp_path: Path, seaweed: SeaweedS3, owncast: OwncastEmulator, monkeypatch: pytest.MonkeyPatch) -> None:
-    # The bucket serves throughout, as the policy's verdict: on a loaded machine its slow uploads could
-    # steer players away (then the VM's pathway lists what the VM holds, ahead of the bucket's).
+    # The bucket serves throughout (slow uploads must not steer players away here).
     monkeypatch.setattr(SteeringPolicy, "bucket_serves", lambda self: True)
     env = service_env(owncast.variant_dir(0).parent, seaweed, tmp_path / "state", PATHWAYS="bucket,vm",
                       WINDOW_SECONDS="6")
@@ -57,13 +51,11 @@ async def test_the_vms_versions_are_rendered_only_when_asked_and_a_request_gets_
         bucket, vm = service.pathway_playlists["bucket"], service.pathway_playlists["vm"]
         await until(lambda: (r := bucket.media_playlist(0)) is not None and len(entries(r.body.decode())) >= 4,
                     "4 segments in the bucket's playlist", WAIT)
-        # Requests answered with no playlist (a redirect for a query, a 404 for a variant spelt "00")
-        # render nothing.
+        # Requests answered with no playlist render nothing.
         for asked, status in (("0/playlist.m3u8?x=1", 302), ("00/playlist.m3u8", 404)):
             async with http.get(f"{service.url}/live/vm/{asked}", allow_redirects=False) as r:
                 assert r.status == status, asked
-        # Every push shows the VM's versions too, as far as they list (the bucket's, while the VM only
-        # redirects there), none rendered: nobody asked.
+        # Every push shows the VM's versions too, none rendered: nobody asked.
         seen = last(bucket.media_playlist(0))
         await until(lambda: last(bucket.media_playlist(0)) > seen and all(pending(vm, v) for v in (0, 1)),
                     "one more segment in the bucket's, the VM's versions pushed and not rendered", WAIT)
@@ -77,15 +69,13 @@ async def test_the_vms_versions_are_rendered_only_when_asked_and_a_request_gets_
             assert in_bucket is not None
             theirs = entries(in_bucket.body.decode())
             ours = entries(body)
-            # The version shown: number for number the same segments as the bucket's (at the VM's URIs:
-            # /live/vm/<n>/...), as far as it was pushed.
+            # Number for number the bucket's segments, at the VM's URIs, as far as it was pushed.
             assert max(ours) >= seen, (seen, ours)
             common = set(ours) & set(theirs)
             assert len(common) >= 3 and all(ours[n] == theirs[n] for n in common), (ours, theirs)
             assert f"/live/vm/{variant}/" in body and b"/live/vm/" not in in_bucket.body
 
-        # A blocking request for the next number: held, and answered with it (rendered for it), or after a
-        # target duration as it is, as on any pathway players are steered away from (playlists.py).
+        # A blocking request for the next number: held, and answered with it.
         newest = vm.last_sequence(0)
         assert newest is not None
         async with http.get(f"{service.url}/live/vm/0/playlist.m3u8?_HLS_msn={newest + 1}") as r:
@@ -102,10 +92,7 @@ async def test_the_vms_versions_are_rendered_only_when_asked_and_a_request_gets_
 
 async def test_while_nobody_plays_the_probe_sleeps_and_a_players_first_request_wakes_it(
         tmp_path: Path, seaweed: SeaweedS3, owncast: OwncastEmulator, monkeypatch: pytest.MonkeyPatch) -> None:
-    """With nobody playing, the probe of the bucket's public URL sends no GET and takes
-    no turn every second either (its timer a loop wake-up a second); the first player's playlist request
-    wakes it, and it probes at once, not a turn later. The public URL through a counting proxy, which
-    tells the probe's GETs (it names itself) from anyone's."""
+    """With nobody playing the probe sends no GET; the first playlist request wakes it at once."""
     monkeypatch.setattr(probe, "QUIET_EVERY", 600.0)  # asleep, only a request can wake it within the test
     monkeypatch.setattr(probe, "WATCHED_LEAST", 1.0)
     monkeypatch.setattr(probe, "WATCHED_TARGETS", 0)

@@ -1,10 +1,7 @@
 """Each pathway's playlists, one rule for all (publish/pathway_views.py), through a real Publisher and
-real Uploaders over scripted buckets (World): the first bucket's pathway while players are steered
-away from it lists what it lacks at the VM's URIs (a player that stays there, video.js, plays on), each
-number keeps its URI while listed (6.2.2) and across a restart; the VM's pathway lists only what the
-first bucket has while the VM only redirects there; a second bucket's pathway lists a segment once its
-own upload landed, a failing bucket never holds back another, and an upload there that can never land
-is a gap on that pathway alone."""
+Uploaders over scripted buckets: the first bucket's pathway lists what it lacks at the VM's URIs while
+players are away; each number keeps its URI while listed (6.2.2); the VM's pathway lists only what the
+bucket has while it only redirects; a second bucket's lists a segment once its own upload landed."""
 
 from __future__ import annotations
 
@@ -21,8 +18,7 @@ NAMES = [f"stream-abc-{n}.ts" for n in range(10)]
 
 
 def where(w: World, pathway: str, variant: int = 0) -> list[tuple[str, str]]:
-    """(where, name) of each URI `pathway`'s newest version lists: vm, bucket or backup by its URI, and
-    'gap' for an EXT-X-GAP entry."""
+    """(where, name) of each entry `pathway`'s newest version lists: vm, bucket, backup or gap."""
     return [("gap" if e.gap else "vm" if e.uri.startswith("/live/vm/")
              else "backup" if e.uri.startswith("https://b2.example/") else "bucket", e.name)
             for e in w.entries(pathway, variant)]
@@ -75,8 +71,7 @@ async def test_steered_away_the_buckets_pathway_lists_what_it_lacks_at_the_vms_u
 
 
 async def test_a_restart_lists_each_number_at_the_uri_it_had(tmp_path: Path, make_world: MakeWorld) -> None:
-    """Where each pathway listed what is saved with the state (its view's modes): a restarted service,
-    the bucket serving again, lists those numbers at the same VM URIs until they leave the window."""
+    """A restarted service lists saved numbers at the same VM URIs until they leave the window."""
     w = held_world(make_world, tmp_path / "a")[0]
     w.owncast_lists(0, NAMES[0])
     await until(lambda: listing(w, "bucket", NAMES[0]))
@@ -127,9 +122,7 @@ async def test_steered_away_before_anything_landed_nothing_is_listed_at_the_buck
 
 async def test_while_the_vm_redirects_its_pathway_lists_only_what_the_bucket_has(
         tmp_path: Path, make_world: MakeWorld) -> None:
-    """While the VM only redirects players to the first bucket (it serves), every segment its pathway
-    lists is one it can redirect at once: what the bucket has. It never goes back: what it listed while
-    players were steered to it stays listed."""
+    """While the VM only redirects it lists what the bucket has; what it listed stays listed."""
     w, held = held_world(make_world, tmp_path)
     w.redirects = True
     w.owncast_lists(0, NAMES[0])
@@ -156,9 +149,7 @@ async def test_while_the_vm_redirects_its_pathway_lists_only_what_the_bucket_has
 
 async def test_an_upload_failing_while_the_vm_redirects_is_listed_from_its_copy_once_players_come_to_the_vm(
         tmp_path: Path, make_world: MakeWorld) -> None:
-    """An upload that held nothing first (the VM only redirected) and failed keeps a copy; steered to the VM
-    after Owncast deleted the file, the VM's pathway lists it from that copy at once, without waiting for
-    the file (nothing is held per segment while nothing fails, and nothing is lost)."""
+    """A failed upload keeps a copy: steered to the VM after the file's deletion, the VM lists it at once."""
     w, held = held_world(make_world, tmp_path)
     w.redirects = True
     w.owncast_lists(0, NAMES[0])
@@ -182,8 +173,7 @@ async def test_an_upload_failing_while_the_vm_redirects_is_listed_from_its_copy_
 
 async def test_while_the_bucket_serves_a_slot_is_one_version_as_without_steering(
         tmp_path: Path, make_world: MakeWorld) -> None:
-    """Each save is bytes written on the VM: while the VM only redirects, a copy is listed once uploaded, as without steering: the same
-    versions on the first bucket's pathway, one per slot, and nothing held (its file is the VM's copy)."""
+    """While the VM only redirects: the same versions as without steering, nothing held."""
     async def versions(w: World) -> list[str]:
         for name in NAMES[:6]:
             for v in (0, 1):
@@ -244,8 +234,7 @@ async def test_one_failing_bucket_never_holds_back_the_other(tmp_path: Path, mak
 
 async def test_an_upload_that_can_never_land_on_the_second_bucket_is_a_gap_there_alone(
         tmp_path: Path, make_world: MakeWorld) -> None:
-    """No copy could be kept (VM_COPIES_MB) and Owncast deleted the file before the second bucket took
-    it: a gap (EXT-X-GAP) on that pathway, the segment itself on the others."""
+    """No copy and the file deleted before the second bucket took it: a gap on that pathway alone."""
     w = held_world(make_world, tmp_path, pathways=("bucket", "backup", "vm"), max_bytes=100)[0]
     key = f"live/0/{NAMES[1]}"
     w.owncast_lists(0, NAMES[0])
@@ -286,9 +275,7 @@ async def test_a_restart_uploads_again_what_the_second_bucket_had_not_got(
 
 async def test_the_vm_still_answers_a_segment_its_pathway_listed_after_it_left_the_window(
         tmp_path: Path, make_world: MakeWorld) -> None:
-    """A player holding an older version of the VM's pathway's playlist asks for a segment that has left
-    the window since (6.2.2: it stays available its duration plus the playlist's). The VM's route answers
-    only what its pathway listed (Publisher.found): it must still say the VM listed it, not 404."""
+    """A segment that left the VM's window stays available (6.2.2): Publisher.found still says so."""
     w = held_world(make_world, tmp_path, window=3.0, stepped=True)[0]
     for name in NAMES[:8]:
         w.owncast_lists(0, name)

@@ -1,8 +1,5 @@
-"""Viewers' playback reports, in process: the report's format and its clamps (status/playback.py), the rules
-that keep one client from painting the picture (a page once per interval, the count's caps, its start-up once,
-no more time than it was there), the heartbeat's answer (400 for a malformed report, the service's clock),
-/metrics, /health and config.json. In Chromium: tests/test_viewers_browser.py; the P2P rejections with a real
-Prometheus: tests/test_p2p_browser.py."""
+"""Viewers' playback reports, in process: the format and its clamps, the rules that keep one client from
+painting the picture, the heartbeat's answer, /metrics, /health and config.json."""
 
 from __future__ import annotations
 
@@ -45,22 +42,20 @@ NO_FIGURE = {"startup_ms", "latency_ms", "variant"}
 
 
 def report(given: dict[str, int] | None = None, /, *, p2p: bool = True, **fields: int) -> str:
-    """A version 1 report as the page sends it: every field 0 (startup, latency, variant: none) but those
-    given; without P2P's fields when `p2p` is False."""
+    """A version 1 report: every field 0 (startup, latency, variant: none) but those given."""
     values = {name: (-1 if name in NO_FIGURE else 0) for name, _ in FIELDS} | (given or {}) | fields
     return pb.encode(*(values[name] for name, _ in FIELDS[: len(FIELDS) if p2p else pb.WITHOUT_P2P]), p2p=p2p)
 
 
 def counted(target: int | None = None, **options: Any) -> tuple[Clock, Audience, Playback]:
-    """A clock the test moves, an audience on it and its playback figures (`target`: the target duration)."""
+    """A clock the test moves, an audience on it and its playback figures."""
     clock = Clock()
     audience = Audience(3 * INTERVAL, clock=clock, **options)
     return clock, audience, Playback(audience, interval=INTERVAL, target_duration=lambda: target)
 
 
 def send(audience: Audience, playback: Playback, page: str, address: str | None, text: str) -> bool | None:
-    """What the route does with a beat carrying `text`: parsed, counted, taken. None: not counted or
-    malformed; else whether the report was taken."""
+    """What the route does with a beat carrying `text`: None if not counted or malformed, else taken?"""
     values = playback.parse(text)
     if values is None or not audience.beat(page, address, p2p=False):
         return None
@@ -115,7 +110,7 @@ def test_a_page_weighs_at_most_one_observation_per_interval_however_often_it_rep
     for n in range(200):  # a report every 50 ms for 10 s
         clock.t = start + n * 0.05
         taken.append(send(audience, playback, page, "192.0.2.1", report(latency_ms=300_000, watched_ms=1000)))
-    # Its first beat's report speaks for no time: not taken; then one every half interval, at most.
+    # Its first beat's report speaks for no time; then one every half interval, at most.
     assert taken.count(True) == 1 and taken.index(True) == 100, taken.index(True)
     assert playback.refused["too_soon"] == 199
     assert weight(playback.latency) == 0.5  # half an interval since the page was first counted
@@ -136,18 +131,12 @@ def test_a_page_claims_no_more_time_than_it_was_there() -> None:
     clock.t += 20
     assert send(audience, playback, page, "192.0.2.1", report(watched_ms=5_000, stalled_ms=3_600_000))
     figures = playback.variants["unknown"]
-    # 11 s watched (10 s there, and a tenth for the clocks), none stalled; then 5 s watched and 17 s
-    # stalled (20 s there, and a tenth).
+    # 10 s there (and a tenth): 11 s watched; then 20 s there: 5 s watched, 17 s stalled.
     assert (figures.watched_ms, figures.stalled_ms) == (16_000, 17_000)
 
 
-# What a page could have had in a second at most (status/playback.py's MS_PER_*), written out here: 2
-# stalls and 2 variant switches a second, 4 player errors (all kinds together), 4 segments loaded (both
-# sources together) and 4 checked from peers, 250 frames, 25 MB loaded and 25 MB sent; a peer banned only
-# with a rejection, a frame dropped only of those decoded, a segment's download 120 s at most (hls.js's
-# own limit). A page's reports may hold 10 s more
-# than the time between them (audience.SLACK): its first, the 10 s before its first beat (loading: it
-# beats once playing); a late one's time unused, for the next.
+# What a page could have had in a second at most (status/playback.py's MS_PER_*), written out here; a
+# page's reports may hold 10 s more than the time between them (audience.SLACK).
 CASES = [  # (the report's counts, over 20 s: 10 s since first counted, and the 10 s before)
     ({"stalls": 40}, {"stalls": 41}),
     ({"switches": 40}, {"switches": 41}),
@@ -171,9 +160,7 @@ NEVER = [  # (within, beyond) whatever the time
                          + [(*case, False) for case in NEVER])
 def test_a_report_holds_no_more_than_a_page_could_have_had_since_its_last_else_it_is_refused(
         within: dict[str, int], beyond: dict[str, int], in_time: bool) -> None:
-    """Each count is bounded by the time the report covers, not by its field's width (255 stalls, 65,535
-    rejected peer segments a report): beyond it, the report is refused whole (counted:
-    reason="out_of_bounds"; the page carries its counts into its next, as after "too soon")."""
+    """Counts bounded by the time covered: beyond, refused whole, carried into the next."""
     clock, audience, playback = counted()
     pages = [new_id(), new_id()]
     for page in pages:
@@ -183,7 +170,6 @@ def test_a_report_holds_no_more_than_a_page_could_have_had_since_its_last_else_i
     assert playback.refused["out_of_bounds"] == 1 and playback.reports == 0
     assert all(playback.count(i) == 0 for i in range(pb.SWITCHES, len(FIELDS))) and playback.variants == {}
     assert send(audience, playback, pages[1], "192.0.2.1", report(within)) is True
-    # The refused page's report, carried into its next: taken once the time covers it (a bound on rates).
     clock.t += 10
     assert send(audience, playback, pages[0], "192.0.2.1", report(beyond)) is in_time
     assert playback.reports == 1 + in_time and playback.refused["out_of_bounds"] == 2 - in_time
@@ -207,10 +193,7 @@ def flood(audience: Audience, playback: Playback, pages: list[str], address: str
 
 
 def test_one_address_with_20_pages_adds_no_more_than_20_pages_could_have_had() -> None:
-    """One IPv4 address, 20 page ids, 40 s, a report every 50 ms, every count at its width's most; then an
-    attacker that knows the rules and claims what the time allows. Either way: no more than 20 pages could
-    have had in 40 s and the 10 s before (2 stalls a second: 2,000 stalls; 4 rejections a second: 4,000),
-    and the address counts once among those that reported a problem (what the alerts read: they need two)."""
+    """20 pages of one address add no more than 20 pages could have; the address counts once."""
     careful = (lambda s: report(stalls=min(255, int(s)), network_fatal=min(255, int(2 * s)),
                                 rejected=min(65_535, int(4 * s)), banned=min(255, int(4 * s)),
                                 stalled_ms=int(1000 * s), bucket_segments=1, bucket_ms=120_000))
@@ -229,8 +212,7 @@ def test_one_address_with_20_pages_adds_no_more_than_20_pages_could_have_had() -
 
 
 def test_start_ups_count_once_per_page_and_once_a_minute_per_address() -> None:
-    """A client making up page ids, each counted half an interval with a start-up of 10 minutes, must not
-    fill the start-up figures: an address's start-up counts once a minute, a page's once."""
+    """Made-up page ids do not fill the start-up figures: an address's counts once a minute, a page's once."""
     clock, audience, playback = counted()
     start = clock.t
     made: list[str] = []
@@ -255,8 +237,7 @@ def test_start_ups_count_once_per_page_and_once_a_minute_per_address() -> None:
     clock.t += 10
     assert send(audience, playback, again, "203.0.113.9", report(startup_ms=600_000)) is True
     assert weight(playback.startup) == 3
-    # A page that goes on reporting its start-up (the page sends it until a report with it is taken:
-    # viewer/playback.js; a client may not): once.
+    # A page that goes on reporting its start-up: once.
     for _ in range(3):
         clock.t += 10
         assert send(audience, playback, again, "203.0.113.9", report(startup_ms=600_000)) is True
@@ -264,10 +245,7 @@ def test_start_ups_count_once_per_page_and_once_a_minute_per_address() -> None:
 
 
 def test_the_addresses_that_reported_a_problem_are_counted_once_each_within_their_window() -> None:
-    """What the alerts read (deploy/alerts.yml: they need two addresses): 20 pages of one address that
-    stall count once; a page of another address twice as many; a page whose address is unknown counts
-    by itself (no address to share). Stalls and slow downloads are forgotten after 5 minutes, rejections
-    after 10 (the alerts' windows)."""
+    """Problem addresses counted once each; stalls and downloads kept 5 minutes, rejections 10."""
     clock, audience, playback = counted(target=3)
     one = [new_id() for _ in range(20)]
     troubled = report(stalls=1, stalled_ms=1000, rejected=1, bucket_segments=1, bucket_ms=3_500)
@@ -290,12 +268,9 @@ def test_the_addresses_that_reported_a_problem_are_counted_once_each_within_thei
 
 
 def test_a_flood_moves_each_distribution_by_its_share_of_the_pages_counted_and_no_more() -> None:
-    """10 honest pages (10 addresses) report a 6 s latency, a 1 s start-up and a 0.3 s download at each
-    beat for a minute. A flood from 5 addresses of 1000 made-up ids each, every 50 ms (its ids in turn,
-    and its first 20 at every turn), reports 300 s, 60 s and 30 s. The per-address cap counts 20 ids of
-    each address: 100 fake pages of 110. However fast they come, the fakes' share of each distribution is
-    at most 100/110 (their start-ups: one per address, 5 of 15); with the count's total cap at 50, 40/50
-    (the honest pages were counted first; start-ups 2 of 12)."""
+    """10 honest pages and a flood of 1000 ids from each of 5 addresses: the fakes' share of each
+    distribution is at most their share of the pages counted (start-ups: of the addresses), under the
+    per-address cap and under a total cap of 50."""
     for limit, fake_pages in ((LIMIT, 100), (50, 40)):
         clock, audience, playback = counted(limit=limit)
         honest = [new_id() for _ in range(10)]
@@ -453,20 +428,11 @@ async def test_metrics_export_the_reports_with_bounded_labels_and_health_says_wh
 @pytest.mark.integration
 async def test_a_hostile_client_moves_the_real_services_figures_no_further_than_its_pages_could(
         tmp_path: Path, moto_url: str) -> None:
-    """The report rules on `python -m broadcaster run` over HTTP, set up as behind the tunnel
-    (TRUST_CF_CONNECTING_IP=true), pages beating every second (VIEWER_TIMEOUT=3):
-
-    - one IPv4 address, 20 page ids: 10 report every count at its width's most every 100 ms, 10 claim what the
-      time since their last report taken allows and a start-up of 10 minutes. Added: no more than 20
-      pages could have had in that time and the 10 s before each (2 stalls a second, 4 rejections);
-      the greedy reports refused and counted; the address once among those with problems;
-    - another address makes up a page every 250 ms, keeps it counted until its report is heard, with
-      a 10-minute start-up, and leaves: one start-up counted for it;
-    - 100 /64s of one IPv6 /48, 20 ids each: 20 pages counted at once, not 2,000."""
+    """The real service: greedy and careful pages, made-up pages, 100 /64s of one /48."""
     env = moto_env(moto_url, tmp_path, TRUST_CF_CONNECTING_IP="true", VIEWER_TIMEOUT="3")
     async with ServiceProcess(env, tmp_path / "run") as service, aiohttp.ClientSession() as http:
         async def beat(page: str, address: str, text: str | None = None) -> bool:
-            """A beat (with a report) from `address`, named as Cloudflare's edge names it: report taken?"""
+            """A beat (with a report) from `address`: report taken?"""
             headers = {"Hb-Watching": page, "CF-Connecting-IP": address}
             if text is not None:
                 headers["Hb-Report"] = text
@@ -519,8 +485,7 @@ async def test_a_hostile_client_moves_the_real_services_figures_no_further_than_
         gauge = "hls_broadcaster_playback_problem_addresses"
         problems = {problem: after.get((gauge, (("problem", problem),)), -1)
                     for problem in ("stalls", "rejections", "slow_downloads")}
-        # P3: 100 /64s of one /48 (a free tunnel broker hands out a /48), 20 pages each: 20 counted at
-        # once, and as they expire (3 s after their beat) 20 more, no more.
+        # 100 /64s of one /48: 20 counted at once, and 20 more as they expire (3 s after their beat).
         lock = asyncio.Semaphore(8)
         first = time.monotonic()
 
@@ -570,7 +535,6 @@ def test_health_says_how_many_viewers_stalled_in_the_last_five_minutes() -> None
 
 
 async def test_config_asks_for_reports(aiohttp_client: AiohttpClient) -> None:
-    """Owncast's playback report named there too: tests/test_viewers.py."""
     client, *_ = await client_for(aiohttp_client)
     config = await (await client.get("/config.json")).json()
     assert config["viewers"] == {"beat": 10.0, "show": True, "report": 1}

@@ -1,42 +1,19 @@
 """Players across a change of Owncast's settings: a new target duration, and variants cut apart.
 
-docs/hls-rules.md, "A new target duration" and "Variants cut apart", rest on what this measures. The
-playlists are the service's own: each scenario's Owncast playlists (real MPEG-TS segments from the
-bundled ffmpeg, cut exactly where the scenario needs) are fed to the real Publisher (real Uploader, a
-FakeStore as the bucket) on a clock that follows the media, and every version it makes visible is kept.
-Each player then gets those versions through the service's own PlaylistRoutes (blocking reload and
-all) on its own clock, starting when it first asks, with the segments its publisher run uploaded.
-The picture carries its moment as a barcode, which the page reads from the <video> element: what a
-viewer sees, whatever the player believes. (The rig is in tests/support: publish_scenario.py makes the
-media and feeds the publisher, players.py serves (scripted_stream.py) and plays them.) hls.js 1.7.4
-(the viewer's options), video.js 8.24.1 / VHS 3.17.5 (Owncast's options) and Shaka 4.16.50 (defaults)
-run in Debian's Chromium; ffmpeg n9 runs `-i master.m3u8 -c copy -f null -`. The window is 8 s, or 24 s for
-"apart": below nine target durations, so no delta updates are offered and what is measured is the
-change alone (delta updates and video.js: test_no_delta_update_that_videojs_takes_for_unchanged).
-
-Scenarios (seconds are positions in the scenario, i.e. the picture's barcode):
-  shorter  stream A, 3 s segments (target 3), then 2 s later a new stream B of 1 s segments, with no
-           ENDLIST between (the offline tail was missed, or Owncast restarted its transcoder): the
-           service keeps target 3 and lists B after a discontinuity in the same playlist. Viewers
-           join at 12 s.
-  longer   the same from 1 s (target 1) to 3 s segments (target 3).
-  raised   one stream of a copied variant, 1 s segments, then one of 2.5 s at 6 s: target 1 -> 3,
-           a new playlist within the stream (timestamps go on).
-  apart    a copied variant (360p, cut at keyframes 1-3 s apart) next to a transcoded one (180p, every
-           second): target 3 from the start, each variant numbered on its own, lined up by date.
-           Viewers join 72 s in, when the numbers are 21 apart, and are made to switch at 3 s and
-           14 s played (hls.js: nextLevel, as the viewer; VHS: representations().enabled; Shaka:
-           selectVariantTrack with clearBuffer, as its UI does).
-  race     "apart" for Shaka alone, its playlist answers ordered at its switch as its bug needs
-           (SwitchRace; SHAKA_APART), its second switch at 20 s played: the service's answers judged,
-           Shaka's picture printed (its bug, not the service's).
-  aligned  the same switches between two variants cut in lockstep, for comparison.
-
-What each player must do is asserted below; video.js's switch in "apart" is a strict expected failure
-(VIDEOJS_BY_NUMBER). A 'waiting' at the start or the odd stall elsewhere comes from running many players
-on two cores and is not asserted.
-
-The segments are made once (two ffmpeg at a time); the players play at most four browsers at once.
+Each scenario's playlists come from the real Publisher (publish_scenario.py); each player (hls.js,
+video.js, Shaka in Chromium; ffmpeg) gets them through the service's PlaylistRoutes on its own clock, and
+the page reads what it shows from a barcode in the picture. Windows stay below nine target durations, so
+no delta updates are offered. Scenarios (seconds are positions in the scenario):
+  shorter  3 s segments, then a new stream of 1 s ones without ENDLIST between: target 3 kept, a
+           discontinuity in the same playlist.
+  longer   the same from 1 s to 3 s segments.
+  raised   one copied stream, 1 s segments then one of 2.5 s: target 1 -> 3, a new playlist in the stream.
+  apart    a copied variant next to a transcoded one, each numbered on its own; viewers join when the
+           numbers are 21 apart and switch variants twice.
+  race     "apart" for Shaka alone, answers ordered as its bug needs (SHAKA_APART): only answers judged.
+  aligned  the same switches between variants cut in lockstep, for comparison.
+video.js's switch in "apart" is a strict expected failure (VIDEOJS_BY_NUMBER); a stall from running many
+players on two cores is not asserted.
 """
 
 from __future__ import annotations
@@ -45,6 +22,7 @@ import asyncio
 import hashlib
 import re
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -62,9 +40,7 @@ from tests.support.publish_scenario import (BROWSERS, EPOCH, PLAYERS, Encoded, M
                                             from_gaps, publish, run_of)
 from tests.support.scripted_stream import StreamServer
 
-# The module's players share one fixture of ~100 s: one xdist worker runs them all (scripts/test).
-# Its time limit is its own: each player is bounded (run_browser, run_ffmpeg), four browsers at once, so
-# the fixture as a whole is too, but on a loaded machine it takes over the suite's 120 s per test.
+# One fixture of ~100 s shared by the module's players, with a time limit of its own.
 pytestmark = [pytest.mark.xdist_group("players_across_change"), pytest.mark.timeout(300)]
 
 
@@ -79,18 +55,10 @@ ONE_VARIANT = (SourceVariant(0, 300_000, resolution=(320, 180)),)
 KEYFRAME_GAPS = [3, 1, 2, 1.5, 2.5, 1, 2, 1.5, 1.5, 1, 2, 1, 2, 1.5, 1.5, 1, 2, 3]
 SWITCH_AT = (3.0, 14.0)  # seconds played: to the other variant, then back (players take up to 8 s)
 APART_JOIN = 72.0
-# SHAKA_APART: Shaka 4.16.50 does not play "apart" reliably, by a bug of its own (docs/hls-rules.md,
-# "Variants cut apart"). Its HLS parser keeps one map from media sequence number to time for all video
-# variants. At a switch to a variant whose numbers it has not seen, it guesses that the playlist's first
-# segment starts at the presentation's availability start, and its next reload evicts every segment
-# that ends before the guess. The guess is the live edge when a reload of the old variant lands while
-# the new one's first playlist loads (no variant has a segment index then): the variant's whole index
-# goes, and it stands still for good or jumps to the live edge. The playlists it is given are the
-# service's usual ones (RFC 8216 6.3.2: "Playlists MAY have independent Media Sequence Numbers"). A
-# strict xfail cannot hold a player that mostly passes, so "apart" is played by the others; "race"
-# forces that order for Shaka (its answers judged, its picture not), and Shaka's switches are judged
-# between variants numbered in lockstep ("aligned"), which its map gets right. Its second switch in
-# "race" comes at 20 s played, after what it had buffered.
+# SHAKA_APART: Shaka keeps one map from media sequence number to time for all video variants, and may
+# evict a new variant's whole index at a switch (docs/hls-rules.md, "Variants cut apart"), though
+# independent numbers are allowed (RFC 8216 6.3.2). It mostly passes, so no strict xfail: "race" forces
+# the bad order (answers judged, picture not), and its switches are judged in "aligned".
 RACE_SWITCH_AT = (3.0, 20.0)
 APART_PLAYERS = ("hlsjs", "videojs", "ffmpeg")
 ALIGNED_PLAYERS = ("videojs", "shaka")
@@ -118,8 +86,6 @@ def scenarios(folder: Path) -> list[Scenario]:
                  ONE_VARIANT, join=3.0, change=d, past=6.0),
         Scenario("raised", tuple(run_of(0, "eeeeeee", m["e"], 0.0, 1, copied=True)),
                  ONE_VARIANT, join=3.0, change=6.0, past=4.0),
-        # The service reads both variants once the copied one has its first segment
-        # (test_a_late_copied_variant_is_listed).
         Scenario("apart", apart, two, join=APART_JOIN, change=APART_JOIN, past=3.0, window=24.0,
                  first_read=3.0, players=APART_PLAYERS, switch_at=SWITCH_AT),
         Scenario("race", apart, two, join=APART_JOIN, change=APART_JOIN, past=3.0, window=24.0,
@@ -129,17 +95,12 @@ def scenarios(folder: Path) -> list[Scenario]:
     ]
 
 
-# Browser players at once: each plays on its own clock (its Client's starts at its first request), so a player
-# that waits for a slot sees the same scenario. More at once on two cores starve renderers (a page stops
-# answering, a player falls behind its own watchdog, Shaka stalls for good on the 360p copied variant).
+# Browser players at once (each on its own clock): more on two cores starve renderers.
 BROWSER_PLAYERS_AT_ONCE = 4
 
 
-# ffmpeg's clock runs at half the wall's: each version is shown twice as long. Its claim is that a client
-# reloading every target duration, as the HLS demuxer does, plays every segment after the change; a
-# starved one misses the version that listed the last segment before the new target (about 2.5 s in
-# "raised": what a client may have seen is not carried into the new playlist) and skips it. The browsers
-# keep the wall's clock: their claims are judged by it.
+# ffmpeg's clock runs at half the wall's (each version shown twice as long): a starved demuxer would miss
+# the version listing the last segment before a new target. The browsers keep the wall's clock.
 FFMPEG_RATE = 0.5
 
 
@@ -234,8 +195,7 @@ def _sequence(text: str, tag: str) -> int:
 @pytest.mark.parametrize("name", sorted(NEW_TARGET))
 def test_a_new_target_duration_is_a_new_playlist_at_the_same_address(published: dict[str, Made],
                                                                      name: str) -> None:
-    """Every version passes the checker (allow_restart); at the change the target changes once, and the
-    new playlist shares no segment with the last, numbers above it, one timeline later."""
+    """At the change the target changes once, in a new playlist numbered above the last."""
     made = _checked(published[name])
     targets = [v.target for v in made.versions]
     assert sorted(set(targets), key=targets.index) == list(NEW_TARGET[name])
@@ -250,9 +210,7 @@ def test_a_new_target_duration_is_a_new_playlist_at_the_same_address(published: 
 
 
 def test_shorter_segments_without_an_end_between_keep_the_target(published: dict[str, Made]) -> None:
-    """Stream B's 1 s segments follow stream A's 3 s ones without ENDLIST: the service keeps target 3
-    and lists B after a plain discontinuity in the same playlist (what video.js follows; in a new
-    playlist with target 1 it lost its place, see the module docstring)."""
+    """Without ENDLIST between, target 3 is kept and B follows a plain discontinuity (what video.js follows)."""
     made = _checked(published["shorter"])
     assert {v.target for v in made.versions} == {3} and made.target_changes["new_stream"] == 0
     joined = next(t for v in made.versions if "stream-bbbbbbb-" in (t := v.media[0].body.decode()))
@@ -267,8 +225,7 @@ def test_variants_cut_apart_are_numbered_apart_and_lined_up_by_date(published: d
     at_join = next(v for v in reversed(made.versions) if v.at <= APART_JOIN)
     first = {i: _sequence(r.body.decode(), "MEDIA-SEQUENCE") for i, r in at_join.media.items()}
     counts = {i: r.body.decode().count("#EXTINF") for i, r in at_join.media.items()}
-    # What video.js trips over (test_switches_variants_and_plays_on): the copied variant's numbers are
-    # further behind the transcoded one's than its playlist is long.
+    # What video.js trips over: the variants' numbers further apart than a playlist is long.
     assert first[1] - first[0] > counts[0], (first, counts)
 
 
@@ -284,11 +241,15 @@ VIDEOJS_BY_NUMBER = pytest.mark.xfail(
 SWITCHES = [pytest.param(s, p, marks=VIDEOJS_BY_NUMBER if (s, p) == ("apart", "videojs") else ())
             for s, players in (("aligned", ALIGNED_PLAYERS), ("apart", APART_PLAYERS)) for p in players
             if p in BROWSERS]
-# ffmpeg's "skipping N segments ahead, expired from playlists" is not among them: at a new playlist
-# (a new target) the old segments leave the list at once, and an ffmpeg that lagged behind the edge
-# (seen once, with the suite loading both cores) skips the old ones it had not read; its demuxer keeps
-# no list of its own, as browser players do. Every segment after the change must still be read.
+# Not ffmpeg's "skipping N segments ahead": a lagging demuxer may skip old segments at a new playlist.
+# Every segment after the change must still be read.
 SEQUENCE_TROUBLE = ("Media sequence changed",)
+
+
+def in_browsers(test: Callable[..., None]) -> Callable[..., None]:
+    """A test of what the players did: the module's run in Chromium."""
+    marked: Callable[..., None] = pytest.mark.integration(pytest.mark.browser(needs_chromium(test)))
+    return marked
 
 
 def _assert_no_reload(p: Played, table: str) -> None:
@@ -299,20 +260,14 @@ def _assert_no_reload(p: Played, table: str) -> None:
 
 
 def _assert_plain_answers(p: Played, table: str) -> None:
-    """Every playlist answer is a plain 200, one round trip each (no redirect), or the 304 of the browser
-    revalidating its cached copy (a 200 to the player); "longer" also gets the 503 of a blocking request
-    held across its gap between streams (3 x the old target). 499 is no answer: the player gave the
-    request up (hls.js, switching variants) before it was held. No redirect: a player more than two
-    numbers late for its reload (a loaded machine, a slow phone) gets the newest version at once, a 200,
-    as one that keeps up does (Shaka 4.16 keeps a redirect's URL and adds its next _HLS_msn after what
-    was there; Played.redirects says why each one came, should one come)."""
+    """Every playlist answer is a plain 200 or a browser's 304, never a redirect (Shaka keeps a
+    redirect's URL); "longer" also gets the 503 of a blocking request held across its gap; 499 is a
+    request the player gave up."""
     plain = {200, 304, 499, 503} if p.scenario.name == "longer" else {200, 304, 499}
     assert set(p.playlist_answers()) <= plain, (p.redirects(), table)
 
 
-@pytest.mark.integration
-@pytest.mark.browser
-@needs_chromium
+@in_browsers
 @pytest.mark.parametrize("scenario,player", CHANGES)
 def test_plays_on_across_a_new_target_duration(observed: Observations, scenario: str, player: str) -> None:
     """No fatal error, no reload, and the picture gets a few segments past the change by itself."""
@@ -331,32 +286,22 @@ def test_plays_on_across_a_new_target_duration(observed: Observations, scenario:
     assert reached is not None and reached >= s.change + s.past, table
 
 
-@pytest.mark.integration
-@pytest.mark.browser
-@needs_chromium
+@in_browsers
 @pytest.mark.parametrize("scenario,player", SWITCHES)
 def test_switches_variants_and_plays_on(observed: Observations, scenario: str, player: str) -> None:
-    """Each forced switch shows the other variant's picture before the next, and playback goes on
-    past the last."""
+    """Each forced switch shows the other variant's picture, and playback goes on past the last."""
     _assert_switches(observed.played[(scenario, player)], observed.table())
 
 
-# Shaka's loss of the new variant in the race (SHAKA_APART) came in every full run of the suite but one,
-# where its own reload timers fell outside the window: it is Shaka's, not judged (an xfail that may pass
-# cannot fail). What is the service's is: every playlist answer Shaka got in the race was a plain one.
-@pytest.mark.integration
-@pytest.mark.browser
-@needs_chromium
+# Shaka's loss in the race (SHAKA_APART) is not judged; the service's answers in it are.
+@in_browsers
 def test_the_race_shaka_loses_in_happened(observed: Observations) -> None:
-    """The rig did order the answers (else the expected failure below would prove nothing): one reload
-    of the first variant was pending at the switch and answered before the other's first playlist."""
+    """The rig ordered the answers (one old reload answered before the new first playlist)."""
     p = observed.played[("race", "shaka")]
     assert p.client.race is not None and p.client.race.held == 1, observed.table()
 
 
-@pytest.mark.integration
-@pytest.mark.browser
-@needs_chromium
+@in_browsers
 def test_shaka_gets_plain_answers_when_a_reload_lands_in_its_switch(observed: Observations) -> None:
     p = observed.played[("race", "shaka")]
     _assert_plain_answers(p, observed.table())
@@ -381,9 +326,7 @@ def _assert_switches(p: Played, table: str) -> None:
     assert last is not None and reached is not None and reached >= last + p.scenario.past, table
 
 
-@pytest.mark.integration
-@pytest.mark.browser
-@needs_chromium
+@in_browsers
 def test_ffmpeg_reads_variants_cut_apart(observed: Observations) -> None:
     p, table = observed.played[("apart", "ffmpeg")], observed.table()
     assert p.ffmpeg is not None and p.ffmpeg.exit_code == 0, table
@@ -401,10 +344,7 @@ def _fake(cuts: list[float], height: int = 180) -> Encoded:
 
 
 def test_a_late_copied_variant_is_listed(tmp_path: Path) -> None:
-    """Passthrough as Owncast starts it (docs/owncast.md, "Video passthrough"): the transcoded variant's
-    first segment is listed about a segment before the copied variant's first playlist appears, and its
-    upload is done by then. The copied variant must still be listed, or the multivariant playlist,
-    which names both, is never served."""
+    """A copied variant whose playlist comes late is still listed (else no multivariant playlist)."""
     two = (SourceVariant(0, 1_500_000), SourceVariant(1, 300_000))
     s = Scenario("late", (*run_of(0, "lllllll", _fake(from_gaps(KEYFRAME_GAPS)), 0.0, 1, copied=True),
                           *run_of(1, "lllllll", _fake(every(1, 31)), 0.0, 1)),
@@ -420,14 +360,9 @@ def test_a_late_copied_variant_is_listed(tmp_path: Path) -> None:
 
 
 def test_no_delta_update_that_videojs_takes_for_unchanged() -> None:
-    """The default window (30 s) with 1 s segments offers delta updates. A player that follows every
-    version, as blocking reload makes it, holds the last full playlist when a delta comes. video.js
-    8.24.1 (VHS 3.17.5, src/playlist-loader.js isPlaylistUnchanged) counts a delta's segments without
-    the skipped ones: a delta under the same media sequence (the window still growing) listing as many
-    segments as the version held is taken for no change, and so is every one after it (video.js stuck
-    for good, 'retryplaylist' twice a second). A blocking request says which version the player holds (_HLS_msn - 1): that one count gets the full
-    playlist, every other version its delta, also while the window grows (a rewind window grows for
-    hours; full playlists all that time would cost the VM what the bucket saves)."""
+    """VHS (isPlaylistUnchanged) takes a delta listing as many segments as the version it holds for no
+    change, stuck for good: the one version the player holds (_HLS_msn - 1) is answered in full, every
+    other its delta, also while the window grows."""
     gen = ManifestGenerator(1, WindowOptions(DEFAULT_WINDOW, can_block_reload=True))
     held: tuple[int, int] | None = None  # (media sequence, segments) of the playlist video.js holds
     deltas = 0
@@ -445,6 +380,5 @@ def test_no_delta_update_that_videojs_takes_for_unchanged() -> None:
                                     f"{listed[0]}, as the playlist held: taken for unchanged")
             deltas += 1
         held = total
-    # Skippable from the 7th segment on (CAN-SKIP-UNTIL 6 s); the one version that lists 6, as the
-    # player held, is answered in full.
+    # Skippable from the 7th segment on; the version that lists 6, as the player held, comes in full.
     assert deltas == 2 * int(DEFAULT_WINDOW) - 7, f"delta updates answered in {deltas} versions"

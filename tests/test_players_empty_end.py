@@ -1,30 +1,8 @@
 """What an ended EMPTY media playlist does to the players (docs/hls-rules.md: "A variant with nothing
-new to list under the new target").
-
-Variants cut apart (Owncast's passthrough): the transcoded variant has listed, and shown, all it had when
-the copied variant's last segment (5 s) raises the target 2 -> 5, and the stream ends. The transcoded
-variant's playlist then becomes, under the new target, an ended playlist with no segment:
-
-    #EXTM3U / #EXT-X-VERSION:3 / #EXT-X-TARGETDURATION:5 / #EXT-X-MEDIA-SEQUENCE:7 /
-    #EXT-X-DISCONTINUITY-SEQUENCE:0 / #EXT-X-INDEPENDENT-SEGMENTS / #EXT-X-ENDLIST
-
-while the copied variant's lists its 5 s segment under 5 and ends. The rig (tests/support/empty_end.py
-and empty_end_players.py) plays that stream, real MPEG-TS on one timeline, from a scripted server, each
-player on a clock of its own that starts 6 s into the stream; test_the_script_is_what_the_service_shows
-proves the script is what the service's own Publisher shows for those listings. Every player of
-tests/test_independent_players.py plays at once, held on the transcoded variant (variant 1) where it lets
-a page or a command choose. `python -m tests.support.empty_end_players SCRIPT` plays the other scripts
-(SCRIPTS) the same way and prints what each player did.
-
-Asserted here, on "ended empty" (the service's), for each player: it ends without a fatal error (a page:
-its video's 'ended', the viewer page: "offline" after playing to the end; a process: exit 0 by itself
-within GRACE of being shown the end, having fetched variant 1's last segment). The players that do not
-are strict expected failures whose reason is checked (KnownFailure): the test fails if one ends, or fails
-otherwise. Each page is judged once it stood still STUCK_MS at the stream's last moment (not before: a
-starved browser holds a video seconds mid-stream, then plays on). On a busy machine each player meets the
-end as a quick one does: the server shows a player the end only once it fetched what it was shown before
-it (EndStream.shown).
-"""
+new to list under the new target"): the copied variant's last segment raises the target 2 -> 5 as the
+stream ends, and the transcoded variant's playlist ends with no segment. The rig (tests/support/
+empty_end.py, empty_end_players.py) plays it; each player must end without a fatal error within GRACE,
+or is a strict expected failure whose reason is checked."""
 
 from __future__ import annotations
 
@@ -71,9 +49,7 @@ async def run(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[dict[st
 
 
 async def test_the_script_is_what_the_service_shows(tmp_path: Path) -> None:
-    """The same listings told to the service's own Publisher (tests/support/world.py) show, variant by
-    variant, the script's versions in the same order, line for line (URIs by their file names): the live
-    windows under TARGETDURATION 2, then both ended under 5, variant 1 empty at MEDIA-SEQUENCE 7."""
+    """The same listings told to the service's own Publisher show the script's versions, line for line."""
     shown = await service_versions(tmp_path)
     for variant in (0, 1):
         assert shown[variant] == [v.text for v in versions(SCRIPT, variant)], variant
@@ -83,8 +59,7 @@ async def test_the_script_is_what_the_service_shows(tmp_path: Path) -> None:
 
 
 def checked(script: str) -> list[str]:
-    """Every version of the script, both variants in the order shown, through the checker as the service's
-    own tests use it (new playlists allowed, variants lined up by date)."""
+    """Every version of the script through the checker (new playlists allowed, aligned by date)."""
     checker = VariantSetChecker(allow_restart=True, align_by="time")
     shown = sorted(((v.at, variant, v.text) for variant in (0, 1) for v in versions(script, variant)),
                    key=lambda x: (x[0], x[1]))
@@ -93,11 +68,7 @@ def checked(script: str) -> list[str]:
 
 
 async def test_the_checker_passes_the_ended_empty_playlist_and_not_the_carried_one() -> None:
-    """The rules each end keeps (docs/hls-rules.md; the checker's rule ids): the service's passes (a new
-    playlist that ends empty counts as one, restart-not-above); "carried" changes a playlist's target
-    (6.2.1, target-duration-changed). "former" and "ended_under_former_target" pass the checker although
-    a pathway then shows two targets (6.2.4): it compares targets only across variants that changed target
-    as often, and variant 1 never does there."""
+    """The service's end passes the checker; "carried" changes a target (6.2.1); the formers pass."""
     assert set(SCRIPTS) == {"ended_empty", "former", "ended_under_former_target", "carried"}
     assert checked("ended_empty") == []
     carried = checked("carried")
@@ -108,8 +79,7 @@ async def test_the_checker_passes_the_ended_empty_playlist_and_not_the_carried_o
 
 
 class KnownFailure(Exception):
-    """A player failed exactly as its expected failure says (the xfail's `raises`): any other failure is
-    a failure of the test."""
+    """A player failed exactly as its xfail's `raises` says; any other failure fails the test."""
 
 
 @dataclass(frozen=True)
@@ -122,9 +92,7 @@ SHAKA_LOOP = "Cannot read properties of null (reading 'length')"
 
 
 def shaka_loops(o: Outcome) -> bool:
-    """Stood still at the end, only that error (RECOVERABLE), and the ended playlist reloaded at least 5
-    times at a second apart or less (a player reloads no ended playlist; ~8.7 a second measured here,
-    bounds low for a loaded machine)."""
+    """Stuck at the end, only that error, the ended playlist reloaded 5 times a second apart or less."""
     errors = o.page.get("errors", [])
     after = o.reloads_after_end()
     return (not o.ended and o.stood_still and o.fatal == [] and len(errors) >= 5
@@ -165,8 +133,7 @@ def claimed(names: tuple[str, ...]) -> list[object]:
 
 @pytest.mark.parametrize("name", claimed(ALL_PLAYERS))
 async def test_every_player_ends_without_a_fatal_error(run: dict[str, Outcome], name: str) -> None:
-    """A page's video ends ('ended'; the viewer page: it says "offline" once it played to the end), a process
-    exits 0 by itself; no fatal error; variant 1's last segment fetched."""
+    """A page's video ends (the viewer says "offline"), a process exits 0; last segment fetched."""
     o = run[name]
     known = KNOWN.get(name)
     if known is not None and known.seen(o):
@@ -184,8 +151,7 @@ async def test_every_player_ends_without_a_fatal_error(run: dict[str, Outcome], 
 
 @pytest.mark.parametrize("name", ALL_PLAYERS)
 async def test_every_player_played_the_transcoded_variant(run: dict[str, Outcome], name: str) -> None:
-    """The rig did what it says (else the verdicts above prove nothing): each player started on variant 1
-    and fetched its segments to its last, from its first playlist on, every answer a 200."""
+    """The rig did what it says: each player on variant 1, to its last segment, every answer a 200."""
     o = run[name]
     got = o.segments()
     assert got and got[0][0] == 1, f"{name} did not start on variant 1: {o.summary()}"
@@ -210,9 +176,7 @@ async def test_the_viewer_pages_video_ends(run: dict[str, Outcome]) -> None:
 
 
 async def test_streamlink_ends_on_its_stall_timeout_not_the_endlist(run: dict[str, Outcome]) -> None:
-    """streamlink 8.6.3 ignores the ENDLIST of a playlist with no segment: it stops as on a stalled stream,
-    after 3 target durations (the new target: 15 s) without a new segment. Its exit is clean and its output
-    whole (14 s)."""
+    """streamlink ignores an empty ENDLIST: stops after 3 target durations, cleanly, output whole."""
     o = run[STREAMLINK]
     assert any("No new segments for more than 15.00s" in line for line in o.said), o.summary()
     assert o.media >= LAST - 0.5, o.summary()

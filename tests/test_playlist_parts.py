@@ -1,9 +1,6 @@
-"""A long window's playlist rendered in parts: frozen chunks of segments, each deflated once.
-
-Every version, whatever happened to the window, must be the whole window joined as before (the
-reference: Renderer.text, every entry's text after the header), and its gzip one
-valid member of exactly those bytes, read back by Python's gzip and zlib, aiohttp's client and Chromium.
-"""
+"""A long window's playlist rendered in parts: frozen chunks of segments, each deflated once. Every version
+must be the whole window joined (Renderer.text), its gzip one valid member of those bytes, read back by
+gzip, zlib, aiohttp and Chromium."""
 
 from __future__ import annotations
 
@@ -101,8 +98,7 @@ def run_history(chunk: int, window: float, fmp4: bool, hashes: bool, ops: list[t
        ops=st.lists(st.tuples(st.sampled_from(OPS), st.integers(0, 2 ** 16)), min_size=1, max_size=200))
 def test_every_version_in_parts_is_the_whole_window_joined(
         chunk: int, window: float, fmp4: bool, hashes: bool, edge: int, ops: list[tuple[str, int]]) -> None:
-    """Hashes shown only near the edge: a segment's text changes once, as it leaves the
-    edge, never inside a frozen chunk or the text a piece refers back into."""
+    """A segment's text changes once, leaving the edge, never inside a frozen chunk."""
     run_history(chunk, window, fmp4, hashes, ops, edge)
 
 
@@ -174,8 +170,7 @@ def test_pieces_that_refer_back_make_one_gzip_member() -> None:
 
 @pytest.fixture
 async def long_served(aiohttp_client: AiohttpClient) -> tuple[Rendered, Client]:
-    """A long window's playlist as rendered, and a client of the app serving it (which decompresses, as
-    any aiohttp client does)."""
+    """A long window's playlist as rendered, and a (decompressing) client of the app serving it."""
     playlists = FakePlaylists(1, 1)
     playlists.generators[0] = long_window(600, 500.0)[0]  # type: ignore[assignment]
     app = create_app(playlists, FakeHealth(), Metrics(), playlist_options=PlaylistOptions(default_variant=0))

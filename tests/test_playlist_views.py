@@ -1,6 +1,5 @@
-"""One playlist on every pathway (playlist/views.py): the same entries, numbers and dates, each pathway's
-URIs, written from the entries (never by rewriting a rendering), a pathway behind the others listing
-fewer, and the playlist's front held for it."""
+"""One playlist on every pathway (playlist/views.py): the same entries, numbers and dates at each pathway's
+URIs, written from the entries; a pathway behind lists fewer, and the front is held for it."""
 
 from __future__ import annotations
 
@@ -11,7 +10,6 @@ from broadcaster.playlist.chunks import CHUNK_ENTRIES
 from broadcaster.playlist.manifest import ManifestGenerator
 from broadcaster.playlist.options import WindowOptions
 from broadcaster.playlist.pathway import BUCKET, LISTED, VM, BaseUris, Pathway, VmUris
-from broadcaster.playlist.renderer import Listing
 from broadcaster.playlist.rendered import Pending, Rendered
 from broadcaster.playlist.segments import ListedSegment
 from broadcaster.playlist.views import GAP, Snapshot, View
@@ -143,9 +141,7 @@ class CountedUris(VmUris):
 
 
 def test_each_entry_is_written_once_per_pathway_not_once_per_version() -> None:
-    """A pathway's version is rendered on every change (a segment a second per variant): each entry's
-    text at its URIs is made the first time and looked up after (the VM's URIs are not free: they are
-    CPU per segment), for plain segments and fMP4's with their EXT-X-MAP alike."""
+    """Each entry's text at a pathway's URIs is made once and looked up after, fMP4's EXT-X-MAP too."""
     for init in (None, "init.mp4"):
         CountedUris.made = {}
         counted = Pathway("vm", VM, "vm", CountedUris())
@@ -166,11 +162,7 @@ def test_each_entry_is_written_once_per_pathway_not_once_per_version() -> None:
 
 
 def test_a_vm_version_is_rendered_when_first_asked_as_it_was_when_pushed() -> None:
-    """The VM's pathway (read only by players steered to it) gets a version per push that is rendered when
-    a client first asks (a Pending: its reach and the entries frozen, nothing rendered). Asked later,
-    after the playlist moved on and slid, it is the version it was when pushed (what was saved and shown),
-    byte for byte what it would have been then, delta update included, for a long window too (in chunks);
-    a pathway whose entries are not all at its own URIs is rendered as it comes."""
+    """A Pending rendered late is byte for byte the version pushed; one not all at its URIs at once."""
     gen = ManifestGenerator(1, WindowOptions(16.0, can_block_reload=True))  # offers delta updates
     for i in range(24):
         gen.append(seg(i), T0 + 100 * i)
@@ -200,7 +192,3 @@ def test_a_vm_version_is_rendered_when_first_asked_as_it_was_when_pushed() -> No
     for i in range(long.next_sequence, long.next_sequence + CHUNK_ENTRIES + 3):
         long.append(seg(i), T0 + 100 * i)
     assert later is not None and expected is not None and later.rendered.body == expected.body
-
-
-def _upto(gen: ManifestGenerator, through: int) -> Listing:
-    return Snapshot(gen, through)

@@ -1,18 +1,6 @@
-"""pm2 as docs/production.md says, step by step, as a user that is not root.
-
-docs/production.md's "With pm2 instead of systemd" block is run line by line as written, with only this
-machine's paths put in (/opt, /etc and /var/lib folders of the test's own; `owncast`: a system user made
-for the test, Owncast's user, who owns Owncast's folder) and `sudo -u USER` as `runuser -u USER --`
-(the tests run as root). Its two install lines (a venv and pip) are the one thing replaced: the console
-script is a stand-in that runs this checkout (tests/test_package.py installs the wheel as they do). pm2
-is the npm registry's (tests/support/pm2.py, cached per lock file). Then, as that user: `check` passes,
-`pm2 start` serves /health, a SIGKILL is restarted by pm2, `pm2 stop` stops it, and a set-up mistake (the
-port taken, Grafana's default) stops it with exit 2 that pm2 does not restart.
-
-Python may live where another user cannot enter (pyenv under /root): every command runs in a mount
-namespace where it can (tests/support/as_user.py), the pm2 daemon too (it stays in the namespace its
-first command made).
-"""
+"""pm2 as docs/production.md's "With pm2 instead of systemd" block says, line by line, as a user that is
+not root (install lines replaced by a console script running this checkout): `check` passes, `pm2 start`
+serves /health, a SIGKILL is restarted, `pm2 stop` stops it, a set-up mistake's exit 2 is not restarted."""
 
 from __future__ import annotations
 
@@ -190,8 +178,7 @@ async def test_pm2_runs_the_service_after_exactly_the_documented_steps(
             restarts = machine.app()["pm2_env"]["restart_time"]
             assert machine.as_user("pm2 start hls-broadcaster").returncode == 0
             await until(lambda: machine.app()["pm2_env"].get("exit_code") == 2, "the service's exit 2", timeout=60)
-            # pm2 decided at the exit (God.js handleExit: stop_exit_codes), setting no pid; its restart, had it
-            # been due, would come after exp_backoff_restart_delay (1 s): watched for three times that.
+            # A restart, had it been due, would come after exp_backoff_restart_delay: watched three times that.
             exited = time.monotonic()
             await until(lambda: _not_restarted(machine, restarts) and time.monotonic() - exited > 3,
                   "pm2 leaving it stopped for three restart delays", timeout=60)
@@ -207,7 +194,6 @@ async def test_pm2_runs_the_service_after_exactly_the_documented_steps(
 def _not_restarted(machine: Machine, restarts: int) -> bool:
     app = machine.app()
     assert app["pm2_env"]["restart_time"] == restarts and not app["pid"], app["pm2_env"]
-    # What `pm2 list` shows then, as docs/production.md says: pm2 names it so whenever the app has an
-    # exp_backoff_restart_delay, restart or not.
+    # What `pm2 list` shows then, as docs/production.md says.
     assert app["pm2_env"]["status"] == "waiting restart", app["pm2_env"]["status"]
     return True

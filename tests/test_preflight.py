@@ -25,14 +25,10 @@ CORS_FILE = Path(__file__).resolve().parent.parent / "deploy" / "r2-cors.json"
 
 def settings_for(server: SeaweedS3, tmp_path: Path, **overrides: str) -> Settings:
     flags = {
-        "HLS_DIR": str(tmp_path),
-        "S3_ENDPOINT_URL": server.endpoint_url,
-        "AWS_ACCESS_KEY_ID": server.access_key,
-        "AWS_SECRET_ACCESS_KEY": server.secret_key,
+        "HLS_DIR": str(tmp_path), "S3_ENDPOINT_URL": server.endpoint_url,
+        "AWS_ACCESS_KEY_ID": server.access_key, "AWS_SECRET_ACCESS_KEY": server.secret_key,
         "AWS_BUCKET_NAME": server.bucket,
-        "R2_PUBLIC_URL": server.public_url,
-        "STATE_DIR": str(tmp_path / "state"),
-        "UPLOAD_TIMEOUT": "5",
+        "R2_PUBLIC_URL": server.public_url, "STATE_DIR": str(tmp_path / "state"), "UPLOAD_TIMEOUT": "5",
         "TRUST_CF_CONNECTING_IP": "true",  # HOST is loopback: behind cloudflared, as deploy/env.example
         "PORT": "0",  # no port to find free (the tests of binding PORT choose theirs)
         **overrides,
@@ -61,7 +57,6 @@ def bucket_lines(lines: list[str]) -> list[str]:
 async def test_passes_with_the_right_settings_and_leaves_nothing_behind(
         seaweed: SeaweedS3, tmp_path: Path) -> None:
     ok, lines = await check(settings_for(seaweed, tmp_path))
-
     assert ok, "\n".join(lines)
     assert {line.split(" ", 1)[0] for line in lines[:-1]} == {"ok"}, lines  # the last line is the summary
     text = "\n".join(lines)
@@ -81,9 +76,7 @@ async def test_passes_with_the_right_settings_and_leaves_nothing_behind(
 ])
 async def test_loopback_without_trusting_cf_connecting_ip_is_a_warning(
         seaweed: SeaweedS3, tmp_path: Path, host: str, trust: str, warned: bool) -> None:
-    """Behind cloudflared on loopback every viewer comes from 127.0.0.1: without
-    TRUST_CF_CONNECTING_IP one client fills the viewer count. A warning, not a failure (a local test
-    without the tunnel is fine)."""
+    """Behind cloudflared without TRUST_CF_CONNECTING_IP, one client fills the viewer count: a warning."""
     ok, lines = await check(settings_for(seaweed, tmp_path, HOST=host, TRUST_CF_CONNECTING_IP=trust))
     warnings = [line for line in lines if line.startswith("warn") and "TRUST_CF_CONNECTING_IP" in line]
     assert ok and len(warnings) == int(warned), lines
@@ -95,7 +88,6 @@ async def test_wrong_secret_fails_on_the_first_bucket_check_naming_the_setting(
         seaweed: SeaweedS3, tmp_path: Path) -> None:
     wrong = "not-the-secret-0123456789"
     ok, lines = await check(settings_for(seaweed, tmp_path, AWS_SECRET_ACCESS_KEY=wrong))
-
     assert not ok
     before = lines[:len(lines) - len(bucket_lines(lines))]
     assert {line.split(" ", 1)[0] for line in before} == {"ok"}, lines  # the settings themselves are fine
@@ -119,24 +111,19 @@ async def test_wrong_bucket_key_or_unreachable_endpoint_name_their_settings(
 
 async def test_a_public_url_that_does_not_serve_the_bucket_fails_and_still_cleans_up(
         seaweed: SeaweedS3, tmp_path: Path) -> None:
-    ok, lines = await check(
-        settings_for(seaweed, tmp_path, R2_PUBLIC_URL=seaweed.endpoint_url + "/elsewhere")
-    )
-
+    elsewhere = seaweed.endpoint_url + "/elsewhere"
+    ok, lines = await check(settings_for(seaweed, tmp_path, R2_PUBLIC_URL=elsewhere))
     assert not ok
     failed = [line for line in lines if line.startswith("FAIL")]
-    assert len(failed) == 1 and failed[0].startswith("FAIL public GET ") and "R2_PUBLIC_URL" in failed[0], (
-        lines
-    )
+    assert len(failed) == 1 and failed[0].startswith("FAIL public GET "), lines
+    assert "R2_PUBLIC_URL" in failed[0], lines
     assert any(line.startswith("ok   delete probe object") for line in lines), lines
     assert await keys_in(seaweed) == []
 
 
 async def test_a_private_stream_whose_public_url_serves_strangers_fails_the_edge_check(
         seaweed: SeaweedS3, tmp_path: Path) -> None:
-    """PRIVATE=true with the bucket public and no edge rule in front (SeaweedFS serves anyone): the probe
-    without a token answers, which fails; with the window's token it answers too (the token not shown).
-    The edge's refusals are proven against the Worker in workerd (tests/test_edge_worker.py)."""
+    """PRIVATE=true with no edge rule in front: a probe without a token answers, which fails."""
     private = settings_for(seaweed, tmp_path, PRIVATE="true", PRIVATE_SECRET="p" * 40)
     ok, lines = await check(private)
     assert not ok
@@ -157,30 +144,24 @@ async def test_an_endpoint_with_the_bucket_in_its_path_is_caught(seaweed: Seawee
     # The R2 dashboard shows the S3 API URL with the bucket appended; pasting it is a classic.
     settings = settings_for(seaweed, tmp_path, S3_ENDPOINT_URL=f"{seaweed.endpoint_url}/{seaweed.bucket}")
     ok, lines = await check(settings)
-
     assert not ok and lines[0].startswith("FAIL S3_ENDPOINT_URL has a path"), lines
-    # One FAIL, for it alone: the bucket's checks, which would fail for it and blame the (right) R2_PUBLIC_URL,
-    # are skipped until it is fixed.
+    # One FAIL, for it alone: the bucket's checks that would blame R2_PUBLIC_URL are skipped.
     assert [line for line in lines if line.startswith("FAIL")] == [lines[0]], lines
     assert any(line.startswith("skip the bucket: S3_ENDPOINT_URL names a path") for line in lines), lines
     assert not any("R2_PUBLIC_URL" in line for line in lines if line.startswith("FAIL")), lines
 
 
 async def test_a_cors_policy_that_leaves_viewers_out_fails_the_cors_checks(
-    seaweed: SeaweedS3, tmp_path: Path
-) -> None:
+        seaweed: SeaweedS3, tmp_path: Path) -> None:
     # (SeaweedFS answers CORS for any origin when a bucket has no policy at all, so restrict it instead.)
     policy = {"CORSRules": [{"AllowedOrigins": ["https://only.example"], "AllowedMethods": ["GET", "HEAD"]}]}
     async with seaweed.client() as s3:
         await s3.put_bucket_cors(Bucket=seaweed.bucket, CORSConfiguration=policy)
     ok, lines = await check(settings_for(seaweed, tmp_path))
-
     assert not ok
     failed = [line for line in lines if line.startswith("FAIL")]
     assert [line.split(" with ")[0].split(" ->")[0] for line in failed] == [
-        "FAIL CORS GET",
-        "FAIL CORS preflight OPTIONS",
-    ]
+        "FAIL CORS GET", "FAIL CORS preflight OPTIONS"]
     assert all("deploy/r2-cors.json" in line for line in failed), lines
 
 
@@ -190,7 +171,6 @@ async def test_the_deploy_cors_policy_satisfies_the_check(seaweed: SeaweedS3, tm
     async with seaweed.client() as s3:
         await s3.put_bucket_cors(Bucket=seaweed.bucket, CORSConfiguration=policy)
     ok, lines = await check(settings_for(seaweed, tmp_path))
-
     assert ok, "\n".join(lines)
 
 
@@ -209,8 +189,7 @@ async def test_a_port_in_use_fails_naming_the_setting_and_a_free_one_passes(seaw
 
 
 def test_port_3000_in_use_names_grafana() -> None:
-    """Grafana's default port is PORT's default: on a VM that runs the dashboard too, the likeliest
-    clash, named. Told by the error alone: binding 3000 here could meet the demo of another test."""
+    """Port 3000 in use names Grafana (told by the error alone: 3000 may be another test's)."""
     taken = OSError(errno.EADDRINUSE, "Address already in use")
     assert bind_hint(taken, Address("127.0.0.1", 3000)) == (
         "already in use by another program (Grafana's default port is 3000 too) (`ss -ltnp 'sport = :3000'` "
@@ -256,10 +235,8 @@ def test_an_r2_dev_public_url_is_a_warning_not_for_production(url: str, warned: 
                                                      ("HIT", True)])
 async def test_a_segment_fetched_through_the_public_url_must_be_cacheable(
         seaweed: SeaweedS3, tmp_path: Path, cache_status: str | None, cached: bool) -> None:
-    """Behind Cloudflare, DYNAMIC (or no CF-Cache-Status) means no Cache Rule made segments eligible:
-    every viewer's GET would reach the bucket. A warning naming the rule; MISS or HIT is an ok line."""
-    # A stand-in for Cloudflare's edge before the bucket's public URL: what it passes on carries what
-    # Cloudflare adds (CF-Ray, and CF-Cache-Status when given).
+    """DYNAMIC (or no CF-Cache-Status) warns naming the Cache Rule; MISS or HIT is ok."""
+    # A stand-in for Cloudflare's edge: what it passes on carries CF-Ray (and CF-Cache-Status when given).
     edge = CountingProxy(seaweed.public_url, adds={"CF-Ray": "8f0000000000abcd-AMS", "Server": "cloudflare"})
     if cache_status is not None:
         edge.adds["CF-Cache-Status"] = cache_status

@@ -1,7 +1,6 @@
-"""SEGMENT_URLS=presigned end to end: a PRIVATE bucket on a real S3 server (SeaweedFS refuses unsigned
-GETs), the service as a process, the Owncast emulator, and real players (ffmpeg, hls.js in Chromium).
-Every listed URL is presigned and serves its segment; a URI never changes while it is listed, not even
-across a restart; `check` proves the presigned path."""
+"""SEGMENT_URLS=presigned end to end: a private bucket on SeaweedFS, the service, the Owncast emulator and
+real players. Every listed URL is presigned and serves its segment; a URI never changes while listed,
+not even across a restart; `check` proves the presigned path."""
 
 from __future__ import annotations
 
@@ -37,8 +36,7 @@ async def private_s3(tmp_path: Path) -> AsyncIterator[SeaweedS3]:
 
 
 def presigned_env(hls_dir: Path, s3: SeaweedS3, state_dir: Path, **over: str) -> dict[str, str]:
-    # The bucket's pathway alone: the claim is every segment listed presigned from the bucket; with the
-    # VM's pathway (the default) a loaded machine's slow uploads list new ones at their VM URI, by design.
+    # The bucket's pathway alone: the claim is every segment listed presigned from the bucket.
     over = {"PATHWAYS": "bucket", **over}
     env = service_env(hls_dir, s3, state_dir, SEGMENT_URLS="presigned", PRESIGN_EXPIRY=str(EXPIRY), **over)
     del env["R2_PUBLIC_URL"]  # a private bucket has no public URL
@@ -46,8 +44,7 @@ def presigned_env(hls_dir: Path, s3: SeaweedS3, state_dir: Path, **over: str) ->
 
 
 def uris(seen: Observed) -> dict[int, dict[int, str]]:
-    """variant -> media sequence number -> URI, as listed (the checker fails a number that names another
-    URI later: msn-uri-changed, 6.2.2)."""
+    """variant -> media sequence number -> URI, as listed."""
     return {v: {n: uri for n, (uri, _) in listed.items()} for v, listed in seen.ours.items()}
 
 
@@ -145,8 +142,7 @@ async def test_an_fmp4_init_section_is_listed_presigned(tmp_path: Path, recordin
                 assert_presigned(init, private_s3)
                 async with http.get(init) as r:
                     assert r.status == 200 and r.headers["Content-Type"] == "video/mp4", init
-            # The multivariant playlist: ffmpeg reads every variant on both pathways, the bucket's presigned
-            # init and segments, and the VM's, each a redirect to its presigned URL.
+            # ffmpeg reads every variant on both pathways (the VM's redirect to the presigned URL).
             player = await asyncio.create_subprocess_exec(
                 ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-i", f"{service.url}/live/master.m3u8",
                 "-t", "3", "-c", "copy", "-f", "null", "-",

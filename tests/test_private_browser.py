@@ -1,19 +1,7 @@
-"""A private stream in Debian's headless Chromium, on the live demo stream (SeaweedFS, the Owncast emulator,
-the service with PRIVATE=true, a pass-phrase and an invites file, and the tracker as it runs on the VM):
-
-- a stranger with the page's URL sees the pass-phrase form alone (nothing of the stream in the page, its
-  title included), a wrong pass-phrase is said and the form stays, an expired invite's link says so in
-  the service's words, and a copied playlist URL without a token (or with a forged one) is refused;
-- invited viewers (one by the pass-phrase, one by an invite link, started back in time with ?start=) play
-  on the page, with P2P on: each finds the other through the tracker, and every request the page makes
-  of the service's doors, and the tracker's WebSocket, carries the token;
-- video.js (Owncast's options) and Shaka, on another site's page, play the multivariant URL with a token
-  in it, following the URIs the service wrote;
-- the embed, framed by another site (another host, so a third party) in a Chromium that blocks
-  third-party cookies: the frame has no cookie and no sessionStorage, and plays after the pass-phrase.
-
-The token's life on the page (renewal on the service's clock, an invite revoked at the next renewal) is
-tests/test_viewer_access.py's, at the module's seams."""
+"""A private stream in headless Chromium, on the live demo stream: a stranger sees the pass-phrase form
+alone and a copied URL without a (valid) token is refused; invited viewers play with P2P, every request
+carrying the token; video.js and Shaka on another site play the tokened URL; the embed plays with no
+third-party cookie. The token's life on the page: tests/test_viewer_access.py."""
 
 from __future__ import annotations
 
@@ -51,8 +39,7 @@ SECRET = "a private stream's secret, for tests only: 0123456789"
 PASSPHRASE = "open sesame"
 TITLE = "Friday jazz in the cellar"
 WAIT = 30.0  # seconds any one browser condition may take on a busy machine
-# Chromium blocking third-party cookies as a browser does by default once they are phased out: the
-# viewer's embed must play without a cookie (and, as it turns out, without sessionStorage).
+# Chromium blocking third-party cookies: the embed must play without a cookie or sessionStorage.
 ARGS = [*WEBRTC_ARGS, "--test-third-party-cookie-phaseout"]
 # What the service's doors answer: the page asks them for the stream; its own files are open to anyone.
 DOORS = ("/live/master.m3u8", "/live/watching", "/live/events")
@@ -157,9 +144,7 @@ async def test_a_stranger_sees_the_pass_phrase_form_alone_and_copied_urls_are_re
 
 async def test_a_page_hosted_elsewhere_learns_the_stream_is_private_from_the_playlists_401(
         stack: Stack, browser: OwnedPages) -> None:
-    """The viewer's page as another site hosts it (its files, no config: viewers.md), playing the private
-    stream by ?src=: its player starts, the multivariant playlist answers 401, the form comes, and the
-    pass-phrase (asked of the stream's service) plays."""
+    """The viewer's page hosted elsewhere (?src=): a 401, the form, and the pass-phrase plays."""
     page = await browser.new_page()
     refused: list[str] = []
     page.on("response", lambda r: refused.append(urlsplit(r.url).path) if r.status == 401 else None)
@@ -171,8 +156,7 @@ async def test_a_page_hosted_elsewhere_learns_the_stream_is_private_from_the_pla
 
 
 async def test_an_invited_viewer_plays_a_clip_on_the_page_by_its_gated_path(stack: Stack, browser: OwnedPages) -> None:
-    """A clip as `hls-broadcaster clip` prints it (the service's gated path), on the stream's page by ?src=:
-    the form first, then the clip plays, its segments fetched at the URIs the gated route wrote."""
+    """A clip by its gated path on the stream's page: the form, then it plays at the gated URIs."""
     await until(lambda: time.time() - stack.began > 6, "6 s of stream to clip", WAIT)
     clip = await stack.demo.service.clips.make(last=4)
     page = await browser.new_page()
@@ -221,14 +205,9 @@ async def test_the_embed_on_another_site_plays_with_third_party_cookies_and_stor
 
 async def test_invited_viewers_play_with_p2p_and_every_door_gets_the_token(stack: Stack,
                                                                          browser: OwnedPages) -> None:
-    """One by the pass-phrase (with the stats panel open: /live/events), one by an invite link, started back
-    at one of the stream's first moments (?start=: rewind). The first is told its first token ends 4 s after
-    it is granted (the answer changed on its way; the service's last PRIVATE_TOKEN_LIFE): it renews it
-    within seconds, hls.js's reloads of the URIs the service wrote with the first token go out with the new
-    one, and are answered, and its tracker connection is opened again with the new one. Only the first is
-    cut short: renewed every 3 s (no PRIVATE_TOKEN_LIFE is under 30), the page reopened its tracker
-    connection so often that its offers could be dropped before the other page answered them (the pages
-    once did not meet within 30 s)."""
+    """One by the pass-phrase (stats panel open), one by an invite link started back (?start=). The
+    first's first token is cut to 4 s: it renews, its reloads and tracker connection carry the new one.
+    Only the first is cut short (a token renewed every 3 s churns the tracker connection)."""
     granted: list[str] = []
 
     async def short_lived(route: Any) -> None:

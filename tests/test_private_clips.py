@@ -1,11 +1,7 @@
-"""A private stream's clips and recordings (PRIVATE=true): made and kept as a public stream's, their
-playlists kept in STATE_DIR instead of the bucket, and reached only through the gated route. At the seam
-(the real app, gate, clip book, recorder, kept playlists and URL makers; the live playlists a fake): a
-stranger (no token, a forged, expired or revoked one) gets 401/403 with a one-line body naming nothing;
-an invited viewer gets the VOD playlist with each segment URI carrying the window's edge token (the same
-bytes for two viewers in a window) or a presigned URL; a deleted clip is gone; a public stream has no such
-route. Then ONE real-parts run: SeaweedFS holding the segments, the service's own wiring from its
-settings, every listed segment fetched through the edge check and compared with what was written."""
+"""A private stream's clips and recordings: made as a public stream's, their playlists kept in STATE_DIR,
+reached only through the gated route (a stranger: 401/403 naming nothing; an invited viewer: segment URIs
+with the window's edge token or presigned). Then one real-parts run on SeaweedFS, every listed segment
+fetched through the edge check."""
 
 from __future__ import annotations
 
@@ -247,9 +243,7 @@ async def test_a_public_stream_has_no_gated_clip_route(aiohttp_client: AiohttpCl
 @pytest.mark.integration
 async def test_on_a_real_s3_server_an_invited_viewer_fetches_every_clip_segment_through_the_edge_check(
         aiohttp_client: AiohttpClient, tmp_path: Path, seaweed: SeaweedS3) -> None:
-    """The run's SeaweedFS as the bucket (public-read, as R2 behind its public URL: the edge check is what
-    stands in front), the service's own wiring from its settings, the app served over HTTP; the clip's
-    playlists nowhere in the bucket."""
+    """SeaweedFS as the (public-read) bucket, the service's own wiring, the app over HTTP."""
     import aiohttp
 
     from broadcaster.bucket.edge_urls import edge_prefix, edge_tokens

@@ -1,9 +1,7 @@
-"""A private stream on real parts: the service as an operator runs it (`python -m broadcaster run`,
-PRIVATE=true, PATHWAYS=bucket,vm), SeaweedFS, the Owncast emulator's ffmpeg. Every door answers 401
-without a token and 403 with a bad one, saying nothing of the stream, and lets a viewer with a token in
-(a table); media playlists are the same bytes for two viewers and list each segment with the edge token,
-which also opens the VM's segment door; an invite made and revoked with `hls-broadcaster invite` while
-the service runs lets in, then is refused; /health and /metrics answer as for a public stream."""
+"""A private stream on real parts (PRIVATE=true, PATHWAYS=bucket,vm): every door answers 401 without a
+token and 403 with a bad one, saying nothing, and lets a viewer with one in; media playlists are the same
+for two viewers, with the edge token; an invite made and revoked while running lets in, then is refused;
+/health and /metrics answer as for a public stream."""
 
 from __future__ import annotations
 
@@ -102,8 +100,7 @@ async def test_every_door_asks_for_a_token_and_lets_a_viewer_in(private: Private
         beat = {"Hb-Watching": "a1b2c3d4e5f6a7b8"}
         assert (await get(http, f"{base}/live/watching", method="POST", headers=beat))[0] == 401
         assert (await get(http, f"{base}/live/watching", token, method="POST", headers=beat))[0] == 200
-        # The VM's segment at the URI its playlist lists: the edge token there opens it, no viewer token;
-        # while the bucket serves it sends the player to the bucket's copy, edge token and all.
+        # The edge token opens the VM's segment; while the bucket serves, a redirect there.
         async with http.get(base + vm_segment, allow_redirects=False) as response:
             assert response.status in (200, 302)
             if response.status == 302:
@@ -112,8 +109,7 @@ async def test_every_door_asks_for_a_token_and_lets_a_viewer_in(private: Private
                     assert copy.status == 200 and len(await copy.read()) > 1000
         master = (await get(http, f"{base}/live/master.m3u8", token))[1].decode()
         assert f"0/playlist.m3u8?access={token}" in master and f"steering.json?access={token}" in master
-        # The operator's readings, as without the gate: no token asked. SeaweedFS's public URL has no edge
-        # rule in front, so /health says a stranger gets segments there (status/edge_guard.py).
+        # No token asked; no edge rule in front of SeaweedFS, so /health says a stranger gets segments.
         async def edge_open() -> bool:
             status, body = await get(http, f"{base}/health")
             return status == 503 and b"answer without a token at their public URL" in body

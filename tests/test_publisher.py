@@ -141,10 +141,7 @@ async def test_missing_init_section_loses_its_segments(world: World) -> None:
 
 
 def test_a_lost_init_section_is_reported_once_not_as_an_unretrieved_future(tmp_path: Path) -> None:
-    """Without the VM's copies nobody awaits an init section's "kept" future: its error (counted as
-    init_lost) must not be logged again, with a traceback, when the future is collected ("Future exception
-    was never retrieved"). Run on a loop of its own, its log records not kept (a kept record's traceback
-    holds the future), so that once the loop is gone a collection frees every future it made."""
+    """An init section's unawaited future logs no "Future exception was never retrieved"."""
     import gc
 
     unretrieved: list[str] = []
@@ -168,9 +165,7 @@ def test_a_lost_init_section_is_reported_once_not_as_an_unretrieved_future(tmp_p
 
 
 async def test_a_longer_segment_raises_the_target_with_a_new_playlist(world: World) -> None:
-    """Passthrough: a segment longer than the target is never dropped. The target is doubled (at
-    least), every variant starts a new playlist above all it served, and the checker (allow_restart)
-    holds every version to the rules."""
+    """Passthrough: a longer segment is never dropped: the target doubles (at least), a new playlist."""
     world.pub.on_master([SourceVariant(0, 800_000), SourceVariant(1, 300_000)])
     world.owncast_lists((0, 1), "stream-a-0.ts")
     await world.settle()
@@ -180,8 +175,6 @@ async def test_a_longer_segment_raises_the_target_with_a_new_playlist(world: Wor
         world.owncast_lists(v, "stream-a-3.ts", duration=4.4)
     await world.settle()
     for v in (0, 1):
-        # The new playlist after the second raise ends with the 4.4 s segment; what was listed but not
-        # shown before it (a burst: all decided in one turn) starts it, so every segment was shown.
         assert world.uris(v)[-1] == "stream-a-3.ts"
         assert "#EXT-X-TARGETDURATION:6\n" in world.text(v)  # 1 -> 3 (2.6 s) -> 6 (4.4 s, doubled)
         assert _shown(world, v) == {f"stream-a-{i}.ts" for i in range(4)}
@@ -193,9 +186,7 @@ async def test_a_longer_segment_raises_the_target_with_a_new_playlist(world: Wor
 
 
 async def test_the_target_policy_returns_a_retarget_and_changes_no_playlist(world: World) -> None:
-    """The target policy decides, and only decides: `fit` (a slot's segment longer than the target) and
-    `raise_for` (variants cut apart) each return a Retarget and leave every variant's playlist as it was,
-    saved form and shown version alike; the lister is what applies a decision."""
+    """`fit` and `raise_for` return a Retarget and change no playlist; the lister applies it."""
     world.pub.on_master([SourceVariant(0, 800_000), SourceVariant(1, 300_000)])
     world.owncast_lists((0, 1), "stream-a-0.ts", "stream-a-1.ts")
     await world.settle()
@@ -204,7 +195,6 @@ async def test_the_target_policy_returns_a_retarget_and_changes_no_playlist(worl
     playlists = [v.playlist for v in variants]
 
     def state() -> list[tuple[str, bytes | None]]:
-        """Each playlist as saved (its window's every entry) and as shown."""
         return [(json.dumps(p.saved(now), default=lambda tail: tail.text()),
                  None if (r := p.visible()) is None else r.body) for p in playlists]
 
@@ -248,9 +238,7 @@ async def test_variants_list_the_same_slots_under_the_same_numbers(world: World)
 
 
 async def test_a_loss_in_one_variant_is_a_gap_there_alone_the_others_keep_their_copy(world: World) -> None:
-    """A copy lost in one variant drops no good copy of the others: that variant lists its moment as a gap
-    (EXT-X-GAP) under the same number, so the numbers stay those of every variant, and hls.js loads the
-    moment from another."""
+    """A copy lost in one variant is an EXT-X-GAP there under the same number; the others keep theirs."""
     for i in range(3):
         world.owncast_lists(0, f"stream-a-{i}.ts")
         world.owncast_lists(1, f"stream-a-{i}.ts", write=i != 1)  # variant 1's copy of 1 vanished
@@ -291,9 +279,7 @@ async def test_starting_between_two_variant_writes_keeps_numbers_aligned(world: 
 
 @pytest.mark.parametrize("apart", [False, True], ids=["together", "one_segment_apart"])
 async def test_variants_that_end_together_or_one_segment_apart_both_end(world: World, apart: bool) -> None:
-    """ffmpeg stopped mid-segment may close one variant with a last short segment the other never gets
-    (`apart`): the slot is decided without it (as any slot a variant never listed), and both playlists end,
-    rather than wait for the other variant for good (no EXT-X-ENDLIST: players stand still)."""
+    """A last short segment only one variant gets is decided without the other: both end."""
     world.owncast_lists((0, 1), "stream-a-0.ts", "stream-a-1.ts")
     if apart:
         world.owncast_lists(0, "stream-a-2.ts", duration=0.041667)
@@ -314,9 +300,6 @@ async def test_variants_that_end_together_or_one_segment_apart_both_end(world: W
 
 
 async def test_after_an_ended_stream_a_variant_read_late_at_the_next_still_joins_its_first_slot(make_world: MakeWorld) -> None:
-    """Between streams every variant is quiet: at the next stream, a variant whose first segment is read a
-    moment after another's uploaded is waited for (as long as a live one would be), not left out of the
-    first slot and then restarted, which would drop its whole window without ENDLIST."""
     world = make_world(window=30.0, stepped=True)
     world.owncast_lists((0, 1), "stream-a-0.ts", "stream-a-1.ts", "stream-a-2.ts")
     world.owncast_lists((0, 1), "offline.ts", ended=True, duration=8.0, discontinuity_before="offline.ts")
@@ -508,10 +491,7 @@ async def test_a_playlist_full_of_unsafe_names_writes_one_line_not_one_per_name(
 
 
 async def test_variants_cut_apart_are_listed_each_on_its_own(tmp_path: Path) -> None:
-    """Video passthrough: the copied variant is cut at the encoder's keyframes (2 s here), the
-    transcoded one every second, so Owncast's numbers stop naming the same moment. Each variant then
-    lists every segment it gets, as it gets it, with its own numbers, lined up with the other by date
-    and discontinuity number (the checker aligns by time)."""
+    """Passthrough: each variant lists every segment as it gets it, with its own numbers."""
     world = World(tmp_path, align_by="time")
     world.pub.on_master([SourceVariant(0, 3_000_000), SourceVariant(1, 300_000)])
     await cut_apart(world, "a", 12)
@@ -526,9 +506,7 @@ async def test_variants_cut_apart_are_listed_each_on_its_own(tmp_path: Path) -> 
 
 
 async def test_a_new_stream_with_shorter_segments_gets_its_own_target(world: World) -> None:
-    """Latency level 2 (3 s) then level 0 (1 s) between two streams: the second stream is served with
-    a 1 s target at once (not stuck at 3 s, which would triple the players' latency), in a new
-    playlist above the first; and back up for a third stream with 3 s segments."""
+    """3 s then 1 s streams: the second gets target 1 in a new playlist; 3 s again goes back up."""
     for n in range(4):
         world.owncast_lists(0, f"stream-a-{n}.ts", duration=3.0, target=3)
     world.owncast_lists(0, ended=True, target=3)
@@ -547,9 +525,7 @@ async def test_a_new_stream_with_shorter_segments_gets_its_own_target(world: Wor
 
 
 async def test_shorter_segments_after_a_stream_that_did_not_end_keep_the_target(world: World) -> None:
-    """3 s then 1 s segments with no EXT-X-ENDLIST between (the offline tail was missed): players are
-    still on the playlist, and video.js misplaces a new one with a shorter target, so the new stream
-    follows a plain discontinuity under the longer target; the next stream after an end gets its own."""
+    """No ENDLIST between: a plain discontinuity under the longer target (video.js); after one, its own."""
     for n in range(4):
         world.owncast_lists(0, f"stream-a-{n}.ts", duration=3.0, target=3)
     await world.settle()
@@ -570,8 +546,7 @@ async def test_shorter_segments_after_a_stream_that_did_not_end_keep_the_target(
 
 
 async def test_a_stream_that_cannot_be_served_is_never_idle_in_health(world: World) -> None:
-    """Owncast writes variant playlists but no multivariant playlist (HlsWatcher.master_missing):
-    nothing is listed, yet /health must not say idle and ok."""
+    """Variant playlists but no multivariant one: nothing is listed, yet /health is not idle and ok."""
     problem = "Owncast writes 0/stream.m3u8 but its multivariant playlist stream.m3u8 is missing"
     reading = HealthReport(world.pub.facts, world.uploader, readings=Readings(input_problem=lambda: problem)).assess()
     assert not reading.ok and reading.body["stream"] == "live" and reading.body["status"] == problem
@@ -580,9 +555,7 @@ async def test_a_stream_that_cannot_be_served_is_never_idle_in_health(world: Wor
 
 
 async def test_a_variant_added_after_a_discontinuity_counts_the_discontinuities_before_it(world: World) -> None:
-    """One variant for two streams (a discontinuity between them), then two: the new variant's first
-    segment has the discontinuity number the other gives the same media sequence number (6.2.4; the
-    checker compares them on every version), not 0."""
+    """A variant added after a discontinuity starts at the other's discontinuity number (6.2.4), not 0."""
     one = [SourceVariant(0, 3_000_000)]
     world.pub.on_master(one)
     for run in ("a", "b"):
@@ -601,9 +574,7 @@ async def test_a_variant_added_after_a_discontinuity_counts_the_discontinuities_
 
 
 async def test_variants_removed_then_added_back_between_streams(world: World) -> None:
-    """Owncast's variants set 2 -> 1 -> 2 between streams. The variant Owncast no longer announces is
-    closed (ENDLIST) and the one left is listed at once, not after waiting for the other; when the
-    variant comes back, both number the same moments alike (the checker lines them up by number)."""
+    """Variants 2 -> 1 -> 2: the one gone is ended, the one left listed at once, then numbered alike."""
     both = [SourceVariant(0, 3_000_000), SourceVariant(1, 300_000)]
     world.pub.on_master(both)
     await one_at_a_time(world, (0, 1), "a", range(3))
@@ -636,16 +607,13 @@ async def test_variants_removed_then_added_back_between_streams(world: World) ->
 
 
 def _shown(world: World, variant: int) -> set[str]:
-    """Every segment name some version made visible for `variant` listed: what a player could fetch."""
+    """Every segment name some shown version of `variant` listed."""
     return {line.rsplit("/", 1)[1] for v, body in world.playlists.shown if v == variant
             for line in body.splitlines() if line and not line.startswith("#")}
 
 
 async def test_a_raise_from_one_lane_lists_what_the_other_lane_listed_meanwhile(tmp_path: Path, make_world: MakeWorld) -> None:
-    """Variants cut apart: the copied variant's 3 s segment raises the target 2 -> 4 while the transcoded
-    variant's segments of that moment are listed but not shown yet (a save in flight). Every playlist
-    starts again at the same address; those segments must be in the new playlist, not dropped unseen with
-    the old one."""
+    """A raise while the other variant's segments are listed but unshown keeps them in the new playlist."""
     state = tmp_path / "state"
     state.mkdir()
     world = make_world(state=StateFile(state), align_by="time")
@@ -683,9 +651,7 @@ async def test_a_raise_from_one_lane_lists_what_the_other_lane_listed_meanwhile(
 
 async def test_a_variant_a_passthrough_stream_adds_joins_at_the_others_discontinuity_number(
         tmp_path: Path) -> None:
-    """Two variants cut apart, then a new stream with a third: the new variant's first segment covers a
-    moment the others list under a discontinuity number, and it lists it under the same one (6.2.4; the
-    checker lines variants up by date), not at its own."""
+    """A variant added to a passthrough stream starts at the others' discontinuity number (6.2.4)."""
     world = World(tmp_path, align_by="time", window=60.0)
     world.pub.on_master([SourceVariant(0, 3_000_000), SourceVariant(1, 300_000)])
     await cut_apart(world, "a", 8, start=0.0, target=2)

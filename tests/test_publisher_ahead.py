@@ -1,9 +1,7 @@
-"""The VM's pathway ahead of the bucket's (content steering): with the service holding each file it read once
-(vm/held.py), the publisher lists a segment on the VM's pathway as soon as it is held and on the bucket's once
-its upload lands, under the same numbers, discontinuities, durations and dates (publish/pathway_views.py, one
-rule for every pathway); an upload that fails keeps a copy and sends it, whatever Owncast deleted meanwhile; a
-restart uploads again what was listed before it landed. A real Publisher and Uploader over a scripted bucket
-(World)."""
+"""The VM's pathway ahead of the bucket's: a segment is listed on the VM's pathway once held and on the
+bucket's once its upload lands, under the same numbers, discontinuities, durations and dates; a failed
+upload keeps a copy and sends it; a restart uploads again what had not landed. A real Publisher and
+Uploader over a scripted bucket (World)."""
 
 from __future__ import annotations
 
@@ -32,8 +30,7 @@ def at_target(playlists: VisiblePlaylists | None, target: int, variants: tuple[i
 
 
 def failing_once(w: World, name: str) -> str:
-    """Owncast lists `name` in variant 0, whose upload waits for the test and then fails (an outage): the
-    next attempt reads Owncast's file again. Returns its key."""
+    """`name` listed in variant 0; its upload waits for the test, then fails. Returns its key."""
     key = f"live/0/{name}"
     w.store.hold(key)
     w.store.fail[key] = 1
@@ -72,8 +69,7 @@ async def test_the_vm_lists_what_it_kept_at_once_and_the_bucket_what_landed(
     await until(lambda: all(len(listed(w, "bucket", v)) == 3 for v in (0, 1)))
     assert sorted(w.listed) == [(v, n, f"stream-abc-{i}.ts") for v in (0, 1)
                                 for i, n in enumerate(sorted({s for vv, s, _ in w.listed if vv == v}))]
-    # Every version the bucket showed is one the VM's pathway showed before it: the same playlist, its URIs
-    # the VM's there.
+    # Every version the bucket showed, the VM's pathway showed before it (with the VM's URIs).
     assert w.ahead is not None
     ahead = {(v, same_playlist(body)) for v, body in w.ahead.shown}
     assert all((v, same_playlist(body)) in ahead for v, body in w.playlists.shown), \
@@ -91,8 +87,7 @@ async def test_a_failed_upload_keeps_a_copy_and_sends_it_though_owncast_deleted_
     await until(lambda: listed(w, "vm", 0) == ["stream-abc-0.ts"])
     original = (tmp_path / "hls" / "0" / "stream-abc-0.ts").read_bytes()
     w.store.release(key)
-    # The retry waits until Owncast deleted the file: else, quick, it could land (and its copy go) before
-    # the copy was ever seen.
+    # The retry waits until Owncast deleted the file, so the copy is what lands.
     w.store.hold(key)
     await until(lambda: held.copies == 1, "a copy kept after the failed attempt")
     (tmp_path / "hls" / "0" / "stream-abc-0.ts").unlink()  # Owncast's cleanup, during the outage
@@ -103,8 +98,7 @@ async def test_a_failed_upload_keeps_a_copy_and_sends_it_though_owncast_deleted_
 
 
 async def test_an_upload_that_lands_at_once_writes_no_copy(tmp_path: Path, make_world: MakeWorld) -> None:
-    """While nothing fails the VM writes nothing of the segments: its pathway would serve Owncast's own
-    file, and every upload sends the version read once."""
+    """While nothing fails the VM writes no copy; every upload sends the version read once."""
     w, held = held_world(make_world, tmp_path)
     for n in range(3):
         w.owncast_lists(0, f"stream-abc-{n}.ts")
@@ -139,10 +133,7 @@ async def test_a_restart_uploads_again_what_was_listed_ahead(tmp_path: Path, mak
 
 async def test_what_left_the_window_while_an_upload_lagged_is_deleted_after_a_restart(
         tmp_path: Path, make_world: MakeWorld) -> None:
-    """Segments leave the playlist only once the pathway furthest behind (the bucket's, its upload of
-    segment 3 on its way) has a window without them: till then the VM's version lists the whole backlog,
-    and the cleaner gets nothing. A stop meanwhile saves them with the playlist, and the next run hands
-    them on once its uploads land and the bucket's version moves on."""
+    """Segments leave once the slowest pathway's window is without them, across a restart too."""
     w, _ = held_world(make_world, tmp_path, window=2.0, stepped=True)
     gone: list[str] = []
     w.pub.on_removed = lambda removed: gone.extend(r.segment.key or "" for r in removed)
@@ -189,9 +180,7 @@ def gaps(world: World, pathway: str, variant: int) -> list[str]:
 
 async def test_an_upload_lost_after_it_was_listed_ahead_is_a_gap_on_the_buckets_pathway(
         tmp_path: Path, make_world: MakeWorld) -> None:
-    """No copy could be kept (VM_COPIES_MB reached during an outage) and Owncast deleted the file: the
-    upload can never land. The bucket's playlist never lists it as a segment (the bucket would answer 404): a gap
-    (EXT-X-GAP, 4.4.4.7) there, from the first version that shows it."""
+    """No copy and the file deleted: the bucket's playlist shows a gap there from its first version."""
     w, held = held_world(make_world, tmp_path, max_bytes=100)  # no room for a 376-byte copy
     key = failing_once(w, "stream-abc-0.ts")
     w.owncast_lists(0, "stream-abc-1.ts")
@@ -210,9 +199,7 @@ async def test_an_upload_lost_after_it_was_listed_ahead_is_a_gap_on_the_buckets_
 
 async def test_a_new_target_reaches_every_variant_of_the_bucket_at_once(
         tmp_path: Path, make_world: MakeWorld) -> None:
-    """Longer segments raise the target while one variant's upload is still on its way: the bucket's
-    playlists move to the new target together, once that variant's has a version under it (6.2.4: variants
-    share a target duration), while the VM's move at once."""
+    """A raise while an upload is on its way: the bucket's variants move together, the VM's at once."""
     w, _ = held_world(make_world, tmp_path)
     for n in range(2):
         w.owncast_lists((0, 1), f"stream-abc-{n}.ts")
@@ -228,9 +215,7 @@ async def test_a_new_target_reaches_every_variant_of_the_bucket_at_once(
 
 async def test_a_segment_shown_ahead_when_the_target_rises_is_listed_in_the_bucket_too(
         tmp_path: Path, make_world: MakeWorld) -> None:
-    """A segment the VM's pathway showed while its upload was on its way, then a longer segment raises the
-    target: the new playlist starts after it (the VM's viewers saw it), and the bucket's playlist still
-    lists it once it lands, before moving to the new target."""
+    """Shown ahead before a raise: the bucket's playlist lists it once landed, then moves on."""
     w, _ = held_world(make_world, tmp_path)
     for n in range(2):
         w.owncast_lists((0, 1), f"stream-abc-{n}.ts")
@@ -254,8 +239,7 @@ async def test_a_segment_shown_ahead_when_the_target_rises_is_listed_in_the_buck
 
 async def test_a_segment_shown_ahead_that_can_never_land_does_not_hold_the_new_target(
         tmp_path: Path, make_world: MakeWorld) -> None:
-    """As above, but the upload of the segment shown ahead fails for good (no copy kept, Owncast's file
-    gone): the bucket's playlist moves to the new target without it, and never lists it as a segment."""
+    """As above, but it never lands: the bucket moves to the new target without it, never listed."""
     w, held = held_world(make_world, tmp_path, max_bytes=100)  # no room for a copy
     for n in range(2):
         w.owncast_lists(0, f"stream-abc-{n}.ts")
@@ -274,10 +258,6 @@ async def test_a_segment_shown_ahead_that_can_never_land_does_not_hold_the_new_t
 
 async def test_a_segment_lost_after_listing_is_a_gap_on_every_pathway_and_in_the_recording(
         tmp_path: Path, make_world: MakeWorld) -> None:
-    """Players steered to the VM: the bucket's pathway lists what the bucket lacks at the VM's URI, and
-    the VM's pathway lists it at once. Then no copy is left (VM_COPIES_MB) and Owncast deletes the file:
-    the segment exists nowhere. Every pathway lists it as a gap from then on (neither the VM nor the bucket
-    could answer it), and so does the recording of its stream (KEEP_RECORDINGS)."""
     # No room for a 376-byte copy.
     w, _held = held_world(make_world, tmp_path, max_bytes=100, recordings=tmp_path / "state")
     w.fallbacks["bucket"] = ("vm",)  # players are steered away from the bucket
