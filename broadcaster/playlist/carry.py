@@ -13,11 +13,9 @@ Again = tuple[ListedSegment, float, int]  # a segment with its own date and disc
 
 
 def carried(entries: Sequence[Entry], target_duration: int, carry_to: int) -> tuple[list[Again], list[ListedSegment]]:
-    """The entries listed again, under their own numbers or, given `carry_to` (a new timeline), numbered
-    on to end just below it (where the other variants go on: never served, they may move up); and those
-    that leave: from the first that does not fit `target_duration` on. Listed after that hole, one could
-    keep neither the discontinuity number the other variants give its moment (6.2.4) nor its own (the
-    dates jump)."""
+    """The entries listed again, under their own numbers or (never served, they may move up) numbered to
+    end just below `carry_to`; and those that leave: from the first that does not fit `target_duration` on
+    (after that hole, none could keep the discontinuity number its moment has, 6.2.4)."""
     fits = [hls.fits_target(e.segment.duration, target_duration) for e in entries]
     kept = fits.index(False) if False in fits else len(fits)
     shift = max(0, carry_to - entries[kept - 1].sequence - 1) if kept else 0  # consecutive numbers

@@ -21,7 +21,6 @@ class Leaving:
         self._removed: list[Removed] = []
 
     def clear(self) -> None:
-        """A new run of numbers: no segment listed before counts."""
         self._peaks.clear()
 
     def appended(self, sequence: int, duration: float) -> None:
@@ -41,10 +40,9 @@ class Leaving:
             self._removed.append(Removed(e.segment, now, e.segment.duration + self.longest(e.sequence)))
 
     def unseen(self, segments: Iterable[ListedSegment], now: float) -> None:
-        """Segments listed and never shown leave: no player can be on them."""
+        """Segments never shown leave: no player can be on them."""
         self._removed.extend(Removed(segment, now, segment.duration) for segment in segments)
 
     def drain(self) -> list[Removed]:
-        """The segments that left since the last call."""
         removed, self._removed = self._removed, []
         return removed
