@@ -24,8 +24,7 @@ _ENDS_LEVEL = 1
 
 
 class Chunk:
-    """Segments group*CHUNK_ENTRIES .. +CHUNK_ENTRIES-1 (past the hashed edge), deflated once, referring back
-    into the segment before them."""
+    """Segments group*CHUNK_ENTRIES .. +CHUNK_ENTRIES-1, past the hashed edge, deflated once."""
 
     __slots__ = ("group", "text", "deflated", "crc", "digest")
 
@@ -112,8 +111,7 @@ class Parts:
 
 
 class Frozen:
-    """A window's frozen chunks and the middle they make; emptied whenever the entries are replaced.
-    `texts`: how the pathway whose versions these are writes each entry."""
+    """A window's frozen chunks and the middle they make; emptied whenever the entries are replaced."""
 
     __slots__ = ("chunks", "middle", "texts")
 
@@ -127,8 +125,7 @@ class Frozen:
 
     def parts(self, entries: Window, start: int, end: int, head: str, ended: bool,
               target_duration: int) -> Parts:
-        """The full playlist in parts: the chunks between the first and the last frozen, the open ends
-        (and the hashed edge) joined for this version."""
+        """The full playlist in parts: the chunks between the open ends frozen, the ends joined now."""
         size = CHUNK_ENTRIES
         edge = hashed_from(end, target_duration)
         frozen = self.chunks

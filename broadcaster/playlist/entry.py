@@ -13,8 +13,7 @@ _encode = json.JSONEncoder(separators=(",", ":")).encode  # made once: json.dump
 
 
 class Entry:
-    """A listed segment with its lines rendered once; its hash line, when it has a hash, is shown only
-    while it is near the live edge (shown)."""
+    """A listed segment with its lines rendered once; its hash line shown only near the live edge."""
 
     __slots__ = ("sequence", "segment", "discontinuity", "program_date_time", "listed_at", "text", "split",
                  "maps", "saved", "others")
@@ -69,8 +68,7 @@ class Entry:
 
 
 class Texts(Protocol):
-    """How one pathway writes its entries: without the hash line, with it, and the EXT-X-MAP a version
-    must put before its first entry (4.4.4.5)."""
+    """How one pathway writes its entries, and the EXT-X-MAP before a version's first one (4.4.4.5)."""
 
     def text(self, e: Entry) -> str: ...
     def shown(self, e: Entry, hashed_from: int) -> str: ...

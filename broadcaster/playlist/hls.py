@@ -42,8 +42,7 @@ def clip_key(prefix: str, clip_id: str, name: str) -> str:
 
 
 def clip_segment_uri(prefix: str, key: str) -> str:
-    """A segment's URI in a clip's variant playlist: relative (three folders up), so a clip plays from any
-    host that serves the bucket."""
+    """A segment's URI in a clip's variant playlist: relative, so a clip plays from any host of the bucket."""
     return "../../../" + (key[len(prefix) + 1:] if prefix else key)
 
 
@@ -57,8 +56,7 @@ _SEGMENT_TYPES = {
     ".aac": "audio/aac",
 }
 
-# The window a sliding playlist must never shrink below without ENDLIST (6.2.2).
-MIN_WINDOW_TARGET_DURATIONS = 3
+MIN_WINDOW_TARGET_DURATIONS = 3  # a sliding playlist never shrinks below this without ENDLIST (6.2.2)
 
 # 6.2.2 across restarts: numbers each state saved reserves past its own next one, for versions shown
 # while saves fail (docs/hls-rules.md#numbers-across-restarts): a day of 1 s segments.
@@ -106,8 +104,7 @@ def target_duration_for(advertised: int | None) -> int:
 
 
 def stalled_after(target_duration: int | None) -> int:
-    """Seconds without a new segment after which a variant's input counts as stopped (3 s targets while
-    none is known): three target durations, so one late segment is not taken for it."""
+    """Seconds without a new segment before a variant's input counts as stopped: three target durations."""
     return 3 * (target_duration or 3)
 
 
@@ -159,8 +156,7 @@ def server_control(target_duration: int, *, can_skip: bool = False) -> str:
     return f"#EXT-X-SERVER-CONTROL:{skip}CAN-BLOCK-RELOAD=YES,HOLD-BACK={hold_back:.1f}"
 
 
-# A full playlist answered without gzip (ffmpeg, curl) lists at most this many bytes of its newest segments.
-MAX_IDENTITY_BYTES = 64 * 1024
+MAX_IDENTITY_BYTES = 64 * 1024  # the newest segments a full playlist lists without gzip (ffmpeg, curl)
 
 
 def start_at_edge(target_duration: int) -> str:
@@ -201,8 +197,7 @@ def offers_delta_updates(window_seconds: float, target_duration: int) -> bool:
 # of our own: clients ignore tags they do not know (6.3.1).
 SEGMENT_HASH_TAG = "#EXT-HB-SHA256"
 _SHA256_BYTES = 32
-# Only segments near the live edge (those peers share) carry it: hashes do not compress.
-HASHED_EDGE_SECONDS = 60
+HASHED_EDGE_SECONDS = 60  # only segments near the live edge (those peers share): hashes do not compress
 HASHED_MIN_SEGMENTS = 6  # twice the distance hls.js keeps, whatever the target duration
 
 
@@ -244,16 +239,14 @@ BUCKET_PATHWAY = "bucket"
 VM_PATHWAY = "vm"
 BACKUP_PATHWAY = "backup"
 PATHWAYS = (BUCKET_PATHWAY, VM_PATHWAY, BACKUP_PATHWAY)
-# 7.1: a pathway ID is made of [a-z], [A-Z], [0-9], '.', '-' and '_' only.
-_PATHWAY_ID = re.compile(r"[A-Za-z0-9._-]+")
+_PATHWAY_ID = re.compile(r"[A-Za-z0-9._-]+")  # 7.1
 
 
 def is_pathway_id(text: str) -> bool:
     return bool(_PATHWAY_ID.fullmatch(text))
 
 
-# The steering manifest, beside the multivariant playlist (its SERVER-URI is relative, 4.1).
-STEERING_MANIFEST_NAME = "steering.json"
+STEERING_MANIFEST_NAME = "steering.json"  # beside the multivariant playlist (a relative SERVER-URI, 4.1)
 STEERING_VERSION = 1
 STEERING_CONTENT_TYPE = "application/json"
 # The VM's media playlists at <folder>/vm/<n>/<media name>, its segments at /live/vm/<n>/<file>: an
@@ -283,5 +276,4 @@ def steering_cache_control(ttl: int) -> str:
     return f"public, max-age={max(1, ttl // 2)}"
 
 
-# A steering manifest asked of a service without pathways: 410 stops a player asking (7.1).
-STEERING_GONE_STATUS = 410
+STEERING_GONE_STATUS = 410  # asked of a service without pathways: a player stops asking (7.1)

@@ -5,15 +5,14 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterable
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from itertools import count, islice
 
 from ..tails import Tail
 from . import hls
-from .carry import carried
 from .entry import Entry, dated
-from .leaving import Leaving
 from .options import WindowOptions
 from .renderer import Renderer
 from .rendered import Rendered
@@ -45,6 +44,61 @@ class Saved:
     continues: bool  # emptied by a restart that kept the timeline
     regrowing: bool  # continued above a state: not shown until three target durations long
     longest: float  # the longest the playlist has been while its oldest entry was listed
+
+
+class Leaving:
+    """The segments that left a playlist, each kept downloadable for its duration and the longest the
+    playlist was while listing it (6.2.2). `_peaks`: (sequence, playlist duration once it was appended),
+    durations decreasing: the longest playlist a segment was in is the first peak from its sequence on."""
+
+    __slots__ = ("_peaks", "_removed")
+
+    def __init__(self) -> None:
+        self._peaks: deque[tuple[int, float]] = deque()
+        self._removed: list[Removed] = []
+
+    def clear(self) -> None:
+        self._peaks.clear()
+
+    def appended(self, sequence: int, duration: float) -> None:
+        """`sequence` was appended, the playlist `duration` seconds long with it."""
+        while self._peaks and self._peaks[-1][1] <= duration:
+            self._peaks.pop()
+        self._peaks.append((sequence, duration))
+
+    def longest(self, sequence: int) -> float:
+        """The longest the playlist has been since `sequence` was appended (6.2.2)."""
+        while len(self._peaks) > 1 and self._peaks[0][0] < sequence:
+            self._peaks.popleft()  # appended before any segment still listed: no longer needed
+        return self._peaks[0][1] if self._peaks else 0.0
+
+    def left(self, entries: Iterable[Entry], now: float) -> None:
+        for e in entries:
+            self._removed.append(Removed(e.segment, now, e.segment.duration + self.longest(e.sequence)))
+
+    def unseen(self, segments: Iterable[ListedSegment], now: float) -> None:
+        """Segments never shown leave: no player can be on them."""
+        self._removed.extend(Removed(segment, now, segment.duration) for segment in segments)
+
+    def drain(self) -> list[Removed]:
+        removed, self._removed = self._removed, []
+        return removed
+
+
+Again = tuple[ListedSegment, float, int]  # a segment with its own date and discontinuity, when listed, number
+
+
+def carried(entries: Sequence[Entry], target_duration: int,
+            carry_to: int) -> tuple[list[Again], list[ListedSegment]]:
+    """The entries listed again, under their own numbers or (never served, they may move up) numbered to
+    end just below `carry_to`; and those that leave: from the first that does not fit `target_duration` on
+    (after that hole, none could keep the discontinuity number its moment has, 6.2.4)."""
+    fits = [hls.fits_target(e.segment.duration, target_duration) for e in entries]
+    kept = fits.index(False) if False in fits else len(fits)
+    shift = max(0, carry_to - entries[kept - 1].sequence - 1) if kept else 0  # consecutive numbers
+    again = [(replace(e.segment, program_date_time=e.program_date_time, discontinuity=e.discontinuity),
+              e.listed_at, e.sequence + shift) for e in entries[:kept]]
+    return again, [e.segment for e in entries[kept:]]
 
 
 class ManifestGenerator:
@@ -93,8 +147,6 @@ class ManifestGenerator:
         twin._changed()
         return twin
 
-    # -- state -------------------------------------------------------------------------------------
-
     @property
     def media_sequence(self) -> int:
         return self._numbers.media
@@ -135,8 +187,7 @@ class ManifestGenerator:
         return self.last_discontinuity + self._numbers.tags(bool(self._window), discontinuity)
 
     def join(self, discontinuity_number: int, discontinuity: bool) -> None:
-        """An empty playlist joins variants already listing (6.2.4): its first segment gets their
-        discontinuity number, never a lower one than its own."""
+        """An empty playlist takes the discontinuity number of variants already listing, if higher (6.2.4)."""
         if self._window:
             raise ValueError("only an empty playlist joins at another's discontinuity number")
         tagged = self.next_discontinuity(discontinuity) - self.last_discontinuity
@@ -146,16 +197,13 @@ class ManifestGenerator:
     def uris(self) -> list[str]:
         return [e.segment.uri for e in self._window]
 
-    # -- changes -----------------------------------------------------------------------------------
-
     def mark_gap(self) -> None:
         """A segment between the last listed one and the next will never come (lost or rejected)."""
         if self._window:
             self._numbers.pending = True
 
     def continue_above(self, sequence: int, discontinuity_sequence: int, now: float) -> None:
-        """Give up the window and continue at `sequence` (hls.continue_above), the next segment after a
-        discontinuity; the segments given up are drained as removed."""
+        """Give up the window and continue at `sequence` after a discontinuity (hls.continue_above)."""
         self._leaving.left(self._window, now)
         self._window.clear()
         self._leaving.clear()
@@ -242,13 +290,11 @@ class ManifestGenerator:
                 self._slide(now)
 
     def landed(self, key: str, now: float) -> None:
-        """The segment listed under `key` reached its pathway only now (an upload after an outage): it
-        stays listed about a window from now."""
+        """The segment under `key` reached its pathway only now: it stays listed about a window from now."""
         self._window.landed(key, now)
 
     def unavailable(self, key: str) -> int | None:
-        """The segment listed under `key` can be had from no pathway after all: a gap from now on
-        (EXT-X-GAP, 4.4.4.7). Returns its number (None: not listed)."""
+        """The segment under `key` can be had from no pathway after all: a gap from now on; its number."""
         e = next((e for e in self._window if e.segment.key == key and not e.segment.gap), None)
         if e is None:
             return None
@@ -269,8 +315,6 @@ class ManifestGenerator:
     def drain_removed(self) -> list[Removed]:
         return self._leaving.drain()
 
-    # -- persistence (its format and checks: publish/playlist_memory.py) ----------------------------
-
     def saved(self) -> Saved:
         """Everything but the entries needed to continue this playlist after a restart."""
         n = self._numbers
@@ -280,8 +324,6 @@ class ManifestGenerator:
     def records(self) -> Tail:
         """The entries' records, each encoded once when listed: a save costs the new ones (journal.py)."""
         return self._window.records()
-
-    # -- output ------------------------------------------------------------------------------------
 
     def render(self) -> Rendered:
         """The origin's playlist (with SERVER-CONTROL when it can block), and its delta update if offered."""
@@ -293,8 +335,7 @@ class ManifestGenerator:
 
 
 def resume(saved: Saved, entries: Iterable[tuple[int, ListedSegment, float]], options: WindowOptions) -> ManifestGenerator:
-    """The playlist `saved` describes, listing `entries` (number, segment as listed, when it was listed);
-    ValueError when they do not line up."""
+    """The playlist `saved` describes, listing `entries`; ValueError when they do not line up."""
     gen = ManifestGenerator(saved.target_duration, options, independent_segments=saved.independent)
     n = gen._numbers
     n.media, n.discontinuity, n.next, n.ended = (saved.media_sequence, saved.discontinuity_sequence,

@@ -30,8 +30,7 @@ class VariantStream(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Pathway:
-    """One pathway of the multivariant playlist: its ID and where its variant playlists are, relative
-    (`<folder>/<n>/<media name>`) or at an absolute base."""
+    """One pathway of the multivariant playlist: its ID and where its variant playlists are."""
 
     id: str
     folder: str = ""

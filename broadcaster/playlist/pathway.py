@@ -70,8 +70,7 @@ class BaseUris:
 
 @dataclass(frozen=True, slots=True)
 class VmUris:
-    """The VM's: hls.vm_segment_uri on the host the player asked, or under `base` (VM_PATHWAY_URL), with a
-    private stream's edge token."""
+    """The VM's: hls.vm_segment_uri, under `base` (VM_PATHWAY_URL) if any, with the edge token."""
 
     base: str = ""
 

@@ -81,19 +81,17 @@ class Rendered:
     @property
     def gzip_body(self) -> bytes:
         if self._gzip is None:
-            parts = self._parts
-            if parts is None:
-                # mtime=0: the bytes a pure function of the body; a long body at level 1 (a third the time).
-                level = 6 if len(self.body) < 65536 else 1
-                self._gzip = gzip.compress(self.body, compresslevel=level, mtime=0)
-            else:
-                self._gzip = parts.gzip()
+            self._gzip = gzipped(self.body) if self._parts is None else self._parts.gzip()
         return self._gzip
 
 
+def gzipped(body: bytes) -> bytes:
+    """mtime=0: the bytes a pure function of the body; a long body at level 1 (a third the time)."""
+    return gzip.compress(body, compresslevel=6 if len(body) < 65536 else 1, mtime=0)
+
+
 class Pending:
-    """A version rendered when first asked (a pathway players read only while steered to it costs a push
-    this record, not a rendering); how far it lists and whether it ended are known without rendering it."""
+    """A version rendered when first asked (a pathway read only while steered to it costs a record)."""
 
     __slots__ = ("last_sequence", "ended", "_make", "_rendered")
 

@@ -17,15 +17,12 @@ class Timeline:
         self.discontinuity = 0  # EXT-X-DISCONTINUITY-SEQUENCE
         self.ended = False
         self.pending = False  # a gap marked: the next segment carries EXT-X-DISCONTINUITY
-        # Emptied by a restart that keeps the timeline: the next segment's own discontinuity flag counts.
-        self.continues = False
-        # A restart counted the next segment's new timeline, none appended since: the next restart does not.
-        self.counted = False
+        self.continues = False  # emptied by a restart keeping the timeline: the next one's own flag counts
+        self.counted = False  # a restart counted the next segment's new timeline: the next restart does not
         self.regrowing = False  # continued above a state: not shown until three target durations long
 
     def tags(self, listing: bool, discontinuity: bool) -> bool:
-        """Whether the next segment carries EXT-X-DISCONTINUITY (`listing`: the playlist lists some;
-        `discontinuity`: its own flag). A pending one applies to the first segment too."""
+        """Whether the next segment carries EXT-X-DISCONTINUITY (`listing`: the playlist lists some)."""
         return self.pending or ((listing or self.continues) and (discontinuity or self.ended))
 
     def start_at(self, sequence: int) -> None:

@@ -24,8 +24,7 @@ def _uris_of(mode: str) -> str:
 
 
 class PathwayTexts:
-    """How `pathway` writes each entry (entry.Texts): its URIs, or another pathway's where `modes` says,
-    EXT-X-MAP wherever the init section's URI changes (4.4.4.5)."""
+    """How `pathway` writes each entry (entry.Texts): its URIs, or another pathway's where `modes` says."""
 
     __slots__ = ("_id", "_uris", "_others", "_modes", "_listed", "_own")
 
@@ -91,8 +90,7 @@ class Source(Listing, Protocol):
 
 
 class Snapshot:
-    """A Source as it was when a version was pushed (up to `through`), for versions rendered when first
-    asked: its entries a frozen view (Window.frozen, nothing copied) and its header's values."""
+    """A Source as it was when a version was pushed (up to `through`): a frozen view, nothing copied."""
 
     __slots__ = ("window", "target_duration", "media_sequence", "discontinuity_sequence", "next_sequence",
                  "ended", "independent_segments", "can_block_reload", "can_skip", "start_at_edge", "changes",
@@ -116,8 +114,7 @@ class Snapshot:
 
 
 class View:
-    """One pathway's versions of one playlist: the entries up to `through` (-1: none yet), each at the
-    URI `modes` gives it (OWN when absent), rendered once per change of either."""
+    """One pathway's versions of one playlist: the entries up to `through` (-1: none yet) at `modes`."""
 
     __slots__ = ("pathway", "through", "modes", "_renderer", "_made", "_replacements", "_pending")
 

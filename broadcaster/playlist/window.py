@@ -10,8 +10,7 @@ from ..tails import Log, Tail
 from .entry import Entry
 from .segments import ListedSegment
 
-# Entries popped before the list is compacted into a new one: at least this many, and a sixteenth of it.
-_COMPACT_AT = 64
+_COMPACT_AT = 64  # entries popped before the list is compacted into a new one (and a sixteenth of it)
 _COMPACT_SHARE = 16
 
 
@@ -90,8 +89,7 @@ class Window:
         return window
 
     def frozen(self, count: int | None = None) -> Window:
-        """These entries as they are now (or the first `count` of them), read only, whatever is appended or
-        dropped later; no entry is copied."""
+        """These entries (or the first `count`) as they are now, read only; no entry is copied."""
         view = Window.__new__(Window)
         end = self._end() if count is None else self._lo + max(0, min(count, len(self)))
         view._items, view._lo, view._hi = self._items, self._lo, end
