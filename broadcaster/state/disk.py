@@ -33,8 +33,7 @@ MAX_BYTES = 256 << 20  # far above what the service writes (tens of MB at most),
 
 @contextlib.contextmanager
 def no_collection() -> Iterator[None]:
-    """The cyclic collector paused: its passes over a restore's tens of thousands of lasting objects cost
-    more than the restore itself."""
+    """The cyclic collector paused: over a restore's many lasting objects it costs more than the restore."""
     was = gc.isenabled()
     gc.disable()
     try:
@@ -83,8 +82,7 @@ def read_capped(path: Path) -> bytes | None:
 
 
 class DirectoryLock:
-    """STATE_DIR/lock, held with flock(2) while the service runs (two on one STATE_DIR would race); the
-    kernel drops it with the process, so even kill -9 leaves no stale lock."""
+    """STATE_DIR/lock, held with flock(2) while the service runs: even kill -9 leaves no stale lock."""
 
     def __init__(self, directory: Path) -> None:
         self.path = directory / "lock"
@@ -122,8 +120,7 @@ class DirectoryBusy(Exception):
 
 @dataclass(frozen=True, slots=True)
 class RawJSON:
-    """JSON text encoded already (each entry when it was listed), written into the file as it is: encoding
-    a window of hours at every save would cost a core's share."""
+    """JSON encoded already (each entry when listed), written as it is: not a window of hours at each save."""
 
     text: str
 

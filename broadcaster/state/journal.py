@@ -1,10 +1,8 @@
 """state.json plus state.journal: what a new segment costs to save does not grow with the window.
 
-A save appends one line to state.journal: the snapshot, its long lists (Tails) holding only the items
-added since the line before and where the list now starts. Once the journal reaches half the last full
-snapshot (or 1 MB), a save writes state.json whole instead and starts an empty journal. On start the lines
-are applied in order; lines naming another state.json (`base`) are ignored, a last line cut short by a
-crash is dropped with a WARNING, anything else damaged sets both files aside.
+A save appends one line to state.journal, its long lists (Tails) holding only the items added since the
+line before; once the journal reaches half the last full snapshot (or 1 MB), a save writes state.json
+whole and starts an empty journal. On start the lines that follow state.json (`base`) are applied in order.
 """
 
 from __future__ import annotations
@@ -53,11 +51,8 @@ class JournaledState(StateFile):
         self._retry_at = 0  # the line count from which a compaction that failed is tried again
         self.compactions = 0
 
-    # -- writing ----------------------------------------------------------------------------------
-
     def prepare(self, data: dict[str, Any]) -> Prepared:
-        """On the event loop: a journal line holding only the Tails' new items, or the full snapshot when a
-        compaction is due (or no state.json of this process yet)."""
+        """On the event loop: a line with only the Tails' new items, or the full snapshot when due."""
         marks: dict[tuple[str, ...], int] = {}
         grown = self._journal_size >= self.threshold or self._lines >= MAX_LINES
         due = (grown and self._lines >= self._retry_at) or self.full
@@ -86,8 +81,7 @@ class JournaledState(StateFile):
                 or self._lines >= 2 * MAX_LINES)
 
     def write_prepared(self, prepared: Prepared) -> None:
-        """In a worker thread. Raises OSError: state.json and the journal hold what they held; or Replaced:
-        they hold this save."""
+        """In a worker thread. Raises OSError: nothing changed; or Replaced: the files hold this save."""
         with self._lock:
             if prepared.kind == "full":
                 self._compact(prepared)
@@ -160,8 +154,6 @@ class JournaledState(StateFile):
                 if whole:  # the whole line stays, and every start applies it
                     raise Replaced(err) from err
             raise
-
-    # -- reading ----------------------------------------------------------------------------------
 
     def load(self) -> dict[str, Any] | None:
         data = super().load()

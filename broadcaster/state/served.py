@@ -89,8 +89,7 @@ class ServedRecord:
         return None
 
     def write(self, lease: str, high: int) -> None:
-        """Record that numbers up to `high` may be shown under `lease`, durably; raises OSError. Opened per
-        write: an open file would stop a remount read-only."""
+        """Record `high` under `lease`, durably (OSError); opened per write: an open file stops a remount."""
         if not self.ready:
             raise OSError(f"{self.path} could not be made")
         self._counter += 1

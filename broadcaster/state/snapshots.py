@@ -57,15 +57,8 @@ class Snapshots:
         """`part` is restored from `empty` when another part refuses the file."""
         self._parts[key] = (part, empty)
 
-    def register_root(self, part: Restorable) -> None:
-        """`part` restores the file's top level; what it saves comes with each save (`root`)."""
-        self._root = part
-
     def snapshot(self, root: dict[str, Any]) -> dict[str, Any]:
-        data = dict(root)
-        for key, (part, _empty) in self._parts.items():
-            data[key] = part.snapshot()
-        return data
+        return {**root, **{key: part.snapshot() for key, (part, _empty) in self._parts.items()}}
 
     @no_collection()
     def restore(self) -> bool:
@@ -122,8 +115,7 @@ class Snapshots:
         return {**saved, SHOWN_PAST: high, "clean_stop": False}
 
     async def save(self, root: dict[str, Any]) -> dict[str, Any] | None:
-        """Write `root` and the keyed parts' snapshots in a worker thread; returns what was saved, or None
-        when the write failed (logged once per reason, counted, kept in `error`)."""
+        """Write `root` and the keyed parts in a worker thread: what was saved, or None (kept in `error`)."""
         if self.file is None:
             return None
         # Saved while running: numbers past the state's own may be served before the next save.
@@ -144,8 +136,7 @@ class Snapshots:
         return data
 
     async def record_shown(self, high: int) -> bool:
-        """Before a version numbered up to `high` is shown past the state on disk, record it (served.py).
-        False when it cannot be: the version must not be shown."""
+        """Record `high` before it is shown past the state on disk; False: it must not be shown."""
         if high <= self._recorded:
             return True
         if self.served is None or self._lease is None:
@@ -167,8 +158,7 @@ class Snapshots:
         return True
 
     def save_now(self, root: dict[str, Any]) -> str | None:
-        """Write `root` and the keyed parts synchronously at a clean stop, marked so; returns why it could
-        not be written (and logs what the next start does instead), else None."""
+        """Write `root` and the keyed parts at a clean stop, marked so; why it could not be, else None."""
         if self.file is None:
             return None
         data = {**self.snapshot(root), "clean_stop": True, LEASE: secrets.token_hex(8)}
@@ -223,8 +213,7 @@ class Snapshots:
 
 
 def register_parts(snapshots: Snapshots, publisher: Restorable, cleaners: Mapping[str, Durable] | None = None) -> None:
-    """The publisher's memory at the top level, each bucket's cleaner under "cleaner" (the first) or
-    "<pathway>_cleaner"."""
+    """The publisher's memory at the top level, each bucket's cleaner under "[<pathway>_]cleaner"."""
     for pathway, cleaner in (cleaners or {}).items():
         snapshots.register("cleaner" if pathway == "bucket" else f"{pathway}_cleaner", cleaner, empty=[])
-    snapshots.register_root(publisher)
+    snapshots._root = publisher  # restores the top level; what it saves comes with each save (`root`)
