@@ -245,7 +245,7 @@ class ManifestGenerator:
         """A new playlist at the same address for a new target duration (docs/hls-rules.md): what was shown
         (up to `served_through`) leaves, the next segment is numbered above every one served (and
         `sequence`), on a new timeline unless not `new_timeline`. The entries never shown start it again
-        (carry.carried); returns those that leave instead."""
+        (carried); returns those that leave instead."""
         self._target(target_duration)  # before anything changes: it may refuse
         unseen = [e for e in self._window if served_through is not None and e.sequence > served_through]
         left = list(islice(self._window, len(self._window) - len(unseen)))
