@@ -1,9 +1,5 @@
-"""The clips the operator made: each a VOD playlist in the bucket over segments already there.
-
-A clip lists the live window's segments where they are, relatively, from
-PREFIX/clips/<id>/<n>/playlist.m3u8, so no video is copied. The cleaner holds its segment keys for as long
-as the clip exists, and the list is saved in STATE_DIR/clips.json. A private stream's clip playlists go to
-its kept playlists (kept.py) under the same keys, and its URL is the service's gated route.
+"""The clips the operator made: each a VOD playlist over the live window's segments where they are (no
+video copied), held from the cleaner while the clip exists and saved in STATE_DIR/clips.json.
 """
 
 from __future__ import annotations
@@ -41,11 +37,8 @@ SOCKET_FOLDER = "control"
 SOCKET_NAME = "control.sock"
 CLIP_ID = re.compile(r"[0-9]{8}-[0-9]{6}-[0-9a-f]{4}")
 _MAX_KEYS = 500_000  # a 4 h window of 1 s segments in 30 variants
-# Seconds a clip waits for a gap's segment still uploading late (Owncast finishing its file: each waits at
-# most the upload's limit, publish/uploads.UNFINISHED_LIMIT): a clip never changes once made.
-LATE_WAIT = 10.0
-# Times a clip may name: Unix seconds up to the last one RFC 3339 can write (9999-12-31T23:59:59Z).
-LATEST = 253_402_300_799.0
+LATE_WAIT = 10.0  # seconds a clip waits for a gap's segment still uploading late: a clip never changes
+LATEST = 253_402_300_799.0  # the last Unix second RFC 3339 can write (9999-12-31T23:59:59Z)
 
 
 def socket_path(state_dir: Path) -> Path:
@@ -57,27 +50,22 @@ class ClipError(ValueError):
 
 
 class Shown(Protocol):
-    """What one variant's live playlist showed clients and still lists (publish's VariantPlaylist): a
-    clip is cut from that, never from segments listed but not yet saved and shown."""
+    """What one variant's live playlist showed clients and still lists (publish's VariantPlaylist)."""
 
     def shown_span(self) -> tuple[float, float] | None: ...
-
     def shown_between(self, start: float, end: float) -> list[ListedSegment]: ...
 
 
 class ClipSource(Protocol):
     def variants(self) -> list[int]: ...
-
     def playlist(self, index: int) -> Shown | None: ...
 
     async def landed(self, keys: list[str], timeout: float) -> set[str]:
-        """Of these keys (gaps the live playlists list), those whose segment is in the bucket all the same,
-        uploaded late (publish/late.py); those still uploading are waited for, `timeout` at most."""
+        """Of these gaps' keys, those whose segment is in the bucket after all (waiting `timeout` at most)."""
 
 
 class Holder(Protocol):
     def hold(self, keys: list[str]) -> None: ...
-
     def let_go(self, keys: list[str]) -> None: ...
 
 
@@ -92,14 +80,12 @@ class Clip:
     playlists: tuple[str, ...]  # its own playlists: objects in the bucket, or kept (a private stream's)
 
     def describe(self) -> dict[str, Any]:
-        """What the control socket answers about it."""
         return {"id": self.id, "url": self.url, "start": _iso(self.start), "end": _iso(self.end),
                 "seconds": round(self.end - self.start, 3), "created": _iso(self.created),
                 "segments": len(self.keys), "private": self.gated}
 
     @property
     def gated(self) -> bool:
-        """A private stream's clip: its URL is the service's gated route, a path (no host: the service's)."""
         return self.url.startswith("/")
 
     def saved(self) -> dict[str, Any]:
@@ -135,8 +121,7 @@ def parse_time(text: str) -> float:
 
 @dataclass(frozen=True)
 class ClipPlaces:
-    """`public_url` None: presigned URLs, where a clip cannot be read; `gated`: a private stream's clips,
-    kept off the bucket (kept.py) and served at this path behind the service's gate, whatever `public_url`."""
+    """`public_url` None: presigned URLs (no clip); `gated`: where a private stream's clips are served."""
 
     key_prefix: str
     public_url: str | None
@@ -162,8 +147,7 @@ class ClipBook:
         self._lock = asyncio.Lock()  # one change at a time: the file is written whole
 
     def load(self) -> None:
-        """The clips saved before a restart, held again before the cleaner's first run. A clip that does not
-        add up (or past the MOST_CLIPS first) is dropped, the others kept, and one line says so."""
+        """The clips saved before a restart, held again before the cleaner's first run; bad ones dropped."""
         data = self._file.load()
         if data is None:
             return
@@ -195,7 +179,6 @@ class ClipBook:
                         kept, self._places.max_clips)
 
     def _report_dropped(self, kept: int, dropped: list[str], beyond: int) -> None:
-        """One line: how many clips were dropped and why, and the copy of the file as it was."""
         copy = self._file.path.with_name(f"{self._file.path.name}.dropped-{time.strftime('%Y%m%dT%H%M%S')}")
         try:
             shutil.copyfile(self._file.path, copy)
@@ -281,7 +264,6 @@ class ClipBook:
         return clip
 
     def _url(self, clip_id: str) -> str:
-        """Where a player reads the clip: the bucket's public URL, or the service's gated route."""
         if self._places.gated is not None:
             return f"{self._places.gated}/{hls.clip_key('', clip_id, hls.MASTER_PLAYLIST_NAME)}"
         return f"{self._places.public_url}/{hls.clip_key(self._prefix, clip_id, hls.MASTER_PLAYLIST_NAME)}"
@@ -298,8 +280,7 @@ class ClipBook:
 
     def _playlists(self, shown: dict[int, list[ListedSegment]], start: float,
                    end: float) -> tuple[dict[int, bytes], list[str], float, float]:
-        """Each variant's VOD playlist of `shown`: a gap stays a gap (EXT-X-GAP: that variant lacks the
-        moment, which another lists), so every variant numbers alike."""
+        """Each variant's VOD playlist of `shown` (a gap stays a gap, so every variant numbers alike)."""
         bodies: dict[int, bytes] = {}  # by variant
         keys: list[str] = []
         first, stop = float("inf"), float("-inf")
@@ -316,7 +297,7 @@ class ClipBook:
         return bodies, keys, first, stop
 
     def _master(self, variants: list[int]) -> bytes:
-        """Owncast's variants as its master announces them (the live master's lines), those in the clip."""
+        """Owncast's variants in the clip as its master announces them."""
         known = {v.index: v for v in self._announced() or []}
         return render_master([known.get(i) or SourceVariant(i, 1) for i in variants]).body
 

@@ -100,10 +100,7 @@ async def _run(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    # The clip book, and through it the bucket client, are imported only when a clip command runs: the
-    # CLI module imports this one for its parser, and `--help` or `--version` loaded 0.7 s of aiohttp and
-    # aiobotocore for nothing.
-    from .book import ClipError
+    from .book import ClipError  # here: `--help` need not load the bucket client (0.7 s)
 
     if args.end is not None and args.start is None:
         print("hls-broadcaster clip: error: --to goes with --from", file=sys.stderr)

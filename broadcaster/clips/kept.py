@@ -1,10 +1,6 @@
-"""A private stream's VOD playlists (clips and recordings), kept in STATE_DIR instead of the bucket.
-
-In the bucket a playlist would be a door around the gate (anyone with a window's edge token or a copied
-URL could read it), and its relative segment URIs carry no token, so it would not even play. Here a viewer
-reaches one only through the gated route (http/vod_route.py), which lists each segment with what that
-viewer needs to fetch it (served.py). It stands in for the bucket (`upload_bytes`, `delete_many`) under
-the same keys: `PREFIX/clips/<id>/...` is kept as `clips/<id>/...` below the folder.
+"""A private stream's VOD playlists (clips and recordings), kept in STATE_DIR instead of the bucket, where
+they would be a door around the gate: served only through the gated route (http/vod_route.py). It stands
+in for the bucket under the same keys (`PREFIX/clips/<id>/...` kept as `clips/<id>/...`).
 """
 
 from __future__ import annotations
@@ -20,15 +16,14 @@ FOLDER = "vod"  # in STATE_DIR
 
 class KeptPlaylists:
     def __init__(self, folder: Path, key_prefix: str, bucket: DeletingStore | None = None) -> None:
-        """`bucket`: where a clip made while the stream was public has its playlists: a delete deletes
-        them there too (an object already gone is deleted)."""
+        """`bucket`: where a clip made while the stream was public has its playlists, deleted there too."""
         self._folder = folder
         self._prefix = f"{key_prefix}/" if key_prefix else ""
         self._bucket = bucket
         self.version = 0  # changes with every write and delete: what was read before may be stale
 
     def relative(self, key: str) -> str:
-        """The path below PREFIX a key is kept (and served) at; ValueError for a key that is not one of ours."""
+        """The path below PREFIX a key is kept at; ValueError for a key that is not one of ours."""
         rel = key[len(self._prefix):] if key.startswith(self._prefix) else None
         parts = PurePosixPath(rel).parts if rel else ()
         if not parts or rel is None or rel.startswith("/") or any(p in ("..", ".") for p in parts):

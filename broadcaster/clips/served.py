@@ -1,18 +1,12 @@
-"""A private stream's kept VOD playlists as the gated route answers them (http/vod_route.py).
-
-A kept media playlist's relative segment URIs are made absolute by a URL maker of the live playlists'
-kind (its own: a presigned URL maker's cache is not for two threads): the public URL with the window's
-edge token, or a presigned URL. A rendering is kept for the window (`window()` changes whenever the URLs
-would), so every viewer of a window gets the same bytes and the edge one cache entry per segment; it is
-made off the event loop, once a window, not once a viewer (a 4 h clip of 1 s segments takes seconds of a
-core to sign). A multivariant playlist is answered as kept: its variant URIs are relative, on this route,
-and the gate adds the viewer's token to them.
+"""A private stream's kept VOD playlists as the gated route answers them (http/vod_route.py): a media
+playlist's relative segment URIs made absolute by a URL maker of its own, rendered off the event loop
+once a window (not once a viewer), so every viewer of a window gets the same bytes. A multivariant
+playlist is answered as kept.
 """
 
 from __future__ import annotations
 
 import asyncio
-import gzip
 import logging
 import posixpath
 from collections.abc import Callable
@@ -20,6 +14,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ..bucket.urls import SegmentUrls
+from ..playlist.rendered import gzipped
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +30,7 @@ class Kept(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Answer:
-    """A kept playlist as answered: its bytes, and a media playlist's gzipped too (a recording of hours
-    lists thousands of long URLs; compressed once a window, not once a viewer)."""
+    """A kept playlist as answered: its bytes, and a media playlist's gzipped too (once a window)."""
 
     body: bytes
     gzipped: bytes | None = None
@@ -44,8 +38,7 @@ class Answer:
 
 class ServedVod:
     def __init__(self, kept: Kept, urls: SegmentUrls, key_prefix: str, window: Callable[[], object]) -> None:
-        """`key_prefix`: R2_KEY_PREFIX (a kept path is its key below it); `window()`: a value that changes
-        whenever `urls` would give another URL for the same key (the edge token of the window)."""
+        """`window()`: a value that changes whenever `urls` would give another URL for the same key."""
         self._kept = kept
         self._urls = urls
         self._prefix = f"{key_prefix}/" if key_prefix else ""
@@ -75,13 +68,11 @@ class ServedVod:
         except ValueError as err:  # not UTF-8: damaged on disk
             log.warning("kept playlist %s cannot be read (%s): answered as missing", relative, err)
             return None
-        # mtime=0: the same bytes for every viewer of the window. A long body at level 1, as live playlists.
-        return Answer(body, gzip.compress(body, compresslevel=6 if len(body) < 65536 else 1, mtime=0))
+        return Answer(body, gzipped(body))  # the same bytes for every viewer
 
 
 def signed(body: bytes, key: str, urls: SegmentUrls) -> bytes:
-    """A VOD media playlist kept at `key` with each segment and init section URI (relative to it) replaced
-    by the URL `urls` makes for the object it names."""
+    """A VOD media playlist kept at `key`, each relative segment and init section URI replaced by its URL."""
     folder = posixpath.dirname(key)
     lines = []
     for line in body.decode().split("\n"):

@@ -1,10 +1,6 @@
-"""A long window's playlist in chunks, and its gzip assembled from them (deflate.py).
-
-The segments are grouped by sequence number in chunks of CHUNK_ENTRIES. A chunk whose segments are
-all listed, and past the hashed edge, is frozen (Frozen): its text, gzip piece, CRC-32 and digest are
-made once and kept while it is listed. One version (Parts) is then its head (the header and the first,
-open chunk), the frozen middle shared by every version until the window crosses a chunk boundary
-(Middle), and its tail (the last, open chunk): a new version costs its two ends, whatever the window.
+"""A long window's playlist in chunks of CHUNK_ENTRIES segments (by number), and its gzip assembled from
+them (deflate.py): complete chunks are frozen once (text, gzip piece, CRC-32, digest), so a new version
+costs its two open ends, whatever the window.
 """
 
 from __future__ import annotations
@@ -12,27 +8,23 @@ from __future__ import annotations
 import hashlib
 import zlib
 from collections import deque
+from dataclasses import dataclass
 from itertools import islice
 
 from . import deflate
 from .entry import LISTED_TEXTS, Entry, Texts, hashed_from
 from .window import Window
 
-# A long window's playlist is kept as chunks of this many segments (by sequence number), each frozen
-# once every segment of it is listed: its text, gzip piece, CRC and digest are made once, and a new
-# version costs its first and last (open) chunks and the header, whatever the window (render).
 CHUNK_ENTRIES = 32
-# Frozen chunks are compressed once: the best level costs little. A version's own ends are deflated
-# for each version: a playlist without frozen chunks (a short window) at the level small playlists
-# always had, the two ends of a longer one (a few kB of many) at the fastest.
+# Frozen chunks are compressed once, at the best level; a version's own ends at every version: a short
+# window's whole text at the usual level, a long one's two ends at the fastest.
 _CHUNK_LEVEL = 9
 _SHORT_LEVEL = 6
 _ENDS_LEVEL = 1
 
 
 class Chunk:
-    """Segments group*CHUNK_ENTRIES .. +CHUNK_ENTRIES-1, frozen: the text, deflated once (referring back into
-    the segment before it), its CRC-32 and digest. They are past the hashed edge: no hash shown."""
+    """Segments group*CHUNK_ENTRIES .. +CHUNK_ENTRIES-1, past the hashed edge, deflated once."""
 
     __slots__ = ("group", "text", "deflated", "crc", "digest")
 
@@ -45,8 +37,8 @@ class Chunk:
 
 
 class Middle:
-    """The frozen chunks between a version's first and last: shared by every version until the window crosses
-    a chunk boundary, the aggregates carried over, not recomputed over the window."""
+    """The frozen chunks between a version's open ends, shared until the window crosses a chunk boundary; its
+    length and CRC carried over from the previous one, not recomputed over the window."""
 
     __slots__ = ("chunks", "length", "crc", "shift", "deflated", "digest", "_text")
 
@@ -84,30 +76,28 @@ class Middle:
 NO_MIDDLE = Middle(())
 
 
+@dataclass(slots=True, eq=False)
 class Parts:
     """One version of a long playlist: its head (the header and the first, open chunk), the frozen
-    middle, and its tail (the last, open chunk and ENDLIST), with the segment text just before the
-    tail (what its gzip piece may refer back into)."""
+    middle, its tail (the last, open chunk and ENDLIST), and the segment text just before the tail
+    (what its gzip piece may refer back into)."""
 
-    __slots__ = ("head", "middle", "tail", "before_tail")
-
-    def __init__(self, head: bytes, middle: Middle, tail: bytes, before_tail: bytes) -> None:
-        self.head, self.middle, self.tail, self.before_tail = head, middle, tail, before_tail
+    head: bytes
+    middle: Middle
+    tail: bytes
+    before_tail: bytes
 
     def body(self) -> bytes:
         return b"".join((self.head, self.middle.text, self.tail))
 
     def digest(self) -> str:
-        """A digest of these bytes from the parts' (not hours of text): the head's length says where the
-        middle starts."""
+        """A digest of these bytes from the parts' (the head's length says where the middle starts)."""
         h = hashlib.blake2b(len(self.head).to_bytes(8, "big"), digest_size=12)
         for piece in (self.head, self.middle.digest, self.tail):
             h.update(piece)
         return h.hexdigest()
 
     def gzip(self) -> bytes:
-        """One gzip member of these bytes: the frozen middle's pieces as they are, the head and tail
-        deflated for this version."""
         head, middle, tail = self.head, self.middle, self.tail
         if not middle.length:
             whole = head + tail
@@ -121,9 +111,7 @@ class Parts:
 
 
 class Frozen:
-    """A window's chunks of CHUNK_ENTRIES segments between its first and its last (open) ones, each
-    frozen once complete, and the middle they make; emptied whenever the entries are replaced. `texts`:
-    how the pathway whose versions these are writes each entry (the listed URIs, or another pathway's)."""
+    """A window's frozen chunks and the middle they make; emptied whenever the entries are replaced."""
 
     __slots__ = ("chunks", "middle", "texts")
 
@@ -137,9 +125,7 @@ class Frozen:
 
     def parts(self, entries: Window, start: int, end: int, head: str, ended: bool,
               target_duration: int) -> Parts:
-        """The full playlist in parts: chunks of CHUNK_ENTRIES segments by number, those between the first and
-        the last frozen (made once, kept while listed), the two open ones (and the hashed edge) joined for
-        this version: the cost, whatever the window."""
+        """The full playlist in parts: the chunks between the open ends frozen, the ends joined now."""
         size = CHUNK_ENTRIES
         edge = hashed_from(end, target_duration)
         frozen = self.chunks

@@ -1,11 +1,7 @@
 """One gzip member assembled from raw-deflate pieces compressed apart (RFC 1951, RFC 1952).
 
-A long window's playlist is mostly chunks that never change: each is deflated once, and a new version
-deflates only its changed ends, not hours of playlist again. Pieces end on a byte boundary without
-BFINAL (a full flush) except the last, so their concatenation is one valid deflate stream. A piece may
-refer back into the bytes just before it (`after`, given as a preset dictionary) only when those very
-bytes precede it in every stream it is put in. The CRC-32 of the whole is combined from the pieces'
-(zlib's crc32_combine, by multiplication modulo its polynomial), so no piece is read twice.
+Pieces end on a byte boundary without BFINAL (a full flush) except the last, so their concatenation is
+one deflate stream; the CRC-32 of the whole is combined from the pieces' (zlib's crc32_combine).
 """
 
 from __future__ import annotations
@@ -61,8 +57,8 @@ def crc32_combine(crc1: int, crc2: int, length2: int) -> int:
 
 
 def deflate_piece(data: bytes, level: int, *, after: bytes = b"", last: bool = False) -> bytes:
-    """Raw deflate of `data`: byte-aligned and not final (a full flush), or final when `last`.
-    `after`: the bytes that come just before it in the stream, which it may refer back into."""
+    """Raw deflate of `data`, final when `last`. `after`: the bytes just before it in every stream it is
+    put in, which it may refer back into."""
     if after:
         c = zlib.compressobj(level, zlib.DEFLATED, -15, zdict=after[-32768:])
     else:

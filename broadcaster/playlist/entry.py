@@ -1,9 +1,5 @@
-"""Entry: one listed segment with its playlist lines rendered once, and the record the state file keeps.
-
-A long window (REWIND_SECONDS) is rendered and saved after every new segment, so each entry costs a
-join, not a formatting, per version. Its hash line (P2P on) is shown only near the live edge
-(hashed_from, hls.hashed_segments).
-"""
+"""Entry: one listed segment with its playlist lines rendered once (a version costs a join, not a
+formatting), and the record the state file keeps."""
 
 from __future__ import annotations
 
@@ -13,13 +9,11 @@ from typing import Protocol
 from . import hls
 from .segments import ListedSegment
 
-# json.dumps with separators builds an encoder per call: one, made once (a restart encodes every entry).
-_encode = json.JSONEncoder(separators=(",", ":")).encode
+_encode = json.JSONEncoder(separators=(",", ":")).encode  # made once: json.dumps makes one per call
 
 
 class Entry:
-    """A listed segment with its lines rendered once; its hash line, when it has a hash, is shown only
-    while it is near the live edge (shown)."""
+    """A listed segment with its lines rendered once; its hash line shown only near the live edge."""
 
     __slots__ = ("sequence", "segment", "discontinuity", "program_date_time", "listed_at", "text", "split",
                  "maps", "saved", "others")
@@ -32,16 +26,13 @@ class Entry:
         self.program_date_time = program_date_time
         self.listed_at = listed_at
         init = segment.init_uri
-        # 4.4.4.5: EXT-X-MAP before the first segment it applies to; a playlist's (or a delta's) first
-        # segment gets it at render time when its predecessor made it unneeded here.
+        # 4.4.4.5: EXT-X-MAP before the first segment it applies to (a version's first gets it at render).
         self.maps = bool(init) and (previous is None or init != previous.segment.init_uri or discontinuity)
         # Without its hash; `split`: where its hash line goes, before EXTINF.
         self.text, self.split = self._lines(segment.uri, init if self.maps else None, segment.gap)
         self.others: dict[str, tuple[str, int]] | None = None  # its text on other pathways (text_as)
-        # Its record in the state file (read back by publish/playlist_memory.py), with the time it was
-        # listed on the generator's clock (the save says what that clock read): the same text in every
-        # save. Its hash, when it has one, is a ninth value (files from before it have eight: those
-        # segments never come from peers); a gap entry has a tenth, true (its ninth then null).
+        # Its record in the state file (publish/playlist_memory.py): a ninth value, its hash, when it has
+        # one (older files have eight); a gap entry has a tenth, true (its ninth then null).
         record = [sequence, segment.uri, segment.duration, program_date_time, discontinuity, init, segment.key,
                   round(listed_at, 3)]
         if segment.sha256 or segment.gap:
@@ -60,8 +51,7 @@ class Entry:
         return f"{head}#EXTINF:{self.segment.duration:.3f},\n{uri}\n", len(head)
 
     def text_as(self, tag: str, uri: str, map_uri: str | None, gap: bool) -> tuple[str, int]:
-        """Its text and hash split with another pathway's URIs (`map_uri`: its EXT-X-MAP's, when it
-        carries one there; `gap`: EXT-X-GAP there), made once per `tag` (the pathway and how it lists it)."""
+        """Its text and hash split with another pathway's URIs, made once per `tag`."""
         others = self.others
         if others is None:
             others = self.others = {}
@@ -71,21 +61,17 @@ class Entry:
         return made
 
     def shown_as(self, text: str, split: int, hashed_from: int) -> str:
-        """`text` (its text on some pathway, its hash line at `split`) with its hash when it is past
-        `hashed_from`."""
+        """`text` (its hash line at `split`) with its hash when it is past `hashed_from`."""
         if self.segment.sha256 is None or self.sequence < hashed_from:
             return text
         return text[:split] + hls.segment_hash_line(self.segment.sha256) + text[split:]
 
 
 class Texts(Protocol):
-    """How one pathway writes its entries (playlist/views.py's PathwayTexts): each one's text without its
-    hash line, with it, and the EXT-X-MAP a version must put before its first entry (4.4.4.5)."""
+    """How one pathway writes its entries, and the EXT-X-MAP before a version's first one (4.4.4.5)."""
 
     def text(self, e: Entry) -> str: ...
-
     def shown(self, e: Entry, hashed_from: int) -> str: ...
-
     def first_map(self, e: Entry) -> str | None: ...
 
 
@@ -106,8 +92,7 @@ LISTED_TEXTS = ListedTexts()
 
 
 def dated(segment: ListedSegment, previous: Entry | None, discontinuity: bool, wall: float) -> float:
-    """A segment's PROGRAM-DATE-TIME as listed: its own, else a continuous clock from the one before it
-    (6.2.1: on every segment), else its end at `wall`."""
+    """A segment's PROGRAM-DATE-TIME: its own, else continuing the one before, else its end at `wall`."""
     if segment.program_date_time is not None:
         return segment.program_date_time
     if previous is not None and not discontinuity:

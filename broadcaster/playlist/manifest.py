@@ -1,24 +1,18 @@
-"""ManifestGenerator: the rolling window of one variant's live media playlist, and the rules that
-move it (what is listed, numbered, tagged and dropped; docs/hls-rules.md, sections cited inline).
-
-Pure and synchronous: no I/O, the time is passed in, so every rule can be tested without sleeping.
-Its entries are a Window (window.py), its numbers a Timeline (timeline.py), what left it a Leaving
-(leaving.py); its versions are rendered once per change (renderer.py) and that cached rendering
-(rendered.py) is handed out to every request.
+"""ManifestGenerator: the rolling window of one variant's live media playlist and the rules that move it
+(docs/hls-rules.md). Pure and synchronous: the time is passed in, so every rule is tested without sleeping.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterable
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from itertools import count, islice
 
 from ..tails import Tail
 from . import hls
-from .carry import carried
 from .entry import Entry, dated
-from .leaving import Leaving
 from .options import WindowOptions
 from .renderer import Renderer
 from .rendered import Rendered
@@ -27,8 +21,8 @@ from .timeline import Timeline
 from .window import Window
 
 
-# Change marks, unique across every generator: a view that renders one playlist and then another (a
-# pathway still behind at a restart, views.py) never takes a version of one for the other's.
+# Change marks, unique across generators: a view that renders one playlist and then another never takes
+# a version of one for the other's.
 _MARKS = count(1)
 
 
@@ -52,34 +46,86 @@ class Saved:
     longest: float  # the longest the playlist has been while its oldest entry was listed
 
 
+class Leaving:
+    """The segments that left a playlist, each kept downloadable for its duration and the longest the
+    playlist was while listing it (6.2.2). `_peaks`: (sequence, playlist duration once it was appended),
+    durations decreasing: the longest playlist a segment was in is the first peak from its sequence on."""
+
+    __slots__ = ("_peaks", "_removed")
+
+    def __init__(self) -> None:
+        self._peaks: deque[tuple[int, float]] = deque()
+        self._removed: list[Removed] = []
+
+    def clear(self) -> None:
+        self._peaks.clear()
+
+    def appended(self, sequence: int, duration: float) -> None:
+        """`sequence` was appended, the playlist `duration` seconds long with it."""
+        while self._peaks and self._peaks[-1][1] <= duration:
+            self._peaks.pop()
+        self._peaks.append((sequence, duration))
+
+    def longest(self, sequence: int) -> float:
+        """The longest the playlist has been since `sequence` was appended (6.2.2)."""
+        while len(self._peaks) > 1 and self._peaks[0][0] < sequence:
+            self._peaks.popleft()  # appended before any segment still listed: no longer needed
+        return self._peaks[0][1] if self._peaks else 0.0
+
+    def left(self, entries: Iterable[Entry], now: float) -> None:
+        for e in entries:
+            self._removed.append(Removed(e.segment, now, e.segment.duration + self.longest(e.sequence)))
+
+    def unseen(self, segments: Iterable[ListedSegment], now: float) -> None:
+        """Segments never shown leave: no player can be on them."""
+        self._removed.extend(Removed(segment, now, segment.duration) for segment in segments)
+
+    def drain(self) -> list[Removed]:
+        removed, self._removed = self._removed, []
+        return removed
+
+
+Again = tuple[ListedSegment, float, int]  # a segment with its own date and discontinuity, when listed, number
+
+
+def carried(entries: Sequence[Entry], target_duration: int,
+            carry_to: int) -> tuple[list[Again], list[ListedSegment]]:
+    """The entries listed again, under their own numbers or (never served, they may move up) numbered to
+    end just below `carry_to`; and those that leave: from the first that does not fit `target_duration` on
+    (after that hole, none could keep the discontinuity number its moment has, 6.2.4)."""
+    fits = [hls.fits_target(e.segment.duration, target_duration) for e in entries]
+    kept = fits.index(False) if False in fits else len(fits)
+    shift = max(0, carry_to - entries[kept - 1].sequence - 1) if kept else 0  # consecutive numbers
+    again = [(replace(e.segment, program_date_time=e.program_date_time, discontinuity=e.discontinuity),
+              e.listed_at, e.sequence + shift) for e in entries[:kept]]
+    return again, [e.segment for e in entries[kept:]]
+
+
 class ManifestGenerator:
     """Sliding-window live playlist for one variant (docs/hls-rules.md, sections cited inline)."""
 
     def __init__(self, target_duration: int, options: WindowOptions, *, independent_segments: bool = True) -> None:
         self.options = options
-        # What its versions say of the origin (options.py says why), read as the playlist's own.
         self.can_block_reload = options.can_block_reload
         self.start_at_edge = options.start_at_edge
         self._target(target_duration)
         self.independent_segments = independent_segments
-        self._window = Window()  # the entries listed (its records' ids count the entries appended)
+        self._window = Window()
         self._versions = Renderer()  # its versions, rendered once per change
         self._numbers = Timeline()
         self._leaving = Leaving()
-        # Counted for the pathways' views (playlist/views.py), which render versions of their own.
-        self.changes = next(_MARKS)  # new at every change of what a version would say
-        self.replacements = next(_MARKS)  # new every time the entries were replaced (what a view froze is stale)
-        # The last number the pathway furthest behind lists (views.py), None when none is behind: an entry
-        # leaves only once that pathway's version is a window long without it (_slide; keep_through).
+        # For the pathways' views (views.py): new at every change, and at every replacement of the entries.
+        self.changes = next(_MARKS)
+        self.replacements = next(_MARKS)
+        # The last number the pathway furthest behind lists (None: none is behind): nothing it does not
+        # list yet leaves (_slide).
         self._hold: int | None = None
 
     def _target(self, target_duration: int) -> None:
         if target_duration < 1:
             raise ValueError("target duration must be an integer >= 1 (4.4.3.1)")
         self.target_duration = target_duration
-        # 6.2.2: never shorter than three target durations.
-        self.window_seconds = max(self.options.seconds, hls.min_window_seconds(target_duration))
-        # Delta updates are answered by the same origin, and only pay off in a long enough window.
+        self.window_seconds = max(self.options.seconds, hls.min_window_seconds(target_duration))  # 6.2.2
         self.can_skip = self.can_block_reload and hls.offers_delta_updates(self.window_seconds, target_duration)
 
     def _changed(self) -> None:
@@ -91,8 +137,7 @@ class ManifestGenerator:
         self._versions.replaced()
 
     def frozen(self) -> ManifestGenerator:
-        """This playlist as it is now, for the pathways still behind when it restarts (a new target): it
-        changes no more; they list the rest of it from here before they list the new one."""
+        """This playlist as it is now, unchanging, for the pathways still behind when it restarts."""
         twin = copy.copy(self)
         twin._window = self._window.replaced(list(self._window))
         twin._numbers = copy.copy(self._numbers)
@@ -101,8 +146,6 @@ class ManifestGenerator:
         twin._hold = None
         twin._changed()
         return twin
-
-    # -- state -------------------------------------------------------------------------------------
 
     @property
     def media_sequence(self) -> int:
@@ -127,13 +170,11 @@ class ManifestGenerator:
 
     @property
     def window(self) -> Window:
-        """The entries listed (what the renderer reads; changed only here)."""
         return self._window
 
     @property
     def showable(self) -> bool:
-        """False after continue_above until the window is three target durations long again: a player
-        that saw the window given up must not see the playlist shrink below that (6.2.2)."""
+        """False after continue_above until the window is three target durations long again (6.2.2)."""
         return not self._numbers.regrowing
 
     @property
@@ -142,13 +183,11 @@ class ManifestGenerator:
         return self._numbers.discontinuity + self._window.tagged
 
     def next_discontinuity(self, discontinuity: bool) -> int:
-        """The discontinuity number the next segment appended gets, `discontinuity` being its flag."""
+        """The discontinuity number of the next segment appended, `discontinuity` being its flag."""
         return self.last_discontinuity + self._numbers.tags(bool(self._window), discontinuity)
 
     def join(self, discontinuity_number: int, discontinuity: bool) -> None:
-        """An empty playlist joins variants already listing (6.2.4): its first segment (`discontinuity`: its
-        flag) gets their discontinuity number, never a lower one than its own. Its EXT-X-DISCONTINUITY
-        counts: a gap marked, or, emptied by a restart that kept the timeline, its flag or an end before."""
+        """An empty playlist takes the discontinuity number of variants already listing, if higher (6.2.4)."""
         if self._window:
             raise ValueError("only an empty playlist joins at another's discontinuity number")
         tagged = self.next_discontinuity(discontinuity) - self.last_discontinuity
@@ -158,17 +197,13 @@ class ManifestGenerator:
     def uris(self) -> list[str]:
         return [e.segment.uri for e in self._window]
 
-    # -- changes -----------------------------------------------------------------------------------
-
     def mark_gap(self) -> None:
         """A segment between the last listed one and the next will never come (lost or rejected)."""
         if self._window:
             self._numbers.pending = True
 
     def continue_above(self, sequence: int, discontinuity_sequence: int, now: float) -> None:
-        """Give up the window and continue at `sequence` (hls.continue_above): the numbers in between
-        may have named other segments, so nothing listed before is listed again. The next segment
-        carries EXT-X-DISCONTINUITY; the segments given up are drained as removed."""
+        """Give up the window and continue at `sequence` after a discontinuity (hls.continue_above)."""
         self._leaving.left(self._window, now)
         self._window.clear()
         self._leaving.clear()
@@ -178,10 +213,9 @@ class ManifestGenerator:
     def append(
         self, segment: ListedSegment, now: float, sequence: int | None = None, wall: float | None = None
     ) -> int:
-        """List a segment that is already downloadable (6.2.1); returns its media sequence number. `sequence`
-        keeps variants numbered alike (6.2.4): an empty playlist starts at it, after that it must be the next
-        (6.2.2). `now`: a monotonic clock; `wall` (default `now`) dates a segment without PROGRAM-DATE-TIME.
-        """
+        """List a segment already downloadable (6.2.1); returns its number. `sequence` keeps variants numbered
+        alike (6.2.4): an empty playlist starts at it, then it must be the next. `now`: a monotonic clock;
+        `wall` (default `now`) dates a segment without PROGRAM-DATE-TIME."""
         numbers = self._numbers
         if sequence is not None and sequence != numbers.next:
             if self._window:
@@ -208,15 +242,10 @@ class ManifestGenerator:
     def restart(self, target_duration: int, now: float, *, sequence: int = 0,
                 discontinuity_sequence: int = 0, new_timeline: bool = True,
                 served_through: int | None = None, carry_to: int = 0) -> list[ListedSegment]:
-        """A new playlist at the same address, for a new target duration (docs/hls-rules.md, "A new target
-        duration"): every segment leaves at once (kept downloadable), and the next one starts the new window
-        numbered above every one served, on a new timeline unless not `new_timeline`. `sequence` and
-        `discontinuity_sequence` start it higher still (where the other variants are).
-
-        `served_through`: the last number a client may have seen. The segments after it were never shown: they
-        start the new playlist under their numbers, or moved up to end just below `carry_to`. Returns those
-        that leave: from the first that does not fit the new target on (carry.carried); the next marks the
-        gap."""
+        """A new playlist at the same address for a new target duration (docs/hls-rules.md): what was shown
+        (up to `served_through`) leaves, the next segment is numbered above every one served (and
+        `sequence`), on a new timeline unless not `new_timeline`. The entries never shown start it again
+        (carried); returns those that leave instead."""
         self._target(target_duration)  # before anything changes: it may refuse
         unseen = [e for e in self._window if served_through is not None and e.sequence > served_through]
         left = list(islice(self._window, len(self._window) - len(unseen)))
@@ -240,15 +269,12 @@ class ManifestGenerator:
         return gone
 
     def end(self) -> None:
-        """6.2.1: the stream ended; EXT-X-ENDLIST is appended and the playlist stops changing. Empty, only
-        once it numbered segments: a restart (a new target, raised from another variant's lane) left it
-        nothing to list, and its end must still show, under the new target (6.2.4)."""
+        """6.2.1: EXT-X-ENDLIST; empty, only once it numbered segments (a restart left it nothing to list)."""
         if self._numbers.end(bool(self._window)):
             self._changed()
 
     def _slide(self, now: float) -> None:
-        """Remove from the front what has left the window (Window.sliding: 6.2.2, each listed about a window,
-        the pathway behind the others, `_hold`, a window long too)."""
+        """Remove from the front what has left the window (Window.sliding, 6.2.2)."""
         for _ in range(self._window.sliding(self.window_seconds, self.target_duration, self._hold, now)):
             first = self._window.popleft()
             self._leaving.left((first,), now)
@@ -256,23 +282,19 @@ class ManifestGenerator:
             self._changed()
 
     def keep_through(self, through: int | None, now: float | None = None) -> None:
-        """The pathway furthest behind lists up to `through` (None: none is behind), `_slide`'s hold; `now`:
-        what every pathway is done with leaves at once (else at the next append)."""
+        """The pathway furthest behind lists up to `through` (None: none is behind); with `now`, what every
+        pathway is done with leaves at once (else at the next append)."""
         if through != self._hold:
             self._hold = through
             if now is not None:
                 self._slide(now)
 
     def landed(self, key: str, now: float) -> None:
-        """The segment listed under `key` reached its pathway only now (the bucket's, behind the VM's: an
-        upload after an outage): it stays listed about a window from now, as if listed now, so a burst of
-        backlog does not slide out before a polling player of that pathway had the chance to see it."""
+        """The segment under `key` reached its pathway only now: it stays listed about a window from now."""
         self._window.landed(key, now)
 
     def unavailable(self, key: str) -> int | None:
-        """The segment listed under `key` can be had from no pathway after all (its upload, listed ahead
-        of it on the VM's pathway, failed for good, and the VM's copy is gone): a gap from now on
-        (EXT-X-GAP, 4.4.4.7), so no player asks for it. Returns its number (None: not listed)."""
+        """The segment under `key` can be had from no pathway after all: a gap from now on; its number."""
         e = next((e for e in self._window if e.segment.key == key and not e.segment.gap), None)
         if e is None:
             return None
@@ -281,7 +303,7 @@ class ManifestGenerator:
         return e.sequence
 
     def drop_hashes(self) -> None:
-        """List no segment's hash (P2P was turned off since the state these entries came from was saved)."""
+        """List no segment's hash (P2P was turned off since the state was saved)."""
         if any(e.segment.sha256 for e in self._window):
             self._relist(lambda each: replace(each, sha256=None))
 
@@ -291,25 +313,17 @@ class ManifestGenerator:
         self._changed()
 
     def drain_removed(self) -> list[Removed]:
-        """Segments that left the window since the last call."""
         return self._leaving.drain()
-
-    # -- persistence (its format and checks: publish/playlist_memory.py) ----------------------------
 
     def saved(self) -> Saved:
         """Everything but the entries needed to continue this playlist after a restart."""
-        # Restored entries all count as listed in it: at worst they stay longer than needed.
         n = self._numbers
         return Saved(self.target_duration, self.independent_segments, n.media, n.discontinuity, n.next, n.ended,
                      n.pending, n.continues, n.regrowing, self._leaving.longest(n.media))
 
     def records(self) -> Tail:
-        """The entries' records, each encoded once, when it was listed (with the time it was listed on
-        this generator's clock), as a Tail: a value, and a save after every listing costs the new ones,
-        however long the window (state/journal.py)."""
+        """The entries' records, each encoded once when listed: a save costs the new ones (journal.py)."""
         return self._window.records()
-
-    # -- output ------------------------------------------------------------------------------------
 
     def render(self) -> Rendered:
         """The origin's playlist (with SERVER-CONTROL when it can block), and its delta update if offered."""
@@ -321,9 +335,7 @@ class ManifestGenerator:
 
 
 def resume(saved: Saved, entries: Iterable[tuple[int, ListedSegment, float]], options: WindowOptions) -> ManifestGenerator:
-    """The playlist `saved` describes, listing `entries` (number, the segment with its date and
-    discontinuity as listed, when it was listed); raises ValueError when they do not line up. The
-    generator's other constructor: beside it, as the state it sets is the generator's own."""
+    """The playlist `saved` describes, listing `entries`; ValueError when they do not line up."""
     gen = ManifestGenerator(saved.target_duration, options, independent_segments=saved.independent)
     n = gen._numbers
     n.media, n.discontinuity, n.next, n.ended = (saved.media_sequence, saved.discontinuity_sequence,

@@ -30,9 +30,7 @@ class VariantStream(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Pathway:
-    """One pathway of the multivariant playlist: its ID and where its variant playlists are, relative to
-    the multivariant playlist (`<folder>/<n>/<media name>`; "" for the bucket's, `0/playlist.m3u8`) or
-    at an absolute base (a second bucket's copies)."""
+    """One pathway of the multivariant playlist: its ID and where its variant playlists are."""
 
     id: str
     folder: str = ""
@@ -47,8 +45,7 @@ class Pathway:
 
 @dataclass(frozen=True, slots=True)
 class Steering:
-    """EXT-X-CONTENT-STEERING (4.4.6.6): the pathways offered, in the order the playlist lists them, the
-    one a player starts on before it has the steering manifest, and where that manifest is."""
+    """EXT-X-CONTENT-STEERING (4.4.6.6): the pathways offered, in order, and where the manifest is."""
 
     pathways: tuple[Pathway, ...]
     first: str  # PATHWAY-ID: applied until the first steering manifest is read
@@ -65,15 +62,14 @@ class Steering:
 def render_master(variants: Sequence[VariantStream], media_name: str = hls.MEDIA_PLAYLIST_NAME,
                   steering: Steering | None = None) -> Rendered:
     """The multivariant playlist (4.4.6.2), naming each variant's playlist `<index>/<media_name>`; with
-    `steering`, each variant once per pathway, with PATHWAY-ID and STABLE-VARIANT-ID, every pathway's
-    variants alike but for their URIs (4.4.6.6: a player without steering takes them for redundant
-    streams and fails over between them on errors)."""
+    `steering`, each variant once per pathway, alike but for their URIs (4.4.6.6: a player without
+    steering takes them for redundant streams)."""
     lines = ["#EXTM3U", "#EXT-X-VERSION:3"]
     pathways: tuple[Pathway | None, ...] = (None,)
     if steering is not None:
         lines.append(f'#EXT-X-CONTENT-STEERING:SERVER-URI="{steering.server_uri}",PATHWAY-ID="{steering.first}"')
         pathways = steering.pathways
-    for pathway in pathways:  # a pathway's variants together, in Owncast's order: hls.js starts with the first
+    for pathway in pathways:  # in Owncast's order: hls.js starts with the first
         for v in variants:
             attrs = [f"BANDWIDTH={v.bandwidth}"]
             if v.average_bandwidth:

@@ -1,12 +1,5 @@
 """A delivery pathway (content steering, 4.4.6.6 and 7): one whole copy of the variants at other URIs,
-and the URI at which it lists each segment. Pure: what a pathway is, not what has landed there.
-
-Every pathway renders its media playlists from the same entries (the one model: playlist/entry.py),
-with its own URIs; nothing rewrites a rendered playlist. A pathway's URIs are a function of a listed
-segment: the bucket's are the ones the segment was listed with (its public or presigned URL), another
-bucket's are its public base and the segment's key (the same key in every bucket), the VM's are the
-path the service answers (/live/vm/<n>/<file>) under an optional base (VM_PATHWAY_URL: a hostname
-Cloudflare does not proxy).
+and the URI at which it lists each segment (a function of the listed segment). Pure.
 """
 
 from __future__ import annotations
@@ -28,7 +21,6 @@ class SegmentUris(Protocol):
     """Where a pathway lists a segment and its init section (EXT-X-MAP)."""
 
     def segment(self, segment: ListedSegment) -> str: ...
-
     def init(self, segment: ListedSegment) -> str | None: ...
 
 
@@ -46,8 +38,7 @@ LISTED = ListedUris()
 
 
 def init_key(segment: ListedSegment) -> str | None:
-    """The object key of a segment's init section: beside the segment, under the name its listed URI
-    ends with (keys are PREFIX/<n>/<file> in every bucket: hls.object_key)."""
+    """The object key of a segment's init section: beside the segment, under its listed URI's name."""
     if segment.init_uri is None or segment.key is None:
         return None
     folder = segment.key.rpartition("/")[0]
@@ -56,8 +47,7 @@ def init_key(segment: ListedSegment) -> str | None:
 
 
 def with_edge_token(uri: str, listed: str) -> str:
-    """`uri` with the edge token (`verify=`) of the URI the first bucket lists, if it has one: the token
-    covers the path prefix, so it opens the same object on another pathway."""
+    """`uri` with the edge token (`verify=`) of the URI the first bucket lists, if it has one."""
     if EDGE_QUERY not in listed:
         return uri
     edge = [item for item in urlsplit(listed).query.split("&") if item.startswith(EDGE_QUERY)]
@@ -66,8 +56,7 @@ def with_edge_token(uri: str, listed: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class BaseUris:
-    """A bucket's public base URL and each object's key, with a private stream's edge token (its public
-    URL's path must then be the first bucket's, the path the token signs)."""
+    """A bucket's public base URL and each object's key, with a private stream's edge token."""
 
     base: str
 
@@ -81,9 +70,7 @@ class BaseUris:
 
 @dataclass(frozen=True, slots=True)
 class VmUris:
-    """The VM's: /live/vm/<n>/<file> (hls.vm_segment_uri), on the host the player asked (`base` empty) or
-    under `base` (VM_PATHWAY_URL), with a private stream's edge token from the URI the first bucket lists
-    (the VM's segment door checks the same token)."""
+    """The VM's: hls.vm_segment_uri, under `base` (VM_PATHWAY_URL) if any, with the edge token."""
 
     base: str = ""
 
@@ -105,9 +92,8 @@ class VmUris:
 
 @dataclass(frozen=True, slots=True)
 class Pathway:
-    """One pathway as the settings configure it: its PATHWAY-ID, whether a bucket or the VM holds its
-    segments, where the service serves its media playlists (`folder`: "" for the first bucket's, at
-    /live/<n>/; else /live/<folder>/<n>/), and the URIs it lists segments at."""
+    """One pathway as configured: whether a bucket or the VM holds its segments, where the service serves
+    its media playlists (`folder`: "" at /live/<n>/, else /live/<folder>/<n>/), and its segment URIs."""
 
     id: str
     kind: str  # BUCKET or VM

@@ -1,6 +1,5 @@
-"""Rendered: one version of a playlist as it is served, its bytes, a strong ETag and a gzip copy made on
-first demand; Pending: a version rendered when first asked (a pathway players read only while steered to
-it); and a version's newest segments alone for a client without gzip (newest_segments)."""
+"""Rendered: one version of a playlist as served (bytes, strong ETag, gzip made on first demand); Pending:
+one rendered when first asked; newest_segments: a version's newest segments, for a client without gzip."""
 
 from __future__ import annotations
 
@@ -14,9 +13,7 @@ from .chunks import Parts
 
 
 class Rendered:
-    """One rendering of a playlist: the bytes, a strong ETag, and a gzip copy made on first demand. A media
-    playlist is rendered in parts (Parts), joined and gzipped only when asked; its ETag is a digest of them.
-    """
+    """One rendering of a playlist; a media playlist's in Parts, joined and gzipped only when asked."""
 
     __slots__ = ("_body", "_parts", "_etag", "_gzip", "last_sequence", "ended", "delta",
                  "_media_sequence", "_delta_count", "_blind_delta", "_identity")
@@ -30,8 +27,6 @@ class Rendered:
         self.last_sequence = last_sequence  # for blocking reload: which _HLS_msn this answers
         self.ended = ended
         self.delta = delta  # the same version as a delta update (_HLS_skip), when one is offered
-        # What a player would compare the delta with (answer): its media sequence and how many segments
-        # it lists, and whether it may go to a request that does not say which version it holds.
         self._media_sequence = media_sequence
         self._delta_count = delta_count
         self._blind_delta = blind_delta
@@ -64,10 +59,9 @@ class Rendered:
         return self.etag[:-1] + '-gz"'
 
     def answer(self, skip: bool, msn: int | None = None) -> Rendered:
-        """This version, or its delta update to a request that asked for one (_HLS_skip, 6.2.5.1). video.js
-        stalls on a delta that lists as many segments as the version it holds under the same media sequence:
-        a blocking request says which that is (up to _HLS_msn - 1), and that count gets the whole playlist.
-        Without _HLS_msn a delta goes only where no earlier version under its media sequence had its count."""
+        """This version, or its delta update when asked (_HLS_skip, 6.2.5.1). video.js stalls on a delta
+        listing as many segments as the version it holds under the same media sequence: that count (known
+        from _HLS_msn) gets the whole playlist, and without _HLS_msn only a `blind_delta` is given."""
         delta = self.delta
         if not skip or delta is None:
             return self
@@ -77,9 +71,7 @@ class Rendered:
 
     @property
     def identity(self) -> Rendered:
-        """This version for a client without gzip: itself, or past hls.MAX_IDENTITY_BYTES its newest
-        segments only (made once, on first demand, from these very bytes: what is shown stays what was
-        saved)."""
+        """This version for a client without gzip: past hls.MAX_IDENTITY_BYTES, its newest segments only."""
         if self._identity is None:
             body = newest_segments(self.body, hls.MAX_IDENTITY_BYTES)
             self._identity = self if body is self.body else Rendered(body, last_sequence=self.last_sequence,
@@ -89,21 +81,17 @@ class Rendered:
     @property
     def gzip_body(self) -> bytes:
         if self._gzip is None:
-            parts = self._parts
-            if parts is None:
-                # mtime=0 keeps the bytes a pure function of the body.
-                # A long body at level 1: a third of the time for 7 % more bytes.
-                level = 6 if len(self.body) < 65536 else 1
-                self._gzip = gzip.compress(self.body, compresslevel=level, mtime=0)
-            else:  # the frozen middle's pieces as they are, the head and tail deflated for this version
-                self._gzip = parts.gzip()
+            self._gzip = gzipped(self.body) if self._parts is None else self._parts.gzip()
         return self._gzip
 
 
+def gzipped(body: bytes) -> bytes:
+    """mtime=0: the bytes a pure function of the body; a long body at level 1 (a third the time)."""
+    return gzip.compress(body, compresslevel=6 if len(body) < 65536 else 1, mtime=0)
+
+
 class Pending:
-    """A version pushed with what it lists (its reach and the entries, frozen) and rendered when first
-    asked: a pathway players read only while steered to it costs each push this record, not a rendering.
-    How far it lists and whether it ended are known without rendering it."""
+    """A version rendered when first asked (a pathway read only while steered to it costs a record)."""
 
     __slots__ = ("last_sequence", "ended", "_make", "_rendered")
 
@@ -136,8 +124,7 @@ _SKIP_UNTIL = re.compile(rb"CAN-SKIP-UNTIL=[0-9.]+,")
 
 
 def _segment_start(body: bytes, date_line: int) -> int:
-    """Where the segment whose PROGRAM-DATE-TIME line starts at `date_line` starts: its
-    EXT-X-DISCONTINUITY and EXT-X-MAP lines come before that line (entry.py)."""
+    """Where the segment whose PROGRAM-DATE-TIME line starts at `date_line` starts (entry.py's order)."""
     start = date_line
     while start > 0:
         previous = body.rfind(b"\n", 0, start - 1) + 1
@@ -149,9 +136,8 @@ def _segment_start(body: bytes, date_line: int) -> int:
 
 
 def newest_segments(body: bytes, limit: int) -> bytes:
-    """A media playlist of at most about `limit` bytes: the newest whole segments of `body`, numbered as
-    there (6.2.2), with the EXT-X-MAP in force before the first (4.4.4.5) and no CAN-SKIP-UNTIL (such a
-    client holds no whole window to skip against). `body` itself when it fits."""
+    """At most about `limit` bytes of `body`: its newest whole segments, numbered as there (6.2.2), with the
+    EXT-X-MAP in force (4.4.4.5) and no CAN-SKIP-UNTIL (such a client holds no window to skip against)."""
     if len(body) <= limit:
         return body
     first = body.find(_DATE_LINE)

@@ -1,10 +1,5 @@
-"""Renderer: a playlist's versions, rendered once per change and handed out until the next.
-
-The origin's version (with SERVER-CONTROL when it can block, and its delta update when one is offered)
-and the bucket's (render_edge), the full playlist in chunks (chunks.py) so a long window costs its two
-ends per version, and a delta's text whole. What the playlist lists and says is read from it (Listing:
-the ManifestGenerator), which tells the renderer when it changed.
-"""
+"""Renderer: a playlist's versions (the origin's, its delta update, and the bucket's), rendered once per
+change and handed out until the next."""
 
 from __future__ import annotations
 
@@ -49,20 +44,18 @@ class Renderer:
 
     def __init__(self, texts: Texts = LISTED_TEXTS) -> None:
         self.texts = texts
-        self._frozen = Frozen(texts)  # the chunks between the first and the last
+        self._frozen = Frozen(texts)
         self._rendered: Rendered | None = None
         self._edge: Rendered | None = None
-        # The media sequence of the last version rendered, and the fewest segments a version under it
-        # listed: what a delta update must list fewer than (render).
+        # The media sequence of the last version rendered, and the fewest segments a version under it listed.
         self._rendered_sequence: int | None = None
         self._fewest = 0
 
     def changed(self) -> None:
-        """The playlist changed: the next version is rendered when asked."""
         self._rendered = self._edge = None
 
     def replaced(self) -> None:
-        """The entries were replaced (a new run of numbers, or new texts): nothing frozen applies."""
+        """The entries were replaced: nothing frozen applies."""
         self._frozen.clear()
 
     def render(self, p: Listing) -> Rendered:
@@ -77,8 +70,8 @@ class Renderer:
             delta = None
             if skipped:
                 delta = Rendered(self.text(p, p.can_block_reload, skipped).encode(), last_sequence=last, ended=ended)
-            # A delta listing fewer segments than any earlier version under its media sequence cannot
-            # look unchanged to video.js whichever version it holds (Rendered.answer).
+            # A delta listing fewer than any earlier version under its media sequence cannot look unchanged
+            # to video.js (Rendered.answer).
             self._rendered = Rendered(self._parts(p, p.can_block_reload), last_sequence=last,
                                       ended=ended, delta=delta, media_sequence=p.media_sequence,
                                       delta_count=count - skipped, blind_delta=count - skipped < self._fewest)
@@ -117,8 +110,7 @@ class Renderer:
         return head
 
     def text(self, p: Listing, server_control: bool, skipped: int = 0) -> str:
-        """The whole text, joined from every entry listed (or, `skipped`, from the last ones only: a
-        delta update). The full playlist is rendered in parts instead (_parts); this is its reference."""
+        """The whole text (or, `skipped`, a delta update's). The full playlist is rendered in _parts."""
         window = p.window
         entries = window.newest(len(window) - skipped) if skipped else list(window)
         edge = hashed_from(p.next_sequence, p.target_duration)
@@ -134,8 +126,7 @@ class Renderer:
 
 
 def _skippable(entries: Window, keep: float) -> int:
-    """How many segments a delta update replaces with EXT-X-SKIP: the oldest ones, keeping at least
-    `keep` (CAN-SKIP-UNTIL) seconds of the playlist's end (6.2.5.1)."""
+    """How many of the oldest segments a delta update skips, keeping `keep` seconds of the end (6.2.5.1)."""
     tail = 0.0
     for kept, e in enumerate(reversed(entries), 1):  # from the end: a long window costs nothing
         tail += e.segment.duration

@@ -1,5 +1,4 @@
-"""What goes into a playlist and what comes out of it: a segment already in the bucket, listed
-(ListedSegment), and one that slid out of every window but must stay downloadable a while (Removed)."""
+"""What goes into a playlist (ListedSegment) and what comes out of it (Removed)."""
 
 from __future__ import annotations
 
@@ -15,12 +14,8 @@ class ListedSegment:
     discontinuity: bool = False
     init_uri: str | None = None  # fMP4 init section (EXT-X-MAP)
     key: str | None = None  # its object key, so it can be deleted once it left every playlist
-    # SHA-256 of the bytes in the bucket, listed for viewers' peers to be checked against (hls.py's
-    # SEGMENT_HASH_TAG); only with P2P on, so a playlist without P2P says nothing of it.
-    sha256: bytes | None = None
-    # Not in the bucket and never to be loaded: listed with EXT-X-GAP where the other variants list this
-    # moment (hls.GAP_TAG), so the numbers stay the same in every variant. Its URI is where it would be.
-    gap: bool = False
+    sha256: bytes | None = None  # of the bytes in the bucket, for viewers' peers (P2P on only)
+    gap: bool = False  # never to be loaded: listed with EXT-X-GAP (hls.GAP_TAG), its URI where it would be
 
 
 @dataclass(frozen=True, slots=True)

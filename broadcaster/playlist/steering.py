@@ -1,5 +1,4 @@
-"""The steering manifest (7.1; Apple's "HLS Content Steering Specification"): the JSON a player
-reloads every TTL seconds to learn which pathway to play, best first. Pure: rendered once per change."""
+"""The steering manifest (7.1): the JSON a player reloads every TTL seconds, its pathways best first."""
 
 from __future__ import annotations
 
@@ -11,8 +10,7 @@ from . import hls
 
 
 def render_steering(priority: Sequence[str], ttl: int, reload_uri: str | None = None) -> bytes:
-    """The manifest's bytes: VERSION, TTL, RELOAD-URI (when given) and PATHWAY-PRIORITY (unique IDs, at
-    least one), in the order 7.1 lists them."""
+    """VERSION, TTL, RELOAD-URI (when given) and PATHWAY-PRIORITY, in the order 7.1 lists them."""
     ids = list(priority)
     if not ids or len(set(ids)) != len(ids) or not all(hls.is_pathway_id(i) for i in ids):
         raise ValueError(f"PATHWAY-PRIORITY needs unique pathway IDs of [A-Za-z0-9._-] (7.1): {ids}")
@@ -26,10 +24,8 @@ def render_steering(priority: Sequence[str], ttl: int, reload_uri: str | None = 
 
 
 def reloaded_from(manifest: bytes, base: str | None) -> bytes:
-    """`manifest` as served at `base` (`https://host/folder/`): its RELOAD-URI resolved there (RFC 3986
-    5.2), or left out when that gives no absolute URI (no base, or a network-path one): Shaka 5 appends
-    its _HLS_pathway with `new URL(uri)` and no base, which throws on a relative RELOAD-URI (it never
-    read a priority after its first manifest), and without one every player reloads the URI it had."""
+    """`manifest` as served at `base`: its RELOAD-URI resolved there (RFC 3986 5.2), or left out when that
+    gives no absolute URI (Shaka 5 throws on a relative one; without one, players reload the URI they had)."""
     parsed = json.loads(manifest)
     reload_uri = parsed.get("RELOAD-URI")
     if reload_uri is None:

@@ -1,9 +1,5 @@
 """Timeline: the numbers a live playlist continues (media sequence, discontinuity sequence, the next
-number) and what decides whether the next segment carries EXT-X-DISCONTINUITY (docs/hls-rules.md).
-
-And whether it is regrowing: continued above a state, not shown until three target durations long.
-Owned by one ManifestGenerator (manifest.py), which moves it as it lists, slides and restarts: pure.
-"""
+number) and whether the next segment carries EXT-X-DISCONTINUITY (docs/hls-rules.md)."""
 
 from __future__ import annotations
 
@@ -21,15 +17,12 @@ class Timeline:
         self.discontinuity = 0  # EXT-X-DISCONTINUITY-SEQUENCE
         self.ended = False
         self.pending = False  # a gap marked: the next segment carries EXT-X-DISCONTINUITY
-        # Emptied by a restart that keeps the timeline: the next segment's own discontinuity flag counts.
-        self.continues = False
-        # A restart counted the next segment's new timeline, none appended since: the next restart does not.
-        self.counted = False
+        self.continues = False  # emptied by a restart keeping the timeline: the next one's own flag counts
+        self.counted = False  # a restart counted the next segment's new timeline: the next restart does not
         self.regrowing = False  # continued above a state: not shown until three target durations long
 
     def tags(self, listing: bool, discontinuity: bool) -> bool:
-        """Whether the next segment appended carries EXT-X-DISCONTINUITY: `listing`, the playlist lists
-        some; `discontinuity`, its own flag. A pending one applies to the first segment too."""
+        """Whether the next segment carries EXT-X-DISCONTINUITY (`listing`: the playlist lists some)."""
         return self.pending or ((listing or self.continues) and (discontinuity or self.ended))
 
     def start_at(self, sequence: int) -> None:
@@ -37,8 +30,7 @@ class Timeline:
         self.next = self.media = sequence
 
     def listed(self, long_enough: bool) -> None:
-        """A segment was appended under `next` (`long_enough`: the window is three target durations long
-        now, 6.2.2); a stream that comes back continues the same playlist."""
+        """A segment was appended under `next` (`long_enough`: three target durations listed, 6.2.2)."""
         self.next += 1
         self.pending = self.continues = self.counted = self.ended = False
         self.regrowing = self.regrowing and not long_enough
@@ -51,8 +43,7 @@ class Timeline:
         return True
 
     def slid(self, tagged: bool) -> None:
-        """The first segment left (6.2.2: +1 per removed segment; `tagged`: its EXT-X-DISCONTINUITY left
-        with it, 4.4.3.3)."""
+        """The first segment left (6.2.2), its EXT-X-DISCONTINUITY with it when `tagged` (4.4.3.3)."""
         self.media += 1
         self.discontinuity += tagged
 
@@ -65,17 +56,15 @@ class Timeline:
 
     def restart(self, left: Sequence[Entry], carried: Sequence[Entry], *, new_timeline: bool, sequence: int,
                 discontinuity_sequence: int) -> tuple[bool, bool]:
-        """The numbers of a new playlist at the same address (ManifestGenerator.restart): the entries `left`
-        leave, the `carried` ones (never shown) start it again, numbered above every one served and
-        `sequence`. With `new_timeline` the next discontinuity number is above every one before and
-        `discontinuity_sequence`; without, it keeps its number (variants cut apart: one moment, one number,
-        6.2.4). Returns whether the segment after the carried ones is tagged, and whether the new one ends."""
+        """The numbers of a new playlist at the same address (ManifestGenerator.restart): `left` leave,
+        `carried` start it again. With `new_timeline` the next discontinuity number is above every one
+        before (and `discontinuity_sequence`); without, it keeps its number (6.2.4). Returns whether the
+        segment after the carried ones is tagged, and whether the new playlist ends."""
         gap_after = bool(carried) and (new_timeline or self.pending or self.ended)
         self.discontinuity += sum(e.discontinuity for e in left)
         if new_timeline:
-            # The next segment starts a new timeline, counted here, in every variant alike, so discontinuity
-            # numbers stay the same across them. Carried segments keep their numbers, the first one too, whose
-            # own tag the new playlist does not render: counted here instead (6.2.4).
+            # A new timeline, counted here in every variant alike (6.2.4); the first carried segment's own
+            # tag is not rendered by the new playlist: counted here instead.
             first_tag = bool(carried) and carried[0].discontinuity
             self.discontinuity = (
                 max(self.discontinuity + first_tag, discontinuity_sequence - 1) if carried
@@ -83,13 +72,11 @@ class Timeline:
             self.counted = not carried
             self.pending = self.continues = False
         else:
-            # A gap marked, or an end, before the restart still comes before the next segment; with
-            # segments carried over, it comes after them (gap_after).
+            # A gap or an end before the restart comes before the next segment, or after the carried ones.
             self.discontinuity = max(self.discontinuity, discontinuity_sequence)
             self.pending = (self.pending or (self.ended and bool(left))) and not carried
             self.continues = self.continues or bool(left) or bool(carried)
         self.next = self.media = max(self.next, sequence)
-        # Raised from another variant's lane (the timeline kept) after this one ended: its end will not
-        # come again, so the new playlist is ended too, after what it carries or empty (6.2.1, 6.2.4).
+        # Raised from another variant's lane after this one ended: the new playlist is ended too (6.2.1).
         ended, self.ended = self.ended and not new_timeline, False
         return gap_after, ended

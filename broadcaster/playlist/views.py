@@ -1,11 +1,6 @@
 """One playlist as each pathway lists it (content steering): the same entries, numbers, dates and
-discontinuities on every pathway (6.2.4), each at that pathway's URIs.
-
-A pathway behind the others lists fewer: the entries up to `through`. Every pathway's version starts
-where the playlist starts (ManifestGenerator holds an entry until the pathway furthest behind has a
-window without it), so the one rule for what a pathway may list is where its version ends. An entry
-keeps the URI a pathway first listed it at (6.2.2): `modes` says, per number, where that is when not the
-pathway's own (a gap; or another pathway's URI, listed while players were steered away).
+discontinuities on every pathway (6.2.4), each at that pathway's URIs, up to where it has them (`through`).
+An entry keeps the URI a pathway first listed it at (6.2.2): `modes` says where, when not its own.
 """
 
 from __future__ import annotations
@@ -29,8 +24,7 @@ def _uris_of(mode: str) -> str:
 
 
 class PathwayTexts:
-    """How `pathway` writes each entry (entry.Texts): its URIs, or another pathway's where `modes` says,
-    EXT-X-MAP wherever the URI of the init section changes from the entry before (4.4.4.5)."""
+    """How `pathway` writes each entry (entry.Texts): its URIs, or another pathway's where `modes` says."""
 
     __slots__ = ("_id", "_uris", "_others", "_modes", "_listed", "_own")
 
@@ -58,7 +52,7 @@ class PathwayTexts:
             if self._listed:
                 return e.text, e.split
             made = e.others.get(self._own[e.maps]) if e.others is not None else None
-            if made is not None:  # as text_as made it: a version costs a lookup per entry, not its URIs again
+            if made is not None:  # a version costs a lookup per entry, not its URIs again
                 return made
             mode, maps = OWN, e.maps
         else:
@@ -96,9 +90,7 @@ class Source(Listing, Protocol):
 
 
 class Snapshot:
-    """A Source as it was when a version was pushed, or its first entries to `through` (what a pathway
-    behind the others lists): its entries a frozen view (Window.frozen: nothing copied) and its header's
-    values, for the versions rendered when first asked (View.version)."""
+    """A Source as it was when a version was pushed (up to `through`): a frozen view, nothing copied."""
 
     __slots__ = ("window", "target_duration", "media_sequence", "discontinuity_sequence", "next_sequence",
                  "ended", "independent_segments", "can_block_reload", "can_skip", "start_at_edge", "changes",
@@ -122,8 +114,7 @@ class Snapshot:
 
 
 class View:
-    """One pathway's versions of one playlist: the entries up to `through` (-1: none yet), each at the
-    URI `modes` gives it there (OWN when absent), rendered once per change of either."""
+    """One pathway's versions of one playlist: the entries up to `through` (-1: none yet) at `modes`."""
 
     __slots__ = ("pathway", "through", "modes", "_renderer", "_made", "_replacements", "_pending")
 
@@ -150,9 +141,9 @@ class View:
                 del self.modes[n]
 
     def version(self, p: Source, frozen: Callable[[], Snapshot], edge: bool = False) -> Version | None:
-        """Its version of `p` as far as it lists now: a Pending, rendered when first asked from `frozen()`
-        (one Snapshot for every pathway of a push), or rendered now when an entry is at another URI than its
-        own (`modes` change as the window slides). None while it lists nothing."""
+        """Its version of `p` as far as it lists now (None: nothing): a Pending rendered when first asked from
+        `frozen()` (one Snapshot for every pathway of a push), or rendered now when `modes` are in play (they
+        change as the window slides)."""
         through = self.through
         if not self._shows(p, through):
             return None
@@ -169,16 +160,14 @@ class View:
 
     @staticmethod
     def _shows(p: Source, through: int) -> bool:
-        """Something to show: entries up to `through`, or (a restart left the playlist nothing to list
-        before it ended) an end, shown ended and empty."""
+        """Entries up to `through` to show, or an end with nothing to list (a restart left it none)."""
         count = through - p.media_sequence + 1
         if p.ended and not len(p.window) and count == 0:
             return True
         return count > 0 and bool(len(p.window))
 
     def render(self, p: Source, edge: bool = False) -> Rendered | None:
-        """Its version of `p` as far as it lists now (`edge`: for a static host, which cannot block), None
-        while it lists nothing (_shows)."""
+        """Its version of `p` as far as it lists now (`edge`: for a static host); None: nothing listed."""
         return self._rendering(p, edge, self.through) if self._shows(p, self.through) else None
 
     def _rendering(self, p: Source, edge: bool, through: int) -> Rendered:

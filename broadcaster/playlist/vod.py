@@ -7,12 +7,7 @@ from .segments import ListedSegment
 
 
 def render_vod(segments: list[ListedSegment], target_duration: int, *, independent_segments: bool = True) -> bytes:
-    """A whole stream kept as video on demand (PLAYLIST-TYPE:VOD, 4.4.3.5; ENDLIST, 4.4.3.4).
-
-    Segment URIs are given relative (the playlist sits next to its segments), so it plays from any
-    host. Each segment keeps its discontinuity and date; a gap (a moment this variant lacks, which another
-    variant of the recording has) keeps its EXT-X-GAP (4.4.4.7), so every variant numbers alike.
-    """
+    """PLAYLIST-TYPE:VOD (4.4.3.5) and ENDLIST; each segment keeps its discontinuity, date and gap."""
     has_map = any(s.init_uri for s in segments)
     lines = [
         "#EXTM3U",

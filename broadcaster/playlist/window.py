@@ -1,10 +1,5 @@
-"""Window: the entries one playlist lists, oldest first, with what is counted over them and the record of each
-as the state file keeps it.
-
-The one owner of the entries: the generator decides what is listed and dropped (manifest.py; how many of the
-first have slid out is `sliding`'s count), the renderings read them (chunks.py), the publisher's memory saves
-their records (`records`: a Tail, a value that later changes to the window leave as it was).
-"""
+"""Window: the entries one playlist lists, oldest first, with the sums over them and each one's record as
+the state file keeps it."""
 
 from __future__ import annotations
 
@@ -15,18 +10,13 @@ from ..tails import Log, Tail
 from .entry import Entry
 from .segments import ListedSegment
 
-# Entries popped before the list is compacted into a new one: at least this many, and a sixteenth of the
-# list. A window then keeps at most 64 entries or a sixteenth more than it lists (a 4 h window of 1 s
-# segments: 900), and copies its list once per as many segments slid (a few microseconds each time).
-_COMPACT_AT = 64
+_COMPACT_AT = 64  # entries popped before the list is compacted into a new one (and a sixteenth of it)
 _COMPACT_SHARE = 16
 
 
 class Window:
-    """The entries in a list read from `_lo` (a popped entry stays in the list until it is compacted into
-    a new one), so `frozen` is a view of them as they are now that costs nothing: the list is never changed
-    below its end in place (compacting and clearing make a new one), and entries appended later lie past
-    the view's end."""
+    """The entries in a list read from `_lo`, never changed below its end in place (compacting and clearing
+    make a new one), so `frozen` is a view of them as they are now that costs nothing."""
 
     __slots__ = ("_items", "_lo", "_hi", "_records", "duration", "mapped", "tagged")
 
@@ -90,8 +80,7 @@ class Window:
         self.duration, self.mapped, self.tagged = 0.0, 0, 0
 
     def replaced(self, entries: Iterable[Entry]) -> Window:
-        """A window of `entries` in place of these (the same segments, rendered again), under the same
-        ids and with the same sums."""
+        """A window of `entries` (the same segments, rendered again) under the same ids and sums."""
         window = Window(first_id=self._records.first)
         for entry in entries:
             window._items.append(entry)
@@ -100,10 +89,7 @@ class Window:
         return window
 
     def frozen(self, count: int | None = None) -> Window:
-        """These entries as they are now (or the first `count` of them: what a pathway behind the others
-        lists), read only, whatever is appended or dropped later: a version saved now and rendered when
-        first asked (playlist/views.py). No entry is copied; the sums lose the entries past the view's end
-        (a pathway's lag: a few segments, an outage's backlog at most)."""
+        """These entries (or the first `count`) as they are now, read only; no entry is copied."""
         view = Window.__new__(Window)
         end = self._end() if count is None else self._lo + max(0, min(count, len(self)))
         view._items, view._lo, view._hi = self._items, self._lo, end
@@ -135,10 +121,8 @@ class Window:
 
     def sliding(self, seconds: float, target_duration: int, hold: int | None, now: float) -> int:
         """How many of the first entries leave now: while the rest still covers `seconds` (6.2.2), each one
-        listed for about that long (`seconds` less a target duration), so a burst of backlog does not slide
-        out before a polling player had the chance to see it. With a pathway behind the others (`hold`: the
-        last number it lists), the window measured is its version's (every pathway's is a window long), and
-        nothing it does not list yet leaves."""
+        listed for about that long, so a burst of backlog is seen by polling players. With `hold` (the last
+        number a pathway behind lists), the window measured is its version's, and nothing past it leaves."""
         min_listed = seconds - target_duration
         duration = self.duration
         if hold is not None:

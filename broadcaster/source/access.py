@@ -1,10 +1,6 @@
-"""Can this user read Owncast's folder: enter every folder on the way to HLS_DIR, list it and its variant
-folders, read their files, and watch them (inotify)?
-
-The likeliest set-up mistake (Owncast under /home/owncast, 0700 on Debian 12). Each problem is one line
-naming the folder and its fix (fixes.py), for `check`, for `run` before anything starts (exit 2), and for
-/health while it runs (Owncast recreates its folders, and an ACL set by hand goes with them). Only a
-refusal counts: a folder gone in between is the watcher's business.
+"""Can this user enter every folder on the way to HLS_DIR, list it and its variant folders, read their
+files, and watch them (inotify)? The likeliest set-up mistake: each problem one line naming the folder and
+its fix, for `check`, `run` (exit 2) and /health. Only a refusal counts: a folder gone is the watcher's.
 """
 
 from __future__ import annotations
@@ -23,8 +19,7 @@ _SEGMENT_SUFFIXES = (".ts", ".m4s", ".mp4")
 
 
 def problems(hls_dir: Path, *, watch: bool) -> list[str]:
-    """One line per folder or file of HLS_DIR this user is refused, naming it and the fix; with `watch`,
-    an inotify watch is also tried on HLS_DIR and its folders, as the watcher sets them."""
+    """One line per folder or file of HLS_DIR this user is refused (`watch`: an inotify watch tried too)."""
     user = user_name()
     closed = closed_folder(hls_dir / "x")  # HLS_DIR itself included
     if closed is not None:
@@ -45,18 +40,16 @@ def problems(hls_dir: Path, *, watch: bool) -> list[str]:
     if watch and not found and inotify.available():
         try:
             inotify.FolderWatch(hls_dir).close()
-        except PermissionError as err:  # a folder below refused: no limit to raise
-            found.append(f"user {user} cannot watch HLS_DIR {hls_dir} with inotify ({err.strerror or err}): "
-                         f"a folder in it is closed to the user; {fixes.read_owncast(hls_dir)}")
-        except OSError as err:
-            found.append(f"user {user} cannot watch HLS_DIR {hls_dir} with inotify ({err.strerror or err}): "
-                         f"set HLS_WATCH=watchfiles, or raise the kernel's limits; {fixes.inotify_limits()}")
+        except OSError as err:  # PermissionError: a folder below refused, no limit to raise
+            fix = (f"a folder in it is closed to the user; {fixes.read_owncast(hls_dir)}"
+                   if isinstance(err, PermissionError) else
+                   f"set HLS_WATCH=watchfiles, or raise the kernel's limits; {fixes.inotify_limits()}")
+            found.append(f"user {user} cannot watch HLS_DIR {hls_dir} with inotify ({err.strerror or err}): {fix}")
     return found
 
 
 def _owncast_data_folder(hls_dir: Path) -> str | None:
-    """The line saying HLS_DIR is one folder too high (Owncast's `data`) or two (Owncast's own
-    folder): its HLS folder has its variant folders (0, 1...) or its stream.m3u8 itself."""
+    """The line saying HLS_DIR is Owncast's `data` folder or its own folder, not its HLS folder."""
     try:
         if any(e.isdigit() for e in os.listdir(hls_dir)) or (hls_dir / "stream.m3u8").exists():
             return None
@@ -102,8 +95,7 @@ def _folder_problem(hls_dir: Path, folder: Path, user: str) -> str | None:
 
 
 class AccessWatch:
-    """`problem`: the first refusal found by the last check of HLS_DIR (None: none), checked every
-    `interval` seconds while started, for /health's reasons."""
+    """`problem`: the first refusal found by the last check (every `interval` seconds), for /health."""
 
     def __init__(self, hls_dir: Path, interval: float = ACCESS_INTERVAL) -> None:
         self._hls_dir = hls_dir
@@ -112,7 +104,7 @@ class AccessWatch:
         self._task: asyncio.Task[None] | None = None
 
     def check(self, *, watch: bool = False) -> list[str]:
-        """Every refusal now (`watch`: an inotify watch tried too, at start-up, not every few seconds)."""
+        """Every refusal now (`watch`: an inotify watch tried too, at start-up)."""
         found = problems(self._hls_dir, watch=watch)
         self.problem = found[0] if found else None
         return found

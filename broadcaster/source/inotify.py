@@ -1,9 +1,5 @@
-"""Linux inotify read on the event loop: the kernel wakes the loop when a file is written, nothing polls.
-
-watchfiles hands events to Python through a loop that sleeps `step` ms and looks again: at the 1 ms
-latency needs, 3 % of a core with no stream at all. Through ctypes rather than a package: three libc
-calls and one struct, no dependency to vet, no thread of its own. Only what the watcher needs: one folder
-and the folders directly in it.
+"""Linux inotify read on the event loop: the kernel wakes the loop when a file is written, nothing polls
+(watchfiles' polling costs 3 % of a core at 1 ms). Through ctypes: three libc calls, no dependency.
 """
 
 from __future__ import annotations
@@ -30,15 +26,11 @@ IN_ISDIR = 0x40000000
 _IN_NONBLOCK = os.O_NONBLOCK
 _IN_CLOEXEC = 0o2000000
 
-# A file written in place is read once, when its writer closes it (IN_CLOSE_WRITE): a half-written
-# playlist read is a read for nothing. Moved in counts too; the folder gone ends the watch; made in the
-# top folder is a variant folder to note. In a variant folder, made and written are heard too, for
-# writes.Writes (a playlist can name a segment Owncast is still copying): a wake-up per piece written.
+# A file is read when its writer closes it or it is moved in; in a variant folder, made and written are
+# heard too, for writes.Writes.
 ROOT_MASK = IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE_SELF | IN_MOVE_SELF
 VARIANT_MASK = IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_MODIFY | IN_DELETE_SELF | IN_MOVE_SELF
-# Events that mean "read this file" (IN_CREATE too, in the top folder only; the rest say a segment is
-# being written).
-READ_MASK = IN_CLOSE_WRITE | IN_MOVED_TO
+READ_MASK = IN_CLOSE_WRITE | IN_MOVED_TO  # "read this file" (IN_CREATE too, in the top folder only)
 _HEADER = struct.Struct("iIII")  # struct inotify_event: wd, mask, cookie, len; then len bytes of name
 _READ_BYTES = 64 * 1024
 
@@ -68,8 +60,7 @@ class Event:
 
 
 class FolderWatch:
-    """inotify on `root` and on each folder directly in it, added as they appear (never through a
-    symlink). fileno() is ready to read when events are waiting; read() returns them all."""
+    """inotify on `root` and each folder directly in it, added as they appear (never through a symlink)."""
 
     def __init__(self, root: Path) -> None:
         if _LIBC is None:
@@ -104,7 +95,7 @@ class FolderWatch:
         self.close()
 
     def read(self) -> list[Event]:
-        """Every event waiting (none when nothing is). An IN_Q_OVERFLOW event means some were lost."""
+        """Every event waiting; an IN_Q_OVERFLOW event means some were lost."""
         events: list[Event] = []
         while True:
             try:

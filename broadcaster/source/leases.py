@@ -1,12 +1,7 @@
-"""Whether any process has a file open for writing, asked of the kernel: one read lease, taken and
-released at once.
-
-Linux refuses a read lease (F_SETLEASE F_RDLCK) with EAGAIN while the file is open for writing anywhere
-(fs/locks.c, check_conflicting_open), whoever the writer is. It costs about 3 us. The kernel grants it
-only to the file's owner or with CAP_LEASE, on file systems that support it: else the answer is None and
-the caller falls back on inotify (said once per reason). A writer's open during the lease is told with
-SIGIO, which would end the process: a no-op handler is put in first from the main thread (not SIG_IGN,
-which children inherit); elsewhere the answer is None.
+"""Whether any process has a file open for writing, asked of the kernel: a read lease (F_SETLEASE
+F_RDLCK), refused with EAGAIN while it is, taken and released at once (about 3 us). Only the owner or
+CAP_LEASE gets one: else None (said once per reason). A writer's open during the lease sends SIGIO: a
+no-op handler goes in first (not SIG_IGN, which children inherit).
 """
 
 from __future__ import annotations
@@ -32,8 +27,7 @@ _sigio_ready = False
 
 
 def _on_sigio(_signum: int, _frame: object) -> None:
-    """A writer opened a file while this process held its lease for an instant: nothing to do (the lease
-    is released right after it is taken)."""
+    """A writer opened a file during a lease held for an instant: nothing to do."""
 
 
 def _sigio_unsafe() -> str | None:
@@ -54,8 +48,7 @@ def _sigio_unsafe() -> str | None:
 
 
 def writers(fd: int, path: Path) -> bool | None:
-    """Whether the regular file open (read-only) as `fd` is open for writing anywhere: True, False, or
-    None when the kernel will not say here (why is logged once per reason; `path` names the file)."""
+    """Whether the file open as `fd` is open for writing anywhere; None when the kernel will not say."""
     if (unsafe := _sigio_unsafe()) is not None:
         _tell("sigio", unsafe, path)
         return None

@@ -1,6 +1,5 @@
 """What the watcher tells the operator about HLS_DIR: playlists it cannot use, files that are not
-Owncast's, symlinks, and a stream with variant playlists but no multivariant playlist. Each cause is
-logged once (bounded: _STRAY_LOG_LIMIT names) and counted in `input_rejected`; the watcher only reads.
+Owncast's, symlinks, and a stream without a multivariant playlist; each cause logged once and counted.
 """
 
 from __future__ import annotations
@@ -16,13 +15,11 @@ from .owncast import MASTER_PLAYLIST
 log = logging.getLogger("broadcaster.source.watcher")  # the watcher's lines
 
 _STRAY_LOG_LIMIT = 1000
-# A playlist failing quiet rescans this many times in a row, rewrites or not, is broken.
-_QUIET_STRIKES = 3
+_QUIET_STRIKES = 3  # a playlist failing quiet rescans this many times in a row is broken
 
 
 def _fingerprint(path: Path) -> tuple[int, int] | None:
-    """Size and modification time (of a symlink itself, as read_playlist never follows one): any
-    write in place changes them."""
+    """Size and modification time (of a symlink itself): any write in place changes them."""
     try:
         st = os.stat(path, follow_symlinks=False)
     except OSError:
@@ -41,9 +38,7 @@ class InputNotices:
         # Failed quiet rescans not yet warned about: (error, file fingerprint, how many in a row).
         self._suspect: dict[Path, tuple[str, tuple[int, int] | None, int]] = {}
         self._stray: set[str] = set()
-        # Since when (monotonic) Owncast has written a variant playlist while no multivariant playlist
-        # was read: its variants are not known, so nothing of the stream can be served.
-        self._orphan_since: float | None = None
+        self._orphan_since: float | None = None  # since when a variant playlist went without a master
         self._orphan: Path | None = None
         self._orphan_warned = False
 
@@ -53,8 +48,7 @@ class InputNotices:
         self._suspect.pop(path, None)
 
     def master_missing(self) -> str | None:
-        """Why nothing Owncast writes can be served, once a variant playlist has been there without a
-        readable multivariant playlist for MASTER_GRACE seconds; else None. Logged once per cause."""
+        """Why nothing can be served: a variant playlist without a multivariant one for MASTER_GRACE s."""
         since = self._orphan_since
         if since is None or time.monotonic() - since < self._master_grace:
             return None
@@ -87,10 +81,8 @@ class InputNotices:
         if self.bad.get(path) == key or (not quiet and not sure and path in self.bad):
             return
         if quiet and not sure:
-            # A quiet rescan can still land in a rewrite that starts just then (1 s segments leave
-            # the folder quiet for about as long as the rescan waits): broken if the next quiet rescan
-            # finds the very same file (unchanged) broken the same way, or if the same error comes
-            # back at _QUIET_STRIKES quiet rescans in a row, rewrites or not, without a good read.
+            # A quiet rescan can still land in a rewrite: broken if the next one finds the same file
+            # (unchanged) broken the same way, or the same error _QUIET_STRIKES times in a row.
             fingerprint = _fingerprint(path)
             last = self._suspect.get(path)
             strikes = last[2] + 1 if last is not None and last[0] == why else 1
@@ -120,8 +112,7 @@ class InputNotices:
             log.info("ignoring %r: not a variant (%s does not list it)", str(path), self._dir / MASTER_PLAYLIST)
 
     def _first(self, path: Path, reason: str) -> bool:
-        """Counted and logged once per name, up to _STRAY_LOG_LIMIT names: any name can be created in
-        HLS_DIR, so neither the set nor the log may grow without bound."""
+        """Counted and logged once per name, up to _STRAY_LOG_LIMIT names (any name can be made there)."""
         name = str(path)
         if name in self._stray or len(self._stray) >= _STRAY_LOG_LIMIT:
             return False

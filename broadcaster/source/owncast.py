@@ -1,8 +1,6 @@
-"""Reading what Owncast writes to its HLS folder (see docs/owncast.md).
-
-Owncast writes every file in place, so a playlist may be read half-written. A playlist that does not
-parse completely is rejected here and read again on the next file event; it is never taken as "the
-stream ended". Only names that are plain file names inside the variant's folder are accepted.
+"""Parsing what Owncast writes to its HLS folder (docs/owncast.md). Written in place, a playlist may be
+read half-written: one that does not parse completely is rejected (read again on the next event), never
+taken as "the stream ended". Only plain file names inside the variant's folder are accepted.
 """
 
 from __future__ import annotations
@@ -15,9 +13,7 @@ import m3u8
 
 MASTER_PLAYLIST = "stream.m3u8"
 VARIANT_PLAYLIST = "stream.m3u8"
-# Entries taken from one media playlist, the newest ones. Owncast lists at most 25 and deletes all but
-# the newest SegmentCount+10 files; 500 leaves room for any hls_list_size while a playlist's new
-# entries are handled in milliseconds.
+# Entries taken from one media playlist, the newest: Owncast lists at most 25; room for any hls_list_size.
 MAX_PLAYLIST_ENTRIES = 500
 
 # A plain file name: no folders, no "..", no URL escapes, queries or schemes.
@@ -110,29 +106,15 @@ def parse_media_playlist(text: str) -> SourcePlaylist:
             rejected.append((bad, "not a plain file name in the variant folder"))
             continue
         pdt = seg.current_program_date_time
-        segments.append(
-            SourceSegment(
-                name=seg.uri,
-                duration=float(seg.duration),
-                program_date_time=pdt.timestamp() if pdt is not None else None,
-                discontinuity=bool(seg.discontinuity),
-                init_name=init,
-                position=position,
-            )
-        )
+        date = pdt.timestamp() if pdt is not None else None
+        segments.append(SourceSegment(seg.uri, float(seg.duration), date, bool(seg.discontinuity), init,
+                                      position))
     if not playlist.segments and not playlist.is_endlist:
-        # Owncast always lists at least one segment: this is a file cut right after its header, and
-        # taking its (missing) media sequence as 0 would look like a transcoder restart.
+        # Owncast always lists a segment: this is a file cut after its header (its sequence is not 0).
         raise PlaylistError("incomplete playlist (no segment listed yet)")
-    return SourcePlaylist(
-        target_duration=int(playlist.target_duration),
-        media_sequence=int(playlist.media_sequence or 0),
-        segments=tuple(segments),
-        ended=bool(playlist.is_endlist),
-        independent_segments=bool(playlist.is_independent_segments),
-        rejected=tuple(rejected),
-        skipped=skipped,
-    )
+    return SourcePlaylist(int(playlist.target_duration), int(playlist.media_sequence or 0), tuple(segments),
+                          bool(playlist.is_endlist), bool(playlist.is_independent_segments), tuple(rejected),
+                          skipped)
 
 
 def parse_master_playlist(text: str) -> list[SourceVariant]:
@@ -143,16 +125,11 @@ def parse_master_playlist(text: str) -> list[SourceVariant]:
         info = entry.stream_info
         if m is None or info is None or not info.bandwidth:
             continue
-        variants.append(
-            SourceVariant(
-                index=int(m.group("index")),
-                bandwidth=int(info.bandwidth),
-                average_bandwidth=int(info.average_bandwidth) if info.average_bandwidth else None,
-                resolution=tuple(info.resolution) if info.resolution else None,
-                codecs=info.codecs or None,
-                frame_rate=float(info.frame_rate) if info.frame_rate else None,
-            )
-        )
+        variants.append(SourceVariant(
+            int(m.group("index")), int(info.bandwidth),
+            average_bandwidth=int(info.average_bandwidth) if info.average_bandwidth else None,
+            resolution=tuple(info.resolution) if info.resolution else None,
+            codecs=info.codecs or None, frame_rate=float(info.frame_rate) if info.frame_rate else None))
     if not variants:
         raise PlaylistError("multivariant playlist lists no usable variant")
     return variants

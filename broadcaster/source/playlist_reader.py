@@ -1,7 +1,6 @@
 """Owncast's playlists read, parsed and handed on: only the variants the multivariant playlist names, only
-regular files, never through a symlink or outside HLS_DIR (broadcaster/files.py), at most
-MAX_PLAYLIST_BYTES each and the newest MAX_PLAYLIST_ENTRIES entries; a playlist unchanged since its last
-read is not parsed again. What the watcher (watcher.py) hears of the folder decides when."""
+regular files beneath HLS_DIR, never through a symlink; a playlist unchanged since its last read is not
+parsed again."""
 
 from __future__ import annotations
 
@@ -30,14 +29,10 @@ from .writes import Writes
 log = logging.getLogger(__name__)
 
 VARIANT_DIR = re.compile(r"[0-9]{1,3}")  # ASCII: \d takes any script's digits
-# Owncast's playlists are a few KB (25 entries of ~100 bytes). 256 KiB holds MAX_PLAYLIST_ENTRIES
-# entries of up to 500 bytes (the longest names, with dates, maps and discontinuities) and parses in
-# well under 0.1 s; a larger file is refused before it is parsed.
+# Owncast's playlists are a few KB; this holds MAX_PLAYLIST_ENTRIES long entries and parses in under 0.1 s.
 MAX_PLAYLIST_BYTES = 256 * 1024
-# After Owncast wiped its folder for a new stream, a variant playlist waits this long at most for the new
-# multivariant playlist (which comes right after the last variant's first playlist): a variant the new
-# stream adds is then known before the first segments of the others are listed, and is listed from its
-# first segment too. Without a master by then, the variants the last one named are read as they are.
+# After Owncast wiped its folder, a variant playlist waits this long at most for the new multivariant
+# playlist, so a variant the new stream adds is listed from its first segment like the others.
 NEW_MASTER_WAIT = 5.0
 
 
@@ -61,8 +56,7 @@ def read_playlist(root: Path, parts: tuple[str, ...]) -> str:
 
 
 class PlaylistReader:
-    """`retry(path, err)`: read `path` (None: scan) again shortly, out of file handles (the watcher's
-    timer); `writes`: told each MPEG-TS segment's #EXTINF before the uploads ask it."""
+    """`retry(path, err)`: read `path` (None: scan) again shortly, out of file handles."""
 
     def __init__(self, hls_dir: Path, sink: PlaylistSink, notes: InputNotices, writes: Writes,
                  retry: Callable[[Path | None, OSError], None], new_master_wait: float = NEW_MASTER_WAIT) -> None:
@@ -73,8 +67,7 @@ class PlaylistReader:
         self._read_later = retry
         self._new_master_wait = new_master_wait
         self._last_text: dict[Path, str] = {}
-        # The variant folders the last good multivariant playlist names; kept when Owncast wipes the
-        # folder (its new master comes only after the variants' first playlists). None: none read yet.
+        # The variant folders the last good multivariant playlist names (kept across a wipe); None: none yet.
         self.variants: frozenset[int] | None = None
         self._master_gone_at: float | None = None  # monotonic: a variant's read found no master (a wipe)
         self._held: set[int] = set()  # variants whose playlist waits for the new master
@@ -101,6 +94,14 @@ class PlaylistReader:
             return False  # read again with the new master (_use_variants), or by a later event or scan
         try:
             text = read_playlist(self._dir, path.relative_to(self._dir).parts)
+            if self._last_text.get(path) == text:
+                if not isinstance(kind, int) and self._held:  # the same master again, after a wipe
+                    self._use_variants(self.variants or frozenset(), quiet)
+                return True
+            if isinstance(kind, int):
+                playlist = parse_media_playlist(text)
+            else:
+                variants = parse_master_playlist(text)
         except FileNotFoundError:
             return False
         except Refused as err:
@@ -118,18 +119,6 @@ class PlaylistReader:
             else:
                 self._notes.note_bad(path, str(err), quiet)
             return False
-        except PlaylistError as err:
-            self._notes.note_bad(path, str(err), quiet)
-            return False
-        if self._last_text.get(path) == text:
-            if not isinstance(kind, int) and self._held:  # the same master again, after a wipe
-                self._use_variants(self.variants or frozenset(), quiet)
-            return True
-        try:
-            if isinstance(kind, int):
-                playlist = parse_media_playlist(text)
-            else:
-                variants = parse_master_playlist(text)
         except PlaylistError as err:
             self._notes.note_bad(path, str(err), quiet)  # usually half-written: the next event reads it again
             return False
@@ -151,8 +140,7 @@ class PlaylistReader:
         return True
 
     def _name_durations(self, index: int, playlist: SourcePlaylist) -> None:
-        """Each MPEG-TS segment's #EXTINF, told to `writes` before the uploads ask it (spans.py). Owncast's
-        offline clip is left out: its #EXTINF is not its length (docs/owncast.md)."""
+        """Each MPEG-TS segment's #EXTINF, told to `writes` (not the offline clip's: not its length)."""
         folder = self._dir / str(index)
         for segment in playlist.segments:
             if segment.name.endswith(".ts") and not segment.is_offline_clip:
@@ -168,8 +156,7 @@ class PlaylistReader:
             self.read(self._dir / str(index) / VARIANT_PLAYLIST, quiet)
 
     def _awaiting_master(self, index: int) -> bool:
-        """Owncast's master is gone (it wiped the folder for a new stream) and not back yet: the variant's
-        playlist waits for it, NEW_MASTER_WAIT at most (see there)."""
+        """The master is gone (a wipe): the variant's playlist waits for it, NEW_MASTER_WAIT at most."""
         if (self._dir / MASTER_PLAYLIST).exists():
             return False
         now = time.monotonic()

@@ -1,9 +1,6 @@
-"""How many seconds of media an MPEG-TS file holds, read from its PES timestamps (ISO/IEC 13818-1 2.4.3.7).
-
-A writer may close a segment on a packet boundary, let its playlist name it, and open it again for the
-rest: closed, whole packets and listed, yet half a segment. ffmpeg's hls muxer gives each segment's span
-as its `#EXTINF`, so a whole segment spans it to within a frame. Only the head and the tail are read (two
-preads). A file without readable timestamps (not PES, scrambled, a 33-bit wrap inside it) gives None.
+"""How many seconds of media an MPEG-TS file holds, read from its PES timestamps (ISO/IEC 13818-1 2.4.3.7):
+a segment closed, listed and of whole packets may still be half of one, and a whole one spans its #EXTINF
+to within a frame. Only the head and the tail are read.
 """
 
 from __future__ import annotations
@@ -14,8 +11,7 @@ TS_PACKET = 188
 HEAD = 128 * 1024  # bytes read at each end: many frames of every stream at any bitrate Owncast makes
 _CLOCK = 90_000  # PTS ticks per second
 _WRAP = 1 << 33
-# A whole segment's span falls short of its #EXTINF by at most a frame's rounding; a file cut short by
-# more than this share of its #EXTINF (and SLACK seconds) is one whose rest is still to come.
+# A file short of its #EXTINF by more than this share (and SLACK seconds) has its rest still to come.
 SHORT_SHARE = 0.1
 SLACK = 0.05
 
@@ -47,9 +43,8 @@ def _stamps(data: bytes) -> dict[int, list[int]]:
 
 
 def seconds(head: bytes, tail: bytes) -> float | None:
-    """The media `head` (the file's first bytes) and `tail` (its last, from a packet boundary) span: per
-    stream, its last timestamp less its first plus one step (its smallest gap between two timestamps, a
-    frame); the longest stream's. None when no stream has two timestamps."""
+    """The media `head` (the file's first bytes) and `tail` (its last, from a packet boundary) span: the
+    longest stream's last timestamp less its first plus a frame. None when no stream has two timestamps."""
     first, last = _stamps(head), _stamps(tail)
     best: float | None = None
     for pid, ends in last.items():

@@ -1,5 +1,4 @@
-"""Stopping a component's background tasks: each cancelled, then waited for, so nothing it started runs
-on after its stop (the first stage's, so every stage may use it)."""
+"""Stopping a component's background tasks (here, in the first stage, so every stage may use it)."""
 
 from __future__ import annotations
 
@@ -9,8 +8,8 @@ from typing import Any
 
 
 async def cancelled(*tasks: asyncio.Task[Any] | None) -> None:
-    """Cancel every task given (None: none there) and wait for each to end. All are cancelled before any
-    is awaited, so they stop together; an error a task raised other than its cancellation propagates."""
+    """Cancel every task given (None: none there), all before any is awaited, and wait for each to end; an
+    error a task raised other than its cancellation propagates."""
     running = [task for task in tasks if task is not None]
     for task in running:
         task.cancel()

@@ -1,9 +1,5 @@
-"""Watches Owncast's HLS folder and hands every complete playlist to the publisher.
-
-Only playlists are read: a segment is handed on when its variant playlist lists it (its last bytes may
-still be being copied: the variant folders' events go to writes.Writes, which the uploads ask). A playlist
-read half-written fails to parse and is read again on the next event. An error in one read is logged (at
-most once per 30 s) and the watch goes on.
+"""Watches Owncast's HLS folder and hands every complete playlist to the publisher; the variant folders'
+events go to writes.Writes, which the uploads ask. An error in one read is logged and the watch goes on.
 """
 
 from __future__ import annotations
@@ -32,24 +28,19 @@ log = logging.getLogger(__name__)
 
 _KNOWN_SUFFIXES = {".m3u8", ".ts", ".m4s", ".mp4", ".tmp", ".aac"}
 _RETRY_SECONDS = 0.25  # a playlist not opened for lack of file handles is read again this soon
-# While Owncast writes, the folder is never quiet for a rescan: rescan anyway after this many quiet
-# rescan intervals, so nothing an event never told of (a folder moved in whole, a file renamed into a
-# folder before inotify watched it) is missed for long.
+# While Owncast writes the folder is never quiet: rescan anyway after this many rescan intervals, so
+# nothing an event never told of is missed for long.
 _BUSY_RESCAN_FACTOR = 3
-# ffmpeg writes the multivariant playlist once every variant has its first playlist: after the first
-# segment (5 s at latency level 4, longer when a copied variant waits for the encoder's keyframe). A
+# ffmpeg writes the multivariant playlist after every variant's first segment (5 s at latency level 4): a
 # variant playlist without one for longer than this is a stream no player can start.
 MASTER_GRACE = 15.0
-# (The polling path.) watchfiles' defaults (1600 ms debounce, 50 ms step) would delay every segment by up
-# to 1.6 s. A 1 ms step returns a quiet change set within a few ms; debounce only caps a storm.
+# watchfiles' defaults (1600 ms debounce, 50 ms step) would delay every segment by up to 1.6 s.
 _DEBOUNCE_MS = 50
 _STEP_MS = 1
 
 @dataclass(frozen=True)
 class WatchTiming:
-    """rescan_interval: the folder quiet this long is scanned again; master_grace: how long a variant
-    playlist may go without a multivariant playlist before master_missing says so; new_master_wait: see
-    playlist_reader.NEW_MASTER_WAIT."""
+    """rescan_interval: the folder quiet this long is scanned again; the others: see their defaults."""
 
     rescan_interval: float = 1.0
     master_grace: float = MASTER_GRACE
@@ -57,14 +48,12 @@ class WatchTiming:
 
 
 class HlsWatcher:
-    """Feeds `sink` from HLS_DIR on every file event, plus a rescan (what the kernel's queue dropped)
-    whenever the folder is quiet for `rescan_interval`, and at least every few such intervals while busy."""
+    """Feeds `sink` from HLS_DIR on every file event, and a rescan when quiet (and every few while busy)."""
 
     def __init__(self, hls_dir: Path, sink: PlaylistSink, metrics: Metrics, *,
                  timing: WatchTiming = WatchTiming(), kernel: bool | None = None,
                  writes: Writes | None = None) -> None:
-        """kernel: wait on inotify on the event loop (Linux; the default where available), else poll with
-        watchfiles. writes: told what the kernel says of each segment being written (the uploads ask it)."""
+        """kernel: inotify on the event loop (the default where available), else watchfiles."""
         self._notes = InputNotices(hls_dir, metrics, timing.master_grace)
         self._kernel = inotify.available() if kernel is None else kernel
         self.writes = writes or Writes(hls_dir, kernel=self._kernel)
@@ -104,8 +93,7 @@ class HlsWatcher:
 
     async def _run(self) -> None:
         while not self._stop.is_set():
-            # Owncast deletes and recreates HLS_DIR on every transcoder start; an inotify watch dies
-            # with the folder it watched, so a new folder (new inode) means a new watch.
+            # Owncast recreates HLS_DIR on every transcoder start: a new folder (inode) needs a new watch.
             identity = self._identity()
             if identity is None:
                 await asyncio.sleep(self._rescan_ms / 1000)
@@ -115,16 +103,13 @@ class HlsWatcher:
                     await self._watch_kernel(identity)
                 else:
                     await self._watch_polling(identity)
-            except asyncio.CancelledError:
-                raise
             except Exception as err:  # e.g. the folder vanished while the watch was being set up
                 self._errors.warning("watch", "watching %s failed (%s); retrying", self._dir, err)
                 await asyncio.sleep(self._rescan_ms / 1000)
             self._safely(self.scan)
 
     async def _watch_kernel(self, identity: tuple[int, int]) -> None:
-        """Linux: inotify on the event loop. Nothing runs until the kernel has an event or the
-        folder has been quiet for a rescan interval."""
+        """inotify on the event loop: nothing runs until an event, or a rescan interval of quiet."""
         loop = asyncio.get_running_loop()
         replaced = loop.create_future()
         rescan = self._rescan_ms / 1000
@@ -161,8 +146,7 @@ class HlsWatcher:
                 replaced.set_result(None)
 
         def on_quiet() -> None:
-            # Re-armed from the last event rather than moved at each event: one timer a rescan interval.
-            nonlocal timer
+            nonlocal timer  # re-armed from the last event, not moved at each: one timer a rescan interval
             due = last_event + rescan
             if loop.time() >= due:
                 self._safely(self.scan)
@@ -186,16 +170,14 @@ class HlsWatcher:
                     timer.cancel()
 
     def _to_read(self, event: inotify.Event) -> bool:
-        """Written and closed, or moved in; or made in the top folder (a variant folder, a symlink).
-        A write alone (IN_MODIFY) or a segment made is only for `writes`."""
+        """Written and closed, or moved in; or made in the top folder (a variant folder, a symlink)."""
         if event.path == self._dir:
             return False
         return bool(event.mask & inotify.READ_MASK
                     or event.mask & inotify.IN_CREATE and event.path.parent == self._dir)
 
     async def _watch_polling(self, identity: tuple[int, int]) -> None:
-        """Elsewhere (development machines): watchfiles, whose Rust thread looks for events every
-        `step_ms`; a 1 ms step costs a few % of a core, which a laptop does not mind."""
+        """Elsewhere (development machines): watchfiles, looking every 1 ms (a few % of a core)."""
         async for changes in watchfiles.awatch(
             self._dir,
             watch_filter=None,
@@ -220,31 +202,26 @@ class HlsWatcher:
                 return
 
     def _safely(self, step: Callable[..., object], *args: object) -> None:
-        """Run one read or scan; whatever it raises is logged (rate-limited) and the watch goes on."""
         try:
             step(*args)
         except Exception as err:
             self._errors.error("read", "reading %s failed: %r; carrying on", self._dir, err)
 
     def _on_paths(self, paths: list[Path]) -> None:
-        """Files and folders made, written or moved in (not deleted) since the last call."""
-        # The master first, so a new variant is known before its segments are listed.
+        """Files and folders made, written or moved in since the last call; the master read first."""
         playlists: set[Path] = set()
         for path in paths:
             if path.name.endswith(".m3u8"):
                 playlists.add(path)
             elif path.parent == self._dir and VARIANT_DIR.fullmatch(path.name):
-                # A variant folder made or moved in: its playlist may be there already, and inotify
-                # tells nothing of what a folder held before it was watched.
-                playlists.add(path / VARIANT_PLAYLIST)
+                playlists.add(path / VARIANT_PLAYLIST)  # a variant folder: its playlist may be there already
             elif path.suffix not in _KNOWN_SUFFIXES and not path.is_dir():
                 self._notes.note_stray(path)
         for path in sorted(playlists, key=lambda p: p != self._dir / MASTER_PLAYLIST):
             self._read(path)
 
     def scan(self, quiet: bool = True) -> None:
-        """Read the master and every variant it names (an unchanged one costs a read and a compare). When
-        `quiet`, a playlist that still does not parse is broken, not half-written: warned of once."""
+        """Read the master and every variant it names (`quiet`: one that does not parse is broken)."""
         self._last_scan = time.monotonic()
         self.scans += 1
         known = self._reader.variants or frozenset()
@@ -274,7 +251,6 @@ class HlsWatcher:
                 self._notes.note_unnamed(Path(entry.path))
 
     def master_missing(self) -> str | None:
-        """Why nothing Owncast writes can be served (notices.InputNotices.master_missing); else None."""
         return self._notes.master_missing()
 
     def _read_later(self, path: Path | None, err: OSError) -> None:

@@ -1,9 +1,5 @@
-"""What the service remembers across restarts, in one JSON file in STATE_DIR.
-
-Written atomically (write a temporary file, fsync, rename over, fsync the folder), so a crash leaves
-either the old state or the new one. A file that is corrupt or belongs to something else is moved
-aside and reported, never a crash loop.
-"""
+"""What the service remembers across restarts, in one JSON file in STATE_DIR, written atomically. A file
+that is corrupt or foreign is moved aside and reported, never a crash loop."""
 
 from __future__ import annotations
 
@@ -32,15 +28,12 @@ log = logging.getLogger(__name__)
 
 FORMAT = "hls-broadcaster/state"
 VERSION = 1
-# Far above what the service writes (a few hundred KB; a day-long cleanup backlog is tens of MB), yet
-# a bound: a 2 GB file is set aside, not read whole.
-MAX_BYTES = 256 << 20
+MAX_BYTES = 256 << 20  # far above what the service writes (tens of MB at most), yet a bound
 
 
 @contextlib.contextmanager
 def no_collection() -> Iterator[None]:
-    """The cyclic collector paused: a restore builds tens of thousands of objects that all live on, and the
-    collector's passes over the growing heap meanwhile cost more than the restore itself."""
+    """The cyclic collector paused: over a restore's many lasting objects it costs more than the restore."""
     was = gc.isenabled()
     gc.disable()
     try:
@@ -66,15 +59,13 @@ def _finite(text: str) -> float:
 
 
 def loads(text: str | bytes) -> Any:
-    """JSON as the service wrote it. NaN, Infinity and 1e400 are not numbers it writes; nesting too deep
-    for the parser is a RecursionError, a 5000-digit number a ValueError."""
+    """JSON as the service wrote it: NaN, Infinity and 1e400 are refused (ValueError)."""
     return json.loads(text, parse_constant=_reject_constant, parse_float=_finite)
 
 
 def read_capped(path: Path) -> bytes | None:
-    """A state file's bytes, None when there is none; ValueError saying why it cannot be read. Opened
-    without blocking (a FIFO would wait for a writer for ever); read as Owncast's files are: a regular file
-    only, never past MAX_BYTES (a huge one is not read whole)."""
+    """A state file's bytes, None when there is none; ValueError saying why it cannot be read. A regular
+    file only (opened without blocking: a FIFO would wait for ever), never past MAX_BYTES."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         try:
@@ -91,9 +82,7 @@ def read_capped(path: Path) -> bytes | None:
 
 
 class DirectoryLock:
-    """STATE_DIR/lock, held with flock(2) while the service runs: two services on one STATE_DIR would
-    race on the temporary file and both upload and delete the same keys. The kernel drops the lock
-    with the process, so even kill -9 leaves no stale lock behind."""
+    """STATE_DIR/lock, held with flock(2) while the service runs: even kill -9 leaves no stale lock."""
 
     def __init__(self, directory: Path) -> None:
         self.path = directory / "lock"
@@ -111,8 +100,7 @@ class DirectoryLock:
         except BaseException:
             os.close(fd)
             raise
-        # The pid is for the operator and the next one's message; the lock is the flock. A full
-        # STATE_DIR must not stop start-up for it.
+        # The pid is for the operator; a full STATE_DIR must not stop start-up for it.
         with contextlib.suppress(OSError):
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
@@ -130,29 +118,25 @@ class DirectoryBusy(Exception):
         self.pid = pid
 
 
+@dataclass(frozen=True, slots=True)
 class RawJSON:
-    """JSON text encoded already (each entry when it was listed), written into the file as it is: encoding
-    a window of hours again at every save would cost a core's share (docs/rewind-and-clips.md)."""
+    """JSON encoded already (each entry when listed), written as it is: not a window of hours at each save."""
 
-    __slots__ = ("text",)
-
-    def __init__(self, text: str) -> None:
-        self.text = text
+    text: str
 
     def decode(self) -> Any:
         return loads(self.text)
 
 
 class Replaced(OSError):
-    """A save failed after its rename: the file on disk is the one this save wrote (a process that
-    goes on must follow it; a power cut may still bring back the one before)."""
+    """A save failed after its rename: the file on disk is the one this save wrote."""
 
     def __init__(self, cause: OSError) -> None:
         super().__init__(cause.errno, cause.strerror or str(cause))
 
 
 def write_all(fd: int, body: bytes) -> None:
-    """All of `body` at the file's position; a short write (the disk filled up under it) is ENOSPC."""
+    """All of `body` at the file's position; a short write (a full disk) is ENOSPC."""
     view = memoryview(body)
     while view:
         written = os.write(fd, view)
@@ -228,14 +212,12 @@ class StateFile:
         return Prepared(dumps({**header(), **data}).encode())
 
     def write_prepared(self, prepared: Prepared) -> None:
-        # Saves run in a worker thread and, at shutdown, in the caller's: one temporary file, one at a time.
-        with self._lock:
+        with self._lock:  # a worker thread's save, or the caller's at shutdown: one temporary file
             self._write(prepared.body)
 
     def _write(self, body: bytes) -> None:
         """Raises OSError: nothing changed on disk; or Replaced: state.json is `body` already, a step after
-        the rename failed. Every step that can fail without consequence comes before the rename (the
-        folder is opened first: EMFILE there changes nothing)."""
+        the rename failed. Every step that can fail harmlessly (opening the folder too) comes first."""
         folder = os.open(self.path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
             try:

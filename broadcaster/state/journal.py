@@ -1,15 +1,8 @@
 """state.json plus state.journal: what a new segment costs to save does not grow with the window.
 
-A save appends one line to state.journal: every value of the snapshot, except that the long lists (Tails:
-a playlist's entries, the cleaner's keys, the names seen), which only grow at the end and lose items at
-the front, hold only the items added since the line before and where the list now starts. Once the
-journal has grown to half the last full snapshot (or 1 MB), a save writes the full snapshot to state.json
-instead (atomically, as StateFile does) and starts an empty journal.
-
-On start, state.json is read and the journal's lines applied in order. Each line names the state.json it
-follows (its `base`): lines of an older one (a crash between a compaction's two writes) are ignored. A
-last line cut short by a crash (its save never returned, so its version was never shown) is dropped with
-one WARNING; anything else damaged sets both files aside with one ERROR line (disk.py).
+A save appends one line to state.journal, its long lists (Tails) holding only the items added since the
+line before; once the journal reaches half the last full snapshot (or 1 MB), a save writes state.json
+whole and starts an empty journal. On start the lines that follow state.json (`base`) are applied in order.
 """
 
 from __future__ import annotations
@@ -36,8 +29,7 @@ MIN_COMPACT = 1 << 20  # a journal this large is compacted even when the full sn
 MAX_LINES = 100_000  # and one with this many lines (each line is read back at start)
 RETRY_LINES = 100  # lines between tries of a compaction that failed
 # While compactions fail (a STATE_DIR out of inodes still takes lines), lines go on up to this many times
-# the threshold (at least MAX_JOURNAL bytes, MAX_LINES * 2 lines), far below what a start reads
-# (disk.MAX_BYTES): past it every save tries the compaction, and fails while it cannot be written.
+# the threshold (at least MAX_JOURNAL bytes, MAX_LINES * 2 lines); past it every save tries to compact.
 LIMIT_FACTOR = 4
 MAX_JOURNAL = 16 << 20
 _CUT_SHORT = ("%s: its last line was cut short by a crash (its save never returned, so its version was never "
@@ -59,11 +51,8 @@ class JournaledState(StateFile):
         self._retry_at = 0  # the line count from which a compaction that failed is tried again
         self.compactions = 0
 
-    # -- writing ----------------------------------------------------------------------------------
-
     def prepare(self, data: dict[str, Any]) -> Prepared:
-        """On the event loop: a journal line holding only the Tails' new items, or, when a compaction is
-        due (the journal at its threshold, or no state.json of this process yet), the full snapshot."""
+        """On the event loop: a line with only the Tails' new items, or the full snapshot when due."""
         marks: dict[tuple[str, ...], int] = {}
         grown = self._journal_size >= self.threshold or self._lines >= MAX_LINES
         due = (grown and self._lines >= self._retry_at) or self.full
@@ -82,9 +71,7 @@ class JournaledState(StateFile):
 
     @property
     def threshold(self) -> int:
-        """The journal's size at which a save compacts: half the full snapshot's (at least MIN_COMPACT),
-        so a segment writes at most three lines' worth (its line, and its share of a compaction: two
-        lines') and a start replays at most half a snapshot's worth of lines."""
+        """The journal's size at which a save compacts: half the full snapshot's (at least MIN_COMPACT)."""
         return max(MIN_COMPACT, self._full_size // 2)
 
     @property
@@ -94,9 +81,7 @@ class JournaledState(StateFile):
                 or self._lines >= 2 * MAX_LINES)
 
     def write_prepared(self, prepared: Prepared) -> None:
-        """In a worker thread (one at a time). Raises OSError: state.json and the journal hold what they
-        held (a failed line is cut back); or Replaced: they hold this save (a compaction renamed its
-        state.json, or a line could not be cut back), and the process follows them."""
+        """In a worker thread. Raises OSError: nothing changed; or Replaced: the files hold this save."""
         with self._lock:
             if prepared.kind == "full":
                 self._compact(prepared)
@@ -115,9 +100,7 @@ class JournaledState(StateFile):
             self.trouble = str(err.strerror or err)
             if isinstance(err, Replaced):
                 self._renamed(prepared)
-            else:
-                # state.json and the journal on disk are as they were: lines go on after them, and the
-                # compaction is tried again RETRY_LINES lines later (a full disk may hold a line).
+            else:  # nothing changed on disk: lines go on, the compaction tried again RETRY_LINES later
                 self._retry_at = self._lines + RETRY_LINES
             raise
         self._renamed(prepared)
@@ -131,22 +114,21 @@ class JournaledState(StateFile):
         self._journal_size, self._lines = 0, 0
 
     def _renamed(self, prepared: Prepared) -> None:
-        """state.json is `prepared` now: every start ignores the journal's lines (they follow the one
-        before), so none is written after them; the next save writes state.json again unless the journal
-        is emptied (_compact)."""
+        """state.json is `prepared` now: the journal's lines follow the one before, so none is written after
+        them; the next save writes state.json again unless the journal is emptied (_compact)."""
         self._base = None
         self._retry_at = 0
         self._full_size = len(prepared.body)
         self.compactions += 1
 
     def close(self) -> None:
-        """The journal's file handle, kept open between lines, closed (a later line opens it again)."""
+        """The journal's file handle closed (a later line opens it again)."""
         fd, self._fd = self._fd, None
         if fd is not None:
             os.close(fd)
 
     def _reset_journal(self) -> None:
-        """An empty journal after a new state.json: lines of the old base are moot (and ignored)."""
+        """An empty journal after a new state.json."""
         self.close()
         fd = os.open(self.journal, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND | os.O_CLOEXEC, 0o644)
         try:
@@ -172,8 +154,6 @@ class JournaledState(StateFile):
                 if whole:  # the whole line stays, and every start applies it
                     raise Replaced(err) from err
             raise
-
-    # -- reading ----------------------------------------------------------------------------------
 
     def load(self) -> dict[str, Any] | None:
         data = super().load()
@@ -205,8 +185,7 @@ class JournaledState(StateFile):
             tails[path] = _Rebuilt(validate.integer(entry[-1], "a tail's first id"), items)
         applied = 0
         placed: list[tuple[str, ...]] = []  # where the last line applied holds a Tail
-        # The journal's whole lines, and whether a last one without its newline followed them (its save
-        # never returned: dropped, whatever it holds).
+        # A last line without its newline: its save never returned, dropped whatever it holds.
         *lines, last = (read_capped(self.journal) or b"").split(b"\n")
         torn = bool(last)
         for n, raw_line in enumerate(lines):
@@ -230,8 +209,7 @@ class JournaledState(StateFile):
         else:
             if torn:
                 log.warning(_CUT_SHORT, self.journal)
-        # Each Tail the last line holds, rebuilt through every line (one it does not hold is gone with its
-        # variant; without lines, state.json holds every list whole already).
+        # Each Tail the last line holds, rebuilt through every line (one it does not hold is gone).
         for path in placed:
             _at(data, path[:-1])[path[-1]] = tails[path].items()
         if applied:
@@ -270,9 +248,8 @@ def _at(data: Any, path: tuple[str, ...]) -> Any:
 
 
 class _Rebuilt:
-    """A Tail read back line by line: the items with ids `first` .. `end` - 1. They sit in `_items` from
-    id `_base` on (`_items[k]` has id `_base` + k); ids below `first` are deleted lazily, once they are
-    half of `_items`, so each line costs its own items, not the list's length."""
+    """A Tail read back line by line: ids `first` .. `end` - 1, in `_items` from id `_base` on; ids below
+    `first` are deleted once they are half of `_items`, so a line costs its own items."""
 
     __slots__ = ("first", "_base", "_items")
 
@@ -285,8 +262,7 @@ class _Rebuilt:
         return self._base + len(self._items)
 
     def follow(self, first: int, start: int, added: list[Any], where: str) -> None:
-        """A line's value: the list now starts at id `first`, and its items from id `start` on are
-        `added` (the ones before `start`, from `first` on, are the line before's)."""
+        """A line's value: the list now starts at id `first`, its items from id `start` on are `added`."""
         if start != first and not (self.first <= first and start <= self.end):
             raise ValueError(f"the list at {where} does not follow the line before")
         if start == first:  # given whole
@@ -306,8 +282,7 @@ class _Rebuilt:
 
 def _apply(line: Any, path: tuple[str, ...], tails: dict[tuple[str, ...], _Rebuilt],
            placed: list[tuple[str, ...]]) -> Any:
-    """A line's doc, each Tail's value followed on from the line before, and its path in `placed` (its
-    items are put there once every line is applied: _replay)."""
+    """A line's doc, each Tail followed on from the line before and its path noted in `placed`."""
     if isinstance(line, dict):
         if _TAIL in line:
             value = validate.array(line[_TAIL], "a tail", 3)

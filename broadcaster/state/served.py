@@ -1,11 +1,6 @@
-"""STATE_DIR/served: how far versions were shown past the state on disk, while its saves failed.
-
-Before the service shows a version numbered past the state on disk (its save failed: a full disk), it
-writes the highest number about to be shown here, under the id of that state. The file is written whole
-when created and then only overwritten in place, so a full disk cannot stop that write. A start that finds
-no record for its state's id continues exactly; one that finds one continues above its number
-(docs/hls-rules.md#numbers-across-restarts). Two slots, written in turn, each with its own checksum: a
-crash mid-write tears at most the slot being written, whose version was not shown yet.
+"""STATE_DIR/served: how far versions were shown past the state on disk while its saves failed, under
+that state's id (docs/hls-rules.md#numbers-across-restarts). Made at full size, then only overwritten in
+place (a full disk cannot stop it); two checksummed slots written in turn, so a crash tears at most one.
 """
 
 from __future__ import annotations
@@ -51,8 +46,7 @@ class ServedRecord:
         self.ready = False  # the file exists at full size: a write needs no new block
 
     def read(self) -> dict[str, int]:
-        """lease id -> the highest number shown under it; {} when there is no file. Raises Unknown (the
-        file set aside) when it is damaged: the caller then takes the worst case."""
+        """lease id -> the highest number shown under it; {} without a file; Unknown when it is damaged."""
         try:
             fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOFOLLOW)
             try:
@@ -95,8 +89,7 @@ class ServedRecord:
         return None
 
     def write(self, lease: str, high: int) -> None:
-        """Record that numbers up to `high` may be shown under the state `lease`; durable on return.
-        Raises OSError. The file is opened for each write: an open file would stop a remount read-only."""
+        """Record `high` under `lease`, durably (OSError); opened per write: an open file stops a remount."""
         if not self.ready:
             raise OSError(f"{self.path} could not be made")
         self._counter += 1
@@ -113,6 +106,6 @@ class ServedRecord:
             aside = files.set_aside(self.path, "corrupt")
         except OSError as err:
             log.error("%s is unusable (%s) and could not be moved aside: %s", self.path, why, err)
-            return Unknown()
-        log.error("%s is unusable (%s); moved it to %s", self.path, why, aside)
+        else:
+            log.error("%s is unusable (%s); moved it to %s", self.path, why, aside)
         return Unknown()

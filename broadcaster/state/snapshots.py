@@ -1,10 +1,6 @@
-"""The service's durable memory: one snapshot of every part that registers, saved by one owner.
-
-state.json holds the Publisher's memory at its top level and each other part's under its own key
-("cleaner"). The top level comes with each save, forward (`save(root)`, `save_now(root)` at a clean
-stop); keyed parts are asked (`Durable.snapshot`). Restoring goes keyed parts first and the top level
-last; when a part refuses what it reads, every part restored before it is reset, so either all continue
-or all start afresh.
+"""The service's durable memory: the Publisher's at the top level of state.json, each other part's under
+its own key. Restoring goes keyed parts first, the top level last; when a part refuses what it reads,
+every part restored before it is reset, so either all continue or all start afresh.
 """
 
 from __future__ import annotations
@@ -22,8 +18,7 @@ from .served import ServedRecord, Unknown
 from .validate import describe
 
 LEASE = "lease"  # the id of a state saved, under which STATE_DIR/served records versions shown past it
-# Given to the top-level part on restore: the highest number shown past the state (STATE_DIR/served).
-SHOWN_PAST = "shown_past"
+SHOWN_PAST = "shown_past"  # given to the top-level part on restore: the highest number shown past it
 _LEASE_ID = re.compile(r"[0-9a-f]{16}")
 
 log = logging.getLogger(__name__)
@@ -45,7 +40,6 @@ class Snapshots:
     def __init__(self, file: StateFile | None, metrics: Metrics | None = None,
                  served: ServedRecord | None = None) -> None:
         self.file = file
-        # Where versions shown past the state on disk are recorded while saves fail (served.py).
         self.served = served if served is not None or file is None else ServedRecord(file.path.parent)
         self._lease: str | None = None  # the id of the state on disk, once this process read or wrote one
         self._recorded = -1  # the highest number recorded in `served` under `_lease`
@@ -56,28 +50,19 @@ class Snapshots:
         self._parts: dict[str, tuple[Durable, object]] = {}  # key -> (part, what restores nothing)
         self._saving: asyncio.Future[None] | None = None  # the save running in a worker thread
         self.error: str | None = None  # why the last save failed; None once one succeeds
-        # What the file on disk is: None (none this process read or wrote), True when saved at a clean
-        # stop (a start continues exactly), False when saved while running (a start continues above).
+        # The file on disk: None (none read or written), True when saved at a clean stop, False while running.
         self.disk_clean: bool | None = None
 
     def register(self, key: str, part: Durable, empty: object = None) -> None:
         """`part` is restored from `empty` when another part refuses the file."""
         self._parts[key] = (part, empty)
 
-    def register_root(self, part: Restorable) -> None:
-        """`part` restores the file's top level; what it saves comes with each save (`root`)."""
-        self._root = part
-
     def snapshot(self, root: dict[str, Any]) -> dict[str, Any]:
-        data = dict(root)
-        for key, (part, _empty) in self._parts.items():
-            data[key] = part.snapshot()
-        return data
+        return {**root, **{key: part.snapshot() for key, (part, _empty) in self._parts.items()}}
 
     @no_collection()
     def restore(self) -> bool:
-        """Continue from the file (True), or move it aside with one ERROR line and start afresh (False):
-        whatever bytes it holds, never a traceback, never a crash loop."""
+        """Continue from the file (True), or move it aside with one ERROR line and start afresh (False)."""
         saved = self.file.load() if self.file is not None else None
         if saved is not None:
             saved = self._with_shown(saved)
@@ -111,9 +96,8 @@ class Snapshots:
         return False
 
     def _with_shown(self, saved: dict[str, Any]) -> dict[str, Any]:
-        """The state as the parts restore it: with a lease, marked by what `served` records under it (numbers
-        shown past it), or exact (clean_stop) when nothing is; an older file as it is; a damaged record at its
-        worst (its whole reserve)."""
+        """The state as the parts restore it: marked by what `served` records under its lease, exact
+        (clean_stop) when nothing is, at its worst when the record is damaged."""
         lease = saved.get(LEASE)
         if type(lease) is not str or not _LEASE_ID.fullmatch(lease):
             return saved
@@ -131,16 +115,13 @@ class Snapshots:
         return {**saved, SHOWN_PAST: high, "clean_stop": False}
 
     async def save(self, root: dict[str, Any]) -> dict[str, Any] | None:
-        """Write `root` (the top level) and the keyed parts' snapshots in a worker thread; returns what was
-        saved, or None when the write failed (logged once per reason, counted, kept in `error`: the stream
-        goes on within the numbers the last saved state reserved)."""
+        """Write `root` and the keyed parts in a worker thread: what was saved, or None (kept in `error`)."""
         if self.file is None:
             return None
         # Saved while running: numbers past the state's own may be served before the next save.
         data = {**self.snapshot(root), "clean_stop": False, LEASE: secrets.token_hex(8)}
         try:
-            # Encoded on the loop (its Tails are values: tails.py), written in a thread. Shielded:
-            # cancelling the caller cannot stop the thread, and close() waits for it.
+            # Encoded on the loop, written in a thread; shielded: close() waits for it.
             prepared = self.file.prepare(data)
             self._saving = asyncio.ensure_future(asyncio.to_thread(self.file.write_prepared, prepared))
             await asyncio.shield(self._saving)
@@ -148,18 +129,14 @@ class Snapshots:
             if self.error != err.strerror:
                 log.error("cannot save state to %s: %s", self.file.path, err.strerror)
             self._failed(err)
-            if isinstance(err, Replaced):
-                # Yet the files on disk hold this save: a start reads it, so what is shown past it from
-                # now on is recorded under its lease (record_shown), not under the one before.
+            if isinstance(err, Replaced):  # yet the files on disk hold this save: record under its lease
                 self._on_disk(clean=False, lease=data[LEASE])
             return None
         self._succeeded(clean=False, lease=data[LEASE])
         return data
 
     async def record_shown(self, high: int) -> bool:
-        """Before a version numbered up to `high` is shown past the state on disk (its save failed):
-        record it where a full disk cannot stop it (served.py). False when it cannot be recorded: the
-        version must not be shown, or a start from that state might give its numbers out again."""
+        """Record `high` before it is shown past the state on disk; False: it must not be shown."""
         if high <= self._recorded:
             return True
         if self.served is None or self._lease is None:
@@ -181,9 +158,7 @@ class Snapshots:
         return True
 
     def save_now(self, root: dict[str, Any]) -> str | None:
-        """Write `root` (the top level) and the keyed parts synchronously at a clean stop, marked so: the
-        next start continues exactly. Returns why it could not be written, and logs what the next start
-        does instead (docs/hls-rules.md#numbers-across-restarts), else None."""
+        """Write `root` and the keyed parts at a clean stop, marked so; why it could not be, else None."""
         if self.file is None:
             return None
         data = {**self.snapshot(root), "clean_stop": True, LEASE: secrets.token_hex(8)}
@@ -195,8 +170,6 @@ class Snapshots:
                 log.error("cannot save state to %s at shutdown: %s; %s (no number is served twice)",
                           self.file.path, self.error, self._next_start())
                 return self.error
-            # On disk, as a start reads it, though the step after its rename failed (a power cut may
-            # bring back the state before: its lease's record in `served` still holds).
             log.error("saved state to %s at shutdown, but %s failed after: %s", self.file.path,
                       "syncing its folder or the journal", self.error)
         self._succeeded(clean=True, lease=data[LEASE])
@@ -217,8 +190,7 @@ class Snapshots:
             self._metrics.state_save_failing.set(1)
 
     def _succeeded(self, *, clean: bool, lease: str) -> None:
-        # Saved, yet state.json may still fail to be rewritten (a compaction: STATE_DIR out of inodes or
-        # space, while a journal line fits): still a failing save for /health and the alert.
+        # A journal line saved while state.json fails to be rewritten is still a failing save for /health.
         trouble = self.file.trouble if self.file is not None else None
         if self.error is not None and trouble is None:
             log.info("state saved to %s again", self.file.path if self.file else "")
@@ -228,8 +200,7 @@ class Snapshots:
             self._metrics.state_save_failing.set(0 if trouble is None else 1)
 
     def _on_disk(self, *, clean: bool, lease: str) -> None:
-        """The state on disk is the one saved under `lease`: it holds every number shown, so what `served`
-        recorded before is moot."""
+        """The state on disk is the one saved under `lease`: what `served` recorded before is moot."""
         self.disk_clean = clean
         self._lease, self._recorded, self.shown_past = lease, -1, None
 
@@ -242,9 +213,7 @@ class Snapshots:
 
 
 def register_parts(snapshots: Snapshots, publisher: Restorable, cleaners: Mapping[str, Durable] | None = None) -> None:
-    """The publisher's memory at the top level (restored last), each bucket's cleaner under "cleaner" (the
-    first) or "<pathway>_cleaner". Keys saved for a bucket not configured any more are left to that bucket's
-    lifecycle rule."""
+    """The publisher's memory at the top level, each bucket's cleaner under "[<pathway>_]cleaner"."""
     for pathway, cleaner in (cleaners or {}).items():
         snapshots.register("cleaner" if pathway == "bucket" else f"{pathway}_cleaner", cleaner, empty=[])
-    snapshots.register_root(publisher)
+    snapshots._root = publisher  # restores the top level; what it saves comes with each save (`root`)

@@ -1,8 +1,5 @@
-"""Reading back what was saved: every value checked at the boundary.
-
-Restore code reads state.json through these, so a crafted or damaged file raises ValueError naming
-the value, never OverflowError, AttributeError or a number that breaks something later.
-"""
+"""Reading back what was saved: every value checked at the boundary, so a crafted or damaged file raises
+ValueError naming the value, never another error or a number that breaks something later."""
 
 from __future__ import annotations
 
