@@ -57,6 +57,10 @@ class Snapshots:
         """`part` is restored from `empty` when another part refuses the file."""
         self._parts[key] = (part, empty)
 
+    def register_root(self, part: Restorable) -> None:
+        """`part` restores the file's top level; what it saves comes with each save (`root`)."""
+        self._root = part
+
     def snapshot(self, root: dict[str, Any]) -> dict[str, Any]:
         return {**root, **{key: part.snapshot() for key, (part, _empty) in self._parts.items()}}
 
@@ -216,4 +220,4 @@ def register_parts(snapshots: Snapshots, publisher: Restorable, cleaners: Mappin
     """The publisher's memory at the top level, each bucket's cleaner under "[<pathway>_]cleaner"."""
     for pathway, cleaner in (cleaners or {}).items():
         snapshots.register("cleaner" if pathway == "bucket" else f"{pathway}_cleaner", cleaner, empty=[])
-    snapshots._root = publisher  # restores the top level; what it saves comes with each save (`root`)
+    snapshots.register_root(publisher)
