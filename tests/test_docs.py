@@ -110,12 +110,8 @@ def test_every_cited_doc_and_heading_exists() -> None:
 
 
 def test_nothing_cites_the_old_notes_outside_the_repository() -> None:
-    stale = [
-        f"{path.relative_to(ROOT)}:{lineno}: {line.strip()}"
-        for path in _files(SCANNED)
-        for lineno, line in enumerate(_read(path).splitlines(), 1)
-        if _OLD_CITATION.search(line)
-    ]
+    stale = [f"{path.relative_to(ROOT)}:{lineno}: {line.strip()}" for path in _files(SCANNED)
+             for lineno, line in enumerate(_read(path).splitlines(), 1) if _OLD_CITATION.search(line)]
     assert not stale, "cite docs/owncast.md, docs/hls-rules.md or docs/r2.md instead:\n" + "\n".join(stale)
 
 
@@ -138,12 +134,8 @@ def test_links_between_docs_resolve(doc: Path) -> None:
 @pytest.mark.parametrize("doc", DOC_FILES, ids=lambda p: p.relative_to(DOCS).as_posix())
 def test_every_repository_path_a_doc_names_exists(doc: Path) -> None:
     # Fails when a module the doc points at moves or is renamed: update the doc with the code.
-    missing = [
-        f"{doc.name}:{lineno}: {m.group(1)}"
-        for lineno, line in enumerate(_read(doc).splitlines(), 1)
-        for m in _REPO_PATH.finditer(line)
-        if not (ROOT / m.group(1)).exists()
-    ]
+    missing = [f"{doc.name}:{lineno}: {m.group(1)}" for lineno, line in enumerate(_read(doc).splitlines(), 1)
+               for m in _REPO_PATH.finditer(line) if not (ROOT / m.group(1)).exists()]
     assert not missing, "paths named in docs/ that do not exist (moved? update the doc):\n" + "\n".join(missing)
 
 

@@ -73,17 +73,14 @@ def test_expired_tampered_unsigned_and_other_prefix_tokens_are_refused() -> None
     token = sign(KEY, PREFIX, NOW)
     ts, mac = token.split("-")
     flipped = ("B" if mac[0] == "A" else "A") + mac[1:]
-    refused = {
-        "expired": checked_text(PREFIX, f"verify={token}"),
-        "tampered mac": checked_text(PREFIX, f"verify={ts}-{flipped}"),
-        "tampered timestamp": checked_text(PREFIX, f"verify={int(ts) + 600}-{mac}"),
-        "unsigned": checked_text(PREFIX, ""),
-        "no mac": checked_text(PREFIX, f"verify={ts}-"),
-        "other prefix": checked_text(PREFIX, f"verify={sign(KEY, '/other/', NOW)}"),
-        "another key": checked_text(PREFIX, f"verify={sign('6a' * 32, PREFIX, NOW)}"),
-        "a parameter after it": checked_text(PREFIX, f"verify={token}&x=1"),
-        "not base64": checked_text(PREFIX, f"verify={ts}-{'!' * 44}"),
-    }
+    refused = {"expired": checked_text(PREFIX, f"verify={token}"),
+               "tampered mac": checked_text(PREFIX, f"verify={ts}-{flipped}"),
+               "tampered timestamp": checked_text(PREFIX, f"verify={int(ts) + 600}-{mac}"),
+               "unsigned": checked_text(PREFIX, ""), "no mac": checked_text(PREFIX, f"verify={ts}-"),
+               "other prefix": checked_text(PREFIX, f"verify={sign(KEY, '/other/', NOW)}"),
+               "another key": checked_text(PREFIX, f"verify={sign('6a' * 32, PREFIX, NOW)}"),
+               "a parameter after it": checked_text(PREFIX, f"verify={token}&x=1"),
+               "not base64": checked_text(PREFIX, f"verify={ts}-{'!' * 44}")}
     for what, text in refused.items():
         now = NOW + TTL if what == "expired" else NOW
         assert not valid(KEY, text, TTL, now, len(SEPARATOR)), what

@@ -536,10 +536,8 @@ async def test_symlinked_variant_folders_and_stray_files_are_ignored_once(rig: R
     (feed.root / "3" / "stream.m3u8").symlink_to(linked[0] / "stream.m3u8")
     # Stray files: junk next to Owncast's files, and a name made to forge a log line.
     forged = "x\n2026-01-01 00:00:00,000 WARNING broadcaster.publish.publisher: variant 0: forged.txt"
-    strays = [
-        feed.root / "notes.txt", feed.folder(0) / "core.1234", feed.folder(1) / "thumb.jpg",
-        feed.root / forged,
-    ]
+    strays = [feed.root / "notes.txt", feed.folder(0) / "core.1234", feed.folder(1) / "thumb.jpg",
+              feed.root / forged]
     for path in strays:
         path.write_bytes(SECRET)
     (feed.root / "junk-dir").mkdir()
@@ -553,10 +551,8 @@ async def test_symlinked_variant_folders_and_stray_files_are_ignored_once(rig: R
     for elsewhere in linked:
         (elsewhere / "stream-f4ult-1.ts").write_bytes(SECRET * 100)
         (elsewhere / "notes.txt").write_bytes(SECRET)
-        write_in_place(
-            elsewhere / "stream.m3u8",
-            (elsewhere / "stream.m3u8").read_text() + "#EXTINF:1.0,\nstream-f4ult-1.ts\n",
-        )
+        write_in_place(elsewhere / "stream.m3u8",
+                       (elsewhere / "stream.m3u8").read_text() + "#EXTINF:1.0,\nstream-f4ult-1.ts\n")
     for path in strays:
         path.write_bytes(SECRET + b"again")
     after += await good_slots(rig, 2)

@@ -243,10 +243,8 @@ def key_tail(url: str) -> str:
 # The outage lasts until this many segments per variant wait to be listed (about 7 s of stream): Owncast
 # keeps 20, so the whole backlog stays on disk.
 BACKLOG = 5
-CAUSE = {
-    "down_503": r"storage unreachable \(SlowDown\)",
-    "refuse": r"storage unreachable \(\w*Connect\w*Error\)",
-}
+CAUSE = {"down_503": r"storage unreachable \(SlowDown\)",
+         "refuse": r"storage unreachable \(\w*Connect\w*Error\)"}
 
 
 async def outage_told_in_a_few_lines(rig: Rig, before: int, failed: float) -> None:

@@ -77,14 +77,9 @@ def master(*lines: str) -> str:
     return "\n".join(("#EXTM3U", *lines)) + "\n"
 
 
-GOOD_MASTER = master(
-    "#EXT-X-VERSION:3",
-    "#EXT-X-INDEPENDENT-SEGMENTS",
-    '#EXT-X-STREAM-INF:BANDWIDTH=2500000,RESOLUTION=1280x720,CODECS="avc1.64001f,mp4a.40.2"',
-    "720p/playlist.m3u8",
-    "#EXT-X-STREAM-INF:BANDWIDTH=800000",
-    "360p/playlist.m3u8",
-)
+GOOD_MASTER = master("#EXT-X-VERSION:3", "#EXT-X-INDEPENDENT-SEGMENTS",
+                     '#EXT-X-STREAM-INF:BANDWIDTH=2500000,RESOLUTION=1280x720,CODECS="avc1.64001f,mp4a.40.2"',
+                     "720p/playlist.m3u8", "#EXT-X-STREAM-INF:BANDWIDTH=800000", "360p/playlist.m3u8")
 
 
 def rules(violations: list[Violation]) -> set[str]:

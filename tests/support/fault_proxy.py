@@ -60,19 +60,15 @@ ENDLESS_CHUNK = 64 * 1024
 # Hop-by-hop headers (RFC 9110 7.6.1) and the ones aiohttp recomputes from the body it sends.
 _HOP_BY_HOP = frozenset(
     h.lower()
-    for h in (
-        "Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "TE", "Trailer",
-        "Transfer-Encoding", "Upgrade", "Expect", "Content-Length",
-    )
+    for h in ("Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "TE", "Trailer",
+              "Transfer-Encoding", "Upgrade", "Expect", "Content-Length")
 )  # fmt: skip
 # Its port is below Linux's ephemeral range (32768-60999) and reserved for it (broadcaster/demo/ports.py):
 # while `refuse` has the port closed, no outgoing connection and none of our servers can take it.
 _REBIND_TIMEOUT = 3.0
 
-_ERROR_MESSAGES = {
-    "SlowDown": "Please reduce your request rate.",
-    "ServiceUnavailable": "Reduce your request rate.",
-}
+_ERROR_MESSAGES = {"SlowDown": "Please reduce your request rate.",
+                   "ServiceUnavailable": "Reduce your request rate."}
 
 
 @dataclass
@@ -136,11 +132,8 @@ class FaultProxy:
         return f"http://{self.host}:{self.port}"
 
     def seen(self, mode: Mode | None = None, method: str | None = None) -> list[Seen]:
-        return [
-            r
-            for r in self.requests
-            if (mode is None or r.mode == mode) and (method is None or r.method == method)
-        ]
+        return [r for r in self.requests
+                if (mode is None or r.mode == mode) and (method is None or r.method == method)]
 
     # -- switching
 
@@ -296,15 +289,9 @@ class FaultProxy:
             f"<RequestId>fault-proxy-{self._request_ids}</RequestId></Error>"
         ).encode()
         seen.status, seen.outcome = 503, "answered"
-        return web.Response(
-            status=503,
-            body=None if request.method == "HEAD" else body,
-            headers={
-                "Content-Type": "application/xml",
-                "Retry-After": "1",
-                "x-amz-request-id": f"fault-proxy-{self._request_ids}",
-            },
-        )
+        return web.Response(status=503, body=None if request.method == "HEAD" else body,
+                            headers={"Content-Type": "application/xml", "Retry-After": "1",
+                                     "x-amz-request-id": f"fault-proxy-{self._request_ids}"})
 
     async def _hang(self, request: web.BaseRequest, seen: Seen) -> web.StreamResponse:
         # Never answer; find out when the client gives up (its connection closes).

@@ -57,14 +57,10 @@ def render(scenario: str, durations: list[float], published: int) -> str:
     listed = [e for e in entries(scenario, durations) if e.source < published]
     first = max(0, len(listed) - WINDOW)
     removed, window = listed[:first], listed[first:]
-    lines = [
-        "#EXTM3U",
-        f"#EXT-X-VERSION:{8 if scenario == 'C' else 3}",
-        "#EXT-X-TARGETDURATION:1",
-        f"#EXT-X-MEDIA-SEQUENCE:{first}",
-        f"#EXT-X-DISCONTINUITY-SEQUENCE:{sum(e.discontinuity for e in removed)}",
-        "#EXT-X-INDEPENDENT-SEGMENTS",
-    ]
+    lines = ["#EXTM3U", f"#EXT-X-VERSION:{8 if scenario == 'C' else 3}", "#EXT-X-TARGETDURATION:1",
+             f"#EXT-X-MEDIA-SEQUENCE:{first}",
+             f"#EXT-X-DISCONTINUITY-SEQUENCE:{sum(e.discontinuity for e in removed)}",
+             "#EXT-X-INDEPENDENT-SEGMENTS"]
     for e in window:
         if e.discontinuity:
             lines.append("#EXT-X-DISCONTINUITY")

@@ -131,18 +131,9 @@ _PDT_RE: Final = re.compile(
     r"(?:([Zz])|([+-])([0-9]{2})(?::?([0-9]{2}))?)?"
 )
 # Tags that may appear at most once in a media playlist (4.4.1.2, 4.4.3).
-_SINGLE_TAGS: Final = frozenset(
-    {
-        "#EXT-X-VERSION",
-        "#EXT-X-TARGETDURATION",
-        "#EXT-X-MEDIA-SEQUENCE",
-        "#EXT-X-DISCONTINUITY-SEQUENCE",
-        "#EXT-X-PLAYLIST-TYPE",
-        "#EXT-X-ENDLIST",
-        "#EXT-X-I-FRAMES-ONLY",
-        "#EXT-X-SKIP",
-    }
-)
+_SINGLE_TAGS: Final = frozenset({"#EXT-X-VERSION", "#EXT-X-TARGETDURATION", "#EXT-X-MEDIA-SEQUENCE",
+                                "#EXT-X-DISCONTINUITY-SEQUENCE", "#EXT-X-PLAYLIST-TYPE", "#EXT-X-ENDLIST",
+                                "#EXT-X-I-FRAMES-ONLY", "#EXT-X-SKIP"})
 _EXAMPLES: Final = 5
 
 PdtKey = Decimal | str | None
@@ -377,11 +368,8 @@ def _parse_media(text: str, allow_playlist_type: bool) -> _Parsed:
             n = _attrs(value).get("SKIPPED-SEGMENTS", "")
             if in_segments or not _INT_RE.fullmatch(n):
                 where = "after the first segment" if in_segments else f"SKIPPED-SEGMENTS={n!r}"
-                add(
-                    "skip-invalid",
-                    f"EXT-X-SKIP must precede all segments and give SKIPPED-SEGMENTS "
-                    f"as a decimal integer ({where}): {ln!r}",
-                )
+                add("skip-invalid", f"EXT-X-SKIP must precede all segments and give SKIPPED-SEGMENTS "
+                    f"as a decimal integer ({where}): {ln!r}")
             else:
                 p.skipped = int(n)
         elif name == "#EXT-X-VERSION":
@@ -476,11 +464,8 @@ def _parse_media(text: str, allow_playlist_type: bool) -> _Parsed:
     if counts.get("#EXT-X-TARGETDURATION", 0) == 0:
         add("target-duration-missing", "EXT-X-TARGETDURATION is missing")
     elif p.target is not None:
-        over = [
-            f"{s.uri} ({s.duration}s)"
-            for s in p.segments
-            if s.duration.to_integral_value(rounding=ROUND_HALF_UP) > p.target
-        ]
+        over = [f"{s.uri} ({s.duration}s)" for s in p.segments
+                if s.duration.to_integral_value(rounding=ROUND_HALF_UP) > p.target]
         if over:
             add(
                 "extinf-exceeds-target",
@@ -488,11 +473,9 @@ def _parse_media(text: str, allow_playlist_type: bool) -> _Parsed:
             )
 
     # Program date-time (4.4.4.6, 6.2.1).
-    for rule, what in (
-        ("pdt-invalid", "is not an ISO 8601 date-time"),
-        ("pdt-missing-timezone", "has no time zone"),
-        ("pdt-missing-milliseconds", "has no millisecond precision"),
-    ):
+    for rule, what in (("pdt-invalid", "is not an ISO 8601 date-time"),
+                       ("pdt-missing-timezone", "has no time zone"),
+                       ("pdt-missing-milliseconds", "has no millisecond precision")):
         if rule in pdt_bad:
             add(rule, f"EXT-X-PROGRAM-DATE-TIME {what}: {_summary(pdt_bad[rule])}")
     if p.uses_pdt():
@@ -500,11 +483,9 @@ def _parse_media(text: str, allow_playlist_type: bool) -> _Parsed:
             f"{s.uri} (media sequence {s.msn})" for s in p.segments if s.discontinuity and s.pdt_text is None
         ]
         if bare:
-            add(
-                "pdt-missing-after-discontinuity",
+            add("pdt-missing-after-discontinuity",
                 f"the playlist uses EXT-X-PROGRAM-DATE-TIME but these segments carry EXT-X-DISCONTINUITY "
-                f"without one: {_summary(bare)}",
-            )
+                f"without one: {_summary(bare)}")
     return p
 
 
@@ -580,12 +561,10 @@ class MediaPlaylistChecker:
             first = cur.segments[0].dnum if cur.segments else cur.disc_sequence
             if cur.media_sequence < self._highest_msn + 1 or not (first > last or (first == last and (
                     not cur.segments or (anchor is not None and _goes_on(anchor, cur))))):
-                findings.add(
-                    "restart-not-above",
-                    f"a new playlist must start above everything before it: media sequence "
-                    f"{cur.media_sequence} (highest seen {self._highest_msn}), discontinuity number "
-                    f"{first} (last seen {last}; the same only where the dates go on)",
-                )
+                findings.add("restart-not-above",
+                             f"a new playlist must start above everything before it: media sequence "
+                             f"{cur.media_sequence} (highest seen {self._highest_msn}), discontinuity number "
+                             f"{first} (last seen {last}; the same only where the dates go on)")
         elif prev is not None:
             self._compare_headers(prev, cur, findings)
         if trusted:
@@ -606,11 +585,9 @@ class MediaPlaylistChecker:
         wanted = range(cur.media_sequence, cur.media_sequence + cur.skipped)
         missing = [n for n in wanted if n not in known]
         if missing:
-            findings.add(
-                "skip-unresolvable",
-                f"EXT-X-SKIP skips {cur.skipped} segment(s) but the previous version checked did "
-                f"not list media sequence {missing[0]}..{missing[-1]}",
-            )
+            findings.add("skip-unresolvable",
+                         f"EXT-X-SKIP skips {cur.skipped} segment(s) but the previous version checked did "
+                         f"not list media sequence {missing[0]}..{missing[-1]}")
             return False
         cur.segments = _renumber(
             [known[n] for n in wanted] + cur.segments, cur.media_sequence, cur.disc_sequence
@@ -680,28 +657,20 @@ class MediaPlaylistChecker:
             if moved:
                 structural_ok = False
                 add("segments-reordered", f"retained segments changed order: {_summary(moved)} moved back")
-            gone = [
-                f"{psegs[i].uri} (media sequence {ms_p + i})"
-                for i in range(first_i, len(psegs))
-                if psegs[i].uri not in cur_uris and psegs[i].uri not in replaced_prev
-            ]
+            gone = [f"{psegs[i].uri} (media sequence {ms_p + i})" for i in range(first_i, len(psegs))
+                    if psegs[i].uri not in cur_uris and psegs[i].uri not in replaced_prev]
             if gone:
                 structural_ok = False
                 add("segments-removed-not-from-front",
                     f"segments may only be removed from the front, but these vanished: {_summary(gone)}")
             last_j = retained[-1][0]
-            inserted = [
-                csegs[j].uri
-                for j in range(last_j)
-                if csegs[j].uri not in prev_idx and csegs[j].uri not in replaced_cur
-            ]
+            inserted = [csegs[j].uri for j in range(last_j)
+                        if csegs[j].uri not in prev_idx and csegs[j].uri not in replaced_cur]
             if inserted:
                 structural_ok = False
-                add(
-                    "segment-not-appended",
+                add("segment-not-appended",
                     f"new segments may only be appended at the end, but these come before a retained one: "
-                    f"{_summary(inserted)}",
-                )
+                    f"{_summary(inserted)}")
             changed: list[str] = []
             for j, i in retained:
                 a, b = psegs[i], csegs[j]
@@ -722,11 +691,9 @@ class MediaPlaylistChecker:
                 add("segment-changed", f"retained segments must not change: {_summary(changed)}")
         elif removed < len(psegs):
             structural_ok = False
-            add(
-                "media-sequence-mismatch",
+            add("media-sequence-mismatch",
                 f"all {len(psegs)} segment(s) of the previous version are gone but EXT-X-MEDIA-SEQUENCE "
-                f"advanced by only {removed} ({ms_p} -> {ms_c})",
-            )
+                f"advanced by only {removed} ({ms_p} -> {ms_c})")
 
         if structural_ok:
             self._check_disc_sequence(prev, cur, removed, findings)
@@ -735,11 +702,9 @@ class MediaPlaylistChecker:
         if removed and psegs and not cur.endlist and cur.target is not None:
             total = sum((s.duration for s in csegs), Decimal(0))
             if total < 3 * cur.target:
-                add(
-                    "window-too-short",
+                add("window-too-short",
                     f"{removed} segment(s) removed leaving {total}s, less than 3 target durations "
-                    f"({3 * cur.target}s), without EXT-X-ENDLIST",
-                )
+                    f"({3 * cur.target}s), without EXT-X-ENDLIST")
         if self.allow_playlist_type and removed and "EVENT" in (prev.playlist_type, cur.playlist_type):
             add("event-segments-removed",
                 f"an EVENT playlist must not remove segments, but {removed} were removed ({ms_p} -> {ms_c})")
@@ -754,12 +719,10 @@ class MediaPlaylistChecker:
         if not low <= cur.disc_sequence <= high:
             expected = str(low) if low == high else f"between {low} and {high}"
             what = f" ({_summary(with_disc)})" if with_disc else ""
-            findings.add(
-                "discontinuity-sequence-mismatch",
-                f"EXT-X-DISCONTINUITY-SEQUENCE is {cur.disc_sequence} but {len(with_disc)} removed "
-                f"segment(s) carried EXT-X-DISCONTINUITY{what}, so it must be {expected} "
-                f"(previous version: {prev.disc_sequence})",
-            )
+            findings.add("discontinuity-sequence-mismatch",
+                         f"EXT-X-DISCONTINUITY-SEQUENCE is {cur.disc_sequence} but {len(with_disc)} removed "
+                         f"segment(s) carried EXT-X-DISCONTINUITY{what}, so it must be {expected} "
+                         f"(previous version: {prev.disc_sequence})")
 
     def _check_history(self, cur: _Parsed, findings: _Findings) -> None:
         renumbered: list[str] = []
@@ -778,11 +741,9 @@ class MediaPlaylistChecker:
             if old_msn is not None and old_msn != s.msn:
                 moved.append(f"{s.uri}: {old_msn} -> {s.msn}")
         if renumbered:
-            findings.add(
-                "msn-uri-changed",
-                f"{len(renumbered)} media sequence number(s) now map to a different URI: "
-                f"{_summary(renumbered)}",
-            )
+            findings.add("msn-uri-changed",
+                         f"{len(renumbered)} media sequence number(s) now map to a different URI: "
+                         f"{_summary(renumbered)}")
         if moved:
             findings.add(
                 "uri-msn-changed",
@@ -800,11 +761,9 @@ class MediaPlaylistChecker:
             elif i < len(cur.segments):
                 s = cur.segments[i]
                 if not s.discontinuity:
-                    findings.add(
-                        "resume-without-discontinuity",
-                        f"{s.uri} (media sequence {s.msn}) is the first segment after EXT-X-ENDLIST "
-                        f"and must carry EXT-X-DISCONTINUITY",
-                    )
+                    findings.add("resume-without-discontinuity",
+                                 f"{s.uri} (media sequence {s.msn}) is the first segment after EXT-X-ENDLIST "
+                                 f"and must carry EXT-X-DISCONTINUITY")
                 self._resume_msn = None
         if cur.endlist:
             self._resume_msn = cur.end
@@ -816,10 +775,8 @@ class MediaPlaylistChecker:
 class VariantSetChecker:
     """Checks the media playlists of all variants of one stream, each on its own and against each other."""
 
-    def __init__(
-        self, *, allow_resume_after_endlist: bool = False, allow_playlist_type: bool = False,
-        allow_restart: bool = False, align_by: str = "msn",
-    ) -> None:
+    def __init__(self, *, allow_resume_after_endlist: bool = False, allow_playlist_type: bool = False,
+                 allow_restart: bool = False, align_by: str = "msn") -> None:
         self.allow_resume_after_endlist = allow_resume_after_endlist
         self.allow_playlist_type = allow_playlist_type
         self.allow_restart = allow_restart
@@ -874,11 +831,9 @@ class VariantSetChecker:
             self._uses_pdt[variant] = uses
         differ = [v for v, u in self._uses_pdt.items() if v != variant and u != uses] if cur.segments else []
         if differ:
-            found.add(
-                "variant-pdt-mismatch",
-                f"this variant {'carries' if uses else 'carries no'} EXT-X-PROGRAM-DATE-TIME but "
-                f"{_summary(differ)} {'does not' if uses else 'does'}",
-            )
+            found.add("variant-pdt-mismatch",
+                      f"this variant {'carries' if uses else 'carries no'} EXT-X-PROGRAM-DATE-TIME but "
+                      f"{_summary(differ)} {'does not' if uses else 'does'}")
         if trusted and self.align_by == "time":
             self._check_by_time(variant, cur, found)
         elif trusted:
@@ -893,17 +848,13 @@ class VariantSetChecker:
                     if pd[2] != variant and pd[0] != s.pdt:
                         pmis.append(f"media sequence {s.msn}: {s.pdt_text} here, {pd[1]} in {pd[2]}")
             if dmis:
-                found.add(
-                    "variant-discontinuity-mismatch",
-                    f"segments with the same media sequence number must have the same discontinuity "
-                    f"number in every variant: {_summary(dmis)}",
-                )
+                found.add("variant-discontinuity-mismatch",
+                          f"segments with the same media sequence number must have the same discontinuity "
+                          f"number in every variant: {_summary(dmis)}")
             if pmis:
-                found.add(
-                    "variant-pdt-mismatch",
-                    f"segments with the same media sequence number have different "
-                    f"EXT-X-PROGRAM-DATE-TIME across variants: {_summary(pmis)}",
-                )
+                found.add("variant-pdt-mismatch",
+                          f"segments with the same media sequence number have different "
+                          f"EXT-X-PROGRAM-DATE-TIME across variants: {_summary(pmis)}")
         return out + [Violation(rule, prefix + msg) for rule, msg in found]
 
     def _check_by_time(self, variant: str, cur: _Parsed, found: _Findings) -> None:
@@ -923,11 +874,9 @@ class VariantSetChecker:
                     if overlap > Decimal("0.25") and dnum != s.dnum:
                         dmis.append(f"{s.uri} ({s.dnum}) overlaps {other}'s {uri} ({dnum})")
         if dmis:
-            found.add(
-                "variant-discontinuity-mismatch",
-                f"segments covering the same moment must have the same discontinuity number in every "
-                f"variant: {_summary(dmis)}",
-            )
+            found.add("variant-discontinuity-mismatch",
+                      f"segments covering the same moment must have the same discontinuity number in every "
+                      f"variant: {_summary(dmis)}")
 
     def assert_ok(self, variant: str, text: str) -> None:
         violations = self.check(variant, text)
@@ -1001,10 +950,8 @@ def check_master(text: str, host: str | None = None) -> list[Violation]:
             if bw is None:
                 out.append(Violation("stream-inf-bandwidth-missing", f"{ln!r} has no BANDWIDTH attribute"))
             elif not _INT_RE.fullmatch(bw):
-                out.append(
-                    Violation("stream-inf-bandwidth-invalid",
-                              f"BANDWIDTH must be a decimal integer, got {bw!r} in {ln!r}")
-                )
+                out.append(Violation("stream-inf-bandwidth-invalid",
+                           f"BANDWIDTH must be a decimal integer, got {bw!r} in {ln!r}"))
             expect_uri = ln
         uri = attrs.get("URI")
         if uri is not None and not _ok(uri):

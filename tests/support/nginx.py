@@ -216,11 +216,9 @@ def tunnel_locations(rules: Sequence[Mapping[str, Any]], hostname: str, services
 
 # What Cloudflare's edge adds to a viewer's request (developers.cloudflare.com, "Cloudflare HTTP headers";
 # a tunnel's origin gets them through cloudflared), as nginx writes them.
-CLOUDFLARE_HEADERS = (
-    ("CF-Connecting-IP", "$remote_addr"), ("X-Forwarded-For", "$proxy_add_x_forwarded_for"),
-    ("X-Forwarded-Proto", "$scheme"), ("CF-Visitor", "'{\"scheme\":\"$scheme\"}'"),
-    ("CDN-Loop", "cloudflare"),
-)
+CLOUDFLARE_HEADERS = (("CF-Connecting-IP", "$remote_addr"), ("X-Forwarded-For", "$proxy_add_x_forwarded_for"),
+                      ("X-Forwarded-Proto", "$scheme"), ("CF-Visitor", "'{\"scheme\":\"$scheme\"}'"),
+                      ("CDN-Loop", "cloudflare"))
 
 
 # -- the shipped configs ---------------------------------------------------------------------------
