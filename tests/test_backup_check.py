@@ -41,8 +41,7 @@ async def check(s: Settings, about: str = "backup pathway") -> tuple[int, list[s
     return sum(line.startswith("FAIL") for line in lines), [line for line in lines if about in line]
 
 
-async def test_check_proves_the_second_bucket_and_leaves_nothing_there(
-        moto_url: str, tmp_path: Path) -> None:
+async def test_check_proves_the_second_bucket_and_leaves_nothing_there(moto_url: str, tmp_path: Path) -> None:
     moto_bucket(moto_url, SECOND)
     _, lines = await check(settings(moto_url, tmp_path))
     assert [line.split(" ", 1)[0] for line in lines] == ["ok", "ok", "ok"], lines
@@ -60,8 +59,7 @@ async def test_a_second_bucket_viewers_cannot_read_fails_naming_its_public_url(
     assert keys_in(moto_s3(moto_url), "second-private") == set()  # deleted all the same
 
 
-async def test_a_second_bucket_that_is_not_there_names_its_setting(
-        moto_url: str, tmp_path: Path) -> None:
+async def test_a_second_bucket_that_is_not_there_names_its_setting(moto_url: str, tmp_path: Path) -> None:
     failed, lines = await check(settings(moto_url, tmp_path, "second-missing"))
     assert failed == 2
     assert lines[0].startswith("FAIL the backup pathway's bucket 'second-missing'") and lines[0].endswith(

@@ -13,78 +13,66 @@ Rule ids
 
 Per version of a media playlist:
 
-==================================== ========== =====================================================
-rule                                 section    meaning
-==================================== ========== =====================================================
-extm3u-missing                       4.4.1.1    the first line is not exactly ``#EXTM3U``
-tag-duplicated                       4.4.3      a tag allowed once (VERSION, TARGETDURATION, ...) repeats
-version-missing                      4.4.1.2    no EXT-X-VERSION
-version-invalid                      4.4.1.2    EXT-X-VERSION is not a decimal integer
-version-too-low                      8          EXT-X-VERSION below what the features used need
-version-too-high                     8          EXT-X-VERSION above what is needed (3 is allowed when only
-                                                integer EXTINF durations happen to be listed)
-target-duration-missing              4.4.3.1    no EXT-X-TARGETDURATION
-target-duration-invalid              4.4.3.1    EXT-X-TARGETDURATION is not an integer >= 1
-extinf-invalid                       4.4.4.1    EXTINF is not ``<decimal>,[title]``
-extinf-exceeds-target                4.4.3.1    an EXTINF rounded to the nearest integer > target duration
-segment-missing-extinf               4.4.4.1    a URI line without a preceding EXTINF
-segment-uri-missing                  4.4.4      an EXTINF not followed by a URI line
-media-sequence-invalid               4.4.3.2    EXT-X-MEDIA-SEQUENCE is not a decimal integer
-media-sequence-after-segment         4.4.3.2    EXT-X-MEDIA-SEQUENCE after the first segment
-discontinuity-sequence-invalid       4.4.3.3    EXT-X-DISCONTINUITY-SEQUENCE is not a decimal integer
-discontinuity-sequence-after-segment 4.4.3.3    EXT-X-DISCONTINUITY-SEQUENCE after the first segment
-playlist-type-present                6.2.2      EXT-X-PLAYLIST-TYPE in a live playlist (unless allowed)
-playlist-type-invalid                4.4.3.5    EXT-X-PLAYLIST-TYPE other than EVENT or VOD (when allowed)
-pdt-invalid                          4.4.4.6    EXT-X-PROGRAM-DATE-TIME is not an ISO 8601 date-time
-pdt-missing-timezone                 4.4.4.6    EXT-X-PROGRAM-DATE-TIME without a time zone
-pdt-missing-milliseconds             4.4.4.6    EXT-X-PROGRAM-DATE-TIME with fewer than 3 fraction digits
-pdt-missing-after-discontinuity      6.2.1      PDT is used, but a segment carrying EXT-X-DISCONTINUITY
-                                                has none
-independent-segments-repeated        4.4.2.1    EXT-X-INDEPENDENT-SEGMENTS more than once
-content-after-endlist                4.4.3.4    any non-blank line after EXT-X-ENDLIST
-skip-invalid                         4.4.5.2    EXT-X-SKIP without a valid SKIPPED-SEGMENTS, or after a
-                                                segment
-gap-invalid                          4.4.4.7    EXT-X-GAP with a value, or not followed by a segment
-==================================== ========== =====================================================
+extm3u-missing 4.4.1.1: the first line is not exactly ``#EXTM3U``
+tag-duplicated 4.4.3: a tag allowed once (VERSION, TARGETDURATION, ...) repeats
+version-missing 4.4.1.2: no EXT-X-VERSION
+version-invalid 4.4.1.2: EXT-X-VERSION is not a decimal integer
+version-too-low 8: EXT-X-VERSION below what the features used need
+version-too-high 8: EXT-X-VERSION above what is needed (3 is allowed when only integer EXTINF durations happen
+    to be listed)
+target-duration-missing 4.4.3.1: no EXT-X-TARGETDURATION
+target-duration-invalid 4.4.3.1: EXT-X-TARGETDURATION is not an integer >= 1
+extinf-invalid 4.4.4.1: EXTINF is not ``<decimal>,[title]``
+extinf-exceeds-target 4.4.3.1: an EXTINF rounded to the nearest integer > target duration
+segment-missing-extinf 4.4.4.1: a URI line without a preceding EXTINF
+segment-uri-missing 4.4.4: an EXTINF not followed by a URI line
+media-sequence-invalid 4.4.3.2: EXT-X-MEDIA-SEQUENCE is not a decimal integer
+media-sequence-after-segment 4.4.3.2: EXT-X-MEDIA-SEQUENCE after the first segment
+discontinuity-sequence-invalid 4.4.3.3: EXT-X-DISCONTINUITY-SEQUENCE is not a decimal integer
+discontinuity-sequence-after-segment 4.4.3.3: EXT-X-DISCONTINUITY-SEQUENCE after the first segment
+playlist-type-present 6.2.2: EXT-X-PLAYLIST-TYPE in a live playlist (unless allowed)
+playlist-type-invalid 4.4.3.5: EXT-X-PLAYLIST-TYPE other than EVENT or VOD (when allowed)
+pdt-invalid 4.4.4.6: EXT-X-PROGRAM-DATE-TIME is not an ISO 8601 date-time
+pdt-missing-timezone 4.4.4.6: EXT-X-PROGRAM-DATE-TIME without a time zone
+pdt-missing-milliseconds 4.4.4.6: EXT-X-PROGRAM-DATE-TIME with fewer than 3 fraction digits
+pdt-missing-after-discontinuity 6.2.1: PDT is used, but a segment carrying EXT-X-DISCONTINUITY has none
+independent-segments-repeated 4.4.2.1: EXT-X-INDEPENDENT-SEGMENTS more than once
+content-after-endlist 4.4.3.4: any non-blank line after EXT-X-ENDLIST
+skip-invalid 4.4.5.2: EXT-X-SKIP without a valid SKIPPED-SEGMENTS, or after a segment
+gap-invalid 4.4.4.7: EXT-X-GAP with a value, or not followed by a segment
 
 Between versions of one media playlist (the previous version, and for numbers/URIs all history):
 
-==================================== ========== =====================================================
-target-duration-changed              6.2.1      EXT-X-TARGETDURATION differs from the previous version
-media-sequence-decreased             6.2.2      EXT-X-MEDIA-SEQUENCE went down
-media-sequence-mismatch              6.2.2      segments removed from the front != media sequence delta
-segments-removed-not-from-front      6.2.2      a segment vanished that was not at the front
-segments-reordered                   6.2.1      retained segments changed their relative order
-segment-not-appended                 6.2.1      a new segment appears before a retained one
-segment-changed                      6.2.1      a retained segment changed duration, discontinuity
-                                                flag, program date-time, EXT-X-MAP or EXT-X-GAP
-discontinuity-sequence-mismatch      6.2.2      DISCONTINUITY-SEQUENCE != previous + removed segments
-                                                that carried EXT-X-DISCONTINUITY
-window-too-short                     6.2.2      segments were removed, no ENDLIST, and the playlist
-                                                lasts less than 3 target durations
-changed-after-endlist                4.4.3.4    a version after one with EXT-X-ENDLIST differs from it
-resume-without-discontinuity         4.4.4.3    (allow_resume_after_endlist) the first segment appended
-                                                after an ENDLIST does not carry EXT-X-DISCONTINUITY
-msn-uri-changed                      6.2.2      a media sequence number maps to another URI than before
-uri-msn-changed                      6.2.2      a URI is listed under two media sequence numbers
-playlist-type-changed                4.4.3.5    (allow_playlist_type) EXT-X-PLAYLIST-TYPE changed
-event-segments-removed               4.4.3.5    (allow_playlist_type) an EVENT playlist lost segments
-vod-playlist-changed                 4.4.3.5    (allow_playlist_type) a VOD playlist changed
-skip-unresolvable                    6.2.5.1    a delta update skips segments the checker has not seen
-restart-not-above                    6.2.2      (allow_restart) a new playlist at the same address whose
-                                                first number is not above every one listed before, or
-                                                whose discontinuity number is not above the last one,
-                                                unless its dates go on from there (the same timeline)
-==================================== ========== =====================================================
+target-duration-changed 6.2.1: EXT-X-TARGETDURATION differs from the previous version
+media-sequence-decreased 6.2.2: EXT-X-MEDIA-SEQUENCE went down
+media-sequence-mismatch 6.2.2: segments removed from the front != media sequence delta
+segments-removed-not-from-front 6.2.2: a segment vanished that was not at the front
+segments-reordered 6.2.1: retained segments changed their relative order
+segment-not-appended 6.2.1: a new segment appears before a retained one
+segment-changed 6.2.1: a retained segment changed duration, discontinuity flag, program date-time, EXT-X-MAP
+    or EXT-X-GAP
+discontinuity-sequence-mismatch 6.2.2: DISCONTINUITY-SEQUENCE != previous + removed segments that carried
+    EXT-X-DISCONTINUITY
+window-too-short 6.2.2: segments were removed, no ENDLIST, and the playlist lasts less than 3 target durations
+changed-after-endlist 4.4.3.4: a version after one with EXT-X-ENDLIST differs from it
+resume-without-discontinuity 4.4.4.3: (allow_resume_after_endlist) the first segment appended after an ENDLIST
+    does not carry EXT-X-DISCONTINUITY
+msn-uri-changed 6.2.2: a media sequence number maps to another URI than before
+uri-msn-changed 6.2.2: a URI is listed under two media sequence numbers
+playlist-type-changed 4.4.3.5: (allow_playlist_type) EXT-X-PLAYLIST-TYPE changed
+event-segments-removed 4.4.3.5: (allow_playlist_type) an EVENT playlist lost segments
+vod-playlist-changed 4.4.3.5: (allow_playlist_type) a VOD playlist changed
+skip-unresolvable 6.2.5.1: a delta update skips segments the checker has not seen
+restart-not-above 6.2.2: (allow_restart) a new playlist at the same address whose first number is not above
+    every one listed before, or whose discontinuity number is not above the last one, unless its dates go on
+    from there (the same timeline)
 
 Across the variants of one stream (``VariantSetChecker``):
 
-==================================== ========== =====================================================
-variant-target-duration-mismatch     6.2.4      variants have different target durations
-variant-discontinuity-mismatch       6.2.4      one media sequence number, two discontinuity numbers
-variant-pdt-mismatch                 6.2.4      one variant carries PDT and another not, or the same
-                                                media sequence number has different PDTs
-==================================== ========== =====================================================
+variant-target-duration-mismatch 6.2.4: variants have different target durations
+variant-discontinuity-mismatch 6.2.4: one media sequence number, two discontinuity numbers
+variant-pdt-mismatch 6.2.4: one variant carries PDT and another not, or the same media sequence number has
+    different PDTs
 
 Multivariant playlist (``check_master``): extm3u-missing, independent-segments-repeated,
 stream-inf-bandwidth-missing / stream-inf-bandwidth-invalid (4.4.6.2: BANDWIDTH is a required decimal
@@ -261,11 +249,8 @@ def _renumber(segments: list[_Segment], media_sequence: int, disc_sequence: int)
     for i, s in enumerate(segments):
         if s.discontinuity:
             d += 1
-        out.append(
-            _Segment(
-                media_sequence + i, s.uri, s.duration, s.discontinuity, s.pdt, s.pdt_text, s.map_attrs, d, s.gap
-            )
-        )
+        out.append(_Segment(media_sequence + i, s.uri, s.duration, s.discontinuity, s.pdt, s.pdt_text,
+                            s.map_attrs, d, s.gap))
     return out
 
 
@@ -390,9 +375,8 @@ def _parse_media(text: str, allow_playlist_type: bool) -> _Parsed:
                 p.media_sequence = int(value)
             else:
                 p.sequence_ok = False
-                add(
-                    "media-sequence-invalid", f"EXT-X-MEDIA-SEQUENCE must be a decimal integer, got {value!r}"
-                )
+                add("media-sequence-invalid",
+                    f"EXT-X-MEDIA-SEQUENCE must be a decimal integer, got {value!r}")
         elif name == "#EXT-X-DISCONTINUITY-SEQUENCE":
             if in_segments:
                 add("discontinuity-sequence-after-segment",
@@ -428,16 +412,13 @@ def _parse_media(text: str, allow_playlist_type: bool) -> _Parsed:
     if independent > 1:
         add("independent-segments-repeated", f"EXT-X-INDEPENDENT-SEGMENTS appears {independent} times")
     if after_endlist:
-        add(
-            "content-after-endlist",
-            f"nothing may follow EXT-X-ENDLIST, found {len(after_endlist)} line(s): {_summary(after_endlist)}",
-        )
+        add("content-after-endlist",
+            f"nothing may follow EXT-X-ENDLIST, found {len(after_endlist)} line(s): {_summary(after_endlist)}")
     if extinf_bad:
         add("extinf-invalid", f"EXTINF must be '#EXTINF:<decimal duration>,[title]': {_summary(extinf_bad)}")
     if extinf_missing:
-        add(
-            "segment-missing-extinf", f"segment URI(s) without a preceding EXTINF: {_summary(extinf_missing)}"
-        )
+        add("segment-missing-extinf",
+            f"segment URI(s) without a preceding EXTINF: {_summary(extinf_missing)}")
     if uri_missing:
         add("segment-uri-missing", f"EXTINF not followed by a segment URI: {_summary(uri_missing)}")
     if gap_bad:
@@ -447,9 +428,8 @@ def _parse_media(text: str, allow_playlist_type: bool) -> _Parsed:
     if fractional:
         needs.setdefault(3, f"fractional EXTINF durations (e.g. {fractional[0]})")
     if has_map:
-        needs.setdefault(
-            5 if iframes_only else 6, "EXT-X-MAP" + (" with EXT-X-I-FRAMES-ONLY" if iframes_only else "")
-        )
+        needs.setdefault(5 if iframes_only else 6,
+                         "EXT-X-MAP" + (" with EXT-X-I-FRAMES-ONLY" if iframes_only else ""))
     required = max(needs, default=1)
     why = needs.get(required, "no feature beyond version 1")
     if counts.get("#EXT-X-VERSION", 0) == 0:
@@ -467,10 +447,8 @@ def _parse_media(text: str, allow_playlist_type: bool) -> _Parsed:
         over = [f"{s.uri} ({s.duration}s)" for s in p.segments
                 if s.duration.to_integral_value(rounding=ROUND_HALF_UP) > p.target]
         if over:
-            add(
-                "extinf-exceeds-target",
-                f"EXTINF rounded to the nearest integer exceeds EXT-X-TARGETDURATION {p.target}: {_summary(over)}",
-            )
+            add("extinf-exceeds-target",
+                f"EXTINF rounded to the nearest integer exceeds EXT-X-TARGETDURATION {p.target}: {_summary(over)}")
 
     # Program date-time (4.4.4.6, 6.2.1).
     for rule, what in (("pdt-invalid", "is not an ISO 8601 date-time"),
@@ -479,9 +457,8 @@ def _parse_media(text: str, allow_playlist_type: bool) -> _Parsed:
         if rule in pdt_bad:
             add(rule, f"EXT-X-PROGRAM-DATE-TIME {what}: {_summary(pdt_bad[rule])}")
     if p.uses_pdt():
-        bare = [
-            f"{s.uri} (media sequence {s.msn})" for s in p.segments if s.discontinuity and s.pdt_text is None
-        ]
+        bare = [f"{s.uri} (media sequence {s.msn})" for s in p.segments
+                if s.discontinuity and s.pdt_text is None]
         if bare:
             add("pdt-missing-after-discontinuity",
                 f"the playlist uses EXT-X-PROGRAM-DATE-TIME but these segments carry EXT-X-DISCONTINUITY "
@@ -495,10 +472,8 @@ def _parse_media(text: str, allow_playlist_type: bool) -> _Parsed:
 class MediaPlaylistChecker:
     """Checks each version of one media playlist on its own and against the versions fed before it."""
 
-    def __init__(
-        self, *, allow_resume_after_endlist: bool = False, allow_playlist_type: bool = False, name: str = "",
-        allow_restart: bool = False,
-    ) -> None:
+    def __init__(self, *, allow_resume_after_endlist: bool = False, allow_playlist_type: bool = False,
+                 name: str = "", allow_restart: bool = False) -> None:
         self.allow_resume_after_endlist = allow_resume_after_endlist
         # The service's one departure for a new target duration (docs/hls-rules.md): a version that
         # shares no segment with the previous one may start a new playlist at the same address, with
@@ -589,32 +564,27 @@ class MediaPlaylistChecker:
                          f"EXT-X-SKIP skips {cur.skipped} segment(s) but the previous version checked did "
                          f"not list media sequence {missing[0]}..{missing[-1]}")
             return False
-        cur.segments = _renumber(
-            [known[n] for n in wanted] + cur.segments, cur.media_sequence, cur.disc_sequence
-        )
+        cur.segments = _renumber([known[n] for n in wanted] + cur.segments, cur.media_sequence,
+                                 cur.disc_sequence)
         return True
 
     def _compare_headers(self, prev: _Parsed, cur: _Parsed, findings: _Findings) -> None:
         if prev.target is not None and cur.target is not None and prev.target != cur.target:
-            findings.add(
-                "target-duration-changed", f"EXT-X-TARGETDURATION changed from {prev.target} to {cur.target}"
-            )
+            findings.add("target-duration-changed",
+                         f"EXT-X-TARGETDURATION changed from {prev.target} to {cur.target}")
         if self.allow_playlist_type:
             if prev.playlist_type != cur.playlist_type:
                 findings.add("playlist-type-changed",
                              f"EXT-X-PLAYLIST-TYPE changed from {prev.playlist_type} to {cur.playlist_type}")
             elif prev.playlist_type == "VOD" and prev.lines != cur.lines:
-                findings.add(
-                    "vod-playlist-changed", "a VOD playlist must never change, but this version differs"
-                )
+                findings.add("vod-playlist-changed",
+                             "a VOD playlist must never change, but this version differs")
         if prev.endlist and prev.lines != cur.lines and not self.allow_resume_after_endlist:
-            findings.add(
-                "changed-after-endlist",
-                "the previous version ended with EXT-X-ENDLIST, so this one must be identical to it, "
-                f"but it differs (media sequence {prev.media_sequence} -> {cur.media_sequence}, "
-                f"{len(prev.segments)} -> {len(cur.segments)} segments, "
-                f"ENDLIST {'kept' if cur.endlist else 'dropped'})",
-            )
+            findings.add("changed-after-endlist",
+                         "the previous version ended with EXT-X-ENDLIST, so this one must be identical to "
+                         f"it, but it differs (media sequence {prev.media_sequence} -> {cur.media_sequence}, "
+                         f"{len(prev.segments)} -> {len(cur.segments)} segments, "
+                         f"ENDLIST {'kept' if cur.endlist else 'dropped'})")
 
     def _compare_segments(self, prev: _Parsed, cur: _Parsed, findings: _Findings) -> None:
         add = findings.add
@@ -647,12 +617,10 @@ class MediaPlaylistChecker:
             first_j, first_i = retained[0]
             if first_i != removed:
                 structural_ok = False
-                add(
-                    "media-sequence-mismatch",
+                add("media-sequence-mismatch",
                     f"{first_i} segment(s) were removed from the front (the first one kept, {csegs[first_j].uri}, "
                     f"was media sequence {ms_p + first_i}) but EXT-X-MEDIA-SEQUENCE advanced by {removed} "
-                    f"({ms_p} -> {ms_c})",
-                )
+                    f"({ms_p} -> {ms_c})")
             moved = [f"{csegs[b[0]].uri}" for a, b in pairwise(retained) if b[1] <= a[1]]
             if moved:
                 structural_ok = False
@@ -745,10 +713,9 @@ class MediaPlaylistChecker:
                          f"{len(renumbered)} media sequence number(s) now map to a different URI: "
                          f"{_summary(renumbered)}")
         if moved:
-            findings.add(
-                "uri-msn-changed",
-                f"{len(moved)} URI(s) now listed under a different media sequence number: {_summary(moved)}",
-            )
+            findings.add("uri-msn-changed",
+                         f"{len(moved)} URI(s) now listed under a different media sequence number: "
+                         f"{_summary(moved)}")
         for s in cur.segments:
             self._msn_to_uri[s.msn] = s.uri
         self._uri_to_msn.update(first_msn)
@@ -804,8 +771,7 @@ class VariantSetChecker:
         if c is None:
             c = self._checkers[variant] = MediaPlaylistChecker(
                 allow_resume_after_endlist=self.allow_resume_after_endlist,
-                allow_playlist_type=self.allow_playlist_type, name=variant, allow_restart=self.allow_restart,
-            )
+                allow_playlist_type=self.allow_playlist_type, name=variant, allow_restart=self.allow_restart)
         return c
 
     def check(self, variant: str, text: str) -> list[Violation]:
@@ -904,11 +870,7 @@ def check_master(text: str, host: str | None = None) -> list[Violation]:
     lines = [ln.rstrip() for ln in text.split("\n")]
     out: list[Violation] = []
     if not lines or lines[0] != "#EXTM3U":
-        out.append(
-            Violation(
-                "extm3u-missing", f"the first line must be #EXTM3U, got {(lines[0] if lines else '')[:60]!r}"
-            )
-        )
+        out.append(Violation("extm3u-missing", f"the first line must be #EXTM3U, got {lines[0][:60]!r}"))
     independent = 0
     steering: dict[str, str] | None = None  # EXT-X-CONTENT-STEERING's attributes
     offered: dict[str, list[str]] = {}  # pathway -> its variants' attributes but PATHWAY-ID, in order
@@ -919,11 +881,8 @@ def check_master(text: str, host: str | None = None) -> list[Violation]:
             continue
         if expect_uri is not None:
             if ln.startswith("#"):
-                out.append(
-                    Violation(
-                        "stream-inf-uri-missing", f"{expect_uri!r} must be followed by a URI line, got {ln!r}"
-                    )
-                )
+                out.append(Violation("stream-inf-uri-missing",
+                                     f"{expect_uri!r} must be followed by a URI line, got {ln!r}"))
             elif not _ok(ln):
                 out.append(Violation("uri-not-relative", f"variant URI {ln!r} must be relative"))
             expect_uri = None
@@ -968,9 +927,6 @@ def check_master(text: str, host: str | None = None) -> list[Violation]:
             out.append(Violation("steering-pathways-differ", "every pathway must offer the same variants, "
                                  f"only other URIs (4.4.6.6): {offered}"))
     if independent > 1:
-        out.append(
-            Violation(
-                "independent-segments-repeated", f"EXT-X-INDEPENDENT-SEGMENTS appears {independent} times"
-            )
-        )
+        out.append(Violation("independent-segments-repeated",
+                             f"EXT-X-INDEPENDENT-SEGMENTS appears {independent} times"))
     return out
