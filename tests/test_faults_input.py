@@ -1,36 +1,23 @@
 """A hostile HLS_DIR, against the real service process and a real S3 server (SeaweedFS).
 
-Owncast's folder is written by hand here, in place and in Owncast's order (the segment first, then the
-variant playlist that lists it), with real MPEG-TS bytes made once by ffmpeg. That makes each fault easy
-to place: a broken file in one variant of one slot, with good slots before and after it.
+Owncast's folder is written by hand, in Owncast's order, with real MPEG-TS bytes, so each fault lands in
+one variant of one slot between good slots. For every fault: the service stays up (good segments after it
+are listed in every variant); every version served passes VariantSetChecker; nothing outside HLS_DIR is
+read or uploaded; the problem is logged once with the file's name and counted
+(hls_broadcaster_input_rejected_total or _segments_lost_total); no ERROR line, no traceback.
 
-For every fault the same things must hold:
-- the service stays up: good segments written after the fault are still listed, in every variant;
-- every version of every playlist we serve passes VariantSetChecker;
-- nothing outside HLS_DIR is read or uploaded (the bucket is listed and every object read to prove it);
-- the problem is logged once, with the file's name, and counted in
-  hls_broadcaster_input_rejected_total or hls_broadcaster_segments_lost_total;
-- no ERROR line and no traceback in the log.
+The decisions pinned down:
+- a listed segment that is empty, missing, a symlink, not a regular file, over 64 MiB or of a type we do
+  not publish is lost: its slot is dropped from every variant, the gap marked with a discontinuity;
+- a segment of garbage bytes is uploaded and listed as it is (validating media would mean demuxing it;
+  Owncast is trusted for content, and a player skips what it cannot decode);
+- an entry that is not a plain file name in its variant folder is skipped, whatever is on disk;
+- a playlist that does not parse (truncated, binary, too large, EXTINF inf or nan) is ignored until
+  rewritten; a broken multivariant playlist leaves the last good one in use;
+- a segment longer than the target in every variant, or with an EXTINF <= 0, is not listed;
+- symlinked variant folders and playlists are not read; stray files are ignored.
 
-What the service does with each fault (the decisions these tests pin down):
-- a listed segment that is empty, missing, a symlink, not a regular file, over the uploader's size limit
-  (64 MiB) or of a type we do not publish is lost: its slot is dropped from every variant (so the
-  variants stay numbered alike) and the gap is marked with a discontinuity;
-- a segment of garbage bytes is uploaded and listed as it is. The service cannot validate media cheaply
-  (it would have to demux every segment), Owncast is trusted for content, and a player skips a segment
-  it cannot decode. The bytes in the bucket are exactly the bytes on disk;
-- a playlist entry that is not a plain file name in its variant folder (`..`, `/`, `%`, `?`...) is
-  skipped, whatever is on disk under that name;
-- a playlist that does not parse (truncated, binary, too large, an EXTINF of inf or nan) is ignored until
-  Owncast rewrites it; a multivariant playlist that does not parse leaves the last good one in use;
-- a segment longer than the target duration, in every variant, is not listed (HLS forbids it); so is a
-  negative or zero EXTINF;
-- symlinked variant folders and symlinked playlists are not read; stray files are ignored (a file of a
-  type we do not publish that a playlist then lists is both: a stray when it appears, lost when listed).
-
-Proving "logged once" means watching the log for a while after the fact (quiet_for): that is the one
-place these tests wait without a condition. FAULTS_DUMP=1 prints each service's log.
-"""
+"Logged once" is watched for a while after the fact (quiet_for). FAULTS_DUMP=1 prints each service's log."""
 
 from __future__ import annotations
 
@@ -56,8 +43,7 @@ from tests.support.scrape import total
 from tests.support.owncast_writer import SECONDS, HandFedOwncast, Prepare, real_ts_segment, write_in_place
 from tests.support.waiting import TimedOut, until
 
-# One bucket for the module, on the run's SeaweedFS (each test has its own service, HLS_DIR and key
-# prefix); one worker runs the module (scripts/test's --dist loadgroup).
+# One bucket for the module (each test has its own service, HLS_DIR and key prefix), on one worker.
 pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.asyncio(loop_scope="module"),
               pytest.mark.xdist_group("faults_input")]
 
@@ -112,13 +98,8 @@ async def bucket_objects(s3: SeaweedS3) -> dict[str, bytes]:
     return out
 
 
-# Bounds of the waits on a condition, never how long anything takes. A segment is listed here (on the
-# bucket's pathway, what the service's playlists show) once its upload landed and a version holding it
-# was saved; those written before the service starts, once unchanged for UNHEARD_QUIET (2 s) too: about
-# 1.5 s after the start at the most under load. LISTED allows for one upload attempt that stalls past
-# UPLOAD_TIMEOUT (5 s, the rig keeps the default) and is retried, as slowly, on a loaded machine. A wait that fails says, per variant, what the service had listed and uploaded, which of its
-# uploads failed and why, and what it warned of: a segment listed but not uploaded is the bucket's
-# slowness, one not listed the service holding it.
+# A bound, not a duration: one upload attempt stalling past UPLOAD_TIMEOUT (5 s) and retried as slowly on a
+# loaded machine. A wait that fails says per variant what was listed, uploaded and warned of.
 LISTED = 15.0
 
 
@@ -280,9 +261,7 @@ async def test_bad_segment_files_are_lost_once_and_nothing_outside_is_uploaded(
     after = await good_slots(rig, 3)
     await rig.listed_everywhere(garbage_name)
     status, health = await seen.health()
-    # Nothing of the bad input is left in /health. A loaded machine can make the bucket slower than real
-    # time (runs f2 and g1: 1.1 and 1.9 s per second of media, SeaweedFS at the lowest CPU priority): a
-    # reason of its own, answered 503 as any reason is.
+    # Nothing of the bad input is left in /health; a loaded machine's slow bucket is a 503 of its own.
     reasons = [r for r in str(health["status"]).split("; ")
                if not r.startswith("uploads slower than real time")]
     assert (status, reasons) in ((200, ["ok"]), (503, [])), (status, health)
@@ -347,8 +326,7 @@ UNSAFE_NAMES = [
 
 async def test_unsafe_names_in_playlists_are_skipped_once_and_never_read(rig: Rig) -> None:
     feed, seen, service = rig.feed, rig.seen, rig.service
-    # Owncast's list does not move here: a skipped entry sliding out of it shifts the numbering (see
-    # test_unsafe_entry_in_one_variant_keeps_the_variants_lined_up below).
+    # Owncast's list does not move here: a skipped entry sliding out of it shifts the numbering.
     feed.list_size = 1000
     # Whatever those names could reach exists, and holds the secret.
     (feed.root / "secret.ts").write_bytes(SECRET)
@@ -687,11 +665,8 @@ async def test_stray_playlists_in_unnamed_folders_neither_stall_nor_hold_health(
         listed += await good_slots(rig, 1)
     paused = time.monotonic() - written  # before the health request: how long this writer wrote nothing
     status, body = await seen.health()
-    # Held at 503 by the strays was "uploads behind" (a stray's copy never uploaded). On a busy machine
-    # the real variants' uploads may be slower than real time for a while: a true 503 of their own
-    # (the same reading as test_faults_input's other health checks above); and this writer, which waits
-    # for each slot's listing before the next, may itself have written nothing for the stall limit: then
-    # "no new segment from Owncast" is the truth, not the strays' doing.
+    # Not held at 503 by the strays. A busy machine's slow uploads are a true 503 of their own, and so is
+    # "no new segment from Owncast" when this writer (waiting for each listing) wrote nothing that long.
     def ours(reason: str) -> bool:
         quiet = re.fullmatch(r"variant \d+: no new segment from Owncast for (\d+)s", reason)
         return reason.startswith("uploads slower than real time") or (
