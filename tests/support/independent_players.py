@@ -1,17 +1,8 @@
-"""The independent players (tests/test_independent_players.py): each plays the service's multivariant
-playlist through the tunnel stand-in, on a machine of its own as far as the service can tell (its own
-User-Agent, by which every request it makes is told from the others').
-
-- In headless Chromium (one browser, a context each): Shaka 4.16 and 5.2 with their defaults and 5.2 in
-  low-latency mode (blocking playlist reload), video.js with Owncast's VHS options and with VHS's
-  defaults, and the service's own viewer page (hls.js); the pages are tests/support/player_pages.py's.
-- Processes: streamlink (dumping the stream as it fetches it), GStreamer's hlsdemux (its output, the
-  segments' bytes, to a file) and hlsdemux2 (parsed by parsebin into fakesinks that keep the clock, as a
-  player's sinks do), and VLC (cvlc, remuxing what it plays into a file).
-
-What every one of them fetched is recorded on the wire (`Wire`): the answers of the service (behind the
-tunnel stand-in) and of the bucket's public URL, by player, with a hash of every segment's body.
-"""
+"""The independent players (tests/test_independent_players.py), each playing the service's multivariant
+playlist through the tunnel stand-in as a machine of its own (its own User-Agent): in headless Chromium
+Shaka 4.16 and 5.2 (and 5.2 low-latency), video.js with Owncast's and with VHS's default options, and the
+viewer page (tests/support/player_pages.py); as processes streamlink, GStreamer's hlsdemux and hlsdemux2,
+and VLC. What each fetched is recorded on the wire (`Wire`), with a hash of every segment's body."""
 
 from __future__ import annotations
 

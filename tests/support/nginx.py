@@ -1,13 +1,7 @@
-"""Debian's nginx as a test part: a foreground process of our own, on a free 127.0.0.1 port, with its
-config, logs, pid and temp files in one folder, stopped by its PID.
-
-`Nginx` takes the inside of one `server {}` block (and optional `http {}` directives, e.g. a
-proxy_cache_path), so a test can make it a reverse proxy, a cache, or a stand-in for the tunnel.
-`tunnel_locations` turns cloudflared ingress rules into that server block, routing by path exactly
-as cloudflared does, so the tunnel's routing can be tried with real HTTP before it is deployed.
-The shipped configs run as they are, with only the strings their headers name replaced: `shipped_cache`
-(deploy/nginx-cache.conf) and `ShippedProxy` (deploy/nginx-proxy.conf, with a self-signed certificate).
-"""
+"""Debian's nginx as a test part: a foreground process of our own on a free 127.0.0.1 port, everything in
+one folder, stopped by its PID. `Nginx` takes the inside of one `server {}` block (a proxy, a cache, the
+tunnel stand-in of `tunnel_locations`); `shipped_cache` and `ShippedProxy` run deploy/'s configs as they
+are, with only the names their headers give replaced."""
 
 from __future__ import annotations
 
@@ -38,12 +32,8 @@ ACCESS_LOG_FORMAT = "'$request_method $request_uri $status $upstream_addr $upstr
 
 
 class Nginx:
-    """`async with Nginx(folder, server_block) as proxy:` then `proxy.url`. `access_log()` lists the
-    requests it answered, one line each in ACCESS_LOG_FORMAT.
-
-    conf: a whole configuration of the port it listens on instead (a shipped file with its listen
-    address replaced: shipped_cache, ShippedProxy); the run's own pid, error log and user come on the
-    command line, as for a foreground run of a packaged config."""
+    """`async with Nginx(folder, server_block) as proxy:` then `proxy.url`; `access_log()` lists the requests
+        it answered. `conf`: a whole configuration instead (a shipped file with its listen address replaced)."""
 
     def __init__(self, folder: Path, server: str = "", *, http: str = "",
                  conf: Callable[[int], str] | None = None) -> None:
@@ -114,9 +104,8 @@ http {{
                          for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
 
     async def start(self, timeout: float = 30.0, attempts: int = 5) -> Nginx:
-        """Starts it on a port reserved for it (ports.py), on another if a program we do not know took
-        that one before nginx bound it; waited for while it gets on (StartClock: `timeout` s of CPU, or
-        of none), not a fixed time a loaded machine may not give it."""
+        """Starts it on a port reserved for it (another if a stranger took that one first), waited for with
+                StartClock, not a fixed time a loaded machine may not give it."""
         self.folder.mkdir(parents=True, exist_ok=True)
         for attempt in range(attempts):
             self._release()

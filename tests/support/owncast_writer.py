@@ -104,10 +104,8 @@ class LateSlot:
 
 class HandFedOwncast(OwncastFolder):
     """HLS_DIR written by hand the way Owncast writes it: `slot()` puts one segment in every variant
-    folder, then rewrites every variant playlist to list it (a rolling list of `list_size` entries).
-    The one writer's OwncastFolder, filled by a test: it may also add entries and rewrite playlists itself.
-    `seconds`: each segment's EXTINF and the playlists' target duration (Owncast's latency level).
-    `ledger`: every file it writes is recorded there as closed (`write_in_place` takes one too)."""
+        folder, then rewrites every variant playlist to list it (a rolling list of `list_size` entries).
+        `seconds`: each EXTINF and the target duration; `ledger` records every file it writes as closed."""
 
     def __init__(self, root: Path, ts: bytes, *, variants: tuple[int, ...] = (0, 1), run: str = "f4ult",
                  list_size: int = 10, with_pdt: bool = True, t0: float | None = None,
@@ -154,9 +152,8 @@ class HandFedOwncast(OwncastFolder):
         return name
 
     def late_slot(self, share: float = 0.2) -> LateSlot:
-        """Issue 39's race, held as long as the test likes: the next segment in every variant with all
-        but its last `share` written and the file left open, then the playlists that list it. The
-        files are finished (and closed) by `LateSlot.finish()`."""
+        """A segment Owncast is still writing when its playlist names it, held as long as the test likes: all
+                but its last `share` written and the file left open, then the playlists; `LateSlot.finish()` ends it."""
         name = self.name(self.number)
         written = len(self.ts) - max(1, int(len(self.ts) * share))
         held = LateSlot(name, [])
