@@ -33,7 +33,7 @@ ACCESS_LOG_FORMAT = "'$request_method $request_uri $status $upstream_addr $upstr
 
 class Nginx:
     """`async with Nginx(folder, server_block) as proxy:` then `proxy.url`; `access_log()` lists the requests
-        it answered. `conf`: a whole configuration instead (a shipped file with its listen address replaced)."""
+        it answered. `conf`: a whole configuration instead (a shipped file, its listen address replaced)."""
 
     def __init__(self, folder: Path, server: str = "", *, http: str = "",
                  conf: Callable[[int], str] | None = None) -> None:

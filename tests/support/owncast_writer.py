@@ -153,7 +153,8 @@ class HandFedOwncast(OwncastFolder):
 
     def late_slot(self, share: float = 0.2) -> LateSlot:
         """A segment Owncast is still writing when its playlist names it, held as long as the test likes: all
-                but its last `share` written and the file left open, then the playlists; `LateSlot.finish()` ends it."""
+                but its last `share` written and the file left open, then the playlists; `LateSlot.finish()`
+        ends it."""
         name = self.name(self.number)
         written = len(self.ts) - max(1, int(len(self.ts) * share))
         held = LateSlot(name, [])
