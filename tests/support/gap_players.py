@@ -40,8 +40,8 @@ class HlsJsRun:
     def waited_ms(self, start: float, end: float, resumed: float | None = None) -> int | None:
         """Wall time from the first 'waiting' with currentTime in [start, end) to 'playing' at >= end.
 
-                resumed: where playback went on after the hole; a 'waiting' read there counts too (on a loaded
-                machine the player's seek over the hole can come before the page reads currentTime)."""
+        resumed: where playback went on after the hole; a 'waiting' read there counts too (on a loaded
+        machine the player's seek over the hole can come before the page reads currentTime)."""
         last = end if resumed is None else max(end, resumed + 0.05)  # the same clock, read twice
         waited = None
         for kind, t, ms, _position in self.log["media"]:

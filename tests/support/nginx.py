@@ -33,7 +33,7 @@ ACCESS_LOG_FORMAT = "'$request_method $request_uri $status $upstream_addr $upstr
 
 class Nginx:
     """`async with Nginx(folder, server_block) as proxy:` then `proxy.url`; `access_log()` lists the requests
-        it answered. `conf`: a whole configuration instead (a shipped file, its listen address replaced)."""
+    it answered. `conf`: a whole configuration instead (a shipped file, its listen address replaced)."""
 
     def __init__(self, folder: Path, server: str = "", *, http: str = "",
                  conf: Callable[[int], str] | None = None) -> None:
@@ -105,7 +105,7 @@ http {{
 
     async def start(self, timeout: float = 30.0, attempts: int = 5) -> Nginx:
         """Starts it on a port reserved for it (another if a stranger took that one first), waited for with
-                StartClock, not a fixed time a loaded machine may not give it."""
+        StartClock, not a fixed time a loaded machine may not give it."""
         self.folder.mkdir(parents=True, exist_ok=True)
         for attempt in range(attempts):
             self._release()

@@ -104,8 +104,8 @@ class LateSlot:
 
 class HandFedOwncast(OwncastFolder):
     """HLS_DIR written by hand the way Owncast writes it: `slot()` puts one segment in every variant
-        folder, then rewrites every variant playlist to list it (a rolling list of `list_size` entries).
-        `seconds`: each EXTINF and the target duration; `ledger` records every file it writes as closed."""
+    folder, then rewrites every variant playlist to list it (a rolling list of `list_size` entries).
+    `seconds`: each EXTINF and the target duration; `ledger` records every file it writes as closed."""
 
     def __init__(self, root: Path, ts: bytes, *, variants: tuple[int, ...] = (0, 1), run: str = "f4ult",
                  list_size: int = 10, with_pdt: bool = True, t0: float | None = None,
@@ -152,8 +152,8 @@ class HandFedOwncast(OwncastFolder):
         return name
 
     def late_slot(self, share: float = 0.2) -> LateSlot:
-        """A segment Owncast is still writing when its playlist names it, held as long as the test likes: all
-                but its last `share` written and the file left open, then the playlists; `LateSlot.finish()`
+        """A segment Owncast is still writing when its playlist names it, held as long as the test likes:
+        all but its last `share` written and the file left open, then the playlists; `LateSlot.finish()`
         ends it."""
         name = self.name(self.number)
         written = len(self.ts) - max(1, int(len(self.ts) * share))

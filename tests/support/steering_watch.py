@@ -93,9 +93,9 @@ def steering_manifests(watched: Watched) -> list[float]:
 
 def told_back(watched: Watched, back_at: float) -> float:
     """When a page was told the bucket serves again, by its own requests (a loaded browser's reloads come
-        late): its first steering manifest answered after `back_at`, or its first segment request the VM
-        redirected to the bucket; the viewer page no sooner than LEAVE_MS (10 s) after its last failed bucket
-        fetch, as viewer/src/player.js keeps the VM first that long."""
+    late): its first steering manifest answered after `back_at`, or its first segment request the VM
+    redirected to the bucket; the viewer page no sooner than LEAVE_MS (10 s) after its last failed bucket
+    fetch, as viewer/src/player.js keeps the VM first that long."""
     told = [at for at in steering_manifests(watched) if at >= back_at]
     told += [at for at, _url in watched.redirected if at >= back_at]
     when = min(told, default=back_at)
@@ -107,8 +107,8 @@ def told_back(watched: Watched, back_at: float) -> float:
 
 def served_at(wire: CountingProxy, gates: BucketGates, address: str | None, fetched: Fetched) -> float:
     """When the segment a page got left the server, as the rig saw it from its own loop (the wire in front
-        of the VM, the gate in front of the bucket; the page's own record comes late on a starved machine):
-        the latest such answer no later than the page's record."""
+    of the VM, the gate in front of the bucket; the page's own record comes late on a starved machine):
+    the latest such answer no later than the page's record."""
     tail = f"/{fetched.variant}/{fetched.name}"
     if fetched.pathway == "vm":
         times = [a.at for a in list(wire.answers)
@@ -122,8 +122,8 @@ def served_at(wire: CountingProxy, gates: BucketGates, address: str | None, fetc
 def charged(players: Players, served: Callable[[Fetched], float], watched: Watched,
             stall: dict[str, Any]) -> float:
     """Seconds of a stall the service is answerable for: from when the segment it waited for existed (no
-        server can list what the source has not made), or from its start, until the segment left the server
-        for the page (`served`), or its end. What a page does with a segment it has is its machine's."""
+    server can list what the source has not made), or from its start, until the segment left the server
+    for the page (`served`), or its end. What a page does with a segment it has is its machine's."""
     end = stall["start"] + stall["ms"] / 1000
     waited = watched.waited_for(stall)
     if waited is None:
