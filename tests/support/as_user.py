@@ -1,18 +1,10 @@
 """Running a command as another user, so file permissions are the kernel's, not a fake's.
 
-The tests run as root here (as on CI), and root reads every folder whatever its mode: a test of "the
-service's user cannot enter Owncast's home folder" must run the service as someone else. `as_nobody`
-wraps a command with setpriv (util-linux) to uid/gid 65534 (nobody/nogroup) with no supplementary groups
-and no capabilities, so the folders root makes are another user's to it. Run by a user other than root,
-the tests skip: they cannot make folders owned by someone else.
-
-Python itself may live where nobody can enter (pyenv under /root, 0700). Then the command runs in a
-mount namespace of its own (unshare -m, private propagation: nothing changes for the rest of the
-machine) where each such folder is covered by a tmpfs of mode 0755 holding bind mounts of just the
-entries on the way to what Python needs (the interpreter, its libraries and site-packages, this
-checkout); the folders the test is about keep their real modes. Where neither can be done, the test is
-skipped with the reason.
-"""
+The tests run as root, which reads every folder: `as_nobody` wraps a command with setpriv to uid/gid 65534
+with no groups and no capabilities (run by another user than root, the tests skip). Where Python lives
+where nobody can enter (pyenv under /root, 0700), the command runs in a mount namespace of its own where
+each such folder is covered by a 0755 tmpfs holding bind mounts of just what Python needs; the folders the
+test is about keep their real modes. Where neither can be done, the test is skipped with the reason."""
 
 from __future__ import annotations
 

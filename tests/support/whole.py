@@ -1,11 +1,6 @@
-"""What each listed URL serves against the file Owncast finished writing (issue 39): byte for byte, not by
-name. A listed URL is the bucket's, or, while players are steered away from the bucket, the VM's path on the
-service's host (content steering's bucket pathway), which serves the copy it kept of the same read.
-
-The reference is the writer's ledger (broadcaster/demo/ledger.py: each file's SHA-256 and size when its
-writer closed it), never a read of Owncast's folder, which may catch a file still being written (and so
-compare equal to an upload cut short the same way) or find it already cleaned up.
-"""
+"""What each listed URL (the bucket's, or the VM's path while players are steered away) serves against the
+file Owncast finished writing, byte for byte. The reference is the writers' ledger (each file's SHA-256 and
+size at close), never a read of Owncast's folder, which may catch a file still being written or gone."""
 
 from __future__ import annotations
 
