@@ -1,11 +1,7 @@
-"""A second bucket as a pathway, on two real S3 servers: the first bucket is SeaweedFS
-behind BucketGates (tests/support/gates.py), the second moto in server mode (another provider). The
-service (`python -m broadcaster run`) offers both buckets' pathways and the VM's; when the test closes the
-first bucket's gate (for the service and the viewers together), the steering manifest puts the second bucket first,
-before the VM, and what its pathway lists is fetched from the second bucket and is byte for byte what
-Owncast wrote; /health and /metrics say which pathway is first and why, one log line says so. The second
-bucket's public URL failing too (a gate of its own, which only the service's probe sees) puts the VM
-first; once each gate opens, players are steered back."""
+"""A second bucket as a pathway, on two real S3 servers (SeaweedFS behind BucketGates, and moto). When the
+first bucket's gate closes, the steering manifest puts the second bucket before the VM, its pathway serves
+Owncast's bytes from the second bucket, and /health, /metrics and one log line say why; the second bucket's
+public URL failing too puts the VM first; once each gate opens, players are steered back."""
 
 from __future__ import annotations
 

@@ -1,10 +1,7 @@
-"""Each bench's short run: its main, through its real code path, with tiny parameters, so that none
-can break unseen. The form of the output is checked (the figures are there and parse, the ratio line is
-there), never a duration's or a ratio's value: those belong in the benches, which run by hand
-(docs/development.md), and exit status 1 (a goal the bench measured as not met on this loaded machine)
-is not a failure here; a traceback or a missing figure is. A goal that does not depend on the machine's
-speed (whole files, no rule violation, no loss) must be met even in a short run.
-"""
+"""Each bench's short run through its real code path with tiny parameters, so none can break unseen. The
+output's form is checked (the figures parse, the ratio lines are there), never a value, and exit 1 (a goal
+not met on this loaded machine) is no failure; a traceback or a missing figure is. A goal that does not
+depend on the machine's speed (whole files, no rule violation, no loss) must be met even here."""
 
 from __future__ import annotations
 
@@ -49,9 +46,8 @@ def browser_bench(test: Callable[..., None]) -> Callable[..., None]:
 
 
 def bench(module: str, *args: str, timeout: float = 240) -> str:
-    """`python -m bench.<module> args` from the checkout; its standard output. In a process group of its
-    own: past `timeout` the whole group is stopped (the bench's service, nginx and SeaweedFS with it; a
-    SIGKILL of the bench alone once left them running for an hour)."""
+    """`python -m bench.<module> args` from the checkout; its output. In a process group of its own, stopped
+    whole past `timeout` (the bench's service, nginx and SeaweedFS with it)."""
     proc = subprocess.Popen([sys.executable, "-m", f"bench.{module}", *args], cwd=REPO, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})

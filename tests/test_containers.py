@@ -1,10 +1,7 @@
-"""The container image and the compose file beside Owncast's container (deploy/container/), run for real
-with podman: the image built from this checkout on a Debian base made from Debian's packages, Owncast's
-container stood in for by the emulator as uid 101 (tests/support/owncast_standin/), the run's SeaweedFS
-as the bucket. Skipped, saying why, where no container runtime can run (tests/support/containers.py).
-
-One module on one worker (xdist_group): the images are built once for it, and the runtime's storage is
-not shared between workers building at once."""
+"""The container image and the compose file beside Owncast's container (deploy/container/), run with podman:
+the image built from this checkout, Owncast stood in for by the emulator as uid 101, the run's SeaweedFS as
+the bucket; skipped, saying why, where no container runtime can run. One worker (xdist_group) builds the
+images once and owns the runtime's storage."""
 
 from __future__ import annotations
 

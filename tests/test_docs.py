@@ -1,10 +1,6 @@
-"""The background docs live in the repository (docs/) and the code's citations of them hold.
-
-Every `docs/<name>.md` (with an optional `#anchor`) cited by the package, the tests, the benchmarks
-and the top README names a file here, and a heading in it; nothing cites the notes that used to live
-outside the repository; and every repository path a doc names exists, so a moved module shows up here
-as a doc to update.
-"""
+"""The background docs live in the repository (docs/) and the citations of them hold: every cited
+`docs/<name>.md#anchor` exists, nothing cites the old notes outside the repository, and every repository
+path a doc names exists."""
 
 from __future__ import annotations
 

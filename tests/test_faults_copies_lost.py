@@ -1,16 +1,11 @@
 """An outage longer than the copies the VM keeps for it, with real parts: SeaweedFS behind a FaultProxy that
-refuses every upload, the Owncast emulator's ffmpeg stream (Owncast's cleanup keeping 3 segments), the
-service as a process with the VM's pathway (PATHWAYS=bucket,vm) and STATE_DIR on a disk with a few MB
-above the reserve the copies never take (vm/copy_files.py's DISK_RESERVE: VM_COPIES_MB's
-least, 16 MB, would take minutes of the emulator's stream; both bounds drop the oldest copy the same
-way). Once the copies
-reach the bound the oldest go, and Owncast has deleted their files: those segments exist nowhere. After
-the bucket is back, every entry the live playlists list (the rewind window covers the outage) on either
-pathway either answers 200 with the bytes Owncast wrote (the emulator's ledger) or is an EXT-X-GAP entry;
-so does the stream's recording (KEEP_RECORDINGS); the losses are counted in
-segments_lost_total{reason="copy_dropped"}, said in one WARNING and counted in the line that says the
-bucket is back, and /health said what the outage kept and lost while it lasted. Past the bound the uploads
-that wait stay those whose bytes are on disk, and the memory with them."""
+refuses every upload, the emulator's stream (Owncast's cleanup keeping 3 segments), the service with the
+VM's pathway and STATE_DIR on a disk a few MB above DISK_RESERVE. Once the copies reach the bound the oldest
+go, and Owncast has deleted their files: those segments exist nowhere. After the bucket is back, every entry
+the live playlists and the recording list, on either pathway, answers Owncast's bytes or is an EXT-X-GAP;
+the losses are counted (reason="copy_dropped"), said in one WARNING and in the line that says the bucket is
+back, and /health said what the outage kept and lost. Past the bound the waiting uploads and the memory
+stay flat."""
 
 from __future__ import annotations
 

@@ -77,14 +77,11 @@ _GAP = re.compile(r"segments (\d+)\.\.(\d+) of run \d+ were never seen")
 
 
 async def test_kill_9_at_random_points_with_healthy_saves_loses_nothing(tmp_path: Path, recordings: Recordings, seaweed: SeaweedS3) -> None:
-    """kill -9 (as an OOM kill, a power cut or a watchdog does) at random points of a stream,
-    three times, each restart at once on the same STATE_DIR: every segment Owncast listed is listed
-    once, in order, under consecutive numbers, with no discontinuity, and one checker sees every
-    version polled across all four runs. Owncast lists 30 segments, so it still lists what it wrote
-    while the service was down, even on a slow machine; a segment it dropped before the service came
-    back is Owncast's own gap: the only place a discontinuity may appear, and the service says so.
-    Every segment's last bytes reach Owncast's disk only after its playlist names it
-    (LateTails), and every segment listed is, in the bucket, the file Owncast finished writing."""
+    """kill -9 at random points of a stream, three times, each restart at once on the same STATE_DIR: every
+    segment Owncast listed is listed once, in order, under consecutive numbers, with no discontinuity but where
+    Owncast itself dropped one while the service was down (and it says so), one checker seeing every version
+    of all four runs; every segment listed is, in the bucket, Owncast's finished file (its last bytes written
+    after its playlist names it: LateTails)."""
     rng = random.Random(int(os.environ.get("KILL_SEED", "3201")))
     owncast = OwncastEmulator(tmp_path / "hls", resolve_settings(list_size=30),
                               ledger=Ledger(), recordings=recordings)

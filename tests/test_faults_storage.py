@@ -1,14 +1,10 @@
 """R2 is slow or down: the bucket fails under a running stream, with real parts only.
 
-SeaweedFS is the bucket, the Owncast emulator writes a real ffmpeg stream in place, and the service
-runs as a process. The service's S3_ENDPOINT_URL is a FaultProxy in front of SeaweedFS (uploads take
-the faulty path) while R2_PUBLIC_URL points at SeaweedFS directly (viewers read the bucket). A watcher
-polls both variant playlists every 150 ms for the whole test, checks every version with
-VariantSetChecker, fetches every segment URL from SeaweedFS the moment it is first listed (its bytes
-must be the file Owncast finished writing, from the emulator's ledger), and remembers when
-each URL first and last appeared. In the bucket-down-then-back tests every segment's last bytes reach
-Owncast's disk only after its playlist names it (LateTails), so a segment uploaded cut short would show.
-"""
+The service's S3_ENDPOINT_URL is a FaultProxy in front of SeaweedFS, R2_PUBLIC_URL SeaweedFS itself; the
+emulator writes a real stream. A watcher polls both variant playlists every 150 ms, checks every version,
+fetches every segment URL the moment it is first listed (its bytes must be Owncast's finished file), and
+remembers when each URL first and last appeared. In the down-then-back tests every segment's last bytes
+reach Owncast's disk only after its playlist names it (LateTails), so an upload cut short would show."""
 
 from __future__ import annotations
 
