@@ -78,7 +78,7 @@ _GAP = re.compile(r"segments (\d+)\.\.(\d+) of run \d+ were never seen")
 
 async def test_kill_9_at_random_points_with_healthy_saves_loses_nothing(tmp_path: Path, recordings: Recordings, seaweed: SeaweedS3) -> None:
     """kill -9 at random points of a stream, three times, each restart at once on the same STATE_DIR: every
-    segment Owncast listed is listed once, in order, under consecutive numbers, with no discontinuity but where
+    segment Owncast listed is listed once, in order, under consecutive numbers, no discontinuity but where
     Owncast itself dropped one while the service was down (and it says so), one checker seeing every version
     of all four runs; every segment listed is, in the bucket, Owncast's finished file (its last bytes written
     after its playlist names it: LateTails)."""
