@@ -34,10 +34,8 @@ def test_the_docs_example_uri_reads_as_the_docs_name_its_parts() -> None:
 
 def test_sign_writes_what_the_docs_generation_recipe_writes() -> None:
     """The docs' recipe, step by step: HMAC-SHA256(secret, message + timestamp), standard base64,
-    URL-encoded (quote_plus), `<timestamp>-<mac>`. (The MAC printed in the docs' example URL comes from no
-    secret and message the docs print: the same string stands for `/download/cat.jpg` in one version of the
-    page and for `/images/cat.jpg` in another, beside `mysecrettoken` and, in another, `secretKey`; so the
-    example is held by its parts, its recipe and its expiry formula, and the MAC by the test below.)"""
+    URL-encoded (quote_plus), `<timestamp>-<mac>`. The docs' example MAC comes from no secret and message they
+    print, so the example is held by its parts, its recipe and its expiry formula."""
     digest = hmac.new(DOC_SECRET.encode("utf8"), f"{DOC_MESSAGE}{DOC_ISSUED}".encode("utf8"), hashlib.sha256)
     recipe = f"{DOC_ISSUED}-{quote_plus(base64.b64encode(digest.digest()))}"
     assert sign(DOC_SECRET, DOC_MESSAGE, DOC_ISSUED) == recipe

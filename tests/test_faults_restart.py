@@ -169,11 +169,9 @@ async def test_a_bad_state_file_is_set_aside_not_a_crash_loop(
 @pytest.mark.parametrize("out_of", ["space", "inodes"])
 async def test_a_full_state_dir_then_a_restart_never_serves_a_number_twice(
         tmp_path: Path, seaweed: SeaweedS3, owncast: OwncastEmulator, out_of: str) -> None:
-    """STATE_DIR on a small real filesystem fills up under a live stream; a clean stop, and a
-    restart on the still full disk: every version served, before and after, goes through one checker.
-    After the restart on the full disk the stream goes on as it did before it, until the
-    disk has room again. Out of inodes, journal lines still work (the clean stop's too), but the first
-    save of a process is a whole new state.json, which does not fit."""
+    """STATE_DIR on a small real filesystem fills up under a live stream; a clean stop, and a restart on the
+    still full disk: every version served, before and after, goes through one checker, and the stream goes
+    on until the disk has room again (out of inodes, a first save of a new state.json does not fit)."""
     with small_tmpfs(tmp_path / "state", inodes=64 if out_of == "inodes" else None) as state:
         disk = TmpfsDisk(state, inodes=out_of == "inodes")
         env = service_env(owncast.variant_dir(0).parent, seaweed, state, WINDOW_SECONDS="6")

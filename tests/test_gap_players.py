@@ -118,11 +118,9 @@ def _at_join(t: float) -> bool:
 
 
 def _errors(h: HlsJsRun, join: bool = True) -> list[dict[str, Any]]:
-    """hls.js's error events, less a non-fatal bufferStalledError away from the join (anywhere when the
-    stream has none: `join` False, the baseline): hls.js reports its buffer run dry there when the loaded
-    machine starves the page, while playback goes on in one range. Any other error, and a stall at the
-    join, where a hole would show, still counts; the callers also forbid any 'waiting' there and require
-    one played range."""
+    """hls.js's error events, less a non-fatal bufferStalledError away from the join (anywhere for the
+    baseline, `join` False): a starved page's buffer running dry while playback goes on in one range. A stall
+    at the join, where a hole would show, still counts."""
     return [e for e in h.errors
             if e["fatal"] or e["details"] != "bufferStalledError" or (join and _at_join(float(e.get("t") or 0.0)))]
 
