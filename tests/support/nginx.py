@@ -166,14 +166,10 @@ http {{
 def tunnel_locations(rules: Sequence[Mapping[str, Any]], hostname: str, services: Mapping[str, str]) -> str:
     """The server block that routes one hostname's requests as cloudflared's ingress `rules` do.
 
-    cloudflared takes the first rule whose hostname matches and whose `path` regex (Go's regexp,
-    searched in the URL path) matches; a rule without a path takes everything left. nginx tries
-    regex locations in order and falls back to `location /`: the same, for rules with paths followed
-    by one without. Go's $ is the end of the text (PCRE's \\z). `services` maps each rule's service
-    URL to where it runs in the test; an http_status:N service answers N. nginx matches a normalized
-    path (percent-decoded, dot segments resolved) where cloudflared does not resolve dot segments:
-    equivalent for the paths a browser sends.
-    """
+    cloudflared takes the first rule whose hostname and `path` regex (Go's, searched in the path) match, a rule
+    without a path everything left; nginx's regex locations in order, then `location /`, do the same (Go's $ is
+    PCRE's \z). `services` maps each rule's service URL to where it runs here; http_status:N answers N. nginx
+    resolves dot segments where cloudflared does not: the same for the paths a browser sends."""
     blocks: list[str] = []
     for rule in rules:
         if rule.get("hostname", hostname) != hostname:
@@ -191,13 +187,9 @@ def tunnel_locations(rules: Sequence[Mapping[str, Any]], hostname: str, services
         blocks.append(f'        location ~ "{pattern}" {{ {action} }}')
     else:
         raise ValueError(f"no rule takes everything else for {hostname}")
-    # HTTP/1.1 to the origins, as cloudflared speaks it; a blocking playlist request may be held 3
-    # target durations, well within nginx's 60 s read timeout. The viewer's own Host, as cloudflared
-    # passes it (its httpService.RoundTrip changes it only when originRequest.httpHostHeader is set): the
-    # service names its playlists' variants with it (broadcaster/steering/masters.py). And the headers
-    # Cloudflare's edge adds, which cloudflared passes on as they came (proxy/proxy.go copies the request):
-    # the viewer's address (CF-Connecting-IP, and appended to X-Forwarded-For) and the scheme it used
-    # (CF-Visitor, X-Forwarded-Proto), here the scheme the stand-in was reached with.
+    # HTTP/1.1, as cloudflared speaks it (a held blocking reload is well within nginx's 60 s read timeout);
+    # the viewer's own Host, which cloudflared passes on and the service names its variants with; and the
+    # headers Cloudflare's edge adds, which cloudflared passes on as they came.
     return "\n".join(["        proxy_http_version 1.1;", "        proxy_set_header Host $http_host;",
                       *(f"        proxy_set_header {name} {value};" for name, value in CLOUDFLARE_HEADERS),
                       *blocks])
