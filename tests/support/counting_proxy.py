@@ -134,10 +134,9 @@ def damaged(body: bytes) -> bytes:
     return bytes(out)
 
 
-def closed_port() -> int:
-    """A port nothing listens on (connections are refused), reserved until this process ends so none
-    of our servers binds it meanwhile (broadcaster/demo/ports.py)."""
-    return kept_port()
+# A port nothing listens on (connections are refused), reserved until this process ends so none of our
+# servers binds it meanwhile (broadcaster/demo/ports.py).
+closed_port = kept_port
 
 
 @contextlib.asynccontextmanager
