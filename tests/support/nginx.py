@@ -168,7 +168,7 @@ def tunnel_locations(rules: Sequence[Mapping[str, Any]], hostname: str, services
 
     cloudflared takes the first rule whose hostname and `path` regex (Go's, searched in the path) match,
     a rule without a path everything left; nginx's regex locations in order, then `location /`, do the
-    same (Go's $ is PCRE's \z). `services` maps each rule's service URL to where it runs here;
+    same (Go's $ is PCRE's \\z). `services` maps each rule's service URL to where it runs here;
     http_status:N answers N. nginx resolves dot segments where cloudflared does not: the same for the
     paths a browser sends."""
     blocks: list[str] = []
