@@ -4,7 +4,7 @@
   no body, no CORS. Its id (utils/clientId.go): md5 of the address and the User-Agent, the address being
   X-Forwarded-For's first entry ("::ffff:" and a port stripped) when sent, which Owncast trusts.
 - SetViewerActive (services/stream/stats.go): nothing while no stream is connected; pruneViewerCount, every
-  `prune_every` (5 s), drops viewers unseen for `purge_timeout` (15 s; both parameters, so tests need not wait).
+  `prune_every` (5 s), drops viewers unseen for `purge_timeout` (15 s; parameters, so tests need not wait).
 - `GET /api/status`: `viewerCount`, the active viewers. `GET /api/config`: `name`, `summary` (and
   `streamTitle` when set), with `Access-Control-Allow-Origin: *` and caching off.
 - `/api/metrics/playback` (playbackMetrics.go): not a POST, or a first JSON value that does not decode
