@@ -123,6 +123,9 @@ _SINGLE_TAGS: Final = frozenset({"#EXT-X-VERSION", "#EXT-X-TARGETDURATION", "#EX
                                 "#EXT-X-DISCONTINUITY-SEQUENCE", "#EXT-X-PLAYLIST-TYPE", "#EXT-X-ENDLIST",
                                 "#EXT-X-I-FRAMES-ONLY", "#EXT-X-SKIP"})
 _EXAMPLES: Final = 5
+# The two numbering tags: their rules' prefix and the _Parsed field each sets.
+_SEQUENCE_TAGS: Final = {"#EXT-X-MEDIA-SEQUENCE": ("media-sequence", "media_sequence"),
+                         "#EXT-X-DISCONTINUITY-SEQUENCE": ("discontinuity-sequence", "disc_sequence")}
 
 PdtKey = Decimal | str | None
 """A program date-time as an instant (epoch seconds) when it parses, else its raw text; None if absent."""
@@ -140,6 +143,11 @@ def _attrs(value: str) -> dict[str, str]:
         out[m.group(1)] = raw[1:-1] if raw.startswith('"') else raw
         pos = m.end()
     return out
+
+
+def _raise(violations: list[Violation]) -> None:
+    if violations:
+        raise AssertionError("\n".join(str(v) for v in violations))
 
 
 def _summary(items: list[str]) -> str:
@@ -368,25 +376,15 @@ def _parse_media(text: str, allow_playlist_type: bool) -> _Parsed:
             else:
                 add("target-duration-invalid",
                     f"EXT-X-TARGETDURATION must be a decimal integer >= 1, got {value!r}")
-        elif name == "#EXT-X-MEDIA-SEQUENCE":
+        elif name in _SEQUENCE_TAGS:
+            rule, field_name = _SEQUENCE_TAGS[name]
             if in_segments:
-                add("media-sequence-after-segment", "EXT-X-MEDIA-SEQUENCE must come before the first segment")
+                add(f"{rule}-after-segment", f"{name[1:]} must come before the first segment")
             if _INT_RE.fullmatch(value):
-                p.media_sequence = int(value)
+                setattr(p, field_name, int(value))
             else:
                 p.sequence_ok = False
-                add("media-sequence-invalid",
-                    f"EXT-X-MEDIA-SEQUENCE must be a decimal integer, got {value!r}")
-        elif name == "#EXT-X-DISCONTINUITY-SEQUENCE":
-            if in_segments:
-                add("discontinuity-sequence-after-segment",
-                    "EXT-X-DISCONTINUITY-SEQUENCE must come before the first segment")
-            if _INT_RE.fullmatch(value):
-                p.disc_sequence = int(value)
-            else:
-                p.sequence_ok = False
-                add("discontinuity-sequence-invalid",
-                    f"EXT-X-DISCONTINUITY-SEQUENCE must be a decimal integer, got {value!r}")
+                add(f"{rule}-invalid", f"{name[1:]} must be a decimal integer, got {value!r}")
         elif name == "#EXT-X-PLAYLIST-TYPE":
             p.playlist_type = value
             if not allow_playlist_type:
@@ -503,9 +501,7 @@ class MediaPlaylistChecker:
 
     def assert_ok(self, text: str) -> None:
         """``check`` and raise AssertionError listing every violation, if any."""
-        violations = self.check(text)
-        if violations:
-            raise AssertionError("\n".join(str(v) for v in violations))
+        _raise(self.check(text))
 
     # -- internals
 
@@ -845,9 +841,7 @@ class VariantSetChecker:
                       f"variant: {_summary(dmis)}")
 
     def assert_ok(self, variant: str, text: str) -> None:
-        violations = self.check(variant, text)
-        if violations:
-            raise AssertionError("\n".join(str(v) for v in violations))
+        _raise(self.check(variant, text))
 
 
 # ---------------------------------------------------------------------------------------------- multivariant
