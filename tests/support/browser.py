@@ -293,8 +293,8 @@ class Chromium:
         return made
 
     def own(self, *, draw_video: bool | None = None) -> OwnedPages:
-        """The contexts and pages one test opens in this browser, shared with other tests (drawing their
-        video as this browser does unless told)."""
+        """The contexts and pages one test opens in this shared browser (drawing video as it does
+        unless told)."""
         return OwnedPages(Chromium(self._browser, self._draw_video if draw_video is None else draw_video))
 
 
@@ -328,8 +328,7 @@ class OwnedPages:
 
 
 async def launch_chromium(pw: Any, args: list[str] = CHROMIUM_ARGS, *, draw_video: bool = False) -> Any:
-    """A headless Chromium from a playwright.async_api.Playwright (args: CHROMIUM_ARGS or WEBRTC_ARGS);
-    its pages draw their video only with draw_video=True (UNDRAWN_VIDEO)."""
+    """A headless Chromium (args: CHROMIUM_ARGS or WEBRTC_ARGS) drawing video only with draw_video=True."""
     browser = await pw.chromium.launch(executable_path=CHROMIUM, args=args, timeout=LAUNCH_TIMEOUT_MS)
     return Chromium(browser, draw_video)
 
@@ -362,8 +361,7 @@ def module_chromium(args: list[str] = CHROMIUM_ARGS, name: str = "chromium") -> 
 
 @pytest_asyncio.fixture(loop_scope="module", name="browser")
 async def owned_pages(chromium: Chromium) -> AsyncIterator[OwnedPages]:
-    """`browser`: this test's contexts and pages in the module's `chromium` (module_chromium), closed when
-    it ends."""
+    """`browser`: this test's contexts and pages in the module's `chromium`, closed when it ends."""
     async with chromium.own() as own:
         yield own
 
@@ -380,8 +378,7 @@ async def until_served(url: str, timeout: float = 30.0) -> str:
 
 
 async def until_page(page: Any, condition: str, arg: Any = None, timeout: float = 30.0) -> None:
-    """Until `condition` (a function of `arg`, in JavaScript) holds in `page` (or a frame), checked every
-    POLL_MS: Playwright's TimeoutError after `timeout` seconds."""
+    """Until JavaScript `condition(arg)` holds in `page` (or a frame), checked every POLL_MS."""
     await page.wait_for_function(condition, arg=arg, timeout=timeout * 1000, polling=POLL_MS)
 
 

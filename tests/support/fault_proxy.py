@@ -75,8 +75,7 @@ class Seen:
 
 
 class FaultProxy:
-    """Reverse proxy on `host` (a loopback address, 127.0.0.1 unless told) in front of `upstream` (e.g.
-    SeaweedFS's S3 endpoint)."""
+    """Reverse proxy on `host` (127.0.0.1 unless told) in front of `upstream` (SeaweedFS's S3 endpoint)."""
 
     def __init__(
         self, upstream: str, *, mode: Mode = "pass", endless_limit: int = 256 * 1024 * 1024, seed: int = 11,

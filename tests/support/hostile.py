@@ -97,8 +97,7 @@ class Fetcher:
         return [line for line in text.splitlines() if line and not line.startswith("#")][-3:]
 
     async def _fetch(self, session: aiohttp.ClientSession, path: str, n: int) -> bool:
-        """One segment request, its redirects within the service followed; True when it got bytes from
-        the service."""
+        """One segment request, redirects within the service followed; True when it got bytes."""
         target = f"{self.url}{path}?x={n}" if self.fresh_query else f"{self.url}{path}"
         for _ in range(3):
             async with session.get(target, allow_redirects=False) as response:

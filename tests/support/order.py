@@ -42,8 +42,7 @@ def write(seen: Mapping[str, Module], path: Path = DURATIONS) -> None:
 
 
 def group_order(groups: Mapping[str, tuple[float, bool]]) -> tuple[str, ...]:
-    """The order the xdist groups begin in. `groups`: each group present -> (its seconds, whether it has a
-    browser)."""
+    """The order the xdist groups begin in; `groups`: each present -> (seconds, has a browser)."""
     def longest(names: Collection[str]) -> list[str]:
         return sorted(names, key=lambda g: (-groups[g][0], g))
 

@@ -137,8 +137,7 @@ class StreamHealth:
 
 
 class OwncastViewers(Served):
-    """Owncast's /api/ping, /api/status and /api/metrics/playback on 127.0.0.1; `viewers` is its active
-    set, `playback` its playback window."""
+    """Owncast's viewer APIs on 127.0.0.1; `viewers` is its active set, `playback` its playback window."""
 
     def __init__(self, *, purge_timeout: float = 15.0, prune_every: float = 5.0,
                  stream_connected: bool = True, collector: CmcdCollector | None = None) -> None:

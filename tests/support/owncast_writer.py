@@ -175,8 +175,7 @@ class HandFedOwncast(OwncastFolder):
 
 
 def write_next(owncast: HandFedOwncast, segments: list[bytes]) -> None:
-    """Owncast's next segment, `segments`[its number], written in place in every variant, then the
-    playlists listing it."""
+    """Owncast's next segment, `segments`[its number], written in every variant, then the playlists."""
     body = segments[owncast.number]
     owncast.slot({v: lambda path: write_in_place(path, body) for v in owncast.variants})
 

@@ -14,8 +14,7 @@ SAID = 300  # characters kept of each console line or error
 
 @dataclass
 class Opened:
-    """A page in a context of its own; `said`: its console's warnings and errors, `thrown`: what its
-    scripts threw (pageerror), both as they came."""
+    """A page in a context of its own; `said`: its console's warnings and errors, `thrown`: its pageerrors."""
 
     context: Any
     page: Any

@@ -142,8 +142,7 @@ class Played:
         return max((at for _, at, _ in self.positions()), default=None)
 
     def jumps(self) -> list[tuple[float, float]]:
-        """Where the picture moved more than a second away from the seconds played between two
-        samples: (from, to)."""
+        """Where the picture moved over a second away from the seconds played between samples: (from, to)."""
         out, samples = [], self.log.get("samples", [])
         for (_, _, a0, _, p0), (_, _, a1, _, p1) in zip(samples, samples[1:]):
             if a0 is not None and a1 is not None and abs((a1 - a0) - (p1 - p0)) > 1.0:

@@ -85,8 +85,7 @@ def _in(assignments: list[str], ended: Ended) -> bool:
 
 
 def systemd_restarts(unit: Path, ended: Ended) -> bool:
-    """Whether systemd starts `unit`'s service again after its main process ended so, on its own (not
-    stopped by systemctl)."""
+    """Whether systemd starts `unit`'s service again after its main process ended so on its own."""
     service = unit_sections(unit)["Service"]
     restart = service.get("Restart", ["no"])[-1] or "no"
     if restart not in _RESTART_VALUES:

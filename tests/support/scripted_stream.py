@@ -68,8 +68,8 @@ class Asked:
 
 
 class Stream:
-    """One client's stream: its clock and what it asked. A rig's subclass answers its playlists and gives
-    its segments' bytes (None: 404)."""
+    """One client's clock and what it asked; a rig's subclass answers its playlists and segments
+    (None: 404)."""
 
     def __init__(self, clock: Clock | None = None) -> None:
         self.clock = clock or Clock()

@@ -88,8 +88,7 @@ class Watched:
     clock: float = 0.0  # time.monotonic() - performance.now() / 1000 in the page: its stalls on our clock
 
     async def stalls(self) -> list[dict[str, Any]]:
-        """Stalls so far, the one going on included (its `at` and `ms` so far); `start`: its start on
-        time.monotonic()'s clock."""
+        """Stalls so far, the one going on included; `start`: its start on time.monotonic()'s clock."""
         got: dict[str, Any] = await self.page.evaluate("() => ({ stalls: probe.stalls, current: probe.current })")
         stalls = [dict(s, start=self.clock + s["at"] / 1000) for s in got["stalls"]]
         if got["current"] > STALL_MS:

@@ -208,8 +208,7 @@ async def meet(url: str, infohash: str) -> bool:
 
 
 async def reached(viewer: Peer, url: str, infohash: str) -> bool:
-    """A new honest viewer's offers reach `viewer` (in the swarm already), and its answer comes back to
-    the new one: they meet."""
+    """A new honest viewer's offers reach `viewer` and its answer comes back: they meet."""
     async with connected(url) as newcomer:
         await newcomer.announce(infohash, offers=5)
         got = await viewer.next(lambda m: "offer" in m and m.get("peer_id") == newcomer.peer_id)

@@ -17,8 +17,7 @@ FINISH_TIMEOUT = 10.0  # a writer holding a file back (LateTails) finishes it wi
 
 
 async def finished(ledger: Ledger, path: Path, timeout: float = FINISH_TIMEOUT) -> Finished | None:
-    """`path` as its writer finished it; waited for (a condition), None if it never was (the comparison
-    then says so)."""
+    """`path` as its writer finished it, waited for; None if it never was (the comparison says so)."""
     try:
         final: Finished = await until(lambda: ledger.get(path), f"{path} finished by its writer", timeout,
                                       every=0.05)
