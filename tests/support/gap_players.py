@@ -64,8 +64,7 @@ async def _hlsjs(browser: Any, base: str, scenario: str) -> HlsJsRun:
 
 async def observe(segments: dict[str, bytes], durations: list[float]
                   ) -> tuple[dict[str, FfmpegRun], dict[str, HlsJsRun], dict[str, list[Asked]]]:
-    """Both players of every scenario at once; what each did, and what each client asked by its name
-    (<scenario>-<player>)."""
+    """Both players of every scenario at once; what each did and asked, by client (<scenario>-<player>)."""
     async with StreamServer(player_pages(PAGES)) as server, shared_chromium() as browser:
         for s in SCENARIOS:
             for player in ("ffmpeg", "hlsjs"):

@@ -99,8 +99,7 @@ class HeldWrites:
 
 
 def both_list(world: World, i: int, held: HeldWrites | None = None) -> None:
-    """Owncast lists segment i (stream-a-<i>.ts) in variants 0 and 1, variant 0's file held open by `held`
-    when given."""
+    """Owncast lists stream-a-<i>.ts in variants 0 and 1, variant 0's file held open by `held` if given."""
     name = f"stream-a-{i}.ts"
     if held is not None:
         held.hold(name)

@@ -194,8 +194,7 @@ class DemoRun:
                 self.s3_url = m.group(1)
 
     async def ctrl_c(self, timeout: float = 30.0) -> tuple[int, set[int]]:
-        """SIGINT to the demo's process group, as Ctrl-C sends it; returns the exit code and the
-        processes that were running below the demo just before."""
+        """SIGINT to the demo's process group, as Ctrl-C; the exit code and the processes below it then."""
         assert self.proc is not None
         below = descendants(self.proc.pid)
         os.killpg(self.proc.pid, signal.SIGINT)

@@ -217,8 +217,7 @@ def shipped_cache(work: Path, upstream: str) -> Nginx:
 
 
 def shipped_with(path: Path, swaps: Mapping[str, str]) -> str:
-    """The shipped file `path` with each string its header names replaced (each must still be there), and
-    nothing else."""
+    """The shipped file `path` with each string its header names replaced (each still there), only those."""
     text = path.read_text()
     for old, new in swaps.items():
         assert old in text, f"deploy/{path.name} no longer contains {old!r}"

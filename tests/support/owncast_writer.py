@@ -181,8 +181,7 @@ def write_next(owncast: HandFedOwncast, segments: list[bytes]) -> None:
 
 
 async def keep_writing(owncast: HandFedOwncast, segments: list[bytes]) -> None:
-    """The rest of `segments`, one a second on the stream's own clock: segment n goes in when its end
-    (t0 + n + 1) is now."""
+    """The rest of `segments`, one a second on the stream's clock: segment n goes in at t0 + n + 1."""
     while owncast.number < len(segments):
         await asyncio.sleep(max(0.0, owncast.t0 + owncast.number + 1 - time.time()))
         write_next(owncast, segments)

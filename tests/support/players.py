@@ -104,8 +104,7 @@ class Client(Stream):
         return self.current().media.get(variant)
 
     async def wait_for_sequence(self, variant: int, sequence: int, timeout: float) -> Rendered | None:
-        """As VisiblePlaylists.wait_for_sequence: the version listing `sequence`, once this client's
-        clock reaches it, or None after `timeout`."""
+        """As VisiblePlaylists': the version listing `sequence` once this client's clock reaches it."""
         deadline = time.monotonic() + timeout
         while True:
             rendered = self.media_playlist(variant)

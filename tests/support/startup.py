@@ -70,8 +70,7 @@ class Startup:
 
 
 async def emulate(context: Any, page: Any, latency_ms: float, throughput: float = -1) -> None:
-    """Chromium's network emulation for `page`: `latency_ms` added to every round trip, `throughput`
-    bytes/s each way (-1: no limit)."""
+    """Chromium's network emulation: `latency_ms` on every round trip, `throughput` bytes/s (-1: none)."""
     cdp = await context.new_cdp_session(page)
     await cdp.send("Network.enable")
     await cdp.send("Network.emulateNetworkConditions", {

@@ -155,8 +155,7 @@ class Peer:
 
     async def next(self, match: Callable[[dict[str, Any]], bool], timeout: float = MEET_TIMEOUT,
                    start: int = 0) -> dict[str, Any] | None:
-        """The first message received that matches (from the `start`th received on), waiting up to
-        `timeout` or the close; None if none came."""
+        """The first matching message received (from the `start`th on) within `timeout`; None if none came."""
         def found() -> dict[str, Any] | None:
             return next((m for m in self.received[start:] if match(m)), None)
 

@@ -28,8 +28,7 @@ async def finished(ledger: Ledger, path: Path, timeout: float = FINISH_TIMEOUT) 
 
 async def altered(http: aiohttp.ClientSession, ledger: Ledger, listed: Iterable[tuple[str, Path]],
                   timeout: float = FINISH_TIMEOUT) -> list[str]:
-    """For each (URL listed, Owncast's file): what is wrong with the bytes at that URL (the bucket's, or the
-    VM's while players are steered away from the bucket)."""
+    """For each (URL listed, Owncast's file): what is wrong with the bytes at that URL."""
     gate = asyncio.Semaphore(8)
 
     async def check(url: str, path: Path) -> str | None:
