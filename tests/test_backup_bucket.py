@@ -226,9 +226,8 @@ def buckets_env(moto_url: str, tmp_path: Path, buckets: dict[str, str], **over: 
 
 async def test_deletions_due_in_the_second_bucket_outlive_a_restart(
         tmp_path: Path, owncast: OwncastEmulator, moto_url: str) -> None:
-    """Segments that left the window shortly before a stop are still due for deletion in the second bucket
-    (CLEANUP_MARGIN): the state keeps them ("backup_cleaner"), so the next run deletes them, as the first
-    bucket's. Without it they stayed there for good (only a lifecycle rule would take them)."""
+    """Segments that left the window shortly before a stop are still deleted from the second bucket by the
+    next run, as from the first: the state keeps them ("backup_cleaner")."""
     s3 = moto_s3(moto_url)
     second = "due-after-restart"
     env = buckets_env(moto_url, tmp_path, {"backup": second}, WINDOW_SECONDS="2", REWIND_SECONDS="0",
@@ -266,11 +265,9 @@ SHORT_WINDOW = 6  # seconds listed: the emulator's 1 s segments, a few per playl
 
 async def test_more_buckets_are_settings_blocks_and_without_the_vm_it_serves_no_pathway(
         tmp_path: Path, owncast: OwncastEmulator, moto_url: str) -> None:
-    """Adding a bucket is settings, not code. PATHWAYS=bucket,backup,b2 with B2_* beside BACKUP_* (three
-    buckets on moto), and no VM's pathway: every variant is offered on the three pathways and none on the
-    VM's (its URLs 404), the steering manifest names them (the first bucket first), each other pathway's
-    playlists list its own bucket's URLs, which serve Owncast's bytes, and its uploads are counted under
-    its own `pathway` label."""
+    """Adding a bucket is settings, not code: PATHWAYS=bucket,backup,b2 (three buckets on moto), no VM: every
+    variant on the three pathways and none on the VM's (404), the steering manifest names them, each pathway
+    lists its own bucket's URLs with Owncast's bytes, and counts its uploads under its own `pathway`."""
     buckets = {"backup": "second-of-three", "b2": "third-of-three"}
     # A short window and no rewind: an entry a pathway listed at another bucket's URL while its own failed
     # (moto starved on a loaded machine: "bucket reachable again after 18s down") leaves its playlists in

@@ -21,9 +21,8 @@ WAIT = 5.0  # seconds any one condition may take
 
 
 async def test_the_second_buckets_signals_are_read_as_the_first_buckets() -> None:
-    """A slow upload there that succeeds is no outage before SLOW_TARGETS target durations (a busy
-    machine's moto took over 2 s with 1 s segments, and the policy put a healthy bucket behind); one it
-    refused is failing at once, and says why (with a failed probe: down)."""
+    """A slow upload there that succeeds is no outage before SLOW_TARGETS target durations; one it refused
+    is failing at once, and says why (with a failed probe: down)."""
     clock = Clock()
     store = FakeStore(refusal="SlowDown")  # a second bucket
     uploader = Uploader(store, Metrics(), concurrency=4, attempt_timeout=1.0,

@@ -73,9 +73,8 @@ def bench(module: str, *args: str, timeout: float = 240) -> str:
 
 
 def replayed(recordings: Recordings) -> tuple[str, ...]:
-    """A bench's emulator replays the tests' recordings (bench.rig.add_recordings_option): what these
-    benches measure is the service and the page, and a short run encoding live cost the suite's two
-    cores x264 for every second it ran."""
+    """A bench's emulator replays the tests' recordings: these benches measure the service and the page,
+    not x264 encoding live on the suite's two cores."""
     return ("--recordings", str(recordings.folder))
 
 
@@ -139,10 +138,8 @@ def test_amplification() -> None:
 ])
 def test_counted_benches(module: str, kinds: tuple[str, ...], extra: tuple[str, ...], lines: tuple[str, ...],
                          monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    """serve_cost, heartbeat and pathway_cost count instructions under callgrind: four children of about
-    45 s of CPU each, too long for the suite. Here every child runs for real (the app, the requests, the answers
-    checked) without valgrind, and the report is made from made-up counts that grow with the
-    requests; rig.instructions' reading of valgrind's count is what this leaves out."""
+    """serve_cost, heartbeat and pathway_cost count instructions under callgrind, too long for the suite:
+    here every child runs for real without valgrind, and the report is made from made-up counts."""
     import importlib
 
     from bench import rig
@@ -285,10 +282,9 @@ def test_vm_cost_together() -> None:
 
 def test_vm_cost_pools_a_configuration_given_again_and_shows_the_controls_spread(
         capsys: pytest.CaptureFixture[str]) -> None:
-    """vm_cost.compared, on rows made here: a --pathways value given twice is one configuration, its
-    services' CPU and segments summed, each service's own ratio beside; the baseline given twice shows
-    its own spread, and a control (the baseline spelled otherwise) is compared like any other; with
-    --callgrind's counts, instructions a segment (a second while idle) the same way."""
+    """vm_cost.compared on rows made here: a --pathways value given twice is one configuration (CPU and
+    segments summed, each service's ratio beside), the baseline twice shows its spread, a control compares
+    like any other, and --callgrind's counts the same way."""
     import argparse
     import dataclasses
 

@@ -168,10 +168,9 @@ async def test_at_the_cap_a_kept_alive_connection_between_requests_makes_room(li
 
 @pytest.mark.parametrize("sent", [True, False], ids=["request-there", "request-after"])
 async def test_a_flood_accepted_in_one_batch_cannot_lock_a_newcomer_out(sent: bool) -> None:
-    """asyncio accepts a batch of connections, creates all their protocols, then connects them one by one,
-    before reading any. A crowd of half-sent and idle connections ahead of a client in one batch must
-    not get it a 503: connections not yet connected, and unread heads that never end, hold no place.
-    A complete request waiting unread in the same batch is not closed to make room."""
+    """asyncio accepts a batch of connections and connects them one by one before reading any: half-sent
+    and idle ones ahead of a client in the batch must not get it a 503, and a complete request waiting unread
+    there is not closed to make room."""
     crowd: list[socket.socket] = []
     try:
         async with listening(limit=4) as lst:

@@ -208,10 +208,8 @@ MASTERS = {"A": ("/live/master.m3u8", "playlist.m3u8"), "B": ("/hls/stream.m3u8"
 
 
 def player_paths(layout: str) -> list[str]:
-    """Every path the service's playlists send a player to through the tunnel in `layout`, with content
-    steering and a second bucket on, from the rules that name them (broadcaster/playlist/hls.py): the
-    master, a variant's playlist on each pathway, the steering manifest, the VM's segments and init
-    sections (the bucket's are on R2_PUBLIC_URL, never the tunnel)."""
+    """Every path the service's playlists send a player to through the tunnel in `layout` (content
+    steering and a second bucket on), from the rules that name them (broadcaster/playlist/hls.py)."""
     master, media = MASTERS[layout]
     relative = [hls.variant_uri(3, media), hls.STEERING_MANIFEST_NAME,
                 *(f"{folder}/{hls.variant_uri(3, media)}" for folder in (hls.VM_FOLDER, hls.BACKUP_PATHWAY))]

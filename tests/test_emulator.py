@@ -404,8 +404,7 @@ def playlist_shape(text: str) -> list[str]:
 
 async def test_a_replayed_stream_is_written_as_a_live_one(tmp_path: Path, recordings: Recordings) -> None:
     """The same streams in each segment, the same playlists and master but for names, dates and measured
-    bandwidths, the segments cut as long; the encoding made at most once for both replays (the run's
-    recordings: another test may have made it, a 30 s encoding this test no longer repeats)."""
+    bandwidths, the segments cut as long; the encoding made at most once for both replays."""
     made = recordings.made
     async with (OwncastEmulator(tmp_path / "live") as live,
                 OwncastEmulator(tmp_path / "replay", recordings=recordings) as replay,

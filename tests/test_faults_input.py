@@ -172,10 +172,8 @@ BeforeStart = Callable[[HandFedOwncast, Path], None]
 
 
 def variants_named(master: str) -> tuple[list[str], list[tuple[str, str]]]:
-    """A multivariant playlist's other lines in order, and its variants (EXT-X-STREAM-INF and URI) in any
-    order: the pathways' order follows the service's probe of the bucket (content steering), which a
-    loaded machine can fail between two reads (the VM's pathway first then), and so does the pathway
-    EXT-X-CONTENT-STEERING names first (PATHWAY-ID: "vm" then)."""
+    """A multivariant playlist's other lines in order, and its variants in any order: the pathways' order
+    follows the service's probe of the bucket, which a loaded machine can fail between two reads."""
     lines = [re.sub(r'^(#EXT-X-CONTENT-STEERING:.*PATHWAY-ID=)"[^"]*"', r'\1"<the pathway first now>"', line)
              for line in master.splitlines()]
     paired = {i for i, line in enumerate(lines[:-1]) if line.startswith("#EXT-X-STREAM-INF:")}
@@ -450,9 +448,8 @@ async def test_broken_playlists_are_warned_once_and_the_stream_goes_on(rig: Rig)
 
 @pytest.mark.parametrize("rig", [{"variants": (0,)}], indirect=True)
 async def test_impossible_durations_never_reach_the_playlists(rig: Rig) -> None:
-    """EXTINF inf or nan makes the playlist unusable: it is ignored, and warned about once, until
-    Owncast's list has moved past that entry (taken as a number, inf would make the publisher's rounding
-    raise in a callback: a slot never decided). A negative or zero EXTINF is a segment that does not fit the target duration: not listed."""
+    """EXTINF inf or nan makes the playlist unusable: ignored, and warned about once, until Owncast's list
+    moved past it (inf would make the publisher's rounding raise). A negative or zero EXTINF is not listed."""
     feed, seen, service = rig.feed, rig.seen, rig.service
     feed.list_size = 3  # Owncast's list moves past a bad entry after 3 more segments
     cases = [("inf", True), ("nan", True), ("-1", True), ("0", True), ("inf", False), ("nan", False)]

@@ -34,9 +34,8 @@ _UPLOADED = re.compile(r"uploaded (\S+) \(")
 
 async def listed_whole_and_uploaded(seen: Observed, owncast: OwncastEmulator, seaweed: SeaweedS3,
                                     runs: list[ServiceProcess], skipped: Collection[int] = ()) -> list[str]:
-    """Owncast's every segment but the numbers `skipped` listed in order, each, in the bucket, the file
-    Owncast finished, and uploaded (the services' debug log: one line per successful PutObject): the keys
-    uploaded more than once."""
+    """Owncast's every segment but `skipped` listed in order, each Owncast's finished file in the bucket;
+    the keys uploaded more than once (the debug log's PutObject lines)."""
     for v in (0, 1):
         seen.assert_in_owncast_order(v, skipped=skipped)
     async with aiohttp.ClientSession() as http:  # the services are gone: each looked for in the bucket

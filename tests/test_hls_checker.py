@@ -335,10 +335,8 @@ def test_every_documented_rule_has_a_failing_case() -> None:
 
 
 def stream_version(first: int, window: int = 5, every_disc: int = 7) -> str:
-    """Version of a live playlist listing segments first..first+window-1 of an endless stream.
-
-    Segment i lasts 5.5..6.4 s, carries EXT-X-DISCONTINUITY when i % every_disc == 3, and every segment
-    carries a PROGRAM-DATE-TIME (time jumps by 60 s at each discontinuity)."""
+    """Version of a live playlist listing segments first..first+window-1 of an endless stream: each
+    5.5..6.4 s, dated, a discontinuity (and 60 s more) when i % every_disc == 3."""
 
     items = [_stream_segment(i, every_disc) for i in range(first, first + window)]
     dseq = sum(1 for k in range(first) if k % every_disc == 3)
@@ -593,9 +591,8 @@ def test_soak_work_per_version_does_not_grow_with_history() -> None:
 
 
 def test_observed_compares_no_gaps_bytes() -> None:
-    """A variant that lacks a moment the others list has a gap there (EXT-X-GAP, 4.4.4.7: its URI holds no
-    media, players never ask): tests/support/whole compares the bytes of every segment listed, not of
-    gaps (in test_faults_owncast a restart wiped a file before its upload, and the gap's URI got 404)."""
+    """A variant that lacks a moment the others list has a gap there (EXT-X-GAP: its URI holds no media):
+    tests/support/whole compares the bytes of every segment listed, not of gaps."""
     from pathlib import Path
     from typing import cast
 
