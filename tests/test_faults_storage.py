@@ -205,10 +205,8 @@ async def running(
     at the block's end stopped cleanly, with no traceback and no problem in its log."""
     assert owncast.ledger is not None, "the Watch compares the bucket's bytes with the emulator's ledger"
     async with FaultProxy(seaweed.endpoint_url) as proxy:
-        settings = service_env(
-            owncast.hls_dir, seaweed, tmp_path / "state",
-            S3_ENDPOINT_URL=proxy.url, WINDOW_SECONDS=str(WINDOW_SECONDS), **env,
-        )  # fmt: skip
+        settings = service_env(owncast.hls_dir, seaweed, tmp_path / "state", S3_ENDPOINT_URL=proxy.url,
+                               WINDOW_SECONDS=str(WINDOW_SECONDS), **env)
         assert settings["R2_PUBLIC_URL"] == seaweed.public_url  # viewers read the bucket directly
         async with (ServiceProcess(settings, tmp_path, start_timeout=START_TIMEOUT) as service,
                     aiohttp.ClientSession() as http):
@@ -330,11 +328,8 @@ async def test_bucket_down_then_back_keeps_serving_and_lists_the_backlog_in_orde
         assert not watch.seen.after_discontinuity, "no segment was lost, so no discontinuity"
         assert sum((await rig.lost()).values()) == 0
         assert watch.seen.ended == set()
-        # Each backlog segment stayed listed about a window, rather than sliding out at once (the
-        # service keeps a segment listed WINDOW_SECONDS - target duration = 4 s; seen from polls, give
-        # or take a poll and the state save before each version is served). Sliding out at once, most
-        # of the 7 would be gone within a second, some never seen at all. Half of it, since polls on a
-        # loaded machine come late at both ends (3.1 s seen with other suites running beside this one).
+        # Each backlog segment stayed listed about a window (WINDOW_SECONDS - target duration = 4 s) rather
+        # than sliding out at once; half of it, since polls on a loaded machine come late at both ends.
         shown = {u: watch.last_seen[u] - watch.first.at[u] for u in backlog_uris}
         assert min(shown.values()) >= (WINDOW_SECONDS - TARGET) / 2, sorted(shown.values())
         # The segments still listed are in the bucket now, too.
@@ -376,10 +371,8 @@ async def test_segments_deleted_during_an_outage_are_counted_and_marked_as_a_gap
         try:
             await proxy.down_503()
             await rig.health_matching(503, r"storage unreachable \(SlowDown\)", timeout=20)
-            # Owncast streams (and cleans up twice a second) before the service starts: on a loaded machine its
-            # start took seconds, and segments deleted before it saw them were lost then (a hole, or a gap
-            # entry where one variant's alone went). Only the outage's are this test's: those after the last
-            # listed as it began, the losses counted from then (read until the listing holds still across it).
+            # Owncast cleans up twice a second from before the service starts, so a slow start loses segments
+            # too: only the outage's are this test's, after the last listed as it began, counted from then.
             async def as_it_began() -> tuple[dict[int, int], dict[tuple[str, str], float]] | None:
                 listed = {v: max(watch.listed_numbers(v)) for v in VARIANTS}
                 counted = await rig.lost()
@@ -485,10 +478,9 @@ async def test_hung_uploads_are_retried_after_upload_timeout_and_health_says_so(
         assert timeouts > 0 and await rig.metric("hls_broadcaster_storage_up") == 0
         hung = proxy.seen("hang", "PUT")
         gave_up = [r.duration for r in hung if r.outcome == "client_gave_up" and r.duration is not None]
-        # Each attempt was abandoned after UPLOAD_TIMEOUT (1 s), not after botocore's 60 s or the default
-        # 5 s: the setting is a duration, so this one bound stays, with room for a loaded machine's
-        # scheduling. The service's clock starts before the proxy sees the request: an attempt that waited
-        # for a connection while the others hung reaches the proxy just before its second is up, so only the longest is held to the lower bound.
+        # Each attempt was abandoned after UPLOAD_TIMEOUT (1 s), not botocore's 60 s or the default 5 s. The
+        # service's clock starts before the proxy sees the request (an attempt may wait for a connection),
+        # so only the longest is held to the lower bound.
         assert gave_up and max(gave_up) >= 0.5 and all(d < 4.5 for d in gave_up), sorted(gave_up)
         # ...and tried again: the same segment reached the hung bucket more than once.
         tries = collections.Counter(r.path for r in hung)
