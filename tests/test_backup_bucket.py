@@ -159,11 +159,9 @@ async def test_with_the_first_bucket_closed_players_are_steered_to_the_second(
                 listed += [(uri if "://" in uri else f"{url}{uri}", owncast.variant_dir(v) / uri.rpartition("/")[2])
                            for uri in await uris(http, url, v, "backup")]
             assert await assert_whole(http, owncast.ledger, listed) >= 6  # fetched from moto, Owncast's bytes
-            # A player that stays on the first bucket's pathway (video.js leaves a pathway only on an error,
-            # not for the steering manifest) plays on: its playlists list what the first bucket lacks at the
-            # URI of the first pathway before it that has the segment when it is listed there (the second
-            # bucket's, if that upload landed first, as it may around the switch; else the VM's, which holds
-            # it at once), and the VM sends Owncast's bytes.
+            # A player that stays on the first bucket's pathway (video.js leaves one only on an error) plays
+            # on: its playlists list what the first bucket lacks at the URI of the first pathway before it that
+            # has the segment (the second bucket's if that upload landed first, else the VM's).
             at_vm: list[tuple[str, Path]] = []
 
             async def listed_at_the_vm() -> bool:

@@ -236,10 +236,8 @@ async def test_a_client_that_never_reads_its_answers_is_closed_after_the_write_t
             await lst.until_open(1)
             await until(lambda: lst.rejected("write_timeout") >= 1, "a write timeout counted", 10, every=0.01)
             await lst.until_open(0)  # its place (and handle) given back
-            # A client that reads is served as ever. A small answer: the socket's buffers take it whole, so no
-            # write waits on the reader. 16 MB to a reader in this same process paused for longer than 0.3 s
-            # whenever the process waited that long for a core (a full run at the lowest CPU priority), and
-            # was then rightly cut.
+            # A client that reads is served as ever. A small answer, which the socket's buffers take whole: a
+            # big one to a reader in this same process would be rightly cut whenever it waits for a core.
             reader, writer = await lst.connect()
             writer.write(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
             assert (await response(reader)).endswith(b"hello")

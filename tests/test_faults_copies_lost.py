@@ -79,10 +79,9 @@ async def flat_past_the_bound(http: aiohttp.ClientSession, url: str, state: Path
     print(f"\n[copies lost] past the bound: uploads waiting beside the copies {min(beside)}..{max(beside)} "
           f"over {len(beside)} looks; RSS {rss} KB, {grown:+d} KB after {PAST_THE_BOUND} more segments lost")
     assert max(beside) <= WAITING_BESIDE_COPIES, beside
-    # The process's RSS here also grows as the rewind window (240 s) and the records held for a segment's URL
-    # life fill, outage or not (tests/test_outage_memory.py measures the outage's part alone, flat): 15-33
-    # KB per segment. Bound: three quarters of a segment (48 KB; they are about 65 KB) per segment; an
-    # upload that kept its body cost 2.5 segments, over three times the bound.
+    # RSS also grows as the rewind window and the records of segments' URLs fill, outage or not (15-33 KB a
+    # segment; tests/test_outage_memory.py measures the outage's part alone). Bound: three quarters of a
+    # segment (48 KB) per segment; an upload that kept its body would cost 2.5 segments.
     assert grown < PAST_THE_BOUND * 48, f"RSS {rss} KB then {grown:+d} KB over {PAST_THE_BOUND} segments lost"
 
 

@@ -89,10 +89,8 @@ def served_pages(pages: Mapping[str, str] = BROWSER_PAGES) -> Served:
 
 
 # The TypeError Shaka 4.16 and 5.2 throw when their first steering reload (a TTL after the first manifest)
-# falls inside load(), before the Player made its ABR manager: the parser's player interface asks
-# `this.abrManager_.getBandwidthEstimate()` of null (lib/player.js; ContentSteeringManager.requestInfo
-# throws before its try, and no reload is ever scheduled again). A player's own start-up race, not the
-# service's: measured in 2 to 3 of 6 pages at once on a loaded machine, with a TTL of 1 s.
+# falls inside load(), before the Player made its ABR manager (`this.abrManager_.getBandwidthEstimate()` of
+# null, and no reload is scheduled again): a player's own start-up race, not the service's.
 SHAKA_LOAD_RACE = "getBandwidthEstimate"
 
 
@@ -215,10 +213,8 @@ def native_player(name: str, src: str, work: Path, *, lowest: bool = False, ends
                 f"User-Agent=streamlink {player.marker}", "--output", str(output), src, "worst" if lowest else "best"]
     elif name == HLSDEMUX:
         # hlsdemux passes each segment's bytes on as they came (MPEG-TS in, MPEG-TS out). Held on the
-        # first variant by a connection speed of its own (100 Mbit/s): its estimate from the fragments
-        # it times falls on a starved machine, and a switch of variant in the middle of the move is not
-        # what is judged here (once, at load 17, it switched as the service steered back, fetched the
-        # new variant's segment through the VM's redirect to the bucket, and ended, exit 0).
+        # first variant by a connection speed of its own (100 Mbit/s): its own estimate falls on a starved
+        # machine, and a switch of variant mid-move is not what is judged here.
         speed = ["connection-speed=1"] if lowest else [] if ends else ["connection-speed=100000"]
         argv = ["gst-launch-1.0", "-q", "souphttpsrc", f"location={src}", "!", "hlsdemux", *speed,
                 "!", "filesink", f"location={output}"]
