@@ -99,7 +99,7 @@ async def test_segments_whose_copies_were_dropped_are_gaps_everywhere_counted_an
 async def lost_then_back(tmp_path: Path, state: Path, seaweed: SeaweedS3, recordings: Recordings,
                          ledger: Ledger) -> None:
     async with (OwncastEmulator(tmp_path / "hls", cleanup=Cleanup(keep=3, interval=0.5), ledger=ledger,
-                recordings=recordings) as owncast, FaultProxy(seaweed.endpoint_url) as proxy):
+                                recordings=recordings) as owncast, FaultProxy(seaweed.endpoint_url) as proxy):
         env = service_env(owncast.hls_dir, seaweed, state, S3_ENDPOINT_URL=proxy.url,
                           PATHWAYS="bucket,vm", WINDOW_SECONDS="5",
                           REWIND_SECONDS="240", KEEP_RECORDINGS="true", CLEANUP_MARGIN="0")

@@ -904,7 +904,7 @@ def check_master(text: str, host: str | None = None) -> list[Violation]:
                 out.append(Violation("stream-inf-bandwidth-missing", f"{ln!r} has no BANDWIDTH attribute"))
             elif not _INT_RE.fullmatch(bw):
                 out.append(Violation("stream-inf-bandwidth-invalid",
-                           f"BANDWIDTH must be a decimal integer, got {bw!r} in {ln!r}"))
+                                     f"BANDWIDTH must be a decimal integer, got {bw!r} in {ln!r}"))
             expect_uri = ln
         uri = attrs.get("URI")
         if uri is not None and not _ok(uri):
