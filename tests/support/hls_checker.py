@@ -120,8 +120,8 @@ _PDT_RE: Final = re.compile(
 )
 # Tags that may appear at most once in a media playlist (4.4.1.2, 4.4.3).
 _SINGLE_TAGS: Final = frozenset({"#EXT-X-VERSION", "#EXT-X-TARGETDURATION", "#EXT-X-MEDIA-SEQUENCE",
-                                "#EXT-X-DISCONTINUITY-SEQUENCE", "#EXT-X-PLAYLIST-TYPE", "#EXT-X-ENDLIST",
-                                "#EXT-X-I-FRAMES-ONLY", "#EXT-X-SKIP"})
+                                 "#EXT-X-DISCONTINUITY-SEQUENCE", "#EXT-X-PLAYLIST-TYPE", "#EXT-X-ENDLIST",
+                                 "#EXT-X-I-FRAMES-ONLY", "#EXT-X-SKIP"})
 _EXAMPLES: Final = 5
 # The two numbering tags: their rules' prefix and the _Parsed field each sets.
 _SEQUENCE_TAGS: Final = {"#EXT-X-MEDIA-SEQUENCE": ("media-sequence", "media_sequence"),
