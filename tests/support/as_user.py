@@ -33,9 +33,8 @@ def _others_enter(folder: Path) -> bool:
 
 
 def _needed(also: Sequence[Path] = ()) -> list[Path]:
-    """What a Python process of this checkout reads: the interpreter, its libraries, site-packages
-    (editable installs point elsewhere through .pth files: those folders too), and the checkout; and
-    `also` (pm2's installed folder, for tests/test_pm2.py)."""
+    """What a Python process of this checkout reads: the interpreter, its libraries, site-packages (and
+    the folders their .pth files point to), the checkout, and `also`."""
     paths = {Path(sys.executable).resolve(), Path(sys.prefix), Path(sys.base_prefix), ROOT, *also,
              Path(sysconfig.get_paths()["stdlib"]), Path(sysconfig.get_paths()["purelib"])}
     paths.update(Path(p) for p in site.getsitepackages())
@@ -67,10 +66,9 @@ def _setpriv() -> list[str]:
 
 
 def as_nobody(argv: list[str], stage: Path, *, drop_root: bool = True, also: Sequence[Path] = ()) -> list[str]:
-    """`argv` as uid 65534 (none: what to put before a command to run it so, a ServiceProcess's prefix).
-    `stage`: an empty folder of the caller's, the namespace's scratch mount point (the caller removes it).
-    drop_root=False: still root, in the namespace where another user reaches Python (for a command that
-    drops root itself: `check --as nobody`)."""
+    """`argv` as uid 65534 (none: the prefix that runs a command so). `stage`: an empty folder of the
+    caller's, the namespace's scratch mount point. drop_root=False: still root, in the namespace where another
+    user reaches Python (for a command that drops root itself: `check --as nobody`)."""
     if os.geteuid() != 0:
         pytest.skip("not root: cannot make folders owned by another user, nor run as one")
     drop = _setpriv() if drop_root else []

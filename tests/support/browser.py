@@ -269,9 +269,8 @@ async def show_video(page: Any) -> None:
 
 
 class Chromium:
-    """A launched Playwright Browser whose new contexts and pages are VIEWPORT-sized unless told
-    otherwise and do not draw their video unless launched with draw_video=True (UNDRAWN_VIDEO);
-    everything else is the Browser's own."""
+    """A launched Playwright Browser whose new contexts and pages are VIEWPORT-sized unless told otherwise
+    and draw no video unless launched with draw_video=True (UNDRAWN_VIDEO); the rest is the Browser's own."""
 
     def __init__(self, browser: Any, draw_video: bool = False) -> None:
         self._browser = browser
@@ -299,9 +298,8 @@ class Chromium:
 
 
 class OwnedPages:
-    """One test's contexts and pages in a browser a module's tests share (a launch of Playwright's
-    driver and Chromium is about a second of CPU): `close` closes what this test opened, and only that,
-    so that what one test leaves playing the next does not count among its viewers."""
+    """One test's contexts and pages in a browser a module's tests share: `close` closes what this test
+    opened, and only that, so what one test leaves playing does not count among the next one's viewers."""
 
     def __init__(self, chromium: Chromium) -> None:
         self._chromium = chromium
@@ -432,9 +430,8 @@ async def watch(page: Any, seconds: float, timeout_ms: int = 30_000) -> dict[str
 
 
 def page_errors(page: Any, errors: list[str] | None = None) -> list[str]:
-    """`errors` (a new list without one), growing with the page's console errors and uncaught exceptions:
-    a bug in the page. The browser's own "Failed to load resource" lines are left out (a failed fetch
-    is the network's, and the page handles it)."""
+    """`errors` (a new list without one), growing with the page's console errors and uncaught exceptions,
+    but the browser's "Failed to load resource" lines (a failed fetch is the network's, the page handles it)."""
     found = [] if errors is None else errors
     page.on("console", lambda m: found.append(m.text)
             if m.type == "error" and "Failed to load resource" not in m.text else None)
