@@ -431,7 +431,7 @@ async def watch(page: Any, seconds: float, timeout_ms: int = 30_000) -> dict[str
 
 def page_errors(page: Any, errors: list[str] | None = None) -> list[str]:
     """`errors` (a new list without one), growing with the page's console errors and uncaught exceptions,
-    but the browser's "Failed to load resource" lines (a failed fetch is the network's, the page handles it)."""
+    but the browser's "Failed to load resource" lines (a failed fetch is the network's; the page copes)."""
     found = [] if errors is None else errors
     page.on("console", lambda m: found.append(m.text)
             if m.type == "error" and "Failed to load resource" not in m.text else None)
