@@ -1,7 +1,6 @@
-"""The second bucket proven before a stream: `hls-broadcaster check` puts a probe
-object there, fetches it at BACKUP_PUBLIC_URL as a viewer's page would and deletes it, each failure one
-line naming the BACKUP_ setting to fix; and the service does not start when the second bucket refuses
-its settings (as with a wrong first bucket), on real S3 servers (moto, a bucket each)."""
+"""The second bucket proven before a stream: `check` puts a probe object there, fetches it at
+BACKUP_PUBLIC_URL and deletes it, each failure one line naming the BACKUP_ setting; and `run` does not
+start when the second bucket refuses its settings (moto, a bucket each)."""
 
 from __future__ import annotations
 
@@ -76,9 +75,8 @@ async def test_the_service_does_not_start_when_the_second_bucket_refuses_its_set
 
 
 async def test_check_says_what_the_vms_pathway_through_the_tunnel_means(moto_url: str, tmp_path: Path) -> None:
-    """Cloudflare's terms (docs/steering.md#cloudflares-terms): the VM's segments through the tunnel are
-    said each time `check` runs with that set-up; a warning, not a failure; not said on a hostname of its
-    own (VM_PATHWAY_URL)."""
+    """Cloudflare's terms (docs/steering.md#cloudflares-terms): `check` says each time that the VM's
+    segments go through the tunnel; a warning, not a failure; not said on a hostname of its own."""
     moto_bucket(moto_url, SECOND)
     s = dataclasses.replace(settings(moto_url, tmp_path), pathways=("bucket", "backup", "vm"))
     said = (await check(s, "VM_PATHWAY_URL"))[1]

@@ -1,6 +1,5 @@
-"""broadcaster/http/clients.py: which address a request counts under, behind the tunnel, behind a
-reverse proxy the operator names (FORWARDED_ALLOW_IPS), and when a client names itself.
-The service behind the shipped nginx layout is tested in tests/test_reverse_proxy.py."""
+"""broadcaster/http/clients.py: which address a request counts under, behind the tunnel, behind a reverse
+proxy the operator names (FORWARDED_ALLOW_IPS), and when a client names itself."""
 
 from __future__ import annotations
 

@@ -154,9 +154,9 @@ async def served(http: aiohttp.ClientSession, url: str) -> tuple[int, str]:
 
 
 async def test_the_compose_file_runs_beside_owncasts_container(stack: Stack, seaweed: SeaweedS3) -> None:
-    """`check` as a one-off, `up`: healthy, playlists listing segments in the bucket; SIGTERM stops it
-    cleanly (exit 0 inside the stop timeout); a new container goes on from the state on the volume; a
-    set-up mistake stops it with one line and exit 2, and the runtime gives up after 3 tries."""
+    """`check` as a one-off, `up`: healthy, segments in the bucket; SIGTERM stops it cleanly; a new
+    container goes on from the volume's state; a set-up mistake: one line, exit 2, and the runtime gives up
+    after 3 tries."""
     # docs/containers.md's steps: Owncast first (it makes data/hls), the check, then the service.
     stack.compose("up", "-d", "owncast")
     await until((stack.folder / "data/hls/stream.m3u8").exists, "Owncast's master playlist", STARTED, every=0.2)

@@ -502,9 +502,8 @@ def test_promtool_accepts_the_config_and_the_rules() -> None:
 
 
 def test_every_nginx_file_is_checked_by_nginx_t() -> None:
-    """nginx reads a shipped nginx file only with its documented paths replaced (they name this machine's
-    folders), so `nginx -t` runs on each in the test named here, on the file so rendered; a new one must
-    be added here with its own."""
+    """nginx reads a shipped file only with its documented paths replaced, so `nginx -t` runs on each as the
+    test named here renders it; a new file must be added here."""
     checked = {"nginx-cache.conf": ("tests/test_nginx_cache.py", "def test_nginx_accepts_the_shipped_config"),
                "nginx-proxy.conf": ("tests/test_reverse_proxy.py", "def test_nginx_accepts_the_shipped_proxy_config")}
     found = {p.relative_to(DEPLOY).as_posix() for p in DEPLOY.rglob("*") if p.is_file() and "nginx" in p.name}
@@ -573,9 +572,8 @@ def test_vendored_p2p_media_loader_matches_the_recorded_checksums() -> None:
 
 
 def test_the_vendored_core_is_the_published_one_with_the_patch_only() -> None:
-    """The vendored core is the published file (its SHA-256 as VENDOR.md records it) plus
-    scripts/p2p-media-loader-core.patch, and nothing else: the patch taken back out gives the published
-    bytes (the update script applies it forward, from npm)."""
+    """The vendored core is the published file (SHA-256 in VENDOR.md) plus scripts/p2p-media-loader-core.patch
+    and nothing else: the patch taken back out gives the published bytes."""
     section = (VIEWER / "VENDOR.md").read_text().split("## P2P Media Loader\n", 1)[1]
     published = re.search(r"dist/p2p-media-loader-core\.es\.min\.js` \(published SHA-256: `([0-9a-f]{64})`", section)
     assert published, "VENDOR.md lost the published core's SHA-256"

@@ -343,9 +343,8 @@ def test_the_install_time_is_given_in_one_place() -> None:
 
 
 def test_no_command_names_the_program_bare_after_sudo() -> None:
-    """`sudo hls-broadcaster ...` finds no program: sudo's secure_path (/usr/local/sbin:/usr/local/bin:
-    /usr/sbin:/usr/bin:/sbin:/bin) does not hold the venv's bin, where the docs install it. The docs, the
-    shipped files and the lines the program prints name it by its full path."""
+    """`sudo hls-broadcaster ...` finds no program (sudo's secure_path lacks the venv's bin): the docs,
+    the shipped files and the program's own lines name it by its full path."""
     said = [f"{p.relative_to(ROOT)}:{n}" for p in [*ROOT.glob("docs/*.md"), *ROOT.glob("deploy/**/*"), ROOT / "README.md",
                                                    *ROOT.glob("broadcaster/**/*.py")]
             if p.is_file() for n, line in enumerate(p.read_text(errors="replace").splitlines(), 1)
