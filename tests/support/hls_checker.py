@@ -1,15 +1,10 @@
 """Independent checker for live HLS playlists, one version at a time and between consecutive versions.
 
 It has its own small line parser on purpose: it must not share code (or bugs) with the generator it checks,
-and it does no I/O.  Callers (unit tests of the ManifestGenerator, integration tests that poll the live
-service, the soak benchmark) feed each new version of a media playlist to a ``MediaPlaylistChecker`` (or
-``(variant, text)`` to a ``VariantSetChecker``) and get back a list of ``Violation``.  Every check costs
-O(window) per version; the only state that grows is one dict entry per media sequence number and per URI.
-
-Section numbers are those of draft-pantos-hls-rfc8216bis (see docs/hls-rules.md).
-
-Rule ids
-========
+and it does no I/O. Each new version of a media playlist goes to a ``MediaPlaylistChecker`` (or ``(variant,
+text)`` to a ``VariantSetChecker``), which returns a list of ``Violation``. A check costs O(window) per
+version; the only state that grows is one dict entry per media sequence number and per URI. Section numbers
+are draft-pantos-hls-rfc8216bis's (docs/hls-rules.md). The rule ids:
 
 Per version of a media playlist:
 
