@@ -321,8 +321,7 @@ NOT_INCLUDED = {"deploy/alerts.test.yml", "deploy/grafana-dashboard.json",
 
 
 def test_the_site_shows_every_file_an_operator_copies_as_it_is() -> None:
-    """The pages include the files themselves ({literalinclude} or {include}): what they show cannot drift
-    from what ships."""
+    """The pages include the shipped files themselves ({literalinclude}, {include}): they cannot drift."""
     included = {(doc.parent / m.group(1)).resolve() for doc in DOC_FILES
                 for m in re.finditer(r"^```\{(?:literal)?include\} (\S+)$", _read(doc), re.MULTILINE)}
     shipped = {ROOT / "cloudflared.yml.example", *(p for p in (ROOT / "deploy").rglob("*") if p.is_file())}

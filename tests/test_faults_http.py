@@ -69,8 +69,7 @@ class Served:
         return self.service.url
 
     async def healthy(self, within: float = 10.0) -> None:
-        """The service still answers: /health and a playlist. `within` only guards against a hang; how
-        fast it answers under load is measured in bench/overload.py, not asserted here."""
+        """The service still answers /health and a playlist (`within` only guards against a hang)."""
         async with asyncio.timeout(within):
             async with self.http.get(f"{self.url}/health") as r:
                 assert r.status == 200, await r.text()

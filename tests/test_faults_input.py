@@ -703,8 +703,7 @@ def _swap_loop(a: Path, b: Path, stop: threading.Event, max_swaps: int, max_seco
 
 
 def _write_at(dir_fd: int, name: str, data: bytes | str) -> None:
-    """Write in place through the folder's descriptor: the writer keeps writing the real folder
-    whatever name it has at the moment."""
+    """Write in place through the folder's descriptor, whatever name the folder has at the moment."""
     raw = data.encode() if isinstance(data, str) else data
     fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644, dir_fd=dir_fd)
     try:

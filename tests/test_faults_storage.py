@@ -166,8 +166,7 @@ class Rig:
         assert not errors, "\n".join(errors[:20])
 
     async def settled(self, in_order: bool = True) -> None:
-        """Every segment GET done, every version checked: nothing went wrong; if `in_order`, each variant
-        listed Owncast's segments in order, none skipped."""
+        """Every segment GET done, every version checked, nothing wrong; if `in_order`, Owncast's order kept."""
         await self.watch.first.settle()
         self.check_watch()
         for v in VARIANTS if in_order else ():

@@ -103,8 +103,7 @@ def test_the_playlists_are_the_three_cases(observed: Observations) -> None:
 
 
 def _played(h: HlsJsRun) -> list[tuple[float, float]]:
-    """The played ranges, less a sliver at 0 s: a start-up stall on a loaded machine splits one off,
-    and it says nothing about the hole at 5 s."""
+    """The played ranges, less a start-up sliver at 0 s (a loaded machine's stall, not the hole at 5 s)."""
     return [r for r in h.played if r[1] > 0.5]
 
 
