@@ -311,7 +311,7 @@ ROUTE_WORDS = {"service": SERVICE, "Owncast": OWNCAST, "404": "http_status:404"}
 
 
 def _table_rows() -> list[tuple[list[str], str, str, str]]:
-    """docs/production.md's path table: (the paths cell's backticks, layout A, layout B, why public) per row."""
+    """docs/production.md's path table: (the paths cell's backticks, layout A, layout B, why) per row."""
     text = (ROOT / "docs" / "production.md").read_text()
     section = text[text.index("## The tunnel and its routes"):]
     rows = []

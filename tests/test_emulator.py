@@ -394,7 +394,7 @@ def stream_lines(segment: Path) -> list[str]:
 
 
 def playlist_shape(text: str) -> list[str]:
-    """A playlist's lines with what differs between runs (names, dates, numbers, bandwidths) as placeholders."""
+    """A playlist's lines with what differs between runs (names, dates, numbers, bandwidths) masked."""
     text = re.sub(r"stream-[\w-]+-\d+\.ts", "<segment>", text)
     text = re.sub(r"(PROGRAM-DATE-TIME:|MEDIA-SEQUENCE:|BANDWIDTH=)[^,\n]+", r"\1<n>", text)
     return text.splitlines()

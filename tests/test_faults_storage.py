@@ -166,7 +166,7 @@ class Rig:
         assert not errors, "\n".join(errors[:20])
 
     async def settled(self, in_order: bool = True) -> None:
-        """Every segment GET done, every version checked, nothing wrong; if `in_order`, Owncast's order kept."""
+        """Every segment GET done, every version checked, nothing wrong; if `in_order`, in Owncast's order."""
         await self.watch.first.settle()
         self.check_watch()
         for v in VARIANTS if in_order else ():
