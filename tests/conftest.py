@@ -55,11 +55,9 @@ def xdist_group(item: pytest.Item) -> str | None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The groups and the long modules first, in the order tests/support/order.py says from the seconds
-    each module took in a full run (tests/durations.json): each group is one long unit of work for one
-    worker (scripts/test's --dist loadgroup), best begun before the short tests, not left for the end.
-    scripts/test passes --no-loadscope-reorder, so xdist keeps this order (its own puts the groups with
-    the most tests first, whatever their length). Runs by hand are left out unless asked for."""
+    """The groups and the long modules first, in tests/support/order.py's order (xdist keeps it:
+    --no-loadscope-reorder): each group is one long unit of work, best begun before the short tests. Runs by
+    hand are left out unless asked for."""
     if not config.getoption("--passthrough-runs"):
         by_hand = [item for item in items if "passthrough_run" in getattr(item, "fixturenames", ())]
         if by_hand:
@@ -218,8 +216,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 async def seaweed_server(request: pytest.FixtureRequest,
                          tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[SeaweedS3]:
     """The run's one SeaweedFS S3 server, shared by every test's bucket (`seaweed`): the xdist
-    controller's (pytest_configure), else one of this session's own. A server of its own cost each test
-    2-3 s of start-up, some 60 times a run; one per worker, 1.1-1.4 % of a core each for the whole run."""
+    controller's (pytest_configure), else one of this session's own."""
     from broadcaster.demo.seaweed import SeaweedS3
 
     described = getattr(request.config, "workerinput", {}).get(_SEAWEED_INPUT)

@@ -189,9 +189,9 @@ def test_a_private_stream_lists_segments_with_the_edge_token(tmp_path: Path) -> 
 
 
 async def test_a_private_streams_clips_are_made_kept_off_the_bucket_and_served_behind_the_gate(tmp_path: Path) -> None:
-    """As the service wires it: a clip is made (nothing to cut yet here, the one line says so, not that the
-    stream is private), its playlists go to STATE_DIR, and the gated route is there; a public stream's are
-    the bucket's, and a public stream with presigned segment URLs still refuses clips with one line."""
+    """As the service wires it: a private stream's clip is made (nothing to cut yet: one line says so),
+    its playlists in STATE_DIR behind the gate; a public stream's go to the bucket, and with presigned
+    segment URLs it refuses clips in one line."""
     from broadcaster.service import Service
 
     path = "/live/clips/20261118-000000-abcd/0/playlist.m3u8"

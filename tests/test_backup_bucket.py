@@ -1,11 +1,7 @@
-"""A second bucket as a pathway, on two real S3 servers: the first bucket is SeaweedFS
-behind BucketGates (tests/support/gates.py), the second moto in server mode (another provider). The
-service (`python -m broadcaster run`) offers both buckets' pathways and the VM's; when the test closes the
-first bucket's gate (for the service and the viewers together), the steering manifest puts the second bucket first,
-before the VM, and what its pathway lists is fetched from the second bucket and is byte for byte what
-Owncast wrote; /health and /metrics say which pathway is first and why, one log line says so. The second
-bucket's public URL failing too (a gate of its own, which only the service's probe sees) puts the VM
-first; once each gate opens, players are steered back."""
+"""A second bucket as a pathway, on two real S3 servers (SeaweedFS behind BucketGates, and moto). When the
+first bucket's gate closes, the steering manifest puts the second bucket before the VM, its pathway serves
+Owncast's bytes from the second bucket, and /health, /metrics and one log line say why; the second bucket's
+public URL failing too puts the VM first; once each gate opens, players are steered back."""
 
 from __future__ import annotations
 
@@ -163,11 +159,9 @@ async def test_with_the_first_bucket_closed_players_are_steered_to_the_second(
                 listed += [(uri if "://" in uri else f"{url}{uri}", owncast.variant_dir(v) / uri.rpartition("/")[2])
                            for uri in await uris(http, url, v, "backup")]
             assert await assert_whole(http, owncast.ledger, listed) >= 6  # fetched from moto, Owncast's bytes
-            # A player that stays on the first bucket's pathway (video.js leaves a pathway only on an error,
-            # not for the steering manifest) plays on: its playlists list what the first bucket lacks at the
-            # URI of the first pathway before it that has the segment when it is listed there (the second
-            # bucket's, if that upload landed first, as it may around the switch; else the VM's, which holds
-            # it at once), and the VM sends Owncast's bytes.
+            # A player that stays on the first bucket's pathway (video.js leaves one only on an error) plays
+            # on: its playlists list what the first bucket lacks at the URI of the first pathway before it that
+            # has the segment (the second bucket's if that upload landed first, else the VM's).
             at_vm: list[tuple[str, Path]] = []
 
             async def listed_at_the_vm() -> bool:
@@ -230,9 +224,8 @@ def buckets_env(moto_url: str, tmp_path: Path, buckets: dict[str, str], **over: 
 
 async def test_deletions_due_in_the_second_bucket_outlive_a_restart(
         tmp_path: Path, owncast: OwncastEmulator, moto_url: str) -> None:
-    """Segments that left the window shortly before a stop are still due for deletion in the second bucket
-    (CLEANUP_MARGIN): the state keeps them ("backup_cleaner"), so the next run deletes them, as the first
-    bucket's. Without it they stayed there for good (only a lifecycle rule would take them)."""
+    """Segments that left the window shortly before a stop are still deleted from the second bucket by the
+    next run, as from the first: the state keeps them ("backup_cleaner")."""
     s3 = moto_s3(moto_url)
     second = "due-after-restart"
     env = buckets_env(moto_url, tmp_path, {"backup": second}, WINDOW_SECONDS="2", REWIND_SECONDS="0",
@@ -270,11 +263,9 @@ SHORT_WINDOW = 6  # seconds listed: the emulator's 1 s segments, a few per playl
 
 async def test_more_buckets_are_settings_blocks_and_without_the_vm_it_serves_no_pathway(
         tmp_path: Path, owncast: OwncastEmulator, moto_url: str) -> None:
-    """Adding a bucket is settings, not code. PATHWAYS=bucket,backup,b2 with B2_* beside BACKUP_* (three
-    buckets on moto), and no VM's pathway: every variant is offered on the three pathways and none on the
-    VM's (its URLs 404), the steering manifest names them (the first bucket first), each other pathway's
-    playlists list its own bucket's URLs, which serve Owncast's bytes, and its uploads are counted under
-    its own `pathway` label."""
+    """Adding a bucket is settings, not code: PATHWAYS=bucket,backup,b2 (three buckets on moto), no VM: every
+    variant on the three pathways and none on the VM's (404), the steering manifest names them, each pathway
+    lists its own bucket's URLs with Owncast's bytes, and counts its uploads under its own `pathway`."""
     buckets = {"backup": "second-of-three", "b2": "third-of-three"}
     # A short window and no rewind: an entry a pathway listed at another bucket's URL while its own failed
     # (moto starved on a loaded machine: "bucket reachable again after 18s down") leaves its playlists in

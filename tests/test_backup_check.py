@@ -1,7 +1,6 @@
-"""The second bucket proven before a stream: `hls-broadcaster check` puts a probe
-object there, fetches it at BACKUP_PUBLIC_URL as a viewer's page would and deletes it, each failure one
-line naming the BACKUP_ setting to fix; and the service does not start when the second bucket refuses
-its settings (as with a wrong first bucket), on real S3 servers (moto, a bucket each)."""
+"""The second bucket proven before a stream: `check` puts a probe object there, fetches it at
+BACKUP_PUBLIC_URL and deletes it, each failure one line naming the BACKUP_ setting; and `run` does not
+start when the second bucket refuses its settings (moto, a bucket each)."""
 
 from __future__ import annotations
 
@@ -41,8 +40,7 @@ async def check(s: Settings, about: str = "backup pathway") -> tuple[int, list[s
     return sum(line.startswith("FAIL") for line in lines), [line for line in lines if about in line]
 
 
-async def test_check_proves_the_second_bucket_and_leaves_nothing_there(
-        moto_url: str, tmp_path: Path) -> None:
+async def test_check_proves_the_second_bucket_and_leaves_nothing_there(moto_url: str, tmp_path: Path) -> None:
     moto_bucket(moto_url, SECOND)
     _, lines = await check(settings(moto_url, tmp_path))
     assert [line.split(" ", 1)[0] for line in lines] == ["ok", "ok", "ok"], lines
@@ -60,8 +58,7 @@ async def test_a_second_bucket_viewers_cannot_read_fails_naming_its_public_url(
     assert keys_in(moto_s3(moto_url), "second-private") == set()  # deleted all the same
 
 
-async def test_a_second_bucket_that_is_not_there_names_its_setting(
-        moto_url: str, tmp_path: Path) -> None:
+async def test_a_second_bucket_that_is_not_there_names_its_setting(moto_url: str, tmp_path: Path) -> None:
     failed, lines = await check(settings(moto_url, tmp_path, "second-missing"))
     assert failed == 2
     assert lines[0].startswith("FAIL the backup pathway's bucket 'second-missing'") and lines[0].endswith(
@@ -78,9 +75,8 @@ async def test_the_service_does_not_start_when_the_second_bucket_refuses_its_set
 
 
 async def test_check_says_what_the_vms_pathway_through_the_tunnel_means(moto_url: str, tmp_path: Path) -> None:
-    """Cloudflare's terms (docs/steering.md#cloudflares-terms): the VM's segments through the tunnel are
-    said each time `check` runs with that set-up; a warning, not a failure; not said on a hostname of its
-    own (VM_PATHWAY_URL)."""
+    """Cloudflare's terms (docs/steering.md#cloudflares-terms): `check` says each time that the VM's
+    segments go through the tunnel; a warning, not a failure; not said on a hostname of its own."""
     moto_bucket(moto_url, SECOND)
     s = dataclasses.replace(settings(moto_url, tmp_path), pathways=("bucket", "backup", "vm"))
     said = (await check(s, "VM_PATHWAY_URL"))[1]

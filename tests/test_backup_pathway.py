@@ -1,8 +1,5 @@
 """A second bucket as a pathway, at its seams: its signals read as the first bucket's (one Bucket class,
-one uploader: bucket/bucket.py) and the policy's order (a healthy second bucket before the VM). The
-multivariant playlist that waits for the pathway players start on: tests/test_pathway_http.py; its uploads
-and playlists through a real publisher: tests/test_pathway_views.py; on two real S3 servers:
-tests/test_backup_bucket.py."""
+one uploader) and the policy's order (a healthy second bucket before the VM)."""
 
 from __future__ import annotations
 
@@ -21,9 +18,8 @@ WAIT = 5.0  # seconds any one condition may take
 
 
 async def test_the_second_buckets_signals_are_read_as_the_first_buckets() -> None:
-    """A slow upload there that succeeds is no outage before SLOW_TARGETS target durations (a busy
-    machine's moto took over 2 s with 1 s segments, and the policy put a healthy bucket behind); one it
-    refused is failing at once, and says why (with a failed probe: down)."""
+    """A slow upload there that succeeds is no outage before SLOW_TARGETS target durations; one it refused
+    is failing at once, and says why (with a failed probe: down)."""
     clock = Clock()
     store = FakeStore(refusal="SlowDown")  # a second bucket
     uploader = Uploader(store, Metrics(), concurrency=4, attempt_timeout=1.0,
@@ -57,9 +53,8 @@ async def test_the_second_buckets_signals_are_read_as_the_first_buckets() -> Non
 
 @pytest.mark.parametrize("pathways", [("bucket", "vm", "backup"), ("bucket", "backup", "vm")])
 def test_named_before_or_after_the_vm_a_healthy_second_bucket_comes_first(pathways: tuple[str, ...]) -> None:
-    """PATHWAYS=bucket,vm,backup as bucket,backup,vm: when the first bucket fails, the second (healthy,
-    caught up) comes before the VM, which then sends no segment bytes; when it fails too, the VM; back in
-    that order."""
+    """PATHWAYS=bucket,vm,backup as bucket,backup,vm: when the first bucket fails the healthy second comes
+    before the VM (which sends no segment bytes then); when it fails too, the VM; back in that order."""
     world = PolicyWorld(pathways)
     policy, run = world.policy, world.run
     run(2)

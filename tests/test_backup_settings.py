@@ -29,9 +29,8 @@ def test_backup_pathway_without_its_bucket_names_each_missing_setting(tmp_path: 
 
 
 def test_a_buckets_settings_without_its_pathway_are_named_as_ignored(tmp_path: Path) -> None:
-    """A second bucket is an <ID>_* block like any other: set without PATHWAYS naming it, each key is a
-    stray one `check` and `run` name (the secret's value never); empty or default ones (as
-    deploy/env.example ships them) say nothing."""
+    """A second bucket's <ID>_* block set without PATHWAYS naming it: each key a stray `check` and `run`
+    name (never the secret's value); empty or default ones (as deploy/env.example ships them) say nothing."""
     environ = env(tmp_path, **BACKUP, B2_BUCKET_NAME="", B2_S3_REGION="auto", OTHER_THING="x")
     load_settings(environ=environ)  # ignored, so the rest still loads
     lines = lookalike_keys(environ=environ)
@@ -43,9 +42,8 @@ def test_a_buckets_settings_without_its_pathway_are_named_as_ignored(tmp_path: P
 
 
 def test_a_buckets_block_in_the_env_file_without_its_pathway_stops_the_start(tmp_path: Path) -> None:
-    """Written in the env file (the service's own), a bucket's block whose pathway PATHWAYS does not name is
-    a bucket the operator meant and would run without: each key is a line, and the start stops, as `check`
-    does (the secret's value never shown). With PATHWAYS naming it, it loads."""
+    """In the env file, a bucket's block whose pathway PATHWAYS does not name is a bucket the operator meant:
+    each key a line and the start stops, as `check` does; with PATHWAYS naming it, it loads."""
     first = env(tmp_path)
     file = tmp_path / "hls-broadcaster.env"
     file.write_text("".join(f"{k}={v}\n" for k, v in {**BACKUP, "B2_S3_REGION": "auto"}.items()))

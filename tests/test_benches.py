@@ -1,10 +1,7 @@
-"""Each bench's short run: its main, through its real code path, with tiny parameters, so that none
-can break unseen. The form of the output is checked (the figures are there and parse, the ratio line is
-there), never a duration's or a ratio's value: those belong in the benches, which run by hand
-(docs/development.md), and exit status 1 (a goal the bench measured as not met on this loaded machine)
-is not a failure here; a traceback or a missing figure is. A goal that does not depend on the machine's
-speed (whole files, no rule violation, no loss) must be met even in a short run.
-"""
+"""Each bench's short run through its real code path with tiny parameters, so none can break unseen. The
+output's form is checked (the figures parse, the ratio lines are there), never a value, and exit 1 (a goal
+not met on this loaded machine) is no failure; a traceback or a missing figure is. A goal that does not
+depend on the machine's speed (whole files, no rule violation, no loss) must be met even here."""
 
 from __future__ import annotations
 
@@ -49,9 +46,8 @@ def browser_bench(test: Callable[..., None]) -> Callable[..., None]:
 
 
 def bench(module: str, *args: str, timeout: float = 240) -> str:
-    """`python -m bench.<module> args` from the checkout; its standard output. In a process group of its
-    own: past `timeout` the whole group is stopped (the bench's service, nginx and SeaweedFS with it; a
-    SIGKILL of the bench alone once left them running for an hour)."""
+    """`python -m bench.<module> args` from the checkout; its output. In a process group of its own, stopped
+    whole past `timeout` (the bench's service, nginx and SeaweedFS with it)."""
     proc = subprocess.Popen([sys.executable, "-m", f"bench.{module}", *args], cwd=REPO, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
@@ -77,9 +73,8 @@ def bench(module: str, *args: str, timeout: float = 240) -> str:
 
 
 def replayed(recordings: Recordings) -> tuple[str, ...]:
-    """A bench's emulator replays the tests' recordings (bench.rig.add_recordings_option): what these
-    benches measure is the service and the page, and a short run encoding live cost the suite's two
-    cores x264 for every second it ran."""
+    """A bench's emulator replays the tests' recordings: these benches measure the service and the page,
+    not x264 encoding live on the suite's two cores."""
     return ("--recordings", str(recordings.folder))
 
 
@@ -143,10 +138,8 @@ def test_amplification() -> None:
 ])
 def test_counted_benches(module: str, kinds: tuple[str, ...], extra: tuple[str, ...], lines: tuple[str, ...],
                          monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    """serve_cost, heartbeat and pathway_cost count instructions under callgrind: four children of about
-    45 s of CPU each, too long for the suite. Here every child runs for real (the app, the requests, the answers
-    checked) without valgrind, and the report is made from made-up counts that grow with the
-    requests; rig.instructions' reading of valgrind's count is what this leaves out."""
+    """serve_cost, heartbeat and pathway_cost count instructions under callgrind, too long for the suite:
+    here every child runs for real without valgrind, and the report is made from made-up counts."""
     import importlib
 
     from bench import rig
@@ -289,10 +282,9 @@ def test_vm_cost_together() -> None:
 
 def test_vm_cost_pools_a_configuration_given_again_and_shows_the_controls_spread(
         capsys: pytest.CaptureFixture[str]) -> None:
-    """vm_cost.compared, on rows made here: a --pathways value given twice is one configuration, its
-    services' CPU and segments summed, each service's own ratio beside; the baseline given twice shows
-    its own spread, and a control (the baseline spelled otherwise) is compared like any other; with
-    --callgrind's counts, instructions a segment (a second while idle) the same way."""
+    """vm_cost.compared on rows made here: a --pathways value given twice is one configuration (CPU and
+    segments summed, each service's ratio beside), the baseline twice shows its spread, a control compares
+    like any other, and --callgrind's counts the same way."""
     import argparse
     import dataclasses
 

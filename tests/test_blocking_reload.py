@@ -63,9 +63,8 @@ async def test_request_for_the_next_segment_is_held_until_it_is_listed(served: t
 @pytest.mark.parametrize("skip", ["", "&_HLS_skip=YES"])
 async def test_a_number_added_after_a_redirects_own_is_the_one_asked(served: tuple[World, Client],
                                                                      skip: str) -> None:
-    """Shaka 4.16 keeps the URL a redirect took it to as the playlist's own and adds its next directives
-    after the ones there: `?_HLS_msn=<old>&_HLS_msn=<next>`. The last is what it asks for now, and is
-    held until listed."""
+    """Shaka 4.16 keeps a redirect's URL and adds its next directives after the ones there
+    (`?_HLS_msn=<old>&_HLS_msn=<next>`): the last is what it asks for, held until listed."""
     world, client = served
     old, n = last(world) - 1, last(world) + 1
     r = await client.get(f"/live/0/playlist.m3u8?_HLS_msn={old}{skip}&_HLS_msn={n}{skip}", allow_redirects=False)

@@ -1,6 +1,5 @@
-"""broadcaster/http/clients.py: which address a request counts under, behind the tunnel, behind a
-reverse proxy the operator names (FORWARDED_ALLOW_IPS), and when a client names itself.
-The service behind the shipped nginx layout is tested in tests/test_reverse_proxy.py."""
+"""broadcaster/http/clients.py: which address a request counts under, behind the tunnel, behind a reverse
+proxy the operator names (FORWARDED_ALLOW_IPS), and when a client names itself."""
 
 from __future__ import annotations
 
@@ -174,8 +173,7 @@ def test_a_client_cannot_name_a_scheme_for_itself() -> None:
 
 
 def test_a_direct_request_names_its_own_connections_scheme() -> None:
-    """No proxy in front (the demo, a player on the VM itself, a tool reaching HOST): the connection's
-    scheme, which is the viewer's."""
+    """No proxy in front (the demo, a player on the VM itself): the connection's scheme, the viewer's."""
     for proxies in (Proxies(), Proxies(cloudflare=True), Proxies((LAN,))):
         assert here(proxies, "127.0.0.1") == Here("http://live.example.com/live/")
         assert here(proxies, "10.0.0.5", host="10.0.0.1:3000") == Here("http://10.0.0.1:3000/live/")

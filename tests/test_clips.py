@@ -300,8 +300,7 @@ async def test_a_clip_from_the_cli_plays_in_ffmpeg_outlives_the_window_and_a_res
 
 
 def test_the_clip_command_finds_state_dir_in_the_env_file_as_the_service_does(tmp_path: Path) -> None:
-    """No --state-dir: STATE_DIR comes from --env-file (as `run` reads it), and no running service there is
-    one line naming that folder."""
+    """No --state-dir: STATE_DIR from --env-file, as `run` reads it; no service there: one line naming it."""
     state = tmp_path / "operator-state"
     env_file = tmp_path / "service.env"
     env_file.write_text(f"STATE_DIR={state}\n")

@@ -168,10 +168,9 @@ async def test_at_the_cap_a_kept_alive_connection_between_requests_makes_room(li
 
 @pytest.mark.parametrize("sent", [True, False], ids=["request-there", "request-after"])
 async def test_a_flood_accepted_in_one_batch_cannot_lock_a_newcomer_out(sent: bool) -> None:
-    """asyncio accepts a batch of connections, creates all their protocols, then connects them one by one,
-    before reading any. A crowd of half-sent and idle connections ahead of a client in one batch must
-    not get it a 503: connections not yet connected, and unread heads that never end, hold no place.
-    A complete request waiting unread in the same batch is not closed to make room."""
+    """asyncio accepts a batch of connections and connects them one by one before reading any: half-sent
+    and idle ones ahead of a client in the batch must not get it a 503, and a complete request waiting unread
+    there is not closed to make room."""
     crowd: list[socket.socket] = []
     try:
         async with listening(limit=4) as lst:
@@ -237,10 +236,8 @@ async def test_a_client_that_never_reads_its_answers_is_closed_after_the_write_t
             await lst.until_open(1)
             await until(lambda: lst.rejected("write_timeout") >= 1, "a write timeout counted", 10, every=0.01)
             await lst.until_open(0)  # its place (and handle) given back
-            # A client that reads is served as ever. A small answer: the socket's buffers take it whole, so no
-            # write waits on the reader. 16 MB to a reader in this same process paused for longer than 0.3 s
-            # whenever the process waited that long for a core (a full run at the lowest CPU priority), and
-            # was then rightly cut.
+            # A client that reads is served as ever. A small answer, which the socket's buffers take whole: a
+            # big one to a reader in this same process would be rightly cut whenever it waits for a core.
             reader, writer = await lst.connect()
             writer.write(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
             assert (await response(reader)).endswith(b"hello")

@@ -1,10 +1,7 @@
-"""The container image and the compose file beside Owncast's container (deploy/container/), run for real
-with podman: the image built from this checkout on a Debian base made from Debian's packages, Owncast's
-container stood in for by the emulator as uid 101 (tests/support/owncast_standin/), the run's SeaweedFS
-as the bucket. Skipped, saying why, where no container runtime can run (tests/support/containers.py).
-
-One module on one worker (xdist_group): the images are built once for it, and the runtime's storage is
-not shared between workers building at once."""
+"""The container image and the compose file beside Owncast's container (deploy/container/), run with podman:
+the image built from this checkout, Owncast stood in for by the emulator as uid 101, the run's SeaweedFS as
+the bucket; skipped, saying why, where no container runtime can run. One worker (xdist_group) builds the
+images once and owns the runtime's storage."""
 
 from __future__ import annotations
 
@@ -157,9 +154,9 @@ async def served(http: aiohttp.ClientSession, url: str) -> tuple[int, str]:
 
 
 async def test_the_compose_file_runs_beside_owncasts_container(stack: Stack, seaweed: SeaweedS3) -> None:
-    """`check` as a one-off, `up`: healthy, playlists listing segments in the bucket; SIGTERM stops it
-    cleanly (exit 0 inside the stop timeout); a new container goes on from the state on the volume; a
-    set-up mistake stops it with one line and exit 2, and the runtime gives up after 3 tries."""
+    """`check` as a one-off, `up`: healthy, segments in the bucket; SIGTERM stops it cleanly; a new
+    container goes on from the volume's state; a set-up mistake: one line, exit 2, and the runtime gives up
+    after 3 tries."""
     # docs/containers.md's steps: Owncast first (it makes data/hls), the check, then the service.
     stack.compose("up", "-d", "owncast")
     await until((stack.folder / "data/hls/stream.m3u8").exists, "Owncast's master playlist", STARTED, every=0.2)

@@ -1,12 +1,7 @@
-"""The viewer page's Content-Security-Policy (broadcaster/http/page_policy.py) in Debian's
-headless Chromium, on the live demo stream.
-
-Every frame records each `securitypolicyviolation` event from its start (an init script, which Playwright
-runs before the page's own), and the console's CSP messages are kept: the page plays with P2P off, framed
-by a site FRAME_ANCESTORS names (/embed), and with P2P on (two pages that find each other through the real
-tracker over its WebSocket and share over WebRTC), with no violation at all. And the policy does what it
-is for: a script injected into the page, inline or from another origin, is refused, and reported.
-"""
+"""The viewer page's Content-Security-Policy (broadcaster/http/page_policy.py) in headless Chromium, on the
+live demo stream: every frame records each `securitypolicyviolation` from its start, and the page plays with
+P2P off, framed by a FRAME_ANCESTORS site (/embed), and with P2P on, with no violation; a script injected
+inline or from another origin is refused, and reported."""
 
 from __future__ import annotations
 

@@ -208,10 +208,8 @@ MASTERS = {"A": ("/live/master.m3u8", "playlist.m3u8"), "B": ("/hls/stream.m3u8"
 
 
 def player_paths(layout: str) -> list[str]:
-    """Every path the service's playlists send a player to through the tunnel in `layout`, with content
-    steering and a second bucket on, from the rules that name them (broadcaster/playlist/hls.py): the
-    master, a variant's playlist on each pathway, the steering manifest, the VM's segments and init
-    sections (the bucket's are on R2_PUBLIC_URL, never the tunnel)."""
+    """Every path the service's playlists send a player to through the tunnel in `layout` (content
+    steering and a second bucket on), from the rules that name them (broadcaster/playlist/hls.py)."""
     master, media = MASTERS[layout]
     relative = [hls.variant_uri(3, media), hls.STEERING_MANIFEST_NAME,
                 *(f"{folder}/{hls.variant_uri(3, media)}" for folder in (hls.VM_FOLDER, hls.BACKUP_PATHWAY))]
@@ -313,8 +311,7 @@ ROUTE_WORDS = {"service": SERVICE, "Owncast": OWNCAST, "404": "http_status:404"}
 
 
 def _table_rows() -> list[tuple[list[str], str, str, str]]:
-    """docs/production.md's table of where each path goes: (what is in backticks in the paths cell,
-    layout A, layout B, why it is public) per row."""
+    """docs/production.md's path table: (the paths cell's backticks, layout A, layout B, why) per row."""
     text = (ROOT / "docs" / "production.md").read_text()
     section = text[text.index("## The tunnel and its routes"):]
     rows = []
@@ -504,9 +501,8 @@ def test_promtool_accepts_the_config_and_the_rules() -> None:
 
 
 def test_every_nginx_file_is_checked_by_nginx_t() -> None:
-    """nginx reads a shipped nginx file only with its documented paths replaced (they name this machine's
-    folders), so `nginx -t` runs on each in the test named here, on the file so rendered; a new one must
-    be added here with its own."""
+    """nginx reads a shipped file only with its documented paths replaced, so `nginx -t` runs on each as the
+    test named here renders it; a new file must be added here."""
     checked = {"nginx-cache.conf": ("tests/test_nginx_cache.py", "def test_nginx_accepts_the_shipped_config"),
                "nginx-proxy.conf": ("tests/test_reverse_proxy.py", "def test_nginx_accepts_the_shipped_proxy_config")}
     found = {p.relative_to(DEPLOY).as_posix() for p in DEPLOY.rglob("*") if p.is_file() and "nginx" in p.name}
@@ -575,9 +571,8 @@ def test_vendored_p2p_media_loader_matches_the_recorded_checksums() -> None:
 
 
 def test_the_vendored_core_is_the_published_one_with_the_patch_only() -> None:
-    """The vendored core is the published file (its SHA-256 as VENDOR.md records it) plus
-    scripts/p2p-media-loader-core.patch, and nothing else: the patch taken back out gives the published
-    bytes (the update script applies it forward, from npm)."""
+    """The vendored core is the published file (SHA-256 in VENDOR.md) plus scripts/p2p-media-loader-core.patch
+    and nothing else: the patch taken back out gives the published bytes."""
     section = (VIEWER / "VENDOR.md").read_text().split("## P2P Media Loader\n", 1)[1]
     published = re.search(r"dist/p2p-media-loader-core\.es\.min\.js` \(published SHA-256: `([0-9a-f]{64})`", section)
     assert published, "VENDOR.md lost the published core's SHA-256"

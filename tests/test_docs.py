@@ -1,10 +1,6 @@
-"""The background docs live in the repository (docs/) and the code's citations of them hold.
-
-Every `docs/<name>.md` (with an optional `#anchor`) cited by the package, the tests, the benchmarks
-and the top README names a file here, and a heading in it; nothing cites the notes that used to live
-outside the repository; and every repository path a doc names exists, so a moved module shows up here
-as a doc to update.
-"""
+"""The background docs live in the repository (docs/) and the citations of them hold: every cited
+`docs/<name>.md#anchor` exists, nothing cites the old notes outside the repository, and every repository
+path a doc names exists."""
 
 from __future__ import annotations
 
@@ -110,12 +106,8 @@ def test_every_cited_doc_and_heading_exists() -> None:
 
 
 def test_nothing_cites_the_old_notes_outside_the_repository() -> None:
-    stale = [
-        f"{path.relative_to(ROOT)}:{lineno}: {line.strip()}"
-        for path in _files(SCANNED)
-        for lineno, line in enumerate(_read(path).splitlines(), 1)
-        if _OLD_CITATION.search(line)
-    ]
+    stale = [f"{path.relative_to(ROOT)}:{lineno}: {line.strip()}" for path in _files(SCANNED)
+             for lineno, line in enumerate(_read(path).splitlines(), 1) if _OLD_CITATION.search(line)]
     assert not stale, "cite docs/owncast.md, docs/hls-rules.md or docs/r2.md instead:\n" + "\n".join(stale)
 
 
@@ -138,12 +130,8 @@ def test_links_between_docs_resolve(doc: Path) -> None:
 @pytest.mark.parametrize("doc", DOC_FILES, ids=lambda p: p.relative_to(DOCS).as_posix())
 def test_every_repository_path_a_doc_names_exists(doc: Path) -> None:
     # Fails when a module the doc points at moves or is renamed: update the doc with the code.
-    missing = [
-        f"{doc.name}:{lineno}: {m.group(1)}"
-        for lineno, line in enumerate(_read(doc).splitlines(), 1)
-        for m in _REPO_PATH.finditer(line)
-        if not (ROOT / m.group(1)).exists()
-    ]
+    missing = [f"{doc.name}:{lineno}: {m.group(1)}" for lineno, line in enumerate(_read(doc).splitlines(), 1)
+               for m in _REPO_PATH.finditer(line) if not (ROOT / m.group(1)).exists()]
     assert not missing, "paths named in docs/ that do not exist (moved? update the doc):\n" + "\n".join(missing)
 
 
@@ -333,8 +321,7 @@ NOT_INCLUDED = {"deploy/alerts.test.yml", "deploy/grafana-dashboard.json",
 
 
 def test_the_site_shows_every_file_an_operator_copies_as_it_is() -> None:
-    """The pages include the files themselves ({literalinclude} or {include}): what they show cannot drift
-    from what ships."""
+    """The pages include the shipped files themselves ({literalinclude}, {include}): they cannot drift."""
     included = {(doc.parent / m.group(1)).resolve() for doc in DOC_FILES
                 for m in re.finditer(r"^```\{(?:literal)?include\} (\S+)$", _read(doc), re.MULTILINE)}
     shipped = {ROOT / "cloudflared.yml.example", *(p for p in (ROOT / "deploy").rglob("*") if p.is_file())}
@@ -355,9 +342,8 @@ def test_the_install_time_is_given_in_one_place() -> None:
 
 
 def test_no_command_names_the_program_bare_after_sudo() -> None:
-    """`sudo hls-broadcaster ...` finds no program: sudo's secure_path (/usr/local/sbin:/usr/local/bin:
-    /usr/sbin:/usr/bin:/sbin:/bin) does not hold the venv's bin, where the docs install it. The docs, the
-    shipped files and the lines the program prints name it by its full path."""
+    """`sudo hls-broadcaster ...` finds no program (sudo's secure_path lacks the venv's bin): the docs,
+    the shipped files and the program's own lines name it by its full path."""
     said = [f"{p.relative_to(ROOT)}:{n}" for p in [*ROOT.glob("docs/*.md"), *ROOT.glob("deploy/**/*"), ROOT / "README.md",
                                                    *ROOT.glob("broadcaster/**/*.py")]
             if p.is_file() for n, line in enumerate(p.read_text(errors="replace").splitlines(), 1)

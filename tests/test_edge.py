@@ -1,7 +1,5 @@
-"""PUBLISH_PLAYLISTS: the playlists in the bucket, read the way a CDN viewer reads them.
-
-Real parts: SeaweedFS (public reads), the Owncast emulator's ffmpeg, the service, ffmpeg and hls.js
-reading the bucket's playlists with no request to the service."""
+"""PUBLISH_PLAYLISTS: the playlists in the bucket, read as a CDN viewer reads them (SeaweedFS, the
+emulator, the service; ffmpeg and hls.js reading the bucket's playlists with no request to the service)."""
 
 from __future__ import annotations
 

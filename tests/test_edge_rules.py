@@ -45,10 +45,8 @@ def test_the_printed_rule_accepts_the_tokens_the_playlists_list(tmp_path: Path) 
     assert separator == len(SEPARATOR)
 
 
-@pytest.mark.parametrize(("over", "words"), [
-    ({"PRIVATE": "false"}, "PRIVATE is not true"),
-    ({"SEGMENT_URLS": "presigned"}, "SEGMENT_URLS=presigned"),
-])
+@pytest.mark.parametrize(("over", "words"), [({"PRIVATE": "false"}, "PRIVATE is not true"),
+                                             ({"SEGMENT_URLS": "presigned"}, "SEGMENT_URLS=presigned")])
 def test_nothing_to_guard_is_one_line_naming_the_setting(tmp_path: Path, over: dict[str, str], words: str) -> None:
     with pytest.raises(SettingsError, match=words):
         rules(private(tmp_path, **over))

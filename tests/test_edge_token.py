@@ -34,10 +34,8 @@ def test_the_docs_example_uri_reads_as_the_docs_name_its_parts() -> None:
 
 def test_sign_writes_what_the_docs_generation_recipe_writes() -> None:
     """The docs' recipe, step by step: HMAC-SHA256(secret, message + timestamp), standard base64,
-    URL-encoded (quote_plus), `<timestamp>-<mac>`. (The MAC printed in the docs' example URL comes from no
-    secret and message the docs print: the same string stands for `/download/cat.jpg` in one version of the
-    page and for `/images/cat.jpg` in another, beside `mysecrettoken` and, in another, `secretKey`; so the
-    example is held by its parts, its recipe and its expiry formula, and the MAC by the test below.)"""
+    URL-encoded (quote_plus), `<timestamp>-<mac>`. The docs' example MAC comes from no secret and message they
+    print, so the example is held by its parts, its recipe and its expiry formula."""
     digest = hmac.new(DOC_SECRET.encode("utf8"), f"{DOC_MESSAGE}{DOC_ISSUED}".encode("utf8"), hashlib.sha256)
     recipe = f"{DOC_ISSUED}-{quote_plus(base64.b64encode(digest.digest()))}"
     assert sign(DOC_SECRET, DOC_MESSAGE, DOC_ISSUED) == recipe
@@ -73,17 +71,14 @@ def test_expired_tampered_unsigned_and_other_prefix_tokens_are_refused() -> None
     token = sign(KEY, PREFIX, NOW)
     ts, mac = token.split("-")
     flipped = ("B" if mac[0] == "A" else "A") + mac[1:]
-    refused = {
-        "expired": checked_text(PREFIX, f"verify={token}"),
-        "tampered mac": checked_text(PREFIX, f"verify={ts}-{flipped}"),
-        "tampered timestamp": checked_text(PREFIX, f"verify={int(ts) + 600}-{mac}"),
-        "unsigned": checked_text(PREFIX, ""),
-        "no mac": checked_text(PREFIX, f"verify={ts}-"),
-        "other prefix": checked_text(PREFIX, f"verify={sign(KEY, '/other/', NOW)}"),
-        "another key": checked_text(PREFIX, f"verify={sign('6a' * 32, PREFIX, NOW)}"),
-        "a parameter after it": checked_text(PREFIX, f"verify={token}&x=1"),
-        "not base64": checked_text(PREFIX, f"verify={ts}-{'!' * 44}"),
-    }
+    refused = {"expired": checked_text(PREFIX, f"verify={token}"),
+               "tampered mac": checked_text(PREFIX, f"verify={ts}-{flipped}"),
+               "tampered timestamp": checked_text(PREFIX, f"verify={int(ts) + 600}-{mac}"),
+               "unsigned": checked_text(PREFIX, ""), "no mac": checked_text(PREFIX, f"verify={ts}-"),
+               "other prefix": checked_text(PREFIX, f"verify={sign(KEY, '/other/', NOW)}"),
+               "another key": checked_text(PREFIX, f"verify={sign('6a' * 32, PREFIX, NOW)}"),
+               "a parameter after it": checked_text(PREFIX, f"verify={token}&x=1"),
+               "not base64": checked_text(PREFIX, f"verify={ts}-{'!' * 44}")}
     for what, text in refused.items():
         now = NOW + TTL if what == "expired" else NOW
         assert not valid(KEY, text, TTL, now, len(SEPARATOR)), what

@@ -1,10 +1,8 @@
-"""The Free plan's Worker (deploy/cloudflare-worker/worker.js) in workerd, through miniflare, with its
-local R2 bucket holding a real segment (ffmpeg's MPEG-TS): URLs signed by OUR broadcaster/edge_token.sign
-as the service lists them are served with the bucket's bytes and headers, a second viewer's GET is a
-cache hit, expired / tampered / unsigned / other-prefix tokens get 403, and the Worker and the Python
-validator agree on every token of a table. Then `check`'s proof of the edge (bucket/edge_check.py) and
-/health's watch of it (status/edge_guard.py), against the Worker (refusing strangers) and a plain public
-bucket (not refusing). One miniflare process for the module."""
+"""The Free plan's Worker (deploy/cloudflare-worker/worker.js) in workerd through miniflare, its local R2
+holding a real segment: URLs signed by broadcaster/edge_token.sign are served with the bucket's bytes and
+headers, a second GET is a cache hit, bad tokens get 403, and the Worker and the Python validator agree on
+a table of tokens. Then `check`'s and /health's watch of the edge, against the Worker and a plain public
+bucket. One miniflare process for the module."""
 
 from __future__ import annotations
 

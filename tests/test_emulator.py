@@ -213,8 +213,7 @@ async def test_close_leaves_no_process(tmp_path: Path, passthrough: bool) -> Non
 
 @pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs util-linux setpriv")
 async def test_ffmpeg_dies_with_a_killed_python(tmp_path: Path) -> None:
-    """Even a SIGKILLed test process (no teardown at all) leaves no ffmpeg behind, nor the
-    broadcaster feeding a passthrough variant."""
+    """A SIGKILLed test process leaves no ffmpeg behind, nor the broadcaster feeding a passthrough variant."""
     script = textwrap.dedent(
         f"""
         import asyncio, os, signal
@@ -395,8 +394,7 @@ def stream_lines(segment: Path) -> list[str]:
 
 
 def playlist_shape(text: str) -> list[str]:
-    """A playlist's lines with what differs between two runs (names, dates, sequence numbers, measured
-    bandwidths) replaced by placeholders."""
+    """A playlist's lines with what differs between runs (names, dates, numbers, bandwidths) masked."""
     text = re.sub(r"stream-[\w-]+-\d+\.ts", "<segment>", text)
     text = re.sub(r"(PROGRAM-DATE-TIME:|MEDIA-SEQUENCE:|BANDWIDTH=)[^,\n]+", r"\1<n>", text)
     return text.splitlines()
@@ -404,8 +402,7 @@ def playlist_shape(text: str) -> list[str]:
 
 async def test_a_replayed_stream_is_written_as_a_live_one(tmp_path: Path, recordings: Recordings) -> None:
     """The same streams in each segment, the same playlists and master but for names, dates and measured
-    bandwidths, the segments cut as long; the encoding made at most once for both replays (the run's
-    recordings: another test may have made it, a 30 s encoding this test no longer repeats)."""
+    bandwidths, the segments cut as long; the encoding made at most once for both replays."""
     made = recordings.made
     async with (OwncastEmulator(tmp_path / "live") as live,
                 OwncastEmulator(tmp_path / "replay", recordings=recordings) as replay,

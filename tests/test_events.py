@@ -1,8 +1,5 @@
-"""broadcaster.status.hub and broadcaster.http.events over real HTTP: the real app with /live/events, read by a real SSE parser.
-
-Every wait is on a condition with a timeout; the hub's ping interval and the watcher's period are
-injected so nothing waits on the production timers.
-"""
+"""broadcaster.status.hub and broadcaster.http.events over real HTTP, read by a real SSE parser; the hub's
+ping interval and the watcher's period are injected, so nothing waits on the production timers."""
 
 from __future__ import annotations
 
@@ -331,10 +328,9 @@ async def test_streams_beyond_the_cap_get_503_with_retry_after(make_client: Make
 
 
 async def test_one_client_holds_at_most_an_eighth_of_the_streams(make_client: MakeClient) -> None:
-    """One client must not hold all 1,000 /live/events slots: one client address (the
-    key of the held requests' cap: here named by the tunnel's CF-Connecting-IP) holds at most an eighth
-    of them, counted as hls_broadcaster_connections_rejected_total{reason="events_per_client"}; other
-    clients still get theirs, and a closed stream gives its slot back."""
+    """One client address (here CF-Connecting-IP) holds at most an eighth of the 1,000 /live/events slots,
+    counted as connections_rejected_total{reason="events_per_client"}; other clients still get theirs, and a
+    closed stream gives its slot back."""
     registry = CollectorRegistry()
     hub, client = await make_client(dict(playlist_options=PlaylistOptions(trust_cf_connecting_ip=True),
                                          running=Running(connection_metrics=ConnectionMetrics(registry))),

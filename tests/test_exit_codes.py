@@ -1,15 +1,10 @@
 """One rule for exit codes, and what each supervisor does with them.
 
-A mistake a restart cannot fix (a setting, the port taken, a bucket that does not exist, credentials
-refused, STATE_DIR held by another service; those of folders closed to the service's user:
-tests/test_setup_mistakes.py) ends `run` with exit 2 and one line; what a restart can fix (the bucket or
-the network unreachable) does not stop it: it starts and waits. Each case runs the real process (`python
--m broadcaster run`, the tracker's `node tracker.mjs`) and its real exit is then judged by both of its
-shipped supervisors' restart rules, read from the files as systemd and pm2 read them
-(tests/support/restart_rules.py; tests/test_pm2.py runs the real pm2): the systemd unit and the pm2 file
-each restart neither a set-up mistake nor a clean stop by systemd, and each restarts a process killed
-from outside (the kernel's OOM killer).
-"""
+A mistake a restart cannot fix ends `run` with exit 2 and one line; what a restart can fix (the bucket or
+the network unreachable) does not stop it. Each case runs the real process (the service, the tracker) and
+its exit is judged by both shipped supervisors' rules as systemd and pm2 read them
+(tests/support/restart_rules.py): neither restarts a set-up mistake nor systemd a clean stop, and both
+restart a process killed from outside (the OOM killer)."""
 
 from __future__ import annotations
 

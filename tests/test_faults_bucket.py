@@ -43,10 +43,9 @@ async def test_segments_leave_the_bucket_only_after_every_playlist_let_go(
     # When the test first found a listed segment missing from its playlist: it left no later than that.
     # (The last time it was seen listed would undercount the time since it left by a poll's lag.)
     missing_since: dict[str, float] = {}
-    # 6.2.2: a removed segment stays for its duration plus the longest playlist that listed it. That is
-    # not just the 3-4 s window: the first playlist lists Owncast's whole backlog and keeps it for about
-    # a window, so the first segments' playlist is as long as the service was slow to start (a
-    # 10-segment backlog keeps them ~14 s). So each segment is judged by the longest playlist seen with it.
+    # 6.2.2: a removed segment stays for its duration plus the longest playlist that listed it: the first
+    # playlist lists Owncast's whole backlog (as long as the service was slow to start), so each segment is
+    # judged by the longest playlist seen with it.
     keep: dict[str, float] = {}
     async with aiohttp.ClientSession() as http:
         async with ServiceProcess(env, tmp_path, start_timeout=START_TIMEOUT) as service:

@@ -1,16 +1,11 @@
 """An outage longer than the copies the VM keeps for it, with real parts: SeaweedFS behind a FaultProxy that
-refuses every upload, the Owncast emulator's ffmpeg stream (Owncast's cleanup keeping 3 segments), the
-service as a process with the VM's pathway (PATHWAYS=bucket,vm) and STATE_DIR on a disk with a few MB
-above the reserve the copies never take (vm/copy_files.py's DISK_RESERVE: VM_COPIES_MB's
-least, 16 MB, would take minutes of the emulator's stream; both bounds drop the oldest copy the same
-way). Once the copies
-reach the bound the oldest go, and Owncast has deleted their files: those segments exist nowhere. After
-the bucket is back, every entry the live playlists list (the rewind window covers the outage) on either
-pathway either answers 200 with the bytes Owncast wrote (the emulator's ledger) or is an EXT-X-GAP entry;
-so does the stream's recording (KEEP_RECORDINGS); the losses are counted in
-segments_lost_total{reason="copy_dropped"}, said in one WARNING and counted in the line that says the
-bucket is back, and /health said what the outage kept and lost while it lasted. Past the bound the uploads
-that wait stay those whose bytes are on disk, and the memory with them."""
+refuses every upload, the emulator's stream (Owncast's cleanup keeping 3 segments), the service with the
+VM's pathway and STATE_DIR on a disk a few MB above DISK_RESERVE. Once the copies reach the bound the oldest
+go, and Owncast has deleted their files: those segments exist nowhere. After the bucket is back, every entry
+the live playlists and the recording list, on either pathway, answers Owncast's bytes or is an EXT-X-GAP;
+the losses are counted (reason="copy_dropped"), said in one WARNING and in the line that says the bucket is
+back, and /health said what the outage kept and lost. Past the bound the waiting uploads and the memory
+stay flat."""
 
 from __future__ import annotations
 
@@ -84,10 +79,9 @@ async def flat_past_the_bound(http: aiohttp.ClientSession, url: str, state: Path
     print(f"\n[copies lost] past the bound: uploads waiting beside the copies {min(beside)}..{max(beside)} "
           f"over {len(beside)} looks; RSS {rss} KB, {grown:+d} KB after {PAST_THE_BOUND} more segments lost")
     assert max(beside) <= WAITING_BESIDE_COPIES, beside
-    # The process's RSS here also grows as the rewind window (240 s) and the records held for a segment's URL
-    # life fill, outage or not (tests/test_outage_memory.py measures the outage's part alone, flat): 15-33
-    # KB per segment. Bound: three quarters of a segment (48 KB; they are about 65 KB) per segment; an
-    # upload that kept its body cost 2.5 segments, over three times the bound.
+    # RSS also grows as the rewind window and the records of segments' URLs fill, outage or not (15-33 KB a
+    # segment; tests/test_outage_memory.py measures the outage's part alone). Bound: three quarters of a
+    # segment (48 KB) per segment; an upload that kept its body would cost 2.5 segments.
     assert grown < PAST_THE_BOUND * 48, f"RSS {rss} KB then {grown:+d} KB over {PAST_THE_BOUND} segments lost"
 
 
@@ -104,11 +98,8 @@ async def test_segments_whose_copies_were_dropped_are_gaps_everywhere_counted_an
 
 async def lost_then_back(tmp_path: Path, state: Path, seaweed: SeaweedS3, recordings: Recordings,
                          ledger: Ledger) -> None:
-    async with (
-        OwncastEmulator(tmp_path / "hls", cleanup=Cleanup(keep=3, interval=0.5), ledger=ledger,
-                        recordings=recordings) as owncast,
-        FaultProxy(seaweed.endpoint_url) as proxy,
-    ):
+    async with (OwncastEmulator(tmp_path / "hls", cleanup=Cleanup(keep=3, interval=0.5), ledger=ledger,
+                                recordings=recordings) as owncast, FaultProxy(seaweed.endpoint_url) as proxy):
         env = service_env(owncast.hls_dir, seaweed, state, S3_ENDPOINT_URL=proxy.url,
                           PATHWAYS="bucket,vm", WINDOW_SECONDS="5",
                           REWIND_SECONDS="240", KEEP_RECORDINGS="true", CLEANUP_MARGIN="0")

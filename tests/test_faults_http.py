@@ -1,29 +1,21 @@
 """Hostile HTTP clients, against the real service process (and SeaweedFS behind it).
 
-One service serves a small live stream (hand-fed, as in test_faults_input) for the whole module; every
-test throws something at it and then proves it still answers /health and the playlists, and the module
-ends by proving its log holds no traceback and no ERROR line. Requests that a real HTTP client would
-refuse to send (or would tidy up: dot segments, escapes) go over raw sockets, byte for byte.
+One service serves a small hand-fed live stream for the module; each test throws something at it and
+proves it still answers /health and the playlists; the module ends by proving its log holds no traceback
+and no ERROR line. Requests a real client would refuse or tidy up go over raw sockets, byte for byte.
 
 What the service must do:
 - unknown paths and variants: 404; methods other than GET/HEAD/OPTIONS: 405;
-- the viewer's static files: nothing outside the viewer folder is ever served, however the path is
-  spelled (dot segments, %2e, %2f, %5c, //, double escapes, absolute-form targets), nor through a symlink;
-- malformed requests: a 4xx (400, 405, 413, 414, 431, or 505 for an unknown HTTP version) or a closed
-  connection, never a 5xx, never an answer to bytes smuggled in a request body;
-- a GET with a body is answered without reading the body and the connection is closed, so nothing
-  after the headers is taken for a second request;
-- oversized requests are refused without the body being buffered (the service's memory stays flat);
+- the viewer's static files: nothing outside the viewer folder, however the path is spelled, nor
+  through a symlink;
+- malformed requests: a 4xx or a closed connection, never a 5xx, never an answer to smuggled bytes;
+- a GET with a body is answered without reading the body and the connection closed;
+- oversized requests are refused without the body being buffered;
 - a thousand idle connections do not slow down a normal client;
-- any Accept-Encoding, however odd, gets a correct answer: the gzip copy only when gzip is acceptable
-  (q > 0), the plain playlist otherwise, and HEAD the same headers without a body.
+- any Accept-Encoding gets a correct answer: gzip only when acceptable (q > 0), HEAD without a body.
 
-Judged acceptable (aiohttp's behaviour, not changed here): a connection that never sends a complete
-request is closed after HEADER_TIMEOUT (tests/test_connections.py; 600 s here, so that the idle ones
-stay), and an unread request body is drained for up to 10 s after the answer before the connection
-closes (lingering close).
-FAULTS_DUMP=1 prints the service's log at the end.
-"""
+Accepted (aiohttp's behaviour): an incomplete request is closed after HEADER_TIMEOUT (600 s here), and an
+unread body is drained for up to 10 s after the answer. FAULTS_DUMP=1 prints the service's log."""
 
 from __future__ import annotations
 
@@ -77,8 +69,7 @@ class Served:
         return self.service.url
 
     async def healthy(self, within: float = 10.0) -> None:
-        """The service still answers: /health and a playlist. `within` only guards against a hang; how
-        fast it answers under load is measured in bench/overload.py, not asserted here."""
+        """The service still answers /health and a playlist (`within` only guards against a hang)."""
         async with asyncio.timeout(within):
             async with self.http.get(f"{self.url}/health") as r:
                 assert r.status == 200, await r.text()
@@ -327,11 +318,9 @@ async def test_malformed_request_gets_a_4xx_or_a_closed_connection(svc: Served, 
 
 
 async def test_a_body_on_get_is_never_read_as_the_next_request(svc: Served) -> None:
-    """A GET with a body (a huge Content-Length, or one that covers a second request) is answered
-    without the body being read as anything: the request hidden in it is never answered. aiohttp
-    drains an unread body for up to 10 s after answering (its lingering close) and then closes; ending
-    our side ends that at once (and may end it before the answer is written: asyncio closes a socket
-    on EOF unless the protocol asks otherwise, so no answer at all is fine too)."""
+    """A GET with a body (a huge Content-Length, or one that covers a second request) is answered without
+    the body being read as anything. aiohttp drains an unread body for up to 10 s, then closes; ending our
+    side ends that at once (maybe before the answer is written: no answer at all is fine too)."""
     smuggled = b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"
     got = await raw_exchange(svc, HEALTH + b"Content-Length: 1000000000000\r\n\r\n" + smuggled, eof=True)
     assert got.closed and got.statuses in ([], [200], [400], [413]), got.statuses

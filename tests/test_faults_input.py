@@ -1,36 +1,23 @@
 """A hostile HLS_DIR, against the real service process and a real S3 server (SeaweedFS).
 
-Owncast's folder is written by hand here, in place and in Owncast's order (the segment first, then the
-variant playlist that lists it), with real MPEG-TS bytes made once by ffmpeg. That makes each fault easy
-to place: a broken file in one variant of one slot, with good slots before and after it.
+Owncast's folder is written by hand, in Owncast's order, with real MPEG-TS bytes, so each fault lands in
+one variant of one slot between good slots. For every fault: the service stays up (good segments after it
+are listed in every variant); every version served passes VariantSetChecker; nothing outside HLS_DIR is
+read or uploaded; the problem is logged once with the file's name and counted
+(hls_broadcaster_input_rejected_total or _segments_lost_total); no ERROR line, no traceback.
 
-For every fault the same things must hold:
-- the service stays up: good segments written after the fault are still listed, in every variant;
-- every version of every playlist we serve passes VariantSetChecker;
-- nothing outside HLS_DIR is read or uploaded (the bucket is listed and every object read to prove it);
-- the problem is logged once, with the file's name, and counted in
-  hls_broadcaster_input_rejected_total or hls_broadcaster_segments_lost_total;
-- no ERROR line and no traceback in the log.
+The decisions pinned down:
+- a listed segment that is empty, missing, a symlink, not a regular file, over 64 MiB or of a type we do
+  not publish is lost: its slot is dropped from every variant, the gap marked with a discontinuity;
+- a segment of garbage bytes is uploaded and listed as it is (validating media would mean demuxing it;
+  Owncast is trusted for content, and a player skips what it cannot decode);
+- an entry that is not a plain file name in its variant folder is skipped, whatever is on disk;
+- a playlist that does not parse (truncated, binary, too large, EXTINF inf or nan) is ignored until
+  rewritten; a broken multivariant playlist leaves the last good one in use;
+- a segment longer than the target in every variant, or with an EXTINF <= 0, is not listed;
+- symlinked variant folders and playlists are not read; stray files are ignored.
 
-What the service does with each fault (the decisions these tests pin down):
-- a listed segment that is empty, missing, a symlink, not a regular file, over the uploader's size limit
-  (64 MiB) or of a type we do not publish is lost: its slot is dropped from every variant (so the
-  variants stay numbered alike) and the gap is marked with a discontinuity;
-- a segment of garbage bytes is uploaded and listed as it is. The service cannot validate media cheaply
-  (it would have to demux every segment), Owncast is trusted for content, and a player skips a segment
-  it cannot decode. The bytes in the bucket are exactly the bytes on disk;
-- a playlist entry that is not a plain file name in its variant folder (`..`, `/`, `%`, `?`...) is
-  skipped, whatever is on disk under that name;
-- a playlist that does not parse (truncated, binary, too large, an EXTINF of inf or nan) is ignored until
-  Owncast rewrites it; a multivariant playlist that does not parse leaves the last good one in use;
-- a segment longer than the target duration, in every variant, is not listed (HLS forbids it); so is a
-  negative or zero EXTINF;
-- symlinked variant folders and symlinked playlists are not read; stray files are ignored (a file of a
-  type we do not publish that a playlist then lists is both: a stray when it appears, lost when listed).
-
-Proving "logged once" means watching the log for a while after the fact (quiet_for): that is the one
-place these tests wait without a condition. FAULTS_DUMP=1 prints each service's log.
-"""
+"Logged once" is watched for a while after the fact (quiet_for). FAULTS_DUMP=1 prints each service's log."""
 
 from __future__ import annotations
 
@@ -56,8 +43,7 @@ from tests.support.scrape import total
 from tests.support.owncast_writer import SECONDS, HandFedOwncast, Prepare, real_ts_segment, write_in_place
 from tests.support.waiting import TimedOut, until
 
-# One bucket for the module, on the run's SeaweedFS (each test has its own service, HLS_DIR and key
-# prefix); one worker runs the module (scripts/test's --dist loadgroup).
+# One bucket for the module (each test has its own service, HLS_DIR and key prefix), on one worker.
 pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.asyncio(loop_scope="module"),
               pytest.mark.xdist_group("faults_input")]
 
@@ -112,13 +98,8 @@ async def bucket_objects(s3: SeaweedS3) -> dict[str, bytes]:
     return out
 
 
-# Bounds of the waits on a condition, never how long anything takes. A segment is listed here (on the
-# bucket's pathway, what the service's playlists show) once its upload landed and a version holding it
-# was saved; those written before the service starts, once unchanged for UNHEARD_QUIET (2 s) too: about
-# 1.5 s after the start at the most under load. LISTED allows for one upload attempt that stalls past
-# UPLOAD_TIMEOUT (5 s, the rig keeps the default) and is retried, as slowly, on a loaded machine. A wait that fails says, per variant, what the service had listed and uploaded, which of its
-# uploads failed and why, and what it warned of: a segment listed but not uploaded is the bucket's
-# slowness, one not listed the service holding it.
+# A bound, not a duration: one upload attempt stalling past UPLOAD_TIMEOUT (5 s) and retried as slowly on a
+# loaded machine. A wait that fails says per variant what was listed, uploaded and warned of.
 LISTED = 15.0
 
 
@@ -191,10 +172,8 @@ BeforeStart = Callable[[HandFedOwncast, Path], None]
 
 
 def variants_named(master: str) -> tuple[list[str], list[tuple[str, str]]]:
-    """A multivariant playlist's other lines in order, and its variants (EXT-X-STREAM-INF and URI) in any
-    order: the pathways' order follows the service's probe of the bucket (content steering), which a
-    loaded machine can fail between two reads (the VM's pathway first then), and so does the pathway
-    EXT-X-CONTENT-STEERING names first (PATHWAY-ID: "vm" then)."""
+    """A multivariant playlist's other lines in order, and its variants in any order: the pathways' order
+    follows the service's probe of the bucket, which a loaded machine can fail between two reads."""
     lines = [re.sub(r'^(#EXT-X-CONTENT-STEERING:.*PATHWAY-ID=)"[^"]*"', r'\1"<the pathway first now>"', line)
              for line in master.splitlines()]
     paired = {i for i, line in enumerate(lines[:-1]) if line.startswith("#EXT-X-STREAM-INF:")}
@@ -280,9 +259,7 @@ async def test_bad_segment_files_are_lost_once_and_nothing_outside_is_uploaded(
     after = await good_slots(rig, 3)
     await rig.listed_everywhere(garbage_name)
     status, health = await seen.health()
-    # Nothing of the bad input is left in /health. A loaded machine can make the bucket slower than real
-    # time (runs f2 and g1: 1.1 and 1.9 s per second of media, SeaweedFS at the lowest CPU priority): a
-    # reason of its own, answered 503 as any reason is.
+    # Nothing of the bad input is left in /health; a loaded machine's slow bucket is a 503 of its own.
     reasons = [r for r in str(health["status"]).split("; ")
                if not r.startswith("uploads slower than real time")]
     assert (status, reasons) in ((200, ["ok"]), (503, [])), (status, health)
@@ -347,8 +324,7 @@ UNSAFE_NAMES = [
 
 async def test_unsafe_names_in_playlists_are_skipped_once_and_never_read(rig: Rig) -> None:
     feed, seen, service = rig.feed, rig.seen, rig.service
-    # Owncast's list does not move here: a skipped entry sliding out of it shifts the numbering (see
-    # test_unsafe_entry_in_one_variant_keeps_the_variants_lined_up below).
+    # Owncast's list does not move here: a skipped entry sliding out of it shifts the numbering.
     feed.list_size = 1000
     # Whatever those names could reach exists, and holds the secret.
     (feed.root / "secret.ts").write_bytes(SECRET)
@@ -472,9 +448,8 @@ async def test_broken_playlists_are_warned_once_and_the_stream_goes_on(rig: Rig)
 
 @pytest.mark.parametrize("rig", [{"variants": (0,)}], indirect=True)
 async def test_impossible_durations_never_reach_the_playlists(rig: Rig) -> None:
-    """EXTINF inf or nan makes the playlist unusable: it is ignored, and warned about once, until
-    Owncast's list has moved past that entry (taken as a number, inf would make the publisher's rounding
-    raise in a callback: a slot never decided). A negative or zero EXTINF is a segment that does not fit the target duration: not listed."""
+    """EXTINF inf or nan makes the playlist unusable: ignored, and warned about once, until Owncast's list
+    moved past it (inf would make the publisher's rounding raise). A negative or zero EXTINF is not listed."""
     feed, seen, service = rig.feed, rig.seen, rig.service
     feed.list_size = 3  # Owncast's list moves past a bad entry after 3 more segments
     cases = [("inf", True), ("nan", True), ("-1", True), ("0", True), ("inf", False), ("nan", False)]
@@ -536,10 +511,8 @@ async def test_symlinked_variant_folders_and_stray_files_are_ignored_once(rig: R
     (feed.root / "3" / "stream.m3u8").symlink_to(linked[0] / "stream.m3u8")
     # Stray files: junk next to Owncast's files, and a name made to forge a log line.
     forged = "x\n2026-01-01 00:00:00,000 WARNING broadcaster.publish.publisher: variant 0: forged.txt"
-    strays = [
-        feed.root / "notes.txt", feed.folder(0) / "core.1234", feed.folder(1) / "thumb.jpg",
-        feed.root / forged,
-    ]
+    strays = [feed.root / "notes.txt", feed.folder(0) / "core.1234", feed.folder(1) / "thumb.jpg",
+              feed.root / forged]
     for path in strays:
         path.write_bytes(SECRET)
     (feed.root / "junk-dir").mkdir()
@@ -553,10 +526,8 @@ async def test_symlinked_variant_folders_and_stray_files_are_ignored_once(rig: R
     for elsewhere in linked:
         (elsewhere / "stream-f4ult-1.ts").write_bytes(SECRET * 100)
         (elsewhere / "notes.txt").write_bytes(SECRET)
-        write_in_place(
-            elsewhere / "stream.m3u8",
-            (elsewhere / "stream.m3u8").read_text() + "#EXTINF:1.0,\nstream-f4ult-1.ts\n",
-        )
+        write_in_place(elsewhere / "stream.m3u8",
+                       (elsewhere / "stream.m3u8").read_text() + "#EXTINF:1.0,\nstream-f4ult-1.ts\n")
     for path in strays:
         path.write_bytes(SECRET + b"again")
     after += await good_slots(rig, 2)
@@ -691,11 +662,8 @@ async def test_stray_playlists_in_unnamed_folders_neither_stall_nor_hold_health(
         listed += await good_slots(rig, 1)
     paused = time.monotonic() - written  # before the health request: how long this writer wrote nothing
     status, body = await seen.health()
-    # Held at 503 by the strays was "uploads behind" (a stray's copy never uploaded). On a busy machine
-    # the real variants' uploads may be slower than real time for a while: a true 503 of their own
-    # (the same reading as test_faults_input's other health checks above); and this writer, which waits
-    # for each slot's listing before the next, may itself have written nothing for the stall limit: then
-    # "no new segment from Owncast" is the truth, not the strays' doing.
+    # Not held at 503 by the strays. A busy machine's slow uploads are a true 503 of their own, and so is
+    # "no new segment from Owncast" when this writer (waiting for each listing) wrote nothing that long.
     def ours(reason: str) -> bool:
         quiet = re.fullmatch(r"variant \d+: no new segment from Owncast for (\d+)s", reason)
         return reason.startswith("uploads slower than real time") or (
@@ -735,8 +703,7 @@ def _swap_loop(a: Path, b: Path, stop: threading.Event, max_swaps: int, max_seco
 
 
 def _write_at(dir_fd: int, name: str, data: bytes | str) -> None:
-    """Write in place through the folder's descriptor: the writer keeps writing the real folder
-    whatever name it has at the moment."""
+    """Write in place through the folder's descriptor, whatever name the folder has at the moment."""
     raw = data.encode() if isinstance(data, str) else data
     fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644, dir_fd=dir_fd)
     try:

@@ -34,9 +34,8 @@ _UPLOADED = re.compile(r"uploaded (\S+) \(")
 
 async def listed_whole_and_uploaded(seen: Observed, owncast: OwncastEmulator, seaweed: SeaweedS3,
                                     runs: list[ServiceProcess], skipped: Collection[int] = ()) -> list[str]:
-    """Owncast's every segment but the numbers `skipped` listed in order, each, in the bucket, the file
-    Owncast finished, and uploaded (the services' debug log: one line per successful PutObject): the keys
-    uploaded more than once."""
+    """Owncast's every segment but `skipped` listed in order, each Owncast's finished file in the bucket;
+    the keys uploaded more than once (the debug log's PutObject lines)."""
     for v in (0, 1):
         seen.assert_in_owncast_order(v, skipped=skipped)
     async with aiohttp.ClientSession() as http:  # the services are gone: each looked for in the bucket
@@ -77,14 +76,11 @@ _GAP = re.compile(r"segments (\d+)\.\.(\d+) of run \d+ were never seen")
 
 
 async def test_kill_9_at_random_points_with_healthy_saves_loses_nothing(tmp_path: Path, recordings: Recordings, seaweed: SeaweedS3) -> None:
-    """kill -9 (as an OOM kill, a power cut or a watchdog does) at random points of a stream,
-    three times, each restart at once on the same STATE_DIR: every segment Owncast listed is listed
-    once, in order, under consecutive numbers, with no discontinuity, and one checker sees every
-    version polled across all four runs. Owncast lists 30 segments, so it still lists what it wrote
-    while the service was down, even on a slow machine; a segment it dropped before the service came
-    back is Owncast's own gap: the only place a discontinuity may appear, and the service says so.
-    Every segment's last bytes reach Owncast's disk only after its playlist names it
-    (LateTails), and every segment listed is, in the bucket, the file Owncast finished writing."""
+    """kill -9 at random points of a stream, three times, each restart at once on the same STATE_DIR: every
+    segment Owncast listed is listed once, in order, under consecutive numbers, no discontinuity but where
+    Owncast itself dropped one while the service was down (and it says so), one checker seeing every version
+    of all four runs; every segment listed is, in the bucket, Owncast's finished file (its last bytes written
+    after its playlist names it: LateTails)."""
     rng = random.Random(int(os.environ.get("KILL_SEED", "3201")))
     owncast = OwncastEmulator(tmp_path / "hls", resolve_settings(list_size=30),
                               ledger=Ledger(), recordings=recordings)
@@ -172,11 +168,9 @@ async def test_a_bad_state_file_is_set_aside_not_a_crash_loop(
 @pytest.mark.parametrize("out_of", ["space", "inodes"])
 async def test_a_full_state_dir_then_a_restart_never_serves_a_number_twice(
         tmp_path: Path, seaweed: SeaweedS3, owncast: OwncastEmulator, out_of: str) -> None:
-    """STATE_DIR on a small real filesystem fills up under a live stream; a clean stop, and a
-    restart on the still full disk: every version served, before and after, goes through one checker.
-    After the restart on the full disk the stream goes on as it did before it, until the
-    disk has room again. Out of inodes, journal lines still work (the clean stop's too), but the first
-    save of a process is a whole new state.json, which does not fit."""
+    """STATE_DIR on a small real filesystem fills up under a live stream; a clean stop, and a restart on the
+    still full disk: every version served, before and after, goes through one checker, and the stream goes
+    on until the disk has room again (out of inodes, a first save of a new state.json does not fit)."""
     with small_tmpfs(tmp_path / "state", inodes=64 if out_of == "inodes" else None) as state:
         disk = TmpfsDisk(state, inodes=out_of == "inodes")
         env = service_env(owncast.variant_dir(0).parent, seaweed, state, WINDOW_SECONDS="6")

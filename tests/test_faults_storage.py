@@ -1,14 +1,10 @@
 """R2 is slow or down: the bucket fails under a running stream, with real parts only.
 
-SeaweedFS is the bucket, the Owncast emulator writes a real ffmpeg stream in place, and the service
-runs as a process. The service's S3_ENDPOINT_URL is a FaultProxy in front of SeaweedFS (uploads take
-the faulty path) while R2_PUBLIC_URL points at SeaweedFS directly (viewers read the bucket). A watcher
-polls both variant playlists every 150 ms for the whole test, checks every version with
-VariantSetChecker, fetches every segment URL from SeaweedFS the moment it is first listed (its bytes
-must be the file Owncast finished writing, from the emulator's ledger), and remembers when
-each URL first and last appeared. In the bucket-down-then-back tests every segment's last bytes reach
-Owncast's disk only after its playlist names it (LateTails), so a segment uploaded cut short would show.
-"""
+The service's S3_ENDPOINT_URL is a FaultProxy in front of SeaweedFS, R2_PUBLIC_URL SeaweedFS itself; the
+emulator writes a real stream. A watcher polls both variant playlists every 150 ms, checks every version,
+fetches every segment URL the moment it is first listed (its bytes must be Owncast's finished file), and
+remembers when each URL first and last appeared. In the down-then-back tests every segment's last bytes
+reach Owncast's disk only after its playlist names it (LateTails), so an upload cut short would show."""
 
 from __future__ import annotations
 
@@ -170,8 +166,7 @@ class Rig:
         assert not errors, "\n".join(errors[:20])
 
     async def settled(self, in_order: bool = True) -> None:
-        """Every segment GET done, every version checked: nothing went wrong; if `in_order`, each variant
-        listed Owncast's segments in order, none skipped."""
+        """Every segment GET done, every version checked, nothing wrong; if `in_order`, in Owncast's order."""
         await self.watch.first.settle()
         self.check_watch()
         for v in VARIANTS if in_order else ():
@@ -209,10 +204,8 @@ async def running(
     at the block's end stopped cleanly, with no traceback and no problem in its log."""
     assert owncast.ledger is not None, "the Watch compares the bucket's bytes with the emulator's ledger"
     async with FaultProxy(seaweed.endpoint_url) as proxy:
-        settings = service_env(
-            owncast.hls_dir, seaweed, tmp_path / "state",
-            S3_ENDPOINT_URL=proxy.url, WINDOW_SECONDS=str(WINDOW_SECONDS), **env,
-        )  # fmt: skip
+        settings = service_env(owncast.hls_dir, seaweed, tmp_path / "state", S3_ENDPOINT_URL=proxy.url,
+                               WINDOW_SECONDS=str(WINDOW_SECONDS), **env)
         assert settings["R2_PUBLIC_URL"] == seaweed.public_url  # viewers read the bucket directly
         async with (ServiceProcess(settings, tmp_path, start_timeout=START_TIMEOUT) as service,
                     aiohttp.ClientSession() as http):
@@ -243,10 +236,8 @@ def key_tail(url: str) -> str:
 # The outage lasts until this many segments per variant wait to be listed (about 7 s of stream): Owncast
 # keeps 20, so the whole backlog stays on disk.
 BACKLOG = 5
-CAUSE = {
-    "down_503": r"storage unreachable \(SlowDown\)",
-    "refuse": r"storage unreachable \(\w*Connect\w*Error\)",
-}
+CAUSE = {"down_503": r"storage unreachable \(SlowDown\)",
+         "refuse": r"storage unreachable \(\w*Connect\w*Error\)"}
 
 
 async def outage_told_in_a_few_lines(rig: Rig, before: int, failed: float) -> None:
@@ -336,11 +327,8 @@ async def test_bucket_down_then_back_keeps_serving_and_lists_the_backlog_in_orde
         assert not watch.seen.after_discontinuity, "no segment was lost, so no discontinuity"
         assert sum((await rig.lost()).values()) == 0
         assert watch.seen.ended == set()
-        # Each backlog segment stayed listed about a window, rather than sliding out at once (the
-        # service keeps a segment listed WINDOW_SECONDS - target duration = 4 s; seen from polls, give
-        # or take a poll and the state save before each version is served). Sliding out at once, most
-        # of the 7 would be gone within a second, some never seen at all. Half of it, since polls on a
-        # loaded machine come late at both ends (3.1 s seen with other suites running beside this one).
+        # Each backlog segment stayed listed about a window (WINDOW_SECONDS - target duration = 4 s) rather
+        # than sliding out at once; half of it, since polls on a loaded machine come late at both ends.
         shown = {u: watch.last_seen[u] - watch.first.at[u] for u in backlog_uris}
         assert min(shown.values()) >= (WINDOW_SECONDS - TARGET) / 2, sorted(shown.values())
         # The segments still listed are in the bucket now, too.
@@ -382,10 +370,8 @@ async def test_segments_deleted_during_an_outage_are_counted_and_marked_as_a_gap
         try:
             await proxy.down_503()
             await rig.health_matching(503, r"storage unreachable \(SlowDown\)", timeout=20)
-            # Owncast streams (and cleans up twice a second) before the service starts: on a loaded machine its
-            # start took seconds, and segments deleted before it saw them were lost then (a hole, or a gap
-            # entry where one variant's alone went). Only the outage's are this test's: those after the last
-            # listed as it began, the losses counted from then (read until the listing holds still across it).
+            # Owncast cleans up twice a second from before the service starts, so a slow start loses segments
+            # too: only the outage's are this test's, after the last listed as it began, counted from then.
             async def as_it_began() -> tuple[dict[int, int], dict[tuple[str, str], float]] | None:
                 listed = {v: max(watch.listed_numbers(v)) for v in VARIANTS}
                 counted = await rig.lost()
@@ -491,10 +477,9 @@ async def test_hung_uploads_are_retried_after_upload_timeout_and_health_says_so(
         assert timeouts > 0 and await rig.metric("hls_broadcaster_storage_up") == 0
         hung = proxy.seen("hang", "PUT")
         gave_up = [r.duration for r in hung if r.outcome == "client_gave_up" and r.duration is not None]
-        # Each attempt was abandoned after UPLOAD_TIMEOUT (1 s), not after botocore's 60 s or the default
-        # 5 s: the setting is a duration, so this one bound stays, with room for a loaded machine's
-        # scheduling. The service's clock starts before the proxy sees the request: an attempt that waited
-        # for a connection while the others hung reaches the proxy just before its second is up, so only the longest is held to the lower bound.
+        # Each attempt was abandoned after UPLOAD_TIMEOUT (1 s), not botocore's 60 s or the default 5 s. The
+        # service's clock starts before the proxy sees the request (an attempt may wait for a connection),
+        # so only the longest is held to the lower bound.
         assert gave_up and max(gave_up) >= 0.5 and all(d < 4.5 for d in gave_up), sorted(gave_up)
         # ...and tried again: the same segment reached the hung bucket more than once.
         tries = collections.Counter(r.path for r in hung)

@@ -56,8 +56,7 @@ async def probe() -> AsyncIterator[FirstByte]:
 @contextlib.asynccontextmanager
 async def raw_server(answer: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
                      tls: ssl.SSLContext | None = None) -> AsyncIterator[str]:
-    """A server on 127.0.0.1 answering each connection with `answer`; its URL. Every connection and
-    handler is closed on the way out."""
+    """A server on 127.0.0.1 answering each connection with `answer`; its URL (all closed at the end)."""
     handlers: set[asyncio.Task[None]] = set()
     writers: list[asyncio.StreamWriter] = []
 

@@ -1,29 +1,13 @@
 """A lost segment: `#EXT-X-DISCONTINUITY` or `#EXT-X-GAP`? Both real players (docs/hls-rules.md).
 
-Owncast can delete a segment before we upload it. Real MPEG-TS segments (the bundled ffmpeg, 12 x 1 s,
-H.264 + AAC: publish_scenario.encode) are served by a small aiohttp app (tests/support/gap_server.py's
-streams on tests/support/scripted_stream.py's server) as a LIVE sliding playlist (no ENDLIST until the
-last segment), in three versions:
+Real MPEG-TS segments (12 x 1 s) are served as a live sliding playlist (tests/support/gap_server.py) in
+three versions: A all segments; B segment 5 left out, `#EXT-X-DISCONTINUITY` before 6 (the service's);
+C segment 5 listed after `#EXT-X-GAP`, its URI a 404. Each is played by ffmpeg and by hls.js in
+Chromium, six clients at once.
 
-  A  baseline: all 12 segments.
-  B  what the service renders: segment 5 left out, `#EXT-X-DISCONTINUITY` before segment 6 (version 3);
-     the URI of segment 5 answers 404 here too, should anything ask.
-  C  segment 5 kept as an entry, `#EXT-X-GAP` before its URI (version 8); the URI answers 404, as a
-     lost segment in the bucket would.
-
-Each playlist is played by ffmpeg (`-i URL -c copy -f null -`) and by hls.js 1.7.4 (viewer/hls.min.js,
-with the viewer's options) in Debian's Chromium. The playlists follow manifest.py's format: target
-duration 1, media sequence and discontinuity sequence, independent segments, PROGRAM-DATE-TIME on every
-segment (the source's clock: after the hole it jumps by 2 s in B). Each client has its own clock from
-its first playlist request: segments 0-2 are listed at once, one more each second, a window of 6, and
-ENDLIST with segment 11. The six clients run at once.
-
-Asserted below, so a new version of either player that behaves differently fails here: ffmpeg reads A
-whole and B and C minus the lost second, exit 0 (C asks for the gap's URI and skips its 404); hls.js
-plays A and B in one piece without an error event and never asks for segment 5, and in C reports a
-non-fatal fragGap, waits briefly at the hole and seeks over it. So the discontinuity (B, what the
-service does) is the better mark for both players.
-"""
+Asserted, so a new version of either player that behaves otherwise fails here: ffmpeg reads A whole and
+B and C minus the lost second, exit 0; hls.js plays A and B in one piece without an error and never asks
+for segment 5, and in C reports a non-fatal fragGap and seeks over the hole. So B is the better mark."""
 
 from __future__ import annotations
 
@@ -119,8 +103,7 @@ def test_the_playlists_are_the_three_cases(observed: Observations) -> None:
 
 
 def _played(h: HlsJsRun) -> list[tuple[float, float]]:
-    """The played ranges, less a sliver at 0 s: a start-up stall on a loaded machine splits one off,
-    and it says nothing about the hole at 5 s."""
+    """The played ranges, less a start-up sliver at 0 s (a loaded machine's stall, not the hole at 5 s)."""
     return [r for r in h.played if r[1] > 0.5]
 
 
@@ -134,11 +117,9 @@ def _at_join(t: float) -> bool:
 
 
 def _errors(h: HlsJsRun, join: bool = True) -> list[dict[str, Any]]:
-    """hls.js's error events, less a non-fatal bufferStalledError away from the join (anywhere when the
-    stream has none: `join` False, the baseline): hls.js reports its buffer run dry there when the loaded
-    machine starves the page, while playback goes on in one range. Any other error, and a stall at the
-    join, where a hole would show, still counts; the callers also forbid any 'waiting' there and require
-    one played range."""
+    """hls.js's error events, less a non-fatal bufferStalledError away from the join (anywhere for the
+    baseline, `join` False): a starved page's buffer running dry while playback goes on in one range. A stall
+    at the join, where a hole would show, still counts."""
     return [e for e in h.errors
             if e["fatal"] or e["details"] != "bufferStalledError" or (join and _at_join(float(e.get("t") or 0.0)))]
 

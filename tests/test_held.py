@@ -92,9 +92,8 @@ def test_the_version_held_held_again_keeps_its_copy_and_one_not_held_is_held_as_
 
 
 def test_the_vm_holds_no_version_of_a_file_a_writer_has_open_and_keeps_the_version_it_held(tmp_path: Path) -> None:
-    """at_hand (the VM's answer for a key its pathway lists) holds Owncast's file as it is, but not while a
-    writer has it open (odd writers write a segment again after its upload; the kernel's lease
-    says): a file cut short mid-write is never held and served. Once it is finished, its new version is."""
+    """at_hand holds Owncast's file as it is, but not while a writer has it open (the kernel's lease says):
+    a file cut short mid-write is never held and served. Once it is finished, its new version is."""
     from broadcaster.source import leases
 
     held, _ = make(tmp_path)

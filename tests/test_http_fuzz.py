@@ -1,9 +1,5 @@
-"""Whatever a client sends in a query string or a header, the real app never answers 5xx.
-
-The app is the real one (every route, the viewer, the event stream) over real HTTP, with a real
-Publisher behind it (tests/test_publisher.py's World). Hypothesis generates the requests; the only
-5xx allowed are the documented 503s (not ready, stream not advancing, busy, /health's verdict), never a 500.
-"""
+"""Whatever a client sends in a query string or a header, the real app (every route, over real HTTP, a real
+Publisher behind it) never answers 5xx but the documented 503s. Hypothesis generates the requests."""
 
 from __future__ import annotations
 

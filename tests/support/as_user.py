@@ -1,18 +1,10 @@
 """Running a command as another user, so file permissions are the kernel's, not a fake's.
 
-The tests run as root here (as on CI), and root reads every folder whatever its mode: a test of "the
-service's user cannot enter Owncast's home folder" must run the service as someone else. `as_nobody`
-wraps a command with setpriv (util-linux) to uid/gid 65534 (nobody/nogroup) with no supplementary groups
-and no capabilities, so the folders root makes are another user's to it. Run by a user other than root,
-the tests skip: they cannot make folders owned by someone else.
-
-Python itself may live where nobody can enter (pyenv under /root, 0700). Then the command runs in a
-mount namespace of its own (unshare -m, private propagation: nothing changes for the rest of the
-machine) where each such folder is covered by a tmpfs of mode 0755 holding bind mounts of just the
-entries on the way to what Python needs (the interpreter, its libraries and site-packages, this
-checkout); the folders the test is about keep their real modes. Where neither can be done, the test is
-skipped with the reason.
-"""
+The tests run as root, which reads every folder: `as_nobody` wraps a command with setpriv to uid/gid 65534
+with no groups and no capabilities (run by another user than root, the tests skip). Where Python lives
+where nobody can enter (pyenv under /root, 0700), the command runs in a mount namespace of its own where
+each such folder is covered by a 0755 tmpfs holding bind mounts of just what Python needs; the folders the
+test is about keep their real modes. Where neither can be done, the test is skipped with the reason."""
 
 from __future__ import annotations
 
@@ -41,9 +33,8 @@ def _others_enter(folder: Path) -> bool:
 
 
 def _needed(also: Sequence[Path] = ()) -> list[Path]:
-    """What a Python process of this checkout reads: the interpreter, its libraries, site-packages
-    (editable installs point elsewhere through .pth files: those folders too), and the checkout; and
-    `also` (pm2's installed folder, for tests/test_pm2.py)."""
+    """What a Python process of this checkout reads: the interpreter, its libraries, site-packages (and
+    the folders their .pth files point to), the checkout, and `also`."""
     paths = {Path(sys.executable).resolve(), Path(sys.prefix), Path(sys.base_prefix), ROOT, *also,
              Path(sysconfig.get_paths()["stdlib"]), Path(sysconfig.get_paths()["purelib"])}
     paths.update(Path(p) for p in site.getsitepackages())
@@ -75,10 +66,9 @@ def _setpriv() -> list[str]:
 
 
 def as_nobody(argv: list[str], stage: Path, *, drop_root: bool = True, also: Sequence[Path] = ()) -> list[str]:
-    """`argv` as uid 65534 (none: what to put before a command to run it so, a ServiceProcess's prefix).
-    `stage`: an empty folder of the caller's, the namespace's scratch mount point (the caller removes it).
-    drop_root=False: still root, in the namespace where another user reaches Python (for a command that
-    drops root itself: `check --as nobody`)."""
+    """`argv` as uid 65534 (none: the prefix that runs a command so). `stage`: an empty folder of the
+    caller's, the namespace's scratch mount point. drop_root=False: still root, in the namespace where another
+    user reaches Python (for a command that drops root itself: `check --as nobody`)."""
     if os.geteuid() != 0:
         pytest.skip("not root: cannot make folders owned by another user, nor run as one")
     drop = _setpriv() if drop_root else []

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -198,8 +198,8 @@ PLAYERS = """(() => {
 # An honest viewer that asks a peer chosen at random among those that have the segment: P2P Media Loader's
 # own choice while no peer's bandwidth is known. Once some are known it weighs each peer by its bandwidth
 # over the last 15 s, which leaves one not asked yet about a tenth of the weight of one just used: a hostile
-# peer not picked in the first seconds may stay unasked for a minute (one in CI was asked by no honest
-# viewer in 45 s). At random, each is asked within seconds; the attacks only come sooner.
+# peer not picked in the first seconds may stay unasked for a minute. At random, each is asked within
+# seconds; the attacks only come sooner.
 # window.askingAtRandom: it took. It needs PLAYERS.
 ASK_AT_RANDOM = """(() => {
   const timer = setInterval(() => {
@@ -235,31 +235,25 @@ needs_chromium = pytest.mark.skipif(
 )
 
 
-# Chromium's launch took over Playwright's 30 s default on a loaded machine (load average 25): a bound for
-# a launch that never comes, not for a slow one.
+# A bound for a launch that never comes, not for a slow one (a loaded machine's takes over 30 s).
 LAUNCH_TIMEOUT_MS = 180_000
 
 
-# The pages' size where a test does not set its own (it does where it checks the layout): Chromium draws
-# every frame of a playing page in software here, at Playwright's default of 1280x720 about 4.5 s of CPU
-# per 15 s of the viewer playing, at 480x270 3.1-3.2 s.
+# The pages' size where a test does not set its own: Chromium draws every frame in software here, and a
+# small page costs a third less CPU than Playwright's default 1280x720.
 VIEWPORT = {"width": 480, "height": 270}
 
 
-# How often a page checks a wait_for_function condition, in ms. Playwright's default polls on every
-# animation frame, which makes Chromium produce a frame 60 times a second for as long as the wait lasts
-# (a playing page's CPU up by half). The conditions waited on take seconds; a tenth of a second more to
-# see one costs nothing. Every call passes it (tests/test_suite_rules.py).
+# How often a page checks a wait_for_function condition, in ms: Playwright's default polls on every
+# animation frame, making Chromium draw 60 frames a second while it waits. Every call passes it
+# (tests/test_suite_rules.py).
 POLL_MS = 100
 
 
-# The pages do not draw their <video> (visibility: hidden, adopted before any script of the page runs): it
-# is still fetched, decoded, timed and played, its frames still reach requestVideoFrameCallback (71 in 3 s
-# at 24 frames a second; Shaka's timeline observer and the first-frame clock use it) and its box keeps
-# its size (hls.js and Shaka choose by it).
-# Drawing it was 38 % of a playing page's CPU here, and the browser tests are the suite's largest share of
-# its two cores. A test that looks at the picture (a screenshot, the first frame
-# drawn) launches with draw_video=True or calls show_video(page) before it looks.
+# The pages do not draw their <video> (visibility: hidden, adopted before the page's scripts run): it is
+# still fetched, decoded and played, its frames still reach requestVideoFrameCallback and its box keeps its
+# size, but drawing it is a third of a playing page's CPU. A test that looks at the picture launches with
+# draw_video=True or calls show_video(page) first.
 UNDRAWN_VIDEO = """(() => {
   const sheet = new CSSStyleSheet();
   sheet.replaceSync('video { visibility: hidden !important; }');
@@ -275,9 +269,8 @@ async def show_video(page: Any) -> None:
 
 
 class Chromium:
-    """A launched Playwright Browser whose new contexts and pages are VIEWPORT-sized unless told
-    otherwise and do not draw their video unless launched with draw_video=True (UNDRAWN_VIDEO);
-    everything else is the Browser's own."""
+    """A launched Playwright Browser whose new contexts and pages are VIEWPORT-sized unless told otherwise
+    and draw no video unless launched with draw_video=True (UNDRAWN_VIDEO); the rest is the Browser's own."""
 
     def __init__(self, browser: Any, draw_video: bool = False) -> None:
         self._browser = browser
@@ -287,43 +280,38 @@ class Chromium:
         return getattr(self._browser, name)
 
     async def new_context(self, **options: Any) -> Any:
-        options.setdefault("viewport", dict(VIEWPORT))
-        context = await self._browser.new_context(**options)
-        if not self._draw_video:
-            await context.add_init_script(UNDRAWN_VIDEO)
-        return context
+        return await self._made(self._browser.new_context, options)
 
     async def new_page(self, **options: Any) -> Any:
-        options.setdefault("viewport", dict(VIEWPORT))
-        page = await self._browser.new_page(**options)
+        return await self._made(self._browser.new_page, options)
+
+    async def _made(self, make: Callable[..., Awaitable[Any]], options: dict[str, Any]) -> Any:
+        made = await make(**{"viewport": dict(VIEWPORT), **options})
         if not self._draw_video:
-            await page.add_init_script(UNDRAWN_VIDEO)
-        return page
+            await made.add_init_script(UNDRAWN_VIDEO)
+        return made
 
     def own(self, *, draw_video: bool | None = None) -> OwnedPages:
-        """The contexts and pages one test opens in this browser, shared with other tests (drawing their
-        video as this browser does unless told)."""
+        """The contexts and pages one test opens in this shared browser (drawing video as it does
+        unless told)."""
         return OwnedPages(Chromium(self._browser, self._draw_video if draw_video is None else draw_video))
 
 
 class OwnedPages:
-    """One test's contexts and pages in a browser a module's tests share (a launch of Playwright's
-    driver and Chromium is about a second of CPU): `close` closes what this test opened, and only that,
-    so that what one test leaves playing the next does not count among its viewers."""
+    """One test's contexts and pages in a browser a module's tests share: `close` closes what this test
+    opened, and only that, so what one test leaves playing does not count among the next one's viewers."""
 
     def __init__(self, chromium: Chromium) -> None:
         self._chromium = chromium
         self._opened: list[Any] = []  # contexts, and pages opened with a context of their own
 
     async def new_context(self, **options: Any) -> Any:
-        context = await self._chromium.new_context(**options)
-        self._opened.append(context)
-        return context
+        self._opened.append(await self._chromium.new_context(**options))
+        return self._opened[-1]
 
     async def new_page(self, **options: Any) -> Any:
-        page = await self._chromium.new_page(**options)
-        self._opened.append(page)
-        return page
+        self._opened.append(await self._chromium.new_page(**options))
+        return self._opened[-1]
 
     async def close(self) -> None:
         while self._opened:
@@ -338,8 +326,7 @@ class OwnedPages:
 
 
 async def launch_chromium(pw: Any, args: list[str] = CHROMIUM_ARGS, *, draw_video: bool = False) -> Any:
-    """A headless Chromium from a playwright.async_api.Playwright (args: CHROMIUM_ARGS or WEBRTC_ARGS);
-    its pages draw their video only with draw_video=True (UNDRAWN_VIDEO)."""
+    """A headless Chromium (args: CHROMIUM_ARGS or WEBRTC_ARGS) drawing video only with draw_video=True."""
     browser = await pw.chromium.launch(executable_path=CHROMIUM, args=args, timeout=LAUNCH_TIMEOUT_MS)
     return Chromium(browser, draw_video)
 
@@ -372,8 +359,7 @@ def module_chromium(args: list[str] = CHROMIUM_ARGS, name: str = "chromium") -> 
 
 @pytest_asyncio.fixture(loop_scope="module", name="browser")
 async def owned_pages(chromium: Chromium) -> AsyncIterator[OwnedPages]:
-    """`browser`: this test's contexts and pages in the module's `chromium` (module_chromium), closed when
-    it ends."""
+    """`browser`: this test's contexts and pages in the module's `chromium`, closed when it ends."""
     async with chromium.own() as own:
         yield own
 
@@ -390,8 +376,7 @@ async def until_served(url: str, timeout: float = 30.0) -> str:
 
 
 async def until_page(page: Any, condition: str, arg: Any = None, timeout: float = 30.0) -> None:
-    """Until `condition` (a function of `arg`, in JavaScript) holds in `page` (or a frame), checked every
-    POLL_MS: Playwright's TimeoutError after `timeout` seconds."""
+    """Until JavaScript `condition(arg)` holds in `page` (or a frame), checked every POLL_MS."""
     await page.wait_for_function(condition, arg=arg, timeout=timeout * 1000, polling=POLL_MS)
 
 
@@ -445,9 +430,8 @@ async def watch(page: Any, seconds: float, timeout_ms: int = 30_000) -> dict[str
 
 
 def page_errors(page: Any, errors: list[str] | None = None) -> list[str]:
-    """`errors` (a new list without one), growing with the page's console errors and uncaught exceptions:
-    a bug in the page. The browser's own "Failed to load resource" lines are left out (a failed fetch
-    is the network's, and the page handles it)."""
+    """`errors` (a new list without one), growing with the page's console errors and uncaught exceptions,
+    but the browser's "Failed to load resource" lines (a failed fetch is the network's; the page copes)."""
     found = [] if errors is None else errors
     page.on("console", lambda m: found.append(m.text)
             if m.type == "error" and "Failed to load resource" not in m.text else None)

@@ -1,26 +1,14 @@
 """How many browser modules a run's xdist workers run at once.
 
-Each browser module plays a live stream in Chromium (several pages and players at once in some), judged
-on the stream's own clock. scripts/test ran seven workers on two cores (five now), and xdist's loadgroup
-hands out the browser groups first (tests/support/order.py): on the machines the suite was tuned on, six
-began together and kept up. On CI's machine, whose Python ran two to three times slower for hours at a time
-(other tenants' load), the same six starved each other: `goto` past 30 s, module fixtures past
-pytest-timeout's 300 s, players stalled (11 failed, 44 errors). The speed changes while a run goes, so no
-number measured at its start can be trusted; the bound is the machine's cores plus one.
-
-Two parts keep it:
-- `BrowserBound`, the run's scheduler (loadgroup's, the same order), hands a worker the next unit of work
-  that is not a browser unit while `count` of those are out, so no worker sits idle behind one;
+Browser modules judge players on the stream's own clock; on a slow or shared machine several at once
+starve each other (`goto` past 30 s, stalled players), and the machine's speed changes during a run, so
+the bound is fixed: the cores plus one. Two parts keep it:
+- `BrowserBound`, the run's scheduler (loadgroup's order), hands a worker other work while `count`
+  browser units are out, so no worker sits idle behind one;
 - `BrowserSlots`, for when only browser units are left: a worker takes a slot (a file locked with
-  flock(2), freed with the process if it dies) before a browser module's first test and gives it back
-  after its last, so a worker handed one more waits for another to finish. A module marked
-  `browser(slots=N)` takes N at once (all or none: a worker waits holding none, so no two can wait on each
-  other).
-
-The steering module takes two: its four players are judged on seconds of an outage, and beside two other
-browser modules on this 2-core machine its pages fell seconds behind (CI: a stall charged past a target
-duration; a player still on the VM 7 s after it was told), where one neighbour leaves them a core.
-"""
+  flock(2), freed if the process dies) before a browser module's first test and gives it back after its
+  last. A module marked `browser(slots=N)` takes N at once, all or none (a worker waits holding none).
+  The steering module takes two: its four players are judged on seconds of an outage."""
 
 from __future__ import annotations
 

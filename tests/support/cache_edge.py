@@ -1,7 +1,6 @@
-"""The shipped cache (deploy/nginx-cache.conf in Debian's nginx) in front of the service process, with
-Owncast's folder fed by hand (one variant, `seconds` a segment), so each segment appears exactly when a
-test says: tests/test_nginx_cache.py's rig. The service's own /metrics, read straight from it and never
-through nginx, is the witness of what reached it."""
+"""tests/test_nginx_cache.py's rig: the shipped cache (deploy/nginx-cache.conf) in front of the service, with
+Owncast's folder fed by hand (one variant, `seconds` a segment); the service's own /metrics, read straight
+from it, is the witness of what reached it."""
 
 from __future__ import annotations
 
@@ -37,9 +36,8 @@ class Edge:
         return total(await scraped(self.http, self.service.url), name)
 
     async def listed_at_origin(self, name: str, timeout: float = 20.0, headers: dict[str, str] | None = None) -> int:
-        """Until the service's playlist lists segment `name` (asked directly, not through nginx, with
-        `headers`: a private stream's token); the service's media sequence number of its last segment (its
-        own numbers, not Owncast's)."""
+        """Until the service's playlist (asked directly, with `headers`) lists segment `name`; the service's
+        media sequence number of its last segment."""
         seen: list[tuple[int, bytes]] = []
 
         async def listed() -> tuple[int] | None:  # (a tuple: sequence number 0 is an answer too)

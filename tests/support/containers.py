@@ -1,12 +1,8 @@
-"""Podman for the container tests (tests/test_containers.py): a runtime that can run here, the images
-built once and kept, and the commands run with a configuration of the tests' own.
-
-These machines reach no image registry and refuse the rlimits podman sets by default; crun cannot run in
-their cgroups, runc can (docs/containers.md, "How it is tested"). The tests' containers.conf says so
-and is given to podman alone (CONTAINERS_CONF): a developer's own configuration is never written.
-The base image is a Debian root made from Debian's packages (mmdebstrap), tagged by a hash of what made
-it: built once per machine (16 s), then reused; the images on it are rebuilt only when their inputs
-changed (podman's layer cache)."""
+"""Podman for the container tests (tests/test_containers.py): a runtime that can run here, the images built
+once and kept, and a configuration of the tests' own given to podman alone (CONTAINERS_CONF): no registry,
+no default rlimits, runc rather than crun (docs/containers.md, "How it is tested"). The Debian base image
+(mmdebstrap) is tagged by a hash of what made it and built once per machine; the images on it follow
+podman's layer cache."""
 
 from __future__ import annotations
 

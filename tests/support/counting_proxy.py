@@ -51,8 +51,7 @@ class Answer:
 
 @dataclass
 class CountingProxy:
-    """Passes every request to the S3 server; counts viewers' GETs of segment files by path (not the
-    service's probe, which names itself: steering/probe.py's PROBE_HEADERS)."""
+    """Passes every request to the S3 server; counts viewers' segment GETs by path (not the probe's)."""
 
     upstream: str  # scheme://host:port
     gets: collections.Counter[str] = field(default_factory=collections.Counter)
@@ -134,10 +133,9 @@ def damaged(body: bytes) -> bytes:
     return bytes(out)
 
 
-def closed_port() -> int:
-    """A port nothing listens on (connections are refused), reserved until this process ends so none
-    of our servers binds it meanwhile (broadcaster/demo/ports.py)."""
-    return kept_port()
+# A port nothing listens on (connections are refused), reserved until this process ends so none of our
+# servers binds it meanwhile (broadcaster/demo/ports.py).
+closed_port = kept_port
 
 
 @contextlib.asynccontextmanager

@@ -99,8 +99,7 @@ def _mount(*args: str) -> None:
 
 @contextlib.contextmanager
 def small_tmpfs(folder: Path, inodes: int | None = None, size_mb: int = 1) -> Iterator[Path]:
-    """A tmpfs of `size_mb` at `folder` (with `inodes`, that many at most), or a skip when this machine
-    does not let the test mount one."""
+    """A tmpfs of `size_mb` (at most `inodes` files) at `folder`, or a skip where none can be mounted."""
     folder.mkdir()
     options = f"size={size_mb}m,mode=0700" + (f",nr_inodes={inodes}" if inodes else "")
     try:

@@ -1,40 +1,21 @@
-"""The rig of tests/test_players_empty_end.py: a scripted live stream of two variants cut apart whose end
-comes, on the transcoded variant, as an ended EMPTY playlist under a raised target (docs/hls-rules.md,
-"A variant with nothing new to list under the new target"), played by the independent players
-(tests/support/independent_players.py), each on a clock of its own.
+"""The rig of tests/test_players_empty_end.py: a live stream of two variants cut apart whose end comes, on
+the transcoded variant, as an ended EMPTY playlist under a raised target (docs/hls-rules.md, "A variant
+with nothing new to list under the new target"), played by the independent players, each on its own clock.
 
-The stream (real MPEG-TS, H.264 + AAC from the bundled ffmpeg: publish_scenario.encode, the picture
-carrying its moment as a barcode; both variants on one timeline, each with keyframes where it is cut):
+Real MPEG-TS (publish_scenario.encode), both variants on one timeline, 0-14 s:
+  variant 0, copied      640x360  2, 2, 2, 2, 1 s, then a last segment of 5 s (the streamer's keyframes)
+  variant 1, transcoded  320x180  seven segments of 2 s
 
-  variant 0, copied      640x360, "BANDWIDTH=1500000"  2, 2, 2, 2, 1 s, then a last segment of 5 s (Owncast's
-                         passthrough, cut at the streamer's keyframes): 0-14 s
-  variant 1, transcoded  320x180, "BANDWIDTH=300000"   seven segments of 2 s: 0-14 s
+The multivariant playlist is the service's; each media playlist is a scripted list of versions in
+manifest.py's format. Variant 1 lists its last at 14 s; at END (15 s) variant 0 lists its 5 s segment,
+raising the target 2 -> 5, and the stream ends. Then (SCRIPTS):
+  ended_empty                the service's: variant 0 a new playlist under TARGETDURATION 5, MEDIA-SEQUENCE
+                             7, its 5 s segment and ENDLIST; variant 1 the same header and ENDLIST, empty.
+  former                     variant 1 its last version under TARGETDURATION 2, no ENDLIST, for good.
+  ended_under_former_target  variant 1 its last version under TARGETDURATION 2 with ENDLIST (6.2.4).
+  carried                    variant 1 its last window again under TARGETDURATION 5 with ENDLIST (6.2.1).
 
-The multivariant playlist is the service's (broadcaster/playlist/master.py, without steering). Each media
-playlist is a scripted list of versions in manifest.py's format (VERSION 3, PROGRAM-DATE-TIME on every
-segment, the window the service keeps: the shortest tail lasting WINDOW seconds), each shown from a moment
-of the stream on. A segment is listed once complete; variant 1 lists its last at 14 s, having listed all
-it has; at END (15 s) variant 0 lists its 5 s segment, which raises the target 2 -> 5, and Owncast ends
-the stream. What each variant shows from then on (SCRIPTS):
-
-  ended_empty                the service's: variant 0 a new playlist under TARGETDURATION 5,
-                             MEDIA-SEQUENCE 7 (the number after every one either variant listed),
-                             DISCONTINUITY-SEQUENCE 0 (one timeline, kept), its 5 s segment and ENDLIST;
-                             variant 1 the same header and ENDLIST, no segment.
-  former                     variant 0 as above; variant 1 its last version under TARGETDURATION 2, no
-                             ENDLIST, for good (until the next stream).
-  ended_under_former_target  an alternative: variant 0 as above; variant 1 its last version under
-                             TARGETDURATION 2 with ENDLIST (two targets at the end: 6.2.4).
-  carried                    an alternative: variant 0 as above; variant 1 its last window again under
-                             TARGETDURATION 5, the same numbers, with ENDLIST (a target changed within a
-                             playlist: 6.2.1, the checker's target-duration-changed).
-
-tests/test_players_empty_end.py feeds the same listings to the service's own Publisher and checks that
-"ended_empty" is what it shows. A client is a path of its own (EndStream): its clock starts at its first
-request, JOIN seconds into the stream (0-6 s listed in each variant).
-
-The players and their pages are tests/support/empty_end_players.py's.
-"""
+A client (EndStream) is a path of its own whose clock starts JOIN seconds into the stream."""
 
 from __future__ import annotations
 
@@ -145,11 +126,8 @@ def versions(script: str, variant: int) -> list[Version]:
 
 
 async def service_versions(folder: Path) -> dict[int, list[str]]:
-    """The versions the service's own Publisher shows (tests/support/world.py: a FakeStore as the bucket,
-    WINDOW_SECONDS=WINDOW, variants lined up by date) for the stream's listings: each moment's segments
-    told together (both variants' Owncast playlists, a copied variant's target its longest segment's), then
-    variant 0's 5 s segment, then both ended. Each variant's distinct versions in the order shown, their
-    segment URIs by their file names (the service's are the bucket's URLs)."""
+    """The distinct versions, in order, the service's own Publisher shows for the stream's listings (each
+    moment's segments told together, then variant 0's 5 s segment, then both ended); URIs by file name."""
     from tests.support.world import World
 
     world = World(folder, window=WINDOW, align_by="time", stepped=True)
@@ -244,11 +222,9 @@ class EndStream(Stream):
         return next((a.at for a in self.asked if after_end(a)), None)
 
     def shown(self, variant: int) -> Version:
-        """The version due on the client's clock; but the end (a version from END on) only once the client
-        fetched the last segment it was shown before it in this variant, if this is the variant it plays
-        now (its newest segment fetched): a player the machine slowed (the suite beside it) meets the end as
-        a quick one does, having played everything, rather than a window that slid past what it had not
-        fetched yet. The other variant's end is shown on the clock (a player that switches to it finds it)."""
+        """The version due on the client's clock; but the end, in the variant it plays now, only once it
+        fetched the last segment shown before it: a player the machine slowed meets the end having played
+        everything, as a quick one does. The other variant's end is shown on the clock."""
         listed = self.versions[variant]
         due_now = due(listed, self.clock())
         if due_now.at < END:

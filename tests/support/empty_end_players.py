@@ -144,8 +144,7 @@ class Outcome:
         return out
 
     def errors(self) -> collections.Counter[str]:
-        """Every error the player reported, by what it said (video.js's: its page's,
-        tests/support/player_pages.py)."""
+        """Every error the player reported, by what it said (video.js's: its page's)."""
         own = self.page.get("errors", [])
         if not own:
             return collections.Counter(self.page.get("said", []))

@@ -1,34 +1,19 @@
 """FaultProxy: a reverse proxy in front of an S3 endpoint that can make the bucket slow or down.
 
-The service under test gets the proxy as its S3_ENDPOINT_URL. botocore then signs its requests
-(SigV4) for the proxy's host, `127.0.0.1:<proxy port>`. The proxy forwards every request verbatim to
-the real S3 server (SeaweedFS): same method, the raw path and query (not re-quoted), the same headers,
-including `Host` exactly as the client sent it, `Authorization` and every `x-amz-*`. SeaweedFS checks
-the signature against the Host header it receives, so it verifies although SeaweedFS listens on
-another port. Only hop-by-hop headers are dropped (Connection, Transfer-Encoding, Expect, ...); none of
-them is signed (botocore never signs Expect, and Content-Length is re-sent with the same value).
-Responses come back verbatim too (no decompression).
-
-Modes, switched at any time with `await proxy.set_mode(...)` (or the shortcuts):
+It forwards every request verbatim (raw path and query, every header including `Host`, so SeaweedFS
+verifies botocore's SigV4 signature made for the proxy's host); only unsigned hop-by-hop headers are
+dropped. Answers come back verbatim too. Modes, switched with `await proxy.set_mode(...)`:
 
 - `pass`: forward.
-- `down_503`: answer `503` with S3's XML error body (`SlowDown` by default, or `ServiceUnavailable`)
-  without forwarding: what R2 says when it is overloaded or down.
-- `refuse`: stop listening and close every open connection: new connections are refused
-  (ECONNREFUSED), requests on kept-alive connections see the connection close. Back in another mode,
-  the proxy listens on the same port again. Requests counted in this mode are only those that
-  arrived on an open connection while it was being closed; refused connections never reach us.
-- `hang`: accept the request and never answer; the proxy notes when the client gives up.
-- `slow`: read request bodies at `bytes_per_second` (each request on its own), then forward.
-- `endless_500`: answer `500` with a body that never ends (up to `endless_limit` bytes, a safety stop
-  for a client that reads it all); `Seen.sent` is how many body bytes the client let us send.
-- `random_status`: answer a status drawn from 400-599 (seeded) with a short body that is not S3's XML:
-  a misbehaving endpoint inventing status codes.
+- `down_503`: S3's XML `SlowDown` (or `ServiceUnavailable`) 503, as R2 overloaded or down.
+- `refuse`: stop listening and close every connection (ECONNREFUSED); back in another mode, the same
+  port listens again. Only requests already on an open connection are counted.
+- `hang`: never answer; the proxy notes when the client gives up.
+- `slow`: read request bodies at `bytes_per_second`, then forward.
+- `endless_500`: a 500 whose body never ends (up to `endless_limit`); `Seen.sent` is what was sent.
+- `random_status`: a seeded status in 400-599 with a body that is not S3's XML.
 
-`counts` holds requests seen per mode; `requests` holds one `Seen` per request with the mode at its
-arrival, when it started and ended (monotonic), the status sent, or how it ended otherwise. `observe`,
-when set, is shown every forwarded answer: the request, the upstream's status and body.
-"""
+`counts` holds requests per mode, `requests` one `Seen` each; `observe` is shown every forwarded answer."""
 
 from __future__ import annotations
 
@@ -60,19 +45,15 @@ ENDLESS_CHUNK = 64 * 1024
 # Hop-by-hop headers (RFC 9110 7.6.1) and the ones aiohttp recomputes from the body it sends.
 _HOP_BY_HOP = frozenset(
     h.lower()
-    for h in (
-        "Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "TE", "Trailer",
-        "Transfer-Encoding", "Upgrade", "Expect", "Content-Length",
-    )
+    for h in ("Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "TE", "Trailer",
+              "Transfer-Encoding", "Upgrade", "Expect", "Content-Length")
 )  # fmt: skip
 # Its port is below Linux's ephemeral range (32768-60999) and reserved for it (broadcaster/demo/ports.py):
 # while `refuse` has the port closed, no outgoing connection and none of our servers can take it.
 _REBIND_TIMEOUT = 3.0
 
-_ERROR_MESSAGES = {
-    "SlowDown": "Please reduce your request rate.",
-    "ServiceUnavailable": "Reduce your request rate.",
-}
+_ERROR_MESSAGES = {"SlowDown": "Please reduce your request rate.",
+                   "ServiceUnavailable": "Reduce your request rate."}
 
 
 @dataclass
@@ -94,8 +75,7 @@ class Seen:
 
 
 class FaultProxy:
-    """Reverse proxy on `host` (a loopback address, 127.0.0.1 unless told) in front of `upstream` (e.g.
-    SeaweedFS's S3 endpoint)."""
+    """Reverse proxy on `host` (127.0.0.1 unless told) in front of `upstream` (SeaweedFS's S3 endpoint)."""
 
     def __init__(
         self, upstream: str, *, mode: Mode = "pass", endless_limit: int = 256 * 1024 * 1024, seed: int = 11,
@@ -136,11 +116,8 @@ class FaultProxy:
         return f"http://{self.host}:{self.port}"
 
     def seen(self, mode: Mode | None = None, method: str | None = None) -> list[Seen]:
-        return [
-            r
-            for r in self.requests
-            if (mode is None or r.mode == mode) and (method is None or r.method == method)
-        ]
+        return [r for r in self.requests
+                if (mode is None or r.mode == mode) and (method is None or r.method == method)]
 
     # -- switching
 
@@ -296,15 +273,9 @@ class FaultProxy:
             f"<RequestId>fault-proxy-{self._request_ids}</RequestId></Error>"
         ).encode()
         seen.status, seen.outcome = 503, "answered"
-        return web.Response(
-            status=503,
-            body=None if request.method == "HEAD" else body,
-            headers={
-                "Content-Type": "application/xml",
-                "Retry-After": "1",
-                "x-amz-request-id": f"fault-proxy-{self._request_ids}",
-            },
-        )
+        return web.Response(status=503, body=None if request.method == "HEAD" else body,
+                            headers={"Content-Type": "application/xml", "Retry-After": "1",
+                                     "x-amz-request-id": f"fault-proxy-{self._request_ids}"})
 
     async def _hang(self, request: web.BaseRequest, seen: Seen) -> web.StreamResponse:
         # Never answer; find out when the client gives up (its connection closes).

@@ -40,9 +40,8 @@ class HlsJsRun:
     def waited_ms(self, start: float, end: float, resumed: float | None = None) -> int | None:
         """Wall time from the first 'waiting' with currentTime in [start, end) to 'playing' at >= end.
 
-        resumed: where playback went on after a hole that ends at `end`; a 'waiting' read there counts
-        too. The page reads currentTime when the event is handled, and on a loaded machine the player's
-        seek over the hole can come first (the only 'waiting' then read past the hole)."""
+        resumed: where playback went on after the hole; a 'waiting' read there counts too (on a loaded
+        machine the player's seek over the hole can come before the page reads currentTime)."""
         last = end if resumed is None else max(end, resumed + 0.05)  # the same clock, read twice
         waited = None
         for kind, t, ms, _position in self.log["media"]:
@@ -65,8 +64,7 @@ async def _hlsjs(browser: Any, base: str, scenario: str) -> HlsJsRun:
 
 async def observe(segments: dict[str, bytes], durations: list[float]
                   ) -> tuple[dict[str, FfmpegRun], dict[str, HlsJsRun], dict[str, list[Asked]]]:
-    """Both players of every scenario at once; what each did, and what each client asked by its name
-    (<scenario>-<player>)."""
+    """Both players of every scenario at once; what each did and asked, by client (<scenario>-<player>)."""
     async with StreamServer(player_pages(PAGES)) as server, shared_chromium() as browser:
         for s in SCENARIOS:
             for player in ("ffmpeg", "hlsjs"):

@@ -1,14 +1,7 @@
 """The gap players' rig (tests/test_gap_players.py): the three live playlists of a stream with a lost
-segment, rendered in manifest.py's format, and each client's stream of them.
-
-  A  baseline: all segments.
-  B  what the service renders: segment LOST left out, `#EXT-X-DISCONTINUITY` before the next one.
-  C  segment LOST kept as an entry, `#EXT-X-GAP` before its URI, which answers 404.
-
-Each client has its own clock from its first playlist request (tests/support/scripted_stream.py):
-FIRST_LISTED segments are listed at once, one more each second, a window of WINDOW, and ENDLIST with
-the last.
-"""
+segment in manifest.py's format (A all segments; B LOST left out, `#EXT-X-DISCONTINUITY` before the next;
+C LOST listed after `#EXT-X-GAP`, a 404), on each client's clock: FIRST_LISTED segments at once, one more a
+second, a window of WINDOW, and ENDLIST with the last."""
 
 from __future__ import annotations
 
@@ -57,14 +50,10 @@ def render(scenario: str, durations: list[float], published: int) -> str:
     listed = [e for e in entries(scenario, durations) if e.source < published]
     first = max(0, len(listed) - WINDOW)
     removed, window = listed[:first], listed[first:]
-    lines = [
-        "#EXTM3U",
-        f"#EXT-X-VERSION:{8 if scenario == 'C' else 3}",
-        "#EXT-X-TARGETDURATION:1",
-        f"#EXT-X-MEDIA-SEQUENCE:{first}",
-        f"#EXT-X-DISCONTINUITY-SEQUENCE:{sum(e.discontinuity for e in removed)}",
-        "#EXT-X-INDEPENDENT-SEGMENTS",
-    ]
+    lines = ["#EXTM3U", f"#EXT-X-VERSION:{8 if scenario == 'C' else 3}", "#EXT-X-TARGETDURATION:1",
+             f"#EXT-X-MEDIA-SEQUENCE:{first}",
+             f"#EXT-X-DISCONTINUITY-SEQUENCE:{sum(e.discontinuity for e in removed)}",
+             "#EXT-X-INDEPENDENT-SEGMENTS"]
     for e in window:
         if e.discontinuity:
             lines.append("#EXT-X-DISCONTINUITY")

@@ -1,13 +1,9 @@
-"""BucketGates: a real S3 server (SeaweedFS) behind two gates a test opens and closes, one on the way of
-the service (its S3 endpoint: uploads, probes, deletes) and one on the way of the viewers (the public
-URL their players fetch segments from, and the service's own look at it, steering/probe.py).
+"""BucketGates: a real S3 server (SeaweedFS) behind two gates a test opens and closes, one on the service's
+way (its S3 endpoint) and one on the viewers' (the public URL, and the service's own look at it).
 
-Each gate is a FaultProxy: closed, it answers every request 503 with S3's SlowDown body, as R2 did in its
-outages (or, with `how="refuse"`, refuses connections, as a broken DNS or a dead host would). The 503s of
-the viewers' gate carry `Access-Control-Allow-Origin: *` like the bucket's answers (CORS on errors
-too), so a player sees the status; `cors=False` leaves it out, and a browser then sees a network error
-(status 0), as it does for a CDN's own error pages.
-"""
+Each gate is a FaultProxy: closed, it answers 503 with S3's SlowDown body, as R2 in its outages (or, with
+`how="refuse"`, refuses connections). The viewers' gate's 503s carry CORS like the bucket's answers, so a
+player sees the status; `cors=False` leaves it out (the browser sees status 0, as for a CDN's error page)."""
 
 from __future__ import annotations
 

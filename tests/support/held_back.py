@@ -1,11 +1,8 @@
-"""A segment Owncast is still writing when its playlist names it (issue 39), held there by the test.
+"""A segment Owncast is still writing when its playlist names it, held there by the test.
 
-ffmpeg PUTs a segment, then the playlist that lists it on another connection, without waiting for the
-segment's answer; Owncast copies each body into the file as it arrives, so the playlist can be rewritten
-while the segment's last bytes are still on their way (docs/owncast.md). `HeldBack` makes that moment
-last as long as the test wants: the file is made and written in place up to its last `hold` bytes and
-kept open; `release()` writes the rest and closes it, as Owncast's handler does when its copy ends.
-"""
+Owncast copies each PUT body into the file as it arrives, so the playlist can list a segment whose last
+bytes are still on their way (docs/owncast.md). `HeldBack` writes the file in place up to its last `hold`
+bytes and keeps it open; `release()` writes the rest and closes it."""
 
 from __future__ import annotations
 
@@ -102,8 +99,7 @@ class HeldWrites:
 
 
 def both_list(world: World, i: int, held: HeldWrites | None = None) -> None:
-    """Owncast lists segment i (stream-a-<i>.ts) in variants 0 and 1, variant 0's file held open by `held`
-    when given."""
+    """Owncast lists stream-a-<i>.ts in variants 0 and 1, variant 0's file held open by `held` if given."""
     name = f"stream-a-{i}.ts"
     if held is not None:
         held.hold(name)

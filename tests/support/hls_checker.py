@@ -1,90 +1,73 @@
 """Independent checker for live HLS playlists, one version at a time and between consecutive versions.
 
 It has its own small line parser on purpose: it must not share code (or bugs) with the generator it checks,
-and it does no I/O.  Callers (unit tests of the ManifestGenerator, integration tests that poll the live
-service, the soak benchmark) feed each new version of a media playlist to a ``MediaPlaylistChecker`` (or
-``(variant, text)`` to a ``VariantSetChecker``) and get back a list of ``Violation``.  Every check costs
-O(window) per version; the only state that grows is one dict entry per media sequence number and per URI.
-
-Section numbers are those of draft-pantos-hls-rfc8216bis (see docs/hls-rules.md).
-
-Rule ids
-========
+and it does no I/O. Each new version of a media playlist goes to a ``MediaPlaylistChecker`` (or ``(variant,
+text)`` to a ``VariantSetChecker``), which returns a list of ``Violation``. A check costs O(window) per
+version; the only state that grows is one dict entry per media sequence number and per URI. Section numbers
+are draft-pantos-hls-rfc8216bis's (docs/hls-rules.md). The rule ids:
 
 Per version of a media playlist:
 
-==================================== ========== =====================================================
-rule                                 section    meaning
-==================================== ========== =====================================================
-extm3u-missing                       4.4.1.1    the first line is not exactly ``#EXTM3U``
-tag-duplicated                       4.4.3      a tag allowed once (VERSION, TARGETDURATION, ...) repeats
-version-missing                      4.4.1.2    no EXT-X-VERSION
-version-invalid                      4.4.1.2    EXT-X-VERSION is not a decimal integer
-version-too-low                      8          EXT-X-VERSION below what the features used need
-version-too-high                     8          EXT-X-VERSION above what is needed (3 is allowed when only
-                                                integer EXTINF durations happen to be listed)
-target-duration-missing              4.4.3.1    no EXT-X-TARGETDURATION
-target-duration-invalid              4.4.3.1    EXT-X-TARGETDURATION is not an integer >= 1
-extinf-invalid                       4.4.4.1    EXTINF is not ``<decimal>,[title]``
-extinf-exceeds-target                4.4.3.1    an EXTINF rounded to the nearest integer > target duration
-segment-missing-extinf               4.4.4.1    a URI line without a preceding EXTINF
-segment-uri-missing                  4.4.4      an EXTINF not followed by a URI line
-media-sequence-invalid               4.4.3.2    EXT-X-MEDIA-SEQUENCE is not a decimal integer
-media-sequence-after-segment         4.4.3.2    EXT-X-MEDIA-SEQUENCE after the first segment
-discontinuity-sequence-invalid       4.4.3.3    EXT-X-DISCONTINUITY-SEQUENCE is not a decimal integer
-discontinuity-sequence-after-segment 4.4.3.3    EXT-X-DISCONTINUITY-SEQUENCE after the first segment
-playlist-type-present                6.2.2      EXT-X-PLAYLIST-TYPE in a live playlist (unless allowed)
-playlist-type-invalid                4.4.3.5    EXT-X-PLAYLIST-TYPE other than EVENT or VOD (when allowed)
-pdt-invalid                          4.4.4.6    EXT-X-PROGRAM-DATE-TIME is not an ISO 8601 date-time
-pdt-missing-timezone                 4.4.4.6    EXT-X-PROGRAM-DATE-TIME without a time zone
-pdt-missing-milliseconds             4.4.4.6    EXT-X-PROGRAM-DATE-TIME with fewer than 3 fraction digits
-pdt-missing-after-discontinuity      6.2.1      PDT is used, but a segment carrying EXT-X-DISCONTINUITY
-                                                has none
-independent-segments-repeated        4.4.2.1    EXT-X-INDEPENDENT-SEGMENTS more than once
-content-after-endlist                4.4.3.4    any non-blank line after EXT-X-ENDLIST
-skip-invalid                         4.4.5.2    EXT-X-SKIP without a valid SKIPPED-SEGMENTS, or after a
-                                                segment
-gap-invalid                          4.4.4.7    EXT-X-GAP with a value, or not followed by a segment
-==================================== ========== =====================================================
+extm3u-missing 4.4.1.1: the first line is not exactly ``#EXTM3U``
+tag-duplicated 4.4.3: a tag allowed once (VERSION, TARGETDURATION, ...) repeats
+version-missing 4.4.1.2: no EXT-X-VERSION
+version-invalid 4.4.1.2: EXT-X-VERSION is not a decimal integer
+version-too-low 8: EXT-X-VERSION below what the features used need
+version-too-high 8: EXT-X-VERSION above what is needed (3 is allowed when only integer EXTINF durations happen
+    to be listed)
+target-duration-missing 4.4.3.1: no EXT-X-TARGETDURATION
+target-duration-invalid 4.4.3.1: EXT-X-TARGETDURATION is not an integer >= 1
+extinf-invalid 4.4.4.1: EXTINF is not ``<decimal>,[title]``
+extinf-exceeds-target 4.4.3.1: an EXTINF rounded to the nearest integer > target duration
+segment-missing-extinf 4.4.4.1: a URI line without a preceding EXTINF
+segment-uri-missing 4.4.4: an EXTINF not followed by a URI line
+media-sequence-invalid 4.4.3.2: EXT-X-MEDIA-SEQUENCE is not a decimal integer
+media-sequence-after-segment 4.4.3.2: EXT-X-MEDIA-SEQUENCE after the first segment
+discontinuity-sequence-invalid 4.4.3.3: EXT-X-DISCONTINUITY-SEQUENCE is not a decimal integer
+discontinuity-sequence-after-segment 4.4.3.3: EXT-X-DISCONTINUITY-SEQUENCE after the first segment
+playlist-type-present 6.2.2: EXT-X-PLAYLIST-TYPE in a live playlist (unless allowed)
+playlist-type-invalid 4.4.3.5: EXT-X-PLAYLIST-TYPE other than EVENT or VOD (when allowed)
+pdt-invalid 4.4.4.6: EXT-X-PROGRAM-DATE-TIME is not an ISO 8601 date-time
+pdt-missing-timezone 4.4.4.6: EXT-X-PROGRAM-DATE-TIME without a time zone
+pdt-missing-milliseconds 4.4.4.6: EXT-X-PROGRAM-DATE-TIME with fewer than 3 fraction digits
+pdt-missing-after-discontinuity 6.2.1: PDT is used, but a segment carrying EXT-X-DISCONTINUITY has none
+independent-segments-repeated 4.4.2.1: EXT-X-INDEPENDENT-SEGMENTS more than once
+content-after-endlist 4.4.3.4: any non-blank line after EXT-X-ENDLIST
+skip-invalid 4.4.5.2: EXT-X-SKIP without a valid SKIPPED-SEGMENTS, or after a segment
+gap-invalid 4.4.4.7: EXT-X-GAP with a value, or not followed by a segment
 
 Between versions of one media playlist (the previous version, and for numbers/URIs all history):
 
-==================================== ========== =====================================================
-target-duration-changed              6.2.1      EXT-X-TARGETDURATION differs from the previous version
-media-sequence-decreased             6.2.2      EXT-X-MEDIA-SEQUENCE went down
-media-sequence-mismatch              6.2.2      segments removed from the front != media sequence delta
-segments-removed-not-from-front      6.2.2      a segment vanished that was not at the front
-segments-reordered                   6.2.1      retained segments changed their relative order
-segment-not-appended                 6.2.1      a new segment appears before a retained one
-segment-changed                      6.2.1      a retained segment changed duration, discontinuity
-                                                flag, program date-time, EXT-X-MAP or EXT-X-GAP
-discontinuity-sequence-mismatch      6.2.2      DISCONTINUITY-SEQUENCE != previous + removed segments
-                                                that carried EXT-X-DISCONTINUITY
-window-too-short                     6.2.2      segments were removed, no ENDLIST, and the playlist
-                                                lasts less than 3 target durations
-changed-after-endlist                4.4.3.4    a version after one with EXT-X-ENDLIST differs from it
-resume-without-discontinuity         4.4.4.3    (allow_resume_after_endlist) the first segment appended
-                                                after an ENDLIST does not carry EXT-X-DISCONTINUITY
-msn-uri-changed                      6.2.2      a media sequence number maps to another URI than before
-uri-msn-changed                      6.2.2      a URI is listed under two media sequence numbers
-playlist-type-changed                4.4.3.5    (allow_playlist_type) EXT-X-PLAYLIST-TYPE changed
-event-segments-removed               4.4.3.5    (allow_playlist_type) an EVENT playlist lost segments
-vod-playlist-changed                 4.4.3.5    (allow_playlist_type) a VOD playlist changed
-skip-unresolvable                    6.2.5.1    a delta update skips segments the checker has not seen
-restart-not-above                    6.2.2      (allow_restart) a new playlist at the same address whose
-                                                first number is not above every one listed before, or
-                                                whose discontinuity number is not above the last one,
-                                                unless its dates go on from there (the same timeline)
-==================================== ========== =====================================================
+target-duration-changed 6.2.1: EXT-X-TARGETDURATION differs from the previous version
+media-sequence-decreased 6.2.2: EXT-X-MEDIA-SEQUENCE went down
+media-sequence-mismatch 6.2.2: segments removed from the front != media sequence delta
+segments-removed-not-from-front 6.2.2: a segment vanished that was not at the front
+segments-reordered 6.2.1: retained segments changed their relative order
+segment-not-appended 6.2.1: a new segment appears before a retained one
+segment-changed 6.2.1: a retained segment changed duration, discontinuity flag, program date-time, EXT-X-MAP
+    or EXT-X-GAP
+discontinuity-sequence-mismatch 6.2.2: DISCONTINUITY-SEQUENCE != previous + removed segments that carried
+    EXT-X-DISCONTINUITY
+window-too-short 6.2.2: segments were removed, no ENDLIST, and the playlist lasts less than 3 target durations
+changed-after-endlist 4.4.3.4: a version after one with EXT-X-ENDLIST differs from it
+resume-without-discontinuity 4.4.4.3: (allow_resume_after_endlist) the first segment appended after an ENDLIST
+    does not carry EXT-X-DISCONTINUITY
+msn-uri-changed 6.2.2: a media sequence number maps to another URI than before
+uri-msn-changed 6.2.2: a URI is listed under two media sequence numbers
+playlist-type-changed 4.4.3.5: (allow_playlist_type) EXT-X-PLAYLIST-TYPE changed
+event-segments-removed 4.4.3.5: (allow_playlist_type) an EVENT playlist lost segments
+vod-playlist-changed 4.4.3.5: (allow_playlist_type) a VOD playlist changed
+skip-unresolvable 6.2.5.1: a delta update skips segments the checker has not seen
+restart-not-above 6.2.2: (allow_restart) a new playlist at the same address whose first number is not above
+    every one listed before, or whose discontinuity number is not above the last one, unless its dates go on
+    from there (the same timeline)
 
 Across the variants of one stream (``VariantSetChecker``):
 
-==================================== ========== =====================================================
-variant-target-duration-mismatch     6.2.4      variants have different target durations
-variant-discontinuity-mismatch       6.2.4      one media sequence number, two discontinuity numbers
-variant-pdt-mismatch                 6.2.4      one variant carries PDT and another not, or the same
-                                                media sequence number has different PDTs
-==================================== ========== =====================================================
+variant-target-duration-mismatch 6.2.4: variants have different target durations
+variant-discontinuity-mismatch 6.2.4: one media sequence number, two discontinuity numbers
+variant-pdt-mismatch 6.2.4: one variant carries PDT and another not, or the same media sequence number has
+    different PDTs
 
 Multivariant playlist (``check_master``): extm3u-missing, independent-segments-repeated,
 stream-inf-bandwidth-missing / stream-inf-bandwidth-invalid (4.4.6.2: BANDWIDTH is a required decimal
@@ -131,19 +114,13 @@ _PDT_RE: Final = re.compile(
     r"(?:([Zz])|([+-])([0-9]{2})(?::?([0-9]{2}))?)?"
 )
 # Tags that may appear at most once in a media playlist (4.4.1.2, 4.4.3).
-_SINGLE_TAGS: Final = frozenset(
-    {
-        "#EXT-X-VERSION",
-        "#EXT-X-TARGETDURATION",
-        "#EXT-X-MEDIA-SEQUENCE",
-        "#EXT-X-DISCONTINUITY-SEQUENCE",
-        "#EXT-X-PLAYLIST-TYPE",
-        "#EXT-X-ENDLIST",
-        "#EXT-X-I-FRAMES-ONLY",
-        "#EXT-X-SKIP",
-    }
-)
+_SINGLE_TAGS: Final = frozenset({"#EXT-X-VERSION", "#EXT-X-TARGETDURATION", "#EXT-X-MEDIA-SEQUENCE",
+                                 "#EXT-X-DISCONTINUITY-SEQUENCE", "#EXT-X-PLAYLIST-TYPE", "#EXT-X-ENDLIST",
+                                 "#EXT-X-I-FRAMES-ONLY", "#EXT-X-SKIP"})
 _EXAMPLES: Final = 5
+# The two numbering tags: their rules' prefix and the _Parsed field each sets.
+_SEQUENCE_TAGS: Final = {"#EXT-X-MEDIA-SEQUENCE": ("media-sequence", "media_sequence"),
+                         "#EXT-X-DISCONTINUITY-SEQUENCE": ("discontinuity-sequence", "disc_sequence")}
 
 PdtKey = Decimal | str | None
 """A program date-time as an instant (epoch seconds) when it parses, else its raw text; None if absent."""
@@ -161,6 +138,11 @@ def _attrs(value: str) -> dict[str, str]:
         out[m.group(1)] = raw[1:-1] if raw.startswith('"') else raw
         pos = m.end()
     return out
+
+
+def _raise(violations: list[Violation]) -> None:
+    if violations:
+        raise AssertionError("\n".join(str(v) for v in violations))
 
 
 def _summary(items: list[str]) -> str:
@@ -270,11 +252,8 @@ def _renumber(segments: list[_Segment], media_sequence: int, disc_sequence: int)
     for i, s in enumerate(segments):
         if s.discontinuity:
             d += 1
-        out.append(
-            _Segment(
-                media_sequence + i, s.uri, s.duration, s.discontinuity, s.pdt, s.pdt_text, s.map_attrs, d, s.gap
-            )
-        )
+        out.append(_Segment(media_sequence + i, s.uri, s.duration, s.discontinuity, s.pdt, s.pdt_text,
+                            s.map_attrs, d, s.gap))
     return out
 
 
@@ -377,11 +356,8 @@ def _parse_media(text: str, allow_playlist_type: bool) -> _Parsed:
             n = _attrs(value).get("SKIPPED-SEGMENTS", "")
             if in_segments or not _INT_RE.fullmatch(n):
                 where = "after the first segment" if in_segments else f"SKIPPED-SEGMENTS={n!r}"
-                add(
-                    "skip-invalid",
-                    f"EXT-X-SKIP must precede all segments and give SKIPPED-SEGMENTS "
-                    f"as a decimal integer ({where}): {ln!r}",
-                )
+                add("skip-invalid", f"EXT-X-SKIP must precede all segments and give SKIPPED-SEGMENTS "
+                    f"as a decimal integer ({where}): {ln!r}")
             else:
                 p.skipped = int(n)
         elif name == "#EXT-X-VERSION":
@@ -395,26 +371,15 @@ def _parse_media(text: str, allow_playlist_type: bool) -> _Parsed:
             else:
                 add("target-duration-invalid",
                     f"EXT-X-TARGETDURATION must be a decimal integer >= 1, got {value!r}")
-        elif name == "#EXT-X-MEDIA-SEQUENCE":
+        elif name in _SEQUENCE_TAGS:
+            rule, field_name = _SEQUENCE_TAGS[name]
             if in_segments:
-                add("media-sequence-after-segment", "EXT-X-MEDIA-SEQUENCE must come before the first segment")
+                add(f"{rule}-after-segment", f"{name[1:]} must come before the first segment")
             if _INT_RE.fullmatch(value):
-                p.media_sequence = int(value)
+                setattr(p, field_name, int(value))
             else:
                 p.sequence_ok = False
-                add(
-                    "media-sequence-invalid", f"EXT-X-MEDIA-SEQUENCE must be a decimal integer, got {value!r}"
-                )
-        elif name == "#EXT-X-DISCONTINUITY-SEQUENCE":
-            if in_segments:
-                add("discontinuity-sequence-after-segment",
-                    "EXT-X-DISCONTINUITY-SEQUENCE must come before the first segment")
-            if _INT_RE.fullmatch(value):
-                p.disc_sequence = int(value)
-            else:
-                p.sequence_ok = False
-                add("discontinuity-sequence-invalid",
-                    f"EXT-X-DISCONTINUITY-SEQUENCE must be a decimal integer, got {value!r}")
+                add(f"{rule}-invalid", f"{name[1:]} must be a decimal integer, got {value!r}")
         elif name == "#EXT-X-PLAYLIST-TYPE":
             p.playlist_type = value
             if not allow_playlist_type:
@@ -440,16 +405,13 @@ def _parse_media(text: str, allow_playlist_type: bool) -> _Parsed:
     if independent > 1:
         add("independent-segments-repeated", f"EXT-X-INDEPENDENT-SEGMENTS appears {independent} times")
     if after_endlist:
-        add(
-            "content-after-endlist",
-            f"nothing may follow EXT-X-ENDLIST, found {len(after_endlist)} line(s): {_summary(after_endlist)}",
-        )
+        add("content-after-endlist",
+            f"nothing may follow EXT-X-ENDLIST, found {len(after_endlist)} line(s): {_summary(after_endlist)}")
     if extinf_bad:
         add("extinf-invalid", f"EXTINF must be '#EXTINF:<decimal duration>,[title]': {_summary(extinf_bad)}")
     if extinf_missing:
-        add(
-            "segment-missing-extinf", f"segment URI(s) without a preceding EXTINF: {_summary(extinf_missing)}"
-        )
+        add("segment-missing-extinf",
+            f"segment URI(s) without a preceding EXTINF: {_summary(extinf_missing)}")
     if uri_missing:
         add("segment-uri-missing", f"EXTINF not followed by a segment URI: {_summary(uri_missing)}")
     if gap_bad:
@@ -459,9 +421,8 @@ def _parse_media(text: str, allow_playlist_type: bool) -> _Parsed:
     if fractional:
         needs.setdefault(3, f"fractional EXTINF durations (e.g. {fractional[0]})")
     if has_map:
-        needs.setdefault(
-            5 if iframes_only else 6, "EXT-X-MAP" + (" with EXT-X-I-FRAMES-ONLY" if iframes_only else "")
-        )
+        needs.setdefault(5 if iframes_only else 6,
+                         "EXT-X-MAP" + (" with EXT-X-I-FRAMES-ONLY" if iframes_only else ""))
     required = max(needs, default=1)
     why = needs.get(required, "no feature beyond version 1")
     if counts.get("#EXT-X-VERSION", 0) == 0:
@@ -476,35 +437,25 @@ def _parse_media(text: str, allow_playlist_type: bool) -> _Parsed:
     if counts.get("#EXT-X-TARGETDURATION", 0) == 0:
         add("target-duration-missing", "EXT-X-TARGETDURATION is missing")
     elif p.target is not None:
-        over = [
-            f"{s.uri} ({s.duration}s)"
-            for s in p.segments
-            if s.duration.to_integral_value(rounding=ROUND_HALF_UP) > p.target
-        ]
+        over = [f"{s.uri} ({s.duration}s)" for s in p.segments
+                if s.duration.to_integral_value(rounding=ROUND_HALF_UP) > p.target]
         if over:
-            add(
-                "extinf-exceeds-target",
-                f"EXTINF rounded to the nearest integer exceeds EXT-X-TARGETDURATION {p.target}: {_summary(over)}",
-            )
+            add("extinf-exceeds-target",
+                f"EXTINF rounded to the nearest integer exceeds EXT-X-TARGETDURATION {p.target}: {_summary(over)}")
 
     # Program date-time (4.4.4.6, 6.2.1).
-    for rule, what in (
-        ("pdt-invalid", "is not an ISO 8601 date-time"),
-        ("pdt-missing-timezone", "has no time zone"),
-        ("pdt-missing-milliseconds", "has no millisecond precision"),
-    ):
+    for rule, what in (("pdt-invalid", "is not an ISO 8601 date-time"),
+                       ("pdt-missing-timezone", "has no time zone"),
+                       ("pdt-missing-milliseconds", "has no millisecond precision")):
         if rule in pdt_bad:
             add(rule, f"EXT-X-PROGRAM-DATE-TIME {what}: {_summary(pdt_bad[rule])}")
     if p.uses_pdt():
-        bare = [
-            f"{s.uri} (media sequence {s.msn})" for s in p.segments if s.discontinuity and s.pdt_text is None
-        ]
+        bare = [f"{s.uri} (media sequence {s.msn})" for s in p.segments
+                if s.discontinuity and s.pdt_text is None]
         if bare:
-            add(
-                "pdt-missing-after-discontinuity",
+            add("pdt-missing-after-discontinuity",
                 f"the playlist uses EXT-X-PROGRAM-DATE-TIME but these segments carry EXT-X-DISCONTINUITY "
-                f"without one: {_summary(bare)}",
-            )
+                f"without one: {_summary(bare)}")
     return p
 
 
@@ -514,10 +465,8 @@ def _parse_media(text: str, allow_playlist_type: bool) -> _Parsed:
 class MediaPlaylistChecker:
     """Checks each version of one media playlist on its own and against the versions fed before it."""
 
-    def __init__(
-        self, *, allow_resume_after_endlist: bool = False, allow_playlist_type: bool = False, name: str = "",
-        allow_restart: bool = False,
-    ) -> None:
+    def __init__(self, *, allow_resume_after_endlist: bool = False, allow_playlist_type: bool = False,
+                 name: str = "", allow_restart: bool = False) -> None:
         self.allow_resume_after_endlist = allow_resume_after_endlist
         # The service's one departure for a new target duration (docs/hls-rules.md): a version that
         # shares no segment with the previous one may start a new playlist at the same address, with
@@ -547,9 +496,7 @@ class MediaPlaylistChecker:
 
     def assert_ok(self, text: str) -> None:
         """``check`` and raise AssertionError listing every violation, if any."""
-        violations = self.check(text)
-        if violations:
-            raise AssertionError("\n".join(str(v) for v in violations))
+        _raise(self.check(text))
 
     # -- internals
 
@@ -580,12 +527,10 @@ class MediaPlaylistChecker:
             first = cur.segments[0].dnum if cur.segments else cur.disc_sequence
             if cur.media_sequence < self._highest_msn + 1 or not (first > last or (first == last and (
                     not cur.segments or (anchor is not None and _goes_on(anchor, cur))))):
-                findings.add(
-                    "restart-not-above",
-                    f"a new playlist must start above everything before it: media sequence "
-                    f"{cur.media_sequence} (highest seen {self._highest_msn}), discontinuity number "
-                    f"{first} (last seen {last}; the same only where the dates go on)",
-                )
+                findings.add("restart-not-above",
+                             f"a new playlist must start above everything before it: media sequence "
+                             f"{cur.media_sequence} (highest seen {self._highest_msn}), discontinuity number "
+                             f"{first} (last seen {last}; the same only where the dates go on)")
         elif prev is not None:
             self._compare_headers(prev, cur, findings)
         if trusted:
@@ -606,38 +551,31 @@ class MediaPlaylistChecker:
         wanted = range(cur.media_sequence, cur.media_sequence + cur.skipped)
         missing = [n for n in wanted if n not in known]
         if missing:
-            findings.add(
-                "skip-unresolvable",
-                f"EXT-X-SKIP skips {cur.skipped} segment(s) but the previous version checked did "
-                f"not list media sequence {missing[0]}..{missing[-1]}",
-            )
+            findings.add("skip-unresolvable",
+                         f"EXT-X-SKIP skips {cur.skipped} segment(s) but the previous version checked did "
+                         f"not list media sequence {missing[0]}..{missing[-1]}")
             return False
-        cur.segments = _renumber(
-            [known[n] for n in wanted] + cur.segments, cur.media_sequence, cur.disc_sequence
-        )
+        cur.segments = _renumber([known[n] for n in wanted] + cur.segments, cur.media_sequence,
+                                 cur.disc_sequence)
         return True
 
     def _compare_headers(self, prev: _Parsed, cur: _Parsed, findings: _Findings) -> None:
         if prev.target is not None and cur.target is not None and prev.target != cur.target:
-            findings.add(
-                "target-duration-changed", f"EXT-X-TARGETDURATION changed from {prev.target} to {cur.target}"
-            )
+            findings.add("target-duration-changed",
+                         f"EXT-X-TARGETDURATION changed from {prev.target} to {cur.target}")
         if self.allow_playlist_type:
             if prev.playlist_type != cur.playlist_type:
                 findings.add("playlist-type-changed",
                              f"EXT-X-PLAYLIST-TYPE changed from {prev.playlist_type} to {cur.playlist_type}")
             elif prev.playlist_type == "VOD" and prev.lines != cur.lines:
-                findings.add(
-                    "vod-playlist-changed", "a VOD playlist must never change, but this version differs"
-                )
+                findings.add("vod-playlist-changed",
+                             "a VOD playlist must never change, but this version differs")
         if prev.endlist and prev.lines != cur.lines and not self.allow_resume_after_endlist:
-            findings.add(
-                "changed-after-endlist",
-                "the previous version ended with EXT-X-ENDLIST, so this one must be identical to it, "
-                f"but it differs (media sequence {prev.media_sequence} -> {cur.media_sequence}, "
-                f"{len(prev.segments)} -> {len(cur.segments)} segments, "
-                f"ENDLIST {'kept' if cur.endlist else 'dropped'})",
-            )
+            findings.add("changed-after-endlist",
+                         "the previous version ended with EXT-X-ENDLIST, so this one must be identical to "
+                         f"it, but it differs (media sequence {prev.media_sequence} -> {cur.media_sequence}, "
+                         f"{len(prev.segments)} -> {len(cur.segments)} segments, "
+                         f"ENDLIST {'kept' if cur.endlist else 'dropped'})")
 
     def _compare_segments(self, prev: _Parsed, cur: _Parsed, findings: _Findings) -> None:
         add = findings.add
@@ -670,38 +608,28 @@ class MediaPlaylistChecker:
             first_j, first_i = retained[0]
             if first_i != removed:
                 structural_ok = False
-                add(
-                    "media-sequence-mismatch",
+                add("media-sequence-mismatch",
                     f"{first_i} segment(s) were removed from the front (the first one kept, {csegs[first_j].uri}, "
                     f"was media sequence {ms_p + first_i}) but EXT-X-MEDIA-SEQUENCE advanced by {removed} "
-                    f"({ms_p} -> {ms_c})",
-                )
+                    f"({ms_p} -> {ms_c})")
             moved = [f"{csegs[b[0]].uri}" for a, b in pairwise(retained) if b[1] <= a[1]]
             if moved:
                 structural_ok = False
                 add("segments-reordered", f"retained segments changed order: {_summary(moved)} moved back")
-            gone = [
-                f"{psegs[i].uri} (media sequence {ms_p + i})"
-                for i in range(first_i, len(psegs))
-                if psegs[i].uri not in cur_uris and psegs[i].uri not in replaced_prev
-            ]
+            gone = [f"{psegs[i].uri} (media sequence {ms_p + i})" for i in range(first_i, len(psegs))
+                    if psegs[i].uri not in cur_uris and psegs[i].uri not in replaced_prev]
             if gone:
                 structural_ok = False
                 add("segments-removed-not-from-front",
                     f"segments may only be removed from the front, but these vanished: {_summary(gone)}")
             last_j = retained[-1][0]
-            inserted = [
-                csegs[j].uri
-                for j in range(last_j)
-                if csegs[j].uri not in prev_idx and csegs[j].uri not in replaced_cur
-            ]
+            inserted = [csegs[j].uri for j in range(last_j)
+                        if csegs[j].uri not in prev_idx and csegs[j].uri not in replaced_cur]
             if inserted:
                 structural_ok = False
-                add(
-                    "segment-not-appended",
+                add("segment-not-appended",
                     f"new segments may only be appended at the end, but these come before a retained one: "
-                    f"{_summary(inserted)}",
-                )
+                    f"{_summary(inserted)}")
             changed: list[str] = []
             for j, i in retained:
                 a, b = psegs[i], csegs[j]
@@ -722,11 +650,9 @@ class MediaPlaylistChecker:
                 add("segment-changed", f"retained segments must not change: {_summary(changed)}")
         elif removed < len(psegs):
             structural_ok = False
-            add(
-                "media-sequence-mismatch",
+            add("media-sequence-mismatch",
                 f"all {len(psegs)} segment(s) of the previous version are gone but EXT-X-MEDIA-SEQUENCE "
-                f"advanced by only {removed} ({ms_p} -> {ms_c})",
-            )
+                f"advanced by only {removed} ({ms_p} -> {ms_c})")
 
         if structural_ok:
             self._check_disc_sequence(prev, cur, removed, findings)
@@ -735,11 +661,9 @@ class MediaPlaylistChecker:
         if removed and psegs and not cur.endlist and cur.target is not None:
             total = sum((s.duration for s in csegs), Decimal(0))
             if total < 3 * cur.target:
-                add(
-                    "window-too-short",
+                add("window-too-short",
                     f"{removed} segment(s) removed leaving {total}s, less than 3 target durations "
-                    f"({3 * cur.target}s), without EXT-X-ENDLIST",
-                )
+                    f"({3 * cur.target}s), without EXT-X-ENDLIST")
         if self.allow_playlist_type and removed and "EVENT" in (prev.playlist_type, cur.playlist_type):
             add("event-segments-removed",
                 f"an EVENT playlist must not remove segments, but {removed} were removed ({ms_p} -> {ms_c})")
@@ -754,12 +678,10 @@ class MediaPlaylistChecker:
         if not low <= cur.disc_sequence <= high:
             expected = str(low) if low == high else f"between {low} and {high}"
             what = f" ({_summary(with_disc)})" if with_disc else ""
-            findings.add(
-                "discontinuity-sequence-mismatch",
-                f"EXT-X-DISCONTINUITY-SEQUENCE is {cur.disc_sequence} but {len(with_disc)} removed "
-                f"segment(s) carried EXT-X-DISCONTINUITY{what}, so it must be {expected} "
-                f"(previous version: {prev.disc_sequence})",
-            )
+            findings.add("discontinuity-sequence-mismatch",
+                         f"EXT-X-DISCONTINUITY-SEQUENCE is {cur.disc_sequence} but {len(with_disc)} removed "
+                         f"segment(s) carried EXT-X-DISCONTINUITY{what}, so it must be {expected} "
+                         f"(previous version: {prev.disc_sequence})")
 
     def _check_history(self, cur: _Parsed, findings: _Findings) -> None:
         renumbered: list[str] = []
@@ -778,16 +700,13 @@ class MediaPlaylistChecker:
             if old_msn is not None and old_msn != s.msn:
                 moved.append(f"{s.uri}: {old_msn} -> {s.msn}")
         if renumbered:
-            findings.add(
-                "msn-uri-changed",
-                f"{len(renumbered)} media sequence number(s) now map to a different URI: "
-                f"{_summary(renumbered)}",
-            )
+            findings.add("msn-uri-changed",
+                         f"{len(renumbered)} media sequence number(s) now map to a different URI: "
+                         f"{_summary(renumbered)}")
         if moved:
-            findings.add(
-                "uri-msn-changed",
-                f"{len(moved)} URI(s) now listed under a different media sequence number: {_summary(moved)}",
-            )
+            findings.add("uri-msn-changed",
+                         f"{len(moved)} URI(s) now listed under a different media sequence number: "
+                         f"{_summary(moved)}")
         for s in cur.segments:
             self._msn_to_uri[s.msn] = s.uri
         self._uri_to_msn.update(first_msn)
@@ -800,11 +719,9 @@ class MediaPlaylistChecker:
             elif i < len(cur.segments):
                 s = cur.segments[i]
                 if not s.discontinuity:
-                    findings.add(
-                        "resume-without-discontinuity",
-                        f"{s.uri} (media sequence {s.msn}) is the first segment after EXT-X-ENDLIST "
-                        f"and must carry EXT-X-DISCONTINUITY",
-                    )
+                    findings.add("resume-without-discontinuity",
+                                 f"{s.uri} (media sequence {s.msn}) is the first segment after EXT-X-ENDLIST "
+                                 f"and must carry EXT-X-DISCONTINUITY")
                 self._resume_msn = None
         if cur.endlist:
             self._resume_msn = cur.end
@@ -816,10 +733,8 @@ class MediaPlaylistChecker:
 class VariantSetChecker:
     """Checks the media playlists of all variants of one stream, each on its own and against each other."""
 
-    def __init__(
-        self, *, allow_resume_after_endlist: bool = False, allow_playlist_type: bool = False,
-        allow_restart: bool = False, align_by: str = "msn",
-    ) -> None:
+    def __init__(self, *, allow_resume_after_endlist: bool = False, allow_playlist_type: bool = False,
+                 allow_restart: bool = False, align_by: str = "msn") -> None:
         self.allow_resume_after_endlist = allow_resume_after_endlist
         self.allow_playlist_type = allow_playlist_type
         self.allow_restart = allow_restart
@@ -847,8 +762,7 @@ class VariantSetChecker:
         if c is None:
             c = self._checkers[variant] = MediaPlaylistChecker(
                 allow_resume_after_endlist=self.allow_resume_after_endlist,
-                allow_playlist_type=self.allow_playlist_type, name=variant, allow_restart=self.allow_restart,
-            )
+                allow_playlist_type=self.allow_playlist_type, name=variant, allow_restart=self.allow_restart)
         return c
 
     def check(self, variant: str, text: str) -> list[Violation]:
@@ -874,11 +788,9 @@ class VariantSetChecker:
             self._uses_pdt[variant] = uses
         differ = [v for v, u in self._uses_pdt.items() if v != variant and u != uses] if cur.segments else []
         if differ:
-            found.add(
-                "variant-pdt-mismatch",
-                f"this variant {'carries' if uses else 'carries no'} EXT-X-PROGRAM-DATE-TIME but "
-                f"{_summary(differ)} {'does not' if uses else 'does'}",
-            )
+            found.add("variant-pdt-mismatch",
+                      f"this variant {'carries' if uses else 'carries no'} EXT-X-PROGRAM-DATE-TIME but "
+                      f"{_summary(differ)} {'does not' if uses else 'does'}")
         if trusted and self.align_by == "time":
             self._check_by_time(variant, cur, found)
         elif trusted:
@@ -893,17 +805,13 @@ class VariantSetChecker:
                     if pd[2] != variant and pd[0] != s.pdt:
                         pmis.append(f"media sequence {s.msn}: {s.pdt_text} here, {pd[1]} in {pd[2]}")
             if dmis:
-                found.add(
-                    "variant-discontinuity-mismatch",
-                    f"segments with the same media sequence number must have the same discontinuity "
-                    f"number in every variant: {_summary(dmis)}",
-                )
+                found.add("variant-discontinuity-mismatch",
+                          f"segments with the same media sequence number must have the same discontinuity "
+                          f"number in every variant: {_summary(dmis)}")
             if pmis:
-                found.add(
-                    "variant-pdt-mismatch",
-                    f"segments with the same media sequence number have different "
-                    f"EXT-X-PROGRAM-DATE-TIME across variants: {_summary(pmis)}",
-                )
+                found.add("variant-pdt-mismatch",
+                          f"segments with the same media sequence number have different "
+                          f"EXT-X-PROGRAM-DATE-TIME across variants: {_summary(pmis)}")
         return out + [Violation(rule, prefix + msg) for rule, msg in found]
 
     def _check_by_time(self, variant: str, cur: _Parsed, found: _Findings) -> None:
@@ -923,16 +831,12 @@ class VariantSetChecker:
                     if overlap > Decimal("0.25") and dnum != s.dnum:
                         dmis.append(f"{s.uri} ({s.dnum}) overlaps {other}'s {uri} ({dnum})")
         if dmis:
-            found.add(
-                "variant-discontinuity-mismatch",
-                f"segments covering the same moment must have the same discontinuity number in every "
-                f"variant: {_summary(dmis)}",
-            )
+            found.add("variant-discontinuity-mismatch",
+                      f"segments covering the same moment must have the same discontinuity number in every "
+                      f"variant: {_summary(dmis)}")
 
     def assert_ok(self, variant: str, text: str) -> None:
-        violations = self.check(variant, text)
-        if violations:
-            raise AssertionError("\n".join(str(v) for v in violations))
+        _raise(self.check(variant, text))
 
 
 # ---------------------------------------------------------------------------------------------- multivariant
@@ -955,11 +859,7 @@ def check_master(text: str, host: str | None = None) -> list[Violation]:
     lines = [ln.rstrip() for ln in text.split("\n")]
     out: list[Violation] = []
     if not lines or lines[0] != "#EXTM3U":
-        out.append(
-            Violation(
-                "extm3u-missing", f"the first line must be #EXTM3U, got {(lines[0] if lines else '')[:60]!r}"
-            )
-        )
+        out.append(Violation("extm3u-missing", f"the first line must be #EXTM3U, got {lines[0][:60]!r}"))
     independent = 0
     steering: dict[str, str] | None = None  # EXT-X-CONTENT-STEERING's attributes
     offered: dict[str, list[str]] = {}  # pathway -> its variants' attributes but PATHWAY-ID, in order
@@ -970,11 +870,8 @@ def check_master(text: str, host: str | None = None) -> list[Violation]:
             continue
         if expect_uri is not None:
             if ln.startswith("#"):
-                out.append(
-                    Violation(
-                        "stream-inf-uri-missing", f"{expect_uri!r} must be followed by a URI line, got {ln!r}"
-                    )
-                )
+                out.append(Violation("stream-inf-uri-missing",
+                                     f"{expect_uri!r} must be followed by a URI line, got {ln!r}"))
             elif not _ok(ln):
                 out.append(Violation("uri-not-relative", f"variant URI {ln!r} must be relative"))
             expect_uri = None
@@ -1001,10 +898,8 @@ def check_master(text: str, host: str | None = None) -> list[Violation]:
             if bw is None:
                 out.append(Violation("stream-inf-bandwidth-missing", f"{ln!r} has no BANDWIDTH attribute"))
             elif not _INT_RE.fullmatch(bw):
-                out.append(
-                    Violation("stream-inf-bandwidth-invalid",
-                              f"BANDWIDTH must be a decimal integer, got {bw!r} in {ln!r}")
-                )
+                out.append(Violation("stream-inf-bandwidth-invalid",
+                                     f"BANDWIDTH must be a decimal integer, got {bw!r} in {ln!r}"))
             expect_uri = ln
         uri = attrs.get("URI")
         if uri is not None and not _ok(uri):
@@ -1021,9 +916,6 @@ def check_master(text: str, host: str | None = None) -> list[Violation]:
             out.append(Violation("steering-pathways-differ", "every pathway must offer the same variants, "
                                  f"only other URIs (4.4.6.6): {offered}"))
     if independent > 1:
-        out.append(
-            Violation(
-                "independent-segments-repeated", f"EXT-X-INDEPENDENT-SEGMENTS appears {independent} times"
-            )
-        )
+        out.append(Violation("independent-segments-repeated",
+                             f"EXT-X-INDEPENDENT-SEGMENTS appears {independent} times"))
     return out

@@ -1,15 +1,11 @@
-"""Clients that want more than their own share (issue 66), as plain HTTP: no browser, no page.
+"""Clients that want more than their own share, as plain HTTP, on a loop of their own (loop_thread.py):
 
-- forged reporters (`forge_reports`): heartbeats of made-up viewer pages, many ids from each of many
-  addresses (named in CF-Connecting-IP, which the service trusts from a loopback peer as from
-  cloudflared with TRUST_CF_CONNECTING_IP), each saying the bucket fails for it, in the positional form
-  of Hb-Pathway a page of before sent and in the form of now;
-- a fetcher (`Fetcher`): asks the VM's pathway for its newest segments as fast as it can, with a fresh
-  query on each request when told to (a way past a CDN's cache whose key keeps the query), following the
-  redirects it gets, ignoring Retry-After; what it got is counted by status, with the bytes.
-
-They run on a loop of their own (tests/support/loop_thread.py) so that they do not slow the test's own.
-"""
+- forged reporters (`forge_reports`): heartbeats of made-up viewer pages, many ids from many addresses
+  (CF-Connecting-IP, trusted from a loopback peer), each saying the bucket fails for it, in both forms of
+  Hb-Pathway;
+- a fetcher (`Fetcher`): asks the VM's pathway for its newest segments as fast as it can (with a fresh
+  query each time when told to: past a CDN's cache), following redirects, ignoring Retry-After; what it
+  got is counted by status, with the bytes."""
 
 from __future__ import annotations
 
@@ -101,8 +97,7 @@ class Fetcher:
         return [line for line in text.splitlines() if line and not line.startswith("#")][-3:]
 
     async def _fetch(self, session: aiohttp.ClientSession, path: str, n: int) -> bool:
-        """One segment request, its redirects within the service followed; True when it got bytes from
-        the service."""
+        """One segment request, redirects within the service followed; True when it got bytes."""
         target = f"{self.url}{path}?x={n}" if self.fresh_query else f"{self.url}{path}"
         for _ in range(3):
             async with session.get(target, allow_redirects=False) as response:

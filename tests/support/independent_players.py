@@ -1,17 +1,8 @@
-"""The independent players (tests/test_independent_players.py): each plays the service's multivariant
-playlist through the tunnel stand-in, on a machine of its own as far as the service can tell (its own
-User-Agent, by which every request it makes is told from the others').
-
-- In headless Chromium (one browser, a context each): Shaka 4.16 and 5.2 with their defaults and 5.2 in
-  low-latency mode (blocking playlist reload), video.js with Owncast's VHS options and with VHS's
-  defaults, and the service's own viewer page (hls.js); the pages are tests/support/player_pages.py's.
-- Processes: streamlink (dumping the stream as it fetches it), GStreamer's hlsdemux (its output, the
-  segments' bytes, to a file) and hlsdemux2 (parsed by parsebin into fakesinks that keep the clock, as a
-  player's sinks do), and VLC (cvlc, remuxing what it plays into a file).
-
-What every one of them fetched is recorded on the wire (`Wire`): the answers of the service (behind the
-tunnel stand-in) and of the bucket's public URL, by player, with a hash of every segment's body.
-"""
+"""The independent players (tests/test_independent_players.py), each playing the service's multivariant
+playlist through the tunnel stand-in as a machine of its own (its own User-Agent): in headless Chromium
+Shaka 4.16 and 5.2 (and 5.2 low-latency), video.js with Owncast's and with VHS's default options, and the
+viewer page (tests/support/player_pages.py); as processes streamlink, GStreamer's hlsdemux and hlsdemux2,
+and VLC. What each fetched is recorded on the wire (`Wire`), with a hash of every segment's body."""
 
 from __future__ import annotations
 
@@ -98,10 +89,8 @@ def served_pages(pages: Mapping[str, str] = BROWSER_PAGES) -> Served:
 
 
 # The TypeError Shaka 4.16 and 5.2 throw when their first steering reload (a TTL after the first manifest)
-# falls inside load(), before the Player made its ABR manager: the parser's player interface asks
-# `this.abrManager_.getBandwidthEstimate()` of null (lib/player.js; ContentSteeringManager.requestInfo
-# throws before its try, and no reload is ever scheduled again). A player's own start-up race, not the
-# service's: measured in 2 to 3 of 6 pages at once on a loaded machine, with a TTL of 1 s.
+# falls inside load(), before the Player made its ABR manager (`this.abrManager_.getBandwidthEstimate()` of
+# null, and no reload is scheduled again): a player's own start-up race, not the service's.
 SHAKA_LOAD_RACE = "getBandwidthEstimate"
 
 
@@ -224,10 +213,8 @@ def native_player(name: str, src: str, work: Path, *, lowest: bool = False, ends
                 f"User-Agent=streamlink {player.marker}", "--output", str(output), src, "worst" if lowest else "best"]
     elif name == HLSDEMUX:
         # hlsdemux passes each segment's bytes on as they came (MPEG-TS in, MPEG-TS out). Held on the
-        # first variant by a connection speed of its own (100 Mbit/s): its estimate from the fragments
-        # it times falls on a starved machine, and a switch of variant in the middle of the move is not
-        # what is judged here (once, at load 17, it switched as the service steered back, fetched the
-        # new variant's segment through the VM's redirect to the bucket, and ended, exit 0).
+        # first variant by a connection speed of its own (100 Mbit/s): its own estimate falls on a starved
+        # machine, and a switch of variant mid-move is not what is judged here.
         speed = ["connection-speed=1"] if lowest else [] if ends else ["connection-speed=100000"]
         argv = ["gst-launch-1.0", "-q", "souphttpsrc", f"location={src}", "!", "hlsdemux", *speed,
                 "!", "filesink", f"location={output}"]

@@ -1,9 +1,5 @@
-"""What a user installs, built and run the way a user runs it: from a wheel, in a venv, outside the checkout.
-
-`tests/test_package.py` uses these to prove the built artifacts, never the source tree: the tree copied
-(what a fresh clone holds), the sdist and wheel built from the copy, a venv whose `sys.path` cannot reach
-the checkout, and `hls-broadcaster demo` started from that venv and stopped with Ctrl-C.
-"""
+"""What a user installs, built and run as a user runs it (tests/test_package.py): the tree copied, the sdist
+and wheel built from the copy, a venv that cannot reach the checkout, and `hls-broadcaster demo` from it."""
 
 from __future__ import annotations
 
@@ -198,8 +194,7 @@ class DemoRun:
                 self.s3_url = m.group(1)
 
     async def ctrl_c(self, timeout: float = 30.0) -> tuple[int, set[int]]:
-        """SIGINT to the demo's process group, as Ctrl-C sends it; returns the exit code and the
-        processes that were running below the demo just before."""
+        """SIGINT to the demo's process group, as Ctrl-C; the exit code and the processes below it then."""
         assert self.proc is not None
         below = descendants(self.proc.pid)
         os.killpg(self.proc.pid, signal.SIGINT)

@@ -20,8 +20,7 @@ async def serve_local(app: web.Application, cancel_handlers: bool = False) -> tu
 
 
 class Served:
-    """`app` served (serve_local) while the `async with` lasts, at `url`; a stand-in adds its routes to
-    `app` before it is entered."""
+    """`app` served (serve_local) at `url` while the `async with` lasts; a stand-in adds its routes first."""
 
     def __init__(self, app: web.Application | None = None, cancel_handlers: bool = False) -> None:
         self.app = app or web.Application()

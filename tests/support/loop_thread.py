@@ -1,8 +1,6 @@
 """An event loop in a thread of its own, for the servers a test puts between its players and the service
-(tests/support/gates.py's proxies, counting_proxy.CountingProxy): in the test's own loop they answer only when
-Playwright's events and the test's polling let them, so when a closed gate opens and the service's backlog of
-uploads goes through at once, the pages' requests wait seconds behind it and players stand still while the
-service has their segments."""
+(gates.py's proxies, CountingProxy): in the test's own loop they answer only when Playwright's events and
+the test's polling let them, and players would stand still behind a backlog the service already cleared."""
 
 from __future__ import annotations
 

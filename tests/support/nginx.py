@@ -1,13 +1,7 @@
-"""Debian's nginx as a test part: a foreground process of our own, on a free 127.0.0.1 port, with its
-config, logs, pid and temp files in one folder, stopped by its PID.
-
-`Nginx` takes the inside of one `server {}` block (and optional `http {}` directives, e.g. a
-proxy_cache_path), so a test can make it a reverse proxy, a cache, or a stand-in for the tunnel.
-`tunnel_locations` turns cloudflared ingress rules into that server block, routing by path exactly
-as cloudflared does, so the tunnel's routing can be tried with real HTTP before it is deployed.
-The shipped configs run as they are, with only the strings their headers name replaced: `shipped_cache`
-(deploy/nginx-cache.conf) and `ShippedProxy` (deploy/nginx-proxy.conf, with a self-signed certificate).
-"""
+"""Debian's nginx as a test part: a foreground process of our own on a free 127.0.0.1 port, everything in
+one folder, stopped by its PID. `Nginx` takes the inside of one `server {}` block (a proxy, a cache, the
+tunnel stand-in of `tunnel_locations`); `shipped_cache` and `ShippedProxy` run deploy/'s configs as they
+are, with only the names their headers give replaced."""
 
 from __future__ import annotations
 
@@ -38,12 +32,8 @@ ACCESS_LOG_FORMAT = "'$request_method $request_uri $status $upstream_addr $upstr
 
 
 class Nginx:
-    """`async with Nginx(folder, server_block) as proxy:` then `proxy.url`. `access_log()` lists the
-    requests it answered, one line each in ACCESS_LOG_FORMAT.
-
-    conf: a whole configuration of the port it listens on instead (a shipped file with its listen
-    address replaced: shipped_cache, ShippedProxy); the run's own pid, error log and user come on the
-    command line, as for a foreground run of a packaged config."""
+    """`async with Nginx(folder, server_block) as proxy:` then `proxy.url`; `access_log()` lists the requests
+    it answered. `conf`: a whole configuration instead (a shipped file, its listen address replaced)."""
 
     def __init__(self, folder: Path, server: str = "", *, http: str = "",
                  conf: Callable[[int], str] | None = None) -> None:
@@ -114,9 +104,8 @@ http {{
                          for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
 
     async def start(self, timeout: float = 30.0, attempts: int = 5) -> Nginx:
-        """Starts it on a port reserved for it (ports.py), on another if a program we do not know took
-        that one before nginx bound it; waited for while it gets on (StartClock: `timeout` s of CPU, or
-        of none), not a fixed time a loaded machine may not give it."""
+        """Starts it on a port reserved for it (another if a stranger took that one first), waited for with
+        StartClock, not a fixed time a loaded machine may not give it."""
         self.folder.mkdir(parents=True, exist_ok=True)
         for attempt in range(attempts):
             self._release()
@@ -177,14 +166,11 @@ http {{
 def tunnel_locations(rules: Sequence[Mapping[str, Any]], hostname: str, services: Mapping[str, str]) -> str:
     """The server block that routes one hostname's requests as cloudflared's ingress `rules` do.
 
-    cloudflared takes the first rule whose hostname matches and whose `path` regex (Go's regexp,
-    searched in the URL path) matches; a rule without a path takes everything left. nginx tries
-    regex locations in order and falls back to `location /`: the same, for rules with paths followed
-    by one without. Go's $ is the end of the text (PCRE's \\z). `services` maps each rule's service
-    URL to where it runs in the test; an http_status:N service answers N. nginx matches a normalized
-    path (percent-decoded, dot segments resolved) where cloudflared does not resolve dot segments:
-    equivalent for the paths a browser sends.
-    """
+    cloudflared takes the first rule whose hostname and `path` regex (Go's, searched in the path) match,
+    a rule without a path everything left; nginx's regex locations in order, then `location /`, do the
+    same (Go's $ is PCRE's \\z). `services` maps each rule's service URL to where it runs here;
+    http_status:N answers N. nginx resolves dot segments where cloudflared does not: the same for the
+    paths a browser sends."""
     blocks: list[str] = []
     for rule in rules:
         if rule.get("hostname", hostname) != hostname:
@@ -202,13 +188,9 @@ def tunnel_locations(rules: Sequence[Mapping[str, Any]], hostname: str, services
         blocks.append(f'        location ~ "{pattern}" {{ {action} }}')
     else:
         raise ValueError(f"no rule takes everything else for {hostname}")
-    # HTTP/1.1 to the origins, as cloudflared speaks it; a blocking playlist request may be held 3
-    # target durations, well within nginx's 60 s read timeout. The viewer's own Host, as cloudflared
-    # passes it (its httpService.RoundTrip changes it only when originRequest.httpHostHeader is set): the
-    # service names its playlists' variants with it (broadcaster/steering/masters.py). And the headers
-    # Cloudflare's edge adds, which cloudflared passes on as they came (proxy/proxy.go copies the request):
-    # the viewer's address (CF-Connecting-IP, and appended to X-Forwarded-For) and the scheme it used
-    # (CF-Visitor, X-Forwarded-Proto), here the scheme the stand-in was reached with.
+    # HTTP/1.1, as cloudflared speaks it (a held blocking reload is well within nginx's 60 s read timeout);
+    # the viewer's own Host, which cloudflared passes on and the service names its variants with; and the
+    # headers Cloudflare's edge adds, which cloudflared passes on as they came.
     return "\n".join(["        proxy_http_version 1.1;", "        proxy_set_header Host $http_host;",
                       *(f"        proxy_set_header {name} {value};" for name, value in CLOUDFLARE_HEADERS),
                       *blocks])
@@ -216,11 +198,9 @@ def tunnel_locations(rules: Sequence[Mapping[str, Any]], hostname: str, services
 
 # What Cloudflare's edge adds to a viewer's request (developers.cloudflare.com, "Cloudflare HTTP headers";
 # a tunnel's origin gets them through cloudflared), as nginx writes them.
-CLOUDFLARE_HEADERS = (
-    ("CF-Connecting-IP", "$remote_addr"), ("X-Forwarded-For", "$proxy_add_x_forwarded_for"),
-    ("X-Forwarded-Proto", "$scheme"), ("CF-Visitor", "'{\"scheme\":\"$scheme\"}'"),
-    ("CDN-Loop", "cloudflare"),
-)
+CLOUDFLARE_HEADERS = (("CF-Connecting-IP", "$remote_addr"), ("X-Forwarded-For", "$proxy_add_x_forwarded_for"),
+                      ("X-Forwarded-Proto", "$scheme"), ("CF-Visitor", "'{\"scheme\":\"$scheme\"}'"),
+                      ("CDN-Loop", "cloudflare"))
 
 
 # -- the shipped configs ---------------------------------------------------------------------------
@@ -237,8 +217,7 @@ def shipped_cache(work: Path, upstream: str) -> Nginx:
 
 
 def shipped_with(path: Path, swaps: Mapping[str, str]) -> str:
-    """The shipped file `path` with each string its header names replaced (each must still be there), and
-    nothing else."""
+    """The shipped file `path` with each string its header names replaced (each still there), only those."""
     text = path.read_text()
     for old, new in swaps.items():
         assert old in text, f"deploy/{path.name} no longer contains {old!r}"

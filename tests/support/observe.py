@@ -47,9 +47,8 @@ class Observed:
                     self.owncast[v][s.name] = s.duration
 
     def note_ours(self, v: int, text: str, base: str = "") -> None:
-        """A version of variant `v`'s playlist, fetched from `base` (its URL): each URI is kept resolved
-        against it, as a player resolves it (the bucket's URL, or the VM's path on the service's host while
-        players are steered away from the bucket: steering/bucket_pathway.py)."""
+        """A version of variant `v`'s playlist, fetched from `base`: each URI kept resolved against it, as a
+        player resolves it (the bucket's URL, or the VM's path while players are steered away)."""
         self.checker.assert_ok(str(v), text)
         found = re.search(r"^#EXT-X-DISCONTINUITY-SEQUENCE:(\d+)$", text, re.MULTILINE)
         before = int(found.group(1)) if found else 0
@@ -193,9 +192,8 @@ class Observer:
                     self.gaps.setdefault(v, set()).add(e.number)
 
     def segment_url(self, v: int, name: str) -> str:
-        """Where a player fetches the segment: its URI resolved against the playlist's URL (the bucket's
-        URL, or the VM's path on this host while players are steered away from the bucket: content
-        steering's bucket pathway, steering/bucket_pathway.py)."""
+        """Where a player fetches the segment: its URI resolved against the playlist's URL (the bucket's, or
+        the VM's path on this host while players are steered away from the bucket)."""
         return urljoin(f"{self.url}/live/{v}/playlist.m3u8", self.urls[(v, name)])
 
     def names(self, v: int) -> list[str]:

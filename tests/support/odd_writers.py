@@ -1,11 +1,7 @@
-"""Writers of a segment file that behave unlike Owncast (issue 50, W1-W5): each leaves the file in a state
-a close event, a quiet period or a whole number of packets would take for finished, while its writer has
-not finished it; then finishes it. The ledger records the bytes as the writer finally leaves the file,
-which is what the bucket must hold if the segment is listed at all.
-
-`begin(path)` is a slot's `prepare` (tests/support/owncast_writer.HandFedOwncast.slot): it runs before
-the playlist names the file. `finish()` completes the file.
-"""
+"""Writers of a segment file that behave unlike Owncast: each leaves the file in a state a close event, a
+quiet period or a whole number of packets would take for finished, then finishes it. The ledger records
+the bytes the writer finally leaves, which the bucket must hold if the segment is listed at all.
+`begin(path)` is a slot's `prepare` (before the playlist names the file); `finish()` completes it."""
 
 from __future__ import annotations
 

@@ -1,19 +1,10 @@
-"""The order a run's tests begin in, from data the suite writes: each module's seconds in a full run
-(tests/durations.json, written by `scripts/test --write-durations`), not lists kept by hand.
+"""The order a run's tests begin in, from each module's seconds in a full run (tests/durations.json,
+written by `scripts/test --write-durations`), not lists kept by hand.
 
-pytest-xdist's loadgroup hands each worker the next xdist_group in turn (scripts/test passes
---no-loadscope-reorder, so it keeps this order), then a second, so the first wave runs together and
-each worker's second begins when its first ends:
-
-- the longest group without a browser, then every browser group, longest first (the longest units of
-  work, begun at once rather than left for the end); then the other groups without a browser;
-- then the tests in no group, the modules whose tests each take LONG seconds or more first (those
-  without a browser, pacing themselves by a stream's clock beside the groups' busy browsers, before
-  those with one), longest first; then every other module in file order: short tests that fill the end.
-
-A module the data does not know yet (new) counts as short, and a group it does not know begins after
-the browser groups. Refresh the data after adding a long module: `scripts/test --write-durations`.
-"""
+loadgroup hands each worker the next xdist_group in this order (--no-loadscope-reorder): the longest group
+without a browser, then every browser group, longest first, then the other groups; then the tests in no
+group, modules of LONG seconds or more first (those without a browser before those with one), then the
+rest in file order. A module or group the data does not know counts as short."""
 
 from __future__ import annotations
 
@@ -51,8 +42,7 @@ def write(seen: Mapping[str, Module], path: Path = DURATIONS) -> None:
 
 
 def group_order(groups: Mapping[str, tuple[float, bool]]) -> tuple[str, ...]:
-    """The order the xdist groups begin in. `groups`: each group present -> (its seconds, whether it has a
-    browser)."""
+    """The order the xdist groups begin in; `groups`: each present -> (seconds, has a browser)."""
     def longest(names: Collection[str]) -> list[str]:
         return sorted(names, key=lambda g: (-groups[g][0], g))
 

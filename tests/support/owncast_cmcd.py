@@ -1,32 +1,18 @@
-"""A stand-in for Owncast 0.2's CMCD collector, implemented as Owncast's source does it (owncast/owncast,
-owncast#5031 and the per-viewer page of owncast#5094):
+"""A stand-in for Owncast 0.2's CMCD collector, as Owncast's source does it (owncast#5031, owncast#5094):
 
-- `ReportCmcd` (webserver/handlers/cmcdCollector.go): CORS for any origin (middleware.EnableCors:
-  `Access-Control-Allow-Origin: *`) on every answer; `OPTIONS` 204 with the methods and headers it allows;
-  the body bounded at 64 KiB (http.MaxBytesReader: reading past it is an error, so a first JSON value that
-  does not end within 64 KiB is refused); then parseCmcdReports: the first JSON value of a POST's body
-  (json.Decoder: the rest is not read), whatever its Content-Type: an object (the CMCD query parameter's
-  and headers' keys merged into it), or an array whose objects are reports (other entries skipped; the
-  query's and headers' keys one more report); an empty body: the query's and headers' keys alone; any
-  other value: no report. A body that does not decode: 400 with Go's message; no report with keys: 400
-  "no CMCD report found in request" (webserver/utils WriteSimpleResponse); else 200, empty.
-- parseCMCDRequest and parseCMCDPayload (webserver/handlers/hlsMetrics.go): `?CMCD=` and the four
-  `CMCD-*` headers in dictionary syntax (`k=v` pairs split on commas outside quotes, a quoted value a
-  string, a number a float, a bare token a string, a key alone true).
-- registerCMCDKeys (same file): each report is registered under cmcdClientID (its `sid` when a non-empty
-  string, else the viewer's id) with the viewer's id, GenerateClientIDFromRequest (md5 of the address,
-  X-Forwarded-For's first entry when present, and the User-Agent: tests/support/owncast_viewers.py);
-  `sta` (a string) its state; `mtp` > 0 its bandwidth (kbit/s); `ltc` > 0 its latency (ms -> s); `br` > 0
-  its bitrate (kbit/s), a change of which is a variant switch; one error for `bs` true and one for `e` ==
-  "e", added to its count (every report registers a count, 0 too). (`ttlb`, its download time, is not
-  kept: no test reads it.)
-- metrics/playback.go's RegisterPlaybackReport and playbackClients.go's ClientPlaybackState: the state of
-  each playback client (client id) with its viewer; a client silent for 60 s is gone (a new session starts
-  afresh). `viewers()` groups the clients by viewer (address + User-Agent), as the admin's per-viewer view.
-
-Values that are not the type the Go code asserts (a number as a string, `bs` as a number) are ignored,
-as Go's type assertions ignore them.
-"""
+- ReportCmcd (cmcdCollector.go): CORS for any origin on every answer; `OPTIONS` 204; the body bounded at
+  64 KiB; then the first JSON value of a POST's body, whatever its Content-Type: an object (with the
+  query's and headers' CMCD keys merged in) or an array of reports (non-objects skipped; the query's and
+  headers' keys one more report); an empty body: those keys alone. A body that does not decode: 400 with
+  Go's message; no report with keys: 400 "no CMCD report found in request"; else 200, empty.
+- `?CMCD=` and the four `CMCD-*` headers in dictionary syntax (parseCMCDPayload: `k=v` split on commas
+  outside quotes; a quoted value a string, a number a float, a bare token a string, a key alone true).
+- registerCMCDKeys: a report counts under its `sid` (else the viewer's id, as owncast_viewers.client_id):
+  `sta` its state, `mtp` > 0 its bandwidth, `ltc` > 0 its latency (ms -> s), `br` > 0 its bitrate (a
+  change is a variant switch), one error each for `bs` true and `e` == "e". Values of another type than
+  Go asserts are ignored.
+- A playback client silent for 60 s is gone; `viewers()` groups the clients by viewer (address +
+  User-Agent), as the admin's per-viewer view."""
 
 from __future__ import annotations
 

@@ -1,51 +1,24 @@
-"""A stand-in for Owncast's viewer count, implemented as Owncast's source does it (owncast/owncast):
+"""A stand-in for Owncast's viewer count, playback reports and Stream Health, as Owncast's source does them.
 
-- `GET /api/ping` (webserver/handlers/ping.go @58fcfd9c, lines 10-15): the viewer made from the request
-  (models/viewer.go, GenerateViewerFromRequest) is marked active, then 200 with no body, no CORS headers.
-- the viewer's id (utils/clientId.go, current form, GenerateClientIDFromRequest and
-  GetIPAddressFromRequest): md5 of the address followed by the User-Agent; the address is the first
-  entry of X-Forwarded-For (split on ", ", a "::ffff:" prefix stripped, host:port split when it has a
-  colon, "" when that fails) when the header is there, else the connection's address. Any client may
-  send X-Forwarded-For: Owncast trusts it.
-- SetViewerActive (services/stream/stats.go @45c0856, lines 68-89): nothing while no stream is
-  connected; else the viewer's LastSeen is now (added when new).
-- pruneViewerCount (same file, lines 99-111, run every 5 s from setupStats, line 25): viewers whose
-  LastSeen is activeViewerPurgeTimeout (15 s) old or older are dropped.
-- `GET /api/status`: `viewerCount` is the number of active viewers (what Owncast's page and admin show).
-- `GET /api/config` (webserver/handlers/config.go, GetWebConfig): the server's `name` and `summary` (and
-  the current `streamTitle`, left out when empty) among its web config, JSON, with
-  `Access-Control-Allow-Origin: *` (middleware.EnableCors) and caching off; the viewer page reads its name
-  and summary (issue 47).
+- `GET /api/ping` (webserver/handlers/ping.go): the viewer made from the request is marked active; 200,
+  no body, no CORS. Its id (utils/clientId.go): md5 of the address and the User-Agent, the address being
+  X-Forwarded-For's first entry ("::ffff:" and a port stripped) when sent, which Owncast trusts.
+- SetViewerActive (services/stream/stats.go): nothing while no stream is connected; pruneViewerCount, every
+  `prune_every` (5 s), drops viewers unseen for `purge_timeout` (15 s; parameters, so tests need not wait).
+- `GET /api/status`: `viewerCount`, the active viewers. `GET /api/config`: `name`, `summary` (and
+  `streamTitle` when set), with `Access-Control-Allow-Origin: *` and caching off.
+- `/api/metrics/playback` (playbackMetrics.go): not a POST, or a first JSON value that does not decode
+  into float64 {bandwidth, latency, errors, downloadDuration, qualityVariantChanges} (names matched
+  case-insensitively, unknown ones ignored, null and missing 0): 400 `{"success":false,"message":...}`;
+  else 200, and the viewer's errors and variant changes, and its non-zero bandwidth, latency and download
+  duration, replace its values in the window. Content-Type is not looked at.
+- Each poll (every 2 minutes) empties the window after making the overview from it while online
+  (`stream_health()`, healthOverview.go): healthy percentage = 100 - the share of reporting clients with
+  errors (int(x / total * 100)), healthy above 75; representation = clients reporting a bandwidth over
+  active viewers; "N of M viewers (P%) may be experiencing some issues." once 3 or more clients report.
 
-The purge timeout and prune interval are parameters so a test needs not wait Owncast's 15 s.
-
-Its playback reports and "Stream Health" (issue 42), as Owncast's source does them:
-
-- `/api/metrics/playback` (webserver/handlers/playbackMetrics.go @05203d1f, ReportPlaybackMetrics, lines
-  15-53; the handler itself checks the method, lines 16-19): a method other than POST, or a body whose first
-  JSON value does not decode into {bandwidth, latency, errors, downloadDuration, qualityVariantChanges}
-  (float64 each; Go's encoding/json matches the names case-insensitively, ignores unknown ones, leaves
-  null and missing ones 0, refuses another type), is answered 400 `{"success":false,"message":...}`
-  (webserver/responses/responses.go @58fcfd9c, WriteSimpleResponse); else 200 with no body, and for the
-  viewer made from the request (client_id, as /api/ping): its error count and variant changes always,
-  bandwidth, latency and download duration when not 0, each replacing that client's value in the window
-  (services/metrics/playback.go @32b1dbea, lines 28-64, windowed maps keyed by client id). The request's
-  Content-Type is not looked at.
-- the window is emptied at each poll (same file, handlePlaybackPolling, lines 12-26; every 2 minutes:
-  services/metrics/metrics.go, playbackMetricsPollingInterval), after the overview is made from it while
-  online: `stream_health()` here, generateStreamHealthOverview (services/metrics/healthOverview.go
-  @a3a0a3c2, lines 26-52) with getClientErrorHeathyPercentage and getClientsWithErrorsCount (its last two
-  functions): healthy percentage = 100 - the share of reporting clients whose error count is above 0
-  (utils/utils.go, IntPercentage: int(x / total * 100)), healthy when above 75; representation = the
-  clients that reported a bandwidth over the active viewers; and errorCountHealthOverviewMessage's
-  "N of M viewers (P%) may be experiencing some issues." once 3 or more clients report. (The CPU,
-  bitrate and passthrough messages it tries first need Owncast's own hardware and settings.)
-
-Without a CMCD collector (`collector`, tests/support/owncast_cmcd.py) it is an Owncast before 0.2: its
-`/api/metrics/cmcd` is no route, so its index handler answers (webserver/handlers/index.go, IndexHandler:
-CORS for any origin, then the web files, which have no such file): 404 with
-`Access-Control-Allow-Origin: *`; `cmcd_misses` counts them.
-"""
+Without a CMCD `collector` (tests/support/owncast_cmcd.py) it is an Owncast before 0.2: `/api/metrics/cmcd`
+falls to its index handler, a 404 with `Access-Control-Allow-Origin: *`, counted in `cmcd_misses`."""
 
 from __future__ import annotations
 
@@ -164,8 +137,7 @@ class StreamHealth:
 
 
 class OwncastViewers(Served):
-    """Owncast's /api/ping, /api/status and /api/metrics/playback on 127.0.0.1; `viewers` is its active
-    set, `playback` its playback window."""
+    """Owncast's viewer APIs on 127.0.0.1; `viewers` is its active set, `playback` its playback window."""
 
     def __init__(self, *, purge_timeout: float = 15.0, prune_every: float = 5.0,
                  stream_connected: bool = True, collector: CmcdCollector | None = None) -> None:

@@ -105,9 +105,7 @@ class LateSlot:
 class HandFedOwncast(OwncastFolder):
     """HLS_DIR written by hand the way Owncast writes it: `slot()` puts one segment in every variant
     folder, then rewrites every variant playlist to list it (a rolling list of `list_size` entries).
-    The one writer's OwncastFolder, filled by a test: it may also add entries and rewrite playlists itself.
-    `seconds`: each segment's EXTINF and the playlists' target duration (Owncast's latency level).
-    `ledger`: every file it writes is recorded there as closed (`write_in_place` takes one too)."""
+    `seconds`: each EXTINF and the target duration; `ledger` records every file it writes as closed."""
 
     def __init__(self, root: Path, ts: bytes, *, variants: tuple[int, ...] = (0, 1), run: str = "f4ult",
                  list_size: int = 10, with_pdt: bool = True, t0: float | None = None,
@@ -154,9 +152,9 @@ class HandFedOwncast(OwncastFolder):
         return name
 
     def late_slot(self, share: float = 0.2) -> LateSlot:
-        """Issue 39's race, held as long as the test likes: the next segment in every variant with all
-        but its last `share` written and the file left open, then the playlists that list it. The
-        files are finished (and closed) by `LateSlot.finish()`."""
+        """A segment Owncast is still writing when its playlist names it, held as long as the test likes:
+        all but its last `share` written and the file left open, then the playlists; `LateSlot.finish()`
+        ends it."""
         name = self.name(self.number)
         written = len(self.ts) - max(1, int(len(self.ts) * share))
         held = LateSlot(name, [])
@@ -177,15 +175,13 @@ class HandFedOwncast(OwncastFolder):
 
 
 def write_next(owncast: HandFedOwncast, segments: list[bytes]) -> None:
-    """Owncast's next segment, `segments`[its number], written in place in every variant, then the
-    playlists listing it."""
+    """Owncast's next segment, `segments`[its number], written in every variant, then the playlists."""
     body = segments[owncast.number]
     owncast.slot({v: lambda path: write_in_place(path, body) for v in owncast.variants})
 
 
 async def keep_writing(owncast: HandFedOwncast, segments: list[bytes]) -> None:
-    """The rest of `segments`, one a second on the stream's own clock: segment n goes in when its end
-    (t0 + n + 1) is now."""
+    """The rest of `segments`, one a second on the stream's clock: segment n goes in at t0 + n + 1."""
     while owncast.number < len(segments):
         await asyncio.sleep(max(0.0, owncast.t0 + owncast.number + 1 - time.time()))
         write_next(owncast, segments)

@@ -33,10 +33,8 @@ class Demo:
 @contextlib.asynccontextmanager
 async def running_demo(tmp_path: Path, seaweed: SeaweedS3, trackers: str, *, recordings: Recordings,
                        **over: str) -> AsyncIterator[Demo]:
-    """The live demo stream (the transcoder's encoding replayed: conftest's `recordings`), its segments
-    served through a CountingProxy, P2P_TRACKERS=trackers, with the service's own REWIND_SECONDS, as it
-    ships. (The stream is young, so the playlists list only seconds behind the edge here: the start-up
-    path for a long window is bench.p2p's to measure.)"""
+    """The live demo stream (recordings replayed), its segments served through a CountingProxy,
+    P2P_TRACKERS=trackers, the service's own REWIND_SECONDS, as it ships."""
     async with proxied_stream(tmp_path, seaweed, trackers, segment_seconds=SEGMENT_SECONDS, recordings=recordings,
                               **{"REWIND_SECONDS": str(DEFAULT_REWIND_SECONDS), **over}) as (service, proxy):
         yield Demo(seaweed, proxy, service)
@@ -45,11 +43,8 @@ async def running_demo(tmp_path: Path, seaweed: SeaweedS3, trackers: str, *, rec
 @contextlib.asynccontextmanager
 async def demo_with_tracker(tmp_path: Path, seaweed: SeaweedS3, tracker_dir: Path, *, recordings: Recordings,
                             **over: str) -> AsyncIterator[Demo]:
-    """running_demo with the tracker as it runs on the VM: it serves only this service's swarms, read
-    from the service (TRACKER_SERVICE_URL), so the viewers meet through the same checks a stranger
-    meets. Its port is chosen first, since the service names it to the viewers. A private stream's
-    (PRIVATE_SECRET in `over`): the tracker is given the viewer key, as `hls-broadcaster invite
-    tracker-key` prints it for its unit."""
+    """running_demo with the tracker as it runs on the VM, serving only this service's swarms (read from
+    TRACKER_SERVICE_URL) and, for a private stream, given the viewer key as `invite tracker-key` prints it."""
     port = free_port()
     secret = over.get("PRIVATE_SECRET")
     env = {"TRACKER_VIEWER_KEY": derive(secret, VIEWER).hex()} if secret else None

@@ -1,9 +1,6 @@
-"""How the player tests open a page in Chromium: a context of its own (so its cache, its storage and its
-User-Agent are no other page's), the scripts that watch it added before the page's own run, and what
-its console warned of and its scripts threw kept for a failure's message. One opener for the modules
-that play pages side by side (tests/test_steering_browser.py, tests/test_independent_players.py,
-tests/test_players_empty_end.py); tests/support/browser.py's open_viewer waits for the viewer page.
-"""
+"""How the player tests open a page in Chromium: a context of its own (its cache, storage and User-Agent),
+the scripts that watch it added before the page's own, and its console and thrown errors kept for a
+failure's message."""
 
 from __future__ import annotations
 
@@ -17,8 +14,7 @@ SAID = 300  # characters kept of each console line or error
 
 @dataclass
 class Opened:
-    """A page in a context of its own; `said`: its console's warnings and errors, `thrown`: what its
-    scripts threw (pageerror), both as they came."""
+    """A page in a context of its own; `said`: its console's warnings and errors, `thrown`: its pageerrors."""
 
     context: Any
     page: Any

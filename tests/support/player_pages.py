@@ -18,20 +18,14 @@ SHAKA = SUPPORT / "shaka"
 SHAKA5 = SUPPORT / "shaka5"
 STALL_MS = 250
 
-# Records on window.probe, polled every 50 ms: errors (fatal or not), the video's events, the fragments
-# loaded (hls.js: sn and cc), stalls (its time standing still for more than STALL_MS while neither paused
-# nor seeking, once it has moved, with the position shown; `current`: the one going on), the seconds played
-# since it moved, how far it got (`furthest`: the position where the page reads one, else currentTime) and
-# how long it has not moved (`stillMs`, paused or not), a sample every 250 ms of [ms, currentTime, position,
-# picture height, seconds played], the switches it was made to do, and `done` once the video ended, a fatal
-# error came, or playback has not moved for STUCK_MS (`stuck`) at `last` seconds or later (as `furthest`
-# counts). A position is the moment (seconds from the scenario's start) the
-# picture shows, read from its barcode. STUCK_MS is 20 s unless the page's `stuck` parameter says
-# otherwise: in full runs of the suite (seven other Chromium pages beside these four on two cores) Shaka
-# stood still 10 s and went on. Standing still before `last` is no verdict (a starved browser on a busy
-# machine holds a video seconds at a time and then plays on). `hooked`: for hooks a page adds
-# (tests/support/empty_end_players.py's). The pages load it; added as an init script, it watches any page
-# (the viewer's), and a page's own copy then adds nothing.
+# Records on window.probe, polled every 50 ms: errors, the video's events, the fragments loaded (hls.js: sn
+# and cc), stalls (time standing still for more than STALL_MS while neither paused nor seeking, once it has
+# moved; `current`: the one going on), seconds played, how far it got (`furthest`) and how long it has not
+# moved (`stillMs`), a sample every 250 ms of [ms, currentTime, position, picture height, seconds played],
+# the switches it was made to do, and `done` once the video ended, a fatal error came, or it has not moved
+# for STUCK_MS (`stuck`, 20 s unless the page's `stuck` says: a starved Shaka stood still 10 s and went on)
+# at `last` seconds or later. A position is the moment the picture shows, read from its barcode. `hooked`:
+# for hooks a page adds. Added as an init script it watches any page; a page's own copy then adds nothing.
 PROBE_JS = """
 (() => {
   if (window.probe) return;

@@ -34,9 +34,8 @@ VIDEO_JS = """() => {
 
 async def play_page(browser: Any, url: str, timeout: float) -> PageRun:
     """The player's page at `url` until its probe is done (or `timeout` seconds: `done` stays false, an
-    observation too), bounded as a whole: a renderer that stops answering (seen once, under the full
-    suite's load: a module waited 17 minutes on it) becomes an observation (`console` says), not a hung
-    suite."""
+    observation too), bounded as a whole: a renderer that stops answering becomes an observation, not a
+    hung suite."""
     run = PageRun()
     try:
         await asyncio.wait_for(_play_page(browser, url, timeout, run), timeout + 45)

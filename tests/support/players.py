@@ -1,9 +1,6 @@
-"""Players playing what the service made (tests/test_players_across_change.py): each client replays the
-versions one publisher run made (publish_scenario.Made) through the service's own PlaylistRoutes on its
-own clock, from its first request (a Stream of tests/support/scripted_stream.py); the pages of
-tests/support/player_pages.py record what the picture shows, ffmpeg reads the same playlists. Played is
-what one player did.
-"""
+"""Players playing what the service made (tests/test_players_across_change.py): each client replays one
+publisher run's versions (publish_scenario.Made) through the service's own PlaylistRoutes on its own
+clock; the pages record what the picture shows, ffmpeg reads the same playlists. Played is what one did."""
 
 from __future__ import annotations
 
@@ -30,12 +27,10 @@ PLAYER_TIMEOUT = 75.0  # a stuck player is caught by the page's own watchdog lon
 
 
 class SwitchRace:
-    """One client's playlist answers in the order a slow link or a busy machine sometimes gives them at a
-    switch between variants: the reload of the variant it plays that is pending when it switches is
-    answered while the other variant's first playlist is on its way, and that playlist LATENCY later.
-    To have a reload pending then, the first variant's blocking reloads are held until the switch (at
-    most HOLD, three target durations of "apart", the longest a server may hold one). Shaka 4.16.50
-    loses the new variant's segments in this order (test_players_across_change, SHAKA_APART)."""
+    """One client's answers in the order a slow link sometimes gives them at a switch between variants: the
+    pending reload of the old variant answered while the new variant's first playlist is on its way, and that
+    one LATENCY later. The old variant's blocking reloads are held until the switch (at most HOLD). Shaka
+    4.16.50 loses the new variant's segments in this order (test_players_across_change, SHAKA_APART)."""
 
     HOLD = 9.0
     LATENCY = 0.3
@@ -109,8 +104,7 @@ class Client(Stream):
         return self.current().media.get(variant)
 
     async def wait_for_sequence(self, variant: int, sequence: int, timeout: float) -> Rendered | None:
-        """As VisiblePlaylists.wait_for_sequence: the version listing `sequence`, once this client's
-        clock reaches it, or None after `timeout`."""
+        """As VisiblePlaylists': the version listing `sequence` once this client's clock reaches it."""
         deadline = time.monotonic() + timeout
         while True:
             rendered = self.media_playlist(variant)
@@ -147,8 +141,7 @@ class Played:
         return max((at for _, at, _ in self.positions()), default=None)
 
     def jumps(self) -> list[tuple[float, float]]:
-        """Where the picture moved more than a second away from the seconds played between two
-        samples: (from, to)."""
+        """Where the picture moved over a second away from the seconds played between samples: (from, to)."""
         out, samples = [], self.log.get("samples", [])
         for (_, _, a0, _, p0), (_, _, a1, _, p1) in zip(samples, samples[1:]):
             if a0 is not None and a1 is not None and abs((a1 - a0) - (p1 - p0)) > 1.0:
@@ -191,11 +184,9 @@ class Played:
         return {status: statuses.count(status) for status in sorted(set(statuses))}
 
     def redirects(self) -> list[tuple[str, str]]:
-        """Each playlist request answered 302, and why (a failed test says): "behind" (a number more than
-        hls.MSN_BEHIND_LIMIT behind the newest when it was asked: a client late for its reload, past its
-        budget of such answers, broadcaster/http/late.py), "repeated" (_HLS_msn given twice: Shaka 4.16 keeps the URL a redirect took it to as
-        the playlist's own and adds its next number after the one there, so every reload after its first
-        redirect is one more), or "other"."""
+        """Each playlist request answered 302, and why: "behind" (more than hls.MSN_BEHIND_LIMIT behind the
+        newest, past the client's budget: broadcaster/http/late.py), "repeated" (_HLS_msn given twice: Shaka
+        4.16 keeps a redirect's URL and adds its next number), or "other"."""
         out = []
         for r in self.client.asked:
             if ".m3u8" not in r.path or r.status != 302:

@@ -1,8 +1,6 @@
-"""A bucket on moto that anyone may read, as an R2 bucket behind its public URL: the service's steering
-probe and the players fetch segments without credentials, and moto in server mode refuses an unsigned
-GET (403) until a bucket policy allows it. Without it the probe fails twice and the service rightly
-steers players to the VM's pathway (players and /health then say so), which a test about something
-else reads as its own failure."""
+"""A bucket on moto that anyone may read, as an R2 bucket behind its public URL: moto refuses an unsigned
+GET until a bucket policy allows it, and then the service's steering probe would fail and steer players
+to the VM, which a test about something else would read as its own failure."""
 
 from __future__ import annotations
 

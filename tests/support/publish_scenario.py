@@ -1,11 +1,6 @@
-"""Owncast's changes fed to the service's own Publisher, for players to play
-(tests/test_players_across_change.py).
-
-A scenario's media are real MPEG-TS segments from the bundled ffmpeg, cut exactly where it needs (each
-picture carries its moment as a barcode, which tests/support/players.py's page reads); its Cuts are the
-segments Owncast lists, fed to the real Publisher (real Uploader, a FakeStore as the bucket) on a clock
-that follows the media, and every version it makes visible is kept (Made).
-"""
+"""Owncast's changes fed to the service's own Publisher, for players to play (test_players_across_change):
+real MPEG-TS cut where the scenario needs (each picture carries its moment as a barcode), listed to the
+real Publisher (a FakeStore as the bucket) on the media's clock; every version it shows is kept (Made)."""
 
 from __future__ import annotations
 
@@ -69,11 +64,9 @@ def barcode(offset: float) -> str:
 
 
 def encode(folder: Path, name: str, cuts: list[float], height: int = 180, offset: float = 0.0) -> Encoded:
-    """H.264 + AAC (a plain picture and a tone: cheap to make) with keyframes exactly at `cuts`
-    (seconds; the first 0, the last the end), cut by ffmpeg's HLS muxer at every keyframe, as Owncast's
-    ffmpeg cuts a copied variant at the streamer's keyframes. Timestamps start at 0 in every run, as in a
-    new transcoder run; the picture carries its moment in the scenario (`offset` + its time) as a
-    barcode."""
+    """H.264 + AAC (a plain picture and a tone) with keyframes exactly at `cuts` (seconds), cut by ffmpeg's
+    HLS muxer at every keyframe, as Owncast's ffmpeg cuts a copied variant; timestamps start at 0, and the
+    picture carries `offset` + its time as a barcode."""
     out = folder / name
     out.mkdir()
     width = height * 16 // 9

@@ -34,8 +34,7 @@ class Response:
 
 
 def responses(data: bytes) -> list[Response]:
-    """Every HTTP/1.1 answer in `data`, in order, each framed by its Content-Length (none: no body) or
-    chunked."""
+    """Every HTTP/1.1 answer in `data`, in order, framed by its Content-Length (none: no body) or chunked."""
     out: list[Response] = []
     while data:
         head, sep, data = data.partition(b"\r\n\r\n")

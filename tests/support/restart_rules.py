@@ -1,21 +1,11 @@
-"""Whether a supervisor starts the service again after its process ended, read from the shipped files
-as the supervisor reads them: systemd from a unit's [Service] section, pm2 from an ecosystem file's app.
+"""Whether a supervisor starts the service again after its process ended, read from the shipped files as
+the supervisor reads them (systemd cannot run in this sandbox; tests/test_pm2.py runs the real pm2).
 
-systemd cannot run in this sandbox (PID 1 is not systemd, so `systemd-run` has nothing to talk to): its
-decision is taken here as src/core/service.c takes it (service_shall_restart, systemd 252, Debian 12's),
-from the unit's own lines, for an exit status or a signal a real process gave:
-
-- the main process's end is a success when it exited 0 or with a status named in SuccessExitStatus=, or
-  was killed by SIGHUP, SIGINT, SIGTERM or SIGPIPE (EXIT_CLEAN_DAEMON); else a failure (exit code, signal);
-- RestartPreventExitStatus= (exit statuses and signal names) wins over everything: no restart;
-  RestartForceExitStatus= then: a restart;
-- else Restart=: no, always, on-success, on-failure (any failure), on-abnormal (a signal, not an exit
-  code), on-abort (a signal), on-watchdog (never here).
-
-pm2's is taken as lib/God.js's handleExit takes it (pm2 6): no restart when autorestart is false or the
-exit code is in stop_exit_codes; a restart otherwise (past max_restarts unstable restarts, within
-min_uptime each, it gives up: not modelled here, tests/test_pm2.py runs the real pm2 for that part).
-"""
+systemd's decision as src/core/service.c's service_shall_restart (systemd 252) takes it: the end is a
+success when it exited 0 or with a SuccessExitStatus=, or was killed by SIGHUP, SIGINT, SIGTERM or SIGPIPE;
+RestartPreventExitStatus= wins over everything (no restart), RestartForceExitStatus= then (a restart), else
+Restart= decides. pm2's as lib/God.js's handleExit: no restart when autorestart is false or the exit code
+is in stop_exit_codes (its give-up after unstable restarts is not modelled)."""
 
 from __future__ import annotations
 
@@ -95,8 +85,7 @@ def _in(assignments: list[str], ended: Ended) -> bool:
 
 
 def systemd_restarts(unit: Path, ended: Ended) -> bool:
-    """Whether systemd starts `unit`'s service again after its main process ended so, on its own (not
-    stopped by systemctl)."""
+    """Whether systemd starts `unit`'s service again after its main process ended so on its own."""
     service = unit_sections(unit)["Service"]
     restart = service.get("Restart", ["no"])[-1] or "no"
     if restart not in _RESTART_VALUES:

@@ -1,11 +1,7 @@
-"""One SeaweedFS server for a whole run of the suite, and a bucket of its own for each test on it
-(tests/conftest.py's `seaweed_server` and `seaweed`): what a test does to its bucket no other test sees,
-and none waits for a server of its own to start (2-3 s each, some 60 times a run).
-
-With pytest-xdist, the controller starts the server before its workers (RunWideServer) and stops it
-after they are all done; each worker attaches to it (SeaweedS3.attach). An idle `weed mini` costs
-1.1-1.4 % of a core (60 s each, 2026-11-26): one per worker was about 40 s of CPU in a run of the suite.
-Run without workers, the session starts a server of its own."""
+"""One SeaweedFS server for a whole run, and a bucket of its own for each test on it (conftest's
+`seaweed_server` and `seaweed`): no test sees another's bucket, and none waits 2-3 s for a server.
+With pytest-xdist the controller starts it before its workers (RunWideServer) and stops it after them;
+each worker attaches to it. Run without workers, the session starts one of its own."""
 
 from __future__ import annotations
 

@@ -1,12 +1,9 @@
-"""A scripted live stream served to each client on a clock of its own: the stream server of the player
-tests (tests/test_gap_players.py, tests/test_players_empty_end.py, tests/test_players_across_change.py).
+"""A scripted live stream served to each client on a clock of its own, for the player tests.
 
-A client is a path of its own, /c/<client>/live/: master.m3u8, <n>/playlist.m3u8 and the segments beside
-them (<n>/<name>). Its Stream, a subclass per rig, says what each request is answered on the client's
-clock, which starts at its first request `join` seconds into the script and runs at `rate` against the
-wall's; the server records every answer (Asked) on that clock. Every answer carries CORS: some players'
-pages come from another origin, as a site embedding one.
-"""
+A client is a path of its own, /c/<client>/live/ (master.m3u8, <n>/playlist.m3u8, <n>/<name>). Its
+Stream, a subclass per rig, answers each request on the client's clock, which starts at its first request
+`join` seconds into the script; every answer is recorded (Asked) and carries CORS (some pages come from
+another origin, as a site embedding a player)."""
 
 from __future__ import annotations
 
@@ -25,9 +22,8 @@ SHOWN = web.ResponseKey("shown", float)  # a media playlist answer's: from when 
 
 
 class Clock:
-    """Seconds into the script on one client's clock: `join` at its first reading (the server reads it at
-    the client's first request), then `rate` seconds per second of the wall's (below 1: each version of
-    the script shown longer)."""
+    """Seconds into the script on one client's clock: `join` at its first reading, then `rate` seconds per
+    second of the wall's (below 1: each version shown longer)."""
 
     def __init__(self, join: float = 0.0, rate: float = 1.0) -> None:
         self.join = join
@@ -72,8 +68,8 @@ class Asked:
 
 
 class Stream:
-    """One client's stream: its clock and what it asked. A rig's subclass answers its playlists and gives
-    its segments' bytes (None: 404)."""
+    """One client's clock and what it asked; a rig's subclass answers its playlists and segments
+    (None: 404)."""
 
     def __init__(self, clock: Clock | None = None) -> None:
         self.clock = clock or Clock()

@@ -72,9 +72,8 @@ def moto_env(moto_url: str, tmp_path: Path, **over: str) -> dict[str, str]:
 
 
 def with_this_code(env: dict[str, str]) -> dict[str, str]:
-    """`env` for a child `python -m broadcaster`: it imports the package this process imported (the
-    checkout under test), not whichever copy pip last installed in editable mode (another clone's, a
-    timing run's), which it did from its own working folder otherwise."""
+    """`env` for a child `python -m broadcaster` that imports the package this process imported (the
+    checkout under test), not whichever copy pip last installed in editable mode."""
     code = str(Path(broadcaster.__file__).resolve().parent.parent)
     return {**env, "PYTHONPATH": os.pathsep.join(p for p in (code, env.get("PYTHONPATH", "")) if p)}
 
@@ -121,8 +120,7 @@ class ServiceProcess:
         return self
 
     async def refused(self, timeout: float = 20.0, code: int = 2) -> list[str]:
-        """Start it, expecting start-up to fail: it must not serve and must exit with `code` (2: a set-up
-        mistake, which neither systemd's unit nor pm2's file restarts). Returns its
+        """Start it, expecting start-up to fail: it must not serve and must exit with `code`; its
         `hls-broadcaster: error:` lines."""
         try:
             await self.start(timeout)
@@ -204,9 +202,8 @@ class ServiceProcess:
 
 @contextlib.asynccontextmanager
 async def running_service(service: Service | Settings | dict[str, str]) -> AsyncIterator[Service]:
-    """The service in this process (built already, from settings, or from an environment such as
-    service_env's), started for the block and stopped after it whatever happens, through its public
-    start() and stop() only."""
+    """The service in this process (built, from settings, or from an environment such as service_env's),
+    started for the block and stopped after it whatever happens, through its public start() and stop()."""
     if not isinstance(service, Service):
         service = Service(service if isinstance(service, Settings) else load_settings(environ=service))
     await service.start()

@@ -1,14 +1,10 @@
-"""An HTTP forward proxy that reaches its targets from a loopback address of its own (127.0.0.2, ...): a
-browser context given it as its proxy (Playwright's per-context `proxy`) is, to the server behind it,
-another machine. Linux routes all of 127.0.0.0/8 to the loopback interface, so binding the outgoing
-socket to 127.0.0.N needs no set-up. Why a proxy: Chromium connects from 127.0.0.1 whatever loopback
-address it reaches (the kernel's route gives that source), and a server that tells clients apart by
-their address (Owncast) then sees one machine.
+"""An HTTP forward proxy that reaches its targets from a loopback address of its own (127.0.0.2, ...), so a
+browser context given it as its proxy is another machine to a server that tells clients apart by address
+(Owncast): Chromium connects from 127.0.0.1 whatever loopback address it reaches, and Linux routes all of
+127.0.0.0/8 to loopback, so binding 127.0.0.N needs no set-up.
 
-Plain HTTP only (a request in absolute form, `GET http://host:port/path HTTP/1.1`): the first request's
-target is connected to and the connection is then a pipe both ways, so every request a client sends on
-one connection must go to that target (a context's proxy is given only for one origin: its `bypass`
-lists the others). `localhost` is dialled as 127.0.0.1, the family of the bound address."""
+Plain HTTP only: the first request's target is connected to and the connection is then a pipe both ways,
+so a context's proxy serves one origin (its `bypass` lists the others)."""
 
 from __future__ import annotations
 

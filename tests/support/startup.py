@@ -1,13 +1,6 @@
-"""A page's start-up as the browser sees it: the time to its video's first frame, and the
-requests it made before that frame, each redirect among them. For the browser tests' first visits
-(first_visit) and bench/startup.py.
-
-The first frame is the browser's own: requestVideoFrameCallback on the page's <video> (the moment the
-frame went to the compositor), in the page's clock (performance.now(), from the navigation's start).
-A request counts when the browser started it before that moment (Playwright's request.timing, the
-browser's wall clock; the page's timeOrigin puts the frame on the same clock). Every redirect is a
-request of its own, as it is on the network: `/player.js` and the `/player.js?v=...` it leads to are two.
-"""
+"""A page's start-up as the browser sees it: the time to its video's first frame (requestVideoFrameCallback,
+in the page's clock) and the requests the browser started before it (Playwright's request.timing), each
+redirect a request of its own, as on the network. For the browser tests' first visits and bench/startup.py."""
 
 from __future__ import annotations
 
@@ -77,8 +70,7 @@ class Startup:
 
 
 async def emulate(context: Any, page: Any, latency_ms: float, throughput: float = -1) -> None:
-    """Chromium's network emulation for `page`: `latency_ms` added to every round trip, `throughput`
-    bytes/s each way (-1: no limit)."""
+    """Chromium's network emulation: `latency_ms` on every round trip, `throughput` bytes/s (-1: none)."""
     cdp = await context.new_cdp_session(page)
     await cdp.send("Network.enable")
     await cdp.send("Network.emulateNetworkConditions", {

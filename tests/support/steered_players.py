@@ -1,14 +1,8 @@
-"""Players watched through an outage (tests/test_steering_browser.py): the viewer page, and plain hls.js
-(with and without its content steering), video.js (Owncast's player) and Shaka pages
-(tests/support/player_pages.py's pages), each in its own Chromium context, every segment response it gets
-recorded with a hash of its body, and the picture watched for stalls.
-
-A stall is the video's time standing still for more than STALL_MS while it is neither paused nor
-seeking, once it has played (measured every 50 ms in the page: player_pages.PROBE_JS). Each segment
-response is named by the pathway that served it (`bucket`: the bucket's public URL, `vm`: the service; a
-redirect from the VM to the bucket is noted apart, the bucket's answer that follows is the fetch) and
-compared with the writers' ledger (broadcaster/demo/ledger.py): byte for byte Owncast's finished file.
-"""
+"""Players watched through an outage (tests/test_steering_browser.py): the viewer page, hls.js (with and
+without content steering), video.js and Shaka, each in its own Chromium context, every segment response
+recorded with a hash of its body and the pathway that served it (a VM redirect to the bucket noted apart),
+compared with the writers' ledger, and the picture watched for stalls (time standing still for more than
+STALL_MS while neither paused nor seeking, once it has played)."""
 
 from __future__ import annotations
 
@@ -94,8 +88,7 @@ class Watched:
     clock: float = 0.0  # time.monotonic() - performance.now() / 1000 in the page: its stalls on our clock
 
     async def stalls(self) -> list[dict[str, Any]]:
-        """Stalls so far, the one going on included (its `at` and `ms` so far); `start`: its start on
-        time.monotonic()'s clock."""
+        """Stalls so far, the one going on included; `start`: its start on time.monotonic()'s clock."""
         got: dict[str, Any] = await self.page.evaluate("() => ({ stalls: probe.stalls, current: probe.current })")
         stalls = [dict(s, start=self.clock + s["at"] / 1000) for s in got["stalls"]]
         if got["current"] > STALL_MS:

@@ -1,9 +1,6 @@
-"""What tests/test_steering_browser.py reads of its service and its pages: the service's /health and
-/metrics, each page's fetches and reloads as seen from the test (steered_players.Watched), and a stall's
-share that is the service's: from when Owncast finished the segment the page waited for until it left
-the server, as the rig saw it from its own loop (on a loaded machine the emulator's ffmpeg falls behind,
-and a starved Chromium and the test's own loop see an answer seconds after it was sent).
-"""
+"""What tests/test_steering_browser.py reads of its service and its pages: /health and /metrics, each page's
+fetches and reloads (steered_players.Watched), and a stall's share that is the service's, as the rig saw
+it from its own loop (a starved Chromium and test loop see an answer seconds after it was sent)."""
 
 from __future__ import annotations
 
@@ -95,12 +92,10 @@ def steering_manifests(watched: Watched) -> list[float]:
 
 
 def told_back(watched: Watched, back_at: float) -> float:
-    """When a page was told the bucket serves again, by its own requests (on a loaded machine a
-    browser's reloads come late, and a wall-clock bound after the service steered back failed runs
-    where every player did as told): its first steering manifest answered after `back_at` (players
-    with content steering), its first segment request the VM redirected to the bucket (without), and
-    for the viewer page no sooner than pathways.js's LEAVE_MS (10 s) after its last failed bucket fetch, as
-    viewer/src/player.js keeps the VM first that long."""
+    """When a page was told the bucket serves again, by its own requests (a loaded browser's reloads come
+    late): its first steering manifest answered after `back_at`, or its first segment request the VM
+    redirected to the bucket; the viewer page no sooner than LEAVE_MS (10 s) after its last failed bucket
+    fetch, as viewer/src/player.js keeps the VM first that long."""
     told = [at for at in steering_manifests(watched) if at >= back_at]
     told += [at for at, _url in watched.redirected if at >= back_at]
     when = min(told, default=back_at)
@@ -112,10 +107,8 @@ def told_back(watched: Watched, back_at: float) -> float:
 
 def served_at(wire: CountingProxy, gates: BucketGates, address: str | None, fetched: Fetched) -> float:
     """When the segment a page got left the server, as the rig saw it from its own loop (the wire in front
-    of the VM, the viewers' gate in front of the bucket): the page's own record (Playwright's event, in the
-    test's loop) comes seconds late when the machine is starved. The latest such answer no later than
-    the page's record: the VM's by the page's `address`; the bucket's gate cannot tell pages apart, and a
-    later answer than the page's own only charges it more."""
+    of the VM, the gate in front of the bucket; the page's own record comes late on a starved machine):
+    the latest such answer no later than the page's record."""
     tail = f"/{fetched.variant}/{fetched.name}"
     if fetched.pathway == "vm":
         times = [a.at for a in list(wire.answers)
@@ -128,12 +121,9 @@ def served_at(wire: CountingProxy, gates: BucketGates, address: str | None, fetc
 
 def charged(players: Players, served: Callable[[Fetched], float], watched: Watched,
             stall: dict[str, Any]) -> float:
-    """Seconds of a stall the service is answerable for: from when the segment it waited for existed
-    (Owncast had finished it: on a loaded machine the emulator's ffmpeg falls behind, and no server
-    can list what the source has not made), or from its start, until the segment left the server for
-    the page (`served`: served_at), or its end if it had none. What a page does with a segment it has is its
-    machine's: run10 of 2026-11-25 failed on Shaka standing still 3.2 s with the bucket serving it, the
-    segment it waited for in hand from 0.9 s on (Chromium starved beside four workers on two cores)."""
+    """Seconds of a stall the service is answerable for: from when the segment it waited for existed (no
+    server can list what the source has not made), or from its start, until the segment left the server
+    for the page (`served`), or its end. What a page does with a segment it has is its machine's."""
     end = stall["start"] + stall["ms"] / 1000
     waited = watched.waited_for(stall)
     if waited is None:

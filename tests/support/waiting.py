@@ -23,13 +23,10 @@ FIRST_LOOK, LONGEST_LOOK = 0.001, 0.02
 
 async def until(condition: Callable[[], Any], what: str = "", timeout: float | None = WAIT, *,
                 every: float | None = None, detail: Callable[[], object] | None = None) -> Any:
-    """Waits for `condition` (a function, or a coroutine function: a probe that polls something) to
-    give something true, checked every `every` seconds (None: FIRST_LOOK, doubling up to LONGEST_LOOK);
-    returns it. No fixed sleep decides anything: the pace is a poll's, the timeout a bound. A failure
-    names `what` and, when given, `detail()`
-    (what the test saw last). An exception from the condition ends the wait at once.
-    `timeout` None: no bound in wall time, for a condition that gives a verdict either way by itself (a
-    child's start-up, judged by its CPU with broadcaster/demo/children.StartClock, not by the clock)."""
+    """Waits for `condition` (a function or a coroutine function) to give something true, checked every
+    `every` seconds (None: FIRST_LOOK, doubling up to LONGEST_LOOK); returns it. The timeout is a bound, not a
+    pace; a failure names `what` and `detail()`. An exception from the condition ends the wait at once.
+    `timeout` None: no wall-time bound, for a condition that gives a verdict either way by itself."""
     bound = asyncio.timeout(timeout)
     pause = FIRST_LOOK
     try:

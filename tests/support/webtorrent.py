@@ -155,8 +155,7 @@ class Peer:
 
     async def next(self, match: Callable[[dict[str, Any]], bool], timeout: float = MEET_TIMEOUT,
                    start: int = 0) -> dict[str, Any] | None:
-        """The first message received that matches (from the `start`th received on), waiting up to
-        `timeout` or the close; None if none came."""
+        """The first matching message received (from the `start`th on) within `timeout`; None if none came."""
         def found() -> dict[str, Any] | None:
             return next((m for m in self.received[start:] if match(m)), None)
 
@@ -208,8 +207,7 @@ async def meet(url: str, infohash: str) -> bool:
 
 
 async def reached(viewer: Peer, url: str, infohash: str) -> bool:
-    """A new honest viewer's offers reach `viewer` (in the swarm already), and its answer comes back to
-    the new one: they meet."""
+    """A new honest viewer's offers reach `viewer` and its answer comes back: they meet."""
     async with connected(url) as newcomer:
         await newcomer.announce(infohash, offers=5)
         got = await viewer.next(lambda m: "offer" in m and m.get("peer_id") == newcomer.peer_id)

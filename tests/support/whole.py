@@ -1,11 +1,6 @@
-"""What each listed URL serves against the file Owncast finished writing (issue 39): byte for byte, not by
-name. A listed URL is the bucket's, or, while players are steered away from the bucket, the VM's path on the
-service's host (content steering's bucket pathway), which serves the copy it kept of the same read.
-
-The reference is the writer's ledger (broadcaster/demo/ledger.py: each file's SHA-256 and size when its
-writer closed it), never a read of Owncast's folder, which may catch a file still being written (and so
-compare equal to an upload cut short the same way) or find it already cleaned up.
-"""
+"""What each listed URL (the bucket's, or the VM's path while players are steered away) serves against the
+file Owncast finished writing, byte for byte. The reference is the writers' ledger (each file's SHA-256 and
+size at close), never a read of Owncast's folder, which may catch a file still being written or gone."""
 
 from __future__ import annotations
 
@@ -22,8 +17,7 @@ FINISH_TIMEOUT = 10.0  # a writer holding a file back (LateTails) finishes it wi
 
 
 async def finished(ledger: Ledger, path: Path, timeout: float = FINISH_TIMEOUT) -> Finished | None:
-    """`path` as its writer finished it; waited for (a condition), None if it never was (the comparison
-    then says so)."""
+    """`path` as its writer finished it, waited for; None if it never was (the comparison says so)."""
     try:
         final: Finished = await until(lambda: ledger.get(path), f"{path} finished by its writer", timeout,
                                       every=0.05)
@@ -34,8 +28,7 @@ async def finished(ledger: Ledger, path: Path, timeout: float = FINISH_TIMEOUT) 
 
 async def altered(http: aiohttp.ClientSession, ledger: Ledger, listed: Iterable[tuple[str, Path]],
                   timeout: float = FINISH_TIMEOUT) -> list[str]:
-    """For each (URL listed, Owncast's file): what is wrong with the bytes at that URL (the bucket's, or the
-    VM's while players are steered away from the bucket)."""
+    """For each (URL listed, Owncast's file): what is wrong with the bytes at that URL."""
     gate = asyncio.Semaphore(8)
 
     async def check(url: str, path: Path) -> str | None:

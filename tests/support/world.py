@@ -210,8 +210,7 @@ def held_world(make: Callable[..., World], folder: Path, pathways: tuple[str, ..
 
 
 async def stopped(world: World, saved: dict[str, object], folder: Path) -> StateFile:
-    """`saved` written into `folder` (made here) as the service saves at a stop, then the publisher
-    closed: the state file the next run restores from."""
+    """`saved` written into `folder` as the service saves at a stop, then the publisher closed."""
     folder.mkdir()
     state = StateFile(folder)
     assert snapshots_of(state, world.pub).save_now(saved) is None
