@@ -198,15 +198,11 @@ class VariantPlaylist(PlaylistReads):
 
     def leave_former(self, pathway: str) -> None:
         """`pathway` lists the new playlist from now on."""
-        left = self._views.leave_former(pathway)
-        if left:
-            self._on_removed(left)
+        self._remove(self._views.leave_former(pathway))
 
     def left(self, leaving: Iterable[tuple[str, float]], now: float) -> None:
         """Keys a restored state says left the window (key, seconds kept): on to the cleaner."""
-        removed = [Removed(ListedSegment("", 0.0, key=key), now, keep) for key, keep in leaving]
-        if removed:
-            self._on_removed(removed)
+        self._remove([Removed(ListedSegment("", 0.0, key=key), now, keep) for key, keep in leaving])
 
     def restore_views(self, data: object) -> None:
         self._views.restore(data, self._gen)
@@ -288,9 +284,7 @@ class VariantPlaylist(PlaylistReads):
             return []
         shown = self._views.shown_anywhere
         frozen = gen.frozen() if keep_former and gen.segment_count else None
-        dropped = self._views.restarting(frozen, set(keep_former) if frozen is not None else set(), shown)
-        if dropped:
-            self._on_removed(dropped)
+        self._remove(self._views.restarting(frozen, set(keep_former) if frozen is not None else set(), shown))
         gen.keep_through(None)
         self.restarts += 1
         left = gen.restart(target, now, new_timeline=new_timeline, served_through=shown, carry_to=carry_to)
@@ -322,8 +316,7 @@ class VariantPlaylist(PlaylistReads):
         left = self._views.forget()
         if self._gen is not None:
             self._gen.keep_through(None)
-        if left:
-            self._on_removed(left)
+        self._remove(left)
 
     def _opened(self) -> ManifestGenerator:
         if self._gen is None:
@@ -334,6 +327,8 @@ class VariantPlaylist(PlaylistReads):
         gen = self._gen
         if gen is None:
             return
-        removed = self._views.hold_back(gen.drain_removed())  # a pathway may still list them on the former
+        self._remove(self._views.hold_back(gen.drain_removed()))  # a pathway may list them on the former
+
+    def _remove(self, removed: list[Removed]) -> None:
         if removed:
             self._on_removed(removed)
