@@ -40,10 +40,6 @@ class Verdict:
     held: set[int] = field(default_factory=set)  # copies Owncast is still writing
     dropped: bool = False  # a copy missing or beyond any target: no variant lists it
 
-    def in_none(self, members: int) -> bool:
-        """No variant lists it: a gap in every variant helps no player."""
-        return self.dropped or len(self.lost) + len(self.held) == members
-
 
 def judged(slot: Slot, members: list[Variant], metrics: Metrics) -> Verdict | None:
     """The verdict on `slot`'s copies in `members` (None: a copy was cancelled, closing); a copy missing
@@ -191,7 +187,8 @@ class Lister:
         if verdict is None:
             return
         lost, held = verdict.lost, verdict.held
-        if verdict.in_none(len(members)):  # the next segment marks it
+        # No variant lists it (a gap in every variant helps no player): the next segment marks it.
+        if verdict.dropped or len(lost) + len(held) == len(members):
             for v in members:
                 self.behind.step(v, Mark.GAP)
                 copy = slot.copies.get(v.index)

@@ -238,7 +238,7 @@ class Recall:
                     uploaded.append(copy.key)
         variants: dict[str, dict[str, object]] = {}
         for v in p.variants.values():
-            landing = v.playlist.landings.keys()
+            landing, views = v.playlist.landings.keys(), v.playlist.views_saved()
             variants[str(v.index)] = {
                 "generator": v.playlist.saved(now),
                 # The names still in flight apart: a restart forgets those, so it uploads and lists them.
@@ -252,12 +252,9 @@ class Recall:
                 "last_media_sequence": v.last_media_sequence,
                 "restarts": v.restarts,
                 "source_ended": v.source_ended,
+                **({"waiting": waiting[v.index]} if waiting.get(v.index) else {}),
+                **({"views": views} if views else {}),
             }
-            if waiting.get(v.index):
-                variants[str(v.index)]["waiting"] = waiting[v.index]
-            views = v.playlist.views_saved()
-            if views:
-                variants[str(v.index)]["views"] = views
         out: dict[str, object] = {
             "target_duration": p.target.value,
             "independent": p.target.independent,

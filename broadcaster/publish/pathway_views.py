@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Protocol, cast
 
 from ..playlist.entry import Entry
@@ -46,15 +47,15 @@ def after(window: Window, through: int) -> Iterator[Entry]:
     return reversed(newer)
 
 
+@dataclass(eq=False, slots=True)
 class Former:
     """The playlist before a new target, which the pathways behind list up to the last number shown
     anywhere before the new one; what leaves the new playlist meanwhile is held here until none lists it."""
 
-    def __init__(self, playlist: Frozen, views: dict[str, View], through: int) -> None:
-        self.playlist = playlist
-        self.views = views
-        self.through = through
-        self.left: list[Removed] = []  # what left the new playlist meanwhile
+    playlist: Frozen
+    views: dict[str, View]
+    through: int
+    left: list[Removed] = field(default_factory=list)  # what left the new playlist meanwhile
 
     def done(self, pathway: str) -> bool:
         """`pathway` listed it as far as it was shown (or does not list it)."""
@@ -112,10 +113,7 @@ class PathwayViews:
 
     def _current(self) -> list[View]:
         """The views of the current playlist (not of the former), in the plan's order."""
-        former = self.former
-        if former is None:
-            return list(self._views.values())
-        return [view for pid, view in self._views.items() if pid not in former.views]
+        return [view for pid, view in self._views.items() if not self._on_former(pid)]
 
     # -- what lands where -----------------------------------------------------------------------------
 

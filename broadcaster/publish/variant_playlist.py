@@ -329,6 +329,6 @@ class VariantPlaylist(PlaylistReads):
             return
         self._remove(self._views.hold_back(gen.drain_removed()))  # a pathway may list them on the former
 
-    def _remove(self, removed: list[Removed]) -> None:
+    def _remove(self, removed: builtins.list[Removed]) -> None:
         if removed:
             self._on_removed(removed)
