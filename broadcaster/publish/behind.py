@@ -197,14 +197,9 @@ class Behind:
     def segment(self, copy: Copy, discontinuity: bool) -> ListedSegment:
         """The entry a copy is listed as (without its hash)."""
         src = copy.source
-        return ListedSegment(
-            uri=self._urls.segment(copy.key),
-            duration=src.duration,
-            program_date_time=src.program_date_time,
-            discontinuity=discontinuity,
-            init_uri=self._urls.init(copy.init_key) if copy.init_key else None,
-            key=copy.key,
-        )
+        return ListedSegment(uri=self._urls.segment(copy.key), duration=src.duration,
+                             program_date_time=src.program_date_time, discontinuity=discontinuity,
+                             init_uri=self._urls.init(copy.init_key) if copy.init_key else None, key=copy.key)
 
     def lost(self, v: Variant, copy: Copy, err: BaseException) -> None:
         """A copy lost before it was listed: counted and said (only as DEBUG if an outage's lines tell it)."""

@@ -36,6 +36,7 @@ from .writing import WritesWaited
 
 log = logging.getLogger(__name__)
 
+
 @dataclass(frozen=True, slots=True)
 class PublisherFacts:
     """What the publisher knows at one moment (monotonic seconds)."""
@@ -49,17 +50,9 @@ class PublisherFacts:
 
 
 class Publisher:
-    def __init__(
-        self,
-        config: PublisherConfig,
-        *,
-        uploader: Uploader,
-        writes: WriteWatch,
-        metrics: Metrics,
-        outlets: Outlets,
-        recorder: Recorder | None = None,
-        others: Mapping[str, Uploader] | None = None,
-    ) -> None:
+    def __init__(self, config: PublisherConfig, *, uploader: Uploader, writes: WriteWatch, metrics: Metrics,
+                 outlets: Outlets, recorder: Recorder | None = None,
+                 others: Mapping[str, Uploader] | None = None) -> None:
         """Its Release makes each new version public through `outlets`. `writes` says when Owncast has
         finished writing a file; `uploader` is the first bucket's, `others` every other bucket's by pathway
         ID."""
