@@ -99,10 +99,7 @@ class Behind:
         return next((s for s in reversed(self._queues.get(index, ())) if isinstance(s, Waiting)), None)
 
     def waiting(self) -> Iterator[tuple[int, Waiting]]:
-        for index, queue in self._queues.items():
-            for step in queue:
-                if isinstance(step, Waiting):
-                    yield index, step
+        return ((i, step) for i, queue in self._queues.items() for step in queue if isinstance(step, Waiting))
 
     @property
     def count(self) -> int:
@@ -111,13 +108,11 @@ class Behind:
     def saved(self) -> dict[int, list[object]]:
         """Per variant, what waits (JSON-able): each slot as [number, URI, duration, date, discontinuity,
         init URI, key, run, uploaded], each mark as its name."""
-        out: dict[int, list[object]] = {}
-        for index, queue in self._queues.items():
-            out[index] = [step.value if isinstance(step, Mark) else
-                          [step.sequence, step.segment.uri, step.segment.duration,
-                           step.segment.program_date_time, step.segment.discontinuity, step.segment.init_uri,
-                           step.segment.key, step.run_name, succeeded(step.copy.task)] for step in queue]
-        return out
+        return {index: [step.value if isinstance(step, Mark) else
+                        [step.sequence, step.segment.uri, step.segment.duration, step.segment.program_date_time,
+                         step.segment.discontinuity, step.segment.init_uri, step.segment.key, step.run_name,
+                         succeeded(step.copy.task)] for step in queue]
+                for index, queue in self._queues.items()}
 
     def close(self) -> None:
         self.closed = True
@@ -184,9 +179,7 @@ class Behind:
             self._timer = None
         bounds = [step.give_up for queue in self._queues.values()
                   if isinstance(step := queue[0], Waiting) and not step.copy.ready.done()]
-        if not bounds:
-            return
-        if (loop := running_loop()) is not None:
+        if bounds and (loop := running_loop()) is not None:
             self._timer = loop.call_later(max(0.0, min(bounds) - now) + 0.001, self._wake)
 
     def _wake(self) -> None:

@@ -86,12 +86,8 @@ class Landings:
     def state(self, pathway: str, key: str | None) -> str | None:
         """OWN: landed there (or not a bucket's: the VM holds it); GAP: it never will; None: not yet."""
         pending = self._pending.get(pathway)
-        if key is None or pending is None:
-            return OWN
-        upload = pending.get(key)
-        if upload is None:
-            return OWN
-        return GAP if failed(upload) else None
+        upload = pending.get(key) if key is not None and pending is not None else None
+        return OWN if upload is None else GAP if failed(upload) else None
 
     def landed(self, pathway: str, key: str | None) -> bool:
         """Whether `key` is in `pathway`'s bucket."""
