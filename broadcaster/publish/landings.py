@@ -90,17 +90,14 @@ class Landings:
         return OWN if upload is None else GAP if failed(upload) else None
 
     def landed(self, pathway: str, key: str | None) -> bool:
-        """Whether `key` is in `pathway`'s bucket."""
         return key is not None and self.state(pathway, key) == OWN
 
     def keys(self) -> dict[str, list[str]]:
-        """Per pathway, the keys not landed."""
         return {pid: sorted(pending) for pid, pending in self._pending.items() if pending}
 
     def count(self) -> int:
         return len({key for pending in self._pending.values() for key, u in pending.items() if not u.done()})
 
     def uploads(self) -> list[asyncio.Future[Any]]:
-        """The uploads that have not landed."""
         return [u for pending in self._pending.values() for u in pending.values()
                 if isinstance(u, asyncio.Future) and not u.done()]

@@ -115,7 +115,6 @@ class LateCopies:
             self._landed.popitem(last=False)
 
     def resume(self, start: Callable[[int, str], asyncio.Future[Uploaded]]) -> None:
-        """Start again the uploads a restored state said were late."""
         for entry in [e for e in self._pending.values() if e.task is None]:
             self.add(entry.index, entry.key, entry.run_name, start(entry.index, entry.key))
 

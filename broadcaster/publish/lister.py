@@ -132,7 +132,6 @@ class Lister:
         self.retarget(self._target.raise_for(longest, "longer_segment", aligned=aligned))
 
     def on_done(self, _ready: asyncio.Future[Any]) -> None:
-        """A copy may be listed now."""
         if not self.behind.closed:
             self.advance()
 

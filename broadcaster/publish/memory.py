@@ -226,7 +226,6 @@ class Recall:
         self._read_since: set[int] | None = None
 
     def memory(self, now: float) -> dict[str, object]:
-        """The publisher's memory, JSON-able."""
         p = self._parts
         numbering, waiting, late = p.numbering, self._behind.saved(), p.late.saved()
         pending: dict[int, set[str]] = {}

@@ -201,7 +201,6 @@ class Publisher:
         return await self._late.settled(keys, timeout)
 
     def _unlisted(self) -> list[tuple[int, Copy]]:
-        """Every copy not listed yet, with its variant."""
         return [*((i, c) for s in self._lanes.undecided() for i, c in s.copies.items()),
                 *((i, w.copy) for i, w in self.lister.behind.waiting())]
 

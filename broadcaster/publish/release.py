@@ -222,7 +222,6 @@ class Release:
         return hls.bucket_key(self._prefix, hls.MASTER_PLAYLIST_NAME)
 
     def offer_to_mirror(self) -> None:
-        """Offer what clients see now."""
         latest = self._latest
         self._offer(latest if self._in_view else Versions({}, {}, latest.target))
 

@@ -79,7 +79,6 @@ class Copy:
     others: dict[str, asyncio.Future[Any]] = field(default_factory=dict)
 
     def landings(self) -> dict[str, asyncio.Future[Any]]:
-        """Its uploads by pathway ID, the first bucket's included."""
         return {hls.BUCKET_PATHWAY: self.task, **self.others}
 
 
@@ -134,7 +133,6 @@ class SlotAligner:
 
     @property
     def first(self) -> SlotKey | None:
-        """The first undecided slot's key."""
         return self._order[0] if self._order else None
 
     def slot(self, key: SlotKey) -> Slot:
@@ -324,7 +322,6 @@ class Lanes:
         return max((c.source.duration for slot in moved for c in slot.copies.values()), default=0.0)
 
     def undecided(self) -> list[Slot]:
-        """Every slot not yet listed or dropped."""
         return [*self.together.slots(), *(s for lane in self._lanes.values() for s in lane.slots())]
 
     @property
