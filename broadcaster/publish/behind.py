@@ -84,8 +84,7 @@ class Behind:
         self._fresh = fresh
         self._wake_up = wake
         self._mono = config.monotonic
-        # Per variant, the steps that wait behind a copy not yet in the bucket, oldest first.
-        self._queues: dict[int, deque[Step]] = {}
+        self._queues: dict[int, deque[Step]] = {}  # per variant, what waits behind a copy, oldest first
         self._timer: asyncio.TimerHandle | None = None  # the next give-up of a stuck copy
         self.closed = False  # the publisher is closing: nothing is listed any more
 
@@ -109,9 +108,9 @@ class Behind:
         """Per variant, what waits (JSON-able): each slot as [number, URI, duration, date, discontinuity,
         init URI, key, run, uploaded], each mark as its name."""
         return {index: [step.value if isinstance(step, Mark) else
-                        [step.sequence, step.segment.uri, step.segment.duration, step.segment.program_date_time,
-                         step.segment.discontinuity, step.segment.init_uri, step.segment.key, step.run_name,
-                         succeeded(step.copy.task)] for step in queue]
+                        [step.sequence, step.segment.uri, step.segment.duration,
+                         step.segment.program_date_time, step.segment.discontinuity, step.segment.init_uri,
+                         step.segment.key, step.run_name, succeeded(step.copy.task)] for step in queue]
                 for index, queue in self._queues.items()}
 
     def close(self) -> None:

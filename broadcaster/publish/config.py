@@ -21,8 +21,7 @@ class PublisherConfig:
     window: WindowOptions  # every playlist's: how much it lists, blocking reload, where players start
     target_duration: int | None = None  # None: from Owncast's first stream playlist
     first_sequence: int = 0  # the media sequence to start from without saved state
-    # P2P on: each listed segment carries the SHA-256 of its bytes (hls.SEGMENT_HASH_TAG).
-    segment_hashes: bool = False
+    segment_hashes: bool = False  # P2P on: each listed segment carries its SHA-256 (hls.SEGMENT_HASH_TAG)
     unfinished_limit: float = UNFINISHED_LIMIT
     pathways: PathwayPlan = field(default_factory=PathwayPlan)
     wall_clock: Callable[[], float] = time.time

@@ -88,9 +88,7 @@ class Lister:
         self._waited = parts.waited
         self._uploads = parts.uploads
         self.behind = Behind(parts, self._fresh, self.advance)
-        # Moving average of a successful upload's time against the media it carries (/health): above 1 the
-        # bucket cannot keep up.
-        self.upload_ratio = 0.0
+        self.upload_ratio = 0.0  # moving average of an upload's time / its media's (/health): above 1, slow
 
     # -- a copy taken in -------------------------------------------------------------------------------
 
@@ -196,8 +194,7 @@ class Lister:
                 elif v.index not in lost:
                     self._metrics.segments_lost.labels(variant=str(v.index), reason="sibling_lost").inc()
                 if v.index in held and copy is not None:
-                    # Never listed: its upload stops.
-                    copy.task.cancel()
+                    copy.task.cancel()  # never listed: its upload stops
             return
         numbering = self._numbering
         variants = self._variants.values()

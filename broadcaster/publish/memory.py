@@ -222,8 +222,7 @@ class Recall:
         self._parts = parts
         self._behind = behind
         self._drop = drop
-        # After continuing above a state not saved at a clean stop: the variants read since (first_read).
-        self._read_since: set[int] | None = None
+        self._read_since: set[int] | None = None  # after continuing above an unclean state (first_read)
 
     def memory(self, now: float) -> dict[str, object]:
         p = self._parts

@@ -11,8 +11,7 @@ class Numbering:
     def __init__(self, first_sequence: int) -> None:
         self.next_sequence = first_sequence  # the media sequence to start from without saved state
         self.last_run: int | None = None  # the run of the last slot listed
-        # Where a new playlist's discontinuity numbers start after continuing above a state (0: none).
-        self.discontinuity_floor = 0
+        self.discontinuity_floor = 0  # where a new playlist's discontinuity numbers start (0: none)
         self.runs: dict[str, int] = {}  # Owncast run name -> order
 
     def run(self, name: str) -> int:

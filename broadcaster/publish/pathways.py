@@ -20,8 +20,7 @@ class PathwayPlan:
     fallbacks: Callable[[str], Sequence[str]] = lambda pathway: ()
     redirects: Callable[[], bool] = lambda: True
     uris: Mapping[str, SegmentUris] = field(init=False)
-    # A pathway lists what the VM holds: a segment may be listed before any bucket has it.
-    held: bool = field(init=False)
+    held: bool = field(init=False)  # a pathway lists what the VM holds, before any bucket has it
 
     def __post_init__(self) -> None:
         ids = [p.id for p in self.pathways]

@@ -59,8 +59,7 @@ class Publisher:
         self._metrics = metrics
         self._mono = config.monotonic
         self.target = TargetPolicy(config.target_duration, metrics)
-        # Segments that left every playlist go on to the cleaner (the service sets it when one runs).
-        self.on_removed: RemovedHook | None = None
+        self.on_removed: RemovedHook | None = None  # segments that left every playlist, for the cleaner
         self._plan = config.pathways
         self._variants = Variants(config.window, self._drop, config.pathways)
         # Nothing new is shown before a state is saved above the first sequence.
@@ -227,8 +226,7 @@ class Publisher:
 
     async def start(self) -> None:
         await self.release.start()
-        # Uploads a restored state listed before they landed: started again.
-        for v in self._variants.values():
+        for v in self._variants.values():  # what a restored state listed before it landed: uploaded again
             for pathway, keys in v.playlist.landings.keys().items():
                 for key in keys:
                     task = self._uploads.again(pathway, v.index, key)

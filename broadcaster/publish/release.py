@@ -87,8 +87,7 @@ class Release:
         self._unpublished: list[Listing] = []  # listings in versions not yet saved and shown
         self._dirty = asyncio.Event()
         self._saver: asyncio.Task[None] | None = None
-        # Numbers below this may be shown without a new save: the reserve of the state last saved.
-        self.limit = limit
+        self.limit = limit  # numbers below it may be shown without a new save (the last save's reserve)
         self._in_view: set[int] = set()  # variants whose playlist is visible
         self.held = False  # versions are held back: past the limit, and the save failed
 

@@ -75,8 +75,7 @@ class Copy:
     task: asyncio.Task[Uploaded]  # its upload: in the (first) bucket once done
     # Its SHA-256 (None: not asked for) once it may be listed: in the bucket, or held by the VM.
     ready: asyncio.Future[bytes | None]
-    # Its uploads to the other buckets, by pathway ID.
-    others: dict[str, asyncio.Future[Any]] = field(default_factory=dict)
+    others: dict[str, asyncio.Future[Any]] = field(default_factory=dict)  # other buckets' uploads, by pathway
 
     def landings(self) -> dict[str, asyncio.Future[Any]]:
         return {hls.BUCKET_PATHWAY: self.task, **self.others}
@@ -123,8 +122,7 @@ class SlotAligner:
         self._order: list[SlotKey] = []  # undecided slots, sorted
         self.decided: SlotKey = NOTHING  # every slot up to here is listed or dropped
         self._recent: OrderedDict[SlotKey, SourceSegment] = OrderedDict()  # decided slot -> one copy
-        # Copies in undecided slots, counted as they come and go (summing them made it quadratic).
-        self.queued = 0
+        self.queued = 0  # copies in undecided slots, counted as they come and go (not summed: quadratic)
         self._run_seen: dict[int, float] = {}  # run -> when its first copy was seen (the last few runs)
         self._joined: dict[int, set[int]] = {}  # run -> variants with a copy in a slot of it decided here
 

@@ -33,8 +33,7 @@ def doubled(need: int, current: int) -> int:
 
 class TargetPolicy:
     def __init__(self, floor: int | None, metrics: Metrics) -> None:
-        # TARGET_DURATION: the smallest target the operator allows (a longer segment still raises it).
-        self._floor = floor or 0
+        self._floor = floor or 0  # TARGET_DURATION: the smallest target allowed (longer segments raise it)
         self.value: int | None = floor or None  # None until Owncast's first stream playlist was read
         self.independent = True  # Owncast's EXT-X-INDEPENDENT-SEGMENTS, read with the first target
         self._metrics = metrics

@@ -166,8 +166,7 @@ class Uploads:
         self._hls_dir = config.hls_dir
         self._prefix = config.key_prefix
         self._limit = config.unfinished_limit
-        # Keys a restored state says were uploaded, not listed: not uploaded again.
-        self.restored: set[str] = set()
+        self.restored: set[str] = set()  # keys a restored state says were uploaded, not listed
         self._lists_held = config.pathways.lists_held
         self._held_waiting: set[_Ready] = set()  # held, listed once a pathway lists what the VM holds
         self._holding: set[asyncio.Future[Kept | None]] = set()  # uploads in flight being held (release_held)

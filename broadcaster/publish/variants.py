@@ -22,8 +22,7 @@ class Variants(Mapping[int, Variant]):
         self._on_removed = on_removed
         self._plan = plan or PathwayPlan()
         self._variants: dict[int, Variant] = {}
-        # Called when a pathway showed every variant's former playlist as far as it went.
-        self.caught_up: Callable[[], None] | None = None
+        self.caught_up: Callable[[], None] | None = None  # a pathway showed every former playlist through
 
     def __getitem__(self, index: int) -> Variant:
         return self._variants[index]

@@ -20,8 +20,7 @@ class VisiblePlaylists:
     """The server's PlaylistSource: the visible renderings, and the waiters on a newer one."""
 
     def __init__(self) -> None:
-        # The target duration of the latest versions: what Cache-Control and blocking timeouts follow.
-        self.target_duration: int | None = None
+        self.target_duration: int | None = None  # of the latest versions: Cache-Control, blocking timeouts
         self._visible: dict[int, Version] = {}
         self.announced: list[SourceVariant] | None = None  # Owncast's variants, as its master names them
         self._masters: dict[str, Rendered] = {}  # by variant file name: /live/'s and Owncast's /hls/
