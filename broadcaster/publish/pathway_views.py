@@ -281,9 +281,8 @@ class PathwayViews:
     def former_done(self, pid: str) -> bool:
         """`pid` showed the former playlist as far as any pathway did (or lists none)."""
         former = self.former
-        if former is None or pid not in former.views:
-            return True
-        return former.done(pid) and self._shown[pid] >= former.through
+        return (former is None or pid not in former.views
+                or (former.done(pid) and self._shown[pid] >= former.through))
 
     def leave_former(self, pid: str) -> list[Removed]:
         """`pid` lists the new playlist from now on; returns what left once no pathway lists the former."""
@@ -291,9 +290,7 @@ class PathwayViews:
         if former is None or pid not in former.views:
             return []
         self._views[pid].forget()
-        if former.leave(pid):
-            return self._drop_former()
-        return []
+        return self._drop_former() if former.leave(pid) else []
 
     def hold_back(self, removed: list[Removed]) -> list[Removed]:
         """What left the playlist, held while a pathway lists the former; returns what goes on now."""

@@ -161,12 +161,9 @@ class Release:
 
     async def _save_loop(self, snapshots: Snapshots) -> None:
         while True:
-            if self.held:  # saved again even without a new segment
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(HELD_RETRY):
-                        await self._dirty.wait()
-            else:
-                await self._dirty.wait()
+            with contextlib.suppress(TimeoutError):  # held: saved again even without a new segment
+                async with asyncio.timeout(HELD_RETRY if self.held else None):
+                    await self._dirty.wait()
             self._dirty.clear()
             versions = self._latest
             if not self._unpublished and self._all_shown(versions):
