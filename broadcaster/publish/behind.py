@@ -1,9 +1,6 @@
-"""Behind: a decided copy listed in one variant's playlist (or a gap there alone), counted, told to the
-Release and recorded, at once or after what waits in that variant.
-
-One stuck file holds only its own variant (docs/hls-rules.md#a-segment-one-variant-lacks): its slot waits
-here under the number every variant gives it, with what is decided for it after, until the copy is
-uploaded, or lost or still being written at `give_up` (then a gap: EXT-X-GAP).
+"""Behind: a decided copy listed in one variant's playlist (or a gap there alone), at once or after what
+waits in that variant: one stuck file holds only its own variant until its copy is uploaded, or lost or
+still being written at `give_up` (then a gap: docs/hls-rules.md#a-segment-one-variant-lacks).
 """
 
 from __future__ import annotations

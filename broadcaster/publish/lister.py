@@ -1,10 +1,6 @@
-"""Takes in each segment Owncast lists for the first time, lists what is uploaded, in Owncast's order,
-and pushes the new versions on to the Release.
-
-A new copy gets its slot (slots.Lanes) and its upload (uploads.Uploads), whose done-callbacks come back
-here. The lister decides each ready slot in every member variant or in none (judged), applies the target
-policy's Retarget to every playlist, lists each entry through behind.Behind, and pushes every variant's
-new version with the publisher's memory: every change to that memory ends in `advance`."""
+"""Takes in each segment Owncast lists for the first time, decides each ready slot in every member variant
+or in none (judged), lists it through behind.Behind in Owncast's order, and pushes the new versions with
+the publisher's memory to the Release: every change to that memory ends in `advance`."""
 
 from __future__ import annotations
 

@@ -1,6 +1,5 @@
 """Numbering: the numbers every variant's playlist shares; the next media sequence number is the highest
-any variant has reached, plus one, so numbering never goes back.
-"""
+any variant has reached, plus one, so numbering never goes back."""
 
 from __future__ import annotations
 

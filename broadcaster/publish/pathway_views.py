@@ -1,10 +1,7 @@
-"""What each pathway lists of one variant's playlist: the one rule, for every pathway (docs/steering.md).
-
-A pathway lists the entries up to the newest whose segment is there: a bucket's once its upload there
-landed (failed for good: a gap; while players are steered away, at a fallback's URI); the VM's at once,
-or, while it only redirects, once the first bucket's lists it. A pathway never goes back (6.2.2); every
-version has the same numbers, discontinuities, durations and dates (6.2.4), only its end and URIs differ.
-PathwayViews changes no playlist: the hold it decides is returned to the playlist's owner.
+"""What each pathway lists of one variant's playlist (docs/steering.md): the entries up to the newest
+whose segment is there (a bucket's once its upload there landed; the VM's at once, or once the first
+bucket's lists it while it only redirects). A pathway never goes back (6.2.2); versions differ only in
+their end and URIs (6.2.4). PathwayViews changes no playlist: the hold it decides is returned.
 """
 
 from __future__ import annotations

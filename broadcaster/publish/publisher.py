@@ -1,6 +1,5 @@
-"""Turns Owncast's playlists into ours: builds every part (the package docstring names them) and reads
-Owncast's files. What a new stream, a gap or the end looks like in them is decided here; what it means
-for a playlist is its VariantPlaylist's.
+"""Turns Owncast's playlists into ours: builds every part and reads Owncast's files, deciding what a new
+stream, a gap or the end looks like in them (what it means for a playlist is its VariantPlaylist's).
 """
 
 from __future__ import annotations

@@ -1,9 +1,7 @@
 """Makes new playlist versions public in the one safe order: saved to STATE_DIR first (a crash must not
-forget a number a client has seen), then visible and offered to the bucket, then told.
-
-When the save fails a version is still shown if its numbers are below the last saved state's reserve,
-once STATE_DIR/served records the highest of them (docs/hls-rules.md#numbers-across-restarts); else
-versions are held back until a save succeeds."""
+forget a number a client has seen), then visible and offered to the bucket, then told. When the save
+fails, a version below the last save's reserve is shown once STATE_DIR/served records it; else versions
+are held back until a save succeeds (docs/hls-rules.md#numbers-across-restarts)."""
 
 from __future__ import annotations
 

@@ -1,8 +1,6 @@
-"""A segment file written again after its upload: the bucket ends with the file's final bytes
-(docs/how-it-works.md, "A reopened file is one write"). Every upload that lands is remembered; a write
-heard to its file, or one seen before it is listed (`stale`), is followed: uploaded again once finished,
-if its bytes changed.
-"""
+"""A segment file written again after its upload is followed and uploaded again once finished, if its
+bytes changed: the bucket ends with the file's final bytes (docs/how-it-works.md, "A reopened file is one
+write")."""
 
 from __future__ import annotations
 

@@ -1,12 +1,8 @@
-"""Cross-variant slot alignment: which segment position is decided next, and which variants take part.
-
-A slot is (Owncast transcoder run, Owncast's sequence number): ffmpeg numbers all variants of one run in
-lockstep (6.2.4). A slot is decided (listed or dropped) once every variant taking part has its copy
-uploaded, has moved on without one, or still waits for Owncast's file while another copy is uploaded.
-Slots are decided in order, so every variant lists the same slots under the same numbers.
-
-Lanes: the SlotAligner every variant shares, or, for a run whose variants Owncast cuts at different
-instants, one per variant (docs/hls-rules.md, "Variants cut apart").
+"""Cross-variant slot alignment. A slot is (Owncast transcoder run, Owncast's sequence number): ffmpeg
+numbers all variants of one run in lockstep (6.2.4). Slots are decided (listed or dropped) in order, once
+every variant taking part has its copy uploaded, has moved on without one, or still waits for Owncast's
+file while another copy is uploaded. Lanes: the SlotAligner every variant shares, or one per variant for a
+run whose variants Owncast cuts at different instants (docs/hls-rules.md, "Variants cut apart").
 """
 
 from __future__ import annotations

@@ -1,7 +1,6 @@
-"""The target duration: the one owner of EXT-X-TARGETDURATION for every variant's playlist.
-
-Decided from Owncast's first stream playlist (or TARGET_DURATION), then kept while Owncast changes
-underneath (docs/hls-rules.md, "A new target duration"). Its decision (a Retarget) the lister applies.
+"""The target duration: the one owner of EXT-X-TARGETDURATION for every variant's playlist, decided from
+Owncast's first stream playlist (or TARGET_DURATION), then kept while Owncast changes underneath
+(docs/hls-rules.md, "A new target duration"). Its decision (a Retarget) the lister applies.
 """
 
 from __future__ import annotations

@@ -1,6 +1,5 @@
-"""Variants: Owncast's variants by index, each with its playlist (made here, new or restored, under the
-one WindowOptions); the Release tells what it made visible here (`shown`).
-"""
+"""Variants: Owncast's variants by index, each with its playlist (made here under the one WindowOptions);
+the Release tells what it made visible here (`shown`)."""
 
 from __future__ import annotations
 

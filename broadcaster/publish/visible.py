@@ -1,6 +1,4 @@
-"""The playlists clients see: what the server serves and holds blocking reloads on (release.py shows
-them once saved).
-"""
+"""The playlists clients see: what the server serves and holds blocking reloads on (shown once saved)."""
 
 from __future__ import annotations
 
