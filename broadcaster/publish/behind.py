@@ -29,8 +29,7 @@ STUCK_TARGET_DURATIONS = 1.0
 
 @dataclass(frozen=True, slots=True)
 class Waiting:
-    """A decided slot one variant lists once its copy is uploaded, under `sequence`; a gap there if the
-    copy is lost, or not finished at `give_up` (monotonic)."""
+    """A decided slot one variant lists under `sequence` once its copy is uploaded (a gap at `give_up`)."""
 
     copy: Copy
     segment: ListedSegment
@@ -129,8 +128,7 @@ class Behind:
             log.info("variant %d: Owncast ended the stream; playlist closed with ENDLIST", v.index)
 
     def catch_up(self, force: bool = False) -> None:
-        """List what waits in each variant as far as it can: copies uploaded, gaps where a copy is lost
-        or still being written past its bound (`force`: every copy not in the bucket now)."""
+        """List what waits in each variant as far as it can (`force`: a copy not in the bucket is a gap)."""
         if self.closed:
             return
         now = self._mono()
@@ -201,8 +199,7 @@ class Behind:
             log.error("variant %d: segment %s lost to an unexpected error: %r", v.index, copy.source.name, err)
 
     def list_gap(self, v: Variant, step: Waiting, now: float) -> bool:
-        """List `step`'s segment as a gap (EXT-X-GAP) in `v` alone, under its number, and in the recording
-        (False when the playlist refuses it)."""
+        """List `step`'s segment as a gap in `v` alone and in the recording (False when refused)."""
         playlist = v.playlist
         gap = replace(step.segment, gap=True, sha256=None)
         try:
@@ -216,8 +213,7 @@ class Behind:
         return True
 
     def list_segment(self, v: Variant, step: Waiting, now: float) -> bool:
-        """List `step`'s copy in `v`'s playlist (False when refused); `step.sequence`: where an empty
-        playlist starts."""
+        """List `step`'s copy in `v`'s playlist (False when refused)."""
         playlist = v.playlist
         sequence = max(playlist.next_sequence, step.sequence) if not playlist.listing else playlist.next_sequence
         copy, segment = step.copy, step.segment

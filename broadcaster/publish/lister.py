@@ -29,8 +29,7 @@ MemoryNow = Callable[[float], dict[str, object]]  # the publisher's memory at a 
 
 @dataclass(slots=True)
 class Verdict:
-    """What a ready slot's copies say, variant by variant: which are lost or still being written by
-    Owncast (listed later in their variant, or a gap there alone), and whether no variant lists it."""
+    """What a ready slot's copies say: which are lost or still being written, and whether none is listed."""
 
     lost: dict[int, BaseException | None] = field(default_factory=dict)  # copies not listed (their error)
     held: set[int] = field(default_factory=set)  # copies Owncast is still writing
@@ -38,8 +37,7 @@ class Verdict:
 
 
 def judged(slot: Slot, members: list[Variant], metrics: Metrics) -> Verdict | None:
-    """The verdict on `slot`'s copies in `members` (None: a copy was cancelled, closing); a copy missing
-    or beyond any target is counted and said here."""
+    """The verdict on `slot`'s copies in `members` (None: a copy was cancelled, closing)."""
     verdict = Verdict()
     for v in members:
         copy = slot.copies.get(v.index)
@@ -241,8 +239,7 @@ class Lister:
                 numbering.listed(playlist.next_sequence, run)
 
     def _fresh(self, index: int, copy: Copy) -> bool:
-        """False when the copy's file was written again since its upload: the follow that uploads its final
-        bytes is the copy's upload from now on."""
+        """False when the copy's file was written again since its upload: the follow is its upload now."""
         redo = self._uploads.rewrites.stale(index, copy)
         if redo is None:
             return True
@@ -265,8 +262,7 @@ class Lister:
             loop.call_soon(lambda: None if self.behind.closed else self.advance())
 
     def retarget(self, decision: Retarget | None) -> None:
-        """Apply the target policy's decision to every playlist at once, after listing what waits in each
-        (a copy not in the bucket by now is a gap there)."""
+        """Apply the target policy's decision to every playlist at once, after listing what waits in each."""
         if decision is None:
             return
         self.behind.catch_up(force=True)

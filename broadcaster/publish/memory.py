@@ -102,9 +102,8 @@ def _uploading(raw: object) -> dict[str, list[str]]:
 
 
 def _restore_waiting(playlist: VariantPlaylist, raw: object, now: float) -> list[tuple[str, ListedSegment]]:
-    """What waited in a variant when the state was saved, listed under the numbers the others gave it:
-    a copy in the bucket already as a segment, any other as a gap, and the marks. Returns what it
-    listed, each with its recording's run."""
+    """What waited in a variant, listed under the numbers the others gave it (a copy not uploaded as a
+    gap); returns what it listed, each with its recording's run."""
     listed: list[tuple[str, ListedSegment]] = []
     for item in array(raw, "waiting", 10_000):
         if item in ("gap", "end"):
@@ -270,8 +269,7 @@ class Recall:
         return out
 
     def restore(self, data: dict[str, object]) -> int:
-        """Continue from `memory`; returns the numbers the state allows to show before the next save. Any
-        error is a ValueError raised before anything changes (the service sets the file aside)."""
+        """Continue from `memory` (ValueError before anything changes); returns Memory.allowed."""
         p = self._parts
         try:
             m = decode(data, self._mono(), p.variants.playlist)

@@ -73,8 +73,7 @@ class Former:
         return not self.views
 
     def drop(self) -> list[Removed]:
-        """Given up: what it held back, for the cleaner; a pathway that had not listed all that was shown
-        is said."""
+        """Given up: what it held back, for the cleaner."""
         for pid, view in self.views.items():
             unseen = [e.segment.key or "" for e in after(self.playlist.window, view.through)
                       if e.sequence <= self.through]
@@ -147,8 +146,7 @@ class PathwayViews:
     # -- how far each pathway lists ---------------------------------------------------------------------
 
     def advance(self, playlist: Playlist | None) -> int | None:
-        """Each pathway's view as far as its segments are there; returns where the pathway furthest behind
-        ends, short of the window's end (None: none is behind)."""
+        """Each pathway's view as far as its segments are there; returns where the furthest behind ends."""
         former = self.former
         if former is not None:
             first_view = former.views.get(self._plan.first.id)
@@ -210,8 +208,7 @@ class PathwayViews:
             view.through = through
 
     def versions(self, playlist: Playlist | None, showable: bool, edge: bool = False) -> dict[str, Version]:
-        """Each pathway's version now (`edge`: the first bucket's alone); every other than the first
-        bucket's is rendered when first asked."""
+        """Each pathway's version now (`edge`: the first bucket's alone), the others rendered when asked."""
         out: dict[str, Version] = {}
         former = self.former
         snapshot = functools.cache(lambda: Snapshot(cast(Playlist, playlist)))
@@ -311,8 +308,7 @@ class PathwayViews:
     # -- saved with the state -----------------------------------------------------------------------------
 
     def saved(self, last: int) -> dict[str, object]:
-        """Where each view of the current playlist ends and its modes, unless it lists it whole through
-        `last` at its own URIs (most saves hold none)."""
+        """Where each view ends and its modes, unless it lists the playlist whole at its own URIs."""
         out: dict[str, object] = {}
         for v in self._current():
             if v.through == last and not v.modes:
@@ -322,8 +318,7 @@ class PathwayViews:
         return out
 
     def restore(self, data: object, playlist: Playlist | None) -> None:
-        """`saved`'s values, for the pathways configured now (a view not saved lists it whole); ValueError
-        when they do not add up."""
+        """`saved`'s values, for the pathways configured now (ValueError when they do not add up)."""
         last = playlist.next_sequence - 1 if playlist else -1
         raw = validate.mapping(data, "the pathways' views", 64)
         for whole in self._views.values():

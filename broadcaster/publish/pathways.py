@@ -38,6 +38,5 @@ class PathwayPlan:
         return tuple(p for p in self.pathways if p.is_bucket)
 
     def lists_held(self) -> bool:
-        """Now, a pathway lists what the VM holds before any bucket has it (the VM serves, not only
-        redirects)."""
+        """Now, a pathway lists what the VM holds before any bucket has it."""
         return self.held and not self.redirects()

@@ -38,8 +38,7 @@ def snapshot(gen: ManifestGenerator, now: float) -> dict[str, Any]:
 
 def saved_segment(values: list[Any], longest: float, *, dated: bool = True, sha256: bytes | None = None,
                   gap: bool = False) -> ListedSegment:
-    """A saved entry's [URI, duration, date, discontinuity, init URI, key], each checked (`dated`: a date
-    required)."""
+    """A saved entry's [URI, duration, date, discontinuity, init URI, key], each checked."""
     uri, duration, pdt, disc, init, key = values
     date = None if pdt is None and not dated else validate.number(pdt, "a segment date", MIN_EPOCH, MAX_EPOCH)
     if init is not None and '"' in validate.text(init, "an init URI"):  # written inside URI="..."
@@ -51,8 +50,7 @@ def saved_segment(values: list[Any], longest: float, *, dated: bool = True, sha2
 
 
 def restore(data: dict[str, Any], now: float, options: WindowOptions) -> ManifestGenerator:
-    """Rebuild from `snapshot` under today's `options`; ValueError (naming the value) when it does not add
-    up."""
+    """Rebuild from `snapshot` under today's `options` (ValueError naming what does not add up)."""
     what = "playlist state"
     data = validate.mapping(data, what, 100)
     target = validate.integer(validate.field(data, "target_duration", what), "target_duration", 1,

@@ -52,9 +52,7 @@ class Publisher:
     def __init__(self, config: PublisherConfig, *, uploader: Uploader, writes: WriteWatch, metrics: Metrics,
                  outlets: Outlets, recorder: Recorder | None = None,
                  others: Mapping[str, Uploader] | None = None) -> None:
-        """Its Release makes each new version public through `outlets`. `writes` says when Owncast has
-        finished writing a file; `uploader` is the first bucket's, `others` every other bucket's by pathway
-        ID."""
+        """`uploader` is the first bucket's, `others` every other bucket's by pathway ID."""
         self._metrics = metrics
         self._mono = config.monotonic
         self.target = TargetPolicy(config.target_duration, metrics)
@@ -188,8 +186,7 @@ class Publisher:
         self.lister.advance()
 
     def found(self, pathway: str, key: str) -> tuple[int, str | None] | None:
-        """A segment (or init section) `pathway` lists now, by its key (PREFIX/<n>/<file>): its number and
-        the first bucket's URL once it landed there; None when not listed there."""
+        """A key `pathway` lists now: its number and the first bucket's URL once landed there."""
         folder = key.rpartition("/")[0].rpartition("/")[2]
         v = self._variants.get(int(folder)) if folder.isdigit() and len(folder) < 6 else None
         return v.playlist.found(pathway, key) if v is not None else None

@@ -59,8 +59,7 @@ class Versions:
 
 @dataclass(frozen=True)
 class Outlets:
-    """Where each new version goes, in this order: saved (snapshots), shown (playlists: the first
-    bucket's pathway's; `pathways`: the others'), offered to the bucket (mirror), told (on_listed)."""
+    """Where each new version goes, in this order: saved, shown, offered to the bucket, told."""
 
     playlists: VisiblePlaylists
     snapshots: Snapshots | None = None

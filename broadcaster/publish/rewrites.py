@@ -57,8 +57,7 @@ class Rewrites:
                 self._follow(p, landed)
 
     def stale(self, index: int, copy: Copy) -> asyncio.Task[Uploaded] | None:
-        """About to list `copy`: None while its file is still the version in the bucket (or gone); else the
-        follow that uploads its final bytes."""
+        """About to list `copy`: the follow that uploads its final bytes (None: the bucket has them)."""
         task = copy.task
         if not succeeded(task):
             return None  # not uploaded yet (the VM's copy is the bytes read)

@@ -200,9 +200,8 @@ class SlotAligner:
         return self._recent.get(key)
 
     def _participants(self, key: SlotKey, variants: Iterable[Variant], now: float, target: int | None) -> list[Variant]:
-        """Variants that take part in a slot: those that had joined its run by then, and every variant
-        listing and still producing (else its numbering would fall behind for good); an empty one may
-        join at any number."""
+        """Variants that take part in a slot: those in its run by then, and every one listing and still
+        producing (else its numbering would fall behind for good)."""
         gone_after = hls.stalled_after(target)
         # A new stream after an ended one: each variant is waited for from the run's first copy on.
         run_seen = self._run_seen.get(key[0])
@@ -233,8 +232,7 @@ class SlotAligner:
 
 
 def apart(seg: SourceSegment, others: list[SourceSegment]) -> bool:
-    """This copy does not cover the moment the others' copies of its slot do (more than half a second
-    apart in date or length: lockstep cuts differ by a frame or two)."""
+    """This copy does not cover the others' moment (lockstep cuts differ by a frame, not half a second)."""
     for o in others:
         if abs(o.duration - seg.duration) > 0.5:
             return True
@@ -291,8 +289,7 @@ class Lanes:
                    for first in (self.together.first, *(own.first for own in self._lanes.values())))
 
     def late_and_apart(self, v: Variant, seg: SourceSegment, key: SlotKey) -> bool:
-        """A copy whose slot was decided together before it came, not covering that slot's moment: the
-        variants are cut apart, not this variant late."""
+        """A copy late for its slot, not covering its moment: the variants are cut apart, not it late."""
         if key[0] in self._apart or v.playlist.last_run == key[0]:
             return False
         decided = self.together.decided_copy(key)

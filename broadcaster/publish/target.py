@@ -17,16 +17,14 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class Retarget:
-    """A new target duration: every variant's playlist starts again at the same address under it;
-    `new_timeline`: its next segment starts a new timeline."""
+    """A new target duration: every variant's playlist starts again at the same address under it."""
 
     target: int
     new_timeline: bool
 
 
 def doubled(need: int, current: int) -> int:
-    """The target a segment needing `need` raises `current` to: at least doubled (capped), so longer
-    segments cost a new playlist once or twice, not at each."""
+    """At least doubled (capped): longer segments cost a new playlist once or twice, not at each."""
     return max(need, min(hls.MAX_TARGET_DURATION, 2 * current))
 
 

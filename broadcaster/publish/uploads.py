@@ -183,8 +183,7 @@ class Uploads:
         return hls.object_key(self._prefix, index, name)
 
     def release_held(self, unready: Iterable[tuple[int, Copy]] = ()) -> None:
-        """A pathway lists what the VM holds from now on: every copy held is ready, and each of `unready`
-        (not held, not landed) is held once Owncast finished its file."""
+        """A pathway lists what the VM holds from now on: every copy held is ready, `unready` ones held."""
         for readiness in list(self._held_waiting):
             readiness.release()
         if not self.keeping or self._others:  # with other buckets every copy is held first
@@ -259,8 +258,7 @@ class Uploads:
 
     def _lost_after_listing(self, index: int, key: str, run: int, ready: Ready,
                             task: asyncio.Future[Uploaded]) -> None:
-        """The first bucket's upload of a segment listed before it landed failed for good: counted and
-        said, its recording told (every pathway lists a gap once every bucket's failed)."""
+        """The first bucket's upload of a segment listed before it landed failed for good."""
         if task.cancelled() or not ready.done() or ready.cancelled() or ready.exception() is not None:
             return  # not listed before (the lister tells that loss when it comes to its slot), or closing
         err = task.exception()
@@ -289,8 +287,7 @@ class Uploads:
             return None
 
     def again(self, pathway: str, index: int, key: str) -> asyncio.Future[Uploaded] | None:
-        """The upload to `pathway`'s bucket of a listed segment not landed before a restart (None: no
-        bucket of this run)."""
+        """The upload to `pathway`'s bucket of a segment listed before a restart, not landed."""
         uploader = self._uploader if pathway == hls.BUCKET_PATHWAY else self._others.get(pathway)
         if uploader is None:
             return None
@@ -312,8 +309,7 @@ class Uploads:
         return asyncio.ensure_future(self._whole(self._hls_dir / str(index) / name, key, index, hashed=True))
 
     async def rewritten(self, index: int, path: Path, key: str, previous: Uploaded) -> Uploaded:
-        """`path`, uploaded as `previous`, was written again: once finished, uploaded again if its bytes
-        changed; else `previous` (with the file's stamp now)."""
+        """`path`, uploaded as `previous`, was written again: uploaded again once finished, if changed."""
         finish = await self._writes.finished(path, self._limit)
         if finish is Finish.UNFINISHED:
             raise SegmentLost("unfinished", f"{path} was written again after its upload and is still being "
@@ -353,8 +349,7 @@ class Uploads:
 
     async def _whole(self, path: Path, key: str, index: int, *, hashed: bool,
                      on_kept: Callable[[Kept], None] | None = None, uploader: Uploader | None = None) -> Uploaded:
-        """Upload `path` once Owncast has finished it, and again while it changed during the upload;
-        `on_kept` is told its first read."""
+        """Upload `path` once Owncast has finished it, and again while it changed during the upload."""
         variant = str(index)
         uploader = uploader or self._uploader
         for attempt in range(MAX_UPLOADS):

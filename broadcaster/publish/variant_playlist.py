@@ -178,8 +178,7 @@ class VariantPlaylist(PlaylistReads):
         self.restarts = 0  # its playlist restarted (retarget, rejoin, continue_above): the Release's epoch
 
     def versions(self, now: float, edge: bool = False) -> dict[str, Version]:
-        """Its version on each pathway (`edge`: the first bucket's alone); none while there is nothing to
-        show (not open, empty, or regrowing: 6.2.2)."""
+        """Its version on each pathway (`edge`: the first bucket's alone)."""
         gen = self._gen
         if gen is None:
             self._views.advance(None)  # a former playlist may still list on
@@ -208,8 +207,7 @@ class VariantPlaylist(PlaylistReads):
         self._views.restore(data, self._gen)
 
     def shown(self, pathway: str, rendered: Version) -> bool:
-        """The Release made `rendered` visible on `pathway`; True when that showed the former playlist as
-        far as it went."""
+        """`rendered` is visible on `pathway`; True when it showed the former playlist as far as it went."""
         self._views.saw(pathway, rendered.last_sequence)
         self._shown_targets[pathway] = self.version_target(pathway)
         return pathway in self._views.on_former and self.former_done(pathway)
@@ -304,8 +302,7 @@ class VariantPlaylist(PlaylistReads):
         return unseen
 
     def continue_above(self, sequence: int, floor: int, now: float) -> None:
-        """Give up the window and continue at `sequence`, after a discontinuity above `floor`
-        (hls.continue_above)."""
+        """Give up the window and continue at `sequence`, above discontinuity `floor` (hls.continue_above)."""
         if self._gen is not None:
             self._forget_views()
             self.restarts += 1

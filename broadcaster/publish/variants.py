@@ -71,8 +71,7 @@ class Variants(Mapping[int, Variant]):
             self.caught_up()
 
     def _leaving(self) -> set[str]:
-        """The pathways that showed every variant's former playlist as far as it went (withdrawn ones
-        aside): they list the new one at the next push."""
+        """The pathways that showed every (not withdrawn) variant's former playlist as far as it went."""
         playing = [v for v in self._variants.values() if not v.withdrawn]
         return {pid for v in self._variants.values() for pid in v.playlist.on_former
                 if all(o.playlist.former_done(pid) for o in playing)}
@@ -88,8 +87,7 @@ class Variants(Mapping[int, Variant]):
                                            carry_to=to) for index, v in self._variants.items()}
 
     def versions(self, now: float, edge: bool = False) -> dict[str, dict[int, Version]]:
-        """Every variant's version on each pathway that can be shown (`edge`: the first bucket's alone). A
-        pathway switches every variant to a new target at once (6.2.4)."""
+        """Every variant's version on each pathway, every variant switched to a new target at once (6.2.4)."""
         playing = [v for v in self._variants.values() if not v.withdrawn]
         together = self._leaving()
         for v in self._variants.values():

@@ -73,8 +73,7 @@ class VisiblePlaylists:
         return master
 
     async def wait_for_sequence(self, variant: int, sequence: int, timeout: float) -> Rendered | None:
-        """The playlist once it lists `sequence` (or ended), or None after `timeout` (6.2.5.2). Waiters
-        share one event per published version."""
+        """The playlist once it lists `sequence` (or ended), or None after `timeout` (6.2.5.2)."""
         self.held_requests += 1
         nudges = self._nudges
         try:
