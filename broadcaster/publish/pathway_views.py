@@ -155,16 +155,14 @@ class PathwayViews:
                              former.through)
         if playlist is None:
             return None
-        first_view = self._first
         first_through = -1  # the first bucket's is moved on first (none while it lists the former)
-        last = playlist.next_sequence - 1
-        oldest = playlist.media_sequence
+        last, oldest = playlist.next_sequence - 1, playlist.media_sequence
         hold: int | None = None
         for view in self._current():
             if view.through < last:  # else nothing new to list there (most pushes, on most pathways)
                 self._extend(view, playlist, first_through, last)
             through = view.through
-            if view is first_view:
+            if view is self._first:
                 first_through = through
             if oldest <= through < last and (hold is None or through < hold):
                 hold = through
