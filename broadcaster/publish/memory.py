@@ -52,20 +52,15 @@ class Memory:
     decided: SlotKey
     runs: Mapping[str, int]  # Owncast run name -> order
     uploaded: AbstractSet[str]  # keys uploaded before a restart, not listed then
-    # Numbers below `reserved` may have been served once this state was saved; `clean`: saved at a clean
-    # stop, nothing past next_sequence served.
-    reserved: int = 0
-    clean: bool = False
-    # Numbers below `allowed` may be shown before a save succeeds (each recorded first in STATE_DIR/served).
-    allowed: int = 0
+    reserved: int = 0  # numbers below it may have been served once this state was saved
+    clean: bool = False  # saved at a clean stop: nothing past next_sequence served
+    allowed: int = 0  # numbers below it may be shown before a save succeeds (recorded in STATE_DIR/served)
     discontinuity_floor: int = 0  # what a new playlist starts from after continuing above a state
-    # Not `clean`: where every playlist continues, and the discontinuity it starts above (hls.continue_above).
-    continue_at: int = 0
-    continue_floor: int = 0
-    # Late uploads [variant, key, run], gaps whose segment landed, and what waiting slots were listed as
-    # here (run, variant, entry): gaps are late.
-    late: list[tuple[int, str, str]] = member(default_factory=list)
-    late_landed: list[str] = member(default_factory=list)
+    continue_at: int = 0  # not `clean`: where every playlist continues, and the discontinuity number
+    continue_floor: int = 0  # it starts above (hls.continue_above)
+    late: list[tuple[int, str, str]] = member(default_factory=list)  # late uploads, [variant, key, run]
+    late_landed: list[str] = member(default_factory=list)  # gaps whose segment landed
+    # What waiting slots were listed as here (run, variant, entry): its gaps are late.
     waited: list[tuple[str, int, ListedSegment]] = member(default_factory=list)
 
 
