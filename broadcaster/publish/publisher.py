@@ -117,21 +117,18 @@ class Publisher:
                 shown = name if len(name) <= 200 else name[:200] + "..."
                 self._input_log.warning(f"unsafe_name:{index}", "skipping %r in %s/stream.m3u8: %s",
                                         shown, index, why)
-        stream = [s for s in playlist.segments if not s.is_offline_clip]
-        if stream:
+        if any(not s.is_offline_clip for s in playlist.segments):
             # Only real stream segments tell what a new stream needs (not Owncast's offline clips).
             v.advertised = hls.target_duration_for(playlist.target_duration)
             self.target.first(v.advertised, playlist.independent_segments, playlist.target_duration)
         target = self.target.value
         if target is not None and not v.playlist.opened:
-            numbering = self._numbering
-            floor = numbering.discontinuity_floor
+            floor = self._numbering.discontinuity_floor
             v.playlist.open(target, self.target.independent, self._mono(),
-                            (numbering.next_sequence, floor) if floor else None)
+                            (self._numbering.next_sequence, floor) if floor else None)
         if playlist.media_sequence < v.last_media_sequence:
             v.restarts += 1  # Owncast restarted its transcoder: a new run
         v.last_media_sequence = playlist.media_sequence
-
         now = self._mono()
         self._recall.first_read(v, playlist, now)
         for seg in playlist.segments:
