@@ -115,8 +115,7 @@ class Lister:
         self._metrics.upload_queue.set(self._lanes.queued)
 
     def _cut_apart(self, run: int, longest: float = 0.0) -> None:
-        """Owncast cut this run's variants at different instants (video passthrough): from now on each
-        variant lists its own segments (docs/hls-rules.md, "Variants cut apart")."""
+        """Owncast cut this run's variants apart (docs/hls-rules.md): each lists its own segments now."""
         # The target is raised now, while nothing moved is listed: on a new timeline only before anything
         # of the run is listed or any earlier slot waits, else one moment would have two numbers (6.2.4).
         aligned = not self.started(run) and not self._lanes.behind((run, -1))

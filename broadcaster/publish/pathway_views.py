@@ -257,8 +257,7 @@ class PathwayViews:
         return {pid for pid, seen in self._shown.items() if seen < shown and not self._on_former(pid)}
 
     def restarting(self, frozen: Frozen | None, keep: set[str], shown: int) -> list[Removed]:
-        """A new target: the pathways in `keep` go on listing `frozen` up to `shown`, the others start on
-        the new one. Returns what left a former playlist given up now."""
+        """A new target: `keep` go on listing `frozen` up to `shown`; returns what a dropped former held."""
         dropped = self._drop_former()
         if frozen is not None and keep:
             kept = {pid: self._views[pid] for pid in keep}

@@ -276,15 +276,13 @@ class Lanes:
                     progressed = decide(lane, [v]) or progressed
 
     def bound(self, lane: SlotAligner) -> SlotKey | None:
-        """`lane` decides only slots before this one (None: any): the first undecided in a lane that shares
-        a variant with it, so a variant lists its slots in order (6.2.4)."""
+        """`lane` decides only slots before this one (None: any), so a variant lists its slots in order."""
         if lane is not self.together:
             return self.together.first
         return min((first for own in self._lanes.values() if (first := own.first) is not None), default=None)
 
     def behind(self, key: SlotKey) -> bool:
-        """Some lane has a slot before `key` still undecided: a new timeline started now would start a
-        variant at a moment the others listed on the one before (6.2.4)."""
+        """Some lane has a slot before `key` undecided: a new timeline now would split a moment (6.2.4)."""
         return any(first is not None and first < key
                    for first in (self.together.first, *(own.first for own in self._lanes.values())))
 

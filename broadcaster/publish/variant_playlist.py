@@ -290,8 +290,8 @@ class VariantPlaylist(PlaylistReads):
         return left
 
     def rejoin(self, sequence: int, discontinuity_sequence: int, now: float) -> builtins.list[ListedSegment]:
-        """Back in Owncast's stream after streams without it: a new playlist at the same address, at
-        `sequence` on the others' timeline. Returns what it listed and never showed: that leaves unseen."""
+        """Back in Owncast's stream after streams without it: a new playlist at `sequence`; returns what it
+        listed and never showed (that leaves unseen)."""
         gen = self._opened()
         unseen = [e.segment for e in gen.window if e.sequence > self._views.shown_anywhere and not e.segment.gap]
         self._forget_views()

@@ -78,9 +78,8 @@ class Variants(Mapping[int, Variant]):
 
     def retarget(self, target: int, now: float, *, new_timeline: bool,
                  carry_to: int = 0) -> dict[int, list[ListedSegment]]:
-        """Every variant's playlist starts again under `target`; returns what each leaves unlisted. A
-        pathway behind in any variant lists every variant's former playlist first, and on a new timeline
-        what a variant carries ends below `carry_to` (one target, one number per pathway: 6.2.4)."""
+        """Every variant's playlist starts again under `target`; returns what each leaves unlisted. A pathway
+        behind in any variant lists every former playlist first; what is carried ends below `carry_to`."""
         behind = frozenset(pid for v in self._variants.values() for pid in v.playlist.behind())
         to = carry_to if new_timeline else 0
         return {index: v.playlist.retarget(target, now, new_timeline=new_timeline, keep_former=behind,
