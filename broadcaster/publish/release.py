@@ -99,7 +99,7 @@ class Release:
     def changed(self, versions: Versions) -> None:
         if versions.target != self._latest.target:
             for shown in self._shows.values():
-                shown.target_duration = versions.target
+                shown.under(versions.target)
         self._latest = versions
         if self._all_shown(versions):
             return
@@ -126,7 +126,7 @@ class Release:
         self.limit = limit
         self._in_view = set(versions.in_bucket)
         for pid, shown in self._shows.items():
-            shown.target_duration = versions.target
+            shown.under(versions.target)
             shown.replace(versions.renderings.get(pid, {}))
         if self._shown_to is not None:
             self._shown_to.shown(versions.renderings, replace=True)

@@ -29,6 +29,9 @@ class VisiblePlaylists:
 
     # -- written by release.py only ----------------------------------------------------------------
 
+    def under(self, target: int | None) -> None:
+        self.target_duration = target
+
     def announce(self, variants: list[SourceVariant]) -> None:
         if variants != self.announced:
             self.announced = variants
