@@ -6,9 +6,7 @@ visible, then announced and mirrored to the bucket (release.py); segments that l
 the cleaner. docs/how-it-works.md ("Publisher") names the modules, one job each.
 
 Each variant's playlist is held by variant_playlist.VariantPlaylist, which alone changes its
-ManifestGenerator, through intents. pathway_views.PathwayViews says how far each pathway lists and
-returns the hold; it changes no playlist. Every other piece of state has one owner, built by the
-publisher (publisher.py; the lister and the recall get them as one record, parts.Parts).
+ManifestGenerator, through intents; every other piece of state has one owner, built by publisher.py.
 Never: serve HTTP, list a segment on a bucket's pathway before it is in that bucket, show a pathway a
 number another pathway gave another segment, or serve a number twice
 (docs/hls-rules.md#numbers-across-restarts).

@@ -1,11 +1,6 @@
-"""Behind: a decided copy listed in one variant's playlist (or a gap there alone), counted, told to the
-Release and recorded, at once or after what waits in that variant; the lister decides which, and when.
-
-One stuck file holds only its own variant (docs/hls-rules.md#a-segment-one-variant-lacks). A variant
-whose copy of a decided slot is not in the bucket keeps the slot here, under the number every variant
-gives it, with everything decided for it after, in order. Behind lists it as far as it can at each push:
-the head once uploaded (or kept by the VM), or a gap there (EXT-X-GAP) once the copy is lost or still
-being written at `give_up`, a bound after the others listed it; woken at the next such bound.
+"""Behind: a decided copy listed in one variant's playlist (or a gap there alone), at once or after what
+waits in that variant: one stuck file holds only its own variant until its copy is uploaded, or lost or
+still being written at `give_up` (then a gap: docs/hls-rules.md#a-segment-one-variant-lacks).
 """
 
 from __future__ import annotations
@@ -27,17 +22,14 @@ from .variant_playlist import SegmentRejected
 
 log = logging.getLogger(__name__)
 
-# How long a variant waits past the others for a copy Owncast is still writing, in target durations:
-# its next version then comes within about 1.5 of them of its last, as 6.2.1 asks of every playlist.
-# Owncast has a body within milliseconds of the playlist that names it, so by then the writer is stuck.
+# How long a variant waits past the others for a copy Owncast is still writing, in target durations: its
+# next version then comes within about 1.5 of them of its last (6.2.1).
 STUCK_TARGET_DURATIONS = 1.0
 
 
 @dataclass(frozen=True, slots=True)
 class Waiting:
-    """A decided slot one variant lists once its copy is uploaded: `segment` as it is listed (its hash
-    added once uploaded), under `sequence`; a gap there if the copy is lost, or not finished by Owncast
-    at `give_up` (monotonic)."""
+    """A decided slot one variant lists under `sequence` once its copy is uploaded (a gap at `give_up`)."""
 
     copy: Copy
     segment: ListedSegment
@@ -57,7 +49,7 @@ Step = Waiting | Mark
 
 
 def never_shown(metrics: Metrics, index: int, segments: Iterable[ListedSegment], before: str) -> None:
-    """Listed, never shown, and leaving unseen: each counted lost (`rejected`) and said."""
+    """Listed, never shown, and leaving unseen: each counted lost and said."""
     for segment in segments:
         metrics.segments_lost.labels(variant=str(index), reason="rejected").inc()
         log.warning("variant %d: segment %s not listed: never shown before %s", index, segment.uri, before)
@@ -73,10 +65,10 @@ def running_loop() -> asyncio.AbstractEventLoop | None:
 
 class Behind:
     def __init__(self, parts: Parts, fresh: Callable[[int, Copy], bool], wake: Callable[[], None]) -> None:
-        """`fresh`: Lister._fresh; `wake`: the lister's push, at a copy's bound."""
+        """`wake`: the lister's push, at a copy's bound."""
         config = parts.config
         self._urls = config.urls
-        self._hashes = config.segment_hashes  # P2P on (PublisherConfig.segment_hashes)
+        self._hashes = config.segment_hashes  # P2P on
         self._wall = config.wall_clock
         self._metrics = parts.metrics
         self._release = parts.release
@@ -88,27 +80,21 @@ class Behind:
         self._fresh = fresh
         self._wake_up = wake
         self._mono = config.monotonic
-        # Per variant, the steps decided for it that wait behind a copy not yet in the bucket, oldest first.
-        self._queues: dict[int, deque[Step]] = {}
+        self._queues: dict[int, deque[Step]] = {}  # per variant, what waits behind a copy, oldest first
         self._timer: asyncio.TimerHandle | None = None  # the next give-up of a stuck copy
         self.closed = False  # the publisher is closing: nothing is listed any more
 
     def lagging(self, index: int) -> bool:
-        """Something waits in this variant: whatever is decided for it next waits behind."""
         return index in self._queues
 
     def add(self, index: int, step: Step) -> None:
         self._queues.setdefault(index, deque()).append(step)
 
     def last(self, index: int) -> Waiting | None:
-        """The last slot waiting in this variant: the next one decided for it is numbered after it."""
         return next((s for s in reversed(self._queues.get(index, ())) if isinstance(s, Waiting)), None)
 
     def waiting(self) -> Iterator[tuple[int, Waiting]]:
-        for index, queue in self._queues.items():
-            for step in queue:
-                if isinstance(step, Waiting):
-                    yield index, step
+        return ((i, step) for i, queue in self._queues.items() for step in queue if isinstance(step, Waiting))
 
     @property
     def count(self) -> int:
@@ -116,15 +102,12 @@ class Behind:
 
     def saved(self) -> dict[int, list[object]]:
         """Per variant, what waits (JSON-able): each slot as [number, URI, duration, date, discontinuity,
-        init URI, key, run, uploaded] (run: its recording's; uploaded: in the bucket already, so a start
-        lists it, else a gap there, uploaded late), each mark as its name."""
-        out: dict[int, list[object]] = {}
-        for index, queue in self._queues.items():
-            out[index] = [step.value if isinstance(step, Mark) else
-                          [step.sequence, step.segment.uri, step.segment.duration,
-                           step.segment.program_date_time, step.segment.discontinuity, step.segment.init_uri,
-                           step.segment.key, step.run_name, succeeded(step.copy.task)] for step in queue]
-        return out
+        init URI, key, run, uploaded], each mark as its name."""
+        return {index: [step.value if isinstance(step, Mark) else
+                        [step.sequence, step.segment.uri, step.segment.duration,
+                         step.segment.program_date_time, step.segment.discontinuity, step.segment.init_uri,
+                         step.segment.key, step.run_name, succeeded(step.copy.task)] for step in queue]
+                for index, queue in self._queues.items()}
 
     def close(self) -> None:
         self.closed = True
@@ -133,7 +116,6 @@ class Behind:
             self._timer = None
 
     def step(self, v: Variant, mark: Mark) -> None:
-        """Now, or after what waits in `v`."""
         if self.lagging(v.index):
             self.add(v.index, mark)
         else:
@@ -146,9 +128,7 @@ class Behind:
             log.info("variant %d: Owncast ended the stream; playlist closed with ENDLIST", v.index)
 
     def catch_up(self, force: bool = False) -> None:
-        """List what waits in each variant as far as it can: copies uploaded, gaps where a copy is lost
-        or still being written past its bound (`force`: every copy not in the bucket now, before the
-        playlists start again under a new target). Then wake again at the next bound."""
+        """List what waits in each variant as far as it can (`force`: a copy not in the bucket is a gap)."""
         if self.closed:
             return
         now = self._mono()
@@ -173,8 +153,7 @@ class Behind:
                                     "being written by Owncast" if writing else "not in the bucket",
                                     now - step.give_up + STUCK_TARGET_DURATIONS * (self._target.value or 1))
                         self.list_gap(v, step, now)
-                        # Its variant lists a gap there from now on: its upload goes on, late (for recordings
-                        # and clips), lost only if Owncast never finishes the file.
+                        # Its upload goes on, late (for recordings and clips).
                         self._late.add(index, step.copy.key, step.run_name, step.copy.task)
                         step.copy.ready.add_done_callback(retrieved)  # its outcome is the late upload's
                     elif (err := ready.exception()) is not None:
@@ -188,15 +167,13 @@ class Behind:
         self._arm(now)
 
     def _arm(self, now: float) -> None:
-        """Wake at the first bound of a copy that holds its variant (none: no timer)."""
+        """Wake at the first bound of a copy that holds its variant."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
         bounds = [step.give_up for queue in self._queues.values()
                   if isinstance(step := queue[0], Waiting) and not step.copy.ready.done()]
-        if not bounds:
-            return
-        if (loop := running_loop()) is not None:
+        if bounds and (loop := running_loop()) is not None:
             self._timer = loop.call_later(max(0.0, min(bounds) - now) + 0.001, self._wake)
 
     def _wake(self) -> None:
@@ -204,23 +181,15 @@ class Behind:
         if not self.closed:
             self._wake_up()
 
-    # -- one entry in one variant's playlist ---------------------------------------------------------
-
     def segment(self, copy: Copy, discontinuity: bool) -> ListedSegment:
-        """The entry a copy is listed as (its hash added once its upload is done)."""
+        """The entry a copy is listed as (without its hash)."""
         src = copy.source
-        return ListedSegment(
-            uri=self._urls.segment(copy.key),
-            duration=src.duration,
-            program_date_time=src.program_date_time,
-            discontinuity=discontinuity,
-            init_uri=self._urls.init(copy.init_key) if copy.init_key else None,
-            key=copy.key,
-        )
+        return ListedSegment(uri=self._urls.segment(copy.key), duration=src.duration,
+                             program_date_time=src.program_date_time, discontinuity=discontinuity,
+                             init_uri=self._urls.init(copy.init_key) if copy.init_key else None, key=copy.key)
 
     def lost(self, v: Variant, copy: Copy, err: BaseException) -> None:
-        """A copy lost before it was listed: counted, and said (a loss an outage's lines count already,
-        OutageLog.lost, only as DEBUG: a long outage loses hundreds)."""
+        """A copy lost before it was listed: counted and said (only as DEBUG if an outage's lines tell it)."""
         reason = err.reason if isinstance(err, SegmentLost) else "error"
         self._metrics.segments_lost.labels(variant=str(v.index), reason=reason).inc()
         if isinstance(err, SegmentLost):
@@ -230,9 +199,7 @@ class Behind:
             log.error("variant %d: segment %s lost to an unexpected error: %r", v.index, copy.source.name, err)
 
     def list_gap(self, v: Variant, step: Waiting, now: float) -> bool:
-        """List `step`'s segment as a gap (EXT-X-GAP) in `v` alone, under its number: the others list its
-        moment under it (False when the playlist refuses it: the gap is marked with a discontinuity). So
-        does the recording (its segment may land late)."""
+        """List `step`'s segment as a gap in `v` alone and in the recording (False when refused)."""
         playlist = v.playlist
         gap = replace(step.segment, gap=True, sha256=None)
         try:
@@ -246,12 +213,8 @@ class Behind:
         return True
 
     def list_segment(self, v: Variant, step: Waiting, now: float) -> bool:
-        """List `step`'s copy in `v`'s playlist as its segment, its hash added (False when the playlist
-        refuses it: the gap is marked). `step.sequence`: where an empty playlist starts."""
+        """List `step`'s copy in `v`'s playlist (False when refused)."""
         playlist = v.playlist
-        # Each playlist numbers its own segments; an empty one (new, or after a new target) starts at
-        # the highest number any variant has reached, so numbering never goes back and variants
-        # listed together keep the same numbers.
         sequence = max(playlist.next_sequence, step.sequence) if not playlist.listing else playlist.next_sequence
         copy, segment = step.copy, step.segment
         src = copy.source

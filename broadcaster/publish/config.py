@@ -21,12 +21,8 @@ class PublisherConfig:
     window: WindowOptions  # every playlist's: how much it lists, blocking reload, where players start
     target_duration: int | None = None  # None: from Owncast's first stream playlist
     first_sequence: int = 0  # the media sequence to start from without saved state
-    # P2P on (P2P_TRACKERS): each listed segment carries the SHA-256 of its bytes in the bucket, which
-    # viewers check their peers' copies against (hls.SEGMENT_HASH_TAG).
-    segment_hashes: bool = False
-    # How long a segment Owncast listed may still be written before it is given up (uploads.py).
+    segment_hashes: bool = False  # P2P on: each listed segment carries its SHA-256 (hls.SEGMENT_HASH_TAG)
     unfinished_limit: float = UNFINISHED_LIMIT
-    # The pathways each playlist is listed on (content steering): the first bucket's alone by default.
     pathways: PathwayPlan = field(default_factory=PathwayPlan)
     wall_clock: Callable[[], float] = time.time
     monotonic: Callable[[], float] = time.monotonic

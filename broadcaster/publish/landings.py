@@ -1,9 +1,6 @@
 """Landings: per bucket's pathway, the uploads of segments listed before they landed in that bucket.
-
-A bucket's pathway lists a segment once its upload there landed (pathway_views.PathwayViews asks
-`state`); one that failed for good is listed there as a gap while it is listed. A segment whose upload
-failed on every bucket's pathway exists nowhere (its upload sends the VM's copy, or Owncast's file: it
-fails only once both are gone): `settle` says so, and the playlist's owner makes its entry a gap.
+One that failed for good is listed there as a gap; one that failed on every bucket's pathway exists
+nowhere (`settle` says so, and the playlist's owner makes its entry a gap).
 """
 
 from __future__ import annotations
@@ -22,14 +19,14 @@ class Landing(Protocol):
 
 
 class Restored:
-    """A restored state's upload that had not landed: pending until the publisher starts it again."""
+    """A restored state's upload not landed: pending until the publisher starts it again."""
 
     def done(self) -> bool:
         return False
 
 
 def failed(upload: Landing) -> bool:
-    """An upload that ended without landing (an error; not a cancel: the publisher is closing)."""
+    """An upload that ended without landing (an error, not a cancel)."""
     return (isinstance(upload, asyncio.Future) and upload.done() and not upload.cancelled()
             and upload.exception() is not None)
 
@@ -39,15 +36,13 @@ class Landings:
         self._pending: dict[str, dict[str, Landing]] = {pid: {} for pid in buckets}
 
     def pend(self, key: str, landings: Mapping[str, Landing]) -> None:
-        """A segment listed before it landed on these pathways (each one's upload)."""
         for pid, upload in landings.items():
             pending = self._pending.get(pid)
             if pending is not None and not upload.done():
                 pending[key] = upload
 
     def restored(self, keys: Mapping[str, Iterable[str]]) -> None:
-        """A restored state's uploads that had not landed, per pathway (one not configured now: dropped):
-        pending until `landing` gives each its upload again."""
+        """A restored state's uploads not landed, per pathway configured now: pending until `landing`."""
         for pid, pid_keys in keys.items():
             pending = self._pending.get(pid)
             if pending is not None:
@@ -60,9 +55,8 @@ class Landings:
             pending[key] = upload
 
     def settle(self, listed: Callable[[], dict[str, bool]]) -> tuple[list[str], list[str]]:
-        """Forget the uploads that landed; one that failed for good stays, a gap there, while it is listed
-        (`listed`: key -> listed as a gap, asked only once something failed). Returns (the keys that
-        landed now, those that are nowhere now: failed on every bucket's pathway)."""
+        """Forget the uploads that landed; one failed for good stays (a gap) while listed (`listed`: key ->
+        listed as a gap). Returns (the keys landed now, those nowhere now: failed on every bucket's)."""
         landed: list[str] = []
         nowhere: list[str] = []
         gaps: dict[str, bool] | None = None
@@ -80,38 +74,30 @@ class Landings:
                 if gap is None:
                     del pending[key]  # a gap that left every playlist
                 elif not gap and all((up := other.get(key)) is not None and failed(up)
-                                     for other in self._pending.values()):  # one not pending landed there
+                                     for other in self._pending.values()):
                     gaps[key] = True
                     nowhere.append(key)
         return landed, nowhere
 
     @property
     def waiting(self) -> bool:
-        """`settle` has something to look at."""
         return any(self._pending.values())
 
     def state(self, pathway: str, key: str | None) -> str | None:
         """OWN: landed there (or not a bucket's: the VM holds it); GAP: it never will; None: not yet."""
         pending = self._pending.get(pathway)
-        if key is None or pending is None:
-            return OWN
-        upload = pending.get(key)
-        if upload is None:
-            return OWN
-        return GAP if failed(upload) else None
+        upload = pending.get(key) if key is not None and pending is not None else None
+        return OWN if upload is None else GAP if failed(upload) else None
 
     def landed(self, pathway: str, key: str | None) -> bool:
-        """Whether `key` is in `pathway`'s bucket (listed and not on its way there)."""
         return key is not None and self.state(pathway, key) == OWN
 
     def keys(self) -> dict[str, list[str]]:
-        """Per pathway, the keys not landed (what a restart uploads again)."""
         return {pid: sorted(pending) for pid, pending in self._pending.items() if pending}
 
     def count(self) -> int:
         return len({key for pending in self._pending.values() for key, u in pending.items() if not u.done()})
 
     def uploads(self) -> list[asyncio.Future[Any]]:
-        """The uploads that have not landed (a stop waits for them, then cancels them)."""
         return [u for pending in self._pending.values() for u in pending.values()
                 if isinstance(u, asyncio.Future) and not u.done()]

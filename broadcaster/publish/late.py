@@ -1,7 +1,6 @@
-"""Late is late, not lost: a copy its variant's live playlist gave up as a gap is uploaded once Owncast
-finishes it, and all but the live window use it: the recording, a clip made over it (`settled`), the
-counts (docs/how-it-works.md, "Late, not lost"). What is late is saved with the publisher's memory
-(`saved`); one that lands after its gap left every playlist goes to the cleaner.
+"""Late is late, not lost: a copy its live playlist gave up as a gap is uploaded once Owncast finishes
+it, for recordings and clips (docs/how-it-works.md, "Late, not lost"); one that lands after its gap left
+every playlist goes to the cleaner.
 """
 
 from __future__ import annotations
@@ -39,7 +38,6 @@ class _Late:
 class LateCopies:
     def __init__(self, metrics: Metrics, recorder: Recorder | None, drop: Callable[[list[Removed]], None],
                  monotonic: Callable[[], float]) -> None:
-        """`drop`: objects no playlist lists any more go on to the cleaner."""
         self._metrics = metrics
         self._recorder = recorder
         self._drop = drop
@@ -48,7 +46,7 @@ class LateCopies:
         self._landed: OrderedDict[str, None] = OrderedDict()  # keys of gaps whose segment is in the bucket
 
     def add(self, index: int, key: str, run_name: str, task: asyncio.Future[Uploaded]) -> None:
-        """The copy `key` of variant `index` is a gap in its playlist from now on; `task` uploads it."""
+        """The copy `key` of variant `index` is a gap from now on; `task` uploads it."""
         entry = self._pending.get(key)
         if entry is None:
             entry = self._pending[key] = _Late(index, key, run_name, self._mono())
@@ -60,7 +58,7 @@ class LateCopies:
 
     def _done(self, entry: _Late, task: asyncio.Future[Uploaded]) -> None:
         if task.cancelled():
-            return  # closing: still late, saved as such (a restart uploads it)
+            return  # closing: still late, saved as such
         self._pending.pop(entry.key, None)
         name = entry.key.rpartition("/")[2]
         err = task.exception()
@@ -91,8 +89,7 @@ class LateCopies:
                 entry.left = True
 
     async def settled(self, keys: Iterable[str], timeout: float) -> set[str]:
-        """Of these keys (gaps), those whose segment is in the bucket, after waiting up to `timeout` for
-        those still uploading late."""
+        """Of these keys (gaps), those whose segment is in the bucket, waiting up to `timeout`."""
         wanted = list(keys)
         waiting = [e.settled for k in wanted if (e := self._pending.get(k)) is not None and e.settled is not None]
         if waiting:
@@ -104,7 +101,7 @@ class LateCopies:
         return [(e.index, e.key, e.task) for e in self._pending.values() if e.task is not None and not e.task.done()]
 
     def saved(self) -> dict[str, object]:
-        """What is late (JSON-able): each upload still going on, [variant, key, run], and the gaps landed."""
+        """What is late (JSON-able): uploads still going on, [variant, key, run], and the gaps landed."""
         return {"pending": [[e.index, e.key, e.run_name] for e in self._pending.values()],
                 "landed": list(self._landed)}
 
@@ -118,13 +115,12 @@ class LateCopies:
             self._landed.popitem(last=False)
 
     def resume(self, start: Callable[[int, str], asyncio.Future[Uploaded]]) -> None:
-        """Start again the uploads a restored state said were late (`start(variant, key)`)."""
         for entry in [e for e in self._pending.values() if e.task is None]:
             self.add(entry.index, entry.key, entry.run_name, start(entry.index, entry.key))
 
 
 def parse_saved(raw: object) -> tuple[list[tuple[int, str, str]], list[str]]:
-    """`LateCopies.saved` read back, every value checked (ValueError when it does not add up)."""
+    """`LateCopies.saved` read back, every value checked."""
     d = mapping(raw, "late", 2)
     pending: list[tuple[int, str, str]] = []
     for item in array(d.get("pending", []), "late uploads", _MAX_SAVED):

@@ -1,8 +1,5 @@
-"""What a playlist lists, by key: the lookup behind VariantPlaylist.found, and the VM's pathway's record.
-
-`KeyIndex` answers for the window as it is now (rebuilt once per change, not per request). `VmListed`
-remembers what the VM's pathway listed a while after it left the window: a player holding an older
-version still asks for it (6.2.2), and the VM answers only what its pathway listed.
+"""What a playlist lists, by key: `KeyIndex` for the window now (rebuilt once per change), `VmListed` for
+what the VM's pathway listed a while after it left the window (a player may still ask for it: 6.2.2).
 """
 
 from __future__ import annotations
@@ -38,7 +35,7 @@ class KeyIndex:
         self._by_key: dict[str, At] = {}
 
     def at(self, window: Window, changes: int, key: str) -> At | None:
-        """`key` in `window` as of its `changes` mark (the playlist's: the index is rebuilt when it moved)."""
+        """`key` in `window` as of its `changes` mark."""
         if changes != self._changes:
             by_key: dict[str, At] = {}
             for e in window:
@@ -54,7 +51,7 @@ class VmListed:
         self._listed: OrderedDict[str, At] = OrderedDict()
 
     def add(self, e: Entry, window_entries: int) -> None:
-        """The VM's pathway lists `e` (with its init section); a gap is nothing to answer."""
+        """The VM's pathway lists `e` (with its init section)."""
         if not e.segment.key or e.segment.gap:
             return
         _add(self._listed, e)

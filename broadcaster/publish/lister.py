@@ -1,13 +1,6 @@
-"""Takes in each segment Owncast lists for the first time, lists what is uploaded, in Owncast's order,
-and pushes the new versions on to the Release.
-
-A new copy gets its slot (slots.Lanes: which aligner, and whether Owncast cut its run's variants apart)
-and its upload (uploads.Uploads), whose done-callbacks come back here, not to the publisher. The lister
-takes the slots that are ready (slots.SlotAligner), decides each in every member variant or in none
-(judged), applies the target policy's Retarget to every playlist, lists each entry through
-behind.Behind (at once, or after what waits in a variant whose copy Owncast is still writing), and pushes
-every variant's new version to the Release with the publisher's memory: every call that changes that
-memory ends in `advance`, so a save needs to ask nothing back."""
+"""Takes in each segment Owncast lists for the first time, decides each ready slot in every member variant
+or in none (judged), lists it through behind.Behind in Owncast's order, and pushes the new versions with
+the publisher's memory to the Release: every change to that memory ends in `advance`."""
 
 from __future__ import annotations
 
@@ -36,24 +29,15 @@ MemoryNow = Callable[[float], dict[str, object]]  # the publisher's memory at a 
 
 @dataclass(slots=True)
 class Verdict:
-    """What a ready slot's copies say, variant by variant: which copy is in the bucket (listed now), which
-    one Owncast is still writing (kept in its variant: listed later, or a gap there alone), which one is
-    lost (a gap there alone), and whether the slot is dropped in every variant."""
+    """What a ready slot's copies say: which are lost or still being written, and whether none is listed."""
 
     lost: dict[int, BaseException | None] = field(default_factory=dict)  # copies not listed (their error)
     held: set[int] = field(default_factory=set)  # copies Owncast is still writing
     dropped: bool = False  # a copy missing or beyond any target: no variant lists it
 
-    def in_none(self, members: int) -> bool:
-        """No variant lists it: a gap in every variant helps no player (hls.js loads a gap from another
-        variant), and listing it in some only would number them differently."""
-        return self.dropped or len(self.lost) + len(self.held) == members
-
 
 def judged(slot: Slot, members: list[Variant], metrics: Metrics) -> Verdict | None:
-    """The verdict on `slot`'s copies in `members` (None: a copy was cancelled, the publisher is closing);
-    a copy missing or beyond any target is counted and said here, a lost one once it is decided where its
-    gap goes."""
+    """The verdict on `slot`'s copies in `members` (None: a copy was cancelled, closing)."""
     verdict = Verdict()
     for v in members:
         copy = slot.copies.get(v.index)
@@ -73,7 +57,6 @@ def judged(slot: Slot, members: list[Variant], metrics: Metrics) -> Verdict | No
         elif (err := copy.ready.exception()) is not None:
             verdict.lost[v.index] = err
         elif not hls.fits_target(copy.source.duration, hls.MAX_TARGET_DURATION):
-            # Beyond any Owncast setting: a broken playlist, not a reason to slow every viewer.
             verdict.dropped = True
             verdict.lost[v.index] = None
             metrics.input_rejected.labels(reason="rejected").inc()
@@ -98,12 +81,8 @@ class Lister:
         self._memory = memory
         self._waited = parts.waited
         self._uploads = parts.uploads
-        # What waits per variant behind a copy not yet in the bucket (listed after the others).
         self.behind = Behind(parts, self._fresh, self.advance)
-        # Moving average over ~10 segments of the successful PutObject's time against the media it carries
-        # (like Owncast's "possible slow uploads"; /health): above 1 the bucket cannot keep up. An outage
-        # does not count here: it shows as storage unreachable instead.
-        self.upload_ratio = 0.0
+        self.upload_ratio = 0.0  # moving average of an upload's time / its media's (/health): above 1, slow
 
     # -- a copy taken in -------------------------------------------------------------------------------
 
@@ -126,8 +105,6 @@ class Lister:
         slot = aligner.slot(key)
         slot.discontinuity |= seg.discontinuity
         copy = self._uploads.start(v.index, seg, key[0], now)
-        # Listed once ready (held by the VM, or uploaded to some bucket), shown on each bucket's pathway
-        # once uploaded there.
         copy.task.add_done_callback(functools.partial(self.on_uploaded, v.index, seg.duration))
         copy.ready.add_done_callback(functools.partial(self.on_ready, copy.task))
         for other in copy.others.values():
@@ -138,34 +115,24 @@ class Lister:
         self._metrics.upload_queue.set(self._lanes.queued)
 
     def _cut_apart(self, run: int, longest: float = 0.0) -> None:
-        """Owncast cut this run's variants at different instants (video passthrough): its segment
-        numbers no longer name the same moment in every variant, so from now on each variant lists
-        its own segments as they come, and players line variants up by PROGRAM-DATE-TIME and
-        discontinuity numbers (docs/hls-rules.md, "Variants cut apart")."""
-        # Raise the target now, while nothing of the slots moved is listed. Before anything of the run was
-        # listed, every variant is at its start: each starts its new playlist there on a new timeline. Once
-        # some variant listed (or waits to list) a slot of it, or has a slot of a run before to decide, the
-        # raise keeps the timeline, so every variant lists a moment under one discontinuity number (6.2.4).
+        """Owncast cut this run's variants apart (docs/hls-rules.md): each lists its own segments now."""
+        # The target is raised now, while nothing moved is listed: on a new timeline only before anything
+        # of the run is listed or any earlier slot waits, else one moment would have two numbers (6.2.4).
         aligned = not self.started(run) and not self._lanes.behind((run, -1))
         longest = max(longest, self._lanes.cut_apart(run, self._variants))
         self.retarget(self._target.raise_for(longest, "longer_segment", aligned=aligned))
 
-    # -- listing, in order, the same slots in every variant ------------------------------------------
-
     def on_done(self, _ready: asyncio.Future[Any]) -> None:
-        """A copy may be listed now (the done-callback of its `ready`, or its upload to another bucket's)."""
         if not self.behind.closed:
             self.advance()
 
     def on_ready(self, task: asyncio.Future[Uploaded], ready: asyncio.Future[Any]) -> None:
-        """on_done, for a copy's `ready` beside its first bucket's upload (`task`). Once that is done its
-        own done-callback pushes: no second push for the same landing. Otherwise (held by the VM, landed on
-        another bucket first) this one pushes."""
+        """on_done for a copy's `ready`, unless its first bucket's upload `task` is done (that pushes)."""
         if not task.done():
             self.on_done(ready)
 
     def on_uploaded(self, index: int, duration: float, task: asyncio.Future[Uploaded]) -> None:
-        """An upload finished (its done-callback): the upload ratio learns its time."""
+        """An upload finished: the upload ratio learns its time."""
         if succeeded(task):
             self.upload_ratio += (task.result().took / max(duration, 0.001) - self.upload_ratio) * 0.2
             self._metrics.upload_realtime_ratio.set(round(self.upload_ratio, 3))
@@ -196,8 +163,7 @@ class Lister:
                     self.behind.step(v, Mark.END)
                 continue
             if previous[0] == key[0] and key[1] != previous[1] + 1:
-                # Owncast's numbering jumped: segments we never saw (e.g. written while we were down
-                # and already cleaned up). The next one marks the gap.
+                # Owncast's numbering jumped (segments written while we were down): the next marks the gap.
                 log.warning("segments %d..%d of run %d were never seen; marking the gap", previous[1] + 1,
                             key[1] - 1, key[0])
                 for v in members:
@@ -206,13 +172,13 @@ class Lister:
         return decided
 
     def _decide(self, slot: Slot, members: list[Variant], together: bool = True) -> None:
-        """List the slot in every member as its verdict says (Verdict). `together`: the variants are
-        numbered alike."""
+        """List the slot in every member as its verdict says; `together`: the variants are numbered alike."""
         verdict = judged(slot, members, self._metrics)
         if verdict is None:
             return
         lost, held = verdict.lost, verdict.held
-        if verdict.in_none(len(members)):  # the next segment marks it
+        # No variant lists it (a gap in every variant helps no player): the next segment marks it.
+        if verdict.dropped or len(lost) + len(held) == len(members):
             for v in members:
                 self.behind.step(v, Mark.GAP)
                 copy = slot.copies.get(v.index)
@@ -221,9 +187,7 @@ class Lister:
                 elif v.index not in lost:
                     self._metrics.segments_lost.labels(variant=str(v.index), reason="sibling_lost").inc()
                 if v.index in held and copy is not None:
-                    # Never listed: its upload stops (it waits for Owncast's file; if it got further, the
-                    # object goes with the cleaner's next run).
-                    copy.task.cancel()
+                    copy.task.cancel()  # never listed: its upload stops
             return
         numbering = self._numbering
         variants = self._variants.values()
@@ -236,8 +200,7 @@ class Lister:
         run_name = numbering.run_name(run) if self._recorder is not None else ""  # the recording's
         flags = {v.index: slot.discontinuity or ((numbering.last_run if (r := self._last_run(v)) is None else r)
                                                  not in (None, run)) for v in members}
-        # The discontinuity number the variants already listing at `base` give this slot: a variant
-        # that is new, or back after streams without it, starts its playlist there too (6.2.4).
+        # The discontinuity number the variants listing at `base` give it: a new variant starts there (6.2.4).
         number = max((v.playlist.next_discontinuity(flags[v.index]) for v in members
                       if v.playlist.listing and v.playlist.next_sequence == base
                       and not self.behind.lagging(v.index)), default=None)
@@ -251,8 +214,7 @@ class Lister:
                 pass  # its numbers are promised up to `base` already: it takes its place behind them
             elif together and number is not None:
                 if playlist.listing and playlist.next_sequence < base:
-                    # Back after streams without it (Owncast's variants 3 -> 1 -> 3): its numbers fell
-                    # behind the others'. A new playlist at the same address, where the others are.
+                    # Back after streams without it: a new playlist where the others are.
                     never_shown(self._metrics, v.index, playlist.rejoin(base, number, now),
                                 "its playlist started again where the other variants are")
                 elif not playlist.listing:
@@ -261,8 +223,7 @@ class Lister:
                 self._variants.join_apart(v, run, flags[v.index])
             copy = slot.copies[v.index]
             segment = self.behind.segment(copy, flags[v.index])
-            # Under the slot's number, as Behind.list_segment numbers it: `base`, not where the numbering is now
-            # (the members listed before this one moved it on).
+            # Under the slot's number, `base`, not where the members listed before this one moved it.
             at = max(playlist.next_sequence, base) if not playlist.listing else playlist.next_sequence
             if lagging or v.index in held:
                 last = self.behind.last(v.index)  # after what waits in it already
@@ -277,9 +238,7 @@ class Lister:
                 numbering.listed(playlist.next_sequence, run)
 
     def _fresh(self, index: int, copy: Copy) -> bool:
-        """False when the copy's file was written again since its upload (rewrites.Rewrites.stale): the
-        follow that uploads the file's final bytes is the copy's upload from now on (its `ready` follows
-        it), the copy unfinished again."""
+        """False when the copy's file was written again since its upload: the follow is its upload now."""
         redo = self._uploads.rewrites.stale(index, copy)
         if redo is None:
             return True
@@ -289,23 +248,20 @@ class Lister:
         return False
 
     def started(self, run: int) -> bool:
-        """Some variant has a slot of `run` decided already (listed, or waiting in it): the run is not new."""
+        """Some variant has a slot of `run` decided already: the run is not new."""
         return any(self._last_run(v) == run for v in self._variants.values())
 
     def _last_run(self, v: Variant) -> int | None:
-        """The run of the last slot decided for `v`: waiting in it, or listed."""
         waiting = self.behind.last(v.index)
         return waiting.run if waiting is not None else v.playlist.last_run
 
     def again(self) -> None:
-        """Push the versions again soon, nothing new listed: a pathway showed its former playlist as far as it
-        went and shows the new one next (not now: the Release is telling what it showed)."""
+        """Push the versions again soon (not now: the Release is telling what it showed)."""
         if (loop := running_loop()) is not None:
             loop.call_soon(lambda: None if self.behind.closed else self.advance())
 
     def retarget(self, decision: Retarget | None) -> None:
-        """Apply the target policy's decision to every variant's playlist at once, after listing what waits in
-        each (a copy not in the bucket by now is a gap there): all go on from the same next number."""
+        """Apply the target policy's decision to every playlist at once, after listing what waits in each."""
         if decision is None:
             return
         self.behind.catch_up(force=True)
@@ -316,7 +272,6 @@ class Lister:
                         f"{decision.target}s it (or one before it) does not fit")
 
     def versions(self) -> Versions:
-        """Every variant's current version on each pathway, with what the Release needs beside it."""
         release, variants = self._release, self._variants
         now = self._mono()
         renderings = variants.versions(now)

@@ -1,9 +1,6 @@
-"""The Publisher's memory as JSON (state.json's top level), and reading it back with every value checked;
-Recall: that memory both ways, what the publisher saves with each version, and a restore that sets each
-part through its own.
-
-state.json may be damaged or crafted: `decode` checks types, ranges and sizes before anything is
-used, and raises ValueError naming what does not add up.
+"""The Publisher's memory as JSON (state.json's top level) and Recall, which writes it and restores each
+part through its own. state.json may be damaged or crafted: `decode` checks types, ranges and sizes
+before anything is used, and raises ValueError naming what does not add up.
 """
 
 from __future__ import annotations
@@ -30,18 +27,16 @@ from .variant_playlist import SegmentRejected, VariantPlaylist
 
 log = logging.getLogger(__name__)
 
-# A variant's playlist, not open yet (None) or restored from its saved form (variants.Variants.playlist:
-# every playlist under today's WindowOptions).
+# A variant's playlist, not open yet (None) or restored from its saved form (variants.Variants.playlist).
 PlaylistMaker = Callable[[int, dict[str, Any] | None, float], VariantPlaylist]
 
 # Bounds on what a saved state may hold, far above what the service writes: more is not ours.
 _MAX_VARIANTS = 100
 _MAX_RUNS = 1_000_000  # Owncast transcoder runs seen over the service's life, one per stream start
 _MAX_UPLOADED = 100_000
-# Keys that left a window while the bucket's playlist lagged: as many as the cleaner restores (a day's
-# outage at 1 s segments is 86,400 a variant).
+# Keys that left a window while the bucket's playlist lagged (a day's outage at 1 s segments: 86,400).
 _MAX_LEAVING = 2_000_000
-# A removed segment's time kept (its duration and the longest playlist that listed it): a week is not ours.
+# A removed segment's time kept: a week is not ours.
 _MAX_KEEP = 7 * 86400.0
 
 
@@ -57,23 +52,15 @@ class Memory:
     decided: SlotKey
     runs: Mapping[str, int]  # Owncast run name -> order
     uploaded: AbstractSet[str]  # keys uploaded before a restart, not listed then
-    # Numbers below `reserved` may have been served once this state was saved (what STATE_DIR/served
-    # recorded, or at worst hls.SEQUENCE_RESERVE past next_sequence);
-    # `clean`: saved at a clean stop, when nothing past next_sequence had been served.
-    reserved: int = 0
-    clean: bool = False
-    # Numbers below `allowed` may be shown before a save succeeds, each recorded first in STATE_DIR/served
-    # under this state: its reserve, so a restart on a full disk goes on as the process before it did.
-    allowed: int = 0
+    reserved: int = 0  # numbers below it may have been served once this state was saved
+    clean: bool = False  # saved at a clean stop: nothing past next_sequence served
+    allowed: int = 0  # numbers below it may be shown before a save succeeds (recorded in STATE_DIR/served)
     discontinuity_floor: int = 0  # what a new playlist starts from after continuing above a state
-    # Not `clean`: where every playlist continues, and the discontinuity number it starts above
-    # (hls.continue_above).
-    continue_at: int = 0
-    continue_floor: int = 0
-    # Late copies (late.LateCopies): uploads still going on, [variant, key, run], and gaps whose segment
-    # landed; and what a variant's waiting slots were listed as here (run, variant, entry): gaps are late.
-    late: list[tuple[int, str, str]] = member(default_factory=list)
-    late_landed: list[str] = member(default_factory=list)
+    continue_at: int = 0  # not `clean`: where every playlist continues, and the discontinuity number
+    continue_floor: int = 0  # it starts above (hls.continue_above)
+    late: list[tuple[int, str, str]] = member(default_factory=list)  # late uploads, [variant, key, run]
+    late_landed: list[str] = member(default_factory=list)  # gaps whose segment landed
+    # What waiting slots were listed as here (run, variant, entry): its gaps are late.
     waited: list[tuple[str, int, ListedSegment]] = member(default_factory=list)
 
 
@@ -93,7 +80,7 @@ def _slot_key(raw: object, what: str, low: int = 0) -> SlotKey:
 
 
 def _leaving(item: object) -> tuple[str, float]:
-    """One of a variant's keys that left its window, [key, seconds kept] (VariantPlaylist.left)."""
+    """One of a variant's keys that left its window, [key, seconds kept]."""
     pair = array(item, "a leaving key", 2)
     if len(pair) != 2:
         raise ValueError(f"a leaving key is {describe(pair)}, not [key, seconds kept]")
@@ -101,8 +88,7 @@ def _leaving(item: object) -> tuple[str, float]:
 
 
 def _uploading(raw: object) -> dict[str, list[str]]:
-    """A variant's uploads not landed, by pathway (a list: the first bucket's, as files before pathway
-    views saved them)."""
+    """A variant's uploads not landed, by pathway (a list: the first bucket's, in older files)."""
     if isinstance(raw, list):
         raw = {hls.BUCKET_PATHWAY: raw}
     by_pathway = mapping(raw, "uploading", 64)
@@ -111,10 +97,8 @@ def _uploading(raw: object) -> dict[str, list[str]]:
 
 
 def _restore_waiting(playlist: VariantPlaylist, raw: object, now: float) -> list[tuple[str, ListedSegment]]:
-    """What waited in a variant when the state was saved: its slots were shown in the other variants
-    under these numbers, so this one lists each there: a copy in the bucket already as a segment, any
-    other as a gap (EXT-X-GAP); then the marks that followed. Returns what it listed, each with its
-    recording's run (a gap's copy is late: uploaded once Owncast finishes it)."""
+    """What waited in a variant, listed under the numbers the others gave it (a copy not uploaded as a
+    gap); returns what it listed, each with its recording's run."""
     listed: list[tuple[str, ListedSegment]] = []
     for item in array(raw, "waiting", 10_000):
         if item in ("gap", "end"):
@@ -124,7 +108,6 @@ def _restore_waiting(playlist: VariantPlaylist, raw: object, now: float) -> list
         if len(entry) not in (7, 8, 9) or not playlist.opened:
             raise ValueError(f"a waiting slot is {describe(entry)}, not [number, uri, duration, date, "
                              "discontinuity, init, key, run, uploaded] of an open playlist")
-        # In the bucket already, listed as a segment (older files: always a gap).
         uploaded = len(entry) == 9 and flag(entry[8], "uploaded") and entry[6] is not None
         segment = saved_segment(entry[1:7], 3600, dated=False, gap=not uploaded)
         sequence = integer(entry[0], "a waiting number")
@@ -134,7 +117,7 @@ def _restore_waiting(playlist: VariantPlaylist, raw: object, now: float) -> list
             playlist.list(segment, None, now, sequence, now)
         except SegmentRejected as err:
             raise ValueError(f"waiting slot {sequence}: {err}") from None
-        # Its run, for its recording (absent in older files: Owncast's stream id in the name, if any).
+        # Its recording's run (older files: Owncast's stream id in the name, if any).
         run = text(entry[7], "a waiting slot's run", 1 << 16, one_line=False) if len(entry) >= 8 else \
             stream_id((segment.key or segment.uri).rpartition("/")[2]) or ""
         listed.append((run, segment))
@@ -157,27 +140,24 @@ def decode(data: dict[str, object], now: float, playlist: PlaylistMaker) -> Memo
         if restored.opened and restored.target_duration != target:
             raise ValueError(f"variant {name}: target duration {restored.target_duration}, not {target}")
         waited += [(run, index, s) for run, s in _restore_waiting(restored, raw.get("waiting", []), now)]
-        # Uploads listed before they landed (absent in older files), of what it lists: started again.
+        # Uploads listed before they landed, of what it lists: started again.
         listed = set(restored.uris_by_key())
         restored.landings.restored({pid: [key for key in keys if key in listed]
                                     for pid, keys in _uploading(raw.get("uploading", {})).items()})
         restored.restore_views(raw.get("views", {}))  # absent in older files
-        # Files of the version before pathway views saved the keys that left a window while the bucket's
-        # playlist lagged: they left it, and go on to the cleaner.
+        # Older files: keys that left a window while the bucket's playlist lagged, for the cleaner.
         leaving = array(raw.get("leaving", []), "leaving", _MAX_LEAVING)
         restored.left([_leaving(item) for item in leaving], now)
         in_flight = {text(n, "a name in flight", 1 << 16, one_line=False)
                      for n in array(raw.get("in_flight", []), "in_flight", SEEN_LIMIT)}  # absent in older files
         seen = SeenNames()
         for item in array(field(raw, "seen", what), "seen", SEEN_LIMIT):
-            # Rejected names are remembered too, escapes and all: never written anywhere.
             name = text(item, "a seen name", 1 << 16, one_line=False)
             if name not in in_flight:
                 seen[name] = None
         first = mapping(field(raw, "first", what), "first", _MAX_RUNS)
         raw_last_key = field(raw, "last_key", what)
         last_key = None if raw_last_key is None else _slot_key(raw_last_key, "last_key")
-        # Built whole, as it was saved: after this only the publisher writes it.
         variants[index] = Variant(
             index, restored, seen,
             first={_number_key(k, "a run", 18): integer(n, "a first number") for k, n in first.items()},
@@ -194,12 +174,10 @@ def decode(data: dict[str, object], now: float, playlist: PlaylistMaker) -> Memo
         raise ValueError("a playlist is ahead of the shared numbering")
     raw_last_run = field(data, "last_run", what)
     last_run = None if raw_last_run is None else integer(raw_last_run, "last_run")
-    # (-1, -1) before anything was decided; an end of stream is decided as (run, END).
     key = _slot_key(field(data, "decided", what), "decided", -1)
     runs = {text(name, "a run name", 1 << 16, one_line=False): integer(n, "a run number")
             for name, n in mapping(field(data, "runs", what), "runs", _MAX_RUNS).items()}
-    # Runs are numbered in the order they were seen, so the next one sorts after every slot
-    # decided so far; a number outside them would keep a new stream's segments "late" for good.
+    # Runs are numbered in the order seen: one outside them would keep a new stream's segments "late".
     if sorted(runs.values()) != list(range(len(runs))):
         raise ValueError("run numbers are not 0, 1, 2...")
     used = [key[0], -1 if last_run is None else last_run]
@@ -209,9 +187,8 @@ def decode(data: dict[str, object], now: float, playlist: PlaylistMaker) -> Memo
         raise ValueError(f"run {max(used)} is not among the {len(runs)} runs saved")
     uploaded = {text(k, "an uploaded key") for k in array(field(data, "uploaded", what), "uploaded",
                                                               _MAX_UPLOADED)}
-    # Not saved at a clean stop: numbers up to the highest STATE_DIR/served recorded under this state
-    # were shown (Snapshots); without a record (older files, a damaged record) the state is taken at its
-    # worst: numbers up to a reserve past next_sequence may have been served.
+    # Numbers up to the highest STATE_DIR/served recorded were shown; without a record, at worst up to a
+    # reserve past next_sequence.
     raw_reserved = data.get(RESERVED)
     reserved = allowed = (next_sequence + hls.SEQUENCE_RESERVE if raw_reserved is None
                           else integer(raw_reserved, RESERVED, next_sequence))
@@ -227,27 +204,21 @@ def decode(data: dict[str, object], now: float, playlist: PlaylistMaker) -> Memo
         start, above = hls.continue_above(reserved, next_sequence, [p.last_discontinuity for p in opened] + [floor])
         if max(start, above) > INT64:
             raise ValueError(f"reserved {reserved} leaves no numbers to continue above it")
-    late, late_landed = parse_saved(data.get("late", {}))  # absent in older files
+    late, late_landed = parse_saved(data.get("late", {}))
     return Memory(variants, target, independent, next_sequence, last_run, key, runs, uploaded, reserved, clean,
                   allowed, floor, start, above, late, late_landed, waited)
 
 
 class Recall:
     def __init__(self, parts: Parts, behind: Behind, drop: Callable[[list[Removed]], None]) -> None:
-        """`behind`: what waits in each variant (the lister's); `drop`: objects no playlist will name go on
-        to the cleaner."""
+        """`behind`: the lister's; `drop`: objects no playlist will name go on to the cleaner."""
         self._mono = parts.config.monotonic
         self._parts = parts
         self._behind = behind
         self._drop = drop
-        # After continuing above a state not saved at a clean stop: the variants read since. What a
-        # variant's first read lists may have been served, under numbers given up: never listed again.
-        self._read_since: set[int] | None = None
+        self._read_since: set[int] | None = None  # after continuing above an unclean state (first_read)
 
     def memory(self, now: float) -> dict[str, object]:
-        """The publisher's memory, JSON-able: numbering, windows, what is seen and uploaded, per variant
-        what waits behind a copy not yet in the bucket (behind.Behind.saved), and what is late
-        (late.LateCopies.saved)."""
         p = self._parts
         numbering, waiting, late = p.numbering, self._behind.saved(), p.late.saved()
         pending: dict[int, set[str]] = {}
@@ -259,16 +230,13 @@ class Recall:
                     uploaded.append(copy.key)
         variants: dict[str, dict[str, object]] = {}
         for v in p.variants.values():
-            landing = v.playlist.landings.keys()
+            landing, views = v.playlist.landings.keys(), v.playlist.views_saved()
             variants[str(v.index)] = {
                 "generator": v.playlist.saved(now),
-                # The last names, and those still in flight apart: a restart forgets those, so it uploads
-                # and lists them.
+                # The names still in flight apart: a restart forgets those, so it uploads and lists them.
                 "seen": v.seen.saved(),
                 "in_flight": sorted(pending.get(v.index, ())),
-                # Listed before their upload to some bucket landed (content steering): uploaded again.
-                # As files before pathways saved them (a list: the first bucket's) when no other
-                # bucket's are on their way.
+                # Listed before their upload landed: uploaded again (a list when only the first bucket's).
                 "uploading": (landing.get(hls.BUCKET_PATHWAY, []) if set(landing) <= {hls.BUCKET_PATHWAY}
                               else landing),
                 "first": {str(k): n for k, n in v.first.items()},
@@ -276,12 +244,9 @@ class Recall:
                 "last_media_sequence": v.last_media_sequence,
                 "restarts": v.restarts,
                 "source_ended": v.source_ended,
+                **({"waiting": waiting[v.index]} if waiting.get(v.index) else {}),
+                **({"views": views} if views else {}),
             }
-            if waiting.get(v.index):
-                variants[str(v.index)]["waiting"] = waiting[v.index]
-            views = v.playlist.views_saved()
-            if views:  # a pathway that lists less than the playlist, or at other URIs (pathway_views.py)
-                variants[str(v.index)]["views"] = views
         out: dict[str, object] = {
             "target_duration": p.target.value,
             "independent": p.target.independent,
@@ -299,9 +264,7 @@ class Recall:
         return out
 
     def restore(self, data: dict[str, object]) -> int:
-        """Continue from `memory`; returns the numbers the state allows to show before the next save.
-        Any error is raised as ValueError before anything changes, so the service sets a damaged or crafted
-        file aside instead of failing to start."""
+        """Continue from `memory` (ValueError before anything changes); returns Memory.allowed."""
         p = self._parts
         try:
             m = decode(data, self._mono(), p.variants.playlist)
@@ -314,23 +277,20 @@ class Recall:
         p.numbering.restored(m.next_sequence, m.last_run, m.runs, m.discontinuity_floor)
         p.lanes.together.decided = m.decided
         p.uploads.restored = set(m.uploaded)
-        # Late from before: saved as such, or waiting in a variant (a gap from now on): uploaded once
-        # finished. The recording journals what the restore listed of the waiting slots.
+        # Late from before: saved as such, or waiting in a variant (a gap from now on).
         p.late.restore([*m.late, *((i, s.key, run) for run, i, s in m.waited if s.gap and s.key)],
                            m.late_landed)
         if p.recorder is not None:
             for run, index, segment in m.waited:
                 if run:
                     p.recorder.record(run, index, segment)
-        if not p.config.segment_hashes:  # P2P turned off since that save: the playlists say nothing of hashes
+        if not p.config.segment_hashes:  # P2P turned off since that save
             for v in p.variants.values():
                 v.playlist.drop_hashes()
         if m.clean:
             log.info("continuing from saved state: next media sequence %d, %d variant(s)",
                      p.numbering.next_sequence, len(p.variants))
         else:
-            # Numbers up to `m.reserved` may have been served since the state was saved: every playlist
-            # continues at `m.continue_at`, a discontinuity first (hls.continue_above).
             now = self._mono()
             for v in p.variants.values():
                 v.playlist.continue_above(m.continue_at, m.continue_floor, now)
@@ -345,8 +305,7 @@ class Recall:
 
     def first_read(self, v: Variant, playlist: SourcePlaylist, now: float) -> None:
         """After continuing above a state not saved at a clean stop, what a variant's first read lists may
-        have been listed under numbers now given up: remembered as seen, never listed again (a URI keeps its
-        number); their objects go once no playlist served before the restart can list them."""
+        have been served under numbers given up: seen, never listed again (a URI keeps its number)."""
         if self._read_since is None or v.index in self._read_since:
             return
         self._read_since.add(v.index)
@@ -360,7 +319,6 @@ class Recall:
                      "not listed again", v.index, len(given_up))
 
     def _forget_uploads(self, keys: list[str], now: float) -> None:
-        """Objects that may be in the bucket and in a playlist served before the restart, never listed
-        again: they go once such a playlist can no longer name them (a window and a half from now)."""
+        """Objects a playlist served before the restart may name: they go once none can."""
         keep = self._parts.target.keep_for(self._parts.config.window.seconds)
         self._drop([Removed(ListedSegment("", 0.0, key=key), now, keep) for key in keys])

@@ -1,6 +1,5 @@
-"""Numbering: the numbers every variant's playlist shares, with one owner. The next media sequence
-number is the highest any variant has reached, plus one, so numbering never goes back.
-"""
+"""Numbering: the numbers every variant's playlist shares; the next media sequence number is the highest
+any variant has reached, plus one, so numbering never goes back."""
 
 from __future__ import annotations
 
@@ -9,15 +8,12 @@ from collections.abc import Mapping
 
 class Numbering:
     def __init__(self, first_sequence: int) -> None:
-        # Read by the lister and the memory; changed only through the methods here.
         self.next_sequence = first_sequence  # the media sequence to start from without saved state
         self.last_run: int | None = None  # the run of the last slot listed
-        # Where a new playlist's discontinuity numbers start after continuing above a state (0: none).
-        self.discontinuity_floor = 0
+        self.discontinuity_floor = 0  # where a new playlist's discontinuity numbers start (0: none)
         self.runs: dict[str, int] = {}  # Owncast run name -> order
 
     def run(self, name: str) -> int:
-        """The order of Owncast's run `name`: the next one when it is new."""
         return self.runs.setdefault(name, len(self.runs))
 
     def run_name(self, run: int) -> str:

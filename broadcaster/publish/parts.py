@@ -1,6 +1,5 @@
-"""Parts: the pieces of the publisher's state, each with one owner, built once by the publisher
-(publisher.py) and handed as one record to the parts that work through them (the lister and the
-recall)."""
+"""Parts: the pieces of the publisher's state, each with one owner, built once by the publisher and
+handed as one record to the lister and the recall."""
 
 from __future__ import annotations
 

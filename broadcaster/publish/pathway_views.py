@@ -1,16 +1,7 @@
-"""What each pathway lists of one variant's playlist: the one rule, for every pathway (docs/steering.md).
-
-A pathway lists the playlist's entries up to the newest one whose segment is there: a bucket's once its
-upload there landed (landings.Landings; failed for good: a gap; while players are steered away, at the URI
-of the first pathway that has it: PathwayPlan.fallbacks); the VM's at once, or, while it only redirects
-to the first bucket (PathwayPlan.redirects), once the first bucket's lists it.
-
-A pathway never goes back: what it listed stays listed at its URI (6.2.2), and the playlist keeps every
-entry until the pathway furthest behind has a window without it (ManifestGenerator.keep_through): every
-version has the same numbers, discontinuities, durations and dates (6.2.4), only its end and URIs differ.
-After a new target duration, a pathway behind lists the former playlist first (Former).
-
-PathwayViews decides and changes no playlist: the hold it decides is returned to the playlist's owner.
+"""What each pathway lists of one variant's playlist (docs/steering.md): the entries up to the newest
+whose segment is there (a bucket's once its upload there landed; the VM's at once, or once the first
+bucket's lists it while it only redirects). A pathway never goes back (6.2.2); versions differ only in
+their end and URIs (6.2.4). PathwayViews changes no playlist: the hold it decides is returned.
 """
 
 from __future__ import annotations
@@ -18,6 +9,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Protocol, cast
 
 from ..playlist.entry import Entry
@@ -52,19 +44,15 @@ def after(window: Window, through: int) -> Iterator[Entry]:
     return reversed(newer)
 
 
+@dataclass(eq=False, slots=True)
 class Former:
-    """The playlist before a new target, which the pathways behind go on listing: frozen as it was, up to
-    the last number shown anywhere, and only then the new one, so no segment shown on one pathway is
-    missing from another. What leaves the new playlist meanwhile is held here until no pathway lists the
-    former. PathwayViews holds one at a time."""
+    """The playlist before a new target, which the pathways behind list up to the last number shown
+    anywhere before the new one; what leaves the new playlist meanwhile is held here until none lists it."""
 
-    def __init__(self, playlist: Frozen, views: dict[str, View], through: int) -> None:
-        """`views`: the pathways that list `playlist` (each its view as it was), up to `through` (the last
-        number of it shown on any pathway: how far each pathway on it lists it)."""
-        self.playlist = playlist
-        self.views = views
-        self.through = through
-        self.left: list[Removed] = []  # what left the new playlist meanwhile: it may list it
+    playlist: Frozen
+    views: dict[str, View]
+    through: int
+    left: list[Removed] = field(default_factory=list)  # what left the new playlist meanwhile
 
     def done(self, pathway: str) -> bool:
         """`pathway` listed it as far as it was shown (or does not list it)."""
@@ -85,8 +73,7 @@ class Former:
         return not self.views
 
     def drop(self) -> list[Removed]:
-        """Given up (every pathway left it, or another restart): what it held back, on to the cleaner. A
-        pathway that had not listed all of it as far as it was shown is said."""
+        """Given up: what it held back, for the cleaner."""
         for pid, view in self.views.items():
             unseen = [e.segment.key or "" for e in after(self.playlist.window, view.through)
                       if e.sequence <= self.through]
@@ -122,27 +109,23 @@ class PathwayViews:
 
     def _current(self) -> list[View]:
         """The views of the current playlist (not of the former), in the plan's order."""
-        former = self.former
-        if former is None:
-            return list(self._views.values())
-        return [view for pid, view in self._views.items() if pid not in former.views]
+        return [view for pid, view in self._views.items() if not self._on_former(pid)]
 
     # -- what lands where -----------------------------------------------------------------------------
 
     def listed_keys(self, playlist: Source) -> dict[str, bool]:
-        """Key -> listed as a gap, of every segment the playlist or the former lists (Landings.settle)."""
+        """Key -> listed as a gap, of every segment the playlist or the former lists."""
         listed = {e.segment.key: e.segment.gap for e in playlist.window if e.segment.key}
         if self.former is not None:
             listed.update(self.former.keys())
         return listed
 
     def nowhere(self, key: str) -> None:
-        """The segment under `key` exists nowhere (Landings.settle): the former lists it as a gap too."""
+        """The segment under `key` exists nowhere: the former lists it as a gap too."""
         if self.former is not None:
             self.former.playlist.unavailable(key)
 
     def lists(self, pid: str, sequence: int) -> bool:
-        """Whether `pid`'s view lists number `sequence` of the current playlist."""
         view = self._views.get(pid)
         if view is None or self._on_former(pid):
             return False
@@ -150,8 +133,7 @@ class PathwayViews:
 
     def found(self, pathway: str, key: str, at: At | None, vm: bool) -> tuple[int, str | None] | None:
         """`key` (`at`: where the window lists it) as `pathway` lists it: its number and the first bucket's
-        URL once it landed there; None when `pathway` does not list it. The VM's pathway also answers what it
-        listed before it left the window (6.2.2)."""
+        URL once landed there; the VM's pathway also answers what left the window (6.2.2)."""
         if at is None and vm:
             at = self._vm_listed.get(key)
             if at is None:
@@ -164,9 +146,7 @@ class PathwayViews:
     # -- how far each pathway lists ---------------------------------------------------------------------
 
     def advance(self, playlist: Playlist | None) -> int | None:
-        """Each pathway's view as far as its segments are there; returns where the pathway furthest behind
-        ends, short of the window's end (None: none is behind): the playlist keeps what it still needs, then
-        `trim`."""
+        """Each pathway's view as far as its segments are there; returns where the furthest behind ends."""
         former = self.former
         if former is not None:
             first_view = former.views.get(self._plan.first.id)
@@ -175,29 +155,25 @@ class PathwayViews:
                              former.through)
         if playlist is None:
             return None
-        first_view = self._first
         first_through = -1  # the first bucket's is moved on first (none while it lists the former)
-        last = playlist.next_sequence - 1
-        oldest = playlist.media_sequence
+        last, oldest = playlist.next_sequence - 1, playlist.media_sequence
         hold: int | None = None
         for view in self._current():
             if view.through < last:  # else nothing new to list there (most pushes, on most pathways)
                 self._extend(view, playlist, first_through, last)
             through = view.through
-            if view is first_view:
+            if view is self._first:
                 first_through = through
             if oldest <= through < last and (hold is None or through < hold):
                 hold = through
         return hold
 
     def trim(self, oldest: int) -> None:
-        """The window starts at `oldest` now: the modes of what left go with it."""
         for view in self._views.values():
             view.drop_modes_before(oldest)
 
     def before_append(self, playlist: Playlist) -> int | None:
-        """An entry is about to be appended, which no pathway lists yet: where the pathway furthest behind
-        ends (the hold the playlist keeps until they are looked at again: advance); None: as it is."""
+        """An entry is about to be appended: where the pathway furthest behind ends (None: no hold)."""
         oldest = playlist.media_sequence
         throughs = [v.through for v in self._current() if v.through >= oldest]
         return min(throughs) if throughs else None
@@ -207,9 +183,7 @@ class PathwayViews:
         window = playlist.window
         pathway = view.pathway
         if not pathway.is_bucket:
-            # The VM serves every segment listed: its pathway lists each at once (a gap too), or, while it
-            # only redirects to the first bucket, once that bucket's pathway does. Decided once a push,
-            # not asked of every entry (this runs for every segment while nothing fails).
+            # The VM's pathway lists each at once, or, while it only redirects, once the first bucket's does.
             upto = min(last, first_through) if self._plan.redirects() else last
             entries = len(window)
             for e in after(window, through):
@@ -232,11 +206,9 @@ class PathwayViews:
             view.through = through
 
     def versions(self, playlist: Playlist | None, showable: bool, edge: bool = False) -> dict[str, Version]:
-        """Each pathway's version now; `edge`: the first bucket's alone. The first bucket's is rendered now,
-        every other one when first asked (View.version: one Snapshot for them all)."""
+        """Each pathway's version now (`edge`: the first bucket's alone), the others rendered when asked."""
         out: dict[str, Version] = {}
         former = self.former
-        # Made once a push, and only for a pathway whose version changed.
         snapshot = functools.cache(lambda: Snapshot(cast(Playlist, playlist)))
         for pid, view in self._views.items():
             first = view is self._first
@@ -250,7 +222,7 @@ class PathwayViews:
             elif not first:
                 rendered = view.version(playlist, snapshot, edge)
             elif view.pathway.uris is LISTED and not view.modes and view.through == playlist.next_sequence - 1:
-                # The whole playlist at the URIs it was listed with: the playlist's own version, shared.
+                # The whole playlist at its own URIs: the playlist's own version, shared.
                 rendered = playlist.render_edge() if edge else playlist.render()
             else:
                 rendered = view.render(playlist, edge)
@@ -258,18 +230,16 @@ class PathwayViews:
                 out[pid] = rendered
         return out
 
-    # -- what clients were shown (the Release tells) --------------------------------------------------------
+    # -- what clients were shown -------------------------------------------------------------------------
 
     def saw(self, pid: str, last: int) -> None:
         self._shown[pid] = last
 
     def shown_on(self, pid: str) -> int:
-        """The last number `pid` showed (-1: none since a start)."""
         return self._shown.get(pid, -1)
 
     @property
     def shown_anywhere(self) -> int:
-        """The last number a client may have seen."""
         return max(self._shown.values(), default=-1)
 
     def forget_shown(self) -> None:
@@ -280,17 +250,14 @@ class PathwayViews:
 
     @property
     def on_former(self) -> frozenset[str]:
-        """The pathways that still list the playlist before its last restart (a new target)."""
         return frozenset(self.former.views) if self.former is not None else frozenset()
 
     def behind(self, shown: int) -> set[str]:
-        """The pathways that have not shown everything shown anywhere (`shown`, the last number): what
-        their version lists beyond that was pushed, not seen (a save is on its way)."""
+        """The pathways (not on the former) that have not shown up to `shown`."""
         return {pid for pid, seen in self._shown.items() if seen < shown and not self._on_former(pid)}
 
     def restarting(self, frozen: Frozen | None, keep: set[str], shown: int) -> list[Removed]:
-        """The playlist restarts (a new target): the pathways in `keep` go on listing `frozen` up to `shown`;
-        the others start on the new one. Returns what left a former playlist given up now."""
+        """A new target: `keep` go on listing `frozen` up to `shown`; returns what a dropped former held."""
         dropped = self._drop_former()
         if frozen is not None and keep:
             kept = {pid: self._views[pid] for pid in keep}
@@ -303,11 +270,10 @@ class PathwayViews:
         return dropped
 
     def former_done(self, pid: str) -> bool:
-        """`pid` showed the former playlist as far as any pathway did (or has none here)."""
+        """`pid` showed the former playlist as far as any pathway did (or lists none)."""
         former = self.former
-        if former is None or pid not in former.views:
-            return True
-        return former.done(pid) and self._shown[pid] >= former.through
+        return (former is None or pid not in former.views
+                or (former.done(pid) and self._shown[pid] >= former.through))
 
     def leave_former(self, pid: str) -> list[Removed]:
         """`pid` lists the new playlist from now on; returns what left once no pathway lists the former."""
@@ -315,13 +281,10 @@ class PathwayViews:
         if former is None or pid not in former.views:
             return []
         self._views[pid].forget()
-        if former.leave(pid):
-            return self._drop_former()
-        return []
+        return self._drop_former() if former.leave(pid) else []
 
     def hold_back(self, removed: list[Removed]) -> list[Removed]:
-        """What left the playlist: held while a pathway still lists the former (which may list it: it leaves
-        once that is done with, and stays downloadable from then on); returns what goes on now."""
+        """What left the playlist, held while a pathway lists the former; returns what goes on now."""
         if self.former is None:
             return removed
         self.former.left += removed
@@ -332,7 +295,7 @@ class PathwayViews:
         return former.drop() if former is not None else []
 
     def forget(self) -> list[Removed]:
-        """A restart that keeps nothing: every view empty. Returns what a former playlist held back."""
+        """A restart that keeps nothing; returns what a former playlist held back."""
         left = self._drop_former()
         self._vm_listed.clear()  # its numbers may name other segments now
         for view in self._views.values():
@@ -342,9 +305,7 @@ class PathwayViews:
     # -- saved with the state -----------------------------------------------------------------------------
 
     def saved(self, last: int) -> dict[str, object]:
-        """Where each view ends and the modes it listed, for the views of the current playlist that do not
-        list it through `last` at their own URIs (most saves hold none: one line per segment stays as short
-        as without pathways); the former is not saved."""
+        """Where each view ends and its modes, unless it lists the playlist whole at its own URIs."""
         out: dict[str, object] = {}
         for v in self._current():
             if v.through == last and not v.modes:
@@ -354,8 +315,7 @@ class PathwayViews:
         return out
 
     def restore(self, data: object, playlist: Playlist | None) -> None:
-        """`saved`'s values, for the pathways configured now (another pathway's are dropped; a view not saved
-        listed the playlist whole). Raises ValueError when they do not add up."""
+        """`saved`'s values, for the pathways configured now (ValueError when they do not add up)."""
         last = playlist.next_sequence - 1 if playlist else -1
         raw = validate.mapping(data, "the pathways' views", 64)
         for whole in self._views.values():
@@ -369,18 +329,17 @@ class PathwayViews:
                 continue
             view.through = min(through, last)
             if not view.pathway.is_bucket:
-                continue  # the VM's pathway lists what it holds at its own URIs (_extend): no modes
+                continue  # the VM's pathway lists at its own URIs: no modes
             for n, mode in modes.items():
                 number = validate.integer(int(n) if n.isdigit() and len(n) < 19 else -1, "a mode's number")
                 text = validate.text(mode, "a mode", 64)
                 if text != GAP and text not in self._plan.uris:
-                    continue  # a pathway no longer configured: its URI cannot be written; listed at ours
+                    continue  # a pathway no longer configured: listed at ours
                 view.modes[number] = text
 
 
 def _mode(plan: PathwayPlan, landings: Landings, pathway: Pathway, e: Entry) -> str | None:
-    """How a bucket's `pathway` lists `e` now (OWN, GAP or the pathway whose URI it takes), None: not yet.
-    (The VM's lists what it holds: PathwayViews._extend.)"""
+    """How a bucket's `pathway` lists `e` now (OWN, GAP or the pathway whose URI it takes), None: not yet."""
     key = e.segment.key
     if e.segment.gap:
         return OWN

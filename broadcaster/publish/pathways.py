@@ -1,11 +1,6 @@
-"""The pathways a publisher lists on (content steering), and what it is told of them while it runs.
-
-`PathwayPlan` is built once from the settings: the pathways in PATHWAYS' order. Every variant's playlist
-asks it, as it decides what each pathway lists (pathway_views.py): `fallbacks(pathway)`, where a bucket's
-pathway lists what it lacks while players are steered away from it (the pathways before it, best first),
-so a player that stays on it plays on; and `redirects()`, whether the VM answers its segments with a
-redirect to the first bucket, so that its pathway lists only what landed there. The steering stage
-answers both; without steering nothing is steered.
+"""The pathways a publisher lists on (content steering), in PATHWAYS' order, and what the steering stage
+tells of them: `fallbacks(pathway)`, where a bucket's pathway lists what it lacks while players are steered
+away from it, and `redirects()`, whether the VM answers its segments with a redirect to the first bucket.
 """
 
 from __future__ import annotations
@@ -25,8 +20,7 @@ class PathwayPlan:
     fallbacks: Callable[[str], Sequence[str]] = lambda pathway: ()
     redirects: Callable[[], bool] = lambda: True
     uris: Mapping[str, SegmentUris] = field(init=False)
-    # A pathway lists what the VM holds: a segment may be listed before any bucket has it.
-    held: bool = field(init=False)
+    held: bool = field(init=False)  # a pathway lists what the VM holds, before any bucket has it
 
     def __post_init__(self) -> None:
         ids = [p.id for p in self.pathways]
@@ -44,7 +38,5 @@ class PathwayPlan:
         return tuple(p for p in self.pathways if p.is_bucket)
 
     def lists_held(self) -> bool:
-        """Now, a pathway lists what the VM holds before any bucket has it: the VM serves its pathway (not
-        only redirects). While the bucket serves, a copy is listed once uploaded, as without steering: one
-        version (and one save) per slot, not one more per landing."""
+        """Now, a pathway lists what the VM holds before any bucket has it."""
         return self.held and not self.redirects()

@@ -1,8 +1,5 @@
-"""One variant's playlist (a ManifestGenerator) as JSON in state.json, and reading it back with every
-value checked: the playlist stage is pure, the publisher's memory saves and restores it.
-
-state.json may be damaged or crafted: `restore` checks types, ranges and sizes at the boundary, so
-nothing read from it may fail later, in a request or in the next append."""
+"""One variant's playlist (a ManifestGenerator) as JSON in state.json, and reading it back: `restore`
+checks types, ranges and sizes, so nothing read from a damaged or crafted file may fail later."""
 
 from __future__ import annotations
 
@@ -18,8 +15,7 @@ from ..state import validate
 from ..state.disk import RawJSON
 from ..tails import Tail
 
-# More than any window lists (a 10-minute window of 1 s segments is 600; a day is 86,400): a restored
-# playlist larger than this was not written by the service.
+# More than any window lists (a day of 1 s segments is 86,400): larger was not written by the service.
 MAX_RESTORED_ENTRIES = 500_000
 # TARGET_DURATION may be set above what Owncast advertises (hls.MAX_TARGET_DURATION): any sane value.
 MAX_RESTORED_TARGET = 3600
@@ -31,13 +27,10 @@ _OPTIONAL = ("continues", "regrowing")  # flags absent in older files (false)
 
 
 def snapshot(gen: ManifestGenerator, now: float) -> dict[str, Any]:
-    """Everything needed to continue this playlist after a restart (JSON-able): its numbers and flags
-    (manifest.Saved), and its entries."""
+    """Everything needed to continue this playlist after a restart (JSON-able)."""
     return {
         **asdict(gen.saved()),
-        # Each entry's record is encoded once, when it is listed, with the time it was listed on
-        # this clock; the file is saved after every listing, and a window may hold hours: a Tail,
-        # so the journal writes only the entries listed since its last line (state/journal.py).
+        # The entries' records as a Tail, so the journal writes only those listed since its last line.
         "clock": round(now, 3),
         "entries": gen.records(),
     }
@@ -45,8 +38,7 @@ def snapshot(gen: ManifestGenerator, now: float) -> dict[str, Any]:
 
 def saved_segment(values: list[Any], longest: float, *, dated: bool = True, sha256: bytes | None = None,
                   gap: bool = False) -> ListedSegment:
-    """A saved entry's [URI, duration, date, discontinuity, init URI, key], each value checked (`dated`:
-    a date required); what follows them in a record is its reader's."""
+    """A saved entry's [URI, duration, date, discontinuity, init URI, key], each checked."""
     uri, duration, pdt, disc, init, key = values
     date = None if pdt is None and not dated else validate.number(pdt, "a segment date", MIN_EPOCH, MAX_EPOCH)
     if init is not None and '"' in validate.text(init, "an init URI"):  # written inside URI="..."
@@ -58,13 +50,11 @@ def saved_segment(values: list[Any], longest: float, *, dated: bool = True, sha2
 
 
 def restore(data: dict[str, Any], now: float, options: WindowOptions) -> ManifestGenerator:
-    """Rebuild from `snapshot` under today's `options` (none of them is saved); raises ValueError (naming
-    the value) when the data does not add up."""
+    """Rebuild from `snapshot` under today's `options` (ValueError naming what does not add up)."""
     what = "playlist state"
     data = validate.mapping(data, what, 100)
     target = validate.integer(validate.field(data, "target_duration", what), "target_duration", 1,
                               MAX_RESTORED_TARGET)
-    # Saved's other values, each checked as its field's type says.
     values: dict[str, Any] = {}
     for f in fields(Saved)[1:]:
         raw = data.get(f.name, False) if f.name in _OPTIONAL else validate.field(data, f.name, what)

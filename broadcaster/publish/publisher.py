@@ -1,6 +1,5 @@
-"""Turns Owncast's playlists into ours: builds every part (the package docstring names them) and reads
-Owncast's files. What a new stream, a gap or the end looks like in them is decided here; what it means
-for a playlist is its VariantPlaylist's. Nothing downstream calls the publisher back but `_drop`.
+"""Turns Owncast's playlists into ours: builds every part and reads Owncast's files, deciding what a new
+stream, a gap or the end looks like in them (what it means for a playlist is its VariantPlaylist's).
 """
 
 from __future__ import annotations
@@ -36,6 +35,7 @@ from .writing import WritesWaited
 
 log = logging.getLogger(__name__)
 
+
 @dataclass(frozen=True, slots=True)
 class PublisherFacts:
     """What the publisher knows at one moment (monotonic seconds)."""
@@ -49,46 +49,29 @@ class PublisherFacts:
 
 
 class Publisher:
-    def __init__(
-        self,
-        config: PublisherConfig,
-        *,
-        uploader: Uploader,
-        writes: WriteWatch,
-        metrics: Metrics,
-        outlets: Outlets,
-        recorder: Recorder | None = None,
-        others: Mapping[str, Uploader] | None = None,
-    ) -> None:
-        """The publisher builds, starts and closes its Release, which makes each new version public
-        through `outlets` (saved, shown, offered to the bucket, told): versions go to it, nothing comes
-        back. `writes` says when Owncast has finished writing a file (an upload waits for it); `uploader` is
-        the first bucket's, `others` every other bucket's by pathway ID (config.pathways names them)."""
+    def __init__(self, config: PublisherConfig, *, uploader: Uploader, writes: WriteWatch, metrics: Metrics,
+                 outlets: Outlets, recorder: Recorder | None = None,
+                 others: Mapping[str, Uploader] | None = None) -> None:
+        """`uploader` is the first bucket's, `others` every other bucket's by pathway ID."""
         self._metrics = metrics
         self._mono = config.monotonic
         self.target = TargetPolicy(config.target_duration, metrics)
-        # Segments that left every playlist go on to the cleaner (the service sets it when one runs).
-        self.on_removed: RemovedHook | None = None
+        self.on_removed: RemovedHook | None = None  # segments that left every playlist, for the cleaner
         self._plan = config.pathways
         self._variants = Variants(config.window, self._drop, config.pathways)
-        # Nothing new is shown before a state is saved above the first sequence. What it shows, it tells
-        # each variant's playlist (what a new target carries, what a clip is cut from).
+        # Nothing new is shown before a state is saved above the first sequence.
         self.release = Release(outlets, metrics, key_prefix=config.key_prefix, limit=config.first_sequence,
                                shown_to=self._variants, monotonic=config.monotonic)
         self._lanes = Lanes(metrics)
-        # Which copies still wait for Owncast to finish their file: such a copy holds only its own variant.
         waited = self._waited = WritesWaited(writes, config.hls_dir)
         self._uploads = Uploads(config, uploader, waited, metrics, others=others)
-        # A write heard to a file already uploaded: it is followed, and uploaded again once finished.
         writes.follow(self._uploads.rewrites.heard)
-        # Copies given up as a gap in their live playlist, uploaded once finished (recordings, clips).
         self._late = LateCopies(metrics, recorder, self._to_cleaner, config.monotonic)
         self._numbering = Numbering(config.first_sequence)
         if recorder is not None:  # a segment lost after it was listed is a gap in its recording too
-            numbering = self._numbering  # the lost segment's run by its name, as the lister records it
+            numbering = self._numbering
             self._uploads.on_lost_listed = lambda index, key, run: recorder.lost(
                 numbering.run_name(run), index, key.rpartition("/")[2])
-        # A finished upload goes on to the lister (its done-callback), never back here.
         parts = Parts(config, metrics, recorder, self._variants, self._lanes, self._numbering, self.target,
                       self.release, self._uploads, waited, self._late)
         self.lister = Lister(parts, memory=lambda now: self._recall.memory(now))
@@ -105,8 +88,6 @@ class Publisher:
     def aligner(self) -> SlotAligner:
         return self._lanes.together
 
-    # -- input from the watcher --------------------------------------------------------------------
-
     def on_master(self, variants: list[SourceVariant]) -> None:
         self.release.announce(variants)
         named = {sv.index for sv in variants}
@@ -114,10 +95,9 @@ class Publisher:
             if v.index in named:
                 v.withdrawn = False
             elif not v.withdrawn:
-                # A new stream without this variant: nothing waits for it, and a player still on it
-                # learns the playlist will not change (its copies yet to come are still listed).
+                # A new stream without this variant: its playlist ends after what waits in it.
                 v.withdrawn = True
-                self.lister.behind.step(v, Mark.END)  # after whatever waits in it
+                self.lister.behind.step(v, Mark.END)
                 log.info("variant %d: no longer in Owncast's multivariant playlist; its playlist is closed",
                          v.index)
         if not self.lister.behind.closed:
@@ -135,25 +115,20 @@ class Publisher:
                 v.seen[name] = None
                 self._metrics.input_rejected.labels(reason="unsafe_name").inc()
                 shown = name if len(name) <= 200 else name[:200] + "..."
-                # One line per variant per 30 s: a playlist can list hundreds of such names.
                 self._input_log.warning(f"unsafe_name:{index}", "skipping %r in %s/stream.m3u8: %s",
                                         shown, index, why)
-        stream = [s for s in playlist.segments if not s.is_offline_clip]
-        if stream:
-            # Owncast's offline clip (8 s) and idle transcoder (5 s) say nothing about the stream's own
-            # segment length, so only real stream segments tell what a new stream needs.
+        if any(not s.is_offline_clip for s in playlist.segments):
+            # Only real stream segments tell what a new stream needs (not Owncast's offline clips).
             v.advertised = hls.target_duration_for(playlist.target_duration)
             self.target.first(v.advertised, playlist.independent_segments, playlist.target_duration)
         target = self.target.value
         if target is not None and not v.playlist.opened:
-            numbering = self._numbering
-            floor = numbering.discontinuity_floor
+            floor = self._numbering.discontinuity_floor
             v.playlist.open(target, self.target.independent, self._mono(),
-                            (numbering.next_sequence, floor) if floor else None)
+                            (self._numbering.next_sequence, floor) if floor else None)
         if playlist.media_sequence < v.last_media_sequence:
             v.restarts += 1  # Owncast restarted its transcoder: a new run
         v.last_media_sequence = playlist.media_sequence
-
         now = self._mono()
         self._recall.first_read(v, playlist, now)
         for seg in playlist.segments:
@@ -185,50 +160,39 @@ class Publisher:
         """Copies not listed yet: in undecided slots, and waiting in a variant behind a stuck one."""
         return self._lanes.queued + self.lister.behind.count
 
-    # -- persistence (memory.py's format) ------------------------------------------------------------
-
     def snapshot(self) -> dict[str, object]:
-        """The publisher's memory now, as the lister pushes it with each version (for the last save, at a
-        clean stop, and for tests)."""
+        """The publisher's memory now, as the lister pushes it with each version."""
         return self._recall.memory(self._mono())
 
     def restore(self, data: dict[str, object]) -> None:
-        """Continue from `snapshot` (Recall.restore); raises ValueError (nothing changed) when it does not
-        add up."""
-        allowed = self._recall.restore(data)  # below it, numbers may be shown before a save (Memory.allowed)
+        """Continue from `snapshot`; ValueError (nothing changed) when it does not add up."""
+        allowed = self._recall.restore(data)  # below it, numbers may be shown before a save
         self.release.restored(self.lister.versions(), allowed)
-
-    # -- what health and tests read ------------------------------------------------------------------
 
     def variants(self) -> list[int]:
         return sorted(self._variants)
 
     def playlist(self, index: int) -> VariantPlaylist | None:
-        """A variant's playlist, to read (it changes only through its intents)."""
         v = self._variants.get(index)
         return v.playlist if v else None
 
     def steered(self) -> None:
-        """The steering changed (a priority, or whether the VM only redirects): what the VM holds is
-        listed now if a pathway lists it, and every pathway's playlists follow the plan again."""
+        """The steering changed: what the VM holds is listed now if a pathway lists it."""
         if self._plan.lists_held():
             self._uploads.release_held((i, c) for i, c in self._unlisted() if not c.ready.done())
         self.lister.advance()
 
     def found(self, pathway: str, key: str) -> tuple[int, str | None] | None:
-        """A segment (or init section) `pathway` lists now, by its key (PREFIX/<n>/<file>): its number and
-        the first bucket's URL once it landed there (VariantPlaylist.found); None when not listed there."""
+        """A key `pathway` lists now: its number and the first bucket's URL once landed there."""
         folder = key.rpartition("/")[0].rpartition("/")[2]
         v = self._variants.get(int(folder)) if folder.isdigit() and len(folder) < 6 else None
         return v.playlist.found(pathway, key) if v is not None else None
 
     async def landed(self, keys: list[str], timeout: float) -> set[str]:
-        """Of these keys (gaps a live playlist lists), those whose segment is in the bucket, uploaded late
-        (a clip lists them); those still uploading late are waited for, `timeout` at most."""
+        """Of these keys (gaps), those whose segment landed late, waiting up to `timeout` for the rest."""
         return await self._late.settled(keys, timeout)
 
     def _unlisted(self) -> list[tuple[int, Copy]]:
-        """Every copy not listed yet, with its variant (as queue_depth counts them)."""
         return [*((i, c) for s in self._lanes.undecided() for i, c in s.copies.items()),
                 *((i, w.copy) for i, w in self.lister.behind.waiting())]
 
@@ -242,12 +206,10 @@ class Publisher:
         return PublisherFacts(self._mono(), list(self._variants.values()), self.target.value,
                               self.lister.upload_ratio, oldest, self.queue_depth)
 
-    # -- life cycle ----------------------------------------------------------------------------------
-
     async def drain(self, timeout: float) -> bool:
         """Wait up to `timeout` for uploads in flight; True when nothing is left."""
         tasks = [t for t in self._in_flight() if not t.done()]
-        # Late ones uploading now (one still waiting for Owncast is started again after a restart).
+        # Late ones uploading now (not those still waiting for Owncast).
         tasks += [t for index, key, t in self._late.uploads()
                   if not self._waited.waiting(index, key.rpartition("/")[2])]
         if not tasks:
@@ -257,15 +219,13 @@ class Publisher:
 
     async def start(self) -> None:
         await self.release.start()
-        # Uploads a restored state listed on the VM's pathway before they landed: started again.
-        for v in self._variants.values():
+        for v in self._variants.values():  # what a restored state listed before it landed: uploaded again
             for pathway, keys in v.playlist.landings.keys().items():
                 for key in keys:
                     task = self._uploads.again(pathway, v.index, key)
                     if task is None:
                         continue
                     v.playlist.landings.landing(pathway, key, task)
-                    # Cancelled at close with the landings' other uploads (_in_flight).
                     task.add_done_callback(functools.partial(self._landed_again, v.index, key))
         self._late.resume(self._uploads.late)
 
@@ -277,7 +237,7 @@ class Publisher:
         self.lister.on_done(task)
 
     async def close(self) -> None:
-        self.lister.behind.close()  # nothing is listed any more, nor read from Owncast
+        self.lister.behind.close()
         await self.release.close()
         tasks = [*self._in_flight(), *self._uploads.inits()]
         tasks += [*(t for _i, _k, t in self._late.uploads()), *self._uploads.rewrites.tasks()]

@@ -1,11 +1,7 @@
 """Makes new playlist versions public in the one safe order: saved to STATE_DIR first (a crash must not
-forget a number a client has seen), then visible to clients and offered to the bucket, then told. Each
-version comes with the memory a save writes: Release asks the publisher nothing back.
-
-When the save fails (a full STATE_DIR) a version is still shown if its numbers are below the reserve the
-last saved state recorded, once STATE_DIR/served records the highest of them
-(docs/hls-rules.md#numbers-across-restarts). Past the reserve, or when nothing can be recorded, versions
-are held back until a save succeeds."""
+forget a number a client has seen), then visible and offered to the bucket, then told. When the save
+fails, a version below the last save's reserve is shown once STATE_DIR/served records it; else versions
+are held back until a save succeeds (docs/hls-rules.md#numbers-across-restarts)."""
 
 from __future__ import annotations
 
@@ -34,7 +30,7 @@ Listing = tuple[int, int, SourceSegment, float, str]  # a listing not yet visibl
 log = logging.getLogger(__name__)
 
 class ShownTo(Protocol):
-    """Told how far each playlist was shown on each pathway, as it becomes visible (variants.Variants)."""
+    """Told how far each playlist was shown on each pathway, as it becomes visible."""
 
     def shown(self, renderings: Mapping[str, Mapping[int, Version]], *, replace: bool = False) -> None:
         """`replace`: a restored state's versions, nothing else visible."""
@@ -46,17 +42,14 @@ HELD_RETRY = 1.0  # seconds between saves while versions are held back, new segm
 
 @dataclass(frozen=True, slots=True)
 class Versions:
-    """Every variant's current version on each pathway, pushed on each change: Release keeps no copy of its
-    own beyond the latest."""
+    """Every variant's current version on each pathway, pushed on each change."""
 
     renderings: dict[str, dict[int, Version]]  # pathway -> variant -> its version there
     edges: dict[int, Rendered]  # the first bucket's versions for the bucket (no blocking reload); empty without a mirror
     target: int | None  # the target duration the publisher decided
-    # The publisher's memory when these versions were pushed (memory.Recall.memory: JSON-able, its long
-    # lists Tails, values however late the save reads them); None when no state file is kept (`Release.saves`).
+    # The publisher's memory when these versions were pushed; None when no state file is kept.
     memory: dict[str, object] | None = None
-    # How many times the playlists restarted (a new target, a variant back) before these versions: a
-    # version pushed before a restart is never shown after it (its numbers start the new playlist).
+    # How many times the playlists restarted before these versions: one pushed before is never shown after.
     restarts: int = 0
 
     @property
@@ -66,10 +59,7 @@ class Versions:
 
 @dataclass(frozen=True)
 class Outlets:
-    """Where each new version goes, in this order: saved (snapshots: none without STATE_DIR), shown
-    (playlists: the first bucket's pathway's; `pathways`: the others', by pathway ID), offered to the
-    bucket (mirror, with PUBLISH_PLAYLISTS), told (on_listed: the parts that consume "segment listed"
-    themselves, e.g. the event hub's `listed`, each in turn)."""
+    """Where each new version goes, in this order: saved, shown, offered to the bucket, told."""
 
     playlists: VisiblePlaylists
     snapshots: Snapshots | None = None
@@ -82,7 +72,6 @@ class Release:
     def __init__(self, outlets: Outlets, metrics: Metrics, *, key_prefix: str, limit: int = 0,
                  shown_to: ShownTo | None = None, monotonic: Callable[[], float] = time.monotonic) -> None:
         self._playlists = outlets.playlists
-        # Every pathway's playlists, the first bucket's included.
         self._shows = {hls.BUCKET_PATHWAY: outlets.playlists, **outlets.pathways}
         self._shown_to = shown_to
         self._metrics = metrics
@@ -95,24 +84,19 @@ class Release:
         self._unpublished: list[Listing] = []  # listings in versions not yet saved and shown
         self._dirty = asyncio.Event()
         self._saver: asyncio.Task[None] | None = None
-        # Numbers below this may be shown without a new save: the reserve of the state last saved (where
-        # the publisher starts, where a restore continues, then each save's). Written here only; used
-        # only while a state file is kept.
-        self.limit = limit
+        self.limit = limit  # numbers below it may be shown without a new save (the last save's reserve)
         self._in_view: set[int] = set()  # variants whose playlist is visible
         self.held = False  # versions are held back: past the limit, and the save failed
 
     def listed(self, listing: Listing) -> None:
-        """Told once the version holding it is visible."""
         self._unpublished.append(listing)
 
     @property
     def saves(self) -> bool:
-        """A state file is kept: each version comes with the publisher's memory, saved before it is shown."""
+        """A state file is kept: each version is saved before it is shown."""
         return self.snapshots is not None and self.snapshots.file is not None
 
     def changed(self, versions: Versions) -> None:
-        """Release the new versions now, or once saved."""
         if versions.target != self._latest.target:
             for shown in self._shows.values():
                 shown.under(versions.target)
@@ -129,18 +113,15 @@ class Release:
                    if (shown := self._shows.get(pid)) is not None for i, r in made.items())
 
     def announce(self, variants: list[SourceVariant]) -> None:
-        """Owncast's multivariant playlist names these variants: the view's master follows at once."""
         for shown in self._shows.values():
             shown.announce(variants)
 
     @property
     def announced(self) -> list[SourceVariant] | None:
-        """As Owncast's master names them (a recording's master lists them)."""
         return self._playlists.announced
 
     def restored(self, versions: Versions, limit: int) -> None:
-        """What a restored state shows, before anything is served: visible at once, nothing told; `limit`
-        as the attribute (the state's reserve)."""
+        """What a restored state shows, before anything is served: visible at once, nothing told."""
         self._latest = versions
         self.limit = limit
         self._in_view = set(versions.in_bucket)
@@ -166,8 +147,7 @@ class Release:
             self._shown_to.shown(versions.renderings)
         self._offer(versions)
         now = self._mono()
-        # A listing is told once the first bucket's playlist shows it: not yet visible (regrowing after a
-        # restart), or still uploading (listed on another pathway first), it waits for a later version.
+        # A listing is told once the first bucket's playlist shows it.
         shown = [listing for listing in listings
                  if listing[0] in renderings and listing[1] <= renderings[listing[0]].last_sequence]
         self._unpublished[:0] = [listing for listing in listings if listing not in shown]
@@ -178,18 +158,13 @@ class Release:
 
     async def _save_loop(self, snapshots: Snapshots) -> None:
         while True:
-            if self.held:  # saved again even without a new segment: the disk may have room now
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(HELD_RETRY):
-                        await self._dirty.wait()
-            else:
-                await self._dirty.wait()
+            with contextlib.suppress(TimeoutError):  # held: saved again even without a new segment
+                async with asyncio.timeout(HELD_RETRY if self.held else None):
+                    await self._dirty.wait()
             self._dirty.clear()
             versions = self._latest
             if not self._unpublished and self._all_shown(versions):
-                continue  # woken again for a change an earlier save already covered
-            # The latest version's memory: every change to the publisher's memory pushes a version
-            # (Lister.advance), so it is the memory now.
+                continue  # a change an earlier save covered
             assert versions.memory is not None, "a version pushed without the memory to save"
             listings = self._take_listings()
             saved = await snapshots.save(versions.memory)  # a failure is logged and shown by /health
@@ -197,12 +172,9 @@ class Release:
                 self.limit = max(self.limit, saved[RESERVED])
             high = max((r.last_sequence for made in versions.renderings.values() for r in made.values()),
                        default=-1)
-            # Unsaved, a version is shown only once STATE_DIR/served says how far: a start from the
-            # state on disk then continues above that, and one with no record continues exactly.
+            # Unsaved, a version is shown only once STATE_DIR/served says how far.
             if versions.restarts != self._latest.restarts:
-                # The playlists restarted while this was saved: what it lists that no client saw starts
-                # the new playlist under the same numbers, so it is never shown now; the next save shows
-                # the new one.
+                # The playlists restarted while this was saved: never shown now, the next save shows them.
                 self._unpublished[:0] = listings
             elif high < self.limit and (saved is not None or await snapshots.record_shown(high)):
                 self._hold(False)
@@ -224,7 +196,7 @@ class Release:
             log.info("state saved: new playlist versions are shown again")
 
     def _offer(self, versions: Versions) -> None:
-        """Visible (and saved) versions go to the bucket too; the master once its variants are there."""
+        """Visible versions go to the bucket too; the master once its variants are there."""
         mirror, target = self.mirror, versions.target
         if mirror is None or target is None:
             return
@@ -232,7 +204,6 @@ class Release:
         for index, rendered in versions.edges.items():
             key = hls.object_key(self._prefix, index, hls.MEDIA_PLAYLIST_NAME)
             mirror.offer(key, rendered, cache_control)
-        # The first bucket's master, once every variant it names is visible there.
         announced = self._playlists.announced
         master = self._playlists.master_playlist()
         if master is not None and announced:
@@ -244,7 +215,6 @@ class Release:
         return hls.bucket_key(self._prefix, hls.MASTER_PLAYLIST_NAME)
 
     def offer_to_mirror(self) -> None:
-        """Offer what clients see now (at start-up after a restore, and at shutdown)."""
         latest = self._latest
         self._offer(latest if self._in_view else Versions({}, {}, latest.target))
 
@@ -256,4 +226,4 @@ class Release:
         saver, self._saver = self._saver, None
         await cancelled(saver)
         if self.snapshots is not None:
-            await self.snapshots.close()  # a save in its thread finishes before a newer one is written
+            await self.snapshots.close()

@@ -1,9 +1,6 @@
-"""A segment file written again after its upload: the bucket ends with the file's final bytes
-(docs/how-it-works.md, "A reopened file is one write"). Every segment upload that lands is remembered
-(the version it sent, the SHA-256 of its bytes); a write heard to its file (`heard`), or a new version or
-a writer seen when its segment is about to be listed (`stale`: the lister then waits for the follow as the
-copy's upload), is followed: waited for until finished again, uploaded again if its bytes changed.
-"""
+"""A segment file written again after its upload is followed and uploaded again once finished, if its
+bytes changed: the bucket ends with the file's final bytes (docs/how-it-works.md, "A reopened file is one
+write")."""
 
 from __future__ import annotations
 
@@ -24,8 +21,7 @@ log = logging.getLogger(__name__)
 
 REMEMBERED = 4096  # uploads remembered: every segment of every variant for well over Owncast's cleanup
 
-# Waits until `path` is finished again, then uploads it under `key` if its bytes are not those of
-# `previous` (uploads.Uploads.rewritten): the version now in the bucket.
+# Uploads `path` under `key` once finished again, if its bytes changed (uploads.Uploads.rewritten).
 Upload = Callable[[int, Path, str, Uploaded], Awaitable[Uploaded]]
 
 
@@ -45,7 +41,6 @@ class Rewrites:
         self._following: dict[Path, asyncio.Task[Uploaded]] = {}
 
     def landed(self, index: int, path: Path, key: str, done: Uploaded) -> None:
-        """`done` says which version of `path` the bucket holds as `key`."""
         if done.stamp is None or done.sha256 is None:
             return  # nothing to compare a later version with
         self._landed[path] = _Landed(index, key, done)
@@ -62,11 +57,10 @@ class Rewrites:
                 self._follow(p, landed)
 
     def stale(self, index: int, copy: Copy) -> asyncio.Task[Uploaded] | None:
-        """About to list `copy` (uploaded): None while its file is still the version in the bucket (or
-        gone); else the follow that uploads its final bytes, which the copy waits for instead."""
+        """About to list `copy`: the follow that uploads its final bytes (None: the bucket has them)."""
         task = copy.task
         if not succeeded(task):
-            return None  # not uploaded yet (listed once the VM kept it: the VM's copy is the bytes read)
+            return None  # not uploaded yet (the VM's copy is the bytes read)
         done = task.result()
         if done.stamp is None:
             return None  # uploaded before a restart: its bytes were not at hand here
@@ -77,16 +71,13 @@ class Rewrites:
         landed = self._landed.get(path) or _Landed(index, copy.key, done)
         if landed.done is done and not self._reopened(path, done.stamp):
             return None
-        # A new version on disk, or one uploaded since the copy's (a follow heard the write first): the
-        # copy takes what the follow ends with.
         return self._follow(path, landed)
 
     def tasks(self) -> list[asyncio.Task[Uploaded]]:
         return list(self._following.values())
 
     def _reopened(self, path: Path, stamp: Stamp) -> bool:
-        """Another version of `path` than `stamp`, or open for writing now: its writer came back and may
-        still write (the kernel's answer, source/leases.py; None where it will not say)."""
+        """Another version of `path` than `stamp`, or open for writing now (source/leases.py)."""
         try:
             look = look_beneath(self._root, path.relative_to(self._root).parts, leases.writers)
         except (OSError, Refused):
@@ -123,7 +114,7 @@ class Rewrites:
 
 
 def unchanged(hls_dir: Path, path: Path, read: Stamp | None) -> bool:
-    """The file is still the version read (or gone: what was read was finished when it was read)."""
+    """The file is still the version read (or gone)."""
     if read is None:
         return False  # it changed while it was read
     try:

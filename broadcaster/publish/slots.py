@@ -1,14 +1,8 @@
-"""Cross-variant slot alignment: which segment position is decided next, and which variants take part.
-
-A slot is one segment position, the same in every variant: (Owncast transcoder run, Owncast's sequence
-number); ffmpeg numbers all variants of one run in lockstep (6.2.4). A slot is decided (listed or
-dropped) once every variant taking part has its copy uploaded, has moved on without one, or still waits
-for Owncast to finish its file while another copy is uploaded. Slots are decided in order, so every
-variant lists the same slots under the same numbers; what deciding means is the lister's.
-
-Lanes: which SlotAligner a segment's copy waits in: the one every variant shares, or, for a run whose
-variants Owncast cuts at different instants (a copied variant next to transcoded ones), a lane of the
-variant's own (docs/hls-rules.md, "Variants cut apart").
+"""Cross-variant slot alignment. A slot is (Owncast transcoder run, Owncast's sequence number): ffmpeg
+numbers all variants of one run in lockstep (6.2.4). Slots are decided (listed or dropped) in order, once
+every variant taking part has its copy uploaded, has moved on without one, or still waits for Owncast's
+file while another copy is uploaded. Lanes: the SlotAligner every variant shares, or one per variant for a
+run whose variants Owncast cuts at different instants (docs/hls-rules.md, "Variants cut apart").
 """
 
 from __future__ import annotations
@@ -35,20 +29,17 @@ log = logging.getLogger(__name__)
 SlotKey = tuple[int, int]
 END = 1 << 62  # an end-of-stream marker sorts after every segment of its run
 NOTHING: SlotKey = (-1, -1)  # decided before anything was
-# Slots decided lately whose copy is remembered (decided_copy): a variant whose playlist comes more than
-# this many segments after the others' cannot be told cut apart from merely late.
+# Slots decided lately whose copy is remembered (decided_copy), to tell variants cut apart from late.
 DECIDED_MEMORY = 64
 
-# Names saved across a restart: Owncast lists at most ~25 per variant (plus its offline tail), so
-# older names cannot come back; keeping the state small keeps its fsync on the listing path cheap.
+# Names saved across a restart: Owncast lists at most ~25 per variant, so older names cannot come back.
 SAVED_NAMES = 200
 SEEN_LIMIT = 4096  # names remembered per variant, far more than Owncast ever lists at once
 
 
 class SeenNames(OrderedDict[str, None]):
-    """Names a variant's playlists listed (never listed again), oldest first, the oldest of more than
-    SEEN_LIMIT forgotten; and the last SAVED_NAMES of them as JSON, in a Log whose ids count every name
-    put in: a save writes only the names added since the last (state/journal.py)."""
+    """Names a variant's playlists listed (never listed again), oldest first, at most SEEN_LIMIT; the last
+    SAVED_NAMES of them as JSON in a Log, so a save writes only the names added since the last."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -63,7 +54,6 @@ class SeenNames(OrderedDict[str, None]):
             self.popitem(last=False)
 
     def saved(self) -> Tail:
-        """The last SAVED_NAMES names (fewer if fewer are remembered), as they are now: a value."""
         return self._saved.tail(min(len(self), SAVED_NAMES))
 
 
@@ -79,14 +69,11 @@ class Copy:
     init_key: str | None
     seen_at: float  # monotonic
     task: asyncio.Task[Uploaded]  # its upload: in the (first) bucket once done
-    # Its SHA-256 (None: not asked for) once it may be listed (listable: in the bucket, or, with the VM's
-    # pathway (content steering), as soon as the VM holds it: uploads.Uploads.start).
+    # Its SHA-256 (None: not asked for) once it may be listed: in the bucket, or held by the VM.
     ready: asyncio.Future[bytes | None]
-    # Its uploads to the other buckets (a second bucket's pathway), by pathway ID.
-    others: dict[str, asyncio.Future[Any]] = field(default_factory=dict)
+    others: dict[str, asyncio.Future[Any]] = field(default_factory=dict)  # other buckets' uploads, by pathway
 
     def landings(self) -> dict[str, asyncio.Future[Any]]:
-        """Its uploads by pathway ID (the first bucket's included), each a pathway lists it once done."""
         return {hls.BUCKET_PATHWAY: self.task, **self.others}
 
 
@@ -99,8 +86,7 @@ class Slot:
 
 @dataclass(slots=True)
 class Variant:
-    """One of Owncast's variants: what the publisher read of it (written by the publisher only; a
-    restore builds one whole, memory.decode), and its playlist, changed only through its intents."""
+    """One of Owncast's variants: what the publisher read of it, and its playlist."""
 
     index: int
     playlist: VariantPlaylist
@@ -132,9 +118,7 @@ class SlotAligner:
         self._order: list[SlotKey] = []  # undecided slots, sorted
         self.decided: SlotKey = NOTHING  # every slot up to here is listed or dropped
         self._recent: OrderedDict[SlotKey, SourceSegment] = OrderedDict()  # decided slot -> one copy
-        # Copies in undecided slots, kept as a running count: summing the slots on every new segment
-        # made one long playlist quadratic.
-        self.queued = 0
+        self.queued = 0  # copies in undecided slots, counted as they come and go (not summed: quadratic)
         self._run_seen: dict[int, float] = {}  # run -> when its first copy was seen (the last few runs)
         self._joined: dict[int, set[int]] = {}  # run -> variants with a copy in a slot of it decided here
 
@@ -143,11 +127,9 @@ class SlotAligner:
 
     @property
     def first(self) -> SlotKey | None:
-        """The first undecided slot's key."""
         return self._order[0] if self._order else None
 
     def slot(self, key: SlotKey) -> Slot:
-        """The slot at `key`, made if it is new."""
         slot = self._slots.get(key)
         if slot is None:
             slot = self._slots[key] = Slot(key)
@@ -175,10 +157,9 @@ class SlotAligner:
     def take_ready(self, variants: Iterable[Variant], now: Callable[[], float], target: int | None,
                    held: Callable[[int, str], bool] | None = None,
                    fresh: Callable[[int, Copy], bool] | None = None, before: SlotKey | None = None) -> Ready | None:
-        """The first undecided slot once it can be decided (taken out of the queue), else None. `held(variant,
-        name)`: Owncast still writes the copy's file: it holds only its own variant once another copy is in
-        the bucket. `fresh(variant, copy)`: False when its file was written again since its upload (waited for
-        as any copy not in the bucket). `before`: only a slot before it (Lanes.bound)."""
+        """The first undecided slot once it can be decided (taken out), else None. `held(variant, name)`:
+        Owncast still writes that file (it holds only its own variant once another copy is in the bucket);
+        `fresh(variant, copy)`: False when written again since its upload; `before`: only a slot before it."""
         if not self._order or (before is not None and self._order[0] >= before):
             return None
         key = self._order[0]
@@ -211,23 +192,18 @@ class SlotAligner:
         return Ready(slot, members, previous)
 
     def joined(self, index: int, run: int) -> bool:
-        """Variant `index` had a copy in a slot of `run` decided here (listed then, or later in its
-        variant alone once Owncast finished it, or a gap there; the last few runs)."""
+        """Variant `index` had a copy in a slot of `run` decided here (the last few runs)."""
         return index in self._joined.get(run, ())
 
     def decided_copy(self, key: SlotKey) -> SourceSegment | None:
-        """A copy the slot at `key` was decided with, if it was decided lately: what a copy that comes
-        after its slot was decided is compared with (the variants cut apart, or this one late)."""
+        """A copy the slot at `key` was decided with, if it was decided lately."""
         return self._recent.get(key)
 
     def _participants(self, key: SlotKey, variants: Iterable[Variant], now: float, target: int | None) -> list[Variant]:
-        """Variants that take part in a slot: those that had joined its run by then, and every variant
-        that has listed before and is still producing, even if it has not read the new run's playlist
-        yet. A variant that has listed must be in every slot, or its numbering would fall behind the
-        others' for good; an empty one may join at any number."""
+        """Variants that take part in a slot: those in its run by then, and every one listing and still
+        producing (else its numbering would fall behind for good)."""
         gone_after = hls.stalled_after(target)
-        # A new stream after an ended one: every variant was quiet, so each announced one is waited for
-        # from the run's first copy on (its first segment may be read a moment after another's).
+        # A new stream after an ended one: each variant is waited for from the run's first copy on.
         run_seen = self._run_seen.get(key[0])
         members = []
         for v in variants:
@@ -248,18 +224,15 @@ class SlotAligner:
     def _resolved(v: Variant, slot: Slot) -> bool:
         copy = slot.copies.get(v.index)
         if copy is None:
-            # Owncast moved on without ever listing it in this variant, or ended this run before it:
-            # ffmpeg stopped mid-segment can close one variant with a last short segment another never
-            # gets (that one waited for good: no ENDLIST anywhere). A variant that has not read this run
-            # yet is still waited for (see _participants).
+            # Owncast moved on without it in this variant, or ended this run before it (ffmpeg stopped
+            # mid-segment may close one variant with a last short segment another never gets).
             last = v.last_key
             return last is not None and (last > slot.key or v.source_ended and last[0] == slot.key[0])
         return copy.ready.done()
 
 
 def apart(seg: SourceSegment, others: list[SourceSegment]) -> bool:
-    """This copy does not cover the same moment as the other variants' copies of its slot (more than
-    half a second apart in date or length: ffmpeg's lockstep cuts differ by a frame or two)."""
+    """This copy does not cover the others' moment (lockstep cuts differ by a frame, not half a second)."""
     for o in others:
         if abs(o.duration - seg.duration) > 0.5:
             return True
@@ -283,17 +256,15 @@ class Lanes:
         if lane is None:
             lane = self._lanes[index] = SlotAligner()
             v = variants.get(index)
-            # What was decided together stays decided; a variant that had no copy in it lists the run from its
-            # start. A copy decided together that waits in its variant counts: else its lane saw the next slot
-            # as a jump and marked a gap that variant alone has (6.2.4).
+            # What was decided together stays decided (a copy waiting in its variant included: else a gap
+            # that variant alone has); a variant that had no copy in it lists the run from its start.
             joined = v is not None and (v.playlist.last_run == run or self.together.joined(index, run))
             lane.decided = self.together.decided if joined else min(self.together.decided, (run, -1))
         return lane
 
     def rounds(self, decide: Callable[[SlotAligner, list[Variant]], bool], variants: Mapping[int, Variant]) -> None:
-        """`decide` each lane (the lane together with every variant, each variant's own lane with it), round
-        after round while any lane decides a slot: a lane's slot may wait for another lane's (`bound`)."""
-        if not self._lanes:  # no run cut apart (the usual case): one lane, one round
+        """`decide` each lane round after round while any lane decides a slot: one may wait for another."""
+        if not self._lanes:  # no run cut apart: one lane, one round
             decide(self.together, list(variants.values()))
             return
         progressed = True
@@ -305,31 +276,25 @@ class Lanes:
                     progressed = decide(lane, [v]) or progressed
 
     def bound(self, lane: SlotAligner) -> SlotKey | None:
-        """`lane` decides only slots before this one (None: any): the first undecided in a lane that shares a
-        variant with it. A variant lists its slots in order, so its discontinuity numbers never run ahead of
-        the others' (6.2.4) when a new run's first segment lands before the last run's last one."""
+        """`lane` decides only slots before this one (None: any), so a variant lists its slots in order."""
         if lane is not self.together:
             return self.together.first
         return min((first for own in self._lanes.values() if (first := own.first) is not None), default=None)
 
     def behind(self, key: SlotKey) -> bool:
-        """Some lane has a slot before `key` still undecided: a variant has not listed that far yet, so a new
-        timeline started now would start it there, at a moment the others listed on the one before (6.2.4)."""
+        """Some lane has a slot before `key` undecided: a new timeline now would split a moment (6.2.4)."""
         return any(first is not None and first < key
                    for first in (self.together.first, *(own.first for own in self._lanes.values())))
 
     def late_and_apart(self, v: Variant, seg: SourceSegment, key: SlotKey) -> bool:
-        """A copy whose slot was decided together before it came, and which does not cover the moment
-        that slot's copies covered: the variants are cut apart (a copied variant whose playlist came
-        after the transcoded ones' first segments), not this variant late."""
+        """A copy late for its slot, not covering its moment: the variants are cut apart, not it late."""
         if key[0] in self._apart or v.playlist.last_run == key[0]:
             return False
         decided = self.together.decided_copy(key)
         return decided is not None and apart(seg, [decided])
 
     def cut_apart(self, run: int, variants: Mapping[int, Variant]) -> float:
-        """From now on each variant lists `run` from its own lane: the run's undecided slots move there.
-        Returns the longest copy moved (the target must fit it before any of them is listed)."""
+        """From now on each variant lists `run` from its own lane; returns the longest copy moved there."""
         self._metrics.variants_cut_apart.inc()
         log.warning("Owncast cuts the variants of this stream at different instants (video passthrough?); "
                     "listing each variant on its own, lined up by time. hls.js switches between them (Shaka 4.16 "
@@ -346,7 +311,6 @@ class Lanes:
         return max((c.source.duration for slot in moved for c in slot.copies.values()), default=0.0)
 
     def undecided(self) -> list[Slot]:
-        """Every slot not yet listed or dropped, together and variant by variant."""
         return [*self.together.slots(), *(s for lane in self._lanes.values() for s in lane.slots())]
 
     @property

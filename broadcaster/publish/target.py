@@ -1,8 +1,6 @@
-"""The target duration: the one owner of EXT-X-TARGETDURATION for every variant's playlist.
-
-Decided from Owncast's first stream playlist (or TARGET_DURATION), then kept while Owncast changes
-underneath (docs/hls-rules.md, "A new target duration"). The policy returns its decision (a Retarget)
-and touches no playlist; the lister applies it to every variant's playlist at once.
+"""The target duration: the one owner of EXT-X-TARGETDURATION for every variant's playlist, decided from
+Owncast's first stream playlist (or TARGET_DURATION), then kept while Owncast changes underneath
+(docs/hls-rules.md, "A new target duration"). Its decision (a Retarget) the lister applies.
 """
 
 from __future__ import annotations
@@ -19,30 +17,25 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class Retarget:
-    """A new target duration: every variant's playlist starts again at the same address under it.
-    `new_timeline`: its next segment starts a new timeline (every case but a raise from one of the
-    variants cut apart, which keeps one moment under one discontinuity number: 6.2.4)."""
+    """A new target duration: every variant's playlist starts again at the same address under it."""
 
     target: int
     new_timeline: bool
 
 
 def doubled(need: int, current: int) -> int:
-    """The target a segment needing `need` raises `current` to: at least doubled (capped), so a copied
-    variant's keyframe interval costs a new playlist once or twice, not at every longer segment."""
+    """At least doubled (capped): longer segments cost a new playlist once or twice, not at each."""
     return max(need, min(hls.MAX_TARGET_DURATION, 2 * current))
 
 
 class TargetPolicy:
     def __init__(self, floor: int | None, metrics: Metrics) -> None:
-        # TARGET_DURATION: the smallest target the operator allows (a longer segment still raises it).
-        self._floor = floor or 0
+        self._floor = floor or 0  # TARGET_DURATION: the smallest target allowed (longer segments raise it)
         self.value: int | None = floor or None  # None until Owncast's first stream playlist was read
         self.independent = True  # Owncast's EXT-X-INDEPENDENT-SEGMENTS, read with the first target
         self._metrics = metrics
 
     def first(self, advertised: int, independent: bool, source_target: int) -> None:
-        """Owncast's first stream playlist was read: the target, unless one is decided already."""
         if self.value is not None:
             return
         self.value = max(self._floor, advertised)
@@ -57,8 +50,7 @@ class TargetPolicy:
     def fit(self, slot: Slot, members: list[Variant], variants: Iterable[Variant], last_run: int | None,
             together: bool, started: bool, aligned: bool = True) -> Retarget | None:
         """Keep 4.4.3.1 and 6.2.1: a new stream gets the target its playlists advertise; a longer segment
-        within a stream raises it (`doubled`). `started`: some variant has a slot of this run decided
-        already; `aligned`: no variant has a slot before this one still to list (else the timeline is kept)."""
+        raises it. `started`: the run has a slot decided; `aligned`: no variant has an earlier one to list."""
         current = self.value
         if current is None:
             return None
@@ -66,8 +58,7 @@ class TargetPolicy:
         need = max(hls.rounded_duration(c.source.duration) for c in slot.copies.values())
         run = slot.key[0]
         runs = [v.playlist.last_run for v in members]
-        # Once per stream: variants cut apart reach the stream's first slot each in a lane of its own, and a
-        # second decision would start every playlist on a new timeline again.
+        # Once per stream (variants cut apart reach its first slot each in a lane of its own).
         new_stream = not started and (any(r is not None and r != run for r in runs) or (
             last_run is not None and last_run != run and all(r is None for r in runs)))
         if new_stream:
@@ -75,9 +66,7 @@ class TargetPolicy:
                               if v.last_key is not None and v.last_key[0] == run), default=need)
             wanted, reason = max(self._floor, advertised, need), "new_stream"
             if wanted < current and not _ended(variants):
-                # No EXT-X-ENDLIST between: players stay on this playlist, and video.js misplaces a new one
-                # with a shorter target. The new stream follows a plain discontinuity instead, until a stream
-                # that follows an end (docs/hls-rules.md, "A new target duration").
+                # No EXT-X-ENDLIST between: video.js misplaces a new playlist with a shorter target.
                 self._metrics.target_kept.inc()
                 log.warning("new stream with a target duration of %ds after one of %ds that did not end "
                             "(no EXT-X-ENDLIST): keeping %ds, players go on through a discontinuity; the "
@@ -102,10 +91,8 @@ class TargetPolicy:
         wanted = min(wanted, hls.MAX_TARGET_DURATION)
         if current is None or wanted == current:
             return None
-        # Every variant starts its new playlist on a new timeline, also within a stream: video.js and Shaka
-        # re-anchor at a discontinuity (without one they skipped or stalled). Except for variants cut apart,
-        # or while not every variant has listed as far (`aligned`): only keeping the timeline then keeps one
-        # moment under one number in every variant (6.2.4).
+        # A new timeline (players re-anchor at a discontinuity), except for variants cut apart or while not
+        # every variant has listed as far: only keeping it then keeps one moment under one number (6.2.4).
         new_timeline = aligned and (reason == "new_stream" or together)
         self.value = wanted
         self._metrics.target_duration.set(wanted)
@@ -126,5 +113,5 @@ class TargetPolicy:
 
 
 def _ended(variants: Iterable[Variant]) -> bool:
-    """Every playlist that lists anything ends with EXT-X-ENDLIST: players stopped at its end."""
+    """Every playlist that lists anything ends with EXT-X-ENDLIST."""
     return all(v.playlist.ended for v in variants if v.playlist.listing)

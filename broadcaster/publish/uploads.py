@@ -1,7 +1,6 @@
-"""The uploads of Owncast's segments: one task per copy, an init section once per run and variant, and
-nothing uploaded again that a state restored says is in the bucket already. Only whole files reach the
-bucket: an upload waits until Owncast has finished the file, at most UNFINISHED_LIMIT, and is made again
-if the file changed meanwhile (docs/how-it-works.md, "Whole segments only"; a write after: rewrites.py).
+"""The uploads of Owncast's segments: one task per copy, an init section once per run and variant. Only
+whole files reach the bucket: an upload waits until Owncast has finished the file, at most
+UNFINISHED_LIMIT, and is made again if it changed meanwhile (docs/how-it-works.md, "Whole segments only").
 """
 
 from __future__ import annotations
@@ -29,10 +28,8 @@ if TYPE_CHECKING:  # config.py takes UNFINISHED_LIMIT from here
 
 log = logging.getLogger(__name__)
 
-# A body Owncast receives over loopback is in within milliseconds of the playlist that names it (10 ms
-# measured for a 465 KB passthrough segment). A file still being written this long after has a stuck
-# writer (ffmpeg hung in the middle of a PUT); its slot holds every variant's listing meanwhile, so it is
-# given up then, well inside Owncast's cleanup (35 s at least) and a few segments of a player's buffer.
+# Owncast has a body within milliseconds of the playlist that names it: a file still being written this
+# long after has a stuck writer. Given up well inside Owncast's cleanup (35 s at least).
 UNFINISHED_LIMIT = 10.0
 # Uploads of one file, the first included: a file changed during each of them is being rewritten.
 MAX_UPLOADS = 3
@@ -40,7 +37,7 @@ _TOLD_STREAMS = 64  # streams already told of in the log (a bounded memory)
 
 
 class FinishWatch(Protocol):
-    """When Owncast has finished writing a file (writing.WritesWaited, over a WriteWatch)."""
+    """When Owncast has finished writing a file (writing.WritesWaited)."""
 
     async def finished(self, path: Path, limit: float, on_writing: Callable[[], None] | None = None) -> Finish: ...
 
@@ -60,9 +57,8 @@ Ready = asyncio.Future[bytes | None]
 
 
 class _Ready:
-    """When a copy may be listed (`ready`: its SHA-256, or None): once held while a pathway lists what the VM
-    holds (`lists_held`; `release` when one starts to), else once its upload to some bucket landed; an
-    error once every upload failed; cancelled once every one was."""
+    """When a copy may be listed (`ready`: its SHA-256, or None): once held while a pathway lists what the
+    VM holds, else once some bucket's upload landed; an error once every upload failed."""
 
     def __init__(self, ready: Ready, lists_held: Callable[[], bool] | None,
                  waiting: set[_Ready] | None = None) -> None:
@@ -74,7 +70,7 @@ class _Ready:
         self._open = 0
 
     def kept(self, kept: Kept) -> None:
-        """The first read: held (or not: changed while it was read; then once uploaded)."""
+        """The first read: held, unless the file changed while it was read."""
         self._sha256 = kept.sha256
         if self._lists_held is None or not kept.kept or self.ready.done():
             return
@@ -82,10 +78,9 @@ class _Ready:
         if self._lists_held():
             self.ready.set_result(kept.sha256)
         elif self._waiting is not None:
-            self._waiting.add(self)  # until `ready` is settled (release, _done: the only places that settle it)
+            self._waiting.add(self)  # until `ready` is settled (release, _done)
 
     def release(self) -> None:
-        """A pathway lists what the VM holds now: a held copy is ready."""
         if self._held and not self.ready.done():
             self.ready.set_result(self._sha256)
         self._leave()
@@ -111,9 +106,7 @@ class _Ready:
                 ready.cancel()
             else:
                 ready.set_exception(task.exception() or RuntimeError("upload failed"))
-                # Marked retrieved: the lister reports it when it comes to its slot (Lister.lost); one it
-                # never comes to (the publisher closed first) is not an asyncio "never retrieved" at GC.
-                ready.exception()
+                ready.exception()  # retrieved: the lister reports it when it comes to its slot
         if ready.done():
             self._leave()
 
@@ -131,8 +124,7 @@ def retrieved(future: asyncio.Future[Any]) -> None:
 
 
 def _first_read_failed(first: asyncio.Future[Kept], task: asyncio.Future[Any]) -> None:
-    """The first bucket's upload ended before its first read (a file never finished, deleted): every
-    other bucket's upload of it ends the same way."""
+    """The first bucket's upload ended before its first read: every other bucket's ends the same way."""
     if first.done():
         return
     if task.cancelled():
@@ -148,17 +140,15 @@ def _told(future: asyncio.Future[Kept], kept: Kept) -> None:
 
 
 def _first_read_told(future: asyncio.Future[Kept], readiness: _Ready, kept: Kept) -> None:
-    """A segment's first read, told to its readiness at once and to the other buckets' uploads (`future`:
-    a done-callback would cost an event-loop turn per segment)."""
+    """A segment's first read, told to its readiness and to the other buckets' uploads at once."""
     readiness.kept(kept)
     _told(future, kept)
 
 
 def init_section_name(segment: str, init: str, run: int) -> str:
-    """The name in the bucket of the init section `init` of `segment`'s transcoder run:
-    stream-<shortid>-<init>, as Owncast names the run's segments (init sections keep their name across
-    runs). Never the shortid first: it may begin with '_' or '-', and the VM's routes (vm/segments.py,
-    cloudflared.yml.example, deploy/nginx-cache.conf) take names beginning with a letter or digit."""
+    """The bucket's name of `segment`'s run's init section: stream-<shortid>-<init> (init sections keep
+    their name across runs). Never the shortid first: it may begin with '_' or '-', and the VM's routes
+    take names beginning with a letter or digit."""
     shortid = stream_id(segment)
     return f"stream-{shortid}-{init}" if shortid is not None else f"run{run}-{init}"
 
@@ -166,42 +156,34 @@ def init_section_name(segment: str, init: str, run: int) -> str:
 class Uploads:
     def __init__(self, config: PublisherConfig, uploader: Uploader, writes: FinishWatch, metrics: Metrics, *,
                  others: Mapping[str, Uploader] | None = None) -> None:
-        """`uploader`: the first bucket's; `others`: every other bucket's, by pathway ID (each uploads what
-        the first read)."""
+        """`uploader`: the first bucket's; `others`: every other bucket's, by pathway ID."""
         self._uploader = uploader
         self._others = dict(others or {})
-        # A copy may be listed once the service holds it (a pathway lists what the VM holds): an attribute,
-        # not a property, as it is asked at every segment.
+        # A copy may be listed once the VM holds it: asked at every segment.
         self.keeping = config.pathways.held and uploader.holds
         self._writes = writes
         self._metrics = metrics
         self._hls_dir = config.hls_dir
         self._prefix = config.key_prefix
         self._limit = config.unfinished_limit
-        # Keys a restored state says were uploaded before a restart, not listed then: not uploaded again when
-        # Owncast lists them.
-        self.restored: set[str] = set()
+        self.restored: set[str] = set()  # keys a restored state says were uploaded, not listed
         self._lists_held = config.pathways.lists_held
         self._held_waiting: set[_Ready] = set()  # held, listed once a pathway lists what the VM holds
         self._holding: set[asyncio.Future[Kept | None]] = set()  # uploads in flight being held (release_held)
         self._told: deque[str] = deque(maxlen=_TOLD_STREAMS)
-        # Told (variant, key, run) of a segment listed before the first bucket had it, lost since (the
-        # publisher's recording lists a gap there).
+        # Told (variant, key, run) of a segment listed before the first bucket had it, lost since.
         self.on_lost_listed: Callable[[int, str, int], None] | None = None
-        # Each init section's upload, once per run and variant (its key names both), its first read, and
-        # its uploads to the other buckets.
+        # Each init section's upload (its key names run and variant), first read, other buckets' uploads.
         self._inits: dict[str, asyncio.Task[Uploaded]] = {}
         self._inits_kept: dict[str, asyncio.Future[Kept]] = {}
         self._inits_other: dict[tuple[str, str], asyncio.Future[Uploaded]] = {}
-        # Every segment upload that landed, and the file written again after it (its writer came back).
         self.rewrites = Rewrites(config.hls_dir, self.rewritten, metrics)
 
     def key(self, index: int, name: str) -> str:
         return hls.object_key(self._prefix, index, name)
 
     def release_held(self, unready: Iterable[tuple[int, Copy]] = ()) -> None:
-        """A pathway lists what the VM holds from now on: every copy held is ready, and each of `unready`
-        (uploads that held nothing first and have not landed) is held once Owncast finished its file."""
+        """A pathway lists what the VM holds from now on: every copy held is ready, `unready` ones held."""
         for readiness in list(self._held_waiting):
             readiness.release()
         if not self.keeping or self._others:  # with other buckets every copy is held first
@@ -214,7 +196,7 @@ class Uploads:
             task.add_done_callback(functools.partial(self._held_now, copy.ready))
 
     def _held_now(self, ready: Ready, task: asyncio.Future[Kept | None]) -> None:
-        """Held: ready, while a pathway still lists what the VM holds (else the next release holds it)."""
+        """Held: ready, while a pathway still lists what the VM holds."""
         self._holding.discard(task)
         if task.cancelled() or task.exception() is not None or ready.done():
             return
@@ -257,8 +239,7 @@ class Uploads:
             # Its bytes are not at hand: no hash, so viewers take it from the bucket, never from peers.
             task: asyncio.Task[Uploaded] = asyncio.ensure_future(_already(Uploaded(0.0, None)))
         elif not self._others:
-            # Held first while a pathway lists what the VM holds (its first read told to its readiness alone);
-            # else it holds nothing unless an attempt fails, or release_held holds it.
+            # Held first while a pathway lists what the VM holds; else only once an attempt fails.
             task = asyncio.ensure_future(self._upload(folder / seg.name, seg_key, index, init_task, init_kept,
                                                       readiness.kept if self.keeping and self._lists_held()
                                                       else None))
@@ -277,9 +258,7 @@ class Uploads:
 
     def _lost_after_listing(self, index: int, key: str, run: int, ready: Ready,
                             task: asyncio.Future[Uploaded]) -> None:
-        """The first bucket's upload of a segment listed before it landed failed for good, its copy and
-        Owncast's file gone: every pathway lists a gap once every bucket's failed, its recording too
-        (`on_lost_listed`). Counted and said, as Lister.lost does."""
+        """The first bucket's upload of a segment listed before it landed failed for good."""
         if task.cancelled() or not ready.done() or ready.cancelled() or ready.exception() is not None:
             return  # not listed before (the lister tells that loss when it comes to its slot), or closing
         err = task.exception()
@@ -287,8 +266,7 @@ class Uploads:
             return
         reason = err.reason if isinstance(err, SegmentLost) else "error"
         self._metrics.segments_lost.labels(variant=str(index), reason=reason).inc()
-        # One an outage's lines count already (the first said at once, the count when it ends) is not said
-        # again per segment: a long outage loses hundreds.
+        # One an outage's lines count already is not said again: a long outage loses hundreds.
         log.log(logging.DEBUG if isinstance(err, SegmentLost) and err.told else logging.WARNING,
                 "variant %d: %s, listed before the bucket had it, is lost (%s): %s; every pathway lists a "
                 "gap for it", index, key, reason, err)
@@ -297,13 +275,11 @@ class Uploads:
 
     async def _hold_now(self, path: Path, key: str, index: int, init_kept: asyncio.Future[Kept] | None
                         ) -> Kept | None:
-        """None when it cannot be held now: its upload says what became of it, and it is listed once that
-        landed, as it would have been."""
+        """None when it cannot be held now: it is listed once its upload landed."""
         try:
             if init_kept is not None:
                 await asyncio.shield(init_kept)
-            # Held as it is when a failed attempt kept it (Owncast's file may be gone since); else not before
-            # Owncast has finished the file (never half).
+            # As a failed attempt kept it, else once Owncast has finished the file (never half).
             if not self._uploader.has(key) and await self._writes.finished(path, self._limit) is Finish.UNFINISHED:
                 return None
             return await self._uploader.hold(path, key, (str(index), path.name), root=self._hls_dir, hashed=True)
@@ -311,8 +287,7 @@ class Uploads:
             return None
 
     def again(self, pathway: str, index: int, key: str) -> asyncio.Future[Uploaded] | None:
-        """The upload to `pathway`'s bucket of a listed segment that had not landed before a restart, from
-        Owncast's file if it is still there. None for a pathway that is no bucket of this run."""
+        """The upload to `pathway`'s bucket of a segment listed before a restart, not landed."""
         uploader = self._uploader if pathway == hls.BUCKET_PATHWAY else self._others.get(pathway)
         if uploader is None:
             return None
@@ -334,8 +309,7 @@ class Uploads:
         return asyncio.ensure_future(self._whole(self._hls_dir / str(index) / name, key, index, hashed=True))
 
     async def rewritten(self, index: int, path: Path, key: str, previous: Uploaded) -> Uploaded:
-        """`path`, uploaded as `previous`, was written again (rewrites.Rewrites): once Owncast has finished it
-        again, uploaded again if its bytes changed; else `previous` (with the file's stamp now)."""
+        """`path`, uploaded as `previous`, was written again: uploaded again once finished, if changed."""
         finish = await self._writes.finished(path, self._limit)
         if finish is Finish.UNFINISHED:
             raise SegmentLost("unfinished", f"{path} was written again after its upload and is still being "
@@ -359,8 +333,7 @@ class Uploads:
 
     async def _upload(self, path: Path, key: str, index: int, init: asyncio.Task[Uploaded] | None,
                       init_kept: asyncio.Future[Kept] | None, on_kept: Callable[[Kept], None] | None) -> Uploaded:
-        """Its init section first: held (the VM's pathway lists the segment once both are held) and
-        uploaded (the bucket's once both are in the bucket)."""
+        """After its init section: held (for the VM's pathway) or uploaded (for the bucket's)."""
         try:
             if init is not None:
                 await asyncio.shield(init_kept if self.keeping and init_kept is not None else init)
@@ -376,8 +349,7 @@ class Uploads:
 
     async def _whole(self, path: Path, key: str, index: int, *, hashed: bool,
                      on_kept: Callable[[Kept], None] | None = None, uploader: Uploader | None = None) -> Uploaded:
-        """Upload `path` once Owncast has finished it, and again while it changed during the upload;
-        `on_kept` is told its first read (the other buckets' uploads send that version)."""
+        """Upload `path` once Owncast has finished it, and again while it changed during the upload."""
         variant = str(index)
         uploader = uploader or self._uploader
         for attempt in range(MAX_UPLOADS):

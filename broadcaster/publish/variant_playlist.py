@@ -1,11 +1,7 @@
-"""VariantPlaylist: one variant's live playlist, and the one owner of its ManifestGenerator (PlaylistReads:
-what it is now, read only; VariantPlaylist: the intents that change it, each named for what it means to
-the playlist; tests/test_structure.py checks nobody else holds the generator).
-
-Where a playlist restarts is decided here only (docs/hls-rules.md, "A new target duration" and "Numbers
-across restarts"). How far each pathway lists it is pathway_views.PathwayViews'. A new target carries
-what no client saw, and clips are cut from what the Release told was shown, never from what is listed
-but not yet saved.
+"""VariantPlaylist: one variant's live playlist, the one owner of its ManifestGenerator (PlaylistReads:
+what it is now; VariantPlaylist: the intents that change it). Where a playlist restarts is decided here
+only (docs/hls-rules.md); how far each pathway lists it is pathway_views.PathwayViews'. Clips are cut
+from what the Release told was shown, never from what is listed but not yet saved.
 """
 
 from __future__ import annotations
@@ -36,10 +32,9 @@ RemovedHook = Callable[[list[Removed]], None]
 
 def _between(window: Window, shown: int, start: float, end: float, newest: int | None = None
              ) -> list[ListedSegment]:
-    """What clips are cut from: the entries numbered up to `shown` (what the first bucket's playlist showed,
-    never what is listed but not yet saved and shown) that overlap [start, end) by PROGRAM-DATE-TIME, each
-    with its date and discontinuity as listed; `newest`: only the last that many of them. Read from the
-    window's end: a long window costs what the clip asks for."""
+    """What clips are cut from: the entries numbered up to `shown` that overlap [start, end) by
+    PROGRAM-DATE-TIME, each with its date and discontinuity as listed; `newest`: only the last that many.
+    Read from the window's end: a long window costs what the clip asks for."""
     out: list[ListedSegment] = []
     for e in reversed(window):
         if newest is not None and len(out) >= newest:
@@ -50,7 +45,7 @@ def _between(window: Window, shown: int, start: float, end: float, newest: int |
 
 
 class PlaylistReads:
-    """What one variant's playlist is now, read only (VariantPlaylist holds the state read here)."""
+    """What one variant's playlist is now, read only."""
 
     index: int
     _gen: ManifestGenerator | None
@@ -59,8 +54,6 @@ class PlaylistReads:
     _keys: KeyIndex
     _first: str
     _shown_targets: dict[str, int | None]
-
-    # -- what it is now (read only) -------------------------------------------------------------------
 
     @property
     def opened(self) -> bool:
@@ -91,7 +84,6 @@ class PlaylistReads:
         return self._gen.last_discontinuity if self._gen is not None else 0
 
     def next_discontinuity(self, discontinuity: bool) -> int:
-        """The discontinuity number the next segment listed gets, `discontinuity` being its flag."""
         return self._gen.next_discontinuity(discontinuity) if self._gen is not None else 0
 
     @property
@@ -107,7 +99,6 @@ class PlaylistReads:
         return {e.segment.key: e.segment.uri for e in gen.window if e.segment.key} if gen is not None else {}
 
     def found(self, pathway: str, key: str) -> tuple[int, str | None] | None:
-        """PathwayViews.found, for the window as it is now."""
         gen = self._gen
         if gen is None:
             return None
@@ -115,7 +106,6 @@ class PlaylistReads:
                                  vm=pathway == hls.VM_PATHWAY)
 
     def visible(self, edge: bool = False) -> Rendered | None:
-        """Its current version with every segment it lists, at the URIs they were listed with."""
         gen = self._gen
         if gen is None or not self._showable(gen):
             return None
@@ -123,8 +113,7 @@ class PlaylistReads:
 
     @staticmethod
     def _showable(gen: ManifestGenerator | None) -> bool:
-        """Something to show: segments, or an end. Empty, it is shown only ended (a restart under a new
-        target left it nothing to list before its end: ManifestGenerator.end), never live."""
+        """Something to show: segments, or an end (empty, never live)."""
         return gen is not None and (gen.segment_count > 0 or gen.ended) and gen.showable
 
     @property
@@ -135,26 +124,19 @@ class PlaylistReads:
         return self._views.former_done(pathway)
 
     def version_target(self, pathway: str) -> int | None:
-        """The target duration `pathway`'s version is under now: the former playlist's while it lists
-        that one."""
+        """The target duration `pathway`'s version is under now (the former playlist's while it lists it)."""
         former = self._views.former
         return former.playlist.target_duration if former is not None and pathway in former.views \
             else self.target_duration
 
     def shown_target(self, pathway: str) -> int | None:
-        """The target duration of the version last shown on `pathway` (None: none since a start)."""
         return self._shown_targets.get(pathway)
 
-    # -- what the state file keeps -----------------------------------------------------------------------
-
     def saved(self, now: float) -> dict[str, object] | None:
-        """Its part of the publisher's memory (playlist_memory's format)."""
         return playlist_memory.snapshot(self._gen, now) if self._gen is not None else None
 
     def views_saved(self) -> dict[str, object]:
         return self._views.saved(self.next_sequence - 1)
-
-    # -- what clients were shown, and what clips are cut from ----------------------------------------
 
     def shown_span(self) -> tuple[float, float] | None:
         """(start, end) by PROGRAM-DATE-TIME of what it lists and the first bucket's playlist showed."""
@@ -167,47 +149,43 @@ class PlaylistReads:
         return gen.window.first.program_date_time, (last[-1].program_date_time or 0.0) + last[-1].duration
 
     def shown_between(self, start: float, end: float) -> builtins.list[ListedSegment]:
-        """The segments the first bucket's playlist showed, still listed, that overlap [start, end) by
-        PROGRAM-DATE-TIME (_between)."""
+        """The segments the first bucket's playlist showed, still listed, that overlap [start, end)."""
         gen = self._gen
         return _between(gen.window, self._views.shown_on(self._first), start, end) if gen is not None else []
 
     def behind(self) -> set[str]:
-        """The pathways that have not listed all that any pathway showed of it (`retarget` keeps the
-        current playlist for them)."""
+        """The pathways that have not shown all that any pathway showed of it."""
         return self._views.behind(self._views.shown_anywhere) if self._gen is not None else set()
 
 
 class VariantPlaylist(PlaylistReads):
     def __init__(self, index: int, options: WindowOptions, on_removed: RemovedHook,
                  generator: ManifestGenerator | None = None, plan: PathwayPlan | None = None) -> None:
-        """`generator`: a restored playlist's (None: opened once the target duration is known); `plan`:
-        the pathways it is listed on (the first bucket's alone by default)."""
+        """`generator`: a restored playlist's (None: opened once the target duration is known)."""
         self.index = index
         self._options = options
         self._on_removed = on_removed
         self._gen = generator
         plan = plan or PathwayPlan()
         self.landings = Landings(p.id for p in plan.buckets)
-        self._views = PathwayViews(plan, self.landings)  # how far each pathway lists it
+        self._views = PathwayViews(plan, self.landings)
         self._first = plan.first.id
         self._keys = KeyIndex()  # found()'s lookup, rebuilt once per change
         self._shown_targets: dict[str, int | None] = {}  # the target of each pathway's version shown last
         self.last_run: int | None = None  # the run of the last slot listed here
-        self.run_numbers: dict[int, int] = {}  # run -> the discontinuity number it last listed it under (4 runs)
+        self.run_numbers: dict[int, int] = {}  # run -> the discontinuity number it last listed it under
         self.last_listed: float | None = None  # monotonic, when it last listed a segment
         self.restarts = 0  # its playlist restarted (retarget, rejoin, continue_above): the Release's epoch
 
     def versions(self, now: float, edge: bool = False) -> dict[str, Version]:
-        """Its version on each pathway (`edge`: the first bucket's alone, for the bucket's copy, which cannot
-        block); none while there is nothing to show (not open, empty, or regrowing: 6.2.2)."""
+        """Its version on each pathway (`edge`: the first bucket's alone)."""
         gen = self._gen
         if gen is None:
             self._views.advance(None)  # a former playlist may still list on
         else:
-            if self.landings.waiting:  # else nothing to settle (most pushes while nothing fails)
+            if self.landings.waiting:
                 landed, nowhere = self.landings.settle(lambda: self._views.listed_keys(gen))
-                for key in landed:  # listed late: it stays about a window from now (ManifestGenerator.landed)
+                for key in landed:  # listed late: it stays about a window from now
                     gen.landed(key, now)
                 for key in nowhere:  # a gap on every pathway: a clip or the rewind never names it again
                     gen.unavailable(key)
@@ -218,38 +196,30 @@ class VariantPlaylist(PlaylistReads):
         return self._views.versions(gen, self._showable(gen), edge)
 
     def leave_former(self, pathway: str) -> None:
-        """`pathway` lists the new playlist from now on (variants.Variants: every variant at once)."""
-        left = self._views.leave_former(pathway)
-        if left:
-            self._on_removed(left)
+        """`pathway` lists the new playlist from now on."""
+        self._remove(self._views.leave_former(pathway))
 
     def left(self, leaving: Iterable[tuple[str, float]], now: float) -> None:
-        """Keys a restored state says left the window ([key, seconds kept]): on to the cleaner."""
-        removed = [Removed(ListedSegment("", 0.0, key=key), now, keep) for key, keep in leaving]
-        if removed:
-            self._on_removed(removed)
+        """Keys a restored state says left the window (key, seconds kept): on to the cleaner."""
+        self._remove([Removed(ListedSegment("", 0.0, key=key), now, keep) for key, keep in leaving])
 
     def restore_views(self, data: object) -> None:
-        """A restored state's `views_saved` (ValueError when it does not add up)."""
         self._views.restore(data, self._gen)
 
     def shown(self, pathway: str, rendered: Version) -> bool:
-        """The Release made `rendered` visible on `pathway`. True when that showed the former playlist as
-        far as it went (the new one is due there next)."""
+        """`rendered` is visible on `pathway`; True when it showed the former playlist as far as it went."""
         self._views.saw(pathway, rendered.last_sequence)
         self._shown_targets[pathway] = self.version_target(pathway)
         return pathway in self._views.on_former and self.former_done(pathway)
 
     def forget_shown(self) -> None:
-        """A restored state replaces what is visible."""
         self._views.forget_shown()
         self._shown_targets.clear()
 
     # -- the intents ------------------------------------------------------------------------------------
 
     def open(self, target: int, independent: bool, now: float, above: tuple[int, int] | None = None) -> None:
-        """The first playlist, under `target`; `above`: (sequence, discontinuity floor) to continue at,
-        after a start that continued above a state."""
+        """The first playlist, under `target`; `above`: (sequence, discontinuity floor) to continue at."""
         if self._gen is not None:
             raise ValueError(f"variant {self.index}: its playlist is open already")
         self._gen = ManifestGenerator(target, self._options, independent_segments=independent)
@@ -259,9 +229,8 @@ class VariantPlaylist(PlaylistReads):
 
     def list(self, segment: ListedSegment, run: int | None, now: float, sequence: int, wall: float,
              landings: Mapping[str, Landing] | None = None) -> int:
-        """List a segment of `run` under `sequence`, or, `segment.gap`, a gap there (EXT-X-GAP); returns its
-        number. `landings`: its uploads not landed yet, by pathway. Raises SegmentRejected when the playlist
-        refuses it (the next segment then carries a discontinuity)."""
+        """List a segment (or a gap: EXT-X-GAP) of `run` under `sequence`; returns its number. `landings`:
+        its uploads not landed yet. SegmentRejected: refused (the next segment carries a discontinuity)."""
         gen = self._opened()
         hold = self._views.before_append(gen)
         if hold is not None:
@@ -278,7 +247,7 @@ class VariantPlaylist(PlaylistReads):
             if len(self.run_numbers) > 4:
                 del self.run_numbers[next(iter(self.run_numbers))]
         if not segment.gap:
-            self.last_listed = now  # a gap is nothing listed: /health says so past three target durations
+            self.last_listed = now  # a gap is nothing listed (/health)
         self._drain()
         return number
 
@@ -288,8 +257,7 @@ class VariantPlaylist(PlaylistReads):
             self._gen.mark_gap()
 
     def end(self) -> bool:
-        """EXT-X-ENDLIST (6.2.1); True when that closed it now (not ended yet, and it lists something or,
-        emptied by a restart, listed something before: ManifestGenerator.end)."""
+        """EXT-X-ENDLIST (6.2.1); True when that closed it now."""
         gen = self._gen
         if gen is None or gen.ended:
             return False
@@ -297,30 +265,24 @@ class VariantPlaylist(PlaylistReads):
         return gen.ended
 
     def join(self, discontinuity_number: int, discontinuity: bool) -> None:
-        """An empty playlist joins variants already listing: its first segment (`discontinuity`: its flag)
-        gets their number."""
+        """An empty playlist joins variants already listing: its first segment gets their number."""
         self._opened().join(discontinuity_number, discontinuity)
 
     def drop_hashes(self) -> None:  # P2P turned off
         if self._gen is not None:
             self._gen.drop_hashes()
 
-    # -- where it restarts -------------------------------------------------------------------------------
-
     def retarget(self, target: int, now: float, *, new_timeline: bool, keep_former: frozenset[str] = frozenset(),
                  carry_to: int = 0) -> builtins.list[ListedSegment]:
-        """A new playlist at the same address under a new target duration: what clients saw leaves, what they
-        never saw starts the new playlist under its own numbers; returns those that do not fit the new
-        target. `keep_former`: the pathways that go on listing this playlist up to the last number shown on
-        any before the new one; `carry_to`: what it carries ends below it (ManifestGenerator.restart)."""
+        """A new playlist at the same address under a new target: what clients saw leaves, the rest starts
+        it; returns what does not fit. `keep_former`: the pathways that go on listing this one up to the last
+        number shown; `carry_to`: what it carries ends below it (ManifestGenerator.restart)."""
         gen = self._gen
         if gen is None:
             return []
         shown = self._views.shown_anywhere
         frozen = gen.frozen() if keep_former and gen.segment_count else None
-        dropped = self._views.restarting(frozen, set(keep_former) if frozen is not None else set(), shown)
-        if dropped:
-            self._on_removed(dropped)
+        self._remove(self._views.restarting(frozen, set(keep_former) if frozen is not None else set(), shown))
         gen.keep_through(None)
         self.restarts += 1
         left = gen.restart(target, now, new_timeline=new_timeline, served_through=shown, carry_to=carry_to)
@@ -328,10 +290,8 @@ class VariantPlaylist(PlaylistReads):
         return left
 
     def rejoin(self, sequence: int, discontinuity_sequence: int, now: float) -> builtins.list[ListedSegment]:
-        """Back in Owncast's stream after streams without it (Owncast's variants 3 -> 1 -> 3): its
-        numbers fell behind the others'. A new playlist at the same address, at `sequence` on the
-        others' timeline. Returns what it listed and never showed (a version not saved yet): that
-        leaves unseen, below the others' numbers, where no player can be told of it."""
+        """Back in Owncast's stream after streams without it: a new playlist at `sequence`; returns what it
+        listed and never showed (that leaves unseen)."""
         gen = self._opened()
         unseen = [e.segment for e in gen.window if e.sequence > self._views.shown_anywhere and not e.segment.gap]
         self._forget_views()
@@ -342,8 +302,7 @@ class VariantPlaylist(PlaylistReads):
         return unseen
 
     def continue_above(self, sequence: int, floor: int, now: float) -> None:
-        """Give up the window and continue at `sequence`, after a discontinuity above `floor`
-        (hls.continue_above): numbers up to there may have named other segments."""
+        """Give up the window and continue at `sequence`, above discontinuity `floor` (hls.continue_above)."""
         if self._gen is not None:
             self._forget_views()
             self.restarts += 1
@@ -354,8 +313,7 @@ class VariantPlaylist(PlaylistReads):
         left = self._views.forget()
         if self._gen is not None:
             self._gen.keep_through(None)
-        if left:
-            self._on_removed(left)
+        self._remove(left)
 
     def _opened(self) -> ManifestGenerator:
         if self._gen is None:
@@ -366,6 +324,8 @@ class VariantPlaylist(PlaylistReads):
         gen = self._gen
         if gen is None:
             return
-        removed = self._views.hold_back(gen.drain_removed())  # a pathway may still list them on the former
+        self._remove(self._views.hold_back(gen.drain_removed()))  # a pathway may list them on the former
+
+    def _remove(self, removed: builtins.list[Removed]) -> None:
         if removed:
             self._on_removed(removed)

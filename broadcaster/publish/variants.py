@@ -1,7 +1,5 @@
-"""Variants: Owncast's variants as the publisher knows them, by index, each with its playlist (made
-here, new or restored, under the one WindowOptions). Others read them through the Mapping; the Release
-tells what it made visible here (`shown`).
-"""
+"""Variants: Owncast's variants by index, each with its playlist (made here under the one WindowOptions);
+the Release tells what it made visible here (`shown`)."""
 
 from __future__ import annotations
 
@@ -23,9 +21,7 @@ class Variants(Mapping[int, Variant]):
         self._on_removed = on_removed
         self._plan = plan or PathwayPlan()
         self._variants: dict[int, Variant] = {}
-        # Called when a pathway showed every variant's former playlist as far as it went: the new
-        # playlist's versions are due there, new segment or not (the publisher asks its lister).
-        self.caught_up: Callable[[], None] | None = None
+        self.caught_up: Callable[[], None] | None = None  # a pathway showed every former playlist through
 
     def __getitem__(self, index: int) -> Variant:
         return self._variants[index]
@@ -38,9 +34,7 @@ class Variants(Mapping[int, Variant]):
 
     def join_apart(self, v: Variant, run: int, discontinuity: bool) -> None:
         """`v` new in a run whose variants are cut apart starts at the discontinuity number the others give
-        this run (6.2.4: players line variants up by date and discontinuity number): theirs where they list or
-        listed it (VariantPlaylist.run_numbers), else the one their first segment of it will get.
-        `discontinuity`: the flag of its first segment."""
+        this run (6.2.4): theirs where they list or listed it, else the one their next segment gets."""
         numbers = []
         for o in self._variants.values():
             p = o.playlist
@@ -55,14 +49,14 @@ class Variants(Mapping[int, Variant]):
         return v
 
     def playlist(self, index: int, saved: dict[str, Any] | None, now: float) -> VariantPlaylist:
-        """A variant's playlist: not open yet (`saved` None), or as `saved` (playlist_memory.restore)."""
+        """A variant's playlist: not open yet (`saved` None), or as `saved`."""
         generator = None if saved is None else playlist_memory.restore(saved, now, self._options)
         return VariantPlaylist(index, self._options, self._on_removed, generator, self._plan)
 
     def restored(self, variants: Mapping[int, Variant]) -> None:
         self._variants = dict(variants)
 
-    # -- what the Release made visible (release.ShownTo) ---------------------------------------------------
+    # -- release.ShownTo -----------------------------------------------------------------------------------
 
     def shown(self, renderings: Mapping[str, Mapping[int, Version]], *, replace: bool = False) -> None:
         if replace:
@@ -77,32 +71,27 @@ class Variants(Mapping[int, Variant]):
             self.caught_up()
 
     def _leaving(self) -> set[str]:
-        """The pathways that showed every variant's former playlist as far as it went (withdrawn variants
-        aside: they hold no other), and list the new one at the next push."""
+        """The pathways that showed every (not withdrawn) variant's former playlist as far as it went."""
         playing = [v for v in self._variants.values() if not v.withdrawn]
         return {pid for v in self._variants.values() for pid in v.playlist.on_former
                 if all(o.playlist.former_done(pid) for o in playing)}
 
     def retarget(self, target: int, now: float, *, new_timeline: bool,
                  carry_to: int = 0) -> dict[int, list[ListedSegment]]:
-        """Every variant's playlist starts again under `target` (VariantPlaylist.retarget); returns what each
-        leaves unlisted. A pathway behind in any variant lists every variant's former playlist first (one
-        target per pathway: 6.2.4). On a new timeline what a variant carries ends just below `carry_to`, so
-        the new stream's first segment has one number in every variant (6.2.4)."""
+        """Every variant's playlist starts again under `target`; returns what each leaves unlisted. A pathway
+        behind in any variant lists every former playlist first; what is carried ends below `carry_to`."""
         behind = frozenset(pid for v in self._variants.values() for pid in v.playlist.behind())
         to = carry_to if new_timeline else 0
         return {index: v.playlist.retarget(target, now, new_timeline=new_timeline, keep_former=behind,
                                            carry_to=to) for index, v in self._variants.items()}
 
     def versions(self, now: float, edge: bool = False) -> dict[str, dict[int, Version]]:
-        """Every variant's version on each pathway that can be shown (`edge`: the first bucket's alone).
-        One target duration per pathway (6.2.4): a pathway switches every variant to the new playlist at
-        once; until each variant's new version is there, the others go on showing what they showed."""
+        """Every variant's version on each pathway, every variant switched to a new target at once (6.2.4)."""
         playing = [v for v in self._variants.values() if not v.withdrawn]
         together = self._leaving()
         for v in self._variants.values():
             for pid in v.playlist.on_former:
-                # A withdrawn variant (no master names it) leaves once it showed its own as far as it went.
+                # A withdrawn variant leaves once it showed its own as far as it went.
                 if v.playlist.former_done(pid) and (pid in together or v.withdrawn):
                     v.playlist.leave_former(pid)
         out: dict[str, dict[int, Version]] = {p.id: {} for p in self._plan.pathways[:1 if edge else None]}
@@ -112,8 +101,7 @@ class Variants(Mapping[int, Variant]):
         for pid, versions in out.items():
             if not versions:
                 continue
-            # The target of each variant's visible version once these are shown (the one it showed where it
-            # has none now: an empty new playlist has none until it lists or ends).
+            # The target of each variant's visible version once these are shown.
             targets = {v.playlist.version_target(pid) if v.index in versions else v.playlist.shown_target(pid)
                        for v in playing} - {None}
             if len(targets) > 1:  # not every variant can switch yet: none does

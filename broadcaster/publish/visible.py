@@ -1,7 +1,4 @@
-"""The playlists clients see: what the server serves and holds blocking reloads on. Only versions
-already saved to STATE_DIR are shown here (release.py shows them), each rendered at its push or when
-first asked (rendered.Pending: a pathway players read only while steered to it).
-"""
+"""The playlists clients see: what the server serves and holds blocking reloads on (shown once saved)."""
 
 from __future__ import annotations
 
@@ -21,18 +18,16 @@ class VisiblePlaylists:
     """The server's PlaylistSource: the visible renderings, and the waiters on a newer one."""
 
     def __init__(self) -> None:
-        # The target duration of the latest versions, pushed with each (release.py: `under`): what the
-        # server's Cache-Control and blocking timeouts follow. None until the first Owncast playlist was read.
-        self.target_duration: int | None = None
+        self.target_duration: int | None = None  # of the latest versions: Cache-Control, blocking timeouts
         self._visible: dict[int, Version] = {}
         self.announced: list[SourceVariant] | None = None  # Owncast's variants, as its master names them
         self._masters: dict[str, Rendered] = {}  # by variant file name: /live/'s and Owncast's /hls/
         self._changed = asyncio.Event()
-        self.held_requests = 0  # in wait_for_sequence now: the one count (the HTTP cap and /metrics read it)
+        self.held_requests = 0  # in wait_for_sequence now (the HTTP cap and /metrics read it)
         self._released = False  # stopping: held requests are answered at once
         self._nudges = 0  # answer_held calls: requests held before one are answered
 
-    # -- written by release.py only (what Owncast announces, show, replace) ---------------------------
+    # -- written by release.py only ----------------------------------------------------------------
 
     def under(self, target: int | None) -> None:
         self.target_duration = target
@@ -47,11 +42,10 @@ class VisiblePlaylists:
         """Make these versions (the latest pushed) visible and wake the requests held for a newer one."""
         self._visible.update(renderings)
         if self.held_requests:  # else nobody waits: no event to set (a pathway nobody reads, most pushes)
-            changed, self._changed = self._changed, asyncio.Event()  # and arm the next wake-up
+            changed, self._changed = self._changed, asyncio.Event()
             changed.set()
 
     def replace(self, renderings: Mapping[int, Version]) -> None:
-        """What a restored state shows, before anything is served."""
         self._visible = dict(renderings)
 
     # -- read by the server --------------------------------------------------------------------------
@@ -61,7 +55,6 @@ class VisiblePlaylists:
         return version.rendered if version is not None else None
 
     def version(self, variant: int) -> Version | None:
-        """As it was pushed: rendered, or Pending until a client asks."""
         return self._visible.get(variant)
 
     def last_sequence(self, variant: int) -> int | None:
@@ -70,8 +63,7 @@ class VisiblePlaylists:
         return version.last_sequence if version is not None else None
 
     def master_playlist(self, media_name: str = hls.MEDIA_PLAYLIST_NAME) -> Rendered | None:
-        """Rendered once per change of Owncast's variants and per variant file name (the server asks
-        for two: hls.MEDIA_PLAYLIST_NAME and hls.OWNCAST_PLAYLIST_NAME)."""
+        """Rendered once per change of Owncast's variants and per variant file name."""
         master = self._masters.get(media_name)
         if master is None:
             variants = self.announced
@@ -81,8 +73,7 @@ class VisiblePlaylists:
         return master
 
     async def wait_for_sequence(self, variant: int, sequence: int, timeout: float) -> Rendered | None:
-        """The playlist once it lists `sequence` (or ended), or None after `timeout` (LL-HLS 6.2.5.2).
-        Waiters share one event per published version: no task, no polling, a few hundred bytes each."""
+        """The playlist once it lists `sequence` (or ended), or None after `timeout` (6.2.5.2)."""
         self.held_requests += 1
         nudges = self._nudges
         try:
@@ -100,8 +91,7 @@ class VisiblePlaylists:
             self.held_requests -= 1
 
     def answer_held(self) -> None:
-        """Players were steered away from this pathway (content steering): every request held now gets
-        the playlist as it is, rather than waiting for uploads that fail, and reads the new priority."""
+        """Players were steered away from this pathway: every request held now gets the playlist as it is."""
         self._nudges += 1
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()

@@ -1,9 +1,5 @@
-"""WritesWaited: the uploads' WriteWatch, and which files an upload is waiting on now.
-
-A copy whose upload still waits for Owncast to finish its file (`waiting`) when another copy of its slot
-is in the bucket holds only its own variant (lister.py). One seen being written meanwhile (`writing`) is
-given up a bounded time later (a stuck writer); one not there at all ends its wait as deleted. A copy
-that is uploading is waited for: its bytes are whole, the bucket is merely slower for it.
+"""WritesWaited: the uploads' WriteWatch, and which files an upload is waiting on now: such a copy holds
+only its own variant once another copy of its slot is in the bucket (lister.py).
 """
 
 from __future__ import annotations
@@ -40,11 +36,9 @@ class WritesWaited:
                 self._writing.discard(path)
 
     def waiting(self, index: int, name: str) -> bool:
-        """An upload waits for Owncast to finish variant `index`'s file `name` now (being written, or not
-        there yet): a copy's holds only its own variant."""
+        """An upload waits for Owncast to finish variant `index`'s file `name` now."""
         return self._hls_dir / str(index) / name in self._waiting
 
     def writing(self, index: int, name: str) -> bool:
-        """An upload waits for that file, which was seen being written meanwhile (a gap in its variant
-        past its bound)."""
+        """An upload waits for that file, seen being written meanwhile."""
         return self._hls_dir / str(index) / name in self._writing
