@@ -34,11 +34,8 @@ class Assessment:
 
 @dataclass(frozen=True)
 class Readings:
-    """What /health reads besides the publisher's facts and the uploads, each read at every assessment.
-    input_problem: why nothing Owncast writes can be served; access_problem: a part of HLS_DIR this user is
-    refused (live and degraded, whatever was listed); p2p_trackers: shown, never unhealthy (viewers play
-    from the bucket without them); viewers: for the body; delivery: (the pathway players are steered to;
-    why viewers may not get what is listed: steering/policy.py, status/public_reads.py)."""
+    """What /health reads besides the publisher's facts and the uploads, at every assessment. p2p_trackers
+    are shown, never unhealthy (viewers play from the bucket without them)."""
 
     state_error: Callable[[], str | None] = lambda: None
     listing_held: Callable[[], bool] = lambda: False

@@ -1,10 +1,6 @@
-"""Whether the P2P trackers the viewers are told to use (P2P_TRACKERS) answer, for /health and
-hls_broadcaster_p2p_tracker_up{tracker}.
-
-Each probe is what a viewer's first step is: a WebSocket to the tracker and an announce for this
-stream's first variant, here with event "stopped" (the tracker answers it, and no peer is added that
-viewers would send offers to). A tracker that does not answer, or refuses the stream (it serves another,
-or has not read this one's variants yet), is down for the viewers: they play from the bucket alone.
+"""Whether the P2P trackers (P2P_TRACKERS) answer, for /health and hls_broadcaster_p2p_tracker_up: each
+probe is a viewer's first step, a WebSocket and an announce of the first variant with event "stopped"
+(answered, and no peer added). One that does not answer or refuses the stream is down for the viewers.
 """
 
 from __future__ import annotations
@@ -110,8 +106,7 @@ class TrackerProbe:
     """Probes each tracker in turn, from start() to stop(); readings() for /health, the gauge for metrics."""
 
     def __init__(self, urls: tuple[str, ...], swarm: str, master: Callable[[], bytes | None], gauge: Gauge) -> None:
-        """master: the multivariant playlist served now (None before the stream): its first variant's
-        info hash is the one probed, as the tracker serves only the service's variants."""
+        """master: the multivariant playlist served now (None before the stream): its first variant is probed."""
         self._urls = urls
         self._swarm = swarm
         self._master = master
