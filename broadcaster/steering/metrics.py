@@ -1,6 +1,4 @@
-"""The steering metrics, read when scraped: where players are sent and why, what the VM's pathway
-sends, the copies it keeps of segments not in every bucket yet, the steering manifest's requests and the
-pathways viewers' pages report playing."""
+"""The steering metrics, read when scraped."""
 
 from __future__ import annotations
 
@@ -17,17 +15,12 @@ from .reports import PathwayReports
 
 _NS = "hls_broadcaster"
 STEERING_LABELS = ("none", "other")  # a manifest request's _HLS_pathway: a pathway offered, or one of these
-# What the VM's pathway answered besides an HTTP status (vm/segments.py): a client past its own share of
-# the bytes, clients served on their own page's report past their part of them together (vm/budget.py),
-# and a segment not in the bucket yet while the bucket serves (each answered 503, but not a bound reached
-# for everyone: the alert's 503s), and a client that reset its connection mid-answer.
+# What the VM's pathway answered besides an HTTP status (vm/segments.py; the metric's help says each).
 SHARE, REPORTED, LATE, RESET = "share", "reported", "late", "reset"
 
 
 class PathwayCounts:
-    """What the VM's pathway answered (bytes by whether players were steered to it then, requests by
-    status: an HTTP status, SHARE or RESET) and the steering manifest's requests by the pathway the player
-    said it plays."""
+    """What the VM's pathway answered, and the steering manifest's requests by the pathway played."""
 
     def __init__(self, steered: Callable[[], bool], pathways: tuple[str, ...] = hls.PATHWAYS) -> None:
         self._steered = steered
@@ -36,7 +29,6 @@ class PathwayCounts:
         self.requests: dict[int | str, int] = {}
         self.steering: dict[str, int] = {}
         self.manifests = 0  # every steering manifest request: players read the stream (probe.Watched)
-        # Told each one: the probes, asleep while nobody plays, look at once (SteeringLoop.seen).
         self.on_request: Callable[[], None] = lambda: None
 
     def sent(self, status: int | str, size: int) -> None:
