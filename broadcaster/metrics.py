@@ -16,9 +16,8 @@ _NS = "hls_broadcaster"
 # Upload and listing delays: tens of ms on a good day, seconds when R2 struggles.
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
-# upload_failures_total{reason}: the reason comes from the bucket's answer (an error code, or the bare
-# status when the body has none) or from the client's exception. A misbehaving endpoint can invent
-# any number of them; each label value is a time series for ever, so only these are kept as they are.
+# upload_failures_total{reason}: a misbehaving endpoint can invent any number of reasons, and each label
+# value is a time series for ever, so only these are kept as they are.
 UPLOAD_FAILURE_REASONS = frozenset({
     # S3/R2 error codes
     "AccessDenied", "AuthorizationHeaderMalformed", "BadDigest", "EntityTooLarge", "InternalError",
@@ -56,8 +55,7 @@ class Metrics:
 
         self.segments_seen = counter("segments_seen", "Segments Owncast listed that we have not seen before",
                                      "variant")
-        # The buckets' families: one series per bucket pathway (`pathway`: bucket, backup...), each bucket's
-        # uploader and cleaner writing through a BucketMetrics.
+        # The buckets' families: one series per bucket pathway, written through a BucketMetrics.
         self.segments_uploaded = counter("segments_uploaded", "Segments (and init sections) stored in the "
                                          "bucket", "pathway", "variant")
         self.segments_listed = counter("segments_listed", "Segments added to our playlists", "variant")
@@ -144,8 +142,7 @@ class Metrics:
 
 
 class BucketMetrics:
-    """One bucket's series of the buckets' families (Metrics), labelled with its pathway: what its
-    uploader and its cleaner write. Every bucket is one, the first included (`pathway="bucket"`)."""
+    """One bucket's series of the buckets' families (Metrics), labelled with its pathway."""
 
     def __init__(self, metrics: Metrics, pathway: str) -> None:
         self.pathway = pathway
@@ -154,7 +151,6 @@ class BucketMetrics:
         self.upload_duration = metrics.upload_duration.labels(pathway=pathway)
         self.cleanup_deleted = metrics.cleanup_deleted.labels(pathway=pathway)
         self.cleanup_pending = metrics.cleanup_pending.labels(pathway=pathway)
-        # Families with the pathway given: called with the other labels, each gives its series.
         self.upload_failures = functools.partial(metrics.upload_failures.labels, pathway=pathway)
         self.segments_uploaded = functools.partial(metrics.segments_uploaded.labels, pathway=pathway)
         self.bytes_uploaded = functools.partial(metrics.bytes_uploaded.labels, pathway=pathway)
@@ -165,9 +161,8 @@ class BucketMetrics:
 
 
 class PlaylistRequests(Collector):
-    """hls_broadcaster_playlist_requests_total{playlist, status}, kept in a plain dict: it is bumped on every
-    playlist request, only from the event loop's thread, and a prometheus-client Counter's lock and label
-    lookup cost a fifth of what our handler adds to aiohttp's own cost (bench/serve.py)."""
+    """hls_broadcaster_playlist_requests_total{playlist, status}, in a plain dict: a Counter's lock and label
+    lookup cost a fifth of what our handler adds to aiohttp's own (bench/serve.py)."""
 
     _NAME = f"{_NS}_playlist_requests"
     _HELP = "Playlist requests served"
@@ -175,7 +170,6 @@ class PlaylistRequests(Collector):
     def __init__(self, registry: CollectorRegistry) -> None:
         self._counts: dict[tuple[str, int], int] = {}
         self.total = 0  # every playlist request: whether players read the stream (steering's probe.Watched)
-        # Told each request: steering's probes, asleep while nobody plays, look at once (SteeringLoop.seen).
         self.on_request: Callable[[], None] = lambda: None
         registry.register(self)
 
@@ -195,14 +189,11 @@ class PlaylistRequests(Collector):
         return [family]
 
 
-# -- connection limits (broadcaster/http/limits.py, broadcaster/http/connections.py) -------------------------
-
 REJECT_REASONS = ("connections", "events", "events_per_client", "held", "held_per_client", "header_timeout",
                   "idle_evicted", "write_timeout")
 
 
-# Kinds also exported under a name of their own, kept for the dashboard and alerts that use it: the
-# same count, read once per scrape.
+# Kinds also exported under a name of their own (the dashboard and alerts use it).
 _OWN_NAMES = {
     "held": (f"{_NS}_held_requests", "Playlist requests held until their segment is listed (blocking reload)"),
     "events": (f"{_NS}_event_streams", "Open /live/events streams"),
@@ -210,10 +201,7 @@ _OWN_NAMES = {
 
 
 class ConnectionMetrics(Collector):
-    """hls_broadcaster_connections_rejected_total{reason} and, per kind (connections, events, held,
-    metrics), _connections_open{kind} and _connections_limit{kind} (held and events also as
-    _held_requests and _event_streams). Open counts are read from their owners when scraped, so nothing
-    is counted twice or on the request path."""
+    """Connections rejected, open and capped per kind; open counts are read from their owners when scraped."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self._rejected = dict.fromkeys(REJECT_REASONS, 0)
@@ -249,14 +237,8 @@ class ConnectionMetrics(Collector):
         return [rejected, open_, limit, *own]
 
 
-# -- viewers playing now (broadcaster/status/audience.py) ----------------------------------------------
-
-
 class AudienceMetrics(Collector):
-    """hls_broadcaster_viewers (pages playing now), _viewers_p2p (of which sharing peer to peer),
-    _viewers_stalled (of which reported a stall in the last 5 minutes) and
-    _viewer_heartbeats_refused_total{reason}, read from the count when scraped (nothing on the beat's path).
-    """
+    """The viewer count's figures, read from the count when scraped (nothing on the beat's path)."""
 
     def __init__(self, registry: CollectorRegistry, watching: Callable[[], int], p2p: Callable[[], int],
                  refused: Callable[[], dict[str, int]], stalled: Callable[[], int] = lambda: 0) -> None:

@@ -23,9 +23,8 @@ from .startup import failed
 
 log = logging.getLogger(__name__)
 
-# Seconds a stop gives a request handler still running (held requests and event streams are answered at
-# once; a segment being sent to a client that reads slowly is one), then it is cancelled: aiohttp's own
-# 60 s would outlast systemd's TimeoutStopSec (30) and pm2's kill_timeout (20), killing the last save.
+# Seconds a stop gives a request handler still running: aiohttp's own 60 s would outlast systemd's
+# TimeoutStopSec (30) and pm2's kill_timeout (20), killing the last save.
 HANDLER_STOP_TIMEOUT = 3.0
 _LISTEN_MISTAKES = frozenset({errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL})
 
@@ -54,9 +53,7 @@ async def listen(stack: contextlib.AsyncExitStack, app: web.Application, listene
         await stack.enter_async_context(serving(runner, lambda r: GatedSite(
             r, where.host, where.port, gate, backlog=listener.backlog)))
     except OSError as err:
-        # Taken, below 1024, or not this machine's address: only the setting (or the other program)
-        # changes that, never a restart (Grafana's default port is 3000 too).
-        # Not asyncio's wrapping of it; a name that does not resolve (errno < 0): the resolver's words.
+        # Taken, below 1024, or not this machine's: a set-up mistake. errno < 0: the resolver's words.
         why = os.strerror(err.errno) if err.errno and err.errno > 0 else err.strerror
         taken = err.errno == errno.EADDRINUSE and where.port == 3000
         grafana = " (Grafana's default port is 3000 too)" if taken else ""
