@@ -1,10 +1,6 @@
-"""`hls-broadcaster check`: proves the settings, this machine and the bucket work before the first stream.
-
-One line per check, "ok   ...", "warn ...", "FAIL ..." or "skip ...", and for each failure the setting
-to fix. On this machine, as the user it runs as: HLS_DIR can be entered, listed, read and watched,
-STATE_DIR is or can be made writable, HOST:PORT (and METRICS_LISTEN) can be bound. Then a probe object
-is stored as a segment is, read back with the S3 API and as a viewer would, and deleted: the calls the
-service makes for every segment. The secret is never printed, nor a presigned URL's signature.
+"""`hls-broadcaster check`: proves the settings, this machine and the bucket work before the first stream:
+one line per check, each failure naming the setting to fix. A probe object is stored as a segment is, read
+back as the S3 API and a viewer would, and deleted. No secret is ever printed.
 """
 
 from __future__ import annotations
@@ -57,9 +53,7 @@ _HINTS: dict[str, tuple[str, str]] = {
 
 
 def as_root_line(command: str) -> str:
-    """The failure `check` run as root says: `command`, this very check as the service's user would run it
-    (fixes.this_check: the program by its full path, which is not on that user's PATH, and the env file
-    given)."""
+    """The failure `check` run as root says: `command` is this check as the service's user would run it."""
     return ("check ran as root, which enters and reads every folder: it proves nothing about the service's "
             f"user. Run it as that user (sudo -u hls-broadcaster {command}), or name the user: check --as "
             "hls-broadcaster (Owncast's user under pm2; --as root if the service runs as root)")
@@ -68,9 +62,8 @@ def as_root_line(command: str) -> str:
 async def run_checks(settings: Settings, *, print_line: PrintLine, warnings: list[str] | None = None,
                      as_root: str | None = None, env_file: Path | None = None, r2_dev: str | None = None) -> bool:
     """Run every check, printing one line each; True when none failed (warnings do not count).
-    `warnings`: found before the settings loaded. `as_root`: run by root not told the service's user (a
-    failure; the user's folders are not judged). `env_file`: to tell this service from another holding
-    STATE_DIR. `r2_dev`: the bucket's r2.dev URL, tried as a door around a private stream's edge."""
+    `as_root`: run by root not told the service's user (a failure). `r2_dev`: the bucket's r2.dev URL,
+    tried as a door around a private stream's edge."""
     report = Report(print_line, [s for s in settings.secrets() if s])
     for line in warnings or []:
         report.warn(line)
@@ -101,9 +94,7 @@ async def run_checks(settings: Settings, *, print_line: PrintLine, warnings: lis
 
 
 def _check_cdn_terms(settings: Settings, report: Report) -> None:
-    """The VM's pathway through the tunnel: video not hosted on R2 through Cloudflare's CDN, which its
-    self-serve terms do not allow (docs/steering.md#cloudflares-terms). Said each time, not refused: a
-    bounded emergency the operator may choose knowingly."""
+    """The VM's pathway through the tunnel: said each time, not refused (an emergency chosen knowingly)."""
     if hls.VM_PATHWAY in settings.pathways and not settings.vm_pathway_url:
         report.warn("PATHWAYS names vm without VM_PATHWAY_URL: while the bucket fails the VM's segments go to "
                     "viewers through Cloudflare's CDN, which Cloudflare's self-serve terms allow only for video "
@@ -112,12 +103,9 @@ def _check_cdn_terms(settings: Settings, report: Report) -> None:
                     "proxy (VM_PATHWAY_URL); docs/steering.md#cloudflares-terms")
 
 
-# -- the settings ---------------------------------------------------------------------------------
-
-
 def _check_settings(s: Settings, report: Report) -> bool:
-    """Mistakes the settings loader cannot see: it checks each value, not what R2 makes of them. False
-    when S3_ENDPOINT_URL has a path: the bucket's checks would then fail for it, blaming other settings."""
+    """Mistakes the settings loader cannot see; False when S3_ENDPOINT_URL has a path (the bucket's checks
+    would then blame other settings)."""
     endpoint = urlsplit(s.first_bucket.endpoint_url)
     public_host = urlsplit(s.first_bucket.public_url).hostname or ""
     problems = url_mistakes(s)  # `run` refuses the same (cli.py)
@@ -181,9 +169,6 @@ def _check_presigned_settings(s: Settings, endpoint_host: str, report: Report) -
 
 def _shorten(value: str) -> str:
     return value if len(value) <= 8 else f"{value[:4]}…{value[-2:]}"
-
-
-# -- the bucket -----------------------------------------------------------------------------------
 
 
 async def _check_bucket(s: Settings, store: S3Store, report: Report, r2_dev: str | None = None) -> None:

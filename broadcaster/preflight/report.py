@@ -16,8 +16,7 @@ class Report:
     failures: int = 0
 
     def line(self, status: str, text: str) -> None:
-        """A check's line, `status` ok, warn, FAIL (counted) or skip: also what bucket/public_check.py's
-        and edge_check.py's checks say theirs with."""
+        """A check's line, `status` ok, warn, FAIL (counted) or skip."""
         self.failures += status == "FAIL"
         self.note(f"{status:<4} {text}")
 

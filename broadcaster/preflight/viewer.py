@@ -63,8 +63,7 @@ async def check_public(s: Settings, key: str, body: bytes, report: Report) -> No
 
 def _check_cacheable(cache_control: str | None, cf_cache_status: str | None, by_cloudflare: bool,
                      report: Report) -> None:
-    """A segment fetched through R2_PUBLIC_URL must come with an answer a cache keeps: else every viewer's
-    GET reaches the bucket (r2.dev: rate-limited, and Class B reads on a custom domain)."""
+    """A segment fetched through R2_PUBLIC_URL must come with an answer a cache keeps."""
     rule = "add the Cache Rule for the bucket's custom domain (cloudflared.yml.example's comments)"
     if cache_control != PROBE_CACHE_CONTROL:
         report.warn(
@@ -81,8 +80,7 @@ def _check_cacheable(cache_control: str | None, cf_cache_status: str | None, by_
 
 
 async def check_presigned(s: Settings, key: str, body: bytes, report: Report) -> None:
-    """What a viewer's player does with SEGMENT_URLS=presigned: GET through a presigned URL; and
-    that an unsigned GET of the same object is refused, which makes presigning worth it."""
+    """GET through a presigned URL, as a viewer's player does; and an unsigned GET refused."""
     url = S3Signer(BucketAccess.of(s.first_bucket))(key, s.presign_expiry)
     base, _, signature = url.partition("?")
     report.secrets.append(signature)  # it opens the object: never printed, even inside an error
