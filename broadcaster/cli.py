@@ -27,10 +27,8 @@ def _settings_help() -> str:
         f"  {s.name:<{width}}  {s.help}" + (" (required)" if s.default is None else f" [default: {s.default}]")
         for s in SETTINGS
     ]
-    return (
-        "settings (environment variable, .env line, or the flag of the same name, e.g. --hls-dir;\n"
-        "flags win over the environment, which wins over the .env file):\n" + "\n".join(rows)
-    )
+    return ("settings (environment variable, .env line, or the flag of the same name, e.g. --hls-dir;\n"
+            "flags win over the environment, which wins over the .env file):\n" + "\n".join(rows))
 
 
 def _add_env_file(parser: argparse.ArgumentParser, *, top: bool = False) -> None:
@@ -52,8 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="hls-broadcaster",
         description="Moves Owncast's live HLS stream onto Cloudflare R2 and serves playlists pointing at it.",
         epilog=_settings_help(),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     _add_env_file(parser, top=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -194,8 +191,7 @@ def _demo(args: argparse.Namespace) -> int:
     try:
         return asyncio.run(run_demo(
             port=args.port, host=args.host, segment_seconds=args.segment_seconds,
-            latency_level=args.latency_level, passthrough=args.passthrough, p2p=args.p2p,
-        ))
+            latency_level=args.latency_level, passthrough=args.passthrough, p2p=args.p2p))
     except (DemoError, StartupError) as err:
         grafana = " (Grafana's default port is 3000 too)" if args.port == 3000 else ""
         hint = f"{grafana}; --port picks another (0: any free one)" if "(HOST/PORT)" in str(err) else ""

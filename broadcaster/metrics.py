@@ -99,8 +99,7 @@ class Metrics:
         self.listing_delay = Histogram(
             f"{_NS}_listing_delay_seconds",
             "From reading Owncast's playlist that lists a segment to our playlist listing it",
-            buckets=_LATENCY_BUCKETS, registry=r,
-        )
+            buckets=_LATENCY_BUCKETS, registry=r)
         self.playlist_requests = PlaylistRequests(r)
         self.window_segments = gauge("window_segments", "Segments in the live window", "variant")
         self.upload_queue = gauge("upload_queue_depth", "Segments waiting to be uploaded or listed")

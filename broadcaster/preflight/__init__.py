@@ -33,10 +33,8 @@ T = TypeVar("T")
 _HINTS: dict[str, tuple[str, str]] = {
     "SignatureDoesNotMatch": ("AWS_SECRET_ACCESS_KEY", "the secret does not belong to this access key id"),
     "InvalidAccessKeyId": ("AWS_ACCESS_KEY_ID", "no such access key id at this endpoint"),
-    "AccessDenied": (
-        "AWS_ACCESS_KEY_ID",
-        "this token may not do that: give it Object Read & Write on this bucket",
-    ),
+    "AccessDenied": ("AWS_ACCESS_KEY_ID",
+                     "this token may not do that: give it Object Read & Write on this bucket"),
     "Unauthorized": ("AWS_ACCESS_KEY_ID", "the endpoint refused the credentials"),
     "NoSuchBucket": ("AWS_BUCKET_NAME", "no bucket of that name in this account; R2 does not create buckets"),
     "InvalidBucketName": ("AWS_BUCKET_NAME", "not a valid bucket name"),
@@ -48,8 +46,7 @@ _HINTS: dict[str, tuple[str, str]] = {
     "ReadTimeoutError": ("S3_ENDPOINT_URL", "no answer within UPLOAD_TIMEOUT"),
     "Timeout": ("S3_ENDPOINT_URL", "no answer within UPLOAD_TIMEOUT"),
     "SSLError": ("S3_ENDPOINT_URL", "TLS failed: is it https://<ACCOUNT_ID>.r2.cloudflarestorage.com?"),
-    "ClientConnectorError": ("S3_ENDPOINT_URL", "could not connect"),
-}
+    "ClientConnectorError": ("S3_ENDPOINT_URL", "could not connect")}
 
 
 def as_root_line(command: str) -> str:
@@ -128,8 +125,7 @@ def _check_settings(s: Settings, report: Report) -> bool:
             f"HOST is {s.host} (cloudflared on this machine?) and TRUST_CF_CONNECTING_IP is false: every "
             "viewer comes from loopback as one client, so one client can fill the viewer count and the held "
             "requests; set TRUST_CF_CONNECTING_IP=true behind the tunnel (deploy/env.example), or name a "
-            "reverse proxy on this machine in FORWARDED_ALLOW_IPS=127.0.0.1"
-        )
+            "reverse proxy on this machine in FORWARDED_ALLOW_IPS=127.0.0.1")
     return not endpoint_has_path(s.first_bucket.endpoint_url)
 
 
@@ -152,8 +148,7 @@ def _check_public_settings(s: Settings, public_host: str, report: Report) -> Non
     if public_host.endswith(".r2.dev"):
         report.warn(
             "R2_PUBLIC_URL is an r2.dev address: rate-limited (429s) and never cached, not for production; "
-            "connect a custom domain to the bucket and use it (deploy/r2-setup.md, step 2)"
-        )
+            "connect a custom domain to the bucket and use it (deploy/r2-setup.md, step 2)")
     if s.first_bucket.public_url.startswith("http://") and not _loopback(public_host):
         report.warn("R2_PUBLIC_URL is http://: browsers block its segments on an https:// viewer page")
 
@@ -176,16 +171,14 @@ async def _check_bucket(s: Settings, store: S3Store, report: Report, r2_dev: str
 
     stored, _ = await _store_step(
         s, report, f"put probe object {key}",
-        lambda: store.put(key, body, content_type=PROBE_CONTENT_TYPE, cache_control=PROBE_CACHE_CONTROL),
-    )  # fmt: skip
+        lambda: store.put(key, body, content_type=PROBE_CONTENT_TYPE, cache_control=PROBE_CACHE_CONTROL))
     if not stored:
         report.skip(f"head, {s.segment_urls} GET, CORS and delete: nothing was stored")
         return
     try:
         found, head = await _store_step(
             s, report, f"head probe object {key}",
-            lambda: store.client.head_object(Bucket=s.first_bucket.bucket, Key=key),
-        )  # fmt: skip
+            lambda: store.client.head_object(Bucket=s.first_bucket.bucket, Key=key))
         if found:
             _check_metadata(head, len(body), report)
         await _store_step(s, report, "head bucket (the service's start-up and health probe)", store.probe)
@@ -199,8 +192,7 @@ async def _check_bucket(s: Settings, store: S3Store, report: Report, r2_dev: str
     finally:
         await _store_step(
             s, report, f"delete probe object {key}", lambda: store.delete(key),
-            also="the service deletes each segment after its window, so the token must be allowed to delete",
-        )  # fmt: skip
+            also="the service deletes each segment after its window, so the token must be allowed to delete")
 
 
 async def _store_step(
@@ -250,7 +242,6 @@ def _check_metadata(head: Any, size: int, report: Report) -> None:
     if stored_type != PROBE_CONTENT_TYPE or stored_cache != PROBE_CACHE_CONTROL:
         report.warn(
             f"the bucket kept Content-Type {stored_type!r} and Cache-Control {stored_cache!r} instead of "
-            f"{PROBE_CONTENT_TYPE!r} and {PROBE_CACHE_CONTROL!r}: segments would lose their caching headers"
-        )
+            f"{PROBE_CONTENT_TYPE!r} and {PROBE_CACHE_CONTROL!r}: segments would lose their caching headers")
 
 

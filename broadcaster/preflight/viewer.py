@@ -22,8 +22,7 @@ _PUBLIC_HINTS = {
     403: "is public access enabled on the bucket / the custom domain connected? (R2_PUBLIC_URL)",
     404: "R2_PUBLIC_URL does not serve this bucket: use this bucket's custom domain or r2.dev URL, "
     "with no path after it",
-    429: "rate limited: r2.dev URLs are for development; connect a custom domain and use it as R2_PUBLIC_URL",
-}
+    429: "rate limited: r2.dev URLs are for development; connect a custom domain and use it as R2_PUBLIC_URL"}
 _NOT_SERVED = "the public URL should serve the bucket's objects: check R2_PUBLIC_URL"
 
 _PRESIGNED_HINTS = {
@@ -103,8 +102,7 @@ async def check_presigned(s: Settings, key: str, body: bytes, report: Report) ->
         if unsigned == 200:
             report.warn(
                 f"presigned GET {shown} -> 200, same bytes; but an unsigned GET answers 200 too: the bucket "
-                "is public, so anyone can read segments without a signature"
-            )
+                "is public, so anyone can read segments without a signature")
         else:
             report.ok(f"presigned GET {shown} -> 200, same bytes; the bucket is private (an unsigned GET -> {unsigned})")
         await _check_cors(http, url, report, shown=shown)
@@ -122,10 +120,8 @@ def _xml_code(body: bytes) -> str:
 
 
 async def _check_cors(http: aiohttp.ClientSession, url: str, report: Report, *, shown: str = "") -> None:
-    cors_hint = (
-        "apply deploy/r2-cors.json to the bucket (deploy/r2-setup.md); changes take up to 30 s. "
-        "Without it players on another site fail with status 0"
-    )
+    cors_hint = ("apply deploy/r2-cors.json to the bucket (deploy/r2-setup.md); changes take up to 30 s. "
+                 "Without it players on another site fail with status 0")
     origin = {"Origin": CHECK_ORIGIN}
     try:
         async with http.get(url, headers=origin) as resp:
@@ -146,9 +142,7 @@ async def _check_cors(http: aiohttp.ClientSession, url: str, report: Report, *, 
         if status in (200, 204) and allowed in ("*", CHECK_ORIGIN) and "GET" in methods.upper():
             report.ok(f"CORS preflight OPTIONS -> {status}, methods {methods}")
         else:
-            report.fail(
-                f"CORS preflight OPTIONS -> {status}, Access-Control-Allow-Origin {allowed!r}, "
-                f"methods {methods!r}: {cors_hint}"
-            )
+            report.fail(f"CORS preflight OPTIONS -> {status}, Access-Control-Allow-Origin {allowed!r}, "
+                        f"methods {methods!r}: {cors_hint}")
     except (aiohttp.ClientError, OSError, TimeoutError) as err:
         report.fail(f"CORS requests to {shown or url} -> {type(err).__name__}: {err}")

@@ -71,15 +71,9 @@ def default_viewer_dir() -> Path | None:
 
 
 class Service:
-    def __init__(
-        self,
-        settings: Settings,
-        *,
-        metrics: Metrics | None = None,
-        on_listed: ListedHook | None = None,
-        viewer_dir: Path | None = None,
-        budget: limits.Budget | None = None,
-    ) -> None:
+    def __init__(self, settings: Settings, *, metrics: Metrics | None = None,
+                 on_listed: ListedHook | None = None, viewer_dir: Path | None = None,
+                 budget: limits.Budget | None = None) -> None:
         self.settings = settings
         self.metrics = metrics or Metrics()
         self._on_listed = on_listed

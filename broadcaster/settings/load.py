@@ -62,13 +62,9 @@ def raw_setting(name: str, environ: Mapping[str, str] | None = None, env_file: P
     return _Sources({}, os.environ if environ is None else environ, env_file).lookup(_BY_NAME[name])[0]
 
 
-def load_settings(
-    flags: Mapping[str, str | None] | None = None,
-    environ: Mapping[str, str] | None = None,
-    env_file: Path | None = None,
-    *,
-    make_state_dir: bool = True,
-) -> Settings:
+def load_settings(flags: Mapping[str, str | None] | None = None,
+                  environ: Mapping[str, str] | None = None, env_file: Path | None = None, *,
+                  make_state_dir: bool = True) -> Settings:
     """Flags (keyed by setting name), then the environment, then the .env file; make_state_dir=False
     (`check`): STATE_DIR is judged but not created."""
     sources = _Sources(flags or {}, os.environ if environ is None else environ, env_file)
@@ -162,8 +158,7 @@ def _check_together(s: Settings) -> None:
     if s.segment_urls == "public" and not s.first_bucket.public_url:
         problems.append(
             "R2_PUBLIC_URL is not set: the public base URL viewers fetch segments from (custom domain or "
-            "r2.dev), or set SEGMENT_URLS=presigned for a private bucket"
-        )
+            "r2.dev), or set SEGMENT_URLS=presigned for a private bucket")
     if s.segment_urls == "presigned" and s.publish_playlists:
         problems.append(
             "PUBLISH_PLAYLISTS=true needs a publicly readable bucket, SEGMENT_URLS=presigned is for a private "

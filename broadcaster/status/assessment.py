@@ -73,12 +73,9 @@ class HealthReport:
             age = None if playlist.last_listed is None else round(now - playlist.last_listed, 3)
             if age is not None:
                 last_ages.append(age)
-            variants[str(v.index)] = {
-                "segments": playlist.segment_count,
-                "media_sequence": playlist.media_sequence,
-                "ended": playlist.ended,
-                "seconds_since_last_segment": age,
-            }
+            variants[str(v.index)] = {"segments": playlist.segment_count,
+                                      "media_sequence": playlist.media_sequence, "ended": playlist.ended,
+                                      "seconds_since_last_segment": age}
             if v.withdrawn:
                 continue
             if live and not v.source_ended and v.last_new_segment and now - v.last_new_segment > stall:
@@ -116,17 +113,12 @@ class HealthReport:
             live = True  # a stream may be there, unseen
         state = StreamState.of("live" if live else ("idle" if not f.variants else "ended"), not reasons)
         status = "ok" if not reasons else "; ".join(reasons)
-        body: dict[str, object] = {
-            "status": status,
-            "stream": state.stream,
-            "target_duration": f.target_duration,
-            "variants": variants,
-            "seconds_since_last_segment": min(last_ages) if last_ages else None,
-            "uploads": {"done": up.uploads_done, "failed": up.uploads_failed},
-            "upload_queue_depth": f.queue_depth,
-            "storage_reachable": up.storage_ok,
-            "upload_realtime_ratio": round(f.upload_ratio, 3),
-        }
+        body: dict[str, object] = {"status": status, "stream": state.stream,
+                                   "target_duration": f.target_duration, "variants": variants,
+                                   "seconds_since_last_segment": min(last_ages) if last_ages else None,
+                                   "uploads": {"done": up.uploads_done, "failed": up.uploads_failed},
+                                   "upload_queue_depth": f.queue_depth, "storage_reachable": up.storage_ok,
+                                   "upload_realtime_ratio": round(f.upload_ratio, 3)}
         outage = up.outage()
         if outage is not None:  # what is kept while the bucket fails, and how long it holds
             body["outage"] = outage
@@ -138,8 +130,7 @@ class HealthReport:
             clock = time.monotonic()
             body["p2p_trackers"] = {
                 url: {"up": r.up, "problem": r.problem, "for_seconds": round(clock - r.since, 1)}
-                for url, r in trackers().items()
-            }
+                for url, r in trackers().items()}
         if (viewers := self._readings.viewers) is not None:
             body["viewers"] = viewers()
         return Assessment(not reasons, state, status, body)

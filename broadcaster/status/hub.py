@@ -52,16 +52,10 @@ class EventHub:
     """Encodes each event once and streams it to every open /live/events response. Ids start at the wall
     clock in milliseconds, so a Last-Event-ID from before a restart gets a reset."""
 
-    def __init__(
-        self,
-        *,
-        ring_size: int = RING_SIZE,
-        max_streams: int = MAX_STREAMS,
-        ping_interval: float = PING_INTERVAL,
-        write_timeout: float = WRITE_TIMEOUT,
-        clock: Callable[[], float] = time.time,
-        on_refused: Callable[[], None] | None = None,
-    ) -> None:
+    def __init__(self, *, ring_size: int = RING_SIZE, max_streams: int = MAX_STREAMS,
+                 ping_interval: float = PING_INTERVAL, write_timeout: float = WRITE_TIMEOUT,
+                 clock: Callable[[], float] = time.time,
+                 on_refused: Callable[[], None] | None = None) -> None:
         if ring_size < 1 or max_streams < 0 or ping_interval <= 0 or write_timeout <= 0:
             raise ValueError("ring_size >= 1, max_streams >= 0, ping_interval and write_timeout > 0")
         self.max_streams = max_streams

@@ -34,8 +34,7 @@ class PlaybackMetrics(Collector):
             return CounterMetricFamily(f"{NAME}_{suffix}", documentation, value=value, labels=labels)
 
         out: list[Metric] = [
-            counter("reports", "Playback reports taken (at most one per page per beat interval)", pb.reports),
-        ]
+            counter("reports", "Playback reports taken (at most one per page per beat interval)", pb.reports)]
         refused = counter("reports_refused", "Playback reports not taken: malformed (answered 400), too soon "
                           "after the page's last, or out of bounds (more than the page could have had in the "
                           "time since)", labels=("reason",))

@@ -162,8 +162,7 @@ class TrackerProbe:
                 return None  # no stream yet: that it accepts the WebSocket is all there is to see
             await ws.send_str(json.dumps({
                 "action": "announce", "info_hash": hashes[0], "peer_id": "-HB0001-" + secrets.token_hex(6),
-                "numwant": 0, "uploaded": 0, "downloaded": 0, "event": "stopped",
-            }))
+                "numwant": 0, "uploaded": 0, "downloaded": 0, "event": "stopped"}))
             async for msg in ws:
                 if msg.type != aiohttp.WSMsgType.TEXT:
                     break

@@ -41,8 +41,7 @@ SLOW_REASONS = frozenset({"Timeout", "ReadTimeoutError", "ConnectTimeoutError", 
 _DESCRIBED = {
     DOWN: "uploads to it are refused ({refused}) and its public URL does not answer the service ({detail})",
     UPLOADS: "uploads to it have waited {behind:.0f}s, more than a target duration ({target}s)",
-    PUBLIC_URL: "its public URL does not answer the service ({detail})",
-}
+    PUBLIC_URL: "its public URL does not answer the service ({detail})"}
 
 
 @dataclass(frozen=True, slots=True)
