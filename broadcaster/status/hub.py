@@ -65,8 +65,8 @@ class EventHub:
         self._next_id = int(clock() * 1000)
         self._ring: deque[tuple[int, bytes]] = deque(maxlen=ring_size)
         self._changed = asyncio.Event()
-        self._closed = False
-        self._streams = 0
+        self.closed = False
+        self.streams = 0  # open /live/events responses
         self._state: tuple[int, bytes] | None = None  # the last state event: (id, frame without id)
 
     def emit(self, event: str, data: Mapping[str, object]) -> int:
@@ -101,17 +101,9 @@ class EventHub:
     def last_id(self) -> int:
         return self._next_id - 1
 
-    @property
-    def streams(self) -> int:
-        return self._streams
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
     def close(self) -> None:
         """Ends every open stream at its next turn of the loop; new ones get 503."""
-        self._closed = True
+        self.closed = True
         self._changed.set()
 
     def _oldest(self) -> int:
@@ -158,7 +150,7 @@ class EventHub:
         await self._write(write, b"".join(frames))
         loop = asyncio.get_running_loop()
         quiet_since = loop.time()
-        while not self._closed:
+        while not self.closed:
             frames, sent = self._after(sent)
             if frames:
                 await self._write(write, b"".join(frames))
@@ -176,11 +168,11 @@ class EventHub:
     @contextlib.contextmanager
     def counted_stream(self) -> Iterator[None]:
         """Holds one of the max_streams slots (taken before the response's first await: no crowd passes)."""
-        self._streams += 1
+        self.streams += 1
         try:
             yield
         finally:
-            self._streams -= 1
+            self.streams -= 1
 
     async def _write(self, write: Write, data: bytes) -> None:
         try:

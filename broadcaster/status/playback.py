@@ -1,15 +1,9 @@
 """How viewers' playback fares, from the reports their pages send with the heartbeat.
 
-The viewer page (viewer/playback.js) adds to a heartbeat, at most once per beat interval, the header
-`Hb-Report: <base64>`: a version byte (1), then FIELDS in that order, little-endian unsigned integers of
-the width each names (B: 1 byte, H: 2, I: 4), the P2P ones only when P2P is on. Counts are for the time
-since the page's previous report; NONE (a width's largest value) where the page has no figure. Nothing
-names the viewer. Binary, not text: decoding it is two C calls (bench/heartbeat.py).
-
-Any client can send one, so what a report can do is bounded (docs/viewers.md#how-viewers-playback-fares):
-only a counted page is heard, at most once per `gap`; each weighs by the time it speaks for; its counts
-hold no more than the page could have had then (MS_PER_*), else it is refused whole; values are capped,
-labels come from fixed lists, and the alerts count addresses, each once.
+`Hb-Report: <base64>`: a version byte (1), then FIELDS, little-endian unsigned integers of the width each
+names, the P2P ones only with P2P on; counts since the page's previous report, NONE where it has no
+figure. Any client can send one, so what a report can do is bounded: only a counted page is heard, each
+weighs by the time it speaks for, and one holding more than that time allows is refused whole.
 """
 
 from __future__ import annotations

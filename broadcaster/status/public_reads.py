@@ -73,20 +73,15 @@ class PublicReads:
         self._asleep = False  # the probe waits a QUIET_EVERY: nothing live, or nobody playing
         self._tasks: list[asyncio.Task[None]] = []
         self._client: FirstByte | None = None
-        # Whether the first bucket's uploads fail now (the service sets it): a probe failing then may be the
-        # outage's, and the reason says so rather than send the operator to a setting alone.
+        # Set by the service: whether the first bucket's uploads fail now (a probe failing may be the
+        # outage's), and a private stream's edge guard (run with this, its reason one of /health's).
         self.in_outage: Callable[[], bool] = lambda: False
-        # A private stream's watch that strangers are refused at the edge (the service sets it): its reason
-        # is one of /health's delivery facts, and it runs while this does.
         self.guard: EdgeGuard | None = None
         up(1)
 
     def heard(self, ok: bool, detail: str) -> None:
         self._failures = 0 if ok else self._failures + 1
-        if ok:
-            self._at_start = None
-        else:
-            self._detail = detail
+        self._at_start, self._detail = (None, self._detail) if ok else (self._at_start, detail)
         self._judge()
 
     def pathway_heard(self, pathway: str, ok: bool, detail: str) -> None:

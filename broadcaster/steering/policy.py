@@ -1,5 +1,4 @@
 """Which pathway players should use, best first: the steering manifest's PATHWAY-PRIORITY (7.1).
-
 Normally PATHWAYS' order. A bucket pathway is put behind the others when the service's own evidence says
 it fails (docs/steering.md#how-it-works): `uploads` (an upload waited past a target duration while
 failing, or SLOW_TARGETS of them however it goes), `public_url` (the probe failed twice), `down` (an
@@ -103,9 +102,9 @@ class SteeringPolicy:
         self._reports: dict[str, _Report] = {}  # viewer page id -> its last report
         # Addresses whose pages reported failed fetches on a bucket, oldest report first -> when.
         self._failing_clients: OrderedDict[str, float] = OrderedDict()
-        self._priority = self._ordered()
+        self.priority = self._ordered()
         self._serves = self._judged_serving()  # bucket_serves, kept as what it reads changes
-        self._first_reason = NORMAL
+        self.reason = NORMAL
         self._first_since = clock()
         self._back_at = -1e18  # when players were last steered back to the bucket
         self._manifest: tuple[tuple[str, ...], int | None, bytes] | None = None
@@ -120,7 +119,7 @@ class SteeringPolicy:
             self._state[p].reported_at = now
         # A failed fetch reported now may be a failure only that client sees: the bucket is first and not
         # failing on the service's own evidence, and was a report interval ago too.
-        if (counts and client is not None and self._priority[0] == hls.BUCKET_PATHWAY
+        if (counts and client is not None and self.priority[0] == hls.BUCKET_PATHWAY
                 and not self.failing(hls.BUCKET_PATHWAY) and now - self._back_at >= self.interval):
             clients = self._failing_clients
             clients.pop(client, None)
@@ -166,16 +165,8 @@ class SteeringPolicy:
         return state.reported_at > state.probed_at and self.clock() - state.probed_at >= PROBE_AGAIN
 
     @property
-    def priority(self) -> tuple[str, ...]:
-        return self._priority
-
-    @property
     def first(self) -> str:
-        return self._priority[0]
-
-    @property
-    def reason(self) -> str:
-        return self._first_reason
+        return self.priority[0]
 
     def ttl(self) -> int:
         return hls.steering_ttl(self.target_duration() or 3)
@@ -184,9 +175,9 @@ class SteeringPolicy:
         """The steering manifest, rendered once per change of priority or TTL."""
         target = self.target_duration()
         cached = self._manifest
-        if cached is None or cached[0] is not self._priority or cached[1] != target:
-            body = render_steering(self._priority, self.ttl(), hls.STEERING_MANIFEST_NAME)
-            self._manifest = cached = (self._priority, target, body)
+        if cached is None or cached[0] is not self.priority or cached[1] != target:
+            body = render_steering(self.priority, self.ttl(), hls.STEERING_MANIFEST_NAME)
+            self._manifest = cached = (self.priority, target, body)
         return cached[2]
 
     def late_after(self) -> float | None:
@@ -224,7 +215,7 @@ class SteeringPolicy:
         pathways before it; the VM's lists only what the first bucket has while it redirects there."""
 
         def fallbacks(pathway: str) -> Sequence[str]:
-            priority = self._priority
+            priority = self.priority
             if pathway not in priority or priority[0] == pathway or not self.failing(pathway):
                 return ()
             return priority[:priority.index(pathway)]
@@ -233,7 +224,7 @@ class SteeringPolicy:
 
     def _judged_serving(self) -> bool:
         bucket = self._state[hls.BUCKET_PATHWAY]
-        return self._priority[0] == hls.BUCKET_PATHWAY and bucket.probe_failures < PROBE_FAILURES
+        return self.priority[0] == hls.BUCKET_PATHWAY and bucket.probe_failures < PROBE_FAILURES
 
     def health_reason(self) -> str | None:
         if self.first == hls.BUCKET_PATHWAY:
@@ -262,9 +253,9 @@ class SteeringPolicy:
         for pathway, state in self._state.items():
             self._judge(pathway, state, now, target)
         priority = self._ordered()
-        if priority == self._priority:
+        if priority == self.priority:
             return False
-        before, self._priority = self._priority, priority
+        before, self.priority = self.priority, priority
         self._serves = self._judged_serving()
         if priority[0] != before[0]:
             self._switched(before[0], now)
@@ -321,19 +312,19 @@ class SteeringPolicy:
             clients.popitem(last=False)
 
     def _switched(self, was: str, now: float) -> None:
-        first = self._priority[0]
+        first = self.priority[0]
         bucket = self._state[hls.BUCKET_PATHWAY]
         if first == hls.BUCKET_PATHWAY:
             reason = NORMAL
             self._back_at = now
             self._failing_clients.clear()  # the outage's, not failures only those pages see
             log.info("steering players back to the bucket pathway after %.0fs on %s: it serves again "
-                     "(priority %s)", now - self._first_since, was, ", ".join(self._priority))
+                     "(priority %s)", now - self._first_since, was, ", ".join(self.priority))
         else:
             reason = bucket.reason or NORMAL
             log.warning("steering players to the %s pathway (priority %s): the bucket pathway: %s%s", first,
-                        ", ".join(self._priority), bucket.detail, self._failing_details(hls.BUCKET_PATHWAY))
-        self._first_reason = reason
+                        ", ".join(self.priority), bucket.detail, self._failing_details(hls.BUCKET_PATHWAY))
+        self.reason = reason
         self._first_since = now
         key = (first, reason)
         self.switches[key] = self.switches.get(key, 0) + 1
