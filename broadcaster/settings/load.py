@@ -168,9 +168,8 @@ def _check_together(s: Settings) -> None:
     needed = s.segment_url_life  # an expiry inside it breaks playback
     if s.segment_urls == "presigned" and s.presign_expiry < needed:
         problems.append(
-            f"PRESIGN_EXPIRY={s.presign_expiry} is shorter than a segment's life in the playlists "
-            f"(3 x the window listed, max(WINDOW_SECONDS, REWIND_SECONDS), + CLEANUP_MARGIN = {needed:.0f}s): "
-            "raise it"
+            f"PRESIGN_EXPIRY={s.presign_expiry} is shorter than a segment's life in the playlists (3 x the "
+            f"window listed, max(WINDOW_SECONDS, REWIND_SECONDS), + CLEANUP_MARGIN = {needed:.0f}s): raise it"
         )
     if problems:
         raise SettingsError(*problems)
