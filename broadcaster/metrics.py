@@ -66,8 +66,7 @@ class Metrics:
                                            "still writing them (or before it made the file): each upload "
                                            "waited until Owncast had finished the file", "variant")
         self.segment_reuploads = counter("segment_reuploads", "Segments uploaded again because Owncast "
-                                         "changed the file during the upload (only the last upload is "
-                                         "listed)", "variant")
+            "changed the file during the upload (only the last upload is listed)", "variant")
         self.segment_rewrites = counter("segment_rewrites", "Segment files written again after their upload "
                                         "(their writer opened them again after closing them): uploaded "
                                         "again, so the bucket holds each file's final bytes", "variant")
@@ -75,9 +74,8 @@ class Metrics:
                                      "(EXT-X-GAP) while Owncast was still writing them, uploaded once "
                                      "Owncast finished them: in the bucket, recordings and clips", "variant")
         self.inotify_overflows = counter("inotify_overflows", "Times the kernel's inotify queue overflowed "
-                                         "and events were lost (every playlist is read again; a file written "
-                                         "meanwhile is judged without its events, never taken for finished "
-                                         "on them)")
+            "and events were lost (every playlist is read again; a file written meanwhile is judged without "
+            "its events, never taken for finished on them)")
         self.upload_failures = counter("upload_failures", "Failed upload attempts (each is retried)",
                                        "pathway", "reason")
         self.bytes_uploaded = counter("uploaded_bytes", "Bytes stored in the bucket", "pathway", "variant")
@@ -106,8 +104,7 @@ class Metrics:
         self.last_segment = gauge("last_segment_timestamp_seconds", "Unix time the last segment was listed",
                                   "variant")
         self.upload_realtime_ratio = gauge("upload_realtime_ratio", "Moving average of (successful PutObject "
-                                           "time / segment duration); above 1 the bucket is slower than real "
-                                           "time")
+            "time / segment duration); above 1 the bucket is slower than real time")
         self.cleanup_deleted = counter("cleanup_deleted", "Old segments deleted from the bucket", "pathway")
         self.cleanup_pending = gauge("cleanup_pending", "Old segments waiting until they may be deleted",
                                      "pathway")
@@ -121,21 +118,17 @@ class Metrics:
         self.state_save_failures = counter("state_save_failures", "Writes of STATE_DIR/state.json that "
                                            "failed (full or read-only disk)")
         self.state_save_failing = gauge("state_save_failing", "1 while the last save failed, or state.json "
-                                        "cannot be rewritten though journal lines work: a restart now "
-                                        "continues above the numbers shown")
+            "cannot be rewritten though journal lines work: a restart now continues above the numbers shown")
         self.listing_held = gauge("listing_held", "1 while new playlist versions are held back: state cannot "
-                                  "be saved and the media sequence numbers the last saved state reserved are "
-                                  "used up")
+            "be saved and the media sequence numbers the last saved state reserved are used up")
         self.master_missing = gauge("master_playlist_missing", "1 while Owncast writes variant playlists but "
-                                    "its multivariant playlist cannot be read: nothing of the stream is "
-                                    "served")
+            "its multivariant playlist cannot be read: nothing of the stream is served")
         self.p2p_tracker_up = gauge("p2p_tracker_up", "1 while the P2P tracker (P2P_TRACKERS) answers and "
                                     "serves this stream's swarm; 0 while viewers cannot meet through it "
                                     "(they play from the bucket alone)", "tracker")
         self.public_reads_up = gauge("public_reads_up", "1 while the segments listed answer at the URLs they "
-                                     "are listed with (R2_PUBLIC_URL, or presigned); 0 while the newest "
-                                     "fails twice in a row, or the object stored at start did not answer: "
-                                     "viewers get errors (/health names the setting)")
+            "are listed with (R2_PUBLIC_URL, or presigned); 0 while the newest fails twice in a row, or the "
+            "object stored at start did not answer: viewers get errors (/health names the setting)")
         self.build = Info(f"{_NS}_build", "Version of the service", registry=r)
         self.build.info({"version": __version__, "python": platform.python_version()})
 

@@ -42,10 +42,9 @@ class PlaybackMetrics(Collector):
             refused.add_metric((reason,), count)
         out.append(refused)
         problems = GaugeMetricFamily(f"{NAME}_problem_addresses", "Client addresses (an IPv6 client: its "
-                                     "/48) from which a page reported stalls, rejected peer segments or slow "
-                                     "downloads from the bucket (its mean above the target duration) within "
-                                     "the alert's window (5 min, rejections 10 min), each once however many "
-                                     "pages it has; the alerts need two", labels=("problem",))
+            "/48) from which a page reported stalls, rejected peer segments or slow downloads from the "
+            "bucket (its mean above the target duration) within the alert's window (5 min, rejections 10 "
+            "min), each once however many pages it has; the alerts need two", labels=("problem",))
         for problem, count in pb.problem_addresses().items():
             problems.add_metric((problem,), count)
         out.append(problems)

@@ -87,11 +87,10 @@ class SteeringMetrics(Collector):
         sent.add_metric(("yes",), counts.bytes[True])
         sent.add_metric(("no",), counts.bytes[False])
         requests = CounterMetricFamily(f"{_NS}_vm_segment_requests", "Segment requests the VM's pathway "
-                                       "answered, by status (503: a bound for everyone reached; share: a "
-                                       "client past its own share, answered 503; reported: clients served on "
-                                       "their own page's report past their quarter of the bytes together, "
-                                       "answered 503; late: a segment not in the bucket yet while it serves, "
-                                       "answered 503; reset: the client reset the connection mid-answer)", labels=("status",))
+            "answered, by status (503: a bound for everyone reached; share: a client past its own share, "
+            "answered 503; reported: clients served on their own page's report past their quarter of the "
+            "bytes together, answered 503; late: a segment not in the bucket yet while it serves, answered "
+            "503; reset: the client reset the connection mid-answer)", labels=("status",))
         for status, n in sorted(counts.requests.items(), key=lambda item: str(item[0])):
             requests.add_metric((str(status),), n)
         manifests = CounterMetricFamily(f"{_NS}_steering_requests", "Steering manifest requests, by the "
