@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import platform
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -38,6 +38,13 @@ OTHER = "other"
 def bounded(value: str, known: frozenset[str]) -> str:
     """`value` when it is one of `known`, else "other": label values from a fixed set."""
     return value if value in known else OTHER
+
+
+class Scraped(Collector):
+    """A collector whose families are made when scraped: described by them too."""
+
+    def describe(self) -> Iterable[Metric]:
+        return self.collect()
 
 
 class Metrics:
@@ -192,7 +199,7 @@ _OWN_NAMES = {
 }
 
 
-class ConnectionMetrics(Collector):
+class ConnectionMetrics(Scraped):
     """Connections rejected, open and capped per kind; open counts are read from their owners when scraped."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
@@ -205,9 +212,6 @@ class ConnectionMetrics(Collector):
 
     def watch(self, kind: str, current: Callable[[], int], limit: int) -> None:
         self._kinds[kind] = (current, limit)
-
-    def describe(self) -> list[Metric]:
-        return self.collect()
 
     def collect(self) -> list[Metric]:
         rejected = CounterMetricFamily(f"{_NS}_connections_rejected", "Connections or requests refused or "
@@ -229,16 +233,13 @@ class ConnectionMetrics(Collector):
         return [rejected, open_, limit, *own]
 
 
-class AudienceMetrics(Collector):
+class AudienceMetrics(Scraped):
     """The viewer count's figures, read from the count when scraped (nothing on the beat's path)."""
 
     def __init__(self, registry: CollectorRegistry, watching: Callable[[], int], p2p: Callable[[], int],
                  refused: Callable[[], dict[str, int]], stalled: Callable[[], int] = lambda: 0) -> None:
         self._watching, self._p2p, self._refused, self._stalled = watching, p2p, refused, stalled
         registry.register(self)
-
-    def describe(self) -> list[Metric]:
-        return self.collect()
 
     def collect(self) -> list[Metric]:
         refused = CounterMetricFamily(f"{_NS}_viewer_heartbeats_refused", "Viewer page heartbeats not counted: "

@@ -6,15 +6,15 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
-from prometheus_client.registry import Collector
 
+from ..metrics import Scraped
 from . import playback as p
 from .playback import Buckets, Playback
 
 NAME = "hls_broadcaster_playback"
 
 
-class PlaybackMetrics(Collector):
+class PlaybackMetrics(Scraped):
     """hls_broadcaster_playback_*: the reports' aggregates, read when scraped (nothing on the report's path
     but the additions of status/playback.py). Labels from fixed lists only: variant index, source, error
     kind and outcome, P2P result, refusal reason."""
@@ -22,9 +22,6 @@ class PlaybackMetrics(Collector):
     def __init__(self, registry: CollectorRegistry, playback: Playback) -> None:
         self._playback = playback
         registry.register(self)
-
-    def describe(self) -> list[Metric]:
-        return self.collect()
 
     def collect(self) -> list[Metric]:
         pb = self._playback

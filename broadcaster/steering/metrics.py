@@ -7,8 +7,8 @@ from typing import Protocol
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
 
+from ..metrics import Scraped
 from ..playlist import hls
 from .policy import REASONS, SteeringPolicy
 from .reports import PathwayReports
@@ -57,15 +57,12 @@ class Copies(Protocol):
     failures: int
 
 
-class SteeringMetrics(Collector):
+class SteeringMetrics(Scraped):
     def __init__(self, registry: CollectorRegistry, policy: SteeringPolicy, copies: Copies, counts: PathwayCounts,
                  cap_bytes_per_second: float, reports: PathwayReports) -> None:
         self._policy, self._copies, self._counts, self._cap = policy, copies, counts, cap_bytes_per_second
         self._reports = reports
         registry.register(self)
-
-    def describe(self) -> list[Metric]:
-        return self.collect()
 
     def collect(self) -> list[Metric]:
         policy, copies, counts = self._policy, self._copies, self._counts

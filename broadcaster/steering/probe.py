@@ -13,7 +13,7 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from .. import __version__
@@ -57,24 +57,21 @@ class Probe:
     check_writes: Callable[[], Awaitable[None]] | None = None
 
 
+@dataclass(slots=True)
 class Watched:
     """Whether players read the stream lately: `requests()` moved within WATCHED_TARGETS target durations."""
 
-    __slots__ = ("_requests", "_target", "_clock", "_count", "_at")
-
-    def __init__(self, requests: Callable[[], int], target: Callable[[], int | None],
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self._requests = requests
-        self._target = target
-        self._clock = clock
-        self._count = -1
-        self._at = -math.inf
+    requests: Callable[[], int]
+    target: Callable[[], int | None]
+    clock: Callable[[], float] = time.monotonic
+    _count: int = field(default=-1, init=False)
+    _at: float = field(default=-math.inf, init=False)
 
     def __call__(self) -> bool:
-        now, count = self._clock(), self._requests()
+        now, count = self.clock(), self.requests()
         if count != self._count:
             self._count, self._at = count, now
-        return now - self._at <= max(WATCHED_LEAST, WATCHED_TARGETS * (self._target() or 0))
+        return now - self._at <= max(WATCHED_LEAST, WATCHED_TARGETS * (self.target() or 0))
 
 
 class SteeringLoop:
