@@ -1,5 +1,4 @@
-"""What every answer the service's handlers send carries (CORS and the Server name), and the 503 a
-busy or not-ready route answers: shared by the web stage (http/) and the VM's segment route (vm/)."""
+"""What every answer the handlers send carries (CORS, the Server name), and the 503 of a busy route."""
 
 from __future__ import annotations
 

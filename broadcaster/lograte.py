@@ -1,5 +1,4 @@
-"""Log lines for errors that can repeat (a hostile client, a broken file, a long outage): at most one line
-per kind per interval, the next one saying how many were left out."""
+"""Log lines for errors that can repeat: one line per kind per interval, the next saying how many more."""
 
 from __future__ import annotations
 

@@ -160,8 +160,7 @@ class BucketMetrics:
 
 
 class PlaylistRequests(Collector):
-    """hls_broadcaster_playlist_requests_total{playlist, status}, in a plain dict: a Counter's lock and label
-    lookup cost a fifth of what our handler adds to aiohttp's own (bench/serve.py)."""
+    """hls_broadcaster_playlist_requests_total in a plain dict, cheaper than a Counter (bench/serve.py)."""
 
     _NAME = f"{_NS}_playlist_requests"
     _HELP = "Playlist requests served"

@@ -1,5 +1,4 @@
-"""STATE_DIR as `run` and `check` judge it, in one place, so that `check` fails exactly what `run` refuses,
-with the same line and fix. They differ only where the unit's StateDirectory= makes the folder first."""
+"""STATE_DIR as `run` and `check` judge it, in one place: `check` fails exactly what `run` refuses."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""`hls-broadcaster invite add|revoke|list`: the named invites of a private stream, in its invites file
-(the running service sees a change within a second)."""
+"""`hls-broadcaster invite add|revoke|list`: the named invites of a private stream, in its invites file."""
 
 from __future__ import annotations
 

@@ -97,8 +97,7 @@ def write_invites(path: Path, invites: Mapping[str, Invite]) -> None:
 
 
 class InvitesFile:
-    """The invites as the service reads them: read again only when the file changed, looked at no more
-    than every LOOK_EVERY seconds."""
+    """The invites as the service reads them: read again when the file changed, at most every LOOK_EVERY."""
 
     def __init__(self, path: Path, clock: Callable[[], float] = time.monotonic) -> None:
         self._path = path

@@ -1,5 +1,4 @@
-"""`hls-broadcaster check`'s report: one line per check, "ok   ...", "warn ...", "FAIL ..." or
-"skip ...", every secret it was given masked, and the failures counted."""
+"""`hls-broadcaster check`'s report: one line per check, every secret masked, the failures counted."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""What viewers are given to fetch, wired: segment URLs, the pathways PATHWAYS names, the public reads'
-watch and, with more than one pathway, content steering's parts."""
+"""What viewers are given to fetch, wired: segment URLs, pathways, the public reads' watch, steering."""
 
 from __future__ import annotations
 

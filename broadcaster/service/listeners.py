@@ -1,5 +1,4 @@
-"""The service's listeners: its public and metrics ports, each through a ConnectionGate, and the operator's
-control socket; each entered on the start's stack, so a stop (or a failed start) closes it."""
+"""The service's listeners (public and metrics ports, the control socket), each closed by a stop."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""A private stream's clips and recordings, wired: their playlists kept in STATE_DIR (not the bucket, where
-they would be a door around the gate), and what the gated route answers of them."""
+"""A private stream's clips and recordings: their playlists in STATE_DIR (not the bucket), served gated."""
 
 from __future__ import annotations
 

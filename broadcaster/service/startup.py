@@ -15,8 +15,7 @@ class StartupError(RuntimeError):
 
 
 class SetupError(StartupError):
-    """The service cannot start and a restart cannot change that (exit 2: neither systemd's unit nor pm2's
-    file restarts it); a line for each problem."""
+    """The service cannot start and a restart cannot change that (exit 2); a line for each problem."""
 
     def __init__(self, problems: list[str]) -> None:
         super().__init__("; ".join(problems))

@@ -1,5 +1,4 @@
-"""The service's settings: the record (each setting declared once, as the field it fills), each kind of
-value's parser, the .env file, and the reading of them all. It imports no stage."""
+"""The service's settings: the record, each kind of value's parser, the .env file, and their reading."""
 
 from .buckets import BucketSettings
 from .load import load_settings, lookalike_keys, raw_setting

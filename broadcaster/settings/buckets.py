@@ -1,5 +1,4 @@
-"""A bucket's settings, one record for each bucket PATHWAYS names: the first's (S3_*, AWS_*,
-R2_PUBLIC_URL) and every other's, `<ID>_*` after its pathway's ID (`backup`: BACKUP_*)."""
+"""A bucket's settings: the first's (S3_*, AWS_*, R2_PUBLIC_URL), another's `<ID>_*` (`backup`: BACKUP_*)."""
 
 from __future__ import annotations
 

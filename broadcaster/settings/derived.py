@@ -31,8 +31,7 @@ class Derived:
 
     @property
     def p2p_swarm(self) -> str:
-        """The viewers' P2P swarm id: one per stream (endpoint, bucket and prefix), so another stream's
-        segments on the same tracker never collide with this one's."""
+        """The viewers' P2P swarm id: one per stream, so no other stream's segments on a tracker collide."""
         first = self.first_bucket
         stream = "\n".join((first.endpoint_url, first.bucket, self.r2_key_prefix))
         return "hls-broadcaster-" + hashlib.sha256(stream.encode()).hexdigest()[:32]

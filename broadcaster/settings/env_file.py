@@ -1,5 +1,4 @@
-"""The .env file's values, or a SettingsError naming the file and each line python-dotenv would drop or
-take silently."""
+"""The .env file's values, or a SettingsError naming the file and each line python-dotenv would mistake."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""The value of each setting, parsed and checked: one function per kind of value, each raising ValueError
-with what it expects, which load.py puts on the line that names the setting."""
+"""The value of each setting, parsed: ValueError says what is expected, on the setting's line (load.py)."""
 
 from __future__ import annotations
 
@@ -59,8 +58,7 @@ _HOSTNAME = re.compile(rf"(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*\.?")
 
 
 def host(value: str) -> str:
-    """An address to listen on: an IP address or a host name (no label over 63 characters: getaddrinfo's
-    error for it would be a UnicodeError)."""
+    """An address to listen on: an IP address or a host name (labels of at most 63 characters)."""
     value = value.strip()
     try:
         ipaddress.ip_address(value.strip("[]"))

@@ -1,5 +1,4 @@
-"""How the stream is doing, assessed once per reading: /health renders it, the state events take its
-StreamState straight from it (nothing is parsed back out of /health's JSON)."""
+"""How the stream is doing, assessed once per reading: /health renders it, the state events read it."""
 
 from __future__ import annotations
 
@@ -34,8 +33,7 @@ class Assessment:
 
 @dataclass(frozen=True)
 class Readings:
-    """What /health reads besides the publisher's facts and the uploads, at every assessment. p2p_trackers
-    are shown, never unhealthy (viewers play from the bucket without them)."""
+    """What /health reads besides the publisher's facts and the uploads (p2p_trackers: never unhealthy)."""
 
     state_error: Callable[[], str | None] = lambda: None
     listing_held: Callable[[], bool] = lambda: False

@@ -49,8 +49,7 @@ def _data(data: Mapping[str, object]) -> str:
 
 
 class EventHub:
-    """Encodes each event once and streams it to every open /live/events response. Ids start at the wall
-    clock in milliseconds, so a Last-Event-ID from before a restart gets a reset."""
+    """Encodes each event once and streams it; ids start at the wall clock in ms (none reused)."""
 
     def __init__(self, *, ring_size: int = RING_SIZE, max_streams: int = MAX_STREAMS,
                  ping_interval: float = PING_INTERVAL, write_timeout: float = WRITE_TIMEOUT,
@@ -187,8 +186,7 @@ class StalledClient(Exception):
 
 
 class StatusWatcher:
-    """Reads an Assessment every `interval` seconds; a change of the dashboard's state (not of its detail
-    alone: that counts up seconds) is published as a `state` event."""
+    """Reads an Assessment every `interval` seconds; a change of the dashboard's state is a `state` event."""
 
     def __init__(self, hub: EventHub, assess: Assess, *, interval: float = STATUS_INTERVAL) -> None:
         self._hub = hub

@@ -88,8 +88,7 @@ SHARE_BOUNDS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 
 
 class Buckets:
-    """A histogram's weighed counts (bucket i: observations <= bounds[i], the last +Inf) and sum: bisect
-    and add, no lock, no label lookup (one event loop's)."""
+    """A histogram's weighed counts (bucket i: observations <= bounds[i], the last +Inf) and sum."""
 
     __slots__ = ("bounds", "counts", "sum")
 

@@ -1,5 +1,4 @@
-"""The stream's state as one type: /health's "stream" (idle, live, ended) and the SSE `state` event
-(online, offline, degraded) are both views of it; hub.py's StatusWatcher holds the current one."""
+"""The stream's state as one type: /health's "stream" and the SSE `state` event both view it."""
 
 from __future__ import annotations
 

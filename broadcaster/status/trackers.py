@@ -49,8 +49,7 @@ def _codec_key(codecs: list[str]) -> str:
 
 
 def variant_key(stream_inf: str) -> str:
-    """P2P Media Loader 2.3.1's key of one variant (#EXT-X-STREAM-INF's attributes, as hls.js parses
-    them): the same derivation as broadcaster/tracker/swarms.mjs, where it is explained."""
+    """P2P Media Loader 2.3.1's key of one variant (as broadcaster/tracker/swarms.mjs derives it)."""
     attrs = {m[1]: m[2][1:-1] if m[2].startswith('"') else m[2] for m in _ATTR.finditer(stream_inf)}
     bitrate = _leading_int(attrs.get("BANDWIDTH")) or _leading_int(attrs.get("AVERAGE-BANDWIDTH")) or 0
     codecs = width = height = rate = video_range = ""

@@ -265,8 +265,7 @@ class SteeringPolicy:
         return True
 
     def _ordered(self) -> tuple[str, ...]:
-        """Healthy buckets first (a second bucket before the VM: it costs the VM no egress), then the
-        VM's pathway, then the failing buckets; each group in PATHWAYS' order."""
+        """Healthy buckets first, then the VM's pathway, then the failing buckets; each in PATHWAYS' order."""
         state = self._state
         healthy = [p for p in self.pathways if p in state and state[p].reason is None]
         failing = [p for p in self.pathways if p in state and state[p].reason is not None]

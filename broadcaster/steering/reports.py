@@ -39,8 +39,7 @@ def parse(text: str, known: tuple[str, ...] = hls.PATHWAYS) -> tuple[str | None,
 
 
 class PathwayReports:
-    """The heartbeat route's `pathway` hook: each page's word, parsed and told to the policy; counts for
-    /metrics."""
+    """The heartbeat route's `pathway` hook: each page's word, parsed and told to the policy, and counted."""
 
     def __init__(self, tell: Callable[[str, str | None, Mapping[str, int], str | None], None],
                  known: tuple[str, ...] = hls.PATHWAYS) -> None:
