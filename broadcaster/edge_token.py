@@ -31,8 +31,7 @@ def sign(secret: str, message: str, ts: int) -> str:
 
 
 def parts(message_and_token: str, separator_len: int) -> tuple[str, int, bytes] | None:
-    """The message, timestamp and MAC of `<message><separator><10-digit timestamp>-<mac>` as the function
-    reads it (the separator skipped by its length), or None."""
+    """The message, timestamp and MAC of `<message><separator><timestamp>-<mac>`, or None."""
     if len(message_and_token) > MAX_TEXT_CHARS or separator_len < 0:
         return None
     head, dash, encoded = message_and_token.rpartition("-")
@@ -49,8 +48,7 @@ def parts(message_and_token: str, separator_len: int) -> tuple[str, int, bytes] 
 
 
 def valid(secret: str, message_and_token: str, ttl: int, now: int, separator_len: int) -> bool:
-    """What `is_timed_hmac_valid_v0(secret, message_and_token, ttl, now, separator_len)` answers: valid
-    while `now < timestamp + ttl` (a timestamp ahead is not refused: only the key's holder can write one)."""
+    """What `is_timed_hmac_valid_v0` answers: valid while `now < timestamp + ttl`."""
     found = parts(message_and_token, separator_len)
     if found is None:
         return False

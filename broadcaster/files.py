@@ -186,8 +186,7 @@ def user_name() -> str:
 
 
 def closed_folder(path: Path) -> Path | None:
-    """The first folder on the way to `path` (itself excluded) this user cannot enter, if any; None too
-    where one is missing (Owncast wiping HLS_DIR is no refusal)."""
+    """The first folder on the way to `path` this user cannot enter; None too where one is missing."""
     for folder in reversed(path.absolute().parents):
         if not os.access(folder, os.X_OK):
             return folder if os.path.lexists(folder) else None

@@ -60,8 +60,7 @@ def denied(path: Path) -> str:
 
 
 def read_owncast(hls_dir: Path) -> str:
-    """Let this user read HLS_DIR and everything in it, now and as Owncast makes it again (a default ACL
-    on its folders and the one above it, which new ones inherit)."""
+    """Let this user read HLS_DIR and all in it, now and as Owncast makes it again (default ACLs)."""
     user, top, hls = user_name(), _q(hls_dir.parent), _q(hls_dir)
     return AS_ROOT + _setfacl(
         f"setfacl -d -m u:{user}:rX {top} && setfacl -R -m u:{user}:rX {hls} && "
@@ -94,8 +93,7 @@ def inotify_limits() -> str:
 
 
 def this_check(env_file: str | Path | None, argv0: str = sys.argv[0]) -> str:
-    """This `check` as a shell line another user can run: the program by its full path (a venv's bin is
-    never on the service user's PATH), and the env file given, where it is."""
+    """This `check` as a shell line another user can run: the program's full path, the env file given."""
     if Path(argv0).name == "__main__.py":  # python -m broadcaster
         program = f"{_q(Path(sys.executable).absolute())} -m broadcaster"
     else:

@@ -1,5 +1,4 @@
-"""Whole numbers from text the service does not control, in ASCII digits only: int() takes fullwidth or
-Arabic-Indic digits, a second spelling of the same number (in a request, a second cache key)."""
+"""Whole numbers from text the service does not control, in ASCII digits only (int() takes others)."""
 
 from __future__ import annotations
 

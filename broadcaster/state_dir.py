@@ -99,8 +99,7 @@ def holder(path: Path) -> str | None:
 
 
 def held_by_another(path: Path, env_file: Path | None) -> str | None:
-    """`check`'s line when the service holding STATE_DIR was started with another env file than `env_file`;
-    None when it is free, held by this very service, or who holds it cannot be told."""
+    """`check`'s line when the service holding STATE_DIR was started with another env file, else None."""
     pid = holder(path)
     if pid is None or env_file is None or not env_file.is_file():
         return None
@@ -139,8 +138,7 @@ def _env_file_of(pid: str) -> Path | None:
 
 
 def root_refusal(path: Path, env_file: str | Path | None, argv0: str | None = None) -> str | None:
-    """The line refusing `run` as root on a STATE_DIR another user owns (that user's next start would fail
-    on root's files), with the command to run instead; None when not root, or when root owns it."""
+    """The line refusing `run` as root on a STATE_DIR another user owns; None when not root or root's."""
     if os.geteuid() != 0:
         return None
     try:

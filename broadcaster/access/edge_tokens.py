@@ -1,5 +1,4 @@
-"""A private stream's edge tokens: one `verify=` value per PRIVATE_EDGE_WINDOW for a path prefix (the
-playlists stay the same bytes for every viewer), accepted for the window plus a listed URI's life."""
+"""A private stream's edge tokens: one `verify=` value per PRIVATE_EDGE_WINDOW for a path prefix."""
 
 from __future__ import annotations
 

@@ -101,8 +101,7 @@ def _check_cdn_terms(settings: Settings, report: Report) -> None:
 
 
 def _check_settings(s: Settings, report: Report) -> bool:
-    """Mistakes the settings loader cannot see; False when S3_ENDPOINT_URL has a path (the bucket's checks
-    would then blame other settings)."""
+    """Mistakes the settings loader cannot see; False when S3_ENDPOINT_URL has a path."""
     endpoint = urlsplit(s.first_bucket.endpoint_url)
     public_host = urlsplit(s.first_bucket.public_url).hostname or ""
     problems = url_mistakes(s)  # `run` refuses the same (cli.py)

@@ -302,8 +302,7 @@ class Service:
         return None if master is None else master.body
 
     async def stop(self, drain_timeout: float = DRAIN_TIMEOUT) -> None:
-        """Stops what start started, in reverse, STATE_DIR last; uploads get `drain_timeout`, then the
-        bucket's playlists. A second call does nothing."""
+        """Stops what start started, in reverse (STATE_DIR last); a second call does nothing."""
         self._drain_timeout = drain_timeout
         await self._parts.aclose()
 
@@ -324,15 +323,13 @@ class Service:
 
 
 def settle_heap() -> None:
-    """Once started, what exists lives as long as the process: frozen, the collector's full passes (which
-    stop the event loop) no longer traverse it (bench/viewers.py)."""
+    """Once started, what exists is frozen: the collector's full passes no longer stop the loop on it."""
     gc.collect()
     gc.freeze()
 
 
 async def run(settings: Settings) -> int:
-    """Run until SIGINT or SIGTERM; returns the exit code. The first signal stops cleanly (exit 0); a second
-    while stopping exits at once (128 + signal): the state saved with each version is enough to continue."""
+    """Run until SIGINT or SIGTERM (exit 0); a second signal while stopping exits at once (128 + it)."""
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
 

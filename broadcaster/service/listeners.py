@@ -62,8 +62,7 @@ async def listen(stack: contextlib.AsyncExitStack, app: web.Application, listene
 
 
 async def control_socket(stack: contextlib.AsyncExitStack, state_dir: Path, app: web.Application) -> Path | None:
-    """The operator's socket (clips), removed when the stack closes; None when it cannot be opened: a
-    failure costs the clips, never the stream."""
+    """The operator's socket (clips); None when it cannot be opened: that costs the clips only."""
     async with contextlib.AsyncExitStack() as control:
         try:
             path = prepare_socket(state_dir)

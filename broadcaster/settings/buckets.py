@@ -45,8 +45,7 @@ class BucketSettings:
 
 
 def bucket_rows(pathway: str) -> tuple[Setting, ...]:
-    """The settings of the bucket pathway `pathway`: the first's names, or `<ID>_` and the first's without
-    its provider's word (AWS_BUCKET_NAME -> BACKUP_BUCKET_NAME)."""
+    """The settings of the bucket pathway `pathway` (AWS_BUCKET_NAME -> BACKUP_BUCKET_NAME)."""
     if pathway == FIRST:
         return rows(BucketSettings)
     prefix = pathway.upper() + "_"

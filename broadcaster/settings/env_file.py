@@ -45,8 +45,7 @@ def env_file_values(env_file: Path | None) -> dict[str, str | None]:
 
 
 def refuse_unparsed(env_file: Path, text: str) -> None:
-    """Name each line python-dotenv would drop (its key only: the value may be the secret), and each key
-    given twice (it takes the last one silently)."""
+    """Name each line python-dotenv would drop (its key only), and each key given twice."""
     problems = []
     first_line: dict[str, int] = {}
     for binding in parse_stream(io.StringIO(text)):

@@ -65,8 +65,7 @@ def raw_setting(name: str, environ: Mapping[str, str] | None = None, env_file: P
 def load_settings(flags: Mapping[str, str | None] | None = None,
                   environ: Mapping[str, str] | None = None, env_file: Path | None = None, *,
                   make_state_dir: bool = True) -> Settings:
-    """Flags (keyed by setting name), then the environment, then the .env file; make_state_dir=False
-    (`check`): STATE_DIR is judged but not created."""
+    """Flags, then the environment, then the .env file; make_state_dir=False: STATE_DIR is not made."""
     sources = _Sources(flags or {}, os.environ if environ is None else environ, env_file)
     values: dict[str, Any] = {}
     problems: list[str] = []
@@ -99,8 +98,7 @@ def _sets_nothing(key: str, value: str | None, pathway: str) -> bool:
 
 
 def _unnamed_buckets(sources: _Sources, pathways: tuple[str, ...]) -> list[str]:
-    """A bucket's block set in the env file or as flags for a pathway PATHWAYS does not name: the operator
-    meant a bucket, so it stops the start (in the environment, lookalike_keys names it instead)."""
+    """A bucket's block in the env file or flags for a pathway PATHWAYS does not name: it stops the start."""
     lines = []
     for key, value, where in [*((k, v, f" (in {sources.env_file})") for k, v in sources.file_values.items()),
                               *((k, v, "") for k, v in sources.flags.items())]:

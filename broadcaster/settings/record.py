@@ -1,5 +1,4 @@
-"""The settings record: each field declared once with the setting that fills it (rows.py), so the table
-(`SETTINGS`, which --help, `check` and the docs' reference read) is the record's own field list."""
+"""The settings record: each field declared with the setting that fills it; SETTINGS is its table."""
 
 from __future__ import annotations
 

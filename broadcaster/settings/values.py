@@ -257,8 +257,7 @@ MAX_FRAME_ANCESTORS = 16
 
 
 def _public_suffix(host: str) -> bool:
-    """Whether `host` is a public suffix (co.uk, github.io: anyone may have a site under it), by the list the
-    publicsuffixlist package ships."""
+    """Whether `host` is a public suffix (co.uk, github.io: anyone may have a site under it)."""
     from publicsuffixlist import PublicSuffixList  # only for a wildcard source: it reads its list (~0.1 s)
 
     return bool(PublicSuffixList().is_public(host.lower()))
@@ -325,8 +324,7 @@ _PATHWAY = re.compile(r"[a-z][a-z0-9]{0,15}")
 
 
 def pathways(value: str) -> tuple[str, ...]:
-    """The delivery pathways offered, in order: `bucket` first, then `vm` and any other bucket's ID
-    (whose settings are <ID>_S3_ENDPOINT_URL ... <ID>_PUBLIC_URL), each at most once."""
+    """The delivery pathways offered, in order: `bucket` first, then `vm` and other buckets' IDs."""
     names = tuple(part.strip().lower() for part in value.split(",") if part.strip())
     if (not names or names[0] != "bucket" or len(set(names)) != len(names)
             or not all(_PATHWAY.fullmatch(n) for n in names) or len(names) > MAX_PATHWAYS):

@@ -96,8 +96,7 @@ class PublicReads:
         return self._reason
 
     def delivery(self, steering: Steered | None) -> Callable[[], tuple[str | None, list[str]]]:
-        """/health's delivery facts: the pathway players are steered to (None without steering), and every
-        reason viewers may not get what is listed (steering's, this one's, the edge guard's)."""
+        """/health's delivery facts: the pathway players are steered to, and why some may not get it."""
         def facts() -> tuple[str | None, list[str]]:
             guarded = self.guard.health_reason() if self.guard else None
             reasons = [r for r in (steering.health_reason() if steering else None, self._reason, guarded) if r]

@@ -28,8 +28,7 @@ MAX_HOSTS = 16  # places (scheme, host, folder) rendered for at once (a hostile 
 
 
 class SteeredMasters:
-    """master_playlist(media_name, here): the multivariant playlist, its relative pathways and steering
-    manifest under `here` (`https://host/folder/`); `playlists`: each pathway's, by ID."""
+    """The multivariant playlist with its pathways and steering manifest under `here` (a base URL)."""
 
     def __init__(self, pathways: Sequence[Pathway], first: Callable[[], str],
                  playlists: Mapping[str, Listed]) -> None:

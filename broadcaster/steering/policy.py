@@ -155,8 +155,7 @@ class SteeringPolicy:
         return state is not None and state.signals.refused() is not None
 
     def probe_wanted(self, pathway: str) -> bool:
-        """Whether `pathway`'s probe should go now: uploads refused and no probe since, or a page reported a
-        failed fetch since its last probe, PROBE_AGAIN or more ago."""
+        """Whether `pathway`'s probe should go now: uploads refused, or a page's report since the last."""
         state = self._state.get(pathway)
         if state is None:
             return False
@@ -186,8 +185,7 @@ class SteeringPolicy:
         return None if target is None else max(target, MIN_UPLOAD_WAIT)
 
     def calm_for(self, told_late: bool = False) -> float | None:
-        """Seconds until the clock alone could change an evaluation while nothing counts against any bucket
-        (inf when the uploads tell when one is late: `told_late`); None while anything is amiss."""
+        """Seconds until the clock alone could change an evaluation (inf: told_late); None if amiss."""
         wait = self.late_after()
         if wait is None:
             return None
@@ -206,13 +204,11 @@ class SteeringPolicy:
         return all(state.reason is None and state.signals.behind() <= 0 for state in self._state.values())
 
     def bucket_serves(self) -> bool:
-        """Whether the VM redirects players to the bucket for a segment it holds: the bucket is first and its
-        probe has not failed PROBE_FAILURES times in a row (no report changes it)."""
+        """Whether the VM redirects players to the bucket: it is first and its probe has not failed."""
         return self._serves
 
     def plan(self, pathways: Sequence[Pathway]) -> PathwayPlan:
-        """What it tells the publisher: a failing bucket's pathway lists what it lacks at the URI of the
-        pathways before it; the VM's lists only what the first bucket has while it redirects there."""
+        """What it tells the publisher: what a failing bucket lacks, listed at the pathways before it."""
 
         def fallbacks(pathway: str) -> Sequence[str]:
             priority = self.priority

@@ -81,8 +81,7 @@ class SteeringLoop:
                  on_change: Callable[[tuple[str, ...]], None] = lambda priority: None,
                  watched: Callable[[], bool] = lambda: True, told_late: bool = False,
                  heard: Callable[[str, bool, str], None] = lambda pathway, ok, detail: None) -> None:
-        """`on_change(priority)`: told each new priority, and when policy.bucket_serves changes. `told_late`:
-        the uploads call look() when one waited policy.late_after(). `heard`: each probe's answer."""
+        """`on_change(priority)`: told each new priority, and each change of policy.bucket_serves."""
         self._heard = heard
         self._policy = policy
         self._probes = dict(probes)
@@ -273,8 +272,7 @@ class Newest:
 
 @dataclass(frozen=True)
 class Pace:
-    """When a probe goes: `quiet()`, nothing live; `watched()`, players read lately; `asleep()`, told when
-    it waits for a player; `again`, the wait after a failure; `now`, once set, cuts the next wait short."""
+    """When a probe goes: nothing live (`quiet`), nobody playing (`watched`), `now` cuts a wait short."""
 
     quiet: Callable[[], bool] = lambda: False
     watched: Callable[[], bool] = lambda: True
@@ -287,8 +285,7 @@ class Pace:
 async def probe_pathway(policy: Judge, pathway: str, newest: Callable[[], tuple[str, float] | None],
                         fetch: Fetch, *, probed: Callable[[bool, bool], None] = lambda ok, was: None,
                         pace: Pace = Pace(), heard: Heard = lambda ok, detail: None) -> None:
-    """Probe `pathway`'s newest segment for ever, telling the policy each outcome, then `probed(ok,
-    failed_before)`; while nobody plays no GET follows one that answered unless the policy wants one."""
+    """Probe `pathway`'s newest segment for ever, telling the policy each outcome, then `probed`."""
     ok = True
     sleeping = False  # the last turn found nobody playing
     now, clock = pace.now, pace.clock
