@@ -6,8 +6,7 @@ that value by construction, since a Log's list is only appended to (a compaction
 
 from __future__ import annotations
 
-# Items dropped before the list is copied: below this a compaction costs more than it frees.
-COMPACT_AT = 64
+COMPACT_AT = 64  # dropped before a copy: below it a compaction costs more than it frees
 
 
 class Tail:

@@ -50,8 +50,7 @@ def refuse_unparsed(env_file: Path, text: str) -> None:
     first_line: dict[str, int] = {}
     for binding in parse_stream(io.StringIO(text)):
         if binding.key is not None and not binding.error:
-            # The binding's text may begin with the blank lines before it.
-            text = binding.original.string
+            text = binding.original.string  # the binding's text may begin with the blank lines before it
             line = binding.original.line + text[:text.find(binding.key)].count("\n")
             if binding.key in first_line:
                 problems.append(f"env file {env_file}, lines {first_line[binding.key]} and {line}: "

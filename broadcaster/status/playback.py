@@ -219,8 +219,7 @@ class Playback:
             self.startup.observe(v[STARTUP] / 1000)
         if v[LATENCY] >= 0:
             self.latency.observe(v[LATENCY] / 1000, weight)
-        # The page's mean download time per segment over the interval, by source.
-        if v[BUCKET_SEGMENTS]:
+        if v[BUCKET_SEGMENTS]:  # the mean download per segment, by source
             mean = v[BUCKET_MS] / v[BUCKET_SEGMENTS] / 1000
             self.download[0].observe(mean, weight)
             if mean > 1 and mean > (self.target_duration() or math.inf):  # no target is shorter than 1 s
