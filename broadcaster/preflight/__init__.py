@@ -102,30 +102,42 @@ def _check_cdn_terms(settings: Settings, report: Report) -> None:
 
 def _check_settings(s: Settings, report: Report) -> bool:
     """Mistakes the settings loader cannot see; False when S3_ENDPOINT_URL has a path."""
-    endpoint = urlsplit(s.first_bucket.endpoint_url)
-    public_host = urlsplit(s.first_bucket.public_url).hostname or ""
+    first = s.first_bucket
+    endpoint_host = urlsplit(first.endpoint_url).hostname or ""
+    public_host = urlsplit(first.public_url).hostname or ""
+    presigned = s.segment_urls == "presigned"
     problems = url_mistakes(s)  # `run` refuses the same (cli.py)
     for problem in problems:
         report.fail(problem)
     if not problems:
         prefix = f"{s.r2_key_prefix}/" if s.r2_key_prefix else "(the bucket's top level)"
-        report.ok(
-            f"settings: bucket {s.first_bucket.bucket!r} at {s.first_bucket.endpoint_url} (region {s.first_bucket.region}), keys "
-            f"under {prefix}, {_segment_urls(s)}, access key id {_shorten(s.first_bucket.access_key_id)}"
-        )
-    if s.segment_urls == "presigned":
-        _check_presigned_settings(s, endpoint.hostname or "", report)
+        urls = (f"presigned URLs (expire after {s.presign_expiry} s)" if presigned
+                else f"public URL {first.public_url}")
+        report.ok(f"settings: bucket {first.bucket!r} at {first.endpoint_url} (region {first.region}), keys "
+                  f"under {prefix}, {urls}, access key id {_shorten(first.access_key_id)}")
+    if presigned:  # viewers fetch presigned segments from the S3 API host itself
+        if first.endpoint_url.startswith("http://") and not _loopback(endpoint_host):
+            report.warn("S3_ENDPOINT_URL is http://: browsers block presigned segments on an https:// viewer "
+                        "page")
+        if first.public_url:
+            report.warn("R2_PUBLIC_URL is set but not used: with SEGMENT_URLS=presigned viewers fetch "
+                        "segments from S3_ENDPOINT_URL")
     else:
-        _check_public_settings(s, public_host, report)
-    if (endpoint.hostname or "").endswith(_R2_API_HOST) and s.first_bucket.region not in ("auto", "us-east-1"):
-        report.warn(f"S3_REGION is {s.first_bucket.region!r}: R2 expects 'auto'")
+        if public_host.endswith(".r2.dev"):
+            report.warn("R2_PUBLIC_URL is an r2.dev address: rate-limited (429s) and never cached, not for "
+                        "production; connect a custom domain to the bucket and use it (deploy/r2-setup.md, "
+                        "step 2)")
+        if first.public_url.startswith("http://") and not _loopback(public_host):
+            report.warn("R2_PUBLIC_URL is http://: browsers block its segments on an https:// viewer page")
+    if endpoint_host.endswith(_R2_API_HOST) and first.region not in ("auto", "us-east-1"):
+        report.warn(f"S3_REGION is {first.region!r}: R2 expects 'auto'")
     if _loopback(s.host) and not s.trust_cf_connecting_ip and not s.forwarded_allow_ips:
         report.warn(
             f"HOST is {s.host} (cloudflared on this machine?) and TRUST_CF_CONNECTING_IP is false: every "
             "viewer comes from loopback as one client, so one client can fill the viewer count and the held "
             "requests; set TRUST_CF_CONNECTING_IP=true behind the tunnel (deploy/env.example), or name a "
             "reverse proxy on this machine in FORWARDED_ALLOW_IPS=127.0.0.1")
-    return not endpoint_has_path(s.first_bucket.endpoint_url)
+    return not endpoint_has_path(first.endpoint_url)
 
 
 def _loopback(host: str) -> bool:
@@ -135,30 +147,6 @@ def _loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
-
-
-def _segment_urls(s: Settings) -> str:
-    if s.segment_urls == "presigned":
-        return f"presigned URLs (expire after {s.presign_expiry} s)"
-    return f"public URL {s.first_bucket.public_url}"
-
-
-def _check_public_settings(s: Settings, public_host: str, report: Report) -> None:
-    if public_host.endswith(".r2.dev"):
-        report.warn(
-            "R2_PUBLIC_URL is an r2.dev address: rate-limited (429s) and never cached, not for production; "
-            "connect a custom domain to the bucket and use it (deploy/r2-setup.md, step 2)")
-    if s.first_bucket.public_url.startswith("http://") and not _loopback(public_host):
-        report.warn("R2_PUBLIC_URL is http://: browsers block its segments on an https:// viewer page")
-
-
-def _check_presigned_settings(s: Settings, endpoint_host: str, report: Report) -> None:
-    # Viewers fetch presigned segments from the S3 API host itself.
-    if s.first_bucket.endpoint_url.startswith("http://") and not _loopback(endpoint_host):
-        report.warn("S3_ENDPOINT_URL is http://: browsers block presigned segments on an https:// viewer page")
-    if s.first_bucket.public_url:
-        report.warn("R2_PUBLIC_URL is set but not used: with SEGMENT_URLS=presigned viewers fetch segments "
-                    "from S3_ENDPOINT_URL")
 
 
 def _shorten(value: str) -> str:
