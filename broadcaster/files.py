@@ -1,10 +1,6 @@
-"""Reading files beneath a folder so that nothing outside it is ever read, writing one whole (or setting
-a damaged one aside), and what an OSError's errno says.
-
-Whoever can write to the folder can swap a subfolder for a symlink at any moment, so checking a path and
-then opening it proves nothing: every name below the folder is opened with O_NOFOLLOW relative to the
-descriptor above it. Only regular files are read, and never more than asked for.
-"""
+"""Reading files beneath a folder so that nothing outside it is ever read (a subfolder may be swapped for a
+symlink at any moment: every name is opened with O_NOFOLLOW relative to the folder above it), writing one
+whole or setting a damaged one aside, and what an OSError's errno says."""
 
 from __future__ import annotations
 

@@ -1,8 +1,5 @@
-"""Long lists saved by what is new in them: a Log of JSON texts, and the Tail a save reads of it.
-
-A save must not copy the whole list, and must see it as it was when its version was pushed: a Tail is
-that value by construction, since a Log's list is only appended to (a compaction makes a new one).
-"""
+"""Long lists saved by what is new in them: a Log of JSON texts, and the Tail a save reads of it (a value:
+a Log's list is only appended to, a compaction makes a new one)."""
 
 from __future__ import annotations
 

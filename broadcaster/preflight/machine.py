@@ -1,6 +1,5 @@
-"""`hls-broadcaster check` on this machine, as the user it runs as: that Owncast's folder can be entered,
-listed, read and watched (HLS_DIR), that STATE_DIR is or can be made writable, and that HOST:PORT (and
-METRICS_LISTEN) can be bound."""
+"""`hls-broadcaster check` on this machine, as the user it runs as: HLS_DIR readable and watchable,
+STATE_DIR writable or makeable, HOST:PORT (and METRICS_LISTEN) free to bind."""
 
 from __future__ import annotations
 

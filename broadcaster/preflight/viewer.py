@@ -1,6 +1,5 @@
-"""`hls-broadcaster check` as a viewer sees the bucket: the probe object fetched through R2_PUBLIC_URL (and
-whether a cache keeps the answer), or with SEGMENT_URLS=presigned through a presigned URL (and refused
-unsigned), then with an Origin and as a CORS preflight."""
+"""`hls-broadcaster check` as a viewer sees the bucket: the probe object fetched at its public or
+presigned URL, then with an Origin and as a CORS preflight."""
 
 from __future__ import annotations
 

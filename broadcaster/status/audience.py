@@ -1,9 +1,5 @@
-"""Viewers playing now: the viewer pages (each a random id) that sent a heartbeat within `timeout`.
-
-In memory only; a client is kept as a keyed hash of its address (salted per start), never stored or
-logged. A hostile client cannot inflate the count past a bound: one address (IPv6: its /48) holds at most
-`per_client` ids, the table at most `limit`, and each beat is O(1).
-"""
+"""Viewers playing now: the viewer pages (each a random id) that sent a heartbeat within `timeout`. In
+memory only, addresses as salted hashes; one address holds at most `per_client` ids, the table `limit`."""
 
 from __future__ import annotations
 

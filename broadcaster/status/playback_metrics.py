@@ -1,6 +1,4 @@
-"""hls_broadcaster_playback_*: the playback reports' aggregates (status/playback.py) for /metrics, beside
-the report's layout they read (a shared module such as metrics.py imports no stage:
-tests/test_structure.py)."""
+"""hls_broadcaster_playback_*: the playback reports' aggregates for /metrics, beside the layout they read."""
 
 from __future__ import annotations
 
@@ -15,9 +13,7 @@ NAME = "hls_broadcaster_playback"
 
 
 class PlaybackMetrics(Scraped):
-    """hls_broadcaster_playback_*: the reports' aggregates, read when scraped (nothing on the report's path
-    but the additions of status/playback.py). Labels from fixed lists only: variant index, source, error
-    kind and outcome, P2P result, refusal reason."""
+    """The reports' aggregates, read when scraped; labels from fixed lists only."""
 
     def __init__(self, registry: CollectorRegistry, playback: Playback) -> None:
         self._playback = playback
