@@ -27,15 +27,12 @@ def _settings_help() -> str:
         f"  {s.name:<{width}}  {s.help}" + (" (required)" if s.default is None else f" [default: {s.default}]")
         for s in SETTINGS
     ]
-    return (
-        "settings (environment variable, .env line, or the flag of the same name, e.g. --hls-dir;\n"
-        "flags win over the environment, which wins over the .env file):\n" + "\n".join(rows)
-    )
+    return ("settings (environment variable, .env line, or the flag of the same name, e.g. --hls-dir;\n"
+            "flags win over the environment, which wins over the .env file):\n" + "\n".join(rows))
 
 
 def _add_env_file(parser: argparse.ArgumentParser, *, top: bool = False) -> None:
-    """--env-file before the command or after it (`hls-broadcaster check --env-file FILE`): a command's
-    own copy sets it only when given (SUPPRESS), so it never undoes one given before."""
+    """--env-file before the command or after it: a command's own copy (SUPPRESS) never undoes the first."""
     parser.add_argument("--env-file", type=Path, default=Path(".env") if top else argparse.SUPPRESS,
                         help="settings file (default: ./.env)")
 
@@ -53,12 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
         prog="hls-broadcaster",
         description="Moves Owncast's live HLS stream onto Cloudflare R2 and serves playlists pointing at it.",
         epilog=_settings_help(),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     _add_env_file(parser, top=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    # Their flags name every setting, with its help and default: no list of them again below.
     _add_setting_flags(sub.add_parser("run", help="run the service"))
     check = sub.add_parser("check", help="validate the settings and prove the bucket works, one line per check")
     _add_setting_flags(check)
@@ -116,8 +111,7 @@ def setup_logging(level: str, secrets: list[str] | None = None) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     flags = {s.name: getattr(args, s.name, None) for s in SETTINGS}
-    # STATE_DIR judged as `check` judges it, and made only once a run as root is known not to leave
-    # files the service's user cannot rewrite.
+    # STATE_DIR made only once a run as root is known not to leave files the service's user cannot rewrite.
     settings: Settings = load_settings(flags, env_file=args.env_file, make_state_dir=False)
     if problems := url_mistakes(settings):  # what `check` fails on too, told before anything starts
         raise SettingsError(*problems)
@@ -125,8 +119,7 @@ def _run(args: argparse.Namespace) -> int:
         raise SettingsError(refused)
     if (refused := state_dir.refusal(settings.state_dir) or state_dir.make(settings.state_dir)) is not None:
         raise SettingsError(f"STATE_DIR {settings.state_dir}: {refused}")
-    # Imported once the settings hold (1.2 s of aiohttp and botocore on a busy machine): a setting's
-    # mistake is told at once.
+    # Imported once the settings hold (1.2 s of aiohttp and botocore): a setting's mistake is told at once.
     from .service import run
     from .service.startup import SetupError, StartupError
 
@@ -140,19 +133,16 @@ def _run(args: argparse.Namespace) -> int:
     try:
         return asyncio.run(run(settings))
     except SetupError as err:
-        # A mistake a restart cannot fix (exit 2: systemd's RestartPreventExitStatus=2), a line for each.
         for problem in err.problems:
             print(f"hls-broadcaster: error: {problem}", file=sys.stderr)
         return 2
     except StartupError as err:
-        # One line, whatever LOG_LEVEL says (a log line as well would say it twice on the same stderr).
         print(f"hls-broadcaster: error: {err}", file=sys.stderr)
         return 1
 
 
 def _check(args: argparse.Namespace) -> int:
-    """Every check, a line each: the settings first (all of them, each missing or bad one named), then
-    Owncast's folder, STATE_DIR, PORT and the bucket. Exit 0 when none failed, 2 when one did."""
+    """Every check, a line each, the settings first; exit 0 when none failed, 2 when one did."""
     if args.as_user is not None and (refused := _become(args.as_user, fixes.this_check(args.env_file))) is not None:
         print(f"hls-broadcaster: error: {refused}", file=sys.stderr)
         return 2
@@ -168,7 +158,6 @@ def _check(args: argparse.Namespace) -> int:
             print(f"FAIL {problem}")
         print(f"{len(err.problems)} setting(s) to fix (named above); the other checks run once they are set.")
         return 2
-    # As in _run: aiohttp and botocore only once the settings hold, so a mistake is told at once.
     from .preflight import run_checks
 
     setup_logging("error", settings.secrets())
@@ -178,8 +167,7 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _become(name: str, command: str) -> str | None:
-    """This process as the user `name` from now on, its groups the user's own (as `sudo -u` gives them);
-    a line saying why not (`command`: this check, to be run by root), else None."""
+    """This process as the user `name` from now on, as `sudo -u` makes it; else the line saying why not."""
     try:
         user = pwd.getpwnam(name)
     except KeyError:
@@ -203,10 +191,8 @@ def _demo(args: argparse.Namespace) -> int:
     try:
         return asyncio.run(run_demo(
             port=args.port, host=args.host, segment_seconds=args.segment_seconds,
-            latency_level=args.latency_level, passthrough=args.passthrough, p2p=args.p2p,
-        ))
+            latency_level=args.latency_level, passthrough=args.passthrough, p2p=args.p2p))
     except (DemoError, StartupError) as err:
-        # Its port is Grafana's default too: say so, and how to move it.
         grafana = " (Grafana's default port is 3000 too)" if args.port == 3000 else ""
         hint = f"{grafana}; --port picks another (0: any free one)" if "(HOST/PORT)" in str(err) else ""
         print(f"hls-broadcaster demo: error: {err}{hint}", file=sys.stderr)

@@ -1,5 +1,4 @@
-"""What every answer the service's handlers send carries (CORS and the Server name), and the 503 a
-busy or not-ready route answers: shared by the web stage (http/) and the VM's segment route (vm/)."""
+"""What every answer the handlers send carries (CORS, the Server name), and the 503 of a busy route."""
 
 from __future__ import annotations
 
@@ -10,9 +9,7 @@ from aiohttp import hdrs, web
 SERVER_NAME = "hls-broadcaster"  # aiohttp's default Server header names its and Python's versions
 NO_STORE = "no-store"  # health and metrics are live readings; a cached one would lie
 
-# CORS (the viewer or a player may be on another origin: docs/hls-rules.md#cors, status 0 otherwise) and our
-# Server name, on every response our handlers send, errors included. (Requests aiohttp cannot parse
-# are answered by aiohttp itself, before any route.)
+# CORS (the viewer or a player may be on another origin) and our Server name, on every response.
 EDGE_HEADERS: Mapping[str, str] = {
     hdrs.ACCESS_CONTROL_ALLOW_ORIGIN: "*",
     # Content-Type/-Length and Cache-Control are readable anyway; hls.js reads Age (CDN cache age).

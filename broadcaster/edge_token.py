@@ -1,16 +1,7 @@
-"""The edge token in segment URIs, as Cloudflare's WAF checks it with `is_timed_hmac_valid_v0`: a
-timestamp and the base64 HMAC-SHA256 of the message followed by that timestamp, URL-encoded in the query
-(`?verify=<ts>-<mac>`; developers.cloudflare.com/waf/custom-rules/use-cases/configure-token-authentication/
-and developers.cloudflare.com/ruleset-engine/rules-language/functions/#hmac-validation).
-
-A PREFIX signature: the message is the stream's path prefix on the public URL (`/live/`), not a segment's
-path, so one `verify=` value covers every segment listed in a window for every viewer. The WAF rule
-rebuilds the signed text as `concat("<prefix>", "?", http.request.uri.query)`; the Free plan's Worker
-(deploy/cloudflare-worker/worker.js) rebuilds the same text and checks it the same way (`valid` here is
-what both do, and what the tests hold each to).
-
-Shared: it imports no stage (the bucket's URL maker signs with it, the VM's segment door checks with it,
-`hls-broadcaster edge-rules` prints the rules it writes).
+"""The edge token in segment URIs (`?verify=<ts>-<mac>`), as Cloudflare's WAF checks it with
+`is_timed_hmac_valid_v0` (developers.cloudflare.com/ruleset-engine/rules-language/functions/#hmac-validation).
+The message is the stream's path prefix (`/live/`), so one value covers every segment in a window; the
+Free plan's Worker (deploy/cloudflare-worker/worker.js) checks the same text the same way (`valid`).
 """
 
 from __future__ import annotations
@@ -34,16 +25,13 @@ _PREFIX = re.compile(r"/(?:[A-Za-z0-9._~!$&'()*+,;=:@%-]+/)*")
 
 
 def sign(secret: str, message: str, ts: int) -> str:
-    """The `verify=` query value for `message` at `ts` (Unix seconds): `<ts>-<URL-encoded base64 MAC>`.
-    `secret` is the edge key as the operator pastes it (its text is the HMAC key, as the rule's literal)."""
+    """The `verify=` value for `message` at `ts` (Unix seconds): `<ts>-<URL-encoded base64 MAC>`."""
     digest = hmac.new(secret.encode(), f"{message}{ts}".encode(), hashlib.sha256).digest()
     return f"{ts}-{quote(base64.b64encode(digest).decode(), safe='')}"
 
 
 def parts(message_and_token: str, separator_len: int) -> tuple[str, int, bytes] | None:
-    """The message, timestamp and MAC of `<message><separator><10-digit timestamp>-<mac>` as the function
-    reads it: the separator skipped by its length, whatever it holds; the MAC URL-decoded, then base64;
-    None when the text is not of that form."""
+    """The message, timestamp and MAC of `<message><separator><timestamp>-<mac>`, or None."""
     if len(message_and_token) > MAX_TEXT_CHARS or separator_len < 0:
         return None
     head, dash, encoded = message_and_token.rpartition("-")
@@ -60,10 +48,7 @@ def parts(message_and_token: str, separator_len: int) -> tuple[str, int, bytes] 
 
 
 def valid(secret: str, message_and_token: str, ttl: int, now: int, separator_len: int) -> bool:
-    """What `is_timed_hmac_valid_v0(secret, message_and_token, ttl, now, separator_len)` answers (without
-    its `flags`: the MAC is standard base64, URL-encoded): the MAC compared in constant time with
-    HMAC-SHA256(secret, message + timestamp), and valid while `now < timestamp + ttl` (the documented
-    formula: a timestamp ahead of `now` is not refused; only the key's holder can write one)."""
+    """What `is_timed_hmac_valid_v0` answers: valid while `now < timestamp + ttl`."""
     found = parts(message_and_token, separator_len)
     if found is None:
         return False
@@ -74,31 +59,26 @@ def valid(secret: str, message_and_token: str, ttl: int, now: int, separator_len
 
 
 def checked_text(prefix: str, query: str) -> str:
-    """The text the WAF rule (and the Worker) checks for a request under `prefix` with this query string:
-    the prefix, `?`, the query as sent (`verify=` must be its only parameter, as Cloudflare asks)."""
+    """The text the WAF rule (and the Worker) checks for a request under `prefix` with this query string."""
     return f"{prefix}?{query}"
 
 
 def _literal(text: str) -> str:
-    """A Rules language string literal (JSON's escaping is the language's for `"` and `\\`)."""
-    return json.dumps(text)
+    return json.dumps(text)  # JSON's escaping is the Rules language's for `"` and `\\`
 
 
 def good_prefix(prefix: str) -> bool:
-    """Whether `prefix` is a path prefix the rules can name: `/`, or `/a/b/`, path characters only."""
+    """Whether `prefix` is `/`, or `/a/b/`, path characters only."""
     return _PREFIX.fullmatch(prefix) is not None
 
 
 def waf_expression(host: str, prefix: str, secret: str, ttl: int) -> str:
-    """The WAF custom rule's expression (action: Block) for a stream whose segments are under `prefix` on
-    `host`: a request there without a token the function accepts is blocked. WAF custom rules run before
-    the cache, so a cache hit is checked too."""
+    """The WAF custom rule's expression (action: Block; it runs before the cache, so hits are checked)."""
     return (f"(http.host eq {_literal(host)} and starts_with(http.request.uri.path, {_literal(prefix)}) "
             f"and not is_timed_hmac_valid_v0({_literal(secret)}, concat({_literal(prefix)}, \"?\", "
             f"http.request.uri.query), {ttl}, http.request.timestamp.sec, {len(SEPARATOR)}))")
 
 
 def cache_rule_expression(host: str, prefix: str) -> str:
-    """The Cache Rule's expression (Eligible for cache; cache key: ignore query string): one cache entry
-    per segment for every viewer and every window's token."""
+    """The Cache Rule's expression (cache key ignoring the query: one entry per segment for every token)."""
     return f"(http.host eq {_literal(host)} and starts_with(http.request.uri.path, {_literal(prefix)}))"

@@ -1,15 +1,6 @@
-"""Reading files beneath a folder so that nothing outside it is ever read, writing one whole (or setting
-a damaged one aside), and what an OSError's errno says: shared by every stage that reads or writes a file
-(HLS_DIR's playlists and segments, STATE_DIR's files) or meets a failing system call (the listener's accepts).
-
-Whoever can write to the folder can swap a subfolder for a symlink at any moment (rename(2) with
-RENAME_EXCHANGE swaps them atomically), so checking a path and then opening it proves nothing. Here
-the folder itself is opened (it is the operator's setting, and may be a symlink), then every name below
-it with O_NOFOLLOW, each relative to the descriptor of the folder above it: a symlink is refused at
-the very moment it is opened, whatever was swapped in before. Only regular files are read (a FIFO
-would block or never end, a device never ends), and never more than asked for (read_open, which
-reads STATE_DIR's state file too).
-"""
+"""Reading files beneath a folder so that nothing outside it is ever read (a subfolder may be swapped for a
+symlink at any moment: every name is opened with O_NOFOLLOW relative to the folder above it), writing one
+whole or setting a damaged one aside, and what an OSError's errno says."""
 
 from __future__ import annotations
 
@@ -23,10 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-# What an errno says, by class (the kernel's, whatever the call):
-# out of file handles or memory: says nothing about the file, so try again later;
+# Out of file handles or memory: says nothing about the file, so try again later.
 TEMPORARY_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM})
-# what O_NOFOLLOW answers for a symlink (ELOOP; ENOTDIR with O_DIRECTORY): see _open_at for which it was.
+# What O_NOFOLLOW answers for a symlink (ELOOP; ENOTDIR with O_DIRECTORY).
 NOT_FOLLOWED_ERRNOS = frozenset({errno.ELOOP, errno.ENOTDIR})
 # The largest media file read (and uploaded) from HLS_DIR: Owncast's segments are a few MB at most.
 MAX_FILE_BYTES = 64 * 1024 * 1024
@@ -39,8 +29,7 @@ _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_C
 
 
 class Refused(Exception):
-    """Not a file we read: `reason` is "symlink", "not_a_file" or "too_large"; `path` is the name
-    refused (the file, or a folder on the way to it)."""
+    """Not a file we read: `reason` is "symlink", "not_a_file" or "too_large"; `path` the name refused."""
 
     def __init__(self, reason: str, detail: str, path: Path) -> None:
         super().__init__(detail)
@@ -66,16 +55,12 @@ class Stamp:
 
 
 def read_beneath(root: Path, parts: Sequence[str], max_bytes: int) -> bytes:
-    """The bytes of root/parts[0]/.../parts[-1], a regular file of at most `max_bytes`.
-
-    Raises Refused, FileNotFoundError (something on the way is gone) or another OSError.
-    """
+    """The bytes of root/parts[0]/.../parts[-1], a regular file of at most `max_bytes`."""
     return read_stamped(root, parts, max_bytes)[0]
 
 
 def read_stamped(root: Path, parts: Sequence[str], max_bytes: int) -> tuple[bytes, Stamp | None]:
-    """read_beneath, and the stamp of the version read: None when the file changed while it was read
-    (the bytes may then be of no single version)."""
+    """read_beneath, and the stamp of the version read: None when the file changed while it was read."""
     fd = _open_beneath(root, parts)
     try:
         before = Stamp.of(os.fstat(fd))
@@ -87,15 +72,13 @@ def read_stamped(root: Path, parts: Sequence[str], max_bytes: int) -> tuple[byte
 
 
 def stamp_beneath(root: Path, parts: Sequence[str]) -> Stamp | None:
-    """The stamp of root/parts..., opened as read_beneath opens it (no symlink followed); None when gone.
-    Raises Refused or another OSError."""
+    """The stamp of root/parts..., opened as read_beneath opens it; None when gone."""
     look = look_beneath(root, parts, lambda _fd, _path: None)
     return None if look is None else look[0]
 
 
 def look_beneath(root: Path, parts: Sequence[str], ask: Callable[[int, Path], T]) -> tuple[Stamp, T] | None:
-    """stamp_beneath, and what `ask` says of the regular file while it is open (read-only, as `fd`):
-    source/writes.py asks whether anyone still has it open for writing."""
+    """stamp_beneath, and what `ask` says of the regular file while it is open (read-only, as `fd`)."""
     try:
         fd = _open_beneath(root, parts)
     except FileNotFoundError:
@@ -129,8 +112,7 @@ def _open_beneath(root: Path, parts: Sequence[str]) -> int:
 
 
 def read_open(fd: int, path: Path, max_bytes: int) -> bytes:
-    """The bytes of the file open as `fd` (named `path` in messages), a regular file of at most
-    `max_bytes`: no more is read. Raises Refused or OSError; the caller closes `fd`."""
+    """The bytes of the regular file open as `fd`, at most `max_bytes` of them; the caller closes `fd`."""
     st = os.fstat(fd)
     if not stat.S_ISREG(st.st_mode):
         raise Refused("not_a_file", f"{path} is not a regular file", path)
@@ -152,11 +134,9 @@ def read_open(fd: int, path: Path, max_bytes: int) -> bytes:
 
 
 def _open_at(dir_fd: int, name: str, flags: int, shown: Path) -> int:
-    """Open `name` in the folder `dir_fd`, never through a symlink."""
     try:
         return os.open(name, flags, dir_fd=dir_fd)
     except OSError as err:
-        # O_NOFOLLOW refuses a symlink with ELOOP (a file) or ENOTDIR (with O_DIRECTORY); say which.
         if err.errno in NOT_FOLLOWED_ERRNOS:
             try:
                 link = stat.S_ISLNK(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
@@ -170,8 +150,7 @@ def _open_at(dir_fd: int, name: str, flags: int, shown: Path) -> int:
 
 
 def write_whole(path: Path, body: bytes) -> None:
-    """`body` as the whole of `path`, its folder made if needed: written beside it and renamed over it, so
-    a reader sees the old file or the new one. Raises OSError (nothing changed)."""
+    """`body` as the whole of `path` (written beside it, renamed over it), its folder made if needed."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
@@ -183,8 +162,7 @@ def write_whole(path: Path, body: bytes) -> None:
 
 
 def set_aside(path: Path, kind: str) -> Path:
-    """Move a damaged file to `<name>.<kind>-<time>` beside it, never over one set aside in the same
-    second; where it went. Raises OSError (it stays where it was)."""
+    """Move a damaged file to `<name>.<kind>-<time>` beside it (never over another); where it went."""
     stem = f"{path.name}.{kind}-{time.strftime('%Y%m%dT%H%M%S')}"
     aside = path.with_name(stem)
     for n in range(2, 100):
@@ -195,11 +173,8 @@ def set_aside(path: Path, kind: str) -> Path:
     return aside
 
 
-# -- who may: the names and fixes a permission error's line gives (settings, check, /health) ----------
-
-
 def user_name() -> str:
-    """Who this process runs as, by name where there is one: the user the fixes name."""
+    """Who this process runs as, by name where there is one."""
     try:
         return pwd.getpwuid(os.geteuid()).pw_name
     except KeyError:
@@ -207,8 +182,7 @@ def user_name() -> str:
 
 
 def closed_folder(path: Path) -> Path | None:
-    """The first folder on the way to `path` (itself excluded) this user cannot enter, if any; None too
-    where one is missing (Owncast wiping HLS_DIR is no refusal)."""
+    """The first folder on the way to `path` this user cannot enter; None too where one is missing."""
     for folder in reversed(path.absolute().parents):
         if not os.access(folder, os.X_OK):
             return folder if os.path.lexists(folder) else None

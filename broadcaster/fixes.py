@@ -1,15 +1,7 @@
-"""The fixes a permission error's line gives (settings, `check`, `run`, /health): each one a shell line
-that works pasted as root on a stock Debian or Ubuntu, for the user this process runs as, granting that
-user what it lacks and nothing more (tests/test_setup_mistakes.py pastes each as root and checks again as
-the user).
-
-- A folder of someone else's (Owncast's home, its data/hls): an ACL for this user alone (setfacl), never
-  a group, which would let in every member of it (and `chmod g+x` plus `usermod -aG root` once named
-  root's group). setfacl is in the `acl` package, which a stock Debian lacks: the line installs it first
-  where setfacl is missing.
-- The env file and its folder, made for the service (docs/production.md): the user's own group, as the
-  docs install them (0640 and 0750, root the owner), when that group is the user's alone; else an ACL.
-- STATE_DIR: the user's, as systemd's StateDirectory= makes it.
+"""The fixes a permission error's line gives: each a shell line that works pasted as root on a stock
+Debian or Ubuntu, granting the user this process runs as what it lacks and nothing more. Someone else's
+folder gets an ACL for this user alone (never a group, which lets in every member); a file made for the
+service its user's own group when no one else is in it; STATE_DIR becomes the user's.
 """
 
 from __future__ import annotations
@@ -28,8 +20,7 @@ AS_ROOT = "as root: "  # what every fix begins with; the rest of the line is the
 
 
 def own_group() -> str | None:
-    """This user's primary group when no one else is in it (useradd's group of the same name), else None:
-    granting that group grants this user alone."""
+    """This user's primary group when no one else is in it, else None."""
     try:
         user = pwd.getpwuid(os.geteuid())
         group = grp.getgrgid(user.pw_gid)
@@ -69,9 +60,7 @@ def denied(path: Path) -> str:
 
 
 def read_owncast(hls_dir: Path) -> str:
-    """Let this user read HLS_DIR and everything in it, now and as Owncast makes it again at each stream:
-    the ACL on what is there, and a default ACL (-d), which new folders and files inherit, on HLS_DIR's
-    folders and on the folder above it (Owncast makes HLS_DIR itself anew). Nothing else of Owncast's."""
+    """Let this user read HLS_DIR and all in it, now and as Owncast makes it again (default ACLs)."""
     user, top, hls = user_name(), _q(hls_dir.parent), _q(hls_dir)
     return AS_ROOT + _setfacl(
         f"setfacl -d -m u:{user}:rX {top} && setfacl -R -m u:{user}:rX {hls} && "
@@ -98,16 +87,13 @@ INOTIFY_LIMITS = Path("/etc/sysctl.d/60-hls-broadcaster.conf")
 
 
 def inotify_limits() -> str:
-    """Raise the kernel's inotify limits for every user (the default 128 instances a user can be used up
-    by other programs), now and at every boot."""
+    """Raise the kernel's inotify limits for every user, now and at every boot."""
     return AS_ROOT + (f"printf 'fs.inotify.max_user_instances=512\\nfs.inotify.max_user_watches=524288\\n' "
                       f"> {INOTIFY_LIMITS} && sysctl -p {INOTIFY_LIMITS}")
 
 
 def this_check(env_file: str | Path | None, argv0: str = sys.argv[0]) -> str:
-    """This `check` as a shell line another user can run: the program by its full path (a venv's bin is
-    on root's PATH at most, never on the service user's), the env file that was given, where it is (none:
-    the settings came from the environment, which `sudo -u` does not pass on)."""
+    """This `check` as a shell line another user can run: the program's full path, the env file given."""
     if Path(argv0).name == "__main__.py":  # python -m broadcaster
         program = f"{_q(Path(sys.executable).absolute())} -m broadcaster"
     else:

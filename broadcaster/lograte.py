@@ -1,10 +1,4 @@
-"""Log lines for errors that can repeat: at most one line per kind per interval, with a count.
-
-A hostile client, a broken file or a long bucket outage can raise the same error thousands of times
-a second; one line per occurrence fills the disk and buries the line that matters. Here the first
-occurrence of a kind is logged at once, later ones within `interval` are only counted, and the next
-line of that kind says how many were left out.
-"""
+"""Log lines for errors that can repeat: one line per kind per interval, the next saying how many more."""
 
 from __future__ import annotations
 
@@ -20,14 +14,8 @@ OTHER = "other"
 class RateLimitedLog:
     """`log(level, kind, msg, *args)`: logged now, or counted and reported with the next line of `kind`."""
 
-    def __init__(
-        self,
-        logger: logging.Logger,
-        *,
-        interval: float = DEFAULT_INTERVAL,
-        clock: Callable[[], float] = time.monotonic,
-        max_kinds: int = MAX_KINDS,
-    ) -> None:
+    def __init__(self, logger: logging.Logger, *, interval: float = DEFAULT_INTERVAL,
+                 clock: Callable[[], float] = time.monotonic, max_kinds: int = MAX_KINDS) -> None:
         self._log = logger
         self._interval = interval
         self._clock = clock
@@ -64,5 +52,4 @@ class RateLimitedLog:
         return self.log(logging.INFO, kind, msg, *args)
 
     def held(self, kind: str) -> int:
-        """Occurrences of `kind` counted but not yet written."""
         return self._held.get(kind, 0)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import platform
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -16,9 +16,8 @@ _NS = "hls_broadcaster"
 # Upload and listing delays: tens of ms on a good day, seconds when R2 struggles.
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
-# upload_failures_total{reason}: the reason comes from the bucket's answer (an error code, or the bare
-# status when the body has none) or from the client's exception. A misbehaving endpoint can invent
-# any number of them; each label value is a time series for ever, so only these are kept as they are.
+# upload_failures_total{reason}: a misbehaving endpoint can invent any number of reasons, and each label
+# value is a time series for ever, so only these are kept as they are.
 UPLOAD_FAILURE_REASONS = frozenset({
     # S3/R2 error codes
     "AccessDenied", "AuthorizationHeaderMalformed", "BadDigest", "EntityTooLarge", "InternalError",
@@ -41,6 +40,13 @@ def bounded(value: str, known: frozenset[str]) -> str:
     return value if value in known else OTHER
 
 
+class Scraped(Collector):
+    """A collector whose families are made when scraped: described by them too."""
+
+    def describe(self) -> Iterable[Metric]:
+        return self.collect()
+
+
 class Metrics:
     """Every metric the service exports. Labels are bounded: variant index, reason, playlist."""
 
@@ -56,8 +62,7 @@ class Metrics:
 
         self.segments_seen = counter("segments_seen", "Segments Owncast listed that we have not seen before",
                                      "variant")
-        # The buckets' families: one series per bucket pathway (`pathway`: bucket, backup...), each bucket's
-        # uploader and cleaner writing through a BucketMetrics.
+        # The buckets' families: one series per bucket pathway, written through a BucketMetrics.
         self.segments_uploaded = counter("segments_uploaded", "Segments (and init sections) stored in the "
                                          "bucket", "pathway", "variant")
         self.segments_listed = counter("segments_listed", "Segments added to our playlists", "variant")
@@ -68,8 +73,7 @@ class Metrics:
                                            "still writing them (or before it made the file): each upload "
                                            "waited until Owncast had finished the file", "variant")
         self.segment_reuploads = counter("segment_reuploads", "Segments uploaded again because Owncast "
-                                         "changed the file during the upload (only the last upload is "
-                                         "listed)", "variant")
+            "changed the file during the upload (only the last upload is listed)", "variant")
         self.segment_rewrites = counter("segment_rewrites", "Segment files written again after their upload "
                                         "(their writer opened them again after closing them): uploaded "
                                         "again, so the bucket holds each file's final bytes", "variant")
@@ -77,9 +81,8 @@ class Metrics:
                                      "(EXT-X-GAP) while Owncast was still writing them, uploaded once "
                                      "Owncast finished them: in the bucket, recordings and clips", "variant")
         self.inotify_overflows = counter("inotify_overflows", "Times the kernel's inotify queue overflowed "
-                                         "and events were lost (every playlist is read again; a file written "
-                                         "meanwhile is judged without its events, never taken for finished "
-                                         "on them)")
+            "and events were lost (every playlist is read again; a file written meanwhile is judged without "
+            "its events, never taken for finished on them)")
         self.upload_failures = counter("upload_failures", "Failed upload attempts (each is retried)",
                                        "pathway", "reason")
         self.bytes_uploaded = counter("uploaded_bytes", "Bytes stored in the bucket", "pathway", "variant")
@@ -101,16 +104,14 @@ class Metrics:
         self.listing_delay = Histogram(
             f"{_NS}_listing_delay_seconds",
             "From reading Owncast's playlist that lists a segment to our playlist listing it",
-            buckets=_LATENCY_BUCKETS, registry=r,
-        )
+            buckets=_LATENCY_BUCKETS, registry=r)
         self.playlist_requests = PlaylistRequests(r)
         self.window_segments = gauge("window_segments", "Segments in the live window", "variant")
         self.upload_queue = gauge("upload_queue_depth", "Segments waiting to be uploaded or listed")
         self.last_segment = gauge("last_segment_timestamp_seconds", "Unix time the last segment was listed",
                                   "variant")
         self.upload_realtime_ratio = gauge("upload_realtime_ratio", "Moving average of (successful PutObject "
-                                           "time / segment duration); above 1 the bucket is slower than real "
-                                           "time")
+            "time / segment duration); above 1 the bucket is slower than real time")
         self.cleanup_deleted = counter("cleanup_deleted", "Old segments deleted from the bucket", "pathway")
         self.cleanup_pending = gauge("cleanup_pending", "Old segments waiting until they may be deleted",
                                      "pathway")
@@ -124,28 +125,23 @@ class Metrics:
         self.state_save_failures = counter("state_save_failures", "Writes of STATE_DIR/state.json that "
                                            "failed (full or read-only disk)")
         self.state_save_failing = gauge("state_save_failing", "1 while the last save failed, or state.json "
-                                        "cannot be rewritten though journal lines work: a restart now "
-                                        "continues above the numbers shown")
+            "cannot be rewritten though journal lines work: a restart now continues above the numbers shown")
         self.listing_held = gauge("listing_held", "1 while new playlist versions are held back: state cannot "
-                                  "be saved and the media sequence numbers the last saved state reserved are "
-                                  "used up")
+            "be saved and the media sequence numbers the last saved state reserved are used up")
         self.master_missing = gauge("master_playlist_missing", "1 while Owncast writes variant playlists but "
-                                    "its multivariant playlist cannot be read: nothing of the stream is "
-                                    "served")
+            "its multivariant playlist cannot be read: nothing of the stream is served")
         self.p2p_tracker_up = gauge("p2p_tracker_up", "1 while the P2P tracker (P2P_TRACKERS) answers and "
                                     "serves this stream's swarm; 0 while viewers cannot meet through it "
                                     "(they play from the bucket alone)", "tracker")
         self.public_reads_up = gauge("public_reads_up", "1 while the segments listed answer at the URLs they "
-                                     "are listed with (R2_PUBLIC_URL, or presigned); 0 while the newest "
-                                     "fails twice in a row, or the object stored at start did not answer: "
-                                     "viewers get errors (/health names the setting)")
+            "are listed with (R2_PUBLIC_URL, or presigned); 0 while the newest fails twice in a row, or the "
+            "object stored at start did not answer: viewers get errors (/health names the setting)")
         self.build = Info(f"{_NS}_build", "Version of the service", registry=r)
         self.build.info({"version": __version__, "python": platform.python_version()})
 
 
 class BucketMetrics:
-    """One bucket's series of the buckets' families (Metrics), labelled with its pathway: what its
-    uploader and its cleaner write. Every bucket is one, the first included (`pathway="bucket"`)."""
+    """One bucket's series of the buckets' families (Metrics), labelled with its pathway."""
 
     def __init__(self, metrics: Metrics, pathway: str) -> None:
         self.pathway = pathway
@@ -154,7 +150,6 @@ class BucketMetrics:
         self.upload_duration = metrics.upload_duration.labels(pathway=pathway)
         self.cleanup_deleted = metrics.cleanup_deleted.labels(pathway=pathway)
         self.cleanup_pending = metrics.cleanup_pending.labels(pathway=pathway)
-        # Families with the pathway given: called with the other labels, each gives its series.
         self.upload_failures = functools.partial(metrics.upload_failures.labels, pathway=pathway)
         self.segments_uploaded = functools.partial(metrics.segments_uploaded.labels, pathway=pathway)
         self.bytes_uploaded = functools.partial(metrics.bytes_uploaded.labels, pathway=pathway)
@@ -165,9 +160,7 @@ class BucketMetrics:
 
 
 class PlaylistRequests(Collector):
-    """hls_broadcaster_playlist_requests_total{playlist, status}, kept in a plain dict: it is bumped on every
-    playlist request, only from the event loop's thread, and a prometheus-client Counter's lock and label
-    lookup cost a fifth of what our handler adds to aiohttp's own cost (bench/serve.py)."""
+    """hls_broadcaster_playlist_requests_total in a plain dict, cheaper than a Counter (bench/serve.py)."""
 
     _NAME = f"{_NS}_playlist_requests"
     _HELP = "Playlist requests served"
@@ -175,7 +168,6 @@ class PlaylistRequests(Collector):
     def __init__(self, registry: CollectorRegistry) -> None:
         self._counts: dict[tuple[str, int], int] = {}
         self.total = 0  # every playlist request: whether players read the stream (steering's probe.Watched)
-        # Told each request: steering's probes, asleep while nobody plays, look at once (SteeringLoop.seen).
         self.on_request: Callable[[], None] = lambda: None
         registry.register(self)
 
@@ -195,25 +187,19 @@ class PlaylistRequests(Collector):
         return [family]
 
 
-# -- connection limits (broadcaster/http/limits.py, broadcaster/http/connections.py) -------------------------
-
 REJECT_REASONS = ("connections", "events", "events_per_client", "held", "held_per_client", "header_timeout",
                   "idle_evicted", "write_timeout")
 
 
-# Kinds also exported under a name of their own, kept for the dashboard and alerts that use it: the
-# same count, read once per scrape.
+# Kinds also exported under a name of their own (the dashboard and alerts use it).
 _OWN_NAMES = {
     "held": (f"{_NS}_held_requests", "Playlist requests held until their segment is listed (blocking reload)"),
     "events": (f"{_NS}_event_streams", "Open /live/events streams"),
 }
 
 
-class ConnectionMetrics(Collector):
-    """hls_broadcaster_connections_rejected_total{reason} and, per kind (connections, events, held,
-    metrics), _connections_open{kind} and _connections_limit{kind} (held and events also as
-    _held_requests and _event_streams). Open counts are read from their owners when scraped, so nothing
-    is counted twice or on the request path."""
+class ConnectionMetrics(Scraped):
+    """Connections rejected, open and capped per kind; open counts are read from their owners when scraped."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self._rejected = dict.fromkeys(REJECT_REASONS, 0)
@@ -225,9 +211,6 @@ class ConnectionMetrics(Collector):
 
     def watch(self, kind: str, current: Callable[[], int], limit: int) -> None:
         self._kinds[kind] = (current, limit)
-
-    def describe(self) -> list[Metric]:
-        return self.collect()
 
     def collect(self) -> list[Metric]:
         rejected = CounterMetricFamily(f"{_NS}_connections_rejected", "Connections or requests refused or "
@@ -249,22 +232,13 @@ class ConnectionMetrics(Collector):
         return [rejected, open_, limit, *own]
 
 
-# -- viewers playing now (broadcaster/status/audience.py) ----------------------------------------------
-
-
-class AudienceMetrics(Collector):
-    """hls_broadcaster_viewers (pages playing now), _viewers_p2p (of which sharing peer to peer),
-    _viewers_stalled (of which reported a stall in the last 5 minutes) and
-    _viewer_heartbeats_refused_total{reason}, read from the count when scraped (nothing on the beat's path).
-    """
+class AudienceMetrics(Scraped):
+    """The viewer count's figures, read from the count when scraped (nothing on the beat's path)."""
 
     def __init__(self, registry: CollectorRegistry, watching: Callable[[], int], p2p: Callable[[], int],
                  refused: Callable[[], dict[str, int]], stalled: Callable[[], int] = lambda: 0) -> None:
         self._watching, self._p2p, self._refused, self._stalled = watching, p2p, refused, stalled
         registry.register(self)
-
-    def describe(self) -> list[Metric]:
-        return self.collect()
 
     def collect(self) -> list[Metric]:
         refused = CounterMetricFamily(f"{_NS}_viewer_heartbeats_refused", "Viewer page heartbeats not counted: "

@@ -1,8 +1,4 @@
-"""Whole numbers from text the service does not control: settings, requests, saved files, file names.
-
-ASCII digits only: str.isdigit() also takes "²" (which int() refuses), and int() takes fullwidth or
-Arabic-Indic digits, a second spelling of the same number (in a request, a second cache key too).
-"""
+"""Whole numbers from text the service does not control, in ASCII digits only (int() takes others)."""
 
 from __future__ import annotations
 

@@ -1,11 +1,4 @@
-"""STATE_DIR as `run` and `check` judge it, in one place, so that `check` fails exactly what `run` refuses,
-with the same line and fix: a folder this user cannot make or write, files in it the user cannot rewrite
-(left by a run as root), a folder another service holds, a run as root on another user's folder.
-
-They differ only where systemd acts between the two: the shipped unit's StateDirectory= makes
-/var/lib/hls-broadcaster, and no other path, before `run` starts, so `check` (run before the first start)
-does not hold that folder's absence against it.
-"""
+"""STATE_DIR as `run` and `check` judge it, in one place: `check` fails exactly what `run` refuses."""
 
 from __future__ import annotations
 
@@ -22,8 +15,7 @@ SYSTEMD_STATE_DIR = Path("/var/lib/hls-broadcaster")
 
 
 def refusal(path: Path) -> str | None:
-    """Why `run`, as this user, refuses `path` as STATE_DIR, with the fix; None when it takes it: a folder
-    the user may write whose files the user may rewrite, or a missing one the user may make."""
+    """Why `run`, as this user, refuses `path` as STATE_DIR, with the fix; None when it takes it."""
     user = user_name()
     try:
         if path.exists():
@@ -46,8 +38,7 @@ def refusal(path: Path) -> str | None:
 
 
 def _foreign_files(path: Path) -> str | None:
-    """What the service keeps there must be its user's to rewrite: a run by hand as root leaves files
-    only root may write, and the next start as the service's user fails on them."""
+    """What the service keeps there must be its user's to rewrite (a run by hand as root leaves root's)."""
     try:
         control = path / "control"
         entries = sorted([*path.iterdir(), *(control.glob("*") if control.is_dir() else ())])
@@ -61,7 +52,7 @@ def _foreign_files(path: Path) -> str | None:
 
 
 def make(path: Path) -> str | None:
-    """Make STATE_DIR where missing (`run`, once judged by refusal()): the line saying why not, else None."""
+    """Make STATE_DIR where missing: the line saying why not, else None."""
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as err:
@@ -86,14 +77,12 @@ def systemd_makes(path: Path) -> bool:
 
 
 def in_use(path: Path, pid: str | None) -> str:
-    """The line for a STATE_DIR another running service holds (its lock, pid inside)."""
     by = f" (pid {pid})" if pid else ""
     return f"STATE_DIR {path} is in use by another hls-broadcaster{by}; each service needs a STATE_DIR of its own"
 
 
 def holder(path: Path) -> str | None:
-    """The pid of the hls-broadcaster holding STATE_DIR's lock (running now), else None. A shared lock
-    tried without waiting: it is let go at once, and never taken while the service holds its own."""
+    """The pid of the hls-broadcaster holding STATE_DIR's lock, else None (a shared lock tried and let go)."""
     try:
         fd = os.open(path / "lock", os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
@@ -110,10 +99,7 @@ def holder(path: Path) -> str | None:
 
 
 def held_by_another(path: Path, env_file: Path | None) -> str | None:
-    """`check`'s line when the service holding STATE_DIR was started with another env file than `env_file`
-    (two services sharing one STATE_DIR: `run` would refuse this one); None when it is free, held by this
-    very service (checked while it runs, or before a restart with new settings), or who holds it cannot be
-    told (its command line unreadable): only a known other service fails."""
+    """`check`'s line when the service holding STATE_DIR was started with another env file, else None."""
     pid = holder(path)
     if pid is None or env_file is None or not env_file.is_file():
         return None
@@ -130,8 +116,7 @@ def held_by_another(path: Path, env_file: Path | None) -> str | None:
 
 
 def _env_file_of(pid: str) -> Path | None:
-    """The env file the process `pid` (an hls-broadcaster) read, from its command line as argparse takes
-    it (the last --env-file, else ./.env in its working folder); None where /proc does not tell."""
+    """The env file the process `pid` read (its last --env-file, else ./.env); None if /proc cannot tell."""
     try:
         argv = Path(f"/proc/{int(pid)}/cmdline").read_bytes().decode(errors="replace").split("\0")
     except (OSError, ValueError):
@@ -153,10 +138,7 @@ def _env_file_of(pid: str) -> Path | None:
 
 
 def root_refusal(path: Path, env_file: str | Path | None, argv0: str | None = None) -> str | None:
-    """`run` as root on a STATE_DIR another user owns (the service's), or to be made in a folder of
-    another user's: the files it writes would be root's alone, and that user's next start would fail on
-    them; the line that refuses it, with the command to run instead. None when not root, or when root
-    owns it (a service meant to run as root: allowed, and warned once by `run`)."""
+    """The line refusing `run` as root on a STATE_DIR another user owns; None when not root or root's."""
     if os.geteuid() != 0:
         return None
     try:

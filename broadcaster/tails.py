@@ -1,25 +1,13 @@
-"""Long lists saved by what is new in them: a Log of JSON texts, and the Tail a save reads of it.
-
-A window of hours is saved after every segment (state/journal.py writes only the items added since
-its last line), so a save must not copy or encode the whole list, and what it saves must be the list as
-it was when the version holding it was pushed, however much later the save reads it. A Tail is that
-value by construction: the list a Log keeps its items in is only ever appended to. Dropping items at
-the front moves `first`; once more than half of the list is dropped, the items still in it move to a
-new list, and the old one is left as it was to every Tail that holds it.
-
-Shared by every stage (the playlist's entries, the publisher's seen names, the cleaner's keys) and
-importing nothing of the service's.
-"""
+"""Long lists saved by what is new in them: a Log of JSON texts, and the Tail a save reads of it (a value:
+a Log's list is only appended to, a compaction makes a new one)."""
 
 from __future__ import annotations
 
-# Items dropped before the list is copied: below this a compaction costs more than it frees.
-COMPACT_AT = 64
+COMPACT_AT = 64  # dropped before a copy: below it a compaction costs more than it frees
 
 
 class Tail:
-    """Items `first` .. `end - 1` of a Log, as they were when it was taken: a value, whatever the Log
-    does afterwards. `since(n)` gives the items from id n (at least `first`) to the end."""
+    """Items `first` .. `end - 1` of a Log, as they were when it was taken."""
 
     __slots__ = ("first", "end", "_items", "_offset")
 
@@ -30,7 +18,6 @@ class Tail:
         return self._items[max(n, self.first) - self._offset:self.end - self._offset]
 
     def text(self) -> str:
-        """The items as one JSON array."""
         return "[" + ",".join(self.since(self.first)) + "]"
 
 
@@ -46,7 +33,6 @@ class Log:
 
     @property
     def end(self) -> int:
-        """The id the next item gets."""
         return self._offset + len(self._items)
 
     def __len__(self) -> int:
@@ -56,7 +42,6 @@ class Log:
         self._items.append(text)
 
     def drop_to(self, first: int) -> None:
-        """Drop the items below id `first` (at most every one)."""
         self.first = max(self.first, min(first, self.end))
         dropped = self.first - self._offset
         if dropped >= COMPACT_AT and dropped * 2 > len(self._items):

@@ -1,14 +1,6 @@
-"""Viewer tokens let in again by their exact bytes, unjudged: the judgement of the quick answers.
-
-A private stream's media playlist requests are answered before aiohttp (http/quick.py) with the token
-their URL or Authorization header carries, still bytes. A token the Gatekeeper let in is let in again by
-one dict lookup (no decoding, no HMAC, no invites file) for as long as its verdict cannot change: until it
-ends (or its invite does), unless the invites file changes, which forgets them all.
-
-The remembered time runs on the monotonic clock, from what was left of the token's life (a wall-clock
-step moves its end by the step). The invites file is asked for its version every LOOK_EVERY seconds, so a
-revoked invite is refused here within 2 x LOOK_EVERY. Only tokens let in are remembered, at most KEPT at
-once (then all are judged again): a flood of bogus tokens never grows this.
+"""Viewer tokens let in again by their exact bytes, unjudged (the quick answers, http/quick.py): one dict
+lookup for as long as the verdict cannot change, until the token or its invite ends or the invites file
+changes. Only tokens let in are remembered, at most KEPT: a flood of bogus tokens never grows this.
 """
 
 from __future__ import annotations
@@ -29,7 +21,7 @@ class Judge(Protocol):
 
 
 class AdmittedTokens:
-    """`admits`, a bound method the quick answers call (one Python frame: no __call__ slot to look up)."""
+    """`admits`, a bound method the quick answers call (no __call__ slot to look up)."""
 
     def __init__(self, judge: Judge, clock: Callable[[], float] = time.monotonic, kept: int = KEPT) -> None:
         self._judge = judge
@@ -43,7 +35,6 @@ class AdmittedTokens:
         return len(self._until)
 
     def admits(self, token: bytes) -> bool:
-        """Whether a request carrying `token` (its raw bytes) may in."""
         now = self._clock()
         if now >= self._next_look:
             self._look(now)

@@ -1,8 +1,4 @@
-"""`hls-broadcaster invite add|revoke|list`: the named invites of a private stream, in its invites file.
-
-Needs only PRIVATE_SECRET and where the file is, read as the service reads them; the running service sees
-a change within a second (invites.InvitesFile).
-"""
+"""`hls-broadcaster invite add|revoke|list`: the named invites of a private stream, in its invites file."""
 
 from __future__ import annotations
 

@@ -1,8 +1,4 @@
-"""A private stream's edge tokens: one `verify=` value per PRIVATE_EDGE_WINDOW for a path prefix, in
-every segment URI listed in that window (media playlists are the same bytes for every viewer, and a cache
-that ignores the query keeps one entry per segment), accepted for the window plus the longest a listed URI
-is used (Settings.segment_url_life): a URI is never changed while listed.
-"""
+"""A private stream's edge tokens: one `verify=` value per PRIVATE_EDGE_WINDOW for a path prefix."""
 
 from __future__ import annotations
 
@@ -19,13 +15,11 @@ SKEW = 5  # seconds a token's timestamp may be ahead of this clock (the signer's
 class EdgeTokens:
     def __init__(self, key: str, message: str, window: int, ttl: float,
                  clock: Callable[[], float] = time.time) -> None:
-        """`key`: the edge key as the operator pastes it (tokens.edge_key); `message`: the path prefix
-        signed (e.g. `/live/`); `ttl`: seconds a token is accepted from its window's start."""
+        """`message`: the path prefix signed (`/live/`); `ttl`: seconds a token holds from its window."""
         self._key, self.message, self._window, self.ttl, self._clock = key, message, window, ttl, clock
         self._current: tuple[int, str] = (-1, "")
 
     def current(self) -> str:
-        """The `verify=` value for the window now (signed once per window)."""
         start = int(self._clock()) // self._window * self._window
         if self._current[0] != start:
             self._current = (start, sign(self._key, self.message, start))

@@ -1,10 +1,6 @@
 """Who may in, and the token they get: the one judgement every door and POST /live/access share.
-
-`admit` answers a door (a token or none -> in, 401 or 403 with the words to show) at the cost of a dict
-lookup for a token seen before: the doors include the playlist routes. `grant` answers /live/access: a
-pass-phrase, an invite link's token or a still-valid viewer token (renewal re-checks the invite, so a
-revoked invite stops within one token life) for a new token. A pass-phrase's token is refused at once
-when PRIVATE_PASSPHRASE has changed since.
+`admit` answers a door (a dict lookup for a token seen before); `grant` gives a token for a pass-phrase,
+an invite link's token or a still-valid token (renewal re-checks the invite).
 """
 
 from __future__ import annotations
@@ -64,8 +60,7 @@ class Gatekeeper:
         return judged if isinstance(judged, Refusal) else None
 
     def lets_in(self, text: str) -> float | None:
-        """None: `text` does not let in now; else for how many seconds it lets in unless the invites file
-        changes (until its end, or its invite's). What the quick answers remember a token by (admitted.py)."""
+        """None: `text` does not let in now; else for how many seconds it does (unless the invites change)."""
         judged = self._judged(text)
         if isinstance(judged, Refusal):
             return None
@@ -73,7 +68,6 @@ class Gatekeeper:
         return min(judged.expires, invite.expires if invite is not None else judged.expires) - self._clock()
 
     def invites_version(self) -> int:
-        """Changes whenever the invites file does: every lets_in verdict is to be asked again."""
         return self._invites.version()
 
     def _judged(self, text: str | None) -> Token | Refusal:

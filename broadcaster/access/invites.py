@@ -1,9 +1,5 @@
-"""Named invites: the file `hls-broadcaster invite` manages, and the links it prints.
-
-The file (PRIVATE_INVITES, else STATE_DIR/invites.json) is `{name: {"expires": <Unix s>, "revoked":
-bool}}`, written whole and atomically. A link carries `<name>.<base64url HMAC(key("invite"), name)>`: the
-signature says the service made it, the file whether it is still good, so an invite is revoked or
-extended without a new link, and a new secret ends every link.
+"""Named invites: the file `hls-broadcaster invite` manages (`{name: {"expires", "revoked"}}`), and the
+links it prints (`<name>.<HMAC>`): the signature says the service made it, the file whether it still holds.
 """
 
 from __future__ import annotations
@@ -23,8 +19,7 @@ from .tokens import INVITE, NAME, derive, mac
 MAX_INVITES = 10_000  # a file with more is not one `invite add` wrote
 MAX_FILE_BYTES = 2_000_000
 DAY = 86_400
-# Seconds between looks at the file: a revoke takes effect within this at the doors, within twice this
-# where tokens are let in again unjudged until the file changes (access/admitted.py).
+# Seconds between looks at the file: a revoke takes effect within this (twice this in admitted.py).
 LOOK_EVERY = 0.5
 
 log = logging.getLogger(__name__)
@@ -94,7 +89,6 @@ def read_invites(path: Path) -> dict[str, Invite]:
 
 
 def write_invites(path: Path, invites: Mapping[str, Invite]) -> None:
-    """The whole file, atomically (a reader sees the old one or the new one)."""
     text = json.dumps({i.name: {"expires": i.expires, "revoked": i.revoked} for i in invites.values()}, indent=1)
     try:
         write_whole(path, f"{text}\n".encode())
@@ -103,9 +97,7 @@ def write_invites(path: Path, invites: Mapping[str, Invite]) -> None:
 
 
 class InvitesFile:
-    """The invites as the service reads them on each judgement: read again only when the file changed,
-    and looked at no more than every LOOK_EVERY seconds (`clock`: monotonic seconds), so a revoke takes
-    effect within that and the doors' check costs a dict lookup."""
+    """The invites as the service reads them: read again when the file changed, at most every LOOK_EVERY."""
 
     def __init__(self, path: Path, clock: Callable[[], float] = time.monotonic) -> None:
         self._path = path
@@ -120,15 +112,13 @@ class InvitesFile:
         return self._invites.get(name)
 
     def current(self, name: str) -> Invite | None:
-        """get(), the file looked at now: for POST /live/access (rare, and bounded per client), so a link
-        opened the moment `invite add` printed it is found."""
+        """get(), the file looked at now (POST /live/access: a link opened at once after `invite add`)."""
         self._looked = self._clock()
         self._refresh()
         return self._invites.get(name)
 
     def version(self) -> int:
-        """A number that changes whenever the invites read change (looked at as get() does): what has
-        been judged by them is to be judged again."""
+        """A number that changes whenever the invites read change."""
         self._look()
         return self._version
 

@@ -1,10 +1,6 @@
-"""`hls-broadcaster check`: proves the settings, this machine and the bucket work before the first stream.
-
-One line per check, "ok   ...", "warn ...", "FAIL ..." or "skip ...", and for each failure the setting
-to fix. On this machine, as the user it runs as: HLS_DIR can be entered, listed, read and watched,
-STATE_DIR is or can be made writable, HOST:PORT (and METRICS_LISTEN) can be bound. Then a probe object
-is stored as a segment is, read back with the S3 API and as a viewer would, and deleted: the calls the
-service makes for every segment. The secret is never printed, nor a presigned URL's signature.
+"""`hls-broadcaster check`: proves the settings, this machine and the bucket work before the first stream:
+one line per check, each failure naming the setting to fix. A probe object is stored as a segment is, read
+back as the S3 API and a viewer would, and deleted. No secret is ever printed.
 """
 
 from __future__ import annotations
@@ -37,10 +33,8 @@ T = TypeVar("T")
 _HINTS: dict[str, tuple[str, str]] = {
     "SignatureDoesNotMatch": ("AWS_SECRET_ACCESS_KEY", "the secret does not belong to this access key id"),
     "InvalidAccessKeyId": ("AWS_ACCESS_KEY_ID", "no such access key id at this endpoint"),
-    "AccessDenied": (
-        "AWS_ACCESS_KEY_ID",
-        "this token may not do that: give it Object Read & Write on this bucket",
-    ),
+    "AccessDenied": ("AWS_ACCESS_KEY_ID",
+                     "this token may not do that: give it Object Read & Write on this bucket"),
     "Unauthorized": ("AWS_ACCESS_KEY_ID", "the endpoint refused the credentials"),
     "NoSuchBucket": ("AWS_BUCKET_NAME", "no bucket of that name in this account; R2 does not create buckets"),
     "InvalidBucketName": ("AWS_BUCKET_NAME", "not a valid bucket name"),
@@ -52,14 +46,11 @@ _HINTS: dict[str, tuple[str, str]] = {
     "ReadTimeoutError": ("S3_ENDPOINT_URL", "no answer within UPLOAD_TIMEOUT"),
     "Timeout": ("S3_ENDPOINT_URL", "no answer within UPLOAD_TIMEOUT"),
     "SSLError": ("S3_ENDPOINT_URL", "TLS failed: is it https://<ACCOUNT_ID>.r2.cloudflarestorage.com?"),
-    "ClientConnectorError": ("S3_ENDPOINT_URL", "could not connect"),
-}
+    "ClientConnectorError": ("S3_ENDPOINT_URL", "could not connect")}
 
 
 def as_root_line(command: str) -> str:
-    """The failure `check` run as root says: `command`, this very check as the service's user would run it
-    (fixes.this_check: the program by its full path, which is not on that user's PATH, and the env file
-    given)."""
+    """The failure `check` run as root says: `command` is this check as the service's user would run it."""
     return ("check ran as root, which enters and reads every folder: it proves nothing about the service's "
             f"user. Run it as that user (sudo -u hls-broadcaster {command}), or name the user: check --as "
             "hls-broadcaster (Owncast's user under pm2; --as root if the service runs as root)")
@@ -68,9 +59,8 @@ def as_root_line(command: str) -> str:
 async def run_checks(settings: Settings, *, print_line: PrintLine, warnings: list[str] | None = None,
                      as_root: str | None = None, env_file: Path | None = None, r2_dev: str | None = None) -> bool:
     """Run every check, printing one line each; True when none failed (warnings do not count).
-    `warnings`: found before the settings loaded. `as_root`: run by root not told the service's user (a
-    failure; the user's folders are not judged). `env_file`: to tell this service from another holding
-    STATE_DIR. `r2_dev`: the bucket's r2.dev URL, tried as a door around a private stream's edge."""
+    `as_root`: run by root not told the service's user (a failure). `r2_dev`: the bucket's r2.dev URL,
+    tried as a door around a private stream's edge."""
     report = Report(print_line, [s for s in settings.secrets() if s])
     for line in warnings or []:
         report.warn(line)
@@ -101,9 +91,7 @@ async def run_checks(settings: Settings, *, print_line: PrintLine, warnings: lis
 
 
 def _check_cdn_terms(settings: Settings, report: Report) -> None:
-    """The VM's pathway through the tunnel: video not hosted on R2 through Cloudflare's CDN, which its
-    self-serve terms do not allow (docs/steering.md#cloudflares-terms). Said each time, not refused: a
-    bounded emergency the operator may choose knowingly."""
+    """The VM's pathway through the tunnel: said each time, not refused (an emergency chosen knowingly)."""
     if hls.VM_PATHWAY in settings.pathways and not settings.vm_pathway_url:
         report.warn("PATHWAYS names vm without VM_PATHWAY_URL: while the bucket fails the VM's segments go to "
                     "viewers through Cloudflare's CDN, which Cloudflare's self-serve terms allow only for video "
@@ -112,37 +100,44 @@ def _check_cdn_terms(settings: Settings, report: Report) -> None:
                     "proxy (VM_PATHWAY_URL); docs/steering.md#cloudflares-terms")
 
 
-# -- the settings ---------------------------------------------------------------------------------
-
-
 def _check_settings(s: Settings, report: Report) -> bool:
-    """Mistakes the settings loader cannot see: it checks each value, not what R2 makes of them. False
-    when S3_ENDPOINT_URL has a path: the bucket's checks would then fail for it, blaming other settings."""
-    endpoint = urlsplit(s.first_bucket.endpoint_url)
-    public_host = urlsplit(s.first_bucket.public_url).hostname or ""
+    """Mistakes the settings loader cannot see; False when S3_ENDPOINT_URL has a path."""
+    first = s.first_bucket
+    endpoint_host = urlsplit(first.endpoint_url).hostname or ""
+    public_host = urlsplit(first.public_url).hostname or ""
+    presigned = s.segment_urls == "presigned"
     problems = url_mistakes(s)  # `run` refuses the same (cli.py)
     for problem in problems:
         report.fail(problem)
     if not problems:
         prefix = f"{s.r2_key_prefix}/" if s.r2_key_prefix else "(the bucket's top level)"
-        report.ok(
-            f"settings: bucket {s.first_bucket.bucket!r} at {s.first_bucket.endpoint_url} (region {s.first_bucket.region}), keys "
-            f"under {prefix}, {_segment_urls(s)}, access key id {_shorten(s.first_bucket.access_key_id)}"
-        )
-    if s.segment_urls == "presigned":
-        _check_presigned_settings(s, endpoint.hostname or "", report)
+        urls = (f"presigned URLs (expire after {s.presign_expiry} s)" if presigned
+                else f"public URL {first.public_url}")
+        report.ok(f"settings: bucket {first.bucket!r} at {first.endpoint_url} (region {first.region}), keys "
+                  f"under {prefix}, {urls}, access key id {_shorten(first.access_key_id)}")
+    if presigned:  # viewers fetch presigned segments from the S3 API host itself
+        if first.endpoint_url.startswith("http://") and not _loopback(endpoint_host):
+            report.warn("S3_ENDPOINT_URL is http://: browsers block presigned segments on an https:// viewer "
+                        "page")
+        if first.public_url:
+            report.warn("R2_PUBLIC_URL is set but not used: with SEGMENT_URLS=presigned viewers fetch "
+                        "segments from S3_ENDPOINT_URL")
     else:
-        _check_public_settings(s, public_host, report)
-    if (endpoint.hostname or "").endswith(_R2_API_HOST) and s.first_bucket.region not in ("auto", "us-east-1"):
-        report.warn(f"S3_REGION is {s.first_bucket.region!r}: R2 expects 'auto'")
+        if public_host.endswith(".r2.dev"):
+            report.warn("R2_PUBLIC_URL is an r2.dev address: rate-limited (429s) and never cached, not for "
+                        "production; connect a custom domain to the bucket and use it (deploy/r2-setup.md, "
+                        "step 2)")
+        if first.public_url.startswith("http://") and not _loopback(public_host):
+            report.warn("R2_PUBLIC_URL is http://: browsers block its segments on an https:// viewer page")
+    if endpoint_host.endswith(_R2_API_HOST) and first.region not in ("auto", "us-east-1"):
+        report.warn(f"S3_REGION is {first.region!r}: R2 expects 'auto'")
     if _loopback(s.host) and not s.trust_cf_connecting_ip and not s.forwarded_allow_ips:
         report.warn(
             f"HOST is {s.host} (cloudflared on this machine?) and TRUST_CF_CONNECTING_IP is false: every "
             "viewer comes from loopback as one client, so one client can fill the viewer count and the held "
             "requests; set TRUST_CF_CONNECTING_IP=true behind the tunnel (deploy/env.example), or name a "
-            "reverse proxy on this machine in FORWARDED_ALLOW_IPS=127.0.0.1"
-        )
-    return not endpoint_has_path(s.first_bucket.endpoint_url)
+            "reverse proxy on this machine in FORWARDED_ALLOW_IPS=127.0.0.1")
+    return not endpoint_has_path(first.endpoint_url)
 
 
 def _loopback(host: str) -> bool:
@@ -154,36 +149,8 @@ def _loopback(host: str) -> bool:
         return False
 
 
-def _segment_urls(s: Settings) -> str:
-    if s.segment_urls == "presigned":
-        return f"presigned URLs (expire after {s.presign_expiry} s)"
-    return f"public URL {s.first_bucket.public_url}"
-
-
-def _check_public_settings(s: Settings, public_host: str, report: Report) -> None:
-    if public_host.endswith(".r2.dev"):
-        report.warn(
-            "R2_PUBLIC_URL is an r2.dev address: rate-limited (429s) and never cached, not for production; "
-            "connect a custom domain to the bucket and use it (deploy/r2-setup.md, step 2)"
-        )
-    if s.first_bucket.public_url.startswith("http://") and not _loopback(public_host):
-        report.warn("R2_PUBLIC_URL is http://: browsers block its segments on an https:// viewer page")
-
-
-def _check_presigned_settings(s: Settings, endpoint_host: str, report: Report) -> None:
-    # Viewers fetch presigned segments from the S3 API host itself.
-    if s.first_bucket.endpoint_url.startswith("http://") and not _loopback(endpoint_host):
-        report.warn("S3_ENDPOINT_URL is http://: browsers block presigned segments on an https:// viewer page")
-    if s.first_bucket.public_url:
-        report.warn("R2_PUBLIC_URL is set but not used: with SEGMENT_URLS=presigned viewers fetch segments "
-                    "from S3_ENDPOINT_URL")
-
-
 def _shorten(value: str) -> str:
     return value if len(value) <= 8 else f"{value[:4]}…{value[-2:]}"
-
-
-# -- the bucket -----------------------------------------------------------------------------------
 
 
 async def _check_bucket(s: Settings, store: S3Store, report: Report, r2_dev: str | None = None) -> None:
@@ -191,16 +158,14 @@ async def _check_bucket(s: Settings, store: S3Store, report: Report, r2_dev: str
 
     stored, _ = await _store_step(
         s, report, f"put probe object {key}",
-        lambda: store.put(key, body, content_type=PROBE_CONTENT_TYPE, cache_control=PROBE_CACHE_CONTROL),
-    )  # fmt: skip
+        lambda: store.put(key, body, content_type=PROBE_CONTENT_TYPE, cache_control=PROBE_CACHE_CONTROL))
     if not stored:
         report.skip(f"head, {s.segment_urls} GET, CORS and delete: nothing was stored")
         return
     try:
         found, head = await _store_step(
             s, report, f"head probe object {key}",
-            lambda: store.client.head_object(Bucket=s.first_bucket.bucket, Key=key),
-        )  # fmt: skip
+            lambda: store.client.head_object(Bucket=s.first_bucket.bucket, Key=key))
         if found:
             _check_metadata(head, len(body), report)
         await _store_step(s, report, "head bucket (the service's start-up and health probe)", store.probe)
@@ -214,8 +179,7 @@ async def _check_bucket(s: Settings, store: S3Store, report: Report, r2_dev: str
     finally:
         await _store_step(
             s, report, f"delete probe object {key}", lambda: store.delete(key),
-            also="the service deletes each segment after its window, so the token must be allowed to delete",
-        )  # fmt: skip
+            also="the service deletes each segment after its window, so the token must be allowed to delete")
 
 
 async def _store_step(
@@ -265,7 +229,6 @@ def _check_metadata(head: Any, size: int, report: Report) -> None:
     if stored_type != PROBE_CONTENT_TYPE or stored_cache != PROBE_CACHE_CONTROL:
         report.warn(
             f"the bucket kept Content-Type {stored_type!r} and Cache-Control {stored_cache!r} instead of "
-            f"{PROBE_CONTENT_TYPE!r} and {PROBE_CACHE_CONTROL!r}: segments would lose their caching headers"
-        )
+            f"{PROBE_CONTENT_TYPE!r} and {PROBE_CACHE_CONTROL!r}: segments would lose their caching headers")
 
 

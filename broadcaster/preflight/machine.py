@@ -1,6 +1,5 @@
-"""`hls-broadcaster check` on this machine, as the user it runs as: that Owncast's folder can be entered,
-listed, read and watched (HLS_DIR), that STATE_DIR is or can be made writable, and that HOST:PORT (and
-METRICS_LISTEN) can be bound."""
+"""`hls-broadcaster check` on this machine, as the user it runs as: HLS_DIR readable and watchable,
+STATE_DIR writable or makeable, HOST:PORT (and METRICS_LISTEN) free to bind."""
 
 from __future__ import annotations
 
@@ -31,8 +30,7 @@ def check_hls_dir(s: Settings, report: Report) -> None:
 
 
 def check_state_dir(s: Settings, report: Report, env_file: Path | None = None) -> None:
-    """A folder there `run` refuses failed as the settings loaded; here, with `run`'s own lines, a missing
-    one it could not make (but the unit's, which systemd makes) and one another service holds."""
+    """With `run`'s own lines: a missing one it cannot make (but the unit's), one another service holds."""
     user, refused = files.user_name(), state_dir.refusal(s.state_dir)
     if (shared := state_dir.held_by_another(s.state_dir, env_file)) is not None:
         report.fail(shared)

@@ -1,5 +1,4 @@
-"""`hls-broadcaster check`'s report: one line per check, "ok   ...", "warn ...", "FAIL ..." or
-"skip ...", every secret it was given masked, and the failures counted."""
+"""`hls-broadcaster check`'s report: one line per check, every secret masked, the failures counted."""
 
 from __future__ import annotations
 
@@ -16,8 +15,7 @@ class Report:
     failures: int = 0
 
     def line(self, status: str, text: str) -> None:
-        """A check's line, `status` ok, warn, FAIL (counted) or skip: also what bucket/public_check.py's
-        and edge_check.py's checks say theirs with."""
+        """A check's line, `status` ok, warn, FAIL (counted) or skip."""
         self.failures += status == "FAIL"
         self.note(f"{status:<4} {text}")
 

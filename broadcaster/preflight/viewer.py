@@ -1,6 +1,5 @@
-"""`hls-broadcaster check` as a viewer sees the bucket: the probe object fetched through R2_PUBLIC_URL (and
-whether a cache keeps the answer), or with SEGMENT_URLS=presigned through a presigned URL (and refused
-unsigned), then with an Origin and as a CORS preflight."""
+"""`hls-broadcaster check` as a viewer sees the bucket: the probe object fetched at its public or
+presigned URL, then with an Origin and as a CORS preflight."""
 
 from __future__ import annotations
 
@@ -22,8 +21,7 @@ _PUBLIC_HINTS = {
     403: "is public access enabled on the bucket / the custom domain connected? (R2_PUBLIC_URL)",
     404: "R2_PUBLIC_URL does not serve this bucket: use this bucket's custom domain or r2.dev URL, "
     "with no path after it",
-    429: "rate limited: r2.dev URLs are for development; connect a custom domain and use it as R2_PUBLIC_URL",
-}
+    429: "rate limited: r2.dev URLs are for development; connect a custom domain and use it as R2_PUBLIC_URL"}
 _NOT_SERVED = "the public URL should serve the bucket's objects: check R2_PUBLIC_URL"
 
 _PRESIGNED_HINTS = {
@@ -63,8 +61,7 @@ async def check_public(s: Settings, key: str, body: bytes, report: Report) -> No
 
 def _check_cacheable(cache_control: str | None, cf_cache_status: str | None, by_cloudflare: bool,
                      report: Report) -> None:
-    """A segment fetched through R2_PUBLIC_URL must come with an answer a cache keeps: else every viewer's
-    GET reaches the bucket (r2.dev: rate-limited, and Class B reads on a custom domain)."""
+    """A segment fetched through R2_PUBLIC_URL must come with an answer a cache keeps."""
     rule = "add the Cache Rule for the bucket's custom domain (cloudflared.yml.example's comments)"
     if cache_control != PROBE_CACHE_CONTROL:
         report.warn(
@@ -81,8 +78,7 @@ def _check_cacheable(cache_control: str | None, cf_cache_status: str | None, by_
 
 
 async def check_presigned(s: Settings, key: str, body: bytes, report: Report) -> None:
-    """What a viewer's player does with SEGMENT_URLS=presigned: GET through a presigned URL; and
-    that an unsigned GET of the same object is refused, which makes presigning worth it."""
+    """GET through a presigned URL, as a viewer's player does; and an unsigned GET refused."""
     url = S3Signer(BucketAccess.of(s.first_bucket))(key, s.presign_expiry)
     base, _, signature = url.partition("?")
     report.secrets.append(signature)  # it opens the object: never printed, even inside an error
@@ -105,8 +101,7 @@ async def check_presigned(s: Settings, key: str, body: bytes, report: Report) ->
         if unsigned == 200:
             report.warn(
                 f"presigned GET {shown} -> 200, same bytes; but an unsigned GET answers 200 too: the bucket "
-                "is public, so anyone can read segments without a signature"
-            )
+                "is public, so anyone can read segments without a signature")
         else:
             report.ok(f"presigned GET {shown} -> 200, same bytes; the bucket is private (an unsigned GET -> {unsigned})")
         await _check_cors(http, url, report, shown=shown)
@@ -124,10 +119,8 @@ def _xml_code(body: bytes) -> str:
 
 
 async def _check_cors(http: aiohttp.ClientSession, url: str, report: Report, *, shown: str = "") -> None:
-    cors_hint = (
-        "apply deploy/r2-cors.json to the bucket (deploy/r2-setup.md); changes take up to 30 s. "
-        "Without it players on another site fail with status 0"
-    )
+    cors_hint = ("apply deploy/r2-cors.json to the bucket (deploy/r2-setup.md); changes take up to 30 s. "
+                 "Without it players on another site fail with status 0")
     origin = {"Origin": CHECK_ORIGIN}
     try:
         async with http.get(url, headers=origin) as resp:
@@ -148,9 +141,7 @@ async def _check_cors(http: aiohttp.ClientSession, url: str, report: Report, *, 
         if status in (200, 204) and allowed in ("*", CHECK_ORIGIN) and "GET" in methods.upper():
             report.ok(f"CORS preflight OPTIONS -> {status}, methods {methods}")
         else:
-            report.fail(
-                f"CORS preflight OPTIONS -> {status}, Access-Control-Allow-Origin {allowed!r}, "
-                f"methods {methods!r}: {cors_hint}"
-            )
+            report.fail(f"CORS preflight OPTIONS -> {status}, Access-Control-Allow-Origin {allowed!r}, "
+                        f"methods {methods!r}: {cors_hint}")
     except (aiohttp.ClientError, OSError, TimeoutError) as err:
         report.fail(f"CORS requests to {shown or url} -> {type(err).__name__}: {err}")

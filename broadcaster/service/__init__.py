@@ -71,20 +71,13 @@ def default_viewer_dir() -> Path | None:
 
 
 class Service:
-    def __init__(
-        self,
-        settings: Settings,
-        *,
-        metrics: Metrics | None = None,
-        on_listed: ListedHook | None = None,
-        viewer_dir: Path | None = None,
-        budget: limits.Budget | None = None,
-    ) -> None:
+    def __init__(self, settings: Settings, *, metrics: Metrics | None = None,
+                 on_listed: ListedHook | None = None, viewer_dir: Path | None = None,
+                 budget: limits.Budget | None = None) -> None:
         self.settings = settings
         self.metrics = metrics or Metrics()
         self._on_listed = on_listed
-        # File handles: client connections, event streams and held requests are capped from what the
-        # open-file limit leaves once the service's own work is provided for.
+        # Connections, event streams and held requests are capped from the open-file limit's spare handles.
         self.budget = budget or limits.for_process(
             upload_concurrency=settings.upload_concurrency,
             metrics_listener=isinstance(settings.metrics_listen, Address))
@@ -92,18 +85,16 @@ class Service:
         self.control_socket: Path | None = None  # where `hls-broadcaster clip` reaches the service
         self.url = ""
         self._drain_timeout = DRAIN_TIMEOUT
-        # Everything held is let go in the reverse order it was taken, by stop or by a start-up that
-        # fails half way: the STATE_DIR lock first (the state is restored under it), so it goes last.
+        # Everything held is let go in the reverse order it was taken: the STATE_DIR lock last.
         with contextlib.ExitStack() as held:
             held.callback(lock_state_dir(settings.state_dir).release)
-            # Stage after stage (docs/how-it-works.md); the event hub first: publishing tells it each listing.
+            # Stage after stage; the event hub first: publishing tells it each listing.
             self.events = EventHub(max_streams=self.budget.events, write_timeout=self.settings.write_timeout,
                                    on_refused=functools.partial(self.connection_metrics.rejected, "events"))
             self._build_buckets(settings)
             if self.held is not None:
                 held.callback(open_copies(self.held).close)
             self.playlists = VisiblePlaylists()  # the first bucket's: what the server serves
-            # What viewers fetch, by which pathway, and whether they can (steering with more than one).
             self.delivery = Delivery(settings, self.metrics, self.buckets, self.playlists, self._steered)
             self._build_publishing(settings)
             held.callback(self.state.close)  # the journal's file, after the last save
@@ -118,9 +109,7 @@ class Service:
 
     def _build_buckets(self, s: Settings) -> None:
         """Every bucket PATHWAYS names, one Bucket each, the first bucket's first; what only it does."""
-        # With a second pathway the service holds segments for it: what the VM's pathway lists before a bucket
-        # has it, what every bucket's upload sends, a copy of what a failed upload must send again; nothing
-        # while the bucket takes each at once and the VM only redirects (vm/held.py).
+        # With a second pathway the service holds segments for it (vm/held.py).
         self.held = (Held(s.hls_dir, s.state_dir, max_bytes=s.vm_copies_mb * 1024 * 1024, keep_for=s.segment_url_life,
                           buckets=[b.pathway for b in s.buckets], writers=leases.writers) if s.steering else None)
         self.buckets = {b.pathway: Bucket(b, s, self.metrics, holder=self.held,
@@ -136,8 +125,7 @@ class Service:
         self.recorder = Recorder(self.kept or self.uploader, s.state_dir, s.r2_key_prefix) if s.keep_recordings else None
 
     def _steered(self, priority: tuple[str, ...]) -> None:
-        """A new priority: requests held on the pathways players leave are answered (they read it
-        sooner), and every pathway's playlists are made again (what each lists follows the priority)."""
+        """A new priority: requests held on the pathways players leave are answered, playlists made again."""
         for pid, playlists in self.pathway_playlists.items():
             if pid != priority[0]:
                 playlists.answer_held()
@@ -146,10 +134,8 @@ class Service:
     def _build_publishing(self, s: Settings) -> None:
         """Owncast's playlists into ours, and the state file that remembers them (restored here)."""
         self.state = JournaledState(s.state_dir)
-        # Each pathway's playlists: what the server serves on it (the first bucket's: `playlists`).
         self.pathway_playlists = {p.id: self.playlists if p.id == hls.BUCKET_PATHWAY else VisiblePlaylists()
                                   for p in self.delivery.plan.pathways}
-        # What the watcher's kernel events say of each file Owncast writes; an upload waits for its close.
         self._kernel_watch = s.hls_watch == "auto" and inotify.available()
         self.writes = Writes(s.hls_dir, kernel=self._kernel_watch)
         self.snapshots = Snapshots(self.state, self.metrics)
@@ -162,8 +148,7 @@ class Service:
                                      start_at_edge=s.rewind_seconds > s.window_seconds),
                 target_duration=s.target_duration or None,
                 segment_hashes=bool(s.p2p_trackers),  # viewers check what peers send against them
-                # Without saved state, number from the clock: segments are never much shorter than a
-                # second, so a lost STATE_DIR still never makes the media sequence go back.
+                # Without saved state, number from the clock: a lost STATE_DIR never makes it go back.
                 first_sequence=int(time.time()),
                 pathways=self.delivery.plan,
             ),
@@ -183,7 +168,7 @@ class Service:
         self.snapshots.restore()
 
     def _build_clips(self, s: Settings) -> None:
-        """The operator's clips, held against the cleaner from before the first run (a restart keeps them)."""
+        """The operator's clips, held against the cleaner from before the first run."""
         self.clips = ClipBook(
             StateFile(s.state_dir, CLIPS_FILE), self.kept or self.uploader, self.kept or self.store, self.publisher,
             lambda: self.playlists.announced, ClipPlaces(
@@ -194,17 +179,14 @@ class Service:
         self.clips.load()
 
     def _build_status(self) -> None:
-        """/health's assessment and the state events published into the event hub."""
+        """/health's assessment, the viewers' figures and the state events published into the event hub."""
         self.connection_metrics.watch("events", lambda: self.events.streams, self.budget.events)
-        # The trackers viewers are told to use: /health and a gauge say when one does not serve them.
         s = self.settings
         self.tracker_probe = (TrackerProbe(s.p2p_trackers, s.p2p_swarm, self._master_body, self.metrics.p2p_tracker_up)
                               if s.p2p_trackers else None)
-        # Viewer pages playing now (their heartbeats): /metrics, /health's body and the page itself.
         audience = self.audience = Audience(self.settings.viewer_timeout)
         AudienceMetrics(self.metrics.registry, lambda: audience.watching, lambda: audience.p2p,
                         lambda: audience.refused, lambda: audience.stalled_recently)
-        # Their playback reports, one per page per beat interval at most: /metrics.
         playlists = self.playlists
         self.playback = Playback(audience, interval=self.settings.viewer_timeout / 3,
                                  target_duration=lambda: playlists.target_duration)
@@ -219,8 +201,7 @@ class Service:
             viewers=lambda: {"watching": audience.watching, "p2p": audience.p2p,
                              "stalled_5min": audience.stalled_recently},
             delivery=self.delivery.public_reads.delivery(steered.policy if steered else None)))
-        # State events: run by the public app (create_app) from its startup, after the watcher's first
-        # scan, to its shutdown, which stops them before it ends the event streams.
+        # State events: run by the public app from its startup (after the watcher's first scan).
         self.status = StatusWatcher(self.events, self.report.assess)
 
     def _build_app(self, s: Settings, viewer_folder: Path | None) -> web.Application:
@@ -246,12 +227,10 @@ class Service:
         )
 
     def _release_waiters(self) -> None:
-        """Stopping: every held blocking request is answered, on every pathway."""
         for playlists in self.pathway_playlists.values():
             playlists.release_waiters()
 
     def _removed(self, removed: list[Removed]) -> None:
-        """Segments no playlist may list any more: deleted from each bucket in its time."""
         for bucket in self.buckets.values():
             if bucket.cleaner is not None:
                 bucket.cleaner.schedule(removed)
@@ -266,8 +245,7 @@ class Service:
         return steered_pathways(s, d.plan, st.policy, self.pathway_playlists, segments, st.counts)
 
     async def start(self) -> None:
-        """Starts each part after the ones it needs; stop (or a step here that fails) undoes them in the
-        reverse order: the public listener opens last, once the pipeline runs, and closes first."""
+        """Starts each part after the ones it needs; stop (or a failed step) undoes them in reverse."""
         s = self.settings
         async with contextlib.AsyncExitStack() as stack:
             stack.push_async_exit(self._parts)  # what __init__ holds (the lock) goes last, and on failure
@@ -278,9 +256,7 @@ class Service:
                     s, self.connection_metrics)
                 log.info("metrics on http://%s/metrics", s.metrics_listen)
             install_accept_error_handler(asyncio.get_running_loop())
-            # Its startup starts the state events, after the watcher's first scan: a stream already running
-            # is reported online, not offline for a second. handler_cancellation: a client that hangs up
-            # frees its held request or event stream at once.
+            # handler_cancellation: a client that hangs up frees its held request or event stream at once.
             port = await listen(stack, self.app, Listener(Address(s.host, s.port), "HOST/PORT", self.budget.connections,
                                                           backlog=limits.ACCEPT_BACKLOG),
                                 s, self.connection_metrics, handler_cancellation=True)
@@ -295,13 +271,11 @@ class Service:
                      s.first_bucket.public_url, self.release.master_key)
 
     async def _start_pipeline(self, stack: contextlib.AsyncExitStack) -> None:
-        """Owncast's folder readable, the bucket, then what writes to it, then what feeds them; each stop
-        entered as its part starts."""
+        """Owncast's folder readable, the bucket, then what writes to it, then what feeds them."""
         refused = self.access.check(watch=self._kernel_watch)
         if refused:  # nothing could be served: name each folder and its fix, and do not restart
             raise SetupError(refused)
         for bucket in self.buckets.values():  # the first first: its refusal is the one to tell
-            # Credentials refused, or no such bucket: a set-up mistake a restart cannot mend (exit 2).
             if (wrong := await bucket.start(stack)) is not None:
                 raise SetupError([wrong])
         if self.mirror is not None:
@@ -328,9 +302,7 @@ class Service:
         return None if master is None else master.body
 
     async def stop(self, drain_timeout: float = DRAIN_TIMEOUT) -> None:
-        """Stops what start started, in the reverse order, and lets go of STATE_DIR last (a second call does
-        nothing). The public listener closes first, answering held requests and ending event streams; uploads
-        get `drain_timeout`, the state is saved, then the bucket's playlists get it too."""
+        """Stops what start started, in reverse (STATE_DIR last); a second call does nothing."""
         self._drain_timeout = drain_timeout
         await self._parts.aclose()
 
@@ -351,16 +323,13 @@ class Service:
 
 
 def settle_heap() -> None:
-    """Once started: what exists now (modules, botocore's service models, the app) lives as long as
-    the process. Frozen, it is no longer traversed by the collector's full passes, which stop the
-    event loop (seconds, with thousands of viewers' objects on top: bench/viewers.py)."""
+    """Once started, what exists is frozen: the collector's full passes no longer stop the loop on it."""
     gc.collect()
     gc.freeze()
 
 
 async def run(settings: Settings) -> int:
-    """Run until SIGINT or SIGTERM; returns the exit code. The first signal stops cleanly (exit 0); a second
-    while stopping exits at once (128 + signal): the state saved with each version is enough to continue."""
+    """Run until SIGINT or SIGTERM (exit 0); a second signal while stopping exits at once (128 + it)."""
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
 
@@ -371,7 +340,6 @@ async def run(settings: Settings) -> int:
         log.info("%s: stopping", sig.name)
         stopping.set()
 
-    # Before anything starts: a signal during start-up must not kill the process half-way.
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal, sig)
     try:

@@ -1,7 +1,4 @@
-"""What viewers are given to fetch, wired for the service: the URL each segment is listed at, the
-pathways PATHWAYS names (one record each), whether viewers can fetch what is listed (the public reads'
-watch) and, with more than one pathway, content steering's parts: the policy that orders them, the loop
-that probes every bucket and runs it, the viewers' reports it reads, the requests counted on each."""
+"""What viewers are given to fetch, wired: segment URLs, pathways, the public reads' watch, steering."""
 
 from __future__ import annotations
 
@@ -37,8 +34,7 @@ class Steered:
 
 
 class Delivery:
-    """`playlists`: the first bucket's, what the server serves; `on_change(priority)`: told each new
-    priority steering chooses."""
+    """`playlists`: the first bucket's; `on_change(priority)`: told each new priority steering chooses."""
 
     def __init__(self, s: Settings, metrics: Metrics, buckets: Mapping[str, Bucket], playlists: VisiblePlaylists,
                  on_change: Callable[[tuple[str, ...]], None]) -> None:
@@ -46,7 +42,6 @@ class Delivery:
         self.newest = Newest()  # the first bucket's newest listing: what its probe fetches
         self.urls = segment_urls(s)  # what a playlist lists each key at (its start checks one: public_reads)
         target = lambda: playlists.target_duration  # noqa: E731
-        # Whether viewers can fetch what is listed, whatever PATHWAYS is (the probe's without steering).
         self.public_reads = PublicReads(
             presigned=s.segment_urls == "presigned", newest=self.newest, target_duration=target,
             up=metrics.public_reads_up.set, watched=Watched(lambda: metrics.playlist_requests.total, target),
@@ -63,7 +58,6 @@ class Delivery:
             self.plan = self.steered.policy.plan(records)
 
     async def start(self, stack: contextlib.AsyncExitStack) -> None:
-        """The public reads' watch, and steering's loop; each stop entered on `stack`."""
         await self.public_reads.start(probe=self.steered is None)  # steering's loop probes for it
         stack.push_async_callback(self.public_reads.stop)
         if self.steered is not None:
@@ -72,9 +66,7 @@ class Delivery:
 
 
 def pathway_records(s: Settings) -> tuple[Pathway, ...]:
-    """One record per pathway PATHWAYS names, in its order: the first bucket's (its segments at the URLs
-    they are listed with), the VM's (under VM_PATHWAY_URL, or on the host each viewer asked), every other
-    bucket's (its public URL and each segment's key)."""
+    """One record per pathway PATHWAYS names, in its order."""
     extra = {b.pathway: b for b in s.extra_buckets}
     records = [FIRST]
     for pid in s.pathways[1:]:
@@ -88,18 +80,15 @@ def pathway_records(s: Settings) -> tuple[Pathway, ...]:
 def steered(s: Settings, metrics: Metrics, buckets: Mapping[str, Bucket], playlists: VisiblePlaylists,
             newest: Newest, public_reads: PublicReads,
             on_change: Callable[[tuple[str, ...]], None]) -> Steered:
-    """The policy over every bucket's uploads, and the loop that runs it: probing the first bucket's
-    `newest` listing and each other bucket's newest upload, told `on_change` of each new priority."""
+    """The policy over every bucket's uploads, and the loop that runs and probes it."""
     signals = {pid: BucketSignals.of_uploads(b.behind, b.outcome) for pid, b in buckets.items()}
     policy = SteeringPolicy(s.pathways, signals, lambda: playlists.target_duration, interval=s.viewer_timeout / 3)
     probes = {pid: Probe(newest if pid == hls.BUCKET_PATHWAY else _newest_landed(b), b.check_writes)
               for pid, b in buckets.items()}
     counts = PathwayCounts(lambda: policy.first != hls.BUCKET_PATHWAY, s.pathways)
-    # Players read the stream: its playlists' or steering manifest's requests moved lately (the
-    # probes' GETs go only then: nobody to steer otherwise).
+    # Players read the stream lately: the probes' GETs go only then (nobody to steer otherwise).
     watched = Watched(lambda: metrics.playlist_requests.total + counts.manifests, lambda: playlists.target_duration)
-    # Each bucket's uploads tell the loop when one is late (on_late), so it needs no turn on a timer
-    # while nothing is amiss (told_late).
+    # Each bucket's uploads tell the loop when one is late (on_late): no timer while nothing is amiss.
     loop = SteeringLoop(policy, probes, on_change=on_change, watched=watched, told_late=True,
                         heard=public_reads.pathway_heard)
     # A player's request wakes probes asleep; a listing wakes the loops that went quiet.
@@ -112,7 +101,7 @@ def steered(s: Settings, metrics: Metrics, buckets: Mapping[str, Bucket], playli
 
 
 def _newest_landed(bucket: Bucket) -> Callable[[], tuple[str, float] | None]:
-    """The newest segment a bucket other than the first stored, at its public URL: what its probe fetches."""
+    """The newest segment a bucket other than the first stored, at its public URL."""
     base = bucket.settings.public_url.rstrip("/")
 
     def newest() -> tuple[str, float] | None:

@@ -1,5 +1,4 @@
-"""The service's listeners: its public and metrics ports, each through a ConnectionGate, and the operator's
-control socket; each entered on the start's stack, so a stop (or a failed start) closes it."""
+"""The service's listeners (public and metrics ports, the control socket), each closed by a stop."""
 
 from __future__ import annotations
 
@@ -23,9 +22,8 @@ from .startup import failed
 
 log = logging.getLogger(__name__)
 
-# Seconds a stop gives a request handler still running (held requests and event streams are answered at
-# once; a segment being sent to a client that reads slowly is one), then it is cancelled: aiohttp's own
-# 60 s would outlast systemd's TimeoutStopSec (30) and pm2's kill_timeout (20), killing the last save.
+# Seconds a stop gives a request handler still running: aiohttp's own 60 s would outlast systemd's
+# TimeoutStopSec (30) and pm2's kill_timeout (20), killing the last save.
 HANDLER_STOP_TIMEOUT = 3.0
 _LISTEN_MISTAKES = frozenset({errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL})
 
@@ -54,9 +52,7 @@ async def listen(stack: contextlib.AsyncExitStack, app: web.Application, listene
         await stack.enter_async_context(serving(runner, lambda r: GatedSite(
             r, where.host, where.port, gate, backlog=listener.backlog)))
     except OSError as err:
-        # Taken, below 1024, or not this machine's address: only the setting (or the other program)
-        # changes that, never a restart (Grafana's default port is 3000 too).
-        # Not asyncio's wrapping of it; a name that does not resolve (errno < 0): the resolver's words.
+        # Taken, below 1024, or not this machine's: a set-up mistake. errno < 0: the resolver's words.
         why = os.strerror(err.errno) if err.errno and err.errno > 0 else err.strerror
         taken = err.errno == errno.EADDRINUSE and where.port == 3000
         grafana = " (Grafana's default port is 3000 too)" if taken else ""
@@ -66,8 +62,7 @@ async def listen(stack: contextlib.AsyncExitStack, app: web.Application, listene
 
 
 async def control_socket(stack: contextlib.AsyncExitStack, state_dir: Path, app: web.Application) -> Path | None:
-    """The operator's socket (clips), removed when the stack closes; None when it cannot be opened: a
-    failure costs the clips, never the stream."""
+    """The operator's socket (clips); None when it cannot be opened: that costs the clips only."""
     async with contextlib.AsyncExitStack() as control:
         try:
             path = prepare_socket(state_dir)

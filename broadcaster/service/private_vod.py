@@ -1,5 +1,4 @@
-"""A private stream's clips and recordings, wired: their playlists kept in STATE_DIR (not the bucket, where
-they would be a door around the gate), and what the gated route answers of them."""
+"""A private stream's clips and recordings: their playlists in STATE_DIR (not the bucket), served gated."""
 
 from __future__ import annotations
 
@@ -16,14 +15,12 @@ GATED_AT = "/live"  # where the service serves them, behind its gate (http/vod_r
 
 
 def kept_playlists(s: Settings, bucket: DeletingStore) -> KeptPlaylists | None:
-    """Where a private stream's VOD playlists go (None: a public stream's go to the bucket, which still
-    holds the playlists of clips made while the stream was public: deleted there too)."""
+    """Where a private stream's VOD playlists go (None: a public stream's go to the bucket)."""
     return KeptPlaylists(s.state_dir / FOLDER, s.r2_key_prefix, bucket) if s.private else None
 
 
 def served_vod(s: Settings, kept: KeptPlaylists | None) -> ServedVod | None:
-    """The kept playlists as the gated route answers them, listing segments as the live playlists do, with
-    a URL maker of their own (ServedVod signs in a thread)."""
+    """The kept playlists as the gated route answers them (a URL maker of their own: it signs in a thread)."""
     if kept is None:
         return None
     urls = segment_urls(s)
@@ -31,9 +28,7 @@ def served_vod(s: Settings, kept: KeptPlaylists | None) -> ServedVod | None:
 
 
 def url_window(s: Settings, urls: SegmentUrls) -> Callable[[], object]:
-    """What changes when the URLs given for a key do: the edge token of the window; presigned URLs are
-    signed afresh at each call, so a rendering of them is kept for a PRIVATE_EDGE_WINDOW (each URL good
-    for PRESIGN_EXPIRY from its signing)."""
+    """What changes when the URLs given for a key do: the edge token's window, or a PRIVATE_EDGE_WINDOW."""
     if isinstance(urls, EdgeUrls):
         return urls.window
     return lambda: int(time.time()) // s.private_edge_window

@@ -15,10 +15,7 @@ class StartupError(RuntimeError):
 
 
 class SetupError(StartupError):
-    """The service cannot start and a restart cannot change that (exit 2: neither systemd's unit nor pm2's
-    file restarts it): a setting, a folder, a port taken, a bucket that does not exist or credentials
-    refused. A line for each problem. What a restart can fix (the bucket or the network unreachable) is
-    no SetupError: the service starts and waits, or exits 1."""
+    """The service cannot start and a restart cannot change that (exit 2); a line for each problem."""
 
     def __init__(self, problems: list[str]) -> None:
         super().__init__("; ".join(problems))
@@ -41,8 +38,6 @@ def lock_state_dir(state_dir: Path) -> DirectoryLock:
     try:
         lock.acquire()
     except DirectoryBusy as err:
-        # Two services on one STATE_DIR: a set-up mistake (the unit's or pm2's own restart stops the
-        # old process before it starts the new one).
         raise SetupError([judged.in_use(state_dir, err.pid)]) from None
     except OSError as err:
         raise failed(f"cannot lock STATE_DIR {state_dir}: {err.strerror or err}", set_up(err)) from None

@@ -1,6 +1,4 @@
-"""The service's settings: the record and its table (record.py, buckets.py: each setting declared once,
-as the field it fills), each kind of value's parser (values.py), the .env file (env_file.py), and the
-reading of them all (load.py). Every stage may import it; it imports no stage."""
+"""The service's settings: the record, each kind of value's parser, the .env file, and their reading."""
 
 from .buckets import BucketSettings
 from .load import load_settings, lookalike_keys, raw_setting

@@ -1,7 +1,4 @@
-"""A bucket's settings, one record for each bucket PATHWAYS names: the first (`bucket`: S3_*, AWS_*,
-R2_PUBLIC_URL) and every other, `<ID>_*` after its pathway's ID (`backup`: BACKUP_S3_ENDPOINT_URL ...
-BACKUP_PUBLIC_URL; `b2`: B2_*). All are read by one code path (load.py); a bucket added is a PATHWAYS
-entry and its six settings: no code."""
+"""A bucket's settings: the first's (S3_*, AWS_*, R2_PUBLIC_URL), another's `<ID>_*` (`backup`: BACKUP_*)."""
 
 from __future__ import annotations
 
@@ -42,15 +39,13 @@ class BucketSettings:
         return self.pathway == FIRST
 
     def setting(self, first_name: str) -> str:
-        """This bucket's name for the setting the first bucket calls `first_name` (AWS_BUCKET_NAME ->
-        BACKUP_BUCKET_NAME): what a line about it names."""
+        """This bucket's name for the setting the first bucket calls `first_name`."""
         return next((row.name for row, first in zip(bucket_rows(self.pathway), rows(BucketSettings))
                      if first.name == first_name), first_name)
 
 
 def bucket_rows(pathway: str) -> tuple[Setting, ...]:
-    """The settings of the bucket pathway `pathway`: the first's names, or `<ID>_` and the first's without
-    its provider's word (AWS_BUCKET_NAME -> BACKUP_BUCKET_NAME, R2_PUBLIC_URL -> BACKUP_PUBLIC_URL)."""
+    """The settings of the bucket pathway `pathway` (AWS_BUCKET_NAME -> BACKUP_BUCKET_NAME)."""
     if pathway == FIRST:
         return rows(BucketSettings)
     prefix = pathway.upper() + "_"
@@ -59,5 +54,5 @@ def bucket_rows(pathway: str) -> tuple[Setting, ...]:
 
 
 def extra_buckets(pathways: tuple[str, ...]) -> tuple[str, ...]:
-    """The bucket pathways PATHWAYS names besides the first (every one but `bucket` and `vm`)."""
+    """The bucket pathways PATHWAYS names besides the first."""
     return tuple(p for p in pathways if p not in (FIRST, VM))

@@ -1,6 +1,4 @@
-"""The .env file a setting may come from (load.py reads flags, then the environment, then it):
-its values, or a SettingsError naming the file and, for each line python-dotenv would drop or take
-silently, the line."""
+"""The .env file's values, or a SettingsError naming the file and each line python-dotenv would mistake."""
 
 from __future__ import annotations
 
@@ -16,8 +14,7 @@ from .values import SettingsError
 
 
 def env_file_values(env_file: Path | None) -> dict[str, str | None]:
-    """The .env file's values; none when there is no file at the default path, an error at another, and
-    an error naming the file when it cannot be read (never a traceback)."""
+    """The .env file's values; none when there is no file at the default path, else an error naming it."""
     if env_file is None:
         return {}
     try:
@@ -29,7 +26,6 @@ def env_file_values(env_file: Path | None) -> dict[str, str | None]:
         if env_file.exists():
             raise SettingsError(f"env file {env_file} is not a file")
     except PermissionError:
-        # The thing refused is named, the folder or the file, with the fix for that user (fixes.py).
         closed = closed_folder(env_file)
         if closed is None:
             told = f"cannot read it (permission denied); {fixes.read_service_file(env_file)}"
@@ -49,16 +45,12 @@ def env_file_values(env_file: Path | None) -> dict[str, str | None]:
 
 
 def refuse_unparsed(env_file: Path, text: str) -> None:
-    """A line python-dotenv cannot read is dropped by it with a warning, and its setting silently keeps
-    its default: name each (its key only: the value may be the secret). A key given twice is named with
-    both lines: python-dotenv takes the last one silently, and the operator who edited the first one
-    would wonder why nothing changed."""
+    """Name each line python-dotenv would drop (its key only), and each key given twice."""
     problems = []
     first_line: dict[str, int] = {}
     for binding in parse_stream(io.StringIO(text)):
         if binding.key is not None and not binding.error:
-            # The binding's text may begin with the blank lines before it.
-            text = binding.original.string
+            text = binding.original.string  # the binding's text may begin with the blank lines before it
             line = binding.original.line + text[:text.find(binding.key)].count("\n")
             if binding.key in first_line:
                 problems.append(f"env file {env_file}, lines {first_line[binding.key]} and {line}: "
@@ -76,5 +68,4 @@ def refuse_unparsed(env_file: Path, text: str) -> None:
 
 
 def short_key(key: str) -> str:
-    """A key of the env file as a line names it: a setting's name is short, anything else is cut."""
     return key if len(key) <= 40 else f"{key[:40]}... ({len(key)} characters)"

@@ -1,8 +1,5 @@
-"""Settings read from flags, then the environment, then a .env file, then defaults; every bucket's, the
-first included, by the same rows and the same parse (buckets.py).
-
-Every setting is validated at start-up; the bad ones raise one SettingsError with a line for each,
-naming it (every mistake at once, not one a run). Secrets are never echoed back in those lines.
+"""Settings read from flags, then the environment, then a .env file, then defaults. Every bad one is
+named in one SettingsError, a line each (every mistake at once); secrets are never echoed back.
 """
 
 from __future__ import annotations
@@ -36,7 +33,7 @@ class _Sources:
         self.file_values = env_file_values(env_file)
 
     def lookup(self, s: Setting) -> tuple[str | None, str]:
-        """A setting's raw value and where it came from (None: required and not set)."""
+        """A setting's raw value (None: required and not set) and where it came from."""
         for raw, source in ((self.flags.get(s.name), s.flag), (self.environ.get(s.name), s.name),
                             (self.file_values.get(s.name), f"{s.name} (from {self.env_file})")):
             if raw is not None and raw != "":
@@ -61,21 +58,14 @@ class _Sources:
 
 
 def raw_setting(name: str, environ: Mapping[str, str] | None = None, env_file: Path | None = None) -> str | None:
-    """One setting's raw value, found as load_settings finds it, for a command that needs it alone
-    (`clip` looks for the service's STATE_DIR): not parsed, nothing created, the others not required."""
+    """One setting's raw value, found as load_settings finds it: not parsed, the others not required."""
     return _Sources({}, os.environ if environ is None else environ, env_file).lookup(_BY_NAME[name])[0]
 
 
-def load_settings(
-    flags: Mapping[str, str | None] | None = None,
-    environ: Mapping[str, str] | None = None,
-    env_file: Path | None = None,
-    *,
-    make_state_dir: bool = True,
-) -> Settings:
-    """Flags (keyed by setting name) win over the environment, which wins over the .env file. Every
-    missing or bad setting is found before SettingsError is raised, with a line for each.
-    make_state_dir=False (`check`): STATE_DIR is judged but not created."""
+def load_settings(flags: Mapping[str, str | None] | None = None,
+                  environ: Mapping[str, str] | None = None, env_file: Path | None = None, *,
+                  make_state_dir: bool = True) -> Settings:
+    """Flags, then the environment, then the .env file; make_state_dir=False: STATE_DIR is not made."""
     sources = _Sources(flags or {}, os.environ if environ is None else environ, env_file)
     values: dict[str, Any] = {}
     problems: list[str] = []
@@ -96,8 +86,7 @@ def load_settings(
 
 
 def _bucket_of(key: str) -> str | None:
-    """The pathway whose bucket a key that is no setting names (B2_BUCKET_NAME: b2), or None. The first
-    bucket's names (AWS_BUCKET_NAME, R2_PUBLIC_URL...) are settings."""
+    """The pathway whose bucket a key that is no setting names (B2_BUCKET_NAME: b2), or None."""
     if key in _BY_NAME or (bucket := _BUCKET_KEY.fullmatch(key)) is None:
         return None
     return bucket[1].lower()
@@ -109,10 +98,7 @@ def _sets_nothing(key: str, value: str | None, pathway: str) -> bool:
 
 
 def _unnamed_buckets(sources: _Sources, pathways: tuple[str, ...]) -> list[str]:
-    """A bucket's block set in the env file or as flags (ours: written for this service) for a pathway
-    PATHWAYS does not name: the operator meant a bucket and would run without it, so it stops the start.
-    In the process environment, where another program's variables may look alike, `lookalike_keys` names
-    them instead. Empty or default values (deploy/env.example's lines) set nothing."""
+    """A bucket's block in the env file or flags for a pathway PATHWAYS does not name: it stops the start."""
     lines = []
     for key, value, where in [*((k, v, f" (in {sources.env_file})") for k, v in sources.file_values.items()),
                               *((k, v, "") for k, v in sources.flags.items())]:
@@ -126,9 +112,8 @@ def _unnamed_buckets(sources: _Sources, pathways: tuple[str, ...]) -> list[str]:
 
 def lookalike_keys(environ: Mapping[str, str] | None = None, env_file: Path | None = None) -> list[str]:
     """A line for each key that looks like a setting's name but is not one (HLS_DIRR, hls_dir, or a
-    bucket's B2_BUCKET_NAME with no b2 in PATHWAYS): it is ignored, so the setting it was meant to be
-    keeps its default or is missing. Any unknown key in the env file is named; in the environment, only
-    those close to a setting's name, or a bucket's set."""
+    bucket's with no such pathway): every unknown key of the env file, and of the environment those close
+    to a setting's name."""
     sources = _Sources({}, os.environ if environ is None else environ, env_file)
     names = list(_BY_NAME)
     raw_pathways = sources.lookup(_BY_NAME["PATHWAYS"])[0]
@@ -159,7 +144,6 @@ def lookalike_keys(environ: Mapping[str, str] | None = None, env_file: Path | No
 
 
 def _check_together(s: Settings) -> None:
-    """Settings that are each valid but do not work together."""
     problems = []
     for bucket in s.buckets:
         if not bucket.public_url and not bucket.first:
@@ -172,8 +156,7 @@ def _check_together(s: Settings) -> None:
     if s.segment_urls == "public" and not s.first_bucket.public_url:
         problems.append(
             "R2_PUBLIC_URL is not set: the public base URL viewers fetch segments from (custom domain or "
-            "r2.dev), or set SEGMENT_URLS=presigned for a private bucket"
-        )
+            "r2.dev), or set SEGMENT_URLS=presigned for a private bucket")
     if s.segment_urls == "presigned" and s.publish_playlists:
         problems.append(
             "PUBLISH_PLAYLISTS=true needs a publicly readable bucket, SEGMENT_URLS=presigned is for a private "
@@ -183,9 +166,8 @@ def _check_together(s: Settings) -> None:
     needed = s.segment_url_life  # an expiry inside it breaks playback
     if s.segment_urls == "presigned" and s.presign_expiry < needed:
         problems.append(
-            f"PRESIGN_EXPIRY={s.presign_expiry} is shorter than a segment's life in the playlists "
-            f"(3 x the window listed, max(WINDOW_SECONDS, REWIND_SECONDS), + CLEANUP_MARGIN = {needed:.0f}s): "
-            "raise it"
+            f"PRESIGN_EXPIRY={s.presign_expiry} is shorter than a segment's life in the playlists (3 x the "
+            f"window listed, max(WINDOW_SECONDS, REWIND_SECONDS), + CLEANUP_MARGIN = {needed:.0f}s): raise it"
         )
     if problems:
         raise SettingsError(*problems)

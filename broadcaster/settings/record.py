@@ -1,5 +1,4 @@
-"""The settings record: each field declared once with the setting that fills it (rows.py), so the table
-(`SETTINGS`, which --help, `check` and the docs' reference read) is the record's own field list."""
+"""The settings record: each field declared with the setting that fills it; SETTINGS is its table."""
 
 from __future__ import annotations
 
@@ -57,10 +56,9 @@ class Settings(Derived):
     rewind_seconds: int = setting("how far behind the live edge viewers can seek: the live playlists list this "
         "much of the stream, players still start at the edge (0 = off; docs/rewind-and-clips.md says what it costs)",
         kinds.whole(0, MAX_REWIND_SECONDS), str(DEFAULT_REWIND_SECONDS),
-        doc="how far behind the live edge viewers can seek: the live playlists list this much of the "
-            "stream (players still start at the live edge), and clips can be made of it; `0` = off, at "
-            "most `14400` (4 h); see [Rewind and clips](../rewind-and-clips.md#rewind-and-clips) for "
-            "what it costs")
+        doc="how far behind the live edge viewers can seek: the live playlists list this much of the stream "
+            "(players still start at the live edge), and clips can be made of it; `0` = off, at most `14400` "
+            "(4 h); see [Rewind and clips](../rewind-and-clips.md#rewind-and-clips) for what it costs")
     target_duration: int = setting("playlist target duration in s; 0 takes Owncast's", kinds.whole(0, 60),
         "0")
     upload_concurrency: int = setting("uploads in flight at once (also the connection pool size)",
@@ -83,9 +81,8 @@ class Settings(Derived):
             "bucket](../low-latency.md#private-bucket-presigned-segment-urls)")
     presign_expiry: int = setting("lifetime in seconds of presigned segment URLs; must outlast a segment's whole "
         "time in the playlists (at most 7 days)", kinds.whole(60, 604800), "3600",
-        doc="lifetime of presigned URLs in seconds; must be at least 3 × the window listed (the larger "
-            "of `WINDOW_SECONDS` and `REWIND_SECONDS`) + `CLEANUP_MARGIN` (checked at start-up), at most"
-            " 7 days")
+        doc="lifetime of presigned URLs in seconds; must be at least 3 × the window listed (the larger of "
+            "`WINDOW_SECONDS` and `REWIND_SECONDS`) + `CLEANUP_MARGIN` (checked at start-up), at most 7 days")
     delete_old_segments: bool = setting("delete segments from the bucket once no playlist may list them", kinds.boolean, "true")
     cleanup_margin: float = setting("extra seconds a segment stays after the spec allows deleting it (CDN copies)",
         kinds.non_negative, "60")
@@ -112,16 +109,15 @@ class Settings(Derived):
         "cap held blocking requests per viewer; only when every connection comes through the Cloudflare "
         "tunnel (HOST=127.0.0.1), since a client reaching the port directly could name any address",
         kinds.boolean, "false",
-        doc="`true` when every connection comes through the Cloudflare tunnel (cloudflared on this "
-            "machine, `HOST=127.0.0.1`: `deploy/env.example` sets both): each viewer's address is then "
-            "read from Cloudflare's `CF-Connecting-IP` header, one address may hold at most 20 pages in "
-            "the viewer count and an eighth of the held blocking requests. Off behind the tunnel, every "
-            "viewer is one loopback client and one client can fill the count (`hls-broadcaster check` "
-            "warns when `HOST` is loopback and this is off). Keep it off when `HOST` is public: a client"
-            " reaching the port directly could name any address in that header; see "
-            "[Limits](../limits.md#limits). The header is believed from a loopback peer (cloudflared on "
-            "this machine) or a proxy named in `FORWARDED_ALLOW_IPS` (cloudflared elsewhere), from no "
-            "one else")
+        doc="`true` when every connection comes through the Cloudflare tunnel (cloudflared on this machine, "
+            "`HOST=127.0.0.1`: `deploy/env.example` sets both): each viewer's address is then read from "
+            "Cloudflare's `CF-Connecting-IP` header, one address may hold at most 20 pages in the viewer "
+            "count and an eighth of the held blocking requests. Off behind the tunnel, every viewer is one "
+            "loopback client and one client can fill the count (`hls-broadcaster check` warns when `HOST` is "
+            "loopback and this is off). Keep it off when `HOST` is public: a client reaching the port "
+            "directly could name any address in that header; see [Limits](../limits.md#limits). The header "
+            "is believed from a loopback peer (cloudflared on this machine) or a proxy named in "
+            "`FORWARDED_ALLOW_IPS` (cloudflared elsewhere), from no one else")
     # () = no proxy named
     forwarded_allow_ips: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = setting(
         "reverse proxies (nginx, Caddy) trusted to name the viewer in "
@@ -241,13 +237,12 @@ class Settings(Derived):
         "alone (the default), or 'bucket' then 'vm' (while the bucket fails, the VM serves segments itself: "
         "read docs/steering.md on Cloudflare's terms first) and/or a second bucket's ID ('backup', set "
         "with BACKUP_*)", kinds.pathways, "bucket",
-        doc="the delivery pathways the multivariant playlist offers, in the order players should prefer "
-            "them (HLS content steering): `bucket` alone (the default), or `bucket` then `vm` (while the "
-            "service sees the bucket failing, it steers players to segments it serves itself, and back "
-            "once the bucket serves again) and/or a second bucket's ID (`backup`, set with the `BACKUP_*` "
-            "settings; another ID takes settings named after it, `B2_S3_ENDPOINT_URL`...). Cloudflare's "
-            "terms do not cover the VM's segments through the tunnel: read [Steering](../steering.md) "
-            "before you add `vm`")
+        doc="the delivery pathways the multivariant playlist offers, in the order players should prefer them "
+            "(HLS content steering): `bucket` alone (the default), or `bucket` then `vm` (while the service "
+            "sees the bucket failing, it steers players to segments it serves itself, and back once the "
+            "bucket serves again) and/or a second bucket's ID (`backup`, set with the `BACKUP_*` settings; "
+            "another ID takes settings named after it, `B2_S3_ENDPOINT_URL`...). Cloudflare's terms do not "
+            "cover the VM's segments through the tunnel: read [Steering](../steering.md) before you add `vm`")
     vm_pathway_url: str = setting("with 'vm' in PATHWAYS: the base URL the VM's pathway is reached at, on a "
         "hostname Cloudflare does not proxy (e.g. https://vm.example.com); empty: the host each viewer "
         "asked for, through the tunnel", kinds.optional(kinds.url), "",

@@ -1,6 +1,4 @@
-"""The value of each setting, parsed and checked: one function per kind of value (a URL, a host, a
-bucket name, a number in a range, a folder...), each raising ValueError with what it expects, which
-load.py puts on the line that names the setting."""
+"""The value of each setting, parsed: ValueError says what is expected, on the setting's line (load.py)."""
 
 from __future__ import annotations
 
@@ -17,8 +15,7 @@ from ..numbers import whole_number
 
 
 class SettingsError(ValueError):
-    """Settings are missing or invalid: one line per problem (`problems`), each naming its setting or file
-    and saying what is expected."""
+    """Settings are missing or invalid: one line per problem, each naming its setting or file."""
 
     def __init__(self, *problems: str) -> None:
         super().__init__("\n".join(problems))
@@ -32,8 +29,6 @@ def url(value: str) -> str:
     if parts.query or parts.fragment:
         raise ValueError("expected a URL without ?query or #fragment")
     if "@" in parts.netloc:
-        # Viewers get these URLs (config.json, playlists) and the log shows them: a password there is
-        # published (Owncast's admin API logs in as admin:<stream key>).
         raise ValueError("expected a URL without user:password@ (it is shown to viewers and in the log)")
     return value.rstrip("/")
 
@@ -46,13 +41,11 @@ SHOWN_CHARS = 80
 
 
 def shown(value: str) -> str:
-    """A value as an error line shows it: a URL's user:password@ left out."""
     return _USERINFO.sub("***@", value)
 
 
 def quoted(value: str) -> str:
-    """A refused value (or part of one) as an error line quotes it: repr'd, a URL's user:password@ left
-    out, at most SHOWN_CHARS of it, and its length when it was cut."""
+    """A refused value as an error line quotes it: repr'd, without user:password@, at most SHOWN_CHARS."""
     text = shown(value)
     if len(text) <= SHOWN_CHARS:
         return repr(text)
@@ -65,8 +58,7 @@ _HOSTNAME = re.compile(rf"(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*\.?")
 
 
 def host(value: str) -> str:
-    """An address to listen on: an IP address or a host name (what getaddrinfo takes without an error
-    of another kind: a label over 63 characters is a UnicodeError there, not an OSError)."""
+    """An address to listen on: an IP address or a host name (labels of at most 63 characters)."""
     value = value.strip()
     try:
         ipaddress.ip_address(value.strip("[]"))
@@ -125,7 +117,6 @@ def nonempty(value: str) -> str:
 
 
 def _expanded(value: str) -> Path:
-    """A folder setting's path, ~ and ~user taken as the shell takes them."""
     try:
         return Path(value).expanduser()
     except RuntimeError:  # ~nosuchuser
@@ -133,7 +124,6 @@ def _expanded(value: str) -> Path:
 
 
 def optional_path(value: str) -> Path | None:
-    """A file's path, or None when empty (the setting's default place)."""
     return _expanded(value.strip()) if value.strip() else None
 
 
@@ -152,7 +142,7 @@ def existing_dir(value: str) -> Path:
 
 
 def state_dir(value: str) -> Path:
-    """STATE_DIR as `run` takes it: judged (state_dir.refusal), then made where missing."""
+    """STATE_DIR as `run` takes it: judged, then made where missing."""
     path = _expanded(value)
     if (why := judged.refusal(path) or judged.make(path)) is not None:
         raise ValueError(why)
@@ -160,8 +150,7 @@ def state_dir(value: str) -> Path:
 
 
 def state_dir_as_is(value: str) -> Path:
-    """STATE_DIR as `check` and `run` load it: a folder there refused for what `run` refuses; nothing is
-    made. A missing one is judged after (preflight's check, so the other checks still run; cli's run)."""
+    """STATE_DIR as `check` and `run` load it: a folder there refused for what `run` refuses; nothing made."""
     path = _expanded(value)
     if not judged.missing(path) and (why := judged.refusal(path)) is not None:
         raise ValueError(why)
@@ -195,7 +184,7 @@ MAX_P2P_TRACKERS = 8  # each viewer holds a WebSocket to every tracker listed
 
 
 def trackers(value: str) -> tuple[str, ...]:
-    """'' (P2P off) or comma-separated ws:// / wss:// WebTorrent tracker URLs, for the viewer's P2P."""
+    """'' (P2P off) or comma-separated ws:// / wss:// WebTorrent tracker URLs."""
     urls = tuple(part.strip() for part in value.split(",") if part.strip())
     for url in urls:
         parts = urlsplit(url)
@@ -214,7 +203,7 @@ _STUN_URL = re.compile(rf"(?i:stuns?):(\[[0-9A-Fa-f:.]+\]|{_LABEL}(?:\.{_LABEL})
 
 
 def stun_servers(value: str) -> tuple[str, ...]:
-    """'none' or comma-separated stun: URLs, which P2P viewers' browsers ask for their public address."""
+    """'none' or comma-separated stun: URLs."""
     if value.strip().lower() == "none":
         return ()
     urls = tuple(dict.fromkeys(part.strip() for part in value.split(",") if part.strip()))
@@ -222,7 +211,7 @@ def stun_servers(value: str) -> tuple[str, ...]:
         raise ValueError("expected comma-separated stun:HOST[:PORT] URLs, or 'none'")
     for url in urls:
         match = _STUN_URL.fullmatch(url)
-        if match is None or (match[2] is not None and not 0 < int(match[2][1:]) < 65536):
+        if match is None or not _port_ok(match[2] and match[2][1:]):
             raise ValueError(f"expected comma-separated stun:HOST[:PORT] URLs, or 'none', got {quoted(url)}")
     if len(urls) > MAX_STUN_SERVERS:
         raise ValueError(f"expected at most {MAX_STUN_SERVERS} STUN URLs")
@@ -231,13 +220,18 @@ def stun_servers(value: str) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class Address:
-    """Where a listener of its own binds (METRICS_LISTEN=HOST:PORT); an IPv6 host without its brackets."""
+    """Where a listener of its own binds (METRICS_LISTEN=HOST:PORT); an IPv6 host without brackets."""
 
     host: str
     port: int
 
     def __str__(self) -> str:
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+def _port_ok(port: str | None) -> bool:
+    """No port given, or one from 1 to 65535."""
+    return port is None or 0 < int(port) < 65536
 
 
 def listen(value: str) -> str | Address:
@@ -263,9 +257,7 @@ MAX_FRAME_ANCESTORS = 16
 
 
 def _public_suffix(host: str) -> bool:
-    """Whether `host` is a public suffix (co.uk, github.io, pages.dev: names under which anyone may have a
-    site), by the Public Suffix List that the publicsuffixlist package ships (no download at run time).
-    A name the list does not know counts as one by the list's own default rule (its last label)."""
+    """Whether `host` is a public suffix (co.uk, github.io: anyone may have a site under it)."""
     from publicsuffixlist import PublicSuffixList  # only for a wildcard source: it reads its list (~0.1 s)
 
     return bool(PublicSuffixList().is_public(host.lower()))
@@ -274,9 +266,7 @@ def _public_suffix(host: str) -> bool:
 def frame_ancestors(value: str) -> str:
     """The sites that may frame the viewer page, as a CSP frame-ancestors value: 'self', 'none', '*' or
     space- or comma-separated origins (https://example.com, https://*.example.com, http://host:8080)."""
-    if ";" in value:
-        # A whole policy pasted in (frame-ancestors a b; ...): ';' ends a directive, which only the
-        # service writes.
+    if ";" in value:  # a whole policy pasted in: ';' ends a directive, which only the service writes
         raise ValueError("expected only the sources, space-separated, without ';' (which ends a CSP "
                          "directive) or 'frame-ancestors': e.g. FRAME_ANCESTORS=self https://example.com")
     words = [w for w in re.split(r"[\s,]+", value.strip()) if w]
@@ -296,7 +286,7 @@ def frame_ancestors(value: str) -> str:
         elif (m := _FRAME_SOURCE.fullmatch(word)) is None:
             raise ValueError("expected 'self' or an origin like https://example.com (no path), got "
                              f"{quoted(word)}")
-        elif m["port"] is not None and not 0 < int(m["port"]) < 65536:
+        elif not _port_ok(m["port"]):
             raise ValueError(f"{quoted(word)}: a port is 1 to 65535")
         elif m["wild"] and ("." not in m["host"] or _public_suffix(m["host"])):
             raise ValueError(f"{quoted(word)} would let every site under {m['host']} (a public suffix: "
@@ -313,14 +303,13 @@ _ORIGIN = re.compile(rf"https?://{_LABEL}(?:\.{_LABEL})*(?::(?P<port>[0-9]{{1,5}
 
 
 def viewer_sources(value: str) -> tuple[str, ...]:
-    """Other sites whose playlists the viewer page's ?src= may play: origins (https://other.example), '*'
-    for any, or empty: this service's playlists only."""
+    """Other sites whose playlists the viewer page's ?src= may play: origins, '*' for any, or empty."""
     words = tuple(dict.fromkeys(w.lower().rstrip("/") for w in re.split(r"[\s,]+", value.strip()) if w))
     if words == ("*",):
         return words
     for word in words:
         m = _ORIGIN.fullmatch(word)
-        if m is None or (m["port"] is not None and not 0 < int(m["port"]) < 65536):
+        if m is None or not _port_ok(m["port"]):
             raise ValueError(f"expected '*' or origins like https://other.example (no path), got "
                              f"{quoted(word)}")
     if len(words) > MAX_FRAME_ANCESTORS:
@@ -335,10 +324,7 @@ _PATHWAY = re.compile(r"[a-z][a-z0-9]{0,15}")
 
 
 def pathways(value: str) -> tuple[str, ...]:
-    """The delivery pathways offered, in the order the multivariant playlist lists them: the first
-    bucket's (`bucket`), then `vm` (the service serves segments itself) and any other bucket, each named
-    by an ID of its own whose settings are <ID>_S3_ENDPOINT_URL ... <ID>_PUBLIC_URL (`backup`: BACKUP_*),
-    each at most once."""
+    """The delivery pathways offered, in order: `bucket` first, then `vm` and other buckets' IDs."""
     names = tuple(part.strip().lower() for part in value.split(",") if part.strip())
     if (not names or names[0] != "bucket" or len(set(names)) != len(names)
             or not all(_PATHWAY.fullmatch(n) for n in names) or len(names) > MAX_PATHWAYS):
@@ -364,8 +350,7 @@ MAX_DESCRIPTION = 1000
 
 
 def page_text(most: int) -> Callable[[str], str]:
-    """Words the viewer page shows (its title, its description): one line of at most `most` characters,
-    no control characters; the page escapes them."""
+    """Words the viewer page shows: one line of at most `most` characters, no control characters."""
 
     def parse(value: str) -> str:
         text = value.strip()

@@ -1,5 +1,4 @@
-"""How the stream is doing, assessed once per reading: /health renders it, the state events take its
-StreamState straight from it (nothing is parsed back out of /health's JSON)."""
+"""How the stream is doing, assessed once per reading: /health renders it, the state events read it."""
 
 from __future__ import annotations
 
@@ -34,11 +33,7 @@ class Assessment:
 
 @dataclass(frozen=True)
 class Readings:
-    """What /health reads besides the publisher's facts and the uploads, each read at every assessment.
-    input_problem: why nothing Owncast writes can be served; access_problem: a part of HLS_DIR this user is
-    refused (live and degraded, whatever was listed); p2p_trackers: shown, never unhealthy (viewers play
-    from the bucket without them); viewers: for the body; delivery: (the pathway players are steered to;
-    why viewers may not get what is listed: steering/policy.py, status/public_reads.py)."""
+    """What /health reads besides the publisher's facts and the uploads (p2p_trackers: never unhealthy)."""
 
     state_error: Callable[[], str | None] = lambda: None
     listing_held: Callable[[], bool] = lambda: False
@@ -76,12 +71,9 @@ class HealthReport:
             age = None if playlist.last_listed is None else round(now - playlist.last_listed, 3)
             if age is not None:
                 last_ages.append(age)
-            variants[str(v.index)] = {
-                "segments": playlist.segment_count,
-                "media_sequence": playlist.media_sequence,
-                "ended": playlist.ended,
-                "seconds_since_last_segment": age,
-            }
+            variants[str(v.index)] = {"segments": playlist.segment_count,
+                                      "media_sequence": playlist.media_sequence, "ended": playlist.ended,
+                                      "seconds_since_last_segment": age}
             if v.withdrawn:
                 continue
             if live and not v.source_ended and v.last_new_segment and now - v.last_new_segment > stall:
@@ -119,17 +111,12 @@ class HealthReport:
             live = True  # a stream may be there, unseen
         state = StreamState.of("live" if live else ("idle" if not f.variants else "ended"), not reasons)
         status = "ok" if not reasons else "; ".join(reasons)
-        body: dict[str, object] = {
-            "status": status,
-            "stream": state.stream,
-            "target_duration": f.target_duration,
-            "variants": variants,
-            "seconds_since_last_segment": min(last_ages) if last_ages else None,
-            "uploads": {"done": up.uploads_done, "failed": up.uploads_failed},
-            "upload_queue_depth": f.queue_depth,
-            "storage_reachable": up.storage_ok,
-            "upload_realtime_ratio": round(f.upload_ratio, 3),
-        }
+        body: dict[str, object] = {"status": status, "stream": state.stream,
+                                   "target_duration": f.target_duration, "variants": variants,
+                                   "seconds_since_last_segment": min(last_ages) if last_ages else None,
+                                   "uploads": {"done": up.uploads_done, "failed": up.uploads_failed},
+                                   "upload_queue_depth": f.queue_depth, "storage_reachable": up.storage_ok,
+                                   "upload_realtime_ratio": round(f.upload_ratio, 3)}
         outage = up.outage()
         if outage is not None:  # what is kept while the bucket fails, and how long it holds
             body["outage"] = outage
@@ -141,8 +128,7 @@ class HealthReport:
             clock = time.monotonic()
             body["p2p_trackers"] = {
                 url: {"up": r.up, "problem": r.problem, "for_seconds": round(clock - r.since, 1)}
-                for url, r in trackers().items()
-            }
+                for url, r in trackers().items()}
         if (viewers := self._readings.viewers) is not None:
             body["viewers"] = viewers()
         return Assessment(not reasons, state, status, body)

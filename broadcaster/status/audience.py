@@ -1,22 +1,5 @@
-"""Viewers playing now: the viewer pages that sent a heartbeat within `timeout`.
-
-Each page makes up a random id when it loads and beats with it while its video plays (http/watching.py).
-Kept in memory only, per id: when it last beat, whether its P2P was on, and its client as a keyed hash
-(SipHash of the address with a salt made at start and never written): addresses are never stored,
-logged or exported.
-
-A hostile client cannot inflate the count beyond a stated bound nor cost more than a playlist request:
-
-- one client address (IPv6: its /48) holds at most `per_client` ids at once; N addresses add at most
-  N x per_client.
-- the table holds at most `limit` ids (about 340 bytes each, measured with tracemalloc); past it new ids
-  are refused. When the address is unknown (the tunnel without TRUST_CF_CONNECTING_IP) only this applies.
-- each beat is O(1): a hash, a dict lookup, a move to the end of an ordered dict, expiry from its front.
-
-The page's playback reports (status/playback.py) ride on its beats; per id the table also keeps when its
-last report was taken and whether its start-up figure was, and, apart, the pages that stalled within
-STALLED_WINDOW and the addresses whose start-up counted within STARTUP_EVERY.
-"""
+"""Viewers playing now: the viewer pages (each a random id) that sent a heartbeat within `timeout`. In
+memory only, addresses as salted hashes; one address holds at most `per_client` ids, the table `limit`."""
 
 from __future__ import annotations
 
@@ -32,13 +15,10 @@ PER_CLIENT = 20  # ids one address may keep counted: a household, a small office
 LIMIT = 50_000  # ids counted at once, whatever the addresses (bounds the memory: ~20 MB)
 STALLED_WINDOW = 300.0  # /health's "stalled in the last 5 minutes"
 STARTUP_EVERY = 60.0  # an address's start-up figure counts once in this many seconds
-# Seconds a page's reports may hold more than the time between their arrivals, at most: its first
-# report also speaks for the time before its first beat (it beats once playing: loading, starting),
-# and a report that arrives late leaves its page the time it did not use for the next, which may
-# arrive early (seen in Chromium under load: 6 segments counted over 1.4 s between arrivals).
+# Seconds a page's reports may hold more than the time between their arrivals: its first report also
+# speaks for the time before its first beat, and a late report leaves its time to an early next one.
 SLACK = 10.0
-# What the page makes up: 128 random bits, base64url (16 to 64 of these characters). A set, not a
-# regular expression: half the instructions, on the one path every heartbeat takes.
+# A page's id: base64url, 16 to 64 characters (a set, not a regular expression: half the instructions).
 _ID_CHARS = frozenset(string.ascii_letters + string.digits + "_-")
 
 
@@ -54,8 +34,7 @@ class _Viewer:
 
 
 class Recent:
-    """Keys marked within the last `window` seconds, each once, at most `cap` of them (the oldest go
-    first; past the cap new keys are not marked until some expire)."""
+    """Keys marked within the last `window` seconds, each once, at most `cap` of them."""
 
     __slots__ = ("window", "cap", "_marked")
 
@@ -64,8 +43,7 @@ class Recent:
         self._marked: OrderedDict[object, float] = OrderedDict()
 
     def mark(self, key: object, now: float, again: bool = True) -> bool:
-        """Whether `key` is marked at `now`: a key marked already is marked anew, or with `again` False
-        left as it was (False)."""
+        """Whether `key` is marked at `now` (one marked already: anew, or with `again` False not at all)."""
         marked = self._marked
         self._expire(now)
         if key in marked:
@@ -112,13 +90,11 @@ class Audience:
 
     @property
     def watching(self) -> int:
-        """Viewer pages playing now (expired ones dropped first)."""
         self._expire(self._clock())
         return len(self._viewers)
 
     @property
     def p2p(self) -> int:
-        """Of those, the pages that share segments peer to peer."""
         self._expire(self._clock())
         return self._p2p
 
@@ -129,8 +105,6 @@ class Audience:
             return False
         now = self._clock()
         self._expire(now)
-        # SipHash (str's hash, keyed per process) of the address with our salt: cheap, and 64 bits, so
-        # two addresses sharing a key (and a cap) is a 1 in 2**64 chance.
         client = None if address is None else hash((self._salt, address))
         known = self._viewers.get(viewer_id)
         if known is not None and known.client == client:  # the usual case: the same page again
@@ -155,11 +129,9 @@ class Audience:
         return True
 
     def may_report(self, viewer_id: str, gap: float, startup: bool, needs: float) -> tuple[float, bool] | str:
-        """A counted page's playback report, whose counts need `needs` seconds at least. Refused with the
-        reason: "too_soon" within `gap` of its last report taken or its first count; "out_of_bounds" when it
-        holds more than the time since and the time earlier reports left unused (SLACK at most). The page
-        carries a refused report's counts into its next. Else taken: the seconds it speaks for, and whether
-        its start-up (when `startup`) counts: once per page, once per STARTUP_EVERY per address."""
+        """A counted page's report, whose counts need `needs` seconds: "too_soon" within `gap` of its last,
+        "out_of_bounds" past the time since plus what earlier ones left unused; else the seconds it speaks
+        for, and whether its start-up counts (once per page, once per STARTUP_EVERY per address)."""
         viewer = self._viewers[viewer_id]
         now = viewer.seen
         # Conditionals, not the builtins max and min: each of those calls parses keyword arguments.
@@ -172,7 +144,6 @@ class Audience:
         viewer.reported = now
         unused = has - needs
         viewer.unused = unused if unused < SLACK else SLACK
-        # Once per page; and per address once per STARTUP_EVERY (no address known: the page's own once).
         take_startup = startup and not viewer.started and (
             viewer.client is None or self._started.mark(viewer.client, now, again=False))
         if take_startup:
@@ -180,8 +151,7 @@ class Audience:
         return elapsed, take_startup
 
     def address(self, viewer_id: str) -> int | str:
-        """What the counted page's address is known by (its client's keyed hash), or the page's own id when
-        its address is unknown: what status/playback.py counts the addresses that reported a problem by."""
+        """The counted page's client hash, or its own id when its address is unknown."""
         client = self._viewers[viewer_id].client
         return viewer_id if client is None else client
 
@@ -189,23 +159,19 @@ class Audience:
         return self._clock()
 
     def stalled(self, viewer_id: str) -> None:
-        """The page (counted) reported a stall just now."""
         self._stalled.mark(viewer_id, self._viewers[viewer_id].seen)
 
     @property
     def stalled_recently(self) -> int:
-        """Of the pages playing now, those that reported a stall in the last STALLED_WINDOW seconds."""
         now = self._clock()
         self._expire(now)
         return self._stalled.count(now)
 
     def leave(self, viewer_id: str) -> None:
-        """The page stopped playing or closed: out of the count at once (whoever knows its id)."""
         if viewer_id in self._viewers:
             self._forget(viewer_id)
 
     def __len__(self) -> int:
-        """Pages counted as of the last beat or reading (no expiry run: the beat just ran it)."""
         return len(self._viewers)
 
     def _expire(self, now: float) -> None:

@@ -1,8 +1,6 @@
 """A private stream's edge, watched for /health: the newest segment listed, fetched at its public URL
-WITHOUT its token (as a stranger with a copied URL would), must be refused. A 200 means the WAF rule or
-Worker is gone: every segment is anyone's, and /health says so until a look is refused again. One
-first-byte GET a GUARD_EVERY while something is live (a refusal costs no bucket read); an answer that
-is neither says nothing of the gate (public_reads.py judges reachability).
+WITHOUT its token, must be refused; a 200 means the WAF rule or Worker is gone. One first-byte GET a
+GUARD_EVERY while something is live; any other answer says nothing of the gate.
 """
 
 from __future__ import annotations
@@ -27,17 +25,14 @@ REFUSED = ("HTTP 401", "HTTP 403")  # what the edge answers a stranger
 
 def edge_guard(s: Settings, newest: Callable[[], tuple[str, float] | None],
                target_duration: Callable[[], int | None]) -> EdgeGuard | None:
-    """The service's guard for a private stream whose segments are listed at R2_PUBLIC_URL (with the edge
-    token); None otherwise. A segment listed within three target durations is live."""
+    """The guard of a private stream listed at R2_PUBLIC_URL, else None (live: listed within 3 targets)."""
     if not (s.private and s.segment_urls == "public"):
         return None
     return EdgeGuard(newest, lambda: 3 * (target_duration() or 3), FirstByte(PROBE_HEADERS))
 
 
 class EdgeGuard:
-    """`newest()`: the newest segment listed (its URL with the token, when); `fresh()`: how old it may be
-    and still be live (seconds); `fetch`: the first-byte GET, its connection kept. Started and stopped with
-    the public URL's watch (public_reads.py's PublicReads.guard)."""
+    """`newest()`: the newest segment listed (URL, when); `fresh()`: the most seconds old it is live."""
 
     def __init__(self, newest: Callable[[], tuple[str, float] | None], fresh: Callable[[], float],
                  fetch: FirstByte, *, every: float = GUARD_EVERY, clock: Callable[[], float] = time.monotonic) -> None:
@@ -50,7 +45,6 @@ class EdgeGuard:
         self._task: asyncio.Task[None] | None = None
 
     def health_reason(self) -> str | None:
-        """/health's reason while the public URL serves segments without a token; else None."""
         return self._reason
 
     async def look(self) -> bool:

@@ -1,20 +1,10 @@
 """Server-Sent Events for GET /live/events: one event per segment listed and per stream state change.
 
-Plain asyncio, no HTTP: the listing hook and the StatusWatcher publish into the hub, and
-broadcaster/http/events.py serves its streams. Each event is encoded once, into a bounded ring of frames
-with increasing ids; a stream writes every frame after the last id it sent, and all streams sleep on one
-shared asyncio.Event swapped on every publish: no queue and no task per subscriber.
-
-Wire format (https://html.spec.whatwg.org/multipage/server-sent-events.html):
-
-- first `retry: 1000`, so browsers reconnect after a second;
-- `event: segment`, data {"variant", "media_sequence", "duration", "url"};
-- `event: state`, data {"state": "online" | "offline" | "degraded", "detail"};
-- `event: reset`, data {"last_event_id", "first_id"}: the client's Last-Event-ID is no longer in the ring
-  (RING_SIZE) or from before this process; the ring follows. Its `id` is where the stream resumes, so a
-  reconnect right after it gets no second reset;
-- a new or reset dashboard first gets the current state as a `state` event without an `id`;
-- `: ping` comment lines every 15 s of silence, so tunnels and proxies keep the connection.
+Each event is encoded once into a bounded ring of frames with increasing ids; every stream writes the
+frames after the last id it sent and sleeps on one shared asyncio.Event: no queue or task per subscriber.
+Frames: `retry: 1000`; `segment` {variant, media_sequence, duration, url}; `state` {state, detail};
+`reset` {last_event_id, first_id} when a Last-Event-ID is no longer in the ring (its `id` is where the
+stream resumes); the current state without an `id` for a new or reset stream; `: ping` after 15 s quiet.
 """
 
 from __future__ import annotations
@@ -37,12 +27,9 @@ from .stream import Event, StreamState
 
 log = logging.getLogger(__name__)
 
-# Events kept for Last-Event-ID resume, and so the most a resume (or a reset) ever sends: about 6 KB,
-# 20 s of three variants' 1 s segments; one further behind gets a reset, not minutes of history.
+# Events kept for Last-Event-ID resume (about 6 KB): one further behind gets a reset, not minutes of history.
 RING_SIZE = 64
-# Open streams at once when none is given. Each is a sleeping handler plus its socket (a file handle);
-# beyond the cap a crowd gets 503 with Retry-After. The service derives its cap from the file-handle
-# budget (broadcaster/http/limits.py), so streams can never take the handles plain requests need.
+# Open streams at once when none is given (the service derives its cap from the file-handle budget).
 MAX_STREAMS = 1000
 PING_INTERVAL = 15.0  # cloudflared and most proxies drop a connection idle for 30 s or more
 RETRY_MS = 1000  # EventSource's reconnect delay
@@ -58,25 +45,16 @@ _PING = b": ping\n\n"
 
 
 def _data(data: Mapping[str, object]) -> str:
-    # Compact and ASCII-only: one line, no newline that would end the data field early.
-    return json.dumps(data, separators=(",", ":"))
+    return json.dumps(data, separators=(",", ":"))  # one ASCII line: no newline ends the field early
 
 
 class EventHub:
-    """Encodes each event once and streams it to every open /live/events response. Ids start at the wall
-    clock in milliseconds, so a restarted service starts above every id the previous one gave out and a
-    Last-Event-ID from before a restart gets a reset."""
+    """Encodes each event once and streams it; ids start at the wall clock in ms (none reused)."""
 
-    def __init__(
-        self,
-        *,
-        ring_size: int = RING_SIZE,
-        max_streams: int = MAX_STREAMS,
-        ping_interval: float = PING_INTERVAL,
-        write_timeout: float = WRITE_TIMEOUT,
-        clock: Callable[[], float] = time.time,
-        on_refused: Callable[[], None] | None = None,
-    ) -> None:
+    def __init__(self, *, ring_size: int = RING_SIZE, max_streams: int = MAX_STREAMS,
+                 ping_interval: float = PING_INTERVAL, write_timeout: float = WRITE_TIMEOUT,
+                 clock: Callable[[], float] = time.time,
+                 on_refused: Callable[[], None] | None = None) -> None:
         if ring_size < 1 or max_streams < 0 or ping_interval <= 0 or write_timeout <= 0:
             raise ValueError("ring_size >= 1, max_streams >= 0, ping_interval and write_timeout > 0")
         self.max_streams = max_streams
@@ -86,11 +64,9 @@ class EventHub:
         self._next_id = int(clock() * 1000)
         self._ring: deque[tuple[int, bytes]] = deque(maxlen=ring_size)
         self._changed = asyncio.Event()
-        self._closed = False
-        self._streams = 0
+        self.closed = False
+        self.streams = 0  # open /live/events responses
         self._state: tuple[int, bytes] | None = None  # the last state event: (id, frame without id)
-
-    # -- emitting ----------------------------------------------------------------------------------
 
     def emit(self, event: str, data: Mapping[str, object]) -> int:
         """Adds one event to the ring, wakes every stream, and returns its id."""
@@ -108,47 +84,31 @@ class EventHub:
         return event_id
 
     def segment_listed(self, variant: int, media_sequence: int, duration: float, url: str) -> int:
-        """A segment is in the bucket and listed in the playlists clients see (the listing hook)."""
-        # NaN or inf would make invalid JSON for browsers; owncast.py refuses such a segment.
         seconds: float | None = round(duration, 6) if math.isfinite(duration) else None
         return self.emit(
             "segment", {"variant": variant, "media_sequence": media_sequence, "duration": seconds, "url": url}
         )
 
     def listed(self, variant: int, media_sequence: int, segment: SourceSegment, url: str) -> None:
-        """The Release's listing outlet (publish/release.py ListedHook): told once the listing is visible."""
+        """The Release's listing outlet (publish/release.py ListedHook)."""
         self.segment_listed(variant, media_sequence, segment.duration, url)
 
     def state_changed(self, state: Event, detail: str) -> int:
         return self.emit("state", {"state": state, "detail": detail})
 
-    # -- reading -----------------------------------------------------------------------------------
-
     @property
     def last_id(self) -> int:
-        """The id of the latest event (one below the first id while there is none)."""
         return self._next_id - 1
 
-    @property
-    def streams(self) -> int:
-        """Open /live/events responses."""
-        return self._streams
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
     def close(self) -> None:
-        """Ends every open stream at its next turn of the loop, and answers new ones 503. Synchronous: the web
-        runner's cleanup that follows finds no handler to wait for."""
-        self._closed = True
+        """Ends every open stream at its next turn of the loop; new ones get 503."""
+        self.closed = True
         self._changed.set()
 
     def _oldest(self) -> int:
         return self._ring[0][0] if self._ring else self._next_id
 
     def _start(self, last_id: int | None) -> tuple[list[bytes], int]:
-        """The frames a new stream begins with, and the id it has then sent up to."""
         head = [f"retry: {RETRY_MS}\n\n".encode()]
         oldest = self._oldest()
         if last_id is None:
@@ -184,15 +144,12 @@ class EventHub:
         return frames, self.last_id
 
     async def stream(self, write: Write, last_id: int | None) -> None:
-        """Writes frames through `write` until close().
-
-        Raises ConnectionError when the client is gone, StalledClient when it stopped reading.
-        """
+        """Writes frames until close(); ConnectionError when the client is gone, StalledClient when stuck."""
         frames, sent = self._start(last_id)
         await self._write(write, b"".join(frames))
         loop = asyncio.get_running_loop()
         quiet_since = loop.time()
-        while not self._closed:
+        while not self.closed:
             frames, sent = self._after(sent)
             if frames:
                 await self._write(write, b"".join(frames))
@@ -209,13 +166,12 @@ class EventHub:
 
     @contextlib.contextmanager
     def counted_stream(self) -> Iterator[None]:
-        """Holds one of the max_streams slots while an open stream lasts (its handler takes it before
-        the response is prepared, which awaits, so a crowd arriving at once cannot pass the cap)."""
-        self._streams += 1
+        """Holds one of the max_streams slots (taken before the response's first await: no crowd passes)."""
+        self.streams += 1
         try:
             yield
         finally:
-            self._streams -= 1
+            self.streams -= 1
 
     async def _write(self, write: Write, data: bytes) -> None:
         try:
@@ -229,13 +185,8 @@ class StalledClient(Exception):
     """The client accepted nothing for WRITE_TIMEOUT seconds."""
 
 
-# -- stream state --------------------------------------------------------------------------------
-
-
 class StatusWatcher:
-    """Reads an Assessment every `interval` seconds. Its StreamState changes in one place (_set_state, which
-    logs each transition, as aiortc's RTCDtlsTransport does with its State), and a change of the
-    dashboard's state (not of its detail alone: that counts up seconds) is published as a `state` event."""
+    """Reads an Assessment every `interval` seconds; a change of the dashboard's state is a `state` event."""
 
     def __init__(self, hub: EventHub, assess: Assess, *, interval: float = STATUS_INTERVAL) -> None:
         self._hub = hub
@@ -247,7 +198,6 @@ class StatusWatcher:
 
     @property
     def state(self) -> Event | None:
-        """The last state published; None before the first check."""
         return None if self._stream is None else self._stream.event
 
     async def start(self) -> None:
@@ -259,7 +209,6 @@ class StatusWatcher:
         await cancelled(task)
 
     def check(self) -> None:
-        """One reading: publishes a state event if the state changed (the first reading always does)."""
         try:
             reading = self._assess()
         except Exception as err:  # one bad reading: say so once, keep watching
@@ -271,8 +220,7 @@ class StatusWatcher:
         self._set_state(reading.state, reading.detail)
 
     def _set_state(self, state: StreamState, detail: str) -> None:
-        """The transition point. The same state with another detail (another degraded reason) is no
-        transition; idle -> ended is one, but offline both times: no event."""
+        """idle -> ended is a transition, logged, but offline both times: no event."""
         before, self._stream = self._stream, state
         if state is before:
             return

@@ -1,27 +1,9 @@
 """How viewers' playback fares, from the reports their pages send with the heartbeat.
 
-The viewer page (viewer/playback.js) adds to a heartbeat, at most once per beat interval, the header
-`Hb-Report: <base64>`: a version byte (1), then FIELDS in that order, little-endian unsigned integers of
-the width each names (B: 1 byte, H: 2, I: 4), the P2P ones only when P2P is on. Counts are for the time
-since the page's previous report; NONE (a width's largest value) where the page has no figure. Nothing
-names the viewer. Binary, not text: decoding it is two C calls (bench/heartbeat.py).
-
-Any client can send one, so what a report can do is bounded (docs/viewers.md#how-viewers-playback-fares):
-
-- only a page the count takes (status/audience.py) is heard, once counted `gap` seconds and at most once
-  per `gap`;
-- each report weighs by the time it speaks for, up to one interval: invented pages move a distribution
-  by their share of the pages counted and no more. Start-up time counts once per page, and once a minute
-  per address (Audience.may_report);
-- its counts hold no more than the page could have had in that time (MS_PER_*, with at most
-  audience.SLACK of unused time carried): a report beyond is refused whole ("out_of_bounds", counted);
-- every value is within its range (STARTUP_CAP, LATENCY_CAP; time watched and stalled to the time
-  spoken for), labels come from fixed lists, and memory is fixed arrays and PROBLEMS;
-- the alerts read how many addresses reported a problem within their window, each address once
-  (deploy/alerts.yml needs two).
-
-A report that is not base64 of version 1 with or without its P2P fields is refused (400 with one line,
-nothing logged, counted).
+`Hb-Report: <base64>`: a version byte (1), then FIELDS, little-endian unsigned integers of the width each
+names, the P2P ones only with P2P on; counts since the page's previous report, NONE where it has no
+figure. Any client can send one, so what a report can do is bounded: only a counted page is heard, each
+weighs by the time it speaks for, and one holding more than that time allows is refused whole.
 """
 
 from __future__ import annotations
@@ -66,19 +48,12 @@ _NO_P2P = (0,) * (len(FIELDS) - WITHOUT_P2P)
 STARTUP_CAP = 600_000  # ms: 10 minutes to start
 LATENCY_CAP = 3_600_000  # ms: an hour behind live
 
-# What a page could have had in a second, at most: bounds, not estimates, above what an honest page
-# reaches over several seconds (audience.SLACK takes up what arrives in bursts). As the milliseconds one
-# of each needs, whole numbers: a report's counts need the largest product (int arithmetic, one max).
-MS_PER_STALL = 500  # 2 stalls a second, and as many variant switches: each begins once the picture moved
+# What a page could have had in a second, at most (bounds, not estimates), as the whole milliseconds one
+# of each needs: a report's counts need the largest product.
+MS_PER_STALL = 500  # 2 stalls a second, and as many variant switches
 MS_PER_FRAME = 4  # 250 frames decoded a second (a 120 fps stream, twice); dropped ones of those
-# 4 player errors a second, every kind and outcome together: a fatal one makes a new player 2 s later
-# at the soonest, a few recovered ones in between (viewer/player.js: 3 network retries, a media
-# recovery per 20 s).
-MS_PER_ERROR = 250
-# 4 segments loaded a second, from the bucket and peers together, and as many checked from peers
-# (verified, rejected; a peer banned only with a rejection): 1 s segments (Owncast's shortest) played,
-# a variant switch loading one again, a seek refilling.
-MS_PER_SEGMENT = 250
+MS_PER_ERROR = 250  # 4 player errors a second, every kind and outcome together
+MS_PER_SEGMENT = 250  # 4 segments loaded a second (bucket and peers), and as many checked from peers
 BYTES_PER_MS = 25_000  # 25 MB a second loaded (both sources together), and as much sent to peers: 200 Mbit/s
 MAX_DOWNLOAD_MS = 120_000  # one segment's download: hls.js gives up on it then (fragLoadPolicy maxLoadTimeMs)
 # The problems the alerts need two addresses for, and their windows (s): the alerts' own.
@@ -113,9 +88,7 @@ SHARE_BOUNDS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 
 
 class Buckets:
-    """A histogram's counts (bucket i: observations <= bounds[i], the last +Inf) and sum, each observation
-    weighed: bisect and add, no lock, no label lookup (one event loop's; /metrics reads it in the same
-    thread)."""
+    """A histogram's weighed counts (bucket i: observations <= bounds[i], the last +Inf) and sum."""
 
     __slots__ = ("bounds", "counts", "sum")
 
@@ -129,7 +102,6 @@ class Buckets:
         self.sum += value * weight
 
     def cumulative(self) -> list[tuple[str, float]]:
-        """Prometheus' buckets: (le, observations <= le), +Inf last."""
         out, total = [], 0.0
         for bound, count in zip((*self.bounds, math.inf), self.counts, strict=True):
             total += count
@@ -173,8 +145,7 @@ class Playback:
         self.problems = {kind: Recent(window, self.audience.limit) for kind, window in PROBLEMS.items()}
 
     def parse(self, text: str) -> list[int] | None:
-        """The report's values (FIELDS' order, -1 where no figure, P2P's 0 when absent), or None when
-        malformed (counted)."""
+        """The report's values (FIELDS' order, -1: no figure, P2P's 0 when absent), None when malformed."""
         try:
             data = binascii.a2b_base64(text, strict_mode=True)
         except (binascii.Error, ValueError):  # ValueError: not ASCII
@@ -200,11 +171,9 @@ class Playback:
         return values
 
     def take(self, viewer_id: str, v: list[int]) -> bool:
-        """A parsed report of a page the count has just taken (Audience.beat said yes); False when it
-        came too soon or holds more than its time allows (not taken: the page counts it again in its
-        next). Kept to a few operations: it runs on every report (bench/heartbeat.py)."""
-        # The seconds its counts need. One builtin max over whole numbers: per field in a loop (map, floats)
-        # cost 10,000 instructions a report (bench/heartbeat.py: 1.22 playlist requests), this about 2,000.
+        """A parsed report of a page just counted; False when too soon or beyond its time (the page counts
+        it again in its next). Kept to a few operations: it runs on every report (bench/heartbeat.py)."""
+        # The seconds its counts need: one builtin max over whole numbers, 5 times cheaper than a loop.
         needs = max(v[STALLS] * MS_PER_STALL, v[SWITCHES] * MS_PER_STALL, v[FRAMES] * MS_PER_FRAME,
                     (v[NET_OK] + v[NET_FATAL] + v[MEDIA_OK] + v[MEDIA_FATAL] + v[OTHER_OK] + v[OTHER_FATAL])
                     * MS_PER_ERROR,
@@ -222,9 +191,7 @@ class Playback:
         elapsed, startup = window
         self.reports += 1
         weight = elapsed / self.interval if elapsed < self.interval else 1.0
-        # Never more time than the page was there (a tenth more: the page times its interval, we its
-        # beats' arrivals).
-        most = int(1100 * elapsed)
+        most = int(1100 * elapsed)  # the time spoken for, a tenth more (the page times it, we its beats)
         watched = v[WATCHED]
         stalled = v[STALLED]
         if watched + stalled > most:
@@ -252,8 +219,7 @@ class Playback:
             self.startup.observe(v[STARTUP] / 1000)
         if v[LATENCY] >= 0:
             self.latency.observe(v[LATENCY] / 1000, weight)
-        # The page's mean download time per segment over the interval, by source.
-        if v[BUCKET_SEGMENTS]:
+        if v[BUCKET_SEGMENTS]:  # the mean download per segment, by source
             mean = v[BUCKET_MS] / v[BUCKET_SEGMENTS] / 1000
             self.download[0].observe(mean, weight)
             if mean > 1 and mean > (self.target_duration() or math.inf):  # no target is shorter than 1 s
@@ -269,19 +235,15 @@ class Playback:
         self.problems[kind].mark(self.audience.address(viewer_id), self.audience.now())
 
     def problem_addresses(self) -> dict[str, int]:
-        """Of each problem, the addresses (a page whose address is unknown: by itself) from which a page
-        reported it within its window (PROBLEMS)."""
+        """Of each problem, the addresses that reported it within its window (PROBLEMS)."""
         now = self.audience.now()
         return {kind: recent.count(now) for kind, recent in self.problems.items()}
 
     def count(self, index: int) -> int:
-        """The sum over the reports taken of the counting field `index` (SWITCHES and after)."""
         if self.pending:
             self._sum()
         return self.totals[index]
 
     def _sum(self) -> None:
-        # C loops over a batch (zip, sum): an addition per field per report in Python cost each report
-        # about 11,000 instructions, this about 1,500.
         self.totals = list(map(sum, zip(self.totals, *self.pending, strict=True)))
         self.pending.clear()

@@ -1,30 +1,23 @@
-"""hls_broadcaster_playback_*: the playback reports' aggregates (status/playback.py) for /metrics, beside
-the report's layout they read (a shared module such as metrics.py imports no stage:
-tests/test_structure.py)."""
+"""hls_broadcaster_playback_*: the playback reports' aggregates for /metrics, beside the layout they read."""
 
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
-from prometheus_client.registry import Collector
 
+from ..metrics import Scraped
 from . import playback as p
 from .playback import Buckets, Playback
 
 NAME = "hls_broadcaster_playback"
 
 
-class PlaybackMetrics(Collector):
-    """hls_broadcaster_playback_*: the reports' aggregates, read when scraped (nothing on the report's path
-    but the additions of status/playback.py). Labels from fixed lists only: variant index, source, error
-    kind and outcome, P2P result, refusal reason."""
+class PlaybackMetrics(Scraped):
+    """The reports' aggregates, read when scraped; labels from fixed lists only."""
 
     def __init__(self, registry: CollectorRegistry, playback: Playback) -> None:
         self._playback = playback
         registry.register(self)
-
-    def describe(self) -> list[Metric]:
-        return self.collect()
 
     def collect(self) -> list[Metric]:
         pb = self._playback
@@ -34,8 +27,7 @@ class PlaybackMetrics(Collector):
             return CounterMetricFamily(f"{NAME}_{suffix}", documentation, value=value, labels=labels)
 
         out: list[Metric] = [
-            counter("reports", "Playback reports taken (at most one per page per beat interval)", pb.reports),
-        ]
+            counter("reports", "Playback reports taken (at most one per page per beat interval)", pb.reports)]
         refused = counter("reports_refused", "Playback reports not taken: malformed (answered 400), too soon "
                           "after the page's last, or out of bounds (more than the page could have had in the "
                           "time since)", labels=("reason",))
@@ -43,10 +35,9 @@ class PlaybackMetrics(Collector):
             refused.add_metric((reason,), count)
         out.append(refused)
         problems = GaugeMetricFamily(f"{NAME}_problem_addresses", "Client addresses (an IPv6 client: its "
-                                     "/48) from which a page reported stalls, rejected peer segments or slow "
-                                     "downloads from the bucket (its mean above the target duration) within "
-                                     "the alert's window (5 min, rejections 10 min), each once however many "
-                                     "pages it has; the alerts need two", labels=("problem",))
+            "/48) from which a page reported stalls, rejected peer segments or slow downloads from the "
+            "bucket (its mean above the target duration) within the alert's window (5 min, rejections 10 "
+            "min), each once however many pages it has; the alerts need two", labels=("problem",))
         for problem, count in pb.problem_addresses().items():
             problems.add_metric((problem,), count)
         out.append(problems)

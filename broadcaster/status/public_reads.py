@@ -1,14 +1,7 @@
-"""Whether viewers can fetch the segments the service lists, whatever PATHWAYS is: uploads that succeed
-say nothing of it (an R2_PUBLIC_URL that serves another bucket answers every segment 404). Two looks:
-
-- at start, a test object stored as a segment is, fetched at the URL a playlist would list it with, then
-  deleted (bucket/public_check.py's listed_answers);
-- while players play, the steering probe's GET of the newest segment listed (steering/probe.py): with
-  steering on its answers are told here (`heard`); without, this runs the same probe itself.
-
-Two failures in a row (policy.PROBE_FAILURES), or the start's object not answering, make /health non-ok
-with a reason naming the setting to check, logged once (an ERROR for what is a setting, a WARNING for
-what an outage fails too), and hls_broadcaster_public_reads_up 0. A probe that answers clears it.
+"""Whether viewers can fetch the segments the service lists (uploads that succeed say nothing of it: an
+R2_PUBLIC_URL serving another bucket answers 404): a test object fetched at its listed URL at start, then
+the steering probe's GETs of the newest segment. Two failures in a row, or the start's object not
+answering, make /health non-ok with a reason naming the setting to check; a probe that answers clears it.
 """
 
 from __future__ import annotations
@@ -58,8 +51,7 @@ def _hint(detail: str, presigned: bool) -> str:
 
 
 class PublicReads:
-    """The verdict, and without steering the probe that feeds it (steering/probe.py's Newest and Watched);
-    `start_check`: the start's test object fetched at its listed URL, None to skip it."""
+    """The verdict, and without steering the probe that feeds it; `start_check`: the start's look, or None."""
 
     def __init__(self, *, presigned: bool, newest: Callable[[], tuple[str, float] | None],
                  target_duration: Callable[[], int | None], up: Callable[[float], None],
@@ -81,44 +73,30 @@ class PublicReads:
         self._asleep = False  # the probe waits a QUIET_EVERY: nothing live, or nobody playing
         self._tasks: list[asyncio.Task[None]] = []
         self._client: FirstByte | None = None
-        # Whether the first bucket's uploads fail now (the service sets it): a probe failing then may be the
-        # outage's, and the reason says so rather than send the operator to a setting alone.
+        # Set by the service: whether the first bucket's uploads fail now (a probe failing may be the
+        # outage's), and a private stream's edge guard (run with this, its reason one of /health's).
         self.in_outage: Callable[[], bool] = lambda: False
-        # A private stream's watch that strangers are refused at the edge (the service sets it): its reason
-        # is one of /health's delivery facts, and it runs while this does.
         self.guard: EdgeGuard | None = None
         up(1)
 
-    # -- what probes tell ---------------------------------------------------------------------------
-
     def heard(self, ok: bool, detail: str) -> None:
-        """A probe's GET of the newest segment listed, at its listed URL, answered (or not)."""
         self._failures = 0 if ok else self._failures + 1
-        if ok:
-            self._at_start = None
-        else:
-            self._detail = detail
+        self._at_start, self._detail = (None, self._detail) if ok else (self._at_start, detail)
         self._judge()
 
     def pathway_heard(self, pathway: str, ok: bool, detail: str) -> None:
-        """A steering probe's answer (SteeringLoop's `heard`): the first bucket's is what is listed."""
         if pathway == hls.BUCKET_PATHWAY:
             self.heard(ok, detail)
 
     def started(self, found: str | None) -> None:
-        """What the start's test object found at its listed URL (None: its bytes)."""
         self._at_start = found
         self._judge()
 
     def health_reason(self) -> str | None:
-        """/health's reason while the segments listed do not answer at their URLs (viewers of the bucket's
-        pathway get errors), naming the setting; else None."""
         return self._reason
 
     def delivery(self, steering: Steered | None) -> Callable[[], tuple[str | None, list[str]]]:
-        """/health's delivery facts (HealthReport's `delivery`): the pathway players are steered to (None
-        without steering), and every reason viewers may not get what is listed: steering's while players
-        are away from the bucket, then this one's, then the edge guard's (strangers get segments)."""
+        """/health's delivery facts: the pathway players are steered to, and why some may not get it."""
         def facts() -> tuple[str | None, list[str]]:
             guarded = self.guard.health_reason() if self.guard else None
             reasons = [r for r in (steering.health_reason() if steering else None, self._reason, guarded) if r]
@@ -126,9 +104,7 @@ class PublicReads:
         return facts
 
     def _setting_wrong(self) -> bool:
-        """The object just stored refused or not there (a 4xx, other bytes): a setting, not an outage. A
-        probe failing, or the start's GET unanswered or a 5xx, may be an outage (the uploads' log tells
-        those as a WARNING too)."""
+        """The object just stored refused or not there (a 4xx, other bytes): a setting, not an outage."""
         found = self._at_start or ""
         return self._failures < PROBE_FAILURES and (found.startswith("HTTP 4") or found == "other bytes")
 
@@ -151,8 +127,6 @@ class PublicReads:
         self._reason = reason
         self._up(0 if reason else 1)
 
-    # -- the probe's pace, as steering's policy gives it (probe.Judge) --------------------------------
-
     def target_duration(self) -> int | None:
         return self._target()
 
@@ -163,14 +137,12 @@ class PublicReads:
         return False  # nothing but players asks for a look sooner
 
     def wake(self) -> None:
-        """Something was listed, or a player asked: a probe that waits on quiet looks now."""
         if self._asleep:
             self._asleep = False
             self._now.set()
 
     def _quiet(self) -> bool:
-        """Nothing listed within three target durations: nothing to look at until something is (the
-        probe then waits, and is `_asleep` until a listing or a player wakes it)."""
+        """Nothing listed within three target durations: the probe waits until a listing or player wakes it."""
         newest = self._newest()
         quiet = newest is None or self._clock() - newest[1] > 3 * (self._target() or 3)
         self._asleep = self._asleep or quiet
@@ -179,11 +151,8 @@ class PublicReads:
     def _sleeping(self) -> None:
         self._asleep = True
 
-    # -- its own tasks: the start's look, and the probe without steering -------------------------------
-
     async def start(self, probe: bool) -> None:
-        """The start's look (in the background: the start does not wait for it), and with `probe` the
-        probe of the newest segment listed (without steering: the steering loop probes otherwise)."""
+        """The start's look (in the background), and with `probe` (no steering loop) the probe."""
         if self._start_check is not None:
             self._tasks.append(asyncio.create_task(self._checked_at_start(self._start_check),
                                                    name="public-reads-start"))

@@ -1,15 +1,4 @@
-"""The stream's state as one type, changed in one place.
-
-/health's "stream" field and the `state` events on /live/events are both views of StreamState:
-
-    state      /health "stream"   SSE state
-    IDLE       idle               offline
-    LIVE       live               online
-    DEGRADED   live               degraded
-    ENDED      ended              offline
-
-hub.py's StatusWatcher holds the current one (its _set_state: each transition logged).
-"""
+"""The stream's state as one type: /health's "stream" and the SSE `state` event both view it."""
 
 from __future__ import annotations
 
@@ -27,14 +16,12 @@ class StreamState(enum.Enum):
 
     @classmethod
     def of(cls, stream: str, ok: bool) -> StreamState:
-        """From the stream's phase ("idle", "live" or "ended") and whether every check passes."""
         if stream == "live":
             return cls.LIVE if ok else cls.DEGRADED
         return cls.ENDED if stream == "ended" else cls.IDLE
 
     @property
     def stream(self) -> str:
-        """/health's "stream": idle, live or ended (a degraded stream is still live)."""
         return "live" if self is StreamState.DEGRADED else self.value
 
     @property

@@ -1,10 +1,6 @@
-"""Whether the P2P trackers the viewers are told to use (P2P_TRACKERS) answer, for /health and
-hls_broadcaster_p2p_tracker_up{tracker}.
-
-Each probe is what a viewer's first step is: a WebSocket to the tracker and an announce for this
-stream's first variant, here with event "stopped" (the tracker answers it, and no peer is added that
-viewers would send offers to). A tracker that does not answer, or refuses the stream (it serves another,
-or has not read this one's variants yet), is down for the viewers: they play from the bucket alone.
+"""Whether the P2P trackers (P2P_TRACKERS) answer, for /health and hls_broadcaster_p2p_tracker_up: each
+probe is a viewer's first step, a WebSocket and an announce of the first variant with event "stopped"
+(answered, and no peer added). One that does not answer or refuses the stream is down for the viewers.
 """
 
 from __future__ import annotations
@@ -53,8 +49,7 @@ def _codec_key(codecs: list[str]) -> str:
 
 
 def variant_key(stream_inf: str) -> str:
-    """P2P Media Loader 2.3.1's key of one variant (#EXT-X-STREAM-INF's attributes, as hls.js parses
-    them): the same derivation as broadcaster/tracker/swarms.mjs, where it is explained."""
+    """P2P Media Loader 2.3.1's key of one variant (as broadcaster/tracker/swarms.mjs derives it)."""
     attrs = {m[1]: m[2][1:-1] if m[2].startswith('"') else m[2] for m in _ATTR.finditer(stream_inf)}
     bitrate = _leading_int(attrs.get("BANDWIDTH")) or _leading_int(attrs.get("AVERAGE-BANDWIDTH")) or 0
     codecs = width = height = rate = video_range = ""
@@ -110,8 +105,7 @@ class TrackerProbe:
     """Probes each tracker in turn, from start() to stop(); readings() for /health, the gauge for metrics."""
 
     def __init__(self, urls: tuple[str, ...], swarm: str, master: Callable[[], bytes | None], gauge: Gauge) -> None:
-        """master: the multivariant playlist served now (None before the stream): its first variant's
-        info hash is the one probed, as the tracker serves only the service's variants."""
+        """master: the multivariant playlist served now (None before the stream): its first variant is probed."""
         self._urls = urls
         self._swarm = swarm
         self._master = master
@@ -167,8 +161,7 @@ class TrackerProbe:
                 return None  # no stream yet: that it accepts the WebSocket is all there is to see
             await ws.send_str(json.dumps({
                 "action": "announce", "info_hash": hashes[0], "peer_id": "-HB0001-" + secrets.token_hex(6),
-                "numwant": 0, "uploaded": 0, "downloaded": 0, "event": "stopped",
-            }))
+                "numwant": 0, "uploaded": 0, "downloaded": 0, "event": "stopped"}))
             async for msg in ws:
                 if msg.type != aiohttp.WSMsgType.TEXT:
                     break

@@ -1,11 +1,6 @@
-"""The probe's one request: a GET of a segment's first byte (`Range: bytes=0-0`) at the URL viewers fetch
-it from, as a browser does: HTTP/1.1, TLS verified, no proxy, no redirect followed, the connection kept
-from one probe to the next.
-
-Written on asyncio's streams rather than aiohttp's client: the probe is the one thing steering does every
-second while a stream is live, and this costs about half aiohttp's CPU per GET (bench/probe_cost.py). It
-reads the status line and headers, and the body only when its Content-Length says it is short; any other
-answer closes the connection. A kept connection the server closed while idle is opened again once.
+"""The probe's one request: a GET of a segment's first byte (`Range: bytes=0-0`) where viewers fetch it:
+HTTP/1.1, TLS verified, no proxy, no redirect, the connection kept. On asyncio's streams: half aiohttp's
+CPU per GET (bench/probe_cost.py), and the probe runs every second while live.
 """
 
 from __future__ import annotations
@@ -22,9 +17,7 @@ _SAFE = "/:@!$&'()*+,;=?%~-._"  # what stays as it is in a request target: it is
 
 
 class FirstByte:
-    """One pathway's probe client: `await fetch(url, timeout)` is (answered 200 or 206, what it answered or
-    why not). `headers` go with every request (the probe's User-Agent); `ssl_context` verifies https
-    (the system's certificates by default; tests give their own)."""
+    """One pathway's probe client: `await fetch(url, timeout)` is (answered 200 or 206, what or why not)."""
 
     def __init__(self, headers: Mapping[str, str], ssl_context: ssl.SSLContext | None = None) -> None:
         self._headers = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
@@ -87,7 +80,7 @@ class FirstByte:
         self.connections += 1
 
     async def _exchange(self, request: bytes) -> tuple[int, bool]:
-        """Send `request` and read its answer: (status, whether the connection may be used again)."""
+        """(status, whether the connection may be used again)."""
         assert self._streams is not None
         reader, writer = self._streams
         writer.write(request)

@@ -1,16 +1,7 @@
-"""The multivariant playlists with their pathways (playlist/master.py's Steering): what the server
-answers at /live/master.m3u8 and /hls/stream.m3u8 while content steering is on.
-
-Each is rendered once per change of Owncast's variants, of the variant file name, of the pathway a
-player starts on (the policy's first) and of where it was asked (http/clients.py's request_here). Every
-URI in it is absolute there: with a host, since Shaka 4.16's ban filter compares host names and a
-relative URI's empty one matches every ban; with a scheme, since GStreamer's hlsdemux resolves a
-network-path reference (`//host/...`) against the path (the player's own scheme only when a proxy in
-front does not say). A shared cache must key on the host, as every CDN and deploy/nginx-cache.conf do.
-Past MAX_HOSTS places (or a Host that is not a plain host) the URIs are relative.
-
-It is answered once every variant has a playlist on the pathway players start on, so no player is told
-of a variant that answers 503 before its first frame.
+"""The multivariant playlists with their pathways, while content steering is on: rendered once per change
+of variants, file name, first pathway and the place it was asked at. URIs are absolute there (Shaka's ban
+filter compares hosts; GStreamer resolves `//host/...` wrongly), relative past MAX_HOSTS places.
+Answered only once every variant has a playlist on the pathway players start on.
 """
 
 from __future__ import annotations
@@ -28,24 +19,19 @@ class Listed(Protocol):
     """A pathway's media playlists (publish/visible.py's VisiblePlaylists)."""
 
     @property
-    def announced(self) -> Sequence[VariantStream] | None:
-        """The variants Owncast announces (read of the first bucket's)."""
+    def announced(self) -> Sequence[VariantStream] | None: ...
 
-    def last_sequence(self, variant: int) -> int | None:
-        """How far `variant`'s visible version lists (None: none), without rendering it."""
+    def last_sequence(self, variant: int) -> int | None: ...
 
 
 MAX_HOSTS = 16  # places (scheme, host, folder) rendered for at once (a hostile client may name many)
 
 
 class SteeredMasters:
-    """master_playlist(media_name, here): the multivariant playlist on every pathway of `pathways`, the
-    ones served by the VM (relative: the bucket's and "vm") and the steering manifest named under `here`
-    (`https://host/folder/`)."""
+    """The multivariant playlist with its pathways and steering manifest under `here` (a base URL)."""
 
     def __init__(self, pathways: Sequence[Pathway], first: Callable[[], str],
                  playlists: Mapping[str, Listed]) -> None:
-        """`playlists`: each pathway's, by ID, the first bucket's announcing the variants."""
         self._playlists = dict(playlists)
         self._pathways = tuple(pathways)
         self._first = first

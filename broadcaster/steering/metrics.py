@@ -1,6 +1,4 @@
-"""The steering metrics, read when scraped: where players are sent and why, what the VM's pathway
-sends, the copies it keeps of segments not in every bucket yet, the steering manifest's requests and the
-pathways viewers' pages report playing."""
+"""The steering metrics, read when scraped."""
 
 from __future__ import annotations
 
@@ -9,25 +7,20 @@ from typing import Protocol
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
 
+from ..metrics import Scraped
 from ..playlist import hls
 from .policy import REASONS, SteeringPolicy
 from .reports import PathwayReports
 
 _NS = "hls_broadcaster"
 STEERING_LABELS = ("none", "other")  # a manifest request's _HLS_pathway: a pathway offered, or one of these
-# What the VM's pathway answered besides an HTTP status (vm/segments.py): a client past its own share of
-# the bytes, clients served on their own page's report past their part of them together (vm/budget.py),
-# and a segment not in the bucket yet while the bucket serves (each answered 503, but not a bound reached
-# for everyone: the alert's 503s), and a client that reset its connection mid-answer.
+# What the VM's pathway answered besides an HTTP status (vm/segments.py; the metric's help says each).
 SHARE, REPORTED, LATE, RESET = "share", "reported", "late", "reset"
 
 
 class PathwayCounts:
-    """What the VM's pathway answered (bytes by whether players were steered to it then, requests by
-    status: an HTTP status, SHARE or RESET) and the steering manifest's requests by the pathway the player
-    said it plays."""
+    """What the VM's pathway answered, and the steering manifest's requests by the pathway played."""
 
     def __init__(self, steered: Callable[[], bool], pathways: tuple[str, ...] = hls.PATHWAYS) -> None:
         self._steered = steered
@@ -36,7 +29,6 @@ class PathwayCounts:
         self.requests: dict[int | str, int] = {}
         self.steering: dict[str, int] = {}
         self.manifests = 0  # every steering manifest request: players read the stream (probe.Watched)
-        # Told each one: the probes, asleep while nobody plays, look at once (SteeringLoop.seen).
         self.on_request: Callable[[], None] = lambda: None
 
     def sent(self, status: int | str, size: int) -> None:
@@ -65,15 +57,12 @@ class Copies(Protocol):
     failures: int
 
 
-class SteeringMetrics(Collector):
+class SteeringMetrics(Scraped):
     def __init__(self, registry: CollectorRegistry, policy: SteeringPolicy, copies: Copies, counts: PathwayCounts,
                  cap_bytes_per_second: float, reports: PathwayReports) -> None:
         self._policy, self._copies, self._counts, self._cap = policy, copies, counts, cap_bytes_per_second
         self._reports = reports
         registry.register(self)
-
-    def describe(self) -> list[Metric]:
-        return self.collect()
 
     def collect(self) -> list[Metric]:
         policy, copies, counts = self._policy, self._copies, self._counts
@@ -95,11 +84,10 @@ class SteeringMetrics(Collector):
         sent.add_metric(("yes",), counts.bytes[True])
         sent.add_metric(("no",), counts.bytes[False])
         requests = CounterMetricFamily(f"{_NS}_vm_segment_requests", "Segment requests the VM's pathway "
-                                       "answered, by status (503: a bound for everyone reached; share: a "
-                                       "client past its own share, answered 503; reported: clients served on "
-                                       "their own page's report past their quarter of the bytes together, "
-                                       "answered 503; late: a segment not in the bucket yet while it serves, "
-                                       "answered 503; reset: the client reset the connection mid-answer)", labels=("status",))
+            "answered, by status (503: a bound for everyone reached; share: a client past its own share, "
+            "answered 503; reported: clients served on their own page's report past their quarter of the "
+            "bytes together, answered 503; late: a segment not in the bucket yet while it serves, answered "
+            "503; reset: the client reset the connection mid-answer)", labels=("status",))
         for status, n in sorted(counts.requests.items(), key=lambda item: str(item[0])):
             requests.add_metric((str(status),), n)
         manifests = CounterMetricFamily(f"{_NS}_steering_requests", "Steering manifest requests, by the "

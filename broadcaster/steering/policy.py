@@ -1,23 +1,10 @@
 """Which pathway players should use, best first: the steering manifest's PATHWAY-PRIORITY (7.1).
-
-Normally the configured order (PATHWAYS, the bucket first). A bucket pathway is put behind the others
-when the service's own evidence says it fails (docs/steering.md#how-it-works): `uploads` (an upload
-waited past a target duration while failing, or SLOW_TARGETS of them however it goes: an upload only slow
-on a busy machine is no outage, and steering then would add the segments' bytes to that machine's work),
-`public_url` (the probe of the URL viewers fetch failed twice), `down` (an upload refused while the probe
-fails: told on the first such evidence, since a player that does not fail over on its own has only its
-buffer). It comes back at the first evaluation where none holds and its uploads have caught up: no hold.
-
-A page's report of failed fetches is a claim anyone can make: it moves nobody but, at most, the one who
-made it (a probe sooner, probe_wanted; the VM's bytes to that address for REPORTED_FOR, client_failing).
-Reports heard while players were steered away, or within a report interval after, are the outage's.
-
-While the bucket is first and its probe has not failed PROBE_FAILURES times in a row (bucket_serves), the
-VM redirects a request for a segment the bucket holds: players without content steering may play the VM's variants, and hls.js keeps
-a failed pathway in a penalty box for five minutes; neither must cost the VM its segments' bytes.
-
-Pure but for the clock and the signals passed in: evaluate() is called by probe.SteeringLoop (every half
-second while anything is amiss, else when something could change a decision: calm_for) and by tests.
+Normally PATHWAYS' order. A bucket pathway is put behind the others when the service's own evidence says
+it fails (docs/steering.md#how-it-works): `uploads` (an upload waited past a target duration while
+failing, or SLOW_TARGETS of them however it goes), `public_url` (the probe failed twice), `down` (an
+upload refused while the probe fails). It comes back at the first evaluation where none holds.
+A page's report of failed fetches is a claim: it moves nobody but, at most, the one who made it.
+Pure but for the clock and the signals passed in: evaluate() is called by probe.SteeringLoop and tests.
 """
 
 from __future__ import annotations
@@ -43,10 +30,8 @@ MIN_UPLOAD_WAIT = 2.0  # seconds an upload waits before it says the bucket fails
 SLOW_TARGETS = 3  # target durations an upload waits, its attempts not failing, before the bucket counts as failing
 PROBE_FAILURES = 2  # probes failing in a row that call a pathway failing (one lost request is not an outage)
 PROBE_AGAIN = 0.5  # seconds: the soonest a probe follows the last (after a failure, or asked by reports)
-# Seconds after a page's report of failed fetches on a bucket during which the VM may send segment bytes
-# to that page's address (bounded: vm/segments.py), rather than redirect it to the bucket: the viewer
-# page keeps a failing bucket behind the others for 10 s after its last failure (viewer/src/pathways.js's
-# LEAVE_MS), and reports each failure at once.
+# Seconds after a page's report of failed fetches during which the VM may send segment bytes to its
+# address rather than redirect it: the page keeps a failing bucket behind for 10 s (pathways.js LEAVE_MS).
 REPORTED_FOR = 10.0
 # Addresses remembered at once (about 150 bytes each): as many as the viewer count holds pages.
 MAX_FAILING_CLIENTS = 50_000
@@ -55,8 +40,7 @@ SLOW_REASONS = frozenset({"Timeout", "ReadTimeoutError", "ConnectTimeoutError", 
 _DESCRIBED = {
     DOWN: "uploads to it are refused ({refused}) and its public URL does not answer the service ({detail})",
     UPLOADS: "uploads to it have waited {behind:.0f}s, more than a target duration ({target}s)",
-    PUBLIC_URL: "its public URL does not answer the service ({detail})",
-}
+    PUBLIC_URL: "its public URL does not answer the service ({detail})"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,21 +49,17 @@ class BucketSignals:
 
     behind: Callable[[], float]  # seconds the oldest upload to it not done yet has waited; 0: none waits
     failing: Callable[[], bool] = lambda: True  # its last upload attempt failed (the uploader's storage_ok)
-    # Why its last upload attempt was refused (an error it answered, a connection refused; refusal()),
-    # None when it did not fail or only timed out.
+    # Why its last upload attempt was refused (refusal()), None when it did not fail or only timed out.
     refused: Callable[[], str | None] = lambda: None
 
     @classmethod
     def of_uploads(cls, behind: Callable[[], float],
                    outcome: Callable[[], tuple[bool | None, str | None]]) -> BucketSignals:
-        """A bucket's signals read from its uploads, the same way for every bucket: `outcome()` is its
-        last attempt's (ok, None before the first; why it failed). An upload only slow on a busy machine,
-        its attempts succeeding, is then no outage before SLOW_TARGETS target durations."""
+        """A bucket's signals read from its uploads: `outcome()` is its last attempt's (ok or None, why)."""
         return cls(behind=behind, failing=lambda: outcome()[0] is False, refused=lambda: refusal(*outcome()))
 
 
 def refusal(ok: bool | None, reason: str | None) -> str | None:
-    """The uploader's last outcome (storage_ok, last_error) as BucketSignals.refused reads it."""
     if ok is not False or reason in SLOW_REASONS:
         return None
     return reason or "unknown"
@@ -104,8 +84,7 @@ class _Bucket:
 
 
 class SteeringPolicy:
-    """The pathway priority and why; `pathways` as PATHWAYS configures them (the bucket's first),
-    `buckets` the signals of each bucket pathway, `interval` the viewer pages' report interval."""
+    """The pathway priority and why; `interval`: the viewer pages' report interval."""
 
     def __init__(self, pathways: tuple[str, ...], buckets: Mapping[str, BucketSignals],
                  target_duration: Callable[[], int | None], *, interval: float,
@@ -121,23 +100,18 @@ class SteeringPolicy:
         self.switches: dict[tuple[str, str], int] = {}  # (first pathway, reason) -> times it became first
         self._state = {p: _Bucket(s) for p, s in buckets.items() if p in pathways}
         self._reports: dict[str, _Report] = {}  # viewer page id -> its last report
-        # Addresses (http/watching.py's client_key) whose pages reported failed fetches on a bucket, oldest
-        # report first -> when.
+        # Addresses whose pages reported failed fetches on a bucket, oldest report first -> when.
         self._failing_clients: OrderedDict[str, float] = OrderedDict()
-        self._priority = self._ordered()
+        self.priority = self._ordered()
         self._serves = self._judged_serving()  # bucket_serves, kept as what it reads changes
-        self._first_reason = NORMAL
+        self.reason = NORMAL
         self._first_since = clock()
         self._back_at = -1e18  # when players were last steered back to the bucket
         self._manifest: tuple[tuple[str, ...], int | None, bytes] | None = None
 
-    # -- what it hears ----------------------------------------------------------------------------------
-
     def report(self, viewer: str, pathway: str | None, failed: Mapping[str, int],
                client: str | None = None) -> None:
-        """A page's playback report (steering/reports.py): the pathway it plays and its failed segment fetches
-        by pathway since its last report; `client` its address as the viewer count keys it. A claim: it moves
-        nobody."""
+        """A page's report: the pathway it plays and its failed fetches by pathway since its last. A claim."""
         now = self.clock()
         counts = {p: n for p, n in failed.items() if n > 0 and p in self._state}
         self._reports[viewer] = _Report(now, pathway)
@@ -145,7 +119,7 @@ class SteeringPolicy:
             self._state[p].reported_at = now
         # A failed fetch reported now may be a failure only that client sees: the bucket is first and not
         # failing on the service's own evidence, and was a report interval ago too.
-        if (counts and client is not None and self._priority[0] == hls.BUCKET_PATHWAY
+        if (counts and client is not None and self.priority[0] == hls.BUCKET_PATHWAY
                 and not self.failing(hls.BUCKET_PATHWAY) and now - self._back_at >= self.interval):
             clients = self._failing_clients
             clients.pop(client, None)
@@ -153,14 +127,12 @@ class SteeringPolicy:
             self._forget_clients(now)
 
     def client_failing(self, client: str | None) -> bool:
-        """Whether a page at `client` reported failed fetches within REPORTED_FOR seconds: the VM may send
-        that address segment bytes while the bucket serves everyone else (bounded: vm/segments.py)."""
+        """Whether a page at `client` reported failed fetches within REPORTED_FOR seconds."""
         at = None if client is None else self._failing_clients.get(client)
         return at is not None and self.clock() - at < REPORTED_FOR
 
     def probed(self, pathway: str, ok: bool, detail: str = "") -> bool:
-        """The service's own fetch of the newest segment at `pathway`'s public URL (probe.py). Returns
-        whether the probe before it had failed (the loop asks the bucket's API on a new failure)."""
+        """The service's own probe of `pathway`'s public URL; returns whether the probe before it failed."""
         state = self._state.get(pathway)
         if state is None:
             return False
@@ -174,20 +146,16 @@ class SteeringPolicy:
         return failed_before
 
     def failing(self, pathway: str) -> bool:
-        """Whether players are sent away from `pathway` because it fails (not only because another comes
-        first): a bucket whose evidence holds a reason."""
+        """Whether players are sent away from `pathway` because it fails (not as another is first)."""
         state = self._state.get(pathway)
         return state is not None and state.reason is not None
 
     def refused(self, pathway: str) -> bool:
-        """Whether `pathway`'s last upload attempt was refused (BucketSignals.refused)."""
         state = self._state.get(pathway)
         return state is not None and state.signals.refused() is not None
 
     def probe_wanted(self, pathway: str) -> bool:
-        """Whether `pathway`'s probe should go now: its uploads are refused and no probe answered since
-        (`down` is told at once), or a page reported a failed fetch since its last probe, PROBE_AGAIN or more
-        ago."""
+        """Whether `pathway`'s probe should go now: uploads refused, or a page's report since the last."""
         state = self._state.get(pathway)
         if state is None:
             return False
@@ -195,44 +163,29 @@ class SteeringPolicy:
             return True
         return state.reported_at > state.probed_at and self.clock() - state.probed_at >= PROBE_AGAIN
 
-    # -- what it says -----------------------------------------------------------------------------------
-
-    @property
-    def priority(self) -> tuple[str, ...]:
-        return self._priority
-
     @property
     def first(self) -> str:
-        return self._priority[0]
-
-    @property
-    def reason(self) -> str:
-        """Why the first pathway is first: NORMAL, or why the bucket's is not."""
-        return self._first_reason
+        return self.priority[0]
 
     def ttl(self) -> int:
         return hls.steering_ttl(self.target_duration() or 3)
 
     def manifest(self) -> bytes:
-        """The steering manifest as it is now, rendered once per change of priority or TTL."""
-        target = self.target_duration()  # what the TTL is made from (asked on every manifest request)
+        """The steering manifest, rendered once per change of priority or TTL."""
+        target = self.target_duration()
         cached = self._manifest
-        if cached is None or cached[0] is not self._priority or cached[1] != target:
-            body = render_steering(self._priority, self.ttl(), hls.STEERING_MANIFEST_NAME)
-            self._manifest = cached = (self._priority, target, body)
+        if cached is None or cached[0] is not self.priority or cached[1] != target:
+            body = render_steering(self.priority, self.ttl(), hls.STEERING_MANIFEST_NAME)
+            self._manifest = cached = (self.priority, target, body)
         return cached[2]
 
     def late_after(self) -> float | None:
-        """Seconds an upload waits before the evaluation reads its bucket as lagging: a target duration,
-        MIN_UPLOAD_WAIT at least (None before the first playlist). The uploads tell when one does
-        (Uploader.on_late), so a calm loop needs no turn of its own to find it."""
+        """Seconds an upload waits before its bucket reads as lagging (None before the first playlist)."""
         target = self.target_duration()
         return None if target is None else max(target, MIN_UPLOAD_WAIT)
 
     def calm_for(self, told_late: bool = False) -> float | None:
-        """Seconds until the clock alone could change an evaluation while nothing counts against any bucket:
-        when the oldest upload waiting passes late_after, or never when the uploads tell when one is late
-        (`told_late`, Uploader.on_late). None otherwise: the signals are read every half second."""
+        """Seconds until the clock alone could change an evaluation (inf: told_late); None if amiss."""
         wait = self.late_after()
         if wait is None:
             return None
@@ -242,28 +195,23 @@ class SteeringPolicy:
             if (state.reason is not None or state.refused_at is not None or state.probe_failures
                     or state.signals.refused() is not None or behind > wait):
                 return None
-            if behind > 0 and not told_late:  # told_late: the uploads say when it passes (Uploader.on_late)
+            if behind > 0 and not told_late:
                 soonest = min(soonest, wait - behind)
         return soonest
 
     def settled(self) -> bool:
-        """No bucket fails, and no upload to any waits (nothing for the evaluation to find meanwhile)."""
+        """No bucket fails, and no upload to any waits."""
         return all(state.reason is None and state.signals.behind() <= 0 for state in self._state.values())
 
     def bucket_serves(self) -> bool:
-        """Whether the VM redirects players to the bucket for a segment it holds: the bucket is first and its
-        probe has not failed PROBE_FAILURES times in a row (one lost probe, more likely while reports ask for
-        more, is no outage). The service's own evidence only: no report changes it."""
+        """Whether the VM redirects players to the bucket: it is first and its probe has not failed."""
         return self._serves
 
     def plan(self, pathways: Sequence[Pathway]) -> PathwayPlan:
-        """What it tells the publisher of `pathways` (publish/pathways.py): a bucket's pathway players are
-        steered away from because it fails lists what it lacks at the URI of the pathways before it, best
-        first (a healthy second bucket lists only its own); the VM's lists only what the first bucket has
-        while the VM redirects there (bucket_serves)."""
+        """What it tells the publisher: what a failing bucket lacks, listed at the pathways before it."""
 
         def fallbacks(pathway: str) -> Sequence[str]:
-            priority = self._priority
+            priority = self.priority
             if pathway not in priority or priority[0] == pathway or not self.failing(pathway):
                 return ()
             return priority[:priority.index(pathway)]
@@ -272,10 +220,9 @@ class SteeringPolicy:
 
     def _judged_serving(self) -> bool:
         bucket = self._state[hls.BUCKET_PATHWAY]
-        return self._priority[0] == hls.BUCKET_PATHWAY and bucket.probe_failures < PROBE_FAILURES
+        return self.priority[0] == hls.BUCKET_PATHWAY and bucket.probe_failures < PROBE_FAILURES
 
     def health_reason(self) -> str | None:
-        """/health's reason while players are sent away from the bucket, None while it serves."""
         if self.first == hls.BUCKET_PATHWAY:
             return None
         bucket, steered_for = self._state[hls.BUCKET_PATHWAY], self.clock() - self._first_since
@@ -292,10 +239,8 @@ class SteeringPolicy:
                 out[key] = out.get(key, 0) + 1
         return out
 
-    # -- deciding ---------------------------------------------------------------------------------------
-
     def evaluate(self) -> bool:
-        """Reads the signals and decides; True when the priority changed."""
+        """True when the priority changed."""
         now = self.clock()
         self._forget(now)
         target = self.target_duration()
@@ -304,9 +249,9 @@ class SteeringPolicy:
         for pathway, state in self._state.items():
             self._judge(pathway, state, now, target)
         priority = self._ordered()
-        if priority == self._priority:
+        if priority == self.priority:
             return False
-        before, self._priority = self._priority, priority
+        before, self.priority = self.priority, priority
         self._serves = self._judged_serving()
         if priority[0] != before[0]:
             self._switched(before[0], now)
@@ -316,15 +261,13 @@ class SteeringPolicy:
         return True
 
     def _ordered(self) -> tuple[str, ...]:
-        """Healthy buckets first (a second bucket before the VM: it costs the VM no egress), then the
-        VM's pathway, then the failing buckets; each group in PATHWAYS' order."""
+        """Healthy buckets first, then the VM's pathway, then the failing buckets; each in PATHWAYS' order."""
         state = self._state
         healthy = [p for p in self.pathways if p in state and state[p].reason is None]
         failing = [p for p in self.pathways if p in state and state[p].reason is not None]
         return tuple(healthy + [p for p in self.pathways if p not in state] + failing)
 
     def _failing_details(self, but: str = "") -> str:
-        """'; the backup pathway: uploads to it ...' for each failing bucket pathway but `but`."""
         return "".join(f"; the {p} pathway: {s.detail}" for p, s in self._state.items()
                        if s.reason is not None and p != but)
 
@@ -335,8 +278,7 @@ class SteeringPolicy:
             state.refused_at = None
         elif state.refused_at is None:
             state.refused_at = now
-        # Every signal that holds, the strongest first: it is the reason; the detail names them all (a
-        # public URL failing is worth telling at 3 a.m. even while slow uploads already steer players).
+        # Every signal that holds, the strongest first: it is the reason; the detail names them all.
         found: list[tuple[str, str]] = []
         probe_detail = state.probe_detail or "no answer"
         down = refused is not None and state.probe_failures > 0  # both ways at once: down for everyone
@@ -350,14 +292,11 @@ class SteeringPolicy:
         if found:
             state.reason, state.detail = found[0][0], ", and ".join(d for _, d in found)
         elif state.reason is not None and not waited:
-            # Every signal clear and the backlog landed (its playlists have caught up with the VM's but for
-            # the newest): back at once, whatever pages say.
-            state.reason = None
+            state.reason = None  # every signal clear and the backlog landed: back at once
 
     def _forget(self, now: float) -> None:
         horizon = 2 * self.interval
-        stale = [viewer for viewer, r in self._reports.items() if now - r.at > horizon]
-        for viewer in stale:
+        for viewer in [viewer for viewer, r in self._reports.items() if now - r.at > horizon]:
             del self._reports[viewer]
         self._forget_clients(now)
 
@@ -368,19 +307,19 @@ class SteeringPolicy:
             clients.popitem(last=False)
 
     def _switched(self, was: str, now: float) -> None:
-        first = self._priority[0]
+        first = self.priority[0]
         bucket = self._state[hls.BUCKET_PATHWAY]
         if first == hls.BUCKET_PATHWAY:
             reason = NORMAL
             self._back_at = now
             self._failing_clients.clear()  # the outage's, not failures only those pages see
             log.info("steering players back to the bucket pathway after %.0fs on %s: it serves again "
-                     "(priority %s)", now - self._first_since, was, ", ".join(self._priority))
+                     "(priority %s)", now - self._first_since, was, ", ".join(self.priority))
         else:
             reason = bucket.reason or NORMAL
             log.warning("steering players to the %s pathway (priority %s): the bucket pathway: %s%s", first,
-                        ", ".join(self._priority), bucket.detail, self._failing_details(hls.BUCKET_PATHWAY))
-        self._first_reason = reason
+                        ", ".join(self.priority), bucket.detail, self._failing_details(hls.BUCKET_PATHWAY))
+        self.reason = reason
         self._first_since = now
         key = (first, reason)
         self.switches[key] = self.switches.get(key, 0) + 1

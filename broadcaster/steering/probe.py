@@ -1,24 +1,8 @@
-"""The service's own look at the bucket's public URL: a GET of the newest segment's first byte, where
-viewers fetch it (R2_PUBLIC_URL, or its presigned URL). Writes can work while reads fail (a custom
-domain's DNS or certificate, r2.dev's rate limit): the uploads cannot tell, this can.
-
-Only a segment listed within the last three target durations is probed (an older one may be deleted
-already), every PROBE_EVERY seconds (86,400 Class B reads a stream-day, within R2's free tier), and again
-after PROBE_AGAIN once one failed: two failures in a row steer players (policy.PROBE_FAILURES). A refused
-upload or a page's report sends the probe at once (policy.probe_wanted, at most once per PROBE_AGAIN: a
-report is a claim, the probe the evidence); a failed probe asks the bucket's API at once (`check_writes`):
-whichever side sees the outage first, the other is asked at once.
-
-The policy is evaluated on what can change its decision, not on a timer, so steering costs nothing while
-nothing fails: a probe failing or answering after a failure, a failed upload attempt (SteeringLoop.look),
-the bucket's API answering, an upload waiting a target duration (Uploader.on_late). While calm the loop's
-only turn of its own is a net every QUIET_EVERY (policy.calm_for); while anything is amiss it evaluates
-twice a second. While nothing is live, the loop and the probes look every QUIET_EVERY and the next
-listing wakes them (SteeringLoop.wake); while nobody plays (`Watched`), the probe sends no GET unless the
-policy wants one, and a player's first request wakes it (SteeringLoop.seen).
-
-Each GET's answer is also told to /health's watch of what viewers can fetch (status/public_reads.py),
-which without steering (PATHWAYS=bucket) runs probe_pathway itself with a `Judge` of its own.
+"""The service's own look at each bucket's public URL (writes can work while reads fail): a GET of the
+newest segment's first byte where viewers fetch it, every PROBE_EVERY seconds while a segment was listed
+within three target durations and players play, and again after PROBE_AGAIN once one failed. A failed
+probe asks the bucket's API at once (`check_writes`). The policy is evaluated on what can change its
+decision (an event), twice a second while anything is amiss, else every QUIET_EVERY at most.
 """
 
 from __future__ import annotations
@@ -29,7 +13,7 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from .. import __version__
@@ -43,13 +27,11 @@ log = logging.getLogger(__name__)
 
 # A probe's fetch of a URL's first byte within a timeout: (answered 200/206, what it answered or why not).
 Fetch = Callable[[str, float], Awaitable[tuple[bool, str]]]
-# What a probe's GET found, told as it answers (its URL's pathway aside): (answered 200/206, the detail).
 Heard = Callable[[bool, str], None]
 
 
 class Judge(Protocol):
-    """What a probe reports to and takes its pace from: the steering policy, or without steering the
-    service's own watch of its public URL (status/public_reads.py)."""
+    """What a probe reports to: the steering policy, or without steering status/public_reads.py."""
 
     def target_duration(self) -> int | None: ...
 
@@ -58,8 +40,7 @@ class Judge(Protocol):
     def probe_wanted(self, pathway: str) -> bool: ...
 
 PROBE_EVERY = 1.0
-# The probe says what it is: a bucket's or a CDN's logs (and the test rigs that count viewers' GETs) tell
-# it from viewers.
+# The probe says what it is, so logs (and the test rigs that count viewers' GETs) tell it from viewers.
 PROBE_HEADERS = {"User-Agent": f"hls-broadcaster/{__version__} (steering probe)"}
 EVALUATE_EVERY = 0.5  # seconds between the policy's readings of its signals while anything is amiss
 QUIET_EVERY = 30.0  # ... while calm or nothing is live, and of the probes' while unwatched (events wake them)
@@ -70,47 +51,37 @@ WATCHED_LEAST = 10.0  # seconds, whatever the target duration (a blocking reques
 
 @dataclass(frozen=True)
 class Probe:
-    """One bucket pathway's probe: its newest segment's URL and when it was listed there (`newest`), and
-    its API asked once when a probe fails (`check_writes`: Bucket.check_writes)."""
+    """One bucket pathway's probe: its newest segment (URL, when listed), and its API's check on failure."""
 
     newest: Callable[[], tuple[str, float] | None]
     check_writes: Callable[[], Awaitable[None]] | None = None
 
 
+@dataclass(slots=True)
 class Watched:
-    """Whether players read the stream lately: `requests()` (playlist and steering manifest requests
-    served, counted where they are answered) moved within WATCHED_TARGETS target durations."""
+    """Whether players read the stream lately: `requests()` moved within WATCHED_TARGETS target durations."""
 
-    __slots__ = ("_requests", "_target", "_clock", "_count", "_at")
-
-    def __init__(self, requests: Callable[[], int], target: Callable[[], int | None],
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self._requests = requests
-        self._target = target
-        self._clock = clock
-        self._count = -1
-        self._at = -math.inf
+    requests: Callable[[], int]
+    target: Callable[[], int | None]
+    clock: Callable[[], float] = time.monotonic
+    _count: int = field(default=-1, init=False)
+    _at: float = field(default=-math.inf, init=False)
 
     def __call__(self) -> bool:
-        now, count = self._clock(), self._requests()
+        now, count = self.clock(), self.requests()
         if count != self._count:
             self._count, self._at = count, now
-        return now - self._at <= max(WATCHED_LEAST, WATCHED_TARGETS * (self._target() or 0))
+        return now - self._at <= max(WATCHED_LEAST, WATCHED_TARGETS * (self.target() or 0))
 
 
 class SteeringLoop:
-    """Runs the policy: evaluates it when something may have changed (the module docstring says when) and
-    probes each bucket's public URL."""
+    """Runs the policy: evaluates it when something may have changed, and probes each bucket's public URL."""
 
     def __init__(self, policy: SteeringPolicy, probes: Mapping[str, Probe], *, probe: bool = True,
                  on_change: Callable[[tuple[str, ...]], None] = lambda priority: None,
                  watched: Callable[[], bool] = lambda: True, told_late: bool = False,
                  heard: Callable[[str, bool, str], None] = lambda pathway, ok, detail: None) -> None:
-        """`on_change(priority)`: told each new priority, and each time the VM starts or stops redirecting to
-        the first bucket (policy.bucket_serves): held requests are answered then (publish/visible.py).
-        `watched()`: players read the stream lately: the probes' GETs go only then, or when the policy wants
-        one. `told_late`: the uploads call look() when one waited policy.late_after(): no turn is due on the
-        clock alone. `heard(pathway, ok, detail)`: each probe's GET as it answers (status/public_reads.py)."""
+        """`on_change(priority)`: told each new priority, and each change of policy.bucket_serves."""
         self._heard = heard
         self._policy = policy
         self._probes = dict(probes)
@@ -121,11 +92,8 @@ class SteeringLoop:
         self._probe = probe
         self._clock = time.monotonic
         self._tasks: list[asyncio.Task[None]] = []
-        # Set when the policy wants a pathway probed before its turn.
-        self._probe_now = {pathway: Wake() for pathway in self._probes}
-        # Set when the policy should evaluate at once: a probe's outcome that may decide, an upload refused
-        # (look), a listing after quiet (wake), the bucket's API answering.
-        self._look = Wake()
+        self._probe_now = {pathway: Wake() for pathway in self._probes}  # a probe before its turn
+        self._look = Wake()  # evaluate at once
         self._clients: dict[str, FirstByte] = {}  # each pathway's probe client (its kept connection)
         self._serves = policy.bucket_serves()
         self._quiet = False  # nothing live at the last evaluation: the loops look every QUIET_EVERY
@@ -134,7 +102,7 @@ class SteeringLoop:
         self._first_probed = asyncio.Event()  # set when the first bucket's probe answers, then replaced
 
     def wake(self) -> None:
-        """Something was listed: if the loops were quiet, they look now (Newest.listed calls it)."""
+        """Something was listed: if the loops were quiet, they look now."""
         if self._quiet:
             self._quiet = False
             self._look.set()
@@ -142,8 +110,7 @@ class SteeringLoop:
                 event.set()
 
     def seen(self) -> None:
-        """A player's request (a playlist's, the steering manifest's): a probe that waits because nobody
-        played looks now. Called on every such request: a flag read."""
+        """A player's request: a probe that waits because nobody played looks now (a flag read)."""
         if self._unwatched:
             self._unwatched = False
             for event in self._probe_now.values():
@@ -157,8 +124,7 @@ class SteeringLoop:
         self._look.set()
 
     def report(self, viewer: str, pathway: str | None, failed: Mapping[str, int], client: str | None = None) -> None:
-        """A page's report (PathwayReports' hook), told to the policy; a bucket it says failed is probed now
-        if the policy wants that (policy.probe_wanted: at most once per PROBE_AGAIN): a claim, checked."""
+        """A page's report, told to the policy; a bucket it says failed is probed now if the policy wants."""
         self._policy.report(viewer, pathway, failed, client)
         for p in failed:
             event = self._probe_now.get(p)
@@ -166,26 +132,22 @@ class SteeringLoop:
                 event.set()
 
     def doubted(self) -> bool:
-        """The VM still redirects to the first bucket (policy.bucket_serves), but its last probe failed: the
-        next one says whether it fails for viewers (vm/bucket_copy.py's InBucket waits for it)."""
+        """The VM still redirects to the first bucket, but its last probe failed (the next one will tell)."""
         return self._first_failed and self._policy.bucket_serves()
 
     async def next_probe(self, seconds: float) -> None:
-        """Until the first bucket's probe answers next, or `seconds` from now."""
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(seconds):
                 await self._first_probed.wait()
 
     def _next_look(self) -> float:
-        """Seconds until the next evaluation with no event between."""
         if self._quiet:
             return QUIET_EVERY
         calm = self._policy.calm_for(self._told_late)
         return EVALUATE_EVERY if calm is None else min(max(calm, LOOK_SOONEST), QUIET_EVERY)
 
     def _nothing_live(self) -> bool:
-        """No segment listed within three target durations on any pathway probed, no upload waiting, no
-        bucket failing: nothing to decide until something is listed."""
+        """No segment listed within three target durations, no upload waiting, no bucket failing."""
         target = self._policy.target_duration()
         now = self._clock()
         return self._policy.settled() and all(
@@ -239,7 +201,6 @@ class SteeringLoop:
             self._first_failed = not ok
             probed, self._first_probed = self._first_probed, asyncio.Event()
             probed.set()
-        # An answer after an answer changes nothing the policy decides: evaluated at its turn.
         if not ok or failed_before:
             self._look.set()
         check = self._probes[pathway].check_writes
@@ -259,9 +220,7 @@ class SteeringLoop:
 
 class Wake:
     """What a loop waits on between its turns: set() ends the wait at once (and the next, until clear()).
-    A future and a timer, not asyncio.timeout around an Event (an expiring timeout cancels the task, about
-    once a second while live) nor asyncio.wait_for (on 3.11 it loses a cancel that comes as the event is
-    set, and stop() then waits for ever)."""
+    A future and a timer: an expiring asyncio.timeout cancels the task, and 3.11's wait_for loses cancels."""
 
     __slots__ = ("_set", "_waiter")
 
@@ -278,7 +237,6 @@ class Wake:
         self._set = False
 
     async def wait(self, seconds: float) -> None:
-        """Until set, or `seconds` from now."""
         if self._set:
             return
         loop = asyncio.get_running_loop()
@@ -297,8 +255,7 @@ def _resolve(waiter: asyncio.Future[None]) -> None:
 
 
 class Newest:
-    """The newest segment listed, as the Release tells each listing (ListedHook): the first bucket's probe
-    fetches it at the URL it was listed with. `woken`: told each listing (a quiet loop looks again)."""
+    """The newest segment listed (the Release's ListedHook); `woken`: told each listing."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
@@ -315,9 +272,7 @@ class Newest:
 
 @dataclass(frozen=True)
 class Pace:
-    """When a probe goes (probe_pathway): `quiet()`, nothing live; `watched()`, players read the stream
-    lately; `asleep()`, told when a probe waits for a player; `again`, the wait after a failure; `now`, once
-    set, cuts the next wait short (and is cleared)."""
+    """When a probe goes: nothing live (`quiet`), nobody playing (`watched`), `now` cuts a wait short."""
 
     quiet: Callable[[], bool] = lambda: False
     watched: Callable[[], bool] = lambda: True
@@ -330,10 +285,7 @@ class Pace:
 async def probe_pathway(policy: Judge, pathway: str, newest: Callable[[], tuple[str, float] | None],
                         fetch: Fetch, *, probed: Callable[[bool, bool], None] = lambda ok, was: None,
                         pace: Pace = Pace(), heard: Heard = lambda ok, detail: None) -> None:
-    """Probe `pathway`'s newest segment for ever, telling the policy each outcome, then `probed(ok,
-    failed_before)`. While nothing is live it waits QUIET_EVERY; while nobody plays it sends no GET after one
-    that answered unless the policy wants one, having told `pace.asleep()`. `heard(ok, detail)`: each answer.
-    """
+    """Probe `pathway`'s newest segment for ever, telling the policy each outcome, then `probed`."""
     ok = True
     sleeping = False  # the last turn found nobody playing
     now, clock = pace.now, pace.clock

@@ -1,10 +1,6 @@
-"""What a viewer page's heartbeat says of the pathways (`Hb-Pathway`, viewer/src/playback.js): the pathway it
-plays now and its segment fetches that failed on each pathway since its previous beat.
-
-`Hb-Pathway: <pathway> [<pathway>=<count> ...]`: a pathway id (or "-": not known), then each pathway with
-failed fetches and how many (past MOST, MOST: one page weighs one page). Words not understood (unknown
-id, a bad count, a repeat, past MAX_WORDS) are ignored and counted, and the rest is heard, so a newer
-page still says what it can. A claim anyone can make: it never moves players (steering/policy.py).
+"""A viewer page's `Hb-Pathway: <pathway> [<pathway>=<count> ...]`: the pathway it plays ("-": not known)
+and its failed segment fetches on each since its previous beat (at most MOST). Words not understood are
+ignored and counted, the rest heard. A claim anyone can make: it never moves players.
 """
 
 from __future__ import annotations
@@ -43,9 +39,7 @@ def parse(text: str, known: tuple[str, ...] = hls.PATHWAYS) -> tuple[str | None,
 
 
 class PathwayReports:
-    """The heartbeat route's `pathway` hook: each page's word, parsed and told to the policy with the
-    page's address (http/watching.py's client_key); for /metrics, the words heard (`heard`, and of them
-    `failing`: those with failed fetches) and the words in them ignored (`ignored`)."""
+    """The heartbeat route's `pathway` hook: each page's word, parsed and told to the policy, and counted."""
 
     def __init__(self, tell: Callable[[str, str | None, Mapping[str, int], str | None], None],
                  known: tuple[str, ...] = hls.PATHWAYS) -> None:
