@@ -44,7 +44,7 @@ def test_flags_win_over_environment_which_wins_over_env_file(tmp_path: Path) -> 
     [
         ("PORT", "abc", "PORT='abc': expected a whole number"),
         ("PORT", "70000", "PORT='70000': expected a number from 0 to 65535"),
-        # ASCII digits only: int() would take these for 3, str.isdigit() "²" too.
+        # ASCII digits only: int() would take these for 3.
         ("PORT", "\u0663", "PORT='\u0663': expected a whole number"),
         ("UPLOAD_CONCURRENCY", "\uff13", "UPLOAD_CONCURRENCY='\uff13': expected a whole number"),
         ("METRICS_LISTEN", "127.0.0.1:\u00b2", "METRICS_LISTEN='127.0.0.1:\u00b2': expected HOST:PORT"),
@@ -130,9 +130,8 @@ def test_help_explains_every_setting(tmp_path: Path) -> None:
 @pytest.mark.parametrize("userinfo", [f"admin:{SECRET}@", "admin@", f":{SECRET}@"])
 def test_a_url_with_a_user_or_password_is_refused_without_showing_it(tmp_path: Path, name: str,
                                                                      userinfo: str) -> None:
-    """OWNCAST_URL goes into /config.json and the start-up log (R2_PUBLIC_URL into every
-    playlist); Owncast's admin API logs in as admin:<stream key>. Refused with one line naming the
-    setting, the password not in it."""
+    """These URLs are shown (/config.json, the log, every playlist); Owncast's admin logs in as
+    admin:<stream key>."""
     message = one_line_error(env(tmp_path, **{name: f"https://{userinfo}stream.example.com"}))
     assert message.startswith(f"{name}='https://***@stream.example.com': expected a URL without user:password@")
     assert "admin" not in message
@@ -301,8 +300,7 @@ def test_env_file_after_the_command_wins_over_one_before(tmp_path: Path) -> None
 
 @pytest.mark.parametrize("line", ["FRAME_ANCESTORS='self' https://www.example.com", 'AWS_SECRET_ACCESS_KEY="s3cr3t'])
 def test_a_line_the_env_file_reader_cannot_read_is_named_not_dropped(tmp_path: Path, line: str) -> None:
-    """python-dotenv drops a line it cannot parse (a quoted value with more after its closing quote, a quote
-    never closed) with a warning, and its setting silently kept its default: the docs' own example did."""
+    """python-dotenv drops a line it cannot parse with a warning, its setting silently left at its default."""
     dotenv = tmp_path / "service.env"
     dotenv.write_text(f"PORT=3000\n{line}\nLOG_LEVEL=info\n")
     message = one_line_error(env(tmp_path), dotenv)
@@ -326,9 +324,8 @@ def test_values_survive_the_env_file_as_the_docs_write_them(tmp_path: Path) -> N
 def test_the_demo_on_a_taken_port_says_how_to_move_it(monkeypatch: pytest.MonkeyPatch,
                                                       capsys: pytest.CaptureFixture[str], port: int,
                                                       grafana: bool) -> None:
-    """Its default port is Grafana's default too: one line naming the clash and --port. The
-    command's runner (broadcaster.demo.run) is a stand-in put where the command imports it from: the test
-    runs no demo, and a unit test loads neither its emulator nor SeaweedFS (tests/test_suite_rules.py)."""
+    """Its default port is Grafana's too: one line naming the clash and --port. The demo's runner is a
+    stand-in (a unit test loads neither its emulator nor SeaweedFS: tests/test_suite_rules.py)."""
     from broadcaster import cli
     from broadcaster.service.startup import StartupError
 
@@ -346,8 +343,7 @@ def test_the_demo_on_a_taken_port_says_how_to_move_it(monkeypatch: pytest.Monkey
 
 
 def test_a_settings_mistake_is_told_before_the_network_libraries_load(tmp_path: Path) -> None:
-    """`run` and `check` import aiohttp and botocore (about 0.3 s of CPU, over a second on a busy
-    machine) only once the settings hold: a mistake is told at once."""
+    """`run` and `check` import aiohttp and botocore (0.3 s of CPU) only once the settings hold."""
     code = ("import sys\nfrom broadcaster.cli import main\n"
             "for command in ('run', 'check'):\n"
             "    code = main([command, '--port', 'nope'] if command == 'run' else [command])\n"
@@ -394,6 +390,5 @@ def test_a_key_given_twice_in_the_env_file_is_named_with_both_lines(tmp_path: Pa
 @pytest.mark.parametrize("value", ["https://a.example; script-src *", "'self';", "https://a.example;https://b.example",
                                    "frame-ancestors https://a.example"])
 def test_frame_ancestors_with_a_directive_pasted_in_says_so(tmp_path: Path, value: str) -> None:
-    """'*' and 'none' stand alone was the answer to `https://a.example; script-src *`: the wrong reason."""
     line = one_line_error(env(tmp_path, FRAME_ANCESTORS=value))
     assert "expected only the sources" in line and "e.g. FRAME_ANCESTORS=self https://example.com" in line, line
