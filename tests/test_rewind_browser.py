@@ -1,12 +1,6 @@
-"""Rewind in the viewer: hls.js in Debian's headless Chromium on a long live window.
-
-Owncast's folder gets a backlog of real 1 s segments (one continuous ffmpeg encoding, so timestamps
-run on) dated up to now, then one more a second: the service lists the backlog in a burst, so the
-window is long at once instead of after minutes. The viewer starts at the live edge, seeks back
-through its seek bar to the segment of the right PROGRAM-DATE-TIME, goes live again with its button,
-and /?start=<time> starts at that time and plays on, with the very same playlist URLs. With today's
-short window there is no seek bar.
-"""
+"""Rewind in the viewer: hls.js in headless Chromium on a long live window (a backlog of real 1 s segments
+dated up to now, listed in a burst). It seeks back to the right PROGRAM-DATE-TIME, goes live again with its
+button, and /?start=<time> starts there, with the same playlist URLs; a short window has no seek bar."""
 
 from __future__ import annotations
 

@@ -1,11 +1,6 @@
-"""Rewind (REWIND_SECONDS) in Owncast's own player: video.js 8.24.1 + VHS, configured as Owncast's page
-configures it, plays the service's /hls/ playlists and seeks back through them.
-
-The real service runs in-process (SeaweedFS for the bucket) with REWIND_SECONDS=120 and the default
-30 s live window. So that nothing waits two minutes of real time, Owncast's folder gets a backlog of
-90 real 1 s MPEG-TS segments at once (one ffmpeg run: consecutive timestamps, PROGRAM-DATE-TIMEs
-continuous and ending now), then one more every second, as Owncast would write them.
-"""
+"""Rewind (REWIND_SECONDS=120) in Owncast's own player: video.js 8.24.1 + VHS, configured as Owncast's page
+does, plays the service's /hls/ playlists and seeks back. Owncast's folder gets a backlog of 90 real 1 s
+segments at once (dated up to now), then one a second, so nothing waits two minutes."""
 
 from __future__ import annotations
 
@@ -100,9 +95,8 @@ window.state = () => {
 
 
 async def state_when(page: Any, condition: str, t: float, timeout: float = 30_000) -> dict[str, Any]:
-    """state() at the first check (every POLL_MS) at which `condition` (of `t`) holds and a segment is playing. A seek
-    back or to live fetches and appends a segment away from the buffer, as the start does: the same 30 s.
-    Not met: a failure that says where the player stood and what it did last."""
+    """state() once `condition` (of `t`) holds and a segment is playing (a seek fetches away from the
+    buffer, as the start does: the same 30 s); else a failure saying where the player stood."""
     from playwright.async_api import TimeoutError as PlaywrightTimeout
 
     try:

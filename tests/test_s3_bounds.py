@@ -1,8 +1,5 @@
-"""A misbehaving S3 endpoint: what it answers is read and counted within bounds.
-
-A real S3 server (moto) behind the FaultProxy: an endless 500 body must not be read whole (memory),
-and invented status codes must not invent metric label values.
-"""
+"""A misbehaving S3 endpoint (moto behind the FaultProxy): an endless 500 body is not read whole, and
+invented status codes invent no metric label values."""
 
 from __future__ import annotations
 

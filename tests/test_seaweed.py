@@ -69,9 +69,8 @@ async def test_anonymous_reads_with_cors(seaweed: SeaweedS3) -> None:
 
 async def test_another_process_attached_to_a_shared_server_makes_buckets_and_stops_nothing(
         seaweed_server: SeaweedS3) -> None:
-    """What each xdist worker has of the run's one server (tests/support/s3.py): SeaweedS3.attach of its
-    describe() makes, fills and drops buckets of its own, publicly readable; its close() leaves the server
-    running, and it cannot start one."""
+    """SeaweedS3.attach (each xdist worker's): buckets of its own, publicly readable; close() leaves the
+    server running, and it cannot start one."""
     attached = SeaweedS3.attach(seaweed_server.describe())
     assert attached.pid == seaweed_server.pid and attached.endpoint_url == seaweed_server.endpoint_url
     name = f"attached-{os.getpid()}"

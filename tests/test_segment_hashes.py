@@ -1,9 +1,6 @@
-"""Segment hashes for viewer-to-viewer delivery: with P2P on, each live segment near the live
-edge is listed with the SHA-256 of the bytes the service put in the bucket (hls.SEGMENT_HASH_TAG), which
-viewer/p2p.js checks every peer's copy against; older segments are listed without it (they
-are not shared, and the hashes made a long window's playlist 7x bigger gzipped); with P2P off the
-playlists are as before. The hash lives with the listed segment in the saved state, and older state
-files still restore."""
+"""Segment hashes for P2P: segments near the live edge are listed with the SHA-256 of the bytes in the bucket
+(hls.SEGMENT_HASH_TAG; viewer/p2p.js checks peers' copies), older ones without (a long window's playlist
+grew 7x gzipped); with P2P off, none. The hash is saved with the segment; older state files restore."""
 
 from __future__ import annotations
 

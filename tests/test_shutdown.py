@@ -1,6 +1,5 @@
-"""Clean stops: SIGTERM answers every held request and event stream at once, saves and exits 0; a
-second signal while stopping exits at once, in one line. Real service process, moto's S3 server, the
-Owncast emulator (ffmpeg), and a FaultProxy to make the bucket hang."""
+"""Clean stops: SIGTERM answers every held request and event stream at once, saves and exits 0; a second
+signal while stopping exits at once, in one line (a FaultProxy makes the bucket hang)."""
 
 from __future__ import annotations
 

@@ -1,9 +1,5 @@
-"""A segment closed with less media than its playlist names is not finished: a writer that
-closes a file on a packet boundary, lets its playlist name it and opens it again for the rest is waited
-for, so the half is never listed (broadcaster/source/spans.py, read by source/writes.py).
-
-The media are real ffmpeg output: whole segments of ffmpeg's hls muxer span their #EXTINF, halves do not.
-"""
+"""A segment closed with less media than its playlist names is not finished (source/spans.py): a writer
+that closes on a packet boundary and opens it again later is waited for. Real ffmpeg output."""
 
 from __future__ import annotations
 
@@ -137,10 +133,8 @@ WAIT = 20.0  # seconds the service may take for a step on a loaded machine
 @pytest.mark.integration
 async def test_the_service_never_serves_the_half_of_a_file_its_writer_opens_again(
         tmp_path: Path, seaweed: SeaweedS3) -> None:
-    """Variant 0's writer closes each odd file on a packet boundary with half its bytes and the playlist
-    names it; the writer opens it again later (appended; or truncated and written whole). While the writer
-    is mid-way, variant 0 lists no segment for the slot and the bucket holds nothing of it; afterwards every
-    byte the bucket and the playlists give for a listed segment is the writer's final file (the ledger)."""
+    """Each odd file closed half-written and named, then opened again (appended, or truncated and written
+    whole): nothing of it listed or in the bucket meanwhile; afterwards, the writer's final bytes."""
     ledger = Ledger()
     ts = real_ts_segment(tmp_path)
     feed = HandFedOwncast(tmp_path / "hls", ts, variants=(0, 1), ledger=ledger)

@@ -260,9 +260,8 @@ async def test_a_save_writes_the_memory_pushed_with_the_version_never_asking_the
 
 async def test_the_memory_saved_after_a_listing_is_the_publishers_memory_then(
         tmp_path: Path, make_world: MakeWorld) -> None:
-    """After each listing, through the journal (each line only the Tails' new items) and a sliding
-    window: the memory pushed with the listing's version, its Tails read by the save later, is what the
-    publisher's memory is then (one variant: the listing's push is the last before the save)."""
+    """After each listing, through the journal and a sliding window: the memory pushed with the listing's
+    version is what the publisher's memory is then."""
     (tmp_path / "state").mkdir()
     file = JournaledState(tmp_path / "state")
     w = make_world(state=file, stepped=True)
@@ -275,9 +274,8 @@ async def test_the_memory_saved_after_a_listing_is_the_publishers_memory_then(
 
 
 async def test_a_memory_read_after_more_listings_still_ends_where_it_was_taken(make_world: MakeWorld) -> None:
-    """The Tails of a memory taken once are read later (by the save): what was listed and seen since
-    is left out, so the memory stays the one its version was pushed with, and the journal's marks (the
-    Tails' ends) say what the line holds."""
+    """Tails read later (by the save) leave out what was listed since; the journal's marks say what the
+    line holds."""
     w = make_world(window=60.0)
     await stream(w, 0, 3, (0,))
     taken = w.pub.snapshot()

@@ -1,16 +1,7 @@
-"""A fault at any os call of a save or of a compaction, then kill -9 and a restart: no
-media sequence number is ever served for two segments and none goes back.
-
-As tests/test_state_fuzz.py drives what state.json holds, this drives where a write fails: a real
-publisher and cleaner save through the real JournaledState and ServedRecord (the service's wiring),
-and the `os` of state/disk.py, state/journal.py and state/served.py is wrapped (tests/support/disks.py)
-so that the k-th write call made after the stream is running fails with EIO, for every k a save (a
-journal line) and a compaction make: once (a transient EIO, EMFILE), or from then on (the disk died;
-the served record, written in place, still works as on a full disk). The stream goes on for a few
-segments, the publisher is dropped without a clean stop (what kill -9 leaves on disk), and a new one
-starts on the same STATE_DIR, reads Owncast's playlists and lists a few more. Every version either
-process made visible goes through one checker: a number names one segment for good, a segment keeps
-its number, the media sequence never goes back; and the second process lists what Owncast writes."""
+"""A fault at any os call of a save or a compaction, then kill -9 and a restart: no media sequence number
+is served for two segments and none goes back. The k-th write call fails (tests/support/disks.py), for
+every k a save and a compaction make: once (EIO, EMFILE), or from then on (the served record, written in
+place, still works). Every version either process shows goes through one checker."""
 
 from __future__ import annotations
 

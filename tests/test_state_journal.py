@@ -1,7 +1,6 @@
-"""state.json plus an append-only journal. A save appends a line holding only what
-changed in the long lists, so its size does not grow with the window; compaction writes the full state
-at a size threshold; a start replays the lines; a torn last line is dropped, anything else damaged is
-set aside with one ERROR line. A real publisher and cleaner save through it, as the service does."""
+"""state.json plus an append-only journal: a save appends only what changed, compaction writes the full
+state at a size threshold, a start replays the lines; a torn last line is dropped, anything else damaged
+is set aside with one ERROR line."""
 
 from __future__ import annotations
 
@@ -234,9 +233,7 @@ async def test_a_compaction_that_fails_leaves_the_lines_going_on(tmp_path: Path,
 
 async def test_the_journal_is_bounded_while_compactions_fail(tmp_path: Path,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    """STATE_DIR out of inodes takes lines but no new state.json. Lines go on up to the
-    journal's limit, then every save tries the compaction again and fails (the stream goes on within
-    the reserve, recorded in STATE_DIR/served): the journal never grows to what a start would refuse."""
+    """Out of inodes (lines, but no new state.json): the journal never grows past what a start would take."""
     monkeypatch.setattr(journal, "MAX_JOURNAL", 12 << 10)
     a, _cleaner, state = await compactions_failing(tmp_path)
     limit = max(journal.MAX_JOURNAL, journal.LIMIT_FACTOR * state.threshold)

@@ -1,6 +1,5 @@
-"""RetryTurns through the real Uploader, the bucket faked at the seam: while the bucket fails, one upload
-retries per turn of the bucket's backoff however many wait (not each upload on a timer of its own); all go
-once it works; a cancelled backlog leaves no timer."""
+"""RetryTurns through the real Uploader: while the bucket fails, one upload retries per turn of its backoff
+however many wait; all go once it works; a cancelled backlog leaves no timer."""
 
 from __future__ import annotations
 
@@ -108,9 +107,8 @@ async def test_a_backlog_cancelled_leaves_no_timer(tmp_path: Path) -> None:
 
 
 async def test_an_upload_with_nothing_left_to_send_goes_at_the_next_turn_not_at_its_own(tmp_path: Path) -> None:
-    """Owncast deletes the files of half the uploads that wait: at the next turn those end, lost, without
-    a bucket attempt each; the rest wait on. What waits is bounded by what is still on disk, not by the
-    outage's length."""
+    """Uploads whose files Owncast deleted end, lost, at the next turn without an attempt each: what waits
+    is bounded by what is on disk, not by the outage's length."""
     fake, up, sleep = stepped(FakeStore(down=True))
     tasks = _uploads(tmp_path, up)
     await until(lambda: len(up._turns) == UPLOADS, "every upload waiting for its turn")

@@ -1,7 +1,5 @@
-"""The viewer in a real browser: hls.js in Debian's headless Chromium plays the live demo stream
-(SeaweedFS + the Owncast emulator + the service), fetches every segment from the S3 host, shows
-its stats, and shows the stream going offline and coming back; and a first visit starts as a bare
-hls.js page would: few requests before the first frame, none through a redirect."""
+"""The viewer in headless Chromium on the live demo stream: every segment from the S3 host, its stats, the
+stream going offline and back; a first visit makes few requests before the first frame, no redirect."""
 
 from __future__ import annotations
 
@@ -104,9 +102,7 @@ async def test_viewer_plays_from_the_bucket_and_shows_offline_and_back(demo: Liv
 
 
 async def test_a_first_visit_starts_with_few_requests_and_no_redirect(demo: LiveDemo) -> None:
-    """What the page needs to start comes with it or beside it. Counted by the browser (its own
-    account of its requests, each redirect one of them, up to the video's first frame: tests/support/
-    startup.py) on a first visit over a 150 ms round trip, the link the goal names."""
+    """Counted by the browser up to the first frame (tests/support/startup.py), over a 150 ms round trip."""
 
     await demo.owncast.wait_for_segments(0, 3, timeout=20)
     async with shared_chromium(draw_video=True) as browser:  # the first frame drawn

@@ -1,7 +1,5 @@
-"""The viewer page is built by esbuild from viewer/src/ (issue 49; scripts/build-viewer), and the built
-files are committed: the service and the wheel serve them, so `pip install` needs no Node.js. Building
-again from the sources, with the esbuild the lock file pins, must give the committed bytes, so the two
-cannot drift apart unseen."""
+"""The viewer's built files are committed (`pip install` needs no Node.js): building again from viewer/src/
+with the pinned esbuild must give the committed bytes."""
 
 from __future__ import annotations
 

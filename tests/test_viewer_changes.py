@@ -1,6 +1,5 @@
-"""The viewer page's report counts (viewer/src/playback.js's changesOf), run by Node as the module the page
-bundles: what each heartbeat's report carries is what changed since the last, and a report the service
-did not take goes into the next, also when another report went before its answer came."""
+"""viewer/src/playback.js's changesOf, run by Node: each report carries what changed since the last, and
+one the service did not take goes into the next."""
 
 from __future__ import annotations
 

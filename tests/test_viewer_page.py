@@ -1,6 +1,5 @@
-"""The viewer's page and files as the service serves them: what the page needs to start comes with it
-or beside it, no file it reaches takes a redirect, and the built files are served as they are, read
-once. Through the real app (aiohttp's test client), on the shipped viewer/ and on copies of it."""
+"""The viewer's page and files as the service serves them: what it needs to start comes with it, no file
+takes a redirect, and the built files are served as they are, read once."""
 
 from __future__ import annotations
 

@@ -1,6 +1,4 @@
-"""The viewer count and the page's framing policy, in process: the count's bounds and
-expiry (status/audience.py), its heartbeat route, /metrics and /health, config.json, /embed and the
-frame-ancestors header. Real browsers: tests/test_viewers_browser.py."""
+"""The viewer count (status/audience.py) and the page's framing policy, in process."""
 
 from __future__ import annotations
 
@@ -180,10 +178,8 @@ async def test_with_p2p_on_the_answer_counts_the_pages_that_share(aiohttp_client
 
 
 async def test_another_sites_page_cannot_beat(aiohttp_client: AiohttpClient) -> None:
-    """The preflight a browser sends before another site's beat (a custom header) is
-    refused, with no CORS header; a beat a browser says another site or origin sent is not counted.
-    The page's own beats (same-origin, also in another site's frame) and clients that are no browser
-    (no Sec-Fetch-Site) count as before. Chromium's side: tests/test_viewers_browser.py."""
+    """Another site's preflight is refused without CORS, and its beat not counted; the page's own beats (also
+    framed) and clients that are no browser count."""
     audience = Audience(30)
     client = await client_for(aiohttp_client, audience)
     preflight = await client.options("/live/watching", headers={
@@ -295,9 +291,7 @@ def test_a_bad_frame_ancestors_or_viewer_sources_is_one_line_naming_it(name: str
 @pytest.mark.parametrize("public", ["https://*.co.uk", "https://*.github.io", "https://*.pages.dev",
                                     "https://*.CO.UK:8443", "http://*.blogspot.com", "https://*.s3.amazonaws.com"])
 def test_a_wildcard_over_a_public_suffix_is_refused(public: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """`*.github.io` would let anyone's GitHub Pages site frame the page. The Public Suffix
-    List says where anyone may register a site; the package ships it, so no network is needed (every
-    connection refused here)."""
+    """`*.github.io` would let anyone's site frame the page (the shipped Public Suffix List: no network)."""
     def no_network(*_: object, **__: object) -> None:
         raise OSError("no network in this test")
 
@@ -354,9 +348,7 @@ async def test_the_owncast_stand_in_tells_viewers_apart_as_owncast_does() -> Non
                                   "::ffff:127.0.0.1"])
 def test_the_heartbeats_client_key_is_the_held_caps_address_but_an_ipv6_clients_48(peer: str,
                                                                                      trust_cf: bool) -> None:
-    """watching.client_key skips parsing IPv4 but finds the address clients.client_address finds; an
-    IPv6 client by its /48, as the tracker counts it (by /64, 100 /64s of one /48 would
-    count as 100 clients)."""
+    """client_key finds the address client_address finds; an IPv6 client by its /48, as the tracker counts."""
     proxies = Proxies(cloudflare=trust_cf)
     for headers in ({}, {"CF-Connecting-IP": peer}):
         request = make_mocked_request("POST", "/live/watching", headers=headers)

@@ -1,11 +1,6 @@
-"""Only whole segments reach the bucket: a segment Owncast's playlist names while Owncast is
-still writing it is waited for, and a file that changes during its upload is uploaded again.
-
-The writer holds a segment's last bytes back until the playlist has named it and the service has been
-seen waiting (tests/support/held_back.py): the race of ffmpeg's PUTs made to happen every time, on both
-watch paths (inotify, which tells a close; watchfiles, which does not). What is compared is bytes: the
-object in the bucket against the file as Owncast finished it.
-"""
+"""Only whole segments reach the bucket: one named while still written is waited for, one that changes
+during its upload is uploaded again. The writer holds its last bytes back (tests/support/held_back.py), so
+ffmpeg's race happens every time, on both watch paths; the bucket's bytes are compared with the file."""
 
 from __future__ import annotations
 
@@ -159,9 +154,7 @@ async def test_the_watcher_forgets_what_the_kernel_said_when_its_queue_overflows
 @KERNEL
 async def test_a_file_written_since_before_the_watch_began_waits_longer_than_the_quiet_of_watchfiles(
         tmp_path: Path, ts_bytes: bytes) -> None:
-    """A restart while Owncast writes a segment: the kernel never heard of the file, and its cut falls on a
-    packet boundary (whole packets: the file alone looks whole). Beside a kernel watch such a file must be
-    quiet for UNHEARD_QUIET, not QUIET."""
+    """A file the kernel never heard of, cut on a packet boundary, must be quiet for UNHEARD_QUIET."""
     (tmp_path / "0").mkdir()
     with HeldBack(ts_bytes, 188 * 4) as held:
         held.begin(tmp_path / "0" / "seg.ts")  # before the watch
@@ -177,9 +170,7 @@ async def test_a_file_written_since_before_the_watch_began_waits_longer_than_the
 @pytest.mark.parametrize("before", ["first_watch", "second_watch"])
 async def test_before_a_kernel_watch_begins_a_file_unheard_of_still_waits_the_longer_quiet(
         tmp_path: Path, before: str) -> None:
-    """Uploads asked before the kernel watch begins must judge by the kernel path's quiet, not watchfiles':
-    at start-up (the service reads Owncast's playlists before its first watch begins) and between two
-    watches (Owncast wipes HLS_DIR for a new stream: the old folder's watch ends before the new one begins)."""
+    """Before a kernel watch begins (at start-up, between two watches) the kernel path's quiet applies."""
     (tmp_path / "0").mkdir()
     w = Writes(tmp_path, kernel=True, quiet=0.05, unheard_quiet=60, lease=False)  # the quiet, not the lease
     if before == "second_watch":
