@@ -38,9 +38,6 @@ from tests.support.waiting import until
 PLAIN = b"GET /live/0/playlist.m3u8 HTTP/1.1\r\nHost: example.com\r\nAccept: */*\r\n\r\n"
 
 
-# -- at the seam: what the strict reading takes -------------------------------------------------------
-
-
 def answers() -> tuple[QuickAnswers, list[tuple[object, ...]]]:
     asked: list[tuple[object, ...]] = []
     quick = QuickAnswers()
@@ -190,9 +187,6 @@ def test_whole_heads(data: bytes, whole: bool) -> None:
 
 def test_an_aiohttp_without_the_handler_state_read_answers_nothing_here() -> None:
     assert idle(object()) is False
-
-
-# -- on a real listener ----------------------------------------------------------------------------
 
 
 @dataclass

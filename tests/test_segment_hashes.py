@@ -141,9 +141,6 @@ def test_drop_hashes_lists_the_same_segments_as_without_hashes() -> None:
     assert gen.render().body.decode() == text and "SHA256" not in text and "EXT-HB" not in text
 
 
-# -- the publisher: the hash of the very bytes in the bucket, only with P2P on --------------------------
-
-
 @pytest.mark.parametrize("p2p", [True, False])
 async def test_the_publisher_lists_the_hash_of_the_bytes_it_put_in_the_bucket_only_with_p2p(
         make_world: MakeWorld, p2p: bool) -> None:

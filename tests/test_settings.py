@@ -123,9 +123,6 @@ def test_help_explains_every_setting(tmp_path: Path) -> None:
         assert s.flag in r.stdout
 
 
-# -- settings that are each valid but do not work together -------------------------------------------
-
-
 @pytest.mark.parametrize("name", ["OWNCAST_URL", "R2_PUBLIC_URL", "S3_ENDPOINT_URL"])
 @pytest.mark.parametrize("userinfo", [f"admin:{SECRET}@", "admin@", f":{SECRET}@"])
 def test_a_url_with_a_user_or_password_is_refused_without_showing_it(tmp_path: Path, name: str,
@@ -166,9 +163,6 @@ def test_presign_expiry_must_outlast_a_segments_life_in_the_playlists(
 
 def test_a_short_presign_expiry_does_not_matter_for_public_urls(tmp_path: Path) -> None:
     assert load_settings(environ=env(tmp_path, PRESIGN_EXPIRY="60")).segment_urls == "public"
-
-
-# -- P2P_TRACKERS ---------------------------------------------------------------------------------
 
 
 def test_p2p_is_off_by_default_and_takes_ws_tracker_urls(tmp_path: Path) -> None:
@@ -221,9 +215,6 @@ def test_one_setting_alone_is_found_as_load_settings_finds_it(tmp_path: Path) ->
     assert raw_setting("HLS_DIR", environ={}) is None  # required, not set
     with pytest.raises(SettingsError, match="missing.env does not exist"):
         raw_setting("STATE_DIR", environ={}, env_file=tmp_path / "missing.env")
-
-
-# -- every mistake at once ----------------------------------------------------------------------
 
 
 def test_every_missing_or_bad_setting_is_named_in_one_error(tmp_path: Path) -> None:
@@ -352,9 +343,6 @@ def test_a_settings_mistake_is_told_before_the_network_libraries_load(tmp_path: 
     done = run_cli(environ={"WINDOW_SECONDS": "abc"}, cwd=tmp_path, argv=("-c", code))
     said = [line for line in done.stdout.splitlines() if line.startswith(("run ", "check "))]
     assert said == ["run 2 []", "check 2 []"], (done.stdout, done.stderr)
-
-
-# -- what a refused value costs the operator to read ------------------------------------------------------
 
 
 @pytest.mark.parametrize("name", ["STREAM_TITLE", "HLS_DIR", "FRAME_ANCESTORS", "P2P_TRACKERS", "PORT"])

@@ -103,9 +103,6 @@ def prepare_state(place: Path) -> None:
     os.chown(state, NOBODY, NOBODY)
 
 
-# -- as another user ------------------------------------------------------------------------------------
-
-
 def paste(line: str, place: Path, settings: Path) -> subprocess.CompletedProcess[str]:
     """The fix a line ends with ("...; as root: <shell line>"), pasted into a root shell as it is printed;
     then the user's `check` on `settings`."""
@@ -374,8 +371,6 @@ def test_a_folder_gone_is_no_refusal(tmp_path: Path) -> None:
     assert watch.check() == [] and watch.problem is None
     assert problems(tmp_path / "never" / "made", watch=True) == []
 
-
-# -- every setting, every file: no traceback --------------------------------------------------------------
 
 HOSTILE = ["", " ", "\t", "0", "-1", "1e309", "nan", "inf", "\u0663", "x" * 5000, "a\x00b", "\udcff", "../../..",
            "~nobody-here/x", "http://", "https://a b", "'self'", '"quoted"', "a\nb", "[::1]:99999", ":", "*",

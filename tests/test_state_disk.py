@@ -59,9 +59,6 @@ def continues_exactly(a: World, b: World, count: int) -> None:
     assert not any("#EXT-X-DISCONTINUITY\n" in text for _, text in b.playlists.shown)
 
 
-# -- the failure, then a restart ------------------------------------------------------------------------
-
-
 @pytest.mark.parametrize("stop", ["sigterm", "crash"])
 @pytest.mark.parametrize("fault", [errno.ENOSPC, errno.EROFS], ids=["full", "read-only"])
 async def test_a_failing_state_dir_then_a_restart_never_serves_a_number_twice(

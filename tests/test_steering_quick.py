@@ -181,9 +181,6 @@ def test_the_places_rendered_for_are_bounded() -> None:
     assert len({id(a) for a in answers[MAX_HOSTS:]}) == 1 and len(route._cached) == MAX_HOSTS + 1
 
 
-# -- on a real listener ----------------------------------------------------------------------------
-
-
 @contextlib.asynccontextmanager
 async def listening(gate: Gate | None = None) -> AsyncIterator[tuple[int, QuickAnswers, Source]]:
     """The public app with content steering, listening as the service does (the connection gate)."""

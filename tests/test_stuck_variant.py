@@ -132,8 +132,6 @@ async def test_a_restart_while_a_variant_waits_lists_what_it_waited_for_as_gaps(
     again.check()
 
 
-# -- the service, with hls.js in Chromium on the variant whose file never finishes -------------------
-
 SECONDS_PLAYED = 8.0  # past the stuck moment, at least this much more played
 
 

@@ -261,9 +261,6 @@ def test_the_info_hashes_are_p2p_media_loaders_own() -> None:
         info_hash(SWARM, variant_key(line)) for line in odd]
 
 
-# -- honest viewers stay on (T8, T9, E1, I1) -----------------------------------------------------------
-
-
 async def capped(http: aiohttp.ClientSession, url: str, addresses: list[str]) -> list[Peer]:
     """A connection from each of `addresses` (30 more than the cap): the cap's worth held, 30 refused (429)."""
     held, refused = [], 0
@@ -402,9 +399,6 @@ async def test_i1_sockets_that_never_upgrade_cannot_lock_viewers_out(tracker: Lo
     finally:
         for _, writer in silent:
             writer.close()
-
-
-# -- nobody moves viewers off the tracker (T8b, T10, T9b) ---------------------------------------------------
 
 
 async def test_t8b_a_burst_of_offers_costs_the_viewers_who_answer_them_nothing(tracker: LocalTracker) -> None:

@@ -44,17 +44,11 @@ def query(url: str) -> dict[str, str]:
     return {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
 
 
-# -- public ------------------------------------------------------------------------------------------
-
-
 def test_public_urls_are_the_base_and_the_key_and_stable(tmp_path: Path) -> None:
     urls = segment_urls(settings(tmp_path, SEGMENT_URLS="public", R2_PUBLIC_URL="https://media.example.com/"))
     assert isinstance(urls, PublicUrls)
     assert urls.segment("live/0/a.ts") == "https://media.example.com/live/0/a.ts" == urls.segment("live/0/a.ts")
     assert urls.init("live/0/run-init.mp4") == "https://media.example.com/live/0/run-init.mp4"
-
-
-# -- presigned, signed by botocore ----------------------------------------------------------------------
 
 
 def test_a_presigned_url_names_the_object_on_the_api_host_and_lasts_presign_expiry(tmp_path: Path) -> None:
@@ -86,9 +80,6 @@ def test_a_presigned_segment_is_signed_once_per_listing_with_presign_expiry() ->
     urls = PresignedUrls(signer, expiry=3600)
     urls.segment("live/0/a.ts")
     assert signer.calls == [("live/0/a.ts", 3600)]
-
-
-# -- the init section's URL ----------------------------------------------------------------------------
 
 
 def test_an_init_url_is_reused_until_half_its_life_is_gone_then_signed_anew() -> None:
@@ -134,9 +125,6 @@ def test_the_init_cache_forgets_old_runs_not_the_one_in_use() -> None:
         assert urls.init("run0-init.mp4") == first  # in use all along: kept
     urls.init("run1-init.mp4")  # long forgotten: signed again
     assert len(signer.calls) == 201
-
-
-# -- against a real S3 server that checks signatures and expiry ---------------------------------------
 
 
 @pytest.mark.integration

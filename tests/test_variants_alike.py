@@ -78,9 +78,6 @@ async def test_shuffled_copies_keep_every_variant_numbered_alike(make_world: Mak
     world.check()
 
 
-# -- variants cut apart ----------------------------------------------------------------------------------
-
-
 def checked(world: World, done: int) -> int:
     """Every version shown since the `done` first through the checker; returns how many are checked now."""
     for v, body in world.playlists.shown[done:]:

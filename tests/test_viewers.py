@@ -27,9 +27,6 @@ from tests.support.scrape import parsed
 VIEWER = default_viewer_dir()
 
 
-# -- the count ----------------------------------------------------------------------------------------
-
-
 def test_a_page_counts_until_its_timeout_after_its_last_beat_or_until_it_leaves() -> None:
     clock = Clock()
     audience = Audience(30, clock=clock)
@@ -117,9 +114,6 @@ def test_a_page_that_moves_to_another_network_is_counted_once() -> None:
     assert audience.beat(page, "198.51.100.1", p2p=False)  # Wi-Fi to mobile
     assert audience.watching == 1
     assert audience.beat(new_id(), "192.0.2.1", p2p=False)  # its old address's slot is free again
-
-
-# -- over HTTP: the heartbeat, /metrics, /health, config.json --------------------------------------------
 
 
 async def client_for(aiohttp_client: AiohttpClient, audience: Audience, *, trust_cf: bool = True,
@@ -228,9 +222,6 @@ async def test_config_names_owncasts_ping_the_beat_from_the_timeout_and_other_so
     assert config["owncast"]["report"] == 10.0  # as often as Owncast's own page reports
 
 
-# -- framing and /embed ---------------------------------------------------------------------------------
-
-
 async def test_the_page_and_its_embed_form_say_who_may_frame_them(aiohttp_client: AiohttpClient) -> None:
     client = await client_for(aiohttp_client, Audience(30), frame_ancestors="https://a.example https://*.b.example")
     for path in ("/", "/index.html", "/?embed=1", "/embed"):
@@ -315,9 +306,6 @@ def test_viewer_settings_defaults_and_bounds() -> None:
     assert settings_with(OWNCAST_URL="https://o.example/").owncast_url == "https://o.example"
 
 
-# -- the Owncast stand-in counts as Owncast's source does ------------------------------------------------
-
-
 async def test_the_owncast_stand_in_tells_viewers_apart_as_owncast_does() -> None:
     async with OwncastViewers(purge_timeout=60, prune_every=60) as owncast, aiohttp.ClientSession() as http:
         async def ping(user_agent: str, forwarded: str | None = None) -> None:
@@ -364,9 +352,6 @@ def test_the_heartbeats_client_key_is_the_held_caps_address_but_an_ipv6_clients_
             request._transport_peername = ("127.0.0.1", 40000)
             keys.add(client_key(request, Proxies(cloudflare=True)))
         assert keys == {"2001:db8:1::/48"}, keys
-
-
-# -- the page's Content-Security-Policy (in Chromium: tests/test_csp_browser.py) ---------------------------
 
 
 def policy_of(**over: str) -> dict[str, list[str]]:

@@ -220,9 +220,6 @@ async def test_src_plays_only_this_sites_streams_unless_the_operator_allows_more
     assert not [u for u in asked if u.startswith(stack.other.url)], asked
 
 
-# -- how playback fares -----------------------------------------------------------------------------------
-
-
 def playback(got: Samples, name: str, **labels: str) -> float:
     """hls_broadcaster_playback_`name` with `labels` (0 without)."""
     return total(got, f"hls_broadcaster_playback_{name}", **labels)
