@@ -1,8 +1,6 @@
-"""Rules the suite keeps about itself: a test file imports from tests/support, never from
-another test file; a unit test (no `integration` mark) pays for no S3 server or emulator it does not
-run: importing it (and conftest.py) loads neither moto nor the demo's process-running parts, nor does
-running it; a wait on a condition is the one `until` (tests/support/waiting.py), never a loop of sleeps;
-a browser page waited on checks its condition on a timer (POLL_MS), not on every frame."""
+"""Rules the suite keeps about itself: a test file imports from tests/support, never another test file; a
+unit test (no `integration` mark) loads neither moto nor the demo's process-running parts, importing or
+running; a wait is the one `until` (tests/support/waiting.py); a browser wait polls on a timer (POLL_MS)."""
 
 from __future__ import annotations
 
@@ -34,9 +32,8 @@ def _parsed(path: Path) -> ast.Module:
 
 
 def imports(path: Path, source: str | None = None) -> set[str]:
-    """Every module the file (or `source`, read as if it were that file) imports, anywhere in it, by its
-    absolute name: a relative import (`from .test_x import y`, `from . import test_x`) resolved from the
-    file's package, each name of a `from` import counted too (it may be a module)."""
+    """Every module the file (or `source`, read as that file) imports anywhere, by its absolute name
+    (relative ones resolved; each name of a `from` import counted too: it may be a module)."""
     tree = _parsed(path) if source is None else ast.parse(source, str(path))
     package = path.resolve().parent.relative_to(ROOT).parts
     found: set[str] = set()
@@ -94,9 +91,8 @@ def marked_integration(decorators: list[ast.expr]) -> bool:
 
 
 def heavy_imports_in_unit_functions(path: Path, source: str | None = None) -> list[str]:
-    """Each import of a HEAVY module inside a function (a test, fixture or helper) that runs without the
-    `integration` mark (on itself, its class or the module's pytestmark): it loads when the test runs,
-    where the module-level check above cannot see it. Imports under `if TYPE_CHECKING:` load nothing."""
+    """Each import of a HEAVY module inside a function that runs without the `integration` mark (on itself,
+    its class or pytestmark), unseen by the module-level check; those under `if TYPE_CHECKING:` aside."""
     tree = _parsed(path) if source is None else ast.parse(source, str(path))
     module_marks = [node.value for node in tree.body if isinstance(node, ast.Assign)
                     and any(isinstance(t, ast.Name) and t.id == "pytestmark" for t in node.targets)]
@@ -136,8 +132,7 @@ def test_the_heavy_import_check_sees_a_test_function_import() -> None:
 
 
 def test_unit_tests_import_no_heavy_module_inside_a_function() -> None:
-    """A test without the `integration` mark imports none of HEAVY where it runs either: one that only
-    needs a type takes it under TYPE_CHECKING, one that stubs the demo's runner puts a stand-in in its place."""
+    """Nor where it runs (a type goes under TYPE_CHECKING; a stub of the demo's runner, in its place)."""
     assert [hit for p in modules() for hit in heavy_imports_in_unit_functions(p)] == []
 
 
@@ -229,8 +224,7 @@ def test_sleeping_loops_are_found() -> None:
 
 
 def test_waits_are_until_and_only_pacing_loops_sleep() -> None:
-    """A test or support module waits on a condition with `until` (one implementation, bounded, naming what
-    it waits for): a `while` that sleeps is a hand-made wait, unless PACING says why it is not one."""
+    """A `while` that sleeps is a hand-made wait, unless PACING says why it is not one."""
     found: dict[str, list[str]] = {}
     for path in [*modules(), *sorted((TESTS / "support").rglob("*.py"))]:
         if path.name == "waiting.py":
@@ -239,15 +233,13 @@ def test_waits_are_until_and_only_pacing_loops_sleep() -> None:
         found[name] = [f"{name}::{where}" for where in sleeping_loops(path)]
     loops = {loop for file, found_in in found.items() if file not in PACING for loop in found_in}
     assert sorted(loops - PACING.keys()) == []
-    # An entry for a loop that is gone goes too (a whole file's entry, for a file being changed, may outlast
-    # its loops until it is removed).
+    # An entry for a loop that is gone goes too (a whole file's entry may outlast its loops).
     assert sorted(key for key in PACING if "::" in key and key not in loops) == []
 
 
 def frame_polled_waits(path: Path, source: str | None = None) -> list[int]:
-    """The lines of the file's (or `source`'s) wait_for_function calls not given `polling=POLL_MS`
-    (Playwright's default polls on every animation frame, which keeps Chromium drawing for as long as the
-    wait lasts)."""
+    """The lines of wait_for_function calls not given `polling=POLL_MS` (Playwright's default polls on
+    every animation frame, keeping Chromium drawing for as long as the wait lasts)."""
     tree = _parsed(path) if source is None else ast.parse(source, str(path))
     return [node.lineno for node in ast.walk(tree)
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
