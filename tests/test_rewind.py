@@ -77,8 +77,7 @@ def test_players_are_told_to_start_at_the_live_edge_only_with_a_rewind_window() 
 
 
 def test_blocking_requests_get_delta_updates_while_a_rewind_window_grows() -> None:
-    """Hours of growth under one media sequence must not mean hours of full reloads; only the one
-    version video.js would take for unchanged (as many segments as it holds) is answered in full."""
+    """Only what video.js would take for unchanged (as many segments as it holds) goes in full."""
     gen = ManifestGenerator(1, WindowOptions(600, can_block_reload=True, start_at_edge=True))
     full_answers = deltas = 0
     for i in range(300):

@@ -157,8 +157,7 @@ ENTER = ("HLS_DIR (from {place}/env)='{hls}': user {user} cannot enter {place}/h
 ])
 def test_a_folder_the_user_cannot_read_is_named_with_a_fix_that_works_pasted(
         place: Path, seaweed: SeaweedS3, closing: str, closed: str, mode: int, expected: str) -> None:
-    """The fix pasted as printed makes the next `check` pass, and keep passing once Owncast has made its
-    folders again, closed to others."""
+    """Pasted, it keeps passing once Owncast has made its folders again, closed to others."""
     assert shutil.which("setfacl"), "setfacl is not installed: scripts/test installs Debian's acl package"
     hls = owncast_folder(place)
     prepare_state(place)
@@ -452,8 +451,7 @@ def test_run_as_root_on_the_service_users_state_dir_is_refused_with_the_command_
 
 
 async def test_a_state_dir_another_service_holds_fails_check_as_run_refuses_it(place: Path, seaweed: SeaweedS3) -> None:
-    """A second service's settings naming the first one's STATE_DIR (a copied env file); the running
-    service's own, checked while it runs, passes."""
+    """A copied env file; the running service's own, checked while it runs, passes."""
     hls = owncast_folder(place)
     prepare_state(place)
     first = env_file(place, seaweed, hls)

@@ -248,8 +248,7 @@ async def test_a_save_writes_the_memory_pushed_with_the_version_never_asking_the
 
 async def test_the_memory_saved_after_a_listing_is_the_publishers_memory_then(
         tmp_path: Path, make_world: MakeWorld) -> None:
-    """After each listing, through the journal and a sliding window: the memory pushed with the listing's
-    version is what the publisher's memory is then."""
+    """Through the journal and a sliding window."""
     (tmp_path / "state").mkdir()
     file = JournaledState(tmp_path / "state")
     w = make_world(state=file, stepped=True)

@@ -151,8 +151,7 @@ async def _read_only_holds_then_continues_exactly(hls_dir: Path, disk: Disk, sto
 
 async def test_restarts_on_a_full_state_dir_go_on_within_the_reserve(
         tmp_path: Path, seam: SeamDisk, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Restarts while STATE_DIR stays full are no outage: each continues above what was recorded; only once
-    the reserve is used up are versions held back, until a save works."""
+    """Once the reserve is used up, versions are held back until a save works."""
     monkeypatch.setattr(hls, "SEQUENCE_RESERVE", 40)
     a = await started_afresh(World(tmp_path / "hls", state=seam.state_file()))
     await stream(a, 0, 4)  # saved with next 4: numbers below 44 reserved

@@ -207,8 +207,7 @@ async def compactions_failing(tmp_path: Path) -> tuple[World, Cleaner, _FullFail
 
 async def test_a_compaction_that_fails_leaves_the_lines_going_on(tmp_path: Path,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    """And says so all along: lines that work do not hide that state.json cannot be
-    rewritten (/health, state_save_failing), and each failed try is counted."""
+    """And says so (/health, state_save_failing), each failed try counted."""
     monkeypatch.setattr(journal, "RETRY_LINES", 5)
     a, cleaner, state = await compactions_failing(tmp_path)
     assert a.snapshots is not None
@@ -303,8 +302,7 @@ async def test_any_damage_to_the_journal_restores_or_sets_aside(tmp_path: Path,
 
 
 def test_a_list_the_last_line_no_longer_holds_is_gone_and_one_it_holds_is_whole(tmp_path: Path) -> None:
-    """Replay at the journal's own level: a Tail followed through lines is put where the last line holds
-    it; one the last line does not hold (its variant gone) is not brought back."""
+    """Replay at the journal's own level (a Tail followed through lines)."""
     state = JournaledState(tmp_path)
     a, b = Log(), Log()
     for n in range(6):

@@ -410,8 +410,7 @@ async def running(policy: SteeringPolicy, watched: Callable[[], bool] = lambda: 
 
 
 async def test_one_failed_probe_is_a_doubt_the_next_probe_settles() -> None:
-    """After one failed probe the bucket is doubted but still serves; the next answer ends a wait for it
-    and the doubt; two failures in a row, the VM serves, and nothing is doubted."""
+    """Doubted but still serving after one; two failures in a row, the VM serves, nothing doubted."""
     gets: list[int] = []
     second = asyncio.Event()
 
@@ -475,8 +474,6 @@ async def test_reports_make_the_loop_probe_at_once_at_most_once_per_probe_again(
 
 async def test_reports_while_a_probe_is_on_its_way_are_answered_by_it_not_by_another_at_once(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """A report while the probe's GET is on its way is answered by it; a report after it probes again,
-    PROBE_AGAIN or more later."""
     monkeypatch.setattr(probe, "PROBE_EVERY", 60.0)
     release = asyncio.Event()
     policy = calm_policy()
@@ -578,8 +575,7 @@ def test_a_client_failing_when_the_bucket_fails_is_forgotten_when_players_are_ba
 
 
 async def test_the_loops_go_quiet_while_nothing_is_live_and_a_listing_wakes_them() -> None:
-    """Nothing listed lately, no upload waiting, no bucket failing: the loops look every QUIET_EVERY; a
-    listing wakes both at once."""
+    """Nothing listed lately, no upload waiting, no bucket failing: every QUIET_EVERY."""
     behind = [0.0]
     policy = calm_policy(behind=lambda: behind[0])
     evaluated = counting(policy)

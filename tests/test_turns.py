@@ -119,8 +119,7 @@ async def test_uploads_with_nothing_left_to_send_go_at_the_next_turn_and_a_cance
 
 
 async def test_held_copies_dropped_release_their_uploads(tmp_path: Path) -> None:
-    """With copies kept (the VM's pathway), an upload waits while its copy or Owncast's file is there:
-    a copy dropped for VM_COPIES_MB with Owncast's file deleted ends its upload at the next turn."""
+    """A copy dropped for VM_COPIES_MB, Owncast's file deleted: the upload ends at the next turn."""
     hls = tmp_path / "hls"
     (hls / "0").mkdir(parents=True)
     (tmp_path / "state").mkdir()

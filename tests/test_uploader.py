@@ -270,8 +270,6 @@ async def test_a_segment_held_first_is_read_on_one_worker_thread_and_sent_from_m
 
 async def test_a_segment_is_held_only_once_an_attempt_fails_and_its_copy_outlives_owncasts_file(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Not held first: nothing held until an attempt fails; then a copy is kept and sent, though Owncast
-    deleted its file meanwhile, and goes once it landed."""
     held = opened_held(tmp_path)
     hops = _count_hops(monkeypatch)
     b = tmp_path / "hls" / "0" / "b.ts"
@@ -362,8 +360,7 @@ async def test_a_hanging_upload_no_other_follows_is_told_as_its_attempt_times_ou
 
 async def test_a_segment_whose_copy_was_dropped_and_whose_file_is_gone_is_lost_as_copy_dropped(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    """Copy dropped (past VM_COPIES_MB) and file deleted: lost as `copy_dropped`, not `deleted`; a WARNING at
-    the first, the count in the line that says the bucket is back."""
+    """Not `deleted`; a WARNING at the first, the count in the line that says the bucket is back."""
     caplog.set_level(logging.INFO, logger="broadcaster.bucket.uploader")
     held = opened_held(tmp_path, max_bytes=1880)
     fake = FakeStore(down=True)

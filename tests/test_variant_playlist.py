@@ -192,8 +192,7 @@ async def test_a_second_new_target_before_the_bucket_caught_up_never_shows_two_t
 
 
 async def test_a_withdrawn_variant_shows_its_former_playlist_and_holds_no_other() -> None:
-    """A variant withdrawn: its former playlist is still shown in the bucket (what left its window goes on
-    to the cleaner), and the others do not wait."""
+    """What left its window goes on to the cleaner."""
     removed: list[str] = []
     variants, shown = two_variants(removed)
     upload = shown_ahead_in_variant_1(variants, shown)

@@ -136,8 +136,7 @@ async def test_a_stream_cut_apart_after_its_first_slot_was_decided_with_one_copy
 
 
 async def test_the_second_lane_to_start_a_stream_does_not_start_it_again(make_world: MakeWorld) -> None:
-    """The copied lane, once its copy lands, is not a new stream though it advertises 4 s; meanwhile the
-    transcoded variant's new playlist waits for the copied one's (one target at a time, 6.2.4)."""
+    """Though it advertises 4 s; meanwhile the other lane waits for it (one target at a time, 6.2.4)."""
     holds = HeldWrites()
     world = make_world(align_by="time", window=6.0, writes=holds, stepped=True)
     done = await stream_ended(world)
@@ -256,8 +255,7 @@ async def stream_a_listed(make_world: MakeWorld) -> tuple[World, HeldWrites]:
 
 async def test_a_raise_while_one_variant_still_lists_the_stream_before_keeps_the_timeline(
         make_world: MakeWorld) -> None:
-    """The target raised (3 -> 6) before variant 1 listed any of stream b: variant 1 lists b's moments under
-    the numbers variant 0 gave them."""
+    """Raised (3 -> 6) before variant 1 listed any of stream b: it lists b under variant 0's numbers."""
     world, holds = await stream_a_listed(make_world)
     holds.hold("stream-b-0.ts", 1)
     world.owncast_lists(1, "stream-b-0.ts", duration=2.0, date=6, target=2)

@@ -172,8 +172,7 @@ async def test_with_p2p_on_the_answer_counts_the_pages_that_share(aiohttp_client
 
 
 async def test_another_sites_page_cannot_beat(aiohttp_client: AiohttpClient) -> None:
-    """Another site's preflight is refused without CORS, and its beat not counted; the page's own beats (also
-    framed) and clients that are no browser count."""
+    """The page's own beats (also framed) and clients that are no browser count."""
     audience = Audience(30)
     client = await client_for(aiohttp_client, audience)
     preflight = await client.options("/live/watching", headers={

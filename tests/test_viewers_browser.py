@@ -182,8 +182,7 @@ _BEATS = """async (url) => {
 
 
 async def test_another_sites_page_cannot_make_its_visitors_count(stack: Stack, browser: OwnedPages) -> None:
-    """A page on another origin fetches the heartbeat 25 times: the preflight is refused, nothing counted.
-    The same fetches from the service's own origin count (the control)."""
+    """25 beats from another origin; the same from the service's own origin count (the control)."""
     audience = stack.service.audience
     # The framed page of the test before may still count (its goodbye lost): gone within VIEWER_TIMEOUT.
     await until(lambda: audience.watching == 0, "earlier tests' pages gone", WAIT)
@@ -246,8 +245,7 @@ async def lowest_variant(http: aiohttp.ClientSession, url: str) -> tuple[str, in
 
 async def test_a_viewer_below_the_lowest_variants_bitrate_stalls_on_it_here_and_in_owncasts_stream_health(
         stack: Stack, browser: OwnedPages) -> None:
-    """One of two viewers throttled to half the lowest variant's bitrate stalls on it: /metrics counts it,
-    /health names a viewer stalled, and Owncast's Stream Health has half the viewers in trouble."""
+    """Throttled to half the lowest variant's bitrate, one viewer of two."""
     url = stack.service.url
     async with aiohttp.ClientSession() as http:
         lowest, bandwidth = await lowest_variant(http, url)
@@ -364,8 +362,7 @@ async def test_the_latency_on_metrics_is_the_pages_own_within_a_second_whatever_
 
 async def test_honest_pages_reports_are_all_within_bounds_and_each_start_up_counts_once(
         stack: Stack, browser: OwnedPages) -> None:
-    """Two pages play, one pauses and plays on under the same id: none of their reports is refused as out
-    of bounds, and their start-ups count once each (the page that played on sends none again)."""
+    """Two pages play, one pauses and plays on under its id (sending no start-up again)."""
     url = stack.service.url
     async with aiohttp.ClientSession() as http:
         contexts = [await browser.new_context(user_agent=f"viewer-{n}") for n in range(2)]
@@ -397,8 +394,7 @@ async def test_honest_pages_reports_are_all_within_bounds_and_each_start_up_coun
 
 async def test_a_report_whose_beat_failed_goes_into_the_next_and_no_count_is_lost(
         stack: Stack, browser: OwnedPages) -> None:
-    """Four beats with a report fail (503s and aborts in turn): the page counts each as not taken, and once
-    its beats go through /metrics holds every bucket segment it had loaded."""
+    """Four beats with a report fail (503s and aborts in turn)."""
     url = stack.service.url
     failed: list[str] = []
 

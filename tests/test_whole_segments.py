@@ -99,8 +99,7 @@ async def test_a_file_closed_before_it_is_asked_for_costs_no_wait_and_one_look(
 
 
 async def test_after_lost_events_a_file_is_judged_by_itself_never_taken_for_finished(tmp_path: Path) -> None:
-    """A queue overflow forgets what the kernel said: the file being written then is not 'finished' (without
-    the lease: the file itself, cut inside a packet, says so)."""
+    """Without the lease, the file itself, cut inside a packet, says it is not finished."""
     folder = tmp_path / "0"
     folder.mkdir()
     path = folder / "seg.ts"
@@ -120,8 +119,7 @@ async def test_after_lost_events_a_file_is_judged_by_itself_never_taken_for_fini
 @KERNEL
 async def test_the_watcher_forgets_what_the_kernel_said_when_its_queue_overflows(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """IN_Q_OVERFLOW through the real watcher: a close heard before it is forgotten, so a file rewritten
-    while events were lost is judged again, not taken for finished on the word of the old close."""
+    """A file rewritten while events were lost is judged again, not taken on the old close's word."""
     (tmp_path / "0").mkdir()
     path = tmp_path / "0" / "seg.ts"
     path.write_bytes(b"\x47" * 188 * 4)

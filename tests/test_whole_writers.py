@@ -129,8 +129,7 @@ def _flood(folder: Path, events: int) -> None:
 @KERNEL
 async def test_a_real_queue_overflow_is_logged_counted_and_an_open_file_is_never_taken_for_finished(
         tmp_path: Path, ts_bytes: bytes, caplog: pytest.LogCaptureFixture) -> None:
-    """The kernel's IN_Q_OVERFLOW: logged, counted, what was heard forgotten; a file still open then is not
-    finished after the unheard quiet."""
+    """The kernel's IN_Q_OVERFLOW: what was heard before it is forgotten."""
     limit = int(Path("/proc/sys/fs/inotify/max_queued_events").read_text())
     if limit > 100_000:
         pytest.skip(f"fs.inotify.max_queued_events is {limit}: too many files to make to fill it")
@@ -193,8 +192,7 @@ def test_the_lease_tells_a_writer_anywhere_from_readers_and_from_none(tmp_path: 
 
 
 async def test_a_writer_opening_the_file_while_the_lease_is_held_ends_nothing(tmp_path: Path) -> None:
-    """The kernel sends the lease's holder SIGIO (which ends a process by default) when a writer opens the
-    file: this process lives on, and the writer's open goes through once released."""
+    """SIGIO, which the kernel sends the lease's holder, ends a process by default."""
     path = tmp_path / "seg.ts"
     path.write_bytes(b"\x47" * 188)
     fd = os.open(path, os.O_RDONLY)
@@ -283,8 +281,7 @@ HOLD = 1.0  # seconds a `touch`ed file is held after it, the service free to tak
 @pytest.mark.parametrize("watch", WATCHES)
 async def test_the_service_lists_each_odd_writers_segment_whole_or_not_at_all(
         tmp_path: Path, seaweed: SeaweedS3, watch: str) -> None:
-    """One slot per odd writer, named while its writer has not finished it: the service is seen waiting,
-    and every object listed is byte for byte the file its writer left."""
+    """One slot per odd writer, named while its writer has not finished it."""
     ledger = Ledger()
     ts = real_ts_segment(tmp_path)
     feed = HandFedOwncast(tmp_path / "hls", ts, variants=(0,), ledger=ledger)
