@@ -17,7 +17,7 @@ from broadcaster.demo.ledger import Ledger
 from broadcaster.demo.owncast_files import MasterEntry, OwncastFolder
 from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.metrics import Metrics
-from broadcaster.source import inotify, spans
+from broadcaster.source import spans
 from broadcaster.source.watcher import HlsWatcher
 from broadcaster.source.writes import Finish, Writes
 from tests.support.fakes import Sink
@@ -27,16 +27,7 @@ from tests.support.owncast_writer import HandFedOwncast, real_ts_segment
 from tests.support.service_process import ServiceProcess, service_env
 from tests.support.waiting import until
 from tests.support.whole import assert_whole
-from tests.support.writes_watch import watching
-
-KERNEL = pytest.mark.skipif(not inotify.available(), reason="inotify is Linux only")
-_PATHS = [pytest.param(True, id="inotify", marks=KERNEL), pytest.param(False, id="watchfiles")]
-
-
-@pytest.fixture(scope="module")
-def ts_bytes(tmp_path_factory: pytest.TempPathFactory) -> bytes:
-    return real_ts_segment(tmp_path_factory.mktemp("ts"))
-
+from tests.support.writes_watch import PATHS, watching
 
 @pytest.fixture(scope="module")
 def hls_segments(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[bytes, float]]:
@@ -88,7 +79,7 @@ def test_bytes_without_timestamps_are_unknown_never_short() -> None:
 
 
 @pytest.mark.parametrize("lease", [True, False], ids=["lease", "no-lease"])
-@pytest.mark.parametrize("kernel", _PATHS)
+@pytest.mark.parametrize("kernel", PATHS)
 @pytest.mark.parametrize("kind", ["appended", "rewritten"])
 async def test_a_file_closed_on_a_packet_boundary_short_of_its_extinf_waits_for_its_writer(
         tmp_path: Path, ts_bytes: bytes, kernel: bool, kind: str, lease: bool) -> None:
@@ -113,7 +104,7 @@ async def test_a_file_closed_on_a_packet_boundary_short_of_its_extinf_waits_for_
             writer.close()
 
 
-@pytest.mark.parametrize("kernel", _PATHS)
+@pytest.mark.parametrize("kernel", PATHS)
 async def test_a_whole_segment_named_with_its_extinf_is_finished_at_once(
         tmp_path: Path, ts_bytes: bytes, kernel: bool) -> None:
     """Owncast's own files cost nothing more: written whole and closed, they are READY when asked."""

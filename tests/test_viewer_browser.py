@@ -33,9 +33,8 @@ MAX_REQUESTS_BEFORE_FIRST_FRAME = 12
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def demo(tmp_path_factory: pytest.TempPathFactory, recordings: Recordings) -> AsyncIterator[LiveDemo]:
-    # The bucket's pathway alone: this module's claims are that every segment came from the bucket and
-    # none from this server. With the VM's pathway (the default), a bucket fetch that times out on a
-    # loaded machine sends the page to the VM for 10 s, by design (viewer/src/pathways.js). The page with content steering: tests/test_steering_browser.py.
+    # The bucket's pathway alone: every segment must come from the bucket (a fetch timing out on a loaded
+    # machine would send the page to the VM, by design; steering: tests/test_steering_browser.py).
     async with live_demo(tmp_path_factory.mktemp("viewer"), recordings, WINDOW_SECONDS="8",
                          PATHWAYS="bucket") as running:
         yield running
@@ -110,9 +109,8 @@ async def test_a_first_visit_starts_with_few_requests_and_no_redirect(demo: Live
         start = await first_visit(context, await context.new_page(), f"{demo.service.url}/")
     asked = [f"{f.started:.2f} {f.url}{' (redirected)' if f.redirected else ''}" for f in start.before]
     assert start.redirects() == [], asked
-    # Counted up to the first segment's request: past it, a loaded machine decoding slowly lets hls.js
-    # fetch more segments and reload playlists before the frame; the bench
-    # (bench/startup.py) reports the count up to the first frame itself.
+    # Counted up to the first segment's request (past it, a loaded machine lets hls.js fetch more before
+    # the frame; bench/startup.py counts up to the first frame itself).
     assert len(start.to_first_segment()) <= MAX_REQUESTS_BEFORE_FIRST_FRAME, asked
     own = start.same_origin_files(demo.service.url)
     # The page, its stylesheet, hls.js, viewer.min.js (its modules in it) and the playlist are the first
