@@ -15,11 +15,10 @@ import pytest
 from broadcaster.playlist import hls
 from broadcaster.state.served import ServedRecord
 from tests.support.disks import Disk, SeamDisk, TmpfsDisk, small_tmpfs
-from tests.support.saved_state import check_all, listed, numbers, started_afresh, stream
+from tests.support.saved_state import VARIANTS, check_all, listed, numbers, started_afresh, stream
 from tests.support.waiting import until
 from tests.support.world import World
 
-VARIANTS = (0, 1)
 NAMES = [f"stream-a-{i}.ts" for i in range(40)]
 
 

@@ -16,11 +16,10 @@ import pytest
 from broadcaster.state import disk, journal, served
 from broadcaster.state.journal import JournaledState
 from tests.support.disks import FaultPlan, FaultyOs
-from tests.support.saved_state import check_all, journaled, listed, numbers, started_afresh
+from tests.support.saved_state import VARIANTS, check_all, journaled, listed, numbers, started_afresh
 from tests.support.waiting import until
 from tests.support.world import World
 
-VARIANTS = (0, 1)
 NAMES = [f"stream-a-{i}.ts" for i in range(40)]
 BEFORE = 4  # segments saved before the fault is armed
 DURING = 6  # segments Owncast writes while it is armed (the fault, then saves that work again)

@@ -18,11 +18,9 @@ from broadcaster.state import journal
 from broadcaster.state.disk import Prepared, dumps
 from broadcaster.state.journal import JOURNAL, JournaledState
 from broadcaster.tails import Log
-from tests.support.saved_state import journaled, started_afresh, stream
+from tests.support.saved_state import VARIANTS, journaled, started_afresh, stream
 from tests.support.waiting import until
 from tests.support.world import World
-
-VARIANTS = (0, 1)
 
 
 class _Failing(JournaledState):
