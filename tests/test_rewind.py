@@ -28,8 +28,7 @@ def seg(i: int, duration: float = 1.0, *, init: str | None = None, disc: bool = 
 
 
 def reference(gen: ManifestGenerator, now: float) -> bytes:
-    """The same version rendered from scratch: a generator restored from a saved state joins every
-    entry's text afresh, where the live one kept its text across appends and slides."""
+    """The same version rendered from scratch (restored from a saved state: every entry's text afresh)."""
     saved = json.loads(dumps(playlist_memory.snapshot(gen, now)))
     again = playlist_memory.restore(saved, now, gen.options)
     assert again.last_discontinuity == gen.last_discontinuity  # counted as entries come and go

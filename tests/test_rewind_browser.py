@@ -93,8 +93,7 @@ def rfc3339(epoch: float) -> str:
 
 
 async def until_shown(page: Any, condition: str, what: str, arg: Any = None) -> None:
-    """Until `condition` (of `arg`) holds in the page, within 40 s; else a failure naming `what`, with the
-    clock's text and the viewer's stats."""
+    """Until `condition` (of `arg`) holds in the page, within 40 s; else a failure naming `what`."""
     from playwright.async_api import TimeoutError as PlaywrightTimeout
 
     try:

@@ -86,8 +86,7 @@ def test_only_the_segments_near_the_live_edge_show_their_hash() -> None:
 
 @pytest.mark.parametrize("target", [1, 2, 6])
 def test_a_4_hour_window_gzipped_grows_by_at_most_a_tenth(target: int) -> None:
-    """H1's bound on bytes (deterministic; bench/hash_cost.py measures the rest): every segment's hash made
-    this playlist 7x bigger gzipped."""
+    """Every segment's hash made it 7x bigger gzipped (bench/hash_cost.py measures the rest)."""
     from bench.hash_cost import playlist
 
     without, hashed = playlist(14400, target, hashed=False), playlist(14400, target, hashed=True)
@@ -116,8 +115,7 @@ def test_clips_and_recordings_carry_no_hashes() -> None:
 
 
 def test_a_state_from_before_the_hashes_still_restores() -> None:
-    """Eight values an entry (the hashes saved and restored: test_only_the_segments_near_the_live_edge...).
-    Those segments are listed without one (so viewers take them from the bucket), the next has its own."""
+    """Eight values an entry: those segments are listed without one, the next has its own."""
     saved = json.loads(dumps(playlist_memory.snapshot(generator(3), 3.0)))
     for entry in saved["entries"]:
         del entry[8]

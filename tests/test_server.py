@@ -244,8 +244,7 @@ async def test_an_unknown_variant_or_path_is_404_not_500(make_client: MakeClient
 async def test_other_methods_are_405_where_get_works_else_404(
         make_client: MakeClient, viewer_dir: Path, viewer: bool, method: str, path: str,
         status: int | None) -> None:
-    """aiohttp's own answers, kept now that the catch-all route gives them: 405 (with Allow) only where
-    a GET would work, and CORS and our Server name on both (no middleware adds them any more)."""
+    """aiohttp's own answers: 405 (with Allow) only where a GET would work; CORS and our Server on both."""
     client = await make_client(viewer_dir=viewer_dir if viewer else None)
     status = status or (405 if viewer else 404)
     got, headers, _ = await get(client, path, method=method)
@@ -432,8 +431,7 @@ async def test_viewer_files_are_cacheable_at_their_versioned_url(make_client: Ma
 
 
 async def test_the_page_is_served_as_built_and_revalidated(make_client: MakeClient, viewer_dir: Path) -> None:
-    """The page names its files by version as scripts/build-viewer wrote them; the service adds only
-    config.json (and the stream's words), never touches the names, and reads the files once."""
+    """The service adds only config.json (and the stream's words), never touches the names, reads once."""
     page = ('<!doctype html><head><meta name="viewer-config" content=""></head>'
             f'<link href="style.css?v={version_of(b"body{}")}" rel="stylesheet"><script src="player.js"></script>')
     (viewer_dir / "index.html").write_text(page)
@@ -458,8 +456,7 @@ async def test_the_page_is_served_as_built_and_revalidated(make_client: MakeClie
 
 async def test_a_large_file_is_sent_within_the_write_timeout_and_a_client_that_never_reads_lets_go_of_it(
         make_client: MakeClient, viewer_dir: Path) -> None:
-    """A large answer is sent at most max_open at once, each within write_timeout (from its file while it
-    is the one read: sendfile)."""
+    """At most max_open at once, each within write_timeout (sendfile)."""
     big = os.urandom(16 << 20)  # more than the kernel buffers between the two ends of a loopback connection
     (viewer_dir / "big.js").write_bytes(big)
     registry = CollectorRegistry()

@@ -104,8 +104,7 @@ def prepare_state(place: Path) -> None:
 
 
 def paste(line: str, place: Path, settings: Path) -> subprocess.CompletedProcess[str]:
-    """The fix a line ends with ("...; as root: <shell line>"), pasted into a root shell as it is printed;
-    then the user's `check` on `settings`."""
+    """The fix a line ends with, pasted into a root shell as printed; then the user's `check`."""
     assert line.count(AS_ROOT) == 1, line
     command = line.split(AS_ROOT, 1)[1]
     done = subprocess.run(["sh", "-c", command], capture_output=True, text=True, timeout=300)
@@ -128,8 +127,7 @@ def stops_alike(place: Path, settings: Path, about: str) -> tuple[str, str]:
 
 
 def remake_as_owncast(hls: Path) -> None:
-    """Owncast at a stream's start under UMask=0077: HLS_DIR made again, closed to others unless a default
-    ACL says otherwise (in a process of its own: the umask is the process's)."""
+    """Owncast at a stream's start under UMask=0077 (in a process of its own: the umask is the process's)."""
     code = ("import os, shutil, sys\nos.umask(0o077)\nhls = sys.argv[1]\nshutil.rmtree(hls)\n"
             "os.mkdir(hls, 0o750)\nos.mkdir(hls + '/0', 0o750)\n"
             "for name in ('stream.m3u8', '0/stream.m3u8', '0/stream-def-1.ts'):\n"
@@ -378,8 +376,7 @@ HOSTILE = ["", " ", "\t", "0", "-1", "1e309", "nan", "inf", "\u0663", "x" * 5000
 
 @pytest.mark.parametrize("name", [s.name for s in SETTINGS])
 def test_no_value_of_any_setting_gives_a_traceback(tmp_path: Path, name: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each hostile value: SettingsError with a line per problem naming the setting, or settings that load
-    and pass this machine's checks without an exception."""
+    """SettingsError with a line per problem naming the setting, or settings that pass the checks."""
     monkeypatch.chdir(tmp_path)  # a STATE_DIR of '0' is made here, not in the checkout
     (tmp_path / "hls").mkdir()
     base = {"HLS_DIR": str(tmp_path / "hls"), "S3_ENDPOINT_URL": "http://127.0.0.1:9", "AWS_ACCESS_KEY_ID": "k",
@@ -479,8 +476,7 @@ async def test_a_state_dir_another_service_holds_fails_check_as_run_refuses_it(p
 
 @ROOT_ONLY
 async def test_run_as_root_does_not_make_state_dir_in_another_users_folder(place: Path) -> None:
-    """`run` as root, STATE_DIR to be made in the service user's folder: refused before anything is made,
-    with the command to run as that user, which makes it that user's."""
+    """Refused before anything is made, with the command that, run, makes it that user's."""
     hls = owncast_folder(place)
     home = place / "home" / "owncast"
     os.chown(home, NOBODY, NOBODY)

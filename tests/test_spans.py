@@ -83,8 +83,7 @@ def test_bytes_without_timestamps_are_unknown_never_short() -> None:
 @pytest.mark.parametrize("kind", ["appended", "rewritten"])
 async def test_a_file_closed_on_a_packet_boundary_short_of_its_extinf_waits_for_its_writer(
         tmp_path: Path, ts_bytes: bytes, kernel: bool, kind: str, lease: bool) -> None:
-    """Closed with half its bytes, no writer, whole packets, quiet: every other sign says finished. Named
-    with its #EXTINF (1 s), it is waited for until its writer has written it whole."""
+    """Half its bytes, no writer, whole packets, quiet: every other sign says finished."""
     async with watching(tmp_path, kernel, lease=lease) as w:
         path = tmp_path / "0" / "stream-a-0.ts"
         writer = OddWriter(kind, ts_bytes)
@@ -124,8 +123,7 @@ WAIT = 20.0  # seconds the service may take for a step on a loaded machine
 @pytest.mark.integration
 async def test_the_service_never_serves_the_half_of_a_file_its_writer_opens_again(
         tmp_path: Path, seaweed: SeaweedS3) -> None:
-    """Each odd file closed half-written and named, then opened again (appended, or truncated and written
-    whole): nothing of it listed or in the bucket meanwhile; afterwards, the writer's final bytes."""
+    """Nothing of it listed or in the bucket meanwhile; afterwards, the writer's final bytes."""
     ledger = Ledger()
     ts = real_ts_segment(tmp_path)
     feed = HandFedOwncast(tmp_path / "hls", ts, variants=(0, 1), ledger=ledger)
@@ -175,8 +173,7 @@ async def bucket_has(http: aiohttp.ClientSession, url: str, data: bytes) -> bool
 
 def test_the_watcher_tells_each_ts_segments_extinf_but_the_offline_clips(
         tmp_path: Path, ts_bytes: bytes) -> None:
-    """What a wait compares with: Owncast's #EXTINF of each segment, read with its playlist; not the offline
-    clip's, which is not its length (docs/owncast.md)."""
+    """The offline clip's #EXTINF is not its length (docs/owncast.md)."""
     files = OwncastFolder(tmp_path, (0,), shortid="a", list_size=10, target=2)
     files.write_master([MasterEntry(800_000)])
     first = files.slot(ts_bytes, duration=1.5)

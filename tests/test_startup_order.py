@@ -32,8 +32,7 @@ def _owncast_lists(owncast: OwncastEmulator, variant: int) -> list[str]:
 
 @contextlib.asynccontextmanager
 async def _polling(seen: Observer) -> AsyncIterator[None]:
-    """The observer reads every version while the test waits on Owncast: a new playlist at the same
-    address (a raised target) drops what the old one listed, so a late look would miss it."""
+    """Every version read while the test waits on Owncast (a raised target drops what the old listed)."""
     async def poll() -> None:
         while True:
             await seen.poll()

@@ -189,8 +189,7 @@ async def test_a_target_duration_set_above_owncasts_restores(make_world: MakeWor
 
 
 async def test_names_owncast_listed_but_were_rejected_restore(make_world: MakeWorld) -> None:
-    """Rejected names are remembered (so they are reported once), escapes and all: the state the
-    service writes with them must restore, not be set aside."""
+    """Rejected names are remembered, escapes and all: such a state restores, not set aside."""
     a = make_world()
     a.owncast_lists(0, "stream-a-0.ts")
     a.pub.on_variant_playlist(0, SourcePlaylist(1, 0, (), False, True, rejected=(("evil\x1b[2J.ts", "escape"),)))

@@ -275,8 +275,7 @@ async def test_a_crash_with_a_healthy_disk_continues_exactly(tmp_path: Path, sea
 
 async def test_a_crash_after_versions_shown_unsaved_continues_above_the_highest_recorded(
         tmp_path: Path, seam: SeamDisk, caplog: pytest.LogCaptureFixture) -> None:
-    """A record torn in one slot: the other still says how far versions went; damaged whole, it is set aside
-    with one line and the state taken at its worst (the reserve)."""
+    """Torn in one slot, the other still says; damaged whole, set aside with one line (the reserve)."""
     a = await started_afresh(World(tmp_path / "hls", state=seam.state_file()))
     await stream(a, 0, 3)  # numbers 0..2 saved: next 3
     seam.fail(errno.ENOSPC)

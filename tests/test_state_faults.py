@@ -41,8 +41,7 @@ def faulty(plan: FaultPlan, monkeypatch: pytest.MonkeyPatch, *, record_too: bool
 
 
 async def writes(w: World, names: list[str], *, first_read: int | None = None, each: bool = True) -> None:
-    """Owncast writes each segment in turn; `each`: each is listed, or held back (a save failed), before
-    the next (after a restart that continues above, the new window is shown once it is long enough)."""
+    """Owncast writes each segment in turn; `each`: each is listed, or held back, before the next."""
     for name in names:
         w.now += 1.0
         for v in VARIANTS:

@@ -255,8 +255,7 @@ async def test_the_journal_is_bounded_while_compactions_fail(tmp_path: Path,
 
 async def test_any_damage_to_the_journal_restores_or_sets_aside(tmp_path: Path,
                                                            caplog: pytest.LogCaptureFixture) -> None:
-    """Seeded damage to a real journal (bytes changed, cut, doubled, lines swapped): start-up restores
-    (dropping at most a torn last line) or sets both files aside with one ERROR line; nothing else."""
+    """Seeded damage: restored (at most a torn last line dropped) or both set aside, one ERROR line."""
     import random
     import shutil
     a, _cleaner = await started(tmp_path / "a")

@@ -169,8 +169,7 @@ async def until_on_the_bucket(demo: Demo, what: str) -> None:
 
 
 async def judged_outage(demo: Demo, *, service: bool, viewers: bool, drain: bool = False) -> None:
-    """`drain`: a client drains the VM's pathway beside the steered players (hostile.Fetcher): they keep
-    playing, and it gets no more than its share of VM_SEGMENT_MBPS."""
+    """`drain`: a client drains the VM's pathway beside the steered players (hostile.Fetcher)."""
     pages = demo.pages
     await until_on_the_bucket(demo, "before the outage")
     stalls_before = {name: len(await w.stalls()) for name, w in pages.items()}

@@ -295,8 +295,7 @@ def test_uploads_only_slow_on_a_busy_machine_are_no_outage(world: World) -> None
 
 def test_an_upload_refused_and_a_probe_failed_together_send_players_away_at_once(
         world: World, caplog: pytest.LogCaptureFixture) -> None:
-    """The first refused upload and the probe's first failure, together, steer at the next evaluation
-    (Shaka does not leave a failing pathway on its own)."""
+    """At the next evaluation (Shaka does not leave a failing pathway on its own)."""
     caplog.set_level(logging.INFO, "broadcaster.steering.policy")
     policy = world.policy
     world.run(2)
@@ -377,8 +376,7 @@ def calm_policy(behind: Callable[[], float] = lambda: 0.0, refused: Callable[[],
 @contextlib.asynccontextmanager
 async def answering_bucket(status: int = 206, held: asyncio.Event | None = None,
                            ) -> AsyncIterator[tuple[str, list[float]]]:
-    """A real HTTP server for the bucket's public URL: (a segment's URL there, when each GET of it came),
-    each answered `status` with one byte; the first GET held until `held` is set."""
+    """The bucket's public URL: (a segment's URL, when each GET came), each `status`; the first held."""
     gets: list[float] = []
 
     async def segment(request: web.Request) -> web.Response:
@@ -618,8 +616,7 @@ def test_a_calm_policy_says_when_the_clock_alone_could_decide(world: World) -> N
 
 async def test_with_uploads_that_tell_when_one_is_late_a_calm_loop_takes_no_turn_on_a_timer(
         monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """Wired as the service wires it (told_late, on_late, late_after): calm, no turn on the clock; a late
-    upload is evaluated at once, then every half second until it lands."""
+    """Wired as the service wires it; a late upload is evaluated at once, then every half second."""
     monkeypatch.setattr(probe, "QUIET_EVERY", 60.0)
     monkeypatch.setattr("broadcaster.steering.policy.MIN_UPLOAD_WAIT", 0.3)
     monkeypatch.setattr("broadcaster.bucket.lateness.ARM_AFTER", 0.05)

@@ -195,8 +195,7 @@ async def listening(gate: Gate | None = None) -> AsyncIterator[tuple[int, QuickA
 
 
 async def test_the_answers_are_the_routes_byte_for_byte() -> None:
-    """Each request asked quick, then with a query item the route ignores that this reading leaves to
-    aiohttp (`x=%41`): the same answer, counted alike."""
+    """Each asked quick, then with a query item left to aiohttp (`x=%41`): the same answer, counted alike."""
     async with listening() as (port, quick, source):
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         player = ("Host: live.example.com:8443", "User-Agent: Mozilla/5.0", "Accept: */*",
@@ -241,8 +240,7 @@ async def test_a_reload_naming_its_pathway_again_gets_the_relative_reload_uri() 
 
 
 async def test_a_private_streams_manifest_is_its_gates(tmp_path: Path) -> None:
-    """PRIVATE=true: the manifest carries each viewer's token, so aiohttp's gate answers it: 401
-    without one, and nothing answered here with or without."""
+    """It carries each viewer's token: 401 without one, and nothing answered here."""
     gate = Gate(Gatekeeper(Keys("p" * 40, "let me in", 600), InvitesFile(tmp_path / "invites.json")))
     async with listening(gate) as (port, quick, source):
         reader, writer = await asyncio.open_connection("127.0.0.1", port)

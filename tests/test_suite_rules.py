@@ -259,8 +259,7 @@ def test_browser_waits_poll_on_a_timer() -> None:
 
 
 def test_the_runs_order_is_made_from_data_that_names_the_modules_there_are() -> None:
-    """The run's order comes from each module's recorded seconds (tests/support/order.py): a module the
-    data names must exist, and the data must cover the long ones (else they begin at the run's end)."""
+    """The seconds data (tests/support/order.py) names modules there are, and covers the long ones."""
     from tests.support import order
 
     recorded = order.read()

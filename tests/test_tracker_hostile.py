@@ -329,8 +329,7 @@ async def test_t8_answers_to_offers_whose_sender_left_cost_the_viewer_nothing(tr
 
 
 async def test_t9_a_viewers_peer_id_cannot_be_taken_from_another_address(tracker: LocalTracker) -> None:
-    """An attacker announcing a viewer's peer id is refused, also while the viewer is away, so the viewer
-    comes back with it (a page keeps its id for life) and meets peers again."""
+    """Nor while the viewer is away: it comes back with its id (a page keeps it for life)."""
     home, away = "198.51.100.10", "198.51.100.20"
     async with connected(tracker.url, home) as victim:
         await joined(victim)
@@ -461,8 +460,7 @@ async def test_t9b_a_viewers_peer_id_cannot_be_taken_from_its_own_address_while_
 
 async def test_t9b_a_viewer_back_on_a_new_connection_takes_its_id_from_the_one_that_lingers(
         tracker: LocalTracker) -> None:
-    """The old connection answers no ping: from its address the page gets its id back after that ping
-    fails; from another address it would not (T9)."""
+    """After the old one fails a ping; from another address it would not (T9)."""
     home = "198.51.100.40"
     old = await RawSocket.open(tracker.url, home)
     peer_id = random_id()

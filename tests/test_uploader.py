@@ -207,8 +207,7 @@ async def test_out_of_handles_or_memory_is_retried_never_lost(
 
 
 def test_a_folder_below_the_root_that_is_a_symlink_is_never_entered(tmp_path: Path) -> None:
-    """The folder is opened without following symlinks and the file relative to it, so swapping the
-    folder for a symlink between a check and the read cannot make us read outside."""
+    """Opened without following symlinks, the file relative to it: no swap between check and read."""
     root, outside = tmp_path / "hls", tmp_path / "outside"
     root.mkdir()
     outside.mkdir()
@@ -223,8 +222,7 @@ def test_a_folder_below_the_root_that_is_a_symlink_is_never_entered(tmp_path: Pa
 
 
 async def test_the_hash_is_of_the_body_the_successful_attempt_put(tmp_path: Path) -> None:
-    """The hash viewers check peers against is of the bytes in the bucket: a retry reads the
-    file again, and what the successful PutObject sent is what is hashed."""
+    """A retry reads the file again: what the successful PutObject sent is what is hashed."""
     fake = FakeStore(fail={"k": 1})
     path = segment(tmp_path)
 
@@ -251,8 +249,7 @@ def _count_hops(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 async def test_a_segment_held_first_is_read_on_one_worker_thread_and_sent_from_memory(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Held first: the file is read once (vm/held.py), its first attempt sends those bytes without another
-    thread hop, and an attempt after a failure reads them again on a worker thread."""
+    """Read once (vm/held.py); after a failure, read again from the holder on a worker thread."""
     held = opened_held(tmp_path)
     hops = _count_hops(monkeypatch)
     fake = FakeStore(fail={"live/0/b.ts": 1})

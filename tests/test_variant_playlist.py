@@ -144,8 +144,7 @@ def list_in(variants: Variants, index: int | tuple[int, ...], i: int, duration: 
 
 
 async def test_a_former_playlist_is_shown_though_the_new_one_is_still_empty() -> None:
-    """A variant's new playlist still empty: the bucket showing its former one still counts, and the others'
-    new target waits for that variant's next segment on each pathway (6.2.4)."""
+    """The others' new target waits for that variant's next segment on each pathway (6.2.4)."""
     variants, shown = two_variants()
     upload = shown_ahead_in_variant_1(variants, shown)
     variants.retarget(3, 2.0, new_timeline=True)
@@ -213,8 +212,7 @@ async def test_a_withdrawn_variant_shows_its_former_playlist_and_holds_no_other(
 
 
 async def test_a_variant_ended_empty_by_a_raise_shows_its_end_with_the_others_new_target() -> None:
-    """Variant 1 ended when a raise keeps the timeline, variant 0's bucket behind by an upload: on each
-    pathway variant 1's end shows under the new target together with variant 0's new playlist."""
+    """On each pathway with variant 0's new playlist, variant 0's bucket behind by an upload."""
     variants, shown = two_variants()
     list_in(variants, (0, 1), 0)
     shown.push()

@@ -105,8 +105,7 @@ def discontinuity_of(world: World, v: int, name: str) -> int:
 @pytest.mark.parametrize("raised", [False, True], ids=["no_raise", "raised"])
 async def test_a_stream_cut_apart_after_its_first_slot_was_decided_with_one_copy_waiting(
         make_world: MakeWorld, raised: bool) -> None:
-    """The first slot decided while variant 1's copy is written; the next segment shows the two cut apart
-    (0.6 s late, or `raised` 2 -> 5): both give the first two moments one discontinuity number."""
+    """Cut apart (0.6 s late, or `raised` 2 -> 5): the first two moments, one discontinuity number."""
     holds = HeldWrites()
     world = make_world(align_by="time", window=6.0, writes=holds, stepped=True)
     done = await stream_ended(world)
@@ -213,8 +212,7 @@ async def test_shuffled_streams_cut_apart_keep_every_variant_numbered_alike(
 @pytest.mark.parametrize("then", ["ended", "listed"])
 async def test_a_raise_from_one_lane_after_the_other_showed_all_it_had(make_world: MakeWorld,
                                                                        then: str) -> None:
-    """A raise 2 -> 5 when variant 1 has shown all it has: both show under 5 together when the stream ends or
-    (`listed`) variant 1 lists its next segment; never one under 2 left beside one under 5."""
+    """2 -> 5: both show under 5 together at the end or (`listed`) variant 1's next segment."""
     world = make_world(align_by="time", window=6.0, stepped=True)
     done = await stream_ended(world)
     world.owncast_lists(1, "stream-b-0.ts", duration=2.0, date=20, target=2)
@@ -308,8 +306,7 @@ async def test_a_variant_lists_a_stream_cut_apart_only_after_the_last_slot_of_th
 
 async def test_a_new_stream_after_variants_cut_apart_lists_its_first_segment_at_one_number_in_each(
         make_world: MakeWorld) -> None:
-    """Stream b ends lower in variant 0, its last still written when stream c comes: carried into the new
-    playlist and moved up, so c's first segment has one number in both (6.2.4)."""
+    """Variant 0's last of stream b, still written, is carried into the new playlist and moved up."""
     world, holds = await stream_a_listed(make_world)
     done = checked(world, 0)
     holds.hold("stream-b-0.ts", 1)  # variant 0 lists stream b first: variant 1 comes above it

@@ -154,8 +154,7 @@ async def test_the_heartbeat_counts_answers_the_count_uncached_and_metrics_expor
 
 
 async def test_with_p2p_on_the_answer_counts_the_pages_that_share(aiohttp_client: AiohttpClient) -> None:
-    """The page connects to peers only once P2P_MIN_VIEWERS pages share (p2p-choice.js): with P2P on,
-    every counted beat's answer says how many do, also with the count hidden; P2P off, nothing of it."""
+    """Also with the count hidden; P2P off, nothing of it (p2p-choice.js waits for P2P_MIN_VIEWERS)."""
     audience = Audience(30, per_client=3)
     client = await client_for(aiohttp_client, audience, p2p_trackers=("ws://127.0.0.1:9",), show_viewer_count=False)
     answers = []

@@ -201,8 +201,7 @@ async def test_another_sites_page_cannot_make_its_visitors_count(stack: Stack, b
 
 async def test_src_plays_only_this_sites_streams_unless_the_operator_allows_more(stack: Stack,
                                                                                browser: OwnedPages) -> None:
-    """Another site's playlist in ?src= is not played (nor asked) under the service's origin; the service's
-    own playlists play; an origin VIEWER_SOURCES lists (here `allowed`) is asked."""
+    """Another site's ?src= is not played nor asked; an origin VIEWER_SOURCES lists is."""
     service = stack.service.url
     page = await browser.new_page()
     asked: list[str] = []
@@ -225,8 +224,7 @@ def playback(got: Samples, name: str, **labels: str) -> float:
 
 
 async def lowest_variant(http: aiohttp.ClientSession, url: str) -> tuple[str, int]:
-    """The variant with the lowest BANDWIDTH: (its index, bits/s). Waited for: at a new stream the service
-    answers 503 until every variant it announces is listed."""
+    """(index, bits/s) of the lowest BANDWIDTH, waited for (503 until every variant is listed)."""
     seen: list[tuple[int, str]] = []  # (status, body) of the last answer
 
     async def variants() -> list[tuple[str, str]]:
@@ -319,8 +317,7 @@ FAST_CLOCK = """(() => {
 
 async def test_the_latency_on_metrics_is_the_pages_own_within_a_second_whatever_the_devices_clock(
         stack: Stack, browser: OwnedPages) -> None:
-    """A device clock an hour fast: /metrics' latency is the page's own figure within a second, and the
-    truth (this clock less the frame's PROGRAM-DATE-TIME) within a second too. Owncast gets the same."""
+    """And the truth (this clock less the frame's PROGRAM-DATE-TIME) within a second; Owncast too."""
     url = stack.service.url
     async with aiohttp.ClientSession() as http:
         context = await browser.new_context(user_agent="viewer-fast-clock")

@@ -147,8 +147,7 @@ class OrderedSink(Sink):
 @pytest.mark.parametrize("kernel", PATHS)
 async def test_after_a_wipe_variant_playlists_wait_for_the_new_master_naming_a_new_variant(
         tmp_path: Path, kernel: bool) -> None:
-    """After a wipe ffmpeg writes the master last: a variant it adds is named only there, so the others'
-    playlists wait for it and the new one is listed from its first segment."""
+    """ffmpeg writes the master last: a new variant is listed from its first segment."""
     sink, metrics = OrderedSink(), Metrics()
     (tmp_path / "0").mkdir()
     write_in_place(tmp_path / "stream.m3u8", MASTER)
@@ -242,8 +241,7 @@ class _WaitProbe(selectors.DefaultSelector):
 
 @KERNEL
 def test_idle_watcher_waits_on_the_kernel_not_on_a_clock(tmp_path: Path) -> None:
-    """The Linux path starts no thread, and once idle the event loop sleeps until the next rescan
-    is due: nothing wakes it to look for changes. A write then wakes it (the kernel's event)."""
+    """No thread; idle, the loop sleeps until the next rescan; a write wakes it (the kernel's event)."""
     probe = _WaitProbe()
     rescan = 3600.0
 
@@ -291,8 +289,7 @@ def test_folder_watch_reports_writes_new_folders_and_its_own_removal(tmp_path: P
 
 def test_variant_playlists_without_a_multivariant_playlist_are_said_once_not_silent(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    """No master past the grace (or one unreadable): /health names it, one log line, a gauge; a good master
-    ends it."""
+    """Past the grace (or unreadable): /health, one log line, a gauge; a good master ends it."""
     sink, metrics = Sink(), Metrics()
     watcher = HlsWatcher(tmp_path, sink, metrics, timing=WatchTiming(master_grace=0.0))
     caplog.set_level(logging.INFO, logger="broadcaster.source.watcher")

@@ -63,8 +63,7 @@ async def test_a_segment_still_being_written_is_waited_for_until_owncast_finishe
 @pytest.mark.parametrize("lease", [True, False], ids=["lease", "events"])
 async def test_the_kernel_tells_a_cut_on_a_packet_boundary_which_the_file_alone_cannot(
         tmp_path: Path, ts_bytes: bytes, lease: bool) -> None:
-    """Held back a whole number of packets, the file on disk looks whole: only the kernel tells (the lease
-    refused while the file is open for writing, or else the close event)."""
+    """The lease refused while the file is open for writing, or else the close event."""
     async with watching(tmp_path, True, quiet=0.05, lease=lease) as w:
         with HeldBack(ts_bytes, 188 * 4) as held:
             held.begin(tmp_path / "0" / "seg.ts")
@@ -79,8 +78,7 @@ async def test_the_kernel_tells_a_cut_on_a_packet_boundary_which_the_file_alone_
 @KERNEL
 async def test_a_file_closed_before_it_is_asked_for_costs_no_wait_and_one_look(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """One look (an open, fstat and the lease asked: whole packets, no writer left), no wait: a close heard
-    is not enough by itself (a writer that closed early, another process's close)."""
+    """One look (open, fstat, the lease): a close heard is not enough by itself."""
     async with watching(tmp_path, True) as w:
         (tmp_path / "0" / "seg.ts").write_bytes(b"\x47" * 188)
         await until(lambda: w._writing.get(tmp_path / "0" / "seg.ts") is False, "the close was read")

@@ -115,8 +115,7 @@ async def test_after_a_restart_a_file_still_open_on_a_packet_boundary_is_never_f
 
 
 def _flood(folder: Path, events: int) -> None:
-    """More than `events` inotify events in `folder`, while the loop is blocked: two files in turn (the kernel
-    merges an event only into an identical one just before it)."""
+    """More than `events` inotify events, two files in turn (the kernel merges only identical neighbours)."""
     fds = [os.open(folder / f"flood-{i}.ts", os.O_WRONLY | os.O_CREAT, 0o644) for i in (0, 1)]
     try:
         for i in range(events + 100):
