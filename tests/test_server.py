@@ -87,13 +87,6 @@ async def test_playlists_have_hls_type_and_short_cache(make_client: MakeClient, 
         assert "ETag" in headers["Access-Control-Expose-Headers"]
 
 
-async def test_default_variant_is_configurable(make_client: MakeClient) -> None:
-    playlists = ready_playlists()
-    client = await make_client(playlists, default_variant=1)
-    _, _, body = await get(client, MEDIA)
-    assert body == playlists.generators[1].render().body
-
-
 @pytest.mark.parametrize("if_none_match", ["{etag}", 'W/{etag}', '"nope", {etag}', 'W/"x",W/{etag}', "*"])
 async def test_matching_etag_gets_304_without_body(make_client: MakeClient, if_none_match: str) -> None:
     playlists = ready_playlists()
@@ -519,8 +512,11 @@ async def test_viewer_dir_must_exist(tmp_path: Path) -> None:
         create_app(ready_playlists(), FakeHealth(), Metrics(), viewer_options=ViewerOptions(tmp_path / "missing"))
 
 
-async def test_without_viewer_the_index_names_the_playlists(make_client: MakeClient) -> None:
-    client = await make_client(default_variant=1)
+async def test_the_default_variant_is_configurable_and_without_viewer_the_index_names_the_playlists(
+        make_client: MakeClient) -> None:
+    playlists = ready_playlists()
+    client = await make_client(playlists, default_variant=1)
+    assert (await get(client, MEDIA))[2] == playlists.generators[1].render().body
     status, headers, body = await get(client, "/")
     assert status == 200
     assert headers["Content-Type"].startswith("text/plain")
