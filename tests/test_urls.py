@@ -15,18 +15,13 @@ from broadcaster.settings import Settings, SettingsError, load_settings
 from broadcaster.bucket.store import BucketAccess
 from broadcaster.bucket.urls import PresignedUrls, PublicUrls, S3Signer, segment_urls
 from tests.support.fakes import Clock
+from tests.support.settings_env import SECRET, env
 from tests.support.waiting import until
-
-SECRET = "s3cr3t-never-shown-anywhere"
 
 
 def settings(tmp_path: Path, **over: str) -> Settings:
-    environ = {
-        "HLS_DIR": str(tmp_path), "S3_ENDPOINT_URL": "https://acc.r2.cloudflarestorage.com",
-        "AWS_ACCESS_KEY_ID": "key-id", "AWS_SECRET_ACCESS_KEY": SECRET, "AWS_BUCKET_NAME": "my-bucket",
-        "STATE_DIR": str(tmp_path / "state"), "SEGMENT_URLS": "presigned", "REWIND_SECONDS": "0", **over,
-    }  # fmt: skip
-    return load_settings(environ=environ)
+    over = {"AWS_ACCESS_KEY_ID": "key-id", "SEGMENT_URLS": "presigned", "REWIND_SECONDS": "0", **over}
+    return load_settings(environ=env(tmp_path, **over))
 
 
 class FakeSigner:
