@@ -68,14 +68,14 @@ async def beat(front: Front, source: str, page: int, headers: str = "") -> int:
 
 @pytest.fixture
 def tunnel() -> bool:
-    """Whether the service also trusts the tunnel's CF-Connecting-IP from a loopback peer (beside cloudflared)."""
+    """Whether the service also trusts the tunnel's CF-Connecting-IP from a loopback peer (cloudflared's)."""
     return False
 
 
 @pytest.fixture(params=[pytest.param("nginx", marks=needs_nginx), pytest.param("caddy", marks=needs_caddy)])
 async def behind_a_proxy(tmp_path: Path, moto_url: str, request: pytest.FixtureRequest,
                          tunnel: bool) -> AsyncIterator[Front]:
-    """The service behind either proxy as its header says to run it; nothing alarming in its log at the end."""
+    """The service behind either proxy as its header says to run it; nothing alarming in its log after."""
     env = moto_env(moto_url, tmp_path, HOST="127.0.0.1", FORWARDED_ALLOW_IPS="127.0.0.1",
                    TRUST_CF_CONNECTING_IP=str(tunnel).lower(), PATHWAYS="bucket,vm")
     kind = ShippedProxy if request.param == "nginx" else CaddyProxy

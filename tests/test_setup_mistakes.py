@@ -50,7 +50,7 @@ def owncast_folder(place: Path) -> Path:
 
 
 def env_file(place: Path, bucket: SeaweedS3 | None, hls: Path, **over: str) -> Path:
-    """The service's env file, readable by anyone. No bucket: for the mistakes found before any bucket call."""
+    """The service's env file, readable by anyone. No bucket: for mistakes found before any bucket call."""
     state = place / "state"
     s3 = {"S3_ENDPOINT_URL": "http://127.0.0.1:9", "AWS_ACCESS_KEY_ID": "setupkey", "AWS_SECRET_ACCESS_KEY": "secret",
           "AWS_BUCKET_NAME": "setup", "R2_PUBLIC_URL": "https://media.example.com"} if bucket is None else {

@@ -211,8 +211,8 @@ async def test_when_the_reserve_is_used_up_new_versions_wait_for_a_save(
 @pytest.mark.parametrize("record", ["works", "fails"])
 async def test_a_clean_state_then_a_disk_failing_from_the_start(
         tmp_path: Path, seam: SeamDisk, monkeypatch: pytest.MonkeyPatch, record: str) -> None:
-    """A clean state, then a disk that cannot save: new numbers are shown once STATE_DIR/served records
-    them (a crash continues above); when nothing can be recorded, none is shown (a crash continues exactly)."""
+    """A clean state, then a disk that cannot save: new numbers are shown once STATE_DIR/served records them
+    (a crash continues above); when nothing can be recorded, none is (a crash continues exactly)."""
     a = await started_afresh(World(tmp_path / "hls", state=seam.state_file()))
     await stream(a, 0, 3)
     await a.pub.close()

@@ -261,7 +261,7 @@ def test_the_info_hashes_are_p2p_media_loaders_own() -> None:
 
 
 async def capped(http: aiohttp.ClientSession, url: str, addresses: list[str]) -> list[Peer]:
-    """A connection from each of `addresses` (30 more than the cap): the cap's worth held, 30 refused (429)."""
+    """A connection from each of `addresses` (30 more than the cap): the cap's held, 30 refused (429)."""
     held, refused = [], 0
     for address in addresses:
         try:

@@ -124,7 +124,7 @@ def two_variants(removed: list[str] | None = None, plan: PathwayPlan = PLAN) -> 
 
 
 def shown_ahead_in_variant_1(variants: Variants, shown: Shown) -> asyncio.Future[None]:
-    """Segment 0 shown on both pathways; variant 1's segment 1 on the VM's only: its upload (returned) waits."""
+    """Segment 0 on both pathways; variant 1's segment 1 on the VM's only: its upload (returned) waits."""
     list_in(variants, (0, 1), 0)
     shown.push()
     upload: asyncio.Future[None] = asyncio.get_running_loop().create_future()

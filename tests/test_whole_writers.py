@@ -77,7 +77,7 @@ async def test_a_writer_that_has_not_finished_is_waited_for_whatever_its_events_
 @pytest.mark.parametrize("kernel", PATHS)
 async def test_a_whole_segment_truncated_by_name_to_its_own_length_is_finished_not_unfinished(
         tmp_path: Path, ts_bytes: bytes, kernel: bool) -> None:
-    """truncate(2) by name writes with no open, so no close follows: nobody holds it open, so it is finished."""
+    """truncate(2) by name writes with no open, so no close follows: nobody holds it open: finished."""
     async with watching(tmp_path, kernel) as w:
         path = tmp_path / "0" / "seg.ts"
         OddWriter("truncated", ts_bytes).begin(path)
@@ -103,7 +103,7 @@ async def test_a_segment_truncated_by_name_inside_a_packet_is_given_up_never_fin
 @KERNEL
 async def test_after_a_restart_a_file_still_open_on_a_packet_boundary_is_never_finished_however_quiet(
         tmp_path: Path, ts_bytes: bytes) -> None:
-    """The watch begins while the file is open (a restart mid-segment): the file alone looks whole and quiet."""
+    """The watch begins while the file is open (a restart mid-segment); the file alone looks whole, quiet."""
     (tmp_path / "0").mkdir()
     with HeldBack(ts_bytes, 188 * 4) as held:
         held.begin(tmp_path / "0" / "seg.ts")
@@ -246,7 +246,7 @@ def test_asked_from_a_thread_it_cannot_set_the_signal_up_and_says_none(tmp_path:
 
 
 async def test_a_file_touched_after_its_upload_is_listed_as_uploaded(tmp_path: Path) -> None:
-    """Touched (its stamp moved, not its bytes) while its slot waits for variant 1: listed from the one upload."""
+    """Touched (its stamp moved, not its bytes) while its slot waits for variant 1: listed from one upload."""
     world = World(tmp_path, writes=Writes(tmp_path, kernel=False, quiet=0.0))
     world.pub.on_master([SourceVariant(0, 800_000), SourceVariant(1, 300_000)])
     world.owncast_lists(0, "stream-a-0.ts")
