@@ -143,10 +143,11 @@ def test_r2_public_url_is_required_for_public_segment_urls_only(tmp_path: Path) 
     assert (s.segment_urls, s.first_bucket.public_url, s.presign_expiry) == ("presigned", "", 3600)
 
 
-def test_presigned_segment_urls_refuse_playlists_in_the_bucket(tmp_path: Path) -> None:
+def test_presigned_segment_urls_refuse_playlists_in_the_bucket_public_ones_any_expiry(tmp_path: Path) -> None:
     message = one_line_error(env(tmp_path, SEGMENT_URLS="presigned", PUBLISH_PLAYLISTS="true"))
     assert message.startswith("PUBLISH_PLAYLISTS=true") and "SEGMENT_URLS=presigned" in message
     assert load_settings(environ=env(tmp_path, PUBLISH_PLAYLISTS="true")).publish_playlists  # public: fine
+    assert load_settings(environ=env(tmp_path, PRESIGN_EXPIRY="60")).segment_urls == "public"
 
 
 @pytest.mark.parametrize(("window", "margin", "expiry", "needed"),
@@ -159,10 +160,6 @@ def test_presign_expiry_must_outlast_a_segments_life_in_the_playlists(
         assert message.startswith(f"PRESIGN_EXPIRY={expiry} ") and f"= {needed}s" in message, message
     s = load_settings(environ=env(tmp_path, PRESIGN_EXPIRY=str(needed), **over))  # exactly enough is enough
     assert s.presign_expiry == needed
-
-
-def test_a_short_presign_expiry_does_not_matter_for_public_urls(tmp_path: Path) -> None:
-    assert load_settings(environ=env(tmp_path, PRESIGN_EXPIRY="60")).segment_urls == "public"
 
 
 def test_p2p_is_off_by_default_and_takes_ws_tracker_urls(tmp_path: Path) -> None:
