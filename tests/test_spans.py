@@ -75,9 +75,6 @@ def test_bytes_without_timestamps_are_unknown_never_short() -> None:
     assert not spans.short_of(None, 2.0)
 
 
-# -- the wait: a file closed short of its #EXTINF is waited for, a whole one is not ------------------------
-
-
 @pytest.mark.parametrize("lease", [True, False], ids=["lease", "no-lease"])
 @pytest.mark.parametrize("kernel", PATHS)
 @pytest.mark.parametrize("kind", ["appended", "rewritten"])
@@ -114,8 +111,6 @@ async def test_a_whole_segment_named_with_its_extinf_is_finished_at_once(
     w.named(path, 1.0)
     assert await w.finished(path, 5) is Finish.READY
 
-
-# -- the service as it runs: a writer that closes and opens again never has its half served ---------------
 
 WAIT = 20.0  # seconds the service may take for a step on a loaded machine
 

@@ -35,9 +35,6 @@ from tests.support.writes_watch import (KERNEL, PATHS, WATCHES, listed_within, s
 CUT = 1000  # bytes held back: not a whole number of TS packets, as a cut in a body almost never is
 
 
-# -- the wait itself, on a real folder fed by the real watcher ----------------------------------------
-
-
 @pytest_asyncio.fixture(params=PATHS)
 async def watched(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[tuple[Writes, Path]]:
     """Writes fed by a running HlsWatcher (inotify or watchfiles) on tmp_path, and its variant folder."""
@@ -203,9 +200,6 @@ async def test_a_file_never_made_is_missing_after_a_short_wait(
     assert told == []  # not "being written": never there
 
 
-# -- the publisher: uploaded again when it changed, given up when it never finishes --------------------
-
-
 async def test_a_file_changed_during_its_upload_is_uploaded_again_before_it_is_listed(tmp_path: Path) -> None:
     world = World(tmp_path, writes=Writes(tmp_path, kernel=False, quiet=0.0), segment_hashes=True)
     world.owncast_lists(0, "stream-a-0.ts")
@@ -248,9 +242,6 @@ async def test_a_segment_never_finished_is_lost_with_its_gap_marked_never_upload
     await world.pub.close()
 
 
-# -- the service as it runs: the listing waits and the bucket holds the whole file ---------------------
-
-
 @pytest.mark.integration
 @pytest.mark.parametrize("watch", WATCHES)
 async def test_the_service_lists_a_held_segment_only_once_it_is_whole_and_says_so_once_per_stream(
@@ -289,8 +280,6 @@ async def test_the_service_lists_a_held_segment_only_once_it_is_whole_and_says_s
         assert service.problems() == []
     assert os.path.exists(feed.folder(0) / first)
 
-
-# -- by hand, two variants, on SeaweedFS: the writer's ledger against the bucket -----------------------
 
 HOLD = 1.0  # seconds a tail is held at most once its playlist names it (Owncast's own: ~10 ms)
 LATE = 3  # slots whose tails are held

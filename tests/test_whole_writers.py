@@ -41,9 +41,6 @@ LOOKS = 12  # still_waiting's looks, 0.05 s apart: 0.6 s, over twice watchfiles'
 assert LOOKS * 0.05 > 2 * QUIET
 
 
-# -- W1, W2: a writer that has not finished is waited for, whatever the events and the file say ----------
-
-
 # Every odd writer on both watch paths; and, on the kernel's without the lease, the two it judges otherwise.
 UNFINISHED = [*(pytest.param(kind, path.values[0], True, id=f"{kind}-{path.id}", marks=path.marks)
                 for kind in ("closed_early", "reopened", "renamed", "touched") for path in PATHS),
@@ -95,9 +92,6 @@ async def test_a_segment_truncated_by_name_inside_a_packet_is_given_up_never_fin
         path.write_bytes(ts_bytes)
         os.truncate(path, len(ts_bytes) - 100)
         assert await w.finished(path, 0.5) is Finish.UNFINISHED
-
-
-# -- W3: after a restart or a lost event, an open file is never finished, however quiet ------------------
 
 
 @KERNEL
@@ -157,9 +151,6 @@ async def test_a_real_queue_overflow_is_logged_counted_and_an_open_file_is_never
     finally:
         held.close()
         await watcher.stop()
-
-
-# -- where the kernel will not answer: the events and the file, with what that cannot tell -----------------
 
 
 def ask(path: Path) -> bool | None:
@@ -242,9 +233,6 @@ def test_asked_from_a_thread_it_cannot_set_the_signal_up_and_says_none(tmp_path:
     assert got == [None]
 
 
-# -- when its segment is listed, the file is still the version uploaded ----------------------------------
-
-
 async def test_a_file_touched_after_its_upload_is_listed_as_uploaded(tmp_path: Path) -> None:
     """Touched (its stamp moved, not its bytes) while its slot waits for variant 1: listed from one upload."""
     world = World(tmp_path, writes=Writes(tmp_path, kernel=False, quiet=0.0))
@@ -269,8 +257,6 @@ async def test_a_file_touched_after_its_upload_is_listed_as_uploaded(tmp_path: P
     assert "#EXT-X-GAP" not in world.text(0) + world.text(1)
     await world.pub.close()
 
-
-# -- the service as it runs, on SeaweedFS: every odd writer, the bucket against the ledger ----------------
 
 WAITED = 20.0  # seconds the service may take to start waiting on a file (a loaded machine)
 HOLD = 1.0  # seconds a `touch`ed file is held after it, the service free to take it meanwhile
