@@ -45,7 +45,7 @@ def test_a_byte_budget_gives_its_rate_and_at_most_its_burst() -> None:
 
 
 def test_reporters_spend_a_quarter_of_the_bytes_together_and_never_the_steered_pool() -> None:
-    """Reporters (any number of addresses) share a quarter of the rate and burst; the steered pool: whole."""
+    """Reporters (any number of addresses) share a quarter of rate and burst; the steered pool stays whole."""
     clock = Clock()
     rate = 1_000_000.0
     pools = VmBytes(ByteBudget(rate, 10 * rate, clock), most_sending=32)
