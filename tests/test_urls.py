@@ -77,31 +77,23 @@ def test_a_presigned_segment_is_signed_once_per_listing_with_presign_expiry() ->
     assert signer.calls == [("live/0/a.ts", 3600)]
 
 
-def test_an_init_url_is_reused_until_half_its_life_is_gone_then_signed_anew() -> None:
+@pytest.mark.parametrize(("expiry", "reused_for", "step"), [(3600, 1799, 1), (200, 49.9, 0.1)])
+def test_an_init_url_is_reused_until_half_its_life_is_gone_or_it_could_expire_while_listed(
+        expiry: int, reused_for: float, step: float) -> None:
+    """Half its life, or (PRESIGN_EXPIRY just above a segment's life in the playlists) all but keep_valid."""
     signer, clock = FakeSigner(), Clock()
-    urls = PresignedUrls(signer, expiry=3600, keep_valid=150, clock=clock)
+    urls = PresignedUrls(signer, expiry=expiry, keep_valid=150, clock=clock)
     first = urls.init("live/0/run1-init.mp4")
-    clock.t += 1799
+    clock.t += reused_for
     assert urls.init("live/0/run1-init.mp4") == first  # same URI: no new EXT-X-MAP for every segment
     other = urls.init("live/1/run1-init.mp4")  # each variant's init has its own URL
     assert other != first
-    clock.t += 1
+    clock.t += step
     second = urls.init("live/0/run1-init.mp4")
-    assert second != first and signer.calls[-1] == ("live/0/run1-init.mp4", 3600)
-    clock.t += 1799
+    assert second != first and signer.calls[-1] == ("live/0/run1-init.mp4", expiry)
+    clock.t += reused_for
     assert urls.init("live/0/run1-init.mp4") == second
     assert len(signer.calls) == 3
-
-
-def test_an_init_url_is_signed_anew_before_it_could_expire_while_a_playlist_lists_it() -> None:
-    # PRESIGN_EXPIRY just above a segment's life in the playlists: half the expiry is not enough.
-    signer, clock = FakeSigner(), Clock()
-    urls = PresignedUrls(signer, expiry=200, keep_valid=150, clock=clock)
-    first = urls.init("k")
-    clock.t += 49.9
-    assert urls.init("k") == first  # still valid for 150.1 s: long enough for any playlist naming it
-    clock.t += 0.1
-    assert urls.init("k") != first
 
 
 def test_keep_valid_is_the_life_the_settings_check_demands(tmp_path: Path) -> None:
