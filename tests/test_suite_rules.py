@@ -63,13 +63,9 @@ def test_no_test_file_imports_another() -> None:
     assert {k: v for k, v in wrong.items() if v} == {}
 
 
-def is_unit(path: Path) -> bool:
-    """No `integration` mark on the module (pytestmark) nor on any of its tests."""
-    return "mark.integration" not in path.read_text()
-
-
 def test_unit_tests_import_neither_moto_nor_the_demos_processes() -> None:
-    units = [f"tests.{p.stem}" for p in modules() if is_unit(p)]
+    # A unit test: no `integration` mark on the module (pytestmark) nor on any of its tests.
+    units = [f"tests.{p.stem}" for p in modules() if "mark.integration" not in p.read_text()]
     assert len(units) > 20, units  # the check sees the unit tests (they are most of the files)
     code = ("import importlib, json, sys\n"
             "loaded = {}\n"
