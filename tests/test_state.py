@@ -110,13 +110,6 @@ def restore_into_fresh(make_world: MakeWorld, tmp_path: Path, content: bytes) ->
     return w, cleaner, snapshots_of(StateFile(folder), w.pub, cleaner).restore()
 
 
-def _set(data: dict[str, Any], path: list[str | int], value: object) -> None:
-    node: Any = data
-    for step in path[:-1]:
-        node = node[step]
-    node[path[-1]] = value
-
-
 _GEN = ["variants", "0", "generator"]
 
 
@@ -138,7 +131,10 @@ async def test_a_crafted_value_sets_the_file_aside(
         tmp_path: Path, make_world: MakeWorld, path: list[str | int], raw: str,
         caplog: pytest.LogCaptureFixture) -> None:
     data = await saved_state(tmp_path)
-    _set(data, path, "@@@")
+    node: Any = data
+    for step in path[:-1]:
+        node = node[step]
+    node[path[-1]] = "@@@"
     content = json.dumps(data).replace('"@@@"', raw).encode()
     with caplog.at_level(logging.WARNING):
         w, cleaner, restored = restore_into_fresh(make_world, tmp_path, content)

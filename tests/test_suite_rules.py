@@ -8,6 +8,7 @@ import ast
 import collections
 import functools
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -261,7 +262,8 @@ def test_the_runs_order_is_made_from_data_that_names_the_modules_there_are() -> 
     recorded = order.read()
     assert recorded, "tests/durations.json is empty: run scripts/test --write-durations"
     assert [name for name in recorded if not (TESTS / name).is_file()] == []
-    grouped = {path.name for path in modules() if _groups(path.read_text())}
+    grouped = {path.name for path in modules()  # those that mark an xdist_group("name")
+               if re.search(r"""xdist_group\(\s*["']([\w-]+)["']""", path.read_text())}
     assert grouped - set(recorded) == set(), "a grouped module has no recorded seconds: scripts/test --write-durations"
 
 
@@ -348,10 +350,3 @@ def test_the_scheduler_counts_a_module_of_two_slots_as_two(tmp_path: Path) -> No
     assert bound.next_unit() == "t/e.py::x"  # three out
     bound.assigned_work = {}
     assert bound.next_unit() == "c"
-
-
-def _groups(source: str) -> set[str]:
-    """The xdist_group names a test file marks (xdist_group("name"))."""
-    import re
-
-    return set(re.findall(r"""xdist_group\(\s*["']([\w-]+)["']""", source))
