@@ -6,9 +6,7 @@ place, still works). Every version either process shows goes through one checker
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import errno
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,16 +26,6 @@ DURING = 6  # segments Owncast writes while it is armed (the fault, then saves t
 @pytest.fixture(autouse=True)
 def _small_compaction(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(journal, "MIN_COMPACT", 4 << 10)
-
-
-@contextlib.contextmanager
-def faulty(plan: FaultPlan, monkeypatch: pytest.MonkeyPatch, *, record_too: bool) -> Iterator[None]:
-    with monkeypatch.context() as m:
-        m.setattr(disk, "os", FaultyOs(plan))
-        m.setattr(journal, "os", FaultyOs(plan))
-        if record_too:
-            m.setattr(served, "os", FaultyOs(plan))
-        yield
 
 
 async def writes(w: World, names: list[str], *, first_read: int | None = None, each: bool = True) -> None:
@@ -63,7 +51,9 @@ async def run(folder: Path, plan: FaultPlan, monkeypatch: pytest.MonkeyPatch, co
     assert listed(a, NAMES[BEFORE - 1])
     if compaction:
         state.compact_next()  # the next save writes state.json whole and starts a new journal
-    with faulty(plan, monkeypatch, record_too=not plan.lasting):
+    with monkeypatch.context() as m:  # the served record too, unless the fault lasts
+        for module in (disk, journal, *(() if plan.lasting else (served,))):
+            m.setattr(module, "os", FaultyOs(plan))
         plan.armed = True
         await writes(a, NAMES[BEFORE:BEFORE + DURING])
         plan.armed = False
