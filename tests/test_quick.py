@@ -38,9 +38,6 @@ from tests.support.waiting import until
 PLAIN = b"GET /live/0/playlist.m3u8 HTTP/1.1\r\nHost: example.com\r\nAccept: */*\r\n\r\n"
 
 
-# -- at the seam: what the strict reading takes -------------------------------------------------------
-
-
 def answers() -> tuple[QuickAnswers, list[tuple[object, ...]]]:
     asked: list[tuple[object, ...]] = []
     quick = QuickAnswers()
@@ -100,8 +97,7 @@ def test_a_private_streams_media_playlist_is_answered_here_only_with_a_token_its
 ])
 def test_a_private_streams_media_playlist_is_answered_here_with_a_bearer_token_its_gate_admits(
         fields: bytes, taken: bool) -> None:
-    """A player that adds headers: the first Authorization field's Bearer token, read as the gate reads it
-    (a query's token first: a bad one there is refused whatever the header says)."""
+    """The first Authorization field's Bearer token, as the gate reads it (a query's token first)."""
     quick = QuickAnswers(admit=lambda token: token == b"v1.9.-.good")
     quick.numbered("live", "playlist.m3u8", lambda n, encoding: (b"HTTP/1.1 200 OK\r\n", b"n"))
     answer = quick.answer(b"GET /live/0/playlist.m3u8 HTTP/1.1\r\n" + fields + b"\r\n")
@@ -111,8 +107,7 @@ def test_a_private_streams_media_playlist_is_answered_here_with_a_bearer_token_i
 
 
 def test_another_pathways_playlists_are_answered_under_its_folder() -> None:
-    """Content steering's other pathways (/live/vm/<n>/...) are answered here too: a VM playlist request
-    costs what a bucket one does."""
+    """/live/vm/<n>/...: a VM playlist request costs what a bucket one does."""
     quick, asked = answers()
 
     def vm(n: int, accept_encoding: str) -> tuple[bytes, bytes]:
@@ -192,9 +187,6 @@ def test_an_aiohttp_without_the_handler_state_read_answers_nothing_here() -> Non
     assert idle(object()) is False
 
 
-# -- on a real listener ----------------------------------------------------------------------------
-
-
 @dataclass
 class Served:
     port: int
@@ -206,8 +198,7 @@ class Served:
 
 @contextlib.asynccontextmanager
 async def served(keepalive_timeout: float = 75.0, gate: Gate | None = None) -> AsyncIterator[Served]:
-    """The public app over VisiblePlaylists (variant 0, one segment), as the service listens (behind a
-    private stream's `gate` if given)."""
+    """The public app over VisiblePlaylists (variant 0, one segment), as the service listens."""
     visible = VisiblePlaylists()
     visible.under(2)
     gen = ManifestGenerator(2, WindowOptions(0))
@@ -251,8 +242,7 @@ async def test_the_answer_is_aiohttps_byte_for_byte(path: str, encoding: str) ->
 
 
 async def test_a_private_streams_reload_is_answered_here_as_its_gate_answers_it(tmp_path: Path) -> None:
-    """A token in the query or a Bearer header: the same bytes as aiohttp's gate gives; a forged one is the
-    gate's to refuse."""
+    """A token in the query or a Bearer header: the same bytes; a forged one is the gate's to refuse."""
     tokens = ViewerTokens("s" * 40)
     gate = Gate(Gatekeeper(Keys("s" * 40, "pw"), InvitesFile(tmp_path / "invites.json")))
     token = tokens.mint(PASSPHRASE, int(time.time()) + 600)

@@ -1,6 +1,5 @@
-"""Recorder: the VOD playlist names objects beside it, whatever kind of URL the live playlist used. Its
-journals in STATE_DIR are read back when a stream ends: a damaged or crafted line, or a stray file, costs
-that line (or file), never the recording, and writes nothing into the playlist."""
+"""Recorder: the VOD playlist names objects beside it, whatever URLs the live playlist used; a damaged or
+crafted journal line, or a stray file, costs that line (or file), never the recording."""
 
 from __future__ import annotations
 

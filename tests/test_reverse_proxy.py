@@ -1,13 +1,7 @@
-"""deploy/nginx-proxy.conf and deploy/Caddyfile, as shipped, in front of the real service: `nginx -t` and `caddy validate` accept them, and with FORWARDED_ALLOW_IPS naming the proxy the
-per-client caps and the viewer count count each real client behind it, whatever a client writes in its
-own X-Forwarded-For (or, with the tunnel's CF-Connecting-IP trusted beside it, in its own CF-Connecting-IP).
-
-The config is used as it is, with exactly the strings its header names replaced (the listen lines, the
-certificate paths: a self-signed certificate made here, the upstream) and put in an http block of
-Debian's nginx. Clients come from different loopback addresses (127.0.0.2, 127.0.0.3: each its own
-address to nginx, as viewers on the internet are); the service, its own process with the file-handle
-limit systemd gives (1024: 181 event streams, 22 per client), counts what reaches it.
-"""
+"""deploy/nginx-proxy.conf and deploy/Caddyfile, as shipped, in front of the real service: they validate, and
+with FORWARDED_ALLOW_IPS naming the proxy the per-client caps and the viewer count count each real client
+behind it (127.0.0.2, 127.0.0.3), whatever it writes in its own X-Forwarded-For or CF-Connecting-IP. The
+service runs with systemd's file-handle limit (1024: 181 event streams, 22 per client)."""
 
 from __future__ import annotations
 
@@ -49,8 +43,7 @@ Front = ShippedProxy | CaddyProxy
 
 async def request(front: Front, source: str, path: str, headers: str = "") -> tuple[asyncio.StreamReader,
                                                                                     asyncio.StreamWriter, int]:
-    """A GET (a POST for the heartbeat) over TLS from the loopback address `source`; the connection stays
-    open (an event stream)."""
+    """A GET (a POST for the heartbeat) from the loopback address `source`; the connection stays open."""
     context: ssl.SSLContext | None = None
     if isinstance(front, ShippedProxy):  # nginx as shipped: TLS (Caddy's plain-HTTP address here: none)
         context = ssl.create_default_context()
@@ -75,16 +68,14 @@ async def beat(front: Front, source: str, page: int, headers: str = "") -> int:
 
 @pytest.fixture
 def tunnel() -> bool:
-    """Whether the service also trusts the tunnel's CF-Connecting-IP from a loopback peer (the VM's pathway
-    on a hostname of its own, VM_PATHWAY_URL, beside cloudflared): not as the proxies' headers say."""
+    """Whether the service also trusts the tunnel's CF-Connecting-IP from a loopback peer (cloudflared's)."""
     return False
 
 
 @pytest.fixture(params=[pytest.param("nginx", marks=needs_nginx), pytest.param("caddy", marks=needs_caddy)])
 async def behind_a_proxy(tmp_path: Path, moto_url: str, request: pytest.FixtureRequest,
                          tunnel: bool) -> AsyncIterator[Front]:
-    """The service behind deploy/nginx-proxy.conf, or deploy/Caddyfile, as their headers say to run it;
-    nothing alarming in its log at the end."""
+    """The service behind either proxy as its header says to run it; nothing alarming in its log after."""
     env = moto_env(moto_url, tmp_path, HOST="127.0.0.1", FORWARDED_ALLOW_IPS="127.0.0.1",
                    TRUST_CF_CONNECTING_IP=str(tunnel).lower(), PATHWAYS="bucket,vm")
     kind = ShippedProxy if request.param == "nginx" else CaddyProxy
@@ -96,10 +87,7 @@ async def behind_a_proxy(tmp_path: Path, moto_url: str, request: pytest.FixtureR
 
 async def test_behind_a_proxy_each_real_client_has_its_own_share_of_the_event_streams(behind_a_proxy: Front,
                                                                                      ) -> None:
-    """One client behind the proxy fills its share (22 of 181 streams) and is refused past it, whatever
-    X-Forwarded-For it writes itself (nginx appends the address it came from, and the service takes the
-    right-most one that is not the proxy); another client behind the same proxy still gets streams
-    (not all one loopback client that no per-client cap counts)."""
+    """22 of 181 streams, whatever X-Forwarded-For the client writes itself."""
     proxy = behind_a_proxy
     held: list[asyncio.StreamWriter] = []
     try:
@@ -128,10 +116,8 @@ PAGES = 20  # status/audience.PER_CLIENT
                          ids=["behind-a-proxy", "beside-the-tunnel"])
 async def test_the_viewer_count_counts_each_real_client_whatever_it_names(behind_a_proxy: Front,
                                                                           named: str) -> None:
-    """The viewer count keeps at most 20 pages per address (status/audience.py): behind the proxy, per
-    real client, not per proxy, whatever address a client names itself. Beside the tunnel the proxy is a
-    loopback peer, as cloudflared is: a CF-Connecting-IP it passed on as the viewer wrote it would be
-    believed (a page per made-up address past the 20 of one); the proxy sets it to the viewer's address."""
+    """At most 20 pages per real client, whatever address it names itself. Beside the tunnel the proxy is a
+    loopback peer as cloudflared is: it must set CF-Connecting-IP to the viewer's address."""
     statuses = [await beat(behind_a_proxy, "127.0.0.2", n, f"{named}: 203.0.113.{n}\r\n")
                 for n in range(PAGES + 1)]
     assert statuses[:PAGES] == [200] * PAGES and statuses[PAGES] == 429, statuses
@@ -140,11 +126,8 @@ async def test_the_viewer_count_counts_each_real_client_whatever_it_names(behind
 
 async def test_behind_a_proxy_the_steering_manifest_names_the_scheme_the_proxy_says(behind_a_proxy: Front,
                                                                                     ) -> None:
-    """The steering manifest's RELOAD-URI (and the multivariant playlist's URIs, rendered from the same
-    place: tests/test_pathway_http.py) is absolute with the scheme the viewer used, as the proxy's own
-    X-Forwarded-Proto says it: nginx (TLS) says https, Caddy's plain-HTTP address here http, whatever a
-    client writes in that header itself (each proxy overwrites it). An http answer from a proxy is the
-    viewer's alone (no cache keeps it for viewers of another scheme)."""
+    """RELOAD-URI is absolute with the scheme the proxy's own X-Forwarded-Proto says, whatever the client
+    writes; an http answer is the viewer's alone (no cache keeps it for another scheme)."""
     proxy = behind_a_proxy
     tls = isinstance(proxy, ShippedProxy)
     expected = ("https://live.example.com/live/steering.json" if tls

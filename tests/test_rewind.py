@@ -5,22 +5,20 @@ from __future__ import annotations
 
 import json
 import random
+from pathlib import Path
 
 import pytest
 
 from broadcaster.playlist.manifest import ManifestGenerator
-
 from broadcaster.playlist.options import WindowOptions
 from broadcaster.playlist.segments import ListedSegment
 from broadcaster.publish import playlist_memory
 from broadcaster.settings import MAX_REWIND_SECONDS, SettingsError, load_settings
 from broadcaster.state.disk import dumps
 from tests.support.hls_checker import MediaPlaylistChecker
+from tests.support.settings_env import env
 
 T0 = 1_795_000_000.0
-BASE = {"HLS_DIR": ".", "S3_ENDPOINT_URL": "http://127.0.0.1:9", "AWS_ACCESS_KEY_ID": "k",
-        "AWS_SECRET_ACCESS_KEY": "secret", "AWS_BUCKET_NAME": "bucket", "R2_PUBLIC_URL": "https://cdn.example",
-        "STATE_DIR": "state"}
 
 
 def seg(i: int, duration: float = 1.0, *, init: str | None = None, disc: bool = False) -> ListedSegment:
@@ -28,8 +26,7 @@ def seg(i: int, duration: float = 1.0, *, init: str | None = None, disc: bool = 
 
 
 def reference(gen: ManifestGenerator, now: float) -> bytes:
-    """The same version rendered from scratch: a generator restored from a saved state joins every
-    entry's text afresh, where the live one kept its text across appends and slides."""
+    """The same version rendered from scratch (restored from a saved state: every entry's text afresh)."""
     saved = json.loads(dumps(playlist_memory.snapshot(gen, now)))
     again = playlist_memory.restore(saved, now, gen.options)
     assert again.last_discontinuity == gen.last_discontinuity  # counted as entries come and go
@@ -77,8 +74,7 @@ def test_players_are_told_to_start_at_the_live_edge_only_with_a_rewind_window() 
 
 
 def test_blocking_requests_get_delta_updates_while_a_rewind_window_grows() -> None:
-    """Hours of growth under one media sequence must not mean hours of full reloads; only the one
-    version video.js would take for unchanged (as many segments as it holds) is answered in full."""
+    """Only what video.js would take for unchanged (as many segments as it holds) goes in full."""
     gen = ManifestGenerator(1, WindowOptions(600, can_block_reload=True, start_at_edge=True))
     full_answers = deltas = 0
     for i in range(300):
@@ -100,16 +96,16 @@ def test_blocking_requests_get_delta_updates_while_a_rewind_window_grows() -> No
     assert gen.render().answer(False, 299) is gen.render()
 
 
-def test_rewind_seconds_is_bounded_with_a_one_line_error() -> None:
-    assert load_settings(environ=BASE).rewind_seconds == 300
-    settings = load_settings(environ={**BASE, "REWIND_SECONDS": "3600", "WINDOW_SECONDS": "30"})
+def test_rewind_seconds_is_bounded_with_a_one_line_error(tmp_path: Path) -> None:
+    assert load_settings(environ=env(tmp_path)).rewind_seconds == 300
+    settings = load_settings(environ=env(tmp_path, REWIND_SECONDS="3600", WINDOW_SECONDS="30"))
     assert settings.listed_seconds == 3600 and settings.segment_url_life == 3 * 3600 + 60
-    assert load_settings(environ={**BASE, "REWIND_SECONDS": "0"}).listed_seconds == 30
+    assert load_settings(environ=env(tmp_path, REWIND_SECONDS="0")).listed_seconds == 30
     with pytest.raises(SettingsError) as err:
-        load_settings(environ={**BASE, "REWIND_SECONDS": str(MAX_REWIND_SECONDS + 1)})
+        load_settings(environ=env(tmp_path, REWIND_SECONDS=str(MAX_REWIND_SECONDS + 1)))
     assert str(err.value) == f"REWIND_SECONDS='{MAX_REWIND_SECONDS + 1}': expected a number from 0 to 14400"
     with pytest.raises(SettingsError, match="PRESIGN_EXPIRY=3600 is shorter"):
-        load_settings(environ={**BASE, "REWIND_SECONDS": "3600", "SEGMENT_URLS": "presigned"})
+        load_settings(environ=env(tmp_path, REWIND_SECONDS="3600", SEGMENT_URLS="presigned"))
 
 
 def test_a_four_hour_window_is_saved_as_entries_encoded_once() -> None:

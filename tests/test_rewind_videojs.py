@@ -1,11 +1,6 @@
-"""Rewind (REWIND_SECONDS) in Owncast's own player: video.js 8.24.1 + VHS, configured as Owncast's page
-configures it, plays the service's /hls/ playlists and seeks back through them.
-
-The real service runs in-process (SeaweedFS for the bucket) with REWIND_SECONDS=120 and the default
-30 s live window. So that nothing waits two minutes of real time, Owncast's folder gets a backlog of
-90 real 1 s MPEG-TS segments at once (one ffmpeg run: consecutive timestamps, PROGRAM-DATE-TIMEs
-continuous and ending now), then one more every second, as Owncast would write them.
-"""
+"""Rewind (REWIND_SECONDS=120) in Owncast's own player: video.js 8.24.1 + VHS, configured as Owncast's page
+does, plays the service's /hls/ playlists and seeks back. Owncast's folder gets a backlog of 90 real 1 s
+segments at once (dated up to now), then one a second, so nothing waits two minutes."""
 
 from __future__ import annotations
 
@@ -100,9 +95,8 @@ window.state = () => {
 
 
 async def state_when(page: Any, condition: str, t: float, timeout: float = 30_000) -> dict[str, Any]:
-    """state() at the first check (every POLL_MS) at which `condition` (of `t`) holds and a segment is playing. A seek
-    back or to live fetches and appends a segment away from the buffer, as the start does: the same 30 s.
-    Not met: a failure that says where the player stood and what it did last."""
+    """state() once `condition` (of `t`) holds and a segment is playing (a seek fetches away from the
+    buffer, as the start does: the same 30 s); else a failure saying where the player stood."""
     from playwright.async_api import TimeoutError as PlaywrightTimeout
 
     try:
@@ -143,9 +137,8 @@ async def test_videojs_starts_live_seeks_back_a_minute_and_returns(
     owncast = HandFedOwncast(tmp_path / "hls", b"", variants=(0,), list_size=1000, t0=time.time() - BACKLOG)
     while owncast.number < BACKLOG:
         write_next(owncast, media)
-    # The bucket's pathway alone: this test's claim is that every segment came from the bucket. With the
-    # VM's pathway, a probe of the bucket that times out on a loaded machine steers video.js to the VM,
-    # by design. video.js with content steering: tests/test_steering_browser.py.
+    # The bucket's pathway alone: every segment must come from the bucket (a probe timing out on a loaded
+    # machine would steer to the VM, by design; steering: tests/test_steering_browser.py).
     settings = load_settings(environ=service_env(owncast.root, seaweed, tmp_path / "state",
                                                  REWIND_SECONDS=str(REWIND), WINDOW_SECONDS="30",
                                                  PATHWAYS="bucket"))
@@ -153,8 +146,7 @@ async def test_videojs_starts_live_seeks_back_a_minute_and_returns(
         feeding = asyncio.create_task(keep_writing(owncast, media))
         seen: list[dict[str, Any]] = []  # what the player showed at each step, for the failure message
         try:
-            # The player comes once the service lists the backlog (it uploads 90 segments first, in order:
-            # on a loaded machine that takes seconds, and a player that came sooner would see part of it).
+            # The player comes once the service lists the whole backlog.
             await listed_at_least(f"{service.url}/hls/0/stream.m3u8", BACKLOG)
             async with Served(player_pages({"rewind": PAGE})) as pages, shared_chromium() as browser:
                 page: Any = await browser.new_page(viewport={"width": 800, "height": 500})
@@ -162,7 +154,7 @@ async def test_videojs_starts_live_seeks_back_a_minute_and_returns(
                 requests: list[str] = []
                 page.on("pageerror", lambda e: errors.append(str(e)))
                 page.on("request", lambda r: requests.append(r.url))
-                answers: list[tuple[str, int]] = []  # every playlist answer: a plain 200 (issue 47)
+                answers: list[tuple[str, int]] = []  # every playlist answer: a plain 200
                 page.on("response", lambda r: answers.append((r.url, r.status))
                         if r.url.startswith(service.url) else None)
                 await page.goto(f"{pages.url}/page/rewind?src={service.url}/hls/stream.m3u8")
@@ -176,8 +168,7 @@ async def test_videojs_starts_live_seeks_back_a_minute_and_returns(
                 assert edge - start >= BACKLOG - 10, s
                 assert edge - 3 * TARGET <= s["time"] <= edge + TARGET, s
                 assert s["atLive"] and s["liveButton"] == "at live edge", s
-                # The player's timeline is Owncast's clock: the edge's date is one Owncast gave a segment it
-                # wrote (not how recent it is: that is a latency, the benches' to measure).
+                # The player's timeline is Owncast's clock: the edge's date is one Owncast gave a segment.
                 assert written(owncast, pdt_at(s, edge)), (s, owncast.number)
                 self_check(owncast, s)
 
@@ -187,11 +178,8 @@ async def test_videojs_starts_live_seeks_back_a_minute_and_returns(
                 wanted = pdt_at(s, edge) - BACK
                 to = edge - BACK
                 await page.evaluate("t => player.currentTime(t)", to)
-                # The first segment it plays there (once the seek has landed: while it is seeking,
-                # video.js may still answer the live position; and before the seek has begun, the
-                # live position is past `to` too, so the playhead must be back near it) ...
-                # The state is read in the page at the frame the condition holds (read from here
-                # after, it lagged the condition by seconds under load).
+                # The first segment it plays there, once the seek has landed (read in the page at the frame
+                # the condition holds: read from here, it lagged by seconds under load) ...
                 s = await state_when(
                     page, "!player.seeking() && player.currentTime() > t && player.currentTime() < t + 10", to)
                 seen.append(s)
@@ -204,24 +192,19 @@ async def test_videojs_starts_live_seeks_back_a_minute_and_returns(
                 assert s["error"] is None and s["time"] < to + 10, s  # it stayed back there
                 assert wanted + 2 * TARGET <= pdt_at(s, s["time"]) <= wanted + 10, (wanted, s)
                 self_check(owncast, s)
-                # video.js shows it: the LIVE button no longer lit ("currently behind live"), the seek bar
-                # over the whole seekable window with the playhead where the player has it ...
+                # video.js shows it: the LIVE button unlit, the seek bar's playhead where the player is ...
                 assert s["behindLive"] and s["liveButton"] == "behind live", s
                 assert s["seekable"][1] - s["seekable"][0] >= BACKLOG - 10, s
                 short_of_live = (1 - float(s["seekBar"][0]) / 100) * s["liveWindow"]
                 behind = s["seekable"][1] - s["time"]
                 assert abs(short_of_live - behind) <= 1.5, s
-                # ... which is a minute short of the edge, less what it played since the seek that the edge
-                # has not yet caught up: the end moves when video.js reloads the playlist, and under load
-                # (CI, seven workers) the state was read 6.5 s after the seek with the end 3 s further.
+                # ... a minute short of the edge, less what it played since (the end moves at a reload).
                 assert BACK - 3 - (s["time"] - to) <= behind <= BACK + 3, (to, s)
                 await screenshot(page, "videojs-rewind-behind-live.png")
 
                 # 3. Back to live.
                 await page.evaluate("() => player.liveTracker.seekToLiveEdge()")
-                # Near the edge, and video.js's live UI caught up with it: its LiveTracker updates the
-                # button on its own timer, which under load ran after the playhead had arrived (the
-                # state read then still said "behind live" at 95.0 s of 95 s).
+                # Near the edge, and the live UI caught up (LiveTracker updates the button on its own timer).
                 s = await state_when(page, "state().time >= state().seekable[1] - 3 && state().atLive"
                                            " && state().liveButton === 'at live edge'", 0)
                 seen.append(s)
@@ -235,8 +218,7 @@ async def test_videojs_starts_live_seeks_back_a_minute_and_returns(
                 # Owncast's playlist paths on the service; every segment from the bucket.
                 playlists = {urlsplit(u).path for u in requests if u.startswith(service.url)}
                 assert playlists == {"/hls/stream.m3u8", "/hls/0/stream.m3u8"}, playlists
-                # One round trip per playlist request: video.js's `_HLS_skip=YES&_HLS_msn=N` is a valid
-                # set of directives in another order, answered as the canonical form is, no 302.
+                # One round trip per playlist request: `_HLS_skip=YES&_HLS_msn=N` is answered, no 302.
                 assert [a for a in answers if a[1] != 200] == [], f"{len(answers)} playlist answers"
                 print(f"video.js: {len(answers)} playlist answers, all 200")
                 segments = [u for u in requests if u.endswith(".ts")]
@@ -253,8 +235,7 @@ def written(owncast: HandFedOwncast, pdt: float) -> bool:
 
 
 def self_check(owncast: HandFedOwncast, s: dict[str, Any]) -> None:
-    """The segment video.js plays is the one its playlist lists under that date: Owncast's segment n,
-    dated t0 + n by Owncast's playlist, carried through the service's playlist unchanged."""
+    """The segment video.js plays is the one listed under that date: Owncast's segment n, dated t0 + n."""
     number = int(s["segment"]["uri"].rsplit("-", 1)[1].removesuffix(".ts"))
     assert s["listed"] is not None and s["listed"]["pdt"] == pytest.approx(s["segment"]["pdt"], abs=0.001), s
     assert s["segment"]["pdt"] == pytest.approx(owncast.t0 + number, abs=0.001), s

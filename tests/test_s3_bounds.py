@@ -1,8 +1,5 @@
-"""A misbehaving S3 endpoint: what it answers is read and counted within bounds.
-
-A real S3 server (moto) behind the FaultProxy: an endless 500 body must not be read whole (memory),
-and invented status codes must not invent metric label values.
-"""
+"""A misbehaving S3 endpoint (moto behind the FaultProxy): an endless 500 body is not read whole, and
+invented status codes invent no metric label values."""
 
 from __future__ import annotations
 
@@ -39,13 +36,6 @@ async def store(proxy: FaultProxy) -> AsyncIterator[S3Store]:
     await s.close()
 
 
-async def fails_with(call: Coroutine[Any, Any, object]) -> StoreError:
-    with pytest.raises(StoreError) as err:
-        async with asyncio.timeout(3):  # the uploader's per-attempt timeout, in effect
-            await call
-    return err.value
-
-
 @pytest.mark.parametrize("operation", ["put", "probe", "delete_many"])
 async def test_an_endless_error_body_fails_the_attempt_at_once_with_a_clear_reason(
         proxy: FaultProxy, store: S3Store, operation: str) -> None:
@@ -57,7 +47,10 @@ async def test_an_endless_error_body_fails_the_attempt_at_once_with_a_clear_reas
         call = store.probe()
     else:
         call = store.delete_many(["a", "b"])
-    err = await fails_with(call)
+    with pytest.raises(StoreError) as raised:
+        async with asyncio.timeout(3):  # the uploader's per-attempt timeout, in effect
+            await call
+    err = raised.value
     assert err.reason == "ResponseTooLarge", err
     assert "500" in str(err) and "bytes" in str(err)
     seen = proxy.seen("endless_500")

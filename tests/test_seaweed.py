@@ -51,11 +51,8 @@ async def test_anonymous_reads_with_cors(seaweed: SeaweedS3) -> None:
             assert resp.headers["Content-Type"] == "video/mp2t"
             assert resp.headers["Cache-Control"] == "public, max-age=31536000, immutable"
             assert resp.headers["Access-Control-Allow-Origin"] in (origin, "*")
-        preflight = {
-            "Origin": origin,
-            "Access-Control-Request-Method": "GET",
-            "Access-Control-Request-Headers": "range",
-        }
+        preflight = {"Origin": origin, "Access-Control-Request-Method": "GET",
+                     "Access-Control-Request-Headers": "range"}
         async with http.options(url, headers=preflight) as resp:
             assert resp.status == 200
             assert resp.headers["Access-Control-Allow-Origin"] in (origin, "*")
@@ -69,9 +66,7 @@ async def test_anonymous_reads_with_cors(seaweed: SeaweedS3) -> None:
 
 async def test_another_process_attached_to_a_shared_server_makes_buckets_and_stops_nothing(
         seaweed_server: SeaweedS3) -> None:
-    """What each xdist worker has of the run's one server (tests/support/s3.py): SeaweedS3.attach of its
-    describe() makes, fills and drops buckets of its own, publicly readable; its close() leaves the server
-    running, and it cannot start one."""
+    """SeaweedS3.attach (each xdist worker's): its close() leaves the server running."""
     attached = SeaweedS3.attach(seaweed_server.describe())
     assert attached.pid == seaweed_server.pid and attached.endpoint_url == seaweed_server.endpoint_url
     name = f"attached-{os.getpid()}"
@@ -123,8 +118,7 @@ async def test_start_failure_shows_weed_log(tmp_path: Path, monkeypatch: pytest.
 
 async def test_a_port_taken_before_weed_binds_it_is_tried_again_on_others(tmp_path: Path,
                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    """A port found free and taken by another program before weed bound it (weed 4.48 says
-    "Port allocation failed ... is not available" and exits) is a start on fresh ports, not a failure."""
+    """weed 4.48 says "Port allocation failed ... is not available" and exits: a start on fresh ports."""
     spawn = SeaweedS3._spawn
     taken: list[socket.socket] = []
 

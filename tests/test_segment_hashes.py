@@ -1,9 +1,6 @@
-"""Segment hashes for viewer-to-viewer delivery: with P2P on, each live segment near the live
-edge is listed with the SHA-256 of the bytes the service put in the bucket (hls.SEGMENT_HASH_TAG), which
-viewer/p2p.js checks every peer's copy against; older segments are listed without it (they
-are not shared, and the hashes made a long window's playlist 7x bigger gzipped); with P2P off the
-playlists are as before. The hash lives with the listed segment in the saved state, and older state
-files still restore."""
+"""Segment hashes for P2P: segments near the live edge are listed with the SHA-256 of the bytes in the bucket
+(hls.SEGMENT_HASH_TAG; viewer/p2p.js checks peers' copies), older ones without (a long window's playlist
+grew 7x gzipped); with P2P off, none. The hash is saved with the segment; older state files restore."""
 
 from __future__ import annotations
 
@@ -89,8 +86,7 @@ def test_only_the_segments_near_the_live_edge_show_their_hash() -> None:
 
 @pytest.mark.parametrize("target", [1, 2, 6])
 def test_a_4_hour_window_gzipped_grows_by_at_most_a_tenth(target: int) -> None:
-    """H1's bound on bytes (deterministic; bench/hash_cost.py measures the rest): every segment's hash made
-    this playlist 7x bigger gzipped."""
+    """Every segment's hash made it 7x bigger gzipped (bench/hash_cost.py measures the rest)."""
     from bench.hash_cost import playlist
 
     without, hashed = playlist(14400, target, hashed=False), playlist(14400, target, hashed=True)
@@ -119,8 +115,7 @@ def test_clips_and_recordings_carry_no_hashes() -> None:
 
 
 def test_a_state_from_before_the_hashes_still_restores() -> None:
-    """Eight values an entry (the hashes saved and restored: test_only_the_segments_near_the_live_edge...).
-    Those segments are listed without one (so viewers take them from the bucket), the next has its own."""
+    """Eight values an entry: those segments are listed without one, the next has its own."""
     saved = json.loads(dumps(playlist_memory.snapshot(generator(3), 3.0)))
     for entry in saved["entries"]:
         del entry[8]
@@ -142,9 +137,6 @@ def test_drop_hashes_lists_the_same_segments_as_without_hashes() -> None:
     gen.drop_hashes()
     text = generator(3, hashed=False).render().body.decode()
     assert gen.render().body.decode() == text and "SHA256" not in text and "EXT-HB" not in text
-
-
-# -- the publisher: the hash of the very bytes in the bucket, only with P2P on --------------------------
 
 
 @pytest.mark.parametrize("p2p", [True, False])

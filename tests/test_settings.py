@@ -44,7 +44,7 @@ def test_flags_win_over_environment_which_wins_over_env_file(tmp_path: Path) -> 
     [
         ("PORT", "abc", "PORT='abc': expected a whole number"),
         ("PORT", "70000", "PORT='70000': expected a number from 0 to 65535"),
-        # ASCII digits only: int() would take these for 3, str.isdigit() "²" too.
+        # ASCII digits only: int() would take these for 3.
         ("PORT", "\u0663", "PORT='\u0663': expected a whole number"),
         ("UPLOAD_CONCURRENCY", "\uff13", "UPLOAD_CONCURRENCY='\uff13': expected a whole number"),
         ("METRICS_LISTEN", "127.0.0.1:\u00b2", "METRICS_LISTEN='127.0.0.1:\u00b2': expected HOST:PORT"),
@@ -123,16 +123,12 @@ def test_help_explains_every_setting(tmp_path: Path) -> None:
         assert s.flag in r.stdout
 
 
-# -- settings that are each valid but do not work together -------------------------------------------
-
-
 @pytest.mark.parametrize("name", ["OWNCAST_URL", "R2_PUBLIC_URL", "S3_ENDPOINT_URL"])
 @pytest.mark.parametrize("userinfo", [f"admin:{SECRET}@", "admin@", f":{SECRET}@"])
 def test_a_url_with_a_user_or_password_is_refused_without_showing_it(tmp_path: Path, name: str,
                                                                      userinfo: str) -> None:
-    """OWNCAST_URL goes into /config.json and the start-up log (R2_PUBLIC_URL into every
-    playlist); Owncast's admin API logs in as admin:<stream key>. Refused with one line naming the
-    setting, the password not in it."""
+    """These URLs are shown (/config.json, the log, every playlist); Owncast's admin logs in as
+    admin:<stream key>."""
     message = one_line_error(env(tmp_path, **{name: f"https://{userinfo}stream.example.com"}))
     assert message.startswith(f"{name}='https://***@stream.example.com': expected a URL without user:password@")
     assert "admin" not in message
@@ -147,10 +143,11 @@ def test_r2_public_url_is_required_for_public_segment_urls_only(tmp_path: Path) 
     assert (s.segment_urls, s.first_bucket.public_url, s.presign_expiry) == ("presigned", "", 3600)
 
 
-def test_presigned_segment_urls_refuse_playlists_in_the_bucket(tmp_path: Path) -> None:
+def test_presigned_segment_urls_refuse_playlists_in_the_bucket_public_ones_any_expiry(tmp_path: Path) -> None:
     message = one_line_error(env(tmp_path, SEGMENT_URLS="presigned", PUBLISH_PLAYLISTS="true"))
     assert message.startswith("PUBLISH_PLAYLISTS=true") and "SEGMENT_URLS=presigned" in message
     assert load_settings(environ=env(tmp_path, PUBLISH_PLAYLISTS="true")).publish_playlists  # public: fine
+    assert load_settings(environ=env(tmp_path, PRESIGN_EXPIRY="60")).segment_urls == "public"
 
 
 @pytest.mark.parametrize(("window", "margin", "expiry", "needed"),
@@ -163,13 +160,6 @@ def test_presign_expiry_must_outlast_a_segments_life_in_the_playlists(
         assert message.startswith(f"PRESIGN_EXPIRY={expiry} ") and f"= {needed}s" in message, message
     s = load_settings(environ=env(tmp_path, PRESIGN_EXPIRY=str(needed), **over))  # exactly enough is enough
     assert s.presign_expiry == needed
-
-
-def test_a_short_presign_expiry_does_not_matter_for_public_urls(tmp_path: Path) -> None:
-    assert load_settings(environ=env(tmp_path, PRESIGN_EXPIRY="60")).segment_urls == "public"
-
-
-# -- P2P_TRACKERS ---------------------------------------------------------------------------------
 
 
 def test_p2p_is_off_by_default_and_takes_ws_tracker_urls(tmp_path: Path) -> None:
@@ -222,9 +212,6 @@ def test_one_setting_alone_is_found_as_load_settings_finds_it(tmp_path: Path) ->
     assert raw_setting("HLS_DIR", environ={}) is None  # required, not set
     with pytest.raises(SettingsError, match="missing.env does not exist"):
         raw_setting("STATE_DIR", environ={}, env_file=tmp_path / "missing.env")
-
-
-# -- every mistake at once ----------------------------------------------------------------------
 
 
 def test_every_missing_or_bad_setting_is_named_in_one_error(tmp_path: Path) -> None:
@@ -301,8 +288,7 @@ def test_env_file_after_the_command_wins_over_one_before(tmp_path: Path) -> None
 
 @pytest.mark.parametrize("line", ["FRAME_ANCESTORS='self' https://www.example.com", 'AWS_SECRET_ACCESS_KEY="s3cr3t'])
 def test_a_line_the_env_file_reader_cannot_read_is_named_not_dropped(tmp_path: Path, line: str) -> None:
-    """python-dotenv drops a line it cannot parse (a quoted value with more after its closing quote, a quote
-    never closed) with a warning, and its setting silently kept its default: the docs' own example did."""
+    """python-dotenv drops a line it cannot parse with a warning, its setting silently left at its default."""
     dotenv = tmp_path / "service.env"
     dotenv.write_text(f"PORT=3000\n{line}\nLOG_LEVEL=info\n")
     message = one_line_error(env(tmp_path), dotenv)
@@ -326,9 +312,8 @@ def test_values_survive_the_env_file_as_the_docs_write_them(tmp_path: Path) -> N
 def test_the_demo_on_a_taken_port_says_how_to_move_it(monkeypatch: pytest.MonkeyPatch,
                                                       capsys: pytest.CaptureFixture[str], port: int,
                                                       grafana: bool) -> None:
-    """Its default port is Grafana's default too: one line naming the clash and --port. The
-    command's runner (broadcaster.demo.run) is a stand-in put where the command imports it from: the test
-    runs no demo, and a unit test loads neither its emulator nor SeaweedFS (tests/test_suite_rules.py)."""
+    """Its default port is Grafana's too: one line naming the clash and --port. The demo's runner is a
+    stand-in (a unit test loads neither its emulator nor SeaweedFS: tests/test_suite_rules.py)."""
     from broadcaster import cli
     from broadcaster.service.startup import StartupError
 
@@ -346,8 +331,7 @@ def test_the_demo_on_a_taken_port_says_how_to_move_it(monkeypatch: pytest.Monkey
 
 
 def test_a_settings_mistake_is_told_before_the_network_libraries_load(tmp_path: Path) -> None:
-    """`run` and `check` import aiohttp and botocore (about 0.3 s of CPU, over a second on a busy
-    machine) only once the settings hold: a mistake is told at once."""
+    """`run` and `check` import aiohttp and botocore (0.3 s of CPU) only once the settings hold."""
     code = ("import sys\nfrom broadcaster.cli import main\n"
             "for command in ('run', 'check'):\n"
             "    code = main([command, '--port', 'nope'] if command == 'run' else [command])\n"
@@ -356,9 +340,6 @@ def test_a_settings_mistake_is_told_before_the_network_libraries_load(tmp_path: 
     done = run_cli(environ={"WINDOW_SECONDS": "abc"}, cwd=tmp_path, argv=("-c", code))
     said = [line for line in done.stdout.splitlines() if line.startswith(("run ", "check "))]
     assert said == ["run 2 []", "check 2 []"], (done.stdout, done.stderr)
-
-
-# -- what a refused value costs the operator to read ------------------------------------------------------
 
 
 @pytest.mark.parametrize("name", ["STREAM_TITLE", "HLS_DIR", "FRAME_ANCESTORS", "P2P_TRACKERS", "PORT"])
@@ -394,6 +375,5 @@ def test_a_key_given_twice_in_the_env_file_is_named_with_both_lines(tmp_path: Pa
 @pytest.mark.parametrize("value", ["https://a.example; script-src *", "'self';", "https://a.example;https://b.example",
                                    "frame-ancestors https://a.example"])
 def test_frame_ancestors_with_a_directive_pasted_in_says_so(tmp_path: Path, value: str) -> None:
-    """'*' and 'none' stand alone was the answer to `https://a.example; script-src *`: the wrong reason."""
     line = one_line_error(env(tmp_path, FRAME_ANCESTORS=value))
     assert "expected only the sources" in line and "e.g. FRAME_ANCESTORS=self https://example.com" in line, line

@@ -1,13 +1,6 @@
-"""Every set-up mistake is named at once, a line each, exit 2, and no traceback.
-
-The permission mistakes are tried as a user other than root (tests/support/as_user.py: uid 65534 with
-setpriv, root's folders kept out of its way in a mount namespace of its own), since root reads every
-folder whatever its mode: Owncast's home folder closed to the service's user, HLS_DIR or a variant
-folder that cannot be listed, a playlist that cannot be read, an env file the user cannot read, a
-STATE_DIR it cannot write. `check` names each with its fix, `run` ends with exit 2 (systemd's
-RestartPreventExitStatus=2: no restart loop), and a folder closed while the service runs makes /health
-degraded with the reason.
-"""
+"""Every set-up mistake is named at once, a line each, exit 2 (systemd's RestartPreventExitStatus=2), and
+no traceback. The permission mistakes are tried as uid 65534 (tests/support/as_user.py), since root reads
+every folder whatever its mode."""
 
 from __future__ import annotations
 
@@ -57,8 +50,7 @@ def owncast_folder(place: Path) -> Path:
 
 
 def env_file(place: Path, bucket: SeaweedS3 | None, hls: Path, **over: str) -> Path:
-    """The service's env file, readable by anyone (the mistakes are the tests' to make). No bucket: for
-    the mistakes found before any bucket call."""
+    """The service's env file, readable by anyone. No bucket: for mistakes found before any bucket call."""
     state = place / "state"
     s3 = {"S3_ENDPOINT_URL": "http://127.0.0.1:9", "AWS_ACCESS_KEY_ID": "setupkey", "AWS_SECRET_ACCESS_KEY": "secret",
           "AWS_BUCKET_NAME": "setup", "R2_PUBLIC_URL": "https://media.example.com"} if bucket is None else {
@@ -111,12 +103,8 @@ def prepare_state(place: Path) -> None:
     os.chown(state, NOBODY, NOBODY)
 
 
-# -- as another user ------------------------------------------------------------------------------------
-
-
 def paste(line: str, place: Path, settings: Path) -> subprocess.CompletedProcess[str]:
-    """The fix a line ends with ("...; as root: <shell line>"), pasted into a root shell as it is printed;
-    then the user's `check` on `settings`."""
+    """The fix a line ends with, pasted into a root shell as printed; then the user's `check`."""
     assert line.count(AS_ROOT) == 1, line
     command = line.split(AS_ROOT, 1)[1]
     done = subprocess.run(["sh", "-c", command], capture_output=True, text=True, timeout=300)
@@ -125,9 +113,8 @@ def paste(line: str, place: Path, settings: Path) -> subprocess.CompletedProcess
 
 
 def stops_alike(place: Path, settings: Path, about: str) -> tuple[str, str]:
-    """`check` and `run` as the user on `settings` both stop on one line (one judgement): exit 2, no
-    traceback, `check` with one FAIL line naming `about`, `run` with that line as its error and nothing
-    else but its INFO log lines. The line (without FAIL), and all `check` said."""
+    """`check` and `run` as the user both stop on one line naming `about`: exit 2, no traceback, `run` with
+    that line as its error beside its INFO lines. The line (without FAIL), and all `check` said."""
     checked = as_user(place, "check", "--env-file", str(settings))
     said = [x[5:] for x in checked.stdout.splitlines() if x.startswith("FAIL ") and about in x]
     assert checked.returncode == 2 and len(said) == 1, checked.stdout + checked.stderr
@@ -140,9 +127,7 @@ def stops_alike(place: Path, settings: Path, about: str) -> tuple[str, str]:
 
 
 def remake_as_owncast(hls: Path) -> None:
-    """Owncast at a stream's start: HLS_DIR wiped and made again with its variant folder, as a process whose
-    umask closes them to others (an Owncast unit with UMask=0077): 0700 folders, 0600 files, unless a
-    default ACL says otherwise. In a process of its own (the umask is the process's)."""
+    """Owncast at a stream's start under UMask=0077 (in a process of its own: the umask is the process's)."""
     code = ("import os, shutil, sys\nos.umask(0o077)\nhls = sys.argv[1]\nshutil.rmtree(hls)\n"
             "os.mkdir(hls, 0o750)\nos.mkdir(hls + '/0', 0o750)\n"
             "for name in ('stream.m3u8', '0/stream.m3u8', '0/stream-def-1.ts'):\n"
@@ -165,15 +150,12 @@ ENTER = ("HLS_DIR (from {place}/env)='{hls}': user {user} cannot enter {place}/h
     ("variant", "0", 0o700, "user {user} cannot list {hls}/0 (HLS_DIR's variant folder 0); " + READ_FIX),
     ("playlist", "0/stream.m3u8", 0o600,
      "user {user} cannot read {hls}/0/stream.m3u8 (HLS_DIR's variant folder 0); " + READ_FIX),
-    # Its group (4242) may read it, the user is not in that group: an ACL still, never a group to join (it
-    # would grant all the group may, and was once `usermod -aG root`).
+    # Its group (4242) may read it: an ACL still, never a group to join (it would grant all the group may).
     ("group", "0", 0o750, "user {user} cannot list {hls}/0 (HLS_DIR's variant folder 0); " + READ_FIX),
 ])
 def test_a_folder_the_user_cannot_read_is_named_with_a_fix_that_works_pasted(
         place: Path, seaweed: SeaweedS3, closing: str, closed: str, mode: int, expected: str) -> None:
-    """`check` and `run` name the folder and its fix, the same line; pasted into a root
-    shell as printed, the next `check` as the user passes, and keeps passing once Owncast has made its
-    folders again, closed to others, at the next stream."""
+    """Pasted, it keeps passing once Owncast has made its folders again, closed to others."""
     assert shutil.which("setfacl"), "setfacl is not installed: scripts/test installs Debian's acl package"
     hls = owncast_folder(place)
     prepare_state(place)
@@ -207,12 +189,11 @@ def test_the_acl_package_is_named_where_setfacl_is_missing(monkeypatch: pytest.M
 
 @pytest.mark.parametrize("mistake", ["unreadable", "closed-folder", "closed-above", "a-folder", "not-utf8", "missing"])
 def test_an_env_file_that_cannot_be_read_is_one_line_exit_2(place: Path, mistake: str) -> None:
-    """The thing refused is named, the file or its folder (not the file's mode), and its fix, pasted as
-    printed, lets the user read it: then the next line is about something else."""
+    """The thing refused is named (the file or its folder), and its fix, pasted, lets the user read it."""
     hls = owncast_folder(place)
     settings = env_file(place, None, hls)
     if mistake == "unreadable":
-        settings.chmod(0o600)  # root's 0600: as docs/production.md once installed it
+        settings.chmod(0o600)  # root's 0600
         # nobody's group is not its own (Debian's _apt is in it too): an ACL for it alone.
         expected = f"env file {settings}: user nobody cannot read it (permission denied); as root: setfacl -m " \
                    f"u:nobody:r {settings}"
@@ -249,38 +230,32 @@ def test_an_env_file_that_cannot_be_read_is_one_line_exit_2(place: Path, mistake
         assert f"ok   HLS_DIR {hls}" in done.stdout, done.stdout  # read, and every check run
 
 
-def test_a_state_dir_the_user_cannot_write_is_named_with_a_fix_that_works_pasted(place: Path) -> None:
+@pytest.mark.parametrize("left_by_root", [False, True])
+def test_a_state_dir_the_user_cannot_write_is_named_with_a_fix_that_works_pasted(place: Path,
+                                                                                 left_by_root: bool) -> None:
+    """STATE_DIR root's, or root's 0600 files left in it by a `sudo hls-broadcaster run` by hand."""
     hls = owncast_folder(place)
-    (place / "state").mkdir(mode=0o755)  # root's, not the service user's
-    settings = env_file(place, None, hls)
-    line, _ = stops_alike(place, settings, "STATE_DIR")
-    assert line == (f"STATE_DIR (from {place / 'env'})='{place / 'state'}': not writable by user nobody; as "
-                    f"root: install -d -m 0750 -o nobody {place / 'state'} && chown -R nobody {place / 'state'}"), line
-    again = paste(line, place, settings)
-    assert f"ok   STATE_DIR {place / 'state'}: writable by user nobody" in again.stdout, again.stdout
-
-
-def test_state_files_left_by_a_run_as_root_are_named_by_check_and_run(place: Path) -> None:
-    """Root's 0600 files left in STATE_DIR by a `sudo hls-broadcaster run` by hand: check and run name the
-    file, and the fix they end with works pasted."""
-    hls = owncast_folder(place)
-    prepare_state(place)
-    for name in ("lock", "state.json"):
-        (place / "state" / name).write_text("")
-        (place / "state" / name).chmod(0o600)
-    settings = env_file(place, None, hls)
-    line, _ = stops_alike(place, settings, "STATE_DIR")
     state = place / "state"
-    assert line.endswith(f"user nobody cannot rewrite lock in it (left by a run as another user?); as root: "
-                         f"install -d -m 0750 -o nobody {state} && chown -R nobody {state}"), line
+    fix = f"as root: install -d -m 0750 -o nobody {state} && chown -R nobody {state}"
+    if left_by_root:
+        prepare_state(place)
+        for name in ("lock", "state.json"):
+            (state / name).write_text("")
+            (state / name).chmod(0o600)
+        expected = f"user nobody cannot rewrite lock in it (left by a run as another user?); {fix}"
+    else:
+        state.mkdir(mode=0o755)  # root's, not the service user's
+        expected = f"STATE_DIR (from {place / 'env'})='{state}': not writable by user nobody; {fix}"
+    settings = env_file(place, None, hls)
+    line, _ = stops_alike(place, settings, "STATE_DIR")
+    assert line.endswith(expected) and (left_by_root or line == expected), line
     again = paste(line, place, settings)
-    assert f"ok   STATE_DIR {place / 'state'}: writable by user nobody" in again.stdout, again.stdout
+    assert f"ok   STATE_DIR {state}: writable by user nobody" in again.stdout, again.stdout
 
 
 @ROOT_ONLY
 def test_check_as_root_proves_nothing_unless_told_the_user(place: Path, seaweed: SeaweedS3) -> None:
-    """Root enters every folder: its check fails saying so, unless told the user (--as), whose check it
-    then is."""
+    """Root enters every folder: its check fails saying so, unless told the user (--as)."""
     hls = owncast_folder(place)
     prepare_state(place)
     (place / "home" / "owncast").chmod(0o700)
@@ -320,8 +295,7 @@ def test_check_as_root_proves_nothing_unless_told_the_user(place: Path, seaweed:
 
 
 def test_check_before_the_first_start_does_not_need_state_dir(place: Path, seaweed: SeaweedS3) -> None:
-    """STATE_DIR does not exist before systemd's StateDirectory= makes it, and this user cannot make it in
-    /var/lib: check says so and passes; it never creates it. Only that folder: systemd makes no other."""
+    """Before systemd's StateDirectory= makes STATE_DIR, check says so and passes, never creating it."""
     if state_dir.SYSTEMD_STATE_DIR.exists():
         pytest.skip(f"{state_dir.SYSTEMD_STATE_DIR} exists on this machine")
     hls = owncast_folder(place)
@@ -334,9 +308,7 @@ def test_check_before_the_first_start_does_not_need_state_dir(place: Path, seawe
 
 
 def test_a_mistyped_state_dir_fails_check_as_run_refuses_it(place: Path, seaweed: SeaweedS3) -> None:
-    """A STATE_DIR the user cannot make that is not the unit's StateDirectory= (a typo): check and run stop
-    on it alike (one judgement: broadcaster/state_dir.py), and the fix it ends with, pasted, makes the
-    folder the user's (an absolute path, wherever pasted)."""
+    """A STATE_DIR the user cannot make, not the unit's StateDirectory= (a typo): the fix pasted makes it."""
     hls = owncast_folder(place)
     (place / "lib").mkdir(mode=0o755)  # as /var/lib: root's
     typo = place / "lib" / "hls-broadcastr"
@@ -348,8 +320,7 @@ def test_a_mistyped_state_dir_fails_check_as_run_refuses_it(place: Path, seaweed
 
 
 def test_the_fix_for_a_relative_state_dir_names_an_absolute_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """With STATE_DIR's line deleted (the default, `state`, relative), the printed fix names the folder the
-    service would use, absolute (`state` pasted into a root shell would make /root/state)."""
+    """`state` pasted into a root shell would make /root/state: the fix names it absolute."""
     monkeypatch.chdir(tmp_path)
     fix = fixes.own_folder(Path("state"))
     assert f" {tmp_path / 'state'} " in fix + " " and " state " not in fix + " ", fix
@@ -388,8 +359,7 @@ async def test_a_folder_closed_while_running_makes_health_degraded_with_the_reas
 
 
 def test_a_folder_gone_is_no_refusal(tmp_path: Path) -> None:
-    """Owncast deletes and makes HLS_DIR again at every stream: gone for a moment is not 'cannot enter'
-    (os.access says no for a missing path too), so /health does not turn degraded for it."""
+    """Owncast makes HLS_DIR again at every stream: gone for a moment is not 'cannot enter'."""
     hls = tmp_path / "hls"
     (hls / "0").mkdir(parents=True)
     watch = AccessWatch(hls)
@@ -399,8 +369,6 @@ def test_a_folder_gone_is_no_refusal(tmp_path: Path) -> None:
     assert problems(tmp_path / "never" / "made", watch=True) == []
 
 
-# -- every setting, every file: no traceback --------------------------------------------------------------
-
 HOSTILE = ["", " ", "\t", "0", "-1", "1e309", "nan", "inf", "\u0663", "x" * 5000, "a\x00b", "\udcff", "../../..",
            "~nobody-here/x", "http://", "https://a b", "'self'", '"quoted"', "a\nb", "[::1]:99999", ":", "*",
            "a" * 64 + ".example.com", "-"]
@@ -408,8 +376,7 @@ HOSTILE = ["", " ", "\t", "0", "-1", "1e309", "nan", "inf", "\u0663", "x" * 5000
 
 @pytest.mark.parametrize("name", [s.name for s in SETTINGS])
 def test_no_value_of_any_setting_gives_a_traceback(tmp_path: Path, name: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each hostile value of each setting: SettingsError with a line per problem, naming the setting, or
-    settings that load and pass this machine's checks without an exception (the bucket's are test_preflight's)."""
+    """SettingsError with a line per problem naming the setting, or settings that pass the checks."""
     monkeypatch.chdir(tmp_path)  # a STATE_DIR of '0' is made here, not in the checkout
     (tmp_path / "hls").mkdir()
     base = {"HLS_DIR": str(tmp_path / "hls"), "S3_ENDPOINT_URL": "http://127.0.0.1:9", "AWS_ACCESS_KEY_ID": "k",
@@ -433,8 +400,7 @@ def test_no_value_of_any_setting_gives_a_traceback(tmp_path: Path, name: str, mo
 
 
 def test_the_inotify_fix_is_a_shell_line_that_raises_the_limits_now_and_at_boot(tmp_path: Path) -> None:
-    """Not pasted here (it would change the kernel's limits for the whole machine, and /etc): the line
-    parses as sh reads it, and what it writes, written elsewhere, is sysctl's format for the two limits."""
+    """Not pasted here (it would change the machine's limits): it parses as sh, and writes sysctl's format."""
     command = fixes.inotify_limits().split(AS_ROOT, 1)[1]
     assert subprocess.run(["sh", "-n", "-c", command], capture_output=True, timeout=30).returncode == 0
     written = tmp_path / "60-hls-broadcaster.conf"
@@ -445,8 +411,7 @@ def test_the_inotify_fix_is_a_shell_line_that_raises_the_limits_now_and_at_boot(
 
 
 def test_an_hls_dir_one_folder_too_high_names_owncasts_hls_folder(place: Path) -> None:
-    """HLS_DIR set to Owncast's data folder (its `hls` below, the database and logs beside, one of them
-    closed to the user): the line says where the stream is, and with that value check passes."""
+    """HLS_DIR set to Owncast's data folder: the line says where the stream is; with that, check passes."""
     hls = owncast_folder(place)
     data = hls.parent
     (data / "logs").mkdir(mode=0o700)  # Owncast's own, closed to others
@@ -468,9 +433,7 @@ def test_an_hls_dir_one_folder_too_high_names_owncasts_hls_folder(place: Path) -
 
 @ROOT_ONLY
 def test_run_as_root_on_the_service_users_state_dir_is_refused_with_the_command_to_run(place: Path) -> None:
-    """`sudo hls-broadcaster run` by hand on the service's STATE_DIR (files only root may rewrite would fail
-    the service's next start) is refused: exit 2, one line naming the user and the command to run as that
-    user, and nothing in STATE_DIR is written."""
+    """`sudo hls-broadcaster run` by hand on the service's STATE_DIR is refused, nothing written in it."""
     hls = owncast_folder(place)
     prepare_state(place)  # the service user's, as StateDirectory= leaves it
     settings = env_file(place, None, hls)
@@ -485,8 +448,7 @@ def test_run_as_root_on_the_service_users_state_dir_is_refused_with_the_command_
 
 
 async def test_a_state_dir_another_service_holds_fails_check_as_run_refuses_it(place: Path, seaweed: SeaweedS3) -> None:
-    """A second service's settings naming the first one's STATE_DIR (a copied env file): check fails it with
-    the line run gives, naming the two env files; the running service's own, checked while it runs, passes."""
+    """A copied env file; the running service's own, checked while it runs, passes."""
     hls = owncast_folder(place)
     prepare_state(place)
     first = env_file(place, seaweed, hls)
@@ -514,9 +476,7 @@ async def test_a_state_dir_another_service_holds_fails_check_as_run_refuses_it(p
 
 @ROOT_ONLY
 async def test_run_as_root_does_not_make_state_dir_in_another_users_folder(place: Path) -> None:
-    """`run` as root, STATE_DIR not made yet, in a folder of the service user's (pm2 under Owncast's user):
-    it made the folder root's and started, and that user's next start failed on it. It is refused before
-    anything is made, with the command to run as that user, which, run, makes it that user's."""
+    """Refused before anything is made, with the command that, run, makes it that user's."""
     hls = owncast_folder(place)
     home = place / "home" / "owncast"
     os.chown(home, NOBODY, NOBODY)
@@ -538,8 +498,7 @@ async def test_run_as_root_does_not_make_state_dir_in_another_users_folder(place
 
 def test_the_check_as_root_names_runs_without_an_env_file_that_is_not_there(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """`check` as root with the settings in the environment (no ./.env): the command it names for the
-    service's user names the default env file only where it is."""
+    """The command named for the service's user names the default env file only where it is."""
     monkeypatch.chdir(tmp_path)
     program = tmp_path / "venv" / "bin" / "hls-broadcaster"
     assert fixes.this_check(Path(".env"), str(program)) == f"{program} check"

@@ -1,6 +1,5 @@
-"""Clean stops: SIGTERM answers every held request and event stream at once, saves and exits 0; a
-second signal while stopping exits at once, in one line. Real service process, moto's S3 server, the
-Owncast emulator (ffmpeg), and a FaultProxy to make the bucket hang."""
+"""Clean stops: SIGTERM answers every held request and event stream at once, saves and exits 0; a second
+signal while stopping exits at once, in one line (a FaultProxy makes the bucket hang)."""
 
 from __future__ import annotations
 
@@ -16,8 +15,7 @@ from broadcaster.demo.emulator import OwncastEmulator
 from tests.support.fault_proxy import FaultProxy
 from tests.support.listing import listing
 from tests.support.raw_http import Response, responses
-from tests.support.service_process import ServiceProcess
-from tests.support.service_process import moto_env
+from tests.support.service_process import ServiceProcess, moto_env
 from tests.support.waiting import until
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
@@ -35,8 +33,7 @@ def next_number(text: str) -> int:
 
 
 async def until_listed_and_frozen(http: aiohttp.ClientSession, url: str, owncast: OwncastEmulator) -> dict[int, int]:
-    """Stop Owncast's stream (no ENDLIST), then wait until the service lists all it wrote: from then
-    on a request for the next segment can only be answered by the service stopping."""
+    """Owncast's stream stopped (no ENDLIST), all it wrote listed: the next segment cannot come."""
     async def served() -> bool:
         return None not in [await playlist(http, url, v) for v in (0, 1)]
 

@@ -1,9 +1,5 @@
-"""A segment closed with less media than its playlist names is not finished: a writer that
-closes a file on a packet boundary, lets its playlist name it and opens it again for the rest is waited
-for, so the half is never listed (broadcaster/source/spans.py, read by source/writes.py).
-
-The media are real ffmpeg output: whole segments of ffmpeg's hls muxer span their #EXTINF, halves do not.
-"""
+"""A segment closed with less media than its playlist names is not finished (source/spans.py): a writer
+that closes on a packet boundary and opens it again later is waited for. Real ffmpeg output."""
 
 from __future__ import annotations
 
@@ -21,7 +17,7 @@ from broadcaster.demo.ledger import Ledger
 from broadcaster.demo.owncast_files import MasterEntry, OwncastFolder
 from broadcaster.demo.seaweed import SeaweedS3
 from broadcaster.metrics import Metrics
-from broadcaster.source import inotify, spans
+from broadcaster.source import spans
 from broadcaster.source.watcher import HlsWatcher
 from broadcaster.source.writes import Finish, Writes
 from tests.support.fakes import Sink
@@ -31,16 +27,7 @@ from tests.support.owncast_writer import HandFedOwncast, real_ts_segment
 from tests.support.service_process import ServiceProcess, service_env
 from tests.support.waiting import until
 from tests.support.whole import assert_whole
-from tests.support.writes_watch import watching
-
-KERNEL = pytest.mark.skipif(not inotify.available(), reason="inotify is Linux only")
-_PATHS = [pytest.param(True, id="inotify", marks=KERNEL), pytest.param(False, id="watchfiles")]
-
-
-@pytest.fixture(scope="module")
-def ts_bytes(tmp_path_factory: pytest.TempPathFactory) -> bytes:
-    return real_ts_segment(tmp_path_factory.mktemp("ts"))
-
+from tests.support.writes_watch import PATHS, watching
 
 @pytest.fixture(scope="module")
 def hls_segments(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[bytes, float]]:
@@ -88,16 +75,12 @@ def test_bytes_without_timestamps_are_unknown_never_short() -> None:
     assert not spans.short_of(None, 2.0)
 
 
-# -- the wait: a file closed short of its #EXTINF is waited for, a whole one is not ------------------------
-
-
 @pytest.mark.parametrize("lease", [True, False], ids=["lease", "no-lease"])
-@pytest.mark.parametrize("kernel", _PATHS)
+@pytest.mark.parametrize("kernel", PATHS)
 @pytest.mark.parametrize("kind", ["appended", "rewritten"])
 async def test_a_file_closed_on_a_packet_boundary_short_of_its_extinf_waits_for_its_writer(
         tmp_path: Path, ts_bytes: bytes, kernel: bool, kind: str, lease: bool) -> None:
-    """Closed with half its bytes, no writer, whole packets, quiet: every other sign says finished. Named
-    with its #EXTINF (1 s), it is waited for until its writer has written it whole."""
+    """Half its bytes, no writer, whole packets, quiet: every other sign says finished."""
     async with watching(tmp_path, kernel, lease=lease) as w:
         path = tmp_path / "0" / "stream-a-0.ts"
         writer = OddWriter(kind, ts_bytes)
@@ -117,7 +100,7 @@ async def test_a_file_closed_on_a_packet_boundary_short_of_its_extinf_waits_for_
             writer.close()
 
 
-@pytest.mark.parametrize("kernel", _PATHS)
+@pytest.mark.parametrize("kernel", PATHS)
 async def test_a_whole_segment_named_with_its_extinf_is_finished_at_once(
         tmp_path: Path, ts_bytes: bytes, kernel: bool) -> None:
     """Owncast's own files cost nothing more: written whole and closed, they are READY when asked."""
@@ -129,18 +112,13 @@ async def test_a_whole_segment_named_with_its_extinf_is_finished_at_once(
     assert await w.finished(path, 5) is Finish.READY
 
 
-# -- the service as it runs: a writer that closes and opens again never has its half served ---------------
-
 WAIT = 20.0  # seconds the service may take for a step on a loaded machine
 
 
 @pytest.mark.integration
 async def test_the_service_never_serves_the_half_of_a_file_its_writer_opens_again(
         tmp_path: Path, seaweed: SeaweedS3) -> None:
-    """Variant 0's writer closes each odd file on a packet boundary with half its bytes and the playlist
-    names it; the writer opens it again later (appended; or truncated and written whole). While the writer
-    is mid-way, variant 0 lists no segment for the slot and the bucket holds nothing of it; afterwards every
-    byte the bucket and the playlists give for a listed segment is the writer's final file (the ledger)."""
+    """Nothing of it listed or in the bucket meanwhile; afterwards, the writer's final bytes."""
     ledger = Ledger()
     ts = real_ts_segment(tmp_path)
     feed = HandFedOwncast(tmp_path / "hls", ts, variants=(0, 1), ledger=ledger)
@@ -190,8 +168,7 @@ async def bucket_has(http: aiohttp.ClientSession, url: str, data: bytes) -> bool
 
 def test_the_watcher_tells_each_ts_segments_extinf_but_the_offline_clips(
         tmp_path: Path, ts_bytes: bytes) -> None:
-    """What a wait compares with: Owncast's #EXTINF of each segment, read with its playlist; not the offline
-    clip's, which is not its length (docs/owncast.md)."""
+    """The offline clip's #EXTINF is not its length (docs/owncast.md)."""
     files = OwncastFolder(tmp_path, (0,), shortid="a", list_size=10, target=2)
     files.write_master([MasterEntry(800_000)])
     first = files.slot(ts_bytes, duration=1.5)

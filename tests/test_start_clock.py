@@ -1,6 +1,5 @@
-"""How long a child may take to start (broadcaster/demo/children.StartClock): as long as it gets on,
-so a loaded machine does not fail it, while a child that works without getting ready or waits on
-nothing is given up."""
+"""How long a child may take to start (demo/children.StartClock): as long as it gets on; one that works
+without getting ready, or waits on nothing, is given up."""
 
 from __future__ import annotations
 

@@ -1,16 +1,7 @@
-"""Start-up in any order, on real ffmpeg output and the real service.
-
-- The service first, then a stream whose copied variant is cut at the broadcaster's irregular keyframes
-  (1, 3, 2 s ...) next to a transcoded one: Owncast's multivariant playlist only comes once every
-  variant has a playlist, seconds after the first segment bytes, and the first segments are not the
-  target's length. Every segment Owncast lists is listed, from the first.
-- Owncast first, the service started in the middle of a stream: it picks the stream up at once (its
-  first state event says so), and lists every segment Owncast lists from the next one on.
-
-Every playlist version the observer reads goes through the HLS checker (lined up by date where the
-variants are cut apart), and every segment listed is, in the bucket, the file Owncast finished writing
-(the emulator's ledger).
-"""
+"""Start-up in any order, on real ffmpeg output and the real service: the service first, then a stream cut
+at irregular keyframes beside a transcoded one (every segment listed from the first); or Owncast first (the
+stream picked up at once). Every version read goes through the HLS checker; every segment listed is, in the
+bucket, the file Owncast finished (the ledger)."""
 
 from __future__ import annotations
 
@@ -41,8 +32,7 @@ def _owncast_lists(owncast: OwncastEmulator, variant: int) -> list[str]:
 
 @contextlib.asynccontextmanager
 async def _polling(seen: Observer) -> AsyncIterator[None]:
-    """The observer reads every version while the test waits on Owncast: a new playlist at the same
-    address (a raised target) drops what the old one listed, so a late look would miss it."""
+    """Every version read while the test waits on Owncast (a raised target drops what the old listed)."""
     async def poll() -> None:
         while True:
             await seen.poll()

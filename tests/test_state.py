@@ -100,9 +100,6 @@ async def test_publisher_restore_rejects_garbage_without_changing_anything(make_
     assert w.pub.variants() == [] and w.pub.target_duration is None
 
 
-# -- whatever state.json holds, start-up restores it or sets it aside ---------------------------------
-
-
 def restore_into_fresh(make_world: MakeWorld, tmp_path: Path, content: bytes) -> tuple[World, Cleaner, bool]:
     folder = tmp_path / "state"
     folder.mkdir(exist_ok=True)
@@ -111,13 +108,6 @@ def restore_into_fresh(make_world: MakeWorld, tmp_path: Path, content: bytes) ->
     w = make_world(tmp_path / "hls2")
     cleaner = Cleaner(Bucket(), w.metrics, margin=5)
     return w, cleaner, snapshots_of(StateFile(folder), w.pub, cleaner).restore()
-
-
-def _set(data: dict[str, Any], path: list[str | int], value: object) -> None:
-    node: Any = data
-    for step in path[:-1]:
-        node = node[step]
-    node[path[-1]] = value
 
 
 _GEN = ["variants", "0", "generator"]
@@ -141,7 +131,10 @@ async def test_a_crafted_value_sets_the_file_aside(
         tmp_path: Path, make_world: MakeWorld, path: list[str | int], raw: str,
         caplog: pytest.LogCaptureFixture) -> None:
     data = await saved_state(tmp_path)
-    _set(data, path, "@@@")
+    node: Any = data
+    for step in path[:-1]:
+        node = node[step]
+    node[path[-1]] = "@@@"
     content = json.dumps(data).replace('"@@@"', raw).encode()
     with caplog.at_level(logging.WARNING):
         w, cleaner, restored = restore_into_fresh(make_world, tmp_path, content)
@@ -152,29 +145,21 @@ async def test_a_crafted_value_sets_the_file_aside(
     assert len(aside) == 1 and aside[0].read_bytes() == content
 
 
-async def test_a_huge_file_is_not_read_whole(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    folder = tmp_path / "state"
-    folder.mkdir()
-    with open(folder / "state.json", "wb") as f:
-        f.truncate(2 << 30)  # 2 GB, sparse: nothing to read but zeros
-    with caplog.at_level(logging.WARNING):
-        assert StateFile(folder).load() is None
-    assert len(caplog.records) == 1 and "moved it to" in caplog.messages[0]
-    assert "too large" in caplog.messages[0]
-
-
-@pytest.mark.parametrize("kind", ["directory", "fifo"])
-def test_a_state_json_that_is_not_a_file_is_set_aside(tmp_path: Path, kind: str,
-                                                      caplog: pytest.LogCaptureFixture) -> None:
+@pytest.mark.parametrize("kind", ["directory", "fifo", "huge"])
+def test_a_state_json_that_is_not_a_file_or_huge_is_set_aside_unread(
+        tmp_path: Path, kind: str, caplog: pytest.LogCaptureFixture) -> None:
     path = tmp_path / "state.json"
     if kind == "directory":
         path.mkdir()
-    else:
+    elif kind == "fifo":
         os.mkfifo(path)  # opening it for reading would wait for a writer for ever
+    else:
+        with open(path, "wb") as f:
+            f.truncate(2 << 30)  # 2 GB, sparse: nothing to read but zeros
     with caplog.at_level(logging.WARNING):
         assert StateFile(tmp_path).load() is None
     assert len(caplog.records) == 1 and "moved it to" in caplog.messages[0]
-    assert not path.exists()
+    assert not path.exists() and ("too large" in caplog.messages[0] or kind != "huge")
 
 
 async def test_a_real_saved_state_restores(tmp_path: Path, make_world: MakeWorld,
@@ -200,8 +185,7 @@ async def test_a_target_duration_set_above_owncasts_restores(make_world: MakeWor
 
 
 async def test_names_owncast_listed_but_were_rejected_restore(make_world: MakeWorld) -> None:
-    """Rejected names are remembered (so they are reported once), escapes and all: the state the
-    service writes with them must restore, not be set aside."""
+    """Rejected names are remembered, escapes and all: such a state restores, not set aside."""
     a = make_world()
     a.owncast_lists(0, "stream-a-0.ts")
     a.pub.on_variant_playlist(0, SourcePlaylist(1, 0, (), False, True, rejected=(("evil\x1b[2J.ts", "escape"),)))
@@ -212,8 +196,7 @@ async def test_names_owncast_listed_but_were_rejected_restore(make_world: MakeWo
     make_world().pub.restore(saved)
 
 
-# -- the memory goes forward with each version (no back-call on a segment's walk) --------------------
-
+# The memory goes forward with each version (no back-call on a segment's walk).
 _NOT_MEMORY = {"format", "version", "saved_at", "clean_stop", "lease"}  # what a save adds around it
 
 
@@ -260,9 +243,7 @@ async def test_a_save_writes_the_memory_pushed_with_the_version_never_asking_the
 
 async def test_the_memory_saved_after_a_listing_is_the_publishers_memory_then(
         tmp_path: Path, make_world: MakeWorld) -> None:
-    """After each listing, through the journal (each line only the Tails' new items) and a sliding
-    window: the memory pushed with the listing's version, its Tails read by the save later, is what the
-    publisher's memory is then (one variant: the listing's push is the last before the save)."""
+    """Through the journal and a sliding window."""
     (tmp_path / "state").mkdir()
     file = JournaledState(tmp_path / "state")
     w = make_world(state=file, stepped=True)
@@ -274,29 +255,19 @@ async def test_the_memory_saved_after_a_listing_is_the_publishers_memory_then(
     assert len(entries) < 12  # the window slid: the Tails lost items at the front
 
 
-async def test_a_memory_read_after_more_listings_still_ends_where_it_was_taken(make_world: MakeWorld) -> None:
-    """The Tails of a memory taken once are read later (by the save): what was listed and seen since
-    is left out, so the memory stays the one its version was pushed with, and the journal's marks (the
-    Tails' ends) say what the line holds."""
-    w = make_world(window=60.0)
-    await stream(w, 0, 3, (0,))
-    taken = w.pub.snapshot()
-    then = json.loads(dumps(taken))
-    await stream(w, 3, 6, (0,))
-    assert json.loads(dumps(w.pub.snapshot())) != then  # the lists grew behind it...
-    assert json.loads(dumps(taken)) == then  # ...and the memory taken before still reads as it was
-
-
-async def test_a_memory_read_after_the_window_slid_past_it_still_reads_as_it_was_taken(
-        make_world: MakeWorld) -> None:
-    """A version's memory is a value (tails.py): read by a save after the window slid past every entry
-    it holds (and the entries' log was compacted), it still holds them, not the live window's fewer."""
-    w = make_world(stepped=True)  # a 4 s window of 1 s segments
+@pytest.mark.parametrize("slid", [False, True])
+async def test_a_memory_read_after_more_listings_still_reads_as_it_was_taken(make_world: MakeWorld,
+                                                                            slid: bool) -> None:
+    """A version's memory is a value (tails.py): read later by a save, it leaves out what was listed since,
+    and (`slid`: a 4 s window, the entries' log compacted) still holds what the window slid past."""
+    w = make_world(stepped=True) if slid else make_world(window=60.0)
     await stream(w, 0, 3, (0,))
     taken = w.pub.snapshot()
     then = json.loads(dumps(taken))
     assert len(then["variants"]["0"]["generator"]["entries"]) == 3
-    await stream(w, 3, 80, (0,))
-    now = json.loads(dumps(w.pub.snapshot()))["variants"]["0"]["generator"]["entries"]
-    assert now[0][0] > then["variants"]["0"]["generator"]["entries"][-1][0]  # every entry slid out...
+    await stream(w, 3, 80 if slid else 6, (0,))
+    now = json.loads(dumps(w.pub.snapshot()))
+    assert now != then  # the lists moved on behind it...
+    entries = [memory["variants"]["0"]["generator"]["entries"] for memory in (then, now)]
+    assert entries[1][0][0] > entries[0][-1][0] or not slid  # (slid: every entry slid out)...
     assert json.loads(dumps(taken)) == then  # ...and the memory taken before still reads as it was

@@ -1,11 +1,6 @@
-"""STATE_DIR full or read-only, then a restart: no media sequence number is served twice.
-
-A real publisher saves into a real StateFile before each version is shown (as the service does), and every
-version made visible, before and after the restart, goes through one VariantSetChecker: a number names
-one URI for good, a URI keeps its number, the media sequence never goes back. The disk fails at the seam
-(StateFile's write raises ENOSPC or EROFS) and, where the test may mount one, on a real small tmpfs that
-fills up or is remounted read-only.
-"""
+"""STATE_DIR full or read-only, then a restart: no media sequence number is served twice. Every version
+shown, before and after, goes through one VariantSetChecker; the disk fails at the seam (ENOSPC, EROFS)
+and, where the test may mount one, on a real small tmpfs."""
 
 from __future__ import annotations
 
@@ -20,11 +15,10 @@ import pytest
 from broadcaster.playlist import hls
 from broadcaster.state.served import ServedRecord
 from tests.support.disks import Disk, SeamDisk, TmpfsDisk, small_tmpfs
-from tests.support.saved_state import check_all, listed, numbers, started_afresh, stream
+from tests.support.saved_state import VARIANTS, check_all, listed, numbers, started_afresh, stream
 from tests.support.waiting import until
 from tests.support.world import World
 
-VARIANTS = (0, 1)
 NAMES = [f"stream-a-{i}.ts" for i in range(40)]
 
 
@@ -49,26 +43,19 @@ def seam(tmp_path: Path) -> SeamDisk:
     return SeamDisk(tmp_path)
 
 
-# -- helpers ---------------------------------------------------------------------------------------------
-
-
 def first_read(w: World, upto: int) -> None:
     """What Owncast's playlists list when a restarted service reads them first: its last ten segments."""
     w.owncast_lists(VARIANTS, *NAMES[max(0, upto - 10):upto])
 
 
 def continues_exactly(a: World, b: World, count: int) -> None:
-    """Across a's run and b's after it: NAMES[:count] each shown under one number, consecutive, and no
-    discontinuity in b."""
+    """Across a's run and b's: NAMES[:count] each under one number, consecutive, no discontinuity in b."""
     check_all(a, b)
     every = numbers(a.playlists.shown + b.playlists.shown)
     for v in VARIANTS:
         assert [every[v][n] for n in sorted(every[v])] == NAMES[0:count]
         assert sorted(every[v]) == list(range(min(every[v]), min(every[v]) + count))
     assert not any("#EXT-X-DISCONTINUITY\n" in text for _, text in b.playlists.shown)
-
-
-# -- the failure, then a restart ------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("stop", ["sigterm", "crash"])
@@ -83,8 +70,7 @@ async def test_a_failing_state_dir_then_a_restart_never_serves_a_number_twice(
     a = await started_afresh(World(hls_dir, state=disk.state_file()))
     await stream(a, 0, 4)
     disk.fail(fault)
-    # The stream goes on within the reserve of the last state saved, each version recorded in
-    # STATE_DIR/served (written in place: a full disk cannot stop it), and says it cannot save.
+    # The stream goes on within the reserve, each version recorded in STATE_DIR/served (written in place).
     await stream(a, 4, 9)
     ok, body = a.health()
     assert not ok and f"cannot save state ({os.strerror(fault)})" in str(body["status"])
@@ -94,9 +80,7 @@ async def test_a_failing_state_dir_then_a_restart_never_serves_a_number_twice(
         assert a.snapshots is not None and a.snapshots.save_now(a.pub.snapshot()) == os.strerror(fault)
     before = numbers(a.playlists.shown)
 
-    # The restart, the disk still failing: the old file is read, and the stream goes on as it did before
-    # the restart: above every number shown, each version recorded first under the state
-    # on disk, within that state's reserve.
+    # The restart, the disk still failing: the stream goes on above every number shown, within the reserve.
     b = World(hls_dir, state=disk.state_file())
     assert b.snapshots is not None and b.snapshots.restore() and b.snapshots.disk_clean is False
     assert b.playlists.media_playlist(0) is None  # the old window is not served again: it went back
@@ -135,16 +119,15 @@ async def test_a_failing_state_dir_then_a_restart_never_serves_a_number_twice(
     # The first version after the restart: its first segment carries the discontinuity.
     head = b.playlists.shown[0][1].split("#EXT-X-PROGRAM-DATE-TIME")[0]
     assert head.rstrip().endswith("#EXT-X-DISCONTINUITY")
-    # The jump is what the versions shown unsaved used, not a day: above the highest recorded (8,
-    # NAMES[8]'s number) by the numbers they may have used (4..8) and their discontinuities.
+    # The jump is what the versions shown unsaved used (4..8) and their discontinuities, not a day.
     for v in VARIANTS:
         first_saved = min(before[v])
         assert min(after[v]) == hls.continue_above(first_saved + 9, first_saved + 4, [0, 0])[0]
 
 
 async def _read_only_holds_then_continues_exactly(hls_dir: Path, disk: Disk, stop: str) -> None:
-    """A read-only STATE_DIR: nothing can record how far versions went, so none goes past the state
-    on disk; the start after it (clean stop or crash) continues exactly, Owncast's backlog and all."""
+    """Read-only: nothing records how far versions went, so none goes past the state on disk; the start
+    after it continues exactly, Owncast's backlog and all."""
     a = await started_afresh(World(hls_dir, state=disk.state_file()))
     await stream(a, 0, 4)
     disk.fail(errno.EROFS)
@@ -167,10 +150,7 @@ async def _read_only_holds_then_continues_exactly(hls_dir: Path, disk: Disk, sto
 
 async def test_restarts_on_a_full_state_dir_go_on_within_the_reserve(
         tmp_path: Path, seam: SeamDisk, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A deploy, crash or reboot while STATE_DIR stays full is no outage. Each start reads
-    the last state saved and how far versions went past it (STATE_DIR/served), continues above, and
-    shows new versions as the process before it did, each recorded first; only once that state's
-    reserve is used up are they held back, and a save that works again shows them."""
+    """Once the reserve is used up, versions are held back until a save works."""
     monkeypatch.setattr(hls, "SEQUENCE_RESERVE", 40)
     a = await started_afresh(World(tmp_path / "hls", state=seam.state_file()))
     await stream(a, 0, 4)  # saved with next 4: numbers below 44 reserved
@@ -179,9 +159,7 @@ async def test_restarts_on_a_full_state_dir_go_on_within_the_reserve(
     await stream(a, 4, 8)
     await a.pub.close()  # killed
     worlds, upto = [a], 8
-    # Killed once more, the disk full all along. (Each start from the same state skips as many numbers
-    # as were shown past it, to keep the discontinuity sequence legal: the reserve goes in a few starts
-    # here, in about fifteen at hls.SEQUENCE_RESERVE.)
+    # Killed once more, the disk full all along (each start skips as many numbers as were shown past it).
     for restart in range(2):
         w = World(tmp_path / "hls", state=seam.state_file())
         assert w.snapshots is not None and w.snapshots.restore() and not w.snapshots.disk_clean
@@ -233,11 +211,8 @@ async def test_when_the_reserve_is_used_up_new_versions_wait_for_a_save(
 @pytest.mark.parametrize("record", ["works", "fails"])
 async def test_a_clean_state_then_a_disk_failing_from_the_start(
         tmp_path: Path, seam: SeamDisk, monkeypatch: pytest.MonkeyPatch, record: str) -> None:
-    """A state saved at a clean stop, then a start on a disk that cannot take a save. New
-    numbers are shown within the state's reserve once STATE_DIR/served records them under it (the
-    stream goes on, as on a full disk, where the record is written in place), so a crash then continues
-    above them; when nothing can be recorded either, no new number is shown, and a crash continues
-    exactly."""
+    """A clean state, then a disk that cannot save: new numbers are shown once STATE_DIR/served records them
+    (a crash continues above); when nothing can be recorded, none is (a crash continues exactly)."""
     a = await started_afresh(World(tmp_path / "hls", state=seam.state_file()))
     await stream(a, 0, 3)
     await a.pub.close()
@@ -282,8 +257,7 @@ async def test_a_clean_state_then_a_disk_failing_from_the_start(
 
 
 async def test_a_crash_with_a_healthy_disk_continues_exactly(tmp_path: Path, seam: SeamDisk) -> None:
-    """Saves all succeeded, so nothing was shown past the last one (STATE_DIR/served records
-    nothing under it): the start after kill -9 continues exactly, and lists what Owncast wrote meanwhile."""
+    """Nothing shown past the last save: the start after kill -9 continues exactly, backlog and all."""
     a = await started_afresh(World(tmp_path / "hls", state=seam.state_file()))
     await stream(a, 0, 3)
     await a.pub.close()  # killed: no save at a clean stop
@@ -301,9 +275,7 @@ async def test_a_crash_with_a_healthy_disk_continues_exactly(tmp_path: Path, sea
 
 async def test_a_crash_after_versions_shown_unsaved_continues_above_the_highest_recorded(
         tmp_path: Path, seam: SeamDisk, caplog: pytest.LogCaptureFixture) -> None:
-    """The record is what the start trusts: torn in one slot by the crash, the other slot still says
-    how far versions went; damaged whole, it is set aside with one line and the state is taken at its
-    worst (the reserve), never trusted to be exact."""
+    """Torn in one slot, the other still says; damaged whole, set aside with one line (the reserve)."""
     a = await started_afresh(World(tmp_path / "hls", state=seam.state_file()))
     await stream(a, 0, 3)  # numbers 0..2 saved: next 3
     seam.fail(errno.ENOSPC)

@@ -1,23 +1,12 @@
-"""A fault at any os call of a save or of a compaction, then kill -9 and a restart: no
-media sequence number is ever served for two segments and none goes back.
-
-As tests/test_state_fuzz.py drives what state.json holds, this drives where a write fails: a real
-publisher and cleaner save through the real JournaledState and ServedRecord (the service's wiring),
-and the `os` of state/disk.py, state/journal.py and state/served.py is wrapped (tests/support/disks.py)
-so that the k-th write call made after the stream is running fails with EIO, for every k a save (a
-journal line) and a compaction make: once (a transient EIO, EMFILE), or from then on (the disk died;
-the served record, written in place, still works as on a full disk). The stream goes on for a few
-segments, the publisher is dropped without a clean stop (what kill -9 leaves on disk), and a new one
-starts on the same STATE_DIR, reads Owncast's playlists and lists a few more. Every version either
-process made visible goes through one checker: a number names one segment for good, a segment keeps
-its number, the media sequence never goes back; and the second process lists what Owncast writes."""
+"""A fault at any os call of a save or a compaction, then kill -9 and a restart: no media sequence number
+is served for two segments and none goes back. The k-th write call fails (tests/support/disks.py), for
+every k a save and a compaction make: once (EIO, EMFILE), or from then on (the served record, written in
+place, still works). Every version either process shows goes through one checker."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import errno
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,11 +14,10 @@ import pytest
 from broadcaster.state import disk, journal, served
 from broadcaster.state.journal import JournaledState
 from tests.support.disks import FaultPlan, FaultyOs
-from tests.support.saved_state import check_all, journaled, listed, numbers, started_afresh
+from tests.support.saved_state import VARIANTS, check_all, journaled, listed, numbers, started_afresh
 from tests.support.waiting import until
 from tests.support.world import World
 
-VARIANTS = (0, 1)
 NAMES = [f"stream-a-{i}.ts" for i in range(40)]
 BEFORE = 4  # segments saved before the fault is armed
 DURING = 6  # segments Owncast writes while it is armed (the fault, then saves that work again)
@@ -40,19 +28,8 @@ def _small_compaction(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(journal, "MIN_COMPACT", 4 << 10)
 
 
-@contextlib.contextmanager
-def faulty(plan: FaultPlan, monkeypatch: pytest.MonkeyPatch, *, record_too: bool) -> Iterator[None]:
-    with monkeypatch.context() as m:
-        m.setattr(disk, "os", FaultyOs(plan))
-        m.setattr(journal, "os", FaultyOs(plan))
-        if record_too:
-            m.setattr(served, "os", FaultyOs(plan))
-        yield
-
-
 async def writes(w: World, names: list[str], *, first_read: int | None = None, each: bool = True) -> None:
-    """Owncast writes each segment in turn; `each`: each is listed, or held back (a save failed), before
-    the next (after a restart that continues above, the new window is shown once it is long enough)."""
+    """Owncast writes each segment in turn; `each`: each is listed, or held back, before the next."""
     for name in names:
         w.now += 1.0
         for v in VARIANTS:
@@ -74,7 +51,9 @@ async def run(folder: Path, plan: FaultPlan, monkeypatch: pytest.MonkeyPatch, co
     assert listed(a, NAMES[BEFORE - 1])
     if compaction:
         state.compact_next()  # the next save writes state.json whole and starts a new journal
-    with faulty(plan, monkeypatch, record_too=not plan.lasting):
+    with monkeypatch.context() as m:  # the served record too, unless the fault lasts
+        for module in (disk, journal, *(() if plan.lasting else (served,))):
+            m.setattr(module, "os", FaultyOs(plan))
         plan.armed = True
         await writes(a, NAMES[BEFORE:BEFORE + DURING])
         plan.armed = False

@@ -1,13 +1,6 @@
-"""Property: whatever bytes state.json holds, start-up restores it or sets it aside, never anything else.
-
-The files are a real saved state of a running publisher (tests/test_state.py's saved_state), mutated
-in its values, types and structure, then in its text, plus arbitrary bytes. For each one, start-up's
-own Snapshots.restore either
-- restores it, and the publisher is usable: it serves, reports health, lists new segments, and what
-  it saves next restores again; or
-- moves it aside with exactly one ERROR line, and the publisher and cleaner start afresh.
-Any other exception, or any other ERROR line, fails.
-"""
+"""Property: whatever bytes state.json holds (a real saved state mutated, or arbitrary bytes), start-up
+restores it, the publisher usable and its next save restoring again, or moves it aside with exactly one
+ERROR line and starts afresh. Anything else fails."""
 
 from __future__ import annotations
 

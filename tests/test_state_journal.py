@@ -1,7 +1,6 @@
-"""state.json plus an append-only journal. A save appends a line holding only what
-changed in the long lists, so its size does not grow with the window; compaction writes the full state
-at a size threshold; a start replays the lines; a torn last line is dropped, anything else damaged is
-set aside with one ERROR line. A real publisher and cleaner save through it, as the service does."""
+"""state.json plus an append-only journal: a save appends only what changed, compaction writes the full
+state at a size threshold, a start replays the lines; a torn last line is dropped, anything else damaged
+is set aside with one ERROR line."""
 
 from __future__ import annotations
 
@@ -19,11 +18,9 @@ from broadcaster.state import journal
 from broadcaster.state.disk import Prepared, dumps
 from broadcaster.state.journal import JOURNAL, JournaledState
 from broadcaster.tails import Log
-from tests.support.saved_state import journaled, started_afresh, stream
+from tests.support.saved_state import VARIANTS, journaled, started_afresh, stream
 from tests.support.waiting import until
 from tests.support.world import World
-
-VARIANTS = (0, 1)
 
 
 class _Failing(JournaledState):
@@ -208,8 +205,7 @@ async def compactions_failing(tmp_path: Path) -> tuple[World, Cleaner, _FullFail
 
 async def test_a_compaction_that_fails_leaves_the_lines_going_on(tmp_path: Path,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    """And says so all along: lines that work do not hide that state.json cannot be
-    rewritten (/health, state_save_failing), and each failed try is counted."""
+    """And says so (/health, state_save_failing), each failed try counted."""
     monkeypatch.setattr(journal, "RETRY_LINES", 5)
     a, cleaner, state = await compactions_failing(tmp_path)
     assert a.snapshots is not None
@@ -234,9 +230,7 @@ async def test_a_compaction_that_fails_leaves_the_lines_going_on(tmp_path: Path,
 
 async def test_the_journal_is_bounded_while_compactions_fail(tmp_path: Path,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    """STATE_DIR out of inodes takes lines but no new state.json. Lines go on up to the
-    journal's limit, then every save tries the compaction again and fails (the stream goes on within
-    the reserve, recorded in STATE_DIR/served): the journal never grows to what a start would refuse."""
+    """Out of inodes (lines, but no new state.json): the journal never grows past what a start would take."""
     monkeypatch.setattr(journal, "MAX_JOURNAL", 12 << 10)
     a, _cleaner, state = await compactions_failing(tmp_path)
     limit = max(journal.MAX_JOURNAL, journal.LIMIT_FACTOR * state.threshold)
@@ -261,8 +255,7 @@ async def test_the_journal_is_bounded_while_compactions_fail(tmp_path: Path,
 
 async def test_any_damage_to_the_journal_restores_or_sets_aside(tmp_path: Path,
                                                            caplog: pytest.LogCaptureFixture) -> None:
-    """Seeded damage to a real journal (bytes changed, cut, doubled, lines swapped): start-up restores
-    (dropping at most a torn last line) or sets both files aside with one ERROR line; nothing else."""
+    """Seeded damage: restored (at most a torn last line dropped) or both set aside, one ERROR line."""
     import random
     import shutil
     a, _cleaner = await started(tmp_path / "a")
@@ -306,8 +299,7 @@ async def test_any_damage_to_the_journal_restores_or_sets_aside(tmp_path: Path,
 
 
 def test_a_list_the_last_line_no_longer_holds_is_gone_and_one_it_holds_is_whole(tmp_path: Path) -> None:
-    """Replay at the journal's own level: a Tail followed through lines is put where the last line holds
-    it; one the last line does not hold (its variant gone) is not brought back."""
+    """Replay at the journal's own level (a Tail followed through lines)."""
     state = JournaledState(tmp_path)
     a, b = Log(), Log()
     for n in range(6):

@@ -1,36 +1,20 @@
-"""End to end: R2 taken away for real while players play. A real S3 server (SeaweedFS) behind two gates
-(tests/support/gates.py): closed for the viewers and the service together, then for the viewers only, then
-for the service's writes only, each until every player has played past what it had buffered when the gate
-closed, and a target duration more, from the VM (at least STEERING_OUTAGE_SECONDS). Five players in
-headless Chromium: the viewer page, a plain hls.js page, Owncast's player (video.js with its VHS), Shaka,
-and hls.js without its content steering controller (a player that does not know EXT-X-CONTENT-STEERING: the
-pathways' variants are redundant streams to it, and it plays the last, the VM's, which sends it to the
-bucket by redirect while the bucket serves). STEERING_PLAYERS=viewer,shaka picks some.
+"""End to end: R2 taken away for real while players play. SeaweedFS behind two gates (tests/support/gates.py)
+closed for everyone, for the viewers only, then for the service's writes only, each until every player has
+played past its buffer and a target duration more from the VM. Five players in headless Chromium (the viewer
+page, hls.js, Owncast's video.js, Shaka, and hls.js without content steering, which plays the VM's
+pathway and is redirected to the bucket while it serves); STEERING_PLAYERS=viewer,shaka picks some.
 
-Each keeps playing (no stall longer than one target duration, no fatal error) on the VM's pathway, every
-segment it plays is byte for byte what Owncast finished writing, and once the gate opens and the bucket
-has caught up, the service steers back and each is fetching from the bucket again within a steering
-reload and a segment; the VM sends segment bytes only while players are away from the bucket.
+Each keeps playing (no stall longer than a target duration, no fatal error), every segment byte for byte
+what Owncast wrote, and is back on the bucket within a steering reload and a segment of being told (its own
+first reload after the service steered back); the VM sends segment bytes only while players are away, but
+to a page whose own bucket fetches failed since, within policy.REPORTED_FOR. Each page has an address of
+its own (the VM's bytes are bounded per address); beside them, forged reporters and a drain
+(tests/support/hostile.py). In the writes-only outage video.js (VHS changes pathway only on an error) plays
+on from the VM's URIs the bucket's playlists list (steering/bucket_pathway.py).
 
-Each page is at an address of its own (PAGE_ADDRESSES): the VM's bytes are bounded per address. Beside the
-pages, clients that want more than their share (tests/support/hostile.py), as plain HTTP: forged reporters
-while the bucket serves (test_forged_reports_move_nobody_and_open_the_vm_to_nobody_else), and a drain while
-the bucket fails for everyone (judged_outage's `drain`). Once the service steers back, no page gets segment
-bytes from the VM a steering reload and a target duration later (counted on the wire), but a page whose own
-bucket fetches failed after that, within policy.REPORTED_FOR of it.
-
-A stall is charged to the service from when Owncast finished the segment the player waited for
-(TimedLedger) until that segment left the server, as the rig's own loop saw it (steering_watch.charged).
-A page is judged back on the bucket from when it was told (its own first steering reload after the
-service steered back), not from the service's turn. In the writes-only outage video.js (VHS 3.17,
-Owncast's page) does not leave the bucket's pathway, whose playlists still answer (VHS changes pathway
-only on an error): it plays on from the VM's URIs that the bucket's playlists list while players are
-steered to the VM (steering/bucket_pathway.py).
-
-What the VM sent is counted on the wire, by a proxy between the pages and the service (a loaded player
-gives up on answers before its browser shows them). The gates and that proxy answer from an event loop
-of their own (tests/support/loop_thread.py): in the test's loop, behind Playwright's events and five
-pages' polling, the pages' requests would wait whenever a gate let the service's backlog through.
+A stall is charged to the service from when Owncast finished the segment (TimedLedger) until it left the
+server (steering_watch.charged). What the VM sent is counted on the wire by a proxy; the gates and proxy
+answer from a loop of their own (tests/support/loop_thread.py), not behind Playwright's events.
 """
 
 from __future__ import annotations
@@ -86,8 +70,7 @@ PLAYERS = tuple(os.environ.get("STEERING_PLAYERS", "viewer,hlsjs,videojs,shaka,h
 # Each page at an address of its own, as viewers are (the proxy in front of the service names it in
 # CF-Connecting-IP, as cloudflared does): the VM's bytes are shared out per address.
 PAGE_ADDRESSES = {name: f"203.0.113.{i + 1}" for i, name in enumerate(PLAYERS)}
-# VM_SEGMENT_MBPS here: the pages play at most about 1 Mbit/s each (the emulator's 800 kbit/s variant and
-# its sound), and with a drain beside them each of six addresses has a share of 2 Mbit/s.
+# VM_SEGMENT_MBPS: the pages play about 1 Mbit/s each; with a drain, each of six addresses has 2 Mbit/s.
 VM_MBPS = 12
 FORGED_ADDRESSES = [f"198.51.100.{n}" for n in range(1, 11)]
 FORGED_SECONDS = 12.0  # at least 6 steering reloads (TTL 1 s) and 12 of the pages' beats (2 s)
@@ -124,9 +107,8 @@ async def demo(tmp_path_factory: pytest.TempPathFactory, seaweed_server: Seaweed
                           R2_PUBLIC_URL=gates.public_url, WINDOW_SECONDS="20",
                           VIEWER_TIMEOUT="6",  # the pages beat every 2 s
                           PATHWAYS="bucket,vm", VM_SEGMENT_MBPS=str(VM_MBPS), TRUST_CF_CONNECTING_IP="true")
-        # UPLOAD_TIMEOUT stays at its default (5 s): a closed gate answers 503 at once, and with 2 s a PUT
-        # that a machine at load 20 made slow timed out after the gate opened, the service steered players
-        # to the VM again for it (`uploads`), and they fetched from the VM after being told to go back.
+        # UPLOAD_TIMEOUT stays at its default (5 s): with 2 s, a PUT a loaded machine made slow timed out
+        # after the gate opened and steered players to the VM again.
         async with ServiceProcess(env, tmp / "service") as service, shared_chromium() as browser:
             wire = CountingProxy(service.url, keep_host=True, address_from_agent=True)
             await rig.run(wire.start())
@@ -163,11 +145,8 @@ async def past_shakas_race(players: Players, pages: dict[str, Watched]) -> None:
 
 
 async def outage(demo: Demo, *, service: bool, viewers: bool, drain: bool = False) -> None:
-    """Close the gates until every player played from the VM past its buffer, open them, and check every
-    player through it. Each outage is judged on its own: it starts once every player is back on the
-    bucket from the one before, and counts only its own stalls, errors and bytes. On a failure the
-    service's own account of it follows: its warnings and steering lines since the outage began, and
-    /health."""
+    """Close the gates until every player played from the VM past its buffer, open them, and judge every
+    player through this outage alone; on a failure, the service's own account of it follows."""
     first_line = len(demo.service.lines)
     try:
         await judged_outage(demo, service=service, viewers=viewers, drain=drain)
@@ -190,9 +169,7 @@ async def until_on_the_bucket(demo: Demo, what: str) -> None:
 
 
 async def judged_outage(demo: Demo, *, service: bool, viewers: bool, drain: bool = False) -> None:
-    """`drain`: a client drains the VM's pathway beside the steered players while the bucket fails
-    (tests/support/hostile.py's Fetcher, a fresh query each time, no Retry-After): they keep playing, and
-    it gets no more than its share of VM_SEGMENT_MBPS."""
+    """`drain`: a client drains the VM's pathway beside the steered players (hostile.Fetcher)."""
     pages = demo.pages
     await until_on_the_bucket(demo, "before the outage")
     stalls_before = {name: len(await w.stalls()) for name, w in pages.items()}
@@ -293,11 +270,8 @@ async def judged_outage(demo: Demo, *, service: bool, viewers: bool, drain: bool
                             f"and {2 * TARGET + 3} s after it was told: {vm_after}")
     await demo.players.settle()
     problems += demo.players.mismatches()
-    # What the VM counted is what it put on the wire (the proxy in front of it counts every answer's body,
-    # those a player gave up on before its browser showed them included), and the players got no more
-    # than that. A page may be fetching from the VM as this is read (a player without steering stays on
-    # the VM's pathway, which sends the newest segment itself while its upload is late, counted as not
-    # steered), so the two are read until they agree, once no answer is between them.
+    # What the VM counted is what it put on the wire, and the players got no more than that. A page may be
+    # fetching from the VM as this is read, so the two are read until they agree.
     answers: list[Answer] = []
     counted: dict[str, float] = {}
 
@@ -331,13 +305,9 @@ async def judged_outage(demo: Demo, *, service: bool, viewers: bool, drain: bool
         problems.append(f"the VM counted {counted.get('yes', 0.0) - steered_by_then:.0f} segment bytes as steered "
                         "after the service steered back to the bucket; its steering lines since: "
                         f"{[line for line in demo.service.lines[steering_lines:] if 'pathway' in line]}")
-    # Once the bucket serves, a player still on the VM's pathway (hls.js keeps a failed pathway penalised
-    # for 5 minutes; players without steering) gets redirects, not bytes: none on the wire a steering
-    # reload and a target duration after the service steered back (a segment listed on the VM's pathway
-    # whose upload had not landed then is asked again: vm/segments.py's `late`), but to a page whose own
-    # fetches from the bucket failed within REPORTED_FOR (and a beat, its report's way) of the answer,
-    # *after* the service steered back: what pages saw fail in the outage was everyone's, and opens no
-    # bytes once the bucket serves (SteeringPolicy.report).
+    # Once the bucket serves, a player still on the VM's pathway gets redirects, not bytes: none on the wire
+    # a steering reload and a target duration after the service steered back, but to a page whose own
+    # bucket fetches failed after that, within REPORTED_FOR (and a beat) of the answer.
     failed_bucket = {PAGE_ADDRESSES[n]: [at for at, _status, url in w.refused if VIEWERS_HOST in url and at >= back_at]
                      for n, w in pages.items()}
     paid_after = [(round(a.at - back_at, 1), a.address, a.path.rsplit("/", 1)[-1], a.size) for a in answers
@@ -376,11 +346,8 @@ async def judged_outage(demo: Demo, *, service: bool, viewers: bool, drain: bool
 
 
 def drain_problems(demo: Demo, drainer: Fetcher, steered_at: float, answered: dict[str, float]) -> list[str]:
-    """What is wrong with what a drain got beside the steered pages (judged_outage's `drain`): more than its
-    share of VM_SEGMENT_MBPS (the rate divided among the six clients asking: the pages and it), or a page
-    refused by the VM meanwhile (their shares are each twice what a page plays). `answered`: the VM's
-    segment answers in the outage by status, its refusals by bound (`share`; a bare 503: the cap, or the
-    answers at once), told with a page's refusal."""
+    """What is wrong with what a drain got: more than its share of VM_SEGMENT_MBPS (the rate divided among
+    the pages and it), or a page refused by the VM meanwhile. `answered`: the VM's answers by status."""
     rate = VM_MBPS * 125_000
     share = rate / (len(demo.pages) + 1)
     most = share * (drainer.seconds + vm_budget.BURST_SECONDS) + MAX_SEGMENT_BYTES
@@ -403,12 +370,10 @@ def drain_problems(demo: Demo, drainer: Fetcher, steered_at: float, answered: di
 
 
 async def test_forged_reports_move_nobody_and_open_the_vm_to_nobody_else(demo: Demo) -> None:
-    """Issue 66: one POST of a made-up page saying the bucket failed moved every viewer to the VM. Here 50
-    made-up pages from 10 addresses say so every second for FORGED_SECONDS (both forms of Hb-Pathway),
-    while each of those addresses, and one that never reported, fetch the VM's newest segments as fast
-    as they can with a fresh query each time. The steering manifest keeps the bucket first throughout,
-    the pages take no segment bytes from the VM, and each forged address gets at most one stream's
-    bitrate (its own page's failover, whatever it claims); the one that never reported only redirects."""
+    """50 made-up pages from 10 addresses say the bucket fails, every second for FORGED_SECONDS, while those
+    addresses and one that never reported fetch the VM's newest segments as fast as they can. The bucket
+    stays first, the pages take no bytes from the VM, each forged address gets at most one stream's
+    bitrate, and the one that never reported only redirects."""
     await until_on_the_bucket(demo, "before the forged reports")
     first_line = len(demo.service.lines)
     bitrate = await highest_bandwidth(demo.service)
@@ -472,27 +437,20 @@ async def test_forged_reports_move_nobody_and_open_the_vm_to_nobody_else(demo: D
     assert problems == [], "\n".join(problems)
 
 
-async def test_players_keep_playing_when_the_bucket_fails_for_everyone_beside_a_drain(demo: Demo) -> None:
-    await outage(demo, service=True, viewers=True, drain=True)
-
-
-async def test_players_keep_playing_when_the_bucket_fails_for_its_viewers_only(demo: Demo) -> None:
-    await outage(demo, service=False, viewers=True)
-
-
-async def test_players_keep_playing_when_the_buckets_writes_fail(demo: Demo) -> None:
-    await outage(demo, service=True, viewers=False)
+@pytest.mark.parametrize(("service", "viewers", "drain"), [(True, True, True), (False, True, False),
+                                                       (True, False, False)],
+                         ids=["for_everyone_beside_a_drain", "for_its_viewers_only", "for_its_writes"])
+async def test_players_keep_playing_when_the_bucket_fails(demo: Demo, service: bool, viewers: bool,
+                                                          drain: bool) -> None:
+    await outage(demo, service=service, viewers=viewers, drain=drain)
 
 
 async def test_steering_reloads_stay_short_where_no_absolute_reload_uri_is_given(demo: Demo) -> None:
-    """The pages reach the service through a proxy that names the client but not the scheme: the manifest
-    can give no absolute RELOAD-URI. Shaka 4.16 then reloads the URL it last fetched with its query added
-    again, a name more at each reload; told the relative RELOAD-URI when it names _HLS_pathway twice
-    (SteeringRoute), it never names it more often."""
+    """Through a proxy that does not name the scheme, no absolute RELOAD-URI: Shaka 4.16 then adds its query
+    again at each reload; told the relative one (SteeringRoute), it names _HLS_pathway at most twice."""
     if "shaka" not in PLAYERS:
         pytest.skip("STEERING_PLAYERS leaves Shaka out")
-    # Each page reloads once a TTL (a second): twenty with a query are a few of Shaka's (by this, the module's
-    # last test, hundreds).
+    # Each page reloads once a TTL (a second): by this, the module's last test, hundreds.
     await until(lambda: len([p for _c, _d, p, _s in demo.wire.trace if "steering.json?" in p]) >= 20,
                 "twenty steering reloads", WAIT, every=0.2)
     reloads = [path for _came, _done, path, _status in demo.wire.trace if "steering.json?" in path]

@@ -93,7 +93,6 @@ def test_uploads_waiting_longer_than_a_target_duration_send_players_to_the_vm_an
 
 
 def test_health_names_every_signal_that_holds_the_strongest_as_the_reason(world: World) -> None:
-    """Uploads waiting moved players first; the public URL failing meanwhile is named too, not hidden."""
     policy = world.policy
     uploads_late(world)
     assert "public URL" not in (policy.health_reason() or "")
@@ -114,7 +113,6 @@ def test_the_public_url_failing_twice_in_a_row_sends_players_away(world: World) 
     policy.probed("bucket", False, "HTTP 503")
     world.run(0.5)
     assert policy.first == "vm" and policy.reason == PUBLIC_URL
-    # Read as a sentence.
     assert (policy.health_reason() or "").endswith(
         "the bucket pathway: its public URL does not answer the service (HTTP 503)"), policy.health_reason()
     policy.probed("bucket", True)
@@ -123,15 +121,13 @@ def test_the_public_url_failing_twice_in_a_row_sends_players_away(world: World) 
 
 
 def forged(policy: SteeringPolicy, pages: int, tick: int) -> None:
-    """Pages that each say they play the bucket and failed on it: made-up ids, as many as a client likes
-    (the count takes 20 per address; any number of addresses)."""
+    """Pages that each say they play the bucket and failed on it: made-up ids, as many as a client likes."""
     for page in range(pages):
         policy.report(f"forged{tick}-{page}", "bucket", {"bucket": 255, "backup": 255})
 
 
 def test_no_report_moves_anyone_however_many_pages_say_it(world: World) -> None:
-    """Reports are claims (a made-up page id must not move every viewer to the VM): with 1,000 pages
-    saying the bucket fails for them, and no honest page at all, players stay on the bucket."""
+    """Reports are claims: a made-up page id must not move every viewer to the VM."""
     policy = world.policy
     for tick in range(40):
         forged(policy, 1000 if tick == 0 else 50, tick)
@@ -144,8 +140,6 @@ def test_no_report_moves_anyone_however_many_pages_say_it(world: World) -> None:
 
 
 def test_the_bucket_comes_back_when_the_evidence_clears_whatever_pages_say(world: World) -> None:
-    """No hold: players go back at the first evaluation after the probe answers again, while pages keep
-    saying the bucket fails."""
     policy = world.policy
     for outage in range(3):  # relapse after relapse: each time back at once
         policy.probed("bucket", False, "HTTP 503")
@@ -175,8 +169,6 @@ def test_after_uploads_fail_the_bucket_is_back_once_the_backlog_has_landed(world
 
 
 def test_a_report_asks_for_a_probe_at_most_once_per_probe_again(world: World) -> None:
-    """A report may make the service look (probe its public URL) now rather than at its next turn; a flood
-    of them, no more often than PROBE_AGAIN."""
     policy = world.policy
     policy.probed("bucket", True)
     assert not policy.probe_wanted("bucket")
@@ -229,9 +221,8 @@ def test_the_steering_manifest_is_rendered_as_the_spec_orders_it() -> None:
 
 
 def test_the_manifest_served_at_a_place_reloads_from_there() -> None:
-    """RELOAD-URI absolute where the manifest was asked (Shaka 5 reloads with `new URL(uri)` and no base,
-    which throws on a relative one), every other member and their order as rendered; without an absolute
-    place (a network-path one, or none), no RELOAD-URI: players reload the URI they had."""
+    """RELOAD-URI absolute (Shaka 5 reloads with `new URL(uri)` and no base); without an absolute place,
+    no RELOAD-URI: players reload the URI they had."""
     body = render_steering(["vm", "bucket"], 3, "steering.json")
     there = reloaded_from(body, "https://live.example.com/hls/")
     assert there == body.replace(b'"steering.json"', b'"https://live.example.com/hls/steering.json"')
@@ -255,7 +246,7 @@ def test_the_manifest_served_at_a_place_reloads_from_there() -> None:
     ("evil bucket=1", (None, {"bucket": 1}, 1)),
     ("vm bucket=1 evil=4", ("vm", {"bucket": 1}, 1)),
     ("vm bucket=1 bucket=7", ("vm", {"bucket": 1}, 1)),
-    ("bucket 1 0 0", ("bucket", {}, 3)),  # the positional form of before
+    ("bucket 1 0 0", ("bucket", {}, 3)),
     ("vm bucket=-1 vm=1e3 bucket=\u0663 vm= =1 vm", ("vm", {}, 6)),
     ("vm  bucket=1", ("vm", {"bucket": 1}, 1)),
     ("vm bucket=9999999", ("vm", {}, 1)),
@@ -291,9 +282,7 @@ def test_nothing_is_decided_before_a_target_duration_is_known() -> None:
 
 
 def test_uploads_only_slow_on_a_busy_machine_are_no_outage(world: World) -> None:
-    """Uploads that take longer than a target duration but succeed (a busy machine: bench.p2p at load, with
-    nothing failing, sent its players to the VM): players stay on the bucket until an upload has waited
-    SLOW_TARGETS target durations (the bucket's playlists that stale are a player's whole buffer)."""
+    """Uploads slow but succeeding: players stay until one has waited SLOW_TARGETS target durations."""
     policy = world.policy
     world.failing = False
     world.behind = 2 * TARGET
@@ -306,9 +295,7 @@ def test_uploads_only_slow_on_a_busy_machine_are_no_outage(world: World) -> None
 
 def test_an_upload_refused_and_a_probe_failed_together_send_players_away_at_once(
         world: World, caplog: pytest.LogCaptureFixture) -> None:
-    """The bucket down for everyone (R2 on 6 February 2025): its first refused upload and the probe's first
-    failure, together, steer at the next evaluation, where either waited for a target duration of
-    uploads or a second probe (Shaka, which does not leave a failing pathway on its own, stalled)."""
+    """At the next evaluation (Shaka does not leave a failing pathway on its own)."""
     caplog.set_level(logging.INFO, "broadcaster.steering.policy")
     policy = world.policy
     world.run(2)
@@ -346,7 +333,7 @@ def test_a_refused_upload_or_a_failed_probe_alone_moves_nobody(world: World) -> 
 
 
 def test_uploads_timing_out_with_a_probe_failing_are_a_busy_machine_not_a_refusal(world: World) -> None:
-    """A timeout is no refusal (refusal()): a busy machine times out its uploads and its probe alike."""
+    """A timeout is no refusal: a busy machine times out its uploads and its probe alike."""
     assert refusal(False, "Timeout") is None and refusal(False, "ReadTimeoutError") is None
     assert refusal(True, None) is None and refusal(None, None) is None
     assert refusal(False, "SlowDown") == "SlowDown" and refusal(False, "ConnectionRefusedError") == "ConnectionRefusedError"
@@ -358,8 +345,7 @@ def test_uploads_timing_out_with_a_probe_failing_are_a_busy_machine_not_a_refusa
 
 
 async def test_a_failed_probe_asks_the_buckets_api_at_once_and_its_refusal_steers() -> None:
-    """The loop that runs the policy (steering/probe.py), on the real clock and a real HTTP server for the
-    bucket's public URL, answering 503 as R2 did: the probe's first failure asks the bucket's API
+    """On the real clock, the public URL answering 503: the probe's first failure asks the bucket's API
     (check_writes), whose refusal steers players away for `down`, not after a second probe."""
     asked: list[float] = []
     refused: dict[str, str | None] = {"bucket": None}
@@ -382,9 +368,7 @@ async def test_a_failed_probe_asks_the_buckets_api_at_once_and_its_refusal_steer
 
 def calm_policy(behind: Callable[[], float] = lambda: 0.0, refused: Callable[[], str | None] = lambda: None,
                 target: int = TARGET) -> SteeringPolicy:
-    """The policy on the real clock with a bucket whose upload attempts do not fail: by default they land
-    at once (`behind`: how long the oldest has waited) and none is refused, so only the probe can say
-    anything against it."""
+    """The policy on the real clock, its bucket's uploads never failing (by default landing at once)."""
     signals = BucketSignals(behind=behind, failing=lambda: False, refused=refused)
     return SteeringPolicy(("bucket", "vm"), {"bucket": signals}, lambda: target, interval=INTERVAL)
 
@@ -392,8 +376,7 @@ def calm_policy(behind: Callable[[], float] = lambda: 0.0, refused: Callable[[],
 @contextlib.asynccontextmanager
 async def answering_bucket(status: int = 206, held: asyncio.Event | None = None,
                            ) -> AsyncIterator[tuple[str, list[float]]]:
-    """A real HTTP server for the bucket's public URL: (a segment's URL there, when each GET of it came),
-    each answered `status` with one byte; the first GET held until `held` is set."""
+    """The bucket's public URL: (a segment's URL, when each GET came), each `status`; the first held."""
     gets: list[float] = []
 
     async def segment(request: web.Request) -> web.Response:
@@ -412,8 +395,7 @@ async def answering_bucket(status: int = 206, held: asyncio.Event | None = None,
 async def running(policy: SteeringPolicy, watched: Callable[[], bool] = lambda: True,
                   check_writes: Callable[[], Awaitable[None]] | None = None, probe: bool = True,
                   told_late: bool = False) -> AsyncIterator[tuple[SteeringLoop, Newest]]:
-    """The loop that runs `policy`, probing the bucket's newest listing (Newest, woken as wired), started
-    for the block and stopped after it."""
+    """The loop that runs `policy`, probing the bucket's newest listing, for the block."""
     newest = Newest()
     loop = SteeringLoop(policy, {"bucket": Probe(newest, check_writes)}, probe=probe, watched=watched,
                         told_late=told_late)
@@ -426,10 +408,7 @@ async def running(policy: SteeringPolicy, watched: Callable[[], bool] = lambda: 
 
 
 async def test_one_failed_probe_is_a_doubt_the_next_probe_settles() -> None:
-    """The loop keeps the first bucket's doubt (vm/bucket_copy.py's InBucket waits on it before a
-    redirect there): after one failed probe the VM still redirects (one lost probe is no outage) but the
-    bucket is doubted; the next probe's answer ends a wait for it, and the doubt with it; two failures in a
-    row, the VM serves, and nothing is doubted."""
+    """Doubted but still serving after one; two failures in a row, the VM serves, nothing doubted."""
     gets: list[int] = []
     second = asyncio.Event()
 
@@ -458,8 +437,7 @@ async def test_one_failed_probe_is_a_doubt_the_next_probe_settles() -> None:
 
 
 async def test_a_doubt_ends_once_nothing_is_live() -> None:
-    """A failed probe's doubt does not outlive the stream: the next turn finds nothing listed lately, tells
-    the policy no evidence either way, and the doubt ends with a wait for it (no request waits on it)."""
+    """A failed probe's doubt does not outlive the stream: the next turn finds nothing live and ends it."""
     held = asyncio.Event()
     policy = calm_policy()
     async with answering_bucket(503, held) as (url, gets), running(policy) as (loop, newest):
@@ -476,10 +454,7 @@ async def test_a_doubt_ends_once_nothing_is_live() -> None:
 
 async def test_reports_make_the_loop_probe_at_once_at_most_once_per_probe_again(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """The loop that runs the policy (steering/probe.py), on the real clock, its regular probe a minute
-    away: pages' reports of failed fetches on the bucket, a flood of them, make it probe the bucket's public
-    URL (a real HTTP server, answering) at once, and never sooner than PROBE_AGAIN after the last; the
-    bucket answers, so nobody moves."""
+    """A flood of reports makes the loop probe at once, never sooner than PROBE_AGAIN after the last."""
     monkeypatch.setattr(probe, "PROBE_EVERY", 60.0)
     policy = calm_policy()
     async with answering_bucket() as (url, probes), running(policy) as (loop, newest):
@@ -497,10 +472,6 @@ async def test_reports_make_the_loop_probe_at_once_at_most_once_per_probe_again(
 
 async def test_reports_while_a_probe_is_on_its_way_are_answered_by_it_not_by_another_at_once(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """A page's report that comes while the probe's GET is on its way asks for what that probe will tell:
-    once it answers, no second probe follows at once (never two within PROBE_AGAIN);
-    a report after it does, PROBE_AGAIN or more later. The bucket's public URL a real HTTP server that
-    holds the first GET until the reports came."""
     monkeypatch.setattr(probe, "PROBE_EVERY", 60.0)
     release = asyncio.Event()
     policy = calm_policy()
@@ -542,11 +513,8 @@ def test_players_count_as_watching_while_their_requests_move_within_four_target_
 
 async def test_while_nobody_plays_the_probe_sends_no_get_unless_the_policy_wants_one(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """With nobody playing (no playlist or steering manifest request lately) there is nobody to steer, and
-    the probe's GET does not go; nor does its turn come every PROBE_EVERY: it waits (QUIET_EVERY, here
-    longer than the test). A page's report of failed fetches still makes it probe (probe_wanted), and a
-    player's request (SteeringLoop.seen) wakes it at once, a GET at each turn from then on. A real HTTP
-    server counts the GETs."""
+    """With nobody playing, no GET and no turn every PROBE_EVERY; a report still makes it probe, and a
+    player's request (SteeringLoop.seen) wakes it, a GET at each turn from then on."""
     monkeypatch.setattr(probe, "PROBE_EVERY", 0.02)
     monkeypatch.setattr(probe, "QUIET_EVERY", 600.0)
     policy = calm_policy()
@@ -578,9 +546,7 @@ async def test_while_nobody_plays_the_probe_sends_no_get_unless_the_policy_wants
 
 
 def test_failures_reported_during_an_outage_open_no_bytes_once_players_are_back(world: World) -> None:
-    """One steering reload after the bucket serves again, no player takes bytes from the VM: failures a
-    page reported in the outage were the outage's, forgotten when players are steered back, and a report
-    within an interval after it opens nothing. A failure reported later is that page's own again."""
+    """Failures reported in the outage, or within an interval after it, open nothing; later ones do."""
     policy = world.policy
     uploads_late(world, 1)
     policy.report("a", "vm", {"bucket": 3}, client="203.0.113.7")  # in the outage: the VM serves it anyway
@@ -607,9 +573,7 @@ def test_a_client_failing_when_the_bucket_fails_is_forgotten_when_players_are_ba
 
 
 async def test_the_loops_go_quiet_while_nothing_is_live_and_a_listing_wakes_them() -> None:
-    """Steering costs an idle service no more than its absence: with nothing listed within three target
-    durations, no upload waiting and no bucket failing, the evaluation and the probes look every
-    QUIET_EVERY seconds instead of twice a second; a listing wakes both at once."""
+    """Nothing listed lately, no upload waiting, no bucket failing: every QUIET_EVERY."""
     behind = [0.0]
     policy = calm_policy(behind=lambda: behind[0])
     evaluated = counting(policy)
@@ -626,9 +590,7 @@ async def test_the_loops_go_quiet_while_nothing_is_live_and_a_listing_wakes_them
 
 
 def test_a_calm_policy_says_when_the_clock_alone_could_decide(world: World) -> None:
-    """While the service's own evidence holds nothing against the bucket, the policy is evaluated when an
-    upload waiting would pass a target duration (calm_for), not twice a second; while anything is amiss,
-    it says None (evaluated every half second)."""
+    """Calm: evaluated when an upload waiting would pass a target duration; amiss: None (every 0.5 s)."""
     policy = world.policy
     world.run(1)
     assert policy.calm_for() == max(TARGET, MIN_UPLOAD_WAIT)  # nothing waits: a target duration from now
@@ -654,10 +616,7 @@ def test_a_calm_policy_says_when_the_clock_alone_could_decide(world: World) -> N
 
 async def test_with_uploads_that_tell_when_one_is_late_a_calm_loop_takes_no_turn_on_a_timer(
         monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """As the service wires it (told_late, the uploader's on_late and late_after), the loop while nothing
-    is amiss is due no turn on the clock, and an upload that waits past the policy's late_after (its timer
-    armed as the next segment's upload starts: lateness.ARM_AFTER) is evaluated at once, then every half
-    second until it lands. The uploads are the real Uploader's, the bucket FakeStore held."""
+    """Wired as the service wires it; a late upload is evaluated at once, then every half second."""
     monkeypatch.setattr(probe, "QUIET_EVERY", 60.0)
     monkeypatch.setattr("broadcaster.steering.policy.MIN_UPLOAD_WAIT", 0.3)
     monkeypatch.setattr("broadcaster.bucket.lateness.ARM_AFTER", 0.05)
@@ -696,9 +655,6 @@ async def test_with_uploads_that_tell_when_one_is_late_a_calm_loop_takes_no_turn
 
 async def test_the_loop_evaluates_on_a_failed_upload_and_a_failed_probe_not_only_on_its_timer(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """The loop evaluates at once when an upload attempt fails (the uploader's on_failure, as the service
-    wires it) and when a probe fails; with its calm timer 30 s away and its quiet one a minute, both are
-    seen within seconds, so by the events."""
     monkeypatch.setattr(probe, "QUIET_EVERY", 60.0)
     long_target = 30
     refused: list[str | None] = [None]
@@ -723,8 +679,6 @@ async def test_the_loop_evaluates_on_a_failed_upload_and_a_failed_probe_not_only
 
 
 async def test_a_wake_ends_on_set_or_after_its_seconds_and_a_cancel_leaves_nothing_behind() -> None:
-    """The steering loops' wait between turns (probe.Wake): set ends it at once, and the next wait until
-    cleared; unset, it ends after its seconds; a task cancelled while it waits is cancelled (stop())."""
     wake = Wake()
     waiting = asyncio.create_task(wake.wait(60))
     await until(lambda: wake._waiter is not None, "waiting", 10)

@@ -1,8 +1,6 @@
-"""The steering manifest answered before aiohttp parses the request (broadcaster/http/steering_quick.py):
-at the seam, what it takes and what it leaves to aiohttp, the _HLS_pathway it counts as aiohttp's route
-counts it, where the answer names (a trusted proxy's word only from that proxy), If-None-Match, and its
-bound; then on a real listener as the service runs it (the connection gate in front of aiohttp): the
-same bytes as the route's answer through aiohttp, counted alike, and a private stream's left to its gate."""
+"""The steering manifest answered before aiohttp parses the request (http/steering_quick.py): at the seam,
+what it takes and leaves, counted as aiohttp's route counts; on a real listener, the same bytes as the
+route's answer, and a private stream's left to its gate."""
 
 from __future__ import annotations
 
@@ -148,9 +146,7 @@ TUNNEL = ("Host: live.example.com", 'CF-Visitor: {"scheme":"https"}', "X-Forward
 
 
 def test_a_proxys_word_for_the_scheme_is_believed_only_from_the_proxy() -> None:
-    """With TRUST_CF_CONNECTING_IP the tunnel (a loopback peer) says the viewer used https; the same
-    bytes from anyone else are the client's own word: no RELOAD-URI (a network-path one), whichever
-    came first (what a head says is kept per peer then)."""
+    """The tunnel (a loopback peer) says https; the same bytes from anyone else: no absolute RELOAD-URI."""
     quick, _, _ = quick_at_seam(Proxies(cloudflare=True))
     tunnel, stranger = (lambda: "127.0.0.1"), (lambda: "198.51.100.7")
     data = request(MANIFEST + "?_HLS_pathway=bucket", *TUNNEL)
@@ -185,9 +181,6 @@ def test_the_places_rendered_for_are_bounded() -> None:
     assert len({id(a) for a in answers[MAX_HOSTS:]}) == 1 and len(route._cached) == MAX_HOSTS + 1
 
 
-# -- on a real listener ----------------------------------------------------------------------------
-
-
 @contextlib.asynccontextmanager
 async def listening(gate: Gate | None = None) -> AsyncIterator[tuple[int, QuickAnswers, Source]]:
     """The public app with content steering, listening as the service does (the connection gate)."""
@@ -202,8 +195,7 @@ async def listening(gate: Gate | None = None) -> AsyncIterator[tuple[int, QuickA
 
 
 async def test_the_answers_are_the_routes_byte_for_byte() -> None:
-    """Each request asked quick, then with a query item the route ignores that this reading leaves to
-    aiohttp (`x=%41`): the same answer, counted alike."""
+    """Each asked quick, then with a query item left to aiohttp (`x=%41`): the same answer, counted alike."""
     async with listening() as (port, quick, source):
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         player = ("Host: live.example.com:8443", "User-Agent: Mozilla/5.0", "Accept: */*",
@@ -229,10 +221,8 @@ async def test_the_answers_are_the_routes_byte_for_byte() -> None:
 
 
 async def test_a_reload_naming_its_pathway_again_gets_the_relative_reload_uri() -> None:
-    """Where no absolute RELOAD-URI can be given (here a Host that is not plain; behind a proxy that does
-    not say the scheme alike), Shaka 4.16 adds its query to the URL it last fetched, again at each reload
-    (SteeringRoute). A query naming _HLS_pathway twice, as its second reload does, is answered by aiohttp
-    with the relative RELOAD-URI, for that client alone; named once, none, by the connection gate."""
+    """Without an absolute RELOAD-URI Shaka 4.16 adds its query again at each reload: a query naming
+    _HLS_pathway twice gets the relative RELOAD-URI from aiohttp; named once, none, from the gate."""
     async with listening() as (port, quick, source):
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         once = MANIFEST + "?_HLS_pathway=bucket&_HLS_throughput=1"
@@ -250,8 +240,7 @@ async def test_a_reload_naming_its_pathway_again_gets_the_relative_reload_uri() 
 
 
 async def test_a_private_streams_manifest_is_its_gates(tmp_path: Path) -> None:
-    """PRIVATE=true: the manifest carries each viewer's token, so aiohttp's gate answers it: 401
-    without one, and nothing answered here with or without."""
+    """It carries each viewer's token: 401 without one, and nothing answered here."""
     gate = Gate(Gatekeeper(Keys("p" * 40, "let me in", 600), InvitesFile(tmp_path / "invites.json")))
     async with listening(gate) as (port, quick, source):
         reader, writer = await asyncio.open_connection("127.0.0.1", port)

@@ -74,8 +74,7 @@ async def test_requests_run_in_the_store_thread(stores: tuple[StoreThread, Recor
 
 
 async def test_a_blocked_serving_loop_does_not_hold_a_request_up(stores: tuple[StoreThread, RecordingStore]) -> None:
-    """The point of the thread: while this loop is stuck (as under thousands of viewers), the put is
-    sent, answered and done on the store's loop; only its result waits for this loop."""
+    """The put is sent and done on the store's loop; only its result waits for this stuck one."""
     store, inner = stores
     assert store._loop is not None
     put = asyncio.ensure_future(store.put("stuck.ts", b"z" * 100_000, content_type="video/mp2t",

@@ -1,11 +1,8 @@
-"""The structure docs/how-it-works.md promises, checked from the source: classes under 300 lines,
-modules under 500, functions under 8 parameters, none of them within 5 % of its cap (a cap is not a
-target: a part that grows near it is split by idea before it reaches it), the stages in one order where
-each imports only stages before it, `source` and `playlist` import no other stage, no stage imports
-`http` (only service.py, which composes them, does), the shared top-level modules import no stage, and
-every stage's __init__.py says what comes in, what goes out and what it must never do, only a variant's
-playlist (publish/variant_playlist.py) holds a ManifestGenerator, and nothing but the generator writes
-its state (each change is an intent of its own)."""
+"""The structure docs/how-it-works.md promises, checked from the source: classes under 300 lines, modules
+under 500, functions under 8 parameters, none within 5 % of its cap; the stages in one order, each importing
+only stages before it (`source` and `playlist` none, none `http`); shared modules import no stage; every
+stage's __init__.py says In:, Out: and Never:; only a variant's playlist holds a ManifestGenerator, and only
+the generator writes its state."""
 
 from __future__ import annotations
 
@@ -14,18 +11,15 @@ import functools
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "broadcaster"
-# The caps, and the headroom every part keeps below them (HEADROOM of the cap): the checks fail at the
-# headroom's edge, so a part is split by idea long before the cap becomes a target.
+# The checks fail at the headroom's edge, so a part is split by idea long before the cap becomes a target.
 HEADROOM = 0.05
 MAX_CLASS_LINES = int(300 * (1 - HEADROOM))  # 285
 MAX_MODULE_LINES = int(500 * (1 - HEADROOM))  # 475
-# The stages in the order docs/how-it-works.md's table gives them: each imports only stages before it
-# (none imports one after it, for every pair). The four with no stage below them first.
+# The stages in docs/how-it-works.md's order: each imports only stages before it.
 ORDER = ("access", "source", "playlist", "state", "tracker", "bucket", "publish", "steering", "vm", "status", "clips", "http",
          "demo")
 MAX_PARAMETERS = 7  # under 8: a function that needs more takes a record of them, or does more than one thing
-# Top-level modules and packages: shared ones every stage may use (they import no stage), and the ones that
-# compose the stages into a program (they import any). Every top-level module is one or the other.
+# Top-level modules: shared ones every stage may use (importing no stage), or ones composing the program.
 SHARED_PACKAGES = {"settings"}
 SHARED = {"metrics", "lograte", "numbers", "tails", "files", "fixes", "state_dir", "edge", "edge_token"} | SHARED_PACKAGES
 # The program composed: the service (with how it starts, listens and delivers) and the check, each a package.
@@ -34,9 +28,8 @@ STAGES = ({p.name for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py
           - SHARED_PACKAGES - COMPOSER_PACKAGES)
 COMPOSERS = {"__init__", "__main__", "cli"} | COMPOSER_PACKAGES
 MAX_FLAT_MODULES = 12  # modules at the top of broadcaster/ (a room for each idea, not a hall of files)
-# Each variant's playlist has one owner, VariantPlaylist: only these modules name a
-# ManifestGenerator or build one (manifest.resume does): the window itself, its owner, and the restore
-# that builds a saved one for the owner (playlist_memory.restore, called by variants.Variants.playlist).
+# Only these modules name or build (manifest.resume) a ManifestGenerator: the window, its owner
+# (VariantPlaylist), and the restore that builds a saved one for it.
 GENERATOR_HOLDERS = {"playlist/manifest.py", "publish/variant_playlist.py", "publish/playlist_memory.py"}
 GENERATOR_MAKERS = {"ManifestGenerator", "resume"}
 
@@ -47,8 +40,8 @@ def modules() -> tuple[tuple[Path, ast.Module], ...]:
 
 
 def from_module(path: Path, node: ast.ImportFrom) -> str | None:
-    """The broadcaster module a `from` import in `path` reads, below the package ("playlist.manifest"; ""
-    for the package itself), a relative one resolved from `path`'s; None for a module outside it."""
+    """The broadcaster module a `from` import in `path` reads ("playlist.manifest"; "" for the package),
+    relative ones resolved; None for a module outside it."""
     if node.level:
         here = path.relative_to(PACKAGE).with_suffix("").parts[:-1]
         return ".".join([*here[: len(here) - node.level + 1], *([node.module] if node.module else [])])
@@ -104,9 +97,7 @@ def test_the_stages_have_one_order_and_none_imports_a_stage_after_it() -> None:
     upward = sorted(f"{module} ({stage}) imports {other}, after it" for stage, other, module in stage_imports()
                     if rank[other] > rank[stage])
     assert upward == []
-    # The order is the tightest the imports allow where they say it: steering sits above what it reads
-    # (publish's pathway plan) and below http, which serves it; the VM's pathway above the
-    # steering policy whose word it follows, and below http, which routes to it.
+    # The order is the tightest the imports allow: steering above publish, below http; vm above steering.
     edges = {(stage, other) for stage, other, _ in stage_imports()}
     assert {("steering", "publish"), ("http", "steering"), ("vm", "steering"), ("http", "vm")} <= edges
 
@@ -141,9 +132,8 @@ def test_source_and_playlist_import_no_other_stage_and_no_stage_imports_http() -
 
 
 def test_shared_modules_import_no_stage_and_every_top_level_module_is_shared_or_composes() -> None:
-    """A shared module (metrics.py, files.py...) that imported a stage would make every stage using it
-    depend on that stage too, unseen by the checks above (metrics.py imported status/playback.py, and
-    under TYPE_CHECKING: the walk sees those imports too)."""
+    """A shared module importing a stage would make every stage using it depend on that stage, unseen by
+    the checks above (imports under TYPE_CHECKING count too)."""
     top_level = {path.stem for path in PACKAGE.glob("*.py")} | SHARED_PACKAGES | COMPOSER_PACKAGES
     assert top_level == SHARED | COMPOSERS, top_level ^ (SHARED | COMPOSERS)
     assert len(list(PACKAGE.glob("*.py"))) <= MAX_FLAT_MODULES
@@ -154,9 +144,8 @@ def test_shared_modules_import_no_stage_and_every_top_level_module_is_shared_or_
 
 
 def generator_uses(path: Path, tree: ast.Module) -> list[str]:
-    """How `path` reaches a ManifestGenerator: an import of the class or of manifest.resume (by any
-    route: relative, absolute, re-exported, `*`), of the manifest module whole, or the name itself
-    (`manifest.ManifestGenerator`, a subclass, an annotation)."""
+    """How `path` reaches a ManifestGenerator: an import of the class, of manifest.resume or of the module
+    (by any route), or the name itself."""
     found = []
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and (module := from_module(path, node)) is not None:
@@ -174,8 +163,7 @@ def generator_uses(path: Path, tree: ast.Module) -> list[str]:
 
 
 def test_only_a_variants_playlist_holds_a_manifest_generator() -> None:
-    """Where does a variant's playlist change? In VariantPlaylist's intents, and nowhere else: no other
-    module may build or hold the window it owns."""
+    """A variant's playlist changes in VariantPlaylist's intents alone: no other module builds or holds it."""
     wrong = [f"{rel} {use}" for path, tree in modules()
              if (rel := path.relative_to(PACKAGE).as_posix()) not in GENERATOR_HOLDERS
              for use in generator_uses(path, tree)]
@@ -187,8 +175,7 @@ def test_only_a_variants_playlist_holds_a_manifest_generator() -> None:
 @functools.cache
 def generator_names() -> frozenset[str]:
     """The names a ManifestGenerator keeps its state and intents under: what it assigns on `self`, and its
-    methods and properties (a write to one of them on another object is a write to a generator, or to
-    something that passes for one)."""
+    methods and properties."""
     tree = ast.parse((PACKAGE / "playlist" / "manifest.py").read_text())
     gen = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "ManifestGenerator")
     names = {n.name for n in gen.body if isinstance(n, ast.FunctionDef) and n.name != "__init__"}
@@ -198,9 +185,8 @@ def generator_names() -> frozenset[str]:
 
 
 def generator_writes(tree: ast.Module) -> list[str]:
-    """The writes in `tree` to a generator's attribute on an object other than `self` (an assignment, an
-    augmented one, a `del`, `setattr`/`object.__setattr__` with its name), and the Protocols that declare
-    one as a field (what lets a holder of the generator write it and type-check: `hold` did)."""
+    """The writes in `tree` to a generator's attribute on an object other than `self` (assignment, `del`,
+    `setattr`), and the Protocols that declare one as a field (so a holder could write it)."""
     names = generator_names()
     found = []
     for node in ast.walk(tree):
@@ -219,10 +205,8 @@ def generator_writes(tree: ast.Module) -> list[str]:
 
 
 def test_only_a_generator_writes_its_own_state() -> None:
-    """A variant's generator changes through its owner's intents (VariantPlaylist calls keep_through,
-    append, restart...): no module, its owner included, writes a generator's attribute (PathwayViews once
-    set its `hold` through a Protocol, past the check above). Only the generator's own module does (a
-    frozen twin, a restored one: manifest.frozen, manifest.resume)."""
+    """No module, its owner included, writes a generator's attribute; only the generator's own module does
+    (manifest.frozen, manifest.resume)."""
     wrong = [f"{rel} {use}" for path, tree in modules()
              if (rel := path.relative_to(PACKAGE).as_posix()) != "playlist/manifest.py"
              for use in generator_writes(tree)]
@@ -230,8 +214,7 @@ def test_only_a_generator_writes_its_own_state() -> None:
 
 
 def test_the_write_check_sees_every_form() -> None:
-    """The forms a module could write a generator's state by are found (so the test above cannot pass by
-    finding nothing), and a class's writes to its own attributes are not."""
+    """Every form of write is found (so the test above cannot pass by finding nothing); self's are not."""
     assert {"_hold", "_window", "changes", "keep_through", "target_duration"} <= generator_names()
     forms = {
         "self._gen._hold = 1\n": ["writes self._gen._hold (line 1)"],
@@ -251,8 +234,7 @@ def test_the_write_check_sees_every_form() -> None:
 
 
 def test_the_generator_check_sees_every_route() -> None:
-    """The check finds the forms a module could reach a ManifestGenerator by (so it cannot pass by
-    finding nothing), and not the playlist stage's other names."""
+    """Every route to a ManifestGenerator is found, and not the playlist stage's other names."""
     lister = PACKAGE / "publish" / "lister.py"
     routes = {
         "from ..playlist.manifest import ManifestGenerator\n": ["imports playlist.manifest.ManifestGenerator"],
@@ -285,8 +267,7 @@ def test_the_checks_see_imports() -> None:
 
 
 def test_the_parameter_count_sees_every_kind() -> None:
-    """The count takes every kind of parameter, and only self or cls first (so it cannot pass by
-    counting too few)."""
+    """Every kind of parameter counts; only a first self or cls does not."""
     tree = ast.parse("class C:\n    def f(self, a, /, b, *c, d, e=1, **f): pass\n"
                      "def g(self_like, cls): pass\n")
     counted = {node.name: parameters(node) for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)}

@@ -1,12 +1,6 @@
-"""One stuck file delays only its own variant, with a gap marked there alone: the variants whose copy is
-in the bucket list the slot at once (no playlist freezes, no good copy dropped); the stuck variant alone
-waits, at most a target duration, then lists the slot as a gap (EXT-X-GAP, 4.4.4.7) under the same
-number, and goes on. The copy's upload goes on: lost only
-if Owncast never finishes the file (tests/test_late_and_reopened.py has it finished late).
-
-Here at the publisher's seam (a writer held by the test, a clock the test moves); the service with
-hls.js in Chromium is below.
-"""
+"""One stuck file delays only its own variant: the others list the slot at once; the stuck one waits at
+most a target duration, then lists it as a gap (EXT-X-GAP) under the same number, its upload going on. At
+the publisher's seam, then the service with hls.js in Chromium."""
 
 from __future__ import annotations
 
@@ -117,9 +111,7 @@ async def test_a_copy_lost_behind_a_stuck_one_is_a_gap_in_its_place_counted_once
 
 async def test_a_restart_while_a_variant_waits_lists_what_it_waited_for_as_gaps(
         tmp_path: Path, make_world: MakeWorld, world: World, held: HeldWrites) -> None:
-    """The slot was shown in the other variants under its number: the state saved then brings it back
-    as a gap in the variant that waited (the copy uploaded behind it as a segment), and both go on under
-    the same numbers."""
+    """The state saved brings the slot back as a gap in the variant that waited; both go on alike."""
     both_list(world, 0)
     both_list(world, 1, held)
     both_list(world, 2)
@@ -139,8 +131,6 @@ async def test_a_restart_while_a_variant_waits_lists_what_it_waited_for_as_gaps(
     assert list(numbered(again, 0)) == list(numbered(again, 1))
     again.check()
 
-
-# -- the service, with hls.js in Chromium on the variant whose file never finishes -------------------
 
 SECONDS_PLAYED = 8.0  # past the stuck moment, at least this much more played
 
@@ -163,9 +153,7 @@ async def poll_until_cancelled(seen: Observer, name: str, texts: dict[int, str])
 @needs_chromium
 async def test_a_viewer_on_the_variant_whose_file_never_finishes_does_not_stand_still(
         tmp_path: Path, seaweed: SeaweedS3) -> None:
-    """Owncast writes one 1 s segment a second in two variants; the viewer page (hls.js) plays variant
-    0; one of variant 0's files is then left open, never finished. Variant 1 lists that slot on time,
-    variant 0 lists a gap (EXT-X-GAP) under the same number, and the viewer plays on."""
+    """Variant 1 lists the slot on time, variant 0 a gap under the same number."""
     from playwright.async_api import async_playwright
 
     bodies = await asyncio.to_thread(one_run_segments, tmp_path / "encoded", STREAM_SECONDS, 24)

@@ -1,8 +1,6 @@
-"""Rules the suite keeps about itself: a test file imports from tests/support, never from
-another test file; a unit test (no `integration` mark) pays for no S3 server or emulator it does not
-run: importing it (and conftest.py) loads neither moto nor the demo's process-running parts, nor does
-running it; a wait on a condition is the one `until` (tests/support/waiting.py), never a loop of sleeps;
-a browser page waited on checks its condition on a timer (POLL_MS), not on every frame."""
+"""Rules the suite keeps about itself: a test file imports from tests/support, never another test file; a
+unit test (no `integration` mark) loads neither moto nor the demo's process-running parts, importing or
+running; a wait is the one `until` (tests/support/waiting.py); a browser wait polls on a timer (POLL_MS)."""
 
 from __future__ import annotations
 
@@ -10,6 +8,7 @@ import ast
 import collections
 import functools
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -34,9 +33,8 @@ def _parsed(path: Path) -> ast.Module:
 
 
 def imports(path: Path, source: str | None = None) -> set[str]:
-    """Every module the file (or `source`, read as if it were that file) imports, anywhere in it, by its
-    absolute name: a relative import (`from .test_x import y`, `from . import test_x`) resolved from the
-    file's package, each name of a `from` import counted too (it may be a module)."""
+    """Every module the file (or `source`, read as that file) imports anywhere, by its absolute name
+    (relative ones resolved; each name of a `from` import counted too: it may be a module)."""
     tree = _parsed(path) if source is None else ast.parse(source, str(path))
     package = path.resolve().parent.relative_to(ROOT).parts
     found: set[str] = set()
@@ -66,13 +64,9 @@ def test_no_test_file_imports_another() -> None:
     assert {k: v for k, v in wrong.items() if v} == {}
 
 
-def is_unit(path: Path) -> bool:
-    """No `integration` mark on the module (pytestmark) nor on any of its tests."""
-    return "mark.integration" not in path.read_text()
-
-
 def test_unit_tests_import_neither_moto_nor_the_demos_processes() -> None:
-    units = [f"tests.{p.stem}" for p in modules() if is_unit(p)]
+    # A unit test: no `integration` mark on the module (pytestmark) nor on any of its tests.
+    units = [f"tests.{p.stem}" for p in modules() if "mark.integration" not in p.read_text()]
     assert len(units) > 20, units  # the check sees the unit tests (they are most of the files)
     code = ("import importlib, json, sys\n"
             "loaded = {}\n"
@@ -94,9 +88,8 @@ def marked_integration(decorators: list[ast.expr]) -> bool:
 
 
 def heavy_imports_in_unit_functions(path: Path, source: str | None = None) -> list[str]:
-    """Each import of a HEAVY module inside a function (a test, fixture or helper) that runs without the
-    `integration` mark (on itself, its class or the module's pytestmark): it loads when the test runs,
-    where the module-level check above cannot see it. Imports under `if TYPE_CHECKING:` load nothing."""
+    """Each import of a HEAVY module inside a function that runs without the `integration` mark (on itself,
+    its class or pytestmark), unseen by the module-level check; those under `if TYPE_CHECKING:` aside."""
     tree = _parsed(path) if source is None else ast.parse(source, str(path))
     module_marks = [node.value for node in tree.body if isinstance(node, ast.Assign)
                     and any(isinstance(t, ast.Name) and t.id == "pytestmark" for t in node.targets)]
@@ -136,8 +129,7 @@ def test_the_heavy_import_check_sees_a_test_function_import() -> None:
 
 
 def test_unit_tests_import_no_heavy_module_inside_a_function() -> None:
-    """A test without the `integration` mark imports none of HEAVY where it runs either: one that only
-    needs a type takes it under TYPE_CHECKING, one that stubs the demo's runner puts a stand-in in its place."""
+    """Nor where it runs (a type goes under TYPE_CHECKING; a stub of the demo's runner, in its place)."""
     assert [hit for p in modules() for hit in heavy_imports_in_unit_functions(p)] == []
 
 
@@ -229,8 +221,7 @@ def test_sleeping_loops_are_found() -> None:
 
 
 def test_waits_are_until_and_only_pacing_loops_sleep() -> None:
-    """A test or support module waits on a condition with `until` (one implementation, bounded, naming what
-    it waits for): a `while` that sleeps is a hand-made wait, unless PACING says why it is not one."""
+    """A `while` that sleeps is a hand-made wait, unless PACING says why it is not one."""
     found: dict[str, list[str]] = {}
     for path in [*modules(), *sorted((TESTS / "support").rglob("*.py"))]:
         if path.name == "waiting.py":
@@ -239,15 +230,13 @@ def test_waits_are_until_and_only_pacing_loops_sleep() -> None:
         found[name] = [f"{name}::{where}" for where in sleeping_loops(path)]
     loops = {loop for file, found_in in found.items() if file not in PACING for loop in found_in}
     assert sorted(loops - PACING.keys()) == []
-    # An entry for a loop that is gone goes too (a whole file's entry, for a file being changed, may outlast
-    # its loops until it is removed).
+    # An entry for a loop that is gone goes too (a whole file's entry may outlast its loops).
     assert sorted(key for key in PACING if "::" in key and key not in loops) == []
 
 
 def frame_polled_waits(path: Path, source: str | None = None) -> list[int]:
-    """The lines of the file's (or `source`'s) wait_for_function calls not given `polling=POLL_MS`
-    (Playwright's default polls on every animation frame, which keeps Chromium drawing for as long as the
-    wait lasts)."""
+    """The lines of wait_for_function calls not given `polling=POLL_MS` (Playwright's default polls on
+    every animation frame, keeping Chromium drawing for as long as the wait lasts)."""
     tree = _parsed(path) if source is None else ast.parse(source, str(path))
     return [node.lineno for node in ast.walk(tree)
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
@@ -267,14 +256,14 @@ def test_browser_waits_poll_on_a_timer() -> None:
 
 
 def test_the_runs_order_is_made_from_data_that_names_the_modules_there_are() -> None:
-    """The run's order comes from each module's recorded seconds (tests/support/order.py): a module the
-    data names must exist, and the data must cover the long ones (else they begin at the run's end)."""
+    """The seconds data (tests/support/order.py) names modules there are, and covers the long ones."""
     from tests.support import order
 
     recorded = order.read()
     assert recorded, "tests/durations.json is empty: run scripts/test --write-durations"
     assert [name for name in recorded if not (TESTS / name).is_file()] == []
-    grouped = {path.name for path in modules() if _groups(path.read_text())}
+    grouped = {path.name for path in modules()  # those that mark an xdist_group("name")
+               if re.search(r"""xdist_group\(\s*["']([\w-]+)["']""", path.read_text())}
     assert grouped - set(recorded) == set(), "a grouped module has no recorded seconds: scripts/test --write-durations"
 
 
@@ -361,10 +350,3 @@ def test_the_scheduler_counts_a_module_of_two_slots_as_two(tmp_path: Path) -> No
     assert bound.next_unit() == "t/e.py::x"  # three out
     bound.assigned_work = {}
     assert bound.next_unit() == "c"
-
-
-def _groups(source: str) -> set[str]:
-    """The xdist_group names a test file marks (xdist_group("name"))."""
-    import re
-
-    return set(re.findall(r"""xdist_group\(\s*["']([\w-]+)["']""", source))

@@ -1,8 +1,5 @@
-"""The service watches the P2P tracker its viewers are told to use: /health's p2p_trackers and the
-hls_broadcaster_p2p_tracker_up gauge (read as Prometheus reads it) turn down when the real tracker
-stops or serves another stream, and up again when it serves this one (read from this service, with a
-live stream from the Owncast emulator); /health's status stays what the stream makes it (viewers play
-from the bucket without a tracker)."""
+"""/health's p2p_trackers and the tracker_up gauge turn down when the real tracker stops or serves another
+stream, and up again when it serves this one; /health's status stays what the stream makes it."""
 
 from __future__ import annotations
 

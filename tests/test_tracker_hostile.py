@@ -1,8 +1,6 @@
-"""The shipped tracker (broadcaster/tracker/tracker.mjs) as its systemd unit runs it (the unit's
-Environment= and Node flags), attacked by scripted clients speaking the WebTorrent tracker protocol
-(attacks T1-T10, E1, I1, named in the tests). Each attack is judged by what viewers get: afterwards the
-same process is still running and two new honest viewers still meet (one's offer reaches the other, the
-answer comes back), and the viewers attacked are still connected and still meet peers."""
+"""The shipped tracker as its systemd unit runs it, attacked by scripted WebTorrent clients (attacks T1-T10,
+E1, I1). Each is judged by what viewers get: the same process still runs, new honest viewers still meet,
+and the viewers attacked are still connected and still meet peers."""
 
 from __future__ import annotations
 
@@ -97,8 +95,7 @@ async def test_t2_one_connection_is_one_peer_and_its_peers_leave_with_it(tracker
                 break
         code, reason = await ghost.closed() or (None, "")
         assert code == 1008 and "one peer per swarm" in reason, (code, reason)
-    # The same from connections whose announces all arrive at once (one read): the first is the
-    # library's to add on a later tick, after the second closed the connection. None stays behind.
+    # The same from connections whose announces all arrive at once (one read): none stays behind.
     raws = [await RawSocket.open(tracker.url, f"203.0.113.{i + 1}") for i in range(30)]
     for raw in raws:
         await raw.send(*({"action": "announce", "info_hash": ALLOWED, "peer_id": random_id(), "event": "started",
@@ -151,8 +148,8 @@ async def test_t5_a_connection_that_does_not_read_is_dropped(tracker: LocalTrack
     await deaf.send({"action": "announce", "info_hash": ALLOWED, "peer_id": random_id(), "event": "started",
                      "numwant": 0, "offers": []})
     async with aiohttp.ClientSession() as http:
-        # One client after the other, each alone in the swarm with the deaf peer: every offer (16 kB, the
-        # most an SDP may be) is relayed to it, up to each client's budget. 20 clients would be 6 MB.
+        # Each client alone in the swarm with the deaf peer: every 16 kB offer (the most an SDP may be) is
+        # relayed to it, up to each client's budget.
         for i in range(20):
             sender = await connect(http, tracker.url, f"198.18.0.{i + 1}")
             for _ in range(PER_SOCKET):
@@ -194,8 +191,7 @@ async def test_t7_offers_one_client_can_have_relayed_are_bounded(tracker: LocalT
 
 
 async def test_only_the_services_variants_are_served_and_nothing_before_it_is_read(tracker_dir: Path) -> None:
-    """As on the VM: the swarm and variants read from the service. Until they are read, every announce
-    is refused (fail closed), and the log says why; variants that go away are still served a while."""
+    """Fail closed until they are read; variants that go away are still served a while."""
     async with StandInService() as service:
         service.p2p = False
         async with started(tracker_dir, service.url, ready=False,
@@ -232,9 +228,8 @@ MASTER_LATER = """#EXTM3U
 
 
 VENDORED_CORE = Path(__file__).resolve().parent.parent / "viewer" / "p2p-media-loader-core.es.min.js"
-# The vendored library's own functions, run by Node: On (a variant's key from hls.js's level), Nt (an info
-# hash) and Dn (the version in the stream's swarm id). A library update that renames or changes them
-# fails here, and the tracker's derivation (swarms.mjs, trackers.py) must be checked again.
+# The vendored library's own functions, run by Node: On (a variant's key), Nt (an info hash), Dn (the
+# version in the swarm id). An update that changes them fails here: check swarms.mjs and trackers.py again.
 _VENDORED_HASHES = r"""
 const fs = require('fs')
 const src = fs.readFileSync(process.argv[1], 'utf8')
@@ -251,8 +246,7 @@ console.log(JSON.stringify(levels.map((level) => Nt(`${Dn}-${swarm}-main-${On(le
 
 
 def test_the_info_hashes_are_p2p_media_loaders_own() -> None:
-    # MASTER's variants as hls.js's manifest parser hands them to P2P Media Loader (processMainManifest):
-    # bitrate = BANDWIDTH, codecs = CODECS' video codec, RESOLUTION, FRAME-RATE as written.
+    # MASTER's variants as hls.js hands them to P2P Media Loader (processMainManifest).
     levels = [{"bitrate": 1628000, "codecs": "avc1.64001e", "width": 640, "height": 360, "frameRate": "30.000"},
               {"bitrate": 281000, "codecs": "avc1.4d400d", "width": 320, "height": 180, "frameRate": "30.000"}]
     def hashes(of: list[dict[str, object]]) -> object:
@@ -266,12 +260,8 @@ def test_the_info_hashes_are_p2p_media_loaders_own() -> None:
         info_hash(SWARM, variant_key(line)) for line in odd]
 
 
-# -- honest viewers stay on (T8, T9, E1, I1) -----------------------------------------------------------
-
-
 async def capped(http: aiohttp.ClientSession, url: str, addresses: list[str]) -> list[Peer]:
-    """A connection from each of `addresses` in turn (30 more than one client's cap): the cap's worth
-    held, returned, and the 30 after them refused (429)."""
+    """A connection from each of `addresses` (30 more than the cap): the cap's held, 30 refused (429)."""
     held, refused = [], 0
     for address in addresses:
         try:
@@ -315,8 +305,7 @@ async def claims(client: Peer, peer_id: str, infohash: str = ALLOWED, timeout: f
 
 
 async def test_t8_answers_to_offers_whose_sender_left_cost_the_viewer_nothing(tracker: LocalTracker) -> None:
-    """The attacker announces 5 offers and leaves at once, again and again: every viewer's answer goes to
-    an offer the tracker no longer knows. Those answers are dropped and cost the viewers nothing."""
+    """Answers to offers whose sender left at once, again and again, are dropped at no cost to the viewers."""
     rounds = PER_SOCKET + 10
     async with connected(tracker.url) as a, connected(tracker.url) as b, aiohttp.ClientSession() as http:
         for viewer in (a, b):
@@ -328,8 +317,7 @@ async def test_t8_answers_to_offers_whose_sender_left_cost_the_viewer_nothing(tr
             await attacker.close()
         for viewer in (a, b):
             await answered_every_offer(viewer, tracker.url, rounds)
-        # Answers to offers a connection was never sent go nowhere (nobody can aim answers), and cost
-        # nothing either (T8b); a flood of them is only read more slowly.
+        # Answers to offers never sent go nowhere and cost nothing; a flood of them is only read more slowly.
         async with connected(tracker.url) as liar:
             await joined(liar)
             for _ in range(PER_SOCKET + 5):
@@ -341,9 +329,7 @@ async def test_t8_answers_to_offers_whose_sender_left_cost_the_viewer_nothing(tr
 
 
 async def test_t9_a_viewers_peer_id_cannot_be_taken_from_another_address(tracker: LocalTracker) -> None:
-    """An attacker that learnt a viewer's peer id (every offer names it) announces it: refused for that
-    announce, its connection kept; and while the viewer is away it cannot take the id either, so the
-    viewer comes back with it (a page keeps its id for life) and meets peers again."""
+    """Nor while the viewer is away: it comes back with its id (a page keeps it for life)."""
     home, away = "198.51.100.10", "198.51.100.20"
     async with connected(tracker.url, home) as victim:
         await joined(victim)
@@ -359,17 +345,13 @@ async def test_t9_a_viewers_peer_id_cannot_be_taken_from_another_address(tracker
             back.peer_id = victim.peer_id
             await joined(back)
             assert back.closed_with is None and await reached(back, tracker.url, ALLOWED)
-            # Another connection from its own address while it is on: refused too (T9b; one that lingers
-            # after the page left answers no ping, and then the page takes its id back: below).
+            # Another connection from its own address while it is on: refused too (T9b).
             async with connected(tracker.url, home) as again:
                 assert "another" in (await claims(again, victim.peer_id) or "")
                 assert back.closed_with is None and await reached(back, tracker.url, ALLOWED)
 
 
 async def test_e1_a_closing_connection_removes_only_its_own_peers(tracker: LocalTracker) -> None:
-    """Connections from the victim's own address announce the victim's peer id in the other swarm (refused
-    now: the id is its connection's, T9b) and their own in the victim's swarm, then close: only their own
-    peers leave, never the victim's."""
     home = "198.51.100.30"
     async with connected(tracker.url, home) as victim:
         await joined(victim)
@@ -383,8 +365,7 @@ async def test_e1_a_closing_connection_removes_only_its_own_peers(tracker: Local
 
 
 async def test_i1_ipv6_clients_count_by_their_48(tracker: LocalTracker) -> None:
-    """One /48 (what a free tunnel broker hands out) is one client: its /64s share one client's
-    connections. Another /48 is another client."""
+    """One /48 (what a free tunnel broker hands out) is one client; another /48 is another."""
     async with aiohttp.ClientSession() as http:
         addresses = [f"2001:db8:7:{i:x}::1" for i in range(CLIENT_CONNECTIONS + 30)]
         held = await capped(http, tracker.url, addresses)
@@ -395,9 +376,7 @@ async def test_i1_ipv6_clients_count_by_their_48(tracker: LocalTracker) -> None:
 
 
 async def test_i1_sockets_that_never_upgrade_cannot_lock_viewers_out(tracker: LocalTracker) -> None:
-    """More plain sockets than there are connection slots, saying nothing (they all come from loopback,
-    as cloudflared's do): viewers still get in and meet at once, and those sockets are closed within
-    seconds, not at Node's header timeout."""
+    """More silent sockets from loopback than slots: closed within seconds, not at Node's header timeout."""
     count = int(LIMITS["TRACKER_MAX_CONNECTIONS"]) + 100
     host, port = tracker.url.removeprefix("ws://").split(":")
     silent = [await asyncio.open_connection(host, int(port)) for _ in range(count)]
@@ -417,14 +396,8 @@ async def test_i1_sockets_that_never_upgrade_cannot_lock_viewers_out(tracker: Lo
             writer.close()
 
 
-# -- nobody moves viewers off the tracker (T8b, T10, T9b) ---------------------------------------------------
-
-
 async def test_t8b_a_burst_of_offers_costs_the_viewers_who_answer_them_nothing(tracker: LocalTracker) -> None:
-    """One address spends its whole budget on offers, one connection after the other (each leaves after
-    its budget of announces), so that each of two viewers is sent over a hundred offers within a
-    minute; they answer every one, as pages do. Nobody is closed, and the viewers still meet (answers to
-    offers the tracker forgot cost them nothing)."""
+    """Each of two viewers answers over a hundred offers from one address's whole budget, as pages do."""
     attacker_ip = "203.0.113.77"
     async with connected(tracker.url) as a, connected(tracker.url) as b, aiohttp.ClientSession() as http:
         for viewer in (a, b):
@@ -444,9 +417,6 @@ async def test_t8b_a_burst_of_offers_costs_the_viewers_who_answer_them_nothing(t
 
 async def test_t10_a_neighbour_in_the_same_48_cannot_spend_the_viewers_announce_budget(
         tracker: LocalTracker) -> None:
-    """Five viewers in five /64s of one /48 and a neighbour in a sixth that announces as often as it may:
-    the neighbour is refused past its own budget (a /64's), and the viewers announce on and meet. The /48
-    still shares one cap of connections (test_i1_ipv6_clients_count_by_their_48)."""
     async with contextlib.AsyncExitStack() as stack, aiohttp.ClientSession() as http:
         viewers = [await stack.enter_async_context(connected(tracker.url, f"2001:db8:a:{i}::1")) for i in range(1, 6)]
         for viewer in viewers:
@@ -477,9 +447,7 @@ async def test_t10_a_neighbour_in_the_same_48_cannot_spend_the_viewers_announce_
 
 async def test_t9b_a_viewers_peer_id_cannot_be_taken_from_its_own_address_while_it_is_on(
         tracker: LocalTracker) -> None:
-    """From the viewer's own address, and from another /64 of its /48, an attacker announces the viewer's
-    peer id while the viewer is connected: refused (the id is the connection's that announced it first,
-    whatever the address), and the viewer's offers keep reaching the viewer."""
+    """The id is the connection's that announced it first, whatever the address; the viewer keeps meeting."""
     async with connected(tracker.url, "2001:db8:b:1::10") as victim:
         await joined(victim)
         for place in ("2001:db8:b:1::10", "2001:db8:b:1::99", "2001:db8:b:2::1"):
@@ -492,9 +460,7 @@ async def test_t9b_a_viewers_peer_id_cannot_be_taken_from_its_own_address_while_
 
 async def test_t9b_a_viewer_back_on_a_new_connection_takes_its_id_from_the_one_that_lingers(
         tracker: LocalTracker) -> None:
-    """The page's old connection is gone on its side but not yet on the tracker's (it answers nothing,
-    not even a ping): the page back on a new connection from its address gets its id after the old one
-    fails a ping, and meets peers; from another address it would not (T9)."""
+    """After the old one fails a ping; from another address it would not (T9)."""
     home = "198.51.100.40"
     old = await RawSocket.open(tracker.url, home)
     peer_id = random_id()

@@ -1,8 +1,6 @@
-"""A private stream's tracker, the shipped one as its unit runs it with TRACKER_VIEWER_KEY (what
-`hls-broadcaster invite tracker-key` prints): it reads the service's gated multivariant playlist with a
-token of its own, which the service's Gatekeeper admits; a page without a valid viewer token is closed
-with the reason before it can announce (no stranger joins or serves the swarm); pages with the service's
-tokens meet."""
+"""A private stream's tracker (TRACKER_VIEWER_KEY) reads the gated multivariant playlist with a token the
+Gatekeeper admits; a page without a valid viewer token is closed before it can announce; pages with one
+meet."""
 
 from __future__ import annotations
 

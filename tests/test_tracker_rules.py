@@ -1,7 +1,5 @@
-"""The tracker's rules in-process, by Node's own test runner: broadcaster/tracker/node-tests/*.test.mjs run with
-`node --test` against the tracker's modules as this checkout has them (createTracker, with a clock the
-tests move), beside the installed node_modules. Fails with Node's report. The tracker as its unit runs it
-is tests/test_tracker_hostile.py's."""
+"""The tracker's rules in-process: broadcaster/tracker/node-tests/*.test.mjs run by `node --test` against
+this checkout's modules. Fails with Node's report."""
 
 from __future__ import annotations
 

@@ -1,6 +1,5 @@
-"""RetryTurns through the real Uploader, the bucket faked at the seam: while the bucket fails, one upload
-retries per turn of the bucket's backoff however many wait (not each upload on a timer of its own); all go
-once it works; a cancelled backlog leaves no timer."""
+"""RetryTurns through the real Uploader: while the bucket fails, one upload retries per turn of its backoff
+however many wait; all go once it works; a cancelled backlog leaves no timer."""
 
 from __future__ import annotations
 
@@ -95,22 +94,10 @@ async def test_the_next_outage_backs_off_from_its_first_delay(tmp_path: Path) ->
     assert sleep.delays == [0.25, 0.5, 1.0, 0.25]
 
 
-async def test_a_backlog_cancelled_leaves_no_timer(tmp_path: Path) -> None:
-    fake, up, sleep = stepped(FakeStore(down=True))
-    tasks = _uploads(tmp_path, up)
-    await until(lambda: len(up._turns) == UPLOADS, "every upload waiting for its turn")
-    giver = up._turns._giver
-    assert giver is not None
-    await cancel_all(tasks)
-    assert len(up._turns) == 0 and up._turns._giver is None
-    await asyncio.gather(giver, return_exceptions=True)
-    assert giver.cancelled()
-
-
-async def test_an_upload_with_nothing_left_to_send_goes_at_the_next_turn_not_at_its_own(tmp_path: Path) -> None:
-    """Owncast deletes the files of half the uploads that wait: at the next turn those end, lost, without
-    a bucket attempt each; the rest wait on. What waits is bounded by what is still on disk, not by the
-    outage's length."""
+async def test_uploads_with_nothing_left_to_send_go_at_the_next_turn_and_a_cancelled_rest_leaves_no_timer(
+        tmp_path: Path) -> None:
+    """Uploads whose files Owncast deleted end, lost, at the next turn without an attempt each: what waits
+    is bounded by what is on disk, not by the outage's length. The rest, cancelled, leave no timer."""
     fake, up, sleep = stepped(FakeStore(down=True))
     tasks = _uploads(tmp_path, up)
     await until(lambda: len(up._turns) == UPLOADS, "every upload waiting for its turn")
@@ -123,12 +110,16 @@ async def test_an_upload_with_nothing_left_to_send_goes_at_the_next_turn_not_at_
     assert {t.exception().reason for t in gone} == {"deleted"}  # type: ignore[union-attr]
     assert len(fake.attempts) <= UPLOADS + 1  # their first attempts and the turn's: none for the lost
     assert up.waiting()[0] == UPLOADS // 2
+    giver = up._turns._giver
+    assert giver is not None
     await cancel_all(tasks)
+    assert len(up._turns) == 0 and up._turns._giver is None
+    await asyncio.gather(giver, return_exceptions=True)
+    assert giver.cancelled()
 
 
 async def test_held_copies_dropped_release_their_uploads(tmp_path: Path) -> None:
-    """With copies kept (the VM's pathway), an upload waits while its copy or Owncast's file is there:
-    a copy dropped for VM_COPIES_MB with Owncast's file deleted ends its upload at the next turn."""
+    """A copy dropped for VM_COPIES_MB, Owncast's file deleted: the upload ends at the next turn."""
     hls = tmp_path / "hls"
     (hls / "0").mkdir(parents=True)
     (tmp_path / "state").mkdir()

@@ -207,8 +207,7 @@ async def test_out_of_handles_or_memory_is_retried_never_lost(
 
 
 def test_a_folder_below_the_root_that_is_a_symlink_is_never_entered(tmp_path: Path) -> None:
-    """The folder is opened without following symlinks and the file relative to it, so swapping the
-    folder for a symlink between a check and the read cannot make us read outside."""
+    """Opened without following symlinks, the file relative to it: no swap between check and read."""
     root, outside = tmp_path / "hls", tmp_path / "outside"
     root.mkdir()
     outside.mkdir()
@@ -223,8 +222,7 @@ def test_a_folder_below_the_root_that_is_a_symlink_is_never_entered(tmp_path: Pa
 
 
 async def test_the_hash_is_of_the_body_the_successful_attempt_put(tmp_path: Path) -> None:
-    """The hash viewers check peers against is of the bytes in the bucket: a retry reads the
-    file again, and what the successful PutObject sent is what is hashed."""
+    """A retry reads the file again: what the successful PutObject sent is what is hashed."""
     fake = FakeStore(fail={"k": 1})
     path = segment(tmp_path)
 
@@ -251,9 +249,7 @@ def _count_hops(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 async def test_a_segment_held_first_is_read_on_one_worker_thread_and_sent_from_memory(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Held first (a pathway lists what the VM holds, or another bucket sends what the first read): the
-    file is read once and held (vm/held.py); its first attempt sends those bytes without a second
-    worker thread's hop, and an attempt after a failure reads the holder's bytes again on a worker thread."""
+    """Read once (vm/held.py); after a failure, read again from the holder on a worker thread."""
     held = opened_held(tmp_path)
     hops = _count_hops(monkeypatch)
     fake = FakeStore(fail={"live/0/b.ts": 1})
@@ -271,10 +267,6 @@ async def test_a_segment_held_first_is_read_on_one_worker_thread_and_sent_from_m
 
 async def test_a_segment_is_held_only_once_an_attempt_fails_and_its_copy_outlives_owncasts_file(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Not held first (no pathway lists what the VM holds: steering costs nothing per segment while
-    the bucket takes each at once): read and sent as without a holder, nothing held. An
-    attempt that fails holds the version it sent and keeps a copy; the next attempt sends the copy, though
-    Owncast deleted its file meanwhile; once it landed the copy goes."""
     held = opened_held(tmp_path)
     hops = _count_hops(monkeypatch)
     b = tmp_path / "hls" / "0" / "b.ts"
@@ -299,13 +291,9 @@ async def test_a_segment_is_held_only_once_an_attempt_fails_and_its_copy_outlive
 
 async def test_the_oldest_upload_waiting_past_late_after_is_told_once_and_quick_ones_never(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Uploader.waits.on_late (what lets the steering loop sleep while nothing is amiss): told when the oldest
-    upload not done has waited late_after() seconds, once, however many start behind it; never for
-    uploads done sooner, nor for one queued behind it until it is the oldest. Its one timer is armed only
-    once a later upload starts while it has waited ARM_AFTER (the next segment's), and cancelled once no
-    upload waits: armed and cancelled for every upload, or left armed (it woke an idle event loop every
-    late_after for nothing), it would cost the calm service. Real time, short waits: the timer
-    is the event loop's."""
+    """waits.on_late: told once when the oldest upload has waited late_after(), never for quicker ones.
+    Its one timer is armed only once a later upload starts after ARM_AFTER, and cancelled once none waits
+    (so a calm service pays nothing for it)."""
     fake = FakeStore()
     up = Uploader(fake, Metrics(), concurrency=4, attempt_timeout=30)
     told: list[float] = []
@@ -348,9 +336,7 @@ async def test_the_oldest_upload_waiting_past_late_after_is_told_once_and_quick_
 
 
 async def test_a_hanging_upload_no_other_follows_is_told_as_its_attempt_times_out(tmp_path: Path) -> None:
-    """A stream's last upload arms no lateness timer (no later upload starts while it waits): if the bucket
-    hangs, the steering loop hears of it from on_failure as the attempt times out (UPLOAD_TIMEOUT), not
-    only at its own quiet turn."""
+    """A last upload arms no lateness timer: a hanging bucket is told by on_failure at its timeout."""
     fake = FakeStore()
     fake.hang = True
     up = Uploader(fake, Metrics(), concurrency=2, attempt_timeout=0.2, backoff=Backoff(base=30.0, cap=30.0))
@@ -371,10 +357,7 @@ async def test_a_hanging_upload_no_other_follows_is_told_as_its_attempt_times_ou
 
 async def test_a_segment_whose_copy_was_dropped_and_whose_file_is_gone_is_lost_as_copy_dropped(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    """The copy kept for a waiting upload dropped (VM_COPIES_MB: here a second copy past a cap of one), and
-    Owncast's file deleted before the bucket came back: the segment exists nowhere. Its upload ends lost as
-    `copy_dropped` (not a plain `deleted`, which says uploads fell behind Owncast's cleanup), and the
-    outage's lines count it: a WARNING at the first, the count in the line that says the bucket is back."""
+    """Not `deleted`; a WARNING at the first, the count in the line that says the bucket is back."""
     caplog.set_level(logging.INFO, logger="broadcaster.bucket.uploader")
     held = opened_held(tmp_path, max_bytes=1880)
     fake = FakeStore(down=True)

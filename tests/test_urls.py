@@ -15,18 +15,13 @@ from broadcaster.settings import Settings, SettingsError, load_settings
 from broadcaster.bucket.store import BucketAccess
 from broadcaster.bucket.urls import PresignedUrls, PublicUrls, S3Signer, segment_urls
 from tests.support.fakes import Clock
+from tests.support.settings_env import SECRET, env
 from tests.support.waiting import until
-
-SECRET = "s3cr3t-never-shown-anywhere"
 
 
 def settings(tmp_path: Path, **over: str) -> Settings:
-    environ = {
-        "HLS_DIR": str(tmp_path), "S3_ENDPOINT_URL": "https://acc.r2.cloudflarestorage.com",
-        "AWS_ACCESS_KEY_ID": "key-id", "AWS_SECRET_ACCESS_KEY": SECRET, "AWS_BUCKET_NAME": "my-bucket",
-        "STATE_DIR": str(tmp_path / "state"), "SEGMENT_URLS": "presigned", "REWIND_SECONDS": "0", **over,
-    }  # fmt: skip
-    return load_settings(environ=environ)
+    over = {"AWS_ACCESS_KEY_ID": "key-id", "SEGMENT_URLS": "presigned", "REWIND_SECONDS": "0", **over}
+    return load_settings(environ=env(tmp_path, **over))
 
 
 class FakeSigner:
@@ -44,17 +39,11 @@ def query(url: str) -> dict[str, str]:
     return {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
 
 
-# -- public ------------------------------------------------------------------------------------------
-
-
 def test_public_urls_are_the_base_and_the_key_and_stable(tmp_path: Path) -> None:
     urls = segment_urls(settings(tmp_path, SEGMENT_URLS="public", R2_PUBLIC_URL="https://media.example.com/"))
     assert isinstance(urls, PublicUrls)
     assert urls.segment("live/0/a.ts") == "https://media.example.com/live/0/a.ts" == urls.segment("live/0/a.ts")
     assert urls.init("live/0/run-init.mp4") == "https://media.example.com/live/0/run-init.mp4"
-
-
-# -- presigned, signed by botocore ----------------------------------------------------------------------
 
 
 def test_a_presigned_url_names_the_object_on_the_api_host_and_lasts_presign_expiry(tmp_path: Path) -> None:
@@ -88,34 +77,23 @@ def test_a_presigned_segment_is_signed_once_per_listing_with_presign_expiry() ->
     assert signer.calls == [("live/0/a.ts", 3600)]
 
 
-# -- the init section's URL ----------------------------------------------------------------------------
-
-
-def test_an_init_url_is_reused_until_half_its_life_is_gone_then_signed_anew() -> None:
+@pytest.mark.parametrize(("expiry", "reused_for", "step"), [(3600, 1799, 1), (200, 49.9, 0.1)])
+def test_an_init_url_is_reused_until_half_its_life_is_gone_or_it_could_expire_while_listed(
+        expiry: int, reused_for: float, step: float) -> None:
+    """Half its life, or (PRESIGN_EXPIRY just above a segment's life in the playlists) all but keep_valid."""
     signer, clock = FakeSigner(), Clock()
-    urls = PresignedUrls(signer, expiry=3600, keep_valid=150, clock=clock)
+    urls = PresignedUrls(signer, expiry=expiry, keep_valid=150, clock=clock)
     first = urls.init("live/0/run1-init.mp4")
-    clock.t += 1799
+    clock.t += reused_for
     assert urls.init("live/0/run1-init.mp4") == first  # same URI: no new EXT-X-MAP for every segment
     other = urls.init("live/1/run1-init.mp4")  # each variant's init has its own URL
     assert other != first
-    clock.t += 1
+    clock.t += step
     second = urls.init("live/0/run1-init.mp4")
-    assert second != first and signer.calls[-1] == ("live/0/run1-init.mp4", 3600)
-    clock.t += 1799
+    assert second != first and signer.calls[-1] == ("live/0/run1-init.mp4", expiry)
+    clock.t += reused_for
     assert urls.init("live/0/run1-init.mp4") == second
     assert len(signer.calls) == 3
-
-
-def test_an_init_url_is_signed_anew_before_it_could_expire_while_a_playlist_lists_it() -> None:
-    # PRESIGN_EXPIRY just above a segment's life in the playlists: half the expiry is not enough.
-    signer, clock = FakeSigner(), Clock()
-    urls = PresignedUrls(signer, expiry=200, keep_valid=150, clock=clock)
-    first = urls.init("k")
-    clock.t += 49.9
-    assert urls.init("k") == first  # still valid for 150.1 s: long enough for any playlist naming it
-    clock.t += 0.1
-    assert urls.init("k") != first
 
 
 def test_keep_valid_is_the_life_the_settings_check_demands(tmp_path: Path) -> None:
@@ -134,9 +112,6 @@ def test_the_init_cache_forgets_old_runs_not_the_one_in_use() -> None:
         assert urls.init("run0-init.mp4") == first  # in use all along: kept
     urls.init("run1-init.mp4")  # long forgotten: signed again
     assert len(signer.calls) == 201
-
-
-# -- against a real S3 server that checks signatures and expiry ---------------------------------------
 
 
 @pytest.mark.integration

@@ -1,7 +1,6 @@
-"""VariantPlaylist (and Variants) on two pathways across a new target (content steering): a pathway behind
-the other when the target rises lists the former playlist as far as any pathway showed it before any
-version of the new one, every variant's at once. Driven by hand, as the lister and the Release drive
-it: list, push the versions, tell what was shown."""
+"""VariantPlaylist (and Variants) on two pathways across a new target: a pathway behind the other lists the
+former playlist as far as any pathway showed it before any version of the new one, every variant's at once.
+Driven by hand, as the lister and the Release drive it."""
 
 from __future__ import annotations
 
@@ -42,8 +41,7 @@ def playlist() -> VariantPlaylist:
 
 
 def show(p: VariantPlaylist, shown: dict[str, Rendered]) -> tuple[Rendered | None, Rendered | None, bool]:
-    """One push and one show, as the lister and the Release do (a pathway without a new version keeps
-    the one it showed): (the VM's, the bucket's, a former playlist caught up)."""
+    """One push and one show: (the VM's, the bucket's, a former playlist caught up)."""
     versions = p.versions(0.0)
     due = False
     for pid, version in versions.items():
@@ -53,8 +51,7 @@ def show(p: VariantPlaylist, shown: dict[str, Rendered]) -> tuple[Rendered | Non
 
 
 async def test_a_segment_landed_but_not_yet_shown_in_the_bucket_is_shown_there_before_the_new_target() -> None:
-    """The race the publisher test cannot time: the upload of what the VM's pathway showed landed, but
-    the bucket's version listing it was not shown yet (the Release saves first) when the target rose."""
+    """The race the publisher test cannot time: landed, not yet shown in the bucket, when the target rose."""
     p, shown = playlist(), dict[str, Rendered]()
     for i in range(2):
         p.list(seg(i), 0, float(i), p.next_sequence, T0 + i)
@@ -94,8 +91,7 @@ async def test_nothing_is_owed_when_the_bucket_showed_as_far_as_the_vm() -> None
 
 
 class Shown:
-    """Variants pushed and shown as the lister and the Release do: what each pathway shows now (a variant
-    left out of a push keeps its version)."""
+    """Variants pushed and shown as the lister and the Release do: what each pathway shows now."""
 
     def __init__(self, variants: Variants) -> None:
         self.variants = variants
@@ -128,8 +124,7 @@ def two_variants(removed: list[str] | None = None, plan: PathwayPlan = PLAN) -> 
 
 
 def shown_ahead_in_variant_1(variants: Variants, shown: Shown) -> asyncio.Future[None]:
-    """Segment 0 in both, shown on both pathways; segment 1 in both, variant 1's shown on the VM's pathway
-    only: its upload (returned) has not landed."""
+    """Segment 0 on both pathways; variant 1's segment 1 on the VM's only: its upload (returned) waits."""
     list_in(variants, (0, 1), 0)
     shown.push()
     upload: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -149,9 +144,7 @@ def list_in(variants: Variants, index: int | tuple[int, ...], i: int, duration: 
 
 
 async def test_a_former_playlist_is_shown_though_the_new_one_is_still_empty() -> None:
-    """The VM's pathway has no version of a variant whose new playlist lists nothing yet: the bucket's
-    showing its former playlist still counts. The other variants' new target waits for that variant's next segment on each pathway
-    (one target per pathway, 6.2.4), and an end ends it empty (test_variants_alike)."""
+    """The others' new target waits for that variant's next segment on each pathway (6.2.4)."""
     variants, shown = two_variants()
     upload = shown_ahead_in_variant_1(variants, shown)
     variants.retarget(3, 2.0, new_timeline=True)
@@ -170,8 +163,7 @@ async def test_a_former_playlist_is_shown_though_the_new_one_is_still_empty() ->
 
 
 async def test_a_second_new_target_before_the_bucket_caught_up_never_shows_two_targets() -> None:
-    """One former at a time: a new target while one is still owed gives it up (what only the VM's pathway
-    showed is logged), and the bucket's playlists go from the first target to the last together."""
+    """One former at a time: the bucket's playlists go from the first target to the last together."""
     loop = asyncio.get_running_loop()
     variants, shown = two_variants()
     list_in(variants, (0, 1), 0)
@@ -199,8 +191,7 @@ async def test_a_second_new_target_before_the_bucket_caught_up_never_shows_two_t
 
 
 async def test_a_withdrawn_variant_shows_its_former_playlist_and_holds_no_other() -> None:
-    """Owncast's new stream no longer names variant 1: its former playlist is still shown in the bucket
-    (so it is done with, and what left its window goes on to the cleaner), and the others do not wait."""
+    """What left its window goes on to the cleaner."""
     removed: list[str] = []
     variants, shown = two_variants(removed)
     upload = shown_ahead_in_variant_1(variants, shown)
@@ -221,11 +212,7 @@ async def test_a_withdrawn_variant_shows_its_former_playlist_and_holds_no_other(
 
 
 async def test_a_variant_ended_empty_by_a_raise_shows_its_end_with_the_others_new_target() -> None:
-    """Variants cut apart: variant 1 ended, all of it shown, when a raise from variant 0's lane keeps the
-    timeline (3: its next segment lasts 3 s); variant 0's bucket playlist is behind its VM's by an upload.
-    Variant 1's new playlist is empty and ended: on each pathway its end shows under the new target
-    together with variant 0's new playlist, not before (the bucket's goes on with variant 0's former
-    playlist until that upload landed), and never its live version under the former target."""
+    """On each pathway with variant 0's new playlist, variant 0's bucket behind by an upload."""
     variants, shown = two_variants()
     list_in(variants, (0, 1), 0)
     shown.push()
@@ -250,9 +237,7 @@ async def test_a_variant_ended_empty_by_a_raise_shows_its_end_with_the_others_ne
 
 
 async def test_a_variant_back_in_the_stream_says_what_it_listed_and_never_showed() -> None:
-    """A variant's playlist starts again where the others are (rejoin): what it had shown leaves as any
-    removed segment; what it listed and never showed (its version not shown yet) is returned, so the
-    lister counts it lost, never dropped without a word."""
+    """On rejoin, what it listed and never showed is returned (the lister counts it lost)."""
     variants, _ = two_variants(plan=PathwayPlan(PLAN.pathways, redirects=lambda: True))
     for i in (0, 1):
         list_in(variants, (0, 1), i)

@@ -1,9 +1,6 @@
 """Every variant gives a moment the same number and discontinuity number (6.2.4), whatever order its copies
-come in, late, lost or held by Owncast, and across variants cut apart (a copied variant beside a transcoded
-one, each listed from a lane of its own, lined up by date: docs/hls-rules.md, "Variants cut apart"). At the
-publisher's seam: a bucket of our own (FakeStore), a clock the test moves, every version shown through the HLS
-checker (tests/support/world.py). The shuffled runs are seeded (the same run each time); each fixed case below
-is one order they found failing."""
+come in, and across variants cut apart (docs/hls-rules.md, "Variants cut apart"); every version shown goes
+through the HLS checker (tests/support/world.py). Each fixed case is one order the seeded shuffles found."""
 
 from __future__ import annotations
 
@@ -26,8 +23,7 @@ def numbers(world: World, v: int) -> dict[int, tuple[str, int, bool]]:
 
 
 async def let_run() -> None:
-    """Let the uploads run a little between the shuffled steps: not a wait for anything, every version
-    must pass whatever they got done meanwhile."""
+    """Let the uploads run a little: not a wait, every version must pass whatever they got done."""
     await asyncio.sleep(0.005)
 
 
@@ -51,9 +47,7 @@ async def test_a_variant_whose_first_copy_is_lost_lists_its_gap_under_the_slots_
 
 @pytest.mark.parametrize("seed", range(40))
 async def test_shuffled_copies_keep_every_variant_numbered_alike(make_world: MakeWorld, seed: int) -> None:
-    """Two variants, the second's playlist up to three segments late; each copy at random on time, deleted
-    before it was read, or held by Owncast; the two playlists told in either order. Every version shown
-    passes the checker."""
+    """The second variant up to three segments late; each copy on time, deleted before read, or held."""
     rnd = random.Random(seed)
     holds = HeldWrites()
     world = make_world(window=6.0, writes=holds, stepped=True)
@@ -84,20 +78,15 @@ async def test_shuffled_copies_keep_every_variant_numbered_alike(make_world: Mak
     world.check()
 
 
-# -- variants cut apart ----------------------------------------------------------------------------------
-
-
 def checked(world: World, done: int) -> int:
-    """Every version shown since the `done` first, in order, through the checker: what a player polling
-    any of them could have seen. Returns how many are checked now."""
+    """Every version shown since the `done` first through the checker; returns how many are checked now."""
     for v, body in world.playlists.shown[done:]:
         world.checker.assert_ok(str(v), body)
     return len(world.playlists.shown)
 
 
 async def stream_ended(world: World) -> int:
-    """A first stream of four 2 s segments in both variants, ended; Owncast's folder wiped. Returns how
-    many versions are shown (and checked) so far."""
+    """A first stream of four 2 s segments in both variants, ended, its folder wiped; versions checked."""
     world.pub.on_master([SourceVariant(0, 3_000_000), SourceVariant(1, 300_000)])
     for n in range(4):
         world.owncast_lists((0, 1), f"stream-a-{n}.ts", duration=2.0, date=2 * n, target=2)
@@ -116,10 +105,7 @@ def discontinuity_of(world: World, v: int, name: str) -> int:
 @pytest.mark.parametrize("raised", [False, True], ids=["no_raise", "raised"])
 async def test_a_stream_cut_apart_after_its_first_slot_was_decided_with_one_copy_waiting(
         make_world: MakeWorld, raised: bool) -> None:
-    """The new stream's first slot decided with both variants while the transcoded variant's copy is still
-    written; then the copied variant's next segment shows the two cut apart: later by 0.6 s, or (`raised`)
-    4.6 s long, raising the target 2 -> 5 while that copy waits. Both variants give the stream's first two
-    moments one discontinuity number (no gap marked in the waiting variant)."""
+    """Cut apart (0.6 s late, or `raised` 2 -> 5): the first two moments, one discontinuity number."""
     holds = HeldWrites()
     world = make_world(align_by="time", window=6.0, writes=holds, stepped=True)
     done = await stream_ended(world)
@@ -149,11 +135,7 @@ async def test_a_stream_cut_apart_after_its_first_slot_was_decided_with_one_copy
 
 
 async def test_the_second_lane_to_start_a_stream_does_not_start_it_again(make_world: MakeWorld) -> None:
-    """Variants cut apart from the first slot, the copied variant's copy still written: the transcoded
-    lane lists the stream first and decides its target. The copied lane, once its copy lands, is not a new
-    stream though it now advertises 4 s: no new timeline (which put its first moment under another
-    number); meanwhile the transcoded variant's new playlist waits for the copied one's (one target at a
-    time, 6.2.4)."""
+    """Though it advertises 4 s; meanwhile the other lane waits for it (one target at a time, 6.2.4)."""
     holds = HeldWrites()
     world = make_world(align_by="time", window=6.0, writes=holds, stepped=True)
     done = await stream_ended(world)
@@ -179,13 +161,9 @@ async def test_the_second_lane_to_start_a_stream_does_not_start_it_again(make_wo
                          [*((seed, False) for seed in range(40)), *((seed, True) for seed in range(20))])
 async def test_shuffled_streams_cut_apart_keep_every_variant_numbered_alike(
         make_world: MakeWorld, seed: int, advertised_as_listed: bool) -> None:
-    """Three streams of about 12 s, the second cut apart (a copied variant cut 1-5 s apart beside a
-    transcoded one cut every 2 s), the third at random one or the other; each variant's segments
-    interleaved by when each ends give or take 1.5 s, each copy on time or held, each stream ended or not.
-    Every version shown passes the checker, lined up by date. `advertised_as_listed`: the copied variant
-    advertises its longest segment so far (Owncast's own target), so it raises the target within the
-    stream from its own lane, often after the transcoded variant showed all it had, or ended (20 seeds: about
-    3 s); else (40 seeds) its longest keyframe interval from the start (as the docs advise)."""
+    """Three streams, the second cut apart, the third at random; segments interleaved by when each ends
+    +-1.5 s. `advertised_as_listed`: the copied variant advertises its longest segment so far (Owncast's own
+    target, raising it from its lane); else its longest keyframe interval from the start."""
     rnd = random.Random(seed)
     holds = HeldWrites()
     world = make_world(align_by="time", window=8.0, writes=holds, stepped=True)
@@ -234,10 +212,7 @@ async def test_shuffled_streams_cut_apart_keep_every_variant_numbered_alike(
 @pytest.mark.parametrize("then", ["ended", "listed"])
 async def test_a_raise_from_one_lane_after_the_other_showed_all_it_had(make_world: MakeWorld,
                                                                        then: str) -> None:
-    """The transcoded variant has shown all it has when the copied variant's 5 s segment raises the target
-    2 -> 5: its new playlist is empty, the copied one's waits for it (one target on the pathway, 6.2.4),
-    and both show under 5 together when the stream ends (the empty one ended, 6.2.1) or (`listed`) the
-    transcoded variant lists its next segment; never a version under 2 left beside one under 5."""
+    """2 -> 5: both show under 5 together at the end or (`listed`) variant 1's next segment."""
     world = make_world(align_by="time", window=6.0, stepped=True)
     done = await stream_ended(world)
     world.owncast_lists(1, "stream-b-0.ts", duration=2.0, date=20, target=2)
@@ -278,9 +253,7 @@ async def stream_a_listed(make_world: MakeWorld) -> tuple[World, HeldWrites]:
 
 async def test_a_raise_while_one_variant_still_lists_the_stream_before_keeps_the_timeline(
         make_world: MakeWorld) -> None:
-    """Stream b cut apart, variant 1's first copy and variant 0's third still written when stream c comes
-    with a 5 s segment: the target is raised (3 -> 6) before variant 1 listed any of b. The raise keeps
-    the timeline: variant 1 lists b's moments under the numbers variant 0 gave them."""
+    """Raised (3 -> 6) before variant 1 listed any of stream b: it lists b under variant 0's numbers."""
     world, holds = await stream_a_listed(make_world)
     holds.hold("stream-b-0.ts", 1)
     world.owncast_lists(1, "stream-b-0.ts", duration=2.0, date=6, target=2)
@@ -305,9 +278,7 @@ async def test_a_raise_while_one_variant_still_lists_the_stream_before_keeps_the
 
 async def test_a_variant_lists_a_stream_cut_apart_only_after_the_last_slot_of_the_stream_before(
         make_world: MakeWorld) -> None:
-    """The last slot of a stream undecided (both copies still written) when the next stream's variants are
-    cut apart: each variant's own lane waits for it (Lanes.bound), so the old stream's last segment is
-    never listed after the new one's first."""
+    """Each lane waits for the stream before's last slot (Lanes.bound): never listed after the new first."""
     world, holds = await stream_a_listed(make_world)
     done = checked(world, 0)
     for v in (0, 1):
@@ -318,8 +289,7 @@ async def test_a_variant_lists_a_stream_cut_apart_only_after_the_last_slot_of_th
     world.owncast_lists(1, "stream-b-0.ts", duration=2.0, date=8, target=5)
     world.owncast_lists(1, "stream-b-1.ts", duration=2.0, date=10, target=5)
     world.owncast_lists(0, "stream-b-1.ts", duration=4.0, date=11, target=5)
-    # The new stream's copies in the bucket, and the loop's turns their uploads' callbacks take (a lane
-    # lists within them: the uploads' done-callbacks, then their readiness's).
+    # The new stream's copies in the bucket, and the turns their uploads' callbacks take.
     await world.until(lambda: all(f"live/{v}/stream-b-{n}.ts" in world.store.keys() for v in (0, 1)
                                   for n in (0, 1)), "stream b uploaded")
     for _ in range(20):
@@ -336,10 +306,7 @@ async def test_a_variant_lists_a_stream_cut_apart_only_after_the_last_slot_of_th
 
 async def test_a_new_stream_after_variants_cut_apart_lists_its_first_segment_at_one_number_in_each(
         make_world: MakeWorld) -> None:
-    """Stream b cut apart ends lower in variant 0 (three segments) than in variant 1 (four), variant 0's
-    last still written when stream c (a lower target) comes: listed in the same turn as c's first slot,
-    never shown, it is carried into the new playlist and moved up to end where variant 1 goes on, so c's
-    first segment has one number in both (6.2.4)."""
+    """Variant 0's last of stream b, still written, is carried into the new playlist and moved up."""
     world, holds = await stream_a_listed(make_world)
     done = checked(world, 0)
     holds.hold("stream-b-0.ts", 1)  # variant 0 lists stream b first: variant 1 comes above it

@@ -1,8 +1,5 @@
-"""A private stream's token on the viewer page (viewer/src/access.js), at its seams: the module run by Node
-with a fake POST /live/access answering as the service's contract says (a token and its end for the
-pass-phrase, an invite or a valid token; 403 with the service's words otherwise), a fake clock and timers,
-and a storage shared by two of its instances (a reload in the same tab). The page and its players on the
-real service, in Chromium: tests/test_private_browser.py."""
+"""A private stream's token on the viewer page (viewer/src/access.js), run by Node against a fake POST
+/live/access answering as the service's contract says, a fake clock, and a storage two instances share."""
 
 from __future__ import annotations
 

@@ -1,7 +1,5 @@
-"""The viewer in a real browser: hls.js in Debian's headless Chromium plays the live demo stream
-(SeaweedFS + the Owncast emulator + the service), fetches every segment from the S3 host, shows
-its stats, and shows the stream going offline and coming back; and a first visit starts as a bare
-hls.js page would: few requests before the first frame, none through a redirect."""
+"""The viewer in headless Chromium on the live demo stream: every segment from the S3 host, its stats, the
+stream going offline and back; a first visit makes few requests before the first frame, no redirect."""
 
 from __future__ import annotations
 
@@ -35,9 +33,8 @@ MAX_REQUESTS_BEFORE_FIRST_FRAME = 12
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def demo(tmp_path_factory: pytest.TempPathFactory, recordings: Recordings) -> AsyncIterator[LiveDemo]:
-    # The bucket's pathway alone: this module's claims are that every segment came from the bucket and
-    # none from this server. With the VM's pathway (the default), a bucket fetch that times out on a
-    # loaded machine sends the page to the VM for 10 s, by design (viewer/src/pathways.js). The page with content steering: tests/test_steering_browser.py.
+    # The bucket's pathway alone: every segment must come from the bucket (a fetch timing out on a loaded
+    # machine would send the page to the VM, by design; steering: tests/test_steering_browser.py).
     async with live_demo(tmp_path_factory.mktemp("viewer"), recordings, WINDOW_SECONDS="8",
                          PATHWAYS="bucket") as running:
         yield running
@@ -104,9 +101,7 @@ async def test_viewer_plays_from_the_bucket_and_shows_offline_and_back(demo: Liv
 
 
 async def test_a_first_visit_starts_with_few_requests_and_no_redirect(demo: LiveDemo) -> None:
-    """What the page needs to start comes with it or beside it. Counted by the browser (its own
-    account of its requests, each redirect one of them, up to the video's first frame: tests/support/
-    startup.py) on a first visit over a 150 ms round trip, the link the goal names."""
+    """Counted by the browser up to the first frame (tests/support/startup.py), over a 150 ms round trip."""
 
     await demo.owncast.wait_for_segments(0, 3, timeout=20)
     async with shared_chromium(draw_video=True) as browser:  # the first frame drawn
@@ -114,9 +109,8 @@ async def test_a_first_visit_starts_with_few_requests_and_no_redirect(demo: Live
         start = await first_visit(context, await context.new_page(), f"{demo.service.url}/")
     asked = [f"{f.started:.2f} {f.url}{' (redirected)' if f.redirected else ''}" for f in start.before]
     assert start.redirects() == [], asked
-    # Counted up to the first segment's request: past it, a loaded machine decoding slowly lets hls.js
-    # fetch more segments and reload playlists before the frame; the bench
-    # (bench/startup.py) reports the count up to the first frame itself.
+    # Counted up to the first segment's request (past it, a loaded machine lets hls.js fetch more before
+    # the frame; bench/startup.py counts up to the first frame itself).
     assert len(start.to_first_segment()) <= MAX_REQUESTS_BEFORE_FIRST_FRAME, asked
     own = start.same_origin_files(demo.service.url)
     # The page, its stylesheet, hls.js, viewer.min.js (its modules in it) and the playlist are the first

@@ -1,7 +1,5 @@
-"""The viewer page is built by esbuild from viewer/src/ (issue 49; scripts/build-viewer), and the built
-files are committed: the service and the wheel serve them, so `pip install` needs no Node.js. Building
-again from the sources, with the esbuild the lock file pins, must give the committed bytes, so the two
-cannot drift apart unseen."""
+"""The viewer's built files are committed (`pip install` needs no Node.js): building again from viewer/src/
+with the pinned esbuild must give the committed bytes."""
 
 from __future__ import annotations
 
@@ -45,8 +43,7 @@ def version(data: bytes) -> str:
 
 
 def test_every_file_is_named_at_its_version(rebuilt: Path) -> None:
-    """The page names its files, and viewer.js the modules it imports later, by the hash of their bytes:
-    a change in any of them changes every URL that leads to it, up to the page."""
+    """By the hash of its bytes: a change in any changes every URL leading to it, up to the page."""
     page = (rebuilt / "index.html").read_text()
     named = dict(re.findall(r'(?:src|href)="([\w.-]+)\?v=([0-9a-f]{16})"', page))
     assert named == {name: version((rebuilt / name if (rebuilt / name).exists() else VIEWER / name).read_bytes())

@@ -1,6 +1,5 @@
-"""The viewer page's report counts (viewer/src/playback.js's changesOf), run by Node as the module the page
-bundles: what each heartbeat's report carries is what changed since the last, and a report the service
-did not take goes into the next, also when another report went before its answer came."""
+"""viewer/src/playback.js's changesOf, run by Node: each report carries what changed since the last, and
+one the service did not take goes into the next."""
 
 from __future__ import annotations
 
@@ -30,8 +29,7 @@ console.log(JSON.stringify({ first, second, third, fourth, fifth }));
 
 
 def test_a_report_not_taken_goes_into_the_next_even_after_another_went() -> None:
-    """Report 1 answered "not taken" after report 2 went: the next report carries report 1's counts, and
-    report 2's are not sent again (neither lost nor counted twice)."""
+    """Neither lost nor counted twice."""
     got = module_output(CASES % json.dumps(MODULE.as_uri()))
     assert got["first"] == [1, 10] and got["second"] == [2, 5]
     assert got["third"] == [2, 10]  # report 1's counts, and what changed since report 2

@@ -1,6 +1,5 @@
-"""The viewer's page and files as the service serves them: what the page needs to start comes with it
-or beside it, no file it reaches takes a redirect, and the built files are served as they are, read
-once. Through the real app (aiohttp's test client), on the shipped viewer/ and on copies of it."""
+"""The viewer's page and files as the service serves them: what it needs to start comes with it, no file
+takes a redirect, and the built files are served as they are, read once."""
 
 from __future__ import annotations
 
@@ -55,8 +54,7 @@ def page_parts(page: str) -> tuple[dict[str, str], list[str], list[str], dict[st
 
 
 async def crawl(client: Client, urls: list[str]) -> dict[str, bytes]:
-    """Every file reached from `urls` by the modules' imports: {url: body}. Each answers 200 at the URL
-    named (a redirect fails here), at the version its content has, cacheable for good."""
+    """Every file reached from `urls` by imports: {url: body}, each 200 at its version, cacheable for good."""
     seen: dict[str, bytes] = {}
     todo = list(urls)
     while todo:
@@ -108,16 +106,14 @@ async def test_with_p2p_the_page_asks_for_its_engine_beside_its_scripts(
 
 
 async def test_a_private_streams_page_preloads_no_playlist(aiohttp_client: AiohttpClient) -> None:
-    """A private stream's page says so in its config and asks for no playlist before it has a token (a
-    preload would go without one: refused, and a door asked by a stranger's page)."""
+    """Before it has a token (a preload would go without one)."""
     client = await client_for(aiohttp_client, VIEWER, private=True)
     _, _, preloads, config = page_parts(await text(client, "/"))
     assert config["private"] is True and preloads == []
 
 
 async def test_a_request_reads_no_file(aiohttp_client: AiohttpClient, tmp_path: Path) -> None:
-    """Every file is read once, when the app is made (not on a request, whatever `?x=N` it carries): with
-    the folder gone, every answer is still the same."""
+    """Every file is read when the app is made: with the folder gone, every answer is the same."""
     viewer = tmp_path / "viewer"
     shutil.copytree(VIEWER, viewer, ignore=shutil.ignore_patterns("src"))
     client = await client_for(aiohttp_client, viewer, p2p_trackers=("wss://t.example.com",), p2p_swarm="s",
@@ -134,8 +130,7 @@ async def test_a_request_reads_no_file(aiohttp_client: AiohttpClient, tmp_path: 
 
 async def test_a_page_not_built_from_its_files_is_named_in_the_log(
         aiohttp_client: AiohttpClient, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    """viewer.min.js edited by hand in viewer/ (not built): the page still plays, its stale URL taking a
-    redirect to the file's version, and the log says what to run."""
+    """The page still plays (its stale URL redirected), and the log says what to run."""
     viewer = tmp_path / "viewer"
     shutil.copytree(VIEWER, viewer, ignore=shutil.ignore_patterns("src"))
     (viewer / "viewer.min.js").write_bytes((viewer / "viewer.min.js").read_bytes() + b"\n// edited\n")
@@ -151,8 +146,7 @@ async def test_a_page_not_built_from_its_files_is_named_in_the_log(
 @pytest.mark.parametrize("name", ["watching.min.js", "p2p.min.js"])
 async def test_a_module_named_only_inside_viewer_min_js_edited_by_hand_is_named_at_start(
         aiohttp_client: AiohttpClient, tmp_path: Path, caplog: pytest.LogCaptureFixture, name: str) -> None:
-    """watching.min.js and p2p.min.js are named (by the hash of their bytes) only inside viewer.min.js: a
-    hand edit of one is named at start in one line, with its recorded hash and its own."""
+    """In one line, with its recorded hash and its own."""
     viewer = tmp_path / "viewer"
     shutil.copytree(VIEWER, viewer, ignore=shutil.ignore_patterns("src"))
     caplog.set_level(logging.WARNING)

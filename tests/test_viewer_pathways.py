@@ -1,6 +1,5 @@
-"""The viewer page's choice of pathway while one fails (viewer/src/pathways.js), run by Node as the module
-the page bundles: a failing bucket goes behind the others for LEAVE_MS, the second bucket comes before
-the VM when there is one, the VM's pathway is never moved, the manifest's order holds otherwise."""
+"""viewer/src/pathways.js, run by Node: a failing bucket goes behind the others for LEAVE_MS, a second bucket
+before the VM, the VM never moved, the manifest's order otherwise."""
 
 from __future__ import annotations
 

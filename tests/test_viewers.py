@@ -1,6 +1,4 @@
-"""The viewer count and the page's framing policy, in process: the count's bounds and
-expiry (status/audience.py), its heartbeat route, /metrics and /health, config.json, /embed and the
-frame-ancestors header. Real browsers: tests/test_viewers_browser.py."""
+"""The viewer count (status/audience.py) and the page's framing policy, in process."""
 
 from __future__ import annotations
 
@@ -27,9 +25,6 @@ from tests.support.owncast_viewers import OwncastViewers
 from tests.support.scrape import parsed
 
 VIEWER = default_viewer_dir()
-
-
-# -- the count ----------------------------------------------------------------------------------------
 
 
 def test_a_page_counts_until_its_timeout_after_its_last_beat_or_until_it_leaves() -> None:
@@ -121,9 +116,6 @@ def test_a_page_that_moves_to_another_network_is_counted_once() -> None:
     assert audience.beat(new_id(), "192.0.2.1", p2p=False)  # its old address's slot is free again
 
 
-# -- over HTTP: the heartbeat, /metrics, /health, config.json --------------------------------------------
-
-
 async def client_for(aiohttp_client: AiohttpClient, audience: Audience, *, trust_cf: bool = True,
                      **options: Any) -> TestClient[web.Request, web.Application]:
     assert VIEWER is not None
@@ -162,8 +154,7 @@ async def test_the_heartbeat_counts_answers_the_count_uncached_and_metrics_expor
 
 
 async def test_with_p2p_on_the_answer_counts_the_pages_that_share(aiohttp_client: AiohttpClient) -> None:
-    """The page connects to peers only once P2P_MIN_VIEWERS pages share (p2p-choice.js): with P2P on,
-    every counted beat's answer says how many do, also with the count hidden; P2P off, nothing of it."""
+    """Also with the count hidden; P2P off, nothing of it (p2p-choice.js waits for P2P_MIN_VIEWERS)."""
     audience = Audience(30, per_client=3)
     client = await client_for(aiohttp_client, audience, p2p_trackers=("ws://127.0.0.1:9",), show_viewer_count=False)
     answers = []
@@ -180,10 +171,7 @@ async def test_with_p2p_on_the_answer_counts_the_pages_that_share(aiohttp_client
 
 
 async def test_another_sites_page_cannot_beat(aiohttp_client: AiohttpClient) -> None:
-    """The preflight a browser sends before another site's beat (a custom header) is
-    refused, with no CORS header; a beat a browser says another site or origin sent is not counted.
-    The page's own beats (same-origin, also in another site's frame) and clients that are no browser
-    (no Sec-Fetch-Site) count as before. Chromium's side: tests/test_viewers_browser.py."""
+    """The page's own beats (also framed) and clients that are no browser count."""
     audience = Audience(30)
     client = await client_for(aiohttp_client, audience)
     preflight = await client.options("/live/watching", headers={
@@ -230,9 +218,6 @@ async def test_config_names_owncasts_ping_the_beat_from_the_timeout_and_other_so
     config = await (await long.get("/config.json")).json()
     assert config["owncast"]["every"] == 5.0  # well inside Owncast's 15 s, whatever our timeout
     assert config["owncast"]["report"] == 10.0  # as often as Owncast's own page reports
-
-
-# -- framing and /embed ---------------------------------------------------------------------------------
 
 
 async def test_the_page_and_its_embed_form_say_who_may_frame_them(aiohttp_client: AiohttpClient) -> None:
@@ -295,9 +280,7 @@ def test_a_bad_frame_ancestors_or_viewer_sources_is_one_line_naming_it(name: str
 @pytest.mark.parametrize("public", ["https://*.co.uk", "https://*.github.io", "https://*.pages.dev",
                                     "https://*.CO.UK:8443", "http://*.blogspot.com", "https://*.s3.amazonaws.com"])
 def test_a_wildcard_over_a_public_suffix_is_refused(public: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """`*.github.io` would let anyone's GitHub Pages site frame the page. The Public Suffix
-    List says where anyone may register a site; the package ships it, so no network is needed (every
-    connection refused here)."""
+    """`*.github.io` would let anyone's site frame the page (the shipped Public Suffix List: no network)."""
     def no_network(*_: object, **__: object) -> None:
         raise OSError("no network in this test")
 
@@ -319,9 +302,6 @@ def test_viewer_settings_defaults_and_bounds() -> None:
     with pytest.raises(SettingsError, match=r"^OWNCAST_URL="):
         settings_with(OWNCAST_URL="stream.example.com")
     assert settings_with(OWNCAST_URL="https://o.example/").owncast_url == "https://o.example"
-
-
-# -- the Owncast stand-in counts as Owncast's source does ------------------------------------------------
 
 
 async def test_the_owncast_stand_in_tells_viewers_apart_as_owncast_does() -> None:
@@ -354,9 +334,7 @@ async def test_the_owncast_stand_in_tells_viewers_apart_as_owncast_does() -> Non
                                   "::ffff:127.0.0.1"])
 def test_the_heartbeats_client_key_is_the_held_caps_address_but_an_ipv6_clients_48(peer: str,
                                                                                      trust_cf: bool) -> None:
-    """watching.client_key skips parsing IPv4 but finds the address clients.client_address finds; an
-    IPv6 client by its /48, as the tracker counts it (by /64, 100 /64s of one /48 would
-    count as 100 clients)."""
+    """client_key finds the address client_address finds; an IPv6 client by its /48, as the tracker counts."""
     proxies = Proxies(cloudflare=trust_cf)
     for headers in ({}, {"CF-Connecting-IP": peer}):
         request = make_mocked_request("POST", "/live/watching", headers=headers)
@@ -372,9 +350,6 @@ def test_the_heartbeats_client_key_is_the_held_caps_address_but_an_ipv6_clients_
             request._transport_peername = ("127.0.0.1", 40000)
             keys.add(client_key(request, Proxies(cloudflare=True)))
         assert keys == {"2001:db8:1::/48"}, keys
-
-
-# -- the page's Content-Security-Policy (in Chromium: tests/test_csp_browser.py) ---------------------------
 
 
 def policy_of(**over: str) -> dict[str, list[str]]:

@@ -1,16 +1,8 @@
-"""The viewer count and the embed form in Debian's headless Chromium, on the live demo stream (SeaweedFS,
-the Owncast emulator, the service): pages that play are counted, here and in a stand-in that counts as
-Owncast does (tests/support/owncast_viewers.py); closed pages leave the count; /embed plays inside a
-page of a site FRAME_ANCESTORS names, and a site it does not name is refused.
-
-And how their playback fares (issue 42): a viewer throttled (Chromium's network emulation) below the
-lowest variant's bitrate stalls and drops to that variant, which /metrics and /health show, and Owncast's
-Stream Health (the stand-in's, as Owncast's source computes it) shows one viewer of two in trouble; the
-latency behind live on /metrics is the page's own figure within a second, whatever the device's clock;
-and the bounds on reports (issue 50) refuse none of an honest page's, each counting its start-up once.
-
-P2P on or off does not change the count: tests/test_viewers.py proves it on the count itself (the page
-only reports the flag), rather than starting the tracker and WebRTC here too."""
+"""The viewer count, the embed form and how playback fares, in headless Chromium on the live demo stream:
+pages that play are counted, here and in a stand-in counting as Owncast does (tests/support/
+owncast_viewers.py); /embed plays framed only by a site FRAME_ANCESTORS names; a throttled viewer's stalls,
+the latency and the bounds on reports show on /metrics, /health and Owncast's Stream Health. (P2P's effect
+on the count: tests/test_viewers.py.)"""
 
 from __future__ import annotations
 
@@ -38,9 +30,7 @@ from tests.support.scrape import Samples, scraped, total
 from tests.support.service_process import running_service, service_env
 from tests.support.waiting import until
 
-# One xdist worker runs the module (scripts/test's --dist loadgroup; its group begins with the second wave):
-# spread over the workers, each of seven built the module's stack (SeaweedFS, the emulator, OwncastViewers,
-# the service, Chromium) again for a test or two, 7-12 s of setup each on the busy cores.
+# One xdist worker runs the module: spread over the workers, each built the module's stack again.
 pytestmark = [pytest.mark.integration, pytest.mark.browser, needs_chromium,
               pytest.mark.asyncio(loop_scope="module"), pytest.mark.xdist_group("viewers_browser")]
 
@@ -101,8 +91,7 @@ async def test_playing_pages_are_counted_here_and_by_owncast_and_closed_ones_lea
                          timeout=WAIT)
         async with http.get(f"{stack.service.url}/health") as response:
             viewers = (await response.json())["viewers"]
-        # Stalls are another test's (below); here a page may stall on a loaded machine, and counts only
-        # among these three.
+        # Stalls are another test's; here a page may stall on a loaded machine.
         assert viewers.keys() == {"watching", "p2p", "stalled_5min"}, viewers
         assert (viewers["watching"], viewers["p2p"]) == (3, 0) and 0 <= viewers["stalled_5min"] <= 3, viewers
         # Owncast's count: the two tabs of one browser are one viewer to it, as on its own page.
@@ -111,8 +100,7 @@ async def test_playing_pages_are_counted_here_and_by_owncast_and_closed_ones_lea
 
         # Closing a page: out by its goodbye...
         await pages[0].close()
-        # One page's goodbye, maybe twice: a beat still on its way when the page closed is followed by
-        # a second goodbye (viewer/watching.js), in case it arrives after the first.
+        # One page's goodbye, maybe twice (viewer/watching.js: a beat on its way is followed by another).
         await until(lambda: audience.watching == 2 and len(set(left)) == 1, "the closed page's goodbye",
                     WAIT)
         # ...or, when it never says goodbye (its renderer crashes), once VIEWER_TIMEOUT has passed.
@@ -141,8 +129,7 @@ async def _frame_of(page: Any, host_url: str) -> Any:
 
 async def test_without_a_title_setting_the_page_shows_owncasts_name_and_summary(stack: Stack,
                                                                              browser: OwnedPages) -> None:
-    """OWNCAST_URL set, STREAM_TITLE and STREAM_DESCRIPTION not (issue 47): the page's title, heading and
-    description are the ones Owncast's admin gave its server, as plain text."""
+    """OWNCAST_URL set, STREAM_TITLE and STREAM_DESCRIPTION not: Owncast's name and summary, as plain text."""
     stack.owncast.name = "Friday <b>jazz</b> & friends"
     stack.owncast.summary = "Live from the cellar <script>, every week"
     page = await browser.new_page()
@@ -165,7 +152,7 @@ async def test_embed_plays_framed_by_a_named_site_and_is_refused_elsewhere(stack
         # The video alone: the title, status bar and panels are not shown in the embed form.
         assert await frame.is_visible("video")
         assert not await frame.is_visible("h1") and not await frame.is_visible(".bar")
-        # Framed by another site, the page is still this service's own: its beats count (issue 41).
+        # Framed by another site, the page is still this service's own: its beats count.
         await until(lambda: stack.service.audience.watching == 1, "the framed page counted", WAIT)
 
         refused: list[str] = []
@@ -195,9 +182,7 @@ _BEATS = """async (url) => {
 
 
 async def test_another_sites_page_cannot_make_its_visitors_count(stack: Stack, browser: OwnedPages) -> None:
-    """Issue 41, V2: a page on another origin (127.0.0.1, another port) fetches the heartbeat 25 times as
-    the viewer does, in real Chromium: the preflight is refused, nothing is sent, nothing counted. The
-    same fetches from a document of the service's own origin count (the control)."""
+    """25 beats from another origin; the same from the service's own origin count (the control)."""
     audience = stack.service.audience
     # The framed page of the test before may still count (its goodbye lost): gone within VIEWER_TIMEOUT.
     await until(lambda: audience.watching == 0, "earlier tests' pages gone", WAIT)
@@ -216,9 +201,7 @@ async def test_another_sites_page_cannot_make_its_visitors_count(stack: Stack, b
 
 async def test_src_plays_only_this_sites_streams_unless_the_operator_allows_more(stack: Stack,
                                                                                browser: OwnedPages) -> None:
-    """Issue 41, E1: a link to the service's page (/ or /embed) naming another site's playlist in ?src=
-    does not play it under the service's origin: the page says so and never asks that site. The
-    service's own playlists play; an origin VIEWER_SOURCES lists (here `allowed`) is asked."""
+    """Another site's ?src= is not played nor asked; an origin VIEWER_SOURCES lists is."""
     service = stack.service.url
     page = await browser.new_page()
     asked: list[str] = []
@@ -235,18 +218,13 @@ async def test_src_plays_only_this_sites_streams_unless_the_operator_allows_more
     assert not [u for u in asked if u.startswith(stack.other.url)], asked
 
 
-# -- how playback fares (issue 42) -----------------------------------------------------------------------
-
-
 def playback(got: Samples, name: str, **labels: str) -> float:
     """hls_broadcaster_playback_`name` with `labels` (0 without)."""
     return total(got, f"hls_broadcaster_playback_{name}", **labels)
 
 
 async def lowest_variant(http: aiohttp.ClientSession, url: str) -> tuple[str, int]:
-    """The variant of the multivariant playlist with the lowest BANDWIDTH: (its index, bits/s). Waited
-    for: at a new stream (the emulator's replay starting over) the service answers 503 until every variant
-    it announces is listed (steering/masters.py)."""
+    """(index, bits/s) of the lowest BANDWIDTH, waited for (503 until every variant is listed)."""
     seen: list[tuple[int, str]] = []  # (status, body) of the last answer
 
     async def variants() -> list[tuple[str, str]]:
@@ -265,10 +243,7 @@ async def lowest_variant(http: aiohttp.ClientSession, url: str) -> tuple[str, in
 
 async def test_a_viewer_below_the_lowest_variants_bitrate_stalls_on_it_here_and_in_owncasts_stream_health(
         stack: Stack, browser: OwnedPages) -> None:
-    """Two viewers play; Chromium's network emulation then gives one of them half the lowest variant's
-    bitrate. Its page stalls and drops to that variant: /metrics counts stalls and stalled seconds on it,
-    /health a viewer stalled in the last 5 minutes, and Owncast's Stream Health (its playback reports,
-    the stand-in computing the overview as Owncast's source does) half the viewers in trouble."""
+    """Throttled to half the lowest variant's bitrate, one viewer of two."""
     url = stack.service.url
     async with aiohttp.ClientSession() as http:
         lowest, bandwidth = await lowest_variant(http, url)
@@ -310,7 +285,7 @@ async def test_a_viewer_below_the_lowest_variants_bitrate_stalls_on_it_here_and_
         health = stack.owncast.stream_health()
         slow_reports = [r for ua, r in stack.owncast.playback_reports if ua == "viewer-slow"]
     assert got[("hls_broadcaster_viewers_stalled", ())] >= 1 and viewers["stalled_5min"] >= 1, (got, viewers)
-    # A page stalling on a link too slow for it reports no more than it could have had (issue 50).
+    # A page stalling on a link too slow for it reports no more than it could have had.
     refused = [playback(s, "reports_refused_total", reason="out_of_bounds") for s in (before, got)]
     assert refused[0] == refused[1], refused
 
@@ -342,9 +317,7 @@ FAST_CLOCK = """(() => {
 
 async def test_the_latency_on_metrics_is_the_pages_own_within_a_second_whatever_the_devices_clock(
         stack: Stack, browser: OwnedPages) -> None:
-    """A page whose device clock is an hour fast plays: the latency /metrics shows for it (the mean of its
-    reports) is the page's own figure within a second, and the truth within a second too: the service's
-    clock (this process's) minus the PROGRAM-DATE-TIME of the frame it shows. Owncast gets the same."""
+    """And the truth (this clock less the frame's PROGRAM-DATE-TIME) within a second; Owncast too."""
     url = stack.service.url
     async with aiohttp.ClientSession() as http:
         context = await browser.new_context(user_agent="viewer-fast-clock")
@@ -386,12 +359,7 @@ async def test_the_latency_on_metrics_is_the_pages_own_within_a_second_whatever_
 
 async def test_honest_pages_reports_are_all_within_bounds_and_each_start_up_counts_once(
         stack: Stack, browser: OwnedPages) -> None:
-    """Issue 50: a report holding more than its page could have had in the time since its last is
-    refused, a page's start-up counts once (and an address's once a minute: loopback here, so each page
-    by itself). Two pages play and report every second on a busy machine; one pauses (it leaves the
-    count) and plays on under the same id. None of their reports is refused as out of bounds, their
-    start-ups count once each, and the page that played on sends no start-up again (viewer/playback.js:
-    until a report with it is taken; the count could not tell its id's new entry from a new page)."""
+    """Two pages play, one pauses and plays on under its id (sending no start-up again)."""
     url = stack.service.url
     async with aiohttp.ClientSession() as http:
         contexts = [await browser.new_context(user_agent=f"viewer-{n}") for n in range(2)]
@@ -423,10 +391,7 @@ async def test_honest_pages_reports_are_all_within_bounds_and_each_start_up_coun
 
 async def test_a_report_whose_beat_failed_goes_into_the_next_and_no_count_is_lost(
         stack: Stack, browser: OwnedPages) -> None:
-    """A beat answered 503 or failing on the way carried a report the service never took: the page must
-    count it again in its next, as after "too soon", not drop it. Four beats with a report fail (503s and
-    aborted ones in turn): the page counts each as not taken, and once its beats go through /metrics holds
-    every bucket segment it had loaded."""
+    """Four beats with a report fail (503s and aborts in turn)."""
     url = stack.service.url
     failed: list[str] = []
 

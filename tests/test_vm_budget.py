@@ -1,7 +1,6 @@
-"""The VM's segment bytes as budgets (broadcaster/vm/budget.py), on a fake clock: a token bucket of
-bytes, each client's share of a rate, and the two pools: viewers steered by the service's own evidence
-spend all of VM_SEGMENT_MBPS, clients served on their own page's report a quarter of it together, and
-neither spends the other's."""
+"""The VM's segment bytes as budgets (vm/budget.py) on a fake clock: a token bucket, each client's share,
+and two pools (steered viewers all of VM_SEGMENT_MBPS, reporters a quarter together), neither spending
+the other's."""
 
 from __future__ import annotations
 
@@ -46,9 +45,7 @@ def test_a_byte_budget_gives_its_rate_and_at_most_its_burst() -> None:
 
 
 def test_reporters_spend_a_quarter_of_the_bytes_together_and_never_the_steered_pool() -> None:
-    """Clients served on their own page's report while the bucket serves (claims: any number of
-    addresses) take from a pool of a quarter of the rate and of its burst, together, however many they
-    are; the steered viewers' pool is then whole for the first second of a real outage."""
+    """Reporters (any number of addresses) share a quarter of rate and burst; the steered pool stays whole."""
     clock = Clock()
     rate = 1_000_000.0
     pools = VmBytes(ByteBudget(rate, 10 * rate, clock), most_sending=32)

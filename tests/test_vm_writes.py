@@ -1,12 +1,6 @@
-"""While nothing fails, content steering costs the VM's disk no more than running without it: the VM's
-pathway serves Owncast's own files, and keeps a copy only of what an upload failed for
-(broadcaster/vm/held.py), never a second copy of every segment.
-
-The service as an operator runs it (its own process), on SeaweedFS, Owncast's 1 s segments in 2
-variants replayed (tests' recordings), REWIND_SECONDS=14400. Measured from the kernel's count of what the
-process caused to be written to storage (/proc/<pid>/io write_bytes), over the segments it listed
-meanwhile (its own counter). bench.vm_cost has the figures beside PATHWAYS=bucket's.
-"""
+"""While nothing fails, content steering costs the VM's disk no more than running without it: a copy only
+of what an upload failed for (vm/held.py). Measured from /proc/<pid>/io write_bytes over the segments
+listed; bench.vm_cost has the figures."""
 
 from __future__ import annotations
 

@@ -147,10 +147,7 @@ class OrderedSink(Sink):
 @pytest.mark.parametrize("kernel", PATHS)
 async def test_after_a_wipe_variant_playlists_wait_for_the_new_master_naming_a_new_variant(
         tmp_path: Path, kernel: bool) -> None:
-    """Owncast wipes its folder for a new stream and writes each variant's first playlist before the
-    master (ffmpeg writes it last). A variant the new stream adds is named only by that master: the other
-    variants' playlists wait for it, so all three reach the publisher after it and the new one is listed
-    from its first segment, not after its slot was decided in the others."""
+    """ffmpeg writes the master last: a new variant is listed from its first segment."""
     sink, metrics = OrderedSink(), Metrics()
     (tmp_path / "0").mkdir()
     write_in_place(tmp_path / "stream.m3u8", MASTER)
@@ -179,9 +176,7 @@ async def test_after_a_wipe_variant_playlists_wait_for_the_new_master_naming_a_n
 
 def test_a_quiet_rescan_that_lands_mid_rewrite_is_not_a_warning(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    """A rescan runs when the folder has been quiet for a second, which a 1 s stream also is just
-    before Owncast rewrites its playlist: the rescan can read it half-written. Broken means broken at
-    two quiet rescans in a row, unchanged; rescans are driven by hand here (the watcher not started)."""
+    """A quiet rescan may read a playlist half-written: broken means broken at two rescans in a row."""
     sink, metrics = Sink(), Metrics()
     (tmp_path / "0").mkdir()
     write_in_place(tmp_path / "stream.m3u8", MASTER)
@@ -246,8 +241,7 @@ class _WaitProbe(selectors.DefaultSelector):
 
 @KERNEL
 def test_idle_watcher_waits_on_the_kernel_not_on_a_clock(tmp_path: Path) -> None:
-    """The Linux path starts no thread, and once idle the event loop sleeps until the next rescan
-    is due: nothing wakes it to look for changes. A write then wakes it (the kernel's event)."""
+    """No thread; idle, the loop sleeps until the next rescan; a write wakes it (the kernel's event)."""
     probe = _WaitProbe()
     rescan = 3600.0
 
@@ -295,10 +289,7 @@ def test_folder_watch_reports_writes_new_folders_and_its_own_removal(tmp_path: P
 
 def test_variant_playlists_without_a_multivariant_playlist_are_said_once_not_silent(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    """Owncast writes its variants' playlists first and the multivariant playlist after: nothing can
-    be served before it (its variants are unknown). Past the grace that is a problem /health names,
-    with the file, in one log line and a gauge; a master that cannot be read counts the same; a good
-    master ends it. Rescans driven by hand, grace 0."""
+    """Past the grace (or unreadable): /health, one log line, a gauge; a good master ends it."""
     sink, metrics = Sink(), Metrics()
     watcher = HlsWatcher(tmp_path, sink, metrics, timing=WatchTiming(master_grace=0.0))
     caplog.set_level(logging.INFO, logger="broadcaster.source.watcher")

@@ -1,11 +1,6 @@
-"""Only whole segments reach the bucket: a segment Owncast's playlist names while Owncast is
-still writing it is waited for, and a file that changes during its upload is uploaded again.
-
-The writer holds a segment's last bytes back until the playlist has named it and the service has been
-seen waiting (tests/support/held_back.py): the race of ffmpeg's PUTs made to happen every time, on both
-watch paths (inotify, which tells a close; watchfiles, which does not). What is compared is bytes: the
-object in the bucket against the file as Owncast finished it.
-"""
+"""Only whole segments reach the bucket: one named while still written is waited for, one that changes
+during its upload is uploaded again. The writer holds its last bytes back (tests/support/held_back.py), so
+ffmpeg's race happens every time, on both watch paths; the bucket's bytes are compared with the file."""
 
 from __future__ import annotations
 
@@ -40,9 +35,6 @@ from tests.support.writes_watch import (KERNEL, PATHS, WATCHES, listed_within, s
 CUT = 1000  # bytes held back: not a whole number of TS packets, as a cut in a body almost never is
 
 
-# -- the wait itself, on a real folder fed by the real watcher ----------------------------------------
-
-
 @pytest_asyncio.fixture(params=PATHS)
 async def watched(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[tuple[Writes, Path]]:
     """Writes fed by a running HlsWatcher (inotify or watchfiles) on tmp_path, and its variant folder."""
@@ -68,8 +60,7 @@ async def test_a_segment_still_being_written_is_waited_for_until_owncast_finishe
 @pytest.mark.parametrize("lease", [True, False], ids=["lease", "events"])
 async def test_the_kernel_tells_a_cut_on_a_packet_boundary_which_the_file_alone_cannot(
         tmp_path: Path, ts_bytes: bytes, lease: bool) -> None:
-    """Held back a whole number of packets, the file on disk looks whole: only the kernel tells (the lease
-    refused while the file is open for writing, or else the close event)."""
+    """The lease refused while the file is open for writing, or else the close event."""
     async with watching(tmp_path, True, quiet=0.05, lease=lease) as w:
         with HeldBack(ts_bytes, 188 * 4) as held:
             held.begin(tmp_path / "0" / "seg.ts")
@@ -84,8 +75,7 @@ async def test_the_kernel_tells_a_cut_on_a_packet_boundary_which_the_file_alone_
 @KERNEL
 async def test_a_file_closed_before_it_is_asked_for_costs_no_wait_and_one_look(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """One look (an open, fstat and the lease asked: whole packets, no writer left), no wait: a close heard
-    is not enough by itself (a writer that closed early, another process's close)."""
+    """One look (open, fstat, the lease): a close heard is not enough by itself."""
     async with watching(tmp_path, True) as w:
         (tmp_path / "0" / "seg.ts").write_bytes(b"\x47" * 188)
         await until(lambda: w._writing.get(tmp_path / "0" / "seg.ts") is False, "the close was read")
@@ -104,8 +94,7 @@ async def test_a_file_closed_before_it_is_asked_for_costs_no_wait_and_one_look(
 
 
 async def test_after_lost_events_a_file_is_judged_by_itself_never_taken_for_finished(tmp_path: Path) -> None:
-    """A queue overflow forgets what the kernel said: the file being written then is not 'finished' (without
-    the lease: the file itself, cut inside a packet, says so)."""
+    """Without the lease, the file itself, cut inside a packet, says it is not finished."""
     folder = tmp_path / "0"
     folder.mkdir()
     path = folder / "seg.ts"
@@ -125,8 +114,7 @@ async def test_after_lost_events_a_file_is_judged_by_itself_never_taken_for_fini
 @KERNEL
 async def test_the_watcher_forgets_what_the_kernel_said_when_its_queue_overflows(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """IN_Q_OVERFLOW through the real watcher: a close heard before it is forgotten, so a file rewritten
-    while events were lost is judged again, not taken for finished on the word of the old close."""
+    """A file rewritten while events were lost is judged again, not taken on the old close's word."""
     (tmp_path / "0").mkdir()
     path = tmp_path / "0" / "seg.ts"
     path.write_bytes(b"\x47" * 188 * 4)
@@ -159,9 +147,7 @@ async def test_the_watcher_forgets_what_the_kernel_said_when_its_queue_overflows
 @KERNEL
 async def test_a_file_written_since_before_the_watch_began_waits_longer_than_the_quiet_of_watchfiles(
         tmp_path: Path, ts_bytes: bytes) -> None:
-    """A restart while Owncast writes a segment: the kernel never heard of the file, and its cut falls on a
-    packet boundary (whole packets: the file alone looks whole). Beside a kernel watch such a file must be
-    quiet for UNHEARD_QUIET, not QUIET."""
+    """A file the kernel never heard of, cut on a packet boundary, must be quiet for UNHEARD_QUIET."""
     (tmp_path / "0").mkdir()
     with HeldBack(ts_bytes, 188 * 4) as held:
         held.begin(tmp_path / "0" / "seg.ts")  # before the watch
@@ -177,9 +163,7 @@ async def test_a_file_written_since_before_the_watch_began_waits_longer_than_the
 @pytest.mark.parametrize("before", ["first_watch", "second_watch"])
 async def test_before_a_kernel_watch_begins_a_file_unheard_of_still_waits_the_longer_quiet(
         tmp_path: Path, before: str) -> None:
-    """Uploads asked before the kernel watch begins must judge by the kernel path's quiet, not watchfiles':
-    at start-up (the service reads Owncast's playlists before its first watch begins) and between two
-    watches (Owncast wipes HLS_DIR for a new stream: the old folder's watch ends before the new one begins)."""
+    """Before a kernel watch begins (at start-up, between two watches) the kernel path's quiet applies."""
     (tmp_path / "0").mkdir()
     w = Writes(tmp_path, kernel=True, quiet=0.05, unheard_quiet=60, lease=False)  # the quiet, not the lease
     if before == "second_watch":
@@ -214,9 +198,6 @@ async def test_a_file_never_made_is_missing_after_a_short_wait(
     told: list[int] = []
     assert await Writes(tmp_path, kernel=False).finished(tmp_path / "0" / "gone.ts", 30, lambda: told.append(1)) is Finish.MISSING
     assert told == []  # not "being written": never there
-
-
-# -- the publisher: uploaded again when it changed, given up when it never finishes --------------------
 
 
 async def test_a_file_changed_during_its_upload_is_uploaded_again_before_it_is_listed(tmp_path: Path) -> None:
@@ -261,9 +242,6 @@ async def test_a_segment_never_finished_is_lost_with_its_gap_marked_never_upload
     await world.pub.close()
 
 
-# -- the service as it runs: the listing waits and the bucket holds the whole file ---------------------
-
-
 @pytest.mark.integration
 @pytest.mark.parametrize("watch", WATCHES)
 async def test_the_service_lists_a_held_segment_only_once_it_is_whole_and_says_so_once_per_stream(
@@ -302,8 +280,6 @@ async def test_the_service_lists_a_held_segment_only_once_it_is_whole_and_says_s
         assert service.problems() == []
     assert os.path.exists(feed.folder(0) / first)
 
-
-# -- by hand, two variants, on SeaweedFS: the writer's ledger against the bucket -----------------------
 
 HOLD = 1.0  # seconds a tail is held at most once its playlist names it (Owncast's own: ~10 ms)
 LATE = 3  # slots whose tails are held

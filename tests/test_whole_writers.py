@@ -1,11 +1,6 @@
-"""Whole means whole whatever the writer does: a close that is not the last writer's,
-a writer that closes early and comes back, a rename while open, a restart or a lost event while a file is
-open, a truncate(2) by name. Whether anyone still has the file open for writing is asked of the kernel
-(broadcaster/source/leases.py); the events and the file itself decide only where it will not answer.
-
-The writers are tests/support/odd_writers.py's. What is compared in the end is bytes: the object in the
-bucket against the file as its writer finally left it (the ledger), on both watch paths.
-"""
+"""Whole means whole whatever the writer does (tests/support/odd_writers.py). Whether anyone still has the
+file open for writing is asked of the kernel (source/leases.py); the events and the file decide only where it
+will not answer. In the end the bucket's bytes are compared with the file its writer left (the ledger)."""
 
 from __future__ import annotations
 
@@ -46,9 +41,6 @@ LOOKS = 12  # still_waiting's looks, 0.05 s apart: 0.6 s, over twice watchfiles'
 assert LOOKS * 0.05 > 2 * QUIET
 
 
-# -- W1, W2: a writer that has not finished is waited for, whatever the events and the file say ----------
-
-
 # Every odd writer on both watch paths; and, on the kernel's without the lease, the two it judges otherwise.
 UNFINISHED = [*(pytest.param(kind, path.values[0], True, id=f"{kind}-{path.id}", marks=path.marks)
                 for kind in ("closed_early", "reopened", "renamed", "touched") for path in PATHS),
@@ -59,11 +51,8 @@ UNFINISHED = [*(pytest.param(kind, path.values[0], True, id=f"{kind}-{path.id}",
 @pytest.mark.parametrize(("kind", "kernel", "lease"), UNFINISHED)
 async def test_a_writer_that_has_not_finished_is_waited_for_whatever_its_events_said(
         tmp_path: Path, ts_bytes: bytes, kind: str, kernel: bool, lease: bool) -> None:
-    """closed_early: a close 100 bytes into a packet. reopened, renamed, touched: the file on a packet
-    boundary and quiet, its writer's last event a close (its own, or `touch`'s) or a rename, or none at all
-    (watchfiles). Without the kernel's answer (`lease` False: another owner, no CAP_LEASE), the close inside
-    a packet is still not finished (the packet check on the kernel path too), and a file renamed into place
-    is judged by the file itself (unheard quiet, 60 s here), not taken for closed."""
+    """closed_early: a close inside a packet; the others on a packet boundary and quiet. Without the kernel's
+    answer (`lease` False), a file renamed into place is judged by the file itself (unheard quiet, 60 s)."""
     async with watching(tmp_path, kernel, lease=lease, unheard_quiet=UNHEARD_QUIET if lease else 60) as w:
         path = tmp_path / "0" / "seg.ts"
         writer = OddWriter(kind, ts_bytes)
@@ -85,8 +74,7 @@ async def test_a_writer_that_has_not_finished_is_waited_for_whatever_its_events_
 @pytest.mark.parametrize("kernel", PATHS)
 async def test_a_whole_segment_truncated_by_name_to_its_own_length_is_finished_not_unfinished(
         tmp_path: Path, ts_bytes: bytes, kernel: bool) -> None:
-    """W5: truncate(2) by name writes (IN_MODIFY) with no open, so no close ever follows (a wait for one
-    lasts until the limit): nobody holds it open, so it is finished as it is."""
+    """truncate(2) by name writes with no open, so no close follows: nobody holds it open: finished."""
     async with watching(tmp_path, kernel) as w:
         path = tmp_path / "0" / "seg.ts"
         OddWriter("truncated", ts_bytes).begin(path)
@@ -98,8 +86,7 @@ async def test_a_whole_segment_truncated_by_name_to_its_own_length_is_finished_n
 @pytest.mark.parametrize("kernel", PATHS)
 async def test_a_segment_truncated_by_name_inside_a_packet_is_given_up_never_finished(
         tmp_path: Path, ts_bytes: bytes, kernel: bool) -> None:
-    """The other outcome of truncate(2) by name, decided: cut inside a packet, the file is not a whole
-    segment, and nobody will finish it: it is waited for until the limit, then lost (never listed)."""
+    """Cut inside a packet, nobody will finish it: waited for until the limit, then lost."""
     async with watching(tmp_path, kernel) as w:
         path = tmp_path / "0" / "seg.ts"
         path.write_bytes(ts_bytes)
@@ -107,14 +94,10 @@ async def test_a_segment_truncated_by_name_inside_a_packet_is_given_up_never_fin
         assert await w.finished(path, 0.5) is Finish.UNFINISHED
 
 
-# -- W3: after a restart or a lost event, an open file is never finished, however quiet ------------------
-
-
 @KERNEL
 async def test_after_a_restart_a_file_still_open_on_a_packet_boundary_is_never_finished_however_quiet(
         tmp_path: Path, ts_bytes: bytes) -> None:
-    """The watch begins while the file is open (a restart mid-segment): the kernel never heard of it, and
-    the file alone looks whole and quiet. It counted as finished after UNHEARD_QUIET (2 s; 0.2 s here)."""
+    """The watch begins while the file is open (a restart mid-segment); the file alone looks whole, quiet."""
     (tmp_path / "0").mkdir()
     with HeldBack(ts_bytes, 188 * 4) as held:
         held.begin(tmp_path / "0" / "seg.ts")
@@ -126,9 +109,7 @@ async def test_after_a_restart_a_file_still_open_on_a_packet_boundary_is_never_f
 
 
 def _flood(folder: Path, events: int) -> None:
-    """More than `events` inotify events in `folder`, written while the event loop is blocked: writes to
-    two files in turn, each an IN_MODIFY (the kernel merges an event only into an identical one just
-    before it in the queue)."""
+    """More than `events` inotify events, two files in turn (the kernel merges only identical neighbours)."""
     fds = [os.open(folder / f"flood-{i}.ts", os.O_WRONLY | os.O_CREAT, 0o644) for i in (0, 1)]
     try:
         for i in range(events + 100):
@@ -141,9 +122,7 @@ def _flood(folder: Path, events: int) -> None:
 @KERNEL
 async def test_a_real_queue_overflow_is_logged_counted_and_an_open_file_is_never_taken_for_finished(
         tmp_path: Path, ts_bytes: bytes, caplog: pytest.LogCaptureFixture) -> None:
-    """The kernel's own IN_Q_OVERFLOW (its queue filled while the loop was blocked): logged, counted in
-    hls_broadcaster_inotify_overflows_total, what was heard forgotten; a file still open then, cut on a
-    packet boundary, is not finished after the unheard quiet (0.2 s here)."""
+    """The kernel's IN_Q_OVERFLOW: what was heard before it is forgotten."""
     limit = int(Path("/proc/sys/fs/inotify/max_queued_events").read_text())
     if limit > 100_000:
         pytest.skip(f"fs.inotify.max_queued_events is {limit}: too many files to make to fill it")
@@ -172,9 +151,6 @@ async def test_a_real_queue_overflow_is_logged_counted_and_an_open_file_is_never
     finally:
         held.close()
         await watcher.stop()
-
-
-# -- where the kernel will not answer: the events and the file, with what that cannot tell -----------------
 
 
 def ask(path: Path) -> bool | None:
@@ -206,10 +182,7 @@ def test_the_lease_tells_a_writer_anywhere_from_readers_and_from_none(tmp_path: 
 
 
 async def test_a_writer_opening_the_file_while_the_lease_is_held_ends_nothing(tmp_path: Path) -> None:
-    """The kernel signals the lease's holder (SIGIO, which ends a process by default) when a writer opens
-    the file meanwhile: here a writer opens it while the lease is held on purpose, as the instant between
-    the two calls could in the service. The break is seen begun (F_GETLEASE: the lease is on its way to
-    F_UNLCK, the signal sent), this process lives on, and the writer's open goes through once released."""
+    """SIGIO, which the kernel sends the lease's holder, ends a process by default."""
     path = tmp_path / "seg.ts"
     path.write_bytes(b"\x47" * 188)
     fd = os.open(path, os.O_RDONLY)
@@ -230,8 +203,7 @@ async def test_a_writer_opening_the_file_while_the_lease_is_held_ends_nothing(tm
 @pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None,
                     reason="needs root and setpriv, to give a file away and drop CAP_LEASE")
 def test_where_the_kernel_will_not_answer_it_says_why_once_and_the_answer_is_none(tmp_path: Path) -> None:
-    """Not the file's owner and no CAP_LEASE (Owncast's files, read by the service as another user): None,
-    and one WARNING naming the file and the way out. Asked by a process of its own without CAP_LEASE."""
+    """Not the file's owner and no CAP_LEASE: None, and one WARNING naming the file and the way out."""
     path = tmp_path / "seg.ts"
     path.write_bytes(b"\x47" * 188)
     os.chown(path, 65534, 65534)  # another user's file
@@ -261,13 +233,8 @@ def test_asked_from_a_thread_it_cannot_set_the_signal_up_and_says_none(tmp_path:
     assert got == [None]
 
 
-# -- when its segment is listed, the file is still the version uploaded ----------------------------------
-
-
 async def test_a_file_touched_after_its_upload_is_listed_as_uploaded(tmp_path: Path) -> None:
-    """Variant 0's copy is uploaded, but its slot waits for variant 1's. Meanwhile the file's stamp moves
-    and its bytes do not (a `touch`): still listed, from the one upload. (A file written again then is
-    tests/test_late_and_reopened.py's: waited for, and listed with its final bytes.)"""
+    """Touched (its stamp moved, not its bytes) while its slot waits for variant 1: listed from one upload."""
     world = World(tmp_path, writes=Writes(tmp_path, kernel=False, quiet=0.0))
     world.pub.on_master([SourceVariant(0, 800_000), SourceVariant(1, 300_000)])
     world.owncast_lists(0, "stream-a-0.ts")
@@ -291,8 +258,6 @@ async def test_a_file_touched_after_its_upload_is_listed_as_uploaded(tmp_path: P
     await world.pub.close()
 
 
-# -- the service as it runs, on SeaweedFS: every odd writer, the bucket against the ledger ----------------
-
 WAITED = 20.0  # seconds the service may take to start waiting on a file (a loaded machine)
 HOLD = 1.0  # seconds a `touch`ed file is held after it, the service free to take it meanwhile
 
@@ -301,9 +266,7 @@ HOLD = 1.0  # seconds a `touch`ed file is held after it, the service free to tak
 @pytest.mark.parametrize("watch", WATCHES)
 async def test_the_service_lists_each_odd_writers_segment_whole_or_not_at_all(
         tmp_path: Path, seaweed: SeaweedS3, watch: str) -> None:
-    """One slot per odd writer, each named by the playlist while its writer has not finished it (or, for
-    the truncation, finished by name). The service must be seen waiting (never listing it meanwhile), and
-    in the end every object listed is byte for byte the file its writer left: nothing listed half."""
+    """One slot per odd writer, named while its writer has not finished it."""
     ledger = Ledger()
     ts = real_ts_segment(tmp_path)
     feed = HandFedOwncast(tmp_path / "hls", ts, variants=(0,), ledger=ledger)

@@ -1,6 +1,5 @@
-"""The window's entries: a frozen view (what a version pushed and rendered when first asked reads) stays
-as it was whatever is appended or slides out after it, and a sliding window keeps few entries it no longer
-lists (it would hold a whole second window's worth otherwise: a 4 h one, 14,400 entries a variant)."""
+"""A frozen view of the window stays as it was whatever is appended or slides out after it, and a sliding
+window keeps few entries it no longer lists."""
 
 from __future__ import annotations
 
