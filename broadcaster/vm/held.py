@@ -1,25 +1,16 @@
 """Held: the segments the service holds for its pathways, and the copies it keeps of some.
 
-A segment is held as one version of Owncast's file (its stamp: inode, size, mtime). While Owncast's file
-is there and unchanged it *is* those bytes: the VM's pathway serves them, read from Owncast's folder
-(beneath HLS_DIR, never through a symlink). What is held, and when:
+A segment is held as one version of Owncast's file (its stamp: inode, size, mtime); while that file is
+unchanged it *is* those bytes, read beneath HLS_DIR, never through a symlink. Nothing is held while the
+bucket takes each upload at once and the VM only redirects (a key the VM is asked for is held then:
+`at_hand`); the first read is held while a pathway lists what the VM holds (`first`); once an upload
+fails, a copy is kept under STATE_DIR/segments until every bucket has it (`keep`, `hold_kept`, `landed`),
+as Owncast deletes a segment soon after listing it (docs/owncast.md).
 
-- **Nothing, while the bucket takes each upload at once and the VM only redirects**: steering costs
-  nothing per segment while nothing fails. A key the VM lists is held when a player asks the VM for it
-  (`at_hand`: one stat).
-- **At the first read, while a pathway lists what the VM holds** (players steered to the VM), or when
-  another bucket sends what the first read (`first`); an upload in flight then is held too
-  (publish/uploads.py's release_held).
-- **With a copy, once an upload fails** (`keep`, `hold_kept`): Owncast deletes a segment soon after
-  listing it (docs/owncast.md), so a copy is kept under STATE_DIR/segments until every bucket has it
-  (`landed`): the backlog survives Owncast's cleanup, and the VM's pathway serves the copy meanwhile.
-
-The copies are bounded (VM_COPIES_MB, oldest first; never the last 64 MB or 2 % of the disk), named by a
-counter of ours, never from a URL or Owncast. What is held is forgotten after a segment's whole life in
-the playlists (Settings.segment_url_life). Written from the uploads' worker threads and the event loop:
-the index is behind a lock.
+The copies are bounded (VM_COPIES_MB, oldest first; never the last 64 MB or 2 % of the disk) and named
+by a counter of ours. What is held is forgotten after a segment's whole life in the playlists. Written
+from the uploads' worker threads and the event loop: the index is behind a lock.
 """
-
 from __future__ import annotations
 
 import contextlib
@@ -46,8 +37,8 @@ class Held:
     def __init__(self, hls_dir: Path, state_dir: Path, *, max_bytes: int, keep_for: float,
                  buckets: Iterable[str] = (hls.BUCKET_PATHWAY,), clock: Callable[[], float] = time.monotonic,
                  writers: Callable[[int, Path], bool | None] = lambda fd, path: None) -> None:
-        """`writers(fd, path)`: whether the file open as `fd` is open for writing anywhere (source/leases.py;
-        None: the kernel will not say), asked before `at_hand` holds a version of Owncast's file."""
+        """`writers(fd, path)`: whether the file open as `fd` is open for writing anywhere (None: the
+        kernel will not say; source/leases.py)."""
         self._root = hls_dir
         self._files = CopyFiles(state_dir)  # the copies' folder
         self.max_bytes = max_bytes
@@ -74,8 +65,7 @@ class Held:
         return self._index.evicted
 
     def room(self) -> tuple[int, str]:
-        """The bytes the copies may take now, and what bounds them: VM_COPIES_MB, or STATE_DIR's disk down
-        to its reserve (copy_files.room)."""
+        """The bytes the copies may take now, and what bounds them (copy_files.room)."""
         return room(self.folder, self._index.bytes, self.max_bytes)
 
     @property
@@ -107,8 +97,7 @@ class Held:
         if content_type is None:
             return None
         now = self._clock()
-        # tuple.__new__: the same HeldFile (copy and copy_size at their defaults), without the Python-level
-        # __new__ a NamedTuple's call runs (one per segment).
+        # tuple.__new__: a HeldFile without the NamedTuple's Python-level __new__ (one per segment).
         held = _new(HeldFile, (key, parts, stamp, stamp.size, stamp.mtime_ns // 1_000_000_000, content_type, now,
                                None, 0))
         gone: list[str] = []
@@ -119,13 +108,12 @@ class Held:
         return held
 
     def body(self, key: str) -> bytes | None:
-        """`key`'s bytes (blocking: on a worker thread): its copy, or Owncast's file while it is still the
-        version read; None when neither is there (deleted, or rewritten since)."""
+        """`key`'s bytes (blocking): its copy, or Owncast's file while it is the version read; else None."""
         got = self.held_body(key)
         return got[0] if got is not None else None
 
     def held_body(self, key: str) -> tuple[bytes, Stamp] | None:
-        """The bytes of the version held of `key`, and its stamp (blocking: on a worker thread): as `body`."""
+        """As `body`, with the held version's stamp."""
         held = self.get(key)
         if held is None:
             return None
@@ -135,8 +123,8 @@ class Held:
             return None
 
     def keep(self, key: str, body: bytes) -> bool:
-        """An upload of `key` failed: keep `body` (the version held) until every bucket has it, so the
-        next attempts survive Owncast's cleanup. True once a copy is kept (or was already)."""
+        """An upload of `key` failed: keep `body` (the version held) until every bucket has it. True once
+        a copy is kept (or was already)."""
         held = self.get(key)
         if held is None or not self._files.is_open or not body or len(body) != held.size:
             return False
@@ -184,8 +172,7 @@ class Held:
             return self._index.files.get(key)
 
     def alive(self, key: str) -> bool:
-        """A version of `key` may still be read: its copy is kept, or Owncast's file is there (a stat, once
-        per turn of the bucket's backoff for each upload that waits)."""
+        """A version of `key` may still be read: its copy is kept, or Owncast's file is there (a stat)."""
         held = self.get(key)
         if held is None:
             return False
@@ -197,9 +184,8 @@ class Held:
             return False
 
     def at_hand(self, key: str, parts: tuple[str, ...]) -> HeldFile | None:
-        """What the VM answers for `key` now (`parts`: its file beneath HLS_DIR when nothing is held of it):
-        Owncast's file as it is, held from now on, or the copy kept while Owncast's file is gone or being
-        written again. One stat, on the event loop: asked only for what players fetch from the VM."""
+        """What the VM answers for `key` now (`parts`: its file beneath HLS_DIR when nothing is held):
+        Owncast's file as it is, held from now on, or the copy while that file is gone or being rewritten."""
         held = self.get(key)
         if held is not None:
             parts = held.parts
@@ -210,8 +196,7 @@ class Held:
                 return kept
             if held is not None and held.stamp == stamp:
                 return held
-            # Not held, or Owncast's file is another version now: held unless a writer has it open now (some
-            # writers write a segment again; the kernel's word, asked only here).
+            # Not held, or another version now: held unless a writer has it open (the kernel's word).
             look = look_beneath(self._root, parts, self._writers)
         except (OSError, Refused):
             return kept
@@ -221,15 +206,13 @@ class Held:
 
     def hold_kept(self, key: str, parts: tuple[str, ...], stamp: Stamp, body: bytes,
                   content_type: str | None = None) -> bool:
-        """An upload that held nothing first failed (on a worker thread): the version it sent (`stamp`,
-        `body`) held, and a copy kept until every bucket has it, as `keep` does. True once a copy is kept."""
+        """An upload that held nothing first failed: the version it sent held, and kept as `keep` does."""
         if self.first(key, parts, stamp, content_type) is None:  # the version held already stays as it is
             return False
         return self.keep(key, body)
 
     def read(self, held: HeldFile) -> bytes:
-        """Its bytes (blocking): the copy, or Owncast's file while it is the version held; FileNotFoundError
-        once neither is."""
+        """Its bytes (blocking): the copy, or Owncast's file while it is that version (FileNotFoundError)."""
         if held.copy is not None:
             with contextlib.suppress(FileNotFoundError):
                 return self._files.read(held.copy, held.size)

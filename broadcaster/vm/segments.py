@@ -1,26 +1,18 @@
-"""The VM's pathway over HTTP: the steering manifest players reload, and the segments the VM serves
-(Owncast's file, or the copy a failed upload kept: vm/held.py) while players are steered to it.
+"""The VM's pathway over HTTP: the segments the VM serves (Owncast's file, or the copy a failed upload
+kept: vm/held.py), only for a key a VM playlist listed; a URL with a query is a redirect to the same one
+without (one cache key per segment). Answers are immutable objects: the bucket's Cache-Control, a strong
+ETag and Last-Modified, 304, one byte range (RFC 9110 14.2).
 
-Segments: only a key a VM playlist listed is answered (SegmentCopies.servable): no URL names a file, and
-a URL with a query is a redirect to the same one without (one cache key per segment, as the Cache Rule
-in docs/steering.md keys it). Each answer is what a CDN expects of an immutable object: the bucket's
-Cache-Control, a strong ETag and Last-Modified, 304, one byte range (RFC 9110 14.2).
+While the bucket serves, a segment the bucket holds is a `no-store` 302 to its copy there: players without
+content steering may play the VM's variants (6.3.4), and neither they nor a penalty box may cost the VM.
+After one failed probe of the bucket the redirect waits for the next (bucket_copy.InBucket). A client whose
+own page reported failures on the bucket gets bytes, at most one stream's bitrate, `private`. A segment
+listed before its upload landed is a 503 (`late`) once the wait for it is over.
 
-While the bucket serves (policy.bucket_serves), a segment the bucket holds is a `no-store` 302 to its
-copy there: players without content steering may play the VM's variants (6.3.4), and hls.js keeps a
-failed pathway in a penalty box; neither must cost the VM. After one failed probe of the bucket, the
-redirect waits for the next probe (bucket_copy.InBucket): failing too, the VM answers. The exception is a
-client whose own page reported failed fetches on the bucket lately (policy.client_failing): its address
-gets bytes, at most one stream's bitrate, `private`. A segment listed before its upload landed is a 503 (`late`) once the
-wait for it is over.
-
-The bytes are bounded three ways, past each a 503 with Retry-After: per second in all (VM_SEGMENT_MBPS,
-ten seconds' burst), per client (ClientShares: one client, however fast it asks, gets no more than a
-steered viewer), and in answers at once. Clients served on their own report spend a pool of their own
-(budget.py's VmBytes). A client is its address as http/watching.py's client_key gives it; a reset
+The bytes are bounded per second in all (VM_SEGMENT_MBPS), per client (ClientShares) and in answers at
+once, past each a 503 with Retry-After; reporters spend a pool of their own (budget.VmBytes). A reset
 mid-answer is counted (`reset`), not logged.
 """
-
 from __future__ import annotations
 
 import asyncio
@@ -48,13 +40,10 @@ _FILE = r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}\.(?:ts|m4s|mp4|aac)"
 _MAX_VARIANT_DIGITS = 4
 # A redirect to the bucket holds only while the bucket serves: no cache in front may keep it.
 REDIRECT_CACHE_CONTROL = "no-store"
-# Bytes every client asking gets (players steered here): what the bucket's copy says, for any cache.
-SEGMENT_CACHE_CONTROL = hls.SEGMENT_CACHE_CONTROL
-# Bytes one client gets on its own page's report, while everyone else gets a redirect: its own browser
-# may keep them, a shared cache (nginx, Cloudflare's edge, as docs/steering.md's rules set them) never.
+SEGMENT_CACHE_CONTROL = hls.SEGMENT_CACHE_CONTROL  # bytes for players steered here, as the bucket's copy
+# Bytes one client gets on its own page's report: its own browser may keep them, a shared cache never.
 ONE_CLIENT_CACHE_CONTROL = "private, max-age=31536000, immutable"
-# Requests waiting for their segment's upload to land before the redirect (each a coroutine on an event):
-# past this, 503 and the player asks again.
+# Requests waiting for their segment's upload to land before the redirect: past this, 503.
 MAX_WAITING = 1024
 
 
@@ -91,9 +80,7 @@ class OwnFailure:
     def rate(self, client: str | None) -> float | None:
         """The bytes a second `client` may have while the bucket serves, or None: it is redirected."""
         rate = self.stream_rate()
-        if not rate or not self.serves() or not self.failing(client):
-            return None
-        return rate
+        return rate if rate and self.serves() and self.failing(client) else None
 
 
 class VmSegments:
@@ -104,9 +91,8 @@ class VmSegments:
                  on_sent: Callable[[int | str, int], None] = lambda status, size: None,
                  client: Callable[[web.Request], str | None] = lambda request: None,
                  bucket: BucketCopy | None = None, own_failure: OwnFailure | None = None) -> None:
-        """`vm_bytes`: what it may send (budget.py); `client`: the client's address as the viewer count keys
-        it (None: unknown); `bucket`: where the first bucket has a segment while it serves (None: the VM
-        answers every segment it lists)."""
+        """`client`: the client's address as the viewer count keys it (None: unknown); `bucket`: None when
+        the VM answers every segment it lists."""
         self._copies = copies
         self._key_for = key_for
         self._bucket = bucket
@@ -132,42 +118,36 @@ class VmSegments:
             return self._answer(_not_here())
         if request.query_string:  # one URL per segment: a CDN keys it once (docs/steering.md's Cache Rule)
             return self._answer(_redirect(request.rel_url.raw_path))
-        client = self._client(request)
-        # A client whose own page failed on the bucket (while the bucket serves everyone else): its own
-        # bounded bytes, not a redirect to where it fails.
-        own = self._own_failure.rate(client)
+        client, variant = self._client(request), int(digits)
+        own = self._own_failure.rate(client)  # its own page failed on the bucket: bytes, not a redirect
         bucket = self._bucket
-        if (own is None and bucket is not None and (there := bucket.now(int(digits), name)) is not None
+        if (own is None and bucket is not None and (there := bucket.now(variant, name)) is not None
                 and not bucket.doubted()):
-            # The bucket serves and has it: a redirect, with no look at the VM's file (players still on the
-            # VM's pathway after an outage ask here for every segment). While its last probe failed, the
-            # wait below decides (InBucket.within).
+            # The bucket serves and has it: no look at the VM's file. While its last probe failed, the wait
+            # below decides (InBucket.within).
             return self._answer(_redirect(there))
-        copy = self._copies.servable(self._key_for(int(digits), name))
+        copy = self._copies.servable(self._key_for(variant, name))
         if copy is None:
-            # Listed, but neither Owncast's file nor a copy here (deleted, dropped for the byte cap or the
-            # disk): the bucket's, if it has it now. Looked up, never waited for: a name nobody listed must
-            # cost nothing.
-            there = bucket.now(int(digits), name) if bucket is not None else None
+            # Neither Owncast's file nor a copy here: the bucket's, if it has it now (never waited for: a
+            # name nobody listed must cost nothing).
+            there = bucket.now(variant, name) if bucket is not None else None
             return self._answer(_not_here() if there is None else _redirect(there))
         if bucket is not None and own is None:
             if self._waiting >= MAX_WAITING:
                 return self._answer(unavailable("too many segment requests waiting, try again shortly\n", "1"))
             self._waiting += 1
             try:
-                there = await bucket.within(int(digits), name)
+                there = await bucket.within(variant, name)
             finally:
                 self._waiting -= 1
             if there is not None:
                 return self._answer(_redirect(there))
             if self._own_failure.serves():
-                # Listed on the VM's pathway (its playlists show what they showed while players were away,
-                # until the bucket's catch up) and not landed within the wait: asked again in a moment, it
-                # is a redirect. Bytes would cost the VM while the bucket serves.
+                # Not landed within the wait: asked again in a moment, it is a redirect (bytes would cost
+                # the VM while the bucket serves).
                 late = unavailable("not in the bucket yet, try again shortly\n", CAP_RETRY_AFTER)
                 return self._answer(late, LATE)
-        # Bytes on a client's own report are that client's answer (another gets a redirect): no cache in
-        # front may hand them to anyone else.
+        # Bytes on a client's own report are that client's alone: no shared cache may keep them.
         headers = _headers(copy, SEGMENT_CACHE_CONTROL if own is None else ONE_CLIENT_CACHE_CONTROL)
         if not_modified(request, copy):
             return self._answer(web.Response(status=304, headers=headers))
@@ -216,9 +196,8 @@ class VmSegments:
                                 REPORTED if reporters else None)
         shares = pool.shares
         if not shares.take(key, size, own):
-            # Its own share, unless it is alone (the cap for everyone) or a share is less than a stream
-            # (too many clients for VM_SEGMENT_MBPS): then viewers steered here stall, and the alert on
-            # 503s says so.
+            # SHARE, unless it is alone or a share is less than a stream (too many clients for
+            # VM_SEGMENT_MBPS): then viewers steered here stall, and the alert on 503s says so.
             short = own is None and (shares.active <= 1 or shares.fair() < self._own_failure.stream_rate())
             return self._answer(unavailable("this client's share of the VM's segment bytes is reached\n",
                                             CAP_RETRY_AFTER), None if short else SHARE)
