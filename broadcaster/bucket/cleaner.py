@@ -1,10 +1,6 @@
-"""Deletes segments from the bucket once no playlist may list them any more (6.2.2).
-
-A segment that left the window stays downloadable for its duration plus the longest playlist that listed
-it, plus a margin for playlists a CDN or a slow client still holds. Deletion goes by the keys the service
-knows (listing a bucket is a paid Class A call), in batches, with retries; what is still to delete is
-saved with the rest of the state.
-"""
+"""Deletes segments from the bucket once no playlist may list them any more (6.2.2): a segment that left
+the window stays for its duration plus the longest playlist that listed it plus a margin. By the keys the
+service knows (listing is a paid call), in batches, with retries; what is still to delete is saved."""
 
 from __future__ import annotations
 
@@ -55,14 +51,11 @@ class Cleaner:
         self._retry_after = retry_after
         self._wall = wall_clock
         self._due: list[tuple[float, str]] = []  # heap of (unix time it may go, key)
-        # Keys a clip lists (how many clips), never deleted while held; those that came due meanwhile
-        # wait in `_kept` (with their due time, saved like the rest) until the last clip lets them go.
+        # Keys a clip lists (how many clips); those that came due meanwhile wait in `_kept`, with their time.
         self._held: dict[str, int] = {}
         self._kept: dict[str, float] = {}
-        # The batch a DeleteObjects call is deleting: still part of the state until it answers, so a
-        # stop (which cancels the call) or a save meanwhile never loses a key. Deleting twice is harmless.
+        # The batch being deleted: still part of the state until it answers (a stop or a save loses no key).
         self._deleting: list[tuple[float, str]] = []
-        # What is saved: each key's due time, noted when it changes (DueNotes).
         self._notes = DueNotes()
         self._task: asyncio.Task[None] | None = None
         self.deleted = 0
@@ -113,8 +106,7 @@ class Cleaner:
         self._notes.note(key, due)
 
     def snapshot(self) -> Tail:
-        """Every key still to delete with its due time (those a clip keeps too: a restart asks the
-        clips again); a key noted twice, the later wins."""
+        """Every key still to delete with its due time (those a clip keeps too); the later note wins."""
         return self._notes.snapshot()
 
     def restore(self, data: object) -> None:
@@ -209,13 +201,9 @@ class _NotesTail(Tail):
 
 
 class DueNotes(Log):
-    """What the cleaner saves, each key's due time noted when it changes, in that order.
-
-    A key's latest note is live until the key is deleted or noted again; the saved list starts at the
-    oldest live note and says null for a note that died behind it, so a save writes only what changed
-    (state/journal.py). `snapshot` gives a value: its lists are only appended to (a note's death is
-    stamped once, later than every snapshot taken before it), so it reads as it was taken, whenever a
-    save reads it."""
+    """What the cleaner saves, each key's due time noted when it changes: from the oldest live note, null for
+    one that died (deleted or noted again), so a save writes only what changed (state/journal.py). A snapshot
+    reads as it was taken: its lists are only appended to, and a death is stamped later than it."""
 
     __slots__ = ("_died", "_live", "_tick")
 
@@ -226,7 +214,7 @@ class DueNotes(Log):
         self._tick = 0  # the next death stamp
 
     def note(self, key: str, due: float) -> None:
-        """`key` may go at `due`: a new note, and the key's earlier one dies."""
+        """`key` may go at `due`: its earlier note dies."""
         self._die(self._live.get(key))
         self._live[key] = self.end
         self.add(json.dumps([key, round(due, 3)], separators=(",", ":")))
@@ -253,8 +241,7 @@ class DueNotes(Log):
         while first < end and self._died[first - self._offset] != _ALIVE:
             first += 1
         if end - first > 2 * len(self._live) + 64:
-            # Keys a clip keeps hold the front while newer notes die behind them: note the live ones
-            # again, in order, and drop the rest (costs the live count, once per that many dead notes).
+            # Keys a clip keeps hold the front while newer notes die: note the live ones again, in order.
             for n, key in sorted((n, key) for key, n in self._live.items()):
                 self._live[key] = self.end
                 self.add(self._items[n - self._offset])

@@ -1,8 +1,5 @@
-"""botocore sessions that read botocore's data files once per process.
-
-A new session parses botocore's JSON data again for its first client (0.1 s of CPU). Every session made
-here shares the first one's data loader, whose cache only adds whole entries and is safe across
-threads; the sessions themselves stay one per use (a session is not).
+"""botocore sessions that read botocore's data files once per process (0.1 s of CPU a session): each
+shares the first one's data loader, safe across threads; the sessions stay one per use (a session is not).
 """
 
 from __future__ import annotations
@@ -18,8 +15,7 @@ _loader: Any = None
 
 
 def _sharing(session: Any) -> Any:
-    """`session` with the process's one data loader: the first session's own (so AWS_DATA_PATH still
-    applies), given to every later one."""
+    """`session` with the first session's data loader (so AWS_DATA_PATH still applies)."""
     global _loader
     with _lock:
         if _loader is None:

@@ -1,12 +1,9 @@
 """The S3-compatible bucket (Cloudflare R2 in production), through one aiobotocore client.
 
 R2 pitfalls handled here (docs/r2.md): checksums only when required, no ACL headers, one client
-for the life of the process, our own total timeout per request.
-
-Every answer's body is read up to a cap (BoundedAIOHTTPSession): aiobotocore reads it whole before
-botocore looks at it (AIOHTTPSession.send for non-streaming operations, convert_to_response_dict for
-every error), so an endless body would grow memory without bound. Past the cap the connection is dropped
-and the attempt fails with ResponseTooLarge.
+for the life of the process, our own total timeout per request. Every answer's body is read up to a cap
+(BoundedAIOHTTPSession): aiobotocore reads it whole first, so an endless body would grow memory without
+bound; past the cap the connection is dropped and the attempt fails with ResponseTooLarge.
 """
 
 from __future__ import annotations
@@ -88,15 +85,12 @@ class S3Store:
                 max_pool_connections=max_connections,
                 connect_timeout=connect_timeout,
                 read_timeout=read_timeout,
-                # The uploader retries with backoff itself, where it can count and report each failure.
-                # total_max_attempts counts the first request; max_attempts=1 would still retry once,
-                # hidden from our counts and eating into the per-attempt timeout.
+                # The uploader retries itself, counting each failure (max_attempts=1 would still retry once).
                 retries={"mode": "standard", "total_max_attempts": 1},
                 # R2 has rejected the default CRC32 trailers (botocore >= 1.36).
                 request_checksum_calculation="when_required",
                 response_checksum_validation="when_required",
                 s3={"addressing_style": "path"},
-                # Answers are read up to a cap: an endless error body fails the attempt, not the memory.
                 http_session_cls=BoundedAIOHTTPSession,
             ),
         }
@@ -141,8 +135,8 @@ class S3Store:
             await self.client.delete_object(Bucket=self.bucket, Key=key)
 
     async def delete_many(self, keys: list[str]) -> list[str]:
-        """Delete up to 1000 keys in one DeleteObjects (one DeleteObject per key, free on R2, where that is
-        refused); returns the keys that were not deleted."""
+        """Delete up to 1000 keys in one DeleteObjects (one DeleteObject a key where that is refused);
+        returns the keys that were not deleted."""
         try:
             async with _errors():
                 answer = await self.client.delete_objects(
@@ -161,8 +155,8 @@ class S3Store:
         return [str(e["Key"]) for e in answer.get("Errors", []) if e.get("Code") != "NoSuchKey"]
 
     async def probe(self) -> None:
-        """A GET of a key that does not exist proves the endpoint, credentials and bucket (a Class B call, as
-        HeadBucket, but allowed to R2 tokens scoped to objects, and its error body names the setting)."""
+        """A GET of a key that does not exist proves the endpoint, credentials and bucket (unlike HeadBucket,
+        allowed to R2 tokens scoped to objects)."""
         try:
             async with _errors():
                 found = await self.client.get_object(Bucket=self.bucket, Key=PROBE_KEY)

@@ -1,10 +1,6 @@
-"""The bucket on an event loop of its own, in a thread of its own.
-
-Uploads are the service's lifeline; viewers are its load. On the serving loop, a crowd of viewers
-delays each of an upload's socket callbacks by the loop's lag, until its timeout expires and the
-segment is retried, late, and the stream stalls for everyone. Here the aiobotocore client lives on its own loop: a request runs there at full speed
-whatever the serving loop is doing, and only its result waits for the serving loop, once.
-"""
+"""The bucket on an event loop of its own, in a thread of its own: a crowd of viewers lagging the serving
+loop would delay every socket callback of an upload until it timed out; here a request runs at full speed
+and only its result waits for the serving loop, once."""
 
 from __future__ import annotations
 
