@@ -1,19 +1,13 @@
-"""The uploads to one bucket not done yet, oldest first, and the one timer that tells when the oldest has
-waited too long (the steering loop then evaluates, rather than looking on a timer of its own).
-
-The timer is armed for the oldest upload once a later one starts while it has waited ARM_AFTER (Owncast
-writes a segment at least every target duration) and cancelled once none waits: not a timer per upload.
-An upload no other follows is found when its attempt times out, or by the steering loop's own turn.
-"""
+"""The uploads to one bucket not done yet, oldest first, and the one timer that tells the steering loop
+when the oldest has waited too long: armed once a later upload starts while the oldest has waited
+ARM_AFTER, cancelled once none waits."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
 
-# Seconds the oldest upload waiting has waited when a later one starts, past which the timer is armed for
-# it: more than the few milliseconds between the variants' uploads of one segment, less than the second
-# between segments.
+# More than the milliseconds between the variants' uploads of one segment, less than a segment's second.
 ARM_AFTER = 0.5
 
 
@@ -55,10 +49,8 @@ class Waiting:
             self._arm()
 
     def _arm(self, fired: bool = False) -> None:
-        """The timer for the oldest upload waiting (none when none waits, nobody asks: late_after, or it
-        was told of already). `fired`: the timer went off, for the oldest then, which may be another than
-        the one it was armed for (that one done since): told when it waited late_after, else armed again
-        for it (told once: armed again when it is done, `end`, for the next oldest)."""
+        """The timer for the oldest upload waiting, unless told of already. `fired`: the timer went off: the
+        oldest now is told of when it waited late_after, else the timer is armed again for it."""
         if fired:
             self._late = None
         after = self.late_after() if self._began else None
@@ -69,7 +61,6 @@ class Waiting:
             self._told = oldest
             self.on_late()
         elif oldest != self._told:
-            # A hair past the moment, so the evaluation it wakes finds the upload past it (calm_for:
-            # strictly).
+            # A hair past the moment, so the evaluation it wakes finds the upload past it.
             delay = max(0.0, began + after - self._clock()) + 0.01
             self._late = asyncio.get_running_loop().call_later(delay, self._arm, True)

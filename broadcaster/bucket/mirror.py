@@ -1,14 +1,9 @@
 """Playlists at the edge: every playlist version also written to the bucket (PUBLISH_PLAYLISTS).
 
-Viewers then load playlists from the CDN. Each key has at most one PUT in flight and the newest version
-wins: a version superseded while an older one was being written is never written, and an older one can
-never land after a newer one. A PUT replaces the whole object atomically.
-
-Ordering: a version is offered only once it is visible (and saved), and lists only segments in the
-bucket; the multivariant playlist waits until each media playlist it names has been written once.
-Pace: R2 accepts at most one write per second to the same key and answers 429 beyond (docs/r2.md), so
-writes to one key start at least MIN_WRITE_INTERVAL apart; versions offered meanwhile collapse into the
-newest, as during a slow PUT.
+Each key has at most one PUT in flight and the newest version wins: an older one never lands after a newer.
+The multivariant playlist waits until each media playlist it names has been written once. R2 takes one
+write per second per key (429 beyond, docs/r2.md): writes to a key start MIN_WRITE_INTERVAL apart, and
+versions offered meanwhile collapse into the newest.
 """
 
 from __future__ import annotations
@@ -30,8 +25,7 @@ from .uploader import Backoff, ObjectStore
 log = logging.getLogger(__name__)
 
 _BACKOFF = Backoff(base=0.5, cap=5.0)  # a key's retries while the bucket fails it
-# R2: one write per second per key. A little above it, so two PUTs never land in the same second
-# at R2 even when the second one travels faster than the first.
+# A little above a second, so two PUTs never land in the same second even when the second travels faster.
 MIN_WRITE_INTERVAL = 1.1
 
 
@@ -70,8 +64,6 @@ class PlaylistMirror:
         self._current.set()
         self._closed = False
         self._failing: str | None = None  # the last failure's reason, until a write succeeds
-        # Each key retries on its own through an outage, and a flapping bucket fails and recovers
-        # many times a minute: at most a line of each kind per 30 s.
         self._lines = RateLimitedLog(log)
 
     def offer(self, key: str, rendered: Rendered, cache_control: str, *, requires: tuple[str, ...] = ()) -> None:

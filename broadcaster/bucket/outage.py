@@ -1,10 +1,6 @@
-"""A bucket outage told in a few lines, not one per failed attempt (an hour-long R2 incident would bury
-everything else).
-
-One WARNING when the bucket starts failing, with the reason; a summary at most every `interval` while it
-lasts; one INFO when it works again. A failure within `interval` of the "back" line resumes the story
-quietly, so a flapping bucket writes no pair per flap. A segment an outage loses is told once per outage
-(a WARNING at the first, then counts by reason); one lost just after the "back" line is that outage's.
+"""A bucket outage told in a few lines, not one per failed attempt: a WARNING when it starts, a summary at
+most every `interval`, an INFO when it ends. A failure within `interval` of the "back" line resumes quietly
+(a flapping bucket writes no pair per flap). An outage's first lost segment is a WARNING, then counts.
 """
 
 from __future__ import annotations
@@ -82,9 +78,8 @@ class OutageLog:
         return sum(self._lost.values())
 
     def lost(self, reason: str) -> bool:
-        """A segment whose upload waited on the bucket is lost (`reason`: copy_dropped, deleted): counted, the
-        first said at once (the operator can raise VM_COPIES_MB or free the disk before more go). True when
-        this outage tells it (its loser need not say it again); False when no outage is on or just ended."""
+        """A segment whose upload waited on the bucket is lost: counted, the first said at once. True when
+        this outage tells it; False when no outage is on or just ended."""
         now = self._clock()
         ago = None if self._since is not None or self._back_at is None else now - self._back_at
         tail = ago is not None and ago < self._interval

@@ -1,11 +1,7 @@
-"""KEEP_RECORDINGS: a stream is kept instead of cleaned up.
-
-Every listed segment of a run is appended to a journal in STATE_DIR (small, survives restarts); when
-Owncast ends the stream, a VOD playlist of the run is written next to its segments
-(PREFIX/<variant>/recording-<run>.m3u8), plus a multivariant one (PREFIX/recording-<run>.m3u8); a private
-stream's go to its kept playlists (clips/kept.py). A gap whose segment lands later (publish/late.py) gets
-a `landed` line, and the recording waits LATE_WAIT at most for such uploads; a listed segment whose upload
-failed for good after gets a `lost` line: a gap in the recording.
+"""KEEP_RECORDINGS: every listed segment of a run is appended to a journal in STATE_DIR; when the stream
+ends, a VOD playlist of the run is written next to its segments (PREFIX/<variant>/recording-<run>.m3u8),
+plus a multivariant one. A gap whose segment lands later gets a `landed` line (the recording waits
+LATE_WAIT at most for those); a listed segment whose upload failed for good, a `lost` line (a gap).
 """
 
 from __future__ import annotations
@@ -30,8 +26,7 @@ from ..state import validate
 log = logging.getLogger(__name__)
 
 _SAFE = re.compile(r"[^A-Za-z0-9_-]")
-# Seconds a recording waits, once its stream ended, for its segments still being uploaded late: each
-# waits at most the upload's limit (publish/uploads.UNFINISHED_LIMIT) for Owncast to finish its file.
+# Seconds a recording waits, once its stream ended, for its segments still being uploaded late.
 LATE_WAIT = 15.0
 # A finished recording never changes; a day of caching is harmless and saves the origin.
 VOD_CACHE_CONTROL = "public, max-age=86400"
@@ -53,8 +48,7 @@ def _journal_entry(raw: str, *, first: bool) -> ListedSegment:
 
 
 def _marked(raw: str, mark: str) -> str | None:
-    """The segment a `landed` or `lost` line names (Recorder.landed, Recorder.lost), None for any other
-    line or mark."""
+    """The segment a `landed` or `lost` line names; None for any other line or mark."""
     if f'"{mark}"' not in raw:
         return None
     d = validate.mapping(json.loads(raw), "a journal line", 1)
@@ -62,8 +56,7 @@ def _marked(raw: str, mark: str) -> str | None:
 
 
 class PlaylistUploader(Protocol):
-    """Where a recording's or a clip's playlists go: the bucket's uploader, or a private stream's kept
-    playlists."""
+    """Where a recording's or a clip's playlists go: the bucket's uploader, or a private stream's."""
 
     async def upload_bytes(self, key: str, body: bytes, *, content_type: str, cache_control: str) -> float: ...
 
@@ -99,8 +92,7 @@ class Recorder:
         self._append(run, variant, {"landed": name})
 
     def lost(self, run: str, variant: int, name: str) -> None:
-        """A segment journaled as listed will never be in the bucket (its upload failed for good after it
-        was listed): the recording lists a gap there."""
+        """A segment journaled as listed will never be in the bucket: the recording lists a gap there."""
         self._append(run, variant, {"lost": name})
 
     def expect(self, run: str, settled: asyncio.Future[None]) -> None:

@@ -1,13 +1,7 @@
-"""A bucket's retries while it fails: one at a time, on the bucket's backoff, not a timer per upload.
-
-Uploads each retrying on their own backoff make a backlog of N try about N/7.5 times a second, however
-long the outage. Here an upload whose attempt failed waits for its turn in a queue (a future, no task):
-one turn per backoff goes to the upload that waited longest, and every upload goes at once when the bucket
-is seen working again (`open`: an upload landed, or bucket/bucket.py's check).
-
-An upload whose bytes exist nowhere any more (its copy dropped and Owncast's file deleted) ends lost (a
-gap) instead of waiting: the queue is swept at each turn, and when an upload comes to wait (at most once
-every SWEEP_EVERY). So the uploads that wait, and their memory, are bounded by the segments on disk.
+"""A bucket's retries while it fails: one at a time, on the bucket's backoff (a backlog of N each on its
+own backoff would try N/7.5 times a second). A failed upload waits in a queue for its turn (a future, no
+task); every upload goes at once when the bucket works again (`open`). An upload whose bytes exist nowhere
+any more ends lost instead of waiting: the queue is swept at each turn, and as one comes to wait.
 """
 
 from __future__ import annotations
@@ -19,7 +13,7 @@ from collections.abc import Awaitable, Callable
 Alive = Callable[[], bool]  # whether an upload's bytes are still somewhere (a copy, or Owncast's file)
 
 
-# Seconds at least between two sweeps made as an upload comes to wait (a stat per waiting upload each).
+# Seconds at least between two sweeps made as an upload comes to wait (a stat per waiting upload).
 SWEEP_EVERY = 1.0
 
 
@@ -40,8 +34,7 @@ class RetryTurns:
         return self._live
 
     async def wait(self, alive: Alive | None = None) -> None:
-        """Until this upload's turn to try the bucket, the bucket works again, or (asked at each turn)
-        `alive()` is False: its bytes are gone and it has nothing to wait for (None: they never go)."""
+        """Until this upload's turn, the bucket works again, or `alive()` is False (None: never)."""
         loop = asyncio.get_running_loop()
         if self._queue and loop.time() - self._swept >= SWEEP_EVERY:
             self._sweep()
@@ -85,8 +78,7 @@ class RetryTurns:
                 self._giver = None
 
     def _sweep(self) -> None:
-        """Release the uploads whose bytes are gone (a stat each, a turn apart: at most a few thousand
-        while copies are kept), and drop the finished entries from the queue."""
+        """Release the uploads whose bytes are gone, and drop the finished entries from the queue."""
         kept: deque[tuple[asyncio.Future[None], Alive | None]] = deque()
         for turn, alive in self._queue:
             if turn.done():
