@@ -1,11 +1,7 @@
-"""One bucket pathway's parts, the same for every bucket PATHWAYS names: its client, uploads, checks,
-cleaner and metrics (labelled with its `pathway`). What only the first bucket does (playlist copies,
-recordings, clips) the service builds beside its first Bucket.
-
-Its API is checked apart from its uploads: once at start (wrong settings stop the start, an unreachable
-bucket does not), every PROBE_INTERVAL while no upload proves it works (PROBE_INTERVAL_DOWN while it is
-down), and once when the steering probe finds its public URL failing. Each outcome goes to the uploader's
-record (its outage log, storage_ok), as an upload's does.
+"""One bucket pathway's parts: its client, uploads, checks, cleaner and metrics (labelled with its
+`pathway`). Its API is checked at start (wrong settings stop the start), every PROBE_INTERVAL while no
+upload proves it works, and when the steering probe finds its public URL failing; each outcome goes to
+the uploader's record, as an upload's does.
 """
 
 from __future__ import annotations
@@ -29,11 +25,8 @@ PROBE_INTERVAL_DOWN = 2.0  # while it is down: uploads waiting out a backoff go 
 
 
 class Bucket:
-    """`settings`: this bucket's record; `s`: what every bucket is given alike (uploads at once, each
-    attempt's timeout, whether and when segments are deleted); `holder`: what the service holds of each
-    segment (every bucket's upload sends that version); `uploads_pending`: copies still to upload (they
-    prove the bucket while they go); `refused`: whether an error's reason is a refusal (steering/policy.py's
-    refusal)."""
+    """`holder`: what the service holds of each segment; `uploads_pending`: copies still to upload (they
+    prove the bucket); `refused`: whether an error's reason is a refusal (steering/policy.py)."""
 
     def __init__(self, settings: BucketSettings, s: Settings, metrics: Metrics, *,
                  holder: Holder | None = None, uploads_pending: Callable[[], int] = lambda: 0,
@@ -67,8 +60,7 @@ class Bucket:
         return self.uploader.storage_ok, self.uploader.last_error
 
     def left_behind(self, key: str) -> None:
-        """An object of the service's own that may be left in it (bucket/public_check.py's): its cleaner
-        deletes it; a kept stream has none, and the log names the key to delete by hand."""
+        """An object of ours that may be left in it: its cleaner deletes it, else the log asks."""
         if self.cleaner is not None:
             self.cleaner.delete_soon(key)
         else:
@@ -76,8 +68,8 @@ class Bucket:
                         "and may land late): delete it by hand", self.name, key)
 
     async def start(self, stack: contextlib.AsyncExitStack) -> str | None:
-        """Its client, its check at start and its cleaner, each stop entered on `stack`. A line naming the
-        setting when it refuses our settings (the service does not start); merely unreachable, it starts."""
+        """Its client, check at start and cleaner, each stop on `stack`; a line naming the setting when it
+        refuses our settings (the service does not start)."""
         await self.store.start()
         stack.push_async_callback(self.store.close)
         err = await within(self.store.probe(), self._timeout)
@@ -93,8 +85,7 @@ class Bucket:
         return None
 
     async def check_writes(self) -> None:
-        """Asked once by the steering probe: only a refusal is recorded (the uploads tell of the rest, and a
-        timeout on a busy machine would make its slow uploads count as failing)."""
+        """Asked by the steering probe: only a refusal is recorded (the uploads tell of the rest)."""
         err = await within(self.store.probe(), self._timeout)
         if err is not None and self._refused(err.reason):
             self.uploader.record(False, err.reason)

@@ -1,8 +1,6 @@
-"""`hls-broadcaster check`'s proof of a private stream's edge: the probe object, stored as a segment is,
-fetched as a stranger would (no token: must be refused, 403) and as a playlist lists it (the window's
-`verify=` token: 200 with its bytes), then again to see the cache keep it. It says which recipe answered
-(WORKER_MARK: the Worker's; Cloudflare's own 403 without it: the WAF rule) and warns of a door around the
-edge: R2_PUBLIC_URL on r2.dev (no zone: neither rule runs), or the bucket's r2.dev URL answering.
+"""`hls-broadcaster check`'s proof of a private stream's edge: the probe object fetched without a token
+(403), with the window's `verify=` token (200, its bytes), then again (a cache hit); which recipe answered
+(the Worker, the WAF rule), and a door around the edge: R2_PUBLIC_URL or the bucket's r2.dev URL.
 """
 
 from __future__ import annotations
@@ -20,8 +18,8 @@ RULES = "run `hls-broadcaster edge-rules` and follow docs/private-streams-edge.m
 
 @dataclass(frozen=True, slots=True)
 class Probe:
-    """The probe object as a playlist would list it: `signed` (R2_PUBLIC_URL/key?verify=...), its key and
-    bytes, the bucket's r2.dev URL to try (None: not given), and the seconds a GET may take."""
+    """The probe object as a playlist lists it (R2_PUBLIC_URL/key?verify=...), its key and bytes, the r2.dev
+    URL to try (None: not given), and the seconds a GET may take."""
 
     signed: str
     key: str
@@ -50,8 +48,7 @@ class Answer:
 
 
 def recipe(answer: Answer) -> str:
-    """Which edge recipe gave a refusal: the Worker (its mark), the WAF rule (Cloudflare's own 403), or
-    something else in front of the bucket."""
+    """Which edge recipe gave a refusal."""
     if answer.by_worker:
         return "the Worker (deploy/cloudflare-worker)"
     if answer.by_cloudflare:

@@ -1,8 +1,6 @@
-"""A bucket other than the first (PATHWAYS names it) proven by `hls-broadcaster check` as the first one
-is (preflight.py): a probe object put there, fetched at its public URL as a viewer's page would (with an
-Origin: CORS), and deleted; each line names the setting to fix. And the service's own look at its start
-(`listed_answers`): an object stored as a segment is, fetched at the URL a playlist would list: a key
-stored where no listed URL looks is told before any viewer meets it.
+"""`hls-broadcaster check` of a bucket other than the first: a probe object put, fetched at its public URL
+with an Origin (CORS), and deleted; each line names the setting to fix. And the start's own look
+(`listed_answers`): a key stored where no listed URL looks is told before any viewer meets it.
 """
 
 from __future__ import annotations
@@ -21,12 +19,11 @@ from .store import BucketAccess, S3Store, within
 
 # A made-up viewer page's origin: the bucket's CORS policy must allow any origin (or the viewer's own).
 ORIGIN = "https://viewer.example"
-# A probe object is stored as a segment is (a .ts name, its type, a cacheable answer), so the viewer's GET
-# through R2_PUBLIC_URL meets the Cache Rule a segment meets; cacheable for a minute only, the probe being
-# deleted at once (segments say a year: they never change).
+# A probe object is stored as a segment is (a .ts name, its type, cacheable), so its GET meets a segment's
+# Cache Rule; for a minute only, the probe being deleted at once.
 PROBE_CONTENT_TYPE = "video/mp2t"
 PROBE_CACHE_CONTROL = "public, max-age=60"
-# The start's GET says what it is, as the steering probe's does: a bucket's or CDN's logs tell it from viewers.
+# The start's GET says what it is: a bucket's or CDN's logs tell it from viewers.
 START_HEADERS = {"User-Agent": f"hls-broadcaster/{__version__} (start check)"}
 
 Line = Callable[[str, str], None]  # (ok | warn | FAIL | skip, text): preflight's Report.line
@@ -35,8 +32,8 @@ MAY_LAND = frozenset({"Timeout", "ReadTimeoutError"})
 
 
 def probe_object(key_prefix: str, word: str) -> tuple[str, bytes]:
-    """A new probe object's key under `key_prefix` (a dotfile: never taken for one of Owncast's segments)
-    and its body, which says who put it (`word`: check, start)."""
+    """A new probe object's key under `key_prefix` (a dotfile: never one of Owncast's) and its body, which
+    says who put it (`word`)."""
     token = secrets.token_hex(8)
     return (hls.bucket_key(key_prefix, f".hls-broadcaster-check-{token}.ts"),
             f"hls-broadcaster {word} {token}\n".encode())
@@ -102,11 +99,9 @@ class Stored(Protocol):
 
 async def listed_answers(store: Stored, url_of: Callable[[str], str], key_prefix: str,
                          timeout: float, left: Callable[[str], None]) -> str | None:
-    """A probe object stored under `key_prefix` as a segment is, fetched at `url_of(key)` (the URL a playlist
-    would list) and deleted: what the GET found when not the object's bytes ("HTTP 404", "other bytes", why
-    no answer); None when it was, or when the bucket did not take the object (its uploads tell of that).
-    `left(key)`: told of an object that may be left in the bucket (its delete failed, or its put timed out
-    and may still land), for a later delete."""
+    """A probe object stored as a segment is, fetched at `url_of(key)` (the URL a playlist would list) and
+    deleted: what the GET found when not its bytes ("HTTP 404", "other bytes", why no answer), else None
+    (also when the bucket did not take it). `left(key)`: told of an object that may be left in the bucket."""
     key, body = probe_object(key_prefix, "start")
     refused = await within(store.put(key, body, content_type=PROBE_CONTENT_TYPE,
                                      cache_control=PROBE_CACHE_CONTROL), timeout)

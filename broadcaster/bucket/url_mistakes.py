@@ -1,7 +1,5 @@
-"""Mistakes in the bucket's URLs that the loader's per-value checks cannot see, told without a request:
-`hls-broadcaster check` fails on each, and `run` refuses to start on each (exit 2, a line each), since
-the service would otherwise upload "successfully" under keys no listed URL names, and every segment
-viewers fetch would be a 404 while nothing said so.
+"""Mistakes in the bucket's URLs that per-value checks cannot see, told without a request (`check` fails,
+`run` refuses to start): else uploads succeed under keys no listed URL names, and every segment is a 404.
 """
 
 from __future__ import annotations
@@ -15,8 +13,7 @@ R2_API_HOST = ".r2.cloudflarestorage.com"
 
 
 def endpoint_has_path(endpoint_url: str) -> bool:
-    """An S3 endpoint with a path (R2's dashboard shows the bucket's URL so, the bucket's name after the
-    host): path-style requests would put every key one folder down, under the bucket's name."""
+    """An S3 endpoint with a path (as R2's dashboard shows it): every key would go one folder down."""
     return urlsplit(endpoint_url).path not in ("", "/")
 
 
