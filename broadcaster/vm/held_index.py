@@ -1,8 +1,6 @@
-"""What Held holds, as bookkeeping alone: no file is touched here, and Held's lock is held around every
-call. Each key's version (a HeldFile), oldest first; with more than one bucket, which buckets have each
-key; when every bucket had it (settled: forgotten SETTLED_FOR later); which keys keep a copy, oldest
-copy first, and the copies' bytes. What is past its time is forgotten as keys are added, and each change
-returns the names of the copies to remove."""
+"""What Held holds, as bookkeeping alone (no file touched; Held's lock around every call): each key's
+version, which buckets have it, when every bucket had it, which keep a copy and the copies' bytes. Each
+change returns the names of the copies to remove."""
 
 from __future__ import annotations
 
@@ -14,16 +12,13 @@ from typing import NamedTuple
 
 from ..files import Stamp
 
-# Once every bucket has a segment, the VM needs it only while Owncast's file may still be asked for at
-# the VM's pathway's live edge (Owncast keeps SegmentCount+10 segments: a minute or two); older ones are
-# answered from the bucket, and forgotten here.
+# Once every bucket has a segment, the VM needs it only while Owncast keeps its file (a minute or two).
 SETTLED_FOR = 180.0
 
 
 class HeldFile(NamedTuple):
-    """One segment (or init section) held: what an answer needs without reading it. A tuple, not a frozen
-    dataclass: one is made for every segment, on the uploads' threads, and a frozen dataclass's __init__
-    (a setattr per field) cost four times as much."""
+    """One segment (or init section) held: what an answer needs without reading it. A tuple: one is made for
+    every segment, a quarter of a frozen dataclass's cost."""
 
     key: str
     parts: tuple[str, ...]  # its file beneath HLS_DIR (<variant>/<name>)
@@ -37,8 +32,7 @@ class HeldFile(NamedTuple):
 
     @property
     def etag(self) -> str:
-        """Strong: the version's stamp as a digest (the same bytes always give the same stamp). Made when
-        an answer needs it, not for every segment held: while the bucket serves, none is asked for."""
+        """Strong: the version's stamp as a digest; made only when an answer needs it."""
         stamp = self.stamp
         return '"' + hashlib.blake2b(f"{stamp.inode}:{stamp.size}:{stamp.mtime_ns}".encode(),
                                      digest_size=12).hexdigest() + '"'
@@ -55,7 +49,7 @@ class HeldIndex:
         # With more than one bucket: key -> the buckets that have it, until all have.
         self._landed: dict[str, set[str]] = {}
         self._settled: OrderedDict[str, float] = OrderedDict()  # key -> when every bucket had it
-        # No sooner than this does anything held expire (the oldest's time): not looked for at every segment.
+        # No sooner than this does anything held expire.
         self._due = -math.inf
         self.copies: OrderedDict[str, None] = OrderedDict()  # keys with a copy, oldest copy first
         self.bytes = 0  # the copies'
@@ -85,8 +79,7 @@ class HeldIndex:
         return held
 
     def copied(self, held: HeldFile, name: str, size: int) -> bool:
-        """`name` is the copy of `held`'s version, unless the index changed meanwhile (forgotten,
-        rewritten, or kept already): False then, and the caller removes it."""
+        """`name` is the copy of `held`'s version, unless the index changed meanwhile (False: remove it)."""
         current = self.files.get(held.key)
         if current is None or current.stamp != held.stamp or current.copy is not None:
             return False
@@ -133,8 +126,7 @@ class HeldIndex:
         return held
 
     def expire(self, now: float) -> list[str]:
-        """Forget what is past its time (the oldest first); the names of the copies to remove. Then `_due`
-        is when the oldest left will be."""
+        """Forget what is past its time (the oldest first); the names of the copies to remove."""
         gone = []
         index = self.files
         settled = self._settled
