@@ -34,16 +34,9 @@ class DeletingStore(Protocol):
 
 
 class Cleaner:
-    def __init__(
-        self,
-        store: DeletingStore,
-        metrics: Metrics | BucketMetrics,
-        *,
-        margin: float,
-        interval: float = 5.0,
-        retry_after: float = 30.0,
-        wall_clock: Callable[[], float] = time.time,
-    ) -> None:
+    def __init__(self, store: DeletingStore, metrics: Metrics | BucketMetrics, *, margin: float,
+                 interval: float = 5.0, retry_after: float = 30.0,
+                 wall_clock: Callable[[], float] = time.time) -> None:
         self._store = store
         self._metrics = BucketMetrics.of(metrics)
         self._margin = margin

@@ -42,16 +42,9 @@ class _Key:
 
 
 class PlaylistMirror:
-    def __init__(
-        self,
-        store: ObjectStore,
-        metrics: Metrics,
-        *,
-        attempt_timeout: float,
-        monotonic: Callable[[], float] = time.monotonic,
-        min_interval: float = MIN_WRITE_INTERVAL,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-    ) -> None:
+    def __init__(self, store: ObjectStore, metrics: Metrics, *, attempt_timeout: float,
+                 monotonic: Callable[[], float] = time.monotonic, min_interval: float = MIN_WRITE_INTERVAL,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
         self._store = store
         self._metrics = metrics
         self._timeout = attempt_timeout

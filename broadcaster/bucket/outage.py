@@ -25,14 +25,8 @@ Waiting = Callable[[], tuple[int, float | None]]
 class OutageLog:
     """Fed every bucket operation's outcome: `failed(reason)` or `ok()`."""
 
-    def __init__(
-        self,
-        logger: logging.Logger,
-        *,
-        waiting: Waiting,
-        clock: Callable[[], float] = time.monotonic,
-        interval: float = SUMMARY_INTERVAL,
-    ) -> None:
+    def __init__(self, logger: logging.Logger, *, waiting: Waiting,
+                 clock: Callable[[], float] = time.monotonic, interval: float = SUMMARY_INTERVAL) -> None:
         self._log = logger
         self._waiting = waiting
         self._clock = clock

@@ -82,8 +82,7 @@ class S3Store:
         self._client_args: dict[str, Any] = {
             **access.client_args(),
             "config": AioConfig(
-                max_pool_connections=max_connections,
-                connect_timeout=connect_timeout,
+                max_pool_connections=max_connections, connect_timeout=connect_timeout,
                 read_timeout=read_timeout,
                 # The uploader retries itself, counting each failure (max_attempts=1 would still retry once).
                 retries={"mode": "standard", "total_max_attempts": 1},
@@ -101,8 +100,7 @@ class S3Store:
         if self._client is not None:
             return
         stack = contextlib.AsyncExitStack()
-        session = aio_session()
-        self._client = await stack.enter_async_context(session.create_client("s3", **self._client_args))
+        self._client = await stack.enter_async_context(aio_session().create_client("s3", **self._client_args))
         self._stack = stack
 
     async def close(self) -> None:
@@ -126,9 +124,8 @@ class S3Store:
 
     async def put(self, key: str, body: bytes, *, content_type: str, cache_control: str) -> None:
         async with _errors():
-            await self.client.put_object(
-                Bucket=self.bucket, Key=key, Body=body, ContentType=content_type, CacheControl=cache_control
-            )
+            await self.client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type,
+                                         CacheControl=cache_control)
 
     async def delete(self, key: str) -> None:
         async with _errors():
@@ -140,8 +137,7 @@ class S3Store:
         try:
             async with _errors():
                 answer = await self.client.delete_objects(
-                    Bucket=self.bucket, Delete={"Objects": [{"Key": k} for k in keys], "Quiet": True}
-                )
+                    Bucket=self.bucket, Delete={"Objects": [{"Key": k} for k in keys], "Quiet": True})
         except StoreError as err:
             if err.reason not in ("NotImplemented", "InvalidRequest", "MissingContentMD5", "BadDigest"):
                 raise

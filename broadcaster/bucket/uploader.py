@@ -71,17 +71,9 @@ class Job:
 
 
 class Uploader:
-    def __init__(
-        self,
-        store: ObjectStore,
-        metrics: Metrics | BucketMetrics,
-        *,
-        concurrency: int,
-        attempt_timeout: float,
-        backoff: Backoff = Backoff(),
-        holder: Holder | None = None,
-        pathway: str = "bucket",
-    ) -> None:
+    def __init__(self, store: ObjectStore, metrics: Metrics | BucketMetrics, *, concurrency: int,
+                 attempt_timeout: float, backoff: Backoff = Backoff(), holder: Holder | None = None,
+                 pathway: str = "bucket") -> None:
         """`holder` (vm/held.py): what is held of each segment; `pathway`: told with each landing."""
         self._store = store
         self._holder = holder

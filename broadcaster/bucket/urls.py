@@ -73,9 +73,8 @@ class PresignedUrls:
     """Presigned GET URLs, each valid for `expiry` seconds. An init section's is signed anew once less than
     half its life, or `keep_valid`, is left (a new EXT-X-MAP URI is fine: 4.4.4.5)."""
 
-    def __init__(
-        self, sign: Signer, *, expiry: int, keep_valid: float = 0.0, clock: Callable[[], float] = time.monotonic
-    ) -> None:
+    def __init__(self, sign: Signer, *, expiry: int, keep_valid: float = 0.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._sign = sign
         self._expiry = expiry
         self._reuse_for = max(0.0, expiry - max(expiry / 2, keep_valid))
