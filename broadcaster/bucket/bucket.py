@@ -68,8 +68,7 @@ class Bucket:
                         "and may land late): delete it by hand", self.name, key)
 
     async def start(self, stack: contextlib.AsyncExitStack) -> str | None:
-        """Its client, check at start and cleaner, each stop on `stack`; a line naming the setting when it
-        refuses our settings (the service does not start)."""
+        """Its client, check and cleaner, stops on `stack`; a line naming the setting when it refuses us."""
         await self.store.start()
         stack.push_async_callback(self.store.close)
         err = await within(self.store.probe(), self._timeout)

@@ -18,8 +18,7 @@ RULES = "run `hls-broadcaster edge-rules` and follow docs/private-streams-edge.m
 
 @dataclass(frozen=True, slots=True)
 class Probe:
-    """The probe object as a playlist lists it (R2_PUBLIC_URL/key?verify=...), its key and bytes, the r2.dev
-    URL to try (None: not given), and the seconds a GET may take."""
+    """The probe object as a playlist lists it (R2_PUBLIC_URL/key?verify=...), and the r2.dev URL to try."""
 
     signed: str
     key: str

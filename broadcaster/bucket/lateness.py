@@ -12,8 +12,7 @@ ARM_AFTER = 0.5
 
 
 class Waiting:
-    """`on_late()`: told once when the oldest upload not done has waited `late_after()` seconds (None:
-    nobody asks)."""
+    """`on_late()`: told once when the oldest upload has waited `late_after()` seconds (None: nobody asks)."""
 
     def __init__(self, clock: Callable[[], float]) -> None:
         self._clock = clock

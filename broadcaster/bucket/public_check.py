@@ -32,8 +32,7 @@ MAY_LAND = frozenset({"Timeout", "ReadTimeoutError"})
 
 
 def probe_object(key_prefix: str, word: str) -> tuple[str, bytes]:
-    """A new probe object's key under `key_prefix` (a dotfile: never one of Owncast's) and its body, which
-    says who put it (`word`)."""
+    """A new probe object's key (a dotfile: never one of Owncast's) and its body, saying who put it."""
     token = secrets.token_hex(8)
     return (hls.bucket_key(key_prefix, f".hls-broadcaster-check-{token}.ts"),
             f"hls-broadcaster {word} {token}\n".encode())

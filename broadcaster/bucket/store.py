@@ -132,8 +132,7 @@ class S3Store:
             await self.client.delete_object(Bucket=self.bucket, Key=key)
 
     async def delete_many(self, keys: list[str]) -> list[str]:
-        """Delete up to 1000 keys in one DeleteObjects (one DeleteObject a key where that is refused);
-        returns the keys that were not deleted."""
+        """Delete up to 1000 keys (one by one where DeleteObjects is refused); the keys not deleted."""
         try:
             async with _errors():
                 answer = await self.client.delete_objects(
@@ -151,8 +150,7 @@ class S3Store:
         return [str(e["Key"]) for e in answer.get("Errors", []) if e.get("Code") != "NoSuchKey"]
 
     async def probe(self) -> None:
-        """A GET of a key that does not exist proves the endpoint, credentials and bucket (unlike HeadBucket,
-        allowed to R2 tokens scoped to objects)."""
+        """A GET of a key that does not exist proves endpoint, credentials and bucket (any R2 token may)."""
         try:
             async with _errors():
                 found = await self.client.get_object(Bucket=self.bucket, Key=PROBE_KEY)
@@ -219,8 +217,7 @@ class BoundedAIOHTTPSession(AIOHTTPSession):  # type: ignore[misc]  # aiobotocor
 
 
 async def read_capped(raw: aiohttp.ClientResponse, limit: int, url: str) -> bytes:
-    """The whole body when it is at most `limit` bytes; else the connection is closed and
-    ResponseTooLarge raised. Transport errors become the botocore errors aiobotocore would raise."""
+    """The whole body when at most `limit` bytes, else ResponseTooLarge; transport errors as botocore's."""
     if raw.content_length is not None and raw.content_length > limit:
         raw.close()
         raise ResponseTooLarge(status=raw.status, endpoint_url=url, limit=limit)

@@ -17,8 +17,7 @@ _JOIN_TIMEOUT = 10.0  # the loop only runs our own requests, each bounded by the
 
 
 class StoreThread:
-    """S3Store's async API; each call runs on the store's loop, in a daemon thread started by
-    start() and ended by close(). Cancelling a call cancels the request on the store's loop."""
+    """S3Store's async API, each call on the store's loop (cancelling it cancels the request there)."""
 
     def __init__(self, store: S3Store) -> None:
         self._store = store

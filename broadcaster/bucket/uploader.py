@@ -39,8 +39,7 @@ class ObjectStore(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Backoff:
-    """How long to wait before retry number `attempt` (from 0): exponential, capped, with full jitter (AWS
-    architecture blog). `sleep`, `rng` and `clock`: a test's fakes."""
+    """The wait before retry number `attempt` (from 0): exponential, capped, with full jitter."""
 
     base: float = 0.25
     cap: float = 15.0
@@ -102,8 +101,7 @@ class Uploader:
         return self._holder is not None
 
     def waiting(self) -> tuple[int, float | None]:
-        """Uploads not done yet (each retried until it succeeds or its file is gone), and how long
-        the oldest has waited (None when none waits)."""
+        """Uploads not done yet, and how long the oldest has waited (None when none waits)."""
         return self.waits.now()
 
     def outage(self) -> dict[str, object] | None:
@@ -170,8 +168,7 @@ class Uploader:
 
     async def hold(self, path: Path, key: str, parts: tuple[str, ...], *, root: Path | None = None,
                    hashed: bool = False) -> Kept:
-        """Read `path` and hold that version now (publish/uploads.py's release_held); SegmentLost as
-        upload_file."""
+        """Read `path` and hold that version now (publish/uploads.py's release_held)."""
         content_type = _segment_type(str(path), self._holder is not None)
         read = functools.partial(read_segment_stamped, path, MAX_FILE_BYTES, root=root)
         assert self._holder is not None
@@ -291,8 +288,7 @@ class Uploader:
 
 
 def _segment_type(name: str, usable: bool = True) -> str:
-    """The content type of a segment file named `name`; SegmentLost when it is no type we publish, or not
-    `usable` (no holder to hold it with)."""
+    """The content type of a segment file; SegmentLost when it is no type we publish, or not `usable`."""
     content_type = hls.segment_content_type(name)
     if content_type is None or not usable:
         raise SegmentLost("bad_type", f"{name} is not a segment type we publish")

@@ -46,8 +46,7 @@ class PublicUrls:
 
 
 class S3Signer:
-    """Presigned GET URLs (SigV4) for one bucket, signed locally by a plain botocore client (no connection
-    pool). R2 only accepts these on its S3 API host: they bypass the CDN."""
+    """Presigned GET URLs for one bucket, signed locally (R2 takes them on its S3 API host, not the CDN)."""
 
     def __init__(self, access: BucketAccess) -> None:
         self._endpoint = access.endpoint_url

@@ -62,8 +62,7 @@ class Doubt(Protocol):
 
 @dataclass(frozen=True, eq=False)
 class InBucket:
-    """Where the VM sends a player for a segment while the first bucket serves: the bucket's copy, at the
-    URL the first bucket's playlist lists it (public, or presigned), once its upload landed."""
+    """Where the VM sends a player while the first bucket serves: the URL its playlist lists the copy at."""
 
     steering: Serving
     located: Located
@@ -82,11 +81,9 @@ class InBucket:
         return at[1] if at is not None else None
 
     async def within(self, variant: int, name: str) -> str | None:
-        """The bucket's copy while the bucket serves, once its upload landed, waited for as long as an
-        upload may wait before it steers players away (then: None, and the VM answers). While the bucket's
-        last probe failed, a player asking the VM may have left it because it fails for viewers, and a
-        redirect would send it back (video.js then shuns the VM's playlists too): the next probe is waited
-        for, DOUBT_WAIT at most."""
+        """The bucket's copy once its upload landed, waited for as long as an upload may wait (else None: the
+        VM answers). While the bucket's last probe failed, a player asking may have left it failing, so the
+        next probe is waited for (DOUBT_WAIT at most): video.js shuns a pathway that sends it back."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + max(self.steering.target_duration() or 3, MIN_UPLOAD_WAIT)
         if not self.steering.bucket_serves() or (

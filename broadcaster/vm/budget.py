@@ -133,8 +133,7 @@ MAX_SENDING = 32
 
 
 class VmBytes:
-    """The VM's two pools: `steered`, all of `budget`, and `reported`, REPORTED_PART of it. `shares`: the
-    steered pool's, when a test gives its own."""
+    """The VM's two pools: `steered`, all of `budget` (`shares`: a test's), and `reported`, REPORTED_PART."""
 
     def __init__(self, budget: ByteBudget, most_sending: int = MAX_SENDING, shares: ClientShares | None = None) -> None:
         self.steered = Pool.of(budget, most_sending) if shares is None else Pool(budget, shares, most_sending)

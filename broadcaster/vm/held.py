@@ -37,8 +37,7 @@ class Held:
     def __init__(self, hls_dir: Path, state_dir: Path, *, max_bytes: int, keep_for: float,
                  buckets: Iterable[str] = (hls.BUCKET_PATHWAY,), clock: Callable[[], float] = time.monotonic,
                  writers: Callable[[int, Path], bool | None] = lambda fd, path: None) -> None:
-        """`writers(fd, path)`: whether the file open as `fd` is open for writing anywhere (None: the
-        kernel will not say; source/leases.py)."""
+        """`writers(fd, path)`: whether that file is open for writing anywhere (None: cannot tell)."""
         self._root = hls_dir
         self._files = CopyFiles(state_dir)  # the copies' folder
         self.max_bytes = max_bytes
@@ -91,8 +90,7 @@ class Held:
 
     def first(self, key: str, parts: tuple[str, ...], stamp: Stamp,
               content_type: str | None = None) -> HeldFile | None:
-        """The first read of `key`'s file (`parts` beneath HLS_DIR) was this version: held from now on (or the
-        version held already). None for a file of no type we publish."""
+        """The first read of `key`'s file was this version: held from now on (or the one held already)."""
         content_type = content_type or hls.segment_content_type(key)
         if content_type is None:
             return None
@@ -123,8 +121,7 @@ class Held:
             return None
 
     def keep(self, key: str, body: bytes) -> bool:
-        """An upload of `key` failed: keep `body` (the version held) until every bucket has it. True once
-        a copy is kept (or was already)."""
+        """An upload of `key` failed: keep `body` until every bucket has it; True once a copy is kept."""
         held = self.get(key)
         if held is None or not self._files.is_open or not body or len(body) != held.size:
             return False

@@ -56,8 +56,7 @@ class HeldIndex:
         self.evicted = 0  # copies dropped for the byte cap before every bucket had them
 
     def put(self, held: HeldFile, now: float, gone: list[str]) -> HeldFile:
-        """`held` from now on, unless its version is held already (that one, with its copy, returned);
-        the copies to remove added to `gone`."""
+        """`held` from now on, unless its version is held already (that one returned); removals to `gone`."""
         index, key = self.files, held.key
         old = index.get(key)
         if old is not None and old.stamp == held.stamp:

@@ -84,15 +84,13 @@ class OwnFailure:
 
 
 class VmSegments:
-    """GET <folder>/vm/<n>/<file>: a segment (or init section) of the VM's pathway, from its copy of the
-    key `key_for(n, file)` makes (the bucket's key: where the copy was kept)."""
+    """GET <folder>/vm/<n>/<file>: a segment of the VM's pathway, held under the key `key_for(n, file)`."""
 
     def __init__(self, copies: SegmentCopies, key_for: Callable[[int, str], str], vm_bytes: VmBytes, *,
                  on_sent: Callable[[int | str, int], None] = lambda status, size: None,
                  client: Callable[[web.Request], str | None] = lambda request: None,
                  bucket: BucketCopy | None = None, own_failure: OwnFailure | None = None) -> None:
-        """`client`: the client's address as the viewer count keys it (None: unknown); `bucket`: None when
-        the VM answers every segment it lists."""
+        """`client`: the client's address (None: unknown); `bucket`: None when the VM answers all it lists."""
         self._copies = copies
         self._key_for = key_for
         self._bucket = bucket
@@ -185,8 +183,7 @@ class VmSegments:
                 del self._by_client[key]
 
     def _refused(self, client: str | None, size: int, own: float | None, pool: Pool) -> web.Response | None:
-        """The 503 for an answer of `size` bytes past a bound, or None when it may go (its bytes taken
-        from `pool`: the reporters' when `own` is its rate)."""
+        """The 503 for an answer of `size` bytes past a bound, or None when it may go (taken from `pool`)."""
         key = _UNKNOWN if client is None else client
         # Reporters' answers in flight: their part of the slots, never a steered viewer's.
         reporters = own is not None and self._sending_reported >= pool.most_sending
