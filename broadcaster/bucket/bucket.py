@@ -1,8 +1,6 @@
 """One bucket pathway's parts: its client, uploads, checks, cleaner and metrics (labelled with its
-`pathway`). Its API is checked at start (wrong settings stop the start), every PROBE_INTERVAL while no
-upload proves it works, and when the steering probe finds its public URL failing; each outcome goes to
-the uploader's record, as an upload's does.
-"""
+`pathway`). Its API is checked at start, every PROBE_INTERVAL while no upload proves it, and when the
+steering probe asks."""
 
 from __future__ import annotations
 

@@ -1,10 +1,6 @@
-"""Playlists at the edge: every playlist version also written to the bucket (PUBLISH_PLAYLISTS).
-
-Each key has at most one PUT in flight and the newest version wins: an older one never lands after a newer.
-The multivariant playlist waits until each media playlist it names has been written once. R2 takes one
-write per second per key (429 beyond, docs/r2.md): writes to a key start MIN_WRITE_INTERVAL apart, and
-versions offered meanwhile collapse into the newest.
-"""
+"""Every playlist version also written to the bucket (PUBLISH_PLAYLISTS): one PUT in flight a key, the newest
+version wins, writes to a key MIN_WRITE_INTERVAL apart (R2 answers 429 past one a second), and the
+multivariant playlist only once each media playlist it names was written."""
 
 from __future__ import annotations
 

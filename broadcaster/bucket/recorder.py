@@ -1,8 +1,6 @@
-"""KEEP_RECORDINGS: every listed segment of a run is appended to a journal in STATE_DIR; when the stream
-ends, a VOD playlist of the run is written next to its segments (PREFIX/<variant>/recording-<run>.m3u8),
-plus a multivariant one. A gap whose segment lands later gets a `landed` line (the recording waits
-LATE_WAIT at most for those); a listed segment whose upload failed for good, a `lost` line (a gap).
-"""
+"""KEEP_RECORDINGS: every listed segment of a run is journaled in STATE_DIR; when the stream ends, a VOD
+playlist of the run is written next to its segments, plus a multivariant one. Journal lines `landed` and
+`lost` mend or make its gaps."""
 
 from __future__ import annotations
 

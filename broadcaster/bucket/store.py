@@ -1,10 +1,6 @@
-"""The S3-compatible bucket (Cloudflare R2 in production), through one aiobotocore client.
-
-R2 pitfalls handled here (docs/r2.md): checksums only when required, no ACL headers, one client
-for the life of the process, our own total timeout per request. Every answer's body is read up to a cap
-(BoundedAIOHTTPSession): aiobotocore reads it whole first, so an endless body would grow memory without
-bound; past the cap the connection is dropped and the attempt fails with ResponseTooLarge.
-"""
+"""The S3-compatible bucket (Cloudflare R2 in production), through one aiobotocore client: checksums only
+when required, our own total timeout per request (docs/r2.md), and every answer's body read up to a cap
+(BoundedAIOHTTPSession: aiobotocore reads it whole, so an endless body would grow memory without bound)."""
 
 from __future__ import annotations
 

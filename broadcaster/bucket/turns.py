@@ -1,8 +1,6 @@
-"""A bucket's retries while it fails: one at a time, on the bucket's backoff (a backlog of N each on its
-own backoff would try N/7.5 times a second). A failed upload waits in a queue for its turn (a future, no
-task); every upload goes at once when the bucket works again (`open`). An upload whose bytes exist nowhere
-any more ends lost instead of waiting: the queue is swept at each turn, and as one comes to wait.
-"""
+"""A bucket's retries while it fails: one at a time, on the bucket's backoff, not a timer per upload (a
+backlog of N would try N/7.5 times a second); all at once when it works again (`open`). An upload whose bytes
+exist nowhere any more ends lost instead of waiting."""
 
 from __future__ import annotations
 

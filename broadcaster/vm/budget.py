@@ -1,8 +1,6 @@
-"""The VM's segment bytes as budgets (segments.py spends them): a token bucket of bytes in all
-(ByteBudget), each client's share of it (ClientShares), and the two pools they make (VmBytes): viewers
-steered to the VM get all of VM_SEGMENT_MBPS; clients on their own page's report (a claim anyone can make)
-take a quarter together, so forged reporters leave the steered pool full for a real outage.
-"""
+"""The VM's segment bytes as budgets: a token bucket in all (ByteBudget), each client's share (ClientShares),
+and two pools (VmBytes): steered viewers get all of VM_SEGMENT_MBPS; clients on their own page's report (a
+claim anyone can make) a quarter together, so forged reporters leave the steered pool full."""
 
 from __future__ import annotations
 

@@ -1,16 +1,6 @@
-"""Held: the segments the service holds for its pathways, and the copies it keeps of some.
-
-A segment is held as one version of Owncast's file (its stamp: inode, size, mtime); while that file is
-unchanged it *is* those bytes, read beneath HLS_DIR, never through a symlink. Nothing is held while the
-bucket takes each upload at once and the VM only redirects (a key the VM is asked for is held then:
-`at_hand`); the first read is held while a pathway lists what the VM holds (`first`); once an upload
-fails, a copy is kept under STATE_DIR/segments until every bucket has it (`keep`, `hold_kept`, `landed`),
-as Owncast deletes a segment soon after listing it (docs/owncast.md).
-
-The copies are bounded (VM_COPIES_MB, oldest first; never the last 64 MB or 2 % of the disk) and named
-by a counter of ours. What is held is forgotten after a segment's whole life in the playlists. Written
-from the uploads' worker threads and the event loop: the index is behind a lock.
-"""
+"""Held: the segments the service holds for its pathways (one version of Owncast's file each, by its stamp),
+and the copies kept of some once an upload fails, until every bucket has them: Owncast deletes a segment
+soon after listing it. The copies are bounded (VM_COPIES_MB, and the disk's reserve), oldest first."""
 from __future__ import annotations
 
 import contextlib

@@ -1,18 +1,6 @@
-"""The VM's pathway over HTTP: the segments the VM serves (Owncast's file, or the copy a failed upload
-kept: vm/held.py), only for a key a VM playlist listed; a URL with a query is a redirect to the same one
-without (one cache key per segment). Answers are immutable objects: the bucket's Cache-Control, a strong
-ETag and Last-Modified, 304, one byte range (RFC 9110 14.2).
-
-While the bucket serves, a segment the bucket holds is a `no-store` 302 to its copy there: players without
-content steering may play the VM's variants (6.3.4), and neither they nor a penalty box may cost the VM.
-After one failed probe of the bucket the redirect waits for the next (bucket_copy.InBucket). A client whose
-own page reported failures on the bucket gets bytes, at most one stream's bitrate, `private`. A segment
-listed before its upload landed is a 503 (`late`) once the wait for it is over.
-
-The bytes are bounded per second in all (VM_SEGMENT_MBPS), per client (ClientShares) and in answers at
-once, past each a 503 with Retry-After; reporters spend a pool of their own (budget.VmBytes). A reset
-mid-answer is counted (`reset`), not logged.
-"""
+"""GET <folder>/vm/<n>/<file>: a segment the VM's playlists listed, as an immutable object (the bucket's
+Cache-Control, a strong ETag, 304, one byte range); while the bucket serves, a `no-store` 302 to its copy
+there, but bytes for a client whose own page failed on it. Bounded per second, per client and at once."""
 from __future__ import annotations
 
 import asyncio
