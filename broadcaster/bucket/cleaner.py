@@ -24,8 +24,7 @@ from .store import StoreError
 log = logging.getLogger(__name__)
 
 BATCH = 1000  # DeleteObjects' limit
-# Keys waiting in a saved state: a day-long bucket outage at 1 s segments and 4 variants is ~350,000.
-MAX_RESTORED = 2_000_000
+MAX_RESTORED = 2_000_000  # keys in a saved state (a day-long outage, 1 s segments, 4 variants: ~350,000)
 _ALIVE = 1 << 62  # a note's stamp until it dies: later than any snapshot's
 
 

@@ -7,8 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-# More than the milliseconds between the variants' uploads of one segment, less than a segment's second.
-ARM_AFTER = 0.5
+ARM_AFTER = 0.5  # more than between the variants' uploads of one segment, less than between segments
 
 
 class Waiting:

@@ -21,8 +21,7 @@ from .uploader import Backoff, ObjectStore
 log = logging.getLogger(__name__)
 
 _BACKOFF = Backoff(base=0.5, cap=5.0)  # a key's retries while the bucket fails it
-# A little above a second, so two PUTs never land in the same second even when the second travels faster.
-MIN_WRITE_INTERVAL = 1.1
+MIN_WRITE_INTERVAL = 1.1  # above a second: two PUTs to a key never land in the same second
 
 
 @dataclass(slots=True)

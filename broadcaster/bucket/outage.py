@@ -18,8 +18,7 @@ LOST_WHY = {
                "pathway)",
 }
 
-# (how many uploads wait, seconds the oldest has waited or None when none does)
-Waiting = Callable[[], tuple[int, float | None]]
+Waiting = Callable[[], tuple[int, float | None]]  # (uploads waiting, seconds the oldest has waited)
 
 
 class OutageLog:

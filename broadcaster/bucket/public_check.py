@@ -17,18 +17,15 @@ from ..settings import BucketSettings
 from ..playlist import hls
 from .store import BucketAccess, S3Store, within
 
-# A made-up viewer page's origin: the bucket's CORS policy must allow any origin (or the viewer's own).
-ORIGIN = "https://viewer.example"
-# A probe object is stored as a segment is (a .ts name, its type, cacheable), so its GET meets a segment's
-# Cache Rule; for a minute only, the probe being deleted at once.
+ORIGIN = "https://viewer.example"  # a made-up viewer page's origin, which CORS must allow
+# A probe object is stored as a segment is, so its GET meets a segment's Cache Rule (for a minute only).
 PROBE_CONTENT_TYPE = "video/mp2t"
 PROBE_CACHE_CONTROL = "public, max-age=60"
 # The start's GET says what it is: a bucket's or CDN's logs tell it from viewers.
 START_HEADERS = {"User-Agent": f"hls-broadcaster/{__version__} (start check)"}
 
 Line = Callable[[str, str], None]  # (ok | warn | FAIL | skip, text): preflight's Report.line
-# A put that failed for one of these reasons was sent and not answered in time: it may still land.
-MAY_LAND = frozenset({"Timeout", "ReadTimeoutError"})
+MAY_LAND = frozenset({"Timeout", "ReadTimeoutError"})  # a put failed so was not answered: it may land
 
 
 def probe_object(key_prefix: str, word: str) -> tuple[str, bytes]:

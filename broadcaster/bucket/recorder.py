@@ -24,9 +24,7 @@ from ..state import validate
 log = logging.getLogger(__name__)
 
 _SAFE = re.compile(r"[^A-Za-z0-9_-]")
-# Seconds a recording waits, once its stream ended, for its segments still being uploaded late.
-LATE_WAIT = 15.0
-# A finished recording never changes; a day of caching is harmless and saves the origin.
+LATE_WAIT = 15.0  # seconds a recording waits, once its stream ended, for segments uploading late
 VOD_CACHE_CONTROL = "public, max-age=86400"
 
 

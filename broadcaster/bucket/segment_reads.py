@@ -14,8 +14,7 @@ from ..files import Refused, Stamp, is_temporary, read_stamped
 _new = tuple.__new__  # a NamedTuple made without its Python-level __new__ (Kept: one per segment)
 
 
-# Why a segment is lost when its copy is gone and Owncast deleted its file before the bucket took it.
-COPY_DROPPED = "copy_dropped"
+COPY_DROPPED = "copy_dropped"  # lost: its copy gone, and Owncast's file deleted before the bucket took it
 NO_COPY = ("no copy of it is left (VM_COPIES_MB, or the disk's reserve under STATE_DIR) and Owncast deleted its "
             "file before the bucket took it")
 
@@ -99,8 +98,7 @@ class Holder(Protocol):
     def room(self) -> tuple[int, str]: ...  # what the copies may take now, and what bounds them (vm/copy_files.py)
 
 
-# The bytes a first attempt sends, read already: with their stamp and SHA-256 (None: not hashed).
-ReadBody = tuple[bytes, Stamp | None, bytes | None]
+ReadBody = tuple[bytes, Stamp | None, bytes | None]  # a first attempt's body, stamp and SHA-256 (or None)
 # The first attempt's body in a box the attempts empty: no frame waiting out a backoff keeps a segment's
 # bytes, or memory would grow by a segment per upload for as long as an outage lasts.
 FirstBody = list[ReadBody]

@@ -11,8 +11,7 @@ from collections.abc import Awaitable, Callable
 Alive = Callable[[], bool]  # whether an upload's bytes are still somewhere (a copy, or Owncast's file)
 
 
-# Seconds at least between two sweeps made as an upload comes to wait (a stat per waiting upload).
-SWEEP_EVERY = 1.0
+SWEEP_EVERY = 1.0  # seconds at least between sweeps as uploads come to wait (a stat per waiting upload)
 
 
 class RetryTurns:

@@ -159,7 +159,6 @@ class Uploader:
                     box: FirstBody = [(body, first.stamp, first.sha256)]
                     del body  # the box alone has it, and the first attempt takes it out
                     return await self.upload_held(key, variant, first.stamp, box)
-        # Read for each attempt (or the copy `keep` held): if Owncast deleted the file, it is lost.
         return await self._put(Job(key, read, content_type, hls.SEGMENT_CACHE_CONTROL, variant, hashed,
                                    keep=keep, alive=path.exists))
 

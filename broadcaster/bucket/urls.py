@@ -16,8 +16,7 @@ from .edge_urls import EdgeUrls, edge_prefix, edge_tokens
 from .sessions import sync_session
 from .store import BucketAccess
 
-# Init sections whose signed URL is remembered (one per transcoder run and variant: a few in use at once).
-_INITS_KEPT = 64
+_INITS_KEPT = 64  # init sections whose signed URL is remembered (a few are in use at once)
 # (key, expires_in): a GET URL for `key` that works for `expires_in` seconds from now.
 Signer = Callable[[str, int], str]
 

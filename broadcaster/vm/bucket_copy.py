@@ -12,8 +12,7 @@ from ..playlist import hls
 from ..steering.policy import MIN_UPLOAD_WAIT, PROBE_AGAIN
 from .held import Held, HeldFile
 
-# Seconds a request may wait for the first bucket's next probe after one failed (PROBE_AGAIN later).
-DOUBT_WAIT = 2 * PROBE_AGAIN
+DOUBT_WAIT = 2 * PROBE_AGAIN  # a request's wait for the bucket's next probe after one failed
 
 
 class Located(Protocol):

@@ -11,12 +11,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 BURST_SECONDS = 10.0  # a budget lets this much of its rate go at once (a CDN fills several variants)
-# A client asked for bytes within this many seconds: it has a share.
-ACTIVE_SECONDS = 10.0
-# Clients with a share at once (about 220 bytes each): far past those a share can give a stream to.
-MAX_CLIENTS = 4096
-# The part of VM_SEGMENT_MBPS (its burst, its answers in flight) that reporting clients take together.
-REPORTED_PART = 0.25
+ACTIVE_SECONDS = 10.0  # a client asked for bytes within this many seconds: it has a share
+MAX_CLIENTS = 4096  # clients with a share at once (about 220 bytes each)
+REPORTED_PART = 0.25  # of VM_SEGMENT_MBPS, its burst and its answers in flight: reporters' together
 
 
 class ByteBudget:
@@ -126,8 +123,7 @@ class Pool:
         return cls(budget, ClientShares(budget.rate, burst_seconds=burst, clock=budget.clock), most_sending)
 
 
-# Answers being read or sent at once (each holds its segment in memory, up to a few MB).
-MAX_SENDING = 32
+MAX_SENDING = 32  # answers being read or sent at once (each holds its segment in memory)
 
 
 class VmBytes:

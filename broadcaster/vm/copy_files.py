@@ -10,8 +10,7 @@ import threading
 from pathlib import Path
 
 FOLDER = "segments"  # under STATE_DIR
-# The copies never take the last of STATE_DIR's disk, which the state's saves need: this much stays
-# free, or a fiftieth of the disk if more.
+# Left free on STATE_DIR's disk for the state's saves (or a fiftieth of the disk if more).
 DISK_RESERVE = 64 * 1024 * 1024
 CAP = "VM_COPIES_MB"
 DISK = "disk_reserve"

@@ -12,8 +12,7 @@ from typing import NamedTuple
 
 from ..files import Stamp
 
-# Once every bucket has a segment, the VM needs it only while Owncast keeps its file (a minute or two).
-SETTLED_FOR = 180.0
+SETTLED_FOR = 180.0  # once every bucket has it, needed only while Owncast keeps its file
 
 
 class HeldFile(NamedTuple):
@@ -46,11 +45,9 @@ class HeldIndex:
         self._buckets = frozenset(buckets)
         self._many = len(self._buckets) > 1
         self.files: OrderedDict[str, HeldFile] = OrderedDict()  # oldest first
-        # With more than one bucket: key -> the buckets that have it, until all have.
-        self._landed: dict[str, set[str]] = {}
+        self._landed: dict[str, set[str]] = {}  # with several buckets: those that have each key, until all
         self._settled: OrderedDict[str, float] = OrderedDict()  # key -> when every bucket had it
-        # No sooner than this does anything held expire.
-        self._due = -math.inf
+        self._due = -math.inf  # no sooner than this does anything held expire
         self.copies: OrderedDict[str, None] = OrderedDict()  # keys with a copy, oldest copy first
         self.bytes = 0  # the copies'
         self.evicted = 0  # copies dropped for the byte cap before every bucket had them

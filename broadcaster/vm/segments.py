@@ -20,19 +20,16 @@ from .budget import Pool, VmBytes
 from .held import HeldFile as Copy
 from .ranges import byte_range, not_modified
 
-# One client address's share of the answers in flight: a CDN in front asks for a few at a time.
-CLIENT_SHARE = 4
+CLIENT_SHARE = 4  # one client's share of the answers in flight (a CDN asks for a few at a time)
 _UNKNOWN = ""  # the share of every client whose address is unknown
 CAP_RETRY_AFTER = "1"
 _FILE = r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}\.(?:ts|m4s|mp4|aac)"
 _MAX_VARIANT_DIGITS = 4
-# A redirect to the bucket holds only while the bucket serves: no cache in front may keep it.
-REDIRECT_CACHE_CONTROL = "no-store"
+REDIRECT_CACHE_CONTROL = "no-store"  # holds only while the bucket serves
 SEGMENT_CACHE_CONTROL = hls.SEGMENT_CACHE_CONTROL  # bytes for players steered here, as the bucket's copy
 # Bytes one client gets on its own page's report: its own browser may keep them, a shared cache never.
 ONE_CLIENT_CACHE_CONTROL = "private, max-age=31536000, immutable"
-# Requests waiting for their segment's upload to land before the redirect: past this, 503.
-MAX_WAITING = 1024
+MAX_WAITING = 1024  # requests waiting for their segment's upload to land: past this, 503
 
 
 class BucketCopy(Protocol):
@@ -109,13 +106,11 @@ class VmSegments:
         bucket = self._bucket
         if (own is None and bucket is not None and (there := bucket.now(variant, name)) is not None
                 and not bucket.doubted()):
-            # The bucket serves and has it: no look at the VM's file. While its last probe failed, the wait
-            # below decides (InBucket.within).
+            # The bucket serves and has it (while its last probe failed, the wait below decides).
             return self._answer(_redirect(there))
         copy = self._copies.servable(self._key_for(variant, name))
         if copy is None:
-            # Neither Owncast's file nor a copy here: the bucket's, if it has it now (never waited for: a
-            # name nobody listed must cost nothing).
+            # Neither Owncast's file nor a copy: the bucket's if it has it (never waited for: costs nothing).
             there = bucket.now(variant, name) if bucket is not None else None
             return self._answer(_not_here() if there is None else _redirect(there))
         if bucket is not None and own is None:
@@ -129,11 +124,9 @@ class VmSegments:
             if there is not None:
                 return self._answer(_redirect(there))
             if self._own_failure.serves():
-                # Not landed within the wait: asked again in a moment, it is a redirect (bytes would cost
-                # the VM while the bucket serves).
+                # Not landed within the wait: asked again in a moment, it is a redirect.
                 late = unavailable("not in the bucket yet, try again shortly\n", CAP_RETRY_AFTER)
                 return self._answer(late, LATE)
-        # Bytes on a client's own report are that client's alone: no shared cache may keep them.
         headers = _headers(copy, SEGMENT_CACHE_CONTROL if own is None else ONE_CLIENT_CACHE_CONTROL)
         if not_modified(request, copy):
             return self._answer(web.Response(status=304, headers=headers))
@@ -181,8 +174,7 @@ class VmSegments:
                                 REPORTED if reporters else None)
         shares = pool.shares
         if not shares.take(key, size, own):
-            # SHARE, unless it is alone or a share is less than a stream (too many clients for
-            # VM_SEGMENT_MBPS): then viewers steered here stall, and the alert on 503s says so.
+            # SHARE, unless it is alone or a share is less than a stream: the 503s' alert then says so.
             short = own is None and (shares.active <= 1 or shares.fair() < self._own_failure.stream_rate())
             return self._answer(unavailable("this client's share of the VM's segment bytes is reached\n",
                                             CAP_RETRY_AFTER), None if short else SHARE)
