@@ -114,10 +114,9 @@ class Cleaner:
             key = validate.text(pair[0], "a key to delete")
             latest.pop(key, None)
             latest[key] = validate.number(pair[1], "a deletion time")
-        due = [(when, key) for key, when in latest.items()]
-        heapq.heapify(due)
-        self._due, self._kept, self._deleting = due, {}, []
-        self._notes = DueNotes()
+        self._due = [(when, key) for key, when in latest.items()]
+        heapq.heapify(self._due)
+        self._kept, self._deleting, self._notes = {}, [], DueNotes()
         for key, when in latest.items():
             self._notes.note(key, when)
         self._metrics.cleanup_pending.set(self.pending)

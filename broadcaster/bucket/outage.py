@@ -46,9 +46,8 @@ class OutageLog:
         now = self._clock()
         self._reason = reason
         if self._since is None:
-            self._since, self._failed, self._flaps, self._working, self._lost = now, 1, 0, False, {}
-            self._tail_told = False
-            self._told = False
+            self._since, self._failed, self._flaps, self._working = now, 1, 0, False
+            self._lost, self._tail_told, self._told = {}, False, False
             self._quiet = self._back_at is not None and now - self._back_at < self._interval
             if not self._quiet:
                 self._write(logging.WARNING, now, "bucket unreachable (%s): uploads wait and are retried; a "

@@ -64,8 +64,6 @@ class Held:
     def __len__(self) -> int:
         return len(self._index.files)
 
-    # -- life ---------------------------------------------------------------------------------------
-
     def open(self) -> None:
         """Make the copies' folder (private) and empty it: a former run's copies are not in the index."""
         self._files.open()
@@ -75,8 +73,6 @@ class Held:
         with self._lock:
             names = self._index.clear()
         self._files.close(names)
-
-    # -- the uploads' worker threads -------------------------------------------------------------------
 
     def first(self, key: str, parts: tuple[str, ...], stamp: Stamp,
               content_type: str | None = None) -> HeldFile | None:
@@ -141,11 +137,16 @@ class Held:
                 gone.append(name)  # closed, forgotten, rewritten or kept meanwhile
             else:
                 self.kept += 1
-                gone += self._over_cap_locked()
+                while (self._index.bytes > self.max_bytes
+                       and (dropped := self._index.drop_oldest_copy()) is not None):
+                    if dropped.copy is not None:  # over the cap: the oldest copies go
+                        gone.append(dropped.copy)
+                        self._failed.warning(
+                            "evicted", "the copies of segments not in every bucket yet exceed VM_COPIES_MB: "
+                            "%s dropped (its upload reads Owncast's file while it is there; raise "
+                            "VM_COPIES_MB for a longer outage)", dropped.key)
         self._files.unlink(gone)
         return not gone or gone[0] != name
-
-    # -- the event loop ---------------------------------------------------------------------------------
 
     def landed(self, key: str, bucket: str) -> None:
         """`bucket` has `key`: once every bucket has it, its copy (if any) goes."""
@@ -208,8 +209,6 @@ class Held:
             raise FileNotFoundError(held.key)  # another version now: not the bytes its ETag names
         return data
 
-    # -- inside -------------------------------------------------------------------------------------------
-
     def _room(self, size: int) -> bool:
         """Room for `size` more bytes with the disk's reserve left free, the oldest copies dropped for it."""
         while True:
@@ -225,13 +224,3 @@ class Held:
                                  "it is there); free space on STATE_DIR's disk for a longer outage",
                                  reserve // (1024 * 1024))
             self._files.unlink([gone.copy])
-
-    def _over_cap_locked(self) -> list[str]:
-        gone = []
-        while self._index.bytes > self.max_bytes and (dropped := self._index.drop_oldest_copy()) is not None:
-            if dropped.copy is not None:
-                gone.append(dropped.copy)
-                self._failed.warning("evicted", "the copies of segments not in every bucket yet exceed "
-                                     "VM_COPIES_MB: %s dropped (its upload reads Owncast's file while it is "
-                                     "there; raise VM_COPIES_MB for a longer outage)", dropped.key)
-        return gone
