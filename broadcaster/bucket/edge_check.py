@@ -46,15 +46,6 @@ class Answer:
         return "cf-ray" in self.headers or self.headers.get("server", "").lower() == "cloudflare"
 
 
-def recipe(answer: Answer) -> str:
-    """Which edge recipe gave a refusal."""
-    if answer.by_worker:
-        return "the Worker (deploy/cloudflare-worker)"
-    if answer.by_cloudflare:
-        return "Cloudflare's WAF custom rule"
-    return "something in front of the bucket (not Cloudflare's answer)"
-
-
 async def _get(http: aiohttp.ClientSession, url: str) -> Answer | str:
     """The answer, or why there was none."""
     try:
@@ -79,7 +70,10 @@ async def check(probe: Probe, line: Line) -> None:
             line("FAIL", f"edge: GET {probe.unsigned} without a token -> 200: anyone with a segment's URL gets "
                  f"it; no edge rule guards R2_PUBLIC_URL: {RULES}")
         elif stranger.status == 403:
-            line("ok", f"edge: GET without a token -> 403, refused by {recipe(stranger)}")
+            by = ("the Worker (deploy/cloudflare-worker)" if stranger.by_worker
+                  else "Cloudflare's WAF custom rule" if stranger.by_cloudflare
+                  else "something in front of the bucket (not Cloudflare's answer)")
+            line("ok", f"edge: GET without a token -> 403, refused by {by}")
         else:
             line("FAIL", f"edge: GET {probe.unsigned} without a token -> HTTP {stranger.status}, not 403: check "
                  "R2_PUBLIC_URL")
