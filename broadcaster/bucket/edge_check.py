@@ -47,7 +47,6 @@ class Answer:
 
 
 async def _get(http: aiohttp.ClientSession, url: str) -> Answer | str:
-    """The answer, or why there was none."""
     try:
         async with http.get(url, headers={"Origin": ORIGIN}) as resp:
             return Answer(resp.status, await resp.read(), {k.lower(): v for k, v in resp.headers.items()})
