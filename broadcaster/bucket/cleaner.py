@@ -1,6 +1,5 @@
-"""Deletes segments from the bucket once no playlist may list them any more (6.2.2): a segment that left
-the window stays for its duration plus the longest playlist that listed it plus a margin. By the keys the
-service knows (listing is a paid call), in batches, with retries; what is still to delete is saved."""
+"""Deletes segments from the bucket once no playlist may list them any more (6.2.2), by the keys the service
+knows (listing is a paid call), in batches, with retries; what is still to delete is saved."""
 
 from __future__ import annotations
 

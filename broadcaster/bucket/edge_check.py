@@ -1,7 +1,5 @@
-"""`hls-broadcaster check`'s proof of a private stream's edge: the probe object fetched without a token
-(403), with the window's `verify=` token (200, its bytes), then again (a cache hit); which recipe answered
-(the Worker, the WAF rule), and a door around the edge: R2_PUBLIC_URL or the bucket's r2.dev URL.
-"""
+"""`hls-broadcaster check`'s proof of a private stream's edge: the probe object fetched without a token (403),
+with the window's token (200, its bytes, then a cache hit), and no door around it (r2.dev)."""
 
 from __future__ import annotations
 

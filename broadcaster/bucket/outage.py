@@ -1,7 +1,5 @@
 """A bucket outage told in a few lines, not one per failed attempt: a WARNING when it starts, a summary at
-most every `interval`, an INFO when it ends. A failure within `interval` of the "back" line resumes quietly
-(a flapping bucket writes no pair per flap). An outage's first lost segment is a WARNING, then counts.
-"""
+most every `interval`, an INFO when it ends; a flapping bucket resumes quietly, not a pair per flap."""
 
 from __future__ import annotations
 

@@ -1,7 +1,5 @@
-"""`hls-broadcaster check` of a bucket other than the first: a probe object put, fetched at its public URL
-with an Origin (CORS), and deleted; each line names the setting to fix. And the start's own look
-(`listed_answers`): a key stored where no listed URL looks is told before any viewer meets it.
-"""
+"""`hls-broadcaster check` of a bucket other than the first (a probe object put, fetched at its public URL
+with an Origin, deleted), and the start's own look (`listed_answers`): is a stored key where URLs look?"""
 
 from __future__ import annotations
 

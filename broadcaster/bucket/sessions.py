@@ -1,6 +1,5 @@
-"""botocore sessions that read botocore's data files once per process (0.1 s of CPU a session): each
-shares the first one's data loader, safe across threads; the sessions stay one per use (a session is not).
-"""
+"""botocore sessions that share the first one's data loader (safe across threads): botocore's data files
+are read once per process, not 0.1 s of CPU a session; the sessions stay one per use (a session is not)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,5 @@
-"""Mistakes in the bucket's URLs that per-value checks cannot see, told without a request (`check` fails,
-`run` refuses to start): else uploads succeed under keys no listed URL names, and every segment is a 404.
-"""
+"""Mistakes in the bucket's URLs that per-value checks cannot see (`check` fails, `run` will not start):
+else uploads succeed under keys no listed URL names, and every segment is a 404."""
 
 from __future__ import annotations
 

@@ -93,8 +93,7 @@ class Held:
 
     def body(self, key: str) -> bytes | None:
         """`key`'s bytes (blocking): its copy, or Owncast's file while it is the version read; else None."""
-        got = self.held_body(key)
-        return got[0] if got is not None else None
+        return got[0] if (got := self.held_body(key)) is not None else None
 
     def held_body(self, key: str) -> tuple[bytes, Stamp] | None:
         """As `body`, with the held version's stamp."""
