@@ -23,8 +23,7 @@ PROBE_INTERVAL_DOWN = 2.0  # while it is down: uploads waiting out a backoff go 
 
 
 class Bucket:
-    """`holder`: what the service holds of each segment; `uploads_pending`: copies still to upload (they
-    prove the bucket); `refused`: whether an error's reason is a refusal (steering/policy.py)."""
+    """`uploads_pending`: copies still to upload (they prove the bucket); `refused`: steering/policy.py's."""
 
     def __init__(self, settings: BucketSettings, s: Settings, metrics: Metrics, *,
                  holder: Holder | None = None, uploads_pending: Callable[[], int] = lambda: 0,

@@ -47,8 +47,7 @@ class Waiting:
             self._arm()
 
     def _arm(self, fired: bool = False) -> None:
-        """The timer for the oldest upload waiting, unless told of already. `fired`: the timer went off: the
-        oldest now is told of when it waited late_after, else the timer is armed again for it."""
+        """The timer for the oldest upload waiting; `fired`: it went off, and the oldest now may be late."""
         if fired:
             self._late = None
         after = self.late_after() if self._began else None

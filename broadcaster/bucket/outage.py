@@ -68,8 +68,7 @@ class OutageLog:
         return sum(self._lost.values())
 
     def lost(self, reason: str) -> bool:
-        """A segment whose upload waited on the bucket is lost: counted, the first said at once. True when
-        this outage tells it; False when no outage is on or just ended."""
+        """A segment whose upload waited on the bucket is lost: True when this outage tells it."""
         now = self._clock()
         ago = None if self._since is not None or self._back_at is None else now - self._back_at
         tail = ago is not None and ago < self._interval

@@ -54,8 +54,7 @@ def read_segment_stamped(path: Path, max_bytes: int, *, root: Path | None = None
 
 
 class Uploaded(NamedTuple):
-    """A segment in the bucket: its PutObject's seconds, the SHA-256 of the body sent (viewer/p2p.js checks
-    a peer's copy against it), and the stamp of the version sent."""
+    """A segment in the bucket: its PutObject's seconds, the SHA-256 of the body sent, and its stamp."""
 
     took: float
     sha256: bytes | None  # None: not asked for (P2P off), or uploaded before a restart (bytes not at hand)

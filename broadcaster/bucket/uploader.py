@@ -105,8 +105,7 @@ class Uploader:
         return self.waits.now()
 
     def outage(self) -> dict[str, object] | None:
-        """While the bucket fails (None otherwise), for /health: the uploads that wait, the segments lost, and
-        the copies kept: their bytes, bound, what sets it, and when they fill at the rate they grew."""
+        """While the bucket fails (else None), for /health: uploads waiting, segments lost, copies kept."""
         down_for = self._outage.down_for()
         if down_for is None:
             return None
@@ -138,8 +137,7 @@ class Uploader:
     async def upload_file(self, path: Path, key: str, variant: str, *, root: Path | None = None,
                           hashed: bool = False, on_kept: Callable[[Kept], None] | None = None,
                           parts: tuple[str, ...] | None = None) -> Uploaded:
-        """Upload one file (inside `root`); with a holder and `on_kept`, the file is read and held first,
-        `on_kept` told, and that version uploaded. Raises SegmentLost when it can never succeed."""
+        """Upload one file (with a holder and `on_kept`: read, held, told first); SegmentLost if it cannot."""
         content_type = _segment_type(str(path))
         read = functools.partial(read_segment_stamped, path, MAX_FILE_BYTES, root=root)
         holder = self._holder

@@ -68,8 +68,7 @@ class S3Signer:
 
 
 class PresignedUrls:
-    """Presigned GET URLs, each valid for `expiry` seconds. An init section's is signed anew once less than
-    half its life, or `keep_valid`, is left (a new EXT-X-MAP URI is fine: 4.4.4.5)."""
+    """Presigned GET URLs; an init section's is reused until half its life, or `keep_valid`, is left."""
 
     def __init__(self, sign: Signer, *, expiry: int, keep_valid: float = 0.0,
                  clock: Callable[[], float] = time.monotonic) -> None:

@@ -115,8 +115,7 @@ def reserve(st: os.statvfs_result) -> int:
 
 
 def room(folder: Path, kept: int, cap: int) -> tuple[int, str]:
-    """The most the copies may take now (`kept` bytes are taken already), and what bounds it: CAP, or DISK
-    (the disk's free space down to its reserve) when that comes first."""
+    """The most the copies may take now (`kept` are taken), and what bounds it: CAP, or DISK (the reserve)."""
     try:
         st = os.statvfs(folder)
     except OSError:

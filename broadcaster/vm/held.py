@@ -171,8 +171,7 @@ class Held:
             return False
 
     def at_hand(self, key: str, parts: tuple[str, ...]) -> HeldFile | None:
-        """What the VM answers for `key` now (`parts`: its file beneath HLS_DIR when nothing is held):
-        Owncast's file as it is, held from now on, or the copy while that file is gone or being rewritten."""
+        """What the VM answers for `key` now: Owncast's file as it is, held from now on, or the copy."""
         held = self.get(key)
         if held is not None:
             parts = held.parts

@@ -16,8 +16,7 @@ SETTLED_FOR = 180.0  # once every bucket has it, needed only while Owncast keeps
 
 
 class HeldFile(NamedTuple):
-    """One segment (or init section) held: what an answer needs without reading it. A tuple: one is made for
-    every segment, a quarter of a frozen dataclass's cost."""
+    """One segment held: what an answer needs without reading it (a tuple: cheap, one a segment)."""
 
     key: str
     parts: tuple[str, ...]  # its file beneath HLS_DIR (<variant>/<name>)

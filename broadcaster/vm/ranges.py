@@ -34,8 +34,7 @@ def none_match(request: web.Request, etag: str) -> bool:
 
 
 def not_modified(request: web.Request, copy: Object) -> bool:
-    """304: If-None-Match matches; or, without If-None-Match, not modified since If-Modified-Since
-    (RFC 9110 13.1.3: ignored when If-None-Match is present)."""
+    """304: If-None-Match matches; or, without it, not modified since If-Modified-Since (RFC 9110 13.1.3)."""
     if hdrs.IF_NONE_MATCH in request.headers:
         return none_match(request, copy.etag)
     since = request.if_modified_since
@@ -66,8 +65,7 @@ def byte_range(request: web.Request, copy: Object) -> tuple[int, int] | None:
 
 
 def _if_range_holds(request: web.Request, copy: Object) -> bool:
-    """If-Range (RFC 9110 13.1.5): the range only while the object is still that one (strong ETag, or
-    exactly its Last-Modified)."""
+    """If-Range (RFC 9110 13.1.5): the range only while the object is still that one."""
     value = request.headers.get(hdrs.IF_RANGE)
     if value is None:
         return True

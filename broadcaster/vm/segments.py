@@ -50,8 +50,7 @@ class SegmentCopies(Protocol):
 
 @dataclass(frozen=True)
 class OwnFailure:
-    """Whether a client gets bytes of its own while the bucket serves, and at what rate (the policy's
-    bucket_serves and client_failing; the highest variant's bitrate). Without it, nobody does."""
+    """Whether a client gets bytes of its own while the bucket serves, and at what rate (None: nobody)."""
 
     serves: Callable[[], bool] = lambda: False
     failing: Callable[[str | None], bool] = lambda client: False
