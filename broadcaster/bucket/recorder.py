@@ -72,10 +72,8 @@ class Recorder:
     def record(self, run: str, variant: int, segment: ListedSegment) -> None:
         """Append a listed segment to its run's journal (names only: the playlist sits beside them)."""
         line: dict[str, object] = {
-            "name": PurePosixPath(segment.key or segment.uri).name,
-            "duration": segment.duration,
-            "pdt": segment.program_date_time,
-            "discontinuity": segment.discontinuity,
+            "name": PurePosixPath(segment.key or segment.uri).name, "duration": segment.duration,
+            "pdt": segment.program_date_time, "discontinuity": segment.discontinuity,
             # The URL's path, not the URL: a presigned one ends in ?X-Amz-... (the object's name is the same).
             "init": PurePosixPath(urlsplit(segment.init_uri).path).name if segment.init_uri else None,
         }

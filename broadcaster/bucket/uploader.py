@@ -91,7 +91,6 @@ class Uploader:
         # The uploads whose attempt the bucket failed: one retries per turn of the bucket's backoff.
         self._turns = RetryTurns(backoff.delay, lambda delay: self._sleep(delay))
         self._unreadable = RateLimitedLog(log)
-        self._clock = backoff.clock
         self.last_landed: tuple[str, float] | None = None  # the newest segment's key it stored, and when
         self._outage = OutageLog(log, waiting=self.waiting, clock=backoff.clock)
         self._metrics.upload_wait.set_function(lambda: self.waiting()[1] or 0.0)
@@ -267,7 +266,7 @@ class Uploader:
                         took = time.perf_counter() - started
                         log.debug("uploaded %s (%d bytes) in %.0f ms", key, len(body), took * 1000)
                         if variant is not None:
-                            self.last_landed = (key, self._clock())
+                            self.last_landed = (key, self._retry.clock())
                             self._metrics.upload_duration.observe(took)
                             self._metrics.segments_uploaded(variant=variant).inc()
                             self._metrics.bytes_uploaded(variant=variant).inc(len(body))

@@ -195,12 +195,11 @@ class VmSegments:
         try:
             await response.prepare(request)
             await response.write_eof()
-        except ConnectionError:  # the client reset mid-answer: aiohttp would log it as an error
+        except (ConnectionError, asyncio.CancelledError) as err:  # a reset (else logged as an error)
             self._on_sent(RESET, 0)
+            if isinstance(err, asyncio.CancelledError):
+                raise
             return response
-        except asyncio.CancelledError:  # ... or, handler_cancellation on, cancelled this handler
-            self._on_sent(RESET, 0)
-            raise
         self._on_sent(response.status, len(body))
         return response
 
