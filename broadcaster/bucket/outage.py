@@ -86,10 +86,8 @@ class OutageLog:
         return True
 
     def _lost_text(self) -> str:
-        if not self._lost:
-            return ""
         return "; segments lost (they exist nowhere): " + ", ".join(
-            f"{count} {reason}" for reason, count in sorted(self._lost.items()))
+            f"{count} {reason}" for reason, count in sorted(self._lost.items())) if self._lost else ""
 
     def ok(self) -> None:
         self._working = True
@@ -105,8 +103,7 @@ class OutageLog:
         else:
             self._write(logging.INFO, now, "bucket reachable again after %.0fs down; %d attempts failed%s%s",
                         down, self._failed, self._flapped(), self._lost_text())
-        self._since = None
-        self._back_at = now
+        self._since, self._back_at = None, now
 
     def _summary(self, now: float) -> None:
         count, oldest = self._waiting()

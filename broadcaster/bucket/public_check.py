@@ -112,6 +112,4 @@ async def listed_answers(store: Stored, url_of: Callable[[str], str], key_prefix
     finally:
         if await within(store.delete(key), timeout) is not None:
             left(key)
-    if status != 200:
-        return f"HTTP {status}"
-    return None if got == body else "other bytes"
+    return f"HTTP {status}" if status != 200 else None if got == body else "other bytes"

@@ -31,7 +31,7 @@ class HeldSegments:
     def servable(self, key: str) -> HeldFile | None:
         if self._located.found(hls.VM_PATHWAY, key) is None:
             return None
-        return self._held.at_hand(key, tuple(key.rsplit("/", 2)[-2:]))
+        return self._held.at_hand(key, tuple(key.rsplit("/", 2)[-2:]))  # its parts: <variant>/<file>
 
     def read(self, copy: HeldFile) -> bytes:
         return self._held.read(copy)

@@ -186,16 +186,12 @@ class Held:
             look = look_beneath(self._root, parts, self._writers)
         except (OSError, Refused):
             return kept
-        if look is None or look[1] is True or look[0].size <= 0:
-            return kept
-        return self.first(key, parts, look[0])
+        return self.first(key, parts, look[0]) if look and look[1] is not True and look[0].size > 0 else kept
 
     def hold_kept(self, key: str, parts: tuple[str, ...], stamp: Stamp, body: bytes,
                   content_type: str | None = None) -> bool:
         """An upload that held nothing first failed: the version it sent held, and kept as `keep` does."""
-        if self.first(key, parts, stamp, content_type) is None:  # the version held already stays as it is
-            return False
-        return self.keep(key, body)
+        return self.first(key, parts, stamp, content_type) is not None and self.keep(key, body)
 
     def read(self, held: HeldFile) -> bytes:
         """Its bytes (blocking): the copy, or Owncast's file while it is that version (FileNotFoundError)."""

@@ -59,9 +59,7 @@ def byte_range(request: web.Request, copy: Object) -> tuple[int, int] | None:
     end = copy.size - 1 if not last else min(int(last), copy.size - 1)
     if last and int(last) < start:
         return whole  # invalid: ignored
-    if start >= copy.size:
-        return None
-    return start, end
+    return None if start >= copy.size else (start, end)
 
 
 def _if_range_holds(request: web.Request, copy: Object) -> bool:
