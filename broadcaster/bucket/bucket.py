@@ -68,8 +68,7 @@ class Bucket:
         """Its client, check and cleaner, stops on `stack`; a line naming the setting when it refuses us."""
         await self.store.start()
         stack.push_async_callback(self.store.close)
-        err = await within(self.store.probe(), self._timeout)
-        if err is not None and err.setting is not None:
+        if (err := await within(self.store.probe(), self._timeout)) is not None and err.setting is not None:
             return f"{self.name} refused us ({err.reason}): check {self.settings.setting(err.setting)}"
         self.uploader.record(err is None, None if err is None else err.reason)  # its outage log tells, once
         if self.cleaner is not None:
@@ -82,8 +81,7 @@ class Bucket:
 
     async def check_writes(self) -> None:
         """Asked by the steering probe: only a refusal is recorded (the uploads tell of the rest)."""
-        err = await within(self.store.probe(), self._timeout)
-        if err is not None and self._refused(err.reason):
+        if (err := await within(self.store.probe(), self._timeout)) is not None and self._refused(err.reason):
             self.uploader.record(False, err.reason)
 
     async def run_checks(self) -> None:
@@ -94,8 +92,7 @@ class Bucket:
             before = uploader.uploads_done
             if uploader.storage_ok and self._pending():
                 continue  # uploads are proving it right now
-            err = await within(self.store.probe(), self._timeout)
-            if err is None:
+            if (err := await within(self.store.probe(), self._timeout)) is None:
                 uploader.record(True)
             elif uploader.uploads_done == before:
                 uploader.record(False, err.reason)

@@ -79,8 +79,7 @@ class Cleaner:
                 self._held[key] = count
                 continue
             self._held.pop(key, None)
-            due = self._kept.pop(key, None)
-            if due is not None:
+            if (due := self._kept.pop(key, None)) is not None:
                 self._push(key, min(due, now))
         self._metrics.cleanup_pending.set(self.pending)
 

@@ -58,8 +58,7 @@ class PlaylistMirror:
         """Write `rendered` to `key` soon; a newer offer for the same key replaces it if not started."""
         if self._closed:
             return
-        k = self._keys.get(key)
-        if k is None:
+        if (k := self._keys.get(key)) is None:
             k = self._keys[key] = _Key()
         if k.latest is rendered or (k.latest is None and k.written is rendered):
             return
@@ -90,8 +89,7 @@ class PlaylistMirror:
                 await self._written_once.wait()
             if k.last_put is not None and (wait := k.last_put + self._min_interval - self._mono()) > 0:
                 await self._sleep(wait)  # offers meanwhile replace k.latest: only the newest is written
-            rendered = k.latest
-            if rendered is None:
+            if (rendered := k.latest) is None:
                 continue
             k.last_put = self._mono()
             ok = await self._put(key, rendered, k.cache_control)

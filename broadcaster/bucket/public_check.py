@@ -50,8 +50,7 @@ async def check(bucket: BucketSettings, key_prefix: str, timeout: float, line: L
 
 async def _step(bucket: BucketSettings, timeout: float, line: Line, what: str,
                 call: Awaitable[object]) -> bool:
-    err = await within(call, timeout)
-    if err is None:
+    if (err := await within(call, timeout)) is None:
         line("ok", what)
         return True
     setting = bucket.setting(err.setting or "S3_ENDPOINT_URL")  # a wrong setting, or the bucket unreachable

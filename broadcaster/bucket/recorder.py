@@ -117,8 +117,7 @@ class Recorder:
         name = f"recording-{_SAFE.sub('_', run)}.m3u8"
         written: list[int] = []
         for journal in sorted(folder.glob("*.jsonl")):
-            variant = whole_number(journal.stem, 4)
-            if variant is None:
+            if (variant := whole_number(journal.stem, 4)) is None:
                 continue  # not a variant's journal
             segments: list[ListedSegment] = []
             landed: set[str] = set()

@@ -121,8 +121,7 @@ def hold_first(read: Read, holder: Holder, key: str, parts: tuple[str, ...], has
 
 def kept_or_read(holder: Holder, key: str, stamp: Stamp, read: Read) -> tuple[bytes, Stamp | None]:
     """After a failed attempt kept a copy: the held version's bytes, else Owncast's file as it is now."""
-    data = holder.body(key)
-    if data is not None:
+    if (data := holder.body(key)) is not None:
         return data, stamp
     try:
         return read()
@@ -135,8 +134,7 @@ def kept_or_read(holder: Holder, key: str, stamp: Stamp, read: Read) -> tuple[by
 def held_or_first(read: Read, holder: Holder, key: str, parts: tuple[str, ...], hashed: bool,
                    content_type: str) -> tuple[Kept, bytes]:
     """Uploader.hold, on a worker thread: the version held already, else the file read and held."""
-    got = holder.held_body(key)
-    if got is None:
+    if (got := holder.held_body(key)) is None:
         return hold_first(read, holder, key, parts, hashed, content_type)
     body, stamp = got
     return _new(Kept, (stamp, hashlib.sha256(body).digest() if hashed else None, True)), body

@@ -105,8 +105,7 @@ class Uploader:
 
     def outage(self) -> dict[str, object] | None:
         """While the bucket fails (else None), for /health: uploads waiting, segments lost, copies kept."""
-        down_for = self._outage.down_for()
-        if down_for is None:
+        if (down_for := self._outage.down_for()) is None:
             return None
         count, oldest = self.waiting()
         body: dict[str, object] = {"for_seconds": round(down_for, 1), "uploads_waiting": count,
@@ -232,10 +231,8 @@ class Uploader:
             bucket_failed = True
             async with self._slots:
                 try:
-                    if first and not hashed:  # in memory: no worker thread's hop
-                        body, stamp, digest = first.pop()
-                    else:
-                        body, stamp, digest = await asyncio.to_thread(read_and_hash, read, hashed)
+                    body, stamp, digest = (first.pop() if first and not hashed  # in memory: no thread's hop
+                                           else await asyncio.to_thread(read_and_hash, read, hashed))
                 except SegmentLost as err:
                     if waited and variant is not None:
                         err.told = self._outage.lost(err.reason)
@@ -285,7 +282,6 @@ class Uploader:
 
 def _segment_type(name: str, usable: bool = True) -> str:
     """The content type of a segment file; SegmentLost when it is no type we publish, or not `usable`."""
-    content_type = hls.segment_content_type(name)
-    if content_type is None or not usable:
+    if (content_type := hls.segment_content_type(name)) is None or not usable:
         raise SegmentLost("bad_type", f"{name} is not a segment type we publish")
     return content_type

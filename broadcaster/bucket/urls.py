@@ -83,8 +83,7 @@ class PresignedUrls:
 
     def init(self, key: str) -> str:
         now = self._clock()
-        cached = self._inits.get(key)
-        if cached is not None and now - cached[1] < self._reuse_for:
+        if (cached := self._inits.get(key)) is not None and now - cached[1] < self._reuse_for:
             self._inits.move_to_end(key)
             return cached[0]
         url = self._sign(key, self._expiry)

@@ -79,8 +79,7 @@ class ClientShares:
         now = self._clock()
         self._expire(now)
         shares = self._shares
-        share = shares.get(client)
-        if share is None:
+        if (share := shares.get(client)) is None:
             if len(shares) >= self.most:
                 return False
             share = shares[client] = _Share(math.inf, now, now)
@@ -99,8 +98,7 @@ class ClientShares:
         return True
 
     def give(self, client: str, size: int) -> None:
-        share = self._shares.get(client)
-        if share is not None:
+        if (share := self._shares.get(client)) is not None:
             share.tokens += size
 
     def _expire(self, now: float) -> None:

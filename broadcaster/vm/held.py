@@ -97,8 +97,7 @@ class Held:
 
     def held_body(self, key: str) -> tuple[bytes, Stamp] | None:
         """As `body`, with the held version's stamp."""
-        held = self.get(key)
-        if held is None:
+        if (held := self.get(key)) is None:
             return None
         try:
             return self.read(held), held.stamp
@@ -107,8 +106,7 @@ class Held:
 
     def keep(self, key: str, body: bytes) -> bool:
         """An upload of `key` failed: keep `body` until every bucket has it; True once a copy is kept."""
-        held = self.get(key)
-        if held is None or not self._files.is_open or not body or len(body) != held.size:
+        if (held := self.get(key)) is None or not self._files.is_open or not body or len(body) != held.size:
             return False
         if held.copy is not None:
             return True
@@ -160,8 +158,7 @@ class Held:
 
     def alive(self, key: str) -> bool:
         """A version of `key` may still be read: its copy is kept, or Owncast's file is there (a stat)."""
-        held = self.get(key)
-        if held is None:
+        if (held := self.get(key)) is None:
             return False
         if held.copy is not None:
             return True

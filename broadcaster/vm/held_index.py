@@ -54,8 +54,7 @@ class HeldIndex:
     def put(self, held: HeldFile, now: float, gone: list[str]) -> HeldFile:
         """`held` from now on, unless its version is held already (that one returned); removals to `gone`."""
         index, key = self.files, held.key
-        old = index.get(key)
-        if old is not None and old.stamp == held.stamp:
+        if (old := index.get(key)) is not None and old.stamp == held.stamp:
             return old
         old = index.pop(key, None)
         if old is not None:  # held before (settled is held: expire)
@@ -85,12 +84,10 @@ class HeldIndex:
 
     def landed(self, key: str, bucket: str, now: float) -> str | None:
         """`bucket` has `key`: once every bucket has it, it is settled, and its copy's name returned."""
-        held = self.files.get(key)
-        if held is None:
+        if (held := self.files.get(key)) is None:
             return None  # forgotten (expired, closed)
         if self._many:
-            landed = self._landed.get(key)
-            if landed is None:
+            if (landed := self._landed.get(key)) is None:
                 return None  # every bucket had it already
             landed.add(bucket)
             if not landed >= self._buckets:

@@ -44,8 +44,7 @@ def not_modified(request: web.Request, copy: Object) -> bool:
 def byte_range(request: web.Request, copy: Object) -> tuple[int, int] | None:
     """(first, last) byte to send: the whole object, or the one range asked for; None: unsatisfiable."""
     whole = (0, copy.size - 1)
-    text = request.headers.get(hdrs.RANGE)
-    if text is None or not _if_range_holds(request, copy):
+    if (text := request.headers.get(hdrs.RANGE)) is None or not _if_range_holds(request, copy):
         return whole
     match = _RANGE.fullmatch(text.strip())
     if match is None:  # several ranges, another unit, or not a range: the whole object (14.2)

@@ -107,8 +107,7 @@ class VmSegments:
                 and not bucket.doubted()):
             # The bucket serves and has it (while its last probe failed, the wait below decides).
             return self._answer(_redirect(there))
-        copy = self._copies.servable(self._key_for(variant, name))
-        if copy is None:
+        if (copy := self._copies.servable(self._key_for(variant, name))) is None:
             # Neither Owncast's file nor a copy: the bucket's if it has it (never waited for: costs nothing).
             there = bucket.now(variant, name) if bucket is not None else None
             return self._answer(_not_here() if there is None else _redirect(there))
@@ -129,8 +128,7 @@ class VmSegments:
         headers = _headers(copy, SEGMENT_CACHE_CONTROL if own is None else ONE_CLIENT_CACHE_CONTROL)
         if not_modified(request, copy):
             return self._answer(web.Response(status=304, headers=headers))
-        span = byte_range(request, copy)
-        if span is None:
+        if (span := byte_range(request, copy)) is None:
             headers[hdrs.CONTENT_RANGE] = f"bytes */{copy.size}"
             return self._answer(web.Response(status=416, headers=headers))
         start, end = span
@@ -142,8 +140,7 @@ class VmSegments:
             headers[hdrs.CONTENT_LENGTH] = str(size)
             return self._answer(web.Response(status=206 if partial else 200, headers=headers))
         pool = self._bytes.pool(own is not None)
-        refused = self._refused(client, size, own, pool)
-        if refused is not None:
+        if (refused := self._refused(client, size, own, pool)) is not None:
             return refused
         self._sending += 1
         self._sending_reported += own is not None
