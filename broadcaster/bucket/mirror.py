@@ -92,8 +92,7 @@ class PlaylistMirror:
             if (rendered := k.latest) is None:
                 continue
             k.last_put = self._mono()
-            ok = await self._put(key, rendered, k.cache_control)
-            if ok:
+            if await self._put(key, rendered, k.cache_control):
                 failures = 0
                 first = k.written is None
                 k.written = rendered
@@ -115,12 +114,11 @@ class PlaylistMirror:
         put = self._store.put(key, rendered.body, content_type=hls.PLAYLIST_CONTENT_TYPE,
                               cache_control=cache_control)
         if (failed := await within(put, self._timeout)) is not None:
-            reason = failed.reason
+            self._failing = reason = failed.reason
             self._metrics.playlist_uploads.labels(result="failed").inc()
             log.debug("writing playlist %s to the bucket failed: %s", key, reason)
             self._lines.warning("failing", "cannot write playlist %s to the bucket (%s); retrying with the "
                                 "newest version", key, reason)
-            self._failing = reason
             return False
         self._metrics.playlist_uploads.labels(result="ok").inc()
         if self._failing is not None:
