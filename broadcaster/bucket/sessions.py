@@ -4,7 +4,7 @@ are read once per process, not 0.1 s of CPU a session; the sessions stay one per
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import Any, cast
 
 import botocore.session
 from aiobotocore.session import AioSession, get_session
@@ -25,10 +25,8 @@ def _sharing(session: Any) -> Any:
 
 
 def aio_session() -> AioSession:
-    session: AioSession = _sharing(get_session())
-    return session
+    return cast(AioSession, _sharing(get_session()))
 
 
 def sync_session() -> botocore.session.Session:
-    session: botocore.session.Session = _sharing(botocore.session.get_session())
-    return session
+    return cast(botocore.session.Session, _sharing(botocore.session.get_session()))

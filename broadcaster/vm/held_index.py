@@ -56,8 +56,7 @@ class HeldIndex:
         index, key = self.files, held.key
         if (old := index.get(key)) is not None and old.stamp == held.stamp:
             return old
-        old = index.pop(key, None)
-        if old is not None:  # held before (settled is held: expire)
+        if (old := index.pop(key, None)) is not None:  # held before (settled is held: expire)
             self._settled.pop(key, None)
             if old.copy is not None:  # Owncast rewrote it: the new version only
                 gone.append(old.copy)

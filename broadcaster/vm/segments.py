@@ -58,8 +58,7 @@ class OwnFailure:
 
     def stream_rate(self) -> float:
         """One stream's bytes a second (0 before a variant is announced)."""
-        bits = self.bitrate()
-        return bits / 8 if bits else 0.0
+        return bits / 8 if (bits := self.bitrate()) else 0.0
 
     def rate(self, client: str | None) -> float | None:
         """The bytes a second `client` may have while the bucket serves, or None: it is redirected."""
