@@ -115,12 +115,22 @@ class Held:
                                  key, len(body))
             self.failures += 1
             return False
-        if not self._room(len(body)):
-            self.failures += 1
-            self._failed.warning("full", "STATE_DIR's disk (%s) is nearly full: no copy of %s is kept (its upload "
-                                 "reads Owncast's file while it is there) so that the state can still be saved",
-                                 self._files.path, key)
-            return False
+        # Room for it with the disk's reserve left free, the oldest copies dropped for it.
+        while not (fits := self._files.fits(len(body)))[0]:
+            with self._lock:
+                oldest = self._index.drop_oldest_copy()
+            if oldest is None or oldest.copy is None:
+                self.failures += 1
+                self._failed.warning(
+                    "full", "STATE_DIR's disk (%s) is nearly full: no copy of %s is kept (its upload reads "
+                    "Owncast's file while it is there) so that the state can still be saved",
+                    self._files.path, key)
+                return False
+            self._failed.warning(
+                "reserve", "STATE_DIR's disk is down to its reserve (%d MB): the oldest copy of a segment "
+                "not in every bucket yet dropped (its upload reads Owncast's file while it is there); free "
+                "space on STATE_DIR's disk for a longer outage", fits[1] // (1024 * 1024))
+            self._files.unlink([oldest.copy])
         name = self._files.new_name()
         try:
             self._files.write(name, body)
@@ -199,19 +209,3 @@ class Held:
         if stamp != held.stamp or len(data) != held.size:
             raise FileNotFoundError(held.key)  # another version now: not the bytes its ETag names
         return data
-
-    def _room(self, size: int) -> bool:
-        """Room for `size` more bytes with the disk's reserve left free, the oldest copies dropped for it."""
-        while True:
-            fits, reserve = self._files.fits(size)
-            if fits:
-                return True
-            with self._lock:
-                gone = self._index.drop_oldest_copy()
-            if gone is None or gone.copy is None:
-                return False
-            self._failed.warning("reserve", "STATE_DIR's disk is down to its reserve (%d MB): the oldest copy of a "
-                                 "segment not in every bucket yet dropped (its upload reads Owncast's file while "
-                                 "it is there); free space on STATE_DIR's disk for a longer outage",
-                                 reserve // (1024 * 1024))
-            self._files.unlink([gone.copy])
