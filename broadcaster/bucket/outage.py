@@ -55,8 +55,14 @@ class OutageLog:
             self._flaps += 1
             self._working = False
         self._failed += 1
-        if self._last_line is None or now - self._last_line >= self._interval:
-            self._summary(now)
+        if self._last_line is None or now - self._last_line >= self._interval:  # a summary
+            count, oldest = self._waiting()
+            self._told = True
+            self._write(logging.WARNING, now, "bucket %s unreachable (%s) for %.0fs: %d attempts failed, "
+                        "%d uploads waiting%s%s%s", "again" if self._quiet else "still", self._reason,
+                        now - self._since, self._failed, count,
+                        "" if oldest is None else f", the oldest for {oldest:.0f}s",
+                        self._flapped(), self._lost_text())
 
     def down_for(self) -> float | None:
         """Seconds the outage being told has lasted (a relapse whose end is not yet written too), or None."""
@@ -104,15 +110,6 @@ class OutageLog:
             self._write(logging.INFO, now, "bucket reachable again after %.0fs down; %d attempts failed%s%s",
                         down, self._failed, self._flapped(), self._lost_text())
         self._since, self._back_at = None, now
-
-    def _summary(self, now: float) -> None:
-        count, oldest = self._waiting()
-        assert self._since is not None
-        self._told = True
-        self._write(logging.WARNING, now, "bucket %s unreachable (%s) for %.0fs: %d attempts failed, "
-                    "%d uploads waiting%s%s%s", "again" if self._quiet else "still", self._reason,
-                    now - self._since, self._failed, count,
-                    "" if oldest is None else f", the oldest for {oldest:.0f}s", self._flapped(), self._lost_text())
 
     def _flapped(self) -> str:
         return f"; it worked briefly {self._flaps} times meanwhile" if self._flaps else ""
