@@ -92,7 +92,13 @@ class PlaylistMirror:
             if (rendered := k.latest) is None:
                 continue
             k.last_put = self._mono()
-            if await self._put(key, rendered, k.cache_control):
+            put = self._store.put(key, rendered.body, content_type=hls.PLAYLIST_CONTENT_TYPE,
+                                  cache_control=k.cache_control)
+            if (failed := await within(put, self._timeout)) is None:
+                self._metrics.playlist_uploads.labels(result="ok").inc()
+                if self._failing is not None:
+                    self._lines.info("back", "playlists are written to the bucket again")
+                    self._failing = None
                 failures = 0
                 first = k.written is None
                 k.written = rendered
@@ -103,28 +109,17 @@ class PlaylistMirror:
                 if all(other.latest is None for other in self._keys.values()):
                     self._current.set()
             else:
+                self._failing = reason = failed.reason
+                self._metrics.playlist_uploads.labels(result="failed").inc()
+                log.debug("writing playlist %s to the bucket failed: %s", key, reason)
+                self._lines.warning("failing", "cannot write playlist %s to the bucket (%s); retrying with "
+                                    "the newest version", key, reason)
                 failures += 1
                 k.wake.set()  # try again: with the newest version by then
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(_BACKOFF.delay(failures - 1)):
                         await self._written_once.wait()  # another key got through: the bucket is back
             self._metrics.playlist_upload_lag.set(round(self.lag, 3))
-
-    async def _put(self, key: str, rendered: Rendered, cache_control: str) -> bool:
-        put = self._store.put(key, rendered.body, content_type=hls.PLAYLIST_CONTENT_TYPE,
-                              cache_control=cache_control)
-        if (failed := await within(put, self._timeout)) is not None:
-            self._failing = reason = failed.reason
-            self._metrics.playlist_uploads.labels(result="failed").inc()
-            log.debug("writing playlist %s to the bucket failed: %s", key, reason)
-            self._lines.warning("failing", "cannot write playlist %s to the bucket (%s); retrying with the "
-                                "newest version", key, reason)
-            return False
-        self._metrics.playlist_uploads.labels(result="ok").inc()
-        if self._failing is not None:
-            self._lines.info("back", "playlists are written to the bucket again")
-            self._failing = None
-        return True
 
     async def drain(self, timeout: float) -> bool:
         """Wait up to `timeout` until every offered version is written; True when it is."""
