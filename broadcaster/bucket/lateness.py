@@ -38,8 +38,7 @@ class Waiting:
     def end(self, upload_id: int) -> None:
         began = self._began
         del began[upload_id]
-        late = self._late
-        if late is not None:
+        if (late := self._late) is not None:
             if not began:  # none waits: nothing for it to find
                 late.cancel()
                 self._late = None

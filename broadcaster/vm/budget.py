@@ -86,9 +86,7 @@ class ClientShares:
         else:
             shares.move_to_end(client)
         share.seen = now
-        rate = self.rate / len(shares)
-        if own is not None and own < rate:
-            rate = own
+        rate = self.rate / len(shares) if own is None else min(own, self.rate / len(shares))
         most = rate * self.burst_seconds
         share.tokens = min(most, share.tokens + (now - share.at) * rate)
         share.at = now
