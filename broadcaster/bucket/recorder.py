@@ -5,6 +5,7 @@ playlist of the run is written next to its segments, plus a multivariant one. Jo
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import re
@@ -107,16 +108,16 @@ class Recorder:
         task.add_done_callback(self._tasks.discard)
 
     async def _write(self, run: str, target_duration: int, variants: list[SourceVariant] | None) -> None:
-        late = self._late.pop(run, set())
-        if late:
+        if late := self._late.pop(run, set()):
             _done, pending = await asyncio.wait(late, timeout=LATE_WAIT)
             if pending:
                 log.warning("recording of run %s: %d segment(s) still uploading late after %gs; listed as gaps",
                             run, len(pending), LATE_WAIT)
-        folder = self._folder(run)
         name = f"recording-{_SAFE.sub('_', run)}.m3u8"
+        put = functools.partial(self._uploader.upload_bytes, content_type=hls.PLAYLIST_CONTENT_TYPE,
+                                cache_control=VOD_CACHE_CONTROL)
         written: list[int] = []
-        for journal in sorted(folder.glob("*.jsonl")):
+        for journal in sorted(self._folder(run).glob("*.jsonl")):
             if (variant := whole_number(journal.stem, 4)) is None:
                 continue  # not a variant's journal
             segments: list[ListedSegment] = []
@@ -141,17 +142,14 @@ class Recorder:
             if not segments:
                 continue
             key = hls.object_key(self._prefix, variant, name)
-            await self._uploader.upload_bytes(key, render_vod(segments, target_duration),
-                                              content_type=hls.PLAYLIST_CONTENT_TYPE,
-                                              cache_control=VOD_CACHE_CONTROL)
+            await put(key, render_vod(segments, target_duration))
             written.append(variant)
             log.info("recording of run %s, variant %d: %d segments kept at %s", run, variant, len(segments), key)
         if written:
             known = {v.index: v for v in variants or []}
             master = render_master([known.get(v) or SourceVariant(v, 1) for v in written], media_name=name)
             key = hls.bucket_key(self._prefix, name)
-            await self._uploader.upload_bytes(key, master.body, content_type=hls.PLAYLIST_CONTENT_TYPE,
-                                              cache_control=VOD_CACHE_CONTROL)
+            await put(key, master.body)
             self.written.append(key)
 
     async def close(self) -> None:
