@@ -87,8 +87,7 @@ class Held:
         gone: list[str] = []
         with self._lock:
             held = self._index.put(held, now, gone)  # or the version held already, with its copy
-        if gone:
-            self._files.unlink(gone)
+        self._files.unlink(gone)
         return held
 
     def body(self, key: str) -> bytes | None:

@@ -145,7 +145,6 @@ class HeldIndex:
         return gone
 
     def clear(self) -> list[str]:
-        """Everything forgotten; the names of the copies to remove."""
         names = [h.copy for h in self.files.values() if h.copy is not None]
         self.files.clear()
         self._landed.clear()
