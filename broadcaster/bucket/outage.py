@@ -8,8 +8,7 @@ import time
 from collections.abc import Callable
 
 SUMMARY_INTERVAL = 30.0  # seconds between summaries: lograte.py's rate, readable at 3 a.m.
-# Why an outage's lost segment exists nowhere, by its reason (segments_lost_total's label).
-LOST_WHY = {
+LOST_WHY = {  # why an outage's lost segment exists nowhere, by its reason (segments_lost_total's label)
     "copy_dropped": "no copy of it is left (VM_COPIES_MB, or the disk's reserve under STATE_DIR) and Owncast "
                     "deleted its file",
     "deleted": "Owncast deleted its file before the bucket took it (copies are kept only with the VM's "

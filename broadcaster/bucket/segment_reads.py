@@ -98,8 +98,7 @@ class Holder(Protocol):
 
 
 ReadBody = tuple[bytes, Stamp | None, bytes | None]  # a first attempt's body, stamp and SHA-256 (or None)
-# The first attempt's body in a box the attempts empty: no frame waiting out a backoff keeps a segment's
-# bytes, or memory would grow by a segment per upload for as long as an outage lasts.
+# A box the attempts empty: no frame waiting out a backoff (an outage's every upload) keeps the bytes.
 FirstBody = list[ReadBody]
 
 

@@ -20,8 +20,7 @@ from botocore.exceptions import (BotoCoreError, ClientError, ConnectionClosedErr
 from ..settings import BucketSettings
 from .sessions import aio_session
 
-# Error codes that mean the settings are wrong, not that the bucket is having a bad minute.
-_SETTING_ERRORS = {
+_SETTING_ERRORS = {  # error codes that mean the settings are wrong, not that the bucket has a bad minute
     "InvalidAccessKeyId": "AWS_ACCESS_KEY_ID",
     "SignatureDoesNotMatch": "AWS_SECRET_ACCESS_KEY",
     "AccessDenied": "AWS_ACCESS_KEY_ID",

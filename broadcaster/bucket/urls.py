@@ -17,8 +17,7 @@ from .sessions import sync_session
 from .store import BucketAccess
 
 _INITS_KEPT = 64  # init sections whose signed URL is remembered (a few are in use at once)
-# (key, expires_in): a GET URL for `key` that works for `expires_in` seconds from now.
-Signer = Callable[[str, int], str]
+Signer = Callable[[str, int], str]  # (key, expires_in): a GET URL for `key` that works that long
 
 
 class SegmentUrls(Protocol):

@@ -10,8 +10,7 @@ import threading
 from pathlib import Path
 
 FOLDER = "segments"  # under STATE_DIR
-# Left free on STATE_DIR's disk for the state's saves (or a fiftieth of the disk if more).
-DISK_RESERVE = 64 * 1024 * 1024
+DISK_RESERVE = 64 * 1024 * 1024  # left free on STATE_DIR's disk for the state (or a fiftieth if more)
 CAP = "VM_COPIES_MB"
 DISK = "disk_reserve"
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC

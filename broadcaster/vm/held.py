@@ -114,8 +114,7 @@ class Held:
                                  key, len(body))
             self.failures += 1
             return False
-        # Room for it with the disk's reserve left free, the oldest copies dropped for it.
-        while not (fits := self._files.fits(len(body)))[0]:
+        while not (fits := self._files.fits(len(body)))[0]:  # the disk's reserve kept free: oldest copies go
             with self._lock:
                 oldest = self._index.drop_oldest_copy()
             if oldest is None or oldest.copy is None:

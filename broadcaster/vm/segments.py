@@ -27,8 +27,7 @@ _FILE = r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}\.(?:ts|m4s|mp4|aac)"
 _MAX_VARIANT_DIGITS = 4
 REDIRECT_CACHE_CONTROL = "no-store"  # holds only while the bucket serves
 SEGMENT_CACHE_CONTROL = hls.SEGMENT_CACHE_CONTROL  # bytes for players steered here, as the bucket's copy
-# Bytes one client gets on its own page's report: its own browser may keep them, a shared cache never.
-ONE_CLIENT_CACHE_CONTROL = "private, max-age=31536000, immutable"
+ONE_CLIENT_CACHE_CONTROL = "private, max-age=31536000, immutable"  # one client's, on its report: no CDN
 MAX_WAITING = 1024  # requests waiting for their segment's upload to land: past this, 503
 
 
