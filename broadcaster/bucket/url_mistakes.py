@@ -18,14 +18,10 @@ def endpoint_has_path(endpoint_url: str) -> bool:
 
 def url_mistakes(s: Settings) -> list[str]:
     """One line per mistake, each naming the setting to fix; none when the URLs can be right."""
-    problems: list[str] = []
-    for bucket in s.buckets:
-        if endpoint_has_path(bucket.endpoint_url):
-            setting = bucket.setting("S3_ENDPOINT_URL")
-            problems.append(
-                f"{setting} has a path ({quoted(urlsplit(bucket.endpoint_url).path)}): use the account endpoint "
-                f"https://<ACCOUNT_ID>.r2.cloudflarestorage.com and put the bucket in "
-                f"{bucket.setting('AWS_BUCKET_NAME')}")
+    problems = [
+        f"{b.setting('S3_ENDPOINT_URL')} has a path ({quoted(urlsplit(b.endpoint_url).path)}): use the "
+        "account endpoint https://<ACCOUNT_ID>.r2.cloudflarestorage.com and put the bucket in "
+        f"{b.setting('AWS_BUCKET_NAME')}" for b in s.buckets if endpoint_has_path(b.endpoint_url)]
     public_host = urlsplit(s.first_bucket.public_url).hostname or ""
     if public_host.endswith(R2_API_HOST) and s.segment_urls != "presigned":
         problems.append(

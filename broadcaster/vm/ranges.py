@@ -63,8 +63,7 @@ def byte_range(request: web.Request, copy: Object) -> tuple[int, int] | None:
 
 def _if_range_holds(request: web.Request, copy: Object) -> bool:
     """If-Range (RFC 9110 13.1.5): the range only while the object is still that one."""
-    value = request.headers.get(hdrs.IF_RANGE)
-    if value is None:
+    if (value := request.headers.get(hdrs.IF_RANGE)) is None:
         return True
     value = value.strip()
     if value.startswith(('"', 'W/')):
