@@ -74,8 +74,7 @@ class Cleaner:
         """A clip was deleted: its segments that left every playlist meanwhile go at the next run."""
         now = self._wall()
         for key in keys:
-            count = self._held.get(key, 0) - 1
-            if count > 0:
+            if (count := self._held.get(key, 0) - 1) > 0:
                 self._held[key] = count
                 continue
             self._held.pop(key, None)

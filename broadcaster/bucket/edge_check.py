@@ -54,8 +54,7 @@ async def _get(http: aiohttp.ClientSession, url: str) -> Answer | str:
 
 async def check(probe: Probe, line: Line) -> None:
     """The lines for a private stream's public URL (PRIVATE=true, SEGMENT_URLS=public)."""
-    host = urlsplit(probe.unsigned).hostname or ""
-    if host.endswith(".r2.dev"):
+    if (host := urlsplit(probe.unsigned).hostname or "").endswith(".r2.dev"):
         line("FAIL", f"R2_PUBLIC_URL is on r2.dev ({host}): a door around the edge, where no WAF rule or Worker "
              "runs; connect a custom domain in your Cloudflare zone and use it")
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=probe.timeout)) as http:

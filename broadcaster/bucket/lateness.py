@@ -49,8 +49,7 @@ class Waiting:
         """The timer for the oldest upload waiting; `fired`: it went off, and the oldest now may be late."""
         if fired:
             self._late = None
-        after = self.late_after() if self._began else None
-        if after is None:
+        if (after := self.late_after() if self._began else None) is None:
             return
         oldest, began = next(iter(self._began.items()))
         if fired and self._clock() - began >= after:

@@ -96,9 +96,8 @@ async def listed_answers(store: Stored, url_of: Callable[[str], str], key_prefix
     deleted: what the GET found when not its bytes ("HTTP 404", "other bytes", why no answer), else None
     (also when the bucket did not take it). `left(key)`: told of an object that may be left in the bucket."""
     key, body = probe_object(key_prefix, "start")
-    refused = await within(store.put(key, body, content_type=PROBE_CONTENT_TYPE,
-                                     cache_control=PROBE_CACHE_CONTROL), timeout)
-    if refused is not None:
+    if (refused := await within(store.put(key, body, content_type=PROBE_CONTENT_TYPE,
+                                          cache_control=PROBE_CACHE_CONTROL), timeout)) is not None:
         if refused.reason in MAY_LAND:
             left(key)
         return None

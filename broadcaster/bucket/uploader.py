@@ -111,8 +111,7 @@ class Uploader:
         body: dict[str, object] = {"for_seconds": round(down_for, 1), "uploads_waiting": count,
                                    "oldest_waiting_seconds": None if oldest is None else round(oldest, 1),
                                    "segments_lost": self._outage.lost_count}
-        holder = self._holder
-        if holder is not None:
+        if (holder := self._holder) is not None:
             kept = holder.total_bytes
             bound, by = holder.room()
             rate = kept / down_for if down_for > 0 else 0.0
@@ -138,9 +137,8 @@ class Uploader:
         """Upload one file (with a holder and `on_kept`: read, held, told first); SegmentLost if it cannot."""
         content_type = _segment_type(str(path))
         read = functools.partial(read_segment_stamped, path, MAX_FILE_BYTES, root=root)
-        holder = self._holder
         keep = None
-        if holder is not None:
+        if (holder := self._holder) is not None:
             if parts is None:
                 # The parts' tuples, not relative_to (which builds two Paths a segment).
                 base = (root if root is not None else path.parent).parts
@@ -243,8 +241,7 @@ class Uploader:
                 else:
                     started = time.perf_counter()
                     put = self._store.put(key, body, content_type=content_type, cache_control=cache_control)
-                    failed = await within(put, self._attempt_timeout)
-                    if failed is not None:
+                    if (failed := await within(put, self._attempt_timeout)) is not None:
                         reason = failed.reason
                         self.uploads_failed += 1
                         waited = True

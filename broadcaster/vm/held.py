@@ -77,8 +77,7 @@ class Held:
     def first(self, key: str, parts: tuple[str, ...], stamp: Stamp,
               content_type: str | None = None) -> HeldFile | None:
         """The first read of `key`'s file was this version: held from now on (or the one held already)."""
-        content_type = content_type or hls.segment_content_type(key)
-        if content_type is None:
+        if (content_type := content_type or hls.segment_content_type(key)) is None:
             return None
         now = self._clock()
         # tuple.__new__: a HeldFile without the NamedTuple's Python-level __new__ (one per segment).

@@ -130,8 +130,7 @@ class VmSegments:
             headers[hdrs.CONTENT_RANGE] = f"bytes */{copy.size}"
             return self._answer(web.Response(status=416, headers=headers))
         start, end = span
-        partial = (start, end) != (0, copy.size - 1)
-        if partial:
+        if partial := (start, end) != (0, copy.size - 1):
             headers[hdrs.CONTENT_RANGE] = f"bytes {start}-{end}/{copy.size}"
         size = end - start + 1
         if request.method == hdrs.METH_HEAD:
