@@ -105,8 +105,7 @@ class Cleaner:
         for item in validate.array(data, "cleaner state", MAX_RESTORED):
             if item is None:  # a note that died before it was saved
                 continue
-            pair = validate.array(item, "a key to delete", 2)
-            if len(pair) != 2:
+            if len(pair := validate.array(item, "a key to delete", 2)) != 2:
                 raise ValueError(f"a key to delete is {validate.describe(pair)}, not [key, time]")
             key = validate.text(pair[0], "a key to delete")
             latest.pop(key, None)

@@ -18,8 +18,7 @@ class EdgeUrls:
     def segment(self, key: str) -> str:
         return f"{self._base}/{key}?verify={self._tokens.current()}"
 
-    # An init section listed again gets a later window's token in a new URI (4.4.4.5).
-    init = segment
+    init = segment  # an init section listed again gets a later window's token in a new URI (4.4.4.5)
 
     def window(self) -> str:
         """The token written now: it changes exactly when the URLs made for a key do."""

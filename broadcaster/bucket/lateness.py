@@ -23,7 +23,6 @@ class Waiting:
         self._told = -1  # the upload on_late was told of (its ID)
 
     def now(self) -> tuple[int, float | None]:
-        """Uploads not done, and how long the oldest has waited (None when none waits)."""
         oldest = next(iter(self._began.values()), None)
         return len(self._began), None if oldest is None else self._clock() - oldest
 
@@ -56,6 +55,5 @@ class Waiting:
             self._told = oldest
             self.on_late()
         elif oldest != self._told:
-            # A hair past the moment, so the evaluation it wakes finds the upload past it.
-            delay = max(0.0, began + after - self._clock()) + 0.01
+            delay = max(0.0, began + after - self._clock()) + 0.01  # a hair past: it wakes to a late one
             self._late = asyncio.get_running_loop().call_later(delay, self._arm, True)

@@ -70,8 +70,7 @@ class PlaylistMirror:
             k.task = asyncio.create_task(self._writer(key, k), name=f"mirror {key}")
 
     def written(self, key: str) -> Rendered | None:
-        k = self._keys.get(key)
-        return k.written if k else None
+        return k.written if (k := self._keys.get(key)) else None
 
     @property
     def lag(self) -> float:

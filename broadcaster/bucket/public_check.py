@@ -16,9 +16,8 @@ from ..playlist import hls
 from .store import BucketAccess, S3Store, within
 
 ORIGIN = "https://viewer.example"  # a made-up viewer page's origin, which CORS must allow
-# A probe object is stored as a segment is, so its GET meets a segment's Cache Rule (for a minute only).
-PROBE_CONTENT_TYPE = "video/mp2t"
-PROBE_CACHE_CONTROL = "public, max-age=60"
+PROBE_CONTENT_TYPE = "video/mp2t"  # stored as a segment is: its GET meets a segment's Cache Rule
+PROBE_CACHE_CONTROL = "public, max-age=60"  # a minute: the probe is deleted at once
 # The start's GET says what it is: a bucket's or CDN's logs tell it from viewers.
 START_HEADERS = {"User-Agent": f"hls-broadcaster/{__version__} (start check)"}
 

@@ -178,8 +178,7 @@ async def _errors() -> Any:
         code = str(error.get("Code") or status)
         if not _CODE.fullmatch(code):  # whatever a misbehaving endpoint put there
             code = status
-        # HeadBucket has no body, so its 403/404 come back as bare numbers.
-        code = {"403": "AccessDenied", "404": "NoSuchBucket"}.get(code, code)
+        code = {"403": "AccessDenied", "404": "NoSuchBucket"}.get(code, code)  # HeadBucket's, without a body
         raise StoreError(code, str(error.get("Message", ""))[:200]) from err
     except TimeoutError as err:  # before OSError, of which it is a subclass
         raise StoreError("Timeout") from err

@@ -20,8 +20,7 @@ class RetryTurns:
     def __init__(self, delay: Callable[[int], float], sleep: Callable[[float], Awaitable[None]]) -> None:
         self._delay = delay
         self._sleep = sleep
-        # Oldest first, each with its Alive; a cancelled (or released) one is skipped.
-        self._queue: deque[tuple[asyncio.Future[None], Alive | None]] = deque()
+        self._queue: deque[tuple[asyncio.Future[None], Alive | None]] = deque()  # oldest first
         self._live = 0  # uploads waiting in the queue (a cancelled one leaves its future until it is reached)
         self._turns = 0  # turns given since the bucket last worked
         self._giver: asyncio.Task[None] | None = None

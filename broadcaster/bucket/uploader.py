@@ -140,8 +140,7 @@ class Uploader:
         keep = None
         if (holder := self._holder) is not None:
             if parts is None:
-                # The parts' tuples, not relative_to (which builds two Paths a segment).
-                base = (root if root is not None else path.parent).parts
+                base = (root if root is not None else path.parent).parts  # not relative_to: two Paths
                 whole, n = path.parts, len(base)
                 parts = whole[n:] if whole[:n] == base and len(whole) > n else (path.name,)
             if on_kept is None:

@@ -186,8 +186,7 @@ class Held:
                 return kept
             if held is not None and held.stamp == stamp:
                 return held
-            # Not held, or another version now: held unless a writer has it open (the kernel's word).
-            look = look_beneath(self._root, parts, self._writers)
+            look = look_beneath(self._root, parts, self._writers)  # held unless a writer has it open
         except (OSError, Refused):
             return kept
         return self.first(key, parts, look[0]) if look and look[1] is not True and look[0].size > 0 else kept

@@ -103,11 +103,9 @@ class VmSegments:
         bucket = self._bucket
         if (own is None and bucket is not None and (there := bucket.now(variant, name)) is not None
                 and not bucket.doubted()):
-            # The bucket serves and has it (while its last probe failed, the wait below decides).
-            return self._answer(_redirect(there))
+            return self._answer(_redirect(there))  # the bucket has it (doubted: the wait below decides)
         if (copy := self._copies.servable(self._key_for(variant, name))) is None:
-            # Neither Owncast's file nor a copy: the bucket's if it has it (never waited for: costs nothing).
-            there = bucket.now(variant, name) if bucket is not None else None
+            there = bucket.now(variant, name) if bucket is not None else None  # not waited for: cheap
             return self._answer(_not_here() if there is None else _redirect(there))
         if bucket is not None and own is None:
             if self._waiting >= MAX_WAITING:
