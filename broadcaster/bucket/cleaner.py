@@ -42,11 +42,9 @@ class Cleaner:
         self._retry_after = retry_after
         self._wall = wall_clock
         self._due: list[tuple[float, str]] = []  # heap of (unix time it may go, key)
-        # Keys a clip lists (how many clips); those that came due meanwhile wait in `_kept`, with their time.
-        self._held: dict[str, int] = {}
-        self._kept: dict[str, float] = {}
-        # The batch being deleted: still part of the state until it answers (a stop or a save loses no key).
-        self._deleting: list[tuple[float, str]] = []
+        self._held: dict[str, int] = {}  # keys a clip lists (how many clips)
+        self._kept: dict[str, float] = {}  # of those, the ones that came due meanwhile, with their time
+        self._deleting: list[tuple[float, str]] = []  # the batch being deleted: in the state till it answers
         self._notes = DueNotes()
         self._task: asyncio.Task[None] | None = None
         self.deleted = 0

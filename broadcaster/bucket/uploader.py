@@ -88,8 +88,7 @@ class Uploader:
         self.last_error: str | None = None
         self.on_failure: Callable[[], None] = lambda: None  # told each failed outcome (steering/probe.py)
         self.waits = Waiting(backoff.clock)  # the uploads not done yet; tells the steering loop of a late one
-        # The uploads whose attempt the bucket failed: one retries per turn of the bucket's backoff.
-        self._turns = RetryTurns(backoff.delay, lambda delay: self._sleep(delay))
+        self._turns = RetryTurns(backoff.delay, lambda delay: self._sleep(delay))  # a retry per backoff turn
         self._unreadable = RateLimitedLog(log)
         self.last_landed: tuple[str, float] | None = None  # the newest segment's key it stored, and when
         self._outage = OutageLog(log, waiting=self.waiting, clock=backoff.clock)

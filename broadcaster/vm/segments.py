@@ -117,8 +117,7 @@ class VmSegments:
                 self._waiting -= 1
             if there is not None:
                 return self._answer(_redirect(there))
-            if self._own_failure.serves():
-                # Not landed within the wait: asked again in a moment, it is a redirect.
+            if self._own_failure.serves():  # not landed within the wait: asked again soon, a redirect
                 late = unavailable("not in the bucket yet, try again shortly\n", CAP_RETRY_AFTER)
                 return self._answer(late, LATE)
         headers = _headers(copy, SEGMENT_CACHE_CONTROL if own is None else ONE_CLIENT_CACHE_CONTROL)
@@ -157,8 +156,7 @@ class VmSegments:
     def _refused(self, client: str | None, size: int, own: float | None, pool: Pool) -> web.Response | None:
         """The 503 for an answer of `size` bytes past a bound, or None when it may go (taken from `pool`)."""
         key = _UNKNOWN if client is None else client
-        # Reporters' answers in flight: their part of the slots, never a steered viewer's.
-        reporters = own is not None and self._sending_reported >= pool.most_sending
+        reporters = own is not None and self._sending_reported >= pool.most_sending  # their part of the slots
         if reporters or self._sending >= self._max_sending or (
                 client is not None and self._by_client.get(key, 0) >= self._max_per_client):
             return self._answer(unavailable("too many segment requests at once, try again shortly\n", "1"),
