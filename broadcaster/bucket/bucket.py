@@ -1,12 +1,6 @@
-"""One bucket pathway's parts, the same for every bucket PATHWAYS names: its client, uploads, checks,
-cleaner and metrics (labelled with its `pathway`). What only the first bucket does (playlist copies,
-recordings, clips) the service builds beside its first Bucket.
-
-Its API is checked apart from its uploads: once at start (wrong settings stop the start, an unreachable
-bucket does not), every PROBE_INTERVAL while no upload proves it works (PROBE_INTERVAL_DOWN while it is
-down), and once when the steering probe finds its public URL failing. Each outcome goes to the uploader's
-record (its outage log, storage_ok), as an upload's does.
-"""
+"""One bucket pathway's parts: its client, uploads, checks, cleaner and metrics (labelled with its
+`pathway`). Its API is checked at start, every PROBE_INTERVAL while no upload proves it, and when the
+steering probe asks."""
 
 from __future__ import annotations
 
@@ -29,11 +23,7 @@ PROBE_INTERVAL_DOWN = 2.0  # while it is down: uploads waiting out a backoff go 
 
 
 class Bucket:
-    """`settings`: this bucket's record; `s`: what every bucket is given alike (uploads at once, each
-    attempt's timeout, whether and when segments are deleted); `holder`: what the service holds of each
-    segment (every bucket's upload sends that version); `uploads_pending`: copies still to upload (they
-    prove the bucket while they go); `refused`: whether an error's reason is a refusal (steering/policy.py's
-    refusal)."""
+    """`uploads_pending`: copies still to upload (they prove the bucket); `refused`: steering/policy.py's."""
 
     def __init__(self, settings: BucketSettings, s: Settings, metrics: Metrics, *,
                  holder: Holder | None = None, uploads_pending: Callable[[], int] = lambda: 0,
@@ -67,8 +57,7 @@ class Bucket:
         return self.uploader.storage_ok, self.uploader.last_error
 
     def left_behind(self, key: str) -> None:
-        """An object of the service's own that may be left in it (bucket/public_check.py's): its cleaner
-        deletes it; a kept stream has none, and the log names the key to delete by hand."""
+        """An object of ours that may be left in it: its cleaner deletes it, else the log asks."""
         if self.cleaner is not None:
             self.cleaner.delete_soon(key)
         else:
@@ -76,12 +65,10 @@ class Bucket:
                         "and may land late): delete it by hand", self.name, key)
 
     async def start(self, stack: contextlib.AsyncExitStack) -> str | None:
-        """Its client, its check at start and its cleaner, each stop entered on `stack`. A line naming the
-        setting when it refuses our settings (the service does not start); merely unreachable, it starts."""
+        """Its client, check and cleaner, stops on `stack`; a line naming the setting when it refuses us."""
         await self.store.start()
         stack.push_async_callback(self.store.close)
-        err = await within(self.store.probe(), self._timeout)
-        if err is not None and err.setting is not None:
+        if (err := await within(self.store.probe(), self._timeout)) is not None and err.setting is not None:
             return f"{self.name} refused us ({err.reason}): check {self.settings.setting(err.setting)}"
         self.uploader.record(err is None, None if err is None else err.reason)  # its outage log tells, once
         if self.cleaner is not None:
@@ -93,10 +80,8 @@ class Bucket:
         return None
 
     async def check_writes(self) -> None:
-        """Asked once by the steering probe: only a refusal is recorded (the uploads tell of the rest, and a
-        timeout on a busy machine would make its slow uploads count as failing)."""
-        err = await within(self.store.probe(), self._timeout)
-        if err is not None and self._refused(err.reason):
+        """Asked by the steering probe: only a refusal is recorded (the uploads tell of the rest)."""
+        if (err := await within(self.store.probe(), self._timeout)) is not None and self._refused(err.reason):
             self.uploader.record(False, err.reason)
 
     async def run_checks(self) -> None:
@@ -107,8 +92,7 @@ class Bucket:
             before = uploader.uploads_done
             if uploader.storage_ok and self._pending():
                 continue  # uploads are proving it right now
-            err = await within(self.store.probe(), self._timeout)
-            if err is None:
+            if (err := await within(self.store.probe(), self._timeout)) is None:
                 uploader.record(True)
             elif uploader.uploads_done == before:
                 uploader.record(False, err.reason)

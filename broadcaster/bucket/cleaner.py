@@ -1,10 +1,5 @@
-"""Deletes segments from the bucket once no playlist may list them any more (6.2.2).
-
-A segment that left the window stays downloadable for its duration plus the longest playlist that listed
-it, plus a margin for playlists a CDN or a slow client still holds. Deletion goes by the keys the service
-knows (listing a bucket is a paid Class A call), in batches, with retries; what is still to delete is
-saved with the rest of the state.
-"""
+"""Deletes segments from the bucket once no playlist may list them any more (6.2.2), by the keys the service
+knows (listing is a paid call), in batches, with retries; what is still to delete is saved."""
 
 from __future__ import annotations
 
@@ -28,8 +23,7 @@ from .store import StoreError
 log = logging.getLogger(__name__)
 
 BATCH = 1000  # DeleteObjects' limit
-# Keys waiting in a saved state: a day-long bucket outage at 1 s segments and 4 variants is ~350,000.
-MAX_RESTORED = 2_000_000
+MAX_RESTORED = 2_000_000  # keys in a saved state (a day-long outage, 1 s segments, 4 variants: ~350,000)
 _ALIVE = 1 << 62  # a note's stamp until it dies: later than any snapshot's
 
 
@@ -38,16 +32,9 @@ class DeletingStore(Protocol):
 
 
 class Cleaner:
-    def __init__(
-        self,
-        store: DeletingStore,
-        metrics: Metrics | BucketMetrics,
-        *,
-        margin: float,
-        interval: float = 5.0,
-        retry_after: float = 30.0,
-        wall_clock: Callable[[], float] = time.time,
-    ) -> None:
+    def __init__(self, store: DeletingStore, metrics: Metrics | BucketMetrics, *, margin: float,
+                 interval: float = 5.0, retry_after: float = 30.0,
+                 wall_clock: Callable[[], float] = time.time) -> None:
         self._store = store
         self._metrics = BucketMetrics.of(metrics)
         self._margin = margin
@@ -55,14 +42,9 @@ class Cleaner:
         self._retry_after = retry_after
         self._wall = wall_clock
         self._due: list[tuple[float, str]] = []  # heap of (unix time it may go, key)
-        # Keys a clip lists (how many clips), never deleted while held; those that came due meanwhile
-        # wait in `_kept` (with their due time, saved like the rest) until the last clip lets them go.
-        self._held: dict[str, int] = {}
-        self._kept: dict[str, float] = {}
-        # The batch a DeleteObjects call is deleting: still part of the state until it answers, so a
-        # stop (which cancels the call) or a save meanwhile never loses a key. Deleting twice is harmless.
-        self._deleting: list[tuple[float, str]] = []
-        # What is saved: each key's due time, noted when it changes (DueNotes).
+        self._held: dict[str, int] = {}  # keys a clip lists (how many clips)
+        self._kept: dict[str, float] = {}  # of those, the ones that came due meanwhile, with their time
+        self._deleting: list[tuple[float, str]] = []  # the batch being deleted: in the state till it answers
         self._notes = DueNotes()
         self._task: asyncio.Task[None] | None = None
         self.deleted = 0
@@ -90,13 +72,11 @@ class Cleaner:
         """A clip was deleted: its segments that left every playlist meanwhile go at the next run."""
         now = self._wall()
         for key in keys:
-            count = self._held.get(key, 0) - 1
-            if count > 0:
+            if (count := self._held.get(key, 0) - 1) > 0:
                 self._held[key] = count
                 continue
             self._held.pop(key, None)
-            due = self._kept.pop(key, None)
-            if due is not None:
+            if (due := self._kept.pop(key, None)) is not None:
                 self._push(key, min(due, now))
         self._metrics.cleanup_pending.set(self.pending)
 
@@ -113,8 +93,7 @@ class Cleaner:
         self._notes.note(key, due)
 
     def snapshot(self) -> Tail:
-        """Every key still to delete with its due time (those a clip keeps too: a restart asks the
-        clips again); a key noted twice, the later wins."""
+        """Every key still to delete with its due time (those a clip keeps too); the later note wins."""
         return self._notes.snapshot()
 
     def restore(self, data: object) -> None:
@@ -124,16 +103,14 @@ class Cleaner:
         for item in validate.array(data, "cleaner state", MAX_RESTORED):
             if item is None:  # a note that died before it was saved
                 continue
-            pair = validate.array(item, "a key to delete", 2)
-            if len(pair) != 2:
+            if len(pair := validate.array(item, "a key to delete", 2)) != 2:
                 raise ValueError(f"a key to delete is {validate.describe(pair)}, not [key, time]")
             key = validate.text(pair[0], "a key to delete")
             latest.pop(key, None)
             latest[key] = validate.number(pair[1], "a deletion time")
-        due = [(when, key) for key, when in latest.items()]
-        heapq.heapify(due)
-        self._due, self._kept, self._deleting = due, {}, []
-        self._notes = DueNotes()
+        self._due = [(when, key) for key, when in latest.items()]
+        heapq.heapify(self._due)
+        self._kept, self._deleting, self._notes = {}, [], DueNotes()
         for key, when in latest.items():
             self._notes.note(key, when)
         self._metrics.cleanup_pending.set(self.pending)
@@ -209,13 +186,9 @@ class _NotesTail(Tail):
 
 
 class DueNotes(Log):
-    """What the cleaner saves, each key's due time noted when it changes, in that order.
-
-    A key's latest note is live until the key is deleted or noted again; the saved list starts at the
-    oldest live note and says null for a note that died behind it, so a save writes only what changed
-    (state/journal.py). `snapshot` gives a value: its lists are only appended to (a note's death is
-    stamped once, later than every snapshot taken before it), so it reads as it was taken, whenever a
-    save reads it."""
+    """What the cleaner saves, each key's due time noted when it changes: from the oldest live note, null for
+    one that died (deleted or noted again), so a save writes only what changed (state/journal.py). A snapshot
+    reads as it was taken: its lists are only appended to, and a death is stamped later than it."""
 
     __slots__ = ("_died", "_live", "_tick")
 
@@ -226,7 +199,7 @@ class DueNotes(Log):
         self._tick = 0  # the next death stamp
 
     def note(self, key: str, due: float) -> None:
-        """`key` may go at `due`: a new note, and the key's earlier one dies."""
+        """`key` may go at `due`: its earlier note dies."""
         self._die(self._live.get(key))
         self._live[key] = self.end
         self.add(json.dumps([key, round(due, 3)], separators=(",", ":")))
@@ -253,8 +226,7 @@ class DueNotes(Log):
         while first < end and self._died[first - self._offset] != _ALIVE:
             first += 1
         if end - first > 2 * len(self._live) + 64:
-            # Keys a clip keeps hold the front while newer notes die behind them: note the live ones
-            # again, in order, and drop the rest (costs the live count, once per that many dead notes).
+            # Keys a clip keeps hold the front while newer notes die: note the live ones again, in order.
             for n, key in sorted((n, key) for key, n in self._live.items()):
                 self._live[key] = self.end
                 self.add(self._items[n - self._offset])

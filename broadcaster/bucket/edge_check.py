@@ -1,9 +1,5 @@
-"""`hls-broadcaster check`'s proof of a private stream's edge: the probe object, stored as a segment is,
-fetched as a stranger would (no token: must be refused, 403) and as a playlist lists it (the window's
-`verify=` token: 200 with its bytes), then again to see the cache keep it. It says which recipe answered
-(WORKER_MARK: the Worker's; Cloudflare's own 403 without it: the WAF rule) and warns of a door around the
-edge: R2_PUBLIC_URL on r2.dev (no zone: neither rule runs), or the bucket's r2.dev URL answering.
-"""
+"""`hls-broadcaster check`'s proof of a private stream's edge: the probe object fetched without a token (403),
+with the window's token (200, its bytes, then a cache hit), and no door around it (r2.dev)."""
 
 from __future__ import annotations
 
@@ -20,8 +16,7 @@ RULES = "run `hls-broadcaster edge-rules` and follow docs/private-streams-edge.m
 
 @dataclass(frozen=True, slots=True)
 class Probe:
-    """The probe object as a playlist would list it: `signed` (R2_PUBLIC_URL/key?verify=...), its key and
-    bytes, the bucket's r2.dev URL to try (None: not given), and the seconds a GET may take."""
+    """The probe object as a playlist lists it (R2_PUBLIC_URL/key?verify=...), and the r2.dev URL to try."""
 
     signed: str
     key: str
@@ -49,18 +44,7 @@ class Answer:
         return "cf-ray" in self.headers or self.headers.get("server", "").lower() == "cloudflare"
 
 
-def recipe(answer: Answer) -> str:
-    """Which edge recipe gave a refusal: the Worker (its mark), the WAF rule (Cloudflare's own 403), or
-    something else in front of the bucket."""
-    if answer.by_worker:
-        return "the Worker (deploy/cloudflare-worker)"
-    if answer.by_cloudflare:
-        return "Cloudflare's WAF custom rule"
-    return "something in front of the bucket (not Cloudflare's answer)"
-
-
 async def _get(http: aiohttp.ClientSession, url: str) -> Answer | str:
-    """The answer, or why there was none."""
     try:
         async with http.get(url, headers={"Origin": ORIGIN}) as resp:
             return Answer(resp.status, await resp.read(), {k.lower(): v for k, v in resp.headers.items()})
@@ -70,8 +54,7 @@ async def _get(http: aiohttp.ClientSession, url: str) -> Answer | str:
 
 async def check(probe: Probe, line: Line) -> None:
     """The lines for a private stream's public URL (PRIVATE=true, SEGMENT_URLS=public)."""
-    host = urlsplit(probe.unsigned).hostname or ""
-    if host.endswith(".r2.dev"):
+    if (host := urlsplit(probe.unsigned).hostname or "").endswith(".r2.dev"):
         line("FAIL", f"R2_PUBLIC_URL is on r2.dev ({host}): a door around the edge, where no WAF rule or Worker "
              "runs; connect a custom domain in your Cloudflare zone and use it")
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=probe.timeout)) as http:
@@ -83,7 +66,10 @@ async def check(probe: Probe, line: Line) -> None:
             line("FAIL", f"edge: GET {probe.unsigned} without a token -> 200: anyone with a segment's URL gets "
                  f"it; no edge rule guards R2_PUBLIC_URL: {RULES}")
         elif stranger.status == 403:
-            line("ok", f"edge: GET without a token -> 403, refused by {recipe(stranger)}")
+            by = ("the Worker (deploy/cloudflare-worker)" if stranger.by_worker
+                  else "Cloudflare's WAF custom rule" if stranger.by_cloudflare
+                  else "something in front of the bucket (not Cloudflare's answer)")
+            line("ok", f"edge: GET without a token -> 403, refused by {by}")
         else:
             line("FAIL", f"edge: GET {probe.unsigned} without a token -> HTTP {stranger.status}, not 403: check "
                  "R2_PUBLIC_URL")

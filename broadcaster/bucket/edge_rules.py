@@ -1,8 +1,5 @@
-"""`hls-broadcaster edge-rules`: what the operator pastes into Cloudflare for a private stream: the edge
-key, the WAF custom rule and Cache Rule (Pro plan and above), and the Worker's values (Free plan). The
-prefix and the tokens' life are the ones the service signs with (edge_urls.py), so what Cloudflare checks
-is what the playlists list.
-"""
+"""`hls-broadcaster edge-rules`: what the operator pastes into Cloudflare for a private stream, with the
+prefix and tokens' life the service signs with (edge_urls.py)."""
 
 from __future__ import annotations
 
@@ -28,8 +25,7 @@ def add_parser(sub: Any) -> None:
 
 
 def ttl(s: Settings) -> int:
-    """Seconds a token is accepted from its window's start: the window it is handed out in, then the
-    longest a URI listed in it is used (a listed URI never changes)."""
+    """Seconds a token is accepted from its window's start: that window, then a listed URI's longest life."""
     return s.private_edge_window + math.ceil(s.segment_url_life)
 
 

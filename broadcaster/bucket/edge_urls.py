@@ -1,7 +1,5 @@
-"""The third kind of segment URL (PRIVATE=true with SEGMENT_URLS=public): `R2_PUBLIC_URL/key?verify=...`,
-the edge token Cloudflare checks before its cache answers (access/edge_tokens.py). Like every kind, a URL
-is made when its segment enters the window and then kept; the token in it outlives that
-(PRIVATE_EDGE_WINDOW + the longest a listed URI is used)."""
+"""Segment URLs for PRIVATE=true with SEGMENT_URLS=public: `R2_PUBLIC_URL/key?verify=...`, the edge token
+Cloudflare checks before its cache answers (access/edge_tokens.py)."""
 
 from __future__ import annotations
 
@@ -20,9 +18,7 @@ class EdgeUrls:
     def segment(self, key: str) -> str:
         return f"{self._base}/{key}?verify={self._tokens.current()}"
 
-    # An init section is listed again by each new segment of its run: a later window's token in a new URI,
-    # which the playlist marks with the tag again (4.4.4.5), so none outlives its token.
-    init = segment
+    init = segment  # an init section listed again gets a later window's token in a new URI (4.4.4.5)
 
     def window(self) -> str:
         """The token written now: it changes exactly when the URLs made for a key do."""

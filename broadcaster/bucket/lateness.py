@@ -1,25 +1,17 @@
-"""The uploads to one bucket not done yet, oldest first, and the one timer that tells when the oldest has
-waited too long (the steering loop then evaluates, rather than looking on a timer of its own).
-
-The timer is armed for the oldest upload once a later one starts while it has waited ARM_AFTER (Owncast
-writes a segment at least every target duration) and cancelled once none waits: not a timer per upload.
-An upload no other follows is found when its attempt times out, or by the steering loop's own turn.
-"""
+"""The uploads to one bucket not done yet, oldest first, and the one timer that tells the steering loop
+when the oldest has waited too long: armed once a later upload starts while the oldest has waited
+ARM_AFTER, cancelled once none waits."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
 
-# Seconds the oldest upload waiting has waited when a later one starts, past which the timer is armed for
-# it: more than the few milliseconds between the variants' uploads of one segment, less than the second
-# between segments.
-ARM_AFTER = 0.5
+ARM_AFTER = 0.5  # more than between the variants' uploads of one segment, less than between segments
 
 
 class Waiting:
-    """`on_late()`: told once when the oldest upload not done has waited `late_after()` seconds (None:
-    nobody asks)."""
+    """`on_late()`: told once when the oldest upload has waited `late_after()` seconds (None: nobody asks)."""
 
     def __init__(self, clock: Callable[[], float]) -> None:
         self._clock = clock
@@ -31,7 +23,6 @@ class Waiting:
         self._told = -1  # the upload on_late was told of (its ID)
 
     def now(self) -> tuple[int, float | None]:
-        """Uploads not done, and how long the oldest has waited (None when none waits)."""
         oldest = next(iter(self._began.values()), None)
         return len(self._began), None if oldest is None else self._clock() - oldest
 
@@ -46,8 +37,7 @@ class Waiting:
     def end(self, upload_id: int) -> None:
         began = self._began
         del began[upload_id]
-        late = self._late
-        if late is not None:
+        if (late := self._late) is not None:
             if not began:  # none waits: nothing for it to find
                 late.cancel()
                 self._late = None
@@ -55,21 +45,15 @@ class Waiting:
             self._arm()
 
     def _arm(self, fired: bool = False) -> None:
-        """The timer for the oldest upload waiting (none when none waits, nobody asks: late_after, or it
-        was told of already). `fired`: the timer went off, for the oldest then, which may be another than
-        the one it was armed for (that one done since): told when it waited late_after, else armed again
-        for it (told once: armed again when it is done, `end`, for the next oldest)."""
+        """The timer for the oldest upload waiting; `fired`: it went off, and the oldest now may be late."""
         if fired:
             self._late = None
-        after = self.late_after() if self._began else None
-        if after is None:
+        if (after := self.late_after() if self._began else None) is None:
             return
         oldest, began = next(iter(self._began.items()))
         if fired and self._clock() - began >= after:
             self._told = oldest
             self.on_late()
         elif oldest != self._told:
-            # A hair past the moment, so the evaluation it wakes finds the upload past it (calm_for:
-            # strictly).
-            delay = max(0.0, began + after - self._clock()) + 0.01
+            delay = max(0.0, began + after - self._clock()) + 0.01  # a hair past: it wakes to a late one
             self._late = asyncio.get_running_loop().call_later(delay, self._arm, True)

@@ -1,15 +1,6 @@
-"""Playlists at the edge: every playlist version also written to the bucket (PUBLISH_PLAYLISTS).
-
-Viewers then load playlists from the CDN. Each key has at most one PUT in flight and the newest version
-wins: a version superseded while an older one was being written is never written, and an older one can
-never land after a newer one. A PUT replaces the whole object atomically.
-
-Ordering: a version is offered only once it is visible (and saved), and lists only segments in the
-bucket; the multivariant playlist waits until each media playlist it names has been written once.
-Pace: R2 accepts at most one write per second to the same key and answers 429 beyond (docs/r2.md), so
-writes to one key start at least MIN_WRITE_INTERVAL apart; versions offered meanwhile collapse into the
-newest, as during a slow PUT.
-"""
+"""Every playlist version also written to the bucket (PUBLISH_PLAYLISTS): one PUT in flight a key, the newest
+version wins, writes to a key MIN_WRITE_INTERVAL apart (R2 answers 429 past one a second), and the
+multivariant playlist only once each media playlist it names was written."""
 
 from __future__ import annotations
 
@@ -30,9 +21,7 @@ from .uploader import Backoff, ObjectStore
 log = logging.getLogger(__name__)
 
 _BACKOFF = Backoff(base=0.5, cap=5.0)  # a key's retries while the bucket fails it
-# R2: one write per second per key. A little above it, so two PUTs never land in the same second
-# at R2 even when the second one travels faster than the first.
-MIN_WRITE_INTERVAL = 1.1
+MIN_WRITE_INTERVAL = 1.1  # above a second: two PUTs to a key never land in the same second
 
 
 @dataclass(slots=True)
@@ -48,16 +37,9 @@ class _Key:
 
 
 class PlaylistMirror:
-    def __init__(
-        self,
-        store: ObjectStore,
-        metrics: Metrics,
-        *,
-        attempt_timeout: float,
-        monotonic: Callable[[], float] = time.monotonic,
-        min_interval: float = MIN_WRITE_INTERVAL,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-    ) -> None:
+    def __init__(self, store: ObjectStore, metrics: Metrics, *, attempt_timeout: float,
+                 monotonic: Callable[[], float] = time.monotonic, min_interval: float = MIN_WRITE_INTERVAL,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
         self._store = store
         self._metrics = metrics
         self._timeout = attempt_timeout
@@ -70,16 +52,13 @@ class PlaylistMirror:
         self._current.set()
         self._closed = False
         self._failing: str | None = None  # the last failure's reason, until a write succeeds
-        # Each key retries on its own through an outage, and a flapping bucket fails and recovers
-        # many times a minute: at most a line of each kind per 30 s.
         self._lines = RateLimitedLog(log)
 
     def offer(self, key: str, rendered: Rendered, cache_control: str, *, requires: tuple[str, ...] = ()) -> None:
         """Write `rendered` to `key` soon; a newer offer for the same key replaces it if not started."""
         if self._closed:
             return
-        k = self._keys.get(key)
-        if k is None:
+        if (k := self._keys.get(key)) is None:
             k = self._keys[key] = _Key()
         if k.latest is rendered or (k.latest is None and k.written is rendered):
             return
@@ -91,8 +70,7 @@ class PlaylistMirror:
             k.task = asyncio.create_task(self._writer(key, k), name=f"mirror {key}")
 
     def written(self, key: str) -> Rendered | None:
-        k = self._keys.get(key)
-        return k.written if k else None
+        return k.written if (k := self._keys.get(key)) else None
 
     @property
     def lag(self) -> float:
@@ -110,12 +88,16 @@ class PlaylistMirror:
                 await self._written_once.wait()
             if k.last_put is not None and (wait := k.last_put + self._min_interval - self._mono()) > 0:
                 await self._sleep(wait)  # offers meanwhile replace k.latest: only the newest is written
-            rendered = k.latest
-            if rendered is None:
+            if (rendered := k.latest) is None:
                 continue
             k.last_put = self._mono()
-            ok = await self._put(key, rendered, k.cache_control)
-            if ok:
+            put = self._store.put(key, rendered.body, content_type=hls.PLAYLIST_CONTENT_TYPE,
+                                  cache_control=k.cache_control)
+            if (failed := await within(put, self._timeout)) is None:
+                self._metrics.playlist_uploads.labels(result="ok").inc()
+                if self._failing is not None:
+                    self._lines.info("back", "playlists are written to the bucket again")
+                    self._failing = None
                 failures = 0
                 first = k.written is None
                 k.written = rendered
@@ -126,29 +108,17 @@ class PlaylistMirror:
                 if all(other.latest is None for other in self._keys.values()):
                     self._current.set()
             else:
+                self._failing = reason = failed.reason
+                self._metrics.playlist_uploads.labels(result="failed").inc()
+                log.debug("writing playlist %s to the bucket failed: %s", key, reason)
+                self._lines.warning("failing", "cannot write playlist %s to the bucket (%s); retrying with "
+                                    "the newest version", key, reason)
                 failures += 1
                 k.wake.set()  # try again: with the newest version by then
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(_BACKOFF.delay(failures - 1)):
                         await self._written_once.wait()  # another key got through: the bucket is back
             self._metrics.playlist_upload_lag.set(round(self.lag, 3))
-
-    async def _put(self, key: str, rendered: Rendered, cache_control: str) -> bool:
-        put = self._store.put(key, rendered.body, content_type=hls.PLAYLIST_CONTENT_TYPE,
-                              cache_control=cache_control)
-        if (failed := await within(put, self._timeout)) is not None:
-            reason = failed.reason
-            self._metrics.playlist_uploads.labels(result="failed").inc()
-            log.debug("writing playlist %s to the bucket failed: %s", key, reason)
-            self._lines.warning("failing", "cannot write playlist %s to the bucket (%s); retrying with the "
-                                "newest version", key, reason)
-            self._failing = reason
-            return False
-        self._metrics.playlist_uploads.labels(result="ok").inc()
-        if self._failing is not None:
-            self._lines.info("back", "playlists are written to the bucket again")
-            self._failing = None
-        return True
 
     async def drain(self, timeout: float) -> bool:
         """Wait up to `timeout` until every offered version is written; True when it is."""

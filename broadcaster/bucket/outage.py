@@ -1,11 +1,5 @@
-"""A bucket outage told in a few lines, not one per failed attempt (an hour-long R2 incident would bury
-everything else).
-
-One WARNING when the bucket starts failing, with the reason; a summary at most every `interval` while it
-lasts; one INFO when it works again. A failure within `interval` of the "back" line resumes the story
-quietly, so a flapping bucket writes no pair per flap. A segment an outage loses is told once per outage
-(a WARNING at the first, then counts by reason); one lost just after the "back" line is that outage's.
-"""
+"""A bucket outage told in a few lines, not one per failed attempt: a WARNING when it starts, a summary at
+most every `interval`, an INFO when it ends; a flapping bucket resumes quietly, not a pair per flap."""
 
 from __future__ import annotations
 
@@ -14,29 +8,21 @@ import time
 from collections.abc import Callable
 
 SUMMARY_INTERVAL = 30.0  # seconds between summaries: lograte.py's rate, readable at 3 a.m.
-# Why an outage's lost segment exists nowhere, by its reason (segments_lost_total's label).
-LOST_WHY = {
+LOST_WHY = {  # why an outage's lost segment exists nowhere, by its reason (segments_lost_total's label)
     "copy_dropped": "no copy of it is left (VM_COPIES_MB, or the disk's reserve under STATE_DIR) and Owncast "
                     "deleted its file",
     "deleted": "Owncast deleted its file before the bucket took it (copies are kept only with the VM's "
                "pathway)",
 }
 
-# (how many uploads wait, seconds the oldest has waited or None when none does)
-Waiting = Callable[[], tuple[int, float | None]]
+Waiting = Callable[[], tuple[int, float | None]]  # (uploads waiting, seconds the oldest has waited)
 
 
 class OutageLog:
     """Fed every bucket operation's outcome: `failed(reason)` or `ok()`."""
 
-    def __init__(
-        self,
-        logger: logging.Logger,
-        *,
-        waiting: Waiting,
-        clock: Callable[[], float] = time.monotonic,
-        interval: float = SUMMARY_INTERVAL,
-    ) -> None:
+    def __init__(self, logger: logging.Logger, *, waiting: Waiting,
+                 clock: Callable[[], float] = time.monotonic, interval: float = SUMMARY_INTERVAL) -> None:
         self._log = logger
         self._waiting = waiting
         self._clock = clock
@@ -57,9 +43,8 @@ class OutageLog:
         now = self._clock()
         self._reason = reason
         if self._since is None:
-            self._since, self._failed, self._flaps, self._working, self._lost = now, 1, 0, False, {}
-            self._tail_told = False
-            self._told = False
+            self._since, self._failed, self._flaps, self._working = now, 1, 0, False
+            self._lost, self._tail_told, self._told = {}, False, False
             self._quiet = self._back_at is not None and now - self._back_at < self._interval
             if not self._quiet:
                 self._write(logging.WARNING, now, "bucket unreachable (%s): uploads wait and are retried; a "
@@ -69,8 +54,14 @@ class OutageLog:
             self._flaps += 1
             self._working = False
         self._failed += 1
-        if self._last_line is None or now - self._last_line >= self._interval:
-            self._summary(now)
+        if self._last_line is None or now - self._last_line >= self._interval:  # a summary
+            count, oldest = self._waiting()
+            self._told = True
+            self._write(logging.WARNING, now, "bucket %s unreachable (%s) for %.0fs: %d attempts failed, "
+                        "%d uploads waiting%s%s%s", "again" if self._quiet else "still", self._reason,
+                        now - self._since, self._failed, count,
+                        "" if oldest is None else f", the oldest for {oldest:.0f}s",
+                        self._flapped(), self._lost_text())
 
     def down_for(self) -> float | None:
         """Seconds the outage being told has lasted (a relapse whose end is not yet written too), or None."""
@@ -82,9 +73,7 @@ class OutageLog:
         return sum(self._lost.values())
 
     def lost(self, reason: str) -> bool:
-        """A segment whose upload waited on the bucket is lost (`reason`: copy_dropped, deleted): counted, the
-        first said at once (the operator can raise VM_COPIES_MB or free the disk before more go). True when
-        this outage tells it (its loser need not say it again); False when no outage is on or just ended."""
+        """A segment whose upload waited on the bucket is lost: True when this outage tells it."""
         now = self._clock()
         ago = None if self._since is not None or self._back_at is None else now - self._back_at
         tail = ago is not None and ago < self._interval
@@ -102,10 +91,8 @@ class OutageLog:
         return True
 
     def _lost_text(self) -> str:
-        if not self._lost:
-            return ""
         return "; segments lost (they exist nowhere): " + ", ".join(
-            f"{count} {reason}" for reason, count in sorted(self._lost.items()))
+            f"{count} {reason}" for reason, count in sorted(self._lost.items())) if self._lost else ""
 
     def ok(self) -> None:
         self._working = True
@@ -121,17 +108,7 @@ class OutageLog:
         else:
             self._write(logging.INFO, now, "bucket reachable again after %.0fs down; %d attempts failed%s%s",
                         down, self._failed, self._flapped(), self._lost_text())
-        self._since = None
-        self._back_at = now
-
-    def _summary(self, now: float) -> None:
-        count, oldest = self._waiting()
-        assert self._since is not None
-        self._told = True
-        self._write(logging.WARNING, now, "bucket %s unreachable (%s) for %.0fs: %d attempts failed, "
-                    "%d uploads waiting%s%s%s", "again" if self._quiet else "still", self._reason,
-                    now - self._since, self._failed, count,
-                    "" if oldest is None else f", the oldest for {oldest:.0f}s", self._flapped(), self._lost_text())
+        self._since, self._back_at = None, now
 
     def _flapped(self) -> str:
         return f"; it worked briefly {self._flaps} times meanwhile" if self._flaps else ""

@@ -1,9 +1,5 @@
-"""A bucket other than the first (PATHWAYS names it) proven by `hls-broadcaster check` as the first one
-is (preflight.py): a probe object put there, fetched at its public URL as a viewer's page would (with an
-Origin: CORS), and deleted; each line names the setting to fix. And the service's own look at its start
-(`listed_answers`): an object stored as a segment is, fetched at the URL a playlist would list: a key
-stored where no listed URL looks is told before any viewer meets it.
-"""
+"""`hls-broadcaster check` of a bucket other than the first (a probe object put, fetched at its public URL
+with an Origin, deleted), and the start's own look (`listed_answers`): is a stored key where URLs look?"""
 
 from __future__ import annotations
 
@@ -19,24 +15,18 @@ from ..settings import BucketSettings
 from ..playlist import hls
 from .store import BucketAccess, S3Store, within
 
-# A made-up viewer page's origin: the bucket's CORS policy must allow any origin (or the viewer's own).
-ORIGIN = "https://viewer.example"
-# A probe object is stored as a segment is (a .ts name, its type, a cacheable answer), so the viewer's GET
-# through R2_PUBLIC_URL meets the Cache Rule a segment meets; cacheable for a minute only, the probe being
-# deleted at once (segments say a year: they never change).
-PROBE_CONTENT_TYPE = "video/mp2t"
-PROBE_CACHE_CONTROL = "public, max-age=60"
-# The start's GET says what it is, as the steering probe's does: a bucket's or CDN's logs tell it from viewers.
+ORIGIN = "https://viewer.example"  # a made-up viewer page's origin, which CORS must allow
+PROBE_CONTENT_TYPE = "video/mp2t"  # stored as a segment is: its GET meets a segment's Cache Rule
+PROBE_CACHE_CONTROL = "public, max-age=60"  # a minute: the probe is deleted at once
+# The start's GET says what it is: a bucket's or CDN's logs tell it from viewers.
 START_HEADERS = {"User-Agent": f"hls-broadcaster/{__version__} (start check)"}
 
 Line = Callable[[str, str], None]  # (ok | warn | FAIL | skip, text): preflight's Report.line
-# A put that failed for one of these reasons was sent and not answered in time: it may still land.
-MAY_LAND = frozenset({"Timeout", "ReadTimeoutError"})
+MAY_LAND = frozenset({"Timeout", "ReadTimeoutError"})  # a put failed so was not answered: it may land
 
 
 def probe_object(key_prefix: str, word: str) -> tuple[str, bytes]:
-    """A new probe object's key under `key_prefix` (a dotfile: never taken for one of Owncast's segments)
-    and its body, which says who put it (`word`: check, start)."""
+    """A new probe object's key (a dotfile: never one of Owncast's) and its body, saying who put it."""
     token = secrets.token_hex(8)
     return (hls.bucket_key(key_prefix, f".hls-broadcaster-check-{token}.ts"),
             f"hls-broadcaster {word} {token}\n".encode())
@@ -59,8 +49,7 @@ async def check(bucket: BucketSettings, key_prefix: str, timeout: float, line: L
 
 async def _step(bucket: BucketSettings, timeout: float, line: Line, what: str,
                 call: Awaitable[object]) -> bool:
-    err = await within(call, timeout)
-    if err is None:
+    if (err := await within(call, timeout)) is None:
         line("ok", what)
         return True
     setting = bucket.setting(err.setting or "S3_ENDPOINT_URL")  # a wrong setting, or the bucket unreachable
@@ -102,15 +91,12 @@ class Stored(Protocol):
 
 async def listed_answers(store: Stored, url_of: Callable[[str], str], key_prefix: str,
                          timeout: float, left: Callable[[str], None]) -> str | None:
-    """A probe object stored under `key_prefix` as a segment is, fetched at `url_of(key)` (the URL a playlist
-    would list) and deleted: what the GET found when not the object's bytes ("HTTP 404", "other bytes", why
-    no answer); None when it was, or when the bucket did not take the object (its uploads tell of that).
-    `left(key)`: told of an object that may be left in the bucket (its delete failed, or its put timed out
-    and may still land), for a later delete."""
+    """A probe object stored as a segment is, fetched at `url_of(key)` (the URL a playlist would list) and
+    deleted: what the GET found when not its bytes ("HTTP 404", "other bytes", why no answer), else None
+    (also when the bucket did not take it). `left(key)`: told of an object that may be left in the bucket."""
     key, body = probe_object(key_prefix, "start")
-    refused = await within(store.put(key, body, content_type=PROBE_CONTENT_TYPE,
-                                     cache_control=PROBE_CACHE_CONTROL), timeout)
-    if refused is not None:
+    if (refused := await within(store.put(key, body, content_type=PROBE_CONTENT_TYPE,
+                                          cache_control=PROBE_CACHE_CONTROL), timeout)) is not None:
         if refused.reason in MAY_LAND:
             left(key)
         return None
@@ -123,6 +109,4 @@ async def listed_answers(store: Stored, url_of: Callable[[str], str], key_prefix
     finally:
         if await within(store.delete(key), timeout) is not None:
             left(key)
-    if status != 200:
-        return f"HTTP {status}"
-    return None if got == body else "other bytes"
+    return f"HTTP {status}" if status != 200 else None if got == body else "other bytes"

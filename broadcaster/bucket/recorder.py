@@ -1,16 +1,11 @@
-"""KEEP_RECORDINGS: a stream is kept instead of cleaned up.
-
-Every listed segment of a run is appended to a journal in STATE_DIR (small, survives restarts); when
-Owncast ends the stream, a VOD playlist of the run is written next to its segments
-(PREFIX/<variant>/recording-<run>.m3u8), plus a multivariant one (PREFIX/recording-<run>.m3u8); a private
-stream's go to its kept playlists (clips/kept.py). A gap whose segment lands later (publish/late.py) gets
-a `landed` line, and the recording waits LATE_WAIT at most for such uploads; a listed segment whose upload
-failed for good after gets a `lost` line: a gap in the recording.
-"""
+"""KEEP_RECORDINGS: every listed segment of a run is journaled in STATE_DIR; when the stream ends, a VOD
+playlist of the run is written next to its segments, plus a multivariant one. Journal lines `landed` and
+`lost` mend or make its gaps."""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import re
@@ -30,10 +25,7 @@ from ..state import validate
 log = logging.getLogger(__name__)
 
 _SAFE = re.compile(r"[^A-Za-z0-9_-]")
-# Seconds a recording waits, once its stream ended, for its segments still being uploaded late: each
-# waits at most the upload's limit (publish/uploads.UNFINISHED_LIMIT) for Owncast to finish its file.
-LATE_WAIT = 15.0
-# A finished recording never changes; a day of caching is harmless and saves the origin.
+LATE_WAIT = 15.0  # seconds a recording waits, once its stream ended, for segments uploading late
 VOD_CACHE_CONTROL = "public, max-age=86400"
 
 
@@ -53,8 +45,7 @@ def _journal_entry(raw: str, *, first: bool) -> ListedSegment:
 
 
 def _marked(raw: str, mark: str) -> str | None:
-    """The segment a `landed` or `lost` line names (Recorder.landed, Recorder.lost), None for any other
-    line or mark."""
+    """The segment a `landed` or `lost` line names; None for any other line or mark."""
     if f'"{mark}"' not in raw:
         return None
     d = validate.mapping(json.loads(raw), "a journal line", 1)
@@ -62,8 +53,7 @@ def _marked(raw: str, mark: str) -> str | None:
 
 
 class PlaylistUploader(Protocol):
-    """Where a recording's or a clip's playlists go: the bucket's uploader, or a private stream's kept
-    playlists."""
+    """Where a recording's or a clip's playlists go: the bucket's uploader, or a private stream's."""
 
     async def upload_bytes(self, key: str, body: bytes, *, content_type: str, cache_control: str) -> float: ...
 
@@ -83,10 +73,8 @@ class Recorder:
     def record(self, run: str, variant: int, segment: ListedSegment) -> None:
         """Append a listed segment to its run's journal (names only: the playlist sits beside them)."""
         line: dict[str, object] = {
-            "name": PurePosixPath(segment.key or segment.uri).name,
-            "duration": segment.duration,
-            "pdt": segment.program_date_time,
-            "discontinuity": segment.discontinuity,
+            "name": PurePosixPath(segment.key or segment.uri).name, "duration": segment.duration,
+            "pdt": segment.program_date_time, "discontinuity": segment.discontinuity,
             # The URL's path, not the URL: a presigned one ends in ?X-Amz-... (the object's name is the same).
             "init": PurePosixPath(urlsplit(segment.init_uri).path).name if segment.init_uri else None,
         }
@@ -99,8 +87,7 @@ class Recorder:
         self._append(run, variant, {"landed": name})
 
     def lost(self, run: str, variant: int, name: str) -> None:
-        """A segment journaled as listed will never be in the bucket (its upload failed for good after it
-        was listed): the recording lists a gap there."""
+        """A segment journaled as listed will never be in the bucket: the recording lists a gap there."""
         self._append(run, variant, {"lost": name})
 
     def expect(self, run: str, settled: asyncio.Future[None]) -> None:
@@ -121,18 +108,17 @@ class Recorder:
         task.add_done_callback(self._tasks.discard)
 
     async def _write(self, run: str, target_duration: int, variants: list[SourceVariant] | None) -> None:
-        late = self._late.pop(run, set())
-        if late:
+        if late := self._late.pop(run, set()):
             _done, pending = await asyncio.wait(late, timeout=LATE_WAIT)
             if pending:
                 log.warning("recording of run %s: %d segment(s) still uploading late after %gs; listed as gaps",
                             run, len(pending), LATE_WAIT)
-        folder = self._folder(run)
         name = f"recording-{_SAFE.sub('_', run)}.m3u8"
+        put = functools.partial(self._uploader.upload_bytes, content_type=hls.PLAYLIST_CONTENT_TYPE,
+                                cache_control=VOD_CACHE_CONTROL)
         written: list[int] = []
-        for journal in sorted(folder.glob("*.jsonl")):
-            variant = whole_number(journal.stem, 4)
-            if variant is None:
+        for journal in sorted(self._folder(run).glob("*.jsonl")):
+            if (variant := whole_number(journal.stem, 4)) is None:
                 continue  # not a variant's journal
             segments: list[ListedSegment] = []
             landed: set[str] = set()
@@ -156,17 +142,14 @@ class Recorder:
             if not segments:
                 continue
             key = hls.object_key(self._prefix, variant, name)
-            await self._uploader.upload_bytes(key, render_vod(segments, target_duration),
-                                              content_type=hls.PLAYLIST_CONTENT_TYPE,
-                                              cache_control=VOD_CACHE_CONTROL)
+            await put(key, render_vod(segments, target_duration))
             written.append(variant)
             log.info("recording of run %s, variant %d: %d segments kept at %s", run, variant, len(segments), key)
         if written:
             known = {v.index: v for v in variants or []}
             master = render_master([known.get(v) or SourceVariant(v, 1) for v in written], media_name=name)
             key = hls.bucket_key(self._prefix, name)
-            await self._uploader.upload_bytes(key, master.body, content_type=hls.PLAYLIST_CONTENT_TYPE,
-                                              cache_control=VOD_CACHE_CONTROL)
+            await put(key, master.body)
             self.written.append(key)
 
     async def close(self) -> None:

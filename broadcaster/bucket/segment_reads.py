@@ -14,10 +14,7 @@ from ..files import Refused, Stamp, is_temporary, read_stamped
 _new = tuple.__new__  # a NamedTuple made without its Python-level __new__ (Kept: one per segment)
 
 
-# The reason a segment is lost when the copy kept for its upload is gone (dropped past VM_COPIES_MB or
-# for the disk's reserve, or never kept for them) and Owncast deleted its file before the bucket took it:
-# the segment exists nowhere (segments_lost_total{reason="copy_dropped"}, and the outage's lines count it).
-COPY_DROPPED = "copy_dropped"
+COPY_DROPPED = "copy_dropped"  # lost: its copy gone, and Owncast's file deleted before the bucket took it
 NO_COPY = ("no copy of it is left (VM_COPIES_MB, or the disk's reserve under STATE_DIR) and Owncast deleted its "
             "file before the bucket took it")
 
@@ -36,10 +33,8 @@ def read_segment_file(path: Path, max_bytes: int, *, root: Path | None = None) -
 
 
 def read_segment_stamped(path: Path, max_bytes: int, *, root: Path | None = None) -> tuple[bytes, Stamp | None]:
-    """Read a regular file, refusing symlinks, special files, empty and oversized files; with `root`
-    (HLS_DIR), no folder below it is entered through a symlink either (broadcaster/files.py). The stamp
-    is the version read's (None: it changed while it was read). Raises SegmentLost when it can never be
-    read, OSError when it may be later (out of handles)."""
+    """A regular file's bytes and stamp (None: it changed while read), never through a symlink beneath
+    `root`; SegmentLost when it can never be read, OSError when it may be later (out of handles)."""
     base = root if root is not None else path.parent
     if not path.is_relative_to(base):
         raise SegmentLost("not_a_file", f"{path} is not inside {base}")
@@ -59,9 +54,7 @@ def read_segment_stamped(path: Path, max_bytes: int, *, root: Path | None = None
 
 
 class Uploaded(NamedTuple):
-    """A segment in the bucket: how long its successful PutObject took (seconds), the SHA-256 of the
-    exact body that PutObject sent (what a viewer checks a peer's copy against, viewer/p2p.js), and the
-    stamp of the file's version that body was read from."""
+    """A segment in the bucket: its PutObject's seconds, the SHA-256 of the body sent, and its stamp."""
 
     took: float
     sha256: bytes | None  # None: not asked for (P2P off), or uploaded before a restart (bytes not at hand)
@@ -72,15 +65,13 @@ Read = Callable[[], tuple[bytes, Stamp | None]]
 
 
 def read_and_hash(read: Read, hashed: bool) -> tuple[bytes, Stamp | None, bytes | None]:
-    """The body an attempt sends, the stamp of its file and, when asked, its SHA-256, off the event loop
-    (~2 ms a MB): the hash is of that very object, the one PutObject is given."""
+    """An attempt's body, its stamp and, when asked, its SHA-256 (of that very object), off the event loop."""
     body, stamp = read()
     return body, stamp, hashlib.sha256(body).digest() if hashed else None
 
 
 class Holder(Protocol):
-    """What the service holds of each finished segment (held.Held): the version read first, its bytes
-    (a copy, or Owncast's file while unchanged), a copy kept when an upload fails, each bucket's landing."""
+    """What the service holds of each finished segment (vm/held.py's Held)."""
 
     def first(self, key: str, parts: tuple[str, ...], stamp: Stamp,
               content_type: str | None = None) -> object | None: ...
@@ -106,18 +97,13 @@ class Holder(Protocol):
     def room(self) -> tuple[int, str]: ...  # what the copies may take now, and what bounds them (vm/copy_files.py)
 
 
-# The bytes a first attempt sends, read already: with their stamp and SHA-256 (None: not hashed).
-ReadBody = tuple[bytes, Stamp | None, bytes | None]
-# The body the first attempt sends, read already, in a box the attempts empty: no frame that waits out a
-# backoff (the callers', the attempts') keeps a segment's bytes. While the bucket is down every upload
-# waits; had each kept its body, the service's memory grew by a segment per upload for as long as the
-# outage lasted (the copies to send again are on disk, vm/held.py).
+ReadBody = tuple[bytes, Stamp | None, bytes | None]  # a first attempt's body, stamp and SHA-256 (or None)
+# A box the attempts empty: no frame waiting out a backoff (an outage's every upload) keeps the bytes.
 FirstBody = list[ReadBody]
 
 
 class Kept(NamedTuple):
-    """A file's first read, held: its stamp and SHA-256, and whether the service holds it (the VM's
-    pathway may list it at once). A tuple: one is made for every segment (held.HeldFile says why)."""
+    """A file's first read: its stamp and SHA-256, and whether the service holds it (one a segment)."""
 
     stamp: Stamp | None
     sha256: bytes | None
@@ -133,10 +119,8 @@ def hold_first(read: Read, holder: Holder, key: str, parts: tuple[str, ...], has
 
 
 def kept_or_read(holder: Holder, key: str, stamp: Stamp, read: Read) -> tuple[bytes, Stamp | None]:
-    """An attempt after a failed one kept a copy: the copy (or Owncast's file while it is that version);
-    Owncast's file as it is now once neither is there (the copy dropped for the cap or the disk)."""
-    data = holder.body(key)
-    if data is not None:
+    """After a failed attempt kept a copy: the held version's bytes, else Owncast's file as it is now."""
+    if (data := holder.body(key)) is not None:
         return data, stamp
     try:
         return read()
@@ -148,10 +132,8 @@ def kept_or_read(holder: Holder, key: str, stamp: Stamp, read: Read) -> tuple[by
 
 def held_or_first(read: Read, holder: Holder, key: str, parts: tuple[str, ...], hashed: bool,
                    content_type: str) -> tuple[Kept, bytes]:
-    """Uploader.hold, on a worker thread: the version held already (a failed attempt kept a copy, which
-    outlives Owncast's file), else the file read and held as a first read."""
-    got = holder.held_body(key)
-    if got is None:
+    """Uploader.hold, on a worker thread: the version held already, else the file read and held."""
+    if (got := holder.held_body(key)) is None:
         return hold_first(read, holder, key, parts, hashed, content_type)
     body, stamp = got
     return _new(Kept, (stamp, hashlib.sha256(body).digest() if hashed else None, True)), body

@@ -1,14 +1,10 @@
-"""botocore sessions that read botocore's data files once per process.
-
-A new session parses botocore's JSON data again for its first client (0.1 s of CPU). Every session made
-here shares the first one's data loader, whose cache only adds whole entries and is safe across
-threads; the sessions themselves stay one per use (a session is not).
-"""
+"""botocore sessions that share the first one's data loader (safe across threads): botocore's data files
+are read once per process, not 0.1 s of CPU a session; the sessions stay one per use (a session is not)."""
 
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import Any, cast
 
 import botocore.session
 from aiobotocore.session import AioSession, get_session
@@ -18,8 +14,7 @@ _loader: Any = None
 
 
 def _sharing(session: Any) -> Any:
-    """`session` with the process's one data loader: the first session's own (so AWS_DATA_PATH still
-    applies), given to every later one."""
+    """`session` with the first session's data loader (so AWS_DATA_PATH still applies)."""
     global _loader
     with _lock:
         if _loader is None:
@@ -30,10 +25,8 @@ def _sharing(session: Any) -> Any:
 
 
 def aio_session() -> AioSession:
-    session: AioSession = _sharing(get_session())
-    return session
+    return cast(AioSession, _sharing(get_session()))
 
 
 def sync_session() -> botocore.session.Session:
-    session: botocore.session.Session = _sharing(botocore.session.get_session())
-    return session
+    return cast(botocore.session.Session, _sharing(botocore.session.get_session()))

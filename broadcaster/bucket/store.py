@@ -1,13 +1,6 @@
-"""The S3-compatible bucket (Cloudflare R2 in production), through one aiobotocore client.
-
-R2 pitfalls handled here (docs/r2.md): checksums only when required, no ACL headers, one client
-for the life of the process, our own total timeout per request.
-
-Every answer's body is read up to a cap (BoundedAIOHTTPSession): aiobotocore reads it whole before
-botocore looks at it (AIOHTTPSession.send for non-streaming operations, convert_to_response_dict for
-every error), so an endless body would grow memory without bound. Past the cap the connection is dropped
-and the attempt fails with ResponseTooLarge.
-"""
+"""The S3-compatible bucket (Cloudflare R2 in production), through one aiobotocore client: checksums only
+when required, our own total timeout per request (docs/r2.md), and every answer's body read up to a cap
+(BoundedAIOHTTPSession: aiobotocore reads it whole, so an endless body would grow memory without bound)."""
 
 from __future__ import annotations
 
@@ -27,8 +20,7 @@ from botocore.exceptions import (BotoCoreError, ClientError, ConnectionClosedErr
 from ..settings import BucketSettings
 from .sessions import aio_session
 
-# Error codes that mean the settings are wrong, not that the bucket is having a bad minute.
-_SETTING_ERRORS = {
+_SETTING_ERRORS = {  # error codes that mean the settings are wrong, not that the bucket has a bad minute
     "InvalidAccessKeyId": "AWS_ACCESS_KEY_ID",
     "SignatureDoesNotMatch": "AWS_SECRET_ACCESS_KEY",
     "AccessDenied": "AWS_ACCESS_KEY_ID",
@@ -85,18 +77,14 @@ class S3Store:
         self._client_args: dict[str, Any] = {
             **access.client_args(),
             "config": AioConfig(
-                max_pool_connections=max_connections,
-                connect_timeout=connect_timeout,
+                max_pool_connections=max_connections, connect_timeout=connect_timeout,
                 read_timeout=read_timeout,
-                # The uploader retries with backoff itself, where it can count and report each failure.
-                # total_max_attempts counts the first request; max_attempts=1 would still retry once,
-                # hidden from our counts and eating into the per-attempt timeout.
+                # The uploader retries itself, counting each failure (max_attempts=1 would still retry once).
                 retries={"mode": "standard", "total_max_attempts": 1},
                 # R2 has rejected the default CRC32 trailers (botocore >= 1.36).
                 request_checksum_calculation="when_required",
                 response_checksum_validation="when_required",
                 s3={"addressing_style": "path"},
-                # Answers are read up to a cap: an endless error body fails the attempt, not the memory.
                 http_session_cls=BoundedAIOHTTPSession,
             ),
         }
@@ -107,8 +95,7 @@ class S3Store:
         if self._client is not None:
             return
         stack = contextlib.AsyncExitStack()
-        session = aio_session()
-        self._client = await stack.enter_async_context(session.create_client("s3", **self._client_args))
+        self._client = await stack.enter_async_context(aio_session().create_client("s3", **self._client_args))
         self._stack = stack
 
     async def close(self) -> None:
@@ -132,22 +119,19 @@ class S3Store:
 
     async def put(self, key: str, body: bytes, *, content_type: str, cache_control: str) -> None:
         async with _errors():
-            await self.client.put_object(
-                Bucket=self.bucket, Key=key, Body=body, ContentType=content_type, CacheControl=cache_control
-            )
+            await self.client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type,
+                                         CacheControl=cache_control)
 
     async def delete(self, key: str) -> None:
         async with _errors():
             await self.client.delete_object(Bucket=self.bucket, Key=key)
 
     async def delete_many(self, keys: list[str]) -> list[str]:
-        """Delete up to 1000 keys in one DeleteObjects (one DeleteObject per key, free on R2, where that is
-        refused); returns the keys that were not deleted."""
+        """Delete up to 1000 keys (one by one where DeleteObjects is refused); the keys not deleted."""
         try:
             async with _errors():
                 answer = await self.client.delete_objects(
-                    Bucket=self.bucket, Delete={"Objects": [{"Key": k} for k in keys], "Quiet": True}
-                )
+                    Bucket=self.bucket, Delete={"Objects": [{"Key": k} for k in keys], "Quiet": True})
         except StoreError as err:
             if err.reason not in ("NotImplemented", "InvalidRequest", "MissingContentMD5", "BadDigest"):
                 raise
@@ -161,8 +145,7 @@ class S3Store:
         return [str(e["Key"]) for e in answer.get("Errors", []) if e.get("Code") != "NoSuchKey"]
 
     async def probe(self) -> None:
-        """A GET of a key that does not exist proves the endpoint, credentials and bucket (a Class B call, as
-        HeadBucket, but allowed to R2 tokens scoped to objects, and its error body names the setting)."""
+        """A GET of a key that does not exist proves endpoint, credentials and bucket (any R2 token may)."""
         try:
             async with _errors():
                 found = await self.client.get_object(Bucket=self.bucket, Key=PROBE_KEY)
@@ -195,8 +178,7 @@ async def _errors() -> Any:
         code = str(error.get("Code") or status)
         if not _CODE.fullmatch(code):  # whatever a misbehaving endpoint put there
             code = status
-        # HeadBucket has no body, so its 403/404 come back as bare numbers.
-        code = {"403": "AccessDenied", "404": "NoSuchBucket"}.get(code, code)
+        code = {"403": "AccessDenied", "404": "NoSuchBucket"}.get(code, code)  # HeadBucket's, without a body
         raise StoreError(code, str(error.get("Message", ""))[:200]) from err
     except TimeoutError as err:  # before OSError, of which it is a subclass
         raise StoreError("Timeout") from err
@@ -229,8 +211,7 @@ class BoundedAIOHTTPSession(AIOHTTPSession):  # type: ignore[misc]  # aiobotocor
 
 
 async def read_capped(raw: aiohttp.ClientResponse, limit: int, url: str) -> bytes:
-    """The whole body when it is at most `limit` bytes; else the connection is closed and
-    ResponseTooLarge raised. Transport errors become the botocore errors aiobotocore would raise."""
+    """The whole body when at most `limit` bytes, else ResponseTooLarge; transport errors as botocore's."""
     if raw.content_length is not None and raw.content_length > limit:
         raw.close()
         raise ResponseTooLarge(status=raw.status, endpoint_url=url, limit=limit)

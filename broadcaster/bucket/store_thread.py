@@ -1,10 +1,6 @@
-"""The bucket on an event loop of its own, in a thread of its own.
-
-Uploads are the service's lifeline; viewers are its load. On the serving loop, a crowd of viewers
-delays each of an upload's socket callbacks by the loop's lag, until its timeout expires and the
-segment is retried, late, and the stream stalls for everyone. Here the aiobotocore client lives on its own loop: a request runs there at full speed
-whatever the serving loop is doing, and only its result waits for the serving loop, once.
-"""
+"""The bucket on an event loop of its own, in a thread of its own: a crowd of viewers lagging the serving
+loop would delay every socket callback of an upload until it timed out; here a request runs at full speed
+and only its result waits for the serving loop, once."""
 
 from __future__ import annotations
 
@@ -21,8 +17,7 @@ _JOIN_TIMEOUT = 10.0  # the loop only runs our own requests, each bounded by the
 
 
 class StoreThread:
-    """S3Store's async API; each call runs on the store's loop, in a daemon thread started by
-    start() and ended by close(). Cancelling a call cancels the request on the store's loop."""
+    """S3Store's async API, each call on the store's loop (cancelling it cancels the request there)."""
 
     def __init__(self, store: S3Store) -> None:
         self._store = store

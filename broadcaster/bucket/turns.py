@@ -1,14 +1,6 @@
-"""A bucket's retries while it fails: one at a time, on the bucket's backoff, not a timer per upload.
-
-Uploads each retrying on their own backoff make a backlog of N try about N/7.5 times a second, however
-long the outage. Here an upload whose attempt failed waits for its turn in a queue (a future, no task):
-one turn per backoff goes to the upload that waited longest, and every upload goes at once when the bucket
-is seen working again (`open`: an upload landed, or bucket/bucket.py's check).
-
-An upload whose bytes exist nowhere any more (its copy dropped and Owncast's file deleted) ends lost (a
-gap) instead of waiting: the queue is swept at each turn, and when an upload comes to wait (at most once
-every SWEEP_EVERY). So the uploads that wait, and their memory, are bounded by the segments on disk.
-"""
+"""A bucket's retries while it fails: one at a time, on the bucket's backoff, not a timer per upload (a
+backlog of N would try N/7.5 times a second); all at once when it works again (`open`). An upload whose bytes
+exist nowhere any more ends lost instead of waiting."""
 
 from __future__ import annotations
 
@@ -19,8 +11,7 @@ from collections.abc import Awaitable, Callable
 Alive = Callable[[], bool]  # whether an upload's bytes are still somewhere (a copy, or Owncast's file)
 
 
-# Seconds at least between two sweeps made as an upload comes to wait (a stat per waiting upload each).
-SWEEP_EVERY = 1.0
+SWEEP_EVERY = 1.0  # seconds at least between sweeps as uploads come to wait (a stat per waiting upload)
 
 
 class RetryTurns:
@@ -29,8 +20,7 @@ class RetryTurns:
     def __init__(self, delay: Callable[[int], float], sleep: Callable[[float], Awaitable[None]]) -> None:
         self._delay = delay
         self._sleep = sleep
-        # Oldest first, each with its Alive; a cancelled (or released) one is skipped.
-        self._queue: deque[tuple[asyncio.Future[None], Alive | None]] = deque()
+        self._queue: deque[tuple[asyncio.Future[None], Alive | None]] = deque()  # oldest first
         self._live = 0  # uploads waiting in the queue (a cancelled one leaves its future until it is reached)
         self._turns = 0  # turns given since the bucket last worked
         self._giver: asyncio.Task[None] | None = None
@@ -40,8 +30,7 @@ class RetryTurns:
         return self._live
 
     async def wait(self, alive: Alive | None = None) -> None:
-        """Until this upload's turn to try the bucket, the bucket works again, or (asked at each turn)
-        `alive()` is False: its bytes are gone and it has nothing to wait for (None: they never go)."""
+        """Until this upload's turn, the bucket works again, or `alive()` is False (None: never)."""
         loop = asyncio.get_running_loop()
         if self._queue and loop.time() - self._swept >= SWEEP_EVERY:
             self._sweep()
@@ -85,8 +74,7 @@ class RetryTurns:
                 self._giver = None
 
     def _sweep(self) -> None:
-        """Release the uploads whose bytes are gone (a stat each, a turn apart: at most a few thousand
-        while copies are kept), and drop the finished entries from the queue."""
+        """Release the uploads whose bytes are gone, and drop the finished entries from the queue."""
         kept: deque[tuple[asyncio.Future[None], Alive | None]] = deque()
         for turn, alive in self._queue:
             if turn.done():

@@ -39,8 +39,7 @@ class ObjectStore(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Backoff:
-    """How long to wait before retry number `attempt` (from 0): exponential, capped, with full jitter (AWS
-    architecture blog). `sleep`, `rng` and `clock`: a test's fakes."""
+    """The wait before retry number `attempt` (from 0): exponential, capped, with full jitter."""
 
     base: float = 0.25
     cap: float = 15.0
@@ -54,10 +53,9 @@ class Backoff:
 
 @dataclass(slots=True)
 class Job:
-    """One upload. `read`: the bytes of an attempt after the first; `on_failed(body, stamp)`: after a failed
-    attempt, on a worker thread; `first`: the first attempt's body, read already; `keep`: the file's parts
-    beneath HLS_DIR: the first failed attempt holds the version it sent and keeps a copy (it survives
-    Owncast's cleanup); `alive`: whether its bytes are anywhere (else it goes at once, lost); None: always."""
+    """One upload. `read`: an attempt's bytes; `on_failed(body, stamp)`: after a failed attempt (a worker
+    thread); `first`: the first attempt's body, read already; `keep`: the file's parts beneath HLS_DIR, held
+    and copied at the first failed attempt; `alive`: whether its bytes are anywhere (None: always)."""
 
     key: str
     read: Read
@@ -72,19 +70,10 @@ class Job:
 
 
 class Uploader:
-    def __init__(
-        self,
-        store: ObjectStore,
-        metrics: Metrics | BucketMetrics,
-        *,
-        concurrency: int,
-        attempt_timeout: float,
-        backoff: Backoff = Backoff(),
-        holder: Holder | None = None,
-        pathway: str = "bucket",
-    ) -> None:
-        """`holder` (vm/held.py): a file whose upload is told `on_kept` is first read once, outside the
-        upload slots, and held; else it is held once an attempt fails. `pathway`: told with each landing."""
+    def __init__(self, store: ObjectStore, metrics: Metrics | BucketMetrics, *, concurrency: int,
+                 attempt_timeout: float, backoff: Backoff = Backoff(), holder: Holder | None = None,
+                 pathway: str = "bucket") -> None:
+        """`holder` (vm/held.py): what is held of each segment; `pathway`: told with each landing."""
         self._store = store
         self._holder = holder
         self.pathway = pathway
@@ -97,17 +86,11 @@ class Uploader:
         self.uploads_failed = 0  # failed attempts
         self.storage_ok: bool | None = None  # None until the first outcome
         self.last_error: str | None = None
-        # Told each failed outcome (the steering loop evaluates at once: steering/probe.py's look).
-        self.on_failure: Callable[[], None] = lambda: None
-        # The uploads not done yet, and the timer that tells the steering loop when the oldest is late.
-        self.waits = Waiting(backoff.clock)
-        # The uploads whose attempt the bucket failed: one retries per turn of the bucket's backoff, and
-        # all go at once when the bucket works again (record), instead of each on its own timer.
-        self._turns = RetryTurns(backoff.delay, lambda delay: self._sleep(delay))
+        self.on_failure: Callable[[], None] = lambda: None  # told each failed outcome (steering/probe.py)
+        self.waits = Waiting(backoff.clock)  # the uploads not done yet; tells the steering loop of a late one
+        self._turns = RetryTurns(backoff.delay, lambda delay: self._sleep(delay))  # a retry per backoff turn
         self._unreadable = RateLimitedLog(log)
-        self._clock = backoff.clock
         self.last_landed: tuple[str, float] | None = None  # the newest segment's key it stored, and when
-        # Outages are told in a few lines (outage.py); each failed attempt is a DEBUG line.
         self._outage = OutageLog(log, waiting=self.waiting, clock=backoff.clock)
         self._metrics.upload_wait.set_function(lambda: self.waiting()[1] or 0.0)
 
@@ -116,23 +99,18 @@ class Uploader:
         return self._holder is not None
 
     def waiting(self) -> tuple[int, float | None]:
-        """Uploads not done yet (each retried until it succeeds or its file is gone), and how long
-        the oldest has waited (None when none waits)."""
+        """Uploads not done yet, and how long the oldest has waited (None when none waits)."""
         return self.waits.now()
 
     def outage(self) -> dict[str, object] | None:
-        """While the bucket fails (None otherwise), for /health: the uploads that wait, the segments lost, and
-        the copies kept: their bytes, their bound and what sets it, and when the oldest start to go at the
-        rate they grew."""
-        down_for = self._outage.down_for()
-        if down_for is None:
+        """While the bucket fails (else None), for /health: uploads waiting, segments lost, copies kept."""
+        if (down_for := self._outage.down_for()) is None:
             return None
         count, oldest = self.waiting()
         body: dict[str, object] = {"for_seconds": round(down_for, 1), "uploads_waiting": count,
                                    "oldest_waiting_seconds": None if oldest is None else round(oldest, 1),
                                    "segments_lost": self._outage.lost_count}
-        holder = self._holder
-        if holder is not None:
+        if (holder := self._holder) is not None:
             kept = holder.total_bytes
             bound, by = holder.room()
             rate = kept / down_for if down_for > 0 else 0.0
@@ -155,24 +133,17 @@ class Uploader:
     async def upload_file(self, path: Path, key: str, variant: str, *, root: Path | None = None,
                           hashed: bool = False, on_kept: Callable[[Kept], None] | None = None,
                           parts: tuple[str, ...] | None = None) -> Uploaded:
-        """Upload one file (inside `root`); returns how long the successful PutObject took and, when
-        `hashed`, the SHA-256 of what it sent (P2P). With a holder and `on_kept`, the file is read and held
-        first, `on_kept` told at once, and that version uploaded. `parts`: the file's beneath `root`, when the
-        caller has them. Raises SegmentLost when it can never succeed."""
+        """Upload one file (with a holder and `on_kept`: read, held, told first); SegmentLost if it cannot."""
         content_type = _segment_type(str(path))
         read = functools.partial(read_segment_stamped, path, MAX_FILE_BYTES, root=root)
-        holder = self._holder
         keep = None
-        if holder is not None:
+        if (holder := self._holder) is not None:
             if parts is None:
-                # By the parts' tuples, not relative_to, which parses and builds two Paths a segment.
-                base = (root if root is not None else path.parent).parts
+                base = (root if root is not None else path.parent).parts  # not relative_to: two Paths
                 whole, n = path.parts, len(base)
                 parts = whole[n:] if whole[:n] == base and len(whole) > n else (path.name,)
             if on_kept is None:
-                # Sent as without a holder while the bucket takes it at once (steering costs nothing per
-                # segment while nothing fails); held once an attempt fails (`keep`).
-                keep = parts
+                keep = parts  # held once an attempt fails: nothing per segment while nothing fails
             else:
                 first, body = await self._first_read(read, holder, key, parts, hashed, content_type)
                 on_kept(first)
@@ -180,7 +151,6 @@ class Uploader:
                     box: FirstBody = [(body, first.stamp, first.sha256)]
                     del body  # the box alone has it, and the first attempt takes it out
                     return await self.upload_held(key, variant, first.stamp, box)
-        # Read for each attempt (or the copy `keep` held): if Owncast deleted the file, it is lost.
         return await self._put(Job(key, read, content_type, hls.SEGMENT_CACHE_CONTROL, variant, hashed,
                                    keep=keep, alive=path.exists))
 
@@ -189,8 +159,7 @@ class Uploader:
 
     async def hold(self, path: Path, key: str, parts: tuple[str, ...], *, root: Path | None = None,
                    hashed: bool = False) -> Kept:
-        """Read `path` and hold that version now (an upload in flight that held nothing first, once a pathway
-        lists what the VM holds: publish/uploads.py's release_held). Raises SegmentLost as upload_file."""
+        """Read `path` and hold that version now (publish/uploads.py's release_held)."""
         content_type = _segment_type(str(path), self._holder is not None)
         read = functools.partial(read_segment_stamped, path, MAX_FILE_BYTES, root=root)
         assert self._holder is not None
@@ -198,9 +167,7 @@ class Uploader:
 
     async def upload_held(self, key: str, variant: str, stamp: Stamp | None = None,
                           first: FirstBody | None = None) -> Uploaded:
-        """Upload a segment the holder holds (another bucket's upload of what the first read, or this one's
-        with its `first` read): its copy, or Owncast's file while it is the version held. Raises
-        SegmentLost once neither is there."""
+        """Upload the version the holder holds (with `first`: read already); SegmentLost once it is gone."""
         content_type = _segment_type(key, self._holder is not None)
         holder = self._holder
         assert holder is not None
@@ -260,10 +227,8 @@ class Uploader:
             bucket_failed = True
             async with self._slots:
                 try:
-                    if first and not hashed:  # in memory: no worker thread's hop
-                        body, stamp, digest = first.pop()
-                    else:
-                        body, stamp, digest = await asyncio.to_thread(read_and_hash, read, hashed)
+                    body, stamp, digest = (first.pop() if first and not hashed  # in memory: no thread's hop
+                                           else await asyncio.to_thread(read_and_hash, read, hashed))
                 except SegmentLost as err:
                     if waited and variant is not None:
                         err.told = self._outage.lost(err.reason)
@@ -274,13 +239,11 @@ class Uploader:
                 else:
                     started = time.perf_counter()
                     put = self._store.put(key, body, content_type=content_type, cache_control=cache_control)
-                    failed = await within(put, self._attempt_timeout)
-                    if failed is not None:
+                    if (failed := await within(put, self._attempt_timeout)) is not None:
                         reason = failed.reason
                         self.uploads_failed += 1
                         waited = True
-                        bounded_reason = bounded(reason, UPLOAD_FAILURE_REASONS)
-                        self._metrics.upload_failures(reason=bounded_reason).inc()
+                        self._metrics.upload_failures(reason=bounded(reason, UPLOAD_FAILURE_REASONS)).inc()
                         log.debug("upload of %s failed (attempt %d): %s", key, attempt + 1, reason)
                         self.record(False, reason)
                         if on_failed is not None:
@@ -295,7 +258,7 @@ class Uploader:
                         took = time.perf_counter() - started
                         log.debug("uploaded %s (%d bytes) in %.0f ms", key, len(body), took * 1000)
                         if variant is not None:
-                            self.last_landed = (key, self._clock())
+                            self.last_landed = (key, self._retry.clock())
                             self._metrics.upload_duration.observe(took)
                             self._metrics.segments_uploaded(variant=variant).inc()
                             self._metrics.bytes_uploaded(variant=variant).inc(len(body))
@@ -307,16 +270,13 @@ class Uploader:
             body = b""  # not kept through the wait (FirstBody): the next attempt reads it again
             attempt += 1
             if bucket_failed:
-                # The bucket's turn, at once when it works again, or when nothing is left to send.
                 await self._turns.wait(alive)
-            else:  # not the bucket's turns: the bucket did not fail, this file could not be read for now
+            else:  # the bucket did not fail: this file could not be read for now
                 await self._sleep(self._retry.delay(attempt - 1))
 
 
 def _segment_type(name: str, usable: bool = True) -> str:
-    """The content type of a segment file named `name`; SegmentLost when it is no type we publish, or not
-    `usable` (no holder to hold it with)."""
-    content_type = hls.segment_content_type(name)
-    if content_type is None or not usable:
+    """The content type of a segment file; SegmentLost when it is no type we publish, or not `usable`."""
+    if (content_type := hls.segment_content_type(name)) is None or not usable:
         raise SegmentLost("bad_type", f"{name} is not a segment type we publish")
     return content_type

@@ -1,8 +1,5 @@
-"""Mistakes in the bucket's URLs that the loader's per-value checks cannot see, told without a request:
-`hls-broadcaster check` fails on each, and `run` refuses to start on each (exit 2, a line each), since
-the service would otherwise upload "successfully" under keys no listed URL names, and every segment
-viewers fetch would be a 404 while nothing said so.
-"""
+"""Mistakes in the bucket's URLs that per-value checks cannot see (`check` fails, `run` will not start):
+else uploads succeed under keys no listed URL names, and every segment is a 404."""
 
 from __future__ import annotations
 
@@ -15,21 +12,16 @@ R2_API_HOST = ".r2.cloudflarestorage.com"
 
 
 def endpoint_has_path(endpoint_url: str) -> bool:
-    """An S3 endpoint with a path (R2's dashboard shows the bucket's URL so, the bucket's name after the
-    host): path-style requests would put every key one folder down, under the bucket's name."""
+    """An S3 endpoint with a path (as R2's dashboard shows it): every key would go one folder down."""
     return urlsplit(endpoint_url).path not in ("", "/")
 
 
 def url_mistakes(s: Settings) -> list[str]:
     """One line per mistake, each naming the setting to fix; none when the URLs can be right."""
-    problems: list[str] = []
-    for bucket in s.buckets:
-        if endpoint_has_path(bucket.endpoint_url):
-            setting = bucket.setting("S3_ENDPOINT_URL")
-            problems.append(
-                f"{setting} has a path ({quoted(urlsplit(bucket.endpoint_url).path)}): use the account endpoint "
-                f"https://<ACCOUNT_ID>.r2.cloudflarestorage.com and put the bucket in "
-                f"{bucket.setting('AWS_BUCKET_NAME')}")
+    problems = [
+        f"{b.setting('S3_ENDPOINT_URL')} has a path ({quoted(urlsplit(b.endpoint_url).path)}): use the "
+        "account endpoint https://<ACCOUNT_ID>.r2.cloudflarestorage.com and put the bucket in "
+        f"{b.setting('AWS_BUCKET_NAME')}" for b in s.buckets if endpoint_has_path(b.endpoint_url)]
     public_host = urlsplit(s.first_bucket.public_url).hostname or ""
     if public_host.endswith(R2_API_HOST) and s.segment_urls != "presigned":
         problems.append(

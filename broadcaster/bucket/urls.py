@@ -1,9 +1,6 @@
-"""The URL a playlist lists for an object in the bucket: public (R2_PUBLIC_URL) or presigned.
-
-Whatever the kind, a URL is made once, when its segment enters the window, and then kept (also across
-restarts, in the saved playlists): a different URI under the same media sequence number is a
-different segment to a player (hls.js rejects it as a media sequence mismatch).
-"""
+"""The URL a playlist lists for an object in the bucket: public (R2_PUBLIC_URL) or presigned. A URL is made
+once, when its segment enters the window, and then kept: another URI under the same media sequence number
+is another segment to a player."""
 
 from __future__ import annotations
 
@@ -19,11 +16,8 @@ from .edge_urls import EdgeUrls, edge_prefix, edge_tokens
 from .sessions import sync_session
 from .store import BucketAccess
 
-# An init section is shared by every segment of one transcoder run of one variant: a few are in use at
-# once, so remembering the last 64 signed ones bounds the cache over months of restarts.
-_INITS_KEPT = 64
-# (key, expires_in): a GET URL for `key` that works for `expires_in` seconds from now.
-Signer = Callable[[str, int], str]
+_INITS_KEPT = 64  # init sections whose signed URL is remembered (a few are in use at once)
+Signer = Callable[[str, int], str]  # (key, expires_in): a GET URL for `key` that works that long
 
 
 class SegmentUrls(Protocol):
@@ -35,8 +29,7 @@ class SegmentUrls(Protocol):
 
 
 class PublicUrls:
-    """R2_PUBLIC_URL/key: the bucket (custom domain or r2.dev) serves the object to anyone. `base`
-    comes without a trailing "/" (settings strips it)."""
+    """R2_PUBLIC_URL/key: the bucket serves the object to anyone. `base` has no trailing "/"."""
 
     def __init__(self, base: str) -> None:
         self._base = base
@@ -51,9 +44,7 @@ class PublicUrls:
 
 
 class S3Signer:
-    """Presigned GET URLs (SigV4 query string) for one bucket, signed locally by a plain botocore client:
-    synchronous CPU work on the listing path, no connection pool. R2 only accepts these on its S3 API host,
-    so they bypass the CDN."""
+    """Presigned GET URLs for one bucket, signed locally (R2 takes them on its S3 API host, not the CDN)."""
 
     def __init__(self, access: BucketAccess) -> None:
         self._endpoint = access.endpoint_url
@@ -76,13 +67,10 @@ class S3Signer:
 
 
 class PresignedUrls:
-    """Presigned GET URLs, each valid for `expiry` seconds from its signing. An init section, listed again by
-    every segment of its run, is signed anew once less than half its life, or `keep_valid`, is left (a new
-    EXT-X-MAP URI is fine: 4.4.4.5)."""
+    """Presigned GET URLs; an init section's is reused until half its life, or `keep_valid`, is left."""
 
-    def __init__(
-        self, sign: Signer, *, expiry: int, keep_valid: float = 0.0, clock: Callable[[], float] = time.monotonic
-    ) -> None:
+    def __init__(self, sign: Signer, *, expiry: int, keep_valid: float = 0.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._sign = sign
         self._expiry = expiry
         self._reuse_for = max(0.0, expiry - max(expiry / 2, keep_valid))
@@ -94,8 +82,7 @@ class PresignedUrls:
 
     def init(self, key: str) -> str:
         now = self._clock()
-        cached = self._inits.get(key)
-        if cached is not None and now - cached[1] < self._reuse_for:
+        if (cached := self._inits.get(key)) is not None and now - cached[1] < self._reuse_for:
             self._inits.move_to_end(key)
             return cached[0]
         url = self._sign(key, self._expiry)

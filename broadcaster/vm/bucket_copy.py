@@ -1,20 +1,18 @@
-"""The VM's pathway's segments as its route reads them (what the service holds of a key the VM's pathway
-lists), and where it sends a player instead while the first bucket serves: the bucket's copy, once its
-upload landed."""
+"""The VM's pathway's segments as its route reads them, and where it sends a player instead while the
+first bucket serves: the bucket's copy, once its upload landed."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 from ..playlist import hls
 from ..steering.policy import MIN_UPLOAD_WAIT, PROBE_AGAIN
 from .held import Held, HeldFile
 
-# Seconds a request for a segment may wait for the first bucket's next probe after one failed: its turn
-# comes PROBE_AGAIN after the failure, and its answer soon after unless the bucket hangs.
-DOUBT_WAIT = 2 * PROBE_AGAIN
+DOUBT_WAIT = 2 * PROBE_AGAIN  # a request's wait for the bucket's next probe after one failed
 
 
 class Located(Protocol):
@@ -33,8 +31,7 @@ class HeldSegments:
     def servable(self, key: str) -> HeldFile | None:
         if self._located.found(hls.VM_PATHWAY, key) is None:
             return None
-        # Its file beneath HLS_DIR when nothing is held of it (a segment's key is PREFIX/<variant>/<file>).
-        return self._held.at_hand(key, tuple(key.rsplit("/", 2)[-2:]))
+        return self._held.at_hand(key, tuple(key.rsplit("/", 2)[-2:]))  # its parts: <variant>/<file>
 
     def read(self, copy: HeldFile) -> bytes:
         return self._held.read(copy)
@@ -55,63 +52,48 @@ class Waits(Protocol):
 
 
 class Doubt(Protocol):
-    """Whether the first bucket's last probe failed while the VM still redirects there, and a wait for its
-    next probe's answer (steering/probe.py's SteeringLoop)."""
+    """Whether the first bucket's last probe failed, and a wait for the next (steering/probe.py)."""
 
     def doubted(self) -> bool: ...
 
     async def next_probe(self, seconds: float) -> None: ...
 
 
+@dataclass(frozen=True, eq=False)
 class InBucket:
-    """Where the VM sends a player for a segment while the first bucket serves: the bucket's copy, at the
-    URL the first bucket's playlist lists it (public, or presigned), once its upload landed."""
+    """Where the VM sends a player while the first bucket serves: the URL its playlist lists the copy at."""
 
-    def __init__(self, steering: Serving, located: Located, first: Waits,
-                 key_for: Callable[[int, str], str], doubt: Doubt) -> None:
-        self._steering = steering
-        self._located = located
-        self._first = first
-        self._key_for = key_for
-        self._doubt = doubt
+    steering: Serving
+    located: Located
+    first: Waits
+    key_for: Callable[[int, str], str]
+    doubt: Doubt
 
     def doubted(self) -> bool:
-        return self._doubt.doubted()
-
-    async def _judged(self, variant: int, name: str) -> str | None:
-        """now(), once the first bucket's doubt is settled: while its last probe failed and the next has not
-        answered, a player asking the VM may have left the bucket because it fails for viewers (the service
-        cannot tell yet), and a redirect would send it back there: video.js then shuns the VM's playlists
-        too, for longer than its buffer. It waits for that probe, DOUBT_WAIT at most."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + DOUBT_WAIT
-        while self._doubt.doubted() and (left := deadline - loop.time()) > 0:
-            await self._doubt.next_probe(left)
-        return self.now(variant, name)
+        return self.doubt.doubted()
 
     def now(self, variant: int, name: str) -> str | None:
         """The bucket's copy of a segment the VM does not hold (any more), while the bucket serves."""
-        if not self._steering.bucket_serves():
+        if not self.steering.bucket_serves():
             return None
-        at = self._located.found(hls.VM_PATHWAY, self._key_for(variant, name))
+        at = self.located.found(hls.VM_PATHWAY, self.key_for(variant, name))
         return at[1] if at is not None else None
 
     async def within(self, variant: int, name: str) -> str | None:
-        """The bucket's copy while the bucket serves, once its upload landed, waited for as long as an
-        upload may wait before it steers players away (then: None, and the VM answers); and once the
-        bucket's doubt is settled (_judged)."""
+        """The bucket's copy once its upload landed, waited for as long as an upload may wait (else None: the
+        VM answers). While the bucket's last probe failed, a player asking may have left it failing, so the
+        next probe is waited for (DOUBT_WAIT at most): video.js shuns a pathway that sends it back."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + max(self._steering.target_duration() or 3, MIN_UPLOAD_WAIT)
-        if not self._steering.bucket_serves():
-            return None
-        at = self._located.found(hls.VM_PATHWAY, self._key_for(variant, name))
-        if at is None:
+        deadline = loop.time() + max(self.steering.target_duration() or 3, MIN_UPLOAD_WAIT)
+        if not self.steering.bucket_serves() or (
+                at := self.located.found(hls.VM_PATHWAY, self.key_for(variant, name))) is None:
             return None
         if at[1] is None:
             remaining = deadline - loop.time()
-            if remaining <= 0 or await self._first.wait_for_sequence(variant, at[0], remaining) is None:
+            if remaining <= 0 or await self.first.wait_for_sequence(variant, at[0], remaining) is None:
                 return None
-        # Asked once more, not in a loop: the first bucket's playlist lists it now (or answered for
-        # another reason), and one it lists as a gap (or listed and let go before it landed) would
-        # answer again at once, for ever, without the loop yielding.
-        return await self._judged(variant, name)
+        # Asked once more, not in a loop: a segment listed as a gap would answer again at once, for ever.
+        doubt_until = loop.time() + DOUBT_WAIT
+        while self.doubt.doubted() and (left := doubt_until - loop.time()) > 0:
+            await self.doubt.next_probe(left)
+        return self.now(variant, name)

@@ -1,11 +1,6 @@
-"""The VM's segment bytes as budgets (segments.py spends them): a token bucket of bytes in all
-(ByteBudget), each client's share of it (ClientShares), and the two pools they make (VmBytes).
-
-Viewers steered to the VM by the service's own evidence get `steered`: all of VM_SEGMENT_MBPS. While the
-bucket serves, only a client whose own page reports failed fetches gets bytes, and a report is a claim
-anyone can make: those clients take from `reported`, a quarter of the rate and burst, together. So a
-crowd of forged reporters leaves the steered pool full for the first second of a real outage.
-"""
+"""The VM's segment bytes as budgets: a token bucket in all (ByteBudget), each client's share (ClientShares),
+and two pools (VmBytes): steered viewers get all of VM_SEGMENT_MBPS; clients on their own page's report (a
+claim anyone can make) a quarter together, so forged reporters leave the steered pool full."""
 
 from __future__ import annotations
 
@@ -16,15 +11,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 BURST_SECONDS = 10.0  # a budget lets this much of its rate go at once (a CDN fills several variants)
-# A client asked for bytes within this many seconds: it has a share (a steered player asks once a target
-# duration per variant it plays; a CDN's data center when its cache misses).
-ACTIVE_SECONDS = 10.0
-# Clients with a share at once (about 220 bytes each): far past the few hundred that a share of
-# VM_SEGMENT_MBPS can give a stream to; past it a new one waits for one to go quiet.
-MAX_CLIENTS = 4096
-# The part of VM_SEGMENT_MBPS (and of its burst, and of the answers in flight) that clients whose pages
-# report failures take together while the bucket serves.
-REPORTED_PART = 0.25
+ACTIVE_SECONDS = 10.0  # a client asked for bytes within this many seconds: it has a share
+MAX_CLIENTS = 4096  # clients with a share at once (about 220 bytes each)
+REPORTED_PART = 0.25  # of VM_SEGMENT_MBPS, its burst and its answers in flight: reporters' together
 
 
 class ByteBudget:
@@ -63,11 +52,9 @@ class _Share:
 
 
 class ClientShares:
-    """Each client's share of the VM's segment bytes: `rate` (bytes a second) divided among the clients that
-    asked within ACTIVE_SECONDS, a token bucket each with BURST_SECONDS of its share saved up at most (a
-    new client starts with that much: a player steered to the VM fills its buffer). An answer larger than
-    a whole burst goes once the bucket is full, leaving it in debt: a share smaller than one segment still
-    gets segments, at its rate. `own` caps a client's rate lower (one stream's bitrate)."""
+    """Each client's share of `rate` (bytes a second) among the clients active within ACTIVE_SECONDS: a token
+    bucket each, BURST_SECONDS of its share at most (a new client starts full). An answer larger than a burst
+    goes once the bucket is full, leaving it in debt. `own` caps a client's rate lower (one stream's)."""
 
     def __init__(self, rate: float, *, burst_seconds: float = BURST_SECONDS,
                  active_for: float = ACTIVE_SECONDS, most: int = MAX_CLIENTS,
@@ -92,17 +79,14 @@ class ClientShares:
         now = self._clock()
         self._expire(now)
         shares = self._shares
-        share = shares.get(client)
-        if share is None:
+        if (share := shares.get(client)) is None:
             if len(shares) >= self.most:
                 return False
             share = shares[client] = _Share(math.inf, now, now)
         else:
             shares.move_to_end(client)
         share.seen = now
-        rate = self.rate / len(shares)
-        if own is not None and own < rate:
-            rate = own
+        rate = self.rate / len(shares) if own is None else min(own, self.rate / len(shares))
         most = rate * self.burst_seconds
         share.tokens = min(most, share.tokens + (now - share.at) * rate)
         share.at = now
@@ -112,8 +96,7 @@ class ClientShares:
         return True
 
     def give(self, client: str, size: int) -> None:
-        share = self._shares.get(client)
-        if share is not None:
+        if (share := self._shares.get(client)) is not None:
             share.tokens += size
 
     def _expire(self, now: float) -> None:
@@ -124,8 +107,7 @@ class ClientShares:
 
 @dataclass(frozen=True, slots=True)
 class Pool:
-    """Bytes in all (`budget`) and each client's share of them (`shares`, of the same rate), and how many
-    answers may be sent from it at once (`most_sending`)."""
+    """Bytes in all, each client's share of them, and how many answers may be sent from it at once."""
 
     budget: ByteBudget
     shares: ClientShares
@@ -137,15 +119,11 @@ class Pool:
         return cls(budget, ClientShares(budget.rate, burst_seconds=burst, clock=budget.clock), most_sending)
 
 
-# Answers being read or sent at once (each holds its segment in memory, up to a few MB): a crowd without a
-# CDN in front is bounded here.
-MAX_SENDING = 32
+MAX_SENDING = 32  # answers being read or sent at once (each holds its segment in memory)
 
 
 class VmBytes:
-    """The VM's two pools (the module docstring): `steered`, all of `budget` (VM_SEGMENT_MBPS), and
-    `reported`, REPORTED_PART of its rate, burst and answers in flight, for clients served on their own
-    page's report while the bucket serves. `shares`: the steered pool's, when a test gives its own."""
+    """The VM's two pools: `steered`, all of `budget` (`shares`: a test's), and `reported`, REPORTED_PART."""
 
     def __init__(self, budget: ByteBudget, most_sending: int = MAX_SENDING, shares: ClientShares | None = None) -> None:
         self.steered = Pool.of(budget, most_sending) if shares is None else Pool(budget, shares, most_sending)

@@ -1,7 +1,6 @@
-"""The copies' folder under STATE_DIR (`segments/`): private (0700), emptied at start (a former run's
-copies are in no index), each copy written whole under a name of ours (a counter; a temporary name,
-then a rename: a reader sees the whole file or none), read at its exact size, never through a symlink;
-and how much its disk leaves them above the reserve the state's own saves need (`room`, `fits`)."""
+"""The copies' folder under STATE_DIR (`segments/`): private, emptied at start, each copy written whole
+under a name of ours (a temporary name, then a rename), read at its exact size, never through a symlink;
+and how much its disk leaves them above the reserve the state's own saves need."""
 
 from __future__ import annotations
 
@@ -11,10 +10,7 @@ import threading
 from pathlib import Path
 
 FOLDER = "segments"  # under STATE_DIR
-# The copies never take the last of STATE_DIR's disk: the state must still be saved (numbers served,
-# docs/hls-rules.md#numbers-across-restarts). This much stays free, or a fiftieth of the disk if more;
-# past it the oldest copies go, then new ones are not kept.
-DISK_RESERVE = 64 * 1024 * 1024
+DISK_RESERVE = 64 * 1024 * 1024  # left free on STATE_DIR's disk for the state (or a fiftieth if more)
 CAP = "VM_COPIES_MB"
 DISK = "disk_reserve"
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -94,8 +90,7 @@ class CopyFiles:
         return data
 
     def fits(self, size: int) -> tuple[bool, int]:
-        """Whether `size` more bytes leave the disk's reserve free (True when the disk cannot tell), and the
-        reserve in bytes."""
+        """Whether `size` more bytes leave the reserve free (True: cannot tell), and the reserve."""
         fd = self._dir
         if fd is None:
             return True, 0
@@ -119,9 +114,7 @@ def reserve(st: os.statvfs_result) -> int:
 
 
 def room(folder: Path, kept: int, cap: int) -> tuple[int, str]:
-    """The most the copies may take now (`kept` bytes are taken already), and what bounds it: CAP
-    (VM_COPIES_MB), or DISK (the disk's free space down to its reserve, when that comes first). /health
-    says which, so an operator knows how long an outage's backlog holds before the oldest copies go."""
+    """The most the copies may take now (`kept` are taken), and what bounds it: CAP, or DISK (the reserve)."""
     try:
         st = os.statvfs(folder)
     except OSError:

@@ -1,25 +1,6 @@
-"""Held: the segments the service holds for its pathways, and the copies it keeps of some.
-
-A segment is held as one version of Owncast's file (its stamp: inode, size, mtime). While Owncast's file
-is there and unchanged it *is* those bytes: the VM's pathway serves them, read from Owncast's folder
-(beneath HLS_DIR, never through a symlink). What is held, and when:
-
-- **Nothing, while the bucket takes each upload at once and the VM only redirects**: steering costs
-  nothing per segment while nothing fails. A key the VM lists is held when a player asks the VM for it
-  (`at_hand`: one stat).
-- **At the first read, while a pathway lists what the VM holds** (players steered to the VM), or when
-  another bucket sends what the first read (`first`); an upload in flight then is held too
-  (publish/uploads.py's release_held).
-- **With a copy, once an upload fails** (`keep`, `hold_kept`): Owncast deletes a segment soon after
-  listing it (docs/owncast.md), so a copy is kept under STATE_DIR/segments until every bucket has it
-  (`landed`): the backlog survives Owncast's cleanup, and the VM's pathway serves the copy meanwhile.
-
-The copies are bounded (VM_COPIES_MB, oldest first; never the last 64 MB or 2 % of the disk), named by a
-counter of ours, never from a URL or Owncast. What is held is forgotten after a segment's whole life in
-the playlists (Settings.segment_url_life). Written from the uploads' worker threads and the event loop:
-the index is behind a lock.
-"""
-
+"""Held: the segments the service holds for its pathways (one version of Owncast's file each, by its stamp),
+and the copies kept of some once an upload fails, until every bucket has them: Owncast deletes a segment
+soon after listing it. The copies are bounded (VM_COPIES_MB, and the disk's reserve), oldest first."""
 from __future__ import annotations
 
 import contextlib
@@ -46,8 +27,7 @@ class Held:
     def __init__(self, hls_dir: Path, state_dir: Path, *, max_bytes: int, keep_for: float,
                  buckets: Iterable[str] = (hls.BUCKET_PATHWAY,), clock: Callable[[], float] = time.monotonic,
                  writers: Callable[[int, Path], bool | None] = lambda fd, path: None) -> None:
-        """`writers(fd, path)`: whether the file open as `fd` is open for writing anywhere (source/leases.py;
-        None: the kernel will not say), asked before `at_hand` holds a version of Owncast's file."""
+        """`writers(fd, path)`: whether that file is open for writing anywhere (None: cannot tell)."""
         self._root = hls_dir
         self._files = CopyFiles(state_dir)  # the copies' folder
         self.max_bytes = max_bytes
@@ -74,8 +54,7 @@ class Held:
         return self._index.evicted
 
     def room(self) -> tuple[int, str]:
-        """The bytes the copies may take now, and what bounds them: VM_COPIES_MB, or STATE_DIR's disk down
-        to its reserve (copy_files.room)."""
+        """The bytes the copies may take now, and what bounds them (copy_files.room)."""
         return room(self.folder, self._index.bytes, self.max_bytes)
 
     @property
@@ -84,8 +63,6 @@ class Held:
 
     def __len__(self) -> int:
         return len(self._index.files)
-
-    # -- life ---------------------------------------------------------------------------------------
 
     def open(self) -> None:
         """Make the copies' folder (private) and empty it: a former run's copies are not in the index."""
@@ -97,37 +74,28 @@ class Held:
             names = self._index.clear()
         self._files.close(names)
 
-    # -- the uploads' worker threads -------------------------------------------------------------------
-
     def first(self, key: str, parts: tuple[str, ...], stamp: Stamp,
               content_type: str | None = None) -> HeldFile | None:
-        """The first read of `key`'s file (`parts` beneath HLS_DIR) was this version: held from now on (or the
-        version held already). None for a file of no type we publish."""
-        content_type = content_type or hls.segment_content_type(key)
-        if content_type is None:
+        """The first read of `key`'s file was this version: held from now on (or the one held already)."""
+        if (content_type := content_type or hls.segment_content_type(key)) is None:
             return None
         now = self._clock()
-        # tuple.__new__: the same HeldFile (copy and copy_size at their defaults), without the Python-level
-        # __new__ a NamedTuple's call runs (one per segment).
+        # tuple.__new__: a HeldFile without the NamedTuple's Python-level __new__ (one per segment).
         held = _new(HeldFile, (key, parts, stamp, stamp.size, stamp.mtime_ns // 1_000_000_000, content_type, now,
                                None, 0))
         gone: list[str] = []
         with self._lock:
             held = self._index.put(held, now, gone)  # or the version held already, with its copy
-        if gone:
-            self._files.unlink(gone)
+        self._files.unlink(gone)
         return held
 
     def body(self, key: str) -> bytes | None:
-        """`key`'s bytes (blocking: on a worker thread): its copy, or Owncast's file while it is still the
-        version read; None when neither is there (deleted, or rewritten since)."""
-        got = self.held_body(key)
-        return got[0] if got is not None else None
+        """`key`'s bytes (blocking): its copy, or Owncast's file while it is the version read; else None."""
+        return got[0] if (got := self.held_body(key)) is not None else None
 
     def held_body(self, key: str) -> tuple[bytes, Stamp] | None:
-        """The bytes of the version held of `key`, and its stamp (blocking: on a worker thread): as `body`."""
-        held = self.get(key)
-        if held is None:
+        """As `body`, with the held version's stamp."""
+        if (held := self.get(key)) is None:
             return None
         try:
             return self.read(held), held.stamp
@@ -135,10 +103,8 @@ class Held:
             return None
 
     def keep(self, key: str, body: bytes) -> bool:
-        """An upload of `key` failed: keep `body` (the version held) until every bucket has it, so the
-        next attempts survive Owncast's cleanup. True once a copy is kept (or was already)."""
-        held = self.get(key)
-        if held is None or not self._files.is_open or not body or len(body) != held.size:
+        """An upload of `key` failed: keep `body` until every bucket has it; True once a copy is kept."""
+        if (held := self.get(key)) is None or not self._files.is_open or not body or len(body) != held.size:
             return False
         if held.copy is not None:
             return True
@@ -147,12 +113,21 @@ class Held:
                                  key, len(body))
             self.failures += 1
             return False
-        if not self._room(len(body)):
-            self.failures += 1
-            self._failed.warning("full", "STATE_DIR's disk (%s) is nearly full: no copy of %s is kept (its upload "
-                                 "reads Owncast's file while it is there) so that the state can still be saved",
-                                 self._files.path, key)
-            return False
+        while not (fits := self._files.fits(len(body)))[0]:  # the disk's reserve kept free: oldest copies go
+            with self._lock:
+                oldest = self._index.drop_oldest_copy()
+            if oldest is None or oldest.copy is None:
+                self.failures += 1
+                self._failed.warning(
+                    "full", "STATE_DIR's disk (%s) is nearly full: no copy of %s is kept (its upload reads "
+                    "Owncast's file while it is there) so that the state can still be saved",
+                    self._files.path, key)
+                return False
+            self._failed.warning(
+                "reserve", "STATE_DIR's disk is down to its reserve (%d MB): the oldest copy of a segment "
+                "not in every bucket yet dropped (its upload reads Owncast's file while it is there); free "
+                "space on STATE_DIR's disk for a longer outage", fits[1] // (1024 * 1024))
+            self._files.unlink([oldest.copy])
         name = self._files.new_name()
         try:
             self._files.write(name, body)
@@ -166,11 +141,16 @@ class Held:
                 gone.append(name)  # closed, forgotten, rewritten or kept meanwhile
             else:
                 self.kept += 1
-                gone += self._over_cap_locked()
+                while (self._index.bytes > self.max_bytes
+                       and (dropped := self._index.drop_oldest_copy()) is not None):
+                    if dropped.copy is not None:  # over the cap: the oldest copies go
+                        gone.append(dropped.copy)
+                        self._failed.warning(
+                            "evicted", "the copies of segments not in every bucket yet exceed VM_COPIES_MB: "
+                            "%s dropped (its upload reads Owncast's file while it is there; raise "
+                            "VM_COPIES_MB for a longer outage)", dropped.key)
         self._files.unlink(gone)
         return not gone or gone[0] != name
-
-    # -- the event loop ---------------------------------------------------------------------------------
 
     def landed(self, key: str, bucket: str) -> None:
         """`bucket` has `key`: once every bucket has it, its copy (if any) goes."""
@@ -184,10 +164,8 @@ class Held:
             return self._index.files.get(key)
 
     def alive(self, key: str) -> bool:
-        """A version of `key` may still be read: its copy is kept, or Owncast's file is there (a stat, once
-        per turn of the bucket's backoff for each upload that waits)."""
-        held = self.get(key)
-        if held is None:
+        """A version of `key` may still be read: its copy is kept, or Owncast's file is there (a stat)."""
+        if (held := self.get(key)) is None:
             return False
         if held.copy is not None:
             return True
@@ -197,9 +175,7 @@ class Held:
             return False
 
     def at_hand(self, key: str, parts: tuple[str, ...]) -> HeldFile | None:
-        """What the VM answers for `key` now (`parts`: its file beneath HLS_DIR when nothing is held of it):
-        Owncast's file as it is, held from now on, or the copy kept while Owncast's file is gone or being
-        written again. One stat, on the event loop: asked only for what players fetch from the VM."""
+        """What the VM answers for `key` now: Owncast's file as it is, held from now on, or the copy."""
         held = self.get(key)
         if held is not None:
             parts = held.parts
@@ -210,26 +186,18 @@ class Held:
                 return kept
             if held is not None and held.stamp == stamp:
                 return held
-            # Not held, or Owncast's file is another version now: held unless a writer has it open now (some
-            # writers write a segment again; the kernel's word, asked only here).
-            look = look_beneath(self._root, parts, self._writers)
+            look = look_beneath(self._root, parts, self._writers)  # held unless a writer has it open
         except (OSError, Refused):
             return kept
-        if look is None or look[1] is True or look[0].size <= 0:
-            return kept
-        return self.first(key, parts, look[0])
+        return self.first(key, parts, look[0]) if look and look[1] is not True and look[0].size > 0 else kept
 
     def hold_kept(self, key: str, parts: tuple[str, ...], stamp: Stamp, body: bytes,
                   content_type: str | None = None) -> bool:
-        """An upload that held nothing first failed (on a worker thread): the version it sent (`stamp`,
-        `body`) held, and a copy kept until every bucket has it, as `keep` does. True once a copy is kept."""
-        if self.first(key, parts, stamp, content_type) is None:  # the version held already stays as it is
-            return False
-        return self.keep(key, body)
+        """An upload that held nothing first failed: the version it sent held, and kept as `keep` does."""
+        return self.first(key, parts, stamp, content_type) is not None and self.keep(key, body)
 
     def read(self, held: HeldFile) -> bytes:
-        """Its bytes (blocking): the copy, or Owncast's file while it is the version held; FileNotFoundError
-        once neither is."""
+        """Its bytes (blocking): the copy, or Owncast's file while it is that version (FileNotFoundError)."""
         if held.copy is not None:
             with contextlib.suppress(FileNotFoundError):
                 return self._files.read(held.copy, held.size)
@@ -237,31 +205,3 @@ class Held:
         if stamp != held.stamp or len(data) != held.size:
             raise FileNotFoundError(held.key)  # another version now: not the bytes its ETag names
         return data
-
-    # -- inside -------------------------------------------------------------------------------------------
-
-    def _room(self, size: int) -> bool:
-        """Room for `size` more bytes with the disk's reserve left free, the oldest copies dropped for it."""
-        while True:
-            fits, reserve = self._files.fits(size)
-            if fits:
-                return True
-            with self._lock:
-                gone = self._index.drop_oldest_copy()
-            if gone is None or gone.copy is None:
-                return False
-            self._failed.warning("reserve", "STATE_DIR's disk is down to its reserve (%d MB): the oldest copy of a "
-                                 "segment not in every bucket yet dropped (its upload reads Owncast's file while "
-                                 "it is there); free space on STATE_DIR's disk for a longer outage",
-                                 reserve // (1024 * 1024))
-            self._files.unlink([gone.copy])
-
-    def _over_cap_locked(self) -> list[str]:
-        gone = []
-        while self._index.bytes > self.max_bytes and (dropped := self._index.drop_oldest_copy()) is not None:
-            if dropped.copy is not None:
-                gone.append(dropped.copy)
-                self._failed.warning("evicted", "the copies of segments not in every bucket yet exceed "
-                                     "VM_COPIES_MB: %s dropped (its upload reads Owncast's file while it is "
-                                     "there; raise VM_COPIES_MB for a longer outage)", dropped.key)
-        return gone

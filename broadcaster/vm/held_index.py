@@ -1,8 +1,6 @@
-"""What Held holds, as bookkeeping alone: no file is touched here, and Held's lock is held around every
-call. Each key's version (a HeldFile), oldest first; with more than one bucket, which buckets have each
-key; when every bucket had it (settled: forgotten SETTLED_FOR later); which keys keep a copy, oldest
-copy first, and the copies' bytes. What is past its time is forgotten as keys are added, and each change
-returns the names of the copies to remove."""
+"""What Held holds, as bookkeeping alone (no file touched; Held's lock around every call): each key's
+version, which buckets have it, when every bucket had it, which keep a copy and the copies' bytes. Each
+change returns the names of the copies to remove."""
 
 from __future__ import annotations
 
@@ -14,16 +12,11 @@ from typing import NamedTuple
 
 from ..files import Stamp
 
-# Once every bucket has a segment, the VM needs it only while Owncast's file may still be asked for at
-# the VM's pathway's live edge (Owncast keeps SegmentCount+10 segments: a minute or two); older ones are
-# answered from the bucket, and forgotten here.
-SETTLED_FOR = 180.0
+SETTLED_FOR = 180.0  # once every bucket has it, needed only while Owncast keeps its file
 
 
 class HeldFile(NamedTuple):
-    """One segment (or init section) held: what an answer needs without reading it. A tuple, not a frozen
-    dataclass: one is made for every segment, on the uploads' threads, and a frozen dataclass's __init__
-    (a setattr per field) cost four times as much."""
+    """One segment held: what an answer needs without reading it (a tuple: cheap, one a segment)."""
 
     key: str
     parts: tuple[str, ...]  # its file beneath HLS_DIR (<variant>/<name>)
@@ -37,8 +30,7 @@ class HeldFile(NamedTuple):
 
     @property
     def etag(self) -> str:
-        """Strong: the version's stamp as a digest (the same bytes always give the same stamp). Made when
-        an answer needs it, not for every segment held: while the bucket serves, none is asked for."""
+        """Strong: the version's stamp as a digest; made only when an answer needs it."""
         stamp = self.stamp
         return '"' + hashlib.blake2b(f"{stamp.inode}:{stamp.size}:{stamp.mtime_ns}".encode(),
                                      digest_size=12).hexdigest() + '"'
@@ -52,24 +44,19 @@ class HeldIndex:
         self._buckets = frozenset(buckets)
         self._many = len(self._buckets) > 1
         self.files: OrderedDict[str, HeldFile] = OrderedDict()  # oldest first
-        # With more than one bucket: key -> the buckets that have it, until all have.
-        self._landed: dict[str, set[str]] = {}
+        self._landed: dict[str, set[str]] = {}  # with several buckets: those that have each key, until all
         self._settled: OrderedDict[str, float] = OrderedDict()  # key -> when every bucket had it
-        # No sooner than this does anything held expire (the oldest's time): not looked for at every segment.
-        self._due = -math.inf
+        self._due = -math.inf  # no sooner than this does anything held expire
         self.copies: OrderedDict[str, None] = OrderedDict()  # keys with a copy, oldest copy first
         self.bytes = 0  # the copies'
         self.evicted = 0  # copies dropped for the byte cap before every bucket had them
 
     def put(self, held: HeldFile, now: float, gone: list[str]) -> HeldFile:
-        """`held` from now on, unless its version is held already (that one, with its copy, returned);
-        the copies to remove added to `gone`."""
+        """`held` from now on, unless its version is held already (that one returned); removals to `gone`."""
         index, key = self.files, held.key
-        old = index.get(key)
-        if old is not None and old.stamp == held.stamp:
+        if (old := index.get(key)) is not None and old.stamp == held.stamp:
             return old
-        old = index.pop(key, None)
-        if old is not None:  # held before (settled is held: expire)
+        if (old := index.pop(key, None)) is not None:  # held before (settled is held: expire)
             self._settled.pop(key, None)
             if old.copy is not None:  # Owncast rewrote it: the new version only
                 gone.append(old.copy)
@@ -85,8 +72,7 @@ class HeldIndex:
         return held
 
     def copied(self, held: HeldFile, name: str, size: int) -> bool:
-        """`name` is the copy of `held`'s version, unless the index changed meanwhile (forgotten,
-        rewritten, or kept already): False then, and the caller removes it."""
+        """`name` is the copy of `held`'s version, unless the index changed meanwhile (False: remove it)."""
         current = self.files.get(held.key)
         if current is None or current.stamp != held.stamp or current.copy is not None:
             return False
@@ -97,12 +83,10 @@ class HeldIndex:
 
     def landed(self, key: str, bucket: str, now: float) -> str | None:
         """`bucket` has `key`: once every bucket has it, it is settled, and its copy's name returned."""
-        held = self.files.get(key)
-        if held is None:
+        if (held := self.files.get(key)) is None:
             return None  # forgotten (expired, closed)
         if self._many:
-            landed = self._landed.get(key)
-            if landed is None:
+            if (landed := self._landed.get(key)) is None:
                 return None  # every bucket had it already
             landed.add(bucket)
             if not landed >= self._buckets:
@@ -133,8 +117,7 @@ class HeldIndex:
         return held
 
     def expire(self, now: float) -> list[str]:
-        """Forget what is past its time (the oldest first); the names of the copies to remove. Then `_due`
-        is when the oldest left will be."""
+        """Forget what is past its time (the oldest first); the names of the copies to remove."""
         gone = []
         index = self.files
         settled = self._settled
@@ -162,7 +145,6 @@ class HeldIndex:
         return gone
 
     def clear(self) -> list[str]:
-        """Everything forgotten; the names of the copies to remove."""
         names = [h.copy for h in self.files.values() if h.copy is not None]
         self.files.clear()
         self._landed.clear()

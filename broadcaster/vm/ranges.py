@@ -34,8 +34,7 @@ def none_match(request: web.Request, etag: str) -> bool:
 
 
 def not_modified(request: web.Request, copy: Object) -> bool:
-    """304: If-None-Match matches; or, without If-None-Match, not modified since If-Modified-Since
-    (RFC 9110 13.1.3: ignored when If-None-Match is present)."""
+    """304: If-None-Match matches; or, without it, not modified since If-Modified-Since (RFC 9110 13.1.3)."""
     if hdrs.IF_NONE_MATCH in request.headers:
         return none_match(request, copy.etag)
     since = request.if_modified_since
@@ -45,8 +44,7 @@ def not_modified(request: web.Request, copy: Object) -> bool:
 def byte_range(request: web.Request, copy: Object) -> tuple[int, int] | None:
     """(first, last) byte to send: the whole object, or the one range asked for; None: unsatisfiable."""
     whole = (0, copy.size - 1)
-    text = request.headers.get(hdrs.RANGE)
-    if text is None or not _if_range_holds(request, copy):
+    if (text := request.headers.get(hdrs.RANGE)) is None or not _if_range_holds(request, copy):
         return whole
     match = _RANGE.fullmatch(text.strip())
     if match is None:  # several ranges, another unit, or not a range: the whole object (14.2)
@@ -60,16 +58,12 @@ def byte_range(request: web.Request, copy: Object) -> tuple[int, int] | None:
     end = copy.size - 1 if not last else min(int(last), copy.size - 1)
     if last and int(last) < start:
         return whole  # invalid: ignored
-    if start >= copy.size:
-        return None
-    return start, end
+    return None if start >= copy.size else (start, end)
 
 
 def _if_range_holds(request: web.Request, copy: Object) -> bool:
-    """If-Range (RFC 9110 13.1.5): the range only while the object is still that one (strong ETag, or
-    exactly its Last-Modified)."""
-    value = request.headers.get(hdrs.IF_RANGE)
-    if value is None:
+    """If-Range (RFC 9110 13.1.5): the range only while the object is still that one."""
+    if (value := request.headers.get(hdrs.IF_RANGE)) is None:
         return True
     value = value.strip()
     if value.startswith(('"', 'W/')):

@@ -1,26 +1,6 @@
-"""The VM's pathway over HTTP: the steering manifest players reload, and the segments the VM serves
-(Owncast's file, or the copy a failed upload kept: vm/held.py) while players are steered to it.
-
-Segments: only a key a VM playlist listed is answered (SegmentCopies.servable): no URL names a file, and
-a URL with a query is a redirect to the same one without (one cache key per segment, as the Cache Rule
-in docs/steering.md keys it). Each answer is what a CDN expects of an immutable object: the bucket's
-Cache-Control, a strong ETag and Last-Modified, 304, one byte range (RFC 9110 14.2).
-
-While the bucket serves (policy.bucket_serves), a segment the bucket holds is a `no-store` 302 to its
-copy there: players without content steering may play the VM's variants (6.3.4), and hls.js keeps a
-failed pathway in a penalty box; neither must cost the VM. After one failed probe of the bucket, the
-redirect waits for the next probe (bucket_copy.InBucket): failing too, the VM answers. The exception is a
-client whose own page reported failed fetches on the bucket lately (policy.client_failing): its address
-gets bytes, at most one stream's bitrate, `private`. A segment listed before its upload landed is a 503 (`late`) once the
-wait for it is over.
-
-The bytes are bounded three ways, past each a 503 with Retry-After: per second in all (VM_SEGMENT_MBPS,
-ten seconds' burst), per client (ClientShares: one client, however fast it asks, gets no more than a
-steered viewer), and in answers at once. Clients served on their own report spend a pool of their own
-(budget.py's VmBytes). A client is its address as http/watching.py's client_key gives it; a reset
-mid-answer is counted (`reset`), not logged.
-"""
-
+"""GET <folder>/vm/<n>/<file>: a segment the VM's playlists listed, as an immutable object (the bucket's
+Cache-Control, a strong ETag, 304, one byte range); while the bucket serves, a `no-store` 302 to its copy
+there, but bytes for a client whose own page failed on it. Bounded per second, per client and at once."""
 from __future__ import annotations
 
 import asyncio
@@ -40,22 +20,15 @@ from .budget import Pool, VmBytes
 from .held import HeldFile as Copy
 from .ranges import byte_range, not_modified
 
-# One client address's share of the answers in flight: a CDN in front asks for a few at a time.
-CLIENT_SHARE = 4
+CLIENT_SHARE = 4  # one client's share of the answers in flight (a CDN asks for a few at a time)
 _UNKNOWN = ""  # the share of every client whose address is unknown
 CAP_RETRY_AFTER = "1"
 _FILE = r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}\.(?:ts|m4s|mp4|aac)"
 _MAX_VARIANT_DIGITS = 4
-# A redirect to the bucket holds only while the bucket serves: no cache in front may keep it.
-REDIRECT_CACHE_CONTROL = "no-store"
-# Bytes every client asking gets (players steered here): what the bucket's copy says, for any cache.
-SEGMENT_CACHE_CONTROL = hls.SEGMENT_CACHE_CONTROL
-# Bytes one client gets on its own page's report, while everyone else gets a redirect: its own browser
-# may keep them, a shared cache (nginx, Cloudflare's edge, as docs/steering.md's rules set them) never.
-ONE_CLIENT_CACHE_CONTROL = "private, max-age=31536000, immutable"
-# Requests waiting for their segment's upload to land before the redirect (each a coroutine on an event):
-# past this, 503 and the player asks again.
-MAX_WAITING = 1024
+REDIRECT_CACHE_CONTROL = "no-store"  # holds only while the bucket serves
+SEGMENT_CACHE_CONTROL = hls.SEGMENT_CACHE_CONTROL  # bytes for players steered here, as the bucket's copy
+ONE_CLIENT_CACHE_CONTROL = "private, max-age=31536000, immutable"  # one client's, on its report: no CDN
+MAX_WAITING = 1024  # requests waiting for their segment's upload to land: past this, 503
 
 
 class BucketCopy(Protocol):
@@ -76,8 +49,7 @@ class SegmentCopies(Protocol):
 
 @dataclass(frozen=True)
 class OwnFailure:
-    """Whether a client gets bytes of its own while the bucket serves, and at what rate (the policy's
-    bucket_serves and client_failing; the highest variant's bitrate). Without it, nobody does."""
+    """Whether a client gets bytes of its own while the bucket serves, and at what rate (None: nobody)."""
 
     serves: Callable[[], bool] = lambda: False
     failing: Callable[[str | None], bool] = lambda client: False
@@ -85,28 +57,22 @@ class OwnFailure:
 
     def stream_rate(self) -> float:
         """One stream's bytes a second (0 before a variant is announced)."""
-        bits = self.bitrate()
-        return bits / 8 if bits else 0.0
+        return bits / 8 if (bits := self.bitrate()) else 0.0
 
     def rate(self, client: str | None) -> float | None:
         """The bytes a second `client` may have while the bucket serves, or None: it is redirected."""
         rate = self.stream_rate()
-        if not rate or not self.serves() or not self.failing(client):
-            return None
-        return rate
+        return rate if rate and self.serves() and self.failing(client) else None
 
 
 class VmSegments:
-    """GET <folder>/vm/<n>/<file>: a segment (or init section) of the VM's pathway, from its copy of the
-    key `key_for(n, file)` makes (the bucket's key: where the copy was kept)."""
+    """GET <folder>/vm/<n>/<file>: a segment of the VM's pathway, held under the key `key_for(n, file)`."""
 
     def __init__(self, copies: SegmentCopies, key_for: Callable[[int, str], str], vm_bytes: VmBytes, *,
                  on_sent: Callable[[int | str, int], None] = lambda status, size: None,
                  client: Callable[[web.Request], str | None] = lambda request: None,
                  bucket: BucketCopy | None = None, own_failure: OwnFailure | None = None) -> None:
-        """`vm_bytes`: what it may send (budget.py); `client`: the client's address as the viewer count keys
-        it (None: unknown); `bucket`: where the first bucket has a segment while it serves (None: the VM
-        answers every segment it lists)."""
+        """`client`: the client's address (None: unknown); `bucket`: None when the VM answers all it lists."""
         self._copies = copies
         self._key_for = key_for
         self._bucket = bucket
@@ -132,60 +98,43 @@ class VmSegments:
             return self._answer(_not_here())
         if request.query_string:  # one URL per segment: a CDN keys it once (docs/steering.md's Cache Rule)
             return self._answer(_redirect(request.rel_url.raw_path))
-        client = self._client(request)
-        # A client whose own page failed on the bucket (while the bucket serves everyone else): its own
-        # bounded bytes, not a redirect to where it fails.
-        own = self._own_failure.rate(client)
+        client, variant = self._client(request), int(digits)
+        own = self._own_failure.rate(client)  # its own page failed on the bucket: bytes, not a redirect
         bucket = self._bucket
-        if (own is None and bucket is not None and (there := bucket.now(int(digits), name)) is not None
+        if (own is None and bucket is not None and (there := bucket.now(variant, name)) is not None
                 and not bucket.doubted()):
-            # The bucket serves and has it: a redirect, with no look at the VM's file (players still on the
-            # VM's pathway after an outage ask here for every segment). While its last probe failed, the
-            # wait below decides (InBucket.within).
-            return self._answer(_redirect(there))
-        copy = self._copies.servable(self._key_for(int(digits), name))
-        if copy is None:
-            # Listed, but neither Owncast's file nor a copy here (deleted, dropped for the byte cap or the
-            # disk): the bucket's, if it has it now. Looked up, never waited for: a name nobody listed must
-            # cost nothing.
-            there = bucket.now(int(digits), name) if bucket is not None else None
+            return self._answer(_redirect(there))  # the bucket has it (doubted: the wait below decides)
+        if (copy := self._copies.servable(self._key_for(variant, name))) is None:
+            there = bucket.now(variant, name) if bucket is not None else None  # not waited for: cheap
             return self._answer(_not_here() if there is None else _redirect(there))
         if bucket is not None and own is None:
             if self._waiting >= MAX_WAITING:
                 return self._answer(unavailable("too many segment requests waiting, try again shortly\n", "1"))
             self._waiting += 1
             try:
-                there = await bucket.within(int(digits), name)
+                there = await bucket.within(variant, name)
             finally:
                 self._waiting -= 1
             if there is not None:
                 return self._answer(_redirect(there))
-            if self._own_failure.serves():
-                # Listed on the VM's pathway (its playlists show what they showed while players were away,
-                # until the bucket's catch up) and not landed within the wait: asked again in a moment, it
-                # is a redirect. Bytes would cost the VM while the bucket serves.
+            if self._own_failure.serves():  # not landed within the wait: asked again soon, a redirect
                 late = unavailable("not in the bucket yet, try again shortly\n", CAP_RETRY_AFTER)
                 return self._answer(late, LATE)
-        # Bytes on a client's own report are that client's answer (another gets a redirect): no cache in
-        # front may hand them to anyone else.
         headers = _headers(copy, SEGMENT_CACHE_CONTROL if own is None else ONE_CLIENT_CACHE_CONTROL)
         if not_modified(request, copy):
             return self._answer(web.Response(status=304, headers=headers))
-        span = byte_range(request, copy)
-        if span is None:
+        if (span := byte_range(request, copy)) is None:
             headers[hdrs.CONTENT_RANGE] = f"bytes */{copy.size}"
             return self._answer(web.Response(status=416, headers=headers))
         start, end = span
-        partial = (start, end) != (0, copy.size - 1)
-        if partial:
+        if partial := (start, end) != (0, copy.size - 1):
             headers[hdrs.CONTENT_RANGE] = f"bytes {start}-{end}/{copy.size}"
         size = end - start + 1
         if request.method == hdrs.METH_HEAD:
             headers[hdrs.CONTENT_LENGTH] = str(size)
             return self._answer(web.Response(status=206 if partial else 200, headers=headers))
         pool = self._bytes.pool(own is not None)
-        refused = self._refused(client, size, own, pool)
-        if refused is not None:
+        if (refused := self._refused(client, size, own, pool)) is not None:
             return refused
         self._sending += 1
         self._sending_reported += own is not None
@@ -205,20 +154,16 @@ class VmSegments:
                 del self._by_client[key]
 
     def _refused(self, client: str | None, size: int, own: float | None, pool: Pool) -> web.Response | None:
-        """The 503 for an answer of `size` bytes past a bound, or None when it may go (its bytes taken
-        from `pool`: the reporters' when `own` is its rate)."""
+        """The 503 for an answer of `size` bytes past a bound, or None when it may go (taken from `pool`)."""
         key = _UNKNOWN if client is None else client
-        # Reporters' answers in flight: their part of the slots, never a steered viewer's.
-        reporters = own is not None and self._sending_reported >= pool.most_sending
+        reporters = own is not None and self._sending_reported >= pool.most_sending  # their part of the slots
         if reporters or self._sending >= self._max_sending or (
                 client is not None and self._by_client.get(key, 0) >= self._max_per_client):
             return self._answer(unavailable("too many segment requests at once, try again shortly\n", "1"),
                                 REPORTED if reporters else None)
         shares = pool.shares
         if not shares.take(key, size, own):
-            # Its own share, unless it is alone (the cap for everyone) or a share is less than a stream
-            # (too many clients for VM_SEGMENT_MBPS): then viewers steered here stall, and the alert on
-            # 503s says so.
+            # SHARE, unless it is alone or a share is less than a stream: the 503s' alert then says so.
             short = own is None and (shares.active <= 1 or shares.fair() < self._own_failure.stream_rate())
             return self._answer(unavailable("this client's share of the VM's segment bytes is reached\n",
                                             CAP_RETRY_AFTER), None if short else SHARE)
@@ -240,12 +185,11 @@ class VmSegments:
         try:
             await response.prepare(request)
             await response.write_eof()
-        except ConnectionError:  # the client reset mid-answer: aiohttp would log it as an error
+        except (ConnectionError, asyncio.CancelledError) as err:  # a reset (else logged as an error)
             self._on_sent(RESET, 0)
+            if isinstance(err, asyncio.CancelledError):
+                raise
             return response
-        except asyncio.CancelledError:  # ... or, handler_cancellation on, cancelled this handler
-            self._on_sent(RESET, 0)
-            raise
         self._on_sent(response.status, len(body))
         return response
 
