@@ -5,6 +5,8 @@ from __future__ import annotations
 import functools
 import platform
 from collections.abc import Callable, Iterable
+from typing import TypeVar
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -38,6 +40,17 @@ OTHER = "other"
 def bounded(value: str, known: frozenset[str]) -> str:
     """`value` when it is one of `known`, else "other": label values from a fixed set."""
     return value if value in known else OTHER
+
+
+F = TypeVar("F", CounterMetricFamily, GaugeMetricFamily)
+
+
+def labelled(kind: type[F], name: str, documentation: str, label: str, values: Iterable[tuple[str, float]]) -> F:
+    """A family of one label, a sample for each (label value, value)."""
+    family = kind(name, documentation, labels=(label,))
+    for key, value in values:
+        family.add_metric((key,), value)
+    return family
 
 
 class Scraped(Collector):
@@ -213,10 +226,8 @@ class ConnectionMetrics(Scraped):
         self._kinds[kind] = (current, limit)
 
     def collect(self) -> list[Metric]:
-        rejected = CounterMetricFamily(f"{_NS}_connections_rejected", "Connections or requests refused or "
-                                       "closed to keep within the file-handle budget", labels=("reason",))
-        for reason, count in self._rejected.items():
-            rejected.add_metric((reason,), count)
+        rejected = labelled(CounterMetricFamily, f"{_NS}_connections_rejected", "Connections or requests refused "
+                            "or closed to keep within the file-handle budget", "reason", self._rejected.items())
         open_ = GaugeMetricFamily(f"{_NS}_connections_open", "Open client connections, event streams and held "
                                   "blocking requests", labels=("kind",))
         limit = GaugeMetricFamily(f"{_NS}_connections_limit", "Caps derived from the file-handle budget",
@@ -241,10 +252,9 @@ class AudienceMetrics(Scraped):
         registry.register(self)
 
     def collect(self) -> list[Metric]:
-        refused = CounterMetricFamily(f"{_NS}_viewer_heartbeats_refused", "Viewer page heartbeats not counted: "
-                                      "past the per-address or total cap, or a malformed id", labels=("reason",))
-        for reason, count in sorted(self._refused().items()):
-            refused.add_metric((reason,), count)
+        refused = labelled(CounterMetricFamily, f"{_NS}_viewer_heartbeats_refused", "Viewer page heartbeats not "
+                           "counted: past the per-address or total cap, or a malformed id", "reason",
+                           sorted(self._refused().items()))
         return [
             GaugeMetricFamily(f"{_NS}_viewers", "Viewer pages playing now (a heartbeat within VIEWER_TIMEOUT)",
                               value=self._watching()),
