@@ -45,7 +45,8 @@ def bounded(value: str, known: frozenset[str]) -> str:
 F = TypeVar("F", CounterMetricFamily, GaugeMetricFamily)
 
 
-def labelled(kind: type[F], name: str, documentation: str, label: str, values: Iterable[tuple[str, float]]) -> F:
+def labelled(kind: type[F], name: str, documentation: str, label: str,
+             values: Iterable[tuple[str, float]]) -> F:
     """A family of one label, a sample for each (label value, value)."""
     family = kind(name, documentation, labels=(label,))
     for key, value in values:
@@ -172,11 +173,8 @@ class BucketMetrics:
         return metrics if isinstance(metrics, BucketMetrics) else cls(metrics, pathway)
 
 
-class PlaylistRequests(Collector):
+class PlaylistRequests(Scraped):
     """hls_broadcaster_playlist_requests_total in a plain dict, cheaper than a Counter (bench/serve.py)."""
-
-    _NAME = f"{_NS}_playlist_requests"
-    _HELP = "Playlist requests served"
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self._counts: dict[tuple[str, int], int] = {}
@@ -190,11 +188,9 @@ class PlaylistRequests(Collector):
         self.total += 1
         self.on_request()
 
-    def describe(self) -> list[CounterMetricFamily]:
-        return [CounterMetricFamily(self._NAME, self._HELP, labels=("playlist", "status"))]
-
-    def collect(self) -> list[CounterMetricFamily]:
-        family = CounterMetricFamily(self._NAME, self._HELP, labels=("playlist", "status"))
+    def collect(self) -> list[Metric]:
+        family = CounterMetricFamily(f"{_NS}_playlist_requests", "Playlist requests served",
+                                     labels=("playlist", "status"))
         for (playlist, status), count in sorted(self._counts.items()):
             family.add_metric((playlist, str(status)), count)
         return [family]
@@ -226,8 +222,8 @@ class ConnectionMetrics(Scraped):
         self._kinds[kind] = (current, limit)
 
     def collect(self) -> list[Metric]:
-        rejected = labelled(CounterMetricFamily, f"{_NS}_connections_rejected", "Connections or requests refused "
-                            "or closed to keep within the file-handle budget", "reason", self._rejected.items())
+        rejected = labelled(CounterMetricFamily, f"{_NS}_connections_rejected", "Connections or requests "
+            "refused or closed to keep within the file-handle budget", "reason", self._rejected.items())
         open_ = GaugeMetricFamily(f"{_NS}_connections_open", "Open client connections, event streams and held "
                                   "blocking requests", labels=("kind",))
         limit = GaugeMetricFamily(f"{_NS}_connections_limit", "Caps derived from the file-handle budget",
@@ -252,9 +248,9 @@ class AudienceMetrics(Scraped):
         registry.register(self)
 
     def collect(self) -> list[Metric]:
-        refused = labelled(CounterMetricFamily, f"{_NS}_viewer_heartbeats_refused", "Viewer page heartbeats not "
-                           "counted: past the per-address or total cap, or a malformed id", "reason",
-                           sorted(self._refused().items()))
+        refused = labelled(CounterMetricFamily, f"{_NS}_viewer_heartbeats_refused", "Viewer page heartbeats "
+            "not counted: past the per-address or total cap, or a malformed id",
+            "reason", sorted(self._refused().items()))
         return [
             GaugeMetricFamily(f"{_NS}_viewers", "Viewer pages playing now (a heartbeat within VIEWER_TIMEOUT)",
                               value=self._watching()),
