@@ -5,6 +5,8 @@ from __future__ import annotations
 import functools
 import platform
 from collections.abc import Callable, Iterable
+from typing import TypeVar
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -38,6 +40,18 @@ OTHER = "other"
 def bounded(value: str, known: frozenset[str]) -> str:
     """`value` when it is one of `known`, else "other": label values from a fixed set."""
     return value if value in known else OTHER
+
+
+F = TypeVar("F", CounterMetricFamily, GaugeMetricFamily)
+
+
+def labelled(kind: type[F], name: str, documentation: str, label: str,
+             values: Iterable[tuple[str, float]]) -> F:
+    """A family of one label, a sample for each (label value, value)."""
+    family = kind(name, documentation, labels=(label,))
+    for key, value in values:
+        family.add_metric((key,), value)
+    return family
 
 
 class Scraped(Collector):
@@ -159,11 +173,8 @@ class BucketMetrics:
         return metrics if isinstance(metrics, BucketMetrics) else cls(metrics, pathway)
 
 
-class PlaylistRequests(Collector):
+class PlaylistRequests(Scraped):
     """hls_broadcaster_playlist_requests_total in a plain dict, cheaper than a Counter (bench/serve.py)."""
-
-    _NAME = f"{_NS}_playlist_requests"
-    _HELP = "Playlist requests served"
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self._counts: dict[tuple[str, int], int] = {}
@@ -177,11 +188,9 @@ class PlaylistRequests(Collector):
         self.total += 1
         self.on_request()
 
-    def describe(self) -> list[CounterMetricFamily]:
-        return [CounterMetricFamily(self._NAME, self._HELP, labels=("playlist", "status"))]
-
-    def collect(self) -> list[CounterMetricFamily]:
-        family = CounterMetricFamily(self._NAME, self._HELP, labels=("playlist", "status"))
+    def collect(self) -> list[Metric]:
+        family = CounterMetricFamily(f"{_NS}_playlist_requests", "Playlist requests served",
+                                     labels=("playlist", "status"))
         for (playlist, status), count in sorted(self._counts.items()):
             family.add_metric((playlist, str(status)), count)
         return [family]
@@ -213,10 +222,8 @@ class ConnectionMetrics(Scraped):
         self._kinds[kind] = (current, limit)
 
     def collect(self) -> list[Metric]:
-        rejected = CounterMetricFamily(f"{_NS}_connections_rejected", "Connections or requests refused or "
-                                       "closed to keep within the file-handle budget", labels=("reason",))
-        for reason, count in self._rejected.items():
-            rejected.add_metric((reason,), count)
+        rejected = labelled(CounterMetricFamily, f"{_NS}_connections_rejected", "Connections or requests "
+            "refused or closed to keep within the file-handle budget", "reason", self._rejected.items())
         open_ = GaugeMetricFamily(f"{_NS}_connections_open", "Open client connections, event streams and held "
                                   "blocking requests", labels=("kind",))
         limit = GaugeMetricFamily(f"{_NS}_connections_limit", "Caps derived from the file-handle budget",
@@ -241,10 +248,9 @@ class AudienceMetrics(Scraped):
         registry.register(self)
 
     def collect(self) -> list[Metric]:
-        refused = CounterMetricFamily(f"{_NS}_viewer_heartbeats_refused", "Viewer page heartbeats not counted: "
-                                      "past the per-address or total cap, or a malformed id", labels=("reason",))
-        for reason, count in sorted(self._refused().items()):
-            refused.add_metric((reason,), count)
+        refused = labelled(CounterMetricFamily, f"{_NS}_viewer_heartbeats_refused", "Viewer page heartbeats "
+            "not counted: past the per-address or total cap, or a malformed id",
+            "reason", sorted(self._refused().items()))
         return [
             GaugeMetricFamily(f"{_NS}_viewers", "Viewer pages playing now (a heartbeat within VIEWER_TIMEOUT)",
                               value=self._watching()),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
-from ..metrics import Scraped
+from ..metrics import Scraped, labelled
 from . import playback as p
 from .playback import Buckets, Playback
 
@@ -28,19 +28,14 @@ class PlaybackMetrics(Scraped):
 
         out: list[Metric] = [
             counter("reports", "Playback reports taken (at most one per page per beat interval)", pb.reports)]
-        refused = counter("reports_refused", "Playback reports not taken: malformed (answered 400), too soon "
-                          "after the page's last, or out of bounds (more than the page could have had in the "
-                          "time since)", labels=("reason",))
-        for reason, count in sorted(pb.refused.items()):
-            refused.add_metric((reason,), count)
-        out.append(refused)
-        problems = GaugeMetricFamily(f"{NAME}_problem_addresses", "Client addresses (an IPv6 client: its "
-            "/48) from which a page reported stalls, rejected peer segments or slow downloads from the "
-            "bucket (its mean above the target duration) within the alert's window (5 min, rejections 10 "
-            "min), each once however many pages it has; the alerts need two", labels=("problem",))
-        for problem, count in pb.problem_addresses().items():
-            problems.add_metric((problem,), count)
-        out.append(problems)
+        out.append(labelled(CounterMetricFamily, f"{NAME}_reports_refused", "Playback reports not taken: "
+            "malformed (answered 400), too soon after the page's last, or out of bounds (more than the "
+            "page could have had in the time since)", "reason", sorted(pb.refused.items())))
+        out.append(labelled(GaugeMetricFamily, f"{NAME}_problem_addresses", "Client addresses (an IPv6 "
+            "client: its /48) from which a page reported stalls, rejected peer segments or slow downloads "
+            "from the bucket (its mean above the target duration) within the alert's window (5 min, "
+            "rejections 10 min), each once however many pages it has; the alerts need two",
+            "problem", pb.problem_addresses().items()))
         watched = counter("watched_seconds", "Seconds viewers' pages played, by variant (the number in its "
                           "playlist's path)", labels=("variant",))
         stalled = counter("stalled_seconds", "Seconds viewers' pages stalled (after the first frame, seeks "
@@ -81,11 +76,9 @@ class PlaybackMetrics(Scraped):
         out.append(_histogram(f"{NAME}_peer_share_ratio", "Of the segment bytes a page loaded in a report's "
                               "interval, the part from peers (0 without P2P)", pb.share))
         out.append(counter("p2p_uploaded_bytes", "Segment bytes viewers sent to peers", pb.count(p.UPLOADED)))
-        checked = counter("p2p_segments", "Segments from peers, by result of the SHA-256 check (verified, or "
-                          "rejected: altered bytes, dropped)", labels=("result",))
-        checked.add_metric(("verified",), pb.count(p.VERIFIED))
-        checked.add_metric(("rejected",), pb.count(p.REJECTED))
-        out.append(checked)
+        out.append(labelled(CounterMetricFamily, f"{NAME}_p2p_segments", "Segments from peers, by result of "
+            "the SHA-256 check (verified, or rejected: altered bytes, dropped)",
+            "result", [("verified", pb.count(p.VERIFIED)), ("rejected", pb.count(p.REJECTED))]))
         out.append(counter("p2p_peers_banned", "Peers viewers' pages banned for altered bytes",
                            pb.count(p.BANNED)))
         return out

@@ -8,7 +8,7 @@ from typing import Protocol
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from ..metrics import Scraped
+from ..metrics import Scraped, labelled
 from ..playlist import hls
 from .policy import REASONS, SteeringPolicy
 from .reports import PathwayReports
@@ -74,36 +74,28 @@ class SteeringMetrics(Scraped):
         for pair in ((pathway, reason) for pathway in policy.pathways for reason in REASONS):
             first.add_metric(pair, int(pair == (policy.first, policy.reason)))
             switches.add_metric(pair, policy.switches.get(pair, 0))
-        rank = GaugeMetricFamily(f"{_NS}_pathway_priority", "Each pathway's place in the steering manifest's "
-                                 "PATHWAY-PRIORITY (0: first)", labels=("pathway",))
-        for i, pathway in enumerate(policy.priority):
-            rank.add_metric((pathway,), i)
-        sent = CounterMetricFamily(f"{_NS}_vm_segment_bytes", "Segment bytes the VM's pathway sent, by whether "
-                                   "players were steered to it then (no: players that left the bucket on "
-                                   "their own errors)", labels=("steered",))
-        sent.add_metric(("yes",), counts.bytes[True])
-        sent.add_metric(("no",), counts.bytes[False])
-        requests = CounterMetricFamily(f"{_NS}_vm_segment_requests", "Segment requests the VM's pathway "
-            "answered, by status (503: a bound for everyone reached; share: a client past its own share, "
-            "answered 503; reported: clients served on their own page's report past their quarter of the "
-            "bytes together, answered 503; late: a segment not in the bucket yet while it serves, answered "
-            "503; reset: the client reset the connection mid-answer)", labels=("status",))
-        for status, n in sorted(counts.requests.items(), key=lambda item: str(item[0])):
-            requests.add_metric((str(status),), n)
-        manifests = CounterMetricFamily(f"{_NS}_steering_requests", "Steering manifest requests, by the "
-                                        "pathway the player said it plays (_HLS_pathway)", labels=("pathway",))
-        for label, n in sorted(counts.steering.items()):
-            manifests.add_metric((label,), n)
-        pages = GaugeMetricFamily(f"{_NS}_viewers_pathway", "Viewer pages by the pathway their last playback "
-                                  "report says they play", labels=("pathway",))
-        for pathway, n in sorted(policy.pages().items()):
-            pages.add_metric((pathway,), n)
+        rank = labelled(GaugeMetricFamily, f"{_NS}_pathway_priority", "Each pathway's place in the steering "
+            "manifest's PATHWAY-PRIORITY (0: first)",
+            "pathway", ((pathway, i) for i, pathway in enumerate(policy.priority)))
+        sent = labelled(CounterMetricFamily, f"{_NS}_vm_segment_bytes", "Segment bytes the VM's pathway "
+            "sent, by whether players were steered to it then (no: players that left the bucket on their "
+            "own errors)", "steered", [("yes", counts.bytes[True]), ("no", counts.bytes[False])])
+        requests = labelled(CounterMetricFamily, f"{_NS}_vm_segment_requests", "Segment requests the VM's "
+            "pathway answered, by status (503: a bound for everyone reached; share: a client past its own "
+            "share, answered 503; reported: clients served on their own page's report past their quarter "
+            "of the bytes together, answered 503; late: a segment not in the bucket yet while it serves, "
+            "answered 503; reset: the client reset the connection mid-answer)",
+            "status", sorted((str(status), n) for status, n in counts.requests.items()))
+        manifests = labelled(CounterMetricFamily, f"{_NS}_steering_requests", "Steering manifest requests, "
+            "by the pathway the player said it plays (_HLS_pathway)",
+            "pathway", sorted(counts.steering.items()))
+        pages = labelled(GaugeMetricFamily, f"{_NS}_viewers_pathway", "Viewer pages by the pathway their "
+            "last playback report says they play", "pathway", sorted(policy.pages().items()))
         reports = self._reports
-        heard = CounterMetricFamily(f"{_NS}_pathway_reports", "Viewer pages' words on their pathway heard "
-                                    "(Hb-Pathway, with a counted heartbeat), by whether they name failed "
-                                    "fetches (claims: they move nobody)", labels=("failures",))
-        heard.add_metric(("some",), reports.failing)
-        heard.add_metric(("none",), reports.heard - reports.failing)
+        heard = labelled(CounterMetricFamily, f"{_NS}_pathway_reports", "Viewer pages' words on their "
+            "pathway heard (Hb-Pathway, with a counted heartbeat), by whether they name failed fetches "
+            "(claims: they move nobody)",
+            "failures", [("some", reports.failing), ("none", reports.heard - reports.failing)])
         ignored = CounterMetricFamily(f"{_NS}_pathway_report_words_ignored", "Words of those not understood "
                                       "(an unknown pathway id, a count that is not a whole number, another "
                                       "form), ignored", value=reports.ignored)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -232,12 +232,8 @@ class SteeringPolicy:
     def pages(self) -> dict[str, int]:
         """Viewer pages by the pathway their last report (within two report intervals) said they play."""
         now = self.clock()
-        out: dict[str, int] = {}
-        for r in self._reports.values():
-            if now - r.at <= 2 * self.interval:
-                key = r.pathway or "unknown"
-                out[key] = out.get(key, 0) + 1
-        return out
+        recent = (r for r in self._reports.values() if now - r.at <= 2 * self.interval)
+        return dict(Counter(r.pathway or "unknown" for r in recent))
 
     def evaluate(self) -> bool:
         """True when the priority changed."""
@@ -263,9 +259,8 @@ class SteeringPolicy:
     def _ordered(self) -> tuple[str, ...]:
         """Healthy buckets first, then the VM's pathway, then the failing buckets; each in PATHWAYS' order."""
         state = self._state
-        healthy = [p for p in self.pathways if p in state and state[p].reason is None]
-        failing = [p for p in self.pathways if p in state and state[p].reason is not None]
-        return tuple(healthy + [p for p in self.pathways if p not in state] + failing)
+        rank = {p: 1 if p not in state else 2 * (state[p].reason is not None) for p in self.pathways}
+        return tuple(sorted(self.pathways, key=rank.__getitem__))  # stable: PATHWAYS' order within each
 
     def _failing_details(self, but: str = "") -> str:
         return "".join(f"; the {p} pathway: {s.detail}" for p, s in self._state.items()

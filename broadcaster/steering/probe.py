@@ -254,16 +254,16 @@ def _resolve(waiter: asyncio.Future[None]) -> None:
         waiter.set_result(None)
 
 
+@dataclass(eq=False)
 class Newest:
     """The newest segment listed (the Release's ListedHook); `woken`: told each listing."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self._clock = clock
-        self.newest: tuple[str, float] | None = None
-        self.woken: Callable[[], None] = lambda: None
+    clock: Callable[[], float] = time.monotonic
+    newest: tuple[str, float] | None = None
+    woken: Callable[[], None] = lambda: None
 
     def listed(self, variant: int, sequence: int, segment: object, url: str) -> None:
-        self.newest = (url, self._clock())
+        self.newest = (url, self.clock())
         self.woken()
 
     def __call__(self) -> tuple[str, float] | None:

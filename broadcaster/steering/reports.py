@@ -6,6 +6,7 @@ ignored and counted, the rest heard. A claim anyone can make: it never moves pla
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 from ..numbers import whole_number
 from ..playlist import hls
@@ -38,20 +39,19 @@ def parse(text: str, known: tuple[str, ...] = hls.PATHWAYS) -> tuple[str | None,
     return pathway, {p: n for p, n in failed.items() if n}, ignored
 
 
+@dataclass(eq=False)
 class PathwayReports:
     """The heartbeat route's `pathway` hook: each page's word, parsed and told to the policy, and counted."""
 
-    def __init__(self, tell: Callable[[str, str | None, Mapping[str, int], str | None], None],
-                 known: tuple[str, ...] = hls.PATHWAYS) -> None:
-        self._tell = tell
-        self._known = known
-        self.heard = 0
-        self.failing = 0
-        self.ignored = 0
+    tell: Callable[[str, str | None, Mapping[str, int], str | None], None]
+    known: tuple[str, ...] = hls.PATHWAYS
+    heard: int = 0
+    failing: int = 0
+    ignored: int = 0
 
     def __call__(self, viewer: str, client: str | None, text: str) -> None:
-        pathway, failed, ignored = parse(text, self._known)
+        pathway, failed, ignored = parse(text, self.known)
         self.heard += 1
         self.failing += bool(failed)
         self.ignored += ignored
-        self._tell(viewer, pathway, failed, client)
+        self.tell(viewer, pathway, failed, client)
