@@ -8,18 +8,15 @@ import logging
 import os
 import pwd
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from . import __version__, fixes, state_dir
+from .access import command as invites
 from .bucket import edge_rules
 from .bucket.url_mistakes import url_mistakes
-from .access.invites import DAY, Invite, InviteError, InviteLinks, read_invites, shown_date, write_invites
-from .access.tokens import NAME, VIEWER, derive
-from .settings import SETTINGS, Settings, SettingsError, load_settings, lookalike_keys, raw_setting
-from .settings.load import MIN_SECRET_CHARS
+from .clips import command as clips
+from .settings import SETTINGS, Settings, SettingsError, load_settings, lookalike_keys
 
 log = logging.getLogger("broadcaster")
 
@@ -77,8 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="copy the first variant's video like Owncast's passthrough (irregular segments)")
     demo.add_argument("--p2p", action="store_true",
                       help="viewers share segments peer to peer through a local tracker (needs Node.js)")
-    for add_parser in (_clip_parser, _invite_parser, edge_rules.add_parser):
-        add_parser(sub)
+    for commands in (clips, invites, edge_rules):
+        commands.add_parser(sub)
     for command in ("clip", "invite", "edge-rules"):  # each reads settings from the env file too
         _add_env_file(sub.choices[command])
     return parser
@@ -202,190 +199,13 @@ def _demo(args: argparse.Namespace) -> int:
         return 1
 
 
-class CommandError(Exception):
-    """One line for the operator."""
-
-
-def _clip_parser(sub: Any) -> None:
-    clip = sub.add_parser(
-        "clip", help="make, list or delete clips of the rewind window (talks to the running service)",
-        description="Makes a clip of the running service's rewind window: a VOD playlist in the bucket over the "
-                    "segments already there (no video copied). Prints the clip's public URL as the last line; a "
-                    "private stream's is the service's gated path (/live/clips/ID/master.m3u8).")
-    what = clip.add_mutually_exclusive_group(required=True)
-    what.add_argument("--last", type=float, metavar="SECONDS", help="the last SECONDS up to the live edge")
-    what.add_argument("--from", dest="start", metavar="TIME",
-                      help="start time: RFC 3339 (2026-11-23T14:00:00Z) or Unix seconds; with --to")
-    what.add_argument("--list", action="store_true", help="list the clips kept")
-    what.add_argument("--delete", metavar="ID", help="delete a clip (its segments go once nothing lists them)")
-    clip.add_argument("--to", dest="end", metavar="TIME", help="end time, as --from (default: the live edge)")
-    clip.add_argument("--state-dir", type=Path, metavar="STATE_DIR",
-                      help="the service's STATE_DIR (default: STATE_DIR from the environment or .env, else ./state)")
-
-
-def _clip_state_dir(args: argparse.Namespace) -> Path:
-    if args.state_dir is not None:
-        return Path(args.state_dir).expanduser()
-    try:
-        value = raw_setting("STATE_DIR", env_file=args.env_file)
-    except SettingsError as err:
-        raise CommandError(str(err)) from None
-    return Path(value or "state").expanduser()
-
-
-async def _ask(path: Path, method: str, route: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
-    if not path.exists():
-        raise CommandError(f"no service is running with STATE_DIR={path.parent.parent} (no {path}): start it, "
-                           "or pass --state-dir")
-    import aiohttp  # here, not at the top: `hls-broadcaster --help` need not load it (see _clip)
-
-    try:
-        async with aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=str(path)),
-                                         timeout=aiohttp.ClientTimeout(total=60)) as session:
-            async with session.request(method, f"http://service{route}", json=body) as response:
-                return response.status, await response.json(content_type=None)
-    except PermissionError:
-        raise CommandError(f"not allowed to connect to {path}: run as the user the service runs as") from None
-    except (aiohttp.ClientError, OSError, ValueError) as err:
-        raise CommandError(f"cannot talk to the service on {path}: {err}") from None
-
-
-def _clip_line(clip: dict[str, Any]) -> str:
-    return f"{clip['id']}  {clip['start']} to {clip['end']}  {clip['seconds']:.0f} s  {clip['segments']} segments"
-
-
-async def _clip_async(args: argparse.Namespace) -> int:
-    from .clips.book import parse_time, socket_path
-
-    path = socket_path(_clip_state_dir(args))
-    if args.list:
-        status, data = await _ask(path, "GET", "/clips")
-        for clip in data.get("clips", []):
-            print(_clip_line(clip) + "  " + clip["url"])
-        return 0
-    if args.delete is not None:
-        status, data = await _ask(path, "DELETE", f"/clips/{args.delete}")
-        if status != 200:
-            raise CommandError(data.get("error", f"HTTP {status}"))
-        print(f"deleted {data['id']}")
-        return 0
-    if args.last is not None:
-        body: dict[str, Any] = {"last": args.last}
-    else:
-        body = {"from": parse_time(args.start)}
-        if args.end is not None:
-            body["to"] = parse_time(args.end)
-        else:
-            status, data = await _ask(path, "GET", "/clips")
-            window = data.get("window") or {}
-            body["to"] = window.get("end", body["from"])
-    status, data = await _ask(path, "POST", "/clips", body)
-    if status != 201:
-        raise CommandError(data.get("error", f"HTTP {status}") if isinstance(data, dict) else f"HTTP {status}")
-    print(_clip_line(data))
-    if data.get("private"):
-        print(f"a private stream's clip: served by this service behind its gate (401/403 without a viewer token); "
-              f"invited viewers play it on the stream's page at /?src={data['url']}")
-    print(data["url"])
-    return 0
-
-
-def _clip(args: argparse.Namespace) -> int:
-    from .clips.book import ClipError  # here: `--help` need not load the bucket client (0.7 s)
-
-    if args.end is not None and args.start is None:
-        print("hls-broadcaster clip: error: --to goes with --from", file=sys.stderr)
-        return 2
-    try:
-        return asyncio.run(_clip_async(args))
-    except (CommandError, ClipError) as err:
-        print(f"hls-broadcaster clip: error: {err}", file=sys.stderr)
-        return 1
-
-MAX_DAYS = 3650
-
-
-def _invite_parser(sub: Any) -> None:
-    invite = sub.add_parser(
-        "invite", help="add, revoke or list the named invite links of a private stream (PRIVATE=true)",
-        description="Named invite links for a private stream. `add` prints the link to send; a revoked or "
-                    "expired invite lets its viewers in until their token runs out (PRIVATE_TOKEN_LIFE).")
-    actions = invite.add_subparsers(dest="action", metavar="ACTION", required=True)
-    add = actions.add_parser("add", help="add (or renew) an invite and print its link")
-    add.add_argument("name", help="the invite's name (letters, digits, - and _; at most 40)")
-    add.add_argument("--days", type=float, default=7.0, help="days it lets viewers in (default 7)")
-    add.add_argument("--page", default="", metavar="URL",
-                     help="the viewer page's URL the link opens (e.g. https://live.example.com/)")
-    revoke = actions.add_parser("revoke", help="revoke an invite: its link lets no one in from now on")
-    revoke.add_argument("name")
-    actions.add_parser("list", help="list the invites, their expiry and whether revoked")
-    actions.add_parser("tracker-key", help="print the P2P tracker's TRACKER_VIEWER_KEY line (derived from "
-                                           "PRIVATE_SECRET): it then lets only viewers with a token announce")
-
-
-def _where(args: argparse.Namespace) -> tuple[str, Path]:
-    try:
-        secret = raw_setting("PRIVATE_SECRET", env_file=args.env_file) or ""
-        invites = raw_setting("PRIVATE_INVITES", env_file=args.env_file)
-        state = raw_setting("STATE_DIR", env_file=args.env_file) or "state"
-    except SettingsError as err:
-        raise InviteError(str(err)) from None
-    if len(secret.strip()) < MIN_SECRET_CHARS:
-        raise InviteError(f"PRIVATE_SECRET {'is not set' if not secret.strip() else 'is too short'}: invite links "
-                          f"are signed with it (at least {MIN_SECRET_CHARS} characters, as the service needs)")
-    path = Path(invites).expanduser() if invites else Path(state).expanduser() / "invites.json"
-    return secret.strip(), path
-
-
-def _invite_line(invite: Invite, now: float) -> str:
-    state = invite.refusal(now) or f"valid until {shown_date(invite.expires)}"
-    return f"{invite.name}  {state.removeprefix('this invite ')}"
-
-
-def _act(args: argparse.Namespace, now: float) -> None:
-    secret, path = _where(args)
-    if args.action == "tracker-key":  # the viewer key, as the tracker checks tokens with it
-        print(f"TRACKER_VIEWER_KEY={derive(secret, VIEWER).hex()}")
-        return
-    invites = read_invites(path)
-    if args.action == "list":
-        for invite in sorted(invites.values(), key=lambda i: i.name):
-            print(_invite_line(invite, now))
-        return
-    if NAME.fullmatch(args.name) is None:
-        raise InviteError(f"invite name {args.name[:60]!r}: letters, digits, - and _ only (not - first), at most 40")
-    if args.action == "revoke":
-        if args.name not in invites:
-            raise InviteError(f"no invite named {args.name} in {path}")
-        invites[args.name] = Invite(args.name, invites[args.name].expires, revoked=True)
-        write_invites(path, invites)
-        print(f"revoked {args.name}: its viewers are refused once their token runs out (PRIVATE_TOKEN_LIFE)")
-        return
-    if not 0 < args.days <= MAX_DAYS:
-        raise InviteError(f"--days {args.days:g}: between 0 and {MAX_DAYS}")
-    invites[args.name] = invite = Invite(args.name, int(now + args.days * DAY))
-    write_invites(path, invites)
-    print(_invite_line(invite, now))
-    page = (args.page or "https://YOUR-PAGE").rstrip("/")
-    print(f"{page}/?invite={InviteLinks(secret).token(args.name)}")
-
-
-def _invite(args: argparse.Namespace) -> int:
-    try:
-        _act(args, time.time())
-    except InviteError as err:
-        print(f"hls-broadcaster invite: error: {err}", file=sys.stderr)
-        return 2
-    return 0
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 2
-    commands = {"run": _run, "check": _check, "demo": _demo, "clip": _clip, "invite": _invite,
+    commands = {"run": _run, "check": _check, "demo": _demo, "clip": clips.run, "invite": invites.run,
                 "edge-rules": edge_rules.run}
     try:
         return commands[args.command](args)
