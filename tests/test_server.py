@@ -355,7 +355,7 @@ async def test_metrics_count_playlist_requests_with_bounded_labels(make_client: 
 def test_playlist_header_cache_stays_small() -> None:
     for n in range(500):
         answers.playlist_headers(f'"v{n}"', "public, max-age=1", n % 2 == 0, True)
-        assert len(answers._playlist_headers_cache) <= 64
+        assert answers.playlist_headers.cache_info().currsize <= 64
     first = answers.playlist_headers('"x"', "public, max-age=1", True, True)
     assert first is answers.playlist_headers('"x"', "public, max-age=1", True, True)
     assert first["Content-Encoding"] == "gzip" and first["ETag"] == '"x"'

@@ -36,39 +36,27 @@ def _body(rendered: Rendered, gzipped: bool) -> tuple[bytes, str]:
     return plain.body, plain.etag
 
 
-_playlist_headers_cache: dict[tuple[str, str, bool], CIMultiDictProxy[str]] = {}
-
-
+@functools.lru_cache(maxsize=_KEPT)
 def playlist_headers(etag: str, cache_control: str, gzipped: bool, with_body: bool) -> CIMultiDictProxy[str]:
     """What a playlist answer carries beside what aiohttp adds (Content-Length, Date)."""
-    key = (etag, cache_control, with_body)
-    headers = _playlist_headers_cache.get(key)
-    if headers is None:
-        if len(_playlist_headers_cache) >= _KEPT:
-            _playlist_headers_cache.clear()
-        built = CIMultiDict({**EDGE_HEADERS, hdrs.CACHE_CONTROL: cache_control, hdrs.ETAG: etag,
-                             hdrs.VARY: hdrs.ACCEPT_ENCODING})
-        if with_body:
-            built[hdrs.CONTENT_TYPE] = hls.PLAYLIST_CONTENT_TYPE
-            if gzipped:
-                built[hdrs.CONTENT_ENCODING] = "gzip"
-        headers = _playlist_headers_cache[key] = CIMultiDictProxy(built)
-    return headers
-
-
-_quick_cache: dict[tuple[str, str], bytes] = {}
+    built = CIMultiDict({**EDGE_HEADERS, hdrs.CACHE_CONTROL: cache_control, hdrs.ETAG: etag,
+                         hdrs.VARY: hdrs.ACCEPT_ENCODING})
+    if with_body:
+        built[hdrs.CONTENT_TYPE] = hls.PLAYLIST_CONTENT_TYPE
+        if gzipped:
+            built[hdrs.CONTENT_ENCODING] = "gzip"
+    return CIMultiDictProxy(built)
 
 
 def quick_answer(rendered: Rendered, cache_control: str, gzipped: bool) -> tuple[bytes, bytes]:
     """rendered_response's 200 as bytes: its head up to the Date aiohttp would add, and its body."""
     body, etag = _body(rendered, gzipped)
-    key = (etag, cache_control)
-    head = _quick_cache.get(key)
-    if head is None:
-        if len(_quick_cache) >= _KEPT:
-            _quick_cache.clear()
-        head = _quick_cache[key] = raw_head("200 OK", playlist_headers(etag, cache_control, gzipped, True), len(body))
-    return head, body
+    return _quick_head(etag, cache_control, gzipped, len(body)), body
+
+
+@functools.lru_cache(maxsize=_KEPT)
+def _quick_head(etag: str, cache_control: str, gzipped: bool, length: int) -> bytes:
+    return raw_head("200 OK", playlist_headers(etag, cache_control, gzipped, True), length)
 
 
 def raw_head(status: str, headers: Mapping[str, str], length: int | None) -> bytes:

@@ -49,7 +49,6 @@ class QuickAnswers:
         self._exact: dict[bytes, Answer] = {}
         self._numbered: dict[tuple[bytes, bytes], Numbered] = {}  # /<folder>/<n>/<name>
         self._whole: dict[bytes, Whole] = {}
-        self._private_heads: dict[bytes, bytes] = {}
         self.answered = 0  # requests answered here (not through aiohttp)
 
     def exact(self, path: str, answer: Answer) -> None:
@@ -106,17 +105,8 @@ class QuickAnswers:
             return None
         self.answered += 1
         if self._admit is not None:  # what a token opened: no cache in front keeps it (gate.kept_private)
-            return dated(self._private(found[0]), found[1])
+            return dated(_private(found[0]), found[1])
         return dated(*found)
-
-    def _private(self, head: bytes) -> bytes:
-        """`head` saying `private`, made once a version."""
-        private = self._private_heads.get(head)
-        if private is None:
-            if len(self._private_heads) >= _PRIVATE_HEADS_KEPT:
-                self._private_heads.clear()
-            private = self._private_heads[head] = head.replace(_PUBLIC, _PRIVATE, 1)
-        return private
 
     def _route(self, path: bytes) -> Answer | None:
         """What answers `path` (given the request's Accept-Encoding), or None."""
@@ -130,6 +120,12 @@ class QuickAnswers:
                 or (digits[0] == 0x30 and digits != b"0")):
             return None
         return functools.partial(numbered, int(digits))
+
+
+@functools.lru_cache(maxsize=_PRIVATE_HEADS_KEPT)
+def _private(head: bytes) -> bytes:
+    """`head` saying `private`, made once a version."""
+    return head.replace(_PUBLIC, _PRIVATE, 1)
 
 
 def plain_fields(data: bytes) -> bytes | None:
