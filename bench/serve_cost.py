@@ -13,7 +13,7 @@ repeats to within about 0.3 % (PYTHONHASHSEED=0), so one run settles a change of
 The apps and the request are bench/serve.py's (wrk sends no Accept-Encoding). "via_aiohttp" is ours with
 the same request and an If-None-Match that matches nothing (the same 200, from the route in aiohttp):
 what a request the gate does not answer costs. "steering" is a steering player's manifest reload with the
-same Host, which the gate answers too (http/steering_quick.py); its goal is to cost no more than a plain
+same Host, which the gate answers too (http/steering_route.py); its goal is to cost no more than a plain
 playlist request ("ours"). Left out, the same for both: the kernel's
 side of socket I/O, about a quarter of the server's CPU under wrk. So on a quiet, CPU-bound machine
 serve.py's ratio would lie between this ratio baseline/ours and 1.

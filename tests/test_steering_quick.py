@@ -1,4 +1,4 @@
-"""The steering manifest answered before aiohttp parses the request (http/steering_quick.py): at the seam,
+"""The steering manifest answered before aiohttp parses the request (QuickSteering): at the seam,
 what it takes and leaves, counted as aiohttp's route counts; on a real listener, the same bytes as the
 route's answer, and a private stream's left to its gate."""
 
@@ -24,8 +24,7 @@ from broadcaster.http.gate import Gate
 from broadcaster.http.keys import QUICK
 from broadcaster.http.quick import QuickAnswers
 from broadcaster.http.serving import serving
-from broadcaster.http.steering_quick import QuickSteering
-from broadcaster.http.steering_route import SteeringRoute
+from broadcaster.http.steering_route import QuickSteering, SteeringRoute
 from broadcaster.metrics import Metrics
 from broadcaster.playlist import hls
 from broadcaster.playlist.steering import render_steering

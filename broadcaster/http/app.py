@@ -30,8 +30,7 @@ from .keys import HEALTH, QUICK
 from .page_policy import page_policy
 from .playlists import MAX_HELD, MasterSource, PlaylistRoutes, PlaylistSource, RouteOptions
 from .quick import QuickAnswers
-from .steering_quick import QuickSteering
-from .steering_route import SteeringRoute, SteeringSource
+from .steering_route import QuickSteering, SteeringRoute, SteeringSource
 from .viewer_page import Words
 from .vod_route import add_vod_routes
 from .watching import WatchingRoute, preflight

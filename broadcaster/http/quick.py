@@ -15,7 +15,7 @@ from .answers import dated
 # The route's (head up to the Date, body) given the Accept-Encoding; None: not a 200, aiohttp's to answer.
 Answer = Callable[[str], "tuple[bytes, bytes] | None"]
 Numbered = Callable[[int, str], "tuple[bytes, bytes] | None"]  # the same for variant n
-# A path that reads its request itself (steering_quick.py): given its bytes, query and peer.
+# A path that reads its request itself (steering_route.QuickSteering): given its bytes, query and peer.
 Whole = Callable[[bytes, bytes, Callable[[], str]], "bytes | None"]
 
 _MAX_HEAD = 4096  # a player's head is a few hundred bytes; aiohttp reads longer ones
