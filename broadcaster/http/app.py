@@ -31,7 +31,7 @@ from .page_policy import page_policy
 from .playlists import MAX_HELD, MasterSource, PlaylistRoutes, PlaylistSource, RouteOptions
 from .quick import QuickAnswers
 from .steering_route import QuickSteering, SteeringRoute, SteeringSource
-from .viewer_page import Words
+from .viewer import Words
 from .vod_route import add_vod_routes
 from .watching import WatchingRoute, preflight
 

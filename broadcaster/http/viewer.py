@@ -7,9 +7,11 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
+import html
+import json
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from aiohttp import hdrs, web
@@ -19,9 +21,7 @@ from aiohttp.typedefs import Handler
 
 from ..edge import SERVER_NAME, edge_headers, unavailable
 from ..vm.ranges import none_match
-from . import viewer_page
 from .common import REVALIDATE, elsewhere, guarded
-from .viewer_page import PAGE, Words
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,74 @@ OPEN_WAIT = 10.0  # seconds a request may wait for one of the max_open large sen
 BUSY_RETRY_AFTER = "2"
 # The embed form is the page with class="embed" on its <html>: viewer.css then shows the video alone.
 _HTML_TAG = re.compile(rb"<html\b", re.IGNORECASE)
+PAGE = "index.html"
+_CONFIG_META = '<meta name="viewer-config" content="">'
+# The page's own words, as viewer/src/index.html has them: replaced by the settings' when they are set.
+DEFAULT_TITLE = "Live stream"
+_TITLE = f"<title>{DEFAULT_TITLE}</title>"
+_HEADING = f'<h1 id="title">{DEFAULT_TITLE}</h1>'
+_DESCRIPTION = '<p id="description" class="description" hidden></p>'
+# Modules viewer.js imports before its player starts when config.json has the key.
+PRELOAD_WHEN = {"p2p": "p2p.min.js"}
+# A file the built page names by version: src="x?v=<16 hex digits>" or href="x?v=...".
+_VERSIONED = re.compile(r"""\b(?:src|href)=(["'])([A-Za-z0-9][A-Za-z0-9_.-]{0,199})\?v=([0-9a-f]{16})\1""")
+# A file a built module imports by version (viewer/src/build.mjs): import("./x?v=<16 hex digits>").
+_IMPORTED = re.compile(r"""\bimport\(\s*(["'])\./([A-Za-z0-9][A-Za-z0-9_.-]{0,199})\?v=([0-9a-f]{16})\1""")
+
+
+@dataclasses.dataclass(frozen=True)
+class Words:
+    """The stream's title and description as the page shows them ("": the page's own)."""
+
+    title: str = ""
+    description: str = ""
+
+
+class Config:
+    """/config.json's content, as the page is given it."""
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+        try:
+            parsed = json.loads(body) if body else {}
+        except ValueError:
+            parsed = {}
+        parsed = parsed if isinstance(parsed, dict) else {}
+        src = parsed.get("src")
+        # A private stream's page asks for the playlist with its token: a preload would be refused.
+        self.playlist = src if isinstance(src, str) and not parsed.get("private") else ""
+        self.preload = tuple(PRELOAD_WHEN[key] for key in sorted(parsed.keys() & PRELOAD_WHEN.keys()))
+
+
+def versions_named(text: str, module: bool = False) -> dict[str, str]:
+    """The files the page names by version, or those a built `module` imports: {name: version}."""
+    return {m.group(2): m.group(3) for m in (_IMPORTED if module else _VERSIONED).finditer(text)}
+
+
+def render(text: str, config: Config, words: Words, modules: Sequence[tuple[str, str]]) -> str:
+    """The page: config.json in its meta, the stream's words, the preloads (`modules`: (name, version))."""
+    if config.body:
+        # Attribute-escaped JSON: data, never run (the page's policy allows no inline script).
+        meta = f'<meta name="viewer-config" content="{html.escape(config.body.decode(), quote=True)}">'
+        text = text.replace(_CONFIG_META, meta, 1)
+    if words.title:
+        title = html.escape(words.title, quote=False)
+        text = text.replace(_TITLE, f"<title>{title}</title>", 1)
+        text = text.replace(_HEADING, f'<h1 id="title">{title}</h1>', 1)
+    if words.description:
+        text = text.replace(_DESCRIPTION, '<p id="description" class="description">'
+                            f"{html.escape(words.description, quote=False)}</p>", 1)
+    links = "".join(f'  <link rel="modulepreload" href="{name}?v={version}">\n' for name, version in modules)
+    if config.playlist:
+        # crossorigin: hls.js asks in CORS mode, and a preload serves only a request of its own mode.
+        href = html.escape(config.playlist)
+        links += f'  <link rel="preload" href="{href}" as="fetch" crossorigin="anonymous">\n'
+    return text.replace("</head>", links + "</head>", 1) if links else text
+
+
+def stale(named: Mapping[str, str], versions: Mapping[str, str]) -> list[str]:
+    """The files named at a version they do not have (scripts/build-viewer was not run)."""
+    return sorted(name for name, version in named.items() if versions.get(name) != version)
 
 
 def index_text(default: int) -> Handler:
@@ -94,7 +162,7 @@ def _stat_key(path: Path) -> _StatKey:
 
 
 class ViewerFiles:
-    """The viewer's routes and files, read once: the page (viewer_page.py), its embed form, the rest."""
+    """The viewer's routes and files, read once: the page (py), its embed form, the rest."""
 
     def __init__(self, root: Path, *, max_open: int, write_timeout: float,
                  on_write_timeout: Callable[[], None] | None = None, config: bytes = b"",
@@ -106,7 +174,7 @@ class ViewerFiles:
         self.on_write_timeout = on_write_timeout
         self._open = asyncio.Semaphore(max_open)  # large sends at once: each holds a slow client's buffer
         self._files = _read_folder(root)
-        self.page: ViewerFile | None = None  # index.html as served (viewer_page.py)
+        self.page: ViewerFile | None = None  # index.html as served (py)
         self.embed: ViewerFile | None = None  # its embed form (/embed)
         raw = self._files.pop(PAGE, None)
         if raw is None:
@@ -114,9 +182,9 @@ class ViewerFiles:
         text = raw.body.decode("utf-8", "replace")
         versions = {name: found.version for name, found in self._files.items()}
         _check_versions(root, text, self._files, versions)
-        config_read = viewer_page.Config(config)
+        config_read = Config(config)
         preload = [(name, versions[name]) for name in config_read.preload if name in versions]
-        body = viewer_page.render(text, config_read, words, preload).encode()
+        body = render(text, config_read, words, preload).encode()
         self.page = _file(PAGE, body)
         self.embed = _file(PAGE, _HTML_TAG.sub(b'<html class="embed"', body, count=1))
 
@@ -212,11 +280,11 @@ class _SentFile(web.FileResponse):
 
 def _check_versions(root: Path, page: str, files: dict[str, ViewerFile], versions: dict[str, str]) -> None:
     """Warns of a built file naming another at a version it does not have (edited by hand?)."""
-    named = [(PAGE, viewer_page.versions_named(page))]
-    named += [(name, viewer_page.versions_named(f.body.decode("utf-8", "replace"), module=True))
+    named = [(PAGE, versions_named(page))]
+    named += [(name, versions_named(f.body.decode("utf-8", "replace"), module=True))
               for name, f in sorted(files.items()) if name.endswith(".js")]
     wrong = [f"{namer} names {name} at v={listed[name]}, the file is v={versions.get(name, 'missing')}"
-             for namer, listed in named for name in viewer_page.stale(listed, versions)]
+             for namer, listed in named for name in stale(listed, versions)]
     if wrong:
         log.warning("viewer: %s: not the files scripts/build-viewer wrote (edited by hand?): %s; build them "
                     "again (scripts/build-viewer) or reinstall", root, "; ".join(wrong))
