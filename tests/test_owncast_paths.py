@@ -25,7 +25,7 @@ from broadcaster.source.owncast import SourceVariant
 from broadcaster.http import create_app, late
 from broadcaster.http.clients import Clients, Proxies
 from broadcaster.http.playlists import PlaylistRoutes, RouteOptions
-from broadcaster.http.canonical import answered_as_sent, canonical_query
+from broadcaster.http.playlists import answered_as_sent, canonical_query
 from tests.support.served import ServeWorld
 from tests.support.world import World
 from tests.support.client import PLAIN, Client, get, playlist_counts
