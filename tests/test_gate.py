@@ -25,8 +25,7 @@ from broadcaster.access.invites import InvitesFile
 from broadcaster.bucket.edge_urls import EdgeUrls, edge_prefix
 from broadcaster.edge_token import sign
 from broadcaster.http import LiveEvents, PlaylistOptions, ViewerOptions, Viewers, create_app
-from broadcaster.http.access_route import Attempts
-from broadcaster.http.gate import Gate, master_with_access, steering_with_access, with_access
+from broadcaster.http.gate import Attempts, Gate, master_with_access, steering_with_access, with_access
 from broadcaster.metrics import Metrics
 from broadcaster.playlist.pathway import BaseUris, VmUris
 from broadcaster.playlist.rendered import Rendered

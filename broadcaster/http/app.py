@@ -21,10 +21,9 @@ from ..status.playback import VERSION as REPORT_VERSION, Playback
 from ..status.hub import WRITE_TIMEOUT, EventHub, StatusWatcher
 from ..vm.segments import VmSegments
 from . import events as sse, health as readings, limits, viewer
-from .access_route import AccessRoute
 from .clients import Clients, Network, Proxies
 from .common import CLIENT_MAX_SIZE, CONNECTION_LOG, elsewhere, guarded
-from .gate import OPEN, Gate, Open
+from .gate import OPEN, AccessRoute, Gate, Open
 from .health import HealthSource
 from .keys import HEALTH, QUICK
 from .page_policy import page_policy
