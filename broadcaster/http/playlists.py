@@ -224,8 +224,7 @@ class PlaylistRoutes:
         """Blocking playlist reload (6.2.5.2): hold the request until segment _HLS_msn is listed."""
         source = self._source
         target = source.target_duration
-        current = source.media_playlist(variant) if target is not None else None
-        if target is None or current is None:
+        if target is None or (current := source.media_playlist(variant)) is None:
             return self._serve(request, variant)  # not ready / unknown, as for a plain request
         query = request.query
         skip_text = blocking_param(query.get("_HLS_skip"))
@@ -307,8 +306,7 @@ class PlaylistRoutes:
         """A plain GET's 200 as bytes up to its Date (quick.py), counted as _serve counts it; else None."""
         source = self._source
         target = source.target_duration
-        rendered = source.media_playlist(variant) if target is not None else None
-        if target is None or rendered is None:
+        if target is None or (rendered := source.media_playlist(variant)) is None:
             return None
         # Made once a variant (only one with a playlist gets here): another pathway's request costs no more.
         label = self._quick_labels.get(variant)
@@ -322,8 +320,7 @@ class PlaylistRoutes:
         """The multivariant playlist, as quick_media; None with content steering (it depends on the Host)."""
         source = self._source
         target = source.target_duration
-        rendered = source.master_playlist(name) if target is not None and self._masters is None else None
-        if target is None or rendered is None:
+        if target is None or self._masters is not None or (rendered := source.master_playlist(name)) is None:
             return None
         self._count("master", 200)
         return quick_answer(rendered, hls.playlist_cache_control(target), accepts_gzip(accept_encoding))
