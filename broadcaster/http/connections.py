@@ -62,25 +62,22 @@ class ConnectionGate:
     """The protocol factory for a listener: at most `options.limit` connections get `factory`'s protocol."""
 
     def __init__(self, factory: ProtocolFactory, options: GateOptions) -> None:
-        limit, metrics = options.limit, options.metrics
-        if limit < 1 or not options.header_timeout > 0 or not options.write_timeout > 0:
+        if options.limit < 1 or not options.header_timeout > 0 or not options.write_timeout > 0:
             raise ValueError("limit >= 1, header_timeout and write_timeout > 0")
         self._factory = factory
         self.options = options
-        self.limit = limit
         self.quick = options.quick  # asked for every request: at hand
         busy = b"too many connections, try again shortly\n"
         headers = {hdrs.CONTENT_TYPE: "text/plain; charset=utf-8", hdrs.RETRY_AFTER: str(options.retry_after),
                    hdrs.CACHE_CONTROL: NO_STORE, **EDGE_HEADERS, hdrs.CONNECTION: "close"}  # as every answer
         self._busy = raw_head("503 Service Unavailable", headers, len(busy)) + b"\r\n" + busy
-        self._metrics = metrics
         self._lingering = 0  # refused connections waiting to close cleanly
         # Admitted connections, oldest first (the budget's margin holds those connecting or closing).
         self._open: dict[_Counted, None] = {}
         self._fresh: dict[_Counted, None] = {}  # admitted, no complete request head read yet, oldest first
         self._peek = bytearray(_PEEK)  # one buffer for every MSG_PEEK (one loop, one at a time)
-        if metrics is not None:
-            metrics.watch(options.kind, lambda: len(self._open), limit)
+        if options.metrics is not None:
+            options.metrics.watch(options.kind, lambda: len(self._open), options.limit)
 
     @property
     def open(self) -> int:
@@ -93,8 +90,9 @@ class ConnectionGate:
     def _admit(self, conn: _Counted) -> bool:
         """Whether `conn`, just connected, may stay (then counted): below the cap, once an idle one made
         room, or a little past the cap when its request head is already there."""
-        if not (len(self._open) < self.limit or self._evict_idle()
-                or (len(self._open) < self.limit + OVERDRAFT and conn.has_request())):
+        limit = self.options.limit
+        if not (len(self._open) < limit or self._evict_idle()
+                or (len(self._open) < limit + OVERDRAFT and conn.has_request())):
             return False
         self._open[conn] = None
         self._fresh[conn] = None
@@ -114,8 +112,8 @@ class ConnectionGate:
         return False
 
     def _count(self, reason: str) -> None:
-        if self._metrics is not None:
-            self._metrics.rejected(reason)
+        if self.options.metrics is not None:
+            self.options.metrics.rejected(reason)
 
     def _closed(self, conn: _Counted) -> None:
         self._open.pop(conn, None)
