@@ -164,16 +164,16 @@ class Gate(Open):
 
     def playlist(self, handler: Handler) -> Handler:
         """A media playlist's door: its redirects keep the token."""
-        return self._rewriting(handler, lambda body, token: body)
+        return self._rewriting(handler)
 
     def master(self, handler: Handler) -> Handler:
         """The multivariant playlist's door: rendered for this viewer, its URIs carrying the token."""
-        return self._rewriting(handler, master_with_access, plain=True)
+        return self._rewriting(handler, master_with_access)
 
     def steering(self, handler: Handler) -> Handler:
-        return self._rewriting(handler, steering_with_access, plain=True)
+        return self._rewriting(handler, steering_with_access)
 
-    def _rewriting(self, handler: Handler, rewrite: Callable[[bytes, str], bytes], plain: bool = False) -> Handler:
+    def _rewriting(self, handler: Handler, rewrite: Callable[[bytes, str], bytes] | None = None) -> Handler:
         @functools.wraps(handler)
         async def gated(request: web.Request) -> web.StreamResponse:
             refusal, token = self.admit(request)
@@ -181,7 +181,7 @@ class Gate(Open):
                 return refusal
             if token is None:  # a Bearer header: the player sends it again, nothing to carry
                 return kept_private(await handler(request))
-            if plain:  # asked plain and whole: the body is rewritten for this viewer
+            if rewrite is not None:  # asked plain and whole: the body is rewritten for this viewer
                 headers = CIMultiDict(request.headers)
                 headers.popall(hdrs.ACCEPT_ENCODING, None)
                 headers.popall(hdrs.IF_NONE_MATCH, None)
@@ -194,7 +194,7 @@ class Gate(Open):
             location = response.headers.get(hdrs.LOCATION)
             if location is not None:
                 response.headers[hdrs.LOCATION] = with_access(location, token)
-            elif plain and response.status == 200 and response.body is not None:
+            elif rewrite is not None and response.status == 200 and response.body is not None:
                 assert isinstance(response.body, bytes)
                 response.body = rewrite(response.body, token)
                 response.headers.popall(hdrs.ETAG, None)
