@@ -7,13 +7,12 @@ from __future__ import annotations
 import functools
 import logging
 import re
-from collections.abc import Mapping
 
 from aiohttp import hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Handler
 
-from ..edge import EDGE_HEADERS, NO_STORE, SERVER_NAME, edge_headers, unavailable
+from ..edge import EDGE_HEADERS, NO_STORE, edge_headers
 from ..playlist import hls
 
 log = logging.getLogger(__name__)
