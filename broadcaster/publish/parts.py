@@ -13,9 +13,8 @@ from .numbering import Numbering
 from .release import Release
 from .slots import Lanes
 from .target import TargetPolicy
-from .uploads import Uploads
+from .uploads import Uploads, WritesWaited
 from .variants import Variants
-from .writing import WritesWaited
 
 
 @dataclass(frozen=True, slots=True)

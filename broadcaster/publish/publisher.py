@@ -28,10 +28,9 @@ from .parts import Parts
 from .release import Outlets, Release
 from .slots import END, Copy, Lanes, SlotAligner, Variant
 from .target import TargetPolicy
-from .uploads import Uploads, WriteWatch
+from .uploads import Uploads, WriteWatch, WritesWaited
 from .variant_playlist import RemovedHook, VariantPlaylist
 from .variants import Variants
-from .writing import WritesWaited
 
 log = logging.getLogger(__name__)
 

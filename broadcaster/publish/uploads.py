@@ -9,7 +9,7 @@ import asyncio
 import functools
 import hashlib
 import logging
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -36,17 +36,48 @@ MAX_UPLOADS = 3
 _TOLD_STREAMS = 64  # streams already told of in the log (a bounded memory)
 
 
-class FinishWatch(Protocol):
-    """When Owncast has finished writing a file (writing.WritesWaited)."""
+class WriteWatch(Protocol):
+    """When Owncast has finished writing a file, and each write heard after (source.writes.Writes)."""
 
     async def finished(self, path: Path, limit: float, on_writing: Callable[[], None] | None = None) -> Finish: ...
 
-
-class WriteWatch(FinishWatch, Protocol):
-    """... and each write heard after (source.writes.Writes)."""
-
     def follow(self, hook: Callable[[Path | None], None]) -> None:
         """`hook(path)` at each write heard to a media file (None: events were lost)."""
+
+
+class WritesWaited:
+    """The uploads' WriteWatch, and which files an upload waits on now: such a copy holds only its own
+    variant once another copy of its slot is in the bucket (lister.py)."""
+
+    def __init__(self, writes: WriteWatch, hls_dir: Path) -> None:
+        self._writes = writes
+        self._hls_dir = hls_dir
+        self._waiting: Counter[Path] = Counter()  # file -> uploads waiting on it now
+        self._writing: set[Path] = set()  # of those, files seen being written during the wait
+
+    async def finished(self, path: Path, limit: float, on_writing: Callable[[], None] | None = None) -> Finish:
+        self._waiting[path] += 1
+
+        def seen_writing() -> None:
+            self._writing.add(path)
+            if on_writing is not None:
+                on_writing()
+
+        try:
+            return await self._writes.finished(path, limit, seen_writing)
+        finally:
+            self._waiting[path] -= 1
+            if not self._waiting[path]:
+                del self._waiting[path]
+                self._writing.discard(path)
+
+    def waiting(self, index: int, name: str) -> bool:
+        """An upload waits for Owncast to finish variant `index`'s file `name` now."""
+        return self._hls_dir / str(index) / name in self._waiting
+
+    def writing(self, index: int, name: str) -> bool:
+        """An upload waits for that file, seen being written meanwhile."""
+        return self._hls_dir / str(index) / name in self._writing
 
 
 async def _already(done: Uploaded) -> Uploaded:
@@ -154,7 +185,7 @@ def init_section_name(segment: str, init: str, run: int) -> str:
 
 
 class Uploads:
-    def __init__(self, config: PublisherConfig, uploader: Uploader, writes: FinishWatch, metrics: Metrics, *,
+    def __init__(self, config: PublisherConfig, uploader: Uploader, writes: WritesWaited, metrics: Metrics, *,
                  others: Mapping[str, Uploader] | None = None) -> None:
         """`uploader`: the first bucket's; `others`: every other bucket's, by pathway ID."""
         self._uploader = uploader
