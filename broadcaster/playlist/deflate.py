@@ -59,10 +59,7 @@ def crc32_combine(crc1: int, crc2: int, length2: int) -> int:
 def deflate_piece(data: bytes, level: int, *, after: bytes = b"", last: bool = False) -> bytes:
     """Raw deflate of `data`, final when `last`. `after`: the bytes just before it in every stream it is
     put in, which it may refer back into."""
-    if after:
-        c = zlib.compressobj(level, zlib.DEFLATED, -15, zdict=after[-32768:])
-    else:
-        c = zlib.compressobj(level, zlib.DEFLATED, -15)
+    c = zlib.compressobj(level, zlib.DEFLATED, -15, zdict=after[-32768:])  # b"": no dictionary
     return c.compress(data) + c.flush(zlib.Z_FINISH if last else zlib.Z_FULL_FLUSH)
 
 
