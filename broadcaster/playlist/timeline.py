@@ -4,22 +4,21 @@ number) and whether the next segment carries EXT-X-DISCONTINUITY (docs/hls-rules
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from .entry import Entry
 
 
+@dataclass(slots=True)
 class Timeline:
-    __slots__ = ("next", "media", "discontinuity", "ended", "pending", "continues", "counted", "regrowing")
-
-    def __init__(self) -> None:
-        self.next = 0  # the media sequence number the next appended segment gets
-        self.media = 0  # EXT-X-MEDIA-SEQUENCE: the first listed segment's
-        self.discontinuity = 0  # EXT-X-DISCONTINUITY-SEQUENCE
-        self.ended = False
-        self.pending = False  # a gap marked: the next segment carries EXT-X-DISCONTINUITY
-        self.continues = False  # emptied by a restart keeping the timeline: the next one's own flag counts
-        self.counted = False  # a restart counted the next segment's new timeline: the next restart does not
-        self.regrowing = False  # continued above a state: not shown until three target durations long
+    next: int = 0  # the media sequence number the next appended segment gets
+    media: int = 0  # EXT-X-MEDIA-SEQUENCE: the first listed segment's
+    discontinuity: int = 0  # EXT-X-DISCONTINUITY-SEQUENCE
+    ended: bool = False
+    pending: bool = False  # a gap marked: the next segment carries EXT-X-DISCONTINUITY
+    continues: bool = False  # emptied by a restart keeping the timeline: the next one's own flag counts
+    counted: bool = False  # a restart counted the next segment's new timeline: the next restart does not
+    regrowing: bool = False  # continued above a state: not shown until three target durations long
 
     def tags(self, listing: bool, discontinuity: bool) -> bool:
         """Whether the next segment carries EXT-X-DISCONTINUITY (`listing`: the playlist lists some)."""
