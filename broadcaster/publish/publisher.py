@@ -23,8 +23,7 @@ from .config import PublisherConfig
 from .late import LateCopies
 from .lister import Lister
 from .memory import Recall
-from .numbering import Numbering
-from .parts import Parts
+from .parts import Numbering, Parts
 from .release import Outlets, Release
 from .slots import END, Copy, Lanes, SlotAligner, Variant
 from .target import TargetPolicy
