@@ -66,20 +66,12 @@ def running_loop() -> asyncio.AbstractEventLoop | None:
 class Behind:
     def __init__(self, parts: Parts, fresh: Callable[[int, Copy], bool], wake: Callable[[], None]) -> None:
         """`wake`: the lister's push, at a copy's bound."""
-        config = parts.config
-        self._urls = config.urls
-        self._hashes = config.segment_hashes  # P2P on
-        self._wall = config.wall_clock
+        self._parts = parts
+        self._urls = parts.config.urls
         self._metrics = parts.metrics
-        self._release = parts.release
         self._recorder = parts.recorder
-        self._variants = parts.variants
-        self._target = parts.target
-        self._waited = parts.waited
-        self._late = parts.late
         self._fresh = fresh
         self._wake_up = wake
-        self._mono = config.monotonic
         self._queues: dict[int, deque[Step]] = {}  # per variant, what waits behind a copy, oldest first
         self._timer: asyncio.TimerHandle | None = None  # the next give-up of a stuck copy
         self.closed = False  # the publisher is closing: nothing is listed any more
@@ -131,9 +123,10 @@ class Behind:
         """List what waits in each variant as far as it can (`force`: a copy not in the bucket is a gap)."""
         if self.closed:
             return
-        now = self._mono()
+        p = self._parts
+        now = p.config.monotonic()
         for index, queue in list(self._queues.items()):
-            v = self._variants.get(index)
+            v = p.variants.get(index)
             while v is not None and queue:
                 step = queue[0]
                 if isinstance(step, Mark):
@@ -145,16 +138,16 @@ class Behind:
                     if ready.done() and ready.exception() is None and not self._fresh(index, step.copy):
                         continue  # written again since its upload: waited for again (the same step)
                     if not ready.done():
-                        writing = self._waited.writing(index, step.copy.source.name)
+                        writing = p.waited.writing(index, step.copy.source.name)
                         if not force and (now < step.give_up or not writing):
                             break
                         log.warning("variant %d: %s still %s %.1fs after the other variants listed it; a gap here "
                                     "(EXT-X-GAP), uploaded late once finished", index, step.copy.source.name,
                                     "being written by Owncast" if writing else "not in the bucket",
-                                    now - step.give_up + STUCK_TARGET_DURATIONS * (self._target.value or 1))
+                                    now - step.give_up + STUCK_TARGET_DURATIONS * (p.target.value or 1))
                         self.list_gap(v, step, now)
                         # Its upload goes on, late (for recordings and clips).
-                        self._late.add(index, step.copy.key, step.run_name, step.copy.task)
+                        p.late.add(index, step.copy.key, step.run_name, step.copy.task)
                         step.copy.ready.add_done_callback(retrieved)  # its outcome is the late upload's
                     elif (err := ready.exception()) is not None:
                         self.lost(v, step.copy, err)
@@ -219,7 +212,7 @@ class Behind:
         copy, segment = step.copy, step.segment
         src = copy.source
         sha256 = copy.ready.result()  # of the bytes uploaded, or kept by the VM: the same read
-        if self._hashes:
+        if self._parts.config.segment_hashes:  # P2P on
             segment = replace(segment, sha256=sha256)
         try:
             playlist.list(segment, step.run, now, sequence, step.wall, landings=copy.landings())
@@ -231,8 +224,8 @@ class Behind:
         label = str(v.index)
         self._metrics.segments_listed.labels(variant=label).inc()
         self._metrics.window_segments.labels(variant=label).set(playlist.segment_count)
-        self._metrics.last_segment.labels(variant=label).set(self._wall())
-        self._release.listed((v.index, sequence, src, copy.seen_at, segment.uri))
+        self._metrics.last_segment.labels(variant=label).set(self._parts.config.wall_clock())
+        self._parts.release.listed((v.index, sequence, src, copy.seen_at, segment.uri))
         if self._recorder is not None:
             self._recorder.record(step.run_name, v.index, segment)
         return True
