@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Iterator
+from itertools import takewhile
 from dataclasses import dataclass, field
 from typing import Protocol, cast
 
@@ -36,12 +37,7 @@ class Frozen(Source, Protocol):
 
 def after(window: Window, through: int) -> Iterator[Entry]:
     """The entries numbered above `through`, in order (read from the end: a pathway's lag)."""
-    newer: list[Entry] = []
-    for e in reversed(window):
-        if e.sequence <= through:
-            break
-        newer.append(e)
-    return reversed(newer)
+    return reversed(list(takewhile(lambda e: e.sequence > through, reversed(window))))
 
 
 @dataclass(eq=False, slots=True)

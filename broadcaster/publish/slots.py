@@ -233,13 +233,9 @@ class SlotAligner:
 
 def apart(seg: SourceSegment, others: list[SourceSegment]) -> bool:
     """This copy does not cover the others' moment (lockstep cuts differ by a frame, not half a second)."""
-    for o in others:
-        if abs(o.duration - seg.duration) > 0.5:
-            return True
-        if o.program_date_time is not None and seg.program_date_time is not None \
-                and abs(o.program_date_time - seg.program_date_time) > 0.5:
-            return True
-    return False
+    return any(abs(o.duration - seg.duration) > 0.5 or (
+        o.program_date_time is not None and seg.program_date_time is not None
+        and abs(o.program_date_time - seg.program_date_time) > 0.5) for o in others)
 
 
 class Lanes:
