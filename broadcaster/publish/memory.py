@@ -22,7 +22,7 @@ from .behind import Behind
 from .parts import Parts
 from .playlist_memory import MAX_RESTORED_TARGET, saved_segment
 from .release import RESERVED
-from .slots import SEEN_LIMIT, SeenNames, Slot, SlotKey, Variant, succeeded
+from .slots import SEEN_LIMIT, SeenNames, SlotKey, Variant, succeeded
 from .variant_playlist import SegmentRejected, VariantPlaylist
 
 log = logging.getLogger(__name__)
