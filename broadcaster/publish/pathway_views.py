@@ -121,12 +121,6 @@ class PathwayViews:
         if self.former is not None:
             self.former.playlist.unavailable(key)
 
-    def lists(self, pid: str, sequence: int) -> bool:
-        view = self._views.get(pid)
-        if view is None or self._on_former(pid):
-            return False
-        return 0 <= sequence <= view.through
-
     def found(self, pathway: str, key: str, at: At | None, vm: bool) -> tuple[int, str | None] | None:
         """`key` (`at`: where the window lists it) as `pathway` lists it: its number and the first bucket's
         URL once landed there; the VM's pathway also answers what left the window (6.2.2)."""
@@ -134,8 +128,9 @@ class PathwayViews:
             at = self._vm_listed.get(key)
             if at is None:
                 return None
-        elif at is None or not self.lists(pathway, at[0]):
-            return None
+        elif (at is None or (view := self._views.get(pathway)) is None or self._on_former(pathway)
+              or not 0 <= at[0] <= view.through):
+            return None  # not listed on `pathway` (or not yet)
         number, url, segment_key = at
         return number, url if self._landings.landed(self._plan.first.id, segment_key) else None
 
