@@ -117,6 +117,9 @@ export function create({ owncast, playback, video, post = (...a) => fetch(...a),
   };
   let cadence = null;
   let pending = null; // a state change to report
+  // POSTs in a row refused while a no-cors request got through. One alone is no verdict: a network back
+  // between the POST and the no-cors one looks the same, and would leave the collector for good.
+  let refused = 0;
   let timer = null;
   let lastPostAt = -Infinity;
   let played = false;
@@ -156,6 +159,7 @@ export function create({ owncast, playback, video, post = (...a) => fetch(...a),
     const body = JSON.stringify(items);
     post(owncast.cmcd, { method: 'POST', mode: 'cors', cache: 'no-store', credentials: 'omit', body })
       .then((response) => {
+        refused = 0;
         if (response.status === 404) return fallBack(sent);
         if (!response.ok) return null; // refused (400: the collector found no report): not sent again
         own.posts += 1;
@@ -165,7 +169,11 @@ export function create({ owncast, playback, video, post = (...a) => fetch(...a),
         return null;
       })
       .catch(() => post(owncast.cmcd, { mode: 'no-cors', cache: 'no-store', credentials: 'omit' })
-        .then(() => fallBack(sent), () => changes.undo(sent))); // reached without CORS: not the collector
+        .then(() => { // reached without CORS, twice in a row: not the collector
+          refused += 1;
+          if (refused >= 2) fallBack(sent);
+          else changes.undo(sent);
+        }, () => changes.undo(sent)));
   }
 
   /** Owncast has no collector: its older endpoint from now on, carrying what did not reach it. */
